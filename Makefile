@@ -1,0 +1,118 @@
+# Switchboard — build, test, run.
+#   make run      build everything and start the daemon with the demo data
+#   make test     the whole suite (one runner: prove)
+#   make bench    the benchmarks
+#   make test SANITIZE=address,undefined   the suite under sanitizers
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SANITIZE ?=
+O ?= $(if $(SANITIZE),build-san,build)
+
+CC ?= cc
+PKGS := lua5.4 lmdb libevent libsodium jansson
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+        -Wno-unused-parameter -Wvla
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Iengine/include
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDSAN = -fsanitize=$(SANITIZE)
+endif
+ifeq ($(WERROR),1)
+ALL_CFLAGS += -Werror
+endif
+LIBS = $(PKG_LIBS) -lpthread -lm
+
+SOVER := 0
+VERSION := 0.1.0
+
+LIB_SRC := $(wildcard engine/src/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+CLI_SRC := $(wildcard engine/cli/*.c engine/daemon/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(O)/%.o)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(O)/tests/%)
+
+STATIC := $(O)/libswitchboard.a
+SHARED := $(O)/libswitchboard.so.$(VERSION)
+CLI := $(O)/switchboard
+
+.PHONY: all deps lib cli tests run demo test bench clean install uninstall check-format
+
+all: deps lib cli
+
+deps:
+	@engine/tools/deps.sh build
+
+lib: $(STATIC) $(SHARED)
+cli: $(CLI)
+tests: $(TEST_BIN) $(BENCH_BIN)
+
+$(O)/engine/src/%.o: engine/src/%.c engine/include/switchboard.h $(wildcard engine/src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(O)/engine/%.o: engine/%.c engine/include/switchboard.h $(wildcard engine/daemon/*.h engine/cli/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libswitchboard.so.$(SOVER) -Wl,--no-undefined $(LDSAN) -o $@ $^ $(LIBS)
+	ln -sf libswitchboard.so.$(VERSION) $(O)/libswitchboard.so.$(SOVER)
+	ln -sf libswitchboard.so.$(SOVER) $(O)/libswitchboard.so
+
+$(CLI): $(CLI_OBJ) $(STATIC)
+	$(CC) $(LDSAN) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS)
+
+$(O)/tests/%: tests/unit/%.c tests/unit/tap.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
+
+$(O)/tests/bench_%: tests/bench/bench_%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
+
+# The demo: a day of calls through the example policies, then the daemon.
+run: all
+	@engine/tools/run-demo.sh $(CLI)
+
+# One runner for everything: prove runs each test (C programs and scripts
+# speaking TAP) and prints the closing summary.
+test:
+	@engine/tools/deps.sh test
+	@$(MAKE) --no-print-directory all tests
+	@SB_BUILD=$(O) prove -f --timer $(TEST_BIN) $(sort $(wildcard tests/*.t tests/*/*.t bindings/*/*.t))
+
+bench: all tests
+	@SB_BUILD=$(O) engine/tools/bench.sh
+
+check-format:
+	@clang-format --dry-run --Werror engine/include/*.h engine/src/*.[ch] engine/cli/*.[ch] \
+	  $(wildcard engine/daemon/*.[ch]) tests/unit/*.[ch]
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 644 engine/include/switchboard.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libswitchboard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libswitchboard.so.$(SOVER)
+	ln -sf libswitchboard.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libswitchboard.so
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/switchboard.h $(DESTDIR)$(PREFIX)/lib/libswitchboard.* \
+	  $(DESTDIR)$(PREFIX)/bin/switchboard
+
+clean:
+	rm -rf build build-san

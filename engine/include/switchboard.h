@@ -1,0 +1,386 @@
+/*
+** switchboard.h — the one public header of the Switchboard routing engine.
+**
+** Switchboard decides, for every call that reaches a queue, which agent rings
+** and on which device, by asking a Lua policy. All state lives in LMDB under a
+** data directory; one LMDB write transaction per event (read state, ask the
+** policy, apply, commit), so threads and separate processes sharing a data
+** directory can never hand one agent two calls.
+**
+** Conventions (read these once; every function below follows them):
+**
+**  - Every public name starts with sb_ / SB_. Nothing else is exported.
+**  - Functions that can fail return int: 0 on success, a negative SB_E* code
+**    on failure. sb_strerror() turns any code into a message starting with
+**    the code's name. Nothing fails only as a log line.
+**  - Functions that take an `sb_result *res` put the details of their outcome
+**    there: on failure a message (with file:line for policy errors) and the
+**    name of the offending field; on success the actions the call caused and,
+**    for reads, a JSON document. `res` may be NULL when the caller wants only
+**    the return code. A result is reused across calls: each call resets it.
+**  - Strings passed in are borrowed for the duration of the call only.
+**    Strings and structs handed out by a result are owned by that result and
+**    stay valid until the next call that uses the same result, or
+**    sb_result_free().
+**  - An engine handle may be used by several threads at once; an sb_result
+**    may be used by one thread at a time.
+**  - Times are milliseconds since the Unix epoch, from the engine's clock
+**    (injectable, see sb_config.clock). Durations in JSON are seconds.
+**  - Identifiers (accounts, agents, queues, calls, policies) are 1..128 bytes
+**    of [A-Za-z0-9._:@+-]. Phone numbers are E.164 ("+" then 2..15 digits).
+**  - Everything an account owns is reached only through that account's id;
+**    another account's ids behave exactly like ids that do not exist.
+*/
+#ifndef SWITCHBOARD_H
+#define SWITCHBOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SB_API __attribute__((visibility("default")))
+#define SB_NODISCARD __attribute__((warn_unused_result))
+#else
+#define SB_API
+#define SB_NODISCARD
+#endif
+
+#define SB_VERSION_MAJOR 0
+#define SB_VERSION_MINOR 1
+#define SB_VERSION_PATCH 0
+#define SB_VERSION_STRING "0.1.0"
+
+/* Version of the library actually linked (may differ from the header's). */
+SB_API const char *sb_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors. Codes live in a reserved negative band, away from errno and LMDB. */
+
+enum {
+    SB_OK = 0,
+    SB_EINVAL = -32000,   /* bad argument or malformed input; see field */
+    SB_ENOTFOUND = -32001, /* no such account/agent/queue/call/policy */
+    SB_EEXIST = -32002,   /* already exists (e.g. a call id offered twice) */
+    SB_ESTATE = -32003,   /* event not valid in the current state */
+    SB_EPOLICY = -32004,  /* a policy failed to compile, load or validate */
+    SB_EFULL = -32005,    /* LMDB map or disk full; nothing was written */
+    SB_ESTORE = -32006,   /* storage error (I/O, corrupt record) */
+    SB_ENOMEM = -32007,   /* out of memory; nothing was written */
+    SB_EBUSY = -32008,    /* data directory locked by another engine mode */
+    SB_EAUTH = -32009,    /* credentials did not verify */
+    SB_ELIMIT = -32010,   /* a configured limit was reached (queue full...) */
+    SB_ECRYPTO = -32011,  /* key file or sealed data could not be used */
+    SB_EVERSION = -32012, /* data directory written by a newer format */
+    SB_EHOLD = -32013,    /* legal hold prevents the operation */
+};
+
+/* A static message for any code, starting with the code's name, e.g.
+** "SB_ENOTFOUND: not found". Unknown codes give "SB_E?: unknown error". */
+SB_API const char *sb_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Results: error details, actions and JSON documents handed back to callers. */
+
+typedef struct sb_result sb_result;
+
+typedef enum sb_action_type {
+    SB_ACT_RING = 1,  /* ring agent_id on device/uri for timeout_s seconds   */
+    SB_ACT_CANCEL,    /* stop ringing agent_id for call_id                    */
+    SB_ACT_CONNECT,   /* bridge call_id to agent_id (it answered)             */
+    SB_ACT_REJECT,    /* reject call_id with reason                           */
+    SB_ACT_OVERFLOW,  /* call_id moved to queue_id (reason says why)          */
+    SB_ACT_WAIT,      /* call_id keeps waiting; re-decided at due_ms at latest */
+    SB_ACT_END,       /* call_id is finished (reason: its outcome)            */
+    SB_ACT_AGENT,     /* agent_id changed status to `status` (reason)         */
+} sb_action_type;
+
+typedef struct sb_action {
+    sb_action_type type;
+    const char *account;
+    const char *call_id;  /* NULL for SB_ACT_AGENT                           */
+    const char *agent_id; /* RING, CANCEL, CONNECT, AGENT                     */
+    const char *device;   /* RING: "landline", "mobile" or "softphone"        */
+    const char *uri;      /* RING: the device's dial URI                      */
+    const char *queue_id; /* the call's queue (OVERFLOW: the new queue)       */
+    const char *reason;   /* REJECT/OVERFLOW/END/AGENT; may be NULL            */
+    const char *status;   /* AGENT: new status name                           */
+    int timeout_s;        /* RING: seconds to ring                            */
+    int64_t due_ms;       /* WAIT: time of the next decision                  */
+} sb_action;
+
+/* Create an empty result. Returns NULL only when out of memory. */
+SB_API sb_result *sb_result_new(void);
+/* Free a result and everything it owns. NULL is a no-op. */
+SB_API void sb_result_free(sb_result *res);
+
+/* Outcome of the last call made with this result. */
+SB_API int sb_result_code(const sb_result *res);
+/* Message for a failure ("" on success). Owned by res. */
+SB_API const char *sb_result_message(const sb_result *res);
+/* Name of the offending input field, e.g. "devices.mobile", or NULL. */
+SB_API const char *sb_result_field(const sb_result *res);
+/* Actions caused by the last call, in the order the gateway should apply them. */
+SB_API size_t sb_result_count(const sb_result *res);
+SB_API const sb_action *sb_result_action(const sb_result *res, size_t i);
+/* JSON rendering of the whole result, always valid JSON:
+**   success: {"actions":[...], ...document fields...}
+**   failure: {"error":{"code":"SB_EINVAL","message":"...","field":"..."}}
+** For reads (sb_agent_get, sb_call_get...) the document is the object read.
+** Owned by res; length in *len when len is not NULL. */
+SB_API const char *sb_result_json(sb_result *res, size_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* Opening an engine. */
+
+typedef struct sb_engine sb_engine;
+
+typedef enum sb_sync_mode {
+    SB_SYNC_GROUP = 0, /* commit, then one sync shared by concurrent events;
+                       ** each event returns only once it is synced       */
+    SB_SYNC_SYNC,      /* every event synced on its own before it returns */
+    SB_SYNC_NONE,      /* never synced by the engine (tests, simulation)  */
+    SB_SYNC_DEFER,     /* commit without syncing; the caller calls sb_sync()
+                       ** before it acknowledges (a daemon batching a loop
+                       ** iteration's requests behind one sync)          */
+} sb_sync_mode;
+
+typedef enum sb_log_level {
+    SB_LOG_ERROR = 0,
+    SB_LOG_WARN,
+    SB_LOG_INFO,
+    SB_LOG_DEBUG,
+} sb_log_level;
+
+/* Clock: returns milliseconds since the Unix epoch. */
+typedef int64_t (*sb_clock_fn)(void *arg);
+/* Log sink: one line, no trailing newline; `line` is valid during the call. */
+typedef void (*sb_log_fn)(void *arg, sb_log_level level, const char *line);
+
+#define SB_CONFIG_VERSION 1
+
+typedef struct sb_config {
+    unsigned version;        /* SB_CONFIG_VERSION; set by sb_config_init   */
+    const char *data_dir;    /* created if missing (mode 0700)             */
+    sb_sync_mode sync;
+    size_t map_size;         /* initial LMDB map size in bytes; grows     */
+    size_t map_max;          /* never grow the map past this (0: 64 GiB)   */
+    const char *policy_dir;  /* stock/shared policies (*.lua); may be NULL */
+    const char *key_file;    /* master key; NULL: <data_dir>/master.key    */
+    sb_clock_fn clock;       /* NULL: the system clock                      */
+    void *clock_arg;
+    sb_log_fn log;           /* NULL: log to stderr                         */
+    void *log_arg;
+    sb_log_level log_level;
+    uint64_t seed;           /* seeds ctx.random (with call id and attempt) */
+    /* Budgets for every policy hook call. */
+    uint64_t policy_instructions; /* Lua VM instructions per hook call     */
+    uint32_t policy_wall_ms;      /* wall-clock limit per hook call        */
+    size_t policy_memory;         /* bytes per account's Lua state         */
+    uint32_t quarantine_after;    /* consecutive failures before quarantine */
+    int require_signed_policies;  /* 1: policies need a valid signature    */
+    const char *policy_public_key; /* hex Ed25519 key used when signed     */
+} sb_config;
+
+/* Fill cfg with defaults: group sync, 64 MiB map, 1,000,000 instructions,
+** 50 ms, 8 MiB per account, quarantine after 5 failures. */
+SB_API void sb_config_init(sb_config *cfg);
+
+/* Open (creating if needed) the engine on cfg->data_dir. On success *out is
+** a handle to release with sb_close(); on failure *out is NULL, nothing needs
+** freeing, and res (if given) says why. Several engines — in one process or
+** many — may open the same data directory. */
+SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res);
+/* Close the engine: syncs, then frees everything. NULL is a no-op. */
+SB_API void sb_close(sb_engine *eng);
+
+/* Make every event committed so far durable (fsync). Needed with
+** SB_SYNC_DEFER before acknowledging; harmless in other modes. */
+SB_API int sb_sync(sb_engine *eng);
+
+/* ------------------------------------------------------------------------ */
+/* Accounts, agents, queues: JSON documents in, JSON documents out.
+**
+** Account:  {"id":"acme","name":"Acme Ltd","fallback":"longest_idle"}
+** Agent:    {"id":"alice","name":"Alice","weight":1,
+**            "devices":{"softphone":"sip:alice@pbx.example","mobile":"tel:+447700900001"},
+**            "skills":{"english":5,"billing":3},
+**            "preferences":{"device":"softphone"},
+**            "timezone":"Europe/London",
+**            "schedule":[{"days":["mon","tue","wed","thu","fri"],"from":"09:00",
+**                         "to":"17:00","devices":["landline","softphone"]}],
+**            "wrapup":10}
+** Queue:    {"id":"support","policy":"longest-idle","ring_timeout":20,
+**            "max_wait":300,"max_length":100,"overflow":"backup",
+**            "wrapup":0,"fallback":"longest_idle",
+**            "members":[{"agent":"alice","tier":1,"position":1,"weight":1,"penalty":0}]}
+** Unknown fields are rejected with SB_EINVAL naming the field.
+** *_put creates or replaces; replacing keeps live state (an agent on a call
+** stays on the call). Reads place the stored document, plus live state, in
+** res's JSON.
+*/
+SB_API int sb_account_put(sb_engine *eng, const char *json, size_t len, sb_result *res);
+SB_API int sb_account_get(sb_engine *eng, const char *account, sb_result *res);
+SB_API int sb_account_list(sb_engine *eng, sb_result *res);
+/* Deletes the account and everything it owns. */
+SB_API int sb_account_delete(sb_engine *eng, const char *account, sb_result *res);
+
+SB_API int sb_agent_put(sb_engine *eng, const char *account, const char *json, size_t len,
+                        sb_result *res);
+SB_API int sb_agent_get(sb_engine *eng, const char *account, const char *agent, sb_result *res);
+SB_API int sb_agent_list(sb_engine *eng, const char *account, sb_result *res);
+/* Fails with SB_ESTATE while the agent is ringing or on a call. */
+SB_API int sb_agent_delete(sb_engine *eng, const char *account, const char *agent,
+                           sb_result *res);
+
+SB_API int sb_queue_put(sb_engine *eng, const char *account, const char *json, size_t len,
+                        sb_result *res);
+SB_API int sb_queue_get(sb_engine *eng, const char *account, const char *queue, sb_result *res);
+SB_API int sb_queue_list(sb_engine *eng, const char *account, sb_result *res);
+/* Fails with SB_ESTATE while calls wait in the queue. */
+SB_API int sb_queue_delete(sb_engine *eng, const char *account, const char *queue,
+                           sb_result *res);
+
+/* Add or replace one membership: {"tier":1,"position":2,"weight":1,"penalty":0}
+** (json may be NULL for defaults). */
+SB_API int sb_member_put(sb_engine *eng, const char *account, const char *queue,
+                         const char *agent, const char *json, size_t len, sb_result *res);
+SB_API int sb_member_delete(sb_engine *eng, const char *account, const char *queue,
+                            const char *agent, sb_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* Events. Each is one LMDB write transaction; its actions come back in res. */
+
+typedef enum sb_event_type {
+    SB_EV_OFFER = 1,    /* a call arrives in queue_id                       */
+    SB_EV_RING_RESULT,  /* agent_id's ring for call_id ended with `outcome` */
+    SB_EV_HANGUP,       /* a connected call ended                           */
+    SB_EV_ABANDON,      /* the caller hung up before being connected        */
+    SB_EV_TRANSFER,     /* move call_id to queue_id (waiting again), or
+                        ** to agent_id directly (rings that agent)         */
+    SB_EV_AGENT_STATUS, /* agent_id becomes `status` (with reason)          */
+} sb_event_type;
+
+typedef enum sb_ring_outcome {
+    SB_RING_ANSWERED = 1,
+    SB_RING_NO_ANSWER,
+    SB_RING_BUSY,
+    SB_RING_REJECTED,
+} sb_ring_outcome;
+
+typedef enum sb_agent_status {
+    SB_AGENT_OFFLINE = 0,
+    SB_AGENT_AVAILABLE,
+    SB_AGENT_PAUSED,
+    /* Set by the engine only: */
+    SB_AGENT_RESERVED, /* ringing for a call   */
+    SB_AGENT_ON_CALL,
+    SB_AGENT_WRAP_UP,  /* timed, after a call  */
+} sb_agent_status;
+
+typedef struct sb_event {
+    sb_event_type type;
+    const char *account;
+    const char *call_id;
+    const char *queue_id;   /* OFFER; TRANSFER to a queue              */
+    const char *agent_id;   /* RING_RESULT, AGENT_STATUS; TRANSFER to agent */
+    const char *caller;     /* OFFER: E.164 caller number              */
+    const char *called;     /* OFFER: E.164 number dialled (optional)  */
+    int priority;           /* OFFER: higher is served first (0..100)  */
+    sb_ring_outcome outcome; /* RING_RESULT                            */
+    sb_agent_status status; /* AGENT_STATUS: OFFLINE/AVAILABLE/PAUSED  */
+    const char *reason;     /* AGENT_STATUS (pause reason); optional   */
+    const char *attrs_json; /* OFFER: JSON object of gateway attributes,
+                            ** e.g. {"language":"de","skills":{"billing":2}};
+                            ** may be NULL                             */
+} sb_event;
+
+/* Apply one event. Returns 0 and the actions in res, or an error code with
+** nothing changed. */
+SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
+
+/* The same event as JSON, e.g.
+**   {"type":"offer","call":"c1","queue":"support","caller":"+4930123456"}
+**   {"type":"ring_result","call":"c1","agent":"alice","outcome":"answered"}
+**   {"type":"hangup","call":"c1"}   {"type":"abandon","call":"c1"}
+**   {"type":"transfer","call":"c1","queue":"billing"}
+**   {"type":"agent_status","agent":"alice","status":"paused","reason":"lunch"}
+** Types: offer, ring_result, hangup, abandon, transfer, agent_status. */
+SB_API int sb_submit_json(sb_engine *eng, const char *account, const char *json, size_t len,
+                          sb_result *res);
+
+/* Fire every timer due at the clock's current time (ring timeouts, wrap-up
+** ends, policy wake-ups, max-wait overflows) and return their actions. */
+SB_API int sb_tick(sb_engine *eng, sb_result *res);
+/* Time of the earliest pending timer, or INT64_MAX when there is none. */
+SB_API int64_t sb_next_deadline(sb_engine *eng);
+
+/* The call with its state and decision trace (every decision: time, policy,
+** version, outcome, error). */
+SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
+                       sb_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* Policies. A policy is a Lua 5.4 chunk returning a table of hooks; see
+** policies/README.md for the contract. Its version is the hex SHA-256 prefix
+** of its source. Policies named by queues are looked up first among the
+** account's own policies, then among the shared ones in cfg->policy_dir. */
+
+/* Validate then store an account policy: compile in the sandbox, run the top
+** level under the load budget, check the hooks, run `cases_json` (a JSON
+** array of scenario cases, may be NULL). Only if all pass is it stored and
+** every engine on the data directory moves to it; otherwise nothing changes
+** and res says what failed. res's JSON: {"name":..,"version":..}. */
+SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name,
+                         const char *source, size_t len, const char *cases_json,
+                         sb_result *res);
+/* {"policies":[{"name","version","source":"account"|"shared","state":"ok"|
+** "quarantined","failures":N}...]} */
+SB_API int sb_policy_list(sb_engine *eng, const char *account, sb_result *res);
+/* Re-read cfg->policy_dir, validate every file, and swap all at once, or
+** change nothing and say which file failed and why. */
+SB_API int sb_reload(sb_engine *eng, sb_result *res);
+
+/* Compile and lint a policy without an engine. res's message lists each
+** problem as "file:line: message", one per line. */
+SB_API int sb_policy_check(const char *name, const char *source, size_t len, sb_result *res);
+/* Run scenario cases (JSON array) against a policy without a data directory.
+** res's JSON: {"passed":N,"failed":N,"cases":[{"name","ok","got","expected"}]}.
+** Returns 0 when every case passes, SB_EPOLICY otherwise. */
+SB_API int sb_policy_test(const char *name, const char *source, size_t len,
+                          const char *cases_json, size_t cases_len, sb_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* API keys (the daemon's HTTP Basic auth is account_id:key). A key is random
+** (libsodium), shown once, and stored only as a keyed hash. */
+
+/* Create a key. res's JSON: {"key_id":"k1a2b3c4","key":"sbk_..."}; the key
+** cannot be read back later. */
+SB_API int sb_apikey_create(sb_engine *eng, const char *account, sb_result *res);
+/* 0 when `key` is a current key of `account`; SB_EAUTH otherwise, also for
+** unknown accounts. Compares in constant time. */
+SB_API SB_NODISCARD int sb_apikey_verify(sb_engine *eng, const char *account, const char *key,
+                                         size_t len);
+/* Revoke one key by its key_id. */
+SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key_id,
+                            sb_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* Introspection. */
+
+/* Counters and gauges of this engine handle (this process) as JSON:
+** {"events":{"offer":N,"ring_result":N,"hangup":N,"abandon":N,"transfer":N,
+**            "agent_status":N,"tick":N,"errors":N},
+**  "decisions":{"ring":N,"wait":N,"move":N,"reject":N,"fallback":N},
+**  "policy":{"failures":N,"quarantined":N,"reloads":N,"generation":N},
+**  "latency_us":{"le":[10,20,50,...],"counts":[...],"sum":N,"count":N},
+**  "lmdb":{"map_size":N,"used_bytes":N,"readers":N,"max_readers":N}} */
+SB_API int sb_stats(sb_engine *eng, sb_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SWITCHBOARD_H */

@@ -1,0 +1,58 @@
+/*
+** tap.h — a tiny Test Anything Protocol emitter for the C tests; prove reads it.
+** ok(cond, fmt, ...) prints "ok N - name" or "not ok N - name"; done_testing()
+** prints the plan and returns the exit code for main().
+*/
+#ifndef SB_TAP_H
+#define SB_TAP_H
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int tap_n, tap_fail;
+
+__attribute__((format(printf, 2, 3), unused)) static int ok(int cond, const char *fmt, ...)
+{
+    va_list ap;
+    tap_n++;
+    if (!cond) tap_fail++;
+    printf("%sok %d - ", cond ? "" : "not ", tap_n);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    return cond;
+}
+
+__attribute__((format(printf, 1, 2), unused)) static void diag(const char *fmt, ...)
+{
+    va_list ap;
+    printf("# ");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+}
+
+#define is_int(got, want, ...)                                                                     \
+    do {                                                                                           \
+        long long g_ = (long long)(got), w_ = (long long)(want);                                  \
+        if (!ok(g_ == w_, __VA_ARGS__)) diag("  got %lld, want %lld (%s:%d)", g_, w_, __FILE__,    \
+                                             __LINE__);                                            \
+    } while (0)
+
+#define is_str(got, want, ...)                                                                     \
+    do {                                                                                           \
+        const char *g_ = (got), *w_ = (want);                                                      \
+        if (!ok(g_ && w_ && strcmp(g_, w_) == 0, __VA_ARGS__))                                     \
+            diag("  got '%s', want '%s' (%s:%d)", g_ ? g_ : "(null)", w_ ? w_ : "(null)",          \
+                 __FILE__, __LINE__);                                                              \
+    } while (0)
+
+static inline int done_testing(void)
+{
+    printf("1..%d\n", tap_n);
+    return tap_fail ? 1 : 0;
+}
+#endif
