@@ -1,0 +1,64 @@
+/*
+** schedule.h — agents' weekly availability schedules and IANA time zones.
+**
+** An agent's "schedule" is a JSON array of at most SCHED_MAX_WINDOWS windows:
+**
+**   {"days": ["mon", "tue"], "from": "09:00", "to": "17:00",
+**    "devices": ["landline", "softphone"]}
+**
+**  - days: non-empty array of "mon".."sun", "weekdays" (mon..fri),
+**    "weekend" (sat, sun) or "all".
+**  - from, to: "HH:MM", 00:00..24:00. from < to is the same-day window
+**    [from, to); from > to crosses midnight and belongs to the day it starts
+**    ("fri" 22:00-06:00 is Fri 22:00 to Sat 06:00); from == to is an error.
+**  - devices: optional non-empty array of "landline", "mobile", "softphone";
+**    absent means every device.
+**  - any other field is an error.
+**
+** Windows are evaluated in the agent's wall-clock time, in its IANA zone
+** ("timezone"), read from TZif files under $TZDIR or /usr/share/zoneinfo.
+** "UTC" and "Etc/UTC" work without any tzdata. A NULL zone name means "UTC"
+** everywhere in this module. Loaded zones are cached for the life of the
+** process (at most 256; past that, zones are loaded per call).
+**
+** Every function is thread-safe. Internal to the engine: not exported.
+*/
+#ifndef SB_SCHEDULE_H
+#define SB_SCHEDULE_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#define SCHED_MAX_WINDOWS 64
+
+enum { DEV_LANDLINE = 1, DEV_MOBILE = 2, DEV_SOFTPHONE = 4, DEV_ALL = 7 };
+
+/* "landline"/"mobile"/"softphone" -> its DEV_* bit; anything else (or NULL) -> 0. */
+int sched_device_bit(const char *name);
+/* Inverse of sched_device_bit: a static name, or NULL if bit is not exactly one known bit. */
+const char *sched_device_name(int bit);
+
+/* Validate an agent's "schedule" (JSON array, may be NULL) and "timezone" (may be NULL =
+** "UTC"). 0 on success (err and field set to ""); -1 with a human message in err and the
+** offending field path in field, e.g. field "schedule[2].from", message "expected HH:MM
+** (00:00..24:00)"; an unknown zone gives field "timezone". err/field may be NULL; they are
+** truncated to errlen/fieldlen (NUL included). */
+int sched_validate(const json_t *schedule, const char *tz, char *err, size_t errlen, char *field,
+                   size_t fieldlen);
+
+/* Devices the schedule allows at now_ms (ms since Unix epoch): a DEV_* mask; 0 = outside
+** every window. NULL or empty schedule = always on, DEV_ALL. A window without "devices"
+** allows DEV_ALL. Several windows matching at once: union of their devices. Invalid input
+** (what sched_validate rejects): 0. */
+unsigned sched_devices_at(const json_t *schedule, const char *tz, int64_t now_ms);
+
+/* UTC offset (seconds east) of zone tz at utc_s (seconds since the epoch). 0 on success,
+** -1 for an unknown/invalid zone name or an unreadable, truncated or corrupt TZif file. */
+int tz_offset(const char *tz, int64_t utc_s, int32_t *offset);
+
+/* 1 if tz is a loadable zone name, else 0. Names are 1..64 bytes of [A-Za-z0-9/_+-], in
+** non-empty '/'-separated components not starting with '/'. */
+int tz_valid(const char *tz);
+
+#endif

@@ -1,0 +1,490 @@
+/*
+** test_schedule.c — time zones (TZif reader, POSIX footer rules) and availability windows.
+*/
+#include "schedule.h"
+#include "tap.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BAD_OFF (-999999)
+
+static int64_t utc(int y, int mo, int d, int h, int mi, int s)
+{
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = s};
+    return (int64_t)timegm(&tm);
+}
+
+static int32_t off(const char *tz, int64_t t)
+{
+    int32_t o;
+    return tz_offset(tz, t, &o) == 0 ? o : BAD_OFF;
+}
+
+static unsigned at(const char *sched, const char *tz, int64_t t)
+{
+    json_error_t e;
+    json_t *j = json_loads(sched, 0, &e);
+    if (!j) diag("bad test JSON: %s", e.text);
+    unsigned m = sched_devices_at(j, tz, t * 1000);
+    json_decref(j);
+    return m;
+}
+
+/* Validate; returns the field path ("" on success), message in msg. */
+static char vfield[128], vmsg[128];
+static const char *check(const char *sched, const char *tz)
+{
+    json_t *j = json_loads(sched, 0, NULL);
+    int rc = sched_validate(j, tz, vmsg, sizeof vmsg, vfield, sizeof vfield);
+    json_decref(j);
+    if ((rc == 0) != (vfield[0] == '\0')) diag("rc %d but field '%s'", rc, vfield);
+    return vfield;
+}
+
+/* Offsets from glibc's own TZif reader, for cross-checking. */
+static int32_t libc_off(const char *tz, int64_t t)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    setenv("TZ", tz, 1);
+    tzset();
+    return localtime_r(&tt, &tm) ? (int32_t)tm.tm_gmtoff : BAD_OFF;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hand-made TZif files. */
+
+static uint8_t *put32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = (uint8_t)v;
+    return p + 4;
+}
+
+/* One header plus data block with n transitions and nt types (designation "ZZZ"). */
+static uint8_t *tzif_block(uint8_t *p, char ver, int tsize, int n, const int64_t *when,
+                           const uint8_t *idx, int nt, const int32_t *offs)
+{
+    memcpy(p, "TZif", 4);
+    p[4] = (uint8_t)ver;
+    memset(p + 5, 0, 15);
+    p = put32(put32(put32(p + 20, 0), 0), 0);
+    p = put32(put32(put32(p, (uint32_t)n), (uint32_t)nt), 4);
+    for (int i = 0; i < n; i++) {
+        if (tsize == 8) p = put32(p, (uint32_t)((uint64_t)when[i] >> 32));
+        p = put32(p, (uint32_t)when[i]);
+    }
+    if (n) memcpy(p, idx, (size_t)n);
+    p += n;
+    for (int i = 0; i < nt; i++) {
+        p = put32(p, (uint32_t)offs[i]);
+        *p++ = 0, *p++ = 0;
+    }
+    memcpy(p, "ZZZ", 4);
+    return p + 4;
+}
+
+static char tzdir[64];
+
+static void write_file(const char *name, const void *data, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", tzdir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len) diag("cannot write %s", path);
+    if (f) fclose(f);
+}
+
+/* A v2 file with no transitions, type 0 at offset std, and the given footer. */
+static void write_footer_zone(const char *name, int32_t std, const char *footer)
+{
+    uint8_t buf[512], *p = buf;
+    p = tzif_block(p, '2', 4, 0, NULL, NULL, 1, &std);
+    p = tzif_block(p, '2', 8, 0, NULL, NULL, 1, &std);
+    p += sprintf((char *)p, "\n%s\n", footer);
+    write_file(name, buf, (size_t)(p - buf));
+}
+
+static void *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = malloc(1 << 20);
+    *len = f && buf ? fread(buf, 1, 1 << 20, f) : 0;
+    if (f) fclose(f);
+    return buf;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_devices(void)
+{
+    is_int(sched_device_bit("landline"), DEV_LANDLINE, "device bit landline");
+    is_int(sched_device_bit("mobile"), DEV_MOBILE, "device bit mobile");
+    is_int(sched_device_bit("softphone"), DEV_SOFTPHONE, "device bit softphone");
+    is_int(sched_device_bit("fax"), 0, "device bit of unknown name is 0");
+    is_int(sched_device_bit(NULL), 0, "device bit of NULL is 0");
+    is_str(sched_device_name(DEV_MOBILE), "mobile", "device name of DEV_MOBILE");
+    ok(sched_device_name(DEV_LANDLINE | DEV_MOBILE) == NULL, "device name of two bits is NULL");
+    ok(sched_device_name(0) == NULL && sched_device_name(8) == NULL, "device name of 0/8 is NULL");
+}
+
+static void test_offsets(void)
+{
+    is_int(off("UTC", utc(2026, 6, 1, 0, 0, 0)), 0, "UTC is +0");
+    is_int(off("Etc/UTC", 0), 0, "Etc/UTC is +0");
+    is_int(off(NULL, 0), 0, "NULL zone is UTC");
+
+    const char *b = "Europe/Berlin";
+    is_int(off(b, utc(2026, 1, 15, 12, 0, 0)), 3600, "Berlin winter +1");
+    is_int(off(b, utc(2026, 3, 29, 0, 59, 59)), 3600, "Berlin 1 s before 2026 spring change");
+    is_int(off(b, utc(2026, 3, 29, 1, 0, 0)), 7200, "Berlin at 2026 spring change +2");
+    is_int(off(b, utc(2026, 10, 25, 0, 59, 59)), 7200, "Berlin 1 s before 2026 autumn change");
+    is_int(off(b, utc(2026, 10, 25, 1, 0, 0)), 3600, "Berlin at 2026 autumn change +1");
+    is_int(off(b, utc(1800, 1, 1, 0, 0, 0)), 3208, "Berlin before first transition: LMT +0:53:28");
+    is_int(off(b, utc(2100, 7, 1, 12, 0, 0)), 7200, "Berlin summer 2100 (footer rule) +2");
+    is_int(off(b, utc(2100, 1, 1, 12, 0, 0)), 3600, "Berlin winter 2100 (footer rule) +1");
+    is_int(off(b, utc(2100, 3, 28, 1, 0, 0)), 7200, "Berlin 2100 spring change (last Sun Mar 28)");
+    is_int(off(b, utc(2100, 3, 28, 0, 59, 59)), 3600, "Berlin 1 s before 2100 spring change");
+
+    const char *ny = "America/New_York";
+    is_int(off(ny, utc(2026, 1, 15, 12, 0, 0)), -18000, "New York winter -5");
+    is_int(off(ny, utc(2026, 3, 8, 6, 59, 59)), -18000, "New York 1 s before DST");
+    is_int(off(ny, utc(2026, 3, 8, 7, 0, 0)), -14400, "New York DST starts 2026-03-08");
+    is_int(off(ny, utc(2026, 11, 1, 6, 0, 0)), -18000, "New York DST ends 2026-11-01");
+    is_int(off(ny, utc(2100, 7, 4, 12, 0, 0)), -14400, "New York summer 2100 -4");
+
+    is_int(off("Asia/Kolkata", utc(2026, 6, 1, 0, 0, 0)), 19800, "Kolkata +5:30");
+    const char *lh = "Australia/Lord_Howe";
+    is_int(off(lh, utc(2026, 1, 15, 0, 0, 0)), 39600, "Lord Howe summer +11 (30-min DST)");
+    is_int(off(lh, utc(2026, 7, 1, 0, 0, 0)), 37800, "Lord Howe winter +10:30");
+    is_int(off(lh, utc(2026, 10, 3, 15, 29, 59)), 37800, "Lord Howe 1 s before DST 2026-10-04");
+    is_int(off(lh, utc(2026, 10, 3, 15, 30, 0)), 39600, "Lord Howe DST from 02:00 local");
+    is_int(off(lh, utc(2100, 1, 1, 0, 0, 0)), 39600, "Lord Howe 2100 (footer, southern) +11");
+
+    /* Cross-check against glibc over 1900..2200 (tables and footer rules). */
+    static const char *zones[] = {"Europe/Berlin",     "America/New_York",  "Australia/Lord_Howe",
+                                  "Asia/Kolkata",      "America/Nuuk",      "America/Santiago",
+                                  "Africa/Casablanca", "Asia/Tehran",       "Pacific/Chatham",
+                                  "Europe/Dublin",     "America/Sao_Paulo", "Antarctica/Troll"};
+    for (size_t z = 0; z < sizeof zones / sizeof *zones; z++) {
+        int bad = 0, n = 0;
+        for (int64_t t = utc(1900, 1, 1, 0, 0, 0); t < utc(2200, 1, 1, 0, 0, 0);
+             t += 7 * 86400 + 1237) {
+            int32_t mine = off(zones[z], t), theirs = libc_off(zones[z], t);
+            n++;
+            if (mine != theirs && bad++ < 3)
+                diag("%s at %lld: %d vs libc %d", zones[z], (long long)t, mine, theirs);
+        }
+        ok(bad == 0, "%s agrees with libc at %d instants 1900..2200", zones[z], n);
+    }
+    unsetenv("TZ");
+
+    static const char *bad[] = {"../etc/passwd",
+                                "/etc/passwd",
+                                "No/Such_Zone",
+                                "",
+                                "Europe/../Europe/Berlin",
+                                "Europe//Berlin",
+                                "Europe/Berlin/",
+                                "Europe/Berlin ",
+                                "Europe",
+                                "A234567890123456789012345678901234567890123456789012345678901234"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int32_t o = 77;
+        ok(tz_offset(bad[i], 0, &o) == -1 && !tz_valid(bad[i]) && o == 77, "zone '%s' is invalid",
+           bad[i]);
+    }
+    ok(tz_valid("Europe/Berlin") && tz_valid("UTC") && tz_valid(NULL), "valid zones are valid");
+}
+
+/* Corrupt, truncated and hand-made files in a private TZDIR. */
+static void test_tzdir(void)
+{
+    size_t len;
+    uint8_t *berlin = read_all("/usr/share/zoneinfo/Europe/Berlin", &len);
+    snprintf(tzdir, sizeof tzdir, "/tmp/sch_tzXXXXXX");
+    if (!mkdtemp(tzdir) || len < 100) diag("setup failed");
+    setenv("TZDIR", tzdir, 1);
+
+    ok(tz_valid("UTC") && tz_valid("Etc/UTC") && off("Etc/UTC", 12345) == 0,
+       "UTC and Etc/UTC work without tzdata files");
+    ok(!tz_valid("Europe/Berlin"), "Berlin is unknown in an empty TZDIR (cache keyed by path)");
+
+    write_file("Copy", berlin, len);
+    is_int(off("Copy", utc(2026, 7, 1, 0, 0, 0)), 7200, "a copy of Berlin in TZDIR loads");
+    int fails = 0;
+    for (size_t n = 0; n < len; n++) {
+        write_file("Trunc", berlin, n);
+        fails += off("Trunc", utc(2026, 7, 1, 0, 0, 0)) == BAD_OFF;
+    }
+    is_int(fails, len, "every truncation of Berlin (0..%zu bytes) gives -1", len - 1);
+
+    uint8_t *mut = malloc(len);
+    memcpy(mut, berlin, len);
+    mut[0] = 'X';
+    write_file("BadMagic", mut, len);
+    ok(off("BadMagic", 0) == BAD_OFF, "bad magic gives -1");
+    memcpy(mut, berlin, len);
+    memcpy(mut + len - 10, "garbage\n", 8); /* footer that does not parse */
+    write_file("BadFooter", mut, len - 2);
+    ok(off("BadFooter", 0) == BAD_OFF, "unparsable footer gives -1");
+
+    /* v1 only: 32-bit times, no footer; the last transition's type rules forever. */
+    uint8_t buf[512], *p;
+    int32_t offs[2] = {3600, 7200};
+    int64_t when[2] = {1000000000, 1100000000};
+    uint8_t idx[2] = {1, 0};
+    p = tzif_block(buf, 0, 4, 2, when, idx, 2, offs);
+    write_file("V1", buf, (size_t)(p - buf));
+    ok(off("V1", 999999999) == 3600 && off("V1", 1000000000) == 7200 &&
+           off("V1", 1100000000) == 3600 && off("V1", utc(2100, 1, 1, 0, 0, 0)) == 3600,
+       "v1 file: type 0 before, table after, last type after the end");
+    idx[1] = 2; /* type index out of range */
+    p = tzif_block(buf, 0, 4, 2, when, idx, 2, offs);
+    write_file("BadIdx", buf, (size_t)(p - buf));
+    ok(off("BadIdx", 0) == BAD_OFF, "transition type index out of range gives -1");
+    idx[1] = 0, when[1] = when[0]; /* not increasing */
+    p = tzif_block(buf, 0, 4, 2, when, idx, 2, offs);
+    write_file("BadOrder", buf, (size_t)(p - buf));
+    ok(off("BadOrder", 0) == BAD_OFF, "transitions out of order give -1");
+
+    /* Footer forms: Jn (Feb 29 never counted), n (zero-based, counted), all-year DST. */
+    write_footer_zone("J", 7200, "XST-2XDT,J60/2,J300/3");
+    is_int(off("J", utc(2026, 2, 28, 23, 59, 59)), 7200, "J60: std until Mar 1 02:00 local");
+    is_int(off("J", utc(2026, 3, 1, 0, 0, 0)), 10800, "J60: DST from Mar 1 02:00 local");
+    is_int(off("J", utc(2028, 2, 29, 12, 0, 0)), 7200, "J60 skips Feb 29 in a leap year");
+    is_int(off("J", utc(2026, 10, 26, 23, 59, 59)), 10800, "J300 = Oct 27: still DST before");
+    is_int(off("J", utc(2026, 10, 27, 0, 0, 0)), 7200, "J300/3 ends DST at 03:00 DST");
+    write_footer_zone("N", 7200, "<+02>-2<+03>,59,299/3");
+    is_int(off("N", utc(2028, 2, 29, 0, 0, 0)), 10800, "n=59 is Feb 29 in a leap year");
+    is_int(off("N", utc(2026, 2, 28, 23, 59, 59)), 7200, "n=59 is Mar 1 in 2026");
+    write_footer_zone("AllDST", -18000, "EST5EDT,0/0,J365/25");
+    ok(off("AllDST", utc(2026, 1, 1, 4, 30, 0)) == -14400 &&
+           off("AllDST", utc(2026, 12, 31, 23, 0, 0)) == -14400 &&
+           off("AllDST", utc(2027, 1, 1, 5, 0, 0)) == -14400,
+       "0/0,J365/25 is DST all year, across New Year");
+    write_footer_zone("Neg", -7200, "<-02>2<-01>,M3.5.0/-1,M10.5.0/0");
+    is_int(off("Neg", utc(2030, 3, 31, 0, 59, 59)), -7200, "negative rule time: before");
+    is_int(off("Neg", utc(2030, 3, 31, 1, 0, 0)), -3600, "M3.5.0/-1: Sat 23:00 local");
+    write_footer_zone("Default", -18000, "EST5EDT");
+    is_int(off("Default", utc(2026, 7, 1, 0, 0, 0)), -14400, "DST without rule: US default");
+    write_footer_zone("HalfStd", 0, "<+0545>-5:45");
+    is_int(off("HalfStd", 0), 20700, "footer-only zone +5:45");
+    static const char *badf[] = {
+        "X1",    "EST",   "EST5EDT,M13.1.0,M11.1.0", "EST5EDT,M3.2.0",        "EST5;",
+        "EST25", "<AB>1", "EST5EDT,J0,J10",          "EST5EDT,M3.6.0,M11.1.0"};
+    for (size_t i = 0; i < sizeof badf / sizeof *badf; i++) {
+        write_footer_zone("BadF", 0, badf[i]);
+        ok(off("BadF", 0) == BAD_OFF, "footer '%s' is rejected", badf[i]);
+    }
+
+    /* Random corruption must never crash (run under ASan); load either succeeds or fails. */
+    srand(7);
+    int loaded = 0;
+    for (int i = 0; i < 1500; i++) {
+        char name[32];
+        memcpy(mut, berlin, len);
+        for (int k = 0; k < 1 + rand() % 4; k++)
+            mut[rand() % len] = (uint8_t)rand();
+        snprintf(name, sizeof name, "F%d", i);
+        write_file(name, mut, len);
+        loaded += off(name, utc(2026, 1, 1, 0, 0, 0)) != BAD_OFF;
+        off(name, utc(2200, 1, 1, 0, 0, 0));
+        snprintf((char *)buf, sizeof buf, "%s/%s", tzdir, name);
+        unlink((char *)buf);
+    }
+    ok(1, "1500 randomly corrupted files did not crash (%d loaded, cache overflowed)", loaded);
+    is_int(off("Copy", utc(2026, 1, 1, 0, 0, 0)), 3600, "zones still work with the cache full");
+
+    static const char *files[] = {"Copy",   "Trunc",    "BadMagic", "BadFooter", "V1",
+                                  "BadIdx", "BadOrder", "J",        "N",         "AllDST",
+                                  "Neg",    "Default",  "HalfStd",  "BadF"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf((char *)buf, sizeof buf, "%s/%s", tzdir, files[i]);
+        unlink((char *)buf);
+    }
+    rmdir(tzdir);
+    unsetenv("TZDIR");
+    free(mut);
+    free(berlin);
+}
+
+static void test_windows(void)
+{
+    /* 2026-01-12 is a Monday; 01-16 Friday; 01-17 Saturday; 07-13 Monday. */
+    const char *office = "[{\"days\":[\"weekdays\"],\"from\":\"09:00\",\"to\":\"17:00\"}]";
+    is_int(at(office, "UTC", utc(2026, 1, 12, 10, 0, 0)), DEV_ALL, "inside window: all devices");
+    is_int(at(office, "UTC", utc(2026, 1, 12, 8, 59, 0)), 0, "before window: none");
+    is_int(at(office, "UTC", utc(2026, 1, 12, 16, 59, 59)), DEV_ALL, "last second of window");
+    is_int(at(office, "UTC", utc(2026, 1, 12, 17, 0, 0)), 0, "window end is exclusive");
+    is_int(at(office, "UTC", utc(2026, 1, 16, 12, 0, 0)), DEV_ALL, "weekdays includes Friday");
+    is_int(at(office, "UTC", utc(2026, 1, 17, 12, 0, 0)), 0, "weekdays excludes Saturday");
+    is_int(at("[]", "UTC", 0), DEV_ALL, "empty schedule: always on");
+    ok(sched_devices_at(NULL, NULL, 0) == DEV_ALL, "NULL schedule: always on");
+
+    /* Desk phones in office hours, the mobile otherwise. */
+    const char *split = "[{\"days\":[\"weekdays\"],\"from\":\"09:00\",\"to\":\"17:00\","
+                        "\"devices\":[\"landline\",\"softphone\"]},"
+                        "{\"days\":[\"weekdays\"],\"from\":\"17:00\",\"to\":\"09:00\","
+                        "\"devices\":[\"mobile\"]},"
+                        "{\"days\":[\"weekend\"],\"from\":\"00:00\",\"to\":\"24:00\","
+                        "\"devices\":[\"mobile\"]}]";
+    is_int(at(split, "UTC", utc(2026, 1, 12, 10, 0, 0)), DEV_LANDLINE | DEV_SOFTPHONE,
+           "office hours: landline and softphone");
+    is_int(at(split, "UTC", utc(2026, 1, 12, 20, 0, 0)), DEV_MOBILE, "Monday evening: mobile");
+    is_int(at(split, "UTC", utc(2026, 1, 13, 3, 0, 0)), DEV_MOBILE,
+           "Tuesday 03:00: Monday's overnight window");
+    is_int(at(split, "UTC", utc(2026, 1, 12, 3, 0, 0)), 0,
+           "Monday 03:00: no window (Sunday's is not overnight)");
+    is_int(at(split, "UTC", utc(2026, 1, 17, 23, 59, 0)), DEV_MOBILE, "Saturday: mobile");
+    const char *both = "[{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"17:00\","
+                       "\"devices\":[\"landline\"]},"
+                       "{\"days\":[\"mon\"],\"from\":\"12:00\",\"to\":\"13:00\","
+                       "\"devices\":[\"mobile\",\"softphone\"]}]";
+    is_int(at(both, "UTC", utc(2026, 1, 12, 12, 30, 0)), DEV_ALL, "overlapping windows: union");
+    is_int(at(both, "UTC", utc(2026, 1, 12, 13, 0, 0)), DEV_LANDLINE, "after the overlap");
+
+    const char *night = "[{\"days\":[\"fri\"],\"from\":\"22:00\",\"to\":\"06:00\"}]";
+    is_int(at(night, "UTC", utc(2026, 1, 16, 23, 0, 0)), DEV_ALL, "cross-midnight: Fri 23:00");
+    is_int(at(night, "UTC", utc(2026, 1, 17, 5, 59, 59)), DEV_ALL, "cross-midnight: Sat 05:59");
+    is_int(at(night, "UTC", utc(2026, 1, 17, 6, 0, 0)), 0, "cross-midnight: Sat 06:00 is out");
+    is_int(at(night, "UTC", utc(2026, 1, 16, 5, 0, 0)), 0, "cross-midnight: Fri 05:00 is out");
+    is_int(at(night, "UTC", utc(2026, 1, 17, 23, 0, 0)), 0, "cross-midnight: Sat 23:00 is out");
+
+    const char *late = "[{\"days\":[\"sun\"],\"from\":\"20:00\",\"to\":\"24:00\"}]";
+    is_int(at(late, "UTC", utc(2026, 1, 18, 23, 59, 59)), DEV_ALL, "to 24:00 includes 23:59:59");
+    is_int(at(late, "UTC", utc(2026, 1, 19, 0, 0, 0)), 0, "to 24:00 excludes next midnight");
+
+    /* The agent's own zone. */
+    const char *mon9 = "[{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"17:00\"}]";
+    const char *b = "Europe/Berlin";
+    is_int(at(mon9, b, utc(2026, 1, 12, 8, 0, 0)), DEV_ALL, "09:00 Berlin in winter is 08:00 UTC");
+    is_int(at(mon9, b, utc(2026, 1, 12, 7, 59, 59)), 0, "07:59:59 UTC is before 09:00 Berlin");
+    is_int(at(mon9, b, utc(2026, 7, 13, 7, 0, 0)), DEV_ALL, "09:00 Berlin in summer is 07:00 UTC");
+    is_int(at(mon9, b, utc(2026, 7, 13, 15, 0, 0)), 0, "17:00 Berlin summer is the end");
+    is_int(at(mon9, "America/New_York", utc(2026, 1, 12, 14, 0, 0)), DEV_ALL,
+           "09:00 New York is 14:00 UTC");
+    is_int(at("[{\"days\":[\"mon\"],\"from\":\"00:00\",\"to\":\"02:00\"}]", "Asia/Kolkata",
+              utc(2026, 1, 11, 18, 30, 0)),
+           DEV_ALL, "Sunday 18:30 UTC is Monday 00:00 in Kolkata");
+
+    is_int(at(office, "No/Such_Zone", utc(2026, 1, 12, 10, 0, 0)), 0, "unknown zone: 0");
+    is_int(at("[{\"days\":[\"mon\"],\"from\":\"9:00\",\"to\":\"17:00\"}]", "UTC",
+              utc(2026, 1, 12, 10, 0, 0)),
+           0, "invalid schedule: 0");
+    unsigned m = at(office, "Europe/Berlin", INT64_MAX / 1000);
+    ok(m == 0 || m == DEV_ALL, "extreme times do not overflow");
+}
+
+static void test_validate(void)
+{
+    const char *w = "{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"17:00\"}";
+    char buf[4096];
+    is_str(check("[{\"days\":[\"all\"],\"from\":\"22:00\",\"to\":\"06:00\","
+                 "\"devices\":[\"mobile\"]}]",
+                 "Europe/Berlin"),
+           "", "a valid schedule validates");
+    is_str(check("null", NULL), "", "no schedule and no zone validate");
+    is_str(check("{}", NULL), "schedule", "schedule not an array");
+    is_str(vmsg, "expected an array of windows", "message for a non-array");
+
+    snprintf(buf, sizeof buf, "[%s,%s,%s]", w, w,
+             "{\"days\":[\"mon\"],\"from\":\"9:00\",\"to\":\"17:00\"}");
+    is_str(check(buf, NULL), "schedule[2].from", "malformed from names schedule[2].from");
+    is_str(vmsg, "expected HH:MM (00:00..24:00)", "message for malformed time");
+    is_str(check("[{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"24:01\"}]", NULL),
+           "schedule[0].to", "24:01 is invalid");
+    is_str(check("[{\"days\":[\"mon\"],\"from\":\"12:60\",\"to\":\"13:00\"}]", NULL),
+           "schedule[0].from", "12:60 is invalid");
+    is_str(check("[{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"09:00\"}]", NULL),
+           "schedule[0].to", "from == to is an error");
+    is_str(check("[{\"days\":[\"mon\",\"funday\"],\"from\":\"09:00\",\"to\":\"17:00\"}]", NULL),
+           "schedule[0].days[1]", "unknown day names its index");
+    is_str(check("[{\"from\":\"09:00\",\"to\":\"17:00\"}]", NULL), "schedule[0].days",
+           "missing days");
+    is_str(check("[{\"days\":[],\"from\":\"09:00\",\"to\":\"17:00\"}]", NULL), "schedule[0].days",
+           "empty days");
+    snprintf(buf, sizeof buf,
+             "[%s,{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"17:00\","
+             "\"devices\":[\"mobile\",\"fax\"]}]",
+             w);
+    is_str(check(buf, NULL), "schedule[1].devices[1]", "unknown device names its index");
+    is_str(check("[{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"17:00\",\"devices\":[]}]", NULL),
+           "schedule[0].devices", "empty devices");
+    is_str(check("[{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"17:00\",\"color\":1}]", NULL),
+           "schedule[0].color", "unknown field is named");
+    is_str(check("[{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"17:00\"},3]", NULL),
+           "schedule[1]", "window not an object");
+    is_str(check("[]", "Mars/Olympus"), "timezone", "unknown zone names timezone");
+    is_str(vmsg, "unknown time zone", "message for unknown zone");
+
+    size_t n = 1;
+    buf[0] = '[';
+    for (int i = 0; i < 65; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? "," : "", w);
+    snprintf(buf + n, sizeof buf - n, "]");
+    is_str(check(buf, NULL), "schedule", "65 windows are too many");
+    snprintf(buf + n - strlen(w) - 1, sizeof buf - n, "]");
+    is_str(check(buf, NULL), "", "64 windows are fine");
+
+    json_t *bad = json_loads("[{\"days\":[\"mon\"],\"from\":\"x\",\"to\":\"17:00\"}]", 0, NULL);
+    char e[8], f[8];
+    ok(sched_validate(bad, NULL, e, sizeof e, f, sizeof f) == -1 && strcmp(f, "schedul") == 0 &&
+           strlen(e) == 7,
+       "small buffers are truncated, NUL-terminated");
+    ok(sched_validate(bad, NULL, NULL, 0, NULL, 0) == -1, "NULL buffers are allowed");
+    json_decref(bad);
+}
+
+struct job {
+    int id, bad;
+};
+
+static void *worker(void *arg)
+{
+    static const char *z[] = {"Europe/Berlin",    "America/New_York", "Asia/Kolkata",
+                              "Europe/Paris",     "Asia/Tokyo",       "America/Chicago",
+                              "Australia/Sydney", "Europe/London"};
+    struct job *j = arg;
+    for (int i = 0; i < 2000; i++) {
+        int32_t o;
+        j->bad += tz_offset(z[(i + j->id) % 8], utc(2026, 1 + i % 12, 1, 0, 0, 0), &o) != 0;
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    pthread_t th[8];
+    struct job jobs[8];
+    int total = 0;
+    for (int i = 0; i < 8; i++) {
+        jobs[i] = (struct job){i, 0};
+        pthread_create(&th[i], NULL, worker, &jobs[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        total += jobs[i].bad;
+    }
+    is_int(total, 0, "8 threads loading and reading zones concurrently");
+}
+
+int main(void)
+{
+    test_devices();
+    test_offsets();
+    test_windows();
+    test_validate();
+    test_threads();
+    test_tzdir(); /* last: it fills the zone cache */
+    return done_testing();
+}
