@@ -1,0 +1,116 @@
+/*
+** apikeys.c — per-account API keys: random (libsodium), shown once, stored
+** only as a hash keyed from the master key, compared in constant time.
+*/
+#include "crypto.h"
+#include "engine.h"
+
+#include <string.h>
+
+#define MAX_KEYS_PER_ACCOUNT 64
+
+static size_t key_key(uint8_t *k, uint32_t acct, const char *key_id)
+{
+    size_t n = strlen(key_id);
+    put_be32(k, acct);
+    memcpy(k + 4, key_id, n);
+    return 4 + n;
+}
+
+typedef struct {
+    const char *account;
+    char key[64];
+    char key_id[17];
+} key_op;
+
+static int do_create(wtx *t, void *arg)
+{
+    key_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    /* Bound the number of keys: verification looks at each. */
+    MDB_cursor *c;
+    int n = 0;
+    if ((rc = mdb_cursor_open(t->txn, t->e->dbi[DB_APIKEYS], &c))) return rc;
+    uint8_t p[4];
+    MDB_val k = {key_acct(p, t->acct), p}, v;
+    for (int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+         r == 0 && k.mv_size > 4 && memcmp(k.mv_data, p, 4) == 0;
+         r = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        n++;
+    mdb_cursor_close(c);
+    if (n >= MAX_KEYS_PER_ACCOUNT)
+        return res_err(t->res, SB_ELIMIT, NULL, "account has %d keys; revoke one first", n);
+    uint8_t rnd[8], hash[CR_APIKEY_HASH_BYTES], kb[4 + 16];
+    cr_random(rnd, sizeof rnd);
+    cr_hex_encode(rnd, sizeof rnd, op->key_id);
+    cr_apikey_new(op->key);
+    cr_apikey_hash(t->e->master, op->account, op->key, strlen(op->key), hash);
+    rc = st_put(t->txn, t->e->dbi[DB_APIKEYS], kb, key_key(kb, t->acct, op->key_id), hash,
+                sizeof hash);
+    cr_wipe(hash, sizeof hash);
+    return rc;
+}
+
+int sb_apikey_create(sb_engine *e, const char *account, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    key_op op = {.account = account};
+    int rc = eng_write(e, do_create, &op, res);
+    if (!rc) res_doc(res, json_pack("{s:s, s:s, s:s}", "account", account, "key_id", op.key_id,
+                                    "key", op.key));
+    cr_wipe(op.key, sizeof op.key);
+    return rc;
+}
+
+int sb_apikey_verify(sb_engine *e, const char *account, const char *key, size_t len)
+{
+    if (!e || !key || !id_valid(account) || len == 0 || len > 256) return SB_EAUTH;
+    MDB_txn *txn;
+    if (eng_read_begin(e, &txn)) return SB_ESTORE;
+    acct_rec acc;
+    int ok = 0;
+    if (st_account_by_id(txn, e, account, &acc) == 0) {
+        MDB_cursor *c;
+        if (mdb_cursor_open(txn, e->dbi[DB_APIKEYS], &c) == 0) {
+            uint8_t p[4];
+            MDB_val k = {key_acct(p, acc.num), p}, v;
+            for (int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+                 r == 0 && k.mv_size > 4 && memcmp(k.mv_data, p, 4) == 0;
+                 r = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+                if (v.mv_size == CR_APIKEY_HASH_BYTES &&
+                    cr_apikey_verify(e->master, account, key, len, v.mv_data) == 0)
+                    ok = 1; /* no early exit: every key costs the same */
+            mdb_cursor_close(c);
+        }
+    }
+    eng_read_end(e, txn);
+    return ok ? 0 : SB_EAUTH;
+}
+
+typedef struct {
+    const char *account, *key_id;
+} revoke_op;
+
+static int do_revoke(wtx *t, void *arg)
+{
+    revoke_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    if (!op->key_id || strlen(op->key_id) != 16)
+        return res_err(t->res, SB_ENOTFOUND, "key_id", "no such key");
+    uint8_t k[4 + 16];
+    MDB_val key = {key_key(k, t->acct, op->key_id), k};
+    rc = mdb_del(t->txn, t->e->dbi[DB_APIKEYS], &key, NULL);
+    if (rc == MDB_NOTFOUND) return res_err(t->res, SB_ENOTFOUND, "key_id", "no such key");
+    return rc;
+}
+
+int sb_apikey_revoke(sb_engine *e, const char *account, const char *key_id, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    revoke_op op = {account, key_id};
+    return eng_write(e, do_revoke, &op, res);
+}

@@ -1,0 +1,322 @@
+/*
+** engine.c — opening and closing an engine, configuration defaults, the
+** clock, logging and statistics.
+*/
+#include "engine.h"
+#include "crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SCHEMA_VERSION 1
+
+void sb_config_init(sb_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->version = SB_CONFIG_VERSION;
+    cfg->sync = SB_SYNC_GROUP;
+    cfg->map_size = (size_t)64 << 20;
+    cfg->log_level = SB_LOG_INFO;
+    cfg->policy_instructions = 1000000;
+    cfg->policy_wall_ms = 50;
+    cfg->policy_memory = (size_t)8 << 20;
+    cfg->quarantine_after = 5;
+}
+
+static int64_t system_clock(void *arg)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t eng_now(sb_engine *e)
+{
+    return e->cfg.clock ? e->cfg.clock(e->cfg.clock_arg) : system_clock(NULL);
+}
+
+static void stderr_log(void *arg, sb_log_level lvl, const char *line)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    struct timespec ts;
+    struct tm tm;
+    char when[32];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ldZ %s %s\n", when, ts.tv_nsec / 1000000, names[lvl & 3], line);
+}
+
+void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
+{
+    if (e && lvl > e->cfg.log_level) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (e && e->cfg.log) e->cfg.log(e->cfg.log_arg, lvl, line);
+    else stderr_log(NULL, lvl, line);
+}
+
+static void pol_log(void *arg, sb_log_level lvl, const char *line)
+{
+    sb_log(arg, lvl, "%s", line);
+}
+
+void eng_count_event(sb_engine *e, int type, int failed, uint64_t us)
+{
+    static const uint64_t le[LAT_BUCKETS] = {5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
+                                             10000, 50000};
+    int b = 0;
+    while (b < LAT_BUCKETS && us > le[b]) b++;
+    pthread_mutex_lock(&e->stats_mu);
+    if (type >= 0 && type < 7) e->st.events[type]++;
+    if (failed) e->st.events[7]++;
+    e->st.lat_counts[b]++;
+    e->st.lat_sum_us += us;
+    e->st.lat_n++;
+    pthread_mutex_unlock(&e->stats_mu);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    if (str_copy(tmp, sizeof tmp, path)) return ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0700) && errno != EEXIST) return errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) && errno != EEXIST) return errno;
+    return 0;
+}
+
+/* Reserve the data file's blocks up to the map size before LMDB maps it:
+** with a writable map, a write to an unreserved block on a full disk would
+** be SIGBUS; reserved up front, a full disk shows up as an error here. */
+static int prepare_data_file(const char *dir, size_t *map_size)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return errno;
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size > *map_size) *map_size = (size_t)st.st_size;
+    rc = posix_fallocate(fd, 0, (off_t)*map_size);
+    close(fd);
+    return rc;
+}
+
+static const char *const db_names[DB_COUNT] = {
+    "meta",  "names",   "accounts", "agents", "queues",   "members", "agentq", "avail",
+    "calls", "waiting", "timers",   "kv",     "policies", "apikeys", "records"};
+
+static int open_env(sb_engine *e, sb_result *res)
+{
+    int rc;
+    if ((rc = mdb_env_create(&e->env))) return eng_mdb_err(res, rc, "create environment");
+    mdb_env_set_maxdbs(e->env, 32);
+    mdb_env_set_maxreaders(e->env, 510);
+    size_t map = e->cfg.map_size ? e->cfg.map_size : ((size_t)64 << 20);
+    map = (map + 4095) & ~(size_t)4095;
+    if ((rc = prepare_data_file(e->data_dir, &map)))
+        return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "data_dir",
+                       "cannot reserve %zu MiB for %s/data.mdb: %s", map >> 20, e->data_dir,
+                       strerror(rc));
+    mdb_env_set_mapsize(e->env, map);
+    unsigned flags = MDB_WRITEMAP | MDB_NOSYNC | MDB_NOMETASYNC;
+    if ((rc = mdb_env_open(e->env, e->data_dir, flags, 0600)))
+        return res_err(res, SB_ESTORE, "data_dir", "cannot open LMDB in %s: %s", e->data_dir,
+                       mdb_strerror(rc));
+    MDB_envinfo info;
+    mdb_env_info(e->env, &info);
+    e->map_size = info.me_mapsize;
+    int dead = 0;
+    mdb_reader_check(e->env, &dead);
+    if (dead) sb_log(e, SB_LOG_INFO, "cleared %d stale reader slots", dead);
+
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn))) return eng_mdb_err(res, rc, "open");
+    for (int i = 0; i < DB_COUNT && !rc; i++)
+        rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &e->dbi[i]);
+    uint64_t schema = 0;
+    if (!rc) rc = st_meta_u64(txn, e, "schema", &schema);
+    if (!rc && schema > SCHEMA_VERSION) {
+        mdb_txn_abort(txn);
+        return res_err(res, SB_EVERSION, "data_dir",
+                       "%s was written by a newer Switchboard (format %llu, this one reads %d)",
+                       e->data_dir, (unsigned long long)schema, SCHEMA_VERSION);
+    }
+    if (!rc && schema == 0) rc = st_meta_put_u64(txn, e, "schema", SCHEMA_VERSION);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return eng_mdb_err(res, rc, "open tables");
+    }
+    if ((rc = mdb_txn_commit(txn))) return eng_mdb_err(res, rc, "open");
+    return 0;
+}
+
+int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
+{
+    res_reset(res);
+    if (!out) return res_err(res, SB_EINVAL, NULL, "no output handle");
+    *out = NULL;
+    if (!cfg || cfg->version != SB_CONFIG_VERSION)
+        return res_err(res, SB_EINVAL, NULL, "config not initialised with sb_config_init");
+    if (!cfg->data_dir || !*cfg->data_dir)
+        return res_err(res, SB_EINVAL, "data_dir", "no data directory given");
+    if (cfg->sync > SB_SYNC_DEFER)
+        return res_err(res, SB_EINVAL, "sync", "unknown sync mode %d", (int)cfg->sync);
+    if (cr_init()) return res_err(res, SB_ECRYPTO, NULL, "libsodium failed to initialise");
+
+    sb_engine *e = calloc(1, sizeof *e);
+    if (!e) return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    e->cfg = *cfg;
+    e->data_dir = strdup(cfg->data_dir);
+    e->policy_dir = dup_or_null(cfg->policy_dir);
+    e->pubkey = dup_or_null(cfg->policy_public_key);
+    if (cfg->key_file) {
+        e->key_file = strdup(cfg->key_file);
+    } else if (e->data_dir) {
+        size_t n = strlen(e->data_dir) + sizeof "/master.key";
+        if ((e->key_file = malloc(n))) snprintf(e->key_file, n, "%s/master.key", e->data_dir);
+    }
+    e->cfg.data_dir = e->data_dir;
+    e->cfg.policy_dir = e->policy_dir;
+    e->cfg.key_file = e->key_file;
+    e->cfg.policy_public_key = e->pubkey;
+    pthread_rwlock_init(&e->maplock, NULL);
+    pthread_mutex_init(&e->sync_mu, NULL);
+    pthread_cond_init(&e->sync_cv, NULL);
+    pthread_mutex_init(&e->stats_mu, NULL);
+    int rc;
+    if (!e->data_dir || !e->key_file) {
+        rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    if ((rc = mkdir_p(e->data_dir))) {
+        rc = res_err(res, SB_ESTORE, "data_dir", "cannot create %s: %s", e->data_dir,
+                     strerror(rc));
+        goto fail;
+    }
+    char err[256];
+    if (cr_master_load(e->key_file, 1, e->master, err, sizeof err)) {
+        rc = res_err(res, SB_ECRYPTO, "key_file", "master key %s: %s", e->key_file, err);
+        goto fail;
+    }
+    if (cfg->require_signed_policies) {
+        uint8_t pk[32];
+        if (!cfg->policy_public_key ||
+            cr_hex_decode(cfg->policy_public_key, strlen(cfg->policy_public_key), pk, 32)) {
+            rc = res_err(res, SB_EINVAL, "policy_public_key",
+                         "require_signed_policies needs policy_public_key: 64 hex characters");
+            goto fail;
+        }
+    }
+    if ((rc = open_env(e, res))) goto fail;
+    pol_limits lim = {.instructions = cfg->policy_instructions,
+                      .wall_ms = cfg->policy_wall_ms,
+                      .memory = cfg->policy_memory,
+                      .quarantine_after = cfg->quarantine_after,
+                      .load_instructions = cfg->policy_instructions * 10};
+    e->pol = pol_host_new(&lim, policies_source, e, pol_log, e);
+    if (!e->pol) {
+        rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    e->shared_gen = UINT64_MAX; /* forces a look at the stored generation */
+    if (e->policy_dir) {
+        int changed = 0;
+        if ((rc = policies_reload_dir(e, res, &changed))) goto fail;
+        res_reset(res);
+    }
+    *out = e;
+    return 0;
+fail:
+    sb_close(e);
+    return rc;
+}
+
+void sb_close(sb_engine *e)
+{
+    if (!e) return;
+    if (e->env) {
+        if (e->cfg.sync != SB_SYNC_NONE) mdb_env_sync(e->env, 1);
+        mdb_env_close(e->env);
+    }
+    if (e->pol) pol_host_free(e->pol);
+    call_free(&e->call);
+    buf_free(&e->wb.b);
+    pthread_rwlock_destroy(&e->maplock);
+    pthread_mutex_destroy(&e->sync_mu);
+    pthread_cond_destroy(&e->sync_cv);
+    pthread_mutex_destroy(&e->stats_mu);
+    free(e->data_dir);
+    free(e->policy_dir);
+    free(e->key_file);
+    free(e->pubkey);
+    cr_wipe(e->master, sizeof e->master);
+    free(e);
+}
+
+int sb_stats(sb_engine *e, sb_result *res)
+{
+    static const int le[LAT_BUCKETS] = {5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
+                                        10000, 50000};
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    eng_stats s;
+    pthread_mutex_lock(&e->stats_mu);
+    s = e->st;
+    pthread_mutex_unlock(&e->stats_mu);
+    uint64_t failures = 0, quarantined = 0;
+    size_t polmem = 0;
+    pol_host_totals(e->pol, &failures, &quarantined, &polmem);
+    MDB_envinfo info;
+    MDB_stat mst;
+    mdb_env_info(e->env, &info);
+    mdb_env_stat(e->env, &mst);
+    json_t *lat_le = json_array(), *lat_n = json_array();
+    for (int i = 0; i < LAT_BUCKETS; i++) {
+        json_array_append_new(lat_le, json_integer(le[i]));
+        json_array_append_new(lat_n, json_integer((json_int_t)s.lat_counts[i]));
+    }
+    json_array_append_new(lat_n, json_integer((json_int_t)s.lat_counts[LAT_BUCKETS]));
+    json_t *o = json_pack(
+        "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
+        " s:{s:I,s:I,s:I,s:I,s:I},"
+        " s:{s:I,s:I,s:I,s:I,s:I},"
+        " s:{s:o,s:o,s:I,s:I},"
+        " s:{s:I,s:I,s:i,s:i}}",
+        "events", "offer", (json_int_t)s.events[SB_EV_OFFER], "ring_result",
+        (json_int_t)s.events[SB_EV_RING_RESULT], "hangup", (json_int_t)s.events[SB_EV_HANGUP],
+        "abandon", (json_int_t)s.events[SB_EV_ABANDON], "transfer",
+        (json_int_t)s.events[SB_EV_TRANSFER], "agent_status",
+        (json_int_t)s.events[SB_EV_AGENT_STATUS], "tick", (json_int_t)s.events[0], "errors",
+        (json_int_t)s.events[7], "decisions", "ring", (json_int_t)s.dec_ring, "wait",
+        (json_int_t)s.dec_wait, "move", (json_int_t)s.dec_move, "reject",
+        (json_int_t)s.dec_reject, "fallback", (json_int_t)s.dec_fallback, "policy", "failures",
+        (json_int_t)failures, "quarantined", (json_int_t)quarantined, "reloads",
+        (json_int_t)s.reloads, "generation", (json_int_t)e->shared_gen, "memory_bytes",
+        (json_int_t)polmem, "latency_us", "le", lat_le, "counts", lat_n, "sum",
+        (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb", "map_size",
+        (json_int_t)info.me_mapsize, "used_bytes",
+        (json_int_t)((info.me_last_pgno + 1) * (uint64_t)mst.ms_psize), "readers",
+        (int)info.me_numreaders, "max_readers", (int)info.me_maxreaders);
+    res_doc(res, o);
+    return 0;
+}

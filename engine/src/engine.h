@@ -1,0 +1,174 @@
+/*
+** engine.h — the engine handle, its LMDB layout and the write-transaction
+** runner every event goes through.
+**
+** LMDB layout (all integers big-endian in keys so they sort):
+**   meta      "schema" u32, "next_account" u32, "shared_gen" u64
+**   names     kind(1) acct(4) id          -> num u32       id -> number maps
+**   accounts  acct(4)                     -> account record
+**   agents    acct(4) agent(4)            -> agent record
+**   queues    acct(4) queue(4)            -> queue record
+**   members   acct(4) queue(4) agent(4)   -> membership
+**   agentq    acct(4) agent(4) queue(4)   -> ""             reverse of members
+**   avail     acct(4) queue(4) agent(4)   -> avail record   available members
+**   calls     acct(4) call id             -> call record     live calls
+**   waiting   acct(4) queue(4) 100-prio(1) queued_ms(8) call id -> ""
+**   timers    due_ms(8) kind(1) acct(4) ref -> ""
+**   kv        acct(4) policy 0 key        -> typed value     policy stores
+**   policies  acct(4) name                -> policy record  (acct 0: shared)
+**   apikeys   acct(4) key_id              -> keyed hash
+**   records   acct(4) call id             -> call record (finished calls)
+**
+** The avail index holds, for each queue, the members free to ring with the
+** statistics a policy reads most, so an offer reads one contiguous range and
+** an event's cost grows only with the queues the agent is in.
+*/
+#ifndef SB_ENGINE_H
+#define SB_ENGINE_H
+
+#include "internal.h"
+#include "model.h"
+#include "policy.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+
+enum {
+    DB_META,
+    DB_NAMES,
+    DB_ACCOUNTS,
+    DB_AGENTS,
+    DB_QUEUES,
+    DB_MEMBERS,
+    DB_AGENTQ,
+    DB_AVAIL,
+    DB_CALLS,
+    DB_WAITING,
+    DB_TIMERS,
+    DB_KV,
+    DB_POLICIES,
+    DB_APIKEYS,
+    DB_RECORDS,
+    DB_COUNT
+};
+
+/* Name kinds in the names table. */
+enum { NK_ACCOUNT = 'A', NK_AGENT = 'a', NK_QUEUE = 'q' };
+
+/* Timer kinds. */
+enum { TM_RING = 1, TM_WRAPUP, TM_WAKE, TM_MAXWAIT };
+
+#define LAT_BUCKETS 12
+
+typedef struct eng_stats {
+    uint64_t events[8]; /* by sb_event_type; [0] tick, [7] errors */
+    uint64_t dec_ring, dec_wait, dec_move, dec_reject, dec_fallback;
+    uint64_t reloads;
+    uint64_t lat_counts[LAT_BUCKETS + 1];
+    uint64_t lat_sum_us, lat_n;
+} eng_stats;
+
+struct sb_engine {
+    sb_config cfg;
+    char *data_dir, *policy_dir, *key_file, *pubkey;
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT];
+    pthread_rwlock_t maplock; /* readers: every txn; writer: map growth */
+    size_t map_size;
+
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t sync_committed, sync_done;
+    int syncing;
+
+    pol_host *pol;
+    uint64_t shared_gen; /* shared policies generation this process loaded */
+    uint8_t master[32];
+
+    pthread_mutex_t stats_mu;
+    eng_stats st;
+
+    /* Scratch used only under the LMDB write lock (one writer at a time). */
+    MDB_txn *cur_txn; /* the write transaction running now, for callbacks */
+    wbuf wb;
+    call_rec call;
+};
+
+/* One write transaction in progress. */
+typedef struct wtx {
+    sb_engine *e;
+    MDB_txn *txn;
+    sb_result *res;
+    int64_t now;
+    uint32_t acct;       /* account of the event, once resolved */
+    acct_rec *account;   /* loaded account, when resolved */
+    acct_rec account_buf;
+    int depth;           /* dispatch recursion guard */
+} wtx;
+
+typedef int (*write_fn)(wtx *t, void *arg);
+
+/* Run fn inside one write transaction: begin, fn, commit, and sync per the
+** engine's mode. On MDB_MAP_FULL the map grows (if allowed) and fn runs
+** again from scratch. Returns fn's code or a storage error. */
+int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res);
+
+/* A read transaction; release with eng_read_end. */
+int eng_read_begin(sb_engine *e, MDB_txn **txn);
+void eng_read_end(sb_engine *e, MDB_txn *txn);
+
+/* Map an LMDB error to an SB_E* code with a message in res. */
+int eng_mdb_err(sb_result *res, int rc, const char *what);
+
+int64_t eng_now(sb_engine *e);
+void eng_count_event(sb_engine *e, int type, int failed, uint64_t us);
+
+/* --- keyed access helpers (store.c) -------------------------------------- */
+int st_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v);
+int st_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl);
+int st_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl);
+
+/* Resolve an id to its number (0 when missing). */
+int st_name_get(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t *num);
+int st_name_put(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t num);
+int st_name_del(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id);
+
+/* Load an account by id (SB_ENOTFOUND when missing). */
+int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out);
+int st_account_save(MDB_txn *txn, sb_engine *e, const acct_rec *a);
+int st_agent_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent_rec *out);
+int st_agent_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, agent_rec *out);
+int st_agent_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const agent_rec *a);
+int st_queue_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, queue_rec *out);
+int st_queue_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, queue_rec *out);
+int st_queue_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q);
+int st_call_load(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, call_rec *out);
+int st_call_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const call_rec *c);
+int st_call_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id);
+
+/* The per-account policy generation and the shared one. */
+int st_meta_u64(MDB_txn *txn, sb_engine *e, const char *key, uint64_t *v);
+int st_meta_put_u64(MDB_txn *txn, sb_engine *e, const char *key, uint64_t v);
+
+/* Key builders. */
+size_t key_acct(uint8_t *k, uint32_t acct);
+size_t key_acct2(uint8_t *k, uint32_t acct, uint32_t a);
+size_t key_acct3(uint8_t *k, uint32_t acct, uint32_t a, uint32_t b);
+
+/* --- entities.c ------------------------------------------------------------ */
+/* Resolve the event's account into t (SB_ENOTFOUND if unknown). */
+int tx_account(wtx *t, const char *account);
+
+/* --- events.c ---------------------------------------------------------------- */
+/* The agent's status changed to/from available: keep the avail index right. */
+int agent_set_avail(wtx *t, agent_rec *a, int available);
+/* Try to route waiting calls of the agent's queues (an agent freed up). */
+int dispatch_agent(wtx *t, const agent_rec *a);
+/* Try to route waiting calls of one queue. */
+int dispatch_queue(wtx *t, uint32_t queue);
+
+/* --- policy sources (policies.c) --------------------------------------------- */
+int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17]);
+int policies_reload_dir(sb_engine *e, sb_result *res, int *changed);
+
+#endif

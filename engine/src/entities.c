@@ -1,0 +1,976 @@
+/*
+** entities.c — accounts, agents, queues and memberships: strict JSON in,
+** stored records, JSON out. Every write is one transaction; invalid input is
+** refused with the field named and changes nothing.
+*/
+#include "engine.h"
+#include "jsonv.h"
+#include "schedule.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SKILLS 64
+#define MAX_MEMBERS 10000
+
+/* --- shared helpers ------------------------------------------------------------ */
+
+int tx_account(wtx *t, const char *account)
+{
+    int rc = st_account_by_id(t->txn, t->e, account, &t->account_buf);
+    if (rc == SB_ENOTFOUND)
+        return res_err(t->res, SB_ENOTFOUND, "account", "no such account '%s'",
+                       account && id_valid(account) ? account : "?");
+    if (rc) return eng_mdb_err(t->res, rc, "read account");
+    t->account = &t->account_buf;
+    t->acct = t->account_buf.num;
+    pol_host_sync_gen(t->e->pol, t->acct, t->account_buf.policy_gen);
+    return 0;
+}
+
+static int read_account(sb_engine *e, MDB_txn *txn, const char *account, acct_rec *a,
+                        sb_result *res)
+{
+    int rc = st_account_by_id(txn, e, account, a);
+    if (rc == SB_ENOTFOUND)
+        return res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
+                       account && id_valid(account) ? account : "?");
+    if (rc) return eng_mdb_err(res, rc, "read account");
+    return 0;
+}
+
+static json_t *doc_json(const sb_buf *doc)
+{
+    json_t *j = doc->len ? json_loadb(doc->p, doc->len, 0, NULL) : NULL;
+    return j ? j : json_object();
+}
+
+static int store_doc(sb_buf *dst, const json_t *doc)
+{
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!s) return SB_ENOMEM;
+    dst->len = 0;
+    int rc = buf_puts(dst, s) ? SB_ENOMEM : 0;
+    free(s);
+    return rc;
+}
+
+/* Delete every key starting with prefix in db. */
+static int del_prefix(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t plen)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc) return rc;
+    MDB_val k = {plen, (void *)prefix}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= plen && memcmp(k.mv_data, prefix, plen) == 0) {
+        if ((rc = mdb_cursor_del(c, 0))) break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        if (rc == MDB_NOTFOUND || rc == EINVAL) rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* --- accounts ------------------------------------------------------------------ */
+
+typedef struct {
+    json_t *doc;
+    acct_rec a;
+    const char *id;
+    int created;
+} acct_op;
+
+static int do_account_put(wtx *t, void *arg)
+{
+    acct_op *op = arg;
+    sb_engine *e = t->e;
+    acct_rec cur;
+    int rc = st_account_by_id(t->txn, e, op->a.id, &cur);
+    if (rc == 0) {
+        cur.fallback = op->a.fallback;
+        strcpy(cur.name, op->a.name);
+        op->a = cur;
+        op->created = 0;
+    } else if (rc == SB_ENOTFOUND) {
+        uint64_t next;
+        if ((rc = st_meta_u64(t->txn, e, "next_account", &next))) return rc;
+        if (next == 0) next = 1;
+        if (next > UINT32_MAX) return res_err(t->res, SB_ELIMIT, NULL, "too many accounts");
+        op->a.num = (uint32_t)next;
+        op->a.next_agent = op->a.next_queue = 1;
+        op->a.created = t->now;
+        if ((rc = st_meta_put_u64(t->txn, e, "next_account", next + 1))) return rc;
+        if ((rc = st_name_put(t->txn, e, NK_ACCOUNT, 0, op->a.id, op->a.num))) return rc;
+        op->created = 1;
+    } else {
+        return rc;
+    }
+    return st_account_save(t->txn, e, &op->a);
+}
+
+static json_t *account_json(const acct_rec *a)
+{
+    return json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "name", a->name, "fallback",
+                     fallback_name(a->fallback), "created_ms", (json_int_t)a->created);
+}
+
+int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
+{
+    static const char *const keys[] = {"id", "name", "fallback", NULL};
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    acct_op op = {0};
+    json_t *doc;
+    int rc = jv_parse(json, len, &doc, res);
+    if (rc) return rc;
+    char fb[32] = "longest_idle";
+    if ((rc = jv_keys(doc, keys, NULL, res)) || (rc = jv_id(doc, "id", NULL, 1, op.a.id, res)) ||
+        (rc = jv_str(doc, "name", NULL, 0, op.a.name, sizeof op.a.name, res)) ||
+        (rc = jv_str(doc, "fallback", NULL, 0, fb, sizeof fb, res)))
+        goto out;
+    int f = fallback_parse(fb);
+    if (f < 0) {
+        rc = res_err(res, SB_EINVAL, "fallback",
+                     "'fallback' must be longest_idle, ring_all, wait or reject");
+        goto out;
+    }
+    op.a.fallback = (uint8_t)f;
+    rc = eng_write(e, do_account_put, &op, res);
+    if (!rc) {
+        json_t *o = account_json(&op.a);
+        json_object_set_new(o, "created", json_boolean(op.created));
+        res_doc(res, o);
+    }
+out:
+    json_decref(doc);
+    return rc;
+}
+
+int sb_account_get(sb_engine *e, const char *account, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    acct_rec a;
+    rc = read_account(e, txn, account, &a, res);
+    if (!rc) res_doc(res, account_json(&a));
+    eng_read_end(e, txn);
+    return rc;
+}
+
+int sb_account_list(sb_engine *e, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    MDB_cursor *c;
+    json_t *arr = json_array();
+    if ((rc = mdb_cursor_open(txn, e->dbi[DB_ACCOUNTS], &c)) == 0) {
+        MDB_val k, v;
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            acct_rec a;
+            if (dec_account(v.mv_data, v.mv_size, &a) == 0)
+                json_array_append_new(arr, account_json(&a));
+        }
+        mdb_cursor_close(c);
+        if (rc == MDB_NOTFOUND) rc = 0;
+    }
+    eng_read_end(e, txn);
+    if (rc) {
+        json_decref(arr);
+        return eng_mdb_err(res, rc, "list accounts");
+    }
+    res_doc(res, json_pack("{s:o}", "accounts", arr));
+    return 0;
+}
+
+static int do_account_delete(wtx *t, void *arg)
+{
+    int rc = tx_account(t, arg);
+    if (rc) return rc;
+    sb_engine *e = t->e;
+    uint8_t p[5];
+    static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS, DB_QUEUES, DB_MEMBERS, DB_AGENTQ, DB_AVAIL,
+                              DB_CALLS,    DB_WAITING, DB_KV,    DB_POLICIES, DB_APIKEYS};
+    key_acct(p, t->acct);
+    for (size_t i = 0; i < countof(dbs); i++)
+        if ((rc = del_prefix(t->txn, e->dbi[dbs[i]], p, 4))) return rc;
+    p[0] = NK_AGENT;
+    put_be32(p + 1, t->acct);
+    if ((rc = del_prefix(t->txn, e->dbi[DB_NAMES], p, 5))) return rc;
+    p[0] = NK_QUEUE;
+    if ((rc = del_prefix(t->txn, e->dbi[DB_NAMES], p, 5))) return rc;
+    /* Timers of the account are dropped when they fire: they find no account. */
+    pol_host_drop(e->pol, t->acct);
+    return st_name_del(t->txn, e, NK_ACCOUNT, 0, t->account->id);
+}
+
+int sb_account_delete(sb_engine *e, const char *account, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    return eng_write(e, do_account_delete, (void *)account, res);
+}
+
+/* --- agents ---------------------------------------------------------------------- */
+
+typedef struct {
+    const char *account;
+    json_t *doc;
+    agent_rec a; /* parsed fields of the document */
+    int status;  /* initial status, -1 = keep / offline */
+    int created;
+} agent_op;
+
+static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
+{
+    static const char *const keys[] = {"id",       "name",     "weight",      "devices",
+                                       "skills",   "preferences", "timezone", "schedule",
+                                       "wrapup",   "status",   NULL};
+    char buf[SB_ID_MAX + 1];
+    int rc;
+    agent_rec *a = &op->a;
+    if ((rc = jv_keys(doc, keys, NULL, res)) || (rc = jv_id(doc, "id", NULL, 1, a->id, res)) ||
+        (rc = jv_str(doc, "name", NULL, 0, buf, sizeof buf, res)))
+        return rc;
+    a->weight = 1;
+    if ((rc = jv_num(doc, "weight", NULL, 0.000001, 1000000, &a->weight, res))) return rc;
+    long long wrap = 0;
+    if ((rc = jv_int(doc, "wrapup", NULL, 0, 0, 3600, &wrap, res))) return rc;
+    a->wrapup_s = (uint32_t)wrap;
+
+    json_t *dev = json_object_get(doc, "devices");
+    if (!dev || !json_is_object(dev) || json_object_size(dev) == 0)
+        return res_err(res, SB_EINVAL, "devices",
+                       "'devices' must be an object with at least one of landline, mobile, "
+                       "softphone");
+    static const char *const devkeys[] = {"landline", "mobile", "softphone", NULL};
+    if ((rc = jv_keys(dev, devkeys, "devices", res))) return rc;
+    for (int i = 0; i < 3; i++) {
+        static const char *const names[] = {"landline", "mobile", "softphone"};
+        a->uri[i][0] = 0;
+        if ((rc = jv_str(dev, names[i], "devices", 0, a->uri[i], sizeof a->uri[i], res)))
+            return rc;
+        if (json_object_get(dev, names[i]) && !a->uri[i][0]) {
+            char path[64];
+            return res_err(res, SB_EINVAL, jv_path(path, sizeof path, "devices", names[i]),
+                           "a device's dial URI must not be empty");
+        }
+    }
+    json_t *sk = json_object_get(doc, "skills");
+    if (sk) {
+        if (!json_is_object(sk))
+            return res_err(res, SB_EINVAL, "skills", "'skills' must be an object of levels");
+        if (json_object_size(sk) > MAX_SKILLS)
+            return res_err(res, SB_EINVAL, "skills", "at most %d skills", MAX_SKILLS);
+        const char *k;
+        json_t *v;
+        json_object_foreach(sk, k, v) {
+            long long lvl;
+            if (strlen(k) == 0 || strlen(k) > 64)
+                return res_err(res, SB_EINVAL, "skills", "skill names are 1..64 bytes");
+            if ((rc = jv_int(sk, k, "skills", 1, 0, 100, &lvl, res))) return rc;
+        }
+    }
+    json_t *pref = json_object_get(doc, "preferences");
+    if (pref) {
+        if (!json_is_object(pref))
+            return res_err(res, SB_EINVAL, "preferences", "'preferences' must be an object");
+        json_t *pd = json_object_get(pref, "device");
+        if (pd) {
+            int bit = json_is_string(pd) ? pol_dev_parse(json_string_value(pd)) : 0;
+            if (!bit || !a->uri[dev_index(bit)][0])
+                return res_err(res, SB_EINVAL, "preferences.device",
+                               "'preferences.device' must name one of the agent's devices");
+        }
+    }
+    json_t *tz = json_object_get(doc, "timezone");
+    if (tz && (!json_is_string(tz) || !tz_valid(json_string_value(tz))))
+        return res_err(res, SB_EINVAL, "timezone", "'timezone' must be a known IANA zone name");
+    json_t *sch = json_object_get(doc, "schedule");
+    if (sch && !json_is_null(sch)) {
+        char err[256], field[128];
+        if (sched_validate(sch, tz ? json_string_value(tz) : NULL, err, sizeof err, field,
+                           sizeof field))
+            return res_err(res, SB_EINVAL, field, "%s", err);
+    }
+    op->status = -1;
+    json_t *st = json_object_get(doc, "status");
+    if (st) {
+        int s = json_is_string(st) ? agent_status_parse(json_string_value(st)) : -1;
+        if (s != SB_AGENT_OFFLINE && s != SB_AGENT_AVAILABLE && s != SB_AGENT_PAUSED)
+            return res_err(res, SB_EINVAL, "status",
+                           "'status' must be available, paused or offline");
+        op->status = s;
+        json_object_del(doc, "status"); /* live state, not part of the document */
+    }
+    return store_doc(&a->doc, doc);
+}
+
+static int do_agent_put(wtx *t, void *arg)
+{
+    agent_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    sb_engine *e = t->e;
+    agent_rec cur = {0};
+    rc = st_agent_by_id(t->txn, e, t->acct, op->a.id, &cur);
+    if (rc == 0) {
+        /* Replace the document, keep the live state. */
+        cur.weight = op->a.weight;
+        cur.wrapup_s = op->a.wrapup_s;
+        memcpy(cur.uri, op->a.uri, sizeof cur.uri);
+        cur.doc.len = 0;
+        buf_put(&cur.doc, op->a.doc.p, op->a.doc.len);
+        op->created = 0;
+    } else if (rc == SB_ENOTFOUND) {
+        acct_rec *acc = t->account;
+        cur = op->a;
+        memset(&cur.doc, 0, sizeof cur.doc);
+        buf_put(&cur.doc, op->a.doc.p, op->a.doc.len);
+        cur.num = acc->next_agent++;
+        cur.status = SB_AGENT_OFFLINE;
+        cur.status_since = cur.idle_since = t->now;
+        if ((rc = st_account_save(t->txn, e, acc)) ||
+            (rc = st_name_put(t->txn, e, NK_AGENT, t->acct, cur.id, cur.num)))
+            goto out;
+        op->created = 1;
+    } else {
+        return rc;
+    }
+    int was_avail = !op->created && cur.status == SB_AGENT_AVAILABLE;
+    if (op->status >= 0 && cur.status != SB_AGENT_RESERVED && cur.status != SB_AGENT_ON_CALL &&
+        cur.status != SB_AGENT_WRAP_UP && (int)cur.status != op->status) {
+        cur.status = (uint8_t)op->status;
+        cur.status_since = t->now;
+        if (op->status == SB_AGENT_AVAILABLE) cur.idle_since = t->now;
+    }
+    if ((rc = st_agent_save(t->txn, e, t->acct, &cur))) goto out;
+    /* Device or weight changes reach the avail entries; a new availability
+    ** may let waiting calls ring. */
+    if (cur.status == SB_AGENT_AVAILABLE || was_avail) {
+        if ((rc = agent_set_avail(t, &cur, cur.status == SB_AGENT_AVAILABLE))) goto out;
+        if (cur.status == SB_AGENT_AVAILABLE && (rc = dispatch_agent(t, &cur))) goto out;
+    }
+    op->a.status = cur.status;
+out:
+    agent_free(&cur);
+    return rc;
+}
+
+static json_t *agent_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const agent_rec *a)
+{
+    json_t *o = doc_json(&a->doc);
+    json_object_set_new(o, "status", json_string(agent_status_name(a->status)));
+    if (a->reason[0]) json_object_set_new(o, "reason", json_string(a->reason));
+    if (a->call[0]) json_object_set_new(o, "call", json_string(a->call));
+    json_t *live = json_pack("{s:I, s:I, s:i, s:f, s:i}", "status_since_ms",
+                             (json_int_t)a->status_since, "idle_since_ms",
+                             (json_int_t)a->idle_since, "calls_taken", (int)a->calls_taken,
+                             "talk_time", (double)a->talk_ms / 1000.0, "no_answers",
+                             (int)a->no_answers);
+    if (a->last_call) json_object_set_new(live, "last_call_ms", json_integer(a->last_call));
+    json_object_set_new(o, "stats", live);
+    /* Queues the agent is a member of. */
+    json_t *qs = json_array();
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, e->dbi[DB_AGENTQ], &c) == 0) {
+        uint8_t p[8];
+        MDB_val k = {key_acct2(p, acct, a->num), p}, v;
+        int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        while (rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
+            queue_rec q = {0};
+            if (st_queue_load(txn, e, acct, be32((uint8_t *)k.mv_data + 8), &q) == 0)
+                json_array_append_new(qs, json_string(q.id));
+            queue_free(&q);
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(c);
+    }
+    json_object_set_new(o, "queues", qs);
+    return o;
+}
+
+int sb_agent_put(sb_engine *e, const char *account, const char *json, size_t len, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    agent_op op = {.account = account};
+    int rc = jv_parse(json, len, &op.doc, res);
+    if (rc) return rc;
+    if ((rc = parse_agent(op.doc, &op, res)) == 0 &&
+        (rc = eng_write(e, do_agent_put, &op, res)) == 0) {
+        json_t *o = json_pack("{s:s, s:b, s:s}", "id", op.a.id, "created", op.created, "status",
+                              agent_status_name(op.a.status));
+        res_doc(res, o);
+    }
+    agent_free(&op.a);
+    json_decref(op.doc);
+    return rc;
+}
+
+int sb_agent_get(sb_engine *e, const char *account, const char *agent, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    agent_rec a = {0};
+    if ((rc = read_account(e, txn, account, &acc, res)) == 0) {
+        rc = st_agent_by_id(txn, e, acc.num, agent, &a);
+        if (rc == SB_ENOTFOUND)
+            rc = res_err(res, SB_ENOTFOUND, "agent", "no such agent '%s'",
+                         id_valid(agent) ? agent : "?");
+        else if (rc)
+            rc = eng_mdb_err(res, rc, "read agent");
+        else
+            res_doc(res, agent_json(txn, e, acc.num, &a));
+    }
+    agent_free(&a);
+    eng_read_end(e, txn);
+    return rc;
+}
+
+/* List the records of one kind of an account as a JSON array. */
+static int list_prefix(sb_engine *e, const char *account, int db, const char *field,
+                       sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    json_t *arr = json_array();
+    if ((rc = read_account(e, txn, account, &acc, res)) == 0) {
+        MDB_cursor *c;
+        if ((rc = mdb_cursor_open(txn, e->dbi[db], &c)) == 0) {
+            uint8_t p[4];
+            MDB_val k = {key_acct(p, acc.num), p}, v;
+            for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+                 rc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, p, 4) == 0;
+                 rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+                if (db == DB_AGENTS) {
+                    agent_rec a = {0};
+                    if (dec_agent(v.mv_data, v.mv_size, &a) == 0)
+                        json_array_append_new(arr, agent_json(txn, e, acc.num, &a));
+                    agent_free(&a);
+                } else {
+                    queue_rec q = {0};
+                    if (dec_queue(v.mv_data, v.mv_size, &q) == 0) {
+                        json_t *o = doc_json(&q.doc);
+                        json_object_set_new(o, "waiting", json_integer(q.waiting));
+                        json_array_append_new(arr, o);
+                    }
+                    queue_free(&q);
+                }
+            }
+            mdb_cursor_close(c);
+            if (rc == MDB_NOTFOUND) rc = 0;
+            if (rc) rc = eng_mdb_err(res, rc, "list");
+        } else {
+            rc = eng_mdb_err(res, rc, "list");
+        }
+    }
+    eng_read_end(e, txn);
+    if (rc) {
+        json_decref(arr);
+        return rc;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, field, arr);
+    res_doc(res, o);
+    return 0;
+}
+
+int sb_agent_list(sb_engine *e, const char *account, sb_result *res)
+{
+    return list_prefix(e, account, DB_AGENTS, "agents", res);
+}
+
+/* Remove one membership (and its avail entry). */
+static int member_remove(wtx *t, uint32_t queue, uint32_t agent)
+{
+    uint8_t k[12];
+    int rc;
+    if ((rc = st_del(t->txn, t->e->dbi[DB_MEMBERS], k, key_acct3(k, t->acct, queue, agent))) ||
+        (rc = st_del(t->txn, t->e->dbi[DB_AVAIL], k, key_acct3(k, t->acct, queue, agent))) ||
+        (rc = st_del(t->txn, t->e->dbi[DB_AGENTQ], k, key_acct3(k, t->acct, agent, queue))))
+        return rc;
+    return 0;
+}
+
+static int do_agent_delete(wtx *t, void *arg)
+{
+    const char *id = arg;
+    int rc = tx_account(t, ((const char **)arg)[0]);
+    if (rc) return rc;
+    id = ((const char **)arg)[1];
+    agent_rec a = {0};
+    rc = st_agent_by_id(t->txn, t->e, t->acct, id, &a);
+    if (rc == SB_ENOTFOUND) {
+        rc = res_err(t->res, SB_ENOTFOUND, "agent", "no such agent '%s'", id_valid(id) ? id : "?");
+        goto out;
+    }
+    if (rc) goto out;
+    if (a.status == SB_AGENT_RESERVED || a.status == SB_AGENT_ON_CALL) {
+        rc = res_err(t->res, SB_ESTATE, "agent", "agent '%s' is %s; delete it after the call",
+                     id, agent_status_name(a.status));
+        goto out;
+    }
+    /* Leave every queue: collect the queue numbers first, then delete. */
+    uint32_t qs[256];
+    for (;;) {
+        int n = 0;
+        MDB_cursor *c;
+        if ((rc = mdb_cursor_open(t->txn, t->e->dbi[DB_AGENTQ], &c))) goto out;
+        uint8_t p[8];
+        MDB_val k = {key_acct2(p, t->acct, a.num), p}, v;
+        int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        while (r == 0 && n < 256 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
+            qs[n++] = be32((uint8_t *)k.mv_data + 8);
+            r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(c);
+        for (int i = 0; i < n; i++) {
+            queue_rec q = {0};
+            if ((rc = member_remove(t, qs[i], a.num))) goto out;
+            if (st_queue_load(t->txn, t->e, t->acct, qs[i], &q) == 0 && q.members > 0) {
+                q.members--;
+                rc = st_queue_save(t->txn, t->e, t->acct, &q);
+            }
+            queue_free(&q);
+            if (rc) goto out;
+        }
+        if (n < 256) break;
+    }
+    uint8_t k[8];
+    if ((rc = st_del(t->txn, t->e->dbi[DB_AGENTS], k, key_acct2(k, t->acct, a.num)))) goto out;
+    rc = st_name_del(t->txn, t->e, NK_AGENT, t->acct, a.id);
+out:
+    agent_free(&a);
+    return rc;
+}
+
+int sb_agent_delete(sb_engine *e, const char *account, const char *agent, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    const char *args[2] = {account, agent};
+    return eng_write(e, do_agent_delete, args, res);
+}
+
+/* --- queues and memberships ------------------------------------------------------------ */
+
+static int parse_member(const json_t *m, const char *prefix, member_rec *out, int position,
+                        sb_result *res)
+{
+    long long tier = 1, pos = position, pen = 0;
+    double w = 1;
+    int rc;
+    out->tier = 1;
+    if ((rc = jv_int(m, "tier", prefix, 0, 0, 1000, &tier, res)) ||
+        (rc = jv_int(m, "position", prefix, 0, 0, 1000000, &pos, res)) ||
+        (rc = jv_int(m, "penalty", prefix, 0, 0, 1000, &pen, res)) ||
+        (rc = jv_num(m, "weight", prefix, 0.000001, 1000000, &w, res)))
+        return rc;
+    out->tier = (int32_t)tier;
+    out->position = (int32_t)pos;
+    out->penalty = (int32_t)pen;
+    out->weight = w;
+    return 0;
+}
+
+/* Add or update one membership; makes the avail entry match the agent. */
+static int member_set(wtx *t, queue_rec *q, agent_rec *a, const member_rec *m, int *added)
+{
+    uint8_t k[12];
+    MDB_val v;
+    sb_engine *e = t->e;
+    int rc = st_get(t->txn, e->dbi[DB_MEMBERS], k, key_acct3(k, t->acct, q->num, a->num), &v);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    *added = rc == MDB_NOTFOUND;
+    wb_reset(&e->wb);
+    enc_member(&e->wb, m);
+    if (e->wb.err) return SB_ENOMEM;
+    if ((rc = st_put(t->txn, e->dbi[DB_MEMBERS], k, 12, e->wb.b.p, e->wb.b.len)) ||
+        (rc = st_put(t->txn, e->dbi[DB_AGENTQ], k, key_acct3(k, t->acct, a->num, q->num), "",
+                     0)))
+        return rc;
+    if (a->status == SB_AGENT_AVAILABLE) rc = agent_set_avail(t, a, 1);
+    return rc;
+}
+
+typedef struct {
+    const char *account;
+    json_t *doc;
+    queue_rec q;
+    int created;
+} queue_op;
+
+static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
+{
+    static const char *const keys[] = {"id",       "name",    "policy",   "ring_timeout",
+                                       "max_wait", "max_length", "overflow", "wrapup",
+                                       "fallback", "members", NULL};
+    char name[SB_ID_MAX + 1];
+    int rc;
+    queue_rec *q = &op->q;
+    if ((rc = jv_keys(doc, keys, NULL, res)) || (rc = jv_id(doc, "id", NULL, 1, q->id, res)) ||
+        (rc = jv_str(doc, "name", NULL, 0, name, sizeof name, res)))
+        return rc;
+    strcpy(q->policy, "longest-idle");
+    if ((rc = jv_str(doc, "policy", NULL, 0, q->policy, sizeof q->policy, res))) return rc;
+    if (!policy_name_valid(q->policy))
+        return res_err(res, SB_EINVAL, "policy",
+                       "'policy' must be a policy name like 'longest-idle' or 'asterisk/rrmemory'");
+    long long rt = 20, mw = 0, ml = 0, wu = 0;
+    if ((rc = jv_int(doc, "ring_timeout", NULL, 0, 1, 600, &rt, res)) ||
+        (rc = jv_int(doc, "max_wait", NULL, 0, 0, 86400, &mw, res)) ||
+        (rc = jv_int(doc, "max_length", NULL, 0, 0, 1000000, &ml, res)) ||
+        (rc = jv_int(doc, "wrapup", NULL, 0, 0, 3600, &wu, res)) ||
+        (rc = jv_id(doc, "overflow", NULL, 0, q->overflow, res)))
+        return rc;
+    if (strcmp(q->overflow, q->id) == 0)
+        return res_err(res, SB_EINVAL, "overflow", "a queue cannot overflow into itself");
+    q->ring_timeout = (uint32_t)rt;
+    q->max_wait = (uint32_t)mw;
+    q->max_length = (uint32_t)ml;
+    q->wrapup = (uint32_t)wu;
+    char fb[32] = "longest_idle";
+    if ((rc = jv_str(doc, "fallback", NULL, 0, fb, sizeof fb, res))) return rc;
+    int f = fallback_parse(fb);
+    if (f < 0)
+        return res_err(res, SB_EINVAL, "fallback",
+                       "'fallback' must be longest_idle, ring_all, wait or reject");
+    q->fallback = (uint8_t)f;
+    json_t *mem = json_object_get(doc, "members");
+    if (mem && !json_is_array(mem))
+        return res_err(res, SB_EINVAL, "members", "'members' must be an array");
+    if (mem && json_array_size(mem) > MAX_MEMBERS)
+        return res_err(res, SB_EINVAL, "members", "at most %d members", MAX_MEMBERS);
+    size_t i;
+    json_t *m;
+    static const char *const mkeys[] = {"agent", "tier", "position", "penalty", "weight", NULL};
+    json_array_foreach(mem, i, m) {
+        char prefix[32], agent[SB_ID_MAX + 1];
+        member_rec mr;
+        snprintf(prefix, sizeof prefix, "members[%zu]", i);
+        if (!json_is_object(m))
+            return res_err(res, SB_EINVAL, prefix, "a member must be an object");
+        if ((rc = jv_keys(m, mkeys, prefix, res)) ||
+            (rc = jv_id(m, "agent", prefix, 1, agent, res)) ||
+            (rc = parse_member(m, prefix, &mr, (int)i + 1, res)))
+            return rc;
+    }
+    /* The stored document keeps the queue's settings; members live apart. */
+    json_t *copy = json_deep_copy(doc);
+    json_object_del(copy, "members");
+    rc = store_doc(&q->doc, copy);
+    json_decref(copy);
+    return rc;
+}
+
+static int do_queue_put(wtx *t, void *arg)
+{
+    queue_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    sb_engine *e = t->e;
+    queue_rec cur = {0};
+    rc = st_queue_by_id(t->txn, e, t->acct, op->q.id, &cur);
+    if (rc == 0) {
+        uint32_t waiting = cur.waiting, num = cur.num, members = cur.members;
+        sb_buf keep = cur.doc;
+        cur = op->q;
+        cur.doc = keep;
+        cur.doc.len = 0;
+        buf_put(&cur.doc, op->q.doc.p, op->q.doc.len);
+        cur.num = num;
+        cur.waiting = waiting;
+        cur.members = members;
+        op->created = 0;
+    } else if (rc == SB_ENOTFOUND) {
+        cur = op->q;
+        memset(&cur.doc, 0, sizeof cur.doc);
+        buf_put(&cur.doc, op->q.doc.p, op->q.doc.len);
+        cur.num = t->account->next_queue++;
+        cur.waiting = cur.members = 0;
+        if ((rc = st_account_save(t->txn, e, t->account)) ||
+            (rc = st_name_put(t->txn, e, NK_QUEUE, t->acct, cur.id, cur.num)))
+            goto out;
+        op->created = 1;
+    } else {
+        return rc;
+    }
+    json_t *mem = json_object_get(op->doc, "members");
+    if (mem) {
+        /* Replace the member list: drop members not listed, set the others. */
+        uint32_t *keep = calloc(json_array_size(mem) + 1, sizeof *keep);
+        size_t nkeep = 0, i;
+        json_t *m;
+        if (!keep) {
+            rc = SB_ENOMEM;
+            goto out;
+        }
+        json_array_foreach(mem, i, m) {
+            char prefix[32], id[SB_ID_MAX + 1];
+            member_rec mr;
+            agent_rec a = {0};
+            int added;
+            snprintf(prefix, sizeof prefix, "members[%zu]", i);
+            jv_id(m, "agent", prefix, 1, id, NULL);
+            parse_member(m, prefix, &mr, (int)i + 1, NULL);
+            rc = st_agent_by_id(t->txn, e, t->acct, id, &a);
+            if (rc == SB_ENOTFOUND) {
+                char field[48];
+                snprintf(field, sizeof field, "members[%zu].agent", i);
+                rc = res_err(t->res, SB_EINVAL, field, "unknown agent '%s'", id);
+            }
+            if (!rc) rc = member_set(t, &cur, &a, &mr, &added);
+            if (!rc) keep[nkeep++] = a.num;
+            agent_free(&a);
+            if (rc) {
+                free(keep);
+                goto out;
+            }
+        }
+        /* Members of the stored queue that the new list does not name. */
+        MDB_cursor *c;
+        uint32_t drop[512];
+        int ndrop;
+        do {
+            ndrop = 0;
+            if ((rc = mdb_cursor_open(t->txn, e->dbi[DB_MEMBERS], &c))) break;
+            uint8_t p[8];
+            MDB_val k = {key_acct2(p, t->acct, cur.num), p}, v;
+            int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+            while (r == 0 && ndrop < 512 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
+                uint32_t an = be32((uint8_t *)k.mv_data + 8);
+                size_t j = 0;
+                while (j < nkeep && keep[j] != an) j++;
+                if (j == nkeep) drop[ndrop++] = an;
+                r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            }
+            mdb_cursor_close(c);
+            for (int d = 0; d < ndrop && !rc; d++) rc = member_remove(t, cur.num, drop[d]);
+        } while (!rc && ndrop == 512);
+        free(keep);
+        if (rc) goto out;
+        cur.members = (uint32_t)nkeep;
+    }
+    if ((rc = st_queue_save(t->txn, e, t->acct, &cur))) goto out;
+    op->q.num = cur.num;
+    if (cur.waiting) rc = dispatch_queue(t, cur.num);
+out:
+    queue_free(&cur);
+    return rc;
+}
+
+int sb_queue_put(sb_engine *e, const char *account, const char *json, size_t len, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    queue_op op = {.account = account};
+    int rc = jv_parse(json, len, &op.doc, res);
+    if (rc) return rc;
+    if ((rc = parse_queue(op.doc, &op, res)) == 0 &&
+        (rc = eng_write(e, do_queue_put, &op, res)) == 0)
+        res_doc(res, json_pack("{s:s, s:b}", "id", op.q.id, "created", op.created));
+    queue_free(&op.q);
+    json_decref(op.doc);
+    return rc;
+}
+
+static json_t *queue_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q)
+{
+    json_t *o = doc_json(&q->doc);
+    json_object_set_new(o, "waiting", json_integer(q->waiting));
+    json_t *arr = json_array();
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, e->dbi[DB_MEMBERS], &c) == 0) {
+        uint8_t p[8];
+        MDB_val k = {key_acct2(p, acct, q->num), p}, v;
+        int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        while (rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
+            member_rec m;
+            agent_rec a = {0};
+            if (dec_member(v.mv_data, v.mv_size, &m) == 0 &&
+                st_agent_load(txn, e, acct, be32((uint8_t *)k.mv_data + 8), &a) == 0)
+                json_array_append_new(
+                    arr, json_pack("{s:s, s:i, s:i, s:i, s:f, s:s}", "agent", a.id, "tier",
+                                   m.tier, "position", m.position, "penalty", m.penalty,
+                                   "weight", m.weight, "status", agent_status_name(a.status)));
+            agent_free(&a);
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(c);
+    }
+    json_object_set_new(o, "members", arr);
+    return o;
+}
+
+int sb_queue_get(sb_engine *e, const char *account, const char *queue, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    queue_rec q = {0};
+    if ((rc = read_account(e, txn, account, &acc, res)) == 0) {
+        rc = st_queue_by_id(txn, e, acc.num, queue, &q);
+        if (rc == SB_ENOTFOUND)
+            rc = res_err(res, SB_ENOTFOUND, "queue", "no such queue '%s'",
+                         id_valid(queue) ? queue : "?");
+        else if (rc)
+            rc = eng_mdb_err(res, rc, "read queue");
+        else
+            res_doc(res, queue_json(txn, e, acc.num, &q));
+    }
+    queue_free(&q);
+    eng_read_end(e, txn);
+    return rc;
+}
+
+int sb_queue_list(sb_engine *e, const char *account, sb_result *res)
+{
+    return list_prefix(e, account, DB_QUEUES, "queues", res);
+}
+
+static int do_queue_delete(wtx *t, void *arg)
+{
+    const char **args = arg;
+    int rc = tx_account(t, args[0]);
+    if (rc) return rc;
+    queue_rec q = {0};
+    rc = st_queue_by_id(t->txn, t->e, t->acct, args[1], &q);
+    if (rc == SB_ENOTFOUND)
+        rc = res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'",
+                     id_valid(args[1]) ? args[1] : "?");
+    else if (!rc && q.waiting)
+        rc = res_err(t->res, SB_ESTATE, "queue", "%u calls are waiting in queue '%s'", q.waiting,
+                     q.id);
+    if (rc) goto out;
+    for (;;) {
+        uint32_t drop[512];
+        int n = 0;
+        MDB_cursor *c;
+        if ((rc = mdb_cursor_open(t->txn, t->e->dbi[DB_MEMBERS], &c))) goto out;
+        uint8_t p[8];
+        MDB_val k = {key_acct2(p, t->acct, q.num), p}, v;
+        int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        while (r == 0 && n < 512 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
+            drop[n++] = be32((uint8_t *)k.mv_data + 8);
+            r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(c);
+        for (int i = 0; i < n; i++)
+            if ((rc = member_remove(t, q.num, drop[i]))) goto out;
+        if (n < 512) break;
+    }
+    uint8_t k[8];
+    if ((rc = st_del(t->txn, t->e->dbi[DB_QUEUES], k, key_acct2(k, t->acct, q.num)))) goto out;
+    rc = st_name_del(t->txn, t->e, NK_QUEUE, t->acct, q.id);
+out:
+    queue_free(&q);
+    return rc;
+}
+
+int sb_queue_delete(sb_engine *e, const char *account, const char *queue, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    const char *args[2] = {account, queue};
+    return eng_write(e, do_queue_delete, (void *)args, res);
+}
+
+typedef struct {
+    const char *account, *queue, *agent;
+    member_rec m;
+    int remove;
+} member_op;
+
+static int do_member(wtx *t, void *arg)
+{
+    member_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    queue_rec q = {0};
+    agent_rec a = {0};
+    rc = st_queue_by_id(t->txn, t->e, t->acct, op->queue, &q);
+    if (rc == SB_ENOTFOUND)
+        rc = res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'",
+                     id_valid(op->queue) ? op->queue : "?");
+    if (rc) goto out;
+    rc = st_agent_by_id(t->txn, t->e, t->acct, op->agent, &a);
+    if (rc == SB_ENOTFOUND)
+        rc = res_err(t->res, SB_ENOTFOUND, "agent", "no such agent '%s'",
+                     id_valid(op->agent) ? op->agent : "?");
+    if (rc) goto out;
+    if (op->remove) {
+        uint8_t k[12];
+        MDB_val v;
+        rc = st_get(t->txn, t->e->dbi[DB_MEMBERS], k, key_acct3(k, t->acct, q.num, a.num), &v);
+        if (rc == MDB_NOTFOUND) {
+            rc = res_err(t->res, SB_ENOTFOUND, "agent", "agent '%s' is not a member of '%s'",
+                         a.id, q.id);
+            goto out;
+        }
+        if (rc || (rc = member_remove(t, q.num, a.num))) goto out;
+        if (q.members) q.members--;
+        rc = st_queue_save(t->txn, t->e, t->acct, &q);
+    } else {
+        int added;
+        if ((rc = member_set(t, &q, &a, &op->m, &added))) goto out;
+        if (added) {
+            q.members++;
+            if ((rc = st_queue_save(t->txn, t->e, t->acct, &q))) goto out;
+        }
+        if (a.status == SB_AGENT_AVAILABLE && q.waiting) rc = dispatch_queue(t, q.num);
+    }
+out:
+    queue_free(&q);
+    agent_free(&a);
+    return rc;
+}
+
+int sb_member_put(sb_engine *e, const char *account, const char *queue, const char *agent,
+                  const char *json, size_t len, sb_result *res)
+{
+    static const char *const keys[] = {"tier", "position", "penalty", "weight", NULL};
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    member_op op = {.account = account, .queue = queue, .agent = agent};
+    int rc = 0;
+    if (json && len) {
+        json_t *doc;
+        if ((rc = jv_parse(json, len, &doc, res))) return rc;
+        if (!(rc = jv_keys(doc, keys, NULL, res))) rc = parse_member(doc, NULL, &op.m, 0, res);
+        json_decref(doc);
+        if (rc) return rc;
+    } else {
+        op.m = (member_rec){.tier = 1, .position = 0, .penalty = 0, .weight = 1};
+    }
+    return eng_write(e, do_member, &op, res);
+}
+
+int sb_member_delete(sb_engine *e, const char *account, const char *queue, const char *agent,
+                     sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    member_op op = {.account = account, .queue = queue, .agent = agent, .remove = 1};
+    return eng_write(e, do_member, &op, res);
+}

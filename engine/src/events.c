@@ -1,0 +1,1554 @@
+/*
+** events.c — call and agent events, routing, timers.
+**
+** Every public entry point here runs as one LMDB write transaction through
+** eng_write(): read state, ask the policy, apply the decision, commit. The
+** actions each step causes — for this call and for others (an agent freed
+** up, so a waiting call rings now) — are appended to the caller's result.
+*/
+#include "engine.h"
+#include "jsonv.h"
+#include "records.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DISPATCH_MAX 16 /* waiting calls tried per dispatch */
+#define MAX_MOVES 8     /* queue moves per call before it is rejected */
+#define TICK_BATCH 256  /* timers fired per tick transaction */
+
+static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce);
+
+/* --- small helpers --------------------------------------------------------- */
+
+static const char *acct_id(wtx *t)
+{
+    return t->account ? t->account->id : "";
+}
+
+static sb_action *act(wtx *t, sb_action_type type, const char *call, const char *agent,
+                      const char *queue, const char *reason)
+{
+    sb_action *a = res_action(t->res, type);
+    if (!a) return NULL;
+    a->account = res_str(t->res, acct_id(t));
+    a->call_id = res_str(t->res, call);
+    a->agent_id = res_str(t->res, agent);
+    a->queue_id = res_str(t->res, queue);
+    a->reason = res_str(t->res, reason);
+    return a;
+}
+
+static size_t timer_key(uint8_t *k, int64_t due, int kind, uint32_t acct, const void *ref,
+                        size_t rl)
+{
+    put_be64(k, (uint64_t)due);
+    k[8] = (uint8_t)kind;
+    put_be32(k + 9, acct);
+    memcpy(k + 13, ref, rl);
+    return 13 + rl;
+}
+
+static int timer_set(wtx *t, int64_t due, int kind, const void *ref, size_t rl)
+{
+    uint8_t k[13 + SB_ID_MAX];
+    return st_put(t->txn, t->e->dbi[DB_TIMERS], k, timer_key(k, due, kind, t->acct, ref, rl), "",
+                  0);
+}
+
+static int timer_del(wtx *t, int64_t due, int kind, const void *ref, size_t rl)
+{
+    uint8_t k[13 + SB_ID_MAX];
+    if (!due) return 0;
+    return st_del(t->txn, t->e->dbi[DB_TIMERS], k, timer_key(k, due, kind, t->acct, ref, rl));
+}
+
+static int call_timer_del(wtx *t, int64_t *due, int kind, const call_rec *c)
+{
+    int rc = timer_del(t, *due, kind, c->id, strlen(c->id));
+    *due = 0;
+    return rc;
+}
+
+static size_t waiting_key(uint8_t *k, uint32_t acct, const call_rec *c)
+{
+    size_t n = strlen(c->id);
+    put_be32(k, acct);
+    put_be32(k + 4, c->queue);
+    k[8] = (uint8_t)(100 - c->priority);
+    put_be64(k + 9, (uint64_t)c->queued);
+    memcpy(k + 17, c->id, n);
+    return 17 + n;
+}
+
+/* Put the call in / take it out of its queue's waiting list. */
+static int waiting_add(wtx *t, call_rec *c, queue_rec *q)
+{
+    uint8_t k[17 + SB_ID_MAX];
+    int rc = st_put(t->txn, t->e->dbi[DB_WAITING], k, waiting_key(k, t->acct, c), "", 0);
+    if (rc) return rc;
+    q->waiting++;
+    c->state = CALL_WAITING;
+    return st_queue_save(t->txn, t->e, t->acct, q);
+}
+
+static int waiting_remove(wtx *t, call_rec *c, queue_rec *q)
+{
+    uint8_t k[17 + SB_ID_MAX];
+    MDB_val key = {waiting_key(k, t->acct, c), k};
+    int rc = mdb_del(t->txn, t->e->dbi[DB_WAITING], &key, NULL);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    if (q->waiting) q->waiting--;
+    return st_queue_save(t->txn, t->e, t->acct, q);
+}
+
+static int load_queue(wtx *t, uint32_t num, queue_rec *q)
+{
+    int rc = st_queue_load(t->txn, t->e, t->acct, num, q);
+    if (rc == SB_ENOTFOUND) return res_err(t->res, SB_ESTORE, NULL, "queue %u vanished", num);
+    return rc;
+}
+
+/* --- agents ---------------------------------------------------------------- */
+
+int agent_set_avail(wtx *t, agent_rec *a, int available)
+{
+    sb_engine *e = t->e;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, e->dbi[DB_AGENTQ], &c);
+    if (rc) return rc;
+    uint8_t p[8];
+    MDB_val k = {key_acct2(p, t->acct, a->num), p}, v;
+    avail_rec av = {.idle_since = a->idle_since,
+                    .last_call = a->last_call,
+                    .talk_ms = a->talk_ms,
+                    .calls_taken = a->calls_taken,
+                    .no_answers = a->no_answers,
+                    .weight = a->weight};
+    for (int i = 0; i < 3; i++)
+        if (a->uri[i][0]) av.devices |= (uint8_t)(1u << i);
+    memcpy(av.id, a->id, sizeof av.id);
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        uint32_t q = be32((uint8_t *)k.mv_data + 8);
+        uint8_t ak[12];
+        key_acct3(ak, t->acct, q, a->num);
+        if (!available) {
+            if ((rc = st_del(t->txn, e->dbi[DB_AVAIL], ak, 12))) break;
+            continue;
+        }
+        MDB_val mv;
+        if ((rc = st_get(t->txn, e->dbi[DB_MEMBERS], ak, 12, &mv))) break;
+        if ((rc = dec_member(mv.mv_data, mv.mv_size, &av.m))) break;
+        wb_reset(&e->wb);
+        enc_avail(&e->wb, &av);
+        if (e->wb.err) {
+            rc = SB_ENOMEM;
+            break;
+        }
+        if ((rc = st_put(t->txn, e->dbi[DB_AVAIL], ak, 12, e->wb.b.p, e->wb.b.len))) break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Move an agent to a new status, keeping the avail index and timers right. */
+static int agent_change(wtx *t, agent_rec *a, int status, const char *reason, const char *call)
+{
+    int old = a->status;
+    int rc;
+    if (old == SB_AGENT_WRAP_UP && a->wrapup_due && status != SB_AGENT_WRAP_UP) {
+        uint8_t ref[4];
+        put_be32(ref, a->num);
+        if ((rc = timer_del(t, a->wrapup_due, TM_WRAPUP, ref, 4))) return rc;
+        a->wrapup_due = 0;
+    }
+    a->status = (uint8_t)status;
+    a->status_since = t->now;
+    str_copy(a->reason, sizeof a->reason, reason ? reason : "");
+    str_copy(a->call, sizeof a->call, call ? call : "");
+    /* Idle time counts from the end of the last call or absence, not from a
+    ** ring that went unanswered. */
+    if (status == SB_AGENT_AVAILABLE && old != SB_AGENT_RESERVED) a->idle_since = t->now;
+    if ((rc = st_agent_save(t->txn, t->e, t->acct, a))) return rc;
+    int was = old == SB_AGENT_AVAILABLE, is = status == SB_AGENT_AVAILABLE;
+    if (was != is || is) rc = agent_set_avail(t, a, is);
+    return rc;
+}
+
+static void act_agent(wtx *t, const agent_rec *a, const char *reason)
+{
+    sb_action *x = act(t, SB_ACT_AGENT, NULL, a->id, NULL, reason && *reason ? reason : NULL);
+    if (x) x->status = agent_status_name(a->status);
+}
+
+/* --- candidates and routing ---------------------------------------------- */
+
+typedef struct cand_set {
+    pol_cand *c;
+    avail_rec *av;
+    size_t n, cap;
+    sb_buf docs; /* documents loaded lazily (offsets survive reallocation) */
+    wtx *t;
+} cand_set;
+
+static int cand_load(void *arg, pol_cand *c)
+{
+    cand_set *cs = arg;
+    agent_rec a = {0};
+    int rc = st_agent_load(cs->t->txn, cs->t->e, cs->t->acct, c->num, &a);
+    if (rc == 0) {
+        /* Each document gets its own heap copy: pointers must stay put. */
+        char *copy = malloc(a.doc.len + 1);
+        if (!copy) rc = SB_ENOMEM;
+        else {
+            memcpy(copy, a.doc.p ? a.doc.p : "", a.doc.len);
+            copy[a.doc.len] = 0;
+            c->config = copy;
+            c->config_len = a.doc.len;
+        }
+    }
+    agent_free(&a);
+    return rc;
+}
+
+static void cands_release(cand_set *cs)
+{
+    for (size_t i = 0; i < cs->n; i++) {
+        if (cs->c[i].config) free((void *)cs->c[i].config);
+        cs->c[i].config = NULL;
+    }
+}
+
+static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
+{
+    sb_engine *e = t->e;
+    MDB_cursor *cur;
+    cs->n = 0;
+    cs->t = t;
+    int rc = mdb_cursor_open(t->txn, e->dbi[DB_AVAIL], &cur);
+    if (rc) return rc;
+    uint8_t p[8];
+    MDB_val k = {key_acct2(p, t->acct, queue), p}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (cs->n == cs->cap) {
+            size_t cap = cs->cap ? cs->cap * 2 : 64;
+            pol_cand *nc = realloc(cs->c, cap * sizeof *nc);
+            if (!nc) {
+                rc = SB_ENOMEM;
+                break;
+            }
+            cs->c = nc;
+            avail_rec *na = realloc(cs->av, cap * sizeof *na);
+            if (!na) {
+                rc = SB_ENOMEM;
+                break;
+            }
+            cs->av = na;
+            cs->cap = cap;
+        }
+        avail_rec *a = &cs->av[cs->n];
+        if ((rc = dec_avail(v.mv_data, v.mv_size, a))) break;
+        pol_cand *c = &cs->c[cs->n++];
+        memset(c, 0, sizeof *c);
+        c->id = a->id;
+        c->num = be32((uint8_t *)k.mv_data + 8);
+        c->idle_since = a->idle_since;
+        c->last_call = a->last_call;
+        c->talk_ms = a->talk_ms;
+        c->calls_taken = a->calls_taken;
+        c->no_answers = a->no_answers;
+        c->weight = a->weight;
+        c->tier = a->m.tier;
+        c->position = a->m.position;
+        c->penalty = a->m.penalty;
+        c->member_weight = a->m.weight;
+        c->devices = a->devices;
+        c->load = cand_load;
+        c->load_arg = cs;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The policy's key-value store lives in LMDB: acct, policy name, 0, key. */
+typedef struct kv_ctx {
+    wtx *t;
+    const char *policy;
+} kv_ctx;
+
+static size_t kv_key(uint8_t *k, uint32_t acct, const char *policy, const char *key, size_t kl)
+{
+    size_t pl = strlen(policy);
+    put_be32(k, acct);
+    memcpy(k + 4, policy, pl);
+    k[4 + pl] = 0;
+    memcpy(k + 5 + pl, key, kl);
+    return 5 + pl + kl;
+}
+
+static int kv_get(void *arg, const char *key, size_t klen, char *type, sb_buf *val)
+{
+    kv_ctx *kc = arg;
+    uint8_t k[4 + SB_NAME_MAX + 1 + 64];
+    MDB_val v;
+    if (klen > 64) return SB_EINVAL;
+    int rc = st_get(kc->t->txn, kc->t->e->dbi[DB_KV], k, kv_key(k, kc->t->acct, kc->policy, key, klen),
+                    &v);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc || v.mv_size < 1) return SB_ESTORE;
+    *type = ((char *)v.mv_data)[0];
+    val->len = 0;
+    if (buf_put(val, (char *)v.mv_data + 1, v.mv_size - 1)) return SB_ENOMEM;
+    return 1;
+}
+
+static int kv_set(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen)
+{
+    kv_ctx *kc = arg;
+    uint8_t k[4 + SB_NAME_MAX + 1 + 64];
+    if (klen > 64 || vlen > 1024) return SB_EINVAL;
+    size_t kl = kv_key(k, kc->t->acct, kc->policy, key, klen);
+    if (!type) return st_del(kc->t->txn, kc->t->e->dbi[DB_KV], k, kl);
+    uint8_t v[1 + 1024];
+    v[0] = (uint8_t)type;
+    memcpy(v + 1, val, vlen);
+    return st_put(kc->t->txn, kc->t->e->dbi[DB_KV], k, kl, v, vlen + 1);
+}
+
+/* The decision of the queue's fallback, in C, when the policy failed. */
+static void fallback_decide(const queue_rec *q, int fb, pol_cand *cs, size_t n, int64_t now,
+                            pol_decision *d)
+{
+    d->nring = 0;
+    d->sequence = 0;
+    d->timeout = (int)q->ring_timeout;
+    d->npause = 0;
+    if (fb == FB_REJECT) {
+        d->kind = DEC_REJECT;
+        strcpy(d->reason, "policy failed");
+        return;
+    }
+    if (n == 0 || fb == FB_WAIT) {
+        d->kind = DEC_WAIT;
+        d->wait = 0;
+        return;
+    }
+    d->kind = DEC_RING;
+    if (fb == FB_RING_ALL) {
+        for (size_t i = 0; i < n && d->nring < POL_MAX_RING; i++) {
+            int dev = pol_default_device(&cs[i], now);
+            if (!dev) continue;
+            d->ring[d->nring].cand = (int)i;
+            d->ring[d->nring++].dev = dev;
+        }
+    } else {
+        size_t best = n;
+        for (size_t i = 0; i < n; i++)
+            if (cs[i].devices && (best == n || cs[i].idle_since < cs[best].idle_since)) best = i;
+        if (best < n) {
+            d->ring[0].cand = (int)best;
+            d->ring[0].dev = pol_default_device(&cs[best], now);
+            d->nring = d->ring[0].dev ? 1 : 0;
+        }
+    }
+    if (d->nring == 0) {
+        d->kind = DEC_WAIT;
+        d->wait = 0;
+    }
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static uint64_t call_seed(uint64_t seed, const call_rec *c)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = c->id; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    return mix64(seed ^ h ^ ((uint64_t)c->attempts << 32));
+}
+
+static const char *agent_id_of(wtx *t, uint32_t num, char *buf, size_t cap)
+{
+    agent_rec a = {0};
+    const char *r = NULL;
+    if (num && st_agent_load(t->txn, t->e, t->acct, num, &a) == 0) {
+        str_copy(buf, cap, a.id);
+        r = buf;
+    }
+    agent_free(&a);
+    return r;
+}
+
+/* Ring the call's targets: reserve each agent, emit RING, arm the timeout. */
+static int ring_targets(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, int n,
+                        int timeout)
+{
+    int rc = 0, rung = 0;
+    c->nring = 0;
+    for (int i = 0; i < n; i++) {
+        agent_rec a = {0};
+        if ((rc = st_agent_load(t->txn, t->e, t->acct, tg[i].agent, &a))) {
+            agent_free(&a);
+            if (rc == SB_ENOTFOUND) continue;
+            return rc;
+        }
+        int di = dev_index(tg[i].dev);
+        if (a.status != SB_AGENT_AVAILABLE || di < 0 || !a.uri[di][0]) {
+            agent_free(&a);
+            continue;
+        }
+        rc = agent_change(t, &a, SB_AGENT_RESERVED, NULL, c->id);
+        if (!rc) {
+            sb_action *x = act(t, SB_ACT_RING, c->id, a.id, q->id, NULL);
+            if (x) {
+                x->device = pol_dev_name(tg[i].dev);
+                x->uri = res_str(t->res, a.uri[di]);
+                x->timeout_s = timeout;
+            }
+            c->ring[c->nring++] = tg[i];
+            call_tried(c, a.num);
+            c->last_agent = a.num;
+            if (c->natt < MAX_ATTEMPTS) {
+                attempt_rec *at = &c->att[c->natt++];
+                *at = (attempt_rec){.agent = a.num, .dev = tg[i].dev, .start = t->now};
+            }
+            rung++;
+        }
+        agent_free(&a);
+        if (rc) return rc;
+    }
+    if (!rung) return 1; /* nobody could be rung */
+    c->attempts++;
+    c->state = CALL_RINGING;
+    c->ring_start = t->now;
+    c->ring_timeout = timeout;
+    c->ring_due = t->now + (int64_t)timeout * 1000;
+    return timer_set(t, c->ring_due, TM_RING, c->id, strlen(c->id));
+}
+
+static const char *kind_detail(const pol_decision *d, pol_cand *cs, char *buf, size_t cap)
+{
+    switch (d->kind) {
+    case DEC_RING: {
+        size_t o = (size_t)snprintf(buf, cap, "ring%s", d->sequence ? " sequence" : "");
+        for (int i = 0; i < d->nring && o < cap; i++)
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s/%s", i ? ", " : " ",
+                                  cs[d->ring[i].cand].id, pol_dev_name(d->ring[i].dev));
+        break;
+    }
+    case DEC_WAIT: snprintf(buf, cap, "wait %d", d->wait); break;
+    case DEC_MOVE: snprintf(buf, cap, "move to %s: %s", d->queue, d->reason); break;
+    default: snprintf(buf, cap, "reject: %s", d->reason); break;
+    }
+    return buf;
+}
+
+static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome);
+
+/* Move a waiting call to another queue of the account and route it there. */
+static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason)
+{
+    queue_rec nq = {0};
+    int rc = st_queue_by_id(t->txn, t->e, t->acct, target, &nq);
+    if (rc == SB_ENOTFOUND || c->moves >= MAX_MOVES || (rc == 0 && nq.num == q->num)) {
+        queue_free(&nq);
+        act(t, SB_ACT_REJECT, c->id, NULL, q->id,
+            rc == SB_ENOTFOUND ? "overflow queue missing" : "too many queue moves");
+        if ((rc = waiting_remove(t, c, q))) return rc;
+        return finish_call(t, c, q, "rejected");
+    }
+    if (rc) {
+        queue_free(&nq);
+        return rc;
+    }
+    if ((rc = waiting_remove(t, c, q)) || (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)) ||
+        (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
+        goto out;
+    c->queue = nq.num;
+    c->queued = t->now;
+    c->moves++;
+    act(t, SB_ACT_OVERFLOW, c->id, NULL, nq.id, reason);
+    if (nq.max_wait) {
+        c->maxwait_due = t->now + (int64_t)nq.max_wait * 1000;
+        if ((rc = timer_set(t, c->maxwait_due, TM_MAXWAIT, c->id, strlen(c->id)))) goto out;
+    }
+    if ((rc = waiting_add(t, c, &nq))) goto out;
+    rc = route_call(t, c, &nq, 0);
+out:
+    queue_free(&nq);
+    return rc;
+}
+
+/* Apply the pauses a decision asked for (agents not being rung). */
+static int apply_pauses(wtx *t, const pol_decision *d)
+{
+    for (int i = 0; i < d->npause; i++) {
+        agent_rec a = {0};
+        int rc = st_agent_by_id(t->txn, t->e, t->acct, d->pause[i].agent, &a);
+        if (rc == 0 && (a.status == SB_AGENT_AVAILABLE || a.status == SB_AGENT_WRAP_UP)) {
+            rc = agent_change(t, &a, SB_AGENT_PAUSED, d->pause[i].reason, NULL);
+            if (!rc) act_agent(t, &a, d->pause[i].reason);
+        } else if (rc == SB_ENOTFOUND) {
+            rc = 0;
+        }
+        agent_free(&a);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/*
+** Ask the queue's policy what to do with a waiting call and do it. `c` is
+** in the WAITING state and in the waiting list. `announce`: the caller is
+** the call's own event, which reports a WAIT decision as an action.
+*/
+static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
+{
+    sb_engine *e = t->e;
+    /* Max wait passed: overflow or give up before asking anyone. */
+    if (q->max_wait && t->now >= c->queued + (int64_t)q->max_wait * 1000) {
+        if (q->overflow[0]) return move_call(t, c, q, q->overflow, "max wait exceeded");
+        act(t, SB_ACT_REJECT, c->id, NULL, q->id, "max wait exceeded");
+        int rc = waiting_remove(t, c, q);
+        return rc ? rc : finish_call(t, c, q, "rejected");
+    }
+    static __thread cand_set cs; /* reused; only under the write lock */
+    int rc = cands_gather(t, q->num, &cs);
+    if (rc) return rc;
+
+    /* The call as the policy sees it. */
+    const char *tried_ids[MAX_TRIED];
+    int tried_n[MAX_TRIED];
+    char tried_buf[MAX_TRIED][SB_ID_MAX + 1];
+    size_t ntried = 0;
+    for (int i = 0; i < c->ntried; i++) {
+        const char *id = NULL;
+        for (size_t j = 0; j < cs.n && !id; j++)
+            if (cs.c[j].num == c->tried[i].agent) id = cs.c[j].id;
+        if (!id) id = agent_id_of(t, c->tried[i].agent, tried_buf[i], sizeof tried_buf[i]);
+        if (!id) continue;
+        tried_ids[ntried] = id;
+        tried_n[ntried++] = c->tried[i].n;
+    }
+    char last_buf[SB_ID_MAX + 1];
+    pol_call pc = {
+        .id = c->id,
+        .queue = q->id,
+        .caller = c->caller,
+        .called = c->called[0] ? c->called : NULL,
+        .priority = c->priority,
+        .waited = (double)(t->now - c->offered) / 1000.0,
+        .queue_waited = (double)(t->now - c->queued) / 1000.0,
+        .attempts = (int)c->attempts,
+        .last_agent = agent_id_of(t, c->last_agent, last_buf, sizeof last_buf),
+        .previous_agent = NULL,
+        .attrs = c->attrs.len ? c->attrs.p : NULL,
+        .attrs_len = c->attrs.len,
+        .ntried = ntried,
+        .tried_ids = tried_ids,
+        .tried_n = tried_n,
+    };
+    pol_queue pq = {.id = q->id,
+                    .waiting = (int)q->waiting,
+                    .members = (int)q->members,
+                    .available = (int)cs.n,
+                    .position = 1,
+                    .longest_wait = pc.queue_waited,
+                    .ring_timeout = (int)q->ring_timeout};
+    kv_ctx kc = {t, q->policy};
+    pol_kv kv = {kv_get, kv_set, &kc};
+    static __thread pol_decision d;
+    memset(&d, 0, sizeof d);
+    rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, cs.c, cs.n, &pq, &kv, t->now,
+                   call_seed(e->cfg.seed, c), &d);
+    if (rc) {
+        cands_release(&cs);
+        return rc;
+    }
+    char detail[256];
+    if (d.failed) {
+        fallback_decide(q, q->fallback, cs.c, cs.n, t->now, &d);
+        pthread_mutex_lock(&e->stats_mu);
+        e->st.dec_fallback++;
+        pthread_mutex_unlock(&e->stats_mu);
+        char msg[256 + 512];
+        snprintf(msg, sizeof msg, "%s; fallback %s: %s", d.error, fallback_name(q->fallback),
+                 kind_detail(&d, cs.c, detail, sizeof detail));
+        call_trace(c, t->now, TR_ERROR, 1, q->policy, d.version, msg);
+    } else {
+        call_trace(c, t->now, d.kind == DEC_RING ? TR_RING : d.kind == DEC_WAIT ? TR_WAIT
+                                 : d.kind == DEC_MOVE ? TR_MOVE : TR_REJECT,
+                   0, d.policy[0] ? d.policy : q->policy, d.version,
+                   kind_detail(&d, cs.c, detail, sizeof detail));
+    }
+    pthread_mutex_lock(&e->stats_mu);
+    switch (d.kind) {
+    case DEC_RING: e->st.dec_ring++; break;
+    case DEC_WAIT: e->st.dec_wait++; break;
+    case DEC_MOVE: e->st.dec_move++; break;
+    default: e->st.dec_reject++; break;
+    }
+    pthread_mutex_unlock(&e->stats_mu);
+
+    /* Resolve ring targets to agent numbers before the candidates go. */
+    ring_target tg[POL_MAX_RING];
+    int ntg = 0;
+    if (d.kind == DEC_RING)
+        for (int i = 0; i < d.nring; i++) {
+            int skip = 0;
+            for (int p = 0; p < d.npause; p++)
+                if (strcmp(d.pause[p].agent, cs.c[d.ring[i].cand].id) == 0) skip = 1;
+            if (skip) continue;
+            tg[ntg].agent = cs.c[d.ring[i].cand].num;
+            tg[ntg++].dev = (uint8_t)d.ring[i].dev;
+        }
+    cands_release(&cs);
+    if ((rc = apply_pauses(t, &d))) return rc;
+
+    switch (d.kind) {
+    case DEC_RING: {
+        if (ntg == 0) goto wait;
+        if ((rc = waiting_remove(t, c, q)) || (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)))
+            return rc;
+        int n = d.sequence ? 1 : ntg;
+        c->nseq = 0;
+        c->seqpos = 0;
+        if (d.sequence) {
+            memcpy(c->seq, tg, sizeof(ring_target) * (size_t)ntg);
+            c->nseq = (uint8_t)ntg;
+            c->seqpos = 1;
+        }
+        rc = ring_targets(t, c, q, tg, n, d.timeout);
+        while (rc == 1 && d.sequence && c->seqpos < c->nseq) /* skip the unreachable */
+            rc = ring_targets(t, c, q, &c->seq[c->seqpos++], 1, d.timeout);
+        if (rc == 1) { /* nobody reachable after all: keep waiting */
+            if ((rc = waiting_add(t, c, q))) return rc;
+            return st_call_save(t->txn, e, t->acct, c);
+        }
+        if (rc) return rc;
+        return st_call_save(t->txn, e, t->acct, c);
+    }
+    case DEC_MOVE: return move_call(t, c, q, d.queue, d.reason[0] ? d.reason : "moved by policy");
+    case DEC_REJECT:
+        act(t, SB_ACT_REJECT, c->id, NULL, q->id, d.reason[0] ? d.reason : "rejected");
+        if ((rc = waiting_remove(t, c, q))) return rc;
+        return finish_call(t, c, q, "rejected");
+    default:
+    wait:
+        if ((rc = call_timer_del(t, &c->wake_due, TM_WAKE, c))) return rc;
+        if (d.wait > 0) {
+            c->wake_due = t->now + (int64_t)d.wait * 1000;
+            if ((rc = timer_set(t, c->wake_due, TM_WAKE, c->id, strlen(c->id)))) return rc;
+        }
+        if (announce) {
+            sb_action *x = act(t, SB_ACT_WAIT, c->id, NULL, q->id, NULL);
+            if (x) x->due_ms = c->wake_due;
+        }
+        return st_call_save(t->txn, e, t->acct, c);
+    }
+}
+
+/* Route waiting calls of one queue, head first, while agents are free. */
+int dispatch_queue(wtx *t, uint32_t queue)
+{
+    if (t->depth > 4) return 0; /* moves between queues: bounded */
+    t->depth++;
+    sb_engine *e = t->e;
+    char ids[DISPATCH_MAX][SB_ID_MAX + 1];
+    int n = 0, rc = 0;
+    /* Collect first (routing writes to the waiting list we iterate). */
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(t->txn, e->dbi[DB_WAITING], &cur))) goto out;
+    uint8_t p[8];
+    MDB_val k = {key_acct2(p, t->acct, queue), p}, v;
+    int r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (r == 0 && n < DISPATCH_MAX && k.mv_size > 17 && memcmp(k.mv_data, p, 8) == 0) {
+        size_t il = k.mv_size - 17;
+        if (il <= SB_ID_MAX) {
+            memcpy(ids[n], (uint8_t *)k.mv_data + 17, il);
+            ids[n++][il] = 0;
+        }
+        r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    for (int i = 0; i < n && !rc; i++) {
+        /* Stop as soon as nobody is free in this queue. */
+        uint8_t ak[8];
+        MDB_val av = {key_acct2(ak, t->acct, queue), ak}, ad;
+        MDB_cursor *ac;
+        if ((rc = mdb_cursor_open(t->txn, e->dbi[DB_AVAIL], &ac))) break;
+        r = mdb_cursor_get(ac, &av, &ad, MDB_SET_RANGE);
+        int any = r == 0 && av.mv_size == 12 && memcmp(av.mv_data, ak, 8) == 0;
+        mdb_cursor_close(ac);
+        if (!any) break;
+        call_rec *c = &e->call;
+        if (st_call_load(t->txn, e, t->acct, ids[i], c) || c->state != CALL_WAITING) continue;
+        queue_rec q = {0};
+        if ((rc = load_queue(t, queue, &q)) == 0) rc = route_call(t, c, &q, 0);
+        queue_free(&q);
+    }
+out:
+    t->depth--;
+    return rc;
+}
+
+int dispatch_agent(wtx *t, const agent_rec *a)
+{
+    uint32_t qs[64];
+    int n = 0, rc;
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(t->txn, t->e->dbi[DB_AGENTQ], &c))) return rc;
+    uint8_t p[8];
+    MDB_val k = {key_acct2(p, t->acct, a->num), p}, v;
+    int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (r == 0 && n < 64 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
+        qs[n++] = be32((uint8_t *)k.mv_data + 8);
+        r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    for (int i = 0; i < n; i++) {
+        queue_rec q = {0};
+        if ((rc = load_queue(t, qs[i], &q)) == 0 && q.waiting) rc = dispatch_queue(t, q.num);
+        queue_free(&q);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* --- the end of a call ------------------------------------------------------------- */
+
+static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome)
+{
+    int rc;
+    if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) ||
+        (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)) ||
+        (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
+        return rc;
+    if ((rc = record_write(t, c, q, outcome))) return rc;
+    act(t, SB_ACT_END, c->id, NULL, q->id, outcome);
+    return st_call_del(t->txn, t->e, t->acct, c->id);
+}
+
+/* Stop ringing every agent of the call but `keep`; they are free again. */
+static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outcome,
+                        int emit_cancel)
+{
+    uint32_t freed[MAX_RING];
+    int nfreed = 0, rc = 0;
+    for (int i = 0; i < c->nring; i++) {
+        if (c->ring[i].agent == keep) continue;
+        agent_rec a = {0};
+        if (st_agent_load(t->txn, t->e, t->acct, c->ring[i].agent, &a) == 0 &&
+            a.status == SB_AGENT_RESERVED && strcmp(a.call, c->id) == 0) {
+            if (outcome == SB_RING_NO_ANSWER) a.no_answers++;
+            rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL);
+            if (!rc && emit_cancel) act(t, SB_ACT_CANCEL, c->id, a.id, q->id, NULL);
+            freed[nfreed++] = a.num;
+        }
+        for (int j = c->natt - 1; j >= 0; j--)
+            if (c->att[j].agent == c->ring[i].agent && !c->att[j].outcome) {
+                c->att[j].outcome = (uint8_t)(outcome ? outcome : SB_RING_REJECTED);
+                c->att[j].dur_ms = (int32_t)(t->now - c->att[j].start);
+                break;
+            }
+        agent_free(&a);
+        if (rc) return rc;
+    }
+    int n = 0;
+    for (int i = 0; i < c->nring; i++)
+        if (c->ring[i].agent == keep) c->ring[n++] = c->ring[i];
+    c->nring = (uint8_t)n;
+    (void)freed;
+    (void)nfreed;
+    return 0;
+}
+
+/* Agents freed by a cancelled ring may serve other waiting calls. */
+static int redispatch_agents(wtx *t, const uint32_t *nums, int n)
+{
+    for (int i = 0; i < n; i++) {
+        agent_rec a = {0};
+        int rc = st_agent_load(t->txn, t->e, t->acct, nums[i], &a);
+        if (rc == 0 && a.status == SB_AGENT_AVAILABLE) rc = dispatch_agent(t, &a);
+        else if (rc == SB_ENOTFOUND) rc = 0;
+        agent_free(&a);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* A ring round failed for every agent: next in sequence, or decide again. */
+static int ring_failed(wtx *t, call_rec *c, queue_rec *q)
+{
+    int rc;
+    if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c))) return rc;
+    while (c->seqpos < c->nseq) {
+        rc = ring_targets(t, c, q, &c->seq[c->seqpos++], 1, c->ring_timeout);
+        if (rc == 0) return st_call_save(t->txn, t->e, t->acct, c);
+        if (rc != 1) return rc;
+    }
+    c->nseq = c->seqpos = 0;
+    if ((rc = waiting_add(t, c, q))) return rc;
+    return route_call(t, c, q, 0);
+}
+
+/* --- events ----------------------------------------------------------------------------- */
+
+typedef struct ev_op {
+    const sb_event *ev;
+    json_t *attrs; /* validated attributes (OFFER) */
+    char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
+} ev_op;
+
+static int need_call(wtx *t, const char *id, call_rec *c)
+{
+    int rc = st_call_load(t->txn, t->e, t->acct, id, c);
+    if (rc == SB_ENOTFOUND)
+        return res_err(t->res, SB_ENOTFOUND, "call", "no such call '%s'", id_valid(id) ? id : "?");
+    return rc;
+}
+
+static int need_queue(wtx *t, const char *id, queue_rec *q)
+{
+    int rc = st_queue_by_id(t->txn, t->e, t->acct, id, q);
+    if (rc == SB_ENOTFOUND)
+        return res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'", id_valid(id) ? id : "?");
+    return rc;
+}
+
+static int need_agent(wtx *t, const char *id, agent_rec *a)
+{
+    int rc = st_agent_by_id(t->txn, t->e, t->acct, id, a);
+    if (rc == SB_ENOTFOUND)
+        return res_err(t->res, SB_ENOTFOUND, "agent", "no such agent '%s'", id_valid(id) ? id : "?");
+    return rc;
+}
+
+static int ev_offer(wtx *t, ev_op *op)
+{
+    const sb_event *ev = op->ev;
+    sb_engine *e = t->e;
+    call_rec *c = &e->call;
+    queue_rec q = {0};
+    int rc = need_queue(t, ev->queue_id, &q);
+    if (rc) goto out;
+    rc = st_call_load(t->txn, e, t->acct, ev->call_id, c);
+    if (rc == 0) {
+        rc = res_err(t->res, SB_EEXIST, "call", "call '%s' exists already", ev->call_id);
+        goto out;
+    }
+    if (rc != SB_ENOTFOUND) goto out;
+    sb_buf attrs = c->attrs;
+    memset(c, 0, sizeof *c - sizeof c->attrs);
+    c->attrs = attrs;
+    c->attrs.len = 0;
+    strcpy(c->id, ev->call_id);
+    strcpy(c->caller, op->caller);
+    strcpy(c->called, op->called);
+    c->priority = ev->priority;
+    c->offered = c->queued = t->now;
+    c->queue = c->first_queue = q.num;
+    if (op->attrs) {
+        char *s = json_dumps(op->attrs, JSON_COMPACT);
+        if (!s || buf_puts(&c->attrs, s)) rc = SB_ENOMEM;
+        free(s);
+        if (rc) goto out;
+    }
+    if (q.max_length && q.waiting >= q.max_length) {
+        c->state = CALL_WAITING;
+        if (q.overflow[0]) {
+            if ((rc = waiting_add(t, c, &q))) goto out;
+            rc = move_call(t, c, &q, q.overflow, "queue full");
+        } else {
+            act(t, SB_ACT_REJECT, c->id, NULL, q.id, "queue full");
+            rc = finish_call(t, c, &q, "rejected");
+        }
+        goto out;
+    }
+    if (q.max_wait) {
+        c->maxwait_due = t->now + (int64_t)q.max_wait * 1000;
+        if ((rc = timer_set(t, c->maxwait_due, TM_MAXWAIT, c->id, strlen(c->id)))) goto out;
+    }
+    if ((rc = waiting_add(t, c, &q))) goto out;
+    /* Calls ahead of this one go first; this one when its turn comes. */
+    if (q.waiting > 1) {
+        if ((rc = st_call_save(t->txn, e, t->acct, c)) || (rc = dispatch_queue(t, q.num))) goto out;
+        /* Still waiting? tell the gateway. */
+        if (st_call_load(t->txn, e, t->acct, ev->call_id, c) == 0 && c->state == CALL_WAITING) {
+            sb_action *x = act(t, SB_ACT_WAIT, c->id, NULL, q.id, NULL);
+            if (x) x->due_ms = c->wake_due;
+        }
+    } else {
+        rc = route_call(t, c, &q, 1);
+    }
+out:
+    queue_free(&q);
+    return rc;
+}
+
+static int ev_ring_result(wtx *t, ev_op *op)
+{
+    const sb_event *ev = op->ev;
+    sb_engine *e = t->e;
+    call_rec *c = &e->call;
+    agent_rec a = {0};
+    queue_rec q = {0};
+    int rc;
+    if ((rc = need_call(t, ev->call_id, c)) || (rc = need_agent(t, ev->agent_id, &a))) goto out;
+    int idx = -1;
+    for (int i = 0; i < c->nring; i++)
+        if (c->ring[i].agent == a.num) idx = i;
+    if (c->state != CALL_RINGING || idx < 0) {
+        rc = res_err(t->res, SB_ESTATE, "agent", "agent '%s' is not ringing for call '%s'", a.id,
+                     c->id);
+        goto out;
+    }
+    if ((rc = load_queue(t, c->queue, &q))) goto out;
+    if (ev->outcome == SB_RING_ANSWERED) {
+        uint32_t others[MAX_RING];
+        int no = 0;
+        for (int i = 0; i < c->nring; i++)
+            if (c->ring[i].agent != a.num) others[no++] = c->ring[i].agent;
+        if ((rc = cancel_rings(t, c, &q, a.num, 0, 1))) goto out;
+        for (int j = c->natt - 1; j >= 0; j--)
+            if (c->att[j].agent == a.num && !c->att[j].outcome) {
+                c->att[j].outcome = SB_RING_ANSWERED;
+                c->att[j].dur_ms = (int32_t)(t->now - c->att[j].start);
+                break;
+            }
+        if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) ||
+            (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
+            goto out;
+        c->state = CALL_CONNECTED;
+        c->answered = t->now;
+        c->agent = a.num;
+        c->nseq = c->seqpos = 0;
+        a.calls_taken++;
+        a.no_answers = 0;
+        if ((rc = agent_change(t, &a, SB_AGENT_ON_CALL, NULL, c->id))) goto out;
+        act(t, SB_ACT_CONNECT, c->id, a.id, q.id, NULL);
+        if ((rc = st_call_save(t->txn, e, t->acct, c))) goto out;
+        rc = redispatch_agents(t, others, no);
+        goto out;
+    }
+    /* Not answered: this agent is free again; the call rings on or re-decides. */
+    c->ring[idx] = c->ring[c->nring - 1];
+    c->nring--;
+    if (ev->outcome == SB_RING_NO_ANSWER) a.no_answers++;
+    for (int j = c->natt - 1; j >= 0; j--)
+        if (c->att[j].agent == a.num && !c->att[j].outcome) {
+            c->att[j].outcome = (uint8_t)ev->outcome;
+            c->att[j].dur_ms = (int32_t)(t->now - c->att[j].start);
+            break;
+        }
+    if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL))) goto out;
+    if (c->nring > 0) {
+        if ((rc = st_call_save(t->txn, e, t->acct, c))) goto out;
+    } else if ((rc = ring_failed(t, c, &q))) {
+        goto out;
+    }
+    /* The freed agent may suit another waiting call. */
+    rc = st_agent_load(t->txn, e, t->acct, a.num, &a);
+    if (rc == 0 && a.status == SB_AGENT_AVAILABLE) rc = dispatch_agent(t, &a);
+out:
+    agent_free(&a);
+    queue_free(&q);
+    return rc;
+}
+
+/* The agent leaves a call: statistics, then wrap-up or straight back. */
+static int agent_leaves_call(wtx *t, agent_rec *a, const call_rec *c, const queue_rec *q)
+{
+    int64_t talk = c->answered ? t->now - c->answered : 0;
+    a->talk_ms += talk;
+    a->last_call = t->now;
+    uint32_t wrap = a->wrapup_s ? a->wrapup_s : q->wrapup;
+    int rc;
+    if (wrap) {
+        a->wrapup_due = t->now + (int64_t)wrap * 1000;
+        uint8_t ref[4];
+        put_be32(ref, a->num);
+        if ((rc = timer_set(t, a->wrapup_due, TM_WRAPUP, ref, 4))) return rc;
+        return agent_change(t, a, SB_AGENT_WRAP_UP, NULL, NULL);
+    }
+    if ((rc = agent_change(t, a, SB_AGENT_AVAILABLE, NULL, NULL))) return rc;
+    return dispatch_agent(t, a);
+}
+
+static int ev_end(wtx *t, ev_op *op, int abandon)
+{
+    const sb_event *ev = op->ev;
+    sb_engine *e = t->e;
+    call_rec *c = &e->call;
+    queue_rec q = {0};
+    agent_rec a = {0};
+    int rc;
+    if ((rc = need_call(t, ev->call_id, c)) || (rc = load_queue(t, c->queue, &q))) goto out;
+    if (c->state == CALL_CONNECTED) {
+        if (abandon) {
+            rc = res_err(t->res, SB_ESTATE, "call",
+                         "call '%s' is connected; a connected call ends with hangup", c->id);
+            goto out;
+        }
+        rc = st_agent_load(t->txn, e, t->acct, c->agent, &a);
+        if (rc == 0 && a.status == SB_AGENT_ON_CALL && strcmp(a.call, c->id) == 0) {
+            /* Record first: the agent's wrap-up may route other calls. */
+            if ((rc = finish_call(t, c, &q, "answered"))) goto out;
+            rc = agent_leaves_call(t, &a, c, &q);
+        } else if (rc == 0 || rc == SB_ENOTFOUND) {
+            rc = finish_call(t, c, &q, "answered");
+        }
+        goto out;
+    }
+    /* Not connected: the caller gave up. */
+    uint32_t freed[MAX_RING];
+    int nf = 0;
+    for (int i = 0; i < c->nring; i++) freed[nf++] = c->ring[i].agent;
+    if ((rc = cancel_rings(t, c, &q, 0, 0, 1))) goto out;
+    if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned"))) goto out;
+    rc = redispatch_agents(t, freed, nf);
+out:
+    queue_free(&q);
+    agent_free(&a);
+    return rc;
+}
+
+static int ev_transfer(wtx *t, ev_op *op)
+{
+    const sb_event *ev = op->ev;
+    sb_engine *e = t->e;
+    call_rec *c = &e->call;
+    queue_rec q = {0}, nq = {0};
+    agent_rec a = {0}, target = {0};
+    int rc;
+    if ((rc = need_call(t, ev->call_id, c)) || (rc = load_queue(t, c->queue, &q))) goto out;
+    if (ev->queue_id && (rc = need_queue(t, ev->queue_id, &nq))) goto out;
+    if (!ev->queue_id && (rc = need_agent(t, ev->agent_id, &target))) goto out;
+    if (!ev->queue_id && target.status != SB_AGENT_AVAILABLE) {
+        rc = res_err(t->res, SB_ESTATE, "agent", "agent '%s' is %s, not available", target.id,
+                     agent_status_name(target.status));
+        goto out;
+    }
+    /* Release whoever has the call now. */
+    uint32_t freed[MAX_RING];
+    int nf = 0;
+    if (c->state == CALL_CONNECTED) {
+        if ((rc = st_agent_load(t->txn, e, t->acct, c->agent, &a)) == 0 &&
+            a.status == SB_AGENT_ON_CALL && strcmp(a.call, c->id) == 0 && a.num != target.num) {
+            if ((rc = agent_leaves_call(t, &a, c, &q))) goto out;
+        } else if (rc && rc != SB_ENOTFOUND) {
+            goto out;
+        }
+        c->agent = 0;
+        c->answered = 0;
+    } else if (c->state == CALL_RINGING) {
+        for (int i = 0; i < c->nring; i++) freed[nf++] = c->ring[i].agent;
+        if ((rc = cancel_rings(t, c, &q, 0, 0, 1))) goto out;
+        if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c))) goto out;
+    } else {
+        if ((rc = waiting_remove(t, c, &q))) goto out;
+    }
+    rc = call_timer_del(t, &c->wake_due, TM_WAKE, c);
+    if (!rc) rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c);
+    if (rc) goto out;
+    c->nseq = c->seqpos = 0;
+    c->nring = 0;
+    if (ev->queue_id) {
+        c->queue = nq.num;
+        c->queued = t->now;
+        if (nq.max_wait) {
+            c->maxwait_due = t->now + (int64_t)nq.max_wait * 1000;
+            if ((rc = timer_set(t, c->maxwait_due, TM_MAXWAIT, c->id, strlen(c->id)))) goto out;
+        }
+        act(t, SB_ACT_OVERFLOW, c->id, NULL, nq.id, "transferred");
+        if ((rc = waiting_add(t, c, &nq)) || (rc = route_call(t, c, &nq, 1))) goto out;
+    } else {
+        ring_target tg = {target.num, 0};
+        pol_cand pc = {.id = target.id, .num = target.num, .load = cand_load};
+        cand_set one = {.t = t};
+        pc.load_arg = &one;
+        for (int i = 0; i < 3; i++)
+            if (target.uri[i][0]) pc.devices |= 1u << i;
+        tg.dev = (uint8_t)pol_default_device(&pc, t->now);
+        if (pc.config) free((void *)pc.config);
+        rc = ring_targets(t, c, &q, &tg, 1, (int)q.ring_timeout);
+        if (rc == 1) {
+            rc = res_err(t->res, SB_ESTATE, "agent", "agent '%s' cannot be rung", target.id);
+            goto out;
+        }
+        if (rc || (rc = st_call_save(t->txn, e, t->acct, c))) goto out;
+    }
+    rc = redispatch_agents(t, freed, nf);
+out:
+    queue_free(&q);
+    queue_free(&nq);
+    agent_free(&a);
+    agent_free(&target);
+    return rc;
+}
+
+static int ev_agent_status(wtx *t, ev_op *op)
+{
+    const sb_event *ev = op->ev;
+    sb_engine *e = t->e;
+    agent_rec a = {0};
+    int rc = need_agent(t, ev->agent_id, &a);
+    if (rc) goto out;
+    if (a.status == SB_AGENT_ON_CALL) {
+        rc = res_err(t->res, SB_ESTATE, "agent",
+                     "agent '%s' is on a call; change its status after the call", a.id);
+        goto out;
+    }
+    if (a.status == SB_AGENT_RESERVED) {
+        /* Leaving while ringing: that ring is rejected and the call moves on. */
+        call_rec *c = &e->call;
+        queue_rec q = {0};
+        if (st_call_load(t->txn, e, t->acct, a.call, c) == 0 && c->state == CALL_RINGING &&
+            load_queue(t, c->queue, &q) == 0) {
+            int idx = -1;
+            for (int i = 0; i < c->nring; i++)
+                if (c->ring[i].agent == a.num) idx = i;
+            if (idx >= 0) {
+                c->ring[idx] = c->ring[--c->nring];
+                act(t, SB_ACT_CANCEL, c->id, a.id, q.id, "agent left");
+                for (int j = c->natt - 1; j >= 0; j--)
+                    if (c->att[j].agent == a.num && !c->att[j].outcome) {
+                        c->att[j].outcome = SB_RING_REJECTED;
+                        c->att[j].dur_ms = (int32_t)(t->now - c->att[j].start);
+                        break;
+                    }
+                if ((rc = agent_change(t, &a, (int)ev->status, ev->reason, NULL)) == 0)
+                    rc = c->nring ? st_call_save(t->txn, e, t->acct, c) : ring_failed(t, c, &q);
+                queue_free(&q);
+                if (rc) goto out;
+                act_agent(t, &a, ev->reason);
+                goto avail;
+            }
+        }
+        queue_free(&q);
+    }
+    if ((rc = agent_change(t, &a, (int)ev->status, ev->reason, NULL))) goto out;
+avail:
+    if (ev->status == SB_AGENT_AVAILABLE) {
+        if ((rc = st_agent_load(t->txn, e, t->acct, a.num, &a)) == 0 &&
+            a.status == SB_AGENT_AVAILABLE)
+            rc = dispatch_agent(t, &a);
+    }
+out:
+    agent_free(&a);
+    return rc;
+}
+
+static int do_event(wtx *t, void *arg)
+{
+    ev_op *op = arg;
+    int rc = tx_account(t, op->ev->account);
+    if (rc) return rc;
+    switch (op->ev->type) {
+    case SB_EV_OFFER: return ev_offer(t, op);
+    case SB_EV_RING_RESULT: return ev_ring_result(t, op);
+    case SB_EV_HANGUP: return ev_end(t, op, 0);
+    case SB_EV_ABANDON: return ev_end(t, op, 1);
+    case SB_EV_TRANSFER: return ev_transfer(t, op);
+    case SB_EV_AGENT_STATUS: return ev_agent_status(t, op);
+    }
+    return res_err(t->res, SB_EINVAL, "type", "unknown event type");
+}
+
+/* Check an event before any transaction starts. */
+static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
+{
+    if (!ev) return res_err(res, SB_EINVAL, NULL, "no event");
+    if (!id_valid(ev->account)) return res_err(res, SB_EINVAL, "account", "invalid account id");
+    switch (ev->type) {
+    case SB_EV_OFFER:
+        if (!id_valid(ev->queue_id)) return res_err(res, SB_EINVAL, "queue", "invalid queue id");
+        if (ev->priority < 0 || ev->priority > 100)
+            return res_err(res, SB_EINVAL, "priority", "'priority' must be 0..100");
+        if (e164_normalize(ev->caller, op->caller))
+            return res_err(res, SB_EINVAL, "caller",
+                           "'caller' must be an E.164 number like +4930123456");
+        op->called[0] = 0;
+        if (ev->called && e164_normalize(ev->called, op->called))
+            return res_err(res, SB_EINVAL, "called",
+                           "'called' must be an E.164 number like +4930123456");
+        if (ev->attrs_json) {
+            json_error_t err;
+            size_t n = strlen(ev->attrs_json);
+            if (n > ATTRS_MAX)
+                return res_err(res, SB_EINVAL, "attrs", "'attrs' is larger than %d bytes",
+                               ATTRS_MAX);
+            op->attrs = json_loadb(ev->attrs_json, n, JSON_REJECT_DUPLICATES, &err);
+            if (!op->attrs || !json_is_object(op->attrs))
+                return res_err(res, SB_EINVAL, "attrs", "'attrs' must be a JSON object");
+            json_t *sk = json_object_get(op->attrs, "skills");
+            if (sk) {
+                const char *k;
+                json_t *v;
+                if (!json_is_object(sk))
+                    return res_err(res, SB_EINVAL, "attrs.skills",
+                                   "'attrs.skills' must be an object of minimum levels");
+                json_object_foreach(sk, k, v) {
+                    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                        json_integer_value(v) > 100)
+                        return res_err(res, SB_EINVAL, "attrs.skills",
+                                       "skill levels are integers 0..100");
+                }
+            }
+        }
+        /* fall through */
+    case SB_EV_HANGUP:
+    case SB_EV_ABANDON:
+        if (!id_valid(ev->call_id)) return res_err(res, SB_EINVAL, "call", "invalid call id");
+        return 0;
+    case SB_EV_RING_RESULT:
+        if (!id_valid(ev->call_id)) return res_err(res, SB_EINVAL, "call", "invalid call id");
+        if (!id_valid(ev->agent_id)) return res_err(res, SB_EINVAL, "agent", "invalid agent id");
+        if (ev->outcome < SB_RING_ANSWERED || ev->outcome > SB_RING_REJECTED)
+            return res_err(res, SB_EINVAL, "outcome",
+                           "'outcome' must be answered, no_answer, busy or rejected");
+        return 0;
+    case SB_EV_TRANSFER:
+        if (!id_valid(ev->call_id)) return res_err(res, SB_EINVAL, "call", "invalid call id");
+        if (!!ev->queue_id == !!ev->agent_id)
+            return res_err(res, SB_EINVAL, "queue", "a transfer names a queue or an agent");
+        if (ev->queue_id && !id_valid(ev->queue_id))
+            return res_err(res, SB_EINVAL, "queue", "invalid queue id");
+        if (ev->agent_id && !id_valid(ev->agent_id))
+            return res_err(res, SB_EINVAL, "agent", "invalid agent id");
+        return 0;
+    case SB_EV_AGENT_STATUS:
+        if (!id_valid(ev->agent_id)) return res_err(res, SB_EINVAL, "agent", "invalid agent id");
+        if (ev->status != SB_AGENT_AVAILABLE && ev->status != SB_AGENT_PAUSED &&
+            ev->status != SB_AGENT_OFFLINE)
+            return res_err(res, SB_EINVAL, "status",
+                           "'status' must be available, paused or offline");
+        if (ev->reason && strlen(ev->reason) > SB_REASON_MAX)
+            return res_err(res, SB_EINVAL, "reason", "'reason' is longer than %d bytes",
+                           SB_REASON_MAX);
+        return 0;
+    }
+    return res_err(res, SB_EINVAL, "type", "unknown event type %d", (int)ev->type);
+}
+
+int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    uint64_t t0 = mono_ns();
+    ev_op op = {.ev = ev};
+    int rc = check_event(ev, &op, res);
+    if (!rc) rc = eng_write(e, do_event, &op, res);
+    if (op.attrs) json_decref(op.attrs);
+    eng_count_event(e, ev ? (int)ev->type : 7, rc != 0, (mono_ns() - t0) / 1000);
+    return rc;
+}
+
+/* --- the JSON form of events ------------------------------------------------------ */
+
+int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t len,
+                   sb_result *res)
+{
+    static const char *const keys[] = {"type",   "call",     "queue",  "agent",
+                                       "caller", "called",   "priority", "outcome",
+                                       "status", "reason",   "attrs",  NULL};
+    static const char *const types[] = {NULL,       "offer",    "ring_result", "hangup",
+                                        "abandon",  "transfer", "agent_status"};
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    json_t *doc;
+    int rc = jv_parse(json, len, &doc, res);
+    if (rc) return rc;
+    char type[32] = "", call[SB_ID_MAX + 1] = "", queue[SB_ID_MAX + 1] = "",
+         agent[SB_ID_MAX + 1] = "", caller[64] = "", called[64] = "", outcome[32] = "",
+         status[32] = "", reason[SB_REASON_MAX + 1] = "";
+    long long prio = 0;
+    sb_event ev = {.account = account};
+    char *attrs = NULL;
+    if ((rc = jv_keys(doc, keys, NULL, res)) ||
+        (rc = jv_str(doc, "type", NULL, 1, type, sizeof type, res)))
+        goto out;
+    for (int i = 1; i < (int)countof(types); i++)
+        if (strcmp(type, types[i]) == 0) ev.type = (sb_event_type)i;
+    if (!ev.type) {
+        rc = res_err(res, SB_EINVAL, "type",
+                     "'type' must be offer, ring_result, hangup, abandon, transfer or "
+                     "agent_status");
+        goto out;
+    }
+    if ((rc = jv_id(doc, "call", NULL, ev.type != SB_EV_AGENT_STATUS, call, res)) ||
+        (rc = jv_id(doc, "queue", NULL, ev.type == SB_EV_OFFER, queue, res)) ||
+        (rc = jv_id(doc, "agent", NULL,
+                    ev.type == SB_EV_RING_RESULT || ev.type == SB_EV_AGENT_STATUS, agent, res)) ||
+        (rc = jv_str(doc, "caller", NULL, ev.type == SB_EV_OFFER, caller, sizeof caller, res)) ||
+        (rc = jv_str(doc, "called", NULL, 0, called, sizeof called, res)) ||
+        (rc = jv_int(doc, "priority", NULL, 0, 0, 100, &prio, res)) ||
+        (rc = jv_str(doc, "outcome", NULL, ev.type == SB_EV_RING_RESULT, outcome, sizeof outcome,
+                     res)) ||
+        (rc = jv_str(doc, "status", NULL, ev.type == SB_EV_AGENT_STATUS, status, sizeof status,
+                     res)) ||
+        (rc = jv_str(doc, "reason", NULL, 0, reason, sizeof reason, res)))
+        goto out;
+    if (ev.type == SB_EV_OFFER && caller[0] && e164_normalize(caller, (char[17]){0})) {
+        rc = res_err(res, SB_EINVAL, "caller", "'caller' must be an E.164 number like +4930123456");
+        goto out;
+    }
+    if (ev.type == SB_EV_RING_RESULT) {
+        int o = ring_outcome_parse(outcome);
+        if (o < 0) {
+            rc = res_err(res, SB_EINVAL, "outcome",
+                         "'outcome' must be answered, no_answer, busy or rejected");
+            goto out;
+        }
+        ev.outcome = (sb_ring_outcome)o;
+    }
+    if (ev.type == SB_EV_AGENT_STATUS) {
+        int s = agent_status_parse(status);
+        if (s != SB_AGENT_AVAILABLE && s != SB_AGENT_PAUSED && s != SB_AGENT_OFFLINE) {
+            rc = res_err(res, SB_EINVAL, "status", "'status' must be available, paused or offline");
+            goto out;
+        }
+        ev.status = (sb_agent_status)s;
+    }
+    json_t *a = json_object_get(doc, "attrs");
+    if (a && !json_is_null(a)) {
+        if (!json_is_object(a)) {
+            rc = res_err(res, SB_EINVAL, "attrs", "'attrs' must be a JSON object");
+            goto out;
+        }
+        attrs = json_dumps(a, JSON_COMPACT);
+    }
+    ev.call_id = call[0] ? call : NULL;
+    ev.queue_id = queue[0] ? queue : NULL;
+    ev.agent_id = agent[0] ? agent : NULL;
+    ev.caller = caller[0] ? caller : NULL;
+    ev.called = called[0] ? called : NULL;
+    ev.priority = (int)prio;
+    ev.reason = reason[0] ? reason : NULL;
+    ev.attrs_json = attrs;
+    json_decref(doc);
+    doc = NULL;
+    rc = sb_submit(e, &ev, res);
+out:
+    free(attrs);
+    if (doc) json_decref(doc);
+    return rc;
+}
+
+/* --- timers ------------------------------------------------------------------------- */
+
+static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t due)
+{
+    sb_engine *e = t->e;
+    char id[SB_ID_MAX + 1];
+    int rc = 0;
+    if (kind == TM_WRAPUP) {
+        if (rl != 4) return 0;
+        agent_rec a = {0};
+        if (st_agent_load(t->txn, e, t->acct, be32(ref), &a) == 0 &&
+            a.status == SB_AGENT_WRAP_UP && a.wrapup_due == due) {
+            a.wrapup_due = 0;
+            if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL)) == 0) {
+                act_agent(t, &a, "wrap-up ended");
+                rc = dispatch_agent(t, &a);
+            }
+        }
+        agent_free(&a);
+        return rc;
+    }
+    if (rl == 0 || rl > SB_ID_MAX) return 0;
+    memcpy(id, ref, rl);
+    id[rl] = 0;
+    call_rec *c = &e->call;
+    if (st_call_load(t->txn, e, t->acct, id, c)) return 0; /* gone: stale timer */
+    queue_rec q = {0};
+    if (load_queue(t, c->queue, &q)) {
+        queue_free(&q);
+        return 0;
+    }
+    if (kind == TM_RING && c->state == CALL_RINGING && c->ring_due == due) {
+        c->ring_due = 0;
+        uint32_t freed[MAX_RING];
+        int nf = 0;
+        for (int i = 0; i < c->nring; i++) freed[nf++] = c->ring[i].agent;
+        if ((rc = cancel_rings(t, c, &q, 0, SB_RING_NO_ANSWER, 1)) == 0 &&
+            (rc = ring_failed(t, c, &q)) == 0)
+            rc = redispatch_agents(t, freed, nf);
+    } else if (kind == TM_WAKE && c->state == CALL_WAITING && c->wake_due == due) {
+        c->wake_due = 0;
+        rc = route_call(t, c, &q, 1);
+    } else if (kind == TM_MAXWAIT && c->maxwait_due == due) {
+        c->maxwait_due = 0;
+        if (c->state == CALL_WAITING) rc = route_call(t, c, &q, 1);
+        else rc = st_call_save(t->txn, e, t->acct, c);
+    }
+    queue_free(&q);
+    return rc;
+}
+
+static int do_tick(wtx *t, void *arg)
+{
+    sb_engine *e = t->e;
+    int *fired = arg;
+    for (int n = 0; n < TICK_BATCH; n++) {
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(t->txn, e->dbi[DB_TIMERS], &cur);
+        if (rc) return rc;
+        MDB_val k, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        uint8_t key[13 + SB_ID_MAX];
+        size_t kl = k.mv_size;
+        if (rc == 0 && (kl < 13 || kl > sizeof key)) {
+            rc = mdb_cursor_del(cur, 0); /* not ours: drop it */
+            mdb_cursor_close(cur);
+            if (rc) return rc;
+            continue;
+        }
+        if (rc == 0) memcpy(key, k.mv_data, kl);
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND) break;
+        if (rc) return rc;
+        int64_t due = (int64_t)be64(key);
+        if (due > t->now) break;
+        if ((rc = st_del(t->txn, e->dbi[DB_TIMERS], key, kl))) return rc;
+        (*fired)++;
+        uint32_t acct = be32(key + 9);
+        uint8_t ak[4];
+        MDB_val av;
+        if (st_get(t->txn, e->dbi[DB_ACCOUNTS], ak, key_acct(ak, acct), &av) ||
+            dec_account(av.mv_data, av.mv_size, &t->account_buf))
+            continue; /* account gone */
+        t->account = &t->account_buf;
+        t->acct = acct;
+        pol_host_sync_gen(e->pol, acct, t->account_buf.policy_gen);
+        if ((rc = fire_timer(t, key[8], key + 13, kl - 13, due))) return rc;
+    }
+    return 0;
+}
+
+int sb_tick(sb_engine *e, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    int total = 0, rc;
+    uint64_t t0 = mono_ns();
+    do {
+        int fired = 0;
+        rc = eng_write(e, do_tick, &fired, res);
+        total += fired;
+        if (rc || fired < TICK_BATCH) break;
+    } while (1);
+    if (total) eng_count_event(e, 0, rc != 0, (mono_ns() - t0) / 1000);
+    return rc;
+}
+
+int64_t sb_next_deadline(sb_engine *e)
+{
+    if (!e) return INT64_MAX;
+    MDB_txn *txn;
+    if (eng_read_begin(e, &txn)) return INT64_MAX;
+    MDB_cursor *c;
+    int64_t due = INT64_MAX;
+    if (mdb_cursor_open(txn, e->dbi[DB_TIMERS], &c) == 0) {
+        MDB_val k, v;
+        if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size >= 8)
+            due = (int64_t)be64(k.mv_data);
+        mdb_cursor_close(c);
+    }
+    eng_read_end(e, txn);
+    return due;
+}
+
+/* --- reading a call ------------------------------------------------------------------ */
+
+static const char *const trace_kinds[] = {"", "ring", "wait", "move", "reject", "error"};
+static const char *const call_states[] = {"", "waiting", "ringing", "connected"};
+
+int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    call_rec *c = calloc(1, sizeof *c);
+    if (!c) {
+        eng_read_end(e, txn);
+        return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    }
+    rc = st_account_by_id(txn, e, account, &acc);
+    if (rc == 0) rc = st_call_load(txn, e, acc.num, call_id, c);
+    if (rc == SB_ENOTFOUND) {
+        /* A finished call is read from its record. */
+        rc = record_get(e, txn, account, call_id, res);
+        goto done;
+    }
+    if (rc) {
+        rc = eng_mdb_err(res, rc, "read call");
+        goto done;
+    }
+    queue_rec q = {0};
+    st_queue_load(txn, e, acc.num, c->queue, &q);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:i}", "id", c->id, "state",
+                          call_states[c->state], "queue", q.id, "caller", c->caller, "priority",
+                          c->priority, "offered_ms", (json_int_t)c->offered, "queued_ms",
+                          (json_int_t)c->queued, "attempts", (int)c->attempts);
+    queue_free(&q);
+    if (c->called[0]) json_object_set_new(o, "called", json_string(c->called));
+    if (c->attrs.len) json_object_set_new(o, "attrs", json_loadb(c->attrs.p, c->attrs.len, 0, NULL));
+    char buf[SB_ID_MAX + 1];
+    agent_rec a = {0};
+    if (c->state == CALL_CONNECTED && st_agent_load(txn, e, acc.num, c->agent, &a) == 0) {
+        json_object_set_new(o, "agent", json_string(a.id));
+        json_object_set_new(o, "answered_ms", json_integer(c->answered));
+    }
+    json_t *ringing = json_array();
+    for (int i = 0; i < c->nring; i++)
+        if (st_agent_load(txn, e, acc.num, c->ring[i].agent, &a) == 0)
+            json_array_append_new(ringing, json_pack("{s:s, s:s}", "agent", a.id, "device",
+                                                     pol_dev_name(c->ring[i].dev)));
+    json_object_set_new(o, "ringing", ringing);
+    json_t *att = json_array();
+    for (int i = 0; i < c->natt; i++) {
+        const attempt_rec *x = &c->att[i];
+        const char *id = st_agent_load(txn, e, acc.num, x->agent, &a) == 0 ? a.id : "?";
+        str_copy(buf, sizeof buf, id);
+        json_array_append_new(att, json_pack("{s:s, s:s, s:s, s:I, s:f}", "agent", buf, "device",
+                                             pol_dev_name(x->dev),
+                                             "outcome", x->outcome ? ring_outcome_name(x->outcome)
+                                                                   : "ringing",
+                                             "start_ms", (json_int_t)x->start, "duration",
+                                             x->dur_ms / 1000.0));
+    }
+    agent_free(&a);
+    json_object_set_new(o, "attempts_detail", att);
+    json_t *tr = json_array();
+    for (int i = 0; i < c->ntrace; i++) {
+        const trace_rec *x = &c->trace[i];
+        json_array_append_new(tr, json_pack("{s:I, s:s, s:s, s:s, s:b, s:s}", "t_ms",
+                                            (json_int_t)x->t, "decision", trace_kinds[x->kind],
+                                            "policy", x->policy, "version", x->version,
+                                            "fallback", x->fallback, "detail", x->detail));
+    }
+    json_object_set_new(o, "trace", tr);
+    json_object_set_new(o, "decisions", json_integer(c->ntrace_total));
+    res_doc(res, o);
+done:
+    call_free(c);
+    free(c);
+    eng_read_end(e, txn);
+    return rc;
+}

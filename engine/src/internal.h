@@ -1,0 +1,104 @@
+/*
+** internal.h — shared declarations of the engine's sources: growable buffers,
+** identifier and number validation, result building, logging.
+** Nothing here is API; the public contract is switchboard.h.
+*/
+#ifndef SB_INTERNAL_H
+#define SB_INTERNAL_H
+
+#include "switchboard.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SB_HIDDEN __attribute__((visibility("hidden")))
+#define SB_ID_MAX 128    /* longest identifier (agent, queue, call, account) */
+#define SB_NAME_MAX 128  /* longest policy name */
+#define SB_E164_MAX 16   /* "+" and up to 15 digits */
+#define SB_REASON_MAX 128
+
+#define IS_SB_ERR(rc) ((rc) <= SB_EINVAL && (rc) >= SB_EHOLD)
+#define countof(a) (sizeof(a) / sizeof((a)[0]))
+
+/* --- growable byte buffer ------------------------------------------------ */
+typedef struct sb_buf {
+    char *p;
+    size_t len, cap;
+} sb_buf;
+
+int buf_reserve(sb_buf *b, size_t extra);
+int buf_put(sb_buf *b, const void *p, size_t n);
+int buf_puts(sb_buf *b, const char *s);
+int buf_printf(sb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(sb_buf *b);
+static inline void buf_clear(sb_buf *b)
+{
+    b->len = 0;
+    if (b->p) b->p[0] = 0;
+}
+
+/* --- validation ------------------------------------------------------------ */
+/* 1 if s is a valid identifier: 1..128 bytes of [A-Za-z0-9._:@+-]. */
+bool id_valid(const char *s);
+/* Policy names also allow '/' between components (no "..", no leading '/'). */
+bool policy_name_valid(const char *s);
+/* Normalize an E.164 number (spaces, dashes, dots, parentheses dropped):
+** writes "+digits" into out (SB_E164_MAX+1 bytes). 0 ok, -1 invalid. */
+int e164_normalize(const char *in, char out[SB_E164_MAX + 1]);
+/* Copy at most cap-1 bytes and terminate. Returns 0, or -1 if it did not fit. */
+int str_copy(char *dst, size_t cap, const char *src);
+
+/* --- results --------------------------------------------------------------- */
+void res_reset(sb_result *res);
+/* Record a failure; returns code so callers can `return res_err(...)`. */
+int res_err(sb_result *res, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Append an action; strings are copied into the result. NULL on OOM. */
+sb_action *res_action(sb_result *res, sb_action_type type);
+const char *res_str(sb_result *res, const char *s);
+/* Attach a JSON document (the result steals the reference). */
+void res_doc(sb_result *res, json_t *doc);
+json_t *res_get_doc(sb_result *res);
+/* Drop actions added after `mark` (a retried transaction). */
+void res_truncate(sb_result *res, size_t mark);
+/* The name of an SB_E* code, e.g. "SB_EINVAL". */
+const char *sb_code_name(int err);
+
+/* --- logging --------------------------------------------------------------- */
+void sb_log(sb_engine *eng, sb_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* --- small helpers ----------------------------------------------------------- */
+int64_t mono_ms(void); /* monotonic milliseconds, for budgets */
+uint64_t mono_ns(void);
+static inline uint32_t be32(const void *p)
+{
+    const uint8_t *b = p;
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+static inline void put_be32(void *p, uint32_t v)
+{
+    uint8_t *b = p;
+    b[0] = v >> 24, b[1] = v >> 16, b[2] = v >> 8, b[3] = v;
+}
+static inline uint64_t be64(const void *p)
+{
+    const uint8_t *b = p;
+    return (uint64_t)be32(b) << 32 | be32(b + 4);
+}
+static inline void put_be64(void *p, uint64_t v)
+{
+    put_be32(p, v >> 32);
+    put_be32((uint8_t *)p + 4, (uint32_t)v);
+}
+
+/* Names of enumerations, shared by JSON in and out. */
+const char *agent_status_name(int st);
+int agent_status_parse(const char *s);
+const char *ring_outcome_name(int o);
+int ring_outcome_parse(const char *s);
+
+#endif

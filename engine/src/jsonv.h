@@ -1,0 +1,30 @@
+/*
+** jsonv.h — strict reading of JSON input: every field checked for type and
+** range, unknown fields refused, and every failure named by its field path.
+*/
+#ifndef SB_JSONV_H
+#define SB_JSONV_H
+
+#include "internal.h"
+
+/* Parse text as one JSON object. SB_EINVAL with the position on failure. */
+int jv_parse(const char *text, size_t len, json_t **out, sb_result *res);
+/* Refuse keys of obj not in allowed (NULL-terminated). prefix names obj. */
+int jv_keys(const json_t *obj, const char *const *allowed, const char *prefix, sb_result *res);
+/* Read a string field into dst (cap with terminator). required: missing is
+** an error; otherwise missing leaves dst untouched and returns 0. */
+int jv_str(const json_t *obj, const char *key, const char *prefix, int required, char *dst,
+           size_t cap, sb_result *res);
+/* An identifier field (see id_valid). */
+int jv_id(const json_t *obj, const char *key, const char *prefix, int required, char *dst,
+          sb_result *res);
+/* An integer field in [lo, hi]; missing leaves *v untouched. */
+int jv_int(const json_t *obj, const char *key, const char *prefix, int required, long long lo,
+           long long hi, long long *v, sb_result *res);
+/* A number field in [lo, hi]. */
+int jv_num(const json_t *obj, const char *key, const char *prefix, double lo, double hi, double *v,
+           sb_result *res);
+/* Build "prefix.key" (or "key") into buf. */
+const char *jv_path(char *buf, size_t cap, const char *prefix, const char *key);
+
+#endif

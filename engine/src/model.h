@@ -1,0 +1,157 @@
+/*
+** model.h — the call-centre model as stored: accounts, agents, queues,
+** memberships, live calls; and their binary encoding (model.c).
+*/
+#ifndef SB_MODEL_H
+#define SB_MODEL_H
+
+#include "codec.h"
+#include "internal.h"
+
+#define URI_MAX 255
+#define MAX_RING 32     /* ringing at once, or in one sequence */
+#define MAX_TRIED 32    /* distinct agents remembered per call */
+#define MAX_TRACE 16    /* decisions kept per call (first 4, last 12) */
+#define MAX_ATTEMPTS 32 /* ring attempts kept per call */
+#define ATTRS_MAX 4096  /* gateway attributes per call, JSON bytes */
+#define DOC_MAX 65536   /* stored agent/queue document, JSON bytes */
+
+enum { FB_LONGEST_IDLE = 0, FB_RING_ALL, FB_WAIT, FB_REJECT };
+const char *fallback_name(int fb);
+int fallback_parse(const char *s);
+
+/* Device slots: index 0 landline, 1 mobile, 2 softphone; bit = 1 << index. */
+int dev_index(int bit);
+
+typedef struct acct_rec {
+    uint32_t num;
+    char id[SB_ID_MAX + 1];
+    char name[SB_ID_MAX + 1];
+    uint8_t fallback;
+    uint32_t next_agent, next_queue;
+    uint64_t policy_gen; /* bumped when the account's policies change */
+    int64_t created;
+} acct_rec;
+
+typedef struct agent_rec {
+    uint32_t num;
+    char id[SB_ID_MAX + 1];
+    uint8_t status;
+    int64_t status_since, idle_since, last_call;
+    uint32_t calls_taken, no_answers;
+    int64_t talk_ms;
+    char reason[SB_REASON_MAX + 1];
+    char call[SB_ID_MAX + 1]; /* the call it rings for or is on */
+    double weight;
+    uint32_t wrapup_s;
+    int64_t wrapup_due; /* timer key while in wrap-up */
+    char uri[3][URI_MAX + 1];
+    sb_buf doc; /* stored JSON document */
+} agent_rec;
+
+typedef struct queue_rec {
+    uint32_t num;
+    char id[SB_ID_MAX + 1];
+    char policy[SB_NAME_MAX + 1];
+    char overflow[SB_ID_MAX + 1];
+    uint32_t ring_timeout, max_wait, max_length, wrapup;
+    uint8_t fallback;
+    uint32_t waiting; /* calls waiting now */
+    uint32_t members;
+    sb_buf doc;
+} queue_rec;
+
+typedef struct member_rec {
+    int32_t tier, position, penalty;
+    double weight;
+} member_rec;
+
+/* Value of the avail index: what a policy reads about a free member. */
+typedef struct avail_rec {
+    int64_t idle_since, last_call, talk_ms;
+    uint32_t calls_taken, no_answers;
+    double weight;
+    member_rec m;
+    uint8_t devices; /* device bits with a URI */
+    char id[SB_ID_MAX + 1];
+} avail_rec;
+
+enum { CALL_WAITING = 1, CALL_RINGING, CALL_CONNECTED };
+
+typedef struct ring_target {
+    uint32_t agent;
+    uint8_t dev; /* device bit */
+} ring_target;
+
+typedef struct attempt_rec {
+    uint32_t agent;
+    uint8_t dev, outcome; /* sb_ring_outcome, 0 = still ringing/cancelled */
+    int64_t start;
+    int32_t dur_ms;
+} attempt_rec;
+
+enum { TR_RING = 1, TR_WAIT, TR_MOVE, TR_REJECT, TR_ERROR };
+
+typedef struct trace_rec {
+    int64_t t;
+    uint8_t kind, fallback;
+    char version[17];
+    char policy[SB_NAME_MAX + 1];
+    char detail[256];
+} trace_rec;
+
+typedef struct call_rec {
+    char id[SB_ID_MAX + 1];
+    uint32_t queue, first_queue;
+    uint8_t state;
+    char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
+    int32_t priority;
+    int64_t offered, queued, answered;
+    uint32_t attempts;
+    uint32_t agent;      /* connected agent */
+    uint32_t last_agent; /* agent of the previous ring attempt */
+    uint8_t nring;
+    ring_target ring[MAX_RING];
+    int64_t ring_start;
+    int32_t ring_timeout;
+    uint8_t nseq, seqpos;
+    ring_target seq[MAX_RING];
+    int64_t ring_due, wake_due, maxwait_due; /* timer keys, 0 = none */
+    uint8_t ntried;
+    struct {
+        uint32_t agent;
+        uint16_t n;
+    } tried[MAX_TRIED];
+    uint8_t natt;
+    attempt_rec att[MAX_ATTEMPTS];
+    uint8_t ntrace;
+    uint32_t ntrace_total;
+    trace_rec trace[MAX_TRACE];
+    uint8_t moves;
+    sb_buf attrs;
+} call_rec;
+
+/* Encoders append to w; decoders return 0 or SB_ESTORE (corrupt value). */
+void enc_account(wbuf *w, const acct_rec *a);
+int dec_account(const void *p, size_t n, acct_rec *a);
+void enc_agent(wbuf *w, const agent_rec *a);
+int dec_agent(const void *p, size_t n, agent_rec *a);
+void enc_queue(wbuf *w, const queue_rec *q);
+int dec_queue(const void *p, size_t n, queue_rec *q);
+void enc_member(wbuf *w, const member_rec *m);
+int dec_member(const void *p, size_t n, member_rec *m);
+void enc_avail(wbuf *w, const avail_rec *a);
+int dec_avail(const void *p, size_t n, avail_rec *a);
+void enc_call(wbuf *w, const call_rec *c);
+int dec_call(const void *p, size_t n, call_rec *c);
+
+/* Add a decision to the call's trace (keeps the first 4 and the last 12). */
+void call_trace(call_rec *c, int64_t t, int kind, int fallback, const char *policy,
+                const char *version, const char *detail);
+/* Count a ring to agent in the call's tried list. */
+void call_tried(call_rec *c, uint32_t agent);
+void call_free(call_rec *c);
+void agent_free(agent_rec *a);
+void queue_free(queue_rec *q);
+
+#endif

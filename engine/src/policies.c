@@ -1,0 +1,473 @@
+/*
+** policies.c — where policy sources live and how they change.
+**
+** Sources are kept in LMDB (account 0 for the shared policies read from
+** cfg->policy_dir, the account's number for its own uploads), so every
+** process on a data directory runs the same versions. A change validates
+** the new source first (pol_validate: compile, top level under budget,
+** hooks, the policy's own cases), stores it and bumps a generation: the
+** account's (in its record) or the shared one (in meta). Each event reads
+** the generations and rebuilds a stale Lua state before deciding, so all
+** processes move to the new version at their next event.
+**
+** Signatures: a policy may end with a line "--@signature <128 hex>", an
+** Ed25519 signature of everything before that line. With
+** require_signed_policies, sources without a valid one are refused.
+*/
+#include "crypto.h"
+#include "engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define V_POLICY 1
+#define MAX_POLICY_BYTES (256 * 1024)
+#define SIG_TAG "--@signature "
+
+static size_t pol_key(uint8_t *k, uint32_t acct, const char *name)
+{
+    size_t n = strlen(name);
+    put_be32(k, acct);
+    memcpy(k + 4, name, n);
+    return 4 + n;
+}
+
+/* Split off a trailing signature line; returns the signed length. */
+static size_t signed_part(const char *src, size_t len, const char **sig_hex)
+{
+    *sig_hex = NULL;
+    size_t end = len;
+    while (end > 0 && (src[end - 1] == '\n' || src[end - 1] == '\r' || src[end - 1] == ' '))
+        end--;
+    size_t start = end;
+    while (start > 0 && src[start - 1] != '\n') start--;
+    size_t tl = sizeof SIG_TAG - 1;
+    if (end - start == tl + 128 && memcmp(src + start, SIG_TAG, tl) == 0) {
+        *sig_hex = src + start + tl;
+        return start;
+    }
+    return len;
+}
+
+static int check_signature(sb_engine *e, const char *name, const char *src, size_t len,
+                           sb_result *res)
+{
+    if (!e->cfg.require_signed_policies) return 0;
+    const char *hex;
+    size_t n = signed_part(src, len, &hex);
+    uint8_t pk[32], sig[64];
+    if (!hex)
+        return res_err(res, SB_EPOLICY, "signature",
+                       "%s: unsigned, and require_signed_policies is on", name);
+    if (cr_hex_decode(e->pubkey, strlen(e->pubkey), pk, 32) || cr_hex_decode(hex, 128, sig, 64) ||
+        cr_verify(pk, src, n, sig))
+        return res_err(res, SB_EPOLICY, "signature",
+                       "%s: signature does not verify with the configured key", name);
+    return 0;
+}
+
+int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_buf *out);
+int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_buf *out)
+{
+    uint8_t sk[64], sig[64];
+    char hex[129];
+    const char *old;
+    size_t n = signed_part(source, len, &old);
+    if (!secret_hex || cr_hex_decode(secret_hex, strlen(secret_hex), sk, 64)) return SB_EINVAL;
+    int rc = cr_sign(sk, source, n, sig);
+    cr_wipe(sk, sizeof sk);
+    if (rc) return SB_ECRYPTO;
+    cr_hex_encode(sig, 64, hex);
+    out->len = 0;
+    if (buf_put(out, source, n)) return SB_ENOMEM;
+    if (n && source[n - 1] != '\n' && buf_puts(out, "\n")) return SB_ENOMEM;
+    if (buf_printf(out, "%s%s\n", SIG_TAG, hex)) return SB_ENOMEM;
+    return 0;
+}
+
+/* --- stored sources ----------------------------------------------------------- */
+
+static int read_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
+                       char version[17])
+{
+    uint8_t k[4 + SB_NAME_MAX];
+    MDB_val v;
+    int rc = st_get(txn, e->dbi[DB_POLICIES], k, pol_key(k, acct, name), &v);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return SB_ESTORE;
+    rbuf r;
+    rb_init(&r, v.mv_data, v.mv_size);
+    int ver = rb_u8(&r);
+    char vbuf[17];
+    rb_str(&r, vbuf, sizeof vbuf);
+    size_t sl;
+    const char *s = rb_strp(&r, &sl);
+    if (r.err || ver != V_POLICY) return SB_ESTORE;
+    if (version) memcpy(version, vbuf, 17);
+    if (src) {
+        src->len = 0;
+        if (buf_put(src, s, sl)) return SB_ENOMEM;
+    }
+    return 0;
+}
+
+/* pol_source_fn: called by the runtime inside the event's transaction, so
+** it reads through that transaction. */
+int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17])
+{
+    sb_engine *e = arg;
+    if (!policy_name_valid(name)) return SB_ENOTFOUND;
+    MDB_txn *txn = e->cur_txn;
+    int own = 0;
+    if (!txn) {
+        if (eng_read_begin(e, &txn)) return SB_ESTORE;
+        own = 1;
+    }
+    int rc = read_policy(txn, e, acct, name, src, version);
+    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(txn, e, 0, name, src, version);
+    if (own) eng_read_end(e, txn);
+    return rc;
+}
+
+static int write_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name,
+                        const char *src, size_t len, const char *version, int64_t now)
+{
+    wbuf w = {0};
+    wb_u8(&w, V_POLICY);
+    wb_str(&w, version);
+    wb_strn(&w, src, len);
+    wb_i64(&w, now);
+    uint8_t k[4 + SB_NAME_MAX];
+    int rc = w.err ? SB_ENOMEM : st_put(txn, e->dbi[DB_POLICIES], k, pol_key(k, acct, name), w.b.p, w.b.len);
+    buf_free(&w.b);
+    return rc;
+}
+
+static pol_limits limits_of(sb_engine *e)
+{
+    return (pol_limits){.instructions = e->cfg.policy_instructions,
+                        .wall_ms = e->cfg.policy_wall_ms,
+                        .memory = e->cfg.policy_memory,
+                        .quarantine_after = e->cfg.quarantine_after,
+                        .load_instructions = e->cfg.policy_instructions * 10};
+}
+
+/* --- account uploads ------------------------------------------------------------- */
+
+typedef struct {
+    const char *account, *name, *src;
+    size_t len;
+    char version[17];
+} put_op;
+
+static int do_policy_put(wtx *t, void *arg)
+{
+    put_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    if ((rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version,
+                           t->now)))
+        return rc;
+    t->account->policy_gen++;
+    return st_account_save(t->txn, t->e, t->account);
+}
+
+int sb_policy_put(sb_engine *e, const char *account, const char *name, const char *source,
+                  size_t len, const char *cases_json, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!policy_name_valid(name))
+        return res_err(res, SB_EINVAL, "name",
+                       "policy names are 1..128 characters of A-Z a-z 0-9 . _ - in parts "
+                       "separated by /");
+    if (!source || len == 0) return res_err(res, SB_EINVAL, "source", "empty policy source");
+    if (len > MAX_POLICY_BYTES)
+        return res_err(res, SB_EINVAL, "source", "policy source larger than %d bytes",
+                       MAX_POLICY_BYTES);
+    int rc = check_signature(e, name, source, len, res);
+    if (rc) return rc;
+    pol_limits lim = limits_of(e);
+    if ((rc = pol_validate(&lim, name, source, len, cases_json,
+                           cases_json ? strlen(cases_json) : 0, res)))
+        return rc;
+    res_reset(res);
+    put_op op = {.account = account, .name = name, .src = source, .len = len};
+    cr_version(source, len, op.version);
+    if ((rc = eng_write(e, do_policy_put, &op, res))) return rc;
+    sb_log(e, SB_LOG_INFO, "policy loaded account=%s policy=%s version=%s", account, name,
+           op.version);
+    res_doc(res, json_pack("{s:s, s:s}", "name", name, "version", op.version));
+    return 0;
+}
+
+int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    rc = st_account_by_id(txn, e, account, &acc);
+    if (rc) {
+        eng_read_end(e, txn);
+        return rc == SB_ENOTFOUND ? res_err(res, rc, "account", "no such account")
+                                  : eng_mdb_err(res, rc, "read account");
+    }
+    json_t *arr = json_array();
+    json_t *status = pol_host_status(e->pol, acc.num);
+    uint32_t accts[2] = {acc.num, 0};
+    for (int i = 0; i < 2; i++) {
+        MDB_cursor *c;
+        if (mdb_cursor_open(txn, e->dbi[DB_POLICIES], &c)) continue;
+        uint8_t p[4];
+        MDB_val k = {key_acct(p, accts[i]), p}, v;
+        int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        for (; r == 0 && k.mv_size > 4 && memcmp(k.mv_data, p, 4) == 0;
+             r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            char name[SB_NAME_MAX + 1], version[17];
+            size_t nl = k.mv_size - 4;
+            if (nl > SB_NAME_MAX) continue;
+            memcpy(name, (char *)k.mv_data + 4, nl);
+            name[nl] = 0;
+            if (read_policy(txn, e, accts[i], name, NULL, version)) continue;
+            if (i == 1) { /* shared, unless the account has its own of that name */
+                size_t j;
+                json_t *x;
+                int dup = 0;
+                json_array_foreach(arr, j, x) if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0) dup = 1;
+                if (dup) continue;
+            }
+            json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", name, "version", version,
+                                  "source", i == 0 ? "account" : "shared", "state", "ok",
+                                  "failures", 0);
+            size_t j;
+            json_t *st;
+            json_array_foreach(status, j, st) {
+                if (strcmp(json_string_value(json_object_get(st, "name")), name) == 0) {
+                    json_object_set(o, "state", json_object_get(st, "state"));
+                    json_object_set(o, "failures", json_object_get(st, "failures"));
+                    json_object_set(o, "loaded_version", json_object_get(st, "version"));
+                }
+            }
+            json_array_append_new(arr, o);
+        }
+        mdb_cursor_close(c);
+    }
+    json_decref(status);
+    eng_read_end(e, txn);
+    res_doc(res, json_pack("{s:o}", "policies", arr));
+    return 0;
+}
+
+/* --- the shared policy directory ---------------------------------------------------- */
+
+typedef struct dir_policy {
+    char name[SB_NAME_MAX + 1];
+    char *src;
+    size_t len;
+    char version[17];
+} dir_policy;
+
+typedef struct dir_scan {
+    dir_policy *p;
+    size_t n, cap;
+} dir_scan;
+
+static int read_file(const char *path, char **out, size_t *len, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return errno;
+    sb_buf b = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + n > max || buf_put(&b, chunk, n)) {
+            fclose(f);
+            buf_free(&b);
+            return EFBIG;
+        }
+    }
+    int err = ferror(f) ? EIO : 0;
+    fclose(f);
+    if (err) {
+        buf_free(&b);
+        return err;
+    }
+    if (!b.p && buf_put(&b, "", 0)) return ENOMEM;
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
+
+/* Collect every .lua below dir (not *.cases.json, not hidden, not the types folder). */
+static int scan_dir(const char *root, const char *rel, dir_scan *s, int depth, sb_result *res)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *d = opendir(path);
+    if (!d) return res_err(res, SB_EPOLICY, "policy_dir", "cannot read %s: %s", path, strerror(errno));
+    struct dirent *de;
+    int rc = 0;
+    while (!rc && (de = readdir(d))) {
+        const char *n = de->d_name;
+        if (n[0] == '.') continue;
+        char relp[SB_NAME_MAX + 64], full[4096];
+        snprintf(relp, sizeof relp, "%s%s%s", rel, *rel ? "/" : "", n);
+        snprintf(full, sizeof full, "%s/%s", root, relp);
+        struct stat st;
+        if (stat(full, &st)) continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (strcmp(n, "types") == 0 || depth >= 4) continue;
+            rc = scan_dir(root, relp, s, depth + 1, res);
+            continue;
+        }
+        size_t l = strlen(relp);
+        if (l < 5 || strcmp(relp + l - 4, ".lua") != 0) continue;
+        if (s->n == s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 32;
+            dir_policy *np = realloc(s->p, cap * sizeof *np);
+            if (!np) {
+                rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+                break;
+            }
+            s->p = np;
+            s->cap = cap;
+        }
+        dir_policy *p = &s->p[s->n];
+        memset(p, 0, sizeof *p);
+        relp[l - 4] = 0;
+        if (!policy_name_valid(relp) || str_copy(p->name, sizeof p->name, relp)) {
+            sb_log(NULL, SB_LOG_WARN, "skipping %s: not a valid policy name", full);
+            continue;
+        }
+        int err = read_file(full, &p->src, &p->len, MAX_POLICY_BYTES);
+        if (err) {
+            rc = res_err(res, SB_EPOLICY, "policy_dir", "%s: %s", full,
+                         err == EFBIG ? "larger than 256 KiB" : strerror(err));
+            break;
+        }
+        s->n++;
+    }
+    closedir(d);
+    return rc;
+}
+
+static void scan_free(dir_scan *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->p[i].src);
+    free(s->p);
+}
+
+typedef struct {
+    dir_scan *s;
+    int changed;
+} reload_op;
+
+static int do_reload(wtx *t, void *arg)
+{
+    reload_op *op = arg;
+    sb_engine *e = t->e;
+    int rc = 0;
+    op->changed = 0;
+    for (size_t i = 0; i < op->s->n && !rc; i++) {
+        dir_policy *p = &op->s->p[i];
+        char have[17];
+        if (read_policy(t->txn, e, 0, p->name, NULL, have) == 0 && strcmp(have, p->version) == 0)
+            continue;
+        rc = write_policy(t->txn, e, 0, p->name, p->src, p->len, p->version, t->now);
+        op->changed++;
+    }
+    /* Shared policies whose file is gone are removed. */
+    MDB_cursor *c;
+    if (!rc && (rc = mdb_cursor_open(t->txn, e->dbi[DB_POLICIES], &c)) == 0) {
+        uint8_t p[4] = {0};
+        MDB_val k = {4, p}, v;
+        int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        while (r == 0 && k.mv_size > 4 && memcmp(k.mv_data, p, 4) == 0) {
+            size_t nl = k.mv_size - 4, i;
+            for (i = 0; i < op->s->n; i++)
+                if (strlen(op->s->p[i].name) == nl &&
+                    memcmp(op->s->p[i].name, (char *)k.mv_data + 4, nl) == 0)
+                    break;
+            if (i == op->s->n) {
+                if ((r = mdb_cursor_del(c, 0))) break;
+                op->changed++;
+                r = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+                if (r) r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+                continue;
+            }
+            r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(c);
+        if (r && r != MDB_NOTFOUND && r != EINVAL) rc = r;
+    }
+    if (!rc && op->changed) {
+        uint64_t gen;
+        if ((rc = st_meta_u64(t->txn, e, "shared_gen", &gen)) == 0)
+            rc = st_meta_put_u64(t->txn, e, "shared_gen", gen + 1);
+    }
+    return rc;
+}
+
+int policies_reload_dir(sb_engine *e, sb_result *res, int *changed)
+{
+    dir_scan s = {0};
+    *changed = 0;
+    int rc = scan_dir(e->policy_dir, "", &s, 0, res);
+    pol_limits lim = limits_of(e);
+    /* Validate everything before anything changes. */
+    for (size_t i = 0; i < s.n && !rc; i++) {
+        dir_policy *p = &s.p[i];
+        char cpath[4096];
+        char *cases = NULL;
+        size_t cl = 0;
+        snprintf(cpath, sizeof cpath, "%s/%s.cases.json", e->policy_dir, p->name);
+        if (read_file(cpath, &cases, &cl, 4 << 20) != 0) cases = NULL;
+        if ((rc = check_signature(e, p->name, p->src, p->len, res)) == 0)
+            rc = pol_validate(&lim, p->name, p->src, p->len, cases, cl, res);
+        free(cases);
+        if (rc) {
+            char msg[1200];
+            snprintf(msg, sizeof msg, "%s/%s.lua: %s", e->policy_dir, p->name,
+                     sb_result_message(res));
+            res_err(res, SB_EPOLICY, p->name, "%s", msg);
+            break;
+        }
+        cr_version(p->src, p->len, p->version);
+    }
+    if (!rc) {
+        reload_op op = {&s, 0};
+        res_reset(res);
+        rc = eng_write(e, do_reload, &op, res);
+        *changed = op.changed;
+    }
+    scan_free(&s);
+    return rc;
+}
+
+int sb_reload(sb_engine *e, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!e->policy_dir)
+        return res_err(res, SB_EINVAL, "policy_dir", "no policy directory configured");
+    int changed = 0;
+    int rc = policies_reload_dir(e, res, &changed);
+    if (rc) {
+        sb_log(e, SB_LOG_ERROR, "policy reload failed, nothing changed: %s",
+               sb_result_message(res));
+        return rc;
+    }
+    pthread_mutex_lock(&e->stats_mu);
+    e->st.reloads++;
+    pthread_mutex_unlock(&e->stats_mu);
+    sb_log(e, SB_LOG_INFO, "policies reloaded from %s: %d changed", e->policy_dir, changed);
+    res_doc(res, json_pack("{s:i}", "changed", changed));
+    return 0;
+}

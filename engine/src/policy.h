@@ -1,0 +1,173 @@
+/*
+** policy.h — the narrow interface between the engine core and the Lua policy
+** runtime. The core never touches a lua_State: it hands the runtime plain C
+** views (pol_call, pol_cand, pol_queue) and gets back a validated
+** pol_decision. Everything Lua — sandboxed states (one per account), budgets,
+** loading, quarantine, views, decision checking — lives behind this header
+** (sandbox.c, views.c, polhost.c, policytest.c).
+**
+** Threading: the core calls pol_route()/pol_host_* only while it holds the
+** LMDB write transaction, so one thread at a time per engine; the runtime
+** needs no locks of its own for that. sb_policy_check/sb_policy_test use
+** private states and may run on any thread.
+*/
+#ifndef SB_POLICY_H
+#define SB_POLICY_H
+
+#include "internal.h"
+
+#define POL_MAX_RING 32  /* agents in one ring decision (all or sequence) */
+#define POL_MAX_PAUSE 8  /* agents paused by one decision */
+
+/* Devices, as bits (shared with schedule.h's DEV_*). */
+enum { POL_DEV_LANDLINE = 1, POL_DEV_MOBILE = 2, POL_DEV_SOFTPHONE = 4 };
+
+/* One eligible agent (a member of the call's queue, available now). */
+typedef struct pol_cand {
+    const char *id;
+    uint32_t num;         /* the engine's number for the agent (opaque here) */
+    int64_t idle_since;   /* ms */
+    int64_t last_call;    /* ms, 0 = never */
+    int64_t talk_ms;
+    uint32_t calls_taken;
+    uint32_t no_answers;
+    double weight;        /* the agent's weight */
+    int32_t tier, position, penalty;
+    double member_weight;
+    unsigned devices;     /* POL_DEV_* the agent has a URI for */
+    /* The agent's stored JSON document (name, devices, skills, preferences,
+    ** timezone, schedule...), read lazily: only when the policy asks for a
+    ** field that needs it. Valid for the duration of the pol_route call. */
+    const char *config;
+    size_t config_len;
+    json_t *doc;          /* runtime's cache of the parsed config; NULL at entry,
+                          ** the runtime frees it before pol_route returns */
+    /* When config is NULL at entry, the runtime calls load(load_arg, c) the
+    ** first time it needs the document; load fills config/config_len (valid
+    ** until pol_route returns) and returns 0, or nonzero when unavailable
+    ** (the lazy fields then read as empty). */
+    int (*load)(void *load_arg, struct pol_cand *c);
+    void *load_arg;
+} pol_cand;
+
+typedef struct pol_call {
+    const char *id, *queue;
+    const char *caller, *called; /* called may be NULL */
+    int priority;
+    double waited, queue_waited; /* seconds */
+    int attempts;
+    const char *last_agent;      /* may be NULL */
+    const char *previous_agent;  /* caller history; may be NULL */
+    const char *attrs;           /* JSON object text; may be NULL */
+    size_t attrs_len;
+    size_t ntried;
+    const char *const *tried_ids; /* ntried agent ids rung for this call */
+    const int *tried_n;           /* how often each */
+} pol_call;
+
+typedef struct pol_queue {
+    const char *id;
+    int waiting, members, available, position;
+    double longest_wait; /* seconds */
+    int ring_timeout;    /* the queue's default ring seconds */
+} pol_queue;
+
+/* The policy's key-value store, implemented by the core inside the event's
+** transaction. Values are typed: 's' string, 'n' number (double), 'i'
+** integer, 'b' boolean. get returns 1 found, 0 missing, <0 error; set with
+** type 0 deletes. */
+typedef struct pol_kv {
+    int (*get)(void *arg, const char *key, size_t klen, char *type, sb_buf *val);
+    int (*set)(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen);
+    void *arg;
+} pol_kv;
+
+enum pol_kind { DEC_RING = 1, DEC_WAIT, DEC_MOVE, DEC_REJECT };
+
+typedef struct pol_decision {
+    int kind;
+    int nring;
+    struct {
+        int cand; /* index into the cands array */
+        int dev;  /* one POL_DEV_* bit, already defaulted */
+    } ring[POL_MAX_RING];
+    int sequence;  /* 1: ring one after another */
+    int timeout;   /* ring seconds (1..600), defaulted from the queue */
+    int wait;      /* DEC_WAIT: seconds, 0 = until an agent frees up */
+    char queue[SB_ID_MAX + 1];       /* DEC_MOVE */
+    char reason[SB_REASON_MAX + 1];  /* DEC_MOVE, DEC_REJECT */
+    int npause;
+    struct {
+        char agent[SB_ID_MAX + 1];
+        char reason[SB_REASON_MAX + 1];
+    } pause[POL_MAX_PAUSE];
+    /* Provenance, filled in every case (also on failure). */
+    char policy[SB_NAME_MAX + 1];
+    char version[17];
+    int failed;              /* 1: the policy failed; `error` says why */
+    char error[512];         /* "file:line: message" or a validation message */
+} pol_decision;
+
+/* Budgets and switches, from sb_config. */
+typedef struct pol_limits {
+    uint64_t instructions;   /* per hook call */
+    uint32_t wall_ms;        /* per hook call */
+    size_t memory;           /* per account state */
+    uint32_t quarantine_after;
+    uint64_t load_instructions; /* running a file's top level */
+} pol_limits;
+
+/* Where the runtime gets policy sources: fill src and version (16 hex) for
+** `name` as seen by account `acct` (the account's own first, then shared).
+** Returns 0, SB_ENOTFOUND, or another SB_E* code. */
+typedef int (*pol_source_fn)(void *arg, uint32_t acct, const char *name, sb_buf *src,
+                             char version[17]);
+
+/* Log sink for policy failures and ctx.log lines. */
+typedef void (*pol_log_fn)(void *arg, sb_log_level lvl, const char *line);
+
+typedef struct pol_host pol_host;
+
+pol_host *pol_host_new(const pol_limits *lim, pol_source_fn src, void *src_arg, pol_log_fn log,
+                       void *log_arg);
+void pol_host_free(pol_host *h);
+
+/* The account's policies changed (gen differs from what its state was built
+** with): its state is rebuilt on next use. Cheap to call on every event. */
+void pol_host_sync_gen(pol_host *h, uint32_t acct, uint64_t gen);
+/* Drop every state (shared policies changed); rebuilt lazily. */
+void pol_host_flush(pol_host *h);
+/* Drop one account's state (account deleted). */
+void pol_host_drop(pol_host *h, uint32_t acct);
+
+/* Ask `policy`'s route hook for a decision. Always fills `out` with a valid
+** decision or with failed=1 and error set (the caller applies the queue's
+** fallback). `seed` seeds ctx.random. Returns 0, or SB_ENOMEM. */
+int pol_route(pol_host *h, uint32_t acct, const char *account_id, const char *policy,
+              const pol_call *call, pol_cand *cands, size_t ncands, const pol_queue *q,
+              const pol_kv *kv, int64_t now_ms, uint64_t seed, pol_decision *out);
+
+/* Validate a policy source as pol_route would load it (compile as text in the
+** sandbox, run the top level under the load budget, check hooks and their
+** types), then run cases (JSON array text, may be NULL). 0 when all pass;
+** else SB_EPOLICY with the problems in res. */
+int pol_validate(const pol_limits *lim, const char *name, const char *src, size_t len,
+                 const char *cases, size_t cases_len, sb_result *res);
+
+/* Per-account policy status for sb_policy_list: fills a JSON array of
+** {"name","version","state":"ok"|"quarantined","failures":N,"calls":N}. */
+json_t *pol_host_status(pol_host *h, uint32_t acct);
+/* Totals for sb_stats. */
+void pol_host_totals(pol_host *h, uint64_t *failures, uint64_t *quarantined, size_t *memory);
+
+/* Default device for a candidate when the policy names none: its
+** preferences.device when the schedule allows it now, else the first device
+** the schedule allows, else the first of softphone, landline, mobile it has.
+** 0 if it has no device at all. */
+int pol_default_device(pol_cand *c, int64_t now_ms);
+
+/* Device names. */
+const char *pol_dev_name(int bit);
+int pol_dev_parse(const char *name);
+
+#endif

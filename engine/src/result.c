@@ -1,0 +1,282 @@
+/*
+** result.c — sb_result: the error, actions and document of one engine call.
+** Strings handed out through actions live in a block arena whose blocks never
+** move, so pointers stay valid until the result is reused or freed.
+*/
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    char data[];
+} arena_block;
+
+struct sb_result {
+    int code;
+    sb_buf msg;
+    sb_buf field;
+    sb_action *acts;
+    size_t nacts, capacts;
+    arena_block *arena;
+    json_t *doc;
+    char *json;
+};
+
+sb_result *sb_result_new(void)
+{
+    return calloc(1, sizeof(sb_result));
+}
+
+static void arena_reset(sb_result *r)
+{
+    if (!r->arena) return;
+    arena_block *b = r->arena->next;
+    while (b) {
+        arena_block *n = b->next;
+        free(b);
+        b = n;
+    }
+    r->arena->next = NULL;
+    r->arena->used = 0;
+}
+
+void res_reset(sb_result *r)
+{
+    if (!r) return;
+    r->code = 0;
+    buf_clear(&r->msg);
+    buf_clear(&r->field);
+    r->nacts = 0;
+    arena_reset(r);
+    if (r->doc) json_decref(r->doc);
+    r->doc = NULL;
+    free(r->json);
+    r->json = NULL;
+}
+
+void sb_result_free(sb_result *r)
+{
+    if (!r) return;
+    res_reset(r);
+    free(r->arena);
+    free(r->acts);
+    buf_free(&r->msg);
+    buf_free(&r->field);
+    free(r);
+}
+
+int res_err(sb_result *r, int code, const char *field, const char *fmt, ...)
+{
+    if (!r) return code;
+    r->code = code;
+    buf_clear(&r->msg);
+    va_list ap;
+    char tmp[1024];
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    buf_puts(&r->msg, tmp);
+    buf_clear(&r->field);
+    if (field) buf_puts(&r->field, field);
+    return code;
+}
+
+const char *res_str(sb_result *r, const char *s)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    arena_block *b = r->arena;
+    while (b && b->cap - b->used < n) b = b->next;
+    if (!b) {
+        size_t cap = n > 4000 ? n : 4000;
+        b = malloc(sizeof *b + cap);
+        if (!b) return NULL;
+        b->used = 0;
+        b->cap = cap;
+        if (r->arena) {
+            b->next = r->arena->next;
+            r->arena->next = b;
+        } else {
+            b->next = NULL;
+            r->arena = b;
+        }
+    }
+    char *p = b->data + b->used;
+    memcpy(p, s, n);
+    b->used += n;
+    return p;
+}
+
+sb_action *res_action(sb_result *r, sb_action_type type)
+{
+    if (!r) return NULL;
+    if (r->nacts == r->capacts) {
+        size_t cap = r->capacts ? r->capacts * 2 : 8;
+        sb_action *a = realloc(r->acts, cap * sizeof *a);
+        if (!a) return NULL;
+        r->acts = a;
+        r->capacts = cap;
+    }
+    sb_action *a = &r->acts[r->nacts++];
+    memset(a, 0, sizeof *a);
+    a->type = type;
+    return a;
+}
+
+void res_truncate(sb_result *r, size_t mark)
+{
+    if (r && mark < r->nacts) r->nacts = mark;
+}
+
+void res_doc(sb_result *r, json_t *doc)
+{
+    if (!r) {
+        json_decref(doc);
+        return;
+    }
+    if (r->doc) json_decref(r->doc);
+    r->doc = doc;
+}
+
+json_t *res_get_doc(sb_result *r)
+{
+    return r ? r->doc : NULL;
+}
+
+int sb_result_code(const sb_result *r)
+{
+    return r ? r->code : SB_EINVAL;
+}
+
+const char *sb_result_message(const sb_result *r)
+{
+    return r && r->msg.p ? r->msg.p : "";
+}
+
+const char *sb_result_field(const sb_result *r)
+{
+    return r && r->field.len ? r->field.p : NULL;
+}
+
+size_t sb_result_count(const sb_result *r)
+{
+    return r ? r->nacts : 0;
+}
+
+const sb_action *sb_result_action(const sb_result *r, size_t i)
+{
+    return r && i < r->nacts ? &r->acts[i] : NULL;
+}
+
+static const char *const act_names[] = {NULL,       "ring", "cancel", "connect", "reject",
+                                        "overflow", "wait", "end",    "agent"};
+
+static void put_str(json_t *o, const char *k, const char *v)
+{
+    if (v) json_object_set_new(o, k, json_string(v));
+}
+
+json_t *action_to_json(const sb_action *a);
+json_t *action_to_json(const sb_action *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string(a->type < countof(act_names) && act_names[a->type]
+                                                   ? act_names[a->type]
+                                                   : "unknown"));
+    put_str(o, "account", a->account);
+    put_str(o, "call", a->call_id);
+    put_str(o, "agent", a->agent_id);
+    put_str(o, "device", a->device);
+    put_str(o, "uri", a->uri);
+    put_str(o, "queue", a->queue_id);
+    put_str(o, "reason", a->reason);
+    put_str(o, "status", a->status);
+    if (a->type == SB_ACT_RING) json_object_set_new(o, "timeout", json_integer(a->timeout_s));
+    if (a->type == SB_ACT_WAIT && a->due_ms) json_object_set_new(o, "due_ms", json_integer(a->due_ms));
+    return o;
+}
+
+const char *sb_result_json(sb_result *r, size_t *len)
+{
+    static const char oom[] = "{\"error\":{\"code\":\"SB_ENOMEM\",\"message\":\"out of memory\"}}";
+    if (!r) return oom;
+    free(r->json);
+    r->json = NULL;
+    json_t *o;
+    if (r->code) {
+        json_t *e = json_object();
+        json_object_set_new(e, "code", json_string(sb_code_name(r->code)));
+        json_object_set_new(e, "message", json_string(r->msg.p ? r->msg.p : ""));
+        json_object_set_new(e, "field", r->field.len ? json_string(r->field.p) : json_null());
+        o = json_object();
+        json_object_set_new(o, "error", e);
+    } else {
+        o = r->doc && json_is_object(r->doc) ? json_copy(r->doc) : json_object();
+        if (r->doc && !json_is_object(r->doc)) json_object_set(o, "data", r->doc);
+        if (r->nacts || !r->doc) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < r->nacts; i++) json_array_append_new(arr, action_to_json(&r->acts[i]));
+            json_object_set_new(o, "actions", arr);
+        }
+    }
+    r->json = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    if (!r->json) {
+        if (len) *len = sizeof oom - 1;
+        return oom;
+    }
+    if (len) *len = strlen(r->json);
+    return r->json;
+}
+
+static const struct {
+    int code;
+    const char *name, *msg;
+} errs[] = {
+    {SB_OK, "SB_OK", "success"},
+    {SB_EINVAL, "SB_EINVAL", "invalid argument"},
+    {SB_ENOTFOUND, "SB_ENOTFOUND", "not found"},
+    {SB_EEXIST, "SB_EEXIST", "already exists"},
+    {SB_ESTATE, "SB_ESTATE", "not valid in the current state"},
+    {SB_EPOLICY, "SB_EPOLICY", "policy failed"},
+    {SB_EFULL, "SB_EFULL", "storage full"},
+    {SB_ESTORE, "SB_ESTORE", "storage error"},
+    {SB_ENOMEM, "SB_ENOMEM", "out of memory"},
+    {SB_EBUSY, "SB_EBUSY", "busy"},
+    {SB_EAUTH, "SB_EAUTH", "authentication failed"},
+    {SB_ELIMIT, "SB_ELIMIT", "limit reached"},
+    {SB_ECRYPTO, "SB_ECRYPTO", "key or sealed data unusable"},
+    {SB_EVERSION, "SB_EVERSION", "data written by a newer version"},
+    {SB_EHOLD, "SB_EHOLD", "under legal hold"},
+};
+
+const char *sb_code_name(int err)
+{
+    for (size_t i = 0; i < countof(errs); i++)
+        if (errs[i].code == err) return errs[i].name;
+    return "SB_E?";
+}
+
+const char *sb_strerror(int err)
+{
+    static const char *full[countof(errs)];
+    static char store[countof(errs)][96];
+    for (size_t i = 0; i < countof(errs); i++) {
+        if (errs[i].code != err) continue;
+        if (!full[i]) {
+            snprintf(store[i], sizeof store[i], "%s: %s", errs[i].name, errs[i].msg);
+            full[i] = store[i];
+        }
+        return full[i];
+    }
+    return "SB_E?: unknown error";
+}
+
+const char *sb_version(void)
+{
+    return SB_VERSION_STRING;
+}

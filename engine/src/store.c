@@ -1,0 +1,394 @@
+/*
+** store.c — LMDB access: keys, typed get/put of the model's records, the
+** write-transaction runner (with map growth on MDB_MAP_FULL) and group sync.
+*/
+#include "engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+size_t key_acct(uint8_t *k, uint32_t acct)
+{
+    put_be32(k, acct);
+    return 4;
+}
+
+size_t key_acct2(uint8_t *k, uint32_t acct, uint32_t a)
+{
+    put_be32(k, acct);
+    put_be32(k + 4, a);
+    return 8;
+}
+
+size_t key_acct3(uint8_t *k, uint32_t acct, uint32_t a, uint32_t b)
+{
+    put_be32(k, acct);
+    put_be32(k + 4, a);
+    put_be32(k + 8, b);
+    return 12;
+}
+
+int st_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v)
+{
+    MDB_val key = {kl, (void *)k};
+    return mdb_get(txn, dbi, &key, v);
+}
+
+int st_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
+{
+    MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+    return mdb_put(txn, dbi, &key, &val, 0);
+}
+
+int st_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl)
+{
+    MDB_val key = {kl, (void *)k};
+    int rc = mdb_del(txn, dbi, &key, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* --- names ------------------------------------------------------------------- */
+static size_t name_key(uint8_t *k, int kind, uint32_t acct, const char *id)
+{
+    size_t n = strlen(id);
+    k[0] = (uint8_t)kind;
+    put_be32(k + 1, acct);
+    memcpy(k + 5, id, n);
+    return 5 + n;
+}
+
+int st_name_get(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t *num)
+{
+    uint8_t k[5 + SB_NAME_MAX + 1];
+    MDB_val v;
+    *num = 0;
+    int rc = st_get(txn, e->dbi[DB_NAMES], k, name_key(k, kind, acct, id), &v);
+    if (rc) return rc;
+    if (v.mv_size != 4) return SB_ESTORE;
+    *num = be32(v.mv_data);
+    return 0;
+}
+
+int st_name_put(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t num)
+{
+    uint8_t k[5 + SB_NAME_MAX + 1], v[4];
+    put_be32(v, num);
+    return st_put(txn, e->dbi[DB_NAMES], k, name_key(k, kind, acct, id), v, 4);
+}
+
+int st_name_del(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id)
+{
+    uint8_t k[5 + SB_NAME_MAX + 1];
+    return st_del(txn, e->dbi[DB_NAMES], k, name_key(k, kind, acct, id));
+}
+
+/* --- records ----------------------------------------------------------------- */
+static int put_encoded(MDB_txn *txn, sb_engine *e, int db, const void *k, size_t kl)
+{
+    if (e->wb.err) return SB_ENOMEM;
+    return st_put(txn, e->dbi[db], k, kl, e->wb.b.p, e->wb.b.len);
+}
+
+int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out)
+{
+    uint32_t num;
+    if (!id_valid(id)) return SB_ENOTFOUND;
+    int rc = st_name_get(txn, e, NK_ACCOUNT, 0, id, &num);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return rc;
+    uint8_t k[4];
+    MDB_val v;
+    rc = st_get(txn, e->dbi[DB_ACCOUNTS], k, key_acct(k, num), &v);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return rc;
+    return dec_account(v.mv_data, v.mv_size, out);
+}
+
+int st_account_save(MDB_txn *txn, sb_engine *e, const acct_rec *a)
+{
+    uint8_t k[4];
+    wb_reset(&e->wb);
+    enc_account(&e->wb, a);
+    return put_encoded(txn, e, DB_ACCOUNTS, k, key_acct(k, a->num));
+}
+
+int st_agent_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent_rec *out)
+{
+    uint8_t k[8];
+    MDB_val v;
+    int rc = st_get(txn, e->dbi[DB_AGENTS], k, key_acct2(k, acct, num), &v);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return rc;
+    return dec_agent(v.mv_data, v.mv_size, out);
+}
+
+int st_agent_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, agent_rec *out)
+{
+    uint32_t num;
+    if (!id_valid(id)) return SB_ENOTFOUND;
+    int rc = st_name_get(txn, e, NK_AGENT, acct, id, &num);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return rc;
+    return st_agent_load(txn, e, acct, num, out);
+}
+
+int st_agent_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const agent_rec *a)
+{
+    uint8_t k[8];
+    wb_reset(&e->wb);
+    enc_agent(&e->wb, a);
+    return put_encoded(txn, e, DB_AGENTS, k, key_acct2(k, acct, a->num));
+}
+
+int st_queue_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, queue_rec *out)
+{
+    uint8_t k[8];
+    MDB_val v;
+    int rc = st_get(txn, e->dbi[DB_QUEUES], k, key_acct2(k, acct, num), &v);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return rc;
+    return dec_queue(v.mv_data, v.mv_size, out);
+}
+
+int st_queue_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, queue_rec *out)
+{
+    uint32_t num;
+    if (!id_valid(id)) return SB_ENOTFOUND;
+    int rc = st_name_get(txn, e, NK_QUEUE, acct, id, &num);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return rc;
+    return st_queue_load(txn, e, acct, num, out);
+}
+
+int st_queue_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q)
+{
+    uint8_t k[8];
+    wb_reset(&e->wb);
+    enc_queue(&e->wb, q);
+    return put_encoded(txn, e, DB_QUEUES, k, key_acct2(k, acct, q->num));
+}
+
+static size_t call_key(uint8_t *k, uint32_t acct, const char *id)
+{
+    size_t n = strlen(id);
+    put_be32(k, acct);
+    memcpy(k + 4, id, n);
+    return 4 + n;
+}
+
+int st_call_load(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, call_rec *out)
+{
+    uint8_t k[4 + SB_ID_MAX];
+    MDB_val v;
+    if (!id_valid(id)) return SB_ENOTFOUND;
+    int rc = st_get(txn, e->dbi[DB_CALLS], k, call_key(k, acct, id), &v);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return rc;
+    return dec_call(v.mv_data, v.mv_size, out);
+}
+
+int st_call_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const call_rec *c)
+{
+    uint8_t k[4 + SB_ID_MAX];
+    wb_reset(&e->wb);
+    enc_call(&e->wb, c);
+    return put_encoded(txn, e, DB_CALLS, k, call_key(k, acct, c->id));
+}
+
+int st_call_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id)
+{
+    uint8_t k[4 + SB_ID_MAX];
+    return st_del(txn, e->dbi[DB_CALLS], k, call_key(k, acct, id));
+}
+
+int st_meta_u64(MDB_txn *txn, sb_engine *e, const char *key, uint64_t *v)
+{
+    MDB_val val;
+    *v = 0;
+    int rc = st_get(txn, e->dbi[DB_META], key, strlen(key), &val);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    if (val.mv_size != 8) return SB_ESTORE;
+    *v = be64(val.mv_data);
+    return 0;
+}
+
+int st_meta_put_u64(MDB_txn *txn, sb_engine *e, const char *key, uint64_t v)
+{
+    uint8_t b[8];
+    put_be64(b, v);
+    return st_put(txn, e->dbi[DB_META], key, strlen(key), b, 8);
+}
+
+/* --- errors -------------------------------------------------------------------- */
+int eng_mdb_err(sb_result *res, int rc, const char *what)
+{
+    if (IS_SB_ERR(rc)) { /* already ours */
+        if (res && !sb_result_code(res))
+            return res_err(res, rc, NULL, "%s: %s", what, sb_strerror(rc) + 0);
+        return rc;
+    }
+    switch (rc) {
+    case MDB_MAP_FULL:
+    case ENOSPC:
+    case EDQUOT:
+        return res_err(res, SB_EFULL, NULL, "%s: storage full (%s); nothing was written", what,
+                       mdb_strerror(rc));
+    case ENOMEM:
+        return res_err(res, SB_ENOMEM, NULL, "%s: out of memory", what);
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+        return res_err(res, SB_ESTORE, NULL, "%s: database corrupt (%s)", what, mdb_strerror(rc));
+    default:
+        return res_err(res, SB_ESTORE, NULL, "%s: %s", what, mdb_strerror(rc));
+    }
+}
+
+/* --- map growth ------------------------------------------------------------------- */
+
+/* Grow the map (and reserve the disk blocks first, so a full disk shows as
+** an error here rather than as SIGBUS on a write through the map). */
+static int grow_map(sb_engine *e, size_t had)
+{
+    size_t max = e->cfg.map_max ? e->cfg.map_max : ((size_t)64 << 30);
+    int rc = 0;
+    pthread_rwlock_wrlock(&e->maplock);
+    if (e->map_size == had) {
+        if (had >= max) {
+            rc = MDB_MAP_FULL;
+        } else {
+            size_t want = had * 2 > max ? max : had * 2;
+            int fd = -1;
+            mdb_env_get_fd(e->env, &fd);
+            int err = posix_fallocate(fd, 0, (off_t)want);
+            if (err) {
+                rc = err == ENOSPC ? ENOSPC : err;
+            } else if ((rc = mdb_env_set_mapsize(e->env, want)) == 0) {
+                e->map_size = want;
+                sb_log(e, SB_LOG_INFO, "storage map grown to %zu MiB", want >> 20);
+            }
+        }
+    }
+    pthread_rwlock_unlock(&e->maplock);
+    return rc;
+}
+
+static int adopt_map(sb_engine *e)
+{
+    pthread_rwlock_wrlock(&e->maplock);
+    int rc = mdb_env_set_mapsize(e->env, 0);
+    MDB_envinfo info;
+    if (!rc && !mdb_env_info(e->env, &info)) e->map_size = info.me_mapsize;
+    pthread_rwlock_unlock(&e->maplock);
+    return rc;
+}
+
+static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
+{
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&e->maplock);
+        int rc = mdb_txn_begin(e->env, NULL, flags, txn);
+        if (rc == 0) return 0;
+        pthread_rwlock_unlock(&e->maplock);
+        if (rc != MDB_MAP_RESIZED || tries > 3) return rc;
+        if ((rc = adopt_map(e))) return rc;
+    }
+}
+
+int eng_read_begin(sb_engine *e, MDB_txn **txn)
+{
+    return txn_begin(e, MDB_RDONLY, txn);
+}
+
+void eng_read_end(sb_engine *e, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&e->maplock);
+}
+
+/* Group commit: the first committer to arrive syncs for everyone committed
+** before it started; the others wait for a sync that covers them. */
+static int group_sync(sb_engine *e)
+{
+    int rc = 0;
+    pthread_mutex_lock(&e->sync_mu);
+    uint64_t mine = ++e->sync_committed;
+    while (e->sync_done < mine) {
+        if (!e->syncing) {
+            e->syncing = 1;
+            uint64_t upto = e->sync_committed;
+            pthread_mutex_unlock(&e->sync_mu);
+            rc = mdb_env_sync(e->env, 1);
+            pthread_mutex_lock(&e->sync_mu);
+            e->syncing = 0;
+            if (!rc && upto > e->sync_done) e->sync_done = upto;
+            pthread_cond_broadcast(&e->sync_cv);
+            if (rc) break;
+        } else {
+            pthread_cond_wait(&e->sync_cv, &e->sync_mu);
+        }
+    }
+    pthread_mutex_unlock(&e->sync_mu);
+    return rc;
+}
+
+int sb_sync(sb_engine *e)
+{
+    if (!e) return SB_EINVAL;
+    int rc = mdb_env_sync(e->env, 1);
+    return rc ? eng_mdb_err(NULL, rc, "sync") : 0;
+}
+
+int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
+{
+    size_t mark = sb_result_count(res);
+    for (int attempt = 0;; attempt++) {
+        wtx t = {.e = e, .res = res};
+        size_t map_before = e->map_size;
+        int rc = txn_begin(e, 0, &t.txn);
+        if (rc) return eng_mdb_err(res, rc, "begin transaction");
+        t.now = eng_now(e);
+        uint64_t gen;
+        if ((rc = st_meta_u64(t.txn, e, "shared_gen", &gen)) == 0 && gen != e->shared_gen) {
+            pol_host_flush(e->pol);
+            e->shared_gen = gen;
+        }
+        e->cur_txn = t.txn;
+        if (rc == 0) rc = fn(&t, arg);
+        e->cur_txn = NULL;
+        if (rc == 0) {
+            rc = mdb_txn_commit(t.txn);
+            pthread_rwlock_unlock(&e->maplock);
+        } else {
+            mdb_txn_abort(t.txn);
+            pthread_rwlock_unlock(&e->maplock);
+            /* Whatever fn pushed belongs to a transaction that never happened. */
+            res_truncate(res, mark);
+            if (rc == SB_EFULL) rc = MDB_MAP_FULL;
+            if (IS_SB_ERR(rc)) return rc; /* an SB_E* from fn, res set */
+        }
+        if (rc == MDB_MAP_FULL && attempt < 3) {
+            res_truncate(res, mark);
+            int g = grow_map(e, map_before);
+            if (g == 0) {
+                res_reset(res);
+                continue;
+            }
+            return eng_mdb_err(res, g == MDB_MAP_FULL ? MDB_MAP_FULL : g, "grow storage");
+        }
+        if (rc) {
+            res_truncate(res, mark);
+            return eng_mdb_err(res, rc, "commit");
+        }
+        break;
+    }
+    int rc = 0;
+    if (e->cfg.sync == SB_SYNC_GROUP) rc = group_sync(e);
+    else if (e->cfg.sync == SB_SYNC_SYNC) rc = mdb_env_sync(e->env, 1);
+    if (rc) return eng_mdb_err(res, rc, "sync");
+    return 0;
+}

@@ -1,0 +1,172 @@
+/*
+** util.c — buffers, validation of identifiers and numbers, clocks, names.
+*/
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int buf_reserve(sb_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1) {
+        if (cap > SIZE_MAX / 2) return -1;
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int buf_put(sb_buf *b, const void *p, size_t n)
+{
+    if (buf_reserve(b, n)) return -1;
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 0;
+}
+
+int buf_puts(sb_buf *b, const char *s)
+{
+    return buf_put(b, s, strlen(s));
+}
+
+int buf_printf(sb_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    char small[256];
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return -1;
+    if ((size_t)n < sizeof small) return buf_put(b, small, (size_t)n);
+    if (buf_reserve(b, (size_t)n)) return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void buf_free(sb_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+static bool id_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == ':' || c == '@' || c == '+' || c == '-';
+}
+
+bool id_valid(const char *s)
+{
+    if (!s || !*s) return false;
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= SB_ID_MAX || !id_char((unsigned char)s[n])) return false;
+    return true;
+}
+
+bool policy_name_valid(const char *s)
+{
+    if (!s || !*s || *s == '/') return false;
+    size_t n = 0, comp = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (n >= SB_NAME_MAX) return false;
+        if (c == '/') {
+            if (comp == 0) return false; /* "//" */
+            comp = 0;
+            continue;
+        }
+        if (!id_char(c) || c == ':' || c == '@' || c == '+') return false;
+        if (c == '.' && comp == 0) return false; /* no hidden or ".." parts */
+        comp++;
+    }
+    return comp > 0;
+}
+
+int e164_normalize(const char *in, char out[SB_E164_MAX + 1])
+{
+    if (!in) return -1;
+    size_t o = 0;
+    const char *p = in;
+    while (*p == ' ') p++;
+    if (*p != '+') return -1;
+    out[o++] = '+';
+    for (p++; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= '0' && c <= '9') {
+            if (o == 1 && c == '0') return -1; /* country codes never start with 0 */
+            if (o >= SB_E164_MAX) return -1;
+            out[o++] = (char)c;
+        } else if (c != ' ' && c != '-' && c != '.' && c != '(' && c != ')') {
+            return -1;
+        }
+    }
+    if (o < 3) return -1; /* "+" and at least two digits */
+    out[o] = 0;
+    return 0;
+}
+
+int str_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) {
+        if (cap) dst[0] = 0;
+        return -1;
+    }
+    if (n) memcpy(dst, src, n);
+    dst[n] = 0;
+    return 0;
+}
+
+int64_t mono_ms(void)
+{
+    return (int64_t)(mono_ns() / 1000000);
+}
+
+uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static const char *const status_names[] = {"offline", "available", "paused",
+                                           "reserved", "on_call", "wrap_up"};
+
+const char *agent_status_name(int st)
+{
+    return st >= 0 && st < (int)countof(status_names) ? status_names[st] : "unknown";
+}
+
+int agent_status_parse(const char *s)
+{
+    for (int i = 0; s && i < (int)countof(status_names); i++)
+        if (strcmp(s, status_names[i]) == 0) return i;
+    return -1;
+}
+
+static const char *const outcome_names[] = {NULL, "answered", "no_answer", "busy", "rejected"};
+
+const char *ring_outcome_name(int o)
+{
+    return o >= 1 && o < (int)countof(outcome_names) ? outcome_names[o] : "unknown";
+}
+
+int ring_outcome_parse(const char *s)
+{
+    for (int i = 1; s && i < (int)countof(outcome_names); i++)
+        if (strcmp(s, outcome_names[i]) == 0) return i;
+    return -1;
+}
