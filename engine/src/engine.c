@@ -104,21 +104,13 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-/* Reserve the data file's blocks up to the map size before LMDB maps it:
-** with a writable map, a write to an unreserved block on a full disk would
-** be SIGBUS; reserved up front, a full disk shows up as an error here. */
-static int prepare_data_file(const char *dir, size_t *map_size)
+/* An existing data file keeps at least its size as the map size. */
+static void existing_size(const char *dir, size_t *map_size)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return errno;
     struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) == 0 && (size_t)st.st_size > *map_size) *map_size = (size_t)st.st_size;
-    rc = posix_fallocate(fd, 0, (off_t)*map_size);
-    close(fd);
-    return rc;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &st) == 0 && (size_t)st.st_size > *map_size) *map_size = (size_t)st.st_size;
 }
 
 static const char *const db_names[DB_COUNT] = {
@@ -133,10 +125,7 @@ static int open_env(sb_engine *e, sb_result *res)
     mdb_env_set_maxreaders(e->env, 510);
     size_t map = e->cfg.map_size ? e->cfg.map_size : ((size_t)64 << 20);
     map = (map + 4095) & ~(size_t)4095;
-    if ((rc = prepare_data_file(e->data_dir, &map)))
-        return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "data_dir",
-                       "cannot reserve %zu MiB for %s/data.mdb: %s", map >> 20, e->data_dir,
-                       strerror(rc));
+    existing_size(e->data_dir, &map);
     mdb_env_set_mapsize(e->env, map);
     unsigned flags = MDB_WRITEMAP | MDB_NOSYNC | MDB_NOMETASYNC;
     if ((rc = mdb_env_open(e->env, e->data_dir, flags, 0600)))
@@ -145,6 +134,15 @@ static int open_env(sb_engine *e, sb_result *res)
     MDB_envinfo info;
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize;
+    /* Reserve the file's blocks for the whole map: with a writable map, a
+    ** write to an unreserved block on a full disk would be SIGBUS; reserved
+    ** up front, a full disk is an error here, and later at map growth. */
+    int fd = -1;
+    mdb_env_get_fd(e->env, &fd);
+    if ((rc = posix_fallocate(fd, 0, (off_t)e->map_size)))
+        return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "data_dir",
+                       "cannot reserve %zu MiB for %s/data.mdb: %s", e->map_size >> 20,
+                       e->data_dir, strerror(rc));
     int dead = 0;
     mdb_reader_check(e->env, &dead);
     if (dead) sb_log(e, SB_LOG_INFO, "cleared %d stale reader slots", dead);
@@ -260,6 +258,7 @@ void sb_close(sb_engine *e)
     }
     if (e->pol) pol_host_free(e->pol);
     call_free(&e->call);
+    events_free(e);
     buf_free(&e->wb.b);
     pthread_rwlock_destroy(&e->maplock);
     pthread_mutex_destroy(&e->sync_mu);

@@ -92,6 +92,8 @@ struct sb_engine {
     MDB_txn *cur_txn; /* the write transaction running now, for callbacks */
     wbuf wb;
     call_rec call;
+    struct cand_set *cands; /* events.c: candidates of the call being routed */
+    pol_decision dec;
 };
 
 /* One write transaction in progress. */
@@ -166,6 +168,8 @@ int agent_set_avail(wtx *t, agent_rec *a, int available);
 int dispatch_agent(wtx *t, const agent_rec *a);
 /* Try to route waiting calls of one queue. */
 int dispatch_queue(wtx *t, uint32_t queue);
+/* Free what events.c keeps in the engine. */
+void events_free(sb_engine *e);
 
 /* --- policy sources (policies.c) --------------------------------------------- */
 int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17]);

@@ -187,13 +187,24 @@ static void act_agent(wtx *t, const agent_rec *a, const char *reason)
 
 /* --- candidates and routing ---------------------------------------------- */
 
-typedef struct cand_set {
+struct cand_set {
     pol_cand *c;
     avail_rec *av;
     size_t n, cap;
     sb_buf docs; /* documents loaded lazily (offsets survive reallocation) */
     wtx *t;
-} cand_set;
+};
+typedef struct cand_set cand_set;
+
+void events_free(sb_engine *e)
+{
+    if (!e->cands) return;
+    free(e->cands->c);
+    free(e->cands->av);
+    buf_free(&e->cands->docs);
+    free(e->cands);
+    e->cands = NULL;
+}
 
 static int cand_load(void *arg, pol_cand *c)
 {
@@ -322,8 +333,15 @@ static int kv_set(void *arg, const char *key, size_t klen, char type, const void
 }
 
 /* The decision of the queue's fallback, in C, when the policy failed. */
-static void fallback_decide(const queue_rec *q, int fb, pol_cand *cs, size_t n, int64_t now,
-                            pol_decision *d)
+static int tries_of(const call_rec *c, uint32_t agent)
+{
+    for (int i = 0; i < c->ntried; i++)
+        if (c->tried[i].agent == agent) return c->tried[i].n;
+    return 0;
+}
+
+static void fallback_decide(const queue_rec *q, const call_rec *c, int fb, pol_cand *cs, size_t n,
+                            int64_t now, pol_decision *d)
 {
     d->nring = 0;
     d->sequence = 0;
@@ -348,9 +366,18 @@ static void fallback_decide(const queue_rec *q, int fb, pol_cand *cs, size_t n, 
             d->ring[d->nring++].dev = dev;
         }
     } else {
+        /* Longest idle, preferring agents this call has rung least. */
         size_t best = n;
-        for (size_t i = 0; i < n; i++)
-            if (cs[i].devices && (best == n || cs[i].idle_since < cs[best].idle_since)) best = i;
+        int best_tries = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!cs[i].devices) continue;
+            int tries = tries_of(c, cs[i].num);
+            if (best == n || tries < best_tries ||
+                (tries == best_tries && cs[i].idle_since < cs[best].idle_since)) {
+                best = i;
+                best_tries = tries;
+            }
+        }
         if (best < n) {
             d->ring[0].cand = (int)best;
             d->ring[0].dev = pol_default_device(&cs[best], now);
@@ -524,8 +551,9 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         int rc = waiting_remove(t, c, q);
         return rc ? rc : finish_call(t, c, q, "rejected");
     }
-    static __thread cand_set cs; /* reused; only under the write lock */
-    int rc = cands_gather(t, q->num, &cs);
+    if (!e->cands && !(e->cands = calloc(1, sizeof *e->cands))) return SB_ENOMEM;
+    cand_set *csp = e->cands; /* reused; only under the write lock */
+    int rc = cands_gather(t, q->num, csp);
     if (rc) return rc;
 
     /* The call as the policy sees it. */
@@ -535,8 +563,8 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     size_t ntried = 0;
     for (int i = 0; i < c->ntried; i++) {
         const char *id = NULL;
-        for (size_t j = 0; j < cs.n && !id; j++)
-            if (cs.c[j].num == c->tried[i].agent) id = cs.c[j].id;
+        for (size_t j = 0; j < csp->n && !id; j++)
+            if (csp->c[j].num == c->tried[i].agent) id = csp->c[j].id;
         if (!id) id = agent_id_of(t, c->tried[i].agent, tried_buf[i], sizeof tried_buf[i]);
         if (!id) continue;
         tried_ids[ntried] = id;
@@ -563,38 +591,38 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     pol_queue pq = {.id = q->id,
                     .waiting = (int)q->waiting,
                     .members = (int)q->members,
-                    .available = (int)cs.n,
+                    .available = (int)csp->n,
                     .position = 1,
                     .longest_wait = pc.queue_waited,
                     .ring_timeout = (int)q->ring_timeout};
     kv_ctx kc = {t, q->policy};
     pol_kv kv = {kv_get, kv_set, &kc};
-    static __thread pol_decision d;
-    memset(&d, 0, sizeof d);
-    rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, cs.c, cs.n, &pq, &kv, t->now,
-                   call_seed(e->cfg.seed, c), &d);
+    pol_decision *dp = &e->dec;
+    memset(dp, 0, sizeof *dp);
+    rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv, t->now,
+                   call_seed(e->cfg.seed, c), dp);
     if (rc) {
-        cands_release(&cs);
+        cands_release(csp);
         return rc;
     }
     char detail[256];
-    if (d.failed) {
-        fallback_decide(q, q->fallback, cs.c, cs.n, t->now, &d);
+    if (dp->failed) {
+        fallback_decide(q, c, q->fallback, csp->c, csp->n, t->now, dp);
         pthread_mutex_lock(&e->stats_mu);
         e->st.dec_fallback++;
         pthread_mutex_unlock(&e->stats_mu);
         char msg[256 + 512];
-        snprintf(msg, sizeof msg, "%s; fallback %s: %s", d.error, fallback_name(q->fallback),
-                 kind_detail(&d, cs.c, detail, sizeof detail));
-        call_trace(c, t->now, TR_ERROR, 1, q->policy, d.version, msg);
+        snprintf(msg, sizeof msg, "%s; fallback %s: %s", dp->error, fallback_name(q->fallback),
+                 kind_detail(dp, csp->c, detail, sizeof detail));
+        call_trace(c, t->now, TR_ERROR, 1, q->policy, dp->version, msg);
     } else {
-        call_trace(c, t->now, d.kind == DEC_RING ? TR_RING : d.kind == DEC_WAIT ? TR_WAIT
-                                 : d.kind == DEC_MOVE ? TR_MOVE : TR_REJECT,
-                   0, d.policy[0] ? d.policy : q->policy, d.version,
-                   kind_detail(&d, cs.c, detail, sizeof detail));
+        call_trace(c, t->now, dp->kind == DEC_RING ? TR_RING : dp->kind == DEC_WAIT ? TR_WAIT
+                                 : dp->kind == DEC_MOVE ? TR_MOVE : TR_REJECT,
+                   0, dp->policy[0] ? dp->policy : q->policy, dp->version,
+                   kind_detail(dp, csp->c, detail, sizeof detail));
     }
     pthread_mutex_lock(&e->stats_mu);
-    switch (d.kind) {
+    switch (dp->kind) {
     case DEC_RING: e->st.dec_ring++; break;
     case DEC_WAIT: e->st.dec_wait++; break;
     case DEC_MOVE: e->st.dec_move++; break;
@@ -605,34 +633,34 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     /* Resolve ring targets to agent numbers before the candidates go. */
     ring_target tg[POL_MAX_RING];
     int ntg = 0;
-    if (d.kind == DEC_RING)
-        for (int i = 0; i < d.nring; i++) {
+    if (dp->kind == DEC_RING)
+        for (int i = 0; i < dp->nring; i++) {
             int skip = 0;
-            for (int p = 0; p < d.npause; p++)
-                if (strcmp(d.pause[p].agent, cs.c[d.ring[i].cand].id) == 0) skip = 1;
+            for (int p = 0; p < dp->npause; p++)
+                if (strcmp(dp->pause[p].agent, csp->c[dp->ring[i].cand].id) == 0) skip = 1;
             if (skip) continue;
-            tg[ntg].agent = cs.c[d.ring[i].cand].num;
-            tg[ntg++].dev = (uint8_t)d.ring[i].dev;
+            tg[ntg].agent = csp->c[dp->ring[i].cand].num;
+            tg[ntg++].dev = (uint8_t)dp->ring[i].dev;
         }
-    cands_release(&cs);
-    if ((rc = apply_pauses(t, &d))) return rc;
+    cands_release(csp);
+    if ((rc = apply_pauses(t, dp))) return rc;
 
-    switch (d.kind) {
+    switch (dp->kind) {
     case DEC_RING: {
         if (ntg == 0) goto wait;
         if ((rc = waiting_remove(t, c, q)) || (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)))
             return rc;
-        int n = d.sequence ? 1 : ntg;
+        int n = dp->sequence ? 1 : ntg;
         c->nseq = 0;
         c->seqpos = 0;
-        if (d.sequence) {
+        if (dp->sequence) {
             memcpy(c->seq, tg, sizeof(ring_target) * (size_t)ntg);
             c->nseq = (uint8_t)ntg;
             c->seqpos = 1;
         }
-        rc = ring_targets(t, c, q, tg, n, d.timeout);
-        while (rc == 1 && d.sequence && c->seqpos < c->nseq) /* skip the unreachable */
-            rc = ring_targets(t, c, q, &c->seq[c->seqpos++], 1, d.timeout);
+        rc = ring_targets(t, c, q, tg, n, dp->timeout);
+        while (rc == 1 && dp->sequence && c->seqpos < c->nseq) /* skip the unreachable */
+            rc = ring_targets(t, c, q, &c->seq[c->seqpos++], 1, dp->timeout);
         if (rc == 1) { /* nobody reachable after all: keep waiting */
             if ((rc = waiting_add(t, c, q))) return rc;
             return st_call_save(t->txn, e, t->acct, c);
@@ -640,16 +668,16 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         if (rc) return rc;
         return st_call_save(t->txn, e, t->acct, c);
     }
-    case DEC_MOVE: return move_call(t, c, q, d.queue, d.reason[0] ? d.reason : "moved by policy");
+    case DEC_MOVE: return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy");
     case DEC_REJECT:
-        act(t, SB_ACT_REJECT, c->id, NULL, q->id, d.reason[0] ? d.reason : "rejected");
+        act(t, SB_ACT_REJECT, c->id, NULL, q->id, dp->reason[0] ? dp->reason : "rejected");
         if ((rc = waiting_remove(t, c, q))) return rc;
         return finish_call(t, c, q, "rejected");
     default:
     wait:
         if ((rc = call_timer_del(t, &c->wake_due, TM_WAKE, c))) return rc;
-        if (d.wait > 0) {
-            c->wake_due = t->now + (int64_t)d.wait * 1000;
+        if (dp->wait > 0) {
+            c->wake_due = t->now + (int64_t)dp->wait * 1000;
             if ((rc = timer_set(t, c->wake_due, TM_WAKE, c->id, strlen(c->id)))) return rc;
         }
         if (announce) {

@@ -70,22 +70,42 @@ static int check_signature(sb_engine *e, const char *name, const char *src, size
     return 0;
 }
 
-int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_buf *out);
-int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_buf *out)
+int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_result *res)
 {
     uint8_t sk[64], sig[64];
     char hex[129];
     const char *old;
+    res_reset(res);
+    if (!source) return res_err(res, SB_EINVAL, "source", "no source");
     size_t n = signed_part(source, len, &old);
-    if (!secret_hex || cr_hex_decode(secret_hex, strlen(secret_hex), sk, 64)) return SB_EINVAL;
+    if (!secret_hex || cr_hex_decode(secret_hex, strlen(secret_hex), sk, 64))
+        return res_err(res, SB_EINVAL, "secret_key", "the secret key must be 128 hex characters");
     int rc = cr_sign(sk, source, n, sig);
     cr_wipe(sk, sizeof sk);
-    if (rc) return SB_ECRYPTO;
+    if (rc) return res_err(res, SB_ECRYPTO, NULL, "signing failed");
     cr_hex_encode(sig, 64, hex);
-    out->len = 0;
-    if (buf_put(out, source, n)) return SB_ENOMEM;
-    if (n && source[n - 1] != '\n' && buf_puts(out, "\n")) return SB_ENOMEM;
-    if (buf_printf(out, "%s%s\n", SIG_TAG, hex)) return SB_ENOMEM;
+    sb_buf out = {0};
+    if (buf_put(&out, source, n) || (n && source[n - 1] != '\n' && buf_puts(&out, "\n")) ||
+        buf_printf(&out, "%s%s\n", SIG_TAG, hex)) {
+        buf_free(&out);
+        return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    }
+    res_doc(res, json_pack("{s:s%}", "source", out.p, out.len));
+    buf_free(&out);
+    return 0;
+}
+
+int sb_policy_keygen(sb_result *res)
+{
+    uint8_t pk[32], sk[64];
+    char pkh[65], skh[129];
+    res_reset(res);
+    if (cr_init() || cr_sign_keypair(pk, sk)) return res_err(res, SB_ECRYPTO, NULL, "keygen failed");
+    cr_hex_encode(pk, 32, pkh);
+    cr_hex_encode(sk, 64, skh);
+    res_doc(res, json_pack("{s:s, s:s}", "public_key", pkh, "secret_key", skh));
+    cr_wipe(sk, sizeof sk);
+    cr_wipe(skh, sizeof skh);
     return 0;
 }
 

@@ -1,0 +1,488 @@
+/*
+** test_engine.c — the engine through its public API: provisioning, the call
+** cycle, timers on an injected clock, waiting calls served when an agent
+** frees up, overflow, wrap-up, transfers, policy decisions and failures,
+** tenant isolation, bad input, persistence and concurrent writers.
+*/
+#include "switchboard.h"
+#include "tap.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int64_t now_ms = 1767603600000; /* Monday 2026-01-05 09:00 UTC */
+static int64_t test_clock(void *arg)
+{
+    return now_ms;
+}
+
+static char dir[256];
+static sb_engine *eng;
+static sb_result *res;
+
+static void quiet(void *arg, sb_log_level l, const char *line)
+{
+    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
+}
+
+static sb_engine *open_engine(const char *policy_dir)
+{
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = dir;
+    cfg.policy_dir = policy_dir;
+    cfg.sync = SB_SYNC_NONE;
+    cfg.clock = test_clock;
+    cfg.map_size = 4 << 20;
+    cfg.log = quiet;
+    sb_engine *e = NULL;
+    if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
+    return e;
+}
+
+static int put(int (*fn)(sb_engine *, const char *, const char *, size_t, sb_result *),
+               const char *acct, const char *json)
+{
+    int rc = fn(eng, acct, json, strlen(json), res);
+    if (rc) diag("put %s: %s (field %s)", json, sb_result_message(res),
+                 sb_result_field(res) ? sb_result_field(res) : "-");
+    return rc;
+}
+
+static int ev(const char *acct, const char *json)
+{
+    int rc = sb_submit_json(eng, acct, json, strlen(json), res);
+    if (rc && getenv("SB_TEST_LOG")) diag("event %s: %s", json, sb_result_message(res));
+    return rc;
+}
+
+/* The first action of a type, or NULL. */
+static const sb_action *find(sb_action_type type, const char *call)
+{
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (a->type == type && (!call || (a->call_id && strcmp(a->call_id, call) == 0))) return a;
+    }
+    return NULL;
+}
+
+static const char *agent_status(const char *acct, const char *agent)
+{
+    static char buf[32];
+    if (sb_agent_get(eng, acct, agent, res)) return "?";
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    snprintf(buf, sizeof buf, "%s", json_string_value(json_object_get(o, "status")));
+    json_decref(o);
+    return buf;
+}
+
+static json_t *get_json(int rc)
+{
+    return rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
+}
+
+#define AGENT(id, extra)                                                                         \
+    "{\"id\":\"" id "\",\"devices\":{\"softphone\":\"sip:" id "@pbx.example\",\"mobile\":"      \
+    "\"tel:+447700900001\"},\"status\":\"available\"" extra "}"
+
+static void provision(void)
+{
+    ok(sb_account_put(eng, "{\"id\":\"acme\",\"name\":\"Acme\"}", 27, res) == 0, "account created");
+    ok(put(sb_agent_put, "acme", AGENT("alice", "")) == 0, "agent alice");
+    now_ms += 1000;
+    ok(put(sb_agent_put, "acme", AGENT("bob", "")) == 0, "agent bob");
+    now_ms += 1000;
+    ok(put(sb_agent_put, "acme", AGENT("carol", ",\"skills\":{\"billing\":4}")) == 0, "agent carol");
+    ok(put(sb_queue_put, "acme",
+           "{\"id\":\"support\",\"policy\":\"longest-idle\",\"ring_timeout\":20,"
+           "\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},{\"agent\":\"carol\"}]}") == 0,
+       "queue support with three members");
+    ok(put(sb_queue_put, "acme", "{\"id\":\"empty\",\"overflow\":\"support\",\"max_wait\":30}") == 0,
+       "queue empty (overflows to support after 30 s)");
+}
+
+static void test_cycle(void)
+{
+    now_ms += 5000;
+    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"support\","
+                  "\"caller\":\"+44 20 7946 0001\"}") == 0,
+       "offer accepted");
+    const sb_action *a = find(SB_ACT_RING, "c1");
+    ok(a != NULL, "offer rings an agent");
+    if (a) {
+        is_str(a->agent_id, "alice", "the agent idle longest (alice) rings");
+        is_str(a->device, "softphone", "on her softphone");
+        is_str(a->uri, "sip:alice@pbx.example", "with her dial URI");
+        is_int(a->timeout_s, 20, "for the queue's ring timeout");
+    }
+    is_str(agent_status("acme", "alice"), "reserved", "alice is reserved while ringing");
+    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"support\","
+                  "\"caller\":\"+442079460001\"}") == SB_EEXIST,
+       "offering the same call id twice is refused");
+    now_ms += 4000;
+    ok(ev("acme", "{\"type\":\"ring_result\",\"call\":\"c1\",\"agent\":\"alice\","
+                  "\"outcome\":\"answered\"}") == 0,
+       "answered");
+    ok(find(SB_ACT_CONNECT, "c1") != NULL, "connect action");
+    is_str(agent_status("acme", "alice"), "on_call", "alice is on the call");
+    ok(ev("acme", "{\"type\":\"ring_result\",\"call\":\"c1\",\"agent\":\"bob\","
+                  "\"outcome\":\"answered\"}") == SB_ESTATE,
+       "a ring result for an agent not ringing is refused");
+    now_ms += 60000;
+    ok(ev("acme", "{\"type\":\"hangup\",\"call\":\"c1\"}") == 0, "hangup");
+    const sb_action *end = find(SB_ACT_END, "c1");
+    ok(end && strcmp(end->reason, "answered") == 0, "call ended as answered");
+    is_str(agent_status("acme", "alice"), "available", "alice is free again");
+    json_t *c = get_json(sb_call_get(eng, "acme", "c1", res));
+    ok(c != NULL, "the finished call can be read");
+    is_str(json_string_value(json_object_get(c, "outcome")), "answered", "its record says answered");
+    is_str(json_string_value(json_object_get(c, "agent")), "alice", "and names the agent");
+    ok(json_real_value(json_object_get(c, "talk")) == 60.0, "talk time 60 s");
+    ok(json_array_size(json_object_get(c, "policy_versions")) == 1, "one policy version decided");
+    json_decref(c);
+    json_t *ag = get_json(sb_agent_get(eng, "acme", "alice", res));
+    json_t *st = json_object_get(ag, "stats");
+    is_int(json_integer_value(json_object_get(st, "calls_taken")), 1, "alice took one call");
+    json_decref(ag);
+}
+
+static void test_waiting_and_freeing(void)
+{
+    /* Everyone busy: calls wait, and the next free agent is handed one. */
+    now_ms += 1000;
+    ev("acme", "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"paused\","
+               "\"reason\":\"lunch\"}");
+    ev("acme", "{\"type\":\"agent_status\",\"agent\":\"bob\",\"status\":\"offline\"}");
+    ev("acme", "{\"type\":\"agent_status\",\"agent\":\"carol\",\"status\":\"paused\"}");
+    is_str(agent_status("acme", "alice"), "paused", "alice paused");
+    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"w1\",\"queue\":\"support\","
+                  "\"caller\":\"+15550000001\"}") == 0,
+       "offer with nobody available");
+    ok(find(SB_ACT_WAIT, "w1") != NULL && !find(SB_ACT_RING, NULL), "the call waits");
+    now_ms += 1000;
+    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"w2\",\"queue\":\"support\","
+                  "\"caller\":\"+15550000002\",\"priority\":50}") == 0,
+       "a second, higher-priority call");
+    now_ms += 1000;
+    ok(ev("acme", "{\"type\":\"agent_status\",\"agent\":\"bob\",\"status\":\"available\"}") == 0,
+       "bob becomes available");
+    const sb_action *a = find(SB_ACT_RING, NULL);
+    ok(a && strcmp(a->agent_id, "bob") == 0 && strcmp(a->call_id, "w2") == 0,
+       "the agent status event rings bob for the higher-priority waiting call");
+    now_ms += 1000;
+    ok(ev("acme", "{\"type\":\"abandon\",\"call\":\"w1\"}") == 0, "caller of w1 hangs up");
+    const sb_action *e = find(SB_ACT_END, "w1");
+    ok(e && strcmp(e->reason, "abandoned") == 0, "w1 ended as abandoned");
+    ok(ev("acme", "{\"type\":\"abandon\",\"call\":\"w2\"}") == 0, "caller of w2 hangs up while ringing");
+    ok(find(SB_ACT_CANCEL, "w2") != NULL, "bob's ring is cancelled");
+    is_str(agent_status("acme", "bob"), "available", "bob is free");
+    ev("acme", "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"available\"}");
+    ev("acme", "{\"type\":\"agent_status\",\"agent\":\"carol\",\"status\":\"available\"}");
+}
+
+static void test_timeout_and_no_answer(void)
+{
+    now_ms += 10000;
+    ev("acme", "{\"type\":\"offer\",\"call\":\"t1\",\"queue\":\"support\",\"caller\":\"+15550000003\"}");
+    const sb_action *a = find(SB_ACT_RING, "t1");
+    char first[64] = "";
+    if (a) snprintf(first, sizeof first, "%s", a->agent_id);
+    ok(first[0], "t1 rings %s", first);
+    ok(sb_next_deadline(eng) == now_ms + 20000, "the ring timeout is the next deadline");
+    now_ms += 19999;
+    sb_tick(eng, res);
+    is_int(sb_result_count(res), 0, "nothing fires a millisecond early");
+    now_ms += 1;
+    ok(sb_tick(eng, res) == 0, "tick at the ring timeout");
+    ok(find(SB_ACT_CANCEL, "t1") != NULL, "the unanswered ring is cancelled");
+    a = find(SB_ACT_RING, "t1");
+    ok(a && strcmp(a->agent_id, first) != 0, "and another agent rings (%s)", a ? a->agent_id : "-");
+    char second[64] = "";
+    if (a) snprintf(second, sizeof second, "%s", a->agent_id);
+    json_t *ag = get_json(sb_agent_get(eng, "acme", first, res));
+    is_int(json_integer_value(json_object_get(json_object_get(ag, "stats"), "no_answers")), 1,
+           "the first agent has one consecutive no-answer");
+    json_decref(ag);
+    now_ms += 3000;
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"%s\",\"outcome\":\"busy\"}",
+             second);
+    ok(ev("acme", json) == 0, "the second agent is busy");
+    ok(find(SB_ACT_RING, "t1") != NULL, "the call is decided again and rings on");
+    json_t *c = get_json(sb_call_get(eng, "acme", "t1", res));
+    is_int(json_integer_value(json_object_get(c, "attempts")), 3, "three attempts so far");
+    ok(json_array_size(json_object_get(c, "trace")) == 3, "three decisions in the trace");
+    json_decref(c);
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"t1\"}");
+}
+
+static void test_overflow_and_limits(void)
+{
+    now_ms += 1000;
+    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"o1\",\"queue\":\"empty\",\"caller\":\"+15550000004\"}") == 0,
+       "offer into a queue without members");
+    ok(find(SB_ACT_WAIT, "o1") != NULL, "it waits");
+    now_ms += 30000;
+    ok(sb_tick(eng, res) == 0, "tick at max wait");
+    const sb_action *o = find(SB_ACT_OVERFLOW, "o1");
+    ok(o && strcmp(o->queue_id, "support") == 0, "moved to the overflow queue");
+    ok(find(SB_ACT_RING, "o1") != NULL, "and rings there");
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"o1\"}");
+    ok(put(sb_queue_put, "acme", "{\"id\":\"tiny\",\"max_length\":1}") == 0, "queue of length 1");
+    ev("acme", "{\"type\":\"offer\",\"call\":\"m1\",\"queue\":\"tiny\",\"caller\":\"+15550000005\"}");
+    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"m2\",\"queue\":\"tiny\",\"caller\":\"+15550000006\"}") == 0,
+       "a second offer into the full queue");
+    const sb_action *r = find(SB_ACT_REJECT, "m2");
+    ok(r && strcmp(r->reason, "queue full") == 0, "is rejected: queue full");
+    ok(sb_queue_delete(eng, "acme", "tiny", res) == SB_ESTATE, "a queue with waiting calls stays");
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"m1\"}");
+    ok(sb_queue_delete(eng, "acme", "tiny", res) == 0, "then it can be deleted");
+}
+
+static void test_wrapup(void)
+{
+    ok(put(sb_queue_put, "acme",
+           "{\"id\":\"wq\",\"wrapup\":15,\"members\":[{\"agent\":\"carol\"}]}") == 0,
+       "queue with 15 s wrap-up");
+    now_ms += 1000;
+    ev("acme", "{\"type\":\"offer\",\"call\":\"u1\",\"queue\":\"wq\",\"caller\":\"+15550000007\"}");
+    ev("acme", "{\"type\":\"ring_result\",\"call\":\"u1\",\"agent\":\"carol\",\"outcome\":\"answered\"}");
+    now_ms += 30000;
+    ev("acme", "{\"type\":\"hangup\",\"call\":\"u1\"}");
+    is_str(agent_status("acme", "carol"), "wrap_up", "carol is in wrap-up after the call");
+    ev("acme", "{\"type\":\"offer\",\"call\":\"u2\",\"queue\":\"wq\",\"caller\":\"+15550000008\"}");
+    ok(find(SB_ACT_WAIT, "u2") != NULL, "a call in the meantime waits");
+    now_ms += 15000;
+    sb_tick(eng, res);
+    const sb_action *ag = find(SB_ACT_AGENT, NULL);
+    ok(ag && strcmp(ag->agent_id, "carol") == 0 && strcmp(ag->status, "available") == 0,
+       "the wrap-up timer frees carol");
+    const sb_action *r = find(SB_ACT_RING, "u2");
+    ok(r && strcmp(r->agent_id, "carol") == 0, "and the waiting call rings her at once");
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"u2\"}");
+}
+
+static void test_transfer(void)
+{
+    now_ms += 1000;
+    ev("acme", "{\"type\":\"offer\",\"call\":\"x1\",\"queue\":\"support\",\"caller\":\"+15550000009\"}");
+    const sb_action *a = find(SB_ACT_RING, "x1");
+    char who[64] = "";
+    if (a) snprintf(who, sizeof who, "%s", a->agent_id);
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"type\":\"ring_result\",\"call\":\"x1\",\"agent\":\"%s\",\"outcome\":\"answered\"}",
+             who);
+    ev("acme", json);
+    now_ms += 20000;
+    ok(ev("acme", "{\"type\":\"transfer\",\"call\":\"x1\",\"agent\":\"carol\"}") == 0 ||
+           strcmp(who, "carol") == 0,
+       "transfer the connected call to carol");
+    a = find(SB_ACT_RING, "x1");
+    ok(strcmp(who, "carol") == 0 || (a && strcmp(a->agent_id, "carol") == 0), "carol rings");
+    ok(strcmp(who, "carol") == 0 || strcmp(agent_status("acme", who), "available") == 0,
+       "the first agent is free again");
+    ok(ev("acme", "{\"type\":\"transfer\",\"call\":\"x1\",\"queue\":\"nope\"}") == SB_ENOTFOUND,
+       "transfer to an unknown queue is refused");
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"x1\"}");
+}
+
+static void test_bad_input(void)
+{
+    struct {
+        const char *json;
+        int code;
+        const char *field;
+    } cases[] = {
+        {"{\"type\":\"offer\",\"call\":\"b1\",\"queue\":\"support\",\"caller\":\"12345\"}",
+         SB_EINVAL, "caller"},
+        {"{\"type\":\"offer\",\"call\":\"b1\",\"queue\":\"support\",\"caller\":\"+0123\"}",
+         SB_EINVAL, "caller"},
+        {"{\"type\":\"offer\",\"call\":\"b1\",\"queue\":\"support\",\"caller\":\"+15550000001\","
+         "\"colour\":\"red\"}",
+         SB_EINVAL, "colour"},
+        {"{\"type\":\"offer\",\"call\":\"b1\",\"queue\":\"support\",\"caller\":\"+15550000001\","
+         "\"priority\":101}",
+         SB_EINVAL, "priority"},
+        {"{\"type\":\"offer\",\"call\":\"b 1\",\"queue\":\"support\",\"caller\":\"+15550000001\"}",
+         SB_EINVAL, "call"},
+        {"{\"type\":\"offer\",\"call\":\"b1\",\"queue\":\"nope\",\"caller\":\"+15550000001\"}",
+         SB_ENOTFOUND, "queue"},
+        {"{\"type\":\"ring_result\",\"call\":\"b1\",\"agent\":\"alice\",\"outcome\":\"maybe\"}",
+         SB_EINVAL, "outcome"},
+        {"{\"type\":\"hangup\",\"call\":\"never\"}", SB_ENOTFOUND, "call"},
+        {"{\"type\":\"launch\"}", SB_EINVAL, "type"},
+        {"{\"type\":\"offer\",", SB_EINVAL, NULL},
+        {"[1,2]", SB_EINVAL, NULL},
+        {"{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"on_call\"}", SB_EINVAL,
+         "status"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = ev("acme", cases[i].json);
+        const char *f = sb_result_field(res);
+        ok(rc == cases[i].code && (!cases[i].field || (f && strcmp(f, cases[i].field) == 0)),
+           "bad event %zu refused with %s field %s (%s)", i, sb_strerror(cases[i].code),
+           cases[i].field ? cases[i].field : "-", sb_result_message(res));
+    }
+    ok(sb_call_get(eng, "acme", "b1", res) == SB_ENOTFOUND, "and no call was created");
+    const char *bad_agents[][2] = {
+        {"{\"id\":\"z\",\"devices\":{}}", "devices"},
+        {"{\"id\":\"z\",\"devices\":{\"fax\":\"x\"}}", "devices.fax"},
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"skills\":{\"a\":500}}", "skills.a"},
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"timezone\":\"Mars/Olympus\"}",
+         "timezone"},
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"schedule\":[{\"days\":[\"mon\"],"
+         "\"from\":\"25:00\",\"to\":\"26:00\"}]}",
+         "schedule[0].from"},
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"preferences\":{\"device\":"
+         "\"landline\"}}",
+         "preferences.device"},
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"weight\":\"heavy\"}", "weight"},
+        {"{\"devices\":{\"mobile\":\"tel:+1\"}}", "id"},
+    };
+    for (size_t i = 0; i < sizeof bad_agents / sizeof *bad_agents; i++) {
+        int rc = sb_agent_put(eng, "acme", bad_agents[i][0], strlen(bad_agents[i][0]), res);
+        const char *f = sb_result_field(res);
+        ok(rc == SB_EINVAL && f && strcmp(f, bad_agents[i][1]) == 0,
+           "bad agent %zu refused naming %s (%s)", i, bad_agents[i][1], sb_result_message(res));
+    }
+    ok(sb_agent_get(eng, "acme", "z", res) == SB_ENOTFOUND, "and no agent was created");
+    const char *q = "{\"id\":\"bq\",\"members\":[{\"agent\":\"alice\"},{\"agent\":\"ghost\"}]}";
+    ok(sb_queue_put(eng, "acme", q, strlen(q), res) == SB_EINVAL &&
+           strcmp(sb_result_field(res), "members[1].agent") == 0,
+       "a queue naming an unknown agent is refused at members[1].agent");
+    ok(sb_queue_get(eng, "acme", "bq", res) == SB_ENOTFOUND, "and nothing of it was stored");
+    is_str(agent_status("acme", "alice"), "available", "alice was not touched");
+}
+
+static void test_isolation(void)
+{
+    ok(sb_account_put(eng, "{\"id\":\"other\"}", 14, res) == 0, "second account");
+    ok(sb_agent_get(eng, "other", "alice", res) == SB_ENOTFOUND, "cannot read acme's agent");
+    char msg_other[256], msg_none[256];
+    snprintf(msg_other, sizeof msg_other, "%s", sb_result_message(res));
+    sb_agent_get(eng, "other", "nobody-at-all", res);
+    snprintf(msg_none, sizeof msg_none, "%s", sb_result_message(res));
+    ok(strstr(msg_other, "alice") && strstr(msg_none, "nobody-at-all"),
+       "the not-found message names only the id asked for");
+    ok(sb_queue_get(eng, "other", "support", res) == SB_ENOTFOUND, "cannot read acme's queue");
+    ok(ev("other", "{\"type\":\"offer\",\"call\":\"i1\",\"queue\":\"support\",\"caller\":\"+15550000010\"}") ==
+           SB_ENOTFOUND,
+       "cannot offer into acme's queue");
+    ok(ev("other", "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"paused\"}") ==
+           SB_ENOTFOUND,
+       "cannot pause acme's agent");
+    ok(put(sb_agent_put, "other", AGENT("alice", "")) == 0, "other has its own alice");
+    is_str(agent_status("acme", "alice"), "available", "acme's alice is unaffected");
+    ev("acme", "{\"type\":\"offer\",\"call\":\"shared-id\",\"queue\":\"support\",\"caller\":\"+15550000011\"}");
+    ok(sb_call_get(eng, "other", "shared-id", res) == SB_ENOTFOUND, "cannot read acme's call");
+    ok(sb_agent_delete(eng, "other", "bob", res) == SB_ENOTFOUND, "cannot delete acme's agent");
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"shared-id\"}");
+    ok(sb_account_delete(eng, "other", res) == 0, "delete the second account");
+    ok(sb_agent_get(eng, "other", "alice", res) == SB_ENOTFOUND, "its data is gone");
+    is_str(agent_status("acme", "alice"), "available", "acme's data stays");
+}
+
+typedef struct {
+    int id, n, errors;
+} worker;
+
+static void *offer_worker(void *arg)
+{
+    worker *w = arg;
+    sb_result *r = sb_result_new();
+    for (int i = 0; i < w->n; i++) {
+        char json[256], call[32];
+        snprintf(call, sizeof call, "th%d-%d", w->id, i);
+        snprintf(json, sizeof json,
+                 "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\",\"caller\":\"+15550001%03d\"}",
+                 call, i % 1000);
+        if (sb_submit_json(eng, "acme", json, strlen(json), r)) w->errors++;
+        for (size_t k = 0; k < sb_result_count(r); k++) {
+            const sb_action *a = sb_result_action(r, k);
+            if (a->type != SB_ACT_RING) continue;
+            snprintf(json, sizeof json,
+                     "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"%s\",\"outcome\":\"answered\"}",
+                     a->call_id, a->agent_id);
+            char cid[64];
+            snprintf(cid, sizeof cid, "%s", a->call_id);
+            if (sb_submit_json(eng, "acme", json, strlen(json), r) == 0) {
+                snprintf(json, sizeof json, "{\"type\":\"hangup\",\"call\":\"%s\"}", cid);
+                if (sb_submit_json(eng, "acme", json, strlen(json), r)) w->errors++;
+            }
+            break;
+        }
+        snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s\"}", call);
+        sb_submit_json(eng, "acme", json, strlen(json), r); /* may be ended already */
+    }
+    sb_result_free(r);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    pthread_t th[4];
+    worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){i, 200, 0};
+        pthread_create(&th[i], NULL, offer_worker, &w[i]);
+    }
+    int errors = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        errors += w[i].errors;
+    }
+    is_int(errors, 0, "4 threads x 200 call cycles without an error");
+    const char *names[] = {"alice", "bob", "carol"};
+    int free_now = 0;
+    for (int i = 0; i < 3; i++) free_now += strcmp(agent_status("acme", names[i]), "available") == 0;
+    is_int(free_now, 3, "every agent is free at the end: none stuck reserved or double-booked");
+}
+
+static void test_persistence(void)
+{
+    ev("acme", "{\"type\":\"offer\",\"call\":\"p1\",\"queue\":\"support\",\"caller\":\"+15550000012\"}");
+    const sb_action *a = find(SB_ACT_RING, "p1");
+    char who[64] = "";
+    if (a) snprintf(who, sizeof who, "%s", a->agent_id);
+    sb_close(eng);
+    eng = open_engine(NULL);
+    ok(eng != NULL, "reopened");
+    is_str(agent_status("acme", who), "reserved", "the ringing agent is still reserved after reopening");
+    json_t *c = get_json(sb_call_get(eng, "acme", "p1", res));
+    is_str(json_string_value(json_object_get(c, "state")), "ringing", "the call is still ringing");
+    json_decref(c);
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"p1\"}");
+    is_str(agent_status("acme", who), "available", "and can be finished");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-test-engine-%d", (int)getpid());
+    res = sb_result_new();
+    ok(sb_open(&eng, NULL, res) == SB_EINVAL && eng == NULL, "open without config fails cleanly");
+    eng = open_engine(NULL);
+    ok(eng != NULL, "engine opened on %s", dir);
+    if (!eng) return done_testing();
+    provision();
+    test_cycle();
+    test_waiting_and_freeing();
+    test_timeout_and_no_answer();
+    test_overflow_and_limits();
+    test_wrapup();
+    test_transfer();
+    test_bad_input();
+    test_isolation();
+    test_threads();
+    test_persistence();
+    sb_close(eng);
+    sb_result_free(res);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) diag("could not remove %s", dir);
+    return done_testing();
+}
