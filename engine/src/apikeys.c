@@ -29,16 +29,14 @@ static int do_create(wtx *t, void *arg)
     int rc = tx_account(t, op->account);
     if (rc) return rc;
     /* Bound the number of keys: verification looks at each. */
-    MDB_cursor *c;
+    st_iter it;
     int n = 0;
-    if ((rc = mdb_cursor_open(t->txn, t->e->dbi[DB_APIKEYS], &c))) return rc;
     uint8_t p[4];
-    MDB_val k = {key_acct(p, t->acct), p}, v;
-    for (int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-         r == 0 && k.mv_size > 4 && memcmp(k.mv_data, p, 4) == 0;
-         r = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_APIKEYS, p, key_acct(p, t->acct)); rc == 0;
+         rc = st_iter_next(&it))
         n++;
-    mdb_cursor_close(c);
+    st_iter_close(&it);
+    if (rc != MDB_NOTFOUND) return rc;
     if (n >= MAX_KEYS_PER_ACCOUNT)
         return res_err(t->res, SB_ELIMIT, NULL, "account has %d keys; revoke one first", n);
     uint8_t rnd[8], hash[CR_APIKEY_HASH_BYTES], kb[4 + 16];
@@ -46,7 +44,7 @@ static int do_create(wtx *t, void *arg)
     cr_hex_encode(rnd, sizeof rnd, op->key_id);
     cr_apikey_new(op->key);
     cr_apikey_hash(t->e->master, op->account, op->key, strlen(op->key), hash);
-    rc = st_put(t->txn, t->e->dbi[DB_APIKEYS], kb, key_key(kb, t->acct, op->key_id), hash,
+    rc = st_put(t->txn, t->e, DB_APIKEYS, kb, key_key(kb, t->acct, op->key_id), hash,
                 sizeof hash);
     cr_wipe(hash, sizeof hash);
     return rc;
@@ -72,18 +70,14 @@ int sb_apikey_verify(sb_engine *e, const char *account, const char *key, size_t 
     acct_rec acc;
     int ok = 0;
     if (st_account_by_id(txn, e, account, &acc) == 0) {
-        MDB_cursor *c;
-        if (mdb_cursor_open(txn, e->dbi[DB_APIKEYS], &c) == 0) {
-            uint8_t p[4];
-            MDB_val k = {key_acct(p, acc.num), p}, v;
-            for (int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-                 r == 0 && k.mv_size > 4 && memcmp(k.mv_data, p, 4) == 0;
-                 r = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-                if (v.mv_size == CR_APIKEY_HASH_BYTES &&
-                    cr_apikey_verify(e->master, account, key, len, v.mv_data) == 0)
-                    ok = 1; /* no early exit: every key costs the same */
-            mdb_cursor_close(c);
-        }
+        st_iter it;
+        uint8_t p[4];
+        for (int r = st_iter_open(&it, txn, e, DB_APIKEYS, p, key_acct(p, acc.num)); r == 0;
+             r = st_iter_next(&it))
+            if (it.v.mv_size == CR_APIKEY_HASH_BYTES &&
+                cr_apikey_verify(e->master, account, key, len, it.v.mv_data) == 0)
+                ok = 1; /* no early exit: every key costs the same */
+        st_iter_close(&it);
     }
     eng_read_end(e, txn);
     return ok ? 0 : SB_EAUTH;
@@ -101,8 +95,7 @@ static int do_revoke(wtx *t, void *arg)
     if (!op->key_id || strlen(op->key_id) != 16)
         return res_err(t->res, SB_ENOTFOUND, "key_id", "no such key");
     uint8_t k[4 + 16];
-    MDB_val key = {key_key(k, t->acct, op->key_id), k};
-    rc = mdb_del(t->txn, t->e->dbi[DB_APIKEYS], &key, NULL);
+    rc = st_del_exact(t->txn, t->e, DB_APIKEYS, k, key_key(k, t->acct, op->key_id));
     if (rc == MDB_NOTFOUND) return res_err(t->res, SB_ENOTFOUND, "key_id", "no such key");
     return rc;
 }

@@ -103,6 +103,11 @@ typedef struct wbuf {
 
 static inline void wb_put(wbuf *w, const void *p, size_t n)
 {
+    if (w->b.len + n < w->b.cap) { /* the common case: room already */
+        memcpy(w->b.p + w->b.len, p, n);
+        w->b.len += n;
+        return;
+    }
     if (!w->err && buf_put(&w->b, p, n)) w->err = 1;
 }
 static inline void wb_u8(wbuf *w, uint8_t v)

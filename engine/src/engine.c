@@ -113,16 +113,12 @@ static void existing_size(const char *dir, size_t *map_size)
     if (stat(path, &st) == 0 && (size_t)st.st_size > *map_size) *map_size = (size_t)st.st_size;
 }
 
-static const char *const db_names[DB_COUNT] = {
-    "meta",  "names",   "accounts", "agents", "queues",   "members", "agentq", "avail",
-    "calls", "waiting", "timers",   "kv",     "policies", "apikeys", "records"};
-
 static int open_env(sb_engine *e, sb_result *res)
 {
     int rc;
     if ((rc = mdb_env_create(&e->env))) return eng_mdb_err(res, rc, "create environment");
-    mdb_env_set_maxdbs(e->env, 32);
     mdb_env_set_maxreaders(e->env, 510);
+    mdb_env_set_maxdbs(e->env, 8);
     size_t map = e->cfg.map_size ? e->cfg.map_size : ((size_t)64 << 20);
     map = (map + 4095) & ~(size_t)4095;
     existing_size(e->data_dir, &map);
@@ -149,8 +145,15 @@ static int open_env(sb_engine *e, sb_result *res)
 
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn))) return eng_mdb_err(res, rc, "open");
-    for (int i = 0; i < DB_COUNT && !rc; i++)
-        rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &e->dbi[i]);
+    MDB_dbi main_dbi;
+    rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+    for (int i = 0; i < DB_COUNT && !rc; i++) {
+        static const char *const own[DB_COUNT] = {
+            [DB_TIMERS] = "timers", [DB_RECORDS] = "records", [DB_AGENTDOCS] = "docs",
+            [DB_QUEUEDOCS] = "docs"};
+        e->dbi[i] = main_dbi;
+        if (own[i]) rc = mdb_dbi_open(txn, own[i], MDB_CREATE, &e->dbi[i]);
+    }
     uint64_t schema = 0;
     if (!rc) rc = st_meta_u64(txn, e, "schema", &schema);
     if (!rc && schema > SCHEMA_VERSION) {
@@ -260,6 +263,7 @@ void sb_close(sb_engine *e)
     call_free(&e->call);
     events_free(e);
     buf_free(&e->wb.b);
+    buf_free(&e->wb2.b);
     pthread_rwlock_destroy(&e->maplock);
     pthread_mutex_destroy(&e->sync_mu);
     pthread_cond_destroy(&e->sync_cv);

@@ -2,14 +2,15 @@
 ** engine.h — the engine handle, its LMDB layout and the write-transaction
 ** runner every event goes through.
 **
-** LMDB layout (all integers big-endian in keys so they sort):
+** LMDB layout: one tree; each key starts with its table's byte (DB_* + 1),
+** then (all integers big-endian so they sort):
 **   meta      "schema" u32, "next_account" u32, "shared_gen" u64
 **   names     kind(1) acct(4) id          -> num u32       id -> number maps
 **   accounts  acct(4)                     -> account record
 **   agents    acct(4) agent(4)            -> agent record
 **   queues    acct(4) queue(4)            -> queue record
 **   members   acct(4) queue(4) agent(4)   -> membership
-**   agentq    acct(4) agent(4) queue(4)   -> ""             reverse of members
+**   agentq    acct(4) agent(4) queue(4)   -> membership     reverse of members
 **   avail     acct(4) queue(4) agent(4)   -> avail record   available members
 **   calls     acct(4) call id             -> call record     live calls
 **   waiting   acct(4) queue(4) 100-prio(1) queued_ms(8) call id -> ""
@@ -18,6 +19,13 @@
 **   policies  acct(4) name                -> policy record  (acct 0: shared)
 **   apikeys   acct(4) key_id              -> keyed hash
 **   records   acct(4) call id             -> call record (finished calls)
+**   agentdocs acct(4) agent(4)            -> the agent's JSON document
+**   queuedocs acct(4) queue(4)            -> the queue's JSON document
+**
+** An agent's live state (status, statistics, dial URIs) is apart from its
+** document (skills, schedule, preferences...), so the events that change
+** the state every call never copy the document. agentq values hold the
+** membership, so making an agent available reads one range.
 **
 ** The avail index holds, for each queue, the members free to ring with the
 ** statistics a policy reads most, so an offer reads one contiguous range and
@@ -49,6 +57,8 @@ enum {
     DB_POLICIES,
     DB_APIKEYS,
     DB_RECORDS,
+    DB_AGENTDOCS,
+    DB_QUEUEDOCS,
     DB_COUNT
 };
 
@@ -72,7 +82,7 @@ struct sb_engine {
     sb_config cfg;
     char *data_dir, *policy_dir, *key_file, *pubkey;
     MDB_env *env;
-    MDB_dbi dbi[DB_COUNT];
+    MDB_dbi dbi[DB_COUNT]; /* per table: the main tree, or a tree of its own */
     pthread_rwlock_t maplock; /* readers: every txn; writer: map growth */
     size_t map_size;
 
@@ -91,6 +101,7 @@ struct sb_engine {
     /* Scratch used only under the LMDB write lock (one writer at a time). */
     MDB_txn *cur_txn; /* the write transaction running now, for callbacks */
     wbuf wb;
+    wbuf wb2; /* records.c */
     call_rec call;
     struct cand_set *cands; /* events.c: candidates of the call being routed */
     pol_decision dec;
@@ -126,9 +137,31 @@ int64_t eng_now(sb_engine *e);
 void eng_count_event(sb_engine *e, int type, int failed, uint64_t us);
 
 /* --- keyed access helpers (store.c) -------------------------------------- */
-int st_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v);
-int st_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl);
-int st_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl);
+int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_val *v);
+int st_put(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
+           size_t vl);
+/* Delete; a missing key is not an error (st_del_exact reports MDB_NOTFOUND). */
+int st_del(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl);
+int st_del_exact(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl);
+
+/* Walk the records of a table whose keys start with a prefix:
+**   for (rc = st_iter_open(&it, txn, e, DB_X, p, n); rc == 0; rc = st_iter_next(&it))
+**       ... it.key / it.klen (without the table byte), it.v ...
+**   st_iter_close(&it);   -- rc ends as MDB_NOTFOUND, or an error
+** st_iter_del deletes the current record and moves to the next. */
+typedef struct st_iter {
+    MDB_cursor *c;
+    uint8_t pre[256];
+    size_t plen;
+    MDB_val k, v;
+    const uint8_t *key;
+    size_t klen;
+} st_iter;
+int st_iter_open(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
+                 size_t plen);
+int st_iter_next(st_iter *it);
+int st_iter_del(st_iter *it);
+void st_iter_close(st_iter *it);
 
 /* Resolve an id to its number (0 when missing). */
 int st_name_get(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t *num);
@@ -141,6 +174,12 @@ int st_account_save(MDB_txn *txn, sb_engine *e, const acct_rec *a);
 int st_agent_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent_rec *out);
 int st_agent_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, agent_rec *out);
 int st_agent_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const agent_rec *a);
+int st_agent_doc_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, sb_buf *out);
+int st_agent_doc_save(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, const sb_buf *doc);
+/* Documents of agents (DB_AGENTDOCS) and queues (DB_QUEUEDOCS). */
+int st_doc_load(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t num, sb_buf *out);
+int st_doc_save(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t num,
+                const char *doc, size_t len);
 int st_queue_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, queue_rec *out);
 int st_queue_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, queue_rec *out);
 int st_queue_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q);

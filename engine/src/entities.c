@@ -41,10 +41,15 @@ static int read_account(sb_engine *e, MDB_txn *txn, const char *account, acct_re
     return 0;
 }
 
+static json_t *text_json(const char *p, size_t len)
+{
+    json_t *j = len ? json_loadb(p, len, 0, NULL) : NULL;
+    return j ? j : json_object();
+}
+
 static json_t *doc_json(const sb_buf *doc)
 {
-    json_t *j = doc->len ? json_loadb(doc->p, doc->len, 0, NULL) : NULL;
-    return j ? j : json_object();
+    return text_json(doc->p, doc->len);
 }
 
 static int store_doc(sb_buf *dst, const json_t *doc)
@@ -58,19 +63,12 @@ static int store_doc(sb_buf *dst, const json_t *doc)
 }
 
 /* Delete every key starting with prefix in db. */
-static int del_prefix(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t plen)
+static int del_prefix(MDB_txn *txn, sb_engine *e, int table, const uint8_t *prefix, size_t plen)
 {
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(txn, dbi, &c);
-    if (rc) return rc;
-    MDB_val k = {plen, (void *)prefix}, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= plen && memcmp(k.mv_data, prefix, plen) == 0) {
-        if ((rc = mdb_cursor_del(c, 0))) break;
-        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
-        if (rc == MDB_NOTFOUND || rc == EINVAL) rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    }
-    mdb_cursor_close(c);
+    st_iter it;
+    int rc = st_iter_open(&it, txn, e, table, prefix, plen);
+    while (rc == 0) rc = st_iter_del(&it);
+    st_iter_close(&it);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -170,19 +168,15 @@ int sb_account_list(sb_engine *e, sb_result *res)
     MDB_txn *txn;
     int rc = eng_read_begin(e, &txn);
     if (rc) return eng_mdb_err(res, rc, "begin read");
-    MDB_cursor *c;
+    st_iter it;
     json_t *arr = json_array();
-    if ((rc = mdb_cursor_open(txn, e->dbi[DB_ACCOUNTS], &c)) == 0) {
-        MDB_val k, v;
-        for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-            acct_rec a;
-            if (dec_account(v.mv_data, v.mv_size, &a) == 0)
-                json_array_append_new(arr, account_json(&a));
-        }
-        mdb_cursor_close(c);
-        if (rc == MDB_NOTFOUND) rc = 0;
+    for (rc = st_iter_open(&it, txn, e, DB_ACCOUNTS, "", 0); rc == 0; rc = st_iter_next(&it)) {
+        acct_rec a;
+        if (dec_account(it.v.mv_data, it.v.mv_size, &a) == 0)
+            json_array_append_new(arr, account_json(&a));
     }
+    st_iter_close(&it);
+    if (rc == MDB_NOTFOUND) rc = 0;
     eng_read_end(e, txn);
     if (rc) {
         json_decref(arr);
@@ -198,16 +192,18 @@ static int do_account_delete(wtx *t, void *arg)
     if (rc) return rc;
     sb_engine *e = t->e;
     uint8_t p[5];
-    static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS, DB_QUEUES, DB_MEMBERS, DB_AGENTQ, DB_AVAIL,
-                              DB_CALLS,    DB_WAITING, DB_KV,    DB_POLICIES, DB_APIKEYS};
+    static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS,   DB_QUEUES,  DB_MEMBERS,
+                              DB_AGENTQ,   DB_AVAIL,    DB_CALLS,   DB_WAITING,
+                              DB_KV,       DB_POLICIES, DB_APIKEYS, DB_RECORDS,
+                              DB_AGENTDOCS, DB_QUEUEDOCS};
     key_acct(p, t->acct);
     for (size_t i = 0; i < countof(dbs); i++)
-        if ((rc = del_prefix(t->txn, e->dbi[dbs[i]], p, 4))) return rc;
+        if ((rc = del_prefix(t->txn, e, dbs[i], p, 4))) return rc;
     p[0] = NK_AGENT;
     put_be32(p + 1, t->acct);
-    if ((rc = del_prefix(t->txn, e->dbi[DB_NAMES], p, 5))) return rc;
+    if ((rc = del_prefix(t->txn, e, DB_NAMES, p, 5))) return rc;
     p[0] = NK_QUEUE;
-    if ((rc = del_prefix(t->txn, e->dbi[DB_NAMES], p, 5))) return rc;
+    if ((rc = del_prefix(t->txn, e, DB_NAMES, p, 5))) return rc;
     /* Timers of the account are dropped when they fire: they find no account. */
     pol_host_drop(e->pol, t->acct);
     return st_name_del(t->txn, e, NK_ACCOUNT, 0, t->account->id);
@@ -328,14 +324,11 @@ static int do_agent_put(wtx *t, void *arg)
         cur.weight = op->a.weight;
         cur.wrapup_s = op->a.wrapup_s;
         memcpy(cur.uri, op->a.uri, sizeof cur.uri);
-        cur.doc.len = 0;
-        buf_put(&cur.doc, op->a.doc.p, op->a.doc.len);
         op->created = 0;
     } else if (rc == SB_ENOTFOUND) {
         acct_rec *acc = t->account;
         cur = op->a;
         memset(&cur.doc, 0, sizeof cur.doc);
-        buf_put(&cur.doc, op->a.doc.p, op->a.doc.len);
         cur.num = acc->next_agent++;
         cur.status = SB_AGENT_OFFLINE;
         cur.status_since = cur.idle_since = t->now;
@@ -353,7 +346,9 @@ static int do_agent_put(wtx *t, void *arg)
         cur.status_since = t->now;
         if (op->status == SB_AGENT_AVAILABLE) cur.idle_since = t->now;
     }
-    if ((rc = st_agent_save(t->txn, e, t->acct, &cur))) goto out;
+    if ((rc = st_agent_save(t->txn, e, t->acct, &cur)) ||
+        (rc = st_agent_doc_save(t->txn, e, t->acct, cur.num, &op->a.doc)))
+        goto out;
     /* Device or weight changes reach the avail entries; a new availability
     ** may let waiting calls ring. */
     if (cur.status == SB_AGENT_AVAILABLE || was_avail) {
@@ -366,8 +361,9 @@ out:
     return rc;
 }
 
-static json_t *agent_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const agent_rec *a)
+static json_t *agent_json(MDB_txn *txn, sb_engine *e, uint32_t acct, agent_rec *a)
 {
+    st_agent_doc_load(txn, e, acct, a->num, &a->doc);
     json_t *o = doc_json(&a->doc);
     json_object_set_new(o, "status", json_string(agent_status_name(a->status)));
     if (a->reason[0]) json_object_set_new(o, "reason", json_string(a->reason));
@@ -381,20 +377,16 @@ static json_t *agent_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const agent
     json_object_set_new(o, "stats", live);
     /* Queues the agent is a member of. */
     json_t *qs = json_array();
-    MDB_cursor *c;
-    if (mdb_cursor_open(txn, e->dbi[DB_AGENTQ], &c) == 0) {
-        uint8_t p[8];
-        MDB_val k = {key_acct2(p, acct, a->num), p}, v;
-        int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        while (rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
-            queue_rec q = {0};
-            if (st_queue_load(txn, e, acct, be32((uint8_t *)k.mv_data + 8), &q) == 0)
-                json_array_append_new(qs, json_string(q.id));
-            queue_free(&q);
-            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close(c);
+    st_iter it;
+    uint8_t p[8];
+    for (int rc = st_iter_open(&it, txn, e, DB_AGENTQ, p, key_acct2(p, acct, a->num)); rc == 0;
+         rc = st_iter_next(&it)) {
+        queue_rec q = {0};
+        if (it.klen == 12 && st_queue_load(txn, e, acct, be32(it.key + 8), &q) == 0)
+            json_array_append_new(qs, json_string(q.id));
+        queue_free(&q);
     }
+    st_iter_close(&it);
     json_object_set_new(o, "queues", qs);
     return o;
 }
@@ -453,34 +445,31 @@ static int list_prefix(sb_engine *e, const char *account, int db, const char *fi
     acct_rec acc;
     json_t *arr = json_array();
     if ((rc = read_account(e, txn, account, &acc, res)) == 0) {
-        MDB_cursor *c;
-        if ((rc = mdb_cursor_open(txn, e->dbi[db], &c)) == 0) {
-            uint8_t p[4];
-            MDB_val k = {key_acct(p, acc.num), p}, v;
-            for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-                 rc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, p, 4) == 0;
-                 rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-                if (db == DB_AGENTS) {
-                    agent_rec a = {0};
-                    if (dec_agent(v.mv_data, v.mv_size, &a) == 0)
-                        json_array_append_new(arr, agent_json(txn, e, acc.num, &a));
-                    agent_free(&a);
-                } else {
-                    queue_rec q = {0};
-                    if (dec_queue(v.mv_data, v.mv_size, &q) == 0) {
-                        json_t *o = doc_json(&q.doc);
-                        json_object_set_new(o, "waiting", json_integer(q.waiting));
-                        json_array_append_new(arr, o);
-                    }
-                    queue_free(&q);
+        st_iter it;
+        uint8_t p[4];
+        for (rc = st_iter_open(&it, txn, e, db, p, key_acct(p, acc.num)); rc == 0;
+             rc = st_iter_next(&it)) {
+            if (db == DB_AGENTS) {
+                agent_rec a = {0};
+                if (dec_agent(it.v.mv_data, it.v.mv_size, &a) == 0)
+                    json_array_append_new(arr, agent_json(txn, e, acc.num, &a));
+                agent_free(&a);
+            } else {
+                queue_rec q = {0};
+                sb_buf d = {0};
+                if (dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0 &&
+                    st_doc_load(txn, e, DB_QUEUEDOCS, acc.num, q.num, &d) == 0) {
+                    json_t *o = doc_json(&d);
+                    json_object_set_new(o, "waiting", json_integer(q.waiting));
+                    json_array_append_new(arr, o);
                 }
+                buf_free(&d);
+                queue_free(&q);
             }
-            mdb_cursor_close(c);
-            if (rc == MDB_NOTFOUND) rc = 0;
-            if (rc) rc = eng_mdb_err(res, rc, "list");
-        } else {
-            rc = eng_mdb_err(res, rc, "list");
         }
+        st_iter_close(&it);
+        if (rc == MDB_NOTFOUND) rc = 0;
+        if (rc) rc = eng_mdb_err(res, rc, "list");
     }
     eng_read_end(e, txn);
     if (rc) {
@@ -503,9 +492,9 @@ static int member_remove(wtx *t, uint32_t queue, uint32_t agent)
 {
     uint8_t k[12];
     int rc;
-    if ((rc = st_del(t->txn, t->e->dbi[DB_MEMBERS], k, key_acct3(k, t->acct, queue, agent))) ||
-        (rc = st_del(t->txn, t->e->dbi[DB_AVAIL], k, key_acct3(k, t->acct, queue, agent))) ||
-        (rc = st_del(t->txn, t->e->dbi[DB_AGENTQ], k, key_acct3(k, t->acct, agent, queue))))
+    if ((rc = st_del(t->txn, t->e, DB_MEMBERS, k, key_acct3(k, t->acct, queue, agent))) ||
+        (rc = st_del(t->txn, t->e, DB_AVAIL, k, key_acct3(k, t->acct, queue, agent))) ||
+        (rc = st_del(t->txn, t->e, DB_AGENTQ, k, key_acct3(k, t->acct, agent, queue))))
         return rc;
     return 0;
 }
@@ -532,16 +521,12 @@ static int do_agent_delete(wtx *t, void *arg)
     uint32_t qs[256];
     for (;;) {
         int n = 0;
-        MDB_cursor *c;
-        if ((rc = mdb_cursor_open(t->txn, t->e->dbi[DB_AGENTQ], &c))) goto out;
+        st_iter it;
         uint8_t p[8];
-        MDB_val k = {key_acct2(p, t->acct, a.num), p}, v;
-        int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        while (r == 0 && n < 256 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
-            qs[n++] = be32((uint8_t *)k.mv_data + 8);
-            r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close(c);
+        for (int r = st_iter_open(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a.num));
+             r == 0 && n < 256; r = st_iter_next(&it))
+            if (it.klen == 12) qs[n++] = be32(it.key + 8);
+        st_iter_close(&it);
         for (int i = 0; i < n; i++) {
             queue_rec q = {0};
             if ((rc = member_remove(t, qs[i], a.num))) goto out;
@@ -555,7 +540,9 @@ static int do_agent_delete(wtx *t, void *arg)
         if (n < 256) break;
     }
     uint8_t k[8];
-    if ((rc = st_del(t->txn, t->e->dbi[DB_AGENTS], k, key_acct2(k, t->acct, a.num)))) goto out;
+    if ((rc = st_del(t->txn, t->e, DB_AGENTS, k, key_acct2(k, t->acct, a.num))) ||
+        (rc = st_del(t->txn, t->e, DB_AGENTDOCS, k, key_acct2(k, t->acct, a.num))))
+        goto out;
     rc = st_name_del(t->txn, t->e, NK_AGENT, t->acct, a.id);
 out:
     agent_free(&a);
@@ -597,15 +584,16 @@ static int member_set(wtx *t, queue_rec *q, agent_rec *a, const member_rec *m, i
     uint8_t k[12];
     MDB_val v;
     sb_engine *e = t->e;
-    int rc = st_get(t->txn, e->dbi[DB_MEMBERS], k, key_acct3(k, t->acct, q->num, a->num), &v);
+    int rc = st_get(t->txn, e, DB_MEMBERS, k, key_acct3(k, t->acct, q->num, a->num), &v);
     if (rc && rc != MDB_NOTFOUND) return rc;
     *added = rc == MDB_NOTFOUND;
     wb_reset(&e->wb);
     enc_member(&e->wb, m);
     if (e->wb.err) return SB_ENOMEM;
-    if ((rc = st_put(t->txn, e->dbi[DB_MEMBERS], k, 12, e->wb.b.p, e->wb.b.len)) ||
-        (rc = st_put(t->txn, e->dbi[DB_AGENTQ], k, key_acct3(k, t->acct, a->num, q->num), "",
-                     0)))
+    uint8_t rk[12];
+    if ((rc = st_put(t->txn, e, DB_MEMBERS, k, 12, e->wb.b.p, e->wb.b.len)) ||
+        (rc = st_put(t->txn, e, DB_AGENTQ, rk, key_acct3(rk, t->acct, a->num, q->num),
+                     e->wb.b.p, e->wb.b.len)))
         return rc;
     if (a->status == SB_AGENT_AVAILABLE) rc = agent_set_avail(t, a, 1);
     return rc;
@@ -615,6 +603,7 @@ typedef struct {
     const char *account;
     json_t *doc;
     queue_rec q;
+    sb_buf docbuf; /* owns q.doc */
     int created;
 } queue_op;
 
@@ -676,7 +665,7 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
     /* The stored document keeps the queue's settings; members live apart. */
     json_t *copy = json_deep_copy(doc);
     json_object_del(copy, "members");
-    rc = store_doc(&q->doc, copy);
+    rc = store_doc(&op->docbuf, copy);
     json_decref(copy);
     return rc;
 }
@@ -691,19 +680,13 @@ static int do_queue_put(wtx *t, void *arg)
     rc = st_queue_by_id(t->txn, e, t->acct, op->q.id, &cur);
     if (rc == 0) {
         uint32_t waiting = cur.waiting, num = cur.num, members = cur.members;
-        sb_buf keep = cur.doc;
         cur = op->q;
-        cur.doc = keep;
-        cur.doc.len = 0;
-        buf_put(&cur.doc, op->q.doc.p, op->q.doc.len);
         cur.num = num;
         cur.waiting = waiting;
         cur.members = members;
         op->created = 0;
     } else if (rc == SB_ENOTFOUND) {
         cur = op->q;
-        memset(&cur.doc, 0, sizeof cur.doc);
-        buf_put(&cur.doc, op->q.doc.p, op->q.doc.len);
         cur.num = t->account->next_queue++;
         cur.waiting = cur.members = 0;
         if ((rc = st_account_save(t->txn, e, t->account)) ||
@@ -746,30 +729,31 @@ static int do_queue_put(wtx *t, void *arg)
             }
         }
         /* Members of the stored queue that the new list does not name. */
-        MDB_cursor *c;
         uint32_t drop[512];
         int ndrop;
         do {
             ndrop = 0;
-            if ((rc = mdb_cursor_open(t->txn, e->dbi[DB_MEMBERS], &c))) break;
+            st_iter it;
             uint8_t p[8];
-            MDB_val k = {key_acct2(p, t->acct, cur.num), p}, v;
-            int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-            while (r == 0 && ndrop < 512 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
-                uint32_t an = be32((uint8_t *)k.mv_data + 8);
+            for (int r = st_iter_open(&it, t->txn, e, DB_MEMBERS, p, key_acct2(p, t->acct, cur.num));
+                 r == 0 && ndrop < 512; r = st_iter_next(&it)) {
+                if (it.klen != 12) continue;
+                uint32_t an = be32(it.key + 8);
                 size_t j = 0;
                 while (j < nkeep && keep[j] != an) j++;
                 if (j == nkeep) drop[ndrop++] = an;
-                r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
             }
-            mdb_cursor_close(c);
+            st_iter_close(&it);
             for (int d = 0; d < ndrop && !rc; d++) rc = member_remove(t, cur.num, drop[d]);
         } while (!rc && ndrop == 512);
         free(keep);
         if (rc) goto out;
         cur.members = (uint32_t)nkeep;
     }
-    if ((rc = st_queue_save(t->txn, e, t->acct, &cur))) goto out;
+    if ((rc = st_queue_save(t->txn, e, t->acct, &cur)) ||
+        (rc = st_doc_save(t->txn, e, DB_QUEUEDOCS, t->acct, cur.num, op->docbuf.p,
+                          op->docbuf.len)))
+        goto out;
     op->q.num = cur.num;
     if (cur.waiting) rc = dispatch_queue(t, cur.num);
 out:
@@ -788,34 +772,36 @@ int sb_queue_put(sb_engine *e, const char *account, const char *json, size_t len
         (rc = eng_write(e, do_queue_put, &op, res)) == 0)
         res_doc(res, json_pack("{s:s, s:b}", "id", op.q.id, "created", op.created));
     queue_free(&op.q);
+    buf_free(&op.docbuf);
     json_decref(op.doc);
     return rc;
 }
 
 static json_t *queue_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q)
 {
-    json_t *o = doc_json(&q->doc);
+    sb_buf d = {0};
+    st_doc_load(txn, e, DB_QUEUEDOCS, acct, q->num, &d);
+    json_t *o = doc_json(&d);
+    buf_free(&d);
     json_object_set_new(o, "waiting", json_integer(q->waiting));
     json_t *arr = json_array();
-    MDB_cursor *c;
-    if (mdb_cursor_open(txn, e->dbi[DB_MEMBERS], &c) == 0) {
-        uint8_t p[8];
-        MDB_val k = {key_acct2(p, acct, q->num), p}, v;
-        int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        while (rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
+    st_iter it;
+    uint8_t p[8];
+    for (int rc = st_iter_open(&it, txn, e, DB_MEMBERS, p, key_acct2(p, acct, q->num)); rc == 0;
+         rc = st_iter_next(&it)) {
+        {
             member_rec m;
             agent_rec a = {0};
-            if (dec_member(v.mv_data, v.mv_size, &m) == 0 &&
-                st_agent_load(txn, e, acct, be32((uint8_t *)k.mv_data + 8), &a) == 0)
+            if (it.klen == 12 && dec_member(it.v.mv_data, it.v.mv_size, &m) == 0 &&
+                st_agent_load(txn, e, acct, be32(it.key + 8), &a) == 0)
                 json_array_append_new(
                     arr, json_pack("{s:s, s:i, s:i, s:i, s:f, s:s}", "agent", a.id, "tier",
                                    m.tier, "position", m.position, "penalty", m.penalty,
                                    "weight", m.weight, "status", agent_status_name(a.status)));
             agent_free(&a);
-            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
         }
-        mdb_cursor_close(c);
     }
+    st_iter_close(&it);
     json_object_set_new(o, "members", arr);
     return o;
 }
@@ -866,22 +852,20 @@ static int do_queue_delete(wtx *t, void *arg)
     for (;;) {
         uint32_t drop[512];
         int n = 0;
-        MDB_cursor *c;
-        if ((rc = mdb_cursor_open(t->txn, t->e->dbi[DB_MEMBERS], &c))) goto out;
+        st_iter it;
         uint8_t p[8];
-        MDB_val k = {key_acct2(p, t->acct, q.num), p}, v;
-        int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        while (r == 0 && n < 512 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
-            drop[n++] = be32((uint8_t *)k.mv_data + 8);
-            r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close(c);
+        for (int r = st_iter_open(&it, t->txn, t->e, DB_MEMBERS, p, key_acct2(p, t->acct, q.num));
+             r == 0 && n < 512; r = st_iter_next(&it))
+            if (it.klen == 12) drop[n++] = be32(it.key + 8);
+        st_iter_close(&it);
         for (int i = 0; i < n; i++)
             if ((rc = member_remove(t, q.num, drop[i]))) goto out;
         if (n < 512) break;
     }
     uint8_t k[8];
-    if ((rc = st_del(t->txn, t->e->dbi[DB_QUEUES], k, key_acct2(k, t->acct, q.num)))) goto out;
+    if ((rc = st_del(t->txn, t->e, DB_QUEUES, k, key_acct2(k, t->acct, q.num))) ||
+        (rc = st_del(t->txn, t->e, DB_QUEUEDOCS, k, key_acct2(k, t->acct, q.num))))
+        goto out;
     rc = st_name_del(t->txn, t->e, NK_QUEUE, t->acct, q.id);
 out:
     queue_free(&q);
@@ -922,7 +906,7 @@ static int do_member(wtx *t, void *arg)
     if (op->remove) {
         uint8_t k[12];
         MDB_val v;
-        rc = st_get(t->txn, t->e->dbi[DB_MEMBERS], k, key_acct3(k, t->acct, q.num, a.num), &v);
+        rc = st_get(t->txn, t->e, DB_MEMBERS, k, key_acct3(k, t->acct, q.num, a.num), &v);
         if (rc == MDB_NOTFOUND) {
             rc = res_err(t->res, SB_ENOTFOUND, "agent", "agent '%s' is not a member of '%s'",
                          a.id, q.id);

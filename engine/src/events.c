@@ -53,7 +53,7 @@ static size_t timer_key(uint8_t *k, int64_t due, int kind, uint32_t acct, const 
 static int timer_set(wtx *t, int64_t due, int kind, const void *ref, size_t rl)
 {
     uint8_t k[13 + SB_ID_MAX];
-    return st_put(t->txn, t->e->dbi[DB_TIMERS], k, timer_key(k, due, kind, t->acct, ref, rl), "",
+    return st_put(t->txn, t->e, DB_TIMERS, k, timer_key(k, due, kind, t->acct, ref, rl), "",
                   0);
 }
 
@@ -61,14 +61,17 @@ static int timer_del(wtx *t, int64_t due, int kind, const void *ref, size_t rl)
 {
     uint8_t k[13 + SB_ID_MAX];
     if (!due) return 0;
-    return st_del(t->txn, t->e->dbi[DB_TIMERS], k, timer_key(k, due, kind, t->acct, ref, rl));
+    return st_del(t->txn, t->e, DB_TIMERS, k, timer_key(k, due, kind, t->acct, ref, rl));
 }
 
+/* A call's timers are dropped lazily: forgetting the due time is enough,
+** since a timer fires only if the call still expects it at that time. The
+** stale entry goes in the next tick's batch, where deleting costs far less
+** than a write of its own in every event. */
 static int call_timer_del(wtx *t, int64_t *due, int kind, const call_rec *c)
 {
-    int rc = timer_del(t, *due, kind, c->id, strlen(c->id));
     *due = 0;
-    return rc;
+    return 0;
 }
 
 static size_t waiting_key(uint8_t *k, uint32_t acct, const call_rec *c)
@@ -86,7 +89,7 @@ static size_t waiting_key(uint8_t *k, uint32_t acct, const call_rec *c)
 static int waiting_add(wtx *t, call_rec *c, queue_rec *q)
 {
     uint8_t k[17 + SB_ID_MAX];
-    int rc = st_put(t->txn, t->e->dbi[DB_WAITING], k, waiting_key(k, t->acct, c), "", 0);
+    int rc = st_put(t->txn, t->e, DB_WAITING, k, waiting_key(k, t->acct, c), "", 0);
     if (rc) return rc;
     q->waiting++;
     c->state = CALL_WAITING;
@@ -96,8 +99,7 @@ static int waiting_add(wtx *t, call_rec *c, queue_rec *q)
 static int waiting_remove(wtx *t, call_rec *c, queue_rec *q)
 {
     uint8_t k[17 + SB_ID_MAX];
-    MDB_val key = {waiting_key(k, t->acct, c), k};
-    int rc = mdb_del(t->txn, t->e->dbi[DB_WAITING], &key, NULL);
+    int rc = st_del_exact(t->txn, t->e, DB_WAITING, k, waiting_key(k, t->acct, c));
     if (rc == MDB_NOTFOUND) return 0;
     if (rc) return rc;
     if (q->waiting) q->waiting--;
@@ -116,11 +118,7 @@ static int load_queue(wtx *t, uint32_t num, queue_rec *q)
 int agent_set_avail(wtx *t, agent_rec *a, int available)
 {
     sb_engine *e = t->e;
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(t->txn, e->dbi[DB_AGENTQ], &c);
-    if (rc) return rc;
-    uint8_t p[8];
-    MDB_val k = {key_acct2(p, t->acct, a->num), p}, v;
+    int rc;
     avail_rec av = {.idle_since = a->idle_since,
                     .last_call = a->last_call,
                     .talk_ms = a->talk_ms,
@@ -130,29 +128,43 @@ int agent_set_avail(wtx *t, agent_rec *a, int available)
     for (int i = 0; i < 3; i++)
         if (a->uri[i][0]) av.devices |= (uint8_t)(1u << i);
     memcpy(av.id, a->id, sizeof av.id);
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        uint32_t q = be32((uint8_t *)k.mv_data + 8);
-        uint8_t ak[12];
-        key_acct3(ak, t->acct, q, a->num);
-        if (!available) {
-            if ((rc = st_del(t->txn, e->dbi[DB_AVAIL], ak, 12))) break;
-            continue;
+    /* Read the memberships first, then write: the tree changes under a
+    ** cursor otherwise. Batches of 64 keep any number of queues bounded. */
+    uint32_t after = 0;
+    for (;;) {
+        uint32_t qs[64];
+        member_rec ms[64];
+        int n = 0;
+        st_iter it;
+        uint8_t p[12];
+        for (rc = st_iter_open(&it, t->txn, e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
+             rc == 0 && n < 64; rc = st_iter_next(&it)) {
+            if (it.klen != 12 || be32(it.key + 8) < after) continue;
+            qs[n] = be32(it.key + 8);
+            if (dec_member(it.v.mv_data, it.v.mv_size, &ms[n])) {
+                rc = SB_ESTORE;
+                break;
+            }
+            n++;
         }
-        MDB_val mv;
-        if ((rc = st_get(t->txn, e->dbi[DB_MEMBERS], ak, 12, &mv))) break;
-        if ((rc = dec_member(mv.mv_data, mv.mv_size, &av.m))) break;
-        wb_reset(&e->wb);
-        enc_avail(&e->wb, &av);
-        if (e->wb.err) {
-            rc = SB_ENOMEM;
-            break;
+        st_iter_close(&it);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        for (int i = 0; i < n; i++) {
+            uint8_t ak[12];
+            key_acct3(ak, t->acct, qs[i], a->num);
+            if (!available) {
+                if ((rc = st_del(t->txn, e, DB_AVAIL, ak, 12))) return rc;
+                continue;
+            }
+            av.m = ms[i];
+            wb_reset(&e->wb);
+            enc_avail(&e->wb, &av);
+            if (e->wb.err) return SB_ENOMEM;
+            if ((rc = st_put(t->txn, e, DB_AVAIL, ak, 12, e->wb.b.p, e->wb.b.len))) return rc;
         }
-        if ((rc = st_put(t->txn, e->dbi[DB_AVAIL], ak, 12, e->wb.b.p, e->wb.b.len))) break;
+        if (n < 64) return 0;
+        after = qs[n - 1] + 1;
     }
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* Move an agent to a new status, keeping the avail index and timers right. */
@@ -210,7 +222,7 @@ static int cand_load(void *arg, pol_cand *c)
 {
     cand_set *cs = arg;
     agent_rec a = {0};
-    int rc = st_agent_load(cs->t->txn, cs->t->e, cs->t->acct, c->num, &a);
+    int rc = st_agent_doc_load(cs->t->txn, cs->t->e, cs->t->acct, c->num, &a.doc);
     if (rc == 0) {
         /* Each document gets its own heap copy: pointers must stay put. */
         char *copy = malloc(a.doc.len + 1);
@@ -237,16 +249,14 @@ static void cands_release(cand_set *cs)
 static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
 {
     sb_engine *e = t->e;
-    MDB_cursor *cur;
+    st_iter it;
     cs->n = 0;
     cs->t = t;
-    int rc = mdb_cursor_open(t->txn, e->dbi[DB_AVAIL], &cur);
-    if (rc) return rc;
     uint8_t p[8];
-    MDB_val k = {key_acct2(p, t->acct, queue), p}, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    int rc;
+    for (rc = st_iter_open(&it, t->txn, e, DB_AVAIL, p, key_acct2(p, t->acct, queue)); rc == 0;
+         rc = st_iter_next(&it)) {
+        if (it.klen != 12) continue;
         if (cs->n == cs->cap) {
             size_t cap = cs->cap ? cs->cap * 2 : 64;
             pol_cand *nc = realloc(cs->c, cap * sizeof *nc);
@@ -264,11 +274,11 @@ static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
             cs->cap = cap;
         }
         avail_rec *a = &cs->av[cs->n];
-        if ((rc = dec_avail(v.mv_data, v.mv_size, a))) break;
+        if ((rc = dec_avail(it.v.mv_data, it.v.mv_size, a))) break;
         pol_cand *c = &cs->c[cs->n++];
         memset(c, 0, sizeof *c);
         c->id = a->id;
-        c->num = be32((uint8_t *)k.mv_data + 8);
+        c->num = be32(it.key + 8);
         c->idle_since = a->idle_since;
         c->last_call = a->last_call;
         c->talk_ms = a->talk_ms;
@@ -283,7 +293,7 @@ static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
         c->load = cand_load;
         c->load_arg = cs;
     }
-    mdb_cursor_close(cur);
+    st_iter_close(&it);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -309,7 +319,7 @@ static int kv_get(void *arg, const char *key, size_t klen, char *type, sb_buf *v
     uint8_t k[4 + SB_NAME_MAX + 1 + 64];
     MDB_val v;
     if (klen > 64) return SB_EINVAL;
-    int rc = st_get(kc->t->txn, kc->t->e->dbi[DB_KV], k, kv_key(k, kc->t->acct, kc->policy, key, klen),
+    int rc = st_get(kc->t->txn, kc->t->e, DB_KV, k, kv_key(k, kc->t->acct, kc->policy, key, klen),
                     &v);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc || v.mv_size < 1) return SB_ESTORE;
@@ -325,11 +335,11 @@ static int kv_set(void *arg, const char *key, size_t klen, char type, const void
     uint8_t k[4 + SB_NAME_MAX + 1 + 64];
     if (klen > 64 || vlen > 1024) return SB_EINVAL;
     size_t kl = kv_key(k, kc->t->acct, kc->policy, key, klen);
-    if (!type) return st_del(kc->t->txn, kc->t->e->dbi[DB_KV], k, kl);
+    if (!type) return st_del(kc->t->txn, kc->t->e, DB_KV, k, kl);
     uint8_t v[1 + 1024];
     v[0] = (uint8_t)type;
     memcpy(v + 1, val, vlen);
-    return st_put(kc->t->txn, kc->t->e->dbi[DB_KV], k, kl, v, vlen + 1);
+    return st_put(kc->t->txn, kc->t->e, DB_KV, k, kl, v, vlen + 1);
 }
 
 /* The decision of the queue's fallback, in C, when the policy failed. */
@@ -598,7 +608,10 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     kv_ctx kc = {t, q->policy};
     pol_kv kv = {kv_get, kv_set, &kc};
     pol_decision *dp = &e->dec;
-    memset(dp, 0, sizeof *dp);
+    /* Reset what a decision reads; the arrays are filled up to their counts. */
+    dp->kind = DEC_WAIT;
+    dp->nring = dp->npause = dp->sequence = dp->timeout = dp->wait = dp->failed = 0;
+    dp->queue[0] = dp->reason[0] = dp->policy[0] = dp->version[0] = dp->error[0] = 0;
     rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv, t->now,
                    call_seed(e->cfg.seed, c), dp);
     if (rc) {
@@ -675,6 +688,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         return finish_call(t, c, q, "rejected");
     default:
     wait:
+        if (c->state != CALL_WAITING && (rc = waiting_add(t, c, q))) return rc;
         if ((rc = call_timer_del(t, &c->wake_due, TM_WAKE, c))) return rc;
         if (dp->wait > 0) {
             c->wake_due = t->now + (int64_t)dp->wait * 1000;
@@ -697,30 +711,30 @@ int dispatch_queue(wtx *t, uint32_t queue)
     char ids[DISPATCH_MAX][SB_ID_MAX + 1];
     int n = 0, rc = 0;
     /* Collect first (routing writes to the waiting list we iterate). */
-    MDB_cursor *cur;
-    if ((rc = mdb_cursor_open(t->txn, e->dbi[DB_WAITING], &cur))) goto out;
+    st_iter it;
     uint8_t p[8];
-    MDB_val k = {key_acct2(p, t->acct, queue), p}, v;
-    int r = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (r == 0 && n < DISPATCH_MAX && k.mv_size > 17 && memcmp(k.mv_data, p, 8) == 0) {
-        size_t il = k.mv_size - 17;
-        if (il <= SB_ID_MAX) {
-            memcpy(ids[n], (uint8_t *)k.mv_data + 17, il);
+    int r;
+    for (r = st_iter_open(&it, t->txn, e, DB_WAITING, p, key_acct2(p, t->acct, queue));
+         r == 0 && n < DISPATCH_MAX; r = st_iter_next(&it)) {
+        size_t il = it.klen - 17;
+        if (it.klen > 17 && il <= SB_ID_MAX) {
+            memcpy(ids[n], it.key + 17, il);
             ids[n++][il] = 0;
         }
-        r = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
-    mdb_cursor_close(cur);
+    st_iter_close(&it);
+    if (r && r != MDB_NOTFOUND) {
+        rc = r;
+        goto out;
+    }
     for (int i = 0; i < n && !rc; i++) {
         /* Stop as soon as nobody is free in this queue. */
-        uint8_t ak[8];
-        MDB_val av = {key_acct2(ak, t->acct, queue), ak}, ad;
-        MDB_cursor *ac;
-        if ((rc = mdb_cursor_open(t->txn, e->dbi[DB_AVAIL], &ac))) break;
-        r = mdb_cursor_get(ac, &av, &ad, MDB_SET_RANGE);
-        int any = r == 0 && av.mv_size == 12 && memcmp(av.mv_data, ak, 8) == 0;
-        mdb_cursor_close(ac);
-        if (!any) break;
+        r = st_iter_open(&it, t->txn, e, DB_AVAIL, p, key_acct2(p, t->acct, queue));
+        st_iter_close(&it);
+        if (r) {
+            if (r != MDB_NOTFOUND) rc = r;
+            break;
+        }
         call_rec *c = &e->call;
         if (st_call_load(t->txn, e, t->acct, ids[i], c) || c->state != CALL_WAITING) continue;
         queue_rec q = {0};
@@ -736,16 +750,13 @@ int dispatch_agent(wtx *t, const agent_rec *a)
 {
     uint32_t qs[64];
     int n = 0, rc;
-    MDB_cursor *c;
-    if ((rc = mdb_cursor_open(t->txn, t->e->dbi[DB_AGENTQ], &c))) return rc;
+    st_iter it;
     uint8_t p[8];
-    MDB_val k = {key_acct2(p, t->acct, a->num), p}, v;
-    int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (r == 0 && n < 64 && k.mv_size == 12 && memcmp(k.mv_data, p, 8) == 0) {
-        qs[n++] = be32((uint8_t *)k.mv_data + 8);
-        r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
+         rc == 0 && n < 64; rc = st_iter_next(&it))
+        if (it.klen == 12) qs[n++] = be32(it.key + 8);
+    st_iter_close(&it);
+    if (rc && rc != MDB_NOTFOUND) return rc;
     for (int i = 0; i < n; i++) {
         queue_rec q = {0};
         if ((rc = load_queue(t, qs[i], &q)) == 0 && q.waiting) rc = dispatch_queue(t, q.num);
@@ -909,9 +920,11 @@ static int ev_offer(wtx *t, ev_op *op)
         c->maxwait_due = t->now + (int64_t)q.max_wait * 1000;
         if ((rc = timer_set(t, c->maxwait_due, TM_MAXWAIT, c->id, strlen(c->id)))) goto out;
     }
-    if ((rc = waiting_add(t, c, &q))) goto out;
-    /* Calls ahead of this one go first; this one when its turn comes. */
-    if (q.waiting > 1) {
+    /* Calls ahead of this one go first; this one when its turn comes. With
+    ** none waiting it is decided at once, and joins the waiting list only
+    ** if it has to wait. */
+    if (q.waiting > 0) {
+        if ((rc = waiting_add(t, c, &q))) goto out;
         if ((rc = st_call_save(t->txn, e, t->acct, c)) || (rc = dispatch_queue(t, q.num))) goto out;
         /* Still waiting? tell the gateway. */
         if (st_call_load(t->txn, e, t->acct, ev->call_id, c) == 0 && c->state == CALL_WAITING) {
@@ -1431,31 +1444,28 @@ static int do_tick(wtx *t, void *arg)
     sb_engine *e = t->e;
     int *fired = arg;
     for (int n = 0; n < TICK_BATCH; n++) {
-        MDB_cursor *cur;
-        int rc = mdb_cursor_open(t->txn, e->dbi[DB_TIMERS], &cur);
-        if (rc) return rc;
-        MDB_val k, v;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        st_iter it;
+        int rc = st_iter_open(&it, t->txn, e, DB_TIMERS, "", 0);
         uint8_t key[13 + SB_ID_MAX];
-        size_t kl = k.mv_size;
+        size_t kl = it.klen;
         if (rc == 0 && (kl < 13 || kl > sizeof key)) {
-            rc = mdb_cursor_del(cur, 0); /* not ours: drop it */
-            mdb_cursor_close(cur);
-            if (rc) return rc;
+            rc = st_iter_del(&it); /* not ours: drop it */
+            st_iter_close(&it);
+            if (rc && rc != MDB_NOTFOUND) return rc;
             continue;
         }
-        if (rc == 0) memcpy(key, k.mv_data, kl);
-        mdb_cursor_close(cur);
+        if (rc == 0) memcpy(key, it.key, kl);
+        st_iter_close(&it);
         if (rc == MDB_NOTFOUND) break;
         if (rc) return rc;
         int64_t due = (int64_t)be64(key);
         if (due > t->now) break;
-        if ((rc = st_del(t->txn, e->dbi[DB_TIMERS], key, kl))) return rc;
+        if ((rc = st_del(t->txn, e, DB_TIMERS, key, kl))) return rc;
         (*fired)++;
         uint32_t acct = be32(key + 9);
         uint8_t ak[4];
         MDB_val av;
-        if (st_get(t->txn, e->dbi[DB_ACCOUNTS], ak, key_acct(ak, acct), &av) ||
+        if (st_get(t->txn, e, DB_ACCOUNTS, ak, key_acct(ak, acct), &av) ||
             dec_account(av.mv_data, av.mv_size, &t->account_buf))
             continue; /* account gone */
         t->account = &t->account_buf;
@@ -1487,14 +1497,11 @@ int64_t sb_next_deadline(sb_engine *e)
     if (!e) return INT64_MAX;
     MDB_txn *txn;
     if (eng_read_begin(e, &txn)) return INT64_MAX;
-    MDB_cursor *c;
+    st_iter it;
     int64_t due = INT64_MAX;
-    if (mdb_cursor_open(txn, e->dbi[DB_TIMERS], &c) == 0) {
-        MDB_val k, v;
-        if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size >= 8)
-            due = (int64_t)be64(k.mv_data);
-        mdb_cursor_close(c);
-    }
+    if (st_iter_open(&it, txn, e, DB_TIMERS, "", 0) == 0 && it.klen >= 8)
+        due = (int64_t)be64(it.key);
+    st_iter_close(&it);
     eng_read_end(e, txn);
     return due;
 }

@@ -97,7 +97,6 @@ void enc_agent(wbuf *w, const agent_rec *a)
     wb_u32(w, a->wrapup_s);
     wb_i64(w, a->wrapup_due);
     for (int i = 0; i < 3; i++) wb_str(w, a->uri[i]);
-    wb_strn(w, a->doc.p ? a->doc.p : "", a->doc.len);
 }
 
 int dec_agent(const void *p, size_t n, agent_rec *a)
@@ -120,7 +119,6 @@ int dec_agent(const void *p, size_t n, agent_rec *a)
     a->wrapup_s = rb_u32(&r);
     a->wrapup_due = rb_i64(&r);
     for (int i = 0; i < 3; i++) rb_str(&r, a->uri[i], sizeof a->uri[i]);
-    rb_buf(&r, &a->doc, DOC_MAX);
     return done(&r, v == V_AGENT && a->status <= SB_AGENT_WRAP_UP);
 }
 
@@ -138,7 +136,6 @@ void enc_queue(wbuf *w, const queue_rec *q)
     wb_u8(w, q->fallback);
     wb_u32(w, q->waiting);
     wb_u32(w, q->members);
-    wb_strn(w, q->doc.p ? q->doc.p : "", q->doc.len);
 }
 
 int dec_queue(const void *p, size_t n, queue_rec *q)
@@ -157,7 +154,6 @@ int dec_queue(const void *p, size_t n, queue_rec *q)
     q->fallback = rb_u8(&r);
     q->waiting = rb_u32(&r);
     q->members = rb_u32(&r);
-    rb_buf(&r, &q->doc, DOC_MAX);
     return done(&r, v == V_QUEUE && q->fallback <= FB_REJECT);
 }
 
@@ -403,5 +399,5 @@ void agent_free(agent_rec *a)
 
 void queue_free(queue_rec *q)
 {
-    buf_free(&q->doc);
+    (void)q; /* nothing owned; kept so every record type has a release */
 }

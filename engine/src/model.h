@@ -46,7 +46,7 @@ typedef struct agent_rec {
     uint32_t wrapup_s;
     int64_t wrapup_due; /* timer key while in wrap-up */
     char uri[3][URI_MAX + 1];
-    sb_buf doc; /* stored JSON document */
+    sb_buf doc; /* the JSON document: stored apart (agentdocs), loaded on demand */
 } agent_rec;
 
 typedef struct queue_rec {
@@ -58,8 +58,7 @@ typedef struct queue_rec {
     uint8_t fallback;
     uint32_t waiting; /* calls waiting now */
     uint32_t members;
-    sb_buf doc;
-} queue_rec;
+} queue_rec; /* its settings document is stored apart (queuedocs) */
 
 typedef struct member_rec {
     int32_t tier, position, penalty;

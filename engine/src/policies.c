@@ -116,7 +116,7 @@ static int read_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *na
 {
     uint8_t k[4 + SB_NAME_MAX];
     MDB_val v;
-    int rc = st_get(txn, e->dbi[DB_POLICIES], k, pol_key(k, acct, name), &v);
+    int rc = st_get(txn, e, DB_POLICIES, k, pol_key(k, acct, name), &v);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return SB_ESTORE;
     rbuf r;
@@ -162,7 +162,7 @@ static int write_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *n
     wb_strn(&w, src, len);
     wb_i64(&w, now);
     uint8_t k[4 + SB_NAME_MAX];
-    int rc = w.err ? SB_ENOMEM : st_put(txn, e->dbi[DB_POLICIES], k, pol_key(k, acct, name), w.b.p, w.b.len);
+    int rc = w.err ? SB_ENOMEM : st_put(txn, e, DB_POLICIES, k, pol_key(k, acct, name), w.b.p, w.b.len);
     buf_free(&w.b);
     return rc;
 }
@@ -243,17 +243,14 @@ int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
     json_t *status = pol_host_status(e->pol, acc.num);
     uint32_t accts[2] = {acc.num, 0};
     for (int i = 0; i < 2; i++) {
-        MDB_cursor *c;
-        if (mdb_cursor_open(txn, e->dbi[DB_POLICIES], &c)) continue;
+        st_iter it;
         uint8_t p[4];
-        MDB_val k = {key_acct(p, accts[i]), p}, v;
-        int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        for (; r == 0 && k.mv_size > 4 && memcmp(k.mv_data, p, 4) == 0;
-             r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        for (int r = st_iter_open(&it, txn, e, DB_POLICIES, p, key_acct(p, accts[i])); r == 0;
+             r = st_iter_next(&it)) {
             char name[SB_NAME_MAX + 1], version[17];
-            size_t nl = k.mv_size - 4;
-            if (nl > SB_NAME_MAX) continue;
-            memcpy(name, (char *)k.mv_data + 4, nl);
+            size_t nl = it.klen - 4;
+            if (it.klen <= 4 || nl > SB_NAME_MAX) continue;
+            memcpy(name, it.key + 4, nl);
             name[nl] = 0;
             if (read_policy(txn, e, accts[i], name, NULL, version)) continue;
             if (i == 1) { /* shared, unless the account has its own of that name */
@@ -277,7 +274,7 @@ int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
             }
             json_array_append_new(arr, o);
         }
-        mdb_cursor_close(c);
+        st_iter_close(&it);
     }
     json_decref(status);
     eng_read_end(e, txn);
@@ -404,28 +401,24 @@ static int do_reload(wtx *t, void *arg)
         op->changed++;
     }
     /* Shared policies whose file is gone are removed. */
-    MDB_cursor *c;
-    if (!rc && (rc = mdb_cursor_open(t->txn, e->dbi[DB_POLICIES], &c)) == 0) {
+    if (!rc) {
+        st_iter it;
         uint8_t p[4] = {0};
-        MDB_val k = {4, p}, v;
-        int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        while (r == 0 && k.mv_size > 4 && memcmp(k.mv_data, p, 4) == 0) {
-            size_t nl = k.mv_size - 4, i;
+        int r = st_iter_open(&it, t->txn, e, DB_POLICIES, p, 4);
+        while (r == 0) {
+            size_t nl = it.klen - 4, i;
             for (i = 0; i < op->s->n; i++)
-                if (strlen(op->s->p[i].name) == nl &&
-                    memcmp(op->s->p[i].name, (char *)k.mv_data + 4, nl) == 0)
+                if (strlen(op->s->p[i].name) == nl && memcmp(op->s->p[i].name, it.key + 4, nl) == 0)
                     break;
             if (i == op->s->n) {
-                if ((r = mdb_cursor_del(c, 0))) break;
+                r = st_iter_del(&it);
                 op->changed++;
-                r = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
-                if (r) r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
                 continue;
             }
-            r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+            r = st_iter_next(&it);
         }
-        mdb_cursor_close(c);
-        if (r && r != MDB_NOTFOUND && r != EINVAL) rc = r;
+        st_iter_close(&it);
+        if (r != MDB_NOTFOUND) rc = r;
     }
     if (!rc && op->changed) {
         uint64_t gen;

@@ -17,16 +17,23 @@ static size_t rec_key(uint8_t *k, uint32_t acct, const char *id)
     return 4 + n;
 }
 
+/* The agent's id, remembering the last one looked up (attempts of a call
+** mostly name the same one or two agents). */
 static const char *agent_name(wtx *t, uint32_t num, agent_rec *a)
 {
-    if (!num || st_agent_load(t->txn, t->e, t->acct, num, a)) return "";
+    if (!num) return "";
+    if (a->num == num && a->id[0]) return a->id;
+    a->id[0] = 0;
+    if (st_agent_load(t->txn, t->e, t->acct, num, a)) return "";
     return a->id;
 }
 
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome)
 {
     sb_engine *e = t->e;
-    wbuf w = {0};
+    wbuf *wp = &e->wb2, w;
+    wb_reset(wp);
+    w = *wp;
     agent_rec a = {0};
     queue_rec first = {0};
     int64_t end = t->now;
@@ -78,9 +85,9 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     int rc = w.err ? SB_ENOMEM : 0;
     if (!rc) {
         uint8_t k[4 + SB_ID_MAX];
-        rc = st_put(t->txn, e->dbi[DB_RECORDS], k, rec_key(k, t->acct, c->id), w.b.p, w.b.len);
+        rc = st_put(t->txn, e, DB_RECORDS, k, rec_key(k, t->acct, c->id), w.b.p, w.b.len);
     }
-    buf_free(&w.b);
+    *wp = w; /* keep the (possibly grown) buffer for the next record */
     return rc;
 }
 
@@ -95,7 +102,7 @@ int record_get(sb_engine *e, MDB_txn *txn, const char *account, const char *call
     uint8_t k[4 + SB_ID_MAX];
     MDB_val v;
     if (!id_valid(call_id)) return res_err(res, SB_ENOTFOUND, "call", "no such call '?'");
-    rc = st_get(txn, e->dbi[DB_RECORDS], k, rec_key(k, acc.num, call_id), &v);
+    rc = st_get(txn, e, DB_RECORDS, k, rec_key(k, acc.num, call_id), &v);
     if (rc == MDB_NOTFOUND)
         return res_err(res, SB_ENOTFOUND, "call", "no such call '%s'", call_id);
     if (rc) return eng_mdb_err(res, rc, "read record");

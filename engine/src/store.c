@@ -31,23 +31,104 @@ size_t key_acct3(uint8_t *k, uint32_t acct, uint32_t a, uint32_t b)
     return 12;
 }
 
-int st_get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v)
+/* The small, hot tables share LMDB's main tree, each key led by its
+** table's byte: an event then touches one B-tree instead of one per table,
+** which saves copying each named tree's root and its record in the main
+** tree on every commit (measured: about 1 µs per extra tree per commit).
+** Tables that grow without bound (records, timers, documents) have trees
+** of their own so they do not deepen the hot one. */
+#define TB_KEY_MAX 511
+
+static size_t tb_key(uint8_t *out, int table, const void *k, size_t kl)
 {
-    MDB_val key = {kl, (void *)k};
-    return mdb_get(txn, dbi, &key, v);
+    out[0] = (uint8_t)(table + 1);
+    memcpy(out + 1, k, kl);
+    return kl + 1;
 }
 
-int st_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
+int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_val *v)
 {
-    MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
-    return mdb_put(txn, dbi, &key, &val, 0);
+    uint8_t buf[TB_KEY_MAX];
+    if (kl >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
+    MDB_val key = {tb_key(buf, table, k, kl), buf};
+    return mdb_get(txn, e->dbi[table], &key, v);
 }
 
-int st_del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl)
+int st_put(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
+           size_t vl)
 {
-    MDB_val key = {kl, (void *)k};
-    int rc = mdb_del(txn, dbi, &key, NULL);
+    uint8_t buf[TB_KEY_MAX];
+    if (kl >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
+    MDB_val key = {tb_key(buf, table, k, kl), buf}, val = {vl, (void *)v};
+    return mdb_put(txn, e->dbi[table], &key, &val, 0);
+}
+
+int st_del_exact(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl)
+{
+    uint8_t buf[TB_KEY_MAX];
+    if (kl >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
+    MDB_val key = {tb_key(buf, table, k, kl), buf};
+    return mdb_del(txn, e->dbi[table], &key, NULL);
+}
+
+int st_del(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl)
+{
+    int rc = st_del_exact(txn, e, table, k, kl);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Position it on the current record if it still has the prefix. */
+static int it_check(st_iter *it, int rc)
+{
+    if (rc == 0 && it->k.mv_size >= it->plen && memcmp(it->k.mv_data, it->pre, it->plen) == 0) {
+        it->key = (const uint8_t *)it->k.mv_data + 1;
+        it->klen = it->k.mv_size - 1;
+        return 0;
+    }
+    it->key = NULL;
+    it->klen = 0;
+    return rc == 0 || rc == MDB_NOTFOUND ? MDB_NOTFOUND : rc;
+}
+
+int st_iter_open(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
+                 size_t plen)
+{
+    memset(it, 0, sizeof *it);
+    if (plen + 1 > sizeof it->pre) return MDB_BAD_VALSIZE;
+    it->plen = tb_key(it->pre, table, prefix, plen);
+    int rc = mdb_cursor_open(txn, e->dbi[table], &it->c);
+    if (rc) {
+        it->c = NULL;
+        return rc;
+    }
+    it->k = (MDB_val){it->plen, it->pre};
+    return it_check(it, mdb_cursor_get(it->c, &it->k, &it->v, MDB_SET_RANGE));
+}
+
+int st_iter_next(st_iter *it)
+{
+    if (!it->key) return MDB_NOTFOUND;
+    return it_check(it, mdb_cursor_get(it->c, &it->k, &it->v, MDB_NEXT));
+}
+
+int st_iter_del(st_iter *it)
+{
+    if (!it->key) return MDB_NOTFOUND;
+    int rc = mdb_cursor_del(it->c, 0);
+    if (rc) return rc;
+    /* After a delete the cursor stands on the next record, if any. */
+    rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_GET_CURRENT);
+    if (rc == MDB_NOTFOUND || rc == EINVAL) {
+        it->k = (MDB_val){it->plen, it->pre};
+        rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_SET_RANGE);
+    }
+    return it_check(it, rc);
+}
+
+void st_iter_close(st_iter *it)
+{
+    if (it->c) mdb_cursor_close(it->c);
+    it->c = NULL;
 }
 
 /* --- names ------------------------------------------------------------------- */
@@ -65,7 +146,7 @@ int st_name_get(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char 
     uint8_t k[5 + SB_NAME_MAX + 1];
     MDB_val v;
     *num = 0;
-    int rc = st_get(txn, e->dbi[DB_NAMES], k, name_key(k, kind, acct, id), &v);
+    int rc = st_get(txn, e, DB_NAMES, k, name_key(k, kind, acct, id), &v);
     if (rc) return rc;
     if (v.mv_size != 4) return SB_ESTORE;
     *num = be32(v.mv_data);
@@ -76,20 +157,20 @@ int st_name_put(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char 
 {
     uint8_t k[5 + SB_NAME_MAX + 1], v[4];
     put_be32(v, num);
-    return st_put(txn, e->dbi[DB_NAMES], k, name_key(k, kind, acct, id), v, 4);
+    return st_put(txn, e, DB_NAMES, k, name_key(k, kind, acct, id), v, 4);
 }
 
 int st_name_del(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id)
 {
     uint8_t k[5 + SB_NAME_MAX + 1];
-    return st_del(txn, e->dbi[DB_NAMES], k, name_key(k, kind, acct, id));
+    return st_del(txn, e, DB_NAMES, k, name_key(k, kind, acct, id));
 }
 
 /* --- records ----------------------------------------------------------------- */
 static int put_encoded(MDB_txn *txn, sb_engine *e, int db, const void *k, size_t kl)
 {
     if (e->wb.err) return SB_ENOMEM;
-    return st_put(txn, e->dbi[db], k, kl, e->wb.b.p, e->wb.b.len);
+    return st_put(txn, e, db, k, kl, e->wb.b.p, e->wb.b.len);
 }
 
 int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out)
@@ -101,7 +182,7 @@ int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out)
     if (rc) return rc;
     uint8_t k[4];
     MDB_val v;
-    rc = st_get(txn, e->dbi[DB_ACCOUNTS], k, key_acct(k, num), &v);
+    rc = st_get(txn, e, DB_ACCOUNTS, k, key_acct(k, num), &v);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     return dec_account(v.mv_data, v.mv_size, out);
@@ -119,7 +200,7 @@ int st_agent_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent
 {
     uint8_t k[8];
     MDB_val v;
-    int rc = st_get(txn, e->dbi[DB_AGENTS], k, key_acct2(k, acct, num), &v);
+    int rc = st_get(txn, e, DB_AGENTS, k, key_acct2(k, acct, num), &v);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     return dec_agent(v.mv_data, v.mv_size, out);
@@ -143,11 +224,39 @@ int st_agent_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const agent_rec *a)
     return put_encoded(txn, e, DB_AGENTS, k, key_acct2(k, acct, a->num));
 }
 
+int st_doc_load(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t num, sb_buf *out)
+{
+    uint8_t k[8];
+    MDB_val v;
+    out->len = 0;
+    int rc = st_get(txn, e, table, k, key_acct2(k, acct, num), &v);
+    if (rc == MDB_NOTFOUND) return buf_put(out, "", 0) ? SB_ENOMEM : 0;
+    if (rc) return rc;
+    return buf_put(out, v.mv_data, v.mv_size) ? SB_ENOMEM : 0;
+}
+
+int st_doc_save(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t num,
+                const char *doc, size_t len)
+{
+    uint8_t k[8];
+    return st_put(txn, e, table, k, key_acct2(k, acct, num), doc ? doc : "", len);
+}
+
+int st_agent_doc_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, sb_buf *out)
+{
+    return st_doc_load(txn, e, DB_AGENTDOCS, acct, num, out);
+}
+
+int st_agent_doc_save(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, const sb_buf *doc)
+{
+    return st_doc_save(txn, e, DB_AGENTDOCS, acct, num, doc->p, doc->len);
+}
+
 int st_queue_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, queue_rec *out)
 {
     uint8_t k[8];
     MDB_val v;
-    int rc = st_get(txn, e->dbi[DB_QUEUES], k, key_acct2(k, acct, num), &v);
+    int rc = st_get(txn, e, DB_QUEUES, k, key_acct2(k, acct, num), &v);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     return dec_queue(v.mv_data, v.mv_size, out);
@@ -184,7 +293,7 @@ int st_call_load(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, call
     uint8_t k[4 + SB_ID_MAX];
     MDB_val v;
     if (!id_valid(id)) return SB_ENOTFOUND;
-    int rc = st_get(txn, e->dbi[DB_CALLS], k, call_key(k, acct, id), &v);
+    int rc = st_get(txn, e, DB_CALLS, k, call_key(k, acct, id), &v);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     return dec_call(v.mv_data, v.mv_size, out);
@@ -201,14 +310,14 @@ int st_call_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const call_rec *c)
 int st_call_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id)
 {
     uint8_t k[4 + SB_ID_MAX];
-    return st_del(txn, e->dbi[DB_CALLS], k, call_key(k, acct, id));
+    return st_del(txn, e, DB_CALLS, k, call_key(k, acct, id));
 }
 
 int st_meta_u64(MDB_txn *txn, sb_engine *e, const char *key, uint64_t *v)
 {
     MDB_val val;
     *v = 0;
-    int rc = st_get(txn, e->dbi[DB_META], key, strlen(key), &val);
+    int rc = st_get(txn, e, DB_META, key, strlen(key), &val);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc) return rc;
     if (val.mv_size != 8) return SB_ESTORE;
@@ -220,7 +329,7 @@ int st_meta_put_u64(MDB_txn *txn, sb_engine *e, const char *key, uint64_t v)
 {
     uint8_t b[8];
     put_be64(b, v);
-    return st_put(txn, e->dbi[DB_META], key, strlen(key), b, 8);
+    return st_put(txn, e, DB_META, key, strlen(key), b, 8);
 }
 
 /* --- errors -------------------------------------------------------------------- */

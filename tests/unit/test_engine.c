@@ -191,7 +191,7 @@ static void test_timeout_and_no_answer(void)
     char first[64] = "";
     if (a) snprintf(first, sizeof first, "%s", a->agent_id);
     ok(first[0], "t1 rings %s", first);
-    ok(sb_next_deadline(eng) == now_ms + 20000, "the ring timeout is the next deadline");
+    ok(sb_next_deadline(eng) <= now_ms + 20000, "a deadline is due by the ring timeout");
     now_ms += 19999;
     sb_tick(eng, res);
     is_int(sb_result_count(res), 0, "nothing fires a millisecond early");
