@@ -353,6 +353,17 @@ SB_API int sb_policy_check(const char *name, const char *source, size_t len, sb_
 SB_API int sb_policy_test(const char *name, const char *source, size_t len,
                           const char *cases_json, size_t cases_len, sb_result *res);
 
+/* Signed policies. A signed policy ends with a line "--@signature <hex>":
+** an Ed25519 signature of everything before that line. With
+** sb_config.require_signed_policies only sources whose signature verifies
+** with policy_public_key load.
+** sb_policy_keygen: res's JSON {"public_key":hex,"secret_key":hex}.
+** sb_policy_sign: res's JSON {"source":signed source} (an existing signature
+** line is replaced). secret_hex: the 128-hex secret key. */
+SB_API int sb_policy_keygen(sb_result *res);
+SB_API int sb_policy_sign(const char *source, size_t len, const char *secret_hex,
+                          sb_result *res);
+
 /* ------------------------------------------------------------------------ */
 /* API keys (the daemon's HTTP Basic auth is account_id:key). A key is random
 ** (libsodium), shown once, and stored only as a keyed hash. */
