@@ -14,7 +14,6 @@
 ** "account" may be left out once an account exists: the last one is used.
 ** Each line's actions are printed; --json prints each result as JSON.
 */
-#define _GNU_SOURCE
 #include "switchboard.h"
 
 #include "cli.h"
@@ -147,7 +146,15 @@ int cli_replay(int argc, char **argv)
         char *doc = NULL;
         const char *what = "";
         print_time(clock_ms);
-        if (json_is_object(acc)) {
+        if (json_object_get(o, "type")) {
+            json_object_del(o, "account");
+            doc = json_dumps(o, JSON_COMPACT);
+            rc = sb_submit_json(eng, account, doc, strlen(doc), res);
+            what = json_string_value(json_object_get(o, "type"));
+            json_t *call = json_object_get(o, "call");
+            printf(" %s%s%s", what, call ? " " : "", call ? json_string_value(call) : "");
+            what = "";
+        } else if (json_is_object(acc)) {
             doc = json_dumps(acc, JSON_COMPACT);
             rc = sb_account_put(eng, doc, strlen(doc), res);
             json_t *id = json_object_get(acc, "id");
@@ -171,7 +178,7 @@ int cli_replay(int argc, char **argv)
             free(src);
             what = "policy";
         } else if (json_object_get(o, "at") || json_object_get(o, "advance")) {
-            int64_t t;
+            int64_t t, before = clock_ms;
             json_t *adv = json_object_get(o, "advance");
             if (adv && json_is_number(adv)) {
                 clock_ms += (int64_t)(json_number_value(adv) * 1000);
@@ -185,19 +192,30 @@ int cli_replay(int argc, char **argv)
                 printf("\n");
                 continue;
             }
-            /* Fire everything due up to now, in order. */
-            printf(" clock\n");
-            print_time(clock_ms);
-            rc = sb_tick(eng, res);
-            what = "tick";
-        } else if (json_object_get(o, "type")) {
-            json_object_del(o, "account");
-            doc = json_dumps(o, JSON_COMPACT);
-            rc = sb_submit_json(eng, account, doc, strlen(doc), res);
-            what = json_string_value(json_object_get(o, "type"));
-            json_t *call = json_object_get(o, "call");
-            printf(" %s%s%s", what, call ? " " : "", call ? json_string_value(call) : "");
-            what = "";
+            /* Walk the clock to the target through every deadline on the way,
+            ** so timers fire at their own times and in order. */
+            int64_t target = clock_ms;
+            clock_ms = before;
+            printf(" clock -> ");
+            print_time(target);
+            printf("\n");
+            for (int steps = 0; steps < 100000; steps++) {
+                int64_t due = sb_next_deadline(eng);
+                if (due > target) break;
+                if (due > clock_ms) clock_ms = due;
+                rc = sb_tick(eng, res);
+                if (rc) break;
+                if (sb_result_count(res)) {
+                    print_time(clock_ms);
+                    printf(" timers\n");
+                    print_actions(res);
+                }
+            }
+            clock_ms = target;
+            if (rc) printf("    tick failed: %s\n", sb_result_message(res));
+            free(doc);
+            json_decref(o);
+            continue;
         } else {
             fprintf(stderr, "%s:%d: unknown line (expected account, agent, queue, policy, at, "
                             "advance or an event with type)\n",

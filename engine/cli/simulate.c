@@ -9,7 +9,6 @@
 ** (ring timeouts, wrap-ups, wake-ups) are fired by sb_tick as the clock
 ** moves. The same seed gives the same day.
 */
-#define _GNU_SOURCE
 #include "switchboard.h"
 
 #include "cli.h"
@@ -94,7 +93,7 @@ typedef struct qstat {
 } qstat;
 
 #define NQ 4
-static qstat qs[NQ] = {{"support"}, {"sales"}, {"billing"}, {"vip"}};
+static qstat qs[NQ] = {{.id = "support"}, {.id = "sales"}, {.id = "billing"}, {.id = "vip"}};
 
 typedef struct callinfo {
     int q;
@@ -102,18 +101,11 @@ typedef struct callinfo {
     int connected, ended;
 } callinfo;
 
-static int qindex(const char *id)
-{
-    for (int i = 0; i < NQ; i++)
-        if (id && strcmp(qs[i].id, id) == 0) return i;
-    return 0;
-}
-
 static sb_engine *eng;
 static sb_result *res;
 static heap h;
 static callinfo *calls;
-static const char *acct = "demo";
+static const char *const demo_account = "demo";
 
 static void must(int rc, const char *what)
 {
@@ -150,7 +142,7 @@ static void handle_actions(void)
             qs[calls[cn].q].wait_sum += (double)(now_ms - calls[cn].offered) / 1000.0;
             e.kind = S_HANGUP;
             e.call = cn;
-            e.t = now_ms + (int64_t)(30000 + expo(200000));
+            e.t = now_ms + (int64_t)(20000 + expo(130000));
             push(&h, e);
             break;
         case SB_ACT_REJECT:
@@ -170,14 +162,15 @@ static void handle_actions(void)
 
 static void submit(const char *json)
 {
-    int rc = sb_submit_json(eng, acct, json, strlen(json), res);
+    int rc = sb_submit_json(eng, demo_account, json, strlen(json), res);
     if (rc == 0) handle_actions();
     /* Stale gateway events (a ring already cancelled) are refused: fine. */
 }
 
 static void setup(void)
 {
-    must(sb_account_put(eng, "{\"id\":\"demo\",\"name\":\"Demo Ltd\"}", 33, res), "account");
+    const char *account = "{\"id\":\"demo\",\"name\":\"Demo Ltd\"}";
+    must(sb_account_put(eng, account, strlen(account), res), "account");
     static const char *const agents[] = {
         "{\"id\":\"alice\",\"name\":\"Alice\",\"devices\":{\"softphone\":\"sip:alice@pbx.example\","
         "\"mobile\":\"tel:+447700900101\"},\"skills\":{\"billing\":5,\"english\":5},"
@@ -202,7 +195,7 @@ static void setup(void)
         "\"status\":\"available\"}",
     };
     for (size_t i = 0; i < sizeof agents / sizeof *agents; i++)
-        must(sb_agent_put(eng, acct, agents[i], strlen(agents[i]), res), "agent");
+        must(sb_agent_put(eng, demo_account, agents[i], strlen(agents[i]), res), "agent");
     static const char *const queues[] = {
         "{\"id\":\"support\",\"policy\":\"longest-idle\",\"ring_timeout\":15,\"max_wait\":600,"
         "\"overflow\":\"sales\",\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},"
@@ -217,7 +210,7 @@ static void setup(void)
         "{\"agent\":\"dave\",\"tier\":2}]}",
     };
     for (size_t i = 0; i < sizeof queues / sizeof *queues; i++)
-        must(sb_queue_put(eng, acct, queues[i], strlen(queues[i]), res), "queue");
+        must(sb_queue_put(eng, demo_account, queues[i], strlen(queues[i]), res), "queue");
 }
 
 /* Arrival intensity over the day: peaks at 10:30 and 15:00. */
@@ -230,7 +223,7 @@ static double busyness(int64_t ms)
 int cli_simulate(int argc, char **argv)
 {
     const char *policy_dir = "policies", *data_dir = NULL;
-    int ncalls = 1500;
+    int ncalls = 1000;
     uint64_t seed = 1;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--policy-dir") == 0 && i + 1 < argc) policy_dir = argv[++i];
@@ -351,7 +344,7 @@ int cli_simulate(int argc, char **argv)
         to += q->offered, ta += q->answered;
     }
     printf("\nagents:\n");
-    if (sb_agent_list(eng, acct, res) == 0) {
+    if (sb_agent_list(eng, demo_account, res) == 0) {
         json_t *doc = json_loads(sb_result_json(res, NULL), 0, NULL);
         size_t i;
         json_t *a;

@@ -839,8 +839,22 @@ static int ring_failed(wtx *t, call_rec *c, queue_rec *q)
         if (rc != 1) return rc;
     }
     c->nseq = c->seqpos = 0;
-    if ((rc = waiting_add(t, c, q))) return rc;
-    return route_call(t, c, q, 0);
+    /* Back in line: calls ahead of it (higher priority, waiting longer) get
+    ** the agents first. If nobody was free to decide it, its policy still
+    ** decides it now, with no agents (it may move or reject it). */
+    uint32_t before = c->ntrace_total;
+    char id[SB_ID_MAX + 1];
+    memcpy(id, c->id, sizeof id);
+    if ((rc = waiting_add(t, c, q)) || (rc = st_call_save(t->txn, t->e, t->acct, c)) ||
+        (rc = dispatch_queue(t, q->num)))
+        return rc;
+    if (st_call_load(t->txn, t->e, t->acct, id, c) || c->state != CALL_WAITING ||
+        c->ntrace_total != before)
+        return 0;
+    queue_rec fresh = {0};
+    if ((rc = load_queue(t, c->queue, &fresh)) == 0) rc = route_call(t, c, &fresh, 0);
+    queue_free(&fresh);
+    return rc;
 }
 
 /* --- events ----------------------------------------------------------------------------- */
@@ -889,6 +903,7 @@ static int ev_offer(wtx *t, ev_op *op)
         goto out;
     }
     if (rc != SB_ENOTFOUND) goto out;
+    rc = 0;
     sb_buf attrs = c->attrs;
     memset(c, 0, sizeof *c - sizeof c->attrs);
     c->attrs = attrs;
@@ -1070,7 +1085,10 @@ static int ev_transfer(wtx *t, ev_op *op)
 {
     const sb_event *ev = op->ev;
     sb_engine *e = t->e;
-    call_rec *c = &e->call;
+    /* Its own copy: releasing the agent may route other calls through
+    ** e->call while this one is still being moved. */
+    call_rec *c = calloc(1, sizeof *c);
+    if (!c) return SB_ENOMEM;
     queue_rec q = {0}, nq = {0};
     agent_rec a = {0}, target = {0};
     int rc;
@@ -1137,6 +1155,8 @@ out:
     queue_free(&nq);
     agent_free(&a);
     agent_free(&target);
+    call_free(c);
+    free(c);
     return rc;
 }
 
@@ -1429,7 +1449,7 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
             rc = redispatch_agents(t, freed, nf);
     } else if (kind == TM_WAKE && c->state == CALL_WAITING && c->wake_due == due) {
         c->wake_due = 0;
-        rc = route_call(t, c, &q, 1);
+        rc = route_call(t, c, &q, 0);
     } else if (kind == TM_MAXWAIT && c->maxwait_due == due) {
         c->maxwait_due = 0;
         if (c->state == CALL_WAITING) rc = route_call(t, c, &q, 1);

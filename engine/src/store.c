@@ -478,7 +478,10 @@ int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
             /* Whatever fn pushed belongs to a transaction that never happened. */
             res_truncate(res, mark);
             if (rc == SB_EFULL) rc = MDB_MAP_FULL;
-            if (IS_SB_ERR(rc)) return rc; /* an SB_E* from fn, res set */
+            if (IS_SB_ERR(rc)) { /* an SB_E* from fn, normally with res set */
+                if (res && sb_result_code(res) != rc) res_err(res, rc, NULL, "%s", sb_strerror(rc));
+                return rc;
+            }
         }
         if (rc == MDB_MAP_FULL && attempt < 3) {
             res_truncate(res, mark);

@@ -1,0 +1,14 @@
+#!/bin/sh
+# make bench: every benchmark, figures printed as measured on this machine.
+set -eu
+B=${SB_BUILD:-build}
+echo "== Engine call cycle (issue: engine core) =="
+"$B/tests/bench_cycle" --cycles "${SB_BENCH_CYCLES:-200000}"
+echo
+echo "== Sandbox overhead: the same cycle with every budget off =="
+"$B/tests/bench_cycle" --cycles "${SB_BENCH_CYCLES:-200000}" --only none --no-scale --budgets off
+for extra in tests/bench/*.sh; do
+    [ -x "$extra" ] || continue
+    echo
+    SB_BUILD="$B" "$extra"
+done
