@@ -1,0 +1,47 @@
+-- round-robin (FreeSWITCH mod_callcenter): ring the agent after the one who
+-- was rung last, by position within the lowest available tier, wrapping
+-- around to the lowest position.
+--
+-- The memory, per queue, is the position of the last agent rung
+-- (ctx.set(<queue id>, position)), so the rotation carries on past agents who
+-- are busy or paused now. Positions are expected to be unique within a tier;
+-- agents sharing one are a single slot, taken by the lower id. Knobs: WAIT.
+local WAIT = 10 -- seconds before deciding again when nobody is available
+
+-- Store keys are at most 64 bytes; a longer queue id keeps its two ends.
+local function key_of(queue)
+  if #queue <= 64 then return queue end
+  return queue:sub(1, 32) .. queue:sub(-32)
+end
+
+-- true when agent (pos, id) comes before agent (bpos, bid); b may be absent
+local function before(pos, id, bpos, bid)
+  return not bpos or pos < bpos or (pos == bpos and id < bid)
+end
+
+---@type Policy
+local P = {}
+
+function P.route(call, agents, ctx)
+  local key = key_of(call.queue)
+  local last = ctx.get(key)
+  if type(last) ~= "number" then last = -math.huge end
+  local top = math.huge
+  local first, fpos, after, apos -- lowest position; lowest above `last`
+  for _, a in ipairs(agents) do
+    local t = a.tier
+    if t < top then top, first, fpos, after, apos = t, nil, nil, nil, nil end
+    if t == top then
+      local pos, id = a.position, a.id
+      if before(pos, id, fpos, first) then first, fpos = id, pos end
+      if pos > last and before(pos, id, apos, after) then after, apos = id, pos end
+    end
+  end
+  local pick, pos = after, apos
+  if not pick then pick, pos = first, fpos end
+  if not pick then return { wait = WAIT } end
+  ctx.set(key, pos)
+  return { ring = pick }
+end
+
+return P

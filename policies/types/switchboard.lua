@@ -1,0 +1,120 @@
+---@meta
+-- Type annotations for Switchboard policies, for the Lua language server
+-- (LuaLS / sumneko). This file only describes the contract in
+-- policies/README.md so that editors can complete and check policy code; it
+-- is not a policy and never runs. policies/.luarc.json puts it on the
+-- language server's library path; to use it elsewhere, add this folder to
+-- "workspace.library" in your own .luarc.json.
+--
+-- In a policy, annotate the hook table and the hooks' parameters follow:
+--
+--   ---@type Policy
+--   local P = {}
+--   function P.route(call, agents, ctx) ... end   -- call: Call, agents: AgentView[] ...
+--   return P
+
+---@alias DeviceName "landline"|"mobile"|"softphone"
+
+---The call being routed (read-only).
+---@class Call
+---@field id string the gateway's call id
+---@field queue string the queue it waits in
+---@field caller string E.164 number of the caller
+---@field called string? E.164 number dialled, or nil
+---@field priority integer 0..100, higher first
+---@field waited number seconds since the call was offered
+---@field queue_waited number seconds since it entered this queue
+---@field attempts integer rings tried so far for this call
+---@field tried table<string, integer> agent id -> times rung for this call
+---@field last_agent string? agent of the previous ring attempt
+---@field previous_agent string? agent this caller last spoke to (caller history)
+---@field attrs table<string, any> attributes from the gateway (copied each read)
+---@field skills table<string, integer> `attrs.skills`: skill -> minimum level, or empty
+
+---An available member of the call's queue (read-only; valid for this call only).
+---@class AgentView
+---@field id string
+---@field name string
+---@field status "available" always "available" in route
+---@field idle_for number seconds since the agent last became free
+---@field idle_since number Unix seconds
+---@field calls_taken integer answered calls
+---@field talk_time number seconds on calls
+---@field no_answers integer consecutive rings not answered
+---@field last_call number? Unix seconds of the last call's end, nil if never
+---@field weight number the agent's weight
+---@field tier integer the membership's tier/level (lower first)
+---@field position integer the membership's position in the queue
+---@field member_weight number the membership's weight
+---@field penalty integer the membership's penalty
+---@field skills table<string, integer> skill -> level (a new table each read)
+---@field devices table<DeviceName, string> device name -> dial URI
+---@field preferences table<string, any> the agent's free-form preferences
+---@field timezone string IANA zone of the schedule
+---@field on_schedule boolean inside a schedule window now (true when no schedule)
+---@field devices_now DeviceName[] device names the schedule allows now
+
+---The live figures of the call's queue (`ctx.queue`).
+---@class QueueFigures
+---@field id string
+---@field waiting integer calls waiting in the queue
+---@field longest_wait number seconds the longest-waiting call has waited
+---@field members integer members of the queue
+---@field available integer members available now
+---@field position integer this call's place in the queue (1 = next)
+
+---What a hook may use besides its arguments.
+---@class Ctx
+---@field now number Unix time in seconds (float, from the engine's clock)
+---@field queue QueueFigures
+local Ctx = {} -- luacheck: ignore 241 (methods are declared, never called here)
+
+---Like math.random, seeded by the engine seed, the call id and the attempt:
+---the same inputs give the same numbers. `random()` gives a float in [0,1),
+---`random(n)` an integer in [1,n], `random(m, n)` an integer in [m,n].
+---@param m? integer
+---@param n? integer
+---@return number
+function Ctx.random(m, n) end
+
+---Read the policy's own key-value store (per account).
+---@param key string at most 64 bytes
+---@return string|number|boolean|nil
+function Ctx.get(key) end
+
+---Write the policy's key-value store; nil deletes. Kept in LMDB with the event.
+---@param key string at most 64 bytes
+---@param value string|number|boolean|nil strings at most 1 KiB
+function Ctx.set(key, value) end
+
+---A log line tagged with account and policy.
+---@param ... any
+function Ctx.log(...) end
+
+---One agent to ring with its own device.
+---@class RingTarget
+---@field agent string agent id
+---@field device DeviceName?
+
+---An agent to pause.
+---@class Pause
+---@field agent string agent id
+---@field reason string?
+
+---What route returns. Set one of ring, wait, move or reject (`{}` waits);
+---pause may go with any of them. Anything else is an invalid decision.
+---@class Decision
+---@field ring (string|AgentView|(string|RingTarget)[])? one agent, or several
+---@field mode "sequence"? ring several one after another instead of at once
+---@field device DeviceName? device for every agent rung (default: see README)
+---@field timeout integer? ring seconds, 1..600 (default: the queue's ring_timeout)
+---@field wait integer? keep waiting; decide again within this many seconds (1..3600)
+---or as soon as an agent frees up
+---@field move string? move the call to this queue of the account
+---@field reason string? why, with move
+---@field reject string? reject the call with this reason
+---@field pause (Pause|Pause[])? pause agents
+
+---A policy file returns one of these.
+---@class Policy
+---@field route fun(call: Call, agents: AgentView[], ctx: Ctx): Decision
