@@ -116,3 +116,7 @@ uninstall:
 
 clean:
 	rm -rf build build-san
+
+# Parts of the build that live with what they build (bindings, fuzzing...):
+# each folder's build.mk adds its own targets and prerequisites of `tests`.
+include $(wildcard bindings/*/build.mk tests/*/build.mk)

@@ -204,6 +204,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     pthread_mutex_init(&e->sync_mu, NULL);
     pthread_cond_init(&e->sync_cv, NULL);
     pthread_mutex_init(&e->stats_mu, NULL);
+    pthread_mutex_init(&e->hints_mu, NULL);
     int rc;
     if (!e->data_dir || !e->key_file) {
         rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
@@ -268,6 +269,8 @@ void sb_close(sb_engine *e)
     pthread_mutex_destroy(&e->sync_mu);
     pthread_cond_destroy(&e->sync_cv);
     pthread_mutex_destroy(&e->stats_mu);
+    pthread_mutex_destroy(&e->hints_mu);
+    free(e->hints);
     free(e->data_dir);
     free(e->policy_dir);
     free(e->key_file);

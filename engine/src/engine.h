@@ -91,6 +91,11 @@ struct sb_engine {
     uint64_t sync_committed, sync_done;
     int syncing;
 
+    /* id -> number hints (see store.c); numbers are never reused, so a hint
+    ** is checked by loading the record it names and comparing its id. */
+    struct name_hint *hints;
+    pthread_mutex_t hints_mu;
+
     pol_host *pol;
     uint64_t shared_gen; /* shared policies generation this process loaded */
     uint8_t master[32];

@@ -166,6 +166,60 @@ int st_name_del(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char 
     return st_del(txn, e, DB_NAMES, k, name_key(k, kind, acct, id));
 }
 
+/* --- id -> number hints ----------------------------------------------------------
+** Every event names its account, and agents and queues by id; resolving an id
+** through the names table costs a lookup each time. Numbers are never reused
+** (counters only grow), so a remembered number is safe to try: the record it
+** names either is gone or carries the same id, which the caller checks. Other
+** processes may delete and re-create: a stale hint just misses. */
+#define HINTS 4096
+#define HINT_ID 47
+
+struct name_hint {
+    uint32_t acct, num;
+    uint8_t kind, len;
+    char id[HINT_ID];
+};
+
+static size_t hint_slot(int kind, uint32_t acct, const char *id, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind ^ ((uint64_t)acct << 8);
+    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)id[i]) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 29)) & (HINTS - 1);
+}
+
+static int hint_get(sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t *num)
+{
+    size_t len = strlen(id);
+    int hit = 0;
+    if (len > HINT_ID || !e->hints) return 0;
+    pthread_mutex_lock(&e->hints_mu);
+    struct name_hint *h = &e->hints[hint_slot(kind, acct, id, len)];
+    if (h->kind == kind && h->acct == acct && h->len == len && memcmp(h->id, id, len) == 0) {
+        *num = h->num;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&e->hints_mu);
+    return hit;
+}
+
+static void hint_put(sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t num)
+{
+    size_t len = strlen(id);
+    if (len > HINT_ID) return;
+    pthread_mutex_lock(&e->hints_mu);
+    if (!e->hints) e->hints = calloc(HINTS, sizeof *e->hints);
+    if (e->hints) {
+        struct name_hint *h = &e->hints[hint_slot(kind, acct, id, len)];
+        h->kind = (uint8_t)kind;
+        h->acct = acct;
+        h->num = num;
+        h->len = (uint8_t)len;
+        memcpy(h->id, id, len);
+    }
+    pthread_mutex_unlock(&e->hints_mu);
+}
+
 /* --- records ----------------------------------------------------------------- */
 static int put_encoded(MDB_txn *txn, sb_engine *e, int db, const void *k, size_t kl)
 {
@@ -173,19 +227,28 @@ static int put_encoded(MDB_txn *txn, sb_engine *e, int db, const void *k, size_t
     return st_put(txn, e, db, k, kl, e->wb.b.p, e->wb.b.len);
 }
 
+static int account_load(MDB_txn *txn, sb_engine *e, uint32_t num, acct_rec *out)
+{
+    uint8_t k[4];
+    MDB_val v;
+    int rc = st_get(txn, e, DB_ACCOUNTS, k, key_acct(k, num), &v);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return rc;
+    return dec_account(v.mv_data, v.mv_size, out);
+}
+
 int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out)
 {
     uint32_t num;
     if (!id_valid(id)) return SB_ENOTFOUND;
+    if (hint_get(e, NK_ACCOUNT, 0, id, &num) && account_load(txn, e, num, out) == 0 &&
+        strcmp(out->id, id) == 0)
+        return 0;
     int rc = st_name_get(txn, e, NK_ACCOUNT, 0, id, &num);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
-    uint8_t k[4];
-    MDB_val v;
-    rc = st_get(txn, e, DB_ACCOUNTS, k, key_acct(k, num), &v);
-    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
-    if (rc) return rc;
-    return dec_account(v.mv_data, v.mv_size, out);
+    if ((rc = account_load(txn, e, num, out)) == 0) hint_put(e, NK_ACCOUNT, 0, id, num);
+    return rc;
 }
 
 int st_account_save(MDB_txn *txn, sb_engine *e, const acct_rec *a)
@@ -210,10 +273,14 @@ int st_agent_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, ag
 {
     uint32_t num;
     if (!id_valid(id)) return SB_ENOTFOUND;
+    if (hint_get(e, NK_AGENT, acct, id, &num) && st_agent_load(txn, e, acct, num, out) == 0 &&
+        strcmp(out->id, id) == 0)
+        return 0;
     int rc = st_name_get(txn, e, NK_AGENT, acct, id, &num);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
-    return st_agent_load(txn, e, acct, num, out);
+    if ((rc = st_agent_load(txn, e, acct, num, out)) == 0) hint_put(e, NK_AGENT, acct, id, num);
+    return rc;
 }
 
 int st_agent_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const agent_rec *a)
@@ -266,10 +333,14 @@ int st_queue_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, qu
 {
     uint32_t num;
     if (!id_valid(id)) return SB_ENOTFOUND;
+    if (hint_get(e, NK_QUEUE, acct, id, &num) && st_queue_load(txn, e, acct, num, out) == 0 &&
+        strcmp(out->id, id) == 0)
+        return 0;
     int rc = st_name_get(txn, e, NK_QUEUE, acct, id, &num);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
-    return st_queue_load(txn, e, acct, num, out);
+    if ((rc = st_queue_load(txn, e, acct, num, out)) == 0) hint_put(e, NK_QUEUE, acct, id, num);
+    return rc;
 }
 
 int st_queue_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q)
