@@ -1,0 +1,804 @@
+/*
+** api.c — the routes. Each maps onto one library call; the daemon adds only
+** transport: authentication, JSON well-formedness, the path's id in the
+** document, the HTTP status for the SB_E* code, and which actions go to the
+** event stream instead of the response.
+**
+** Actions: the response carries the actions that answer the request (those
+** for the request's call, or the agent's own status change); every other
+** action the request caused — a waiting call that can now ring, say — goes
+** to the account's event stream, so each action reaches the gateway once.
+*/
+#include "serve.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "log.h"
+
+enum auth { AUTH_NONE, AUTH_ADMIN, AUTH_ACCOUNT };
+
+#define MAX_SEGS 8
+
+typedef struct ctx {
+    sbd *d;
+    const sbd_req *req;
+    sbd_reply *rep;
+    const struct route *rt;
+    const char *account; /* the authenticated account (AUTH_ACCOUNT) */
+    char acct[136];
+    const char *p[MAX_SEGS]; /* path parameters, decoded */
+    int np;
+} ctx;
+
+typedef void (*handler)(ctx *x);
+
+struct route {
+    const char *pattern; /* {x} matches one segment, {x...} the rest */
+    enum auth auth;
+    handler h[SBD_NMETHODS];
+    const char *event; /* call event routes: the event type */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Replies. */
+
+int sbd_api_status(int code)
+{
+    switch (code) {
+    case SB_OK:
+        return 200;
+    case SB_EINVAL:
+        return 400;
+    case SB_ENOTFOUND:
+        return 404;
+    case SB_EEXIST:
+        return 409;
+    case SB_ESTATE:
+        return 409;
+    case SB_EPOLICY:
+        return 422;
+    case SB_EFULL:
+        return 503;
+    case SB_ELIMIT:
+        return 429;
+    case SB_EAUTH:
+        return 401;
+    default:
+        return 500;
+    }
+}
+
+void sbd_api_error(sbd_reply *rep, int status, const char *code, const char *message,
+                   const char *field)
+{
+    json_t *o =
+        json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message ? message : "",
+                  "field", field ? json_string(field) : json_null());
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    rep->status = status;
+    rep->content_type = NULL;
+    if (s)
+        evbuffer_add(rep->body, s, strlen(s));
+    else
+        evbuffer_add_printf(rep->body,
+                            "{\"error\":{\"code\":\"%s\",\"message\":\"\",\"field\":null}}", code);
+    free(s);
+    json_decref(o);
+}
+
+static void fail(ctx *x, int status, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void fail(ctx *x, int status, const char *code, const char *field, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sbd_api_error(x->rep, status, code, msg, field);
+}
+
+static void add_header(sbd_reply *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_header(sbd_reply *rep, const char *fmt, ...)
+{
+    size_t used = strlen(rep->headers);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rep->headers + used, sizeof rep->headers - used, fmt, ap);
+    va_end(ap);
+}
+
+/* Does action a answer the request (its call, or its agent's status)? */
+static int is_answer(const sb_action *a, const char *call, const char *agent)
+{
+    if (call) return a->call_id && !strcmp(a->call_id, call);
+    if (agent) return a->type == SB_ACT_AGENT && a->agent_id && !strcmp(a->agent_id, agent);
+    return 0;
+}
+
+/* Turn the library's outcome into the reply. On success, actions that do not
+** answer this request go to the stream and leave the response. */
+static void reply_result(ctx *x, int rc, int ok_status, const char *call, const char *agent)
+{
+    sb_result *res = x->d->res;
+    size_t len = 0;
+    if (rc != 0) {
+        const char *js = sb_result_json(res, &len);
+        x->rep->status = sbd_api_status(rc);
+        evbuffer_add(x->rep->body, js, len);
+        if (x->rep->status >= 500)
+            sbd_log(SB_LOG_ERROR, "request failed", "method=%s path=%s code=%d error=%s",
+                    x->req->method_name, sbd_q(x->req->path), rc, sbd_q(sb_result_message(res)));
+        return;
+    }
+    if (x->req->method != SBD_GET) x->rep->mutating = 1;
+    x->rep->status = ok_status;
+    size_t n = sb_result_count(res), held = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (!is_answer(a, call, agent)) {
+            sbd_stream_hold(x->d, a, x->account);
+            held++;
+        }
+    }
+    const char *js = sb_result_json(res, &len);
+    if (!held) {
+        evbuffer_add(x->rep->body, js, len);
+        return;
+    }
+    json_t *doc = json_loadb(js, len, 0, NULL);
+    if (!doc || !json_is_object(doc)) {
+        json_decref(doc);
+        evbuffer_add(x->rep->body, js, len);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (is_answer(a, call, agent)) json_array_append_new(arr, sbd_action_obj(a, x->account));
+    }
+    json_object_set_new(doc, "actions", arr);
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (s)
+        evbuffer_add(x->rep->body, s, strlen(s));
+    else
+        evbuffer_add(x->rep->body, js, len);
+    free(s);
+    json_decref(doc);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request bodies. */
+
+static int valid_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4, cp = c & 0x07;
+        else
+            return 0;
+        if (n - i < len) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static int check_utf8(ctx *x)
+{
+    if (valid_utf8((const unsigned char *)x->req->body, x->req->body_len)) return 0;
+    fail(x, 400, "SB_EINVAL", NULL, "request body is not valid UTF-8");
+    return -1;
+}
+
+/* The body as a JSON object; NULL after replying 400. An empty body is {}
+** unless `required`. */
+static json_t *body_object(ctx *x, int required)
+{
+    if (x->req->body_len == 0) {
+        if (required) {
+            fail(x, 400, "SB_EINVAL", NULL, "a JSON object body is required");
+            return NULL;
+        }
+        return json_object();
+    }
+    if (check_utf8(x)) return NULL;
+    json_error_t err;
+    json_t *o = json_loadb(x->req->body, x->req->body_len, JSON_REJECT_DUPLICATES, &err);
+    if (!o) {
+        fail(x, 400, "SB_EINVAL", NULL, "malformed JSON: %s (line %d, column %d)", err.text,
+             err.line, err.column);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        fail(x, 400, "SB_EINVAL", NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+/* Fill doc[key] with the path's value, or check that it matches. */
+static int fill(ctx *x, json_t *doc, const char *key, const char *value)
+{
+    json_t *v = json_object_get(doc, key);
+    if (!v) {
+        json_object_set_new(doc, key, json_string(value));
+        return 0;
+    }
+    if (json_is_string(v) && !strcmp(json_string_value(v), value)) return 0;
+    fail(x, 400, "SB_EINVAL", key, "\"%s\" in the body does not match the path (%s)", key, value);
+    return -1;
+}
+
+static char *dump(ctx *x, json_t *doc, size_t *len)
+{
+    char *s = json_dumps(doc, JSON_COMPACT);
+    if (!s) {
+        fail(x, 500, "SB_ENOMEM", NULL, "out of memory");
+        return NULL;
+    }
+    *len = strlen(s);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handlers: service. */
+
+static void h_health(ctx *x)
+{
+    if (x->d->draining) {
+        x->rep->status = 503;
+        evbuffer_add_printf(x->rep->body, "{\"status\":\"draining\",\"version\":\"%s\"}",
+                            sb_version());
+        return;
+    }
+    x->rep->status = 200;
+    evbuffer_add_printf(x->rep->body, "{\"status\":\"ok\",\"version\":\"%s\"}", sb_version());
+}
+
+static void h_metrics(ctx *x)
+{
+    x->rep->status = 200;
+    x->rep->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    sbd_metrics_render(x->d, x->rep->body);
+}
+
+/* Handlers: accounts (admin). */
+
+static void h_account_list(ctx *x)
+{
+    reply_result(x, sb_account_list(x->d->eng, x->d->res), 200, NULL, NULL);
+}
+
+static void h_account_create(ctx *x)
+{
+    json_t *doc = body_object(x, 1);
+    if (!doc) return;
+    json_t *id = json_object_get(doc, "id");
+    if (!id || !json_is_string(id)) {
+        fail(x, 400, "SB_EINVAL", "id", id ? "\"id\" must be a string" : "\"id\" is required");
+        json_decref(doc);
+        return;
+    }
+    char *idc = strdup(json_string_value(id));
+    int rc = sb_account_get(x->d->eng, idc, x->d->res);
+    if (rc == 0) {
+        fail(x, 409, "SB_EEXIST", "id", "account %s already exists", idc);
+    } else if (rc != SB_ENOTFOUND) {
+        reply_result(x, rc, 200, NULL, NULL);
+    } else {
+        rc = sb_account_put(x->d->eng, x->req->body, x->req->body_len, x->d->res);
+        reply_result(x, rc, 201, NULL, NULL);
+        if (rc == 0) {
+            add_header(x->rep, "Location: /v1/accounts/%s\r\n", idc);
+            sbd_log(SB_LOG_INFO, "account created", "account=%s", sbd_q(idc));
+        }
+    }
+    free(idc);
+    json_decref(doc);
+}
+
+static void h_account_get(ctx *x)
+{
+    reply_result(x, sb_account_get(x->d->eng, x->p[0], x->d->res), 200, NULL, NULL);
+}
+
+static void h_account_put(ctx *x)
+{
+    json_t *doc = body_object(x, 1);
+    size_t len;
+    char *s;
+    if (!doc) return;
+    if (fill(x, doc, "id", x->p[0]) == 0 && (s = dump(x, doc, &len))) {
+        reply_result(x, sb_account_put(x->d->eng, s, len, x->d->res), 200, NULL, NULL);
+        free(s);
+    }
+    json_decref(doc);
+}
+
+static void h_account_delete(ctx *x)
+{
+    int rc = sb_account_delete(x->d->eng, x->p[0], x->d->res);
+    reply_result(x, rc, 200, NULL, NULL);
+    if (rc == 0) sbd_log(SB_LOG_INFO, "account deleted", "account=%s", sbd_q(x->p[0]));
+}
+
+static void h_key_create(ctx *x)
+{
+    int rc = sb_apikey_create(x->d->eng, x->p[0], x->d->res);
+    reply_result(x, rc, 201, NULL, NULL);
+    if (rc == 0) sbd_log(SB_LOG_INFO, "api key created", "account=%s", sbd_q(x->p[0]));
+}
+
+static void h_key_revoke(ctx *x)
+{
+    int rc = sb_apikey_revoke(x->d->eng, x->p[0], x->p[1], x->d->res);
+    reply_result(x, rc, 200, NULL, NULL);
+    if (rc == 0)
+        sbd_log(SB_LOG_INFO, "api key revoked", "account=%s key_id=%s", sbd_q(x->p[0]),
+                sbd_q(x->p[1]));
+}
+
+/* Handlers: agents and queues (account). */
+
+typedef int (*put_fn)(sb_engine *, const char *, const char *, size_t, sb_result *);
+
+static void put_doc(ctx *x, put_fn fn)
+{
+    json_t *doc = body_object(x, 1);
+    size_t len;
+    char *s;
+    if (!doc) return;
+    if (fill(x, doc, "id", x->p[0]) == 0 && (s = dump(x, doc, &len))) {
+        reply_result(x, fn(x->d->eng, x->account, s, len, x->d->res), 200, NULL, NULL);
+        free(s);
+    }
+    json_decref(doc);
+}
+
+static void h_agent_list(ctx *x)
+{
+    reply_result(x, sb_agent_list(x->d->eng, x->account, x->d->res), 200, NULL, NULL);
+}
+
+static void h_agent_get(ctx *x)
+{
+    reply_result(x, sb_agent_get(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
+}
+
+static void h_agent_put(ctx *x)
+{
+    put_doc(x, sb_agent_put);
+}
+
+static void h_agent_delete(ctx *x)
+{
+    reply_result(x, sb_agent_delete(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
+}
+
+/* Build the event document from the body plus the path, then submit it. */
+static void submit(ctx *x, const char *type, int required, const char *key, const char *id,
+                   int ok_status)
+{
+    json_t *doc = body_object(x, required);
+    if (!doc) return;
+    json_t *t = json_object_get(doc, "type");
+    if (t && (!json_is_string(t) || strcmp(json_string_value(t), type) != 0)) {
+        fail(x, 400, "SB_EINVAL", "type", "\"type\" must be \"%s\" on this route (or left out)",
+             type);
+        json_decref(doc);
+        return;
+    }
+    if (!t) json_object_set_new(doc, "type", json_string(type));
+    if (key && fill(x, doc, key, id)) {
+        json_decref(doc);
+        return;
+    }
+    const char *call = NULL, *agent = NULL;
+    if (!strcmp(type, "agent_status")) {
+        agent = id;
+    } else {
+        json_t *c = json_object_get(doc, "call");
+        call = json_is_string(c) ? json_string_value(c) : "";
+    }
+    size_t len;
+    char *s = dump(x, doc, &len);
+    if (s) {
+        int rc = sb_submit_json(x->d->eng, x->account, s, len, x->d->res);
+        reply_result(x, rc, ok_status, call, agent);
+        if (rc == 0 && ok_status == 201 && call)
+            add_header(x->rep, "Location: /v1/calls/%s\r\n", call);
+        free(s);
+    }
+    json_decref(doc);
+}
+
+static void h_agent_status(ctx *x)
+{
+    submit(x, "agent_status", 1, "agent", x->p[0], 200);
+}
+
+static void h_queue_list(ctx *x)
+{
+    reply_result(x, sb_queue_list(x->d->eng, x->account, x->d->res), 200, NULL, NULL);
+}
+
+static void h_queue_get(ctx *x)
+{
+    reply_result(x, sb_queue_get(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
+}
+
+static void h_queue_put(ctx *x)
+{
+    put_doc(x, sb_queue_put);
+}
+
+static void h_queue_delete(ctx *x)
+{
+    reply_result(x, sb_queue_delete(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
+}
+
+static void h_member_put(ctx *x)
+{
+    const char *js = NULL;
+    size_t len = 0;
+    if (x->req->body_len) {
+        json_t *doc = body_object(x, 0);
+        if (!doc) return;
+        json_decref(doc);
+        js = x->req->body;
+        len = x->req->body_len;
+    }
+    reply_result(x, sb_member_put(x->d->eng, x->account, x->p[0], x->p[1], js, len, x->d->res), 200,
+                 NULL, NULL);
+}
+
+static void h_member_delete(ctx *x)
+{
+    reply_result(x, sb_member_delete(x->d->eng, x->account, x->p[0], x->p[1], x->d->res), 200, NULL,
+                 NULL);
+}
+
+/* Handlers: calls (account). */
+
+static void h_call_offer(ctx *x)
+{
+    submit(x, "offer", 1, NULL, NULL, 201);
+}
+
+static void h_call_event(ctx *x)
+{
+    submit(x, x->rt->event, 0, "call", x->p[0], 200);
+}
+
+static void h_call_get(ctx *x)
+{
+    reply_result(x, sb_call_get(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
+}
+
+/* Handlers: policies (account). */
+
+static int is_json_type(const char *ct)
+{
+    if (!ct) return 0;
+    size_t n = strlen("application/json");
+    return !strncasecmp(ct, "application/json", n) &&
+           (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
+static void h_policy_list(ctx *x)
+{
+    reply_result(x, sb_policy_list(x->d->eng, x->account, x->d->res), 200, NULL, NULL);
+}
+
+static void h_policy_put(ctx *x)
+{
+    const char *src = x->req->body;
+    size_t len = x->req->body_len;
+    char *cases = NULL;
+    json_t *doc = NULL;
+    if (is_json_type(x->req->content_type)) {
+        if (!(doc = body_object(x, 1))) return;
+        const char *k;
+        json_t *v;
+        json_object_foreach(doc, k, v)
+        {
+            if (strcmp(k, "source") != 0 && strcmp(k, "cases") != 0) {
+                fail(x, 400, "SB_EINVAL", k, "unknown field \"%s\" (expected source, cases)", k);
+                goto out;
+            }
+        }
+        json_t *s = json_object_get(doc, "source");
+        if (!json_is_string(s)) {
+            fail(x, 400, "SB_EINVAL", "source",
+                 s ? "\"source\" must be a string" : "\"source\" is required");
+            goto out;
+        }
+        src = json_string_value(s);
+        len = json_string_length(s);
+        json_t *c = json_object_get(doc, "cases");
+        if (c && !json_is_null(c)) {
+            if (!json_is_array(c)) {
+                fail(x, 400, "SB_EINVAL", "cases", "\"cases\" must be an array");
+                goto out;
+            }
+            cases = json_dumps(c, JSON_COMPACT);
+        }
+    } else if (check_utf8(x)) {
+        return;
+    }
+    int rc = sb_policy_put(x->d->eng, x->account, x->p[0], src, len, cases, x->d->res);
+    reply_result(x, rc, 200, NULL, NULL);
+    sbd_log(rc ? SB_LOG_WARN : SB_LOG_INFO, rc ? "policy rejected" : "policy stored",
+            "account=%s policy=%s%s%s", sbd_q(x->account), sbd_q(x->p[0]), rc ? " error=" : "",
+            rc ? sbd_q(sb_result_message(x->d->res)) : "");
+out:
+    free(cases);
+    json_decref(doc);
+}
+
+/* The event stream (account). */
+
+static void h_events(ctx *x)
+{
+    x->rep->status = 200;
+    x->rep->stream = 1;
+    snprintf(x->rep->stream_account, sizeof x->rep->stream_account, "%s", x->account);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Routing. */
+
+static const struct route routes[] = {
+    {"/healthz", AUTH_NONE, {[SBD_GET] = h_health}, NULL},
+    {"/metrics", AUTH_ADMIN, {[SBD_GET] = h_metrics}, NULL},
+    {"/v1/accounts", AUTH_ADMIN, {[SBD_GET] = h_account_list, [SBD_POST] = h_account_create}, NULL},
+    {"/v1/accounts/{id}",
+     AUTH_ADMIN,
+     {[SBD_GET] = h_account_get, [SBD_PUT] = h_account_put, [SBD_DELETE] = h_account_delete},
+     NULL},
+    {"/v1/accounts/{id}/keys", AUTH_ADMIN, {[SBD_POST] = h_key_create}, NULL},
+    {"/v1/accounts/{id}/keys/{key_id}", AUTH_ADMIN, {[SBD_DELETE] = h_key_revoke}, NULL},
+    {"/v1/agents", AUTH_ACCOUNT, {[SBD_GET] = h_agent_list}, NULL},
+    {"/v1/agents/{id}",
+     AUTH_ACCOUNT,
+     {[SBD_GET] = h_agent_get, [SBD_PUT] = h_agent_put, [SBD_DELETE] = h_agent_delete},
+     NULL},
+    {"/v1/agents/{id}/status", AUTH_ACCOUNT, {[SBD_POST] = h_agent_status}, NULL},
+    {"/v1/queues", AUTH_ACCOUNT, {[SBD_GET] = h_queue_list}, NULL},
+    {"/v1/queues/{id}",
+     AUTH_ACCOUNT,
+     {[SBD_GET] = h_queue_get, [SBD_PUT] = h_queue_put, [SBD_DELETE] = h_queue_delete},
+     NULL},
+    {"/v1/queues/{id}/members/{agent}",
+     AUTH_ACCOUNT,
+     {[SBD_PUT] = h_member_put, [SBD_DELETE] = h_member_delete},
+     NULL},
+    {"/v1/calls", AUTH_ACCOUNT, {[SBD_POST] = h_call_offer}, NULL},
+    {"/v1/calls/{id}", AUTH_ACCOUNT, {[SBD_GET] = h_call_get}, NULL},
+    {"/v1/calls/{id}/ring_result", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "ring_result"},
+    {"/v1/calls/{id}/hangup", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "hangup"},
+    {"/v1/calls/{id}/abandon", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "abandon"},
+    {"/v1/calls/{id}/transfer", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "transfer"},
+    {"/v1/policies", AUTH_ACCOUNT, {[SBD_GET] = h_policy_list}, NULL},
+    {"/v1/policies/{name...}", AUTH_ACCOUNT, {[SBD_PUT] = h_policy_put}, NULL},
+    {"/v1/events", AUTH_ACCOUNT, {[SBD_GET] = h_events}, NULL},
+};
+
+#define NROUTES ((int)(sizeof routes / sizeof routes[0]))
+_Static_assert(sizeof routes / sizeof routes[0] <= SBD_MAX_ROUTES, "raise SBD_MAX_ROUTES");
+
+int sbd_api_route_count(void)
+{
+    return NROUTES;
+}
+
+const char *sbd_api_route_name(int route)
+{
+    return route >= 0 && route < NROUTES ? routes[route].pattern : "unmatched";
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Split path into percent-decoded segments in buf. Returns the count, or -1
+** for a bad escape (or an encoded NUL), -2 for too many segments. */
+static int split_path(const char *path, char *buf, char **segs)
+{
+    int n = 0;
+    const char *s = path + 1; /* skip the leading '/' */
+    char *o = buf;
+    for (;;) {
+        if (n == MAX_SEGS) return -2;
+        segs[n++] = o;
+        while (*s && *s != '/') {
+            if (*s == '%') {
+                int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
+                if (lo < 0 || (hi == 0 && lo == 0)) return -1;
+                *o++ = (char)(hi * 16 + lo);
+                s += 3;
+            } else {
+                *o++ = *s++;
+            }
+        }
+        *o++ = 0;
+        if (!*s) return n;
+        s++;
+    }
+}
+
+/* Match segs against a route pattern; fills x->p. */
+static int match(const char *pattern, char **segs, int n, ctx *x)
+{
+    const char *p = pattern + 1;
+    int i = 0;
+    x->np = 0;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t pl = e ? (size_t)(e - p) : strlen(p);
+        if (i >= n) return 0;
+        if (p[0] == '{') {
+            if (!*segs[i]) return 0;
+            if (pl > 5 && !strncmp(p + pl - 4, "...}", 4)) {
+                /* The rest of the path, joined back with '/'. */
+                for (int k = i + 1; k < n; k++) {
+                    if (!*segs[k]) return 0;
+                    segs[k][-1] = '/';
+                }
+                x->p[x->np++] = segs[i];
+                return 1;
+            }
+            x->p[x->np++] = segs[i];
+        } else if (strlen(segs[i]) != pl || strncmp(segs[i], p, pl) != 0) {
+            return 0;
+        }
+        i++;
+        p += pl;
+        if (*p == '/') p++;
+    }
+    return i == n;
+}
+
+static int auth_admin(ctx *x)
+{
+    const char *h = x->req->authorization;
+    if (h && !strncasecmp(h, "Bearer ", 7)) {
+        h += 7;
+        while (*h == ' ')
+            h++;
+        unsigned char hash[32];
+        crypto_generichash(hash, sizeof hash, (const unsigned char *)h, strlen(h), NULL, 0);
+        if (sodium_memcmp(hash, x->d->admin_hash, sizeof hash) == 0) return 0;
+    }
+    fail(x, 401, "SB_EAUTH", NULL, "the admin token is required (Authorization: Bearer <token>)");
+    add_header(x->rep, "WWW-Authenticate: Bearer realm=\"switchboard\"\r\n");
+    return -1;
+}
+
+static int auth_account(ctx *x)
+{
+    const char *h = x->req->authorization;
+    unsigned char buf[512];
+    size_t len = 0;
+    int rc = SB_EAUTH;
+    if (h && !strncasecmp(h, "Basic ", 6)) {
+        h += 6;
+        while (*h == ' ')
+            h++;
+        if (sodium_base642bin(buf, sizeof buf - 1, h, strlen(h), NULL, &len, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) == 0) {
+            unsigned char *colon = memchr(buf, ':', len);
+            size_t al = colon ? (size_t)(colon - buf) : 0;
+            if (colon && al > 0 && al < sizeof x->acct && !memchr(buf, 0, al)) {
+                memcpy(x->acct, buf, al);
+                x->acct[al] = 0;
+                rc = sb_apikey_verify(x->d->eng, x->acct, (const char *)colon + 1, len - al - 1);
+            }
+        }
+    }
+    sodium_memzero(buf, sizeof buf);
+    if (rc == 0) {
+        x->account = x->acct;
+        return 0;
+    }
+    if (rc != SB_EAUTH) {
+        const char *m = sb_strerror(rc);
+        char code[32];
+        snprintf(code, sizeof code, "%.*s", (int)strcspn(m, ":"), m);
+        fail(x, sbd_api_status(rc), code, NULL, "credentials could not be checked: %s", m);
+        return -1;
+    }
+    fail(x, 401, "SB_EAUTH", NULL,
+         "valid account credentials are required (HTTP Basic account_id:api_key)");
+    add_header(x->rep, "WWW-Authenticate: Basic realm=\"switchboard\"\r\n");
+    return -1;
+}
+
+static const char *const method_names[SBD_NMETHODS] = {"GET",    "PUT",  "POST",
+                                                       "DELETE", "HEAD", "OTHER"};
+
+void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
+{
+    ctx x;
+    memset(&x, 0, sizeof x);
+    x.d = d;
+    x.req = req;
+    x.rep = rep;
+    rep->route = -1;
+
+    size_t pl = strlen(req->path);
+    char *buf = malloc(pl + 1);
+    char *segs[MAX_SEGS];
+    if (!buf) {
+        fail(&x, 500, "SB_ENOMEM", NULL, "out of memory");
+        return;
+    }
+    int n = split_path(req->path, buf, segs);
+    if (n == -1) {
+        fail(&x, 400, "HTTP_BAD_REQUEST", NULL, "malformed percent-encoding in the path");
+        free(buf);
+        return;
+    }
+    const struct route *rt = NULL;
+    for (int i = 0; n > 0 && i < NROUTES; i++)
+        if (match(routes[i].pattern, segs, n, &x)) {
+            rt = &routes[i];
+            rep->route = i;
+            break;
+        }
+    if (!rt) {
+        fail(&x, 404, "HTTP_NOT_FOUND", NULL, "no route for %s %s", req->method_name, req->path);
+        free(buf);
+        return;
+    }
+    x.rt = rt;
+    handler h = rt->h[req->method];
+    if (req->method == SBD_OTHER || !h) {
+        char allow[64] = "";
+        for (int m = 0; m < SBD_NMETHODS; m++)
+            if (rt->h[m]) {
+                if (*allow) strcat(allow, ", ");
+                strcat(allow, method_names[m]);
+            }
+        fail(&x, 405, "HTTP_METHOD_NOT_ALLOWED", NULL, "%s is not allowed on %s (allowed: %s)",
+             req->method_name, rt->pattern, allow);
+        add_header(rep, "Allow: %s\r\n", allow);
+        free(buf);
+        return;
+    }
+    if ((rt->auth == AUTH_ADMIN && auth_admin(&x) == 0) ||
+        (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE)
+        h(&x);
+    free(buf);
+}

@@ -1,0 +1,51 @@
+/*
+** config.h — the daemon's settings: built-in defaults, then the config file
+** (`key = value` lines, `#` comments), then command-line flags. Every key is
+** documented in examples/switchboard.conf.
+*/
+#ifndef SBD_CONFIG_H
+#define SBD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchboard.h"
+
+typedef enum sbd_sync { SBD_SYNC_GROUP, SBD_SYNC_SYNC, SBD_SYNC_NONE } sbd_sync;
+
+typedef struct sbd_config {
+    char *config_file; /* NULL: none given                         */
+    char *listen;      /* "host:port"; port 0 picks a free port     */
+    char *data_dir;
+    char *policy_dir;
+    char *key_file;         /* NULL: the engine's default               */
+    char *admin_token_file; /* NULL: <data_dir>/admin.token             */
+    sbd_sync sync;
+    size_t max_body;
+    size_t max_header;
+    unsigned max_connections;
+    sb_log_level log_level;
+    size_t map_size; /* 0: the engine's default                 */
+    size_t map_max;  /* 0: the engine's default                 */
+    uint64_t policy_instructions;
+    uint32_t policy_wall_ms;
+    uint64_t policy_memory_kib;
+    uint32_t quarantine_after;
+    int require_signed_policies;
+    char *policy_public_key;
+    uint64_t seed;
+    unsigned stream_keepalive; /* seconds between SSE keep-alive comments */
+    size_t stream_buffer;      /* bytes queued per subscriber before drop */
+    unsigned idle_timeout;     /* seconds an idle connection is kept      */
+    unsigned shutdown_timeout; /* seconds SIGTERM waits for in-flight work */
+    int demo;
+} sbd_config;
+
+/* Fill c from defaults, the file named by --config and the flags in argv
+** (argv[0] is the subcommand). Returns 0 to run, 1 when --help was printed
+** (exit 0), 2 on a usage error and 3 on a configuration error (both
+** reported on stderr). On any return, sbd_config_free() releases c. */
+int sbd_config_load(sbd_config *c, int argc, char **argv);
+void sbd_config_free(sbd_config *c);
+
+#endif

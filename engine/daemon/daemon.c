@@ -1,0 +1,485 @@
+/*
+** daemon.c — `switchboard serve`: start-up, the loop, group commit, timers,
+** signals and shutdown.
+**
+** Group commit: the engine is opened with SB_SYNC_DEFER. The loop runs one
+** libevent iteration at a time (EVLOOP_ONCE): every request that is ready is
+** parsed and applied, its response held; then sbd_flush() makes one
+** sb_sync() for the whole batch and only then releases the responses and the
+** stream events. Nothing is acknowledged before it is durable.
+*/
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "serve.h"
+
+uint64_t sbd_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t sbd_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timers: the engine's next deadline, housekeeping, stream keep-alives. */
+
+static void arm_deadline(sbd *d)
+{
+    if (!d->eng || !d->deadline_ev) return;
+    int64_t dl = sb_next_deadline(d->eng);
+    if (dl == d->armed_deadline && event_pending(d->deadline_ev, EV_TIMEOUT, NULL)) return;
+    if (dl == INT64_MAX) {
+        event_del(d->deadline_ev);
+        d->armed_deadline = INT64_MAX;
+        return;
+    }
+    /* +1 ms: libevent's monotonic clock and the engine's wall clock may
+    ** round differently; waking a hair late beats spinning. */
+    int64_t delay = dl - sbd_wall_ms() + 1;
+    if (delay < 0) delay = 0;
+    /* The last tick did not clear this deadline (an error, or timers it
+    ** could not fire yet): retry soon, but do not spin. */
+    if (dl == d->stuck_deadline && delay < 100) delay = 100;
+    if (delay > 60000) delay = 60000; /* housekeeping re-arms anyway */
+    struct timeval tv = {(time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000)};
+    event_add(d->deadline_ev, &tv);
+    d->armed_deadline = dl;
+}
+
+static void do_tick(sbd *d)
+{
+    int64_t due = sb_next_deadline(d->eng);
+    int rc = sb_tick(d->eng, d->res);
+    d->m.ticks++;
+    if (rc != 0) {
+        d->m.tick_errors++;
+        sbd_log(SB_LOG_ERROR, "tick failed", "error=%s",
+                sbd_q(sb_result_message(d->res)[0] ? sb_result_message(d->res) : sb_strerror(rc)));
+    }
+    size_t n = sb_result_count(d->res);
+    for (size_t i = 0; i < n; i++)
+        sbd_stream_hold(d, sb_result_action(d->res, i), NULL);
+    d->m.tick_actions += n;
+    if (n || rc == 0) d->batch_dirty = 1;
+    d->armed_deadline = INT64_MIN; /* re-arm in sbd_flush */
+    int64_t next = sb_next_deadline(d->eng);
+    d->stuck_deadline = next == due && due <= sbd_wall_ms() ? due : INT64_MIN;
+    if (n) sbd_log(SB_LOG_DEBUG, "tick", "actions=%zu", n);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    do_tick(arg);
+}
+
+static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sbd *d = arg;
+    (void)fd;
+    (void)what;
+    /* Other engines on the data directory may have added timers. */
+    d->armed_deadline = INT64_MIN;
+    arm_deadline(d);
+}
+
+static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sbd_stream_keepalive(arg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The batch. */
+
+void sbd_flush(sbd *d)
+{
+    if (!d->batch && !d->pub_head && !d->batch_dirty && !d->npreq) return;
+    int failed = 0;
+    if (d->batch_dirty && d->cfg->sync == SBD_SYNC_GROUP) {
+        uint64_t t = sbd_now_ns();
+        int rc = sb_sync(d->eng);
+        d->m.syncs++;
+        d->m.sync_seconds += (double)(sbd_now_ns() - t) / 1e9;
+        if (rc != 0) {
+            failed = 1;
+            d->m.sync_errors++;
+            sbd_log(SB_LOG_ERROR, "sync failed; unsynced changes answered with 500", "error=%s",
+                    sbd_q(sb_strerror(rc)));
+        }
+    }
+    d->batch_dirty = 0;
+    sbd_http_release(d, failed);
+    d->m.batches++;
+    uint64_t now = sbd_now_ns();
+    for (size_t i = 0; i < d->npreq; i++) {
+        const sbd_pending_req *p = &d->preq[i];
+        sbd_metrics_request(d, p->route, p->method, p->status, (double)(now - p->t0_ns) / 1e9);
+    }
+    d->npreq = 0;
+    sbd_stream_publish(d);
+    arm_deadline(d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Signals and shutdown. */
+
+static void maybe_stop(sbd *d)
+{
+    if (d->draining && !d->conns && !d->stop) {
+        d->stop = 1;
+        event_base_loopbreak(d->base);
+    }
+}
+
+void sbd_conn_gone(sbd *d)
+{
+    maybe_stop(d);
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sbd *d = arg;
+    (void)fd;
+    (void)what;
+    sbd_log(SB_LOG_WARN, "shutdown timeout: closing remaining connections",
+            "connections=%u shutdown_timeout=%u", d->nconns, d->cfg->shutdown_timeout);
+    sbd_flush(d);
+    sbd_http_close_all(d);
+    maybe_stop(d);
+}
+
+static void term_cb(evutil_socket_t sig, short what, void *arg)
+{
+    sbd *d = arg;
+    (void)what;
+    if (d->draining) {
+        sbd_log(SB_LOG_WARN, "second signal: closing now", "signal=%d", (int)sig);
+        sbd_flush(d);
+        sbd_http_close_all(d);
+        maybe_stop(d);
+        return;
+    }
+    sbd_log(SB_LOG_INFO, "shutting down: finishing in-flight requests", "signal=%s connections=%u",
+            sig == SIGTERM ? "TERM" : "INT", d->nconns);
+    d->draining = 1;
+    sbd_http_drain(d);
+    struct timeval tv = {d->cfg->shutdown_timeout, 0};
+    event_add(d->drain_ev, &tv);
+    maybe_stop(d);
+}
+
+/* "SB_EPOLICY" from sb_strerror()'s "SB_EPOLICY: policy failed". */
+static const char *code_name(int rc, char *buf, size_t n)
+{
+    const char *m = sb_strerror(rc);
+    snprintf(buf, n, "%.*s", (int)strcspn(m, ":"), m);
+    return buf;
+}
+
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    sbd *d = arg;
+    (void)sig;
+    (void)what;
+    uint64_t t = sbd_now_ns();
+    int rc = sb_reload(d->eng, d->res);
+    double ms = (double)(sbd_now_ns() - t) / 1e6;
+    if (rc == 0) {
+        d->m.reloads_ok++;
+        sbd_log(SB_LOG_INFO, "reload ok", "policy_dir=%s ms=%.1f", sbd_q(d->cfg->policy_dir), ms);
+    } else {
+        d->m.reloads_failed++;
+        char code[32];
+        const char *field = sb_result_field(d->res);
+        sbd_log(SB_LOG_ERROR, "reload failed; policies unchanged",
+                "policy_dir=%s code=%s error=%s%s%s", sbd_q(d->cfg->policy_dir),
+                code_name(rc, code, sizeof code), sbd_q(sb_result_message(d->res)),
+                field ? " field=" : "", field ? sbd_q(field) : "");
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Start-up. */
+
+static int mkdirs(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, mode) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* Hold <data_dir>/serve.lock for the life of the process: one daemon per
+** data directory. Returns the fd, or -1 after telling the user why. */
+static int lock_data_dir(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/serve.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "switchboard: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK) {
+            char pid[32] = "";
+            ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+            if (n > 0) pid[n] = 0;
+            pid[strcspn(pid, "\r\n")] = 0;
+            fprintf(stderr,
+                    "switchboard: data directory %s is in use by another `switchboard serve`"
+                    "%s%s%s; stop it first or use another --data-dir\n",
+                    dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+        } else {
+            fprintf(stderr, "switchboard: cannot lock %s: %s\n", path, strerror(e));
+        }
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        sbd_log(SB_LOG_WARN, "could not record pid in lock file", "path=%s", sbd_q(path));
+    return fd;
+}
+
+/* Read the admin token, or create one (mode 0600) when the file is missing.
+** Only its hash stays in memory. */
+static int admin_token(sbd *d)
+{
+    char path[PATH_MAX];
+    if (d->cfg->admin_token_file)
+        snprintf(path, sizeof path, "%s", d->cfg->admin_token_file);
+    else
+        snprintf(path, sizeof path, "%s/admin.token", d->cfg->data_dir);
+    char tok[1024];
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        unsigned char raw[32];
+        randombytes_buf(raw, sizeof raw);
+        sodium_bin2hex(tok, sizeof tok, raw, sizeof raw);
+        sodium_memzero(raw, sizeof raw);
+        len = strlen(tok);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        int ok = fd >= 0 && write(fd, tok, len) == (ssize_t)len && write(fd, "\n", 1) == 1 &&
+                 fsync(fd) == 0;
+        int e = errno;
+        if (fd >= 0) close(fd);
+        if (!ok) {
+            fprintf(stderr, "switchboard: cannot create admin token file %s: %s\n", path,
+                    strerror(e));
+            sodium_memzero(tok, sizeof tok);
+            return -1;
+        }
+        sbd_log(SB_LOG_INFO, "admin token created", "path=%s mode=0600", sbd_q(path));
+    } else if (fd < 0) {
+        fprintf(stderr, "switchboard: cannot read admin token file %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    } else {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+            sbd_log(SB_LOG_WARN, "admin token file is readable by other users", "path=%s",
+                    sbd_q(path));
+        ssize_t n = read(fd, tok, sizeof tok - 1);
+        close(fd);
+        if (n < 0) {
+            fprintf(stderr, "switchboard: cannot read admin token file %s: %s\n", path,
+                    strerror(errno));
+            return -1;
+        }
+        tok[n] = 0;
+        len = strcspn(tok, " \t\r\n");
+        if (len == 0) {
+            fprintf(stderr, "switchboard: admin token file %s is empty\n", path);
+            return -1;
+        }
+    }
+    snprintf(d->admin_token_path, sizeof d->admin_token_path, "%s", path);
+    crypto_generichash(d->admin_hash, sizeof d->admin_hash, (const unsigned char *)tok, len, NULL,
+                       0);
+    sodium_memzero(tok, sizeof tok);
+    return 0;
+}
+
+static int open_engine(sbd *d)
+{
+    const sbd_config *c = d->cfg;
+    sb_config lc;
+    sb_config_init(&lc);
+    lc.data_dir = c->data_dir;
+    lc.sync = c->sync == SBD_SYNC_GROUP  ? SB_SYNC_DEFER
+              : c->sync == SBD_SYNC_SYNC ? SB_SYNC_SYNC
+                                         : SB_SYNC_NONE;
+    if (c->map_size) lc.map_size = c->map_size;
+    if (c->map_max) lc.map_max = c->map_max;
+    lc.policy_dir = c->policy_dir;
+    lc.key_file = c->key_file;
+    lc.log = sbd_log_engine;
+    lc.log_arg = d;
+    lc.log_level = c->log_level;
+    lc.seed = c->seed;
+    lc.policy_instructions = c->policy_instructions;
+    lc.policy_wall_ms = c->policy_wall_ms;
+    lc.policy_memory = (size_t)c->policy_memory_kib * 1024;
+    lc.quarantine_after = c->quarantine_after;
+    lc.require_signed_policies = c->require_signed_policies;
+    lc.policy_public_key = c->policy_public_key;
+    int rc = sb_open(&d->eng, &lc, d->res);
+    if (rc != 0) {
+        const char *msg = sb_result_message(d->res);
+        fprintf(stderr, "switchboard: cannot open the engine on %s: %s\n", c->data_dir,
+                msg && *msg ? msg : sb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static const char *sync_name(sbd_sync s)
+{
+    return s == SBD_SYNC_GROUP ? "group" : s == SBD_SYNC_SYNC ? "sync" : "none";
+}
+
+static void teardown(sbd *d)
+{
+    struct event **evs[] = {&d->deadline_ev, &d->housekeeping_ev, &d->keepalive_ev, &d->drain_ev,
+                            &d->sig_hup,     &d->sig_term,        &d->sig_int};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (*evs[i]) {
+            event_free(*evs[i]);
+            *evs[i] = NULL;
+        }
+    if (d->listener) evconnlistener_free(d->listener);
+    d->listener = NULL;
+    if (d->base) event_base_free(d->base);
+    d->base = NULL;
+    free(d->preq);
+    d->preq = NULL;
+}
+
+int sb_daemon_main(int argc, char **argv)
+{
+    sbd_config cfg;
+    int rc = sbd_config_load(&cfg, argc, argv);
+    if (rc) {
+        sbd_config_free(&cfg);
+        return rc == 1 ? 0 : rc == 2 ? 2 : 1;
+    }
+    sbd_log_set_level(cfg.log_level);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "switchboard: libsodium failed to initialise\n");
+        sbd_config_free(&cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    sbd d;
+    memset(&d, 0, sizeof d);
+    d.cfg = &cfg;
+    d.pub_tail = &d.pub_head;
+    d.armed_deadline = INT64_MIN;
+    d.stuck_deadline = INT64_MIN;
+    int lockfd = -1, exit_code = 1;
+
+    if (mkdirs(cfg.data_dir, 0700) != 0) {
+        fprintf(stderr, "switchboard: cannot create data directory %s: %s\n", cfg.data_dir,
+                strerror(errno));
+        goto out;
+    }
+    if ((lockfd = lock_data_dir(cfg.data_dir)) < 0) goto out;
+    if (admin_token(&d) != 0) goto out;
+    if (!(d.res = sb_result_new())) goto out;
+    if (open_engine(&d) != 0) goto out;
+
+    if (!(d.base = event_base_new())) {
+        fprintf(stderr, "switchboard: cannot create the event loop\n");
+        goto out;
+    }
+    if (sbd_http_listen(&d) != 0) goto out;
+    d.deadline_ev = evtimer_new(d.base, deadline_cb, &d);
+    d.housekeeping_ev = event_new(d.base, -1, EV_PERSIST, housekeeping_cb, &d);
+    d.keepalive_ev = event_new(d.base, -1, EV_PERSIST, keepalive_cb, &d);
+    d.drain_ev = evtimer_new(d.base, drain_timeout_cb, &d);
+    d.sig_hup = evsignal_new(d.base, SIGHUP, hup_cb, &d);
+    d.sig_term = evsignal_new(d.base, SIGTERM, term_cb, &d);
+    d.sig_int = evsignal_new(d.base, SIGINT, term_cb, &d);
+    if (!d.deadline_ev || !d.housekeeping_ev || !d.keepalive_ev || !d.drain_ev || !d.sig_hup ||
+        !d.sig_term || !d.sig_int) {
+        fprintf(stderr, "switchboard: cannot create events\n");
+        goto out;
+    }
+    struct timeval one = {1, 0}, ka = {cfg.stream_keepalive, 0};
+    event_add(d.housekeeping_ev, &one);
+    if (cfg.stream_keepalive) event_add(d.keepalive_ev, &ka);
+    event_add(d.sig_hup, NULL);
+    event_add(d.sig_term, NULL);
+    event_add(d.sig_int, NULL);
+
+    sbd_log(SB_LOG_INFO, "listening",
+            "addr=%s data_dir=%s policy_dir=%s sync=%s version=%s pid=%ld", d.listen_addr,
+            sbd_q(cfg.data_dir), sbd_q(cfg.policy_dir), sync_name(cfg.sync), sb_version(),
+            (long)getpid());
+    if (cfg.demo) sbd_demo_setup(&d);
+    arm_deadline(&d);
+
+    while (!d.stop) {
+        int r = event_base_loop(d.base, EVLOOP_ONCE);
+        sbd_flush(&d);
+        if (r < 0) {
+            sbd_log(SB_LOG_ERROR, "event loop failed", NULL);
+            break;
+        }
+        if (r == 1) break;
+    }
+    sbd_flush(&d);
+    sbd_http_close_all(&d);
+    exit_code = 0;
+    if (d.eng && sb_sync(d.eng) != 0) {
+        sbd_log(SB_LOG_ERROR, "final sync failed", NULL);
+        exit_code = 1;
+    }
+
+out:
+    if (d.base) sbd_http_close_all(&d);
+    teardown(&d);
+    if (d.eng) {
+        sb_close(d.eng);
+        if (exit_code == 0) sbd_log(SB_LOG_INFO, "stopped", NULL);
+    }
+    sb_result_free(d.res);
+    if (lockfd >= 0) close(lockfd);
+    sbd_config_free(&cfg);
+    return exit_code;
+}

@@ -1,0 +1,19 @@
+/*
+** daemon.h — `switchboard serve`: the HTTP/JSON daemon over the engine library.
+**
+** The daemon is a thin transport: every route maps onto one library call
+** (see engine/daemon/API.md). It runs one libevent loop thread, batches the
+** requests that are ready in a loop iteration behind one sb_sync() (group
+** commit), drives the engine's timers with sb_tick(), and streams actions to
+** gateways as Server-Sent Events.
+*/
+#ifndef SB_DAEMON_H
+#define SB_DAEMON_H
+
+/* Run the daemon. argv[0] is "serve"; the rest are its flags (see
+** `switchboard serve --help`). Returns the process exit code: 0 after a clean
+** shutdown (SIGTERM/SIGINT), 1 when the configuration, the data directory
+** lock or the engine could not be set up, 2 for a usage error. */
+int sb_daemon_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+** demo.c — `serve --demo`: the "demo" account with four agents and two
+** queues, created through the library on first start, then curl lines to
+** try the API. The demo key is kept in <data_dir>/demo.key (0600) so later
+** starts can print it again; real keys are shown once and never stored.
+*/
+#include "serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "log.h"
+
+static const char *const agents[] = {
+    "{\"id\":\"alice\",\"name\":\"Alice Archer\",\"status\":\"available\","
+    "\"devices\":{\"softphone\":\"sip:alice@pbx.demo.example\",\"mobile\":\"tel:+447700900001\","
+    "\"landline\":\"tel:+442079460001\"},\"skills\":{\"english\":5,\"billing\":3},"
+    "\"preferences\":{\"device\":\"softphone\"},\"timezone\":\"Europe/London\","
+    "\"schedule\":[{\"days\":[\"weekdays\"],\"from\":\"09:00\",\"to\":\"17:00\","
+    "\"devices\":[\"landline\",\"softphone\"]},{\"days\":[\"all\"],\"from\":\"00:00\","
+    "\"to\":\"24:00\",\"devices\":[\"softphone\",\"mobile\"]}]}",
+    "{\"id\":\"bob\",\"name\":\"Bob Baker\",\"status\":\"available\","
+    "\"devices\":{\"softphone\":\"sip:bob@pbx.demo.example\",\"mobile\":\"tel:+447700900002\"},"
+    "\"skills\":{\"english\":4,\"german\":5},\"timezone\":\"Europe/Berlin\","
+    "\"schedule\":[{\"days\":[\"all\"],\"from\":\"00:00\",\"to\":\"24:00\","
+    "\"devices\":[\"softphone\",\"mobile\"]}]}",
+    "{\"id\":\"carol\",\"name\":\"Carol Chen\",\"status\":\"available\","
+    "\"devices\":{\"softphone\":\"sip:carol@pbx.demo.example\",\"mobile\":\"tel:+15555550103\"},"
+    "\"skills\":{\"english\":5,\"sales\":4},\"preferences\":{\"device\":\"mobile\"},"
+    "\"timezone\":\"America/New_York\","
+    "\"schedule\":[{\"days\":[\"all\"],\"from\":\"00:00\",\"to\":\"24:00\","
+    "\"devices\":[\"softphone\",\"mobile\"]}],\"wrapup\":5}",
+    "{\"id\":\"dave\",\"name\":\"Dave Duarte\",\"status\":\"available\","
+    "\"devices\":{\"softphone\":\"sip:dave@pbx.demo.example\",\"landline\":\"tel:+15555550104\"},"
+    "\"skills\":{\"spanish\":5,\"sales\":3},\"timezone\":\"America/New_York\","
+    "\"schedule\":[{\"days\":[\"weekdays\"],\"from\":\"08:00\",\"to\":\"20:00\","
+    "\"devices\":[\"landline\"]},{\"days\":[\"all\"],\"from\":\"00:00\",\"to\":\"24:00\","
+    "\"devices\":[\"softphone\"]}]}",
+};
+
+static const char *const queues[] = {
+    "{\"id\":\"support\",\"policy\":\"longest-idle\",\"ring_timeout\":20,\"max_wait\":300,"
+    "\"members\":[{\"agent\":\"alice\",\"tier\":1},{\"agent\":\"bob\",\"tier\":1},"
+    "{\"agent\":\"carol\",\"tier\":2},{\"agent\":\"dave\",\"tier\":2}]}",
+    "{\"id\":\"sales\",\"policy\":\"freeswitch/round-robin\",\"ring_timeout\":15,"
+    "\"members\":[{\"agent\":\"carol\",\"position\":1},{\"agent\":\"dave\",\"position\":2},"
+    "{\"agent\":\"alice\",\"position\":3}]}",
+};
+
+static int step(sbd *d, int rc, const char *what)
+{
+    if (rc != 0)
+        sbd_log(SB_LOG_ERROR, "demo setup failed", "step=%s error=%s", sbd_q(what),
+                sbd_q(sb_result_message(d->res)));
+    return rc;
+}
+
+static int create(sbd *d, char *key, size_t keylen)
+{
+    sb_engine *e = d->eng;
+    static const char acct[] = "{\"id\":\"demo\",\"name\":\"Demo Ltd\"}";
+    if (step(d, sb_account_put(e, acct, strlen(acct), d->res), "account")) return -1;
+    for (size_t i = 0; i < sizeof agents / sizeof agents[0]; i++)
+        if (step(d, sb_agent_put(e, "demo", agents[i], strlen(agents[i]), d->res), "agent"))
+            return -1;
+    for (size_t i = 0; i < sizeof queues / sizeof queues[0]; i++)
+        if (step(d, sb_queue_put(e, "demo", queues[i], strlen(queues[i]), d->res), "queue"))
+            return -1;
+    if (step(d, sb_apikey_create(e, "demo", d->res), "api key")) return -1;
+    json_t *k = json_loads(sb_result_json(d->res, NULL), 0, NULL);
+    const char *ks = json_string_value(json_object_get(k, "key"));
+    snprintf(key, keylen, "%s", ks ? ks : "");
+    json_decref(k);
+    return sb_sync(e);
+}
+
+int sbd_demo_setup(sbd *d)
+{
+    char path[PATH_MAX], key[256] = "";
+    snprintf(path, sizeof path, "%s/demo.key", d->cfg->data_dir);
+    int created = 0;
+    if (sb_account_get(d->eng, "demo", d->res) == SB_ENOTFOUND) {
+        if (create(d, key, sizeof key) != 0) return -1;
+        created = 1;
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            if (write(fd, key, strlen(key)) < 0) sbd_log(SB_LOG_WARN, "cannot save demo key", NULL);
+            close(fd);
+        }
+        sbd_log(SB_LOG_INFO, "demo account created", "account=demo agents=4 queues=2");
+    } else {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(key, sizeof key, f)) key[0] = 0;
+            key[strcspn(key, "\r\n")] = 0;
+            fclose(f);
+        }
+    }
+    const char *k = *key ? key : "<the key printed when the demo account was created>";
+    const char *a = d->listen_addr;
+    printf("\n"
+           "Switchboard demo %s on http://%s\n"
+           "  account: demo   api key: %s\n"
+           "  agents: alice, bob, carol, dave   queues: support (longest-idle),"
+           " sales (freeswitch/round-robin)\n"
+           "  admin token: in %s (Authorization: Bearer ...; e.g. GET /metrics)\n\n"
+           "Try it (in a second terminal):\n"
+           "  export SB='-u demo:%s'\n"
+           "  curl -sN $SB http://%s/v1/events &        # the action stream\n"
+           "  curl -s $SB http://%s/v1/queues/support\n"
+           "  curl -s $SB -d '{\"call\":\"c1\",\"queue\":\"support\",\"caller\":\"+441632960001\"}'"
+           " http://%s/v1/calls\n"
+           "  # answer with the agent from the ring action above:\n"
+           "  curl -s $SB -d '{\"agent\":\"alice\",\"outcome\":\"answered\"}'"
+           " http://%s/v1/calls/c1/ring_result\n"
+           "  curl -s $SB -X POST http://%s/v1/calls/c1/hangup\n"
+           "  curl -s $SB http://%s/v1/calls/c1          # state and decision trace\n"
+           "  curl -s $SB -d '{\"status\":\"paused\",\"reason\":\"lunch\"}'"
+           " http://%s/v1/agents/bob/status\n\n",
+           created ? "ready (created now)" : "ready", a, k, d->admin_token_path, k, a, a, a, a, a,
+           a, a);
+    fflush(stdout);
+    return 0;
+}

@@ -1,0 +1,1018 @@
+/*
+** http.c — connections and HTTP/1.1 on bufferevents.
+**
+** Why not evhttp: the daemon must hold every response until the batch's
+** sb_sync() (group commit), answer oversize headers with 431 and bodies with
+** 413 in its own JSON, refuse connections past max_connections with a 503,
+** and serve pipelined requests in order without waiting for each response to
+** be written. A small parser over the bufferevent's input gives that control.
+**
+** A connection's life: HTTP (parsing requests; each response is appended to
+** `pending` and the connection joins the batch) → CLOSING (no more requests;
+** waits for its output to drain) → LINGER (write side shut, reading and
+** discarding until EOF or 2 s, so the client sees the last response instead
+** of a reset) → freed. GET /v1/events turns HTTP into STREAM.
+*/
+#include "serve.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/util.h>
+
+#include "log.h"
+
+enum { CS_HTTP, CS_STREAM, CS_CLOSING, CS_LINGER };
+
+struct sbd_conn {
+    sbd *d;
+    struct bufferevent *bev;
+    evutil_socket_t fd;
+    uint64_t id;
+    char peer[64];
+    int state;
+    int counted;              /* counts against max_connections (else: a 503 being sent) */
+    struct evbuffer *pending; /* responses held until the batch is synced */
+    sbd_conn *next, *prev;    /* d->conns */
+    sbd_conn *bnext, *bprev;  /* d->batch */
+    int in_batch;
+    int batch_mutating;
+    int expect_sent; /* 100 Continue sent for the request being received */
+    int paused;      /* reading stopped until the output drains */
+    sbd_sub *sub;
+    size_t lingered;
+};
+
+#define OUTPUT_LIMIT (4u * 1024 * 1024) /* stop parsing requests past this backlog */
+#define BATCH_LIMIT 512                 /* flush early when this many responses wait */
+#define MAX_HEADERS 100
+#define LINGER_SECONDS 2
+#define LINGER_BYTES (1024 * 1024)
+#define MAX_REJECTING 64
+
+static void conn_free(sbd_conn *c);
+static void process_input(sbd_conn *c);
+
+struct bufferevent *sbd_conn_bev(sbd_conn *c)
+{
+    return c->bev;
+}
+
+uint64_t sbd_conn_id(const sbd_conn *c)
+{
+    return c->id;
+}
+
+const char *sbd_conn_peer(const sbd_conn *c)
+{
+    return c->peer;
+}
+
+void sbd_conn_set_sub(sbd_conn *c, sbd_sub *s)
+{
+    c->sub = s;
+}
+
+void sbd_conn_close(sbd_conn *c)
+{
+    conn_free(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Response writing. */
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}
+
+static const char *http_date(void)
+{
+    static char buf[64];
+    static time_t cached;
+    time_t now = time(NULL);
+    if (now != cached) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached = now;
+    }
+    return buf;
+}
+
+/* Append a complete response (head + rep->body, which is emptied) to out. */
+static void format_response(struct evbuffer *out, sbd_reply *rep, int minor, int keep_alive)
+{
+    size_t len = evbuffer_get_length(rep->body);
+    evbuffer_add_printf(out,
+                        "HTTP/1.%d %d %s\r\nDate: %s\r\nServer: switchboard/%s\r\n"
+                        "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                        minor, rep->status, reason_phrase(rep->status), http_date(),
+                        SB_VERSION_STRING,
+                        rep->content_type ? rep->content_type : "application/json", len,
+                        !keep_alive  ? "Connection: close\r\n"
+                        : minor == 0 ? "Connection: keep-alive\r\n"
+                                     : "",
+                        rep->headers);
+    evbuffer_add_buffer(out, rep->body);
+}
+
+static void batch_join(sbd_conn *c)
+{
+    sbd *d = c->d;
+    if (!c->in_batch) {
+        c->in_batch = 1;
+        c->bprev = NULL;
+        c->bnext = d->batch;
+        if (d->batch) d->batch->bprev = c;
+        d->batch = c;
+    }
+}
+
+static void batch_leave(sbd_conn *c)
+{
+    sbd *d = c->d;
+    if (!c->in_batch) return;
+    if (c->bprev)
+        c->bprev->bnext = c->bnext;
+    else
+        d->batch = c->bnext;
+    if (c->bnext) c->bnext->bprev = c->bprev;
+    c->in_batch = 0;
+    c->bnext = c->bprev = NULL;
+}
+
+static void note_request(sbd *d, int route, int method, int status, uint64_t t0)
+{
+    if (d->npreq == d->cappreq) {
+        size_t cap = d->cappreq ? d->cappreq * 2 : 64;
+        sbd_pending_req *p = realloc(d->preq, cap * sizeof *p);
+        if (!p) return;
+        d->preq = p;
+        d->cappreq = cap;
+    }
+    d->preq[d->npreq++] = (sbd_pending_req){route, method, status, t0};
+}
+
+static struct evbuffer *scratch_body(void)
+{
+    static struct evbuffer *b;
+    if (!b)
+        b = evbuffer_new();
+    else
+        evbuffer_drain(b, evbuffer_get_length(b));
+    return b;
+}
+
+/* Queue a transport-level error and stop reading requests on c. */
+static void queue_error(sbd_conn *c, int status, const char *code, const char *msg, uint64_t t0)
+{
+    sbd_reply rep;
+    memset(&rep, 0, sizeof rep);
+    rep.body = scratch_body();
+    rep.route = -1;
+    sbd_api_error(&rep, status, code, msg, NULL);
+    format_response(c->pending, &rep, 1, 0);
+    c->state = CS_CLOSING;
+    batch_join(c);
+    c->d->batch_len++;
+    note_request(c->d, -1, SBD_OTHER, status, t0);
+    sbd_log(SB_LOG_DEBUG, "bad request", "conn=%llu peer=%s status=%d code=%s",
+            (unsigned long long)c->id, c->peer, status, code);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request parsing. */
+
+struct head {
+    char *method, *target, *auth, *ctype;
+    int minor;
+    int close, keepalive, chunked, expect;
+    int has_cl;
+    uint64_t cl;
+};
+
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Does a comma-separated header value contain token tok? */
+static int has_token(const char *v, const char *tok)
+{
+    size_t tl = strlen(tok);
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        const char *s = v;
+        while (*v && *v != ',')
+            v++;
+        const char *e = v;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - s) == tl && !strncasecmp(s, tok, tl)) return 1;
+    }
+    return 0;
+}
+
+/* Parse the header block h (NUL-terminated, ends with CRLF CRLF) in place.
+** Returns 0, or an HTTP status for the error (with *why). */
+static int parse_head(char *h, struct head *hd, const char **why)
+{
+    memset(hd, 0, sizeof *hd);
+    char *eol = strstr(h, "\r\n");
+    *eol = 0;
+    char *sp1 = strchr(h, ' ');
+    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || strchr(sp2 + 1, ' ')) {
+        *why = "malformed request line";
+        return 400;
+    }
+    *sp1 = *sp2 = 0;
+    hd->method = h;
+    hd->target = sp1 + 1;
+    for (char *m = h; *m; m++)
+        if (!is_tchar((unsigned char)*m)) {
+            *why = "malformed method";
+            return 400;
+        }
+    if (!*h || hd->target[0] != '/') {
+        *why = "request target must be an absolute path";
+        return 400;
+    }
+    for (char *t = hd->target; *t; t++)
+        if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f) {
+            *why = "malformed request target";
+            return 400;
+        }
+    const char *ver = sp2 + 1;
+    if (!strcmp(ver, "HTTP/1.1"))
+        hd->minor = 1;
+    else if (!strcmp(ver, "HTTP/1.0"))
+        hd->minor = 0;
+    else if (!strncmp(ver, "HTTP/", 5)) {
+        *why = "only HTTP/1.0 and HTTP/1.1 are supported";
+        return 505;
+    } else {
+        *why = "malformed request line";
+        return 400;
+    }
+    hd->keepalive = hd->minor == 1;
+
+    int n = 0;
+    char *line = eol + 2;
+    while (!(line[0] == '\r' && line[1] == '\n')) {
+        eol = strstr(line, "\r\n");
+        *eol = 0;
+        if (++n > MAX_HEADERS) {
+            *why = "too many header fields";
+            return 431;
+        }
+        char *colon = strchr(line, ':');
+        if (!colon || colon == line) {
+            *why = "malformed header field";
+            return 400;
+        }
+        for (char *p = line; p < colon; p++)
+            if (!is_tchar((unsigned char)*p)) {
+                *why = "malformed header field name";
+                return 400;
+            }
+        *colon = 0;
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        char *ve = v + strlen(v);
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            *--ve = 0;
+        for (char *p = v; *p; p++)
+            if ((unsigned char)*p < 0x20 && *p != '\t') {
+                *why = "control character in header field";
+                return 400;
+            }
+        if (!strcasecmp(line, "content-length")) {
+            char *end;
+            if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 18) {
+                *why = "malformed Content-Length";
+                return 400;
+            }
+            uint64_t cl = strtoull(v, &end, 10);
+            if (hd->has_cl && cl != hd->cl) {
+                *why = "conflicting Content-Length";
+                return 400;
+            }
+            hd->has_cl = 1;
+            hd->cl = cl;
+        } else if (!strcasecmp(line, "transfer-encoding")) {
+            if (strcasecmp(v, "chunked") != 0) {
+                *why = "only the chunked transfer coding is supported";
+                return 501;
+            }
+            hd->chunked = 1;
+        } else if (!strcasecmp(line, "connection")) {
+            if (has_token(v, "close")) hd->close = 1;
+            if (has_token(v, "keep-alive")) hd->keepalive = 1;
+        } else if (!strcasecmp(line, "authorization")) {
+            hd->auth = v;
+        } else if (!strcasecmp(line, "content-type")) {
+            hd->ctype = v;
+        } else if (!strcasecmp(line, "expect")) {
+            if (strcasecmp(v, "100-continue") != 0) {
+                *why = "unsupported expectation";
+                return 417;
+            }
+            hd->expect = 1;
+        }
+        line = eol + 2;
+    }
+    if (hd->chunked && hd->has_cl) {
+        *why = "both Content-Length and Transfer-Encoding";
+        return 400;
+    }
+    if (hd->close) hd->keepalive = 0;
+    return 0;
+}
+
+static int method_index(const char *m)
+{
+    if (!strcmp(m, "GET")) return SBD_GET;
+    if (!strcmp(m, "PUT")) return SBD_PUT;
+    if (!strcmp(m, "POST")) return SBD_POST;
+    if (!strcmp(m, "DELETE")) return SBD_DELETE;
+    if (!strcmp(m, "HEAD")) return SBD_HEAD;
+    return SBD_OTHER;
+}
+
+/* Decode a chunked body from p[0..n). Returns 1 when complete (body in *out,
+** *used bytes consumed), 0 when more input is needed, or an HTTP status. */
+static int dechunk(const char *p, size_t n, size_t max_body, struct evbuffer *out, size_t *used,
+                   const char **why)
+{
+    size_t pos = 0, total = 0;
+    evbuffer_drain(out, evbuffer_get_length(out));
+    for (;;) {
+        const char *nl = memchr(p + pos, '\n', n - pos);
+        if (!nl) {
+            if (n - pos > 1024) {
+                *why = "malformed chunk size";
+                return 400;
+            }
+            return 0;
+        }
+        size_t ll = (size_t)(nl - (p + pos));
+        if (ll < 1 || p[pos + ll - 1] != '\r') {
+            *why = "malformed chunk size";
+            return 400;
+        }
+        uint64_t sz = 0;
+        size_t i = pos, digits = 0;
+        for (; i < pos + ll - 1; i++) {
+            char ch = p[i];
+            int v = ch >= '0' && ch <= '9'   ? ch - '0'
+                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                             : -1;
+            if (v < 0) break;
+            if (++digits > 15) {
+                *why = "chunk too large";
+                return 413;
+            }
+            sz = sz * 16 + (uint64_t)v;
+        }
+        if (!digits || (i < pos + ll - 1 && p[i] != ';' && p[i] != ' ' && p[i] != '\t')) {
+            *why = "malformed chunk size";
+            return 400;
+        }
+        pos += ll + 1;
+        if (sz == 0) {
+            /* Trailer fields (ignored), then an empty line. */
+            for (;;) {
+                const char *e = memchr(p + pos, '\n', n - pos);
+                if (!e) return n - pos > 8192 ? (*why = "trailer too large", 431) : 0;
+                size_t tl = (size_t)(e - (p + pos));
+                pos += tl + 1;
+                if (tl == 1 && p[pos - 2] == '\r') break;
+                if (tl == 0) {
+                    *why = "malformed trailer";
+                    return 400;
+                }
+            }
+            *used = pos;
+            return 1;
+        }
+        if (total + sz > max_body) {
+            *why = "request body too large";
+            return 413;
+        }
+        if (n - pos < sz + 2) return 0;
+        if (p[pos + sz] != '\r' || p[pos + sz + 1] != '\n') {
+            *why = "malformed chunk";
+            return 400;
+        }
+        evbuffer_add(out, p + pos, (size_t)sz);
+        total += sz;
+        pos += sz + 2;
+    }
+}
+
+static int kernel_has_data(evutil_socket_t fd)
+{
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0;
+}
+
+static size_t read_limit(const sbd *d)
+{
+    return d->cfg->max_header + d->cfg->max_body + 64 * 1024;
+}
+
+/* Handle one complete request. */
+static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, uint64_t t0)
+{
+    sbd *d = c->d;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    char *q = strchr(hd->target, '?');
+    if (q) *q = 0;
+    sbd_req req = {
+        .method = method_index(hd->method),
+        .method_name = hd->method,
+        .path = hd->target,
+        .authorization = hd->auth,
+        .content_type = hd->ctype,
+        .body = body,
+        .body_len = body_len,
+    };
+    sbd_reply rep;
+    memset(&rep, 0, sizeof rep);
+    rep.body = scratch_body();
+    rep.route = -1;
+    sbd_api_handle(d, &req, &rep);
+
+    int keep = hd->keepalive && !rep.stream;
+    /* Shutting down: the last request we have gets "Connection: close". */
+    if (d->draining && keep && !evbuffer_get_length(in) && !kernel_has_data(c->fd)) keep = 0;
+    if (rep.stream) {
+        evbuffer_add_printf(c->pending,
+                            "HTTP/1.%d 200 OK\r\nDate: %s\r\nServer: switchboard/%s\r\n"
+                            "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                            "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n: connected\n\n",
+                            hd->minor, http_date(), SB_VERSION_STRING);
+    } else {
+        format_response(c->pending, &rep, hd->minor, keep);
+    }
+    if (rep.mutating) {
+        c->batch_mutating = 1;
+        d->batch_dirty = 1;
+    }
+    batch_join(c);
+    d->batch_len++;
+    note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0);
+    if (sbd_log_enabled(SB_LOG_DEBUG))
+        sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
+                (unsigned long long)c->id, hd->method, sbd_q(req.path), rep.status);
+    if (rep.stream) {
+        if (sbd_stream_subscribe(d, c, rep.stream_account) == 0) {
+            c->state = CS_STREAM;
+            /* Bound the kernel's buffering too, so stream_buffer measures
+            ** how far behind the subscriber really is. */
+            int sndbuf = d->cfg->stream_buffer > INT32_MAX ? INT32_MAX : (int)d->cfg->stream_buffer;
+            if (sndbuf < 4096) sndbuf = 4096;
+            setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+            struct timeval wt = {d->cfg->idle_timeout ? d->cfg->idle_timeout : 60, 0};
+            bufferevent_set_timeouts(c->bev, NULL, &wt);
+            evbuffer_drain(in, evbuffer_get_length(in));
+        } else {
+            c->state = CS_CLOSING;
+        }
+    } else if (!keep) {
+        c->state = CS_CLOSING;
+    }
+}
+
+/* Take one request off the input if it is complete. Returns 1 if one was
+** handled (or answered with an error), 0 if more input is needed. */
+static int take_request(sbd_conn *c)
+{
+    sbd *d = c->d;
+    const sbd_config *cfg = d->cfg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    /* Empty lines before a request line are ignored (RFC 9112 2.2). */
+    for (;;) {
+        unsigned char *p = evbuffer_pullup(in, 2);
+        if (p && p[0] == '\r' && p[1] == '\n')
+            evbuffer_drain(in, 2);
+        else
+            break;
+    }
+    size_t avail = evbuffer_get_length(in);
+    if (!avail) return 0;
+    uint64_t t0 = sbd_now_ns();
+
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    if (end.pos < 0) {
+        if (avail > cfg->max_header) {
+            queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", t0);
+            return 1;
+        }
+        return 0;
+    }
+    size_t hlen = (size_t)end.pos + 4;
+    if (hlen > cfg->max_header) {
+        queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", t0);
+        return 1;
+    }
+    char *hbuf = malloc(hlen + 1);
+    if (!hbuf) {
+        queue_error(c, 500, "SB_ENOMEM", "out of memory", t0);
+        return 1;
+    }
+    evbuffer_copyout(in, hbuf, hlen);
+    hbuf[hlen] = 0;
+    if (memchr(hbuf, 0, hlen)) {
+        queue_error(c, 400, "HTTP_BAD_REQUEST", "NUL byte in the request header", t0);
+        free(hbuf);
+        return 1;
+    }
+    struct head hd;
+    const char *why = NULL;
+    int st = parse_head(hbuf, &hd, &why);
+    if (st) {
+        static const struct {
+            int st;
+            const char *code;
+        } codes[] = {{400, "HTTP_BAD_REQUEST"},
+                     {431, "HTTP_HEADERS_TOO_LARGE"},
+                     {501, "HTTP_NOT_IMPLEMENTED"},
+                     {505, "HTTP_VERSION_NOT_SUPPORTED"},
+                     {417, "HTTP_EXPECTATION_FAILED"}};
+        const char *code = "HTTP_BAD_REQUEST";
+        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+            if (codes[i].st == st) code = codes[i].code;
+        queue_error(c, st, code, why, t0);
+        free(hbuf);
+        return 1;
+    }
+
+    char *body = NULL;
+    size_t body_len = 0;
+    if (hd.chunked) {
+        static struct evbuffer *dec;
+        if (!dec) dec = evbuffer_new();
+        size_t used = 0;
+        const char *p = (const char *)evbuffer_pullup(in, -1);
+        int r = dechunk(p + hlen, avail - hlen, cfg->max_body, dec, &used, &why);
+        if (r > 1) {
+            queue_error(c, r, r == 413 ? "HTTP_BODY_TOO_LARGE" : "HTTP_BAD_REQUEST", why, t0);
+            free(hbuf);
+            return 1;
+        }
+        if (r == 0) {
+            if (avail >= read_limit(d)) {
+                queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body too large", t0);
+                free(hbuf);
+                return 1;
+            }
+            goto need_more;
+        }
+        body_len = evbuffer_get_length(dec);
+        body = malloc(body_len + 1);
+        if (!body) {
+            free(hbuf);
+            queue_error(c, 500, "SB_ENOMEM", "out of memory", t0);
+            return 1;
+        }
+        evbuffer_remove(dec, body, body_len);
+        body[body_len] = 0;
+        evbuffer_drain(in, hlen + used);
+    } else {
+        if (hd.has_cl && hd.cl > cfg->max_body) {
+            queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body exceeds max_body", t0);
+            free(hbuf);
+            return 1;
+        }
+        body_len = hd.has_cl ? (size_t)hd.cl : 0;
+        if (avail - hlen < body_len) goto need_more;
+        body = malloc(body_len + 1);
+        if (!body) {
+            free(hbuf);
+            queue_error(c, 500, "SB_ENOMEM", "out of memory", t0);
+            return 1;
+        }
+        evbuffer_drain(in, hlen);
+        evbuffer_remove(in, body, body_len);
+        body[body_len] = 0;
+    }
+    c->expect_sent = 0;
+    dispatch(c, &hd, body, body_len, t0);
+    free(body);
+    free(hbuf);
+    return 1;
+
+need_more:
+    if (hd.expect && !c->expect_sent && hd.minor == 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        /* Behind held responses it must wait its turn; otherwise send it now. */
+        if (c->in_batch)
+            evbuffer_add(c->pending, cont, sizeof cont - 1);
+        else
+            bufferevent_write(c->bev, cont, sizeof cont - 1);
+        c->expect_sent = 1;
+    }
+    free(hbuf);
+    return 0;
+}
+
+static void process_input(sbd_conn *c)
+{
+    sbd *d = c->d;
+    while (c->state == CS_HTTP) {
+        size_t backlog =
+            evbuffer_get_length(bufferevent_get_output(c->bev)) + evbuffer_get_length(c->pending);
+        if (backlog > OUTPUT_LIMIT) {
+            /* The client is not reading its responses: stop taking requests. */
+            bufferevent_disable(c->bev, EV_READ);
+            c->paused = 1;
+            break;
+        }
+        if (!take_request(c)) break;
+        if (d->batch_len >= BATCH_LIMIT) sbd_flush(d);
+    }
+    if (c->state != CS_HTTP && c->state != CS_STREAM) {
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connection life cycle. */
+
+static void conn_free(sbd_conn *c)
+{
+    sbd *d = c->d;
+    batch_leave(c);
+    if (c->sub) sbd_stream_unsubscribe(d, c->sub);
+    c->sub = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (d->conns == c)
+        d->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (c->counted)
+        d->nconns--;
+    else
+        d->nrejecting--;
+    if (c->bev) bufferevent_free(c->bev);
+    if (c->pending) evbuffer_free(c->pending);
+    sbd_log(SB_LOG_DEBUG, "connection closed", "conn=%llu peer=%s", (unsigned long long)c->id,
+            c->peer);
+    free(c);
+    sbd_conn_gone(d);
+}
+
+static void start_linger(sbd_conn *c)
+{
+    c->state = CS_LINGER;
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        conn_free(c);
+        return;
+    }
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    struct timeval t = {LINGER_SECONDS, 0};
+    bufferevent_set_timeouts(c->bev, &t, NULL);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+static int conn_idle(sbd_conn *c)
+{
+    return c->state == CS_HTTP && !c->in_batch &&
+           !evbuffer_get_length(bufferevent_get_input(c->bev)) &&
+           !evbuffer_get_length(bufferevent_get_output(c->bev)) && !kernel_has_data(c->fd);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    sbd_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    switch (c->state) {
+    case CS_HTTP:
+        process_input(c);
+        break;
+    case CS_LINGER:
+        c->lingered += evbuffer_get_length(in);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->lingered > LINGER_BYTES) conn_free(c);
+        break;
+    default: /* streams and closing connections ignore what the client sends */
+        evbuffer_drain(in, evbuffer_get_length(in));
+        break;
+    }
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    sbd_conn *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev))) return;
+    if (c->state == CS_CLOSING && !c->in_batch) {
+        start_linger(c);
+        return;
+    }
+    if (c->state == CS_HTTP) {
+        if (c->paused) {
+            c->paused = 0;
+            bufferevent_enable(bev, EV_READ);
+            process_input(c);
+            return;
+        }
+        if (c->d->draining && conn_idle(c)) conn_free(c);
+    }
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    sbd_conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_EOF) {
+        /* A client may half-close after its last request: answer it first. */
+        if ((c->state == CS_HTTP || c->state == CS_CLOSING) &&
+            (c->in_batch || evbuffer_get_length(bufferevent_get_output(c->bev)))) {
+            c->state = CS_CLOSING;
+            bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
+        conn_free(c);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        sbd_log(SB_LOG_DEBUG, "connection timed out", "conn=%llu peer=%s state=%d",
+                (unsigned long long)c->id, c->peer, c->state);
+    } else if (what & BEV_EVENT_ERROR) {
+        sbd_log(SB_LOG_DEBUG, "connection error", "conn=%llu peer=%s error=%s",
+                (unsigned long long)c->id, c->peer,
+                sbd_q(evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR())));
+    }
+    conn_free(c);
+}
+
+static void describe_peer(const struct sockaddr *sa, char *out, size_t n)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &s->sin_addr, host, sizeof host);
+        port = ntohs(s->sin_port);
+        snprintf(out, n, "%s:%d", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+        evutil_inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof host);
+        port = ntohs(s->sin6_port);
+        snprintf(out, n, "[%s]:%d", host, port);
+    } else {
+        snprintf(out, n, "unix");
+    }
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    sbd *d = arg;
+    (void)l;
+    (void)socklen;
+    int reject = d->nconns >= d->cfg->max_connections;
+    if (reject && d->nrejecting >= MAX_REJECTING) {
+        d->m.conns_rejected++;
+        evutil_closesocket(fd);
+        return;
+    }
+    sbd_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->d = d;
+    c->fd = fd;
+    c->id = ++d->next_conn_id;
+    describe_peer(sa, c->peer, sizeof c->peer);
+    c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->pending = evbuffer_new();
+    if (!c->bev || !c->pending) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->pending) evbuffer_free(c->pending);
+        free(c);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->next = d->conns;
+    if (d->conns) d->conns->prev = c;
+    d->conns = c;
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    struct timeval idle = {d->cfg->idle_timeout ? d->cfg->idle_timeout : 60, 0};
+    bufferevent_set_timeouts(c->bev, &idle, &idle);
+
+    if (reject) {
+        d->nrejecting++;
+        d->m.conns_rejected++;
+        sbd_log(SB_LOG_WARN, "connection refused: too many connections",
+                "peer=%s max_connections=%u", c->peer, d->cfg->max_connections);
+        sbd_reply rep;
+        memset(&rep, 0, sizeof rep);
+        rep.body = scratch_body();
+        sbd_api_error(&rep, 503, "HTTP_TOO_MANY_CONNECTIONS",
+                      "too many connections; try again later", NULL);
+        snprintf(rep.headers, sizeof rep.headers, "Retry-After: 1\r\n");
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        format_response(out, &rep, 1, 0);
+        c->state = CS_CLOSING;
+        bufferevent_enable(c->bev, EV_WRITE);
+        bufferevent_enable(c->bev, EV_READ);
+        return;
+    }
+    c->counted = 1;
+    d->nconns++;
+    d->m.conns_accepted++;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, read_limit(d));
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    sbd_log(SB_LOG_DEBUG, "connection accepted", "conn=%llu peer=%s", (unsigned long long)c->id,
+            c->peer);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    sbd_log(SB_LOG_WARN, "accept failed", "error=%s", sbd_q(evutil_socket_error_to_string(err)));
+}
+
+/* Resolve "host:port", "[v6]:port", ":port" or "port" (all interfaces). */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *sslen)
+{
+    char host[256] = "";
+    const char *port;
+    if (spec[0] == '[') {
+        const char *e = strchr(spec, ']');
+        if (!e || e[1] != ':' || (size_t)(e - spec - 1) >= sizeof host) return -1;
+        memcpy(host, spec + 1, (size_t)(e - spec - 1));
+        host[e - spec - 1] = 0;
+        port = e + 2;
+    } else {
+        const char *c = strrchr(spec, ':');
+        if (c) {
+            if ((size_t)(c - spec) >= sizeof host) return -1;
+            memcpy(host, spec, (size_t)(c - spec));
+            host[c - spec] = 0;
+            port = c + 1;
+        } else {
+            port = spec;
+        }
+    }
+    if (!*port || strspn(port, "0123456789") != strlen(port) || atol(port) > 65535) return -1;
+    struct evutil_addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
+    const char *h = *host && strcmp(host, "*") ? host : NULL;
+    if (evutil_getaddrinfo(h, port, &hints, &ai) != 0 || !ai) return -1;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *sslen = (int)ai->ai_addrlen;
+    evutil_freeaddrinfo(ai);
+    return 0;
+}
+
+int sbd_http_listen(sbd *d)
+{
+    struct sockaddr_storage ss;
+    int sslen = 0;
+    memset(&ss, 0, sizeof ss);
+    if (parse_listen(d->cfg->listen, &ss, &sslen) != 0) {
+        fprintf(stderr, "switchboard: listen: '%s' is not host:port\n", d->cfg->listen);
+        return -1;
+    }
+    d->listener = evconnlistener_new_bind(
+        d->base, accept_cb, d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        1024, (struct sockaddr *)&ss, sslen);
+    if (!d->listener) {
+        fprintf(stderr, "switchboard: cannot listen on %s: %s\n", d->cfg->listen,
+                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return -1;
+    }
+    evconnlistener_set_error_cb(d->listener, accept_error_cb);
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    if (getsockname(evconnlistener_get_fd(d->listener), (struct sockaddr *)&bound, &bl) == 0)
+        describe_peer((struct sockaddr *)&bound, d->listen_addr, sizeof d->listen_addr);
+    else
+        snprintf(d->listen_addr, sizeof d->listen_addr, "%s", d->cfg->listen);
+    return 0;
+}
+
+void sbd_http_release(sbd *d, int sync_failed)
+{
+    while (d->batch) {
+        sbd_conn *c = d->batch;
+        batch_leave(c);
+        if (sync_failed && c->batch_mutating) {
+            /* What we were about to acknowledge is not durable: say so, and
+            ** close so no later response on this connection is mistaken
+            ** for the lost one. */
+            evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
+            sbd_reply rep;
+            memset(&rep, 0, sizeof rep);
+            rep.body = scratch_body();
+            sbd_api_error(&rep, 500, "SB_ESTORE",
+                          "the change was committed but could not be synced to disk", NULL);
+            format_response(c->pending, &rep, 1, 0);
+            if (c->state == CS_STREAM && c->sub) {
+                sbd_stream_unsubscribe(d, c->sub);
+                c->sub = NULL;
+            }
+            c->state = CS_CLOSING;
+        }
+        c->batch_mutating = 0;
+        bufferevent_write_buffer(c->bev, c->pending);
+    }
+    d->batch_len = 0;
+}
+
+void sbd_http_drain(sbd *d)
+{
+    if (d->listener) {
+        evconnlistener_free(d->listener);
+        d->listener = NULL;
+    }
+    sbd_conn *c = d->conns;
+    while (c) {
+        sbd_conn *next = c->next;
+        if (c->state == CS_STREAM || conn_idle(c)) conn_free(c);
+        c = next;
+    }
+}
+
+void sbd_http_close_all(sbd *d)
+{
+    while (d->conns)
+        conn_free(d->conns);
+}

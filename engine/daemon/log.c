@@ -1,0 +1,109 @@
+/*
+** log.c — timestamped key=value log lines on stderr.
+*/
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static sb_log_level cur_level = SB_LOG_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void sbd_log_set_level(sb_log_level level)
+{
+    cur_level = level;
+}
+
+sb_log_level sbd_log_level(void)
+{
+    return cur_level;
+}
+
+int sbd_log_enabled(sb_log_level level)
+{
+    return level <= cur_level;
+}
+
+int sbd_log_parse_level(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(s, level_names[i]) == 0) return i;
+    if (strcasecmp(s, "warning") == 0) return SB_LOG_WARN;
+    return -1;
+}
+
+/* Escape s into out (size n) as a quoted log value. */
+static void quote_into(char *out, size_t n, const char *s)
+{
+    size_t o = 0;
+    if (n < 3) {
+        if (n) out[0] = 0;
+        return;
+    }
+    out[o++] = '"';
+    for (; s && *s && o + 4 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else if (c < 0x20 || c == 0x7f) {
+            out[o++] = '?';
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
+const char *sbd_q(const char *s)
+{
+    static char bufs[8][1024];
+    static unsigned next;
+    char *b = bufs[next++ % 8];
+    quote_into(b, sizeof bufs[0], s ? s : "");
+    return b;
+}
+
+/* Write one line: timestamp, level, [src,] msg, then the key=value text. */
+static void emit(sb_log_level level, const char *src, const char *msg, const char *kv)
+{
+    char ts[40], qmsg[1024];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    quote_into(qmsg, sizeof qmsg, msg);
+    /* One fprintf on an unbuffered stream: one write, lines do not interleave. */
+    fprintf(stderr, "%s.%03ldZ level=%s%s%s msg=%s%s%s\n", ts, (long)(now.tv_nsec / 1000000),
+            level_names[level], src ? " src=" : "", src ? src : "", qmsg, kv && *kv ? " " : "",
+            kv ? kv : "");
+}
+
+void sbd_log(sb_log_level level, const char *msg, const char *fmt, ...)
+{
+    if (level > cur_level) return;
+    char kv[3072] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(kv, sizeof kv, fmt, ap);
+        va_end(ap);
+    }
+    emit(level, NULL, msg, kv);
+}
+
+void sbd_log_engine(void *arg, sb_log_level level, const char *line)
+{
+    (void)arg;
+    if (level > cur_level || level < SB_LOG_ERROR) return;
+    emit(level, "engine", line, NULL);
+}

@@ -1,0 +1,31 @@
+/*
+** log.h — the daemon's log: one line per event worth logging, on stderr:
+**   2025-01-31T12:00:00.123Z level=info msg="listening" addr=127.0.0.1:8470
+** Values that may hold spaces or quotes go through sbd_q(), which quotes and
+** escapes them.
+*/
+#ifndef SBD_LOG_H
+#define SBD_LOG_H
+
+#include "switchboard.h"
+
+void sbd_log_set_level(sb_log_level level);
+sb_log_level sbd_log_level(void);
+int sbd_log_enabled(sb_log_level level);
+
+/* Log `msg` at `level`, then the key=value pairs printf-formatted from fmt
+** (may be NULL). */
+__attribute__((format(printf, 3, 4))) void sbd_log(sb_log_level level, const char *msg,
+                                                   const char *fmt, ...);
+
+/* s quoted for a log line ("..." with \" \\ \n escaped), in one of a few
+** rotating static buffers: valid until a few more sbd_q() calls. */
+const char *sbd_q(const char *s);
+
+/* The engine's log sink (sb_config.log): tags engine lines src=engine. */
+void sbd_log_engine(void *arg, sb_log_level level, const char *line);
+
+/* Parse "error|warn|info|debug"; -1 if unknown. */
+int sbd_log_parse_level(const char *s);
+
+#endif

@@ -1,0 +1,228 @@
+/*
+** metrics.c — GET /metrics in the Prometheus text format: the engine's
+** sb_stats() counters plus the daemon's own (requests by route, method and
+** status; request latency until the response was released after its sync;
+** connections; syncs; ticks; streams).
+*/
+#include "serve.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "log.h"
+
+static const int statuses[SBD_NSTATUS - 1] = {200, 201, 400, 401, 404, 405, 408, 409, 413,
+                                              417, 422, 429, 431, 500, 501, 503, 505};
+
+/* Upper bounds of the latency buckets, seconds. */
+static const double lat_le[SBD_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                               0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                               1,      2.5,     5,      10};
+
+int sbd_status_index(int status)
+{
+    for (int i = 0; i < SBD_NSTATUS - 1; i++)
+        if (statuses[i] == status) return i;
+    return SBD_NSTATUS - 1;
+}
+
+void sbd_metrics_request(sbd *d, int route, int method, int status, double seconds)
+{
+    if (route < 0 || route >= SBD_MAX_ROUTES) route = SBD_MAX_ROUTES;
+    if (method < 0 || method >= SBD_NMETHODS) method = SBD_OTHER;
+    d->m.requests[route][method][sbd_status_index(status)]++;
+    int b = 0;
+    while (b < SBD_LAT_BUCKETS && seconds > lat_le[b])
+        b++;
+    d->m.lat_counts[b]++;
+    d->m.lat_sum += seconds;
+    d->m.lat_count++;
+}
+
+static void family(struct evbuffer *o, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metric_u(struct evbuffer *o, const char *name, const char *type, const char *help,
+                     unsigned long long v)
+{
+    family(o, name, type, help);
+    evbuffer_add_printf(o, "%s %llu\n", name, v);
+}
+
+/* A label value with \ " and newlines escaped. */
+static const char *label(const char *s)
+{
+    static char buf[4][256];
+    static unsigned k;
+    char *b = buf[k++ % 4];
+    size_t o = 0;
+    for (; *s && o + 3 < sizeof buf[0]; s++) {
+        if (*s == '\\' || *s == '"')
+            b[o++] = '\\', b[o++] = *s;
+        else if (*s == '\n')
+            b[o++] = '\\', b[o++] = 'n';
+        else
+            b[o++] = *s;
+    }
+    b[o] = 0;
+    return b;
+}
+
+static int name_ok(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* events/decisions: one counter family with a label per key. */
+static void labelled(struct evbuffer *o, json_t *obj, const char *name, const char *lbl,
+                     const char *help)
+{
+    if (!json_is_object(obj)) return;
+    family(o, name, "counter", help);
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        if (json_is_number(v))
+            evbuffer_add_printf(o, "%s{%s=\"%s\"} %.17g\n", name, lbl, label(k),
+                                json_number_value(v));
+    }
+}
+
+/* The engine's latency histogram (microsecond bounds) as seconds. The
+** counts may be per bucket or cumulative; accept either. */
+static void histogram(struct evbuffer *o, json_t *h)
+{
+    json_t *le = json_object_get(h, "le"), *counts = json_object_get(h, "counts");
+    if (!json_is_array(le) || !json_is_array(counts)) return;
+    size_t n = json_array_size(le), nc = json_array_size(counts);
+    double count = json_number_value(json_object_get(h, "count"));
+    double sum_us = json_number_value(json_object_get(h, "sum"));
+    double prev = 0;
+    int cumulative = 1;
+    for (size_t i = 0; i < nc; i++) {
+        double c = json_number_value(json_array_get(counts, i));
+        if (c < prev) cumulative = 0;
+        prev = c;
+    }
+    if (nc && prev != count) cumulative = 0;
+    const char *name = "switchboard_event_latency_seconds";
+    family(o, name, "histogram", "Time the engine spent on each event.");
+    double acc = 0;
+    for (size_t i = 0; i < n && i < nc; i++) {
+        double c = json_number_value(json_array_get(counts, i));
+        acc = cumulative ? c : acc + c;
+        evbuffer_add_printf(o, "%s_bucket{le=\"%.6g\"} %.17g\n", name,
+                            json_number_value(json_array_get(le, i)) / 1e6, acc);
+    }
+    evbuffer_add_printf(o, "%s_bucket{le=\"+Inf\"} %.17g\n%s_sum %.9g\n%s_count %.17g\n", name,
+                        count, name, sum_us / 1e6, name, count);
+}
+
+static void engine_stats(sbd *d, struct evbuffer *o)
+{
+    if (sb_stats(d->eng, d->res) != 0) {
+        evbuffer_add_printf(o, "# sb_stats failed: %s\n", sb_strerror(sb_result_code(d->res)));
+        return;
+    }
+    size_t len;
+    const char *js = sb_result_json(d->res, &len);
+    json_t *st = json_loadb(js, len, 0, NULL);
+    if (!st) return;
+    const char *sec;
+    json_t *obj;
+    json_object_foreach(st, sec, obj)
+    {
+        if (!strcmp(sec, "events")) {
+            labelled(o, obj, "switchboard_events_total", "type", "Events applied, by type.");
+        } else if (!strcmp(sec, "decisions")) {
+            labelled(o, obj, "switchboard_decisions_total", "decision",
+                     "Routing decisions, by kind.");
+        } else if (!strcmp(sec, "latency_us")) {
+            histogram(o, obj);
+        } else if (json_is_object(obj) && name_ok(sec)) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(obj, k, v)
+            {
+                if (!json_is_number(v) || !name_ok(k)) continue;
+                char name[160];
+                int counter =
+                    !strcmp(sec, "policy") && (!strcmp(k, "failures") || !strcmp(k, "reloads"));
+                snprintf(name, sizeof name, "switchboard_%s_%s%s", sec, k, counter ? "_total" : "");
+                family(o, name, counter ? "counter" : "gauge", "From sb_stats().");
+                evbuffer_add_printf(o, "%s %.17g\n", name, json_number_value(v));
+            }
+        }
+    }
+    json_decref(st);
+}
+
+static const char *const method_names[SBD_NMETHODS] = {"GET",    "PUT",  "POST",
+                                                       "DELETE", "HEAD", "OTHER"};
+
+void sbd_metrics_render(sbd *d, struct evbuffer *o)
+{
+    const sbd_metrics *m = &d->m;
+    engine_stats(d, o);
+
+    const char *name = "switchboard_http_requests_total";
+    family(o, name, "counter", "HTTP requests answered, by route, method and status.");
+    for (int r = 0; r <= SBD_MAX_ROUTES; r++)
+        for (int meth = 0; meth < SBD_NMETHODS; meth++)
+            for (int s = 0; s < SBD_NSTATUS; s++) {
+                unsigned long long v = m->requests[r][meth][s];
+                if (!v) continue;
+                char code[8] = "other";
+                if (s < SBD_NSTATUS - 1) snprintf(code, sizeof code, "%d", statuses[s]);
+                evbuffer_add_printf(o, "%s{route=\"%s\",method=\"%s\",code=\"%s\"} %llu\n", name,
+                                    label(sbd_api_route_name(r < SBD_MAX_ROUTES ? r : -1)),
+                                    method_names[meth], code, v);
+            }
+    name = "switchboard_http_request_duration_seconds";
+    family(o, name, "histogram",
+           "From a request's last byte to its response's release after the sync.");
+    unsigned long long acc = 0;
+    for (int b = 0; b < SBD_LAT_BUCKETS; b++) {
+        acc += m->lat_counts[b];
+        evbuffer_add_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, lat_le[b], acc);
+    }
+    acc += m->lat_counts[SBD_LAT_BUCKETS];
+    evbuffer_add_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name, acc,
+                        name, m->lat_sum, name, (unsigned long long)m->lat_count);
+
+    metric_u(o, "switchboard_http_connections", "gauge", "Open HTTP connections.", d->nconns);
+    metric_u(o, "switchboard_http_connections_accepted_total", "counter",
+             "HTTP connections accepted.", m->conns_accepted);
+    metric_u(o, "switchboard_http_connections_rejected_total", "counter",
+             "Connections refused with 503 past max_connections.", m->conns_rejected);
+    metric_u(o, "switchboard_stream_subscribers", "gauge", "Open /v1/events streams.", d->nsubs);
+    metric_u(o, "switchboard_stream_actions_total", "counter",
+             "Actions published to event streams.", m->stream_events);
+    metric_u(o, "switchboard_stream_dropped_total", "counter",
+             "Stream subscribers dropped for reading too slowly.", m->stream_dropped);
+    metric_u(o, "switchboard_batches_total", "counter", "Request batches released.", m->batches);
+    metric_u(o, "switchboard_syncs_total", "counter", "sb_sync() calls for group commit.",
+             m->syncs);
+    metric_u(o, "switchboard_sync_errors_total", "counter", "sb_sync() calls that failed.",
+             m->sync_errors);
+    family(o, "switchboard_sync_seconds_total", "counter", "Time spent in sb_sync().");
+    evbuffer_add_printf(o, "switchboard_sync_seconds_total %.9f\n", m->sync_seconds);
+    metric_u(o, "switchboard_ticks_total", "counter", "sb_tick() calls.", m->ticks);
+    metric_u(o, "switchboard_tick_errors_total", "counter", "sb_tick() calls that failed.",
+             m->tick_errors);
+    metric_u(o, "switchboard_tick_actions_total", "counter", "Actions from timers.",
+             m->tick_actions);
+    metric_u(o, "switchboard_reloads_total", "counter", "SIGHUP reloads that succeeded.",
+             m->reloads_ok);
+    metric_u(o, "switchboard_reload_failures_total", "counter", "SIGHUP reloads that failed.",
+             m->reloads_failed);
+}

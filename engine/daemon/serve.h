@@ -1,0 +1,181 @@
+/*
+** serve.h — the running daemon, shared by its parts:
+**   daemon.c   start-up, the data directory lock, the loop, group commit,
+**              timers (sb_tick), signals, shutdown
+**   http.c     connections and the HTTP/1.1 parser/writer
+**   api.c      the routes: one library call each
+**   stream.c   GET /v1/events subscribers (Server-Sent Events)
+**   metrics.c  request counters and the Prometheus page
+**   demo.c     the --demo account
+** Everything runs on the one event loop thread.
+*/
+#ifndef SBD_SERVE_H
+#define SBD_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "switchboard.h"
+
+typedef struct sbd sbd;
+typedef struct sbd_conn sbd_conn;
+typedef struct sbd_sub sbd_sub;
+typedef struct sbd_pub sbd_pub;
+
+/* ------------------------------------------------------------------------ */
+/* A parsed request, handed to the API layer. Strings live until the handler
+** returns. */
+
+enum { SBD_GET, SBD_PUT, SBD_POST, SBD_DELETE, SBD_HEAD, SBD_OTHER, SBD_NMETHODS };
+
+typedef struct sbd_req {
+    int method; /* SBD_GET ...                                  */
+    const char *method_name;
+    const char *path;          /* raw path, no query                           */
+    const char *authorization; /* header value or NULL                       */
+    const char *content_type;  /* header value or NULL                       */
+    const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
+    size_t body_len;
+} sbd_req;
+
+/* What the API layer answers. `body` is created by the HTTP layer; the handler
+** appends to it. */
+typedef struct sbd_reply {
+    int status;
+    struct evbuffer *body;
+    const char *content_type; /* NULL: application/json                   */
+    char headers[512];        /* extra header lines, each ending in \r\n   */
+    int mutating;             /* changed state: the batch needs a sync      */
+    int route;                /* route index for metrics, -1 if none        */
+    int stream;               /* turn the connection into an event stream   */
+    char stream_account[132];
+} sbd_reply;
+
+/* ------------------------------------------------------------------------ */
+/* Metrics kept by the daemon itself. */
+
+#define SBD_MAX_ROUTES 32
+#define SBD_NSTATUS 18
+#define SBD_LAT_BUCKETS 16
+
+typedef struct sbd_metrics {
+    uint64_t requests[SBD_MAX_ROUTES + 1][SBD_NMETHODS][SBD_NSTATUS];
+    uint64_t lat_counts[SBD_LAT_BUCKETS + 1]; /* per bucket; last is +Inf */
+    double lat_sum;
+    uint64_t lat_count;
+    uint64_t conns_accepted, conns_rejected;
+    uint64_t syncs, sync_errors;
+    double sync_seconds;
+    uint64_t batches;
+    uint64_t ticks, tick_errors, tick_actions;
+    uint64_t stream_events, stream_dropped;
+    uint64_t reloads_ok, reloads_failed;
+} sbd_metrics;
+
+/* ------------------------------------------------------------------------ */
+
+/* One request waiting in the batch for the sync (for the latency histogram). */
+typedef struct sbd_pending_req {
+    int route, method, status;
+    uint64_t t0_ns;
+} sbd_pending_req;
+
+struct sbd {
+    sbd_config *cfg;
+    sb_engine *eng;
+    sb_result *res;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    char listen_addr[96];
+    unsigned char admin_hash[32]; /* BLAKE2b of the admin token */
+    char admin_token_path[4096];
+
+    /* connections */
+    sbd_conn *conns;     /* all open connections (doubly linked) */
+    unsigned nconns;     /* counted against max_connections */
+    unsigned nrejecting; /* connections being sent a 503 */
+    uint64_t next_conn_id;
+
+    /* the batch: responses and stream events held until one sync */
+    sbd_conn *batch; /* connections with responses pending */
+    int batch_dirty; /* something was committed since the last sync */
+    size_t batch_len;
+    sbd_pending_req *preq;
+    size_t npreq, cappreq;
+    sbd_pub *pub_head, **pub_tail;
+
+    /* stream subscribers, by account */
+    sbd_sub *subs;
+    unsigned nsubs;
+
+    /* timers and signals */
+    struct event *deadline_ev, *housekeeping_ev, *keepalive_ev, *drain_ev;
+    struct event *sig_hup, *sig_term, *sig_int;
+    int64_t armed_deadline;
+    int64_t stuck_deadline; /* a deadline a tick left due: back off */
+    int draining, stop;
+
+    sbd_metrics m;
+};
+
+/* daemon.c */
+uint64_t sbd_now_ns(void); /* monotonic */
+int64_t sbd_wall_ms(void);
+/* Release the batch: sync once if needed, send the held responses, publish
+** the held stream events, re-arm the timer for the next deadline. */
+void sbd_flush(sbd *d);
+/* A connection went away; during shutdown, stop when none are left. */
+void sbd_conn_gone(sbd *d);
+
+/* http.c */
+int sbd_http_listen(sbd *d);
+/* Hand the held responses to the connections. sync_failed: answer every
+** connection with a mutating request in the batch with a 500 instead. */
+void sbd_http_release(sbd *d, int sync_failed);
+/* Stop accepting; close idle connections; let in-flight requests finish. */
+void sbd_http_drain(sbd *d);
+void sbd_http_close_all(sbd *d);
+struct bufferevent *sbd_conn_bev(sbd_conn *c);
+uint64_t sbd_conn_id(const sbd_conn *c);
+const char *sbd_conn_peer(const sbd_conn *c);
+void sbd_conn_close(sbd_conn *c);
+void sbd_conn_set_sub(sbd_conn *c, sbd_sub *s);
+
+/* api.c */
+void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep);
+int sbd_api_route_count(void);
+const char *sbd_api_route_name(int route);
+/* Append {"error":{...}} to rep and set its status. code is a SB_E* name or
+** one of the daemon's HTTP_* codes. */
+void sbd_api_error(sbd_reply *rep, int status, const char *code, const char *message,
+                   const char *field);
+int sbd_api_status(int sb_code);
+
+/* stream.c */
+int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account);
+void sbd_stream_unsubscribe(sbd *d, sbd_sub *s);
+/* Hold an action for the account's subscribers until the batch is synced. */
+void sbd_stream_hold(sbd *d, const sb_action *a, const char *account);
+void sbd_stream_publish(sbd *d);
+void sbd_stream_keepalive(sbd *d);
+void sbd_stream_close_all(sbd *d);
+/* The action as JSON, the same shape as the library's result JSON. */
+json_t *sbd_action_obj(const sb_action *a, const char *account);
+char *sbd_action_json(const sb_action *a, const char *account);
+
+/* metrics.c */
+void sbd_metrics_request(sbd *d, int route, int method, int status, double seconds);
+void sbd_metrics_render(sbd *d, struct evbuffer *out);
+int sbd_status_index(int status);
+
+/* demo.c */
+int sbd_demo_setup(sbd *d);
+
+#endif

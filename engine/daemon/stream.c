@@ -1,0 +1,178 @@
+/*
+** stream.c — GET /v1/events: each account's action stream as Server-Sent
+** Events. Actions wait in the batch with the responses and go out after the
+** sync, as `data: <action json>\n\n`. A subscriber whose unsent output passes
+** stream_buffer bytes is dropped (and logged) rather than slowing the loop.
+*/
+#include "serve.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "log.h"
+
+struct sbd_sub {
+    sbd_sub *next, *prev;
+    sbd_conn *conn;
+    char account[132];
+};
+
+struct sbd_pub {
+    sbd_pub *next;
+    char *account;
+    char *json;
+};
+
+static void put_str(json_t *o, const char *k, const char *v)
+{
+    if (v) json_object_set_new(o, k, json_string(v));
+}
+
+json_t *sbd_action_obj(const sb_action *a, const char *account)
+{
+    static const char *const names[] = {NULL,       "ring", "cancel", "connect", "reject",
+                                        "overflow", "wait", "end",    "agent"};
+    json_t *o = json_object();
+    if (!o) return NULL;
+    unsigned t = (unsigned)a->type;
+    json_object_set_new(
+        o, "type",
+        json_string(t < sizeof names / sizeof names[0] && names[t] ? names[t] : "unknown"));
+    put_str(o, "account", a->account ? a->account : account);
+    put_str(o, "call", a->call_id);
+    put_str(o, "agent", a->agent_id);
+    put_str(o, "device", a->device);
+    put_str(o, "uri", a->uri);
+    put_str(o, "queue", a->queue_id);
+    put_str(o, "reason", a->reason);
+    put_str(o, "status", a->status);
+    if (a->type == SB_ACT_RING) json_object_set_new(o, "timeout", json_integer(a->timeout_s));
+    if (a->type == SB_ACT_WAIT && a->due_ms)
+        json_object_set_new(o, "due_ms", json_integer(a->due_ms));
+    return o;
+}
+
+char *sbd_action_json(const sb_action *a, const char *account)
+{
+    json_t *o = sbd_action_obj(a, account);
+    if (!o) return NULL;
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    return s;
+}
+
+int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account)
+{
+    sbd_sub *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    s->conn = c;
+    snprintf(s->account, sizeof s->account, "%s", account);
+    s->next = d->subs;
+    if (d->subs) d->subs->prev = s;
+    d->subs = s;
+    d->nsubs++;
+    sbd_conn_set_sub(c, s);
+    sbd_log(SB_LOG_INFO, "stream subscribed", "conn=%llu peer=%s account=%s",
+            (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account));
+    return 0;
+}
+
+void sbd_stream_unsubscribe(sbd *d, sbd_sub *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        d->subs = s->next;
+    if (s->next) s->next->prev = s->prev;
+    d->nsubs--;
+    sbd_conn_set_sub(s->conn, NULL);
+    sbd_log(SB_LOG_INFO, "stream closed", "conn=%llu account=%s",
+            (unsigned long long)sbd_conn_id(s->conn), sbd_q(s->account));
+    free(s);
+}
+
+void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)
+{
+    const char *acct = a->account ? a->account : account;
+    if (!acct) return;
+    d->m.stream_events++;
+    /* Nobody listening to this account: nothing to hold. */
+    sbd_sub *s = d->subs;
+    while (s && strcmp(s->account, acct) != 0)
+        s = s->next;
+    if (!s) return;
+    sbd_pub *p = calloc(1, sizeof *p);
+    if (!p) return;
+    p->account = strdup(acct);
+    p->json = sbd_action_json(a, acct);
+    if (!p->account || !p->json) {
+        free(p->account);
+        free(p->json);
+        free(p);
+        return;
+    }
+    *d->pub_tail = p;
+    d->pub_tail = &p->next;
+}
+
+static void drop(sbd *d, sbd_sub *s, size_t queued)
+{
+    sbd_log(SB_LOG_WARN, "stream subscriber dropped: slow consumer",
+            "conn=%llu peer=%s account=%s queued_bytes=%zu stream_buffer=%zu",
+            (unsigned long long)sbd_conn_id(s->conn), sbd_conn_peer(s->conn), sbd_q(s->account),
+            queued, d->cfg->stream_buffer);
+    d->m.stream_dropped++;
+    sbd_conn_close(s->conn); /* unsubscribes s */
+}
+
+void sbd_stream_publish(sbd *d)
+{
+    while (d->pub_head) {
+        sbd_pub *p = d->pub_head;
+        d->pub_head = p->next;
+        size_t jl = strlen(p->json);
+        sbd_sub *s = d->subs;
+        while (s) {
+            sbd_sub *next = s->next;
+            if (!strcmp(s->account, p->account)) {
+                struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
+                size_t queued = evbuffer_get_length(out);
+                if (queued + jl + 8 > d->cfg->stream_buffer) {
+                    drop(d, s, queued);
+                } else {
+                    evbuffer_add(out, "data: ", 6);
+                    evbuffer_add(out, p->json, jl);
+                    evbuffer_add(out, "\n\n", 2);
+                }
+            }
+            s = next;
+        }
+        free(p->account);
+        free(p->json);
+        free(p);
+    }
+    d->pub_tail = &d->pub_head;
+}
+
+void sbd_stream_keepalive(sbd *d)
+{
+    sbd_sub *s = d->subs;
+    while (s) {
+        sbd_sub *next = s->next;
+        struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
+        size_t queued = evbuffer_get_length(out);
+        if (queued + 16 > d->cfg->stream_buffer)
+            drop(d, s, queued);
+        else
+            evbuffer_add(out, ": keep-alive\n\n", 14);
+        s = next;
+    }
+}
+
+void sbd_stream_close_all(sbd *d)
+{
+    while (d->subs)
+        sbd_conn_close(d->subs->conn);
+}

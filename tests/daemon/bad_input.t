@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+# Bad input is refused with the exact status and error code, and changes
+# nothing: malformed JSON, non-UTF-8, unknown fields, wrong types, invalid
+# E.164, oversize bodies (413) and headers (431), unknown routes and methods.
+import sys, os, json
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, provision, agent_doc
+
+t = TAP()
+d = Daemon(conf={"max_body": "4K", "max_header": "2K"})
+t.cleanups.append(d.cleanup)
+d.start()
+acme = provision(d)
+
+
+def snapshot():
+    return [acme.get(p).body for p in ("/v1/agents", "/v1/queues", "/v1/agents/alice",
+                                       "/v1/queues/support")]
+
+
+base = snapshot()
+JSON = {"Content-Type": "application/json"}
+
+
+def refused(r, status, code, name, field=None, check_field=False):
+    good = r.status == status and r.code == code and (not check_field or r.field == field)
+    t.ok(good, "%s: %d %s%s" % (name, status, code, " field=%s" % field if check_field else ""), r)
+    t.ok(r.json is not None and set(r.json.get("error", {})) >= {"code", "message", "field"},
+         "... as {\"error\":{code,message,field}}", r)
+
+
+refused(acme.put("/v1/agents/carol", '{"name": "Carol", "devices": {', headers=JSON),
+        400, "SB_EINVAL", "malformed JSON")
+refused(acme.put("/v1/agents/carol", b'{"name": "Car\xffol", "devices": {"softphone": "sip:c@x"}}',
+                 headers=JSON), 400, "SB_EINVAL", "non-UTF-8 body")
+r = acme.put("/v1/agents/carol", b'{"name": "\xc3\x28"}', headers=JSON)
+t.ok("UTF-8" in r.body, "... the message says UTF-8", r)
+refused(acme.put("/v1/agents/carol", "[1, 2, 3]", headers=JSON), 400, "SB_EINVAL", "a JSON array body")
+refused(acme.put("/v1/agents/carol", "", headers=JSON), 400, "SB_EINVAL", "an empty body")
+refused(acme.put("/v1/agents/carol", '{"name": "A", "name": "B", "devices": {"softphone": "sip:c@x"}}',
+                 headers=JSON), 400, "SB_EINVAL", "duplicate keys")
+refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), colour="blue")),
+        400, "SB_EINVAL", "an unknown field", "colour", True)
+refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), weight="heavy")),
+        400, "SB_EINVAL", "a wrong type", "weight", True)
+refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), devices={"fax": "tel:+1"})),
+        400, "SB_EINVAL", "an unknown device", "devices.fax", True)
+refused(acme.put("/v1/queues/support", {"policy": "first", "ring_timeout": "soon"}),
+        400, "SB_EINVAL", "a queue with a wrong type", "ring_timeout", True)
+refused(acme.put("/v1/agents/bad%20id", agent_doc("x")), 400, "SB_EINVAL", "an invalid id in the path")
+refused(acme.post("/v1/calls", {"call": "c1", "queue": "support", "caller": "12345"}),
+        400, "SB_EINVAL", "a caller that is not E.164", "caller", True)
+refused(acme.post("/v1/calls", {"call": "c1", "queue": "support", "caller": "+1"}),
+        400, "SB_EINVAL", "a too-short E.164 number", "caller", True)
+refused(acme.post("/v1/calls", {"call": "c1", "queue": "support", "caller": "+4930100001",
+                                "priority": "high"}), 400, "SB_EINVAL", "priority of the wrong type",
+        "priority", True)
+refused(acme.post("/v1/calls", {"call": "c1", "queue": "support", "caller": "+4930100001",
+                                "shoe_size": 9}), 400, "SB_EINVAL", "an unknown event field",
+        "shoe_size", True)
+t.is_(acme.get("/v1/calls/c1").status, 404, "... none of those offers created c1")
+refused(acme.post("/v1/agents/alice/status", {"status": "on_call"}), 400, "SB_EINVAL",
+        "an agent status the gateway may not set", "status", True)
+refused(acme.post("/v1/calls/c1/ring_result", {"agent": "alice", "outcome": "maybe"}), 400,
+        "SB_EINVAL", "an unknown ring outcome", "outcome", True)
+
+# -- sizes -----------------------------------------------------------------------
+big = json.dumps(dict(agent_doc("carol"), name="x" * 5000))
+refused(acme.put("/v1/agents/carol", big, headers=JSON), 413, "HTTP_BODY_TOO_LARGE",
+        "a body over max_body (4K)")
+r = d.raw(("PUT /v1/agents/carol HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+           "Content-Length: 10000000\r\n\r\n{" % acme.auth).encode())
+t.ok(r.startswith(b"HTTP/1.1 413 ") and b"HTTP_BODY_TOO_LARGE" in r,
+     "a declared Content-Length over max_body is 413 before the body is read", r[:200])
+chunked = ("PUT /v1/agents/carol HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode()
+chunked += b"".join(b"400\r\n" + b" " * 1024 + b"\r\n" for _ in range(5)) + b"0\r\n\r\n"
+r = d.raw(chunked)
+t.ok(r.startswith(b"HTTP/1.1 413 "), "a chunked body over max_body is 413", r[:200])
+r = acme.get("/v1/agents", headers={"X-Padding": "p" * 3000})
+t.is_((r.status, r.code), (431, "HTTP_HEADERS_TOO_LARGE"), "a header over max_header (2K): 431")
+r = d.raw(b"GET /v1/agents HTTP/1.1\r\n" + b"X-A: b\r\n" * 400)
+t.ok(r.startswith(b"HTTP/1.1 431 "), "a header block that never ends within max_header: 431", r[:200])
+r = acme.put("/v1/agents/carol", dict(agent_doc("carol"), preferences={"note": "x" * 3500}))
+t.is_(r.status, 200, "a body just under max_body is fine", r)
+acme.delete("/v1/agents/carol")
+
+# -- routes and methods -------------------------------------------------------------
+r = acme.get("/v1/nothing")
+t.is_((r.status, r.code), (404, "HTTP_NOT_FOUND"), "an unknown route: 404 HTTP_NOT_FOUND")
+r = acme.get("/v1/agents/alice/extra")
+t.is_((r.status, r.code), (404, "HTTP_NOT_FOUND"), "a route with an extra segment: 404")
+r = acme.req("PATCH", "/v1/agents/alice", {"name": "x"})
+t.is_((r.status, r.code), (405, "HTTP_METHOD_NOT_ALLOWED"), "PATCH: 405 HTTP_METHOD_NOT_ALLOWED")
+t.is_(r.headers.get("allow"), "GET, PUT, DELETE", "... with Allow: GET, PUT, DELETE")
+r = acme.post("/v1/agents", {"id": "x"})
+t.is_((r.status, r.headers.get("allow")), (405, "GET"), "POST /v1/agents: 405, Allow: GET")
+r = d.raw(b"GARBAGE\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.1 400 ") and b"HTTP_BAD_REQUEST" in r, "a malformed request line: 400", r[:200])
+r = d.raw(b"GET /v1/agents HTTP/2.0\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.1 505 "), "HTTP/2.0 on this port: 505", r[:200])
+r = d.raw(b"GET /healthz HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+t.ok(r.startswith(b"HTTP/1.1 400 "), "conflicting Content-Length: 400", r[:200])
+r = d.raw(b"GET /healthz HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.1 400 "), "Content-Length with Transfer-Encoding: 400", r[:200])
+r = d.raw(b"GET /healthz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.1 501 "), "an unsupported transfer coding: 501", r[:200])
+r = acme.get("/v1/agents/%zz")
+t.is_((r.status, r.code), (400, "HTTP_BAD_REQUEST"), "a malformed percent-escape: 400")
+
+t.is_(snapshot(), base, "after all of that, nothing changed")
+t.is_(d.request("GET", "/healthz").status, 200, "the daemon is fine")
+t.is_(d.stop(), 0, "exit 0")
+t.done()

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+# Configuration and start-up: unknown keys and bad values are errors with
+# file:line, flags override the file, the admin token file is created 0600,
+# and a second `serve` on a data directory in use fails clearly with exit 1.
+import sys, os, stat, subprocess
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, binary
+
+t = TAP()
+
+
+def run(args, timeout=20):
+    p = subprocess.run([binary(), "serve"] + args, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+d = Daemon()
+t.cleanups.append(d.cleanup)
+tmp = d.tmp
+
+bad = os.path.join(tmp, "bad.conf")
+with open(bad, "w") as f:
+    f.write("# a comment\nlisten = 127.0.0.1:0\n\nbogus_key = 1\n")
+rc, out, err = run(["--config", bad])
+t.is_(rc, 1, "an unknown key: exit 1")
+t.ok("bad.conf:4" in err and "bogus_key" in err, "... naming file:line and the key", err)
+
+with open(bad, "w") as f:
+    f.write("listen = 127.0.0.1:0\nsync = sometimes\n")
+rc, out, err = run(["--config", bad])
+t.ok(rc == 1 and "bad.conf:2" in err and "sync" in err, "a bad value: exit 1 with file:line", err)
+with open(bad, "w") as f:
+    f.write("max_body = lots\n")
+rc, out, err = run(["--config", bad])
+t.ok(rc == 1 and "bad.conf:1" in err, "a bad size: exit 1 with file:line", err)
+with open(bad, "w") as f:
+    f.write("just some words\n")
+rc, out, err = run(["--config", bad])
+t.ok(rc == 1 and "bad.conf:1" in err, "a line that is not key = value: exit 1", err)
+rc, out, err = run(["--config", os.path.join(tmp, "missing.conf")])
+t.ok(rc == 1 and "missing.conf" in err, "a missing config file: exit 1", err)
+rc, out, err = run(["--frobnicate"])
+t.ok(rc == 2 and "--frobnicate" in err, "an unknown flag: exit 2", err)
+rc, out, err = run(["--help"])
+t.ok(rc == 0 and "--data-dir" in out, "--help: usage on stdout, exit 0")
+
+# The example config must load as it is (all its keys are real).
+example = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "examples", "switchboard.conf")
+ex = Daemon(data_dir=os.path.join(tmp, "exdata"),
+            args=["--config", example, "--listen", "127.0.0.1:0",
+                  "--data-dir", os.path.join(tmp, "exdata"), "--policy-dir", d.policy_dir])
+t.cleanups.append(ex.cleanup)
+# (Daemon passes its own --config first; the second --config wins.)
+try:
+    ex.start()
+    t.ok(True, "examples/switchboard.conf loads, flags override its listen/data_dir")
+    t.is_(ex.stop(), 0, "... exit 0")
+except RuntimeError as e:
+    t.ok(False, "examples/switchboard.conf loads", e)
+    t.ok(False, "... exit 0")
+
+# Flags override the file: the file says debug and an unusable address.
+d2 = Daemon(conf={"listen": "256.0.0.1:99999", "log_level": "debug"},
+            args=["--listen", "127.0.0.1:0", "--log-level", "info"])
+t.cleanups.append(d2.cleanup)
+d2.start()
+t.ok(d2.port > 0, "--listen overrides the file's listen")
+d2.request("GET", "/healthz")
+t.ok(not any("level=debug" in l for l in d2.lines), "--log-level info overrides the file's debug")
+tok = os.path.join(d2.data_dir, "admin.token")
+mode = stat.S_IMODE(os.stat(tok).st_mode)
+t.is_(oct(mode), oct(0o600), "the generated admin token file is mode 0600")
+t.ok(any('msg="admin token created"' in l and "admin.token" in l for l in d2.lines),
+     "... and its path is logged")
+t.ok(len(d2.token) >= 32, "... holding a long random token")
+
+# A second serve on the same data directory.
+d3 = Daemon(data_dir=d2.data_dir)
+t.cleanups.append(d3.cleanup)
+d3.start(expect_listen=False)
+rc = d3.wait(20)
+t.is_(rc, 1, "a second serve on the same data directory exits 1")
+msg = "\n".join(d3.lines)
+t.ok("in use" in msg and d2.data_dir in msg and str(d2.proc.pid) in msg,
+     "... saying the directory is in use, by which pid", msg)
+t.is_(d2.request("GET", "/healthz").status, 200, "the first daemon is unaffected")
+t.is_(d2.stop(), 0, "exit 0")
+
+# Once the first has stopped, the directory can be served again, same token.
+d3.start()
+t.is_(d3.token, d2.token, "a restart keeps the admin token")
+t.is_(d3.admin("GET", "/v1/accounts").status, 200, "... and it works")
+t.is_(d3.stop(), 0, "exit 0")
+
+# sync modes: the daemon's own group sync only in group mode.
+for mode in ("none", "sync", "group"):
+    dm = Daemon(args=["--sync", mode])
+    t.cleanups.append(dm.cleanup)
+    dm.start()
+    r = dm.admin("POST", "/v1/accounts", {"id": "m1"})
+    syncs = dm.metric("switchboard_syncs_total")
+    t.ok(r.status == 201 and (syncs >= 1 if mode == "group" else syncs == 0),
+         "--sync %s: works, %d group syncs" % (mode, syncs or 0))
+    t.ok(any("sync=%s" % mode in l for l in dm.lines if 'msg="listening"' in l), "... and says so at start")
+    t.is_(dm.stop(), 0, "... exit 0")
+
+# admin_token_file pointing at an existing file.
+tokfile = os.path.join(tmp, "my.token")
+with open(tokfile, "w") as f:
+    f.write("s3cret-admin-token-for-tests\n")
+os.chmod(tokfile, 0o600)
+d4 = Daemon(conf={"admin_token_file": tokfile})
+t.cleanups.append(d4.cleanup)
+d4.start()
+r = d4.request("GET", "/v1/accounts", auth="Bearer s3cret-admin-token-for-tests")
+t.is_(r.status, 200, "admin_token_file: the token from that file works")
+t.ok(not os.path.exists(os.path.join(d4.data_dir, "admin.token")), "... and no other token file is made")
+t.is_(d4.stop(), 0, "exit 0")
+t.done()

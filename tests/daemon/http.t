@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+# The HTTP/1.1 transport: keep-alive, pipelining (answers in order), chunked
+# request bodies, Expect: 100-continue, HTTP/1.0, a client that half-closes,
+# and max_connections (503 with a JSON error).
+import sys, os, socket, time, json
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, provision, agent_doc
+
+t = TAP()
+d = Daemon(conf={"max_connections": 4})
+t.cleanups.append(d.cleanup)
+d.start()
+acme = provision(d)
+
+
+def read_responses(sock, n, timeout=10):
+    """Read n Content-Length-delimited responses from sock."""
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    while len(out) < n:
+        while b"\r\n\r\n" not in buf:
+            b = sock.recv(65536)
+            if not b:
+                return out, buf
+            buf += b
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        hdrs = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        if lines[0].split()[1] == "100":
+            buf = rest
+            out.append((100, hdrs, b""))
+            continue
+        n_body = int(hdrs.get("content-length", "0"))
+        while len(rest) < n_body:
+            b = sock.recv(65536)
+            if not b:
+                break
+            rest += b
+        out.append((int(lines[0].split()[1]), hdrs, rest[:n_body]))
+        buf = rest[n_body:]
+    return out, buf
+
+
+def req(method, path, body=b"", extra=""):
+    return ("%s %s HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\nContent-Length: %d\r\n%s\r\n"
+            % (method, path, acme.auth, len(body), extra)).encode() + body
+
+
+# -- keep-alive ----------------------------------------------------------------------
+c = d.conn()
+r1 = d.request("GET", "/v1/agents/alice", auth=acme.auth, conn=c)
+r2 = d.request("GET", "/v1/agents/bob", auth=acme.auth, conn=c)
+t.ok(r1.status == 200 and r2.status == 200 and r2.json["id"] == "bob",
+     "two requests on one keep-alive connection")
+c.close()
+
+# -- pipelining ------------------------------------------------------------------------
+s = socket.create_connection((d.host, d.port))
+body = json.dumps(agent_doc("pipe")).encode()
+s.sendall(req("GET", "/v1/agents/alice") + req("PUT", "/v1/agents/pipe", body) +
+          req("GET", "/v1/agents/pipe") + req("GET", "/v1/nothing") + req("GET", "/v1/agents/bob"))
+resps, _ = read_responses(s, 5)
+t.is_([x[0] for x in resps], [200, 200, 200, 404, 200], "five pipelined requests, answered in order")
+t.is_([json.loads(x[2]).get("id") for x in resps if x[0] == 200],
+      ["alice", "pipe", "pipe", "bob"], "... each with its own body")
+s.close()
+
+# -- group commit: requests that arrive together share one sync ---------------------------
+syncs0 = d.metric("switchboard_syncs_total")
+s = socket.create_connection((d.host, d.port))
+batch = b"".join(req("PUT", "/v1/agents/g%d" % i, json.dumps(agent_doc("g%d" % i)).encode())
+                 for i in range(10))
+s.sendall(batch)
+resps, _ = read_responses(s, 10)
+s.close()
+syncs1 = d.metric("switchboard_syncs_total")
+t.is_([x[0] for x in resps], [200] * 10, "ten pipelined PUTs answered")
+t.ok(syncs1 - syncs0 <= 2, "... behind %d sync(s), not ten" % (syncs1 - syncs0))
+t.ok(d.metric("switchboard_syncs_total") == syncs1, "reads need no sync")
+
+# -- chunked request body ------------------------------------------------------------------
+s = socket.create_connection((d.host, d.port))
+body = json.dumps(agent_doc("chunky")).encode()
+chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7])
+                  for i in range(0, len(body), 7))
+s.sendall(("PUT /v1/agents/chunky HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode() + chunks + b"0\r\nX-Trailer: 1\r\n\r\n")
+resps, _ = read_responses(s, 1)
+t.is_(resps and resps[0][0], 200, "a chunked request body (with extensions and a trailer)")
+t.is_(acme.get("/v1/agents/chunky").json.get("name"), "Chunky", "... was decoded")
+s.close()
+
+# -- Expect: 100-continue ---------------------------------------------------------------------
+s = socket.create_connection((d.host, d.port))
+body = json.dumps(agent_doc("eager")).encode()
+s.sendall(("PUT /v1/agents/eager HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\nContent-Length: %d\r\n"
+           "Expect: 100-continue\r\n\r\n" % (acme.auth, len(body))).encode())
+first, _ = read_responses(s, 1)
+t.is_(first and first[0][0], 100, "Expect: 100-continue gets 100 Continue")
+s.sendall(body)
+rest, _ = read_responses(s, 1)
+t.is_(rest and rest[0][0], 200, "... then the answer")
+s.close()
+
+# -- HTTP/1.0 and Connection: close ------------------------------------------------------------
+r = d.raw(("GET /v1/agents/alice HTTP/1.0\r\nAuthorization: %s\r\n\r\n" % acme.auth).encode())
+t.ok(r.startswith(b"HTTP/1.0 200 ") and b"Connection: close" in r, "HTTP/1.0: answered and closed", r[:120])
+r = d.raw(("GET /v1/agents/alice HTTP/1.1\r\nAuthorization: %s\r\nConnection: close\r\n\r\n"
+           % acme.auth).encode())
+t.ok(r.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in r, "Connection: close is honoured", r[:120])
+
+# -- a client that half-closes after its request still gets the answer -------------------------
+s = socket.create_connection((d.host, d.port))
+s.sendall(req("GET", "/v1/agents/alice"))
+s.shutdown(socket.SHUT_WR)
+resps, _ = read_responses(s, 1)
+t.is_(resps and resps[0][0], 200, "a half-closed client still gets its response")
+s.close()
+
+# -- max_connections -------------------------------------------------------------------------
+held = []
+for i in range(4):
+    c = socket.create_connection((d.host, d.port))
+    c.sendall(req("GET", "/healthz"))
+    read_responses(c, 1)          # make sure the daemon has accepted it
+    held.append(c)
+r = d.raw(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.1 503 "), "past max_connections (4): 503", r[:200])
+body = r.partition(b"\r\n\r\n")[2]
+try:
+    code = json.loads(body)["error"]["code"]
+except Exception:
+    code = None
+t.is_(code, "HTTP_TOO_MANY_CONNECTIONS", "... with a JSON error")
+for c in held:
+    c.close()
+ok = False
+end = time.monotonic() + 10
+while time.monotonic() < end and not ok:
+    ok = d.request("GET", "/healthz").status == 200
+t.ok(ok, "after the connections close, new ones are served again")
+line = d.wait_log(r"too many connections", timeout=1)
+t.ok(line is not None, "the refusal was logged")
+
+t.is_(d.stop(), 0, "exit 0")
+t.done()

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+# Provisioning over HTTP: the admin creates an account and keys; the account
+# stores a policy, agents, a queue and its members; reads, lists and deletes.
+import sys, os
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, Account, FIRST_POLICY, agent_doc
+
+t = TAP()
+d = Daemon()
+t.cleanups.append(d.cleanup)
+d.start()
+
+r = d.request("GET", "/healthz")
+t.is_((r.status, r.json and r.json.get("status")), (200, "ok"), "GET /healthz without auth")
+
+# -- accounts (admin) ------------------------------------------------------
+r = d.admin("POST", "/v1/accounts", {"id": "acme", "name": "Acme Ltd"})
+t.is_(r.status, 201, "POST /v1/accounts creates the account")
+t.is_(r.headers.get("location"), "/v1/accounts/acme", "... with a Location header")
+t.is_(r.json.get("id"), "acme", "... and returns the account")
+r = d.admin("POST", "/v1/accounts", {"id": "acme", "name": "Again"})
+t.is_((r.status, r.code, r.field), (409, "SB_EEXIST", "id"), "creating it twice is 409 SB_EEXIST")
+r = d.admin("POST", "/v1/accounts", {"name": "No id"})
+t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "id"), "POST without id is 400 naming id")
+r = d.admin("GET", "/v1/accounts/acme")
+t.is_((r.status, r.json.get("name")), (200, "Acme Ltd"), "GET /v1/accounts/acme")
+r = d.admin("PUT", "/v1/accounts/acme", {"name": "Acme Group"})
+t.is_(r.status, 200, "PUT /v1/accounts/acme fills the id from the path")
+r = d.admin("GET", "/v1/accounts/acme")
+t.is_(r.json.get("name"), "Acme Group", "... and the change is stored")
+r = d.admin("PUT", "/v1/accounts/acme", {"id": "other", "name": "x"})
+t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "id"), "PUT with a different body id is 400")
+r = d.admin("PUT", "/v1/accounts/temp", {"name": "Temporary"})
+t.is_(r.status, 200, "PUT /v1/accounts/temp creates another account")
+r = d.admin("GET", "/v1/accounts")
+ids = sorted(a["id"] for a in (r.json or {}).get("accounts", []))
+t.is_((r.status, ids), (200, ["acme", "temp"]), "GET /v1/accounts lists both")
+
+# -- keys ------------------------------------------------------------------
+r = d.admin("POST", "/v1/accounts/acme/keys")
+t.is_(r.status, 201, "POST /v1/accounts/acme/keys")
+key, key_id = (r.json or {}).get("key"), (r.json or {}).get("key_id")
+t.ok(key and key_id, "... returns key and key_id", r)
+acme = Account(d, "acme", key)
+r = d.admin("POST", "/v1/accounts/acme/keys")
+key2, key2_id = r.json.get("key"), r.json.get("key_id")
+t.ok(key2 != key, "a second key is different")
+t.is_(Account(d, "acme", key2).get("/v1/agents").status, 200, "the second key works")
+r = d.admin("DELETE", "/v1/accounts/acme/keys/" + key2_id)
+t.is_(r.status, 200, "DELETE /v1/accounts/acme/keys/{key_id} revokes it")
+t.is_(Account(d, "acme", key2).get("/v1/agents").status, 401, "the revoked key is refused")
+t.is_(acme.get("/v1/agents").status, 200, "the first key still works")
+r = d.admin("DELETE", "/v1/accounts/acme/keys/" + key2_id)
+t.is_((r.status, r.code), (404, "SB_ENOTFOUND"), "revoking it again is 404")
+r = d.admin("POST", "/v1/accounts/nobody/keys")
+t.is_((r.status, r.code), (404, "SB_ENOTFOUND"), "a key for a missing account is 404")
+
+# -- policies ----------------------------------------------------------------
+r = acme.put("/v1/policies/first", FIRST_POLICY, headers={"Content-Type": "text/x-lua"})
+t.is_(r.status, 200, "PUT /v1/policies/first with Lua source")
+t.ok(r.json and r.json.get("name") == "first" and r.json.get("version"), "... returns name and version", r)
+r = acme.put("/v1/policies/broken", "local P = {\nfunction P.route(\nreturn P\n",
+             headers={"Content-Type": "text/x-lua"})
+t.is_((r.status, r.code), (422, "SB_EPOLICY"), "a policy that does not compile is 422 SB_EPOLICY")
+t.ok(r.json and ":" in r.json["error"]["message"], "... with file:line in the message", r)
+r = acme.put("/v1/policies/viajson", {"source": FIRST_POLICY, "cases": []})
+t.is_(r.status, 200, "PUT /v1/policies/{name} as JSON {source, cases}")
+r = acme.put("/v1/policies/viajson", {"source": FIRST_POLICY, "extra": 1})
+t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "extra"), "an unknown field in the JSON form is 400")
+r = acme.get("/v1/policies")
+names = sorted(p["name"] for p in (r.json or {}).get("policies", []) if p.get("source") == "account")
+t.is_((r.status, names), (200, ["first", "viajson"]), "GET /v1/policies lists the account's policies")
+
+# -- agents ------------------------------------------------------------------
+for ag in ("alice", "bob", "carol"):
+    r = acme.put("/v1/agents/" + ag, agent_doc(ag))
+    t.is_(r.status, 200, "PUT /v1/agents/%s" % ag)
+r = acme.get("/v1/agents/alice")
+t.is_((r.status, r.json.get("id"), r.json.get("name")), (200, "alice", "Alice"), "GET /v1/agents/alice")
+t.is_(r.json.get("status"), "available", "... is available")
+r = acme.put("/v1/agents/alice", dict(agent_doc("alice"), id="mallory"))
+t.is_((r.status, r.field), (400, "id"), "PUT with a mismatched id is 400 naming id")
+r = acme.get("/v1/agents")
+ids = sorted(a["id"] for a in (r.json or {}).get("agents", []))
+t.is_(ids, ["alice", "bob", "carol"], "GET /v1/agents lists them")
+r = acme.post("/v1/agents/bob/status", {"status": "paused", "reason": "lunch"})
+t.is_(r.status, 200, "POST /v1/agents/bob/status paused")
+t.ok(all(a.get("type") == "agent" and a.get("agent") == "bob" for a in r.actions()),
+     "... the response carries no action but bob's own", r)
+r = acme.get("/v1/agents/bob")
+t.is_((r.json.get("status"), r.json.get("reason")), ("paused", "lunch"), "bob is paused for lunch")
+r = acme.post("/v1/agents/bob/status", {"status": "available"})
+t.is_(r.status, 200, "bob is available again")
+
+# -- queues and members ----------------------------------------------------------
+r = acme.put("/v1/queues/support", {"policy": "first", "ring_timeout": 15})
+t.is_(r.status, 200, "PUT /v1/queues/support")
+r = acme.put("/v1/queues/support/members/alice", {"tier": 1, "position": 1})
+t.is_(r.status, 200, "PUT /v1/queues/support/members/alice with a body")
+r = acme.put("/v1/queues/support/members/bob")
+t.is_(r.status, 200, "PUT /v1/queues/support/members/bob without a body")
+r = acme.put("/v1/queues/support/members/zed")
+t.is_((r.status, r.code), (404, "SB_ENOTFOUND"), "a member that is not an agent is 404")
+r = acme.get("/v1/queues/support")
+members = sorted(m["agent"] for m in (r.json or {}).get("members", []))
+t.is_((r.status, members), (200, ["alice", "bob"]), "GET /v1/queues/support shows both members")
+r = acme.delete("/v1/queues/support/members/bob")
+t.is_(r.status, 200, "DELETE /v1/queues/support/members/bob")
+r = acme.get("/v1/queues/support")
+t.is_(sorted(m["agent"] for m in r.json.get("members", [])), ["alice"], "bob has left the queue")
+r = acme.get("/v1/queues")
+t.is_(sorted(q["id"] for q in (r.json or {}).get("queues", [])), ["support"], "GET /v1/queues")
+
+# -- deletes ---------------------------------------------------------------------
+r = acme.delete("/v1/agents/carol")
+t.is_(r.status, 200, "DELETE /v1/agents/carol")
+r = acme.get("/v1/agents/carol")
+t.is_((r.status, r.code), (404, "SB_ENOTFOUND"), "carol is gone")
+r = acme.put("/v1/queues/spare", {"policy": "first"})
+r = acme.delete("/v1/queues/spare")
+t.is_(r.status, 200, "DELETE /v1/queues/spare")
+t.is_(acme.get("/v1/queues/spare").status, 404, "the queue is gone")
+r = d.admin("DELETE", "/v1/accounts/temp")
+t.is_(r.status, 200, "DELETE /v1/accounts/temp")
+t.is_(d.admin("GET", "/v1/accounts/temp").status, 404, "the account is gone")
+
+# -- metrics -------------------------------------------------------------------
+r = d.admin("GET", "/metrics")
+t.is_(r.status, 200, "GET /metrics with the admin token")
+t.ok(r.headers.get("content-type", "").startswith("text/plain"), "... is Prometheus text")
+t.ok('switchboard_http_requests_total{route="/v1/agents/{id}",method="PUT",code="200"}' in r.body,
+     "... counts requests by route, method and status")
+t.ok("switchboard_http_request_duration_seconds_bucket" in r.body, "... has the latency histogram")
+t.ok("switchboard_events_total" in r.body, "... and the engine's counters")
+
+t.is_(d.stop(), 0, "SIGTERM: exit 0")
+t.done()

@@ -1,0 +1,460 @@
+"""sbtest — helpers for the daemon tests: TAP output, a real `switchboard serve`
+on a free loopback port with a fresh data directory, HTTP and event-stream
+clients. Python 3 standard library only.
+"""
+import atexit
+import base64
+import ctypes
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def binary():
+    b = os.environ.get("SB_BUILD", "build")
+    for cand in (os.path.abspath(b), os.path.join(ROOT, b)):
+        p = os.path.join(cand, "switchboard")
+        if os.path.exists(p):
+            return p
+    return os.path.join(ROOT, b, "switchboard")
+
+
+# A deterministic routing policy: ring the available agent whose id sorts
+# first and who has not been rung for this call yet, on the softphone; wait
+# when nobody is.
+FIRST_POLICY = """\
+local P = {}
+function P.route(call, agents, ctx)
+  local best
+  for _, a in ipairs(agents) do
+    if not call.tried[a.id] and (not best or a.id < best.id) then best = a end
+  end
+  if not best then return { wait = 60 } end
+  return { ring = best.id, device = "softphone", timeout = 20 }
+end
+return P
+"""
+
+
+class TAP:
+    def __init__(self, deadline=120):
+        self.n = 0
+        self.failed = 0
+        signal.signal(signal.SIGALRM, self._timeout)
+        signal.alarm(deadline)
+        self.cleanups = []
+        atexit.register(self._cleanup)  # also after an uncaught exception
+
+    def _cleanup(self):
+        while self.cleanups:
+            try:
+                self.cleanups.pop(0)()
+            except Exception:
+                pass
+
+    def _timeout(self, *_):
+        print("not ok %d - test timed out" % (self.n + 1))
+        print("1..%d" % (self.n + 1))
+        sys.stdout.flush()
+        self._cleanup()
+        os._exit(1)
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        print("%sok %d - %s" % ("" if cond else "not ", self.n, name))
+        if not cond:
+            self.failed += 1
+            if diag is not None:
+                for line in str(diag).splitlines() or [""]:
+                    print("#   " + line)
+        sys.stdout.flush()
+        return bool(cond)
+
+    def is_(self, got, want, name, extra=None):
+        msg = "got:  %r\nwant: %r" % (got, want)
+        if extra is not None:
+            msg += "\n%r" % (extra,)
+        return self.ok(got == want, name, msg)
+
+    def diag(self, msg):
+        for line in str(msg).splitlines():
+            print("# " + line)
+        sys.stdout.flush()
+
+    def done(self):
+        self._cleanup()
+        print("1..%d" % self.n)
+        sys.stdout.flush()
+        sys.exit(1 if self.failed else 0)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def code(self):
+        try:
+            return self.json["error"]["code"]
+        except (TypeError, KeyError):
+            return None
+
+    @property
+    def field(self):
+        try:
+            return self.json["error"]["field"]
+        except (TypeError, KeyError):
+            return None
+
+    def actions(self, kind=None):
+        acts = (self.json or {}).get("actions") or []
+        return [a for a in acts if kind is None or a.get("type") == kind]
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+def _die_with_parent():
+    """In the daemon's child process: get SIGKILL if the test process dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def basic(account, key):
+    return "Basic " + base64.b64encode(("%s:%s" % (account, key)).encode()).decode()
+
+
+class Daemon:
+    """A `switchboard serve` with its own temp data and policy directories."""
+
+    def __init__(self, conf=None, args=(), tmp=None, data_dir=None, policy_dir=None):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="sbtest-")
+        self.own_tmp = tmp is None
+        self.data_dir = data_dir or os.path.join(self.tmp, "data")
+        self.policy_dir = policy_dir or os.path.join(self.tmp, "policies")
+        os.makedirs(self.policy_dir, exist_ok=True)
+        settings = {
+            "listen": "127.0.0.1:0",
+            "data_dir": self.data_dir,
+            "policy_dir": self.policy_dir,
+            "log_level": "debug",
+            "sync": "group",
+        }
+        settings.update(conf or {})
+        self.settings = settings
+        self.conf_path = os.path.join(self.tmp, "switchboard-%d.conf" % id(self))
+        with open(self.conf_path, "w") as f:
+            f.write("# written by tests/daemon/sbtest.py\n")
+            for k, v in settings.items():
+                f.write("%s = %s\n" % (k, v))
+        self.args = list(args)
+        self.proc = None
+        self.lines = []
+        self.out = []
+        self.cond = threading.Condition()
+        self.host = self.port = None
+        self.token = None
+
+    # -- process ---------------------------------------------------------
+    def start(self, expect_listen=True, timeout=20):
+        self.lines = []
+        self.out = []
+        self.pumps = 2
+        self.proc = subprocess.Popen(
+            [binary(), "serve", "--config", self.conf_path] + self.args,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent)
+        threading.Thread(target=self._pump, args=(self.proc.stderr, self.lines),
+                         daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self.out),
+                         daemon=True).start()
+        if not expect_listen:
+            return self
+        line = self.wait_log(r'msg="listening"', timeout=timeout)
+        if not line:
+            raise RuntimeError("daemon did not start:\n" + "\n".join(self.lines))
+        m = re.search(r"addr=(\S+):(\d+)", line)
+        self.host, self.port = m.group(1), int(m.group(2))
+        tok = self.settings.get("admin_token_file") or os.path.join(self.data_dir, "admin.token")
+        with open(tok) as f:
+            self.token = f.read().strip()
+        return self
+
+    def _pump(self, stream, sink):
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self.cond:
+                sink.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.pumps -= 1
+            self.cond.notify_all()
+
+    def wait_log(self, pattern, timeout=10, after=0, sink=None):
+        """First log line at index >= after matching pattern, or None."""
+        sink = self.lines if sink is None else sink
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in sink[after:]:
+                    if rx.search(line):
+                        return line
+                left = end - time.monotonic()
+                if left <= 0 or self.pumps == 0:
+                    for line in sink[after:]:
+                        if rx.search(line):
+                            return line
+                    return None
+                self.cond.wait(min(left, 0.2))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=20):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            if self.wait(timeout) is None:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.own_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- HTTP --------------------------------------------------------------
+    def conn(self, timeout=10):
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, auth=None, headers=None, conn=None):
+        h = dict(headers or {})
+        if auth:
+            h["Authorization"] = auth
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        c = conn or self.conn()
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            data = r.read().decode("utf-8", "replace")
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            if conn is None:
+                c.close()
+
+    def admin(self, method, path, body=None, **kw):
+        return self.request(method, path, body, auth="Bearer " + self.token, **kw)
+
+    def metric(self, name):
+        """The value of an unlabelled metric from /metrics, or None."""
+        r = self.admin("GET", "/metrics")
+        for line in r.body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def raw(self, data, timeout=10, read_until_close=True):
+        """Send raw bytes; return everything read until the server closes."""
+        s = socket.create_connection((self.host, self.port), timeout=timeout)
+        try:
+            s.sendall(data)
+            chunks = []
+            while True:
+                try:
+                    b = s.recv(65536)
+                except (ConnectionResetError, socket.timeout):
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+                if not read_until_close:
+                    break
+            return b"".join(chunks)
+        finally:
+            s.close()
+
+
+class Account:
+    """An account's API credentials bound to a daemon."""
+
+    def __init__(self, d, account, key):
+        self.d, self.id, self.key = d, account, key
+
+    @property
+    def auth(self):
+        return basic(self.id, self.key)
+
+    def req(self, method, path, body=None, **kw):
+        return self.d.request(method, path, body, auth=self.auth, **kw)
+
+    def get(self, path, **kw):
+        return self.req("GET", path, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.req("PUT", path, body, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.req("POST", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.req("DELETE", path, **kw)
+
+
+def agent_doc(aid, **extra):
+    doc = {
+        "name": aid.capitalize(),
+        "devices": {"softphone": "sip:%s@pbx.example" % aid,
+                    "mobile": "tel:+4477009%05d" % (sum(map(ord, aid)) % 100000)},
+        "status": "available",
+    }
+    doc.update(extra)
+    return doc
+
+
+def provision(d, account="acme", agents=("alice", "bob"), queue="support", policy="first",
+              wrapup=0):
+    """Create an account with a key, the FIRST policy, agents and one queue."""
+    r = d.admin("POST", "/v1/accounts", {"id": account, "name": account.title()})
+    assert r.status == 201, r
+    r = d.admin("POST", "/v1/accounts/%s/keys" % account)
+    assert r.status == 201, r
+    a = Account(d, account, r.json["key"])
+    r = a.put("/v1/policies/" + policy, FIRST_POLICY, headers={"Content-Type": "text/x-lua"})
+    assert r.status == 200, r
+    for ag in agents:
+        r = a.put("/v1/agents/" + ag, agent_doc(ag, wrapup=wrapup))
+        assert r.status == 200, r
+    if queue:
+        r = a.put("/v1/queues/" + queue, {"policy": policy, "ring_timeout": 20,
+                                           "members": [{"agent": ag} for ag in agents]})
+        assert r.status == 200, r
+    return a
+
+
+class Stream:
+    """A GET /v1/events subscriber reading Server-Sent Events."""
+
+    def __init__(self, d, auth, timeout=10):
+        self.sock = socket.create_connection((d.host, d.port), timeout=timeout)
+        req = ("GET /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\n"
+               "Accept: text/event-stream\r\n\r\n" % (d.host, auth))
+        self.sock.sendall(req.encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            b = self.sock.recv(65536)
+            if not b:
+                break
+            self.buf += b
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1]) if lines and lines[0] else 0
+        self.headers = {}
+        for l in lines[1:]:
+            k, _, v = l.partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+        if self.status != 200:
+            # the error body (Content-Length delimited)
+            n = int(self.headers.get("content-length", "0"))
+            while len(self.buf) < n:
+                b = self.sock.recv(65536)
+                if not b:
+                    break
+                self.buf += b
+            self.body = self.buf[:n].decode("utf-8", "replace")
+
+    def _block(self, timeout):
+        end = time.monotonic() + timeout
+        while b"\n\n" not in self.buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                b = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            if not b:
+                return None
+            self.buf += b
+        blk, _, self.buf = self.buf.partition(b"\n\n")
+        return blk.decode("utf-8")
+
+    def next(self, timeout=10):
+        """The next event's data as JSON (comments skipped), or None."""
+        end = time.monotonic() + timeout
+        while True:
+            blk = self._block(max(0.0, end - time.monotonic()))
+            if blk is None:
+                return None
+            data = [l[6:] for l in blk.split("\n") if l.startswith("data: ")]
+            if data:
+                return json.loads("\n".join(data))
+
+    def next_where(self, pred, timeout=10):
+        end = time.monotonic() + timeout
+        while True:
+            ev = self.next(max(0.0, end - time.monotonic()))
+            if ev is None or pred(ev):
+                return ev
+
+    def comment(self, timeout=10):
+        end = time.monotonic() + timeout
+        while True:
+            blk = self._block(max(0.0, end - time.monotonic()))
+            if blk is None:
+                return None
+            if blk.startswith(":"):
+                return blk
+
+    def closed(self, timeout=10):
+        """True once the server closes the stream."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                b = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            except ConnectionResetError:
+                return True
+            if not b:
+                return True
+
+    def close(self):
+        self.sock.close()
