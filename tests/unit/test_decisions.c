@@ -1,0 +1,355 @@
+/*
+** test_decisions.c — every kind of routing decision applied by the engine,
+** with policies uploaded to an account: ring one, ring several at once (the
+** first to answer wins, the others are cancelled), ring in sequence, pick the
+** device, wait with a re-decide time, move, reject, pause; the key-value
+** store across calls and engines; a policy that fails gets the fallback and
+** the trace says why; a policy upload that fails changes nothing.
+*/
+#include "switchboard.h"
+#include "tap.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int64_t now_ms = 1767603600000; /* Monday 2026-01-05 09:00 UTC */
+static int64_t test_clock(void *arg)
+{
+    return now_ms;
+}
+static void quiet(void *arg, sb_log_level l, const char *line)
+{
+    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
+}
+
+static char dir[256];
+static sb_engine *eng;
+static sb_result *res;
+static int ncall;
+
+static sb_engine *open_engine(void)
+{
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = dir;
+    cfg.sync = SB_SYNC_NONE;
+    cfg.clock = test_clock;
+    cfg.map_size = 4 << 20;
+    cfg.log = quiet;
+    cfg.quarantine_after = 3;
+    sb_engine *e = NULL;
+    if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
+    return e;
+}
+
+static int policy(const char *name, const char *src)
+{
+    int rc = sb_policy_put(eng, "acme", name, src, strlen(src), NULL, res);
+    if (rc) diag("policy %s: %s", name, sb_result_message(res));
+    return rc;
+}
+
+static int ev(const char *json)
+{
+    return sb_submit_json(eng, "acme", json, strlen(json), res);
+}
+
+static int count(sb_action_type type)
+{
+    int n = 0;
+    for (size_t i = 0; i < sb_result_count(res); i++)
+        n += sb_result_action(res, i)->type == type;
+    return n;
+}
+
+static const sb_action *nth(sb_action_type type, int n)
+{
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (a->type == type && n-- == 0) return a;
+    }
+    return NULL;
+}
+
+static void queue_with(const char *policy_name)
+{
+    char q[512];
+    snprintf(q, sizeof q,
+             "{\"id\":\"q\",\"policy\":\"%s\",\"ring_timeout\":20,\"overflow\":\"backup\","
+             "\"members\":[{\"agent\":\"a1\",\"position\":1},{\"agent\":\"a2\",\"position\":2},"
+             "{\"agent\":\"a3\",\"position\":3}]}",
+             policy_name);
+    if (sb_queue_put(eng, "acme", q, strlen(q), res)) diag("queue: %s", sb_result_message(res));
+}
+
+/* Offer a new call into q; returns its id (static buffer). */
+static const char *offer(void)
+{
+    static char id[32];
+    char json[256];
+    snprintf(id, sizeof id, "d%d", ++ncall);
+    snprintf(json, sizeof json,
+             "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"q\",\"caller\":\"+15550000%03d\"}", id,
+             ncall % 1000);
+    if (ev(json)) diag("offer: %s", sb_result_message(res));
+    return id;
+}
+
+static void end_call(const char *id)
+{
+    char json[128];
+    snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s\"}", id);
+    ev(json);
+}
+
+static const char *status_of(const char *agent)
+{
+    static char buf[32];
+    if (sb_agent_get(eng, "acme", agent, res)) return "?";
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    snprintf(buf, sizeof buf, "%s", json_string_value(json_object_get(o, "status")));
+    json_decref(o);
+    return buf;
+}
+
+static json_t *trace_of(const char *call)
+{
+    if (sb_call_get(eng, "acme", call, res)) return NULL;
+    return json_loads(sb_result_json(res, NULL), 0, NULL);
+}
+
+static void setup(void)
+{
+    sb_account_put(eng, "{\"id\":\"acme\"}", 13, res);
+    const char *agents[] = {
+        "{\"id\":\"a1\",\"devices\":{\"softphone\":\"sip:a1@x\",\"mobile\":\"tel:+447700900001\"},"
+        "\"status\":\"available\",\"skills\":{\"de\":3}}",
+        "{\"id\":\"a2\",\"devices\":{\"landline\":\"sip:desk2@x\"},\"status\":\"available\"}",
+        "{\"id\":\"a3\",\"devices\":{\"softphone\":\"sip:a3@x\"},\"status\":\"available\"}",
+    };
+    for (int i = 0; i < 3; i++) sb_agent_put(eng, "acme", agents[i], strlen(agents[i]), res);
+    const char *backup = "{\"id\":\"backup\",\"members\":[{\"agent\":\"a3\"}]}";
+    if (sb_queue_put(eng, "acme", backup, strlen(backup), res)) diag("backup: %s", sb_result_message(res));
+}
+
+static void test_ring_all(void)
+{
+    ok(policy("all", "local P = {}\n"
+                     "function P.route(call, agents, ctx)\n"
+                     "  if #agents == 0 then return {} end\n"
+                     "  local ids = {}\n"
+                     "  for i, a in ipairs(agents) do ids[i] = a.id end\n"
+                     "  return { ring = ids, timeout = 12 }\n"
+                     "end\nreturn P\n") == 0,
+       "upload a ring-everyone policy");
+    queue_with("all");
+    const char *id = offer();
+    is_int(count(SB_ACT_RING), 3, "all three agents ring at once");
+    ok(nth(SB_ACT_RING, 0)->timeout_s == 12, "for the policy's timeout");
+    char call[32];
+    snprintf(call, sizeof call, "%s", id);
+    ok(ev("{\"type\":\"ring_result\",\"call\":\"d1\",\"agent\":\"a2\",\"outcome\":\"answered\"}") == 0,
+       "a2 answers first");
+    is_int(count(SB_ACT_CANCEL), 2, "the other two rings are cancelled");
+    ok(count(SB_ACT_CONNECT) == 1 && strcmp(nth(SB_ACT_CONNECT, 0)->agent_id, "a2") == 0,
+       "the call connects to a2");
+    ok(strcmp(status_of("a1"), "available") == 0 && strcmp(status_of("a3"), "available") == 0,
+       "a1 and a3 are free again");
+    ok(ev("{\"type\":\"ring_result\",\"call\":\"d1\",\"agent\":\"a1\",\"outcome\":\"answered\"}") ==
+           SB_ESTATE,
+       "a late answer from a1 is refused");
+    ev("{\"type\":\"hangup\",\"call\":\"d1\"}");
+}
+
+static void test_sequence_and_device(void)
+{
+    ok(policy("seq", "local P = {}\n"
+                     "function P.route(call, agents, ctx)\n"
+                     "  if #agents < 3 then return { wait = 5 } end\n"
+                     "  return { ring = { {agent='a1', device='mobile'}, 'a3', 'a2' },\n"
+                     "           mode = 'sequence', timeout = 10 }\n"
+                     "end\nreturn P\n") == 0,
+       "upload a sequence policy");
+    queue_with("seq");
+    const char *id = offer();
+    const sb_action *r = nth(SB_ACT_RING, 0);
+    ok(count(SB_ACT_RING) == 1 && r && strcmp(r->agent_id, "a1") == 0, "only a1 rings first");
+    ok(r && strcmp(r->device, "mobile") == 0 && strcmp(r->uri, "tel:+447700900001") == 0,
+       "on the mobile the policy chose");
+    char call[32], json[160];
+    snprintf(call, sizeof call, "%s", id);
+    snprintf(json, sizeof json,
+             "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"a1\",\"outcome\":\"no_answer\"}",
+             call);
+    ev(json);
+    r = nth(SB_ACT_RING, 0);
+    ok(r && strcmp(r->agent_id, "a3") == 0, "no answer: a3 rings next without a new decision");
+    now_ms += 10000;
+    sb_tick(eng, res);
+    r = nth(SB_ACT_RING, 0);
+    ok(r && strcmp(r->agent_id, "a2") == 0 && strcmp(r->device, "landline") == 0,
+       "timeout: then a2, on its only device");
+    json_t *t = trace_of(call);
+    is_int(json_integer_value(json_object_get(t, "decisions")), 1,
+           "the whole sequence came from one decision");
+    json_decref(t);
+    end_call(call);
+}
+
+static void test_wait_move_reject(void)
+{
+    ok(policy("mover", "local P = {}\n"
+                       "function P.route(call, agents, ctx)\n"
+                       "  if call.attrs.vip then return { move = 'backup', reason = 'vip' } end\n"
+                       "  if call.attrs.spam then return { reject = 'spam' } end\n"
+                       "  return { wait = 30 }\n"
+                       "end\nreturn P\n") == 0,
+       "upload a wait/move/reject policy");
+    queue_with("mover");
+    ok(ev("{\"type\":\"offer\",\"call\":\"m1\",\"queue\":\"q\",\"caller\":\"+15551110001\"}") == 0 &&
+           count(SB_ACT_WAIT) == 1,
+       "wait: the call waits");
+    ok(nth(SB_ACT_WAIT, 0)->due_ms == now_ms + 30000, "with the re-decide time 30 s on");
+    ev("{\"type\":\"offer\",\"call\":\"m2\",\"queue\":\"q\",\"caller\":\"+15551110002\","
+       "\"attrs\":{\"vip\":true}}");
+    const sb_action *o = nth(SB_ACT_OVERFLOW, 0);
+    ok(o && strcmp(o->queue_id, "backup") == 0 && strcmp(o->reason, "vip") == 0,
+       "move: to the backup queue with the policy's reason");
+    ok(count(SB_ACT_RING) == 1 && strcmp(nth(SB_ACT_RING, 0)->agent_id, "a3") == 0,
+       "and rings there (backup's longest-idle policy)");
+    ev("{\"type\":\"offer\",\"call\":\"m3\",\"queue\":\"q\",\"caller\":\"+15551110003\","
+       "\"attrs\":{\"spam\":true}}");
+    const sb_action *r = nth(SB_ACT_REJECT, 0);
+    ok(r && strcmp(r->reason, "spam") == 0, "reject: with the policy's reason");
+    json_t *c = trace_of("m3");
+    ok(c && strcmp(json_string_value(json_object_get(c, "outcome")), "rejected") == 0,
+       "the record says rejected");
+    json_decref(c);
+    end_call("m1");
+    end_call("m2");
+}
+
+static void test_pause_and_store(void)
+{
+    ok(policy("pauser", "local P = {}\n"
+                        "function P.route(call, agents, ctx)\n"
+                        "  local n = (ctx.get('calls') or 0) + 1\n"
+                        "  ctx.set('calls', n)\n"
+                        "  for _, a in ipairs(agents) do\n"
+                        "    if a.id == 'a2' then\n"
+                        "      return { ring = 'a1', pause = { agent = 'a2', reason = 'training' } }\n"
+                        "    end\n"
+                        "  end\n"
+                        "  return { ring = agents[1] }\n"
+                        "end\nreturn P\n") == 0,
+       "upload a pausing policy with a counter in its store");
+    queue_with("pauser");
+    const char *id = offer();
+    const sb_action *p = nth(SB_ACT_AGENT, 0);
+    ok(p && strcmp(p->agent_id, "a2") == 0 && strcmp(p->status, "paused") == 0 &&
+           strcmp(p->reason, "training") == 0,
+       "a2 is paused with the policy's reason");
+    ok(count(SB_ACT_RING) == 1 && strcmp(nth(SB_ACT_RING, 0)->agent_id, "a1") == 0, "a1 rings");
+    ok(strcmp(status_of("a2"), "paused") == 0, "and a2 stays paused");
+    char call[32];
+    snprintf(call, sizeof call, "%s", id);
+    end_call(call);
+    ev("{\"type\":\"agent_status\",\"agent\":\"a2\",\"status\":\"available\"}");
+    /* The store survives calls and reopening the engine. */
+    sb_close(eng);
+    eng = open_engine();
+    id = offer();
+    snprintf(call, sizeof call, "%s", id);
+    end_call(call);
+    ok(policy("counter", "local P = {}\n"
+                         "function P.route(call, agents, ctx)\n"
+                         "  return { reject = 'n=' .. tostring(ctx.get('calls')) }\n"
+                         "end\nreturn P\n") == 0,
+       "another policy");
+    queue_with("counter");
+    offer();
+    const sb_action *r = nth(SB_ACT_REJECT, 0);
+    ok(r && strcmp(r->reason, "n=nil") == 0, "cannot read the first policy's store (%s)",
+       r ? r->reason : "-");
+    queue_with("pauser");
+    ev("{\"type\":\"agent_status\",\"agent\":\"a2\",\"status\":\"available\"}");
+    ok(policy("peek", "local P = {}\n"
+                      "function P.route(call, agents, ctx) return { wait = 1 } end\nreturn P\n") == 0,
+       "policies are independent");
+}
+
+static void test_failure_and_fallback(void)
+{
+    ok(policy("broken", "local P = {}\n"
+                        "function P.route(call, agents, ctx)\n"
+                        "  local x = nil\n"
+                        "  return x.field\n"
+                        "end\nreturn P\n") == 0,
+       "upload a policy that errors at run time (it loads fine)");
+    queue_with("broken");
+    const char *id = offer();
+    ok(count(SB_ACT_RING) == 1, "the call still rings someone: the fallback decided");
+    char call[32];
+    snprintf(call, sizeof call, "%s", id);
+    json_t *c = trace_of(call);
+    json_t *tr = json_array_get(json_object_get(c, "trace"), 0);
+    ok(json_is_true(json_object_get(tr, "fallback")), "the trace marks the fallback");
+    const char *detail = json_string_value(json_object_get(tr, "detail"));
+    ok(detail && strstr(detail, ":4:"), "and names the failing line (%s)", detail ? detail : "-");
+    ok(json_string_value(json_object_get(tr, "version")) &&
+           strlen(json_string_value(json_object_get(tr, "version"))) == 16,
+       "and the policy version");
+    json_decref(c);
+    end_call(call);
+    ok(policy("garbage", "local P = {}\n"
+                         "function P.route(call, agents, ctx) return { ring = 'nobody' } end\n"
+                         "return P\n") == 0,
+       "upload a policy returning an agent that is not eligible");
+    queue_with("garbage");
+    id = offer();
+    snprintf(call, sizeof call, "%s", id);
+    c = trace_of(call);
+    tr = json_array_get(json_object_get(c, "trace"), 0);
+    detail = json_string_value(json_object_get(tr, "detail"));
+    ok(detail && strstr(detail, "nobody"), "the trace says what was wrong (%s)", detail ? detail : "-");
+    json_decref(c);
+    end_call(call);
+    /* Failing uploads change nothing. */
+    ok(sb_policy_put(eng, "acme", "garbage", "return 42", 9, NULL, res) == SB_EPOLICY,
+       "a policy returning no hooks is refused");
+    ok(sb_policy_put(eng, "acme", "garbage", "local P = {", 11, NULL, res) == SB_EPOLICY &&
+           strstr(sb_result_message(res), ":1:"),
+       "a syntax error is refused with file:line (%s)", sb_result_message(res));
+    sb_policy_list(eng, "acme", res);
+    json_t *l = json_loads(sb_result_json(res, NULL), 0, NULL);
+    size_t i;
+    json_t *p;
+    int still = 0;
+    json_array_foreach(json_object_get(l, "policies"), i, p) {
+        if (strcmp(json_string_value(json_object_get(p, "name")), "garbage") == 0) still = 1;
+    }
+    json_decref(l);
+    ok(still, "the previous version of 'garbage' is still in place");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-test-decisions-%d", (int)getpid());
+    res = sb_result_new();
+    eng = open_engine();
+    if (!ok(eng != NULL, "engine opened")) return done_testing();
+    setup();
+    test_ring_all();
+    test_sequence_and_device();
+    test_wait_move_reject();
+    test_pause_and_store();
+    test_failure_and_fallback();
+    sb_close(eng);
+    sb_result_free(res);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) diag("cleanup failed");
+    return done_testing();
+}
