@@ -65,16 +65,6 @@ char *cli_read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* "dir/name.lua" -> "name" (for messages and policy names). */
-static void policy_name_of(const char *path, char *out, size_t cap)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    snprintf(out, cap, "%s", base);
-    size_t n = strlen(out);
-    if (n > 4 && strcmp(out + n - 4, ".lua") == 0) out[n - 4] = 0;
-}
-
 static int cmd_check(int argc, char **argv)
 {
     if (argc < 1) {

@@ -112,6 +112,13 @@ typedef struct sb_action {
     int64_t due_ms;       /* WAIT: time of the next decision                  */
 } sb_action;
 
+/* One action as a JSON object, the same shape sb_result_json uses:
+** {"type":"ring","account":..,"call":..,"agent":..,"device":..,"uri":..,
+**  "queue":..,"reason":..,"status":..,"timeout":N,"due_ms":N} (absent fields
+** left out). Writes at most cap bytes into buf, NUL-terminated when it fits;
+** returns the length needed (like snprintf), 0 for a NULL action. */
+SB_API size_t sb_action_json(const sb_action *a, char *buf, size_t cap);
+
 /* Create an empty result. Returns NULL only when out of memory. */
 SB_API sb_result *sb_result_new(void);
 /* Free a result and everything it owns. NULL is a no-op. */

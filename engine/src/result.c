@@ -180,8 +180,7 @@ static void put_str(json_t *o, const char *k, const char *v)
     if (v) json_object_set_new(o, k, json_string(v));
 }
 
-json_t *action_to_json(const sb_action *a);
-json_t *action_to_json(const sb_action *a)
+static json_t *action_to_json(const sb_action *a)
 {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string(a->type < countof(act_names) && act_names[a->type]
@@ -223,7 +222,7 @@ const char *sb_result_json(sb_result *r, size_t *len)
             json_object_set_new(o, "actions", arr);
         }
     }
-    r->json = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    r->json = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12));
     json_decref(o);
     if (!r->json) {
         if (len) *len = sizeof oom - 1;
@@ -279,4 +278,14 @@ const char *sb_strerror(int err)
 const char *sb_version(void)
 {
     return SB_VERSION_STRING;
+}
+
+size_t sb_action_json(const sb_action *a, char *buf, size_t cap)
+{
+    if (!a) return 0;
+    json_t *o = action_to_json(a);
+    size_t n = json_dumpb(o, buf, cap, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    if (n < cap) buf[n] = 0;
+    return n;
 }
