@@ -242,9 +242,15 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     }
     e->shared_gen = UINT64_MAX; /* forces a look at the stored generation */
     if (e->policy_dir) {
+        /* A broken policy directory must not keep the engine from starting:
+        ** the versions stored by the last good load keep deciding, as after
+        ** a failed reload, and the log says what is wrong. */
         int changed = 0;
-        if ((rc = policies_reload_dir(e, res, &changed))) goto fail;
-        res_reset(res);
+        sb_result *tmp = sb_result_new();
+        if (policies_reload_dir(e, tmp, &changed))
+            sb_log(e, SB_LOG_ERROR, "policies in %s not loaded, the stored ones stay: %s",
+                   e->policy_dir, sb_result_message(tmp));
+        sb_result_free(tmp);
     }
     *out = e;
     return 0;

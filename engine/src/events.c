@@ -941,10 +941,16 @@ static int ev_offer(wtx *t, ev_op *op)
     if (q.waiting > 0) {
         if ((rc = waiting_add(t, c, &q))) goto out;
         if ((rc = st_call_save(t->txn, e, t->acct, c)) || (rc = dispatch_queue(t, q.num))) goto out;
-        /* Still waiting? tell the gateway. */
+        /* Not reached by the dispatch (nobody free)? Its policy still sees
+        ** every new call: it may wait, or move or reject it at once. */
         if (st_call_load(t->txn, e, t->acct, ev->call_id, c) == 0 && c->state == CALL_WAITING) {
-            sb_action *x = act(t, SB_ACT_WAIT, c->id, NULL, q.id, NULL);
-            if (x) x->due_ms = c->wake_due;
+            if (c->ntrace_total == 0) {
+                queue_free(&q);
+                if ((rc = load_queue(t, c->queue, &q)) == 0) rc = route_call(t, c, &q, 1);
+            } else {
+                sb_action *x = act(t, SB_ACT_WAIT, c->id, NULL, q.id, NULL);
+                if (x) x->due_ms = c->wake_due;
+            }
         }
     } else {
         rc = route_call(t, c, &q, 1);

@@ -150,6 +150,10 @@ int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, cha
     int rc = read_policy(txn, e, acct, name, src, version);
     if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(txn, e, 0, name, src, version);
     if (own) eng_read_end(e, txn);
+    /* Stored before signatures were required? Then it does not run. */
+    if (rc == 0 && e->cfg.require_signed_policies &&
+        check_signature(e, name, src->p, src->len, NULL))
+        rc = SB_EPOLICY;
     return rc;
 }
 

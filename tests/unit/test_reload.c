@@ -1,0 +1,191 @@
+/*
+** test_reload.c — changing policies safely: reload from the policy directory
+** (all or nothing, with the reason), two engines on one data directory both
+** moving to a new version, every decision recording the version that made
+** it, and signed policies.
+*/
+#include "switchboard.h"
+#include "tap.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int64_t now_ms = 1767603600000;
+static int64_t test_clock(void *arg)
+{
+    return now_ms;
+}
+static void quiet(void *arg, sb_log_level l, const char *line)
+{
+    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
+}
+
+static char dir[256], pdir[300];
+static sb_result *res;
+
+static void write_file(const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", pdir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static sb_engine *open_engine(int signed_only, const char *pk)
+{
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = dir;
+    cfg.policy_dir = pdir;
+    cfg.sync = SB_SYNC_NONE;
+    cfg.clock = test_clock;
+    cfg.map_size = 4 << 20;
+    cfg.log = quiet;
+    cfg.require_signed_policies = signed_only;
+    cfg.policy_public_key = pk;
+    sb_engine *e = NULL;
+    if (sb_open(&e, &cfg, res) && getenv("SB_TEST_LOG")) diag("open: %s", sb_result_message(res));
+    return e;
+}
+
+static const char *POLICY_A = "local P = {}\n"
+                              "function P.route(call, agents, ctx) return { reject = 'A' } end\n"
+                              "return P\n";
+static const char *POLICY_B = "local P = {}\n"
+                              "function P.route(call, agents, ctx) return { reject = 'B' } end\n"
+                              "return P\n";
+
+/* Offer a call and return the reject reason (the policy's letter). */
+static const char *decide(sb_engine *e, int n)
+{
+    static char reason[64];
+    char json[200];
+    snprintf(json, sizeof json,
+             "{\"type\":\"offer\",\"call\":\"r%d\",\"queue\":\"q\",\"caller\":\"+15550000001\"}", n);
+    reason[0] = 0;
+    if (sb_submit_json(e, "acme", json, strlen(json), res)) return "error";
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (a->type == SB_ACT_REJECT) snprintf(reason, sizeof reason, "%s", a->reason);
+    }
+    return reason;
+}
+
+static const char *version_of(sb_engine *e, int n)
+{
+    static char v[32];
+    char id[32];
+    snprintf(id, sizeof id, "r%d", n);
+    v[0] = 0;
+    if (sb_call_get(e, "acme", id, res)) return "";
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    json_t *pv = json_array_get(json_object_get(o, "policy_versions"), 0);
+    snprintf(v, sizeof v, "%s", json_string_value(json_object_get(pv, "version")));
+    json_decref(o);
+    return v;
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-test-reload-%d", (int)getpid());
+    snprintf(pdir, sizeof pdir, "%s-policies", dir);
+    mkdir(pdir, 0700);
+    res = sb_result_new();
+    write_file("router.lua", POLICY_A);
+
+    sb_engine *e1 = open_engine(0, NULL), *e2 = open_engine(0, NULL);
+    ok(e1 && e2, "two engines open the same data directory");
+    if (!e1 || !e2) return done_testing();
+    sb_account_put(e1, "{\"id\":\"acme\"}", 13, res);
+    const char *q = "{\"id\":\"q\",\"policy\":\"router\"}";
+    ok(sb_queue_put(e1, "acme", q, strlen(q), res) == 0, "queue using the shared policy 'router'");
+    is_str(decide(e1, 1), "A", "engine 1 decides with version A");
+    is_str(decide(e2, 2), "A", "engine 2 too");
+    char va[32];
+    snprintf(va, sizeof va, "%s", version_of(e1, 1));
+    ok(strlen(va) == 16, "the record names the version that decided (%s)", va);
+
+    /* A broken file makes the whole reload fail and changes nothing. */
+    write_file("router.lua", POLICY_B);
+    write_file("broken.lua", "local P = {}\nfunction P.route(call, agents, ctx)\n  return {\nend\n");
+    ok(sb_reload(e1, res) == SB_EPOLICY, "reload with a broken file fails");
+    ok(strstr(sb_result_message(res), "broken.lua") != NULL, "and names the file (%s)",
+       sb_result_message(res));
+    is_str(decide(e1, 3), "A", "nothing changed: still A");
+    is_str(decide(e2, 4), "A", "in both engines");
+
+    /* A policy whose own cases fail is refused too. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/broken.lua", pdir);
+    unlink(path);
+    write_file("router.cases.json",
+               "[{\"name\":\"rejects with B\",\"expect\":{\"action\":\"reject\",\"reason\":\"A\"}}]");
+    ok(sb_reload(e1, res) == SB_EPOLICY, "reload where a policy fails its own cases fails (%s)",
+       sb_result_message(res));
+    is_str(decide(e1, 5), "A", "still A");
+    write_file("router.cases.json",
+               "[{\"name\":\"rejects with B\",\"expect\":{\"action\":\"reject\",\"reason\":\"B\"}}]");
+    ok(sb_reload(e1, res) == 0, "with the cases fixed, reload succeeds");
+    is_str(decide(e1, 6), "B", "engine 1 now decides with B");
+    is_str(decide(e2, 7), "B", "and engine 2 moved to B at its next event");
+    ok(strcmp(version_of(e2, 7), va) != 0 && strlen(version_of(e2, 7)) == 16,
+       "with a new version recorded");
+    is_str(version_of(e1, 5), va, "earlier records keep the version that decided them");
+    sb_close(e2);
+
+    /* Signed policies. */
+    ok(sb_policy_keygen(res) == 0, "generate a signing key pair");
+    json_t *keys = json_loads(sb_result_json(res, NULL), 0, NULL);
+    char pk[80], sk[160];
+    snprintf(pk, sizeof pk, "%s", json_string_value(json_object_get(keys, "public_key")));
+    snprintf(sk, sizeof sk, "%s", json_string_value(json_object_get(keys, "secret_key")));
+    json_decref(keys);
+    sb_close(e1);
+    sb_engine *s = open_engine(1, pk);
+    ok(s != NULL, "with signatures required, an engine still opens over unsigned files");
+    if (s) {
+        const char *r = decide(s, 9);
+        ok(strcmp(r, "A") != 0 && strcmp(r, "B") != 0,
+           "but no unsigned policy decides: the queue's fallback does (reject '%s')", r);
+        sb_close(s);
+    }
+    ok(sb_policy_sign(POLICY_A, strlen(POLICY_A), sk, res) == 0, "sign policy A");
+    json_t *signed_doc = json_loads(sb_result_json(res, NULL), 0, NULL);
+    const char *signed_a = json_string_value(json_object_get(signed_doc, "source"));
+    ok(signed_a && strstr(signed_a, "--@signature "), "the signature is a trailing comment line");
+    write_file("router.lua", signed_a);
+    snprintf(path, sizeof path, "%s/router.cases.json", pdir);
+    unlink(path);
+    s = open_engine(1, pk);
+    ok(s != NULL, "signed files load");
+    if (s) {
+        is_str(decide(s, 8), "A", "and decide");
+        if (getenv("SB_TEST_LOG")) {
+            sb_call_get(s, "acme", "r8", res);
+            diag("%s", sb_result_json(res, NULL));
+        }
+        char *tampered = strdup(signed_a);
+        char *p = strstr(tampered, "'A'");
+        if (p) p[1] = 'Z';
+        ok(sb_policy_put(s, "acme", "mine", tampered, strlen(tampered), NULL, res) == SB_EPOLICY,
+           "an upload whose source was changed after signing is refused (%s)",
+           sb_result_message(res));
+        ok(sb_policy_put(s, "acme", "mine", POLICY_B, strlen(POLICY_B), NULL, res) == SB_EPOLICY,
+           "an unsigned upload is refused");
+        ok(sb_policy_put(s, "acme", "mine", signed_a, strlen(signed_a), NULL, res) == 0,
+           "a signed upload is accepted");
+        free(tampered);
+        sb_close(s);
+    }
+    json_decref(signed_doc);
+    sb_result_free(res);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, pdir);
+    if (system(cmd)) diag("cleanup failed");
+    return done_testing();
+}
