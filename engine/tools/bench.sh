@@ -7,6 +7,9 @@ echo "== Engine call cycle (issue: engine core) =="
 echo
 echo "== Sandbox overhead: the same cycle with every budget off =="
 "$B/tests/bench_cycle" --cycles "${SB_BENCH_CYCLES:-200000}" --only none --no-scale --budgets off
+echo
+echo "== Policy reload across 1,000 accounts (issue: sandbox and reload) =="
+"$B/tests/bench_reload"
 for extra in tests/bench/*.sh; do
     [ -x "$extra" ] || continue
     echo
