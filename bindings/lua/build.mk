@@ -1,0 +1,69 @@
+# bindings/lua — the Lua module, built twice from one source:
+#   $(O)/bindings/lua/5.1/switchboard.so   Lua 5.1 ABI (lua5.1, LuaJIT 2.1: Kamailio, OpenResty)
+#   $(O)/bindings/lua/5.4/switchboard.so   Lua 5.4
+#
+# Two Lua runtimes share the process: the host's, which loads the module, and
+# the engine's own Lua 5.4, which runs the policies. They must never bind to
+# each other's lua_* symbols (LuaJIT exports unversioned lua_*, which the
+# dynamic linker would accept for the engine's lua_*@LUA_5.4 references, and a
+# module linked against liblua5.4 would bind its own 5.1 calls to 5.4 code).
+# So the module is linked in two steps:
+#  1. engine.o: the engine (libswitchboard.a, whole) and Lua 5.4 (liblua5.4.a)
+#     combined into one relocatable object, the engine's calls into Lua bound
+#     inside it; then every global but the public sb_* API made local
+#     (objcopy --keep-global-symbols). No lua_* is global in it any more.
+#     (Debian's liblua5.4.a is PIE code that reads stdin/stdout/stderr
+#     PC-relative, which a shared object cannot resolve: our copy of the
+#     archive reads them from stdio_shadow.c instead.)
+#  2. the module: the binding's object + engine.o. The binding's lua_* calls
+#     find no definition and stay undefined, for the host to provide; the
+#     version script exports luaopen_switchboard alone.
+# bindings/lua/lua51.t and lua54.t check the result (nm, LD_DEBUG=bindings).
+
+LUA_DIR := bindings/lua
+LUA_OUT := $(O)/bindings/lua
+LUA54_A := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4.a
+LUA_MOD_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden \
+  -Iengine/include $(shell pkg-config --cflags jansson 2>/dev/null) \
+  $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all) \
+  $(if $(filter 1,$(WERROR)),-Werror)
+LUA_MOD_LIBS = $(shell pkg-config --libs lmdb libsodium jansson 2>/dev/null) -lpthread -lm
+
+.PHONY: lua
+lua: $(LUA_OUT)/5.1/switchboard.so $(LUA_OUT)/5.4/switchboard.so
+tests: lua
+
+$(LUA_OUT)/liblua5.4-shadowed.a: $(LUA54_A)
+	@mkdir -p $(dir $@)
+	objcopy --redefine-sym stdin=sblua_stdin --redefine-sym stdout=sblua_stdout \
+	  --redefine-sym stderr=sblua_stderr $< $@
+
+$(LUA_OUT)/stdio_shadow.o: $(LUA_DIR)/stdio_shadow.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LUA_MOD_CFLAGS) -c $< -o $@
+
+$(LUA_OUT)/engine.o: $(STATIC) $(LUA_OUT)/stdio_shadow.o $(LUA_OUT)/liblua5.4-shadowed.a $(LUA_DIR)/build.mk
+	@mkdir -p $(dir $@)
+	$(CC) -r -nostdlib -o $@.all.o -Wl,--whole-archive $(STATIC) $(LUA_OUT)/stdio_shadow.o \
+	  -Wl,--no-whole-archive $(LUA_OUT)/liblua5.4-shadowed.a
+	nm -g --defined-only $(STATIC) | awk 'NF == 3 && $$3 ~ /^sb_/ { print $$3 }' | sort -u > $@.keep
+	objcopy --keep-global-symbols=$@.keep $@.all.o $@
+	@rm -f $@.all.o
+
+$(LUA_OUT)/%/switchboard_lua.o: $(LUA_DIR)/switchboard_lua.c engine/include/switchboard.h
+	@mkdir -p $(dir $@)
+	$(CC) $(LUA_MOD_CFLAGS) $(shell pkg-config --cflags lua$* 2>/dev/null) -c $< -o $@
+
+$(LUA_OUT)/%/switchboard.so: $(LUA_OUT)/%/switchboard_lua.o $(LUA_OUT)/engine.o $(LUA_DIR)/exports.map
+	$(CC) -shared $(LDSAN) -o $@ $< $(LUA_OUT)/engine.o -Wl,--version-script=$(LUA_DIR)/exports.map \
+	  -Wl,-z,now $(LUA_MOD_LIBS)
+.SECONDARY: $(LUA_OUT)/5.1/switchboard_lua.o $(LUA_OUT)/5.4/switchboard_lua.o
+
+# Test fixture, the negative control of lua51.t: the binding linked the obvious
+# way, against libswitchboard.so (and so liblua5.4.so). Never install this.
+$(LUA_OUT)/naive/switchboard.so: $(LUA_OUT)/5.1/switchboard_lua.o $(SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $< -L$(O) -lswitchboard -Wl,-rpath,$(abspath $(O)) $(LUA_MOD_LIBS)
+ifeq ($(SANITIZE),)
+tests: $(LUA_OUT)/naive/switchboard.so
+endif

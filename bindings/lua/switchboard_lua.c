@@ -1,0 +1,1268 @@
+/*
+** switchboard_lua.c — the Lua binding: `local sb = require "switchboard"`.
+**
+** One source, compiled twice: against the Lua 5.1 headers (the ABI of Lua 5.1
+** and of LuaJIT 2.1, which Kamailio's app_lua and OpenResty embed) and against
+** the Lua 5.4 headers. See README.md beside this file for the API.
+**
+** Two Lua runtimes live in one process: the host's (5.1, LuaJIT or 5.4), which
+** loads this module, and the engine's own Lua 5.4, which runs the policies.
+** This file talks only to the host's: every lua_* call below is an undefined
+** symbol of the module, bound by the dynamic linker to the host. The engine
+** and its Lua 5.4 are linked into the module from static archives with every
+** symbol but the public sb_* API made local (build.mk), so the engine's calls
+** to Lua are bound at link time to its private copy and neither runtime can
+** bind to the other's symbols. Nothing here ever hands a host lua_State to the
+** engine or an engine state to the host.
+**
+** Conventions: failures the engine reports (bad documents, unknown ids, policy
+** errors...) return nil, message, code, field — the Lua idiom, so
+** assert(eng:agent_put(...)) works; `code` is the negative SB_E* number
+** (sb.ENOTFOUND...) and `field` the offending input field or nil. Misuse of
+** the API itself (wrong argument types, a closed engine) raises an error.
+*/
+#include "switchboard.h"
+
+#include <jansson.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- 5.1 / 5.4 differences ------------------------------------------------ */
+
+#if LUA_VERSION_NUM >= 502
+#define sbl_rawlen(L, i) lua_rawlen(L, i)
+#define sbl_newlib(L, l) luaL_newlib(L, l)
+#define sbl_setfuncs(L, l) luaL_setfuncs(L, l, 0)
+#else
+#define sbl_rawlen(L, i) lua_objlen(L, i)
+#define sbl_newlib(L, l) (lua_newtable(L), luaL_register(L, NULL, l))
+#define sbl_setfuncs(L, l) luaL_register(L, NULL, l)
+#endif
+
+#if LUA_VERSION_NUM >= 503
+#define sbl_isinteger(L, i) lua_isinteger(L, i)
+#else
+#define sbl_isinteger(L, i) 0
+#endif
+
+#define ENGINE_MT "switchboard.engine"
+
+/* Registry keys (addresses of these statics are unique per module copy). */
+static char array_mt_key, null_key;
+
+/* ---- the engine handle ------------------------------------------------------ */
+
+#define LOG_KEEP 256 /* lines kept in "buffer" log mode */
+
+typedef enum { LOG_STDERR, LOG_BUFFER, LOG_NONE } log_mode;
+
+typedef struct engine_box {
+    sb_engine *eng;
+    sb_result *res;
+    int64_t clock_ms; /* manual clock: the engine's time when clock_manual */
+    int clock_manual;
+    log_mode log;
+    pthread_mutex_t mu; /* the engine may log from its own threads */
+    char *lines[LOG_KEEP];
+    sb_log_level levels[LOG_KEEP];
+    size_t first, count;
+} engine_box;
+
+/* Userdata holds a pointer: the box outlives nothing, and the engine's
+** callbacks get a stable address whatever the host's GC does. */
+typedef struct {
+    engine_box *b;
+} engine_ud;
+
+static int64_t manual_clock(void *arg)
+{
+    const engine_box *b = arg;
+    return __atomic_load_n(&b->clock_ms, __ATOMIC_RELAXED);
+}
+
+static void box_log(void *arg, sb_log_level level, const char *line)
+{
+    engine_box *b = arg;
+    if (b->log == LOG_NONE) return;
+    if (b->log == LOG_STDERR) {
+        static const char *const names[] = {"error", "warn", "info", "debug"};
+        fprintf(stderr, "switchboard %s: %s\n", level <= SB_LOG_DEBUG ? names[level] : "?", line);
+        return;
+    }
+    char *copy = strdup(line);
+    if (!copy) return;
+    pthread_mutex_lock(&b->mu);
+    size_t at;
+    if (b->count == LOG_KEEP) { /* full: the oldest line makes room */
+        at = b->first;
+        free(b->lines[at]);
+        b->first = (b->first + 1) % LOG_KEEP;
+    } else {
+        at = (b->first + b->count++) % LOG_KEEP;
+    }
+    b->lines[at] = copy;
+    b->levels[at] = level;
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void box_free(engine_box *b)
+{
+    if (!b) return;
+    sb_close(b->eng);
+    sb_result_free(b->res);
+    for (size_t i = 0; i < b->count; i++)
+        free(b->lines[(b->first + i) % LOG_KEEP]);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static engine_box *check_box(lua_State *L)
+{
+    engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
+    if (!u->b) luaL_error(L, "switchboard: engine is closed");
+    return u->b;
+}
+
+/* ---- JSON <-> Lua (jansson, the engine's own JSON library) ------------------ */
+
+static void push_null(lua_State *L)
+{
+    lua_pushlightuserdata(L, &null_key);
+}
+
+static int is_null(lua_State *L, int i)
+{
+    return lua_type(L, i) == LUA_TLIGHTUSERDATA && lua_touserdata(L, i) == &null_key;
+}
+
+/* Push a JSON value as Lua; arrays get the array metatable so they encode
+** back as arrays even when empty. Returns 0, or -1 when the Lua stack is
+** exhausted by nesting. */
+static int push_json(lua_State *L, json_t *v, int depth)
+{
+    if (depth > 200 || !lua_checkstack(L, 4)) return -1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        lua_createtable(L, 0, (int)json_object_size(v));
+        json_object_foreach(v, k, x)
+        {
+            lua_pushstring(L, k);
+            if (push_json(L, x, depth + 1)) return -1;
+            lua_rawset(L, -3);
+        }
+        return 0;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *x;
+        lua_createtable(L, (int)json_array_size(v), 0);
+        json_array_foreach(v, i, x)
+        {
+            if (push_json(L, x, depth + 1)) return -1;
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        lua_pushlightuserdata(L, &array_mt_key);
+        lua_rawget(L, LUA_REGISTRYINDEX);
+        lua_setmetatable(L, -2);
+        return 0;
+    }
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(v), json_string_length(v));
+        return 0;
+    case JSON_INTEGER:
+        lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+        return 0;
+    case JSON_REAL:
+        lua_pushnumber(L, (lua_Number)json_real_value(v));
+        return 0;
+    case JSON_TRUE:
+        lua_pushboolean(L, 1);
+        return 0;
+    case JSON_FALSE:
+        lua_pushboolean(L, 0);
+        return 0;
+    case JSON_NULL:
+        push_null(L);
+        return 0;
+    }
+    return -1;
+}
+
+/* Push the decoding of text, or nil and a message. Returns values pushed. */
+static int push_decoded(lua_State *L, const char *text, size_t len)
+{
+    json_error_t err;
+    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    if (!v) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "json: %s at line %d column %d", err.text, err.line, err.column);
+        return 2;
+    }
+    int top = lua_gettop(L);
+    int rc = push_json(L, v, 0);
+    json_decref(v);
+    if (rc) {
+        lua_settop(L, top);
+        lua_pushnil(L);
+        lua_pushstring(L, "json: nested too deeply");
+        return 2;
+    }
+    return 1;
+}
+
+typedef struct {
+    char msg[300];
+} enc_err;
+
+static int is_array_table(lua_State *L, int i)
+{
+    if (!lua_getmetatable(L, i)) return 0;
+    lua_pushlightuserdata(L, &array_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    int yes = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return yes;
+}
+
+/* Encode the Lua value at index i (absolute) as a new json_t, or NULL with
+** e->msg set. `path` names the value for messages. Never raises (no lua_error
+** while jansson objects are live), except on Lua memory errors. */
+static json_t *encode(lua_State *L, int i, int depth, const char *path, enc_err *e)
+{
+    if (depth > 100) {
+        snprintf(e->msg, sizeof e->msg, "json: %s nested too deeply (a cycle?)", path);
+        return NULL;
+    }
+    switch (lua_type(L, i)) {
+    case LUA_TNIL:
+        return json_null();
+    case LUA_TBOOLEAN:
+        return json_boolean(lua_toboolean(L, i));
+    case LUA_TNUMBER: {
+        if (sbl_isinteger(L, i)) return json_integer((json_int_t)lua_tointeger(L, i));
+        double d = (double)lua_tonumber(L, i);
+        if (!isfinite(d)) {
+            snprintf(e->msg, sizeof e->msg, "json: %s is not a finite number", path);
+            return NULL;
+        }
+        if (d == floor(d) && fabs(d) <= 9007199254740992.0) return json_integer((json_int_t)d);
+        return json_real(d);
+    }
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, i, &n);
+        json_t *v = json_stringn(s, n);
+        if (!v) snprintf(e->msg, sizeof e->msg, "json: %s is not valid UTF-8", path);
+        return v;
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (is_null(L, i)) return json_null();
+        break;
+    case LUA_TTABLE: {
+        if (!lua_checkstack(L, 4)) {
+            snprintf(e->msg, sizeof e->msg, "json: %s nested too deeply", path);
+            return NULL;
+        }
+        /* A list when marked with sb.array or when its keys are exactly
+        ** 1..n; an object when every key is a string (and when empty). */
+        char sub[256];
+        size_t n = sbl_rawlen(L, i), nstr = 0, nnum = 0, ints = 0;
+        lua_pushnil(L);
+        while (lua_next(L, i)) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) == LUA_TSTRING)
+                nstr++;
+            else if (lua_type(L, -1) == LUA_TNUMBER) {
+                double k = (double)lua_tonumber(L, -1);
+                nnum++;
+                if (k >= 1 && k <= (double)n && k == floor(k)) ints++;
+            } else {
+                lua_pop(L, 1);
+                snprintf(e->msg, sizeof e->msg, "json: %s has a key that is not a string",
+                         *path ? path : "table");
+                return NULL;
+            }
+        }
+        if (nstr && nnum) {
+            snprintf(e->msg, sizeof e->msg, "json: %s mixes list items and named fields",
+                     *path ? path : "table");
+            return NULL;
+        }
+        if (nnum && ints != nnum) {
+            snprintf(e->msg, sizeof e->msg, "json: %s is a list with holes",
+                     *path ? path : "table");
+            return NULL;
+        }
+        if (nnum || (!nstr && is_array_table(L, i))) {
+            json_t *a = json_array();
+            for (size_t k = 1; a && k <= n; k++) {
+                lua_rawgeti(L, i, (int)k);
+                snprintf(sub, sizeof sub, "%s[%zu]", path, k - 1);
+                json_t *x = encode(L, lua_gettop(L), depth + 1, sub, e);
+                lua_pop(L, 1);
+                if (!x || json_array_append_new(a, x)) { /* _new frees x on failure */
+                    json_decref(a);
+                    return NULL;
+                }
+            }
+            if (!a) snprintf(e->msg, sizeof e->msg, "json: out of memory");
+            return a;
+        }
+        json_t *o = json_object();
+        if (!o) {
+            snprintf(e->msg, sizeof e->msg, "json: out of memory");
+            return NULL;
+        }
+        lua_pushnil(L);
+        while (lua_next(L, i)) {
+            const char *k = lua_tostring(L, -2); /* a string key: no conversion */
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", k);
+            json_t *x = encode(L, lua_gettop(L), depth + 1, sub, e);
+            lua_pop(L, 1);
+            if (x && json_object_set_new(o, k, x))
+                snprintf(e->msg, sizeof e->msg, "json: %s: a key that is not valid UTF-8",
+                         *path ? path : "table");
+            else if (x)
+                continue;
+            lua_pop(L, 1);
+            json_decref(o);
+            return NULL;
+        }
+        return o;
+    }
+    default:
+        break;
+    }
+    snprintf(e->msg, sizeof e->msg, "json: %s: cannot encode a %s", *path ? path : "value",
+             luaL_typename(L, i));
+    return NULL;
+}
+
+/* JSON text for argument i: a string is passed through as it is, a table is
+** encoded. Returns malloc'd text (free with free()) or NULL with e->msg set.
+** *borrowed is set when the text is the Lua string itself (do not free). */
+static char *arg_json(lua_State *L, int i, size_t *len, int *borrowed, enc_err *e)
+{
+    *borrowed = 0;
+    if (lua_type(L, i) == LUA_TSTRING) {
+        *borrowed = 1;
+        return (char *)lua_tolstring(L, i, len);
+    }
+    if (lua_type(L, i) != LUA_TTABLE) {
+        snprintf(e->msg, sizeof e->msg, "expected a table or a JSON string, got %s",
+                 luaL_typename(L, i));
+        return NULL;
+    }
+    json_t *v = encode(L, i, 0, "", e);
+    if (!v) return NULL;
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (!s) {
+        snprintf(e->msg, sizeof e->msg, "json: out of memory");
+        return NULL;
+    }
+    *len = strlen(s);
+    return s;
+}
+
+/* ---- results ---------------------------------------------------------------- */
+
+/* nil, message, code, field */
+static int push_fail(lua_State *L, int code, const char *msg, const char *field)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg && *msg ? msg : sb_strerror(code));
+    lua_pushinteger(L, code);
+    if (field)
+        lua_pushstring(L, field);
+    else
+        lua_pushnil(L);
+    return 4;
+}
+
+static int push_engine_fail(lua_State *L, int rc, sb_result *res)
+{
+    return push_fail(L, rc, sb_result_message(res), sb_result_field(res));
+}
+
+static const char *const action_names[] = {NULL,       "ring", "cancel", "connect", "reject",
+                                           "overflow", "wait", "end",    "agent"};
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (!v) return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* The actions of res as a list of tables, keyed like sb_result_json's. */
+static void push_actions(lua_State *L, const sb_result *res)
+{
+    size_t n = sb_result_count(res);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        const sb_action *a = sb_result_action(res, i);
+        lua_createtable(L, 0, 8);
+        set_str(L, "type",
+                a->type >= SB_ACT_RING && a->type <= SB_ACT_AGENT ? action_names[a->type]
+                                                                  : "unknown");
+        set_str(L, "account", a->account);
+        set_str(L, "call", a->call_id);
+        set_str(L, "agent", a->agent_id);
+        set_str(L, "device", a->device);
+        set_str(L, "uri", a->uri);
+        set_str(L, "queue", a->queue_id);
+        set_str(L, "reason", a->reason);
+        set_str(L, "status", a->status);
+        if (a->type == SB_ACT_RING) {
+            lua_pushinteger(L, a->timeout_s);
+            lua_setfield(L, -2, "timeout");
+        }
+        if (a->type == SB_ACT_WAIT && a->due_ms) {
+            lua_pushinteger(L, (lua_Integer)a->due_ms);
+            lua_setfield(L, -2, "due_ms");
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_pushlightuserdata(L, &array_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
+}
+
+/* After a call that changes state: the actions list, or the failure. */
+static int ret_actions(lua_State *L, int rc, sb_result *res)
+{
+    if (rc) return push_engine_fail(L, rc, res);
+    push_actions(L, res);
+    return 1;
+}
+
+/* After a read: the document as a table, or the failure. */
+static int ret_doc(lua_State *L, int rc, sb_result *res)
+{
+    if (rc) return push_engine_fail(L, rc, res);
+    size_t len;
+    const char *j = sb_result_json(res, &len);
+    int n = push_decoded(L, j, len);
+    if (n != 1) return push_fail(L, SB_ENOMEM, lua_tostring(L, -1), NULL);
+    /* Reads carry no actions; drop the empty list a result may add. */
+    lua_getfield(L, -1, "actions");
+    int empty = lua_type(L, -1) == LUA_TTABLE && sbl_rawlen(L, -1) == 0;
+    lua_pop(L, 1);
+    if (empty) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, "actions");
+    }
+    return 1;
+}
+
+/* ---- engine methods ----------------------------------------------------------- */
+
+typedef int (*put_fn)(sb_engine *, const char *, const char *, size_t, sb_result *);
+typedef int (*get_fn)(sb_engine *, const char *, const char *, sb_result *);
+typedef int (*list_fn)(sb_engine *, const char *, sb_result *);
+
+/* eng:X_put(account, doc) with doc a table or JSON text. */
+static int do_put(lua_State *L, put_fn fn)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2);
+    size_t len;
+    int borrowed;
+    enc_err e;
+    char *doc = arg_json(L, 3, &len, &borrowed, &e);
+    if (!doc) return push_fail(L, SB_EINVAL, e.msg, NULL);
+    int rc = fn(b->eng, acct, doc, len, b->res);
+    if (!borrowed) free(doc);
+    return ret_actions(L, rc, b->res);
+}
+
+static int l_account_put(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    size_t len;
+    int borrowed;
+    enc_err e;
+    char *doc = arg_json(L, 2, &len, &borrowed, &e);
+    if (!doc) return push_fail(L, SB_EINVAL, e.msg, NULL);
+    int rc = sb_account_put(b->eng, doc, len, b->res);
+    if (!borrowed) free(doc);
+    return ret_actions(L, rc, b->res);
+}
+
+static int l_account_get(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    return ret_doc(L, sb_account_get(b->eng, luaL_checkstring(L, 2), b->res), b->res);
+}
+
+static int l_account_list(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    return ret_doc(L, sb_account_list(b->eng, b->res), b->res);
+}
+
+static int l_account_delete(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    return ret_actions(L, sb_account_delete(b->eng, luaL_checkstring(L, 2), b->res), b->res);
+}
+
+static int do_get(lua_State *L, get_fn fn)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
+    return ret_doc(L, fn(b->eng, acct, id, b->res), b->res);
+}
+
+static int do_delete(lua_State *L, get_fn fn)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
+    return ret_actions(L, fn(b->eng, acct, id, b->res), b->res);
+}
+
+static int do_list(lua_State *L, list_fn fn)
+{
+    engine_box *b = check_box(L);
+    return ret_doc(L, fn(b->eng, luaL_checkstring(L, 2), b->res), b->res);
+}
+
+static int l_agent_put(lua_State *L)
+{
+    return do_put(L, sb_agent_put);
+}
+static int l_agent_get(lua_State *L)
+{
+    return do_get(L, sb_agent_get);
+}
+static int l_agent_list(lua_State *L)
+{
+    return do_list(L, sb_agent_list);
+}
+static int l_agent_delete(lua_State *L)
+{
+    return do_delete(L, sb_agent_delete);
+}
+static int l_queue_put(lua_State *L)
+{
+    return do_put(L, sb_queue_put);
+}
+static int l_queue_get(lua_State *L)
+{
+    return do_get(L, sb_queue_get);
+}
+static int l_queue_list(lua_State *L)
+{
+    return do_list(L, sb_queue_list);
+}
+static int l_queue_delete(lua_State *L)
+{
+    return do_delete(L, sb_queue_delete);
+}
+static int l_call_get(lua_State *L)
+{
+    return do_get(L, sb_call_get);
+}
+static int l_policy_list(lua_State *L)
+{
+    return do_list(L, sb_policy_list);
+}
+
+/* eng:member_put(account, queue, agent [, doc]) */
+static int l_member_put(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2), *q = luaL_checkstring(L, 3),
+               *agent = luaL_checkstring(L, 4);
+    size_t len = 0;
+    int borrowed = 1;
+    char *doc = NULL;
+    enc_err e;
+    if (!lua_isnoneornil(L, 5)) {
+        doc = arg_json(L, 5, &len, &borrowed, &e);
+        if (!doc) return push_fail(L, SB_EINVAL, e.msg, NULL);
+    }
+    int rc = sb_member_put(b->eng, acct, q, agent, doc, len, b->res);
+    if (!borrowed) free(doc);
+    return ret_actions(L, rc, b->res);
+}
+
+static int l_member_delete(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2), *q = luaL_checkstring(L, 3),
+               *agent = luaL_checkstring(L, 4);
+    return ret_actions(L, sb_member_delete(b->eng, acct, q, agent, b->res), b->res);
+}
+
+/* Events given as tables fill an sb_event; names match the JSON events. */
+static const char *const ev_types[] = {"offer",    "ring_result",  "hangup", "abandon",
+                                       "transfer", "agent_status", NULL};
+static const char *const outcomes[] = {"answered", "no_answer", "busy", "rejected", NULL};
+static const char *const statuses[] = {"offline", "available", "paused", NULL};
+
+static int lookup(const char *const *names, const char *s)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], s) == 0) return i;
+    return -1;
+}
+
+/* Fill ev from the table at index t. Strings point into the table (alive while
+** it is on the stack). An attrs table is encoded into *attrs (free it after).
+** Returns 0, or SB_EINVAL with e->msg and field (the offending field's name,
+** "" when none) filled and *attrs freed. */
+static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc_err *e,
+                            char *field, size_t fsize)
+{
+    memset(ev, 0, sizeof *ev);
+    *attrs = NULL;
+    *field = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            snprintf(e->msg, sizeof e->msg, "event fields are named by strings");
+            return SB_EINVAL;
+        }
+        const char *k = lua_tostring(L, -2);
+        int vt = lua_type(L, -1);
+        static const char *const strf[] = {"type",   "call",    "queue",  "agent",  "caller",
+                                           "called", "outcome", "status", "reason", NULL};
+        int si = lookup(strf, k);
+        if (si >= 0 && vt != LUA_TSTRING) {
+            snprintf(field, fsize, "%s", strf[si]);
+            snprintf(e->msg, sizeof e->msg, "event field %s must be a string", k);
+            lua_pop(L, 2);
+            return SB_EINVAL;
+        }
+        const char *s = si >= 0 ? lua_tostring(L, -1) : NULL;
+        switch (si) {
+        case 0: {
+            int ty = lookup(ev_types, s);
+            if (ty < 0) {
+                snprintf(field, fsize, "%s", "type");
+                snprintf(e->msg, sizeof e->msg, "unknown event type '%.64s'", s);
+                lua_pop(L, 2);
+                return SB_EINVAL;
+            }
+            ev->type = (sb_event_type)(SB_EV_OFFER + ty);
+            break;
+        }
+        case 1:
+            ev->call_id = s;
+            break;
+        case 2:
+            ev->queue_id = s;
+            break;
+        case 3:
+            ev->agent_id = s;
+            break;
+        case 4:
+            ev->caller = s;
+            break;
+        case 5:
+            ev->called = s;
+            break;
+        case 6: {
+            int o = lookup(outcomes, s);
+            if (o < 0) {
+                snprintf(field, fsize, "%s", "outcome");
+                snprintf(e->msg, sizeof e->msg, "unknown ring outcome '%.64s'", s);
+                lua_pop(L, 2);
+                return SB_EINVAL;
+            }
+            ev->outcome = (sb_ring_outcome)(SB_RING_ANSWERED + o);
+            break;
+        }
+        case 7: {
+            int st = lookup(statuses, s);
+            if (st < 0) {
+                snprintf(field, fsize, "%s", "status");
+                snprintf(e->msg, sizeof e->msg, "status must be offline, available or paused");
+                lua_pop(L, 2);
+                return SB_EINVAL;
+            }
+            ev->status = (sb_agent_status)st;
+            break;
+        }
+        case 8:
+            ev->reason = s;
+            break;
+        default:
+            if (strcmp(k, "priority") == 0) {
+                if (vt != LUA_TNUMBER) {
+                    snprintf(field, fsize, "%s", "priority");
+                    snprintf(e->msg, sizeof e->msg, "event field priority must be a number");
+                    lua_pop(L, 2);
+                    return SB_EINVAL;
+                }
+                double p = (double)lua_tonumber(L, -1);
+                ev->priority = p < -1e6 ? -1000000 : p > 1e6 ? 1000000 : (int)p;
+            } else if (strcmp(k, "attrs") == 0) {
+                size_t len;
+                int borrowed;
+                free(*attrs);
+                *attrs = NULL;
+                char *j = arg_json(L, lua_gettop(L), &len, &borrowed, e);
+                if (!j) {
+                    snprintf(field, fsize, "%s", "attrs");
+                    lua_pop(L, 2);
+                    return SB_EINVAL;
+                }
+                *attrs = borrowed ? strdup(j) : j;
+            } else {
+                /* Keep the engine's strictness: unknown fields are refused. */
+                snprintf(field, fsize, "%s", k);
+                snprintf(e->msg, sizeof e->msg, "unknown event field '%.64s'", k);
+                lua_pop(L, 2);
+                return SB_EINVAL;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    if (!ev->type) {
+        snprintf(field, fsize, "type");
+        snprintf(e->msg, sizeof e->msg, "event needs a type");
+        return SB_EINVAL;
+    }
+    ev->attrs_json = *attrs;
+    return 0;
+}
+
+/* eng:submit(account, event): event a table or JSON text; returns actions. */
+static int l_submit(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2);
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        size_t len;
+        const char *j = lua_tolstring(L, 3, &len);
+        return ret_actions(L, sb_submit_json(b->eng, acct, j, len, b->res), b->res);
+    }
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    sb_event ev;
+    char *attrs = NULL, field[80];
+    enc_err e;
+    int rc = event_from_table(L, 3, &ev, &attrs, &e, field, sizeof field);
+    if (rc) {
+        free(attrs);
+        return push_fail(L, rc, e.msg, *field ? field : NULL);
+    }
+    ev.account = acct;
+    rc = sb_submit(b->eng, &ev, b->res);
+    free(attrs);
+    return ret_actions(L, rc, b->res);
+}
+
+static int l_tick(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    return ret_actions(L, sb_tick(b->eng, b->res), b->res);
+}
+
+/* Milliseconds of the earliest timer, or nil when none is pending. */
+static int l_next_deadline(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    int64_t t = sb_next_deadline(b->eng);
+    if (t == INT64_MAX)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, (lua_Integer)t);
+    return 1;
+}
+
+/* eng:policy_put(account, name, source [, cases]) -> {name=, version=} */
+static int l_policy_put(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2), *name = luaL_checkstring(L, 3);
+    size_t slen;
+    const char *src = luaL_checklstring(L, 4, &slen);
+    char *cases = NULL;
+    size_t clen;
+    int borrowed = 1;
+    enc_err e;
+    if (!lua_isnoneornil(L, 5)) {
+        cases = arg_json(L, 5, &clen, &borrowed, &e);
+        if (!cases) return push_fail(L, SB_EINVAL, e.msg, "cases");
+    }
+    int rc = sb_policy_put(b->eng, acct, name, src, slen, cases, b->res);
+    if (!borrowed) free(cases);
+    return ret_doc(L, rc, b->res);
+}
+
+static int l_reload(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    int rc = sb_reload(b->eng, b->res);
+    if (rc) return push_engine_fail(L, rc, b->res);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_sync(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    int rc = sb_sync(b->eng);
+    if (rc) return push_fail(L, rc, NULL, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_stats(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    return ret_doc(L, sb_stats(b->eng, b->res), b->res);
+}
+
+static int l_apikey_create(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    return ret_doc(L, sb_apikey_create(b->eng, luaL_checkstring(L, 2), b->res), b->res);
+}
+
+/* true when key is a current key of the account, false otherwise. */
+static int l_apikey_verify(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    size_t len;
+    const char *acct = luaL_checkstring(L, 2), *key = luaL_checklstring(L, 3, &len);
+    lua_pushboolean(L, sb_apikey_verify(b->eng, acct, key, len) == 0);
+    return 1;
+}
+
+static int l_apikey_revoke(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
+    return ret_actions(L, sb_apikey_revoke(b->eng, acct, id, b->res), b->res);
+}
+
+/* eng:clock() -> ms; eng:set_clock(ms): only for engines opened with a
+** manual clock (sb.open{clock = ms}). */
+static int l_clock(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    if (b->clock_manual)
+        lua_pushinteger(L, (lua_Integer)manual_clock(b));
+    else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        lua_pushinteger(L, (lua_Integer)((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+    }
+    return 1;
+}
+
+static int l_set_clock(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    if (!b->clock_manual) return luaL_error(L, "switchboard: set_clock needs sb.open{clock = ms}");
+    int64_t ms = (int64_t)luaL_checknumber(L, 2);
+    __atomic_store_n(&b->clock_ms, ms, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* eng:logs() -> { {level=, message=}... } and forgets them ("buffer" mode). */
+static int l_logs(lua_State *L)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    engine_box *b = check_box(L);
+    pthread_mutex_lock(&b->mu);
+    size_t n = b->count;
+    char *lines[LOG_KEEP];
+    sb_log_level levels[LOG_KEEP];
+    for (size_t i = 0; i < n; i++) {
+        lines[i] = b->lines[(b->first + i) % LOG_KEEP];
+        levels[i] = b->levels[(b->first + i) % LOG_KEEP];
+    }
+    b->first = b->count = 0;
+    pthread_mutex_unlock(&b->mu);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, levels[i] <= SB_LOG_DEBUG ? names[levels[i]] : "?");
+        lua_setfield(L, -2, "level");
+        lua_pushstring(L, lines[i]);
+        lua_setfield(L, -2, "message");
+        free(lines[i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
+    box_free(u->b);
+    u->b = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
+    if (u->b)
+        lua_pushfstring(L, "switchboard.engine (%p)", (void *)u->b);
+    else
+        lua_pushstring(L, "switchboard.engine (closed)");
+    return 1;
+}
+
+/* ---- sb.open ------------------------------------------------------------------ */
+
+static const char *opt_string(lua_State *L, const char *k)
+{
+    lua_getfield(L, 1, k);
+    const char *s = NULL;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "switchboard.open: %s must be a string", k);
+        s = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1); /* the string stays alive: the options table holds it */
+    return s;
+}
+
+static int opt_number(lua_State *L, const char *k, double *out)
+{
+    lua_getfield(L, 1, k);
+    int have = !lua_isnil(L, -1);
+    if (have) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "switchboard.open: %s must be a number", k);
+        *out = (double)lua_tonumber(L, -1);
+        if (*out < 0) luaL_error(L, "switchboard.open: %s must not be negative", k);
+    }
+    lua_pop(L, 1);
+    return have;
+}
+
+static const char *const open_keys[] = {"data_dir",
+                                        "policy_dir",
+                                        "key_file",
+                                        "sync",
+                                        "map_size",
+                                        "map_max",
+                                        "seed",
+                                        "log",
+                                        "log_level",
+                                        "clock",
+                                        "policy_instructions",
+                                        "policy_wall_ms",
+                                        "policy_memory",
+                                        "quarantine_after",
+                                        "require_signed_policies",
+                                        "policy_public_key",
+                                        NULL};
+
+static int l_open(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING || lookup(open_keys, lua_tostring(L, -1)) < 0)
+            return luaL_error(L, "switchboard.open: unknown option '%s'",
+                              lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+    }
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = opt_string(L, "data_dir");
+    if (!cfg.data_dir) return luaL_error(L, "switchboard.open: data_dir is required");
+    cfg.policy_dir = opt_string(L, "policy_dir");
+    cfg.key_file = opt_string(L, "key_file");
+    cfg.policy_public_key = opt_string(L, "policy_public_key");
+    const char *sync = opt_string(L, "sync");
+    if (sync) {
+        static const char *const modes[] = {"group", "sync", "none", "defer", NULL};
+        int m = lookup(modes, sync);
+        if (m < 0)
+            return luaL_error(L, "switchboard.open: sync must be group, sync, none or defer");
+        cfg.sync = (sb_sync_mode)m;
+    }
+    const char *lvl = opt_string(L, "log_level");
+    if (lvl) {
+        static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+        int m = lookup(levels, lvl);
+        if (m < 0)
+            return luaL_error(L, "switchboard.open: log_level must be error, warn, info or debug");
+        cfg.log_level = (sb_log_level)m;
+    }
+    log_mode lm = LOG_STDERR;
+    const char *log = opt_string(L, "log");
+    if (log) {
+        static const char *const modes[] = {"stderr", "buffer", "none", NULL};
+        int m = lookup(modes, log);
+        if (m < 0) return luaL_error(L, "switchboard.open: log must be stderr, buffer or none");
+        lm = (log_mode)m;
+    }
+    double d;
+    if (opt_number(L, "map_size", &d)) cfg.map_size = (size_t)d;
+    if (opt_number(L, "map_max", &d)) cfg.map_max = (size_t)d;
+    if (opt_number(L, "seed", &d)) cfg.seed = (uint64_t)d;
+    if (opt_number(L, "policy_instructions", &d)) cfg.policy_instructions = (uint64_t)d;
+    if (opt_number(L, "policy_wall_ms", &d)) cfg.policy_wall_ms = (uint32_t)d;
+    if (opt_number(L, "policy_memory", &d)) cfg.policy_memory = (size_t)d;
+    if (opt_number(L, "quarantine_after", &d)) cfg.quarantine_after = (uint32_t)d;
+    lua_getfield(L, 1, "require_signed_policies");
+    cfg.require_signed_policies = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    double clock0 = 0;
+    int manual = opt_number(L, "clock", &clock0);
+
+    engine_box *b = calloc(1, sizeof *b);
+    if (!b) return luaL_error(L, "switchboard.open: out of memory");
+    pthread_mutex_init(&b->mu, NULL);
+    b->log = lm;
+    b->clock_manual = manual;
+    b->clock_ms = (int64_t)clock0;
+    b->res = sb_result_new();
+    if (!b->res) {
+        box_free(b);
+        return luaL_error(L, "switchboard.open: out of memory");
+    }
+    if (lm != LOG_STDERR) {
+        cfg.log = box_log;
+        cfg.log_arg = b;
+    }
+    if (manual) {
+        cfg.clock = manual_clock;
+        cfg.clock_arg = b;
+    }
+    /* The userdata first, so a Lua memory error cannot leak the engine. */
+    engine_ud *u = lua_newuserdata(L, sizeof *u);
+    u->b = NULL;
+    luaL_getmetatable(L, ENGINE_MT);
+    lua_setmetatable(L, -2);
+    int rc = sb_open(&b->eng, &cfg, b->res);
+    if (rc) {
+        int n = push_engine_fail(L, rc, b->res);
+        /* the strings are copied onto the stack; the box can go */
+        box_free(b);
+        return n;
+    }
+    u->b = b;
+    return 1;
+}
+
+/* ---- module functions --------------------------------------------------------- */
+
+static int l_version(lua_State *L)
+{
+    lua_pushstring(L, sb_version());
+    return 1;
+}
+
+static int l_strerror(lua_State *L)
+{
+    lua_pushstring(L, sb_strerror((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+static int l_json_encode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    enc_err e;
+    json_t *v = encode(L, 1, 0, "", &e);
+    if (!v) return push_fail(L, SB_EINVAL, e.msg, NULL);
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    json_decref(v);
+    if (!s) return push_fail(L, SB_ENOMEM, "json: out of memory", NULL);
+    lua_pushstring(L, s);
+    free(s);
+    return 1;
+}
+
+static int l_json_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int n = push_decoded(L, s, len);
+    if (n == 1) return 1;
+    return push_fail(L, SB_EINVAL, lua_tostring(L, -1), NULL);
+}
+
+/* sb.array(t): mark t as a JSON array (so {} encodes as []). */
+static int l_array(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_pushlightuserdata(L, &array_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+static int l_policy_check(lua_State *L)
+{
+    size_t len;
+    const char *name = luaL_checkstring(L, 1), *src = luaL_checklstring(L, 2, &len);
+    sb_result *res = sb_result_new();
+    if (!res) return luaL_error(L, "switchboard: out of memory");
+    int rc = sb_policy_check(name, src, len, res);
+    int n;
+    if (rc) {
+        lua_pushnil(L);
+        lua_pushstring(L, sb_result_message(res));
+        lua_pushinteger(L, rc);
+        n = 3;
+    } else {
+        lua_pushboolean(L, 1);
+        n = 1;
+    }
+    sb_result_free(res);
+    return n;
+}
+
+/* sb.policy_test(name, source, cases) -> report | nil, message, code, report */
+static int l_policy_test(lua_State *L)
+{
+    size_t len, clen;
+    const char *name = luaL_checkstring(L, 1), *src = luaL_checklstring(L, 2, &len);
+    int borrowed;
+    enc_err e;
+    char *cases = arg_json(L, 3, &clen, &borrowed, &e);
+    if (!cases) return push_fail(L, SB_EINVAL, e.msg, "cases");
+    sb_result *res = sb_result_new();
+    if (!res) {
+        if (!borrowed) free(cases);
+        return luaL_error(L, "switchboard: out of memory");
+    }
+    int rc = sb_policy_test(name, src, len, cases, clen, res);
+    if (!borrowed) free(cases);
+    size_t jl;
+    const char *j = sb_result_json(res, &jl);
+    int top = lua_gettop(L);
+    if (push_decoded(L, j, jl) != 1) { /* cannot happen: the engine writes JSON */
+        lua_settop(L, top);
+        lua_pushnil(L);
+    }
+    if (rc == 0) {
+        sb_result_free(res);
+        return 1;
+    }
+    const char *msg = sb_result_message(res);
+    lua_pushnil(L);
+    lua_pushstring(L, *msg ? msg : sb_strerror(rc));
+    lua_pushinteger(L, rc);
+    lua_pushvalue(L, -4); /* the report: which cases failed */
+    sb_result_free(res);
+    return 4;
+}
+
+static const luaL_Reg engine_methods[] = {
+    {"account_put", l_account_put},
+    {"account_get", l_account_get},
+    {"account_list", l_account_list},
+    {"account_delete", l_account_delete},
+    {"agent_put", l_agent_put},
+    {"agent_get", l_agent_get},
+    {"agent_list", l_agent_list},
+    {"agent_delete", l_agent_delete},
+    {"queue_put", l_queue_put},
+    {"queue_get", l_queue_get},
+    {"queue_list", l_queue_list},
+    {"queue_delete", l_queue_delete},
+    {"member_put", l_member_put},
+    {"member_delete", l_member_delete},
+    {"submit", l_submit},
+    {"tick", l_tick},
+    {"next_deadline", l_next_deadline},
+    {"call_get", l_call_get},
+    {"policy_put", l_policy_put},
+    {"policy_list", l_policy_list},
+    {"reload", l_reload},
+    {"sync", l_sync},
+    {"stats", l_stats},
+    {"apikey_create", l_apikey_create},
+    {"apikey_verify", l_apikey_verify},
+    {"apikey_revoke", l_apikey_revoke},
+    {"clock", l_clock},
+    {"set_clock", l_set_clock},
+    {"logs", l_logs},
+    {"close", l_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg module_funcs[] = {
+    {"open", l_open},
+    {"version", l_version},
+    {"strerror", l_strerror},
+    {"json_encode", l_json_encode},
+    {"json_decode", l_json_decode},
+    {"array", l_array},
+    {"policy_check", l_policy_check},
+    {"policy_test", l_policy_test},
+    {NULL, NULL},
+};
+
+static const struct {
+    const char *name;
+    int code;
+} codes[] = {
+    {"EINVAL", SB_EINVAL},     {"ENOTFOUND", SB_ENOTFOUND}, {"EEXIST", SB_EEXIST},
+    {"ESTATE", SB_ESTATE},     {"EPOLICY", SB_EPOLICY},     {"EFULL", SB_EFULL},
+    {"ESTORE", SB_ESTORE},     {"ENOMEM", SB_ENOMEM},       {"EBUSY", SB_EBUSY},
+    {"EAUTH", SB_EAUTH},       {"ELIMIT", SB_ELIMIT},       {"ECRYPTO", SB_ECRYPTO},
+    {"EVERSION", SB_EVERSION}, {"EHOLD", SB_EHOLD},
+};
+
+__attribute__((visibility("default"))) int luaopen_switchboard(lua_State *L);
+__attribute__((visibility("default"))) int luaopen_switchboard(lua_State *L)
+{
+    /* The shared array metatable, marked for readers. */
+    lua_pushlightuserdata(L, &array_mt_key);
+    lua_newtable(L);
+    lua_pushstring(L, "array");
+    lua_setfield(L, -2, "__name");
+    lua_rawset(L, LUA_REGISTRYINDEX);
+
+    if (luaL_newmetatable(L, ENGINE_MT)) {
+        sbl_newlib(L, engine_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__close");
+#endif
+    }
+    lua_pop(L, 1);
+
+    sbl_newlib(L, module_funcs);
+    push_null(L);
+    lua_setfield(L, -2, "null");
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++) {
+        lua_pushinteger(L, codes[i].code);
+        lua_setfield(L, -2, codes[i].name);
+    }
+    lua_pushstring(L, SB_VERSION_STRING);
+    lua_setfield(L, -2, "_VERSION");
+#if LUA_VERSION_NUM >= 502
+    lua_pushstring(L, "Lua 5.4 ABI");
+#else
+    lua_pushstring(L, "Lua 5.1 ABI");
+#endif
+    lua_setfield(L, -2, "_ABI");
+    return 1;
+}

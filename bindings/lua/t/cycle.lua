@@ -1,0 +1,217 @@
+-- cycle.lua — the binding's API end to end, run by lua51.t (LuaJIT, lua5.1)
+-- and lua54.t (lua5.4): provisioning, a full call cycle routed by a Lua 5.4
+-- policy inside the engine, timers on a manual clock, the error conventions,
+-- the JSON helpers, and closing. Needs SB_LUA_T (this folder) and the module
+-- on LUA_CPATH.
+local T = require "tap"
+local sb = require "switchboard"
+
+local HERE = assert(os.getenv("SB_LUA_T"), "SB_LUA_T not set")
+local host = _VERSION .. (jit and (" / " .. jit.version) or "")
+T.diag("host: " .. host .. ", module " .. sb._ABI)
+
+local want_abi = _VERSION == "Lua 5.4" and "Lua 5.4 ABI" or "Lua 5.1 ABI"
+T.is(sb._ABI, want_abi, "module built for the host's ABI (" .. want_abi .. ")")
+T.is(sb.version(), sb._VERSION, "sb.version() is the linked library's version")
+T.is(sb.strerror(sb.ENOTFOUND):match("^SB_ENOTFOUND"), "SB_ENOTFOUND", "sb.strerror names the code")
+
+local now = 1767603600000 -- Monday 2026-01-05 09:00 UTC
+local dir = T.tmpdir()
+local eng, err = sb.open{ data_dir = dir, policy_dir = HERE .. "/policies", sync = "none",
+                          clock = now, log = "buffer", seed = 7 }
+if not T.ok(eng, "sb.open on a fresh data directory") then T.diag(err) T.done() end
+T.like(tostring(eng), "^switchboard%.engine", "the engine prints as switchboard.engine")
+
+local function advance(ms) now = now + ms eng:set_clock(now) end
+local function find(actions, typ, call)
+  for _, a in ipairs(actions) do
+    if a.type == typ and (call == nil or a.call == call) then return a end
+  end
+end
+
+-- Provisioning: tables in, actions (a list, usually empty) out.
+local r = eng:account_put{ id = "acme", name = "Acme Ltd" }
+T.ok(type(r) == "table" and #r == 0, "account_put returns an empty action list")
+for i, id in ipairs{ "alice", "bob", "carol" } do
+  T.ok(eng:agent_put("acme", { id = id, name = id:upper(), status = "available",
+                               devices = { softphone = "sip:" .. id .. "@127.0.0.1:" .. (5070 + i) },
+                               skills = { english = 5 } }), "agent_put " .. id)
+  advance(1000)
+end
+T.ok(eng:queue_put("acme", '{"id":"support","policy":"pick54","ring_timeout":45,' ..
+                   '"members":[{"agent":"alice"},{"agent":"bob"}]}'), "queue_put from a JSON string")
+T.ok(eng:member_put("acme", "support", "carol", { tier = 1, position = 3 }), "member_put carol")
+local q = eng:queue_get("acme", "support")
+T.is(q and q.policy, "pick54", "queue_get returns the document as a table")
+T.is(q and q.ring_timeout, 45, "with its numbers")
+local agents = eng:agent_list("acme")
+T.is(agents and #agents.agents, 3, "agent_list lists three agents")
+local alice = eng:agent_get("acme", "alice")
+T.is(alice and alice.status, "available", "agent_get: alice is available")
+T.is(alice and alice.devices.softphone, "sip:alice@127.0.0.1:5071", "agent_get: her softphone URI")
+
+-- The call cycle. The policy is Lua 5.4-only code (<const>, //, |): routing
+-- works from a 5.1 host only because the engine runs its own Lua 5.4.
+advance(5000)
+local acts = eng:submit("acme", { type = "offer", call = "c1", queue = "support",
+                                  caller = "+442079460001", attrs = { want = "bob" } })
+T.ok(type(acts) == "table", "offer accepted")
+local ring = acts and find(acts, "ring", "c1")
+T.is(ring and ring.agent, "bob", "the Lua 5.4 policy rings the agent asked for (bob)")
+T.is(ring and ring.uri, "sip:bob@127.0.0.1:5072", "on his softphone URI")
+T.is(ring and ring.device, "softphone", "device softphone")
+T.is(ring and ring.timeout, 20, "for the 20 s the policy computed with // and | (queue says 45)")
+T.is(ring and ring.account, "acme", "the action names its account")
+local saw54
+for _, l in ipairs(eng:logs()) do
+  if l.message:find("runtime Lua 5.4 integer", 1, true) then saw54 = true end
+end
+T.ok(saw54, "the policy's ctx.log reports _VERSION 'Lua 5.4' and math.type(1) 'integer'")
+T.is(eng:agent_get("acme", "bob").status, "reserved", "bob is reserved while ringing")
+
+local dup, msg, code, field = eng:submit("acme", { type = "offer", call = "c1", queue = "support",
+                                                    caller = "+442079460001" })
+T.ok(dup == nil and code == sb.EEXIST, "offering c1 again: nil, message, SB_EEXIST")
+T.like(msg, "c1", "the message names the call")
+T.is(field, "call", "and the field")
+
+advance(4000)
+acts = eng:submit("acme", { type = "ring_result", call = "c1", agent = "bob", outcome = "answered" })
+T.ok(acts and find(acts, "connect", "c1"), "answered: connect")
+T.is(eng:agent_get("acme", "bob").status, "on_call", "bob is on the call")
+advance(60000)
+acts = eng:submit("acme", '{"type":"hangup","call":"c1"}')
+local fin = acts and find(acts, "end", "c1")
+T.is(fin and fin.reason, "answered", "hangup given as JSON text ends the call as answered")
+local c1 = eng:call_get("acme", "c1")
+T.is(c1 and c1.outcome, "answered", "call_get: the record says answered")
+T.is(c1 and c1.agent, "bob", "and names bob")
+T.is(c1 and c1.talk, 60, "talk 60 s")
+local pv = c1 and c1.policy_versions and c1.policy_versions[1]
+T.is(pv and pv.policy, "pick54", "the record names the policy that decided")
+T.ok(pv and type(pv.version) == "string" and #pv.version == 16, "and its version")
+T.is(eng:agent_get("acme", "bob").stats.calls_taken, 1, "bob took one call")
+
+-- Timers on the injected clock: a ring times out, the next agent rings.
+advance(1000)
+acts = eng:submit("acme", { type = "offer", call = "c2", queue = "support", caller = "+442079460002",
+                            attrs = { want = "carol" } })
+ring = acts and find(acts, "ring", "c2")
+T.is(ring and ring.agent, "carol", "c2 rings carol")
+local nd = eng:next_deadline()
+T.ok(nd and nd <= now + 20000, "next_deadline is due by the ring timeout (" .. tostring(nd) .. ")")
+advance(19999)
+T.is(#eng:tick(), 0, "nothing fires a millisecond early")
+advance(1)
+acts = eng:tick()
+T.ok(find(acts, "cancel", "c2"), "at the timeout tick cancels carol's ring")
+ring = find(acts, "ring", "c2")
+T.ok(ring ~= nil, "and rings again (" .. tostring(ring and ring.agent) .. ")")
+acts = eng:submit("acme", { type = "abandon", call = "c2" })
+T.is(acts and find(acts, "end", "c2") and find(acts, "end", "c2").reason, "abandoned",
+     "abandon ends c2 as abandoned")
+advance(3600 * 1000)
+eng:tick() -- fires (or drops) whatever was left
+T.is(eng:next_deadline(), nil, "an hour later no timer is left: next_deadline is nil")
+
+-- Agent status events, waiting calls served when an agent frees up.
+for _, id in ipairs{ "alice", "bob", "carol" } do
+  eng:submit("acme", { type = "agent_status", agent = id, status = "paused", reason = "lunch" })
+end
+T.is(eng:agent_get("acme", "alice").status, "paused", "agent_status pauses alice")
+acts = eng:submit("acme", { type = "offer", call = "c3", queue = "support", caller = "+442079460003",
+                            priority = 10 })
+T.ok(acts and find(acts, "wait", "c3") and not find(acts, "ring"), "with everyone paused c3 waits")
+local nr, _, ncode = eng:submit("acme", { type = "ring_result", call = "c3", agent = "bob",
+                                          outcome = "answered" })
+T.ok(nr == nil and ncode == sb.ESTATE, "a ring result for a call not ringing: SB_ESTATE")
+acts = eng:submit("acme", { type = "agent_status", agent = "carol", status = "available" })
+ring = acts and find(acts, "ring", "c3")
+T.is(ring and ring.agent, "carol", "carol becoming available rings her for c3 at once")
+eng:submit("acme", { type = "abandon", call = "c3" })
+for _, id in ipairs{ "alice", "bob" } do
+  eng:submit("acme", { type = "agent_status", agent = id, status = "available" })
+end
+
+-- Errors: engine failures are nil, message, code, field; misuse raises.
+local function fails(want_code, want_field, label, res, m, c, f)
+  T.ok(res == nil and c == want_code and (want_field == nil or f == want_field),
+       label .. " -> nil, " .. tostring(m) .. ", " .. tostring(c) .. ", " .. tostring(f))
+end
+fails(sb.ENOTFOUND, "queue", "offer into an unknown queue",
+      eng:submit("acme", { type = "offer", call = "x1", queue = "nope", caller = "+442079460009" }))
+fails(sb.EINVAL, "caller", "a caller that is not E.164",
+      eng:submit("acme", { type = "offer", call = "x1", queue = "support", caller = "12345" }))
+fails(sb.EINVAL, "colour", "an unknown event field",
+      eng:submit("acme", { type = "offer", call = "x1", queue = "support", caller = "+442079460009",
+                           colour = "red" }))
+fails(sb.EINVAL, "type", "an unknown event type", eng:submit("acme", { type = "launch" }))
+fails(sb.EINVAL, "outcome", "an unknown ring outcome",
+      eng:submit("acme", { type = "ring_result", call = "x1", agent = "bob", outcome = "maybe" }))
+fails(sb.EINVAL, "call", "a field of the wrong type",
+      eng:submit("acme", { type = "hangup", call = 42 }))
+fails(sb.EINVAL, nil, "malformed JSON text", eng:submit("acme", '{"type":"offer",'))
+fails(sb.ENOTFOUND, nil, "reading an unknown agent", eng:agent_get("acme", "zed"))
+fails(sb.EINVAL, "devices.fax", "a bad agent document names the field",
+      eng:agent_put("acme", { id = "zed", devices = { fax = "x" } }))
+fails(sb.ENOTFOUND, "call", "hangup of a call that has ended",
+      eng:submit("acme", { type = "hangup", call = "c2" }))
+T.ok(eng:call_get("acme", "x1") == nil, "and none of those created a call")
+T.ok(select(2, eng:agent_put("acme", { id = "zed", devices = { softphone = "sip:z@x" },
+                                       weight = 0 / 0 })):find("finite"),
+     "NaN in a document is refused before it reaches the engine")
+T.raises(function() eng:submit(nil, {}) end, "bad argument", "a missing account raises")
+T.raises(function() eng:submit("acme", 42) end, "bad argument", "an event that is not a table raises")
+T.raises(function() sb.open{ data_dir = dir, colour = "red" } end, "unknown option 'colour'",
+         "sb.open refuses unknown options")
+T.raises(function() sb.open{} end, "data_dir is required", "sb.open needs data_dir")
+
+-- Policies: stored from the host, validated by the engine's Lua 5.4.
+local src = T.read(HERE .. "/policies/pick54.lua")
+local cases = { { name = "rings the wanted agent", call = { id = "k1", attrs = { want = "b" } },
+                  agents = { { id = "a" }, { id = "b" } },
+                  expect = { action = "ring", agents = { "b" }, timeout = 20 } } }
+local p = eng:policy_put("acme", "mine", src, cases)
+T.ok(p and p.name == "mine" and #p.version == 16, "policy_put with passing cases returns name and version")
+local rep = sb.policy_test("pick54.lua", src, cases)
+T.is(rep and rep.passed, 1, "sb.policy_test runs cases without an engine")
+cases[1].expect.agents = { "a" }
+local no, m2, c2, rep2 = sb.policy_test("pick54.lua", src, cases)
+T.ok(no == nil and c2 == sb.EPOLICY and rep2 and rep2.failed == 1,
+     "a failing case: nil, message, SB_EPOLICY, report (" .. tostring(m2) .. ")")
+T.ok(sb.policy_check("ok.lua", src), "sb.policy_check accepts the policy")
+T.ok(eng:reload(), "reload re-reads the policy folder")
+
+-- JSON helpers (the same conversions every call uses).
+T.is(sb.json_encode({ b = 1, a = { 1, 2.5, "x", true, sb.null } }), '{"a":[1,2.5,"x",true,null],"b":1}',
+     "json_encode: objects (sorted keys), lists, numbers, null")
+T.is(sb.json_encode({}), "{}", "an empty table encodes as an object")
+T.is(sb.json_encode(sb.array{}), "[]", "sb.array{} encodes as a list")
+local d = sb.json_decode('{"l":[],"n":null,"i":3,"f":0.5}')
+T.is(sb.json_encode(d.l), "[]", "a decoded empty list stays a list")
+T.ok(d.n == sb.null and d.i == 3 and d.f == 0.5, "null decodes as sb.null; numbers as numbers")
+T.ok(sb.json_encode({ 1, 2, x = 3 }) == nil, "a table mixing list items and fields is refused")
+T.ok(sb.json_encode({ [1] = 1, [3] = 3 }) == nil, "a list with holes is refused")
+local cyc = {}
+cyc.self = cyc
+T.ok(sb.json_encode(cyc) == nil, "a cycle is refused, not followed forever")
+
+-- Stats, close, use after close, __gc.
+local st = eng:stats()
+T.ok(st and st.events.offer >= 4, "stats counts this handle's offers")
+eng:close()
+T.raises(function() eng:agent_get("acme", "bob") end, "closed", "use after close raises")
+eng:close()
+T.ok(true, "closing twice is harmless")
+do
+  local again = assert(sb.open{ data_dir = dir, policy_dir = HERE .. "/policies", sync = "none", log = "none" })
+  local rec = again:call_get("acme", "c1")
+  T.is(rec and rec.agent, "bob", "reopened: the record persisted in LMDB")
+  again = nil -- luacheck: ignore
+  collectgarbage()
+  collectgarbage()
+end
+T.ok(true, "an engine dropped without close is closed by the garbage collector")
+
+T.cleanup()
+T.done()

@@ -1,0 +1,8 @@
+#!/bin/sh
+# tests/multiproc/multiproc.t — 8 processes on one data directory: no agent
+# ever reserved by two calls, every call accounted for, a policy put mid-run
+# reaching every process; prints the aggregate call cycles/s and the double
+# booking count (see multiproc.c). MULTIPROC_ARGS adds options (e.g. --cycles).
+B=${SB_BUILD:-build}
+cd "$(dirname "$0")/../.." || exit 1
+exec timeout 300 "$B/tests/multiproc/multiproc" --procs 8 $MULTIPROC_ARGS
