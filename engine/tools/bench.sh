@@ -10,6 +10,10 @@ echo "== Sandbox overhead: the same cycle with every budget off =="
 echo
 echo "== Policy reload across 1,000 accounts (issue: sandbox and reload) =="
 "$B/tests/bench_reload"
+echo
+echo "== 8 processes on one data directory (issue: embedding) =="
+"$B/tests/multiproc/multiproc" --procs 8 --cycles 5000 | grep '^# multiproc'
+"$B/tests/multiproc/multiproc" --procs 8 --cycles 500 --sync group | grep '^# multiproc'
 for extra in tests/bench/*.sh; do
     [ -x "$extra" ] || continue
     echo
