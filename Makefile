@@ -120,3 +120,4 @@ clean:
 # Parts of the build that live with what they build (bindings, fuzzing...):
 # each folder's build.mk adds its own targets and prerequisites of `tests`.
 include $(wildcard bindings/*/build.mk tests/*/build.mk)
+include engine/tools/install.mk examples/c-gateway/build.mk

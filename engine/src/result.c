@@ -232,25 +232,27 @@ const char *sb_result_json(sb_result *r, size_t *len)
     return r->json;
 }
 
+/* Name and full message of every code; sb_strerror returns the latter. */
+#define SB_ERR(code, name, msg) {code, name, name ": " msg}
 static const struct {
     int code;
-    const char *name, *msg;
+    const char *name, *full;
 } errs[] = {
-    {SB_OK, "SB_OK", "success"},
-    {SB_EINVAL, "SB_EINVAL", "invalid argument"},
-    {SB_ENOTFOUND, "SB_ENOTFOUND", "not found"},
-    {SB_EEXIST, "SB_EEXIST", "already exists"},
-    {SB_ESTATE, "SB_ESTATE", "not valid in the current state"},
-    {SB_EPOLICY, "SB_EPOLICY", "policy failed"},
-    {SB_EFULL, "SB_EFULL", "storage full"},
-    {SB_ESTORE, "SB_ESTORE", "storage error"},
-    {SB_ENOMEM, "SB_ENOMEM", "out of memory"},
-    {SB_EBUSY, "SB_EBUSY", "busy"},
-    {SB_EAUTH, "SB_EAUTH", "authentication failed"},
-    {SB_ELIMIT, "SB_ELIMIT", "limit reached"},
-    {SB_ECRYPTO, "SB_ECRYPTO", "key or sealed data unusable"},
-    {SB_EVERSION, "SB_EVERSION", "data written by a newer version"},
-    {SB_EHOLD, "SB_EHOLD", "under legal hold"},
+    SB_ERR(SB_OK, "SB_OK", "success"),
+    SB_ERR(SB_EINVAL, "SB_EINVAL", "invalid argument"),
+    SB_ERR(SB_ENOTFOUND, "SB_ENOTFOUND", "not found"),
+    SB_ERR(SB_EEXIST, "SB_EEXIST", "already exists"),
+    SB_ERR(SB_ESTATE, "SB_ESTATE", "not valid in the current state"),
+    SB_ERR(SB_EPOLICY, "SB_EPOLICY", "policy failed"),
+    SB_ERR(SB_EFULL, "SB_EFULL", "storage full"),
+    SB_ERR(SB_ESTORE, "SB_ESTORE", "storage error"),
+    SB_ERR(SB_ENOMEM, "SB_ENOMEM", "out of memory"),
+    SB_ERR(SB_EBUSY, "SB_EBUSY", "busy"),
+    SB_ERR(SB_EAUTH, "SB_EAUTH", "authentication failed"),
+    SB_ERR(SB_ELIMIT, "SB_ELIMIT", "limit reached"),
+    SB_ERR(SB_ECRYPTO, "SB_ECRYPTO", "key or sealed data unusable"),
+    SB_ERR(SB_EVERSION, "SB_EVERSION", "data written by a newer version"),
+    SB_ERR(SB_EHOLD, "SB_EHOLD", "under legal hold"),
 };
 
 const char *sb_code_name(int err)
@@ -262,16 +264,8 @@ const char *sb_code_name(int err)
 
 const char *sb_strerror(int err)
 {
-    static const char *full[countof(errs)];
-    static char store[countof(errs)][96];
-    for (size_t i = 0; i < countof(errs); i++) {
-        if (errs[i].code != err) continue;
-        if (!full[i]) {
-            snprintf(store[i], sizeof store[i], "%s: %s", errs[i].name, errs[i].msg);
-            full[i] = store[i];
-        }
-        return full[i];
-    }
+    for (size_t i = 0; i < countof(errs); i++)
+        if (errs[i].code == err) return errs[i].full;
     return "SB_E?: unknown error";
 }
 

@@ -1,0 +1,30 @@
+/*
+** callbacks.c — C trampolines from the engine's clock and log hooks into Go.
+** The hook's void *arg carries a runtime/cgo.Handle naming the Go function.
+*/
+#include <stdint.h>
+
+#include "switchboard.h"
+#include "_cgo_export.h"
+
+static int64_t sbgo_clock(void *arg)
+{
+    return goSwitchboardClock((uintptr_t)arg);
+}
+
+static void sbgo_log(void *arg, sb_log_level level, const char *line)
+{
+    goSwitchboardLog((uintptr_t)arg, (int)level, (char *)line);
+}
+
+void sbgo_set_clock(sb_config *cfg, uintptr_t handle)
+{
+    cfg->clock = sbgo_clock;
+    cfg->clock_arg = (void *)handle;
+}
+
+void sbgo_set_log(sb_config *cfg, uintptr_t handle)
+{
+    cfg->log = sbgo_log;
+    cfg->log_arg = (void *)handle;
+}

@@ -1,0 +1,1121 @@
+// Package switchboard embeds the Switchboard call-routing engine in Go.
+//
+// It is a cgo binding of the C library (engine/include/switchboard.h, the
+// engine's manual): for every call that reaches a queue the engine decides
+// which agent rings and on which device by asking a Lua policy, and keeps all
+// state in LMDB under a data directory, one transaction per event.
+//
+//	eng, err := switchboard.Open(switchboard.Config{DataDir: "/var/lib/switchboard",
+//		PolicyDir: "/etc/switchboard/policies"})
+//	if err != nil { ... }
+//	defer eng.Close()
+//	actions, err := eng.Submit("acme", switchboard.Event{Type: switchboard.Offer,
+//		Call: "c1", Queue: "support", Caller: "+442079460001"})
+//	for _, a := range actions {
+//		if a.Type == switchboard.ActionRing { fmt.Println("ring", a.Agent, "at", a.URI) }
+//	}
+//
+// Accounts, agents, queues and memberships go in as JSON documents — []byte,
+// string, json.RawMessage, or any value encoding/json can marshal — and come
+// back as map[string]any. Events go in as Event values (or raw JSON with
+// SubmitJSON); the actions they cause come back as []Action. Failures are
+// *Error values carrying the engine's code, message and offending field;
+// errors.Is(err, switchboard.ErrNotFound) tests the code.
+//
+// An Engine may be used from many goroutines at once. Several engines — in
+// one process or many — may open the same data directory.
+package switchboard
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../engine/include -Wall -Wextra -Wno-unused-parameter
+#cgo LDFLAGS: -L${SRCDIR}/../../build -l:libswitchboard.a
+#cgo pkg-config: lua5.4 lmdb libsodium jansson
+#cgo LDFLAGS: -lpthread -lm
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "switchboard.h"
+
+void sbgo_set_clock(sb_config *cfg, uintptr_t handle);
+void sbgo_set_log(sb_config *cfg, uintptr_t handle);
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"runtime/cgo"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Version is the version of the linked library, e.g. "0.1.0".
+func Version() string { return C.GoString(C.sb_version()) }
+
+// ---------------------------------------------------------------------------
+// Errors
+
+// Code is one of the engine's SB_E* error codes. Codes are errors themselves,
+// so they serve as sentinels: errors.Is(err, ErrNotFound).
+type Code int
+
+// The engine's error codes (switchboard.h).
+const (
+	ErrInvalid  Code = C.SB_EINVAL    // bad argument or malformed input; see Field
+	ErrNotFound Code = C.SB_ENOTFOUND // no such account/agent/queue/call/policy
+	ErrExists   Code = C.SB_EEXIST    // already exists (a call id offered twice)
+	ErrState    Code = C.SB_ESTATE    // event not valid in the current state
+	ErrPolicy   Code = C.SB_EPOLICY   // a policy failed to compile, load or validate
+	ErrFull     Code = C.SB_EFULL     // LMDB map or disk full; nothing was written
+	ErrStore    Code = C.SB_ESTORE    // storage error (I/O, corrupt record)
+	ErrNoMemory Code = C.SB_ENOMEM    // out of memory; nothing was written
+	ErrBusy     Code = C.SB_EBUSY     // data directory locked by another engine mode
+	ErrAuth     Code = C.SB_EAUTH     // credentials did not verify
+	ErrLimit    Code = C.SB_ELIMIT    // a configured limit was reached
+	ErrCrypto   Code = C.SB_ECRYPTO   // key file or sealed data could not be used
+	ErrVersion  Code = C.SB_EVERSION  // data directory written by a newer format
+	ErrHold     Code = C.SB_EHOLD     // legal hold prevents the operation
+)
+
+// Error returns the code's static message, e.g. "SB_ENOTFOUND: not found".
+func (c Code) Error() string { return C.GoString(C.sb_strerror(C.int(c))) }
+
+// Name returns the code's name, e.g. "SB_ENOTFOUND".
+func (c Code) Name() string {
+	s := c.Error()
+	if i := strings.IndexByte(s, ':'); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Error is a failure reported by the engine.
+type Error struct {
+	Code    Code   // the SB_E* code
+	Message string // the engine's message (policy errors carry file:line)
+	Field   string // the offending input field, e.g. "devices.mobile", or ""
+}
+
+func (e *Error) Error() string {
+	s := e.Code.Name() + ": " + e.Message
+	if e.Field != "" {
+		s += " (field " + e.Field + ")"
+	}
+	return s
+}
+
+// Unwrap returns the code, so errors.Is(err, ErrNotFound) works.
+func (e *Error) Unwrap() error { return e.Code }
+
+// Is reports whether target is an *Error with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+var errClosed = &Error{Code: ErrInvalid, Message: "the engine is closed"}
+
+func resultError(rc C.int, res *C.sb_result) error {
+	e := &Error{Code: Code(rc), Message: C.GoString(C.sb_result_message(res))}
+	if f := C.sb_result_field(res); f != nil {
+		e.Field = C.GoString(f)
+	}
+	if e.Message == "" {
+		e.Message = strings.TrimPrefix(e.Code.Error(), e.Code.Name()+": ")
+	}
+	return e
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+// SyncMode is the durability of committed events.
+type SyncMode int
+
+const (
+	// SyncGroup commits, then shares one sync among concurrent events; each
+	// returns only once it is synced (the default).
+	SyncGroup SyncMode = C.SB_SYNC_GROUP
+	// SyncSync syncs every event on its own before it returns.
+	SyncSync SyncMode = C.SB_SYNC_SYNC
+	// SyncNone never syncs (tests, simulations).
+	SyncNone SyncMode = C.SB_SYNC_NONE
+	// SyncDefer commits without syncing; call Engine.Sync before acknowledging.
+	SyncDefer SyncMode = C.SB_SYNC_DEFER
+)
+
+// LogLevel is the severity of a log line. The zero value means "default"
+// (LogInfo) in Config.
+type LogLevel int
+
+const (
+	LogError LogLevel = iota + 1
+	LogWarn
+	LogInfo
+	LogDebug
+)
+
+func (l LogLevel) String() string {
+	switch l {
+	case LogError:
+		return "error"
+	case LogWarn:
+		return "warn"
+	case LogInfo:
+		return "info"
+	case LogDebug:
+		return "debug"
+	}
+	return fmt.Sprintf("LogLevel(%d)", int(l))
+}
+
+// Config holds the settings of Open, mirroring sb_config. The zero value of
+// every field but DataDir means the library's default; a negative budget
+// switches that budget off.
+type Config struct {
+	DataDir   string   // created (mode 0700) if missing; required
+	PolicyDir string   // shared/stock policies (*.lua); "" for none
+	KeyFile   string   // master key; "": <DataDir>/master.key
+	Sync      SyncMode // zero: SyncGroup
+	MapSize   uint64   // initial LMDB map size in bytes; zero: 64 MiB (it grows)
+	MapMax    uint64   // never grow the map past this; zero: 64 GiB
+
+	// Clock is the engine's clock for events and timers (tests, simulations);
+	// nil: the system clock. It is called from the engine's threads, must be
+	// safe for concurrent use and must not block; a panic falls back to the
+	// system time.
+	Clock func() time.Time
+	// Log receives each log line (no trailing newline); nil: stderr. It is
+	// called from the engine's threads; a panic drops the line.
+	Log      func(level LogLevel, line string)
+	LogLevel LogLevel // zero: LogInfo
+	Seed     uint64   // seeds ctx.random (with the call id and attempt)
+
+	// Budgets of every policy hook call: zero takes the default (1,000,000
+	// instructions, 50 ms, 8 MiB per account, quarantine after 5 failures in
+	// a row); negative switches the budget off.
+	PolicyInstructions int64
+	PolicyWallTime     time.Duration
+	PolicyMemory       int64
+	QuarantineAfter    int
+
+	// Only load policies carrying a valid Ed25519 signature made with the
+	// secret key of PolicyPublicKey (64 hex characters).
+	RequireSignedPolicies bool
+	PolicyPublicKey       string
+}
+
+// ---------------------------------------------------------------------------
+// C strings
+
+// cstrings copies ss into one C allocation, NUL-terminating each. Free the
+// block with C.free(block). A string with a NUL byte is refused: C would read
+// it as a shorter one.
+func cstrings(ss ...string) ([]*C.char, unsafe.Pointer, error) {
+	n := 0
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, nil, &Error{Code: ErrInvalid, Message: "a string argument holds a NUL byte"}
+		}
+		n += len(s) + 1
+	}
+	block := C.malloc(C.size_t(n))
+	if block == nil {
+		return nil, nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
+	}
+	buf := unsafe.Slice((*byte)(block), n)
+	out := make([]*C.char, len(ss))
+	off := 0
+	for i, s := range ss {
+		copy(buf[off:], s)
+		buf[off+len(s)] = 0
+		out[i] = (*C.char)(unsafe.Pointer(&buf[off]))
+		off += len(s) + 1
+	}
+	return out, block, nil
+}
+
+// document turns a document argument into JSON bytes.
+func document(doc any) ([]byte, error) {
+	switch d := doc.(type) {
+	case nil:
+		return nil, nil
+	case []byte:
+		return d, nil
+	case json.RawMessage:
+		return d, nil
+	case string:
+		return []byte(d), nil
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the document: " + err.Error()}
+	}
+	return b, nil
+}
+
+// bytesPtr points C at b (which holds no Go pointers, as cgo requires).
+func bytesPtr(b []byte) (*C.char, C.size_t) {
+	if len(b) == 0 {
+		return nil, 0
+	}
+	return (*C.char)(unsafe.Pointer(&b[0])), C.size_t(len(b))
+}
+
+// ---------------------------------------------------------------------------
+// The engine
+
+// Engine is an open engine on a data directory. Its methods may be called
+// from many goroutines at once; Close waits for the calls in flight.
+type Engine struct {
+	mu     sync.RWMutex // held for reading by every call; Close takes it
+	eng    *C.sb_engine
+	pool   chan *C.sb_result
+	poolMu sync.Mutex
+	all    []*C.sb_result
+	clock  cgo.Handle
+	log    cgo.Handle
+}
+
+// Open opens (creating if needed) the engine on cfg.DataDir.
+func Open(cfg Config) (*Engine, error) {
+	var c C.sb_config
+	C.sb_config_init(&c)
+	if c.version != C.SB_CONFIG_VERSION {
+		return nil, &Error{Code: ErrVersion, Message: "library config version differs from the header's"}
+	}
+	strs, block, err := cstrings(cfg.DataDir, cfg.PolicyDir, cfg.KeyFile, cfg.PolicyPublicKey)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(block)
+	c.data_dir = strs[0]
+	if cfg.PolicyDir != "" {
+		c.policy_dir = strs[1]
+	}
+	if cfg.KeyFile != "" {
+		c.key_file = strs[2]
+	}
+	if cfg.PolicyPublicKey != "" {
+		c.policy_public_key = strs[3]
+	}
+	if cfg.RequireSignedPolicies {
+		c.require_signed_policies = 1
+	}
+	c.sync = C.sb_sync_mode(cfg.Sync)
+	if cfg.MapSize != 0 {
+		c.map_size = C.size_t(cfg.MapSize)
+	}
+	if cfg.MapMax != 0 {
+		c.map_max = C.size_t(cfg.MapMax)
+	}
+	if cfg.LogLevel != 0 {
+		c.log_level = C.sb_log_level(cfg.LogLevel - 1)
+	}
+	c.seed = C.uint64_t(cfg.Seed)
+	switch {
+	case cfg.PolicyInstructions > 0:
+		c.policy_instructions = C.uint64_t(cfg.PolicyInstructions)
+	case cfg.PolicyInstructions < 0:
+		c.policy_instructions = 0
+	}
+	switch {
+	case cfg.PolicyWallTime > 0:
+		ms := cfg.PolicyWallTime.Milliseconds()
+		if ms < 1 {
+			ms = 1
+		}
+		if ms > math.MaxUint32 {
+			ms = math.MaxUint32
+		}
+		c.policy_wall_ms = C.uint32_t(ms)
+	case cfg.PolicyWallTime < 0:
+		c.policy_wall_ms = 0
+	}
+	switch {
+	case cfg.PolicyMemory > 0:
+		c.policy_memory = C.size_t(cfg.PolicyMemory)
+	case cfg.PolicyMemory < 0:
+		c.policy_memory = 0
+	}
+	switch {
+	case cfg.QuarantineAfter > 0:
+		c.quarantine_after = C.uint32_t(cfg.QuarantineAfter)
+	case cfg.QuarantineAfter < 0:
+		c.quarantine_after = 0
+	}
+	e := &Engine{pool: make(chan *C.sb_result, 64)}
+	if cfg.Clock != nil {
+		e.clock = cgo.NewHandle(cfg.Clock)
+		C.sbgo_set_clock(&c, C.uintptr_t(e.clock))
+	}
+	if cfg.Log != nil {
+		e.log = cgo.NewHandle(cfg.Log)
+		C.sbgo_set_log(&c, C.uintptr_t(e.log))
+	}
+	res := C.sb_result_new()
+	if res == nil {
+		e.freeHandles()
+		return nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
+	}
+	e.all = append(e.all, res)
+	if rc := C.sb_open(&e.eng, &c, res); rc != 0 {
+		err := resultError(rc, res)
+		C.sb_result_free(res)
+		e.freeHandles()
+		return nil, err
+	}
+	e.pool <- res
+	return e, nil
+}
+
+func (e *Engine) freeHandles() {
+	if e.clock != 0 {
+		e.clock.Delete()
+		e.clock = 0
+	}
+	if e.log != 0 {
+		e.log.Delete()
+		e.log = 0
+	}
+}
+
+// Close syncs and closes the engine, after the calls in flight return.
+// Closing twice is harmless; calls after Close fail with ErrInvalid.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.eng == nil {
+		return nil
+	}
+	C.sb_close(e.eng)
+	e.eng = nil
+	for _, r := range e.all {
+		C.sb_result_free(r)
+	}
+	e.all = nil
+	e.pool = nil
+	e.freeHandles()
+	return nil
+}
+
+// begin takes the engine for one call and a result to use; end gives both back.
+func (e *Engine) begin() (*C.sb_result, error) {
+	e.mu.RLock()
+	if e.eng == nil {
+		e.mu.RUnlock()
+		return nil, errClosed
+	}
+	select {
+	case r := <-e.pool:
+		return r, nil
+	default:
+	}
+	r := C.sb_result_new()
+	if r == nil {
+		e.mu.RUnlock()
+		return nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
+	}
+	e.poolMu.Lock()
+	e.all = append(e.all, r)
+	e.poolMu.Unlock()
+	return r, nil
+}
+
+func (e *Engine) end(r *C.sb_result) {
+	select {
+	case e.pool <- r:
+	default: // pool full: kept in e.all, freed at Close
+	}
+	e.mu.RUnlock()
+}
+
+// resultDoc decodes the result's JSON document.
+func resultDoc(res *C.sb_result) (map[string]any, error) {
+	var n C.size_t
+	p := C.sb_result_json(res, &n)
+	var m map[string]any
+	if err := json.Unmarshal(C.GoBytes(unsafe.Pointer(p), C.int(n)), &m); err != nil {
+		return nil, &Error{Code: ErrStore, Message: "unreadable result document: " + err.Error()}
+	}
+	return m, nil
+}
+
+// call runs fn with a result and strings ss as C strings, and returns the
+// result's document.
+func (e *Engine) call(ss []string, fn func(res *C.sb_result, s []*C.char) C.int) (map[string]any, error) {
+	res, err := e.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer e.end(res)
+	s, block, err := cstrings(ss...)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(block)
+	if rc := fn(res, s); rc != 0 {
+		return nil, resultError(rc, res)
+	}
+	return resultDoc(res)
+}
+
+func list(m map[string]any, key string, err error) ([]map[string]any, error) {
+	if err != nil {
+		return nil, err
+	}
+	raw, _ := m[key].([]any)
+	out := make([]map[string]any, 0, len(raw))
+	for _, x := range raw {
+		if o, ok := x.(map[string]any); ok {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// ---------------------------------------------------------------------------
+// Accounts, agents, queues, memberships
+
+// AccountPut creates or replaces an account, e.g.
+// {"id":"acme","name":"Acme Ltd","fallback":"longest_idle"}. It returns the
+// stored account with "created".
+func (e *Engine) AccountPut(doc any) (map[string]any, error) {
+	b, err := document(doc)
+	if err != nil {
+		return nil, err
+	}
+	return e.call(nil, func(res *C.sb_result, _ []*C.char) C.int {
+		p, n := bytesPtr(b)
+		return C.sb_account_put(e.eng, p, n, res)
+	})
+}
+
+// AccountGet reads an account.
+func (e *Engine) AccountGet(account string) (map[string]any, error) {
+	return e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_account_get(e.eng, s[0], res)
+	})
+}
+
+// AccountList lists every account.
+func (e *Engine) AccountList() ([]map[string]any, error) {
+	m, err := e.call(nil, func(res *C.sb_result, _ []*C.char) C.int {
+		return C.sb_account_list(e.eng, res)
+	})
+	return list(m, "accounts", err)
+}
+
+// AccountDelete deletes an account and everything it owns.
+func (e *Engine) AccountDelete(account string) error {
+	_, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_account_delete(e.eng, s[0], res)
+	})
+	return err
+}
+
+// AgentPut creates or replaces an agent (see switchboard.h for the document).
+// Replacing keeps live state. The answer has "id", "created" and "status",
+// and "actions" when the change rang a waiting call.
+func (e *Engine) AgentPut(account string, doc any) (map[string]any, error) {
+	b, err := document(doc)
+	if err != nil {
+		return nil, err
+	}
+	return e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+		p, n := bytesPtr(b)
+		return C.sb_agent_put(e.eng, s[0], p, n, res)
+	})
+}
+
+// AgentGet reads an agent's document with its live state ("status", "stats").
+func (e *Engine) AgentGet(account, agent string) (map[string]any, error) {
+	return e.call([]string{account, agent}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_agent_get(e.eng, s[0], s[1], res)
+	})
+}
+
+// AgentList lists an account's agents.
+func (e *Engine) AgentList(account string) ([]map[string]any, error) {
+	m, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_agent_list(e.eng, s[0], res)
+	})
+	return list(m, "agents", err)
+}
+
+// AgentDelete deletes an agent; ErrState while it is ringing or on a call.
+func (e *Engine) AgentDelete(account, agent string) error {
+	_, err := e.call([]string{account, agent}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_agent_delete(e.eng, s[0], s[1], res)
+	})
+	return err
+}
+
+// QueuePut creates or replaces a queue (see switchboard.h for the document).
+func (e *Engine) QueuePut(account string, doc any) (map[string]any, error) {
+	b, err := document(doc)
+	if err != nil {
+		return nil, err
+	}
+	return e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+		p, n := bytesPtr(b)
+		return C.sb_queue_put(e.eng, s[0], p, n, res)
+	})
+}
+
+// QueueGet reads a queue with its members and live figures.
+func (e *Engine) QueueGet(account, queue string) (map[string]any, error) {
+	return e.call([]string{account, queue}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_queue_get(e.eng, s[0], s[1], res)
+	})
+}
+
+// QueueList lists an account's queues.
+func (e *Engine) QueueList(account string) ([]map[string]any, error) {
+	m, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_queue_list(e.eng, s[0], res)
+	})
+	return list(m, "queues", err)
+}
+
+// QueueDelete deletes a queue; ErrState while calls wait in it.
+func (e *Engine) QueueDelete(account, queue string) error {
+	_, err := e.call([]string{account, queue}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_queue_delete(e.eng, s[0], s[1], res)
+	})
+	return err
+}
+
+// MemberPut adds or replaces one membership, e.g.
+// {"tier":1,"position":2,"weight":1,"penalty":0}; nil takes the defaults.
+func (e *Engine) MemberPut(account, queue, agent string, membership any) (map[string]any, error) {
+	b, err := document(membership)
+	if err != nil {
+		return nil, err
+	}
+	return e.call([]string{account, queue, agent}, func(res *C.sb_result, s []*C.char) C.int {
+		p, n := bytesPtr(b)
+		return C.sb_member_put(e.eng, s[0], s[1], s[2], p, n, res)
+	})
+}
+
+// MemberDelete removes an agent from a queue.
+func (e *Engine) MemberDelete(account, queue, agent string) error {
+	_, err := e.call([]string{account, queue, agent}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_member_delete(e.eng, s[0], s[1], s[2], res)
+	})
+	return err
+}
+
+// ---------------------------------------------------------------------------
+// Events and actions
+
+// EventType is the kind of an Event.
+type EventType int
+
+const (
+	Offer       EventType = C.SB_EV_OFFER        // a call arrives in Queue
+	RingResult  EventType = C.SB_EV_RING_RESULT  // Agent's ring for Call ended with Outcome
+	Hangup      EventType = C.SB_EV_HANGUP       // a connected call ended
+	Abandon     EventType = C.SB_EV_ABANDON      // the caller hung up before being connected
+	Transfer    EventType = C.SB_EV_TRANSFER     // move Call to Queue, or ring Agent directly
+	AgentStatus EventType = C.SB_EV_AGENT_STATUS // Agent becomes Status (with Reason)
+)
+
+// RingOutcome is how a ring ended.
+type RingOutcome int
+
+const (
+	Answered RingOutcome = C.SB_RING_ANSWERED
+	NoAnswer RingOutcome = C.SB_RING_NO_ANSWER
+	Busy     RingOutcome = C.SB_RING_BUSY
+	Rejected RingOutcome = C.SB_RING_REJECTED
+)
+
+// Status is an agent's status. Gateways set Offline, Available and Paused;
+// the engine sets the others.
+type Status int
+
+const (
+	Offline   Status = C.SB_AGENT_OFFLINE
+	Available Status = C.SB_AGENT_AVAILABLE
+	Paused    Status = C.SB_AGENT_PAUSED
+	Reserved  Status = C.SB_AGENT_RESERVED // ringing for a call
+	OnCall    Status = C.SB_AGENT_ON_CALL
+	WrapUp    Status = C.SB_AGENT_WRAP_UP
+)
+
+// Event is one call or agent event (sb_event).
+type Event struct {
+	Type     EventType
+	Call     string         // every event but AgentStatus
+	Queue    string         // Offer; Transfer to a queue
+	Agent    string         // RingResult, AgentStatus; Transfer to an agent
+	Caller   string         // Offer: E.164 caller number
+	Called   string         // Offer: E.164 number dialled (optional)
+	Priority int            // Offer: 0..100, higher first
+	Outcome  RingOutcome    // RingResult
+	Status   Status         // AgentStatus: Offline, Available or Paused
+	Reason   string         // AgentStatus: pause reason (optional)
+	Attrs    map[string]any // Offer: gateway attributes, e.g. {"language":"de"}
+}
+
+// ActionType is the kind of an Action.
+type ActionType int
+
+const (
+	ActionRing     ActionType = C.SB_ACT_RING     // ring Agent on Device/URI for Timeout
+	ActionCancel   ActionType = C.SB_ACT_CANCEL   // stop ringing Agent for Call
+	ActionConnect  ActionType = C.SB_ACT_CONNECT  // bridge Call to Agent (it answered)
+	ActionReject   ActionType = C.SB_ACT_REJECT   // reject Call with Reason
+	ActionOverflow ActionType = C.SB_ACT_OVERFLOW // Call moved to Queue (Reason says why)
+	ActionWait     ActionType = C.SB_ACT_WAIT     // Call keeps waiting; re-decided by Due
+	ActionEnd      ActionType = C.SB_ACT_END      // Call is finished (Reason: its outcome)
+	ActionAgent    ActionType = C.SB_ACT_AGENT    // Agent changed to Status (Reason)
+)
+
+var actionNames = [...]string{"", "ring", "cancel", "connect", "reject", "overflow", "wait", "end", "agent"}
+
+// String returns the action's name as in JSON: "ring", "cancel"...
+func (t ActionType) String() string {
+	if t > 0 && int(t) < len(actionNames) {
+		return actionNames[t]
+	}
+	return fmt.Sprintf("ActionType(%d)", int(t))
+}
+
+// MarshalText makes an ActionType a JSON string.
+func (t ActionType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// Action is one thing the gateway should do, in the order returned.
+type Action struct {
+	Type    ActionType
+	Account string
+	Call    string        // "" for ActionAgent
+	Agent   string        // Ring, Cancel, Connect, Agent
+	Device  string        // Ring: "landline", "mobile" or "softphone"
+	URI     string        // Ring: the device's dial URI
+	Queue   string        // the call's queue (Overflow: the new queue)
+	Reason  string        // Reject, Overflow, End, Agent
+	Status  string        // Agent: the new status name
+	Timeout time.Duration // Ring: how long to ring
+	Due     time.Time     // Wait: time of the next decision (zero: when an agent frees up)
+}
+
+// MarshalJSON renders the action as the engine does (sb_result_json, the
+// daemon's stream): {"type":"ring","account":...,"timeout":20}.
+func (a Action) MarshalJSON() ([]byte, error) {
+	type out struct {
+		Type    ActionType `json:"type"`
+		Account string     `json:"account,omitempty"`
+		Call    string     `json:"call,omitempty"`
+		Agent   string     `json:"agent,omitempty"`
+		Device  string     `json:"device,omitempty"`
+		URI     string     `json:"uri,omitempty"`
+		Queue   string     `json:"queue,omitempty"`
+		Reason  string     `json:"reason,omitempty"`
+		Status  string     `json:"status,omitempty"`
+		Timeout *int       `json:"timeout,omitempty"`
+		DueMS   int64      `json:"due_ms,omitempty"`
+	}
+	o := out{Type: a.Type, Account: a.Account, Call: a.Call, Agent: a.Agent, Device: a.Device,
+		URI: a.URI, Queue: a.Queue, Reason: a.Reason, Status: a.Status}
+	if a.Type == ActionRing {
+		t := int(a.Timeout / time.Second)
+		o.Timeout = &t
+	}
+	if a.Type == ActionWait && !a.Due.IsZero() {
+		o.DueMS = a.Due.UnixMilli()
+	}
+	return json.Marshal(o)
+}
+
+func goStr(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	return C.GoString(p)
+}
+
+func resultActions(res *C.sb_result) []Action {
+	n := int(C.sb_result_count(res))
+	if n == 0 {
+		return nil
+	}
+	out := make([]Action, n)
+	for i := range out {
+		a := C.sb_result_action(res, C.size_t(i))
+		out[i] = Action{Type: ActionType(a._type), Account: goStr(a.account), Call: goStr(a.call_id),
+			Agent: goStr(a.agent_id), Device: goStr(a.device), URI: goStr(a.uri),
+			Queue: goStr(a.queue_id), Reason: goStr(a.reason), Status: goStr(a.status),
+			Timeout: time.Duration(a.timeout_s) * time.Second}
+		if a.due_ms != 0 {
+			out[i].Due = time.UnixMilli(int64(a.due_ms))
+		}
+	}
+	return out
+}
+
+// Submit applies one event and returns the actions it caused — including
+// actions for other calls (an agent freed up, so a waiting call rings now).
+// On error nothing changed.
+func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
+	var attrs []byte
+	if ev.Attrs != nil {
+		b, err := json.Marshal(ev.Attrs)
+		if err != nil {
+			return nil, &Error{Code: ErrInvalid, Message: "cannot encode attrs: " + err.Error(), Field: "attrs"}
+		}
+		attrs = b
+	}
+	res, err := e.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer e.end(res)
+	s, block, err := cstrings(account, ev.Call, ev.Queue, ev.Agent, ev.Caller, ev.Called, ev.Reason,
+		string(attrs))
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(block)
+	opt := func(i int, v string) *C.char {
+		if v == "" {
+			return nil
+		}
+		return s[i]
+	}
+	cev := C.sb_event{_type: C.sb_event_type(ev.Type), account: s[0], call_id: opt(1, ev.Call),
+		queue_id: opt(2, ev.Queue), agent_id: opt(3, ev.Agent), caller: opt(4, ev.Caller),
+		called: opt(5, ev.Called), priority: C.int(ev.Priority), outcome: C.sb_ring_outcome(ev.Outcome),
+		status: C.sb_agent_status(ev.Status), reason: opt(6, ev.Reason), attrs_json: opt(7, string(attrs))}
+	if rc := C.sb_submit(e.eng, &cev, res); rc != 0 {
+		return nil, resultError(rc, res)
+	}
+	return resultActions(res), nil
+}
+
+// SubmitJSON applies one event given as JSON (sb_submit_json), e.g.
+// {"type":"offer","call":"c1","queue":"support","caller":"+4930123456"}.
+func (e *Engine) SubmitJSON(account string, event []byte) ([]Action, error) {
+	res, err := e.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer e.end(res)
+	s, block, err := cstrings(account)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(block)
+	p, n := bytesPtr(event)
+	if rc := C.sb_submit_json(e.eng, s[0], p, n, res); rc != 0 {
+		return nil, resultError(rc, res)
+	}
+	return resultActions(res), nil
+}
+
+// Tick fires every timer due on the engine's clock (ring timeouts, wrap-up
+// ends, policy wake-ups, max-wait overflows) and returns their actions.
+func (e *Engine) Tick() ([]Action, error) {
+	res, err := e.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer e.end(res)
+	if rc := C.sb_tick(e.eng, res); rc != 0 {
+		return nil, resultError(rc, res)
+	}
+	return resultActions(res), nil
+}
+
+// NextDeadline returns the time of the earliest pending timer; ok is false
+// when there is none.
+func (e *Engine) NextDeadline() (t time.Time, ok bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.eng == nil {
+		return time.Time{}, false
+	}
+	ms := int64(C.sb_next_deadline(e.eng))
+	if ms == math.MaxInt64 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// CallGet reads a call with its state and decision trace (its record once
+// it has ended).
+func (e *Engine) CallGet(account, call string) (map[string]any, error) {
+	return e.call([]string{account, call}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_call_get(e.eng, s[0], s[1], res)
+	})
+}
+
+// ---------------------------------------------------------------------------
+// Policies
+
+// PolicyPut validates then stores an account policy: compiled in the
+// sandbox, its top level run, its hooks checked, and cases (scenario cases:
+// nil, JSON bytes, or a value to marshal) run. Only if all pass is it stored
+// and every engine on the data directory moves to it. It returns the
+// policy's name and version.
+func (e *Engine) PolicyPut(account, name string, source []byte, cases any) (version string, err error) {
+	cj, err := document(cases)
+	if err != nil {
+		return "", err
+	}
+	m, err := e.call([]string{account, name, string(cj)}, func(res *C.sb_result, s []*C.char) C.int {
+		var cp *C.char
+		if cj != nil {
+			cp = s[2]
+		}
+		p, n := bytesPtr(source)
+		return C.sb_policy_put(e.eng, s[0], s[1], p, n, cp, res)
+	})
+	if err != nil {
+		return "", err
+	}
+	v, _ := m["version"].(string)
+	return v, nil
+}
+
+// PolicyInfo describes one policy an account's queues can use.
+type PolicyInfo struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Source   string `json:"source"` // "account" or "shared"
+	State    string `json:"state"`  // "ok" or "quarantined"
+	Failures int    `json:"failures"`
+}
+
+// PolicyList lists the account's own policies and the shared ones.
+func (e *Engine) PolicyList(account string) ([]PolicyInfo, error) {
+	res, err := e.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer e.end(res)
+	s, block, err := cstrings(account)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(block)
+	if rc := C.sb_policy_list(e.eng, s[0], res); rc != 0 {
+		return nil, resultError(rc, res)
+	}
+	var doc struct {
+		Policies []PolicyInfo `json:"policies"`
+	}
+	var n C.size_t
+	p := C.sb_result_json(res, &n)
+	if err := json.Unmarshal(C.GoBytes(unsafe.Pointer(p), C.int(n)), &doc); err != nil {
+		return nil, &Error{Code: ErrStore, Message: "unreadable policy list: " + err.Error()}
+	}
+	return doc.Policies, nil
+}
+
+// Reload re-reads Config.PolicyDir, validates every file and swaps them all
+// at once — or changes nothing and returns an ErrPolicy error naming the file.
+// It returns how many policies changed.
+func (e *Engine) Reload() (changed int, err error) {
+	m, err := e.call(nil, func(res *C.sb_result, _ []*C.char) C.int {
+		return C.sb_reload(e.eng, res)
+	})
+	if err != nil {
+		return 0, err
+	}
+	f, _ := m["changed"].(float64)
+	return int(f), nil
+}
+
+// scratch runs fn with a private result (for the functions without an engine).
+func scratch(fn func(res *C.sb_result) error) error {
+	res := C.sb_result_new()
+	if res == nil {
+		return &Error{Code: ErrNoMemory, Message: "out of memory"}
+	}
+	defer C.sb_result_free(res)
+	return fn(res)
+}
+
+// PolicyCheck compiles and lints a policy without an engine. On problems it
+// returns an ErrPolicy *Error whose Message lists them as "file:line: message",
+// one per line.
+func PolicyCheck(name string, source []byte) error {
+	return scratch(func(res *C.sb_result) error {
+		s, block, err := cstrings(name)
+		if err != nil {
+			return err
+		}
+		defer C.free(block)
+		p, n := bytesPtr(source)
+		if rc := C.sb_policy_check(s[0], p, n, res); rc != 0 {
+			return resultError(rc, res)
+		}
+		return nil
+	})
+}
+
+// CaseResult is the outcome of one scenario case.
+type CaseResult struct {
+	Name     string          `json:"name"`
+	OK       bool            `json:"ok"`
+	Got      json.RawMessage `json:"got"`
+	Expected json.RawMessage `json:"expected"`
+}
+
+// TestReport is the outcome of PolicyTest.
+type TestReport struct {
+	Passed int          `json:"passed"`
+	Failed int          `json:"failed"`
+	Cases  []CaseResult `json:"cases"`
+}
+
+// PolicyTest runs scenario cases (a JSON array) against a policy without a
+// data directory. The report comes back whether or not every case passed
+// (check Failed); err is set only when the cases could not run at all (the
+// policy does not compile, the cases are malformed).
+func PolicyTest(name string, source, cases []byte) (*TestReport, error) {
+	var rep *TestReport
+	err := scratch(func(res *C.sb_result) error {
+		s, block, err := cstrings(name)
+		if err != nil {
+			return err
+		}
+		defer C.free(block)
+		sp, sn := bytesPtr(source)
+		cp, cn := bytesPtr(cases)
+		if cp == nil {
+			cp, cn = s[0], 0 // a non-NULL pointer to no cases: "malformed", not "none given"
+		}
+		rc := C.sb_policy_test(s[0], sp, sn, cp, cn, res)
+		if rc != 0 && C.sb_result_code(res) != 0 {
+			return resultError(rc, res)
+		}
+		var n C.size_t
+		p := C.sb_result_json(res, &n)
+		rep = &TestReport{}
+		if err := json.Unmarshal(C.GoBytes(unsafe.Pointer(p), C.int(n)), rep); err != nil {
+			return &Error{Code: ErrStore, Message: "unreadable report: " + err.Error()}
+		}
+		return nil
+	})
+	return rep, err
+}
+
+// PolicyKeygen makes an Ed25519 key pair for signing policies (hex).
+func PolicyKeygen() (publicKey, secretKey string, err error) {
+	err = scratch(func(res *C.sb_result) error {
+		if rc := C.sb_policy_keygen(res); rc != 0 {
+			return resultError(rc, res)
+		}
+		m, err := resultDoc(res)
+		if err != nil {
+			return err
+		}
+		publicKey, _ = m["public_key"].(string)
+		secretKey, _ = m["secret_key"].(string)
+		return nil
+	})
+	return
+}
+
+// PolicySign returns source with a "--@signature" line made with the
+// 128-hex secret key (an existing signature line is replaced).
+func PolicySign(source []byte, secretKey string) ([]byte, error) {
+	var out []byte
+	err := scratch(func(res *C.sb_result) error {
+		s, block, err := cstrings(secretKey)
+		if err != nil {
+			return err
+		}
+		defer C.free(block)
+		p, n := bytesPtr(source)
+		if rc := C.sb_policy_sign(p, n, s[0], res); rc != 0 {
+			return resultError(rc, res)
+		}
+		m, err := resultDoc(res)
+		if err != nil {
+			return err
+		}
+		src, _ := m["source"].(string)
+		out = []byte(src)
+		return nil
+	})
+	return out, err
+}
+
+// ---------------------------------------------------------------------------
+// API keys
+
+// APIKeyCreate makes a new key for the account. The key is shown only now;
+// the engine keeps a keyed hash of it.
+func (e *Engine) APIKeyCreate(account string) (keyID, key string, err error) {
+	m, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_apikey_create(e.eng, s[0], res)
+	})
+	if err != nil {
+		return "", "", err
+	}
+	keyID, _ = m["key_id"].(string)
+	key, _ = m["key"].(string)
+	return keyID, key, nil
+}
+
+// APIKeyVerify reports whether key is a current key of account (compared in
+// constant time; false for unknown accounts too).
+func (e *Engine) APIKeyVerify(account, key string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.eng == nil {
+		return false
+	}
+	s, block, err := cstrings(account)
+	if err != nil {
+		return false
+	}
+	defer C.free(block)
+	kb := []byte(key)
+	p, n := bytesPtr(kb)
+	if p == nil {
+		p = s[0] // a valid pointer for an empty key
+	}
+	return C.sb_apikey_verify(e.eng, s[0], p, n) == 0
+}
+
+// APIKeyRevoke revokes one key by its id.
+func (e *Engine) APIKeyRevoke(account, keyID string) error {
+	_, err := e.call([]string{account, keyID}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_apikey_revoke(e.eng, s[0], s[1], res)
+	})
+	return err
+}
+
+// ---------------------------------------------------------------------------
+// Introspection and durability
+
+// Stats returns this engine handle's counters and gauges (sb_stats): events,
+// decisions, policy failures, latency histogram, LMDB usage.
+func (e *Engine) Stats() (map[string]any, error) {
+	return e.call(nil, func(res *C.sb_result, _ []*C.char) C.int {
+		return C.sb_stats(e.eng, res)
+	})
+}
+
+// Sync makes every event committed so far durable; needed with SyncDefer
+// before acknowledging, harmless otherwise.
+func (e *Engine) Sync() error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.eng == nil {
+		return errClosed
+	}
+	if rc := C.sb_sync(e.eng); rc != 0 {
+		return &Error{Code: Code(rc), Message: strings.TrimPrefix(Code(rc).Error(), Code(rc).Name()+": ")}
+	}
+	return nil
+}

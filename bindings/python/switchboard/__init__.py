@@ -1,0 +1,901 @@
+"""Switchboard — Python binding of the call-routing engine.
+
+A thin layer over ``libswitchboard.so`` with :mod:`ctypes` from the standard
+library: no compiler is needed to install or use it. Every method mirrors a
+function of ``switchboard.h`` (the manual of the engine); values go in and
+come out as plain Python values:
+
+- documents (accounts, agents, queues, memberships) go in as dicts (or JSON
+  text) and come out as dicts and lists;
+- events go in as dicts or keyword arguments, shaped like
+  ``sb_submit_json``'s JSON;
+- the actions an event or a tick caused come out as a list of dicts, the
+  same shape as ``sb_result_json`` and the daemon's action stream:
+  ``{"type": "ring", "account": "acme", "call": "c1", "agent": "alice",
+  "device": "softphone", "uri": "sip:alice@pbx.example", "queue": "support",
+  "timeout": 20}`` (keys whose value is absent are left out);
+- failures raise :class:`SwitchboardError` (a subclass per code, such as
+  :class:`NotFoundError`) carrying the code's name, number, the engine's
+  message and the offending field.
+
+The shared library is found through the ``SWITCHBOARD_LIB`` environment
+variable (a path), else ``build/libswitchboard.so`` of the source tree this
+package sits in, else ``PREFIX/lib`` when ``make install`` put the package in
+``PREFIX/lib/pythonX.Y/dist-packages``, else the system's library path.
+
+An :class:`Engine` may be used by several threads at once (each thread gets
+its own result buffer; the GIL is released while the engine works).
+"""
+
+import ctypes
+import ctypes.util
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+__all__ = [
+    "Engine", "SwitchboardError", "InvalidError", "NotFoundError", "ExistsError",
+    "StateError", "PolicyError", "FullError", "StoreError", "OutOfMemoryError",
+    "BusyError", "AuthError", "LimitError", "CryptoError", "VersionError", "HoldError",
+    "version", "strerror", "policy_check", "policy_test", "policy_keygen",
+    "policy_sign", "load_library", "library_path",
+]
+
+__version__ = "0.1.0"
+
+# --------------------------------------------------------------------------
+# Error codes (switchboard.h: SB_E*).
+
+OK = 0
+EINVAL = -32000
+ENOTFOUND = -32001
+EEXIST = -32002
+ESTATE = -32003
+EPOLICY = -32004
+EFULL = -32005
+ESTORE = -32006
+ENOMEM = -32007
+EBUSY = -32008
+EAUTH = -32009
+ELIMIT = -32010
+ECRYPTO = -32011
+EVERSION = -32012
+EHOLD = -32013
+
+_CODE_NAMES = {
+    EINVAL: "SB_EINVAL", ENOTFOUND: "SB_ENOTFOUND", EEXIST: "SB_EEXIST",
+    ESTATE: "SB_ESTATE", EPOLICY: "SB_EPOLICY", EFULL: "SB_EFULL", ESTORE: "SB_ESTORE",
+    ENOMEM: "SB_ENOMEM", EBUSY: "SB_EBUSY", EAUTH: "SB_EAUTH", ELIMIT: "SB_ELIMIT",
+    ECRYPTO: "SB_ECRYPTO", EVERSION: "SB_EVERSION", EHOLD: "SB_EHOLD",
+}
+
+
+class SwitchboardError(Exception):
+    """A failure reported by the engine.
+
+    Attributes: ``name`` (``"SB_ENOTFOUND"``), ``code`` (the negative number),
+    ``message`` (the engine's message; policy errors carry ``file:line``)
+    and ``field`` (the offending input field, e.g. ``"devices.mobile"``, or
+    None). Catch a subclass (:class:`NotFoundError`...) for one code.
+    """
+
+    def __init__(self, name, code, message, field=None):
+        super().__init__(name, code, message, field)
+        self.name = name
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def __str__(self):
+        s = "%s: %s" % (self.name, self.message or "error")
+        if self.field:
+            s += " (field %s)" % self.field
+        return s
+
+
+class InvalidError(SwitchboardError):
+    """SB_EINVAL: bad argument or malformed input; see ``field``."""
+
+
+class NotFoundError(SwitchboardError):
+    """SB_ENOTFOUND: no such account, agent, queue, call or policy."""
+
+
+class ExistsError(SwitchboardError):
+    """SB_EEXIST: already exists (a call id offered twice)."""
+
+
+class StateError(SwitchboardError):
+    """SB_ESTATE: not valid in the current state."""
+
+
+class PolicyError(SwitchboardError):
+    """SB_EPOLICY: a policy failed to compile, load or validate.
+
+    ``problems`` lists the ``file:line: message`` lines of the message."""
+
+    @property
+    def problems(self):
+        return [l for l in (self.message or "").splitlines() if l]
+
+
+class FullError(SwitchboardError):
+    """SB_EFULL: the LMDB map or the disk is full; nothing was written."""
+
+
+class StoreError(SwitchboardError):
+    """SB_ESTORE: storage error (I/O, corrupt record)."""
+
+
+class OutOfMemoryError(SwitchboardError):
+    """SB_ENOMEM: out of memory; nothing was written."""
+
+
+class BusyError(SwitchboardError):
+    """SB_EBUSY: the data directory is locked by another engine mode."""
+
+
+class AuthError(SwitchboardError):
+    """SB_EAUTH: credentials did not verify."""
+
+
+class LimitError(SwitchboardError):
+    """SB_ELIMIT: a configured limit was reached."""
+
+
+class CryptoError(SwitchboardError):
+    """SB_ECRYPTO: a key file or sealed data could not be used."""
+
+
+class VersionError(SwitchboardError):
+    """SB_EVERSION: the data directory was written by a newer format."""
+
+
+class HoldError(SwitchboardError):
+    """SB_EHOLD: a legal hold prevents the operation."""
+
+
+_ERROR_CLASSES = {
+    EINVAL: InvalidError, ENOTFOUND: NotFoundError, EEXIST: ExistsError,
+    ESTATE: StateError, EPOLICY: PolicyError, EFULL: FullError, ESTORE: StoreError,
+    ENOMEM: OutOfMemoryError, EBUSY: BusyError, EAUTH: AuthError, ELIMIT: LimitError,
+    ECRYPTO: CryptoError, EVERSION: VersionError, EHOLD: HoldError,
+}
+
+
+def _error(code, message, field=None):
+    cls = _ERROR_CLASSES.get(code, SwitchboardError)
+    return cls(_CODE_NAMES.get(code, "SB_E?"), code, message, field)
+
+
+# --------------------------------------------------------------------------
+# The C structures this binding reads or fills. They must match switchboard.h
+# field for field (test_binding.t compares them with the compiler's layout).
+
+_CLOCK_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
+_LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+
+_CONFIG_VERSION = 1
+
+
+class _Config(ctypes.Structure):
+    _fields_ = [
+        ("version", ctypes.c_uint),
+        ("data_dir", ctypes.c_char_p),
+        ("sync", ctypes.c_int),
+        ("map_size", ctypes.c_size_t),
+        ("map_max", ctypes.c_size_t),
+        ("policy_dir", ctypes.c_char_p),
+        ("key_file", ctypes.c_char_p),
+        ("clock", _CLOCK_FN),
+        ("clock_arg", ctypes.c_void_p),
+        ("log", _LOG_FN),
+        ("log_arg", ctypes.c_void_p),
+        ("log_level", ctypes.c_int),
+        ("seed", ctypes.c_uint64),
+        ("policy_instructions", ctypes.c_uint64),
+        ("policy_wall_ms", ctypes.c_uint32),
+        ("policy_memory", ctypes.c_size_t),
+        ("quarantine_after", ctypes.c_uint32),
+        ("require_signed_policies", ctypes.c_int),
+        ("policy_public_key", ctypes.c_char_p),
+    ]
+
+
+class _Action(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("account", ctypes.c_char_p),
+        ("call_id", ctypes.c_char_p),
+        ("agent_id", ctypes.c_char_p),
+        ("device", ctypes.c_char_p),
+        ("uri", ctypes.c_char_p),
+        ("queue_id", ctypes.c_char_p),
+        ("reason", ctypes.c_char_p),
+        ("status", ctypes.c_char_p),
+        ("timeout_s", ctypes.c_int),
+        ("due_ms", ctypes.c_int64),
+    ]
+
+
+_ACTION_TYPES = (None, "ring", "cancel", "connect", "reject", "overflow", "wait", "end",
+                 "agent")
+_SYNC_MODES = {"group": 0, "sync": 1, "none": 2, "defer": 3}
+_LOG_LEVELS = {"error": 0, "warn": 1, "info": 2, "debug": 3}
+_LOG_NAMES = ("error", "warn", "info", "debug")
+_INT64_MAX = (1 << 63) - 1
+
+# --------------------------------------------------------------------------
+# Loading the shared library.
+
+_lib = None
+_lib_path = None
+_lib_lock = threading.Lock()
+
+
+def library_path():
+    """The path or name the shared library is (or would be) loaded from."""
+    if _lib_path:
+        return _lib_path
+    env = os.environ.get("SWITCHBOARD_LIB")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    up3 = os.path.join(here, os.pardir, os.pardir, os.pardir)
+    for cand in (
+            # the source tree: bindings/python/switchboard -> build/
+            os.path.join(up3, "build", "libswitchboard.so"),
+            # make install: PREFIX/lib/pythonX.Y/dist-packages/switchboard -> PREFIX/lib
+            os.path.join(up3, "libswitchboard.so.0")):
+        cand = os.path.normpath(cand)
+        if os.path.exists(cand):
+            return cand
+    return ctypes.util.find_library("switchboard") or "libswitchboard.so.0"
+
+
+def _declare(lib):
+    c_char_p, c_int, c_size_t, c_void_p = (ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t,
+                                            ctypes.c_void_p)
+    E, R = c_void_p, c_void_p  # sb_engine *, sb_result *
+    sigs = {
+        "sb_version": (c_char_p, []),
+        "sb_strerror": (c_char_p, [c_int]),
+        "sb_result_new": (R, []),
+        "sb_result_free": (None, [R]),
+        "sb_result_code": (c_int, [R]),
+        "sb_result_message": (c_char_p, [R]),
+        "sb_result_field": (c_char_p, [R]),
+        "sb_result_count": (c_size_t, [R]),
+        "sb_result_action": (c_void_p, [R, c_size_t]),  # read with _Action.from_address
+        "sb_result_json": (c_char_p, [R, ctypes.POINTER(c_size_t)]),
+        "sb_config_init": (None, [ctypes.POINTER(_Config)]),
+        "sb_open": (c_int, [ctypes.POINTER(E), ctypes.POINTER(_Config), R]),
+        "sb_close": (None, [E]),
+        "sb_sync": (c_int, [E]),
+        "sb_account_put": (c_int, [E, c_char_p, c_size_t, R]),
+        "sb_account_get": (c_int, [E, c_char_p, R]),
+        "sb_account_list": (c_int, [E, R]),
+        "sb_account_delete": (c_int, [E, c_char_p, R]),
+        "sb_agent_put": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
+        "sb_agent_get": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_agent_list": (c_int, [E, c_char_p, R]),
+        "sb_agent_delete": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_queue_put": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
+        "sb_queue_get": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_queue_list": (c_int, [E, c_char_p, R]),
+        "sb_queue_delete": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_member_put": (c_int, [E, c_char_p, c_char_p, c_char_p, c_char_p, c_size_t, R]),
+        "sb_member_delete": (c_int, [E, c_char_p, c_char_p, c_char_p, R]),
+        "sb_submit_json": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
+        "sb_tick": (c_int, [E, R]),
+        "sb_next_deadline": (ctypes.c_int64, [E]),
+        "sb_call_get": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_policy_put": (c_int, [E, c_char_p, c_char_p, c_char_p, c_size_t, c_char_p, R]),
+        "sb_policy_list": (c_int, [E, c_char_p, R]),
+        "sb_reload": (c_int, [E, R]),
+        "sb_policy_check": (c_int, [c_char_p, c_char_p, c_size_t, R]),
+        "sb_policy_test": (c_int, [c_char_p, c_char_p, c_size_t, c_char_p, c_size_t, R]),
+        "sb_policy_keygen": (c_int, [R]),
+        "sb_policy_sign": (c_int, [c_char_p, c_size_t, c_char_p, R]),
+        "sb_apikey_create": (c_int, [E, c_char_p, R]),
+        "sb_apikey_verify": (c_int, [E, c_char_p, c_char_p, c_size_t]),
+        "sb_apikey_revoke": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_stats": (c_int, [E, R]),
+    }
+    for name, (restype, argtypes) in sigs.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+def load_library(path=None):
+    """Load (once) and return the engine's shared library.
+
+    ``path`` overrides the search (``SWITCHBOARD_LIB``, the source tree's
+    ``build/``, then the system's library path). Raises OSError when the
+    library cannot be loaded."""
+    global _lib, _lib_path
+    with _lib_lock:
+        if _lib is not None:
+            return _lib
+        where = path or library_path()
+        try:
+            lib = ctypes.CDLL(where)
+        except OSError as e:
+            raise OSError("switchboard: cannot load the engine library %r (%s); build it "
+                          "with `make` or set SWITCHBOARD_LIB to libswitchboard.so"
+                          % (where, e)) from None
+        _declare(lib)
+        _lib, _lib_path = lib, where
+        return lib
+
+
+# --------------------------------------------------------------------------
+# Helpers shared by the engine and the module-level functions.
+
+def _b(s, what="argument"):
+    """str/bytes -> bytes for a C string (None stays None). A NUL byte is
+    refused: C would read a shorter string."""
+    if s is None:
+        return s
+    if isinstance(s, str):
+        s = s.encode("utf-8")
+    elif not isinstance(s, bytes):
+        raise TypeError("%s must be str or bytes, not %s" % (what, type(s).__name__))
+    if b"\0" in s:
+        raise InvalidError("SB_EINVAL", EINVAL, "%s holds a NUL byte" % what, None)
+    return s
+
+
+def _bytes(s, what):
+    """str/bytes -> bytes for data passed with its length (NUL bytes allowed)."""
+    if isinstance(s, str):
+        return s.encode("utf-8")
+    if isinstance(s, bytes):
+        return s
+    raise TypeError("%s must be str or bytes, not %s" % (what, type(s).__name__))
+
+
+def _doc(obj, what="document"):
+    """A document (dict/list, or JSON text) -> UTF-8 JSON bytes."""
+    if obj is None:
+        return None
+    if isinstance(obj, bytes):
+        return obj
+    if isinstance(obj, str):
+        return obj.encode("utf-8")
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode  # compact, the C accelerator
+
+
+def _s(p):
+    return None if p is None else p.decode("utf-8", "replace")
+
+
+def _raise(lib, rc, res):
+    field = lib.sb_result_field(res)
+    raise _error(rc, _s(lib.sb_result_message(res)) or _s(lib.sb_strerror(rc)), _s(field))
+
+
+def _json(lib, res):
+    return json.loads(lib.sb_result_json(res, None))
+
+
+def _actions(lib, res):
+    """The result's actions as a list of dicts (the sb_result_json shape)."""
+    n = lib.sb_result_count(res)
+    if not n:
+        return []
+    at = lib.sb_result_action
+    from_address = _Action.from_address
+    out = []
+    for i in range(n):
+        a = from_address(at(res, i))
+        t = a.type
+        d = {"type": _ACTION_TYPES[t] if 0 < t < 9 else "unknown"}
+        # The engine's ids, device names and statuses are ASCII; URIs and
+        # reasons may be any UTF-8.
+        v = a.account
+        if v is not None:
+            d["account"] = v.decode()
+        v = a.call_id
+        if v is not None:
+            d["call"] = v.decode()
+        v = a.agent_id
+        if v is not None:
+            d["agent"] = v.decode()
+        v = a.device
+        if v is not None:
+            d["device"] = v.decode()
+        v = a.uri
+        if v is not None:
+            d["uri"] = v.decode("utf-8", "replace")
+        v = a.queue_id
+        if v is not None:
+            d["queue"] = v.decode()
+        v = a.reason
+        if v is not None:
+            d["reason"] = v.decode("utf-8", "replace")
+        v = a.status
+        if v is not None:
+            d["status"] = v.decode()
+        if t == 1:
+            d["timeout"] = a.timeout_s
+        elif t == 6 and a.due_ms:
+            d["due_ms"] = a.due_ms
+        out.append(d)
+    return out
+
+
+class _Scratch:
+    """A private sb_result for the module-level functions."""
+
+    def __init__(self):
+        self.lib = load_library()
+        self.res = self.lib.sb_result_new()
+        if not self.res:
+            raise MemoryError("sb_result_new")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.lib.sb_result_free(self.res)
+        self.res = None
+
+
+# --------------------------------------------------------------------------
+# Module-level functions (no engine needed).
+
+def version():
+    """Version of the linked library, e.g. ``"0.1.0"``."""
+    return _s(load_library().sb_version())
+
+
+def strerror(code):
+    """The static message of a code, e.g. ``"SB_ENOTFOUND: not found"``."""
+    return _s(load_library().sb_strerror(int(code)))
+
+
+def policy_check(name, source):
+    """Compile and lint a policy without an engine.
+
+    Returns None when the policy is clean; raises :class:`PolicyError`
+    whose ``problems`` are its ``file:line: message`` lines otherwise."""
+    src = _bytes(source, "source")
+    with _Scratch() as s:
+        rc = s.lib.sb_policy_check(_b(name, "name"), src, len(src), s.res)
+        if rc:
+            _raise(s.lib, rc, s.res)
+
+
+def policy_test(name, source, cases):
+    """Run scenario cases (a list, or JSON text) against a policy.
+
+    Returns the report ``{"passed": N, "failed": N, "cases": [{"name", "ok",
+    "got", "expected"}...]}`` whether or not every case passed (check
+    ``report["failed"]``); raises :class:`SwitchboardError` when the policy
+    or the cases cannot be run at all (a compile error, malformed cases)."""
+    src, cj = _bytes(source, "source"), _doc(cases, "cases")
+    with _Scratch() as s:
+        rc = s.lib.sb_policy_test(_b(name, "name"), src, len(src), cj,
+                                  len(cj) if cj is not None else 0, s.res)
+        if rc and s.lib.sb_result_code(s.res):
+            _raise(s.lib, rc, s.res)
+        return _json(s.lib, s.res)
+
+
+def policy_keygen():
+    """A new Ed25519 key pair: ``{"public_key": hex, "secret_key": hex}``."""
+    with _Scratch() as s:
+        rc = s.lib.sb_policy_keygen(s.res)
+        if rc:
+            _raise(s.lib, rc, s.res)
+        return _json(s.lib, s.res)
+
+
+def policy_sign(source, secret_key):
+    """``source`` signed with the 128-hex secret key (a ``--@signature``
+    line appended, or replaced). Returns str."""
+    src = _bytes(source, "source")
+    with _Scratch() as s:
+        rc = s.lib.sb_policy_sign(src, len(src), _b(secret_key, "secret_key"), s.res)
+        if rc:
+            _raise(s.lib, rc, s.res)
+        return _json(s.lib, s.res)["source"]
+
+
+# --------------------------------------------------------------------------
+# The engine.
+
+class Engine:
+    """An open engine on a data directory (``sb_open`` / ``sb_close``).
+
+    Keyword arguments mirror ``sb_config``; anything not given keeps the
+    library's default (``sb_config_init``):
+
+    ``data_dir``
+        the data directory (created mode 0700 if missing). Required.
+    ``policy_dir``
+        shared/stock policies (``*.lua``), e.g. the source tree's ``policies``.
+    ``sync``
+        ``"group"`` (default), ``"sync"``, ``"none"`` or ``"defer"`` (then
+        call :meth:`sync` before acknowledging).
+    ``clock``
+        a callable returning milliseconds since the Unix epoch — the
+        engine's clock for events and timers (tests, simulations). It is
+        called from the engine's threads, must not raise (if it does, the
+        traceback is printed and the system time used) and stays referenced
+        by the engine until :meth:`close`.
+    ``log``
+        a callable ``log(level, line)``, ``level`` one of ``"error"``,
+        ``"warn"``, ``"info"``, ``"debug"``; default: the engine logs to
+        stderr. Exceptions it raises are printed and ignored.
+    ``log_level``
+        ``"error"``, ``"warn"``, ``"info"`` (default) or ``"debug"``.
+    ``seed``, ``map_size``, ``map_max``, ``key_file``
+        as in ``sb_config``.
+    ``policy_instructions``, ``policy_wall_ms``, ``policy_memory``, ``quarantine_after``
+        the budgets of every policy hook call (0 disables a budget).
+    ``require_signed_policies``, ``policy_public_key``
+        only load policies signed with this hex Ed25519 key.
+    ``library``
+        path of ``libswitchboard.so`` (default: see :func:`library_path`).
+
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    _NUMERIC = ("map_size", "map_max", "seed", "policy_instructions", "policy_wall_ms",
+                "policy_memory", "quarantine_after")
+
+    def __init__(self, data_dir, *, policy_dir=None, sync=None, clock=None, log=None,
+                 log_level=None, key_file=None, require_signed_policies=None,
+                 policy_public_key=None, library=None, **numbers):
+        for k in numbers:
+            if k not in self._NUMERIC:
+                raise TypeError("Engine() got an unexpected keyword argument %r" % k)
+        lib = load_library(library)
+        self._lib = lib
+        self._eng = None
+        self._lock = threading.Lock()
+        self._results = []
+        self._tls = threading.local()
+
+        cfg = _Config()
+        lib.sb_config_init(ctypes.byref(cfg))
+        if cfg.version != _CONFIG_VERSION:
+            raise VersionError("SB_EVERSION", EVERSION,
+                               "library config version %d, binding knows %d"
+                               % (cfg.version, _CONFIG_VERSION))
+        # Keep every buffer handed to sb_open alive as long as the engine.
+        self._keep = []
+
+        def cstr(v, what):
+            b = _b(os.fspath(v) if isinstance(v, os.PathLike) else v, what)
+            self._keep.append(b)
+            return b
+
+        cfg.data_dir = cstr(data_dir, "data_dir")
+        if policy_dir is not None:
+            cfg.policy_dir = cstr(policy_dir, "policy_dir")
+        if key_file is not None:
+            cfg.key_file = cstr(key_file, "key_file")
+        if policy_public_key is not None:
+            cfg.policy_public_key = cstr(policy_public_key, "policy_public_key")
+        if require_signed_policies is not None:
+            cfg.require_signed_policies = 1 if require_signed_policies else 0
+        if sync is not None:
+            if isinstance(sync, str):
+                if sync not in _SYNC_MODES:
+                    raise ValueError("sync must be one of %s" % ", ".join(_SYNC_MODES))
+                sync = _SYNC_MODES[sync]
+            cfg.sync = int(sync)
+        if log_level is not None:
+            if isinstance(log_level, str):
+                if log_level not in _LOG_LEVELS:
+                    raise ValueError("log_level must be one of %s" % ", ".join(_LOG_LEVELS))
+                log_level = _LOG_LEVELS[log_level]
+            cfg.log_level = int(log_level)
+        for k, v in numbers.items():
+            if v is not None:
+                setattr(cfg, k, int(v))
+
+        self._clock = None
+        self._clock_warned = False
+        if clock is not None:
+            if not callable(clock):
+                raise TypeError("clock must be callable")
+            user_clock = clock
+
+            def _clock_thunk(arg):
+                try:
+                    return int(user_clock())
+                except BaseException:
+                    if not self._clock_warned:
+                        self._clock_warned = True
+                        sys.stderr.write("switchboard: the clock callable raised; "
+                                         "using the system time\n")
+                        traceback.print_exc()
+                    return int(time.time() * 1000)
+
+            self._clock = _CLOCK_FN(_clock_thunk)
+            cfg.clock = self._clock
+        self._log = None
+        if log is not None:
+            if not callable(log):
+                raise TypeError("log must be callable")
+            user_log = log
+
+            def _log_thunk(arg, level, line):
+                try:
+                    user_log(_LOG_NAMES[level] if 0 <= level < 4 else str(level),
+                             line.decode("utf-8", "replace"))
+                except BaseException:
+                    traceback.print_exc()
+
+            self._log = _LOG_FN(_log_thunk)
+            cfg.log = self._log
+        self._cfg = cfg
+
+        eng = ctypes.c_void_p()
+        res = lib.sb_result_new()
+        if not res:
+            raise MemoryError("sb_result_new")
+        self._results.append(res)
+        rc = lib.sb_open(ctypes.byref(eng), ctypes.byref(cfg), res)
+        if rc:
+            _raise(lib, rc, res)
+        self._eng = eng
+        self._tls.res = res
+
+    # -- lifetime ------------------------------------------------------------
+
+    def close(self):
+        """Sync and close the engine (``sb_close``). Idempotent. As with
+        sb_close, no other thread may be inside a call on this engine."""
+        with self._lock:
+            eng, self._eng = self._eng, None
+            results, self._results = self._results, []
+        if eng is not None:
+            self._lib.sb_close(eng)
+        for r in results:
+            self._lib.sb_result_free(r)
+        self._tls = threading.local()
+
+    @property
+    def closed(self):
+        return self._eng is None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _res(self):
+        """This thread's sb_result (created on first use)."""
+        try:
+            return self._tls.res
+        except AttributeError:
+            self._e()  # none for a closed engine
+            r = self._lib.sb_result_new()
+            if not r:
+                raise MemoryError("sb_result_new")
+            with self._lock:
+                self._results.append(r)
+            self._tls.res = r
+            return r
+
+    def _e(self):
+        e = self._eng
+        if e is None:
+            raise InvalidError("SB_EINVAL", EINVAL, "the engine is closed")
+        return e
+
+    def _doc_call(self, rc, res):
+        if rc:
+            _raise(self._lib, rc, res)
+        return _json(self._lib, res)
+
+    # -- accounts, agents, queues ------------------------------------------------
+
+    def account_put(self, account):
+        """Create or replace an account (dict or JSON). Returns the stored
+        account with ``"created"``."""
+        d, res = _doc(account), self._res()
+        return self._doc_call(self._lib.sb_account_put(self._e(), d, len(d), res), res)
+
+    def account_get(self, account):
+        res = self._res()
+        return self._doc_call(self._lib.sb_account_get(self._e(), _b(account), res), res)
+
+    def account_list(self):
+        res = self._res()
+        return self._doc_call(self._lib.sb_account_list(self._e(), res), res)["accounts"]
+
+    def account_delete(self, account):
+        """Delete the account and everything it owns."""
+        res = self._res()
+        self._doc_call(self._lib.sb_account_delete(self._e(), _b(account), res), res)
+
+    def agent_put(self, account, agent):
+        """Create or replace an agent (dict or JSON; see switchboard.h for the
+        shape). Returns ``{"id", "created", "status", ...}``, with
+        ``"actions"`` when the change rang a waiting call."""
+        d, res = _doc(agent), self._res()
+        return self._doc_call(self._lib.sb_agent_put(self._e(), _b(account), d, len(d), res), res)
+
+    def agent_get(self, account, agent):
+        """The agent's document with its live state (``status``, ``stats``...)."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_agent_get(self._e(), _b(account), _b(agent), res),
+                              res)
+
+    def agent_list(self, account):
+        res = self._res()
+        return self._doc_call(self._lib.sb_agent_list(self._e(), _b(account), res),
+                              res)["agents"]
+
+    def agent_delete(self, account, agent):
+        """Raises StateError while the agent is ringing or on a call."""
+        res = self._res()
+        self._doc_call(self._lib.sb_agent_delete(self._e(), _b(account), _b(agent), res), res)
+
+    def queue_put(self, account, queue):
+        d, res = _doc(queue), self._res()
+        return self._doc_call(self._lib.sb_queue_put(self._e(), _b(account), d, len(d), res), res)
+
+    def queue_get(self, account, queue):
+        res = self._res()
+        return self._doc_call(self._lib.sb_queue_get(self._e(), _b(account), _b(queue), res),
+                              res)
+
+    def queue_list(self, account):
+        res = self._res()
+        return self._doc_call(self._lib.sb_queue_list(self._e(), _b(account), res),
+                              res)["queues"]
+
+    def queue_delete(self, account, queue):
+        """Raises StateError while calls wait in the queue."""
+        res = self._res()
+        self._doc_call(self._lib.sb_queue_delete(self._e(), _b(account), _b(queue), res), res)
+
+    def member_put(self, account, queue, agent, membership=None, **fields):
+        """Add or replace one membership: ``member_put("acme", "support",
+        "alice", tier=1, position=2)`` (or a dict); defaults when empty."""
+        if membership is None:
+            membership = fields or None
+        elif fields:
+            membership = dict(membership, **fields)
+        d, res = _doc(membership), self._res()
+        rc = self._lib.sb_member_put(self._e(), _b(account), _b(queue), _b(agent), d,
+                                     len(d) if d is not None else 0, res)
+        return self._doc_call(rc, res)
+
+    def member_delete(self, account, queue, agent):
+        res = self._res()
+        self._doc_call(self._lib.sb_member_delete(self._e(), _b(account), _b(queue), _b(agent),
+                                                  res), res)
+
+    # -- events ----------------------------------------------------------------
+
+    def submit(self, account, event=None, **fields):
+        """Apply one event and return the actions it caused (list of dicts).
+
+        ``event`` is a dict (or JSON text) shaped like sb_submit_json's:
+        ``{"type": "offer", "call": "c1", "queue": "support", "caller":
+        "+4930123456"}``; keyword arguments add to or replace its keys, so
+        ``eng.submit("acme", type="hangup", call="c1")`` works too. Types:
+        offer, ring_result, hangup, abandon, transfer, agent_status. Raises
+        SwitchboardError with nothing changed when the event is refused."""
+        if fields:
+            event = fields if event is None else dict(event, **fields)
+        if type(event) is dict:
+            data = _dumps(event).encode()
+        elif event is None:
+            raise TypeError("submit() needs an event: a dict, JSON text or keyword arguments")
+        else:
+            data = _doc(event, "event")
+        eng = self._eng
+        if eng is None:
+            self._e()
+        try:
+            res = self._tls.res
+        except AttributeError:
+            res = self._res()
+        lib = self._lib
+        rc = lib.sb_submit_json(eng, _b(account, "account"), data, len(data), res)
+        if rc:
+            _raise(lib, rc, res)
+        return _actions(lib, res)
+
+    def tick(self):
+        """Fire every timer due on the engine's clock; returns their actions."""
+        res = self._res()
+        lib = self._lib
+        rc = lib.sb_tick(self._e(), res)
+        if rc:
+            _raise(lib, rc, res)
+        return _actions(lib, res)
+
+    def next_deadline(self):
+        """Time (ms) of the earliest pending timer, or None when there is none."""
+        t = self._lib.sb_next_deadline(self._e())
+        return None if t == _INT64_MAX else t
+
+    def call_get(self, account, call):
+        """The call with its state and decision trace (or its record once ended)."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_call_get(self._e(), _b(account), _b(call), res), res)
+
+    # -- policies --------------------------------------------------------------
+
+    def policy_put(self, account, name, source, cases=None):
+        """Validate then store an account policy (and its scenario cases: a
+        list or JSON text). Returns ``{"name", "version"}``; raises
+        PolicyError (nothing changed) when it fails to compile, load or
+        pass its cases."""
+        src, cj, res = _bytes(source, "source"), _doc(cases, "cases"), self._res()
+        # cases_json is a C string without a length (Python bytes end with a NUL).
+        if cj is not None:
+            cj = _b(cj, "cases")
+        rc = self._lib.sb_policy_put(self._e(), _b(account), _b(name), src, len(src), cj, res)
+        return self._doc_call(rc, res)
+
+    def policy_list(self, account):
+        """``[{"name", "version", "source": "account"|"shared", "state",
+        "failures"}...]``"""
+        res = self._res()
+        return self._doc_call(self._lib.sb_policy_list(self._e(), _b(account), res),
+                              res)["policies"]
+
+    def reload(self):
+        """Re-read policy_dir and swap every policy at once, or change nothing
+        and raise PolicyError naming the file. Returns ``{"changed": N}``."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_reload(self._e(), res), res)
+
+    policy_check = staticmethod(policy_check)
+    policy_test = staticmethod(policy_test)
+    policy_keygen = staticmethod(policy_keygen)
+    policy_sign = staticmethod(policy_sign)
+
+    # -- API keys --------------------------------------------------------------
+
+    def apikey_create(self, account):
+        """A new key: ``{"key_id": ..., "key": "sbk_..."}`` (shown only now)."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_apikey_create(self._e(), _b(account), res), res)
+
+    def apikey_verify(self, account, key):
+        """True when ``key`` is a current key of ``account`` (constant time)."""
+        k = _bytes(key, "key")
+        return self._lib.sb_apikey_verify(self._e(), _b(account), k, len(k)) == 0
+
+    def apikey_revoke(self, account, key_id):
+        res = self._res()
+        self._doc_call(self._lib.sb_apikey_revoke(self._e(), _b(account), _b(key_id), res), res)
+
+    # -- introspection and durability ------------------------------------------
+
+    def stats(self):
+        """Counters and gauges of this engine handle (see sb_stats)."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_stats(self._e(), res), res)
+
+    def sync(self):
+        """Make every event committed so far durable (needed with sync="defer")."""
+        rc = self._lib.sb_sync(self._e())
+        if rc:
+            raise _error(rc, _s(self._lib.sb_strerror(rc)))

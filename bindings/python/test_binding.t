@@ -1,0 +1,640 @@
+#!/usr/bin/env python3
+"""test_binding.t — the Python binding against the real library (TAP for prove).
+
+Covers: the ctypes structures against the compiler's layout of switchboard.h,
+provisioning and a full call cycle, errors carrying code/name/message/field,
+an injected clock with a tick firing a ring timeout, policy upload (cases,
+compile errors, a policy failing at run time falling back), policy tools
+without an engine, API keys, two engines on one data directory (also from
+several threads at once: nobody double-booked), deferred sync, closing.
+
+Run by `make test` (SB_BUILD names the build directory, relative to the
+repository root) or by hand: bindings/python/test_binding.t. Under a
+sanitizer build the script re-runs itself with the sanitizer runtime
+preloaded (Python is not instrumented, so it must come first).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, os.pardir, os.pardir))
+BUILD = os.path.join(ROOT, os.environ.get("SB_BUILD", "build"))
+LIB = os.environ.get("SWITCHBOARD_LIB") or os.path.join(BUILD, "libswitchboard.so")
+POLICIES = os.path.join(ROOT, "policies")
+
+
+def sanitizer_runtimes(lib):
+    """Paths of libasan/libubsan the library needs, in preload order."""
+    try:
+        out = subprocess.run(["ldd", lib], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return []
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*(lib(asan|ubsan)\.so[^\s]*)\s+=>\s+(\S+)", line)
+        if m:
+            found[m.group(2)] = m.group(3)
+    return [found[k] for k in ("asan", "ubsan") if k in found]
+
+
+if not os.path.exists(LIB):
+    print("1..0 # SKIP no %s (run make)" % os.path.relpath(LIB, ROOT))
+    sys.exit(0)
+os.environ["SWITCHBOARD_LIB"] = LIB
+if not os.environ.get("SB_PY_PRELOADED"):
+    rts = sanitizer_runtimes(LIB)
+    if rts:
+        env = dict(os.environ, SB_PY_PRELOADED="1",
+                   LD_PRELOAD=":".join(rts + [p for p in [os.environ.get("LD_PRELOAD")] if p]))
+        # Python's own allocations are not ours to chase: leaks off.
+        env["ASAN_OPTIONS"] = "detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", "")
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+sys.path.insert(0, HERE)
+import switchboard as sb  # noqa: E402
+
+# --------------------------------------------------------------------------
+# TAP
+
+_n = 0
+_failed = 0
+
+
+def ok(cond, name):
+    global _n, _failed
+    _n += 1
+    if not cond:
+        _failed += 1
+    print("%sok %d - %s" % ("" if cond else "not ", _n, name), flush=True)
+    return cond
+
+
+def is_(got, want, name):
+    r = ok(got == want, name)
+    if not r:
+        diag("got:      %r\nexpected: %r" % (got, want))
+    return r
+
+
+def skip(reason):
+    global _n
+    _n += 1
+    print("ok %d # SKIP %s" % (_n, reason), flush=True)
+
+
+def diag(msg):
+    for line in str(msg).splitlines():
+        sys.stderr.write("# %s\n" % line)
+
+
+def raises(fn, cls, name, code=None, field=None):
+    """fn() must raise cls (with code and field when given); returns the error."""
+    try:
+        fn()
+    except cls as e:
+        good = (code is None or e.code == code) and (field is None or e.field == field)
+        ok(good, name)
+        if not good:
+            diag("got %r" % (e,))
+        return e
+    except Exception as e:  # noqa: BLE001
+        ok(False, name)
+        diag("raised %r" % (e,))
+        return None
+    ok(False, name)
+    diag("nothing raised")
+    return None
+
+
+def find(actions, type_, call=None):
+    for a in actions:
+        if a["type"] == type_ and (call is None or a.get("call") == call):
+            return a
+    return None
+
+
+TMP = tempfile.mkdtemp(prefix="sb-pytest-")
+
+
+class Clock:
+    def __init__(self, ms=1767603600000):  # Monday 2026-01-05 09:00 UTC
+        self.ms = ms
+
+    def __call__(self):
+        return self.ms
+
+
+def agent(id_, **extra):
+    d = {"id": id_, "devices": {"softphone": "sip:%s@pbx.example" % id_,
+                                "mobile": "tel:+447700900001"},
+         "status": "available"}
+    d.update(extra)
+    return d
+
+
+def provision(eng, clock, n=3):
+    eng.account_put({"id": "acme", "name": "Acme"})
+    for i in range(n):
+        eng.agent_put("acme", agent("ag%d" % i))
+        clock.ms += 1000
+    eng.queue_put("acme", {"id": "support", "policy": "longest-idle", "ring_timeout": 20,
+                           "members": [{"agent": "ag%d" % i} for i in range(n)]})
+
+
+# --------------------------------------------------------------------------
+
+def test_layout():
+    """The ctypes structures must match the compiler's view of the header."""
+    cc = os.environ.get("CC", "cc")
+    if not shutil.which(cc):
+        skip("no C compiler for the layout check")
+        return
+    cfg = [f for f, _ in sb._Config._fields_]
+    act = [f for f, _ in sb._Action._fields_]
+    src = ['#include "switchboard.h"', "#include <stddef.h>", "#include <stdio.h>",
+           "int main(void) {",
+           'printf("config %zu\\n", sizeof(sb_config));',
+           'printf("action %zu\\n", sizeof(sb_action));']
+    src += ['printf("config.%s %%zu\\n", offsetof(sb_config, %s));' % (f, f) for f in cfg]
+    src += ['printf("action.%s %%zu\\n", offsetof(sb_action, %s));' % (f, f) for f in act]
+    src += ["return 0; }"]
+    c = os.path.join(TMP, "layout.c")
+    exe = os.path.join(TMP, "layout")
+    with open(c, "w") as f:
+        f.write("\n".join(src))
+    r = subprocess.run([cc, "-I", os.path.join(ROOT, "engine", "include"), c, "-o", exe],
+                       capture_output=True, text=True)
+    if not ok(r.returncode == 0, "the layout probe compiles (every field the binding "
+                                 "declares exists in switchboard.h)"):
+        diag(r.stderr)
+        return
+    want = {}
+    for line in subprocess.run([exe], capture_output=True, text=True).stdout.splitlines():
+        k, v = line.split()
+        want[k] = int(v)
+    got = {"config": ctypes_sizeof(sb._Config), "action": ctypes_sizeof(sb._Action)}
+    for f in cfg:
+        got["config." + f] = getattr(sb._Config, f).offset
+    for f in act:
+        got["action." + f] = getattr(sb._Action, f).offset
+    is_(got, want, "sb_config and sb_action: same size and offsets as the C compiler's")
+
+
+def ctypes_sizeof(t):
+    import ctypes
+    return ctypes.sizeof(t)
+
+
+def test_basics():
+    is_(sb.version(), "0.1.0", "version() is the library's")
+    is_(sb.strerror(sb.ENOTFOUND), "SB_ENOTFOUND: not found", "strerror names the code")
+    ok(sb.library_path() == LIB, "the library came from SWITCHBOARD_LIB")
+
+
+def test_cycle():
+    clock = Clock()
+    logs = []
+    with sb.Engine(os.path.join(TMP, "cycle"), policy_dir=POLICIES, sync="none",
+                   clock=clock, log=lambda lvl, line: logs.append((lvl, line))) as eng:
+        r = eng.account_put({"id": "acme", "name": "Acme"})
+        ok(r["id"] == "acme" and r["created"] is True, "account_put returns the account, created")
+        provision(eng, clock)
+        is_([a["id"] for a in eng.account_list()], ["acme"], "account_list")
+        is_(sorted(a["id"] for a in eng.agent_list("acme")), ["ag0", "ag1", "ag2"], "agent_list")
+        is_([q["id"] for q in eng.queue_list("acme")], ["support"], "queue_list")
+        q = eng.queue_get("acme", "support")
+        is_(q["policy"], "longest-idle", "queue_get returns the document")
+
+        clock.ms += 5000
+        acts = eng.submit("acme", {"type": "offer", "call": "c1", "queue": "support",
+                                   "caller": "+44 20 7946 0001"})
+        ok(isinstance(acts, list) and all(isinstance(a, dict) for a in acts),
+           "submit returns a list of dicts")
+        ring = find(acts, "ring", "c1")
+        is_(ring, {"type": "ring", "account": "acme", "call": "c1", "agent": "ag0",
+                   "device": "softphone", "uri": "sip:ag0@pbx.example", "queue": "support",
+                   "timeout": 20},
+            "the offer rings the agent idle longest, on the softphone, for 20 s")
+        is_(eng.agent_get("acme", "ag0")["status"], "reserved", "ringing agent is reserved")
+        clock.ms += 4000
+        acts = eng.submit("acme", type="ring_result", call="c1", agent="ag0", outcome="answered")
+        ok(find(acts, "connect", "c1") is not None, "answered: connect (keyword-argument event)")
+        is_(eng.agent_get("acme", "ag0")["status"], "on_call", "the agent is on the call")
+        clock.ms += 60000
+        acts = eng.submit("acme", '{"type":"hangup","call":"c1"}')
+        end = find(acts, "end", "c1")
+        ok(end is not None and end["reason"] == "answered", "hangup (JSON text event): ended "
+                                                             "as answered")
+        c = eng.call_get("acme", "c1")
+        ok(c["outcome"] == "answered" and c["agent"] == "ag0" and c["talk"] == 60.0,
+           "call_get: the record says answered by ag0 after 60 s of talk")
+        is_(eng.agent_get("acme", "ag0")["stats"]["calls_taken"], 1, "agent stats count the call")
+        st = eng.stats()
+        is_((st["events"]["offer"], st["events"]["ring_result"], st["events"]["hangup"]),
+            (1, 1, 1), "stats count the three events")
+
+        # memberships
+        m = eng.member_put("acme", "support", "ag2", tier=2, position=9)
+        ok(isinstance(m, dict), "member_put with keyword fields")
+        members = {x["agent"]: x for x in eng.queue_get("acme", "support")["members"]}
+        ok(members["ag2"]["tier"] == 2 and members["ag2"]["position"] == 9,
+           "the membership changed")
+        eng.member_delete("acme", "support", "ag2")
+        ok("ag2" not in [x["agent"] for x in eng.queue_get("acme", "support")["members"]],
+           "member_delete removes it")
+        eng.agent_delete("acme", "ag2")
+        raises(lambda: eng.agent_get("acme", "ag2"), sb.NotFoundError, "agent_delete removes "
+               "the agent", sb.ENOTFOUND)
+
+        # a waiting call served when an agent frees up, by an event of its own
+        eng.submit("acme", type="agent_status", agent="ag0", status="paused", reason="lunch")
+        eng.submit("acme", type="agent_status", agent="ag1", status="offline")
+        acts = eng.submit("acme", type="offer", call="w1", queue="support",
+                          caller="+15550000001", attrs={"language": "de"})
+        ok(find(acts, "wait", "w1") and not find(acts, "ring"), "nobody free: the call waits")
+        acts = eng.submit("acme", type="agent_status", agent="ag1", status="available")
+        ok(find(acts, "ring", "w1") and find(acts, "ring", "w1")["agent"] == "ag1",
+           "an agent coming back rings the waiting call (actions for other calls)")
+        acts = eng.submit("acme", type="abandon", call="w1")
+        ok(find(acts, "cancel", "w1") and find(acts, "end", "w1")["reason"] == "abandoned",
+           "abandon cancels the ring and ends the call")
+        ok(all(isinstance(l[0], str) and isinstance(l[1], str) for l in logs),
+           "log callback gets (level, line) strings")
+
+
+def test_errors():
+    clock = Clock()
+    with sb.Engine(os.path.join(TMP, "errors"), policy_dir=POLICIES, sync="none",
+                   clock=clock, log=lambda *a: None) as eng:
+        provision(eng, clock)
+        e = raises(lambda: eng.submit("acme", type="offer", call="b1", queue="support",
+                                      caller="12345"),
+                   sb.InvalidError, "bad caller: InvalidError", sb.EINVAL, "caller")
+        if e:
+            ok(isinstance(e, sb.SwitchboardError), "a subclass of SwitchboardError")
+            is_((e.name, e.code, e.field), ("SB_EINVAL", -32000, "caller"),
+                "carries name, code and field")
+            ok("E.164" in e.message, "and the engine's message (%s)" % e.message)
+            ok(str(e).startswith("SB_EINVAL: ") and "(field caller)" in str(e),
+               "str() reads '%s'" % e)
+            is_(e.args, ("SB_EINVAL", -32000, e.message, "caller"),
+                "args are (name, code, message, field)")
+        raises(lambda: eng.submit("acme", type="offer", call="b1", queue="nope",
+                                  caller="+15550000001"),
+               sb.NotFoundError, "unknown queue: NotFoundError naming the queue field",
+               sb.ENOTFOUND, "queue")
+        raises(lambda: eng.submit("acme", {"type": "offer", "call": "b1", "queue": "support",
+                                           "caller": "+15550000001", "colour": "red"}),
+               sb.InvalidError, "unknown event key named", sb.EINVAL, "colour")
+        raises(lambda: eng.submit("acme", '{"type":"offer",'), sb.InvalidError,
+               "malformed JSON text refused", sb.EINVAL)
+        raises(lambda: eng.call_get("acme", "b1"), sb.NotFoundError,
+               "and nothing of those calls exists")
+        eng.submit("acme", type="offer", call="d1", queue="support", caller="+15550000001")
+        raises(lambda: eng.submit("acme", type="offer", call="d1", queue="support",
+                                  caller="+15550000001"),
+               sb.ExistsError, "the same call id twice: ExistsError", sb.EEXIST)
+        raises(lambda: eng.submit("acme", type="ring_result", call="d1", agent="ag2",
+                                  outcome="answered"),
+               sb.StateError, "ring result from an agent not ringing: StateError", sb.ESTATE)
+        raises(lambda: eng.agent_put("acme", {"id": "z", "devices": {"fax": "x"}}),
+               sb.InvalidError, "bad agent document names devices.fax", sb.EINVAL,
+               "devices.fax")
+        raises(lambda: eng.queue_put("acme", {"id": "bq", "members": [{"agent": "ag0"},
+                                                                      {"agent": "ghost"}]}),
+               sb.InvalidError, "queue naming an unknown agent: members[1].agent", sb.EINVAL,
+               "members[1].agent")
+        raises(lambda: eng.agent_get("other", "ag0"), sb.NotFoundError,
+               "another account's ids do not exist")
+        raises(lambda: eng.submit("acme", 42), sb.InvalidError,
+               "an event that is not an object: InvalidError", sb.EINVAL)
+        raises(lambda: eng.submit("acme", {"type": "hangup", "call": object()}), TypeError,
+               "an event Python cannot encode: TypeError")
+        raises(lambda: eng.submit("acme"), TypeError, "no event at all: TypeError")
+        raises(lambda: eng.agent_get("acme", "ag0\0x"), sb.InvalidError,
+               "an id with a NUL byte is refused, not cut short", sb.EINVAL)
+        raises(lambda: sb.Engine(os.path.join(TMP, "errors"), sync="sometimes"), ValueError,
+               "an unknown sync mode: ValueError")
+        raises(lambda: sb.Engine(os.path.join(TMP, "errors"), colour=1), TypeError,
+               "an unknown config keyword: TypeError")
+    raises(lambda: eng.stats(), sb.InvalidError, "a closed engine raises InvalidError",
+           sb.EINVAL)
+    eng.close()
+    ok(eng.closed, "close() twice is harmless")
+
+
+def test_clock_and_tick():
+    clock = Clock()
+    with sb.Engine(os.path.join(TMP, "tick"), policy_dir=POLICIES, sync="none", clock=clock,
+                   log=lambda *a: None) as eng:
+        provision(eng, clock)
+        is_(eng.next_deadline(), None, "no timers: next_deadline() is None")
+        clock.ms += 10000
+        start = clock.ms
+        acts = eng.submit("acme", type="offer", call="t1", queue="support",
+                          caller="+15550000003")
+        first = find(acts, "ring", "t1")["agent"]
+        is_(eng.next_deadline(), start + 20000, "the ring timeout is due 20 s later on the "
+                                                "injected clock")
+        clock.ms = start + 19999
+        is_(eng.tick(), [], "a millisecond early, tick() fires nothing")
+        clock.ms = start + 20000
+        acts = eng.tick()
+        ok(find(acts, "cancel", "t1") and find(acts, "cancel", "t1")["agent"] == first,
+           "at the timeout, tick() cancels the unanswered ring")
+        again = find(acts, "ring", "t1")
+        ok(again is not None, "and the call is decided again and rings (%s)"
+           % (again and again["agent"]))
+        is_(eng.agent_get("acme", first)["stats"]["no_answers"], 1,
+            "the first agent has one no-answer")
+        is_(eng.call_get("acme", "t1")["attempts"], 2, "two attempts in the call")
+        eng.submit("acme", type="abandon", call="t1")
+        # An engine whose clock raises keeps running on the system time.
+        bad = sb.Engine(os.path.join(TMP, "tick"), clock=lambda: 1 // 0, sync="none",
+                        log=lambda *a: None)
+        old, sys.stderr = sys.stderr, open(os.devnull, "w")
+        try:
+            bad.submit("acme", type="offer", call="t2", queue="support", caller="+15550000003")
+            t2 = bad.call_get("acme", "t2")
+        finally:
+            sys.stderr.close()
+            sys.stderr = old
+            bad.close()
+        ok(t2["offered_ms"] > 1767603600000 + 10 ** 9 or t2["offered_ms"] < 1767603600000,
+           "a clock that raises falls back to the system time")
+
+
+ROUTE_FIRST = """-- rings the first agent in position order
+local P = {}
+function P.route(call, agents, ctx)
+  local best
+  for _, a in ipairs(agents) do
+    if not best or a.position < best.position then best = a end
+  end
+  if not best then return { wait = 10 } end
+  return { ring = best.id, device = "mobile", timeout = 7 }
+end
+return P
+"""
+
+MOBILE = {"softphone": "sip:x@pbx.example", "mobile": "tel:+447700900001"}
+CASES = [{"name": "rings the first position",
+          "agents": [{"id": "b", "position": 2, "devices": MOBILE},
+                     {"id": "a", "position": 1, "devices": MOBILE}],
+          "expect": {"action": "ring", "agents": ["a"], "timeout": 7}}]
+
+FAILING = """local P = {}
+function P.route(call, agents, ctx)
+  local t = nil
+  return { ring = t.id }
+end
+return P
+"""
+
+
+def test_policies():
+    clock = Clock()
+    logs = []
+    with sb.Engine(os.path.join(TMP, "policies"), policy_dir=POLICIES, sync="none",
+                   clock=clock, log=lambda lvl, line: logs.append(line)) as eng:
+        provision(eng, clock)
+        r = eng.policy_put("acme", "first", ROUTE_FIRST, CASES)
+        ok(r["name"] == "first" and re.fullmatch(r"[0-9a-f]{16}", r["version"]),
+           "policy_put with cases: name and version %s" % r["version"])
+        listed = {p["name"]: p for p in eng.policy_list("acme")}
+        ok(listed.get("first", {}).get("source") == "account" and
+           listed["first"]["version"] == r["version"], "policy_list shows the account policy")
+        ok(listed.get("longest-idle", {}).get("source") == "shared",
+           "and the shared ones from policy_dir")
+        eng.queue_put("acme", {"id": "firstq", "policy": "first",
+                               "members": [{"agent": "ag1", "position": 2},
+                                           {"agent": "ag2", "position": 1}]})
+        acts = eng.submit("acme", type="offer", call="p1", queue="firstq",
+                          caller="+15550000001")
+        ring = find(acts, "ring", "p1")
+        ok(ring and (ring["agent"], ring["device"], ring["timeout"]) == ("ag2", "mobile", 7),
+           "the uploaded policy decides: ag2 on the mobile for 7 s")
+        eng.submit("acme", type="abandon", call="p1")
+
+        e = raises(lambda: eng.policy_put("acme", "broken", "local P = {\nfunction P.route(\n"),
+                   sb.PolicyError, "a policy that does not compile: PolicyError",
+                   sb.EPOLICY, "source")
+        if e:
+            ok(re.search(r"broken\S*:\d+:", e.message), "the message has file:line (%s)"
+               % e.message.splitlines()[0])
+        e = raises(lambda: eng.policy_put("acme", "first", ROUTE_FIRST.replace(
+            "timeout = 7", "timeout = 9"), CASES), sb.PolicyError,
+            "a policy failing its cases: PolicyError", sb.EPOLICY)
+        is_({p["name"]: p for p in eng.policy_list("acme")}["first"]["version"], r["version"],
+            "and the stored version did not change")
+
+        eng.policy_put("acme", "failing", FAILING)
+        eng.queue_put("acme", {"id": "failq", "policy": "failing",
+                               "members": [{"agent": "ag0"}]})
+        before = eng.stats()
+        acts = eng.submit("acme", type="offer", call="f1", queue="failq",
+                          caller="+15550000002")
+        ok(find(acts, "ring", "f1") and find(acts, "ring", "f1")["agent"] == "ag0",
+           "a policy failing at run time: the call falls back and rings")
+        after = eng.stats()
+        ok(after["policy"]["failures"] == before["policy"]["failures"] + 1 and
+           after["decisions"]["fallback"] == before["decisions"]["fallback"] + 1,
+           "the failure and the fallback are counted")
+        ok(any(re.search(r"failing\S*:4:", l) for l in logs),
+           "and logged with file:line through the log callback")
+        trace = eng.call_get("acme", "f1").get("trace", [])
+        ok(any(t.get("decision") == "error" and t.get("fallback") is True and
+               "failing.lua:4:" in t.get("detail", "") for t in trace),
+           "the call's trace holds the error and the fallback")
+        eng.submit("acme", type="abandon", call="f1")
+
+        r = eng.reload()
+        ok(isinstance(r, dict) and "changed" in r, "reload() re-reads policy_dir: %r" % r)
+
+
+def test_policy_tools():
+    ok(sb.policy_check("first.lua", ROUTE_FIRST) is None, "policy_check: a clean policy")
+    e = raises(lambda: sb.policy_check("lint.lua", "x = 1\nlocal P = {}\n"
+                                       "function P.route(call, agents, ctx) return {} end\n"
+                                       "return P\n"),
+               sb.PolicyError, "policy_check: a global assignment is a problem", sb.EPOLICY)
+    if e:
+        ok(e.problems and all(re.match(r"lint\S*:\d+: ", p) for p in e.problems),
+           "problems are file:line lines: %r" % e.problems)
+    rep = sb.policy_test("first.lua", ROUTE_FIRST, CASES)
+    is_((rep["passed"], rep["failed"]), (1, 0), "policy_test: the case passes")
+    bad = [dict(CASES[0], expect={"action": "wait"})]
+    rep = sb.policy_test("first.lua", ROUTE_FIRST, json.dumps(bad))
+    ok(rep["failed"] == 1 and rep["cases"][0]["ok"] is False and "got" in rep["cases"][0],
+       "a failing case comes back in the report, with what it got")
+    raises(lambda: sb.policy_test("first.lua", ROUTE_FIRST, "[{"), sb.InvalidError,
+           "malformed cases: InvalidError", sb.EINVAL, "cases")
+    keys = sb.policy_keygen()
+    ok(re.fullmatch(r"[0-9a-f]{64}", keys["public_key"]) and
+       re.fullmatch(r"[0-9a-f]{128}", keys["secret_key"]), "policy_keygen: hex key pair")
+    signed = sb.policy_sign(ROUTE_FIRST, keys["secret_key"])
+    ok(signed.startswith(ROUTE_FIRST) and "--@signature " in signed, "policy_sign appends "
+                                                                      "the signature line")
+    d = os.path.join(TMP, "signed")
+    with sb.Engine(d, sync="none", require_signed_policies=True,
+                   policy_public_key=keys["public_key"], log=lambda *a: None) as eng:
+        eng.account_put({"id": "acme"})
+        ok(eng.policy_put("acme", "first", signed)["name"] == "first",
+           "a signed policy loads where signatures are required")
+        raises(lambda: eng.policy_put("acme", "unsigned", ROUTE_FIRST), sb.SwitchboardError,
+               "an unsigned one is refused")
+
+
+def test_apikeys():
+    with sb.Engine(os.path.join(TMP, "keys"), sync="none", log=lambda *a: None) as eng:
+        eng.account_put({"id": "acme"})
+        k = eng.apikey_create("acme")
+        ok(k["key"].startswith("sbk_") and k["key_id"], "apikey_create: a key and its id")
+        ok(eng.apikey_verify("acme", k["key"]) is True, "apikey_verify: True for the key")
+        ok(eng.apikey_verify("acme", k["key"] + "x") is False, "False for another")
+        ok(eng.apikey_verify("nobody", k["key"]) is False, "False for an unknown account")
+        eng.apikey_revoke("acme", k["key_id"])
+        ok(eng.apikey_verify("acme", k["key"]) is False, "False once revoked")
+
+
+def test_two_engines():
+    d = os.path.join(TMP, "shared")
+    clock = Clock()
+    a = sb.Engine(d, policy_dir=POLICIES, sync="none", clock=clock, log=lambda *x: None)
+    b = sb.Engine(d, policy_dir=POLICIES, sync="none", clock=clock, log=lambda *x: None)
+    try:
+        provision(a, clock)
+        is_(b.account_get("acme")["id"], "acme", "engine B reads what engine A wrote")
+        acts = a.submit("acme", type="offer", call="s1", queue="support", caller="+15550000001")
+        who = find(acts, "ring", "s1")["agent"]
+        is_(b.call_get("acme", "s1")["state"], "ringing", "B sees A's call ringing")
+        ok(find(b.submit("acme", type="ring_result", call="s1", agent=who, outcome="answered"),
+                "connect", "s1"), "B answers it")
+        ok(find(a.submit("acme", type="hangup", call="s1"), "end", "s1"), "A hangs it up")
+        v = a.policy_put("acme", "first", ROUTE_FIRST)["version"]
+        is_({p["name"]: p["version"] for p in b.policy_list("acme")}.get("first"), v,
+            "a policy uploaded through A is B's too")
+        b.queue_put("acme", {"id": "fq", "policy": "first",
+                             "members": [{"agent": "ag1", "position": 1}]})
+        ring = find(b.submit("acme", type="offer", call="s2", queue="fq",
+                             caller="+15550000001"), "ring", "s2")
+        ok(ring and ring["timeout"] == 7, "and decides B's calls")
+        b.submit("acme", type="abandon", call="s2")
+
+        # Four threads, two on each engine, racing for three agents.
+        errors, booked, lock = [], {}, threading.Lock()
+        double = []
+
+        def worker(eng, tid, n):
+            for i in range(n):
+                call = "th%d-%d" % (tid, i)
+                try:
+                    acts = eng.submit("acme", type="offer", call=call, queue="support",
+                                      caller="+15550001%03d" % i)
+                    ring = find(acts, "ring", call)
+                    if ring is None:
+                        eng.submit("acme", type="abandon", call=call)
+                        continue
+                    with lock:
+                        if ring["agent"] in booked:
+                            double.append((ring["agent"], booked[ring["agent"]], call))
+                        booked[ring["agent"]] = call
+                    eng.submit("acme", type="ring_result", call=call, agent=ring["agent"],
+                               outcome="answered")
+                    with lock:
+                        del booked[ring["agent"]]
+                    eng.submit("acme", type="hangup", call=call)
+                except sb.SwitchboardError as e:
+                    if e.code != sb.ENOTFOUND:  # a call ended by another thread's action
+                        errors.append(e)
+
+        ths = [threading.Thread(target=worker, args=(a if t % 2 else b, t, 60))
+               for t in range(4)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        is_(errors, [], "4 threads on 2 engines x 60 call cycles: no errors")
+        is_(double, [], "no agent was ever handed two calls")
+        is_(sorted(x["status"] for x in a.agent_list("acme")), ["available"] * 3,
+            "every agent is free at the end")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_defer_and_reopen():
+    d = os.path.join(TMP, "defer")
+    with sb.Engine(d, sync="defer", log=lambda *x: None) as eng:
+        eng.account_put({"id": "acme"})
+        ok(eng.sync() is None, "sync() after deferred commits")
+    with sb.Engine(d, sync="group", log=lambda *x: None) as eng:
+        is_(eng.account_get("acme")["id"], "acme", "reopened: the account is there")
+        eng.account_delete("acme")
+        raises(lambda: eng.account_get("acme"), sb.NotFoundError, "account_delete removes it")
+
+
+def test_gateway_example():
+    """examples/python/gateway.py on examples/c-gateway's calls (and the C
+    gateway's output, when make built it: the two must agree)."""
+    cli = os.path.join(BUILD, "switchboard")
+    if not os.access(cli, os.X_OK):
+        skip("no %s to provision the gateway example with" % cli)
+        return
+    ex = os.path.join(ROOT, "examples")
+
+    def run(cmd):
+        data = os.path.join(TMP, "gw-%d" % len(os.listdir(TMP)))
+        subprocess.run([cli, "replay", os.path.join(ex, "c-gateway", "setup.jsonl"), "--data-dir",
+                        data, "--policy-dir", POLICIES], check=True, capture_output=True)
+        with open(os.path.join(ex, "c-gateway", "calls.jsonl"), "rb") as f:
+            return subprocess.run(cmd + ["--data-dir", data, "--policy-dir", POLICIES,
+                                         "--sync", "none"], stdin=f, capture_output=True,
+                                  timeout=60)
+
+    r = run([sys.executable, os.path.join(ex, "python", "gateway.py")])
+    lines = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    ok(r.returncode == 0 and lines and lines[0].get("call") == "c1" and
+       lines[0].get("agent") == "alice" and lines[0].get("type") == "ring",
+       "examples/python/gateway.py rings alice for c1")
+    if not ok(any(l.get("error", {}).get("field") == "caller" for l in lines),
+              "and reports the bad caller as an error line"):
+        diag(r.stdout.decode() + r.stderr.decode())
+    cgw = os.path.join(BUILD, "examples", "c-gateway")
+    if not os.access(cgw, os.X_OK):
+        skip("no %s to compare with" % cgw)
+        return
+    c = run([cgw])
+    if not is_(r.stdout.decode(), c.stdout.decode(),
+               "the Python and C gateways print the same lines"):
+        diag(c.stderr.decode())
+
+
+def main():
+    tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
+             test_policies, test_policy_tools, test_apikeys, test_two_engines,
+             test_defer_and_reopen, test_gateway_example]
+    try:
+        for t in tests:
+            try:
+                t()
+            except Exception:  # noqa: BLE001
+                import traceback
+                ok(False, "%s ran to the end" % t.__name__)
+                diag(traceback.format_exc())
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+    print("1..%d" % _n)
+    return 1 if _failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+# engine/tools/install.mk — what `make install` adds to the library, header and
+# command the Makefile installs itself: the pkg-config file, the man pages and
+# the Python binding; and `make uninstall` removes them. Included by the
+# Makefile, it hooks install-extra and uninstall-extra under install and
+# uninstall.
+#
+#   make install PREFIX=/usr/local DESTDIR=      (the defaults)
+#   make install PREFIX=/usr DESTDIR=/tmp/pkgroot   (staging for a package)
+#
+# Then, against the installed library:
+#   cc gateway.c $(pkg-config --cflags --libs switchboard)              (shared)
+#   cc gateway.c $(pkg-config --static --cflags --libs switchboard)     (static)
+# With a PREFIX outside pkg-config's search path, point PKG_CONFIG_PATH at
+# $(PREFIX)/lib/pkgconfig; outside the loader's, run with LD_LIBRARY_PATH or
+# link with -Wl,-rpath,$(PREFIX)/lib. A system-wide install may need ldconfig.
+
+# Where the Makefile's install puts the library and header (for the .pc file).
+SB_LIBDIR = $(PREFIX)/lib
+SB_INCLUDEDIR = $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(SB_LIBDIR)/pkgconfig
+# The Python binding goes where python3 looks under this prefix (Debian:
+# /usr/lib/python3/dist-packages, /usr/local/lib/python3.X/dist-packages),
+# else in $(PREFIX)/lib/python3.X/site-packages (add it to PYTHONPATH).
+# PYTHONDIR= (empty) skips it.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
+PYTHONDIR ?= $(shell $(PYTHON) -c 'import sys; p = "$(PREFIX)/lib/"; \
+  print(([d for d in sys.path if d.startswith(p) and d.endswith("-packages")] + \
+         [p + "python%d.%d/site-packages" % sys.version_info[:2]])[0])' 2>/dev/null)
+
+# Static linking needs the engine's own dependencies (pkg-config --static).
+PC_LIBS_PRIVATE = $(strip $(or $(shell pkg-config --libs lua5.4 lmdb libsodium jansson 2>/dev/null),-llua5.4 -llmdb -lsodium -ljansson)) -lpthread -lm
+
+.PHONY: install-extra uninstall-extra
+install: install-extra
+uninstall: uninstall-extra
+
+install-extra:
+	install -d $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	printf '%s\n' \
+	  'prefix=$(PREFIX)' \
+	  'libdir=$(SB_LIBDIR)' \
+	  'includedir=$(SB_INCLUDEDIR)' \
+	  '' \
+	  'Name: switchboard' \
+	  'Description: Call-routing engine: Lua routing policies, state in LMDB' \
+	  'Version: $(VERSION)' \
+	  'Libs: -L$${libdir} -lswitchboard' \
+	  'Libs.private: $(PC_LIBS_PRIVATE)' \
+	  'Cflags: -I$${includedir}' >$(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc
+	install -m 644 engine/man/switchboard.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 engine/man/switchboard-policy.7 $(DESTDIR)$(MANDIR)/man7/
+	@pd='$(strip $(PYTHONDIR))'; if [ -n "$$pd" ]; then \
+	  echo "install bindings/python/switchboard -> $(DESTDIR)$$pd/switchboard"; \
+	  install -d "$(DESTDIR)$$pd/switchboard" && \
+	  install -m 644 bindings/python/switchboard/__init__.py "$(DESTDIR)$$pd/switchboard/"; fi
+
+uninstall-extra:
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc $(DESTDIR)$(MANDIR)/man1/switchboard.1 \
+	  $(DESTDIR)$(MANDIR)/man7/switchboard-policy.7
+	@pd='$(strip $(PYTHONDIR))'; if [ -n "$$pd" ]; then \
+	  echo "rm -rf $(DESTDIR)$$pd/switchboard"; rm -rf "$(DESTDIR)$$pd/switchboard"; fi

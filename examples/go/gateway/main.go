@@ -1,0 +1,127 @@
+// Command gateway is a small gateway embedding Switchboard through the Go
+// binding: the Go twin of examples/c-gateway/gateway.c.
+//
+// It reads call events as JSON lines on stdin (sb_submit_json's shape), hands
+// each to the engine and prints the actions it caused, one JSON object per
+// line:
+//
+//	{"type":"ring","account":"acme","call":"c1","agent":"alice",...,"timeout":20}
+//
+// A refused event prints {"error":{"code":...,"message":...,"field":...}} and
+// the gateway carries on. Between events it sleeps until the engine's next
+// timer and fires it with Tick, printing those actions too. It exits at the
+// end of its input or on SIGINT/SIGTERM.
+//
+//	usage: gateway --data-dir DIR [--policy-dir DIR] [--account ID] [--sync group|sync|none]
+//
+//	build/switchboard replay examples/c-gateway/setup.jsonl --data-dir /tmp/sb-gw
+//	cd examples/go && go build -o /tmp/gateway ./gateway
+//	/tmp/gateway --data-dir /tmp/sb-gw --policy-dir policies < examples/c-gateway/calls.jsonl
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"switchboard"
+)
+
+func main() {
+	dataDir := flag.String("data-dir", "", "the engine's data directory (required)")
+	policyDir := flag.String("policy-dir", "", "shared policies")
+	account := flag.String("account", "acme", "the account the events belong to")
+	syncMode := flag.String("sync", "group", "group, sync or none")
+	flag.Parse()
+	modes := map[string]switchboard.SyncMode{"group": switchboard.SyncGroup,
+		"sync": switchboard.SyncSync, "none": switchboard.SyncNone}
+	mode, ok := modes[*syncMode]
+	if *dataDir == "" || !ok || flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+
+	eng, err := switchboard.Open(switchboard.Config{DataDir: *dataDir, PolicyDir: *policyDir,
+		Sync: mode, LogLevel: switchboard.LogWarn})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+	defer eng.Close()
+
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	emit := func(actions []switchboard.Action, err error) {
+		var se *switchboard.Error
+		if errors.As(err, &se) {
+			type detail struct {
+				Code    string  `json:"code"`
+				Message string  `json:"message"`
+				Field   *string `json:"field"` // null when no field is at fault
+			}
+			d := detail{Code: se.Code.Name(), Message: se.Message}
+			if se.Field != "" {
+				d.Field = &se.Field
+			}
+			enc.Encode(struct {
+				Error detail `json:"error"`
+			}{d})
+		} else if err != nil {
+			fmt.Fprintln(os.Stderr, "gateway:", err)
+		}
+		for _, a := range actions {
+			enc.Encode(a)
+		}
+	}
+
+	// Lines arrive on a channel, so the loop can also wake for timers.
+	lines := make(chan []byte)
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+		for sc.Scan() {
+			lines <- append([]byte(nil), sc.Bytes()...)
+		}
+		if err := sc.Err(); err != nil {
+			fmt.Fprintln(os.Stderr, "gateway: reading input:", err)
+		}
+		close(lines)
+	}()
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+
+	timer := time.NewTimer(time.Hour)
+	for {
+		// Sleep until input arrives or the next timer is due.
+		timer.Stop()
+		var wake <-chan time.Time
+		if due, ok := eng.NextDeadline(); ok {
+			timer.Reset(time.Until(due))
+			wake = timer.C
+		}
+		select {
+		case line, open := <-lines:
+			if !open {
+				return
+			}
+			line = bytes.TrimSpace(line)
+			if len(line) > 0 && line[0] != '#' {
+				emit(eng.SubmitJSON(*account, line))
+			}
+		case <-wake:
+			emit(eng.Tick())
+		case <-signals:
+			return
+		}
+		out.Flush()
+	}
+}
