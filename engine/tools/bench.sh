@@ -14,6 +14,10 @@ echo
 echo "== 8 processes on one data directory (issue: embedding) =="
 "$B/tests/multiproc/multiproc" --procs 8 --cycles 5000 | grep '^# multiproc'
 "$B/tests/multiproc/multiproc" --procs 8 --cycles 500 --sync group | grep '^# multiproc'
+echo
+echo "== Python binding next to C (issue: embedding; target >= 30% of C) =="
+"$B/tests/bench_cycle" --cycles 50000 --only none --no-scale | tail -1
+SWITCHBOARD_LIB="$B/libswitchboard.so" /usr/bin/python3 bindings/python/bench.py --cycles 50000
 for extra in tests/bench/*.sh; do
     [ -x "$extra" ] || continue
     echo
