@@ -10,6 +10,7 @@
 #include "jsonv.h"
 #include "records.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -580,7 +581,13 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         tried_ids[ntried] = id;
         tried_n[ntried++] = c->tried[i].n;
     }
-    char last_buf[SB_ID_MAX + 1];
+    char last_buf[SB_ID_MAX + 1], prev_buf[SB_ID_MAX + 1];
+    /* The numbers and personal attributes are stored sealed (records.c). */
+    if ((rc = rec_open_call(e, t->acct, acct_id(t), c)))
+        return res_err(t->res, rc, NULL, "call '%s': its sealed numbers do not open (%s)", c->id,
+                       sb_code_name(rc));
+    size_t attrs_len;
+    const char *attrs = rec_call_attrs(c, &e->rec->tmp, &attrs_len);
     pol_call pc = {
         .id = c->id,
         .queue = q->id,
@@ -591,9 +598,9 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         .queue_waited = (double)(t->now - c->queued) / 1000.0,
         .attempts = (int)c->attempts,
         .last_agent = agent_id_of(t, c->last_agent, last_buf, sizeof last_buf),
-        .previous_agent = NULL,
-        .attrs = c->attrs.len ? c->attrs.p : NULL,
-        .attrs_len = c->attrs.len,
+        .previous_agent = agent_id_of(t, c->prev_agent, prev_buf, sizeof prev_buf),
+        .attrs = attrs,
+        .attrs_len = attrs_len,
         .ntried = ntried,
         .tried_ids = tried_ids,
         .tried_n = tried_n,
@@ -868,9 +875,18 @@ typedef struct ev_op {
 static int need_call(wtx *t, const char *id, call_rec *c)
 {
     int rc = st_call_load(t->txn, t->e, t->acct, id, c);
-    if (rc == SB_ENOTFOUND)
-        return res_err(t->res, SB_ENOTFOUND, "call", "no such call '%s'", id_valid(id) ? id : "?");
-    return rc;
+    if (rc != SB_ENOTFOUND) return rc;
+    /* A call that has ended left a record: say so, rather than not found. */
+    uint8_t k[5 + SB_ID_MAX];
+    size_t n = id_valid(id) ? strlen(id) : 0;
+    put_be32(k, t->acct);
+    memcpy(k + 4, id, n);
+    k[4 + n] = 0; /* records are keyed acct, call id, NUL, end time */
+    st_iter it = {0};
+    int ended = n && st_iter_open(&it, t->txn, t->e, DB_RECORDS, k, 5 + n) == 0;
+    st_iter_close(&it);
+    if (ended) return res_err(t->res, SB_ESTATE, "call", "call '%s' has already ended", id);
+    return res_err(t->res, SB_ENOTFOUND, "call", "no such call '%s'", n ? id : "?");
 }
 
 static int need_queue(wtx *t, const char *id, queue_rec *q)
@@ -904,10 +920,8 @@ static int ev_offer(wtx *t, ev_op *op)
     }
     if (rc != SB_ENOTFOUND) goto out;
     rc = 0;
-    sb_buf attrs = c->attrs;
-    memset(c, 0, sizeof *c - sizeof c->attrs);
-    c->attrs = attrs;
-    c->attrs.len = 0;
+    memset(c, 0, offsetof(call_rec, attrs)); /* the buffers after it are reused */
+    c->attrs.len = c->pii.len = c->pattrs.len = 0;
     strcpy(c->id, ev->call_id);
     strcpy(c->caller, op->caller);
     strcpy(c->called, op->called);
@@ -920,6 +934,8 @@ static int ev_offer(wtx *t, ev_op *op)
         free(s);
         if (rc) goto out;
     }
+    /* From here on the numbers are stored only sealed. */
+    if ((rc = rec_seal_call(t, c))) goto out;
     if (q.max_length && q.waiting >= q.max_length) {
         c->state = CALL_WAITING;
         if (q.overflow[0]) {
@@ -1561,6 +1577,11 @@ int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_resul
         rc = eng_mdb_err(res, rc, "read call");
         goto done;
     }
+    if ((rc = rec_open_call(e, acc.num, acc.id, c))) {
+        rc = res_err(res, rc, NULL, "call '%s': its sealed numbers do not open (%s)", c->id,
+                     sb_code_name(rc));
+        goto done;
+    }
     queue_rec q = {0};
     st_queue_load(txn, e, acc.num, c->queue, &q);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:i}", "id", c->id, "state",
@@ -1569,7 +1590,11 @@ int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_resul
                           (json_int_t)c->queued, "attempts", (int)c->attempts);
     queue_free(&q);
     if (c->called[0]) json_object_set_new(o, "called", json_string(c->called));
-    if (c->attrs.len) json_object_set_new(o, "attrs", json_loadb(c->attrs.p, c->attrs.len, 0, NULL));
+    sb_buf tmp = {0};
+    size_t al;
+    const char *attrs = rec_call_attrs(c, &tmp, &al);
+    if (al) json_object_set_new(o, "attrs", json_loadb(attrs, al, 0, NULL));
+    buf_free(&tmp);
     char buf[SB_ID_MAX + 1];
     agent_rec a = {0};
     if (c->state == CALL_CONNECTED && st_agent_load(txn, e, acc.num, c->agent, &a) == 0) {

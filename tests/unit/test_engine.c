@@ -136,6 +136,8 @@ static void test_cycle(void)
     const sb_action *end = find(SB_ACT_END, "c1");
     ok(end && strcmp(end->reason, "answered") == 0, "call ended as answered");
     is_str(agent_status("acme", "alice"), "available", "alice is free again");
+    ok(ev("acme", "{\"type\":\"hangup\",\"call\":\"c1\"}") == SB_ESTATE,
+       "a second hangup is refused: the call has ended (%s)", sb_result_message(res));
     json_t *c = get_json(sb_call_get(eng, "acme", "c1", res));
     ok(c != NULL, "the finished call can be read");
     is_str(json_string_value(json_object_get(c, "outcome")), "answered", "its record says answered");
