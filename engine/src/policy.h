@@ -147,6 +147,75 @@ int pol_route(pol_host *h, uint32_t acct, const char *account_id, const char *po
               const pol_call *call, pol_cand *cands, size_t ncands, const pol_queue *q,
               const pol_kv *kv, int64_t now_ms, uint64_t seed, pol_decision *out);
 
+/* --- retention hooks --------------------------------------------------------
+** retain(record, ctx) when a record is written and at each review date;
+** erase(record, request, ctx) for each record of a number whose erasure was
+** requested. The record view never holds personal data: no numbers, no
+** attributes the account marks personal. */
+
+typedef struct pol_attempt {
+    const char *agent;   /* agent id */
+    int dev;             /* POL_DEV_* */
+    const char *outcome; /* "answered", "no_answer", "busy", "rejected", "cancelled" */
+    int64_t start_ms;
+    int32_t dur_ms;
+} pol_attempt;
+
+typedef struct pol_record {
+    const char *id, *queue, *first_queue;
+    const char *outcome; /* answered, abandoned, rejected, overflowed, failed */
+    const char *agent;   /* the agent who answered; NULL if none */
+    int64_t offered_ms, answered_ms, ended_ms; /* answered_ms 0: never answered */
+    int64_t wait_ms, talk_ms;
+    int priority;
+    int anonymized;      /* its sealed fields are gone already */
+    int legal_hold;      /* a legal hold covers it: delete/anonymize will be overridden */
+    int overridden;      /* its previous retention decision was overridden by a hold */
+    const char *attrs;   /* JSON object text (personal attributes removed); may be NULL */
+    size_t attrs_len;
+    int natt;            /* ring attempts */
+    /* Fill the i-th attempt (0 <= i < natt); strings valid until the next
+    ** call. 0, or nonzero when unreadable. */
+    int (*attempt)(void *arg, int i, pol_attempt *out);
+    void *attempt_arg;
+    int nversions;       /* the routing policies (and versions) that decided */
+    const char *const *policies;
+    const char *const *versions;
+} pol_record;
+
+typedef struct pol_erasure {
+    const char *role;    /* the number was this record's "caller" or "called" */
+    int64_t received_ms; /* when the request was made */
+} pol_erasure;
+
+enum pol_ret { RET_NONE = 0, RET_KEEP, RET_ANONYMIZE, RET_DELETE };
+
+typedef struct pol_retention {
+    int action;          /* RET_*: RET_NONE (with failed 0) when the policy has no such hook */
+    int64_t review_ms;   /* next review (absolute), 0: none (keep as is for good) */
+    char reason[SB_REASON_MAX + 1];
+    /* Provenance, filled in every case. */
+    char policy[SB_NAME_MAX + 1];
+    char version[17];
+    int failed;          /* 1: the policy failed; `error` says why */
+    char error[512];
+} pol_retention;
+
+/* Ask `policy`'s retain hook what to do with a record. Decisions:
+**   { keep = true? , review_in_days = N | keep_until = unix_s, reason = s }
+**   { anonymize = true, review_in_days = N | keep_until = unix_s, reason = s }
+**   { delete = true, reason = s }
+** (exactly one of keep/anonymize/delete, or none = keep; review_in_days in
+** (0, 36600], keep_until later than now). Always fills out; failures count
+** towards the policy's quarantine like route's. Returns 0 or SB_ENOMEM. */
+int pol_retain(pol_host *h, uint32_t acct, const char *account_id, const char *policy,
+               const pol_record *rec, int64_t now_ms, pol_retention *out);
+/* Ask `policy`'s erase hook: { delete = true } | { anonymize = true } |
+** { keep = true, reason = s } (reason optional on every decision). */
+int pol_erase(pol_host *h, uint32_t acct, const char *account_id, const char *policy,
+              const pol_record *rec, const pol_erasure *req, int64_t now_ms,
+              pol_retention *out);
+
 /* Validate a policy source as pol_route would load it (compile as text in the
 ** sandbox, run the top level under the load budget, check hooks and their
 ** types), then run cases (JSON array text, may be NULL). 0 when all pass;

@@ -1,0 +1,1284 @@
+/*
+** policytest.c — the policy author's tools: pol_validate (what a reload
+** runs before it swaps), sb_policy_check (compile and lint) and
+** sb_policy_test (scenario cases, see policies/README.md).
+**
+** The lint reads the compiled chunk (lua_dump of our own compile, parsed
+** here) instead of re-parsing Lua: the compiler has already resolved every
+** name, so a global is exactly a GETTABUP/SETTABUP on the _ENV upvalue, at
+** the line the debug info gives. The dump format is the one of the Lua
+** release we link (5.4).
+*/
+#include "sandbox.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CASE_NOW_DEFAULT 1767261600.0
+
+/* The engine's limits as given (0: no limit), or the defaults of
+** sb_config_init when there is no engine (the author's tools). */
+static void limits_or_default(const pol_limits *in, pol_limits *out)
+{
+    pol_limits l = {SBX_DEF_INSTRUCTIONS, SBX_DEF_WALL_MS, SBX_DEF_MEMORY, SBX_DEF_QUARANTINE, 0};
+    if (in) l = *in;
+    if (!l.load_instructions) l.load_instructions = sbx_load_instructions(l.instructions);
+    *out = l;
+}
+
+/* "dir/name.lua" or "name" -> "dir/name" (the chunk is "<name>.lua"). */
+static void base_name(const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", name && *name ? name : "policy");
+    size_t n = strlen(out);
+    if (n > 4 && strcmp(out + n - 4, ".lua") == 0) out[n - 4] = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scenario cases */
+
+typedef struct logcap {
+    json_t *lines; /* of the case running now, or NULL */
+} logcap;
+
+static void cap_log(void *arg, sb_log_level lvl, const char *line)
+{
+    logcap *c = arg;
+    if (c->lines && json_array_size(c->lines) < 100)
+        json_array_append_new(c->lines, json_string(line));
+}
+
+/* The fake store of a case run: a JSON object. */
+static int fake_get(void *arg, const char *key, size_t klen, char *type, sb_buf *val)
+{
+    json_t *store = arg, *v = json_object_getn(store, key, klen);
+    if (!v || json_is_null(v)) return 0;
+    buf_clear(val);
+    if (json_is_string(v)) {
+        *type = 's';
+        return buf_put(val, json_string_value(v), json_string_length(v)) ? SB_ENOMEM : 1;
+    }
+    if (json_is_integer(v)) {
+        char b[8];
+        put_le64(b, (uint64_t)(int64_t)json_integer_value(v));
+        *type = 'i';
+        return buf_put(val, b, 8) ? SB_ENOMEM : 1;
+    }
+    if (json_is_real(v)) {
+        double x = json_real_value(v);
+        uint64_t u;
+        char b[8];
+        memcpy(&u, &x, 8);
+        put_le64(b, u);
+        *type = 'n';
+        return buf_put(val, b, 8) ? SB_ENOMEM : 1;
+    }
+    if (json_is_boolean(v)) {
+        char b = json_is_true(v);
+        *type = 'b';
+        return buf_put(val, &b, 1) ? SB_ENOMEM : 1;
+    }
+    return SB_ESTORE;
+}
+
+static int fake_set(void *arg, const char *key, size_t klen, char type, const void *val,
+                    size_t vlen)
+{
+    json_t *store = arg, *v = NULL;
+    switch (type) {
+    case 0:
+        json_object_deln(store, key, klen);
+        return 0;
+    case 's':
+        v = json_stringn(val, vlen);
+        break;
+    case 'b':
+        v = json_boolean(vlen && *(const char *)val);
+        break;
+    case 'i':
+        if (vlen != 8) return SB_EINVAL;
+        v = json_integer((json_int_t)(int64_t)get_le64(val));
+        break;
+    case 'n': {
+        if (vlen != 8) return SB_EINVAL;
+        uint64_t u = get_le64(val);
+        double x;
+        memcpy(&x, &u, 8);
+        v = isfinite(x) ? json_real(x) : json_null();
+        break;
+    }
+    }
+    if (!v) return SB_ENOMEM;
+    return json_object_setn_new(store, key, klen, v) ? SB_ENOMEM : 0;
+}
+
+/* Deep equality where 1 and 1.0 are the same number. */
+static int same(const json_t *a, const json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b)) return json_number_value(a) == json_number_value(b);
+    if (json_typeof(a) != json_typeof(b)) return 0;
+    if (json_is_array(a)) {
+        if (json_array_size(a) != json_array_size(b)) return 0;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!same(json_array_get(a, i), json_array_get(b, i))) return 0;
+        return 1;
+    }
+    if (json_is_object(a)) {
+        const char *k;
+        json_t *v;
+        if (json_object_size(a) != json_object_size(b)) return 0;
+        json_object_foreach((json_t *)a, k, v)
+        {
+            json_t *w = json_object_get(b, k);
+            if (!w || !same(v, w)) return 0;
+        }
+        return 1;
+    }
+    return json_equal((json_t *)a, (json_t *)b);
+}
+
+/* Everything one case needs, built from its JSON and freed after it. */
+typedef struct cbuild {
+    pol_call call;
+    pol_queue q;
+    pol_cand *cands;
+    size_t n;
+    char **configs;
+    const char **tried_ids;
+    int *tried_n;
+    char *attrs;
+    int64_t now_ms;
+    uint64_t seed;
+    char err[300];
+} cbuild;
+
+static void cb_free(cbuild *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->configs ? b->configs[i] : NULL);
+    free(b->configs);
+    free(b->cands);
+    free(b->tried_ids);
+    free(b->tried_n);
+    free(b->attrs);
+}
+
+__attribute__((format(printf, 2, 3))) static int cb_bad(cbuild *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->err, sizeof b->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int only_keys(cbuild *b, json_t *o, const char *what, const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, k) != 0)
+            a++;
+        if (!*a) return cb_bad(b, "%s: unknown field '%s'", what, k);
+    }
+    return 0;
+}
+
+static int num_of(cbuild *b, json_t *o, const char *k, const char *what, double def, double *out)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_number(v)) return cb_bad(b, "%s.%s: expected a number", what, k);
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int int_of(cbuild *b, json_t *o, const char *k, const char *what, long long def,
+                  long long *out)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    double x = json_is_number(v) ? json_number_value(v) : NAN;
+    if (!(x == floor(x)) || fabs(x) > 9e15) return cb_bad(b, "%s.%s: expected an integer", what, k);
+    *out = (long long)x;
+    return 0;
+}
+
+static int str_of(cbuild *b, json_t *o, const char *k, const char *what, const char *def,
+                  const char **out)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_string(v)) return cb_bad(b, "%s.%s: expected a string", what, k);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int build_agent(cbuild *b, json_t *a, size_t i, pol_cand *c)
+{
+    static const char *const keys[] = {
+        "id",        "name",    "idle_for",    "calls_taken", "talk_time",     "no_answers",
+        "last_call", "weight",  "tier",        "position",    "member_weight", "penalty",
+        "skills",    "devices", "preferences", "timezone",    "schedule",      NULL};
+    char what[32];
+    snprintf(what, sizeof what, "agents[%zu]", i + 1);
+    if (!json_is_object(a)) return cb_bad(b, "%s: expected an object", what);
+    if (only_keys(b, a, what, keys)) return -1;
+    const char *id = NULL;
+    if (str_of(b, a, "id", what, NULL, &id)) return -1;
+    if (!id || !id_valid(id)) return cb_bad(b, "%s.id: expected an agent id", what);
+    double idle = 0, talk = 0, last = 0, weight = 1, mweight = 1;
+    long long calls = 0, noans = 0, tier = 1, pos = 1, pen = 0;
+    if (num_of(b, a, "idle_for", what, 0, &idle) || num_of(b, a, "talk_time", what, 0, &talk) ||
+        num_of(b, a, "last_call", what, 0, &last) || num_of(b, a, "weight", what, 1, &weight) ||
+        num_of(b, a, "member_weight", what, 1, &mweight) ||
+        int_of(b, a, "calls_taken", what, 0, &calls) ||
+        int_of(b, a, "no_answers", what, 0, &noans) || int_of(b, a, "tier", what, 1, &tier) ||
+        int_of(b, a, "position", what, (long long)i + 1, &pos) ||
+        int_of(b, a, "penalty", what, 0, &pen))
+        return -1;
+    memset(c, 0, sizeof *c);
+    c->id = id;
+    c->num = (uint32_t)i + 1;
+    c->idle_since = b->now_ms - (int64_t)llround(idle * 1000);
+    c->last_call = (int64_t)llround(last * 1000);
+    c->talk_ms = (int64_t)llround(talk * 1000);
+    c->calls_taken = (uint32_t)calls;
+    c->no_answers = (uint32_t)noans;
+    c->weight = weight;
+    c->member_weight = mweight;
+    c->tier = (int32_t)tier;
+    c->position = (int32_t)pos;
+    c->penalty = (int32_t)pen;
+
+    json_t *doc = json_object();
+    if (!doc) return cb_bad(b, "out of memory");
+    static const char *const copied[] = {"name",     "skills",   "preferences",
+                                         "timezone", "schedule", NULL};
+    for (const char *const *k = copied; *k; k++) {
+        json_t *v = json_object_get(a, *k);
+        if (v) json_object_set(doc, *k, v);
+    }
+    json_t *dev = json_object_get(a, "devices");
+    if (!dev) {
+        char uri[SB_ID_MAX + 32];
+        snprintf(uri, sizeof uri, "sip:%s@example.invalid", id);
+        json_object_set_new(doc, "devices", json_pack("{ss}", "softphone", uri));
+    } else if (!json_is_object(dev)) {
+        json_decref(doc);
+        return cb_bad(b, "%s.devices: expected an object", what);
+    } else {
+        json_object_set(doc, "devices", dev);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(doc, "devices"), k, v)
+    {
+        int bit = pol_dev_parse(k);
+        if (!bit || !json_is_string(v)) {
+            json_decref(doc);
+            return cb_bad(b, "%s.devices.%s: expected landline, mobile or softphone with a URI",
+                          what, k);
+        }
+        c->devices |= (unsigned)bit;
+    }
+    b->configs[i] = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!b->configs[i]) return cb_bad(b, "out of memory");
+    c->config = b->configs[i];
+    c->config_len = strlen(b->configs[i]);
+    return 0;
+}
+
+static int build_case(cbuild *b, json_t *cs)
+{
+    static const char *const case_keys[] = {"name",   "now",   "seed",   "queue",        "call",
+                                            "agents", "store", "expect", "expect_store", NULL};
+    memset(b, 0, sizeof *b);
+    if (!json_is_object(cs)) return cb_bad(b, "a case must be an object");
+    if (only_keys(b, cs, "case", case_keys)) return -1;
+    double now = CASE_NOW_DEFAULT;
+    long long seed = 1;
+    if (num_of(b, cs, "now", "case", CASE_NOW_DEFAULT, &now) ||
+        int_of(b, cs, "seed", "case", 1, &seed))
+        return -1;
+    b->now_ms = (int64_t)llround(now * 1000);
+    b->seed = (uint64_t)seed;
+
+    json_t *agents = json_object_get(cs, "agents");
+    if (agents && !json_is_array(agents)) return cb_bad(b, "agents: expected an array");
+    b->n = json_array_size(agents);
+    b->cands = calloc(b->n ? b->n : 1, sizeof *b->cands);
+    b->configs = calloc(b->n ? b->n : 1, sizeof *b->configs);
+    if (!b->cands || !b->configs) return cb_bad(b, "out of memory");
+    for (size_t i = 0; i < b->n; i++)
+        if (build_agent(b, json_array_get(agents, i), i, &b->cands[i])) return -1;
+
+    json_t *call = json_object_get(cs, "call"), *queue = json_object_get(cs, "queue");
+    if (call && !json_is_object(call)) return cb_bad(b, "call: expected an object");
+    if (queue && !json_is_object(queue)) return cb_bad(b, "queue: expected an object");
+    static const char *const call_keys[] = {
+        "id",       "queue", "caller",     "called",         "priority", "waited", "queue_waited",
+        "attempts", "tried", "last_agent", "previous_agent", "attrs",    NULL};
+    static const char *const queue_keys[] = {"id",        "waiting",  "longest_wait", "members",
+                                             "available", "position", "ring_timeout", NULL};
+    if (call && only_keys(b, call, "call", call_keys)) return -1;
+    if (queue && only_keys(b, queue, "queue", queue_keys)) return -1;
+
+    pol_call *c = &b->call;
+    const char *cq = NULL, *qid = NULL;
+    if (str_of(b, call, "queue", "call", NULL, &cq) || str_of(b, queue, "id", "queue", NULL, &qid))
+        return -1;
+    if (!qid) qid = cq ? cq : "support";
+    if (!cq) cq = qid;
+    c->queue = cq;
+    double waited = 0, qwaited = 0, lw = 0;
+    long long prio = 0, att = 0, waiting = 1, members = 0, avail = 0, position = 1, rt = 20;
+    if (str_of(b, call, "id", "call", "c1", &c->id) ||
+        str_of(b, call, "caller", "call", "+15550100", &c->caller) ||
+        str_of(b, call, "called", "call", NULL, &c->called) ||
+        str_of(b, call, "last_agent", "call", NULL, &c->last_agent) ||
+        str_of(b, call, "previous_agent", "call", NULL, &c->previous_agent) ||
+        int_of(b, call, "priority", "call", 0, &prio) ||
+        int_of(b, call, "attempts", "call", 0, &att) ||
+        num_of(b, call, "waited", "call", 0, &waited))
+        return -1;
+    if (num_of(b, call, "queue_waited", "call", waited, &qwaited)) return -1;
+    c->priority = (int)prio;
+    c->attempts = (int)att;
+    c->waited = waited;
+    c->queue_waited = qwaited;
+    json_t *attrs = json_object_get(call, "attrs");
+    if (attrs && !json_is_object(attrs)) return cb_bad(b, "call.attrs: expected an object");
+    if (attrs) {
+        b->attrs = json_dumps(attrs, JSON_COMPACT);
+        if (!b->attrs) return cb_bad(b, "out of memory");
+        c->attrs = b->attrs;
+        c->attrs_len = strlen(b->attrs);
+    }
+    json_t *tried = json_object_get(call, "tried");
+    if (tried && !json_is_object(tried)) return cb_bad(b, "call.tried: expected an object");
+    size_t nt = json_object_size(tried);
+    if (nt) {
+        b->tried_ids = calloc(nt, sizeof *b->tried_ids);
+        b->tried_n = calloc(nt, sizeof *b->tried_n);
+        if (!b->tried_ids || !b->tried_n) return cb_bad(b, "out of memory");
+        const char *k;
+        json_t *v;
+        json_object_foreach(tried, k, v)
+        {
+            if (!json_is_integer(v)) return cb_bad(b, "call.tried.%s: expected an integer", k);
+            b->tried_ids[c->ntried] = k;
+            b->tried_n[c->ntried++] = (int)json_integer_value(v);
+        }
+        c->tried_ids = b->tried_ids;
+        c->tried_n = b->tried_n;
+    }
+
+    pol_queue *q = &b->q;
+    q->id = qid;
+    if (int_of(b, queue, "waiting", "queue", 1, &waiting) ||
+        num_of(b, queue, "longest_wait", "queue", waited, &lw) ||
+        int_of(b, queue, "members", "queue", (long long)b->n, &members) ||
+        int_of(b, queue, "available", "queue", (long long)b->n, &avail) ||
+        int_of(b, queue, "position", "queue", 1, &position) ||
+        int_of(b, queue, "ring_timeout", "queue", 20, &rt))
+        return -1;
+    q->waiting = (int)waiting;
+    q->longest_wait = lw;
+    q->members = (int)members;
+    q->available = (int)avail;
+    q->position = (int)position;
+    q->ring_timeout = (int)rt;
+    return 0;
+}
+
+/* The decision as policies/README.md normalizes it. */
+static json_t *normalize(const pol_decision *d, const pol_cand *cands)
+{
+    json_t *o = json_object();
+    if (!o) return NULL;
+    if (d->failed) {
+        json_object_set_new(o, "action", json_string("error"));
+        json_object_set_new(o, "error", json_string(d->error));
+        return o;
+    }
+    switch (d->kind) {
+    case DEC_RING: {
+        json_t *ids = json_array(), *devs = json_array();
+        for (int i = 0; i < d->nring; i++) {
+            json_array_append_new(ids, json_string(cands[d->ring[i].cand].id));
+            json_array_append_new(devs, json_string(pol_dev_name(d->ring[i].dev)));
+        }
+        json_object_set_new(o, "action", json_string("ring"));
+        json_object_set_new(o, "agents", ids);
+        json_object_set_new(o, "mode", json_string(d->sequence ? "sequence" : "all"));
+        json_object_set_new(o, "devices", devs);
+        json_object_set_new(o, "timeout", json_integer(d->timeout));
+        break;
+    }
+    case DEC_MOVE:
+        json_object_set_new(o, "action", json_string("move"));
+        json_object_set_new(o, "queue", json_string(d->queue));
+        if (d->reason[0]) json_object_set_new(o, "reason", json_string(d->reason));
+        break;
+    case DEC_REJECT:
+        json_object_set_new(o, "action", json_string("reject"));
+        json_object_set_new(o, "reason", json_string(d->reason));
+        break;
+    default:
+        json_object_set_new(o, "action", json_string("wait"));
+        json_object_set_new(o, "wait", json_integer(d->wait));
+    }
+    if (d->npause) {
+        json_t *p = json_array();
+        for (int i = 0; i < d->npause; i++) {
+            json_t *e = json_pack("{ss}", "agent", d->pause[i].agent);
+            if (d->pause[i].reason[0])
+                json_object_set_new(e, "reason", json_string(d->pause[i].reason));
+            json_array_append_new(p, e);
+        }
+        json_object_set_new(o, "pause", p);
+    }
+    return o;
+}
+
+/* --- retention cases: {"record": {...}, "request": {...}?, "expect": {...}} --- */
+
+typedef struct rbuild {
+    pol_record rec;
+    pol_erasure req;
+    int erase;
+    int64_t now_ms;
+    char *attrs;
+    json_t *attempts;
+    const char **pols, **vers;
+    char err[300];
+} rbuild;
+
+static void rb_free(rbuild *b)
+{
+    free(b->attrs);
+    free(b->pols);
+    free(b->vers);
+}
+
+static int rb_attempt(void *arg, int i, pol_attempt *out)
+{
+    json_t *a = json_array_get(arg, (size_t)i);
+    if (!json_is_object(a)) return -1;
+    out->agent = json_string_value(json_object_get(a, "agent"));
+    out->dev = pol_dev_parse(json_string_value(json_object_get(a, "device")));
+    out->outcome = json_string_value(json_object_get(a, "outcome"));
+    out->start_ms = (int64_t)llround(json_number_value(json_object_get(a, "start")) * 1000);
+    out->dur_ms = (int32_t)llround(json_number_value(json_object_get(a, "duration")) * 1000);
+    return 0;
+}
+
+static int rbool(cbuild *e, json_t *o, const char *k, int *out)
+{
+    json_t *v = json_object_get(o, k);
+    if (!v) return *out = 0, 0;
+    if (!json_is_boolean(v)) return cb_bad(e, "record.%s: expected true or false", k);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int build_rcase(rbuild *b, json_t *cs)
+{
+    static const char *const case_keys[] = {"name", "now", "record", "request", "expect", NULL};
+    static const char *const rec_keys[] = {"id",    "queue",      "first_queue", "outcome",
+                                           "agent", "priority",   "age_days",    "wait",
+                                           "talk",  "anonymized", "legal_hold",  "overridden",
+                                           "attrs", "attempts",   "decided_by",  NULL};
+    cbuild e; /* for its error helpers */
+    memset(&e, 0, sizeof e);
+    memset(b, 0, sizeof *b);
+    json_t *r = json_object_get(cs, "record"), *q = json_object_get(cs, "request");
+    double now = CASE_NOW_DEFAULT, age = 0, wait = 0, talk = 0;
+    long long prio = 0;
+    pol_record *rec = &b->rec;
+    if (only_keys(&e, cs, "case", case_keys) || !json_is_object(r) ||
+        only_keys(&e, r, "record", rec_keys) || num_of(&e, cs, "now", "case", now, &now) ||
+        num_of(&e, r, "age_days", "record", 0, &age) || num_of(&e, r, "wait", "record", 0, &wait) ||
+        num_of(&e, r, "talk", "record", 0, &talk) ||
+        int_of(&e, r, "priority", "record", 0, &prio) ||
+        str_of(&e, r, "id", "record", "r1", &rec->id) ||
+        str_of(&e, r, "queue", "record", "support", &rec->queue) ||
+        str_of(&e, r, "outcome", "record", "answered", &rec->outcome) ||
+        str_of(&e, r, "agent", "record", NULL, &rec->agent) ||
+        rbool(&e, r, "anonymized", &rec->anonymized) ||
+        rbool(&e, r, "legal_hold", &rec->legal_hold) ||
+        rbool(&e, r, "overridden", &rec->overridden)) {
+        snprintf(b->err, sizeof b->err, "%s", e.err[0] ? e.err : "record: expected an object");
+        return -1;
+    }
+    if (str_of(&e, r, "first_queue", "record", rec->queue, &rec->first_queue)) goto bad;
+    b->now_ms = (int64_t)llround(now * 1000);
+    rec->priority = (int)prio;
+    rec->ended_ms = b->now_ms - (int64_t)llround(age * 86400000.0);
+    rec->wait_ms = (int64_t)llround(wait * 1000);
+    rec->talk_ms = (int64_t)llround(talk * 1000);
+    rec->offered_ms = rec->ended_ms - rec->wait_ms - rec->talk_ms;
+    if (rec->talk_ms || !strcmp(rec->outcome, "answered"))
+        rec->answered_ms = rec->offered_ms + rec->wait_ms;
+    json_t *attrs = json_object_get(r, "attrs");
+    if (attrs && !json_is_object(attrs)) {
+        cb_bad(&e, "record.attrs: expected an object");
+        goto bad;
+    }
+    if (attrs) {
+        b->attrs = json_dumps(attrs, JSON_COMPACT);
+        rec->attrs = b->attrs;
+        rec->attrs_len = b->attrs ? strlen(b->attrs) : 0;
+    }
+    json_t *att = json_object_get(r, "attempts"), *dec = json_object_get(r, "decided_by");
+    if ((att && !json_is_array(att)) || (dec && !json_is_array(dec))) {
+        cb_bad(&e, "record.attempts and record.decided_by are arrays");
+        goto bad;
+    }
+    b->attempts = att;
+    rec->natt = (int)json_array_size(att);
+    rec->attempt = rb_attempt;
+    rec->attempt_arg = att;
+    size_t nd = json_array_size(dec);
+    if (nd) {
+        b->pols = calloc(nd, sizeof *b->pols);
+        b->vers = calloc(nd, sizeof *b->vers);
+        if (!b->pols || !b->vers) goto bad;
+        for (size_t i = 0; i < nd; i++) {
+            json_t *o = json_array_get(dec, i);
+            b->pols[i] = json_string_value(json_object_get(o, "policy"));
+            b->vers[i] = json_string_value(json_object_get(o, "version"));
+        }
+        rec->nversions = (int)nd;
+        rec->policies = b->pols;
+        rec->versions = b->vers;
+    }
+    if (q) {
+        static const char *const req_keys[] = {"role", "received", NULL};
+        double rcv = now;
+        if (!json_is_object(q) || only_keys(&e, q, "request", req_keys) ||
+            str_of(&e, q, "role", "request", "caller", &b->req.role) ||
+            num_of(&e, q, "received", "request", now, &rcv)) {
+            if (!e.err[0]) cb_bad(&e, "request: expected an object");
+            goto bad;
+        }
+        b->req.received_ms = (int64_t)llround(rcv * 1000);
+        b->erase = 1;
+    }
+    return 0;
+bad:
+    snprintf(b->err, sizeof b->err, "%s", e.err[0] ? e.err : "out of memory");
+    return -1;
+}
+
+static json_t *normalize_ret(const pol_retention *d, int64_t now_ms)
+{
+    static const char *const names[] = {"none", "keep", "anonymize", "delete"};
+    json_t *o = json_object();
+    if (!o) return NULL;
+    if (d->failed) {
+        json_object_set_new(o, "action", json_string("error"));
+        json_object_set_new(o, "error", json_string(d->error));
+        return o;
+    }
+    json_object_set_new(
+        o, "action",
+        json_string(d->action >= 0 && d->action <= RET_DELETE ? names[d->action] : "?"));
+    if (d->review_ms) {
+        double days = (double)(d->review_ms - now_ms) / 86400000.0;
+        json_object_set_new(o, "review_in_days",
+                            days == floor(days) && fabs(days) < 1e15
+                                ? json_integer((json_int_t)days)
+                                : json_real(days));
+    } else {
+        json_object_set_new(o, "review_in_days", json_null());
+    }
+    json_object_set_new(o, "reason", json_string(d->reason));
+    return o;
+}
+
+/* Each key of expect must equal got's. 0, or -1 with why set. */
+static int compare_expect(json_t *expect, json_t *got, int failed, const char *error, char *why,
+                          size_t cap)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(expect, k, v)
+    {
+        json_t *g = json_object_get(got, k);
+        if (!g || !same(g, v)) {
+            char *gs = g ? json_dumps(g, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+            char *es = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            snprintf(why, cap, "%s: expected %s, got %s", k, es ? es : "?", gs ? gs : "nothing");
+            free(gs);
+            free(es);
+            return -1;
+        }
+    }
+    if (failed && !json_object_get(expect, "action")) {
+        snprintf(why, cap, "the policy failed: %s", error);
+        return -1;
+    }
+    return 0;
+}
+
+/* A route case. 0 when it passes; else why is set. */
+static int run_route_case(sbx *sb, const char *name, const int refs[3], const pol_limits *lim,
+                          json_t *cs, json_t **store, json_t *res, char *why, size_t cap)
+{
+    json_t *expect = json_object_get(cs, "expect"), *estore = json_object_get(cs, "expect_store");
+    json_t *init = json_object_get(cs, "store");
+    cbuild b;
+    int rc = -1;
+    if (build_case(&b, cs)) {
+        snprintf(why, cap, "%s", b.err);
+    } else if (init && !json_is_object(init)) {
+        snprintf(why, cap, "store: expected an object");
+    } else if (expect && !json_is_object(expect)) {
+        snprintf(why, cap, "expect: expected an object");
+    } else if (estore && !json_is_object(estore)) {
+        snprintf(why, cap, "expect_store: expected an object");
+    } else {
+        if (init) {
+            json_decref(*store);
+            *store = json_deep_copy(init);
+        }
+        pol_kv kv = {fake_get, fake_set, *store};
+        pol_decision *d = calloc(1, sizeof *d);
+        if (!d) {
+            snprintf(why, cap, "out of memory");
+        } else {
+            if (refs[0] == LUA_NOREF) {
+                d->failed = 1;
+                snprintf(d->error, sizeof d->error, "%s.lua: the policy has no 'route' hook", name);
+            } else {
+                views_route(sb, name, refs[0], &b.call, b.cands, b.n, &b.q, &kv, b.now_ms, b.seed,
+                            lim->instructions, lim->wall_ms, d);
+            }
+            json_t *got = normalize(d, b.cands);
+            rc = compare_expect(expect, got, d->failed, d->error, why, cap);
+            json_object_set_new(res, "got", got);
+            if (estore) {
+                json_object_set(res, "store", *store);
+                json_object_set(res, "expected_store", estore);
+                if (rc == 0 && !same(*store, estore)) {
+                    char *gs = json_dumps(*store, JSON_COMPACT);
+                    char *es = json_dumps(estore, JSON_COMPACT);
+                    snprintf(why, cap, "store: expected %s, got %s", es ? es : "?", gs ? gs : "?");
+                    free(gs);
+                    free(es);
+                    rc = -1;
+                }
+            }
+            free(d);
+        }
+    }
+    cb_free(&b);
+    return rc;
+}
+
+/* A retention case: retain, or erase when it has a request. */
+static int run_retention_case(sbx *sb, const char *name, const int refs[3], const pol_limits *lim,
+                              json_t *cs, json_t *res, char *why, size_t cap)
+{
+    json_t *expect = json_object_get(cs, "expect");
+    rbuild b;
+    int rc = -1;
+    if (build_rcase(&b, cs)) {
+        snprintf(why, cap, "%s", b.err);
+    } else if (expect && !json_is_object(expect)) {
+        snprintf(why, cap, "expect: expected an object");
+    } else {
+        pol_retention d;
+        memset(&d, 0, sizeof d);
+        int ref = refs[b.erase ? 2 : 1];
+        if (ref != LUA_NOREF)
+            views_retain(sb, name, ref, &b.rec, b.erase ? &b.req : NULL, b.now_ms,
+                         lim->instructions, lim->wall_ms, &d);
+        json_t *got = normalize_ret(&d, b.now_ms);
+        rc = compare_expect(expect, got, d.failed, d.error, why, cap);
+        json_object_set_new(res, "got", got);
+    }
+    rb_free(&b);
+    return rc;
+}
+
+/* Run every case against the loaded hooks (refs: route, retain, erase).
+** Returns the report ({"passed","failed","cases"}); *nfail counts the
+** failures; summary (when given) gets one line per failing case. */
+static json_t *run_cases(sbx *sb, logcap *lc, const char *name, const int refs[3],
+                         const pol_limits *lim, json_t *cases, int *nfail, sb_buf *summary)
+{
+    json_t *report = json_object(), *list = json_array(), *store = json_object();
+    int passed = 0, failed = 0;
+    for (size_t ci = 0; ci < json_array_size(cases); ci++) {
+        json_t *cs = json_array_get(cases, ci), *res = json_object();
+        const char *cname =
+            json_is_object(cs) ? json_string_value(json_object_get(cs, "name")) : NULL;
+        char cbuf[32], why[600] = "";
+        if (!cname) snprintf(cbuf, sizeof cbuf, "case %zu", ci + 1), cname = cbuf;
+        json_object_set_new(res, "name", json_string(cname));
+        json_t *log = json_array();
+        lc->lines = log;
+        int rc;
+        if (!json_is_object(cs)) {
+            snprintf(why, sizeof why, "a case must be an object");
+            rc = -1;
+        } else if (json_object_get(cs, "record")) {
+            rc = run_retention_case(sb, name, refs, lim, cs, res, why, sizeof why);
+        } else {
+            rc = run_route_case(sb, name, refs, lim, cs, &store, res, why, sizeof why);
+        }
+        lc->lines = NULL;
+        if (json_array_size(log)) json_object_set(res, "log", log);
+        json_decref(log);
+        json_t *expect = json_is_object(cs) ? json_object_get(cs, "expect") : NULL;
+        json_object_set_new(res, "ok", json_boolean(rc == 0));
+        json_object_set(res, "expected", expect ? expect : json_null());
+        if (rc) {
+            json_object_set_new(res, "message", json_string(why));
+            if (summary) buf_printf(summary, "case '%s': %s\n", cname, why);
+        }
+        json_array_append_new(list, res);
+        rc == 0 ? passed++ : failed++;
+    }
+    json_decref(store);
+    json_object_set_new(report, "passed", json_integer(passed));
+    json_object_set_new(report, "failed", json_integer(failed));
+    json_object_set_new(report, "cases", list);
+    *nfail = failed;
+    return report;
+}
+
+static json_t *parse_cases(const char *cases, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *j = json_loadb(cases, len, 0, &je);
+    if (!j) {
+        snprintf(err, errlen, "cases: %s (line %d, column %d)", je.text, je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_array(j)) {
+        json_decref(j);
+        snprintf(err, errlen, "cases: expected a JSON array of cases");
+        return NULL;
+    }
+    return j;
+}
+
+int pol_validate(const pol_limits *lim_in, const char *name, const char *src, size_t len,
+                 const char *cases, size_t cases_len, sb_result *res)
+{
+    pol_limits lim;
+    limits_or_default(lim_in, &lim);
+    char nm[SB_NAME_MAX + 8], err[512];
+    base_name(name, nm, sizeof nm);
+    json_t *cj = NULL;
+    if (cases && cases_len && !(cj = parse_cases(cases, cases_len, err, sizeof err)))
+        return res_err(res, SB_EPOLICY, "cases", "%s", err);
+    logcap lc = {NULL};
+    sbx *sb = sbx_new(lim.memory, cap_log, &lc);
+    if (!sb) {
+        json_decref(cj);
+        return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
+    }
+    sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
+    int refs[3], rc = 0;
+    if (sbx_load(sb, nm, src ? src : "", src ? len : 0, lim.load_instructions,
+                 sbx_load_wall(lim.wall_ms), refs, NULL, err, sizeof err)) {
+        rc = res_err(res, SB_EPOLICY, "source", "%s", err);
+    } else if (cj) {
+        int nfail = 0;
+        sb_buf sum = {0};
+        json_t *rep = run_cases(sb, &lc, nm, refs, &lim, cj, &nfail, &sum);
+        if (nfail)
+            rc = res_err(res, SB_EPOLICY, "cases", "%d of %zu cases failed:\n%s", nfail,
+                         json_array_size(cj), sum.p ? sum.p : "");
+        json_decref(rep);
+        buf_free(&sum);
+    }
+    json_decref(cj);
+    sbx_free(sb);
+    return rc;
+}
+
+int sb_policy_test(const char *name, const char *source, size_t len, const char *cases_json,
+                   size_t cases_len, sb_result *res)
+{
+    res_reset(res);
+    pol_limits lim;
+    limits_or_default(NULL, &lim);
+    char nm[SB_NAME_MAX + 8], err[512];
+    base_name(name, nm, sizeof nm);
+    if (!cases_json) return res_err(res, SB_EINVAL, "cases", "no cases given");
+    json_t *cj = parse_cases(cases_json, cases_len, err, sizeof err);
+    if (!cj) return res_err(res, SB_EINVAL, "cases", "%s", err);
+    logcap lc = {NULL};
+    sbx *sb = sbx_new(lim.memory, cap_log, &lc);
+    if (!sb) {
+        json_decref(cj);
+        return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
+    }
+    sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
+    int refs[3], rc;
+    if (sbx_load(sb, nm, source ? source : "", source ? len : 0, lim.load_instructions,
+                 sbx_load_wall(lim.wall_ms), refs, NULL, err, sizeof err)) {
+        rc = res_err(res, SB_EPOLICY, "source", "%s", err);
+    } else {
+        int nfail = 0;
+        json_t *rep = run_cases(sb, &lc, nm, refs, &lim, cj, &nfail, NULL);
+        /* The report is the result's document also when cases fail: the
+        ** return code says whether all passed. */
+        res_doc(res, rep);
+        rc = nfail ? SB_EPOLICY : 0;
+    }
+    json_decref(cj);
+    sbx_free(sb);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lint: reading our own compile's dump (Lua 5.4 format). */
+
+enum { OP_GETUPVAL = 9, OP_GETTABUP = 11, OP_GETFIELD = 14, OP_SETTABUP = 15, OP_SETFIELD = 18 };
+
+typedef struct rd {
+    const uint8_t *p, *end;
+    int err;
+} rd;
+
+static size_t rd_size(rd *r)
+{
+    size_t x = 0;
+    for (int i = 0; i < 10; i++) {
+        if (r->p >= r->end) {
+            r->err = 1;
+            return 0;
+        }
+        uint8_t c = *r->p++;
+        x = (x << 7) | (c & 0x7f);
+        if (c & 0x80) return x;
+    }
+    r->err = 1;
+    return 0;
+}
+
+static const uint8_t *rd_skip(rd *r, size_t n)
+{
+    if (r->err || (size_t)(r->end - r->p) < n) {
+        r->err = 1;
+        return NULL;
+    }
+    const uint8_t *p = r->p;
+    r->p += n;
+    return p;
+}
+
+static uint8_t rd_byte(rd *r)
+{
+    const uint8_t *p = rd_skip(r, 1);
+    return p ? *p : 0;
+}
+
+typedef struct kstr {
+    const char *s;
+    size_t n;
+} kstr;
+
+static kstr rd_string(rd *r)
+{
+    kstr k = {NULL, 0};
+    size_t n = rd_size(r);
+    if (n == 0) return k;
+    k.n = n - 1;
+    k.s = (const char *)rd_skip(r, k.n);
+    if (!k.s) k.n = 0;
+    return k;
+}
+
+typedef struct finding {
+    int line;
+    char msg[200];
+} finding;
+
+typedef struct lint {
+    lua_State *L; /* the check's state: its globals table is the allow-list */
+    sbx *sb;
+    finding *f;
+    size_t n, cap;
+    char file[SB_NAME_MAX + 16];
+} lint;
+
+static void add_finding(lint *l, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add_finding(lint *l, int line, const char *fmt, ...)
+{
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < l->n; i++)
+        if (l->f[i].line == line && strcmp(l->f[i].msg, msg) == 0) return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        finding *f = realloc(l->f, cap * sizeof *f);
+        if (!f) return;
+        l->f = f;
+        l->cap = cap;
+    }
+    l->f[l->n].line = line;
+    memcpy(l->f[l->n].msg, msg, sizeof msg);
+    l->n++;
+}
+
+/* Does the sandbox's global table have `name` (and, with field, name.field)? */
+static int known(lint *l, kstr name, kstr field)
+{
+    lua_State *L = l->L;
+    char n[80], f[80];
+    if (name.n >= sizeof n || field.n >= sizeof f) return 0;
+    memcpy(n, name.s, name.n);
+    n[name.n] = 0;
+    if (strcmp(n, "_G") == 0 && !field.s) return 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, l->sb->ref_genv);
+    int t = lua_getfield(L, -1, n);
+    int r = t != LUA_TNIL;
+    if (r && field.s) {
+        memcpy(f, field.s, field.n);
+        f[field.n] = 0;
+        r = lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, f) != LUA_TNIL;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return r;
+}
+
+static const char *blocked_hint(kstr name)
+{
+    static const struct {
+        const char *name, *hint;
+    } hints[] = {
+        {"io", "not available in policies"},
+        {"debug", "not available in policies"},
+        {"package", "not available in policies"},
+        {"require", "not available in policies"},
+        {"load", "not available in policies"},
+        {"loadstring", "not available in policies"},
+        {"dofile", "not available in policies"},
+        {"loadfile", "not available in policies"},
+        {"warn", "use ctx.log"},
+        {"unpack", "use table.unpack"},
+        {"setfenv", "not in Lua 5.4"},
+        {"getfenv", "not in Lua 5.4"},
+        {"module", "not in Lua 5.4"},
+        {"bit32", "not in Lua 5.4; use the operators"},
+    };
+    for (size_t i = 0; i < countof(hints); i++)
+        if (strlen(hints[i].name) == name.n && memcmp(hints[i].name, name.s, name.n) == 0)
+            return hints[i].hint;
+    return NULL;
+}
+
+typedef struct fnread {
+    int linedefined;
+    const uint8_t *code;
+    int ncode;
+    kstr *k;
+    int nk;
+    int env; /* index of the _ENV upvalue, -1 if none */
+    const int8_t *lineinfo;
+    int nline;
+    struct {
+        int pc, line;
+    } * abs;
+    int nabs;
+} fnread;
+
+static int line_at(const fnread *f, int pc)
+{
+    int basepc = -1, line = f->linedefined;
+    for (int i = 0; i < f->nabs && f->abs[i].pc <= pc; i++) {
+        basepc = f->abs[i].pc;
+        line = f->abs[i].line;
+    }
+    while (basepc++ < pc && basepc < f->nline)
+        line += f->lineinfo[basepc];
+    return line;
+}
+
+static uint32_t ins_at(const fnread *f, int pc)
+{
+    uint32_t i;
+    memcpy(&i, f->code + (size_t)pc * 4, 4);
+    return i;
+}
+
+static kstr kget(const fnread *f, int idx)
+{
+    kstr none = {NULL, 0};
+    return idx >= 0 && idx < f->nk ? f->k[idx] : none;
+}
+
+static void lint_fn(lint *l, const fnread *f)
+{
+    kstr none = {NULL, 0};
+    int envreg = -1; /* a register holding _ENV (GETUPVAL), until overwritten */
+    for (int pc = 0; pc < f->ncode; pc++) {
+        uint32_t ins = ins_at(f, pc);
+        int op = (int)(ins & 0x7f), a = (int)((ins >> 7) & 0xff);
+        int b = (int)((ins >> 16) & 0xff), c = (int)((ins >> 24) & 0xff);
+        kstr name = none;
+        int read = 0, write = 0, reg = -1;
+        if (op == OP_GETTABUP && b == f->env)
+            name = kget(f, c), read = 1, reg = a;
+        else if (op == OP_SETTABUP && a == f->env)
+            name = kget(f, b), write = 1;
+        else if (op == OP_GETFIELD && envreg >= 0 && b == envreg)
+            name = kget(f, c), read = 1, reg = a;
+        else if (op == OP_SETFIELD && envreg >= 0 && a == envreg)
+            name = kget(f, b), write = 1;
+        if (op == OP_GETUPVAL && b == f->env)
+            envreg = a;
+        else if (envreg >= 0 && a == envreg && op != OP_SETFIELD && op != OP_SETTABUP)
+            envreg = -1;
+        if (!name.s) continue;
+        int line = line_at(f, pc);
+        if (write) {
+            add_finding(l, line, "setting global variable '%.*s' (make it local)", (int)name.n,
+                        name.s);
+            continue;
+        }
+        if (!read) continue;
+        if (!known(l, name, none)) {
+            const char *hint = blocked_hint(name);
+            add_finding(l, line, "accessing undefined variable '%.*s'%s%s%s", (int)name.n, name.s,
+                        hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
+            continue;
+        }
+        /* lib.field right after loading lib: the field must exist. */
+        if (pc + 1 < f->ncode) {
+            uint32_t nx = ins_at(f, pc + 1);
+            if ((nx & 0x7f) == OP_GETFIELD && (int)((nx >> 16) & 0xff) == reg) {
+                kstr field = kget(f, (int)((nx >> 24) & 0xff));
+                if (field.s && !known(l, name, field))
+                    add_finding(l, line, "'%.*s.%.*s' is not available in policies", (int)name.n,
+                                name.s, (int)field.n, field.s);
+            }
+        }
+    }
+}
+
+static void read_fn(lint *l, rd *r, int depth)
+{
+    if (depth > 200) {
+        r->err = 1;
+        return;
+    }
+    fnread f = {0};
+    f.env = -1;
+    rd_string(r); /* source */
+    f.linedefined = (int)rd_size(r);
+    rd_size(r);
+    rd_skip(r, 3); /* numparams, is_vararg, maxstacksize */
+    f.ncode = (int)rd_size(r);
+    f.code = rd_skip(r, (size_t)f.ncode * 4);
+    f.nk = (int)rd_size(r);
+    if (r->err || f.nk < 0 || (size_t)f.nk > (size_t)(r->end - r->p)) {
+        r->err = 1;
+        return;
+    }
+    f.k = calloc((size_t)f.nk + 1, sizeof *f.k);
+    for (int i = 0; i < f.nk && !r->err && f.k; i++) {
+        switch (rd_byte(r)) {
+        case 3:  /* integer */
+        case 19: /* float */
+            rd_skip(r, 8);
+            break;
+        case 4:  /* short string */
+        case 20: /* long string */
+            f.k[i] = rd_string(r);
+            break;
+        default: /* nil, false, true */
+            break;
+        }
+    }
+    int nup = (int)rd_size(r);
+    rd_skip(r, (size_t)nup * 3);
+    int np = (int)rd_size(r);
+    for (int i = 0; i < np && !r->err; i++)
+        read_fn(l, r, depth + 1);
+    f.nline = (int)rd_size(r);
+    f.lineinfo = (const int8_t *)rd_skip(r, (size_t)f.nline);
+    f.nabs = (int)rd_size(r);
+    if (!r->err && f.nabs > 0 && (size_t)f.nabs <= (size_t)(r->end - r->p)) {
+        f.abs = calloc((size_t)f.nabs, sizeof *f.abs);
+        for (int i = 0; i < f.nabs && f.abs; i++) {
+            f.abs[i].pc = (int)rd_size(r);
+            f.abs[i].line = (int)rd_size(r);
+        }
+    }
+    int nloc = (int)rd_size(r);
+    for (int i = 0; i < nloc && !r->err; i++) {
+        rd_string(r);
+        rd_size(r);
+        rd_size(r);
+    }
+    int nupn = (int)rd_size(r);
+    for (int i = 0; i < nupn && !r->err; i++) {
+        kstr s = rd_string(r);
+        if (s.n == 4 && memcmp(s.s, "_ENV", 4) == 0) f.env = i;
+    }
+    if (!r->err && f.k && (f.nabs == 0 || f.abs)) lint_fn(l, &f);
+    free(f.k);
+    free(f.abs);
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
+{
+    (void)L;
+    return buf_put(ud, p, sz);
+}
+
+typedef struct checkjob {
+    lint *l;
+    const char *src;
+    size_t len;
+    int ok;
+} checkjob;
+
+/* Compile (again, cheaply) and walk the dump. */
+static int check_job(lua_State *L)
+{
+    checkjob *j = lua_touserdata(L, 1);
+    char chunk[SB_NAME_MAX + 24];
+    snprintf(chunk, sizeof chunk, "@%s", j->l->file);
+    if (luaL_loadbufferx(L, j->src, j->len, chunk, "t") != LUA_OK) return lua_error(L);
+    sb_buf dump = {0};
+    if (lua_dump(L, dump_writer, &dump, 0) == 0 && dump.len > 32) {
+        rd r = {(const uint8_t *)dump.p, (const uint8_t *)dump.p + dump.len, 0};
+        rd_skip(&r, 4 + 1 + 1 + 6 + 3 + 8 + 8); /* header */
+        rd_byte(&r);                            /* upvalues of the main closure */
+        read_fn(j->l, &r, 0);
+        j->ok = !r.err;
+    }
+    buf_free(&dump);
+    return 0;
+}
+
+/* Hook signatures: parameter count and a method-style 'self'. */
+static void check_params(lint *l, int ref, const char *hook, int maxp, const char *sig)
+{
+    lua_State *L = l->L;
+    lua_Debug ar;
+    if (ref == LUA_NOREF) return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    const char *p1 = lua_getlocal(L, NULL, 1);
+    int self = p1 && strcmp(p1, "self") == 0;
+    lua_pushvalue(L, -1);
+    if (!lua_getinfo(L, ">Su", &ar)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    if (self)
+        add_finding(l, ar.linedefined,
+                    "hook '%s' is declared with ':' (its first parameter is 'self'); declare "
+                    "function P.%s%s",
+                    hook, hook, sig);
+    else if (ar.nparams > maxp)
+        add_finding(l, ar.linedefined, "hook '%s' takes %d parameters; it is called as %s%s", hook,
+                    ar.nparams, hook, sig);
+}
+
+static int by_line(const void *a, const void *b)
+{
+    const finding *x = a, *y = b;
+    return x->line != y->line ? (x->line < y->line ? -1 : 1) : strcmp(x->msg, y->msg);
+}
+
+int sb_policy_check(const char *name, const char *source, size_t len, sb_result *res)
+{
+    res_reset(res);
+    pol_limits lim;
+    limits_or_default(NULL, &lim);
+    char nm[SB_NAME_MAX + 8], err[512];
+    base_name(name, nm, sizeof nm);
+    if (!source) return res_err(res, SB_EINVAL, "source", "no source given");
+    sbx *sb = sbx_new(lim.memory, NULL, NULL);
+    if (!sb) return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
+    sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
+    lint l = {sb->L, sb, NULL, 0, 0, ""};
+    snprintf(l.file, sizeof l.file, "%s.lua", nm);
+
+    sb_buf problems = {0}, warn = {0};
+    int refs[3], nproblems = 0;
+    if (sbx_load(sb, nm, source, len, lim.load_instructions, sbx_load_wall(lim.wall_ms), refs,
+                 &warn, err, sizeof err)) {
+        buf_printf(&problems, "%s\n", err);
+        nproblems++;
+        refs[0] = refs[1] = refs[2] = LUA_NOREF;
+    }
+    /* Lint whatever compiles, also when the top level failed. */
+    checkjob cj = {&l, source, len, 0};
+    sbx_arm(sb, lim.load_instructions, sbx_load_wall(lim.wall_ms));
+    sbx_pause(sb);
+    if (sbx_run(sb, check_job, &cj, NULL, 0) == 0) {
+        check_params(&l, refs[0], "route", 3, "(call, agents, ctx)");
+        check_params(&l, refs[1], "retain", 2, "(record, ctx)");
+        check_params(&l, refs[2], "erase", 3, "(record, request, ctx)");
+        if (l.n) qsort(l.f, l.n, sizeof *l.f, by_line);
+        for (size_t i = 0; i < l.n; i++) {
+            buf_printf(&problems, "%s:%d: %s\n", l.file, l.f[i].line, l.f[i].msg);
+            nproblems++;
+        }
+    }
+    if (warn.len) {
+        buf_puts(&problems, warn.p);
+        for (size_t i = 0; i < warn.len; i++)
+            nproblems += warn.p[i] == '\n';
+    }
+    int rc = 0;
+    if (nproblems) {
+        /* Messages are capped (res keeps about 1 KiB): the whole list is
+        ** also the result's document. */
+        json_t *arr = json_array();
+        char *save = NULL, *text = problems.p ? strdup(problems.p) : NULL;
+        for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+             line = strtok_r(NULL, "\n", &save))
+            json_array_append_new(arr, json_string(line));
+        free(text);
+        if (problems.len && problems.p[problems.len - 1] == '\n') problems.p[--problems.len] = 0;
+        if (problems.len > 960) {
+            size_t cut = 900;
+            while (cut > 0 && problems.p[cut] != '\n')
+                cut--;
+            problems.p[cut] = 0;
+            rc = res_err(res, SB_EPOLICY, "source", "%s\n... (%d problems in all)", problems.p,
+                         nproblems);
+        } else {
+            rc = res_err(res, SB_EPOLICY, "source", "%s", problems.p);
+        }
+        res_doc(res, json_pack("{so}", "problems", arr));
+    }
+    free(l.f);
+    buf_free(&problems);
+    buf_free(&warn);
+    sbx_free(sb);
+    return rc;
+}

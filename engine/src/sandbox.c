@@ -1,0 +1,1901 @@
+/*
+** sandbox.c — one sandboxed Lua 5.4 state: capped allocator, budgets
+** (instructions, wall clock, memory), the allow-listed library with its
+** read-only tables, bounded versions of the C functions whose work the
+** count hook cannot see, error messages that never run metamethods, and
+** loading a policy file into its own _ENV. See sandbox.h for the model.
+*/
+#include "sandbox.h"
+
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const sbx_key_names[K_COUNT] = {
+    [K_ID] = "id",
+    [K_NAME] = "name",
+    [K_STATUS] = "status",
+    [K_IDLE_FOR] = "idle_for",
+    [K_IDLE_SINCE] = "idle_since",
+    [K_CALLS_TAKEN] = "calls_taken",
+    [K_TALK_TIME] = "talk_time",
+    [K_NO_ANSWERS] = "no_answers",
+    [K_LAST_CALL] = "last_call",
+    [K_WEIGHT] = "weight",
+    [K_TIER] = "tier",
+    [K_POSITION] = "position",
+    [K_MEMBER_WEIGHT] = "member_weight",
+    [K_PENALTY] = "penalty",
+    [K_SKILLS] = "skills",
+    [K_DEVICES] = "devices",
+    [K_PREFERENCES] = "preferences",
+    [K_TIMEZONE] = "timezone",
+    [K_ON_SCHEDULE] = "on_schedule",
+    [K_DEVICES_NOW] = "devices_now",
+    [K_QUEUE] = "queue",
+    [K_CALLER] = "caller",
+    [K_CALLED] = "called",
+    [K_PRIORITY] = "priority",
+    [K_WAITED] = "waited",
+    [K_QUEUE_WAITED] = "queue_waited",
+    [K_ATTEMPTS] = "attempts",
+    [K_TRIED] = "tried",
+    [K_LAST_AGENT] = "last_agent",
+    [K_PREVIOUS_AGENT] = "previous_agent",
+    [K_ATTRS] = "attrs",
+    [K_WAITING] = "waiting",
+    [K_LONGEST_WAIT] = "longest_wait",
+    [K_MEMBERS] = "members",
+    [K_AVAILABLE] = "available",
+    [K_NOW] = "now",
+    [K_RANDOM] = "random",
+    [K_GET] = "get",
+    [K_SET] = "set",
+    [K_LOG] = "log",
+    [K_RING] = "ring",
+    [K_MODE] = "mode",
+    [K_DEVICE] = "device",
+    [K_TIMEOUT] = "timeout",
+    [K_WAIT] = "wait",
+    [K_MOVE] = "move",
+    [K_REASON] = "reason",
+    [K_REJECT] = "reject",
+    [K_PAUSE] = "pause",
+    [K_AGENT] = "agent",
+    [K_ROUTE] = "route",
+    [K_RETAIN] = "retain",
+    [K_ERASE] = "erase",
+    [K_FIRST_QUEUE] = "first_queue",
+    [K_OUTCOME] = "outcome",
+    [K_OFFERED] = "offered",
+    [K_ANSWERED] = "answered",
+    [K_ENDED] = "ended",
+    [K_TALK] = "talk",
+    [K_AGE_DAYS] = "age_days",
+    [K_ANONYMIZED] = "anonymized",
+    [K_LEGAL_HOLD] = "legal_hold",
+    [K_OVERRIDDEN] = "overridden",
+    [K_DECIDED_BY] = "decided_by",
+    [K_ROLE] = "role",
+    [K_RECEIVED] = "received",
+    [K_KEEP] = "keep",
+    [K_ANONYMIZE] = "anonymize",
+    [K_DELETE] = "delete",
+    [K_REVIEW_IN_DAYS] = "review_in_days",
+    [K_KEEP_UNTIL] = "keep_until",
+};
+
+/* ------------------------------------------------------------------------ */
+/* Memory */
+
+static void trip_async(sbx *sb, int kind);
+
+static void note_refusal(sbx *sb)
+{
+    /* Remember where the script was when memory ran out: the error that
+    ** follows (LUA_ERRMEM) carries no position and runs no handler. Only
+    ** reads the call stack, which Lua 5.4.4 keeps intact while it grows a
+    ** stack; later releases hold offsets there meanwhile, so there the
+    ** message names the pcall that saw the error or the hook's first line. */
+#if LUA_VERSION_RELEASE_NUM <= 50404
+    if (sb->memwhere[0] || !sb->cur) return;
+    lua_Debug ar;
+    for (int level = 0; level < 12 && lua_getstack(sb->cur, level, &ar); level++) {
+        if (!lua_getinfo(sb->cur, "Sl", &ar)) break;
+        if (ar.currentline > 0) {
+            snprintf(sb->memwhere, sizeof sb->memwhere, "%s:%d: ", ar.short_src, ar.currentline);
+            return;
+        }
+    }
+#else
+    (void)sb;
+#endif
+}
+
+static void *sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    sbx *sb = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        sb->mem -= old;
+        return NULL;
+    }
+    if (nsize > old) {
+        size_t grow = nsize - old;
+        if (sb->enforce && (sb->mem + grow > sb->limit || sb->mem + grow < sb->mem)) {
+            if (sb->active) {
+                /* Lua retries after an emergency collection; a script that
+                ** keeps hitting the cap only thrashes the collector. */
+                note_refusal(sb);
+                if (++sb->refusals >= SBX_REFUSALS) trip_async(sb, TRIP_MEM);
+            }
+            return NULL;
+        }
+        if (sb->active && !sb->trip) {
+            /* Work done inside C functions (concatenation, string.rep,
+            ** gsub results...) allocates: charge it like instructions. */
+            sb->budget -= (int64_t)(grow >> SBX_ALLOC_SHIFT);
+            if (sb->budget < 0) trip_async(sb, TRIP_INSTR);
+        }
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p) return NULL;
+    sb->mem = sb->mem - old + nsize;
+    if (sb->mem > sb->peak) sb->peak = sb->mem;
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Budgets */
+
+static void sbx_hook(lua_State *L, lua_Debug *ar);
+
+static void trip_async(sbx *sb, int kind)
+{
+    if (sb->trip) return;
+    sb->trip = kind;
+    /* The thread running now stops at its next instruction; the others
+    ** when the hook first raises (sbx_rearm_all). lua_sethook is safe to
+    ** call from anywhere, like a signal handler would. */
+    if (sb->cur) lua_sethook(sb->cur, sbx_hook, LUA_MASKCOUNT, 1);
+}
+
+static void trip_format(sbx *sb, const char *where)
+{
+    if (sb->trip_msg[0]) return;
+    switch (sb->trip) {
+    case TRIP_INSTR:
+        snprintf(sb->trip_msg, sizeof sb->trip_msg,
+                 "%sinstruction budget exceeded (%llu instructions)", where,
+                 (unsigned long long)sb->budget_total);
+        break;
+    case TRIP_WALL:
+        snprintf(sb->trip_msg, sizeof sb->trip_msg, "%swall-clock limit exceeded (%u ms)", where,
+                 sb->wall_ms);
+        break;
+    case TRIP_MEM:
+        snprintf(sb->trip_msg, sizeof sb->trip_msg, "%smemory limit exceeded (%zu bytes)",
+                 sb->memwhere[0] ? sb->memwhere : where, sb->limit);
+        break;
+    default:
+        snprintf(sb->trip_msg, sizeof sb->trip_msg, "%sbudget exceeded", where);
+    }
+}
+
+/* After a trip every thread we know of runs the hook at every instruction,
+** so pcall or a coroutine resumed later cannot keep the script alive. */
+static void sbx_rearm_all(lua_State *L, sbx *sb)
+{
+    lua_sethook(L, sbx_hook, LUA_MASKCOUNT, 1);
+    if (sb->rearmed) return;
+    sb->rearmed = 1;
+    lua_sethook(sb->L, sbx_hook, LUA_MASKCOUNT, 1);
+    if (!lua_checkstack(L, 4)) return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_threads);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_State *co = lua_tothread(L, -2);
+        if (co) lua_sethook(co, sbx_hook, LUA_MASKCOUNT, 1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Raise the trip's error in L (never returns). */
+static int raise_trip(lua_State *L, const char *where)
+{
+    sbx *sb = sbx_of(L);
+    char w[LUA_IDSIZE + 24] = "";
+    if (!where) {
+        luaL_where(L, 1);
+        snprintf(w, sizeof w, "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        where = w;
+    }
+    trip_format(sb, where);
+    sbx_rearm_all(L, sb);
+    lua_pushstring(L, sb->trip_msg);
+    return lua_error(L);
+}
+
+static void sbx_hook(lua_State *L, lua_Debug *ar)
+{
+    sbx *sb = sbx_of(L);
+    int every = lua_gethookcount(L);
+    if (!sb->trip) {
+        if (!sb->active) {
+            /* Script code outside a budgeted run: never expected. */
+            sb->trip = TRIP_INSTR;
+        } else {
+            sb->budget -= every;
+            if (every != SBX_HOOK_EVERY) lua_sethook(L, sbx_hook, LUA_MASKCOUNT, SBX_HOOK_EVERY);
+            if (sb->budget >= 0 && mono_ns() <= sb->deadline_ns) return;
+            sb->trip = sb->budget < 0 ? TRIP_INSTR : TRIP_WALL;
+        }
+    }
+    char where[LUA_IDSIZE + 24] = "";
+    if (!sb->trip_msg[0] && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+        snprintf(where, sizeof where, "%s:%d: ", ar->short_src, ar->currentline);
+    /* An error raised inside a hook leaves the thread's hooks disabled
+    ** until a pcall catches it, so whatever Lua runs before that (a message
+    ** handler, the __close of a dying coroutine) would run unbounded. In a
+    ** coroutine, yield instead (a yield from a hook keeps hooks on): the
+    ** resumer sees the trip and raises from C. */
+    if (L != sb->L && lua_isyieldable(L)) {
+        trip_format(sb, where);
+        sbx_rearm_all(L, sb);
+        lua_yield(L, 0);
+        return;
+    }
+    raise_trip(L, where);
+}
+
+void sbx_charge(lua_State *L, uint64_t units)
+{
+    sbx *sb = sbx_of(L);
+    if (!sb->active) return;
+    if (!sb->trip) {
+        sb->budget -= units > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)units;
+        if (sb->budget >= 0 && (units < 4096 || mono_ns() <= sb->deadline_ns)) return;
+        sb->trip = sb->budget < 0 ? TRIP_INSTR : TRIP_WALL;
+    }
+    raise_trip(L, NULL);
+}
+
+/* A protected call inside the script saw `status`: memory errors fail the
+** whole hook call, and a tripped budget is raised again. */
+static void after_catch(lua_State *L, int status)
+{
+    sbx *sb = sbx_of(L);
+    if (status == LUA_ERRMEM && !sb->trip) sb->trip = TRIP_MEM;
+    if (sb->trip) raise_trip(L, NULL);
+}
+
+void sbx_arm(sbx *sb, uint64_t instructions, uint32_t wall_ms)
+{
+    /* 0 means no limit (an operator who turned budgets off). */
+    sb->budget_total = instructions;
+    sb->budget =
+        instructions && instructions < INT64_MAX / 2 ? (int64_t)instructions : INT64_MAX / 2;
+    sb->wall_ms = wall_ms;
+    sb->deadline_ns = wall_ms ? mono_ns() + (uint64_t)wall_ms * 1000000u : UINT64_MAX;
+    sb->trip = TRIP_NONE;
+    sb->rearmed = 0;
+    sb->trip_msg[0] = 0;
+    sb->memwhere[0] = 0;
+    sb->refusals = 0;
+    sb->cur = sb->L;
+    sb->log_lines = sb->log_dropped = 0;
+    sb->active = 1;
+    if (instructions || wall_ms)
+        lua_sethook(sb->L, sbx_hook, LUA_MASKCOUNT, SBX_HOOK_EVERY);
+    else
+        lua_sethook(sb->L, NULL, 0, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Error values as text, without metamethods */
+
+static void num_text(lua_State *L, int idx, char *buf, size_t cap)
+{
+    if (lua_isinteger(L, idx))
+        snprintf(buf, cap, "%lld", (long long)lua_tointeger(L, idx));
+    else
+        snprintf(buf, cap, "%.14g", (double)lua_tonumber(L, idx));
+}
+
+const char *sbx_errstr(lua_State *L, int idx, char *buf, size_t cap)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        if (n >= cap) n = cap - 1;
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        break;
+    }
+    case LUA_TNUMBER:
+        num_text(L, idx, buf, cap);
+        break;
+    default:
+        snprintf(buf, cap, "error object is a %s value", lua_typename(L, lua_type(L, idx)));
+    }
+    return buf;
+}
+
+/* "src:line: " of the first Lua function at or above `level`. */
+static void where_lua(lua_State *L, int level, char *buf, size_t cap)
+{
+    lua_Debug ar;
+    buf[0] = 0;
+    for (int i = level; i < level + 12 && lua_getstack(L, i, &ar); i++) {
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            snprintf(buf, cap, "%s:%d: ", ar.short_src, ar.currentline);
+            return;
+        }
+    }
+}
+
+static int sbx_msgh(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TSTRING) return 1;
+    char where[LUA_IDSIZE + 24], what[80];
+    where_lua(L, 1, where, sizeof where);
+    sbx_errstr(L, 1, what, sizeof what);
+    lua_pushfstring(L, "%s%s", where, what);
+    return 1;
+}
+
+void sbx_collect(sbx *sb)
+{
+    /* No finalizers exist, so collecting runs no script code. Each
+    ** collection frees half of the call frames a deep recursion left
+    ** behind: repeat while that still gives memory back. */
+    for (int i = 0; i < 32; i++) {
+        size_t before = sb->mem;
+        lua_gc(sb->L, LUA_GCCOLLECT);
+        if (sb->mem + 1024 > before) break;
+    }
+}
+
+int sbx_run(sbx *sb, lua_CFunction fn, void *ud, char *err, size_t errlen)
+{
+    lua_State *L = sb->L;
+    int top = lua_gettop(L);
+    sb->enforce = 1;
+    lua_pushcfunction(L, sbx_msgh);
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, ud);
+    int st = lua_pcall(L, 1, 0, top + 1);
+    sb->enforce = 0;
+    sb->active = 0;
+    if (st == LUA_ERRMEM && !sb->trip) sb->trip = TRIP_MEM;
+    int failed = st != LUA_OK || sb->trip;
+    if (failed && err && errlen) {
+        if (sb->trip) {
+            trip_format(sb, "");
+            snprintf(err, errlen, "%s", sb->trip_msg);
+        } else {
+            sbx_errstr(L, -1, err, errlen);
+        }
+    }
+    lua_settop(L, top);
+    if (failed) sbx_collect(sb);
+    return failed;
+}
+
+/* Does msg start with a position, "<source>.lua:<line>: "? (Lua shortens
+** long sources to "...tail.lua", so the name itself may not be there.) */
+static int positioned(const char *msg)
+{
+    const char *p = msg;
+    while (*p && *p != ' ' && *p != '\n') {
+        if (strncmp(p, ".lua:", 5) == 0) {
+            const char *d = p + 5;
+            if (*d < '0' || *d > '9') return 0;
+            while (*d >= '0' && *d <= '9')
+                d++;
+            return *d == ':';
+        }
+        p++;
+    }
+    return 0;
+}
+
+void sbx_position(char *err, size_t cap, const char *where)
+{
+    if (positioned(err)) return;
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s%s", where, err);
+    snprintf(err, cap, "%s", tmp);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Logging */
+
+void sbx_logf(sbx *sb, sb_log_level lvl, const char *fmt, ...)
+{
+    if (!sb->log) return;
+    char msg[SBX_LOG_LEN + 1], line[SBX_LOG_LEN + 2 * SB_NAME_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
+    snprintf(line, sizeof line, "policy log: account=%s policy=%s: %s",
+             sb->account ? sb->account : "-", sb->policy ? sb->policy : "-", msg);
+    sb->log(sb->log_arg, lvl, line);
+}
+
+int sbx_log_args(lua_State *L, const char *sep)
+{
+    sbx *sb = sbx_of(L);
+    int n = lua_gettop(L);
+    if (sb->log_lines >= SBX_LOG_LINES) {
+        sb->log_dropped++;
+        return 0;
+    }
+    sb->log_lines++;
+    char buf[SBX_LOG_LEN + 1];
+    size_t len = 0, seplen = strlen(sep);
+    for (int i = 1; i <= n && len < SBX_LOG_LEN; i++) {
+        size_t l;
+        const char *s = luaL_tolstring(L, i, &l); /* __tostring runs under the budget */
+        if (i > 1) {
+            size_t k = seplen < SBX_LOG_LEN - len ? seplen : SBX_LOG_LEN - len;
+            memcpy(buf + len, sep, k);
+            len += k;
+        }
+        if (l > SBX_LOG_LEN - len) l = SBX_LOG_LEN - len;
+        memcpy(buf + len, s, l);
+        len += l;
+        lua_pop(L, 1);
+    }
+    buf[len] = 0;
+    sbx_logf(sb, SB_LOG_INFO, "%s", buf);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Deterministic random numbers: xoshiro256**, seeded through splitmix64. */
+
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void rng_seed(uint64_t s[4], uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        s[i] = splitmix(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t rng_next(uint64_t s[4])
+{
+    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return r;
+}
+
+/* A uniform integer in [0, n]: mask to the smallest 2^b-1 >= n, redraw
+** while above (no modulo bias). */
+static uint64_t rng_upto(uint64_t s[4], uint64_t n)
+{
+    uint64_t r = rng_next(s);
+    if ((n & (n + 1)) == 0) return r & n;
+    uint64_t m = n;
+    m |= m >> 1, m |= m >> 2, m |= m >> 4, m |= m >> 8, m |= m >> 16, m |= m >> 32;
+    while ((r &= m) > n)
+        r = rng_next(s);
+    return r;
+}
+
+int rng_lua(lua_State *L, uint64_t s[4])
+{
+    lua_Integer lo, hi;
+    switch (lua_gettop(L)) {
+    case 0:
+        lua_pushnumber(L, (lua_Number)(rng_next(s) >> 11) * 0x1.0p-53);
+        return 1;
+    case 1:
+        lo = 1;
+        hi = luaL_checkinteger(L, 1);
+        if (hi == 0) { /* random(0): every bit random */
+            lua_pushinteger(L, (lua_Integer)rng_next(s));
+            return 1;
+        }
+        break;
+    case 2:
+        lo = luaL_checkinteger(L, 1);
+        hi = luaL_checkinteger(L, 2);
+        break;
+    default:
+        return luaL_error(L, "wrong number of arguments");
+    }
+    luaL_argcheck(L, lo <= hi, lua_gettop(L), "interval is empty");
+    lua_pushinteger(L, (lua_Integer)((uint64_t)lo + rng_upto(s, (uint64_t)hi - (uint64_t)lo)));
+    return 1;
+}
+
+static int sb_math_random(lua_State *L)
+{
+    return rng_lua(L, sbx_rng(sbx_of(L)));
+}
+
+static int sb_math_randomseed(lua_State *L)
+{
+    (void)L; /* the stream is the engine's: seeded per call, not by policies */
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Base library replacements */
+
+static int ro_error(lua_State *L)
+{
+    return luaL_error(L, "attempt to modify read-only table '%s'",
+                      lua_tostring(L, lua_upvalueindex(1)));
+}
+
+static int is_protected(lua_State *L, int idx)
+{
+    sbx *sb = sbx_of(L);
+    idx = lua_absindex(L, idx);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_protected);
+    lua_pushvalue(L, idx);
+    int p = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    return p;
+}
+
+static int sb_rawset(lua_State *L)
+{
+    sbx *sb = sbx_of(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    if (is_protected(L, 1)) return luaL_error(L, "attempt to modify a read-only table");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_agents);
+    if (lua_rawequal(L, 1, -1)) sb->agents_dirty = 1;
+    lua_pop(L, 1);
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+static int sb_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    if (t == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "__gc metamethods are not allowed in policies");
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+static int sb_collectgarbage(lua_State *L)
+{
+    const char *opt = luaL_optstring(L, 1, "collect");
+    if (strcmp(opt, "count") != 0)
+        return luaL_error(L, "collectgarbage: only \"count\" is available in policies");
+    int k = lua_gc(L, LUA_GCCOUNT), b = lua_gc(L, LUA_GCCOUNTB);
+    lua_pushnumber(L, (lua_Number)k + (lua_Number)b / 1024);
+    return 1;
+}
+
+static int sb_print(lua_State *L)
+{
+    return sbx_log_args(L, "\t");
+}
+
+static int finish_pcall(lua_State *L, int status, lua_KContext extra)
+{
+    if (status != LUA_OK && status != LUA_YIELD) {
+        after_catch(L, status);
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+static int sb_pcall(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall);
+    return finish_pcall(L, status, 0);
+}
+
+/* The script's message handler, called only for the script's own errors:
+** after a trip (raised from inside the hook, where hooks are off) it is
+** skipped, so no script code can run unbudgeted. */
+static int xpcall_handler(lua_State *L)
+{
+    if (sbx_of(L)->trip) return 1;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int sb_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, xpcall_handler, 1);
+    lua_replace(L, 2);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2); /* f, handler, true, f, args... */
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
+    return finish_pcall(L, status, 2);
+}
+
+/* tonumber scans its whole string argument without allocating. */
+static int sb_tonumber(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TSTRING) sbx_charge(L, lua_rawlen(L, 1) >> 4);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Coroutines: our own create/resume/wrap/close so that every thread is
+** known (re-armed after a trip), the running thread is tracked for the
+** allocator, and errors that must not be swallowed are raised again. */
+
+static void track_thread(lua_State *L, int idx)
+{
+    sbx *sb = sbx_of(L);
+    idx = lua_absindex(L, idx);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_threads);
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+/* A coroutine a budget trip escaped from may have its hooks off: its
+** pending __close handlers must never run, so it can no longer be closed. */
+static void taint_thread(lua_State *L, lua_State *co)
+{
+    sbx *sb = sbx_of(L);
+    if (!lua_checkstack(L, 3)) return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_tainted);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+static int is_tainted(lua_State *L, int idx)
+{
+    sbx *sb = sbx_of(L);
+    idx = lua_absindex(L, idx);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_tainted);
+    lua_pushvalue(L, idx);
+    int t = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    return t;
+}
+
+static int co_create(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L); /* inherits L's hook */
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    track_thread(L, -1);
+    return 1;
+}
+
+static int resume_thread(lua_State *L, lua_State *co, int narg)
+{
+    sbx *sb = sbx_of(L);
+    int nres;
+    if (!lua_checkstack(co, narg)) {
+        lua_pushliteral(L, "too many arguments to resume");
+        return -1;
+    }
+    lua_xmove(L, co, narg);
+    lua_State *prev = sb->cur;
+    sb->cur = co;
+    int st = lua_resume(co, L, narg, &nres);
+    sb->cur = prev;
+    if (st == LUA_OK || st == LUA_YIELD) {
+        if (sb->trip) raise_trip(L, NULL);
+        if (!lua_checkstack(L, nres + 1)) {
+            lua_pop(co, nres);
+            lua_pushliteral(L, "too many results to resume");
+            return -1;
+        }
+        lua_xmove(co, L, nres);
+        return nres;
+    }
+    if (sb->trip) taint_thread(L, co);
+    after_catch(L, st);
+    lua_xmove(co, L, 1);
+    return -1;
+}
+
+static int co_resume(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    int r = resume_thread(L, co, lua_gettop(L) - 1);
+    if (r < 0) {
+        lua_pushboolean(L, 0);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -(r + 1));
+    return r + 1;
+}
+
+static int close_thread(lua_State *co, lua_State *L)
+{
+#if LUA_VERSION_RELEASE_NUM >= 50406
+    return lua_closethread(co, L);
+#else
+    (void)L;
+    return lua_resetthread(co);
+#endif
+}
+
+static int co_wrapped(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int r = resume_thread(L, co, lua_gettop(L));
+    if (r < 0) {
+        int st = lua_status(co);
+        if (st != LUA_OK && st != LUA_YIELD) {
+            st = close_thread(co, L);
+            after_catch(L, st);
+        }
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        return lua_error(L);
+    }
+    return r;
+}
+
+static int co_wrap(lua_State *L)
+{
+    co_create(L);
+    lua_pushcclosure(L, co_wrapped, 1);
+    return 1;
+}
+
+static int co_close(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    lua_Debug ar;
+    int st = lua_status(co);
+    int closable = co != L && (st == LUA_YIELD || (st == LUA_OK && !lua_getstack(co, 0, &ar)) ||
+                               (st != LUA_OK && st != LUA_YIELD));
+    if (!closable) return luaL_error(L, "cannot close a running or normal coroutine");
+    if (is_tainted(L, 1)) return luaL_error(L, "cannot close a coroutine stopped by the budget");
+    st = close_thread(co, L);
+    if (st == LUA_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    after_catch(L, st);
+    lua_pushboolean(L, 0);
+    lua_xmove(co, L, 1);
+    return 2;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Patterns: Lua 5.4 pattern matching, re-implemented so that every step is
+** counted against the instruction budget (the count hook cannot see into C)
+** and recursion is bounded. Same syntax and results as the stock library. */
+
+#define PM_MAXCAP 32
+#define PM_MAXDEPTH 200
+#define PM_CHARGE 256
+#define CAP_OPEN (-1)
+#define CAP_POS (-2)
+#define PM_SPECIALS "^$*+?.([%-"
+
+typedef struct pmatch {
+    const char *src, *src_end, *p_end;
+    lua_State *L;
+    int depth, level;
+    unsigned ticks;
+    struct {
+        const char *init;
+        ptrdiff_t len;
+    } cap[PM_MAXCAP];
+} pmatch;
+
+static inline void pm_tick(pmatch *m)
+{
+    if (--m->ticks == 0) {
+        m->ticks = PM_CHARGE;
+        sbx_charge(m->L, PM_CHARGE);
+    }
+}
+
+static void pm_reset(pmatch *m)
+{
+    m->level = 0;
+    m->depth = PM_MAXDEPTH;
+}
+
+static void pm_init(pmatch *m, lua_State *L, const char *s, size_t ls, const char *p, size_t lp)
+{
+    m->L = L;
+    m->src = s;
+    m->src_end = s + ls;
+    m->p_end = p + lp;
+    m->ticks = PM_CHARGE;
+    pm_reset(m);
+}
+
+/* ASCII classes: policies must not depend on the host's locale. */
+static int pm_class(int c, int cl)
+{
+    int r;
+    switch (cl | 0x20) {
+    case 'a':
+        r = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        break;
+    case 'c':
+        r = c < 32 || c == 127;
+        break;
+    case 'd':
+        r = c >= '0' && c <= '9';
+        break;
+    case 'g':
+        r = c > 32 && c < 127;
+        break;
+    case 'l':
+        r = c >= 'a' && c <= 'z';
+        break;
+    case 'p':
+        r = (c > 32 && c < 48) || (c > 57 && c < 65) || (c > 90 && c < 97) || (c > 122 && c < 127);
+        break;
+    case 's':
+        r = c == ' ' || (c >= '\t' && c <= '\r');
+        break;
+    case 'u':
+        r = c >= 'A' && c <= 'Z';
+        break;
+    case 'w':
+        r = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        break;
+    case 'x':
+        r = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+        break;
+    default:
+        return cl == c;
+    }
+    if (cl >= 'A' && cl <= 'Z') r = !r;
+    return r;
+}
+
+/* End of the single-character class starting at p. */
+static const char *pm_class_end(pmatch *m, const char *p)
+{
+    char c = *p++;
+    if (c == '%') {
+        if (p == m->p_end) luaL_error(m->L, "malformed pattern (ends with '%%')");
+        return p + 1;
+    }
+    if (c == '[') {
+        if (*p == '^') p++;
+        do {
+            if (p == m->p_end) luaL_error(m->L, "malformed pattern (missing ']')");
+            if (*(p++) == '%' && p < m->p_end) p++;
+        } while (*p != ']');
+        return p + 1;
+    }
+    return p;
+}
+
+/* [set] at p .. ec (ec at the closing ']'). */
+static int pm_set(int c, const char *p, const char *ec)
+{
+    int yes = 1;
+    if (*(p + 1) == '^') {
+        yes = 0;
+        p++;
+    }
+    while (++p < ec) {
+        if (*p == '%') {
+            p++;
+            if (pm_class(c, (unsigned char)*p)) return yes;
+        } else if (*(p + 1) == '-' && p + 2 < ec) {
+            p += 2;
+            if ((unsigned char)*(p - 2) <= c && c <= (unsigned char)*p) return yes;
+        } else if ((unsigned char)*p == c) {
+            return yes;
+        }
+    }
+    return !yes;
+}
+
+static int pm_single(pmatch *m, const char *s, const char *p, const char *ep)
+{
+    if (s >= m->src_end) return 0;
+    int c = (unsigned char)*s;
+    switch (*p) {
+    case '.':
+        return 1;
+    case '%':
+        return pm_class(c, (unsigned char)*(p + 1));
+    case '[':
+        return pm_set(c, p, ep - 1);
+    default:
+        return (unsigned char)*p == c;
+    }
+}
+
+static const char *pm_match(pmatch *m, const char *s, const char *p);
+
+static const char *pm_balance(pmatch *m, const char *s, const char *p)
+{
+    if (p >= m->p_end - 1) luaL_error(m->L, "malformed pattern (missing arguments to '%%b')");
+    if (s >= m->src_end || *s != *p) return NULL;
+    int open = *p, close = *(p + 1), depth = 1;
+    while (++s < m->src_end) {
+        pm_tick(m);
+        if (*s == close) {
+            if (--depth == 0) return s + 1;
+        } else if (*s == open) {
+            depth++;
+        }
+    }
+    return NULL;
+}
+
+static const char *pm_max_expand(pmatch *m, const char *s, const char *p, const char *ep)
+{
+    ptrdiff_t i = 0;
+    while (pm_single(m, s + i, p, ep)) {
+        pm_tick(m);
+        i++;
+    }
+    for (; i >= 0; i--) {
+        const char *r = pm_match(m, s + i, ep + 1);
+        if (r) return r;
+    }
+    return NULL;
+}
+
+static const char *pm_min_expand(pmatch *m, const char *s, const char *p, const char *ep)
+{
+    for (;;) {
+        const char *r = pm_match(m, s, ep + 1);
+        if (r) return r;
+        if (!pm_single(m, s, p, ep)) return NULL;
+        s++;
+    }
+}
+
+static const char *pm_open(pmatch *m, const char *s, const char *p, ptrdiff_t what)
+{
+    if (m->level >= PM_MAXCAP) luaL_error(m->L, "too many captures");
+    m->cap[m->level].init = s;
+    m->cap[m->level].len = what;
+    m->level++;
+    const char *r = pm_match(m, s, p);
+    if (!r) m->level--;
+    return r;
+}
+
+static const char *pm_close(pmatch *m, const char *s, const char *p)
+{
+    int l = m->level - 1;
+    for (; l >= 0; l--)
+        if (m->cap[l].len == CAP_OPEN) break;
+    if (l < 0) luaL_error(m->L, "invalid pattern capture");
+    m->cap[l].len = s - m->cap[l].init;
+    const char *r = pm_match(m, s, p);
+    if (!r) m->cap[l].len = CAP_OPEN;
+    return r;
+}
+
+static const char *pm_backref(pmatch *m, const char *s, int c)
+{
+    int l = c - '1';
+    if (l < 0 || l >= m->level || m->cap[l].len == CAP_OPEN)
+        luaL_error(m->L, "invalid capture index %%%d", l + 1);
+    size_t len = (size_t)m->cap[l].len;
+    if ((size_t)(m->src_end - s) >= len && memcmp(m->cap[l].init, s, len) == 0) return s + len;
+    return NULL;
+}
+
+static const char *pm_match(pmatch *m, const char *s, const char *p)
+{
+    if (m->depth-- == 0) luaL_error(m->L, "pattern too complex");
+    for (;;) {
+        pm_tick(m);
+        if (p == m->p_end) break;
+        const char *ep;
+        switch (*p) {
+        case '(':
+            s = p[1] == ')' ? pm_open(m, s, p + 2, CAP_POS) : pm_open(m, s, p + 1, CAP_OPEN);
+            goto done;
+        case ')':
+            s = pm_close(m, s, p + 1);
+            goto done;
+        case '$':
+            if (p + 1 != m->p_end) goto single;
+            s = s == m->src_end ? s : NULL;
+            goto done;
+        case '%':
+            if (p[1] == 'b') {
+                s = pm_balance(m, s, p + 2);
+                if (!s) goto done;
+                p += 4;
+                continue;
+            }
+            if (p[1] == 'f') {
+                p += 2;
+                if (*p != '[') luaL_error(m->L, "missing '[' after '%%f' in pattern");
+                ep = pm_class_end(m, p);
+                int prev = s == m->src ? 0 : (unsigned char)*(s - 1);
+                int cur = s < m->src_end ? (unsigned char)*s : 0;
+                if (!pm_set(prev, p, ep - 1) && pm_set(cur, p, ep - 1)) {
+                    p = ep;
+                    continue;
+                }
+                s = NULL;
+                goto done;
+            }
+            if (p[1] >= '0' && p[1] <= '9') {
+                s = pm_backref(m, s, (unsigned char)p[1]);
+                if (!s) goto done;
+                p += 2;
+                continue;
+            }
+            goto single;
+        default:
+        single:
+            ep = pm_class_end(m, p);
+            if (!pm_single(m, s, p, ep)) {
+                if (*ep == '*' || *ep == '?' || *ep == '-') {
+                    p = ep + 1;
+                    continue;
+                }
+                s = NULL;
+                goto done;
+            }
+            switch (*ep) {
+            case '?': {
+                const char *r = pm_match(m, s + 1, ep + 1);
+                if (r) {
+                    s = r;
+                    goto done;
+                }
+                p = ep + 1;
+                continue;
+            }
+            case '+':
+                s = pm_max_expand(m, s + 1, p, ep);
+                goto done;
+            case '*':
+                s = pm_max_expand(m, s, p, ep);
+                goto done;
+            case '-':
+                s = pm_min_expand(m, s, p, ep);
+                goto done;
+            default:
+                s++;
+                p = ep;
+                continue;
+            }
+        }
+    }
+done:
+    m->depth++;
+    return s;
+}
+
+static size_t pos_start(lua_Integer pos, size_t len)
+{
+    if (pos > 0) return (size_t)pos;
+    if (pos == 0) return 1;
+    if (pos < -(lua_Integer)len) return 1;
+    return len + (size_t)pos + 1;
+}
+
+static void pm_push_one(pmatch *m, int i, const char *s, const char *e)
+{
+    if (i >= m->level) {
+        if (i != 0) luaL_error(m->L, "invalid capture index %%%d", i + 1);
+        lua_pushlstring(m->L, s, (size_t)(e - s));
+        return;
+    }
+    ptrdiff_t l = m->cap[i].len;
+    if (l == CAP_OPEN) luaL_error(m->L, "unfinished capture");
+    if (l == CAP_POS)
+        lua_pushinteger(m->L, (m->cap[i].init - m->src) + 1);
+    else
+        lua_pushlstring(m->L, m->cap[i].init, (size_t)l);
+}
+
+static int pm_push_all(pmatch *m, const char *s, const char *e)
+{
+    int n = (m->level == 0 && s) ? 1 : m->level;
+    luaL_checkstack(m->L, n, "too many captures");
+    for (int i = 0; i < n; i++)
+        pm_push_one(m, i, s, e);
+    return n;
+}
+
+static const char *plain_find(const char *s, size_t ls, const char *p, size_t lp)
+{
+    if (lp == 0) return s;
+    if (lp > ls) return NULL;
+    return memmem(s, ls, p, lp);
+}
+
+static int str_find_aux(lua_State *L, int find)
+{
+    size_t ls, lp;
+    const char *s = luaL_checklstring(L, 1, &ls);
+    const char *p = luaL_checklstring(L, 2, &lp);
+    size_t init = pos_start(luaL_optinteger(L, 3, 1), ls) - 1;
+    if (init > ls) {
+        luaL_pushfail(L);
+        return 1;
+    }
+    if (find) {
+        int plain = lua_toboolean(L, 4);
+        if (!plain) {
+            plain = 1;
+            for (size_t i = 0; i < lp; i++)
+                if (p[i] && strchr(PM_SPECIALS, p[i])) {
+                    plain = 0;
+                    break;
+                }
+        }
+        if (plain) {
+            sbx_charge(L, (ls - init) >> 4);
+            const char *hit = plain_find(s + init, ls - init, p, lp);
+            if (hit) {
+                lua_pushinteger(L, (hit - s) + 1);
+                lua_pushinteger(L, (hit - s) + (lua_Integer)lp);
+                return 2;
+            }
+            luaL_pushfail(L);
+            return 1;
+        }
+    }
+    pmatch m;
+    const char *s1 = s + init;
+    int anchor = *p == '^';
+    if (anchor) p++, lp--;
+    pm_init(&m, L, s, ls, p, lp);
+    do {
+        pm_reset(&m);
+        const char *e = pm_match(&m, s1, p);
+        if (e) {
+            if (find) {
+                lua_pushinteger(L, (s1 - s) + 1);
+                lua_pushinteger(L, e - s);
+                return pm_push_all(&m, NULL, NULL) + 2;
+            }
+            return pm_push_all(&m, s1, e);
+        }
+    } while (s1++ < m.src_end && !anchor);
+    luaL_pushfail(L);
+    return 1;
+}
+
+static int sb_str_find(lua_State *L)
+{
+    return str_find_aux(L, 1);
+}
+
+static int sb_str_match(lua_State *L)
+{
+    return str_find_aux(L, 0);
+}
+
+typedef struct gmstate {
+    const char *src, *p, *last;
+    size_t lp;
+    pmatch m;
+} gmstate;
+
+static int gmatch_step(lua_State *L)
+{
+    gmstate *g = lua_touserdata(L, lua_upvalueindex(3));
+    g->m.L = L;
+    for (const char *src = g->src; src <= g->m.src_end; src++) {
+        pm_reset(&g->m);
+        const char *e = pm_match(&g->m, src, g->p);
+        if (e && e != g->last) {
+            g->src = g->last = e;
+            return pm_push_all(&g->m, src, e);
+        }
+    }
+    return 0;
+}
+
+static int sb_str_gmatch(lua_State *L)
+{
+    size_t ls, lp;
+    const char *s = luaL_checklstring(L, 1, &ls);
+    const char *p = luaL_checklstring(L, 2, &lp);
+    size_t init = pos_start(luaL_optinteger(L, 3, 1), ls) - 1;
+    if (init > ls) init = ls + 1;
+    lua_settop(L, 2);
+    gmstate *g = lua_newuserdatauv(L, sizeof *g, 0);
+    pm_init(&g->m, L, s, ls, p, lp);
+    g->src = s + init;
+    g->p = p;
+    g->lp = lp;
+    g->last = NULL;
+    lua_pushcclosure(L, gmatch_step, 3); /* s and p stay alive with the iterator */
+    return 1;
+}
+
+static void gsub_string(pmatch *m, luaL_Buffer *b, const char *s, const char *e)
+{
+    lua_State *L = m->L;
+    size_t l;
+    const char *r = lua_tolstring(L, 3, &l);
+    const char *end = r + l;
+    for (const char *q = r; q < end; q++) {
+        if (*q != '%') {
+            luaL_addchar(b, *q);
+            continue;
+        }
+        q++;
+        if (q < end && *q == '%') {
+            luaL_addchar(b, '%');
+        } else if (q < end && *q >= '0' && *q <= '9') {
+            if (*q == '0')
+                luaL_addlstring(b, s, (size_t)(e - s));
+            else {
+                pm_push_one(m, *q - '1', s, e);
+                luaL_tolstring(L, -1, NULL);
+                lua_remove(L, -2);
+                luaL_addvalue(b);
+            }
+        } else {
+            luaL_error(L, "invalid use of '%%' in replacement string");
+        }
+    }
+}
+
+static void gsub_value(pmatch *m, luaL_Buffer *b, const char *s, const char *e, int tr)
+{
+    lua_State *L = m->L;
+    if (tr == LUA_TFUNCTION) {
+        lua_pushvalue(L, 3);
+        int n = pm_push_all(m, s, e);
+        lua_call(L, n, 1);
+    } else if (tr == LUA_TTABLE) {
+        pm_push_one(m, 0, s, e);
+        lua_gettable(L, 3);
+    } else {
+        gsub_string(m, b, s, e);
+        return;
+    }
+    if (!lua_toboolean(L, -1)) {
+        lua_pop(L, 1);
+        luaL_addlstring(b, s, (size_t)(e - s));
+    } else if (!lua_isstring(L, -1)) {
+        luaL_error(L, "invalid replacement value (a %s)", luaL_typename(L, -1));
+    } else {
+        luaL_addvalue(b);
+    }
+}
+
+static int sb_str_gsub(lua_State *L)
+{
+    size_t ls, lp;
+    const char *src = luaL_checklstring(L, 1, &ls);
+    const char *p = luaL_checklstring(L, 2, &lp);
+    const char *last = NULL;
+    int tr = lua_type(L, 3);
+    lua_Integer max_s = luaL_optinteger(L, 4, (lua_Integer)ls + 1), n = 0;
+    int changed = 0;
+    luaL_argexpected(
+        L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION || tr == LUA_TTABLE, 3,
+        "string/function/table");
+    int anchor = *p == '^';
+    if (anchor) p++, lp--;
+    pmatch m;
+    pm_init(&m, L, src, ls, p, lp);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    while (n < max_s) {
+        pm_reset(&m);
+        const char *e = pm_match(&m, src, p);
+        if (e && e != last) {
+            n++;
+            gsub_value(&m, &b, src, e, tr);
+            src = last = e;
+            changed = 1;
+        } else if (src < m.src_end) {
+            pm_tick(&m);
+            luaL_addchar(&b, *src++);
+        } else {
+            break;
+        }
+        if (anchor) break;
+    }
+    if (!changed) {
+        lua_pushvalue(L, 1);
+    } else {
+        luaL_addlstring(&b, src, (size_t)(m.src_end - src));
+        luaL_pushresult(&b);
+    }
+    lua_pushinteger(L, n);
+    return 2;
+}
+
+/* string.rep: refuses results past the memory limit and never loops over
+** empty pieces; the copy is charged with its allocation. */
+static int sb_str_rep(lua_State *L)
+{
+    sbx *sb = sbx_of(L);
+    size_t l, lsep;
+    const char *s = luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    const char *sep = luaL_optlstring(L, 3, "", &lsep);
+    if (n <= 0 || l + lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    size_t unit = l + lsep;
+    if ((uint64_t)n > sb->limit / unit) return luaL_error(L, "resulting string too large");
+    size_t total = (size_t)n * l + (size_t)(n - 1) * lsep; /* the allocator charges it */
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, total);
+    for (lua_Integer i = 0; i < n; i++) {
+        memcpy(out, s, l);
+        out += l;
+        if (lsep && i + 1 < n) {
+            memcpy(out, sep, lsep);
+            out += lsep;
+        }
+    }
+    luaL_pushresultsize(&b, total);
+    return 1;
+}
+
+/* Wrappers that charge work proportional to their arguments, then call the
+** stock function (upvalue 1). The kind is upvalue 2. */
+enum { W_STRLEN = 1, W_TLEN, W_TCONCAT, W_TUNPACK, W_TMOVE, W_TSORT };
+
+static lua_Integer opt_int(lua_State *L, int idx, lua_Integer def)
+{
+    int isnum = 0;
+    lua_Integer v = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &isnum) : 0;
+    return isnum ? v : def;
+}
+
+static uint64_t span(lua_Integer a, lua_Integer b)
+{
+    return b >= a ? (uint64_t)b - (uint64_t)a + 1 : 0;
+}
+
+static int sb_charged(lua_State *L)
+{
+    int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
+    uint64_t cost = 1;
+    switch (kind) {
+    case W_STRLEN:
+        if (lua_type(L, 1) == LUA_TSTRING) cost += lua_rawlen(L, 1) >> 4;
+        break;
+    case W_TLEN: /* insert, remove: shift up to #t elements */
+    case W_TCONCAT:
+    case W_TUNPACK:
+    case W_TSORT: {
+        if (lua_type(L, 1) != LUA_TTABLE) break;
+        lua_Integer n = luaL_len(L, 1); /* __len runs under the budget */
+        if (kind == W_TCONCAT)
+            cost += span(opt_int(L, 3, 1), opt_int(L, 4, n));
+        else if (kind == W_TUNPACK)
+            cost += span(opt_int(L, 2, 1), opt_int(L, 3, n));
+        else if (kind == W_TSORT) {
+            if (n > (1 << 20)) return luaL_error(L, "table too large to sort");
+            uint64_t lg = 1;
+            while (n > 0 && ((uint64_t)1 << lg) < (uint64_t)n)
+                lg++;
+            cost += (uint64_t)(n > 0 ? n : 0) * lg;
+        } else {
+            cost += n > 0 ? (uint64_t)n : 0;
+        }
+        break;
+    }
+    case W_TMOVE:
+        cost += span(opt_int(L, 2, 1), opt_int(L, 3, 0));
+        break;
+    }
+    sbx_charge(L, cost);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* ------------------------------------------------------------------------ */
+/* os.time: the engine's clock; with a date table, that date in UTC. */
+
+static int64_t days_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static lua_Integer date_field(lua_State *L, const char *k, lua_Integer def, int required)
+{
+    int t = lua_getfield(L, 1, k);
+    lua_Integer v = def;
+    if (t == LUA_TNIL) {
+        if (required) luaL_error(L, "field '%s' missing in date table", k);
+    } else if (!lua_isinteger(L, -1)) {
+        luaL_error(L, "field '%s' is not an integer", k);
+    } else {
+        v = lua_tointeger(L, -1);
+        if (v < -10000000 || v > 10000000) luaL_error(L, "field '%s' is out-of-bound", k);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int sb_os_time(lua_State *L)
+{
+    sbx *sb = sbx_of(L);
+    if (lua_isnoneornil(L, 1)) {
+        int64_t ms = sb->now_ms;
+        lua_pushinteger(L, (lua_Integer)(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000)));
+        return 1;
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer y = date_field(L, "year", 0, 1), mo = date_field(L, "month", 0, 1);
+    lua_Integer d = date_field(L, "day", 0, 1), h = date_field(L, "hour", 12, 0);
+    lua_Integer mi = date_field(L, "min", 0, 0), s = date_field(L, "sec", 0, 0);
+    int64_t m0 = mo - 1, carry = m0 >= 0 ? m0 / 12 : -((11 - m0) / 12);
+    y += carry;
+    mo = m0 - carry * 12 + 1;
+    int64_t t = days_civil(y, mo, 1) * 86400 + (d - 1) * 86400 + h * 3600 + mi * 60 + s;
+    lua_pushinteger(L, (lua_Integer)t);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Building the state */
+
+static void set_fn(lua_State *L, int t, const char *name, lua_CFunction f)
+{
+    lua_pushcfunction(L, f);
+    lua_setfield(L, t, name);
+}
+
+/* Copy `names` from table src to table dst. */
+static void copy_fields(lua_State *L, int dst, int src, const char *const *names)
+{
+    for (; *names; names++) {
+        lua_getfield(L, src, *names);
+        lua_setfield(L, dst, *names);
+    }
+}
+
+/* dst[name] = charged wrapper of src[name]. */
+static void wrap_charged(lua_State *L, int dst, int src, const char *name, int kind)
+{
+    lua_getfield(L, src, name);
+    lua_pushinteger(L, kind);
+    lua_pushcclosure(L, sb_charged, 2);
+    lua_setfield(L, dst, name);
+}
+
+static int ro_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 2);
+    if (lua_next(L, -2)) return 2;
+    return 0;
+}
+
+static int ro_pairs(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, ro_next, 1);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* Push a read-only proxy of the table at `real`, registered as protected.
+** Reads go through __index (a table: no C call), writes fail, pairs walks
+** the real table without handing it out, the metatable is hidden. */
+static void push_proxy(lua_State *L, sbx *sb, int real, const char *name)
+{
+    real = lua_absindex(L, real);
+    lua_newtable(L);
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, real);
+    lua_setfield(L, -2, "__index");
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, ro_error, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushvalue(L, real);
+    lua_pushcclosure(L, ro_pairs, 1);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_protected);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+static int open_stock(lua_State *L, lua_CFunction open)
+{
+    lua_pushcfunction(L, open);
+    lua_call(L, 0, 1);
+    return lua_gettop(L);
+}
+
+static int new_ref_table(lua_State *L, const char *mode)
+{
+    lua_newtable(L);
+    if (mode) {
+        lua_createtable(L, 0, 1);
+        lua_pushstring(L, mode);
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static int setup(lua_State *L)
+{
+    sbx *sb = lua_touserdata(L, 1);
+
+    /* Interned keys, kept alive by a registry table, found by pointer. */
+    lua_createtable(L, K_COUNT, 0);
+    for (int k = 1; k < K_COUNT; k++) {
+        lua_pushstring(L, sbx_key_names[k]);
+        sb->kptr[k] = lua_tostring(L, -1);
+        lua_rawseti(L, -2, k);
+        unsigned h = (unsigned)(((uintptr_t)sb->kptr[k] >> 3) * 0x9E3779B1u) >> 24;
+        while (sb->khash[h].p)
+            h = (h + 1) & 255;
+        sb->khash[h].p = sb->kptr[k];
+        sb->khash[h].k = k;
+    }
+    sb->ref_keys = luaL_ref(L, LUA_REGISTRYINDEX);
+    sb->ref_protected = new_ref_table(L, NULL);
+    sb->ref_threads = new_ref_table(L, "k");
+    sb->ref_tainted = new_ref_table(L, "k");
+
+    lua_newtable(L); /* the shared globals every policy's _ENV reads through */
+    int g = lua_gettop(L);
+
+    int base = open_stock(L, luaopen_base);
+    static const char *const base_names[] = {
+        "assert", "error",  "getmetatable", "ipairs",   "next", "pairs",    "rawequal",
+        "rawget", "rawlen", "select",       "tostring", "type", "_VERSION", NULL};
+    copy_fields(L, g, base, base_names);
+    lua_getfield(L, base, "tonumber");
+    lua_pushcclosure(L, sb_tonumber, 1);
+    lua_setfield(L, g, "tonumber");
+    set_fn(L, g, "rawset", sb_rawset);
+    set_fn(L, g, "setmetatable", sb_setmetatable);
+    set_fn(L, g, "collectgarbage", sb_collectgarbage);
+    set_fn(L, g, "print", sb_print);
+    set_fn(L, g, "pcall", sb_pcall);
+    set_fn(L, g, "xpcall", sb_xpcall);
+    lua_settop(L, g);
+
+    /* string: the real table is the string metatable's __index (unreachable:
+    ** __metatable hides it); scripts see a read-only proxy. */
+    int sl = open_stock(L, luaopen_string);
+    lua_newtable(L);
+    int s = lua_gettop(L);
+    static const char *const str_names[] = {"char", "len", "sub", "format", "packsize", NULL};
+    copy_fields(L, s, sl, str_names);
+    static const char *const str_len_names[] = {"byte", "upper",  "lower", "reverse",
+                                                "pack", "unpack", NULL};
+    for (const char *const *n = str_len_names; *n; n++)
+        wrap_charged(L, s, sl, *n, W_STRLEN);
+    set_fn(L, s, "find", sb_str_find);
+    set_fn(L, s, "match", sb_str_match);
+    set_fn(L, s, "gmatch", sb_str_gmatch);
+    set_fn(L, s, "gsub", sb_str_gsub);
+    set_fn(L, s, "rep", sb_str_rep);
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushvalue(L, s);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+    push_proxy(L, sb, s, "string");
+    lua_setfield(L, g, "string");
+    lua_settop(L, g);
+
+    int tl = open_stock(L, luaopen_table);
+    lua_newtable(L);
+    int t = lua_gettop(L);
+    static const char *const tab_names[] = {"pack", NULL};
+    copy_fields(L, t, tl, tab_names);
+    wrap_charged(L, t, tl, "insert", W_TLEN);
+    wrap_charged(L, t, tl, "remove", W_TLEN);
+    wrap_charged(L, t, tl, "concat", W_TCONCAT);
+    wrap_charged(L, t, tl, "unpack", W_TUNPACK);
+    wrap_charged(L, t, tl, "move", W_TMOVE);
+    wrap_charged(L, t, tl, "sort", W_TSORT);
+    push_proxy(L, sb, t, "table");
+    lua_setfield(L, g, "table");
+    lua_settop(L, g);
+
+    int ml = open_stock(L, luaopen_math);
+    lua_newtable(L);
+    int m = lua_gettop(L);
+    static const char *const math_names[] = {
+        "abs", "ceil",       "cos",  "deg",        "exp",  "floor", "fmod", "huge", "log",
+        "max", "maxinteger", "min",  "mininteger", "modf", "pi",    "rad",  "sin",  "sqrt",
+        "tan", "tointeger",  "type", "ult",        "asin", "acos",  "atan", NULL};
+    copy_fields(L, m, ml, math_names);
+    set_fn(L, m, "random", sb_math_random);
+    set_fn(L, m, "randomseed", sb_math_randomseed);
+    push_proxy(L, sb, m, "math");
+    lua_setfield(L, g, "math");
+    lua_settop(L, g);
+
+    int ul = open_stock(L, luaopen_utf8);
+    lua_newtable(L);
+    int u = lua_gettop(L);
+    static const char *const utf8_names[] = {"char", "charpattern", "codes", NULL};
+    copy_fields(L, u, ul, utf8_names);
+    wrap_charged(L, u, ul, "len", W_STRLEN);
+    wrap_charged(L, u, ul, "codepoint", W_STRLEN);
+    wrap_charged(L, u, ul, "offset", W_STRLEN);
+    push_proxy(L, sb, u, "utf8");
+    lua_setfield(L, g, "utf8");
+    lua_settop(L, g);
+
+    int cl = open_stock(L, luaopen_coroutine);
+    lua_newtable(L);
+    int c = lua_gettop(L);
+    static const char *const co_names[] = {"yield", "status", "running", "isyieldable", NULL};
+    copy_fields(L, c, cl, co_names);
+    set_fn(L, c, "create", co_create);
+    set_fn(L, c, "resume", co_resume);
+    set_fn(L, c, "wrap", co_wrap);
+    set_fn(L, c, "close", co_close);
+    push_proxy(L, sb, c, "coroutine");
+    lua_setfield(L, g, "coroutine");
+    lua_settop(L, g);
+
+    lua_newtable(L);
+    set_fn(L, lua_gettop(L), "time", sb_os_time);
+    push_proxy(L, sb, -1, "os");
+    lua_setfield(L, g, "os");
+    lua_settop(L, g);
+
+    /* The metatable of every policy's _ENV: reads fall through to g. */
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, g);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    sb->ref_envmt = luaL_ref(L, LUA_REGISTRYINDEX);
+    sb->ref_genv = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    views_open(L);
+    return 0;
+}
+
+sbx *sbx_new(size_t limit, pol_log_fn log, void *log_arg)
+{
+    sbx *sb = calloc(1, sizeof *sb);
+    if (!sb) return NULL;
+    sb->limit = limit ? limit : SIZE_MAX; /* 0: no limit */
+    sb->log = log;
+    sb->log_arg = log_arg;
+    sb->ref_genv = sb->ref_envmt = sb->ref_protected = sb->ref_threads = LUA_NOREF;
+    sb->ref_agents = sb->ref_keys = sb->ref_tainted = LUA_NOREF;
+    rng_seed(sb->rng, 0);
+    sb->L = lua_newstate(sbx_alloc, sb);
+    if (!sb->L) {
+        free(sb);
+        return NULL;
+    }
+    *(sbx **)lua_getextraspace(sb->L) = sb; /* copied into every new thread */
+    if (sbx_run(sb, setup, sb, NULL, 0)) {
+        sbx_free(sb);
+        return NULL;
+    }
+    lua_gc(sb->L, LUA_GCCOLLECT);
+    lua_sethook(sb->L, sbx_hook, LUA_MASKCOUNT, SBX_HOOK_EVERY);
+    return sb;
+}
+
+void sbx_free(sbx *sb)
+{
+    if (!sb) return;
+    if (sb->L) {
+        /* Anything that would still run (nothing should) stops at once. */
+        sb->active = 1;
+        sb->trip = TRIP_INSTR;
+        sb->enforce = 0;
+        sb->cur = NULL;
+        lua_sethook(sb->L, sbx_hook, LUA_MASKCOUNT, 1);
+        lua_close(sb->L);
+    }
+    views_release(sb);
+    free(sb->idptr);
+    free(sb);
+}
+
+void sbx_push_key(lua_State *L, int key)
+{
+    lua_pushstring(L, sbx_key_names[key]);
+}
+
+void sbx_unref(sbx *sb, int ref)
+{
+    if (ref == LUA_NOREF || ref == LUA_REFNIL) return;
+    /* luaL_unref only writes existing registry slots: no allocation. */
+    luaL_unref(sb->L, LUA_REGISTRYINDEX, ref);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loading a policy file */
+
+typedef struct loadjob {
+    sbx *sb;
+    const char *name, *src;
+    size_t len;
+    int *refs;
+    sb_buf *warn;
+} loadjob;
+
+static int last_line(const char *src, size_t len)
+{
+    int line = 1;
+    size_t end = len;
+    while (end > 0 && (src[end - 1] == '\n' || src[end - 1] == ' ' || src[end - 1] == '\t' ||
+                       src[end - 1] == '\r'))
+        end--;
+    for (size_t i = 0; i < end; i++)
+        if (src[i] == '\n') line++;
+    return line;
+}
+
+static int load_job(lua_State *L)
+{
+    loadjob *j = lua_touserdata(L, 1);
+    sbx *sb = j->sb;
+    char chunk[SB_NAME_MAX + 8];
+    snprintf(chunk, sizeof chunk, "@%s.lua", j->name);
+    if (luaL_loadbufferx(L, j->src, j->len, chunk, "t") != LUA_OK) return lua_error(L);
+    int fn = lua_gettop(L);
+
+    lua_createtable(L, 0, 4); /* this file's own _ENV */
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_envmt);
+    lua_setmetatable(L, -2);
+    lua_setupvalue(L, fn, 1);
+
+    lua_call(L, 0, 1);
+    sbx_pause(sb);
+    int ll = last_line(j->src, j->len);
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "%s.lua:%d: a policy must return a table of hooks (got %s)", j->name,
+                          ll, luaL_typename(L, -1));
+    int t = lua_gettop(L);
+    /* route, retain, erase: each optional, each a function; at least one. */
+    static const int hooks[3] = {K_ROUTE, K_RETAIN, K_ERASE};
+    int nhooks = 0;
+    for (int i = 0; i < 3; i++) {
+        sbx_push_key(L, hooks[i]);
+        int ty = lua_rawget(L, t);
+        if (ty == LUA_TNIL) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (ty != LUA_TFUNCTION)
+            return luaL_error(L, "%s.lua:%d: hook '%s' must be a function (got %s)", j->name, ll,
+                              sbx_key_names[hooks[i]], lua_typename(L, ty));
+        j->refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+        nhooks++;
+    }
+    if (!nhooks)
+        return luaL_error(L,
+                          "%s.lua:%d: the policy has no hook (a 'route', 'retain' or 'erase' "
+                          "function)",
+                          j->name, ll);
+    if (j->warn) {
+        lua_pushnil(L);
+        while (lua_next(L, t)) {
+            lua_pop(L, 1);
+            int k = lua_type(L, -1) == LUA_TSTRING ? sbx_key_of(sb, lua_tostring(L, -1)) : K_NONE;
+            if (k == K_ROUTE || k == K_RETAIN || k == K_ERASE) continue;
+            char kb[80];
+            if (lua_type(L, -1) == LUA_TSTRING)
+                snprintf(kb, sizeof kb, "'%.64s'", lua_tostring(L, -1));
+            else
+                snprintf(kb, sizeof kb, "of type %s", luaL_typename(L, -1));
+            buf_printf(j->warn, "%s.lua:%d: unknown key %s in the returned hook table\n", j->name,
+                       ll, kb);
+        }
+    }
+    return 0;
+}
+
+int sbx_load(sbx *sb, const char *name, const char *src, size_t len, uint64_t instructions,
+             uint32_t wall_ms, int refs[3], sb_buf *warn, char *err, size_t errlen)
+{
+    refs[0] = refs[1] = refs[2] = LUA_NOREF;
+    if (len > SBX_SRC_MAX) {
+        snprintf(err, errlen, "%s.lua:1: policy source too large (%zu bytes, at most %u)", name,
+                 len, SBX_SRC_MAX);
+        return -1;
+    }
+    loadjob j = {sb, name, src, len, refs, warn};
+    const char *saved = sb->policy;
+    sb->policy = name;
+    rng_seed(sb->rng, 0);
+    sbx_arm(sb, instructions, wall_ms);
+    int rc = sbx_run(sb, load_job, &j, err, errlen);
+    sb->policy = saved;
+    if (rc) {
+        char where[SB_NAME_MAX + 16];
+        snprintf(where, sizeof where, "%s.lua:1: ", name);
+        sbx_position(err, errlen, where);
+        for (int i = 0; i < 3; i++)
+            sbx_unref(sb, refs[i]), refs[i] = LUA_NOREF;
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,457 @@
+/*
+** test_sandbox.c — the hostile-policy suite: scripts that loop, allocate,
+** backtrack, recurse, reach for the OS or the loader, tamper with shared
+** tables, hide finalizers, or return garbage. For each one: the call fails
+** (failed=1) with a sensible message, the host keeps serving (a good policy
+** of the same account routes next), the state's memory returns near its
+** level, and another account never notices.
+**
+** The suite's wall-clock limit is 1 s, so that instruction and memory
+** budgets are what stops the scripts; under valgrind set SB_TEST_WALL_MS
+** (e.g. 60000) or the wall clock wins some races.
+*/
+#include "policy.h"
+#include "tap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* --- a host serving sources from a table -------------------------------- */
+
+#define MAXSRC 128
+static struct {
+    uint32_t acct;
+    char name[64];
+    const char *src;
+} srcs[MAXSRC];
+static int nsrc;
+static int nlog;
+static char lastlog[1200];
+
+static void add_src(uint32_t acct, const char *name, const char *src)
+{
+    for (int i = 0; i < nsrc; i++)
+        if (srcs[i].acct == acct && strcmp(srcs[i].name, name) == 0) {
+            srcs[i].src = src;
+            return;
+        }
+    srcs[nsrc].acct = acct;
+    snprintf(srcs[nsrc].name, sizeof srcs[nsrc].name, "%s", name);
+    srcs[nsrc++].src = src;
+}
+
+static int get_src(void *arg, uint32_t acct, const char *name, sb_buf *out, char version[17])
+{
+    (void)arg;
+    for (int i = 0; i < nsrc; i++)
+        if (srcs[i].acct == acct && strcmp(srcs[i].name, name) == 0) {
+            version[0] = 0;
+            return buf_puts(out, srcs[i].src) ? SB_ENOMEM : 0;
+        }
+    return SB_ENOTFOUND;
+}
+
+static void logline(void *arg, sb_log_level lvl, const char *line)
+{
+    (void)arg;
+    (void)lvl;
+    nlog++;
+    snprintf(lastlog, sizeof lastlog, "%s", line);
+}
+
+#define NC 3
+static pol_cand cands[NC];
+static const char *ids[NC] = {"alice", "bob", "carol"};
+static const int64_t NOW = 1767261600000LL;
+
+static void reset_cands(void)
+{
+    for (int i = 0; i < NC; i++) {
+        memset(&cands[i], 0, sizeof cands[i]);
+        cands[i].id = ids[i];
+        cands[i].num = (uint32_t)i + 1;
+        cands[i].idle_since = NOW - (i + 1) * 10000;
+        cands[i].devices = POL_DEV_SOFTPHONE;
+        cands[i].config = "{\"devices\":{\"softphone\":\"sip:x@example.invalid\"}}";
+        cands[i].config_len = strlen(cands[i].config);
+        cands[i].position = i + 1;
+        cands[i].tier = 1;
+        cands[i].weight = cands[i].member_weight = 1;
+    }
+}
+
+static pol_decision dec;
+
+static pol_decision *route(pol_host *h, uint32_t acct, const char *policy)
+{
+    pol_call call = {.id = "c1", .queue = "support", .caller = "+15550100"};
+    pol_queue q = {
+        .id = "support", .ring_timeout = 20, .waiting = 1, .members = NC, .available = NC};
+    reset_cands();
+    memset(&dec, 0x5a, sizeof dec);
+    pol_route(h, acct, acct == 1 ? "acme" : "globex", policy, &call, cands, NC, &q, NULL, NOW, 7,
+              &dec);
+    for (int i = 0; i < NC; i++)
+        if (cands[i].doc) ok(0, "cand doc left behind");
+    return &dec;
+}
+
+static size_t memory(pol_host *h)
+{
+    size_t m = 0;
+    pol_host_totals(h, NULL, NULL, &m);
+    return m;
+}
+
+static const char *GOOD = "local P = {}\n"
+                          "function P.route(call, agents, ctx)\n"
+                          "  local best, most = nil, -1\n"
+                          "  for i = 1, #agents do\n"
+                          "    local a = agents[i]\n"
+                          "    if a.idle_for > most then best, most = a, a.idle_for end\n"
+                          "  end\n"
+                          "  return { ring = best.id }\n"
+                          "end\n"
+                          "return P\n";
+
+/* --- the hostile scripts ---------------------------------------------- */
+
+#define R(body) "local P = {}\nfunction P.route(call, agents, ctx)\n" body "\nend\nreturn P\n"
+
+static const struct hostile {
+    const char *name, *src, *expect;
+} hostile[] = {
+    /* CPU */
+    {"loop", R("while true do end"), "instruction budget exceeded"},
+    {"loop-in-pcall", R("while true do pcall(function() while true do end end) end"),
+     "instruction budget exceeded"},
+    {"pcall-error-loop", R("for i = 1, 1e12 do pcall(error, 'x') end"), "exceeded"},
+    {"loop-in-coroutine", R("coroutine.wrap(function() while true do end end)()"),
+     "instruction budget exceeded"},
+    {"coroutine-resume-loop",
+     R("while true do local co = coroutine.create(function() while true do end end)\n"
+       "coroutine.resume(co) end"),
+     "instruction budget exceeded"},
+    {"coroutine-from-load",
+     "local co = coroutine.create(function() while true do end end)\n"
+     "local P = {}\nfunction P.route() coroutine.resume(co) return {} end\nreturn P\n",
+     "instruction budget exceeded"},
+    {"coroutine-yield-pingpong",
+     R("local f = coroutine.wrap(function() while true do coroutine.yield() end end)\n"
+       "while true do pcall(f) end"),
+     "exceeded"},
+    {"xpcall-handler-loop",
+     R("while true do xpcall(function() error('x') end, function() while true do end end) end"),
+     "instruction budget exceeded"},
+    {"metamethod-loop",
+     R("local t = setmetatable({}, {__index = function(t, k) while true do end end})\n"
+       "return t.x"),
+     "instruction budget exceeded"},
+    {"sort-comparator-loop", R("table.sort({3, 2, 1}, function(a, b) while true do end end)"),
+     "instruction budget exceeded"},
+    {"gsub-callback-loop", R("string.gsub('abc', '%w', function() while true do end end)"),
+     "instruction budget exceeded"},
+    {"tostring-loop",
+     R("tostring(setmetatable({}, {__tostring = function() while true do end end}))"),
+     "instruction budget exceeded"},
+    {"close-loop",
+     R("local x <close> = setmetatable({}, {__close = function() while true do end end})\n"
+       "return {}"),
+     "instruction budget exceeded"},
+    {"fake-len-insert",
+     R("table.insert(setmetatable({}, {__len = function() return 1e12 end}), 1, 1)"),
+     "instruction budget exceeded"},
+    {"table-move-huge", R("table.move({}, 1, 1e12, 2)"), "instruction budget exceeded"},
+    {"concat-in-loop", R("local s = string.rep('x', 1000000) while true do local t = s .. 'y' end"),
+     "budget exceeded"},
+    {"find-plain-loop",
+     R("local s = string.rep('x', 1000000) while true do s:find('y', 1, true) end"),
+     "instruction budget exceeded"},
+    {"tonumber-loop", R("local s = string.rep('1', 1000000) while true do tonumber(s) end"),
+     "instruction budget exceeded"},
+    /* == on long strings is a VM operation the hook cannot charge: the wall
+    ** clock, checked at every hook, is the backstop. */
+    {"long-string-compare",
+     R("local a = string.rep('x', 2000000) local b = a:sub(1, -2) .. 'y'\n"
+       "while true do local same = a == b end"),
+     "limit exceeded"},
+    /* patterns */
+    {"pattern-backtrack", R("string.find(string.rep('a', 5000), '.-.-.-.-.-.-.-b')"),
+     "instruction budget exceeded"},
+    {"pattern-captures", R("string.match(string.rep('a', 3000), '(.-)(.-)(.-)(.-)b')"),
+     "instruction budget exceeded"},
+    {"pattern-gmatch", R("for x in string.gmatch(string.rep('a', 3000), 'a.-.-.-b') do end"),
+     "instruction budget exceeded"},
+    {"pattern-gsub", R("string.gsub(string.rep('a', 3000), '.-.-.-b', '')"),
+     "instruction budget exceeded"},
+    {"pattern-too-complex", R("string.find(string.rep('a', 300), string.rep('a?', 300) .. 'b')"),
+     "pattern too complex"},
+    {"pattern-malformed", R("string.find('a', '[a')"), "malformed pattern"},
+    /* memory */
+    {"table-growth",
+     R("local t = {} for i = 1, 1e12 do t[i] = {i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i} "
+       "end"),
+     "memory limit exceeded"},
+    {"string-doubling", R("local s = 'x' while true do s = s .. s end"), "exceeded"},
+    {"string-rep-huge", R("return string.rep('x', 1e12)"), "resulting string too large"},
+    {"string-rep-sep", R("return string.rep('x', 1e7, string.rep('y', 100))"),
+     "resulting string too large"},
+    {"memory-caught-by-pcall",
+     R("pcall(function() local t = {} while true do t[#t + 1] = ('x'):rep(200) .. #t end end)\n"
+       "return {}"),
+     "memory limit exceeded"},
+    {"memory-in-coroutine",
+     R("coroutine.resume(coroutine.create(function() local t = {}\n"
+       "while true do t[#t+1] = ('x'):rep(200) .. #t end end))\nreturn {}"),
+     "memory limit exceeded"},
+    {"deep-recursion", R("local function f(n) return 1 + f(n + 1) end return f(1)"), "exceeded"},
+    {"deep-recursion-pcall", R("local function f() pcall(f) f() end f() return {}"), "exceeded"},
+    {"unpack-huge", R("return table.unpack({}, 1, 1e8)"), "instruction budget exceeded"},
+    {"return-many-values", R("return table.unpack({}, 1, 5e5)"),
+     "route returned invalid decision: expected a table, got a nil"},
+    /* reaching out */
+    {"os-execute", R("os.execute('true')"), "attempt to call a nil value (field 'execute')"},
+    {"os-getenv", R("return os.getenv('HOME')"), "attempt to call a nil value (field 'getenv')"},
+    {"io-open", R("io.open('/etc/passwd')"), "attempt to index a nil value (global 'io')"},
+    {"require", R("require('os')"), "attempt to call a nil value (global 'require')"},
+    {"package", R("return package.loaded"), "attempt to index a nil value (global 'package')"},
+    {"debug", R("debug.getregistry()"), "attempt to index a nil value (global 'debug')"},
+    {"load", R("load('return 1')()"), "attempt to call a nil value (global 'load')"},
+    {"loadstring", R("loadstring('return 1')()"),
+     "attempt to call a nil value (global 'loadstring')"},
+    {"dofile", R("dofile('/etc/passwd')"), "attempt to call a nil value (global 'dofile')"},
+    {"loadfile", R("loadfile('/etc/passwd')"), "attempt to call a nil value (global 'loadfile')"},
+    {"string-dump", R("return string.dump(P.route)"), "attempt to call a nil value (field 'dump')"},
+    {"collectgarbage", R("collectgarbage('collect')"), "only \"count\""},
+    {"bytecode", "\x1bLua\x54\x00\x19\x93\r\n\x1a\n", "binary chunk"},
+    /* tampering */
+    {"string-write", R("string.format = nil"), "read-only table 'string'"},
+    {"table-write", R("table.insert = print"), "read-only table 'table'"},
+    {"math-write", R("math.random = function() return 4 end"), "read-only table 'math'"},
+    {"os-write", R("os.time = function() return 0 end"), "read-only table 'os'"},
+    {"string-metatable", R("getmetatable('').__index = {}"), "attempt to index a boolean value"},
+    {"string-metatable-set", R("setmetatable('', {})"), "table expected, got string"},
+    {"rawset-string", R("rawset(string, 'format', nil)"), "read-only"},
+    {"rawset-coroutine", R("rawset(coroutine, 'wrap', nil)"), "read-only"},
+    {"pairs-leak", R("local f, t = pairs(string) t.format = nil"), "attempt to index a nil value"},
+    {"env-metatable", R("setmetatable(_ENV, nil)"), "cannot change a protected metatable"},
+    {"gc-finalizer", R("setmetatable({}, {__gc = function() while true do end end})"),
+     "__gc metamethods are not allowed"},
+    {"gc-placeholder", R("setmetatable({}, {__gc = true})"), "__gc metamethods are not allowed"},
+    {"view-write", R("agents[1].idle_for = 0"), "agent view is read-only"},
+    {"ctx-write", R("ctx.random = nil"), "ctx view is read-only"},
+    {"view-unknown-field", R("return { ring = agents[1].idel_for }"),
+     "agent has no field 'idel_for'"},
+    /* error objects */
+    {"error-tostring-loop",
+     R("error(setmetatable({}, {__tostring = function() while true do end end}))"),
+     "error object is a table value"},
+    {"error-number", R("error(42)"), "42"},
+    {"error-nil", R("error()"), "error object is a nil value"},
+    /* garbage decisions */
+    {"return-G", R("return _G"), "route returned invalid decision: unknown field"},
+    {"return-erroring-meta",
+     R("return setmetatable({ ring = setmetatable({}, {__len = function() return 1 end,\n"
+       "  __index = function() error('boom') end}) }, {__index = function() error('boom') end})"),
+     "route returned invalid decision: ring: empty list"},
+    {"return-deep", R("local t = {} for i = 1, 100000 do t = { t } end return { ring = t }"),
+     "route returned invalid decision: ring[1]: unexpected list entry [1]"},
+    {"return-number", R("return 42"), "route returned invalid decision: expected a table, got 42"},
+    {"return-nil", R("return nil"), "route returned invalid decision: expected a table, got a nil"},
+    {"return-string-wait", R("return { wait = 'soon' }"),
+     "route returned invalid decision: wait: expected an integer 0..3600, got 'soon'"},
+    {"return-unknown-agent", R("return { ring = 'zed' }"),
+     "route returned invalid decision: ring: agent 'zed' is not eligible"},
+    {"return-list-unknown", R("return { ring = { 'alice', 'bob', 'zed' } }"),
+     "route returned invalid decision: ring[3]: agent 'zed' is not eligible"},
+    {"return-no-device", R("return { ring = 'alice', device = 'mobile' }"),
+     "route returned invalid decision: ring: agent 'alice' has no mobile"},
+    {"return-timeout", R("return { ring = 'alice', timeout = 601 }"),
+     "route returned invalid decision: timeout: expected an integer 1..600, got 601"},
+    {"return-conflict", R("return { ring = 'alice', wait = 5 }"),
+     "route returned invalid decision: 'ring' and 'wait' cannot go together"},
+    {"return-too-many", R("local r = {} for i = 1, 40 do r[i] = 'alice' end return { ring = r }"),
+     "route returned invalid decision: ring: 40 entries, at most 32"},
+    {"return-function", R("return { ring = print }"),
+     "route returned invalid decision: ring: expected an agent id or agent view, got a function"},
+    /* load time */
+    {"load-loop", "while true do end return {}", "instruction budget exceeded"},
+    {"load-memory", "local t = {} for i = 1, 1e12 do t[i] = {} end", "memory limit exceeded"},
+    {"load-syntax", "local P = {\nfunction P.route() end\nreturn P\n",
+     "hostile-load-syntax.lua:2:"},
+    {"load-no-route", "return { rout = function() end }", "the policy has no hook"},
+    {"load-not-table", "return 42", "must return a table of hooks"},
+};
+
+int main(void)
+{
+    const char *wall = getenv("SB_TEST_WALL_MS");
+    pol_limits lim = {.instructions = 1000000,
+                      .wall_ms = wall ? (uint32_t)atoi(wall) : 1000,
+                      .memory = 8u << 20,
+                      .quarantine_after = 5,
+                      .load_instructions = 2000000};
+    pol_host *h = pol_host_new(&lim, get_src, NULL, logline, NULL);
+    add_src(1, "good", GOOD);
+    add_src(2, "good", GOOD);
+
+    pol_decision *d = route(h, 1, "good");
+    ok(!d->failed && d->kind == DEC_RING && d->ring[0].cand == 2, "good policy routes (%s)",
+       d->error);
+    route(h, 2, "good");
+    size_t base = memory(h);
+    diag("two accounts, one policy each: %zu bytes", base);
+
+    char names[countof(hostile)][80];
+    for (size_t i = 0; i < countof(hostile); i++) {
+        const struct hostile *t = &hostile[i];
+        snprintf(names[i], sizeof names[i], "hostile-%s", t->name);
+        add_src(1, names[i], t->src);
+        size_t before = memory(h);
+        int logs = nlog;
+        d = route(h, 1, names[i]);
+        ok(d->failed == 1 && strstr(d->error, t->expect) != NULL, "%s: failed with '%s'", t->name,
+           d->error);
+        if (!strstr(d->error, t->expect)) diag("  expected '%s'", t->expect);
+        ok(strncmp(d->error, names[i], strlen(names[i])) == 0 &&
+               strncmp(d->error + strlen(names[i]), ".lua:", 5) == 0,
+           "%s: message starts with file:line", t->name);
+        ok(nlog > logs && strstr(lastlog, "account=acme") && strstr(lastlog, names[i]),
+           "%s: failure logged with account and policy", t->name);
+        size_t after = memory(h);
+        ok(after < before + (64 << 10), "%s: memory back near its level (%zu -> %zu)", t->name,
+           before, after);
+        d = route(h, 1, "good");
+        ok(!d->failed && d->kind == DEC_RING && d->ring[0].cand == 2,
+           "%s: the account keeps serving (%s)", t->name, d->error);
+    }
+    d = route(h, 2, "good");
+    ok(!d->failed && d->kind == DEC_RING, "the other account was never affected");
+
+    /* Bounded, not failing. */
+    add_src(1, "rep-empty",
+            R("local s = string.rep('', 1e15) .. string.rep('', 1e15, '')\n"
+              "assert(s == '') return { wait = 1 }"));
+    d = route(h, 1, "rep-empty");
+    ok(!d->failed && d->kind == DEC_WAIT && d->wait == 1, "string.rep of nothing is instant (%s)",
+       d->error);
+    add_src(1, "print-flood", R("for i = 1, 1000 do print('line', i) ctx.log('x') end return {}"));
+    int logs = nlog;
+    d = route(h, 1, "print-flood");
+    ok(!d->failed && nlog - logs <= 40, "print/ctx.log capped per call (%d lines)", nlog - logs);
+    ok(strstr(lastlog, "dropped") != NULL, "dropped lines are reported: %s", lastlog);
+
+    /* Wall clock: a huge instruction budget, a small wall limit. */
+    pol_limits wl = {.instructions = 1000000000000ull, .wall_ms = 20, .memory = 4u << 20};
+    pol_host *hw = pol_host_new(&wl, get_src, NULL, logline, NULL);
+    add_src(3, "spin", R("while true do end"));
+    uint64_t t0 = mono_ns();
+    pol_route(hw, 3, "w", "spin", &(pol_call){.id = "c", .queue = "q"}, cands, NC,
+              &(pol_queue){.id = "q"}, NULL, NOW, 1, &dec);
+    uint64_t took = (mono_ns() - t0) / 1000000;
+    ok(dec.failed && strstr(dec.error, "wall-clock limit exceeded (20 ms)"), "wall clock: %s",
+       dec.error);
+    ok(took < 200, "wall clock enforced promptly (%llu ms)", (unsigned long long)took);
+    pol_host_free(hw);
+
+    /* Cross-file and cross-account isolation. */
+    add_src(1, "leak-a", R("leaked = 'secret' _G.leaked2 = 1 ctx.set('k', 1) return {}"));
+    add_src(1, "leak-b",
+            R("assert(leaked == nil and leaked2 == nil, 'saw a global of another file')\n"
+              "return {}"));
+    add_src(2, "leak-b", srcs[nsrc - 1].src);
+    route(h, 1, "leak-a");
+    d = route(h, 1, "leak-b");
+    ok(!d->failed, "a file never sees another file's globals (%s)", d->error);
+    d = route(h, 2, "leak-b");
+    ok(!d->failed, "an account never sees another account's globals (%s)", d->error);
+
+    /* A view kept past its call. */
+    add_src(1, "keep",
+            "local kept\nlocal P = {}\nfunction P.route(call, agents, ctx)\n"
+            "  if kept then return { ring = kept.id } end\n"
+            "  kept = agents[1] return {}\nend\nreturn P\n");
+    d = route(h, 1, "keep");
+    ok(!d->failed, "first call keeps a view");
+    d = route(h, 1, "keep");
+    ok(d->failed && strstr(d->error, "agent view used outside the route call it was given to"),
+       "a stale view fails clearly: %s", d->error);
+    add_src(1, "keep-ring",
+            "local kept\nlocal P = {}\nfunction P.route(call, agents, ctx)\n"
+            "  if kept then return { ring = kept } end\n"
+            "  kept = agents[1] return {}\nend\nreturn P\n");
+    route(h, 1, "keep-ring");
+    d = route(h, 1, "keep-ring");
+    ok(d->failed && strstr(d->error, "ring: not an agent view of this call"),
+       "ringing a stale view is an invalid decision: %s", d->error);
+
+    /* A coroutine a trip escaped from: closing it later stays bounded. */
+    static const char *const closers[] = {
+        /* the trip yields out of the coroutine: its __close runs under budget */
+        "local co\nlocal P = {}\nfunction P.route()\n"
+        "  if co then coroutine.close(co) return {} end\n"
+        "  co = coroutine.create(function()\n"
+        "    local x <close> = setmetatable({}, {__close = function() while true do end end})\n"
+        "    while true do end end)\n"
+        "  coroutine.resume(co) return {}\nend\nreturn P\n",
+        /* the trip is raised where the coroutine cannot yield: never closed */
+        "local co\nlocal P = {}\nfunction P.route()\n"
+        "  if co then coroutine.close(co) return {} end\n"
+        "  co = coroutine.create(function()\n"
+        "    local x <close> = setmetatable({}, {__close = function() while true do end end})\n"
+        "    table.sort({3, 2, 1}, function() while true do end end) end)\n"
+        "  coroutine.resume(co) return {}\nend\nreturn P\n",
+    };
+    for (int i = 0; i < 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "closer%d", i);
+        add_src(1, name, closers[i]);
+        d = route(h, 1, name);
+        ok(d->failed && strstr(d->error, "instruction budget exceeded"),
+           "%s: first call trips (%s)", name, d->error);
+        uint64_t tc = mono_ns();
+        d = route(h, 1, name);
+        ok(d->failed && (strstr(d->error, "instruction budget exceeded") ||
+                         strstr(d->error, "cannot close a coroutine stopped by the budget")),
+           "%s: closing it later is bounded (%s)", name, d->error);
+        ok(mono_ns() - tc < 1000000000ull, "%s: promptly", name);
+    }
+    add_src(1, "close-main", R("coroutine.close(coroutine.running())"));
+    d = route(h, 1, "close-main");
+    ok(d->failed && strstr(d->error, "cannot close a running"), "closing the main thread: %s",
+       d->error);
+
+    /* A policy hoarding memory across calls fills the account's state; its
+    ** quarantine gives the memory back to the account's other policies. */
+    add_src(1, "hoard",
+            "local keep = {}\nlocal P = {}\nfunction P.route()\n"
+            "  keep[#keep + 1] = string.rep('x', 3000000) .. #keep\n"
+            "  return {}\nend\nreturn P\n");
+    int hoard_fail = 0;
+    for (int i = 0; i < 12; i++)
+        hoard_fail += route(h, 1, "hoard")->failed;
+    d = route(h, 1, "hoard");
+    ok(hoard_fail >= 5 && strstr(d->error, "quarantined"), "the hoarder is quarantined");
+    ok(memory(h) < base + (512 << 10), "its memory went back (%zu)", memory(h));
+    d = route(h, 1, "good");
+    ok(!d->failed, "the account's other policies route again (%s)", d->error);
+
+    /* Quarantine: the loop fails quarantine_after times, then Lua no longer runs. */
+    add_src(1, "bad", R("while true do end"));
+    for (int i = 0; i < 5; i++)
+        route(h, 1, "bad");
+    uint64_t t1 = mono_ns();
+    d = route(h, 1, "bad");
+    ok(d->failed && strstr(d->error, "policy quarantined after 5 consecutive failures"),
+       "quarantined: %s", d->error);
+    ok(mono_ns() - t1 < 1000000, "a quarantined policy costs nothing");
+    uint64_t fails = 0, quar = 0;
+    pol_host_totals(h, &fails, &quar, NULL);
+    ok(quar == 2 && fails >= countof(hostile), "totals: %llu failures, %llu quarantined",
+       (unsigned long long)fails, (unsigned long long)quar);
+    d = route(h, 1, "good");
+    ok(!d->failed, "other policies of the account still route");
+
+    pol_host_free(h);
+    return done_testing();
+}
