@@ -461,7 +461,7 @@ json_t *pol_host_status(pol_host *h, uint32_t acct_id)
     n = 0;
     for (polfile *f = a->files; f; f = f->next)
         v[n++] = f;
-    qsort(v, n, sizeof *v, by_name);
+    if (n) qsort(v, n, sizeof *v, by_name);
     for (size_t i = 0; i < n; i++) {
         polfile *f = v[i];
         json_t *o = json_object();
