@@ -490,6 +490,16 @@ void eng_read_end(sb_engine *e, MDB_txn *txn)
     pthread_rwlock_unlock(&e->maplock);
 }
 
+/* Sync with the map held steady: a map growing during msync could make
+** the sync fail, and fail a batch that was in fact committed. */
+static int locked_sync(sb_engine *e)
+{
+    pthread_rwlock_rdlock(&e->maplock);
+    int rc = mdb_env_sync(e->env, 1);
+    pthread_rwlock_unlock(&e->maplock);
+    return rc;
+}
+
 /* Group commit: the first committer to arrive syncs for everyone committed
 ** before it started; the others wait for a sync that covers them. */
 static int group_sync(sb_engine *e)
@@ -502,7 +512,7 @@ static int group_sync(sb_engine *e)
             e->syncing = 1;
             uint64_t upto = e->sync_committed;
             pthread_mutex_unlock(&e->sync_mu);
-            rc = mdb_env_sync(e->env, 1);
+            rc = locked_sync(e);
             pthread_mutex_lock(&e->sync_mu);
             e->syncing = 0;
             if (!rc && upto > e->sync_done) e->sync_done = upto;
@@ -519,7 +529,7 @@ static int group_sync(sb_engine *e)
 int sb_sync(sb_engine *e)
 {
     if (!e) return SB_EINVAL;
-    int rc = mdb_env_sync(e->env, 1);
+    int rc = locked_sync(e);
     return rc ? eng_mdb_err(NULL, rc, "sync") : 0;
 }
 
@@ -571,7 +581,7 @@ int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
     }
     int rc = 0;
     if (e->cfg.sync == SB_SYNC_GROUP) rc = group_sync(e);
-    else if (e->cfg.sync == SB_SYNC_SYNC) rc = mdb_env_sync(e->env, 1);
+    else if (e->cfg.sync == SB_SYNC_SYNC) rc = locked_sync(e);
     if (rc) return eng_mdb_err(res, rc, "sync");
     return 0;
 }
