@@ -11,5 +11,7 @@
 char *cli_read_file(const char *path, size_t *len);
 int cli_replay(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
+int cli_records(int argc, char **argv); /* records.c */
+int cli_sweep(int argc, char **argv);
 
 #endif

@@ -28,6 +28,9 @@ static void usage(FILE *f)
             "                                print each decision\n"
             "  simulate [--policy-dir DIR] [--calls N] [--seed N] [--data-dir DIR]\n"
             "                                a simulated day of calls, with a summary\n"
+            "  records COMMAND ...           call records: export, erase, list, get, hold,\n"
+            "                                release, holds, audit, stats (records --help)\n"
+            "  sweep --data-dir DIR          run a retention sweep now, with a summary\n"
             "  serve [FLAGS]                 the HTTP/JSON daemon (serve --help)\n"
             "  version                       print the version\n");
 }
@@ -131,6 +134,8 @@ static int cmd_test(int argc, char **argv)
                 char *got = json_dumps(json_object_get(c, "got"), JSON_COMPACT);
                 char *exp = json_dumps(json_object_get(c, "expected"), JSON_COMPACT);
                 printf("#   expected %s\n#   got      %s\n", exp ? exp : "?", got ? got : "?");
+                const char *why = json_string_value(json_object_get(c, "message"));
+                if (why) printf("#   %s\n", why);
                 free(got);
                 free(exp);
             }
@@ -215,6 +220,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "policy") == 0) return cmd_policy(argc - 2, argv + 2);
     if (strcmp(cmd, "replay") == 0) return cli_replay(argc - 2, argv + 2);
     if (strcmp(cmd, "simulate") == 0) return cli_simulate(argc - 2, argv + 2);
+    if (strcmp(cmd, "records") == 0) return cli_records(argc - 2, argv + 2);
+    if (strcmp(cmd, "sweep") == 0) return cli_sweep(argc - 2, argv + 2);
     if (strcmp(cmd, "serve") == 0) return sb_daemon_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("switchboard %s\n", sb_version());

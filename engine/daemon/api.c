@@ -62,6 +62,8 @@ int sbd_api_status(int code)
         return 409;
     case SB_ESTATE:
         return 409;
+    case SB_EHOLD:
+        return 409;
     case SB_EPOLICY:
         return 422;
     case SB_EFULL:
@@ -563,6 +565,179 @@ out:
     json_decref(doc);
 }
 
+/* Handlers: records and retention (account). */
+
+static int hexval(char c);
+
+/* Query parameter `name`, percent-decoded into buf; NULL when absent or
+** malformed. '+' stays '+' (phone numbers), so "number=+44..." works as
+** typed; %2B works too. */
+static const char *query_param(ctx *x, const char *name, char *buf, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = x->req->query; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nl && p[nl] == '=' && !strncmp(p, name, nl)) {
+            size_t o = 0;
+            for (size_t i = nl + 1; i < len; i++) {
+                char c = p[i];
+                if (c == '%') {
+                    if (i + 2 >= len) return NULL;
+                    int hi = hexval(p[i + 1]), lo = hi < 0 ? -1 : hexval(p[i + 2]);
+                    if (lo < 0 || (hi == 0 && lo == 0)) return NULL;
+                    c = (char)(hi * 16 + lo);
+                    i += 2;
+                }
+                if (o + 1 >= cap) return NULL;
+                buf[o++] = c;
+            }
+            buf[o] = 0;
+            return buf;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* An integer query parameter into *v (left alone when absent); -1 after a 400. */
+static int query_int(ctx *x, const char *name, long long *v)
+{
+    char buf[32];
+    const char *s = query_param(x, name, buf, sizeof buf);
+    if (!s) return 0;
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (!*s || *end || n < 0) {
+        fail(x, 400, "SB_EINVAL", name, "\"%s\" must be a non-negative integer", name);
+        return -1;
+    }
+    *v = n;
+    return 0;
+}
+
+static void h_erasure(ctx *x)
+{
+    json_t *doc = body_object(x, 1);
+    if (!doc) return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(doc, k, v)
+    {
+        if (strcmp(k, "number") != 0) {
+            fail(x, 400, "SB_EINVAL", k, "unknown field \"%s\" (expected number)", k);
+            json_decref(doc);
+            return;
+        }
+    }
+    json_t *n = json_object_get(doc, "number");
+    if (!json_is_string(n)) {
+        fail(x, 400, "SB_EINVAL", "number",
+             n ? "\"number\" must be a string" : "\"number\" is required");
+    } else {
+        int rc = sb_erase(x->d->eng, x->account, json_string_value(n), x->d->res);
+        reply_result(x, rc, 200, NULL, NULL);
+        /* The log names the account and counts, never the number. */
+        if (rc == 0) sbd_log(SB_LOG_INFO, "erasure request", "account=%s", sbd_q(x->account));
+    }
+    json_decref(doc);
+}
+
+static void h_records(ctx *x)
+{
+    char number[64], format[16], queue[136];
+    const char *num = query_param(x, "number", number, sizeof number);
+    const char *fmt = query_param(x, "format", format, sizeof format);
+    if (fmt && strcmp(fmt, "json") && strcmp(fmt, "csv")) {
+        fail(x, 400, "SB_EINVAL", "format", "\"format\" must be json or csv");
+        return;
+    }
+    if (!num) {
+        if (fmt && !strcmp(fmt, "csv")) {
+            fail(x, 400, "SB_EINVAL", "format", "CSV is for access requests (?number=...)");
+            return;
+        }
+        long long from = -1, to = -1, limit = -1;
+        if (query_int(x, "from_ms", &from) || query_int(x, "to_ms", &to) ||
+            query_int(x, "limit", &limit))
+            return;
+        json_t *q = json_object();
+        if (from >= 0) json_object_set_new(q, "from_ms", json_integer(from));
+        if (to >= 0) json_object_set_new(q, "to_ms", json_integer(to));
+        if (limit >= 0) json_object_set_new(q, "limit", json_integer(limit));
+        if (query_param(x, "queue", queue, sizeof queue))
+            json_object_set_new(q, "queue", json_string(queue));
+        char *qs = json_dumps(q, JSON_COMPACT);
+        json_decref(q);
+        reply_result(x, sb_records_list(x->d->eng, x->account, qs, qs ? strlen(qs) : 0, x->d->res),
+                     200, NULL, NULL);
+        free(qs);
+        return;
+    }
+    int csv = fmt && !strcmp(fmt, "csv");
+    int rc = sb_records_export(x->d->eng, x->account, num, csv ? SB_EXPORT_CSV : SB_EXPORT_JSON,
+                               x->d->res);
+    sodium_memzero(number, sizeof number);
+    if (rc || !csv) {
+        reply_result(x, rc, 200, NULL, NULL);
+        return;
+    }
+    json_t *d = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
+    json_t *c = json_object_get(d, "csv");
+    x->rep->status = 200;
+    x->rep->content_type = "text/csv; charset=utf-8";
+    if (json_is_string(c)) evbuffer_add(x->rep->body, json_string_value(c), json_string_length(c));
+    json_decref(d);
+}
+
+static void h_hold_list(ctx *x)
+{
+    reply_result(x, sb_hold_list(x->d->eng, x->account, x->d->res), 200, NULL, NULL);
+}
+
+static void h_hold_place(ctx *x)
+{
+    json_t *doc = body_object(x, 1);
+    if (!doc) return;
+    json_decref(doc);
+    int rc = sb_hold_place(x->d->eng, x->account, x->req->body, x->req->body_len, x->d->res);
+    reply_result(x, rc, 201, NULL, NULL);
+    if (rc == 0) {
+        json_t *h = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
+        const char *id = json_string_value(json_object_get(h, "id"));
+        add_header(x->rep, "Location: /v1/holds/%s\r\n", id ? id : "");
+        sbd_log(SB_LOG_INFO, "legal hold placed", "account=%s hold=%s", sbd_q(x->account),
+                sbd_q(id ? id : ""));
+        json_decref(h);
+    }
+}
+
+static void h_hold_release(ctx *x)
+{
+    int rc = sb_hold_release(x->d->eng, x->account, x->p[0], x->d->res);
+    reply_result(x, rc, 200, NULL, NULL);
+    if (rc == 0)
+        sbd_log(SB_LOG_INFO, "legal hold released", "account=%s hold=%s", sbd_q(x->account),
+                sbd_q(x->p[0]));
+}
+
+static void h_aggregates(ctx *x)
+{
+    char queue[136];
+    long long from = 0, to = 0;
+    if (query_int(x, "from_ms", &from) || query_int(x, "to_ms", &to)) return;
+    const char *q = query_param(x, "queue", queue, sizeof queue);
+    reply_result(x, sb_aggregates(x->d->eng, x->account, q, from, to, x->d->res), 200, NULL, NULL);
+}
+
+static void h_audit(ctx *x)
+{
+    long long after = 0, limit = 0;
+    if (query_int(x, "after", &after) || query_int(x, "limit", &limit)) return;
+    reply_result(x, sb_audit_list(x->d->eng, x->account, (uint64_t)after, (size_t)limit, x->d->res),
+                 200, NULL, NULL);
+}
+
 /* The event stream (account). */
 
 static void h_events(ctx *x)
@@ -609,6 +784,12 @@ static const struct route routes[] = {
     {"/v1/policies", AUTH_ACCOUNT, {[SBD_GET] = h_policy_list}, NULL},
     {"/v1/policies/{name...}", AUTH_ACCOUNT, {[SBD_PUT] = h_policy_put}, NULL},
     {"/v1/events", AUTH_ACCOUNT, {[SBD_GET] = h_events}, NULL},
+    {"/v1/records", AUTH_ACCOUNT, {[SBD_GET] = h_records}, NULL},
+    {"/v1/erasure", AUTH_ACCOUNT, {[SBD_POST] = h_erasure}, NULL},
+    {"/v1/holds", AUTH_ACCOUNT, {[SBD_GET] = h_hold_list, [SBD_POST] = h_hold_place}, NULL},
+    {"/v1/holds/{id}", AUTH_ACCOUNT, {[SBD_DELETE] = h_hold_release}, NULL},
+    {"/v1/aggregates", AUTH_ACCOUNT, {[SBD_GET] = h_aggregates}, NULL},
+    {"/v1/audit", AUTH_ACCOUNT, {[SBD_GET] = h_audit}, NULL},
 };
 
 #define NROUTES ((int)(sizeof routes / sizeof routes[0]))
@@ -712,6 +893,22 @@ static int auth_account(ctx *x)
     unsigned char buf[512];
     size_t len = 0;
     int rc = SB_EAUTH;
+    /* The connection verified these very credentials lately, and no key or
+    ** account changed through this daemon since: skip sb_apikey_verify(). */
+    sbd_auth_cache *ac = x->req->auth_cache;
+    unsigned char hh[32];
+    uint64_t now = 0;
+    if (ac && h) {
+        crypto_generichash(hh, sizeof hh, (const unsigned char *)h, strlen(h), NULL, 0);
+        now = sbd_now_ns();
+        if (ac->valid && ac->gen == x->d->auth_gen && now < ac->expires_ns &&
+            sodium_memcmp(hh, ac->hash, sizeof hh) == 0) {
+            memcpy(x->acct, ac->account, sizeof x->acct);
+            x->account = x->acct;
+            return 0;
+        }
+        ac->valid = 0;
+    }
     if (h && !strncasecmp(h, "Basic ", 6)) {
         h += 6;
         while (*h == ' ')
@@ -730,6 +927,13 @@ static int auth_account(ctx *x)
     sodium_memzero(buf, sizeof buf);
     if (rc == 0) {
         x->account = x->acct;
+        if (ac && h) {
+            memcpy(ac->hash, hh, sizeof hh);
+            memcpy(ac->account, x->acct, sizeof ac->account);
+            ac->gen = x->d->auth_gen;
+            ac->expires_ns = now + SBD_AUTH_CACHE_TTL_NS;
+            ac->valid = 1;
+        }
         return 0;
     }
     if (rc != SB_EAUTH) {
@@ -798,7 +1002,12 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
         return;
     }
     if ((rt->auth == AUTH_ADMIN && auth_admin(&x) == 0) ||
-        (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE)
+        (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE) {
         h(&x);
+        /* An admin change (a key created or revoked, an account deleted...):
+        ** every connection's cached credentials are checked afresh. */
+        if (rt->auth == AUTH_ADMIN && req->method != SBD_GET && req->method != SBD_HEAD)
+            d->auth_gen++;
+    }
     free(buf);
 }

@@ -44,6 +44,7 @@ static const struct key {
     {"stream_buffer", K_SIZE, offsetof(sbd_config, stream_buffer)},
     {"idle_timeout", K_UINT, offsetof(sbd_config, idle_timeout)},
     {"shutdown_timeout", K_UINT, offsetof(sbd_config, shutdown_timeout)},
+    {"sweep_interval", K_UINT, offsetof(sbd_config, sweep_interval)},
 };
 
 static const char usage[] =
@@ -258,6 +259,7 @@ static void defaults(sbd_config *c)
     c->stream_buffer = 1024 * 1024;
     c->idle_timeout = 60;
     c->shutdown_timeout = 10;
+    c->sweep_interval = 300;
 }
 
 static const struct flag {

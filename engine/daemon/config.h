@@ -38,6 +38,7 @@ typedef struct sbd_config {
     size_t stream_buffer;      /* bytes queued per subscriber before drop */
     unsigned idle_timeout;     /* seconds an idle connection is kept      */
     unsigned shutdown_timeout; /* seconds SIGTERM waits for in-flight work */
+    unsigned sweep_interval;   /* seconds between retention sweeps (0: none) */
     int demo;
 } sbd_config;
 

@@ -4,9 +4,14 @@
 **
 ** Group commit: the engine is opened with SB_SYNC_DEFER. The loop runs one
 ** libevent iteration at a time (EVLOOP_ONCE): every request that is ready is
-** parsed and applied, its response held; then sbd_flush() makes one
-** sb_sync() for the whole batch and only then releases the responses and the
-** stream events. Nothing is acknowledged before it is durable.
+** parsed and applied (committed, not yet synced), its response held and
+** tagged with the open batch's number; then sbd_flush() hands the batch to
+** the sync thread, which calls sb_sync() while the loop goes on serving: the
+** next batch commits and collects meanwhile. When the sync is done the thread
+** signals the loop (an eventfd), which releases exactly the responses and
+** stream events tagged with a batch the sync covered, and starts the next
+** sync if the open batch committed anything. At most one sync is in flight.
+** Nothing is acknowledged before it is durable.
 */
 #include "daemon.h"
 
@@ -18,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,6 +111,39 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
     arm_deadline(d);
 }
 
+/* Retention sweeps: one short transaction per turn of the loop (requests
+** are served in between) until nothing is due, then wait sweep_interval. */
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sbd *d = arg;
+    (void)fd;
+    (void)what;
+    if (d->draining) return;
+    int rc = sb_sweep(d->eng, 1, NULL, NULL, d->res);
+    d->m.sweeps++;
+    json_t *s = rc ? NULL : json_loads(sb_result_json(d->res, NULL), 0, NULL);
+    int more = s && !json_is_true(json_object_get(s, "done"));
+    if (rc) {
+        d->m.sweep_errors++;
+        sbd_log(SB_LOG_ERROR, "sweep failed", "error=%s", sbd_q(sb_result_message(d->res)));
+    } else {
+        d->batch_dirty = 1; /* synced with the batch */
+        json_int_t n = json_integer_value(json_object_get(s, "reviewed")) +
+                       json_integer_value(json_object_get(s, "purged"));
+        d->m.swept += (uint64_t)n;
+        if (!more && n)
+            sbd_log(SB_LOG_INFO, "sweep done", "reviewed=%lld deleted=%lld anonymized=%lld "
+                    "purged=%lld",
+                    (long long)json_integer_value(json_object_get(s, "reviewed")),
+                    (long long)json_integer_value(json_object_get(s, "deleted")),
+                    (long long)json_integer_value(json_object_get(s, "anonymized")),
+                    (long long)json_integer_value(json_object_get(s, "purged")));
+    }
+    json_decref(s);
+    struct timeval next = {more ? 0 : (time_t)d->cfg->sweep_interval, 0};
+    event_add(d->sweep_ev, &next);
+}
+
 static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -115,11 +154,117 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 /* ------------------------------------------------------------------------ */
 /* The batch. */
 
+/* The sync thread: waits for a request, syncs, reports through the eventfd. */
+static void *sync_main(void *arg)
+{
+    sbd *d = arg;
+    pthread_mutex_lock(&d->sync_mu);
+    for (;;) {
+        while (!d->sync_req && !d->sync_quit)
+            pthread_cond_wait(&d->sync_cv, &d->sync_mu);
+        if (!d->sync_req) break; /* quit, nothing asked */
+        d->sync_req = 0;
+        pthread_mutex_unlock(&d->sync_mu);
+        uint64_t t = sbd_now_ns();
+        int rc = sb_sync(d->eng);
+        uint64_t ns = sbd_now_ns() - t;
+        pthread_mutex_lock(&d->sync_mu);
+        d->sync_rc = rc;
+        d->sync_ns = ns;
+        d->sync_done = 1;
+        uint64_t one = 1;
+        while (write(d->sync_efd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_mutex_unlock(&d->sync_mu);
+    return NULL;
+}
+
+/* Metrics for the requests answered in batches <= upto. */
+static void account_requests(sbd *d, uint64_t upto)
+{
+    uint64_t now = sbd_now_ns();
+    size_t i = 0;
+    while (i < d->npreq && d->preq[i].seq <= upto) {
+        const sbd_pending_req *p = &d->preq[i];
+        sbd_metrics_request(d, p->route, p->method, p->status, (double)(now - p->t0_ns) / 1e9);
+        i++;
+    }
+    if (i) {
+        memmove(d->preq, d->preq + i, (d->npreq - i) * sizeof *d->preq);
+        d->npreq -= i;
+    }
+}
+
+/* Send what is held up to batch `upto` (UINT64_MAX: everything). */
+static void release(sbd *d, uint64_t upto, int failed)
+{
+    sbd_http_release(d, upto, failed);
+    d->m.batches++;
+    account_requests(d, upto);
+    sbd_stream_publish(d, upto);
+}
+
+static void start_sync(sbd *d)
+{
+    d->inflight_seq = d->open_seq++;
+    d->batch_dirty = 0;
+    d->batch_len = 0;
+    pthread_mutex_lock(&d->sync_mu);
+    d->sync_req = 1;
+    pthread_cond_signal(&d->sync_cv);
+    pthread_mutex_unlock(&d->sync_mu);
+}
+
+/* The sync thread finished: release what it covered, start the next. */
+static void sync_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sbd *d = arg;
+    (void)what;
+    uint64_t v;
+    while (read(fd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+    pthread_mutex_lock(&d->sync_mu);
+    int done = d->sync_done, rc = d->sync_rc;
+    uint64_t ns = d->sync_ns;
+    d->sync_done = 0;
+    pthread_mutex_unlock(&d->sync_mu);
+    if (!done || !d->inflight_seq) return;
+    uint64_t synced = d->inflight_seq;
+    d->inflight_seq = 0;
+    d->m.syncs++;
+    d->m.sync_seconds += (double)ns / 1e9;
+    if (rc != 0) {
+        d->m.sync_errors++;
+        sbd_log(SB_LOG_ERROR, "sync failed; unsynced changes answered with 500", "error=%s",
+                sbd_q(sb_strerror(rc)));
+    }
+    /* The open batch committed nothing: what it answered read only state the
+    ** sync covered, so it goes out too. */
+    release(d, d->batch_dirty ? synced : UINT64_MAX, rc != 0);
+    sbd_flush(d);
+}
+
 void sbd_flush(sbd *d)
 {
+    if (d->cfg->sync == SBD_SYNC_GROUP && d->sync_thread_started) {
+        if (!d->inflight_seq) {
+            if (d->batch_dirty)
+                start_sync(d); /* the responses wait for sync_done_cb */
+            else if (d->batch || d->pub_head || d->npreq) {
+                /* Nothing unsynced anywhere: release at once. */
+                release(d, UINT64_MAX, 0);
+                d->open_seq++;
+                d->batch_len = 0;
+            }
+        }
+        arm_deadline(d);
+        return;
+    }
     if (!d->batch && !d->pub_head && !d->batch_dirty && !d->npreq) return;
     int failed = 0;
     if (d->batch_dirty && d->cfg->sync == SBD_SYNC_GROUP) {
+        /* No sync thread (start-up failed to make one): sync here. */
         uint64_t t = sbd_now_ns();
         int rc = sb_sync(d->eng);
         d->m.syncs++;
@@ -132,16 +277,54 @@ void sbd_flush(sbd *d)
         }
     }
     d->batch_dirty = 0;
-    sbd_http_release(d, failed);
-    d->m.batches++;
-    uint64_t now = sbd_now_ns();
-    for (size_t i = 0; i < d->npreq; i++) {
-        const sbd_pending_req *p = &d->preq[i];
-        sbd_metrics_request(d, p->route, p->method, p->status, (double)(now - p->t0_ns) / 1e9);
-    }
-    d->npreq = 0;
-    sbd_stream_publish(d);
+    d->batch_len = 0;
+    release(d, UINT64_MAX, failed);
+    d->open_seq++;
     arm_deadline(d);
+}
+
+static int sync_thread_start(sbd *d)
+{
+    d->sync_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (d->sync_efd < 0) return -1;
+    d->sync_ev = event_new(d->base, d->sync_efd, EV_READ | EV_PERSIST, sync_done_cb, d);
+    if (!d->sync_ev || event_add(d->sync_ev, NULL) != 0) return -1;
+    pthread_mutex_init(&d->sync_mu, NULL);
+    pthread_cond_init(&d->sync_cv, NULL);
+    if (pthread_create(&d->sync_thread, NULL, sync_main, d) != 0) {
+        pthread_mutex_destroy(&d->sync_mu);
+        pthread_cond_destroy(&d->sync_cv);
+        return -1;
+    }
+    d->sync_thread_started = 1;
+    return 0;
+}
+
+/* Wait for the sync in flight (its result released, for the connections
+** still open), then stop the thread. */
+static void sync_thread_stop(sbd *d)
+{
+    if (d->sync_thread_started) {
+        while (d->inflight_seq) {
+            /* Block on the eventfd; the loop is no longer running. */
+            int fl = fcntl(d->sync_efd, F_GETFL);
+            fcntl(d->sync_efd, F_SETFL, fl & ~O_NONBLOCK);
+            sync_done_cb(d->sync_efd, EV_READ, d);
+            fcntl(d->sync_efd, F_SETFL, fl);
+        }
+        pthread_mutex_lock(&d->sync_mu);
+        d->sync_quit = 1;
+        pthread_cond_signal(&d->sync_cv);
+        pthread_mutex_unlock(&d->sync_mu);
+        pthread_join(d->sync_thread, NULL);
+        pthread_mutex_destroy(&d->sync_mu);
+        pthread_cond_destroy(&d->sync_cv);
+        d->sync_thread_started = 0;
+    }
+    if (d->sync_ev) event_free(d->sync_ev);
+    d->sync_ev = NULL;
+    if (d->sync_efd >= 0) close(d->sync_efd);
+    d->sync_efd = -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -375,7 +558,7 @@ static const char *sync_name(sbd_sync s)
 static void teardown(sbd *d)
 {
     struct event **evs[] = {&d->deadline_ev, &d->housekeeping_ev, &d->keepalive_ev, &d->drain_ev,
-                            &d->sig_hup,     &d->sig_term,        &d->sig_int};
+                            &d->sig_hup,     &d->sig_term,        &d->sig_int,     &d->sweep_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {
             event_free(*evs[i]);
@@ -411,6 +594,8 @@ int sb_daemon_main(int argc, char **argv)
     d.pub_tail = &d.pub_head;
     d.armed_deadline = INT64_MIN;
     d.stuck_deadline = INT64_MIN;
+    d.open_seq = 1;
+    d.sync_efd = -1;
     int lockfd = -1, exit_code = 1;
 
     if (mkdirs(cfg.data_dir, 0700) != 0) {
@@ -432,10 +617,12 @@ int sb_daemon_main(int argc, char **argv)
     d.housekeeping_ev = event_new(d.base, -1, EV_PERSIST, housekeeping_cb, &d);
     d.keepalive_ev = event_new(d.base, -1, EV_PERSIST, keepalive_cb, &d);
     d.drain_ev = evtimer_new(d.base, drain_timeout_cb, &d);
+    d.sweep_ev = evtimer_new(d.base, sweep_cb, &d);
     d.sig_hup = evsignal_new(d.base, SIGHUP, hup_cb, &d);
     d.sig_term = evsignal_new(d.base, SIGTERM, term_cb, &d);
     d.sig_int = evsignal_new(d.base, SIGINT, term_cb, &d);
-    if (!d.deadline_ev || !d.housekeeping_ev || !d.keepalive_ev || !d.drain_ev || !d.sig_hup ||
+    if (!d.deadline_ev || !d.housekeeping_ev || !d.keepalive_ev || !d.drain_ev || !d.sweep_ev ||
+        !d.sig_hup ||
         !d.sig_term || !d.sig_int) {
         fprintf(stderr, "switchboard: cannot create events\n");
         goto out;
@@ -443,6 +630,8 @@ int sb_daemon_main(int argc, char **argv)
     struct timeval one = {1, 0}, ka = {cfg.stream_keepalive, 0};
     event_add(d.housekeeping_ev, &one);
     if (cfg.stream_keepalive) event_add(d.keepalive_ev, &ka);
+    struct timeval first_sweep = {1, 0}; /* soon after start: what fell due while down */
+    if (cfg.sweep_interval) event_add(d.sweep_ev, &first_sweep);
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
@@ -451,6 +640,8 @@ int sb_daemon_main(int argc, char **argv)
             "addr=%s data_dir=%s policy_dir=%s sync=%s version=%s pid=%ld", d.listen_addr,
             sbd_q(cfg.data_dir), sbd_q(cfg.policy_dir), sync_name(cfg.sync), sb_version(),
             (long)getpid());
+    if (cfg.sync == SBD_SYNC_GROUP && sync_thread_start(&d) != 0)
+        sbd_log(SB_LOG_WARN, "cannot start the sync thread; syncing on the loop thread", NULL);
     if (cfg.demo) sbd_demo_setup(&d);
     arm_deadline(&d);
 
@@ -464,6 +655,8 @@ int sb_daemon_main(int argc, char **argv)
         if (r == 1) break;
     }
     sbd_flush(&d);
+    sync_thread_stop(&d); /* waits for the last sync; releases what it covered */
+    sbd_flush(&d);        /* whatever is left: synced here, without the thread */
     sbd_http_close_all(&d);
     exit_code = 0;
     if (d.eng && sb_sync(d.eng) != 0) {
@@ -472,6 +665,7 @@ int sb_daemon_main(int argc, char **argv)
     }
 
 out:
+    sync_thread_stop(&d);
     if (d.base) sbd_http_close_all(&d);
     teardown(&d);
     if (d.eng) {

@@ -8,7 +8,8 @@
 ** be written. A small parser over the bufferevent's input gives that control.
 **
 ** A connection's life: HTTP (parsing requests; each response is appended to
-** `pending` and the connection joins the batch) → CLOSING (no more requests;
+** `pending`, tagged with the batch it was answered in, and the connection
+** joins the batch list until every tagged segment is released) → CLOSING (no more requests;
 ** waits for its output to drain) → LINGER (write side shut, reading and
 ** discarding until EOF or 2 s, so the client sees the last response instead
 ** of a reset) → freed. GET /v1/events turns HTTP into STREAM.
@@ -27,10 +28,13 @@
 #include <unistd.h>
 
 #include <event2/util.h>
+#include <sodium.h>
 
 #include "log.h"
 
 enum { CS_HTTP, CS_STREAM, CS_CLOSING, CS_LINGER };
+
+#define HELD_SEGS 3
 
 struct sbd_conn {
     sbd *d;
@@ -40,15 +44,24 @@ struct sbd_conn {
     char peer[64];
     int state;
     int counted;              /* counts against max_connections (else: a 503 being sent) */
-    struct evbuffer *pending; /* responses held until the batch is synced */
-    sbd_conn *next, *prev;    /* d->conns */
-    sbd_conn *bnext, *bprev;  /* d->batch */
+    struct evbuffer *pending; /* responses held until their batch is synced */
+    /* pending, cut by batch: held[0] is at the front. At most one sync is in
+    ** flight, so two segments suffice; a third merges into the last under
+    ** the later tag (held longer, never released early). */
+    struct held {
+        uint64_t seq;  /* batch: released once a sync covering it is done */
+        size_t bytes;  /* length of this segment of pending */
+        int mutating;  /* a request in it changed state */
+    } held[HELD_SEGS];
+    int nheld;
+    sbd_conn *next, *prev;   /* d->conns */
+    sbd_conn *bnext, *bprev; /* d->batch */
     int in_batch;
-    int batch_mutating;
     int expect_sent; /* 100 Continue sent for the request being received */
     int paused;      /* reading stopped until the output drains */
     sbd_sub *sub;
     size_t lingered;
+    sbd_auth_cache auth; /* the last account credentials verified here */
 };
 
 #define OUTPUT_LIMIT (4u * 1024 * 1024) /* stop parsing requests past this backlog */
@@ -84,6 +97,11 @@ void sbd_conn_set_sub(sbd_conn *c, sbd_sub *s)
 void sbd_conn_close(sbd_conn *c)
 {
     conn_free(c);
+}
+
+int sbd_conn_held(const sbd_conn *c)
+{
+    return c->in_batch;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -174,6 +192,7 @@ static void batch_join(sbd_conn *c)
 {
     sbd *d = c->d;
     if (!c->in_batch) {
+        c->nheld = 0;
         c->in_batch = 1;
         c->bprev = NULL;
         c->bnext = d->batch;
@@ -195,6 +214,24 @@ static void batch_leave(sbd_conn *c)
     c->bnext = c->bprev = NULL;
 }
 
+/* What was appended to c->pending since it was `before` bytes long belongs to
+** the open batch: tag it, and put c on the batch list. */
+static void hold(sbd_conn *c, size_t before, int mutating)
+{
+    sbd *d = c->d;
+    size_t n = evbuffer_get_length(c->pending) - before;
+    batch_join(c);
+    struct held *h = c->nheld ? &c->held[c->nheld - 1] : NULL;
+    if (!h || (h->seq != d->open_seq && c->nheld < HELD_SEGS)) {
+        h = &c->held[c->nheld++];
+        h->bytes = 0;
+        h->mutating = 0;
+    }
+    h->seq = d->open_seq; /* merging only ever raises the tag */
+    h->bytes += n;
+    h->mutating |= mutating;
+}
+
 static void note_request(sbd *d, int route, int method, int status, uint64_t t0)
 {
     if (d->npreq == d->cappreq) {
@@ -204,7 +241,7 @@ static void note_request(sbd *d, int route, int method, int status, uint64_t t0)
         d->preq = p;
         d->cappreq = cap;
     }
-    d->preq[d->npreq++] = (sbd_pending_req){route, method, status, t0};
+    d->preq[d->npreq++] = (sbd_pending_req){route, method, status, t0, d->open_seq};
 }
 
 static struct evbuffer *scratch_body(void)
@@ -225,9 +262,10 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     rep.body = scratch_body();
     rep.route = -1;
     sbd_api_error(&rep, status, code, msg, NULL);
+    size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, &rep, 1, 0);
     c->state = CS_CLOSING;
-    batch_join(c);
+    hold(c, before, 0);
     c->d->batch_len++;
     note_request(c->d, -1, SBD_OTHER, status, t0);
     sbd_log(SB_LOG_DEBUG, "bad request", "conn=%llu peer=%s status=%d code=%s",
@@ -487,15 +525,17 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     sbd *d = c->d;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     char *q = strchr(hd->target, '?');
-    if (q) *q = 0;
+    if (q) *q++ = 0;
     sbd_req req = {
         .method = method_index(hd->method),
         .method_name = hd->method,
         .path = hd->target,
+        .query = q ? q : "",
         .authorization = hd->auth,
         .content_type = hd->ctype,
         .body = body,
         .body_len = body_len,
+        .auth_cache = &c->auth,
     };
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);
@@ -506,6 +546,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     int keep = hd->keepalive && !rep.stream;
     /* Shutting down: the last request we have gets "Connection: close". */
     if (d->draining && keep && !evbuffer_get_length(in) && !kernel_has_data(c->fd)) keep = 0;
+    size_t before = evbuffer_get_length(c->pending);
     if (rep.stream) {
         evbuffer_add_printf(c->pending,
                             "HTTP/1.%d 200 OK\r\nDate: %s\r\nServer: switchboard/%s\r\n"
@@ -515,11 +556,8 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     } else {
         format_response(c->pending, &rep, hd->minor, keep);
     }
-    if (rep.mutating) {
-        c->batch_mutating = 1;
-        d->batch_dirty = 1;
-    }
-    batch_join(c);
+    if (rep.mutating) d->batch_dirty = 1;
+    hold(c, before, rep.mutating);
     d->batch_len++;
     note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0);
     if (sbd_log_enabled(SB_LOG_DEBUG))
@@ -668,9 +706,11 @@ need_more:
     if (hd.expect && !c->expect_sent && hd.minor == 1) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         /* Behind held responses it must wait its turn; otherwise send it now. */
-        if (c->in_batch)
+        if (c->in_batch) {
+            size_t before = evbuffer_get_length(c->pending);
             evbuffer_add(c->pending, cont, sizeof cont - 1);
-        else
+            hold(c, before, 0);
+        } else
             bufferevent_write(c->bev, cont, sizeof cont - 1);
         c->expect_sent = 1;
     }
@@ -691,7 +731,8 @@ static void process_input(sbd_conn *c)
             break;
         }
         if (!take_request(c)) break;
-        if (d->batch_len >= BATCH_LIMIT) sbd_flush(d);
+        /* A big batch: start its sync now (if none is in flight). */
+        if (d->batch_len >= BATCH_LIMIT && !d->inflight_seq) sbd_flush(d);
     }
     if (c->state != CS_HTTP && c->state != CS_STREAM) {
         struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -719,6 +760,7 @@ static void conn_free(sbd_conn *c)
         d->nrejecting--;
     if (c->bev) bufferevent_free(c->bev);
     if (c->pending) evbuffer_free(c->pending);
+    sodium_memzero(&c->auth, sizeof c->auth);
     sbd_log(SB_LOG_DEBUG, "connection closed", "conn=%llu peer=%s", (unsigned long long)c->id,
             c->peer);
     free(c);
@@ -969,15 +1011,23 @@ int sbd_http_listen(sbd *d)
     return 0;
 }
 
-void sbd_http_release(sbd *d, int sync_failed)
+void sbd_http_release(sbd *d, uint64_t upto, int sync_failed)
 {
-    while (d->batch) {
-        sbd_conn *c = d->batch;
-        batch_leave(c);
-        if (sync_failed && c->batch_mutating) {
+    sbd_conn *c = d->batch;
+    while (c) {
+        sbd_conn *next = c->bnext;
+        int n = 0, failed = 0;
+        size_t bytes = 0;
+        while (n < c->nheld && c->held[n].seq <= upto) {
+            bytes += c->held[n].bytes;
+            failed |= sync_failed && c->held[n].mutating;
+            n++;
+        }
+        if (failed) {
             /* What we were about to acknowledge is not durable: say so, and
             ** close so no later response on this connection is mistaken
             ** for the lost one. */
+            batch_leave(c);
             evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
             sbd_reply rep;
             memset(&rep, 0, sizeof rep);
@@ -990,11 +1040,19 @@ void sbd_http_release(sbd *d, int sync_failed)
                 c->sub = NULL;
             }
             c->state = CS_CLOSING;
+            bufferevent_write_buffer(c->bev, c->pending);
+        } else if (n) {
+            if (n == c->nheld) {
+                batch_leave(c);
+                bufferevent_write_buffer(c->bev, c->pending);
+            } else {
+                memmove(c->held, c->held + n, (size_t)(c->nheld - n) * sizeof c->held[0]);
+                c->nheld -= n;
+                evbuffer_remove_buffer(c->pending, bufferevent_get_output(c->bev), bytes);
+            }
         }
-        c->batch_mutating = 0;
-        bufferevent_write_buffer(c->bev, c->pending);
+        c = next;
     }
-    d->batch_len = 0;
 }
 
 void sbd_http_drain(sbd *d)

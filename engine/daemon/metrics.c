@@ -225,4 +225,10 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
              m->reloads_ok);
     metric_u(o, "switchboard_reload_failures_total", "counter", "SIGHUP reloads that failed.",
              m->reloads_failed);
+    metric_u(o, "switchboard_sweeps_total", "counter", "Retention sweep turns (sb_sweep).",
+             m->sweeps);
+    metric_u(o, "switchboard_sweep_errors_total", "counter", "Retention sweep turns that failed.",
+             m->sweep_errors);
+    metric_u(o, "switchboard_swept_records_total", "counter",
+             "Records reviewed or purged by retention sweeps.", m->swept);
 }

@@ -7,11 +7,14 @@
 **   stream.c   GET /v1/events subscribers (Server-Sent Events)
 **   metrics.c  request counters and the Prometheus page
 **   demo.c     the --demo account
-** Everything runs on the one event loop thread.
+** Everything runs on the one event loop thread, except sb_sync() in group
+** mode, which runs on a dedicated sync thread (daemon.c) so the loop keeps
+** serving while the disk syncs.
 */
 #ifndef SBD_SERVE_H
 #define SBD_SERVE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +33,19 @@ typedef struct sbd_sub sbd_sub;
 typedef struct sbd_pub sbd_pub;
 
 /* ------------------------------------------------------------------------ */
+/* A connection's last successful Basic-auth check (api.c): the same
+** Authorization header on the same connection skips sb_apikey_verify() while
+** the daemon's key generation is unchanged and for at most
+** SBD_AUTH_CACHE_TTL_NS. */
+#define SBD_AUTH_CACHE_TTL_NS (5ull * 1000000000ull)
+typedef struct sbd_auth_cache {
+    int valid;
+    unsigned char hash[32]; /* BLAKE2b of the Authorization header value */
+    char account[136];
+    uint64_t gen;        /* sbd.auth_gen when verified */
+    uint64_t expires_ns; /* sbd_now_ns() deadline */
+} sbd_auth_cache;
+
 /* A parsed request, handed to the API layer. Strings live until the handler
 ** returns. */
 
@@ -39,10 +55,12 @@ typedef struct sbd_req {
     int method; /* SBD_GET ...                                  */
     const char *method_name;
     const char *path;          /* raw path, no query                           */
+    const char *query;         /* raw query string after '?', or ""            */
     const char *authorization; /* header value or NULL                       */
     const char *content_type;  /* header value or NULL                       */
     const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
     size_t body_len;
+    sbd_auth_cache *auth_cache; /* the connection's, or NULL */
 } sbd_req;
 
 /* What the API layer answers. `body` is created by the HTTP layer; the handler
@@ -77,6 +95,7 @@ typedef struct sbd_metrics {
     uint64_t ticks, tick_errors, tick_actions;
     uint64_t stream_events, stream_dropped;
     uint64_t reloads_ok, reloads_failed;
+    uint64_t sweeps, sweep_errors, swept; /* retention sweep transactions, records */
 } sbd_metrics;
 
 /* ------------------------------------------------------------------------ */
@@ -85,6 +104,7 @@ typedef struct sbd_metrics {
 typedef struct sbd_pending_req {
     int route, method, status;
     uint64_t t0_ns;
+    uint64_t seq; /* batch it was answered in */
 } sbd_pending_req;
 
 struct sbd {
@@ -95,6 +115,7 @@ struct sbd {
     struct evconnlistener *listener;
     char listen_addr[96];
     unsigned char admin_hash[32]; /* BLAKE2b of the admin token */
+    uint64_t auth_gen;            /* bumped by every admin change: drops auth caches */
     char admin_token_path[4096];
 
     /* connections */
@@ -103,10 +124,16 @@ struct sbd {
     unsigned nrejecting; /* connections being sent a 503 */
     uint64_t next_conn_id;
 
-    /* the batch: responses and stream events held until one sync */
-    sbd_conn *batch; /* connections with responses pending */
-    int batch_dirty; /* something was committed since the last sync */
-    size_t batch_len;
+    /* The batches: responses and stream events held until the sync that
+    ** covers them. Everything held is tagged with open_seq, the batch being
+    ** collected; a sync started for batch N covers all commits tagged <= N
+    ** and releases exactly what is tagged <= N (pipelined group commit: at
+    ** most one sync in flight, the next batch collects meanwhile). */
+    sbd_conn *batch; /* connections with responses held */
+    int batch_dirty; /* something was committed in the open batch */
+    size_t batch_len; /* responses in the open batch */
+    uint64_t open_seq;     /* the batch being collected (>= 1) */
+    uint64_t inflight_seq; /* the batch the sync thread is syncing, 0: none */
     sbd_pending_req *preq;
     size_t npreq, cappreq;
     sbd_pub *pub_head, **pub_tail;
@@ -116,11 +143,21 @@ struct sbd {
     unsigned nsubs;
 
     /* timers and signals */
-    struct event *deadline_ev, *housekeeping_ev, *keepalive_ev, *drain_ev;
+    struct event *deadline_ev, *housekeeping_ev, *keepalive_ev, *drain_ev, *sweep_ev;
     struct event *sig_hup, *sig_term, *sig_int;
     int64_t armed_deadline;
     int64_t stuck_deadline; /* a deadline a tick left due: back off */
     int draining, stop;
+
+    /* The sync thread (group mode). sync_mu guards sync_req/quit/done/rc/ns. */
+    pthread_t sync_thread;
+    int sync_thread_started;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    int sync_req, sync_quit, sync_done, sync_rc;
+    uint64_t sync_ns;
+    int sync_efd; /* eventfd: the sync thread -> the loop */
+    struct event *sync_ev;
 
     sbd_metrics m;
 };
@@ -128,17 +165,23 @@ struct sbd {
 /* daemon.c */
 uint64_t sbd_now_ns(void); /* monotonic */
 int64_t sbd_wall_ms(void);
-/* Release the batch: sync once if needed, send the held responses, publish
-** the held stream events, re-arm the timer for the next deadline. */
+/* End of a batch: in group mode, start a sync of the open batch on the sync
+** thread if something was committed and no sync is in flight (the responses
+** wait for it), or release everything held when nothing is left unsynced.
+** Other modes: release at once. Re-arms the timer for the next deadline.
+** Never blocks on the disk. */
 void sbd_flush(sbd *d);
 /* A connection went away; during shutdown, stop when none are left. */
 void sbd_conn_gone(sbd *d);
 
 /* http.c */
 int sbd_http_listen(sbd *d);
-/* Hand the held responses to the connections. sync_failed: answer every
-** connection with a mutating request in the batch with a 500 instead. */
-void sbd_http_release(sbd *d, int sync_failed);
+/* Hand the held responses tagged <= upto to the connections. sync_failed:
+** answer every connection with a mutating request tagged <= upto with a 500
+** instead, and close it. */
+void sbd_http_release(sbd *d, uint64_t upto, int sync_failed);
+/* Does c still have responses held for a sync? */
+int sbd_conn_held(const sbd_conn *c);
 /* Stop accepting; close idle connections; let in-flight requests finish. */
 void sbd_http_drain(sbd *d);
 void sbd_http_close_all(sbd *d);
@@ -163,7 +206,8 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account);
 void sbd_stream_unsubscribe(sbd *d, sbd_sub *s);
 /* Hold an action for the account's subscribers until the batch is synced. */
 void sbd_stream_hold(sbd *d, const sb_action *a, const char *account);
-void sbd_stream_publish(sbd *d);
+/* Publish the held stream events tagged <= upto. */
+void sbd_stream_publish(sbd *d, uint64_t upto);
 void sbd_stream_keepalive(sbd *d);
 void sbd_stream_close_all(sbd *d);
 /* The action as JSON, the same shape as the library's result JSON. */

@@ -1,7 +1,9 @@
 /*
 ** stream.c — GET /v1/events: each account's action stream as Server-Sent
 ** Events. Actions wait in the batch with the responses and go out after the
-** sync, as `data: <action json>\n\n`. A subscriber whose unsent output passes
+** sync that covers them (each is tagged with its batch, like the responses),
+** as `data: <action json>\n\n`. A subscriber gets the events of the batch it
+** subscribed in and later ones, never before its own response head. A subscriber whose unsent output passes
 ** stream_buffer bytes is dropped (and logged) rather than slowing the loop.
 */
 #include "serve.h"
@@ -16,11 +18,13 @@
 struct sbd_sub {
     sbd_sub *next, *prev;
     sbd_conn *conn;
+    uint64_t since; /* batch it subscribed in */
     char account[132];
 };
 
 struct sbd_pub {
     sbd_pub *next;
+    uint64_t seq; /* batch the action was committed in */
     char *account;
     char *json;
 };
@@ -68,6 +72,7 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account)
     sbd_sub *s = calloc(1, sizeof *s);
     if (!s) return -1;
     s->conn = c;
+    s->since = d->open_seq;
     snprintf(s->account, sizeof s->account, "%s", account);
     s->next = d->subs;
     if (d->subs) d->subs->prev = s;
@@ -113,6 +118,7 @@ void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)
         free(p);
         return;
     }
+    p->seq = d->open_seq;
     *d->pub_tail = p;
     d->pub_tail = &p->next;
 }
@@ -127,16 +133,17 @@ static void drop(sbd *d, sbd_sub *s, size_t queued)
     sbd_conn_close(s->conn); /* unsubscribes s */
 }
 
-void sbd_stream_publish(sbd *d)
+void sbd_stream_publish(sbd *d, uint64_t upto)
 {
-    while (d->pub_head) {
+    while (d->pub_head && d->pub_head->seq <= upto) {
         sbd_pub *p = d->pub_head;
         d->pub_head = p->next;
+        if (!d->pub_head) d->pub_tail = &d->pub_head;
         size_t jl = strlen(p->json);
         sbd_sub *s = d->subs;
         while (s) {
             sbd_sub *next = s->next;
-            if (!strcmp(s->account, p->account)) {
+            if (s->since <= p->seq && !strcmp(s->account, p->account)) {
                 struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
                 size_t queued = evbuffer_get_length(out);
                 if (queued + jl + 8 > d->cfg->stream_buffer) {
@@ -153,7 +160,6 @@ void sbd_stream_publish(sbd *d)
         free(p->json);
         free(p);
     }
-    d->pub_tail = &d->pub_head;
 }
 
 void sbd_stream_keepalive(sbd *d)
@@ -161,6 +167,10 @@ void sbd_stream_keepalive(sbd *d)
     sbd_sub *s = d->subs;
     while (s) {
         sbd_sub *next = s->next;
+        if (sbd_conn_held(s->conn)) { /* its response head is not out yet */
+            s = next;
+            continue;
+        }
         struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
         size_t queued = evbuffer_get_length(out);
         if (queued + 16 > d->cfg->stream_buffer)

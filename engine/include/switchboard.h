@@ -211,7 +211,10 @@ SB_API int sb_sync(sb_engine *eng);
 /* ------------------------------------------------------------------------ */
 /* Accounts, agents, queues: JSON documents in, JSON documents out.
 **
-** Account:  {"id":"acme","name":"Acme Ltd","fallback":"longest_idle"}
+** Account:  {"id":"acme","name":"Acme Ltd","fallback":"longest_idle",
+**            "retention":"retention/keep-90-days-then-delete",
+**            "personal_attrs":["name","email"],"service_level_seconds":20}
+**            (the last three: see "Call records and retention" below)
 ** Agent:    {"id":"alice","name":"Alice","weight":1,
 **            "devices":{"softphone":"sip:alice@pbx.example","mobile":"tel:+447700900001"},
 **            "skills":{"english":5,"billing":3},
@@ -232,7 +235,10 @@ SB_API int sb_sync(sb_engine *eng);
 SB_API int sb_account_put(sb_engine *eng, const char *json, size_t len, sb_result *res);
 SB_API int sb_account_get(sb_engine *eng, const char *account, sb_result *res);
 SB_API int sb_account_list(sb_engine *eng, sb_result *res);
-/* Deletes the account and everything it owns. */
+/* Deletes the account and everything it owns. Its data key is destroyed in
+** this call (everything sealed with it becomes unreadable at once); its
+** call records, indexes, aggregates and audit log are purged by sweeps (see
+** sb_sweep). SB_EHOLD while the account has legal holds. */
 SB_API int sb_account_delete(sb_engine *eng, const char *account, sb_result *res);
 
 SB_API int sb_agent_put(sb_engine *eng, const char *account, const char *json, size_t len,
@@ -326,7 +332,9 @@ SB_API int sb_tick(sb_engine *eng, sb_result *res);
 SB_API int64_t sb_next_deadline(sb_engine *eng);
 
 /* The call with its state and decision trace (every decision: time, policy,
-** version, outcome, error). */
+** version, outcome, error); its numbers and attributes are decrypted for
+** the owning account. Once the call has ended: its record (the latest, if
+** the call id was used again), without numbers or personal attributes. */
 SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
                        sb_result *res);
 
@@ -385,6 +393,117 @@ SB_API SB_NODISCARD int sb_apikey_verify(sb_engine *eng, const char *account, co
 /* Revoke one key by its key_id. */
 SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key_id,
                             sb_result *res);
+
+/* ------------------------------------------------------------------------ */
+/* Call records and retention.
+**
+** Every finished call leaves a record, written in the transaction of its
+** final event: queue, numbers, times, wait, talk, outcome, agent, every ring
+** attempt, the policy versions that decided and the gateway's attributes.
+** sb_call_get() reads it once the call is over (without the numbers).
+**
+** Personal data is sealed at rest with the account's data key: the caller
+** and called numbers, and the attributes named in the account's
+** "personal_attrs" (see the account document). A keyed pseudonym of each
+** number indexes the records, so erasure and access requests and caller
+** history work without storing any number in the clear.
+**
+** Account settings (in the account document given to sb_account_put):
+**   "retention": "retention/keep-90-days-then-delete"   the retention policy
+**                (a policy name, looked up like a queue's; null: keep forever)
+**   "personal_attrs": ["name","email"]   attributes sealed like the numbers
+**   "service_level_seconds": 20          answered within this counts as
+**                                        within the service level
+**
+** The retention policy's `retain` hook decides when a record is written and
+** at each review date it asks for (keep until a date, anonymize — drop the
+** sealed fields and pseudonyms, keep the rest — or delete, each with a
+** reason); its `erase` hook decides for each record an erasure request
+** reaches. A record under a legal hold is never deleted or anonymized: the
+** hook sees legal_hold = true and a decision to delete or anonymize is
+** overridden (the audit log says so). Every retention action lands in the
+** account's audit log, which holds no personal data. Daily aggregates are
+** counted when records are written and never change when records go.
+** policies/README.md documents the hooks. */
+
+/* Every record of `number` (E.164) in the account, decrypted, for an access
+** request. res's JSON:
+**   SB_EXPORT_JSON: {"number":"+44...","records":[{record..., "role":"caller"|
+**                   "called","caller":..,"called":..,"personal_attrs":{..}}]}
+**   SB_EXPORT_CSV:  {"number":..,"count":N,"csv":"id,queue,...\r\n..."} (RFC 4180,
+**                   a header line, one line per record)
+** Anonymized records no longer carry the number and are not found. */
+typedef enum sb_export_format { SB_EXPORT_JSON = 0, SB_EXPORT_CSV = 1 } sb_export_format;
+SB_API int sb_records_export(sb_engine *eng, const char *account, const char *number,
+                             sb_export_format format, sb_result *res);
+
+/* An erasure request: every record of `number` in the account goes through
+** the retention policy's `erase` hook (no policy or no hook: deleted).
+** res's JSON: {"deleted":N,"anonymized":N,"kept":N,"failed":N,
+**              "reasons":{"kept: legal hold h1: litigation":1,...}}
+** (kept counts every record left, those of failed included: the hook failed
+** for them, and running the request again retries them). Runs in short transactions; a request cut short
+** (crash) is finished by running it again. */
+SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
+
+/* Records of the account without personal data, newest first:
+** query {"from_ms":N,"to_ms":N,"queue":"support","limit":100} (all optional;
+** times are when calls ended). res's JSON: {"records":[record...]}. */
+SB_API int sb_records_list(sb_engine *eng, const char *account, const char *query_json,
+                           size_t len, sb_result *res);
+
+/* Legal holds. A hold covers one call's records {"call":"c1"}, every record
+** of a number {"number":"+44..."} (also records written later), or every
+** record of calls offered in [from_ms, to_ms) {"from_ms":N,"to_ms":N};
+** "reason" is required, "id" optional (generated: "h" and 8 hex digits).
+** res's JSON: the hold {"id","kind":"call"|"number"|"range","reason",
+** "created_ms",...}; a number hold shows no number. SB_EEXIST for a taken
+** id. Released holds no longer protect anything; records whose deletion a
+** hold prevented are reviewed again within a day. */
+SB_API int sb_hold_place(sb_engine *eng, const char *account, const char *json, size_t len,
+                         sb_result *res);
+SB_API int sb_hold_release(sb_engine *eng, const char *account, const char *hold_id,
+                           sb_result *res);
+/* {"holds":[hold...]} */
+SB_API int sb_hold_list(sb_engine *eng, const char *account, sb_result *res);
+
+/* Daily aggregates of calls offered in [from_ms, to_ms) (0, 0: all), for one
+** queue or (queue NULL) the account and each of its queues. res's JSON:
+** {"days":[{"day":"2026-01-05","queue":"support"|null,"offered":N,
+**   "answered":N,"abandoned":N,"rejected":N,"overflowed":N,"failed":N,
+**   "wait_total":s,"answer_wait_total":s,"talk_total":s,"max_wait":s,
+**   "answered_within_sl":N,"service_level":0.95}]}
+** A call that moved between queues counts in its first queue as overflowed
+** and in its last with its outcome; the account row counts it once. */
+SB_API int sb_aggregates(sb_engine *eng, const char *account, const char *queue, int64_t from_ms,
+                         int64_t to_ms, sb_result *res);
+
+/* The account's retention audit log, oldest first, entries after sequence
+** number `after` (0: from the start), at most `limit` (0: 1000). res's JSON:
+** {"entries":[{"seq":N,"t_ms":N,"call":"c1","ended_ms":N,"action":"delete"|
+**   "anonymize"|"keep"|"error"|"hold_placed"|"hold_released",
+**   "decision":..,"overridden":bool,"reason":..,"source":"write"|"review"|
+**   "erasure"|"hold","policy":..,"version":..}],"next":N} */
+SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, size_t limit,
+                         sb_result *res);
+
+/* Sweeps: review every record whose review date has come, purge the records
+** of deleted accounts, queue reviews after a retention policy changed. Each
+** transaction handles at most 1,000 records or 5 ms of work, so events are
+** never held up for long; a sweep stopped half way (crash, kill) loses
+** nothing and repeats nothing: the next one carries on.
+** budget_ms: stop after about this long (0: until nothing is due); a budget
+** under 5 ms also shortens each transaction to it (a daemon sweeping in its
+** event loop passes 1: one short transaction per turn). In-process events
+** waiting for the write lock end a sweep transaction early. progress
+** (may be NULL) is called after each transaction with the records handled
+** so far and an estimate of the total. res's JSON: {"reviewed":N,"kept":N,
+** "anonymized":N,"deleted":N,"overridden":N,"failed":N,"purged":N,
+** "transactions":N,"seconds":s,"done":bool,"resumed":bool} — resumed: an
+** interrupted sweep was carried on, and the counts include its work. */
+typedef void (*sb_sweep_progress_fn)(void *arg, uint64_t done, uint64_t total);
+SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn progress, void *arg,
+                    sb_result *res);
 
 /* ------------------------------------------------------------------------ */
 /* Introspection. */

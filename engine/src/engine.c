@@ -4,6 +4,7 @@
 */
 #include "engine.h"
 #include "crypto.h"
+#include "records.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -150,7 +151,8 @@ static int open_env(sb_engine *e, sb_result *res)
     for (int i = 0; i < DB_COUNT && !rc; i++) {
         static const char *const own[DB_COUNT] = {
             [DB_TIMERS] = "timers", [DB_RECORDS] = "records", [DB_AGENTDOCS] = "docs",
-            [DB_QUEUEDOCS] = "docs"};
+            [DB_QUEUEDOCS] = "docs", [DB_RIDX] = "records", [DB_RECID] = "records", [DB_AGGR] = "records",
+            [DB_REVIEW] = "retention", [DB_JOBS] = "retention", [DB_AUDIT] = "audit"};
         e->dbi[i] = main_dbi;
         if (own[i]) rc = mdb_dbi_open(txn, own[i], MDB_CREATE, &e->dbi[i]);
     }
@@ -229,7 +231,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
             goto fail;
         }
     }
-    if ((rc = open_env(e, res))) goto fail;
+    if ((rc = open_env(e, res)) || (rc = records_open(e, res))) goto fail;
     pol_limits lim = {.instructions = cfg->policy_instructions,
                       .wall_ms = cfg->policy_wall_ms,
                       .memory = cfg->policy_memory,
@@ -267,6 +269,7 @@ void sb_close(sb_engine *e)
         mdb_env_close(e->env);
     }
     if (e->pol) pol_host_free(e->pol);
+    records_close(e);
     call_free(&e->call);
     events_free(e);
     buf_free(&e->wb.b);

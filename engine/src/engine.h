@@ -18,9 +18,22 @@
 **   kv        acct(4) policy 0 key        -> typed value     policy stores
 **   policies  acct(4) name                -> policy record  (acct 0: shared)
 **   apikeys   acct(4) key_id              -> keyed hash
-**   records   acct(4) call id             -> call record (finished calls)
 **   agentdocs acct(4) agent(4)            -> the agent's JSON document
 **   queuedocs acct(4) queue(4)            -> the queue's JSON document
+**   privacy   acct(4)                     -> retention settings (records.h)
+**   holds     acct(4) hold id             -> a legal hold
+**   records   acct(4) ended(8) call id    -> call record (finished calls, by time)
+**   recid     acct(4) call id 0 ended(8)  -> ""   a call's records by call id
+**   ridx      acct(4) pseudonym(16) role(1) ended(8) call id -> agent, outcome
+**   aggr      acct(4) queue(4) day(4)     -> daily counters (queue 0: account)
+**   review    due(8) acct(4) call id 0 ended(8) -> ""  retention reviews
+**   jobs      kind(1) ...                 -> background work (purges, rescans)
+**   audit     acct(4) seq(8)              -> retention action, no personal data
+** Records, recid, ridx and aggr share the "records" tree (a call's end
+** touches them all); review and jobs the "retention" tree; audit has its
+** own. Records are keyed by time so that retention sweeps, which mostly
+** meet records in the order they ended, read and write them in order. Account
+** data keys are not in LMDB at all (records.h says why).
 **
 ** An agent's live state (status, statistics, dial URIs) is apart from its
 ** document (skills, schedule, preferences...), so the events that change
@@ -59,6 +72,14 @@ enum {
     DB_RECORDS,
     DB_AGENTDOCS,
     DB_QUEUEDOCS,
+    DB_PRIVACY,
+    DB_HOLDS,
+    DB_RIDX,
+    DB_RECID,
+    DB_AGGR,
+    DB_REVIEW,
+    DB_JOBS,
+    DB_AUDIT,
     DB_COUNT
 };
 
@@ -110,6 +131,9 @@ struct sb_engine {
     call_rec call;
     struct cand_set *cands; /* events.c: candidates of the call being routed */
     pol_decision dec;
+    struct rec_state *rec;  /* records.c: data keys and per-transaction caches */
+    int live_events;        /* events.c: sb_submit/sb_tick calls in flight; a
+                            ** sweep ends its transaction early when one waits */
 };
 
 /* One write transaction in progress. */

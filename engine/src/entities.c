@@ -5,6 +5,7 @@
 */
 #include "engine.h"
 #include "jsonv.h"
+#include "records.h"
 #include "schedule.h"
 
 #include <errno.h>
@@ -79,6 +80,7 @@ typedef struct {
     acct_rec a;
     const char *id;
     int created;
+    rec_settings rs; /* records and retention settings (records.h) */
 } acct_op;
 
 static int do_account_put(wtx *t, void *arg)
@@ -106,7 +108,16 @@ static int do_account_put(wtx *t, void *arg)
     } else {
         return rc;
     }
-    return st_account_save(t->txn, e, &op->a);
+    if ((rc = st_account_save(t->txn, e, &op->a)) ||
+        (rc = rec_settings_save(t, op->a.num, &op->rs)))
+        return rc;
+    if (op->created) { /* its data key, made with it */
+        uint8_t key[32];
+        rc = rec_key(e, op->a.num, op->a.id, 1, key);
+        memset(key, 0, sizeof key);
+        if (rc) return res_err(t->res, rc, NULL, "cannot create the account's data key");
+    }
+    return 0;
 }
 
 static json_t *account_json(const acct_rec *a)
@@ -117,7 +128,9 @@ static json_t *account_json(const acct_rec *a)
 
 int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
 {
-    static const char *const keys[] = {"id", "name", "fallback", NULL};
+    static const char *const keys[] = {"id",       "name",           "fallback",
+                                       "retention", "personal_attrs", "service_level_seconds",
+                                       NULL};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     acct_op op = {0};
@@ -136,9 +149,12 @@ int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
         goto out;
     }
     op.a.fallback = (uint8_t)f;
+    rec_settings_default(&op.rs);
+    if ((rc = rec_settings_parse(doc, &op.rs, res))) goto out;
     rc = eng_write(e, do_account_put, &op, res);
     if (!rc) {
         json_t *o = account_json(&op.a);
+        rec_settings_json(&op.rs, o);
         json_object_set_new(o, "created", json_boolean(op.created));
         res_doc(res, o);
     }
@@ -156,7 +172,12 @@ int sb_account_get(sb_engine *e, const char *account, sb_result *res)
     if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec a;
     rc = read_account(e, txn, account, &a, res);
-    if (!rc) res_doc(res, account_json(&a));
+    if (!rc) {
+        json_t *o = account_json(&a);
+        rec_settings rs;
+        if (rec_settings_load(txn, e, a.num, &rs) == 0) rec_settings_json(&rs, o);
+        res_doc(res, o);
+    }
     eng_read_end(e, txn);
     return rc;
 }
@@ -172,8 +193,12 @@ int sb_account_list(sb_engine *e, sb_result *res)
     json_t *arr = json_array();
     for (rc = st_iter_open(&it, txn, e, DB_ACCOUNTS, "", 0); rc == 0; rc = st_iter_next(&it)) {
         acct_rec a;
-        if (dec_account(it.v.mv_data, it.v.mv_size, &a) == 0)
-            json_array_append_new(arr, account_json(&a));
+        if (dec_account(it.v.mv_data, it.v.mv_size, &a) == 0) {
+            json_t *o = account_json(&a);
+            rec_settings rs;
+            if (rec_settings_load(txn, e, a.num, &rs) == 0) rec_settings_json(&rs, o);
+            json_array_append_new(arr, o);
+        }
     }
     st_iter_close(&it);
     if (rc == MDB_NOTFOUND) rc = 0;
@@ -186,15 +211,24 @@ int sb_account_list(sb_engine *e, sb_result *res)
     return 0;
 }
 
+typedef struct {
+    const char *id;
+    uint32_t num;
+} acct_del_op;
+
 static int do_account_delete(wtx *t, void *arg)
 {
-    int rc = tx_account(t, arg);
+    acct_del_op *op = arg;
+    int rc = tx_account(t, op->id);
     if (rc) return rc;
     sb_engine *e = t->e;
+    op->num = t->acct;
+    /* Refused while legal holds exist; records are purged by sweeps. */
+    if ((rc = ret_account_deleted(t, t->acct))) return rc;
     uint8_t p[5];
     static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS,   DB_QUEUES,  DB_MEMBERS,
                               DB_AGENTQ,   DB_AVAIL,    DB_CALLS,   DB_WAITING,
-                              DB_KV,       DB_POLICIES, DB_APIKEYS, DB_RECORDS,
+                              DB_KV,       DB_POLICIES, DB_APIKEYS,
                               DB_AGENTDOCS, DB_QUEUEDOCS};
     key_acct(p, t->acct);
     for (size_t i = 0; i < countof(dbs); i++)
@@ -213,7 +247,14 @@ int sb_account_delete(sb_engine *e, const char *account, sb_result *res)
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    return eng_write(e, do_account_delete, (void *)account, res);
+    acct_del_op op = {account, 0};
+    int rc = eng_write(e, do_account_delete, &op, res);
+    /* Committed: destroy its data key now (everything sealed with it becomes
+    ** unreadable); a crash before this is made good by the purge. */
+    if (rc == 0 && rec_key_destroy(e, op.num))
+        sb_log(e, SB_LOG_ERROR, "account %s deleted but its data key slot could not be wiped yet; "
+               "the next sweep retries", account);
+    return rc;
 }
 
 /* --- agents ---------------------------------------------------------------------- */

@@ -881,9 +881,9 @@ static int need_call(wtx *t, const char *id, call_rec *c)
     size_t n = id_valid(id) ? strlen(id) : 0;
     put_be32(k, t->acct);
     memcpy(k + 4, id, n);
-    k[4 + n] = 0; /* records are keyed acct, call id, NUL, end time */
+    k[4 + n] = 0; /* the records' call-id index: acct, call id, NUL, end time */
     st_iter it = {0};
-    int ended = n && st_iter_open(&it, t->txn, t->e, DB_RECORDS, k, 5 + n) == 0;
+    int ended = n && st_iter_open(&it, t->txn, t->e, DB_RECID, k, 5 + n) == 0;
     st_iter_close(&it);
     if (ended) return res_err(t->res, SB_ESTATE, "call", "call '%s' has already ended", id);
     return res_err(t->res, SB_ENOTFOUND, "call", "no such call '%s'", n ? id : "?");
@@ -1333,7 +1333,9 @@ int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
     uint64_t t0 = mono_ns();
     ev_op op = {.ev = ev};
     int rc = check_event(ev, &op, res);
+    __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
     if (!rc) rc = eng_write(e, do_event, &op, res);
+    __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
     if (op.attrs) json_decref(op.attrs);
     eng_count_event(e, ev ? (int)ev->type : 7, rc != 0, (mono_ns() - t0) / 1000);
     return rc;
@@ -1526,7 +1528,9 @@ int sb_tick(sb_engine *e, sb_result *res)
     uint64_t t0 = mono_ns();
     do {
         int fired = 0;
+        __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
         rc = eng_write(e, do_tick, &fired, res);
+        __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
         total += fired;
         if (rc || fired < TICK_BATCH) break;
     } while (1);

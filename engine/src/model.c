@@ -5,6 +5,7 @@
 ** an error, never a crash.
 */
 #include "model.h"
+#include "crypto.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 #define V_QUEUE 1
 #define V_MEMBER 1
 #define V_AVAIL 1
-#define V_CALL 1
+#define V_CALL 2 /* 2: numbers sealed (pii), pseudonyms, caller history */
 
 static const char *const fb_names[] = {"longest_idle", "ring_all", "wait", "reject"};
 
@@ -245,8 +246,11 @@ void enc_call(wbuf *w, const call_rec *c)
     wb_u32(w, c->queue);
     wb_u32(w, c->first_queue);
     wb_u8(w, c->state);
-    wb_str(w, c->caller);
-    wb_str(w, c->called);
+    /* Numbers are never stored in the clear: only their sealed form. */
+    wb_strn(w, c->pii.p ? c->pii.p : "", c->pii.len);
+    wb_u8(w, c->npseudo);
+    wb_put(w, c->pseudo, sizeof c->pseudo);
+    wb_u32(w, c->prev_agent);
     wb_i32(w, c->priority);
     wb_i64(w, c->offered);
     wb_i64(w, c->queued);
@@ -300,8 +304,23 @@ int dec_call(const void *p, size_t n, call_rec *c)
     c->queue = rb_u32(&r);
     c->first_queue = rb_u32(&r);
     c->state = rb_u8(&r);
-    rb_str(&r, c->caller, sizeof c->caller);
-    rb_str(&r, c->called, sizeof c->called);
+    c->caller[0] = c->called[0] = 0;
+    c->pii_open = 0;
+    c->pattrs.len = 0;
+    if (v == 1) { /* before sealing: the numbers in the clear */
+        rb_str(&r, c->caller, sizeof c->caller);
+        rb_str(&r, c->called, sizeof c->called);
+        c->pii.len = 0;
+        c->npseudo = 0;
+        c->prev_agent = 0;
+        c->pii_open = 1;
+    } else {
+        rb_buf(&r, &c->pii, ATTRS_MAX + 2 * SB_E164_MAX + 64);
+        c->npseudo = rb_u8(&r);
+        rb_take(&r, c->pseudo, sizeof c->pseudo);
+        c->prev_agent = rb_u32(&r);
+        if (c->npseudo > 2) r.err = 1;
+    }
     c->priority = rb_i32(&r);
     c->offered = rb_i64(&r);
     c->queued = rb_i64(&r);
@@ -347,7 +366,7 @@ int dec_call(const void *p, size_t n, call_rec *c)
     }
     c->moves = rb_u8(&r);
     rb_buf(&r, &c->attrs, ATTRS_MAX);
-    int ok = v == V_CALL && c->state >= CALL_WAITING && c->state <= CALL_CONNECTED &&
+    int ok = (v == V_CALL || v == 1) && c->state >= CALL_WAITING && c->state <= CALL_CONNECTED &&
              c->seqpos <= c->nseq;
     return done(&r, ok);
 }
@@ -390,6 +409,9 @@ void call_tried(call_rec *c, uint32_t agent)
 void call_free(call_rec *c)
 {
     buf_free(&c->attrs);
+    if (c->pattrs.p) cr_wipe(c->pattrs.p, c->pattrs.cap);
+    buf_free(&c->pii);
+    buf_free(&c->pattrs);
 }
 
 void agent_free(agent_rec *a)

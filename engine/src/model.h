@@ -127,7 +127,20 @@ typedef struct call_rec {
     uint32_t ntrace_total;
     trace_rec trace[MAX_TRACE];
     uint8_t moves;
-    sb_buf attrs;
+    /* Caller history: the agent this caller last spoke to (0: none), found
+    ** through the pseudonym index when the call is offered (records.c). */
+    uint32_t prev_agent;
+    /* Keyed pseudonyms of the caller and (when npseudo is 2) the called
+    ** number (CR_PSEUDONYM_BYTES each). */
+    uint8_t npseudo;
+    uint8_t pseudo[2][16];
+    /* caller, called and pattrs hold plaintext only in memory: the stored
+    ** call keeps them sealed in `pii` (records.c). pii_open says whether
+    ** they have been filled since the call was loaded. */
+    uint8_t pii_open;
+    sb_buf attrs;  /* gateway attributes, minus those the account marks personal */
+    sb_buf pii;    /* sealed: caller NUL called NUL personal-attributes JSON */
+    sb_buf pattrs; /* in memory only: the personal attributes (JSON object or empty) */
 } call_rec;
 
 /* Encoders append to w; decoders return 0 or SB_ESTORE (corrupt value). */

@@ -269,7 +269,7 @@ static polfile *enter(pol_host *h, uint32_t acct_id, const char *policy, int64_t
 {
     *why = NULL;
     *rc = 0;
-    if (!policy || !policy_name_valid(policy)) {
+    if (!policy) {
         *why = "invalid policy name";
         return NULL;
     }
@@ -277,6 +277,14 @@ static polfile *enter(pol_host *h, uint32_t acct_id, const char *policy, int64_t
     if (!a) {
         *why = "out of memory";
         *rc = SB_ENOMEM;
+        return NULL;
+    }
+    /* A name already loaded was valid; only new names are checked (a sweep
+    ** asks for the same retention policy for every record). */
+    polfile *known = a->files;
+    while (known && strcmp(known->name, policy) != 0) known = known->next;
+    if (!known && !policy_name_valid(policy)) {
+        *why = "invalid policy name";
         return NULL;
     }
     if (!a->sb && !(a->sb = sbx_new(h->lim.memory, h->log, h->log_arg))) {
@@ -372,10 +380,9 @@ int pol_route(pol_host *h, uint32_t acct_id, const char *account_id, const char 
 }
 
 /* retain (req NULL) or erase. */
-__attribute__((unused)) static int retention(pol_host *h, uint32_t acct_id, const char *account_id,
-                                             const char *policy, const pol_record *rec,
-                                             const pol_erasure *req, int64_t now_ms,
-                                             pol_retention *out)
+static int retention(pol_host *h, uint32_t acct_id, const char *account_id, const char *policy,
+                     const pol_record *rec, const pol_erasure *req, int64_t now_ms,
+                     pol_retention *out)
 {
     out->action = RET_NONE;
     out->review_ms = 0;
@@ -418,16 +425,6 @@ __attribute__((unused)) static int retention(pol_host *h, uint32_t acct_id, cons
     return 0;
 }
 
-/* engine/src/retainstub.c stands in for these two until it is removed
-** (it says so); while it exists they are not compiled here. Delete this
-** guard with it. */
-#if defined(__has_include) && !defined(SB_RETAIN_IN_RUNTIME)
-#if __has_include("retainstub.c")
-#define SB_RETAIN_STUBBED 1
-#endif
-#endif
-
-#ifndef SB_RETAIN_STUBBED
 int pol_retain(pol_host *h, uint32_t acct_id, const char *account_id, const char *policy,
                const pol_record *rec, int64_t now_ms, pol_retention *out)
 {
@@ -440,7 +437,6 @@ int pol_erase(pol_host *h, uint32_t acct_id, const char *account_id, const char 
     static const pol_erasure none = {"caller", 0};
     return retention(h, acct_id, account_id, policy, rec, req ? req : &none, now_ms, out);
 }
-#endif
 
 static int by_name(const void *a, const void *b)
 {

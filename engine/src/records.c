@@ -1,21 +1,753 @@
 /*
-** records.c — call records: written with the call's final event, read back
-** by sb_call_get once the live call is gone.
+** records.c — call records: account settings for them, data keys, sealing
+** the personal data of live calls, writing a record with its pseudonym
+** index entries and aggregates in the call's final transaction, and reading
+** records back. Retention (reviews, erasure, holds, sweeps) is retention.c.
 */
 #include "records.h"
+#include "crypto.h"
+#include "jsonv.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define V_RECORD 1
+#define V_RECORD 2 /* 1: before sealing (no numbers at all) */
+#define V_SETTINGS 1
+#define V_AGGR 1
+#define KEY_SLOT 128
+#define KEY_MAGIC "SBK1"
+#define PREV_AGENT_LOOK 16 /* index entries read back for caller history */
 
-static size_t rec_key(uint8_t *k, uint32_t acct, const char *id)
+static const char *const outcome_names[OUT_COUNT] = {"",         "answered",   "abandoned",
+                                                     "rejected", "overflowed", "failed"};
+
+const char *rec_outcome_name(int o)
 {
-    size_t n = strlen(id);
-    put_be32(k, acct);
-    memcpy(k + 4, id, n);
-    return 4 + n;
+    return o > 0 && o < OUT_COUNT ? outcome_names[o] : "failed";
 }
+
+int rec_outcome_parse(const char *s)
+{
+    for (int i = 1; s && i < OUT_COUNT; i++)
+        if (strcmp(s, outcome_names[i]) == 0) return i;
+    return OUT_FAILED;
+}
+
+/* A key of a table with a tree of its own or shared: the table byte first
+** (engine.h), for the cursor seeks st_iter does not offer. */
+static MDB_val tkey(uint8_t *buf, int table, const void *k, size_t kl)
+{
+    buf[0] = (uint8_t)(table + 1);
+    memcpy(buf + 1, k, kl);
+    return (MDB_val){kl + 1, buf};
+}
+
+/* --- settings ------------------------------------------------------------- */
+
+void rec_settings_default(rec_settings *s)
+{
+    s->retention[0] = 0;
+    s->epoch = 0;
+    s->sl_seconds = REC_SL_DEFAULT;
+    s->npersonal = 0;
+}
+
+int rec_settings_load(MDB_txn *txn, sb_engine *e, uint32_t acct, rec_settings *s)
+{
+    uint8_t k[4];
+    MDB_val v;
+    rec_settings_default(s);
+    int rc = st_get(txn, e, DB_PRIVACY, k, key_acct(k, acct), &v);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    rbuf r;
+    rb_init(&r, v.mv_data, v.mv_size);
+    int ver = rb_u8(&r);
+    rb_str(&r, s->retention, sizeof s->retention);
+    s->epoch = rb_u32(&r);
+    s->sl_seconds = rb_u32(&r);
+    s->npersonal = rb_u8(&r);
+    if (s->npersonal > REC_PERSONAL_MAX) r.err = 1, s->npersonal = 0;
+    for (int i = 0; i < s->npersonal; i++)
+        rb_str(&r, s->personal[i], sizeof s->personal[i]);
+    if (r.err || ver != V_SETTINGS || r.p != r.end) {
+        rec_settings_default(s);
+        return SB_ESTORE;
+    }
+    return 0;
+}
+
+static int attr_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > REC_ATTR_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c == 0x7f || c == '"' || c == '\\') return 0;
+    }
+    return 1;
+}
+
+int rec_settings_parse(const json_t *doc, rec_settings *s, sb_result *res)
+{
+    json_t *r = json_object_get(doc, "retention");
+    if (r && !json_is_null(r)) {
+        const char *name = json_string_value(r);
+        if (!name || (name[0] && !policy_name_valid(name)) || strlen(name) > SB_NAME_MAX)
+            return res_err(res, SB_EINVAL, "retention",
+                           "'retention' must be a policy name like \"retention/keep-90-days-then-"
+                           "delete\", or null to keep records forever");
+        strcpy(s->retention, name);
+    } else if (r) {
+        s->retention[0] = 0;
+    }
+    json_t *p = json_object_get(doc, "personal_attrs");
+    if (p && !json_is_null(p)) {
+        if (!json_is_array(p) || json_array_size(p) > REC_PERSONAL_MAX)
+            return res_err(res, SB_EINVAL, "personal_attrs",
+                           "'personal_attrs' must be a list of at most %d attribute names",
+                           REC_PERSONAL_MAX);
+        size_t i;
+        json_t *v;
+        s->npersonal = 0;
+        json_array_foreach(p, i, v)
+        {
+            const char *name = json_string_value(v);
+            if (!name || !attr_name_valid(name)) {
+                char path[64];
+                snprintf(path, sizeof path, "personal_attrs[%zu]", i);
+                return res_err(res, SB_EINVAL, path, "attribute names are 1..%d printable bytes",
+                               REC_ATTR_NAME_MAX);
+            }
+            strcpy(s->personal[s->npersonal++], name);
+        }
+    } else if (p) {
+        s->npersonal = 0;
+    }
+    long long sl = s->sl_seconds;
+    int rc = jv_int(doc, "service_level_seconds", NULL, 0, 1, 3600, &sl, res);
+    if (rc) return rc;
+    s->sl_seconds = (uint32_t)sl;
+    return 0;
+}
+
+static void enc_settings(wbuf *w, const rec_settings *s)
+{
+    wb_u8(w, V_SETTINGS);
+    wb_str(w, s->retention);
+    wb_u32(w, s->epoch);
+    wb_u32(w, s->sl_seconds);
+    wb_u8(w, (uint8_t)s->npersonal);
+    for (int i = 0; i < s->npersonal; i++)
+        wb_str(w, s->personal[i]);
+}
+
+int rec_settings_save(wtx *t, uint32_t acct, const rec_settings *s)
+{
+    rec_settings old, cur = *s;
+    int rc = rec_settings_load(t->txn, t->e, acct, &old);
+    if (rc && rc != SB_ESTORE) return rc;
+    cur.epoch = old.epoch;
+    if (s->retention[0] && strcmp(s->retention, old.retention) != 0) {
+        rc = ret_rescan(t, acct, old.epoch + 1);
+        if (rc < 0 || IS_SB_ERR(rc)) return rc;
+        if (rc == 1) cur.epoch = old.epoch + 1;
+    }
+    wbuf w = {0};
+    enc_settings(&w, &cur);
+    uint8_t k[4];
+    rc = w.err ? SB_ENOMEM : st_put(t->txn, t->e, DB_PRIVACY, k, key_acct(k, acct), w.b.p, w.b.len);
+    buf_free(&w.b);
+    return rc;
+}
+
+void rec_settings_json(const rec_settings *s, json_t *o)
+{
+    json_object_set_new(o, "retention", s->retention[0] ? json_string(s->retention) : json_null());
+    json_t *arr = json_array();
+    for (int i = 0; i < s->npersonal; i++)
+        json_array_append_new(arr, json_string(s->personal[i]));
+    json_object_set_new(o, "personal_attrs", arr);
+    json_object_set_new(o, "service_level_seconds", json_integer(s->sl_seconds));
+}
+
+/* --- data keys ------------------------------------------------------------ */
+
+int records_open(sb_engine *e, sb_result *res)
+{
+    rec_state *rs = calloc(1, sizeof *rs);
+    if (!rs) return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    pthread_mutex_init(&rs->mu, NULL);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.keys", e->data_dir);
+    rs->keyfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    e->rec = rs;
+    if (rs->keyfd < 0)
+        return res_err(res, SB_ECRYPTO, "data_dir", "cannot open the data key file %s: %s", path,
+                       strerror(errno));
+    return 0;
+}
+
+void records_close(sb_engine *e)
+{
+    rec_state *rs = e->rec;
+    if (!rs) return;
+    ret_free(e);
+    if (rs->keyfd >= 0) close(rs->keyfd);
+    cr_wipe(rs->kc, sizeof rs->kc);
+    if (rs->tmp.p) cr_wipe(rs->tmp.p, rs->tmp.cap);
+    buf_free(&rs->tmp);
+    pthread_mutex_destroy(&rs->mu);
+    free(rs);
+    e->rec = NULL;
+}
+
+static int key_read(rec_state *rs, const uint8_t master[32], uint32_t acct, const char *account,
+                    uint8_t key[32])
+{
+    uint8_t slot[KEY_SLOT];
+    ssize_t n = pread(rs->keyfd, slot, sizeof slot, (off_t)acct * KEY_SLOT);
+    if (n < 0) return SB_ESTORE;
+    int rc = SB_ECRYPTO;
+    if (n == KEY_SLOT && memcmp(slot, KEY_MAGIC, 4) == 0 && be32(slot + 4) == acct &&
+        cr_unwrap(master, account, slot + 8, key) == 0)
+        rc = 0;
+    cr_wipe(slot, sizeof slot);
+    return rc;
+}
+
+static int write_slot(rec_state *rs, uint32_t acct, const uint8_t slot[KEY_SLOT], int sync)
+{
+    ssize_t n = pwrite(rs->keyfd, slot, KEY_SLOT, (off_t)acct * KEY_SLOT);
+    if (n != KEY_SLOT) return SB_ESTORE;
+    if (sync && fdatasync(rs->keyfd)) return SB_ESTORE;
+    return 0;
+}
+
+int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_t key[32])
+{
+    rec_state *rs = e->rec;
+    if (!rs || rs->keyfd < 0) return SB_ECRYPTO;
+    int rc = 0;
+    pthread_mutex_lock(&rs->mu);
+    rec_keyc *c = &rs->kc[acct & 63];
+    if (c->acct == acct && strcmp(c->id, account) == 0) {
+        memcpy(key, c->key, 32);
+        goto out;
+    }
+    rc = key_read(rs, e->master, acct, account, key);
+    if (rc == SB_ECRYPTO && create) {
+        /* None yet (or a slot left by an account whose creation never
+        ** committed): a new key. Only inside a write transaction, which
+        ** serialises creators across processes. */
+        uint8_t slot[KEY_SLOT] = {0};
+        cr_random(key, 32);
+        memcpy(slot, KEY_MAGIC, 4);
+        put_be32(slot + 4, acct);
+        rc = cr_wrap(e->master, account, key, slot + 8)
+                 ? SB_ECRYPTO
+                 : write_slot(rs, acct, slot, e->cfg.sync != SB_SYNC_NONE);
+    }
+    if (rc == 0) {
+        c->acct = acct;
+        str_copy(c->id, sizeof c->id, account);
+        memcpy(c->key, key, 32);
+    } else {
+        cr_wipe(key, 32);
+    }
+out:
+    pthread_mutex_unlock(&rs->mu);
+    return rc;
+}
+
+int rec_key_destroy(sb_engine *e, uint32_t acct)
+{
+    rec_state *rs = e->rec;
+    if (!rs || rs->keyfd < 0) return SB_ECRYPTO;
+    pthread_mutex_lock(&rs->mu);
+    rec_keyc *c = &rs->kc[acct & 63];
+    if (c->acct == acct) memset(c, 0, sizeof *c);
+    uint8_t zero[KEY_SLOT] = {0}, cur[KEY_SLOT];
+    int rc = 0;
+    /* Only a slot that holds something is written (the file stays sparse). */
+    ssize_t n = pread(rs->keyfd, cur, sizeof cur, (off_t)acct * KEY_SLOT);
+    if (n > 0 && memcmp(cur, zero, (size_t)n) != 0) rc = write_slot(rs, acct, zero, 1);
+    cr_wipe(cur, sizeof cur);
+    pthread_mutex_unlock(&rs->mu);
+    return rc;
+}
+
+/* --- sealing ----------------------------------------------------------------- */
+
+/* Associated data: account id NUL call id. */
+static size_t seal_ad(uint8_t *ad, const char *account, const char *id, size_t idlen)
+{
+    size_t al = strlen(account);
+    memcpy(ad, account, al);
+    ad[al] = 0;
+    memcpy(ad + al + 1, id, idlen);
+    return al + 1 + idlen;
+}
+
+static int seal_pii(const uint8_t key[32], const char *account, const char *id, const char *caller,
+                    const char *called, const sb_buf *pattrs, sb_buf *tmp, sb_buf *out)
+{
+    size_t cl = strlen(caller), dl = strlen(called), pl = pattrs ? pattrs->len : 0;
+    size_t n = cl + 1 + dl + 1 + pl;
+    tmp->len = 0;
+    if (buf_reserve(tmp, n) || buf_reserve(out, n + CR_SEAL_OVERHEAD)) return SB_ENOMEM;
+    memcpy(tmp->p, caller, cl + 1);
+    memcpy(tmp->p + cl + 1, called, dl + 1);
+    if (pl) memcpy(tmp->p + cl + dl + 2, pattrs->p, pl);
+    uint8_t ad[2 * SB_ID_MAX + 2];
+    size_t adl = seal_ad(ad, account, id, strlen(id));
+    int rc = cr_seal(key, ad, adl, tmp->p, n, (uint8_t *)out->p) ? SB_ECRYPTO : 0;
+    cr_wipe(tmp->p, n);
+    out->len = rc ? 0 : n + CR_SEAL_OVERHEAD;
+    return rc;
+}
+
+/* Move the account's personal attributes out of c->attrs into c->pattrs. */
+static int split_attrs(const rec_settings *s, call_rec *c)
+{
+    c->pattrs.len = 0;
+    if (!s->npersonal || !c->attrs.len) return 0;
+    json_t *a = json_loadb(c->attrs.p, c->attrs.len, 0, NULL);
+    if (!json_is_object(a)) {
+        json_decref(a);
+        return 0;
+    }
+    json_t *p = json_object();
+    int rc = 0;
+    for (int i = 0; i < s->npersonal && p; i++) {
+        json_t *v = json_object_get(a, s->personal[i]);
+        if (!v) continue;
+        json_object_set(p, s->personal[i], v);
+        json_object_del(a, s->personal[i]);
+    }
+    if (!p)
+        rc = SB_ENOMEM;
+    else if (json_object_size(p)) {
+        char *ps = json_dumps(p, JSON_COMPACT), *as = json_dumps(a, JSON_COMPACT);
+        if (!ps || !as)
+            rc = SB_ENOMEM;
+        else {
+            c->attrs.len = 0;
+            if (buf_puts(&c->pattrs, ps) || buf_puts(&c->attrs, strcmp(as, "{}") ? as : ""))
+                rc = SB_ENOMEM;
+            cr_wipe(ps, strlen(ps));
+        }
+        free(ps);
+        free(as);
+    }
+    json_decref(p);
+    json_decref(a);
+    return rc;
+}
+
+/* The agent this caller last spoke to: the newest answered entry of the
+** caller's pseudonym in the index (looked up backwards from the end). */
+static uint32_t prev_agent(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t pseudo[16])
+{
+    uint8_t p[21], kb[32];
+    put_be32(p, acct);
+    memcpy(p + 4, pseudo, 16);
+    p[20] = ROLE_CALLER + 1; /* just past the caller entries */
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, e->dbi[DB_RIDX], &cur)) return 0;
+    MDB_val k = tkey(kb, DB_RIDX, p, sizeof p), v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+    uint32_t agent = 0;
+    p[20] = ROLE_CALLER;
+    for (int i = 0; rc == 0 && i < PREV_AGENT_LOOK; i++) {
+        if (k.mv_size < 22 || memcmp((uint8_t *)k.mv_data + 1, p, 21) != 0) break;
+        if (v.mv_size >= 4 && (agent = be32(v.mv_data))) break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+    return agent;
+}
+
+int rec_seal_call(wtx *t, call_rec *c)
+{
+    sb_engine *e = t->e;
+    rec_settings s;
+    uint8_t key[32];
+    int rc = rec_settings_load(t->txn, e, t->acct, &s);
+    if (rc) return rc;
+    if ((rc = rec_key(e, t->acct, t->account->id, 1, key)))
+        return res_err(t->res, rc, NULL, "the account's data key is unavailable (%s)",
+                       sb_code_name(rc));
+    if ((rc = split_attrs(&s, c)) == 0 &&
+        (rc = seal_pii(key, t->account->id, c->id, c->caller, c->called, &c->pattrs, &e->rec->tmp,
+                       &c->pii)) == 0) {
+        cr_pseudonym(key, c->caller, c->pseudo[0]);
+        c->npseudo = 1;
+        if (c->called[0]) {
+            cr_pseudonym(key, c->called, c->pseudo[1]);
+            c->npseudo = 2;
+        }
+        c->prev_agent = prev_agent(t->txn, e, t->acct, c->pseudo[0]);
+        c->pii_open = 1;
+    }
+    cr_wipe(key, sizeof key);
+    return rc;
+}
+
+int rec_open_call(sb_engine *e, uint32_t acct, const char *account, call_rec *c)
+{
+    if (c->pii_open) return 0;
+    c->pattrs.len = 0;
+    if (!c->pii.len) {
+        c->pii_open = 1;
+        return 0;
+    }
+    uint8_t key[32];
+    int rc = rec_key(e, acct, account, 0, key);
+    if (rc) return rc;
+    size_t n = c->pii.len - CR_SEAL_OVERHEAD;
+    uint8_t ad[2 * SB_ID_MAX + 2];
+    size_t adl = seal_ad(ad, account, c->id, strlen(c->id));
+    sb_buf pt = {0};
+    if (c->pii.len < CR_SEAL_OVERHEAD || buf_reserve(&pt, n + 1))
+        rc = SB_ENOMEM;
+    else if (cr_open(key, ad, adl, (const uint8_t *)c->pii.p, c->pii.len, (uint8_t *)pt.p))
+        rc = SB_ECRYPTO;
+    cr_wipe(key, sizeof key);
+    if (!rc) {
+        pt.p[n] = 0;
+        const char *caller = pt.p, *called = memchr(caller, 0, n);
+        const char *pa = called ? memchr(called + 1, 0, n - (size_t)(called + 1 - pt.p)) : NULL;
+        if (!pa || str_copy(c->caller, sizeof c->caller, caller) ||
+            str_copy(c->called, sizeof c->called, called + 1))
+            rc = SB_ESTORE;
+        else if (pa + 1 < pt.p + n && buf_put(&c->pattrs, pa + 1, (size_t)(pt.p + n - pa - 1)))
+            rc = SB_ENOMEM;
+        cr_wipe(pt.p, n);
+    }
+    buf_free(&pt);
+    if (!rc) c->pii_open = 1;
+    return rc;
+}
+
+const char *rec_call_attrs(const call_rec *c, sb_buf *tmp, size_t *len)
+{
+    if (!c->pattrs.len) {
+        *len = c->attrs.len;
+        return c->attrs.len ? c->attrs.p : NULL;
+    }
+    if (!c->attrs.len) {
+        *len = c->pattrs.len;
+        return c->pattrs.p;
+    }
+    /* Two JSON objects: "{a...}" and "{p...}" make "{a...,p...}". */
+    tmp->len = 0;
+    if (buf_put(tmp, c->attrs.p, c->attrs.len - 1) || buf_put(tmp, ",", 1) ||
+        buf_put(tmp, c->pattrs.p + 1, c->pattrs.len - 1)) {
+        *len = c->attrs.len;
+        return c->attrs.p;
+    }
+    *len = tmp->len;
+    return tmp->p;
+}
+
+/* --- keys --------------------------------------------------------------------- */
+
+size_t rec_key_of(uint8_t *k, uint32_t acct, const char *id, size_t idlen, int64_t ended)
+{
+    put_be32(k, acct);
+    put_be64(k + 4, (uint64_t)ended);
+    memcpy(k + 12, id, idlen);
+    return 12 + idlen;
+}
+
+size_t recid_key(uint8_t *k, uint32_t acct, const char *id, size_t idlen, int64_t ended)
+{
+    put_be32(k, acct);
+    memcpy(k + 4, id, idlen);
+    k[4 + idlen] = 0;
+    put_be64(k + 5 + idlen, (uint64_t)ended);
+    return 13 + idlen;
+}
+
+int rec_delete(MDB_txn *txn, sb_engine *e, const uint8_t *rk, size_t rkl)
+{
+    uint8_t k[REC_KEY_MAX + 1];
+    if (rkl <= 12 || rkl > 12 + SB_ID_MAX) return SB_ESTORE;
+    int rc = st_del(txn, e, DB_RECORDS, rk, rkl);
+    if (!rc)
+        rc = st_del(txn, e, DB_RECID, k,
+                    recid_key(k, be32(rk), (const char *)rk + 12, rkl - 12, (int64_t)be64(rk + 4)));
+    return rc;
+}
+
+size_t ridx_key(uint8_t *k, uint32_t acct, const uint8_t pseudo[16], int role, int64_t ended,
+                const char *id, size_t idlen)
+{
+    put_be32(k, acct);
+    memcpy(k + 4, pseudo, 16);
+    k[20] = (uint8_t)role;
+    put_be64(k + 21, (uint64_t)ended);
+    memcpy(k + 29, id, idlen);
+    return 29 + idlen;
+}
+
+int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r)
+{
+    uint8_t k[29 + SB_ID_MAX];
+    for (int i = 0; i < r->npseudo; i++) {
+        size_t kl = ridx_key(k, acct, r->pseudo[i], i ? ROLE_CALLED : ROLE_CALLER, r->ended, r->id,
+                             r->idlen);
+        int rc = st_del(txn, e, DB_RIDX, k, kl);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* --- the stored record ------------------------------------------------------------ */
+
+/* flags and epoch sit at fixed offsets (1, 2) so they can be patched. */
+void rec_encode(wbuf *w, const rec_data *r)
+{
+    wb_u8(w, V_RECORD);
+    wb_u8(w, r->flags);
+    wb_u32(w, r->epoch);
+    wb_strn(w, r->id, r->idlen);
+    wb_strn(w, r->queue, r->queuelen);
+    wb_strn(w, r->first_queue, r->first_queuelen);
+    wb_u8(w, (uint8_t)r->outcome);
+    wb_i32(w, r->priority);
+    wb_i64(w, r->offered);
+    wb_i64(w, r->answered);
+    wb_i64(w, r->ended);
+    wb_i64(w, r->wait_ms);
+    wb_i64(w, r->talk_ms);
+    wb_strn(w, r->agent, r->agentlen);
+    wb_u8(w, (uint8_t)r->natt);
+    wb_put(w, r->att, r->attlen);
+    wb_u8(w, (uint8_t)r->nver);
+    wb_put(w, r->ver, r->verlen);
+    wb_strn(w, r->attrs ? r->attrs : "", r->attrs_len);
+    wb_strn(w, (const char *)(r->pii ? r->pii : (const uint8_t *)""), r->pii_len);
+    wb_u8(w, (uint8_t)r->npseudo);
+    for (int i = 0; i < r->npseudo; i++)
+        wb_put(w, r->pseudo[i], 16);
+}
+
+static int skip_str(rbuf *r)
+{
+    size_t n;
+    rb_strp(r, &n);
+    return r->err;
+}
+
+int rec_decode(const void *p, size_t n, rec_data *r)
+{
+    rbuf b;
+    rb_init(&b, p, n);
+    int ver = rb_u8(&b);
+    r->flags = rb_u8(&b);
+    r->epoch = rb_u32(&b);
+    r->id = rb_strp(&b, &r->idlen);
+    r->queue = rb_strp(&b, &r->queuelen);
+    r->first_queue = rb_strp(&b, &r->first_queuelen);
+    r->outcome = rb_u8(&b);
+    r->priority = rb_i32(&b);
+    r->offered = rb_i64(&b);
+    r->answered = rb_i64(&b);
+    r->ended = rb_i64(&b);
+    r->wait_ms = rb_i64(&b);
+    r->talk_ms = rb_i64(&b);
+    r->agent = rb_strp(&b, &r->agentlen);
+    r->natt = rb_u8(&b);
+    r->att = b.p;
+    for (int i = 0; i < r->natt && !b.err; i++) {
+        skip_str(&b);
+        uint8_t skip[2 + 8 + 4];
+        rb_take(&b, skip, sizeof skip);
+    }
+    r->attlen = (size_t)(b.p - r->att);
+    r->nver = rb_u8(&b);
+    r->ver = b.p;
+    for (int i = 0; i < r->nver && !b.err; i++) {
+        skip_str(&b);
+        skip_str(&b);
+    }
+    r->verlen = (size_t)(b.p - r->ver);
+    r->attrs = rb_strp(&b, &r->attrs_len);
+    r->pii = (const uint8_t *)rb_strp(&b, &r->pii_len);
+    r->npseudo = rb_u8(&b);
+    if (r->npseudo > 2) b.err = 1;
+    for (int i = 0; i < r->npseudo && !b.err; i++)
+        rb_take(&b, r->pseudo[i], 16);
+    if (b.err || ver != V_RECORD || b.p != b.end || r->idlen == 0 || r->idlen > SB_ID_MAX ||
+        r->queuelen > SB_ID_MAX || r->first_queuelen > SB_ID_MAX || r->agentlen > SB_ID_MAX)
+        return SB_ESTORE;
+    return 0;
+}
+
+int rec_attempt(const rec_data *r, int i, char *agent, size_t cap, int *dev, int *outcome,
+                int64_t *start, int32_t *dur_ms)
+{
+    rbuf b;
+    rb_init(&b, r->att, r->attlen);
+    for (int k = 0; k < i && !b.err; k++) {
+        skip_str(&b);
+        uint8_t skip[2 + 8 + 4];
+        rb_take(&b, skip, sizeof skip);
+    }
+    rb_str(&b, agent, cap);
+    *dev = rb_u8(&b);
+    *outcome = rb_u8(&b);
+    *start = rb_i64(&b);
+    *dur_ms = rb_i32(&b);
+    return b.err ? SB_ESTORE : 0;
+}
+
+static json_t *jstrn(const char *s, size_t n)
+{
+    return json_stringn(s, n);
+}
+
+json_t *rec_json(const rec_data *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", jstrn(r->id, r->idlen));
+    json_object_set_new(o, "state", json_string("ended"));
+    json_object_set_new(o, "queue", jstrn(r->queue, r->queuelen));
+    json_object_set_new(o, "first_queue", jstrn(r->first_queue, r->first_queuelen));
+    json_object_set_new(o, "outcome", json_string(rec_outcome_name(r->outcome)));
+    json_object_set_new(o, "priority", json_integer(r->priority));
+    json_object_set_new(o, "offered_ms", json_integer(r->offered));
+    if (r->answered) json_object_set_new(o, "answered_ms", json_integer(r->answered));
+    json_object_set_new(o, "ended_ms", json_integer(r->ended));
+    json_object_set_new(o, "wait", json_real((double)r->wait_ms / 1000.0));
+    json_object_set_new(o, "talk", json_real((double)r->talk_ms / 1000.0));
+    if (r->agentlen) json_object_set_new(o, "agent", jstrn(r->agent, r->agentlen));
+    json_object_set_new(o, "attempts", json_integer(r->natt));
+    json_t *att = json_array();
+    for (int i = 0; i < r->natt; i++) {
+        char aid[SB_ID_MAX + 1];
+        int dev, out;
+        int64_t start;
+        int32_t dur;
+        if (rec_attempt(r, i, aid, sizeof aid, &dev, &out, &start, &dur)) break;
+        json_array_append_new(att, json_pack("{s:s, s:s, s:s, s:I, s:f}", "agent", aid, "device",
+                                             pol_dev_name(dev), "outcome",
+                                             out ? ring_outcome_name(out) : "cancelled", "start_ms",
+                                             (json_int_t)start, "duration", dur / 1000.0));
+    }
+    json_object_set_new(o, "attempts_detail", att);
+    json_t *vs = json_array();
+    rbuf b;
+    rb_init(&b, r->ver, r->verlen);
+    for (int i = 0; i < r->nver && !b.err; i++) {
+        char pol[SB_NAME_MAX + 1], version[17];
+        rb_str(&b, pol, sizeof pol);
+        rb_str(&b, version, sizeof version);
+        if (!b.err)
+            json_array_append_new(vs, json_pack("{s:s, s:s}", "policy", pol, "version", version));
+    }
+    json_object_set_new(o, "policy_versions", vs);
+    json_t *attrs = r->attrs_len ? json_loadb(r->attrs, r->attrs_len, 0, NULL) : NULL;
+    json_object_set_new(o, "attrs", attrs ? attrs : json_object());
+    json_object_set_new(o, "anonymized", json_boolean(r->flags & RF_ANONYMIZED));
+    return o;
+}
+
+int rec_open(const uint8_t key[32], const char *account, const rec_data *r,
+             char caller[SB_E164_MAX + 1], char called[SB_E164_MAX + 1], json_t **pattrs)
+{
+    caller[0] = called[0] = 0;
+    if (pattrs) *pattrs = NULL;
+    if (!r->pii_len) return SB_ENOTFOUND; /* anonymized */
+    if (r->pii_len < CR_SEAL_OVERHEAD) return SB_ESTORE;
+    size_t n = r->pii_len - CR_SEAL_OVERHEAD;
+    uint8_t ad[2 * SB_ID_MAX + 2];
+    size_t adl = seal_ad(ad, account, r->id, r->idlen);
+    char *pt = malloc(n + 1);
+    if (!pt) return SB_ENOMEM;
+    int rc = 0;
+    if (cr_open(key, ad, adl, r->pii, r->pii_len, (uint8_t *)pt)) {
+        rc = SB_ECRYPTO;
+    } else {
+        pt[n] = 0;
+        const char *d = memchr(pt, 0, n);
+        const char *pa = d ? memchr(d + 1, 0, n - (size_t)(d + 1 - pt)) : NULL;
+        if (!pa || str_copy(caller, SB_E164_MAX + 1, pt) ||
+            str_copy(called, SB_E164_MAX + 1, d + 1))
+            rc = SB_ESTORE;
+        else if (pattrs && pa + 1 < pt + n)
+            *pattrs = json_loadb(pa + 1, (size_t)(pt + n - pa - 1), 0, NULL);
+        cr_wipe(pt, n);
+    }
+    free(pt);
+    return rc;
+}
+
+/* --- aggregates --------------------------------------------------------------------- */
+
+static int aggr_add(wtx *t, uint32_t queue, int64_t offered, int outcome, int64_t wait_ms,
+                    int64_t talk_ms, int within_sl)
+{
+    uint8_t k[12];
+    uint64_t v[AG_COUNT] = {0};
+    MDB_val old;
+    int64_t day = offered / 86400000;
+    key_acct3(k, t->acct, queue, (uint32_t)(day < 0 ? 0 : day));
+    int rc = st_get(t->txn, t->e, DB_AGGR, k, 12, &old);
+    if (rc == 0 && old.mv_size == 1 + sizeof v && ((uint8_t *)old.mv_data)[0] == V_AGGR)
+        memcpy(v, (uint8_t *)old.mv_data + 1, sizeof v);
+    else if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    v[AG_OFFERED]++;
+    int slot = outcome == OUT_ANSWERED     ? AG_ANSWERED
+               : outcome == OUT_ABANDONED  ? AG_ABANDONED
+               : outcome == OUT_REJECTED   ? AG_REJECTED
+               : outcome == OUT_OVERFLOWED ? AG_OVERFLOWED
+                                           : AG_FAILED;
+    v[slot]++;
+    if (wait_ms < 0) wait_ms = 0;
+    v[AG_WAIT_MS] += (uint64_t)wait_ms;
+    if (outcome == OUT_ANSWERED) {
+        v[AG_ANSWER_WAIT_MS] += (uint64_t)wait_ms;
+        v[AG_TALK_MS] += (uint64_t)(talk_ms > 0 ? talk_ms : 0);
+        if (within_sl) v[AG_ANSWERED_SL]++;
+    }
+    if ((uint64_t)wait_ms > v[AG_MAX_WAIT_MS]) v[AG_MAX_WAIT_MS] = (uint64_t)wait_ms;
+    uint8_t buf[1 + sizeof v];
+    buf[0] = V_AGGR;
+    memcpy(buf + 1, v, sizeof v);
+    return st_put(t->txn, t->e, DB_AGGR, k, 12, buf, sizeof buf);
+}
+
+/* Counters of one call: its account and final queue count it once with its
+** outcome; a call that moved counts in its first queue as overflowed too. */
+static int aggr_call(wtx *t, const call_rec *c, const queue_rec *q, int outcome, int64_t wait,
+                     int64_t talk, uint32_t sl_seconds)
+{
+    int within = outcome == OUT_ANSWERED && wait <= (int64_t)sl_seconds * 1000;
+    int rc = aggr_add(t, 0, c->offered, outcome, wait, talk, within);
+    if (!rc && c->first_queue && c->first_queue != q->num)
+        rc = aggr_add(t, c->first_queue, c->offered, OUT_OVERFLOWED, c->queued - c->offered, 0, 0);
+    if (!rc) rc = aggr_add(t, q->num, c->offered, outcome, wait, talk, within);
+    return rc;
+}
+
+int rec_aggr_decode(const MDB_val *val, uint64_t *v)
+{
+    if (val->mv_size != 1 + AG_COUNT * 8 || ((uint8_t *)val->mv_data)[0] != V_AGGR)
+        return SB_ESTORE;
+    memcpy(v, (uint8_t *)val->mv_data + 1, AG_COUNT * 8);
+    return 0;
+}
+
+/* --- writing a record ------------------------------------------------------------------ */
 
 /* The agent's id, remembering the last one looked up (attempts of a call
 ** mostly name the same one or two agents). */
@@ -28,33 +760,61 @@ static const char *agent_name(wtx *t, uint32_t num, agent_rec *a)
     return a->id;
 }
 
-int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome)
+int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome_name)
 {
     sb_engine *e = t->e;
+    rec_settings s;
+    int rc = rec_settings_load(t->txn, e, t->acct, &s);
+    if (rc) return rc;
+    /* A call stored before numbers were sealed is sealed now. */
+    sb_buf legacy = {0};
+    const sb_buf *pii = &c->pii;
+    uint8_t pseudo[2][16];
+    int npseudo = c->npseudo;
+    memcpy(pseudo, c->pseudo, sizeof pseudo);
+    if (!c->pii.len && c->caller[0]) {
+        uint8_t key[32];
+        if ((rc = rec_key(e, t->acct, t->account->id, 1, key))) return rc;
+        rc =
+            seal_pii(key, t->account->id, c->id, c->caller, c->called, NULL, &e->rec->tmp, &legacy);
+        cr_pseudonym(key, c->caller, pseudo[0]);
+        npseudo = 1;
+        if (c->called[0]) cr_pseudonym(key, c->called, pseudo[npseudo++]);
+        cr_wipe(key, sizeof key);
+        if (rc) {
+            buf_free(&legacy);
+            return rc;
+        }
+        pii = &legacy;
+    }
+
+    agent_rec a = {0};
+    queue_rec first = {0};
+    int outcome = rec_outcome_parse(outcome_name);
+    int64_t end = t->now;
+    size_t idlen = strlen(c->id);
+    uint8_t rk[REC_KEY_MAX];
+    size_t rkl;
+    /* The same call id may finish twice in one millisecond only in tests
+    ** with a frozen clock: its record then ends a millisecond later. */
+    for (int i = 0;; i++, end++) {
+        MDB_val v;
+        rkl = rec_key_of(rk, t->acct, c->id, idlen, end);
+        rc = st_get(t->txn, e, DB_RECORDS, rk, rkl, &v);
+        if (rc == MDB_NOTFOUND) break;
+        if (rc) goto out;
+        if (i > 1000) {
+            rc = SB_ESTORE;
+            goto out;
+        }
+    }
+    int64_t wait = (c->answered ? c->answered : end) - c->offered;
+    int64_t talk = c->answered ? end - c->answered : 0;
+
+    /* Attempts and the distinct policy versions, encoded as stored. */
     wbuf *wp = &e->wb2, w;
     wb_reset(wp);
     w = *wp;
-    agent_rec a = {0};
-    queue_rec first = {0};
-    int64_t end = t->now;
-    int64_t wait = (c->answered ? c->answered : end) - c->offered;
-    int64_t talk = c->answered ? end - c->answered : 0;
-    wb_u8(&w, V_RECORD);
-    wb_str(&w, c->id);
-    wb_str(&w, q->id);
-    if (c->first_queue != c->queue && st_queue_load(t->txn, e, t->acct, c->first_queue, &first) == 0)
-        wb_str(&w, first.id);
-    else
-        wb_str(&w, q->id);
-    wb_str(&w, outcome);
-    wb_i32(&w, c->priority);
-    wb_i64(&w, c->offered);
-    wb_i64(&w, c->answered);
-    wb_i64(&w, end);
-    wb_i64(&w, wait);
-    wb_i64(&w, talk);
-    wb_str(&w, agent_name(t, c->answered ? c->agent : 0, &a));
-    wb_u8(&w, c->natt);
     for (int i = 0; i < c->natt; i++) {
         const attempt_rec *x = &c->att[i];
         wb_str(&w, agent_name(t, x->agent, &a));
@@ -63,7 +823,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         wb_i64(&w, x->start);
         wb_i32(&w, x->dur_ms);
     }
-    /* The distinct policy versions that decided. */
+    size_t attlen = w.b.len;
     int nv = 0;
     const trace_rec *vs[MAX_TRACE];
     for (int i = 0; i < c->ntrace; i++) {
@@ -74,89 +834,122 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
                 seen = 1;
         if (!seen) vs[nv++] = &c->trace[i];
     }
-    wb_u8(&w, (uint8_t)nv);
     for (int i = 0; i < nv; i++) {
         wb_str(&w, vs[i]->policy);
         wb_str(&w, vs[i]->version);
     }
-    wb_strn(&w, c->attrs.p ? c->attrs.p : "", c->attrs.len);
+    size_t parts = w.b.len;
+    const char *agent = agent_name(t, c->answered ? c->agent : 0, &a);
+    char agent_id[SB_ID_MAX + 1];
+    str_copy(agent_id, sizeof agent_id, agent);
+    const char *first_id = q->id;
+    if (c->first_queue != c->queue &&
+        st_queue_load(t->txn, e, t->acct, c->first_queue, &first) == 0)
+        first_id = first.id;
+    if (w.err) {
+        rc = SB_ENOMEM;
+        *wp = w;
+        goto out;
+    }
+    rec_data r = {
+        .id = c->id,
+        .idlen = idlen,
+        .queue = q->id,
+        .queuelen = strlen(q->id),
+        .first_queue = first_id,
+        .first_queuelen = strlen(first_id),
+        .agent = agent_id,
+        .agentlen = strlen(agent_id),
+        .outcome = outcome,
+        .epoch = s.epoch,
+        .priority = c->priority,
+        .offered = c->offered,
+        .answered = c->answered,
+        .ended = end,
+        .wait_ms = wait,
+        .talk_ms = talk,
+        .natt = c->natt,
+        .nver = nv,
+        .attrs = c->attrs.p,
+        .attrs_len = c->attrs.len,
+        .pii = (const uint8_t *)pii->p,
+        .pii_len = pii->len,
+        .npseudo = npseudo,
+    };
+    memcpy(r.pseudo, pseudo, sizeof pseudo);
+    /* The parts are in the buffer the record is encoded into: copy them out. */
+    uint8_t *partbuf = malloc(parts ? parts : 1);
+    if (!partbuf) {
+        *wp = w;
+        rc = SB_ENOMEM;
+        goto out;
+    }
+    memcpy(partbuf, w.b.p, parts);
+    r.att = partbuf;
+    r.attlen = attlen;
+    r.ver = partbuf + attlen;
+    r.verlen = parts - attlen;
+    wb_reset(&w);
+    rec_encode(&w, &r);
+    free(partbuf);
+    *wp = w; /* keep the (possibly grown) buffer for the next record */
+    if (w.err) {
+        rc = SB_ENOMEM;
+        goto out;
+    }
+    if ((rc = st_put(t->txn, e, DB_RECORDS, rk, rkl, w.b.p, w.b.len))) goto out;
+    uint8_t ck[REC_KEY_MAX + 1];
+    if ((rc = st_put(t->txn, e, DB_RECID, ck, recid_key(ck, t->acct, c->id, idlen, end), "", 0)))
+        goto out;
+
+    /* The pseudonym index: caller history, erasure and access requests. */
+    uint8_t ik[29 + SB_ID_MAX], iv[5];
+    put_be32(iv, outcome == OUT_ANSWERED ? c->agent : 0);
+    iv[4] = (uint8_t)outcome;
+    for (int i = 0; i < npseudo && !rc; i++)
+        rc = st_put(
+            t->txn, e, DB_RIDX, ik,
+            ridx_key(ik, t->acct, pseudo[i], i ? ROLE_CALLED : ROLE_CALLER, end, c->id, idlen), iv,
+            sizeof iv);
+    if (!rc) rc = aggr_call(t, c, q, outcome, wait, talk, s.sl_seconds);
+    if (!rc && s.retention[0]) rc = ret_on_write(t, rk, rkl, &s);
+out:
     agent_free(&a);
     queue_free(&first);
-    int rc = w.err ? SB_ENOMEM : 0;
-    if (!rc) {
-        uint8_t k[4 + SB_ID_MAX];
-        rc = st_put(t->txn, e, DB_RECORDS, k, rec_key(k, t->acct, c->id), w.b.p, w.b.len);
-    }
-    *wp = w; /* keep the (possibly grown) buffer for the next record */
+    if (legacy.p) buf_free(&legacy);
     return rc;
 }
 
-int record_get(sb_engine *e, MDB_txn *txn, const char *account, const char *call_id,
-               sb_result *res)
+/* --- reading ----------------------------------------------------------------------------- */
+
+int record_get(sb_engine *e, MDB_txn *txn, const char *account, const char *call_id, sb_result *res)
 {
     acct_rec acc;
     int rc = st_account_by_id(txn, e, account, &acc);
-    if (rc == SB_ENOTFOUND)
-        return res_err(res, SB_ENOTFOUND, "account", "no such account");
+    if (rc == SB_ENOTFOUND) return res_err(res, SB_ENOTFOUND, "account", "no such account");
     if (rc) return eng_mdb_err(res, rc, "read account");
-    uint8_t k[4 + SB_ID_MAX];
-    MDB_val v;
     if (!id_valid(call_id)) return res_err(res, SB_ENOTFOUND, "call", "no such call '?'");
-    rc = st_get(txn, e, DB_RECORDS, k, rec_key(k, acc.num, call_id), &v);
-    if (rc == MDB_NOTFOUND)
-        return res_err(res, SB_ENOTFOUND, "call", "no such call '%s'", call_id);
+    /* The latest record of that call id: the last key under "id NUL". */
+    uint8_t p[4 + SB_ID_MAX + 1];
+    size_t n = strlen(call_id);
+    put_be32(p, acc.num);
+    memcpy(p + 4, call_id, n);
+    p[4 + n] = 0;
+    st_iter it;
+    int64_t ended = -1;
+    for (rc = st_iter_open(&it, txn, e, DB_RECID, p, n + 5); rc == 0; rc = st_iter_next(&it))
+        if (it.klen == n + 13) ended = (int64_t)be64(it.key + n + 5);
+    st_iter_close(&it);
+    if (rc != MDB_NOTFOUND) return eng_mdb_err(res, rc, "read record");
+    if (ended < 0) return res_err(res, SB_ENOTFOUND, "call", "no such call '%s'", call_id);
+    uint8_t rk[REC_KEY_MAX];
+    MDB_val last;
+    rc = st_get(txn, e, DB_RECORDS, rk, rec_key_of(rk, acc.num, call_id, n, ended), &last);
+    if (rc == MDB_NOTFOUND) return res_err(res, SB_ENOTFOUND, "call", "no such call '%s'", call_id);
     if (rc) return eng_mdb_err(res, rc, "read record");
-    rbuf r;
-    rb_init(&r, v.mv_data, v.mv_size);
-    char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first[SB_ID_MAX + 1], outcome[32],
-        agent[SB_ID_MAX + 1];
-    int ver = rb_u8(&r);
-    rb_str(&r, id, sizeof id);
-    rb_str(&r, queue, sizeof queue);
-    rb_str(&r, first, sizeof first);
-    rb_str(&r, outcome, sizeof outcome);
-    int prio = rb_i32(&r);
-    int64_t offered = rb_i64(&r), answered = rb_i64(&r), ended = rb_i64(&r);
-    int64_t wait = rb_i64(&r), talk = rb_i64(&r);
-    rb_str(&r, agent, sizeof agent);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:f, s:f}", "id", id,
-                          "state", "ended", "queue", queue, "first_queue", first, "outcome",
-                          outcome, "priority", prio, "offered_ms", (json_int_t)offered,
-                          "ended_ms", (json_int_t)ended, "wait", wait / 1000.0, "talk",
-                          talk / 1000.0);
-    if (answered) json_object_set_new(o, "answered_ms", json_integer(answered));
-    if (agent[0]) json_object_set_new(o, "agent", json_string(agent));
-    int natt = rb_u8(&r);
-    json_t *att = json_array();
-    for (int i = 0; i < natt && !r.err; i++) {
-        char aid[SB_ID_MAX + 1];
-        rb_str(&r, aid, sizeof aid);
-        int dev = rb_u8(&r), out = rb_u8(&r);
-        int64_t start = rb_i64(&r);
-        int32_t dur = rb_i32(&r);
-        json_array_append_new(att, json_pack("{s:s, s:s, s:s, s:I, s:f}", "agent", aid, "device",
-                                             pol_dev_name(dev), "outcome",
-                                             out ? ring_outcome_name(out) : "cancelled",
-                                             "start_ms", (json_int_t)start, "duration",
-                                             dur / 1000.0));
-    }
-    json_object_set_new(o, "attempts_detail", att);
-    int nv = rb_u8(&r);
-    json_t *vs = json_array();
-    for (int i = 0; i < nv && !r.err; i++) {
-        char pol[SB_NAME_MAX + 1], version[17];
-        rb_str(&r, pol, sizeof pol);
-        rb_str(&r, version, sizeof version);
-        json_array_append_new(vs, json_pack("{s:s, s:s}", "policy", pol, "version", version));
-    }
-    json_object_set_new(o, "policy_versions", vs);
-    size_t al;
-    const char *attrs = rb_strp(&r, &al);
-    if (al && !r.err) json_object_set_new(o, "attrs", json_loadb(attrs, al, 0, NULL));
-    if (r.err || ver != V_RECORD || r.p != r.end) {
-        json_decref(o);
+    rec_data r;
+    if (rec_decode(last.mv_data, last.mv_size, &r))
         return res_err(res, SB_ESTORE, NULL, "record of call '%s' is corrupt", call_id);
-    }
-    res_doc(res, o);
+    res_doc(res, rec_json(&r));
     return 0;
 }

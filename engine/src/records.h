@@ -1,19 +1,205 @@
 /*
-** records.h — the record a finished call leaves behind.
+** records.h — what a finished call leaves behind, and the personal data in
+** it.
 **
 ** A record is written in the same transaction as the call's final event:
-** queue, times, wait, talk, outcome, the agent, every ring attempt and the
-** policy versions that decided. Phone numbers are not stored in the clear.
+** queue, numbers, times, wait, talk, outcome, the agent, every ring attempt,
+** the policy versions that decided and the gateway's attributes. It updates
+** the account's daily aggregates in that transaction too, so statistics
+** never depend on records that retention later removes.
+**
+** Personal data is sealed at rest. Each account has a random data key; the
+** caller and called numbers and the attributes the account marks personal
+** ("personal_attrs") are sealed with it (XChaCha20-Poly1305, associated data
+** account id NUL call id) the moment a call is offered, so neither the live
+** call nor its record ever holds them in the clear. A keyed pseudonym of
+** each number (BLAKE2b under a key derived from the data key) indexes the
+** records, which is how erasure and access requests and caller history
+** ("the agent this caller last spoke to") find them.
+**
+** Data keys live outside LMDB, in <data_dir>/data.keys: one 128-byte slot
+** per account number, the key wrapped by the master key (cr_wrap, the
+** account id as associated data). LMDB never overwrites a page in place —
+** a deleted value stays in a free page until the page is reused — so a key
+** deleted from LMDB could still be read from the file. A slot in a file of
+** our own is overwritten with zeros and synced when the account is deleted,
+** which is what makes deleting an account destroy its key (crypto-shredding:
+** everything sealed with it becomes unreadable at once). Slots are created
+** only inside an LMDB write transaction, which serialises creators across
+** processes.
+**
+** Layout (engine.h): a record's key is acct(4) ended(8) call id — by time,
+** the order sweeps meet records in — with an index by call id beside it; a
+** call id offered again after its call ended gets a record of its own.
 */
 #ifndef SB_RECORDS_H
 #define SB_RECORDS_H
 
 #include "engine.h"
 
-/* Write the record of call c (outcome: answered, abandoned, rejected...). */
+#define REC_PERSONAL_MAX 16 /* attributes an account may mark personal */
+#define REC_ATTR_NAME_MAX 64
+#define REC_SL_DEFAULT 20 /* service level: answered within 20 s */
+#define REC_KEY_MAX (4 + 8 + SB_ID_MAX + 1)
+
+/* Record outcomes. */
+enum { OUT_ANSWERED = 1, OUT_ABANDONED, OUT_REJECTED, OUT_OVERFLOWED, OUT_FAILED, OUT_COUNT };
+const char *rec_outcome_name(int o);
+int rec_outcome_parse(const char *s);
+
+/* Record flags. */
+enum { RF_ANONYMIZED = 1, RF_OVERRIDDEN = 2 };
+
+/* An account's record settings (DB_PRIVACY); absent means the defaults:
+** no retention policy (keep forever), nothing personal beyond the numbers,
+** a 20 s service level. */
+typedef struct rec_settings {
+    char retention[SB_NAME_MAX + 1];
+    uint32_t epoch; /* bumped when the retention policy changes (reviews of
+                    ** an older epoch are dropped: the rescan makes new ones) */
+    uint32_t sl_seconds;
+    int npersonal;
+    char personal[REC_PERSONAL_MAX][REC_ATTR_NAME_MAX + 1];
+} rec_settings;
+
+void rec_settings_default(rec_settings *s);
+int rec_settings_load(MDB_txn *txn, sb_engine *e, uint32_t acct, rec_settings *s);
+/* Read "retention", "personal_attrs" and "service_level_seconds" of an
+** account document over s (fields left out keep their value in s).
+** SB_EINVAL naming the field when one is malformed. */
+int rec_settings_parse(const json_t *doc, rec_settings *s, sb_result *res);
+/* Store the settings (s->epoch is managed here); when the retention policy
+** changed, every record of the account is queued for review by sweeps. */
+int rec_settings_save(wtx *t, uint32_t acct, const rec_settings *s);
+/* Add the settings' fields to an account's JSON. */
+void rec_settings_json(const rec_settings *s, json_t *o);
+
+/* Open/close the data key file and the module's state (sb_open/sb_close). */
+int records_open(sb_engine *e, sb_result *res);
+void records_close(sb_engine *e);
+
+/* The account's data key into key. create: make one when the account has
+** none (only inside a write transaction). SB_ECRYPTO when there is none (or
+** it does not open), SB_ESTORE on I/O errors. */
+int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_t key[32]);
+/* Overwrite the account's key slot with zeros and sync it. */
+int rec_key_destroy(sb_engine *e, uint32_t acct);
+
+/* A call being offered (caller, called and attrs filled in the clear): move
+** the personal attributes out of attrs, seal the numbers and them into
+** c->pii, compute the pseudonyms and find the caller's previous agent. */
+int rec_seal_call(wtx *t, call_rec *c);
+/* Fill c's caller, called and pattrs from c->pii (once per load). */
+int rec_open_call(sb_engine *e, uint32_t acct, const char *account, call_rec *c);
+/* The attributes as the route policy sees them: attrs plus the personal
+** ones (joined into tmp when there are any). */
+const char *rec_call_attrs(const call_rec *c, sb_buf *tmp, size_t *len);
+
+/* Write the record of call c (outcome: answered, abandoned, rejected...),
+** its pseudonym index entries and aggregates, and apply the account's
+** retention policy to it. */
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome);
-/* Put the record of a finished call into res as JSON; SB_ENOTFOUND if none. */
+/* Put the latest record of a finished call into res as JSON (numbers not
+** included); SB_ENOTFOUND if none. */
 int record_get(sb_engine *e, MDB_txn *txn, const char *account, const char *call_id,
                sb_result *res);
+
+/* --- a stored record, decoded (strings point into the value) ------------ */
+typedef struct rec_data {
+    uint8_t flags;  /* RF_* */
+    uint32_t epoch; /* the settings epoch its review entry belongs to */
+    const char *id, *queue, *first_queue, *agent;
+    size_t idlen, queuelen, first_queuelen, agentlen;
+    int outcome;
+    int32_t priority;
+    int64_t offered, answered, ended, wait_ms, talk_ms;
+    int natt;
+    const uint8_t *att; /* natt encoded attempts */
+    size_t attlen;
+    int nver;
+    const uint8_t *ver; /* nver encoded (policy, version) pairs */
+    size_t verlen;
+    const char *attrs; /* JSON object text without the personal attributes */
+    size_t attrs_len;
+    const uint8_t *pii; /* sealed numbers and personal attributes; none once anonymized */
+    size_t pii_len;
+    int npseudo;
+    uint8_t pseudo[2][16];
+} rec_data;
+
+/* Decode a stored record; SB_ESTORE when corrupt. */
+int rec_decode(const void *p, size_t n, rec_data *r);
+/* Encode r (as rec_decode gave it, possibly changed) into w. */
+void rec_encode(wbuf *w, const rec_data *r);
+/* One ring attempt of r (i < natt): agent id copied into agent. */
+int rec_attempt(const rec_data *r, int i, char *agent, size_t cap, int *dev, int *outcome,
+                int64_t *start, int32_t *dur_ms);
+/* The record as JSON (no personal data; export adds it). */
+json_t *rec_json(const rec_data *r);
+/* Open r->pii: caller, called (may be "") and personal attributes (JSON
+** object or NULL). */
+int rec_open(const uint8_t key[32], const char *account, const rec_data *r,
+             char caller[SB_E164_MAX + 1], char called[SB_E164_MAX + 1], json_t **pattrs);
+
+/* Keys: a record's (acct ended id) and its call-id index entry's (acct id
+** NUL ended). */
+size_t rec_key_of(uint8_t *k, uint32_t acct, const char *id, size_t idlen, int64_t ended);
+size_t recid_key(uint8_t *k, uint32_t acct, const char *id, size_t idlen, int64_t ended);
+/* Delete the record at rk and its call-id index entry (not its pseudonym
+** index entries: rec_ridx_del). */
+int rec_delete(MDB_txn *txn, sb_engine *e, const uint8_t *rk, size_t rkl);
+size_t ridx_key(uint8_t *k, uint32_t acct, const uint8_t pseudo[16], int role, int64_t ended,
+                const char *id, size_t idlen);
+enum { ROLE_CALLER = 'c', ROLE_CALLED = 'd' };
+/* Delete the pseudonym index entries of record r (key acct). */
+int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r);
+
+/* Daily aggregates (DB_AGGR): counters of calls by the day they were offered
+** (UTC), per account (queue 0) and per queue. */
+enum {
+    AG_OFFERED,
+    AG_ANSWERED,
+    AG_ABANDONED,
+    AG_REJECTED,
+    AG_OVERFLOWED,
+    AG_FAILED,
+    AG_ANSWERED_SL,
+    AG_WAIT_MS,
+    AG_ANSWER_WAIT_MS,
+    AG_TALK_MS,
+    AG_MAX_WAIT_MS,
+    AG_COUNT
+};
+int rec_aggr_decode(const MDB_val *val, uint64_t *v);
+
+/* The module's state in the engine (e->rec). */
+typedef struct rec_keyc {
+    uint32_t acct;
+    char id[SB_ID_MAX + 1];
+    uint8_t key[32];
+} rec_keyc;
+
+struct ret_state;
+typedef struct rec_state {
+    pthread_mutex_t mu; /* the key cache (reads may run on any thread) */
+    int keyfd;          /* data.keys */
+    rec_keyc kc[64];
+    sb_buf tmp;            /* scratch, only under the write lock */
+    struct ret_state *ret; /* retention.c, only under the write lock */
+} rec_state;
+
+/* --- retention.c ----------------------------------------------------------- */
+/* Apply the account's retention policy to a record just written. */
+int ret_on_write(wtx *t, const uint8_t *rk, size_t rkl, const rec_settings *s);
+/* The retention policy changed: queue a job that reviews every record of the
+** account (records written from now on carry epoch; older review entries
+** are dropped). Returns 1 when queued, 0 when the account has no records. */
+int ret_rescan(wtx *t, uint32_t acct, uint32_t epoch);
+/* Account deleted (in its transaction): refuse while legal holds exist
+** (SB_EHOLD), drop the settings and holds, and queue the purge of its
+** records. The caller destroys the data key once this has committed. */
+int ret_account_deleted(wtx *t, uint32_t acct);
+/* Free what retention.c keeps in the engine. */
+void ret_free(sb_engine *e);
 
 #endif

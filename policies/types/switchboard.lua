@@ -66,7 +66,7 @@
 ---What a hook may use besides its arguments.
 ---@class Ctx
 ---@field now number Unix time in seconds (float, from the engine's clock)
----@field queue QueueFigures
+---@field queue QueueFigures route only (retain and erase have no queue)
 local Ctx = {} -- luacheck: ignore 241 (methods are declared, never called here)
 
 ---Like math.random, seeded by the engine seed, the call id and the attempt:
@@ -115,6 +115,58 @@ function Ctx.log(...) end
 ---@field reject string? reject the call with this reason
 ---@field pause (Pause|Pause[])? pause agents
 
----A policy file returns one of these.
+---One ring attempt of a finished call.
+---@class RingAttempt
+---@field agent string agent id
+---@field device DeviceName
+---@field outcome "answered"|"no_answer"|"busy"|"rejected"|"cancelled"
+---@field start number Unix seconds
+---@field duration number seconds it rang
+
+---A routing policy version that decided about the call.
+---@class DecidedBy
+---@field policy string
+---@field version string
+
+---A finished call's record, as retain and erase see it (read-only). It never
+---holds personal data: no numbers, no attributes the account marks personal.
+---@class Record
+---@field id string the gateway's call id
+---@field queue string the queue it ended in
+---@field first_queue string the queue it was offered to
+---@field outcome "answered"|"abandoned"|"rejected"|"overflowed"|"failed"
+---@field agent string? the agent who answered
+---@field priority integer
+---@field offered number Unix seconds
+---@field answered number? Unix seconds, nil when nobody answered
+---@field ended number Unix seconds
+---@field wait number seconds
+---@field talk number seconds
+---@field age_days integer whole days since the call ended
+---@field attrs table<string, any> the gateway's attributes, personal ones removed
+---@field attempts RingAttempt[] every ring attempt
+---@field decided_by DecidedBy[] the routing policies that decided
+---@field anonymized boolean its numbers and personal attributes are gone already
+---@field legal_hold boolean a legal hold covers it (delete/anonymize will be overridden)
+---@field overridden boolean its last retention decision was overridden by a hold
+
+---An erasure request, as erase sees it.
+---@class ErasureRequest
+---@field role "caller"|"called" what the number was in this record
+---@field received number Unix seconds
+
+---What retain and erase return: at most one of keep, anonymize, delete
+---(none: keep); erase must set one. Anything else is an invalid decision.
+---@class RetentionDecision
+---@field keep true?
+---@field anonymize true? drop numbers, personal attributes and pseudonyms, keep the rest
+---@field delete true?
+---@field review_in_days number? decide again in this many days, (0, 36600]; not with delete
+---@field keep_until number? decide again at this Unix time (later than now); not with delete
+---@field reason string? at most 128 bytes; lands in the audit log
+
+---A policy file returns one of these (at least one hook).
 ---@class Policy
----@field route fun(call: Call, agents: AgentView[], ctx: Ctx): Decision
+---@field route? fun(call: Call, agents: AgentView[], ctx: Ctx): Decision
+---@field retain? fun(record: Record, ctx: Ctx): RetentionDecision
+---@field erase? fun(record: Record, request: ErasureRequest, ctx: Ctx): RetentionDecision

@@ -1,0 +1,486 @@
+/*
+** records.c — `switchboard records ...` (access and erasure requests, legal
+** holds, the audit log, daily aggregates, listing records) and
+** `switchboard sweep` (run a retention sweep now), on a data directory. Uses
+** only the public header; safe beside a running daemon (LMDB serialises
+** writers across processes).
+*/
+#include "switchboard.h"
+
+#include "cli.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void records_usage(FILE *f)
+{
+    fprintf(f, "usage: switchboard records COMMAND --data-dir DIR --account ID [ARGS]\n"
+               "\n"
+               "  export NUMBER [--format json|csv]   every record of a number, decrypted\n"
+               "                                      (an access request)\n"
+               "  erase NUMBER                        an erasure request: each record of the\n"
+               "                                      number through the retention policy\n"
+               "  list [--from T] [--to T] [--queue Q] [--limit N]\n"
+               "                                      records without personal data, newest first\n"
+               "  get CALL                            one call's record\n"
+               "  hold (--call C | --number N | --from T --to T) --reason TEXT [--id ID]\n"
+               "                                      place a legal hold\n"
+               "  release HOLD_ID                     release a legal hold\n"
+               "  holds                               list legal holds\n"
+               "  audit [--after SEQ] [--limit N]     the retention audit log\n"
+               "  stats [--queue Q] [--from T] [--to T]  daily aggregates\n"
+               "\n"
+               "Common flags: --key-file F (default DIR/master.key), --policy-dir DIR (shared\n"
+               "policies to load first), --json (print results as JSON). Times T are\n"
+               "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix milliseconds.\n");
+}
+
+typedef struct opts {
+    const char *data_dir, *account, *key_file, *policy_dir;
+    const char *format, *queue, *call, *number, *reason, *id;
+    const char *from, *to, *after, *limit, *budget;
+    int json, quiet;
+    const char *args[4];
+    int nargs;
+} opts;
+
+static int parse_opts(int argc, char **argv, opts *o)
+{
+    static const struct {
+        const char *flag;
+        size_t off;
+    } flags[] = {
+        {"--data-dir", offsetof(opts, data_dir)}, {"--account", offsetof(opts, account)},
+        {"--key-file", offsetof(opts, key_file)}, {"--policy-dir", offsetof(opts, policy_dir)},
+        {"--format", offsetof(opts, format)},     {"--queue", offsetof(opts, queue)},
+        {"--call", offsetof(opts, call)},         {"--number", offsetof(opts, number)},
+        {"--reason", offsetof(opts, reason)},     {"--id", offsetof(opts, id)},
+        {"--from", offsetof(opts, from)},         {"--to", offsetof(opts, to)},
+        {"--after", offsetof(opts, after)},       {"--limit", offsetof(opts, limit)},
+        {"--budget-ms", offsetof(opts, budget)},
+    };
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int matched = 0;
+        if (!strcmp(a, "--json")) {
+            o->json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            o->quiet = 1;
+            continue;
+        }
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
+            size_t n = strlen(flags[f].flag);
+            if (strncmp(a, flags[f].flag, n) != 0) continue;
+            const char **dst = (const char **)((char *)o + flags[f].off);
+            if (a[n] == '=')
+                *dst = a + n + 1;
+            else if (a[n] == 0 && i + 1 < argc)
+                *dst = argv[++i];
+            else
+                continue;
+            matched = 1;
+            break;
+        }
+        if (matched) continue;
+        if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "switchboard: unknown flag '%s'\n", a);
+            return -1;
+        }
+        if (o->nargs == 4) {
+            fprintf(stderr, "switchboard: too many arguments\n");
+            return -1;
+        }
+        o->args[o->nargs++] = a;
+    }
+    return 0;
+}
+
+/* YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or milliseconds. -1 when malformed. */
+static int64_t parse_when(const char *s)
+{
+    if (!s) return -1;
+    struct tm tm = {0};
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end && (!*end || !strcmp(end, "Z"))) return (int64_t)timegm(&tm) * 1000;
+    memset(&tm, 0, sizeof tm);
+    end = strptime(s, "%Y-%m-%d", &tm);
+    if (end && !*end) return (int64_t)timegm(&tm) * 1000;
+    char *e;
+    long long v = strtoll(s, &e, 10);
+    return *s && !*e && v >= 0 ? (int64_t)v : -1;
+}
+
+static sb_engine *open_dir(const opts *o, sb_result *res)
+{
+    if (!o->data_dir) {
+        fprintf(stderr, "switchboard: --data-dir is required\n");
+        return NULL;
+    }
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = o->data_dir;
+    cfg.key_file = o->key_file;
+    cfg.policy_dir = o->policy_dir;
+    cfg.log_level = SB_LOG_WARN;
+    sb_engine *e = NULL;
+    if (sb_open(&e, &cfg, res)) {
+        fprintf(stderr, "switchboard: %s\n", sb_result_message(res));
+        return NULL;
+    }
+    return e;
+}
+
+static json_t *result_doc(sb_result *res)
+{
+    return json_loads(sb_result_json(res, NULL), 0, NULL);
+}
+
+static void print_json(sb_result *res)
+{
+    json_t *d = result_doc(res);
+    json_object_del(d, "actions");
+    char *s = json_dumps(d, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (s) printf("%s\n", s);
+    free(s);
+    json_decref(d);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static void when(int64_t ms, char *buf, size_t cap)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_record_line(json_t *r)
+{
+    char t[32];
+    when((int64_t)json_integer_value(json_object_get(r, "ended_ms")), t, sizeof t);
+    printf("%-20s %s  %-10s %-11s wait %5.0fs talk %5.0fs  %s%s\n", jstr(r, "id"), t,
+           jstr(r, "queue"), jstr(r, "outcome"), json_number_value(json_object_get(r, "wait")),
+           json_number_value(json_object_get(r, "talk")), jstr(r, "agent"),
+           json_is_true(json_object_get(r, "anonymized")) ? "  (anonymized)" : "");
+}
+
+static int need_args(const opts *o, int n, const char *usage)
+{
+    if (!o->account || o->nargs != n) {
+        fprintf(stderr, "usage: switchboard records %s\n", usage);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_records(int argc, char **argv)
+{
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "help")) {
+        records_usage(argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    const char *cmd = argv[0];
+    opts o = {0};
+    if (parse_opts(argc - 1, argv + 1, &o)) return 2;
+    static const char *const cmds[] = {"export",  "erase", "list",  "get",   "hold",
+                                       "release", "holds", "audit", "stats", NULL};
+    int known = 0;
+    for (int i = 0; cmds[i]; i++)
+        known |= !strcmp(cmd, cmds[i]);
+    if (!known) {
+        fprintf(stderr, "switchboard: unknown records command '%s'\n", cmd);
+        records_usage(stderr);
+        return 2;
+    }
+    sb_result *res = sb_result_new();
+    sb_engine *e = NULL;
+    int rc = 2;
+    if (!strcmp(cmd, "export")) {
+        if (need_args(&o, 1, "export --data-dir DIR --account ID NUMBER [--format json|csv]"))
+            goto out;
+        int csv = o.format && !strcmp(o.format, "csv");
+        if (o.format && !csv && strcmp(o.format, "json")) {
+            fprintf(stderr, "switchboard: --format is json or csv\n");
+            goto out;
+        }
+        if (!(e = open_dir(&o, res))) goto out;
+        rc = sb_records_export(e, o.account, o.args[0], csv ? SB_EXPORT_CSV : SB_EXPORT_JSON, res);
+        if (!rc) {
+            json_t *d = result_doc(res);
+            if (csv)
+                fputs(jstr(d, "csv"), stdout);
+            else
+                print_json(res);
+            json_decref(d);
+        }
+    } else if (!strcmp(cmd, "erase")) {
+        if (need_args(&o, 1, "erase --data-dir DIR --account ID NUMBER")) goto out;
+        if (!(e = open_dir(&o, res))) goto out;
+        rc = sb_erase(e, o.account, o.args[0], res);
+        if (!rc && o.json) {
+            print_json(res);
+        } else if (!rc) {
+            json_t *d = result_doc(res);
+            printf("deleted %lld, anonymized %lld, kept %lld",
+                   (long long)json_integer_value(json_object_get(d, "deleted")),
+                   (long long)json_integer_value(json_object_get(d, "anonymized")),
+                   (long long)json_integer_value(json_object_get(d, "kept")));
+            long long failed = (long long)json_integer_value(json_object_get(d, "failed"));
+            if (failed) printf(" (%lld because the policy failed: run it again)", failed);
+            printf("\n");
+            const char *k;
+            json_t *v;
+            json_object_foreach(json_object_get(d, "reasons"), k, v)
+                printf("  %6lld  %s\n", (long long)json_integer_value(v), k);
+            json_decref(d);
+        }
+    } else if (!strcmp(cmd, "list")) {
+        if (need_args(&o, 0,
+                      "list --data-dir DIR --account ID [--from T] [--to T] [--queue Q] "
+                      "[--limit N]"))
+            goto out;
+        json_t *q = json_object();
+        int64_t from = parse_when(o.from), to = parse_when(o.to);
+        if ((o.from && from < 0) || (o.to && to < 0)) {
+            fprintf(stderr, "switchboard: bad time in --from/--to\n");
+            json_decref(q);
+            goto out;
+        }
+        if (o.from) json_object_set_new(q, "from_ms", json_integer(from));
+        if (o.to) json_object_set_new(q, "to_ms", json_integer(to));
+        if (o.queue) json_object_set_new(q, "queue", json_string(o.queue));
+        if (o.limit) json_object_set_new(q, "limit", json_integer(atoll(o.limit)));
+        char *qs = json_dumps(q, JSON_COMPACT);
+        json_decref(q);
+        if ((e = open_dir(&o, res))) rc = sb_records_list(e, o.account, qs, strlen(qs), res);
+        free(qs);
+        if (!e) goto out;
+        if (!rc && o.json) {
+            print_json(res);
+        } else if (!rc) {
+            json_t *d = result_doc(res);
+            size_t i;
+            json_t *r;
+            json_array_foreach(json_object_get(d, "records"), i, r) print_record_line(r);
+            json_decref(d);
+        }
+    } else if (!strcmp(cmd, "get")) {
+        if (need_args(&o, 1, "get --data-dir DIR --account ID CALL")) goto out;
+        if (!(e = open_dir(&o, res))) goto out;
+        rc = sb_call_get(e, o.account, o.args[0], res);
+        if (!rc) print_json(res);
+    } else if (!strcmp(cmd, "hold")) {
+        if (need_args(&o, 0,
+                      "hold --data-dir DIR --account ID (--call C | --number N | --from T "
+                      "--to T) --reason TEXT [--id ID]"))
+            goto out;
+        json_t *h = json_object();
+        if (o.id) json_object_set_new(h, "id", json_string(o.id));
+        if (o.call) json_object_set_new(h, "call", json_string(o.call));
+        if (o.number) json_object_set_new(h, "number", json_string(o.number));
+        if (o.from) json_object_set_new(h, "from_ms", json_integer(parse_when(o.from)));
+        if (o.to) json_object_set_new(h, "to_ms", json_integer(parse_when(o.to)));
+        if (o.reason) json_object_set_new(h, "reason", json_string(o.reason));
+        char *hs = json_dumps(h, JSON_COMPACT);
+        json_decref(h);
+        if ((e = open_dir(&o, res))) rc = sb_hold_place(e, o.account, hs, strlen(hs), res);
+        free(hs);
+        if (!e) goto out;
+        if (!rc && o.json)
+            print_json(res);
+        else if (!rc) {
+            json_t *d = result_doc(res);
+            printf("hold %s placed (%s): %s\n", jstr(d, "id"), jstr(d, "kind"), jstr(d, "reason"));
+            json_decref(d);
+        }
+    } else if (!strcmp(cmd, "release")) {
+        if (need_args(&o, 1, "release --data-dir DIR --account ID HOLD_ID")) goto out;
+        if (!(e = open_dir(&o, res))) goto out;
+        rc = sb_hold_release(e, o.account, o.args[0], res);
+        if (!rc && o.json)
+            print_json(res);
+        else if (!rc)
+            printf("hold %s released\n", o.args[0]);
+    } else if (!strcmp(cmd, "holds")) {
+        if (need_args(&o, 0, "holds --data-dir DIR --account ID")) goto out;
+        if (!(e = open_dir(&o, res))) goto out;
+        rc = sb_hold_list(e, o.account, res);
+        if (!rc && o.json) {
+            print_json(res);
+        } else if (!rc) {
+            json_t *d = result_doc(res);
+            size_t i;
+            json_t *h;
+            json_array_foreach(json_object_get(d, "holds"), i, h)
+            {
+                char t[32];
+                when((int64_t)json_integer_value(json_object_get(h, "created_ms")), t, sizeof t);
+                printf("%-12s %-7s %s  %s%s%s\n", jstr(h, "id"), jstr(h, "kind"), t,
+                       jstr(h, "reason"), json_object_get(h, "call") ? "  call " : "",
+                       jstr(h, "call"));
+            }
+            json_decref(d);
+        }
+    } else if (!strcmp(cmd, "audit")) {
+        if (need_args(&o, 0, "audit --data-dir DIR --account ID [--after SEQ] [--limit N]"))
+            goto out;
+        if (!(e = open_dir(&o, res))) goto out;
+        rc = sb_audit_list(e, o.account, o.after ? strtoull(o.after, NULL, 10) : 0,
+                           o.limit ? (size_t)atoll(o.limit) : 0, res);
+        if (!rc && o.json) {
+            print_json(res);
+        } else if (!rc) {
+            json_t *d = result_doc(res);
+            size_t i;
+            json_t *x;
+            json_array_foreach(json_object_get(d, "entries"), i, x)
+            {
+                char t[32];
+                when((int64_t)json_integer_value(json_object_get(x, "t_ms")), t, sizeof t);
+                int ovr = json_is_true(json_object_get(x, "overridden"));
+                printf("%6lld %s %-8s %-13s %-12s %s%s%s%s\n",
+                       (long long)json_integer_value(json_object_get(x, "seq")), t,
+                       jstr(x, "source"), jstr(x, "action"), jstr(x, "call"),
+                       ovr ? "(policy said " : "", ovr ? jstr(x, "decision") : "", ovr ? ") " : "",
+                       jstr(x, "reason"));
+            }
+            json_decref(d);
+        }
+    } else { /* stats */
+        if (need_args(&o, 0, "stats --data-dir DIR --account ID [--queue Q] [--from T] [--to T]"))
+            goto out;
+        int64_t from = o.from ? parse_when(o.from) : 0, to = o.to ? parse_when(o.to) : 0;
+        if (from < 0 || to < 0) {
+            fprintf(stderr, "switchboard: bad time in --from/--to\n");
+            goto out;
+        }
+        if (!(e = open_dir(&o, res))) goto out;
+        rc = sb_aggregates(e, o.account, o.queue, from, to, res);
+        if (!rc && o.json) {
+            print_json(res);
+        } else if (!rc) {
+            json_t *d = result_doc(res);
+            size_t i;
+            json_t *x;
+            printf("%-10s %-12s %8s %8s %8s %8s %8s %9s %9s %7s\n", "day", "queue", "offered",
+                   "answered", "abandon", "reject", "overflow", "avg wait", "avg talk", "SL");
+            json_array_foreach(json_object_get(d, "days"), i, x)
+            {
+                double ans = (double)json_integer_value(json_object_get(x, "answered"));
+                json_t *sl = json_object_get(x, "service_level");
+                char slb[16] = "-";
+                if (json_is_number(sl))
+                    snprintf(slb, sizeof slb, "%.1f%%", 100 * json_number_value(sl));
+                printf("%-10s %-12s %8lld %8.0f %8lld %8lld %8lld %8.1fs %8.1fs %7s\n",
+                       jstr(x, "day"),
+                       json_is_null(json_object_get(x, "queue")) ? "(all)" : jstr(x, "queue"),
+                       (long long)json_integer_value(json_object_get(x, "offered")), ans,
+                       (long long)json_integer_value(json_object_get(x, "abandoned")),
+                       (long long)json_integer_value(json_object_get(x, "rejected")),
+                       (long long)json_integer_value(json_object_get(x, "overflowed")),
+                       ans ? json_number_value(json_object_get(x, "answer_wait_total")) / ans : 0,
+                       ans ? json_number_value(json_object_get(x, "talk_total")) / ans : 0, slb);
+            }
+            json_decref(d);
+        }
+    }
+    if (rc && rc != 2) fprintf(stderr, "switchboard: %s\n", sb_result_message(res));
+out:
+    sb_close(e);
+    sb_result_free(res);
+    return rc == 0 ? 0 : rc == 2 ? 2 : 1;
+}
+
+/* --- sweep ---------------------------------------------------------------- */
+
+typedef struct bar {
+    int tty;
+    double t0;
+    uint64_t last_done;
+} bar;
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void progress(void *arg, uint64_t done, uint64_t total)
+{
+    bar *b = arg;
+    if (!b->tty) return;
+    double el = mono() - b->t0;
+    int width = 30, fill = total ? (int)((double)done / (double)total * width) : width;
+    if (fill > width) fill = width;
+    char line[64];
+    for (int i = 0; i < width; i++)
+        line[i] = i < fill ? '#' : '.';
+    line[width] = 0;
+    fprintf(stderr, "\r[%s] %3.0f%%  %llu/%llu records  %.0f/s ", line,
+            total ? 100.0 * (double)done / (double)total : 100.0, (unsigned long long)done,
+            (unsigned long long)total, el > 0 ? (double)done / el : 0.0);
+    b->last_done = done;
+}
+
+int cli_sweep(int argc, char **argv)
+{
+    opts o = {0};
+    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        printf("usage: switchboard sweep --data-dir DIR [--budget-ms N] [--policy-dir DIR]\n"
+               "                         [--key-file F] [--json] [--quiet]\n"
+               "Review every record whose retention review is due, purge deleted accounts'\n"
+               "records, in short transactions beside live traffic; prints a progress bar\n"
+               "(on a terminal) and a summary. Stopped half way, the next sweep carries on.\n");
+        return 0;
+    }
+    if (parse_opts(argc, argv, &o) || o.nargs) {
+        fprintf(stderr, "usage: switchboard sweep --data-dir DIR [--budget-ms N] [--json]\n");
+        return 2;
+    }
+    sb_result *res = sb_result_new();
+    sb_engine *e = open_dir(&o, res);
+    if (!e) {
+        sb_result_free(res);
+        return 1;
+    }
+    bar b = {.tty = !o.quiet && !o.json && isatty(2), .t0 = mono()};
+    int rc = sb_sweep(e, o.budget ? (uint32_t)atoll(o.budget) : 0, progress, &b, res);
+    if (b.tty) fprintf(stderr, "\n");
+    if (rc) {
+        fprintf(stderr, "switchboard: sweep failed: %s\n", sb_result_message(res));
+    } else if (o.json) {
+        print_json(res);
+    } else {
+        json_t *d = result_doc(res);
+#define N(k) ((unsigned long long)json_integer_value(json_object_get(d, k)))
+        double secs = json_number_value(json_object_get(d, "seconds"));
+        printf("sweep %s%s: %llu reviewed (%llu kept, %llu anonymized, %llu deleted; %llu "
+               "overridden by legal holds, %llu failed), %llu purged, %llu transactions, "
+               "%.2f s\n",
+               json_is_true(json_object_get(d, "done")) ? "done" : "stopped (budget used up)",
+               json_is_true(json_object_get(d, "resumed")) ? " (carried on an interrupted sweep)"
+                                                           : "",
+               N("reviewed"), N("kept"), N("anonymized"), N("deleted"), N("overridden"),
+               N("failed"), N("purged"), N("transactions"), secs);
+        if (secs > 0 && N("reviewed"))
+            printf("%.0f records/s reviewed\n", (double)N("reviewed") / secs);
+#undef N
+        json_decref(d);
+    }
+    sb_close(e);
+    sb_result_free(res);
+    return rc ? 1 : 0;
+}

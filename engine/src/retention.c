@@ -1,0 +1,1703 @@
+/*
+** retention.c — what becomes of records once written: the account's
+** retention policy decides when a record is written and at each review date
+** it asks for; erasure and access requests by number; legal holds; the audit
+** log; the purge of deleted accounts; and sweeps in short transactions.
+**
+** The review index (DB_REVIEW: due time, then the record's key; the value
+** the account's review epoch) holds at most one live entry per record. A
+** sweep walks it from the start with one cursor, reviews each record due,
+** deletes the entry under the cursor and, when the policy asks for another
+** review, puts a new entry further on — all in the same transaction, so a
+** sweep can stop anywhere (a crash, a kill, its time budget) and the next
+** one carries on with exactly the records not yet handled. A record keeps
+** no pointer to its entry (a review then costs no record write): an entry
+** whose record is gone (erased, purged) or whose epoch is not the record's
+** (the retention policy changed since) is simply dropped when it comes up.
+**
+** Background work that walks an account — purging a deleted account,
+** scheduling every record for review after the retention policy changed —
+** is a job (DB_JOBS) whose cursor is persisted in the same transactions as
+** the work. The audit log gets one value per account and transaction
+** holding that transaction's entries (numbered one by one).
+*/
+#include "crypto.h"
+#include "jsonv.h"
+#include "records.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SWEEP_BATCH 1000          /* records per sweep transaction ... */
+#define SWEEP_TXN_NS 5000000ull   /* ... or this much time */
+#define SWEEP_MIN 2               /* records a transaction handles before yielding to events */
+#define SWEEP_YIELD_NS 2000000ull /* how long a sweep lets waiting events go first, at most */
+#define ERASE_BATCH 500           /* records per erasure transaction */
+#define JOB_BATCH 256             /* keys a job step collects at once */
+#define DAY_MS 86400000LL
+#define HOLD_RECHECK_MS DAY_MS /* a record a hold kept is looked at again daily */
+#define FAIL_RETRY_MS DAY_MS   /* a review that failed is tried again a day later */
+#define HOLDS_MAX 1000         /* holds per account */
+#define AUDIT_VALUE_MAX                                                                            \
+    1500 /* bytes of entries per audit value: no overflow pages                                    \
+          ** (contiguous runs LMDB must search its free list for) */
+#define V_AUDIT 1
+#define V_HOLD 1
+#define V_JOB 1
+
+enum { SRC_WRITE = 1, SRC_REVIEW, SRC_ERASURE, SRC_HOLD };
+static const char *const src_names[] = {"", "write", "review", "erasure", "hold"};
+static const char *const act_names[] = {"none", "keep", "anonymize", "delete"};
+
+enum { HK_CALL = 1, HK_NUMBER, HK_RANGE };
+static const char *const hk_names[] = {"", "call", "number", "range"};
+
+/* Job keys: kind(1) acct(4); the sweep's run state is the single key "S". */
+enum { JOB_PURGE = 'P', JOB_RESCAN = 'R', JOB_SWEEP = 'S' };
+
+typedef struct hold {
+    char id[SB_ID_MAX + 1];
+    int kind;
+    char call[SB_ID_MAX + 1];
+    uint8_t pseudo[16];
+    int64_t from, to;
+    char reason[SB_REASON_MAX + 1];
+    int64_t created;
+} hold;
+
+typedef struct counts {
+    uint64_t reviewed, kept, anonymized, deleted, overridden, failed, purged;
+} counts;
+
+/* The context of one transaction's retention work. Built per transaction
+** (eng_write may run a function again from scratch), never kept across. */
+typedef struct rctx {
+    wtx *t;
+    sb_engine *e;
+    uint32_t acct; /* the account loaded (0: none) */
+    int exists;
+    acct_rec a;
+    rec_settings s;
+    hold *holds;
+    int nholds, capholds;
+    /* the audit entries of this transaction for account audit_acct */
+    uint32_t audit_acct;
+    uint64_t audit_first; /* sequence number of the first buffered entry */
+    int audit_n;
+    wbuf audit;
+    /* review entries to put once the sweep's cursor on the index is closed */
+    int defer;
+    wbuf pend;
+    sb_buf val; /* a private copy of the record being handled */
+    wbuf w;
+    counts n;
+    json_t *reasons; /* erasure: "action: reason" -> count */
+    /* the record view */
+    char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first_queue[SB_ID_MAX + 1], agent[SB_ID_MAX + 1],
+        att_agent[SB_ID_MAX + 1];
+    char vpol[MAX_TRACE][SB_NAME_MAX + 1], vver[MAX_TRACE][17];
+    const char *vpols[MAX_TRACE], *vvers[MAX_TRACE];
+    const rec_data *cur;
+} rctx;
+
+static void rctx_init(rctx *x, wtx *t)
+{
+    memset(x, 0, offsetof(rctx, id));
+    x->id[0] = 0;
+    x->t = t;
+    x->e = t->e;
+}
+
+static void rctx_free(rctx *x)
+{
+    free(x->holds);
+    buf_free(&x->val);
+    buf_free(&x->w.b);
+    buf_free(&x->audit.b);
+    buf_free(&x->pend.b);
+    if (x->reasons) json_decref(x->reasons);
+}
+
+void ret_free(sb_engine *e)
+{
+    (void)e; /* nothing kept between transactions */
+}
+
+/* Open `it` over the keys with `prefix`, starting just after key `after`
+** (all of them when afterlen is 0): a persisted cursor carries on where the
+** last transaction stopped without walking what it did. */
+static int iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
+                      size_t plen, const uint8_t *after, size_t afterlen)
+{
+    int rc = st_iter_open(it, txn, e, table, prefix, plen);
+    if (rc || !afterlen) return rc;
+    uint8_t kb[1 + 512];
+    if (afterlen > 511) return MDB_BAD_VALSIZE;
+    kb[0] = (uint8_t)(table + 1); /* the table byte (engine.h) */
+    memcpy(kb + 1, after, afterlen);
+    it->k = (MDB_val){afterlen + 1, kb};
+    rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_SET_RANGE);
+    if (rc == 0 && it->k.mv_size == afterlen + 1 && !memcmp(it->k.mv_data, kb, afterlen + 1))
+        rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_NEXT);
+    if (rc == 0 && it->k.mv_size >= it->plen && !memcmp(it->k.mv_data, it->pre, it->plen)) {
+        it->key = (const uint8_t *)it->k.mv_data + 1;
+        it->klen = it->k.mv_size - 1;
+        return 0;
+    }
+    it->key = NULL;
+    it->klen = 0;
+    return rc == 0 || rc == MDB_NOTFOUND ? MDB_NOTFOUND : rc;
+}
+
+/* --- holds ------------------------------------------------------------------- */
+
+static size_t hold_key(uint8_t *k, uint32_t acct, const char *id)
+{
+    size_t n = strlen(id);
+    put_be32(k, acct);
+    memcpy(k + 4, id, n);
+    return 4 + n;
+}
+
+static void enc_hold(wbuf *w, const hold *h)
+{
+    wb_u8(w, V_HOLD);
+    wb_u8(w, (uint8_t)h->kind);
+    wb_str(w, h->call);
+    wb_put(w, h->pseudo, 16);
+    wb_i64(w, h->from);
+    wb_i64(w, h->to);
+    wb_str(w, h->reason);
+    wb_i64(w, h->created);
+}
+
+static int dec_hold(const uint8_t *key, size_t kl, const MDB_val *v, hold *h)
+{
+    rbuf r;
+    if (kl <= 4 || kl - 4 > SB_ID_MAX) return SB_ESTORE;
+    memcpy(h->id, key + 4, kl - 4);
+    h->id[kl - 4] = 0;
+    rb_init(&r, v->mv_data, v->mv_size);
+    int ver = rb_u8(&r);
+    h->kind = rb_u8(&r);
+    rb_str(&r, h->call, sizeof h->call);
+    rb_take(&r, h->pseudo, 16);
+    h->from = rb_i64(&r);
+    h->to = rb_i64(&r);
+    rb_str(&r, h->reason, sizeof h->reason);
+    h->created = rb_i64(&r);
+    return r.err || ver != V_HOLD || r.p != r.end || h->kind < HK_CALL || h->kind > HK_RANGE
+               ? SB_ESTORE
+               : 0;
+}
+
+static int holds_load(MDB_txn *txn, sb_engine *e, uint32_t acct, hold **out, int *n, int *cap)
+{
+    uint8_t p[4];
+    st_iter it;
+    int rc;
+    *n = 0;
+    for (rc = st_iter_open(&it, txn, e, DB_HOLDS, p, key_acct(p, acct)); rc == 0;
+         rc = st_iter_next(&it)) {
+        if (*n == *cap) {
+            int nc = *cap ? *cap * 2 : 8;
+            hold *nh = realloc(*out, (size_t)nc * sizeof *nh);
+            if (!nh) {
+                rc = SB_ENOMEM;
+                break;
+            }
+            *out = nh;
+            *cap = nc;
+        }
+        if (dec_hold(it.key, it.klen, &it.v, &(*out)[*n]) == 0) (*n)++;
+    }
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static const hold *hold_match(const rctx *x, const rec_data *r)
+{
+    for (int i = 0; i < x->nholds; i++) {
+        const hold *h = &x->holds[i];
+        switch (h->kind) {
+        case HK_CALL:
+            if (strlen(h->call) == r->idlen && memcmp(h->call, r->id, r->idlen) == 0) return h;
+            break;
+        case HK_NUMBER:
+            for (int k = 0; k < r->npseudo; k++)
+                if (memcmp(h->pseudo, r->pseudo[k], 16) == 0) return h;
+            break;
+        case HK_RANGE:
+            if (r->offered >= h->from && r->offered < h->to) return h;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* --- audit log ---------------------------------------------------------------- */
+/* Key acct(4) seq(8) (the first entry's number); value V_AUDIT, u32 count,
+** then the entries: t, call id, ended, action, decision, overridden,
+** reason, source, policy, version. A value holds the entries of one
+** transaction and account, up to about AUDIT_VALUE_MAX bytes. */
+
+static int audit_flush(rctx *x)
+{
+    if (!x->audit_n) return 0;
+    uint8_t k[12];
+    put_be32(k, x->audit_acct);
+    put_be64(k + 4, x->audit_first);
+    uint32_t n = (uint32_t)x->audit_n;
+    memcpy(x->audit.b.p + 1, &n, 4);
+    int rc = x->audit.err ? SB_ENOMEM
+                          : st_put(x->t->txn, x->e, DB_AUDIT, k, 12, x->audit.b.p, x->audit.b.len);
+    x->audit_first += n;
+    x->audit_n = 0;
+    return rc;
+}
+
+/* The account's next sequence number: one past its last entry. */
+static int audit_next(rctx *x, uint32_t acct, uint64_t *next)
+{
+    uint8_t kb[16];
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(x->t->txn, x->e->dbi[DB_AUDIT], &cur);
+    if (rc) return rc;
+    kb[0] = DB_AUDIT + 1;
+    put_be32(kb + 1, acct + 1);
+    MDB_val k = {5, kb}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+    *next = 1;
+    if (rc == 0 && k.mv_size == 13 && ((uint8_t *)k.mv_data)[0] == DB_AUDIT + 1 &&
+        be32((uint8_t *)k.mv_data + 1) == acct && v.mv_size >= 5) {
+        uint32_t n;
+        memcpy(&n, (uint8_t *)v.mv_data + 1, 4);
+        *next = be64((uint8_t *)k.mv_data + 5) + n;
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, const char *action,
+                     const char *decision, int overridden, const char *reason, int source,
+                     const char *policy, const char *version)
+{
+    uint32_t acct = x->acct ? x->acct : x->t->acct;
+    int rc;
+    if (x->audit_acct != acct || !x->audit_first) {
+        if ((rc = audit_flush(x))) return rc;
+        x->audit_acct = acct;
+        if ((rc = audit_next(x, acct, &x->audit_first))) return rc;
+    }
+    wbuf *w = &x->audit;
+    if (!x->audit_n) {
+        wb_reset(w);
+        wb_u8(w, V_AUDIT);
+        wb_u32(w, 0); /* the count, filled in by audit_flush */
+    }
+    wb_i64(w, x->t->now);
+    wb_strn(w, call ? call : "", call ? calllen : 0);
+    wb_i64(w, ended);
+    wb_str(w, action);
+    wb_str(w, decision ? decision : "");
+    wb_u8(w, (uint8_t)overridden);
+    wb_str(w, reason ? reason : "");
+    wb_u8(w, (uint8_t)source);
+    wb_str(w, policy ? policy : "");
+    wb_str(w, version ? version : "");
+    x->audit_n++;
+    if (w->err) return SB_ENOMEM;
+    return w->b.len >= AUDIT_VALUE_MAX ? audit_flush(x) : 0;
+}
+
+/* --- the account of the work at hand -------------------------------------------- */
+
+/* Load account acct (by number) into x: settings, holds. 0 with exists=0
+** when the account is gone. */
+static int use_account(rctx *x, uint32_t acct)
+{
+    if (x->acct == acct) return 0;
+    int rc = audit_flush(x);
+    if (rc) return rc;
+    x->acct = acct;
+    x->exists = 0;
+    x->nholds = 0;
+    uint8_t k[4];
+    MDB_val v;
+    rc = st_get(x->t->txn, x->e, DB_ACCOUNTS, k, key_acct(k, acct), &v);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    if (dec_account(v.mv_data, v.mv_size, &x->a)) return SB_ESTORE;
+    x->exists = 1;
+    pol_host_sync_gen(x->e->pol, acct, x->a.policy_gen);
+    if ((rc = rec_settings_load(x->t->txn, x->e, acct, &x->s)) && rc != SB_ESTORE) return rc;
+    return holds_load(x->t->txn, x->e, acct, &x->holds, &x->nholds, &x->capholds);
+}
+
+/* --- the record as the policy sees it --------------------------------------------- */
+
+static void cpy(char *dst, const char *s, size_t n)
+{
+    memcpy(dst, s, n);
+    dst[n] = 0;
+}
+
+static int view_attempt(void *arg, int i, pol_attempt *out)
+{
+    rctx *x = arg;
+    int dev, outcome;
+    if (!x->cur || i < 0 || i >= x->cur->natt) return -1;
+    if (rec_attempt(x->cur, i, x->att_agent, sizeof x->att_agent, &dev, &outcome, &out->start_ms,
+                    &out->dur_ms))
+        return -1;
+    out->agent = x->att_agent;
+    out->dev = dev;
+    out->outcome = outcome ? ring_outcome_name(outcome) : "cancelled";
+    return 0;
+}
+
+static void view_of(rctx *x, const rec_data *r, const hold *h, pol_record *pr)
+{
+    cpy(x->id, r->id, r->idlen);
+    cpy(x->queue, r->queue, r->queuelen);
+    cpy(x->first_queue, r->first_queue, r->first_queuelen);
+    cpy(x->agent, r->agent, r->agentlen);
+    x->cur = r;
+    int nv = 0;
+    rbuf b;
+    rb_init(&b, r->ver, r->verlen);
+    for (int i = 0; i < r->nver && nv < MAX_TRACE && !b.err; i++) {
+        rb_str(&b, x->vpol[nv], sizeof x->vpol[nv]);
+        rb_str(&b, x->vver[nv], sizeof x->vver[nv]);
+        x->vpols[nv] = x->vpol[nv];
+        x->vvers[nv] = x->vver[nv];
+        if (!b.err) nv++;
+    }
+    *pr = (pol_record){
+        .id = x->id,
+        .queue = x->queue,
+        .first_queue = x->first_queue,
+        .outcome = rec_outcome_name(r->outcome),
+        .agent = r->agentlen ? x->agent : NULL,
+        .offered_ms = r->offered,
+        .answered_ms = r->answered,
+        .ended_ms = r->ended,
+        .wait_ms = r->wait_ms,
+        .talk_ms = r->talk_ms,
+        .priority = r->priority,
+        .anonymized = (r->flags & RF_ANONYMIZED) != 0,
+        .legal_hold = h != NULL,
+        .overridden = (r->flags & RF_OVERRIDDEN) != 0,
+        .attrs = r->attrs_len ? r->attrs : NULL,
+        .attrs_len = r->attrs_len,
+        .natt = r->natt,
+        .attempt = view_attempt,
+        .attempt_arg = x,
+        .nversions = nv,
+        .policies = x->vpols,
+        .versions = x->vvers,
+    };
+}
+
+/* --- applying a decision ------------------------------------------------------------ */
+
+static size_t review_key(uint8_t *k, int64_t due, const uint8_t *rk, size_t rkl)
+{
+    put_be64(k, (uint64_t)due);
+    memcpy(k + 8, rk, rkl);
+    return 8 + rkl;
+}
+
+static int review_put(rctx *x, const uint8_t *rk, size_t rkl, int64_t due, uint32_t epoch)
+{
+    uint8_t k[8 + REC_KEY_MAX], v[4];
+    put_be32(v, epoch);
+    size_t kl = review_key(k, due, rk, rkl);
+    if (!x->defer) return st_put(x->t->txn, x->e, DB_REVIEW, k, kl, v, 4);
+    wb_u8(&x->pend, (uint8_t)kl); /* kl <= 8 + REC_KEY_MAX < 256 */
+    wb_put(&x->pend, k, kl);
+    wb_put(&x->pend, v, 4);
+    return x->pend.err ? SB_ENOMEM : 0;
+}
+
+/* Put the review entries deferred while a cursor walked the index. */
+static int review_flush(rctx *x)
+{
+    const uint8_t *p = (const uint8_t *)x->pend.b.p, *end = p + x->pend.b.len;
+    while (p < end) {
+        size_t kl = *p++;
+        int rc = st_put(x->t->txn, x->e, DB_REVIEW, p, kl, p + kl, 4);
+        if (rc) return rc;
+        p += kl + 4;
+    }
+    wb_reset(&x->pend);
+    return 0;
+}
+
+static void count_reason(rctx *x, const char *action, const char *reason)
+{
+    if (!x->reasons) return;
+    char key[SB_REASON_MAX + 300];
+    snprintf(key, sizeof key, "%s: %s", action, reason && *reason ? reason : "(no reason given)");
+    json_t *v = json_object_get(x->reasons, key);
+    json_object_set_new(x->reasons, key, json_integer(v ? json_integer_value(v) + 1 : 1));
+}
+
+/* Apply decision d to the record at rk (decoded into r from x->val). Its
+** review entry, if it had one, is gone already (sweeps) or stays (erasure:
+** its schedule is not the request's; for a deleted record the entry is
+** dropped when it comes up). */
+static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_retention *d,
+                 int source)
+{
+    MDB_txn *txn = x->t->txn;
+    sb_engine *e = x->e;
+    int64_t now = x->t->now;
+    int action = d->failed || d->action == RET_NONE ? RET_KEEP : d->action;
+    int64_t due = d->failed ? now + FAIL_RETRY_MS : d->review_ms;
+    const char *reason = d->failed ? d->error : d->reason, *counted = NULL;
+    char held[SB_ID_MAX + SB_REASON_MAX + 16], audited[2 * SB_REASON_MAX + SB_ID_MAX + 48];
+    const hold *h = x->nholds ? hold_match(x, r) : NULL;
+    int overridden = 0, decided = action;
+    if (h && (action == RET_DELETE || action == RET_ANONYMIZE)) {
+        overridden = 1;
+        action = RET_KEEP;
+        if (!due || due > now + HOLD_RECHECK_MS) due = now + HOLD_RECHECK_MS;
+        snprintf(held, sizeof held, "legal hold %s: %s", h->id, h->reason);
+        /* The audit keeps what the policy decided and said. */
+        snprintf(audited, sizeof audited, "%s (policy: %s%s%s)", held, act_names[decided],
+                 d->reason[0] ? ": " : "", d->reason);
+        counted = held;
+        reason = audited;
+        x->n.overridden++;
+        sb_log(e, SB_LOG_INFO,
+               "retention: account %s call %.*s: %s (%s) overridden by legal hold %s",
+               x->exists ? x->a.id : "?", (int)r->idlen, r->id, act_names[decided],
+               d->policy[0] ? d->policy : "default", h->id);
+    }
+    if (d->failed) x->n.failed++;
+    int rc = 0;
+    uint8_t flags = r->flags;
+    if (overridden)
+        flags |= RF_OVERRIDDEN;
+    else if (!d->failed)
+        flags &= (uint8_t)~RF_OVERRIDDEN;
+    if (source == SRC_ERASURE) due = 0; /* the entry it has stays as it is */
+
+    if (action == RET_DELETE) {
+        if ((rc = rec_ridx_del(txn, e, x->acct, r)) || (rc = rec_delete(txn, e, rk, rkl)))
+            return rc;
+        x->n.deleted++;
+    } else if (action == RET_ANONYMIZE && !(r->flags & RF_ANONYMIZED)) {
+        if ((rc = rec_ridx_del(txn, e, x->acct, r))) return rc;
+        r->flags = flags | RF_ANONYMIZED;
+        r->pii = NULL;
+        r->pii_len = 0;
+        r->npseudo = 0;
+        wb_reset(&x->w);
+        rec_encode(&x->w, r);
+        if (x->w.err) return SB_ENOMEM;
+        if ((rc = st_put(txn, e, DB_RECORDS, rk, rkl, x->w.b.p, x->w.b.len))) return rc;
+        x->n.anonymized++;
+    } else {
+        /* Keep (or anonymize what is anonymous already). */
+        if (flags != r->flags) {
+            x->val.p[1] = (char)flags; /* patch the copy */
+            if ((rc = st_put(txn, e, DB_RECORDS, rk, rkl, x->val.p, x->val.len))) return rc;
+        }
+        if (action == RET_KEEP)
+            x->n.kept++;
+        else
+            x->n.anonymized++;
+    }
+    if (action != RET_DELETE && due && (rc = review_put(x, rk, rkl, due, r->epoch))) return rc;
+    const char *applied = act_names[action];
+    /* The audit: every deletion and anonymization, every override, every
+    ** failure, and every decision about an erasure request. Routine keeps
+    ** (a new review date) are not actions. */
+    if (d->failed)
+        rc = audit_add(x, r->id, r->idlen, r->ended, "error", "none", 0, reason, source, d->policy,
+                       d->version);
+    else if (overridden || action != RET_KEEP || source == SRC_ERASURE)
+        rc = audit_add(x, r->id, r->idlen, r->ended, applied, act_names[decided], overridden,
+                       reason, source, d->policy, d->version);
+    if (x->reasons) count_reason(x, d->failed ? "failed" : applied, counted ? counted : reason);
+    return rc;
+}
+
+/* Read the record at rk into x->val and decode it. SB_ENOTFOUND if gone. */
+static int load_record(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r)
+{
+    MDB_val v;
+    int rc = st_get(x->t->txn, x->e, DB_RECORDS, rk, rkl, &v);
+    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
+    if (rc) return rc;
+    x->val.len = 0;
+    if (buf_put(&x->val, v.mv_data, v.mv_size)) return SB_ENOMEM;
+    return rec_decode(x->val.p, x->val.len, r);
+}
+
+/* The account's retention policy decides about r (no policy: keep forever). */
+static int decide_retain(rctx *x, const rec_data *r, pol_retention *d)
+{
+    memset(d, 0, offsetof(pol_retention, error) + 1);
+    if (!x->s.retention[0]) {
+        d->action = RET_KEEP;
+        snprintf(d->reason, sizeof d->reason, "no retention policy: kept");
+        return 0;
+    }
+    pol_record pr;
+    view_of(x, r, x->nholds ? hold_match(x, r) : NULL, &pr);
+    int rc = pol_retain(x->e->pol, x->acct, x->a.id, x->s.retention, &pr, x->t->now, d);
+    x->cur = NULL;
+    if (!rc && !d->failed && d->action == RET_NONE) {
+        d->failed = 1;
+        snprintf(d->error, sizeof d->error, "%s.lua: the policy has no retain hook",
+                 x->s.retention);
+    }
+    return rc;
+}
+
+int ret_on_write(wtx *t, const uint8_t *rk, size_t rkl, const rec_settings *s)
+{
+    rctx x;
+    rctx_init(&x, t);
+    rec_data r;
+    pol_retention d;
+    int rc = use_account(&x, t->acct);
+    if (!rc && !x.exists) rc = SB_ENOTFOUND;
+    if (!rc) rc = load_record(&x, rk, rkl, &r);
+    if (!rc) rc = decide_retain(&x, &r, &d);
+    if (!rc) rc = apply(&x, rk, rkl, &r, &d, SRC_WRITE);
+    if (!rc) rc = audit_flush(&x);
+    rctx_free(&x);
+    return rc;
+}
+
+/* --- jobs --------------------------------------------------------------------------- */
+
+static int job_put(rctx *x, int kind, uint32_t acct, const void *v, size_t vl)
+{
+    uint8_t k[5];
+    k[0] = (uint8_t)kind;
+    put_be32(k + 1, acct);
+    return st_put(x->t->txn, x->e, DB_JOBS, k, 5, v, vl);
+}
+
+int ret_rescan(wtx *t, uint32_t acct, uint32_t epoch)
+{
+    uint8_t p[4];
+    st_iter it;
+    int rc = st_iter_open(&it, t->txn, t->e, DB_RECORDS, p, key_acct(p, acct));
+    st_iter_close(&it);
+    if (rc == MDB_NOTFOUND) return 0; /* no records yet: nothing to queue */
+    if (rc) return rc;
+    rctx x;
+    rctx_init(&x, t);
+    /* From the account's first record (no cursor yet). Records written from
+    ** now on carry the new epoch and are scheduled by their write. */
+    uint8_t v[5] = {V_JOB};
+    put_be32(v + 1, epoch);
+    rc = job_put(&x, JOB_RESCAN, acct, v, 5);
+    rctx_free(&x);
+    return rc ? rc : 1;
+}
+
+int ret_account_deleted(wtx *t, uint32_t acct)
+{
+    rctx x;
+    rctx_init(&x, t);
+    uint8_t p[4];
+    st_iter it;
+    int rc = st_iter_open(&it, t->txn, t->e, DB_HOLDS, p, key_acct(p, acct));
+    st_iter_close(&it);
+    if (rc == 0) {
+        rctx_free(&x);
+        return res_err(t->res, SB_EHOLD, "account",
+                       "account '%s' has legal holds; release them before deleting it",
+                       t->account ? t->account->id : "?");
+    }
+    if (rc != MDB_NOTFOUND) return rc;
+    uint8_t v[2] = {V_JOB, 0}; /* stage 0 */
+    if ((rc = st_del(t->txn, t->e, DB_PRIVACY, p, 4)) == 0) rc = job_put(&x, JOB_PURGE, acct, v, 2);
+    /* A rescan of a deleted account has nothing left to do. */
+    uint8_t k[5] = {JOB_RESCAN};
+    put_be32(k + 1, acct);
+    if (!rc) rc = st_del(t->txn, t->e, DB_JOBS, k, 5);
+    rctx_free(&x);
+    return rc;
+}
+
+/* Purge a deleted account, in stages: its records, pseudonym index,
+** aggregates, audit log (review entries of its records are dropped when
+** they come up: their account is gone). Returns the keys deleted. */
+static int job_purge(rctx *x, uint32_t acct, uint8_t *stage, int budget, int *done)
+{
+    static const int tables[] = {DB_RECORDS, DB_RECID, DB_RIDX, DB_AGGR, DB_AUDIT};
+    MDB_txn *txn = x->t->txn;
+    uint8_t p[4];
+    key_acct(p, acct);
+    int n = 0, rc = 0;
+    if (*stage == 0 && rec_key_destroy(x->e, acct)) return SB_ESTORE; /* again: crash-safe */
+    *done = 0;
+    while (*stage < countof(tables) && n < budget) {
+        int table = tables[*stage], k = 0;
+        st_iter it;
+        /* Deleting under the cursor moves it on: a prefix emptied in turns. */
+        for (rc = st_iter_open(&it, txn, x->e, table, p, 4); rc == 0 && k < JOB_BATCH;
+             rc = st_iter_del(&it)) {
+            k++;
+            if (table == DB_RECORDS) x->n.purged++;
+        }
+        st_iter_close(&it);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        n += k;
+        if (k < JOB_BATCH) (*stage)++;
+    }
+    *done = *stage >= countof(tables);
+    return n;
+}
+
+/* Schedule every record of the account older than the epoch for review
+** now, after the cursor; returns records handled. */
+static int job_rescan(rctx *x, uint32_t acct, uint32_t epoch, uint8_t *cur, size_t *curlen,
+                      int budget, int *done)
+{
+    MDB_txn *txn = x->t->txn;
+    uint8_t p[4];
+    key_acct(p, acct);
+    uint8_t keys[64][REC_KEY_MAX];
+    size_t kls[64];
+    int n = 0, rc;
+    *done = 0;
+    while (n < budget) {
+        int k = 0;
+        st_iter it;
+        for (rc = iter_after(&it, txn, x->e, DB_RECORDS, p, 4, cur, *curlen); rc == 0 && k < 64;
+             rc = st_iter_next(&it)) {
+            if (it.klen > REC_KEY_MAX || it.v.mv_size < 6) continue;
+            memcpy(keys[k], it.key, it.klen);
+            kls[k++] = it.klen;
+        }
+        st_iter_close(&it);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        for (int i = 0; i < k; i++) {
+            rec_data r;
+            if ((rc = load_record(x, keys[i], kls[i], &r))) {
+                if (rc == SB_ENOTFOUND || rc == SB_ESTORE) continue;
+                return rc;
+            }
+            if (r.epoch == epoch) continue; /* written since: scheduled by its write */
+            uint8_t *v = (uint8_t *)x->val.p;
+            memcpy(v + 2, &epoch, 4);
+            if ((rc = st_put(txn, x->e, DB_RECORDS, keys[i], kls[i], v, x->val.len)) ||
+                (rc = review_put(x, keys[i], kls[i], x->t->now, epoch)))
+                return rc;
+        }
+        if (k) {
+            memcpy(cur, keys[k - 1], kls[k - 1]);
+            *curlen = kls[k - 1];
+        }
+        n += k;
+        if (k < 64) {
+            *done = 1;
+            break;
+        }
+    }
+    return n;
+}
+
+/* Run background jobs within the budget; returns the work done. */
+static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
+{
+    MDB_txn *txn = x->t->txn;
+    int used = 0, rc;
+    while (used < budget && mono_ns() < deadline) {
+        uint8_t key[5];
+        uint8_t val[5 + REC_KEY_MAX];
+        size_t vl = 0;
+        int found = 0;
+        st_iter it;
+        for (rc = st_iter_open(&it, txn, x->e, DB_JOBS, "", 0); rc == 0; rc = st_iter_next(&it)) {
+            if (it.klen == 5 && (it.key[0] == JOB_PURGE || it.key[0] == JOB_RESCAN) &&
+                it.v.mv_size <= sizeof val) {
+                memcpy(key, it.key, 5);
+                memcpy(val, it.v.mv_data, it.v.mv_size);
+                vl = it.v.mv_size;
+                found = 1;
+                break;
+            }
+        }
+        st_iter_close(&it);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        if (!found) return used;
+        uint32_t acct = be32(key + 1);
+        int done = 0, n;
+        if (key[0] == JOB_PURGE) {
+            uint8_t stage = vl >= 2 ? val[1] : 0;
+            n = job_purge(x, acct, &stage, budget - used, &done);
+            if (n < 0 || IS_SB_ERR(n)) return n;
+            val[0] = V_JOB;
+            val[1] = stage;
+            vl = 2;
+            if (done)
+                sb_log(x->e, SB_LOG_INFO, "sweep: deleted account #%u purged", (unsigned)acct);
+        } else {
+            if (vl < 5) { /* unreadable: drop it */
+                done = 1;
+                n = 0;
+            } else {
+                size_t curlen = vl - 5;
+                n = job_rescan(x, acct, be32(val + 1), val + 5, &curlen, budget - used, &done);
+                if (n < 0 || IS_SB_ERR(n)) return n;
+                vl = 5 + curlen;
+            }
+        }
+        used += n > 0 ? n : 1;
+        rc =
+            done ? st_del(txn, x->e, DB_JOBS, key, 5) : st_put(txn, x->e, DB_JOBS, key, 5, val, vl);
+        if (rc) return rc;
+        if (!done) {
+            *more = 1;
+            return used;
+        }
+    }
+    *more = 1;
+    return used;
+}
+
+/* --- sweeps ----------------------------------------------------------------------------- */
+
+typedef struct sweep_run {
+    int64_t now;  /* review what is due by then */
+    counts n;     /* this transaction */
+    counts total; /* the run so far (persisted) */
+    int more;
+    int resumed;
+    int yielded; /* ended early: events were waiting */
+    int64_t started;
+    uint64_t txn_ns; /* time one transaction may take */
+} sweep_run;
+
+static void enc_counts(uint8_t *b, const counts *c, int64_t started)
+{
+    b[0] = V_JOB;
+    put_be64(b + 1, (uint64_t)started);
+    const uint64_t *v = &c->reviewed;
+    for (int i = 0; i < 7; i++)
+        put_be64(b + 9 + 8 * i, v[i]);
+}
+
+static void add_counts(counts *a, const counts *b)
+{
+    uint64_t *x = &a->reviewed;
+    const uint64_t *y = &b->reviewed;
+    for (int i = 0; i < 7; i++)
+        x[i] += y[i];
+}
+
+/* Review the record of the entry under the cursor; the entry goes. */
+static int review_one(rctx *x, st_iter *it)
+{
+    uint8_t key[8 + REC_KEY_MAX];
+    size_t kl = it->klen;
+    memcpy(key, it->key, kl);
+    uint32_t epoch = it->v.mv_size == 4 ? be32(it->v.mv_data) : UINT32_MAX;
+    const uint8_t *rk = key + 8;
+    size_t rkl = kl - 8;
+    int rc = use_account(x, be32(rk));
+    if (rc) return rc;
+    rec_data r;
+    if (x->exists) rc = load_record(x, rk, rkl, &r);
+    /* The entry goes in any case; the decision may put a new one. */
+    int drc = st_iter_del(it);
+    if (drc && drc != MDB_NOTFOUND) return drc;
+    if (!x->exists || rc == SB_ENOTFOUND || rc == SB_ESTORE || (rc == 0 && r.epoch != epoch)) {
+        /* Account or record gone, or an entry of an older epoch: dropped. */
+        if (rc == SB_ESTORE) sb_log(x->e, SB_LOG_ERROR, "sweep: a corrupt record was skipped");
+        return 0;
+    }
+    if (rc) return rc;
+    pol_retention d;
+    if ((rc = decide_retain(x, &r, &d))) return rc;
+    x->n.reviewed++;
+    return apply(x, rk, rkl, &r, &d, SRC_REVIEW);
+}
+
+static int do_sweep(wtx *t, void *arg)
+{
+    sweep_run *sr = arg;
+    rctx x;
+    rctx_init(&x, t);
+    sr->more = 0;
+    sr->yielded = 0;
+    memset(&sr->n, 0, sizeof sr->n);
+    uint64_t deadline = mono_ns() + sr->txn_ns;
+    MDB_txn *txn = t->txn;
+    /* The run's state: carried on when an earlier sweep was cut short. */
+    uint8_t sk[1] = {JOB_SWEEP}, sv[9 + 7 * 8];
+    MDB_val v;
+    int rc = st_get(txn, t->e, DB_JOBS, sk, 1, &v);
+    memset(&sr->total, 0, sizeof sr->total);
+    sr->resumed = 0;
+    sr->started = t->now;
+    if (rc == 0 && v.mv_size == sizeof sv && ((uint8_t *)v.mv_data)[0] == V_JOB) {
+        const uint8_t *b = v.mv_data;
+        sr->started = (int64_t)be64(b + 1);
+        uint64_t *c = &sr->total.reviewed;
+        for (int i = 0; i < 7; i++)
+            c[i] = be64(b + 9 + 8 * i);
+        sr->resumed = 1;
+    } else if (rc && rc != MDB_NOTFOUND) {
+        goto out;
+    }
+    int used = run_jobs(&x, SWEEP_BATCH, deadline, &sr->more);
+    if (used < 0 || IS_SB_ERR(used)) {
+        rc = used;
+        goto out;
+    }
+    /* Reviews: the due entries from the start of the index, one cursor,
+    ** which deletes each entry it handles; new entries wait until it is
+    ** closed (nothing else writes to the index meanwhile). */
+    int i = 0, budget = SWEEP_BATCH - used;
+    x.defer = 1;
+    st_iter it;
+    for (rc = st_iter_open(&it, txn, t->e, DB_REVIEW, "", 0); rc == 0 && i < budget; i++) {
+        if (it.klen < 8 + 13 || it.klen > 8 + REC_KEY_MAX) { /* not ours */
+            rc = st_iter_del(&it);
+            continue;
+        }
+        if ((int64_t)be64(it.key) > sr->now) {
+            rc = MDB_NOTFOUND; /* nothing more is due */
+            break;
+        }
+        if ((rc = review_one(&x, &it))) break;
+        rc = it.key ? 0 : MDB_NOTFOUND; /* st_iter_del moved it on */
+        /* Events waiting for the write lock go first: end here. */
+        if (i + 1 >= SWEEP_MIN && __atomic_load_n(&t->e->live_events, __ATOMIC_RELAXED)) {
+            sr->yielded = 1;
+            i++;
+            break;
+        }
+        if ((i & 15) == 15 && mono_ns() > deadline) {
+            i++;
+            break;
+        }
+    }
+    st_iter_close(&it);
+    if (rc == 0 || sr->yielded)
+        sr->more = 1; /* stopped by the budget, not the end */
+    else if (rc != MDB_NOTFOUND)
+        goto out;
+    x.defer = 0;
+    if ((rc = review_flush(&x)) || (rc = audit_flush(&x))) goto out;
+    sr->n = x.n;
+    add_counts(&sr->total, &x.n);
+    if (sr->more) {
+        enc_counts(sv, &sr->total, sr->started);
+        rc = st_put(txn, t->e, DB_JOBS, sk, 1, sv, sizeof sv);
+    } else {
+        rc = st_del(txn, t->e, DB_JOBS, sk, 1);
+    }
+out:
+    rctx_free(&x);
+    return rc;
+}
+
+/* Records due for review by `now` (an estimate for the progress bar). */
+static uint64_t count_due(sb_engine *e, int64_t now)
+{
+    MDB_txn *txn;
+    if (eng_read_begin(e, &txn)) return 0;
+    uint64_t n = 0;
+    st_iter it;
+    int rc;
+    for (rc = st_iter_open(&it, txn, e, DB_REVIEW, "", 0); rc == 0; rc = st_iter_next(&it))
+        if (it.klen >= 8 && (int64_t)be64(it.key) <= now)
+            n++;
+        else
+            break;
+    st_iter_close(&it);
+    eng_read_end(e, txn);
+    return n;
+}
+
+int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, void *arg,
+             sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    /* A small budget also makes each transaction shorter (the daemon sweeps
+    ** in its event loop, one transaction a turn). */
+    sweep_run sr = {.now = eng_now(e), .txn_ns = SWEEP_TXN_NS};
+    if (budget_ms && (uint64_t)budget_ms * 1000000u < sr.txn_ns)
+        sr.txn_ns = (uint64_t)budget_ms * 1000000u;
+    uint64_t t0 = mono_ns();
+    uint64_t total = progress ? count_due(e, sr.now) : 0, done = 0;
+    int txns = 0, rc = 0, resumed = 0;
+    do {
+        rc = eng_write(e, do_sweep, &sr, res);
+        if (rc) break;
+        if (txns == 0) resumed = sr.resumed;
+        txns++;
+        done += sr.n.reviewed + sr.n.purged;
+        if (progress) progress(arg, done, total > done ? total : done);
+        if (budget_ms && (mono_ns() - t0) / 1000000 >= budget_ms) break;
+        /* Let waiting events in before the next transaction. */
+        if (sr.more && sr.yielded) {
+            /* Sleep, do not spin: the events need the CPU more than we do.
+            ** Carry on after a quiet spell (no event in flight twice in a
+            ** row, 50 us apart), or SWEEP_YIELD_NS at most. */
+            uint64_t until = mono_ns() + SWEEP_YIELD_NS;
+            struct timespec nap = {0, 50000};
+            int quiet = 0;
+            do {
+                nanosleep(&nap, NULL);
+                quiet = __atomic_load_n(&e->live_events, __ATOMIC_RELAXED) ? 0 : quiet + 1;
+            } while (quiet < 2 && mono_ns() < until);
+        }
+    } while (sr.more);
+    if (rc) return rc;
+    /* The run's totals: a resumed run's include the work done before it
+    ** was interrupted. */
+    counts rep = sr.total;
+    json_t *o = json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:f,s:b,s:b}", "reviewed", (json_int_t)rep.reviewed,
+        "kept", (json_int_t)rep.kept, "anonymized", (json_int_t)rep.anonymized, "deleted",
+        (json_int_t)rep.deleted, "overridden", (json_int_t)rep.overridden, "failed",
+        (json_int_t)rep.failed, "purged", (json_int_t)rep.purged, "transactions", txns, "seconds",
+        (double)(mono_ns() - t0) / 1e9, "done", !sr.more, "resumed", resumed);
+    res_doc(res, o);
+    return 0;
+}
+
+/* --- erasure requests --------------------------------------------------------------- */
+
+typedef struct erase_op {
+    const char *account;
+    char number[SB_E164_MAX + 1];
+    int64_t received;
+    uint8_t cur[29 + SB_ID_MAX]; /* the last index entry handled */
+    size_t curlen;
+    int done;
+    counts n;        /* this transaction */
+    json_t *reasons; /* this transaction */
+} erase_op;
+
+static int do_erase(wtx *t, void *arg)
+{
+    erase_op *op = arg;
+    op->done = 0;
+    memset(&op->n, 0, sizeof op->n);
+    json_object_clear(op->reasons);
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    rctx x;
+    rctx_init(&x, t);
+    x.reasons = json_incref(op->reasons);
+    if ((rc = use_account(&x, t->acct))) goto out;
+    uint8_t key[32], pseudo[16];
+    rc = rec_key(t->e, t->acct, t->account->id, 0, key);
+    if (rc == SB_ECRYPTO) { /* no data key: nothing was ever sealed */
+        op->done = 1;
+        rc = 0;
+        goto out;
+    }
+    if (rc) goto out;
+    cr_pseudonym(key, op->number, pseudo);
+    cr_wipe(key, sizeof key);
+    uint8_t p[20];
+    put_be32(p, t->acct);
+    memcpy(p + 4, pseudo, 16);
+    /* Index entries after the cursor (kept records keep theirs). */
+    uint8_t(*keys)[29 + SB_ID_MAX] = malloc(ERASE_BATCH * sizeof *keys);
+    size_t *kls = malloc(ERASE_BATCH * sizeof *kls);
+    int k = 0;
+    st_iter it;
+    if (!keys || !kls) {
+        rc = SB_ENOMEM;
+        goto freeout;
+    }
+    for (rc = iter_after(&it, t->txn, t->e, DB_RIDX, p, 20, op->cur, op->curlen);
+         rc == 0 && k < ERASE_BATCH; rc = st_iter_next(&it)) {
+        if (it.klen < 30 || it.klen > sizeof keys[0]) continue;
+        memcpy(keys[k], it.key, it.klen);
+        kls[k++] = it.klen;
+    }
+    st_iter_close(&it);
+    if (rc && rc != MDB_NOTFOUND) goto freeout;
+    rc = 0;
+    op->done = k < ERASE_BATCH;
+    for (int i = 0; i < k && !rc; i++) {
+        const uint8_t *ik = keys[i];
+        int role = ik[20];
+        int64_t ended = (int64_t)be64(ik + 21);
+        uint8_t rk[REC_KEY_MAX];
+        size_t rkl = rec_key_of(rk, t->acct, (const char *)ik + 29, kls[i] - 29, ended);
+        rec_data r;
+        rc = load_record(&x, rk, rkl, &r);
+        if (rc == SB_ENOTFOUND) { /* a stale entry: the record is gone */
+            rc = st_del(t->txn, t->e, DB_RIDX, ik, kls[i]);
+            continue;
+        }
+        if (rc) break;
+        pol_retention d;
+        memset(&d, 0, offsetof(pol_retention, error) + 1);
+        if (x.s.retention[0]) {
+            pol_record pr;
+            pol_erasure req = {role == ROLE_CALLER ? "caller" : "called", op->received};
+            view_of(&x, &r, hold_match(&x, &r), &pr);
+            rc =
+                pol_erase(t->e->pol, t->acct, t->account->id, x.s.retention, &pr, &req, t->now, &d);
+            x.cur = NULL;
+            if (rc) break;
+        }
+        if (!d.failed && d.action == RET_NONE) {
+            d.action = RET_DELETE;
+            snprintf(d.reason, sizeof d.reason, "erasure request");
+        }
+        rc = apply(&x, rk, rkl, &r, &d, SRC_ERASURE);
+    }
+    if (k && !rc) {
+        memcpy(op->cur, keys[k - 1], kls[k - 1]);
+        op->curlen = kls[k - 1];
+    }
+    if (!rc) rc = audit_flush(&x);
+freeout:
+    free(keys);
+    free(kls);
+out:
+    op->n = x.n;
+    rctx_free(&x);
+    return rc;
+}
+
+static int number_arg(const char *number, char out[SB_E164_MAX + 1], sb_result *res)
+{
+    if (e164_normalize(number, out))
+        return res_err(res, SB_EINVAL, "number",
+                       "'number' must be an E.164 number like +4930123456");
+    return 0;
+}
+
+int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    erase_op op = {.account = account, .received = eng_now(e)};
+    if (!id_valid(account)) return res_err(res, SB_ENOTFOUND, "account", "no such account '?'");
+    int rc = number_arg(number, op.number, res);
+    if (rc) return rc;
+    op.reasons = json_object();
+    json_t *reasons = json_object();
+    counts all = {0};
+    do {
+        rc = eng_write(e, do_erase, &op, res);
+        if (rc) break;
+        add_counts(&all, &op.n);
+        const char *k;
+        json_t *v;
+        json_object_foreach(op.reasons, k, v)
+        {
+            json_t *o = json_object_get(reasons, k);
+            json_object_set_new(
+                reasons, k, json_integer(json_integer_value(v) + (o ? json_integer_value(o) : 0)));
+        }
+    } while (!op.done);
+    cr_wipe(op.number, sizeof op.number);
+    json_decref(op.reasons);
+    if (rc) {
+        json_decref(reasons);
+        return rc;
+    }
+    /* Kept and failed records both stay: "kept" counts every record left. */
+    res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:o}", "deleted", (json_int_t)all.deleted,
+                           "anonymized", (json_int_t)all.anonymized, "kept", (json_int_t)(all.kept),
+                           "failed", (json_int_t)all.failed, "reasons", reasons));
+    return 0;
+}
+
+/* --- access requests ------------------------------------------------------------------- */
+
+static void csv_field(sb_buf *b, const char *s, size_t n)
+{
+    int quote = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r') quote = 1;
+    if (!quote) {
+        buf_put(b, s, n);
+        return;
+    }
+    buf_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') buf_put(b, "\"", 1);
+        buf_put(b, &s[i], 1);
+    }
+    buf_put(b, "\"", 1);
+}
+
+static void csv_json(sb_buf *b, json_t *v)
+{
+    if (!v || json_is_null(v)) return;
+    if (json_is_string(v)) {
+        csv_field(b, json_string_value(v), json_string_length(v));
+        return;
+    }
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    if (s) csv_field(b, s, strlen(s));
+    free(s);
+}
+
+static const char *const csv_cols[] = {
+    "id",          "role",           "caller",          "called",          "queue",
+    "first_queue", "outcome",        "offered_ms",      "answered_ms",     "ended_ms",
+    "wait",        "talk",           "agent",           "attempts",        "priority",
+    "attrs",       "personal_attrs", "policy_versions", "attempts_detail", NULL};
+
+int sb_records_export(sb_engine *e, const char *account, const char *number,
+                      sb_export_format format, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (format != SB_EXPORT_JSON && format != SB_EXPORT_CSV)
+        return res_err(res, SB_EINVAL, "format", "format must be json or csv");
+    char num[SB_E164_MAX + 1];
+    int rc = number_arg(number, num, res);
+    if (rc) return rc;
+    MDB_txn *txn;
+    if ((rc = eng_read_begin(e, &txn))) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    json_t *arr = json_array();
+    rc = st_account_by_id(txn, e, account, &acc);
+    if (rc == SB_ENOTFOUND) {
+        rc = res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
+                     account && id_valid(account) ? account : "?");
+        goto out;
+    }
+    if (rc) {
+        rc = eng_mdb_err(res, rc, "read account");
+        goto out;
+    }
+    uint8_t key[32], p[20];
+    rc = rec_key(e, acc.num, acc.id, 0, key);
+    if (rc == SB_ECRYPTO) { /* no key: nothing sealed, nothing to find */
+        rc = 0;
+        goto done;
+    }
+    if (rc) {
+        rc = res_err(res, rc, NULL, "the account's data key is unavailable");
+        goto out;
+    }
+    put_be32(p, acc.num);
+    cr_pseudonym(key, num, p + 4);
+    st_iter it;
+    for (rc = st_iter_open(&it, txn, e, DB_RIDX, p, 20); rc == 0; rc = st_iter_next(&it)) {
+        if (it.klen < 30) continue;
+        uint8_t rk[REC_KEY_MAX];
+        size_t rkl = rec_key_of(rk, acc.num, (const char *)it.key + 29, it.klen - 29,
+                                (int64_t)be64(it.key + 21));
+        MDB_val v;
+        rec_data r;
+        if (st_get(txn, e, DB_RECORDS, rk, rkl, &v) || rec_decode(v.mv_data, v.mv_size, &r))
+            continue;
+        char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
+        json_t *pattrs = NULL;
+        if (rec_open(key, acc.id, &r, caller, called, &pattrs)) continue;
+        /* The pseudonym found it; the number itself must match too. */
+        if (strcmp(it.key[20] == ROLE_CALLER ? caller : called, num) != 0) {
+            json_decref(pattrs);
+            continue;
+        }
+        json_t *o = rec_json(&r);
+        json_object_set_new(o, "role",
+                            json_string(it.key[20] == ROLE_CALLER ? "caller" : "called"));
+        json_object_set_new(o, "caller", json_string(caller));
+        json_object_set_new(o, "called", called[0] ? json_string(called) : json_null());
+        json_object_set_new(o, "personal_attrs", pattrs ? pattrs : json_object());
+        json_array_append_new(arr, o);
+        cr_wipe(caller, sizeof caller);
+        cr_wipe(called, sizeof called);
+    }
+    st_iter_close(&it);
+    cr_wipe(key, sizeof key);
+    if (rc != MDB_NOTFOUND) {
+        rc = eng_mdb_err(res, rc, "read records");
+        goto out;
+    }
+    rc = 0;
+done:
+    if (format == SB_EXPORT_JSON) {
+        res_doc(res, json_pack("{s:s,s:O}", "number", num, "records", arr));
+    } else {
+        sb_buf b = {0};
+        for (int c = 0; csv_cols[c]; c++) {
+            if (c) buf_put(&b, ",", 1);
+            buf_puts(&b, csv_cols[c]);
+        }
+        buf_put(&b, "\r\n", 2);
+        size_t i;
+        json_t *o;
+        json_array_foreach(arr, i, o)
+        {
+            for (int c = 0; csv_cols[c]; c++) {
+                if (c) buf_put(&b, ",", 1);
+                csv_json(&b, json_object_get(o, csv_cols[c]));
+            }
+            buf_put(&b, "\r\n", 2);
+        }
+        res_doc(res, json_pack("{s:s,s:I,s:s%}", "number", num, "count",
+                               (json_int_t)json_array_size(arr), "csv", b.p ? b.p : "", b.len));
+        if (b.p) cr_wipe(b.p, b.len);
+        buf_free(&b);
+    }
+out:
+    json_decref(arr);
+    eng_read_end(e, txn);
+    cr_wipe(num, sizeof num);
+    return rc;
+}
+
+/* --- listing records ---------------------------------------------------------------------- */
+
+int sb_records_list(sb_engine *e, const char *account, const char *query, size_t len,
+                    sb_result *res)
+{
+    static const char *const keys[] = {"from_ms", "to_ms", "queue", "limit", NULL};
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    long long from = 0, to = INT64_MAX, limit = 100;
+    char queue[SB_ID_MAX + 1] = "";
+    json_t *doc = NULL;
+    int rc;
+    if (query && len) {
+        if ((rc = jv_parse(query, len, &doc, res))) return rc;
+        if ((rc = jv_keys(doc, keys, NULL, res)) ||
+            (rc = jv_int(doc, "from_ms", NULL, 0, 0, INT64_MAX, &from, res)) ||
+            (rc = jv_int(doc, "to_ms", NULL, 0, 0, INT64_MAX, &to, res)) ||
+            (rc = jv_int(doc, "limit", NULL, 0, 1, 10000, &limit, res)) ||
+            (rc = jv_str(doc, "queue", NULL, 0, queue, sizeof queue, res))) {
+            json_decref(doc);
+            return rc;
+        }
+        json_decref(doc);
+    }
+    MDB_txn *txn;
+    if ((rc = eng_read_begin(e, &txn))) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    rc = st_account_by_id(txn, e, account, &acc);
+    if (rc) {
+        eng_read_end(e, txn);
+        if (rc == SB_ENOTFOUND)
+            return res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
+                           account && id_valid(account) ? account : "?");
+        return eng_mdb_err(res, rc, "read account");
+    }
+    /* Records are keyed by time: walk [from, to), keep the newest `limit`. */
+    json_t **ring = calloc((size_t)limit, sizeof *ring);
+    size_t n = 0, ql = strlen(queue);
+    uint8_t p[4], after[12];
+    st_iter it;
+    put_be32(after, acc.num);
+    put_be64(after + 4, (uint64_t)from);
+    for (rc = ring ? iter_after(&it, txn, e, DB_RECORDS, p, key_acct(p, acc.num), after, 12)
+                   : SB_ENOMEM;
+         rc == 0; rc = st_iter_next(&it)) {
+        rec_data r;
+        if (it.klen < 13 || (int64_t)be64(it.key + 4) >= to) break;
+        if (rec_decode(it.v.mv_data, it.v.mv_size, &r)) continue;
+        if (ql && (r.queuelen != ql || memcmp(r.queue, queue, ql) != 0)) continue;
+        json_t **slot = &ring[n++ % (size_t)limit];
+        json_decref(*slot);
+        *slot = rec_json(&r);
+    }
+    if (ring) st_iter_close(&it);
+    eng_read_end(e, txn);
+    if (rc && rc != MDB_NOTFOUND) {
+        for (size_t i = 0; ring && i < (size_t)limit; i++)
+            json_decref(ring[i]);
+        free(ring);
+        return eng_mdb_err(res, rc, "read records");
+    }
+    json_t *out = json_array();
+    size_t have = n < (size_t)limit ? n : (size_t)limit;
+    for (size_t i = 0; i < have; i++) /* newest first */
+        json_array_append_new(out, ring[(n - 1 - i) % (size_t)limit]);
+    free(ring);
+    res_doc(res, json_pack("{s:o}", "records", out));
+    return 0;
+}
+
+/* --- legal holds ----------------------------------------------------------------------------- */
+
+static json_t *hold_json(const hold *h)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "id", h->id, "kind", hk_names[h->kind], "reason",
+                          h->reason, "created_ms", (json_int_t)h->created);
+    if (h->kind == HK_CALL) json_object_set_new(o, "call", json_string(h->call));
+    if (h->kind == HK_RANGE) {
+        json_object_set_new(o, "from_ms", json_integer(h->from));
+        json_object_set_new(o, "to_ms", json_integer(h->to));
+    }
+    return o;
+}
+
+typedef struct hold_op {
+    const char *account;
+    hold h;
+    char number[SB_E164_MAX + 1];
+    int gen_id;
+    const char *release;
+} hold_op;
+
+static int do_hold_place(wtx *t, void *arg)
+{
+    hold_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    rctx x;
+    rctx_init(&x, t);
+    uint8_t k[4 + SB_ID_MAX];
+    MDB_val v;
+    if (op->number[0]) {
+        uint8_t key[32];
+        if ((rc = rec_key(t->e, t->acct, t->account->id, 1, key))) goto out;
+        cr_pseudonym(key, op->number, op->h.pseudo);
+        cr_wipe(key, sizeof key);
+    }
+    for (int tries = 0;; tries++) {
+        if (op->gen_id) {
+            uint8_t r[4];
+            cr_random(r, sizeof r);
+            snprintf(op->h.id, sizeof op->h.id, "h%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+        }
+        rc = st_get(t->txn, t->e, DB_HOLDS, k, hold_key(k, t->acct, op->h.id), &v);
+        if (rc == MDB_NOTFOUND) break;
+        if (rc) goto out;
+        if (!op->gen_id || tries > 8) {
+            rc = res_err(t->res, SB_EEXIST, "id", "hold '%s' exists already", op->h.id);
+            goto out;
+        }
+    }
+    uint8_t p[4];
+    st_iter it;
+    int n = 0;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_HOLDS, p, key_acct(p, t->acct)); rc == 0;
+         rc = st_iter_next(&it))
+        n++;
+    st_iter_close(&it);
+    if (n >= HOLDS_MAX) {
+        rc = res_err(t->res, SB_ELIMIT, NULL, "an account has at most %d legal holds", HOLDS_MAX);
+        goto out;
+    }
+    op->h.created = t->now;
+    wb_reset(&x.w);
+    enc_hold(&x.w, &op->h);
+    if (x.w.err) {
+        rc = SB_ENOMEM;
+        goto out;
+    }
+    if ((rc =
+             st_put(t->txn, t->e, DB_HOLDS, k, hold_key(k, t->acct, op->h.id), x.w.b.p, x.w.b.len)))
+        goto out;
+    x.acct = t->acct;
+    char why[SB_ID_MAX + SB_REASON_MAX + 40];
+    snprintf(why, sizeof why, "%s hold %s: %s", hk_names[op->h.kind], op->h.id, op->h.reason);
+    rc = audit_add(&x, op->h.kind == HK_CALL ? op->h.call : NULL, strlen(op->h.call), 0,
+                   "hold_placed", NULL, 0, why, SRC_HOLD, NULL, NULL);
+    if (!rc) rc = audit_flush(&x);
+out:
+    rctx_free(&x);
+    return rc;
+}
+
+int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t len, sb_result *res)
+{
+    static const char *const keys[] = {"id", "call", "number", "from_ms", "to_ms", "reason", NULL};
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    json_t *doc;
+    int rc = jv_parse(json, len, &doc, res);
+    if (rc) return rc;
+    hold_op op = {.account = account};
+    char number[64] = "";
+    long long from = -1, to = -1;
+    if ((rc = jv_keys(doc, keys, NULL, res)) || (rc = jv_id(doc, "id", NULL, 0, op.h.id, res)) ||
+        (rc = jv_id(doc, "call", NULL, 0, op.h.call, res)) ||
+        (rc = jv_str(doc, "number", NULL, 0, number, sizeof number, res)) ||
+        (rc = jv_int(doc, "from_ms", NULL, 0, 0, INT64_MAX, &from, res)) ||
+        (rc = jv_int(doc, "to_ms", NULL, 0, 0, INT64_MAX, &to, res)) ||
+        (rc = jv_str(doc, "reason", NULL, 1, op.h.reason, sizeof op.h.reason, res)))
+        goto out;
+    int kinds = !!op.h.call[0] + !!number[0] + (from >= 0 || to >= 0);
+    if (kinds != 1) {
+        rc = res_err(res, SB_EINVAL, NULL,
+                     "a hold covers one of: \"call\", \"number\", or \"from_ms\" and \"to_ms\"");
+        goto out;
+    }
+    if (!op.h.reason[0]) {
+        rc = res_err(res, SB_EINVAL, "reason", "a hold needs a reason");
+        goto out;
+    }
+    if (number[0]) {
+        if ((rc = number_arg(number, op.number, res))) goto out;
+        op.h.kind = HK_NUMBER;
+    } else if (op.h.call[0]) {
+        op.h.kind = HK_CALL;
+    } else {
+        if (from < 0 || to <= from) {
+            rc = res_err(res, to < 0 ? SB_EINVAL : SB_EINVAL, from < 0 ? "from_ms" : "to_ms",
+                         "a time range hold needs \"from_ms\" < \"to_ms\"");
+            goto out;
+        }
+        op.h.kind = HK_RANGE;
+        op.h.from = from;
+        op.h.to = to;
+    }
+    op.gen_id = !op.h.id[0];
+    rc = eng_write(e, do_hold_place, &op, res);
+    if (!rc) res_doc(res, hold_json(&op.h));
+out:
+    cr_wipe(number, sizeof number);
+    cr_wipe(op.number, sizeof op.number);
+    json_decref(doc);
+    return rc;
+}
+
+static int do_hold_release(wtx *t, void *arg)
+{
+    hold_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    uint8_t k[4 + SB_ID_MAX];
+    MDB_val v;
+    size_t kl = hold_key(k, t->acct, op->release);
+    rc = st_get(t->txn, t->e, DB_HOLDS, k, kl, &v);
+    if (rc == MDB_NOTFOUND)
+        return res_err(t->res, SB_ENOTFOUND, "hold", "no such hold '%s'", op->release);
+    if (rc) return rc;
+    if ((rc = dec_hold(k, kl, &v, &op->h))) return rc;
+    if ((rc = st_del(t->txn, t->e, DB_HOLDS, k, kl))) return rc;
+    rctx x;
+    rctx_init(&x, t);
+    x.acct = t->acct;
+    char why[SB_ID_MAX + SB_REASON_MAX + 40];
+    snprintf(why, sizeof why, "%s hold %s: %s", hk_names[op->h.kind], op->h.id, op->h.reason);
+    rc = audit_add(&x, op->h.kind == HK_CALL ? op->h.call : NULL, strlen(op->h.call), 0,
+                   "hold_released", NULL, 0, why, SRC_HOLD, NULL, NULL);
+    if (!rc) rc = audit_flush(&x);
+    rctx_free(&x);
+    return rc;
+}
+
+int sb_hold_release(sb_engine *e, const char *account, const char *hold_id, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!id_valid(hold_id)) return res_err(res, SB_ENOTFOUND, "hold", "no such hold '?'");
+    hold_op op = {.account = account, .release = hold_id};
+    int rc = eng_write(e, do_hold_release, &op, res);
+    if (!rc) {
+        json_t *o = hold_json(&op.h);
+        json_object_set_new(o, "released", json_true());
+        res_doc(res, o);
+    }
+    return rc;
+}
+
+int sb_hold_list(sb_engine *e, const char *account, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    rc = st_account_by_id(txn, e, account, &acc);
+    hold *hs = NULL;
+    int n = 0, cap = 0;
+    if (rc == 0) rc = holds_load(txn, e, acc.num, &hs, &n, &cap);
+    eng_read_end(e, txn);
+    if (rc == SB_ENOTFOUND)
+        return res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
+                       account && id_valid(account) ? account : "?");
+    if (rc) {
+        free(hs);
+        return eng_mdb_err(res, rc, "read holds");
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, hold_json(&hs[i]));
+    free(hs);
+    res_doc(res, json_pack("{s:o}", "holds", arr));
+    return 0;
+}
+
+/* --- aggregates ------------------------------------------------------------------------------ */
+
+static json_t *aggr_json(const uint64_t *v, int64_t day, const char *queue)
+{
+    char d[16];
+    time_t secs = (time_t)(day * 86400);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(d, sizeof d, "%Y-%m-%d", &tm);
+    double offered = (double)v[AG_OFFERED];
+    return json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:I,s:o}", "day", d, "queue",
+                     queue ? json_string(queue) : json_null(), "offered", (json_int_t)v[AG_OFFERED],
+                     "answered", (json_int_t)v[AG_ANSWERED], "abandoned",
+                     (json_int_t)v[AG_ABANDONED], "rejected", (json_int_t)v[AG_REJECTED],
+                     "overflowed", (json_int_t)v[AG_OVERFLOWED], "failed", (json_int_t)v[AG_FAILED],
+                     "wait_total", (double)v[AG_WAIT_MS] / 1000.0, "answer_wait_total",
+                     (double)v[AG_ANSWER_WAIT_MS] / 1000.0, "talk_total",
+                     (double)v[AG_TALK_MS] / 1000.0, "max_wait", (double)v[AG_MAX_WAIT_MS] / 1000.0,
+                     "answered_within_sl", (json_int_t)v[AG_ANSWERED_SL], "service_level",
+                     offered > 0 ? json_real((double)v[AG_ANSWERED_SL] / offered) : json_null());
+}
+
+int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t from_ms,
+                  int64_t to_ms, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (to_ms == 0) to_ms = INT64_MAX;
+    if (from_ms < 0 || to_ms < from_ms)
+        return res_err(res, SB_EINVAL, "from_ms", "the time range is empty or negative");
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    queue_rec q = {0};
+    json_t *arr = json_array();
+    rc = st_account_by_id(txn, e, account, &acc);
+    if (rc == SB_ENOTFOUND) {
+        rc = res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
+                     account && id_valid(account) ? account : "?");
+        goto out;
+    }
+    if (!rc && queue) {
+        rc = st_queue_by_id(txn, e, acc.num, queue, &q);
+        if (rc == SB_ENOTFOUND) {
+            rc = res_err(res, SB_ENOTFOUND, "queue", "no such queue '%s'",
+                         id_valid(queue) ? queue : "?");
+            goto out;
+        }
+    }
+    if (rc) {
+        rc = eng_mdb_err(res, rc, "read account");
+        goto out;
+    }
+    int64_t dfrom = from_ms / DAY_MS,
+            dto = to_ms == INT64_MAX ? INT64_MAX : (to_ms + DAY_MS - 1) / DAY_MS;
+    uint8_t p[8];
+    size_t pl = queue ? key_acct2(p, acc.num, q.num) : key_acct(p, acc.num);
+    st_iter it;
+    uint32_t qnum = UINT32_MAX;
+    char qid[SB_ID_MAX + 1] = "";
+    for (rc = st_iter_open(&it, txn, e, DB_AGGR, p, pl); rc == 0; rc = st_iter_next(&it)) {
+        if (it.klen != 12) continue;
+        int64_t day = be32(it.key + 8);
+        if (day < dfrom || day >= dto) continue;
+        uint64_t v[AG_COUNT];
+        if (rec_aggr_decode(&it.v, v)) continue;
+        uint32_t qn = be32(it.key + 4);
+        if (qn != qnum) { /* the queue's id (its aggregates outlive it) */
+            qnum = qn;
+            queue_rec qq = {0};
+            if (qn == 0)
+                qid[0] = 0;
+            else if (st_queue_load(txn, e, acc.num, qn, &qq) == 0)
+                str_copy(qid, sizeof qid, qq.id);
+            else
+                snprintf(qid, sizeof qid, "#%u", (unsigned)qn);
+        }
+        json_array_append_new(arr, aggr_json(v, day, qn ? qid : NULL));
+    }
+    st_iter_close(&it);
+    if (rc != MDB_NOTFOUND) {
+        rc = eng_mdb_err(res, rc, "read aggregates");
+        goto out;
+    }
+    rc = 0;
+    res_doc(res, json_pack("{s:O}", "days", arr));
+out:
+    json_decref(arr);
+    eng_read_end(e, txn);
+    return rc;
+}
+
+/* --- the audit log --------------------------------------------------------------------------- */
+
+int sb_audit_list(sb_engine *e, const char *account, uint64_t after, size_t limit, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!limit || limit > 100000) limit = limit ? 100000 : 1000;
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    acct_rec acc;
+    json_t *arr = json_array();
+    uint64_t next = after;
+    rc = st_account_by_id(txn, e, account, &acc);
+    if (rc == SB_ENOTFOUND) {
+        rc = res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
+                     account && id_valid(account) ? account : "?");
+        goto out;
+    }
+    if (rc) {
+        rc = eng_mdb_err(res, rc, "read account");
+        goto out;
+    }
+    uint8_t p[4];
+    st_iter it;
+    for (rc = st_iter_open(&it, txn, e, DB_AUDIT, p, key_acct(p, acc.num));
+         rc == 0 && json_array_size(arr) < limit; rc = st_iter_next(&it)) {
+        if (it.klen != 12 || it.v.mv_size < 5) continue;
+        uint64_t seq = be64(it.key + 4);
+        rbuf r;
+        rb_init(&r, it.v.mv_data, it.v.mv_size);
+        int ver = rb_u8(&r);
+        uint32_t n = rb_u32(&r);
+        if (ver != V_AUDIT || seq + n <= after + 1) continue; /* all before `after` */
+        for (uint32_t i = 0; i < n && !r.err && json_array_size(arr) < limit; i++, seq++) {
+            char call[SB_ID_MAX + 1], action[32], decision[32], reason[SB_REASON_MAX + 300],
+                policy[SB_NAME_MAX + 1], version[17];
+            int64_t t = rb_i64(&r);
+            rb_str(&r, call, sizeof call);
+            int64_t ended = rb_i64(&r);
+            rb_str(&r, action, sizeof action);
+            rb_str(&r, decision, sizeof decision);
+            int overridden = rb_u8(&r);
+            rb_str(&r, reason, sizeof reason);
+            int src = rb_u8(&r);
+            rb_str(&r, policy, sizeof policy);
+            rb_str(&r, version, sizeof version);
+            if (r.err || seq <= after) continue;
+            json_t *o =
+                json_pack("{s:I,s:I,s:s,s:s,s:b,s:s,s:s}", "seq", (json_int_t)seq, "t_ms",
+                          (json_int_t)t, "action", action, "decision",
+                          decision[0] ? decision : action, "overridden", overridden, "reason",
+                          reason, "source", src > 0 && src <= SRC_HOLD ? src_names[src] : "?");
+            if (call[0]) json_object_set_new(o, "call", json_string(call));
+            if (ended) json_object_set_new(o, "ended_ms", json_integer(ended));
+            if (policy[0]) json_object_set_new(o, "policy", json_string(policy));
+            if (version[0]) json_object_set_new(o, "version", json_string(version));
+            json_array_append_new(arr, o);
+            next = seq;
+        }
+    }
+    st_iter_close(&it);
+    if (rc && rc != MDB_NOTFOUND) {
+        rc = eng_mdb_err(res, rc, "read audit log");
+        goto out;
+    }
+    rc = 0;
+    res_doc(res, json_pack("{s:O,s:I}", "entries", arr, "next", (json_int_t)next));
+out:
+    json_decref(arr);
+    eng_read_end(e, txn);
+    return rc;
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+# Call records over HTTP: list, access requests (JSON and CSV), erasure
+# requests (POST /v1/erasure), legal holds, aggregates, the audit log, and
+# the daemon's scheduled sweep (retention reviews, purging a deleted account).
+import sys, os, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, provision
+
+RETAIN = """\
+local P = {}
+-- calls marked short-lived go a second after they end; the rest stay
+function P.retain(record, ctx)
+  if not record.attrs.short then return { keep = true } end
+  if ctx.now - record.ended >= 0.5 then return { delete = true, reason = "short-lived" } end
+  return { review_in_days = 0.00001 }
+end
+function P.erase(record, request, ctx)
+  if record.attrs.invoice then return { keep = true, reason = "invoice" } end
+  return { delete = true }
+end
+return P
+"""
+
+t = TAP()
+d = Daemon(conf={"sweep_interval": 1})
+t.cleanups.append(d.cleanup)
+d.start()
+acme = provision(d, agents=("alice", "bob"))
+r = acme.put("/v1/policies/ret", RETAIN, headers={"Content-Type": "text/x-lua"})
+t.is_(r.status, 200, "a retention policy", r)
+r = d.admin("PUT", "/v1/accounts/acme", {"name": "Acme", "personal_attrs": ["name"],
+                                          "retention": "ret"})
+t.is_(r.status, 200, "the account uses it and marks attribute 'name' personal")
+t.is_((r.json.get("personal_attrs"), r.json.get("retention")), (["name"], "ret"), "... and shows it")
+
+
+def call(cid, caller, answer=True, attrs=None):
+    body = {"call": cid, "queue": "support", "caller": caller}
+    if attrs:
+        body["attrs"] = attrs
+    r = acme.post("/v1/calls", body)
+    ring = r.actions("ring")
+    if answer and ring:
+        acme.post("/v1/calls/%s/ring_result" % cid, {"agent": ring[0]["agent"], "outcome": "answered"})
+        acme.post("/v1/calls/%s/hangup" % cid)
+    else:
+        acme.post("/v1/calls/%s/abandon" % cid)
+
+
+call("c1", "+442079460001", attrs={"name": "Jane", "language": "en"})
+call("c2", "+442079460001", attrs={"invoice": "INV-7"})
+call("c3", "+442079460002", answer=False)
+
+r = acme.get("/v1/records")
+t.is_(r.status, 200, "GET /v1/records lists records")
+t.is_(sorted(x["id"] for x in r.json["records"]), ["c1", "c2", "c3"], "... all three")
+t.ok(all("caller" not in x for x in r.json["records"]), "... without numbers")
+r = acme.get("/v1/records?limit=1")
+t.is_(len(r.json["records"]), 1, "?limit=1")
+
+r = acme.get("/v1/records?number=+442079460001")
+t.is_(r.status, 200, "access request: GET /v1/records?number=+44... (+ as typed)")
+t.is_([x["id"] for x in r.json["records"]], ["c1", "c2"], "... finds c1 and c2")
+t.is_(r.json["records"][0].get("caller"), "+442079460001", "... decrypted")
+t.is_(r.json["records"][0].get("personal_attrs"), {"name": "Jane"}, "... with personal attributes")
+r = acme.get("/v1/records?number=%2B442079460001&format=csv")
+t.is_((r.status, r.headers.get("content-type")), (200, "text/csv; charset=utf-8"),
+      "?format=csv answers text/csv")
+lines = r.body.strip().split("\r\n")
+t.is_(len(lines), 3, "... a header and two records")
+t.ok(lines[0].startswith("id,role,caller,called"), "... header", lines[0])
+r = acme.get("/v1/records?number=12345")
+t.is_((r.status, r.field), (400, "number"), "a number that is not E.164: 400")
+r = acme.get("/v1/records?format=xml")
+t.is_((r.status, r.field), (400, "format"), "an unknown format: 400")
+
+r = acme.post("/v1/holds", {"call": "c1", "reason": "complaint"})
+t.is_(r.status, 201, "POST /v1/holds places a hold")
+hold = r.json.get("id", "")
+t.is_(r.headers.get("location"), "/v1/holds/" + hold, "... Location")
+r = acme.get("/v1/holds")
+t.is_([h["id"] for h in r.json["holds"]], [hold], "GET /v1/holds lists it")
+
+r = acme.post("/v1/erasure", {"number": "+442079460001"})
+t.is_(r.status, 200, "POST /v1/erasure")
+t.is_((r.json.get("deleted"), r.json.get("kept")), (0, 2), "... keeps c1 (hold) and c2 (invoice)")
+t.is_(r.json.get("reasons"), {"keep: legal hold %s: complaint" % hold: 1, "keep: invoice": 1},
+      "... and says why")
+r = acme.post("/v1/erasure", {"number": "+442079460001", "extra": 1})
+t.is_((r.status, r.field), (400, "extra"), "unknown fields in the erasure body: 400")
+r = acme.delete("/v1/holds/" + hold)
+t.is_(r.status, 200, "DELETE /v1/holds/{id} releases it")
+r = acme.post("/v1/erasure", {"number": "+442079460001"})
+t.is_((r.json.get("deleted"), r.json.get("kept")), (1, 1), "erasure again: c1 deleted, c2 kept")
+
+r = acme.get("/v1/aggregates")
+rows = [x for x in r.json["days"] if x["queue"] is None]
+t.is_((rows[0]["offered"], rows[0]["answered"], rows[0]["abandoned"]) if rows else None, (3, 2, 1),
+      "GET /v1/aggregates: 3 offered, 2 answered, 1 abandoned (deleting changed nothing)")
+r = acme.get("/v1/audit")
+acts = [e["action"] for e in r.json["entries"]]
+t.ok("hold_placed" in acts and "hold_released" in acts and "delete" in acts,
+     "GET /v1/audit shows holds and the deletion", acts)
+t.ok("7946" not in r.body, "... and no number")
+
+# The scheduled sweep (sweep_interval = 1): a short-lived call goes about a
+# second after it ends, without anyone asking.
+call("c4", "+442079460004", answer=False, attrs={"short": True})
+t.is_(acme.get("/v1/calls/c4").status, 200, "c4 has a record")
+deadline = time.time() + 10
+while time.time() < deadline and acme.get("/v1/calls/c4").status != 404:
+    time.sleep(0.2)
+t.is_(acme.get("/v1/calls/c4").status, 404, "the daemon's sweep deleted it on schedule")
+t.is_(acme.get("/v1/calls/c3").status, 200, "and kept the others")
+t.ok(d.metric("switchboard_sweeps_total") >= 1, "switchboard_sweeps_total counts sweeps")
+t.ok(d.metric("switchboard_swept_records_total") >= 1, "switchboard_swept_records_total too")
+
+# Deleting an account: its records are purged in the background.
+r = d.admin("DELETE", "/v1/accounts/acme")
+t.is_(r.status, 200, "account deleted")
+t.ok(d.wait_log("sweep: deleted account", timeout=10) is not None, "... and purged by a sweep")
+t.done()

@@ -1,0 +1,603 @@
+/*
+** test_records.c — call records through the public API: what a record
+** holds, numbers and personal attributes sealed (a scan of every file in the
+** data directory finds no number after thousands of calls), caller history,
+** daily aggregates, access requests (JSON and CSV), erasure requests, legal
+** holds, the audit log, account deletion (data key destroyed at once,
+** records purged by a sweep).
+*/
+#include "switchboard.h"
+#include "tap.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int64_t now_ms = 1767603600000; /* Monday 2026-01-05 09:00 UTC */
+static int64_t test_clock(void *arg)
+{
+    return now_ms;
+}
+
+static char dir[256];
+static sb_engine *eng;
+static sb_result *res;
+
+static void quiet(void *arg, sb_log_level l, const char *line)
+{
+    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
+}
+
+static sb_engine *open_engine(void)
+{
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = dir;
+    cfg.policy_dir = "policies";
+    cfg.sync = SB_SYNC_NONE;
+    cfg.clock = test_clock;
+    cfg.map_size = 8 << 20;
+    cfg.log = quiet;
+    sb_engine *e = NULL;
+    if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
+    return e;
+}
+
+static int ev(const char *acct, const char *json)
+{
+    int rc = sb_submit_json(eng, acct, json, strlen(json), res);
+    if (rc) diag("event %s: %s", json, sb_result_message(res));
+    return rc;
+}
+
+static const sb_action *find(sb_action_type type, const char *call)
+{
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (a->type == type && (!call || (a->call_id && strcmp(a->call_id, call) == 0))) return a;
+    }
+    return NULL;
+}
+
+static json_t *doc(int rc)
+{
+    if (rc) diag("failed: %s", sb_result_message(res));
+    return rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
+}
+
+static long long jint(json_t *o, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+/* One whole call: offer, answered by whoever rings, hangup after talk_s.
+** Returns the agent that answered ("" when nobody rang). */
+static const char *cycle(const char *acct, const char *call, const char *caller, const char *extra,
+                         int wait_s, int talk_s)
+{
+    static char agent[64];
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\",\"caller\":\"%s\"%s}", call,
+             caller, extra ? extra : "");
+    agent[0] = 0;
+    if (ev(acct, json)) return agent;
+    const sb_action *a = find(SB_ACT_RING, call);
+    if (!a) return agent;
+    snprintf(agent, sizeof agent, "%s", a->agent_id);
+    now_ms += wait_s * 1000;
+    snprintf(json, sizeof json,
+             "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"%s\",\"outcome\":\"answered\"}",
+             call, agent);
+    ev(acct, json);
+    now_ms += talk_s * 1000;
+    snprintf(json, sizeof json, "{\"type\":\"hangup\",\"call\":\"%s\"}", call);
+    ev(acct, json);
+    now_ms += 1000;
+    return agent;
+}
+
+/* Sticky routing by caller history: ring the agent this caller last spoke
+** to when free, else the agent listed last. */
+static const char *sticky = "local P = {}\n"
+                            "function P.route(call, agents, ctx)\n"
+                            "  for _, a in ipairs(agents) do\n"
+                            "    if a.id == call.previous_agent then return { ring = a.id } end\n"
+                            "  end\n"
+                            "  if #agents == 0 then return { wait = 5 } end\n"
+                            "  return { ring = agents[#agents].id }\n"
+                            "end\n"
+                            "return P\n";
+
+static void provision(const char *acct)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"id\":\"%s\",\"personal_attrs\":[\"name\",\"email\"],"
+             "\"service_level_seconds\":10}",
+             acct);
+    ok(sb_account_put(eng, json, strlen(json), res) == 0, "account %s with personal attributes",
+       acct);
+    ok(sb_policy_put(eng, acct, "sticky", sticky, strlen(sticky), NULL, res) == 0,
+       "sticky policy stored (%s)", sb_result_message(res));
+    static const char *const agents[] = {"alice", "bob", "carol"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(json, sizeof json,
+                 "{\"id\":\"%s\",\"devices\":{\"softphone\":\"sip:%s@pbx.example\"},"
+                 "\"status\":\"available\"}",
+                 agents[i], agents[i]);
+        sb_agent_put(eng, acct, json, strlen(json), res);
+    }
+    const char *q = "{\"id\":\"support\",\"policy\":\"sticky\",\"members\":[{\"agent\":\"alice\"},"
+                    "{\"agent\":\"bob\"},{\"agent\":\"carol\"}]}";
+    ok(sb_queue_put(eng, acct, q, strlen(q), res) == 0, "queue support");
+    q = "{\"id\":\"sales\",\"policy\":\"sticky\",\"members\":[{\"agent\":\"alice\"}]}";
+    sb_queue_put(eng, acct, q, strlen(q), res);
+}
+
+static void test_record_contents(void)
+{
+    const char *who = cycle("acme", "c1", "+44 20 7946 0001",
+                            ",\"called\":\"+442079469999\",\"attrs\":{\"language\":\"en\","
+                            "\"name\":\"Jane Doe\",\"email\":\"jane@example.com\"}",
+                            4, 60);
+    is_str(who, "carol", "c1 answered by carol (no history: the agent listed last)");
+    json_t *c = doc(sb_call_get(eng, "acme", "c1", res));
+    is_str(jstr(c, "state"), "ended", "the record of c1 is read back");
+    is_str(jstr(c, "outcome"), "answered", "outcome answered");
+    is_str(jstr(c, "agent"), "carol", "agent carol");
+    is_str(jstr(c, "queue"), "support", "queue support");
+    ok(json_real_value(json_object_get(c, "wait")) == 4.0, "wait 4 s");
+    ok(json_real_value(json_object_get(c, "talk")) == 60.0, "talk 60 s");
+    is_int(json_array_size(json_object_get(c, "attempts_detail")), 1, "one ring attempt");
+    json_t *att = json_array_get(json_object_get(c, "attempts_detail"), 0);
+    is_str(jstr(att, "device"), "softphone", "the attempt's device");
+    is_str(jstr(att, "outcome"), "answered", "the attempt's outcome");
+    json_t *pv = json_array_get(json_object_get(c, "policy_versions"), 0);
+    is_str(jstr(pv, "policy"), "sticky", "the policy that decided");
+    is_int(strlen(jstr(pv, "version")), 16, "and its version");
+    json_t *attrs = json_object_get(c, "attrs");
+    is_str(jstr(attrs, "language"), "en", "gateway attributes kept");
+    ok(!json_object_get(attrs, "name") && !json_object_get(attrs, "email"),
+       "personal attributes are not in the record's readable part");
+    ok(!json_object_get(c, "caller") && !json_object_get(c, "called"),
+       "the record shows no number");
+    json_decref(c);
+
+    /* A live call shows its numbers to its account (decrypted on read). */
+    ev("acme", "{\"type\":\"offer\",\"call\":\"live1\",\"queue\":\"support\","
+               "\"caller\":\"+442079460077\",\"attrs\":{\"name\":\"Ann\",\"vip\":true}}");
+    c = doc(sb_call_get(eng, "acme", "live1", res));
+    is_str(jstr(c, "caller"), "+442079460077", "a live call shows its caller");
+    is_str(jstr(json_object_get(c, "attrs"), "name"), "Ann",
+           "and all its attributes, personal ones too");
+    ok(json_is_true(json_object_get(json_object_get(c, "attrs"), "vip")), "vip attribute too");
+    json_decref(c);
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"live1\"}");
+}
+
+static void test_caller_history(void)
+{
+    now_ms += 5000;
+    const char *who = cycle("acme", "c2", "+442079460001", NULL, 2, 30);
+    is_str(who, "carol", "the same caller again rings carol, the agent they last spoke to");
+    now_ms += 5000;
+    who = cycle("acme", "c3", "+442079460002", NULL, 2, 30);
+    is_str(who, "carol", "a new caller has no previous agent");
+    ev("acme", "{\"type\":\"agent_status\",\"agent\":\"carol\",\"status\":\"paused\"}");
+    who = cycle("acme", "c4", "+442079460001", NULL, 2, 30);
+    is_str(who, "bob", "with carol paused, the caller gets someone else");
+    ev("acme", "{\"type\":\"agent_status\",\"agent\":\"carol\",\"status\":\"available\"}");
+    who = cycle("acme", "c5", "+442079460001", NULL, 2, 30);
+    is_str(who, "bob", "and next time sticks to bob, the last one they spoke to");
+}
+
+static void test_aggregates(void)
+{
+    /* Today so far: c1, live1 (abandoned), c2, c3, c4, c5. */
+    ev("acme",
+       "{\"type\":\"offer\",\"call\":\"r1\",\"queue\":\"nosuch\",\"caller\":\"+15550001\"}");
+    json_t *d = doc(sb_aggregates(eng, "acme", NULL, 0, 0, res));
+    json_t *days = json_object_get(d, "days");
+    json_t *acct = NULL, *support = NULL;
+    size_t i;
+    json_t *row;
+    json_array_foreach(days, i, row)
+    {
+        if (json_is_null(json_object_get(row, "queue")))
+            acct = row;
+        else if (!strcmp(jstr(row, "queue"), "support"))
+            support = row;
+    }
+    ok(acct && support, "rows for the account and the queue");
+    is_str(jstr(acct, "day"), "2026-01-05", "by day");
+    is_int(jint(acct, "offered"), 6, "6 calls offered");
+    is_int(jint(acct, "answered"), 5, "5 answered");
+    is_int(jint(acct, "abandoned"), 1, "1 abandoned");
+    is_int(jint(support, "answered"), 5, "the queue's row agrees");
+    ok(json_real_value(json_object_get(acct, "talk_total")) == 180.0, "talk total 180 s");
+    is_int(jint(acct, "answered_within_sl"), 5, "all answered within 10 s");
+    ok(json_real_value(json_object_get(acct, "service_level")) > 0.83 &&
+           json_real_value(json_object_get(acct, "service_level")) < 0.84,
+       "service level 5/6");
+    json_decref(d);
+    d = doc(sb_aggregates(eng, "acme", "sales", 0, 0, res));
+    is_int(json_array_size(json_object_get(d, "days")), 0, "no calls in sales");
+    json_decref(d);
+    ok(sb_aggregates(eng, "acme", "nosuch", 0, 0, res) == SB_ENOTFOUND, "unknown queue");
+}
+
+static void test_export(void)
+{
+    json_t *d = doc(sb_records_export(eng, "acme", "+44 (20) 7946-0001", SB_EXPORT_JSON, res));
+    json_t *recs = json_object_get(d, "records");
+    is_int(json_array_size(recs), 4, "access request: the 4 records of +442079460001");
+    json_t *r = json_array_get(recs, 0);
+    is_str(jstr(r, "id"), "c1", "oldest first");
+    is_str(jstr(r, "caller"), "+442079460001", "with the caller decrypted");
+    is_str(jstr(r, "called"), "+442079469999", "and the called number");
+    is_str(jstr(json_object_get(r, "personal_attrs"), "name"), "Jane Doe",
+           "and the personal attributes");
+    is_str(jstr(r, "role"), "caller", "the number's role");
+    json_decref(d);
+    d = doc(sb_records_export(eng, "acme", "+442079469999", SB_EXPORT_JSON, res));
+    is_int(json_array_size(json_object_get(d, "records")), 1, "the called number finds c1");
+    is_str(jstr(json_array_get(json_object_get(d, "records"), 0), "role"), "called", "as called");
+    json_decref(d);
+    d = doc(sb_records_export(eng, "acme", "+442079460001", SB_EXPORT_CSV, res));
+    const char *csv = jstr(d, "csv");
+    int lines = 0;
+    for (const char *p = csv; *p; p++)
+        lines += *p == '\n';
+    is_int(lines, 5, "CSV: a header and 4 lines");
+    ok(strncmp(csv, "id,role,caller,called,", 22) == 0, "CSV header");
+    ok(strstr(csv, "\"{\"\"email\"\":\"\"jane@example.com\"\",\"\"name\"\":\"\"Jane Doe\"\"}\"") !=
+           NULL,
+       "CSV quotes JSON fields");
+    json_decref(d);
+    d = doc(sb_records_export(eng, "other", "+442079460001", SB_EXPORT_JSON, res));
+    is_int(json_array_size(json_object_get(d, "records")), 0,
+           "another account finds nothing for the same number");
+    json_decref(d);
+    ok(sb_records_export(eng, "acme", "0044207", SB_EXPORT_JSON, res) == SB_EINVAL,
+       "a number that is not E.164 is refused");
+}
+
+static int place(const char *json)
+{
+    return sb_hold_place(eng, "acme", json, strlen(json), res);
+}
+
+static void test_holds_and_erasure(void)
+{
+    json_t *d = doc(place("{\"id\":\"lit-1\",\"number\":\"+442079460001\","
+                          "\"reason\":\"dispute 2026-001\"}"));
+    is_str(jstr(d, "kind"), "number", "hold by number placed");
+    ok(!strstr(sb_result_json(res, NULL), "7946"), "the hold does not show the number");
+    json_decref(d);
+    ok(place("{\"id\":\"lit-1\",\"call\":\"c3\",\"reason\":\"x\"}") == SB_EEXIST,
+       "hold ids are unique");
+    ok(place("{\"call\":\"c3\",\"number\":\"+4411\",\"reason\":\"x\"}") == SB_EINVAL,
+       "a hold covers one thing");
+    d = doc(place("{\"call\":\"c3\",\"reason\":\"audit\"}"));
+    char c3hold[64];
+    snprintf(c3hold, sizeof c3hold, "%s", jstr(d, "id"));
+    ok(c3hold[0] == 'h' && strlen(c3hold) == 9, "generated hold id %s", c3hold);
+    json_decref(d);
+    d = doc(sb_hold_list(eng, "acme", res));
+    is_int(json_array_size(json_object_get(d, "holds")), 2, "two holds listed");
+    json_decref(d);
+
+    d = doc(sb_erase(eng, "acme", "+442079460001", res));
+    is_int(jint(d, "deleted"), 0, "erasure under a hold deletes nothing");
+    is_int(jint(d, "kept"), 4, "the 4 records are kept");
+    json_t *reasons = json_object_get(d, "reasons");
+    is_int(json_integer_value(json_object_get(reasons, "keep: legal hold lit-1: dispute 2026-001")),
+           4, "because of the hold");
+    json_decref(d);
+    ok(sb_account_delete(eng, "acme", res) == SB_EHOLD,
+       "an account with legal holds cannot be deleted (%s)", sb_result_message(res));
+
+    ok(sb_hold_release(eng, "acme", "lit-1", res) == 0, "hold released");
+    ok(sb_hold_release(eng, "acme", "lit-1", res) == SB_ENOTFOUND, "released only once");
+    d = doc(sb_erase(eng, "acme", "+442079460001", res));
+    is_int(jint(d, "deleted"), 4, "the erasure now deletes all 4 records");
+    json_decref(d);
+    ok(sb_call_get(eng, "acme", "c1", res) == SB_ENOTFOUND, "c1's record is gone");
+    d = doc(sb_records_export(eng, "acme", "+442079460001", SB_EXPORT_JSON, res));
+    is_int(json_array_size(json_object_get(d, "records")), 0, "the number finds nothing any more");
+    json_decref(d);
+    d = doc(sb_aggregates(eng, "acme", NULL, 0, 0, res));
+    is_int(jint(json_array_get(json_object_get(d, "days"), 0), "answered"), 5,
+           "aggregates do not change when records go");
+    json_decref(d);
+
+    /* A call hold: erasure of c3's caller keeps c3. */
+    d = doc(sb_erase(eng, "acme", "+442079460002", res));
+    is_int(jint(d, "kept"), 1, "c3 kept under its call hold");
+    json_decref(d);
+    ok(sb_hold_release(eng, "acme", c3hold, res) == 0, "call hold released");
+
+    d = doc(sb_audit_list(eng, "acme", 0, 0, res));
+    json_t *ents = json_object_get(d, "entries");
+    int placed = 0, released = 0, overridden = 0, deleted = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(ents, i, e)
+    {
+        const char *a = jstr(e, "action");
+        placed += !strcmp(a, "hold_placed");
+        released += !strcmp(a, "hold_released");
+        overridden += json_is_true(json_object_get(e, "overridden"));
+        deleted += !strcmp(a, "delete");
+        char *txt = json_dumps(e, 0);
+        if (txt && strstr(txt, "7946")) ok(0, "audit entry holds a number");
+        free(txt);
+    }
+    is_int(placed, 2, "audit: two holds placed");
+    is_int(released, 2, "audit: two released");
+    is_int(overridden, 5, "audit: five decisions overridden by holds");
+    is_int(deleted, 4, "audit: four deletions");
+    json_decref(d);
+}
+
+/* --- no number in the clear anywhere ----------------------------------------- */
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return NULL;
+    struct stat st;
+    fstat(fd, &st);
+    unsigned char *b = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (b && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    *n = got;
+    return b;
+}
+
+static int has(const unsigned char *b, size_t n, const void *pat, size_t pl)
+{
+    return memmem(b, n, pat, pl) != NULL;
+}
+
+/* Every file of the data directory, byte by byte, for every number in
+** several encodings: each run of ASCII digits (and of UTF-16LE digits) is
+** checked for every number as "+44..." / digits only, without the country
+** code, and the called numbers; the names as text; the numbers as 64-bit
+** integers. Returns how many hits (at most a few are reported). */
+static int scan_dir(int n, int *files, size_t *bytes, int verbose)
+{
+    int found = 0;
+    *files = 0;
+    *bytes = 0;
+    char **pats = malloc(sizeof *pats * (size_t)n * 3);
+    int np = 0;
+    for (int i = 0; i < n; i++) {
+        pats[np] = malloc(32);
+        snprintf(pats[np++], 32, "4420794%05d", 10000 + i);
+        pats[np] = malloc(32);
+        snprintf(pats[np++], 32, "20794%05d", 10000 + i); /* national, without 44 */
+        pats[np] = malloc(32);
+        snprintf(pats[np++], 32, "3361234%04d", i);
+    }
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len;
+        unsigned char *b = slurp(path, &len);
+        if (!b) continue;
+        (*files)++;
+        *bytes += len;
+        for (int mode = 0; mode < 3; mode++) { /* ASCII; UTF-16LE at even, odd offsets */
+            char run[256];
+            int wide = mode > 0;
+            size_t rl = 0, step = wide ? 2 : 1;
+            for (size_t o = mode == 2 ? 1 : 0; o + step <= len + step; o += step) {
+                int digit =
+                    o + step <= len && b[o] >= '0' && b[o] <= '9' && (!wide || b[o + 1] == 0);
+                if (digit && rl < sizeof run - 1) {
+                    run[rl++] = (char)b[o];
+                    continue;
+                }
+                run[rl] = 0;
+                for (int k = 0; rl >= 9 && k < np && found < 5; k++)
+                    if (strstr(run, pats[k])) {
+                        found++;
+                        if (verbose)
+                            diag("%s holds %s in the clear (%s)", de->d_name, pats[k],
+                                 wide ? "UTF-16" : "ASCII");
+                    }
+                rl = 0;
+            }
+        }
+        if (has(b, len, "Subject ", 8)) {
+            found++;
+            if (verbose) diag("%s holds a personal attribute in the clear", de->d_name);
+        }
+        for (size_t o = 0; o + 8 <= len; o++) {
+            uint64_t v;
+            memcpy(&v, b + o, 8);
+            if (v >= 442079410000ull && v < 442079410000ull + (uint64_t)n) {
+                found++;
+                if (verbose) diag("%s holds a number as an integer at %zu", de->d_name, o);
+                break;
+            }
+        }
+        free(b);
+    }
+    for (int k = 0; k < np; k++)
+        free(pats[k]);
+    free(pats);
+    if (d) closedir(d);
+    return found;
+}
+
+static void test_no_plaintext(void)
+{
+    char json[512];
+    int n = 3000, errors = 0;
+    const char *acct = "{\"id\":\"scan\",\"personal_attrs\":[\"name\"]}";
+    ok(sb_account_put(eng, acct, strlen(acct), res) == 0, "account scan");
+    sb_policy_put(eng, "scan", "sticky", sticky, strlen(sticky), NULL, res);
+    for (int i = 0; i < 5; i++) {
+        snprintf(json, sizeof json,
+                 "{\"id\":\"a%d\",\"devices\":{\"softphone\":\"sip:a%d@pbx.example\"},"
+                 "\"status\":\"available\"}",
+                 i, i);
+        sb_agent_put(eng, "scan", json, strlen(json), res);
+    }
+    const char *q = "{\"id\":\"support\",\"policy\":\"sticky\",\"members\":[{\"agent\":\"a0\"},"
+                    "{\"agent\":\"a1\"},{\"agent\":\"a2\"},{\"agent\":\"a3\"},{\"agent\":\"a4\"}]}";
+    sb_queue_put(eng, "scan", q, strlen(q), res);
+    q = "{\"id\":\"parked\",\"policy\":\"sticky\"}"; /* nobody: calls wait there */
+    sb_queue_put(eng, "scan", q, strlen(q), res);
+    for (int i = 0; i < n; i++) {
+        char call[32], caller[32], extra[200];
+        snprintf(call, sizeof call, "s%d", i);
+        snprintf(caller, sizeof caller, "+4420794%05d", 10000 + i);
+        snprintf(extra, sizeof extra,
+                 ",\"called\":\"+3361234%04d\",\"attrs\":{\"name\":\"Subject %05d\"}", i, i);
+        if (i % 10 == 9) { /* some abandon, some stay live */
+            snprintf(
+                json, sizeof json,
+                "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"parked\",\"caller\":\"%s\"%s}",
+                call, caller, extra);
+            errors += ev("scan", json) != 0;
+            if (i % 20 == 19) {
+                snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s\"}", call);
+                errors += ev("scan", json) != 0;
+            }
+            continue;
+        }
+        if (!cycle("scan", call, caller, extra, 1, 1)[0]) errors++;
+    }
+    is_int(errors, 0, "%d calls through the engine", n);
+    sb_close(eng);
+    eng = NULL;
+
+    int files, found;
+    size_t bytes;
+    /* The scanner finds what it should: a control file with one number
+    ** as text, as UTF-16 and as an integer. */
+    char ctl[600];
+    snprintf(ctl, sizeof ctl, "%s/control", dir);
+    FILE *f = fopen(ctl, "wb");
+    uint64_t num = 442079410042ull;
+    fprintf(f, "x+442079410042y");
+    fwrite("+\0"
+           "4\0"
+           "4\0"
+           "2\0"
+           "0\0"
+           "7\0"
+           "9\0"
+           "4\0"
+           "1\0"
+           "0\0"
+           "0\0"
+           "4\0"
+           "2\0",
+           1, 26, f);
+    fwrite(&num, 8, 1, f);
+    fclose(f);
+    found = scan_dir(n, &files, &bytes, 0);
+    ok(found >= 3, "the scan finds a planted number as text, UTF-16 and integer (%d hits)", found);
+    unlink(ctl);
+    found = scan_dir(n, &files, &bytes, 1);
+    ok(files >= 3, "scanned %d files, %zu bytes", files, bytes);
+    is_int(found, 0, "no number or personal attribute of %d calls appears in the clear", n);
+    eng = open_engine();
+}
+
+/* --- account deletion ------------------------------------------------------- */
+
+static void test_account_deletion(void)
+{
+    json_t *d = doc(sb_records_export(eng, "scan", "+442079410000", SB_EXPORT_JSON, res));
+    is_int(json_array_size(json_object_get(d, "records")), 1, "scan's records are readable");
+    json_decref(d);
+    /* The data key file: one 128-byte slot per account; find scan's. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.keys", dir);
+    size_t len;
+    unsigned char *before = slurp(path, &len);
+    int slots_before = 0;
+    for (size_t o = 0; before && o + 128 <= len; o += 128)
+        slots_before += !memcmp(before + o, "SBK1", 4);
+    free(before);
+    ok(sb_account_delete(eng, "scan", res) == 0, "account deleted");
+    unsigned char *after = slurp(path, &len);
+    int slots_after = 0;
+    for (size_t o = 0; after && o + 128 <= len; o += 128)
+        slots_after += !memcmp(after + o, "SBK1", 4);
+    free(after);
+    is_int(slots_after, slots_before - 1, "its data key slot is wiped at once");
+    ok(sb_records_export(eng, "scan", "+442079410000", SB_EXPORT_JSON, res) == SB_ENOTFOUND,
+       "the account is gone");
+    d = doc(sb_sweep(eng, 0, NULL, NULL, res));
+    ok(jint(d, "purged") >= 2700, "the sweep purges its records (%lld)", jint(d, "purged"));
+    ok(json_is_true(json_object_get(d, "done")), "and finishes");
+    ok(jint(d, "transactions") >= 3, "in short transactions (%lld)", jint(d, "transactions"));
+    json_decref(d);
+    d = doc(sb_sweep(eng, 0, NULL, NULL, res));
+    is_int(jint(d, "purged"), 0, "a second sweep has nothing left to purge");
+    json_decref(d);
+    /* A new account with the same id starts afresh. */
+    ok(sb_account_put(eng, "{\"id\":\"scan\"}", 13, res) == 0, "account id reused");
+    d = doc(sb_records_export(eng, "scan", "+442079410000", SB_EXPORT_JSON, res));
+    is_int(json_array_size(json_object_get(d, "records")), 0,
+           "the new account sees no old records");
+    json_decref(d);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-test-records-%d", (int)getpid());
+    res = sb_result_new();
+    eng = open_engine();
+    ok(eng != NULL, "engine opened on %s", dir);
+    if (!eng) return done_testing();
+    provision("acme");
+    provision("other");
+    json_t *a = doc(sb_account_get(eng, "acme", res));
+    is_int(json_array_size(json_object_get(a, "personal_attrs")), 2,
+           "account shows personal_attrs");
+    ok(json_is_null(json_object_get(a, "retention")), "and no retention policy: keep forever");
+    json_decref(a);
+    const char *bad = "{\"id\":\"bad\",\"personal_attrs\":\"name\"}";
+    ok(sb_account_put(eng, bad, strlen(bad), res) == SB_EINVAL, "personal_attrs must be a list");
+    bad = "{\"id\":\"bad\",\"retention\":\"../x\"}";
+    ok(sb_account_put(eng, bad, strlen(bad), res) == SB_EINVAL, "retention must name a policy");
+    test_record_contents();
+    test_caller_history();
+    test_aggregates();
+    test_export();
+    test_holds_and_erasure();
+    test_no_plaintext();
+    test_account_deletion();
+    sb_close(eng);
+    sb_result_free(res);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) diag("could not remove %s", dir);
+    return done_testing();
+}
