@@ -18,6 +18,9 @@ echo
 echo "== Python binding next to C (issue: embedding; target >= 30% of C) =="
 "$B/tests/bench_cycle" --cycles 50000 --only none --no-scale | tail -1
 SWITCHBOARD_LIB="$B/libswitchboard.so" /usr/bin/python3 bindings/python/bench.py --cycles 50000
+echo
+echo "== Retention sweep (issue: call records and retention) =="
+"$B/tests/bench_sweep" --records "${SB_BENCH_RECORDS:-1000000}" --cycles 20000
 for extra in tests/bench/*.sh; do
     [ -x "$extra" ] || continue
     echo
