@@ -154,7 +154,7 @@ fails(sb.EINVAL, nil, "malformed JSON text", eng:submit("acme", '{"type":"offer"
 fails(sb.ENOTFOUND, nil, "reading an unknown agent", eng:agent_get("acme", "zed"))
 fails(sb.EINVAL, "devices.fax", "a bad agent document names the field",
       eng:agent_put("acme", { id = "zed", devices = { fax = "x" } }))
-fails(sb.ENOTFOUND, "call", "hangup of a call that has ended",
+fails(sb.ESTATE, "call", "hangup of a call that has ended",
       eng:submit("acme", { type = "hangup", call = "c2" }))
 T.ok(eng:call_get("acme", "x1") == nil, "and none of those created a call")
 T.ok(select(2, eng:agent_put("acme", { id = "zed", devices = { softphone = "sip:z@x" },
