@@ -182,6 +182,7 @@ static int agent_change(wtx *t, agent_rec *a, int status, const char *reason, co
     a->status = (uint8_t)status;
     a->status_since = t->now;
     str_copy(a->reason, sizeof a->reason, reason ? reason : "");
+    utf8_clean(a->reason);
     str_copy(a->call, sizeof a->call, call ? call : "");
     /* Idle time counts from the end of the last call or absence, not from a
     ** ring that went unanswered. */

@@ -48,6 +48,12 @@ bool policy_name_valid(const char *s);
 /* Normalize an E.164 number (spaces, dashes, dots, parentheses dropped):
 ** writes "+digits" into out (SB_E164_MAX+1 bytes). 0 ok, -1 invalid. */
 int e164_normalize(const char *in, char out[SB_E164_MAX + 1]);
+/* Make s valid UTF-8 in place: every byte that does not begin or continue a
+** well-formed sequence becomes '?'. Policy output (reasons, error messages)
+** may hold any bytes; what we store and render as JSON must be UTF-8. */
+void utf8_clean(char *s);
+/* json_string of a cleaned copy of s (never NULL for a non-NULL s). */
+json_t *json_string_clean(const char *s);
 /* Copy at most cap-1 bytes and terminate. Returns 0, or -1 if it did not fit. */
 int str_copy(char *dst, size_t cap, const char *src);
 

@@ -391,6 +391,8 @@ void call_trace(call_rec *c, int64_t t, int kind, int fallback, const char *poli
         memcpy(e->detail, detail, sizeof e->detail - 4);
         strcpy(e->detail + sizeof e->detail - 4, "...");
     }
+    utf8_clean(e->detail); /* a cut can split a character, and policies write any bytes */
+    utf8_clean(e->policy);
 }
 
 void call_tried(call_rec *c, uint32_t agent)

@@ -197,6 +197,9 @@ static int num_of(cbuild *b, json_t *o, const char *k, const char *what, double 
     }
     if (!json_is_number(v)) return cb_bad(b, "%s.%s: expected a number", what, k);
     *out = json_number_value(v);
+    /* Seconds and weights: anything past ~30,000 years is a mistake, and
+    ** would overflow the millisecond arithmetic. */
+    if (!(fabs(*out) <= 1e12)) return cb_bad(b, "%s.%s: out of range", what, k);
     return 0;
 }
 
@@ -413,7 +416,7 @@ static json_t *normalize(const pol_decision *d, const pol_cand *cands)
     if (!o) return NULL;
     if (d->failed) {
         json_object_set_new(o, "action", json_string("error"));
-        json_object_set_new(o, "error", json_string(d->error));
+        json_object_set_new(o, "error", json_string_clean(d->error));
         return o;
     }
     switch (d->kind) {
@@ -593,7 +596,7 @@ static json_t *normalize_ret(const pol_retention *d, int64_t now_ms)
     if (!o) return NULL;
     if (d->failed) {
         json_object_set_new(o, "action", json_string("error"));
-        json_object_set_new(o, "error", json_string(d->error));
+        json_object_set_new(o, "error", json_string_clean(d->error));
         return o;
     }
     json_object_set_new(

@@ -79,6 +79,7 @@ int res_err(sb_result *r, int code, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    utf8_clean(tmp);
     buf_puts(&r->msg, tmp);
     buf_clear(&r->field);
     if (field) buf_puts(&r->field, field);
@@ -108,6 +109,7 @@ const char *res_str(sb_result *r, const char *s)
     char *p = b->data + b->used;
     memcpy(p, s, n);
     b->used += n;
+    utf8_clean(p);
     return p;
 }
 

@@ -118,6 +118,46 @@ int e164_normalize(const char *in, char out[SB_E164_MAX + 1])
     return 0;
 }
 
+void utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (p && *p) {
+        unsigned char c = *p;
+        size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        int good = n > 0 && !(n == 2 && c < 0xC2) && !(n == 4 && c > 0xF4);
+        for (size_t i = 1; good && i < n; i++)
+            if ((p[i] & 0xC0) != 0x80) good = 0;
+        if (good && n == 3) {
+            unsigned cp = (c & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
+            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) good = 0;
+        }
+        if (good && n == 4) {
+            unsigned cp = (c & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 |
+                          (p[3] & 0x3Fu);
+            if (cp < 0x10000 || cp > 0x10FFFF) good = 0;
+        }
+        if (!good) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
+json_t *json_string_clean(const char *s)
+{
+    if (!s) return json_null();
+    json_t *j = json_string(s);
+    if (j) return j;
+    char *copy = strdup(s);
+    if (!copy) return json_null();
+    utf8_clean(copy);
+    j = json_string(copy);
+    free(copy);
+    return j ? j : json_null();
+}
+
 int str_copy(char *dst, size_t cap, const char *src)
 {
     size_t n = src ? strlen(src) : 0;

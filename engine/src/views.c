@@ -1033,7 +1033,7 @@ static int resolve_agent(dctx *d, int idx, const char *path)
         if (d->sb->idptr[i] == s && strcmp(vc->cands[i].id, s) == 0) return (int)i;
     for (size_t i = 0; i < vc->n; i++) {
         const char *id = vc->cands[i].id;
-        if (id && strncmp(id, s, len) == 0 && id[len] == 0) return (int)i;
+        if (id && strlen(id) == len && memcmp(id, s, len) == 0) return (int)i;
     }
     return bad(d, "%s: agent %s is not eligible", path, what(L, idx, w, sizeof w));
 }
