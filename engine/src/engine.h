@@ -154,6 +154,9 @@ typedef int (*write_fn)(wtx *t, void *arg);
 ** engine's mode. On MDB_MAP_FULL the map grows (if allowed) and fn runs
 ** again from scratch. Returns fn's code or a storage error. */
 int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res);
+/* The same for writes that free space (deletes): they may grow the map into
+** a reserve past map_max, so a full map can still be emptied. */
+int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing);
 
 /* A read transaction; release with eng_read_end. */
 int eng_read_begin(sb_engine *e, MDB_txn **txn);

@@ -248,7 +248,7 @@ int sb_account_delete(sb_engine *e, const char *account, sb_result *res)
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     acct_del_op op = {account, 0};
-    int rc = eng_write(e, do_account_delete, &op, res);
+    int rc = eng_write_ex(e, do_account_delete, &op, res, 1);
     /* Committed: destroy its data key now (everything sealed with it becomes
     ** unreadable); a crash before this is made good by the purge. */
     if (rc == 0 && rec_key_destroy(e, op.num))
@@ -595,7 +595,7 @@ int sb_agent_delete(sb_engine *e, const char *account, const char *agent, sb_res
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     const char *args[2] = {account, agent};
-    return eng_write(e, do_agent_delete, args, res);
+    return eng_write_ex(e, do_agent_delete, args, res, 1);
 }
 
 /* --- queues and memberships ------------------------------------------------------------ */
@@ -918,7 +918,7 @@ int sb_queue_delete(sb_engine *e, const char *account, const char *queue, sb_res
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     const char *args[2] = {account, queue};
-    return eng_write(e, do_queue_delete, (void *)args, res);
+    return eng_write_ex(e, do_queue_delete, (void *)args, res, 1);
 }
 
 typedef struct {
@@ -997,5 +997,5 @@ int sb_member_delete(sb_engine *e, const char *account, const char *queue, const
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     member_op op = {.account = account, .queue = queue, .agent = agent, .remove = 1};
-    return eng_write(e, do_member, &op, res);
+    return eng_write_ex(e, do_member, &op, res, 1);
 }

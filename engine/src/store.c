@@ -432,9 +432,20 @@ int eng_mdb_err(sb_result *res, int rc, const char *what)
 
 /* Grow the map (and reserve the disk blocks first, so a full disk shows as
 ** an error here rather than as SIGBUS on a write through the map). */
-static int grow_map(sb_engine *e, size_t had)
+/* Grow the map (and reserve the disk blocks first, so a full disk shows as
+** an error here rather than as SIGBUS on a write through the map).
+**
+** LMDB copies pages even to delete, so a map filled to map_max could not
+** free anything. Writes that free space (deletes) may therefore grow the
+** map past map_max into a reserve of map_max/16 (at least 1 MiB); other
+** writes stop at map_max, and reuse the pages the deletes freed. */
+static int grow_map(sb_engine *e, size_t had, int freeing)
 {
     size_t max = e->cfg.map_max ? e->cfg.map_max : ((size_t)64 << 30);
+    if (freeing) {
+        size_t reserve = max / 16 < ((size_t)1 << 20) ? ((size_t)1 << 20) : max / 16;
+        max += reserve;
+    }
     int rc = 0;
     pthread_rwlock_wrlock(&e->maplock);
     if (e->map_size == had) {
@@ -442,6 +453,7 @@ static int grow_map(sb_engine *e, size_t had)
             rc = MDB_MAP_FULL;
         } else {
             size_t want = had * 2 > max ? max : had * 2;
+            want = (want + 4095) & ~(size_t)4095;
             int fd = -1;
             mdb_env_get_fd(e->env, &fd);
             int err = posix_fallocate(fd, 0, (off_t)want);
@@ -535,6 +547,11 @@ int sb_sync(sb_engine *e)
 
 int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
 {
+    return eng_write_ex(e, fn, arg, res, 0);
+}
+
+int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)
+{
     size_t mark = sb_result_count(res);
     for (int attempt = 0;; attempt++) {
         wtx t = {.e = e, .res = res};
@@ -566,7 +583,7 @@ int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
         }
         if (rc == MDB_MAP_FULL && attempt < 3) {
             res_truncate(res, mark);
-            int g = grow_map(e, map_before);
+            int g = grow_map(e, map_before, freeing);
             if (g == 0) {
                 res_reset(res);
                 continue;
