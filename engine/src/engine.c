@@ -185,6 +185,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     if (cfg->sync > SB_SYNC_DEFER)
         return res_err(res, SB_EINVAL, "sync", "unknown sync mode %d", (int)cfg->sync);
     if (cr_init()) return res_err(res, SB_ECRYPTO, NULL, "libsodium failed to initialise");
+    json_alloc_init();
 
     sb_engine *e = calloc(1, sizeof *e);
     if (!e) return res_err(res, SB_ENOMEM, NULL, "out of memory");

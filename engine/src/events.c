@@ -1274,7 +1274,10 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
             if (n > ATTRS_MAX)
                 return res_err(res, SB_EINVAL, "attrs", "'attrs' is larger than %d bytes",
                                ATTRS_MAX);
+            json_oom_reset();
             op->attrs = json_loadb(ev->attrs_json, n, JSON_REJECT_DUPLICATES, &err);
+            if (!op->attrs && json_oom(&err))
+                return res_err(res, SB_ENOMEM, "attrs", "out of memory reading 'attrs'");
             if (!op->attrs || !json_is_object(op->attrs))
                 return res_err(res, SB_EINVAL, "attrs", "'attrs' must be a JSON object");
             json_t *sk = json_object_get(op->attrs, "skills");

@@ -52,6 +52,19 @@ int e164_normalize(const char *in, char out[SB_E164_MAX + 1]);
 ** well-formed sequence becomes '?'. Policy output (reasons, error messages)
 ** may hold any bytes; what we store and render as JSON must be UTF-8. */
 void utf8_clean(char *s);
+/* jansson reports some failed allocations as syntax errors; our allocator
+** for it counts failures per thread so callers can tell the two apart.
+** json_alloc_init installs it (once per process); json_oom_reset/json_oom_seen
+** bracket a parse. */
+void json_alloc_init(void);
+void json_oom_reset(void);
+int json_oom_seen(void);
+/* 1 if a failed jansson load failed for want of memory. */
+static inline int json_oom(const json_error_t *err)
+{
+    return json_oom_seen() || json_error_code(err) == json_error_out_of_memory ||
+           (err->line == -1 && err->text[0] == 0);
+}
 /* json_string of a cleaned copy of s (never NULL for a non-NULL s). */
 json_t *json_string_clean(const char *s);
 /* Copy at most cap-1 bytes and terminate. Returns 0, or -1 if it did not fit. */

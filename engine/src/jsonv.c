@@ -19,7 +19,10 @@ int jv_parse(const char *text, size_t len, json_t **out, sb_result *res)
     json_error_t err;
     *out = NULL;
     if (!text) return res_err(res, SB_EINVAL, NULL, "no JSON document given");
+    json_oom_reset();
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!j && json_oom(&err))
+        return res_err(res, SB_ENOMEM, NULL, "out of memory reading JSON");
     if (!j) return res_err(res, SB_EINVAL, NULL, "malformed JSON at line %d column %d: %s",
                            err.line, err.column, err.text);
     if (!json_is_object(j)) {

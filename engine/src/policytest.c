@@ -771,7 +771,12 @@ static json_t *run_cases(sbx *sb, logcap *lc, const char *name, const int refs[3
 static json_t *parse_cases(const char *cases, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
+    json_oom_reset();
     json_t *j = json_loadb(cases, len, 0, &je);
+    if (!j && json_oom(&je)) {
+        snprintf(err, errlen, "cases: out of memory");
+        return NULL;
+    }
     if (!j) {
         snprintf(err, errlen, "cases: %s (line %d, column %d)", je.text, je.line, je.column);
         return NULL;
@@ -829,8 +834,10 @@ int sb_policy_test(const char *name, const char *source, size_t len, const char 
     char nm[SB_NAME_MAX + 8], err[512];
     base_name(name, nm, sizeof nm);
     if (!cases_json) return res_err(res, SB_EINVAL, "cases", "no cases given");
+    json_alloc_init();
     json_t *cj = parse_cases(cases_json, cases_len, err, sizeof err);
-    if (!cj) return res_err(res, SB_EINVAL, "cases", "%s", err);
+    if (!cj)
+        return res_err(res, json_oom_seen() ? SB_ENOMEM : SB_EINVAL, "cases", "%s", err);
     logcap lc = {NULL};
     sbx *sb = sbx_new(lim.memory, cap_log, &lc);
     if (!sb) {

@@ -3,6 +3,7 @@
 */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,4 +210,35 @@ int ring_outcome_parse(const char *s)
     for (int i = 1; s && i < (int)countof(outcome_names); i++)
         if (strcmp(s, outcome_names[i]) == 0) return i;
     return -1;
+}
+
+/* --- jansson's allocator ---------------------------------------------------- */
+static __thread unsigned json_failures;
+
+static void *json_alloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p) json_failures++;
+    return p;
+}
+
+static void json_init_once(void)
+{
+    json_set_alloc_funcs(json_alloc, free);
+}
+
+void json_alloc_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, json_init_once);
+}
+
+void json_oom_reset(void)
+{
+    json_failures = 0;
+}
+
+int json_oom_seen(void)
+{
+    return json_failures != 0;
 }
