@@ -36,6 +36,22 @@ __attribute__((format(printf, 2, 3), unused)) static int ok(int cond, const char
     return cond;
 }
 
+/* A check for a known bug: printed with "# TODO reason", so prove reports it
+** without failing the run. */
+__attribute__((format(printf, 3, 4), unused)) static int ok_todo(int cond, const char *reason,
+                                                                 const char *fmt, ...)
+{
+    va_list ap;
+    tap_n++;
+    printf("%sok %d - ", cond ? "" : "not ", tap_n);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf(" # TODO %s\n", reason);
+    fflush(stdout);
+    return cond;
+}
+
 __attribute__((format(printf, 1, 2), unused)) static void diag(const char *fmt, ...)
 {
     va_list ap;

@@ -1,0 +1,28 @@
+# tests/crash/build.mk — crash safety. `make test` runs kill9.t with 50 kills
+# and sync.t (every acknowledgement after its sync, seen at the syscalls
+# through the synctrace.so shim); `make soak` runs kill9.t with SOAK_KILLS
+# (1,000) kills of the daemon.
+SOAK_KILLS ?= 1000
+
+tests: $(O)/tests/crash/synctrace.so
+
+# An LD_PRELOAD shim: never built with sanitizers (it is loaded before them).
+$(O)/tests/crash/synctrace.so: tests/crash/synctrace.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(if $(filter 1,$(WERROR)),-Werror) -O2 -g -fPIC \
+	  -shared $< -o $@ -ldl -lpthread
+
+.PHONY: soak
+soak: all
+	@SB_BUILD=$(O) SB_KILLS=$(SOAK_KILLS) prove -v --timer tests/crash/kill9.t
+
+tests: $(O)/tests/crash/test_locks
+
+$(O)/tests/crash/test_%: tests/crash/test_%.c tests/unit/tap.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
+
+.PHONY: check-format-crash
+check-format: check-format-crash
+check-format-crash:
+	@clang-format --dry-run --Werror $(wildcard tests/crash/*.c)

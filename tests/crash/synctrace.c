@@ -1,0 +1,181 @@
+/*
+** synctrace.c — an LD_PRELOAD shim for sync.t: records, in order, what a
+** process reads from and writes to its sockets, when it closes them, and
+** every msync/fsync/fdatasync it makes (start and end), so a test can check
+** that no acknowledgement leaves before the sync that makes it durable.
+**
+** The log (file named by $SB_SYNCTRACE) is a sequence of records: a header
+** "<seq> <kind> <fd> <len>\n" then <len> bytes of data, where kind is
+** R (read from a socket), W (written to a socket), C (close), S (a sync
+** starts) or s (it returned; data "ok" or "fail"). Only sockets are traced
+** for R/W.
+**
+** Fault injection: with $SB_SYNCFAIL_EVERY=N, every Nth sync fails with EIO
+** (without syncing), as a failing disk would.
+*/
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int logfd = -2;
+static unsigned long seq;
+
+/* The next definition of `name` (libc's, or a sanitizer's), looked up once. */
+#define REAL(name)                                                                                 \
+    ({                                                                                             \
+        static __typeof__(&name) real_;                                                            \
+        if (!real_) real_ = (__typeof__(&name))dlsym(RTLD_NEXT, #name);                            \
+        real_;                                                                                     \
+    })
+
+static ssize_t raw_write(int fd, const void *p, size_t n)
+{
+    return REAL(write)(fd, p, n);
+}
+
+static int is_sock(int fd)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static void record(char kind, int fd, const struct iovec *iov, int n, size_t len)
+{
+    pthread_mutex_lock(&mu);
+    if (logfd == -2) {
+        const char *path = getenv("SB_SYNCTRACE");
+        logfd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+    }
+    if (logfd >= 0) {
+        char head[96];
+        int k = snprintf(head, sizeof head, "%lu %c %d %zu\n", ++seq, kind, fd, len);
+        raw_write(logfd, head, (size_t)k);
+        for (int i = 0; i < n && len; i++) {
+            size_t take = iov[i].iov_len < len ? iov[i].iov_len : len;
+            raw_write(logfd, iov[i].iov_base, take);
+            len -= take;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static void data(char kind, int fd, const struct iovec *iov, int n, ssize_t done)
+{
+    if (done > 0 && is_sock(fd)) record(kind, fd, iov, n, (size_t)done);
+}
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+    ssize_t r = REAL(read)(fd, buf, n);
+    struct iovec v = {buf, n};
+    data('R', fd, &v, 1, r);
+    return r;
+}
+
+ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+    ssize_t r = REAL(readv)(fd, iov, cnt);
+    data('R', fd, iov, cnt, r);
+    return r;
+}
+
+ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    ssize_t r = REAL(recv)(fd, buf, n, flags);
+    struct iovec v = {buf, n};
+    if (!(flags & MSG_PEEK)) data('R', fd, &v, 1, r);
+    return r;
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    ssize_t r = REAL(write)(fd, buf, n);
+    struct iovec v = {(void *)buf, n};
+    data('W', fd, &v, 1, r);
+    return r;
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+    ssize_t r = REAL(writev)(fd, iov, cnt);
+    data('W', fd, iov, cnt, r);
+    return r;
+}
+
+ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+    ssize_t r = REAL(send)(fd, buf, n, flags);
+    struct iovec v = {(void *)buf, n};
+    data('W', fd, &v, 1, r);
+    return r;
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    ssize_t r = REAL(sendmsg)(fd, m, flags);
+    data('W', fd, m->msg_iov, (int)m->msg_iovlen, r);
+    return r;
+}
+
+int close(int fd)
+{
+    if (is_sock(fd)) record('C', fd, NULL, 0, 0);
+    return REAL(close)(fd);
+}
+
+/* Should this sync fail (SB_SYNCFAIL_EVERY)? */
+static int inject(void)
+{
+    static unsigned long every = (unsigned long)-1, n;
+    pthread_mutex_lock(&mu);
+    if (every == (unsigned long)-1) {
+        const char *e = getenv("SB_SYNCFAIL_EVERY");
+        every = e ? strtoul(e, NULL, 10) : 0;
+    }
+    int fail = every && ++n % every == 0;
+    pthread_mutex_unlock(&mu);
+    return fail;
+}
+
+static void sync_end(int fd, int r)
+{
+    struct iovec v = {(void *)(r == 0 ? "ok" : "fail"), r == 0 ? 2 : 4};
+    record('s', fd, &v, 1, v.iov_len);
+}
+
+int msync(void *addr, size_t len, int flags)
+{
+    record('S', -1, NULL, 0, 0);
+    int r = inject() ? (errno = EIO, -1) : REAL(msync)(addr, len, flags);
+    sync_end(-1, r);
+    return r;
+}
+
+int fsync(int fd)
+{
+    record('S', fd, NULL, 0, 0);
+    int r = inject() ? (errno = EIO, -1) : REAL(fsync)(fd);
+    sync_end(fd, r);
+    return r;
+}
+
+int fdatasync(int fd)
+{
+    record('S', fd, NULL, 0, 0);
+    int r = inject() ? (errno = EIO, -1) : REAL(fdatasync)(fd);
+    sync_end(fd, r);
+    return r;
+}

@@ -1,0 +1,215 @@
+/*
+** test_locks.c — two engines of one process on one data directory, then
+** another process. switchboard.h allows "several engines — in one process
+** or many" on a data directory; LMDB's caveat is that a process must not
+** open an environment twice, because POSIX record locks belong to the
+** process: closing one engine's lock-file descriptor drops the lock the
+** other engine still relies on. The next process to open the directory then
+** finds no lock, takes itself for the only user and resets the lock file —
+** the reader table and the writer mutex — under the engine still running.
+**
+** Checked:
+**  1. with one engine open, another process sees lock.mdb locked;
+**  2. after a second engine of the same process opened and closed, another
+**     process still sees it locked;
+**  3. writers stay serialised: while engine 1 holds a write transaction (a
+**     policy that runs for a second inside it), a write from another process
+**     that opened the directory after step 2 must wait for it — measured as
+**     "the other process's write finished after engine 1's".
+*/
+#include "switchboard.h"
+#include "tap.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[64] = "/tmp/sb-locks-XXXXXX";
+static char data[128];
+
+static void quiet(void *arg, sb_log_level l, const char *line)
+{
+    (void)arg;
+    (void)l;
+    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static sb_engine *open_engine(sb_result *res)
+{
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = data;
+    cfg.sync = SB_SYNC_NONE;
+    cfg.log = quiet;
+    cfg.policy_wall_ms = 5000;
+    cfg.policy_instructions = (uint64_t)1 << 40;
+    sb_engine *e = NULL;
+    if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
+    return e;
+}
+
+static void rmtree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[600];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        struct stat st;
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            rmtree(sub);
+        else
+            unlink(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+/* In a child process: is byte 0 of lock.mdb locked by someone? */
+static int locked_elsewhere(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char path[200];
+        snprintf(path, sizeof path, "%s/lock.mdb", data);
+        int fd = open(path, O_RDWR);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+        if (fd < 0 || fcntl(fd, F_GETLK, &fl) != 0) _exit(2);
+        _exit(fl.l_type == F_UNLCK ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 1;
+}
+
+/* A policy that spins for about a second inside the event's transaction. */
+static const char slow_policy[] = "local P = {}\n"
+                                  "function P.route(call, agents, ctx)\n"
+                                  "  local x = 0\n"
+                                  "  for i = 1, 6e7 do x = x + i end\n"
+                                  "  return { reject = 'slow' }\n"
+                                  "end\n"
+                                  "return P\n";
+
+typedef struct slow_arg {
+    sb_engine *e;
+    double start, done;
+    int rc;
+} slow_arg;
+
+static void *slow_offer(void *p)
+{
+    slow_arg *a = p;
+    sb_result *res = sb_result_new();
+    static const char ev[] =
+        "{\"type\":\"offer\",\"call\":\"slow\",\"queue\":\"q\",\"caller\":\"+4930100001\"}";
+    a->start = now_s();
+    a->rc = sb_submit_json(a->e, "acme", ev, strlen(ev), res);
+    a->done = now_s();
+    sb_result_free(res);
+    return NULL;
+}
+
+/* Engine 1 holds a write transaction ~1 s; a child process opens the data
+** directory and writes meanwhile. Returns 1 if the child's write finished
+** while engine 1's was still running (two writers at once). */
+static int writers_overlap(sb_engine *e1, double *child_done, double *parent_done, double *held)
+{
+    int fds[2];
+    if (pipe(fds)) return -1;
+    slow_arg a = {e1, 0, 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, slow_offer, &a);
+    usleep(200000); /* engine 1 is inside its transaction now */
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        sb_result *res = sb_result_new();
+        sb_engine *e3 = open_engine(res);
+        static const char ag[] = "{\"id\":\"zed\",\"devices\":{\"softphone\":\"sip:z@x\"}}";
+        int rc = e3 ? sb_agent_put(e3, "acme", ag, strlen(ag), res) : -1;
+        double t = now_s();
+        if (write(fds[1], &t, sizeof t) != sizeof t || rc) _exit(1);
+        sb_close(e3);
+        sb_result_free(res);
+        _exit(0);
+    }
+    close(fds[1]);
+    double t = 0;
+    if (read(fds[0], &t, sizeof t) != sizeof t) t = 0;
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    pthread_join(th, NULL);
+    *child_done = t;
+    *parent_done = a.done;
+    *held = a.rc == 0 ? a.done - a.start : -1;
+    return t > 0 && t < a.done;
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) return 1;
+    snprintf(data, sizeof data, "%s/data", dir);
+    sb_result *res = sb_result_new();
+    sb_engine *e1 = open_engine(res);
+    static const char q[] = "{\"id\":\"q\",\"policy\":\"slow\"}";
+    if (!ok(e1 && sb_account_put(e1, "{\"id\":\"acme\"}", 13, res) == 0 &&
+                sb_policy_put(e1, "acme", "slow", slow_policy, strlen(slow_policy), NULL, res) ==
+                    0 &&
+                sb_queue_put(e1, "acme", q, strlen(q), res) == 0,
+            "engine 1 open, with a policy that holds its transaction about a second")) {
+        diag("%s", sb_result_message(res));
+        return done_testing();
+    }
+    fflush(stdout);
+    ok(locked_elsewhere(), "with engine 1 open, another process sees lock.mdb locked");
+    double c = 0, p = 0, held = 0;
+    int ov = writers_overlap(e1, &c, &p, &held);
+    /* Timing on a shared machine: a measurement, not a verdict, until the
+    ** engine opens each data directory once per process (below). */
+    ok_todo(held > 0.5, "timing-dependent", "engine 1's event held its transaction %.2f s", held);
+    ok_todo(ov == 0, "timing-dependent",
+            "control: another process's write waits for engine 1's transaction (%.2f s after)",
+            c - p);
+    static const char a2[] = "{\"type\":\"abandon\",\"call\":\"slow\"}";
+    (void)sb_submit_json(e1, "acme", a2, strlen(a2), res);
+
+    sb_engine *e2 = open_engine(res);
+    ok(e2 != NULL, "engine 2 of the same process opens the same data directory (allowed)");
+    sb_close(e2);
+    fflush(stdout);
+    /* Known bug: closing a second engine of the same process on the same data
+    ** directory drops the process's POSIX lock on lock.mdb (LMDB's caveat); the
+    ** fix is to share one LMDB environment per directory per process. */
+    static const char bug[] = "engine: two engines of one process on one data directory";
+    ok_todo(locked_elsewhere(), bug,
+            "after engine 2 closed, another process still sees lock.mdb locked "
+            "(engine 1 is open)");
+    static const char del[] = "{\"type\":\"abandon\",\"call\":\"slow\"}";
+    (void)sb_submit_json(e1, "acme", del, strlen(del), res);
+    ov = writers_overlap(e1, &c, &p, &held);
+    ok_todo(ov == 0, bug,
+            "after engine 2 closed, another process's write still waits for engine 1's "
+            "transaction (it finished %.2f s %s engine 1's)",
+            c > p ? c - p : p - c, c > p ? "after" : "BEFORE");
+    sb_close(e1);
+    sb_result_free(res);
+    rmtree(dir);
+    return done_testing();
+}

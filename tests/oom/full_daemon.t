@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+# A full map and a full disk through the daemon: requests that cannot be
+# written get 503 SB_EFULL in the error shape, nothing is half-written
+# (state read back is unchanged, the data file checks clean), reads keep
+# working, and service resumes without a restart once space is available:
+# agents deleted through the API (map), a file removed from the filesystem
+# (disk: the data directory on a small tmpfs, where mounting one is allowed).
+import os, subprocess, sys, tempfile
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "crash"))
+from sbtest import TAP, Daemon, provision  # noqa: E402
+from mdbcheck import check_data_file  # noqa: E402
+
+t = TAP(deadline=180)
+
+
+def filler(i, pad):
+    return {"devices": {"softphone": "sip:f%d@pbx.example" % i}, "preferences": {"pad": "y" * pad}}
+
+
+def snapshot(a):
+    return {p: a.get(p).body for p in ("/v1/agents", "/v1/queues", "/v1/calls/c1",
+                                       "/v1/agents/alice", "/v1/queues/support")}
+
+
+def is_full(r):
+    e = (r.json or {}).get("error", {}) if r is not None else {}
+    return (r is not None and r.status == 503 and r.code == "SB_EFULL"
+            and "full" in e.get("message", "") and set(e) >= {"code", "message", "field"})
+
+
+def fill(a, pads, i=1):
+    """PUT filler agents f<i>..., each size until it fails. Returns (next i,
+    count put, the last response)."""
+    n, last = 0, None
+    for pad in pads:
+        while True:
+            r = a.put("/v1/agents/f%d" % i, filler(i, pad))
+            if r.status != 200:
+                last = r
+                break
+            i, n = i + 1, n + 1
+    return i, n, last
+
+
+# -- map full ------------------------------------------------------------------
+d = Daemon(conf={"map_size": "256K", "map_max": "512K", "log_level": "info"})
+t.cleanups.append(d.cleanup)
+d.start()
+a = provision(d)
+r = a.post("/v1/calls", {"call": "c1", "queue": "support", "caller": "+4930100001"})
+t.is_(r.status, 201, "map: a call rings before the map fills")
+nxt, n, last = fill(a, (30000, 3000, 300, 20, 0))
+t.ok(is_full(last), "map: once the map is full, a write is 503 SB_EFULL saying so (%d agents "
+     "went in)" % n, last)
+before = snapshot(a)
+for pad in (0, 20):
+    r = a.put("/v1/agents/f%d" % nxt, filler(nxt, pad))
+    t.ok(is_full(r), "map: again 503 SB_EFULL (pad %d)" % pad, r)
+t.is_(a.get("/v1/agents/f%d" % nxt).status, 404, "map: the agent refused is not there")
+r = a.post("/v1/calls", {"call": "c2", "queue": "support", "caller": "+4930100002"})
+t.ok(is_full(r) and a.get("/v1/calls/c2").status == 404,
+     "map: an offer is refused with 503 SB_EFULL and leaves no call", r)
+r = a.post("/v1/calls/c1/ring_result", {"agent": "alice", "outcome": "answered"})
+answered = r.status == 200
+t.ok(answered or is_full(r), "map: the answer is 200, or 503 SB_EFULL (%d)" % r.status, r)
+if not answered:
+    t.is_(a.get("/v1/calls/c1").json.get("state"), "ringing", "map: ... refused: c1 still rings")
+    t.is_(a.get("/v1/agents/alice").json.get("status"), "reserved", "map: ... alice still reserved")
+after = snapshot(a)
+if not answered:
+    t.ok(after == before, "map: nothing changed through the refused requests",
+         "\n".join("%s:\n  before %s\n  after  %s" % (p, before[p][:200], after[p][:200])
+                   for p in before if before[p] != after[p]))
+t.is_(d.request("GET", "/healthz").status, 200, "map: /healthz still answers")
+t.is_(a.get("/v1/agents").status, 200, "map: reads still work")
+dels = [a.delete("/v1/agents/f%d" % i) for i in range(1, 9)]
+t.ok(all(x.status == 200 for x in dels),
+     "map: with the map full, deleting agents through the API frees space (%s)" %
+     ", ".join(str(x.status) for x in dels), dels[0])
+r1 = None if answered else a.post("/v1/calls/c1/ring_result", {"agent": "alice", "outcome": "answered"})
+r2 = a.post("/v1/calls/c1/hangup")
+r3 = a.put("/v1/agents/after", filler(0, 10))
+t.ok((answered or r1.status == 200) and r2.status == 200 and r3.status == 200,
+     "map: service resumes without a restart (answer %s, hangup %d, new agent %d)" %
+     (r1.status if r1 else "-", r2.status, r3.status), [r1, r2, r3])
+t.is_(d.stop(), 0, "map: the daemon stops cleanly")
+bad = check_data_file(d.data_dir)
+t.ok(bad is None, "map: the data file checks clean", bad)
+
+# -- disk full -------------------------------------------------------------------
+mnt = tempfile.mkdtemp(prefix="sbfull-")
+mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", mnt],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+if not mounted:
+    print("ok %d # skip disk: cannot mount a tmpfs here" % (t.n + 1))
+    t.n += 1
+    os.rmdir(mnt)
+else:
+    def unmount():
+        subprocess.run(["umount", "-l", mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            os.rmdir(mnt)
+        except OSError:
+            pass
+    t.cleanups.append(unmount)
+    with open(os.path.join(mnt, "filler"), "wb") as f:
+        f.write(b"\0" * (1 << 20))
+    d2 = Daemon(conf={"map_size": "256K", "map_max": "64M", "log_level": "info"},
+                data_dir=os.path.join(mnt, "data"))
+    t.cleanups.insert(0, d2.cleanup)
+    d2.start()
+    a2 = provision(d2)
+    r = a2.post("/v1/calls", {"call": "c1", "queue": "support", "caller": "+4930100001"})
+    t.is_(r.status, 201, "disk: a call rings")
+    nxt, n, last = fill(a2, (20000,))
+    t.ok(is_full(last) and "No space" in last.body,
+         "disk: once the map cannot grow, a write is 503 SB_EFULL, no space left (%d agents "
+         "went in)" % n, last)
+    t.is_(a2.get("/v1/agents/f%d" % nxt).status, 404, "disk: the agent refused is not there")
+    t.is_(a2.get("/v1/calls/c1").json.get("state"), "ringing", "disk: c1 still rings")
+    os.unlink(os.path.join(mnt, "filler"))
+    r = a2.put("/v1/agents/f%d" % nxt, filler(nxt, 20000))
+    t.is_(r.status, 200, "disk: a file removed, the same write succeeds without a restart", r)
+    r1 = a2.post("/v1/calls/c1/ring_result", {"agent": "alice", "outcome": "answered"})
+    r2 = a2.post("/v1/calls/c1/hangup")
+    t.ok(r1.status == 200 and r2.status == 200, "disk: the call cycle completes", [r1, r2])
+    t.is_(d2.stop(), 0, "disk: the daemon stops cleanly")
+    bad = check_data_file(d2.data_dir)
+    t.ok(bad is None, "disk: the data file checks clean", bad)
+t.done()

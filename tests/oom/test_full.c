@@ -1,0 +1,331 @@
+/*
+** test_full.c — a full map and a full disk through the library.
+**
+** Map: the engine opens with a 256 KiB map that may grow to 512 KiB; agents
+** with big documents, then ever smaller ones, fill it until even a tiny
+** write fails. Every failing write must return SB_EFULL ("storage full"),
+** commit nothing (LMDB's transaction id does not move) and leave no trace
+** (the agent does not exist); reads keep working; an event that cannot be
+** written leaves the call and its agent as they were. Then space is freed
+** through the API (deleting the big agents) and service resumes without
+** reopening the engine: the call cycle completes.
+**
+** Disk (only where this process may mount a tmpfs; skipped otherwise): the
+** data directory on a 3 MiB tmpfs beside a 1 MiB filler file, map_max far
+** above what fits; writes fail with SB_EFULL once the map cannot grow
+** (posix_fallocate: ENOSPC), nothing is half-written, and once the filler
+** is removed the next write grows the map and succeeds, still without
+** reopening.
+*/
+#include "engine.h"
+#include "tap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int64_t now_ms = 1767603600000;
+static int64_t test_clock(void *arg)
+{
+    (void)arg;
+    return now_ms;
+}
+
+static void quiet(void *arg, sb_log_level l, const char *line)
+{
+    (void)arg;
+    (void)l;
+    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
+}
+
+static sb_engine *eng;
+static sb_result *res;
+
+static void rmtree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[600];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        struct stat st;
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            rmtree(sub);
+        else
+            unlink(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static const char policy[] = "local P = {}\n"
+                             "function P.route(call, agents, ctx)\n"
+                             "  table.sort(agents, function(a, b) return a.id < b.id end)\n"
+                             "  if agents[1] then return { ring = agents[1] } end\n"
+                             "  return { wait = 60 }\n"
+                             "end\n"
+                             "return P\n";
+
+static int open_engine(const char *data, size_t map, size_t max)
+{
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = data;
+    cfg.sync = SB_SYNC_NONE;
+    cfg.clock = test_clock;
+    cfg.log = quiet;
+    cfg.map_size = map;
+    cfg.map_max = max;
+    if (sb_open(&eng, &cfg, res)) {
+        diag("open: %s", sb_result_message(res));
+        return -1;
+    }
+    static const char acct[] = "{\"id\":\"acme\"}";
+    static const char a1[] = "{\"id\":\"alice\",\"devices\":{\"softphone\":\"sip:a@x\"},"
+                             "\"status\":\"available\"}";
+    static const char a2[] = "{\"id\":\"bob\",\"devices\":{\"softphone\":\"sip:b@x\"},"
+                             "\"status\":\"available\"}";
+    static const char q[] =
+        "{\"id\":\"support\",\"policy\":\"p\",\"members\":[{\"agent\":\"alice\"},"
+        "{\"agent\":\"bob\"}]}";
+    if (sb_account_put(eng, acct, strlen(acct), res) ||
+        sb_policy_put(eng, "acme", "p", policy, strlen(policy), NULL, res) ||
+        sb_agent_put(eng, "acme", a1, strlen(a1), res) ||
+        sb_agent_put(eng, "acme", a2, strlen(a2), res) ||
+        sb_queue_put(eng, "acme", q, strlen(q), res)) {
+        diag("provision: %s", sb_result_message(res));
+        return -1;
+    }
+    return 0;
+}
+
+static size_t txnid(void)
+{
+    MDB_envinfo info;
+    mdb_env_info(eng->env, &info);
+    return info.me_last_txnid;
+}
+
+__attribute__((format(printf, 1, 2))) static int ev(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return sb_submit_json(eng, "acme", buf, strlen(buf), res);
+}
+
+static char *filler_doc(const char *id, size_t pad)
+{
+    char *doc = malloc(pad + 200);
+    int n = snprintf(doc, 200,
+                     "{\"id\":\"%s\",\"devices\":{\"softphone\":\"sip:%s@x\"},"
+                     "\"preferences\":{\"pad\":\"",
+                     id, id);
+    memset(doc + n, 'y', pad);
+    strcpy(doc + n + pad, "\"}}");
+    return doc;
+}
+
+static char last_msg[512];
+
+/* Put filler agents of `pad` bytes until one fails; returns how many went in. */
+static int fill(const char *prefix, size_t pad, int *count, int *last_rc, int *clean)
+{
+    int n = 0;
+    for (;;) {
+        char id[64];
+        snprintf(id, sizeof id, "%s%d", prefix, ++*count);
+        char *doc = filler_doc(id, pad);
+        size_t before = txnid();
+        int rc = sb_agent_put(eng, "acme", doc, strlen(doc), res);
+        free(doc);
+        if (rc) {
+            *last_rc = rc;
+            snprintf(last_msg, sizeof last_msg, "%s", sb_result_message(res));
+            int gone = sb_agent_get(eng, "acme", id, res) == SB_ENOTFOUND;
+            if (txnid() != before || !gone) *clean = 0;
+            --*count;
+            return n;
+        }
+        n++;
+        if (*count > 100000) return n;
+    }
+}
+
+static const char *status_of(const char *agent)
+{
+    static char buf[32];
+    if (sb_agent_get(eng, "acme", agent, res)) return "?";
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    snprintf(buf, sizeof buf, "%s", json_string_value(json_object_get(o, "status")));
+    json_decref(o);
+    return buf;
+}
+
+static const char *call_state(const char *call)
+{
+    static char buf[32];
+    if (sb_call_get(eng, "acme", call, res)) return "?";
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    snprintf(buf, sizeof buf, "%s", json_string_value(json_object_get(o, "state")));
+    json_decref(o);
+    return buf;
+}
+
+static void map_full(const char *base)
+{
+    char data[400];
+    snprintf(data, sizeof data, "%s/map", base);
+    if (!ok(open_engine(data, (size_t)256 << 10, (size_t)512 << 10) == 0, "map: engine opened "
+                                                                          "(256 KiB, max 512 KiB)"))
+        return;
+    ok(ev("{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"support\",\"caller\":\"+"
+          "4930100001\"}") == 0,
+       "a call rings before the map fills");
+    int count = 0, rc = 0, clean = 1, total = 0;
+    static const size_t pads[] = {30000, 3000, 300, 20, 0};
+    for (size_t i = 0; i < 5; i++)
+        total += fill("f", pads[i], &count, &rc, &clean);
+    /* Then every small write there is, until a whole round of them fails:
+    ** calls offered, API keys, memberships. */
+    int offers = 0, small = 0, orc = 0, progress = 1;
+    while (progress && small < 100000) {
+        progress = 0;
+        size_t before = txnid();
+        char id[32];
+        snprintf(id, sizeof id, "w%d", offers + 1);
+        orc = ev("{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\",\"caller\":"
+                 "\"+4930100002\"}",
+                 id);
+        if (orc == 0)
+            offers++, progress = 1;
+        else if (txnid() != before || sb_call_get(eng, "acme", id, res) != SB_ENOTFOUND)
+            clean = 0;
+        before = txnid();
+        int krc = sb_apikey_create(eng, "acme", res);
+        if (krc == 0)
+            small++, progress = 1;
+        else if (krc != SB_EFULL || txnid() != before)
+            clean = 0;
+        total += fill("f", 0, &count, &rc, &clean) ? (progress = 1) : 0;
+    }
+    if (getenv("SB_TEST_LOG")) diag("%d agents, %d calls, %d keys went in", total, offers, small);
+    is_int(rc, SB_EFULL, "map: once full, writes fail with SB_EFULL (%d agents went in)", total);
+    is_int(orc, SB_EFULL, "map: ... and so do the smallest events (%d calls, %d keys went in)",
+           offers, small);
+    ok(strstr(last_msg, "full") != NULL, "map: ... saying so: %s", last_msg);
+    ok(clean, "map: every failed write committed nothing and left no agent behind");
+    ok(sb_agent_get(eng, "acme", "alice", res) == 0 && sb_agent_list(eng, "acme", res) == 0 &&
+           sb_call_get(eng, "acme", "c1", res) == 0,
+       "map: reads still work");
+    size_t before = txnid();
+    rc = ev(
+        "{\"type\":\"ring_result\",\"call\":\"c1\",\"agent\":\"alice\",\"outcome\":\"answered\"}");
+    if (rc == SB_EFULL)
+        ok(txnid() == before && !strcmp(call_state("c1"), "ringing") &&
+               !strcmp(status_of("alice"), "reserved"),
+           "map: an answer that cannot be written leaves the call ringing and alice reserved");
+    else
+        ok(rc == 0, "map: the answer went in (%s)", sb_strerror(rc));
+    /* Free space through the API, without reopening. */
+    int freed = 0, del_rc = 0;
+    for (int i = 1; i <= count && i <= 8; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "f%d", i);
+        del_rc = sb_agent_delete(eng, "acme", id, res);
+        if (del_rc == 0)
+            freed++;
+        else if (i == 1)
+            diag("deleting %s: %s", id, sb_result_message(res));
+    }
+    ok(freed == 8 || freed == count,
+       "map: with the map full, deleting agents frees space (%d of %d deletes went in; last: %s)",
+       freed, count < 8 ? count : 8, sb_strerror(del_rc));
+    int r1 = strcmp(call_state("c1"), "ringing")
+                 ? 0
+                 : ev("{\"type\":\"ring_result\",\"call\":\"c1\",\"agent\":\"alice\",\"outcome\":"
+                      "\"answered\"}");
+    int r2 = ev("{\"type\":\"hangup\",\"call\":\"c1\"}");
+    char *doc = filler_doc("after", 20);
+    int r3 = sb_agent_put(eng, "acme", doc, strlen(doc), res);
+    free(doc);
+    ok(r1 == 0 && r2 == 0 && r3 == 0,
+       "map: service resumes without reopening: answer %s, hangup %s, a new agent %s",
+       sb_strerror(r1), sb_strerror(r2), sb_strerror(r3));
+    sb_close(eng);
+    eng = NULL;
+}
+
+static void disk_full(const char *base)
+{
+    char mnt[400], data[450], filler[450];
+    snprintf(mnt, sizeof mnt, "%s/disk", base);
+    mkdir(mnt, 0700);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=3m,mode=0700") != 0) {
+        printf("ok %d # skip disk: cannot mount a tmpfs here (%s)\n", ++tap_n, strerror(errno));
+        return;
+    }
+    snprintf(data, sizeof data, "%s/data", mnt);
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    FILE *f = fopen(filler, "wb");
+    static char mib[1 << 20];
+    int wrote = f && fwrite(mib, 1, sizeof mib, f) == sizeof mib;
+    if (f) fclose(f);
+    if (ok(wrote && open_engine(data, (size_t)256 << 10, (size_t)64 << 20) == 0,
+           "disk: engine opened on a 3 MiB tmpfs beside a 1 MiB filler")) {
+        ok(ev("{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"support\",\"caller\":"
+              "\"+4930100001\"}") == 0,
+           "disk: a call rings");
+        int count = 0, rc = 0, clean = 1;
+        int n = fill("g", 20000, &count, &rc, &clean);
+        is_int(rc, SB_EFULL,
+               "disk: once the map cannot grow, writes fail with SB_EFULL (%d "
+               "agents went in)",
+               n);
+        ok(strstr(last_msg, "full") && strstr(last_msg, "No space"), "disk: ... saying so: %s",
+           last_msg);
+        ok(clean, "disk: the failed write committed nothing and left no agent behind");
+        ok(!strcmp(call_state("c1"), "ringing") && !strcmp(status_of("alice"), "reserved"),
+           "disk: the call still rings alice");
+        unlink(filler);
+        char *doc = filler_doc("g-after", 20000);
+        rc = sb_agent_put(eng, "acme", doc, strlen(doc), res);
+        free(doc);
+        ok(rc == 0,
+           "disk: space freed on the disk, the next write grows the map and succeeds "
+           "without reopening (%s)",
+           rc ? sb_result_message(res) : "ok");
+        ok(ev("{\"type\":\"ring_result\",\"call\":\"c1\",\"agent\":\"alice\",\"outcome\":"
+              "\"answered\"}") == 0 &&
+               ev("{\"type\":\"hangup\",\"call\":\"c1\"}") == 0,
+           "disk: the call cycle completes");
+        sb_close(eng);
+        eng = NULL;
+    }
+    if (umount(mnt) != 0) diag("umount %s: %s", mnt, strerror(errno));
+    rmdir(mnt);
+}
+
+int main(void)
+{
+    char base[] = "/tmp/sb-full-XXXXXX";
+    if (!mkdtemp(base)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    res = sb_result_new();
+    map_full(base);
+    disk_full(base);
+    sb_result_free(res);
+    rmtree(base);
+    return done_testing();
+}
