@@ -450,28 +450,12 @@ int sb_agent_put(sb_engine *e, const char *account, const char *json, size_t len
     return rc;
 }
 
+static int entity_get(sb_engine *e, const char *account, int kind, const char *id,
+                      sb_result *res);
+
 int sb_agent_get(sb_engine *e, const char *account, const char *agent, sb_result *res)
 {
-    res_reset(res);
-    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    MDB_txn *txn;
-    int rc = eng_read_begin(e, &txn);
-    if (rc) return eng_mdb_err(res, rc, "begin read");
-    acct_rec acc;
-    agent_rec a = {0};
-    if ((rc = read_account(e, txn, account, &acc, res)) == 0) {
-        rc = st_agent_by_id(txn, e, acc.num, agent, &a);
-        if (rc == SB_ENOTFOUND)
-            rc = res_err(res, SB_ENOTFOUND, "agent", "no such agent '%s'",
-                         id_valid(agent) ? agent : "?");
-        else if (rc)
-            rc = eng_mdb_err(res, rc, "read agent");
-        else
-            res_doc(res, agent_json(txn, e, acc.num, &a));
-    }
-    agent_free(&a);
-    eng_read_end(e, txn);
-    return rc;
+    return entity_get(e, account, NK_AGENT, agent, res);
 }
 
 /* List the records of one kind of an account as a JSON array. */
@@ -847,28 +831,40 @@ static json_t *queue_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue
     return o;
 }
 
-int sb_queue_get(sb_engine *e, const char *account, const char *queue, sb_result *res)
+/* Read one agent or queue of an account into res as JSON. */
+static int entity_get(sb_engine *e, const char *account, int kind, const char *id,
+                      sb_result *res)
 {
+    const char *what = kind == NK_AGENT ? "agent" : "queue";
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     MDB_txn *txn;
     int rc = eng_read_begin(e, &txn);
     if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
+    agent_rec a = {0};
     queue_rec q = {0};
     if ((rc = read_account(e, txn, account, &acc, res)) == 0) {
-        rc = st_queue_by_id(txn, e, acc.num, queue, &q);
+        rc = kind == NK_AGENT ? st_agent_by_id(txn, e, acc.num, id, &a)
+                              : st_queue_by_id(txn, e, acc.num, id, &q);
         if (rc == SB_ENOTFOUND)
-            rc = res_err(res, SB_ENOTFOUND, "queue", "no such queue '%s'",
-                         id_valid(queue) ? queue : "?");
+            rc = res_err(res, SB_ENOTFOUND, what, "no such %s '%s'", what,
+                         id_valid(id) ? id : "?");
         else if (rc)
-            rc = eng_mdb_err(res, rc, "read queue");
+            rc = eng_mdb_err(res, rc, kind == NK_AGENT ? "read agent" : "read queue");
         else
-            res_doc(res, queue_json(txn, e, acc.num, &q));
+            res_doc(res, kind == NK_AGENT ? agent_json(txn, e, acc.num, &a)
+                                          : queue_json(txn, e, acc.num, &q));
     }
+    agent_free(&a);
     queue_free(&q);
     eng_read_end(e, txn);
     return rc;
+}
+
+int sb_queue_get(sb_engine *e, const char *account, const char *queue, sb_result *res)
+{
+    return entity_get(e, account, NK_QUEUE, queue, res);
 }
 
 int sb_queue_list(sb_engine *e, const char *account, sb_result *res)
