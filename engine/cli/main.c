@@ -15,24 +15,23 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: switchboard COMMAND [ARGS]\n"
-            "\n"
-            "  policy check FILE...          compile and lint policies (file:line messages)\n"
-            "  policy test FILE [CASES]      run a policy's scenario cases (default FILE's\n"
-            "                                .cases.json beside it)\n"
-            "  policy keygen                 print a new Ed25519 key pair for signing\n"
-            "  policy sign --key KEYFILE FILE  print FILE signed with the secret key\n"
-            "  replay FILE [--data-dir DIR] [--policy-dir DIR] [--json]\n"
-            "                                run JSON-lines events through an engine and\n"
-            "                                print each decision\n"
-            "  simulate [--policy-dir DIR] [--calls N] [--seed N] [--data-dir DIR]\n"
-            "                                a simulated day of calls, with a summary\n"
-            "  records COMMAND ...           call records: export, erase, list, get, hold,\n"
-            "                                release, holds, audit, stats (records --help)\n"
-            "  sweep --data-dir DIR          run a retention sweep now, with a summary\n"
-            "  serve [FLAGS]                 the HTTP/JSON daemon (serve --help)\n"
-            "  version                       print the version\n");
+    fprintf(f, "usage: switchboard COMMAND [ARGS]\n"
+               "\n"
+               "  policy check FILE...          compile and lint policies (file:line messages)\n"
+               "  policy test FILE [CASES]      run a policy's scenario cases (default FILE's\n"
+               "                                .cases.json beside it)\n"
+               "  policy keygen                 print a new Ed25519 key pair for signing\n"
+               "  policy sign --key KEYFILE FILE  print FILE signed with the secret key\n"
+               "  replay FILE [--data-dir DIR] [--policy-dir DIR] [--json]\n"
+               "                                run JSON-lines events through an engine and\n"
+               "                                print each decision\n"
+               "  simulate [--policy-dir DIR] [--calls N] [--seed N] [--data-dir DIR]\n"
+               "                                a simulated day of calls, with a summary\n"
+               "  records COMMAND ...           call records: export, erase, list, get, hold,\n"
+               "                                release, holds, audit, stats (records --help)\n"
+               "  sweep --data-dir DIR          run a retention sweep now, with a summary\n"
+               "  serve [FLAGS]                 the HTTP/JSON daemon (serve --help)\n"
+               "  version                       print the version\n");
 }
 
 char *cli_read_file(const char *path, size_t *len)
@@ -126,7 +125,8 @@ static int cmd_test(int argc, char **argv)
     if (json_is_array(arr)) {
         size_t i;
         json_t *c;
-        json_array_foreach(arr, i, c) {
+        json_array_foreach(arr, i, c)
+        {
             int ok = json_is_true(json_object_get(c, "ok"));
             printf("%s %zu - %s\n", ok ? "ok" : "not ok", i + 1,
                    json_string_value(json_object_get(c, "name")));
@@ -166,8 +166,10 @@ static int cmd_sign(int argc, char **argv)
 {
     const char *keyfile = NULL, *file = NULL;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) keyfile = argv[++i];
-        else file = argv[i];
+        if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+            keyfile = argv[++i];
+        else
+            file = argv[i];
     }
     if (!keyfile || !file) {
         fprintf(stderr, "usage: switchboard policy sign --key SECRET_KEY_FILE FILE\n");
@@ -179,7 +181,8 @@ static int cmd_sign(int argc, char **argv)
         free(key);
         return 2;
     }
-    while (kl && (key[kl - 1] == '\n' || key[kl - 1] == ' ')) key[--kl] = 0;
+    while (kl && (key[kl - 1] == '\n' || key[kl - 1] == ' '))
+        key[--kl] = 0;
     sb_result *res = sb_result_new();
     int rc = sb_policy_sign(src, sl, key, res);
     if (rc) {

@@ -61,17 +61,27 @@ static void print_actions(sb_result *res)
         printf("    ");
         switch (a->type) {
         case SB_ACT_RING:
-            printf("ring %s for %s on %s (%s) for %ds", a->agent_id, a->call_id, a->device,
-                   a->uri, a->timeout_s);
+            printf("ring %s for %s on %s (%s) for %ds", a->agent_id, a->call_id, a->device, a->uri,
+                   a->timeout_s);
             break;
-        case SB_ACT_CANCEL: printf("cancel ring of %s for %s", a->agent_id, a->call_id); break;
-        case SB_ACT_CONNECT: printf("connect %s to %s", a->call_id, a->agent_id); break;
-        case SB_ACT_REJECT: printf("reject %s: %s", a->call_id, a->reason); break;
+        case SB_ACT_CANCEL:
+            printf("cancel ring of %s for %s", a->agent_id, a->call_id);
+            break;
+        case SB_ACT_CONNECT:
+            printf("connect %s to %s", a->call_id, a->agent_id);
+            break;
+        case SB_ACT_REJECT:
+            printf("reject %s: %s", a->call_id, a->reason);
+            break;
         case SB_ACT_OVERFLOW:
             printf("move %s to queue %s: %s", a->call_id, a->queue_id, a->reason ? a->reason : "");
             break;
-        case SB_ACT_WAIT: printf("%s waits in %s", a->call_id, a->queue_id); break;
-        case SB_ACT_END: printf("%s ended: %s", a->call_id, a->reason); break;
+        case SB_ACT_WAIT:
+            printf("%s waits in %s", a->call_id, a->queue_id);
+            break;
+        case SB_ACT_END:
+            printf("%s ended: %s", a->call_id, a->reason);
+            break;
         case SB_ACT_AGENT:
             printf("agent %s is %s%s%s", a->agent_id, a->status, a->reason ? ": " : "",
                    a->reason ? a->reason : "");
@@ -86,10 +96,14 @@ int cli_replay(int argc, char **argv)
     const char *file = NULL, *data_dir = NULL, *policy_dir = "policies";
     int as_json = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) data_dir = argv[++i];
-        else if (strcmp(argv[i], "--policy-dir") == 0 && i + 1 < argc) policy_dir = argv[++i];
-        else if (strcmp(argv[i], "--json") == 0) as_json = 1;
-        else file = argv[i];
+        if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
+            data_dir = argv[++i];
+        else if (strcmp(argv[i], "--policy-dir") == 0 && i + 1 < argc)
+            policy_dir = argv[++i];
+        else if (strcmp(argv[i], "--json") == 0)
+            as_json = 1;
+        else
+            file = argv[i];
     }
     if (!file) {
         fprintf(stderr, "usage: switchboard replay FILE [--data-dir DIR] [--policy-dir DIR] "
@@ -128,9 +142,11 @@ int cli_replay(int argc, char **argv)
     char account[256] = "";
     while ((n = getline(&line, &cap, f)) > 0) {
         lineno++;
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
         char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         if (!*p || *p == '#') continue;
         json_error_t err;
         json_t *o = json_loads(p, JSON_REJECT_DUPLICATES, &err);
@@ -217,8 +233,9 @@ int cli_replay(int argc, char **argv)
             json_decref(o);
             continue;
         } else {
-            fprintf(stderr, "%s:%d: unknown line (expected account, agent, queue, policy, at, "
-                            "advance or an event with type)\n",
+            fprintf(stderr,
+                    "%s:%d: unknown line (expected account, agent, queue, policy, at, "
+                    "advance or an event with type)\n",
                     file, lineno);
             failures++;
             json_decref(o);

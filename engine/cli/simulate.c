@@ -46,7 +46,7 @@ enum { S_ARRIVE, S_ANSWER, S_NOANSWER, S_HANGUP, S_ABANDON };
 typedef struct sim_ev {
     int64_t t;
     int kind;
-    int call;     /* call number */
+    int call; /* call number */
     char agent[32];
 } sim_ev;
 
@@ -155,7 +155,8 @@ static void handle_actions(void)
             calls[cn].ended = 1;
             if (strcmp(a->reason, "abandoned") == 0) qs[calls[cn].q].abandoned++;
             break;
-        default: break;
+        default:
+            break;
         }
     }
 }
@@ -177,7 +178,8 @@ static void setup(void)
         "\"timezone\":\"Europe/London\",\"wrapup\":10,\"status\":\"available\"}",
         "{\"id\":\"bob\",\"name\":\"Bob\",\"devices\":{\"softphone\":\"sip:bob@pbx.example\"},"
         "\"skills\":{\"billing\":2,\"english\":4},\"status\":\"available\"}",
-        "{\"id\":\"carol\",\"name\":\"Carol\",\"devices\":{\"landline\":\"sip:desk-12@pbx.example\","
+        "{\"id\":\"carol\",\"name\":\"Carol\",\"devices\":{\"landline\":\"sip:desk-12@pbx."
+        "example\","
         "\"mobile\":\"tel:+447700900103\"},\"timezone\":\"Europe/London\",\"schedule\":["
         "{\"days\":[\"weekdays\"],\"from\":\"08:00\",\"to\":\"13:00\",\"devices\":[\"landline\"]},"
         "{\"days\":[\"weekdays\"],\"from\":\"13:00\",\"to\":\"18:00\",\"devices\":[\"mobile\"]}],"
@@ -186,10 +188,12 @@ static void setup(void)
         "\"skills\":{\"sales\":5},\"status\":\"available\"}",
         "{\"id\":\"erin\",\"name\":\"Erin\",\"devices\":{\"softphone\":\"sip:erin@pbx.example\"},"
         "\"skills\":{\"sales\":3,\"billing\":3},\"status\":\"available\"}",
-        "{\"id\":\"frank\",\"name\":\"Frank\",\"devices\":{\"landline\":\"sip:desk-14@pbx.example\","
+        "{\"id\":\"frank\",\"name\":\"Frank\",\"devices\":{\"landline\":\"sip:desk-14@pbx."
+        "example\","
         "\"softphone\":\"sip:frank@pbx.example\"},\"preferences\":{\"device\":\"landline\"},"
         "\"status\":\"available\"}",
-        "{\"id\":\"grace\",\"name\":\"Grace\",\"devices\":{\"softphone\":\"sip:grace@pbx.example\"},"
+        "{\"id\":\"grace\",\"name\":\"Grace\",\"devices\":{\"softphone\":\"sip:grace@pbx.example\"}"
+        ","
         "\"skills\":{\"billing\":4},\"status\":\"available\"}",
         "{\"id\":\"heidi\",\"name\":\"Heidi\",\"devices\":{\"mobile\":\"tel:+447700900108\"},"
         "\"status\":\"available\"}",
@@ -226,9 +230,12 @@ int cli_simulate(int argc, char **argv)
     int ncalls = 1000;
     uint64_t seed = 1;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--policy-dir") == 0 && i + 1 < argc) policy_dir = argv[++i];
-        else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) data_dir = argv[++i];
-        else if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc) ncalls = atoi(argv[++i]);
+        if (strcmp(argv[i], "--policy-dir") == 0 && i + 1 < argc)
+            policy_dir = argv[++i];
+        else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
+            data_dir = argv[++i];
+        else if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc)
+            ncalls = atoi(argv[++i]);
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 10);
         else {
@@ -290,7 +297,8 @@ int cli_simulate(int argc, char **argv)
         now_ms = e.t > now_ms ? e.t : now_ms;
         if (now_ms >= next_report) {
             int a = 0, o = 0;
-            for (int i = 0; i < NQ; i++) a += qs[i].answered, o += qs[i].offered;
+            for (int i = 0; i < NQ; i++)
+                a += qs[i].answered, o += qs[i].offered;
             printf("  %02lld:00  %5d offered  %5d answered\n",
                    (long long)((next_report / 3600000) % 24), o, a);
             next_report += 3600 * 1000LL;
@@ -310,8 +318,8 @@ int cli_simulate(int argc, char **argv)
                      "\"caller\":\"+44207946%04d\",\"priority\":%d%s}",
                      e.call, qs[q].id, (int)(rnd() * 9999), q == 3 ? 60 : 0, attrs);
             submit(json);
-            sim_ev ab = {.t = now_ms + (int64_t)(20000 + expo(240000)), .kind = S_ABANDON,
-                         .call = e.call};
+            sim_ev ab = {
+                .t = now_ms + (int64_t)(20000 + expo(240000)), .kind = S_ABANDON, .call = e.call};
             push(&h, ab);
             break;
         }
@@ -339,8 +347,8 @@ int cli_simulate(int argc, char **argv)
     int to = 0, ta = 0;
     for (int i = 0; i < NQ; i++) {
         qstat *q = &qs[i];
-        printf("%-10s %8d %9d %10d %9d %6d %8.1fs\n", q->id, q->offered, q->answered,
-               q->abandoned, q->rejected, q->moved, q->answered ? q->wait_sum / q->answered : 0);
+        printf("%-10s %8d %9d %10d %9d %6d %8.1fs\n", q->id, q->offered, q->answered, q->abandoned,
+               q->rejected, q->moved, q->answered ? q->wait_sum / q->answered : 0);
         to += q->offered, ta += q->answered;
     }
     printf("\nagents:\n");
@@ -348,7 +356,8 @@ int cli_simulate(int argc, char **argv)
         json_t *doc = json_loads(sb_result_json(res, NULL), 0, NULL);
         size_t i;
         json_t *a;
-        json_array_foreach(json_object_get(doc, "agents"), i, a) {
+        json_array_foreach(json_object_get(doc, "agents"), i, a)
+        {
             json_t *st = json_object_get(a, "stats");
             printf("  %-6s %4lld calls  %7.0fs talk  now %s\n",
                    json_string_value(json_object_get(a, "id")),

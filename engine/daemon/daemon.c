@@ -132,7 +132,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
                        json_integer_value(json_object_get(s, "purged"));
         d->m.swept += (uint64_t)n;
         if (!more && n)
-            sbd_log(SB_LOG_INFO, "sweep done", "reviewed=%lld deleted=%lld anonymized=%lld "
+            sbd_log(SB_LOG_INFO, "sweep done",
+                    "reviewed=%lld deleted=%lld anonymized=%lld "
                     "purged=%lld",
                     (long long)json_integer_value(json_object_get(s, "reviewed")),
                     (long long)json_integer_value(json_object_get(s, "deleted")),
@@ -558,7 +559,7 @@ static const char *sync_name(sbd_sync s)
 static void teardown(sbd *d)
 {
     struct event **evs[] = {&d->deadline_ev, &d->housekeeping_ev, &d->keepalive_ev, &d->drain_ev,
-                            &d->sig_hup,     &d->sig_term,        &d->sig_int,     &d->sweep_ev};
+                            &d->sig_hup,     &d->sig_term,        &d->sig_int,      &d->sweep_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {
             event_free(*evs[i]);
@@ -622,8 +623,7 @@ int sb_daemon_main(int argc, char **argv)
     d.sig_term = evsignal_new(d.base, SIGTERM, term_cb, &d);
     d.sig_int = evsignal_new(d.base, SIGINT, term_cb, &d);
     if (!d.deadline_ev || !d.housekeeping_ev || !d.keepalive_ev || !d.drain_ev || !d.sweep_ev ||
-        !d.sig_hup ||
-        !d.sig_term || !d.sig_int) {
+        !d.sig_hup || !d.sig_term || !d.sig_int) {
         fprintf(stderr, "switchboard: cannot create events\n");
         goto out;
     }

@@ -49,9 +49,9 @@ struct sbd_conn {
     ** flight, so two segments suffice; a third merges into the last under
     ** the later tag (held longer, never released early). */
     struct held {
-        uint64_t seq;  /* batch: released once a sync covering it is done */
-        size_t bytes;  /* length of this segment of pending */
-        int mutating;  /* a request in it changed state */
+        uint64_t seq; /* batch: released once a sync covering it is done */
+        size_t bytes; /* length of this segment of pending */
+        int mutating; /* a request in it changed state */
     } held[HELD_SEGS];
     int nheld;
     sbd_conn *next, *prev;   /* d->conns */

@@ -129,9 +129,9 @@ struct sbd {
     ** collected; a sync started for batch N covers all commits tagged <= N
     ** and releases exactly what is tagged <= N (pipelined group commit: at
     ** most one sync in flight, the next batch collects meanwhile). */
-    sbd_conn *batch; /* connections with responses held */
-    int batch_dirty; /* something was committed in the open batch */
-    size_t batch_len; /* responses in the open batch */
+    sbd_conn *batch;       /* connections with responses held */
+    int batch_dirty;       /* something was committed in the open batch */
+    size_t batch_len;      /* responses in the open batch */
     uint64_t open_seq;     /* the batch being collected (>= 1) */
     uint64_t inflight_seq; /* the batch the sync thread is syncing, 0: none */
     sbd_pending_req *preq;

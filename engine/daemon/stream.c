@@ -3,7 +3,8 @@
 ** Events. Actions wait in the batch with the responses and go out after the
 ** sync that covers them (each is tagged with its batch, like the responses),
 ** as `data: <action json>\n\n`. A subscriber gets the events of the batch it
-** subscribed in and later ones, never before its own response head. A subscriber whose unsent output passes
+** subscribed in and later ones, never before its own response head. A subscriber whose unsent
+*output passes
 ** stream_buffer bytes is dropped (and logged) rather than slowing the loop.
 */
 #include "serve.h"

@@ -62,20 +62,20 @@ SB_API const char *sb_version(void);
 
 enum {
     SB_OK = 0,
-    SB_EINVAL = -32000,   /* bad argument or malformed input; see field */
+    SB_EINVAL = -32000,    /* bad argument or malformed input; see field */
     SB_ENOTFOUND = -32001, /* no such account/agent/queue/call/policy */
-    SB_EEXIST = -32002,   /* already exists (e.g. a call id offered twice) */
-    SB_ESTATE = -32003,   /* event not valid in the current state */
-    SB_EPOLICY = -32004,  /* a policy failed to compile, load or validate */
-    SB_EFULL = -32005,    /* LMDB map or disk full; nothing was written */
-    SB_ESTORE = -32006,   /* storage error (I/O, corrupt record) */
-    SB_ENOMEM = -32007,   /* out of memory; nothing was written */
-    SB_EBUSY = -32008,    /* data directory locked by another engine mode */
-    SB_EAUTH = -32009,    /* credentials did not verify */
-    SB_ELIMIT = -32010,   /* a configured limit was reached (queue full...) */
-    SB_ECRYPTO = -32011,  /* key file or sealed data could not be used */
-    SB_EVERSION = -32012, /* data directory written by a newer format */
-    SB_EHOLD = -32013,    /* legal hold prevents the operation */
+    SB_EEXIST = -32002,    /* already exists (e.g. a call id offered twice) */
+    SB_ESTATE = -32003,    /* event not valid in the current state */
+    SB_EPOLICY = -32004,   /* a policy failed to compile, load or validate */
+    SB_EFULL = -32005,     /* LMDB map or disk full; nothing was written */
+    SB_ESTORE = -32006,    /* storage error (I/O, corrupt record) */
+    SB_ENOMEM = -32007,    /* out of memory; nothing was written */
+    SB_EBUSY = -32008,     /* data directory locked by another engine mode */
+    SB_EAUTH = -32009,     /* credentials did not verify */
+    SB_ELIMIT = -32010,    /* a configured limit was reached (queue full...) */
+    SB_ECRYPTO = -32011,   /* key file or sealed data could not be used */
+    SB_EVERSION = -32012,  /* data directory written by a newer format */
+    SB_EHOLD = -32013,     /* legal hold prevents the operation */
 };
 
 /* A static message for any code, starting with the code's name, e.g.
@@ -88,14 +88,14 @@ SB_API const char *sb_strerror(int err);
 typedef struct sb_result sb_result;
 
 typedef enum sb_action_type {
-    SB_ACT_RING = 1,  /* ring agent_id on device/uri for timeout_s seconds   */
-    SB_ACT_CANCEL,    /* stop ringing agent_id for call_id                    */
-    SB_ACT_CONNECT,   /* bridge call_id to agent_id (it answered)             */
-    SB_ACT_REJECT,    /* reject call_id with reason                           */
-    SB_ACT_OVERFLOW,  /* call_id moved to queue_id (reason says why)          */
-    SB_ACT_WAIT,      /* call_id keeps waiting; re-decided at due_ms at latest */
-    SB_ACT_END,       /* call_id is finished (reason: its outcome)            */
-    SB_ACT_AGENT,     /* agent_id changed status to `status` (reason)         */
+    SB_ACT_RING = 1, /* ring agent_id on device/uri for timeout_s seconds   */
+    SB_ACT_CANCEL,   /* stop ringing agent_id for call_id                    */
+    SB_ACT_CONNECT,  /* bridge call_id to agent_id (it answered)             */
+    SB_ACT_REJECT,   /* reject call_id with reason                           */
+    SB_ACT_OVERFLOW, /* call_id moved to queue_id (reason says why)          */
+    SB_ACT_WAIT,     /* call_id keeps waiting; re-decided at due_ms at latest */
+    SB_ACT_END,      /* call_id is finished (reason: its outcome)            */
+    SB_ACT_AGENT,    /* agent_id changed status to `status` (reason)         */
 } sb_action_type;
 
 typedef struct sb_action {
@@ -170,25 +170,25 @@ typedef void (*sb_log_fn)(void *arg, sb_log_level level, const char *line);
 #define SB_CONFIG_VERSION 1
 
 typedef struct sb_config {
-    unsigned version;        /* SB_CONFIG_VERSION; set by sb_config_init   */
-    const char *data_dir;    /* created if missing (mode 0700)             */
+    unsigned version;     /* SB_CONFIG_VERSION; set by sb_config_init   */
+    const char *data_dir; /* created if missing (mode 0700)             */
     sb_sync_mode sync;
-    size_t map_size;         /* initial LMDB map size in bytes; grows     */
-    size_t map_max;          /* never grow the map past this (0: 64 GiB)   */
-    const char *policy_dir;  /* stock/shared policies (*.lua); may be NULL */
-    const char *key_file;    /* master key; NULL: <data_dir>/master.key    */
-    sb_clock_fn clock;       /* NULL: the system clock                      */
+    size_t map_size;        /* initial LMDB map size in bytes; grows     */
+    size_t map_max;         /* never grow the map past this (0: 64 GiB)   */
+    const char *policy_dir; /* stock/shared policies (*.lua); may be NULL */
+    const char *key_file;   /* master key; NULL: <data_dir>/master.key    */
+    sb_clock_fn clock;      /* NULL: the system clock                      */
     void *clock_arg;
-    sb_log_fn log;           /* NULL: log to stderr                         */
+    sb_log_fn log; /* NULL: log to stderr                         */
     void *log_arg;
     sb_log_level log_level;
-    uint64_t seed;           /* seeds ctx.random (with call id and attempt) */
+    uint64_t seed; /* seeds ctx.random (with call id and attempt) */
     /* Budgets for every policy hook call. */
-    uint64_t policy_instructions; /* Lua VM instructions per hook call     */
-    uint32_t policy_wall_ms;      /* wall-clock limit per hook call        */
-    size_t policy_memory;         /* bytes per account's Lua state         */
-    uint32_t quarantine_after;    /* consecutive failures before quarantine */
-    int require_signed_policies;  /* 1: policies need a valid signature    */
+    uint64_t policy_instructions;  /* Lua VM instructions per hook call     */
+    uint32_t policy_wall_ms;       /* wall-clock limit per hook call        */
+    size_t policy_memory;          /* bytes per account's Lua state         */
+    uint32_t quarantine_after;     /* consecutive failures before quarantine */
+    int require_signed_policies;   /* 1: policies need a valid signature    */
     const char *policy_public_key; /* hex Ed25519 key used when signed     */
 } sb_config;
 
@@ -246,21 +246,19 @@ SB_API int sb_agent_put(sb_engine *eng, const char *account, const char *json, s
 SB_API int sb_agent_get(sb_engine *eng, const char *account, const char *agent, sb_result *res);
 SB_API int sb_agent_list(sb_engine *eng, const char *account, sb_result *res);
 /* Fails with SB_ESTATE while the agent is ringing or on a call. */
-SB_API int sb_agent_delete(sb_engine *eng, const char *account, const char *agent,
-                           sb_result *res);
+SB_API int sb_agent_delete(sb_engine *eng, const char *account, const char *agent, sb_result *res);
 
 SB_API int sb_queue_put(sb_engine *eng, const char *account, const char *json, size_t len,
                         sb_result *res);
 SB_API int sb_queue_get(sb_engine *eng, const char *account, const char *queue, sb_result *res);
 SB_API int sb_queue_list(sb_engine *eng, const char *account, sb_result *res);
 /* Fails with SB_ESTATE while calls wait in the queue. */
-SB_API int sb_queue_delete(sb_engine *eng, const char *account, const char *queue,
-                           sb_result *res);
+SB_API int sb_queue_delete(sb_engine *eng, const char *account, const char *queue, sb_result *res);
 
 /* Add or replace one membership: {"tier":1,"position":2,"weight":1,"penalty":0}
 ** (json may be NULL for defaults). */
-SB_API int sb_member_put(sb_engine *eng, const char *account, const char *queue,
-                         const char *agent, const char *json, size_t len, sb_result *res);
+SB_API int sb_member_put(sb_engine *eng, const char *account, const char *queue, const char *agent,
+                         const char *json, size_t len, sb_result *res);
 SB_API int sb_member_delete(sb_engine *eng, const char *account, const char *queue,
                             const char *agent, sb_result *res);
 
@@ -291,24 +289,24 @@ typedef enum sb_agent_status {
     /* Set by the engine only: */
     SB_AGENT_RESERVED, /* ringing for a call   */
     SB_AGENT_ON_CALL,
-    SB_AGENT_WRAP_UP,  /* timed, after a call  */
+    SB_AGENT_WRAP_UP, /* timed, after a call  */
 } sb_agent_status;
 
 typedef struct sb_event {
     sb_event_type type;
     const char *account;
     const char *call_id;
-    const char *queue_id;   /* OFFER; TRANSFER to a queue              */
-    const char *agent_id;   /* RING_RESULT, AGENT_STATUS; TRANSFER to agent */
-    const char *caller;     /* OFFER: E.164 caller number              */
-    const char *called;     /* OFFER: E.164 number dialled (optional)  */
-    int priority;           /* OFFER: higher is served first (0..100)  */
+    const char *queue_id;    /* OFFER; TRANSFER to a queue              */
+    const char *agent_id;    /* RING_RESULT, AGENT_STATUS; TRANSFER to agent */
+    const char *caller;      /* OFFER: E.164 caller number              */
+    const char *called;      /* OFFER: E.164 number dialled (optional)  */
+    int priority;            /* OFFER: higher is served first (0..100)  */
     sb_ring_outcome outcome; /* RING_RESULT                            */
-    sb_agent_status status; /* AGENT_STATUS: OFFLINE/AVAILABLE/PAUSED  */
-    const char *reason;     /* AGENT_STATUS (pause reason); optional   */
-    const char *attrs_json; /* OFFER: JSON object of gateway attributes,
-                            ** e.g. {"language":"de","skills":{"billing":2}};
-                            ** may be NULL                             */
+    sb_agent_status status;  /* AGENT_STATUS: OFFLINE/AVAILABLE/PAUSED  */
+    const char *reason;      /* AGENT_STATUS (pause reason); optional   */
+    const char *attrs_json;  /* OFFER: JSON object of gateway attributes,
+                             ** e.g. {"language":"de","skills":{"billing":2}};
+                             ** may be NULL                             */
 } sb_event;
 
 /* Apply one event. Returns 0 and the actions in res, or an error code with
@@ -335,8 +333,7 @@ SB_API int64_t sb_next_deadline(sb_engine *eng);
 ** version, outcome, error); its numbers and attributes are decrypted for
 ** the owning account. Once the call has ended: its record (the latest, if
 ** the call id was used again), without numbers or personal attributes. */
-SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
-                       sb_result *res);
+SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id, sb_result *res);
 
 /* ------------------------------------------------------------------------ */
 /* Policies. A policy is a Lua 5.4 chunk returning a table of hooks; see
@@ -349,9 +346,8 @@ SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
 ** array of scenario cases, may be NULL). Only if all pass is it stored and
 ** every engine on the data directory moves to it; otherwise nothing changes
 ** and res says what failed. res's JSON: {"name":..,"version":..}. */
-SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name,
-                         const char *source, size_t len, const char *cases_json,
-                         sb_result *res);
+SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, const char *source,
+                         size_t len, const char *cases_json, sb_result *res);
 /* {"policies":[{"name","version","source":"account"|"shared","state":"ok"|
 ** "quarantined","failures":N}...]} */
 SB_API int sb_policy_list(sb_engine *eng, const char *account, sb_result *res);
@@ -365,8 +361,8 @@ SB_API int sb_policy_check(const char *name, const char *source, size_t len, sb_
 /* Run scenario cases (JSON array) against a policy without a data directory.
 ** res's JSON: {"passed":N,"failed":N,"cases":[{"name","ok","got","expected"}]}.
 ** Returns 0 when every case passes, SB_EPOLICY otherwise. */
-SB_API int sb_policy_test(const char *name, const char *source, size_t len,
-                          const char *cases_json, size_t cases_len, sb_result *res);
+SB_API int sb_policy_test(const char *name, const char *source, size_t len, const char *cases_json,
+                          size_t cases_len, sb_result *res);
 
 /* Signed policies. A signed policy ends with a line "--@signature <hex>":
 ** an Ed25519 signature of everything before that line. With
@@ -376,8 +372,7 @@ SB_API int sb_policy_test(const char *name, const char *source, size_t len,
 ** sb_policy_sign: res's JSON {"source":signed source} (an existing signature
 ** line is replaced). secret_hex: the 128-hex secret key. */
 SB_API int sb_policy_keygen(sb_result *res);
-SB_API int sb_policy_sign(const char *source, size_t len, const char *secret_hex,
-                          sb_result *res);
+SB_API int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_result *res);
 
 /* ------------------------------------------------------------------------ */
 /* API keys (the daemon's HTTP Basic auth is account_id:key). A key is random
@@ -442,15 +437,16 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 ** res's JSON: {"deleted":N,"anonymized":N,"kept":N,"failed":N,
 **              "reasons":{"kept: legal hold h1: litigation":1,...}}
 ** (kept counts every record left, those of failed included: the hook failed
-** for them, and running the request again retries them). Runs in short transactions; a request cut short
+** for them, and running the request again retries them). Runs in short transactions; a request cut
+*short
 ** (crash) is finished by running it again. */
 SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
 
 /* Records of the account without personal data, newest first:
 ** query {"from_ms":N,"to_ms":N,"queue":"support","limit":100} (all optional;
 ** times are when calls ended). res's JSON: {"records":[record...]}. */
-SB_API int sb_records_list(sb_engine *eng, const char *account, const char *query_json,
-                           size_t len, sb_result *res);
+SB_API int sb_records_list(sb_engine *eng, const char *account, const char *query_json, size_t len,
+                           sb_result *res);
 
 /* Legal holds. A hold covers one call's records {"call":"c1"}, every record
 ** of a number {"number":"+44..."} (also records written later), or every

@@ -44,8 +44,7 @@ static int do_create(wtx *t, void *arg)
     cr_hex_encode(rnd, sizeof rnd, op->key_id);
     cr_apikey_new(op->key);
     cr_apikey_hash(t->e->master, op->account, op->key, strlen(op->key), hash);
-    rc = st_put(t->txn, t->e, DB_APIKEYS, kb, key_key(kb, t->acct, op->key_id), hash,
-                sizeof hash);
+    rc = st_put(t->txn, t->e, DB_APIKEYS, kb, key_key(kb, t->acct, op->key_id), hash, sizeof hash);
     cr_wipe(hash, sizeof hash);
     return rc;
 }
@@ -56,8 +55,9 @@ int sb_apikey_create(sb_engine *e, const char *account, sb_result *res)
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     key_op op = {.account = account};
     int rc = eng_write(e, do_create, &op, res);
-    if (!rc) res_doc(res, json_pack("{s:s, s:s, s:s}", "account", account, "key_id", op.key_id,
-                                    "key", op.key));
+    if (!rc)
+        res_doc(res, json_pack("{s:s, s:s, s:s}", "account", account, "key_id", op.key_id, "key",
+                               op.key));
     cr_wipe(op.key, sizeof op.key);
     return rc;
 }

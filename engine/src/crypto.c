@@ -57,8 +57,8 @@ void cr_random(void *buf, size_t len)
 /* ------------------------------------------------------------------------ */
 /* Master key file. */
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt,
+                                                         ...)
 {
     va_list ap;
     if (!err || errlen == 0) return;
@@ -89,9 +89,12 @@ static int fsync_parent(const char *path)
     char *dir;
     int fd, rc, saved;
 
-    if (!slash) dir = strdup(".");
-    else if (slash == path) dir = strdup("/");
-    else dir = strndup(path, (size_t)(slash - path));
+    if (!slash)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
     if (!dir) return -1;
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     free(dir);
@@ -132,8 +135,8 @@ static int master_read(const char *path, uint8_t key[CR_KEY_BYTES], char *err, s
     }
     if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
         seterr(err, errlen,
-               "master key %s: mode %04o lets group or others read or write it (chmod 600)",
-               path, (unsigned)(st.st_mode & 07777));
+               "master key %s: mode %04o lets group or others read or write it (chmod 600)", path,
+               (unsigned)(st.st_mode & 07777));
         goto out;
     }
     if (st.st_size != MASTER_HEX_LEN && st.st_size != MASTER_HEX_LEN + 1) {
@@ -221,8 +224,7 @@ static int master_create(const char *path, char *err, size_t errlen)
         ** atomic but may replace a concurrent creator's key; the caller
         ** re-reads, so at least what it returns is what is on disk. */
         if (rename(tmp, path) != 0) {
-            seterr(err, errlen, "master key %s: cannot rename %s: %s", path, tmp,
-                   strerror(errno));
+            seterr(err, errlen, "master key %s: cannot rename %s: %s", path, tmp, strerror(errno));
             goto out;
         }
         created = 0; /* the temporary name is gone */
@@ -231,8 +233,7 @@ static int master_create(const char *path, char *err, size_t errlen)
         goto out;
     }
     if (fsync_parent(path) != 0) {
-        seterr(err, errlen, "master key %s: cannot sync its directory: %s", path,
-               strerror(errno));
+        seterr(err, errlen, "master key %s: cannot sync its directory: %s", path, strerror(errno));
         goto out;
     }
     rc = 0;
@@ -277,9 +278,9 @@ int cr_wrap(const uint8_t master[CR_KEY_BYTES], const char *account,
 {
     if (!account) return -1;
     randombytes_buf(out, NONCE_BYTES);
-    return crypto_aead_xchacha20poly1305_ietf_encrypt(
-               out + NONCE_BYTES, NULL, key, CR_KEY_BYTES, (const unsigned char *)account,
-               strlen(account), NULL, out, master) == 0
+    return crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE_BYTES, NULL, key, CR_KEY_BYTES,
+                                                      (const unsigned char *)account,
+                                                      strlen(account), NULL, out, master) == 0
                ? 0
                : -1;
 }
@@ -305,8 +306,8 @@ int cr_seal(const uint8_t key[CR_KEY_BYTES], const void *ad, size_t adlen, const
         len > SIZE_MAX - CR_SEAL_OVERHEAD)
         return -1;
     randombytes_buf(out, NONCE_BYTES);
-    return crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE_BYTES, NULL, msg, len, ad,
-                                                      adlen, NULL, out, key) == 0
+    return crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE_BYTES, NULL, msg, len, ad, adlen,
+                                                      NULL, out, key) == 0
                ? 0
                : -1;
 }
@@ -316,8 +317,7 @@ int cr_open(const uint8_t key[CR_KEY_BYTES], const void *ad, size_t adlen, const
 {
     if (inlen < CR_SEAL_OVERHEAD) return -1; /* nothing written to out */
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, in + NONCE_BYTES,
-                                                   inlen - NONCE_BYTES, ad, adlen, in,
-                                                   key) == 0)
+                                                   inlen - NONCE_BYTES, ad, adlen, in, key) == 0)
         return 0;
     sodium_memzero(out, inlen - CR_SEAL_OVERHEAD);
     return -1;
@@ -454,8 +454,7 @@ int cr_equal(const void *a, const void *b, size_t len)
     return sodium_memcmp(a, b, len) == 0;
 }
 
-int cr_token_equal(const void *given, size_t givenlen, const void *expected,
-                   size_t expectedlen)
+int cr_token_equal(const void *given, size_t givenlen, const void *expected, size_t expectedlen)
 {
     uint8_t hg[32], he[32];
     int eq;

@@ -41,12 +41,12 @@
 #define CR_SEAL_OVERHEAD (24 + 16)      /* nonce + tag */
 #define CR_PSEUDONYM_BYTES 16
 #define CR_APIKEY_HASH_BYTES 32
-#define CR_APIKEY_LEN 47      /* strlen of a key from cr_apikey_new: "sbk_" + 43 */
+#define CR_APIKEY_LEN 47 /* strlen of a key from cr_apikey_new: "sbk_" + 43 */
 #define CR_APIKEY_PREFIX "sbk_"
 #define CR_SIGN_PK_BYTES 32
-#define CR_SIGN_SK_BYTES 64   /* libsodium layout: 32-byte seed, then the public key */
+#define CR_SIGN_SK_BYTES 64 /* libsodium layout: 32-byte seed, then the public key */
 #define CR_SIGN_BYTES 64
-#define CR_VERSION_LEN 16     /* strlen of a policy version from cr_version */
+#define CR_VERSION_LEN 16 /* strlen of a policy version from cr_version */
 
 /* sodium_init(). 0 on success, also when already initialised; -1 when the
 ** library cannot be used (no randomness source). Thread-safe. */

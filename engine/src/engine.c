@@ -62,8 +62,10 @@ void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (e && e->cfg.log) e->cfg.log(e->cfg.log_arg, lvl, line);
-    else stderr_log(NULL, lvl, line);
+    if (e && e->cfg.log)
+        e->cfg.log(e->cfg.log_arg, lvl, line);
+    else
+        stderr_log(NULL, lvl, line);
 }
 
 static void pol_log(void *arg, sb_log_level lvl, const char *line)
@@ -73,10 +75,11 @@ static void pol_log(void *arg, sb_log_level lvl, const char *line)
 
 void eng_count_event(sb_engine *e, int type, int failed, uint64_t us)
 {
-    static const uint64_t le[LAT_BUCKETS] = {5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
-                                             10000, 50000};
+    static const uint64_t le[LAT_BUCKETS] = {5,   10,   20,   50,   100,   200,
+                                             500, 1000, 2000, 5000, 10000, 50000};
     int b = 0;
-    while (b < LAT_BUCKETS && us > le[b]) b++;
+    while (b < LAT_BUCKETS && us > le[b])
+        b++;
     pthread_mutex_lock(&e->stats_mu);
     if (type >= 0 && type < 7) e->st.events[type]++;
     if (failed) e->st.events[7]++;
@@ -138,8 +141,8 @@ static int open_env(sb_engine *e, sb_result *res)
     mdb_env_get_fd(e->env, &fd);
     if ((rc = posix_fallocate(fd, 0, (off_t)e->map_size)))
         return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "data_dir",
-                       "cannot reserve %zu MiB for %s/data.mdb: %s", e->map_size >> 20,
-                       e->data_dir, strerror(rc));
+                       "cannot reserve %zu MiB for %s/data.mdb: %s", e->map_size >> 20, e->data_dir,
+                       strerror(rc));
     int dead = 0;
     mdb_reader_check(e->env, &dead);
     if (dead) sb_log(e, SB_LOG_INFO, "cleared %d stale reader slots", dead);
@@ -150,9 +153,10 @@ static int open_env(sb_engine *e, sb_result *res)
     rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
     for (int i = 0; i < DB_COUNT && !rc; i++) {
         static const char *const own[DB_COUNT] = {
-            [DB_TIMERS] = "timers", [DB_RECORDS] = "records", [DB_AGENTDOCS] = "docs",
-            [DB_QUEUEDOCS] = "docs", [DB_RIDX] = "records", [DB_RECID] = "records", [DB_AGGR] = "records",
-            [DB_REVIEW] = "retention", [DB_JOBS] = "retention", [DB_AUDIT] = "audit"};
+            [DB_TIMERS] = "timers",  [DB_RECORDS] = "records",  [DB_AGENTDOCS] = "docs",
+            [DB_QUEUEDOCS] = "docs", [DB_RIDX] = "records",     [DB_RECID] = "records",
+            [DB_AGGR] = "records",   [DB_REVIEW] = "retention", [DB_JOBS] = "retention",
+            [DB_AUDIT] = "audit"};
         e->dbi[i] = main_dbi;
         if (own[i]) rc = mdb_dbi_open(txn, own[i], MDB_CREATE, &e->dbi[i]);
     }
@@ -214,8 +218,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         goto fail;
     }
     if ((rc = mkdir_p(e->data_dir))) {
-        rc = res_err(res, SB_ESTORE, "data_dir", "cannot create %s: %s", e->data_dir,
-                     strerror(rc));
+        rc = res_err(res, SB_ESTORE, "data_dir", "cannot create %s: %s", e->data_dir, strerror(rc));
         goto fail;
     }
     char err[256];
@@ -291,8 +294,8 @@ void sb_close(sb_engine *e)
 
 int sb_stats(sb_engine *e, sb_result *res)
 {
-    static const int le[LAT_BUCKETS] = {5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
-                                        10000, 50000};
+    static const int le[LAT_BUCKETS] = {5,   10,   20,   50,   100,   200,
+                                        500, 1000, 2000, 5000, 10000, 50000};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     eng_stats s;
@@ -324,13 +327,12 @@ int sb_stats(sb_engine *e, sb_result *res)
         (json_int_t)s.events[SB_EV_TRANSFER], "agent_status",
         (json_int_t)s.events[SB_EV_AGENT_STATUS], "tick", (json_int_t)s.events[0], "errors",
         (json_int_t)s.events[7], "decisions", "ring", (json_int_t)s.dec_ring, "wait",
-        (json_int_t)s.dec_wait, "move", (json_int_t)s.dec_move, "reject",
-        (json_int_t)s.dec_reject, "fallback", (json_int_t)s.dec_fallback, "policy", "failures",
-        (json_int_t)failures, "quarantined", (json_int_t)quarantined, "reloads",
-        (json_int_t)s.reloads, "generation", (json_int_t)e->shared_gen, "memory_bytes",
-        (json_int_t)polmem, "latency_us", "le", lat_le, "counts", lat_n, "sum",
-        (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb", "map_size",
-        (json_int_t)info.me_mapsize, "used_bytes",
+        (json_int_t)s.dec_wait, "move", (json_int_t)s.dec_move, "reject", (json_int_t)s.dec_reject,
+        "fallback", (json_int_t)s.dec_fallback, "policy", "failures", (json_int_t)failures,
+        "quarantined", (json_int_t)quarantined, "reloads", (json_int_t)s.reloads, "generation",
+        (json_int_t)e->shared_gen, "memory_bytes", (json_int_t)polmem, "latency_us", "le", lat_le,
+        "counts", lat_n, "sum", (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb",
+        "map_size", (json_int_t)info.me_mapsize, "used_bytes",
         (json_int_t)((info.me_last_pgno + 1) * (uint64_t)mst.ms_psize), "readers",
         (int)info.me_numreaders, "max_readers", (int)info.me_maxreaders);
     res_doc(res, o);

@@ -103,7 +103,7 @@ struct sb_engine {
     sb_config cfg;
     char *data_dir, *policy_dir, *key_file, *pubkey;
     MDB_env *env;
-    MDB_dbi dbi[DB_COUNT]; /* per table: the main tree, or a tree of its own */
+    MDB_dbi dbi[DB_COUNT];    /* per table: the main tree, or a tree of its own */
     pthread_rwlock_t maplock; /* readers: every txn; writer: map growth */
     size_t map_size;
 
@@ -131,9 +131,9 @@ struct sb_engine {
     call_rec call;
     struct cand_set *cands; /* events.c: candidates of the call being routed */
     pol_decision dec;
-    struct rec_state *rec;  /* records.c: data keys and per-transaction caches */
-    int live_events;        /* events.c: sb_submit/sb_tick calls in flight; a
-                            ** sweep ends its transaction early when one waits */
+    struct rec_state *rec; /* records.c: data keys and per-transaction caches */
+    int live_events;       /* events.c: sb_submit/sb_tick calls in flight; a
+                           ** sweep ends its transaction early when one waits */
 };
 
 /* One write transaction in progress. */
@@ -142,10 +142,10 @@ typedef struct wtx {
     MDB_txn *txn;
     sb_result *res;
     int64_t now;
-    uint32_t acct;       /* account of the event, once resolved */
-    acct_rec *account;   /* loaded account, when resolved */
+    uint32_t acct;     /* account of the event, once resolved */
+    acct_rec *account; /* loaded account, when resolved */
     acct_rec account_buf;
-    int depth;           /* dispatch recursion guard */
+    int depth; /* dispatch recursion guard */
 } wtx;
 
 typedef int (*write_fn)(wtx *t, void *arg);
@@ -210,8 +210,8 @@ int st_agent_doc_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, s
 int st_agent_doc_save(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, const sb_buf *doc);
 /* Documents of agents (DB_AGENTDOCS) and queues (DB_QUEUEDOCS). */
 int st_doc_load(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t num, sb_buf *out);
-int st_doc_save(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t num,
-                const char *doc, size_t len);
+int st_doc_save(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t num, const char *doc,
+                size_t len);
 int st_queue_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, queue_rec *out);
 int st_queue_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, queue_rec *out);
 int st_queue_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q);

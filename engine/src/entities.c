@@ -68,7 +68,8 @@ static int del_prefix(MDB_txn *txn, sb_engine *e, int table, const uint8_t *pref
 {
     st_iter it;
     int rc = st_iter_open(&it, txn, e, table, prefix, plen);
-    while (rc == 0) rc = st_iter_del(&it);
+    while (rc == 0)
+        rc = st_iter_del(&it);
     st_iter_close(&it);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -128,9 +129,8 @@ static json_t *account_json(const acct_rec *a)
 
 int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
 {
-    static const char *const keys[] = {"id",       "name",           "fallback",
-                                       "retention", "personal_attrs", "service_level_seconds",
-                                       NULL};
+    static const char *const keys[] = {
+        "id", "name", "fallback", "retention", "personal_attrs", "service_level_seconds", NULL};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     acct_op op = {0};
@@ -226,10 +226,9 @@ static int do_account_delete(wtx *t, void *arg)
     /* Refused while legal holds exist; records are purged by sweeps. */
     if ((rc = ret_account_deleted(t, t->acct))) return rc;
     uint8_t p[5];
-    static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS,   DB_QUEUES,  DB_MEMBERS,
-                              DB_AGENTQ,   DB_AVAIL,    DB_CALLS,   DB_WAITING,
-                              DB_KV,       DB_POLICIES, DB_APIKEYS,
-                              DB_AGENTDOCS, DB_QUEUEDOCS};
+    static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS,    DB_QUEUES,   DB_MEMBERS, DB_AGENTQ,
+                              DB_AVAIL,    DB_CALLS,     DB_WAITING,  DB_KV,      DB_POLICIES,
+                              DB_APIKEYS,  DB_AGENTDOCS, DB_QUEUEDOCS};
     key_acct(p, t->acct);
     for (size_t i = 0; i < countof(dbs); i++)
         if ((rc = del_prefix(t->txn, e, dbs[i], p, 4))) return rc;
@@ -252,8 +251,10 @@ int sb_account_delete(sb_engine *e, const char *account, sb_result *res)
     /* Committed: destroy its data key now (everything sealed with it becomes
     ** unreadable); a crash before this is made good by the purge. */
     if (rc == 0 && rec_key_destroy(e, op.num))
-        sb_log(e, SB_LOG_ERROR, "account %s deleted but its data key slot could not be wiped yet; "
-               "the next sweep retries", account);
+        sb_log(e, SB_LOG_ERROR,
+               "account %s deleted but its data key slot could not be wiped yet; "
+               "the next sweep retries",
+               account);
     return rc;
 }
 
@@ -269,9 +270,9 @@ typedef struct {
 
 static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
 {
-    static const char *const keys[] = {"id",       "name",     "weight",      "devices",
-                                       "skills",   "preferences", "timezone", "schedule",
-                                       "wrapup",   "status",   NULL};
+    static const char *const keys[] = {"id",     "name",        "weight",   "devices",
+                                       "skills", "preferences", "timezone", "schedule",
+                                       "wrapup", "status",      NULL};
     char buf[SB_ID_MAX + 1];
     int rc;
     agent_rec *a = &op->a;
@@ -294,8 +295,7 @@ static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
     for (int i = 0; i < 3; i++) {
         static const char *const names[] = {"landline", "mobile", "softphone"};
         a->uri[i][0] = 0;
-        if ((rc = jv_str(dev, names[i], "devices", 0, a->uri[i], sizeof a->uri[i], res)))
-            return rc;
+        if ((rc = jv_str(dev, names[i], "devices", 0, a->uri[i], sizeof a->uri[i], res))) return rc;
         if (json_object_get(dev, names[i]) && !a->uri[i][0]) {
             char path[64];
             return res_err(res, SB_EINVAL, jv_path(path, sizeof path, "devices", names[i]),
@@ -310,7 +310,8 @@ static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
             return res_err(res, SB_EINVAL, "skills", "at most %d skills", MAX_SKILLS);
         const char *k;
         json_t *v;
-        json_object_foreach(sk, k, v) {
+        json_object_foreach(sk, k, v)
+        {
             long long lvl;
             if (strlen(k) == 0 || strlen(k) > 64)
                 return res_err(res, SB_EINVAL, "skills", "skill names are 1..64 bytes");
@@ -409,11 +410,10 @@ static json_t *agent_json(MDB_txn *txn, sb_engine *e, uint32_t acct, agent_rec *
     json_object_set_new(o, "status", json_string(agent_status_name(a->status)));
     if (a->reason[0]) json_object_set_new(o, "reason", json_string(a->reason));
     if (a->call[0]) json_object_set_new(o, "call", json_string(a->call));
-    json_t *live = json_pack("{s:I, s:I, s:i, s:f, s:i}", "status_since_ms",
-                             (json_int_t)a->status_since, "idle_since_ms",
-                             (json_int_t)a->idle_since, "calls_taken", (int)a->calls_taken,
-                             "talk_time", (double)a->talk_ms / 1000.0, "no_answers",
-                             (int)a->no_answers);
+    json_t *live =
+        json_pack("{s:I, s:I, s:i, s:f, s:i}", "status_since_ms", (json_int_t)a->status_since,
+                  "idle_since_ms", (json_int_t)a->idle_since, "calls_taken", (int)a->calls_taken,
+                  "talk_time", (double)a->talk_ms / 1000.0, "no_answers", (int)a->no_answers);
     if (a->last_call) json_object_set_new(live, "last_call_ms", json_integer(a->last_call));
     json_object_set_new(o, "stats", live);
     /* Queues the agent is a member of. */
@@ -450,8 +450,7 @@ int sb_agent_put(sb_engine *e, const char *account, const char *json, size_t len
     return rc;
 }
 
-static int entity_get(sb_engine *e, const char *account, int kind, const char *id,
-                      sb_result *res);
+static int entity_get(sb_engine *e, const char *account, int kind, const char *id, sb_result *res);
 
 int sb_agent_get(sb_engine *e, const char *account, const char *agent, sb_result *res)
 {
@@ -459,8 +458,7 @@ int sb_agent_get(sb_engine *e, const char *account, const char *agent, sb_result
 }
 
 /* List the records of one kind of an account as a JSON array. */
-static int list_prefix(sb_engine *e, const char *account, int db, const char *field,
-                       sb_result *res)
+static int list_prefix(sb_engine *e, const char *account, int db, const char *field, sb_result *res)
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
@@ -538,8 +536,8 @@ static int do_agent_delete(wtx *t, void *arg)
     }
     if (rc) goto out;
     if (a.status == SB_AGENT_RESERVED || a.status == SB_AGENT_ON_CALL) {
-        rc = res_err(t->res, SB_ESTATE, "agent", "agent '%s' is %s; delete it after the call",
-                     id, agent_status_name(a.status));
+        rc = res_err(t->res, SB_ESTATE, "agent", "agent '%s' is %s; delete it after the call", id,
+                     agent_status_name(a.status));
         goto out;
     }
     /* Leave every queue: collect the queue numbers first, then delete. */
@@ -617,8 +615,8 @@ static int member_set(wtx *t, queue_rec *q, agent_rec *a, const member_rec *m, i
     if (e->wb.err) return SB_ENOMEM;
     uint8_t rk[12];
     if ((rc = st_put(t->txn, e, DB_MEMBERS, k, 12, e->wb.b.p, e->wb.b.len)) ||
-        (rc = st_put(t->txn, e, DB_AGENTQ, rk, key_acct3(rk, t->acct, a->num, q->num),
-                     e->wb.b.p, e->wb.b.len)))
+        (rc = st_put(t->txn, e, DB_AGENTQ, rk, key_acct3(rk, t->acct, a->num, q->num), e->wb.b.p,
+                     e->wb.b.len)))
         return rc;
     if (a->status == SB_AGENT_AVAILABLE) rc = agent_set_avail(t, a, 1);
     return rc;
@@ -634,9 +632,9 @@ typedef struct {
 
 static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
 {
-    static const char *const keys[] = {"id",       "name",    "policy",   "ring_timeout",
+    static const char *const keys[] = {"id",       "name",       "policy",   "ring_timeout",
                                        "max_wait", "max_length", "overflow", "wrapup",
-                                       "fallback", "members", NULL};
+                                       "fallback", "members",    NULL};
     char name[SB_ID_MAX + 1];
     int rc;
     queue_rec *q = &op->q;
@@ -676,7 +674,8 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
     size_t i;
     json_t *m;
     static const char *const mkeys[] = {"agent", "tier", "position", "penalty", "weight", NULL};
-    json_array_foreach(mem, i, m) {
+    json_array_foreach(mem, i, m)
+    {
         char prefix[32], agent[SB_ID_MAX + 1];
         member_rec mr;
         snprintf(prefix, sizeof prefix, "members[%zu]", i);
@@ -731,7 +730,8 @@ static int do_queue_put(wtx *t, void *arg)
             rc = SB_ENOMEM;
             goto out;
         }
-        json_array_foreach(mem, i, m) {
+        json_array_foreach(mem, i, m)
+        {
             char prefix[32], id[SB_ID_MAX + 1];
             member_rec mr;
             agent_rec a = {0};
@@ -760,24 +760,26 @@ static int do_queue_put(wtx *t, void *arg)
             ndrop = 0;
             st_iter it;
             uint8_t p[8];
-            for (int r = st_iter_open(&it, t->txn, e, DB_MEMBERS, p, key_acct2(p, t->acct, cur.num));
+            for (int r =
+                     st_iter_open(&it, t->txn, e, DB_MEMBERS, p, key_acct2(p, t->acct, cur.num));
                  r == 0 && ndrop < 512; r = st_iter_next(&it)) {
                 if (it.klen != 12) continue;
                 uint32_t an = be32(it.key + 8);
                 size_t j = 0;
-                while (j < nkeep && keep[j] != an) j++;
+                while (j < nkeep && keep[j] != an)
+                    j++;
                 if (j == nkeep) drop[ndrop++] = an;
             }
             st_iter_close(&it);
-            for (int d = 0; d < ndrop && !rc; d++) rc = member_remove(t, cur.num, drop[d]);
+            for (int d = 0; d < ndrop && !rc; d++)
+                rc = member_remove(t, cur.num, drop[d]);
         } while (!rc && ndrop == 512);
         free(keep);
         if (rc) goto out;
         cur.members = (uint32_t)nkeep;
     }
     if ((rc = st_queue_save(t->txn, e, t->acct, &cur)) ||
-        (rc = st_doc_save(t->txn, e, DB_QUEUEDOCS, t->acct, cur.num, op->docbuf.p,
-                          op->docbuf.len)))
+        (rc = st_doc_save(t->txn, e, DB_QUEUEDOCS, t->acct, cur.num, op->docbuf.p, op->docbuf.len)))
         goto out;
     op->q.num = cur.num;
     if (cur.waiting) rc = dispatch_queue(t, cur.num);
@@ -819,10 +821,10 @@ static json_t *queue_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue
             agent_rec a = {0};
             if (it.klen == 12 && dec_member(it.v.mv_data, it.v.mv_size, &m) == 0 &&
                 st_agent_load(txn, e, acct, be32(it.key + 8), &a) == 0)
-                json_array_append_new(
-                    arr, json_pack("{s:s, s:i, s:i, s:i, s:f, s:s}", "agent", a.id, "tier",
-                                   m.tier, "position", m.position, "penalty", m.penalty,
-                                   "weight", m.weight, "status", agent_status_name(a.status)));
+                json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:i, s:f, s:s}", "agent",
+                                                     a.id, "tier", m.tier, "position", m.position,
+                                                     "penalty", m.penalty, "weight", m.weight,
+                                                     "status", agent_status_name(a.status)));
             agent_free(&a);
         }
     }
@@ -832,8 +834,7 @@ static json_t *queue_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue
 }
 
 /* Read one agent or queue of an account into res as JSON. */
-static int entity_get(sb_engine *e, const char *account, int kind, const char *id,
-                      sb_result *res)
+static int entity_get(sb_engine *e, const char *account, int kind, const char *id, sb_result *res)
 {
     const char *what = kind == NK_AGENT ? "agent" : "queue";
     res_reset(res);
@@ -848,8 +849,7 @@ static int entity_get(sb_engine *e, const char *account, int kind, const char *i
         rc = kind == NK_AGENT ? st_agent_by_id(txn, e, acc.num, id, &a)
                               : st_queue_by_id(txn, e, acc.num, id, &q);
         if (rc == SB_ENOTFOUND)
-            rc = res_err(res, SB_ENOTFOUND, what, "no such %s '%s'", what,
-                         id_valid(id) ? id : "?");
+            rc = res_err(res, SB_ENOTFOUND, what, "no such %s '%s'", what, id_valid(id) ? id : "?");
         else if (rc)
             rc = eng_mdb_err(res, rc, kind == NK_AGENT ? "read agent" : "read queue");
         else
@@ -945,8 +945,8 @@ static int do_member(wtx *t, void *arg)
         MDB_val v;
         rc = st_get(t->txn, t->e, DB_MEMBERS, k, key_acct3(k, t->acct, q.num, a.num), &v);
         if (rc == MDB_NOTFOUND) {
-            rc = res_err(t->res, SB_ENOTFOUND, "agent", "agent '%s' is not a member of '%s'",
-                         a.id, q.id);
+            rc = res_err(t->res, SB_ENOTFOUND, "agent", "agent '%s' is not a member of '%s'", a.id,
+                         q.id);
             goto out;
         }
         if (rc || (rc = member_remove(t, q.num, a.num))) goto out;

@@ -54,8 +54,7 @@ static size_t timer_key(uint8_t *k, int64_t due, int kind, uint32_t acct, const 
 static int timer_set(wtx *t, int64_t due, int kind, const void *ref, size_t rl)
 {
     uint8_t k[13 + SB_ID_MAX];
-    return st_put(t->txn, t->e, DB_TIMERS, k, timer_key(k, due, kind, t->acct, ref, rl), "",
-                  0);
+    return st_put(t->txn, t->e, DB_TIMERS, k, timer_key(k, due, kind, t->acct, ref, rl), "", 0);
 }
 
 static int timer_del(wtx *t, int64_t due, int kind, const void *ref, size_t rl)
@@ -228,7 +227,8 @@ static int cand_load(void *arg, pol_cand *c)
     if (rc == 0) {
         /* Each document gets its own heap copy: pointers must stay put. */
         char *copy = malloc(a.doc.len + 1);
-        if (!copy) rc = SB_ENOMEM;
+        if (!copy)
+            rc = SB_ENOMEM;
         else {
             memcpy(copy, a.doc.p ? a.doc.p : "", a.doc.len);
             copy[a.doc.len] = 0;
@@ -321,8 +321,8 @@ static int kv_get(void *arg, const char *key, size_t klen, char *type, sb_buf *v
     uint8_t k[4 + SB_NAME_MAX + 1 + 64];
     MDB_val v;
     if (klen > 64) return SB_EINVAL;
-    int rc = st_get(kc->t->txn, kc->t->e, DB_KV, k, kv_key(k, kc->t->acct, kc->policy, key, klen),
-                    &v);
+    int rc =
+        st_get(kc->t->txn, kc->t->e, DB_KV, k, kv_key(k, kc->t->acct, kc->policy, key, klen), &v);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc || v.mv_size < 1) return SB_ESTORE;
     *type = ((char *)v.mv_data)[0];
@@ -414,7 +414,8 @@ static uint64_t mix64(uint64_t x)
 static uint64_t call_seed(uint64_t seed, const call_rec *c)
 {
     uint64_t h = 1469598103934665603ULL;
-    for (const char *p = c->id; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    for (const char *p = c->id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
     return mix64(seed ^ h ^ ((uint64_t)c->attempts << 32));
 }
 
@@ -487,9 +488,15 @@ static const char *kind_detail(const pol_decision *d, pol_cand *cs, char *buf, s
                                   cs[d->ring[i].cand].id, pol_dev_name(d->ring[i].dev));
         break;
     }
-    case DEC_WAIT: snprintf(buf, cap, "wait %d", d->wait); break;
-    case DEC_MOVE: snprintf(buf, cap, "move to %s: %s", d->queue, d->reason); break;
-    default: snprintf(buf, cap, "reject: %s", d->reason); break;
+    case DEC_WAIT:
+        snprintf(buf, cap, "wait %d", d->wait);
+        break;
+    case DEC_MOVE:
+        snprintf(buf, cap, "move to %s: %s", d->queue, d->reason);
+        break;
+    default:
+        snprintf(buf, cap, "reject: %s", d->reason);
+        break;
     }
     return buf;
 }
@@ -637,17 +644,28 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
                  kind_detail(dp, csp->c, detail, sizeof detail));
         call_trace(c, t->now, TR_ERROR, 1, q->policy, dp->version, msg);
     } else {
-        call_trace(c, t->now, dp->kind == DEC_RING ? TR_RING : dp->kind == DEC_WAIT ? TR_WAIT
-                                 : dp->kind == DEC_MOVE ? TR_MOVE : TR_REJECT,
+        call_trace(c, t->now,
+                   dp->kind == DEC_RING   ? TR_RING
+                   : dp->kind == DEC_WAIT ? TR_WAIT
+                   : dp->kind == DEC_MOVE ? TR_MOVE
+                                          : TR_REJECT,
                    0, dp->policy[0] ? dp->policy : q->policy, dp->version,
                    kind_detail(dp, csp->c, detail, sizeof detail));
     }
     pthread_mutex_lock(&e->stats_mu);
     switch (dp->kind) {
-    case DEC_RING: e->st.dec_ring++; break;
-    case DEC_WAIT: e->st.dec_wait++; break;
-    case DEC_MOVE: e->st.dec_move++; break;
-    default: e->st.dec_reject++; break;
+    case DEC_RING:
+        e->st.dec_ring++;
+        break;
+    case DEC_WAIT:
+        e->st.dec_wait++;
+        break;
+    case DEC_MOVE:
+        e->st.dec_move++;
+        break;
+    default:
+        e->st.dec_reject++;
+        break;
     }
     pthread_mutex_unlock(&e->stats_mu);
 
@@ -689,7 +707,8 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         if (rc) return rc;
         return st_call_save(t->txn, e, t->acct, c);
     }
-    case DEC_MOVE: return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy");
+    case DEC_MOVE:
+        return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy");
     case DEC_REJECT:
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, dp->reason[0] ? dp->reason : "rejected");
         if ((rc = waiting_remove(t, c, q))) return rc;
@@ -828,8 +847,10 @@ static int redispatch_agents(wtx *t, const uint32_t *nums, int n)
     for (int i = 0; i < n; i++) {
         agent_rec a = {0};
         int rc = st_agent_load(t->txn, t->e, t->acct, nums[i], &a);
-        if (rc == 0 && a.status == SB_AGENT_AVAILABLE) rc = dispatch_agent(t, &a);
-        else if (rc == SB_ENOTFOUND) rc = 0;
+        if (rc == 0 && a.status == SB_AGENT_AVAILABLE)
+            rc = dispatch_agent(t, &a);
+        else if (rc == SB_ENOTFOUND)
+            rc = 0;
         agent_free(&a);
         if (rc) return rc;
     }
@@ -894,7 +915,8 @@ static int need_queue(wtx *t, const char *id, queue_rec *q)
 {
     int rc = st_queue_by_id(t->txn, t->e, t->acct, id, q);
     if (rc == SB_ENOTFOUND)
-        return res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'", id_valid(id) ? id : "?");
+        return res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'",
+                       id_valid(id) ? id : "?");
     return rc;
 }
 
@@ -902,7 +924,8 @@ static int need_agent(wtx *t, const char *id, agent_rec *a)
 {
     int rc = st_agent_by_id(t->txn, t->e, t->acct, id, a);
     if (rc == SB_ENOTFOUND)
-        return res_err(t->res, SB_ENOTFOUND, "agent", "no such agent '%s'", id_valid(id) ? id : "?");
+        return res_err(t->res, SB_ENOTFOUND, "agent", "no such agent '%s'",
+                       id_valid(id) ? id : "?");
     return rc;
 }
 
@@ -1094,7 +1117,8 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
     /* Not connected: the caller gave up. */
     uint32_t freed[MAX_RING];
     int nf = 0;
-    for (int i = 0; i < c->nring; i++) freed[nf++] = c->ring[i].agent;
+    for (int i = 0; i < c->nring; i++)
+        freed[nf++] = c->ring[i].agent;
     if ((rc = cancel_rings(t, c, &q, 0, 0, 1))) goto out;
     if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned"))) goto out;
     rc = redispatch_agents(t, freed, nf);
@@ -1136,7 +1160,8 @@ static int ev_transfer(wtx *t, ev_op *op)
         c->agent = 0;
         c->answered = 0;
     } else if (c->state == CALL_RINGING) {
-        for (int i = 0; i < c->nring; i++) freed[nf++] = c->ring[i].agent;
+        for (int i = 0; i < c->nring; i++)
+            freed[nf++] = c->ring[i].agent;
         if ((rc = cancel_rings(t, c, &q, 0, 0, 1))) goto out;
         if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c))) goto out;
     } else {
@@ -1241,12 +1266,18 @@ static int do_event(wtx *t, void *arg)
     int rc = tx_account(t, op->ev->account);
     if (rc) return rc;
     switch (op->ev->type) {
-    case SB_EV_OFFER: return ev_offer(t, op);
-    case SB_EV_RING_RESULT: return ev_ring_result(t, op);
-    case SB_EV_HANGUP: return ev_end(t, op, 0);
-    case SB_EV_ABANDON: return ev_end(t, op, 1);
-    case SB_EV_TRANSFER: return ev_transfer(t, op);
-    case SB_EV_AGENT_STATUS: return ev_agent_status(t, op);
+    case SB_EV_OFFER:
+        return ev_offer(t, op);
+    case SB_EV_RING_RESULT:
+        return ev_ring_result(t, op);
+    case SB_EV_HANGUP:
+        return ev_end(t, op, 0);
+    case SB_EV_ABANDON:
+        return ev_end(t, op, 1);
+    case SB_EV_TRANSFER:
+        return ev_transfer(t, op);
+    case SB_EV_AGENT_STATUS:
+        return ev_agent_status(t, op);
     }
     return res_err(t->res, SB_EINVAL, "type", "unknown event type");
 }
@@ -1287,7 +1318,8 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
                 if (!json_is_object(sk))
                     return res_err(res, SB_EINVAL, "attrs.skills",
                                    "'attrs.skills' must be an object of minimum levels");
-                json_object_foreach(sk, k, v) {
+                json_object_foreach(sk, k, v)
+                {
                     if (!json_is_integer(v) || json_integer_value(v) < 0 ||
                         json_integer_value(v) > 100)
                         return res_err(res, SB_EINVAL, "attrs.skills",
@@ -1347,14 +1379,13 @@ int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
 
 /* --- the JSON form of events ------------------------------------------------------ */
 
-int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t len,
-                   sb_result *res)
+int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t len, sb_result *res)
 {
-    static const char *const keys[] = {"type",   "call",     "queue",  "agent",
-                                       "caller", "called",   "priority", "outcome",
-                                       "status", "reason",   "attrs",  NULL};
-    static const char *const types[] = {NULL,       "offer",    "ring_result", "hangup",
-                                        "abandon",  "transfer", "agent_status"};
+    static const char *const keys[] = {"type",   "call",   "queue",    "agent",
+                                       "caller", "called", "priority", "outcome",
+                                       "status", "reason", "attrs",    NULL};
+    static const char *const types[] = {NULL,      "offer",    "ring_result", "hangup",
+                                        "abandon", "transfer", "agent_status"};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     json_t *doc;
@@ -1446,8 +1477,8 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
     if (kind == TM_WRAPUP) {
         if (rl != 4) return 0;
         agent_rec a = {0};
-        if (st_agent_load(t->txn, e, t->acct, be32(ref), &a) == 0 &&
-            a.status == SB_AGENT_WRAP_UP && a.wrapup_due == due) {
+        if (st_agent_load(t->txn, e, t->acct, be32(ref), &a) == 0 && a.status == SB_AGENT_WRAP_UP &&
+            a.wrapup_due == due) {
             a.wrapup_due = 0;
             if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL)) == 0) {
                 act_agent(t, &a, "wrap-up ended");
@@ -1471,7 +1502,8 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         c->ring_due = 0;
         uint32_t freed[MAX_RING];
         int nf = 0;
-        for (int i = 0; i < c->nring; i++) freed[nf++] = c->ring[i].agent;
+        for (int i = 0; i < c->nring; i++)
+            freed[nf++] = c->ring[i].agent;
         if ((rc = cancel_rings(t, c, &q, 0, SB_RING_NO_ANSWER, 1)) == 0 &&
             (rc = ring_failed(t, c, &q)) == 0)
             rc = redispatch_agents(t, freed, nf);
@@ -1480,8 +1512,10 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         rc = route_call(t, c, &q, 0);
     } else if (kind == TM_MAXWAIT && c->maxwait_due == due) {
         c->maxwait_due = 0;
-        if (c->state == CALL_WAITING) rc = route_call(t, c, &q, 1);
-        else rc = st_call_save(t->txn, e, t->acct, c);
+        if (c->state == CALL_WAITING)
+            rc = route_call(t, c, &q, 1);
+        else
+            rc = st_call_save(t->txn, e, t->acct, c);
     }
     queue_free(&q);
     return rc;
@@ -1621,9 +1655,8 @@ int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_resul
         const char *id = st_agent_load(txn, e, acc.num, x->agent, &a) == 0 ? a.id : "?";
         str_copy(buf, sizeof buf, id);
         json_array_append_new(att, json_pack("{s:s, s:s, s:s, s:I, s:f}", "agent", buf, "device",
-                                             pol_dev_name(x->dev),
-                                             "outcome", x->outcome ? ring_outcome_name(x->outcome)
-                                                                   : "ringing",
+                                             pol_dev_name(x->dev), "outcome",
+                                             x->outcome ? ring_outcome_name(x->outcome) : "ringing",
                                              "start_ms", (json_int_t)x->start, "duration",
                                              x->dur_ms / 1000.0));
     }
@@ -1634,8 +1667,8 @@ int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_resul
         const trace_rec *x = &c->trace[i];
         json_array_append_new(tr, json_pack("{s:I, s:s, s:s, s:s, s:b, s:s}", "t_ms",
                                             (json_int_t)x->t, "decision", trace_kinds[x->kind],
-                                            "policy", x->policy, "version", x->version,
-                                            "fallback", x->fallback, "detail", x->detail));
+                                            "policy", x->policy, "version", x->version, "fallback",
+                                            x->fallback, "detail", x->detail));
     }
     json_object_set_new(o, "trace", tr);
     json_object_set_new(o, "decisions", json_integer(c->ntrace_total));

@@ -15,9 +15,9 @@
 #include <stdint.h>
 
 #define SB_HIDDEN __attribute__((visibility("hidden")))
-#define SB_ID_MAX 128    /* longest identifier (agent, queue, call, account) */
-#define SB_NAME_MAX 128  /* longest policy name */
-#define SB_E164_MAX 16   /* "+" and up to 15 digits */
+#define SB_ID_MAX 128   /* longest identifier (agent, queue, call, account) */
+#define SB_NAME_MAX 128 /* longest policy name */
+#define SB_E164_MAX 16  /* "+" and up to 15 digits */
 #define SB_REASON_MAX 128
 
 #define IS_SB_ERR(rc) ((rc) <= SB_EINVAL && (rc) >= SB_EHOLD)

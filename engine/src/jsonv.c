@@ -9,8 +9,10 @@
 
 const char *jv_path(char *buf, size_t cap, const char *prefix, const char *key)
 {
-    if (prefix && *prefix) snprintf(buf, cap, "%s.%s", prefix, key);
-    else snprintf(buf, cap, "%s", key);
+    if (prefix && *prefix)
+        snprintf(buf, cap, "%s.%s", prefix, key);
+    else
+        snprintf(buf, cap, "%s", key);
     return buf;
 }
 
@@ -21,10 +23,10 @@ int jv_parse(const char *text, size_t len, json_t **out, sb_result *res)
     if (!text) return res_err(res, SB_EINVAL, NULL, "no JSON document given");
     json_oom_reset();
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-    if (!j && json_oom(&err))
-        return res_err(res, SB_ENOMEM, NULL, "out of memory reading JSON");
-    if (!j) return res_err(res, SB_EINVAL, NULL, "malformed JSON at line %d column %d: %s",
-                           err.line, err.column, err.text);
+    if (!j && json_oom(&err)) return res_err(res, SB_ENOMEM, NULL, "out of memory reading JSON");
+    if (!j)
+        return res_err(res, SB_EINVAL, NULL, "malformed JSON at line %d column %d: %s", err.line,
+                       err.column, err.text);
     if (!json_is_object(j)) {
         json_decref(j);
         return res_err(res, SB_EINVAL, NULL, "expected a JSON object");
@@ -37,7 +39,8 @@ int jv_keys(const json_t *obj, const char *const *allowed, const char *prefix, s
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         int found = 0;
         for (const char *const *a = allowed; *a; a++)
             if (strcmp(*a, k) == 0) {

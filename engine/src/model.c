@@ -97,7 +97,8 @@ void enc_agent(wbuf *w, const agent_rec *a)
     wb_f64(w, a->weight);
     wb_u32(w, a->wrapup_s);
     wb_i64(w, a->wrapup_due);
-    for (int i = 0; i < 3; i++) wb_str(w, a->uri[i]);
+    for (int i = 0; i < 3; i++)
+        wb_str(w, a->uri[i]);
 }
 
 int dec_agent(const void *p, size_t n, agent_rec *a)
@@ -119,7 +120,8 @@ int dec_agent(const void *p, size_t n, agent_rec *a)
     a->weight = rb_f64(&r);
     a->wrapup_s = rb_u32(&r);
     a->wrapup_due = rb_i64(&r);
-    for (int i = 0; i < 3; i++) rb_str(&r, a->uri[i], sizeof a->uri[i]);
+    for (int i = 0; i < 3; i++)
+        rb_str(&r, a->uri[i], sizeof a->uri[i]);
     return done(&r, v == V_AGENT && a->status <= SB_AGENT_WRAP_UP);
 }
 

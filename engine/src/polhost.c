@@ -282,7 +282,8 @@ static polfile *enter(pol_host *h, uint32_t acct_id, const char *policy, int64_t
     /* A name already loaded was valid; only new names are checked (a sweep
     ** asks for the same retention policy for every record). */
     polfile *known = a->files;
-    while (known && strcmp(known->name, policy) != 0) known = known->next;
+    while (known && strcmp(known->name, policy) != 0)
+        known = known->next;
     if (!known && !policy_name_valid(policy)) {
         *why = "invalid policy name";
         return NULL;

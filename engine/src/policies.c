@@ -44,7 +44,8 @@ static size_t signed_part(const char *src, size_t len, const char **sig_hex)
     while (end > 0 && (src[end - 1] == '\n' || src[end - 1] == '\r' || src[end - 1] == ' '))
         end--;
     size_t start = end;
-    while (start > 0 && src[start - 1] != '\n') start--;
+    while (start > 0 && src[start - 1] != '\n')
+        start--;
     size_t tl = sizeof SIG_TAG - 1;
     if (end - start == tl + 128 && memcmp(src + start, SIG_TAG, tl) == 0) {
         *sig_hex = src + start + tl;
@@ -100,7 +101,8 @@ int sb_policy_keygen(sb_result *res)
     uint8_t pk[32], sk[64];
     char pkh[65], skh[129];
     res_reset(res);
-    if (cr_init() || cr_sign_keypair(pk, sk)) return res_err(res, SB_ECRYPTO, NULL, "keygen failed");
+    if (cr_init() || cr_sign_keypair(pk, sk))
+        return res_err(res, SB_ECRYPTO, NULL, "keygen failed");
     cr_hex_encode(pk, 32, pkh);
     cr_hex_encode(sk, 64, skh);
     res_doc(res, json_pack("{s:s, s:s}", "public_key", pkh, "secret_key", skh));
@@ -166,7 +168,8 @@ static int write_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *n
     wb_strn(&w, src, len);
     wb_i64(&w, now);
     uint8_t k[4 + SB_NAME_MAX];
-    int rc = w.err ? SB_ENOMEM : st_put(txn, e, DB_POLICIES, k, pol_key(k, acct, name), w.b.p, w.b.len);
+    int rc =
+        w.err ? SB_ENOMEM : st_put(txn, e, DB_POLICIES, k, pol_key(k, acct, name), w.b.p, w.b.len);
     buf_free(&w.b);
     return rc;
 }
@@ -193,8 +196,7 @@ static int do_policy_put(wtx *t, void *arg)
     put_op *op = arg;
     int rc = tx_account(t, op->account);
     if (rc) return rc;
-    if ((rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version,
-                           t->now)))
+    if ((rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version, t->now)))
         return rc;
     t->account->policy_gen++;
     return st_account_save(t->txn, t->e, t->account);
@@ -216,8 +218,8 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     int rc = check_signature(e, name, source, len, res);
     if (rc) return rc;
     pol_limits lim = limits_of(e);
-    if ((rc = pol_validate(&lim, name, source, len, cases_json,
-                           cases_json ? strlen(cases_json) : 0, res)))
+    if ((rc = pol_validate(&lim, name, source, len, cases_json, cases_json ? strlen(cases_json) : 0,
+                           res)))
         return rc;
     res_reset(res);
     put_op op = {.account = account, .name = name, .src = source, .len = len};
@@ -261,15 +263,18 @@ int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
                 size_t j;
                 json_t *x;
                 int dup = 0;
-                json_array_foreach(arr, j, x) if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0) dup = 1;
+                json_array_foreach(
+                    arr, j, x) if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0)
+                    dup = 1;
                 if (dup) continue;
             }
-            json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", name, "version", version,
-                                  "source", i == 0 ? "account" : "shared", "state", "ok",
-                                  "failures", 0);
+            json_t *o =
+                json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", name, "version", version, "source",
+                          i == 0 ? "account" : "shared", "state", "ok", "failures", 0);
             size_t j;
             json_t *st;
-            json_array_foreach(status, j, st) {
+            json_array_foreach(status, j, st)
+            {
                 if (strcmp(json_string_value(json_object_get(st, "name")), name) == 0) {
                     json_object_set(o, "state", json_object_get(st, "state"));
                     json_object_set(o, "failures", json_object_get(st, "failures"));
@@ -332,7 +337,8 @@ static int scan_dir(const char *root, const char *rel, dir_scan *s, int depth, s
     char path[4096];
     snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
     DIR *d = opendir(path);
-    if (!d) return res_err(res, SB_EPOLICY, "policy_dir", "cannot read %s: %s", path, strerror(errno));
+    if (!d)
+        return res_err(res, SB_EPOLICY, "policy_dir", "cannot read %s: %s", path, strerror(errno));
     struct dirent *de;
     int rc = 0;
     while (!rc && (de = readdir(d))) {
@@ -381,7 +387,8 @@ static int scan_dir(const char *root, const char *rel, dir_scan *s, int depth, s
 
 static void scan_free(dir_scan *s)
 {
-    for (size_t i = 0; i < s->n; i++) free(s->p[i].src);
+    for (size_t i = 0; i < s->n; i++)
+        free(s->p[i].src);
     free(s->p);
 }
 

@@ -16,8 +16,8 @@
 
 #include "internal.h"
 
-#define POL_MAX_RING 32  /* agents in one ring decision (all or sequence) */
-#define POL_MAX_PAUSE 8  /* agents paused by one decision */
+#define POL_MAX_RING 32 /* agents in one ring decision (all or sequence) */
+#define POL_MAX_PAUSE 8 /* agents paused by one decision */
 
 /* Devices, as bits (shared with schedule.h's DEV_*). */
 enum { POL_DEV_LANDLINE = 1, POL_DEV_MOBILE = 2, POL_DEV_SOFTPHONE = 4 };
@@ -25,23 +25,23 @@ enum { POL_DEV_LANDLINE = 1, POL_DEV_MOBILE = 2, POL_DEV_SOFTPHONE = 4 };
 /* One eligible agent (a member of the call's queue, available now). */
 typedef struct pol_cand {
     const char *id;
-    uint32_t num;         /* the engine's number for the agent (opaque here) */
-    int64_t idle_since;   /* ms */
-    int64_t last_call;    /* ms, 0 = never */
+    uint32_t num;       /* the engine's number for the agent (opaque here) */
+    int64_t idle_since; /* ms */
+    int64_t last_call;  /* ms, 0 = never */
     int64_t talk_ms;
     uint32_t calls_taken;
     uint32_t no_answers;
-    double weight;        /* the agent's weight */
+    double weight; /* the agent's weight */
     int32_t tier, position, penalty;
     double member_weight;
-    unsigned devices;     /* POL_DEV_* the agent has a URI for */
+    unsigned devices; /* POL_DEV_* the agent has a URI for */
     /* The agent's stored JSON document (name, devices, skills, preferences,
     ** timezone, schedule...), read lazily: only when the policy asks for a
     ** field that needs it. Valid for the duration of the pol_route call. */
     const char *config;
     size_t config_len;
-    json_t *doc;          /* runtime's cache of the parsed config; NULL at entry,
-                          ** the runtime frees it before pol_route returns */
+    json_t *doc; /* runtime's cache of the parsed config; NULL at entry,
+                 ** the runtime frees it before pol_route returns */
     /* When config is NULL at entry, the runtime calls load(load_arg, c) the
     ** first time it needs the document; load fills config/config_len (valid
     ** until pol_route returns) and returns 0, or nonzero when unavailable
@@ -56,9 +56,9 @@ typedef struct pol_call {
     int priority;
     double waited, queue_waited; /* seconds */
     int attempts;
-    const char *last_agent;      /* may be NULL */
-    const char *previous_agent;  /* caller history; may be NULL */
-    const char *attrs;           /* JSON object text; may be NULL */
+    const char *last_agent;     /* may be NULL */
+    const char *previous_agent; /* caller history; may be NULL */
+    const char *attrs;          /* JSON object text; may be NULL */
     size_t attrs_len;
     size_t ntried;
     const char *const *tried_ids; /* ntried agent ids rung for this call */
@@ -91,11 +91,11 @@ typedef struct pol_decision {
         int cand; /* index into the cands array */
         int dev;  /* one POL_DEV_* bit, already defaulted */
     } ring[POL_MAX_RING];
-    int sequence;  /* 1: ring one after another */
-    int timeout;   /* ring seconds (1..600), defaulted from the queue */
-    int wait;      /* DEC_WAIT: seconds, 0 = until an agent frees up */
-    char queue[SB_ID_MAX + 1];       /* DEC_MOVE */
-    char reason[SB_REASON_MAX + 1];  /* DEC_MOVE, DEC_REJECT */
+    int sequence;                   /* 1: ring one after another */
+    int timeout;                    /* ring seconds (1..600), defaulted from the queue */
+    int wait;                       /* DEC_WAIT: seconds, 0 = until an agent frees up */
+    char queue[SB_ID_MAX + 1];      /* DEC_MOVE */
+    char reason[SB_REASON_MAX + 1]; /* DEC_MOVE, DEC_REJECT */
     int npause;
     struct {
         char agent[SB_ID_MAX + 1];
@@ -104,15 +104,15 @@ typedef struct pol_decision {
     /* Provenance, filled in every case (also on failure). */
     char policy[SB_NAME_MAX + 1];
     char version[17];
-    int failed;              /* 1: the policy failed; `error` says why */
-    char error[512];         /* "file:line: message" or a validation message */
+    int failed;      /* 1: the policy failed; `error` says why */
+    char error[512]; /* "file:line: message" or a validation message */
 } pol_decision;
 
 /* Budgets and switches, from sb_config. */
 typedef struct pol_limits {
-    uint64_t instructions;   /* per hook call */
-    uint32_t wall_ms;        /* per hook call */
-    size_t memory;           /* per account state */
+    uint64_t instructions; /* per hook call */
+    uint32_t wall_ms;      /* per hook call */
+    size_t memory;         /* per account state */
     uint32_t quarantine_after;
     uint64_t load_instructions; /* running a file's top level */
 } pol_limits;
@@ -168,17 +168,17 @@ typedef struct pol_record {
     int64_t offered_ms, answered_ms, ended_ms; /* answered_ms 0: never answered */
     int64_t wait_ms, talk_ms;
     int priority;
-    int anonymized;      /* its sealed fields are gone already */
-    int legal_hold;      /* a legal hold covers it: delete/anonymize will be overridden */
-    int overridden;      /* its previous retention decision was overridden by a hold */
-    const char *attrs;   /* JSON object text (personal attributes removed); may be NULL */
+    int anonymized;    /* its sealed fields are gone already */
+    int legal_hold;    /* a legal hold covers it: delete/anonymize will be overridden */
+    int overridden;    /* its previous retention decision was overridden by a hold */
+    const char *attrs; /* JSON object text (personal attributes removed); may be NULL */
     size_t attrs_len;
-    int natt;            /* ring attempts */
+    int natt; /* ring attempts */
     /* Fill the i-th attempt (0 <= i < natt); strings valid until the next
     ** call. 0, or nonzero when unreadable. */
     int (*attempt)(void *arg, int i, pol_attempt *out);
     void *attempt_arg;
-    int nversions;       /* the routing policies (and versions) that decided */
+    int nversions; /* the routing policies (and versions) that decided */
     const char *const *policies;
     const char *const *versions;
 } pol_record;
@@ -191,13 +191,13 @@ typedef struct pol_erasure {
 enum pol_ret { RET_NONE = 0, RET_KEEP, RET_ANONYMIZE, RET_DELETE };
 
 typedef struct pol_retention {
-    int action;          /* RET_*: RET_NONE (with failed 0) when the policy has no such hook */
-    int64_t review_ms;   /* next review (absolute), 0: none (keep as is for good) */
+    int action;        /* RET_*: RET_NONE (with failed 0) when the policy has no such hook */
+    int64_t review_ms; /* next review (absolute), 0: none (keep as is for good) */
     char reason[SB_REASON_MAX + 1];
     /* Provenance, filled in every case. */
     char policy[SB_NAME_MAX + 1];
     char version[17];
-    int failed;          /* 1: the policy failed; `error` says why */
+    int failed; /* 1: the policy failed; `error` says why */
     char error[512];
 } pol_retention;
 
@@ -213,8 +213,7 @@ int pol_retain(pol_host *h, uint32_t acct, const char *account_id, const char *p
 /* Ask `policy`'s erase hook: { delete = true } | { anonymize = true } |
 ** { keep = true, reason = s } (reason optional on every decision). */
 int pol_erase(pol_host *h, uint32_t acct, const char *account_id, const char *policy,
-              const pol_record *rec, const pol_erasure *req, int64_t now_ms,
-              pol_retention *out);
+              const pol_record *rec, const pol_erasure *req, int64_t now_ms, pol_retention *out);
 
 /* Validate a policy source as pol_route would load it (compile as text in the
 ** sandbox, run the top level under the load budget, check hooks and their

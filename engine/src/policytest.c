@@ -836,8 +836,7 @@ int sb_policy_test(const char *name, const char *source, size_t len, const char 
     if (!cases_json) return res_err(res, SB_EINVAL, "cases", "no cases given");
     json_alloc_init();
     json_t *cj = parse_cases(cases_json, cases_len, err, sizeof err);
-    if (!cj)
-        return res_err(res, json_oom_seen() ? SB_ENOMEM : SB_EINVAL, "cases", "%s", err);
+    if (!cj) return res_err(res, json_oom_seen() ? SB_ENOMEM : SB_EINVAL, "cases", "%s", err);
     logcap lc = {NULL};
     sbx *sb = sbx_new(lim.memory, cap_log, &lc);
     if (!sb) {

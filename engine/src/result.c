@@ -91,7 +91,8 @@ const char *res_str(sb_result *r, const char *s)
     if (!s) return NULL;
     size_t n = strlen(s) + 1;
     arena_block *b = r->arena;
-    while (b && b->cap - b->used < n) b = b->next;
+    while (b && b->cap - b->used < n)
+        b = b->next;
     if (!b) {
         size_t cap = n > 4000 ? n : 4000;
         b = malloc(sizeof *b + cap);
@@ -185,9 +186,10 @@ static void put_str(json_t *o, const char *k, const char *v)
 static json_t *action_to_json(const sb_action *a)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "type", json_string(a->type < countof(act_names) && act_names[a->type]
-                                                   ? act_names[a->type]
-                                                   : "unknown"));
+    json_object_set_new(o, "type",
+                        json_string(a->type < countof(act_names) && act_names[a->type]
+                                        ? act_names[a->type]
+                                        : "unknown"));
     put_str(o, "account", a->account);
     put_str(o, "call", a->call_id);
     put_str(o, "agent", a->agent_id);
@@ -197,7 +199,8 @@ static json_t *action_to_json(const sb_action *a)
     put_str(o, "reason", a->reason);
     put_str(o, "status", a->status);
     if (a->type == SB_ACT_RING) json_object_set_new(o, "timeout", json_integer(a->timeout_s));
-    if (a->type == SB_ACT_WAIT && a->due_ms) json_object_set_new(o, "due_ms", json_integer(a->due_ms));
+    if (a->type == SB_ACT_WAIT && a->due_ms)
+        json_object_set_new(o, "due_ms", json_integer(a->due_ms));
     return o;
 }
 
@@ -220,7 +223,8 @@ const char *sb_result_json(sb_result *r, size_t *len)
         if (r->doc && !json_is_object(r->doc)) json_object_set(o, "data", r->doc);
         if (r->nacts || !r->doc) {
             json_t *arr = json_array();
-            for (size_t i = 0; i < r->nacts; i++) json_array_append_new(arr, action_to_json(&r->acts[i]));
+            for (size_t i = 0; i < r->nacts; i++)
+                json_array_append_new(arr, action_to_json(&r->acts[i]));
             json_object_set_new(o, "actions", arr);
         }
     }
@@ -235,7 +239,10 @@ const char *sb_result_json(sb_result *r, size_t *len)
 }
 
 /* Name and full message of every code; sb_strerror returns the latter. */
-#define SB_ERR(code, name, msg) {code, name, name ": " msg}
+#define SB_ERR(code, name, msg)                                                                    \
+    {                                                                                              \
+        code, name, name ": " msg                                                                  \
+    }
 static const struct {
     int code;
     const char *name, *full;

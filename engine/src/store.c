@@ -184,7 +184,8 @@ struct name_hint {
 static size_t hint_slot(int kind, uint32_t acct, const char *id, size_t len)
 {
     uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind ^ ((uint64_t)acct << 8);
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)id[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)id[i]) * 1099511628211ULL;
     return (size_t)(h ^ (h >> 29)) & (HINTS - 1);
 }
 
@@ -302,8 +303,8 @@ int st_doc_load(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t n
     return buf_put(out, v.mv_data, v.mv_size) ? SB_ENOMEM : 0;
 }
 
-int st_doc_save(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t num,
-                const char *doc, size_t len)
+int st_doc_save(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t num, const char *doc,
+                size_t len)
 {
     uint8_t k[8];
     return st_put(txn, e, table, k, key_acct2(k, acct, num), doc ? doc : "", len);
@@ -597,8 +598,10 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         break;
     }
     int rc = 0;
-    if (e->cfg.sync == SB_SYNC_GROUP) rc = group_sync(e);
-    else if (e->cfg.sync == SB_SYNC_SYNC) rc = locked_sync(e);
+    if (e->cfg.sync == SB_SYNC_GROUP)
+        rc = group_sync(e);
+    else if (e->cfg.sync == SB_SYNC_SYNC)
+        rc = locked_sync(e);
     if (rc) return eng_mdb_err(res, rc, "sync");
     return 0;
 }

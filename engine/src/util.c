@@ -64,8 +64,8 @@ void buf_free(sb_buf *b)
 
 static bool id_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '@' || c == '+' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '@' || c == '+' || c == '-';
 }
 
 bool id_valid(const char *s)
@@ -101,7 +101,8 @@ int e164_normalize(const char *in, char out[SB_E164_MAX + 1])
     if (!in) return -1;
     size_t o = 0;
     const char *p = in;
-    while (*p == ' ') p++;
+    while (*p == ' ')
+        p++;
     if (*p != '+') return -1;
     out[o++] = '+';
     for (p++; *p; p++) {
@@ -124,8 +125,11 @@ void utf8_clean(char *s)
     unsigned char *p = (unsigned char *)s;
     while (p && *p) {
         unsigned char c = *p;
-        size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
         int good = n > 0 && !(n == 2 && c < 0xC2) && !(n == 4 && c > 0xF4);
         for (size_t i = 1; good && i < n; i++)
             if ((p[i] & 0xC0) != 0x80) good = 0;
@@ -134,8 +138,8 @@ void utf8_clean(char *s)
             if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) good = 0;
         }
         if (good && n == 4) {
-            unsigned cp = (c & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 |
-                          (p[3] & 0x3Fu);
+            unsigned cp =
+                (c & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
             if (cp < 0x10000 || cp > 0x10FFFF) good = 0;
         }
         if (!good) {
@@ -183,8 +187,8 @@ uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static const char *const status_names[] = {"offline", "available", "paused",
-                                           "reserved", "on_call", "wrap_up"};
+static const char *const status_names[] = {"offline",  "available", "paused",
+                                           "reserved", "on_call",   "wrap_up"};
 
 const char *agent_status_name(int st)
 {

@@ -72,6 +72,9 @@ static const char policy[] =
     "  if c == 'error-long' then error(string.rep('\\195\\169', 200)) end\n" /* é x 200 */
     "  if c == 'reject-bytes' then return { reject = 'closed \\255' } end\n"
     "  if c == 'move-bytes' then return { move = '\\255' } end\n"
+    "  if c == 'kv-bytes' then\n"
+    "    ctx.set('k\\255', 'v\\255'); ctx.set('n\\0ul', 1); return { wait = 60 }\n"
+    "  end\n"
     "  if c == 'pause-bytes' then\n"
     "    return { pause = { agent = 'b', reason = 'lunch \\255' }, wait = 60 }\n"
     "  end\n"
@@ -208,6 +211,30 @@ int main(void)
        "... agent b reads back paused, with a reason (%s)", sb_result_json(res, NULL));
     json_decref(b);
     finish("x1");
+
+    /* The store takes any bytes as keys and values: the engine, and the case
+    ** runner that is to predict what the engine does. */
+    ok(offer("k1", "kv-bytes") == 0, "ctx.set with keys and values that are not UTF-8 (or hold a "
+                                     "zero byte): the offer goes through");
+    json_t *kc = as_json(sb_call_get(eng, "acme", "k1", res));
+    json_t *k0 = json_array_get(json_object_get(kc, "trace"), 0);
+    ok(k0 && !json_is_true(json_object_get(k0, "fallback")),
+       "... and the engine takes the policy's decision (no failure: %s)",
+       json_string_value(json_object_get(k0, "detail"))
+           ? json_string_value(json_object_get(k0, "detail"))
+           : "-");
+    json_decref(kc);
+    finish("k1");
+    static const char kvp[] = "local P = {}\n"
+                              "function P.route(call, agents, ctx)\n"
+                              "  ctx.set('k\\255', 'v\\255'); ctx.set('n\\0ul', 1)\n"
+                              "  return { wait = 60 }\n"
+                              "end\n"
+                              "return P\n";
+    static const char kvc[] = "[{\"agents\":[{\"id\":\"a\"}],\"expect\":{\"action\":\"wait\"}}]";
+    int kvrc = sb_policy_test("kv.lua", kvp, strlen(kvp), kvc, strlen(kvc), res);
+    ok(kvrc == 0, "sb_policy_test agrees: the same policy's case passes (%s)",
+       sb_result_json(res, NULL));
 
     /* sb_policy_test reports the error text of a failing decision. */
     static const char bad[] = "local P = {}\n"

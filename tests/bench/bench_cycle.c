@@ -90,7 +90,10 @@ static double run_cycles(sb_engine *e, const char *acct, const char *queue, int 
     for (int i = 0; i < n; i++) {
         snprintf(call, sizeof call, "c%d", i);
         fake_ms += 7;
-        sb_event ev = {.type = SB_EV_OFFER, .account = acct, .call_id = call, .queue_id = queue,
+        sb_event ev = {.type = SB_EV_OFFER,
+                       .account = acct,
+                       .call_id = call,
+                       .queue_id = queue,
                        .caller = "+442079460000"};
         double a = now_s();
         int rc = sb_submit(e, &ev, res);
@@ -103,8 +106,11 @@ static double run_cycles(sb_engine *e, const char *acct, const char *queue, int 
             continue;
         }
         snprintf(agent, sizeof agent, "%s", ring->agent_id);
-        sb_event ans = {.type = SB_EV_RING_RESULT, .account = acct, .call_id = call,
-                        .agent_id = agent, .outcome = SB_RING_ANSWERED};
+        sb_event ans = {.type = SB_EV_RING_RESULT,
+                        .account = acct,
+                        .call_id = call,
+                        .agent_id = agent,
+                        .outcome = SB_RING_ANSWERED};
         sb_event hup = {.type = SB_EV_HANGUP, .account = acct, .call_id = call};
         if (sb_submit(e, &ans, res) || sb_submit(e, &hup, res)) (*errors)++;
     }
@@ -125,11 +131,16 @@ int main(int argc, char **argv)
     int cycles = 100000, scale = 1, budgets = 1;
     const char *policy_dir = "policies", *only = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--cycles") && i + 1 < argc) cycles = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--policy-dir") && i + 1 < argc) policy_dir = argv[++i];
-        else if (!strcmp(argv[i], "--no-scale")) scale = 0;
-        else if (!strcmp(argv[i], "--budgets") && i + 1 < argc) budgets = strcmp(argv[++i], "off");
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        if (!strcmp(argv[i], "--cycles") && i + 1 < argc)
+            cycles = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--policy-dir") && i + 1 < argc)
+            policy_dir = argv[++i];
+        else if (!strcmp(argv[i], "--no-scale"))
+            scale = 0;
+        else if (!strcmp(argv[i], "--budgets") && i + 1 < argc)
+            budgets = strcmp(argv[++i], "off");
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
     }
     double *lat = malloc(sizeof *lat * (size_t)cycles);
     char dir[128];
@@ -146,7 +157,8 @@ int main(int argc, char **argv)
         sb_engine *e = open_at(dir, policy_dir, modes[m].mode, budgets);
         sb_result *res = sb_result_new();
         must(sb_account_put(e, "{\"id\":\"bench\"}", 14, res), res, "account");
-        for (int i = 0; i < 50; i++) add_agent(e, res, "bench", i);
+        for (int i = 0; i < 50; i++)
+            add_agent(e, res, "bench", i);
         char q[4096] = "{\"id\":\"q\",\"policy\":\"longest-idle\",\"members\":[";
         for (int i = 0; i < 50; i++)
             snprintf(q + strlen(q), sizeof q - strlen(q), "%s{\"agent\":\"a%d\"}", i ? "," : "", i);
@@ -176,7 +188,8 @@ int main(int argc, char **argv)
         sb_result *res = sb_result_new();
         must(sb_account_put(e, "{\"id\":\"big\"}", 12, res), res, "account");
         double t0 = now_s();
-        for (int i = 0; i < 10000; i++) add_agent(e, res, "big", i);
+        for (int i = 0; i < 10000; i++)
+            add_agent(e, res, "big", i);
         static char qj[1 << 16];
         int members = 0;
         srand(7);

@@ -62,7 +62,10 @@ static char route_one(sb_result *res, int i, int n)
     char acct[32], call[48];
     snprintf(acct, sizeof acct, "acct%d", i);
     snprintf(call, sizeof call, "c%d", n);
-    sb_event ev = {.type = SB_EV_OFFER, .account = acct, .call_id = call, .queue_id = "q",
+    sb_event ev = {.type = SB_EV_OFFER,
+                   .account = acct,
+                   .call_id = call,
+                   .queue_id = "q",
                    .caller = "+442079460000"};
     if (sb_submit(eng, &ev, res)) return 0;
     for (size_t k = 0; k < sb_result_count(res); k++)

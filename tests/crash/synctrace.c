@@ -11,7 +11,8 @@
 ** for R/W.
 **
 ** Fault injection: with $SB_SYNCFAIL_EVERY=N, every Nth sync fails with EIO
-** (without syncing), as a failing disk would.
+** (without syncing), as a failing disk would — after the first
+** $SB_SYNCFAIL_AFTER syncs (default 0), so a test can set up first.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -139,13 +140,14 @@ int close(int fd)
 /* Should this sync fail (SB_SYNCFAIL_EVERY)? */
 static int inject(void)
 {
-    static unsigned long every = (unsigned long)-1, n;
+    static unsigned long every = (unsigned long)-1, after, n;
     pthread_mutex_lock(&mu);
     if (every == (unsigned long)-1) {
-        const char *e = getenv("SB_SYNCFAIL_EVERY");
+        const char *e = getenv("SB_SYNCFAIL_EVERY"), *a = getenv("SB_SYNCFAIL_AFTER");
         every = e ? strtoul(e, NULL, 10) : 0;
+        after = a ? strtoul(a, NULL, 10) : 0;
     }
-    int fail = every && ++n % every == 0;
+    int fail = every && ++n > after && (n - after) % every == 0;
     pthread_mutex_unlock(&mu);
     return fail;
 }

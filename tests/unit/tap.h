@@ -64,9 +64,9 @@ __attribute__((format(printf, 1, 2), unused)) static void diag(const char *fmt, 
 
 #define is_int(got, want, ...)                                                                     \
     do {                                                                                           \
-        long long g_ = (long long)(got), w_ = (long long)(want);                                  \
-        if (!ok(g_ == w_, __VA_ARGS__)) diag("  got %lld, want %lld (%s:%d)", g_, w_, __FILE__,    \
-                                             __LINE__);                                            \
+        long long g_ = (long long)(got), w_ = (long long)(want);                                   \
+        if (!ok(g_ == w_, __VA_ARGS__))                                                            \
+            diag("  got %lld, want %lld (%s:%d)", g_, w_, __FILE__, __LINE__);                     \
     } while (0)
 
 #define is_str(got, want, ...)                                                                     \

@@ -117,8 +117,7 @@ static void test_master(void)
     write_file(path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e\n", 0600);
     is_int(cr_master_load(path, 1, k2, err, sizeof err), -1, "master: wrong size refused");
     ok(strstr(err, "size") != NULL, "master: message says size (%s)", err);
-    write_file(path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\n",
-               0600);
+    write_file(path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n\n", 0600);
     is_int(cr_master_load(path, 0, k2, err, sizeof err), -1, "master: two newlines refused");
     write_file(path, "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fx", 0600);
     is_int(cr_master_load(path, 0, k2, err, sizeof err), -1,
@@ -211,9 +210,8 @@ static void test_wrap(void)
     ok(memmem(w, sizeof w, key, 32) == NULL, "wrap: key not in the clear");
 
     /* The layout is nonce | ciphertext | tag with the account as AD. */
-    ok(crypto_aead_xchacha20poly1305_ietf_decrypt(got, NULL, NULL, w + 24, 48,
-                                                  (const unsigned char *)"acme", 4, w,
-                                                  master) == 0 &&
+    ok(crypto_aead_xchacha20poly1305_ietf_decrypt(
+           got, NULL, NULL, w + 24, 48, (const unsigned char *)"acme", 4, w, master) == 0 &&
            memcmp(got, key, 32) == 0,
        "wrap: layout nonce|ct|tag, AD = account id");
 
@@ -245,13 +243,11 @@ static void test_seal(void)
     cr_random(other, 32);
     is_int(cr_seal(key, "rec:1", 5, num, n, sealed), 0, "seal: ok");
     ok(memmem(sealed, n + CR_SEAL_OVERHEAD, num, n) == NULL, "seal: number not in the clear");
-    ok(cr_open(key, "rec:1", 5, sealed, n + CR_SEAL_OVERHEAD, out) == 0 &&
-           memcmp(out, num, n) == 0,
+    ok(cr_open(key, "rec:1", 5, sealed, n + CR_SEAL_OVERHEAD, out) == 0 && memcmp(out, num, n) == 0,
        "seal: open round trip");
 
     memset(out, 0xaa, sizeof out);
-    is_int(cr_open(key, "rec:2", 5, sealed, n + CR_SEAL_OVERHEAD, out), -1,
-           "seal: wrong ad fails");
+    is_int(cr_open(key, "rec:2", 5, sealed, n + CR_SEAL_OVERHEAD, out), -1, "seal: wrong ad fails");
     ok(is_zero(out, n), "seal: output zeroed on failure");
     is_int(cr_open(key, NULL, 0, sealed, n + CR_SEAL_OVERHEAD, out), -1, "seal: missing ad fails");
     is_int(cr_open(other, "rec:1", 5, sealed, n + CR_SEAL_OVERHEAD, out), -1,
@@ -293,8 +289,7 @@ static void test_pseudonym(void)
 
 static void test_apikey(void)
 {
-    static const char b64url[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t master[32], other[32], h[32];
     char k[64], k2[64], bad[64], hex[65];
     size_t len;
@@ -322,7 +317,8 @@ static void test_apikey(void)
     is_int(cr_apikey_verify(master, "acme", "sbk_x", 5, h), -1,
            "apikey: account/key boundary is unambiguous");
 
-    for (int i = 0; i < 32; i++) master[i] = (uint8_t)(32 + i);
+    for (int i = 0; i < 32; i++)
+        master[i] = (uint8_t)(32 + i);
     cr_apikey_hash(master, "acme", "sbk_test", 8, h);
     cr_hex_encode(h, 32, hex);
     is_str(hex, "549350502e831237168128b10d0db765f32bbd5ecfe71dd6915a2d96d59c26e0",
@@ -346,7 +342,8 @@ static void test_sign(void)
         "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
     static const char pk_hex[] = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
     static const char sig_hex[] =
-        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701c"
+        "f9b46bd25bf5f0595bbe24655141438e7a100b";
     const char *policy = "return { route = function() return { wait = 10 } end }\n";
     uint8_t pk[32], sk[64], sig[64], pk2[32], sk2[64];
     char hex[129];
@@ -382,7 +379,8 @@ static void test_hex(void)
     char hex[513];
     int all = 1, c;
 
-    for (int i = 0; i < 256; i++) bin[i] = (uint8_t)i;
+    for (int i = 0; i < 256; i++)
+        bin[i] = (uint8_t)i;
     cr_hex_encode(bin, 256, hex);
     is_int(strlen(hex), 512, "hex: encoded length");
     ok(strncmp(hex, "000102", 6) == 0 && strcmp(hex + 506, "fdfeff") == 0,

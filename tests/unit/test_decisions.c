@@ -91,8 +91,8 @@ static const char *offer(void)
     char json[256];
     snprintf(id, sizeof id, "d%d", ++ncall);
     snprintf(json, sizeof json,
-             "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"q\",\"caller\":\"+15550000%03d\"}", id,
-             ncall % 1000);
+             "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"q\",\"caller\":\"+15550000%03d\"}",
+             id, ncall % 1000);
     if (ev(json)) diag("offer: %s", sb_result_message(res));
     return id;
 }
@@ -129,9 +129,11 @@ static void setup(void)
         "{\"id\":\"a2\",\"devices\":{\"landline\":\"sip:desk2@x\"},\"status\":\"available\"}",
         "{\"id\":\"a3\",\"devices\":{\"softphone\":\"sip:a3@x\"},\"status\":\"available\"}",
     };
-    for (int i = 0; i < 3; i++) sb_agent_put(eng, "acme", agents[i], strlen(agents[i]), res);
+    for (int i = 0; i < 3; i++)
+        sb_agent_put(eng, "acme", agents[i], strlen(agents[i]), res);
     const char *backup = "{\"id\":\"backup\",\"members\":[{\"agent\":\"a3\"}]}";
-    if (sb_queue_put(eng, "acme", backup, strlen(backup), res)) diag("backup: %s", sb_result_message(res));
+    if (sb_queue_put(eng, "acme", backup, strlen(backup), res))
+        diag("backup: %s", sb_result_message(res));
 }
 
 static void test_ring_all(void)
@@ -150,7 +152,8 @@ static void test_ring_all(void)
     ok(nth(SB_ACT_RING, 0)->timeout_s == 12, "for the policy's timeout");
     char call[32];
     snprintf(call, sizeof call, "%s", id);
-    ok(ev("{\"type\":\"ring_result\",\"call\":\"d1\",\"agent\":\"a2\",\"outcome\":\"answered\"}") == 0,
+    ok(ev("{\"type\":\"ring_result\",\"call\":\"d1\",\"agent\":\"a2\",\"outcome\":\"answered\"}") ==
+           0,
        "a2 answers first");
     is_int(count(SB_ACT_CANCEL), 2, "the other two rings are cancelled");
     ok(count(SB_ACT_CONNECT) == 1 && strcmp(nth(SB_ACT_CONNECT, 0)->agent_id, "a2") == 0,
@@ -180,9 +183,10 @@ static void test_sequence_and_device(void)
        "on the mobile the policy chose");
     char call[32], json[160];
     snprintf(call, sizeof call, "%s", id);
-    snprintf(json, sizeof json,
-             "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"a1\",\"outcome\":\"no_answer\"}",
-             call);
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"a1\",\"outcome\":\"no_answer\"}",
+        call);
     ev(json);
     r = nth(SB_ACT_RING, 0);
     ok(r && strcmp(r->agent_id, "a3") == 0, "no answer: a3 rings next without a new decision");
@@ -208,7 +212,8 @@ static void test_wait_move_reject(void)
                        "end\nreturn P\n") == 0,
        "upload a wait/move/reject policy");
     queue_with("mover");
-    ok(ev("{\"type\":\"offer\",\"call\":\"m1\",\"queue\":\"q\",\"caller\":\"+15551110001\"}") == 0 &&
+    ok(ev("{\"type\":\"offer\",\"call\":\"m1\",\"queue\":\"q\",\"caller\":\"+15551110001\"}") ==
+               0 &&
            count(SB_ACT_WAIT) == 1,
        "wait: the call waits");
     ok(nth(SB_ACT_WAIT, 0)->due_ms == now_ms + 30000, "with the re-decide time 30 s on");
@@ -233,17 +238,18 @@ static void test_wait_move_reject(void)
 
 static void test_pause_and_store(void)
 {
-    ok(policy("pauser", "local P = {}\n"
-                        "function P.route(call, agents, ctx)\n"
-                        "  local n = (ctx.get('calls') or 0) + 1\n"
-                        "  ctx.set('calls', n)\n"
-                        "  for _, a in ipairs(agents) do\n"
-                        "    if a.id == 'a2' then\n"
-                        "      return { ring = 'a1', pause = { agent = 'a2', reason = 'training' } }\n"
-                        "    end\n"
-                        "  end\n"
-                        "  return { ring = agents[1] }\n"
-                        "end\nreturn P\n") == 0,
+    ok(policy("pauser",
+              "local P = {}\n"
+              "function P.route(call, agents, ctx)\n"
+              "  local n = (ctx.get('calls') or 0) + 1\n"
+              "  ctx.set('calls', n)\n"
+              "  for _, a in ipairs(agents) do\n"
+              "    if a.id == 'a2' then\n"
+              "      return { ring = 'a1', pause = { agent = 'a2', reason = 'training' } }\n"
+              "    end\n"
+              "  end\n"
+              "  return { ring = agents[1] }\n"
+              "end\nreturn P\n") == 0,
        "upload a pausing policy with a counter in its store");
     queue_with("pauser");
     const char *id = offer();
@@ -275,8 +281,9 @@ static void test_pause_and_store(void)
        r ? r->reason : "-");
     queue_with("pauser");
     ev("{\"type\":\"agent_status\",\"agent\":\"a2\",\"status\":\"available\"}");
-    ok(policy("peek", "local P = {}\n"
-                      "function P.route(call, agents, ctx) return { wait = 1 } end\nreturn P\n") == 0,
+    ok(policy("peek",
+              "local P = {}\n"
+              "function P.route(call, agents, ctx) return { wait = 1 } end\nreturn P\n") == 0,
        "policies are independent");
 }
 
@@ -313,7 +320,8 @@ static void test_failure_and_fallback(void)
     c = trace_of(call);
     tr = json_array_get(json_object_get(c, "trace"), 0);
     detail = json_string_value(json_object_get(tr, "detail"));
-    ok(detail && strstr(detail, "nobody"), "the trace says what was wrong (%s)", detail ? detail : "-");
+    ok(detail && strstr(detail, "nobody"), "the trace says what was wrong (%s)",
+       detail ? detail : "-");
     json_decref(c);
     end_call(call);
     /* Failing uploads change nothing. */
@@ -327,7 +335,8 @@ static void test_failure_and_fallback(void)
     size_t i;
     json_t *p;
     int still = 0;
-    json_array_foreach(json_object_get(l, "policies"), i, p) {
+    json_array_foreach(json_object_get(l, "policies"), i, p)
+    {
         if (strcmp(json_string_value(json_object_get(p, "name")), "garbage") == 0) still = 1;
     }
     json_decref(l);

@@ -47,8 +47,9 @@ static int put(int (*fn)(sb_engine *, const char *, const char *, size_t, sb_res
                const char *acct, const char *json)
 {
     int rc = fn(eng, acct, json, strlen(json), res);
-    if (rc) diag("put %s: %s (field %s)", json, sb_result_message(res),
-                 sb_result_field(res) ? sb_result_field(res) : "-");
+    if (rc)
+        diag("put %s: %s (field %s)", json, sb_result_message(res),
+             sb_result_field(res) ? sb_result_field(res) : "-");
     return rc;
 }
 
@@ -84,8 +85,8 @@ static json_t *get_json(int rc)
     return rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
 }
 
-#define AGENT(id, extra)                                                                         \
-    "{\"id\":\"" id "\",\"devices\":{\"softphone\":\"sip:" id "@pbx.example\",\"mobile\":"      \
+#define AGENT(id, extra)                                                                           \
+    "{\"id\":\"" id "\",\"devices\":{\"softphone\":\"sip:" id "@pbx.example\",\"mobile\":"         \
     "\"tel:+447700900001\"},\"status\":\"available\"" extra "}"
 
 static void provision(void)
@@ -95,12 +96,14 @@ static void provision(void)
     now_ms += 1000;
     ok(put(sb_agent_put, "acme", AGENT("bob", "")) == 0, "agent bob");
     now_ms += 1000;
-    ok(put(sb_agent_put, "acme", AGENT("carol", ",\"skills\":{\"billing\":4}")) == 0, "agent carol");
+    ok(put(sb_agent_put, "acme", AGENT("carol", ",\"skills\":{\"billing\":4}")) == 0,
+       "agent carol");
     ok(put(sb_queue_put, "acme",
            "{\"id\":\"support\",\"policy\":\"longest-idle\",\"ring_timeout\":20,"
            "\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},{\"agent\":\"carol\"}]}") == 0,
        "queue support with three members");
-    ok(put(sb_queue_put, "acme", "{\"id\":\"empty\",\"overflow\":\"support\",\"max_wait\":30}") == 0,
+    ok(put(sb_queue_put, "acme", "{\"id\":\"empty\",\"overflow\":\"support\",\"max_wait\":30}") ==
+           0,
        "queue empty (overflows to support after 30 s)");
 }
 
@@ -140,7 +143,8 @@ static void test_cycle(void)
        "a second hangup is refused: the call has ended (%s)", sb_result_message(res));
     json_t *c = get_json(sb_call_get(eng, "acme", "c1", res));
     ok(c != NULL, "the finished call can be read");
-    is_str(json_string_value(json_object_get(c, "outcome")), "answered", "its record says answered");
+    is_str(json_string_value(json_object_get(c, "outcome")), "answered",
+           "its record says answered");
     is_str(json_string_value(json_object_get(c, "agent")), "alice", "and names the agent");
     ok(json_real_value(json_object_get(c, "talk")) == 60.0, "talk time 60 s");
     ok(json_array_size(json_object_get(c, "policy_versions")) == 1, "one policy version decided");
@@ -178,7 +182,8 @@ static void test_waiting_and_freeing(void)
     ok(ev("acme", "{\"type\":\"abandon\",\"call\":\"w1\"}") == 0, "caller of w1 hangs up");
     const sb_action *e = find(SB_ACT_END, "w1");
     ok(e && strcmp(e->reason, "abandoned") == 0, "w1 ended as abandoned");
-    ok(ev("acme", "{\"type\":\"abandon\",\"call\":\"w2\"}") == 0, "caller of w2 hangs up while ringing");
+    ok(ev("acme", "{\"type\":\"abandon\",\"call\":\"w2\"}") == 0,
+       "caller of w2 hangs up while ringing");
     ok(find(SB_ACT_CANCEL, "w2") != NULL, "bob's ring is cancelled");
     is_str(agent_status("acme", "bob"), "available", "bob is free");
     ev("acme", "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"available\"}");
@@ -188,7 +193,8 @@ static void test_waiting_and_freeing(void)
 static void test_timeout_and_no_answer(void)
 {
     now_ms += 10000;
-    ev("acme", "{\"type\":\"offer\",\"call\":\"t1\",\"queue\":\"support\",\"caller\":\"+15550000003\"}");
+    ev("acme",
+       "{\"type\":\"offer\",\"call\":\"t1\",\"queue\":\"support\",\"caller\":\"+15550000003\"}");
     const sb_action *a = find(SB_ACT_RING, "t1");
     char first[64] = "";
     if (a) snprintf(first, sizeof first, "%s", a->agent_id);
@@ -225,7 +231,9 @@ static void test_timeout_and_no_answer(void)
 static void test_overflow_and_limits(void)
 {
     now_ms += 1000;
-    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"o1\",\"queue\":\"empty\",\"caller\":\"+15550000004\"}") == 0,
+    ok(ev("acme",
+          "{\"type\":\"offer\",\"call\":\"o1\",\"queue\":\"empty\",\"caller\":\"+15550000004\"}") ==
+           0,
        "offer into a queue without members");
     ok(find(SB_ACT_WAIT, "o1") != NULL, "it waits");
     now_ms += 30000;
@@ -235,8 +243,11 @@ static void test_overflow_and_limits(void)
     ok(find(SB_ACT_RING, "o1") != NULL, "and rings there");
     ev("acme", "{\"type\":\"abandon\",\"call\":\"o1\"}");
     ok(put(sb_queue_put, "acme", "{\"id\":\"tiny\",\"max_length\":1}") == 0, "queue of length 1");
-    ev("acme", "{\"type\":\"offer\",\"call\":\"m1\",\"queue\":\"tiny\",\"caller\":\"+15550000005\"}");
-    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"m2\",\"queue\":\"tiny\",\"caller\":\"+15550000006\"}") == 0,
+    ev("acme",
+       "{\"type\":\"offer\",\"call\":\"m1\",\"queue\":\"tiny\",\"caller\":\"+15550000005\"}");
+    ok(ev("acme",
+          "{\"type\":\"offer\",\"call\":\"m2\",\"queue\":\"tiny\",\"caller\":\"+15550000006\"}") ==
+           0,
        "a second offer into the full queue");
     const sb_action *r = find(SB_ACT_REJECT, "m2");
     ok(r && strcmp(r->reason, "queue full") == 0, "is rejected: queue full");
@@ -252,7 +263,8 @@ static void test_wrapup(void)
        "queue with 15 s wrap-up");
     now_ms += 1000;
     ev("acme", "{\"type\":\"offer\",\"call\":\"u1\",\"queue\":\"wq\",\"caller\":\"+15550000007\"}");
-    ev("acme", "{\"type\":\"ring_result\",\"call\":\"u1\",\"agent\":\"carol\",\"outcome\":\"answered\"}");
+    ev("acme",
+       "{\"type\":\"ring_result\",\"call\":\"u1\",\"agent\":\"carol\",\"outcome\":\"answered\"}");
     now_ms += 30000;
     ev("acme", "{\"type\":\"hangup\",\"call\":\"u1\"}");
     is_str(agent_status("acme", "carol"), "wrap_up", "carol is in wrap-up after the call");
@@ -271,7 +283,8 @@ static void test_wrapup(void)
 static void test_transfer(void)
 {
     now_ms += 1000;
-    ev("acme", "{\"type\":\"offer\",\"call\":\"x1\",\"queue\":\"support\",\"caller\":\"+15550000009\"}");
+    ev("acme",
+       "{\"type\":\"offer\",\"call\":\"x1\",\"queue\":\"support\",\"caller\":\"+15550000009\"}");
     const sb_action *a = find(SB_ACT_RING, "x1");
     char who[64] = "";
     if (a) snprintf(who, sizeof who, "%s", a->agent_id);
@@ -372,15 +385,16 @@ static void test_isolation(void)
     ok(strstr(msg_other, "alice") && strstr(msg_none, "nobody-at-all"),
        "the not-found message names only the id asked for");
     ok(sb_queue_get(eng, "other", "support", res) == SB_ENOTFOUND, "cannot read acme's queue");
-    ok(ev("other", "{\"type\":\"offer\",\"call\":\"i1\",\"queue\":\"support\",\"caller\":\"+15550000010\"}") ==
-           SB_ENOTFOUND,
+    ok(ev("other", "{\"type\":\"offer\",\"call\":\"i1\",\"queue\":\"support\",\"caller\":\"+"
+                   "15550000010\"}") == SB_ENOTFOUND,
        "cannot offer into acme's queue");
     ok(ev("other", "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"paused\"}") ==
            SB_ENOTFOUND,
        "cannot pause acme's agent");
     ok(put(sb_agent_put, "other", AGENT("alice", "")) == 0, "other has its own alice");
     is_str(agent_status("acme", "alice"), "available", "acme's alice is unaffected");
-    ev("acme", "{\"type\":\"offer\",\"call\":\"shared-id\",\"queue\":\"support\",\"caller\":\"+15550000011\"}");
+    ev("acme", "{\"type\":\"offer\",\"call\":\"shared-id\",\"queue\":\"support\",\"caller\":\"+"
+               "15550000011\"}");
     ok(sb_call_get(eng, "other", "shared-id", res) == SB_ENOTFOUND, "cannot read acme's call");
     ok(sb_agent_delete(eng, "other", "bob", res) == SB_ENOTFOUND, "cannot delete acme's agent");
     ev("acme", "{\"type\":\"abandon\",\"call\":\"shared-id\"}");
@@ -401,14 +415,16 @@ static void *offer_worker(void *arg)
         char json[256], call[32];
         snprintf(call, sizeof call, "th%d-%d", w->id, i);
         snprintf(json, sizeof json,
-                 "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\",\"caller\":\"+15550001%03d\"}",
+                 "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\",\"caller\":\"+15550001%"
+                 "03d\"}",
                  call, i % 1000);
         if (sb_submit_json(eng, "acme", json, strlen(json), r)) w->errors++;
         for (size_t k = 0; k < sb_result_count(r); k++) {
             const sb_action *a = sb_result_action(r, k);
             if (a->type != SB_ACT_RING) continue;
             snprintf(json, sizeof json,
-                     "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"%s\",\"outcome\":\"answered\"}",
+                     "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"%s\",\"outcome\":"
+                     "\"answered\"}",
                      a->call_id, a->agent_id);
             char cid[64];
             snprintf(cid, sizeof cid, "%s", a->call_id);
@@ -441,20 +457,23 @@ static void test_threads(void)
     is_int(errors, 0, "4 threads x 200 call cycles without an error");
     const char *names[] = {"alice", "bob", "carol"};
     int free_now = 0;
-    for (int i = 0; i < 3; i++) free_now += strcmp(agent_status("acme", names[i]), "available") == 0;
+    for (int i = 0; i < 3; i++)
+        free_now += strcmp(agent_status("acme", names[i]), "available") == 0;
     is_int(free_now, 3, "every agent is free at the end: none stuck reserved or double-booked");
 }
 
 static void test_persistence(void)
 {
-    ev("acme", "{\"type\":\"offer\",\"call\":\"p1\",\"queue\":\"support\",\"caller\":\"+15550000012\"}");
+    ev("acme",
+       "{\"type\":\"offer\",\"call\":\"p1\",\"queue\":\"support\",\"caller\":\"+15550000012\"}");
     const sb_action *a = find(SB_ACT_RING, "p1");
     char who[64] = "";
     if (a) snprintf(who, sizeof who, "%s", a->agent_id);
     sb_close(eng);
     eng = open_engine(NULL);
     ok(eng != NULL, "reopened");
-    is_str(agent_status("acme", who), "reserved", "the ringing agent is still reserved after reopening");
+    is_str(agent_status("acme", who), "reserved",
+           "the ringing agent is still reserved after reopening");
     json_t *c = get_json(sb_call_get(eng, "acme", "p1", res));
     is_str(json_string_value(json_object_get(c, "state")), "ringing", "the call is still ringing");
     json_decref(c);

@@ -66,7 +66,8 @@ static const char *decide(sb_engine *e, int n)
     static char reason[64];
     char json[200];
     snprintf(json, sizeof json,
-             "{\"type\":\"offer\",\"call\":\"r%d\",\"queue\":\"q\",\"caller\":\"+15550000001\"}", n);
+             "{\"type\":\"offer\",\"call\":\"r%d\",\"queue\":\"q\",\"caller\":\"+15550000001\"}",
+             n);
     reason[0] = 0;
     if (sb_submit_json(e, "acme", json, strlen(json), res)) return "error";
     for (size_t i = 0; i < sb_result_count(res); i++) {
@@ -112,7 +113,8 @@ int main(void)
 
     /* A broken file makes the whole reload fail and changes nothing. */
     write_file("router.lua", POLICY_B);
-    write_file("broken.lua", "local P = {}\nfunction P.route(call, agents, ctx)\n  return {\nend\n");
+    write_file("broken.lua",
+               "local P = {}\nfunction P.route(call, agents, ctx)\n  return {\nend\n");
     ok(sb_reload(e1, res) == SB_EPOLICY, "reload with a broken file fails");
     ok(strstr(sb_result_message(res), "broken.lua") != NULL, "and names the file (%s)",
        sb_result_message(res));
@@ -123,13 +125,15 @@ int main(void)
     char path[512];
     snprintf(path, sizeof path, "%s/broken.lua", pdir);
     unlink(path);
-    write_file("router.cases.json",
-               "[{\"name\":\"rejects with B\",\"expect\":{\"action\":\"reject\",\"reason\":\"A\"}}]");
+    write_file(
+        "router.cases.json",
+        "[{\"name\":\"rejects with B\",\"expect\":{\"action\":\"reject\",\"reason\":\"A\"}}]");
     ok(sb_reload(e1, res) == SB_EPOLICY, "reload where a policy fails its own cases fails (%s)",
        sb_result_message(res));
     is_str(decide(e1, 5), "A", "still A");
-    write_file("router.cases.json",
-               "[{\"name\":\"rejects with B\",\"expect\":{\"action\":\"reject\",\"reason\":\"B\"}}]");
+    write_file(
+        "router.cases.json",
+        "[{\"name\":\"rejects with B\",\"expect\":{\"action\":\"reject\",\"reason\":\"B\"}}]");
     ok(sb_reload(e1, res) == 0, "with the cases fixed, reload succeeds");
     is_str(decide(e1, 6), "B", "engine 1 now decides with B");
     is_str(decide(e2, 7), "B", "and engine 2 moved to B at its next event");
