@@ -311,7 +311,8 @@ static void disk_full(const char *base)
         sb_close(eng);
         eng = NULL;
     }
-    if (umount(mnt) != 0) diag("umount %s: %s", mnt, strerror(errno));
+    if (umount(mnt) != 0 && umount2(mnt, MNT_DETACH) != 0)
+        diag("umount %s: %s", mnt, strerror(errno));
     rmdir(mnt);
 }
 
