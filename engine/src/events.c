@@ -811,8 +811,7 @@ static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome)
 static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outcome,
                         int emit_cancel)
 {
-    uint32_t freed[MAX_RING];
-    int nfreed = 0, rc = 0;
+    int rc = 0;
     for (int i = 0; i < c->nring; i++) {
         if (c->ring[i].agent == keep) continue;
         agent_rec a = {0};
@@ -821,7 +820,6 @@ static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int ou
             if (outcome == SB_RING_NO_ANSWER) a.no_answers++;
             rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL);
             if (!rc && emit_cancel) act(t, SB_ACT_CANCEL, c->id, a.id, q->id, NULL);
-            freed[nfreed++] = a.num;
         }
         for (int j = c->natt - 1; j >= 0; j--)
             if (c->att[j].agent == c->ring[i].agent && !c->att[j].outcome) {
@@ -836,8 +834,6 @@ static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int ou
     for (int i = 0; i < c->nring; i++)
         if (c->ring[i].agent == keep) c->ring[n++] = c->ring[i];
     c->nring = (uint8_t)n;
-    (void)freed;
-    (void)nfreed;
     return 0;
 }
 
