@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,38 +118,144 @@ static void existing_size(const char *dir, size_t *map_size)
     if (stat(path, &st) == 0 && (size_t)st.st_size > *map_size) *map_size = (size_t)st.st_size;
 }
 
-static int open_env(sb_engine *e, sb_result *res)
+const char *eng_size_str(char *buf, size_t cap, size_t bytes)
 {
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (u < 4 && bytes >> (10 * (u + 1))) /* the largest unit with at least 1 */
+        u++;
+    size_t unit = (size_t)1 << (10 * u);
+    if (bytes % unit == 0)
+        snprintf(buf, cap, "%zu %s", bytes / unit, units[u]);
+    else
+        snprintf(buf, cap, "%.1f %s", (double)bytes / (double)unit, units[u]);
+    return buf;
+}
+
+/* --- the environment, shared by the engines of one process ----------------------
+**
+** LMDB forbids opening one environment twice in a process: its lock on
+** lock.mdb is a POSIX record lock, which belongs to the process, so closing
+** a second handle would drop the lock the first relies on, and the next
+** process would reset the reader table and the writer mutex under it. So the
+** first sb_open on a data directory opens the environment, later ones (any
+** path to the same directory: it is found by device and inode) share it, and
+** the last sb_close closes it. One process-wide mutex guards the list, the
+** counts, and every opening and closing of an environment, so no two handles
+** on one directory ever coexist, not even for a moment.
+**
+** What the environment fixes, every engine on it must agree with:
+**  - the master key (key_file): the data keys are wrapped with it; a second
+**    engine whose key differs fails with SB_EINVAL on "key_file";
+**  - map_max (0 meaning 64 GiB): the map is one; a differing map_max fails
+**    with SB_EINVAL on "map_max".
+** map_size is the initial size of a map not yet open: later engines use the
+** map as it has grown. The sync mode is each engine's: it decides when that
+** engine's calls return (group commit batches the syncs of every engine on
+** the environment that uses it), and each engine's sb_close syncs unless
+** its mode is SB_SYNC_NONE. Policies, clock, log and budgets are per engine.
+**
+** Map growth (store.c) takes the environment's maplock for writing, and
+** every transaction of every engine holds it for reading, so the map is
+** only resized while no transaction of this process is active, as LMDB
+** requires.
+**
+** Fork: a child never shares its parent's environments (each records the
+** process that opened it); engines opened before a fork belong to the parent
+** and must not be used or closed in the child, as LMDB says of its handles.
+** A fork while another thread opens or closes an engine leaves the list's
+** mutex usable in the child (pthread_atfork). */
+typedef struct env_entry {
+    eng_env sh; /* first: engines point at it */
+    struct env_entry *next;
+    int refs;
+    pid_t pid;
+    dev_t dev;
+    ino_t ino;
+    size_t map_max;
+    char *key_file;
+    uint8_t master[32];
+} env_entry;
+
+static pthread_mutex_t envs_mu = PTHREAD_MUTEX_INITIALIZER;
+static env_entry *envs;
+static pthread_once_t envs_once = PTHREAD_ONCE_INIT;
+
+static void envs_lock(void)
+{
+    pthread_mutex_lock(&envs_mu);
+}
+
+static void envs_unlock(void)
+{
+    pthread_mutex_unlock(&envs_mu);
+}
+
+static void envs_atfork(void)
+{
+    pthread_atfork(envs_lock, envs_unlock, envs_unlock);
+}
+
+static size_t effective_map_max(const sb_config *cfg)
+{
+    return cfg->map_max ? cfg->map_max : ((size_t)64 << 30);
+}
+
+/* The entry of this process for the directory dir (stat st), if it is still
+** that directory's environment: a directory removed and made anew may get
+** the same inode, so its data file must be the one the environment has open. */
+static env_entry *env_find(const char *dir, const struct stat *st)
+{
+    pid_t me = getpid();
+    for (env_entry *x = envs; x; x = x->next) {
+        if (x->pid != me || x->dev != st->st_dev || x->ino != st->st_ino) continue;
+        char path[4096];
+        struct stat df, of;
+        int fd = -1;
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        if (stat(path, &df) || mdb_env_get_fd(x->sh.env, &fd) || fstat(fd, &of)) continue;
+        if (df.st_dev == of.st_dev && df.st_ino == of.st_ino) return x;
+    }
+    return NULL;
+}
+
+/* Open LMDB on e's data directory into x (the first engine on it). */
+static int env_open(env_entry *x, sb_engine *e, sb_result *res)
+{
+    eng_env *sh = &x->sh;
     int rc;
-    if ((rc = mdb_env_create(&e->env))) return eng_mdb_err(res, rc, "create environment");
-    mdb_env_set_maxreaders(e->env, 510);
-    mdb_env_set_maxdbs(e->env, 8);
+    if ((rc = mdb_env_create(&sh->env))) return eng_mdb_err(res, rc, "create environment");
+    mdb_env_set_maxreaders(sh->env, 510);
+    mdb_env_set_maxdbs(sh->env, 8);
     size_t map = e->cfg.map_size ? e->cfg.map_size : ((size_t)64 << 20);
     map = (map + 4095) & ~(size_t)4095;
     existing_size(e->data_dir, &map);
-    mdb_env_set_mapsize(e->env, map);
+    mdb_env_set_mapsize(sh->env, map);
     unsigned flags = MDB_WRITEMAP | MDB_NOSYNC | MDB_NOMETASYNC;
-    if ((rc = mdb_env_open(e->env, e->data_dir, flags, 0600)))
+    if ((rc = mdb_env_open(sh->env, e->data_dir, flags, 0600)))
         return res_err(res, SB_ESTORE, "data_dir", "cannot open LMDB in %s: %s", e->data_dir,
                        mdb_strerror(rc));
     MDB_envinfo info;
-    mdb_env_info(e->env, &info);
-    e->map_size = info.me_mapsize;
+    mdb_env_info(sh->env, &info);
+    sh->map_size = info.me_mapsize;
     /* Reserve the file's blocks for the whole map: with a writable map, a
     ** write to an unreserved block on a full disk would be SIGBUS; reserved
     ** up front, a full disk is an error here, and later at map growth. */
     int fd = -1;
-    mdb_env_get_fd(e->env, &fd);
-    if ((rc = posix_fallocate(fd, 0, (off_t)e->map_size)))
+    mdb_env_get_fd(sh->env, &fd);
+    if ((rc = posix_fallocate(fd, 0, (off_t)sh->map_size))) {
+        char sz[32];
         return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "data_dir",
-                       "cannot reserve %zu MiB for %s/data.mdb: %s", e->map_size >> 20, e->data_dir,
-                       strerror(rc));
+                       "cannot reserve %s for %s/data.mdb: %s",
+                       eng_size_str(sz, sizeof sz, sh->map_size), e->data_dir, strerror(rc));
+    }
     int dead = 0;
-    mdb_reader_check(e->env, &dead);
+    mdb_reader_check(sh->env, &dead);
     if (dead) sb_log(e, SB_LOG_INFO, "cleared %d stale reader slots", dead);
 
+    /* The tables, and the schema check; st_meta_* read e->dbi. */
     MDB_txn *txn;
-    if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn))) return eng_mdb_err(res, rc, "open");
+    if ((rc = mdb_txn_begin(sh->env, NULL, 0, &txn))) return eng_mdb_err(res, rc, "open");
     MDB_dbi main_dbi;
     rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
     for (int i = 0; i < DB_COUNT && !rc; i++) {
@@ -157,9 +264,10 @@ static int open_env(sb_engine *e, sb_result *res)
             [DB_QUEUEDOCS] = "docs", [DB_RIDX] = "records",     [DB_RECID] = "records",
             [DB_AGGR] = "records",   [DB_REVIEW] = "retention", [DB_JOBS] = "retention",
             [DB_AUDIT] = "audit"};
-        e->dbi[i] = main_dbi;
-        if (own[i]) rc = mdb_dbi_open(txn, own[i], MDB_CREATE, &e->dbi[i]);
+        sh->dbi[i] = main_dbi;
+        if (own[i]) rc = mdb_dbi_open(txn, own[i], MDB_CREATE, &sh->dbi[i]);
     }
+    memcpy(e->dbi, sh->dbi, sizeof e->dbi);
     uint64_t schema = 0;
     if (!rc) rc = st_meta_u64(txn, e, "schema", &schema);
     if (!rc && schema > SCHEMA_VERSION) {
@@ -175,6 +283,120 @@ static int open_env(sb_engine *e, sb_result *res)
     }
     if ((rc = mdb_txn_commit(txn))) return eng_mdb_err(res, rc, "open");
     return 0;
+}
+
+static void env_free(env_entry *x)
+{
+    if (x->sh.env) mdb_env_close(x->sh.env);
+    pthread_rwlock_destroy(&x->sh.maplock);
+    pthread_mutex_destroy(&x->sh.sync_mu);
+    pthread_cond_destroy(&x->sh.sync_cv);
+    cr_wipe(x->master, sizeof x->master);
+    free(x->key_file);
+    free(x);
+}
+
+/* A second engine on an open environment: does it agree with it? */
+static int env_agrees(env_entry *x, sb_engine *e, sb_result *res)
+{
+    if (effective_map_max(&e->cfg) != x->map_max) {
+        char a[32], b[32];
+        return res_err(res, SB_EINVAL, "map_max",
+                       "%s is open in this process with map_max %s; another engine on it must "
+                       "use the same (not %s)",
+                       e->data_dir, eng_size_str(a, sizeof a, x->map_max),
+                       eng_size_str(b, sizeof b, effective_map_max(&e->cfg)));
+    }
+    if (strcmp(e->key_file, x->key_file) == 0) {
+        memcpy(e->master, x->master, sizeof e->master);
+        return 0;
+    }
+    /* The same key under another name will do; a missing file will not
+    ** (a new key would be made). */
+    char err[256] = "";
+    if (cr_master_load(e->key_file, 0, e->master, err, sizeof err) == 0 &&
+        cr_equal(e->master, x->master, sizeof x->master))
+        return 0;
+    return res_err(res, SB_EINVAL, "key_file",
+                   "%s is open in this process with the master key %s; another engine on it "
+                   "must use the same key, and %s is not it%s%s",
+                   e->data_dir, x->key_file, e->key_file, err[0] ? ": " : "", err);
+}
+
+/* Attach e to its data directory's environment, opening it (and loading the
+** master key) if no engine of this process has it open. */
+static int env_acquire(sb_engine *e, sb_result *res)
+{
+    pthread_once(&envs_once, envs_atfork);
+    pthread_mutex_lock(&envs_mu);
+    int rc = 0;
+    struct stat st;
+    env_entry *x = NULL;
+    if (stat(e->data_dir, &st)) {
+        rc =
+            res_err(res, SB_ESTORE, "data_dir", "cannot open %s: %s", e->data_dir, strerror(errno));
+        goto out;
+    }
+    if ((x = env_find(e->data_dir, &st))) {
+        if ((rc = env_agrees(x, e, res))) goto out;
+        x->refs++;
+    } else {
+        char err[256];
+        if (cr_master_load(e->key_file, 1, e->master, err, sizeof err)) {
+            rc = res_err(res, SB_ECRYPTO, "key_file", "master key %s: %s", e->key_file, err);
+            goto out;
+        }
+        if (!(x = calloc(1, sizeof *x)) || !(x->key_file = strdup(e->key_file))) {
+            free(x);
+            rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+            goto out;
+        }
+        pthread_rwlock_init(&x->sh.maplock, NULL);
+        pthread_mutex_init(&x->sh.sync_mu, NULL);
+        pthread_cond_init(&x->sh.sync_cv, NULL);
+        x->pid = getpid();
+        x->dev = st.st_dev;
+        x->ino = st.st_ino;
+        x->map_max = effective_map_max(&e->cfg);
+        memcpy(x->master, e->master, sizeof x->master);
+        if ((rc = env_open(x, e, res))) {
+            env_free(x);
+            goto out;
+        }
+        x->refs = 1;
+        x->next = envs;
+        envs = x;
+    }
+    e->sh = &x->sh;
+    e->env = x->sh.env;
+    memcpy(e->dbi, x->sh.dbi, sizeof e->dbi);
+out:
+    pthread_mutex_unlock(&envs_mu);
+    return rc;
+}
+
+/* Detach e from its environment; the last engine closes it. */
+static void env_release(sb_engine *e)
+{
+    env_entry *x = (env_entry *)e->sh;
+    if (!x) return;
+    if (e->cfg.sync != SB_SYNC_NONE) {
+        pthread_rwlock_rdlock(&x->sh.maplock);
+        mdb_env_sync(x->sh.env, 1);
+        pthread_rwlock_unlock(&x->sh.maplock);
+    }
+    pthread_mutex_lock(&envs_mu);
+    if (--x->refs == 0) {
+        for (env_entry **p = &envs; *p; p = &(*p)->next)
+            if (*p == x) {
+                *p = x->next;
+                break;
+            }
+        env_free(x); /* closes LMDB before any other open of the directory */
+    }
+    pthread_mutex_unlock(&envs_mu);
+    e->sh = NULL;
+    e->env = NULL;
 }
 
 int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
@@ -207,9 +429,6 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     e->cfg.policy_dir = e->policy_dir;
     e->cfg.key_file = e->key_file;
     e->cfg.policy_public_key = e->pubkey;
-    pthread_rwlock_init(&e->maplock, NULL);
-    pthread_mutex_init(&e->sync_mu, NULL);
-    pthread_cond_init(&e->sync_cv, NULL);
     pthread_mutex_init(&e->stats_mu, NULL);
     pthread_mutex_init(&e->hints_mu, NULL);
     int rc;
@@ -221,11 +440,6 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         rc = res_err(res, SB_ESTORE, "data_dir", "cannot create %s: %s", e->data_dir, strerror(rc));
         goto fail;
     }
-    char err[256];
-    if (cr_master_load(e->key_file, 1, e->master, err, sizeof err)) {
-        rc = res_err(res, SB_ECRYPTO, "key_file", "master key %s: %s", e->key_file, err);
-        goto fail;
-    }
     if (cfg->require_signed_policies) {
         uint8_t pk[32];
         if (!cfg->policy_public_key ||
@@ -235,7 +449,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
             goto fail;
         }
     }
-    if ((rc = open_env(e, res)) || (rc = records_open(e, res))) goto fail;
+    if ((rc = env_acquire(e, res)) || (rc = records_open(e, res))) goto fail;
     pol_limits lim = {.instructions = cfg->policy_instructions,
                       .wall_ms = cfg->policy_wall_ms,
                       .memory = cfg->policy_memory,
@@ -268,19 +482,13 @@ fail:
 void sb_close(sb_engine *e)
 {
     if (!e) return;
-    if (e->env) {
-        if (e->cfg.sync != SB_SYNC_NONE) mdb_env_sync(e->env, 1);
-        mdb_env_close(e->env);
-    }
+    env_release(e);
     if (e->pol) pol_host_free(e->pol);
     records_close(e);
     call_free(&e->call);
     events_free(e);
     buf_free(&e->wb.b);
     buf_free(&e->wb2.b);
-    pthread_rwlock_destroy(&e->maplock);
-    pthread_mutex_destroy(&e->sync_mu);
-    pthread_cond_destroy(&e->sync_cv);
     pthread_mutex_destroy(&e->stats_mu);
     pthread_mutex_destroy(&e->hints_mu);
     free(e->hints);

@@ -99,18 +99,31 @@ typedef struct eng_stats {
     uint64_t lat_sum_us, lat_n;
 } eng_stats;
 
-struct sb_engine {
-    sb_config cfg;
-    char *data_dir, *policy_dir, *key_file, *pubkey;
+/* The LMDB environment of one data directory. LMDB forbids opening an
+** environment twice in one process (POSIX record locks belong to the
+** process: closing one handle's lock file drops the lock of every other), so
+** all engines of a process on a data directory share one, refcounted
+** (engine.c keeps the list). What belongs to the environment is here; what
+** belongs to one engine stays in sb_engine. */
+typedef struct eng_env {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];    /* per table: the main tree, or a tree of its own */
-    pthread_rwlock_t maplock; /* readers: every txn; writer: map growth */
+    pthread_rwlock_t maplock; /* readers: every txn of every engine; writer: map growth */
     size_t map_size;
 
+    /* Group commit across every engine on the environment. */
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
     uint64_t sync_committed, sync_done;
     int syncing;
+} eng_env;
+
+struct sb_engine {
+    sb_config cfg;
+    char *data_dir, *policy_dir, *key_file, *pubkey;
+    eng_env *sh;           /* shared with the process's other engines on data_dir */
+    MDB_env *env;          /* sh->env and sh->dbi, copied for brevity */
+    MDB_dbi dbi[DB_COUNT]; /* per table: the main tree, or a tree of its own */
 
     /* id -> number hints (see store.c); numbers are never reused, so a hint
     ** is checked by loading the record it names and comparing its id. */
@@ -166,6 +179,8 @@ void eng_read_end(sb_engine *e, MDB_txn *txn);
 int eng_mdb_err(sb_result *res, int rc, const char *what);
 
 int64_t eng_now(sb_engine *e);
+/* A size for a log line in the largest unit it reaches: "512 KiB", "1.5 GiB". */
+const char *eng_size_str(char *buf, size_t cap, size_t bytes);
 void eng_count_event(sb_engine *e, int type, int failed, uint64_t us);
 
 /* --- keyed access helpers (store.c) -------------------------------------- */

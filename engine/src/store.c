@@ -448,8 +448,8 @@ static int grow_map(sb_engine *e, size_t had, int freeing)
         max += reserve;
     }
     int rc = 0;
-    pthread_rwlock_wrlock(&e->maplock);
-    if (e->map_size == had) {
+    pthread_rwlock_wrlock(&e->sh->maplock);
+    if (e->sh->map_size == had) {
         if (had >= max) {
             rc = MDB_MAP_FULL;
         } else {
@@ -461,32 +461,34 @@ static int grow_map(sb_engine *e, size_t had, int freeing)
             if (err) {
                 rc = err == ENOSPC ? ENOSPC : err;
             } else if ((rc = mdb_env_set_mapsize(e->env, want)) == 0) {
-                e->map_size = want;
-                sb_log(e, SB_LOG_INFO, "storage map grown to %zu MiB", want >> 20);
+                e->sh->map_size = want;
+                char sz[32];
+                sb_log(e, SB_LOG_INFO, "storage map grown to %s",
+                       eng_size_str(sz, sizeof sz, want));
             }
         }
     }
-    pthread_rwlock_unlock(&e->maplock);
+    pthread_rwlock_unlock(&e->sh->maplock);
     return rc;
 }
 
 static int adopt_map(sb_engine *e)
 {
-    pthread_rwlock_wrlock(&e->maplock);
+    pthread_rwlock_wrlock(&e->sh->maplock);
     int rc = mdb_env_set_mapsize(e->env, 0);
     MDB_envinfo info;
-    if (!rc && !mdb_env_info(e->env, &info)) e->map_size = info.me_mapsize;
-    pthread_rwlock_unlock(&e->maplock);
+    if (!rc && !mdb_env_info(e->env, &info)) e->sh->map_size = info.me_mapsize;
+    pthread_rwlock_unlock(&e->sh->maplock);
     return rc;
 }
 
 static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
 {
     for (int tries = 0;; tries++) {
-        pthread_rwlock_rdlock(&e->maplock);
+        pthread_rwlock_rdlock(&e->sh->maplock);
         int rc = mdb_txn_begin(e->env, NULL, flags, txn);
         if (rc == 0) return 0;
-        pthread_rwlock_unlock(&e->maplock);
+        pthread_rwlock_unlock(&e->sh->maplock);
         if (rc != MDB_MAP_RESIZED || tries > 3) return rc;
         if ((rc = adopt_map(e))) return rc;
     }
@@ -500,16 +502,16 @@ int eng_read_begin(sb_engine *e, MDB_txn **txn)
 void eng_read_end(sb_engine *e, MDB_txn *txn)
 {
     mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&e->maplock);
+    pthread_rwlock_unlock(&e->sh->maplock);
 }
 
 /* Sync with the map held steady: a map growing during msync could make
 ** the sync fail, and fail a batch that was in fact committed. */
 static int locked_sync(sb_engine *e)
 {
-    pthread_rwlock_rdlock(&e->maplock);
+    pthread_rwlock_rdlock(&e->sh->maplock);
     int rc = mdb_env_sync(e->env, 1);
-    pthread_rwlock_unlock(&e->maplock);
+    pthread_rwlock_unlock(&e->sh->maplock);
     return rc;
 }
 
@@ -518,24 +520,24 @@ static int locked_sync(sb_engine *e)
 static int group_sync(sb_engine *e)
 {
     int rc = 0;
-    pthread_mutex_lock(&e->sync_mu);
-    uint64_t mine = ++e->sync_committed;
-    while (e->sync_done < mine) {
-        if (!e->syncing) {
-            e->syncing = 1;
-            uint64_t upto = e->sync_committed;
-            pthread_mutex_unlock(&e->sync_mu);
+    pthread_mutex_lock(&e->sh->sync_mu);
+    uint64_t mine = ++e->sh->sync_committed;
+    while (e->sh->sync_done < mine) {
+        if (!e->sh->syncing) {
+            e->sh->syncing = 1;
+            uint64_t upto = e->sh->sync_committed;
+            pthread_mutex_unlock(&e->sh->sync_mu);
             rc = locked_sync(e);
-            pthread_mutex_lock(&e->sync_mu);
-            e->syncing = 0;
-            if (!rc && upto > e->sync_done) e->sync_done = upto;
-            pthread_cond_broadcast(&e->sync_cv);
+            pthread_mutex_lock(&e->sh->sync_mu);
+            e->sh->syncing = 0;
+            if (!rc && upto > e->sh->sync_done) e->sh->sync_done = upto;
+            pthread_cond_broadcast(&e->sh->sync_cv);
             if (rc) break;
         } else {
-            pthread_cond_wait(&e->sync_cv, &e->sync_mu);
+            pthread_cond_wait(&e->sh->sync_cv, &e->sh->sync_mu);
         }
     }
-    pthread_mutex_unlock(&e->sync_mu);
+    pthread_mutex_unlock(&e->sh->sync_mu);
     return rc;
 }
 
@@ -556,7 +558,7 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
     size_t mark = sb_result_count(res);
     for (int attempt = 0;; attempt++) {
         wtx t = {.e = e, .res = res};
-        size_t map_before = e->map_size;
+        size_t map_before = e->sh->map_size;
         int rc = txn_begin(e, 0, &t.txn);
         if (rc) return eng_mdb_err(res, rc, "begin transaction");
         t.now = eng_now(e);
@@ -570,10 +572,10 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         e->cur_txn = NULL;
         if (rc == 0) {
             rc = mdb_txn_commit(t.txn);
-            pthread_rwlock_unlock(&e->maplock);
+            pthread_rwlock_unlock(&e->sh->maplock);
         } else {
             mdb_txn_abort(t.txn);
-            pthread_rwlock_unlock(&e->maplock);
+            pthread_rwlock_unlock(&e->sh->maplock);
             /* Whatever fn pushed belongs to a transaction that never happened. */
             res_truncate(res, mark);
             if (rc == SB_EFULL) rc = MDB_MAP_FULL;

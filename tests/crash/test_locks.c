@@ -3,10 +3,11 @@
 ** another process. switchboard.h allows "several engines — in one process
 ** or many" on a data directory; LMDB's caveat is that a process must not
 ** open an environment twice, because POSIX record locks belong to the
-** process: closing one engine's lock-file descriptor drops the lock the
-** other engine still relies on. The next process to open the directory then
-** finds no lock, takes itself for the only user and resets the lock file —
-** the reader table and the writer mutex — under the engine still running.
+** process: closing one handle's lock-file descriptor would drop the lock the
+** other engine still relies on, and the next process to open the directory
+** would find no lock, take itself for the only user and reset the lock file
+** — the reader table and the writer mutex — under the engine still running.
+** The engines of a process therefore share one environment per directory.
 **
 ** Checked:
 **  1. with one engine open, another process sees lock.mdb locked;
@@ -15,7 +16,11 @@
 **  3. writers stay serialised: while engine 1 holds a write transaction (a
 **     policy that runs for a second inside it), a write from another process
 **     that opened the directory after step 2 must wait for it — measured as
-**     "the other process's write finished after engine 1's".
+**     "the other process's write did not finish while engine 1's transaction
+**     was clearly still running";
+**  4. the same with the engines closed the other way round: the first engine
+**     closed, the second still holds the lock and still excludes writers;
+**  5. once the last engine is closed, the lock is released.
 */
 #include "switchboard.h"
 #include "tap.h"
@@ -125,17 +130,20 @@ static void *slow_offer(void *p)
     return NULL;
 }
 
-/* Engine 1 holds a write transaction ~1 s; a child process opens the data
+/* Engine e holds a write transaction ~1 s; a child process opens the data
 ** directory and writes meanwhile. Returns 1 if the child's write finished
-** while engine 1's was still running (two writers at once). */
-static int writers_overlap(sb_engine *e1, double *child_done, double *parent_done, double *held)
+** while e's transaction was still running (two writers at once), 0 if it
+** waited, -1 if the child failed. e's transaction ends a little before its
+** sb_submit returns, so a child that waited may finish a few milliseconds
+** before that: only a write finished well before it counts as overlapping. */
+static int writers_overlap(sb_engine *e, double *child_done, double *parent_done, double *held)
 {
     int fds[2];
     if (pipe(fds)) return -1;
-    slow_arg a = {e1, 0, 0, 0};
+    slow_arg a = {e, 0, 0, 0};
     pthread_t th;
     pthread_create(&th, NULL, slow_offer, &a);
-    usleep(200000); /* engine 1 is inside its transaction now */
+    usleep(200000); /* e is inside its transaction now */
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
@@ -143,7 +151,7 @@ static int writers_overlap(sb_engine *e1, double *child_done, double *parent_don
         sb_engine *e3 = open_engine(res);
         static const char ag[] = "{\"id\":\"zed\",\"devices\":{\"softphone\":\"sip:z@x\"}}";
         int rc = e3 ? sb_agent_put(e3, "acme", ag, strlen(ag), res) : -1;
-        double t = now_s();
+        double t = rc ? -1 : now_s();
         if (write(fds[1], &t, sizeof t) != sizeof t || rc) _exit(1);
         sb_close(e3);
         sb_result_free(res);
@@ -159,7 +167,14 @@ static int writers_overlap(sb_engine *e1, double *child_done, double *parent_don
     *child_done = t;
     *parent_done = a.done;
     *held = a.rc == 0 ? a.done - a.start : -1;
-    return t > 0 && t < a.done;
+    if (t <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return -1;
+    return t < a.done - 0.2;
+}
+
+static void end_slow_call(sb_engine *e, sb_result *res)
+{
+    static const char ab[] = "{\"type\":\"abandon\",\"call\":\"slow\"}";
+    (void)sb_submit_json(e, "acme", ab, strlen(ab), res);
 }
 
 int main(void)
@@ -181,34 +196,41 @@ int main(void)
     ok(locked_elsewhere(), "with engine 1 open, another process sees lock.mdb locked");
     double c = 0, p = 0, held = 0;
     int ov = writers_overlap(e1, &c, &p, &held);
-    /* Timing on a shared machine: a measurement, not a verdict, until the
-    ** engine opens each data directory once per process (below). */
-    ok_todo(held > 0.5, "timing-dependent", "engine 1's event held its transaction %.2f s", held);
-    ok_todo(ov == 0, "timing-dependent",
-            "control: another process's write waits for engine 1's transaction (%.2f s after)",
-            c - p);
-    static const char a2[] = "{\"type\":\"abandon\",\"call\":\"slow\"}";
-    (void)sb_submit_json(e1, "acme", a2, strlen(a2), res);
+    ok(held > 0.5, "engine 1's event held its transaction %.2f s", held);
+    ok(ov == 0, "control: another process's write waits for engine 1's transaction (%.2f s %s)",
+       c > p ? c - p : p - c, c > p ? "after" : "before its sb_submit returned");
+    end_slow_call(e1, res);
 
     sb_engine *e2 = open_engine(res);
     ok(e2 != NULL, "engine 2 of the same process opens the same data directory (allowed)");
     sb_close(e2);
     fflush(stdout);
-    /* Known bug: closing a second engine of the same process on the same data
-    ** directory drops the process's POSIX lock on lock.mdb (LMDB's caveat); the
-    ** fix is to share one LMDB environment per directory per process. */
-    static const char bug[] = "engine: two engines of one process on one data directory";
-    ok_todo(locked_elsewhere(), bug,
-            "after engine 2 closed, another process still sees lock.mdb locked "
-            "(engine 1 is open)");
-    static const char del[] = "{\"type\":\"abandon\",\"call\":\"slow\"}";
-    (void)sb_submit_json(e1, "acme", del, strlen(del), res);
+    ok(locked_elsewhere(),
+       "after engine 2 closed, another process still sees lock.mdb locked (engine 1 is open)");
     ov = writers_overlap(e1, &c, &p, &held);
-    ok_todo(ov == 0, bug,
-            "after engine 2 closed, another process's write still waits for engine 1's "
-            "transaction (it finished %.2f s %s engine 1's)",
-            c > p ? c - p : p - c, c > p ? "after" : "BEFORE");
+    ok(ov == 0,
+       "after engine 2 closed, another process's write still waits for engine 1's "
+       "transaction (it finished %.2f s %s engine 1's sb_submit returned)",
+       c > p ? c - p : p - c, c > p ? "after" : "before");
+    end_slow_call(e1, res);
+
+    /* The other order: the first engine closes, the second stays. */
+    sb_engine *e3 = open_engine(res);
+    ok(e3 != NULL, "engine 3 of the same process opens the same data directory");
     sb_close(e1);
+    fflush(stdout);
+    ok(e3 && locked_elsewhere(),
+       "after engine 1 (the first opened) closed, another process still sees lock.mdb locked "
+       "(engine 3 is open)");
+    ov = e3 ? writers_overlap(e3, &c, &p, &held) : -1;
+    ok(ov == 0 && held > 0.5,
+       "after engine 1 closed, another process's write still waits for engine 3's "
+       "transaction of %.2f s (it finished %.2f s %s engine 3's sb_submit returned)",
+       held, c > p ? c - p : p - c, c > p ? "after" : "before");
+    end_slow_call(e3, res);
+    sb_close(e3);
+    fflush(stdout);
+    ok(!locked_elsewhere(), "with every engine closed, lock.mdb is no longer locked");
     sb_result_free(res);
     rmtree(dir);
     return done_testing();
