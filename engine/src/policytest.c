@@ -50,68 +50,282 @@ static void cap_log(void *arg, sb_log_level lvl, const char *line)
         json_array_append_new(c->lines, json_string(line));
 }
 
-/* The fake store of a case run: a JSON object. */
+/* The fake store of a case run holds what the engine's store holds: typed
+** values under keys of any bytes (1..64 of them; strings up to 1 KiB of any
+** bytes, non-finite numbers included), so ctx.get reads back exactly what
+** ctx.set wrote, in this case and the ones after it.
+**
+** Cases write "store" and "expect_store" as JSON, and the report shows the
+** store as JSON, so keys and strings have a text form: bytes that are UTF-8
+** without a zero byte or a backslash as they are; any other string with
+** each backslash doubled and each zero byte, and each byte that does not
+** belong to a well-formed UTF-8 sequence, as \xHH. Reading the text form,
+** \\ and \xHH stand for their bytes and any other backslash for itself, so
+** a store the author writes by hand needs no escapes but these. */
+typedef struct fkv {
+    char key[SBX_KV_KEY_MAX];
+    size_t klen;
+    char type; /* 's', 'b', 'i', 'n' as in pol_kv */
+    char *val;
+    size_t vlen;
+} fkv;
+
+typedef struct fstore {
+    fkv *e;
+    size_t n, cap;
+} fstore;
+
+static void fs_clear(fstore *fs)
+{
+    for (size_t i = 0; i < fs->n; i++)
+        free(fs->e[i].val);
+    free(fs->e);
+    memset(fs, 0, sizeof *fs);
+}
+
+static fkv *fs_find(const fstore *fs, const char *key, size_t klen)
+{
+    for (size_t i = 0; i < fs->n; i++)
+        if (fs->e[i].klen == klen && memcmp(fs->e[i].key, key, klen) == 0) return &fs->e[i];
+    return NULL;
+}
+
+/* type 0 deletes. The engine's limits, and its SB_EINVAL past them. */
+static int fs_put(fstore *fs, const char *key, size_t klen, char type, const void *val, size_t vlen)
+{
+    if (klen == 0 || klen > SBX_KV_KEY_MAX || vlen > SBX_KV_VAL_MAX) return SB_EINVAL;
+    fkv *e = fs_find(fs, key, klen);
+    if (!type) {
+        if (e) {
+            free(e->val);
+            *e = fs->e[--fs->n];
+        }
+        return 0;
+    }
+    char *copy = malloc(vlen ? vlen : 1);
+    if (!copy) return SB_ENOMEM;
+    if (vlen) memcpy(copy, val, vlen);
+    if (!e) {
+        if (fs->n == fs->cap) {
+            size_t cap = fs->cap ? fs->cap * 2 : 16;
+            fkv *ne = realloc(fs->e, cap * sizeof *ne);
+            if (!ne) {
+                free(copy);
+                return SB_ENOMEM;
+            }
+            fs->e = ne;
+            fs->cap = cap;
+        }
+        e = &fs->e[fs->n++];
+        memcpy(e->key, key, klen);
+        e->klen = klen;
+        e->val = NULL;
+    }
+    free(e->val);
+    e->val = copy;
+    e->vlen = vlen;
+    e->type = type;
+    return 0;
+}
+
 static int fake_get(void *arg, const char *key, size_t klen, char *type, sb_buf *val)
 {
-    json_t *store = arg, *v = json_object_getn(store, key, klen);
-    if (!v || json_is_null(v)) return 0;
+    const fkv *e = fs_find(arg, key, klen);
+    if (!e) return 0;
     buf_clear(val);
-    if (json_is_string(v)) {
-        *type = 's';
-        return buf_put(val, json_string_value(v), json_string_length(v)) ? SB_ENOMEM : 1;
-    }
-    if (json_is_integer(v)) {
-        char b[8];
-        put_le64(b, (uint64_t)(int64_t)json_integer_value(v));
-        *type = 'i';
-        return buf_put(val, b, 8) ? SB_ENOMEM : 1;
-    }
-    if (json_is_real(v)) {
-        double x = json_real_value(v);
-        uint64_t u;
-        char b[8];
-        memcpy(&u, &x, 8);
-        put_le64(b, u);
-        *type = 'n';
-        return buf_put(val, b, 8) ? SB_ENOMEM : 1;
-    }
-    if (json_is_boolean(v)) {
-        char b = json_is_true(v);
-        *type = 'b';
-        return buf_put(val, &b, 1) ? SB_ENOMEM : 1;
-    }
-    return SB_ESTORE;
+    *type = e->type;
+    return buf_put(val, e->val, e->vlen) ? SB_ENOMEM : 1;
 }
 
 static int fake_set(void *arg, const char *key, size_t klen, char type, const void *val,
                     size_t vlen)
 {
-    json_t *store = arg, *v = NULL;
-    switch (type) {
-    case 0:
-        json_object_deln(store, key, klen);
+    if ((type == 'i' || type == 'n') && vlen != 8) return SB_EINVAL;
+    return fs_put(arg, key, klen, type, val, vlen);
+}
+
+/* Bytes of the well-formed UTF-8 sequence at p (at most left bytes), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+    unsigned c = p[0], cp, min;
+    size_t n;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, cp = c & 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0)
+        n = 3, cp = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, cp = c & 0x07, min = 0x10000;
+    else
         return 0;
-    case 's':
-        v = json_stringn(val, vlen);
-        break;
-    case 'b':
-        v = json_boolean(vlen && *(const char *)val);
-        break;
-    case 'i':
-        if (vlen != 8) return SB_EINVAL;
-        v = json_integer((json_int_t)(int64_t)get_le64(val));
-        break;
-    case 'n': {
-        if (vlen != 8) return SB_EINVAL;
-        uint64_t u = get_le64(val);
-        double x;
-        memcpy(&x, &u, 8);
-        v = isfinite(x) ? json_real(x) : json_null();
-        break;
+    if (left < n) return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (p[i] & 0x3Fu);
     }
+    return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : n;
+}
+
+/* The text form of len bytes at s, as a JSON string (NULL: out of memory). */
+static json_t *text_form(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n;
+    while (i < len && p[i] && p[i] != '\\' && (n = utf8_seq(p + i, len - i)))
+        i += n;
+    if (i == len) return json_stringn(s, len);
+    sb_buf b = {0};
+    int err = 0;
+    for (i = 0; i < len && !err; i += n) {
+        n = p[i] ? utf8_seq(p + i, len - i) : 0;
+        if (p[i] == '\\')
+            err = buf_puts(&b, "\\\\");
+        else if (n)
+            err = buf_put(&b, p + i, n);
+        else
+            err = buf_printf(&b, "\\x%02X", p[i]), n = 1;
     }
-    if (!v) return SB_ENOMEM;
-    return json_object_setn_new(store, key, klen, v) ? SB_ENOMEM : 0;
+    json_t *j = err ? NULL : json_stringn(b.p ? b.p : "", b.len);
+    buf_free(&b);
+    return j;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* The bytes a text form stands for, into out (at least len bytes). */
+static size_t from_text(const char *s, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\' && i + 1 < len && s[i + 1] == '\\') {
+            out[o++] = '\\';
+            i++;
+        } else if (s[i] == '\\' && i + 3 < len && s[i + 1] == 'x' && hexval(s[i + 2]) >= 0 &&
+                   hexval(s[i + 3]) >= 0) {
+            out[o++] = (char)(hexval(s[i + 2]) << 4 | hexval(s[i + 3]));
+            i += 3;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    return o;
+}
+
+/* A store written as JSON ("store", "expect_store": what) into fs. A null
+** value is a key not set, or with nan_for_null (expect_store: the report
+** shows a number that is not finite as null) a NaN. 0, or -1 with why set. */
+static int fs_from_json(fstore *fs, json_t *obj, const char *what, int nan_for_null, char *why,
+                        size_t cap)
+{
+    const char *k;
+    size_t kl;
+    json_t *v;
+    if (!json_is_object(obj)) return snprintf(why, cap, "%s: expected an object", what), -1;
+    json_object_keylen_foreach(obj, k, kl, v)
+    {
+        char key[SBX_KV_KEY_MAX * 4 + 1], num[8], *sv = NULL;
+        const void *val = num;
+        size_t klen = kl <= sizeof key ? from_text(k, kl, key) : kl, vlen = 8;
+        char type;
+        if (json_is_null(v) && !nan_for_null) continue;
+        if (klen == 0 || klen > SBX_KV_KEY_MAX) {
+            snprintf(why, cap, "%s: a key must be 1..%d bytes (\"%.*s\")", what, SBX_KV_KEY_MAX,
+                     (int)(kl < 80 ? kl : 80), k);
+            return -1;
+        }
+        if (json_is_string(v)) {
+            type = 's';
+            sv = malloc(json_string_length(v) + 1);
+            if (!sv) return snprintf(why, cap, "out of memory"), -1;
+            vlen = from_text(json_string_value(v), json_string_length(v), sv);
+            val = sv;
+        } else if (json_is_boolean(v)) {
+            type = 'b';
+            num[0] = (char)json_is_true(v);
+            vlen = 1;
+        } else if (json_is_integer(v)) {
+            type = 'i';
+            put_le64(num, (uint64_t)(int64_t)json_integer_value(v));
+        } else if (json_is_real(v) || json_is_null(v)) {
+            double x = json_is_null(v) ? NAN : json_real_value(v);
+            uint64_t u;
+            memcpy(&u, &x, 8);
+            type = 'n';
+            put_le64(num, u);
+        } else {
+            snprintf(why, cap, "%s.%s: expected a string, number, boolean or null", what, k);
+            return -1;
+        }
+        int rc = fs_put(fs, key, klen, type, val, vlen);
+        free(sv);
+        if (rc == SB_EINVAL)
+            return snprintf(why, cap, "%s.%s: longer than %d bytes", what, k, SBX_KV_VAL_MAX), -1;
+        if (rc) return snprintf(why, cap, "out of memory"), -1;
+    }
+    return 0;
+}
+
+static double fkv_number(const fkv *e)
+{
+    uint64_t u = get_le64(e->val);
+    double x;
+    if (e->type == 'i') return (double)(int64_t)u;
+    memcpy(&x, &u, 8);
+    return x;
+}
+
+/* The store as the report shows it (a non-finite number shows as null). */
+static json_t *fs_to_json(const fstore *fs)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < fs->n; i++) {
+        const fkv *e = &fs->e[i];
+        json_t *k = text_form(e->key, e->klen), *v = NULL;
+        double x = e->type == 'n' ? fkv_number(e) : 0;
+        if (e->type == 's')
+            v = text_form(e->val, e->vlen);
+        else if (e->type == 'b')
+            v = json_boolean(e->vlen && e->val[0]);
+        else if (e->type == 'i')
+            v = json_integer((json_int_t)(int64_t)get_le64(e->val));
+        else
+            v = isfinite(x) ? json_real(x) : json_null();
+        if (!k || !v || json_object_setn_new(o, json_string_value(k), json_string_length(k), v)) {
+            if (!k) json_decref(v);
+            json_decref(o);
+            o = NULL;
+        }
+        json_decref(k);
+    }
+    return o;
+}
+
+/* The same keys with the same values, where 1 and 1.0 are the same number
+** and numbers that are not finite are all alike. */
+static int fs_same(const fstore *a, const fstore *b)
+{
+    if (a->n != b->n) return 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const fkv *x = &a->e[i], *y = fs_find(b, x->key, x->klen);
+        if (!y) return 0;
+        int xnum = x->type == 'i' || x->type == 'n', ynum = y->type == 'i' || y->type == 'n';
+        if (xnum && ynum) {
+            double xn = fkv_number(x), yn = fkv_number(y);
+            if (x->type == 'i' && y->type == 'i' ? get_le64(x->val) != get_le64(y->val)
+                                                 : xn != yn && (isfinite(xn) || isfinite(yn)))
+                return 0;
+        } else if (x->type != y->type || x->vlen != y->vlen ||
+                   (x->vlen && memcmp(x->val, y->val, x->vlen) != 0)) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Deep equality where 1 and 1.0 are the same number. */
@@ -640,28 +854,50 @@ static int compare_expect(json_t *expect, json_t *got, int failed, const char *e
     return 0;
 }
 
+/* The store after a case against expect_store. 0, or -1 with why set. */
+static int check_store(const fstore *store, json_t *estore, json_t *res, char *why, size_t cap)
+{
+    fstore want = {0};
+    json_t *shown = fs_to_json(store);
+    int rc = fs_from_json(&want, estore, "expect_store", 1, why, cap);
+    json_object_set_new(res, "store", shown ? shown : json_null());
+    json_object_set(res, "expected_store", estore);
+    if (rc == 0 && !fs_same(store, &want)) {
+        char *gs = shown ? json_dumps(shown, JSON_COMPACT) : NULL;
+        char *es = json_dumps(estore, JSON_COMPACT);
+        snprintf(why, cap, "store: expected %s, got %s", es ? es : "?", gs ? gs : "?");
+        free(gs);
+        free(es);
+        rc = -1;
+    }
+    fs_clear(&want);
+    return rc;
+}
+
 /* A route case. 0 when it passes; else why is set. */
 static int run_route_case(sbx *sb, const char *name, const int refs[3], const pol_limits *lim,
-                          json_t *cs, json_t **store, json_t *res, char *why, size_t cap)
+                          json_t *cs, fstore *store, json_t *res, char *why, size_t cap)
 {
     json_t *expect = json_object_get(cs, "expect"), *estore = json_object_get(cs, "expect_store");
     json_t *init = json_object_get(cs, "store");
+    fstore given = {0};
     cbuild b;
     int rc = -1;
     if (build_case(&b, cs)) {
         snprintf(why, cap, "%s", b.err);
-    } else if (init && !json_is_object(init)) {
-        snprintf(why, cap, "store: expected an object");
+    } else if (init && fs_from_json(&given, init, "store", 0, why, cap)) {
+        /* why is set */
     } else if (expect && !json_is_object(expect)) {
         snprintf(why, cap, "expect: expected an object");
     } else if (estore && !json_is_object(estore)) {
         snprintf(why, cap, "expect_store: expected an object");
     } else {
         if (init) {
-            json_decref(*store);
-            *store = json_deep_copy(init);
+            fs_clear(store);
+            *store = given;
+            memset(&given, 0, sizeof given);
         }
-        pol_kv kv = {fake_get, fake_set, *store};
+        pol_kv kv = {fake_get, fake_set, store};
         pol_decision *d = calloc(1, sizeof *d);
         if (!d) {
             snprintf(why, cap, "out of memory");
@@ -677,20 +913,16 @@ static int run_route_case(sbx *sb, const char *name, const int refs[3], const po
             rc = compare_expect(expect, got, d->failed, d->error, why, cap);
             json_object_set_new(res, "got", got);
             if (estore) {
-                json_object_set(res, "store", *store);
-                json_object_set(res, "expected_store", estore);
-                if (rc == 0 && !same(*store, estore)) {
-                    char *gs = json_dumps(*store, JSON_COMPACT);
-                    char *es = json_dumps(estore, JSON_COMPACT);
-                    snprintf(why, cap, "store: expected %s, got %s", es ? es : "?", gs ? gs : "?");
-                    free(gs);
-                    free(es);
+                char swhy[600] = "";
+                if (check_store(store, estore, res, swhy, sizeof swhy) && rc == 0) {
+                    snprintf(why, cap, "%s", swhy);
                     rc = -1;
                 }
             }
             free(d);
         }
     }
+    fs_clear(&given);
     cb_free(&b);
     return rc;
 }
@@ -727,7 +959,8 @@ static int run_retention_case(sbx *sb, const char *name, const int refs[3], cons
 static json_t *run_cases(sbx *sb, logcap *lc, const char *name, const int refs[3],
                          const pol_limits *lim, json_t *cases, int *nfail, sb_buf *summary)
 {
-    json_t *report = json_object(), *list = json_array(), *store = json_object();
+    json_t *report = json_object(), *list = json_array();
+    fstore store = {0};
     int passed = 0, failed = 0;
     for (size_t ci = 0; ci < json_array_size(cases); ci++) {
         json_t *cs = json_array_get(cases, ci), *res = json_object();
@@ -754,13 +987,13 @@ static json_t *run_cases(sbx *sb, logcap *lc, const char *name, const int refs[3
         json_object_set_new(res, "ok", json_boolean(rc == 0));
         json_object_set(res, "expected", expect ? expect : json_null());
         if (rc) {
-            json_object_set_new(res, "message", json_string(why));
+            json_object_set_new(res, "message", json_string_clean(why));
             if (summary) buf_printf(summary, "case '%s': %s\n", cname, why);
         }
         json_array_append_new(list, res);
         rc == 0 ? passed++ : failed++;
     }
-    json_decref(store);
+    fs_clear(&store);
     json_object_set_new(report, "passed", json_integer(passed));
     json_object_set_new(report, "failed", json_integer(failed));
     json_object_set_new(report, "cases", list);

@@ -11,6 +11,11 @@
 **    action field or an agent's status disappear from the JSON the library
 **    hands out: every decision counted is in the trace, every action and
 **    every document read keeps its fields;
+**  - ctx.set takes keys and values of any bytes (a zero byte, bytes that are
+**    not UTF-8, NaN) and ctx.get reads them back, in the engine and alike in
+**    sb_policy_test, whose report escapes them (\xHH, \\) so that it is JSON
+**    a C reader takes whole; a case's "store" may hold only what the
+**    engine's store can;
 **  - sb_policy_test reports a failing decision with its error text, as the
 **    README promises ({"action":"error","error":"<file>:<line>: ..."}).
 */
@@ -73,7 +78,14 @@ static const char policy[] =
     "  if c == 'reject-bytes' then return { reject = 'closed \\255' } end\n"
     "  if c == 'move-bytes' then return { move = '\\255' } end\n"
     "  if c == 'kv-bytes' then\n"
-    "    ctx.set('k\\255', 'v\\255'); ctx.set('n\\0ul', 1); return { wait = 60 }\n"
+    "    ctx.set('k\\255', 'v\\255'); ctx.set('n\\0ul', 1)\n"
+    "    ctx.set('b\\\\s', 'x\\\\y'); ctx.set('nan', 0/0); return { wait = 60 }\n"
+    "  end\n"
+    "  if c == 'kv-read' then\n" /* wait 61 when every value reads back as written */
+    "    local x = ctx.get('nan')\n"
+    "    local same = ctx.get('k\\255') == 'v\\255' and ctx.get('n\\0ul') == 1 and\n"
+    "      ctx.get('n') == nil and ctx.get('b\\\\s') == 'x\\\\y' and x ~= x\n"
+    "    return { wait = same and 61 or 62 }\n"
     "  end\n"
     "  if c == 'pause-bytes' then\n"
     "    return { pause = { agent = 'b', reason = 'lunch \\255' }, wait = 60 }\n"
@@ -213,7 +225,8 @@ int main(void)
     finish("x1");
 
     /* The store takes any bytes as keys and values: the engine, and the case
-    ** runner that is to predict what the engine does. */
+    ** runner that is to predict what the engine does (so a case's report
+    ** escapes what JSON readers in C cannot take). */
     ok(offer("k1", "kv-bytes") == 0, "ctx.set with keys and values that are not UTF-8 (or hold a "
                                      "zero byte): the offer goes through");
     json_t *kc = as_json(sb_call_get(eng, "acme", "k1", res));
@@ -225,18 +238,64 @@ int main(void)
            : "-");
     json_decref(kc);
     finish("k1");
-    static const char kvp[] = "local P = {}\n"
-                              "function P.route(call, agents, ctx)\n"
-                              "  ctx.set('k\\255', 'v\\255'); ctx.set('n\\0ul', 1)\n"
-                              "  return { wait = 60 }\n"
-                              "end\n"
-                              "return P\n";
-    static const char kvc[] = "[{\"agents\":[{\"id\":\"a\"}],\"expect\":{\"action\":\"wait\"}}]";
-    int kvrc = sb_policy_test("kv.lua", kvp, strlen(kvp), kvc, strlen(kvc), res);
-    ok_todo(kvrc == 0,
-            "policytest.c fake_set: a store key or string that is not UTF-8 fails as "
-            "'store error (SB_ENOMEM)' (jansson refuses it), where the engine stores any bytes",
-            "sb_policy_test agrees: the same policy's case passes (%s)", sb_result_json(res, NULL));
+    /* The case runner, with the same policy, takes the same writes, and
+    ** predicts the next call's reads (below, the engine's). */
+    static const char kvc[] =
+        "[{\"call\":{\"attrs\":{\"case\":\"kv-bytes\"}},\"agents\":[{\"id\":\"a\"}],"
+        "  \"expect\":{\"action\":\"wait\",\"wait\":60}},"
+        " {\"call\":{\"attrs\":{\"case\":\"kv-read\"}},\"agents\":[{\"id\":\"a\"}],"
+        "  \"expect\":{\"action\":\"wait\",\"wait\":61},"
+        "  \"expect_store\":{\"k\\\\xFF\":\"v\\\\xff\",\"n\\\\x00ul\":1,\"b\\\\\\\\s\":\"x\\\\y\","
+        "                  \"nan\":null}},"
+        " {\"name\":\"a wrong store\",\"call\":{\"attrs\":{\"case\":\"kv-read\"}},"
+        "  \"expect_store\":{\"n\":1}}]";
+    int kvrc = sb_policy_test("kv.lua", policy, strlen(policy), kvc, strlen(kvc), res);
+    size_t replen;
+    const char *rep = sb_result_json(res, &replen);
+    json_t *report = json_loadb(rep, replen, 0, NULL);
+    json_t *kcases = json_object_get(report, "cases");
+    ok(kvrc == SB_EPOLICY && json_is_true(json_object_get(json_array_get(kcases, 0), "ok")),
+       "sb_policy_test: ctx.set takes keys and values that are not UTF-8 or hold a zero byte, as "
+       "the engine does (%s)",
+       rep);
+    ok(json_is_true(json_object_get(json_array_get(kcases, 1), "ok")),
+       "... the next case reads them back (wait 61, as the engine does below), and "
+       "expect_store names them with \\xHH escapes (%s)",
+       json_string_value(json_object_get(json_array_get(kcases, 1), "message")) ?: "passed");
+    ok(report && !memchr(rep, 0, replen) && !strstr(rep, "\\u0000"),
+       "the report is JSON without a zero byte or \\u0000, which C readers cut or refuse");
+    json_t *shown = json_object_get(json_array_get(kcases, 2), "store");
+    const char *why = json_string_value(json_object_get(json_array_get(kcases, 2), "message"));
+    ok(json_object_size(shown) == 4 &&
+           json_integer_value(json_object_get(shown, "n\\x00ul")) == 1 &&
+           !strcmp(json_string_value(json_object_get(shown, "k\\xFF")) ?: "", "v\\xFF") &&
+           !strcmp(json_string_value(json_object_get(shown, "b\\\\s")) ?: "", "x\\\\y") &&
+           json_is_null(json_object_get(shown, "nan")) && why && strstr(why, "n\\\\x00ul"),
+       "a failing store is reported with the zero byte, the bytes that are not UTF-8 and the "
+       "backslashes escaped (%s)",
+       why ? why : "-");
+    json_decref(report);
+    static const char badstore[] = "[{\"store\":{\"k\":[1]}},{\"store\":{\"\":1}}]";
+    sb_policy_test("kv.lua", policy, strlen(policy), badstore, strlen(badstore), res);
+    report = as_json(0);
+    kcases = json_object_get(report, "cases");
+    const char *m1 = json_string_value(json_object_get(json_array_get(kcases, 0), "message"));
+    const char *m2 = json_string_value(json_object_get(json_array_get(kcases, 1), "message"));
+    ok(m1 && strstr(m1, "store.k: expected a string") && m2 && strstr(m2, "1..64 bytes"),
+       "a case's store holds only what the engine's can (%s; %s)", m1 ? m1 : "-", m2 ? m2 : "-");
+    json_decref(report);
+
+    /* The engine reads every value back as it was written. */
+    ok(offer("k2", "kv-read") == 0, "a later call reads the store");
+    kc = as_json(sb_call_get(eng, "acme", "k2", res));
+    k0 = json_array_get(json_object_get(kc, "trace"), 0);
+    const char *kdetail = json_string_value(json_object_get(k0, "detail"));
+    ok(kdetail && !strcmp(kdetail, "wait 61"),
+       "... the engine's ctx.get returns those keys' bytes, values and NaN as ctx.set wrote them "
+       "(%s)",
+       kdetail ? kdetail : "-");
+    json_decref(kc);
+    finish("k2");
 
     /* sb_policy_test reports the error text of a failing decision. */
     static const char bad[] = "local P = {}\n"
