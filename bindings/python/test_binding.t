@@ -6,7 +6,10 @@ provisioning and a full call cycle, errors carrying code/name/message/field,
 an injected clock with a tick firing a ring timeout, policy upload (cases,
 compile errors, a policy failing at run time falling back), policy tools
 without an engine, API keys, two engines on one data directory (also from
-several threads at once: nobody double-booked), deferred sync, closing.
+several threads at once: nobody double-booked), call records and retention
+(listing, access requests as JSON and CSV, legal holds, sweeps with a
+progress callback, the audit log, erasure, aggregates), deferred sync,
+closing.
 
 Run by `make test` (SB_BUILD names the build directory, relative to the
 repository root) or by hand: bindings/python/test_binding.t. Under a
@@ -582,6 +585,131 @@ def test_defer_and_reopen():
         raises(lambda: eng.account_get("acme"), sb.NotFoundError, "account_delete removes it")
 
 
+def records_setup(eng, clock):
+    """acme with a retention policy (abandoned calls deleted after 7 days) and
+    a personal attribute; c1 answered and c2 abandoned from one number, c3
+    abandoned from another."""
+    eng.account_put({"id": "acme", "retention": "retention/delete-abandoned-7-days",
+                     "personal_attrs": ["name"]})
+    for a in ("alice", "bob"):
+        eng.agent_put("acme", agent(a))
+    eng.queue_put("acme", {"id": "support", "policy": "longest-idle",
+                           "members": [{"agent": "alice"}, {"agent": "bob"}]})
+    for cid, caller, answer, attrs in (("c1", "+442079460001", True, {"name": "Jane"}),
+                                       ("c2", "+442079460001", False, {}),
+                                       ("c3", "+442079460002", False, {})):
+        clock.ms += 1000
+        acts = eng.submit("acme", type="offer", call=cid, queue="support", caller=caller,
+                          attrs=attrs)
+        clock.ms += 1000
+        if answer:
+            eng.submit("acme", type="ring_result", call=cid, agent=find(acts, "ring")["agent"],
+                       outcome="answered")
+            clock.ms += 30000
+            eng.submit("acme", type="hangup", call=cid)
+        else:
+            eng.submit("acme", type="abandon", call=cid)
+
+
+def test_records():
+    clock = Clock()
+    with sb.Engine(os.path.join(TMP, "records"), policy_dir=POLICIES, sync="none",
+                   clock=clock, log=lambda *a: None) as eng:
+        records_setup(eng, clock)
+        recs = eng.records_list("acme")
+        is_([r["id"] for r in recs], ["c3", "c2", "c1"], "records_list: a list, newest first")
+        ok(all("caller" not in r for r in recs), "... without numbers")
+        is_([r["id"] for r in eng.records_list("acme", {"queue": "support"}, limit=1)], ["c3"],
+            "a query as a dict and keywords (limit=1)")
+        raises(lambda: eng.records_list("acme", colour="red"), sb.InvalidError,
+               "an unknown query field: InvalidError naming it", sb.EINVAL, "colour")
+
+        ex = eng.records_export("acme", "+44 20 7946 0001")
+        ok(ex["number"] == "+442079460001" and [r["id"] for r in ex["records"]] == ["c1", "c2"],
+           "records_export: the number's two records, decrypted")
+        c1 = ex["records"][0]
+        ok(c1["caller"] == "+442079460001" and c1["role"] == "caller" and
+           c1["personal_attrs"] == {"name": "Jane"}, "... with the number and the personal "
+                                                     "attributes")
+        csv = eng.records_export("acme", "+442079460001", format="csv")
+        ok(csv["count"] == 2 and csv["csv"].startswith("id,role,caller,") and
+           csv["csv"].count("\r\n") == 3, "format='csv': a header line and a line per record")
+        raises(lambda: eng.records_export("acme", "12345"), sb.InvalidError,
+               "a number that is not E.164: InvalidError", sb.EINVAL, "number")
+        raises(lambda: eng.records_export("acme", "+442079460001", format="xml"), ValueError,
+               "an unknown format: ValueError")
+
+        h = eng.hold_place("acme", call="c2", reason="litigation", id="h1")
+        is_((h["id"], h["kind"], h["call"], h["reason"]), ("h1", "call", "c2", "litigation"),
+            "hold_place (keywords): the hold")
+        raises(lambda: eng.hold_place("acme", {"call": "c1", "reason": "x", "id": "h1"}),
+               sb.ExistsError, "the same hold id again: ExistsError", sb.EEXIST)
+        raises(lambda: eng.hold_place("acme", reason="x"), sb.InvalidError,
+               "a hold that covers nothing: InvalidError", sb.EINVAL)
+        is_([x["id"] for x in eng.hold_list("acme")], ["h1"], "hold_list: a list")
+        raises(lambda: eng.account_delete("acme"), sb.HoldError,
+               "deleting an account under a hold: HoldError", sb.EHOLD)
+
+        clock.ms += 8 * 86400000
+        seen, inner = [], []
+
+        def progress(done, total):
+            seen.append((done, total))
+            inner.append(eng.stats()["events"]["offer"])  # the engine, from the callback
+
+        sw = eng.sweep(progress=progress)
+        is_((sw["reviewed"], sw["deleted"], sw["overridden"], sw["done"]), (2, 1, 1, True),
+            "sweep: c3 deleted, c2's deletion overridden by the hold")
+        ok(seen and seen[-1][0] == 2 and all(t >= d for d, t in seen),
+           "progress(done, total) is called after each transaction: %r" % seen)
+        ok(inner == [3] * len(seen), "and may call the engine without disturbing the sweep's "
+                                     "result")
+        is_(eng.sweep()["reviewed"], 0, "a second sweep finds nothing due")
+
+        def boom(done, total):
+            raise KeyError("from progress")
+
+        raises(lambda: eng.sweep(progress=boom), KeyError,
+               "an exception in progress is raised once the sweep has returned")
+
+        log = eng.audit_list("acme")
+        is_([(e["seq"], e["action"], e.get("call")) for e in log["entries"]],
+            [(1, "hold_placed", "c2"), (2, "keep", "c2"), (3, "delete", "c3")],
+            "audit_list: the hold, the overridden deletion, the deletion")
+        ok(log["next"] == 3 and log["entries"][1]["overridden"] is True,
+           "with 'next' and the override marked")
+
+        er = eng.erase("acme", "+442079460001")
+        is_((er["deleted"], er["kept"], er["failed"]), (1, 1, 0),
+            "erase: c1 deleted, c2 kept under the hold")
+        ok(any(k.startswith("keep: legal hold h1") for k in er["reasons"]),
+           "... the reasons say why: %r" % er["reasons"])
+        page = eng.audit_list("acme", after=3, limit=10)
+        is_(sorted((e["source"], e["action"], e["call"]) for e in page["entries"]),
+            [("erasure", "delete", "c1"), ("erasure", "keep", "c2")],
+            "audit_list(after=3): the erasure's entries")
+
+        r = eng.hold_release("acme", "h1")
+        ok(r["id"] == "h1" and r["released"] is True, "hold_release: the hold, released")
+        is_(eng.hold_list("acme"), [], "hold_list is empty")
+        raises(lambda: eng.hold_release("acme", "h1"), sb.NotFoundError,
+               "releasing it again: NotFoundError", sb.ENOTFOUND, "hold")
+
+        days = eng.aggregates("acme")
+        is_([(d["queue"], d["offered"], d["answered"], d["abandoned"]) for d in days],
+            [(None, 3, 1, 2), ("support", 3, 1, 2)],
+            "aggregates: the account's row and the queue's, unchanged by deletions")
+        day = 1767571200000  # 2026-01-05 00:00 UTC
+        is_(len(eng.aggregates("acme", "support", day, day + 86400000)), 1,
+            "one queue, one day")
+        is_(eng.aggregates("acme", None, day + 86400000, day + 2 * 86400000), [],
+            "a day without calls: none")
+        raises(lambda: eng.aggregates("acme", "nope"), sb.NotFoundError,
+               "an unknown queue: NotFoundError", sb.ENOTFOUND, "queue")
+        raises(lambda: eng.erase("other", "+442079460001"), sb.NotFoundError,
+               "another account: NotFoundError", sb.ENOTFOUND, "account")
+
+
 def test_gateway_example():
     """examples/python/gateway.py on examples/c-gateway's calls (and the C
     gateway's output, when make built it: the two must agree)."""
@@ -620,7 +748,7 @@ def test_gateway_example():
 
 def main():
     tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
-             test_policies, test_policy_tools, test_apikeys, test_two_engines,
+             test_policies, test_policy_tools, test_apikeys, test_records, test_two_engines,
              test_defer_and_reopen, test_gateway_example]
     try:
         for t in tests:

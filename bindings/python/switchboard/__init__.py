@@ -177,6 +177,7 @@ def _error(code, message, field=None):
 
 _CLOCK_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
 _LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+_PROGRESS_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
 
 _CONFIG_VERSION = 1
 
@@ -224,6 +225,7 @@ class _Action(ctypes.Structure):
 _ACTION_TYPES = (None, "ring", "cancel", "connect", "reject", "overflow", "wait", "end",
                  "agent")
 _SYNC_MODES = {"group": 0, "sync": 1, "none": 2, "defer": 3}
+_EXPORT_FORMATS = {"json": 0, "csv": 1}  # sb_export_format
 _LOG_LEVELS = {"error": 0, "warn": 1, "info": 2, "debug": 3}
 _LOG_NAMES = ("error", "warn", "info", "debug")
 _INT64_MAX = (1 << 63) - 1
@@ -304,6 +306,15 @@ def _declare(lib):
         "sb_apikey_verify": (c_int, [E, c_char_p, c_char_p, c_size_t]),
         "sb_apikey_revoke": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_stats": (c_int, [E, R]),
+        "sb_records_export": (c_int, [E, c_char_p, c_char_p, c_int, R]),
+        "sb_erase": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_records_list": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
+        "sb_hold_place": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
+        "sb_hold_release": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_hold_list": (c_int, [E, c_char_p, R]),
+        "sb_aggregates": (c_int, [E, c_char_p, c_char_p, ctypes.c_int64, ctypes.c_int64, R]),
+        "sb_audit_list": (c_int, [E, c_char_p, ctypes.c_uint64, c_size_t, R]),
+        "sb_sweep": (c_int, [E, ctypes.c_uint32, _PROGRESS_FN, c_void_p, R]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -886,6 +897,133 @@ class Engine:
     def apikey_revoke(self, account, key_id):
         res = self._res()
         self._doc_call(self._lib.sb_apikey_revoke(self._e(), _b(account), _b(key_id), res), res)
+
+    # -- call records and retention --------------------------------------------
+    #
+    # What these return is read out of the result (owned by the engine, valid
+    # until the result's next use) and copied into Python values before the
+    # method returns.
+
+    def records_export(self, account, number, format="json"):
+        """Every record of ``number`` (E.164) in the account, decrypted, for an
+        access request. ``format="json"``: ``{"number", "records": [record
+        with "role", "caller", "called", "personal_attrs"...]}``;
+        ``format="csv"``: ``{"number", "count", "csv"}`` (RFC 4180 text, a
+        header line, one line per record). Anonymized records are not found."""
+        if format not in _EXPORT_FORMATS:
+            raise ValueError("format must be one of %s" % ", ".join(_EXPORT_FORMATS))
+        res = self._res()
+        rc = self._lib.sb_records_export(self._e(), _b(account), _b(number, "number"),
+                                         _EXPORT_FORMATS[format], res)
+        return self._doc_call(rc, res)
+
+    def erase(self, account, number):
+        """An erasure request: every record of ``number`` goes through the
+        retention policy's ``erase`` hook (none: deleted). Returns
+        ``{"deleted", "anonymized", "kept", "failed", "reasons": {reason: N}}``;
+        ``kept`` counts the failed too, and running it again retries them."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_erase(self._e(), _b(account), _b(number, "number"),
+                                                 res), res)
+
+    def records_list(self, account, query=None, **fields):
+        """Records without personal data, newest first: ``records_list("acme",
+        queue="support", from_ms=..., to_ms=..., limit=100)`` (or a dict;
+        times are when calls ended). Returns a list of records."""
+        if query is None:
+            query = fields or None
+        elif fields:
+            query = dict(query, **fields)
+        d, res = _doc(query, "query"), self._res()
+        rc = self._lib.sb_records_list(self._e(), _b(account), d,
+                                       len(d) if d is not None else 0, res)
+        return self._doc_call(rc, res)["records"]
+
+    def hold_place(self, account, hold=None, **fields):
+        """Place a legal hold: ``hold_place("acme", call="c1", reason="...")``,
+        ``number="+44..."`` or ``from_ms=..., to_ms=...`` (or a dict; ``id``
+        optional). Returns the hold ``{"id", "kind", "reason", "created_ms",
+        ...}``; ExistsError for a taken id."""
+        if hold is None:
+            hold = fields
+        elif fields:
+            hold = dict(hold, **fields)
+        d, res = _doc(hold, "hold"), self._res()
+        return self._doc_call(self._lib.sb_hold_place(self._e(), _b(account), d, len(d), res),
+                              res)
+
+    def hold_release(self, account, hold_id):
+        """Release a hold; returns it with ``"released": True``."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_hold_release(self._e(), _b(account),
+                                                        _b(hold_id, "hold_id"), res), res)
+
+    def hold_list(self, account):
+        """The account's holds (a list; a number hold shows no number)."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_hold_list(self._e(), _b(account), res),
+                              res)["holds"]
+
+    def aggregates(self, account, queue=None, from_ms=0, to_ms=0):
+        """Daily aggregates of calls offered in [from_ms, to_ms) (0, 0: all),
+        for one queue or (queue None) the account (``"queue": None``) and
+        each of its queues: a list of ``{"day", "queue", "offered",
+        "answered", ..., "service_level"}``."""
+        res = self._res()
+        rc = self._lib.sb_aggregates(self._e(), _b(account), _b(queue, "queue"), int(from_ms),
+                                     int(to_ms), res)
+        return self._doc_call(rc, res)["days"]
+
+    def audit_list(self, account, after=0, limit=0):
+        """The account's retention audit log, oldest first: entries after
+        sequence number ``after``, at most ``limit`` (0: 1000). Returns
+        ``{"entries": [...], "next": N}``; pass ``next`` as ``after`` for
+        the following page."""
+        res = self._res()
+        rc = self._lib.sb_audit_list(self._e(), _b(account), int(after), int(limit), res)
+        return self._doc_call(rc, res)
+
+    def sweep(self, budget_ms=0, progress=None):
+        """Run a retention sweep (``sb_sweep``): review the records whose
+        review date has come, purge deleted accounts' records. ``budget_ms``:
+        stop after about this long (0: until nothing is due). ``progress``: a
+        callable ``progress(done, total)`` called after each transaction, on
+        this thread. Returns ``{"reviewed", "kept", "anonymized", "deleted",
+        "overridden", "failed", "purged", "transactions", "seconds", "done",
+        "resumed"}``.
+
+        An exception raised by ``progress`` cannot stop the sweep (its work
+        is committed transaction by transaction): ``progress`` is not called
+        again, and the exception is raised once the sweep has returned."""
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable")
+        failure = []
+
+        def _progress_thunk(arg, done, total):
+            if failure:
+                return
+            try:
+                progress(done, total)
+            except BaseException as e:  # noqa: BLE001 - raised again below
+                failure.append(e)
+
+        fn = _PROGRESS_FN(_progress_thunk) if progress is not None else _PROGRESS_FN()
+        # A result of its own: progress may call the engine on this thread,
+        # which would reset this thread's result under the sweep.
+        lib, eng = self._lib, self._e()
+        res = lib.sb_result_new()
+        if not res:
+            raise MemoryError("sb_result_new")
+        try:
+            rc = lib.sb_sweep(eng, int(budget_ms), fn, None, res)
+            if rc:
+                _raise(lib, rc, res)
+            out = _json(lib, res)
+        finally:
+            lib.sb_result_free(res)
+        if failure:
+            raise failure[0]
+        return out
 
     # -- introspection and durability ------------------------------------------
 
