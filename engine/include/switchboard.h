@@ -199,7 +199,12 @@ SB_API void sb_config_init(sb_config *cfg);
 /* Open (creating if needed) the engine on cfg->data_dir. On success *out is
 ** a handle to release with sb_close(); on failure *out is NULL, nothing needs
 ** freeing, and res (if given) says why. Several engines — in one process or
-** many — may open the same data directory. */
+** many — may open the same data directory. The engines of one process on a
+** directory share its LMDB environment (opened by the first, closed by the
+** last sb_close): a later one must use the same master key and map_max, or
+** fails with SB_EINVAL naming the field; its map_size is not used (the map
+** is open already); its sync mode, policies, clock and budgets are its own.
+** Engines opened before fork() belong to the parent: the child opens its own. */
 SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res);
 /* Close the engine: syncs, then frees everything. NULL is a no-op. */
 SB_API void sb_close(sb_engine *eng);
