@@ -43,6 +43,7 @@ static const struct key {
     {"stream_keepalive", K_UINT, offsetof(sbd_config, stream_keepalive)},
     {"stream_buffer", K_SIZE, offsetof(sbd_config, stream_buffer)},
     {"idle_timeout", K_UINT, offsetof(sbd_config, idle_timeout)},
+    {"request_timeout", K_UINT, offsetof(sbd_config, request_timeout)},
     {"shutdown_timeout", K_UINT, offsetof(sbd_config, shutdown_timeout)},
     {"sweep_interval", K_UINT, offsetof(sbd_config, sweep_interval)},
 };
@@ -258,6 +259,7 @@ static void defaults(sbd_config *c)
     c->stream_keepalive = 15;
     c->stream_buffer = 1024 * 1024;
     c->idle_timeout = 60;
+    c->request_timeout = 30;
     c->shutdown_timeout = 10;
     c->sweep_interval = 300;
 }
@@ -337,6 +339,10 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
     }
     if (c->max_header < 256) {
         fprintf(stderr, "switchboard: max_header must be at least 256 bytes\n");
+        return 3;
+    }
+    if (c->request_timeout < 1 || c->request_timeout > 86400) {
+        fprintf(stderr, "switchboard: request_timeout must be 1 to 86400 seconds\n");
         return 3;
     }
     if (c->max_connections < 1) {

@@ -37,6 +37,7 @@ typedef struct sbd_config {
     unsigned stream_keepalive; /* seconds between SSE keep-alive comments */
     size_t stream_buffer;      /* bytes queued per subscriber before drop */
     unsigned idle_timeout;     /* seconds an idle connection is kept      */
+    unsigned request_timeout;  /* seconds from a request's first byte to its last */
     unsigned shutdown_timeout; /* seconds SIGTERM waits for in-flight work */
     unsigned sweep_interval;   /* seconds between retention sweeps (0: none) */
     int demo;

@@ -62,6 +62,11 @@ struct sbd_conn {
     sbd_sub *sub;
     size_t lingered;
     sbd_auth_cache auth; /* the last account credentials verified here */
+    /* The request deadline (CS_HTTP: a request begun must be complete within
+    ** request_timeout of its first byte, however steadily its bytes trickle
+    ** in) and the linger deadline (CS_LINGER). Created when first needed. */
+    struct event *timer;
+    int timer_armed;
 };
 
 #define OUTPUT_LIMIT (4u * 1024 * 1024) /* stop parsing requests past this backlog */
@@ -73,6 +78,22 @@ struct sbd_conn {
 
 static void conn_free(sbd_conn *c);
 static void process_input(sbd_conn *c);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Arm c's timer to fire `seconds` from now (a no-op if it is armed and
+** `restart` is 0), or disarm it (seconds 0). */
+static void conn_timer(sbd_conn *c, unsigned seconds, int restart)
+{
+    if (!seconds) {
+        if (c->timer_armed) event_del(c->timer);
+        c->timer_armed = 0;
+        return;
+    }
+    if (c->timer_armed && !restart) return;
+    if (!c->timer && !(c->timer = evtimer_new(c->d->base, timer_cb, c))) return;
+    struct timeval tv = {(time_t)seconds, 0};
+    if (event_add(c->timer, &tv) == 0) c->timer_armed = 1;
+}
 
 struct bufferevent *sbd_conn_bev(sbd_conn *c)
 {
@@ -601,6 +622,7 @@ static int take_request(sbd_conn *c)
     size_t avail = evbuffer_get_length(in);
     if (!avail) return 0;
     uint64_t t0 = sbd_now_ns();
+    /* Whatever this returns 1 for ends the request: the deadline with it. */
 
     struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
     if (end.pos < 0) {
@@ -731,6 +753,7 @@ static void process_input(sbd_conn *c)
             break;
         }
         if (!take_request(c)) break;
+        conn_timer(c, 0, 0);
         /* A big batch: start its sync now (if none is in flight). */
         if (d->batch_len >= BATCH_LIMIT && !d->inflight_seq) sbd_flush(d);
     }
@@ -738,6 +761,37 @@ static void process_input(sbd_conn *c)
         struct evbuffer *in = bufferevent_get_input(c->bev);
         evbuffer_drain(in, evbuffer_get_length(in));
     }
+    /* Part of a request is in: it has request_timeout from now (its first
+    ** byte, or the end of the request before it) to arrive whole. Not while
+    ** reading is paused: then the wait is ours, not the client's. */
+    if (c->state == CS_HTTP) {
+        if (!c->paused && evbuffer_get_length(bufferevent_get_input(c->bev)))
+            conn_timer(c, d->cfg->request_timeout, 0);
+        else
+            conn_timer(c, 0, 0);
+    }
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sbd_conn *c = arg;
+    (void)fd;
+    (void)what;
+    c->timer_armed = 0;
+    if (c->state == CS_LINGER) {
+        conn_free(c);
+        return;
+    }
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (c->state != CS_HTTP || c->paused || !evbuffer_get_length(in)) return;
+    sbd_log(SB_LOG_INFO, "request timed out: closing", "conn=%llu peer=%s received=%zu",
+            (unsigned long long)c->id, c->peer, evbuffer_get_length(in));
+    char msg[128];
+    snprintf(msg, sizeof msg, "the request was not complete within request_timeout (%u s)",
+             c->d->cfg->request_timeout);
+    /* Sent behind the responses held on c, when the loop flushes the batch. */
+    queue_error(c, 408, "HTTP_REQUEST_TIMEOUT", msg, sbd_now_ns());
+    evbuffer_drain(in, evbuffer_get_length(in));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -760,6 +814,7 @@ static void conn_free(sbd_conn *c)
         d->nrejecting--;
     if (c->bev) bufferevent_free(c->bev);
     if (c->pending) evbuffer_free(c->pending);
+    if (c->timer) event_free(c->timer);
     sodium_memzero(&c->auth, sizeof c->auth);
     sbd_log(SB_LOG_DEBUG, "connection closed", "conn=%llu peer=%s", (unsigned long long)c->id,
             c->peer);
@@ -780,6 +835,8 @@ static void start_linger(sbd_conn *c)
     bufferevent_set_timeouts(c->bev, &t, NULL);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     bufferevent_enable(c->bev, EV_READ);
+    /* The read timeout restarts with every byte; lingering must end anyway. */
+    conn_timer(c, LINGER_SECONDS, 1);
 }
 
 static int conn_idle(sbd_conn *c)

@@ -10,9 +10,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
 from sbtest import TAP, Daemon, provision  # noqa: E402
 
 IDLE = 2
+REQ = 4  # request_timeout: a request's first byte to its last
+LINGER = 2  # seconds the daemon lingers at most after its last answer
 t = TAP(deadline=240)
 MAXC = 40
-d = Daemon(conf={"idle_timeout": IDLE, "max_body": "16K", "max_connections": MAXC})
+d = Daemon(conf={"idle_timeout": IDLE, "request_timeout": REQ, "max_body": "16K",
+                 "max_connections": MAXC})
 t.cleanups.append(d.cleanup)
 d.start()
 acme = provision(d)
@@ -234,9 +237,11 @@ t.ok(stats_before is not None, "(metrics readable during the flood)")
 
 # 12. Slowloris proper: every connection the daemon allows, each trickling
 #     one header byte just inside idle_timeout. A header must not take
-#     forever: after 3 x idle_timeout the tricklers should be gone and a new
-#     client served (not refused with 503 for want of connections).
+#     forever: each trickler is answered 408 at request_timeout and closed
+#     (lingering at most LINGER seconds), and a new client is then served
+#     (not refused with 503 for want of connections).
 tricklers = []
+t0 = time.monotonic()
 for i in range(MAXC):
     c = conn()
     c.sendall(b"GET /v1/agents HTTP/1.1\r\nX-Slow: ")
@@ -244,39 +249,114 @@ for i in range(MAXC):
 stop = threading.Event()
 
 
-def drip():
+def drip(socks, data=b"a"):
     while not stop.is_set():
-        for c in tricklers:
+        for c in socks:
             try:
-                c.sendall(b"a")
+                c.sendall(data)
             except OSError:
                 pass
         stop.wait(IDLE * 0.6)
 
 
-dr = threading.Thread(target=drip)
-dr.start()
-time.sleep(IDLE * 3 + 0.5)
-r = acme.get("/v1/agents/alice")
-open_left = 0
-for c in tricklers:
+def drained(c, got):
+    """Read what c has now into got; True once the daemon has closed it."""
     c.setblocking(False)
     try:
-        open_left += c.recv(1) != b""
+        while True:
+            b = c.recv(65536)
+            if not b:
+                return True
+            got[c] = got.get(c, b"") + b
     except BlockingIOError:
-        open_left += 1
+        return False
     except OSError:
-        pass
+        return True
+
+
+dr = threading.Thread(target=drip, args=(tricklers,))
+dr.start()
+got, closed = {}, set()
+while len(closed) < MAXC and time.monotonic() - t0 < REQ + LINGER + 6:
+    time.sleep(0.2)
+    for c in tricklers:
+        if c not in closed and drained(c, got):
+            closed.add(c)
+            c.close()  # the daemon lingers until the client closes too
+took = time.monotonic() - t0
+r = acme.get("/v1/agents/alice")
 stop.set()
 dr.join()
+answers = [responses(got.get(c, b"")) for c in tricklers]
 for c in tricklers:
     c.close()
-SLOW = "daemon: the idle timeout restarts on every byte, so a client trickling a " \
-       "header keeps its connection (needs a whole-request deadline in engine/daemon/http.c)"
-t.ok(open_left == 0, "slowloris: %d connections trickling header bytes are dropped within 3 x "
-     "idle_timeout (%d still open)" % (MAXC, open_left), todo=SLOW)
+t.ok(len(closed) == MAXC and took < REQ + LINGER + 2,
+     "slowloris: %d connections trickling header bytes are closed after request_timeout (%d s; "
+     "%d closed after %.1f s)" % (MAXC, REQ, len(closed), took))
+t.ok(all(len(a) == 1 and a[0][0] == 408 and b'"HTTP_REQUEST_TIMEOUT"' in a[0][1] for a in answers),
+     "... each answered 408 HTTP_REQUEST_TIMEOUT first", [a for a in answers if len(a) != 1 or
+                                                         a[0][0] != 408][:3])
 t.is_(r.status, 200, "slowloris: ... and a new client is served, not refused for want of "
-      "connections", r, todo=SLOW)
+      "connections", r)
+
+# 13. A body trickled within idle_timeout: 408 at request_timeout, nothing
+#     created; a response held before it on the connection comes first.
+c = conn()
+c.sendall(get("/v1/agents/alice") + b"PUT /v1/agents/trickle HTTP/1.1\r\nAuthorization: " + AUTH +
+          b"\r\nContent-Length: 5000\r\n\r\n{\"devices\":")
+stop = threading.Event()
+dr = threading.Thread(target=drip, args=([c], b" "))
+t0 = time.monotonic()
+dr.start()
+got = {}
+while not drained(c, got) and time.monotonic() - t0 < REQ + LINGER + 6:
+    time.sleep(0.2)
+took = time.monotonic() - t0
+stop.set()
+dr.join()
+t1, reset = time.monotonic(), False
+while time.monotonic() - t1 < LINGER + 3:
+    try:
+        c.send(b" ")
+    except OSError:
+        reset = True
+        break
+    time.sleep(0.3)
+lingered = time.monotonic() - t1
+c.close()
+r = responses(got.get(c, b""))
+t.ok([st for st, _ in r] == [200, 408] and REQ - 0.5 < took < REQ + LINGER + 2,
+     "a body trickled a byte every %.1f s: the GET before it answered, then 408 and closed "
+     "(%.1f s)" % (IDLE * 0.6, took), r)
+t.ok(reset and lingered < LINGER + 2, "... and the daemon stops lingering after %d s though the "
+     "client keeps sending (%.1f s)" % (LINGER, lingered))
+t.is_(acme.get("/v1/agents/trickle").status, 404, "... and nothing was created")
+
+# 14. The deadline is per request: a keep-alive connection sending whole
+#     requests for longer than request_timeout is served throughout.
+c = conn()
+sts = []
+t0 = time.monotonic()
+while time.monotonic() - t0 < REQ + 2:
+    c.sendall(get("/v1/agents/bob"))
+    c.settimeout(5)
+    data = b""
+    while True:
+        end = data.find(b"\r\n\r\n")
+        n = [int(h.split(b":", 1)[1]) for h in data[:end].split(b"\r\n")
+             if h.lower().startswith(b"content-length:")] if end >= 0 else []
+        if n and len(data) >= end + 4 + n[0]:
+            break
+        b = c.recv(65536)
+        if not b:
+            break
+        data += b
+    sts += [st for st, _ in responses(data)]
+    time.sleep(IDLE * 0.6)
+c.close()
+t.ok(len(sts) >= 4 and all(st == 200 for st in sts),
+     "a keep-alive connection sending whole requests for %d s: all %d answered 200" % (REQ + 2,
+                                                                                      len(sts)), sts)
 time.sleep(0.5)
 
 t.is_(snapshot(), base, "after all of that, nothing changed that should not have")

@@ -38,6 +38,11 @@ with open(bad, "w") as f:
     f.write("just some words\n")
 rc, out, err = run(["--config", bad])
 t.ok(rc == 1 and "bad.conf:1" in err, "a line that is not key = value: exit 1", err)
+for v in ("0", "86401"):
+    with open(bad, "w") as f:
+        f.write("listen = 127.0.0.1:0\nrequest_timeout = %s\n" % v)
+    rc, out, err = run(["--config", bad])
+    t.ok(rc == 1 and "request_timeout" in err, "request_timeout = %s: exit 1, saying why" % v, err)
 rc, out, err = run(["--config", os.path.join(tmp, "missing.conf")])
 t.ok(rc == 1 and "missing.conf" in err, "a missing config file: exit 1", err)
 rc, out, err = run(["--frobnicate"])
