@@ -528,6 +528,25 @@ static int dechunk(const char *p, size_t n, size_t max_body, struct evbuffer *ou
     }
 }
 
+/* The error code for a status the parser answers with. */
+static const char *http_code(int status)
+{
+    switch (status) {
+    case 413:
+        return "HTTP_BODY_TOO_LARGE";
+    case 417:
+        return "HTTP_EXPECTATION_FAILED";
+    case 431:
+        return "HTTP_HEADERS_TOO_LARGE";
+    case 501:
+        return "HTTP_NOT_IMPLEMENTED";
+    case 505:
+        return "HTTP_VERSION_NOT_SUPPORTED";
+    default:
+        return "HTTP_BAD_REQUEST";
+    }
+}
+
 static int kernel_has_data(evutil_socket_t fd)
 {
     char b;
@@ -653,18 +672,7 @@ static int take_request(sbd_conn *c)
     const char *why = NULL;
     int st = parse_head(hbuf, &hd, &why);
     if (st) {
-        static const struct {
-            int st;
-            const char *code;
-        } codes[] = {{400, "HTTP_BAD_REQUEST"},
-                     {431, "HTTP_HEADERS_TOO_LARGE"},
-                     {501, "HTTP_NOT_IMPLEMENTED"},
-                     {505, "HTTP_VERSION_NOT_SUPPORTED"},
-                     {417, "HTTP_EXPECTATION_FAILED"}};
-        const char *code = "HTTP_BAD_REQUEST";
-        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-            if (codes[i].st == st) code = codes[i].code;
-        queue_error(c, st, code, why, t0);
+        queue_error(c, st, http_code(st), why, t0);
         free(hbuf);
         return 1;
     }
@@ -678,7 +686,7 @@ static int take_request(sbd_conn *c)
         const char *p = (const char *)evbuffer_pullup(in, -1);
         int r = dechunk(p + hlen, avail - hlen, cfg->max_body, dec, &used, &why);
         if (r > 1) {
-            queue_error(c, r, r == 413 ? "HTTP_BODY_TOO_LARGE" : "HTTP_BAD_REQUEST", why, t0);
+            queue_error(c, r, http_code(r), why, t0);
             free(hbuf);
             return 1;
         }

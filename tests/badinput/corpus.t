@@ -100,10 +100,7 @@ tried = 0
 
 
 # Known daemon bugs, reported as TODO until fixed (prove does not fail on them).
-KNOWN = {
-    "chunked: a 9000-byte trailer":
-        "daemon: an oversize chunked trailer is not answered 431 (engine/daemon/http.c)",
-}
+KNOWN = {}
 
 
 def case(name, data, status, code, field=Ellipsis):
