@@ -44,3 +44,8 @@ func goSwitchboardLog(h C.uintptr_t, level C.int, line *C.char) {
 	}()
 	f(LogLevel(level)+1, C.GoString(line))
 }
+
+//export goSwitchboardProgress
+func goSwitchboardProgress(h C.uintptr_t, done, total C.uint64_t) {
+	cgo.Handle(h).Value().(*sweepProgress).call(uint64(done), uint64(total))
+}

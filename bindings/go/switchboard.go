@@ -435,32 +435,51 @@ func (e *Engine) end(r *C.sb_result) {
 
 // resultDoc decodes the result's JSON document.
 func resultDoc(res *C.sb_result) (map[string]any, error) {
-	var n C.size_t
-	p := C.sb_result_json(res, &n)
 	var m map[string]any
-	if err := json.Unmarshal(C.GoBytes(unsafe.Pointer(p), C.int(n)), &m); err != nil {
-		return nil, &Error{Code: ErrStore, Message: "unreadable result document: " + err.Error()}
+	if err := resultInto(res, &m); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// resultInto decodes the result's JSON document into v.
+func resultInto(res *C.sb_result, v any) error {
+	var n C.size_t
+	p := C.sb_result_json(res, &n)
+	if err := json.Unmarshal(C.GoBytes(unsafe.Pointer(p), C.int(n)), v); err != nil {
+		return &Error{Code: ErrStore, Message: "unreadable result document: " + err.Error()}
+	}
+	return nil
 }
 
 // call runs fn with a result and strings ss as C strings, and returns the
 // result's document.
 func (e *Engine) call(ss []string, fn func(res *C.sb_result, s []*C.char) C.int) (map[string]any, error) {
+	var m map[string]any
+	if err := e.callInto(ss, &m, fn); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// callInto is call decoding the result's document into v. The document is
+// the result's, valid until its next use: it is copied into v before the
+// result goes back to the pool.
+func (e *Engine) callInto(ss []string, v any, fn func(res *C.sb_result, s []*C.char) C.int) error {
 	res, err := e.begin()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer e.end(res)
 	s, block, err := cstrings(ss...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer C.free(block)
 	if rc := fn(res, s); rc != 0 {
-		return nil, resultError(rc, res)
+		return resultError(rc, res)
 	}
-	return resultDoc(res)
+	return resultInto(res, v)
 }
 
 func list(m map[string]any, key string, err error) ([]map[string]any, error) {

@@ -575,6 +575,204 @@ func TestClockPanicFallsBack(t *testing.T) {
 	}
 }
 
+// recordsSetup: acme with a retention policy (abandoned calls deleted after 7
+// days) and a personal attribute; c1 answered and c2 abandoned from one
+// number, c3 abandoned from another.
+func recordsSetup(t *testing.T, eng *switchboard.Engine, clock *fakeClock) {
+	t.Helper()
+	must(t)(eng.AccountPut(`{"id":"acme","retention":"retention/delete-abandoned-7-days","personal_attrs":["name"]}`))
+	for _, id := range []string{"alice", "bob"} {
+		must(t)(eng.AgentPut("acme", agentDoc(id)))
+	}
+	must(t)(eng.QueuePut("acme", `{"id":"support","policy":"longest-idle","members":[{"agent":"alice"},{"agent":"bob"}]}`))
+	for _, c := range []struct {
+		id, caller string
+		answer     bool
+		attrs      map[string]any
+	}{{"c1", "+442079460001", true, map[string]any{"name": "Jane"}}, {"c2", "+442079460001", false, nil},
+		{"c3", "+442079460002", false, nil}} {
+		clock.advance(time.Second)
+		acts, err := eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: c.id, Queue: "support",
+			Caller: c.caller, Attrs: c.attrs})
+		ring := find(acts, switchboard.ActionRing, c.id)
+		if err != nil || ring == nil {
+			t.Fatalf("offer %s: %v %v", c.id, acts, err)
+		}
+		clock.advance(time.Second)
+		if c.answer {
+			must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.RingResult, Call: c.id, Agent: ring.Agent,
+				Outcome: switchboard.Answered}))
+			clock.advance(30 * time.Second)
+			must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Hangup, Call: c.id}))
+		} else {
+			must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Abandon, Call: c.id}))
+		}
+	}
+}
+
+func ids(recs []map[string]any) string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, fmt.Sprint(r["id"]))
+	}
+	return strings.Join(out, ",")
+}
+
+func TestRecords(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	recordsSetup(t, eng, clock)
+
+	recs, err := eng.RecordsList("acme", switchboard.RecordsQuery{})
+	if err != nil || ids(recs) != "c3,c2,c1" {
+		t.Fatalf("RecordsList: %v %v", ids(recs), err)
+	}
+	for _, r := range recs {
+		if _, ok := r["caller"]; ok {
+			t.Errorf("a listed record holds a number: %v", r)
+		}
+	}
+	if recs, err := eng.RecordsList("acme", switchboard.RecordsQuery{Queue: "support", Limit: 1,
+		From: time.UnixMilli(1), To: clock.now().Add(time.Hour)}); err != nil || ids(recs) != "c3" {
+		t.Errorf("RecordsList with a query: %v %v", ids(recs), err)
+	}
+
+	x, err := eng.RecordsExport("acme", "+44 20 7946 0001", switchboard.ExportJSON)
+	if err != nil || x.Number != "+442079460001" || x.Count != 2 || ids(x.Records) != "c1,c2" {
+		t.Fatalf("RecordsExport: %+v %v", x, err)
+	}
+	if c1 := x.Records[0]; c1["caller"] != "+442079460001" || c1["role"] != "caller" ||
+		fmt.Sprint(c1["personal_attrs"]) != "map[name:Jane]" {
+		t.Errorf("the exported record: %v", c1)
+	}
+	csv, err := eng.RecordsExport("acme", "+442079460001", switchboard.ExportCSV)
+	if err != nil || csv.Count != 2 || !strings.HasPrefix(csv.CSV, "id,role,caller,") || strings.Count(csv.CSV, "\r\n") != 3 {
+		t.Errorf("RecordsExport CSV: %+v %v", csv, err)
+	}
+
+	h, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "h1", Call: "c2", Reason: "litigation"})
+	if err != nil || h.ID != "h1" || h.Kind != "call" || h.Call != "c2" || h.Reason != "litigation" ||
+		!h.Created.Equal(clock.now()) {
+		t.Fatalf("HoldPlace: %+v %v", h, err)
+	}
+	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 1 || holds[0] != *h {
+		t.Errorf("HoldList: %+v %v", holds, err)
+	}
+	if _, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "h1", Call: "c1", Reason: "x"}); !errors.Is(err, switchboard.ErrExists) {
+		t.Errorf("a taken hold id: %v", err)
+	}
+	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	if r, err := eng.HoldPlace("acme", switchboard.HoldRequest{From: day, To: day.Add(time.Hour), Reason: "audit"}); err != nil ||
+		r.Kind != "range" || !r.From.Equal(day) || !r.To.Equal(day.Add(time.Hour)) || len(r.ID) != 9 {
+		t.Errorf("a range hold with a made-up id: %+v %v", r, err)
+	} else if _, err := eng.HoldRelease("acme", r.ID); err != nil {
+		t.Error(err)
+	}
+
+	clock.advance(8 * 24 * time.Hour)
+	var seen [][2]uint64
+	var inner []int
+	sw, err := eng.Sweep(0, func(done, total uint64) {
+		seen = append(seen, [2]uint64{done, total})
+		st, _ := eng.Stats() // the engine, from the callback
+		inner = append(inner, len(st))
+	})
+	if err != nil || sw.Reviewed != 2 || sw.Deleted != 1 || sw.Overridden != 1 || !sw.Done || sw.Transactions < 1 {
+		t.Fatalf("Sweep: %+v %v", sw, err)
+	}
+	if len(seen) != sw.Transactions || seen[len(seen)-1][0] != 2 || len(inner) != len(seen) || inner[0] == 0 {
+		t.Errorf("progress: %v (engine calls from it: %v)", seen, inner)
+	}
+	if sw, err := eng.Sweep(time.Second, nil); err != nil || sw.Reviewed != 0 {
+		t.Errorf("a second sweep: %+v %v", sw, err)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "from progress" {
+				t.Errorf("a panic in progress: recovered %v", r)
+			}
+		}()
+		eng.Sweep(0, func(done, total uint64) { panic("from progress") })
+		t.Error("Sweep did not panic")
+	}()
+	if _, err := eng.Stats(); err != nil {
+		t.Errorf("the engine after a progress panic: %v", err)
+	}
+
+	entries, next, err := eng.AuditList("acme", 0, 0)
+	var got []string
+	for _, e := range entries {
+		got = append(got, fmt.Sprintf("%d:%s:%s", e.Seq, e.Action, e.Call))
+	}
+	if err != nil || len(entries) < 5 || got[0] != "1:hold_placed:c2" || next != entries[len(entries)-1].Seq {
+		t.Fatalf("AuditList: %v next %d %v", got, next, err)
+	}
+	var over *switchboard.AuditEntry
+	for i := range entries {
+		if entries[i].Overridden {
+			over = &entries[i]
+		}
+	}
+	if over == nil || over.Call != "c2" || over.Action != "keep" || over.Decision != "delete" || over.Source != "review" ||
+		over.Policy != "retention/delete-abandoned-7-days" || over.Ended.IsZero() {
+		t.Errorf("the overridden deletion: %+v", over)
+	}
+	if page, next2, err := eng.AuditList("acme", 2, 1); err != nil || len(page) != 1 || page[0].Seq != 3 || next2 != 3 {
+		t.Errorf("AuditList(after 2, limit 1): %+v %d %v", page, next2, err)
+	}
+
+	er, err := eng.Erase("acme", "+442079460001")
+	if err != nil || er.Deleted != 1 || er.Kept != 1 || er.Failed != 0 || er.Reasons["keep: legal hold h1: litigation"] != 1 {
+		t.Errorf("Erase: %+v %v", er, err)
+	}
+	if r, err := eng.HoldRelease("acme", "h1"); err != nil || !r.Released || r.ID != "h1" {
+		t.Errorf("HoldRelease: %+v %v", r, err)
+	}
+	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 0 {
+		t.Errorf("HoldList after release: %+v %v", holds, err)
+	}
+
+	days, err := eng.Aggregates("acme", "", time.Time{}, time.Time{})
+	if err != nil || len(days) != 2 || days[0].Queue != "" || days[1].Queue != "support" || days[0].Day != "2026-01-05" ||
+		days[0].Offered != 3 || days[0].Answered != 1 || days[0].Abandoned != 2 || days[0].TalkTotal != 30*time.Second {
+		t.Errorf("Aggregates: %+v %v", days, err)
+	}
+	if days, err := eng.Aggregates("acme", "support", day, day.Add(24*time.Hour)); err != nil || len(days) != 1 {
+		t.Errorf("Aggregates of one queue, one day: %+v %v", days, err)
+	}
+
+	cases := []struct {
+		name  string
+		err   error
+		code  switchboard.Code
+		field string
+	}{
+		{"bad number", second(eng.RecordsExport("acme", "12345", switchboard.ExportJSON)), switchboard.ErrInvalid, "number"},
+		{"bad format", second(eng.RecordsExport("acme", "+442079460001", 7)), switchboard.ErrInvalid, "format"},
+		{"hold on nothing", second(eng.HoldPlace("acme", switchboard.HoldRequest{Reason: "x"})), switchboard.ErrInvalid, ""},
+		{"unknown hold", second(eng.HoldRelease("acme", "nope")), switchboard.ErrNotFound, "hold"},
+		{"unknown queue", second(eng.Aggregates("acme", "nope", time.Time{}, time.Time{})), switchboard.ErrNotFound, "queue"},
+		{"other account", second(eng.Erase("other", "+442079460001")), switchboard.ErrNotFound, "account"},
+		{"NUL in a number", second(eng.Erase("acme", "+44\x00")), switchboard.ErrInvalid, ""},
+	}
+	for _, c := range cases {
+		var se *switchboard.Error
+		if !errors.As(c.err, &se) || se.Code != c.code || (c.field != "" && se.Field != c.field) {
+			t.Errorf("%s: %v", c.name, c.err)
+		}
+	}
+	if _, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "h2", Number: "+442079460002", Reason: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.AccountDelete("acme"); !errors.Is(err, switchboard.ErrHold) {
+		t.Errorf("deleting an account under a hold: %v", err)
+	}
+	eng.Close()
+	if _, err := eng.Sweep(0, nil); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("Sweep on a closed engine: %v", err)
+	}
+}
+
 func BenchmarkCallCycle(b *testing.B) {
 	clock := newClock()
 	eng, err := switchboard.Open(switchboard.Config{DataDir: b.TempDir(), PolicyDir: policies, Sync: switchboard.SyncNone,

@@ -1,0 +1,427 @@
+package switchboard
+
+// Call records and retention (switchboard.h, "Call records and retention").
+
+/*
+#include <stdint.h>
+#include <stdlib.h>
+#include "switchboard.h"
+
+int sbgo_sweep(sb_engine *eng, uint32_t budget_ms, uintptr_t handle, sb_result *res);
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"math"
+	"runtime/cgo"
+	"time"
+)
+
+// msTime is the time of a millisecond count; zero for 0 (absent).
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// seconds is a JSON duration in seconds.
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// RecordsQuery selects records for RecordsList. Zero fields select all:
+// From and To bound the time calls ended, [From, To).
+type RecordsQuery struct {
+	From, To time.Time
+	Queue    string
+	Limit    int // zero: 100
+}
+
+// RecordsList lists the account's call records without personal data, newest
+// first. Each record is the engine's JSON object (see switchboard.h): "id",
+// "queue", "outcome", "offered_ms", "ended_ms", "wait", "talk", "agent",
+// "attempts_detail", "policy_versions", "attrs"...
+func (e *Engine) RecordsList(account string, q RecordsQuery) ([]map[string]any, error) {
+	query := map[string]any{}
+	if !q.From.IsZero() {
+		query["from_ms"] = q.From.UnixMilli()
+	}
+	if !q.To.IsZero() {
+		query["to_ms"] = q.To.UnixMilli()
+	}
+	if q.Queue != "" {
+		query["queue"] = q.Queue
+	}
+	if q.Limit != 0 {
+		query["limit"] = q.Limit
+	}
+	b, err := json.Marshal(query)
+	if err != nil {
+		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the query: " + err.Error()}
+	}
+	m, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+		p, n := bytesPtr(b)
+		return C.sb_records_list(e.eng, s[0], p, n, res)
+	})
+	return list(m, "records", err)
+}
+
+// ExportFormat is the form of an access request's answer.
+type ExportFormat int
+
+const (
+	ExportJSON ExportFormat = C.SB_EXPORT_JSON // the records as JSON objects
+	ExportCSV  ExportFormat = C.SB_EXPORT_CSV  // RFC 4180 text, a header line, a line per record
+)
+
+// Export is the answer to an access request.
+type Export struct {
+	Number  string           `json:"number"`  // the number, normalized
+	Count   int              `json:"count"`   // records found
+	Records []map[string]any `json:"records"` // ExportJSON: with "role", "caller", "called", "personal_attrs"
+	CSV     string           `json:"csv"`     // ExportCSV
+}
+
+// RecordsExport returns every record of number (E.164) in the account,
+// decrypted, for an access request. Anonymized records are not found.
+func (e *Engine) RecordsExport(account, number string, format ExportFormat) (*Export, error) {
+	var x Export
+	err := e.callInto([]string{account, number}, &x, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_records_export(e.eng, s[0], s[1], C.sb_export_format(format), res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if format == ExportJSON {
+		x.Count = len(x.Records)
+	}
+	return &x, nil
+}
+
+// ErasureReport is the outcome of an erasure request. Kept counts every
+// record left, the Failed ones included (running the request again retries
+// them); Reasons counts the records by what happened and why.
+type ErasureReport struct {
+	Deleted    int            `json:"deleted"`
+	Anonymized int            `json:"anonymized"`
+	Kept       int            `json:"kept"`
+	Failed     int            `json:"failed"`
+	Reasons    map[string]int `json:"reasons"`
+}
+
+// Erase runs an erasure request: every record of number in the account goes
+// through the retention policy's erase hook (no policy or no hook: deleted).
+func (e *Engine) Erase(account, number string) (*ErasureReport, error) {
+	var r ErasureReport
+	err := e.callInto([]string{account, number}, &r, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_erase(e.eng, s[0], s[1], res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// HoldRequest is a legal hold to place: it covers one call's records (Call),
+// every record of a number (Number, also records written later), or every
+// record of calls offered in [From, To). Reason is required; ID is optional
+// (the engine makes one: "h" and 8 hex digits).
+type HoldRequest struct {
+	ID       string
+	Call     string
+	Number   string
+	From, To time.Time
+	Reason   string
+}
+
+// Hold is a legal hold as the engine shows it (a number hold shows no number).
+type Hold struct {
+	ID       string
+	Kind     string // "call", "number" or "range"
+	Reason   string
+	Call     string    // kind "call"
+	From, To time.Time // kind "range"
+	Created  time.Time
+	Released bool // set by HoldRelease
+}
+
+type holdJSON struct {
+	ID       string `json:"id"`
+	Kind     string `json:"kind"`
+	Reason   string `json:"reason"`
+	Call     string `json:"call"`
+	From     int64  `json:"from_ms"`
+	To       int64  `json:"to_ms"`
+	Created  int64  `json:"created_ms"`
+	Released bool   `json:"released"`
+}
+
+func (h holdJSON) hold() Hold {
+	return Hold{ID: h.ID, Kind: h.Kind, Reason: h.Reason, Call: h.Call, From: msTime(h.From),
+		To: msTime(h.To), Created: msTime(h.Created), Released: h.Released}
+}
+
+// HoldPlace places a legal hold; ErrExists for a taken ID.
+func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
+	doc := map[string]any{"reason": h.Reason}
+	for k, v := range map[string]string{"id": h.ID, "call": h.Call, "number": h.Number} {
+		if v != "" {
+			doc[k] = v
+		}
+	}
+	if !h.From.IsZero() || !h.To.IsZero() {
+		doc["from_ms"], doc["to_ms"] = h.From.UnixMilli(), h.To.UnixMilli()
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the hold: " + err.Error()}
+	}
+	var hj holdJSON
+	err = e.callInto([]string{account}, &hj, func(res *C.sb_result, s []*C.char) C.int {
+		p, n := bytesPtr(b)
+		return C.sb_hold_place(e.eng, s[0], p, n, res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := hj.hold()
+	return &out, nil
+}
+
+// HoldRelease releases a hold; it no longer protects anything, and records
+// whose deletion it prevented are reviewed again within a day.
+func (e *Engine) HoldRelease(account, holdID string) (*Hold, error) {
+	var hj holdJSON
+	err := e.callInto([]string{account, holdID}, &hj, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_hold_release(e.eng, s[0], s[1], res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := hj.hold()
+	return &out, nil
+}
+
+// HoldList lists the account's holds.
+func (e *Engine) HoldList(account string) ([]Hold, error) {
+	var doc struct {
+		Holds []holdJSON `json:"holds"`
+	}
+	err := e.callInto([]string{account}, &doc, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_hold_list(e.eng, s[0], res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Hold, len(doc.Holds))
+	for i, h := range doc.Holds {
+		out[i] = h.hold()
+	}
+	return out, nil
+}
+
+// AggregateDay is one day's figures for the account (Queue "") or a queue.
+// A call that moved between queues counts in its first queue as overflowed
+// and in its last with its outcome; the account's row counts it once.
+type AggregateDay struct {
+	Day                                                string // "2026-01-05"
+	Queue                                              string // "" for the account's row
+	Offered, Answered, Abandoned, Rejected, Overflowed int
+	Failed, AnsweredWithinSL                           int
+	WaitTotal, AnswerWaitTotal, TalkTotal, MaxWait     time.Duration
+	ServiceLevel                                       float64 // answered within the service level / offered
+}
+
+type aggrJSON struct {
+	Day              string  `json:"day"`
+	Queue            *string `json:"queue"`
+	Offered          int     `json:"offered"`
+	Answered         int     `json:"answered"`
+	Abandoned        int     `json:"abandoned"`
+	Rejected         int     `json:"rejected"`
+	Overflowed       int     `json:"overflowed"`
+	Failed           int     `json:"failed"`
+	WaitTotal        float64 `json:"wait_total"`
+	AnswerWaitTotal  float64 `json:"answer_wait_total"`
+	TalkTotal        float64 `json:"talk_total"`
+	MaxWait          float64 `json:"max_wait"`
+	AnsweredWithinSL int     `json:"answered_within_sl"`
+	ServiceLevel     float64 `json:"service_level"`
+}
+
+// Aggregates returns the daily aggregates of calls offered in [from, to)
+// (both zero: all), for one queue or (queue "") the account and each of its
+// queues. Deleting records never changes them.
+func (e *Engine) Aggregates(account, queue string, from, to time.Time) ([]AggregateDay, error) {
+	var fromMs, toMs int64
+	if !from.IsZero() {
+		fromMs = from.UnixMilli()
+	}
+	if !to.IsZero() {
+		toMs = to.UnixMilli()
+	}
+	var doc struct {
+		Days []aggrJSON `json:"days"`
+	}
+	err := e.callInto([]string{account, queue}, &doc, func(res *C.sb_result, s []*C.char) C.int {
+		q := s[1]
+		if queue == "" {
+			q = nil
+		}
+		return C.sb_aggregates(e.eng, s[0], q, C.int64_t(fromMs), C.int64_t(toMs), res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AggregateDay, len(doc.Days))
+	for i, d := range doc.Days {
+		out[i] = AggregateDay{Day: d.Day, Offered: d.Offered, Answered: d.Answered,
+			Abandoned: d.Abandoned, Rejected: d.Rejected, Overflowed: d.Overflowed, Failed: d.Failed,
+			AnsweredWithinSL: d.AnsweredWithinSL, WaitTotal: seconds(d.WaitTotal),
+			AnswerWaitTotal: seconds(d.AnswerWaitTotal), TalkTotal: seconds(d.TalkTotal),
+			MaxWait: seconds(d.MaxWait), ServiceLevel: d.ServiceLevel}
+		if d.Queue != nil {
+			out[i].Queue = *d.Queue
+		}
+	}
+	return out, nil
+}
+
+// AuditEntry is one entry of an account's retention audit log; it holds no
+// personal data.
+type AuditEntry struct {
+	Seq        uint64
+	Time       time.Time
+	Call       string
+	Ended      time.Time // when the call ended (zero for hold entries)
+	Action     string    // "delete", "anonymize", "keep", "error", "hold_placed", "hold_released"
+	Decision   string    // what the policy decided (Overridden: a hold kept the record)
+	Overridden bool
+	Reason     string
+	Source     string // "write", "review", "erasure" or "hold"
+	Policy     string
+	Version    string
+}
+
+// AuditList returns the account's audit log, oldest first: the entries after
+// sequence number after (0: from the start), at most limit (0: 1000). next is
+// the after of the following page.
+func (e *Engine) AuditList(account string, after uint64, limit int) (entries []AuditEntry, next uint64, err error) {
+	var doc struct {
+		Entries []struct {
+			Seq        uint64 `json:"seq"`
+			T          int64  `json:"t_ms"`
+			Call       string `json:"call"`
+			Ended      int64  `json:"ended_ms"`
+			Action     string `json:"action"`
+			Decision   string `json:"decision"`
+			Overridden bool   `json:"overridden"`
+			Reason     string `json:"reason"`
+			Source     string `json:"source"`
+			Policy     string `json:"policy"`
+			Version    string `json:"version"`
+		} `json:"entries"`
+		Next uint64 `json:"next"`
+	}
+	if limit < 0 {
+		limit = 0
+	}
+	err = e.callInto([]string{account}, &doc, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_audit_list(e.eng, s[0], C.uint64_t(after), C.size_t(limit), res)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	entries = make([]AuditEntry, len(doc.Entries))
+	for i, x := range doc.Entries {
+		entries[i] = AuditEntry{Seq: x.Seq, Time: msTime(x.T), Call: x.Call, Ended: msTime(x.Ended),
+			Action: x.Action, Decision: x.Decision, Overridden: x.Overridden, Reason: x.Reason,
+			Source: x.Source, Policy: x.Policy, Version: x.Version}
+	}
+	return entries, doc.Next, nil
+}
+
+// SweepReport is the outcome of a sweep. Resumed: an interrupted sweep was
+// carried on, and the counts include its work.
+type SweepReport struct {
+	Reviewed     int           `json:"reviewed"`
+	Kept         int           `json:"kept"`
+	Anonymized   int           `json:"anonymized"`
+	Deleted      int           `json:"deleted"`
+	Overridden   int           `json:"overridden"`
+	Failed       int           `json:"failed"`
+	Purged       int           `json:"purged"`
+	Transactions int           `json:"transactions"`
+	Duration     time.Duration `json:"-"` // how long it took
+	Done         bool          `json:"done"`
+	Resumed      bool          `json:"resumed"`
+}
+
+// sweepProgress carries a Sweep's progress function through the engine
+// (callbacks.go). A panic cannot unwind through the engine's C frames: it is
+// kept, the function is not called again, and Sweep panics with it once the
+// engine has returned.
+type sweepProgress struct {
+	fn       func(done, total uint64)
+	panicked bool
+	value    any
+}
+
+func (p *sweepProgress) call(done, total uint64) {
+	if p.panicked {
+		return
+	}
+	p.panicked = true
+	defer func() {
+		if r := recover(); r != nil {
+			p.value = r
+			return
+		}
+		p.panicked = false
+	}()
+	p.fn(done, total)
+}
+
+// Sweep runs a retention sweep: reviews every record whose review date has
+// come, purges the records of deleted accounts, queues reviews after a
+// retention policy changed. It stops after about budget (zero: when nothing
+// is due). progress, if not nil, is called on this goroutine after each
+// transaction with the records handled so far and an estimate of the total;
+// it may call the engine, but not while a Close waits on another goroutine
+// (the sweep holds the engine: that call would wait for ever). A panic in progress panics Sweep
+// once the sweep has returned (the sweep itself cannot be stopped half way:
+// its work is committed transaction by transaction).
+func (e *Engine) Sweep(budget time.Duration, progress func(done, total uint64)) (*SweepReport, error) {
+	ms := budget.Milliseconds()
+	if budget > 0 && ms < 1 {
+		ms = 1
+	}
+	if ms < 0 {
+		ms = 0
+	}
+	if ms > math.MaxUint32 {
+		ms = math.MaxUint32
+	}
+	var p *sweepProgress
+	var h cgo.Handle
+	if progress != nil {
+		p = &sweepProgress{fn: progress}
+		h = cgo.NewHandle(p)
+		defer h.Delete()
+	}
+	var r struct {
+		SweepReport
+		Seconds float64 `json:"seconds"`
+	}
+	err := e.callInto(nil, &r, func(res *C.sb_result, _ []*C.char) C.int {
+		return C.sbgo_sweep(e.eng, C.uint32_t(ms), C.uintptr_t(h), res)
+	})
+	if p != nil && p.panicked {
+		panic(p.value)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.Duration = seconds(r.Seconds)
+	return &r.SweepReport, nil
+}
