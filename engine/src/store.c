@@ -558,9 +558,9 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
     size_t mark = sb_result_count(res);
     for (int attempt = 0;; attempt++) {
         wtx t = {.e = e, .res = res};
-        size_t map_before = e->sh->map_size;
         int rc = txn_begin(e, 0, &t.txn);
         if (rc) return eng_mdb_err(res, rc, "begin transaction");
+        size_t map_before = e->sh->map_size; /* read under the maplock */
         t.now = eng_now(e);
         uint64_t gen;
         if ((rc = st_meta_u64(t.txn, e, "shared_gen", &gen)) == 0 && gen != e->shared_gen) {
