@@ -49,6 +49,9 @@ struct route {
 /* ------------------------------------------------------------------------ */
 /* Replies. */
 
+/* The HTTP status for a library result. 500 only for what is wrong inside
+** the server (storage, keys, the data format); running out of memory or
+** meeting a data directory that is busy is 503: try again. */
 int sbd_api_status(int code)
 {
     switch (code) {
@@ -67,6 +70,8 @@ int sbd_api_status(int code)
     case SB_EPOLICY:
         return 422;
     case SB_EFULL:
+    case SB_ENOMEM:
+    case SB_EBUSY:
         return 503;
     case SB_ELIMIT:
         return 429;
@@ -262,7 +267,7 @@ static char *dump(ctx *x, json_t *doc, size_t *len)
 {
     char *s = json_dumps(doc, JSON_COMPACT);
     if (!s) {
-        fail(x, 500, "SB_ENOMEM", NULL, "out of memory");
+        fail(x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
         return NULL;
     }
     *len = strlen(s);
@@ -965,7 +970,7 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
     char *buf = malloc(pl + 1);
     char *segs[MAX_SEGS];
     if (!buf) {
-        fail(&x, 500, "SB_ENOMEM", NULL, "out of memory");
+        fail(&x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
         return;
     }
     int n = split_path(req->path, buf, segs);

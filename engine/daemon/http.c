@@ -658,7 +658,7 @@ static int take_request(sbd_conn *c)
     }
     char *hbuf = malloc(hlen + 1);
     if (!hbuf) {
-        queue_error(c, 500, "SB_ENOMEM", "out of memory", t0);
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", t0);
         return 1;
     }
     evbuffer_copyout(in, hbuf, hlen);
@@ -702,7 +702,7 @@ static int take_request(sbd_conn *c)
         body = malloc(body_len + 1);
         if (!body) {
             free(hbuf);
-            queue_error(c, 500, "SB_ENOMEM", "out of memory", t0);
+            queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", t0);
             return 1;
         }
         evbuffer_remove(dec, body, body_len);
@@ -719,7 +719,7 @@ static int take_request(sbd_conn *c)
         body = malloc(body_len + 1);
         if (!body) {
             free(hbuf);
-            queue_error(c, 500, "SB_ENOMEM", "out of memory", t0);
+            queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", t0);
             return 1;
         }
         evbuffer_drain(in, hlen);

@@ -80,6 +80,10 @@ hold = r.json.get("id", "")
 t.is_(r.headers.get("location"), "/v1/holds/" + hold, "... Location")
 r = acme.get("/v1/holds")
 t.is_([h["id"] for h in r.json["holds"]], [hold], "GET /v1/holds lists it")
+r = d.admin("DELETE", "/v1/accounts/acme")
+t.is_((r.status, r.code, r.field), (409, "SB_EHOLD", "account"),
+      "deleting an account with a legal hold: 409 SB_EHOLD naming the account", r)
+t.is_(acme.get("/v1/calls/c1").status, 200, "... and the account and its records are still there")
 
 r = acme.post("/v1/erasure", {"number": "+442079460001"})
 t.is_(r.status, 200, "POST /v1/erasure")
