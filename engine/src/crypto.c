@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,13 +300,51 @@ int cr_unwrap(const uint8_t master[CR_KEY_BYTES], const char *account,
 /* ------------------------------------------------------------------------ */
 /* Personal values sealed with an account data key. */
 
+/* Seal nonces: 16 random bytes drawn once per process, then a 64-bit
+** counter. XChaCha20's 192-bit nonce has room for both, so every seal is
+** unique under its key (random prefixes of different processes collide with
+** probability 2^-128) without a getrandom system call per sealed call. A
+** forked child draws a prefix of its own before its first seal. */
+static pthread_mutex_t nonce_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t nonce_prefix[NONCE_BYTES - 8];
+static uint64_t nonce_ctr;
+static int nonce_ready;
+static pthread_once_t nonce_once = PTHREAD_ONCE_INIT;
+
+static void nonce_forked(void)
+{
+    nonce_ready = 0; /* the child alone runs this: no lock is held */
+    pthread_mutex_init(&nonce_mu, NULL);
+}
+
+static void nonce_setup(void)
+{
+    pthread_atfork(NULL, NULL, nonce_forked);
+}
+
+static void nonce_next(uint8_t out[NONCE_BYTES])
+{
+    pthread_once(&nonce_once, nonce_setup);
+    pthread_mutex_lock(&nonce_mu);
+    if (!nonce_ready || nonce_ctr == UINT64_MAX) {
+        randombytes_buf(nonce_prefix, sizeof nonce_prefix);
+        nonce_ctr = 0;
+        nonce_ready = 1;
+    }
+    uint64_t n = ++nonce_ctr;
+    memcpy(out, nonce_prefix, sizeof nonce_prefix);
+    pthread_mutex_unlock(&nonce_mu);
+    for (int i = 0; i < 8; i++)
+        out[NONCE_BYTES - 1 - i] = (uint8_t)(n >> (8 * i));
+}
+
 int cr_seal(const uint8_t key[CR_KEY_BYTES], const void *ad, size_t adlen, const void *msg,
             size_t len, uint8_t *out)
 {
     if (len > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX ||
         len > SIZE_MAX - CR_SEAL_OVERHEAD)
         return -1;
-    randombytes_buf(out, NONCE_BYTES);
+    nonce_next(out);
     return crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE_BYTES, NULL, msg, len, ad, adlen,
                                                       NULL, out, key) == 0
                ? 0

@@ -187,6 +187,9 @@ void eng_count_event(sb_engine *e, int type, int failed, uint64_t us);
 int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_val *v);
 int st_put(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
            size_t vl);
+/* Put only if the key is new: MDB_KEYEXIST otherwise, nothing written. */
+int st_put_new(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
+               size_t vl);
 /* Delete; a missing key is not an error (st_del_exact reports MDB_NOTFOUND). */
 int st_del(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl);
 int st_del_exact(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl);

@@ -478,14 +478,28 @@ static int ring_targets(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg
     return timer_set(t, c->ring_due, TM_RING, c->id, strlen(c->id));
 }
 
+/* Append s to buf (capacity cap, length *o), truncating; buf stays a string. */
+static void app(char *buf, size_t cap, size_t *o, const char *s)
+{
+    size_t n = strlen(s);
+    if (*o + n >= cap) n = cap - 1 - *o;
+    memcpy(buf + *o, s, n);
+    *o += n;
+    buf[*o] = 0;
+}
+
 static const char *kind_detail(const pol_decision *d, pol_cand *cs, char *buf, size_t cap)
 {
     switch (d->kind) {
-    case DEC_RING: {
-        size_t o = (size_t)snprintf(buf, cap, "ring%s", d->sequence ? " sequence" : "");
-        for (int i = 0; i < d->nring && o < cap; i++)
-            o += (size_t)snprintf(buf + o, cap - o, "%s%s/%s", i ? ", " : " ",
-                                  cs[d->ring[i].cand].id, pol_dev_name(d->ring[i].dev));
+    case DEC_RING: { /* every decision writes this: no printf */
+        size_t o = 0;
+        app(buf, cap, &o, d->sequence ? "ring sequence" : "ring");
+        for (int i = 0; i < d->nring; i++) {
+            app(buf, cap, &o, i ? ", " : " ");
+            app(buf, cap, &o, cs[d->ring[i].cand].id);
+            app(buf, cap, &o, "/");
+            app(buf, cap, &o, pol_dev_name(d->ring[i].dev));
+        }
         break;
     }
     case DEC_WAIT:
@@ -940,7 +954,7 @@ static int ev_offer(wtx *t, ev_op *op)
     }
     if (rc != SB_ENOTFOUND) goto out;
     rc = 0;
-    memset(c, 0, offsetof(call_rec, attrs)); /* the buffers after it are reused */
+    memset(c, 0, offsetof(call_rec, ring)); /* arrays are read up to their counts */
     c->attrs.len = c->pii.len = c->pattrs.len = 0;
     strcpy(c->id, ev->call_id);
     strcpy(c->caller, op->caller);

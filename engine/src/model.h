@@ -100,6 +100,8 @@ typedef struct trace_rec {
 } trace_rec;
 
 typedef struct call_rec {
+    /* Scalars first: an offer clears everything up to `ring`; the arrays
+    ** after it are read only up to their counts. */
     char id[SB_ID_MAX + 1];
     uint32_t queue, first_queue;
     uint8_t state;
@@ -110,22 +112,14 @@ typedef struct call_rec {
     uint32_t agent;      /* connected agent */
     uint32_t last_agent; /* agent of the previous ring attempt */
     uint8_t nring;
-    ring_target ring[MAX_RING];
     int64_t ring_start;
     int32_t ring_timeout;
     uint8_t nseq, seqpos;
-    ring_target seq[MAX_RING];
     int64_t ring_due, wake_due, maxwait_due; /* timer keys, 0 = none */
     uint8_t ntried;
-    struct {
-        uint32_t agent;
-        uint16_t n;
-    } tried[MAX_TRIED];
     uint8_t natt;
-    attempt_rec att[MAX_ATTEMPTS];
     uint8_t ntrace;
     uint32_t ntrace_total;
-    trace_rec trace[MAX_TRACE];
     uint8_t moves;
     /* Caller history: the agent this caller last spoke to (0: none), found
     ** through the pseudonym index when the call is offered (records.c). */
@@ -138,6 +132,14 @@ typedef struct call_rec {
     ** call keeps them sealed in `pii` (records.c). pii_open says whether
     ** they have been filled since the call was loaded. */
     uint8_t pii_open;
+    ring_target ring[MAX_RING];
+    ring_target seq[MAX_RING];
+    struct {
+        uint32_t agent;
+        uint16_t n;
+    } tried[MAX_TRIED];
+    attempt_rec att[MAX_ATTEMPTS];
+    trace_rec trace[MAX_TRACE];
     sb_buf attrs;  /* gateway attributes, minus those the account marks personal */
     sb_buf pii;    /* sealed: caller NUL called NUL personal-attributes JSON */
     sb_buf pattrs; /* in memory only: the personal attributes (JSON object or empty) */

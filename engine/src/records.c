@@ -794,22 +794,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     int64_t end = t->now;
     size_t idlen = strlen(c->id);
     uint8_t rk[REC_KEY_MAX];
-    size_t rkl;
-    /* The same call id may finish twice in one millisecond only in tests
-    ** with a frozen clock: its record then ends a millisecond later. */
-    for (int i = 0;; i++, end++) {
-        MDB_val v;
-        rkl = rec_key_of(rk, t->acct, c->id, idlen, end);
-        rc = st_get(t->txn, e, DB_RECORDS, rk, rkl, &v);
-        if (rc == MDB_NOTFOUND) break;
-        if (rc) goto out;
-        if (i > 1000) {
-            rc = SB_ESTORE;
-            goto out;
-        }
-    }
-    int64_t wait = (c->answered ? c->answered : end) - c->offered;
-    int64_t talk = c->answered ? end - c->answered : 0;
+    size_t rkl = 0;
 
     /* Attempts and the distinct policy versions, encoded as stored. */
     wbuf *wp = &e->wb2, w;
@@ -865,9 +850,6 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         .priority = c->priority,
         .offered = c->offered,
         .answered = c->answered,
-        .ended = end,
-        .wait_ms = wait,
-        .talk_ms = talk,
         .natt = c->natt,
         .nver = nv,
         .attrs = c->attrs.p,
@@ -889,15 +871,25 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     r.attlen = attlen;
     r.ver = partbuf + attlen;
     r.verlen = parts - attlen;
-    wb_reset(&w);
-    rec_encode(&w, &r);
+    /* The same call id may finish twice in one millisecond only in tests
+    ** with a frozen clock: its record then ends a millisecond later. */
+    for (int i = 0;; i++, end++) {
+        r.ended = end;
+        r.wait_ms = (c->answered ? c->answered : end) - c->offered;
+        r.talk_ms = c->answered ? end - c->answered : 0;
+        wb_reset(&w);
+        rec_encode(&w, &r);
+        rc = w.err ? SB_ENOMEM : i > 1000 ? SB_ESTORE : 0;
+        if (!rc) {
+            rkl = rec_key_of(rk, t->acct, c->id, idlen, end);
+            rc = st_put_new(t->txn, e, DB_RECORDS, rk, rkl, w.b.p, w.b.len);
+        }
+        if (rc != MDB_KEYEXIST) break;
+    }
     free(partbuf);
     *wp = w; /* keep the (possibly grown) buffer for the next record */
-    if (w.err) {
-        rc = SB_ENOMEM;
-        goto out;
-    }
-    if ((rc = st_put(t->txn, e, DB_RECORDS, rk, rkl, w.b.p, w.b.len))) goto out;
+    if (rc) goto out;
+    int64_t wait = r.wait_ms, talk = r.talk_ms;
     uint8_t ck[REC_KEY_MAX + 1];
     if ((rc = st_put(t->txn, e, DB_RECID, ck, recid_key(ck, t->acct, c->id, idlen, end), "", 0)))
         goto out;

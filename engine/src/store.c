@@ -54,13 +54,25 @@ int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_
     return mdb_get(txn, e->dbi[table], &key, v);
 }
 
-int st_put(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
-           size_t vl)
+static int put_flags(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
+                     size_t vl, unsigned flags)
 {
     uint8_t buf[TB_KEY_MAX];
     if (kl >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
     MDB_val key = {tb_key(buf, table, k, kl), buf}, val = {vl, (void *)v};
-    return mdb_put(txn, e->dbi[table], &key, &val, 0);
+    return mdb_put(txn, e->dbi[table], &key, &val, flags);
+}
+
+int st_put(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
+           size_t vl)
+{
+    return put_flags(txn, e, table, k, kl, v, vl, 0);
+}
+
+int st_put_new(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
+               size_t vl)
+{
+    return put_flags(txn, e, table, k, kl, v, vl, MDB_NOOVERWRITE);
 }
 
 int st_del_exact(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl)
