@@ -270,6 +270,39 @@ static void test_seal(void)
        "seal: empty message, no ad round trip");
 }
 
+/* Seal nonces come from a per-process prefix and a counter: never the same
+** twice in a process, and a forked child does not repeat its parent's. */
+static void test_nonces(void)
+{
+    uint8_t key[32], a[CR_SEAL_OVERHEAD], b[CR_SEAL_OVERHEAD], c[CR_SEAL_OVERHEAD];
+    enum { NB = 24 }; /* XChaCha20-Poly1305 nonce, at the front of a sealed value */
+    cr_random(key, 32);
+    int same = 0;
+    int bad = cr_seal(key, NULL, 0, "", 0, a);
+    for (int i = 0; i < 1000; i++) {
+        bad |= cr_seal(key, NULL, 0, "", 0, b);
+        if (memcmp(a, b, NB) == 0) same++;
+        memcpy(a, b, NB);
+    }
+    is_int(same + bad, 0, "nonces: 1000 seals in a row, no nonce repeats");
+    int fds[2];
+    if (pipe(fds)) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (cr_seal(key, NULL, 0, "", 0, c)) _exit(1);
+        ssize_t w = write(fds[1], c, NB);
+        _exit(w == NB ? 0 : 1);
+    }
+    bad = cr_seal(key, NULL, 0, "", 0, a); /* the parent's next nonce */
+    int st = 0;
+    ssize_t r = read(fds[0], c, NB);
+    waitpid(pid, &st, 0);
+    close(fds[0]);
+    close(fds[1]);
+    ok(!bad && r == NB && memcmp(a, c, NB) != 0 && memcmp(a, c, NB - 8) != 0,
+       "nonces: a forked child draws its own prefix");
+}
+
 static void test_pseudonym(void)
 {
     uint8_t p1[16], p2[16], p3[16], other[32];
@@ -434,6 +467,7 @@ int main(void)
 
     test_wrap();
     test_seal();
+    test_nonces();
     test_pseudonym();
     test_apikey();
     test_version();
