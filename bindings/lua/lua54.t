@@ -1,12 +1,14 @@
 #!/bin/sh
 # bindings/lua/lua54.t — the Lua 5.4 module from lua5.4: the API and a full
-# call cycle, the separate states of the host's Lua 5.4 and the engine's own
-# (private) Lua 5.4, and the symbol isolation between them.
+# call cycle, call records and retention, the separate states of the host's
+# Lua 5.4 and the engine's own (private) Lua 5.4, and the symbol isolation
+# between them.
 cd "$(dirname "$0")/../.." || exit 1
 . bindings/lua/t/driver.sh
 
 check_module 5.4
 run_lua lua5.4 5.4 cycle
 run_lua lua5.4 5.4 isolation
+run_lua lua5.4 5.4 records
 check_bindings lua5.4 5.4
 finish

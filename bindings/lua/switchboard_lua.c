@@ -373,6 +373,18 @@ static char *arg_json(lua_State *L, int i, size_t *len, int *borrowed, enc_err *
     return s;
 }
 
+/* An optional document argument: *doc is NULL when it is absent. 0, or -1
+** with e->msg set. Free *doc unless *borrowed. */
+static int opt_arg_json(lua_State *L, int i, char **doc, size_t *len, int *borrowed, enc_err *e)
+{
+    *doc = NULL;
+    *len = 0;
+    *borrowed = 1;
+    if (lua_isnoneornil(L, i)) return 0;
+    *doc = arg_json(L, i, len, borrowed, e);
+    return *doc ? 0 : -1;
+}
+
 /* ---- results ---------------------------------------------------------------- */
 
 /* nil, message, code, field */
@@ -470,8 +482,8 @@ typedef int (*put_fn)(sb_engine *, const char *, const char *, size_t, sb_result
 typedef int (*get_fn)(sb_engine *, const char *, const char *, sb_result *);
 typedef int (*list_fn)(sb_engine *, const char *, sb_result *);
 
-/* eng:X_put(account, doc) with doc a table or JSON text. */
-static int do_put(lua_State *L, put_fn fn)
+/* eng:X(account, doc) with doc a table or JSON text; ret makes the answer. */
+static int do_put_ret(lua_State *L, put_fn fn, int (*ret)(lua_State *, int, sb_result *))
 {
     engine_box *b = check_box(L);
     const char *acct = luaL_checkstring(L, 2);
@@ -482,7 +494,13 @@ static int do_put(lua_State *L, put_fn fn)
     if (!doc) return push_fail(L, SB_EINVAL, e.msg, NULL);
     int rc = fn(b->eng, acct, doc, len, b->res);
     if (!borrowed) free(doc);
-    return ret_actions(L, rc, b->res);
+    return ret(L, rc, b->res);
+}
+
+/* eng:X_put(account, doc): the actions caused. */
+static int do_put(lua_State *L, put_fn fn)
+{
+    return do_put_ret(L, fn, ret_actions);
 }
 
 static int l_account_put(lua_State *L)
@@ -583,14 +601,11 @@ static int l_member_put(lua_State *L)
     engine_box *b = check_box(L);
     const char *acct = luaL_checkstring(L, 2), *q = luaL_checkstring(L, 3),
                *agent = luaL_checkstring(L, 4);
-    size_t len = 0;
-    int borrowed = 1;
-    char *doc = NULL;
+    size_t len;
+    int borrowed;
+    char *doc;
     enc_err e;
-    if (!lua_isnoneornil(L, 5)) {
-        doc = arg_json(L, 5, &len, &borrowed, &e);
-        if (!doc) return push_fail(L, SB_EINVAL, e.msg, NULL);
-    }
+    if (opt_arg_json(L, 5, &doc, &len, &borrowed, &e)) return push_fail(L, SB_EINVAL, e.msg, NULL);
     int rc = sb_member_put(b->eng, acct, q, agent, doc, len, b->res);
     if (!borrowed) free(doc);
     return ret_actions(L, rc, b->res);
@@ -848,6 +863,137 @@ static int l_apikey_revoke(lua_State *L)
     engine_box *b = check_box(L);
     const char *acct = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
     return ret_actions(L, sb_apikey_revoke(b->eng, acct, id, b->res), b->res);
+}
+
+/* ---- call records and retention ------------------------------------------------ */
+
+/* Each returns the engine's document as a table (see switchboard.h, "Call
+** records and retention"), copied out of the result before it is reused. */
+
+/* eng:records_list(account [, query]) -> {records = {...}} */
+static int l_records_list(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2);
+    size_t len;
+    int borrowed;
+    char *q;
+    enc_err e;
+    if (opt_arg_json(L, 3, &q, &len, &borrowed, &e)) return push_fail(L, SB_EINVAL, e.msg, NULL);
+    int rc = sb_records_list(b->eng, acct, q, len, b->res);
+    if (!borrowed) free(q);
+    return ret_doc(L, rc, b->res);
+}
+
+/* eng:records_export(account, number [, "json"|"csv"]) */
+static int l_records_export(lua_State *L)
+{
+    static const char *const formats[] = {"json", "csv", NULL};
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2), *number = luaL_checkstring(L, 3);
+    int f = luaL_checkoption(L, 4, "json", formats);
+    return ret_doc(
+        L, sb_records_export(b->eng, acct, number, f ? SB_EXPORT_CSV : SB_EXPORT_JSON, b->res),
+        b->res);
+}
+
+/* eng:erase(account, number) -> {deleted, anonymized, kept, failed, reasons} */
+static int l_erase(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2), *number = luaL_checkstring(L, 3);
+    return ret_doc(L, sb_erase(b->eng, acct, number, b->res), b->res);
+}
+
+/* eng:hold_place(account, hold) -> the hold */
+static int l_hold_place(lua_State *L)
+{
+    return do_put_ret(L, sb_hold_place, ret_doc);
+}
+
+static int l_hold_release(lua_State *L)
+{
+    return do_get(L, sb_hold_release);
+}
+
+static int l_hold_list(lua_State *L)
+{
+    return do_list(L, sb_hold_list);
+}
+
+/* An optional whole number argument (5.1 has no integers: through a double). */
+static int64_t opt_ms(lua_State *L, int i)
+{
+    lua_Number x = luaL_optnumber(L, i, 0);
+    if (!(x >= 0 && x < 9.2e18)) luaL_argerror(L, i, "expected a number of milliseconds >= 0");
+    return (int64_t)x;
+}
+
+/* eng:aggregates(account [, queue [, from_ms [, to_ms]]]) -> {days = {...}} */
+static int l_aggregates(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2), *queue = luaL_optstring(L, 3, NULL);
+    int64_t from = opt_ms(L, 4), to = opt_ms(L, 5);
+    return ret_doc(L, sb_aggregates(b->eng, acct, queue, from, to, b->res), b->res);
+}
+
+/* eng:audit_list(account [, after [, limit]]) -> {entries = {...}, next = N} */
+static int l_audit_list(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    const char *acct = luaL_checkstring(L, 2);
+    int64_t after = opt_ms(L, 3), limit = opt_ms(L, 4);
+    return ret_doc(L, sb_audit_list(b->eng, acct, (uint64_t)after, (size_t)limit, b->res), b->res);
+}
+
+/* The sweep's progress function, called from inside sb_sweep on the host's
+** own thread and state. An error in it cannot unwind through the engine:
+** it is kept in the stack slot err, and the function is not called again. */
+typedef struct sweep_cb {
+    lua_State *L;
+    int fn, err, failed;
+} sweep_cb;
+
+static void sweep_progress(void *arg, uint64_t done, uint64_t total)
+{
+    sweep_cb *c = arg;
+    lua_State *L = c->L;
+    if (c->failed || !lua_checkstack(L, 4)) return;
+    lua_pushvalue(L, c->fn);
+    lua_pushinteger(L, (lua_Integer)done);
+    lua_pushinteger(L, (lua_Integer)total);
+    if (lua_pcall(L, 2, 0, 0) != 0) {
+        c->failed = 1;
+        lua_replace(L, c->err);
+    }
+}
+
+/* eng:sweep([budget_ms [, progress]]) -> the sweep's summary. progress(done,
+** total) is called after each transaction; an error raised in it is raised
+** again once the sweep has returned (the sweep runs to its end: its work is
+** committed transaction by transaction). The sweep has a result of its own,
+** so progress may call the engine. */
+static int l_sweep(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    int64_t budget = opt_ms(L, 2);
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_settop(L, 3);
+    lua_pushnil(L); /* 4: the progress function's error */
+    sweep_cb c = {L, 3, 4, 0};
+    sb_result *res = sb_result_new();
+    if (!res) return luaL_error(L, "switchboard: out of memory");
+    int rc = sb_sweep(b->eng, budget > UINT32_MAX ? UINT32_MAX : (uint32_t)budget,
+                      lua_isnil(L, 3) ? NULL : sweep_progress, &c, res);
+    if (c.failed) {
+        sb_result_free(res);
+        lua_pushvalue(L, 4);
+        return lua_error(L);
+    }
+    int n = ret_doc(L, rc, res);
+    sb_result_free(res);
+    return n;
 }
 
 /* eng:clock() -> ms; eng:set_clock(ms): only for engines opened with a
@@ -1195,6 +1341,15 @@ static const luaL_Reg engine_methods[] = {
     {"apikey_create", l_apikey_create},
     {"apikey_verify", l_apikey_verify},
     {"apikey_revoke", l_apikey_revoke},
+    {"records_list", l_records_list},
+    {"records_export", l_records_export},
+    {"erase", l_erase},
+    {"hold_place", l_hold_place},
+    {"hold_release", l_hold_release},
+    {"hold_list", l_hold_list},
+    {"aggregates", l_aggregates},
+    {"audit_list", l_audit_list},
+    {"sweep", l_sweep},
     {"clock", l_clock},
     {"set_clock", l_set_clock},
     {"logs", l_logs},

@@ -1,0 +1,131 @@
+-- records.lua — call records and retention through the binding, run by
+-- lua51.t (LuaJIT, lua5.1) and lua54.t (lua5.4): listing, access requests
+-- (JSON and CSV), legal holds, sweeps with a progress function, the audit
+-- log, erasure, aggregates, and their errors (nil, message, code, field).
+-- Run from the repository root (the stock policies in policies/).
+local T = require "tap"
+local sb = require "switchboard"
+
+local now = 1767603600000 -- Monday 2026-01-05 09:00 UTC
+local DAY = 86400000
+local eng = assert(sb.open{ data_dir = T.tmpdir(), policy_dir = "policies", sync = "none",
+                            clock = now, log = "none" })
+local function advance(ms) now = now + ms eng:set_clock(now) end
+local function ids(list)
+  local out = {}
+  for i, r in ipairs(list) do out[i] = r.id end
+  return table.concat(out, ",")
+end
+local function fails(want_code, want_field, label, res, m, c, f)
+  T.ok(res == nil and c == want_code and (want_field == nil or f == want_field),
+       label .. " -> nil, " .. tostring(m) .. ", " .. tostring(c) .. ", " .. tostring(f))
+end
+
+-- acme deletes abandoned calls' records after 7 days and seals "name"; c1
+-- answered and c2 abandoned from one number, c3 abandoned from another.
+assert(eng:account_put{ id = "acme", retention = "retention/delete-abandoned-7-days",
+                        personal_attrs = { "name" } })
+for _, id in ipairs{ "alice", "bob" } do
+  assert(eng:agent_put("acme", { id = id, status = "available", devices = { softphone = "sip:" .. id .. "@x" } }))
+end
+assert(eng:queue_put("acme", '{"id":"support","policy":"longest-idle","members":[{"agent":"alice"},{"agent":"bob"}]}'))
+for _, c in ipairs{ { "c1", "+442079460001", true, { name = "Jane" } }, { "c2", "+442079460001", false },
+                    { "c3", "+442079460002", false } } do
+  advance(1000)
+  local acts = assert(eng:submit("acme", { type = "offer", call = c[1], queue = "support", caller = c[2],
+                                           attrs = c[4] }))
+  advance(1000)
+  if c[3] then
+    assert(eng:submit("acme", { type = "ring_result", call = c[1], agent = acts[1].agent, outcome = "answered" }))
+    advance(30000)
+    assert(eng:submit("acme", { type = "hangup", call = c[1] }))
+  else
+    assert(eng:submit("acme", { type = "abandon", call = c[1] }))
+  end
+end
+
+local l = eng:records_list("acme")
+T.is(l and ids(l.records), "c3,c2,c1", "records_list: {records = ...}, newest first")
+T.ok(l and l.records[1].caller == nil, "... without numbers")
+l = eng:records_list("acme", { queue = "support", limit = 1 })
+T.is(l and ids(l.records), "c3", "a query table (limit = 1)")
+l = eng:records_list("acme", '{"limit":2}')
+T.is(l and ids(l.records), "c3,c2", "a query as JSON text")
+fails(sb.EINVAL, "colour", "an unknown query field", eng:records_list("acme", { colour = "red" }))
+
+local x = eng:records_export("acme", "+44 20 7946 0001")
+T.is(x and x.number, "+442079460001", "records_export: the number, normalized")
+T.is(x and ids(x.records), "c1,c2", "... its two records")
+T.ok(x and x.records[1].caller == "+442079460001" and x.records[1].personal_attrs.name == "Jane",
+     "... decrypted: the number and the personal attribute")
+x = eng:records_export("acme", "+442079460001", "csv")
+T.ok(x and x.count == 2 and x.csv:find("^id,role,caller,") and select(2, x.csv:gsub("\r\n", "")) == 3,
+     "format \"csv\": a header line and a line per record")
+fails(sb.EINVAL, "number", "a number that is not E.164", eng:records_export("acme", "12345"))
+T.raises(function() eng:records_export("acme", "+442079460001", "xml") end, "invalid option",
+         "an unknown format raises")
+
+local h = eng:hold_place("acme", { id = "h1", call = "c2", reason = "litigation" })
+T.ok(h and h.id == "h1" and h.kind == "call" and h.call == "c2" and h.created_ms == now,
+     "hold_place: the hold")
+fails(sb.EEXIST, nil, "the same hold id again", eng:hold_place("acme", '{"id":"h1","call":"c1","reason":"x"}'))
+fails(sb.EINVAL, nil, "a hold that covers nothing", eng:hold_place("acme", { reason = "x" }))
+local hl = eng:hold_list("acme")
+T.is(hl and #hl.holds, 1, "hold_list: {holds = ...}")
+fails(sb.EHOLD, nil, "deleting an account under a hold", eng:account_delete("acme"))
+
+advance(8 * DAY)
+local seen, inner = {}, {}
+local sw = eng:sweep(0, function(done, total)
+  seen[#seen + 1] = done .. "/" .. total
+  inner[#inner + 1] = eng:stats().events.offer -- the engine, from the progress function
+end)
+T.ok(sw and sw.reviewed == 2 and sw.deleted == 1 and sw.overridden == 1 and sw.done == true,
+     "sweep: c3 deleted, c2's deletion overridden by the hold")
+T.is(table.concat(seen, " "), "2/2", "progress(done, total) after each transaction")
+T.is(inner[1], 3, "and it may call the engine")
+sw = eng:sweep()
+T.is(sw and sw.reviewed, 0, "a second sweep finds nothing due")
+local calls = 0
+T.raises(function() eng:sweep(1000, function() calls = calls + 1 error("from progress") end) end,
+         "from progress", "an error in progress is raised once the sweep has returned")
+T.is(calls, 1, "and progress is not called again after it")
+T.ok(eng:stats(), "the engine serves on")
+T.raises(function() eng:sweep(0, 42) end, "bad argument", "a progress that is not a function raises")
+
+local log = eng:audit_list("acme")
+local got = {}
+for i, e in ipairs(log and log.entries or {}) do got[i] = e.seq .. ":" .. e.action .. ":" .. (e.call or "") end
+T.is(table.concat(got, " "), "1:hold_placed:c2 2:keep:c2 3:delete:c3",
+     "audit_list: the hold, the overridden deletion, the deletion")
+T.ok(log and log.next == 3 and log.entries[2].overridden == true and log.entries[2].decision == "delete",
+     "with next, and the override marked")
+local page = eng:audit_list("acme", 1, 1)
+T.ok(page and #page.entries == 1 and page.entries[1].seq == 2 and page.next == 2, "audit_list(after, limit)")
+
+local er = eng:erase("acme", "+442079460001")
+T.ok(er and er.deleted == 1 and er.kept == 1 and er.failed == 0 and
+     er.reasons["keep: legal hold h1: litigation"] == 1, "erase: c1 deleted, c2 kept under the hold")
+local rel = eng:hold_release("acme", "h1")
+T.ok(rel and rel.id == "h1" and rel.released == true, "hold_release: the hold, released")
+hl = eng:hold_list("acme")
+T.is(hl and #hl.holds, 0, "hold_list is empty")
+fails(sb.ENOTFOUND, "hold", "releasing it again", eng:hold_release("acme", "h1"))
+
+local ag = eng:aggregates("acme")
+T.ok(ag and #ag.days == 2 and ag.days[1].queue == sb.null and ag.days[2].queue == "support" and
+     ag.days[1].offered == 3 and ag.days[1].answered == 1 and ag.days[1].abandoned == 2,
+     "aggregates: the account's row (queue = sb.null) and the queue's")
+local day = 1767571200000 -- 2026-01-05 00:00 UTC
+ag = eng:aggregates("acme", "support", day, day + DAY)
+T.is(ag and #ag.days, 1, "one queue, one day")
+ag = eng:aggregates("acme", nil, day + DAY, day + 2 * DAY)
+T.is(ag and #ag.days, 0, "a day without calls: none")
+fails(sb.ENOTFOUND, "queue", "an unknown queue", eng:aggregates("acme", "nope"))
+fails(sb.ENOTFOUND, "account", "another account", eng:erase("other", "+442079460001"))
+T.raises(function() eng:aggregates("acme", nil, -1) end, "bad argument", "a negative time raises")
+
+eng:close()
+T.raises(function() eng:sweep() end, "closed", "sweep after close raises")
+T.cleanup()
+T.done()
