@@ -431,6 +431,24 @@ static const char *agent_id_of(wtx *t, uint32_t num, char *buf, size_t cap)
     return r;
 }
 
+/* call.previous_agent, looked up only when a policy reads it. */
+typedef struct history_ctx {
+    wtx *t;
+    call_rec *c;
+    int done;
+    char id[SB_ID_MAX + 1];
+} history_ctx;
+
+static const char *call_history(void *arg)
+{
+    history_ctx *h = arg;
+    if (!h->done) {
+        h->done = 1;
+        if (!agent_id_of(h->t, rec_prev_agent(h->t, h->c), h->id, sizeof h->id)) h->id[0] = 0;
+    }
+    return h->id[0] ? h->id : NULL;
+}
+
 /* Ring the call's targets: reserve each agent, emit RING, arm the timeout. */
 static int ring_targets(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, int n,
                         int timeout)
@@ -603,7 +621,8 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         tried_ids[ntried] = id;
         tried_n[ntried++] = c->tried[i].n;
     }
-    char last_buf[SB_ID_MAX + 1], prev_buf[SB_ID_MAX + 1];
+    char last_buf[SB_ID_MAX + 1];
+    history_ctx hist = {t, c, 0, ""};
     /* The numbers and personal attributes are stored sealed (records.c). */
     if ((rc = rec_open_call(e, t->acct, acct_id(t), c)))
         return res_err(t->res, rc, NULL, "call '%s': its sealed numbers do not open (%s)", c->id,
@@ -620,7 +639,8 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         .queue_waited = (double)(t->now - c->queued) / 1000.0,
         .attempts = (int)c->attempts,
         .last_agent = agent_id_of(t, c->last_agent, last_buf, sizeof last_buf),
-        .previous_agent = agent_id_of(t, c->prev_agent, prev_buf, sizeof prev_buf),
+        .history = call_history,
+        .history_arg = &hist,
         .attrs = attrs,
         .attrs_len = attrs_len,
         .ntried = ntried,

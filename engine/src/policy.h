@@ -58,7 +58,13 @@ typedef struct pol_call {
     int attempts;
     const char *last_agent;     /* may be NULL */
     const char *previous_agent; /* caller history; may be NULL */
-    const char *attrs;          /* JSON object text; may be NULL */
+    /* When previous_agent is NULL and history is set, the runtime calls
+    ** history(history_arg) the first time the policy reads it: the id
+    ** (valid until pol_route returns) or NULL. Most policies never ask, and
+    ** the lookup reads the caller's record index. */
+    const char *(*history)(void *history_arg);
+    void *history_arg;
+    const char *attrs; /* JSON object text; may be NULL */
     size_t attrs_len;
     size_t ntried;
     const char *const *tried_ids; /* ntried agent ids rung for this call */

@@ -373,6 +373,13 @@ static uint32_t prev_agent(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint
     return agent;
 }
 
+uint32_t rec_prev_agent(wtx *t, call_rec *c)
+{
+    if (c->prev_agent == REC_PREV_UNKNOWN)
+        c->prev_agent = c->npseudo ? prev_agent(t->txn, t->e, t->acct, c->pseudo[0]) : 0;
+    return c->prev_agent;
+}
+
 int rec_seal_call(wtx *t, call_rec *c)
 {
     sb_engine *e = t->e;
@@ -392,7 +399,7 @@ int rec_seal_call(wtx *t, call_rec *c)
             cr_pseudonym(key, c->called, c->pseudo[1]);
             c->npseudo = 2;
         }
-        c->prev_agent = prev_agent(t->txn, e, t->acct, c->pseudo[0]);
+        c->prev_agent = REC_PREV_UNKNOWN; /* looked up if a policy asks */
         c->pii_open = 1;
     }
     cr_wipe(key, sizeof key);

@@ -87,8 +87,12 @@ int rec_key_destroy(sb_engine *e, uint32_t acct);
 
 /* A call being offered (caller, called and attrs filled in the clear): move
 ** the personal attributes out of attrs, seal the numbers and them into
-** c->pii, compute the pseudonyms and find the caller's previous agent. */
+** c->pii and compute the pseudonyms. */
 int rec_seal_call(wtx *t, call_rec *c);
+/* The agent the caller last spoke to (0: none), from the pseudonym index;
+** looked up the first time it is asked for and then kept in the call. */
+#define REC_PREV_UNKNOWN UINT32_MAX
+uint32_t rec_prev_agent(wtx *t, call_rec *c);
 /* Fill c's caller, called and pattrs from c->pii (once per load). */
 int rec_open_call(sb_engine *e, uint32_t acct, const char *account, call_rec *c);
 /* The attributes as the route policy sees them: attrs plus the personal

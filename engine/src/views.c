@@ -449,7 +449,9 @@ static int call_field(lua_State *L, vcall *vc, int k)
     case K_LAST_AGENT:
         return push_str_or_nil(L, c->last_agent);
     case K_PREVIOUS_AGENT:
-        return push_str_or_nil(L, c->previous_agent);
+        return push_str_or_nil(L, c->previous_agent ? c->previous_agent
+                                  : c->history      ? c->history(c->history_arg)
+                                                    : NULL);
     case K_TRIED:
         lua_createtable(L, 0, (int)c->ntried);
         for (size_t i = 0; i < c->ntried; i++) {
