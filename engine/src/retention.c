@@ -87,9 +87,14 @@ typedef struct rctx {
     uint64_t audit_first; /* sequence number of the first buffered entry */
     int audit_n;
     wbuf audit;
-    /* review entries to put once the sweep's cursor on the index is closed */
+    /* Sweeps: review entries to put once the cursor on the index is closed,
+    ** and the index entries to delete (pseudonym index, call-id index);
+    ** both go in key order at the end of the transaction's batch. */
     int defer;
     wbuf pend;
+    wbuf dels;
+    /* Sweeps: a cursor on the records, which meet in key order. */
+    MDB_cursor *rcur;
     sb_buf val; /* a private copy of the record being handled */
     wbuf w;
     counts n;
@@ -117,6 +122,8 @@ static void rctx_free(rctx *x)
     buf_free(&x->w.b);
     buf_free(&x->audit.b);
     buf_free(&x->pend.b);
+    buf_free(&x->dels.b);
+    if (x->rcur) mdb_cursor_close(x->rcur);
     if (x->reasons) json_decref(x->reasons);
 }
 
@@ -411,30 +418,152 @@ static size_t review_key(uint8_t *k, int64_t due, const uint8_t *rk, size_t rkl)
     return 8 + rkl;
 }
 
+/* Writes a sweep batches: each entry is table(1) klen(1) key (with its
+** table byte, as the store lays it out) vlen(1) value. Applied in key
+** order with one cursor per tree, a batch meets the tree's pages in order
+** and finds most of them from where the cursor stands rather than from the
+** root. */
+static int batch_add(wbuf *w, int table, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    if (kl + 1 > 255 || vl > 255) return MDB_BAD_VALSIZE;
+    wb_u8(w, (uint8_t)table);
+    wb_u8(w, (uint8_t)(kl + 1));
+    wb_u8(w, (uint8_t)(table + 1)); /* the table byte (store.c) */
+    wb_put(w, k, kl);
+    wb_u8(w, (uint8_t)vl);
+    if (vl) wb_put(w, v, vl);
+    return w->err ? SB_ENOMEM : 0;
+}
+
+static int batch_cmp(const void *a, const void *b)
+{
+    const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    size_t xl = x[1], yl = y[1];
+    int c = memcmp(x + 2, y + 2, xl < yl ? xl : yl);
+    if (c) return c;
+    if (xl != yl) return xl < yl ? -1 : 1;
+    return x < y ? -1 : x > y; /* the same key: in the order added (the last put wins) */
+}
+
+/* Apply a batch: puts when put, else deletes (a key not there is fine). */
+static int batch_flush(rctx *x, wbuf *w, int put)
+{
+    const uint8_t *p = (const uint8_t *)w->b.p, *end = p + w->b.len;
+    size_t n = 0;
+    while (p < end) {
+        n++;
+        p += 2 + p[1];
+        p += 1 + *p;
+    }
+    if (!n) return 0;
+    const uint8_t **ord = malloc(n * sizeof *ord);
+    if (!ord) return SB_ENOMEM;
+    n = 0;
+    for (p = (const uint8_t *)w->b.p; p < end; p += 1 + p[2 + p[1]] + 2 + p[1])
+        ord[n++] = p;
+    qsort(ord, n, sizeof *ord, batch_cmp);
+    MDB_cursor *c = NULL;
+    int table = -1, rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const uint8_t *q = ord[i];
+        if (q[0] != table || !c) {
+            if (c) mdb_cursor_close(c);
+            c = NULL;
+            table = q[0];
+            if ((rc = mdb_cursor_open(x->t->txn, x->e->dbi[table], &c))) break;
+        }
+        MDB_val k = {q[1], (void *)(q + 2)}, v = {q[2 + q[1]], (void *)(q + 3 + q[1])};
+        if (put) {
+            rc = mdb_cursor_put(c, &k, &v, 0);
+        } else {
+            rc = mdb_cursor_get(c, &k, NULL, MDB_SET);
+            rc = rc == MDB_NOTFOUND ? 0 : rc ? rc : mdb_cursor_del(c, 0);
+        }
+    }
+    if (c) mdb_cursor_close(c);
+    free(ord);
+    wb_reset(w);
+    return rc;
+}
+
 static int review_put(rctx *x, const uint8_t *rk, size_t rkl, int64_t due, uint32_t epoch)
 {
     uint8_t k[8 + REC_KEY_MAX], v[4];
     put_be32(v, epoch);
     size_t kl = review_key(k, due, rk, rkl);
     if (!x->defer) return st_put(x->t->txn, x->e, DB_REVIEW, k, kl, v, 4);
-    wb_u8(&x->pend, (uint8_t)kl); /* kl <= 8 + REC_KEY_MAX < 256 */
-    wb_put(&x->pend, k, kl);
-    wb_put(&x->pend, v, 4);
-    return x->pend.err ? SB_ENOMEM : 0;
+    return batch_add(&x->pend, DB_REVIEW, k, kl, v, 4);
 }
 
 /* Put the review entries deferred while a cursor walked the index. */
 static int review_flush(rctx *x)
 {
-    const uint8_t *p = (const uint8_t *)x->pend.b.p, *end = p + x->pend.b.len;
-    while (p < end) {
-        size_t kl = *p++;
-        int rc = st_put(x->t->txn, x->e, DB_REVIEW, p, kl, p + kl, 4);
+    return batch_flush(x, &x->pend, 1);
+}
+
+/* The pseudonym index entries of record r (key acct) go, now or (sweeps)
+** with the batch. */
+static int ridx_del(rctx *x, const rec_data *r)
+{
+    if (!x->defer) return rec_ridx_del(x->t->txn, x->e, x->acct, r);
+    uint8_t k[29 + SB_ID_MAX];
+    for (int i = 0; i < r->npseudo; i++) {
+        size_t kl = ridx_key(k, x->acct, r->pseudo[i], i ? ROLE_CALLED : ROLE_CALLER, r->ended,
+                             r->id, r->idlen);
+        int rc = batch_add(&x->dels, DB_RIDX, k, kl, NULL, 0);
         if (rc) return rc;
-        p += kl + 4;
     }
-    wb_reset(&x->pend);
     return 0;
+}
+
+/* A record's key as the store lays it out (its table byte first), in kb. */
+static MDB_val rkey(uint8_t kb[1 + REC_KEY_MAX], const uint8_t *rk, size_t rkl)
+{
+    kb[0] = DB_RECORDS + 1;
+    memcpy(kb + 1, rk, rkl);
+    return (MDB_val){rkl + 1, kb};
+}
+
+/* Stand the records cursor on rk (where load_record left it, normally). */
+static int rcur_at(rctx *x, const uint8_t *rk, size_t rkl)
+{
+    MDB_val k, v;
+    int rc = mdb_cursor_get(x->rcur, &k, &v, MDB_GET_CURRENT);
+    if (rc == 0 && k.mv_size == rkl + 1 && !memcmp((uint8_t *)k.mv_data + 1, rk, rkl)) return 0;
+    uint8_t kb[1 + REC_KEY_MAX];
+    k = rkey(kb, rk, rkl);
+    return mdb_cursor_get(x->rcur, &k, &v, MDB_SET);
+}
+
+/* Replace the record at rk. */
+static int rec_put(rctx *x, const uint8_t *rk, size_t rkl, const void *p, size_t n)
+{
+    if (!x->rcur) return st_put(x->t->txn, x->e, DB_RECORDS, rk, rkl, p, n);
+    int rc = rcur_at(x, rk, rkl);
+    if (rc) return rc;
+    /* The key from our buffer: one pointing into the page would move under
+    ** the put. */
+    uint8_t kb[1 + REC_KEY_MAX];
+    MDB_val k = rkey(kb, rk, rkl), v = {n, (void *)p};
+    return mdb_cursor_put(x->rcur, &k, &v, MDB_CURRENT);
+}
+
+/* Delete the record at rk and its call-id index entry. */
+static int rec_del(rctx *x, const uint8_t *rk, size_t rkl)
+{
+    if (!x->rcur) return rec_delete(x->t->txn, x->e, rk, rkl);
+    if (rkl <= 12 || rkl > 12 + SB_ID_MAX) return SB_ESTORE;
+    int rc = rcur_at(x, rk, rkl);
+    if (rc == 0)
+        rc = mdb_cursor_del(x->rcur, 0);
+    else if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc) return rc;
+    uint8_t k[REC_KEY_MAX + 1];
+    return batch_add(&x->dels, DB_RECID, k,
+                     recid_key(k, be32(rk), (const char *)rk + 12, rkl - 12, (int64_t)be64(rk + 4)),
+                     NULL, 0);
 }
 
 static void count_reason(rctx *x, const char *action, const char *reason)
@@ -453,7 +582,6 @@ static void count_reason(rctx *x, const char *action, const char *reason)
 static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_retention *d,
                  int source)
 {
-    MDB_txn *txn = x->t->txn;
     sb_engine *e = x->e;
     int64_t now = x->t->now;
     int action = d->failed || d->action == RET_NONE ? RET_KEEP : d->action;
@@ -488,11 +616,10 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
     if (source == SRC_ERASURE) due = 0; /* the entry it has stays as it is */
 
     if (action == RET_DELETE) {
-        if ((rc = rec_ridx_del(txn, e, x->acct, r)) || (rc = rec_delete(txn, e, rk, rkl)))
-            return rc;
+        if ((rc = ridx_del(x, r)) || (rc = rec_del(x, rk, rkl))) return rc;
         x->n.deleted++;
     } else if (action == RET_ANONYMIZE && !(r->flags & RF_ANONYMIZED)) {
-        if ((rc = rec_ridx_del(txn, e, x->acct, r))) return rc;
+        if ((rc = ridx_del(x, r))) return rc;
         r->flags = flags | RF_ANONYMIZED;
         r->pii = NULL;
         r->pii_len = 0;
@@ -500,13 +627,13 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
         wb_reset(&x->w);
         rec_encode(&x->w, r);
         if (x->w.err) return SB_ENOMEM;
-        if ((rc = st_put(txn, e, DB_RECORDS, rk, rkl, x->w.b.p, x->w.b.len))) return rc;
+        if ((rc = rec_put(x, rk, rkl, x->w.b.p, x->w.b.len))) return rc;
         x->n.anonymized++;
     } else {
         /* Keep (or anonymize what is anonymous already). */
         if (flags != r->flags) {
             x->val.p[1] = (char)flags; /* patch the copy */
-            if ((rc = st_put(txn, e, DB_RECORDS, rk, rkl, x->val.p, x->val.len))) return rc;
+            if ((rc = rec_put(x, rk, rkl, x->val.p, x->val.len))) return rc;
         }
         if (action == RET_KEEP)
             x->n.kept++;
@@ -532,7 +659,15 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
 static int load_record(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r)
 {
     MDB_val v;
-    int rc = st_get(x->t->txn, x->e, DB_RECORDS, rk, rkl, &v);
+    int rc;
+    if (x->rcur) { /* sweeps meet records in key order: mostly on the cursor's page */
+        uint8_t kb[1 + REC_KEY_MAX];
+        if (rkl > REC_KEY_MAX) return SB_ENOTFOUND;
+        MDB_val k = rkey(kb, rk, rkl);
+        rc = mdb_cursor_get(x->rcur, &k, &v, MDB_SET);
+    } else {
+        rc = st_get(x->t->txn, x->e, DB_RECORDS, rk, rkl, &v);
+    }
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     x->val.len = 0;
@@ -864,6 +999,10 @@ static int do_sweep(wtx *t, void *arg)
     ** closed (nothing else writes to the index meanwhile). */
     int i = 0, budget = SWEEP_BATCH - used;
     x.defer = 1;
+    if ((rc = mdb_cursor_open(txn, t->e->dbi[DB_RECORDS], &x.rcur))) {
+        x.rcur = NULL;
+        goto out;
+    }
     st_iter it;
     for (rc = st_iter_open(&it, txn, t->e, DB_REVIEW, "", 0); rc == 0 && i < budget; i++) {
         if (it.klen < 8 + 13 || it.klen > 8 + REC_KEY_MAX) { /* not ours */
@@ -893,7 +1032,10 @@ static int do_sweep(wtx *t, void *arg)
     else if (rc != MDB_NOTFOUND)
         goto out;
     x.defer = 0;
-    if ((rc = review_flush(&x)) || (rc = audit_flush(&x))) goto out;
+    mdb_cursor_close(x.rcur);
+    x.rcur = NULL;
+    if ((rc = batch_flush(&x, &x.dels, 0)) || (rc = review_flush(&x)) || (rc = audit_flush(&x)))
+        goto out;
     sr->n = x.n;
     add_counts(&sr->total, &x.n);
     if (sr->more) {

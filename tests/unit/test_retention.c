@@ -386,6 +386,87 @@ static void test_policy_change(void)
     json_decref(s);
 }
 
+/* Deletions and anonymizations interleaved in one sweep transaction: every
+** record anonymized stays readable under its call id with its fields, every
+** one deleted is gone, and no number finds any of them any more. */
+static const char *mixed_policy =
+    "local P = {}\n"
+    "function P.retain(record, ctx)\n"
+    "  if record.age_days < 1 then return { review_in_days = 1 } end\n"
+    "  if record.anonymized then return { delete = true, reason = 'second look' } end\n"
+    "  if record.attrs.kind == 'd' then return { delete = true, reason = 'kind d' } end\n"
+    "  return { anonymize = true, review_in_days = 2, reason = 'kind a' }\n"
+    "end\n"
+    "return P\n";
+
+static void test_mixed_batch(void)
+{
+    account("mix", NULL);
+    ok(sb_policy_put(eng, "mix", "ret-mixed", mixed_policy, strlen(mixed_policy), NULL, res) == 0,
+       "a policy deleting some records and anonymizing others");
+    const char *acct = "{\"id\":\"mix\",\"retention\":\"ret-mixed\"}";
+    sb_account_put(eng, acct, strlen(acct), res);
+    int n = 1200, errors = 0, deleted = 0;
+    for (int i = 0; i < n; i++) {
+        char id[16], caller[32];
+        snprintf(id, sizeof id, "m%d", i);
+        snprintf(caller, sizeof caller, "+44207946%04d", i % 40);
+        /* runs of deletions and anonymizations of varied length */
+        int del = (i * 7 / 5) % 3 == 0 || i % 11 == 0;
+        deleted += del;
+        errors +=
+            call("mix", id, caller, i % 4 != 0, del ? "{\"kind\":\"d\"}" : "{\"kind\":\"a\"}");
+    }
+    is_int(errors, 0, "%d calls", n);
+    now_ms += DAY + 1000;
+    json_t *s = sweep();
+    is_int(jint(s, "reviewed"), n, "all %d reviewed", n);
+    is_int(jint(s, "deleted"), deleted, "%d deleted", deleted);
+    is_int(jint(s, "anonymized"), n - deleted, "%d anonymized", n - deleted);
+    json_decref(s);
+    int wrong = 0;
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        int del = (i * 7 / 5) % 3 == 0 || i % 11 == 0;
+        if (del) {
+            wrong += exists("mix", id);
+            continue;
+        }
+        json_t *c = doc(sb_call_get(eng, "mix", id, res));
+        if (!c || !json_is_true(json_object_get(c, "anonymized")) || strcmp(jstr(c, "id"), id) ||
+            strcmp(jstr(json_object_get(c, "attrs"), "kind"), "a") ||
+            (i % 4 != 0 && strcmp(jstr(c, "agent"), "a1")))
+            wrong++;
+        json_decref(c);
+    }
+    is_int(wrong, 0, "anonymized records are intact under their ids, deleted ones are gone");
+    int found = 0;
+    for (int k = 0; k < 40; k++) {
+        char caller[32];
+        snprintf(caller, sizeof caller, "+44207946%04d", k);
+        json_t *d = doc(sb_records_export(eng, "mix", caller, SB_EXPORT_JSON, res));
+        found += (int)json_array_size(json_object_get(d, "records"));
+        json_decref(d);
+        d = doc(sb_erase(eng, "mix", caller, res));
+        found += (int)(jint(d, "deleted") + jint(d, "anonymized") + jint(d, "kept"));
+        json_decref(d);
+    }
+    is_int(found, 0, "no number finds any of them (pseudonym index entries gone)");
+    is_int(audit_count("mix", "delete", "kind d"), deleted, "one deletion audited per record");
+    is_int(audit_count("mix", "anonymize", "kind a"), n - deleted,
+           "one anonymization audited per record");
+    now_ms += 2 * DAY;
+    s = sweep();
+    is_int(jint(s, "reviewed"), n - deleted, "the anonymized ones come up again at their date");
+    is_int(jint(s, "deleted"), n - deleted, "and go");
+    json_decref(s);
+    json_t *l = doc(sb_records_list(eng, "mix", NULL, 0, res));
+    is_int(json_array_size(json_object_get(l, "records")), 0, "no record is left");
+    json_decref(l);
+    sb_account_delete(eng, "mix", res);
+}
+
 /* A sweep killed after its first transaction; the next carries on. */
 static void die(void *arg, uint64_t done, uint64_t total)
 {
@@ -470,6 +551,7 @@ int main(void)
     test_erase_with_policy();
     test_failures();
     test_policy_change();
+    test_mixed_batch();
     test_killed_sweep();
     test_budget();
     sb_close(eng);
