@@ -159,6 +159,8 @@ typedef struct wtx {
     acct_rec *account; /* loaded account, when resolved */
     acct_rec account_buf;
     int depth; /* dispatch recursion guard */
+    /* An agent the event has loaded already, for lookups of its id. */
+    const agent_rec *agent_known;
 } wtx;
 
 typedef int (*write_fn)(wtx *t, void *arg);

@@ -807,7 +807,9 @@ out:
     return rc;
 }
 
-int dispatch_agent(wtx *t, const agent_rec *a)
+/* Route waiting calls of the agent's queues to it. `known`: a queue the
+** event holds up to date already, whose waiting count needs no load. */
+static int dispatch_agent_known(wtx *t, const agent_rec *a, const queue_rec *known)
 {
     uint32_t qs[64];
     int n = 0, rc;
@@ -819,12 +821,21 @@ int dispatch_agent(wtx *t, const agent_rec *a)
     st_iter_close(&it);
     if (rc && rc != MDB_NOTFOUND) return rc;
     for (int i = 0; i < n; i++) {
+        if (known && known->num == qs[i]) {
+            if (known->waiting && (rc = dispatch_queue(t, qs[i]))) return rc;
+            continue;
+        }
         queue_rec q = {0};
         if ((rc = load_queue(t, qs[i], &q)) == 0 && q.waiting) rc = dispatch_queue(t, q.num);
         queue_free(&q);
         if (rc) return rc;
     }
     return 0;
+}
+
+int dispatch_agent(wtx *t, const agent_rec *a)
+{
+    return dispatch_agent_known(t, a, NULL);
 }
 
 /* --- the end of a call ------------------------------------------------------------- */
@@ -1116,7 +1127,7 @@ static int agent_leaves_call(wtx *t, agent_rec *a, const call_rec *c, const queu
         return agent_change(t, a, SB_AGENT_WRAP_UP, NULL, NULL);
     }
     if ((rc = agent_change(t, a, SB_AGENT_AVAILABLE, NULL, NULL))) return rc;
-    return dispatch_agent(t, a);
+    return dispatch_agent_known(t, a, q);
 }
 
 static int ev_end(wtx *t, ev_op *op, int abandon)
@@ -1137,7 +1148,10 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
         rc = st_agent_load(t->txn, e, t->acct, c->agent, &a);
         if (rc == 0 && a.status == SB_AGENT_ON_CALL && strcmp(a.call, c->id) == 0) {
             /* Record first: the agent's wrap-up may route other calls. */
-            if ((rc = finish_call(t, c, &q, "answered"))) goto out;
+            t->agent_known = &a;
+            rc = finish_call(t, c, &q, "answered");
+            t->agent_known = NULL;
+            if (rc) goto out;
             rc = agent_leaves_call(t, &a, c, &q);
         } else if (rc == 0 || rc == SB_ENOTFOUND) {
             rc = finish_call(t, c, &q, "answered");

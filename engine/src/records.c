@@ -761,6 +761,7 @@ int rec_aggr_decode(const MDB_val *val, uint64_t *v)
 static const char *agent_name(wtx *t, uint32_t num, agent_rec *a)
 {
     if (!num) return "";
+    if (t->agent_known && t->agent_known->num == num) return t->agent_known->id;
     if (a->num == num && a->id[0]) return a->id;
     a->id[0] = 0;
     if (st_agent_load(t->txn, t->e, t->acct, num, a)) return "";
