@@ -328,7 +328,7 @@ static int env_agrees(env_entry *x, sb_engine *e, sb_result *res)
 static int env_acquire(sb_engine *e, sb_result *res)
 {
     pthread_once(&envs_once, envs_atfork);
-    pthread_mutex_lock(&envs_mu);
+    envs_lock();
     int rc = 0;
     struct stat st;
     env_entry *x = NULL;
@@ -371,7 +371,7 @@ static int env_acquire(sb_engine *e, sb_result *res)
     e->env = x->sh.env;
     memcpy(e->dbi, x->sh.dbi, sizeof e->dbi);
 out:
-    pthread_mutex_unlock(&envs_mu);
+    envs_unlock();
     return rc;
 }
 
@@ -385,7 +385,7 @@ static void env_release(sb_engine *e)
         mdb_env_sync(x->sh.env, 1);
         pthread_rwlock_unlock(&x->sh.maplock);
     }
-    pthread_mutex_lock(&envs_mu);
+    envs_lock();
     if (--x->refs == 0) {
         for (env_entry **p = &envs; *p; p = &(*p)->next)
             if (*p == x) {
@@ -394,7 +394,7 @@ static void env_release(sb_engine *e)
             }
         env_free(x); /* closes LMDB before any other open of the directory */
     }
-    pthread_mutex_unlock(&envs_mu);
+    envs_unlock();
     e->sh = NULL;
     e->env = NULL;
 }

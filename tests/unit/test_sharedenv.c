@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[64] = "/tmp/sb-sharedenv-XXXXXX";
@@ -155,6 +156,31 @@ static void test_sharing(sb_result *res)
     ok(back && has_agent(back, "a2", res), "the moved directory, back in place, has its data");
     sb_close(back);
     unlink(link);
+}
+
+/* A forked child opens its own environment, never its parent's. */
+static void test_fork(sb_result *res)
+{
+    sb_engine *e = open_at(data, res);
+    if (!ok(e != NULL, "an engine open before fork")) return;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sb_result *r = sb_result_new();
+        sb_engine *c = open_at(data, r);
+        int code = !c ? 2 : c->sh == e->sh ? 3 : put_agent(c, "from-child", r) ? 4 : 0;
+        sb_close(c);
+        sb_result_free(r);
+        _exit(code);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    is_int(
+        WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0,
+        "in a forked child, an engine on the directory gets an environment of its own and writes");
+    ok(has_agent(e, "from-child", res) && put_agent(e, "after-child", res) == 0,
+       "the parent's engine reads the child's write and writes on");
+    sb_close(e);
 }
 
 /* What a second engine must agree on, and what it may choose. */
@@ -384,6 +410,7 @@ int main(void)
     sb_result *res = sb_result_new();
     test_sizes();
     test_sharing(res);
+    test_fork(res);
     test_config(res);
     test_threads(res);
     test_growth(res);
