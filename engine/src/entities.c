@@ -388,6 +388,7 @@ static int do_agent_put(wtx *t, void *arg)
         cur.status_since = t->now;
         if (op->status == SB_AGENT_AVAILABLE) cur.idle_since = t->now;
     }
+    cur.plain_devices = !pol_doc_picks_device(op->a.doc.p, op->a.doc.len);
     if ((rc = st_agent_save(t->txn, e, t->acct, &cur)) ||
         (rc = st_agent_doc_save(t->txn, e, t->acct, cur.num, &op->a.doc)))
         goto out;

@@ -127,6 +127,7 @@ int agent_set_avail(wtx *t, agent_rec *a, int available)
                     .weight = a->weight};
     for (int i = 0; i < 3; i++)
         if (a->uri[i][0]) av.devices |= (uint8_t)(1u << i);
+    if (a->plain_devices) av.devices |= AV_PLAIN_DEVICES;
     memcpy(av.id, a->id, sizeof av.id);
     /* Read the memberships first, then write: the tree changes under a
     ** cursor otherwise. Batches of 64 keep any number of queues bounded. */
@@ -291,7 +292,8 @@ static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
         c->position = a->m.position;
         c->penalty = a->m.penalty;
         c->member_weight = a->m.weight;
-        c->devices = a->devices;
+        c->devices = a->devices & 7u;
+        c->plain_devices = (a->devices & AV_PLAIN_DEVICES) != 0;
         c->load = cand_load;
         c->load_arg = cs;
     }

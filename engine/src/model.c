@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define V_ACCOUNT 1
-#define V_AGENT 1
+#define V_AGENT 2 /* 1: before plain_devices */
 #define V_QUEUE 1
 #define V_MEMBER 1
 #define V_AVAIL 1
@@ -99,6 +99,7 @@ void enc_agent(wbuf *w, const agent_rec *a)
     wb_i64(w, a->wrapup_due);
     for (int i = 0; i < 3; i++)
         wb_str(w, a->uri[i]);
+    wb_u8(w, a->plain_devices);
 }
 
 int dec_agent(const void *p, size_t n, agent_rec *a)
@@ -122,7 +123,9 @@ int dec_agent(const void *p, size_t n, agent_rec *a)
     a->wrapup_due = rb_i64(&r);
     for (int i = 0; i < 3; i++)
         rb_str(&r, a->uri[i], sizeof a->uri[i]);
-    return done(&r, v == V_AGENT && a->status <= SB_AGENT_WRAP_UP);
+    a->plain_devices = v == V_AGENT ? rb_u8(&r) : 0; /* unknown: look at the document */
+    return done(&r,
+                (v == V_AGENT || v == 1) && a->status <= SB_AGENT_WRAP_UP && a->plain_devices <= 1);
 }
 
 void enc_queue(wbuf *w, const queue_rec *q)

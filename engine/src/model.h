@@ -46,6 +46,9 @@ typedef struct agent_rec {
     uint32_t wrapup_s;
     int64_t wrapup_due; /* timer key while in wrap-up */
     char uri[3][URI_MAX + 1];
+    /* 1: the document has no schedule or preferences, so the default device
+    ** follows from the URIs alone (see pol_doc_picks_device). */
+    uint8_t plain_devices;
     sb_buf doc; /* the JSON document: stored apart (agentdocs), loaded on demand */
 } agent_rec;
 
@@ -66,6 +69,10 @@ typedef struct member_rec {
 } member_rec;
 
 /* Value of the avail index: what a policy reads about a free member. */
+/* avail_rec.devices: bits 0-2 the devices with a URI; this bit copies the
+** agent's plain_devices. */
+#define AV_PLAIN_DEVICES 8u
+
 typedef struct avail_rec {
     int64_t idle_since, last_call, talk_ms;
     uint32_t calls_taken, no_answers;

@@ -35,6 +35,9 @@ typedef struct pol_cand {
     int32_t tier, position, penalty;
     double member_weight;
     unsigned devices; /* POL_DEV_* the agent has a URI for */
+    /* 1: the document is known to hold nothing that picks a device (no
+    ** schedule, no preferences), so choosing the default device skips it. */
+    int plain_devices;
     /* The agent's stored JSON document (name, devices, skills, preferences,
     ** timezone, schedule...), read lazily: only when the policy asks for a
     ** field that needs it. Valid for the duration of the pol_route call. */
@@ -239,6 +242,9 @@ void pol_host_totals(pol_host *h, uint64_t *failures, uint64_t *quarantined, siz
 ** the schedule allows, else the first of softphone, landline, mobile it has.
 ** 0 if it has no device at all. */
 int pol_default_device(pol_cand *c, int64_t now_ms);
+/* Whether an agent document (JSON text) can change the default device: it
+** mentions a schedule or preferences. */
+int pol_doc_picks_device(const char *doc, size_t len);
 
 /* Device names. */
 const char *pol_dev_name(int bit);

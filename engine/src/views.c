@@ -168,12 +168,16 @@ json_t *views_cand_doc(sbx *sb, pol_cand *c)
     return c->doc;
 }
 
+int pol_doc_picks_device(const char *doc, size_t len)
+{
+    return doc && (memmem(doc, len, "\"schedule\"", 10) || memmem(doc, len, "\"preferences\"", 13));
+}
+
 /* Does choosing the default device need the document at all? */
 static int doc_matters(pol_cand *c)
 {
-    if (cand_config(c) != 0) return 0;
-    return memmem(c->config, c->config_len, "\"schedule\"", 10) ||
-           memmem(c->config, c->config_len, "\"preferences\"", 13);
+    if (c->plain_devices || cand_config(c) != 0) return 0;
+    return pol_doc_picks_device(c->config, c->config_len);
 }
 
 static const char *doc_str(json_t *doc, const char *key)

@@ -155,6 +155,41 @@ static void test_cycle(void)
     json_decref(ag);
 }
 
+/* The default device follows the agent's preferences as soon as its document
+** changes: the avail index records whether the document can pick a device. */
+static void test_device_follows_document(void)
+{
+    static const char *const docs[] = {
+        AGENT("dee", ""),
+        AGENT("dee", ",\"preferences\":{\"device\":\"mobile\"}"),
+        AGENT("dee", ""),
+    };
+    static const char *const want[] = {"softphone", "mobile", "softphone"};
+    ok(sb_account_put(eng, "{\"id\":\"devs\"}", 13, res) == 0, "devices: account");
+    ok(put(sb_queue_put, "devs", "{\"id\":\"dq\",\"policy\":\"longest-idle\"}") == 0,
+       "devices: queue");
+    for (int i = 0; i < 3; i++) {
+        char call[16], offer[128], abandon[64];
+        snprintf(call, sizeof call, "dv%d", i);
+        snprintf(offer, sizeof offer,
+                 "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"dq\",\"caller\":"
+                 "\"+442079460001\"}",
+                 call);
+        snprintf(abandon, sizeof abandon, "{\"type\":\"abandon\",\"call\":\"%s\"}", call);
+        ok(put(sb_agent_put, "devs", docs[i]) == 0, "devices: agent document %d", i + 1);
+        if (i == 0)
+            ok(put(sb_queue_put, "devs",
+                   "{\"id\":\"dq\",\"policy\":\"longest-idle\",\"members\":[{\"agent\":"
+                   "\"dee\"}]}") == 0,
+               "devices: dee joins the queue");
+        now_ms += 1000;
+        const sb_action *a = ev("devs", offer) == 0 ? find(SB_ACT_RING, call) : NULL;
+        is_str(a ? a->device : "none", want[i], "devices: document %d rings the %s", i + 1,
+               want[i]);
+        ok(ev("devs", abandon) == 0, "devices: the caller hangs up");
+    }
+}
+
 static void test_waiting_and_freeing(void)
 {
     /* Everyone busy: calls wait, and the next free agent is handed one. */
@@ -491,6 +526,7 @@ int main(void)
     if (!eng) return done_testing();
     provision();
     test_cycle();
+    test_device_follows_document();
     test_waiting_and_freeing();
     test_timeout_and_no_answer();
     test_overflow_and_limits();
