@@ -132,6 +132,9 @@ struct sb_engine {
 
     pol_host *pol;
     uint64_t shared_gen; /* shared policies generation this process loaded */
+    size_t gen_txn;      /* id of this engine's last commit that knew shared_gen
+                         ** current: when the next write is id + 1, nobody else
+                         ** has written since and the check is skipped */
     uint8_t master[32];
 
     pthread_mutex_t stats_mu;
@@ -158,7 +161,8 @@ typedef struct wtx {
     uint32_t acct;     /* account of the event, once resolved */
     acct_rec *account; /* loaded account, when resolved */
     acct_rec account_buf;
-    int depth; /* dispatch recursion guard */
+    int depth;     /* dispatch recursion guard */
+    int wrote_gen; /* the transaction changes shared_gen (policies.c) */
     /* An agent the event has loaded already, for lookups of its id. */
     const agent_rec *agent_known;
 } wtx;

@@ -435,6 +435,7 @@ static int do_reload(wtx *t, void *arg)
         uint64_t gen;
         if ((rc = st_meta_u64(t->txn, e, "shared_gen", &gen)) == 0)
             rc = st_meta_put_u64(t->txn, e, "shared_gen", gen + 1);
+        t->wrote_gen = 1;
     }
     return rc;
 }

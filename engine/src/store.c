@@ -574,16 +574,23 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         if (rc) return eng_mdb_err(res, rc, "begin transaction");
         size_t map_before = e->sh->map_size; /* read under the maplock */
         t.now = eng_now(e);
+        /* Shared policies reloaded by another engine or process? Only a
+        ** commit by someone else can have changed the generation. */
+        size_t id = mdb_txn_id(t.txn);
         uint64_t gen;
-        if ((rc = st_meta_u64(t.txn, e, "shared_gen", &gen)) == 0 && gen != e->shared_gen) {
-            pol_host_flush(e->pol);
-            e->shared_gen = gen;
+        size_t known = __atomic_load_n(&e->gen_txn, __ATOMIC_RELAXED);
+        if (!known || id != known + 1) {
+            if ((rc = st_meta_u64(t.txn, e, "shared_gen", &gen)) == 0 && gen != e->shared_gen) {
+                pol_host_flush(e->pol);
+                e->shared_gen = gen;
+            }
         }
         e->cur_txn = t.txn;
         if (rc == 0) rc = fn(&t, arg);
         e->cur_txn = NULL;
         if (rc == 0) {
             rc = mdb_txn_commit(t.txn);
+            if (rc == 0) __atomic_store_n(&e->gen_txn, t.wrote_gen ? 0 : id, __ATOMIC_RELAXED);
             pthread_rwlock_unlock(&e->sh->maplock);
         } else {
             mdb_txn_abort(t.txn);
