@@ -854,6 +854,17 @@ static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome)
     return st_call_del(t->txn, t->e, t->acct, c->id);
 }
 
+/* Close the agent's open ring attempt of the call with an outcome. */
+static void attempt_end(wtx *t, call_rec *c, uint32_t agent, int outcome)
+{
+    for (int j = c->natt - 1; j >= 0; j--)
+        if (c->att[j].agent == agent && !c->att[j].outcome) {
+            c->att[j].outcome = (uint8_t)outcome;
+            c->att[j].dur_ms = (int32_t)(t->now - c->att[j].start);
+            return;
+        }
+}
+
 /* Stop ringing every agent of the call but `keep`; they are free again. */
 static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outcome,
                         int emit_cancel)
@@ -868,12 +879,7 @@ static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int ou
             rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL);
             if (!rc && emit_cancel) act(t, SB_ACT_CANCEL, c->id, a.id, q->id, NULL);
         }
-        for (int j = c->natt - 1; j >= 0; j--)
-            if (c->att[j].agent == c->ring[i].agent && !c->att[j].outcome) {
-                c->att[j].outcome = (uint8_t)(outcome ? outcome : SB_RING_REJECTED);
-                c->att[j].dur_ms = (int32_t)(t->now - c->att[j].start);
-                break;
-            }
+        attempt_end(t, c, c->ring[i].agent, outcome ? outcome : SB_RING_REJECTED);
         agent_free(&a);
         if (rc) return rc;
     }
@@ -1067,12 +1073,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
         for (int i = 0; i < c->nring; i++)
             if (c->ring[i].agent != a.num) others[no++] = c->ring[i].agent;
         if ((rc = cancel_rings(t, c, &q, a.num, 0, 1))) goto out;
-        for (int j = c->natt - 1; j >= 0; j--)
-            if (c->att[j].agent == a.num && !c->att[j].outcome) {
-                c->att[j].outcome = SB_RING_ANSWERED;
-                c->att[j].dur_ms = (int32_t)(t->now - c->att[j].start);
-                break;
-            }
+        attempt_end(t, c, a.num, SB_RING_ANSWERED);
         if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) ||
             (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
             goto out;
@@ -1092,12 +1093,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
     c->ring[idx] = c->ring[c->nring - 1];
     c->nring--;
     if (ev->outcome == SB_RING_NO_ANSWER) a.no_answers++;
-    for (int j = c->natt - 1; j >= 0; j--)
-        if (c->att[j].agent == a.num && !c->att[j].outcome) {
-            c->att[j].outcome = (uint8_t)ev->outcome;
-            c->att[j].dur_ms = (int32_t)(t->now - c->att[j].start);
-            break;
-        }
+    attempt_end(t, c, a.num, ev->outcome);
     if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL))) goto out;
     if (c->nring > 0) {
         if ((rc = st_call_save(t->txn, e, t->acct, c))) goto out;
@@ -1278,12 +1274,7 @@ static int ev_agent_status(wtx *t, ev_op *op)
             if (idx >= 0) {
                 c->ring[idx] = c->ring[--c->nring];
                 act(t, SB_ACT_CANCEL, c->id, a.id, q.id, "agent left");
-                for (int j = c->natt - 1; j >= 0; j--)
-                    if (c->att[j].agent == a.num && !c->att[j].outcome) {
-                        c->att[j].outcome = SB_RING_REJECTED;
-                        c->att[j].dur_ms = (int32_t)(t->now - c->att[j].start);
-                        break;
-                    }
+                attempt_end(t, c, a.num, SB_RING_REJECTED);
                 if ((rc = agent_change(t, &a, (int)ev->status, ev->reason, NULL)) == 0)
                     rc = c->nring ? st_call_save(t->txn, e, t->acct, c) : ring_failed(t, c, &q);
                 queue_free(&q);

@@ -250,18 +250,39 @@ static int account_load(MDB_txn *txn, sb_engine *e, uint32_t num, acct_rec *out)
     return dec_account(v.mv_data, v.mv_size, out);
 }
 
-int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out)
+/* A record by its id: through the name hint when it still names the record
+** of that id, else through the names table (and the hint is refreshed).
+** load fills out and returns 0; idof gives the loaded record's id. */
+typedef int (*by_num_fn)(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, void *out);
+
+static int by_id(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id,
+                 by_num_fn load, const char *(*idof)(const void *out), void *out)
 {
     uint32_t num;
     if (!id_valid(id)) return SB_ENOTFOUND;
-    if (hint_get(e, NK_ACCOUNT, 0, id, &num) && account_load(txn, e, num, out) == 0 &&
-        strcmp(out->id, id) == 0)
+    if (hint_get(e, kind, acct, id, &num) && load(txn, e, acct, num, out) == 0 &&
+        strcmp(idof(out), id) == 0)
         return 0;
-    int rc = st_name_get(txn, e, NK_ACCOUNT, 0, id, &num);
+    int rc = st_name_get(txn, e, kind, acct, id, &num);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
-    if ((rc = account_load(txn, e, num, out)) == 0) hint_put(e, NK_ACCOUNT, 0, id, num);
+    if ((rc = load(txn, e, acct, num, out)) == 0) hint_put(e, kind, acct, id, num);
     return rc;
+}
+
+static int account_by_num(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, void *out)
+{
+    return account_load(txn, e, num, out);
+}
+
+static const char *account_idof(const void *out)
+{
+    return ((const acct_rec *)out)->id;
+}
+
+int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out)
+{
+    return by_id(txn, e, NK_ACCOUNT, 0, id, account_by_num, account_idof, out);
 }
 
 int st_account_save(MDB_txn *txn, sb_engine *e, const acct_rec *a)
@@ -282,18 +303,19 @@ int st_agent_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent
     return dec_agent(v.mv_data, v.mv_size, out);
 }
 
+static int agent_by_num(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, void *out)
+{
+    return st_agent_load(txn, e, acct, num, out);
+}
+
+static const char *agent_idof(const void *out)
+{
+    return ((const agent_rec *)out)->id;
+}
+
 int st_agent_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, agent_rec *out)
 {
-    uint32_t num;
-    if (!id_valid(id)) return SB_ENOTFOUND;
-    if (hint_get(e, NK_AGENT, acct, id, &num) && st_agent_load(txn, e, acct, num, out) == 0 &&
-        strcmp(out->id, id) == 0)
-        return 0;
-    int rc = st_name_get(txn, e, NK_AGENT, acct, id, &num);
-    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
-    if (rc) return rc;
-    if ((rc = st_agent_load(txn, e, acct, num, out)) == 0) hint_put(e, NK_AGENT, acct, id, num);
-    return rc;
+    return by_id(txn, e, NK_AGENT, acct, id, agent_by_num, agent_idof, out);
 }
 
 int st_agent_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const agent_rec *a)
@@ -342,18 +364,19 @@ int st_queue_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, queue
     return dec_queue(v.mv_data, v.mv_size, out);
 }
 
+static int queue_by_num(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, void *out)
+{
+    return st_queue_load(txn, e, acct, num, out);
+}
+
+static const char *queue_idof(const void *out)
+{
+    return ((const queue_rec *)out)->id;
+}
+
 int st_queue_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, queue_rec *out)
 {
-    uint32_t num;
-    if (!id_valid(id)) return SB_ENOTFOUND;
-    if (hint_get(e, NK_QUEUE, acct, id, &num) && st_queue_load(txn, e, acct, num, out) == 0 &&
-        strcmp(out->id, id) == 0)
-        return 0;
-    int rc = st_name_get(txn, e, NK_QUEUE, acct, id, &num);
-    if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
-    if (rc) return rc;
-    if ((rc = st_queue_load(txn, e, acct, num, out)) == 0) hint_put(e, NK_QUEUE, acct, id, num);
-    return rc;
+    return by_id(txn, e, NK_QUEUE, acct, id, queue_by_num, queue_idof, out);
 }
 
 int st_queue_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q)
