@@ -87,7 +87,7 @@ static void do_tick(sbd *d)
     for (size_t i = 0; i < n; i++)
         sbd_stream_hold(d, sb_result_action(d->res, i), NULL);
     d->m.tick_actions += n;
-    if (n || rc == 0) d->batch_dirty = 1;
+    if (n || rc == 0) sbd_commit_tag(d);
     d->armed_deadline = INT64_MIN; /* re-arm in sbd_flush */
     int64_t next = sb_next_deadline(d->eng);
     d->stuck_deadline = next == due && due <= sbd_wall_ms() ? due : INT64_MIN;
@@ -127,7 +127,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         d->m.sweep_errors++;
         sbd_log(SB_LOG_ERROR, "sweep failed", "error=%s", sbd_q(sb_result_message(d->res)));
     } else {
-        d->batch_dirty = 1; /* synced with the batch */
+        sbd_commit_tag(d); /* synced with the batch */
         json_int_t n = json_integer_value(json_object_get(s, "reviewed")) +
                        json_integer_value(json_object_get(s, "purged"));
         d->m.swept += (uint64_t)n;
@@ -155,26 +155,67 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 /* ------------------------------------------------------------------------ */
 /* The batch. */
 
-/* The sync thread: waits for a request, syncs, reports through the eventfd. */
+static void lock(sbd *d)
+{
+    if (d->sync_thread_started) pthread_mutex_lock(&d->sync_mu);
+}
+
+static void unlock(sbd *d)
+{
+    if (d->sync_thread_started) pthread_mutex_unlock(&d->sync_mu);
+}
+
+uint64_t sbd_seq(sbd *d)
+{
+    return __atomic_load_n(&d->open_seq, __ATOMIC_ACQUIRE);
+}
+
+uint64_t sbd_commit_tag(sbd *d)
+{
+    lock(d);
+    uint64_t seq = d->open_seq;
+    d->dirty_seq = seq;
+    d->batch_dirty = 1;
+    unlock(d);
+    return seq;
+}
+
+/* The sync thread: kicked by the loop when a batch that committed something
+** ends with no sync in flight; then, as long as the loop has committed
+** more meanwhile, closes the open batch and syncs it, straight after the
+** last, without waiting for the loop. Each sync is reported through the
+** eventfd. After a failed sync it stops until the loop has answered for it. */
 static void *sync_main(void *arg)
 {
     sbd *d = arg;
     pthread_mutex_lock(&d->sync_mu);
     for (;;) {
-        while (!d->sync_req && !d->sync_quit)
+        while (!d->sync_kick && !d->sync_quit)
             pthread_cond_wait(&d->sync_cv, &d->sync_mu);
-        if (!d->sync_req) break; /* quit, nothing asked */
-        d->sync_req = 0;
-        pthread_mutex_unlock(&d->sync_mu);
-        uint64_t t = sbd_now_ns();
-        int rc = sb_sync(d->eng);
-        uint64_t ns = sbd_now_ns() - t;
-        pthread_mutex_lock(&d->sync_mu);
-        d->sync_rc = rc;
-        d->sync_ns = ns;
-        d->sync_done = 1;
-        uint64_t one = 1;
-        while (write(d->sync_efd, &one, sizeof one) < 0 && errno == EINTR) {
+        if (!d->sync_kick) break; /* quit, nothing asked */
+        d->sync_kick = 0;
+        while (d->dirty_seq == d->open_seq && !d->sync_failed) {
+            uint64_t seq = d->open_seq;
+            __atomic_store_n(&d->open_seq, seq + 1, __ATOMIC_RELEASE);
+            d->inflight_seq = seq;
+            pthread_mutex_unlock(&d->sync_mu);
+            uint64_t t = sbd_now_ns();
+            int rc = sb_sync(d->eng);
+            uint64_t ns = sbd_now_ns() - t;
+            pthread_mutex_lock(&d->sync_mu);
+            d->inflight_seq = 0;
+            d->sync_count++;
+            d->sync_ns += ns;
+            if (rc == 0) {
+                d->synced_seq = seq;
+            } else {
+                d->sync_errs++;
+                d->sync_failed = seq;
+                d->sync_rc = rc;
+            }
+            uint64_t one = 1;
+            while (write(d->sync_efd, &one, sizeof one) < 0 && errno == EINTR) {
+            }
         }
     }
     pthread_mutex_unlock(&d->sync_mu);
@@ -206,18 +247,35 @@ static void release(sbd *d, uint64_t upto, int failed)
     sbd_stream_publish(d, upto);
 }
 
-static void start_sync(sbd *d)
+/* What the sync thread has done since we last looked: answer for a failed
+** sync, release what the syncs covered. */
+static void collect_syncs(sbd *d)
 {
-    d->inflight_seq = d->open_seq++;
-    d->batch_dirty = 0;
-    d->batch_len = 0;
     pthread_mutex_lock(&d->sync_mu);
-    d->sync_req = 1;
-    pthread_cond_signal(&d->sync_cv);
+    uint64_t synced = d->synced_seq, failed = d->sync_failed;
+    int rc = d->sync_rc, all_synced = d->dirty_seq <= d->synced_seq;
+    d->m.syncs = d->sync_count;
+    d->m.sync_errors = d->sync_errs;
+    d->m.sync_seconds = (double)d->sync_ns / 1e9;
     pthread_mutex_unlock(&d->sync_mu);
+    if (failed) {
+        sbd_log(SB_LOG_ERROR, "sync failed; unsynced changes answered with 500", "error=%s",
+                sbd_q(sb_strerror(rc)));
+        release(d, failed, 1);
+        /* Answered for: the failed batch counts as settled, as if synced. */
+        pthread_mutex_lock(&d->sync_mu);
+        d->sync_failed = 0;
+        if (d->synced_seq < failed) d->synced_seq = failed;
+        synced = d->synced_seq;
+        all_synced = d->dirty_seq <= d->synced_seq;
+        pthread_mutex_unlock(&d->sync_mu);
+    }
+    /* Nothing committed since the last sync: what is held read only synced
+    ** state, so it all goes out. */
+    release(d, all_synced ? UINT64_MAX : synced, 0);
 }
 
-/* The sync thread finished: release what it covered, start the next. */
+/* The sync thread reported: release what it covered, start the next. */
 static void sync_done_cb(evutil_socket_t fd, short what, void *arg)
 {
     sbd *d = arg;
@@ -225,39 +283,27 @@ static void sync_done_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t v;
     while (read(fd, &v, sizeof v) < 0 && errno == EINTR) {
     }
-    pthread_mutex_lock(&d->sync_mu);
-    int done = d->sync_done, rc = d->sync_rc;
-    uint64_t ns = d->sync_ns;
-    d->sync_done = 0;
-    pthread_mutex_unlock(&d->sync_mu);
-    if (!done || !d->inflight_seq) return;
-    uint64_t synced = d->inflight_seq;
-    d->inflight_seq = 0;
-    d->m.syncs++;
-    d->m.sync_seconds += (double)ns / 1e9;
-    if (rc != 0) {
-        d->m.sync_errors++;
-        sbd_log(SB_LOG_ERROR, "sync failed; unsynced changes answered with 500", "error=%s",
-                sbd_q(sb_strerror(rc)));
-    }
-    /* The open batch committed nothing: what it answered read only state the
-    ** sync covered, so it goes out too. */
-    release(d, d->batch_dirty ? synced : UINT64_MAX, rc != 0);
+    collect_syncs(d);
     sbd_flush(d);
 }
 
 void sbd_flush(sbd *d)
 {
+    d->batch_len = 0;
     if (d->cfg->sync == SBD_SYNC_GROUP && d->sync_thread_started) {
-        if (!d->inflight_seq) {
-            if (d->batch_dirty)
-                start_sync(d); /* the responses wait for sync_done_cb */
-            else if (d->batch || d->pub_head || d->npreq) {
-                /* Nothing unsynced anywhere: release at once. */
-                release(d, UINT64_MAX, 0);
-                d->open_seq++;
-                d->batch_len = 0;
-            }
+        pthread_mutex_lock(&d->sync_mu);
+        int unsynced = d->dirty_seq > d->synced_seq || d->sync_failed;
+        if (d->dirty_seq == d->open_seq && !d->inflight_seq && !d->sync_failed) {
+            d->sync_kick = 1; /* the responses wait for sync_done_cb */
+            pthread_cond_signal(&d->sync_cv);
+        }
+        if (!unsynced && (d->batch || d->pub_head || d->npreq)) {
+            /* Nothing unsynced anywhere: release at once. */
+            __atomic_store_n(&d->open_seq, d->open_seq + 1, __ATOMIC_RELEASE);
+            pthread_mutex_unlock(&d->sync_mu);
+            release(d, UINT64_MAX, 0);
+        } else {
+            pthread_mutex_unlock(&d->sync_mu);
         }
         arm_deadline(d);
         return;
@@ -278,7 +324,6 @@ void sbd_flush(sbd *d)
         }
     }
     d->batch_dirty = 0;
-    d->batch_len = 0;
     release(d, UINT64_MAX, failed);
     d->open_seq++;
     arm_deadline(d);
@@ -289,7 +334,10 @@ static int sync_thread_start(sbd *d)
     d->sync_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (d->sync_efd < 0) return -1;
     d->sync_ev = event_new(d->base, d->sync_efd, EV_READ | EV_PERSIST, sync_done_cb, d);
-    if (!d->sync_ev || event_add(d->sync_ev, NULL) != 0) return -1;
+    /* First in its turn of the loop: held responses go out before new
+    ** requests are read. */
+    if (!d->sync_ev || event_priority_set(d->sync_ev, 0) != 0 || event_add(d->sync_ev, NULL) != 0)
+        return -1;
     pthread_mutex_init(&d->sync_mu, NULL);
     pthread_cond_init(&d->sync_cv, NULL);
     if (pthread_create(&d->sync_thread, NULL, sync_main, d) != 0) {
@@ -297,27 +345,22 @@ static int sync_thread_start(sbd *d)
         pthread_cond_destroy(&d->sync_cv);
         return -1;
     }
+    d->synced_seq = d->dirty_seq = d->open_seq - 1;
     d->sync_thread_started = 1;
     return 0;
 }
 
-/* Wait for the sync in flight (its result released, for the connections
-** still open), then stop the thread. */
+/* Let the sync thread finish what it was asked (its results released, for
+** the connections still open), then stop it. */
 static void sync_thread_stop(sbd *d)
 {
     if (d->sync_thread_started) {
-        while (d->inflight_seq) {
-            /* Block on the eventfd; the loop is no longer running. */
-            int fl = fcntl(d->sync_efd, F_GETFL);
-            fcntl(d->sync_efd, F_SETFL, fl & ~O_NONBLOCK);
-            sync_done_cb(d->sync_efd, EV_READ, d);
-            fcntl(d->sync_efd, F_SETFL, fl);
-        }
         pthread_mutex_lock(&d->sync_mu);
         d->sync_quit = 1;
         pthread_cond_signal(&d->sync_cv);
         pthread_mutex_unlock(&d->sync_mu);
         pthread_join(d->sync_thread, NULL);
+        collect_syncs(d);
         pthread_mutex_destroy(&d->sync_mu);
         pthread_cond_destroy(&d->sync_cv);
         d->sync_thread_started = 0;
@@ -609,7 +652,7 @@ int sb_daemon_main(int argc, char **argv)
     if (!(d.res = sb_result_new())) goto out;
     if (open_engine(&d) != 0) goto out;
 
-    if (!(d.base = event_base_new())) {
+    if (!(d.base = event_base_new()) || event_base_priority_init(d.base, 2) != 0) {
         fprintf(stderr, "switchboard: cannot create the event loop\n");
         goto out;
     }

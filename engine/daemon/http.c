@@ -236,24 +236,24 @@ static void batch_leave(sbd_conn *c)
 }
 
 /* What was appended to c->pending since it was `before` bytes long belongs to
-** the open batch: tag it, and put c on the batch list. */
-static void hold(sbd_conn *c, size_t before, int mutating)
+** batch `seq` (sbd_seq() or sbd_commit_tag()): tag it, and put c on the
+** batch list. */
+static void hold(sbd_conn *c, size_t before, int mutating, uint64_t seq)
 {
-    sbd *d = c->d;
     size_t n = evbuffer_get_length(c->pending) - before;
     batch_join(c);
     struct held *h = c->nheld ? &c->held[c->nheld - 1] : NULL;
-    if (!h || (h->seq != d->open_seq && c->nheld < HELD_SEGS)) {
+    if (!h || (h->seq != seq && c->nheld < HELD_SEGS)) {
         h = &c->held[c->nheld++];
         h->bytes = 0;
         h->mutating = 0;
     }
-    h->seq = d->open_seq; /* merging only ever raises the tag */
+    h->seq = seq; /* tags only grow: merging raises the tag */
     h->bytes += n;
     h->mutating |= mutating;
 }
 
-static void note_request(sbd *d, int route, int method, int status, uint64_t t0)
+static void note_request(sbd *d, int route, int method, int status, uint64_t t0, uint64_t seq)
 {
     if (d->npreq == d->cappreq) {
         size_t cap = d->cappreq ? d->cappreq * 2 : 64;
@@ -262,7 +262,7 @@ static void note_request(sbd *d, int route, int method, int status, uint64_t t0)
         d->preq = p;
         d->cappreq = cap;
     }
-    d->preq[d->npreq++] = (sbd_pending_req){route, method, status, t0, d->open_seq};
+    d->preq[d->npreq++] = (sbd_pending_req){route, method, status, t0, seq};
 }
 
 static struct evbuffer *scratch_body(void)
@@ -286,9 +286,10 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, &rep, 1, 0);
     c->state = CS_CLOSING;
-    hold(c, before, 0);
+    uint64_t seq = sbd_seq(c->d);
+    hold(c, before, 0, seq);
     c->d->batch_len++;
-    note_request(c->d, -1, SBD_OTHER, status, t0);
+    note_request(c->d, -1, SBD_OTHER, status, t0, seq);
     sbd_log(SB_LOG_DEBUG, "bad request", "conn=%llu peer=%s status=%d code=%s",
             (unsigned long long)c->id, c->peer, status, code);
 }
@@ -596,10 +597,10 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     } else {
         format_response(c->pending, &rep, hd->minor, keep);
     }
-    if (rep.mutating) d->batch_dirty = 1;
-    hold(c, before, rep.mutating);
+    uint64_t seq = rep.mutating ? sbd_commit_tag(d) : sbd_seq(d);
+    hold(c, before, rep.mutating, seq);
     d->batch_len++;
-    note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0);
+    note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0, seq);
     if (sbd_log_enabled(SB_LOG_DEBUG))
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
                 (unsigned long long)c->id, hd->method, sbd_q(req.path), rep.status);
@@ -739,7 +740,7 @@ need_more:
         if (c->in_batch) {
             size_t before = evbuffer_get_length(c->pending);
             evbuffer_add(c->pending, cont, sizeof cont - 1);
-            hold(c, before, 0);
+            hold(c, before, 0, sbd_seq(c->d));
         } else
             bufferevent_write(c->bev, cont, sizeof cont - 1);
         c->expect_sent = 1;
@@ -763,7 +764,7 @@ static void process_input(sbd_conn *c)
         if (!take_request(c)) break;
         conn_timer(c, 0, 0);
         /* A big batch: start its sync now (if none is in flight). */
-        if (d->batch_len >= BATCH_LIMIT && !d->inflight_seq) sbd_flush(d);
+        if (d->batch_len >= BATCH_LIMIT) sbd_flush(d);
     }
     if (c->state != CS_HTTP && c->state != CS_STREAM) {
         struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -1076,6 +1077,21 @@ int sbd_http_listen(sbd *d)
     return 0;
 }
 
+/* Send the first `bytes` of c->pending. When nothing is queued before them
+** they go straight to the socket (one writev, no write event to arm and
+** disarm); what the socket does not take goes through the bufferevent. Not
+** for connections whose write callback has work to do once the output
+** drains (closing, paused, draining): theirs stays the bufferevent's. */
+static void send_pending(sbd_conn *c, size_t bytes)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->state == CS_HTTP && !c->paused && !c->d->draining && !evbuffer_get_length(out)) {
+        int n = evbuffer_write_atmost(c->pending, c->fd, (ev_ssize_t)bytes);
+        if (n > 0) bytes -= (size_t)n < bytes ? (size_t)n : bytes;
+    }
+    if (bytes) evbuffer_remove_buffer(c->pending, out, bytes);
+}
+
 void sbd_http_release(sbd *d, uint64_t upto, int sync_failed)
 {
     sbd_conn *c = d->batch;
@@ -1109,11 +1125,11 @@ void sbd_http_release(sbd *d, uint64_t upto, int sync_failed)
         } else if (n) {
             if (n == c->nheld) {
                 batch_leave(c);
-                bufferevent_write_buffer(c->bev, c->pending);
+                send_pending(c, evbuffer_get_length(c->pending));
             } else {
                 memmove(c->held, c->held + n, (size_t)(c->nheld - n) * sizeof c->held[0]);
                 c->nheld -= n;
-                evbuffer_remove_buffer(c->pending, bufferevent_get_output(c->bev), bytes);
+                send_pending(c, bytes);
             }
         }
         c = next;

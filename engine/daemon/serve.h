@@ -126,13 +126,21 @@ struct sbd {
 
     /* The batches: responses and stream events held until the sync that
     ** covers them. Everything held is tagged with open_seq, the batch being
-    ** collected; a sync started for batch N covers all commits tagged <= N
-    ** and releases exactly what is tagged <= N (pipelined group commit: at
-    ** most one sync in flight, the next batch collects meanwhile). */
+    ** collected, read after the commit it answers; a sync started for batch
+    ** N closes it (open_seq becomes N + 1) before it begins, so it covers
+    ** every commit tagged <= N, and releases exactly what is tagged <= N.
+    ** Pipelined group commit: at most one sync in flight, the next batch
+    ** collects meanwhile, and the sync thread goes straight on to it when
+    ** it has committed something (sbd_seq(), sbd_commit_tag()).
+    ** With the sync thread running, open_seq, dirty_seq, synced_seq,
+    ** inflight_seq, the sync_* fields and sync_kick are guarded by sync_mu
+    ** (open_seq is also read atomically, without it). */
     sbd_conn *batch;       /* connections with responses held */
-    int batch_dirty;       /* something was committed in the open batch */
-    size_t batch_len;      /* responses in the open batch */
+    int batch_dirty;       /* no sync thread: something committed in the open batch */
+    size_t batch_len;      /* responses since the last flush */
     uint64_t open_seq;     /* the batch being collected (>= 1) */
+    uint64_t dirty_seq;    /* the last batch something was committed in */
+    uint64_t synced_seq;   /* the last batch a sync covered */
     uint64_t inflight_seq; /* the batch the sync thread is syncing, 0: none */
     sbd_pending_req *preq;
     size_t npreq, cappreq;
@@ -149,14 +157,16 @@ struct sbd {
     int64_t stuck_deadline; /* a deadline a tick left due: back off */
     int draining, stop;
 
-    /* The sync thread (group mode). sync_mu guards sync_req/quit/done/rc/ns. */
+    /* The sync thread (group mode). */
     pthread_t sync_thread;
     int sync_thread_started;
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
-    int sync_req, sync_quit, sync_done, sync_rc;
-    uint64_t sync_ns;
-    int sync_efd; /* eventfd: the sync thread -> the loop */
+    int sync_kick, sync_quit;
+    uint64_t sync_failed; /* a batch whose sync failed, until the loop answered for it */
+    int sync_rc;          /* ... and why */
+    uint64_t sync_count, sync_errs, sync_ns; /* totals, for the metrics */
+    int sync_efd;                            /* eventfd: the sync thread -> the loop */
     struct event *sync_ev;
 
     sbd_metrics m;
@@ -164,10 +174,15 @@ struct sbd {
 
 /* daemon.c */
 uint64_t sbd_now_ns(void); /* monotonic */
+/* The open batch: the tag for what is held now (read after the commit it
+** answers, if any). */
+uint64_t sbd_seq(sbd *d);
+/* After a commit: the tag for what answers it; the open batch needs a sync. */
+uint64_t sbd_commit_tag(sbd *d);
 int64_t sbd_wall_ms(void);
-/* End of a batch: in group mode, start a sync of the open batch on the sync
-** thread if something was committed and no sync is in flight (the responses
-** wait for it), or release everything held when nothing is left unsynced.
+/* End of a batch: in group mode, have the sync thread sync the open batch if
+** something was committed and no sync is in flight (the responses wait for
+** it), or release everything held when nothing is left unsynced.
 ** Other modes: release at once. Re-arms the timer for the next deadline.
 ** Never blocks on the disk. */
 void sbd_flush(sbd *d);

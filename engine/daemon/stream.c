@@ -73,7 +73,7 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account)
     sbd_sub *s = calloc(1, sizeof *s);
     if (!s) return -1;
     s->conn = c;
-    s->since = d->open_seq;
+    s->since = sbd_seq(d);
     snprintf(s->account, sizeof s->account, "%s", account);
     s->next = d->subs;
     if (d->subs) d->subs->prev = s;
@@ -119,7 +119,7 @@ void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)
         free(p);
         return;
     }
-    p->seq = d->open_seq;
+    p->seq = sbd_seq(d);
     *d->pub_tail = p;
     d->pub_tail = &p->next;
 }
