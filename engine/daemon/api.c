@@ -131,7 +131,9 @@ static int is_answer(const sb_action *a, const char *call, const char *agent)
 }
 
 /* Turn the library's outcome into the reply. On success, actions that do not
-** answer this request go to the stream and leave the response. */
+** answer this request go to the stream and leave the response. Events (a
+** call or an agent given) answer {"actions":[...]}, as the library's result
+** JSON would, written here without building it. */
 static void reply_result(ctx *x, int rc, int ok_status, const char *call, const char *agent)
 {
     sb_result *res = x->d->res;
@@ -147,44 +149,31 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
     }
     if (x->req->method != SBD_GET) x->rep->mutating = 1;
     x->rep->status = ok_status;
-    size_t n = sb_result_count(res), held = 0;
+    size_t n = sb_result_count(res);
+    if (!call && !agent) {
+        const char *js = sb_result_json(res, &len);
+        evbuffer_add(x->rep->body, js, len);
+        return;
+    }
+    evbuffer_add(x->rep->body, "{\"actions\":[", 12);
+    int first = 1;
     for (size_t i = 0; i < n; i++) {
         const sb_action *a = sb_result_action(res, i);
         if (!is_answer(a, call, agent)) {
             sbd_stream_hold(x->d, a, x->account);
-            held++;
+            continue;
         }
+        if (!first) evbuffer_add(x->rep->body, ",", 1);
+        sbd_action_write(x->rep->body, a, x->account);
+        first = 0;
     }
-    const char *js = sb_result_json(res, &len);
-    if (!held) {
-        evbuffer_add(x->rep->body, js, len);
-        return;
-    }
-    json_t *doc = json_loadb(js, len, 0, NULL);
-    if (!doc || !json_is_object(doc)) {
-        json_decref(doc);
-        evbuffer_add(x->rep->body, js, len);
-        return;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        const sb_action *a = sb_result_action(res, i);
-        if (is_answer(a, call, agent)) json_array_append_new(arr, sbd_action_obj(a, x->account));
-    }
-    json_object_set_new(doc, "actions", arr);
-    char *s = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
-    if (s)
-        evbuffer_add(x->rep->body, s, strlen(s));
-    else
-        evbuffer_add(x->rep->body, js, len);
-    free(s);
-    json_decref(doc);
+    evbuffer_add(x->rep->body, "]}", 2);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Request bodies. */
 
-static int valid_utf8(const unsigned char *s, size_t n)
+int sbd_valid_utf8(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -218,7 +207,7 @@ static int valid_utf8(const unsigned char *s, size_t n)
 
 static int check_utf8(ctx *x)
 {
-    if (valid_utf8((const unsigned char *)x->req->body, x->req->body_len)) return 0;
+    if (sbd_valid_utf8((const unsigned char *)x->req->body, x->req->body_len)) return 0;
     fail(x, 400, "SB_EINVAL", NULL, "request body is not valid UTF-8");
     return -1;
 }
@@ -409,10 +398,205 @@ static void h_agent_delete(ctx *x)
     reply_result(x, sb_agent_delete(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Event bodies read once. The event document is the body plus "type" (and
+** the path's id): rather than parse the body, add to it and print it again
+** for the library to parse a second time, a body of the common shape — one
+** flat object of plain ASCII strings without escapes, numbers, booleans and
+** nulls, without "type" or the path's key — is checked by a scan that
+** builds nothing, and the two members are written in front of its own. The
+** library parses the result once. Anything else (nested values, escapes,
+** bytes past ASCII, a number jansson might refuse, duplicate keys, an
+** error of any kind) takes the general path, so every error reads as
+** before. */
+
+#define SCAN_KEYS 16
+
+typedef struct scan {
+    const char *end;
+    const char *key[SCAN_KEYS];
+    size_t klen[SCAN_KEYS];
+    int nkeys;
+} scan;
+
+static const char *scan_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string of printable ASCII without escapes; returns past its closing
+** quote, or NULL. */
+static const char *scan_str(const char *p, const char *end)
+{
+    if (p >= end || *p != '"') return NULL;
+    for (p++; p < end; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"') return p + 1;
+        if (ch < 0x20 || ch >= 0x7f || ch == '\\') return NULL;
+    }
+    return NULL;
+}
+
+static int digits(const char **pp, const char *end, int most)
+{
+    const char *p = *pp;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    int n = (int)(p - *pp);
+    *pp = p;
+    return n >= 1 && n <= most;
+}
+
+/* A JSON number jansson reads without overflow: at most 15 digits before
+** the point, 15 after, a 2-digit exponent. */
+static const char *scan_num(const char *p, const char *end)
+{
+    if (p < end && *p == '-') p++;
+    if (p < end && *p == '0')
+        p++;
+    else if (!digits(&p, end, 15))
+        return NULL;
+    if (p < end && *p == '.') {
+        p++;
+        if (!digits(&p, end, 15)) return NULL;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (!digits(&p, end, 2)) return NULL;
+    }
+    return p;
+}
+
+static const char *scan_value(const char *p, const char *end)
+{
+    if (p >= end) return NULL;
+    if (*p == '"') return scan_str(p, end);
+    if (*p == '-' || (*p >= '0' && *p <= '9')) return scan_num(p, end);
+    static const char *const words[] = {"true", "false", "null"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = strlen(words[i]);
+        if ((size_t)(end - p) >= n && !memcmp(p, words[i], n)) return p + n;
+    }
+    return NULL;
+}
+
+/* Is the body a flat object the scan vouches for? Fills sc with its keys
+** (quotes excluded) and sets *members to its first member (or NULL). */
+static int scan_flat(const char *body, size_t len, scan *sc, const char **members)
+{
+    const char *end = body + len, *p = scan_ws(body, end);
+    sc->nkeys = 0;
+    *members = NULL;
+    if (p >= end || *p != '{') return 0;
+    p = scan_ws(p + 1, end);
+    if (p < end && *p == '}') return scan_ws(p + 1, end) == end;
+    *members = p;
+    for (;;) {
+        const char *k = p;
+        if (!(p = scan_str(p, end)) || sc->nkeys == SCAN_KEYS) return 0;
+        size_t kl = (size_t)(p - k) - 2;
+        for (int i = 0; i < sc->nkeys; i++)
+            if (sc->klen[i] == kl && !memcmp(sc->key[i], k + 1, kl)) return 0;
+        sc->key[sc->nkeys] = k + 1;
+        sc->klen[sc->nkeys++] = kl;
+        p = scan_ws(p, end);
+        if (p >= end || *p != ':') return 0;
+        if (!(p = scan_value(scan_ws(p + 1, end), end))) return 0;
+        p = scan_ws(p, end);
+        if (p < end && *p == ',') {
+            p = scan_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}') return scan_ws(p + 1, end) == end;
+        return 0;
+    }
+}
+
+/* The scanned member named key: its value's text, or NULL. */
+static const char *scan_get(const scan *sc, const char *key, const char *end)
+{
+    size_t kl = strlen(key);
+    for (int i = 0; i < sc->nkeys; i++)
+        if (sc->klen[i] == kl && !memcmp(sc->key[i], key, kl))
+            return scan_ws(sc->key[i] + kl + 1, end) + 1; /* past the ':' */
+    return NULL;
+}
+
+/* Can s go between quotes as it is? */
+static int plain(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+/* The fast path of submit(): 1 if it answered, 0 if the body needs the
+** general path. */
+static int submit_flat(ctx *x, const char *type, int required, const char *key, const char *id,
+                       int ok_status)
+{
+    const char *body = x->req->body, *end = body + x->req->body_len, *members;
+    scan sc;
+    if (x->req->body_len == 0 ? required : !scan_flat(body, x->req->body_len, &sc, &members))
+        return 0;
+    if (x->req->body_len == 0) {
+        sc.nkeys = 0;
+        members = NULL;
+    }
+    if (scan_get(&sc, "type", end) || (key && (scan_get(&sc, key, end) || !plain(id)))) return 0;
+    /* The call the response answers: the path's, or the body's "call". */
+    char callbuf[256] = ""; /* longer than any valid id */
+    const char *call = NULL, *agent = NULL;
+    if (!strcmp(type, "agent_status")) {
+        agent = id;
+    } else if (key) {
+        call = id;
+    } else {
+        const char *v = scan_get(&sc, "call", end);
+        if (v) {
+            v = scan_ws(v, end);
+            const char *ve = *v == '"' ? scan_str(v, end) : NULL;
+            if (!ve) return 0; /* not a string: the general path says so */
+            size_t n = (size_t)(ve - v) - 2;
+            if (n >= sizeof callbuf) return 0;
+            memcpy(callbuf, v + 1, n);
+            callbuf[n] = 0;
+        }
+        call = callbuf;
+    }
+    size_t idl = key ? strlen(id) : 0, kl = key ? strlen(key) : 0;
+    size_t cap = x->req->body_len + strlen(type) + idl + kl + 32;
+    char stackbuf[1024], *doc = cap <= sizeof stackbuf ? stackbuf : malloc(cap);
+    if (!doc) {
+        fail(x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
+        return 1;
+    }
+    int n = key ? snprintf(doc, cap, "{\"type\":\"%s\",\"%s\":\"%s\"", type, key, id)
+                : snprintf(doc, cap, "{\"type\":\"%s\"", type);
+    size_t len = (size_t)n;
+    if (members) {
+        doc[len++] = ',';
+        memcpy(doc + len, members, (size_t)(end - members));
+        len += (size_t)(end - members);
+    } else {
+        doc[len++] = '}';
+    }
+    int rc = sb_submit_json(x->d->eng, x->account, doc, len, x->d->res);
+    reply_result(x, rc, ok_status, call, agent);
+    if (rc == 0 && ok_status == 201 && call) add_header(x->rep, "Location: /v1/calls/%s\r\n", call);
+    if (doc != stackbuf) free(doc);
+    return 1;
+}
+
 /* Build the event document from the body plus the path, then submit it. */
 static void submit(ctx *x, const char *type, int required, const char *key, const char *id,
                    int ok_status)
 {
+    if (submit_flat(x, type, required, key, id, ok_status)) return;
     json_t *doc = body_object(x, required);
     if (!doc) return;
     json_t *t = json_object_get(doc, "type");

@@ -215,6 +215,9 @@ const char *sbd_api_route_name(int route);
 void sbd_api_error(sbd_reply *rep, int status, const char *code, const char *message,
                    const char *field);
 int sbd_api_status(int sb_code);
+/* Is s[0..n) valid UTF-8 (no overlong forms, surrogates or code points past
+** U+10FFFF)? */
+int sbd_valid_utf8(const unsigned char *s, size_t n);
 
 /* stream.c */
 int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account);
@@ -225,8 +228,9 @@ void sbd_stream_hold(sbd *d, const sb_action *a, const char *account);
 void sbd_stream_publish(sbd *d, uint64_t upto);
 void sbd_stream_keepalive(sbd *d);
 void sbd_stream_close_all(sbd *d);
-/* The action as JSON, the same shape as the library's result JSON. */
-json_t *sbd_action_obj(const sb_action *a, const char *account);
+/* The action as JSON, byte for byte as the library's result JSON renders
+** it (sb_action_json), the account filled in if the action has none. */
+void sbd_action_write(struct evbuffer *out, const sb_action *a, const char *account);
 char *sbd_action_json(const sb_action *a, const char *account);
 
 /* metrics.c */

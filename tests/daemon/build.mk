@@ -1,7 +1,8 @@
-# tests/daemon/build.mk — the daemon's status mapping test (test_status.c,
-# run by status.t), linked with the daemon's objects.
+# tests/daemon/build.mk — C tests of the daemon's parts, linked with its
+# objects: the status of every SB_E* code (test_status.c, run by status.t)
+# and the action JSON it writes itself (test_actions.c, run by actions.t).
 DAEMON_OBJ := $(filter $(O)/engine/daemon/%,$(CLI_OBJ))
-tests: $(O)/tests/daemon/test_status
+tests: $(O)/tests/daemon/test_status $(O)/tests/daemon/test_actions
 
 $(O)/tests/daemon/test_%: tests/daemon/test_%.c tests/unit/tap.h $(DAEMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
