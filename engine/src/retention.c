@@ -30,8 +30,12 @@
 #include <string.h>
 #include <time.h>
 
-#define SWEEP_BATCH 1000          /* records per sweep transaction ... */
-#define SWEEP_TXN_NS 5000000ull   /* ... or this much time */
+#define SWEEP_BATCH 1000        /* records per sweep transaction ... */
+#define SWEEP_TXN_NS 5000000ull /* ... or this much time */
+/* Index deletes a sweep transaction defers, at most: they are applied after
+** the loop that watches for waiting events, so they bound how long an event
+** arriving meanwhile waits (about 2 us each). */
+#define SWEEP_DELS_MAX 256
 #define SWEEP_MIN 2               /* records a transaction handles before yielding to events */
 #define SWEEP_YIELD_NS 2000000ull /* how long a sweep lets waiting events go first, at most */
 #define ERASE_BATCH 500           /* records per erasure transaction */
@@ -93,6 +97,7 @@ typedef struct rctx {
     int defer;
     wbuf pend;
     wbuf dels;
+    int ndels;
     /* Sweeps: a cursor on the records, which meet in key order. */
     MDB_cursor *rcur;
     sb_buf val; /* a private copy of the record being handled */
@@ -513,6 +518,7 @@ static int ridx_del(rctx *x, const rec_data *r)
                              r->id, r->idlen);
         int rc = batch_add(&x->dels, DB_RIDX, k, kl, NULL, 0);
         if (rc) return rc;
+        x->ndels++;
     }
     return 0;
 }
@@ -561,6 +567,7 @@ static int rec_del(rctx *x, const uint8_t *rk, size_t rkl)
         rc = 0;
     if (rc) return rc;
     uint8_t k[REC_KEY_MAX + 1];
+    x->ndels++;
     return batch_add(&x->dels, DB_RECID, k,
                      recid_key(k, be32(rk), (const char *)rk + 12, rkl - 12, (int64_t)be64(rk + 4)),
                      NULL, 0);
@@ -1021,7 +1028,7 @@ static int do_sweep(wtx *t, void *arg)
             i++;
             break;
         }
-        if ((i & 15) == 15 && mono_ns() > deadline) {
+        if (x.ndels >= SWEEP_DELS_MAX || ((i & 15) == 15 && mono_ns() > deadline)) {
             i++;
             break;
         }
