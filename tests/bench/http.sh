@@ -31,7 +31,10 @@
 #
 # Environment: SB_BUILD (build dir, default build), SB_BENCH_HTTP_SECONDS
 # (per phase, default 10, first second is warm-up), SB_BENCH_HTTP_CONNS
-# (default 32; at most 50 so every offer finds a free agent).
+# (default 32; at most 50 so every offer finds a free agent),
+# SB_BENCH_HTTP_BASELINE (another `switchboard` binary, e.g. one built from an
+# earlier commit: its phases run too, before this build's, on a data
+# directory of its own, and the summary sets the two side by side).
 # Everything is bounded in time; processes and temp dirs are removed on any exit.
 set -eu
 
@@ -42,6 +45,11 @@ CONNS=${SB_BENCH_HTTP_CONNS:-32}
 HERE=$ROOT/tests/bench/http
 LOAD=$B/tests/sbload
 PHASE_LIMIT=$((SECS + 20)) # seconds: run + drain + slack
+BASELINE=${SB_BENCH_HTTP_BASELINE:-}
+if [ -n "$BASELINE" ] && [ ! -x "$BASELINE" ]; then
+    echo "http bench: SB_BENCH_HTTP_BASELINE is not an executable: $BASELINE" >&2
+    exit 2
+fi
 if [ "$CONNS" -lt 1 ] || [ "$CONNS" -gt 50 ] || [ "$SECS" -lt 2 ]; then
     echo "http bench: SB_BENCH_HTTP_CONNS must be 1..50, SB_BENCH_HTTP_SECONDS at least 2" >&2
     exit 2
@@ -149,50 +157,61 @@ echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) bef
     "$CONNS connections, ${SECS} s per phase (1 s warm-up)"
 
 # ---------------------------------------------------------------- switchboard
-mkdir -p "$TMP/sb"
-cat >"$TMP/switchboard.conf" <<EOF
-listen = 127.0.0.1:0
-data_dir = $TMP/sb/data
-policy_dir = $ROOT/policies
-sync = group
-EOF
-"$B/switchboard" serve --config "$TMP/switchboard.conf" </dev/null >"$TMP/switchboard.out" \
-    2>"$TMP/switchboard.log" &
-SB_PID=$!
-i=0
-until grep -q 'msg="listening"' "$TMP/switchboard.log" 2>/dev/null; do
-    kill -0 "$SB_PID" 2>/dev/null || fail "switchboard serve exited"
-    [ $i -lt 200 ] || fail "switchboard serve did not start in 20 s"
-    sleep 0.1
-    i=$((i + 1))
-done
-SB_PORT=$(sed -n 's/.*msg="listening" addr=[^ ]*:\([0-9]*\) .*/\1/p' "$TMP/switchboard.log")
-[ -n "$SB_PORT" ] || fail "no port in the listening line"
-AUTH=$(timeout 30 "$LOAD" provision --port "$SB_PORT" --token-file "$TMP/sb/data/admin.token" \
-    --agents 50 --policy longest-idle --queue q) || fail "provisioning failed"
+# run_switchboard TAG BINARY: both phases against BINARY on a fresh data
+# directory; sets TAG_RPS, TAG_CPS, TAG_P50, TAG_P99, TAG_HALF, TAG_HRPS,
+# TAG_HP99.
+run_switchboard() {
+    tag=$1
+    bin=$2
+    rm -rf "$TMP/sb"
+    mkdir -p "$TMP/sb"
+    printf 'listen = 127.0.0.1:0\ndata_dir = %s\npolicy_dir = %s\nsync = group\n' \
+        "$TMP/sb/data" "$ROOT/policies" >"$TMP/switchboard.conf"
+    "$bin" serve --config "$TMP/switchboard.conf" </dev/null >"$TMP/switchboard.out" \
+        2>"$TMP/switchboard.log" &
+    SB_PID=$!
+    i=0
+    until grep -q 'msg="listening"' "$TMP/switchboard.log" 2>/dev/null; do
+        kill -0 "$SB_PID" 2>/dev/null || fail "switchboard serve exited"
+        [ $i -lt 200 ] || fail "switchboard serve did not start in 20 s"
+        sleep 0.1
+        i=$((i + 1))
+    done
+    SB_PORT=$(sed -n 's/.*msg="listening" addr=[^ ]*:\([0-9]*\) .*/\1/p' "$TMP/switchboard.log")
+    [ -n "$SB_PORT" ] || fail "no port in the listening line"
+    AUTH=$(timeout 30 "$LOAD" provision --port "$SB_PORT" --token-file "$TMP/sb/data/admin.token" \
+        --agents 50 --policy longest-idle --queue q) || fail "provisioning failed"
 
-echo "switchboard serve (sync=group, keep-alive, 50-agent longest-idle queue):"
-run_load sb-max "$SB_PID" http --port "$SB_PORT" --auth "$AUTH" --queue q --prefix max
-SB_RPS=$(field rps <"$TMP/sb-max.result")
-SB_CPS=$(field cps <"$TMP/sb-max.result")
-SB_P50=$(field p50_us <"$TMP/sb-max.result")
-SB_P99=$(field p99_us <"$TMP/sb-max.result")
-HALF=$(awk -v r="$SB_RPS" 'BEGIN { printf "%.0f", r / 2 }')
-[ "$HALF" -ge 1 ] || fail "no throughput to halve"
-run_load sb-half-rate "$SB_PID" http --port "$SB_PORT" --auth "$AUTH" --queue q --prefix half --rate "$HALF"
-HALF_P99=$(field p99_us <"$TMP/sb-half-rate.result")
-HALF_RPS=$(field rps <"$TMP/sb-half-rate.result")
+    echo "switchboard serve, $tag: $bin (sync=group, keep-alive, 50-agent longest-idle queue):"
+    run_load "$tag-max" "$SB_PID" http --port "$SB_PORT" --auth "$AUTH" --queue q --prefix max
+    rps=$(field rps <"$TMP/$tag-max.result")
+    half=$(awk -v r="$rps" 'BEGIN { printf "%.0f", r / 2 }')
+    [ "$half" -ge 1 ] || fail "no throughput to halve"
+    run_load "$tag-half-rate" "$SB_PID" http --port "$SB_PORT" --auth "$AUTH" --queue q \
+        --prefix half --rate "$half"
+    eval "${tag}_RPS=$rps ${tag}_HALF=$half"
+    eval "${tag}_CPS=$(field cps <"$TMP/$tag-max.result")"
+    eval "${tag}_P50=$(field p50_us <"$TMP/$tag-max.result")"
+    eval "${tag}_P99=$(field p99_us <"$TMP/$tag-max.result")"
+    eval "${tag}_HP99=$(field p99_us <"$TMP/$tag-half-rate.result")"
+    eval "${tag}_HRPS=$(field rps <"$TMP/$tag-half-rate.result")"
 
-# Requests per fsync over both phases, from the daemon's own counters.
-if timeout 10 "$LOAD" metrics --port "$SB_PORT" --token-file "$TMP/sb/data/admin.token" \
-    >"$TMP/metrics.txt" 2>/dev/null; then
-    awk '/^switchboard_syncs_total /{s=$2} /^switchboard_sync_seconds_total /{t=$2}
-         /^switchboard_http_requests_total.*route="\/v1\/calls/{n+=$2}
-         END { if (s > 0) printf "  daemon: %d call requests, %d fsyncs (%.1f requests per fsync, %.0f us per fsync)\n", n, s, n / s, t / s * 1e6 }' \
-        "$TMP/metrics.txt"
-fi
-stop_pid "$SB_PID"
-SB_PID=""
+    # Requests per fsync over both phases, from the daemon's own counters.
+    if timeout 10 "$LOAD" metrics --port "$SB_PORT" --token-file "$TMP/sb/data/admin.token" \
+        >"$TMP/metrics.txt" 2>/dev/null; then
+        awk '/^switchboard_syncs_total /{s=$2} /^switchboard_sync_seconds_total /{t=$2}
+             /^switchboard_http_requests_total.*route="\/v1\/calls/{n+=$2}
+             END { if (s > 0) printf "  daemon: %d call requests, %d fsyncs (%.1f requests per fsync, %.0f us per fsync)\n", n, s, n / s, t / s * 1e6 }' \
+            "$TMP/metrics.txt"
+    fi
+    stop_pid "$SB_PID"
+    SB_PID=""
+}
+
+[ -z "$BASELINE" ] || run_switchboard base "$BASELINE"
+run_switchboard sb "$B/switchboard"
+SB_RPS=$sb_RPS SB_CPS=$sb_CPS SB_P50=$sb_P50 SB_P99=$sb_P99
+HALF=$sb_HALF HALF_RPS=$sb_HRPS HALF_P99=$sb_HP99
 
 # ---------------------------------------------------------------------- redis
 command -v redis-server >/dev/null || fail "redis-server not installed (Debian package redis-server)"
@@ -238,11 +257,18 @@ REDIS_PID=""
 
 # -------------------------------------------------------------------- summary
 awk -v rps="$SB_RPS" -v cps="$SB_CPS" -v p50="$SB_P50" -v p99="$SB_P99" -v half="$HALF" \
-    -v hrps="$HALF_RPS" -v hp99="$HALF_P99" -v rcps="$R_CPS" -v conns="$CONNS" 'BEGIN {
+    -v hrps="$HALF_RPS" -v hp99="$HALF_P99" -v rcps="$R_CPS" -v conns="$CONNS" \
+    -v brps="${base_RPS:-0}" -v bcps="${base_CPS:-0}" -v bp50="${base_P50:-0}" -v bp99="${base_P99:-0}" \
+    -v bhalf="${base_HALF:-0}" -v bhrps="${base_HRPS:-0}" -v bhp99="${base_HP99:-0}" 'BEGIN {
     ratio = rcps > 0 ? cps / rcps : 0
     printf "summary (%d connections):\n", conns
     printf "  switchboard    %8.0f requests/s  %7.0f call cycles/s  p50 %.2f ms  p99 %.2f ms\n", rps, cps, p50 / 1000, p99 / 1000
     printf "  at half rate   %8.0f requests/s (scheduled %d/s)  p99 %.2f ms\n", hrps, half, hp99 / 1000
+    if (brps > 0) {
+        printf "  baseline       %8.0f requests/s  %7.0f call cycles/s  p50 %.2f ms  p99 %.2f ms\n", brps, bcps, bp50 / 1000, bp99 / 1000
+        printf "  at half rate   %8.0f requests/s (scheduled %d/s)  p99 %.2f ms\n", bhrps, bhalf, bhp99 / 1000
+        printf "  this build / baseline = %.2fx requests/s; baseline / redis = %.2fx\n", rps / brps, (rcps > 0 ? bcps / rcps : 0)
+    }
     printf "  redis          %26.0f call cycles/s\n", rcps
     printf "  ratio          switchboard / redis = %.2fx\n", ratio
     printf "  target >= 45,000 requests/s: %s\n", (rps >= 45000 ? "met" : "MISSED")
