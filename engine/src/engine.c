@@ -16,7 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
+/* The data directory's format. 2: agent records carry plain_devices (format
+** 1 records still read). Opening a directory marks it with this version, so
+** an older Switchboard refuses it with a clear error rather than failing on
+** the records written since; every process on a directory runs one version. */
+#define SCHEMA_VERSION 2
 
 void sb_config_init(sb_config *cfg)
 {
@@ -191,9 +195,19 @@ static void envs_unlock(void)
     pthread_mutex_unlock(&envs_mu);
 }
 
+/* In the child: the list's lock is released, and every environment on it
+** is the parent's (pid 0 matches no process, even a grandchild that gets
+** the opener's recycled pid). */
+static void envs_child(void)
+{
+    for (env_entry *x = envs; x; x = x->next)
+        x->pid = 0;
+    envs_unlock();
+}
+
 static void envs_atfork(void)
 {
-    pthread_atfork(envs_lock, envs_unlock, envs_unlock);
+    pthread_atfork(envs_lock, envs_unlock, envs_child);
 }
 
 static size_t effective_map_max(const sb_config *cfg)
@@ -276,7 +290,7 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
                        "%s was written by a newer Switchboard (format %llu, this one reads %d)",
                        e->data_dir, (unsigned long long)schema, SCHEMA_VERSION);
     }
-    if (!rc && schema == 0) rc = st_meta_put_u64(txn, e, "schema", SCHEMA_VERSION);
+    if (!rc && schema < SCHEMA_VERSION) rc = st_meta_put_u64(txn, e, "schema", SCHEMA_VERSION);
     if (rc) {
         mdb_txn_abort(txn);
         return eng_mdb_err(res, rc, "open tables");

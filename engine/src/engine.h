@@ -135,6 +135,9 @@ struct sb_engine {
     size_t gen_txn;      /* id of this engine's last commit that knew shared_gen
                          ** current: when the next write is id + 1, nobody else
                          ** has written since and the check is skipped */
+    int txn_dirty;       /* the write transaction running now has changed
+                         ** something through st_put/st_del (an empty commit
+                         ** takes no transaction id); under the write lock */
     uint8_t master[32];
 
     pthread_mutex_t stats_mu;
@@ -207,6 +210,7 @@ int st_del_exact(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl
 ** st_iter_del deletes the current record and moves to the next. */
 typedef struct st_iter {
     MDB_cursor *c;
+    sb_engine *e;
     uint8_t pre[256];
     size_t plen;
     MDB_val k, v;

@@ -822,13 +822,18 @@ static int dispatch_agent_known(wtx *t, const agent_rec *a, const queue_rec *kno
         if (it.klen == 12) qs[n++] = be32(it.key + 8);
     st_iter_close(&it);
     if (rc && rc != MDB_NOTFOUND) return rc;
+    int routed = 0; /* a dispatch may move calls into `known`: reload it then */
     for (int i = 0; i < n; i++) {
-        if (known && known->num == qs[i]) {
+        if (known && known->num == qs[i] && !routed) {
             if (known->waiting && (rc = dispatch_queue(t, qs[i]))) return rc;
+            routed |= known->waiting != 0;
             continue;
         }
         queue_rec q = {0};
-        if ((rc = load_queue(t, qs[i], &q)) == 0 && q.waiting) rc = dispatch_queue(t, q.num);
+        if ((rc = load_queue(t, qs[i], &q)) == 0 && q.waiting) {
+            rc = dispatch_queue(t, q.num);
+            routed = 1;
+        }
         queue_free(&q);
         if (rc) return rc;
     }

@@ -536,7 +536,9 @@ static int rcur_at(rctx *x, const uint8_t *rk, size_t rkl)
 {
     MDB_val k, v;
     int rc = mdb_cursor_get(x->rcur, &k, &v, MDB_GET_CURRENT);
-    if (rc == 0 && k.mv_size == rkl + 1 && !memcmp((uint8_t *)k.mv_data + 1, rk, rkl)) return 0;
+    if (rc == 0 && k.mv_size == rkl + 1 && ((uint8_t *)k.mv_data)[0] == DB_RECORDS + 1 &&
+        !memcmp((uint8_t *)k.mv_data + 1, rk, rkl))
+        return 0;
     uint8_t kb[1 + REC_KEY_MAX];
     k = rkey(kb, rk, rkl);
     return mdb_cursor_get(x->rcur, &k, &v, MDB_SET);

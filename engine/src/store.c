@@ -60,7 +60,9 @@ static int put_flags(MDB_txn *txn, sb_engine *e, int table, const void *k, size_
     uint8_t buf[TB_KEY_MAX];
     if (kl >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
     MDB_val key = {tb_key(buf, table, k, kl), buf}, val = {vl, (void *)v};
-    return mdb_put(txn, e->dbi[table], &key, &val, flags);
+    int rc = mdb_put(txn, e->dbi[table], &key, &val, flags);
+    if (rc == 0) e->txn_dirty = 1;
+    return rc;
 }
 
 int st_put(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
@@ -80,7 +82,9 @@ int st_del_exact(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl
     uint8_t buf[TB_KEY_MAX];
     if (kl >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
     MDB_val key = {tb_key(buf, table, k, kl), buf};
-    return mdb_del(txn, e->dbi[table], &key, NULL);
+    int rc = mdb_del(txn, e->dbi[table], &key, NULL);
+    if (rc == 0) e->txn_dirty = 1;
+    return rc;
 }
 
 int st_del(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl)
@@ -108,6 +112,7 @@ int st_iter_open(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void 
     memset(it, 0, sizeof *it);
     if (plen + 1 > sizeof it->pre) return MDB_BAD_VALSIZE;
     it->plen = tb_key(it->pre, table, prefix, plen);
+    it->e = e;
     int rc = mdb_cursor_open(txn, e->dbi[table], &it->c);
     if (rc) {
         it->c = NULL;
@@ -128,6 +133,7 @@ int st_iter_del(st_iter *it)
     if (!it->key) return MDB_NOTFOUND;
     int rc = mdb_cursor_del(it->c, 0);
     if (rc) return rc;
+    it->e->txn_dirty = 1;
     /* After a delete the cursor stands on the next record, if any. */
     rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_GET_CURRENT);
     if (rc == MDB_NOTFOUND || rc == EINVAL) {
@@ -598,8 +604,12 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         size_t map_before = e->sh->map_size; /* read under the maplock */
         t.now = eng_now(e);
         /* Shared policies reloaded by another engine or process? Only a
-        ** commit by someone else can have changed the generation. */
+        ** commit by someone else can have changed the generation: when this
+        ** engine's last commit took the id just before this one, none came
+        ** between. (Only a commit that changed something takes an id, hence
+        ** txn_dirty: an empty one leaves gen_txn at 0.) */
         size_t id = mdb_txn_id(t.txn);
+        e->txn_dirty = 0;
         uint64_t gen;
         size_t known = __atomic_load_n(&e->gen_txn, __ATOMIC_RELAXED);
         if (!known || id != known + 1) {
@@ -612,8 +622,10 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         if (rc == 0) rc = fn(&t, arg);
         e->cur_txn = NULL;
         if (rc == 0) {
+            int dirty = e->txn_dirty; /* read while the write lock is still ours */
             rc = mdb_txn_commit(t.txn);
-            if (rc == 0) __atomic_store_n(&e->gen_txn, t.wrote_gen ? 0 : id, __ATOMIC_RELAXED);
+            if (rc == 0)
+                __atomic_store_n(&e->gen_txn, dirty && !t.wrote_gen ? id : 0, __ATOMIC_RELAXED);
             pthread_rwlock_unlock(&e->sh->maplock);
         } else {
             mdb_txn_abort(t.txn);

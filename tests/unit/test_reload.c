@@ -140,6 +140,22 @@ int main(void)
     ok(strcmp(version_of(e2, 7), va) != 0 && strlen(version_of(e2, 7)) == 16,
        "with a new version recorded");
     is_str(version_of(e1, 5), va, "earlier records keep the version that decided them");
+
+    /* An empty commit takes no transaction id: after one, an engine must
+    ** still see the reload another engine commits next. */
+    static const char *CASES_A =
+        "[{\"name\":\"rejects with A\",\"expect\":{\"action\":\"reject\",\"reason\":\"A\"}}]";
+    static const char *CASES_B =
+        "[{\"name\":\"rejects with B\",\"expect\":{\"action\":\"reject\",\"reason\":\"B\"}}]";
+    ok(sb_tick(e2, res) == 0, "engine 2 ticks with nothing due (an empty commit)");
+    write_file("router.lua", POLICY_A);
+    write_file("router.cases.json", CASES_A);
+    ok(sb_reload(e1, res) == 0, "engine 1 reloads A (%s)", sb_result_message(res));
+    is_str(decide(e2, 20), "A", "engine 2's next event after its empty commit decides with A");
+    write_file("router.lua", POLICY_B);
+    write_file("router.cases.json", CASES_B);
+    ok(sb_reload(e1, res) == 0, "and back to B");
+    is_str(decide(e2, 21), "B", "which engine 2 follows too");
     sb_close(e2);
 
     /* Signed policies. */
