@@ -67,11 +67,6 @@ $(STATIC): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libswitchboard.so.$(SOVER) -Wl,--no-undefined $(LDSAN) -o $@ $^ $(LIBS)
-	ln -sf libswitchboard.so.$(VERSION) $(O)/libswitchboard.so.$(SOVER)
-	ln -sf libswitchboard.so.$(SOVER) $(O)/libswitchboard.so
-
 $(CLI): $(CLI_OBJ) $(STATIC)
 	$(CC) $(LDSAN) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS)
 
@@ -121,3 +116,14 @@ clean:
 # each folder's build.mk adds its own targets and prerequisites of `tests`.
 include $(wildcard bindings/*/build.mk tests/*/build.mk)
 include engine/tools/install.mk examples/c-gateway/build.mk
+
+# The shared library carries its own Lua 5.4, bound inside it and hidden
+# (the engine object bindings/lua/build.mk makes for the Lua module): it
+# exports sb_* alone, so a host with a Lua of its own (LuaJIT in Kamailio or
+# OpenResty, say) can load it and neither Lua binds to the other's symbols.
+# The static library leaves Lua to the final link (-llua5.4).
+$(SHARED): $(LUA_OUT)/engine.o
+	$(CC) -shared -Wl,-soname,libswitchboard.so.$(SOVER) -Wl,--no-undefined $(LDSAN) -o $@ $< \
+	  $(LUA_MOD_LIBS)
+	ln -sf libswitchboard.so.$(VERSION) $(O)/libswitchboard.so.$(SOVER)
+	ln -sf libswitchboard.so.$(SOVER) $(O)/libswitchboard.so

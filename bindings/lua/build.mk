@@ -60,10 +60,15 @@ $(LUA_OUT)/%/switchboard.so: $(LUA_OUT)/%/switchboard_lua.o $(LUA_OUT)/engine.o 
 .SECONDARY: $(LUA_OUT)/5.1/switchboard_lua.o $(LUA_OUT)/5.4/switchboard_lua.o
 
 # Test fixture, the negative control of lua51.t: the binding linked the obvious
-# way, against libswitchboard.so (and so liblua5.4.so). Never install this.
-$(LUA_OUT)/naive/switchboard.so: $(LUA_OUT)/5.1/switchboard_lua.o $(SHARED)
+# way, against an engine library that links liblua5.4.so (as the shared
+# library did before it carried its own Lua). Never install this.
+$(LUA_OUT)/naive/libswitchboard.so: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $< -L$(O) -lswitchboard -Wl,-rpath,$(abspath $(O)) $(LUA_MOD_LIBS)
+	$(CC) -shared -Wl,-soname,libswitchboard.so -o $@ $^ $(LIBS)
+
+$(LUA_OUT)/naive/switchboard.so: $(LUA_OUT)/5.1/switchboard_lua.o $(LUA_OUT)/naive/libswitchboard.so
+	$(CC) -shared -o $@ $< -L$(LUA_OUT)/naive -lswitchboard -Wl,-rpath,$(abspath $(LUA_OUT)/naive) \
+	  $(LUA_MOD_LIBS)
 ifeq ($(SANITIZE),)
 tests: $(LUA_OUT)/naive/switchboard.so
 endif

@@ -13,5 +13,6 @@ for host in luajit lua5.1; do
     run_lua "$host" 5.1 records
     check_bindings "$host" 5.1
 done
+check_shared
 control_naive luajit
 finish

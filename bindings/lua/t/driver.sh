@@ -119,8 +119,25 @@ check_bindings() {
     ok $? "[$host] nothing binds to liblua5.4.so, and the engine's lua_newstate is never looked up at run time"
 }
 
+# check_shared — the engine's shared library carries its Lua 5.4 privately, as
+# the module does: it needs no liblua and exports the sb_* API alone, so a
+# host with a Lua of its own can load it.
+check_shared() {
+    so=$B/libswitchboard.so
+    if [ ! -f "$so" ]; then
+        ok 1 "$so is built"
+        return
+    fi
+    ! ldd "$so" | grep -q 'liblua'
+    ok $? "libswitchboard.so does not depend on a Lua library"
+    others=$(nm -D --defined-only "$so" | awk 'NF == 3 && $3 !~ /^sb_/' | wc -l)
+    api=$(nm -D --defined-only "$so" | awk 'NF == 3 && $3 ~ /^sb_/' | wc -l)
+    [ "$others" -eq 0 ] && [ "$api" -gt 40 ]
+    ok $? "libswitchboard.so exports the sb_* API alone ($api symbols, $others others)"
+}
+
 # control_naive HOST — a module built the obvious way (the binding linked
-# against libswitchboard.so, which needs liblua5.4.so) under the same checks:
+# against an engine library that needs liblua5.4.so) under the same checks:
 # the engine's lua_*@LUA_5.4 references bind to the host's unversioned lua_*.
 # Shows the checks above can fail, and why the module is linked as it is.
 control_naive() {
