@@ -130,8 +130,8 @@ struct sbd {
     ** N closes it (open_seq becomes N + 1) before it begins, so it covers
     ** every commit tagged <= N, and releases exactly what is tagged <= N.
     ** Pipelined group commit: at most one sync in flight, the next batch
-    ** collects meanwhile, and the sync thread goes straight on to it when
-    ** it has committed something (sbd_seq(), sbd_commit_tag()).
+    ** collects meanwhile and is synced once the responses of the last are
+    ** handed to the sockets (sbd_seq(), sbd_commit_tag()).
     ** With the sync thread running, open_seq, dirty_seq, synced_seq,
     ** inflight_seq, the sync_* fields and sync_kick are guarded by sync_mu
     ** (open_seq is also read atomically, without it). */
