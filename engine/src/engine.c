@@ -245,7 +245,16 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     map = (map + 4095) & ~(size_t)4095;
     existing_size(e->data_dir, &map);
     mdb_env_set_mapsize(sh->env, map);
-    unsigned flags = MDB_WRITEMAP | MDB_NOSYNC | MDB_NOMETASYNC;
+    /* Writes: through the map when nothing is synced (sync=none: a commit
+    ** copies no pages), by pwrite at commit when syncs are wanted. Syncing a
+    ** writable map is msync over the whole map, which walks every page of it
+    ** and write-protects the dirty ones again (a page fault at the next
+    ** write); fdatasync on a file written with pwrite flushes just the
+    ** written pages. Measured here: 1 dirty page 0.47 ms against 0.06 ms,
+    ** 16 pages 6.9 ms against 0.39 ms. The first engine of a process on a
+    ** directory decides for every engine sharing it. */
+    unsigned flags = MDB_NOSYNC | MDB_NOMETASYNC;
+    if (e->cfg.sync == SB_SYNC_NONE) flags |= MDB_WRITEMAP;
     if ((rc = mdb_env_open(sh->env, e->data_dir, flags, 0600)))
         return res_err(res, SB_ESTORE, "data_dir", "cannot open LMDB in %s: %s", e->data_dir,
                        mdb_strerror(rc));
