@@ -30,93 +30,21 @@ struct sbd_pub {
     char *json;
 };
 
-/* The escape letter for a byte jansson escapes with a backslash, or 0. */
-static char short_escape(unsigned c)
-{
-    switch (c) {
-    case '"':
-        return '"';
-    case '\\':
-        return '\\';
-    case '\b':
-        return 'b';
-    case '\f':
-        return 'f';
-    case '\n':
-        return 'n';
-    case '\r':
-        return 'r';
-    case '\t':
-        return 't';
-    default:
-        return 0;
-    }
-}
-
-/* "key":"value" after a comma, as jansson prints a string with
-** JSON_ENSURE_ASCII (\uXXXX in upper-case hex, surrogate pairs past U+FFFF).
-** Nothing for a NULL value, nor for one that is not valid UTF-8: jansson
-** refuses those strings, and the library's JSON leaves the field out. */
-static void put_field(struct evbuffer *out, const char *key, const char *v)
-{
-    if (!v) return;
-    size_t n = strlen(v);
-    if (!sbd_valid_utf8((const unsigned char *)v, n)) return;
-    char buf[256];
-    size_t o = (size_t)snprintf(buf, sizeof buf, ",\"%s\":\"", key);
-    for (const unsigned char *p = (const unsigned char *)v, *e = p + n; p < e;) {
-        if (o > sizeof buf - 16) {
-            evbuffer_add(out, buf, o);
-            o = 0;
-        }
-        unsigned c = *p;
-        char esc = short_escape(c);
-        if (c >= 0x20 && c < 0x80 && !esc) {
-            buf[o++] = (char)c;
-            p++;
-        } else if (esc) {
-            buf[o++] = '\\';
-            buf[o++] = esc;
-            p++;
-        } else {
-            /* A control byte, or a whole UTF-8 sequence (checked above). */
-            size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-            uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
-            for (size_t k = 1; k < len; k++)
-                cp = (cp << 6) | (p[k] & 0x3f);
-            p += len;
-            if (cp >= 0x10000) {
-                cp -= 0x10000;
-                o += (size_t)snprintf(buf + o, sizeof buf - o, "\\u%04X\\u%04X",
-                                      0xd800 | (cp >> 10), 0xdc00 | (cp & 0x3ff));
-            } else {
-                o += (size_t)snprintf(buf + o, sizeof buf - o, "\\u%04X", cp);
-            }
-        }
-    }
-    buf[o++] = '"';
-    evbuffer_add(out, buf, o);
-}
-
+/* An action's JSON (the library's, which writes it without building a
+** tree), naming the account when the action does not. */
 void sbd_action_write(struct evbuffer *out, const sb_action *a, const char *account)
 {
-    static const char *const names[] = {NULL,       "ring", "cancel", "connect", "reject",
-                                        "overflow", "wait", "end",    "agent"};
-    unsigned t = (unsigned)a->type;
-    evbuffer_add_printf(out, "{\"type\":\"%s\"",
-                        t < sizeof names / sizeof names[0] && names[t] ? names[t] : "unknown");
-    put_field(out, "account", a->account ? a->account : account);
-    put_field(out, "call", a->call_id);
-    put_field(out, "agent", a->agent_id);
-    put_field(out, "device", a->device);
-    put_field(out, "uri", a->uri);
-    put_field(out, "queue", a->queue_id);
-    put_field(out, "reason", a->reason);
-    put_field(out, "status", a->status);
-    if (a->type == SB_ACT_RING) evbuffer_add_printf(out, ",\"timeout\":%d", a->timeout_s);
-    if (a->type == SB_ACT_WAIT && a->due_ms)
-        evbuffer_add_printf(out, ",\"due_ms\":%lld", (long long)a->due_ms);
-    evbuffer_add(out, "}", 1);
+    sb_action b = *a;
+    if (!b.account) b.account = account;
+    char stack[1024];
+    size_t n = sb_action_json(&b, stack, sizeof stack);
+    if (n < sizeof stack) {
+        evbuffer_add(out, stack, n);
+        return;
+    }
+    char *heap = malloc(n + 1);
+    if (heap && sb_action_json(&b, heap, n + 1) == n) evbuffer_add(out, heap, n);
+    free(heap);
 }
 
 char *sbd_action_json(const sb_action *a, const char *account)

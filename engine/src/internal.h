@@ -52,6 +52,8 @@ int e164_normalize(const char *in, char out[SB_E164_MAX + 1]);
 ** well-formed sequence becomes '?'. Policy output (reasons, error messages)
 ** may hold any bytes; what we store and render as JSON must be UTF-8. */
 void utf8_clean(char *s);
+/* 1 if the string is valid UTF-8 (NULL counts as valid). */
+int utf8_valid(const char *s);
 /* jansson reports some failed allocations as syntax errors; our allocator
 ** for it counts failures per thread so callers can tell the two apart.
 ** json_alloc_init installs it (once per process); json_oom_reset/json_oom_seen

@@ -178,26 +178,33 @@ const sb_action *sb_result_action(const sb_result *r, size_t i)
 static const char *const act_names[] = {NULL,       "ring", "cancel", "connect", "reject",
                                         "overflow", "wait", "end",    "agent"};
 
-static void put_str(json_t *o, const char *k, const char *v)
+/* An action's string fields, in the order its JSON lists them. */
+static const struct {
+    const char *key;
+    size_t off;
+} act_strs[] = {
+    {"account", offsetof(sb_action, account)}, {"call", offsetof(sb_action, call_id)},
+    {"agent", offsetof(sb_action, agent_id)},  {"device", offsetof(sb_action, device)},
+    {"uri", offsetof(sb_action, uri)},         {"queue", offsetof(sb_action, queue_id)},
+    {"reason", offsetof(sb_action, reason)},   {"status", offsetof(sb_action, status)},
+};
+
+static const char *act_str(const sb_action *a, size_t i)
 {
-    if (v) json_object_set_new(o, k, json_string(v));
+    return *(const char *const *)((const char *)a + act_strs[i].off);
+}
+
+static const char *act_type(const sb_action *a)
+{
+    return a->type < countof(act_names) && act_names[a->type] ? act_names[a->type] : "unknown";
 }
 
 static json_t *action_to_json(const sb_action *a)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "type",
-                        json_string(a->type < countof(act_names) && act_names[a->type]
-                                        ? act_names[a->type]
-                                        : "unknown"));
-    put_str(o, "account", a->account);
-    put_str(o, "call", a->call_id);
-    put_str(o, "agent", a->agent_id);
-    put_str(o, "device", a->device);
-    put_str(o, "uri", a->uri);
-    put_str(o, "queue", a->queue_id);
-    put_str(o, "reason", a->reason);
-    put_str(o, "status", a->status);
+    json_object_set_new(o, "type", json_string(act_type(a)));
+    for (size_t i = 0; i < countof(act_strs); i++)
+        if (act_str(a, i)) json_object_set_new(o, act_strs[i].key, json_string(act_str(a, i)));
     if (a->type == SB_ACT_RING) json_object_set_new(o, "timeout", json_integer(a->timeout_s));
     if (a->type == SB_ACT_WAIT && a->due_ms)
         json_object_set_new(o, "due_ms", json_integer(a->due_ms));
@@ -283,12 +290,98 @@ const char *sb_version(void)
     return SB_VERSION_STRING;
 }
 
+/* sb_action_json writes its text directly (the daemon sends every action
+** through it): byte for byte what jansson prints with JSON_COMPACT |
+** JSON_ENSURE_ASCII, which sb_result_json uses. Output goes to a buffer of
+** cap bytes and is counted past it, as snprintf does. */
+typedef struct sink {
+    char *buf;
+    size_t cap, len;
+} sink;
+
+static void sk_put(sink *k, const char *s, size_t n)
+{
+    if (k->len < k->cap) {
+        size_t room = k->cap - k->len;
+        memcpy(k->buf + k->len, s, n < room ? n : room);
+    }
+    k->len += n;
+}
+
+static void sk_str(sink *k, const char *s)
+{
+    sk_put(k, s, strlen(s));
+}
+
+/* A JSON string as jansson escapes it: the short escapes, other control
+** bytes and everything past ASCII as \uXXXX (upper-case hex, surrogate
+** pairs past U+FFFF). The caller checked that s is valid UTF-8. */
+static void sk_json_string(sink *k, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    sk_put(k, "\"", 1);
+    while (*p) {
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        sk_put(k, (const char *)run, (size_t)(p - run));
+        if (!*p) break;
+        unsigned c = *p;
+        char esc[16];
+        const char *e = c == '"'    ? "\\\""
+                        : c == '\\' ? "\\\\"
+                        : c == '\b' ? "\\b"
+                        : c == '\f' ? "\\f"
+                        : c == '\n' ? "\\n"
+                        : c == '\r' ? "\\r"
+                        : c == '\t' ? "\\t"
+                                    : NULL;
+        if (e) {
+            sk_str(k, e);
+            p++;
+            continue;
+        }
+        size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        uint32_t cp = len == 1 ? c : c & (0x7fu >> len);
+        for (size_t i = 1; i < len; i++)
+            cp = (cp << 6) | (p[i] & 0x3fu);
+        p += len;
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            snprintf(esc, sizeof esc, "\\u%04X\\u%04X", 0xd800 | (cp >> 10), 0xdc00 | (cp & 0x3ff));
+        } else {
+            snprintf(esc, sizeof esc, "\\u%04X", cp);
+        }
+        sk_str(k, esc);
+    }
+    sk_put(k, "\"", 1);
+}
+
 size_t sb_action_json(const sb_action *a, char *buf, size_t cap)
 {
     if (!a) return 0;
-    json_t *o = action_to_json(a);
-    size_t n = json_dumpb(o, buf, cap, JSON_COMPACT | JSON_ENSURE_ASCII);
-    json_decref(o);
-    if (n < cap) buf[n] = 0;
-    return n;
+    sink k = {buf, buf ? cap : 0, 0};
+    char num[32];
+    sk_str(&k, "{\"type\":\"");
+    sk_str(&k, act_type(a));
+    sk_put(&k, "\"", 1);
+    for (size_t i = 0; i < countof(act_strs); i++) {
+        const char *v = act_str(a, i);
+        if (!v || !utf8_valid(v)) continue; /* as jansson: no string, no field */
+        sk_put(&k, ",\"", 2);
+        sk_str(&k, act_strs[i].key);
+        sk_put(&k, "\":", 2);
+        sk_json_string(&k, v);
+    }
+    if (a->type == SB_ACT_RING) {
+        snprintf(num, sizeof num, ",\"timeout\":%d", a->timeout_s);
+        sk_str(&k, num);
+    }
+    if (a->type == SB_ACT_WAIT && a->due_ms) {
+        snprintf(num, sizeof num, ",\"due_ms\":%lld", (long long)a->due_ms);
+        sk_str(&k, num);
+    }
+    sk_put(&k, "}", 1);
+    if (k.len < k.cap) buf[k.len] = 0;
+    return k.len;
 }

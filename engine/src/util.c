@@ -120,34 +120,53 @@ int e164_normalize(const char *in, char out[SB_E164_MAX + 1])
     return 0;
 }
 
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 where none starts.
+** A NUL ends a string: it fails as a continuation byte. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned char c = *p;
+    size_t n = c < 0x80             ? 1
+               : (c & 0xE0) == 0xC0 ? 2
+               : (c & 0xF0) == 0xE0 ? 3
+               : (c & 0xF8) == 0xF0 ? 4
+                                    : 0;
+    int good = n > 0 && !(n == 2 && c < 0xC2) && !(n == 4 && c > 0xF4);
+    for (size_t i = 1; good && i < n; i++)
+        if ((p[i] & 0xC0) != 0x80) good = 0;
+    if (good && n == 3) {
+        unsigned cp = (c & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
+        if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) good = 0;
+    }
+    if (good && n == 4) {
+        unsigned cp =
+            (c & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
+        if (cp < 0x10000 || cp > 0x10FFFF) good = 0;
+    }
+    return good ? n : 0;
+}
+
 void utf8_clean(char *s)
 {
     unsigned char *p = (unsigned char *)s;
     while (p && *p) {
-        unsigned char c = *p;
-        size_t n = c < 0x80             ? 1
-                   : (c & 0xE0) == 0xC0 ? 2
-                   : (c & 0xF0) == 0xE0 ? 3
-                   : (c & 0xF8) == 0xF0 ? 4
-                                        : 0;
-        int good = n > 0 && !(n == 2 && c < 0xC2) && !(n == 4 && c > 0xF4);
-        for (size_t i = 1; good && i < n; i++)
-            if ((p[i] & 0xC0) != 0x80) good = 0;
-        if (good && n == 3) {
-            unsigned cp = (c & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
-            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) good = 0;
-        }
-        if (good && n == 4) {
-            unsigned cp =
-                (c & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
-            if (cp < 0x10000 || cp > 0x10FFFF) good = 0;
-        }
-        if (!good) {
+        size_t n = utf8_seq(p);
+        if (!n) {
             *p++ = '?';
             continue;
         }
         p += n;
     }
+}
+
+int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (p && *p) {
+        size_t n = utf8_seq(p);
+        if (!n) return 0;
+        p += n;
+    }
+    return 1;
 }
 
 json_t *json_string_clean(const char *s)

@@ -1,16 +1,19 @@
 /*
-** test_actions.c — the daemon writes an action's JSON itself (responses and
-** the event stream, sbd_action_write) instead of building it with jansson:
-** byte for byte what the library's sb_action_json gives, for every action
+** test_actions.c — an action's JSON, which the library writes directly
+** (sb_action_json, without building a jansson tree) and the daemon sends in
+** responses and on the event stream (sbd_action_write): byte for byte what
+** jansson prints for the same object with JSON_COMPACT | JSON_ENSURE_ASCII
+** (the form sb_result_json uses), built here independently, for every action
 ** type and for field values of every kind — plain, empty, quotes,
 ** backslashes, control bytes, DEL, UTF-8 of every length, bytes that are not
-** UTF-8 (the field is left out, as jansson refuses them) — plus the
-** account filled in when the action has none.
+** UTF-8 (the field is left out, as jansson refuses them) — plus the account
+** filled in when the action has none, and a buffer too small.
 */
 #include "serve.h"
 #include "switchboard.h"
 #include "tap.h"
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,19 +47,45 @@ static unsigned pick(unsigned n)
     return (unsigned)(rng % n);
 }
 
+/* What jansson prints for the action: the oracle. */
+static char *oracle(const sb_action *a)
+{
+    static const char *const names[] = {NULL,       "ring", "cancel", "connect", "reject",
+                                        "overflow", "wait", "end",    "agent"};
+    unsigned t = (unsigned)a->type;
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string(t < 9 && names[t] ? names[t] : "unknown"));
+    const char *keys[] = {"account", "call", "agent", "device", "uri", "queue", "reason", "status"};
+    const char *vals[] = {a->account, a->call_id,  a->agent_id, a->device,
+                          a->uri,     a->queue_id, a->reason,   a->status};
+    for (int i = 0; i < 8; i++)
+        if (vals[i]) json_object_set_new(o, keys[i], json_string(vals[i]));
+    if (a->type == SB_ACT_RING) json_object_set_new(o, "timeout", json_integer(a->timeout_s));
+    if (a->type == SB_ACT_WAIT && a->due_ms)
+        json_object_set_new(o, "due_ms", json_integer(a->due_ms));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    return s;
+}
+
 static int same(const sb_action *a, const char *what)
 {
     char lib[8192];
     size_t n = sb_action_json(a, lib, sizeof lib);
+    char *want = oracle(a);
     struct evbuffer *b = evbuffer_new();
     sbd_action_write(b, a, NULL);
     size_t m = evbuffer_get_length(b);
     char *mine = calloc(1, m + 1);
     evbuffer_remove(b, mine, m);
     evbuffer_free(b);
-    int ok_ = n < sizeof lib && n == m && !memcmp(lib, mine, n);
-    if (!ok_) diag("%s:\n#   library %s\n#   daemon  %s", what, n < sizeof lib ? lib : "?", mine);
+    int ok_ = want && n < sizeof lib && n == strlen(want) && !memcmp(lib, want, n) && n == m &&
+              !memcmp(lib, mine, n);
+    if (!ok_)
+        diag("%s:\n#   jansson %s\n#   library %s\n#   daemon  %s", what, want ? want : "?",
+             n < sizeof lib ? lib : "?", mine);
     free(mine);
+    free(want);
     return ok_;
 }
 
@@ -82,7 +111,7 @@ int main(void)
                 bad += !same(&a, what);
             }
     ok(bad == 0,
-       "every type, every field, every kind of value: as the library writes it (%d of "
+       "every type, every field, every kind of value: as jansson writes it (%d of "
        "%d differ)",
        bad, tried);
 
@@ -132,5 +161,15 @@ int main(void)
     char *s = sbd_action_json(&a, "acme");
     is_str(s, buf, "sbd_action_json says the same");
     free(s);
+
+    /* Too small a buffer: the length needed, a cut that stays a string. */
+    char small[10];
+    memset(small, 'x', sizeof small);
+    size_t need = sb_action_json(&a, small, sizeof small);
+    ok(need == strlen("{\"type\":\"end\",\"call\":\"c9\",\"reason\":\"hangup\"}"),
+       "a short buffer gets the length needed (%zu)", need);
+    ok(memcmp(small, "{\"type\":\"e", 10) == 0,
+       "and as much as fits, unterminated when it does not fit, as documented");
+    is_int((int)sb_action_json(&a, NULL, 0), (int)need, "no buffer: just the length");
     return done_testing();
 }
