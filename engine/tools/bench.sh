@@ -5,8 +5,8 @@ B=${SB_BUILD:-build}
 echo "== Engine call cycle (issue: engine core) =="
 "$B/tests/bench_cycle" --cycles "${SB_BENCH_CYCLES:-200000}"
 echo
-echo "== Sandbox overhead: the same cycle with every budget off =="
-"$B/tests/bench_cycle" --cycles "${SB_BENCH_CYCLES:-200000}" --only none --no-scale --budgets off
+echo "== Sandbox overhead: the same cycle with every budget armed and off, in turn =="
+"$B/tests/bench_cycle" --cycles 4000 --budgets-pair 41
 echo
 echo "== Policy reload across 1,000 accounts (issue: sandbox and reload) =="
 "$B/tests/bench_reload"

@@ -9,6 +9,7 @@
 ** must not grow with the queues an agent is not in.
 **
 ** usage: bench_cycle [--cycles N] [--policy-dir DIR] [--budgets on|off]
+**                    [--budgets-pair ROUNDS]  (sandbox overhead, paired runs)
 */
 #include "switchboard.h"
 
@@ -119,6 +120,68 @@ static double run_cycles(sb_engine *e, const char *acct, const char *queue, int 
     return n / secs;
 }
 
+/* The benchmark's account: 50 available agents in queue q (longest-idle). */
+static void provision(sb_engine *e, sb_result *res)
+{
+    must(sb_account_put(e, "{\"id\":\"bench\"}", 14, res), res, "account");
+    for (int i = 0; i < 50; i++)
+        add_agent(e, res, "bench", i);
+    char q[4096] = "{\"id\":\"q\",\"policy\":\"longest-idle\",\"members\":[";
+    for (int i = 0; i < 50; i++)
+        snprintf(q + strlen(q), sizeof q - strlen(q), "%s{\"agent\":\"a%d\"}", i ? "," : "", i);
+    strcat(q, "]}");
+    must(sb_queue_put(e, "bench", q, strlen(q), res), res, "queue");
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sandbox overhead, paired: two engines, budgets armed and off, run in
+** turn (the order alternating) `rounds` times; the medians of this
+** thread's CPU time per cycle, which other processes on the machine
+** disturb less than the wall clock, and their ratio. */
+static int budgets_pair(const char *policy_dir, int rounds, int n)
+{
+    char dir[2][128];
+    sb_engine *e[2];
+    sb_result *res = sb_result_new();
+    double *lat = malloc(sizeof *lat * (size_t)n), us[2][64];
+    int errors = 0;
+    if (rounds > 64) rounds = 64;
+    for (int b = 0; b < 2; b++) {
+        snprintf(dir[b], sizeof dir[b], "/tmp/sb-bench-%d-pair%d", (int)getpid(), b);
+        e[b] = open_at(dir[b], policy_dir, SB_SYNC_NONE, b == 0);
+        provision(e[b], res);
+        run_cycles(e[b], "bench", "q", n / 10 + 1, lat, &errors); /* warm up */
+    }
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < 2; k++) {
+            int b = (r + k) % 2;
+            double c0 = thread_cpu_s();
+            run_cycles(e[b], "bench", "q", n, lat, &errors);
+            us[b][r] = (thread_cpu_s() - c0) / n * 1e6;
+        }
+    qsort(us[0], (size_t)rounds, sizeof us[0][0], cmp_d);
+    qsort(us[1], (size_t)rounds, sizeof us[1][0], cmp_d);
+    double on = us[0][rounds / 2], off = us[1][rounds / 2];
+    printf("budgets armed %.2f us CPU per cycle, off %.2f us (medians of %d paired runs of %d "
+           "cycles): overhead %+.1f%% (target within 10%%), errors %d\n",
+           on, off, rounds, n, (on / off - 1) * 100, errors);
+    for (int b = 0; b < 2; b++) {
+        sb_close(e[b]);
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir[b]);
+        if (system(cmd)) return 1;
+    }
+    sb_result_free(res);
+    free(lat);
+    return errors != 0;
+}
+
 static void report(const char *label, double rate, double *lat, int n, int errors)
 {
     qsort(lat, (size_t)n, sizeof *lat, cmp_d);
@@ -128,7 +191,7 @@ static void report(const char *label, double rate, double *lat, int n, int error
 
 int main(int argc, char **argv)
 {
-    int cycles = 100000, scale = 1, budgets = 1;
+    int cycles = 100000, scale = 1, budgets = 1, pair = 0;
     const char *policy_dir = "policies", *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cycles") && i + 1 < argc)
@@ -141,7 +204,10 @@ int main(int argc, char **argv)
             budgets = strcmp(argv[++i], "off");
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--budgets-pair") && i + 1 < argc)
+            pair = atoi(argv[++i]);
     }
+    if (pair > 0) return budgets_pair(policy_dir, pair, cycles);
     double *lat = malloc(sizeof *lat * (size_t)cycles);
     char dir[128];
     static const struct {
@@ -156,14 +222,7 @@ int main(int argc, char **argv)
         snprintf(dir, sizeof dir, "/tmp/sb-bench-%d-%s", (int)getpid(), modes[m].name);
         sb_engine *e = open_at(dir, policy_dir, modes[m].mode, budgets);
         sb_result *res = sb_result_new();
-        must(sb_account_put(e, "{\"id\":\"bench\"}", 14, res), res, "account");
-        for (int i = 0; i < 50; i++)
-            add_agent(e, res, "bench", i);
-        char q[4096] = "{\"id\":\"q\",\"policy\":\"longest-idle\",\"members\":[";
-        for (int i = 0; i < 50; i++)
-            snprintf(q + strlen(q), sizeof q - strlen(q), "%s{\"agent\":\"a%d\"}", i ? "," : "", i);
-        strcat(q, "]}");
-        must(sb_queue_put(e, "bench", q, strlen(q), res), res, "queue");
+        provision(e, res);
         int n = modes[m].mode == SB_SYNC_NONE ? cycles : cycles / 20;
         int errors = 0;
         run_cycles(e, "bench", "q", n / 10 > 1000 ? 1000 : n / 10, lat, &errors); /* warm up */
