@@ -546,7 +546,7 @@ void eng_read_end(sb_engine *e, MDB_txn *txn)
     pthread_rwlock_unlock(&e->sh->maplock);
 }
 
-/* Sync with the map held steady: a map growing during msync could make
+/* Sync with the map held steady: a map growing during a sync could make
 ** the sync fail, and fail a batch that was in fact committed. */
 static int locked_sync(sb_engine *e)
 {
