@@ -89,6 +89,18 @@ static void account(const char *id, const char *retention)
     if (sb_queue_put(eng, id, q, strlen(q), res)) diag("queue: %s", sb_result_message(res));
 }
 
+/* An account whose retention policy is `name` (source src): the account,
+** the policy put (its result returned), then the account naming it. */
+static int with_policy(const char *id, const char *name, const char *src)
+{
+    account(id, NULL);
+    int rc = sb_policy_put(eng, id, name, src, strlen(src), NULL, res);
+    char json[256];
+    snprintf(json, sizeof json, "{\"id\":\"%s\",\"retention\":\"%s\"}", id, name);
+    sb_account_put(eng, json, strlen(json), res);
+    return rc;
+}
+
 /* A call from caller: answered (talk 60 s) or abandoned while waiting. */
 static int call(const char *acct, const char *id, const char *caller, int answer, const char *attrs)
 {
@@ -234,11 +246,8 @@ static const char *held_policy =
 
 static void test_holds(void)
 {
-    account("held", NULL);
-    ok(sb_policy_put(eng, "held", "ret-held", held_policy, strlen(held_policy), NULL, res) == 0,
+    ok(with_policy("held", "ret-held", held_policy) == 0,
        "a retention policy that tells whether it sees a hold");
-    const char *acct = "{\"id\":\"held\",\"retention\":\"ret-held\"}";
-    sb_account_put(eng, acct, strlen(acct), res);
     call("held", "h1", "+442079463333", 1, NULL);
     call("held", "h2", "+442079463333", 1, NULL);
     call("held", "h3", "+442079464444", 1, NULL);
@@ -333,11 +342,8 @@ static const char *bad_policy = "local P = {}\n"
 
 static void test_failures(void)
 {
-    account("fail", NULL);
-    ok(sb_policy_put(eng, "fail", "ret-bad", bad_policy, strlen(bad_policy), NULL, res) == 0,
+    ok(with_policy("fail", "ret-bad", bad_policy) == 0,
        "a retention policy that fails on some records");
-    const char *acct = "{\"id\":\"fail\",\"retention\":\"ret-bad\"}";
-    sb_account_put(eng, acct, strlen(acct), res);
     call("fail", "f1", "+442079468888", 1, "{\"boom\":true}");
     ok(exists("fail", "f1"), "a record whose retain failed at write is kept");
     is_int(audit_count("fail", "error", "ret-bad.lua:3:"), 1,
@@ -401,11 +407,8 @@ static const char *mixed_policy =
 
 static void test_mixed_batch(void)
 {
-    account("mix", NULL);
-    ok(sb_policy_put(eng, "mix", "ret-mixed", mixed_policy, strlen(mixed_policy), NULL, res) == 0,
+    ok(with_policy("mix", "ret-mixed", mixed_policy) == 0,
        "a policy deleting some records and anonymizing others");
-    const char *acct = "{\"id\":\"mix\",\"retention\":\"ret-mixed\"}";
-    sb_account_put(eng, acct, strlen(acct), res);
     int n = 1200, errors = 0, deleted = 0;
     for (int i = 0; i < n; i++) {
         char id[16], caller[32];
