@@ -3,7 +3,7 @@
 # (test_policy_values.c, run by policy_values.t).
 tests: $(O)/tests/badinput/test_policy_values
 
-$(O)/tests/badinput/test_%: tests/badinput/test_%.c tests/unit/tap.h $(STATIC)
+$(O)/tests/badinput/test_%: tests/badinput/test_%.c tests/unit/tap.h tests/unit/testkit.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
 

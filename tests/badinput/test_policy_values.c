@@ -21,6 +21,7 @@
 */
 #include "switchboard.h"
 #include "tap.h"
+#include "testkit.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -29,42 +30,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int64_t now_ms = 1767603600000;
-static int64_t test_clock(void *arg)
-{
-    (void)arg;
-    return now_ms;
-}
-
-static void quiet(void *arg, sb_log_level l, const char *line)
-{
-    (void)arg;
-    (void)l;
-    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
-}
-
 static sb_engine *eng;
 static sb_result *res;
 static char dir[64] = "/tmp/sb-polvalues-XXXXXX";
-
-static void rmtree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[600];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-            rmtree(sub);
-        else
-            unlink(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 /* The policy returns what call.attrs.case selects. */
 static const char policy[] =

@@ -18,7 +18,7 @@ soak: all
 
 tests: $(O)/tests/crash/test_locks
 
-$(O)/tests/crash/test_%: tests/crash/test_%.c tests/unit/tap.h $(STATIC)
+$(O)/tests/crash/test_%: tests/crash/test_%.c tests/unit/tap.h tests/unit/testkit.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
 

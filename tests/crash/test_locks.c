@@ -24,6 +24,7 @@
 */
 #include "switchboard.h"
 #include "tap.h"
+#include "testkit.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -37,13 +38,6 @@
 
 static char dir[64] = "/tmp/sb-locks-XXXXXX";
 static char data[128];
-
-static void quiet(void *arg, sb_log_level l, const char *line)
-{
-    (void)arg;
-    (void)l;
-    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
-}
 
 static double now_s(void)
 {
@@ -64,25 +58,6 @@ static sb_engine *open_engine(sb_result *res)
     sb_engine *e = NULL;
     if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
     return e;
-}
-
-static void rmtree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[600];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-            rmtree(sub);
-        else
-            unlink(sub);
-    }
-    closedir(d);
-    rmdir(path);
 }
 
 /* In a child process: is byte 0 of lock.mdb locked by someone? */

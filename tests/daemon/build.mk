@@ -4,7 +4,7 @@
 DAEMON_OBJ := $(filter $(O)/engine/daemon/%,$(CLI_OBJ))
 tests: $(O)/tests/daemon/test_status $(O)/tests/daemon/test_actions
 
-$(O)/tests/daemon/test_%: tests/daemon/test_%.c tests/unit/tap.h $(DAEMON_OBJ) $(STATIC)
+$(O)/tests/daemon/test_%: tests/daemon/test_%.c tests/unit/tap.h tests/unit/testkit.h $(DAEMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iengine/daemon -Itests/unit $< -o $@ $(DAEMON_OBJ) $(STATIC) $(LIBS) $(LDSAN)
 

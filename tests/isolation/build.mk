@@ -3,7 +3,7 @@
 # daemon route (isolation.t).
 tests: $(O)/tests/isolation/test_isolation
 
-$(O)/tests/isolation/test_%: tests/isolation/test_%.c tests/unit/tap.h $(STATIC)
+$(O)/tests/isolation/test_%: tests/isolation/test_%.c tests/unit/tap.h tests/unit/testkit.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
 

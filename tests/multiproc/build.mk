@@ -4,7 +4,7 @@ MP_BIN := $(O)/tests/multiproc/multiproc
 
 tests: $(MP_BIN)
 
-$(MP_BIN): tests/multiproc/multiproc.c tests/unit/tap.h engine/include/switchboard.h $(STATIC)
+$(MP_BIN): tests/multiproc/multiproc.c tests/unit/tap.h tests/unit/testkit.h engine/include/switchboard.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $< -o $@ $(LDSAN) $(STATIC) \
 	  $(shell pkg-config --libs lua5.4 lmdb libsodium jansson) -lpthread -lm

@@ -4,7 +4,7 @@
 OOM_BIN := $(O)/tests/oom/test_oom $(O)/tests/oom/test_full
 tests: $(OOM_BIN)
 
-$(O)/tests/oom/test_%: tests/oom/test_%.c tests/unit/tap.h $(STATIC)
+$(O)/tests/oom/test_%: tests/oom/test_%.c tests/unit/tap.h tests/unit/testkit.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS) -ldl
 

@@ -8,21 +8,12 @@
 */
 #include "switchboard.h"
 #include "tap.h"
+#include "testkit.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int64_t now_ms = 1767603600000; /* Monday 2026-01-05 09:00 UTC */
-static int64_t test_clock(void *arg)
-{
-    return now_ms;
-}
-static void quiet(void *arg, sb_log_level l, const char *line)
-{
-    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
-}
 
 static char dir[256];
 static sb_engine *eng;

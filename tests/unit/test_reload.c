@@ -6,22 +6,13 @@
 */
 #include "switchboard.h"
 #include "tap.h"
+#include "testkit.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int64_t now_ms = 1767603600000;
-static int64_t test_clock(void *arg)
-{
-    return now_ms;
-}
-static void quiet(void *arg, sb_log_level l, const char *line)
-{
-    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
-}
 
 static char dir[256], pdir[300];
 static sb_result *res;

@@ -9,6 +9,7 @@
 */
 #include "switchboard.h"
 #include "tap.h"
+#include "testkit.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -19,20 +20,9 @@
 
 #define DAY 86400000LL
 
-static int64_t now_ms = 1767603600000; /* Monday 2026-01-05 09:00 UTC */
-static int64_t test_clock(void *arg)
-{
-    return now_ms;
-}
-
 static char dir[256];
 static sb_engine *eng;
 static sb_result *res;
-
-static void quiet(void *arg, sb_log_level l, const char *line)
-{
-    if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
-}
 
 static sb_engine *open_engine(void)
 {

@@ -10,6 +10,7 @@
 */
 #include "engine.h"
 #include "tap.h"
+#include "testkit.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -58,18 +59,6 @@ static sb_engine *open_at(const char *path, sb_result *res)
     sb_config cfg;
     config(&cfg, path);
     return open_cfg(&cfg, res);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void rmtree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int put_agent(sb_engine *e, const char *id, sb_result *res)
