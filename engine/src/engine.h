@@ -180,6 +180,12 @@ int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res);
 ** a reserve past map_max, so a full map can still be emptied. */
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing);
 
+/* The request's account in txn; SB_ENOTFOUND ("no such account 'id'") or a
+** storage error, with res set. */
+int eng_account(MDB_txn *txn, sb_engine *e, const char *account, acct_rec *a, sb_result *res);
+/* A read transaction and the account in it; on success the caller ends the
+** transaction with eng_read_end, on failure it is ended and res says why. */
+int eng_read_account(sb_engine *e, const char *account, MDB_txn **txn, acct_rec *a, sb_result *res);
 /* A read transaction; release with eng_read_end. */
 int eng_read_begin(sb_engine *e, MDB_txn **txn);
 void eng_read_end(sb_engine *e, MDB_txn *txn);

@@ -18,27 +18,31 @@
 
 /* --- shared helpers ------------------------------------------------------------ */
 
-int tx_account(wtx *t, const char *account)
-{
-    int rc = st_account_by_id(t->txn, t->e, account, &t->account_buf);
-    if (rc == SB_ENOTFOUND)
-        return res_err(t->res, SB_ENOTFOUND, "account", "no such account '%s'",
-                       account && id_valid(account) ? account : "?");
-    if (rc) return eng_mdb_err(t->res, rc, "read account");
-    t->account = &t->account_buf;
-    t->acct = t->account_buf.num;
-    pol_host_sync_gen(t->e->pol, t->acct, t->account_buf.policy_gen);
-    return 0;
-}
-
-static int read_account(sb_engine *e, MDB_txn *txn, const char *account, acct_rec *a,
-                        sb_result *res)
+int eng_account(MDB_txn *txn, sb_engine *e, const char *account, acct_rec *a, sb_result *res)
 {
     int rc = st_account_by_id(txn, e, account, a);
     if (rc == SB_ENOTFOUND)
         return res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
                        account && id_valid(account) ? account : "?");
     if (rc) return eng_mdb_err(res, rc, "read account");
+    return 0;
+}
+
+int eng_read_account(sb_engine *e, const char *account, MDB_txn **txn, acct_rec *a, sb_result *res)
+{
+    int rc = eng_read_begin(e, txn);
+    if (rc) return eng_mdb_err(res, rc, "begin read");
+    if ((rc = eng_account(*txn, e, account, a, res))) eng_read_end(e, *txn);
+    return rc;
+}
+
+int tx_account(wtx *t, const char *account)
+{
+    int rc = eng_account(t->txn, t->e, account, &t->account_buf, t->res);
+    if (rc) return rc;
+    t->account = &t->account_buf;
+    t->acct = t->account_buf.num;
+    pol_host_sync_gen(t->e->pol, t->acct, t->account_buf.policy_gen);
     return 0;
 }
 
@@ -171,7 +175,7 @@ int sb_account_get(sb_engine *e, const char *account, sb_result *res)
     int rc = eng_read_begin(e, &txn);
     if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec a;
-    rc = read_account(e, txn, account, &a, res);
+    rc = eng_account(txn, e, account, &a, res);
     if (!rc) {
         json_t *o = account_json(&a);
         rec_settings rs;
@@ -468,7 +472,7 @@ static int list_prefix(sb_engine *e, const char *account, int db, const char *fi
     if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
     json_t *arr = json_array();
-    if ((rc = read_account(e, txn, account, &acc, res)) == 0) {
+    if ((rc = eng_account(txn, e, account, &acc, res)) == 0) {
         st_iter it;
         uint8_t p[4];
         for (rc = st_iter_open(&it, txn, e, db, p, key_acct(p, acc.num)); rc == 0;
@@ -846,7 +850,7 @@ static int entity_get(sb_engine *e, const char *account, int kind, const char *i
     acct_rec acc;
     agent_rec a = {0};
     queue_rec q = {0};
-    if ((rc = read_account(e, txn, account, &acc, res)) == 0) {
+    if ((rc = eng_account(txn, e, account, &acc, res)) == 0) {
         rc = kind == NK_AGENT ? st_agent_by_id(txn, e, acc.num, id, &a)
                               : st_queue_by_id(txn, e, acc.num, id, &q);
         if (rc == SB_ENOTFOUND)

@@ -1642,19 +1642,18 @@ int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_resul
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     MDB_txn *txn;
-    int rc = eng_read_begin(e, &txn);
-    if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
     call_rec *c = calloc(1, sizeof *c);
     if (!c) {
         eng_read_end(e, txn);
         return res_err(res, SB_ENOMEM, NULL, "out of memory");
     }
-    rc = st_account_by_id(txn, e, account, &acc);
-    if (rc == 0) rc = st_call_load(txn, e, acc.num, call_id, c);
+    rc = st_call_load(txn, e, acc.num, call_id, c);
     if (rc == SB_ENOTFOUND) {
         /* A finished call is read from its record. */
-        rc = record_get(e, txn, account, call_id, res);
+        rc = record_get(e, txn, acc.num, call_id, res);
         goto done;
     }
     if (rc) {

@@ -236,15 +236,9 @@ int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     MDB_txn *txn;
-    int rc = eng_read_begin(e, &txn);
-    if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
-    rc = st_account_by_id(txn, e, account, &acc);
-    if (rc) {
-        eng_read_end(e, txn);
-        return rc == SB_ENOTFOUND ? res_err(res, rc, "account", "no such account")
-                                  : eng_mdb_err(res, rc, "read account");
-    }
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
     json_t *arr = json_array();
     json_t *status = pol_host_status(e->pol, acc.num);
     uint32_t accts[2] = {acc.num, 0};

@@ -922,17 +922,14 @@ out:
 
 /* --- reading ----------------------------------------------------------------------------- */
 
-int record_get(sb_engine *e, MDB_txn *txn, const char *account, const char *call_id, sb_result *res)
+int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res)
 {
-    acct_rec acc;
-    int rc = st_account_by_id(txn, e, account, &acc);
-    if (rc == SB_ENOTFOUND) return res_err(res, SB_ENOTFOUND, "account", "no such account");
-    if (rc) return eng_mdb_err(res, rc, "read account");
+    int rc;
     if (!id_valid(call_id)) return res_err(res, SB_ENOTFOUND, "call", "no such call '?'");
     /* The latest record of that call id: the last key under "id NUL". */
     uint8_t p[4 + SB_ID_MAX + 1];
     size_t n = strlen(call_id);
-    put_be32(p, acc.num);
+    put_be32(p, acct);
     memcpy(p + 4, call_id, n);
     p[4 + n] = 0;
     st_iter it;
@@ -944,7 +941,7 @@ int record_get(sb_engine *e, MDB_txn *txn, const char *account, const char *call
     if (ended < 0) return res_err(res, SB_ENOTFOUND, "call", "no such call '%s'", call_id);
     uint8_t rk[REC_KEY_MAX];
     MDB_val last;
-    rc = st_get(txn, e, DB_RECORDS, rk, rec_key_of(rk, acc.num, call_id, n, ended), &last);
+    rc = st_get(txn, e, DB_RECORDS, rk, rec_key_of(rk, acct, call_id, n, ended), &last);
     if (rc == MDB_NOTFOUND) return res_err(res, SB_ENOTFOUND, "call", "no such call '%s'", call_id);
     if (rc) return eng_mdb_err(res, rc, "read record");
     rec_data r;

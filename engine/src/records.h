@@ -103,10 +103,9 @@ const char *rec_call_attrs(const call_rec *c, sb_buf *tmp, size_t *len);
 ** its pseudonym index entries and aggregates, and apply the account's
 ** retention policy to it. */
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome);
-/* Put the latest record of a finished call into res as JSON (numbers not
-** included); SB_ENOTFOUND if none. */
-int record_get(sb_engine *e, MDB_txn *txn, const char *account, const char *call_id,
-               sb_result *res);
+/* Put the latest record of a finished call of account acct into res as JSON
+** (numbers not included); SB_ENOTFOUND if none. */
+int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res);
 
 /* --- a stored record, decoded (strings point into the value) ------------ */
 typedef struct rec_data {

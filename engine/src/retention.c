@@ -1319,19 +1319,9 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
     int rc = number_arg(number, num, res);
     if (rc) return rc;
     MDB_txn *txn;
-    if ((rc = eng_read_begin(e, &txn))) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
+    if ((rc = eng_read_account(e, account, &txn, &acc, res))) return rc;
     json_t *arr = json_array();
-    rc = st_account_by_id(txn, e, account, &acc);
-    if (rc == SB_ENOTFOUND) {
-        rc = res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
-                     account && id_valid(account) ? account : "?");
-        goto out;
-    }
-    if (rc) {
-        rc = eng_mdb_err(res, rc, "read account");
-        goto out;
-    }
     uint8_t key[32], p[20];
     rc = rec_key(e, acc.num, acc.id, 0, key);
     if (rc == SB_ECRYPTO) { /* no key: nothing sealed, nothing to find */
@@ -1436,16 +1426,8 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
         json_decref(doc);
     }
     MDB_txn *txn;
-    if ((rc = eng_read_begin(e, &txn))) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
-    rc = st_account_by_id(txn, e, account, &acc);
-    if (rc) {
-        eng_read_end(e, txn);
-        if (rc == SB_ENOTFOUND)
-            return res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
-                           account && id_valid(account) ? account : "?");
-        return eng_mdb_err(res, rc, "read account");
-    }
+    if ((rc = eng_read_account(e, account, &txn, &acc, res))) return rc;
     /* Records are keyed by time: walk [from, to), keep the newest `limit`. */
     json_t **ring = calloc((size_t)limit, sizeof *ring);
     size_t n = 0, ql = strlen(queue);
@@ -1663,17 +1645,13 @@ int sb_hold_list(sb_engine *e, const char *account, sb_result *res)
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     MDB_txn *txn;
-    int rc = eng_read_begin(e, &txn);
-    if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
-    rc = st_account_by_id(txn, e, account, &acc);
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
     hold *hs = NULL;
     int n = 0, cap = 0;
-    if (rc == 0) rc = holds_load(txn, e, acc.num, &hs, &n, &cap);
+    rc = holds_load(txn, e, acc.num, &hs, &n, &cap);
     eng_read_end(e, txn);
-    if (rc == SB_ENOTFOUND)
-        return res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
-                       account && id_valid(account) ? account : "?");
     if (rc) {
         free(hs);
         return eng_mdb_err(res, rc, "read holds");
@@ -1717,18 +1695,12 @@ int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t 
     if (from_ms < 0 || to_ms < from_ms)
         return res_err(res, SB_EINVAL, "from_ms", "the time range is empty or negative");
     MDB_txn *txn;
-    int rc = eng_read_begin(e, &txn);
-    if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
     queue_rec q = {0};
     json_t *arr = json_array();
-    rc = st_account_by_id(txn, e, account, &acc);
-    if (rc == SB_ENOTFOUND) {
-        rc = res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
-                     account && id_valid(account) ? account : "?");
-        goto out;
-    }
-    if (!rc && queue) {
+    if (queue) {
         rc = st_queue_by_id(txn, e, acc.num, queue, &q);
         if (rc == SB_ENOTFOUND) {
             rc = res_err(res, SB_ENOTFOUND, "queue", "no such queue '%s'",
@@ -1737,7 +1709,7 @@ int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t 
         }
     }
     if (rc) {
-        rc = eng_mdb_err(res, rc, "read account");
+        rc = eng_mdb_err(res, rc, "read queue");
         goto out;
     }
     int64_t dfrom = from_ms / DAY_MS,
@@ -1787,21 +1759,11 @@ int sb_audit_list(sb_engine *e, const char *account, uint64_t after, size_t limi
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!limit || limit > 100000) limit = limit ? 100000 : 1000;
     MDB_txn *txn;
-    int rc = eng_read_begin(e, &txn);
-    if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
     json_t *arr = json_array();
     uint64_t next = after;
-    rc = st_account_by_id(txn, e, account, &acc);
-    if (rc == SB_ENOTFOUND) {
-        rc = res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
-                     account && id_valid(account) ? account : "?");
-        goto out;
-    }
-    if (rc) {
-        rc = eng_mdb_err(res, rc, "read account");
-        goto out;
-    }
     uint8_t p[4];
     st_iter it;
     for (rc = st_iter_open(&it, txn, e, DB_AUDIT, p, key_acct(p, acc.num));
