@@ -670,11 +670,9 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         return rc;
     }
     char detail[256];
-    if (dp->failed) {
+    int fell_back = dp->failed;
+    if (fell_back) {
         fallback_decide(q, c, q->fallback, csp->c, csp->n, t->now, dp);
-        pthread_mutex_lock(&e->stats_mu);
-        e->st.dec_fallback++;
-        pthread_mutex_unlock(&e->stats_mu);
         char msg[256 + 512];
         snprintf(msg, sizeof msg, "%s; fallback %s: %s", dp->error, fallback_name(q->fallback),
                  kind_detail(dp, csp->c, detail, sizeof detail));
@@ -689,6 +687,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
                    kind_detail(dp, csp->c, detail, sizeof detail));
     }
     pthread_mutex_lock(&e->stats_mu);
+    e->st.dec_fallback += (uint64_t)fell_back;
     switch (dp->kind) {
     case DEC_RING:
         e->st.dec_ring++;

@@ -555,15 +555,20 @@ static int ro_error(lua_State *L)
                       lua_tostring(L, lua_upvalueindex(1)));
 }
 
+/* Whether the value at idx is a key of the registry table `ref` (a set). */
+static int in_set(lua_State *L, int ref, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_pushvalue(L, idx);
+    int in = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    return in;
+}
+
 static int is_protected(lua_State *L, int idx)
 {
-    sbx *sb = sbx_of(L);
-    idx = lua_absindex(L, idx);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_protected);
-    lua_pushvalue(L, idx);
-    int p = lua_rawget(L, -2) != LUA_TNIL;
-    lua_pop(L, 2);
-    return p;
+    return in_set(L, sbx_of(L)->ref_protected, idx);
 }
 
 static int sb_rawset(lua_State *L)
@@ -702,13 +707,7 @@ static void taint_thread(lua_State *L, lua_State *co)
 
 static int is_tainted(lua_State *L, int idx)
 {
-    sbx *sb = sbx_of(L);
-    idx = lua_absindex(L, idx);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_tainted);
-    lua_pushvalue(L, idx);
-    int t = lua_rawget(L, -2) != LUA_TNIL;
-    lua_pop(L, 2);
-    return t;
+    return in_set(L, sbx_of(L)->ref_tainted, idx);
 }
 
 static int co_create(lua_State *L)

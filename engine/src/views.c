@@ -426,6 +426,17 @@ static json_t *call_attrs(vcall *vc)
     return vc->attrs;
 }
 
+/* call.attrs / record.attrs: a fresh table each read ({} when none). */
+static int push_attrs(lua_State *L, vcall *vc)
+{
+    json_t *a = call_attrs(vc);
+    if (a)
+        views_push_json(L, a, 0);
+    else
+        lua_newtable(L);
+    return 1;
+}
+
 static int call_field(lua_State *L, vcall *vc, int k)
 {
     const pol_call *c = vc->call;
@@ -464,14 +475,8 @@ static int call_field(lua_State *L, vcall *vc, int k)
             lua_setfield(L, -2, c->tried_ids[i]);
         }
         return 1;
-    case K_ATTRS: {
-        json_t *a = call_attrs(vc);
-        if (a)
-            views_push_json(L, a, 0);
-        else
-            lua_newtable(L);
-        return 1;
-    }
+    case K_ATTRS:
+        return push_attrs(L, vc);
     case K_SKILLS:
         push_doc_table(L, call_attrs(vc), "skills");
         return 1;
@@ -558,14 +563,8 @@ static int record_field(lua_State *L, vcall *vc, int k)
     case K_OVERRIDDEN:
         lua_pushboolean(L, r->overridden);
         return 1;
-    case K_ATTRS: {
-        json_t *a = call_attrs(vc);
-        if (a)
-            views_push_json(L, a, 0);
-        else
-            lua_newtable(L);
-        return 1;
-    }
+    case K_ATTRS:
+        return push_attrs(L, vc);
     case K_ATTEMPTS: {
         int n = r->natt > 0 ? r->natt : 0;
         lua_createtable(L, n, 0);

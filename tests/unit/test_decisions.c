@@ -278,6 +278,16 @@ static void test_pause_and_store(void)
        "policies are independent");
 }
 
+/* decisions.fallback of sb_stats. */
+static long long fallbacks(void)
+{
+    if (sb_stats(eng, res)) return -1;
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    long long n = json_integer_value(json_object_get(json_object_get(o, "decisions"), "fallback"));
+    json_decref(o);
+    return n;
+}
+
 static void test_failure_and_fallback(void)
 {
     ok(policy("broken", "local P = {}\n"
@@ -287,8 +297,10 @@ static void test_failure_and_fallback(void)
                         "end\nreturn P\n") == 0,
        "upload a policy that errors at run time (it loads fine)");
     queue_with("broken");
+    long long fb = fallbacks();
     const char *id = offer();
     ok(count(SB_ACT_RING) == 1, "the call still rings someone: the fallback decided");
+    is_int((int)(fallbacks() - fb), 1, "and the engine counts one fallback decision");
     char call[32];
     snprintf(call, sizeof call, "%s", id);
     json_t *c = trace_of(call);
