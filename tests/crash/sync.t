@@ -230,6 +230,10 @@ t.ok(checked >= 500, "%d acknowledgements of changes found in the trace" % check
 t.ok(late == 0, "every one was written after a sync that began after its request arrived and "
      "succeeded before the answer (%d syncs)" % ok_syncs, "\n".join(bad))
 t.diag("acknowledgements checked: %d; syncs: %d" % (checked, ok_syncs))
+kinds = [fd for _, kind, fd, _ in parse(log)[0] if kind == "S"]
+t.ok(kinds and all(fd >= 0 for fd in kinds),
+     "with sync=group a sync is fdatasync of the data file, never msync over the map "
+     "(%d syncs, %d msync)" % (len(kinds), sum(1 for fd in kinds if fd < 0)))
 
 # 2. Every 5th sync fails.
 d, log = start(5)
