@@ -658,11 +658,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
                     .ring_timeout = (int)q->ring_timeout};
     kv_ctx kc = {t, q->policy};
     pol_kv kv = {kv_get, kv_set, &kc};
-    pol_decision *dp = &e->dec;
-    /* Reset what a decision reads; the arrays are filled up to their counts. */
-    dp->kind = DEC_WAIT;
-    dp->nring = dp->npause = dp->sequence = dp->timeout = dp->wait = dp->failed = 0;
-    dp->queue[0] = dp->reason[0] = dp->policy[0] = dp->version[0] = dp->error[0] = 0;
+    pol_decision *dp = &e->dec; /* pol_route clears it first */
     rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv, t->now,
                    call_seed(e->cfg.seed, c), dp);
     if (rc) {

@@ -335,11 +335,7 @@ int pol_route(pol_host *h, uint32_t acct_id, const char *account_id, const char 
               const pol_call *call, pol_cand *cands, size_t ncands, const pol_queue *q,
               const pol_kv *kv, int64_t now_ms, uint64_t seed, pol_decision *out)
 {
-    out->kind = 0;
-    out->nring = out->npause = 0;
-    out->failed = 0;
-    out->error[0] = 0;
-    out->version[0] = 0;
+    pol_decision_clear(out);
     str_copy(out->policy, sizeof out->policy, policy ? policy : "");
     acct *a = NULL;
     const char *why;

@@ -149,6 +149,10 @@ void pol_host_flush(pol_host *h);
 /* Drop one account's state (account deleted). */
 void pol_host_drop(pol_host *h, uint32_t acct);
 
+/* Reset a decision: kind, counts, texts, failed (the arrays are read only
+** up to their counts). pol_route starts with it. */
+void pol_decision_clear(pol_decision *o);
+
 /* Ask `policy`'s route hook for a decision. Always fills `out` with a valid
 ** decision or with failed=1 and error set (the caller applies the queue's
 ** fallback). `seed` seeds ctx.random. Returns 0, or SB_ENOMEM. */

@@ -316,7 +316,8 @@ void views_open(lua_State *L);
 
 /* One route call, the common path of pol_route and the case runner: run
 ** the hook `route_ref` of file `name` with fresh views and fill out (also
-** on failure: failed=1 and error). Writes to ctx.set reach kv only when the
+** on failure: failed=1 and error; out comes cleared, pol_decision_clear or
+** zeroed). Writes to ctx.set reach kv only when the
 ** call succeeds. Frees every cands[i].doc before returning. */
 void views_route(sbx *sb, const char *name, int route_ref, const pol_call *call, pol_cand *cands,
                  size_t ncands, const pol_queue *q, const pol_kv *kv, int64_t now_ms, uint64_t seed,

@@ -1496,13 +1496,17 @@ static void clear_decision(pol_decision *o)
     o->npause = 0;
 }
 
+void pol_decision_clear(pol_decision *o)
+{
+    clear_decision(o);
+    o->failed = 0;
+    o->error[0] = o->policy[0] = o->version[0] = 0;
+}
+
 void views_route(sbx *sb, const char *name, int route_ref, const pol_call *call, pol_cand *cands,
                  size_t ncands, const pol_queue *q, const pol_kv *kv, int64_t now_ms, uint64_t seed,
                  uint64_t instructions, uint32_t wall_ms, pol_decision *out)
 {
-    clear_decision(out);
-    out->failed = 0;
-    out->error[0] = 0;
     if (ncands > H_IDX_MAX) ncands = H_IDX_MAX;
     if (ncands > sb->idcap) {
         size_t cap = ncands < 64 ? 64 : ncands * 2;
