@@ -14,7 +14,7 @@ FUZZ_BIN := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_WARN = $(filter-out -Wno-format-truncation,$(WARN))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 $(FUZZ_WARN) $(if $(filter 1,$(WERROR)),-Werror) \
-              $(FUZZ_SAN) $(PKG_CFLAGS) -Iengine/include -Iengine/src -Iengine/daemon
+              $(FUZZ_SAN) $(PKG_CFLAGS) -Iengine/include -Iengine/src -Iengine/daemon -Itests/unit
 # Engine and daemon sources: coverage-instrumented, no -Werror (not ours).
 FUZZ_OBJ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 $(FUZZ_WARN) -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
                   $(PKG_CFLAGS) -Iengine/include -Iengine/src -Iengine/daemon
@@ -28,12 +28,12 @@ $(FUZZ_DIR)/obj/%.o: %.c engine/include/switchboard.h $(wildcard engine/src/*.h 
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_OBJ_CFLAGS) -c $< -o $@
 
-$(FUZZ_DIR)/fuzz_http: tests/fuzz/fuzz_http.c tests/fuzz/fuzz.h engine/daemon/http.c \
+$(FUZZ_DIR)/fuzz_http: tests/fuzz/fuzz_http.c tests/fuzz/fuzz.h tests/unit/testkit.h engine/daemon/http.c \
                        $(FUZZ_LIB_OBJ) $(FUZZ_DAEMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_LIB_OBJ) $(FUZZ_DAEMON_OBJ) $(LIBS)
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJ)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/unit/testkit.h $(FUZZ_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_LIB_OBJ) $(LIBS)
 

@@ -11,6 +11,7 @@
 #define SB_FUZZ_H
 
 #include "switchboard.h"
+#include "testkit.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -40,34 +41,11 @@ __attribute__((unused)) static void fz_quiet(void *arg, sb_log_level l, const ch
     if (getenv("SB_FUZZ_LOG")) fprintf(stderr, "log %d: %s\n", (int)l, line);
 }
 
-/* rm -rf path (files and directories only; no symlinks are followed). */
-__attribute__((unused)) static void fz_rmtree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char sub[4096];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            struct stat st;
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                fz_rmtree(sub);
-            else
-                unlink(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static char fz_base[256];
 
 static void fz_cleanup(void)
 {
-    if (fz_base[0]) fz_rmtree(fz_base);
+    if (fz_base[0]) rmtree(fz_base);
 }
 
 /* A fresh scratch directory for this process, removed at exit. */

@@ -42,7 +42,7 @@ static void reset_engine(void)
     if (D.eng) sb_close(D.eng);
     char data[512];
     snprintf(data, sizeof data, "%s/data", dir);
-    fz_rmtree(data);
+    rmtree(data);
     D.eng = fz_open(data, (size_t)1 << 20, (size_t)256 << 20, D.res);
     fz_provision(D.eng, D.res);
     fz_must(sb_apikey_create(D.eng, "acme", D.res), D.res, "api key");

@@ -28,7 +28,7 @@ static void reset(void)
     if (eng) sb_close(eng);
     char data[512];
     snprintf(data, sizeof data, "%s/data", dir);
-    fz_rmtree(data);
+    rmtree(data);
     eng = fz_open(data, (size_t)1 << 20, (size_t)256 << 20, res);
     fz_provision(eng, res);
     static const char offer[] =
