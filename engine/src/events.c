@@ -804,9 +804,9 @@ out:
     return rc;
 }
 
-/* Route waiting calls of the agent's queues to it. `known`: a queue the
-** event holds up to date already, whose waiting count needs no load. */
-static int dispatch_agent_known(wtx *t, const agent_rec *a, const queue_rec *known)
+/* Route waiting calls of the agent's queues to it. dispatch_queue reads the
+** queue's waiting list itself, so a queue with none costs one seek. */
+int dispatch_agent(wtx *t, const agent_rec *a)
 {
     uint32_t qs[64];
     int n = 0, rc;
@@ -817,27 +817,9 @@ static int dispatch_agent_known(wtx *t, const agent_rec *a, const queue_rec *kno
         if (it.klen == 12) qs[n++] = be32(it.key + 8);
     st_iter_close(&it);
     if (rc && rc != MDB_NOTFOUND) return rc;
-    int routed = 0; /* a dispatch may move calls into `known`: reload it then */
-    for (int i = 0; i < n; i++) {
-        if (known && known->num == qs[i] && !routed) {
-            if (known->waiting && (rc = dispatch_queue(t, qs[i]))) return rc;
-            routed |= known->waiting != 0;
-            continue;
-        }
-        queue_rec q = {0};
-        if ((rc = load_queue(t, qs[i], &q)) == 0 && q.waiting) {
-            rc = dispatch_queue(t, q.num);
-            routed = 1;
-        }
-        queue_free(&q);
-        if (rc) return rc;
-    }
+    for (int i = 0; i < n; i++)
+        if ((rc = dispatch_queue(t, qs[i]))) return rc;
     return 0;
-}
-
-int dispatch_agent(wtx *t, const agent_rec *a)
-{
-    return dispatch_agent_known(t, a, NULL);
 }
 
 /* --- the end of a call ------------------------------------------------------------- */
@@ -1125,7 +1107,7 @@ static int agent_leaves_call(wtx *t, agent_rec *a, const call_rec *c, const queu
         return agent_change(t, a, SB_AGENT_WRAP_UP, NULL, NULL);
     }
     if ((rc = agent_change(t, a, SB_AGENT_AVAILABLE, NULL, NULL))) return rc;
-    return dispatch_agent_known(t, a, q);
+    return dispatch_agent(t, a);
 }
 
 static int ev_end(wtx *t, ev_op *op, int abandon)
