@@ -166,8 +166,6 @@ typedef struct wtx {
     acct_rec account_buf;
     int depth;     /* dispatch recursion guard */
     int wrote_gen; /* the transaction changes shared_gen (policies.c) */
-    /* An agent the event has loaded already, for lookups of its id. */
-    const agent_rec *agent_known;
 } wtx;
 
 typedef int (*write_fn)(wtx *t, void *arg);

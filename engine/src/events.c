@@ -535,7 +535,8 @@ static const char *kind_detail(const pol_decision *d, pol_cand *cs, char *buf, s
     return buf;
 }
 
-static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome);
+static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
+                       const agent_rec *agent);
 
 /* Move a waiting call to another queue of the account and route it there. */
 static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason)
@@ -547,7 +548,7 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
         act(t, SB_ACT_REJECT, c->id, NULL, q->id,
             rc == SB_ENOTFOUND ? "overflow queue missing" : "too many queue moves");
         if ((rc = waiting_remove(t, c, q))) return rc;
-        return finish_call(t, c, q, "rejected");
+        return finish_call(t, c, q, "rejected", NULL);
     }
     if (rc) {
         queue_free(&nq);
@@ -602,7 +603,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         if (q->overflow[0]) return move_call(t, c, q, q->overflow, "max wait exceeded");
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, "max wait exceeded");
         int rc = waiting_remove(t, c, q);
-        return rc ? rc : finish_call(t, c, q, "rejected");
+        return rc ? rc : finish_call(t, c, q, "rejected", NULL);
     }
     if (!e->cands && !(e->cands = calloc(1, sizeof *e->cands))) return SB_ENOMEM;
     cand_set *csp = e->cands; /* reused; only under the write lock */
@@ -743,7 +744,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     case DEC_REJECT:
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, dp->reason[0] ? dp->reason : "rejected");
         if ((rc = waiting_remove(t, c, q))) return rc;
-        return finish_call(t, c, q, "rejected");
+        return finish_call(t, c, q, "rejected", NULL);
     default:
     wait:
         if (c->state != CALL_WAITING && (rc = waiting_add(t, c, q))) return rc;
@@ -824,14 +825,17 @@ int dispatch_agent(wtx *t, const agent_rec *a)
 
 /* --- the end of a call ------------------------------------------------------------- */
 
-static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome)
+/* End the call: its record, the END action, the live call gone. `agent`:
+** the connected agent when the caller has it loaded (NULL otherwise). */
+static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
+                       const agent_rec *agent)
 {
     int rc;
     if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) ||
         (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)) ||
         (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
         return rc;
-    if ((rc = record_write(t, c, q, outcome))) return rc;
+    if ((rc = record_write(t, c, q, outcome, agent))) return rc;
     act(t, SB_ACT_END, c->id, NULL, q->id, outcome);
     return st_call_del(t->txn, t->e, t->acct, c->id);
 }
@@ -998,7 +1002,7 @@ static int ev_offer(wtx *t, ev_op *op)
             rc = move_call(t, c, &q, q.overflow, "queue full");
         } else {
             act(t, SB_ACT_REJECT, c->id, NULL, q.id, "queue full");
-            rc = finish_call(t, c, &q, "rejected");
+            rc = finish_call(t, c, &q, "rejected", NULL);
         }
         goto out;
     }
@@ -1128,13 +1132,10 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
         rc = st_agent_load(t->txn, e, t->acct, c->agent, &a);
         if (rc == 0 && a.status == SB_AGENT_ON_CALL && strcmp(a.call, c->id) == 0) {
             /* Record first: the agent's wrap-up may route other calls. */
-            t->agent_known = &a;
-            rc = finish_call(t, c, &q, "answered");
-            t->agent_known = NULL;
-            if (rc) goto out;
+            if ((rc = finish_call(t, c, &q, "answered", &a))) goto out;
             rc = agent_leaves_call(t, &a, c, &q);
         } else if (rc == 0 || rc == SB_ENOTFOUND) {
-            rc = finish_call(t, c, &q, "answered");
+            rc = finish_call(t, c, &q, "answered", NULL);
         }
         goto out;
     }
@@ -1144,7 +1145,8 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
     for (int i = 0; i < c->nring; i++)
         freed[nf++] = c->ring[i].agent;
     if ((rc = cancel_rings(t, c, &q, 0, 0, 1))) goto out;
-    if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned"))) goto out;
+    if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned", NULL)))
+        goto out;
     rc = redispatch_agents(t, freed, nf);
 out:
     queue_free(&q);

@@ -756,19 +756,20 @@ int rec_aggr_decode(const MDB_val *val, uint64_t *v)
 
 /* --- writing a record ------------------------------------------------------------------ */
 
-/* The agent's id, remembering the last one looked up (attempts of a call
-** mostly name the same one or two agents). */
-static const char *agent_name(wtx *t, uint32_t num, agent_rec *a)
+/* The agent's id: the one the caller has loaded, or the last one looked up
+** (attempts of a call mostly name the same one or two agents). */
+static const char *agent_name(wtx *t, uint32_t num, const agent_rec *known, agent_rec *a)
 {
     if (!num) return "";
-    if (t->agent_known && t->agent_known->num == num) return t->agent_known->id;
+    if (known && known->num == num) return known->id;
     if (a->num == num && a->id[0]) return a->id;
     a->id[0] = 0;
     if (st_agent_load(t->txn, t->e, t->acct, num, a)) return "";
     return a->id;
 }
 
-int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome_name)
+int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome_name,
+                 const agent_rec *known)
 {
     sb_engine *e = t->e;
     rec_settings s;
@@ -810,7 +811,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     w = *wp;
     for (int i = 0; i < c->natt; i++) {
         const attempt_rec *x = &c->att[i];
-        wb_str(&w, agent_name(t, x->agent, &a));
+        wb_str(&w, agent_name(t, x->agent, known, &a));
         wb_u8(&w, x->dev);
         wb_u8(&w, x->outcome);
         wb_i64(&w, x->start);
@@ -832,7 +833,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         wb_str(&w, vs[i]->version);
     }
     size_t parts = w.b.len;
-    const char *agent = agent_name(t, c->answered ? c->agent : 0, &a);
+    const char *agent = agent_name(t, c->answered ? c->agent : 0, known, &a);
     char agent_id[SB_ID_MAX + 1];
     str_copy(agent_id, sizeof agent_id, agent);
     const char *first_id = q->id;

@@ -101,8 +101,10 @@ const char *rec_call_attrs(const call_rec *c, sb_buf *tmp, size_t *len);
 
 /* Write the record of call c (outcome: answered, abandoned, rejected...),
 ** its pseudonym index entries and aggregates, and apply the account's
-** retention policy to it. */
-int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome);
+** retention policy to it. `known`: the call's agent when the caller has it
+** loaded (its id is not looked up again), or NULL. */
+int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome,
+                 const agent_rec *known);
 /* Put the latest record of a finished call of account acct into res as JSON
 ** (numbers not included); SB_ENOTFOUND if none. */
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res);
