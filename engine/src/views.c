@@ -307,6 +307,30 @@ static int no_field(lua_State *L, int tag)
     return luaL_error(L, "%s has no field of type %s", tag_names[tag], luaL_typename(L, 2));
 }
 
+static int push_int(lua_State *L, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    return 1;
+}
+
+static int push_num(lua_State *L, lua_Number v)
+{
+    lua_pushnumber(L, v);
+    return 1;
+}
+
+static int push_bool(lua_State *L, int v)
+{
+    lua_pushboolean(L, v);
+    return 1;
+}
+
+/* A time or duration in ms, as the seconds policies see. */
+static int push_secs(lua_State *L, int64_t ms)
+{
+    return push_num(L, (lua_Number)ms / 1000.0);
+}
+
 static int push_str_or_nil(lua_State *L, const char *s)
 {
     if (s)
@@ -322,25 +346,20 @@ static int agent_field(lua_State *L, sbx *sb, vcall *vc, size_t i, int k)
     switch (k) {
     case K_IDLE_FOR: {
         int64_t d = vc->now_ms - c->idle_since;
-        lua_pushnumber(L, d > 0 ? (lua_Number)d / 1000.0 : 0.0);
-        return 1;
+        return push_num(L, d > 0 ? (lua_Number)d / 1000.0 : 0.0);
     }
     case K_ID:
         lua_pushstring(L, c->id);
         sb->idptr[i] = (void *)lua_tostring(L, -1);
         return 1;
     case K_CALLS_TAKEN:
-        lua_pushinteger(L, c->calls_taken);
-        return 1;
+        return push_int(L, c->calls_taken);
     case K_TALK_TIME:
-        lua_pushnumber(L, (lua_Number)c->talk_ms / 1000.0);
-        return 1;
+        return push_secs(L, c->talk_ms);
     case K_NO_ANSWERS:
-        lua_pushinteger(L, c->no_answers);
-        return 1;
+        return push_int(L, c->no_answers);
     case K_IDLE_SINCE:
-        lua_pushnumber(L, (lua_Number)c->idle_since / 1000.0);
-        return 1;
+        return push_secs(L, c->idle_since);
     case K_LAST_CALL:
         if (c->last_call)
             lua_pushnumber(L, (lua_Number)c->last_call / 1000.0);
@@ -348,20 +367,15 @@ static int agent_field(lua_State *L, sbx *sb, vcall *vc, size_t i, int k)
             lua_pushnil(L);
         return 1;
     case K_WEIGHT:
-        lua_pushnumber(L, c->weight);
-        return 1;
+        return push_num(L, c->weight);
     case K_TIER:
-        lua_pushinteger(L, c->tier);
-        return 1;
+        return push_int(L, c->tier);
     case K_POSITION:
-        lua_pushinteger(L, c->position);
-        return 1;
+        return push_int(L, c->position);
     case K_MEMBER_WEIGHT:
-        lua_pushnumber(L, c->member_weight);
-        return 1;
+        return push_num(L, c->member_weight);
     case K_PENALTY:
-        lua_pushinteger(L, c->penalty);
-        return 1;
+        return push_int(L, c->penalty);
     case K_STATUS:
         lua_pushliteral(L, "available");
         return 1;
@@ -392,8 +406,7 @@ static int agent_field(lua_State *L, sbx *sb, vcall *vc, size_t i, int k)
         return 1;
     }
     case K_ON_SCHEDULE:
-        lua_pushboolean(L, doc_allowed(views_cand_doc(sb, c), vc->now_ms) != 0);
-        return 1;
+        return push_bool(L, doc_allowed(views_cand_doc(sb, c), vc->now_ms) != 0);
     case K_DEVICES_NOW: {
         unsigned m = doc_allowed(views_cand_doc(sb, c), vc->now_ms) & c->devices;
         lua_createtable(L, 3, 0);
@@ -450,17 +463,13 @@ static int call_field(lua_State *L, vcall *vc, int k)
     case K_CALLED:
         return push_str_or_nil(L, c->called);
     case K_PRIORITY:
-        lua_pushinteger(L, c->priority);
-        return 1;
+        return push_int(L, c->priority);
     case K_WAITED:
-        lua_pushnumber(L, c->waited);
-        return 1;
+        return push_num(L, c->waited);
     case K_QUEUE_WAITED:
-        lua_pushnumber(L, c->queue_waited);
-        return 1;
+        return push_num(L, c->queue_waited);
     case K_ATTEMPTS:
-        lua_pushinteger(L, c->attempts);
-        return 1;
+        return push_int(L, c->attempts);
     case K_LAST_AGENT:
         return push_str_or_nil(L, c->last_agent);
     case K_PREVIOUS_AGENT:
@@ -492,29 +501,18 @@ static int queue_field(lua_State *L, vcall *vc, int k)
     case K_ID:
         return push_str_or_nil(L, q ? q->id : vc->call->queue);
     case K_WAITING:
-        lua_pushinteger(L, q ? q->waiting : 0);
-        return 1;
+        return push_int(L, q ? q->waiting : 0);
     case K_LONGEST_WAIT:
-        lua_pushnumber(L, q ? q->longest_wait : 0);
-        return 1;
+        return push_num(L, q ? q->longest_wait : 0);
     case K_MEMBERS:
-        lua_pushinteger(L, q ? q->members : 0);
-        return 1;
+        return push_int(L, q ? q->members : 0);
     case K_AVAILABLE:
-        lua_pushinteger(L, q ? q->available : (lua_Integer)vc->n);
-        return 1;
+        return push_int(L, q ? q->available : (lua_Integer)vc->n);
     case K_POSITION:
-        lua_pushinteger(L, q ? q->position : 0);
-        return 1;
+        return push_int(L, q ? q->position : 0);
     default:
         return no_field(L, H_QUEUE);
     }
-}
-
-static int push_secs(lua_State *L, int64_t ms)
-{
-    lua_pushnumber(L, (lua_Number)ms / 1000.0);
-    return 1;
 }
 
 /* A finished call's record (retain, erase): no numbers, no personal data. */
@@ -533,8 +531,7 @@ static int record_field(lua_State *L, vcall *vc, int k)
     case K_AGENT:
         return push_str_or_nil(L, r->agent);
     case K_PRIORITY:
-        lua_pushinteger(L, r->priority);
-        return 1;
+        return push_int(L, r->priority);
     case K_OFFERED:
         return push_secs(L, r->offered_ms);
     case K_ANSWERED:
@@ -551,18 +548,14 @@ static int record_field(lua_State *L, vcall *vc, int k)
         return push_secs(L, r->talk_ms);
     case K_AGE_DAYS: { /* whole days since the call ended */
         int64_t base = r->ended_ms ? r->ended_ms : r->offered_ms, d = vc->now_ms - base;
-        lua_pushinteger(L, d > 0 ? d / 86400000 : 0);
-        return 1;
+        return push_int(L, d > 0 ? d / 86400000 : 0);
     }
     case K_ANONYMIZED:
-        lua_pushboolean(L, r->anonymized);
-        return 1;
+        return push_bool(L, r->anonymized);
     case K_LEGAL_HOLD:
-        lua_pushboolean(L, r->legal_hold);
-        return 1;
+        return push_bool(L, r->legal_hold);
     case K_OVERRIDDEN:
-        lua_pushboolean(L, r->overridden);
-        return 1;
+        return push_bool(L, r->overridden);
     case K_ATTRS:
         return push_attrs(L, vc);
     case K_ATTEMPTS: {
@@ -625,8 +618,7 @@ static int ctx_field(lua_State *L, vcall *vc, int k)
 {
     switch (k) {
     case K_NOW:
-        lua_pushnumber(L, (lua_Number)vc->now_ms / 1000.0);
-        return 1;
+        return push_secs(L, vc->now_ms);
     case K_RANDOM:
         lua_pushcfunction(L, ctx_random);
         return 1;
@@ -789,12 +781,10 @@ static int push_typed(lua_State *L, char type, const char *v, size_t len)
         lua_pushlstring(L, v, len);
         return 1;
     case 'b':
-        lua_pushboolean(L, len >= 1 && v[0]);
-        return 1;
+        return push_bool(L, len >= 1 && v[0]);
     case 'i':
         if (len == 8) {
-            lua_pushinteger(L, (lua_Integer)(int64_t)get_le64(v));
-            return 1;
+            return push_int(L, (lua_Integer)(int64_t)get_le64(v));
         }
         break;
     case 'n':
@@ -802,8 +792,7 @@ static int push_typed(lua_State *L, char type, const char *v, size_t len)
             uint64_t b = get_le64(v);
             double x;
             memcpy(&x, &b, sizeof x);
-            lua_pushnumber(L, x);
-            return 1;
+            return push_num(L, x);
         }
         break;
     case 0:
