@@ -243,7 +243,8 @@ SB_API int sb_account_list(sb_engine *eng, sb_result *res);
 /* Deletes the account and everything it owns. Its data key is destroyed in
 ** this call (everything sealed with it becomes unreadable at once); its
 ** call records, indexes, aggregates and audit log are purged by sweeps (see
-** sb_sweep). SB_EHOLD while the account has legal holds. */
+** sb_sweep). SB_EHOLD while the account has legal holds; SB_ESTATE while
+** it has live calls (waiting, ringing or connected: end them first). */
 SB_API int sb_account_delete(sb_engine *eng, const char *account, sb_result *res);
 
 SB_API int sb_agent_put(sb_engine *eng, const char *account, const char *json, size_t len,
@@ -257,7 +258,8 @@ SB_API int sb_queue_put(sb_engine *eng, const char *account, const char *json, s
                         sb_result *res);
 SB_API int sb_queue_get(sb_engine *eng, const char *account, const char *queue, sb_result *res);
 SB_API int sb_queue_list(sb_engine *eng, const char *account, sb_result *res);
-/* Fails with SB_ESTATE while calls wait in the queue. */
+/* Fails with SB_ESTATE while a call is in the queue: waiting, ringing or
+** connected. */
 SB_API int sb_queue_delete(sb_engine *eng, const char *account, const char *queue, sb_result *res);
 
 /* Add or replace one membership: {"tier":1,"position":2,"weight":1,"penalty":0}

@@ -220,6 +220,30 @@ typedef struct {
     uint32_t num;
 } acct_del_op;
 
+/* The live calls (waiting, ringing or connected) of the account, or of its
+** queue `queue` when not 0: how many in *n, the first one's id in one. */
+static int live_calls(wtx *t, uint32_t queue, uint32_t *n, char one[SB_ID_MAX + 1])
+{
+    uint8_t p[4];
+    st_iter it;
+    int rc;
+    *n = 0;
+    one[0] = 0;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_CALLS, p, key_acct(p, t->acct)); rc == 0;
+         rc = st_iter_next(&it)) {
+        rbuf r; /* the head of enc_call: version, id, queue */
+        char id[SB_ID_MAX + 1];
+        rb_init(&r, it.v.mv_data, it.v.mv_size);
+        rb_u8(&r);
+        rb_str(&r, id, sizeof id);
+        if (queue && rb_u32(&r) != queue) continue;
+        if (!*n) memcpy(one, id, sizeof id);
+        (*n)++;
+    }
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int do_account_delete(wtx *t, void *arg)
 {
     acct_del_op *op = arg;
@@ -227,6 +251,15 @@ static int do_account_delete(wtx *t, void *arg)
     if (rc) return rc;
     sb_engine *e = t->e;
     op->num = t->acct;
+    /* Refused while calls are live: the gateway would go on ringing agents
+    ** (or holding callers) for calls the engine no longer knows. */
+    uint32_t live;
+    char one[SB_ID_MAX + 1];
+    if ((rc = live_calls(t, 0, &live, one))) return rc;
+    if (live)
+        return res_err(t->res, SB_ESTATE, "account",
+                       "account '%s' has %u live call%s (%s%s); delete it after they end",
+                       t->account->id, live, live == 1 ? "" : "s", one, live > 1 ? ", ..." : "");
     /* Refused while legal holds exist; records are purged by sweeps. */
     if ((rc = ret_account_deleted(t, t->acct))) return rc;
     uint8_t p[5];
@@ -887,10 +920,18 @@ static int do_queue_delete(wtx *t, void *arg)
     if (rc == SB_ENOTFOUND)
         rc = res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'",
                      id_valid(args[1]) ? args[1] : "?");
-    else if (!rc && q.waiting)
-        rc = res_err(t->res, SB_ESTATE, "queue", "%u calls are waiting in queue '%s'", q.waiting,
-                     q.id);
     if (rc) goto out;
+    /* Refused while a call is in the queue (waiting, ringing or connected):
+    ** its later events need the queue. */
+    uint32_t live;
+    char one[SB_ID_MAX + 1];
+    if ((rc = live_calls(t, q.num, &live, one))) goto out;
+    if (live) {
+        rc = res_err(t->res, SB_ESTATE, "queue",
+                     "queue '%s' has %u live call%s (%s%s); delete it after they end", q.id, live,
+                     live == 1 ? "" : "s", one, live > 1 ? ", ..." : "");
+        goto out;
+    }
     for (;;) {
         uint32_t drop[512];
         int n = 0;

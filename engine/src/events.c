@@ -865,7 +865,7 @@ static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int ou
             rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL);
             if (!rc && emit_cancel) act(t, SB_ACT_CANCEL, c->id, a.id, q->id, NULL);
         }
-        attempt_end(t, c, c->ring[i].agent, outcome ? outcome : SB_RING_REJECTED);
+        attempt_end(t, c, c->ring[i].agent, outcome ? outcome : ATT_CANCELLED);
         agent_free(&a);
         if (rc) return rc;
     }

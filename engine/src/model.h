@@ -84,6 +84,11 @@ typedef struct avail_rec {
 
 enum { CALL_WAITING = 1, CALL_RINGING, CALL_CONNECTED };
 
+/* An attempt's outcome when the engine stopped the ring (the call was
+** answered elsewhere, ended, moved): after the sb_ring_outcome values, which
+** a gateway reports. */
+enum { ATT_CANCELLED = SB_RING_REJECTED + 1 };
+
 typedef struct ring_target {
     uint32_t agent;
     uint8_t dev; /* device bit */
@@ -91,7 +96,7 @@ typedef struct ring_target {
 
 typedef struct attempt_rec {
     uint32_t agent;
-    uint8_t dev, outcome; /* sb_ring_outcome, 0 = still ringing/cancelled */
+    uint8_t dev, outcome; /* sb_ring_outcome or ATT_CANCELLED; 0 = still ringing */
     int64_t start;
     int32_t dur_ms;
 } attempt_rec;

@@ -221,16 +221,18 @@ int agent_status_parse(const char *s)
     return -1;
 }
 
-static const char *const outcome_names[] = {NULL, "answered", "no_answer", "busy", "rejected"};
+static const char *const outcome_names[] = {NULL,   "answered", "no_answer",
+                                            "busy", "rejected", "cancelled"};
 
 const char *ring_outcome_name(int o)
 {
     return o >= 1 && o < (int)countof(outcome_names) ? outcome_names[o] : "unknown";
 }
 
+/* What a gateway may report: not "cancelled", which only the engine does. */
 int ring_outcome_parse(const char *s)
 {
-    for (int i = 1; s && i < (int)countof(outcome_names); i++)
+    for (int i = 1; s && i <= SB_RING_REJECTED; i++)
         if (strcmp(s, outcome_names[i]) == 0) return i;
     return -1;
 }

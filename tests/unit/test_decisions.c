@@ -155,6 +155,30 @@ static void test_ring_all(void)
            SB_ESTATE,
        "a late answer from a1 is refused");
     ev("{\"type\":\"hangup\",\"call\":\"d1\"}");
+    /* The record: a2 answered; the engine stopped the others' rings. */
+    json_t *c = trace_of("d1");
+    json_t *att = json_object_get(c, "attempts_detail");
+    int answered = 0, cancelled = 0, other = 0;
+    for (size_t i = 0; i < json_array_size(att); i++) {
+        json_t *a = json_array_get(att, i);
+        const char *ag = json_string_value(json_object_get(a, "agent"));
+        const char *o = json_string_value(json_object_get(a, "outcome"));
+        if (!ag || !o)
+            other++;
+        else if (!strcmp(ag, "a2") && !strcmp(o, "answered"))
+            answered++;
+        else if (strcmp(ag, "a2") && !strcmp(o, "cancelled"))
+            cancelled++;
+        else
+            other++;
+    }
+    ok(answered == 1 && cancelled == 2 && other == 0,
+       "the record: a2 answered, the rings of a1 and a3 cancelled (not rejected)");
+    json_decref(c);
+    /* "cancelled" is the engine's word: a gateway cannot report it. */
+    ok(ev("{\"type\":\"ring_result\",\"call\":\"d1\",\"agent\":\"a1\",\"outcome\":"
+          "\"cancelled\"}") == SB_EINVAL,
+       "a gateway cannot report a ring as cancelled");
 }
 
 static void test_sequence_and_device(void)

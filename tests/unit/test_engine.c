@@ -280,6 +280,35 @@ static void test_overflow_and_limits(void)
     ok(sb_queue_delete(eng, "acme", "tiny", res) == SB_ESTATE, "a queue with waiting calls stays");
     ev("acme", "{\"type\":\"abandon\",\"call\":\"m1\"}");
     ok(sb_queue_delete(eng, "acme", "tiny", res) == 0, "then it can be deleted");
+
+    /* A call ringing or connected in a queue holds the queue too: its later
+    ** events need it. */
+    ok(put(sb_queue_put, "acme", "{\"id\":\"rq\",\"members\":[{\"agent\":\"carol\"}]}") == 0,
+       "queue rq with carol");
+    ev("acme", "{\"type\":\"offer\",\"call\":\"r1\",\"queue\":\"rq\",\"caller\":\"+15550000007\"}");
+    ok(find(SB_ACT_RING, "r1") != NULL, "r1 rings carol");
+    ok(sb_queue_delete(eng, "acme", "rq", res) == SB_ESTATE &&
+           strstr(sb_result_message(res), "r1") != NULL,
+       "a queue with a ringing call stays, and the error names the call");
+    ev("acme",
+       "{\"type\":\"ring_result\",\"call\":\"r1\",\"agent\":\"carol\",\"outcome\":\"answered\"}");
+    ok(sb_queue_delete(eng, "acme", "rq", res) == SB_ESTATE, "and with a connected call");
+    ok(ev("acme", "{\"type\":\"hangup\",\"call\":\"r1\"}") == 0, "the call ends normally");
+    ok(sb_queue_delete(eng, "acme", "rq", res) == 0, "then the queue can be deleted");
+
+    /* So does a live call hold its account. */
+    ok(sb_account_put(eng, "{\"id\":\"brief\"}", 14, res) == 0 &&
+           put(sb_agent_put, "brief", AGENT("ann", "")) == 0 &&
+           put(sb_queue_put, "brief", "{\"id\":\"q\",\"members\":[{\"agent\":\"ann\"}]}") == 0,
+       "account brief with an agent and a queue");
+    ev("brief", "{\"type\":\"offer\",\"call\":\"b1\",\"queue\":\"q\",\"caller\":\"+15550000008\"}");
+    ok(find(SB_ACT_RING, "b1") != NULL, "b1 rings ann");
+    ok(sb_account_delete(eng, "brief", res) == SB_ESTATE &&
+           strstr(sb_result_message(res), "b1") != NULL,
+       "an account with a live call stays, and the error names the call");
+    ok(sb_agent_get(eng, "brief", "ann", res) == 0, "nothing of it was deleted");
+    ev("brief", "{\"type\":\"abandon\",\"call\":\"b1\"}");
+    ok(sb_account_delete(eng, "brief", res) == 0, "after the call, the account can be deleted");
 }
 
 static void test_wrapup(void)
