@@ -113,6 +113,9 @@ static int do_account_put(wtx *t, void *arg)
     } else {
         return rc;
     }
+    if (op->rs.retention[0] &&
+        (rc = policy_must_exist(t, op->a.num, op->rs.retention, "retention")))
+        return rc;
     if ((rc = st_account_save(t->txn, e, &op->a)) ||
         (rc = rec_settings_save(t, op->a.num, &op->rs)))
         return rc;
@@ -221,14 +224,17 @@ typedef struct {
 } acct_del_op;
 
 /* The live calls (waiting, ringing or connected) of the account, or of its
-** queue `queue` when not 0: how many in *n, the first one's id in one. */
-static int live_calls(wtx *t, uint32_t queue, uint32_t *n, char one[SB_ID_MAX + 1])
+** queue `queue` when not 0: how many in *n, the ids of the first few in
+** ids ("a, b, c, ..."), for an error message. */
+#define LIVE_IDS 5
+static int live_calls(wtx *t, uint32_t queue, uint32_t *n, char ids[LIVE_IDS * (SB_ID_MAX + 2) + 8])
 {
     uint8_t p[4];
     st_iter it;
     int rc;
+    size_t len = 0;
     *n = 0;
-    one[0] = 0;
+    ids[0] = 0;
     for (rc = st_iter_open(&it, t->txn, t->e, DB_CALLS, p, key_acct(p, t->acct)); rc == 0;
          rc = st_iter_next(&it)) {
         rbuf r; /* the head of enc_call: version, id, queue */
@@ -237,7 +243,10 @@ static int live_calls(wtx *t, uint32_t queue, uint32_t *n, char one[SB_ID_MAX + 
         rb_u8(&r);
         rb_str(&r, id, sizeof id);
         if (queue && rb_u32(&r) != queue) continue;
-        if (!*n) memcpy(one, id, sizeof id);
+        if (*n < LIVE_IDS)
+            len += (size_t)sprintf(ids + len, "%s%s", *n ? ", " : "", id);
+        else if (*n == LIVE_IDS)
+            strcpy(ids + len, ", ...");
         (*n)++;
     }
     st_iter_close(&it);
@@ -254,12 +263,12 @@ static int do_account_delete(wtx *t, void *arg)
     /* Refused while calls are live: the gateway would go on ringing agents
     ** (or holding callers) for calls the engine no longer knows. */
     uint32_t live;
-    char one[SB_ID_MAX + 1];
-    if ((rc = live_calls(t, 0, &live, one))) return rc;
+    char ids[LIVE_IDS * (SB_ID_MAX + 2) + 8];
+    if ((rc = live_calls(t, 0, &live, ids))) return rc;
     if (live)
         return res_err(t->res, SB_ESTATE, "account",
-                       "account '%s' has %u live call%s (%s%s); delete it after they end",
-                       t->account->id, live, live == 1 ? "" : "s", one, live > 1 ? ", ..." : "");
+                       "account '%s' has %u live call%s (%s); end them, then delete it",
+                       t->account->id, live, live == 1 ? "" : "s", ids);
     /* Refused while legal holds exist; records are purged by sweeps. */
     if ((rc = ret_account_deleted(t, t->acct))) return rc;
     uint8_t p[5];
@@ -712,18 +721,36 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
     size_t i;
     json_t *m;
     static const char *const mkeys[] = {"agent", "tier", "position", "penalty", "weight", NULL};
+    json_t *seen = json_object(); /* agent -> its index, to catch an agent listed twice */
+    rc = seen ? 0 : SB_ENOMEM;
     json_array_foreach(mem, i, m)
     {
         char prefix[32], agent[SB_ID_MAX + 1];
         member_rec mr;
         snprintf(prefix, sizeof prefix, "members[%zu]", i);
-        if (!json_is_object(m))
-            return res_err(res, SB_EINVAL, prefix, "a member must be an object");
+        if (!json_is_object(m)) {
+            rc = res_err(res, SB_EINVAL, prefix, "a member must be an object");
+            break;
+        }
         if ((rc = jv_keys(m, mkeys, prefix, res)) ||
             (rc = jv_id(m, "agent", prefix, 1, agent, res)) ||
             (rc = parse_member(m, prefix, &mr, (int)i + 1, res)))
-            return rc;
+            break;
+        json_t *at = json_object_get(seen, agent);
+        if (at) {
+            char field[48];
+            snprintf(field, sizeof field, "%s.agent", prefix);
+            rc = res_err(res, SB_EINVAL, field, "agent '%s' is listed twice (members[%lld] too)",
+                         agent, (long long)json_integer_value(at));
+            break;
+        }
+        if (json_object_set_new(seen, agent, json_integer((json_int_t)i))) {
+            rc = SB_ENOMEM;
+            break;
+        }
     }
+    json_decref(seen);
+    if (rc) return rc;
     /* The stored document keeps the queue's settings; members live apart. */
     json_t *copy = json_deep_copy(doc);
     json_object_del(copy, "members");
@@ -739,6 +766,21 @@ static int do_queue_put(wtx *t, void *arg)
     if (rc) return rc;
     sb_engine *e = t->e;
     queue_rec cur = {0};
+    /* A policy named must be there; the default (longest-idle) may be
+    ** missing, e.g. for an engine opened without a policy_dir: its calls
+    ** then take the fallback. */
+    if (json_object_get(op->doc, "policy") &&
+        (rc = policy_must_exist(t, t->acct, op->q.policy, "policy")))
+        return rc;
+    if (op->q.overflow[0]) {
+        rc = st_queue_by_id(t->txn, e, t->acct, op->q.overflow, &cur);
+        queue_free(&cur);
+        memset(&cur, 0, sizeof cur);
+        if (rc == SB_ENOTFOUND)
+            return res_err(t->res, SB_EINVAL, "overflow",
+                           "no queue '%s' to overflow into (create it first)", op->q.overflow);
+        if (rc) return rc;
+    }
     rc = st_queue_by_id(t->txn, e, t->acct, op->q.id, &cur);
     if (rc == 0) {
         uint32_t waiting = cur.waiting, num = cur.num, members = cur.members;
@@ -921,15 +963,32 @@ static int do_queue_delete(wtx *t, void *arg)
         rc = res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'",
                      id_valid(args[1]) ? args[1] : "?");
     if (rc) goto out;
+    /* Refused while another queue overflows into it: its calls would have
+    ** nowhere to go. */
+    st_iter qi;
+    uint8_t qp[4];
+    for (rc = st_iter_open(&qi, t->txn, t->e, DB_QUEUES, qp, key_acct(qp, t->acct)); rc == 0;
+         rc = st_iter_next(&qi)) {
+        queue_rec o = {0};
+        int into = dec_queue(qi.v.mv_data, qi.v.mv_size, &o) == 0 && o.num != q.num &&
+                   strcmp(o.overflow, q.id) == 0;
+        if (into)
+            rc = res_err(t->res, SB_ESTATE, "queue",
+                         "queue '%s' overflows into '%s'; change its overflow first", o.id, q.id);
+        queue_free(&o);
+        if (rc) break;
+    }
+    st_iter_close(&qi);
+    if (rc != MDB_NOTFOUND) goto out;
     /* Refused while a call is in the queue (waiting, ringing or connected):
     ** its later events need the queue. */
     uint32_t live;
-    char one[SB_ID_MAX + 1];
-    if ((rc = live_calls(t, q.num, &live, one))) goto out;
+    char ids[LIVE_IDS * (SB_ID_MAX + 2) + 8];
+    if ((rc = live_calls(t, q.num, &live, ids))) goto out;
     if (live) {
         rc = res_err(t->res, SB_ESTATE, "queue",
-                     "queue '%s' has %u live call%s (%s%s); delete it after they end", q.id, live,
-                     live == 1 ? "" : "s", one, live > 1 ? ", ..." : "");
+                     "queue '%s' has %u live call%s (%s); end them, then delete it", q.id, live,
+                     live == 1 ? "" : "s", ids);
         goto out;
     }
     for (;;) {

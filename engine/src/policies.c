@@ -137,6 +137,26 @@ static int read_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *na
     return 0;
 }
 
+/* 0 when the account (or, failing that, policy_dir) has a policy of that
+** name; SB_ENOTFOUND when neither has. */
+int policies_have(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name)
+{
+    int rc = read_policy(txn, e, acct, name, NULL, NULL);
+    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(txn, e, 0, name, NULL, NULL);
+    return rc;
+}
+
+int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field)
+{
+    int rc = policies_have(t->txn, t->e, acct, name);
+    if (rc == SB_ENOTFOUND)
+        return res_err(t->res, SB_EINVAL, field,
+                       "no policy '%s' in policy_dir or uploaded to this account (upload it "
+                       "first)",
+                       name);
+    return rc ? res_err(t->res, rc, field, "cannot read policy '%s'", name) : 0;
+}
+
 /* pol_source_fn: called by the runtime inside the event's transaction, so
 ** it reads through that transaction. */
 int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17])

@@ -286,7 +286,12 @@ old_b_key = B.key
 for h in ("hb-c0", "hb-nocall"):
     B.delete("/v1/holds/" + h)  # an account with legal holds cannot be deleted
 r = d.admin("DELETE", "/v1/accounts/globex")
-t.is_(r.status, 200, "the admin deletes B", r)
+t.ok(r.status == 409 and r.json["error"]["code"] == "SB_ESTATE" and "b1" in r.json["error"]["message"],
+     "an account with live calls cannot be deleted; the error names them", r)
+for c in ("b1", "b2"):
+    B.post("/v1/calls/%s/abandon" % c)
+r = d.admin("DELETE", "/v1/accounts/globex")
+t.is_(r.status, 200, "once they end, the admin deletes B", r)
 t.ok(shape(as_auth(basic("globex", old_b_key)), []) == shape(random_key, []),
      "the deleted account's key: 401, as a random key")
 r = d.admin("POST", "/v1/accounts", {"id": "globex", "name": "Globex again"})

@@ -90,7 +90,7 @@ static void provision(void)
     ok(put(sb_agent_put, "acme", AGENT("carol", ",\"skills\":{\"billing\":4}")) == 0,
        "agent carol");
     ok(put(sb_queue_put, "acme",
-           "{\"id\":\"support\",\"policy\":\"longest-idle\",\"ring_timeout\":20,"
+           "{\"id\":\"support\",\"ring_timeout\":20,"
            "\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},{\"agent\":\"carol\"}]}") == 0,
        "queue support with three members");
     ok(put(sb_queue_put, "acme", "{\"id\":\"empty\",\"overflow\":\"support\",\"max_wait\":30}") ==
@@ -157,8 +157,7 @@ static void test_device_follows_document(void)
     };
     static const char *const want[] = {"softphone", "mobile", "softphone"};
     ok(sb_account_put(eng, "{\"id\":\"devs\"}", 13, res) == 0, "devices: account");
-    ok(put(sb_queue_put, "devs", "{\"id\":\"dq\",\"policy\":\"longest-idle\"}") == 0,
-       "devices: queue");
+    ok(put(sb_queue_put, "devs", "{\"id\":\"dq\"}") == 0, "devices: queue");
     for (int i = 0; i < 3; i++) {
         char call[16], offer[128], abandon[64];
         snprintf(call, sizeof call, "dv%d", i);
@@ -170,7 +169,7 @@ static void test_device_follows_document(void)
         ok(put(sb_agent_put, "devs", docs[i]) == 0, "devices: agent document %d", i + 1);
         if (i == 0)
             ok(put(sb_queue_put, "devs",
-                   "{\"id\":\"dq\",\"policy\":\"longest-idle\",\"members\":[{\"agent\":"
+                   "{\"id\":\"dq\",\"members\":[{\"agent\":"
                    "\"dee\"}]}") == 0,
                "devices: dee joins the queue");
         now_ms += 1000;
@@ -429,6 +428,57 @@ static void test_bad_input(void)
     is_str(agent_status("acme", "alice"), "available", "alice was not touched");
 }
 
+/* A queue or account naming a policy, queue or member that is not there
+** is refused at once, naming the field: a typo would otherwise show only
+** when calls arrive (every decision a fallback). Nothing is stored. */
+static void test_references(void)
+{
+    struct {
+        const char *json, *field;
+    } cases[] = {
+        {"{\"id\":\"ref\",\"policy\":\"no-such-policy\"}", "policy"},
+        {"{\"id\":\"ref\",\"overflow\":\"no-such-queue\"}", "overflow"},
+        {"{\"id\":\"ref\",\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},"
+         "{\"agent\":\"alice\",\"tier\":2}]}",
+         "members[2].agent"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = sb_queue_put(eng, "acme", cases[i].json, strlen(cases[i].json), res);
+        const char *f = sb_result_field(res);
+        ok(rc == SB_EINVAL && f && strcmp(f, cases[i].field) == 0, "queue %s: SB_EINVAL on %s (%s)",
+           cases[i].json, cases[i].field, sb_result_message(res));
+        ok(sb_queue_get(eng, "acme", "ref", res) == SB_ENOTFOUND, "and no queue was stored");
+    }
+    const char *acct = "{\"id\":\"acme\",\"retention\":\"retention/no-such-policy\"}";
+    int rc = sb_account_put(eng, acct, strlen(acct), res);
+    ok(rc == SB_EINVAL && sb_result_field(res) && !strcmp(sb_result_field(res), "retention"),
+       "account: SB_EINVAL on an unknown retention policy (%s)", sb_result_message(res));
+    json_t *a = get_json(sb_account_get(eng, "acme", res));
+    ok(a && json_is_null(json_object_get(a, "retention")), "and the account is unchanged");
+    json_decref(a);
+    const char *keeper = "local P = {}\n"
+                         "function P.retain(record, ctx) return { keep = true } end\n"
+                         "return P\n";
+    ok(sb_policy_put(eng, "acme", "keeper", keeper, strlen(keeper), NULL, res) == 0,
+       "upload a retention policy");
+    acct = "{\"id\":\"acme\",\"retention\":\"keeper\"}";
+    ok(sb_account_put(eng, acct, strlen(acct), res) == 0, "then the account can name it");
+    acct = "{\"id\":\"acme\"}";
+    ok(sb_account_put(eng, acct, strlen(acct), res) == 0, "and can be unset");
+
+    /* A queue another overflows into stays until that one changes. */
+    ok(put(sb_queue_put, "acme", "{\"id\":\"spill\"}") == 0 &&
+           put(sb_queue_put, "acme", "{\"id\":\"front\",\"overflow\":\"spill\"}") == 0,
+       "queue front overflows into spill");
+    ok(sb_queue_delete(eng, "acme", "spill", res) == SB_ESTATE &&
+           strstr(sb_result_message(res), "front") != NULL,
+       "spill cannot be deleted while front overflows into it (%s)", sb_result_message(res));
+    ok(put(sb_queue_put, "acme", "{\"id\":\"front\"}") == 0 &&
+           sb_queue_delete(eng, "acme", "spill", res) == 0 &&
+           sb_queue_delete(eng, "acme", "front", res) == 0,
+       "after front drops its overflow, both can be deleted");
+}
+
 static void test_isolation(void)
 {
     ok(sb_account_put(eng, "{\"id\":\"other\"}", 14, res) == 0, "second account");
@@ -611,6 +661,7 @@ int main(void)
     test_wrapup();
     test_transfer();
     test_bad_input();
+    test_references();
     test_isolation();
     test_threads();
     test_persistence();

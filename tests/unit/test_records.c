@@ -534,6 +534,15 @@ static void test_account_deletion(void)
     for (size_t o = 0; before && o + 128 <= len; o += 128)
         slots_before += !memcmp(before + o, "SBK1", 4);
     free(before);
+    /* Its calls still waiting first end: an account with live calls stays. */
+    ok(sb_account_delete(eng, "scan", res) == SB_ESTATE, "an account with live calls stays");
+    int ended = 0;
+    for (int i = 9; i < 3000; i += 20) {
+        char json[96];
+        snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"s%d\"}", i);
+        ended += ev("scan", json) == 0;
+    }
+    is_int(ended, 150, "its 150 waiting calls end");
     ok(sb_account_delete(eng, "scan", res) == 0, "account deleted");
     unsigned char *after = slurp(path, &len);
     int slots_after = 0;
