@@ -907,6 +907,7 @@ typedef struct dctx {
     pol_retention *ret;
     char *err;
     size_t errlen;
+    const char *hook; /* route, retain or erase: for messages */
 } dctx;
 
 __attribute__((format(printf, 2, 3))) static int bad(dctx *d, const char *fmt, ...)
@@ -916,7 +917,7 @@ __attribute__((format(printf, 2, 3))) static int bad(dctx *d, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(d->err, d->errlen, "route returned invalid decision: %s", msg);
+    snprintf(d->err, d->errlen, "%s returned invalid decision: %s", d->hook, msg);
     return -1;
 }
 
@@ -957,6 +958,9 @@ static const char *what(lua_State *L, int idx, char *buf, size_t cap)
     }
     case LUA_TLIGHTUSERDATA:
         snprintf(buf, cap, "a view");
+        return buf;
+    case LUA_TBOOLEAN:
+        snprintf(buf, cap, "%s", lua_toboolean(L, idx) ? "true" : "false");
         return buf;
     default:
         snprintf(buf, cap, "a %s", luaL_typename(L, idx));
@@ -1447,7 +1451,7 @@ static int route_job(lua_State *L)
     lua_call(L, 3, 1);
     sbx_pause(sb);
     if (sb->trip) return 0;
-    dctx d = {L, sb, vc, j->out, NULL, j->err, sizeof j->err};
+    dctx d = {L, sb, vc, j->out, NULL, j->err, sizeof j->err, "route"};
     j->invalid = decide(&d, lua_gettop(L)) != 0;
     return 0;
 }
@@ -1597,7 +1601,7 @@ static int retain_job(lua_State *L)
     lua_call(L, n, 1);
     sbx_pause(j->sb);
     if (j->sb->trip) return 0;
-    dctx d = {L, j->sb, vc, NULL, j->out, j->err, sizeof j->err};
+    dctx d = {L, j->sb, vc, NULL, j->out, j->err, sizeof j->err, vc->req ? "erase" : "retain"};
     j->invalid = decide_retention(&d, lua_gettop(L), vc->req != NULL) != 0;
     return 0;
 }
