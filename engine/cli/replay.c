@@ -3,7 +3,7 @@
 ** the way policy authors and tests use the engine without a server.
 **
 ** Each line is one object (blank lines and lines starting with # are
-** skipped):
+** skipped); policies/README.md ("Replaying events") documents the format:
 **   {"account": {...}}                          create/replace an account
 **   {"agent": {...}, "account": "acme"}         create/replace an agent
 **   {"queue": {...}, "account": "acme"}         create/replace a queue
@@ -12,18 +12,29 @@
 **   {"advance": 5}                              move the clock on (seconds), fire timers
 **   {"type": "offer", ..., "account": "acme"}   an event (see sb_submit_json)
 ** "account" may be left out once an account exists: the last one is used.
-** Each line's actions are printed; --json prints each result as JSON.
+** Each line's actions are printed; --json prints each result as JSON. The
+** clock only moves forward. A line that is malformed or that the engine
+** refuses is an error; at the end a summary goes to stderr, and the exit
+** status is 1 when any line failed or any routing decision fell back
+** because a policy failed.
 */
 #include "switchboard.h"
 
 #include "cli.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#define DEFAULT_POLICY_DIR "policies"
+#define MAX_ADVANCE_S 3153600000.0 /* a hundred years */
 
 static int64_t clock_ms = 1767600000000; /* 2026-01-05T08:00:00Z, a Monday */
 
@@ -32,10 +43,46 @@ static int64_t replay_clock(void *arg)
     return clock_ms;
 }
 
+static void replay_usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: switchboard replay FILE [--data-dir DIR] [--policy-dir DIR] [--json]\n"
+        "\n"
+        "Run JSON-lines events (FILE, or - for stdin) through an engine on an injected\n"
+        "clock (starting 2026-01-05T08:00:00Z) and print each line's actions. One JSON\n"
+        "object a line; blank lines and lines starting with # are skipped:\n"
+        "  {\"account\": {\"id\": \"acme\", ...}}          create or replace an account\n"
+        "  {\"agent\": {...}}  {\"queue\": {...}}         create or replace an agent, a queue\n"
+        "  {\"policy\": \"NAME\", \"file\": \"x.lua\"}       upload an account policy\n"
+        "  {\"at\": \"2026-01-05T09:00:00Z\"} or {\"at\": 1767603600}\n"
+        "                                            set the clock (never back), fire timers\n"
+        "  {\"advance\": 5}                            move the clock on N >= 0 seconds\n"
+        "  {\"type\": \"offer\", \"call\": \"c1\", ...}       an event (ring_result, hangup, ...)\n"
+        "\"account\": \"ID\" on a line picks the account; left out, the last one is used.\n"
+        "policies/README.md (\"Replaying events\") has the details.\n"
+        "\n"
+        "  --data-dir DIR    keep the engine's data there (default: a temporary\n"
+        "                    directory, removed at the end)\n"
+        "  --policy-dir DIR  the shared policies queues name (default: ./policies, the\n"
+        "                    stock policies when run from the source tree). Every file\n"
+        "                    must load: one that does not stops the replay before it\n"
+        "                    starts. A missing default directory is a warning.\n"
+        "  --json            print each line's result as JSON\n"
+        "\n"
+        "A summary (lines, errors, policy failures) goes to stderr at the end.\n"
+        "Exit status: 0 every line applied and no policy failed; 1 a line was refused\n"
+        "or malformed, a routing decision fell back because its policy failed, or the\n"
+        "policy directory did not load; 2 a usage error.\n");
+}
+
+/* Unix seconds (an integer) or YYYY-MM-DDTHH:MM:SS[Z]. */
 static int parse_time(json_t *v, int64_t *ms)
 {
     if (json_is_integer(v)) {
-        *ms = json_integer_value(v) * 1000;
+        json_int_t s = json_integer_value(v);
+        if (s < 0 || s > 253402300799) return -1; /* 9999-12-31 */
+        *ms = (int64_t)s * 1000;
         return 0;
     }
     if (!json_is_string(v)) return -1;
@@ -52,6 +99,15 @@ static void print_time(int64_t ms)
     struct tm tm;
     gmtime_r(&s, &tm);
     printf("%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static const char *iso_time(int64_t ms, char *buf, size_t cap)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
 }
 
 static void print_actions(sb_result *res)
@@ -91,35 +147,344 @@ static void print_actions(sb_result *res)
     }
 }
 
+/* The engine's log while the replay runs: the failure to load the policy
+** directory at open is kept (replay stops on it); everything else goes to
+** stderr, stamped with the replay clock. */
+typedef struct replay_log {
+    int opening;
+    char dir_error[1024];
+} replay_log;
+
+static void log_sink(void *arg, sb_log_level lvl, const char *line)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    replay_log *l = arg;
+    static const char prefix[] = "policies in ";
+    if (l->opening && lvl == SB_LOG_ERROR && strncmp(line, prefix, sizeof prefix - 1) == 0) {
+        const char *why = strstr(line, " stay: ");
+        snprintf(l->dir_error, sizeof l->dir_error, "%s", why ? why + 7 : line);
+        return;
+    }
+    char t[32];
+    fprintf(stderr, "%s %s %s\n", iso_time(clock_ms, t, sizeof t), names[lvl & 3], line);
+}
+
+/* "DIR/a/b.lua: a/b.lua:5: msg" -> "DIR/a/b.lua:5: msg". */
+static void print_dir_error(const char *dir, const char *msg)
+{
+    const char *sep = strstr(msg, ": ");
+    if (sep) {
+        const char *rest = sep + 2, *colon = strchr(rest, ':');
+        size_t plen = (size_t)(sep - msg), nlen = colon ? (size_t)(colon - rest) : 0;
+        if (colon && nlen && nlen <= plen && memcmp(msg + plen - nlen, rest, nlen) == 0 &&
+            (nlen == plen || msg[plen - nlen - 1] == '/')) {
+            fprintf(stderr, "switchboard replay: the policies in %s do not load:\n%.*s%s\n", dir,
+                    (int)plen, msg, colon);
+            return;
+        }
+    }
+    fprintf(stderr, "switchboard replay: the policies in %s do not load:\n%s\n", dir, msg);
+}
+
+typedef struct replay_run {
+    const char *file;
+    int lineno, errors;
+} replay_run;
+
+static void line_error(replay_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line_error(replay_run *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    fprintf(stderr, "%s:%d: ", r->file, r->lineno);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    r->errors++;
+}
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* Move the clock to target, firing every timer due on the way at its own time. */
+static void run_clock(sb_engine *eng, sb_result *res, int64_t target, replay_run *r)
+{
+    int rc = 0;
+    printf(" clock -> ");
+    print_time(target);
+    printf("\n");
+    for (int steps = 0; steps < 100000; steps++) {
+        int64_t due = sb_next_deadline(eng);
+        if (due > target) break;
+        if (due > clock_ms) clock_ms = due;
+        rc = sb_tick(eng, res);
+        if (rc) break;
+        if (sb_result_count(res)) {
+            print_time(clock_ms);
+            printf(" timers\n");
+            print_actions(res);
+        }
+    }
+    clock_ms = target;
+    if (rc) {
+        printf("    tick failed: %s\n", sb_result_message(res));
+        r->errors++;
+    }
+}
+
+/* One line: applied and printed, or an error counted in r. */
+static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account, size_t acap,
+                        int as_json, replay_run *r)
+{
+    json_t *acc = json_object_get(o, "account");
+    json_t *type = json_object_get(o, "type"), *at = json_object_get(o, "at"),
+           *adv = json_object_get(o, "advance");
+    if (acc && !json_is_string(acc) && !json_is_object(acc)) {
+        line_error(r, "'account' must be an account id (a string) or, to create one, an object");
+        return;
+    }
+    if (json_is_string(acc)) snprintf(account, acap, "%s", json_string_value(acc));
+    int rc = 0;
+    char *doc = NULL;
+    const char *what = NULL;
+    char label[300];
+    if (type) {
+        json_t *call = json_object_get(o, "call");
+        if (!json_is_string(type)) {
+            line_error(r, "'type' must be a string (offer, ring_result, hangup, ...), not %s",
+                       json_kind(type));
+            return;
+        }
+        if (call && !json_is_string(call)) {
+            line_error(r, "'call' must be a string (the call id), not %s", json_kind(call));
+            return;
+        }
+        if (!*account) {
+            line_error(r, "an event before any account: put an {\"account\": {...}} line first");
+            return;
+        }
+        snprintf(label, sizeof label, "%s%s%s", json_string_value(type), call ? " " : "",
+                 call ? json_string_value(call) : "");
+        json_object_del(o, "account");
+        doc = json_dumps(o, JSON_COMPACT);
+        print_time(clock_ms);
+        printf(" %s", label);
+        rc = sb_submit_json(eng, account, doc, strlen(doc), res);
+    } else if (json_is_object(acc)) {
+        json_t *id = json_object_get(acc, "id");
+        doc = json_dumps(acc, JSON_COMPACT);
+        print_time(clock_ms);
+        printf(" account");
+        rc = sb_account_put(eng, doc, strlen(doc), res);
+        if (!rc && json_is_string(id)) snprintf(account, acap, "%s", json_string_value(id));
+    } else if (json_object_get(o, "agent") || json_object_get(o, "queue")) {
+        int is_agent = json_object_get(o, "agent") != NULL;
+        what = is_agent ? "agent" : "queue";
+        json_t *d = json_object_get(o, what);
+        if (!json_is_object(d)) {
+            line_error(r, "'%s' must be an object (the %s's document), not %s", what, what,
+                       json_kind(d));
+            return;
+        }
+        if (!*account) {
+            line_error(r, "%s before any account: put an {\"account\": {...}} line first",
+                       is_agent ? "an agent" : "a queue");
+            return;
+        }
+        doc = json_dumps(d, JSON_COMPACT);
+        print_time(clock_ms);
+        printf(" %s", what);
+        rc = is_agent ? sb_agent_put(eng, account, doc, strlen(doc), res)
+                      : sb_queue_put(eng, account, doc, strlen(doc), res);
+    } else if (json_object_get(o, "policy")) {
+        json_t *name = json_object_get(o, "policy"), *file = json_object_get(o, "file");
+        if (!json_is_string(name)) {
+            line_error(r, "'policy' must be the policy's name (a string), not %s", json_kind(name));
+            return;
+        }
+        if (!json_is_string(file)) {
+            line_error(r, "policy '%s': 'file' must be the path of its .lua file (a string)",
+                       json_string_value(name));
+            return;
+        }
+        if (!*account) {
+            line_error(r, "a policy before any account: put an {\"account\": {...}} line first");
+            return;
+        }
+        const char *pf = json_string_value(file);
+        FILE *pfh = fopen(pf, "rb");
+        if (!pfh) {
+            line_error(r, "policy '%s': cannot read %s: %s", json_string_value(name), pf,
+                       strerror(errno));
+            return;
+        }
+        fclose(pfh);
+        size_t sl;
+        char *src = cli_read_file(pf, &sl);
+        if (!src) {
+            r->errors++;
+            return;
+        }
+        print_time(clock_ms);
+        printf(" policy %s", json_string_value(name));
+        rc = sb_policy_put(eng, account, json_string_value(name), src, sl, NULL, res);
+        free(src);
+    } else if (at || adv) {
+        int64_t target;
+        char t1[32], t2[32];
+        if (at && adv) {
+            line_error(r, "a line sets the clock with 'at' or 'advance', not both");
+            return;
+        }
+        if (adv) {
+            double s = json_number_value(adv);
+            if (!json_is_number(adv)) {
+                line_error(r, "'advance' must be a number of seconds (0 or more), not %s",
+                           json_kind(adv));
+                return;
+            }
+            if (s < 0 || s > MAX_ADVANCE_S) {
+                line_error(r,
+                           "'advance' is %g: it must be 0 to %.0f seconds (the clock only "
+                           "moves forward)",
+                           s, MAX_ADVANCE_S);
+                return;
+            }
+            target = clock_ms + (int64_t)llround(s * 1000);
+        } else {
+            if (parse_time(at, &target)) {
+                line_error(r, "'at' must be Unix seconds (an integer) or YYYY-MM-DDTHH:MM:SSZ");
+                return;
+            }
+            if (target < clock_ms) {
+                line_error(r,
+                           "'at' %s is before the replay clock, %s: the clock only moves "
+                           "forward",
+                           iso_time(target, t1, sizeof t1), iso_time(clock_ms, t2, sizeof t2));
+                return;
+            }
+        }
+        print_time(clock_ms);
+        run_clock(eng, res, target, r);
+        return;
+    } else {
+        char keys[200] = "";
+        const char *k;
+        json_t *v;
+        json_object_foreach(o, k, v)
+        {
+            size_t n = strlen(keys);
+            if (n + strlen(k) + 4 >= sizeof keys) break;
+            snprintf(keys + n, sizeof keys - n, "%s'%s'", n ? ", " : "", k);
+        }
+        line_error(r,
+                   "unknown line (keys: %s): expected an account, agent, queue, policy, at or "
+                   "advance line, or an event with \"type\"",
+                   *keys ? keys : "none");
+        return;
+    }
+    if (rc) {
+        const char *m = sb_result_message(res);
+        printf(" -> error %s\n", *m ? m : sb_strerror(rc));
+        r->errors++;
+    } else if (as_json) {
+        printf(" %s\n", sb_result_json(res, NULL));
+    } else {
+        printf("\n");
+        print_actions(res);
+    }
+    free(doc);
+}
+
+static long long stat_of(json_t *doc, const char *group, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(json_object_get(doc, group), key));
+}
+
 int cli_replay(int argc, char **argv)
 {
-    const char *file = NULL, *data_dir = NULL, *policy_dir = "policies";
+    const char *file = NULL, *data_dir = NULL, *policy_dir = NULL;
     int as_json = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            replay_usage(stdout);
+            return 0;
+        }
+        if ((!strcmp(a, "--data-dir") || !strcmp(a, "--policy-dir")) && i + 1 >= argc) {
+            fprintf(stderr, "switchboard replay: %s needs a directory\n", a);
+            replay_usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--data-dir"))
             data_dir = argv[++i];
-        else if (strcmp(argv[i], "--policy-dir") == 0 && i + 1 < argc)
+        else if (!strcmp(a, "--policy-dir"))
             policy_dir = argv[++i];
-        else if (strcmp(argv[i], "--json") == 0)
+        else if (!strcmp(a, "--json"))
             as_json = 1;
-        else
-            file = argv[i];
+        else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "switchboard replay: unknown flag '%s'\n", a);
+            replay_usage(stderr);
+            return 2;
+        } else if (file) {
+            fprintf(stderr, "switchboard replay: one FILE only ('%s' and '%s')\n", file, a);
+            replay_usage(stderr);
+            return 2;
+        } else
+            file = a;
     }
     if (!file) {
-        fprintf(stderr, "usage: switchboard replay FILE [--data-dir DIR] [--policy-dir DIR] "
-                        "[--json]\n");
+        fprintf(stderr, "switchboard replay: no FILE\n");
+        replay_usage(stderr);
         return 2;
     }
-    char tmpdir[] = "/tmp/switchboard-replay-XXXXXX";
-    if (!data_dir && !(data_dir = mkdtemp(tmpdir))) {
-        perror("switchboard: mkdtemp");
+    struct stat st;
+    if (!policy_dir) {
+        policy_dir = DEFAULT_POLICY_DIR;
+        if (stat(policy_dir, &st) || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr,
+                    "switchboard replay: warning: no directory '%s' here (the default "
+                    "--policy-dir): queues can name only policies the replay uploads; "
+                    "pass --policy-dir DIR for the stock policies\n",
+                    policy_dir);
+            policy_dir = NULL;
+        }
+    } else if (stat(policy_dir, &st) || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "switchboard replay: --policy-dir %s: %s\n", policy_dir,
+                errno ? strerror(errno) : "not a directory");
         return 1;
     }
     FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     if (!f) {
-        perror(file);
-        return 2;
+        fprintf(stderr, "switchboard replay: %s: %s\n", file, strerror(errno));
+        return 1;
     }
+    char tmpdir[] = "/tmp/switchboard-replay-XXXXXX";
+    if (!data_dir && !(data_dir = mkdtemp(tmpdir))) {
+        perror("switchboard: mkdtemp");
+        if (f != stdin) fclose(f);
+        return 1;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* keep stdout in step with stderr's errors */
+    replay_log lg = {.opening = 1};
     sb_config cfg;
     sb_config_init(&cfg);
     cfg.data_dir = data_dir;
@@ -127,136 +492,63 @@ int cli_replay(int argc, char **argv)
     cfg.sync = SB_SYNC_NONE;
     cfg.clock = replay_clock;
     cfg.map_size = 16 << 20;
-    sb_engine *eng;
+    cfg.log = log_sink;
+    cfg.log_arg = &lg;
+    sb_engine *eng = NULL;
     sb_result *res = sb_result_new();
+    int status = 0;
     if (sb_open(&eng, &cfg, res)) {
-        fprintf(stderr, "switchboard: %s\n", sb_result_message(res));
-        sb_result_free(res);
-        if (f != stdin) fclose(f);
-        return 1;
+        fprintf(stderr, "switchboard replay: %s\n", sb_result_message(res));
+        status = 1;
+    } else if (lg.dir_error[0]) {
+        print_dir_error(policy_dir, lg.dir_error);
+        status = 1;
     }
+    lg.opening = 0;
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    int lineno = 0, failures = 0;
+    replay_run r = {.file = strcmp(file, "-") == 0 ? "stdin" : file};
+    int lines = 0;
     char account[256] = "";
-    while ((n = getline(&line, &cap, f)) > 0) {
-        lineno++;
+    while (!status && (n = getline(&line, &cap, f)) > 0) {
+        r.lineno++;
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
         char *p = line;
         while (*p == ' ' || *p == '\t')
             p++;
         if (!*p || *p == '#') continue;
+        lines++;
         json_error_t err;
-        json_t *o = json_loads(p, JSON_REJECT_DUPLICATES, &err);
-        if (!o || !json_is_object(o)) {
-            fprintf(stderr, "%s:%d: not a JSON object: %s\n", file, lineno, o ? "" : err.text);
-            json_decref(o);
-            failures++;
-            continue;
-        }
-        json_t *acc = json_object_get(o, "account");
-        if (json_is_string(acc)) snprintf(account, sizeof account, "%s", json_string_value(acc));
-        int rc = 0;
-        char *doc = NULL;
-        const char *what = "";
-        print_time(clock_ms);
-        if (json_object_get(o, "type")) {
-            json_object_del(o, "account");
-            doc = json_dumps(o, JSON_COMPACT);
-            rc = sb_submit_json(eng, account, doc, strlen(doc), res);
-            what = json_string_value(json_object_get(o, "type"));
-            json_t *call = json_object_get(o, "call");
-            printf(" %s%s%s", what, call ? " " : "", call ? json_string_value(call) : "");
-            what = "";
-        } else if (json_is_object(acc)) {
-            doc = json_dumps(acc, JSON_COMPACT);
-            rc = sb_account_put(eng, doc, strlen(doc), res);
-            json_t *id = json_object_get(acc, "id");
-            if (json_is_string(id)) snprintf(account, sizeof account, "%s", json_string_value(id));
-            what = "account";
-        } else if (json_object_get(o, "agent")) {
-            doc = json_dumps(json_object_get(o, "agent"), JSON_COMPACT);
-            rc = sb_agent_put(eng, account, doc, doc ? strlen(doc) : 0, res);
-            what = "agent";
-        } else if (json_object_get(o, "queue")) {
-            doc = json_dumps(json_object_get(o, "queue"), JSON_COMPACT);
-            rc = sb_queue_put(eng, account, doc, doc ? strlen(doc) : 0, res);
-            what = "queue";
-        } else if (json_is_string(json_object_get(o, "policy"))) {
-            size_t sl;
-            const char *pf = json_string_value(json_object_get(o, "file"));
-            char *src = pf ? cli_read_file(pf, &sl) : NULL;
-            rc = src ? sb_policy_put(eng, account, json_string_value(json_object_get(o, "policy")),
-                                     src, sl, NULL, res)
-                     : SB_EINVAL;
-            free(src);
-            what = "policy";
-        } else if (json_object_get(o, "at") || json_object_get(o, "advance")) {
-            int64_t t, before = clock_ms;
-            json_t *adv = json_object_get(o, "advance");
-            if (adv && json_is_number(adv)) {
-                clock_ms += (int64_t)(json_number_value(adv) * 1000);
-            } else if (parse_time(json_object_get(o, "at"), &t) == 0) {
-                clock_ms = t;
-            } else {
-                fprintf(stderr, "%s:%d: 'at' must be Unix seconds or YYYY-MM-DDTHH:MM:SSZ\n", file,
-                        lineno);
-                failures++;
-                json_decref(o);
-                printf("\n");
-                continue;
-            }
-            /* Walk the clock to the target through every deadline on the way,
-            ** so timers fire at their own times and in order. */
-            int64_t target = clock_ms;
-            clock_ms = before;
-            printf(" clock -> ");
-            print_time(target);
-            printf("\n");
-            for (int steps = 0; steps < 100000; steps++) {
-                int64_t due = sb_next_deadline(eng);
-                if (due > target) break;
-                if (due > clock_ms) clock_ms = due;
-                rc = sb_tick(eng, res);
-                if (rc) break;
-                if (sb_result_count(res)) {
-                    print_time(clock_ms);
-                    printf(" timers\n");
-                    print_actions(res);
-                }
-            }
-            clock_ms = target;
-            if (rc) printf("    tick failed: %s\n", sb_result_message(res));
-            free(doc);
-            json_decref(o);
-            continue;
-        } else {
-            fprintf(stderr,
-                    "%s:%d: unknown line (expected account, agent, queue, policy, at, "
-                    "advance or an event with type)\n",
-                    file, lineno);
-            failures++;
-            json_decref(o);
-            printf("\n");
-            continue;
-        }
-        if (*what) printf(" %s", what);
-        if (rc) {
-            printf(" -> error %s\n", sb_result_message(res));
-            failures++;
-        } else if (as_json) {
-            printf(" %s\n", sb_result_json(res, NULL));
-        } else {
-            printf("\n");
-            print_actions(res);
-        }
-        free(doc);
+        json_t *o = json_loads(p, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+        if (!o)
+            line_error(&r, "not JSON: %s (column %d)", err.text, err.column);
+        else if (!json_is_object(o))
+            line_error(&r, "a line must be a JSON object, not %s", json_kind(o));
+        else
+            replay_line(eng, res, o, account, sizeof account, as_json, &r);
         json_decref(o);
     }
     free(line);
     if (f != stdin) fclose(f);
+    if (!status) {
+        long long failures = 0, fallbacks = 0, quarantined = 0;
+        if (sb_stats(eng, res) == 0) {
+            json_t *st_doc = json_loads(sb_result_json(res, NULL), 0, NULL);
+            failures = stat_of(st_doc, "policy", "failures");
+            fallbacks = stat_of(st_doc, "decisions", "fallback");
+            quarantined = stat_of(st_doc, "policy", "quarantined");
+            json_decref(st_doc);
+        }
+        fprintf(stderr,
+                "replay: %d line%s, %d error%s, %lld policy failure%s (%lld routing decision%s "
+                "fell back%s)\n",
+                lines, lines == 1 ? "" : "s", r.errors, r.errors == 1 ? "" : "s", failures,
+                failures == 1 ? "" : "s", fallbacks, fallbacks == 1 ? "" : "s",
+                quarantined ? ", a policy quarantined" : "");
+        status = r.errors || fallbacks ? 1 : 0;
+    }
     sb_result_free(res);
     sb_close(eng);
     if (data_dir == tmpdir) {
@@ -264,5 +556,5 @@ int cli_replay(int argc, char **argv)
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
         if (system(cmd) != 0) fprintf(stderr, "switchboard: could not remove %s\n", tmpdir);
     }
-    return failures ? 1 : 0;
+    return status;
 }

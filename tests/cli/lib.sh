@@ -1,0 +1,49 @@
+# tests/cli/lib.sh — TAP helpers for the `switchboard` command's tests.
+# Sourced by tests/cli/*.t after cd to the repository root; sets $sb (the
+# command under $SB_BUILD, default build) and $tmp (removed at exit).
+SB_BUILD=${SB_BUILD:-build}
+case $SB_BUILD in /*) ;; *) SB_BUILD=$PWD/$SB_BUILD ;; esac
+sb="$SB_BUILD/switchboard"
+ROOT=$PWD
+tmp=$(mktemp -d /tmp/sb-cli-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+
+if [ ! -x "$sb" ]; then
+    echo "1..0 # SKIP no $sb (run make)"
+    exit 0
+fi
+
+diag() { printf '%s\n' "$1" | sed 's/^/# /' >&2; }
+ok() { # ok COND-STATUS NAME [DIAG]
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2"
+        [ -n "${3-}" ] && diag "$3"
+        failed=$((failed + 1))
+    fi
+}
+# run CMD...: runs it, keeps its status in $rc, stdout in $out, stderr in $err
+run() {
+    "$@" >"$tmp/.out" 2>"$tmp/.err"
+    rc=$?
+    out=$(cat "$tmp/.out")
+    err=$(cat "$tmp/.err")
+}
+# has TEXT PATTERN: 0 when the fixed string PATTERN is in TEXT
+has() { printf '%s' "$1" | grep -qF -- "$2"; }
+shown() { printf 'status %s\n--- stdout\n%s\n--- stderr\n%s' "$rc" "$out" "$err"; }
+# expect_run STATUS NAME PATTERN_STREAM PATTERN: last run's status and a pattern in out or err
+check() {
+    st=$1 name=$2 stream=$3 pat=$4
+    if [ "$stream" = out ]; then text=$out; else text=$err; fi
+    [ "$rc" -eq "$st" ] && has "$text" "$pat"
+    ok $? "$name" "$(shown)"
+}
+done_testing() {
+    echo "1..$n"
+    [ "$failed" -eq 0 ]
+}

@@ -1,0 +1,108 @@
+#!/bin/sh
+# tests/cli/replay.t — `switchboard replay`: a policy directory that does not
+# load stops it, the default directory, every bad line's own message, the
+# clock only moving forward, the summary and exit status, the example file.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/cli/lib.sh
+
+# A directory with one broken file: nothing is replayed, file:line named.
+mkdir -p "$tmp/pol/bad"
+printf 'local P = {}\nfunction P.route() return {wait = 1} end\n\n\nreturn P P\n' \
+    >"$tmp/pol/bad/syntax.lua"
+cat >"$tmp/mine.jsonl" <<'J'
+{"account": {"id": "acme"}}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:a@x"}, "status": "available"}}
+{"queue": {"id": "support", "policy": "longest-idle", "members": [{"agent": "alice"}]}}
+{"type": "offer", "call": "c1", "queue": "support", "caller": "+442079460001"}
+J
+run "$sb" replay "$tmp/mine.jsonl" --policy-dir "$tmp/pol"
+check 1 "a policy directory with a syntax error: exit 1" err "$tmp/pol/bad/syntax.lua:5:"
+[ -z "$out" ]
+ok $? "... before replaying any line" "$(shown)"
+
+run "$sb" replay "$tmp/mine.jsonl" --policy-dir "$tmp/nowhere"
+check 1 "a --policy-dir that does not exist: exit 1" err "--policy-dir $tmp/nowhere"
+
+(cd "$tmp" && "$sb" replay mine.jsonl >.out 2>.err)
+rc=$? out=$(cat "$tmp/.out") err=$(cat "$tmp/.err")
+check 1 "no ./policies: a warning naming the directory and the flag" err \
+    "no directory 'policies' here (the default --policy-dir)"
+
+run "$sb" replay "$tmp/mine.jsonl" --policy-dir policies
+check 0 "with the stock policies it rings alice, exit 0" out "ring alice for c1"
+has "$err" "replay: 4 lines, 0 errors, 0 policy failures"
+ok $? "... and a summary on stderr" "$(shown)"
+
+# Bad lines: each error says what is wrong with that line.
+cat >"$tmp/bad.jsonl" <<'J'
+{"account": {"id": "acme"}}
+{"type": "offer", "call": 10, "queue": "support", "caller": "+442079460001"}
+{"type": "offer", "call": "c1", "queue": "nope", "caller": "bad"}
+{"policy": "x", "file": "/nonexistent.lua"}
+{"advance": -3600}
+{"advance": "ten"}
+[1, 2, 3]
+{"foo": 1}
+{"at": "2026-01-05T07:00:00Z"}
+{"at": "yesterday"}
+{"agent": "alice"}
+{not json
+J
+run "$sb" replay "$tmp/bad.jsonl" --policy-dir policies
+check 1 "bad lines: exit 1" err "replay: 12 lines, 11 errors"
+has "$err" "bad.jsonl:2: 'call' must be a string (the call id), not a number"
+ok $? "'call': 10 is refused, naming the field" "$(shown)"
+has "$out" "offer c1 -> error" && ! has "$out" "(null)"
+ok $? "an event the engine refuses carries the engine's message" "$(shown)"
+has "$err" "bad.jsonl:4: policy 'x': cannot read /nonexistent.lua: No such file" &&
+    ! has "$err" "E.164"
+ok $? "a policy file that cannot be read: its own message, not a stale one" "$(shown)"
+has "$err" "bad.jsonl:5: 'advance' is -3600"
+ok $? "a negative advance is refused" "$(shown)"
+has "$err" "bad.jsonl:6: 'advance' must be a number of seconds (0 or more), not a string"
+ok $? "'advance': \"ten\" names 'advance'" "$(shown)"
+has "$err" "bad.jsonl:7: a line must be a JSON object, not an array"
+ok $? "an array: says so" "$(shown)"
+has "$err" "bad.jsonl:8: unknown line (keys: 'foo')"
+ok $? "an unknown line: a clear error" "$(shown)"
+! printf '%s\n' "$out" | grep -qx '[0-9:]*'
+ok $? "... and no bare timestamp on stdout" "$(shown)"
+has "$err" "bad.jsonl:9: 'at' 2026-01-05T07:00:00Z is before the replay clock, 2026-01-05T08:00:00Z"
+ok $? "'at' before the clock is refused" "$(shown)"
+! has "$out" "clock -> 07:00:00"
+ok $? "... and the clock stays" "$(shown)"
+has "$err" "bad.jsonl:10: 'at' must be Unix seconds"
+ok $? "a malformed 'at'" "$(shown)"
+has "$err" "bad.jsonl:11: 'agent' must be an object"
+ok $? "an agent that is not an object" "$(shown)"
+has "$err" "bad.jsonl:12: not JSON:"
+ok $? "a line that is not JSON" "$(shown)"
+
+# A policy that fails: the call falls back, the summary says so, exit 1.
+printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
+    >"$tmp/failing.lua"
+cat >"$tmp/fail.jsonl" <<J
+{"account": {"id": "acme"}}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:a@x"}, "status": "available"}}
+{"policy": "failing", "file": "$tmp/failing.lua"}
+{"queue": {"id": "support", "policy": "failing", "members": [{"agent": "alice"}]}}
+{"type": "offer", "call": "c1", "queue": "support", "caller": "+442079460001"}
+J
+run "$sb" replay "$tmp/fail.jsonl" --policy-dir policies
+check 1 "a policy failure: exit 1" err "0 errors, 1 policy failure (1 routing decision fell back)"
+has "$err" "failing.lua:3: boom"
+ok $? "... with the failure's file:line" "$(shown)"
+
+run "$sb" replay examples/replay/first-calls.jsonl
+check 0 "examples/replay/first-calls.jsonl runs cleanly" err "0 errors, 0 policy failures"
+has "$out" "ring alice for c4" && ! has "$out" "error"
+ok $? "... the priority call c4 goes ahead of c3" "$(shown)"
+
+run "$sb" replay --help
+check 0 "replay --help: usage on stdout, exit 0" out "usage: switchboard replay FILE"
+run "$sb" replay
+check 2 "replay without FILE: usage on stderr, exit 2" err "usage: switchboard replay FILE"
+run "$sb" replay "$tmp/mine.jsonl" --bogus
+check 2 "an unknown flag: exit 2" err "unknown flag '--bogus'"
+
+done_testing
