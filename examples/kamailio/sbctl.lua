@@ -8,29 +8,40 @@
 --   luajit sbctl.lua DATA_DIR POLICY_DIR status ACCOUNT AGENT available|paused|offline
 --
 -- The provisioning file holds {"account": {...}, "agents": [...], "queues": [...]},
--- documents as switchboard.h describes them. Exits 1 with a message on failure.
+-- documents as switchboard.h describes them. Exits 0 when every request
+-- succeeded, 1 with a message on stderr when the engine refused one, 2 on a
+-- usage error. `calls` prints a line for every id, a refused one as
+-- {"id":...,"error":...,"code":...}, and then exits 1 if any was refused.
 local sb = require "switchboard"
 
 local data_dir, policy_dir, cmd = arg[1], arg[2], arg[3]
-if not (data_dir and policy_dir and cmd) then
+-- the number of arguments each command needs after DATA_DIR POLICY_DIR CMD (at least)
+local nargs = { provision = 1, calls = 2, agents = 1, status = 3 }
+if not (data_dir and policy_dir and cmd and nargs[cmd] and #arg >= 3 + nargs[cmd]) then
   io.stderr:write("usage: sbctl.lua DATA_DIR POLICY_DIR provision FILE | calls ACCOUNT ID... |\n" ..
-                  "       agents ACCOUNT | status ACCOUNT AGENT STATUS\n")
+                  "       agents ACCOUNT | status ACCOUNT AGENT available|paused|offline\n")
   os.exit(2)
 end
 
 local function die(what, msg, code)
-  io.stderr:write(string.format("sbctl: %s: %s (%s)\n", what, tostring(msg), tostring(code)))
+  io.stderr:write(string.format("sbctl: %s: %s%s\n", what, tostring(msg),
+                                code and " (" .. tostring(code) .. ")" or ""))
   os.exit(1)
 end
 
-local eng, err = sb.open{ data_dir = data_dir, policy_dir = policy_dir, log = "stderr", log_level = "warn" }
-if not eng then die("open " .. data_dir, err) end
+local eng, err, ecode = sb.open{ data_dir = data_dir, policy_dir = policy_dir, log = "stderr",
+                                 log_level = "warn" }
+if not eng then die("open " .. data_dir, err, ecode) end
 
 if cmd == "provision" then
-  local f = assert(io.open(assert(arg[4], "provision needs a file"), "rb"))
+  local f, ferr = io.open(arg[4], "rb")
+  if not f then die("provision", ferr) end
   local doc, derr = sb.json_decode(f:read("*a"))
   f:close()
   if not doc then die(arg[4], derr) end
+  if type(doc) ~= "table" or type(doc.account) ~= "table" then
+    die(arg[4], "no \"account\" object")
+  end
   local acct = doc.account.id
   local ok, msg, code = eng:account_put(doc.account)
   if not ok then die("account " .. acct, msg, code) end
@@ -45,10 +56,18 @@ if cmd == "provision" then
   print(string.format("provisioned account %s: %d agents, %d queues", acct, #(doc.agents or {}),
                       #(doc.queues or {})))
 elseif cmd == "calls" then
+  local refused = 0
   for i = 5, #arg do
     local rec, msg, code = eng:call_get(arg[4], arg[i])
-    if not rec then rec = { id = arg[i], error = msg, code = code } end
+    if not rec then
+      rec = { id = arg[i], error = msg, code = code }
+      refused = refused + 1
+    end
     print(sb.json_encode(rec))
+  end
+  if refused > 0 then
+    eng:close()
+    die("calls", string.format("%d of %d not read", refused, #arg - 4))
   end
 elseif cmd == "agents" then
   local list, msg, code = eng:agent_list(arg[4])
@@ -58,7 +77,5 @@ elseif cmd == "status" then
   local acts, msg, code = eng:submit(arg[4], { type = "agent_status", agent = arg[5], status = arg[6] })
   if not acts then die("status " .. tostring(arg[5]), msg, code) end
   for _, a in ipairs(acts) do print(sb.json_encode(a)) end
-else
-  die(cmd, "unknown command")
 end
 eng:close()
