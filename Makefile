@@ -1,4 +1,7 @@
 # Switchboard — build, test, run.
+#   make          the library (build/libswitchboard.a, .so), the command and the
+#                 Lua modules (build/bindings/lua/5.1 and 5.4/switchboard.so)
+#   make install  install them under PREFIX (/usr/local; DESTDIR for staging)
 #   make run      build everything and start the daemon with the demo data
 #   make test     the whole suite (one runner: prove)
 #   make bench    the benchmarks
@@ -46,7 +49,11 @@ CLI := $(O)/switchboard
 
 .PHONY: all deps lib cli tests run demo test bench clean install uninstall check-format
 
-all: deps lib cli
+# The Lua modules (bindings/lua/build.mk) are part of the default build: they
+# cost one compile and link each beside the shared library, which is linked
+# from the same engine object, and their headers come from the Debian packages
+# deps.sh installs for the build (liblua5.4-dev, liblua5.1-0-dev).
+all: deps lib cli lua
 
 deps:
 	@engine/tools/deps.sh build

@@ -19,6 +19,12 @@
 #     find no definition and stay undefined, for the host to provide; the
 #     version script exports luaopen_switchboard alone.
 # bindings/lua/lua51.t and lua54.t check the result (nm, LD_DEBUG=bindings).
+#
+# `make` builds both (the Makefile's `all` depends on `lua`); `make install`
+# puts them where Lua looks under PREFIX, LUA_CMODDIR/5.1 and LUA_CMODDIR/5.4:
+# $(PREFIX)/lib/lua by default, which Debian's lua5.1, lua5.4 and luajit all
+# search for PREFIX=/usr/local; with PREFIX=/usr, /usr/lib/<multiarch>/lua,
+# since Debian's luajit does not search /usr/lib/lua/5.1.
 
 LUA_DIR := bindings/lua
 LUA_OUT := $(O)/bindings/lua
@@ -32,6 +38,21 @@ LUA_MOD_LIBS = $(shell pkg-config --libs lmdb libsodium jansson 2>/dev/null) -lp
 .PHONY: lua
 lua: $(LUA_OUT)/5.1/switchboard.so $(LUA_OUT)/5.4/switchboard.so
 tests: lua
+
+LUA_MULTIARCH = $(or $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null),$(shell $(CC) -print-multiarch 2>/dev/null))
+LUA_CMODDIR ?= $(if $(filter /usr /usr/,$(PREFIX)),$(PREFIX)/lib/$(LUA_MULTIARCH)/lua,$(PREFIX)/lib/lua)
+
+.PHONY: install-lua uninstall-lua
+install: install-lua
+uninstall: uninstall-lua
+
+install-lua: lua
+	install -d $(DESTDIR)$(LUA_CMODDIR)/5.1 $(DESTDIR)$(LUA_CMODDIR)/5.4
+	install -m 644 $(LUA_OUT)/5.1/switchboard.so $(DESTDIR)$(LUA_CMODDIR)/5.1/
+	install -m 644 $(LUA_OUT)/5.4/switchboard.so $(DESTDIR)$(LUA_CMODDIR)/5.4/
+
+uninstall-lua:
+	rm -f $(DESTDIR)$(LUA_CMODDIR)/5.1/switchboard.so $(DESTDIR)$(LUA_CMODDIR)/5.4/switchboard.so
 
 $(LUA_OUT)/liblua5.4-shadowed.a: $(LUA54_A)
 	@mkdir -p $(dir $@)
