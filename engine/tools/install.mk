@@ -1,18 +1,22 @@
 # engine/tools/install.mk — what `make install` adds to the library, header and
-# command the Makefile installs itself: the pkg-config file, the man pages and
+# command the Makefile installs itself: the pkg-config files, the man pages and
 # the Python binding; and `make uninstall` removes them. Included by the
 # Makefile, it hooks install-extra and uninstall-extra under install and
-# uninstall.
+# uninstall. (The Lua modules' install rules are in bindings/lua/build.mk.)
 #
 #   make install PREFIX=/usr/local DESTDIR=      (the defaults)
 #   make install PREFIX=/usr DESTDIR=/tmp/pkgroot   (staging for a package)
 #
 # Then, against the installed library:
-#   cc gateway.c $(pkg-config --cflags --libs switchboard)              (shared)
-#   cc gateway.c $(pkg-config --static --cflags --libs switchboard)     (static)
-# With a PREFIX outside pkg-config's search path, point PKG_CONFIG_PATH at
-# $(PREFIX)/lib/pkgconfig; outside the loader's, run with LD_LIBRARY_PATH or
-# link with -Wl,-rpath,$(PREFIX)/lib. A system-wide install may need ldconfig.
+#   cc gateway.c $(pkg-config --cflags --libs switchboard)          (shared)
+#   cc gateway.c $(pkg-config --cflags --libs switchboard-static)   (static)
+# switchboard-static.pc names libswitchboard.a itself, then the libraries the
+# archive needs: `pkg-config --static switchboard` would not do, as it only
+# adds Libs.private after -lswitchboard, and the linker takes the .so beside
+# the .a for that. With a PREFIX outside pkg-config's search path, point
+# PKG_CONFIG_PATH at $(PREFIX)/lib/pkgconfig; for the shared library outside the
+# loader's path, run with LD_LIBRARY_PATH or link with -Wl,-rpath,$(PREFIX)/lib.
+# A system-wide install may need ldconfig. tests/install.t checks both links.
 
 # Where the Makefile's install puts the library and header (for the .pc file).
 SB_LIBDIR = $(PREFIX)/lib
@@ -28,7 +32,8 @@ PYTHONDIR ?= $(shell $(PYTHON) -c 'import sys; p = "$(PREFIX)/lib/"; \
   print(([d for d in sys.path if d.startswith(p) and d.endswith("-packages")] + \
          [p + "python%d.%d/site-packages" % sys.version_info[:2]])[0])' 2>/dev/null)
 
-# Static linking needs the engine's own dependencies (pkg-config --static).
+# Static linking needs the engine's own dependencies: Lua 5.4, LMDB, libsodium,
+# jansson (the daemon's libevent is not in the library).
 PC_LIBS_PRIVATE = $(strip $(or $(shell pkg-config --libs lua5.4 lmdb libsodium jansson 2>/dev/null),-llua5.4 -llmdb -lsodium -ljansson)) -lpthread -lm
 
 .PHONY: install-extra uninstall-extra
@@ -48,7 +53,17 @@ install-extra:
 	  'Libs: -L$${libdir} -lswitchboard' \
 	  'Libs.private: $(PC_LIBS_PRIVATE)' \
 	  'Cflags: -I$${includedir}' >$(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc
-	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc
+	printf '%s\n' \
+	  'prefix=$(PREFIX)' \
+	  'libdir=$(SB_LIBDIR)' \
+	  'includedir=$(SB_INCLUDEDIR)' \
+	  '' \
+	  'Name: switchboard-static' \
+	  'Description: Call-routing engine, linked statically (libswitchboard.a)' \
+	  'Version: $(VERSION)' \
+	  'Libs: $${libdir}/libswitchboard.a $(PC_LIBS_PRIVATE)' \
+	  'Cflags: -I$${includedir}' >$(DESTDIR)$(PKGCONFIGDIR)/switchboard-static.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc $(DESTDIR)$(PKGCONFIGDIR)/switchboard-static.pc
 	install -m 644 engine/man/switchboard.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 engine/man/switchboard-policy.7 $(DESTDIR)$(MANDIR)/man7/
 	@pd='$(strip $(PYTHONDIR))'; if [ -n "$$pd" ]; then \
@@ -57,7 +72,8 @@ install-extra:
 	  install -m 644 bindings/python/switchboard/__init__.py "$(DESTDIR)$$pd/switchboard/"; fi
 
 uninstall-extra:
-	rm -f $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc $(DESTDIR)$(MANDIR)/man1/switchboard.1 \
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc $(DESTDIR)$(PKGCONFIGDIR)/switchboard-static.pc \
+	  $(DESTDIR)$(MANDIR)/man1/switchboard.1 \
 	  $(DESTDIR)$(MANDIR)/man7/switchboard-policy.7
 	@pd='$(strip $(PYTHONDIR))'; if [ -n "$$pd" ]; then \
 	  echo "rm -rf $(DESTDIR)$$pd/switchboard"; rm -rf "$(DESTDIR)$$pd/switchboard"; fi
