@@ -9,11 +9,13 @@
 
 #include "cli.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,14 +39,22 @@ static void records_usage(FILE *f)
                "\n"
                "Common flags: --key-file F (default DIR/master.key), --policy-dir DIR (shared\n"
                "policies to load first), --json (print results as JSON). Times T are\n"
-               "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix milliseconds.\n");
+               "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix milliseconds.\n"
+               "\n"
+               "DIR must be an existing data directory (with its data.mdb and master key):\n"
+               "these commands never create one.\n"
+               "\n"
+               "Exit status: 0 done; 1 an error (the data directory, an unknown account,\n"
+               "number or hold, a refused request); 2 a usage error; 3 erase: some records\n"
+               "were kept because the retention policy failed (nothing of theirs changed;\n"
+               "fix the policy and run the erasure again).\n");
 }
 
 typedef struct opts {
     const char *data_dir, *account, *key_file, *policy_dir;
     const char *format, *queue, *call, *number, *reason, *id;
     const char *from, *to, *after, *limit, *budget;
-    int json, quiet;
+    int json, quiet, help;
     const char *args[4];
     int nargs;
 } opts;
@@ -73,6 +83,10 @@ static int parse_opts(int argc, char **argv, opts *o)
         }
         if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o->quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            o->help = 1;
             continue;
         }
         for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
@@ -117,12 +131,47 @@ static int64_t parse_when(const char *s)
     return *s && !*e && v >= 0 ? (int64_t)v : -1;
 }
 
+/* Records and sweeps only read and maintain data that exists: a data
+** directory that is missing or holds no Switchboard data (a mistyped
+** --data-dir) is refused before sb_open could create a new, empty store and
+** master key there. */
+static int data_dir_exists(const opts *o)
+{
+    struct stat st;
+    char path[4096];
+    if (stat(o->data_dir, &st) || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr,
+                "switchboard: --data-dir %s: %s (this command works on an existing data "
+                "directory and creates nothing)\n",
+                o->data_dir, errno == ENOENT ? "no such directory" : "not a directory");
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", o->data_dir);
+    if (stat(path, &st)) {
+        fprintf(stderr,
+                "switchboard: --data-dir %s holds no Switchboard data (no data.mdb): is it the "
+                "right directory? Nothing was created\n",
+                o->data_dir);
+        return 0;
+    }
+    if (!o->key_file) snprintf(path, sizeof path, "%s/master.key", o->data_dir);
+    if (stat(o->key_file ? o->key_file : path, &st)) {
+        fprintf(stderr,
+                "switchboard: no master key at %s: give the one this data was written with "
+                "(--key-file F); nothing was created\n",
+                o->key_file ? o->key_file : path);
+        return 0;
+    }
+    return 1;
+}
+
 static sb_engine *open_dir(const opts *o, sb_result *res)
 {
     if (!o->data_dir) {
         fprintf(stderr, "switchboard: --data-dir is required\n");
         return NULL;
     }
+    if (!data_dir_exists(o)) return NULL;
     sb_config cfg;
     sb_config_init(&cfg);
     cfg.data_dir = o->data_dir;
@@ -187,13 +236,21 @@ static int need_args(const opts *o, int n, const char *usage)
 
 int cli_records(int argc, char **argv)
 {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "help")) {
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") ||
+        !strcmp(argv[0], "help")) {
         records_usage(argc < 1 ? stderr : stdout);
         return argc < 1 ? 2 : 0;
     }
     const char *cmd = argv[0];
     opts o = {0};
-    if (parse_opts(argc - 1, argv + 1, &o)) return 2;
+    if (parse_opts(argc - 1, argv + 1, &o)) {
+        records_usage(stderr);
+        return 2;
+    }
+    if (o.help) {
+        records_usage(stdout);
+        return 0;
+    }
     static const char *const cmds[] = {"export",  "erase", "list",  "get",   "hold",
                                        "release", "holds", "audit", "stats", NULL};
     int known = 0;
@@ -201,6 +258,11 @@ int cli_records(int argc, char **argv)
         known |= !strcmp(cmd, cmds[i]);
     if (!known) {
         fprintf(stderr, "switchboard: unknown records command '%s'\n", cmd);
+        records_usage(stderr);
+        return 2;
+    }
+    if (!o.data_dir) {
+        fprintf(stderr, "switchboard: records %s: --data-dir DIR is required\n", cmd);
         records_usage(stderr);
         return 2;
     }
@@ -215,7 +277,7 @@ int cli_records(int argc, char **argv)
             fprintf(stderr, "switchboard: --format is json or csv\n");
             goto out;
         }
-        if (!(e = open_dir(&o, res))) goto out;
+        if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_records_export(e, o.account, o.args[0], csv ? SB_EXPORT_CSV : SB_EXPORT_JSON, res);
         if (!rc) {
             json_t *d = result_doc(res);
@@ -227,8 +289,14 @@ int cli_records(int argc, char **argv)
         }
     } else if (!strcmp(cmd, "erase")) {
         if (need_args(&o, 1, "erase --data-dir DIR --account ID NUMBER")) goto out;
-        if (!(e = open_dir(&o, res))) goto out;
+        if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_erase(e, o.account, o.args[0], res);
+        long long erase_failed = 0;
+        if (!rc) {
+            json_t *d = result_doc(res);
+            erase_failed = (long long)json_integer_value(json_object_get(d, "failed"));
+            json_decref(d);
+        }
         if (!rc && o.json) {
             print_json(res);
         } else if (!rc) {
@@ -245,6 +313,13 @@ int cli_records(int argc, char **argv)
             json_object_foreach(json_object_get(d, "reasons"), k, v)
                 printf("  %6lld  %s\n", (long long)json_integer_value(v), k);
             json_decref(d);
+        }
+        if (erase_failed) {
+            fprintf(stderr,
+                    "switchboard: erasure incomplete: %lld record%s kept because the retention "
+                    "policy failed; fix it and run the erasure again\n",
+                    erase_failed, erase_failed == 1 ? "" : "s");
+            rc = 3;
         }
     } else if (!strcmp(cmd, "list")) {
         if (need_args(&o, 0,
@@ -266,7 +341,7 @@ int cli_records(int argc, char **argv)
         json_decref(q);
         if ((e = open_dir(&o, res))) rc = sb_records_list(e, o.account, qs, strlen(qs), res);
         free(qs);
-        if (!e) goto out;
+        if (!e) goto fail;
         if (!rc && o.json) {
             print_json(res);
         } else if (!rc) {
@@ -278,7 +353,7 @@ int cli_records(int argc, char **argv)
         }
     } else if (!strcmp(cmd, "get")) {
         if (need_args(&o, 1, "get --data-dir DIR --account ID CALL")) goto out;
-        if (!(e = open_dir(&o, res))) goto out;
+        if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_call_get(e, o.account, o.args[0], res);
         if (!rc) print_json(res);
     } else if (!strcmp(cmd, "hold")) {
@@ -297,7 +372,7 @@ int cli_records(int argc, char **argv)
         json_decref(h);
         if ((e = open_dir(&o, res))) rc = sb_hold_place(e, o.account, hs, strlen(hs), res);
         free(hs);
-        if (!e) goto out;
+        if (!e) goto fail;
         if (!rc && o.json)
             print_json(res);
         else if (!rc) {
@@ -307,7 +382,7 @@ int cli_records(int argc, char **argv)
         }
     } else if (!strcmp(cmd, "release")) {
         if (need_args(&o, 1, "release --data-dir DIR --account ID HOLD_ID")) goto out;
-        if (!(e = open_dir(&o, res))) goto out;
+        if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_hold_release(e, o.account, o.args[0], res);
         if (!rc && o.json)
             print_json(res);
@@ -315,7 +390,7 @@ int cli_records(int argc, char **argv)
             printf("hold %s released\n", o.args[0]);
     } else if (!strcmp(cmd, "holds")) {
         if (need_args(&o, 0, "holds --data-dir DIR --account ID")) goto out;
-        if (!(e = open_dir(&o, res))) goto out;
+        if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_hold_list(e, o.account, res);
         if (!rc && o.json) {
             print_json(res);
@@ -336,7 +411,7 @@ int cli_records(int argc, char **argv)
     } else if (!strcmp(cmd, "audit")) {
         if (need_args(&o, 0, "audit --data-dir DIR --account ID [--after SEQ] [--limit N]"))
             goto out;
-        if (!(e = open_dir(&o, res))) goto out;
+        if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_audit_list(e, o.account, o.after ? strtoull(o.after, NULL, 10) : 0,
                            o.limit ? (size_t)atoll(o.limit) : 0, res);
         if (!rc && o.json) {
@@ -366,7 +441,7 @@ int cli_records(int argc, char **argv)
             fprintf(stderr, "switchboard: bad time in --from/--to\n");
             goto out;
         }
-        if (!(e = open_dir(&o, res))) goto out;
+        if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_aggregates(e, o.account, o.queue, from, to, res);
         if (!rc && o.json) {
             print_json(res);
@@ -396,11 +471,14 @@ int cli_records(int argc, char **argv)
             json_decref(d);
         }
     }
-    if (rc && rc != 2) fprintf(stderr, "switchboard: %s\n", sb_result_message(res));
+    if (rc && rc != 2 && rc != 3) fprintf(stderr, "switchboard: %s\n", sb_result_message(res));
+    goto out;
+fail:
+    rc = 1; /* the data directory would not open: already said why */
 out:
     sb_close(e);
     sb_result_free(res);
-    return rc == 0 ? 0 : rc == 2 ? 2 : 1;
+    return rc == 0 ? 0 : rc == 2 || rc == 3 ? rc : 1;
 }
 
 /* --- sweep ---------------------------------------------------------------- */
@@ -438,15 +516,20 @@ static void progress(void *arg, uint64_t done, uint64_t total)
 int cli_sweep(int argc, char **argv)
 {
     opts o = {0};
-    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+    int bad = parse_opts(argc, argv, &o);
+    if (!bad && o.help) {
         printf("usage: switchboard sweep --data-dir DIR [--budget-ms N] [--policy-dir DIR]\n"
                "                         [--key-file F] [--json] [--quiet]\n"
                "Review every record whose retention review is due, purge deleted accounts'\n"
                "records, in short transactions beside live traffic; prints a progress bar\n"
-               "(on a terminal) and a summary. Stopped half way, the next sweep carries on.\n");
+               "(on a terminal) and a summary. Stopped half way, the next sweep carries on.\n"
+               "DIR must be an existing data directory: a sweep never creates one.\n"
+               "Exit status: 0 done, 1 an error, 2 a usage error.\n");
         return 0;
     }
-    if (parse_opts(argc, argv, &o) || o.nargs) {
+    if (bad || o.nargs || !o.data_dir) {
+        if (!bad && !o.data_dir)
+            fprintf(stderr, "switchboard: sweep: --data-dir DIR is required\n");
         fprintf(stderr, "usage: switchboard sweep --data-dir DIR [--budget-ms N] [--json]\n");
         return 2;
     }
