@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,9 @@ static void usage(FILE *f)
                "                                release, holds, audit, stats (records --help)\n"
                "  sweep --data-dir DIR          run a retention sweep now, with a summary\n"
                "  serve [FLAGS]                 the HTTP/JSON daemon (serve --help)\n"
-               "  version                       print the version\n");
+               "  version                       print the version\n"
+               "\n"
+               "Every command takes --help (-h) for its usage. Usage errors exit 2.\n");
 }
 
 char *cli_read_file(const char *path, size_t *len)
@@ -67,59 +70,231 @@ char *cli_read_file(const char *path, size_t *len)
     return buf;
 }
 
+static const char policy_usage_text[] =
+    "usage: switchboard policy COMMAND [ARGS]\n"
+    "\n"
+    "  check [--public-key KEY] FILE...   compile and lint policies (file:line\n"
+    "                                     messages); with --public-key, also verify\n"
+    "                                     each file's signature\n"
+    "  test [-v|--verbose] FILE [CASES]   run a policy's scenario cases (default: the\n"
+    "                                     .cases.json beside FILE); a failing case's\n"
+    "                                     ctx.log lines are shown, every case's with -v\n"
+    "  keygen                             print a new Ed25519 key pair as JSON\n"
+    "  sign --key KEYFILE FILE            print FILE signed with the secret key\n"
+    "                                     (KEYFILE: keygen's JSON, or the 128-hex\n"
+    "                                     secret key)\n"
+    "\n"
+    "Signing: `switchboard policy keygen > key.json` (keep it secret), then\n"
+    "`switchboard policy sign --key key.json mine.lua > signed/mine.lua`; engines\n"
+    "with require_signed_policies = yes and policy_public_key = key.json's\n"
+    "public_key load only files signed that way. policies/README.md has more.\n"
+    "Exit status: 0 ok; 1 a policy, case or signature failed; 2 a usage error or\n"
+    "a file that cannot be read.\n";
+
+static int is_help(const char *a)
+{
+    return !strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "help");
+}
+
+static int policy_usage(FILE *f, const char *why, const char *arg)
+{
+    if (why)
+        fprintf(stderr, "switchboard policy: %s%s%s%s\n", why, arg ? " '" : "", arg ? arg : "",
+                arg ? "'" : "");
+    fputs(policy_usage_text, f);
+    return f == stdout ? 0 : 2;
+}
+
+/* A key given on the command line: the hex itself, or a file holding it or
+** keygen's JSON (field `field`). Returns a malloc'd, trimmed hex string or
+** NULL (reported). */
+static char *read_key(const char *arg, const char *field, size_t hexlen, int may_be_literal)
+{
+    size_t n = strlen(arg), kl;
+    if (may_be_literal && n == hexlen && strspn(arg, "0123456789abcdefABCDEF") == n)
+        return strdup(arg);
+    char *key = cli_read_file(arg, &kl);
+    if (!key) return NULL;
+    char *p = key;
+    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+        p++;
+    char *out = NULL;
+    if (*p == '{') {
+        json_error_t err;
+        json_t *doc = json_loads(p, 0, &err);
+        const char *v = json_string_value(json_object_get(doc, field));
+        if (!doc)
+            fprintf(stderr, "switchboard: %s: not JSON: %s (line %d)\n", arg, err.text, err.line);
+        else if (!v)
+            fprintf(stderr, "switchboard: %s: no \"%s\" in it (give policy keygen's output)\n", arg,
+                    field);
+        else
+            out = strdup(v);
+        json_decref(doc);
+    } else {
+        kl = strlen(p);
+        while (kl &&
+               (p[kl - 1] == '\n' || p[kl - 1] == '\r' || p[kl - 1] == ' ' || p[kl - 1] == '\t'))
+            p[--kl] = 0;
+        out = strdup(p);
+    }
+    memset(key, 0, strlen(key));
+    free(key);
+    if (out && (strlen(out) != hexlen || strspn(out, "0123456789abcdefABCDEF") != hexlen)) {
+        fprintf(stderr, "switchboard: %s: the %s must be %zu hex characters\n", arg,
+                strcmp(field, "secret_key") == 0 ? "secret key" : "public key", hexlen);
+        memset(out, 0, strlen(out));
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+static int hex_to_bytes(const char *hex, unsigned char *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
+        out[i] = (unsigned char)v;
+    }
+    return 0;
+}
+
+#define SIG_TAG "--@signature "
+
+/* The engine's check of a signed policy (engine/src/policies.c): the last
+** non-blank line is "--@signature <128 hex>", an Ed25519 signature of
+** everything before it. 0 verified; else a message in why. */
+static int verify_signature(const char *src, size_t len, const char *pubhex, const char **why)
+{
+    size_t end = len, tl = sizeof SIG_TAG - 1;
+    while (end > 0 && (src[end - 1] == '\n' || src[end - 1] == '\r' || src[end - 1] == ' '))
+        end--;
+    size_t start = end;
+    while (start > 0 && src[start - 1] != '\n')
+        start--;
+    unsigned char pk[32], sig[64];
+    if (end - start != tl + 128 || memcmp(src + start, SIG_TAG, tl) != 0) {
+        *why = "not signed (no \"--@signature\" line at the end)";
+        return -1;
+    }
+    if (hex_to_bytes(pubhex, pk, 32) || hex_to_bytes(src + start + tl, sig, 64)) {
+        *why = "the signature line is not hex";
+        return -1;
+    }
+    if (sodium_init() < 0 ||
+        crypto_sign_verify_detached(sig, (const unsigned char *)src, start, pk) != 0) {
+        *why = "the signature does not verify with this public key";
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_check(int argc, char **argv)
 {
-    if (argc < 1) {
-        fprintf(stderr, "usage: switchboard policy check FILE...\n");
-        return 2;
+    const char *pubarg = NULL;
+    int nfiles = 0;
+    for (int i = 0; i < argc; i++) {
+        if (is_help(argv[i])) return policy_usage(stdout, NULL, NULL);
+        if (!strcmp(argv[i], "--public-key")) {
+            if (i + 1 >= argc) return policy_usage(stderr, "--public-key needs a key", NULL);
+            pubarg = argv[++i];
+            argv[i - 1] = argv[i] = NULL;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return policy_usage(stderr, "unknown flag", argv[i]);
+        } else {
+            nfiles++;
+        }
     }
-    int bad = 0;
+    if (nfiles < 1) return policy_usage(stderr, "check: no FILE", NULL);
+    char *pub = pubarg ? read_key(pubarg, "public_key", 64, 1) : NULL;
+    if (pubarg && !pub) return 2;
+    int bad = 0, unreadable = 0;
     sb_result *res = sb_result_new();
     for (int i = 0; i < argc; i++) {
+        if (!argv[i]) continue;
         size_t len;
         char *src = cli_read_file(argv[i], &len);
         if (!src) {
-            bad++;
+            unreadable++;
             continue;
         }
         int rc = sb_policy_check(argv[i], src, len, res);
-        const char *msg = sb_result_message(res);
+        const char *msg = sb_result_message(res), *why = NULL;
         if (rc) {
             bad++;
             fprintf(stderr, "%s%s", msg, msg[0] && msg[strlen(msg) - 1] != '\n' ? "\n" : "");
+        } else if (pub && verify_signature(src, len, pub, &why)) {
+            bad++;
+            fprintf(stderr, "%s: %s\n", argv[i], why);
         } else {
-            printf("%s: ok%s%s\n", argv[i], msg[0] ? "\n" : "", msg);
+            printf("%s: ok%s%s%s\n", argv[i], pub ? ", signature verified" : "", msg[0] ? "\n" : "",
+                   msg);
         }
         free(src);
     }
     sb_result_free(res);
-    return bad ? 1 : 0;
+    free(pub);
+    return bad ? 1 : unreadable ? 2 : 0;
+}
+
+static void print_log(json_t *c)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(c, "log"), i, l)
+    {
+        /* "policy log: account=- policy=NAME: TEXT" -> TEXT */
+        const char *line = json_string_value(l), *p = line ? strstr(line, " policy=") : NULL;
+        if (line && !strncmp(line, "policy log: ", 12) && p && (p = strstr(p, ": "))) line = p + 2;
+        printf("#   log: %s\n", line ? line : "");
+    }
 }
 
 static int cmd_test(int argc, char **argv)
 {
-    if (argc < 1 || argc > 2) {
-        fprintf(stderr, "usage: switchboard policy test FILE [CASES]\n");
-        return 2;
+    const char *args[2];
+    int nargs = 0, verbose = 0;
+    for (int i = 0; i < argc; i++) {
+        if (is_help(argv[i])) return policy_usage(stdout, NULL, NULL);
+        if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+            verbose = 1;
+        else if (argv[i][0] == '-' && argv[i][1])
+            return policy_usage(stderr, "unknown flag", argv[i]);
+        else if (nargs == 2)
+            return policy_usage(stderr, "test: too many arguments at", argv[i]);
+        else
+            args[nargs++] = argv[i];
     }
+    if (nargs < 1) return policy_usage(stderr, "test: no FILE", NULL);
     char cases_path[4096];
-    if (argc == 2) {
-        snprintf(cases_path, sizeof cases_path, "%s", argv[1]);
+    if (nargs == 2) {
+        snprintf(cases_path, sizeof cases_path, "%s", args[1]);
     } else {
-        snprintf(cases_path, sizeof cases_path, "%s", argv[0]);
+        snprintf(cases_path, sizeof cases_path, "%s", args[0]);
         size_t n = strlen(cases_path);
         if (n > 4 && strcmp(cases_path + n - 4, ".lua") == 0) cases_path[n - 4] = 0;
         strncat(cases_path, ".cases.json", sizeof cases_path - strlen(cases_path) - 1);
     }
     size_t sl, cl;
-    char *src = cli_read_file(argv[0], &sl);
+    char *src = cli_read_file(args[0], &sl);
     char *cases = src ? cli_read_file(cases_path, &cl) : NULL;
     if (!src || !cases) {
         free(src);
         return 2;
     }
+    /* A case file that is not JSON: say which file, with the line. */
+    json_error_t jerr;
+    json_t *parsed = json_loadb(cases, cl, 0, &jerr);
+    if (!parsed) {
+        fprintf(stderr, "%s:%d: not JSON: %s\n", cases_path, jerr.line, jerr.text);
+        free(src);
+        free(cases);
+        return 1;
+    }
+    json_decref(parsed);
     sb_result *res = sb_result_new();
-    int rc = sb_policy_test(argv[0], src, sl, cases, cl, res);
+    int rc = sb_policy_test(args[0], src, sl, cases, cl, res);
     json_t *doc = json_loads(sb_result_json(res, NULL), 0, NULL);
     json_t *arr = json_object_get(doc, "cases");
     if (json_is_array(arr)) {
@@ -131,14 +306,16 @@ static int cmd_test(int argc, char **argv)
             printf("%s %zu - %s\n", ok ? "ok" : "not ok", i + 1,
                    json_string_value(json_object_get(c, "name")));
             if (!ok) {
-                char *got = json_dumps(json_object_get(c, "got"), JSON_COMPACT);
-                char *exp = json_dumps(json_object_get(c, "expected"), JSON_COMPACT);
+                char *got = json_dumps(json_object_get(c, "got"), JSON_COMPACT | JSON_ENCODE_ANY);
+                char *exp =
+                    json_dumps(json_object_get(c, "expected"), JSON_COMPACT | JSON_ENCODE_ANY);
                 printf("#   expected %s\n#   got      %s\n", exp ? exp : "?", got ? got : "?");
                 const char *why = json_string_value(json_object_get(c, "message"));
                 if (why) printf("#   %s\n", why);
                 free(got);
                 free(exp);
             }
+            if (!ok || verbose) print_log(c);
         }
         printf("# %lld passed, %lld failed\n",
                (long long)json_integer_value(json_object_get(doc, "passed")),
@@ -153,8 +330,10 @@ static int cmd_test(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
-static int cmd_keygen(void)
+static int cmd_keygen(int argc, char **argv)
 {
+    if (argc >= 1 && is_help(argv[0])) return policy_usage(stdout, NULL, NULL);
+    if (argc >= 1) return policy_usage(stderr, "keygen takes no arguments:", argv[0]);
     sb_result *res = sb_result_new();
     int rc = sb_policy_keygen(res);
     printf("%s\n", sb_result_json(res, NULL));
@@ -166,23 +345,27 @@ static int cmd_sign(int argc, char **argv)
 {
     const char *keyfile = NULL, *file = NULL;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+        if (is_help(argv[i])) return policy_usage(stdout, NULL, NULL);
+        if (strcmp(argv[i], "--key") == 0) {
+            if (i + 1 >= argc) return policy_usage(stderr, "--key needs a key file", NULL);
             keyfile = argv[++i];
-        else
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return policy_usage(stderr, "unknown flag", argv[i]);
+        } else if (file) {
+            return policy_usage(stderr, "sign: one FILE only, not also", argv[i]);
+        } else {
             file = argv[i];
+        }
     }
-    if (!keyfile || !file) {
-        fprintf(stderr, "usage: switchboard policy sign --key SECRET_KEY_FILE FILE\n");
-        return 2;
-    }
-    size_t kl, sl;
-    char *key = cli_read_file(keyfile, &kl), *src = key ? cli_read_file(file, &sl) : NULL;
+    if (!keyfile || !file) return policy_usage(stderr, "sign needs --key KEYFILE and FILE", NULL);
+    size_t sl;
+    char *key = read_key(keyfile, "secret_key", 128, 0);
+    char *src = key ? cli_read_file(file, &sl) : NULL;
     if (!key || !src) {
+        if (key) memset(key, 0, strlen(key));
         free(key);
         return 2;
     }
-    while (kl && (key[kl - 1] == '\n' || key[kl - 1] == ' '))
-        key[--kl] = 0;
     sb_result *res = sb_result_new();
     int rc = sb_policy_sign(src, sl, key, res);
     if (rc) {
@@ -192,7 +375,7 @@ static int cmd_sign(int argc, char **argv)
         fputs(json_string_value(json_object_get(doc, "source")), stdout);
         json_decref(doc);
     }
-    memset(key, 0, kl);
+    memset(key, 0, strlen(key));
     free(key);
     free(src);
     sb_result_free(res);
@@ -201,16 +384,13 @@ static int cmd_sign(int argc, char **argv)
 
 static int cmd_policy(int argc, char **argv)
 {
-    if (argc < 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (argc < 1) return policy_usage(stderr, "no policy command", NULL);
+    if (is_help(argv[0])) return policy_usage(stdout, NULL, NULL);
     if (strcmp(argv[0], "check") == 0) return cmd_check(argc - 1, argv + 1);
     if (strcmp(argv[0], "test") == 0) return cmd_test(argc - 1, argv + 1);
-    if (strcmp(argv[0], "keygen") == 0) return cmd_keygen();
+    if (strcmp(argv[0], "keygen") == 0) return cmd_keygen(argc - 1, argv + 1);
     if (strcmp(argv[0], "sign") == 0) return cmd_sign(argc - 1, argv + 1);
-    fprintf(stderr, "switchboard: unknown policy command '%s'\n", argv[0]);
-    return 2;
+    return policy_usage(stderr, "unknown policy command", argv[0]);
 }
 
 int main(int argc, char **argv)

@@ -239,9 +239,16 @@ int cli_simulate(int argc, char **argv)
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: switchboard simulate [--policy-dir DIR] [--calls N] "
-                            "[--seed N] [--data-dir DIR]\n");
-            return 2;
+            int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            if (!help)
+                fprintf(stderr, "switchboard simulate: unknown or incomplete '%s'\n", argv[i]);
+            fprintf(help ? stdout : stderr,
+                    "usage: switchboard simulate [--policy-dir DIR] [--calls N] [--seed N] "
+                    "[--data-dir DIR]\n"
+                    "A working day of N calls (default 1000) through the stock policies in DIR\n"
+                    "(default ./policies) on an injected clock, with a summary; the same seed\n"
+                    "gives the same day. Exit status: 0 done, 1 an error, 2 a usage error.\n");
+            return help ? 0 : 2;
         }
     }
     if (ncalls < 1 || ncalls > 1000000) {

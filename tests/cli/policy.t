@@ -1,0 +1,72 @@
+#!/bin/sh
+# tests/cli/policy.t — `switchboard policy ...` and --help everywhere: ctx.log
+# lines of failing cases (every case's with -v), signing with keygen's JSON,
+# check --public-key, the case runner's refusals, usage and exit codes.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/cli/lib.sh
+
+cat >"$tmp/logp.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  ctx.log("agents:", #agents)
+  if #agents == 0 then return { wait = 5 } end
+  return { ring = agents[1].id }
+end
+return P
+L
+cat >"$tmp/logp.cases.json" <<'J'
+[{"name": "rings the first", "agents": [{"id": "a"}], "expect": {"action": "ring", "agents": ["a"]}},
+ {"name": "wrong on purpose", "agents": [], "expect": {"action": "ring"}}]
+J
+run "$sb" policy test "$tmp/logp.lua"
+check 1 "a failing case shows its ctx.log lines" out "#   log: agents: 0"
+! has "$out" "#   log: agents: 1"
+ok $? "... but not a passing case's" "$(shown)"
+run "$sb" policy test -v "$tmp/logp.lua"
+check 1 "-v shows every case's log lines" out "#   log: agents: 1"
+run "$sb" policy test --verbose "$tmp/logp.lua" "$tmp/logp.cases.json"
+check 1 "--verbose, with the cases file named" out "#   log: agents: 1"
+
+# Signing: keygen's JSON is a key file; check verifies with the public key.
+run "$sb" policy keygen
+printf '%s\n' "$out" >"$tmp/key.json"
+check 0 "keygen prints a key pair" out '"secret_key"'
+pub=$(sed 's/.*"public_key": *"\([0-9a-f]*\)".*/\1/' "$tmp/key.json")
+run "$sb" policy sign --key "$tmp/key.json" "$tmp/logp.lua"
+printf '%s\n' "$out" >"$tmp/signed.lua"
+check 0 "sign --key takes keygen's JSON" out "--@signature "
+sed 's/.*"secret_key": *"\([0-9a-f]*\)".*/\1/' "$tmp/key.json" >"$tmp/sk.hex"
+run "$sb" policy sign --key "$tmp/sk.hex" "$tmp/logp.lua"
+[ "$rc" -eq 0 ] && [ "$out" = "$(cat "$tmp/signed.lua")" ]
+ok $? "... and a file of bare hex, with the same signature" "$(shown)"
+printf '{"public_key": "%s"}\n' "$pub" >"$tmp/pub.json"
+run "$sb" policy sign --key "$tmp/pub.json" "$tmp/logp.lua"
+check 2 "a key file without secret_key: says so" err 'no "secret_key" in it'
+run "$sb" policy check --public-key "$tmp/key.json" "$tmp/signed.lua"
+check 0 "check --public-key verifies a signed file" out "signed.lua: ok, signature verified"
+run "$sb" policy check --public-key "$pub" "$tmp/signed.lua"
+check 0 "... with the key as hex on the command line" out "signature verified"
+sed 's/agents\[1\]/agents[#agents]/' "$tmp/signed.lua" >"$tmp/tampered.lua"
+run "$sb" policy check --public-key "$tmp/key.json" "$tmp/tampered.lua"
+check 1 "... and refuses a changed one" err "the signature does not verify"
+run "$sb" policy check --public-key "$tmp/key.json" "$tmp/logp.lua"
+check 1 "... and an unsigned one" err "not signed"
+
+# --help and usage errors, everywhere.
+for c in "--help" "-h" "policy --help" "policy -h" "policy check --help" "policy test -h" \
+    "policy keygen --help" "policy sign --help" "replay --help" "simulate --help" \
+    "records --help" "records erase --help" "sweep --help" "serve --help"; do
+    # shellcheck disable=SC2086
+    run "$sb" $c
+    [ "$rc" -eq 0 ] && has "$out" "usage:"
+    ok $? "switchboard $c: usage on stdout, exit 0" "$(shown)"
+done
+for c in "" "policy" "policy bogus" "policy check" "policy test" "policy sign x.lua" \
+    "policy keygen extra" "replay" "simulate --bogus" "records" "records bogus" "sweep"; do
+    # shellcheck disable=SC2086
+    run "$sb" $c
+    [ "$rc" -eq 2 ] && has "$err" "usage:" && [ -z "$out" ]
+    ok $? "switchboard $c: usage on stderr, exit 2" "$(shown)"
+done
+
+done_testing
