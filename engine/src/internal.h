@@ -9,6 +9,10 @@
 #include "switchboard.h"
 
 #include <jansson.h>
+
+/* Reals in the JSON we write: 12 significant digits, so seconds to the
+** millisecond print as 3.311, not 3.3109999999999999. */
+#define SB_JSON_REALS JSON_REAL_PRECISION(12)
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>

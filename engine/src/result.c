@@ -235,7 +235,7 @@ const char *sb_result_json(sb_result *r, size_t *len)
             json_object_set_new(o, "actions", arr);
         }
     }
-    r->json = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12));
+    r->json = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | SB_JSON_REALS);
     json_decref(o);
     if (!r->json) {
         if (len) *len = sizeof oom - 1;

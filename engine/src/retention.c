@@ -1297,7 +1297,7 @@ static void csv_json(sb_buf *b, json_t *v)
         csv_field(b, json_string_value(v), json_string_length(v));
         return;
     }
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS | SB_JSON_REALS);
     if (s) csv_field(b, s, strlen(s));
     free(s);
 }

@@ -255,6 +255,29 @@ static void test_export(void)
            NULL,
        "CSV quotes JSON fields");
     json_decref(d);
+    /* Seconds with milliseconds print as such, not as binary noise. */
+    const char *acct = "{\"id\":\"csvp\"}",
+               *ag = "{\"id\":\"p1\",\"devices\":{\"softphone\":\"sip:p1@x\"},"
+                     "\"status\":\"available\"}",
+               *q = "{\"id\":\"support\",\"members\":[{\"agent\":\"p1\"}]}";
+    ok(sb_account_put(eng, acct, strlen(acct), res) == 0 &&
+           sb_agent_put(eng, "csvp", ag, strlen(ag), res) == 0 &&
+           sb_queue_put(eng, "csvp", q, strlen(q), res) == 0,
+       "account csvp");
+    ev("csvp", "{\"type\":\"offer\",\"call\":\"ms1\",\"queue\":\"support\",\"caller\":"
+               "\"+442079460077\"}");
+    now_ms += 3311;
+    ev("csvp", "{\"type\":\"ring_result\",\"call\":\"ms1\",\"agent\":\"p1\",\"outcome\":"
+               "\"answered\"}");
+    now_ms += 15;
+    ev("csvp", "{\"type\":\"hangup\",\"call\":\"ms1\"}");
+    d = doc(sb_records_export(eng, "csvp", "+442079460077", SB_EXPORT_CSV, res));
+    csv = jstr(d, "csv");
+    ok(strstr(csv, ",3.311,0.015,") && strstr(csv, "\"\"duration\"\":3.311") &&
+           !strstr(csv, "99999") && !strstr(csv, "00000"),
+       "CSV: wait 3.311, talk 0.015, no binary noise (%s)", csv);
+    json_decref(d);
+    now_ms += 1000;
     d = doc(sb_records_export(eng, "other", "+442079460001", SB_EXPORT_JSON, res));
     is_int(json_array_size(json_object_get(d, "records")), 0,
            "another account finds nothing for the same number");
