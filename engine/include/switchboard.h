@@ -220,7 +220,7 @@ SB_API int sb_sync(sb_engine *eng);
 **            "retention":"retention/keep-90-days-then-delete",
 **            "personal_attrs":["name","email"],"service_level_seconds":20}
 **            (the last three: see "Call records and retention" below)
-** Agent:    {"id":"alice","name":"Alice","weight":1,
+** Agent:    {"id":"alice","name":"Alice","weight":1,"status":"available",
 **            "devices":{"softphone":"sip:alice@pbx.example","mobile":"tel:+447700900001"},
 **            "skills":{"english":5,"billing":3},
 **            "preferences":{"device":"softphone"},
@@ -228,10 +228,20 @@ SB_API int sb_sync(sb_engine *eng);
 **            "schedule":[{"days":["mon","tue","wed","thu","fri"],"from":"09:00",
 **                         "to":"17:00","devices":["landline","softphone"]}],
 **            "wrapup":10}
+**           ("status": available, paused or offline: the agent's status on
+**           creation, or a change when it is not ringing, on a call or in
+**           wrap-up; live state, not kept in the document. Omitted: a new
+**           agent starts offline, an existing one keeps its status.)
+** Device dial URIs: not empty, no spaces or control characters; a tel: URI
+**           holds an E.164 number; other forms pass as given.
 ** Queue:    {"id":"support","policy":"longest-idle","ring_timeout":20,
 **            "max_wait":300,"max_length":100,"overflow":"backup",
 **            "wrapup":0,"fallback":"longest_idle",
 **            "members":[{"agent":"alice","tier":1,"position":1,"weight":1,"penalty":0}]}
+** A queue's policy, when named, must be one the account uploaded or one of
+** policy_dir's (omitted: longest-idle, or the fallback when there is none);
+** its overflow must name a queue of the account; an agent is a member once.
+** An account's retention policy must be there too.
 ** Unknown fields are rejected with SB_EINVAL naming the field.
 ** *_put creates or replaces; replacing keeps live state (an agent on a call
 ** stays on the call). Reads place the stored document, plus live state, in
@@ -333,7 +343,10 @@ SB_API int sb_submit_json(sb_engine *eng, const char *account, const char *json,
 /* Fire every timer due at the clock's current time (ring timeouts, wrap-up
 ** ends, policy wake-ups, max-wait overflows) and return their actions. */
 SB_API int sb_tick(sb_engine *eng, sb_result *res);
-/* Time of the earliest pending timer, or INT64_MAX when there is none. */
+/* Time of the earliest pending timer, or INT64_MAX when there is none. It
+** may be in the past: a timer whose call has since moved on (a ring
+** timeout after the answer, say) is dropped when it comes due, so a tick
+** at that time returns nothing for it and the next deadline moves on. */
 SB_API int64_t sb_next_deadline(sb_engine *eng);
 
 /* The call with its state and decision trace (every decision: time, policy,
@@ -442,11 +455,11 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 /* An erasure request: every record of `number` in the account goes through
 ** the retention policy's `erase` hook (no policy or no hook: deleted).
 ** res's JSON: {"deleted":N,"anonymized":N,"kept":N,"failed":N,
-**              "reasons":{"kept: legal hold h1: litigation":1,...}}
+**              "reasons":{"keep: legal hold h1: litigation":1,...}}
 ** (kept counts every record left, those of failed included: the hook failed
-** for them, and running the request again retries them). Runs in short transactions; a request cut
-*short
-** (crash) is finished by running it again. */
+** for them, and running the request again retries them). Runs in short
+** transactions; a request cut short (crash) is finished by running it
+** again. */
 SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
 
 /* Records of the account without personal data, newest first:
@@ -515,7 +528,8 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 ** {"events":{"offer":N,"ring_result":N,"hangup":N,"abandon":N,"transfer":N,
 **            "agent_status":N,"tick":N,"errors":N},
 **  "decisions":{"ring":N,"wait":N,"move":N,"reject":N,"fallback":N},
-**  "policy":{"failures":N,"quarantined":N,"reloads":N,"generation":N},
+**  "policy":{"failures":N,"quarantined":N,"reloads":N,"generation":N,
+**            "memory_bytes":N (the Lua states' memory, all accounts)},
 **  "latency_us":{"le":[10,20,50,...],"counts":[...],"sum":N,"count":N},
 **  "lmdb":{"map_size":N,"used_bytes":N,"readers":N,"max_readers":N}} */
 SB_API int sb_stats(sb_engine *eng, sb_result *res);

@@ -24,6 +24,7 @@
 
 void sb_config_init(sb_config *cfg)
 {
+    if (!cfg) return;
     memset(cfg, 0, sizeof *cfg);
     cfg->version = SB_CONFIG_VERSION;
     cfg->sync = SB_SYNC_GROUP;
@@ -433,6 +434,15 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         return res_err(res, SB_EINVAL, "data_dir", "no data directory given");
     if (cfg->sync > SB_SYNC_DEFER)
         return res_err(res, SB_EINVAL, "sync", "unknown sync mode %d", (int)cfg->sync);
+    /* A policy directory that is not there is a typo, not a broken policy
+    ** (which the engine starts with, below). */
+    if (cfg->policy_dir) {
+        struct stat pst;
+        int bad = stat(cfg->policy_dir, &pst) ? errno : !S_ISDIR(pst.st_mode) ? ENOTDIR : 0;
+        if (bad)
+            return res_err(res, SB_EINVAL, "policy_dir", "policy directory %s: %s", cfg->policy_dir,
+                           strerror(bad));
+    }
     if (cr_init()) return res_err(res, SB_ECRYPTO, NULL, "libsodium failed to initialise");
     json_alloc_init();
 

@@ -314,6 +314,27 @@ typedef struct {
     int created;
 } agent_op;
 
+/* A device's dial URI as the gateway will dial it: not empty, no spaces or
+** control characters; a tel: URI holds an E.164 number (RFC 3966: a global
+** number, visual separators allowed); sip:/sips: name someone. Other forms
+** (a bare +number, a gateway's own dial string) pass as they are. */
+static int dial_uri_check(const char *uri, const char *dev, sb_result *res)
+{
+    char path[64], num[SB_E164_MAX + 1];
+    jv_path(path, sizeof path, "devices", dev);
+    if (!uri[0]) return res_err(res, SB_EINVAL, path, "a device's dial URI must not be empty");
+    for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return res_err(res, SB_EINVAL, path,
+                           "a dial URI must not contain spaces or control characters");
+    if (!strncasecmp(uri, "tel:", 4) && e164_normalize(uri + 4, num))
+        return res_err(res, SB_EINVAL, path,
+                       "'%s' is not a tel: URI with an E.164 number like tel:+447700900001", uri);
+    if ((!strncasecmp(uri, "sip:", 4) && !uri[4]) || (!strncasecmp(uri, "sips:", 5) && !uri[5]))
+        return res_err(res, SB_EINVAL, path, "'%s' names no one to dial", uri);
+    return 0;
+}
+
 static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
 {
     static const char *const keys[] = {"id",     "name",        "weight",   "devices",
@@ -342,11 +363,8 @@ static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
         static const char *const names[] = {"landline", "mobile", "softphone"};
         a->uri[i][0] = 0;
         if ((rc = jv_str(dev, names[i], "devices", 0, a->uri[i], sizeof a->uri[i], res))) return rc;
-        if (json_object_get(dev, names[i]) && !a->uri[i][0]) {
-            char path[64];
-            return res_err(res, SB_EINVAL, jv_path(path, sizeof path, "devices", names[i]),
-                           "a device's dial URI must not be empty");
-        }
+        if (json_object_get(dev, names[i]) && (rc = dial_uri_check(a->uri[i], names[i], res)))
+            return rc;
     }
     json_t *sk = json_object_get(doc, "skills");
     if (sk) {

@@ -401,17 +401,17 @@ static void test_bad_input(void)
     const char *bad_agents[][2] = {
         {"{\"id\":\"z\",\"devices\":{}}", "devices"},
         {"{\"id\":\"z\",\"devices\":{\"fax\":\"x\"}}", "devices.fax"},
-        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"skills\":{\"a\":500}}", "skills.a"},
-        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"timezone\":\"Mars/Olympus\"}",
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"skills\":{\"a\":500}}", "skills.a"},
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"timezone\":\"Mars/Olympus\"}",
          "timezone"},
-        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"schedule\":[{\"days\":[\"mon\"],"
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"schedule\":[{\"days\":[\"mon\"],"
          "\"from\":\"25:00\",\"to\":\"26:00\"}]}",
          "schedule[0].from"},
-        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"preferences\":{\"device\":"
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"preferences\":{\"device\":"
          "\"landline\"}}",
          "preferences.device"},
-        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+1\"},\"weight\":\"heavy\"}", "weight"},
-        {"{\"devices\":{\"mobile\":\"tel:+1\"}}", "id"},
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"weight\":\"heavy\"}", "weight"},
+        {"{\"devices\":{\"mobile\":\"tel:+15550001\"}}", "id"},
     };
     for (size_t i = 0; i < sizeof bad_agents / sizeof *bad_agents; i++) {
         int rc = sb_agent_put(eng, "acme", bad_agents[i][0], strlen(bad_agents[i][0]), res);
@@ -465,6 +465,31 @@ static void test_references(void)
     ok(sb_account_put(eng, acct, strlen(acct), res) == 0, "then the account can name it");
     acct = "{\"id\":\"acme\"}";
     ok(sb_account_put(eng, acct, strlen(acct), res) == 0, "and can be unset");
+
+    /* Dial URIs: checked where their form is known. */
+    static const struct {
+        const char *uri;
+        int ok;
+    } uris[] = {
+        {"tel:12345", 0},         {"tel:+44 7700 900001", 0},  {"sip:", 0},
+        {"sip:a b@pbx", 0},       {"sip:\\u0001x@pbx", 0},     {"tel:+44-7700-900001", 1},
+        {"+447700900001", 1},     {"sips:ann@pbx.example", 1}, {"user/1000@pbx.example", 1},
+        {"TEL:+447700900001", 1},
+    };
+    for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
+        char json[200];
+        snprintf(json, sizeof json, "{\"id\":\"uri\",\"devices\":{\"mobile\":\"%s\"}}",
+                 uris[i].uri);
+        int urc = sb_agent_put(eng, "acme", json, strlen(json), res);
+        const char *f = sb_result_field(res);
+        if (uris[i].ok)
+            ok(urc == 0, "dial URI %s is accepted", uris[i].uri);
+        else
+            ok(urc == SB_EINVAL && f && !strcmp(f, "devices.mobile"),
+               "dial URI %s: SB_EINVAL on devices.mobile (%s)", uris[i].uri,
+               sb_result_message(res));
+    }
+    ok(sb_agent_delete(eng, "acme", "uri", res) == 0, "(the test agent goes)");
 
     /* A queue another overflows into stays until that one changes. */
     ok(put(sb_queue_put, "acme", "{\"id\":\"spill\"}") == 0 &&
@@ -649,6 +674,18 @@ int main(void)
     snprintf(dir, sizeof dir, "/tmp/sb-test-engine-%d", (int)getpid());
     res = sb_result_new();
     ok(sb_open(&eng, NULL, res) == SB_EINVAL && eng == NULL, "open without config fails cleanly");
+    sb_config_init(NULL); /* a no-op, not a crash */
+    sb_config cfg0;
+    sb_config_init(&cfg0);
+    cfg0.data_dir = dir;
+    cfg0.policy_dir = "/nonexistent/policies";
+    cfg0.log = quiet;
+    int orc = sb_open(&eng, &cfg0, res);
+    ok(orc == SB_EINVAL && eng == NULL && sb_result_field(res) &&
+           !strcmp(sb_result_field(res), "policy_dir"),
+       "a policy_dir that is not there is refused: %s", sb_result_message(res));
+    struct stat dst;
+    ok(stat(dir, &dst) != 0, "and nothing was created");
     eng = open_engine(NULL);
     ok(eng != NULL, "engine opened on %s", dir);
     if (!eng) return done_testing();
