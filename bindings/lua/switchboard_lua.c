@@ -642,6 +642,7 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
     memset(ev, 0, sizeof *ev);
     *attrs = NULL;
     *field = 0;
+    int has_status = 0; /* offline is 0: a missing status must not read as one */
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
@@ -708,6 +709,7 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
                 return SB_EINVAL;
             }
             ev->status = (sb_agent_status)st;
+            has_status = 1;
             break;
         }
         case 8:
@@ -748,6 +750,13 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
     if (!ev->type) {
         snprintf(field, fsize, "type");
         snprintf(e->msg, sizeof e->msg, "event needs a type");
+        return SB_EINVAL;
+    }
+    if (ev->type == SB_EV_AGENT_STATUS && !has_status) {
+        free(*attrs);
+        *attrs = NULL;
+        snprintf(field, fsize, "status");
+        snprintf(e->msg, sizeof e->msg, "missing field 'status'");
         return SB_EINVAL;
     }
     ev->attrs_json = *attrs;

@@ -146,6 +146,8 @@ fails(sb.EINVAL, "colour", "an unknown event field",
       eng:submit("acme", { type = "offer", call = "x1", queue = "support", caller = "+442079460009",
                            colour = "red" }))
 fails(sb.EINVAL, "type", "an unknown event type", eng:submit("acme", { type = "launch" }))
+fails(sb.EINVAL, "status", "an agent_status without a status (not read as offline)",
+      eng:submit("acme", { type = "agent_status", agent = "bob" }))
 fails(sb.EINVAL, "outcome", "an unknown ring outcome",
       eng:submit("acme", { type = "ring_result", call = "x1", agent = "bob", outcome = "maybe" }))
 fails(sb.EINVAL, "call", "a field of the wrong type",
