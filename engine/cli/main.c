@@ -309,12 +309,15 @@ static int cmd_test(int argc, char **argv)
                 char *got = json_dumps(json_object_get(c, "got"), JSON_COMPACT | JSON_ENCODE_ANY);
                 char *exp =
                     json_dumps(json_object_get(c, "expected"), JSON_COMPACT | JSON_ENCODE_ANY);
-                printf("#   expected %s\n#   got      %s\n", exp ? exp : "?", got ? got : "?");
+                printf("#   expected %s\n", exp ? exp : "?");
+                if (got) printf("#   got      %s\n", got);
                 const char *why = json_string_value(json_object_get(c, "message"));
                 if (why) printf("#   %s\n", why);
                 free(got);
                 free(exp);
             }
+            const char *note = json_string_value(json_object_get(c, "note"));
+            if (note) printf("#   note: %s\n", note);
             if (!ok || verbose) print_log(c);
         }
         printf("# %lld passed, %lld failed\n",

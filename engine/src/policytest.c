@@ -543,6 +543,11 @@ static int build_case(cbuild *b, json_t *cs)
     if (!b->cands || !b->configs) return cb_bad(b, "out of memory");
     for (size_t i = 0; i < b->n; i++)
         if (build_agent(b, json_array_get(agents, i), i, &b->cands[i])) return -1;
+    for (size_t i = 0; i < b->n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (b->cands[i].id && b->cands[j].id && !strcmp(b->cands[i].id, b->cands[j].id))
+                return cb_bad(b, "agents[%zu].id: '%s' is agents[%zu]'s id already", i,
+                              b->cands[i].id, j);
 
     json_t *call = json_object_get(cs, "call"), *queue = json_object_get(cs, "queue");
     if (call && !json_is_object(call)) return cb_bad(b, "call: expected an object");
@@ -744,6 +749,22 @@ static int build_rcase(rbuild *b, json_t *cs)
         return -1;
     }
     if (str_of(&e, r, "first_queue", "record", rec->queue, &rec->first_queue)) goto bad;
+    static const char *const outcomes[] = {"answered",   "abandoned", "rejected",
+                                           "overflowed", "failed",    NULL};
+    int known = 0;
+    for (int i = 0; outcomes[i]; i++)
+        known |= !strcmp(rec->outcome, outcomes[i]);
+    if (!known) {
+        cb_bad(&e,
+               "record.outcome: '%s' is not an outcome (answered, abandoned, rejected, "
+               "overflowed or failed)",
+               rec->outcome);
+        goto bad;
+    }
+    if (age < 0 || age != floor(age)) {
+        cb_bad(&e, "record.age_days: expected whole days, 0 or more (got %g)", age);
+        goto bad;
+    }
     b->now_ms = (int64_t)llround(now * 1000);
     rec->priority = (int)prio;
     rec->ended_ms = b->now_ms - (int64_t)llround(age * 86400000.0);
@@ -792,6 +813,10 @@ static int build_rcase(rbuild *b, json_t *cs)
             str_of(&e, q, "role", "request", "caller", &b->req.role) ||
             num_of(&e, q, "received", "request", now, &rcv)) {
             if (!e.err[0]) cb_bad(&e, "request: expected an object");
+            goto bad;
+        }
+        if (strcmp(b->req.role, "caller") && strcmp(b->req.role, "called")) {
+            cb_bad(&e, "request.role: '%s' is not a role (caller or called)", b->req.role);
             goto bad;
         }
         b->req.received_ms = (int64_t)llround(rcv * 1000);
@@ -942,9 +967,22 @@ static int run_retention_case(sbx *sb, const char *name, const int refs[3], cons
         pol_retention d;
         memset(&d, 0, sizeof d);
         int ref = refs[b.erase ? 2 : 1];
-        if (ref != LUA_NOREF)
+        if (ref != LUA_NOREF) {
             views_retain(sb, name, ref, &b.rec, b.erase ? &b.req : NULL, b.now_ms,
                          lim->instructions, lim->wall_ms, &d);
+        } else if (!b.erase) {
+            /* As the engine: a review without a retain hook fails (the record
+            ** is kept and retried a day later). */
+            d.failed = 1;
+            snprintf(d.error, sizeof d.error, "%s.lua: the policy has no 'retain' hook", name);
+        } else {
+            /* As the engine: an erasure without an erase hook deletes. */
+            d.action = RET_DELETE;
+            snprintf(d.reason, sizeof d.reason, "erasure request");
+            json_object_set_new(res, "note",
+                                json_string("the policy has no 'erase' hook: an erasure "
+                                            "deletes the record, as the engine does"));
+        }
         json_t *got = normalize_ret(&d, b.now_ms);
         rc = compare_expect(expect, got, d.failed, d.error, why, cap);
         json_object_set_new(res, "got", got);
@@ -980,6 +1018,13 @@ static json_t *run_cases(sbx *sb, logcap *lc, const char *name, const int refs[3
         } else {
             rc = run_route_case(sb, name, refs, lim, cs, &store, res, why, sizeof why);
         }
+        /* A case that checks nothing passes nothing. */
+        if (rc == 0 && !json_object_get(cs, "expect") &&
+            (json_object_get(cs, "record") || !json_object_get(cs, "expect_store"))) {
+            snprintf(why, sizeof why,
+                     "case has no expect: add \"expect\" with the decision it must produce");
+            rc = -1;
+        }
         lc->lines = NULL;
         if (json_array_size(log)) json_object_set(res, "log", log);
         json_decref(log);
@@ -1001,22 +1046,24 @@ static json_t *run_cases(sbx *sb, logcap *lc, const char *name, const int refs[3
     return report;
 }
 
-static json_t *parse_cases(const char *cases, size_t len, char *err, size_t errlen)
+/* Errors name the cases file as the engine finds it: NAME.cases.json beside
+** NAME.lua. */
+static json_t *parse_cases(const char *nm, const char *cases, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
     json_oom_reset();
     json_t *j = json_loadb(cases, len, 0, &je);
     if (!j && json_oom(&je)) {
-        snprintf(err, errlen, "cases: out of memory");
+        snprintf(err, errlen, "%s.cases.json: out of memory", nm);
         return NULL;
     }
     if (!j) {
-        snprintf(err, errlen, "cases: %s (line %d, column %d)", je.text, je.line, je.column);
+        snprintf(err, errlen, "%s.cases.json:%d: %s (column %d)", nm, je.line, je.text, je.column);
         return NULL;
     }
     if (!json_is_array(j)) {
         json_decref(j);
-        snprintf(err, errlen, "cases: expected a JSON array of cases");
+        snprintf(err, errlen, "%s.cases.json: expected a JSON array of cases", nm);
         return NULL;
     }
     return j;
@@ -1030,7 +1077,7 @@ int pol_validate(const pol_limits *lim_in, const char *name, const char *src, si
     char nm[SB_NAME_MAX + 8], err[512];
     base_name(name, nm, sizeof nm);
     json_t *cj = NULL;
-    if (cases && cases_len && !(cj = parse_cases(cases, cases_len, err, sizeof err)))
+    if (cases && cases_len && !(cj = parse_cases(nm, cases, cases_len, err, sizeof err)))
         return res_err(res, SB_EPOLICY, "cases", "%s", err);
     logcap lc = {NULL};
     sbx *sb = sbx_new(lim.memory, cap_log, &lc);
@@ -1068,7 +1115,7 @@ int sb_policy_test(const char *name, const char *source, size_t len, const char 
     base_name(name, nm, sizeof nm);
     if (!cases_json) return res_err(res, SB_EINVAL, "cases", "no cases given");
     json_alloc_init();
-    json_t *cj = parse_cases(cases_json, cases_len, err, sizeof err);
+    json_t *cj = parse_cases(nm, cases_json, cases_len, err, sizeof err);
     if (!cj) return res_err(res, json_oom_seen() ? SB_ENOMEM : SB_EINVAL, "cases", "%s", err);
     logcap lc = {NULL};
     sbx *sb = sbx_new(lim.memory, cap_log, &lc);

@@ -52,6 +52,40 @@ check 1 "... and refuses a changed one" err "the signature does not verify"
 run "$sb" policy check --public-key "$tmp/key.json" "$tmp/logp.lua"
 check 1 "... and an unsigned one" err "not signed"
 
+# Retention cases against a file without the hooks get the engine's defaults.
+printf 'local P = {}\nfunction P.route(call, agents, ctx) return {} end\nreturn P\n' >"$tmp/ronly.lua"
+cat >"$tmp/ronly.cases.json" <<'J'
+[{"name": "no retain hook", "record": {}, "expect": {"action": "error", "error": "ronly.lua: the policy has no 'retain' hook"}},
+ {"name": "no erase hook", "record": {}, "request": {"role": "caller"}, "expect": {"action": "delete", "reason": "erasure request"}}]
+J
+run env -C "$tmp" "$sb" policy test ronly.lua
+check 0 "no retain hook: a failure as in the engine; no erase hook: the engine's delete" out \
+    "ok 2 - no erase hook"
+has "$out" "#   note: the policy has no 'erase' hook"
+ok $? "... and a note says so" "$(shown)"
+
+# Mistakes in case files, each refused with the field named.
+cat >"$tmp/bad.cases.json" <<'J'
+[{"name": "no expect", "agents": [{"id": "a"}]},
+ {"name": "dup", "agents": [{"id": "a"}, {"id": "a"}], "expect": {"action": "wait"}},
+ {"name": "lost", "record": {"outcome": "lost"}, "expect": {"action": "keep"}},
+ {"name": "boss", "record": {}, "request": {"role": "boss"}, "expect": {"action": "delete"}},
+ {"name": "neg", "record": {"age_days": -1}, "expect": {"action": "keep"}},
+ {"name": "frac", "record": {"age_days": 1.5}, "expect": {"action": "keep"}}]
+J
+run "$sb" policy test "$tmp/ronly.lua" "$tmp/bad.cases.json"
+check 1 "bad cases: exit 1" out "# 0 passed, 6 failed"
+for pat in "case has no expect" "agents[1].id: 'a' is agents[0]'s id already" \
+    "record.outcome: 'lost' is not an outcome" "request.role: 'boss' is not a role" \
+    "record.age_days: expected whole days, 0 or more (got -1)" \
+    "record.age_days: expected whole days, 0 or more (got 1.5)"; do
+    has "$out" "$pat"
+    ok $? "refused: $pat" "$(shown)"
+done
+printf '[{"name": "x",}]\n' >"$tmp/broken.cases.json"
+run "$sb" policy test "$tmp/ronly.lua" "$tmp/broken.cases.json"
+check 1 "a case file that is not JSON is named, with the line" err "$tmp/broken.cases.json:1: not JSON"
+
 # --help and usage errors, everywhere.
 for c in "--help" "-h" "policy --help" "policy -h" "policy check --help" "policy test -h" \
     "policy keygen --help" "policy sign --help" "replay --help" "simulate --help" \
