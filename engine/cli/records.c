@@ -38,8 +38,11 @@ static void records_usage(FILE *f)
                "  stats [--queue Q] [--from T] [--to T]  daily aggregates\n"
                "\n"
                "Common flags: --key-file F (default DIR/master.key), --policy-dir DIR (shared\n"
-               "policies to load first), --json (print results as JSON). Times T are\n"
-               "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix milliseconds.\n"
+               "policies to load first), --json (print results as JSON). Times T are UTC:\n"
+               "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix seconds, as replay's \"at\" (an\n"
+               "integer of 12 digits or more is read as Unix milliseconds). stats: \"avg\n"
+               "wait\" is over all offered calls (abandoned ones too), \"avg talk\" over\n"
+               "answered calls.\n"
                "\n"
                "DIR must be an existing data directory (with its data.mdb and master key):\n"
                "these commands never create one.\n"
@@ -116,7 +119,9 @@ static int parse_opts(int argc, char **argv, opts *o)
     return 0;
 }
 
-/* YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or milliseconds. -1 when malformed. */
+/* A time flag, in milliseconds: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[Z] (UTC) or
+** Unix seconds, as replay's "at" takes them; an integer of 12 digits or more
+** is Unix milliseconds (the form these flags took first). -1 when malformed. */
 static int64_t parse_when(const char *s)
 {
     if (!s) return -1;
@@ -127,8 +132,59 @@ static int64_t parse_when(const char *s)
     end = strptime(s, "%Y-%m-%d", &tm);
     if (end && !*end) return (int64_t)timegm(&tm) * 1000;
     char *e;
+    errno = 0;
     long long v = strtoll(s, &e, 10);
-    return *s && !*e && v >= 0 ? (int64_t)v : -1;
+    if (!*s || *e || v < 0 || errno || v > 253402300799999LL) return -1;
+    return v >= 100000000000LL ? (int64_t)v : (int64_t)v * 1000;
+}
+
+/* --from and --to: each well formed, and from before to when both are
+** given (need_both: a range hold needs the two). 0, or -1 said why. */
+static int parse_range(const opts *o, int64_t *from, int64_t *to, int need_both)
+{
+    static const char forms[] = "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix seconds";
+    *from = o->from ? parse_when(o->from) : 0;
+    *to = o->to ? parse_when(o->to) : 0;
+    if (o->from && *from < 0) {
+        fprintf(stderr, "switchboard: --from '%s' is not a time (%s)\n", o->from, forms);
+        return -1;
+    }
+    if (o->to && *to < 0) {
+        fprintf(stderr, "switchboard: --to '%s' is not a time (%s)\n", o->to, forms);
+        return -1;
+    }
+    if (need_both && (!o->from != !o->to)) {
+        fprintf(stderr, "switchboard: a time range needs both --from and --to\n");
+        return -1;
+    }
+    if (o->from && o->to && *from >= *to) {
+        fprintf(stderr, "switchboard: --from (%s) must be before --to (%s)\n", o->from, o->to);
+        return -1;
+    }
+    return 0;
+}
+
+/* The flag behind a field the library names in an error. */
+static const char *flag_of(const char *field)
+{
+    static const char *const map[][2] = {
+        {"reason", "--reason"}, {"from_ms", "--from"},  {"to_ms", "--to"},
+        {"call", "--call"},     {"number", "--number"}, {"id", "--id"},
+        {"queue", "--queue"},   {"limit", "--limit"},   {"account", "--account"},
+        {"format", "--format"}, {"hold", "HOLD_ID"},    {NULL, NULL}};
+    for (int i = 0; field && map[i][0]; i++)
+        if (!strcmp(field, map[i][0])) return map[i][1];
+    return NULL;
+}
+
+static int positive_int(const char *flag, const char *v)
+{
+    char *e;
+    if (!v) return 0;
+    long long n = strtoll(v, &e, 10);
+    if (*v && !*e && n > 0) return 0;
+    fprintf(stderr, "switchboard: %s '%s': expected a whole number above 0\n", flag, v);
+    return -1;
 }
 
 /* Records and sweeps only read and maintain data that exists: a data
@@ -326,13 +382,9 @@ int cli_records(int argc, char **argv)
                       "list --data-dir DIR --account ID [--from T] [--to T] [--queue Q] "
                       "[--limit N]"))
             goto out;
+        int64_t from, to;
+        if (parse_range(&o, &from, &to, 0) || positive_int("--limit", o.limit)) goto out;
         json_t *q = json_object();
-        int64_t from = parse_when(o.from), to = parse_when(o.to);
-        if ((o.from && from < 0) || (o.to && to < 0)) {
-            fprintf(stderr, "switchboard: bad time in --from/--to\n");
-            json_decref(q);
-            goto out;
-        }
         if (o.from) json_object_set_new(q, "from_ms", json_integer(from));
         if (o.to) json_object_set_new(q, "to_ms", json_integer(to));
         if (o.queue) json_object_set_new(q, "queue", json_string(o.queue));
@@ -361,12 +413,24 @@ int cli_records(int argc, char **argv)
                       "hold --data-dir DIR --account ID (--call C | --number N | --from T "
                       "--to T) --reason TEXT [--id ID]"))
             goto out;
+        int64_t from, to;
+        if (!o.reason || !*o.reason) {
+            fprintf(stderr, "switchboard: records hold: --reason TEXT is required (it goes in "
+                            "the audit log)\n");
+            goto out;
+        }
+        if (!o.call + !o.number + !o.from != 2) {
+            fprintf(stderr, "switchboard: records hold: give one of --call C, --number N or "
+                            "--from T --to T\n");
+            goto out;
+        }
+        if (parse_range(&o, &from, &to, 1)) goto out;
         json_t *h = json_object();
         if (o.id) json_object_set_new(h, "id", json_string(o.id));
         if (o.call) json_object_set_new(h, "call", json_string(o.call));
         if (o.number) json_object_set_new(h, "number", json_string(o.number));
-        if (o.from) json_object_set_new(h, "from_ms", json_integer(parse_when(o.from)));
-        if (o.to) json_object_set_new(h, "to_ms", json_integer(parse_when(o.to)));
+        if (o.from) json_object_set_new(h, "from_ms", json_integer(from));
+        if (o.to) json_object_set_new(h, "to_ms", json_integer(to));
         if (o.reason) json_object_set_new(h, "reason", json_string(o.reason));
         char *hs = json_dumps(h, JSON_COMPACT);
         json_decref(h);
@@ -400,16 +464,23 @@ int cli_records(int argc, char **argv)
             json_t *h;
             json_array_foreach(json_object_get(d, "holds"), i, h)
             {
-                char t[32];
+                char t[32], f[32], u[32];
                 when((int64_t)json_integer_value(json_object_get(h, "created_ms")), t, sizeof t);
-                printf("%-12s %-7s %s  %s%s%s\n", jstr(h, "id"), jstr(h, "kind"), t,
-                       jstr(h, "reason"), json_object_get(h, "call") ? "  call " : "",
-                       jstr(h, "call"));
+                printf("%-12s %-7s placed %s  %s", jstr(h, "id"), jstr(h, "kind"), t,
+                       jstr(h, "reason"));
+                if (json_object_get(h, "call")) printf("  call %s", jstr(h, "call"));
+                if (json_object_get(h, "from_ms")) {
+                    when((int64_t)json_integer_value(json_object_get(h, "from_ms")), f, sizeof f);
+                    when((int64_t)json_integer_value(json_object_get(h, "to_ms")), u, sizeof u);
+                    printf("  calls ended from %s to %s", f, u);
+                }
+                printf("\n");
             }
             json_decref(d);
         }
     } else if (!strcmp(cmd, "audit")) {
-        if (need_args(&o, 0, "audit --data-dir DIR --account ID [--after SEQ] [--limit N]"))
+        if (need_args(&o, 0, "audit --data-dir DIR --account ID [--after SEQ] [--limit N]") ||
+            positive_int("--limit", o.limit))
             goto out;
         if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_audit_list(e, o.account, o.after ? strtoull(o.after, NULL, 10) : 0,
@@ -436,11 +507,8 @@ int cli_records(int argc, char **argv)
     } else { /* stats */
         if (need_args(&o, 0, "stats --data-dir DIR --account ID [--queue Q] [--from T] [--to T]"))
             goto out;
-        int64_t from = o.from ? parse_when(o.from) : 0, to = o.to ? parse_when(o.to) : 0;
-        if (from < 0 || to < 0) {
-            fprintf(stderr, "switchboard: bad time in --from/--to\n");
-            goto out;
-        }
+        int64_t from, to;
+        if (parse_range(&o, &from, &to, 0)) goto out;
         if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_aggregates(e, o.account, o.queue, from, to, res);
         if (!rc && o.json) {
@@ -451,9 +519,12 @@ int cli_records(int argc, char **argv)
             json_t *x;
             printf("%-10s %-12s %8s %8s %8s %8s %8s %9s %9s %7s\n", "day", "queue", "offered",
                    "answered", "abandon", "reject", "overflow", "avg wait", "avg talk", "SL");
+            /* avg wait: over every offered call, answered or not (an abandoned
+            ** call's wait counts); avg talk: over answered calls. */
             json_array_foreach(json_object_get(d, "days"), i, x)
             {
                 double ans = (double)json_integer_value(json_object_get(x, "answered"));
+                double offered = (double)json_integer_value(json_object_get(x, "offered"));
                 json_t *sl = json_object_get(x, "service_level");
                 char slb[16] = "-";
                 if (json_is_number(sl))
@@ -461,17 +532,23 @@ int cli_records(int argc, char **argv)
                 printf("%-10s %-12s %8lld %8.0f %8lld %8lld %8lld %8.1fs %8.1fs %7s\n",
                        jstr(x, "day"),
                        json_is_null(json_object_get(x, "queue")) ? "(all)" : jstr(x, "queue"),
-                       (long long)json_integer_value(json_object_get(x, "offered")), ans,
+                       (long long)offered, ans,
                        (long long)json_integer_value(json_object_get(x, "abandoned")),
                        (long long)json_integer_value(json_object_get(x, "rejected")),
                        (long long)json_integer_value(json_object_get(x, "overflowed")),
-                       ans ? json_number_value(json_object_get(x, "answer_wait_total")) / ans : 0,
+                       offered ? json_number_value(json_object_get(x, "wait_total")) / offered : 0,
                        ans ? json_number_value(json_object_get(x, "talk_total")) / ans : 0, slb);
             }
+            printf("avg wait: over all offered calls, answered or not; avg talk: over answered "
+                   "calls; SL: service level\n");
             json_decref(d);
         }
     }
-    if (rc && rc != 2 && rc != 3) fprintf(stderr, "switchboard: %s\n", sb_result_message(res));
+    if (rc && rc != 2 && rc != 3) {
+        const char *flag = rc == SB_EINVAL ? flag_of(sb_result_field(res)) : NULL;
+        fprintf(stderr, "switchboard: %s%s%s\n", flag ? flag : "", flag ? ": " : "",
+                sb_result_message(res));
+    }
     goto out;
 fail:
     rc = 1; /* the data directory would not open: already said why */

@@ -63,4 +63,52 @@ run "$sb" records holds --account acme --data-dir "$data" -h
 check 0 "records holds -h: usage, exit 0" out "usage: switchboard records"
 run "$sb" records holds --account acme --data-dir "$data" --bogus
 check 2 "an unknown flag: usage on stderr, exit 2" err "usage: switchboard records"
+
+# Errors name flags; times as replay takes them; holds show their range.
+run "$sb" records hold --data-dir "$data" --account acme --call c1
+check 2 "a hold without --reason names the flag" err "--reason TEXT is required"
+run "$sb" records hold --data-dir "$data" --account acme --from 2026-01-06 --to 2026-01-05 --reason x
+check 2 "a range the wrong way round names --from and --to" err "--from (2026-01-06) must be before --to"
+run "$sb" records hold --data-dir "$data" --account acme --from 2026-01-05 --reason x
+check 2 "a range needs both flags" err "needs both --from and --to"
+run "$sb" records list --data-dir "$data" --account acme --from yesterday
+check 2 "a malformed time names its flag" err "--from 'yesterday' is not a time"
+run "$sb" records hold --data-dir "$data" --account acme --from 1767571200 --to 2026-01-06T00:00:00Z --reason secs
+check 0 "--from in Unix seconds, --to in ISO time" out "placed (range): secs"
+run "$sb" records hold --data-dir "$data" --account acme --from 1767571200000 --to 1767657600000 --reason millis
+check 0 "... and in milliseconds, as before" out "placed (range): millis"
+run "$sb" records holds --data-dir "$data" --account acme
+check 0 "holds shows a range hold's dates" out \
+    "secs  calls ended from 2026-01-05T00:00:00Z to 2026-01-06T00:00:00Z"
+has "$out" "millis  calls ended from 2026-01-05T00:00:00Z to 2026-01-06T00:00:00Z"
+ok $? "... the same range from milliseconds" "$(shown)"
+run "$sb" records list --data-dir "$data" --account acme --from 1767571200 --to 2026-01-06
+check 0 "list takes seconds too" out "c1 "
+run "$sb" records list --data-dir "$data" --account acme --limit x
+check 2 "a bad --limit names it" err "--limit 'x'"
+
+# stats: c1 answered after 4 s, c2 abandoned after 4 s: avg wait 4.0 over both.
+cat >"$tmp/waits.jsonl" <<J
+{"account": {"id": "acme"}}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:alice@pbx.example"}, "status": "paused"}}
+{"queue": {"id": "support", "policy": "longest-idle", "members": [{"agent": "alice"}]}}
+{"type": "offer", "call": "a1", "queue": "support", "caller": "+442079460001"}
+{"type": "offer", "call": "a2", "queue": "support", "caller": "+442079460002"}
+{"type": "offer", "call": "a3", "queue": "support", "caller": "+442079460003"}
+{"advance": 5}
+{"type": "abandon", "call": "a3"}
+{"advance": 25}
+{"type": "abandon", "call": "a1"}
+{"type": "abandon", "call": "a2"}
+J
+run "$sb" replay "$tmp/waits.jsonl" --data-dir "$tmp/waits" --policy-dir policies
+ok $rc "a day of three abandoned calls that waited 30, 30 and 5 s" "$(shown)"
+run "$sb" records stats --data-dir "$tmp/waits" --account acme
+printf '%s\n' "$out" | grep -q '^2026-01-05 (all) .* 3 .* 0 .* 3 .* 21\.7s'
+ok $? "stats: avg wait 21.7s over all offered calls" "$(shown)"
+has "$out" "avg wait: over all offered calls, answered or not"
+ok $? "... and says so" "$(shown)"
+run "$sb" records release --data-dir "$data" --account acme nope
+check 1 "release of an unknown hold: exit 1" err "nope"
+
 done_testing
