@@ -6,46 +6,69 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "log.h"
 
 enum kind { K_STR, K_SIZE, K_UINT, K_U32, K_U64, K_BOOL, K_SYNC, K_LEVEL };
 
+/* Numeric keys carry their range, checked once the file and the flags are
+** read (so a flag may override a file's value); `zero` names what 0 means
+** when 0 is allowed outside that range. */
 static const struct key {
     const char *name;
     enum kind kind;
     size_t off;
+    uint64_t min, max; /* numeric keys; max 0: the type's largest */
+    const char *zero;  /* NULL: 0 only if min is 0; else what 0 means */
+    const char *unit;  /* "bytes" (printed with K, M, G), "seconds"... */
 } keys[] = {
-    {"listen", K_STR, offsetof(sbd_config, listen)},
-    {"data_dir", K_STR, offsetof(sbd_config, data_dir)},
-    {"policy_dir", K_STR, offsetof(sbd_config, policy_dir)},
-    {"key_file", K_STR, offsetof(sbd_config, key_file)},
-    {"admin_token_file", K_STR, offsetof(sbd_config, admin_token_file)},
-    {"sync", K_SYNC, offsetof(sbd_config, sync)},
-    {"max_body", K_SIZE, offsetof(sbd_config, max_body)},
-    {"max_header", K_SIZE, offsetof(sbd_config, max_header)},
-    {"max_connections", K_UINT, offsetof(sbd_config, max_connections)},
-    {"log_level", K_LEVEL, offsetof(sbd_config, log_level)},
-    {"map_size", K_SIZE, offsetof(sbd_config, map_size)},
-    {"map_max", K_SIZE, offsetof(sbd_config, map_max)},
-    {"policy_instructions", K_U64, offsetof(sbd_config, policy_instructions)},
-    {"policy_wall_ms", K_U32, offsetof(sbd_config, policy_wall_ms)},
-    {"policy_memory_kib", K_U64, offsetof(sbd_config, policy_memory_kib)},
-    {"quarantine_after", K_U32, offsetof(sbd_config, quarantine_after)},
-    {"require_signed_policies", K_BOOL, offsetof(sbd_config, require_signed_policies)},
-    {"policy_public_key", K_STR, offsetof(sbd_config, policy_public_key)},
-    {"seed", K_U64, offsetof(sbd_config, seed)},
-    {"stream_keepalive", K_UINT, offsetof(sbd_config, stream_keepalive)},
-    {"stream_buffer", K_SIZE, offsetof(sbd_config, stream_buffer)},
-    {"idle_timeout", K_UINT, offsetof(sbd_config, idle_timeout)},
-    {"request_timeout", K_UINT, offsetof(sbd_config, request_timeout)},
-    {"shutdown_timeout", K_UINT, offsetof(sbd_config, shutdown_timeout)},
-    {"sweep_interval", K_UINT, offsetof(sbd_config, sweep_interval)},
+    {"listen", K_STR, offsetof(sbd_config, listen), 0, 0, NULL, NULL},
+    {"data_dir", K_STR, offsetof(sbd_config, data_dir), 0, 0, NULL, NULL},
+    {"policy_dir", K_STR, offsetof(sbd_config, policy_dir), 0, 0, NULL, NULL},
+    {"key_file", K_STR, offsetof(sbd_config, key_file), 0, 0, NULL, NULL},
+    {"admin_token_file", K_STR, offsetof(sbd_config, admin_token_file), 0, 0, NULL, NULL},
+    {"sync", K_SYNC, offsetof(sbd_config, sync), 0, 0, NULL, NULL},
+    {"max_body", K_SIZE, offsetof(sbd_config, max_body), 1024, 1024ull << 20, NULL, "bytes"},
+    {"max_header", K_SIZE, offsetof(sbd_config, max_header), 256, 1024 * 1024, NULL, "bytes"},
+    {"max_connections", K_UINT, offsetof(sbd_config, max_connections), 1, 0, NULL, "connections"},
+    {"log_level", K_LEVEL, offsetof(sbd_config, log_level), 0, 0, NULL, NULL},
+    {"map_size", K_SIZE, offsetof(sbd_config, map_size), 64 * 1024, 0, "the engine's default",
+     "bytes"},
+    {"map_max", K_SIZE, offsetof(sbd_config, map_max), 64 * 1024, 0, "the engine's default",
+     "bytes"},
+    {"policy_instructions", K_U64, offsetof(sbd_config, policy_instructions), 0, 0, NULL,
+     "instructions"},
+    {"policy_wall_ms", K_U32, offsetof(sbd_config, policy_wall_ms), 0, 0, NULL, "ms"},
+    {"policy_memory_kib", K_U64, offsetof(sbd_config, policy_memory_kib), 0, SIZE_MAX / 1024, NULL,
+     "KiB"},
+    {"quarantine_after", K_U32, offsetof(sbd_config, quarantine_after), 0, 0, NULL, "failures"},
+    {"require_signed_policies", K_BOOL, offsetof(sbd_config, require_signed_policies), 0, 0, NULL,
+     NULL},
+    {"policy_public_key", K_STR, offsetof(sbd_config, policy_public_key), 0, 0, NULL, NULL},
+    {"seed", K_U64, offsetof(sbd_config, seed), 0, 0, NULL, NULL},
+    {"stream_keepalive", K_UINT, offsetof(sbd_config, stream_keepalive), 0, 0, NULL, "seconds"},
+    {"stream_buffer", K_SIZE, offsetof(sbd_config, stream_buffer), 4096, 0, NULL, "bytes"},
+    {"idle_timeout", K_UINT, offsetof(sbd_config, idle_timeout), 1, 0, NULL, "seconds"},
+    {"request_timeout", K_UINT, offsetof(sbd_config, request_timeout), 1, 86400, NULL, "seconds"},
+    {"shutdown_timeout", K_UINT, offsetof(sbd_config, shutdown_timeout), 1, 0, NULL, "seconds"},
+    {"sweep_interval", K_UINT, offsetof(sbd_config, sweep_interval), 0, 0, NULL, "seconds"},
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* Where a setting came from, for the messages: a line of the config file or
+** a flag (neither: the default). */
+struct origin {
+    int line;
+    const char *flag;
 };
 
 static const char usage[] =
@@ -107,6 +130,49 @@ static int parse_size(const char *v, uint64_t *out, int allow_suffix)
     if (mul > 1 && n > UINT64_MAX / mul) return -1;
     *out = n * mul;
     return 0;
+}
+
+/* Resolve "host:port", "[v6addr]:port", ":port" or "port" (all interfaces)
+** into *ss (unless ss is NULL). Returns NULL, or what is wrong. */
+const char *sbd_listen_parse(const char *spec, struct sockaddr_storage *ss, int *sslen)
+{
+    char host[256] = "";
+    const char *port;
+    if (spec[0] == '[') {
+        const char *e = strchr(spec, ']');
+        if (!e || e[1] != ':') return "expected [v6addr]:port";
+        if ((size_t)(e - spec - 1) >= sizeof host) return "host name too long";
+        memcpy(host, spec + 1, (size_t)(e - spec - 1));
+        host[e - spec - 1] = 0;
+        port = e + 2;
+    } else {
+        const char *c = strrchr(spec, ':');
+        if (c) {
+            if ((size_t)(c - spec) >= sizeof host) return "host name too long";
+            memcpy(host, spec, (size_t)(c - spec));
+            host[c - spec] = 0;
+            port = c + 1;
+        } else {
+            port = spec;
+        }
+    }
+    if (!*port || strspn(port, "0123456789") != strlen(port))
+        return "expected host:port, [v6addr]:port, :port or port";
+    if (strlen(port) > 5 || atol(port) > 65535) return "the port must be 0 to 65535";
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    const char *h = *host && strcmp(host, "*") ? host : NULL;
+    int rc = getaddrinfo(h, port, &hints, &ai);
+    if (rc != 0 || !ai) return rc ? gai_strerror(rc) : "no such address";
+    if (ss) {
+        memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+        *sslen = (int)ai->ai_addrlen;
+    }
+    freeaddrinfo(ai);
+    return NULL;
 }
 
 /* Apply one setting. Returns NULL or a static description of what is wrong. */
@@ -181,7 +247,7 @@ static char *trim(char *s)
     return s;
 }
 
-static int load_file(sbd_config *c, const char *path)
+static int load_file(sbd_config *c, const char *path, struct origin *org)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -226,6 +292,14 @@ static int load_file(sbd_config *c, const char *path)
             rc = 3;
             break;
         }
+        struct origin *o = &org[k - keys];
+        if (o->line) {
+            fprintf(stderr, "switchboard: %s:%d: '%s' is set twice (first on line %d)\n", path,
+                    lineno, key, o->line);
+            rc = 3;
+            break;
+        }
+        o->line = lineno;
         const char *err = apply(c, k, val);
         if (err) {
             fprintf(stderr, "switchboard: %s:%d: %s: %s (got '%s')\n", path, lineno, key, err, val);
@@ -280,8 +354,130 @@ static const char *flag_value(int argc, char **argv, int *i, size_t namelen)
     return argv[++*i];
 }
 
+/* Report what is wrong with the setting of key `name`, where it was set:
+** "switchboard: FILE:LINE: ..." (returns 3) or "switchboard serve: --flag:
+** ..." (returns 2). */
+static int bad(const sbd_config *c, const struct origin *org, const char *name, const char *fmt,
+               ...) __attribute__((format(printf, 4, 5)));
+static int bad(const sbd_config *c, const struct origin *org, const char *name, const char *fmt,
+               ...)
+{
+    const struct origin *o = &org[find_key(name) - keys];
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (o->flag) {
+        fprintf(stderr, "switchboard serve: %s: %s\n", o->flag, msg);
+        return 2;
+    }
+    if (o->line)
+        fprintf(stderr, "switchboard: %s:%d: %s\n", c->config_file, o->line, msg);
+    else
+        fprintf(stderr, "switchboard: %s\n", msg);
+    return 3;
+}
+
+/* "file:line", "--flag" or "the default": where key `name` was set. */
+static const char *where(const sbd_config *c, const struct origin *org, const char *name, char *buf,
+                         size_t n)
+{
+    const struct origin *o = &org[find_key(name) - keys];
+    if (o->flag) return o->flag;
+    if (!o->line) return "the default";
+    snprintf(buf, n, "%s:%d", c->config_file, o->line);
+    return buf;
+}
+
+static uint64_t num_value(const sbd_config *c, const struct key *k)
+{
+    const void *slot = (const char *)c + k->off;
+    switch (k->kind) {
+    case K_SIZE:
+        return *(const size_t *)slot;
+    case K_UINT:
+        return *(const unsigned *)slot;
+    case K_U32:
+        return *(const uint32_t *)slot;
+    case K_U64:
+        return *(const uint64_t *)slot;
+    default:
+        return 0;
+    }
+}
+
+/* n in the key's unit: sizes as 256 bytes, 1K, 64M, 1G; "1 second". */
+static const char *in_unit(const struct key *k, uint64_t n, char *buf, size_t len)
+{
+    static const char sfx[] = "GMK";
+    const char *u = k->unit ? k->unit : "";
+    if (!strcmp(u, "bytes") && n >= 1024) {
+        for (int i = 0; i < 3; i++) {
+            uint64_t m = 1ull << (10 * (3 - i));
+            if (n % m == 0) {
+                snprintf(buf, len, "%" PRIu64 "%c", n / m, sfx[i]);
+                return buf;
+            }
+        }
+    }
+    size_t ul = strlen(u);
+    int one = n == 1 && ul > 1 && u[ul - 1] == 's'; /* "1 second" */
+    snprintf(buf, len, "%" PRIu64 "%s%.*s", n, ul ? " " : "", (int)(ul - (size_t)one), u);
+    return buf;
+}
+
+/* The settings as a whole: every number in its key's range, the listen
+** address usable, and no combination that cannot work. */
+static int check(sbd_config *c, const struct origin *org)
+{
+    char a[64], b[64], w[4200];
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (k->kind != K_SIZE && k->kind != K_UINT && k->kind != K_U32 && k->kind != K_U64)
+            continue;
+        uint64_t n = num_value(c, k);
+        if (n == 0 && k->zero) continue;
+        if (n >= k->min && (!k->max || n <= k->max)) continue;
+        if (k->zero)
+            return bad(c, org, k->name, "%s must be 0 (%s) or at least %s (got %s)", k->name,
+                       k->zero, in_unit(k, k->min, a, sizeof a), in_unit(k, n, b, sizeof b));
+        if (k->min && k->max && k->unit && strcmp(k->unit, "bytes"))
+            return bad(c, org, k->name, "%s must be %" PRIu64 " to %s (got %" PRIu64 ")", k->name,
+                       k->min, in_unit(k, k->max, a, sizeof a), n);
+        if (k->min && k->max)
+            return bad(c, org, k->name, "%s must be %s to %s (got %s)", k->name,
+                       in_unit(k, k->min, a, sizeof a), in_unit(k, k->max, w, sizeof w),
+                       in_unit(k, n, b, sizeof b));
+        if (k->max)
+            return bad(c, org, k->name, "%s must be at most %s (got %s)", k->name,
+                       in_unit(k, k->max, a, sizeof a), in_unit(k, n, b, sizeof b));
+        return bad(c, org, k->name, "%s must be at least %s (got %s)", k->name,
+                   in_unit(k, k->min, a, sizeof a), in_unit(k, n, b, sizeof b));
+    }
+    if (!c->policy_instructions && !c->policy_wall_ms)
+        return bad(c, org, "policy_wall_ms",
+                   "policy_wall_ms and policy_instructions (%s) are both 0: a policy that never "
+                   "returns would stop the daemon; set at least one of them",
+                   where(c, org, "policy_instructions", w, sizeof w));
+    if (c->map_max) {
+        size_t initial = c->map_size ? c->map_size : (size_t)64 << 20;
+        const struct key *ms = find_key("map_size");
+        if (c->map_max < initial)
+            return bad(c, org, "map_max", "map_max (%s) is below the initial map size %s (%s%s)",
+                       in_unit(ms, c->map_max, a, sizeof a), in_unit(ms, initial, b, sizeof b),
+                       c->map_size ? "map_size, " : "map_size 0: the engine's default",
+                       c->map_size ? where(c, org, "map_size", w, sizeof w) : "");
+    }
+    const char *why = sbd_listen_parse(c->listen, NULL, NULL);
+    if (why) return bad(c, org, "listen", "listen: '%s': %s", c->listen, why);
+    return 0;
+}
+
 int sbd_config_load(sbd_config *c, int argc, char **argv)
 {
+    struct origin org[NKEYS];
+    memset(org, 0, sizeof org);
     defaults(c);
     /* First pass: --config and --help, so the file applies before the flags. */
     for (int i = 1; i < argc; i++) {
@@ -300,7 +496,7 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
         }
     }
     if (c->config_file) {
-        int rc = load_file(c, c->config_file);
+        int rc = load_file(c, c->config_file, org);
         if (rc) return rc;
     }
     for (int i = 1; i < argc; i++) {
@@ -331,25 +527,24 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
             fprintf(stderr, "switchboard serve: %s needs a value\n", fl->name);
             return 2;
         }
-        const char *err = apply(c, find_key(fl->key), v);
+        const struct key *k = find_key(fl->key);
+        const char *err = apply(c, k, v);
         if (err) {
             fprintf(stderr, "switchboard serve: %s: %s (got '%s')\n", fl->name, err, v);
             return 2;
         }
+        org[k - keys].flag = fl->name;
     }
-    if (c->max_header < 256) {
-        fprintf(stderr, "switchboard: max_header must be at least 256 bytes\n");
-        return 3;
-    }
-    if (c->request_timeout < 1 || c->request_timeout > 86400) {
-        fprintf(stderr, "switchboard: request_timeout must be 1 to 86400 seconds\n");
-        return 3;
-    }
-    if (c->max_connections < 1) {
-        fprintf(stderr, "switchboard: max_connections must be at least 1\n");
-        return 3;
-    }
-    return 0;
+    int rc = check(c, org);
+    if (rc) return rc;
+    /* For errors met when the daemon binds the address. */
+    const struct origin *lo = &org[find_key("listen") - keys];
+    char w[4200] = "";
+    if (lo->flag)
+        snprintf(w, sizeof w, "%s: ", lo->flag);
+    else if (lo->line)
+        snprintf(w, sizeof w, "%s:%d: ", c->config_file, lo->line);
+    return set_str(&c->listen_origin, w) ? 3 : 0;
 }
 
 void sbd_config_free(sbd_config *c)
@@ -361,5 +556,6 @@ void sbd_config_free(sbd_config *c)
     free(c->key_file);
     free(c->admin_token_file);
     free(c->policy_public_key);
+    free(c->listen_origin);
     memset(c, 0, sizeof *c);
 }

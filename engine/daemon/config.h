@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "switchboard.h"
 
@@ -41,13 +42,23 @@ typedef struct sbd_config {
     unsigned shutdown_timeout; /* seconds SIGTERM waits for in-flight work */
     unsigned sweep_interval;   /* seconds between retention sweeps (0: none) */
     int demo;
+    char *listen_origin; /* where listen was set: "FILE:LINE: ", "--listen: " or "" */
 } sbd_config;
 
 /* Fill c from defaults, the file named by --config and the flags in argv
 ** (argv[0] is the subcommand). Returns 0 to run, 1 when --help was printed
-** (exit 0), 2 on a usage error and 3 on a configuration error (both
-** reported on stderr). On any return, sbd_config_free() releases c. */
+** (exit 0), 2 on a usage error or a bad flag value and 3 on a configuration
+** error (both reported on stderr, naming the flag or the file's
+** FILE:LINE). Numbers are checked against their ranges once the file and
+** the flags are read, so a flag overrides a file's value before it is
+** checked; a key given twice in the file is an error. On any return,
+** sbd_config_free() releases c. */
 int sbd_config_load(sbd_config *c, int argc, char **argv);
 void sbd_config_free(sbd_config *c);
+
+/* Resolve a listen address ("host:port", "[v6addr]:port", ":port" or
+** "port": all interfaces) into *ss and *sslen, unless ss is NULL. Returns
+** NULL, or what is wrong with it. */
+const char *sbd_listen_parse(const char *spec, struct sockaddr_storage *ss, int *sslen);
 
 #endif

@@ -612,7 +612,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
             int sndbuf = d->cfg->stream_buffer > INT32_MAX ? INT32_MAX : (int)d->cfg->stream_buffer;
             if (sndbuf < 4096) sndbuf = 4096;
             setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-            struct timeval wt = {d->cfg->idle_timeout ? d->cfg->idle_timeout : 60, 0};
+            struct timeval wt = {d->cfg->idle_timeout, 0};
             bufferevent_set_timeouts(c->bev, NULL, &wt);
             evbuffer_drain(in, evbuffer_get_length(in));
         } else {
@@ -976,7 +976,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (d->conns) d->conns->prev = c;
     d->conns = c;
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    struct timeval idle = {d->cfg->idle_timeout ? d->cfg->idle_timeout : 60, 0};
+    struct timeval idle = {d->cfg->idle_timeout, 0};
     bufferevent_set_timeouts(c->bev, &idle, &idle);
 
     if (reject) {
@@ -1014,57 +1014,23 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     sbd_log(SB_LOG_WARN, "accept failed", "error=%s", sbd_q(evutil_socket_error_to_string(err)));
 }
 
-/* Resolve "host:port", "[v6]:port", ":port" or "port" (all interfaces). */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *sslen)
-{
-    char host[256] = "";
-    const char *port;
-    if (spec[0] == '[') {
-        const char *e = strchr(spec, ']');
-        if (!e || e[1] != ':' || (size_t)(e - spec - 1) >= sizeof host) return -1;
-        memcpy(host, spec + 1, (size_t)(e - spec - 1));
-        host[e - spec - 1] = 0;
-        port = e + 2;
-    } else {
-        const char *c = strrchr(spec, ':');
-        if (c) {
-            if ((size_t)(c - spec) >= sizeof host) return -1;
-            memcpy(host, spec, (size_t)(c - spec));
-            host[c - spec] = 0;
-            port = c + 1;
-        } else {
-            port = spec;
-        }
-    }
-    if (!*port || strspn(port, "0123456789") != strlen(port) || atol(port) > 65535) return -1;
-    struct evutil_addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
-    const char *h = *host && strcmp(host, "*") ? host : NULL;
-    if (evutil_getaddrinfo(h, port, &hints, &ai) != 0 || !ai) return -1;
-    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-    *sslen = (int)ai->ai_addrlen;
-    evutil_freeaddrinfo(ai);
-    return 0;
-}
-
 int sbd_http_listen(sbd *d)
 {
     struct sockaddr_storage ss;
     int sslen = 0;
     memset(&ss, 0, sizeof ss);
-    if (parse_listen(d->cfg->listen, &ss, &sslen) != 0) {
-        fprintf(stderr, "switchboard: listen: '%s' is not host:port\n", d->cfg->listen);
+    const char *why = sbd_listen_parse(d->cfg->listen, &ss, &sslen);
+    if (why) {
+        fprintf(stderr, "switchboard: %slisten: '%s': %s\n", d->cfg->listen_origin, d->cfg->listen,
+                why);
         return -1;
     }
     d->listener = evconnlistener_new_bind(
         d->base, accept_cb, d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
         1024, (struct sockaddr *)&ss, sslen);
     if (!d->listener) {
-        fprintf(stderr, "switchboard: cannot listen on %s: %s\n", d->cfg->listen,
-                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        fprintf(stderr, "switchboard: %scannot listen on %s: %s\n", d->cfg->listen_origin,
+                d->cfg->listen, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return -1;
     }
     evconnlistener_set_error_cb(d->listener, accept_error_cb);

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-# Configuration and start-up: unknown keys and bad values are errors with
-# file:line, flags override the file, the admin token file is created 0600,
+# Configuration and start-up: unknown keys, keys given twice and bad or
+# out-of-range values are errors with file:line (flags: naming the flag),
+# flags override the file, the admin token file is created 0600,
 # and a second `serve` on a data directory in use fails clearly with exit 1.
 import sys, os, stat, subprocess
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +43,51 @@ for v in ("0", "86401"):
     with open(bad, "w") as f:
         f.write("listen = 127.0.0.1:0\nrequest_timeout = %s\n" % v)
     rc, out, err = run(["--config", bad])
-    t.ok(rc == 1 and "request_timeout" in err, "request_timeout = %s: exit 1, saying why" % v, err)
+    t.ok(rc == 1 and "bad.conf:2: request_timeout must be 1 to 86400 seconds" in err,
+         "request_timeout = %s: exit 1, with file:line and the range" % v, err)
+
+# Every number is checked against its range, the error naming file:line;
+# 0 is refused where it would mean nothing useful.
+for line, want in (("max_body = 0", "max_body must be 1K to 1G"),
+                   ("max_body = 2G", "max_body must be 1K to 1G"),
+                   ("max_header = 100", "max_header must be 256 bytes to 1M"),
+                   ("max_connections = 0", "max_connections must be at least 1"),
+                   ("idle_timeout = 0", "idle_timeout must be at least 1 second"),
+                   ("shutdown_timeout = 0", "shutdown_timeout must be at least 1 second"),
+                   ("stream_buffer = 0", "stream_buffer must be at least 4K"),
+                   ("map_size = 1K", "map_size must be 0 (the engine's default) or at least 64K"),
+                   ("map_max = 32M", "map_max (32M) is below the initial map size 64M"),
+                   ("listen = 127.0.0.1:99999", "listen: '127.0.0.1:99999': the port must be 0 to 65535"),
+                   ("listen = 127.0.0.1:http", "listen: '127.0.0.1:http': expected host:port")):
+    with open(bad, "w") as f:
+        f.write("# line 1\n%s\nsync = none\n" % line)
+    rc, out, err = run(["--config", bad])
+    t.ok(rc == 1 and ("bad.conf:2: " + want) in err, "%s: exit 1, bad.conf:2 says why" % line, err)
+with open(bad, "w") as f:
+    f.write("map_size = 1M\nmap_max = 512K\n")
+rc, out, err = run(["--config", bad])
+t.ok(rc == 1 and "bad.conf:2: map_max (512K) is below the initial map size 1M (map_size, " in err
+     and "bad.conf:1" in err, "map_max below map_size: exit 1, naming both lines", err)
+with open(bad, "w") as f:
+    f.write("policy_instructions = 0\npolicy_wall_ms = 0\n")
+rc, out, err = run(["--config", bad])
+t.ok(rc == 1 and "bad.conf:2: policy_wall_ms and policy_instructions (" in err
+     and "bad.conf:1) are both 0" in err,
+     "policy_wall_ms and policy_instructions both 0: exit 1, a policy could stop the daemon", err)
+
+# A key given twice is an error, not the last one winning.
+with open(bad, "w") as f:
+    f.write("listen = 127.0.0.1:0\nmax_body = 4K\n\n# again:\nmax_body = 8K\n")
+rc, out, err = run(["--config", bad])
+t.ok(rc == 1 and "bad.conf:5: 'max_body' is set twice (first on line 2)" in err,
+     "a key given twice: exit 1, naming file:line, the key and the first line", err)
+
+# A flag's value is reported naming the flag (a usage error: exit 2).
+rc, out, err = run(["--listen", "127.0.0.1:99999"])
+t.ok(rc == 2 and "--listen: listen: '127.0.0.1:99999': the port must be 0 to 65535" in err,
+     "--listen with a port out of range: exit 2, naming the flag", err)
+rc, out, err = run(["--sync", "sometimes"])
+t.ok(rc == 2 and "--sync" in err, "--sync with a bad value: exit 2, naming the flag", err)
 rc, out, err = run(["--config", os.path.join(tmp, "missing.conf")])
 t.ok(rc == 1 and "missing.conf" in err, "a missing config file: exit 1", err)
 rc, out, err = run(["--frobnicate"])
@@ -65,6 +110,14 @@ try:
 except RuntimeError as e:
     t.ok(False, "examples/switchboard.conf loads", e)
     t.ok(False, "... exit 0")
+
+# 0 turns a policy budget off (documented in examples/switchboard.conf):
+# the daemon starts with policy_wall_ms = 0 and routes.
+d0 = Daemon(conf={"policy_wall_ms": 0, "quarantine_after": 0, "policy_memory_kib": 0})
+t.cleanups.append(d0.cleanup)
+d0.start()
+t.is_(d0.request("GET", "/healthz").status, 200, "policy_wall_ms = 0 (no wall-clock limit) starts")
+t.is_(d0.stop(), 0, "... exit 0")
 
 # Flags override the file: the file says debug and an unusable address.
 d2 = Daemon(conf={"listen": "256.0.0.1:99999", "log_level": "debug"},
