@@ -557,6 +557,23 @@ func (e *Engine) AgentGet(account, agent string) (map[string]any, error) {
 	})
 }
 
+// PolicyGet reads the policy of that name the account runs, with its source
+// ("name", "version", "source": "account" or "shared", "shadows_shared", "code").
+func (e *Engine) PolicyGet(account, name string) (map[string]any, error) {
+	return e.call([]string{account, name}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_policy_get(e.eng, s[0], s[1], res)
+	})
+}
+
+// PolicyDelete deletes the account's upload of that name; a shared policy of
+// the same name decides from then on. ErrState while a queue or the account's
+// retention setting needs it and no shared one stands in.
+func (e *Engine) PolicyDelete(account, name string) (map[string]any, error) {
+	return e.call([]string{account, name}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_policy_delete(e.eng, s[0], s[1], res)
+	})
+}
+
 // AgentList lists an account's agents.
 func (e *Engine) AgentList(account string) ([]map[string]any, error) {
 	m, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {

@@ -337,6 +337,21 @@ func TestPolicies(t *testing.T) {
 	if got["first"].Version != v || got["first"].Source != "account" || got["longest-idle"].Source != "shared" {
 		t.Errorf("PolicyList: %+v", pl)
 	}
+	if g, err := eng.PolicyGet("acme", "first"); err != nil || g["source"] != "account" || g["code"] != routeFirst {
+		t.Errorf("PolicyGet: %v %v", g, err)
+	}
+	if _, err := eng.PolicyGet("acme", "no-such"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("PolicyGet of no policy: %v", err)
+	}
+	if _, err := eng.PolicyPut("acme", "spare", []byte(routeFirst), nil); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := eng.PolicyDelete("acme", "spare"); err != nil || d["deleted"] != true {
+		t.Errorf("PolicyDelete: %v %v", d, err)
+	}
+	if _, err := eng.PolicyDelete("acme", "longest-idle"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("PolicyDelete of a shared policy: %v", err)
+	}
 	must(t)(eng.QueuePut("acme", `{"id":"fq","policy":"first","members":[{"agent":"ag1","position":2},{"agent":"ag2","position":1}]}`))
 	acts, _ := eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "p1", Queue: "fq", Caller: "+15550000001"})
 	if r := find(acts, switchboard.ActionRing, "p1"); r == nil || r.Agent != "ag2" || r.Device != "mobile" || r.Timeout != 7*time.Second {

@@ -594,6 +594,14 @@ static int l_policy_list(lua_State *L)
 {
     return do_list(L, sb_policy_list);
 }
+static int l_policy_get(lua_State *L)
+{
+    return do_get(L, sb_policy_get);
+}
+static int l_policy_delete(lua_State *L)
+{
+    return do_get(L, sb_policy_delete); /* its answer is a document */
+}
 
 /* eng:member_put(account, queue, agent [, doc]) */
 static int l_member_put(lua_State *L)
@@ -1344,6 +1352,8 @@ static const luaL_Reg engine_methods[] = {
     {"call_get", l_call_get},
     {"policy_put", l_policy_put},
     {"policy_list", l_policy_list},
+    {"policy_get", l_policy_get},
+    {"policy_delete", l_policy_delete},
     {"reload", l_reload},
     {"sync", l_sync},
     {"stats", l_stats},

@@ -417,6 +417,16 @@ def test_policies():
            listed["first"]["version"] == r["version"], "policy_list shows the account policy")
         ok(listed.get("longest-idle", {}).get("source") == "shared",
            "and the shared ones from policy_dir")
+        g = eng.policy_get("acme", "first")
+        ok(g["source"] == "account" and g["code"] == ROUTE_FIRST and g["version"] == r["version"],
+           "policy_get: the upload with its code")
+        raises(lambda: eng.policy_get("acme", "no-such"), sb.NotFoundError,
+               "policy_get of no policy: NotFoundError", sb.ENOTFOUND, "name")
+        eng.policy_put("acme", "spare", ROUTE_FIRST)
+        ok(eng.policy_delete("acme", "spare") == {"name": "spare", "deleted": True, "now": None},
+           "policy_delete of an upload no queue uses")
+        raises(lambda: eng.policy_delete("acme", "longest-idle"), sb.NotFoundError,
+               "a shared policy cannot be deleted through the account", sb.ENOTFOUND, "name")
         eng.queue_put("acme", {"id": "firstq", "policy": "first",
                                "members": [{"agent": "ag1", "position": 2},
                                            {"agent": "ag2", "position": 1}]})

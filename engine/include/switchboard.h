@@ -369,8 +369,20 @@ SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
 SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, const char *source,
                          size_t len, const char *cases_json, sb_result *res);
 /* {"policies":[{"name","version","source":"account"|"shared","state":"ok"|
-** "quarantined","failures":N}...]} */
+** "quarantined","failures":N}...]}: the policies the account's queues can
+** name; an upload of the same name as a shared one stands in its place. */
 SB_API int sb_policy_list(sb_engine *eng, const char *account, sb_result *res);
+/* The policy of that name the account runs, with its source:
+** {"name","version","source":"account"|"shared","shadows_shared":bool,
+**  "code":"..."}. SB_ENOTFOUND when there is none. */
+SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, sb_result *res);
+/* Delete the account's upload of that name; a shared policy of the same
+** name (policy_dir) decides from then on. res's JSON: {"name","deleted":true,
+** "now":"shared"|null}. SB_ENOTFOUND when the account uploaded none (shared
+** policies change in policy_dir); SB_ESTATE when no shared one stands in
+** and a queue or the account's retention setting names it. */
+SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *name,
+                            sb_result *res);
 /* Re-read cfg->policy_dir, validate every file, and swap all at once, or
 ** change nothing and say which file failed and why. */
 SB_API int sb_reload(sb_engine *eng, sb_result *res);

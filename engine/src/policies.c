@@ -16,6 +16,7 @@
 */
 #include "crypto.h"
 #include "engine.h"
+#include "records.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -248,6 +249,99 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     sb_log(e, SB_LOG_INFO, "policy loaded account=%s policy=%s version=%s", account, name,
            op.version);
     res_doc(res, json_pack("{s:s, s:s}", "name", name, "version", op.version));
+    return 0;
+}
+
+/* The policy of that name the account's queues would run: its own upload,
+** else policy_dir's; with its source. */
+int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!policy_name_valid(name))
+        return res_err(res, SB_ENOTFOUND, "name", "no such policy '%s'", "?");
+    MDB_txn *txn;
+    acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
+    sb_buf src = {0};
+    char version[17];
+    int own = read_policy(txn, e, acc.num, name, &src, version), shared = 0;
+    rc = own;
+    if (own == SB_ENOTFOUND) rc = read_policy(txn, e, 0, name, &src, version);
+    if (own != SB_ENOTFOUND || rc == 0) shared = read_policy(txn, e, 0, name, NULL, NULL) == 0;
+    eng_read_end(e, txn);
+    if (rc == SB_ENOTFOUND)
+        rc = res_err(res, SB_ENOTFOUND, "name", "no such policy '%s'", name);
+    else if (rc)
+        rc = res_err(res, rc, "name", "cannot read policy '%s'", name);
+    else
+        res_doc(res, json_pack("{s:s, s:s, s:s, s:b, s:s%}", "name", name, "version", version,
+                               "source", own == 0 ? "account" : "shared", "shadows_shared",
+                               own == 0 && shared, "code", src.p ? src.p : "", src.len));
+    buf_free(&src);
+    return rc;
+}
+
+typedef struct {
+    const char *account, *name;
+    int shared; /* policy_dir has one of that name: it decides from now on */
+} del_op;
+
+static int do_policy_delete(wtx *t, void *arg)
+{
+    del_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    sb_engine *e = t->e;
+    uint8_t k[4 + SB_NAME_MAX];
+    size_t kl = pol_key(k, t->acct, op->name);
+    MDB_val v;
+    if ((rc = st_get(t->txn, e, DB_POLICIES, k, kl, &v)) == MDB_NOTFOUND)
+        return res_err(t->res, SB_ENOTFOUND, "name",
+                       "no policy '%s' uploaded to this account (policy_dir's are changed there)",
+                       op->name);
+    if (rc) return rc;
+    op->shared = read_policy(t->txn, e, 0, op->name, NULL, NULL) == 0;
+    if (!op->shared) { /* nothing would stand in: refused while in use */
+        st_iter it;
+        uint8_t p[4];
+        for (rc = st_iter_open(&it, t->txn, e, DB_QUEUES, p, key_acct(p, t->acct)); rc == 0;
+             rc = st_iter_next(&it)) {
+            queue_rec q = {0};
+            int uses =
+                dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0 && strcmp(q.policy, op->name) == 0;
+            if (uses)
+                rc =
+                    res_err(t->res, SB_ESTATE, "name",
+                            "queue '%s' uses policy '%s'; change its policy first", q.id, op->name);
+            queue_free(&q);
+            if (rc) break;
+        }
+        st_iter_close(&it);
+        if (rc != MDB_NOTFOUND) return rc;
+        rec_settings s;
+        if (rec_settings_load(t->txn, e, t->acct, &s) == 0 && strcmp(s.retention, op->name) == 0)
+            return res_err(t->res, SB_ESTATE, "name",
+                           "the account's retention policy is '%s'; change it first", op->name);
+    }
+    if ((rc = st_del(t->txn, e, DB_POLICIES, k, kl))) return rc;
+    t->account->policy_gen++;
+    return st_account_save(t->txn, e, t->account);
+}
+
+int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!policy_name_valid(name))
+        return res_err(res, SB_ENOTFOUND, "name", "no such policy '%s'", "?");
+    del_op op = {account, name, 0};
+    int rc = eng_write(e, do_policy_delete, &op, res);
+    if (rc) return rc;
+    sb_log(e, SB_LOG_INFO, "policy deleted account=%s policy=%s", account, name);
+    res_doc(res, json_pack("{s:s, s:b, s:s?}", "name", name, "deleted", 1, "now",
+                           op.shared ? "shared" : NULL));
     return 0;
 }
 

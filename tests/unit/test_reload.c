@@ -102,6 +102,47 @@ int main(void)
     snprintf(va, sizeof va, "%s", version_of(e1, 1));
     ok(strlen(va) == 16, "the record names the version that decided (%s)", va);
 
+    /* An account's upload stands in for the shared policy of that name, in
+    ** every engine, until it is deleted. */
+    static const char *POLICY_C =
+        "local P = {}\n"
+        "function P.route(call, agents, ctx) return { reject = 'C' } end\n"
+        "return P\n";
+    ok(sb_policy_put(e1, "acme", "router", POLICY_C, strlen(POLICY_C), NULL, res) == 0,
+       "acme uploads its own 'router'");
+    is_str(decide(e2, 100), "C", "engine 2 decides with acme's upload");
+    json_t *g = NULL;
+    if (sb_policy_get(e2, "acme", "router", res) == 0)
+        g = json_loads(sb_result_json(res, NULL), 0, NULL);
+    ok(g && !strcmp(json_string_value(json_object_get(g, "source")), "account") &&
+           json_is_true(json_object_get(g, "shadows_shared")) &&
+           !strcmp(json_string_value(json_object_get(g, "code")), POLICY_C),
+       "policy_get: the upload, with its code, standing in for the shared one");
+    json_decref(g);
+    int prc = sb_policy_delete(e1, "acme", "router", res);
+    const char *pj = sb_result_json(res, NULL);
+    ok(prc == 0 && strstr(pj, "\"now\":\"shared\"") != NULL,
+       "policy_delete: the upload goes; the shared one decides (%s)", pj);
+    is_str(decide(e2, 101), "A", "engine 2 is back on the shared version");
+    g = NULL;
+    if (sb_policy_get(e1, "acme", "router", res) == 0)
+        g = json_loads(sb_result_json(res, NULL), 0, NULL);
+    ok(g && !strcmp(json_string_value(json_object_get(g, "source")), "shared") &&
+           json_is_false(json_object_get(g, "shadows_shared")),
+       "policy_get: the shared one now");
+    json_decref(g);
+    ok(sb_policy_delete(e1, "acme", "router", res) == SB_ENOTFOUND,
+       "the shared policy cannot be deleted through the account");
+    ok(sb_policy_get(e1, "acme", "nope", res) == SB_ENOTFOUND, "policy_get of no policy");
+    ok(sb_policy_put(e1, "acme", "own", POLICY_C, strlen(POLICY_C), NULL, res) == 0 &&
+           sb_queue_put(e1, "acme", "{\"id\":\"oq\",\"policy\":\"own\"}", 26, res) == 0,
+       "a queue uses an upload no shared policy backs");
+    int drc = sb_policy_delete(e1, "acme", "own", res);
+    ok(drc == SB_ESTATE && strstr(sb_result_message(res), "oq"),
+       "which cannot be deleted while the queue uses it (%s)", sb_result_message(res));
+    ok(sb_queue_delete(e1, "acme", "oq", res) == 0 && sb_policy_delete(e1, "acme", "own", res) == 0,
+       "after the queue goes, it can");
+
     /* A broken file makes the whole reload fail and changes nothing. */
     write_file("router.lua", POLICY_B);
     write_file("broken.lua",

@@ -175,6 +175,14 @@ local cases = { { name = "rings the wanted agent", call = { id = "k1", attrs = {
                   expect = { action = "ring", agents = { "b" }, timeout = 20 } } }
 local p = eng:policy_put("acme", "mine", src, cases)
 T.ok(p and p.name == "mine" and #p.version == 16, "policy_put with passing cases returns name and version")
+local g = eng:policy_get("acme", "mine")
+T.ok(g and g.source == "account" and g.code == src and g.version == p.version,
+     "policy_get returns the upload with its code")
+local gone = eng:policy_delete("acme", "mine")
+T.ok(gone and gone.deleted == true, "policy_delete deletes an upload no queue uses")
+local nog, _, nc = eng:policy_get("acme", "mine")
+T.ok(nog == nil and nc == sb.ENOTFOUND, "then policy_get finds none")
+p = eng:policy_put("acme", "mine", src, cases)
 local rep = sb.policy_test("pick54.lua", src, cases)
 T.is(rep and rep.passed, 1, "sb.policy_test runs cases without an engine")
 cases[1].expect.agents = { "a" }

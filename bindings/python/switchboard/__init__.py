@@ -297,6 +297,8 @@ def _declare(lib):
         "sb_call_get": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_policy_put": (c_int, [E, c_char_p, c_char_p, c_char_p, c_size_t, c_char_p, R]),
         "sb_policy_list": (c_int, [E, c_char_p, R]),
+        "sb_policy_get": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_policy_delete": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_reload": (c_int, [E, R]),
         "sb_policy_check": (c_int, [c_char_p, c_char_p, c_size_t, R]),
         "sb_policy_test": (c_int, [c_char_p, c_char_p, c_size_t, c_char_p, c_size_t, R]),
@@ -870,6 +872,20 @@ class Engine:
         res = self._res()
         return self._doc_call(self._lib.sb_policy_list(self._e(), _b(account), res),
                               res)["policies"]
+
+    def policy_get(self, account, name):
+        """The policy of that name the account runs: ``{"name", "version",
+        "source": "account"|"shared", "shadows_shared", "code"}``."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_policy_get(self._e(), _b(account), _b(name), res), res)
+
+    def policy_delete(self, account, name):
+        """Delete the account's upload of that name (a shared one of the same
+        name decides from then on). Returns ``{"name", "deleted", "now"}``;
+        StateError while a queue or the retention setting needs it."""
+        res = self._res()
+        return self._doc_call(self._lib.sb_policy_delete(self._e(), _b(account), _b(name), res),
+                              res)
 
     def reload(self):
         """Re-read policy_dir and swap every policy at once, or change nothing
