@@ -227,8 +227,14 @@ static json_t *body_object(ctx *x, int required)
     json_error_t err;
     json_t *o = json_loadb(x->req->body, x->req->body_len, JSON_REJECT_DUPLICATES, &err);
     if (!o) {
-        fail(x, 400, "SB_EINVAL", NULL, "malformed JSON: %s (line %d, column %d)", err.text,
-             err.line, err.column);
+        /* jansson's own text for these names a flag of its API. */
+        enum json_error_code ec = json_error_code(&err);
+        if (ec == json_error_null_character || ec == json_error_null_byte_in_key)
+            fail(x, 400, "SB_EINVAL", NULL, "strings may not contain \\u0000 (line %d, column %d)",
+                 err.line, err.column);
+        else
+            fail(x, 400, "SB_EINVAL", NULL, "malformed JSON: %s (line %d, column %d)", err.text,
+                 err.line, err.column);
         return NULL;
     }
     if (!json_is_object(o)) {

@@ -39,6 +39,15 @@ refused(acme.put("/v1/agents/carol", "[1, 2, 3]", headers=JSON), 400, "SB_EINVAL
 refused(acme.put("/v1/agents/carol", "", headers=JSON), 400, "SB_EINVAL", "an empty body")
 refused(acme.put("/v1/agents/carol", '{"name": "A", "name": "B", "devices": {"softphone": "sip:c@x"}}',
                  headers=JSON), 400, "SB_EINVAL", "duplicate keys")
+# A \u0000 in a string (value or key): said in the API's terms, not jansson's.
+for path, body, what in (("/v1/agents/carol", '{"name": "Car\\u0000ol"}', "in an agent's name"),
+                         ("/v1/calls", '{"call": "c\\u0000", "queue": "support"}', "in an offer"),
+                         ("/v1/agents/alice/status", '{"status\\u0000": "paused"}', "in a key")):
+    r = (acme.put if path.startswith("/v1/agents/carol") else acme.post)(path, body, headers=JSON)
+    msg = ((r.json or {}).get("error") or {}).get("message", "")
+    t.ok(r.status == 400 and r.code == "SB_EINVAL" and
+         msg.startswith("strings may not contain \\u0000 (line 1, column ") and "JSON_" not in msg,
+         "\\u0000 %s: 400 SB_EINVAL, strings may not contain \\u0000" % what, r)
 refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), colour="blue")),
         400, "SB_EINVAL", "an unknown field", "colour", True)
 refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), weight="heavy")),
