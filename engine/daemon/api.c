@@ -11,6 +11,7 @@
 */
 #include "serve.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,8 @@ struct route {
     const char *pattern; /* {x} matches one segment, {x...} the rest */
     enum auth auth;
     handler h[SBD_NMETHODS];
-    const char *event; /* call event routes: the event type */
+    const char *event;  /* call event routes: the event type */
+    const char *params; /* the query parameters it takes, space-separated */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -764,12 +766,95 @@ out:
 
 static int hexval(char c);
 
-/* Query parameter `name`, percent-decoded into buf; NULL when absent or
-** malformed. '+' stays '+' (phone numbers), so "number=+44..." works as
-** typed; %2B works too. */
-static const char *query_param(ctx *x, const char *name, char *buf, size_t cap)
+/* Is parameter name[0..nl) in the query q (up to `stop`, or all of it)? */
+static int query_has_before(const char *q, const char *stop, const char *name, size_t nl)
+{
+    for (const char *p = q; *p && (!stop || p < stop);) {
+        size_t len = strcspn(p, "&"), pl = strcspn(p, "=&");
+        if (pl == nl && !memcmp(p, name, nl)) return 1;
+        p += len;
+        if (*p) p++;
+    }
+    return 0;
+}
+
+static int query_has(const char *q, const char *name, size_t nl)
+{
+    return query_has_before(q, NULL, name, nl);
+}
+
+/* Does the space-separated list hold name[0..nl)? */
+static int in_list(const char *list, const char *name, size_t nl)
+{
+    for (const char *p = list; p && *p;) {
+        size_t l = strcspn(p, " ");
+        if (l == nl && !memcmp(p, name, nl)) return 1;
+        p += l;
+        if (*p) p++;
+    }
+    return 0;
+}
+
+/* Every route refuses, as it refuses unknown JSON fields, a query parameter
+** it does not take, one given twice, one without a value and a malformed
+** percent-escape: 400 SB_EINVAL naming the parameter. */
+static int check_query(ctx *x)
+{
+    const char *q = x->req->query, *takes = x->rt->params;
+    for (const char *p = q; *p;) {
+        size_t len = strcspn(p, "&"), nl = strcspn(p, "=&");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), p);
+        if (len && !in_list(takes, p, nl)) {
+            char list[128];
+            size_t o = 0;
+            for (const char *t = takes; t && *t && o + 3 < sizeof list; t++)
+                if (*t == ' ') {
+                    list[o++] = ',';
+                    list[o++] = ' ';
+                } else {
+                    list[o++] = *t;
+                }
+            list[o] = 0;
+            if (*list)
+                fail(x, 400, "SB_EINVAL", name, "unknown query parameter \"%s\" (%s %s takes %s)",
+                     name, x->req->method_name, x->rt->pattern, list);
+            else
+                fail(x, 400, "SB_EINVAL", name,
+                     "unknown query parameter \"%s\" (%s %s takes no query parameters)", name,
+                     x->req->method_name, x->rt->pattern);
+            return -1;
+        }
+        if (len && query_has_before(q, p, p, nl)) {
+            fail(x, 400, "SB_EINVAL", name, "query parameter \"%s\" is given twice", name);
+            return -1;
+        }
+        if (len && nl == len) {
+            fail(x, 400, "SB_EINVAL", name, "query parameter \"%s\" needs a value (%s=...)", name,
+                 name);
+            return -1;
+        }
+        for (size_t i = nl + 1; i < len; i++)
+            if (p[i] == '%' && (i + 2 >= len || hexval(p[i + 1]) < 0 || hexval(p[i + 2]) < 0 ||
+                                (p[i + 1] == '0' && p[i + 2] == '0'))) {
+                fail(x, 400, "SB_EINVAL", name,
+                     "malformed percent-escape in query parameter \"%s\"", name);
+                return -1;
+            }
+        p += len;
+        if (*p) p++;
+    }
+    return 0;
+}
+
+/* Query parameter `name`, percent-decoded into *out (buf); *out is NULL when
+** it is absent. -1 after a 400 for a value longer than buf. check_query()
+** has already refused unknown, repeated and malformed parameters. '+' stays
+** '+' (phone numbers), so "number=+44..." works as typed; %2B works too. */
+static int query_param(ctx *x, const char *name, char *buf, size_t cap, const char **out)
 {
     size_t nl = strlen(name);
+    *out = NULL;
     for (const char *p = x->req->query; p && *p;) {
         const char *end = strchr(p, '&');
         size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -777,33 +862,37 @@ static const char *query_param(ctx *x, const char *name, char *buf, size_t cap)
             size_t o = 0;
             for (size_t i = nl + 1; i < len; i++) {
                 char c = p[i];
-                if (c == '%') {
-                    if (i + 2 >= len) return NULL;
-                    int hi = hexval(p[i + 1]), lo = hi < 0 ? -1 : hexval(p[i + 2]);
-                    if (lo < 0 || (hi == 0 && lo == 0)) return NULL;
-                    c = (char)(hi * 16 + lo);
+                if (c == '%' && i + 2 < len) {
+                    c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
                     i += 2;
                 }
-                if (o + 1 >= cap) return NULL;
+                if (o + 1 >= cap) {
+                    fail(x, 400, "SB_EINVAL", name, "\"%s\" is too long (at most %zu bytes)", name,
+                         cap - 1);
+                    return -1;
+                }
                 buf[o++] = c;
             }
             buf[o] = 0;
-            return buf;
+            *out = buf;
+            return 0;
         }
         p = end ? end + 1 : NULL;
     }
-    return NULL;
+    return 0;
 }
 
 /* An integer query parameter into *v (left alone when absent); -1 after a 400. */
 static int query_int(ctx *x, const char *name, long long *v)
 {
     char buf[32];
-    const char *s = query_param(x, name, buf, sizeof buf);
+    const char *s;
+    if (query_param(x, name, buf, sizeof buf, &s)) return -1;
     if (!s) return 0;
     char *end;
+    errno = 0;
     long long n = strtoll(s, &end, 10);
-    if (!*s || *end || n < 0) {
+    if (!*s || *end || n < 0 || errno) {
         fail(x, 400, "SB_EINVAL", name, "\"%s\" must be a non-negative integer", name);
         return -1;
     }
@@ -841,8 +930,10 @@ static void h_erasure(ctx *x)
 static void h_records(ctx *x)
 {
     char number[64], format[16], queue[136];
-    const char *num = query_param(x, "number", number, sizeof number);
-    const char *fmt = query_param(x, "format", format, sizeof format);
+    const char *num, *fmt, *q;
+    if (query_param(x, "number", number, sizeof number, &num) ||
+        query_param(x, "format", format, sizeof format, &fmt))
+        return;
     if (fmt && strcmp(fmt, "json") && strcmp(fmt, "csv")) {
         fail(x, 400, "SB_EINVAL", "format", "\"format\" must be json or csv");
         return;
@@ -854,21 +945,32 @@ static void h_records(ctx *x)
         }
         long long from = -1, to = -1, limit = -1;
         if (query_int(x, "from_ms", &from) || query_int(x, "to_ms", &to) ||
-            query_int(x, "limit", &limit))
+            query_int(x, "limit", &limit) || query_param(x, "queue", queue, sizeof queue, &q))
             return;
-        json_t *q = json_object();
-        if (from >= 0) json_object_set_new(q, "from_ms", json_integer(from));
-        if (to >= 0) json_object_set_new(q, "to_ms", json_integer(to));
-        if (limit >= 0) json_object_set_new(q, "limit", json_integer(limit));
-        if (query_param(x, "queue", queue, sizeof queue))
-            json_object_set_new(q, "queue", json_string(queue));
-        char *qs = json_dumps(q, JSON_COMPACT);
-        json_decref(q);
+        json_t *qo = json_object();
+        if (from >= 0) json_object_set_new(qo, "from_ms", json_integer(from));
+        if (to >= 0) json_object_set_new(qo, "to_ms", json_integer(to));
+        if (limit >= 0) json_object_set_new(qo, "limit", json_integer(limit));
+        if (q) json_object_set_new(qo, "queue", json_string(q));
+        char *qs = json_dumps(qo, JSON_COMPACT);
+        json_decref(qo);
         reply_result(x, sb_records_list(x->d->eng, x->account, qs, qs ? strlen(qs) : 0, x->d->res),
                      200, NULL, NULL);
         free(qs);
         return;
     }
+    /* An access request is every record of the number: the list's filters
+    ** do not apply to it. */
+    static const char *const list_only[] = {"from_ms", "to_ms", "queue", "limit"};
+    for (size_t i = 0; i < sizeof list_only / sizeof list_only[0]; i++)
+        if (query_has(x->req->query, list_only[i], strlen(list_only[i]))) {
+            fail(x, 400, "SB_EINVAL", list_only[i],
+                 "\"%s\" does not apply to an access request (?number=...), which returns "
+                 "every record of the number",
+                 list_only[i]);
+            sodium_memzero(number, sizeof number);
+            return;
+        }
     int csv = fmt && !strcmp(fmt, "csv");
     int rc = sb_records_export(x->d->eng, x->account, num, csv ? SB_EXPORT_CSV : SB_EXPORT_JSON,
                                x->d->res);
@@ -919,9 +1021,11 @@ static void h_hold_release(ctx *x)
 static void h_aggregates(ctx *x)
 {
     char queue[136];
+    const char *q;
     long long from = 0, to = 0;
-    if (query_int(x, "from_ms", &from) || query_int(x, "to_ms", &to)) return;
-    const char *q = query_param(x, "queue", queue, sizeof queue);
+    if (query_int(x, "from_ms", &from) || query_int(x, "to_ms", &to) ||
+        query_param(x, "queue", queue, sizeof queue, &q))
+        return;
     reply_result(x, sb_aggregates(x->d->eng, x->account, q, from, to, x->d->res), 200, NULL, NULL);
 }
 
@@ -946,45 +1050,57 @@ static void h_events(ctx *x)
 /* Routing. */
 
 static const struct route routes[] = {
-    {"/healthz", AUTH_NONE, {[SBD_GET] = h_health}, NULL},
-    {"/metrics", AUTH_ADMIN, {[SBD_GET] = h_metrics}, NULL},
-    {"/v1/accounts", AUTH_ADMIN, {[SBD_GET] = h_account_list, [SBD_POST] = h_account_create}, NULL},
+    {"/healthz", AUTH_NONE, {[SBD_GET] = h_health}, NULL, NULL},
+    {"/metrics", AUTH_ADMIN, {[SBD_GET] = h_metrics}, NULL, NULL},
+    {"/v1/accounts",
+     AUTH_ADMIN,
+     {[SBD_GET] = h_account_list, [SBD_POST] = h_account_create},
+     NULL,
+     NULL},
     {"/v1/accounts/{id}",
      AUTH_ADMIN,
      {[SBD_GET] = h_account_get, [SBD_PUT] = h_account_put, [SBD_DELETE] = h_account_delete},
+     NULL,
      NULL},
-    {"/v1/accounts/{id}/keys", AUTH_ADMIN, {[SBD_POST] = h_key_create}, NULL},
-    {"/v1/accounts/{id}/keys/{key_id}", AUTH_ADMIN, {[SBD_DELETE] = h_key_revoke}, NULL},
-    {"/v1/agents", AUTH_ACCOUNT, {[SBD_GET] = h_agent_list}, NULL},
+    {"/v1/accounts/{id}/keys", AUTH_ADMIN, {[SBD_POST] = h_key_create}, NULL, NULL},
+    {"/v1/accounts/{id}/keys/{key_id}", AUTH_ADMIN, {[SBD_DELETE] = h_key_revoke}, NULL, NULL},
+    {"/v1/agents", AUTH_ACCOUNT, {[SBD_GET] = h_agent_list}, NULL, NULL},
     {"/v1/agents/{id}",
      AUTH_ACCOUNT,
      {[SBD_GET] = h_agent_get, [SBD_PUT] = h_agent_put, [SBD_DELETE] = h_agent_delete},
+     NULL,
      NULL},
-    {"/v1/agents/{id}/status", AUTH_ACCOUNT, {[SBD_POST] = h_agent_status}, NULL},
-    {"/v1/queues", AUTH_ACCOUNT, {[SBD_GET] = h_queue_list}, NULL},
+    {"/v1/agents/{id}/status", AUTH_ACCOUNT, {[SBD_POST] = h_agent_status}, NULL, NULL},
+    {"/v1/queues", AUTH_ACCOUNT, {[SBD_GET] = h_queue_list}, NULL, NULL},
     {"/v1/queues/{id}",
      AUTH_ACCOUNT,
      {[SBD_GET] = h_queue_get, [SBD_PUT] = h_queue_put, [SBD_DELETE] = h_queue_delete},
+     NULL,
      NULL},
     {"/v1/queues/{id}/members/{agent}",
      AUTH_ACCOUNT,
      {[SBD_PUT] = h_member_put, [SBD_DELETE] = h_member_delete},
+     NULL,
      NULL},
-    {"/v1/calls", AUTH_ACCOUNT, {[SBD_POST] = h_call_offer}, NULL},
-    {"/v1/calls/{id}", AUTH_ACCOUNT, {[SBD_GET] = h_call_get}, NULL},
-    {"/v1/calls/{id}/ring_result", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "ring_result"},
-    {"/v1/calls/{id}/hangup", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "hangup"},
-    {"/v1/calls/{id}/abandon", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "abandon"},
-    {"/v1/calls/{id}/transfer", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "transfer"},
-    {"/v1/policies", AUTH_ACCOUNT, {[SBD_GET] = h_policy_list}, NULL},
-    {"/v1/policies/{name...}", AUTH_ACCOUNT, {[SBD_PUT] = h_policy_put}, NULL},
-    {"/v1/events", AUTH_ACCOUNT, {[SBD_GET] = h_events}, NULL},
-    {"/v1/records", AUTH_ACCOUNT, {[SBD_GET] = h_records}, NULL},
-    {"/v1/erasure", AUTH_ACCOUNT, {[SBD_POST] = h_erasure}, NULL},
-    {"/v1/holds", AUTH_ACCOUNT, {[SBD_GET] = h_hold_list, [SBD_POST] = h_hold_place}, NULL},
-    {"/v1/holds/{id}", AUTH_ACCOUNT, {[SBD_DELETE] = h_hold_release}, NULL},
-    {"/v1/aggregates", AUTH_ACCOUNT, {[SBD_GET] = h_aggregates}, NULL},
-    {"/v1/audit", AUTH_ACCOUNT, {[SBD_GET] = h_audit}, NULL},
+    {"/v1/calls", AUTH_ACCOUNT, {[SBD_POST] = h_call_offer}, NULL, NULL},
+    {"/v1/calls/{id}", AUTH_ACCOUNT, {[SBD_GET] = h_call_get}, NULL, NULL},
+    {"/v1/calls/{id}/ring_result", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "ring_result", NULL},
+    {"/v1/calls/{id}/hangup", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "hangup", NULL},
+    {"/v1/calls/{id}/abandon", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "abandon", NULL},
+    {"/v1/calls/{id}/transfer", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "transfer", NULL},
+    {"/v1/policies", AUTH_ACCOUNT, {[SBD_GET] = h_policy_list}, NULL, NULL},
+    {"/v1/policies/{name...}", AUTH_ACCOUNT, {[SBD_PUT] = h_policy_put}, NULL, NULL},
+    {"/v1/events", AUTH_ACCOUNT, {[SBD_GET] = h_events}, NULL, NULL},
+    {"/v1/records",
+     AUTH_ACCOUNT,
+     {[SBD_GET] = h_records},
+     NULL,
+     "number format from_ms to_ms queue limit"},
+    {"/v1/erasure", AUTH_ACCOUNT, {[SBD_POST] = h_erasure}, NULL, NULL},
+    {"/v1/holds", AUTH_ACCOUNT, {[SBD_GET] = h_hold_list, [SBD_POST] = h_hold_place}, NULL, NULL},
+    {"/v1/holds/{id}", AUTH_ACCOUNT, {[SBD_DELETE] = h_hold_release}, NULL, NULL},
+    {"/v1/aggregates", AUTH_ACCOUNT, {[SBD_GET] = h_aggregates}, NULL, "queue from_ms to_ms"},
+    {"/v1/audit", AUTH_ACCOUNT, {[SBD_GET] = h_audit}, NULL, "after limit"},
 };
 
 #define NROUTES ((int)(sizeof routes / sizeof routes[0]))
@@ -1196,8 +1312,9 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
         free(buf);
         return;
     }
-    if ((rt->auth == AUTH_ADMIN && auth_admin(&x) == 0) ||
-        (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE) {
+    if (((rt->auth == AUTH_ADMIN && auth_admin(&x) == 0) ||
+         (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE) &&
+        check_query(&x) == 0) {
         h(&x);
         /* An admin change (a key created or revoked, an account deleted...):
         ** every connection's cached credentials are checked afresh. */
