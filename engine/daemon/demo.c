@@ -80,6 +80,29 @@ static int create(sbd *d, char *key, size_t keylen)
     return sb_sync(e);
 }
 
+/* s as one shell word: as it is when it needs no quoting, else in single
+** quotes. */
+static void shell_word(const char *s, char *out, size_t n)
+{
+    if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+:,@") ==
+                  strlen(s)) {
+        snprintf(out, n, "%s", s);
+        return;
+    }
+    size_t o = 0;
+    if (o + 1 < n) out[o++] = '\'';
+    for (; *s && o + 5 < n; s++) {
+        if (*s == '\'') {
+            memcpy(out + o, "'\\''", 4); /* close, a quoted quote, reopen */
+            o += 4;
+        } else {
+            out[o++] = *s;
+        }
+    }
+    if (o + 1 < n) out[o++] = '\'';
+    out[o < n ? o : n - 1] = 0;
+}
+
 int sbd_demo_setup(sbd *d)
 {
     char path[PATH_MAX], key[256] = "";
@@ -102,29 +125,42 @@ int sbd_demo_setup(sbd *d)
             fclose(f);
         }
     }
-    const char *k = *key ? key : "<the key printed when the demo account was created>";
+    /* The variables engine/daemon/API.md's examples use, so they can be
+    ** pasted after these lines: SB the base URL, KEY and AUTH (curl's
+    ** option for HTTP Basic account:key), ADMIN the admin token header. */
+    char tok[PATH_MAX + 8];
+    shell_word(d->admin_token_path, tok, sizeof tok);
     const char *a = d->listen_addr;
-    printf("\n"
-           "Switchboard demo %s on http://%s\n"
-           "  account: demo   api key: %s\n"
-           "  agents: alice, bob, carol, dave   queues: support (longest-idle),"
-           " sales (freeswitch/round-robin)\n"
-           "  admin token: in %s (Authorization: Bearer ...; e.g. GET /metrics)\n\n"
-           "Try it (in a second terminal):\n"
-           "  export SB='-u demo:%s'\n"
-           "  curl -sN $SB http://%s/v1/events &        # the action stream\n"
-           "  curl -s $SB http://%s/v1/queues/support\n"
-           "  curl -s $SB -d '{\"call\":\"c1\",\"queue\":\"support\",\"caller\":\"+441632960001\"}'"
-           " http://%s/v1/calls\n"
-           "  # answer with the agent from the ring action above:\n"
-           "  curl -s $SB -d '{\"agent\":\"alice\",\"outcome\":\"answered\"}'"
-           " http://%s/v1/calls/c1/ring_result\n"
-           "  curl -s $SB -X POST http://%s/v1/calls/c1/hangup\n"
-           "  curl -s $SB http://%s/v1/calls/c1          # state and decision trace\n"
-           "  curl -s $SB -d '{\"status\":\"paused\",\"reason\":\"lunch\"}'"
-           " http://%s/v1/agents/bob/status\n\n",
-           created ? "ready (created now)" : "ready", a, k, d->admin_token_path, k, a, a, a, a, a,
-           a, a);
+    printf(
+        "\n"
+        "Switchboard demo %s on http://%s\n"
+        "  account: demo   api key: %s\n"
+        "  agents: alice, bob, carol, dave   queues: support (longest-idle),"
+        " sales (freeswitch/round-robin)\n"
+        "  admin token: in %s (Authorization: Bearer ...; e.g. GET /metrics)\n\n"
+        "Try it in a second terminal (the variables are the ones engine/daemon/API.md's\n"
+        "examples use, so those work after these lines too):\n"
+        "  export SB=http://%s\n"
+        "  export KEY=%s%s\n"
+        "  export AUTH=\"-u demo:$KEY\"\n"
+        "  export ADMIN=\"Authorization: Bearer $(cat %s)\"\n"
+        "  curl -sN $AUTH $SB/v1/events &        # the action stream\n"
+        "  curl -s $AUTH $SB/v1/queues/support\n"
+        "  curl -s $AUTH -d '{\"call\":\"c1\",\"queue\":\"support\",\"caller\":\"+441632960001\"}'"
+        " $SB/v1/calls\n"
+        "  # answer with the agent from the ring action above:\n"
+        "  curl -s $AUTH -d '{\"agent\":\"alice\",\"outcome\":\"answered\"}'"
+        " $SB/v1/calls/c1/ring_result\n"
+        "  curl -s $AUTH $SB/v1/calls/c1   # the live call: state, attempts, decision trace\n"
+        "  curl -s $AUTH -X POST $SB/v1/calls/c1/hangup\n"
+        "  curl -s $AUTH $SB/v1/calls/c1   # now its record: outcome, times, attempts,\n"
+        "                                  # policy versions (a record keeps no trace)\n"
+        "  curl -s $AUTH -d '{\"status\":\"paused\",\"reason\":\"lunch\"}'"
+        " $SB/v1/agents/bob/status\n\n",
+        created ? "ready (created now)" : "ready", a,
+        *key ? key : "<the key printed when the demo account was created>", d->admin_token_path, a,
+        *key ? key : "",
+        *key ? "" : "   # the key printed when the demo account was created (not saved)", tok);
     fflush(stdout);
     return 0;
 }
