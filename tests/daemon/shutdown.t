@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SIGTERM with requests in flight: the daemon stops accepting, answers every
-# request it has (also ones still arriving), closes idle connections, syncs
-# and exits 0; what it acknowledged is there after a restart.
+# request it has (also ones still arriving; a /healthz among them is 503
+# draining), closes idle connections, syncs and exits 0; what it
+# acknowledged is there after a restart.
 import sys, os, signal, socket, json, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision, agent_doc
@@ -62,6 +63,9 @@ for i in range(3):
     head, body = put_req("half%d" % i)
     s.sendall(head + body[:10])
     partial.append((s, body[10:]))
+# A /healthz whose first bytes arrived before the signal, its end after.
+health = socket.create_connection((d.host, d.port))
+health.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
 pipelined = socket.create_connection((d.host, d.port))
 h1, b1 = put_req("pipe1")
 h2, b2 = put_req("pipe2")
@@ -74,6 +78,8 @@ t.ok(d.wait_log(r'msg="shutting down', after=mark, timeout=10) is not None, "SIG
 for s, rest in partial:
     s.sendall(rest)
 
+health.sendall(b"\r\n")
+
 answers = [read_all(s) for s in complete] + [read_all(s) for s, _ in partial]
 t.is_([a.split(b" ", 2)[1] if a else None for a in answers], [b"200"] * 6,
       "all six in-flight requests were answered 200")
@@ -83,6 +89,11 @@ t.ok(all(b"Connection: close" in a for a in answers[3:]),
 p = read_all(pipelined)
 t.is_(p.count(b"HTTP/1.1 200 "), 2, "both pipelined requests were answered")
 t.is_(read_all(idle, 10), b"", "the idle keep-alive connection was closed")
+h = read_all(health)
+head, _, body = h.partition(b"\r\n\r\n")
+t.ok(head.startswith(b"HTTP/1.1 503 ") and b"Connection: close" in head and
+     json.loads(body or b"{}").get("status") == "draining" and json.loads(body).get("version"),
+     "a /healthz begun before the drain: 503 {status: draining, version}, Connection: close", h)
 
 refused = False
 try:
