@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,46 +149,6 @@ static char *read_key(const char *arg, const char *field, size_t hexlen, int may
     return out;
 }
 
-static int hex_to_bytes(const char *hex, unsigned char *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) return -1;
-        out[i] = (unsigned char)v;
-    }
-    return 0;
-}
-
-#define SIG_TAG "--@signature "
-
-/* The engine's check of a signed policy (engine/src/policies.c): the last
-** non-blank line is "--@signature <128 hex>", an Ed25519 signature of
-** everything before it. 0 verified; else a message in why. */
-static int verify_signature(const char *src, size_t len, const char *pubhex, const char **why)
-{
-    size_t end = len, tl = sizeof SIG_TAG - 1;
-    while (end > 0 && (src[end - 1] == '\n' || src[end - 1] == '\r' || src[end - 1] == ' '))
-        end--;
-    size_t start = end;
-    while (start > 0 && src[start - 1] != '\n')
-        start--;
-    unsigned char pk[32], sig[64];
-    if (end - start != tl + 128 || memcmp(src + start, SIG_TAG, tl) != 0) {
-        *why = "not signed (no \"--@signature\" line at the end)";
-        return -1;
-    }
-    if (hex_to_bytes(pubhex, pk, 32) || hex_to_bytes(src + start + tl, sig, 64)) {
-        *why = "the signature line is not hex";
-        return -1;
-    }
-    if (sodium_init() < 0 ||
-        crypto_sign_verify_detached(sig, (const unsigned char *)src, start, pk) != 0) {
-        *why = "the signature does not verify with this public key";
-        return -1;
-    }
-    return 0;
-}
-
 static int cmd_check(int argc, char **argv)
 {
     const char *pubarg = NULL;
@@ -220,17 +179,19 @@ static int cmd_check(int argc, char **argv)
             continue;
         }
         int rc = sb_policy_check(argv[i], src, len, res);
-        const char *msg = sb_result_message(res), *why = NULL;
+        const char *msg = sb_result_message(res);
+        char *lint = strdup(msg); /* the verify below reuses res */
         if (rc) {
             bad++;
             fprintf(stderr, "%s%s", msg, msg[0] && msg[strlen(msg) - 1] != '\n' ? "\n" : "");
-        } else if (pub && verify_signature(src, len, pub, &why)) {
+        } else if (pub && sb_policy_verify(src, len, pub, res)) {
             bad++;
-            fprintf(stderr, "%s: %s\n", argv[i], why);
+            fprintf(stderr, "%s: %s\n", argv[i], sb_result_message(res));
         } else {
-            printf("%s: ok%s%s%s\n", argv[i], pub ? ", signature verified" : "", msg[0] ? "\n" : "",
-                   msg);
+            printf("%s: ok%s%s%s\n", argv[i], pub ? ", signature verified" : "",
+                   lint && lint[0] ? "\n" : "", lint ? lint : "");
         }
+        free(lint);
         free(src);
     }
     sb_result_free(res);

@@ -405,6 +405,12 @@ SB_API int sb_policy_test(const char *name, const char *source, size_t len, cons
 ** line is replaced). secret_hex: the 128-hex secret key. */
 SB_API int sb_policy_keygen(sb_result *res);
 SB_API int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_result *res);
+/* Verify a signed policy's source (its last line "--@signature <hex>")
+** against public_hex, as an engine with require_signed_policies does: 0, or
+** SB_EPOLICY saying why (unsigned, or it does not verify), SB_EINVAL for a
+** key that is not 64 hex characters. */
+SB_API int sb_policy_verify(const char *source, size_t len, const char *public_hex,
+                            sb_result *res);
 
 /* ------------------------------------------------------------------------ */
 /* API keys (the daemon's HTTP Basic auth is account_id:key). A key is random

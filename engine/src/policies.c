@@ -55,18 +55,32 @@ static size_t signed_part(const char *src, size_t len, const char **sig_hex)
     return len;
 }
 
+int sb_policy_verify(const char *source, size_t len, const char *public_hex, sb_result *res)
+{
+    res_reset(res);
+    if (!source) return res_err(res, SB_EINVAL, "source", "no source");
+    uint8_t pk[32], sig[64];
+    if (!public_hex || cr_hex_decode(public_hex, strlen(public_hex), pk, 32))
+        return res_err(res, SB_EINVAL, "public_key", "the public key must be 64 hex characters");
+    const char *hex;
+    size_t n = signed_part(source, len, &hex);
+    if (!hex)
+        return res_err(res, SB_EPOLICY, "signature",
+                       "unsigned (no \"%s<signature>\" line at the end)", SIG_TAG);
+    if (cr_init() || cr_hex_decode(hex, 128, sig, 64) || cr_verify(pk, source, n, sig))
+        return res_err(res, SB_EPOLICY, "signature", "the signature does not verify with the key");
+    return 0;
+}
+
 static int check_signature(sb_engine *e, const char *name, const char *src, size_t len,
                            sb_result *res)
 {
     if (!e->cfg.require_signed_policies) return 0;
-    const char *hex;
-    size_t n = signed_part(src, len, &hex);
-    uint8_t pk[32], sig[64];
-    if (!hex)
-        return res_err(res, SB_EPOLICY, "signature",
-                       "%s: unsigned, and require_signed_policies is on", name);
-    if (cr_hex_decode(e->pubkey, strlen(e->pubkey), pk, 32) || cr_hex_decode(hex, 128, sig, 64) ||
-        cr_verify(pk, src, n, sig))
+    int rc = sb_policy_verify(src, len, e->pubkey, res);
+    if (rc == SB_EPOLICY && !strncmp(sb_result_message(res), "unsigned", 8))
+        return res_err(res, rc, "signature", "%s: unsigned, and require_signed_policies is on",
+                       name);
+    if (rc)
         return res_err(res, SB_EPOLICY, "signature",
                        "%s: signature does not verify with the configured key", name);
     return 0;

@@ -50,7 +50,7 @@ sed 's/agents\[1\]/agents[#agents]/' "$tmp/signed.lua" >"$tmp/tampered.lua"
 run "$sb" policy check --public-key "$tmp/key.json" "$tmp/tampered.lua"
 check 1 "... and refuses a changed one" err "the signature does not verify"
 run "$sb" policy check --public-key "$tmp/key.json" "$tmp/logp.lua"
-check 1 "... and an unsigned one" err "not signed"
+check 1 "... and an unsigned one" err "unsigned"
 
 # Retention cases against a file without the hooks get the engine's defaults.
 printf 'local P = {}\nfunction P.route(call, agents, ctx) return {} end\nreturn P\n' >"$tmp/ronly.lua"
