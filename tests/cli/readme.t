@@ -1,0 +1,30 @@
+#!/bin/sh
+# tests/cli/readme.t — README's "Write a policy in ten lines", as a new user
+# follows it: the policy from the README, saved as mine.lua beside the stock
+# policies, passes `policy check` and routes examples/replay/mine.jsonl as the
+# file's comment says; the README's other replay example runs cleanly too.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/cli/lib.sh
+
+mkdir -p "$tmp/policies"
+cp -R policies/. "$tmp/policies/"
+# The policy block of README.md, as it stands.
+awk '/^```lua$/ { inside = 1; next } inside && /^```$/ { exit } inside { print }' README.md \
+    >"$tmp/policies/mine.lua"
+head -1 "$tmp/policies/mine.lua" | grep -q 'policies/mine.lua'
+ok $? "README's ten-line policy found" "$(cat "$tmp/policies/mine.lua")"
+
+run "$sb" policy check "$tmp/policies/mine.lua"
+check 0 "policy check passes it" out "ok"
+
+run "$sb" replay examples/replay/mine.jsonl --policy-dir "$tmp/policies"
+check 0 "replay of examples/replay/mine.jsonl exits 0" err "0 errors, 0 policy failures"
+for want in "ring ben for m0" "ring ana for m1" "ring cleo for m2" "m3 waits in support"; do
+    has "$out" "$want"
+    ok $? "it decides as the file says: $want" "$(shown)"
+done
+
+run "$sb" replay examples/replay/first-calls.jsonl
+check 0 "README's other example, first-calls.jsonl, exits 0" err "0 errors"
+
+done_testing
