@@ -62,6 +62,10 @@ lib: $(STATIC) $(SHARED)
 cli: $(CLI)
 tests: $(TEST_BIN) $(BENCH_BIN)
 
+# Nothing compiles before deps has run (a -j build would otherwise race the
+# package install: the pkg-config flags are read when a recipe runs).
+$(LIB_OBJ) $(CLI_OBJ) $(TEST_BIN) $(BENCH_BIN): | deps
+
 $(O)/engine/src/%.o: engine/src/%.c engine/include/switchboard.h $(wildcard engine/src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@

@@ -79,6 +79,9 @@ $(LUA_OUT)/%/switchboard.so: $(LUA_OUT)/%/switchboard_lua.o $(LUA_OUT)/engine.o 
 	$(CC) -shared $(LDSAN) -o $@ $< $(LUA_OUT)/engine.o -Wl,--version-script=$(LUA_DIR)/exports.map \
 	  -Wl,-z,now $(LUA_MOD_LIBS)
 .SECONDARY: $(LUA_OUT)/5.1/switchboard_lua.o $(LUA_OUT)/5.4/switchboard_lua.o
+# After the packages are in (the Makefile's `deps`).
+$(LUA_OUT)/5.1/switchboard_lua.o $(LUA_OUT)/5.4/switchboard_lua.o $(LUA_OUT)/stdio_shadow.o \
+    $(LUA_OUT)/liblua5.4-shadowed.a: | deps
 
 # Test fixture, the negative control of lua51.t: the binding linked the obvious
 # way, against an engine library that links liblua5.4.so (as the shared
