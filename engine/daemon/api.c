@@ -360,6 +360,11 @@ static void h_key_create(ctx *x)
     if (rc == 0) sbd_log(SB_LOG_INFO, "api key created", "account=%s", sbd_q(x->p[0]));
 }
 
+static void h_key_list(ctx *x)
+{
+    reply_result(x, sb_apikey_list(x->d->eng, x->p[0], x->d->res), 200, NULL, NULL);
+}
+
 static void h_key_revoke(ctx *x)
 {
     int rc = sb_apikey_revoke(x->d->eng, x->p[0], x->p[1], x->d->res);
@@ -716,6 +721,20 @@ static void h_policy_list(ctx *x)
     reply_result(x, sb_policy_list(x->d->eng, x->account, x->d->res), 200, NULL, NULL);
 }
 
+static void h_policy_get(ctx *x)
+{
+    reply_result(x, sb_policy_get(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
+}
+
+static void h_policy_delete(ctx *x)
+{
+    int rc = sb_policy_delete(x->d->eng, x->account, x->p[0], x->d->res);
+    reply_result(x, rc, 200, NULL, NULL);
+    if (rc == 0)
+        sbd_log(SB_LOG_INFO, "policy deleted", "account=%s policy=%s", sbd_q(x->account),
+                sbd_q(x->p[0]));
+}
+
 static void h_policy_put(ctx *x)
 {
     const char *src = x->req->body;
@@ -1062,7 +1081,11 @@ static const struct route routes[] = {
      {[SBD_GET] = h_account_get, [SBD_PUT] = h_account_put, [SBD_DELETE] = h_account_delete},
      NULL,
      NULL},
-    {"/v1/accounts/{id}/keys", AUTH_ADMIN, {[SBD_POST] = h_key_create}, NULL, NULL},
+    {"/v1/accounts/{id}/keys",
+     AUTH_ADMIN,
+     {[SBD_GET] = h_key_list, [SBD_POST] = h_key_create},
+     NULL,
+     NULL},
     {"/v1/accounts/{id}/keys/{key_id}", AUTH_ADMIN, {[SBD_DELETE] = h_key_revoke}, NULL, NULL},
     {"/v1/agents", AUTH_ACCOUNT, {[SBD_GET] = h_agent_list}, NULL, NULL},
     {"/v1/agents/{id}",
@@ -1089,7 +1112,11 @@ static const struct route routes[] = {
     {"/v1/calls/{id}/abandon", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "abandon", NULL},
     {"/v1/calls/{id}/transfer", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "transfer", NULL},
     {"/v1/policies", AUTH_ACCOUNT, {[SBD_GET] = h_policy_list}, NULL, NULL},
-    {"/v1/policies/{name...}", AUTH_ACCOUNT, {[SBD_PUT] = h_policy_put}, NULL, NULL},
+    {"/v1/policies/{name...}",
+     AUTH_ACCOUNT,
+     {[SBD_GET] = h_policy_get, [SBD_PUT] = h_policy_put, [SBD_DELETE] = h_policy_delete},
+     NULL,
+     NULL},
     {"/v1/events", AUTH_ACCOUNT, {[SBD_GET] = h_events}, NULL, NULL},
     {"/v1/records",
      AUTH_ACCOUNT,

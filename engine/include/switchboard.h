@@ -416,9 +416,12 @@ SB_API int sb_policy_verify(const char *source, size_t len, const char *public_h
 /* API keys (the daemon's HTTP Basic auth is account_id:key). A key is random
 ** (libsodium), shown once, and stored only as a keyed hash. */
 
-/* Create a key. res's JSON: {"key_id":"k1a2b3c4","key":"sbk_..."}; the key
-** cannot be read back later. */
+/* Create a key. res's JSON: {"account":"acme","key_id":"1226fe98de5628c0",
+** "key":"sbk_..."}; the key cannot be read back later. */
 SB_API int sb_apikey_create(sb_engine *eng, const char *account, sb_result *res);
+/* The account's keys by id (the keys themselves are not stored):
+** {"keys":[{"key_id":"1226fe98de5628c0"},...]} */
+SB_API int sb_apikey_list(sb_engine *eng, const char *account, sb_result *res);
 /* 0 when `key` is a current key of `account`; SB_EAUTH otherwise, also for
 ** unknown accounts. Compares in constant time. */
 SB_API SB_NODISCARD int sb_apikey_verify(sb_engine *eng, const char *account, const char *key,

@@ -83,6 +83,30 @@ int sb_apikey_verify(sb_engine *e, const char *account, const char *key, size_t 
     return ok ? 0 : SB_EAUTH;
 }
 
+int sb_apikey_list(sb_engine *e, const char *account, sb_result *res)
+{
+    res_reset(res);
+    MDB_txn *txn;
+    acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
+    json_t *keys = json_array();
+    st_iter it;
+    uint8_t p[4];
+    for (rc = st_iter_open(&it, txn, e, DB_APIKEYS, p, key_acct(p, acc.num)); rc == 0;
+         rc = st_iter_next(&it))
+        if (it.klen == 4 + 16)
+            json_array_append_new(keys, json_pack("{s:s%}", "key_id", it.key + 4, (size_t)16));
+    st_iter_close(&it);
+    eng_read_end(e, txn);
+    if (rc != MDB_NOTFOUND) {
+        json_decref(keys);
+        return eng_mdb_err(res, rc, "list keys");
+    }
+    res_doc(res, json_pack("{s:o}", "keys", keys));
+    return 0;
+}
+
 typedef struct {
     const char *account, *key_id;
 } revoke_op;

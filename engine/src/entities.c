@@ -30,6 +30,7 @@ int eng_account(MDB_txn *txn, sb_engine *e, const char *account, acct_rec *a, sb
 
 int eng_read_account(sb_engine *e, const char *account, MDB_txn **txn, acct_rec *a, sb_result *res)
 {
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     int rc = eng_read_begin(e, txn);
     if (rc) return eng_mdb_err(res, rc, "begin read");
     if ((rc = eng_account(*txn, e, account, a, res))) eng_read_end(e, *txn);

@@ -1619,7 +1619,6 @@ static const char *const call_states[] = {"", "waiting", "ringing", "connected"}
 int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_result *res)
 {
     res_reset(res);
-    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     MDB_txn *txn;
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);

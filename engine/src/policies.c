@@ -362,7 +362,6 @@ int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_res
 int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
 {
     res_reset(res);
-    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     MDB_txn *txn;
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);

@@ -1643,7 +1643,6 @@ int sb_hold_release(sb_engine *e, const char *account, const char *hold_id, sb_r
 int sb_hold_list(sb_engine *e, const char *account, sb_result *res)
 {
     res_reset(res);
-    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     MDB_txn *txn;
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);

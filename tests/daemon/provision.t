@@ -54,6 +54,11 @@ r = d.admin("DELETE", "/v1/accounts/acme/keys/" + key2_id)
 t.is_((r.status, r.code), (404, "SB_ENOTFOUND"), "revoking it again is 404")
 r = d.admin("POST", "/v1/accounts/nobody/keys")
 t.is_((r.status, r.code), (404, "SB_ENOTFOUND"), "a key for a missing account is 404")
+r = d.admin("GET", "/v1/accounts/acme/keys")
+t.is_((r.status, [k["key_id"] for k in (r.json or {}).get("keys", [])]), (200, [key_id]),
+      "GET /v1/accounts/acme/keys lists the ids of its keys (the revoked one gone)")
+t.ok(key.encode() not in r.body if isinstance(r.body, bytes) else key not in r.body, "... and never a key itself", r)
+t.is_(acme.get("/v1/accounts/acme/keys").status, 401, "an account key cannot list keys")
 
 # -- policies ----------------------------------------------------------------
 r = acme.put("/v1/policies/first", FIRST_POLICY, headers={"Content-Type": "text/x-lua"})
@@ -70,6 +75,15 @@ t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "extra"), "an unknown fiel
 r = acme.get("/v1/policies")
 names = sorted(p["name"] for p in (r.json or {}).get("policies", []) if p.get("source") == "account")
 t.is_((r.status, names), (200, ["first", "viajson"]), "GET /v1/policies lists the account's policies")
+r = acme.get("/v1/policies/first")
+t.ok(r.status == 200 and r.json.get("code") == FIRST_POLICY and r.json.get("source") == "account",
+     "GET /v1/policies/first: its code and source", r)
+t.is_((acme.get("/v1/policies/nope").status), 404, "GET of no such policy is 404")
+r = acme.delete("/v1/policies/viajson")
+t.ok(r.status == 200 and r.json == {"name": "viajson", "deleted": True, "now": None},
+     "DELETE /v1/policies/viajson deletes the upload", r)
+t.is_(acme.get("/v1/policies/viajson").status, 404, "... then it is gone")
+t.is_(acme.delete("/v1/policies/viajson").status, 404, "... and deleting it again is 404")
 
 # -- agents ------------------------------------------------------------------
 for ag in ("alice", "bob", "carol"):
