@@ -401,16 +401,19 @@ static void test_bad_input(void)
     const char *bad_agents[][2] = {
         {"{\"id\":\"z\",\"devices\":{}}", "devices"},
         {"{\"id\":\"z\",\"devices\":{\"fax\":\"x\"}}", "devices.fax"},
-        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"skills\":{\"a\":500}}", "skills.a"},
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"skills\":{\"a\":500}}",
+         "skills.a"},
         {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"timezone\":\"Mars/Olympus\"}",
          "timezone"},
-        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"schedule\":[{\"days\":[\"mon\"],"
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"schedule\":[{\"days\":["
+         "\"mon\"],"
          "\"from\":\"25:00\",\"to\":\"26:00\"}]}",
          "schedule[0].from"},
         {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"preferences\":{\"device\":"
          "\"landline\"}}",
          "preferences.device"},
-        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"weight\":\"heavy\"}", "weight"},
+        {"{\"id\":\"z\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"weight\":\"heavy\"}",
+         "weight"},
         {"{\"devices\":{\"mobile\":\"tel:+15550001\"}}", "id"},
     };
     for (size_t i = 0; i < sizeof bad_agents / sizeof *bad_agents; i++) {
@@ -426,6 +429,11 @@ static void test_bad_input(void)
        "a queue naming an unknown agent is refused at members[1].agent");
     ok(sb_queue_get(eng, "acme", "bq", res) == SB_ENOTFOUND, "and nothing of it was stored");
     is_str(agent_status("acme", "alice"), "available", "alice was not touched");
+    const char *nul = "{\"type\":\"offer\",\"call\":\"b\\u0000\",\"queue\":\"support\"}";
+    int nrc = sb_submit_json(eng, "acme", nul, strlen(nul), res);
+    ok(nrc == SB_EINVAL && strstr(sb_result_message(res), "may not contain \\u0000") &&
+           !strstr(sb_result_message(res), "JSON_"),
+       "a \\u0000 in a string: a plain message (%s)", sb_result_message(res));
 }
 
 /* A queue or account naming a policy, queue or member that is not there
