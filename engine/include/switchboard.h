@@ -273,7 +273,8 @@ SB_API int sb_queue_list(sb_engine *eng, const char *account, sb_result *res);
 SB_API int sb_queue_delete(sb_engine *eng, const char *account, const char *queue, sb_result *res);
 
 /* Add or replace one membership: {"tier":1,"position":2,"weight":1,"penalty":0}
-** (json may be NULL for defaults). */
+** (json may be NULL for defaults: tier 1, weight 1, penalty 0). Without a
+** position a member keeps its own, and a new one goes after the last. */
 SB_API int sb_member_put(sb_engine *eng, const char *account, const char *queue, const char *agent,
                          const char *json, size_t len, sb_result *res);
 SB_API int sb_member_delete(sb_engine *eng, const char *account, const char *queue,

@@ -1045,7 +1045,30 @@ typedef struct {
     const char *account, *queue, *agent;
     member_rec m;
     int remove;
+    int keep_position; /* no position given: the member's own, or after the last */
 } member_op;
+
+/* Where a member whose position was not given goes: where it is, or (a new
+** member) after the queue's last. */
+static int member_position(wtx *t, uint32_t queue, uint32_t agent, int32_t *pos)
+{
+    uint8_t p[8];
+    st_iter it;
+    int rc;
+    *pos = 1; /* positions count from 1, as in a queue document */
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_MEMBERS, p, key_acct2(p, t->acct, queue)); rc == 0;
+         rc = st_iter_next(&it)) {
+        member_rec m;
+        if (it.klen != 12 || dec_member(it.v.mv_data, it.v.mv_size, &m)) continue;
+        if (be32(it.key + 8) == agent) {
+            *pos = m.position;
+            break;
+        }
+        if (m.position >= *pos) *pos = m.position + 1;
+    }
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
 
 static int do_member(wtx *t, void *arg)
 {
@@ -1078,6 +1101,8 @@ static int do_member(wtx *t, void *arg)
         rc = st_queue_save(t->txn, t->e, t->acct, &q);
     } else {
         int added;
+        if (op->keep_position && (rc = member_position(t, q.num, a.num, &op->m.position)))
+            goto out;
         if ((rc = member_set(t, &q, &a, &op->m, &added))) goto out;
         if (added) {
             q.members++;
@@ -1103,10 +1128,12 @@ int sb_member_put(sb_engine *e, const char *account, const char *queue, const ch
         json_t *doc;
         if ((rc = jv_parse(json, len, &doc, res))) return rc;
         if (!(rc = jv_keys(doc, keys, NULL, res))) rc = parse_member(doc, NULL, &op.m, 0, res);
+        op.keep_position = !json_object_get(doc, "position");
         json_decref(doc);
         if (rc) return rc;
     } else {
         op.m = (member_rec){.tier = 1, .position = 0, .penalty = 0, .weight = 1};
+        op.keep_position = 1;
     }
     return eng_write(e, do_member, &op, res);
 }

@@ -118,6 +118,12 @@ t.is_((r.status, r.code), (404, "SB_ENOTFOUND"), "a member that is not an agent 
 r = acme.get("/v1/queues/support")
 members = sorted(m["agent"] for m in (r.json or {}).get("members", []))
 t.is_((r.status, members), (200, ["alice", "bob"]), "GET /v1/queues/support shows both members")
+pos = {m["agent"]: m.get("position") for m in r.json.get("members", [])}
+t.is_(pos, {"alice": 1, "bob": 2}, "bob, added without a position, comes after alice", r)
+r = acme.put("/v1/queues/support/members/bob", {"tier": 2})
+pos = {m["agent"]: (m.get("position"), m.get("tier"))
+       for m in acme.get("/v1/queues/support").json.get("members", [])}
+t.is_(pos, {"alice": (1, 1), "bob": (2, 2)}, "a change without a position keeps bob's")
 r = acme.delete("/v1/queues/support/members/bob")
 t.is_(r.status, 200, "DELETE /v1/queues/support/members/bob")
 r = acme.get("/v1/queues/support")
