@@ -382,8 +382,7 @@ SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, 
 ** "now":"shared"|null}. SB_ENOTFOUND when the account uploaded none (shared
 ** policies change in policy_dir); SB_ESTATE when no shared one stands in
 ** and a queue or the account's retention setting names it. */
-SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *name,
-                            sb_result *res);
+SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* Re-read cfg->policy_dir, validate every file, and swap all at once, or
 ** change nothing and say which file failed and why. */
 SB_API int sb_reload(sb_engine *eng, sb_result *res);
@@ -410,8 +409,7 @@ SB_API int sb_policy_sign(const char *source, size_t len, const char *secret_hex
 ** against public_hex, as an engine with require_signed_policies does: 0, or
 ** SB_EPOLICY saying why (unsigned, or it does not verify), SB_EINVAL for a
 ** key that is not 64 hex characters. */
-SB_API int sb_policy_verify(const char *source, size_t len, const char *public_hex,
-                            sb_result *res);
+SB_API int sb_policy_verify(const char *source, size_t len, const char *public_hex, sb_result *res);
 
 /* ------------------------------------------------------------------------ */
 /* API keys (the daemon's HTTP Basic auth is account_id:key). A key is random

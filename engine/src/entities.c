@@ -1101,8 +1101,7 @@ static int do_member(wtx *t, void *arg)
         rc = st_queue_save(t->txn, t->e, t->acct, &q);
     } else {
         int added;
-        if (op->keep_position && (rc = member_position(t, q.num, a.num, &op->m.position)))
-            goto out;
+        if (op->keep_position && (rc = member_position(t, q.num, a.num, &op->m.position))) goto out;
         if ((rc = member_set(t, &q, &a, &op->m, &added))) goto out;
         if (added) {
             q.members++;
