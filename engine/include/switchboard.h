@@ -173,8 +173,10 @@ typedef struct sb_config {
     unsigned version;     /* SB_CONFIG_VERSION; set by sb_config_init   */
     const char *data_dir; /* created if missing (mode 0700)             */
     sb_sync_mode sync;
-    size_t map_size;        /* initial LMDB map size in bytes; grows     */
-    size_t map_max;         /* never grow the map past this (0: 64 GiB)   */
+    size_t map_size;        /* initial LMDB map size in bytes (0: 64 MiB,
+                               else at least 64 KiB); grows          */
+    size_t map_max;         /* never grow the map past this (0: 64 GiB,
+                               else at least 64 KiB and map_size)    */
     const char *policy_dir; /* stock/shared policies (*.lua); may be NULL */
     const char *key_file;   /* master key; NULL: <data_dir>/master.key    */
     sb_clock_fn clock;      /* NULL: the system clock                      */

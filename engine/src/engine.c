@@ -211,6 +211,8 @@ static void envs_atfork(void)
     pthread_atfork(envs_lock, envs_unlock, envs_child);
 }
 
+#define MAP_MIN ((size_t)64 << 10)
+
 static size_t effective_map_max(const sb_config *cfg)
 {
     return cfg->map_max ? cfg->map_max : ((size_t)64 << 30);
@@ -434,6 +436,15 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         return res_err(res, SB_EINVAL, "data_dir", "no data directory given");
     if (cfg->sync > SB_SYNC_DEFER)
         return res_err(res, SB_EINVAL, "sync", "unknown sync mode %d", (int)cfg->sync);
+    /* LMDB cannot open a map smaller than a few pages of each tree. */
+    if (cfg->map_size && cfg->map_size < MAP_MIN)
+        return res_err(res, SB_EINVAL, "map_size",
+                       "map_size must be 0 (the default, 64 MiB) or at least 64 KiB");
+    if (cfg->map_max && cfg->map_max < MAP_MIN)
+        return res_err(res, SB_EINVAL, "map_max",
+                       "map_max must be 0 (the default, 64 GiB) or at least 64 KiB");
+    if (cfg->map_max && cfg->map_size > cfg->map_max)
+        return res_err(res, SB_EINVAL, "map_max", "map_max is below map_size");
     /* A policy directory that is not there is a typo, not a broken policy
     ** (which the engine starts with, below). */
     if (cfg->policy_dir) {

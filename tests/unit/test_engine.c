@@ -694,6 +694,17 @@ int main(void)
        "a policy_dir that is not there is refused: %s", sb_result_message(res));
     struct stat dst;
     ok(stat(dir, &dst) != 0, "and nothing was created");
+    cfg0.policy_dir = NULL;
+    cfg0.map_size = 16 << 10;
+    orc = sb_open(&eng, &cfg0, res);
+    ok(orc == SB_EINVAL && sb_result_field(res) && !strcmp(sb_result_field(res), "map_size"),
+       "a map_size under 64 KiB is refused: %s", sb_result_message(res));
+    cfg0.map_size = 1 << 20;
+    cfg0.map_max = 512 << 10;
+    orc = sb_open(&eng, &cfg0, res);
+    ok(orc == SB_EINVAL && sb_result_field(res) && !strcmp(sb_result_field(res), "map_max"),
+       "a map_max under map_size is refused: %s", sb_result_message(res));
+    ok(stat(dir, &dst) != 0, "and nothing was created");
     eng = open_engine(NULL);
     ok(eng != NULL, "engine opened on %s", dir);
     if (!eng) return done_testing();
