@@ -373,7 +373,8 @@ SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, 
                          size_t len, const char *cases_json, sb_result *res);
 /* {"policies":[{"name","version","source":"account"|"shared","state":"ok"|
 ** "quarantined","failures":N}...]}: the policies the account's queues can
-** name; an upload of the same name as a shared one stands in its place. */
+** name; an upload of the same name as a shared one stands in its place (and
+** carries "shadows_shared":true). */
 SB_API int sb_policy_list(sb_engine *eng, const char *account, sb_result *res);
 /* The policy of that name the account runs, with its source:
 ** {"name","version","source":"account"|"shared","shadows_shared":bool,

@@ -392,6 +392,8 @@ int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
             json_t *o =
                 json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", name, "version", version, "source",
                           i == 0 ? "account" : "shared", "state", "ok", "failures", 0);
+            if (i == 0 && read_policy(txn, e, 0, name, NULL, NULL) == 0)
+                json_object_set_new(o, "shadows_shared", json_true());
             size_t j;
             json_t *st;
             json_array_foreach(status, j, st)

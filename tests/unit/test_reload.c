@@ -119,6 +119,9 @@ int main(void)
            !strcmp(json_string_value(json_object_get(g, "code")), POLICY_C),
        "policy_get: the upload, with its code, standing in for the shared one");
     json_decref(g);
+    ok(sb_policy_list(e2, "acme", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"shadows_shared\":true") != NULL,
+       "policy_list marks the upload that shadows a shared one");
     int prc = sb_policy_delete(e1, "acme", "router", res);
     const char *pj = sb_result_json(res, NULL);
     ok(prc == 0 && strstr(pj, "\"now\":\"shared\"") != NULL,
