@@ -22,13 +22,15 @@
 ** the records written since; every process on a directory runs one version. */
 #define SCHEMA_VERSION 2
 
+#define MAP_DEFAULT ((size_t)64 << 20) /* the initial map when map_size is 0 */
+
 void sb_config_init(sb_config *cfg)
 {
     if (!cfg) return;
     memset(cfg, 0, sizeof *cfg);
     cfg->version = SB_CONFIG_VERSION;
     cfg->sync = SB_SYNC_GROUP;
-    cfg->map_size = (size_t)64 << 20;
+    cfg->map_size = MAP_DEFAULT;
     cfg->log_level = SB_LOG_INFO;
     cfg->policy_instructions = 1000000;
     cfg->policy_wall_ms = 50;
@@ -244,7 +246,7 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     if ((rc = mdb_env_create(&sh->env))) return eng_mdb_err(res, rc, "create environment");
     mdb_env_set_maxreaders(sh->env, 510);
     mdb_env_set_maxdbs(sh->env, 8);
-    size_t map = e->cfg.map_size ? e->cfg.map_size : ((size_t)64 << 20);
+    size_t map = e->cfg.map_size ? e->cfg.map_size : MAP_DEFAULT;
     map = (map + 4095) & ~(size_t)4095;
     existing_size(e->data_dir, &map);
     mdb_env_set_mapsize(sh->env, map);
@@ -443,8 +445,9 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     if (cfg->map_max && cfg->map_max < MAP_MIN)
         return res_err(res, SB_EINVAL, "map_max",
                        "map_max must be 0 (the default, 64 GiB) or at least 64 KiB");
-    if (cfg->map_max && cfg->map_size > cfg->map_max)
-        return res_err(res, SB_EINVAL, "map_max", "map_max is below map_size");
+    if (cfg->map_max && (cfg->map_size ? cfg->map_size : MAP_DEFAULT) > cfg->map_max)
+        return res_err(res, SB_EINVAL, "map_max", "map_max is below map_size%s",
+                       cfg->map_size ? "" : " (64 MiB by default)");
     /* A policy directory that is not there is a typo, not a broken policy
     ** (which the engine starts with, below). */
     if (cfg->policy_dir) {

@@ -243,7 +243,21 @@ static int live_calls(wtx *t, uint32_t queue, uint32_t *n, char ids[LIVE_IDS * (
         rb_init(&r, it.v.mv_data, it.v.mv_size);
         rb_u8(&r);
         rb_str(&r, id, sizeof id);
-        if (queue && rb_u32(&r) != queue) continue;
+        uint32_t in = rb_u32(&r);
+        if (queue && in != queue) continue;
+        if (!queue) {
+            /* A call whose queue is gone (deleted under it by a version
+            ** before the check above) can never end: it goes with the
+            ** account rather than hold it forever. */
+            queue_rec q = {0};
+            int qrc = st_queue_load(t->txn, t->e, t->acct, in, &q);
+            queue_free(&q);
+            if (qrc == SB_ENOTFOUND) continue;
+            if (qrc) {
+                rc = qrc;
+                break;
+            }
+        }
         if (*n < LIVE_IDS)
             len += (size_t)sprintf(ids + len, "%s%s", *n ? ", " : "", id);
         else if (*n == LIVE_IDS)
@@ -328,9 +342,21 @@ static int dial_uri_check(const char *uri, const char *dev, sb_result *res)
         if (*p <= ' ' || *p == 0x7f)
             return res_err(res, SB_EINVAL, path,
                            "a dial URI must not contain spaces or control characters");
-    if (!strncasecmp(uri, "tel:", 4) && e164_normalize(uri + 4, num))
-        return res_err(res, SB_EINVAL, path,
-                       "'%s' is not a tel: URI with an E.164 number like tel:+447700900001", uri);
+    if (!strncasecmp(uri, "tel:", 4)) {
+        /* The number, then RFC 3966 parameters (;ext=12, ;phone-context=...). */
+        char number[SB_E164_MAX + 8];
+        size_t nl = strcspn(uri + 4, ";");
+        int bad = nl >= sizeof number;
+        if (!bad) {
+            memcpy(number, uri + 4, nl);
+            number[nl] = 0;
+            bad = e164_normalize(number, num) || (uri[4 + nl] == ';' && !uri[5 + nl]);
+        }
+        if (bad)
+            return res_err(res, SB_EINVAL, path,
+                           "'%s' is not a tel: URI with an E.164 number like tel:+447700900001",
+                           uri);
+    }
     if ((!strncasecmp(uri, "sip:", 4) && !uri[4]) || (!strncasecmp(uri, "sips:", 5) && !uri[5]))
         return res_err(res, SB_EINVAL, path, "'%s' names no one to dial", uri);
     return 0;
@@ -1064,7 +1090,7 @@ static int member_position(wtx *t, uint32_t queue, uint32_t agent, int32_t *pos)
             *pos = m.position;
             break;
         }
-        if (m.position >= *pos) *pos = m.position + 1;
+        if (m.position >= *pos) *pos = m.position < 1000000 ? m.position + 1 : 1000000;
     }
     st_iter_close(&it);
     return rc == MDB_NOTFOUND ? 0 : rc;

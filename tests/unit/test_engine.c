@@ -479,10 +479,11 @@ static void test_references(void)
         const char *uri;
         int ok;
     } uris[] = {
-        {"tel:12345", 0},         {"tel:+44 7700 900001", 0},  {"sip:", 0},
-        {"sip:a b@pbx", 0},       {"sip:\\u0001x@pbx", 0},     {"tel:+44-7700-900001", 1},
-        {"+447700900001", 1},     {"sips:ann@pbx.example", 1}, {"user/1000@pbx.example", 1},
-        {"TEL:+447700900001", 1},
+        {"tel:12345", 0},         {"tel:+44 7700 900001", 0},     {"sip:", 0},
+        {"sip:a b@pbx", 0},       {"sip:\\u0001x@pbx", 0},        {"tel:+44-7700-900001", 1},
+        {"+447700900001", 1},     {"sips:ann@pbx.example", 1},    {"user/1000@pbx.example", 1},
+        {"TEL:+447700900001", 1}, {"tel:+14155550123;ext=12", 1}, {"tel:+14155550123;", 0},
+        {"tel:;ext=12", 0},
     };
     for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
         char json[200];
@@ -498,6 +499,24 @@ static void test_references(void)
                sb_result_message(res));
     }
     ok(sb_agent_delete(eng, "acme", "uri", res) == 0, "(the test agent goes)");
+
+    /* A member put without a position goes after the last, within range. */
+    ok(put(sb_queue_put, "acme",
+           "{\"id\":\"pq\",\"members\":[{\"agent\":\"alice\",\"position\":"
+           "1000000}]}") == 0 &&
+           sb_member_put(eng, "acme", "pq", "bob", NULL, 0, res) == 0,
+       "queue pq: alice at the last position, bob added without one");
+    json_t *pq = get_json(sb_queue_get(eng, "acme", "pq", res));
+    json_t *pm = json_object_get(pq, "members");
+    long long maxpos = 0;
+    for (size_t i = 0; i < json_array_size(pm); i++) {
+        long long ps = json_integer_value(json_object_get(json_array_get(pm, i), "position"));
+        if (ps > maxpos) maxpos = ps;
+    }
+    ok(json_array_size(pm) == 2 && maxpos == 1000000, "bob's position stays in range (%lld)",
+       maxpos);
+    json_decref(pq);
+    ok(sb_queue_delete(eng, "acme", "pq", res) == 0, "(pq goes)");
 
     /* A queue another overflows into stays until that one changes. */
     ok(put(sb_queue_put, "acme", "{\"id\":\"spill\"}") == 0 &&
@@ -677,6 +696,48 @@ static void test_schema(void)
     eng = open_engine(NULL);
 }
 
+/* A call whose queue an older version let go while the call rang (before
+** queue deletion waited for live calls) can never end; it must not hold
+** its account forever. Made by deleting the queue's record under it. */
+static void test_stranded_call(void)
+{
+    sb_close(eng);
+    char keep[sizeof dir];
+    memcpy(keep, dir, sizeof dir);
+    snprintf(dir, sizeof dir, "%s-stranded", keep);
+    eng = open_engine(NULL);
+    ok(eng && sb_account_put(eng, "{\"id\":\"old\"}", 12, res) == 0 &&
+           put(sb_agent_put, "old", AGENT("al", "")) == 0 &&
+           put(sb_queue_put, "old", "{\"id\":\"q\",\"members\":[{\"agent\":\"al\"}]}") == 0,
+       "stranded: account old (number 1) with queue q (number 1)");
+    ev("old", "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"q\",\"caller\":\"+15550000009\"}");
+    ev("old",
+       "{\"type\":\"ring_result\",\"call\":\"c1\",\"agent\":\"al\",\"outcome\":\"answered\"}");
+    sb_close(eng);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int gone = 0;
+    unsigned char qk[9] = {5, 0, 0, 0, 1, 0, 0, 0, 1}; /* queues table: acct 1, queue 1 */
+    MDB_val k = {sizeof qk, qk};
+    if (mdb_env_create(&env) == 0) {
+        mdb_env_set_mapsize(env, 64 << 20);
+        if (mdb_env_open(env, dir, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0) {
+            gone = mdb_dbi_open(txn, NULL, 0, &dbi) == 0 && mdb_del(txn, dbi, &k, NULL) == 0;
+            mdb_txn_commit(txn);
+        }
+        mdb_env_close(env);
+    }
+    ok(gone, "stranded: the queue's record deleted under its connected call");
+    eng = open_engine(NULL);
+    ok(sb_account_delete(eng, "old", res) == 0, "stranded: the account can still be deleted (%s)",
+       sb_result_message(res));
+    sb_close(eng);
+    rmtree(dir);
+    memcpy(dir, keep, sizeof dir);
+    eng = open_engine(NULL);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-engine-%d", (int)getpid());
@@ -699,6 +760,11 @@ int main(void)
     orc = sb_open(&eng, &cfg0, res);
     ok(orc == SB_EINVAL && sb_result_field(res) && !strcmp(sb_result_field(res), "map_size"),
        "a map_size under 64 KiB is refused: %s", sb_result_message(res));
+    cfg0.map_size = 0; /* the default, 64 MiB */
+    cfg0.map_max = 1 << 20;
+    orc = sb_open(&eng, &cfg0, res);
+    ok(orc == SB_EINVAL && sb_result_field(res) && !strcmp(sb_result_field(res), "map_max"),
+       "a map_max under the default map size is refused: %s", sb_result_message(res));
     cfg0.map_size = 1 << 20;
     cfg0.map_max = 512 << 10;
     orc = sb_open(&eng, &cfg0, res);
@@ -718,6 +784,7 @@ int main(void)
     test_transfer();
     test_bad_input();
     test_references();
+    test_stranded_call();
     test_isolation();
     test_threads();
     test_persistence();
