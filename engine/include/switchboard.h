@@ -387,7 +387,9 @@ SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, 
 ** and a queue or the account's retention setting names it. */
 SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* Re-read cfg->policy_dir, validate every file, and swap all at once, or
-** change nothing and say which file failed and why. */
+** change nothing and say which file failed and why. A file removed while a
+** queue or retention setting of an account without an upload of that name
+** still names it fails the reload too (SB_EPOLICY naming the user). */
 SB_API int sb_reload(sb_engine *eng, sb_result *res);
 
 /* Compile and lint a policy without an engine. res's message lists each

@@ -234,6 +234,7 @@ int st_name_del(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char 
 
 /* Load an account by id (SB_ENOTFOUND when missing). */
 int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out);
+int st_account_load(MDB_txn *txn, sb_engine *e, uint32_t num, acct_rec *out);
 int st_account_save(MDB_txn *txn, sb_engine *e, const acct_rec *a);
 int st_agent_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent_rec *out);
 int st_agent_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, agent_rec *out);

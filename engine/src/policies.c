@@ -297,6 +297,50 @@ int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result
     return rc;
 }
 
+/* Who needs policy `name` with nothing to stand in for it: a queue or the
+** retention setting of account `acct`, or (acct ALL_ACCOUNTS, for a shared
+** policy going) of any account without an upload of that name. 0 and who
+** empty when nobody; else 0 and who says who, first found. */
+#define ALL_ACCOUNTS UINT32_MAX
+static int policy_users(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, char *who,
+                        size_t cap)
+{
+    int all = acct == ALL_ACCOUNTS, rc;
+    uint8_t p[4];
+    st_iter it;
+    who[0] = 0;
+    /* Queues: keyed acct(4) queue(4). */
+    for (rc = st_iter_open(&it, txn, e, DB_QUEUES, p, all ? 0 : key_acct(p, acct));
+         rc == 0 && !who[0]; rc = st_iter_next(&it)) {
+        queue_rec q = {0};
+        uint32_t a = it.klen >= 4 ? be32(it.key) : 0;
+        if (dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0 && strcmp(q.policy, name) == 0 &&
+            (!all || read_policy(txn, e, a, name, NULL, NULL) == SB_ENOTFOUND)) {
+            acct_rec ar;
+            if (!all)
+                snprintf(who, cap, "queue '%s'", q.id);
+            else if (st_account_load(txn, e, a, &ar) == 0)
+                snprintf(who, cap, "queue '%s' of account '%s'", q.id, ar.id);
+        }
+        queue_free(&q);
+    }
+    st_iter_close(&it);
+    if (rc != MDB_NOTFOUND && rc != 0) return rc;
+    /* Retention settings: one per account. */
+    for (rc = st_iter_open(&it, txn, e, DB_ACCOUNTS, p, all ? 0 : key_acct(p, acct));
+         rc == 0 && !who[0]; rc = st_iter_next(&it)) {
+        acct_rec ar;
+        rec_settings s;
+        if (it.klen != 4 || dec_account(it.v.mv_data, it.v.mv_size, &ar) ||
+            rec_settings_load(txn, e, ar.num, &s) || strcmp(s.retention, name) != 0)
+            continue;
+        if (!all || read_policy(txn, e, ar.num, name, NULL, NULL) == SB_ENOTFOUND)
+            snprintf(who, cap, "the retention setting of account '%s'", ar.id);
+    }
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
 typedef struct {
     const char *account, *name;
     int shared; /* policy_dir has one of that name: it decides from now on */
@@ -318,26 +362,11 @@ static int do_policy_delete(wtx *t, void *arg)
     if (rc) return rc;
     op->shared = read_policy(t->txn, e, 0, op->name, NULL, NULL) == 0;
     if (!op->shared) { /* nothing would stand in: refused while in use */
-        st_iter it;
-        uint8_t p[4];
-        for (rc = st_iter_open(&it, t->txn, e, DB_QUEUES, p, key_acct(p, t->acct)); rc == 0;
-             rc = st_iter_next(&it)) {
-            queue_rec q = {0};
-            int uses =
-                dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0 && strcmp(q.policy, op->name) == 0;
-            if (uses)
-                rc =
-                    res_err(t->res, SB_ESTATE, "name",
-                            "queue '%s' uses policy '%s'; change its policy first", q.id, op->name);
-            queue_free(&q);
-            if (rc) break;
-        }
-        st_iter_close(&it);
-        if (rc != MDB_NOTFOUND) return rc;
-        rec_settings s;
-        if (rec_settings_load(t->txn, e, t->acct, &s) == 0 && strcmp(s.retention, op->name) == 0)
-            return res_err(t->res, SB_ESTATE, "name",
-                           "the account's retention policy is '%s'; change it first", op->name);
+        char who[SB_ID_MAX * 2 + 64];
+        if ((rc = policy_users(t->txn, e, t->acct, op->name, who, sizeof who))) return rc;
+        if (who[0])
+            return res_err(t->res, SB_ESTATE, "name", "%s uses policy '%s'; change it first", who,
+                           op->name);
     }
     if ((rc = st_del(t->txn, e, DB_POLICIES, k, kl))) return rc;
     t->account->policy_gen++;
@@ -545,6 +574,17 @@ static int do_reload(wtx *t, void *arg)
                 if (strlen(op->s->p[i].name) == nl && memcmp(op->s->p[i].name, it.key + 4, nl) == 0)
                     break;
             if (i == op->s->n) {
+                /* Not while an account needs it with no upload of its own. */
+                char name[SB_NAME_MAX + 1], who[SB_ID_MAX * 2 + 64];
+                snprintf(name, sizeof name, "%.*s", (int)nl, (const char *)it.key + 4);
+                if ((r = policy_users(t->txn, e, ALL_ACCOUNTS, name, who, sizeof who))) break;
+                if (who[0]) {
+                    rc = res_err(t->res, SB_EPOLICY, name,
+                                 "%s.lua is gone from the policy directory but %s uses it; "
+                                 "put it back, or move its users to another policy first",
+                                 name, who);
+                    break;
+                }
                 r = st_iter_del(&it);
                 op->changed++;
                 continue;
@@ -552,7 +592,7 @@ static int do_reload(wtx *t, void *arg)
             r = st_iter_next(&it);
         }
         st_iter_close(&it);
-        if (r != MDB_NOTFOUND) rc = r;
+        if (!rc && r != MDB_NOTFOUND) rc = r;
     }
     if (!rc && op->changed) {
         uint64_t gen;

@@ -246,7 +246,7 @@ static int put_encoded(MDB_txn *txn, sb_engine *e, int db, const void *k, size_t
     return st_put(txn, e, db, k, kl, e->wb.b.p, e->wb.b.len);
 }
 
-static int account_load(MDB_txn *txn, sb_engine *e, uint32_t num, acct_rec *out)
+int st_account_load(MDB_txn *txn, sb_engine *e, uint32_t num, acct_rec *out)
 {
     uint8_t k[4];
     MDB_val v;
@@ -278,7 +278,7 @@ static int by_id(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char
 
 static int account_by_num(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, void *out)
 {
-    return account_load(txn, e, num, out);
+    return st_account_load(txn, e, num, out);
 }
 
 static const char *account_idof(const void *out)

@@ -191,6 +191,31 @@ int main(void)
     write_file("router.cases.json", CASES_B);
     ok(sb_reload(e1, res) == 0, "and back to B");
     is_str(decide(e2, 21), "B", "which engine 2 follows too");
+
+    /* A file removed while a queue needs it: the reload is refused, naming
+    ** the queue, until the queue moves to another policy. */
+    write_file("other.lua", POLICY_A);
+    ok(sb_reload(e1, res) == 0, "a second shared policy, other");
+    char rpath[600];
+    snprintf(rpath, sizeof rpath, "%s/router.lua", pdir);
+    char rbuf[600];
+    snprintf(rbuf, sizeof rbuf, "%s.away", rpath);
+    rename(rpath, rbuf);
+    int rrc = sb_reload(e1, res);
+    ok(rrc == SB_EPOLICY && strstr(sb_result_message(res), "queue 'q' of account 'acme'"),
+       "removing router.lua while queue q uses it is refused (%s)", sb_result_message(res));
+    is_str(decide(e2, 22), "B", "and nothing changed");
+    const char *oq = "{\"id\":\"q\",\"policy\":\"other\"}";
+    ok(sb_queue_put(e1, "acme", oq, strlen(oq), res) == 0 && sb_reload(e1, res) == 0,
+       "once q uses other, the reload removes router (%s)", sb_result_message(res));
+    is_str(decide(e2, 23), "A", "q decides with other");
+    rename(rbuf, rpath);
+    const char *bq = "{\"id\":\"q\",\"policy\":\"router\"}";
+    ok(sb_reload(e1, res) == 0 && sb_queue_put(e1, "acme", bq, strlen(bq), res) == 0,
+       "router back, and q on it again");
+    snprintf(rpath, sizeof rpath, "%s/other.lua", pdir);
+    unlink(rpath);
+    ok(sb_reload(e1, res) == 0, "and other goes, used by none");
     sb_close(e2);
 
     /* Signed policies. */
