@@ -318,7 +318,7 @@ static void defaults(sbd_config *c)
     memset(c, 0, sizeof *c);
     set_str(&c->listen, "127.0.0.1:8470");
     set_str(&c->data_dir, "./var/switchboard");
-    set_str(&c->policy_dir, "./policies");
+    set_str(&c->policy_dir, SBD_DEFAULT_POLICY_DIR);
     c->sync = SBD_SYNC_GROUP;
     c->max_body = 1024 * 1024;
     c->max_header = 8 * 1024;

@@ -12,6 +12,9 @@
 
 #include "switchboard.h"
 
+/* policy_dir when none is given: a daemon starts without it, uploads only. */
+#define SBD_DEFAULT_POLICY_DIR "./policies"
+
 typedef enum sbd_sync { SBD_SYNC_GROUP, SBD_SYNC_SYNC, SBD_SYNC_NONE } sbd_sync;
 
 typedef struct sbd_config {

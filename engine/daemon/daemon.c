@@ -577,6 +577,15 @@ static int open_engine(sbd *d)
     if (c->map_size) lc.map_size = c->map_size;
     if (c->map_max) lc.map_max = c->map_max;
     lc.policy_dir = c->policy_dir;
+    /* The default directory may well be absent (a daemon serving uploaded
+    ** policies only); one named in the config or a flag must be there. */
+    struct stat pst;
+    if (!strcmp(c->policy_dir, SBD_DEFAULT_POLICY_DIR) && stat(c->policy_dir, &pst) != 0) {
+        sbd_log(SB_LOG_WARN, "no policy directory",
+                "policy_dir=%s note=\"only uploaded policies; set policy_dir to use files\"",
+                sbd_q(c->policy_dir));
+        lc.policy_dir = NULL;
+    }
     lc.key_file = c->key_file;
     lc.log = sbd_log_engine;
     lc.log_arg = d;

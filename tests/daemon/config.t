@@ -119,6 +119,22 @@ d0.start()
 t.is_(d0.request("GET", "/healthz").status, 200, "policy_wall_ms = 0 (no wall-clock limit) starts")
 t.is_(d0.stop(), 0, "... exit 0")
 
+# The default policy directory (./policies) may be absent: the daemon serves
+# uploaded policies only, and says so. One named explicitly must be there.
+empty = os.path.join(tmp, "nowhere-cwd")
+os.makedirs(empty)
+dn = Daemon(conf={"policy_dir": "./policies"}, cwd=empty)
+t.cleanups.append(dn.cleanup)
+dn.start()
+t.ok(dn.wait_log(r'msg="no policy directory"', timeout=5),
+     "no ./policies: the daemon starts and warns (only uploaded policies)")
+t.is_(dn.stop(), 0, "... exit 0")
+dx = Daemon(conf={"policy_dir": os.path.join(tmp, "no-such-policies")})
+t.cleanups.append(dx.cleanup)
+dx.start(expect_listen=False)
+t.ok(dx.proc.wait(timeout=20) != 0 and dx.wait_log(r"no-such-policies", timeout=5),
+     "a policy_dir named in the config that is not there: the daemon exits, naming it")
+
 # Flags override the file: the file says debug and an unusable address.
 d2 = Daemon(conf={"listen": "256.0.0.1:99999", "log_level": "debug"},
             args=["--listen", "127.0.0.1:0", "--log-level", "info"])

@@ -150,7 +150,8 @@ def basic(account, key):
 class Daemon:
     """A `switchboard serve` with its own temp data and policy directories."""
 
-    def __init__(self, conf=None, args=(), tmp=None, data_dir=None, policy_dir=None):
+    def __init__(self, conf=None, args=(), tmp=None, data_dir=None, policy_dir=None, cwd=None):
+        self.cwd = cwd
         self.tmp = tmp or tempfile.mkdtemp(prefix="sbtest-")
         self.own_tmp = tmp is None
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
@@ -186,7 +187,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [binary(), "serve", "--config", self.conf_path] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent)
+            preexec_fn=_die_with_parent, cwd=self.cwd)
         threading.Thread(target=self._pump, args=(self.proc.stderr, self.lines),
                          daemon=True).start()
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.out),
