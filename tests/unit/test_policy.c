@@ -922,8 +922,8 @@ static void test_retention_cases(void)
        "erase must choose");
     const char *c3 = "[{\"name\":\"x\",\"record\":{},\"expect\":{\"action\":\"error\","
                      "\"error\":\"ebad.lua: the policy has no 'retain' hook\"}}]";
-    ok(sb_policy_test("ebad", e1, strlen(e1), c3, strlen(c3), r) == 0,
-       "a file without retain: a failure, as in the engine: %s", sb_result_json(r, NULL));
+    int trc = sb_policy_test("ebad", e1, strlen(e1), c3, strlen(c3), r);
+    ok(trc == 0, "a file without retain: a failure, as in the engine: %s", sb_result_json(r, NULL));
     sb_result_free(r);
 }
 
