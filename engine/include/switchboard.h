@@ -530,11 +530,12 @@ SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, si
 
 /* Sweeps: review every record whose review date has come, purge the records
 ** of deleted accounts, queue reviews after a retention policy changed. Each
-** transaction handles at most 1,000 records or 5 ms of work, so events are
-** never held up for long; a sweep stopped half way (crash, kill) loses
+** transaction handles at most 1,000 records or 1 ms of work, so events are
+** never held up for long (those of other processes on the data directory
+** included, which cannot make it yield early); a sweep stopped half way (crash, kill) loses
 ** nothing and repeats nothing: the next one carries on.
 ** budget_ms: stop after about this long (0: until nothing is due); a budget
-** under 5 ms also shortens each transaction to it (a daemon sweeping in its
+** of 1 ms also shortens each transaction to it (a daemon sweeping in its
 ** event loop passes 1: one short transaction per turn). In-process events
 ** waiting for the write lock end a sweep transaction early. progress
 ** (may be NULL) is called after each transaction with the records handled
