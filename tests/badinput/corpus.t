@@ -19,9 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
 from sbtest import TAP, Daemon, provision, basic  # noqa: E402
 
 t = TAP(deadline=300)
-d = Daemon(conf={"max_body": "16K", "max_header": "4K", "idle_timeout": 5})
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon(conf={"max_body": "16K", "max_header": "4K", "idle_timeout": 5})).start()
 acme = provision(d)
 acme.post("/v1/calls", {"call": "c1", "queue": "support", "caller": "+4930100001"})
 AUTH = acme.auth

@@ -9,9 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, ROOT
 
 t = TAP()
-d = Daemon(policy_dir=os.path.join(ROOT, "policies"))
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon(policy_dir=os.path.join(ROOT, "policies"))).start()
 
 with open(os.path.join(ROOT, "engine", "daemon", "API.md")) as f:
     doc = f.read()

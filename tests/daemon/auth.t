@@ -7,9 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Stream, provision, basic
 
 t = TAP()
-d = Daemon()
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon()).start()
 acme = provision(d)
 globex = provision(d, account="globex", agents=("xavier",))
 

@@ -7,9 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision, agent_doc
 
 t = TAP()
-d = Daemon(conf={"max_body": "4K", "max_header": "2K"})
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon(conf={"max_body": "4K", "max_header": "2K"})).start()
 acme = provision(d)
 
 

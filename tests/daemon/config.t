@@ -16,8 +16,7 @@ def run(args, timeout=20):
     return p.returncode, p.stdout, p.stderr
 
 
-d = Daemon()
-t.cleanups.append(d.cleanup)
+d = t.owned(Daemon())
 tmp = d.tmp
 
 bad = os.path.join(tmp, "bad.conf")
@@ -113,9 +112,7 @@ except RuntimeError as e:
 
 # 0 turns a policy budget off (documented in examples/switchboard.conf):
 # the daemon starts with policy_wall_ms = 0 and routes.
-d0 = Daemon(conf={"policy_wall_ms": 0, "quarantine_after": 0, "policy_memory_kib": 0})
-t.cleanups.append(d0.cleanup)
-d0.start()
+d0 = t.owned(Daemon(conf={"policy_wall_ms": 0, "quarantine_after": 0, "policy_memory_kib": 0})).start()
 t.is_(d0.request("GET", "/healthz").status, 200, "policy_wall_ms = 0 (no wall-clock limit) starts")
 t.is_(d0.stop(), 0, "... exit 0")
 
@@ -123,14 +120,11 @@ t.is_(d0.stop(), 0, "... exit 0")
 # uploaded policies only, and says so. One named explicitly must be there.
 empty = os.path.join(tmp, "nowhere-cwd")
 os.makedirs(empty)
-dn = Daemon(conf={"policy_dir": "./policies"}, cwd=empty)
-t.cleanups.append(dn.cleanup)
-dn.start()
+dn = t.owned(Daemon(conf={"policy_dir": "./policies"}, cwd=empty)).start()
 t.ok(dn.wait_log(r'msg="no policy directory"', timeout=5),
      "no ./policies: the daemon starts and warns (only uploaded policies)")
 t.is_(dn.stop(), 0, "... exit 0")
-dx = Daemon(conf={"policy_dir": os.path.join(tmp, "no-such-policies")})
-t.cleanups.append(dx.cleanup)
+dx = t.owned(Daemon(conf={"policy_dir": os.path.join(tmp, "no-such-policies")}))
 dx.start(expect_listen=False)
 t.ok(dx.proc.wait(timeout=20) != 0 and dx.wait_log(r"no-such-policies", timeout=5),
      "a policy_dir named in the config that is not there: the daemon exits, naming it")
@@ -151,8 +145,7 @@ t.ok(any('msg="admin token created"' in l and "admin.token" in l for l in d2.lin
 t.ok(len(d2.token) >= 32, "... holding a long random token")
 
 # A second serve on the same data directory.
-d3 = Daemon(data_dir=d2.data_dir)
-t.cleanups.append(d3.cleanup)
+d3 = t.owned(Daemon(data_dir=d2.data_dir))
 d3.start(expect_listen=False)
 rc = d3.wait(20)
 t.is_(rc, 1, "a second serve on the same data directory exits 1")
@@ -185,9 +178,7 @@ tokfile = os.path.join(tmp, "my.token")
 with open(tokfile, "w") as f:
     f.write("s3cret-admin-token-for-tests\n")
 os.chmod(tokfile, 0o600)
-d4 = Daemon(conf={"admin_token_file": tokfile})
-t.cleanups.append(d4.cleanup)
-d4.start()
+d4 = t.owned(Daemon(conf={"admin_token_file": tokfile})).start()
 r = d4.request("GET", "/v1/accounts", auth="Bearer s3cret-admin-token-for-tests")
 t.is_(r.status, 200, "admin_token_file: the token from that file works")
 t.ok(not os.path.exists(os.path.join(d4.data_dir, "admin.token")), "... and no other token file is made")

@@ -7,9 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Stream, provision, agent_doc
 
 t = TAP()
-d = Daemon()
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon()).start()
 a = provision(d, account="acme", agents=("alice", "bob"), queue="support")
 b = provision(d, account="globex", agents=("xavier",), queue="sales")
 sa = Stream(d, a.auth)

@@ -10,9 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Account, ROOT
 
 t = TAP()
-d = Daemon(args=["--demo"], policy_dir=os.path.join(ROOT, "policies"))
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon(args=["--demo"], policy_dir=os.path.join(ROOT, "policies"))).start()
 line = d.wait_log(r"api key: (sbk_\S+)", sink=d.out, timeout=10)
 t.ok(line is not None, "--demo prints an API key", "\n".join(d.out))
 key = re.search(r"api key: (\S+)", line or "api key: none").group(1)

@@ -7,9 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision
 
 t = TAP(deadline=120)
-d = Daemon(conf={"max_body": "4K", "max_header": "1K", "idle_timeout": 2})
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon(conf={"max_body": "4K", "max_header": "1K", "idle_timeout": 2})).start()
 acme = provision(d)
 auth = acme.auth.encode()
 seeds = [

@@ -7,9 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision, agent_doc
 
 t = TAP()
-d = Daemon(conf={"max_connections": 4})
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon(conf={"max_connections": 4})).start()
 acme = provision(d)
 
 

@@ -6,9 +6,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Account, FIRST_POLICY, agent_doc
 
 t = TAP()
-d = Daemon()
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon()).start()
 
 r = d.request("GET", "/healthz")
 t.is_((r.status, r.json and r.json.get("status")), (200, "ok"), "GET /healthz without auth")

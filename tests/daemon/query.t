@@ -9,9 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision
 
 t = TAP()
-d = Daemon()
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon()).start()
 acme = provision(d)
 admin = "Bearer " + d.token
 

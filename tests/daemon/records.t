@@ -22,9 +22,7 @@ return P
 """
 
 t = TAP()
-d = Daemon(conf={"sweep_interval": 1})
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon(conf={"sweep_interval": 1})).start()
 acme = provision(d, agents=("alice", "bob"))
 r = acme.put("/v1/policies/ret", RETAIN, headers={"Content-Type": "text/x-lua"})
 t.is_(r.status, 200, "a retention policy", r)

@@ -7,8 +7,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, FIRST_POLICY, provision
 
 t = TAP(deadline=150)
-d = Daemon()
-t.cleanups.append(d.cleanup)
+d = t.owned(Daemon())
 shared = os.path.join(d.policy_dir, "shared.lua")
 with open(shared, "w") as f:
     f.write(FIRST_POLICY)

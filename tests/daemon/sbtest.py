@@ -57,6 +57,12 @@ class TAP:
         self.cleanups = []
         atexit.register(self._cleanup)  # also after an uncaught exception
 
+    def owned(self, thing):
+        """Register thing.cleanup to run at exit (a Daemon, say); returns thing,
+        so `d = t.owned(Daemon()).start()` makes, owns and starts one."""
+        self.cleanups.append(thing.cleanup)
+        return thing
+
     def _cleanup(self):
         while self.cleanups:
             try:

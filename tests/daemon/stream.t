@@ -20,9 +20,7 @@ return P
 """
 
 t = TAP()
-d = Daemon(conf={"stream_keepalive": 1, "stream_buffer": "4K"})
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon(conf={"stream_keepalive": 1, "stream_buffer": "4K"})).start()
 acme = provision(d, agents=("alice",))
 other = provision(d, account="globex", agents=("xavier",))
 

@@ -28,9 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
 from sbtest import TAP, Daemon, Stream, Account, provision, agent_doc, basic  # noqa: E402
 
 t = TAP(deadline=180)
-d = Daemon()
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon()).start()
 A = provision(d, account="acme", agents=("alice", "bob", "carol"), queue="support")
 B = provision(d, account="globex", agents=("xavier", "yolanda"), queue="sales")
 # A: c0 finished (alice), c1 ringing alice, c2 ringing bob, c3 ringing carol, c4 waiting.

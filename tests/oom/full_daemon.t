@@ -45,9 +45,7 @@ def fill(a, pads, i=1):
 
 
 # -- map full ------------------------------------------------------------------
-d = Daemon(conf={"map_size": "256K", "map_max": "512K", "log_level": "info"})
-t.cleanups.append(d.cleanup)
-d.start()
+d = t.owned(Daemon(conf={"map_size": "256K", "map_max": "512K", "log_level": "info"})).start()
 a = provision(d)
 r = a.post("/v1/calls", {"call": "c1", "queue": "support", "caller": "+4930100001"})
 t.is_(r.status, 201, "map: a call rings before the map fills")
