@@ -55,20 +55,32 @@ static size_t signed_part(const char *src, size_t len, const char **sig_hex)
     return len;
 }
 
+/* The signature check itself: 0, or why it fails. */
+enum { SIG_OK, SIG_BADKEY, SIG_UNSIGNED, SIG_BAD };
+static int sig_check(const char *src, size_t len, const char *public_hex)
+{
+    uint8_t pk[32], sig[64];
+    if (!public_hex || cr_hex_decode(public_hex, strlen(public_hex), pk, 32)) return SIG_BADKEY;
+    const char *hex;
+    size_t n = signed_part(src, len, &hex);
+    if (!hex) return SIG_UNSIGNED;
+    if (cr_init() || cr_hex_decode(hex, 128, sig, 64) || cr_verify(pk, src, n, sig)) return SIG_BAD;
+    return SIG_OK;
+}
+
 int sb_policy_verify(const char *source, size_t len, const char *public_hex, sb_result *res)
 {
     res_reset(res);
     if (!source) return res_err(res, SB_EINVAL, "source", "no source");
-    uint8_t pk[32], sig[64];
-    if (!public_hex || cr_hex_decode(public_hex, strlen(public_hex), pk, 32))
+    switch (sig_check(source, len, public_hex)) {
+    case SIG_BADKEY:
         return res_err(res, SB_EINVAL, "public_key", "the public key must be 64 hex characters");
-    const char *hex;
-    size_t n = signed_part(source, len, &hex);
-    if (!hex)
+    case SIG_UNSIGNED:
         return res_err(res, SB_EPOLICY, "signature",
                        "unsigned (no \"%s<signature>\" line at the end)", SIG_TAG);
-    if (cr_init() || cr_hex_decode(hex, 128, sig, 64) || cr_verify(pk, source, n, sig))
+    case SIG_BAD:
         return res_err(res, SB_EPOLICY, "signature", "the signature does not verify with the key");
+    }
     return 0;
 }
 
@@ -76,11 +88,11 @@ static int check_signature(sb_engine *e, const char *name, const char *src, size
                            sb_result *res)
 {
     if (!e->cfg.require_signed_policies) return 0;
-    int rc = sb_policy_verify(src, len, e->pubkey, res);
-    if (rc == SB_EPOLICY && !strncmp(sb_result_message(res), "unsigned", 8))
-        return res_err(res, rc, "signature", "%s: unsigned, and require_signed_policies is on",
-                       name);
-    if (rc)
+    int why = sig_check(src, len, e->pubkey);
+    if (why == SIG_UNSIGNED)
+        return res_err(res, SB_EPOLICY, "signature",
+                       "%s: unsigned, and require_signed_policies is on", name);
+    if (why)
         return res_err(res, SB_EPOLICY, "signature",
                        "%s: signature does not verify with the configured key", name);
     return 0;
@@ -152,18 +164,10 @@ static int read_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *na
     return 0;
 }
 
-/* 0 when the account (or, failing that, policy_dir) has a policy of that
-** name; SB_ENOTFOUND when neither has. */
-int policies_have(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name)
-{
-    int rc = read_policy(txn, e, acct, name, NULL, NULL);
-    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(txn, e, 0, name, NULL, NULL);
-    return rc;
-}
-
 int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field)
 {
-    int rc = policies_have(t->txn, t->e, acct, name);
+    int rc = read_policy(t->txn, t->e, acct, name, NULL, NULL);
+    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(t->txn, t->e, 0, name, NULL, NULL);
     if (rc == SB_ENOTFOUND)
         return res_err(t->res, SB_EINVAL, field,
                        "no policy '%s' in policy_dir or uploaded to this account (upload it "
@@ -280,10 +284,9 @@ int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result
     if (rc) return rc;
     sb_buf src = {0};
     char version[17];
-    int own = read_policy(txn, e, acc.num, name, &src, version), shared = 0;
-    rc = own;
-    if (own == SB_ENOTFOUND) rc = read_policy(txn, e, 0, name, &src, version);
-    if (own != SB_ENOTFOUND || rc == 0) shared = read_policy(txn, e, 0, name, NULL, NULL) == 0;
+    int own = read_policy(txn, e, acc.num, name, &src, version);
+    rc = own == SB_ENOTFOUND ? read_policy(txn, e, 0, name, &src, version) : own;
+    int shadows = own == 0 && read_policy(txn, e, 0, name, NULL, NULL) == 0;
     eng_read_end(e, txn);
     if (rc == SB_ENOTFOUND)
         rc = res_err(res, SB_ENOTFOUND, "name", "no such policy '%s'", name);
@@ -291,8 +294,8 @@ int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result
         rc = res_err(res, rc, "name", "cannot read policy '%s'", name);
     else
         res_doc(res, json_pack("{s:s, s:s, s:s, s:b, s:s%}", "name", name, "version", version,
-                               "source", own == 0 ? "account" : "shared", "shadows_shared",
-                               own == 0 && shared, "code", src.p ? src.p : "", src.len));
+                               "source", own == 0 ? "account" : "shared", "shadows_shared", shadows,
+                               "code", src.p ? src.p : "", src.len));
     buf_free(&src);
     return rc;
 }
