@@ -221,6 +221,11 @@ typedef struct pol_retention {
 ** (exactly one of keep/anonymize/delete, or none = keep; review_in_days in
 ** (0, 36600], keep_until later than now). Always fills out; failures count
 ** towards the policy's quarantine like route's. Returns 0 or SB_ENOMEM. */
+/* What a policy without the hook decides, when d holds no decision: a
+** review (retain) fails, so the record is kept and retried; an erasure
+** request (erase) deletes. The engine and the case runner both use it.
+** Returns 1 when it decided. */
+int pol_retention_default(pol_retention *d, const char *policy, int erase);
 int pol_retain(pol_host *h, uint32_t acct, const char *account_id, const char *policy,
                const pol_record *rec, int64_t now_ms, pol_retention *out);
 /* Ask `policy`'s erase hook: { delete = true } | { anonymize = true } |

@@ -970,15 +970,7 @@ static int run_retention_case(sbx *sb, const char *name, const int refs[3], cons
         if (ref != LUA_NOREF) {
             views_retain(sb, name, ref, &b.rec, b.erase ? &b.req : NULL, b.now_ms,
                          lim->instructions, lim->wall_ms, &d);
-        } else if (!b.erase) {
-            /* As the engine: a review without a retain hook fails (the record
-            ** is kept and retried a day later). */
-            d.failed = 1;
-            snprintf(d.error, sizeof d.error, "%s.lua: the policy has no 'retain' hook", name);
-        } else {
-            /* As the engine: an erasure without an erase hook deletes. */
-            d.action = RET_DELETE;
-            snprintf(d.reason, sizeof d.reason, "erasure request");
+        } else if (pol_retention_default(&d, name, b.erase) && b.erase) {
             json_object_set_new(res, "note",
                                 json_string("the policy has no 'erase' hook: an erasure "
                                             "deletes the record, as the engine does"));

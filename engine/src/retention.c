@@ -701,11 +701,7 @@ static int decide_retain(rctx *x, const rec_data *r, pol_retention *d)
     view_of(x, r, x->nholds ? hold_match(x, r) : NULL, &pr);
     int rc = pol_retain(x->e->pol, x->acct, x->a.id, x->s.retention, &pr, x->t->now, d);
     x->cur = NULL;
-    if (!rc && !d->failed && d->action == RET_NONE) {
-        d->failed = 1;
-        snprintf(d->error, sizeof d->error, "%s.lua: the policy has no retain hook",
-                 x->s.retention);
-    }
+    if (!rc) pol_retention_default(d, x->s.retention, 0);
     return rc;
 }
 
@@ -1210,10 +1206,7 @@ static int do_erase(wtx *t, void *arg)
             x.cur = NULL;
             if (rc) break;
         }
-        if (!d.failed && d.action == RET_NONE) {
-            d.action = RET_DELETE;
-            snprintf(d.reason, sizeof d.reason, "erasure request");
-        }
+        pol_retention_default(&d, x.s.retention, 1);
         rc = apply(&x, rk, rkl, &r, &d, SRC_ERASURE);
     }
     if (k && !rc) {

@@ -346,7 +346,7 @@ static int agent_field(lua_State *L, sbx *sb, vcall *vc, size_t i, int k)
     switch (k) {
     case K_IDLE_FOR: {
         int64_t d = vc->now_ms - c->idle_since;
-        return push_num(L, d > 0 ? (lua_Number)d / 1000.0 : 0.0);
+        return push_secs(L, d > 0 ? d : 0);
     }
     case K_ID:
         lua_pushstring(L, c->id);
@@ -361,10 +361,8 @@ static int agent_field(lua_State *L, sbx *sb, vcall *vc, size_t i, int k)
     case K_IDLE_SINCE:
         return push_secs(L, c->idle_since);
     case K_LAST_CALL:
-        if (c->last_call)
-            lua_pushnumber(L, (lua_Number)c->last_call / 1000.0);
-        else
-            lua_pushnil(L);
+        if (c->last_call) return push_secs(L, c->last_call);
+        lua_pushnil(L);
         return 1;
     case K_WEIGHT:
         return push_num(L, c->weight);
@@ -1487,6 +1485,19 @@ static void clear_decision(pol_decision *o)
     o->queue[0] = 0;
     o->reason[0] = 0;
     o->npause = 0;
+}
+
+int pol_retention_default(pol_retention *d, const char *policy, int erase)
+{
+    if (d->failed || d->action != RET_NONE) return 0;
+    if (erase) {
+        d->action = RET_DELETE;
+        snprintf(d->reason, sizeof d->reason, "erasure request");
+    } else {
+        d->failed = 1;
+        snprintf(d->error, sizeof d->error, "%s.lua: the policy has no 'retain' hook", policy);
+    }
+    return 1;
 }
 
 void pol_decision_clear(pol_decision *o)
