@@ -817,14 +817,13 @@ static int do_queue_put(wtx *t, void *arg)
     if (json_object_get(op->doc, "policy") &&
         (rc = policy_must_exist(t, t->acct, op->q.policy, "policy")))
         return rc;
-    if (op->q.overflow[0]) {
-        rc = st_queue_by_id(t->txn, e, t->acct, op->q.overflow, &cur);
-        queue_free(&cur);
-        memset(&cur, 0, sizeof cur);
-        if (rc == SB_ENOTFOUND)
+    uint32_t onum;
+    if (op->q.overflow[0] &&
+        (rc = st_name_get(t->txn, e, NK_QUEUE, t->acct, op->q.overflow, &onum))) {
+        if (rc == MDB_NOTFOUND)
             return res_err(t->res, SB_EINVAL, "overflow",
                            "no queue '%s' to overflow into (create it first)", op->q.overflow);
-        if (rc) return rc;
+        return rc;
     }
     rc = st_queue_by_id(t->txn, e, t->acct, op->q.id, &cur);
     if (rc == 0) {
