@@ -147,24 +147,19 @@ static void print_actions(sb_result *res)
     }
 }
 
-/* The engine's log while the replay runs: the failure to load the policy
-** directory at open is kept (replay stops on it); everything else goes to
-** stderr, stamped with the replay clock. */
+/* The engine's log while the replay runs goes to stderr, stamped with the
+** replay clock. While the engine opens, its errors are dropped: the one that
+** matters, a policy directory that does not load, comes back from sb_reload
+** right after, as a result rather than a log line. */
 typedef struct replay_log {
     int opening;
-    char dir_error[1024];
 } replay_log;
 
 static void log_sink(void *arg, sb_log_level lvl, const char *line)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
     replay_log *l = arg;
-    static const char prefix[] = "policies in ";
-    if (l->opening && lvl == SB_LOG_ERROR && strncmp(line, prefix, sizeof prefix - 1) == 0) {
-        const char *why = strstr(line, " stay: ");
-        snprintf(l->dir_error, sizeof l->dir_error, "%s", why ? why + 7 : line);
-        return;
-    }
+    if (l->opening && lvl == SB_LOG_ERROR) return;
     char t[32];
     fprintf(stderr, "%s %s %s\n", iso_time(clock_ms, t, sizeof t), names[lvl & 3], line);
 }
@@ -500,8 +495,8 @@ int cli_replay(int argc, char **argv)
     if (sb_open(&eng, &cfg, res)) {
         fprintf(stderr, "switchboard replay: %s\n", sb_result_message(res));
         status = 1;
-    } else if (lg.dir_error[0]) {
-        print_dir_error(policy_dir, lg.dir_error);
+    } else if (policy_dir && sb_reload(eng, res)) {
+        print_dir_error(policy_dir, sb_result_message(res));
         status = 1;
     }
     lg.opening = 0;
