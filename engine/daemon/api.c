@@ -165,9 +165,7 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
             sbd_stream_hold(x->d, a, x->account);
             continue;
         }
-        if (!first) evbuffer_add(x->rep->body, ",", 1);
-        sbd_action_write(x->rep->body, a, x->account);
-        first = 0;
+        if (sbd_action_write(x->rep->body, a, x->account, first ? "" : ",")) first = 0;
     }
     evbuffer_add(x->rep->body, "]}", 2);
 }

@@ -230,7 +230,8 @@ void sbd_stream_keepalive(sbd *d);
 void sbd_stream_close_all(sbd *d);
 /* The action as JSON, byte for byte as the library's result JSON renders
 ** it (sb_action_json), the account filled in if the action has none. */
-void sbd_action_write(struct evbuffer *out, const sb_action *a, const char *account);
+int sbd_action_write(struct evbuffer *out, const sb_action *a, const char *account,
+                     const char *sep);
 char *sbd_action_json(const sb_action *a, const char *account);
 
 /* metrics.c */

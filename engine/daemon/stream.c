@@ -31,34 +31,34 @@ struct sbd_pub {
 };
 
 /* An action's JSON (the library's, which writes it without building a
-** tree), naming the account when the action does not. */
-void sbd_action_write(struct evbuffer *out, const sb_action *a, const char *account)
+** tree), naming the account when the action does not, after sep (may be
+** ""). Writes nothing (and returns 0) when memory runs out. */
+int sbd_action_write(struct evbuffer *out, const sb_action *a, const char *account, const char *sep)
 {
     sb_action b = *a;
     if (!b.account) b.account = account;
-    char stack[1024];
+    char stack[1024], *s = stack;
     size_t n = sb_action_json(&b, stack, sizeof stack);
-    if (n < sizeof stack) {
-        evbuffer_add(out, stack, n);
-        return;
+    if (n >= sizeof stack && (!(s = malloc(n + 1)) || sb_action_json(&b, s, n + 1) != n)) {
+        free(s);
+        return 0;
     }
-    char *heap = malloc(n + 1);
-    if (heap && sb_action_json(&b, heap, n + 1) == n) evbuffer_add(out, heap, n);
-    free(heap);
+    evbuffer_add(out, sep, strlen(sep));
+    evbuffer_add(out, s, n);
+    if (s != stack) free(s);
+    return 1;
 }
 
 char *sbd_action_json(const sb_action *a, const char *account)
 {
-    struct evbuffer *b = evbuffer_new();
-    if (!b) return NULL;
-    sbd_action_write(b, a, account);
-    size_t n = evbuffer_get_length(b);
+    sb_action b = *a;
+    if (!b.account) b.account = account;
+    size_t n = sb_action_json(&b, NULL, 0);
     char *s = malloc(n + 1);
-    if (s) {
-        evbuffer_remove(b, s, n);
-        s[n] = 0;
+    if (s && sb_action_json(&b, s, n + 1) != n) {
+        free(s);
+        s = NULL;
     }
-    evbuffer_free(b);
     return s;
 }
 

@@ -74,7 +74,7 @@ static int same(const sb_action *a, const char *what)
     size_t n = sb_action_json(a, lib, sizeof lib);
     char *want = oracle(a);
     struct evbuffer *b = evbuffer_new();
-    sbd_action_write(b, a, NULL);
+    sbd_action_write(b, a, NULL, "");
     size_t m = evbuffer_get_length(b);
     char *mine = calloc(1, m + 1);
     evbuffer_remove(b, mine, m);
@@ -151,16 +151,22 @@ int main(void)
     /* The account filled in. */
     sb_action a = {.type = SB_ACT_END, .call_id = "c9", .reason = "hangup"};
     struct evbuffer *b = evbuffer_new();
-    sbd_action_write(b, &a, "acme");
+    ok(sbd_action_write(b, &a, "acme", ",") == 1, "written, after the separator");
     size_t m = evbuffer_get_length(b);
     char buf[256] = "";
     evbuffer_remove(b, buf, m < sizeof buf - 1 ? m : sizeof buf - 1);
     evbuffer_free(b);
-    is_str(buf, "{\"type\":\"end\",\"account\":\"acme\",\"call\":\"c9\",\"reason\":\"hangup\"}",
+    is_str(buf, ",{\"type\":\"end\",\"account\":\"acme\",\"call\":\"c9\",\"reason\":\"hangup\"}",
            "an action without an account gets the request's");
     char *s = sbd_action_json(&a, "acme");
-    is_str(s, buf, "sbd_action_json says the same");
+    is_str(s, buf + 1, "sbd_action_json says the same");
     free(s);
+
+    /* Longer than the writer's stack buffer: the heap path, alike. */
+    static char longreason[2001];
+    memset(longreason, 'r', 2000);
+    sb_action la = {.type = SB_ACT_REJECT, .call_id = "c10", .reason = longreason};
+    ok(same(&la, "a 2,000-byte reason"), "an action longer than 1 KiB: alike (the heap path)");
 
     /* Too small a buffer: the length needed, a cut that stays a string. */
     char small[10];
