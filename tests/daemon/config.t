@@ -97,10 +97,9 @@ t.ok(rc == 0 and "--data-dir" in out, "--help: usage on stdout, exit 0")
 # The example config must load as it is (all its keys are real).
 example = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "examples", "switchboard.conf")
-ex = Daemon(data_dir=os.path.join(tmp, "exdata"),
-            args=["--config", example, "--listen", "127.0.0.1:0",
-                  "--data-dir", os.path.join(tmp, "exdata"), "--policy-dir", d.policy_dir])
-t.cleanups.append(ex.cleanup)
+ex = t.owned(Daemon(data_dir=os.path.join(tmp, "exdata"),
+                    args=["--config", example, "--listen", "127.0.0.1:0",
+                          "--data-dir", os.path.join(tmp, "exdata"), "--policy-dir", d.policy_dir]))
 # (Daemon passes its own --config first; the second --config wins.)
 try:
     ex.start()
@@ -130,10 +129,8 @@ t.ok(dx.proc.wait(timeout=20) != 0 and dx.wait_log(r"no-such-policies", timeout=
      "a policy_dir named in the config that is not there: the daemon exits, naming it")
 
 # Flags override the file: the file says debug and an unusable address.
-d2 = Daemon(conf={"listen": "256.0.0.1:99999", "log_level": "debug"},
-            args=["--listen", "127.0.0.1:0", "--log-level", "info"])
-t.cleanups.append(d2.cleanup)
-d2.start()
+d2 = t.owned(Daemon(conf={"listen": "256.0.0.1:99999", "log_level": "debug"},
+                    args=["--listen", "127.0.0.1:0", "--log-level", "info"])).start()
 t.ok(d2.port > 0, "--listen overrides the file's listen")
 d2.request("GET", "/healthz")
 t.ok(not any("level=debug" in l for l in d2.lines), "--log-level info overrides the file's debug")
@@ -163,9 +160,7 @@ t.is_(d3.stop(), 0, "exit 0")
 
 # sync modes: the daemon's own group sync only in group mode.
 for mode in ("none", "sync", "group"):
-    dm = Daemon(args=["--sync", mode])
-    t.cleanups.append(dm.cleanup)
-    dm.start()
+    dm = t.owned(Daemon(args=["--sync", mode])).start()
     r = dm.admin("POST", "/v1/accounts", {"id": "m1"})
     syncs = dm.metric("switchboard_syncs_total")
     t.ok(r.status == 201 and (syncs >= 1 if mode == "group" else syncs == 0),

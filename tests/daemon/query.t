@@ -4,38 +4,34 @@
 # parameter given twice, one without a value and a malformed percent-escape;
 # the parameters API.md lists still work, and a refused request changes
 # nothing.
-import sys, os
+import sys, os, re
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, provision
+from sbtest import TAP, Daemon, provision, ROOT
 
 t = TAP()
 d = t.owned(Daemon()).start()
 acme = provision(d)
 admin = "Bearer " + d.token
 
-# Every route and method, with the credentials it needs.
-ROUTES = [
-    ("GET", "/healthz", None), ("GET", "/metrics", "admin"),
-    ("GET", "/v1/accounts", "admin"), ("POST", "/v1/accounts", "admin"),
-    ("GET", "/v1/accounts/acme", "admin"), ("PUT", "/v1/accounts/acme", "admin"),
-    ("DELETE", "/v1/accounts/acme", "admin"), ("POST", "/v1/accounts/acme/keys", "admin"),
-    ("DELETE", "/v1/accounts/acme/keys/0123456789abcdef", "admin"),
-    ("GET", "/v1/agents", "acct"), ("GET", "/v1/agents/alice", "acct"),
-    ("PUT", "/v1/agents/alice", "acct"), ("DELETE", "/v1/agents/alice", "acct"),
-    ("POST", "/v1/agents/alice/status", "acct"),
-    ("GET", "/v1/queues", "acct"), ("GET", "/v1/queues/support", "acct"),
-    ("PUT", "/v1/queues/support", "acct"), ("DELETE", "/v1/queues/support", "acct"),
-    ("PUT", "/v1/queues/support/members/alice", "acct"),
-    ("DELETE", "/v1/queues/support/members/alice", "acct"),
-    ("POST", "/v1/calls", "acct"), ("GET", "/v1/calls/c1", "acct"),
-    ("POST", "/v1/calls/c1/ring_result", "acct"), ("POST", "/v1/calls/c1/hangup", "acct"),
-    ("POST", "/v1/calls/c1/abandon", "acct"), ("POST", "/v1/calls/c1/transfer", "acct"),
-    ("GET", "/v1/policies", "acct"), ("PUT", "/v1/policies/first", "acct"),
-    ("GET", "/v1/events", "acct"), ("GET", "/v1/records", "acct"), ("POST", "/v1/erasure", "acct"),
-    ("GET", "/v1/holds", "acct"), ("POST", "/v1/holds", "acct"),
-    ("DELETE", "/v1/holds/lit-1", "acct"), ("GET", "/v1/aggregates", "acct"),
-    ("GET", "/v1/audit", "acct"),
-]
+# Every route and method API.md documents (its ### headings), with the
+# credentials it needs, so a route added there is covered here too.
+with open(os.path.join(ROOT, "engine", "daemon", "API.md")) as f:
+    documented = sorted(set(
+        tuple(r.split(" ", 1)) for line in f if line.startswith("### ")
+        for r in re.findall(r"`([A-Z]+ /[^`?]+)`", line)))
+EXAMPLE = {"/v1/accounts/{id}": "/v1/accounts/acme", "{key_id}": "0123456789abcdef",
+           "/v1/agents/{id}": "/v1/agents/alice", "/v1/queues/{id}": "/v1/queues/support",
+           "{q}": "support", "{agent}": "alice", "/v1/calls/{id}": "/v1/calls/c1",
+           "{name}": "first", "/v1/holds/{id}": "/v1/holds/lit-1"}
+ROUTES = []
+for method, path in documented:
+    for k, v in EXAMPLE.items():
+        path = path.replace(k, v)
+    who = (None if path == "/healthz" else
+           "admin" if path == "/metrics" or path.startswith("/v1/accounts") else "acct")
+    ROUTES.append((method, path, who))
+t.ok(len(ROUTES) >= 39 and not any("{" in p for _, p, _ in ROUTES),
+     "API.md documents %d routes, each with an example path" % len(ROUTES), ROUTES)
 
 
 def call(method, path, who):
