@@ -5,10 +5,17 @@
 #define SB_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Read a whole file ("-" is stdin); NUL-terminated, free() it. NULL on error
 ** (already reported on stderr). */
 char *cli_read_file(const char *path, size_t *len);
+/* A time as the commands take it, in Unix milliseconds: YYYY-MM-DD,
+** YYYY-MM-DDTHH:MM:SS[Z] (UTC) or Unix seconds (12 digits or more: Unix
+** milliseconds). -1 when malformed or past 9999. */
+int64_t cli_parse_time(const char *s);
+/* ms as YYYY-MM-DDTHH:MM:SSZ in buf (at least 21 bytes); returns buf. */
+const char *cli_iso_time(int64_t ms, char *buf, size_t cap);
 int cli_replay(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
 int cli_records(int argc, char **argv); /* records.c */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f)
 {
@@ -34,6 +35,31 @@ static void usage(FILE *f)
                "  version                       print the version\n"
                "\n"
                "Every command takes --help (-h) for its usage. Usage errors exit 2.\n");
+}
+
+int64_t cli_parse_time(const char *s)
+{
+    if (!s) return -1;
+    struct tm tm = {0};
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end && (!*end || !strcmp(end, "Z"))) return (int64_t)timegm(&tm) * 1000;
+    memset(&tm, 0, sizeof tm);
+    end = strptime(s, "%Y-%m-%d", &tm);
+    if (end && !*end) return (int64_t)timegm(&tm) * 1000;
+    char *e;
+    errno = 0;
+    long long v = strtoll(s, &e, 10);
+    if (!*s || *e || v < 0 || errno || v > 253402300799999LL) return -1;
+    return v >= 100000000000LL ? (int64_t)v : (int64_t)v * 1000;
+}
+
+const char *cli_iso_time(int64_t ms, char *buf, size_t cap)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
 }
 
 char *cli_read_file(const char *path, size_t *len)

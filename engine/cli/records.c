@@ -119,32 +119,13 @@ static int parse_opts(int argc, char **argv, opts *o)
     return 0;
 }
 
-/* A time flag, in milliseconds: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[Z] (UTC) or
-** Unix seconds, as replay's "at" takes them; an integer of 12 digits or more
-** is Unix milliseconds (the form these flags took first). -1 when malformed. */
-static int64_t parse_when(const char *s)
-{
-    if (!s) return -1;
-    struct tm tm = {0};
-    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (end && (!*end || !strcmp(end, "Z"))) return (int64_t)timegm(&tm) * 1000;
-    memset(&tm, 0, sizeof tm);
-    end = strptime(s, "%Y-%m-%d", &tm);
-    if (end && !*end) return (int64_t)timegm(&tm) * 1000;
-    char *e;
-    errno = 0;
-    long long v = strtoll(s, &e, 10);
-    if (!*s || *e || v < 0 || errno || v > 253402300799999LL) return -1;
-    return v >= 100000000000LL ? (int64_t)v : (int64_t)v * 1000;
-}
-
 /* --from and --to: each well formed, and from before to when both are
 ** given (need_both: a range hold needs the two). 0, or -1 said why. */
 static int parse_range(const opts *o, int64_t *from, int64_t *to, int need_both)
 {
     static const char forms[] = "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix seconds";
-    *from = o->from ? parse_when(o->from) : 0;
-    *to = o->to ? parse_when(o->to) : 0;
+    *from = o->from ? cli_parse_time(o->from) : 0;
+    *to = o->to ? cli_parse_time(o->to) : 0;
     if (o->from && *from < 0) {
         fprintf(stderr, "switchboard: --from '%s' is not a time (%s)\n", o->from, forms);
         return -1;
@@ -263,18 +244,10 @@ static const char *jstr(json_t *o, const char *k)
     return s ? s : "";
 }
 
-static void when(int64_t ms, char *buf, size_t cap)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void print_record_line(json_t *r)
 {
     char t[32];
-    when((int64_t)json_integer_value(json_object_get(r, "ended_ms")), t, sizeof t);
+    cli_iso_time((int64_t)json_integer_value(json_object_get(r, "ended_ms")), t, sizeof t);
     printf("%-20s %s  %-10s %-11s wait %5.0fs talk %5.0fs  %s%s\n", jstr(r, "id"), t,
            jstr(r, "queue"), jstr(r, "outcome"), json_number_value(json_object_get(r, "wait")),
            json_number_value(json_object_get(r, "talk")), jstr(r, "agent"),
@@ -465,13 +438,16 @@ int cli_records(int argc, char **argv)
             json_array_foreach(json_object_get(d, "holds"), i, h)
             {
                 char t[32], f[32], u[32];
-                when((int64_t)json_integer_value(json_object_get(h, "created_ms")), t, sizeof t);
+                cli_iso_time((int64_t)json_integer_value(json_object_get(h, "created_ms")), t,
+                             sizeof t);
                 printf("%-12s %-7s placed %s  %s", jstr(h, "id"), jstr(h, "kind"), t,
                        jstr(h, "reason"));
                 if (json_object_get(h, "call")) printf("  call %s", jstr(h, "call"));
                 if (json_object_get(h, "from_ms")) {
-                    when((int64_t)json_integer_value(json_object_get(h, "from_ms")), f, sizeof f);
-                    when((int64_t)json_integer_value(json_object_get(h, "to_ms")), u, sizeof u);
+                    cli_iso_time((int64_t)json_integer_value(json_object_get(h, "from_ms")), f,
+                                 sizeof f);
+                    cli_iso_time((int64_t)json_integer_value(json_object_get(h, "to_ms")), u,
+                                 sizeof u);
                     printf("  calls ended from %s to %s", f, u);
                 }
                 printf("\n");
@@ -494,7 +470,7 @@ int cli_records(int argc, char **argv)
             json_array_foreach(json_object_get(d, "entries"), i, x)
             {
                 char t[32];
-                when((int64_t)json_integer_value(json_object_get(x, "t_ms")), t, sizeof t);
+                cli_iso_time((int64_t)json_integer_value(json_object_get(x, "t_ms")), t, sizeof t);
                 int ovr = json_is_true(json_object_get(x, "overridden"));
                 printf("%6lld %s %-8s %-13s %-12s %s%s%s%s\n",
                        (long long)json_integer_value(json_object_get(x, "seq")), t,

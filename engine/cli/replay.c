@@ -76,7 +76,7 @@ static void replay_usage(FILE *f)
         "policy directory did not load; 2 a usage error.\n");
 }
 
-/* Unix seconds (an integer) or YYYY-MM-DDTHH:MM:SS[Z]. */
+/* "at": Unix seconds (an integer), or a string as cli_parse_time takes it. */
 static int parse_time(json_t *v, int64_t *ms)
 {
     if (json_is_integer(v)) {
@@ -85,12 +85,8 @@ static int parse_time(json_t *v, int64_t *ms)
         *ms = (int64_t)s * 1000;
         return 0;
     }
-    if (!json_is_string(v)) return -1;
-    struct tm tm = {0};
-    const char *end = strptime(json_string_value(v), "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end || (*end && strcmp(end, "Z") != 0)) return -1;
-    *ms = (int64_t)timegm(&tm) * 1000;
-    return 0;
+    *ms = json_is_string(v) ? cli_parse_time(json_string_value(v)) : -1;
+    return *ms < 0 ? -1 : 0;
 }
 
 static void print_time(int64_t ms)
@@ -99,15 +95,6 @@ static void print_time(int64_t ms)
     struct tm tm;
     gmtime_r(&s, &tm);
     printf("%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-static const char *iso_time(int64_t ms, char *buf, size_t cap)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 static void print_actions(sb_result *res)
@@ -161,7 +148,7 @@ static void log_sink(void *arg, sb_log_level lvl, const char *line)
     replay_log *l = arg;
     if (l->opening && lvl == SB_LOG_ERROR) return;
     char t[32];
-    fprintf(stderr, "%s %s %s\n", iso_time(clock_ms, t, sizeof t), names[lvl & 3], line);
+    fprintf(stderr, "%s %s %s\n", cli_iso_time(clock_ms, t, sizeof t), names[lvl & 3], line);
 }
 
 /* "DIR/a/b.lua: a/b.lua:5: msg" -> "DIR/a/b.lua:5: msg". */
@@ -366,14 +353,15 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
             target = clock_ms + (int64_t)llround(s * 1000);
         } else {
             if (parse_time(at, &target)) {
-                line_error(r, "'at' must be Unix seconds (an integer) or YYYY-MM-DDTHH:MM:SSZ");
+                line_error(r, "'at' must be Unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ");
                 return;
             }
             if (target < clock_ms) {
                 line_error(r,
                            "'at' %s is before the replay clock, %s: the clock only moves "
                            "forward",
-                           iso_time(target, t1, sizeof t1), iso_time(clock_ms, t2, sizeof t2));
+                           cli_iso_time(target, t1, sizeof t1),
+                           cli_iso_time(clock_ms, t2, sizeof t2));
                 return;
             }
         }
