@@ -235,7 +235,8 @@ SB_API int sb_sync(sb_engine *eng);
 **           wrap-up; live state, not kept in the document. Omitted: a new
 **           agent starts offline, an existing one keeps its status.)
 ** Device dial URIs: not empty, no spaces or control characters; a tel: URI
-**           holds an E.164 number; other forms pass as given.
+**           holds an E.164 number; a sip:/sips: URI names a host, and a user
+**           before it if it has an @; other forms pass as given.
 ** Queue:    {"id":"support","policy":"longest-idle","ring_timeout":20,
 **            "max_wait":300,"max_length":100,"overflow":"backup",
 **            "wrapup":0,"fallback":"longest_idle",

@@ -357,8 +357,19 @@ static int dial_uri_check(const char *uri, const char *dev, sb_result *res)
                            "'%s' is not a tel: URI with an E.164 number like tel:+447700900001",
                            uri);
     }
-    if ((!strncasecmp(uri, "sip:", 4) && !uri[4]) || (!strncasecmp(uri, "sips:", 5) && !uri[5]))
-        return res_err(res, SB_EINVAL, path, "'%s' names no one to dial", uri);
+    /* sip:user@host or sip:host, then ;parameters or ?headers: with an @,
+    ** both sides of it are there. */
+    const char *sip = !strncasecmp(uri, "sip:", 4)    ? uri + 4
+                      : !strncasecmp(uri, "sips:", 5) ? uri + 5
+                                                      : NULL;
+    if (sip) {
+        size_t end = strcspn(sip, ";?");
+        const char *at = memchr(sip, '@', end);
+        if (!end || at == sip || (at && at + 1 == sip + end))
+            return res_err(res, SB_EINVAL, path,
+                           "'%s' names no one to dial: a SIP URI is sip:user@host or sip:host",
+                           uri);
+    }
     return 0;
 }
 

@@ -479,11 +479,25 @@ static void test_references(void)
         const char *uri;
         int ok;
     } uris[] = {
-        {"tel:12345", 0},         {"tel:+44 7700 900001", 0},     {"sip:", 0},
-        {"sip:a b@pbx", 0},       {"sip:\\u0001x@pbx", 0},        {"tel:+44-7700-900001", 1},
-        {"+447700900001", 1},     {"sips:ann@pbx.example", 1},    {"user/1000@pbx.example", 1},
-        {"TEL:+447700900001", 1}, {"tel:+14155550123;ext=12", 1}, {"tel:+14155550123;", 0},
+        {"tel:12345", 0},
+        {"tel:+44 7700 900001", 0},
+        {"sip:", 0},
+        {"sip:a b@pbx", 0},
+        {"sip:\\u0001x@pbx", 0},
+        {"tel:+44-7700-900001", 1},
+        {"+447700900001", 1},
+        {"sips:ann@pbx.example", 1},
+        {"user/1000@pbx.example", 1},
+        {"TEL:+447700900001", 1},
+        {"tel:+14155550123;ext=12", 1},
+        {"tel:+14155550123;", 0},
         {"tel:;ext=12", 0},
+        {"sip:@pbx.example", 0},
+        {"sip:ann@", 0},
+        {"sips:ann@;transport=tls", 0},
+        {"sip:;lr", 0},
+        {"sip:pbx.example", 1},
+        {"sip:ann@pbx.example;transport=tcp", 1},
     };
     for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
         char json[200];
