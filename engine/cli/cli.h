@@ -16,6 +16,9 @@ char *cli_read_file(const char *path, size_t *len);
 int64_t cli_parse_time(const char *s);
 /* ms as YYYY-MM-DDTHH:MM:SSZ in buf (at least 21 bytes); returns buf. */
 const char *cli_iso_time(int64_t ms, char *buf, size_t cap);
+/* a asks for usage: --help or -h, or (word: where a command is expected)
+** help. */
+int cli_is_help(const char *a, int word);
 int cli_replay(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
 int cli_records(int argc, char **argv); /* records.c */

@@ -116,9 +116,9 @@ static const char policy_usage_text[] =
     "Exit status: 0 ok; 1 a policy, case or signature failed; 2 a usage error or\n"
     "a file that cannot be read.\n";
 
-static int is_help(const char *a)
+int cli_is_help(const char *a, int word)
 {
-    return !strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "help");
+    return !strcmp(a, "--help") || !strcmp(a, "-h") || (word && !strcmp(a, "help"));
 }
 
 static int policy_usage(FILE *f, const char *why, const char *arg)
@@ -180,7 +180,7 @@ static int cmd_check(int argc, char **argv)
     const char *pubarg = NULL;
     int nfiles = 0;
     for (int i = 0; i < argc; i++) {
-        if (is_help(argv[i])) return policy_usage(stdout, NULL, NULL);
+        if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
         if (!strcmp(argv[i], "--public-key")) {
             if (i + 1 >= argc) return policy_usage(stderr, "--public-key needs a key", NULL);
             pubarg = argv[++i];
@@ -243,7 +243,7 @@ static int cmd_test(int argc, char **argv)
     const char *args[2];
     int nargs = 0, verbose = 0;
     for (int i = 0; i < argc; i++) {
-        if (is_help(argv[i])) return policy_usage(stdout, NULL, NULL);
+        if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
         if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
             verbose = 1;
         else if (argv[i][0] == '-' && argv[i][1])
@@ -322,7 +322,7 @@ static int cmd_test(int argc, char **argv)
 
 static int cmd_keygen(int argc, char **argv)
 {
-    if (argc >= 1 && is_help(argv[0])) return policy_usage(stdout, NULL, NULL);
+    if (argc >= 1 && cli_is_help(argv[0], 1)) return policy_usage(stdout, NULL, NULL);
     if (argc >= 1) return policy_usage(stderr, "keygen takes no arguments:", argv[0]);
     sb_result *res = sb_result_new();
     int rc = sb_policy_keygen(res);
@@ -335,7 +335,7 @@ static int cmd_sign(int argc, char **argv)
 {
     const char *keyfile = NULL, *file = NULL;
     for (int i = 0; i < argc; i++) {
-        if (is_help(argv[i])) return policy_usage(stdout, NULL, NULL);
+        if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
         if (strcmp(argv[i], "--key") == 0) {
             if (i + 1 >= argc) return policy_usage(stderr, "--key needs a key file", NULL);
             keyfile = argv[++i];
@@ -375,7 +375,7 @@ static int cmd_sign(int argc, char **argv)
 static int cmd_policy(int argc, char **argv)
 {
     if (argc < 1) return policy_usage(stderr, "no policy command", NULL);
-    if (is_help(argv[0])) return policy_usage(stdout, NULL, NULL);
+    if (cli_is_help(argv[0], 1)) return policy_usage(stdout, NULL, NULL);
     if (strcmp(argv[0], "check") == 0) return cmd_check(argc - 1, argv + 1);
     if (strcmp(argv[0], "test") == 0) return cmd_test(argc - 1, argv + 1);
     if (strcmp(argv[0], "keygen") == 0) return cmd_keygen(argc - 1, argv + 1);
@@ -400,7 +400,7 @@ int main(int argc, char **argv)
         printf("switchboard %s\n", sb_version());
         return 0;
     }
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    if (cli_is_help(cmd, 1)) {
         usage(stdout);
         return 0;
     }

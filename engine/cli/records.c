@@ -88,7 +88,7 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->quiet = 1;
             continue;
         }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (cli_is_help(a, 0)) {
             o->help = 1;
             continue;
         }
@@ -265,8 +265,7 @@ static int need_args(const opts *o, int n, const char *usage)
 
 int cli_records(int argc, char **argv)
 {
-    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") ||
-        !strcmp(argv[0], "help")) {
+    if (argc < 1 || cli_is_help(argv[0], 1)) {
         records_usage(argc < 1 ? stderr : stdout);
         return argc < 1 ? 2 : 0;
     }

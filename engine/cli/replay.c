@@ -408,7 +408,7 @@ int cli_replay(int argc, char **argv)
     int as_json = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (cli_is_help(a, 0)) {
             replay_usage(stdout);
             return 0;
         }

@@ -239,7 +239,7 @@ int cli_simulate(int argc, char **argv)
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 10);
         else {
-            int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            int help = cli_is_help(argv[i], 0);
             if (!help)
                 fprintf(stderr, "switchboard simulate: unknown or incomplete '%s'\n", argv[i]);
             fprintf(help ? stdout : stderr,
