@@ -1061,6 +1061,27 @@ static json_t *parse_cases(const char *nm, const char *cases, size_t len, char *
     return j;
 }
 
+/* Load src as policy nm into a state of its own and run the cases cj (if
+** any): *rep their report, *nfail how many failed, sum (if given) a summary
+** of the failures. SB_EPOLICY with res set when the source does not load. */
+static int load_and_run(const char *nm, const char *src, size_t len, const pol_limits *lim,
+                        json_t *cj, json_t **rep, int *nfail, sb_buf *sum, sb_result *res)
+{
+    char err[512];
+    logcap lc = {NULL};
+    sbx *sb = sbx_new(lim->memory, cap_log, &lc);
+    if (!sb) return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
+    sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
+    int refs[3], rc = 0;
+    if (sbx_load(sb, nm, src ? src : "", src ? len : 0, lim->load_instructions,
+                 sbx_load_wall(lim->wall_ms), refs, NULL, err, sizeof err))
+        rc = res_err(res, SB_EPOLICY, "source", "%s", err);
+    else if (cj)
+        *rep = run_cases(sb, &lc, nm, refs, lim, cj, nfail, sum);
+    sbx_free(sb);
+    return rc;
+}
+
 int pol_validate(const pol_limits *lim_in, const char *name, const char *src, size_t len,
                  const char *cases, size_t cases_len, sb_result *res)
 {
@@ -1068,32 +1089,18 @@ int pol_validate(const pol_limits *lim_in, const char *name, const char *src, si
     limits_or_default(lim_in, &lim);
     char nm[SB_NAME_MAX + 8], err[512];
     base_name(name, nm, sizeof nm);
-    json_t *cj = NULL;
+    json_t *cj = NULL, *rep = NULL;
     if (cases && cases_len && !(cj = parse_cases(nm, cases, cases_len, err, sizeof err)))
         return res_err(res, SB_EPOLICY, "cases", "%s", err);
-    logcap lc = {NULL};
-    sbx *sb = sbx_new(lim.memory, cap_log, &lc);
-    if (!sb) {
-        json_decref(cj);
-        return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
-    }
-    sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
-    int refs[3], rc = 0;
-    if (sbx_load(sb, nm, src ? src : "", src ? len : 0, lim.load_instructions,
-                 sbx_load_wall(lim.wall_ms), refs, NULL, err, sizeof err)) {
-        rc = res_err(res, SB_EPOLICY, "source", "%s", err);
-    } else if (cj) {
-        int nfail = 0;
-        sb_buf sum = {0};
-        json_t *rep = run_cases(sb, &lc, nm, refs, &lim, cj, &nfail, &sum);
-        if (nfail)
-            rc = res_err(res, SB_EPOLICY, "cases", "%d of %zu cases failed:\n%s", nfail,
-                         json_array_size(cj), sum.p ? sum.p : "");
-        json_decref(rep);
-        buf_free(&sum);
-    }
+    int nfail = 0;
+    sb_buf sum = {0};
+    int rc = load_and_run(nm, src, len, &lim, cj, &rep, &nfail, &sum, res);
+    if (!rc && nfail)
+        rc = res_err(res, SB_EPOLICY, "cases", "%d of %zu cases failed:\n%s", nfail,
+                     json_array_size(cj), sum.p ? sum.p : "");
+    json_decref(rep);
+    buf_free(&sum);
     json_decref(cj);
-    sbx_free(sb);
     return rc;
 }
 
@@ -1107,29 +1114,17 @@ int sb_policy_test(const char *name, const char *source, size_t len, const char 
     base_name(name, nm, sizeof nm);
     if (!cases_json) return res_err(res, SB_EINVAL, "cases", "no cases given");
     json_alloc_init();
-    json_t *cj = parse_cases(nm, cases_json, cases_len, err, sizeof err);
+    json_t *cj = parse_cases(nm, cases_json, cases_len, err, sizeof err), *rep = NULL;
     if (!cj) return res_err(res, json_oom_seen() ? SB_ENOMEM : SB_EINVAL, "cases", "%s", err);
-    logcap lc = {NULL};
-    sbx *sb = sbx_new(lim.memory, cap_log, &lc);
-    if (!sb) {
-        json_decref(cj);
-        return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
-    }
-    sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
-    int refs[3], rc;
-    if (sbx_load(sb, nm, source ? source : "", source ? len : 0, lim.load_instructions,
-                 sbx_load_wall(lim.wall_ms), refs, NULL, err, sizeof err)) {
-        rc = res_err(res, SB_EPOLICY, "source", "%s", err);
-    } else {
-        int nfail = 0;
-        json_t *rep = run_cases(sb, &lc, nm, refs, &lim, cj, &nfail, NULL);
+    int nfail = 0;
+    int rc = load_and_run(nm, source, len, &lim, cj, &rep, &nfail, NULL, res);
+    if (!rc) {
         /* The report is the result's document also when cases fail: the
         ** return code says whether all passed. */
         res_doc(res, rep);
         rc = nfail ? SB_EPOLICY : 0;
     }
     json_decref(cj);
-    sbx_free(sb);
     return rc;
 }
 
