@@ -12,6 +12,10 @@
 ** stream events tagged with a batch the sync covered, and starts the next
 ** sync if the open batch committed anything. At most one sync is in flight.
 ** Nothing is acknowledged before it is durable.
+** (Running a batch's requests in one LMDB transaction, each in a nested one
+** so a failed request still changes nothing, was built and measured: no
+** gain in CPU per request or throughput. LMDB copies into the nested
+** transaction every page it touches, which costs what the saved commits did.)
 */
 #include "daemon.h"
 
