@@ -149,7 +149,8 @@ static char *read_key(const char *arg, const char *field, size_t hexlen, int may
         json_t *doc = json_loads(p, 0, &err);
         const char *v = json_string_value(json_object_get(doc, field));
         if (!doc)
-            fprintf(stderr, "switchboard: %s: not JSON: %s (line %d)\n", arg, err.text, err.line);
+            fprintf(stderr, "switchboard: %s: not JSON: %s (line %d)\n", arg, sbd_json_error(&err),
+                    err.line);
         else if (!v)
             fprintf(stderr, "switchboard: %s: no \"%s\" in it (give policy keygen's output)\n", arg,
                     field);
@@ -274,7 +275,7 @@ static int cmd_test(int argc, char **argv)
     json_error_t jerr;
     json_t *parsed = json_loadb(cases, cl, 0, &jerr);
     if (!parsed) {
-        fprintf(stderr, "%s:%d: not JSON: %s\n", cases_path, jerr.line, jerr.text);
+        fprintf(stderr, "%s:%d: not JSON: %s\n", cases_path, jerr.line, sbd_json_error(&jerr));
         free(src);
         free(cases);
         return 1;

@@ -20,6 +20,7 @@
 */
 #include "switchboard.h"
 
+#include "../daemon/daemon.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -506,7 +507,7 @@ int cli_replay(int argc, char **argv)
         json_error_t err;
         json_t *o = json_loads(p, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
         if (!o)
-            line_error(&r, "not JSON: %s (column %d)", err.text, err.column);
+            line_error(&r, "not JSON: %s (column %d)", sbd_json_error(&err), err.column);
         else if (!json_is_object(o))
             line_error(&r, "a line must be a JSON object, not %s", json_kind(o));
         else

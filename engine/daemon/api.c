@@ -214,6 +214,14 @@ static int check_utf8(ctx *x)
 
 /* The body as a JSON object; NULL after replying 400. An empty body is {}
 ** unless `required`. */
+const char *sbd_json_error(const json_error_t *e)
+{
+    enum json_error_code ec = json_error_code(e);
+    if (ec == json_error_null_character || ec == json_error_null_byte_in_key)
+        return "strings may not contain \\u0000";
+    return e->text;
+}
+
 static json_t *body_object(ctx *x, int required)
 {
     if (x->req->body_len == 0) {
@@ -227,14 +235,9 @@ static json_t *body_object(ctx *x, int required)
     json_error_t err;
     json_t *o = json_loadb(x->req->body, x->req->body_len, JSON_REJECT_DUPLICATES, &err);
     if (!o) {
-        /* jansson's own text for these names a flag of its API. */
-        enum json_error_code ec = json_error_code(&err);
-        if (ec == json_error_null_character || ec == json_error_null_byte_in_key)
-            fail(x, 400, "SB_EINVAL", NULL, "strings may not contain \\u0000 (line %d, column %d)",
-                 err.line, err.column);
-        else
-            fail(x, 400, "SB_EINVAL", NULL, "malformed JSON: %s (line %d, column %d)", err.text,
-                 err.line, err.column);
+        const char *why = sbd_json_error(&err);
+        fail(x, 400, "SB_EINVAL", NULL, "%s%s (line %d, column %d)",
+             why == err.text ? "malformed JSON: " : "", why, err.line, err.column);
         return NULL;
     }
     if (!json_is_object(o)) {

@@ -10,10 +10,17 @@
 #ifndef SB_DAEMON_H
 #define SB_DAEMON_H
 
+#include <jansson.h>
+
 /* Run the daemon. argv[0] is "serve"; the rest are its flags (see
 ** `switchboard serve --help`). Returns the process exit code: 0 after a clean
 ** shutdown (SIGTERM/SIGINT), 1 when the configuration, the data directory
 ** lock or the engine could not be set up, 2 for a usage error. */
 int sb_daemon_main(int argc, char **argv);
+
+/* A JSON error as the daemon and the other commands say it: jansson's text,
+** except for a NUL, where its text names a flag of its API (the library
+** says it the same way). */
+const char *sbd_json_error(const json_error_t *e);
 
 #endif

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "switchboard.h"
 
 typedef struct sbd sbd;

@@ -16,6 +16,14 @@ const char *jv_path(char *buf, size_t cap, const char *prefix, const char *key)
     return buf;
 }
 
+const char *jv_error_text(const json_error_t *e)
+{
+    enum json_error_code ec = json_error_code(e);
+    if (ec == json_error_null_character || ec == json_error_null_byte_in_key)
+        return "strings may not contain \\u0000";
+    return e->text;
+}
+
 int jv_parse(const char *text, size_t len, json_t **out, sb_result *res)
 {
     json_error_t err;
@@ -24,10 +32,8 @@ int jv_parse(const char *text, size_t len, json_t **out, sb_result *res)
     json_oom_reset();
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!j && json_oom(&err)) return res_err(res, SB_ENOMEM, NULL, "out of memory reading JSON");
-    /* jansson's own text for a NUL names a flag of its API. */
-    enum json_error_code ec = j ? json_error_unknown : json_error_code(&err);
-    if (ec == json_error_null_character || ec == json_error_null_byte_in_key)
-        return res_err(res, SB_EINVAL, NULL, "strings may not contain \\u0000 (line %d column %d)",
+    if (!j && jv_error_text(&err) != err.text)
+        return res_err(res, SB_EINVAL, NULL, "%s (line %d column %d)", jv_error_text(&err),
                        err.line, err.column);
     if (!j)
         return res_err(res, SB_EINVAL, NULL, "malformed JSON at line %d column %d: %s", err.line,

@@ -7,6 +7,9 @@
 
 #include "internal.h"
 
+/* jansson's error text as we say it: its text for a NUL names a flag of its
+** API. */
+const char *jv_error_text(const json_error_t *e);
 /* Parse text as one JSON object. SB_EINVAL with the position on failure. */
 int jv_parse(const char *text, size_t len, json_t **out, sb_result *res);
 /* Refuse keys of obj not in allowed (NULL-terminated). prefix names obj. */

@@ -9,6 +9,7 @@
 ** the line the debug info gives. The dump format is the one of the Lua
 ** release we link (5.4).
 */
+#include "jsonv.h"
 #include "sandbox.h"
 
 #include <math.h>
@@ -1050,7 +1051,8 @@ static json_t *parse_cases(const char *nm, const char *cases, size_t len, char *
         return NULL;
     }
     if (!j) {
-        snprintf(err, errlen, "%s.cases.json:%d: %s (column %d)", nm, je.line, je.text, je.column);
+        snprintf(err, errlen, "%s.cases.json:%d: %s (column %d)", nm, je.line, jv_error_text(&je),
+                 je.column);
         return NULL;
     }
     if (!json_is_array(j)) {

@@ -85,6 +85,13 @@ done
 printf '[{"name": "x",}]\n' >"$tmp/broken.cases.json"
 run "$sb" policy test "$tmp/ronly.lua" "$tmp/broken.cases.json"
 check 1 "a case file that is not JSON is named, with the line" err "$tmp/broken.cases.json:1: not JSON"
+printf '[{"name": "x\\u0000"}]\n' >"$tmp/nul.cases.json"
+run "$sb" policy test "$tmp/ronly.lua" "$tmp/nul.cases.json"
+check 1 "a NUL in a case file is said in our terms, not jansson's" \
+    err "$tmp/nul.cases.json:1: not JSON: strings may not contain \\u0000"
+printf '{"public_key": "ab\\u0000"}\n' >"$tmp/nul.key"
+run "$sb" policy sign --key "$tmp/nul.key" "$tmp/ronly.lua"
+check 2 "... and in a key file" err "not JSON: strings may not contain \\u0000"
 
 # --help and usage errors, everywhere.
 for c in "--help" "-h" "policy --help" "policy -h" "policy check --help" "policy test -h" \

@@ -81,6 +81,10 @@ has "$err" "bad.jsonl:11: 'agent' must be an object"
 ok $? "an agent that is not an object" "$(shown)"
 has "$err" "bad.jsonl:12: not JSON:"
 ok $? "a line that is not JSON" "$(shown)"
+printf '{"account": {"id": "a\\u0000"}}\n' >"$tmp/nul.jsonl"
+run "$sb" replay "$tmp/nul.jsonl" --policy-dir "$ROOT/policies"
+has "$err" "nul.jsonl:1: not JSON: strings may not contain \\u0000 (column"
+ok $? "a NUL is said in our terms, not jansson's" "$(shown)"
 
 # A policy that fails: the call falls back, the summary says so, exit 1.
 printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
