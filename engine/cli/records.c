@@ -447,7 +447,7 @@ int cli_records(int argc, char **argv)
                                  sizeof f);
                     cli_iso_time((int64_t)json_integer_value(json_object_get(h, "to_ms")), u,
                                  sizeof u);
-                    printf("  calls ended from %s to %s", f, u);
+                    printf("  calls in progress from %s to %s", f, u);
                 }
                 printf("\n");
             }

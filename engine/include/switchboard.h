@@ -496,12 +496,16 @@ SB_API int sb_records_list(sb_engine *eng, const char *account, const char *quer
 
 /* Legal holds. A hold covers one call's records {"call":"c1"}, every record
 ** of a number {"number":"+44..."} (also records written later), or every
-** record of calls offered in [from_ms, to_ms) {"from_ms":N,"to_ms":N};
+** record of a call in progress at any time in [from_ms, to_ms) — offered
+** before to_ms and ended at or after from_ms — {"from_ms":N,"to_ms":N};
 ** "reason" is required, "id" optional (generated: "h" and 8 hex digits).
 ** res's JSON: the hold {"id","kind":"call"|"number"|"range","reason",
 ** "created_ms",...}; a number hold shows no number. SB_EEXIST for a taken
-** id. Released holds no longer protect anything; records whose deletion a
-** hold prevented are reviewed again within a day. */
+** id. Released holds no longer protect anything: a record whose deletion
+** or anonymization a hold prevented at a review is reviewed again within a
+** day. An erasure request a hold kept from a record is not remembered: run
+** the request again once the hold is released (its report counted the
+** record as kept, with the hold's reason). */
 SB_API int sb_hold_place(sb_engine *eng, const char *account, const char *json, size_t len,
                          sb_result *res);
 SB_API int sb_hold_release(sb_engine *eng, const char *account, const char *hold_id,

@@ -245,8 +245,8 @@ static const hold *hold_match(const rctx *x, const rec_data *r)
             for (int k = 0; k < r->npseudo; k++)
                 if (memcmp(h->pseudo, r->pseudo[k], 16) == 0) return h;
             break;
-        case HK_RANGE:
-            if (r->offered >= h->from && r->offered < h->to) return h;
+        case HK_RANGE: /* a call in progress at any time in [from, to) */
+            if (r->offered < h->to && r->ended >= h->from) return h;
             break;
         }
     }
@@ -1131,8 +1131,11 @@ typedef struct erase_op {
     const char *account;
     char number[SB_E164_MAX + 1];
     int64_t received;
-    uint8_t cur[29 + SB_ID_MAX]; /* the last index entry handled */
+    uint8_t cur[29 + SB_ID_MAX]; /* the last index entry handled (committed) */
     size_t curlen;
+    uint8_t next[29 + SB_ID_MAX]; /* cur once this transaction commits: eng_write
+                                  ** may run do_erase again from cur */
+    size_t nextlen;
     int done;
     counts n;        /* this transaction */
     json_t *reasons; /* this transaction */
@@ -1189,12 +1192,20 @@ static int do_erase(wtx *t, void *arg)
         uint8_t rk[REC_KEY_MAX];
         size_t rkl = rec_key_of(rk, t->acct, (const char *)ik + 29, kls[i] - 29, ended);
         rec_data r;
+        MDB_val iv;
+        /* A record whose caller and called number are this number has an
+        ** entry in each role: it is decided once, in the caller's. Its
+        ** called entry is gone if that decision dropped the pseudonyms. */
+        if (role == ROLE_CALLED && st_get(t->txn, t->e, DB_RIDX, ik, kls[i], &iv) == MDB_NOTFOUND)
+            continue;
         rc = load_record(&x, rk, rkl, &r);
         if (rc == SB_ENOTFOUND) { /* a stale entry: the record is gone */
             rc = st_del(t->txn, t->e, DB_RIDX, ik, kls[i]);
             continue;
         }
         if (rc) break;
+        if (role == ROLE_CALLED && r.npseudo == 2 && !memcmp(r.pseudo[0], r.pseudo[1], 16))
+            continue;
         pol_retention d;
         memset(&d, 0, offsetof(pol_retention, error) + 1);
         if (x.s.retention[0]) {
@@ -1209,9 +1220,11 @@ static int do_erase(wtx *t, void *arg)
         pol_retention_default(&d, x.s.retention, 1);
         rc = apply(&x, rk, rkl, &r, &d, SRC_ERASURE);
     }
+    op->nextlen = op->curlen;
+    memcpy(op->next, op->cur, op->curlen);
     if (k && !rc) {
-        memcpy(op->cur, keys[k - 1], kls[k - 1]);
-        op->curlen = kls[k - 1];
+        memcpy(op->next, keys[k - 1], kls[k - 1]);
+        op->nextlen = kls[k - 1];
     }
     if (!rc) rc = audit_flush(&x);
 freeout:
@@ -1245,6 +1258,8 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     do {
         rc = eng_write(e, do_erase, &op, res);
         if (rc) break;
+        memcpy(op.cur, op.next, op.nextlen);
+        op.curlen = op.nextlen;
         add_counts(&all, &op.n);
         const char *k;
         json_t *v;
@@ -1344,9 +1359,13 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
         char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
         json_t *pattrs = NULL;
         if (rec_open(key, acc.id, &r, caller, called, &pattrs)) continue;
-        /* The pseudonym found it; the number itself must match too. */
-        if (strcmp(it.key[20] == ROLE_CALLER ? caller : called, num) != 0) {
+        /* The pseudonym found it; the number itself must match too. A call
+        ** from the number to itself is listed once, as the caller's. */
+        if (strcmp(it.key[20] == ROLE_CALLER ? caller : called, num) != 0 ||
+            (it.key[20] == ROLE_CALLED && strcmp(caller, num) == 0)) {
             json_decref(pattrs);
+            cr_wipe(caller, sizeof caller);
+            cr_wipe(called, sizeof called);
             continue;
         }
         json_t *o = rec_json(&r);

@@ -79,8 +79,8 @@ run "$sb" records hold --data-dir "$data" --account acme --from 1767571200000 --
 check 0 "... and in milliseconds, as before" out "placed (range): millis"
 run "$sb" records holds --data-dir "$data" --account acme
 check 0 "holds shows a range hold's dates" out \
-    "secs  calls ended from 2026-01-05T00:00:00Z to 2026-01-06T00:00:00Z"
-has "$out" "millis  calls ended from 2026-01-05T00:00:00Z to 2026-01-06T00:00:00Z"
+    "secs  calls in progress from 2026-01-05T00:00:00Z to 2026-01-06T00:00:00Z"
+has "$out" "millis  calls in progress from 2026-01-05T00:00:00Z to 2026-01-06T00:00:00Z"
 ok $? "... the same range from milliseconds" "$(shown)"
 run "$sb" records list --data-dir "$data" --account acme --from 1767571200 --to 2026-01-06
 check 0 "list takes seconds too" out "c1 "

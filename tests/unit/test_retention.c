@@ -5,12 +5,15 @@
 ** it leaves, legal holds overriding decisions (and the policy seeing them),
 ** erasure through a policy's erase hook, failures, a retention policy
 ** changing, and a sweep killed half way that the next one finishes without
-** redoing or skipping a record.
+** redoing or skipping a record; erasures retried after a full map, calls
+** from a number to itself, and time-range holds over calls in progress.
 */
+#include "engine.h" /* DB_AUDIT, for the injected failure below */
 #include "switchboard.h"
 #include "tap.h"
 #include "testkit.h"
 
+#include <dlfcn.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -23,6 +26,21 @@
 static char dir[256];
 static sb_engine *eng;
 static sb_result *res;
+
+/* LMDB's mdb_put, but when armed the next audit-log write fails the way a
+** full map makes it fail there: the engine grows the map and runs the
+** transaction again from the start. */
+static int fail_audit_put;
+int mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned int flags)
+{
+    static int (*real)(MDB_txn *, MDB_dbi, MDB_val *, MDB_val *, unsigned int);
+    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "mdb_put");
+    if (fail_audit_put && key->mv_size && ((unsigned char *)key->mv_data)[0] == DB_AUDIT + 1) {
+        fail_audit_put = 0;
+        return MDB_MAP_FULL;
+    }
+    return real(txn, dbi, key, data, flags);
+}
 
 static sb_engine *open_engine(void)
 {
@@ -323,6 +341,77 @@ static void test_erase_with_policy(void)
     ok(!exists("tax", "t1") && !exists("tax", "t3"), "deleted after 7 years");
 }
 
+/* An erasure whose transaction runs again (a full map at its audit write)
+** does every record once: none skipped, none done twice. */
+static void test_erase_retried(void)
+{
+    account("full", "retention/keep-90-days-then-delete");
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "f%d", i);
+        call("full", id, "+442079468888", 1, NULL);
+    }
+    fail_audit_put = 1;
+    json_t *d = doc(sb_erase(eng, "full", "+442079468888", res));
+    is_int(fail_audit_put, 0, "the erasure's audit write failed once (a full map), and ran again");
+    is_int(jint(d, "deleted"), 5, "all 5 records deleted all the same");
+    json_decref(d);
+    ok(!exists("full", "f0") && !exists("full", "f4"), "none of them is left");
+    is_int(audit_count("full", "delete", NULL), 5, "5 deletions in the audit log, once each");
+    ok(sb_account_delete(eng, "full", res) == 0, "account removed");
+}
+
+/* A call from a number to itself: one record, two index entries under one
+** pseudonym; an erasure decides it once, an access request lists it once. */
+static void test_erase_self_call(void)
+{
+    account("self", "retention/anonymize-30-days-delete-2-years");
+    const char *o = "{\"type\":\"offer\",\"call\":\"s1\",\"queue\":\"support\","
+                    "\"caller\":\"+442079461111\",\"called\":\"+442079461111\"}";
+    ok(ev("self", o) == 0 && ev("self", "{\"type\":\"abandon\",\"call\":\"s1\"}") == 0,
+       "a call from +442079461111 to itself");
+    json_t *x = doc(sb_records_export(eng, "self", "+442079461111", SB_EXPORT_JSON, res));
+    is_int((int)json_array_size(json_object_get(x, "records")), 1,
+           "an access request lists it once");
+    json_decref(x);
+    const char *h = "{\"id\":\"hs\",\"call\":\"s1\",\"reason\":\"dispute\"}";
+    ok(sb_hold_place(eng, "self", h, strlen(h), res) == 0, "a hold on the call");
+    json_t *d = doc(sb_erase(eng, "self", "+442079461111", res));
+    is_int(jint(d, "kept"), 1, "held, the erasure keeps it, counted once");
+    json_decref(d);
+    ok(sb_hold_release(eng, "self", "hs", res) == 0, "the hold released");
+    d = doc(sb_erase(eng, "self", "+442079461111", res));
+    is_int(jint(d, "anonymized"), 1, "the request run again anonymizes it, counted once");
+    is_int(jint(d, "kept") + jint(d, "deleted"), 0, "and nothing else");
+    json_decref(d);
+    is_int(audit_count("self", "anonymize", NULL), 1, "one anonymization in the audit log");
+    ok(sb_account_delete(eng, "self", res) == 0, "account removed");
+}
+
+/* A hold on a time range covers every call in progress in it: one offered
+** just before the range and ended in it is held. */
+static void test_range_hold_in_progress(void)
+{
+    ok(with_policy("span", "ret-held", held_policy) == 0, "an account whose policy deletes");
+    int64_t from = now_ms + 2000; /* the call is offered before, and ends after */
+    call("span", "r1", "+442079462222", 1, NULL);
+    int64_t to = now_ms;
+    now_ms += 60000;
+    call("span", "r2", "+442079462222", 1, NULL); /* after the range */
+    char range[128];
+    snprintf(range, sizeof range,
+             "{\"id\":\"span\",\"from_ms\":%lld,\"to_ms\":%lld,\"reason\":\"audit\"}",
+             (long long)from, (long long)to);
+    ok(sb_hold_place(eng, "span", range, strlen(range), res) == 0, "a range hold");
+    json_t *d = doc(sb_erase(eng, "span", "+442079462222", res));
+    is_int(jint(d, "kept"), 1, "the call offered before the range and ended in it is held");
+    is_int(jint(d, "deleted"), 1, "the call after the range is not");
+    json_decref(d);
+    ok(exists("span", "r1") && !exists("span", "r2"), "r1 kept, r2 deleted");
+    ok(sb_hold_release(eng, "span", "span", res) == 0 && sb_account_delete(eng, "span", res) == 0,
+       "hold released, account removed");
+}
+
 static const char *bad_policy = "local P = {}\n"
                                 "function P.retain(record, ctx)\n"
                                 "  if record.attrs.boom then error('boom') end\n"
@@ -548,6 +637,9 @@ int main(void)
     test_anonymize();
     test_holds();
     test_erase_with_policy();
+    test_erase_retried();
+    test_erase_self_call();
+    test_range_hold_in_progress();
     test_failures();
     test_policy_change();
     test_mixed_batch();
