@@ -20,7 +20,7 @@
 ** 1 records still read). Opening a directory marks it with this version, so
 ** an older Switchboard refuses it with a clear error rather than failing on
 ** the records written since; every process on a directory runs one version. */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3 /* 3: live calls keep their talk across transfers */
 
 #define MAP_DEFAULT ((size_t)64 << 20) /* the initial map when map_size is 0 */
 

@@ -15,9 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DISPATCH_MAX 16 /* waiting calls tried per dispatch */
-#define MAX_MOVES 8     /* queue moves per call before it is rejected */
-#define TICK_BATCH 256  /* timers fired per tick transaction */
+#define DISPATCH_HEAD 16   /* waiting calls read at first per dispatch */
+#define DISPATCH_BATCH 256 /* and then per read, when those all keep waiting */
+#define MAX_MOVES 8        /* queue moves per call before it is rejected */
+#define TICK_BATCH 256     /* timers fired per tick transaction */
 
 static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce);
 
@@ -85,15 +86,49 @@ static size_t waiting_key(uint8_t *k, uint32_t acct, const call_rec *c)
     return 17 + n;
 }
 
+static int load_queue(wtx *t, uint32_t num, queue_rec *q)
+{
+    int rc = st_queue_load(t->txn, t->e, t->acct, num, q);
+    if (rc == SB_ENOTFOUND) return res_err(t->res, SB_ESTORE, NULL, "queue %u vanished", num);
+    return rc;
+}
+
+/* Count a call into (+1) or out of (-1) the queue's waiting calls. The
+** count is changed in the stored record, read again here: the caller's copy
+** may be stale, loaded before routing that changed the count (an agent
+** released and handed a waiting call) or beside another copy of the same
+** queue (a transfer into the call's own queue). The copy is refreshed. */
+static int waiting_count(wtx *t, queue_rec *q, int delta)
+{
+    queue_rec cur = {0};
+    int rc = load_queue(t, q->num, &cur);
+    if (rc) return rc;
+    if (delta > 0)
+        cur.waiting++;
+    else if (cur.waiting)
+        cur.waiting--;
+    *q = cur;
+    return st_queue_save(t->txn, t->e, t->acct, q);
+}
+
 /* Put the call in / take it out of its queue's waiting list. */
 static int waiting_add(wtx *t, call_rec *c, queue_rec *q)
 {
     uint8_t k[17 + SB_ID_MAX];
-    int rc = st_put(t->txn, t->e, DB_WAITING, k, waiting_key(k, t->acct, c), "", 0);
-    if (rc) return rc;
-    q->waiting++;
+    int rc = st_put_new(t->txn, t->e, DB_WAITING, k, waiting_key(k, t->acct, c), "", 0);
+    if (rc && rc != MDB_KEYEXIST) return rc;
     c->state = CALL_WAITING;
-    return st_queue_save(t->txn, t->e, t->acct, q);
+    /* Back in line with no max-wait timer (an answer or a transfer to an
+    ** agent cleared it, or it fired while the call rang): the queue's max
+    ** wait holds again, counted from when the call was queued, as for an
+    ** offer. A time already past fires at the next tick. */
+    if (q->max_wait && !c->maxwait_due) {
+        c->maxwait_due = c->queued + (int64_t)q->max_wait * 1000;
+        int r = timer_set(t, c->maxwait_due, TM_MAXWAIT, c->id, strlen(c->id));
+        if (r) return r;
+    }
+    if (rc == MDB_KEYEXIST) return 0; /* in the list already: counted */
+    return waiting_count(t, q, 1);
 }
 
 static int waiting_remove(wtx *t, call_rec *c, queue_rec *q)
@@ -102,15 +137,26 @@ static int waiting_remove(wtx *t, call_rec *c, queue_rec *q)
     int rc = st_del_exact(t->txn, t->e, DB_WAITING, k, waiting_key(k, t->acct, c));
     if (rc == MDB_NOTFOUND) return 0;
     if (rc) return rc;
-    if (q->waiting) q->waiting--;
-    return st_queue_save(t->txn, t->e, t->acct, q);
+    return waiting_count(t, q, -1);
 }
 
-static int load_queue(wtx *t, uint32_t num, queue_rec *q)
+/* Set the queue's count to the length of its waiting list when the count
+** is more: older versions let it drift up until the queue turned every
+** call away as full. Read only as far as the count, when it says full. */
+static int waiting_recount(wtx *t, queue_rec *q)
 {
-    int rc = st_queue_load(t->txn, t->e, t->acct, num, q);
-    if (rc == SB_ENOTFOUND) return res_err(t->res, SB_ESTORE, NULL, "queue %u vanished", num);
-    return rc;
+    st_iter it;
+    uint8_t p[8];
+    uint32_t n = 0;
+    int rc;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_WAITING, p, key_acct2(p, t->acct, q->num));
+         rc == 0 && n < q->waiting; rc = st_iter_next(&it))
+        n++;
+    st_iter_close(&it);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    if (n >= q->waiting) return 0;
+    q->waiting = n;
+    return st_queue_save(t->txn, t->e, t->acct, q);
 }
 
 /* --- agents ---------------------------------------------------------------- */
@@ -185,8 +231,9 @@ static int agent_change(wtx *t, agent_rec *a, int status, const char *reason, co
     utf8_clean(a->reason);
     str_copy(a->call, sizeof a->call, call ? call : "");
     /* Idle time counts from the end of the last call or absence, not from a
-    ** ring that went unanswered. */
-    if (status == SB_AGENT_AVAILABLE && old != SB_AGENT_RESERVED) a->idle_since = t->now;
+    ** ring that went unanswered (nor from being available again). */
+    if (status == SB_AGENT_AVAILABLE && old != SB_AGENT_RESERVED && old != SB_AGENT_AVAILABLE)
+        a->idle_since = t->now;
     if ((rc = st_agent_save(t->txn, t->e, t->acct, a))) return rc;
     int was = old == SB_AGENT_AVAILABLE, is = status == SB_AGENT_AVAILABLE;
     if (was != is || is) rc = agent_set_avail(t, a, is);
@@ -761,66 +808,124 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     }
 }
 
-/* Route waiting calls of one queue, head first, while agents are free. */
-int dispatch_queue(wtx *t, uint32_t queue)
+/* Read the ids of up to cap waiting calls of the queue into ids, in line
+** order, starting after the key `last` (llen 0: at the head); `last`
+** becomes the key of the last one read. */
+static int waiting_ids(wtx *t, uint32_t queue, uint8_t *last, size_t *llen,
+                       char (*ids)[SB_ID_MAX + 1], int cap, int *n)
+{
+    st_iter it;
+    uint8_t p[8];
+    int rc;
+    *n = 0;
+    /* Each read starts at the head and passes over the keys up to `last`
+    ** (LMDB orders keys bytewise, the shorter first on a tie): cheap next
+    ** to the policy run each call read costs. */
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_WAITING, p, key_acct2(p, t->acct, queue));
+         rc == 0 && *n < cap; rc = st_iter_next(&it)) {
+        size_t il = it.klen - 17;
+        if (it.klen <= 17 || il > SB_ID_MAX) continue;
+        if (*llen) {
+            int d = memcmp(it.key, last, it.klen < *llen ? it.klen : *llen);
+            if (d < 0 || (d == 0 && it.klen <= *llen)) continue;
+        }
+        memcpy(ids[*n], it.key + 17, il);
+        ids[(*n)++][il] = 0;
+        memcpy(last, it.key, it.klen);
+        *llen = it.klen;
+    }
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Decide one waiting call of the queue, if anyone in it is free; *stop
+** says nobody is. */
+static int dispatch_one(wtx *t, uint32_t queue, const char *id, int *stop)
+{
+    sb_engine *e = t->e;
+    st_iter it;
+    uint8_t p[8];
+    int r = st_iter_open(&it, t->txn, e, DB_AVAIL, p, key_acct2(p, t->acct, queue));
+    st_iter_close(&it);
+    if (r) {
+        *stop = 1;
+        return r == MDB_NOTFOUND ? 0 : r;
+    }
+    call_rec *c = &e->call;
+    if (st_call_load(t->txn, e, t->acct, id, c) || c->state != CALL_WAITING || c->queue != queue)
+        return 0;
+    queue_rec q = {0};
+    int rc = load_queue(t, queue, &q);
+    if (!rc) rc = route_call(t, c, &q, 0);
+    queue_free(&q);
+    return rc;
+}
+
+/* Route waiting calls of one queue, head first, while agents are free. A
+** call its policy keeps waiting (say, for a skill no free agent has) is
+** passed over, so one further back that a free agent can take is reached:
+** with `all`, on to the end of the line, each call decided once (ids are
+** read in line order, each batch after the last). The bound is the line's
+** length, not a constant: one policy run and one write per call passed
+** over (about 10 us; 1,000 waiting calls, 10 ms), paid only while free
+** agents are refused by every call ahead. Without `all`, the head only: an
+** offer frees nobody, and the calls in line were decided when the agents
+** free now became free. Most often the head call takes the agent, so the
+** first batch is small and on the stack; a longer walk reads batches into
+** the heap. */
+static int dispatch_line(wtx *t, uint32_t queue, int all)
 {
     if (t->depth > 4) return 0; /* moves between queues: bounded */
     t->depth++;
-    sb_engine *e = t->e;
-    char ids[DISPATCH_MAX][SB_ID_MAX + 1];
-    int n = 0, rc = 0;
-    /* Collect first (routing writes to the waiting list we iterate). */
-    st_iter it;
-    uint8_t p[8];
-    int r;
-    for (r = st_iter_open(&it, t->txn, e, DB_WAITING, p, key_acct2(p, t->acct, queue));
-         r == 0 && n < DISPATCH_MAX; r = st_iter_next(&it)) {
-        size_t il = it.klen - 17;
-        if (it.klen > 17 && il <= SB_ID_MAX) {
-            memcpy(ids[n], it.key + 17, il);
-            ids[n++][il] = 0;
-        }
-    }
-    st_iter_close(&it);
-    if (r && r != MDB_NOTFOUND) {
-        rc = r;
-        goto out;
-    }
-    for (int i = 0; i < n && !rc; i++) {
-        /* Stop as soon as nobody is free in this queue. */
-        r = st_iter_open(&it, t->txn, e, DB_AVAIL, p, key_acct2(p, t->acct, queue));
-        st_iter_close(&it);
-        if (r) {
-            if (r != MDB_NOTFOUND) rc = r;
+    char head[DISPATCH_HEAD][SB_ID_MAX + 1];
+    char(*ids)[SB_ID_MAX + 1] = head, (*more)[SB_ID_MAX + 1] = NULL;
+    int cap = DISPATCH_HEAD, n = 0, stop = 0, rc;
+    uint8_t last[17 + SB_ID_MAX];
+    size_t llen = 0;
+    /* Read a batch first, then route it: routing writes to the waiting
+    ** list being read. */
+    while ((rc = waiting_ids(t, queue, last, &llen, ids, cap, &n)) == 0 && n > 0) {
+        for (int i = 0; i < n && !rc && !stop; i++)
+            rc = dispatch_one(t, queue, ids[i], &stop);
+        if (rc || stop || n < cap || !all) break;
+        if (!more && !(more = malloc(DISPATCH_BATCH * sizeof *more))) {
+            rc = SB_ENOMEM;
             break;
         }
-        call_rec *c = &e->call;
-        if (st_call_load(t->txn, e, t->acct, ids[i], c) || c->state != CALL_WAITING) continue;
-        queue_rec q = {0};
-        if ((rc = load_queue(t, queue, &q)) == 0) rc = route_call(t, c, &q, 0);
-        queue_free(&q);
+        ids = more;
+        cap = DISPATCH_BATCH;
     }
-out:
+    free(more);
     t->depth--;
     return rc;
 }
 
-/* Route waiting calls of the agent's queues to it. dispatch_queue reads the
-** queue's waiting list itself, so a queue with none costs one seek. */
+int dispatch_queue(wtx *t, uint32_t queue)
+{
+    return dispatch_line(t, queue, 1);
+}
+
+/* Route waiting calls of the agent's queues to it, every queue however
+** many (read in batches). dispatch_queue reads the queue's waiting list
+** itself, so a queue with none costs one seek. */
 int dispatch_agent(wtx *t, const agent_rec *a)
 {
-    uint32_t qs[64];
-    int n = 0, rc;
-    st_iter it;
-    uint8_t p[8];
-    for (rc = st_iter_open(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
-         rc == 0 && n < 64; rc = st_iter_next(&it))
-        if (it.klen == 12) qs[n++] = be32(it.key + 8);
-    st_iter_close(&it);
-    if (rc && rc != MDB_NOTFOUND) return rc;
-    for (int i = 0; i < n; i++)
-        if ((rc = dispatch_queue(t, qs[i]))) return rc;
-    return 0;
+    uint32_t after = 0;
+    for (;;) {
+        uint32_t qs[64];
+        int n = 0, rc;
+        st_iter it;
+        uint8_t p[8];
+        for (rc = st_iter_open(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
+             rc == 0 && n < 64; rc = st_iter_next(&it))
+            if (it.klen == 12 && be32(it.key + 8) >= after) qs[n++] = be32(it.key + 8);
+        st_iter_close(&it);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        for (int i = 0; i < n; i++)
+            if ((rc = dispatch_queue(t, qs[i]))) return rc;
+        if (n < 64 || qs[n - 1] == UINT32_MAX) return 0;
+        after = qs[n - 1] + 1;
+    }
 }
 
 /* --- the end of a call ------------------------------------------------------------- */
@@ -831,6 +936,9 @@ static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
                        const agent_rec *agent)
 {
     int rc;
+    /* A call an agent answered was answered, however it ends after a
+    ** transfer (the caller hangs up waiting, max wait turns it away). */
+    if (c->answered) outcome = "answered";
     if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) ||
         (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)) ||
         (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
@@ -995,10 +1103,11 @@ static int ev_offer(wtx *t, ev_op *op)
     }
     /* From here on the numbers are stored only sealed. */
     if ((rc = rec_seal_call(t, c))) goto out;
+    if (q.max_length && q.waiting >= q.max_length && (rc = waiting_recount(t, &q))) goto out;
     if (q.max_length && q.waiting >= q.max_length) {
+        /* Not in the list: move_call takes it out only if it is there. */
         c->state = CALL_WAITING;
         if (q.overflow[0]) {
-            if ((rc = waiting_add(t, c, &q))) goto out;
             rc = move_call(t, c, &q, q.overflow, "queue full");
         } else {
             act(t, SB_ACT_REJECT, c->id, NULL, q.id, "queue full");
@@ -1015,7 +1124,8 @@ static int ev_offer(wtx *t, ev_op *op)
     ** if it has to wait. */
     if (q.waiting > 0) {
         if ((rc = waiting_add(t, c, &q))) goto out;
-        if ((rc = st_call_save(t->txn, e, t->acct, c)) || (rc = dispatch_queue(t, q.num))) goto out;
+        if ((rc = st_call_save(t->txn, e, t->acct, c)) || (rc = dispatch_line(t, q.num, 0)))
+            goto out;
         /* Not reached by the dispatch (nobody free)? Its policy still sees
         ** every new call: it may wait, or move or reject it at once. */
         if (st_call_load(t->txn, e, t->acct, ev->call_id, c) == 0 && c->state == CALL_WAITING) {
@@ -1064,7 +1174,11 @@ static int ev_ring_result(wtx *t, ev_op *op)
             (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
             goto out;
         c->state = CALL_CONNECTED;
-        c->answered = t->now;
+        /* The first answer stays the call's answer through transfers: its
+        ** record's wait ends there. This agent's talk counts from its own
+        ** status change (agent_leaves_call). */
+        if (!c->answered) c->answered = t->now;
+        c->connected = t->now;
         c->agent = a.num;
         c->nseq = c->seqpos = 0;
         a.calls_taken++;
@@ -1095,10 +1209,14 @@ out:
     return rc;
 }
 
-/* The agent leaves a call: statistics, then wrap-up or straight back. */
-static int agent_leaves_call(wtx *t, agent_rec *a, const call_rec *c, const queue_rec *q)
+/* The agent leaves a call: statistics, then wrap-up or straight back, and
+** (`route`) offered to waiting calls at once; otherwise the caller does
+** that later. */
+static int agent_leaves_call(wtx *t, agent_rec *a, const queue_rec *q, int route)
 {
-    int64_t talk = c->answered ? t->now - c->answered : 0;
+    /* On the call since it answered it: the call's own answer time is its
+    ** first, maybe another agent's before a transfer. */
+    int64_t talk = a->status == SB_AGENT_ON_CALL ? t->now - a->status_since : 0;
     a->talk_ms += talk;
     a->last_call = t->now;
     uint32_t wrap = a->wrapup_s ? a->wrapup_s : q->wrapup;
@@ -1111,7 +1229,7 @@ static int agent_leaves_call(wtx *t, agent_rec *a, const call_rec *c, const queu
         return agent_change(t, a, SB_AGENT_WRAP_UP, NULL, NULL);
     }
     if ((rc = agent_change(t, a, SB_AGENT_AVAILABLE, NULL, NULL))) return rc;
-    return dispatch_agent(t, a);
+    return route ? dispatch_agent(t, a) : 0;
 }
 
 static int ev_end(wtx *t, ev_op *op, int abandon)
@@ -1133,7 +1251,7 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
         if (rc == 0 && a.status == SB_AGENT_ON_CALL && strcmp(a.call, c->id) == 0) {
             /* Record first: the agent's wrap-up may route other calls. */
             if ((rc = finish_call(t, c, &q, "answered", &a))) goto out;
-            rc = agent_leaves_call(t, &a, c, &q);
+            rc = agent_leaves_call(t, &a, &q, 1);
         } else if (rc == 0 || rc == SB_ENOTFOUND) {
             rc = finish_call(t, c, &q, "answered", NULL);
         }
@@ -1173,18 +1291,28 @@ static int ev_transfer(wtx *t, ev_op *op)
                      agent_status_name(target.status));
         goto out;
     }
-    /* Release whoever has the call now. */
+    /* Release whoever has the call now. To a queue, the agent released
+    ** serves the calls waiting there before this one joins them. To an
+    ** agent, it is offered to waiting calls only after the target rings:
+    ** routing them first could ring the target for one of them. */
     uint32_t freed[MAX_RING];
     int nf = 0;
     if (c->state == CALL_CONNECTED) {
         if ((rc = st_agent_load(t->txn, e, t->acct, c->agent, &a)) == 0 &&
             a.status == SB_AGENT_ON_CALL && strcmp(a.call, c->id) == 0 && a.num != target.num) {
-            if ((rc = agent_leaves_call(t, &a, c, &q))) goto out;
+            if ((rc = agent_leaves_call(t, &a, &q, ev->queue_id != NULL))) goto out;
+            if (!ev->queue_id) freed[nf++] = a.num;
         } else if (rc && rc != SB_ENOTFOUND) {
             goto out;
         }
-        c->agent = 0;
-        c->answered = 0;
+        /* c->answered and c->agent stay: the call was answered, and its
+        ** record names the agent it last spoke to; its talk so far is kept
+        ** apart. Should it be back in line (the target does not answer),
+        ** its wait starts now, for its queue's max wait as for its place in
+        ** line. */
+        if (c->connected) c->talked += t->now - c->connected;
+        c->connected = 0;
+        c->queued = t->now;
     } else if (c->state == CALL_RINGING) {
         for (int i = 0; i < c->nring; i++)
             freed[nf++] = c->ring[i].agent;
@@ -1246,6 +1374,13 @@ static int ev_agent_status(wtx *t, ev_op *op)
                      "agent '%s' is on a call; change its status after the call", a.id);
         goto out;
     }
+    /* The status it has already changes nothing, as in sb_agent_put: sent
+    ** again, "available" would restart the idle time longest-idle routing
+    ** goes by, and any status its time since. (A pause with another reason
+    ** is a new pause.) */
+    if (a.status == ev->status &&
+        (ev->status != SB_AGENT_PAUSED || !strcmp(a.reason, ev->reason ? ev->reason : "")))
+        goto out;
     if (a.status == SB_AGENT_RESERVED) {
         /* Leaving while ringing: that ring is rejected and the call moves on. */
         call_rec *c = &e->call;

@@ -15,7 +15,9 @@
 #define V_QUEUE 1
 #define V_MEMBER 1
 #define V_AVAIL 1
-#define V_CALL 2 /* 2: numbers sealed (pii), pseudonyms, caller history */
+#define V_CALL                                                                                     \
+    3 /* 2: numbers sealed (pii), pseudonyms, caller history; 3: talk across                       \
+      ** transfers (connected, talked) */
 
 static const char *const fb_names[] = {"longest_idle", "ring_all", "wait", "reject"};
 
@@ -298,6 +300,8 @@ void enc_call(wbuf *w, const call_rec *c)
     }
     wb_u8(w, c->moves);
     wb_strn(w, c->attrs.p ? c->attrs.p : "", c->attrs.len);
+    wb_i64(w, c->connected);
+    wb_i64(w, c->talked);
 }
 
 int dec_call(const void *p, size_t n, call_rec *c)
@@ -371,7 +375,14 @@ int dec_call(const void *p, size_t n, call_rec *c)
     }
     c->moves = rb_u8(&r);
     rb_buf(&r, &c->attrs, ATTRS_MAX);
-    int ok = (v == V_CALL || v == 1) && c->state >= CALL_WAITING && c->state <= CALL_CONNECTED &&
+    if (v >= 3) {
+        c->connected = rb_i64(&r);
+        c->talked = rb_i64(&r);
+    } else { /* before transfers kept the answer: connected since it */
+        c->connected = c->state == CALL_CONNECTED ? c->answered : 0;
+        c->talked = 0;
+    }
+    int ok = v >= 1 && v <= V_CALL && c->state >= CALL_WAITING && c->state <= CALL_CONNECTED &&
              c->seqpos <= c->nseq;
     return done(&r, ok);
 }

@@ -119,7 +119,9 @@ typedef struct call_rec {
     uint8_t state;
     char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
     int32_t priority;
-    int64_t offered, queued, answered;
+    int64_t offered, queued, answered; /* answered: the first answer */
+    int64_t connected;                 /* the current agent's answer; 0: none */
+    int64_t talked;                    /* talk (ms) of agents before it (transfers) */
     uint32_t attempts;
     uint32_t agent;      /* connected agent */
     uint32_t last_agent; /* agent of the previous ring attempt */

@@ -875,7 +875,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         rc = SB_ENOMEM;
         goto out;
     }
-    memcpy(partbuf, w.b.p, parts);
+    if (parts) memcpy(partbuf, w.b.p, parts);
     r.att = partbuf;
     r.attlen = attlen;
     r.ver = partbuf + attlen;
@@ -885,7 +885,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     for (int i = 0;; i++, end++) {
         r.ended = end;
         r.wait_ms = (c->answered ? c->answered : end) - c->offered;
-        r.talk_ms = c->answered ? end - c->answered : 0;
+        r.talk_ms = c->talked + (c->connected ? end - c->connected : 0);
         wb_reset(&w);
         rec_encode(&w, &r);
         rc = w.err ? SB_ENOMEM : i > 1000 ? SB_ESTORE : 0;
