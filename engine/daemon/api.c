@@ -1069,6 +1069,7 @@ static void h_events(ctx *x)
 /* ------------------------------------------------------------------------ */
 /* Routing. */
 
+/* Every GET handler only reads: it answers HEAD too (sbd_api_handle). */
 static const struct route routes[] = {
     {"/healthz", AUTH_NONE, {[SBD_GET] = h_health}, NULL, NULL},
     {"/metrics", AUTH_ADMIN, {[SBD_GET] = h_metrics}, NULL, NULL},
@@ -1291,8 +1292,25 @@ static int auth_account(ctx *x)
 static const char *const method_names[SBD_NMETHODS] = {"GET",    "PUT",  "POST",
                                                        "DELETE", "HEAD", "OTHER"};
 
+/* Does the route take method m? HEAD wherever GET. */
+static int allowed(const struct route *rt, int m)
+{
+    return m != SBD_OTHER && (rt->h[m] || (m == SBD_HEAD && rt->h[SBD_GET]));
+}
+
 void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
 {
+    /* HEAD is GET without the body (RFC 9110 9.3.2): it is answered here
+    ** exactly as the GET would be, 404, 405 and all, and http.c leaves the
+    ** body out. GET handlers only read (see routes[]), so a HEAD changes
+    ** nothing. */
+    sbd_req get;
+    if (req->method == SBD_HEAD) {
+        get = *req;
+        get.method = SBD_GET;
+        get.method_name = "GET";
+        req = &get;
+    }
     ctx x;
     memset(&x, 0, sizeof x);
     x.d = d;
@@ -1328,11 +1346,12 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
     x.rt = rt;
     handler h = rt->h[req->method];
     if (req->method == SBD_OTHER || !h) {
+        static const int order[] = {SBD_GET, SBD_HEAD, SBD_PUT, SBD_POST, SBD_DELETE};
         char allow[64] = "";
-        for (int m = 0; m < SBD_NMETHODS; m++)
-            if (rt->h[m]) {
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+            if (allowed(rt, order[i])) {
                 if (*allow) strcat(allow, ", ");
-                strcat(allow, method_names[m]);
+                strcat(allow, method_names[order[i]]);
             }
         fail(&x, 405, "HTTP_METHOD_NOT_ALLOWED", NULL, "%s is not allowed on %s (allowed: %s)",
              req->method_name, rt->pattern, allow);
@@ -1346,8 +1365,7 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
         h(&x);
         /* An admin change (a key created or revoked, an account deleted...):
         ** every connection's cached credentials are checked afresh. */
-        if (rt->auth == AUTH_ADMIN && req->method != SBD_GET && req->method != SBD_HEAD)
-            d->auth_gen++;
+        if (rt->auth == AUTH_ADMIN && req->method != SBD_GET) d->auth_gen++;
     }
     free(buf);
 }

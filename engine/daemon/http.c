@@ -34,6 +34,20 @@
 
 enum { CS_HTTP, CS_STREAM, CS_CLOSING, CS_LINGER };
 
+/* A request's head, parsed in place (the strings point into its buffer). */
+struct head {
+    char *method, *target, *auth, *ctype;
+    int minor;
+    int close, keepalive, chunked, expect;
+    int has_cl;
+    int hosts; /* Host fields seen */
+    uint64_t cl;
+};
+
+/* Where the chunked body decoder is: a chunk-size line, a chunk's data, the
+** CRLF after it, or the trailer section. */
+enum { CK_SIZE, CK_DATA, CK_CRLF, CK_TRAILER };
+
 #define HELD_SEGS 3
 
 struct sbd_conn {
@@ -52,6 +66,7 @@ struct sbd_conn {
         uint64_t seq; /* batch: released once a sync covering it is done */
         size_t bytes; /* length of this segment of pending */
         int mutating; /* a request in it changed state */
+        int head;     /* its first response answers a HEAD */
     } held[HELD_SEGS];
     int nheld;
     sbd_conn *next, *prev;   /* d->conns */
@@ -67,6 +82,17 @@ struct sbd_conn {
     ** in) and the linger deadline (CS_LINGER). Created when first needed. */
     struct event *timer;
     int timer_armed;
+    /* A chunked request body on its way. Its head is taken off the input
+    ** once parsed and each read decodes only the bytes it brought: the
+    ** decoded body so far, the decoder's place, the wire bytes taken. */
+    struct chunked {
+        char *hbuf; /* the request head (hd points into it); NULL: none */
+        struct head hd;
+        struct evbuffer *body; /* decoded so far */
+        int state;             /* CK_* */
+        uint64_t left;         /* CK_DATA: bytes of the chunk still to come */
+        size_t wire;           /* head and body bytes taken off the input */
+    } ck;
 };
 
 #define OUTPUT_LIMIT (4u * 1024 * 1024) /* stop parsing requests past this backlog */
@@ -192,8 +218,16 @@ static const char *http_date(void)
     return buf;
 }
 
-/* Append a complete response (head + rep->body, which is emptied) to out. */
-static void format_response(struct evbuffer *out, sbd_reply *rep, int minor, int keep_alive)
+static const char *connection_field(int minor, int keep_alive)
+{
+    return !keep_alive ? "Connection: close\r\n" : minor == 0 ? "Connection: keep-alive\r\n" : "";
+}
+
+/* Append a complete response (head + rep->body, which is emptied) to out.
+** To a HEAD only the head goes, its Content-Length that of the body it
+** leaves out (RFC 9110 9.3.2): whatever follows is the next response. */
+static void format_response(struct evbuffer *out, sbd_reply *rep, int minor, int keep_alive,
+                            int head)
 {
     size_t len = evbuffer_get_length(rep->body);
     evbuffer_add_printf(out,
@@ -202,11 +236,11 @@ static void format_response(struct evbuffer *out, sbd_reply *rep, int minor, int
                         minor, rep->status, reason_phrase(rep->status), http_date(),
                         SB_VERSION_STRING,
                         rep->content_type ? rep->content_type : "application/json", len,
-                        !keep_alive  ? "Connection: close\r\n"
-                        : minor == 0 ? "Connection: keep-alive\r\n"
-                                     : "",
-                        rep->headers);
-    evbuffer_add_buffer(out, rep->body);
+                        connection_field(minor, keep_alive), rep->headers);
+    if (head)
+        evbuffer_drain(rep->body, len);
+    else
+        evbuffer_add_buffer(out, rep->body);
 }
 
 static void batch_join(sbd_conn *c)
@@ -237,8 +271,8 @@ static void batch_leave(sbd_conn *c)
 
 /* What was appended to c->pending since it was `before` bytes long belongs to
 ** batch `seq` (sbd_seq() or sbd_commit_tag()): tag it, and put c on the
-** batch list. */
-static void hold(sbd_conn *c, size_t before, int mutating, uint64_t seq)
+** batch list. head: it answers a HEAD (or is the 100 Continue of one). */
+static void hold(sbd_conn *c, size_t before, int mutating, uint64_t seq, int head)
 {
     size_t n = evbuffer_get_length(c->pending) - before;
     batch_join(c);
@@ -247,6 +281,7 @@ static void hold(sbd_conn *c, size_t before, int mutating, uint64_t seq)
         h = &c->held[c->nheld++];
         h->bytes = 0;
         h->mutating = 0;
+        h->head = head;
     }
     h->seq = seq; /* tags only grow: merging raises the tag */
     h->bytes += n;
@@ -275,8 +310,19 @@ static struct evbuffer *scratch_body(void)
     return b;
 }
 
-/* Queue a transport-level error and stop reading requests on c. */
-static void queue_error(sbd_conn *c, int status, const char *code, const char *msg, uint64_t t0)
+/* Drop the chunked body being received on c, if any. */
+static void chunked_end(sbd_conn *c)
+{
+    struct chunked *k = &c->ck;
+    free(k->hbuf);
+    k->hbuf = NULL;
+    if (k->body) evbuffer_drain(k->body, evbuffer_get_length(k->body));
+}
+
+/* Queue a transport-level error and stop reading requests on c. head: the
+** request is a HEAD (as far as it could be read). */
+static void queue_error(sbd_conn *c, int status, const char *code, const char *msg, int head,
+                        uint64_t t0)
 {
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);
@@ -284,10 +330,11 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     rep.route = -1;
     sbd_api_error(&rep, status, code, msg, NULL);
     size_t before = evbuffer_get_length(c->pending);
-    format_response(c->pending, &rep, 1, 0);
+    format_response(c->pending, &rep, 1, 0, head);
     c->state = CS_CLOSING;
+    chunked_end(c);
     uint64_t seq = sbd_seq(c->d);
-    hold(c, before, 0, seq);
+    hold(c, before, 0, seq, head);
     c->d->batch_len++;
     note_request(c->d, -1, SBD_OTHER, status, t0, seq);
     sbd_log(SB_LOG_DEBUG, "bad request", "conn=%llu peer=%s status=%d code=%s",
@@ -296,14 +343,6 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
 
 /* ------------------------------------------------------------------------ */
 /* Request parsing. */
-
-struct head {
-    char *method, *target, *auth, *ctype;
-    int minor;
-    int close, keepalive, chunked, expect;
-    int has_cl;
-    uint64_t cl;
-};
 
 static int is_tchar(unsigned char ch)
 {
@@ -426,6 +465,8 @@ static int parse_head(char *h, struct head *hd, const char **why)
         } else if (!strcasecmp(line, "connection")) {
             if (has_token(v, "close")) hd->close = 1;
             if (has_token(v, "keep-alive")) hd->keepalive = 1;
+        } else if (!strcasecmp(line, "host")) {
+            hd->hosts++;
         } else if (!strcasecmp(line, "authorization")) {
             hd->auth = v;
         } else if (!strcasecmp(line, "content-type")) {
@@ -443,6 +484,15 @@ static int parse_head(char *h, struct head *hd, const char **why)
         *why = "both Content-Length and Transfer-Encoding";
         return 400;
     }
+    /* RFC 9112 3.2. The value is not checked: there is one name served. */
+    if (hd->hosts > 1) {
+        *why = "more than one Host header field";
+        return 400;
+    }
+    if (hd->minor == 1 && !hd->hosts) {
+        *why = "an HTTP/1.1 request needs a Host header field";
+        return 400;
+    }
     if (hd->close) hd->keepalive = 0;
     return 0;
 }
@@ -457,31 +507,75 @@ static int method_index(const char *m)
     return SBD_OTHER;
 }
 
-/* Decode a chunked body from p[0..n). Returns 1 when complete (body in *out,
-** *used bytes consumed), 0 when more input is needed, or an HTTP status. */
-static int dechunk(const char *p, size_t n, size_t max_body, struct evbuffer *out, size_t *used,
-                   const char **why)
+#define CHUNK_LINE_MAX 1024   /* a chunk-size line, extensions included */
+#define TRAILER_LINE_MAX 8192 /* a trailer field line */
+
+/* Decode what has arrived of c's chunked body, taking it off in: resumes
+** where the last call stopped, so no byte is decoded twice. Returns 1
+** when the body is complete (in c->ck.body, the trailer consumed), 0 when
+** more input is needed, or an HTTP status (with *why). */
+static int dechunk(sbd_conn *c, struct evbuffer *in, size_t max_body, const char **why)
 {
-    size_t pos = 0, total = 0;
-    evbuffer_drain(out, evbuffer_get_length(out));
+    struct chunked *k = &c->ck;
     for (;;) {
-        const char *nl = memchr(p + pos, '\n', n - pos);
-        if (!nl) {
-            if (n - pos > 1024) {
+        size_t avail = evbuffer_get_length(in);
+        if (k->state == CK_DATA) {
+            size_t n = avail < k->left ? avail : (size_t)k->left;
+            if (!n) return 0;
+            evbuffer_remove_buffer(in, k->body, n);
+            k->wire += n;
+            k->left -= n;
+            if (!k->left) k->state = CK_CRLF;
+            continue;
+        }
+        if (k->state == CK_CRLF) {
+            char crlf[2];
+            if (avail < 2) return 0;
+            evbuffer_remove(in, crlf, 2);
+            k->wire += 2;
+            if (crlf[0] != '\r' || crlf[1] != '\n') {
+                *why = "malformed chunk";
+                return 400;
+            }
+            k->state = CK_SIZE;
+            continue;
+        }
+        /* A line: a chunk size, or a trailer field. ll excludes the LF. */
+        size_t max = k->state == CK_SIZE ? CHUNK_LINE_MAX : TRAILER_LINE_MAX;
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+        if (eol.pos < 0 ? avail > max : (size_t)eol.pos > max) {
+            if (k->state == CK_SIZE) {
                 *why = "malformed chunk size";
                 return 400;
             }
-            return 0;
+            *why = "trailer too large";
+            return 431;
         }
-        size_t ll = (size_t)(nl - (p + pos));
-        if (ll < 1 || p[pos + ll - 1] != '\r') {
+        if (eol.pos < 0) return 0;
+        size_t ll = (size_t)eol.pos;
+        k->wire += ll + 1;
+        if (k->state == CK_TRAILER) {
+            /* Trailer fields (ignored), then an empty line. */
+            char cr = 0;
+            evbuffer_copyout(in, &cr, 1);
+            evbuffer_drain(in, ll + 1);
+            if (ll == 1 && cr == '\r') return 1;
+            if (ll == 0) {
+                *why = "malformed trailer";
+                return 400;
+            }
+            continue;
+        }
+        char line[CHUNK_LINE_MAX + 1];
+        evbuffer_remove(in, line, ll + 1);
+        if (ll < 1 || line[ll - 1] != '\r') {
             *why = "malformed chunk size";
             return 400;
         }
         uint64_t sz = 0;
-        size_t i = pos, digits = 0;
-        for (; i < pos + ll - 1; i++) {
-            char ch = p[i];
+        size_t i = 0, digits = 0;
+        for (; i < ll - 1; i++) {
+            char ch = line[i];
             int v = ch >= '0' && ch <= '9'   ? ch - '0'
                     : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
                     : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
@@ -493,39 +587,21 @@ static int dechunk(const char *p, size_t n, size_t max_body, struct evbuffer *ou
             }
             sz = sz * 16 + (uint64_t)v;
         }
-        if (!digits || (i < pos + ll - 1 && p[i] != ';' && p[i] != ' ' && p[i] != '\t')) {
+        if (!digits || (i < ll - 1 && line[i] != ';' && line[i] != ' ' && line[i] != '\t')) {
             *why = "malformed chunk size";
             return 400;
         }
-        pos += ll + 1;
         if (sz == 0) {
-            /* Trailer fields (ignored), then an empty line. */
-            for (;;) {
-                const char *e = memchr(p + pos, '\n', n - pos);
-                if (!e) return n - pos > 8192 ? (*why = "trailer too large", 431) : 0;
-                size_t tl = (size_t)(e - (p + pos));
-                pos += tl + 1;
-                if (tl == 1 && p[pos - 2] == '\r') break;
-                if (tl == 0) {
-                    *why = "malformed trailer";
-                    return 400;
-                }
-            }
-            *used = pos;
-            return 1;
+            k->state = CK_TRAILER;
+            continue;
         }
-        if (total + sz > max_body) {
+        /* max_body bounds the decoded body, checked before the data comes. */
+        if ((uint64_t)evbuffer_get_length(k->body) + sz > max_body) {
             *why = "request body too large";
             return 413;
         }
-        if (n - pos < sz + 2) return 0;
-        if (p[pos + sz] != '\r' || p[pos + sz + 1] != '\n') {
-            *why = "malformed chunk";
-            return 400;
-        }
-        evbuffer_add(out, p + pos, (size_t)sz);
-        total += sz;
-        pos += sz + 2;
+        k->left = sz;
+        k->state = CK_DATA;
     }
 }
 
@@ -584,7 +660,10 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     rep.route = -1;
     sbd_api_handle(d, &req, &rep);
 
-    int keep = hd->keepalive && !rep.stream;
+    int head = req.method == SBD_HEAD;
+    /* HEAD /v1/events: the stream's head alone; nothing is subscribed. */
+    int stream = rep.stream && !head;
+    int keep = hd->keepalive && !stream;
     /* Shutting down: the last request we have gets "Connection: close". */
     if (d->draining && keep && !evbuffer_get_length(in) && !kernel_has_data(c->fd)) keep = 0;
     size_t before = evbuffer_get_length(c->pending);
@@ -592,19 +671,20 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
         evbuffer_add_printf(c->pending,
                             "HTTP/1.%d 200 OK\r\nDate: %s\r\nServer: switchboard/%s\r\n"
                             "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                            "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n: connected\n\n",
-                            hd->minor, http_date(), SB_VERSION_STRING);
+                            "X-Accel-Buffering: no\r\n%s\r\n%s",
+                            hd->minor, http_date(), SB_VERSION_STRING,
+                            connection_field(hd->minor, keep), stream ? ": connected\n\n" : "");
     } else {
-        format_response(c->pending, &rep, hd->minor, keep);
+        format_response(c->pending, &rep, hd->minor, keep, head);
     }
     uint64_t seq = rep.mutating ? sbd_commit_tag(d) : sbd_seq(d);
-    hold(c, before, rep.mutating, seq);
+    hold(c, before, rep.mutating, seq, head);
     d->batch_len++;
     note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0, seq);
     if (sbd_log_enabled(SB_LOG_DEBUG))
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
                 (unsigned long long)c->id, hd->method, sbd_q(req.path), rep.status);
-    if (rep.stream) {
+    if (stream) {
         if (sbd_stream_subscribe(d, c, rep.stream_account) == 0) {
             c->state = CS_STREAM;
             /* Bound the kernel's buffering too, so stream_buffer measures
@@ -623,6 +703,67 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     }
 }
 
+/* Is the request (as parsed) a HEAD? */
+static int is_head(const struct head *hd)
+{
+    return hd->method && !strcmp(hd->method, "HEAD");
+}
+
+/* An Expect: 100-continue request whose body is still to come: invite it,
+** once. */
+static void send_continue(sbd_conn *c, const struct head *hd)
+{
+    if (!hd->expect || c->expect_sent || hd->minor != 1) return;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    /* Behind held responses it must wait its turn; otherwise send it now. */
+    if (c->in_batch) {
+        size_t before = evbuffer_get_length(c->pending);
+        evbuffer_add(c->pending, cont, sizeof cont - 1);
+        hold(c, before, 0, sbd_seq(c->d), is_head(hd));
+    } else
+        bufferevent_write(c->bev, cont, sizeof cont - 1);
+    c->expect_sent = 1;
+}
+
+/* Go on with the chunked body being received on c (its head is in c->ck).
+** Returns as take_request() does. */
+static int take_chunked(sbd_conn *c, uint64_t t0)
+{
+    sbd *d = c->d;
+    struct chunked *k = &c->ck;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    const char *why = NULL;
+    int head = is_head(&k->hd);
+    int r = dechunk(c, in, d->cfg->max_body, &why);
+    if (r > 1) {
+        queue_error(c, r, http_code(r), why, head, t0);
+        return 1;
+    }
+    if (r == 0) {
+        /* Decoded, it is within max_body so far; on the wire, chunk
+        ** framing may not make it much bigger than a body could be. */
+        if (k->wire + evbuffer_get_length(in) >= read_limit(d)) {
+            queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body too large", head, t0);
+            return 1;
+        }
+        send_continue(c, &k->hd);
+        return 0;
+    }
+    size_t body_len = evbuffer_get_length(k->body);
+    char *body = malloc(body_len + 1);
+    if (!body) {
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", head, t0);
+        return 1;
+    }
+    evbuffer_remove(k->body, body, body_len);
+    body[body_len] = 0;
+    c->expect_sent = 0;
+    dispatch(c, &k->hd, body, body_len, t0);
+    free(body);
+    chunked_end(c);
+    return 1;
+}
+
 /* Take one request off the input if it is complete. Returns 1 if one was
 ** handled (or answered with an error), 0 if more input is needed. */
 static int take_request(sbd_conn *c)
@@ -630,6 +771,9 @@ static int take_request(sbd_conn *c)
     sbd *d = c->d;
     const sbd_config *cfg = d->cfg;
     struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    /* Whatever this returns 1 for ends the request: the deadline with it. */
+    if (c->ck.hbuf) return take_chunked(c, sbd_now_ns());
 
     /* Empty lines before a request line are ignored (RFC 9112 2.2). */
     for (;;) {
@@ -642,30 +786,30 @@ static int take_request(sbd_conn *c)
     size_t avail = evbuffer_get_length(in);
     if (!avail) return 0;
     uint64_t t0 = sbd_now_ns();
-    /* Whatever this returns 1 for ends the request: the deadline with it. */
 
     struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
     if (end.pos < 0) {
         if (avail > cfg->max_header) {
-            queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", t0);
+            queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", 0,
+                        t0);
             return 1;
         }
         return 0;
     }
     size_t hlen = (size_t)end.pos + 4;
     if (hlen > cfg->max_header) {
-        queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", t0);
+        queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", 0, t0);
         return 1;
     }
     char *hbuf = malloc(hlen + 1);
     if (!hbuf) {
-        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", t0);
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", 0, t0);
         return 1;
     }
     evbuffer_copyout(in, hbuf, hlen);
     hbuf[hlen] = 0;
     if (memchr(hbuf, 0, hlen)) {
-        queue_error(c, 400, "HTTP_BAD_REQUEST", "NUL byte in the request header", t0);
+        queue_error(c, 400, "HTTP_BAD_REQUEST", "NUL byte in the request header", 0, t0);
         free(hbuf);
         return 1;
     }
@@ -673,80 +817,60 @@ static int take_request(sbd_conn *c)
     const char *why = NULL;
     int st = parse_head(hbuf, &hd, &why);
     if (st) {
-        queue_error(c, st, http_code(st), why, t0);
+        queue_error(c, st, http_code(st), why, is_head(&hd), t0);
         free(hbuf);
         return 1;
     }
 
-    char *body = NULL;
-    size_t body_len = 0;
     if (hd.chunked) {
-        static struct evbuffer *dec;
-        if (!dec) dec = evbuffer_new();
-        size_t used = 0;
-        const char *p = (const char *)evbuffer_pullup(in, -1);
-        int r = dechunk(p + hlen, avail - hlen, cfg->max_body, dec, &used, &why);
-        if (r > 1) {
-            queue_error(c, r, http_code(r), why, t0);
+        /* The head is done with: from here on the input holds the body. */
+        struct chunked *k = &c->ck;
+        if (!k->body && !(k->body = evbuffer_new())) {
+            queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", is_head(&hd),
+                        t0);
             free(hbuf);
             return 1;
         }
-        if (r == 0) {
-            if (avail >= read_limit(d)) {
-                queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body too large", t0);
-                free(hbuf);
-                return 1;
-            }
-            goto need_more;
-        }
-        body_len = evbuffer_get_length(dec);
-        body = malloc(body_len + 1);
-        if (!body) {
-            free(hbuf);
-            queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", t0);
-            return 1;
-        }
-        evbuffer_remove(dec, body, body_len);
-        body[body_len] = 0;
-        evbuffer_drain(in, hlen + used);
-    } else {
-        if (hd.has_cl && hd.cl > cfg->max_body) {
-            queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body exceeds max_body", t0);
-            free(hbuf);
-            return 1;
-        }
-        body_len = hd.has_cl ? (size_t)hd.cl : 0;
-        if (avail - hlen < body_len) goto need_more;
-        body = malloc(body_len + 1);
-        if (!body) {
-            free(hbuf);
-            queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", t0);
-            return 1;
-        }
+        k->hbuf = hbuf;
+        k->hd = hd;
+        k->state = CK_SIZE;
+        k->left = 0;
+        k->wire = hlen;
         evbuffer_drain(in, hlen);
-        evbuffer_remove(in, body, body_len);
-        body[body_len] = 0;
+        return take_chunked(c, t0);
     }
+    if (hd.has_cl && hd.cl > cfg->max_body) {
+        queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body exceeds max_body", is_head(&hd),
+                    t0);
+        free(hbuf);
+        return 1;
+    }
+    size_t body_len = hd.has_cl ? (size_t)hd.cl : 0;
+    if (avail - hlen < body_len) {
+        send_continue(c, &hd);
+        free(hbuf);
+        return 0;
+    }
+    char *body = malloc(body_len + 1);
+    if (!body) {
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", is_head(&hd), t0);
+        free(hbuf);
+        return 1;
+    }
+    evbuffer_drain(in, hlen);
+    evbuffer_remove(in, body, body_len);
+    body[body_len] = 0;
     c->expect_sent = 0;
     dispatch(c, &hd, body, body_len, t0);
     free(body);
     free(hbuf);
     return 1;
+}
 
-need_more:
-    if (hd.expect && !c->expect_sent && hd.minor == 1) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        /* Behind held responses it must wait its turn; otherwise send it now. */
-        if (c->in_batch) {
-            size_t before = evbuffer_get_length(c->pending);
-            evbuffer_add(c->pending, cont, sizeof cont - 1);
-            hold(c, before, 0, sbd_seq(c->d));
-        } else
-            bufferevent_write(c->bev, cont, sizeof cont - 1);
-        c->expect_sent = 1;
-    }
-    free(hbuf);
-    return 0;
+/* Has a request begun on c that is not complete yet? */
+static int mid_request(sbd_conn *c)
+{
+    return c->ck.hbuf || evbuffer_get_length(bufferevent_get_input(c->bev));
 }
 
 static void process_input(sbd_conn *c)
@@ -774,7 +898,7 @@ static void process_input(sbd_conn *c)
     ** byte, or the end of the request before it) to arrive whole. Not while
     ** reading is paused: then the wait is ours, not the client's. */
     if (c->state == CS_HTTP) {
-        if (!c->paused && evbuffer_get_length(bufferevent_get_input(c->bev)))
+        if (!c->paused && mid_request(c))
             conn_timer(c, d->cfg->request_timeout, 0);
         else
             conn_timer(c, 0, 0);
@@ -792,14 +916,19 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    if (c->state != CS_HTTP || c->paused || !evbuffer_get_length(in)) return;
+    if (c->state != CS_HTTP || c->paused || !mid_request(c)) return;
     sbd_log(SB_LOG_INFO, "request timed out: closing", "conn=%llu peer=%s received=%zu",
-            (unsigned long long)c->id, c->peer, evbuffer_get_length(in));
+            (unsigned long long)c->id, c->peer,
+            c->ck.hbuf ? c->ck.wire + evbuffer_get_length(in) : evbuffer_get_length(in));
     char msg[128];
     snprintf(msg, sizeof msg, "the request was not complete within request_timeout (%u s)",
              c->d->cfg->request_timeout);
+    /* Was it a HEAD? The method comes first (a chunked request's head is in
+    ** c->ck, off the input). */
+    unsigned char *p = evbuffer_pullup(in, 5);
+    int head = c->ck.hbuf ? is_head(&c->ck.hd) : p && !memcmp(p, "HEAD ", 5);
     /* Sent behind the responses held on c, when the loop flushes the batch. */
-    queue_error(c, 408, "HTTP_REQUEST_TIMEOUT", msg, sbd_now_ns());
+    queue_error(c, 408, "HTTP_REQUEST_TIMEOUT", msg, head, sbd_now_ns());
     evbuffer_drain(in, evbuffer_get_length(in));
 }
 
@@ -824,6 +953,8 @@ static void conn_free(sbd_conn *c)
     if (c->bev) bufferevent_free(c->bev);
     if (c->pending) evbuffer_free(c->pending);
     if (c->timer) event_free(c->timer);
+    free(c->ck.hbuf);
+    if (c->ck.body) evbuffer_free(c->ck.body);
     sodium_memzero(&c->auth, sizeof c->auth);
     sbd_log(SB_LOG_DEBUG, "connection closed", "conn=%llu peer=%s", (unsigned long long)c->id,
             c->peer);
@@ -850,8 +981,7 @@ static void start_linger(sbd_conn *c)
 
 static int conn_idle(sbd_conn *c)
 {
-    return c->state == CS_HTTP && !c->in_batch &&
-           !evbuffer_get_length(bufferevent_get_input(c->bev)) &&
+    return c->state == CS_HTTP && !c->in_batch && !mid_request(c) &&
            !evbuffer_get_length(bufferevent_get_output(c->bev)) && !kernel_has_data(c->fd);
 }
 
@@ -991,7 +1121,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       "too many connections; try again later", NULL);
         snprintf(rep.headers, sizeof rep.headers, "Retry-After: 1\r\n");
         struct evbuffer *out = bufferevent_get_output(c->bev);
-        format_response(out, &rep, 1, 0);
+        format_response(out, &rep, 1, 0, 0);
         c->state = CS_CLOSING;
         bufferevent_enable(c->bev, EV_WRITE);
         bufferevent_enable(c->bev, EV_READ);
@@ -1074,6 +1204,7 @@ void sbd_http_release(sbd *d, uint64_t upto, int sync_failed)
             /* What we were about to acknowledge is not durable: say so, and
             ** close so no later response on this connection is mistaken
             ** for the lost one. */
+            int head = c->nheld && c->held[0].head;
             batch_leave(c);
             evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
             sbd_reply rep;
@@ -1081,7 +1212,7 @@ void sbd_http_release(sbd *d, uint64_t upto, int sync_failed)
             rep.body = scratch_body();
             sbd_api_error(&rep, 500, "SB_ESTORE",
                           "the change was committed but could not be synced to disk", NULL);
-            format_response(c->pending, &rep, 1, 0);
+            format_response(c->pending, &rep, 1, 0, head);
             if (c->state == CS_STREAM && c->sub) {
                 sbd_stream_unsubscribe(d, c->sub);
                 c->sub = NULL;

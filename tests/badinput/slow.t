@@ -69,12 +69,12 @@ def served_fast(limit=1.0):
 
 
 def get(path, extra=b""):
-    return b"GET " + path.encode() + b" HTTP/1.1\r\nAuthorization: " + AUTH + b"\r\n" + extra + b"\r\n"
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH + b"\r\n" + extra + b"\r\n"
 
 
 def put_agent(aid, extra=b""):
     body = b'{"devices":{"softphone":"sip:' + aid.encode() + b'@x"}}'
-    return (b"PUT /v1/agents/" + aid.encode() + b" HTTP/1.1\r\nAuthorization: " + AUTH +
+    return (b"PUT /v1/agents/" + aid.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH +
             b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
 
 
@@ -108,7 +108,7 @@ t.ok(all(f for f, _ in fast), "... while another client was served at once (%.3f
 stalled = []
 for i in range(30):
     c = conn()
-    c.sendall(b"GET /v1/agents HTTP/1.1\r\nAuthorization: " + AUTH[:10])
+    c.sendall(b"GET /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH[:10])
     stalled.append(c)
 ok_fast, took = served_fast()
 t.ok(ok_fast, "30 clients stalled in their headers: another client is served at once (%.3f s)" % took)
@@ -123,7 +123,7 @@ t.ok(all(g == b"" for g in got) and waited < IDLE + 4,
 
 # 3. A body that stops half-way: closed at idle_timeout, nothing created.
 c = conn()
-c.sendall(b"PUT /v1/agents/stall HTTP/1.1\r\nAuthorization: " + AUTH +
+c.sendall(b"PUT /v1/agents/stall HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH +
           b"\r\nContent-Length: 50\r\n\r\n{\"devices\":")
 got = read_all(c, timeout=IDLE + 5)
 c.close()
@@ -132,7 +132,7 @@ t.is_(acme.get("/v1/agents/stall").status, 404, "... and nothing was created")
 
 # 4. Expect: 100-continue, then no body: 100 sent, then closed.
 c = conn()
-c.sendall(b"PUT /v1/agents/stall HTTP/1.1\r\nAuthorization: " + AUTH +
+c.sendall(b"PUT /v1/agents/stall HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH +
           b"\r\nExpect: 100-continue\r\nContent-Length: 40\r\n\r\n")
 got = read_all(c, timeout=IDLE + 5)
 c.close()
@@ -244,7 +244,7 @@ tricklers = []
 t0 = time.monotonic()
 for i in range(MAXC):
     c = conn()
-    c.sendall(b"GET /v1/agents HTTP/1.1\r\nX-Slow: ")
+    c.sendall(b"GET /v1/agents HTTP/1.1\r\nHost: x\r\nX-Slow: ")
     tricklers.append(c)
 stop = threading.Event()
 
@@ -302,7 +302,7 @@ t.is_(r.status, 200, "slowloris: ... and a new client is served, not refused for
 # 13. A body trickled within idle_timeout: 408 at request_timeout, nothing
 #     created; a response held before it on the connection comes first.
 c = conn()
-c.sendall(get("/v1/agents/alice") + b"PUT /v1/agents/trickle HTTP/1.1\r\nAuthorization: " + AUTH +
+c.sendall(get("/v1/agents/alice") + b"PUT /v1/agents/trickle HTTP/1.1\r\nHost: x\r\nAuthorization: " + AUTH +
           b"\r\nContent-Length: 5000\r\n\r\n{\"devices\":")
 stop = threading.Event()
 dr = threading.Thread(target=drip, args=([c], b" "))

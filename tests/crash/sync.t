@@ -91,12 +91,12 @@ def load(d, acme, tolerant):
     burst = b""
     for i in range(50):
         body = b'{"devices":{"softphone":"sip:p%d@x"}}' % i
-        burst += (b"PUT /v1/agents/p%d HTTP/1.1\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n%s"
+        burst += (b"PUT /v1/agents/p%d HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n%s"
                   % (i, auth, len(body), body))
-    burst += b"DELETE /v1/agents/p0 HTTP/1.1\r\nAuthorization: " + auth + b"\r\nConnection: close\r\n\r\n"
+    burst += b"DELETE /v1/agents/p0 HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth + b"\r\nConnection: close\r\n\r\n"
     got_burst = d.raw(burst)
     parts = [b'{"devices":{"sof', b'tphone":"sip:chunky@x"}}']
-    chunked = (b"PUT /v1/agents/chunky HTTP/1.1\r\nAuthorization: " + auth +
+    chunked = (b"PUT /v1/agents/chunky HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth +
                b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
                b"".join(b"%x\r\n%s\r\n" % (len(x), x) for x in parts) + b"0\r\n\r\n")
     got_chunked = d.raw(chunked)

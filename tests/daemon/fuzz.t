@@ -4,7 +4,7 @@
 # `make test SANITIZE=address,undefined` to catch memory errors too.
 import sys, os, random, socket
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, provision
+from sbtest import TAP, Daemon, provision, rest_of
 
 t = TAP(deadline=120)
 d = t.owned(Daemon(conf={"max_body": "4K", "max_header": "1K", "idle_timeout": 2})).start()
@@ -12,16 +12,17 @@ acme = provision(d)
 auth = acme.auth.encode()
 seeds = [
     b"GET /v1/agents/alice HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n" % auth,
-    b"PUT /v1/agents/zz HTTP/1.1\r\nAuthorization: %s\r\nContent-Length: 58\r\n\r\n"
+    b"PUT /v1/agents/zz HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Length: 58\r\n\r\n"
     b"{\"devices\":{\"softphone\":\"sip:a@b\"},\"status\":\"available\"}" % auth,
-    b"POST /v1/calls HTTP/1.1\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"POST /v1/calls HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"10\r\n{\"call\":\"c1\",\"qu\r\n1f\r\neue\":\"support\",\"caller\":\"+4912\r\n4\r\n345\"\r\n"
     b"1\r\n}\r\n0\r\n\r\n" % auth,
-    b"POST /v1/calls/c1/abandon HTTP/1.1\r\nAuthorization: %s\r\nExpect: 100-continue\r\n"
+    b"POST /v1/calls/c1/abandon HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nExpect: 100-continue\r\n"
     b"Content-Length: 2\r\n\r\n{}" % auth,
-    b"GET /v1/events HTTP/1.1\r\nAuthorization: %s\r\n\r\n" % auth,
+    b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n" % auth,
     b"GET /healthz HTTP/1.0\r\n\r\n",
-    b"PUT /v1/policies/p%%2Fq HTTP/1.1\r\nAuthorization: %s\r\nContent-Length: 10\r\n\r\nreturn {}\n" % auth,
+    b"PUT /v1/policies/p%%2Fq HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Length: 10\r\n\r\n"
+    b"return {}\n" % auth,
 ]
 rng = random.Random(20240601)
 
@@ -55,16 +56,7 @@ for n in range(1000):
             s.sendall(data[prev:c])
             prev = c
         s.shutdown(socket.SHUT_WR)
-        s.settimeout(0.5)
-        got = b""
-        try:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                got += b
-        except (socket.timeout, ConnectionResetError):
-            pass
+        got = rest_of(s, 0.5)
         s.close()
         answered += got.startswith(b"HTTP/1.")
     except OSError:

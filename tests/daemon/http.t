@@ -4,39 +4,11 @@
 # and max_connections (503 with a JSON error).
 import sys, os, socket, time, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, provision, agent_doc
+from sbtest import TAP, Daemon, provision, agent_doc, read_responses
 
 t = TAP()
 d = t.owned(Daemon(conf={"max_connections": 4})).start()
 acme = provision(d)
-
-
-def read_responses(sock, n, timeout=10):
-    """Read n Content-Length-delimited responses from sock."""
-    sock.settimeout(timeout)
-    buf, out = b"", []
-    while len(out) < n:
-        while b"\r\n\r\n" not in buf:
-            b = sock.recv(65536)
-            if not b:
-                return out, buf
-            buf += b
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        hdrs = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
-        if lines[0].split()[1] == "100":
-            buf = rest
-            out.append((100, hdrs, b""))
-            continue
-        n_body = int(hdrs.get("content-length", "0"))
-        while len(rest) < n_body:
-            b = sock.recv(65536)
-            if not b:
-                break
-            rest += b
-        out.append((int(lines[0].split()[1]), hdrs, rest[:n_body]))
-        buf = rest[n_body:]
-    return out, buf
 
 
 def req(method, path, body=b"", extra=""):
@@ -103,7 +75,7 @@ s.close()
 # -- HTTP/1.0 and Connection: close ------------------------------------------------------------
 r = d.raw(("GET /v1/agents/alice HTTP/1.0\r\nAuthorization: %s\r\n\r\n" % acme.auth).encode())
 t.ok(r.startswith(b"HTTP/1.0 200 ") and b"Connection: close" in r, "HTTP/1.0: answered and closed", r[:120])
-r = d.raw(("GET /v1/agents/alice HTTP/1.1\r\nAuthorization: %s\r\nConnection: close\r\n\r\n"
+r = d.raw(("GET /v1/agents/alice HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\nConnection: close\r\n\r\n"
            % acme.auth).encode())
 t.ok(r.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in r, "Connection: close is honoured", r[:120])
 

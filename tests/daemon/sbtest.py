@@ -374,6 +374,62 @@ def provision(d, account="acme", agents=("alice", "bob"), queue="support", polic
     return a
 
 
+
+def read_responses(sock, heads, timeout=10):
+    """Read responses from sock: `heads` of them if a number, else one per
+    entry of the list (True: it answers a HEAD, so it has no body whatever
+    its Content-Length). A 100 Continue counts as one, without a body.
+    Returns ([(status, headers, body)], the bytes left over), with
+    (None, {}, b"") for each response that could not be read (the
+    connection closed, the framing was lost)."""
+    if isinstance(heads, int):
+        heads = [False] * heads
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    missing = (None, {}, b"")
+    for head in heads:
+        while b"\r\n\r\n" not in buf:
+            try:
+                b = sock.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                b = b""
+            if not b:
+                return out + [missing] * (len(heads) - len(out)), buf
+            buf += b
+        top, _, rest = buf.partition(b"\r\n\r\n")
+        lines = top.decode("latin-1").split("\r\n")
+        if not lines[0].startswith("HTTP/1.") or not all(":" in l for l in lines[1:]):
+            return out + [missing] * (len(heads) - len(out)), buf
+        hdrs = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        status = int(lines[0].split()[1])
+        n_body = 0 if head or status == 100 else int(hdrs.get("content-length", "0"))
+        while len(rest) < n_body:
+            try:
+                b = sock.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                b = b""
+            if not b:
+                break
+            rest += b
+        out.append((status, hdrs, rest[:n_body]))
+        buf = rest[n_body:]
+    return out, buf
+
+
+def rest_of(sock, timeout=2):
+    """Whatever else the server sends before it closes (or goes quiet)."""
+    sock.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            b = sock.recv(65536)
+            if not b:
+                break
+            got += b
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return got
+
 class Stream:
     """A GET /v1/events subscriber reading Server-Sent Events."""
 

@@ -105,13 +105,16 @@ HTTP = {
     "metrics": req("GET", "/metrics", auth="@T@"),
     "events": req("GET", "/v1/events"),
     "health": b"GET /healthz HTTP/1.0\r\n\r\n",
-    "chunked": b"POST /v1/calls HTTP/1.1\r\nAuthorization: @A@\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "chunked": b"POST /v1/calls HTTP/1.1\r\nHost: x\r\nAuthorization: @A@\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n"
                + b"".join(b"%x%s\r\n%s\r\n" % (len(p), b";x=y" if i == 1 else b"", p) for i, p in
                           enumerate([b'{"call":"c3","qu', b'eue":"support","caller":"+4912', b'345"',
                                      b'}']))
                + b"0\r\nTrailer: x\r\n\r\n",
-    "expect": b"PUT /v1/agents/erin HTTP/1.1\r\nAuthorization: @A@\r\nExpect: 100-continue\r\n"
+    "expect": b"PUT /v1/agents/erin HTTP/1.1\r\nHost: x\r\nAuthorization: @A@\r\n"
+              b"Expect: 100-continue\r\n"
               b"Content-Length: 40\r\n\r\n{\"devices\":{\"mobile\":\"tel:+4912345678\"}}",
+    "head": req("HEAD", "/v1/agents/alice") + req("GET", "/v1/agents/alice"),
     "pipeline": req("GET", "/v1/queues") + req("GET", "/v1/calls/c1") + req("DELETE", "/v1/agents/bob")
                 + req("GET", "/v1/policies", headers=("Connection: close",)),
 }

@@ -213,9 +213,9 @@ r = d.request("GET", "/v1/agents", conn=c)
 t.is_(r.status, 401, "... then no credentials: 401")
 c.close()
 auth_a, auth_b = A.auth.encode(), B.auth.encode()
-pipe = b"".join(b"GET /v1/agents HTTP/1.1\r\nAuthorization: %s\r\n\r\n" % x
+pipe = b"".join(b"GET /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n" % x
                 for x in (auth_a, auth_b, auth_a, b"Basic eDp5", auth_b))
-out = d.raw(pipe + b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+out = d.raw(pipe + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 bodies = re.findall(rb"\r\n\r\n(\{.*?\})(?=HTTP/1\.1|$)", out, re.S)
 owners = ["A" if b'"alice"' in x else "B" if b'"xavier"' in x else "401" if b"SB_EAUTH" in x else "?"
           for x in bodies[:5]]

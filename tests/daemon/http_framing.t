@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+# Message framing on the HTTP/1.1 transport: a response to HEAD is its head
+# alone (whatever the status), so the next pipelined response is read right;
+# HEAD is answered wherever GET is, as GET would be; chunked request bodies
+# are decoded as they arrive, in any number of chunks and writes, within
+# max_body (decoded) and a cap on their size on the wire; Host is required
+# on HTTP/1.1 (RFC 9112 3.2) and may be given only once.
+import sys, os, socket, time, json, signal
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, provision, agent_doc, read_responses, rest_of
+
+t = TAP(deadline=180)
+d = t.owned(Daemon(conf={"max_body": "4K"})).start()
+acme = provision(d)
+
+
+def connect(timeout=10, daemon=None):
+    daemon = daemon or d
+    s = socket.create_connection((daemon.host, daemon.port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def req(method, path, auth=None):
+    h = "%s %s HTTP/1.1\r\nHost: t\r\n" % (method, path)
+    if auth:
+        h += "Authorization: %s\r\n" % auth
+    return (h + "\r\n").encode()
+
+
+def js(body):
+    """The body as JSON (an object), {} if it is not."""
+    try:
+        o = json.loads(body)
+    except ValueError:
+        return {}
+    return o if isinstance(o, dict) else {}
+
+
+def error(body):
+    return js(body).get("error") or {}
+
+
+# -- HEAD: the head alone, whatever the status --------------------------------------------
+s = connect()
+s.sendall(req("HEAD", "/healthz") + req("GET", "/healthz"))
+(h, g), left = read_responses(s, [True, False])
+t.is_((h[0], g[0]), (200, 200), "HEAD /healthz then GET /healthz, pipelined: both 200")
+t.is_(h[1].get("content-length"), str(len(g[2])),
+      "... the HEAD's Content-Length is that of the GET's body")
+t.is_(h[1].get("content-type"), g[1].get("content-type"), "... and so is its Content-Type")
+t.ok(js(g[2]).get("status") == "ok" and left == b"",
+     "... and the GET's response is read whole, nothing left over", (g, left))
+s.close()
+
+s = connect()
+s.sendall(req("HEAD", "/v1/nothing") + req("HEAD", "/v1/calls", auth=acme.auth) +
+          req("HEAD", "/v1/agents/alice") + req("GET", "/healthz"))
+(nf, na, ua, g), left = read_responses(s, [True, True, True, False])
+t.is_(nf[0], 404, "HEAD on no route: 404")
+t.ok(int(nf[1].get("content-length", "0")) > 0, "... with the Content-Length of its error body",
+     nf[1])
+t.is_((na[0], na[1].get("allow")), (405, "POST"), "HEAD on a route without GET: 405, Allow: POST")
+t.is_((ua[0], ua[1].get("www-authenticate", "")[:5]), (401, "Basic"),
+      "HEAD without credentials: 401 with WWW-Authenticate")
+t.ok(g[0] == 200 and js(g[2]).get("status") == "ok" and left == b"",
+     "... and after those three bodiless errors the GET's response is intact", (g, left))
+s.close()
+
+# HEAD on every GET route answers what GET answers, without the body, and
+# changes nothing.
+hold = acme.post("/v1/holds", {"id": "h1", "number": "+4930100001", "reason": "audit"})
+t.is_(hold.status, 201, "a legal hold to list", hold)
+admin = "Bearer " + d.token
+routes = [("/healthz", None), ("/v1/accounts", admin), ("/v1/accounts/acme", admin),
+          ("/v1/accounts/acme/keys", admin), ("/v1/agents", acme.auth),
+          ("/v1/agents/alice", acme.auth), ("/v1/queues", acme.auth),
+          ("/v1/queues/support", acme.auth), ("/v1/policies", acme.auth),
+          ("/v1/policies/first", acme.auth), ("/v1/records?limit=5", acme.auth),
+          ("/v1/records?number=%2B4930100001&format=csv", acme.auth),
+          ("/v1/holds", acme.auth), ("/v1/aggregates", acme.auth), ("/v1/audit", acme.auth),
+          ("/v1/calls/nope", acme.auth), ("/v1/records?bogus=1", acme.auth)]
+syncs0 = d.metric("switchboard_syncs_total")
+s = connect()
+s.sendall(b"".join(req("HEAD", p, auth=a) + req("GET", p, auth=a) for p, a in routes))
+resps, left = read_responses(s, [True, False] * len(routes))
+s.close()
+bad = []
+for i, (p, _) in enumerate(routes):
+    h, g = resps[2 * i], resps[2 * i + 1]
+    for k in ("content-type", "content-length", "allow", "www-authenticate"):
+        if h[1].get(k) != g[1].get(k):
+            bad.append((p, k, h[1].get(k), g[1].get(k)))
+    if h[0] != g[0]:
+        bad.append((p, "status", h[0], g[0]))
+t.ok(None not in [x[0] for x in resps] and not bad and left == b"",
+     "HEAD then GET on %d GET routes (2xx, 4xx, JSON, CSV): same status and headers" % len(routes),
+     bad or (len(resps), left))
+t.ok(all(int(resps[2 * i][1].get("content-length", "0")) > 0 for i in range(len(routes))),
+     "... each HEAD with the Content-Length of a body it did not send")
+t.is_(d.metric("switchboard_syncs_total"), syncs0, "... and nothing needed a sync")
+
+# /metrics: its body changes from one request to the next; the head is the point.
+s = connect()
+s.sendall(req("HEAD", "/metrics", auth=admin) + req("GET", "/healthz"))
+(h, g), left = read_responses(s, [True, False])
+t.ok(h[0] == 200 and h[1].get("content-type", "").startswith("text/plain") and
+     int(h[1].get("content-length", "0")) > 0 and g[0] == 200 and left == b"",
+     "HEAD /metrics: 200, text/plain with a length, no body", (h, g, left))
+s.close()
+
+# HEAD /v1/events: the stream's head, no stream; the connection goes on.
+s = connect()
+s.sendall(req("HEAD", "/v1/events", auth=acme.auth) + req("GET", "/healthz"))
+(h, g), left = read_responses(s, [True, False])
+t.is_((h[0], h[1].get("content-type")), (200, "text/event-stream"),
+      "HEAD /v1/events: 200 text/event-stream")
+t.ok(g[0] == 200 and js(g[2]).get("status") == "ok" and left == b"",
+     "... no stream follows: the next request on the connection is answered", (g, left))
+t.is_(d.metric("switchboard_stream_subscribers"), 0, "... and nobody was subscribed")
+s.close()
+
+# An error of the HTTP layer itself: also the head alone, then the close.
+s = connect()
+s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 99999\r\n\r\n")
+(h,), left = read_responses(s, [True])
+left += rest_of(s)
+t.ok(h[0] == 413 and int(h[1].get("content-length", "0")) > 0 and left == b"",
+     "HEAD with a body over max_body: 413, its head alone, then closed", (h, left))
+s.close()
+r = d.raw(b"HEAD /healthz HTTP/1.1\r\n\r\n")
+head, _, body = r.partition(b"\r\n\r\n")
+t.ok(head.startswith(b"HTTP/1.1 400 ") and b"Content-Length: " in head and body == b"",
+     "HEAD without Host: 400, its head alone", r)
+r = d.raw(b"HEAD /healthz HTTP/1.0\r\n\r\n")
+head, _, body = r.partition(b"\r\n\r\n")
+t.ok(head.startswith(b"HTTP/1.0 200 ") and b"Connection: close" in head and body == b"",
+     "HEAD over HTTP/1.0: 200, its head alone, closed", r)
+
+# -- Host ------------------------------------------------------------------------------------
+r = d.raw(b"GET /healthz HTTP/1.1\r\n\r\n")
+head, _, body = r.partition(b"\r\n\r\n")
+e = error(body)
+t.ok(head.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in head,
+     "HTTP/1.1 without Host: 400, and the connection is closed", r[:200])
+t.ok(e.get("code") == "HTTP_BAD_REQUEST" and "Host" in e.get("message", "") and
+     "field" in e and e["field"] is None, "... with the usual JSON error", body)
+r = d.raw(b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+head, _, body = r.partition(b"\r\n\r\n")
+e = error(body)
+t.ok(head.startswith(b"HTTP/1.1 400 ") and e.get("code") == "HTTP_BAD_REQUEST" and
+     "Host" in e.get("message", ""), "two Host fields: 400", r[:300])
+r = d.raw(b"GET /healthz HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.1 400 "), "two Host fields, even equal and in other case: 400", r[:200])
+r = d.raw(b"GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.1 400 "), "two Host fields on HTTP/1.0: 400", r[:200])
+r = d.raw(b"GET /healthz HTTP/1.0\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.0 200 "), "HTTP/1.0 without Host: served", r[:200])
+r = d.raw(b"GET /healthz HTTP/1.1\r\nhost:\r\nConnection: close\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.1 200 "), "an empty Host (any case): served", r[:200])
+s = connect()
+s.sendall(req("GET", "/healthz") + b"GET /healthz HTTP/1.1\r\n\r\n" + req("GET", "/healthz"))
+resps, left = read_responses(s, [False, False, False])
+left += rest_of(s)
+t.ok([x[0] for x in resps] == [200, 400, None] and left == b"",
+     "pipelined, a request without Host after a good one: 200, then 400 and the close",
+     (resps, left))
+s.close()
+
+# -- chunked request bodies ---------------------------------------------------------------------
+
+
+def chunked(body, size=1, ext=b""):
+    """body in chunks of `size` bytes (each with extension ext), the last
+    chunk and an empty trailer."""
+    return b"".join(b"%x%s\r\n%s\r\n" % (len(body[i:i + size]), ext, body[i:i + size])
+                    for i in range(0, len(body), size)) + b"0\r\n\r\n"
+
+
+def trickle(sock, data, step, pause_every=8):
+    """Send data in writes of `step` bytes, pausing now and then so the
+    daemon reads them apart. False if the daemon closed meanwhile."""
+    try:
+        for n, i in enumerate(range(0, len(data), step)):
+            sock.send(data[i:i + step])
+            if n % pause_every == 0:
+                time.sleep(0.0005)
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    return True
+
+
+note = "".join(chr(0x41 + i % 26) for i in range(3000)) + " caf\u00e9 \u2603"
+doc = dict(agent_doc("tiny"), preferences={"note": note})
+body = json.dumps(doc, ensure_ascii=False).encode()
+wire = chunked(body)
+s = connect(30)
+s.sendall(("PUT /v1/agents/tiny HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+           "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+           % acme.auth).encode())
+trickle(s, wire, 5)
+(r,), left = read_responses(s, [False], timeout=30)
+t.is_(r[0], 200, "a %d-byte JSON body in %d one-byte chunks (%d bytes on the wire, over max_body) "
+      "in 5-byte writes: 200" % (len(body), len(body), len(wire)), r)
+s.close()
+got = acme.get("/v1/agents/tiny")
+t.is_(got.json and got.json.get("preferences"), {"note": note}, "... and it arrived intact")
+
+# Chunks of every size from 1 up, with extensions, split at every place.
+body = json.dumps(dict(agent_doc("mixed"), preferences={"note": note[:2000]})).encode()
+wire, i, n = b"", 0, 1
+while i < len(body):
+    wire += b"%X;n=%d\r\n%s\r\n" % (len(body[i:i + n]), n, body[i:i + n])
+    i, n = i + n, n + 1
+wire += b"0\r\nX-Checksum: none\r\nX-More: 1\r\n\r\n"
+s = connect(30)
+s.sendall(("PUT /v1/agents/mixed HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode())
+trickle(s, wire + req("GET", "/v1/agents/mixed", auth=acme.auth), 3)
+resps, left = read_responses(s, [False, False], timeout=30)
+s.close()
+t.is_([x[0] for x in resps], [200, 200],
+      "growing chunks (upper-case sizes, extensions, trailer fields) in 3-byte writes, then a "
+      "pipelined GET: both answered")
+t.is_(js(resps[1][2]).get("preferences", {}).get("note"), note[:2000],
+      "... the body decoded intact")
+
+# Over max_body decoded: 413, however small its chunks.
+for size, what in ((1, "one-byte chunks"), (1024, "1K chunks")):
+    s = connect(30)
+    s.sendall(("PUT /v1/agents/big HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode())
+    trickle(s, chunked(b"x" * 5000, size), 64)
+    resps, left = read_responses(s, [False], timeout=30)
+    left += rest_of(s)
+    s.close()
+    t.ok(resps[0][0] == 413 and error(resps[0][2]).get("code") ==
+         "HTTP_BODY_TOO_LARGE" and left == b"",
+         "a chunked body of 5000 bytes (max_body 4K) in %s: 413, closed" % what,
+         (resps, left))
+t.is_(acme.get("/v1/agents/big").status, 404, "... and nothing was stored")
+
+# Framing may not grow without bound either: chunk extensions count on the wire.
+s = connect(30)
+s.sendall(("PUT /v1/agents/ext HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode())
+trickle(s, chunked(b"{}" * 200, 1, b";" + b"e" * 1000), 4096, 1)
+resps, left = read_responses(s, [False], timeout=30)
+s.close()
+t.ok(resps[0][0] == 413,
+     "400 decoded bytes carried by 400 KB of chunk extensions: 413", resps)
+
+# Malformed framing, late in a body that arrived in pieces: 400.
+for bad, what in ((b"zz\r\n", "a chunk size that is not hex"),
+                  (b"3\r\nabcX\r\n", "a chunk longer than its size"),
+                  (b"3" * 1100 + b"\r\n", "a chunk-size line over 1K")):
+    s = connect(30)
+    s.sendall(("PUT /v1/agents/badchunk HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode())
+    trickle(s, chunked(b"{" * 300)[:-5] + bad, 7)
+    resps, left = read_responses(s, [False], timeout=30)
+    s.close()
+    t.ok(resps[0][0] == 400 and error(resps[0][2]).get("code") ==
+         "HTTP_BAD_REQUEST", "%s after 300 good chunks: 400" % what, resps)
+
+# The decoder resumes where the last read left it: a chunked body costs in
+# proportion to its size, not its size times the reads it took (decoding
+# from the first chunk on every read took seconds here).
+def cpu(daemon):
+    with open("/proc/%d/stat" % daemon.proc.pid) as f:
+        x = f.read().split(")")[1].split()
+    return (int(x[11]) + int(x[12])) / os.sysconf("SC_CLK_TCK")
+
+
+d2 = t.owned(Daemon(conf={"max_body": "4M"})).start()
+s = connect(60, d2)
+s.sendall(b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+wire = b"1\r\na\r\n" * 200000 + b"0\r\n\r\n"
+c0, w0 = cpu(d2), time.monotonic()
+trickle(s, wire, 240, 1)
+resps, left = read_responses(s, [False], timeout=60)
+used, took = cpu(d2) - c0, time.monotonic() - w0
+s.close()
+t.is_(resps[0][0], 405, "200,000 one-byte chunks in 5,000 writes: answered")
+t.ok(used < 1.0, "... in %.2f s of the daemon's CPU (%.1f s wall), not seconds per chunk read"
+     % (used, took))
+
+# -- request_timeout and shutdown with a chunked body part-way -------------------------------------
+first = d
+d = t.owned(Daemon(conf={"request_timeout": 1})).start()
+acme = provision(d)
+s = connect()
+s.sendall(("PUT /v1/agents/slow HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n" % acme.auth).encode())
+resps, left = read_responses(s, [False], timeout=10)
+t.ok(resps[0][0] == 408,
+     "a chunked body stalled between chunks (nothing undecoded left): 408 after request_timeout",
+     resps)
+s.close()
+
+s = connect()
+body = json.dumps(agent_doc("late")).encode()
+wire = chunked(body, 10)
+s.sendall(("PUT /v1/agents/late HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode() + wire[:40])
+time.sleep(0.3)
+d.signal(signal.SIGTERM)
+time.sleep(0.3)
+s.sendall(wire[40:])
+resps, left = read_responses(s, [False], timeout=10)
+t.ok(resps[0][0] == 200 and resps[0][1].get("connection") == "close",
+     "SIGTERM while a chunked body is part-way in: it is still answered, with Connection: close",
+     resps)
+s.close()
+t.is_(d.wait(20), 0, "... and the daemon exits 0")
+t.is_(first.stop(), 0, "the first daemon exits 0 too")
+t.ok(not [l for x in (first, d2, d) for l in x.lines if "Sanitizer" in l or "runtime error" in l],
+     "no sanitizer report (under `make test SANITIZE=...`)")
+t.done()
