@@ -1201,7 +1201,9 @@ static int ev_ring_result(wtx *t, ev_op *op)
         goto out;
     }
     /* The freed agent may suit another waiting call. */
-    rc = st_agent_load(t->txn, e, t->acct, a.num, &a);
+    uint32_t num = a.num;
+    agent_free(&a);
+    rc = st_agent_load(t->txn, e, t->acct, num, &a);
     if (rc == 0 && a.status == SB_AGENT_AVAILABLE) rc = dispatch_agent(t, &a);
 out:
     agent_free(&a);

@@ -1,10 +1,13 @@
 -- ring-progressively (FreeSWITCH mod_callcenter): ring agents in tier and
--- position order, keeping the earlier ones ringing as more are added.
+-- position order, the earlier ones again as more are added.
 --
 -- Switchboard decides again after each ring round that nobody answered, with
 -- call.attempts one higher, so progression maps onto attempts: a round rings
 -- the first attempts + 1 agents together (1, then 2, then 3...), each round
--- for STEP seconds. FreeSWITCH's ring-progressively-delay is STEP.
+-- for STEP seconds. FreeSWITCH's ring-progressively-delay is STEP. Unlike
+-- FreeSWITCH's one long ring, each round is a ring of its own: the agents of
+-- the last round are cancelled and rung again, and a round that times out
+-- counts as a no-answer for each agent in it.
 -- Knobs: WAIT, STEP, MAX_RING.
 local WAIT = 10 -- seconds before deciding again when nobody is available
 local STEP = nil -- seconds a round rings before one more agent joins; nil: the queue's ring_timeout
