@@ -1307,8 +1307,7 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
     sbd_req get;
     if (req->method == SBD_HEAD) {
         get = *req;
-        get.method = SBD_GET;
-        get.method_name = "GET";
+        get.method = SBD_GET; /* its name stays HEAD, for messages and logs */
         req = &get;
     }
     ctx x;
