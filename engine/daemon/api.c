@@ -1307,7 +1307,8 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
     sbd_req get;
     if (req->method == SBD_HEAD) {
         get = *req;
-        get.method = SBD_GET; /* its name stays HEAD, for messages and logs */
+        get.method = SBD_GET;
+        get.method_name = "GET"; /* messages name it: the same length as GET's */
         req = &get;
     }
     ctx x;
