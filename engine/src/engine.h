@@ -223,6 +223,12 @@ typedef struct st_iter {
 } st_iter;
 int st_iter_open(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
                  size_t plen);
+/* The same, starting just after the key `after` (without the table byte;
+** all of them when afterlen is 0): a cursor kept between transactions, or
+** between batches of one, carries on where it stopped without walking what
+** it did. */
+int st_iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
+                  size_t plen, const uint8_t *after, size_t afterlen);
 int st_iter_next(st_iter *it);
 int st_iter_del(st_iter *it);
 void st_iter_close(st_iter *it);

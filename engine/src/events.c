@@ -818,17 +818,11 @@ static int waiting_ids(wtx *t, uint32_t queue, uint8_t *last, size_t *llen,
     uint8_t p[8];
     int rc;
     *n = 0;
-    /* Each read starts at the head and passes over the keys up to `last`
-    ** (LMDB orders keys bytewise, the shorter first on a tie): cheap next
-    ** to the policy run each call read costs. */
-    for (rc = st_iter_open(&it, t->txn, t->e, DB_WAITING, p, key_acct2(p, t->acct, queue));
+    for (rc = st_iter_after(&it, t->txn, t->e, DB_WAITING, p, key_acct2(p, t->acct, queue), last,
+                            *llen);
          rc == 0 && *n < cap; rc = st_iter_next(&it)) {
         size_t il = it.klen - 17;
         if (it.klen <= 17 || il > SB_ID_MAX) continue;
-        if (*llen) {
-            int d = memcmp(it.key, last, it.klen < *llen ? it.klen : *llen);
-            if (d < 0 || (d == 0 && it.klen <= *llen)) continue;
-        }
         memcpy(ids[*n], it.key + 17, il);
         ids[(*n)++][il] = 0;
         memcpy(last, it.key, it.klen);
@@ -910,21 +904,26 @@ int dispatch_queue(wtx *t, uint32_t queue)
 ** itself, so a queue with none costs one seek. */
 int dispatch_agent(wtx *t, const agent_rec *a)
 {
-    uint32_t after = 0;
+    uint8_t last[12];
+    size_t llen = 0;
     for (;;) {
         uint32_t qs[64];
         int n = 0, rc;
         st_iter it;
         uint8_t p[8];
-        for (rc = st_iter_open(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
+        for (rc = st_iter_after(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num),
+                                last, llen);
              rc == 0 && n < 64; rc = st_iter_next(&it))
-            if (it.klen == 12 && be32(it.key + 8) >= after) qs[n++] = be32(it.key + 8);
+            if (it.klen == 12) {
+                qs[n++] = be32(it.key + 8);
+                memcpy(last, it.key, 12);
+                llen = 12;
+            }
         st_iter_close(&it);
         if (rc && rc != MDB_NOTFOUND) return rc;
         for (int i = 0; i < n; i++)
             if ((rc = dispatch_queue(t, qs[i]))) return rc;
-        if (n < 64 || qs[n - 1] == UINT32_MAX) return 0;
-        after = qs[n - 1] + 1;
+        if (n < 64) return 0;
     }
 }
 

@@ -141,32 +141,6 @@ void ret_free(sb_engine *e)
     (void)e; /* nothing kept between transactions */
 }
 
-/* Open `it` over the keys with `prefix`, starting just after key `after`
-** (all of them when afterlen is 0): a persisted cursor carries on where the
-** last transaction stopped without walking what it did. */
-static int iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
-                      size_t plen, const uint8_t *after, size_t afterlen)
-{
-    int rc = st_iter_open(it, txn, e, table, prefix, plen);
-    if (rc || !afterlen) return rc;
-    uint8_t kb[1 + 512];
-    if (afterlen > 511) return MDB_BAD_VALSIZE;
-    kb[0] = (uint8_t)(table + 1); /* the table byte (engine.h) */
-    memcpy(kb + 1, after, afterlen);
-    it->k = (MDB_val){afterlen + 1, kb};
-    rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_SET_RANGE);
-    if (rc == 0 && it->k.mv_size == afterlen + 1 && !memcmp(it->k.mv_data, kb, afterlen + 1))
-        rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_NEXT);
-    if (rc == 0 && it->k.mv_size >= it->plen && !memcmp(it->k.mv_data, it->pre, it->plen)) {
-        it->key = (const uint8_t *)it->k.mv_data + 1;
-        it->klen = it->k.mv_size - 1;
-        return 0;
-    }
-    it->key = NULL;
-    it->klen = 0;
-    return rc == 0 || rc == MDB_NOTFOUND ? MDB_NOTFOUND : rc;
-}
-
 /* --- holds ------------------------------------------------------------------- */
 
 static size_t hold_key(uint8_t *k, uint32_t acct, const char *id)
@@ -820,7 +794,7 @@ static int job_rescan(rctx *x, uint32_t acct, uint32_t epoch, uint8_t *cur, size
     while (n < budget) {
         int k = 0;
         st_iter it;
-        for (rc = iter_after(&it, txn, x->e, DB_RECORDS, p, 4, cur, *curlen); rc == 0 && k < 64;
+        for (rc = st_iter_after(&it, txn, x->e, DB_RECORDS, p, 4, cur, *curlen); rc == 0 && k < 64;
              rc = st_iter_next(&it)) {
             if (it.klen > REC_KEY_MAX || it.v.mv_size < 6) continue;
             memcpy(keys[k], it.key, it.klen);
@@ -1175,7 +1149,7 @@ static int do_erase(wtx *t, void *arg)
         rc = SB_ENOMEM;
         goto freeout;
     }
-    for (rc = iter_after(&it, t->txn, t->e, DB_RIDX, p, 20, op->cur, op->curlen);
+    for (rc = st_iter_after(&it, t->txn, t->e, DB_RIDX, p, 20, op->cur, op->curlen);
          rc == 0 && k < ERASE_BATCH; rc = st_iter_next(&it)) {
         if (it.klen < 30 || it.klen > sizeof keys[0]) continue;
         memcpy(keys[k], it.key, it.klen);
@@ -1451,7 +1425,7 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
     st_iter it;
     put_be32(after, acc.num);
     put_be64(after + 4, (uint64_t)from);
-    for (rc = ring ? iter_after(&it, txn, e, DB_RECORDS, p, key_acct(p, acc.num), after, 12)
+    for (rc = ring ? st_iter_after(&it, txn, e, DB_RECORDS, p, key_acct(p, acc.num), after, 12)
                    : SB_ENOMEM;
          rc == 0; rc = st_iter_next(&it)) {
         rec_data r;

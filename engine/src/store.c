@@ -143,6 +143,29 @@ int st_iter_del(st_iter *it)
     return it_check(it, rc);
 }
 
+int st_iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
+                  size_t plen, const uint8_t *after, size_t afterlen)
+{
+    int rc = st_iter_open(it, txn, e, table, prefix, plen);
+    if (rc || !afterlen) return rc;
+    uint8_t kb[1 + 512];
+    if (afterlen > 511) return MDB_BAD_VALSIZE;
+    kb[0] = (uint8_t)(table + 1); /* the table byte (engine.h) */
+    memcpy(kb + 1, after, afterlen);
+    it->k = (MDB_val){afterlen + 1, kb};
+    rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_SET_RANGE);
+    if (rc == 0 && it->k.mv_size == afterlen + 1 && !memcmp(it->k.mv_data, kb, afterlen + 1))
+        rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_NEXT);
+    if (rc == 0 && it->k.mv_size >= it->plen && !memcmp(it->k.mv_data, it->pre, it->plen)) {
+        it->key = (const uint8_t *)it->k.mv_data + 1;
+        it->klen = it->k.mv_size - 1;
+        return 0;
+    }
+    it->key = NULL;
+    it->klen = 0;
+    return rc == 0 || rc == MDB_NOTFOUND ? MDB_NOTFOUND : rc;
+}
+
 void st_iter_close(st_iter *it)
 {
     if (it->c) mdb_cursor_close(it->c);
