@@ -148,22 +148,14 @@ int st_iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void
 {
     int rc = st_iter_open(it, txn, e, table, prefix, plen);
     if (rc || !afterlen) return rc;
-    uint8_t kb[1 + 512];
-    if (afterlen > 511) return MDB_BAD_VALSIZE;
-    kb[0] = (uint8_t)(table + 1); /* the table byte (engine.h) */
-    memcpy(kb + 1, after, afterlen);
-    it->k = (MDB_val){afterlen + 1, kb};
+    uint8_t kb[TB_KEY_MAX];
+    if (afterlen >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
+    size_t kl = tb_key(kb, table, after, afterlen);
+    it->k = (MDB_val){kl, kb};
     rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_SET_RANGE);
-    if (rc == 0 && it->k.mv_size == afterlen + 1 && !memcmp(it->k.mv_data, kb, afterlen + 1))
+    if (rc == 0 && it->k.mv_size == kl && !memcmp(it->k.mv_data, kb, kl))
         rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_NEXT);
-    if (rc == 0 && it->k.mv_size >= it->plen && !memcmp(it->k.mv_data, it->pre, it->plen)) {
-        it->key = (const uint8_t *)it->k.mv_data + 1;
-        it->klen = it->k.mv_size - 1;
-        return 0;
-    }
-    it->key = NULL;
-    it->klen = 0;
-    return rc == 0 || rc == MDB_NOTFOUND ? MDB_NOTFOUND : rc;
+    return it_check(it, rc);
 }
 
 void st_iter_close(st_iter *it)
