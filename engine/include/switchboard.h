@@ -244,6 +244,9 @@ SB_API int sb_sync(sb_engine *eng);
 ** A queue's policy, when named, must be one the account uploaded or one of
 ** policy_dir's (omitted: longest-idle, or the fallback when there is none);
 ** its overflow must name a queue of the account; an agent is a member once.
+** max_length bounds the calls waiting: an offer, a policy's move or an
+** overflow into a full queue goes on to that queue's overflow, or is
+** rejected ("queue full"); a transfer into it is refused (SB_ESTATE).
 ** An account's retention policy must be there too.
 ** Unknown fields are rejected with SB_EINVAL naming the field.
 ** *_put creates or replaces; replacing keeps live state (an agent on a call

@@ -586,6 +586,27 @@ static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
                        const agent_rec *agent);
 
 /* Move a waiting call to another queue of the account and route it there. */
+/* Is the queue at its max length? A count that looks full is checked
+** against the waiting list first (older versions let it drift up). */
+static int queue_full(wtx *t, queue_rec *q, int *full)
+{
+    int rc = 0;
+    if (q->max_length && q->waiting >= q->max_length) rc = waiting_recount(t, q);
+    *full = !rc && q->max_length && q->waiting >= q->max_length;
+    return rc;
+}
+
+static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason);
+
+/* A call arriving at a full queue (offered, moved or overflowing to it):
+** on to that queue's overflow, or turned away. */
+static int arrive_full(wtx *t, call_rec *c, queue_rec *q)
+{
+    if (q->overflow[0]) return move_call(t, c, q, q->overflow, "queue full");
+    act(t, SB_ACT_REJECT, c->id, NULL, q->id, "queue full");
+    return finish_call(t, c, q, "rejected", NULL);
+}
+
 static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason)
 {
     queue_rec nq = {0};
@@ -593,11 +614,14 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
     if (rc == SB_ENOTFOUND || c->moves >= MAX_MOVES || (rc == 0 && nq.num == q->num)) {
         queue_free(&nq);
         act(t, SB_ACT_REJECT, c->id, NULL, q->id,
-            rc == SB_ENOTFOUND ? "overflow queue missing" : "too many queue moves");
+            rc == SB_ENOTFOUND     ? "overflow queue missing"
+            : c->moves < MAX_MOVES ? "moved to its own queue"
+                                   : "too many queue moves");
         if ((rc = waiting_remove(t, c, q))) return rc;
         return finish_call(t, c, q, "rejected", NULL);
     }
-    if (rc) {
+    int full = 0;
+    if (rc || (rc = queue_full(t, &nq, &full))) {
         queue_free(&nq);
         return rc;
     }
@@ -608,6 +632,10 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
     c->queued = t->now;
     c->moves++;
     act(t, SB_ACT_OVERFLOW, c->id, NULL, nq.id, reason);
+    if (full) { /* as an offer to it would */
+        rc = arrive_full(t, c, &nq);
+        goto out;
+    }
     if (nq.max_wait) {
         c->maxwait_due = t->now + (int64_t)nq.max_wait * 1000;
         if ((rc = timer_set(t, c->maxwait_due, TM_MAXWAIT, c->id, strlen(c->id)))) goto out;
@@ -1102,16 +1130,12 @@ static int ev_offer(wtx *t, ev_op *op)
     }
     /* From here on the numbers are stored only sealed. */
     if ((rc = rec_seal_call(t, c))) goto out;
-    if (q.max_length && q.waiting >= q.max_length && (rc = waiting_recount(t, &q))) goto out;
-    if (q.max_length && q.waiting >= q.max_length) {
+    int full = 0;
+    if ((rc = queue_full(t, &q, &full))) goto out;
+    if (full) {
         /* Not in the list: move_call takes it out only if it is there. */
         c->state = CALL_WAITING;
-        if (q.overflow[0]) {
-            rc = move_call(t, c, &q, q.overflow, "queue full");
-        } else {
-            act(t, SB_ACT_REJECT, c->id, NULL, q.id, "queue full");
-            rc = finish_call(t, c, &q, "rejected", NULL);
-        }
+        rc = arrive_full(t, c, &q);
         goto out;
     }
     if (q.max_wait) {
@@ -1328,6 +1352,16 @@ static int ev_transfer(wtx *t, ev_op *op)
     c->nseq = c->seqpos = 0;
     c->nring = 0;
     if (ev->queue_id) {
+        /* Full once the call's agent has served who it could there (read
+        ** afresh: that routing changed the count)? Refused: the whole
+        ** transfer is undone with this transaction. */
+        int full = 0;
+        if ((rc = load_queue(t, nq.num, &nq)) || (rc = queue_full(t, &nq, &full))) goto out;
+        if (full) {
+            rc = res_err(t->res, SB_ESTATE, "queue", "queue '%s' is full (max_length %u)", nq.id,
+                         (unsigned)nq.max_length);
+            goto out;
+        }
         c->queue = nq.num;
         c->queued = t->now;
         if (nq.max_wait) {

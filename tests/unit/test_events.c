@@ -525,6 +525,55 @@ static void test_available_again(void)
            "idle: pausing a paused agent changes nothing");
 }
 
+/* A queue at its max length takes no call moved or transferred into it:
+** an overflow into it goes on to its own overflow or is turned away, a
+** transfer into it is refused and changes nothing. */
+static void test_full_targets(void)
+{
+    ok(account("full") == 0 && put(sb_agent_put, "full", AGENT("a", "")) == 0 &&
+           put(sb_agent_put, "full", AGENT("b", "")) == 0 &&
+           put(sb_queue_put, "full", "{\"id\":\"c\",\"members\":[{\"agent\":\"b\"}]}") == 0 &&
+           put(sb_queue_put, "full",
+               "{\"id\":\"b\",\"max_length\":1,\"members\":[{\"agent\":\"b\"}]}") == 0 &&
+           put(sb_queue_put, "full",
+               "{\"id\":\"a\",\"max_length\":1,\"overflow\":\"b\","
+               "\"members\":[{\"agent\":\"b\"}]}") == 0 &&
+           put(sb_queue_put, "full", "{\"id\":\"t\",\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "full: queue a (length 1) overflows to b (length 1), b's agent busy");
+    ok(evf("full", "{\"type\":\"agent_status\",\"agent\":\"b\",\"status\":\"paused\"}") == 0,
+       "full: b paused, so calls wait");
+    for (int i = 1; i <= 2; i++)
+        evf("full",
+            "{\"type\":\"offer\",\"call\":\"f%d\",\"queue\":\"a\",\"caller\":\"+4420794600%02d\"}",
+            i, i);
+    ok(queue_waiting("full", "a") == 1 && queue_waiting("full", "b") == 1,
+       "full: f1 waits in a, f2 overflowed into b");
+    ok(evf("full",
+           "{\"type\":\"offer\",\"call\":\"f3\",\"queue\":\"a\",\"caller\":\"+442079460003\"}") ==
+               0 &&
+           find(SB_ACT_REJECT, "f3", NULL) && find(SB_ACT_END, "f3", NULL),
+       "full: f3 overflows into b, full too, and is turned away");
+    const sb_action *r = find(SB_ACT_REJECT, "f3", NULL);
+    is_str(r ? r->reason : "-", "queue full", "full: saying why");
+    is_int(queue_waiting("full", "b"), 1, "full: b still holds one call");
+    ok(put(sb_queue_put, "full",
+           "{\"id\":\"b\",\"max_length\":1,\"overflow\":\"c\",\"members\":[{\"agent\":\"b\"}]}") ==
+               0 &&
+           evf("full", "{\"type\":\"offer\",\"call\":\"f4\",\"queue\":\"a\",\"caller\":\"+"
+                       "442079460004\"}") == 0 &&
+           queue_waiting("full", "c") == 1,
+       "full: with b overflowing to c, f4 goes on to c");
+    evf("full",
+        "{\"type\":\"offer\",\"call\":\"x1\",\"queue\":\"t\",\"caller\":\"+442079460009\"}");
+    evf("full",
+        "{\"type\":\"ring_result\",\"call\":\"x1\",\"agent\":\"a\",\"outcome\":\"answered\"}");
+    is_int(evf("full", "{\"type\":\"transfer\",\"call\":\"x1\",\"queue\":\"b\"}"), SB_ESTATE,
+           "full: a transfer into full b is refused (%s)", sb_result_message(res));
+    ok(!strcmp(call_state("full", "x1"), "connected") &&
+           !strcmp(agent_status("full", "a"), "on_call") && queue_waiting("full", "b") == 1,
+       "full: and changes nothing: x1 still with a, b still holds one call");
+}
+
 /* A connected call stored by a version before transfers kept the talk (call
 ** format 2: no connected/talked) reads as connected since its answer. */
 static void test_call_format_2(void)
@@ -574,6 +623,7 @@ int main(void)
     test_transfer_target_kept();
     test_transfer_keeps_answer();
     test_available_again();
+    test_full_targets();
     test_call_format_2();
     sb_close(eng);
     sb_result_free(res);
