@@ -1064,6 +1064,7 @@ static void h_events(ctx *x)
     x->rep->status = 200;
     x->rep->stream = 1;
     snprintf(x->rep->stream_account, sizeof x->rep->stream_account, "%s", x->account);
+    x->rep->stream_auth = x->req->authorization;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1227,11 +1228,33 @@ static int auth_admin(ctx *x)
     return -1;
 }
 
+int sbd_auth_basic(sbd *d, const char *h, char *acct, size_t cap)
+{
+    unsigned char buf[512];
+    size_t len = 0;
+    int rc = SB_EAUTH;
+    if (!strncasecmp(h, "Basic ", 6)) {
+        h += 6;
+        while (*h == ' ')
+            h++;
+        if (sodium_base642bin(buf, sizeof buf - 1, h, strlen(h), NULL, &len, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) == 0) {
+            unsigned char *colon = memchr(buf, ':', len);
+            size_t al = colon ? (size_t)(colon - buf) : 0;
+            if (colon && al > 0 && al < cap && !memchr(buf, 0, al)) {
+                memcpy(acct, buf, al);
+                acct[al] = 0;
+                rc = sb_apikey_verify(d->eng, acct, (const char *)colon + 1, len - al - 1);
+            }
+        }
+    }
+    sodium_memzero(buf, sizeof buf);
+    return rc;
+}
+
 static int auth_account(ctx *x)
 {
     const char *h = x->req->authorization;
-    unsigned char buf[512];
-    size_t len = 0;
     int rc = SB_EAUTH;
     /* The connection verified these very credentials lately, and no key or
     ** account changed through this daemon since: skip sb_apikey_verify(). */
@@ -1249,22 +1272,7 @@ static int auth_account(ctx *x)
         }
         ac->valid = 0;
     }
-    if (h && !strncasecmp(h, "Basic ", 6)) {
-        h += 6;
-        while (*h == ' ')
-            h++;
-        if (sodium_base642bin(buf, sizeof buf - 1, h, strlen(h), NULL, &len, NULL,
-                              sodium_base64_VARIANT_ORIGINAL) == 0) {
-            unsigned char *colon = memchr(buf, ':', len);
-            size_t al = colon ? (size_t)(colon - buf) : 0;
-            if (colon && al > 0 && al < sizeof x->acct && !memchr(buf, 0, al)) {
-                memcpy(x->acct, buf, al);
-                x->acct[al] = 0;
-                rc = sb_apikey_verify(x->d->eng, x->acct, (const char *)colon + 1, len - al - 1);
-            }
-        }
-    }
-    sodium_memzero(buf, sizeof buf);
+    if (h) rc = sbd_auth_basic(x->d, h, x->acct, sizeof x->acct);
     if (rc == 0) {
         x->account = x->acct;
         if (ac && h) {
@@ -1365,7 +1373,10 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
         h(&x);
         /* An admin change (a key created or revoked, an account deleted...):
         ** every connection's cached credentials are checked afresh. */
-        if (rt->auth == AUTH_ADMIN && req->method != SBD_GET) d->auth_gen++;
+        if (rt->auth == AUTH_ADMIN && req->method != SBD_GET) {
+            d->auth_gen++;
+            sbd_stream_recheck(d, 1); /* and every stream's */
+        }
     }
     free(buf);
 }

@@ -110,9 +110,11 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
     sbd *d = arg;
     (void)fd;
     (void)what;
-    /* Other engines on the data directory may have added timers. */
+    /* Other engines on the data directory may have added timers, or
+    ** revoked the keys streams were opened with. */
     d->armed_deadline = INT64_MIN;
     arm_deadline(d);
+    sbd_stream_recheck(d, 0);
 }
 
 /* Retention sweeps: one short transaction per turn of the loop (requests

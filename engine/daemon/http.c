@@ -685,7 +685,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
                 (unsigned long long)c->id, hd->method, sbd_q(req.path), rep.status);
     if (stream) {
-        if (sbd_stream_subscribe(d, c, rep.stream_account) == 0) {
+        if (sbd_stream_subscribe(d, c, rep.stream_account, rep.stream_auth) == 0) {
             c->state = CS_STREAM;
             /* Bound the kernel's buffering too, so stream_buffer measures
             ** how far behind the subscriber really is. */

@@ -75,6 +75,7 @@ typedef struct sbd_reply {
     int route;                /* route index for metrics, -1 if none        */
     int stream;               /* turn the connection into an event stream   */
     char stream_account[132];
+    const char *stream_auth; /* its Authorization header, checked again later */
 } sbd_reply;
 
 /* ------------------------------------------------------------------------ */
@@ -209,6 +210,9 @@ void sbd_conn_set_sub(sbd_conn *c, sbd_sub *s);
 
 /* api.c */
 void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep);
+/* Verify an Authorization header "Basic base64(account:key)": 0 with the
+** account in acct, SB_EAUTH, or another SB_E* (storage). */
+int sbd_auth_basic(sbd *d, const char *header, char *acct, size_t cap);
 int sbd_api_route_count(void);
 const char *sbd_api_route_name(int route);
 /* Append {"error":{...}} to rep and set its status. code is a SB_E* name or
@@ -221,7 +225,13 @@ int sbd_api_status(int sb_code);
 int sbd_valid_utf8(const unsigned char *s, size_t n);
 
 /* stream.c */
-int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account);
+/* account: whose actions; auth: the Authorization header the stream was
+** opened with (copied), verified again while it is open. */
+int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *auth);
+/* Close the streams whose credentials no longer verify (a key revoked, an
+** account deleted, here or by another process): every stream when force,
+** else those not checked for SBD_AUTH_CACHE_TTL_NS. */
+void sbd_stream_recheck(sbd *d, int force);
 void sbd_stream_unsubscribe(sbd *d, sbd_sub *s);
 /* Hold an action for the account's subscribers until the batch is synced. */
 void sbd_stream_hold(sbd *d, const sb_action *a, const char *account);

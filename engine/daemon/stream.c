@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "log.h"
 
@@ -21,6 +22,8 @@ struct sbd_sub {
     sbd_conn *conn;
     uint64_t since; /* batch it subscribed in */
     char account[132];
+    char *auth;          /* the Authorization header it was opened with */
+    uint64_t checked_ns; /* when those credentials were last verified */
 };
 
 struct sbd_pub {
@@ -62,10 +65,14 @@ char *sbd_action_json(const sb_action *a, const char *account)
     return s;
 }
 
-int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account)
+int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *auth)
 {
     sbd_sub *s = calloc(1, sizeof *s);
-    if (!s) return -1;
+    if (!s || !auth || !(s->auth = strdup(auth))) {
+        free(s);
+        return -1;
+    }
+    s->checked_ns = sbd_now_ns();
     s->conn = c;
     s->since = sbd_seq(d);
     snprintf(s->account, sizeof s->account, "%s", account);
@@ -90,7 +97,34 @@ void sbd_stream_unsubscribe(sbd *d, sbd_sub *s)
     sbd_conn_set_sub(s->conn, NULL);
     sbd_log(SB_LOG_INFO, "stream closed", "conn=%llu account=%s",
             (unsigned long long)sbd_conn_id(s->conn), sbd_q(s->account));
+    sodium_memzero(s->auth, strlen(s->auth));
+    free(s->auth);
     free(s);
+}
+
+/* A stream lives as long as the credentials it was opened with: the key
+** revoked or the account deleted (and maybe made again under its id), its
+** connection closes, as a request with them would be refused. A check that
+** cannot be made (storage) leaves it open until the next. */
+void sbd_stream_recheck(sbd *d, int force)
+{
+    uint64_t now = sbd_now_ns();
+    sbd_sub *s = d->subs;
+    while (s) {
+        sbd_sub *next = s->next;
+        if (force || now - s->checked_ns >= SBD_AUTH_CACHE_TTL_NS) {
+            char acct[136];
+            int rc = sbd_auth_basic(d, s->auth, acct, sizeof acct);
+            s->checked_ns = now;
+            if (rc == SB_EAUTH || (rc == 0 && strcmp(acct, s->account) != 0)) {
+                sbd_log(SB_LOG_INFO, "stream closed: its credentials no longer verify",
+                        "conn=%llu peer=%s account=%s", (unsigned long long)sbd_conn_id(s->conn),
+                        sbd_conn_peer(s->conn), sbd_q(s->account));
+                sbd_conn_close(s->conn); /* unsubscribes s */
+            }
+        }
+        s = next;
+    }
 }
 
 void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)

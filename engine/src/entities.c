@@ -488,6 +488,7 @@ static int do_agent_put(wtx *t, void *arg)
         cur.status != SB_AGENT_WRAP_UP && (int)cur.status != op->status) {
         cur.status = (uint8_t)op->status;
         cur.status_since = t->now;
+        cur.reason[0] = 0; /* a pause's reason went with it (a document sets no reason) */
         if (op->status == SB_AGENT_AVAILABLE) cur.idle_since = t->now;
     }
     cur.plain_devices = !pol_doc_picks_device(op->a.doc.p, op->a.doc.len);
@@ -1163,7 +1164,8 @@ int sb_member_put(sb_engine *e, const char *account, const char *queue, const ch
         json_t *doc;
         if ((rc = jv_parse(json, len, &doc, res))) return rc;
         if (!(rc = jv_keys(doc, keys, NULL, res))) rc = parse_member(doc, NULL, &op.m, 0, res);
-        op.keep_position = !json_object_get(doc, "position");
+        json_t *pos = json_object_get(doc, "position"); /* null: none, as jv_int reads it */
+        op.keep_position = !pos || json_is_null(pos);
         json_decref(doc);
         if (rc) return rc;
     } else {

@@ -4,7 +4,7 @@
 # timers' actions — and only that account's stream; keep-alive comments.
 import sys, os, socket
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, Stream, provision
+from sbtest import TAP, Daemon, Stream, Account, provision, ROOT
 
 QUICK = """\
 local P = {}
@@ -108,6 +108,33 @@ t.ok(d.metric("switchboard_stream_dropped_total") == 1, "... and counted")
 t.ok(s.next_where(lambda e: e.get("call") == "s0", timeout=5) is not None,
      "the subscriber that reads still gets everything")
 slow.close()
+
+# -- a stream lives as long as its credentials ----------------------------------------
+# A key revoked through this daemon closes its streams at once; one revoked by
+# another process on the data directory, within the credential cache's 5 s and
+# the housekeeping second; an account deleted and made again under its id
+# never shows the new one's events on the old stream.
+import subprocess
+kid = d.admin("GET", "/v1/accounts/acme/keys").json["keys"][0]["key_id"]
+k2 = d.admin("POST", "/v1/accounts/acme/keys").json
+acme2 = Account(d, "acme", k2["key"])
+rv = Stream(d, acme2.auth)
+t.is_(rv.status, 200, "a stream opened with a second key")
+mark = len(d.lines)
+t.is_(d.admin("DELETE", "/v1/accounts/acme/keys/" + k2["key_id"]).status, 200, "that key revoked here")
+t.ok(rv.closed(timeout=3), "... its stream closes at once")
+t.ok(d.wait_log(r"stream closed: its credentials no longer verify", after=mark, timeout=1),
+     "... saying why")
+k3 = d.admin("POST", "/v1/accounts/acme/keys").json
+ext = Stream(d, Account(d, "acme", k3["key"]).auth)
+t.is_(ext.status, 200, "a stream opened with a third key")
+lib = os.path.join(os.environ.get("SB_BUILD", "build"), "libswitchboard.so")
+code = ("import sys; sys.path.insert(0, %r); import switchboard as s; "
+        "e = s.Engine(data_dir=%r, library=%r); e.apikey_revoke('acme', %r); e.close()"
+        % (os.path.join(ROOT, "bindings", "python"), d.data_dir, os.path.abspath(lib), k3["key_id"]))
+r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+t.is_(r.returncode, 0, "that key revoked by another process on the data directory", r.stderr)
+t.ok(ext.closed(timeout=9), "... its stream closes within the cache's 5 s")
 
 # -- closing -------------------------------------------------------------------------
 n_before = len(d.lines)

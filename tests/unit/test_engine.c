@@ -530,7 +530,31 @@ static void test_references(void)
     ok(json_array_size(pm) == 2 && maxpos == 1000000, "bob's position stays in range (%lld)",
        maxpos);
     json_decref(pq);
+    /* "position": null is no position: bob keeps his own. */
+    ok(sb_member_put(eng, "acme", "pq", "bob", "{\"position\":7}", 14, res) == 0 &&
+           sb_member_put(eng, "acme", "pq", "bob", "{\"position\":null}", 17, res) == 0,
+       "bob put at position 7, then with position null");
+    pq = get_json(sb_queue_get(eng, "acme", "pq", res));
+    long long bobpos = -1;
+    pm = json_object_get(pq, "members");
+    for (size_t i = 0; i < json_array_size(pm); i++)
+        if (!strcmp(json_string_value(json_object_get(json_array_get(pm, i), "agent")), "bob"))
+            bobpos = json_integer_value(json_object_get(json_array_get(pm, i), "position"));
+    is_int((int)bobpos, 7, "... keeps position 7");
+    json_decref(pq);
     ok(sb_queue_delete(eng, "acme", "pq", res) == 0, "(pq goes)");
+
+    /* A status set by the agent's document drops a pause's reason. */
+    ok(ev("acme", "{\"type\":\"agent_status\",\"agent\":\"carol\",\"status\":\"paused\","
+                  "\"reason\":\"lunch\"}") == 0,
+       "carol paused for lunch");
+    ok(put(sb_agent_put, "acme", AGENT("carol", ",\"skills\":{\"billing\":4}")) == 0,
+       "carol's document put back with status available");
+    json_t *cj = get_json(sb_agent_get(eng, "acme", "carol", res));
+    const char *why = json_string_value(json_object_get(cj, "reason"));
+    ok(!strcmp(json_string_value(json_object_get(cj, "status")), "available") && (!why || !*why),
+       "carol is available, and no longer says lunch (%s)", why ? why : "none");
+    json_decref(cj);
 
     /* A queue another overflows into stays until that one changes. */
     ok(put(sb_queue_put, "acme", "{\"id\":\"spill\"}") == 0 &&
