@@ -231,7 +231,8 @@ static void sbx_hook(lua_State *L, lua_Debug *ar)
             sb->trip = TRIP_INSTR;
         } else {
             sb->budget -= every;
-            if (every != SBX_HOOK_EVERY) lua_sethook(L, sbx_hook, LUA_MASKCOUNT, SBX_HOOK_EVERY);
+            int want = L == sb->L ? SBX_HOOK_EVERY : SBX_CO_HOOK_EVERY;
+            if (every != want) lua_sethook(L, sbx_hook, LUA_MASKCOUNT, want);
             if (sb->budget >= 0 && mono_ns() <= sb->deadline_ns) return;
             sb->trip = sb->budget < 0 ? TRIP_INSTR : TRIP_WALL;
         }
@@ -259,7 +260,12 @@ void sbx_charge(lua_State *L, uint64_t units)
     if (!sb->active) return;
     if (!sb->trip) {
         sb->budget -= units > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)units;
-        if (sb->budget >= 0 && (units < 4096 || mono_ns() <= sb->deadline_ns)) return;
+        /* The clock is read once 4096 units have added up, however small
+        ** each charge: C work charged bit by bit meets the wall limit too. */
+        sb->unclocked += units;
+        if (sb->budget >= 0 && sb->unclocked < 4096) return;
+        sb->unclocked = 0;
+        if (sb->budget >= 0 && mono_ns() <= sb->deadline_ns) return;
         sb->trip = sb->budget < 0 ? TRIP_INSTR : TRIP_WALL;
     }
     raise_trip(L, NULL);
@@ -713,7 +719,11 @@ static int is_tainted(lua_State *L, int idx)
 static int co_create(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_State *co = lua_newthread(L); /* inherits L's hook */
+    lua_State *co = lua_newthread(L);
+    /* Its hook fires more often than the main thread's, and each resume
+    ** pays for a window up front: a coroutine that ends before its first
+    ** hook would otherwise run uncharged. */
+    lua_sethook(co, sbx_hook, LUA_MASKCOUNT, SBX_CO_HOOK_EVERY);
     lua_pushvalue(L, 1);
     lua_xmove(L, co, 1);
     track_thread(L, -1);
@@ -728,6 +738,7 @@ static int resume_thread(lua_State *L, lua_State *co, int narg)
         lua_pushliteral(L, "too many arguments to resume");
         return -1;
     }
+    sbx_charge(L, SBX_CO_HOOK_EVERY);
     lua_xmove(L, co, narg);
     lua_State *prev = sb->cur;
     sb->cur = co;
@@ -1039,6 +1050,7 @@ static const char *pm_backref(pmatch *m, const char *s, int c)
     if (l < 0 || l >= m->level || m->cap[l].len == CAP_OPEN)
         luaL_error(m->L, "invalid capture index %%%d", l + 1);
     size_t len = (size_t)m->cap[l].len;
+    sbx_charge(m->L, len >> 4); /* the compare is work like any other step's */
     if ((size_t)(m->src_end - s) >= len && memcmp(m->cap[l].init, s, len) == 0) return s + len;
     return NULL;
 }
@@ -1402,6 +1414,15 @@ static int sb_str_rep(lua_State *L)
 ** stock function (upvalue 1). The kind is upvalue 2. */
 enum { W_STRLEN = 1, W_TLEN, W_TCONCAT, W_TUNPACK, W_TMOVE, W_TSORT };
 
+/* A numeric string where the function takes an integer becomes that
+** number on the stack, so the charge and the call read the same bound. */
+static void norm_int(lua_State *L, int idx)
+{
+    if (idx <= lua_gettop(L) && lua_type(L, idx) == LUA_TSTRING &&
+        lua_stringtonumber(L, lua_tostring(L, idx)))
+        lua_replace(L, idx);
+}
+
 static lua_Integer opt_int(lua_State *L, int idx, lua_Integer def)
 {
     int isnum = 0;
@@ -1418,6 +1439,17 @@ static int sb_charged(lua_State *L)
 {
     int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
     uint64_t cost = 1;
+    /* The bounds: concat (t, sep, i, j), unpack (t, i, j), move (a1, f, e, t). */
+    int from = kind == W_TCONCAT ? 3 : kind == W_TUNPACK || kind == W_TMOVE ? 2 : 0;
+    int to = kind == W_TCONCAT || kind == W_TMOVE ? 4 : kind == W_TUNPACK ? 3 : 0;
+    for (int i = from; i && i <= to; i++)
+        norm_int(L, i);
+    /* The length is read once here and again by the function: one that
+    ** __len can change between the two is not charged for. */
+    if (kind != W_STRLEN && kind != W_TMOVE && lua_type(L, 1) == LUA_TTABLE &&
+        luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
+        return luaL_error(L, "a table with a __len metamethod cannot be given to this function "
+                             "in a policy");
     switch (kind) {
     case W_STRLEN:
         if (lua_type(L, 1) == LUA_TSTRING) cost += lua_rawlen(L, 1) >> 4;

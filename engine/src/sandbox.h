@@ -42,6 +42,7 @@
 #include <lua.h>
 
 #define SBX_HOOK_EVERY 1000    /* VM instructions between budget checks */
+#define SBX_CO_HOOK_EVERY 64   /* the same in a coroutine, charged again at each resume */
 #define SBX_ALLOC_SHIFT 5      /* one instruction charged per 32 bytes allocated */
 #define SBX_SRC_MAX (1u << 20) /* largest policy source accepted */
 #define SBX_LOG_LINES 32       /* ctx.log/print lines per hook call */
@@ -174,6 +175,7 @@ typedef struct sbx {
     int active;     /* a budgeted run is in progress */
     int64_t budget; /* instructions left; may go negative */
     uint64_t deadline_ns;
+    uint64_t unclocked; /* units charged since the wall clock was last read */
     uint64_t budget_total;
     uint32_t wall_ms;
     int trip;    /* enum sbx_trip: the first overrun of this run */
