@@ -763,7 +763,6 @@ static int ctx_log(lua_State *L)
 
 static const char *kv_key_arg(lua_State *L, const char *what, size_t *kl)
 {
-    if (!sbx_of(L)->vc->call) luaL_error(L, "%s is only available in route", what);
     if (lua_type(L, 1) != LUA_TSTRING)
         luaL_error(L, "%s: key must be a string (got %s)", what, luaL_typename(L, 1));
     const char *k = lua_tolstring(L, 1, kl);
@@ -805,6 +804,10 @@ static int ctx_get(lua_State *L)
     vcall *vc = need_call(L, "ctx.get");
     size_t kl;
     const char *k = kv_key_arg(L, "ctx.get", &kl);
+    if (!vc->call) { /* retention hooks have no store: nil */
+        lua_pushnil(L);
+        return 1;
+    }
     for (int i = 0; i < vc->nw; i++)
         if (vc->w[i].klen == kl && memcmp(vc->w[i].key, k, kl) == 0)
             return push_typed(L, vc->w[i].type, vc->w[i].val, vc->w[i].vlen);
@@ -828,6 +831,7 @@ static int ctx_set(lua_State *L)
     vcall *vc = need_call(L, "ctx.set");
     size_t kl, vl = 0;
     const char *k = kv_key_arg(L, "ctx.set", &kl);
+    if (!vc->call) return 0; /* retention hooks have no store: dropped */
     char type, num[8];
     const char *v = num;
     switch (lua_type(L, 2)) {

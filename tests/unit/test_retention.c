@@ -412,6 +412,23 @@ static void test_range_hold_in_progress(void)
        "hold released, account removed");
 }
 
+/* ctx.get and ctx.set in a retention hook: no store (get gives nil, a set
+** is dropped), not an error. */
+static void test_ctx_store(void)
+{
+    const char *src = "local P = {}\n"
+                      "function P.retain(record, ctx)\n"
+                      "  ctx.set('k', 1)\n"
+                      "  return { delete = true, reason = 'got ' .. tostring(ctx.get('k')) }\n"
+                      "end\n"
+                      "return P\n";
+    ok(with_policy("kvret", "ret-kv", src) == 0, "a retain hook that uses ctx.set and ctx.get");
+    call("kvret", "k1", "+442079463210", 1, NULL);
+    ok(!exists("kvret", "k1"), "its decision stands (the record is deleted at once)");
+    is_int(audit_count("kvret", "delete", "got nil"), 1, "ctx.get gave nil, the set was dropped");
+    ok(sb_account_delete(eng, "kvret", res) == 0, "account removed");
+}
+
 static const char *bad_policy = "local P = {}\n"
                                 "function P.retain(record, ctx)\n"
                                 "  if record.attrs.boom then error('boom') end\n"
@@ -640,6 +657,7 @@ int main(void)
     test_erase_retried();
     test_erase_self_call();
     test_range_hold_in_progress();
+    test_ctx_store();
     test_failures();
     test_policy_change();
     test_mixed_batch();
