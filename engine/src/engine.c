@@ -547,6 +547,18 @@ void sb_close(sb_engine *e)
     free(e);
 }
 
+/* The policy host's totals, read under the write lock. */
+typedef struct totals_arg {
+    uint64_t failures, quarantined;
+    size_t memory;
+} totals_arg;
+
+static void totals_of(sb_engine *e, void *arg)
+{
+    totals_arg *t = arg;
+    pol_host_totals(e->pol, &t->failures, &t->quarantined, &t->memory);
+}
+
 int sb_stats(sb_engine *e, sb_result *res)
 {
     static const int le[LAT_BUCKETS] = {5,   10,   20,   50,   100,   200,
@@ -557,9 +569,11 @@ int sb_stats(sb_engine *e, sb_result *res)
     pthread_mutex_lock(&e->stats_mu);
     s = e->st;
     pthread_mutex_unlock(&e->stats_mu);
-    uint64_t failures = 0, quarantined = 0;
-    size_t polmem = 0;
-    pol_host_totals(e->pol, &failures, &quarantined, &polmem);
+    totals_arg tot = {0, 0, 0};
+    int rc = eng_write_locked(e, totals_of, &tot);
+    if (rc) return eng_mdb_err(res, rc, "read statistics");
+    uint64_t failures = tot.failures, quarantined = tot.quarantined;
+    size_t polmem = tot.memory;
     MDB_envinfo info;
     MDB_stat mst;
     mdb_env_info(e->env, &info);

@@ -184,6 +184,11 @@ int eng_account(MDB_txn *txn, sb_engine *e, const char *account, acct_rec *a, sb
 /* A read transaction and the account in it; on success the caller ends the
 ** transaction with eng_read_end, on failure it is ended and res says why. */
 int eng_read_account(sb_engine *e, const char *account, MDB_txn **txn, acct_rec *a, sb_result *res);
+/* Run fn holding the write lock, writing nothing: for what only writes may
+** otherwise touch (the policy host: a read beside a routing event on another
+** thread could meet what that event frees). Not from inside a write (a log
+** callback): the lock is not recursive. */
+int eng_write_locked(sb_engine *e, void (*fn)(sb_engine *e, void *arg), void *arg);
 /* A read transaction; release with eng_read_end. */
 int eng_read_begin(sb_engine *e, MDB_txn **txn);
 void eng_read_end(sb_engine *e, MDB_txn *txn);

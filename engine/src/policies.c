@@ -391,6 +391,18 @@ int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_res
     return 0;
 }
 
+/* The policy host's status of an account, read under the write lock. */
+typedef struct status_arg {
+    uint32_t acct;
+    json_t *status;
+} status_arg;
+
+static void status_of(sb_engine *e, void *arg)
+{
+    status_arg *a = arg;
+    a->status = pol_host_status(e->pol, a->acct);
+}
+
 int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
 {
     res_reset(res);
@@ -399,7 +411,13 @@ int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
     int rc = eng_read_account(e, account, &txn, &acc, res);
     if (rc) return rc;
     json_t *arr = json_array();
-    json_t *status = pol_host_status(e->pol, acc.num);
+    status_arg sa = {acc.num, NULL};
+    eng_read_end(e, txn); /* the lock is taken with no transaction open */
+    if ((rc = eng_write_locked(e, status_of, &sa)) || (rc = eng_read_begin(e, &txn))) {
+        json_decref(arr);
+        return eng_mdb_err(res, rc, "read policies");
+    }
+    json_t *status = sa.status;
     uint32_t accts[2] = {acc.num, 0};
     for (int i = 0; i < 2; i++) {
         st_iter it;

@@ -550,6 +550,17 @@ static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
     }
 }
 
+int eng_write_locked(sb_engine *e, void (*fn)(sb_engine *e, void *arg), void *arg)
+{
+    MDB_txn *txn;
+    int rc = txn_begin(e, 0, &txn);
+    if (rc) return rc;
+    fn(e, arg);
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&e->sh->maplock);
+    return 0;
+}
+
 int eng_read_begin(sb_engine *e, MDB_txn **txn)
 {
     return txn_begin(e, MDB_RDONLY, txn);

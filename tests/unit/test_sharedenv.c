@@ -392,6 +392,64 @@ static void test_growth(sb_result *res)
     sb_close(e3);
 }
 
+/* One engine, two threads: one reads policy status and statistics while
+** the other routes through a policy whose state each new version resets.
+** The reads wait for the write lock, so they never meet freed state (the
+** sanitizer build would say so). */
+static sb_engine *status_eng;
+static volatile int status_stop;
+static int status_reads;
+
+static void *status_reader(void *arg)
+{
+    (void)arg;
+    sb_result *r = sb_result_new();
+    while (!status_stop) {
+        if (sb_policy_list(status_eng, "acme", r) == 0 && sb_stats(status_eng, r) == 0)
+            __atomic_add_fetch(&status_reads, 1, __ATOMIC_RELAXED);
+    }
+    sb_result_free(r);
+    return NULL;
+}
+
+static void test_status_beside_routing(sb_result *res)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/status", dir);
+    status_eng = open_at(path, res);
+    const char *src =
+        "local P = {}\nfunction P.route(c, a, ctx) return { wait = 1 } end\nreturn P\n";
+    const char *q = "{\"id\":\"q\",\"policy\":\"p\",\"members\":[{\"agent\":\"alice\"}]}";
+    if (!ok(status_eng && sb_account_put(status_eng, "{\"id\":\"acme\"}", 13, res) == 0 &&
+                sb_policy_put(status_eng, "acme", "p", src, strlen(src), NULL, res) == 0 &&
+                put_agent(status_eng, "alice", res) == 0 &&
+                sb_queue_put(status_eng, "acme", q, strlen(q), res) == 0,
+            "status: an account routed by its own policy p"))
+        return;
+    pthread_t th;
+    status_stop = 0;
+    pthread_create(&th, NULL, status_reader, NULL);
+    int fails = 0;
+    char ev[160], ver[160];
+    for (int i = 0; i < 300; i++) {
+        snprintf(ver, sizeof ver, "%s-- %d\n", src, i); /* a new version: the state resets */
+        fails += sb_policy_put(status_eng, "acme", "p", ver, strlen(ver), NULL, res) != 0;
+        snprintf(
+            ev, sizeof ev,
+            "{\"type\":\"offer\",\"call\":\"c%d\",\"queue\":\"q\",\"caller\":\"+442079460001\"}",
+            i);
+        fails += sb_submit_json(status_eng, "acme", ev, strlen(ev), res) != 0;
+        snprintf(ev, sizeof ev, "{\"type\":\"abandon\",\"call\":\"c%d\"}", i);
+        fails += sb_submit_json(status_eng, "acme", ev, strlen(ev), res) != 0;
+    }
+    status_stop = 1;
+    pthread_join(th, NULL);
+    ok(fails == 0 && status_reads > 0,
+       "status: 300 new versions routed while another thread read status and statistics %d times",
+       status_reads);
+    sb_close(status_eng);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -403,6 +461,7 @@ int main(void)
     test_config(res);
     test_threads(res);
     test_growth(res);
+    test_status_beside_routing(res);
     sb_result_free(res);
     rmtree(dir);
     return done_testing();
