@@ -375,6 +375,27 @@ def provision(d, account="acme", agents=("alice", "bob"), queue="support", polic
 
 
 
+
+def library_env(lib):
+    """The environment for a Python process that loads lib (the engine's
+    shared library): with the sanitizer runtimes preloaded when lib is a
+    sanitizer build (they must come first), Python's own leaks not chased."""
+    env = dict(os.environ)
+    try:
+        out = subprocess.run(["ldd", lib], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return env
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*(lib(asan|ubsan)\.so[^\s]*)\s+=>\s+(\S+)", line)
+        if m:
+            found[m.group(2)] = m.group(3)
+    rts = [found[k] for k in ("asan", "ubsan") if k in found]
+    if rts:
+        env["LD_PRELOAD"] = ":".join(rts + [p for p in [env.get("LD_PRELOAD")] if p])
+        env["ASAN_OPTIONS"] = "detect_leaks=0:" + env.get("ASAN_OPTIONS", "")
+    return env
+
 def read_responses(sock, heads, timeout=10):
     """Read responses from sock: `heads` of them if a number, else one per
     entry of the list (True: it answers a HEAD, so it has no body whatever

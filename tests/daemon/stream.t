@@ -4,7 +4,7 @@
 # timers' actions — and only that account's stream; keep-alive comments.
 import sys, os, socket
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, Stream, Account, provision, ROOT
+from sbtest import TAP, Daemon, Stream, Account, provision, ROOT, library_env
 
 QUICK = """\
 local P = {}
@@ -132,7 +132,8 @@ lib = os.path.join(os.environ.get("SB_BUILD", "build"), "libswitchboard.so")
 code = ("import sys; sys.path.insert(0, %r); import switchboard as s; "
         "e = s.Engine(data_dir=%r, library=%r); e.apikey_revoke('acme', %r); e.close()"
         % (os.path.join(ROOT, "bindings", "python"), d.data_dir, os.path.abspath(lib), k3["key_id"]))
-r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                   env=library_env(os.path.abspath(lib)))
 t.is_(r.returncode, 0, "that key revoked by another process on the data directory", r.stderr)
 t.ok(ext.closed(timeout=9), "... its stream closes within the cache's 5 s")
 
