@@ -1439,10 +1439,10 @@ static int sb_charged(lua_State *L)
 {
     int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
     uint64_t cost = 1;
-    /* The bounds: concat (t, sep, i, j), unpack (t, i, j), move (a1, f, e, t). */
-    int from = kind == W_TCONCAT ? 3 : kind == W_TUNPACK || kind == W_TMOVE ? 2 : 0;
-    int to = kind == W_TCONCAT || kind == W_TMOVE ? 4 : kind == W_TUNPACK ? 3 : 0;
-    for (int i = from; i && i <= to; i++)
+    /* The bounds' arguments: concat (t, sep, i, j), unpack (t, i, j), move (a1, f, e, t). */
+    static const int bounds[W_TSORT + 1][2] = {
+        [W_TCONCAT] = {3, 4}, [W_TUNPACK] = {2, 3}, [W_TMOVE] = {2, 4}};
+    for (int i = bounds[kind][0]; i && i <= bounds[kind][1]; i++)
         norm_int(L, i);
     /* The length is read once here and again by the function: one that
     ** __len can change between the two is not charged for. */

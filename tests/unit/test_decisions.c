@@ -23,16 +23,9 @@ static int ncall;
 static sb_engine *open_engine(void)
 {
     sb_config cfg;
-    sb_config_init(&cfg);
-    cfg.data_dir = dir;
-    cfg.sync = SB_SYNC_NONE;
-    cfg.clock = test_clock;
-    cfg.map_size = 4 << 20;
-    cfg.log = quiet;
+    test_engine_config(&cfg, dir, NULL, 4 << 20);
     cfg.quarantine_after = 3;
-    sb_engine *e = NULL;
-    if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
-    return e;
+    return test_open(&cfg, res);
 }
 
 static int policy(const char *name, const char *src)

@@ -22,33 +22,19 @@ static sb_result *res;
 static sb_engine *open_engine(const char *policy_dir)
 {
     sb_config cfg;
-    sb_config_init(&cfg);
-    cfg.data_dir = dir;
-    cfg.policy_dir = policy_dir;
-    cfg.sync = SB_SYNC_NONE;
-    cfg.clock = test_clock;
-    cfg.map_size = 4 << 20;
-    cfg.log = quiet;
-    sb_engine *e = NULL;
-    if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
-    return e;
+    test_engine_config(&cfg, dir, policy_dir, 4 << 20);
+    return test_open(&cfg, res);
 }
 
 static int put(int (*fn)(sb_engine *, const char *, const char *, size_t, sb_result *),
                const char *acct, const char *json)
 {
-    int rc = fn(eng, acct, json, strlen(json), res);
-    if (rc)
-        diag("put %s: %s (field %s)", json, sb_result_message(res),
-             sb_result_field(res) ? sb_result_field(res) : "-");
-    return rc;
+    return test_put(eng, res, fn, acct, json);
 }
 
 static int ev(const char *acct, const char *json)
 {
-    int rc = sb_submit_json(eng, acct, json, strlen(json), res);
-    if (rc && getenv("SB_TEST_LOG")) diag("event %s: %s", json, sb_result_message(res));
-    return rc;
+    return test_event(eng, res, acct, json);
 }
 
 /* The first action of a type, or NULL. */

@@ -13,6 +13,7 @@
 #include "model.h" /* the queue record, to make a count drift as older versions did */
 
 #include <jansson.h>
+#include <math.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,32 +26,19 @@ static sb_result *res;
 static sb_engine *open_engine(void)
 {
     sb_config cfg;
-    sb_config_init(&cfg);
-    cfg.data_dir = dir;
-    cfg.sync = SB_SYNC_NONE;
-    cfg.clock = test_clock;
-    cfg.map_size = 32 << 20;
-    cfg.log = quiet;
-    sb_engine *e = NULL;
-    if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
-    return e;
+    test_engine_config(&cfg, dir, NULL, 32 << 20);
+    return test_open(&cfg, res);
 }
 
 static int put(int (*fn)(sb_engine *, const char *, const char *, size_t, sb_result *),
                const char *acct, const char *json)
 {
-    int rc = fn(eng, acct, json, strlen(json), res);
-    if (rc)
-        diag("put %s: %s (field %s)", json, sb_result_message(res),
-             sb_result_field(res) ? sb_result_field(res) : "-");
-    return rc;
+    return test_put(eng, res, fn, acct, json);
 }
 
 static int ev(const char *acct, const char *json)
 {
-    int rc = sb_submit_json(eng, acct, json, strlen(json), res);
-    if (rc && getenv("SB_TEST_LOG")) diag("event %s: %s", json, sb_result_message(res));
-    return rc;
+    return test_event(eng, res, acct, json);
 }
 
 static int evf(const char *acct, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -409,12 +397,23 @@ static void test_transfer_target_kept(void)
 
 /* 5. The record of a call answered, then transferred: answered, with its
 ** first answer, its wait up to then and the agent it last spoke to. */
-static json_t *record_of(const char *acct, const char *call)
+/* The ended call's record says answered by `agent`, first at answered_ms,
+** after wait_ms of waiting, with talk_ms of talk. */
+static void record_is(const char *acct, const char *call, const char *agent, long long answered_ms,
+                      long long wait_ms, long long talk_ms)
 {
     json_t *r = get_json(sb_call_get(eng, acct, call, res));
-    if (!r || strcmp(json_string_value(json_object_get(r, "state")), "ended") != 0)
-        diag("%s is not ended", call);
-    return r;
+    is_str(json_string_value(json_object_get(r, "state")), "ended", "answer: %s has ended", call);
+    is_str(json_string_value(json_object_get(r, "outcome")), "answered",
+           "answer: %s's record says answered", call);
+    is_str(json_string_value(json_object_get(r, "agent")), agent, "answer: by %s, the last", agent);
+    is_int(json_integer_value(json_object_get(r, "answered_ms")), answered_ms,
+           "answer: at its first answer");
+    is_int(llround(json_real_value(json_object_get(r, "wait")) * 1000), wait_ms,
+           "answer: after %lld ms of waiting", wait_ms);
+    is_int(llround(json_real_value(json_object_get(r, "talk")) * 1000), talk_ms,
+           "answer: %lld ms of talk, every agent's", talk_ms);
+    json_decref(r);
 }
 
 static long long day_count(const char *acct, const char *queue, const char *key)
@@ -451,17 +450,7 @@ static void test_transfer_keeps_answer(void)
     ok(ev("ans", "{\"type\":\"hangup\",\"call\":\"c1\"}") == 0, "answer: the caller hangs up");
     const sb_action *e = find(SB_ACT_END, "c1", NULL);
     is_str(e ? e->reason : "-", "answered", "answer: c1 ends as answered");
-    json_t *r = record_of("ans", "c1");
-    is_str(json_string_value(json_object_get(r, "outcome")), "answered",
-           "answer: its record says answered");
-    is_str(json_string_value(json_object_get(r, "agent")), "a", "answer: by a");
-    is_int(json_integer_value(json_object_get(r, "answered_ms")), t0 + 3000,
-           "answer: at the first answer");
-    is_int((long long)(json_real_value(json_object_get(r, "wait")) * 1000), 3000,
-           "answer: after 3 s of waiting");
-    double talk = json_real_value(json_object_get(r, "talk"));
-    ok(talk == 120.0, "answer: 120 s of talk, both agents' (got %.1f)", talk);
-    json_decref(r);
+    record_is("ans", "c1", "a", t0 + 3000, 3000, 120000);
     is_int(day_count("ans", NULL, "answered"), 1, "answer: the account's day counts it answered");
     is_int(day_count("ans", NULL, "abandoned"), 0, "answer: not abandoned");
     is_int(agent_stat("ans", "a", "talk_time"), 120000, "answer: a talked 120 s");
@@ -483,15 +472,7 @@ static void test_transfer_keeps_answer(void)
     json_decref(live);
     now_ms += 50000;
     ev("ans", "{\"type\":\"hangup\",\"call\":\"c2\"}");
-    r = record_of("ans", "c2");
-    is_str(json_string_value(json_object_get(r, "outcome")), "answered",
-           "answer: c2's record says answered");
-    is_str(json_string_value(json_object_get(r, "agent")), "b", "answer: by b, the last");
-    is_int(json_integer_value(json_object_get(r, "answered_ms")), t0 + 4000,
-           "answer: at its first answer");
-    is_int((long long)(json_real_value(json_object_get(r, "wait")) * 1000), 4000,
-           "answer: after 4 s of waiting");
-    json_decref(r);
+    record_is("ans", "c2", "b", t0 + 4000, 4000, 30000 + 50000); /* the 2 s ringing b: no talk */
     is_int(agent_stat("ans", "a", "talk_time"), 150000, "answer: a talked 120 + 30 s");
     is_int(agent_stat("ans", "b", "talk_time"), 50000, "answer: b talked 50 s");
 }

@@ -25,16 +25,8 @@ static sb_result *res;
 static sb_engine *open_engine(void)
 {
     sb_config cfg;
-    sb_config_init(&cfg);
-    cfg.data_dir = dir;
-    cfg.policy_dir = "policies";
-    cfg.sync = SB_SYNC_NONE;
-    cfg.clock = test_clock;
-    cfg.map_size = 8 << 20;
-    cfg.log = quiet;
-    sb_engine *e = NULL;
-    if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
-    return e;
+    test_engine_config(&cfg, dir, "policies", 8 << 20);
+    return test_open(&cfg, res);
 }
 
 static int ev(const char *acct, const char *json)

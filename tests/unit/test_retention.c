@@ -45,16 +45,8 @@ int mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned int
 static sb_engine *open_engine(void)
 {
     sb_config cfg;
-    sb_config_init(&cfg);
-    cfg.data_dir = dir;
-    cfg.policy_dir = "policies";
-    cfg.sync = SB_SYNC_NONE;
-    cfg.clock = test_clock;
-    cfg.map_size = 16 << 20;
-    cfg.log = quiet;
-    sb_engine *e = NULL;
-    if (sb_open(&e, &cfg, res)) diag("open: %s", sb_result_message(res));
-    return e;
+    test_engine_config(&cfg, dir, "policies", 16 << 20);
+    return test_open(&cfg, res);
 }
 
 static json_t *doc(int rc)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* The engine's clock in tests: now_ms, moved by the test (sb_config.clock). */
@@ -30,6 +31,52 @@ static inline void quiet(void *arg, sb_log_level l, const char *line)
     (void)l;
     if (getenv("SB_TEST_LOG")) fprintf(stderr, "log: %s\n", line);
 }
+
+#ifdef SB_TAP_H /* what reports on the TAP stream (the fuzz targets have none) */
+/* The engine the C tests open: on dir, with the injected clock, quiet logs,
+** nothing synced, a map of `map` bytes and policy_dir (may be NULL). */
+static inline void test_engine_config(sb_config *cfg, const char *dir, const char *policy_dir,
+                                      size_t map)
+{
+    sb_config_init(cfg);
+    cfg->data_dir = dir;
+    cfg->policy_dir = policy_dir;
+    cfg->sync = SB_SYNC_NONE;
+    cfg->clock = test_clock;
+    cfg->map_size = map;
+    cfg->log = quiet;
+}
+
+/* Open it; NULL, and the reason on the TAP stream, if that fails. */
+static inline sb_engine *test_open(const sb_config *cfg, sb_result *res)
+{
+    sb_engine *e = NULL;
+    if (sb_open(&e, cfg, res)) diag("open %s: %s", cfg->data_dir, sb_result_message(res));
+    return e;
+}
+
+/* A document put (sb_agent_put, sb_queue_put...): its code, and on failure
+** the reason and field on the TAP stream. */
+static inline int test_put(sb_engine *e, sb_result *res,
+                           int (*fn)(sb_engine *, const char *, const char *, size_t, sb_result *),
+                           const char *acct, const char *json)
+{
+    int rc = fn(e, acct, json, strlen(json), res);
+    if (rc)
+        diag("put %s: %s (field %s)", json, sb_result_message(res),
+             sb_result_field(res) ? sb_result_field(res) : "-");
+    return rc;
+}
+
+/* An event as JSON: its code (the reason on the TAP stream when SB_TEST_LOG
+** is set: refusals are often what a test expects). */
+static inline int test_event(sb_engine *e, sb_result *res, const char *acct, const char *json)
+{
+    int rc = sb_submit_json(e, acct, json, strlen(json), res);
+    if (rc && getenv("SB_TEST_LOG")) diag("event %s: %s", json, sb_result_message(res));
+    return rc;
+}
+#endif
 
 static inline int rmtree_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
