@@ -483,10 +483,14 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 
 /* An erasure request: every record of `number` in the account goes through
 ** the retention policy's `erase` hook (no policy or no hook: deleted).
-** res's JSON: {"deleted":N,"anonymized":N,"kept":N,"failed":N,
+** res's JSON: {"deleted":N,"anonymized":N,"kept":N,"failed":N,"held":N,
 **              "reasons":{"keep: legal hold h1: litigation":1,...}}
 ** (kept counts every record left, those of failed included: the hook failed
-** for them, and running the request again retries them). Runs in short
+** for them, and running the request again retries them). held: the kept
+** records whose deletion or anonymization a legal hold prevented. The
+** request is remembered for them (by the number's pseudonym, no number):
+** when a hold of the account is released, the next sweep runs it again,
+** and it is forgotten once no hold keeps a record from it. Runs in short
 ** transactions; a request cut short (crash) is finished by running it
 ** again. */
 SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
@@ -506,9 +510,8 @@ SB_API int sb_records_list(sb_engine *eng, const char *account, const char *quer
 ** "created_ms",...}; a number hold shows no number. SB_EEXIST for a taken
 ** id. Released holds no longer protect anything: a record whose deletion
 ** or anonymization a hold prevented at a review is reviewed again within a
-** day. An erasure request a hold kept from a record is not remembered: run
-** the request again once the hold is released (its report counted the
-** record as kept, with the hold's reason). */
+** day. An erasure request a hold kept from a record runs again at the next
+** sweep after a hold of the account is released (sb_erase). */
 SB_API int sb_hold_place(sb_engine *eng, const char *account, const char *json, size_t len,
                          sb_result *res);
 SB_API int sb_hold_release(sb_engine *eng, const char *account, const char *hold_id,

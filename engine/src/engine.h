@@ -80,6 +80,7 @@ enum {
     DB_REVIEW,
     DB_JOBS,
     DB_AUDIT,
+    DB_ERASURES, /* erasure requests a legal hold kept from records (retention.c) */
     DB_COUNT
 };
 

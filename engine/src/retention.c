@@ -63,7 +63,7 @@ enum { HK_CALL = 1, HK_NUMBER, HK_RANGE };
 static const char *const hk_names[] = {"", "call", "number", "range"};
 
 /* Job keys: kind(1) acct(4); the sweep's run state is the single key "S". */
-enum { JOB_PURGE = 'P', JOB_RESCAN = 'R', JOB_SWEEP = 'S' };
+enum { JOB_ERASURE = 'E', JOB_PURGE = 'P', JOB_RESCAN = 'R', JOB_SWEEP = 'S' };
 
 typedef struct hold {
     char id[SB_ID_MAX + 1];
@@ -107,6 +107,7 @@ typedef struct rctx {
     sb_buf val; /* a private copy of the record being handled */
     wbuf w;
     counts n;
+    int erase_held;  /* erasure decisions a hold overrode in this transaction */
     json_t *reasons; /* erasure: "action: reason" -> count */
     /* the record view */
     char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first_queue[SB_ID_MAX + 1], agent[SB_ID_MAX + 1],
@@ -588,6 +589,7 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
         counted = held;
         reason = audited;
         x->n.overridden++;
+        if (source == SRC_ERASURE) x->erase_held++;
         sb_log(e, SB_LOG_INFO,
                "retention: account %s call %.*s: %s (%s) overridden by legal hold %s",
                x->exists ? x->a.id : "?", (int)r->idlen, r->id, act_names[decided],
@@ -741,10 +743,13 @@ int ret_account_deleted(wtx *t, uint32_t acct)
     if (rc != MDB_NOTFOUND) return rc;
     uint8_t v[2] = {V_JOB, 0}; /* stage 0 */
     if ((rc = st_del(t->txn, t->e, DB_PRIVACY, p, 4)) == 0) rc = job_put(&x, JOB_PURGE, acct, v, 2);
-    /* A rescan of a deleted account has nothing left to do. */
-    uint8_t k[5] = {JOB_RESCAN};
-    put_be32(k + 1, acct);
-    if (!rc) rc = st_del(t->txn, t->e, DB_JOBS, k, 5);
+    /* A rescan or an erasure run of a deleted account has nothing left to do. */
+    static const uint8_t gone[] = {JOB_RESCAN, JOB_ERASURE};
+    for (size_t i = 0; i < countof(gone) && !rc; i++) {
+        uint8_t k[5] = {gone[i]};
+        put_be32(k + 1, acct);
+        rc = st_del(t->txn, t->e, DB_JOBS, k, 5);
+    }
     rctx_free(&x);
     return rc;
 }
@@ -754,7 +759,7 @@ int ret_account_deleted(wtx *t, uint32_t acct)
 ** they come up: their account is gone). Returns the keys deleted. */
 static int job_purge(rctx *x, uint32_t acct, uint8_t *stage, int budget, int *done)
 {
-    static const int tables[] = {DB_RECORDS, DB_RECID, DB_RIDX, DB_AGGR, DB_AUDIT};
+    static const int tables[] = {DB_RECORDS, DB_RECID, DB_RIDX, DB_AGGR, DB_AUDIT, DB_ERASURES};
     MDB_txn *txn = x->t->txn;
     uint8_t p[4];
     key_acct(p, acct);
@@ -828,6 +833,102 @@ static int job_rescan(rctx *x, uint32_t acct, uint32_t epoch, uint8_t *cur, size
     return n;
 }
 
+/* Erasure requests a hold kept from records (DB_ERASURES): key acct(4)
+** pseudonym(16), value V_PEND received(8) held(1) cursor (a pseudonym
+** index key, or nothing). The pseudonym is in the pseudonym index already:
+** nothing new about the number is stored. When a hold of the account is
+** released, a job (JOB_ERASURE) runs each of them again, so a request
+** reaches every record of the number once no hold keeps it; one that a hold
+** still keeps stays for the next release. held and cursor are the state of
+** a run of that job cut into transactions. */
+#define V_PEND 1
+#define PEND_MAX (10 + 29 + SB_ID_MAX)
+
+static size_t pend_key(uint8_t k[20], uint32_t acct, const uint8_t pseudo[16])
+{
+    put_be32(k, acct);
+    memcpy(k + 4, pseudo, 16);
+    return 20;
+}
+
+static int pend_put(rctx *x, const uint8_t pseudo[16], int64_t received, int held,
+                    const uint8_t *cur, size_t curlen)
+{
+    uint8_t k[20], v[PEND_MAX];
+    if (curlen > PEND_MAX - 10) return SB_ESTORE;
+    v[0] = V_PEND;
+    put_be64(v + 1, (uint64_t)received);
+    v[9] = (uint8_t)(held != 0);
+    if (curlen) memcpy(v + 10, cur, curlen);
+    return st_put(x->t->txn, x->e, DB_ERASURES, k, pend_key(k, x->acct, pseudo), v, 10 + curlen);
+}
+
+static int erase_batch(rctx *x, const uint8_t pseudo[16], int64_t received, const uint8_t *cur,
+                       size_t curlen, uint8_t *next, size_t *nextlen, int *done, int *handled);
+
+/* Run the erasure requests a hold kept from records of the account again,
+** after a hold was released: those after the pseudonym in cur (curlen 0:
+** from the first). Returns the index entries handled. */
+static int job_erasure(rctx *x, uint32_t acct, uint8_t cur[16], size_t *curlen, int budget,
+                       int *done)
+{
+    MDB_txn *txn = x->t->txn;
+    int rc = use_account(x, acct), n = 0;
+    *done = 0;
+    if (rc) return rc;
+    if (!x->exists) { /* deleted meanwhile: the purge takes the entries */
+        *done = 1;
+        return 0;
+    }
+    uint8_t p[4], after[20];
+    key_acct(p, acct);
+    while (n < budget) {
+        uint8_t pseudo[16], v[PEND_MAX], next[29 + SB_ID_MAX];
+        size_t vl = 0, nextlen;
+        st_iter it;
+        if (*curlen) pend_key(after, acct, cur);
+        rc = st_iter_after(&it, txn, x->e, DB_ERASURES, p, 4, after, *curlen ? 20 : 0);
+        int ok = rc == 0 && it.klen == 20 && it.v.mv_size >= 10 && it.v.mv_size <= sizeof v &&
+                 ((const uint8_t *)it.v.mv_data)[0] == V_PEND;
+        if (ok) {
+            memcpy(pseudo, it.key + 4, 16);
+            memcpy(v, it.v.mv_data, it.v.mv_size);
+            vl = it.v.mv_size;
+        } else if (rc == 0) {
+            rc = st_iter_del(&it); /* not ours: dropped */
+        }
+        st_iter_close(&it);
+        if (rc == MDB_NOTFOUND) {
+            *done = 1;
+            break;
+        }
+        if (rc) return rc;
+        if (!ok) continue;
+        int edone = 0, handled = 0, held = v[9];
+        x->erase_held = 0;
+        rc = erase_batch(x, pseudo, (int64_t)be64(v + 1), v + 10, vl - 10, next, &nextlen, &edone,
+                         &handled);
+        if (rc) return rc;
+        held |= x->erase_held > 0;
+        n += handled + 1;
+        if (!edone) { /* its next batch, from where this one ended */
+            if ((rc = pend_put(x, pseudo, (int64_t)be64(v + 1), held, next, nextlen))) return rc;
+            continue;
+        }
+        /* Done with it: kept for the next release while a hold still keeps
+        ** a record from it, forgotten otherwise. */
+        uint8_t k[20];
+        if (held)
+            rc = pend_put(x, pseudo, (int64_t)be64(v + 1), 0, NULL, 0);
+        else
+            rc = st_del(txn, x->e, DB_ERASURES, k, pend_key(k, acct, pseudo));
+        if (rc) return rc;
+        memcpy(cur, pseudo, 16);
+        *curlen = 16;
+    }
+    return n;
+}
+
 /* Run background jobs within the budget; returns the work done. */
 static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
 {
@@ -840,7 +941,8 @@ static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
         int found = 0;
         st_iter it;
         for (rc = st_iter_open(&it, txn, x->e, DB_JOBS, "", 0); rc == 0; rc = st_iter_next(&it)) {
-            if (it.klen == 5 && (it.key[0] == JOB_PURGE || it.key[0] == JOB_RESCAN) &&
+            if (it.klen == 5 &&
+                (it.key[0] == JOB_PURGE || it.key[0] == JOB_RESCAN || it.key[0] == JOB_ERASURE) &&
                 it.v.mv_size <= sizeof val) {
                 memcpy(key, it.key, 5);
                 memcpy(val, it.v.mv_data, it.v.mv_size);
@@ -863,6 +965,12 @@ static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
             vl = 2;
             if (done)
                 sb_log(x->e, SB_LOG_INFO, "sweep: deleted account #%u purged", (unsigned)acct);
+        } else if (key[0] == JOB_ERASURE) {
+            size_t curlen = vl == 17 ? 16 : 0; /* V_JOB, the last pseudonym done */
+            n = job_erasure(x, acct, val + 1, &curlen, budget - used, &done);
+            if (n < 0 || IS_SB_ERR(n)) return n;
+            val[0] = V_JOB;
+            vl = 1 + curlen;
         } else {
             if (vl < 5) { /* unreadable: drop it */
                 done = 1;
@@ -1101,6 +1209,84 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
 
 /* --- erasure requests --------------------------------------------------------------- */
 
+/* Put the number with pseudonym pseudo through the erase hook of the
+** account loaded in x: its pseudonym index entries after cur (curlen 0:
+** from the first), ERASE_BATCH at most. next: the last entry handled (cur
+** when none; may not be cur's buffer); *done when none is left after it;
+** *handled: the entries met. x->erase_held counts the records a hold kept. */
+static int erase_batch(rctx *x, const uint8_t pseudo[16], int64_t received, const uint8_t *cur,
+                       size_t curlen, uint8_t *next, size_t *nextlen, int *done, int *handled)
+{
+    wtx *t = x->t;
+    uint32_t acct = x->acct;
+    uint8_t p[20];
+    pend_key(p, acct, pseudo);
+    uint8_t(*keys)[29 + SB_ID_MAX] = malloc(ERASE_BATCH * sizeof *keys);
+    size_t *kls = malloc(ERASE_BATCH * sizeof *kls);
+    int k = 0, rc;
+    *handled = 0;
+    if (!keys || !kls) {
+        rc = SB_ENOMEM;
+        goto out;
+    }
+    st_iter it;
+    for (rc = st_iter_after(&it, t->txn, x->e, DB_RIDX, p, 20, cur, curlen);
+         rc == 0 && k < ERASE_BATCH; rc = st_iter_next(&it)) {
+        if (it.klen < 30 || it.klen > sizeof keys[0]) continue;
+        memcpy(keys[k], it.key, it.klen);
+        kls[k++] = it.klen;
+    }
+    st_iter_close(&it);
+    if (rc && rc != MDB_NOTFOUND) goto out;
+    rc = 0;
+    *done = k < ERASE_BATCH;
+    for (int i = 0; i < k && !rc; i++) {
+        const uint8_t *ik = keys[i];
+        int role = ik[20];
+        int64_t ended = (int64_t)be64(ik + 21);
+        uint8_t rk[REC_KEY_MAX];
+        size_t rkl = rec_key_of(rk, acct, (const char *)ik + 29, kls[i] - 29, ended);
+        rec_data r;
+        MDB_val iv;
+        /* A record whose caller and called number are this number has an
+        ** entry in each role: it is decided once, in the caller's. Its
+        ** called entry is gone if that decision dropped the pseudonyms. */
+        if (role == ROLE_CALLED && st_get(t->txn, x->e, DB_RIDX, ik, kls[i], &iv) == MDB_NOTFOUND)
+            continue;
+        rc = load_record(x, rk, rkl, &r);
+        if (rc == SB_ENOTFOUND) { /* a stale entry: the record is gone */
+            rc = st_del(t->txn, x->e, DB_RIDX, ik, kls[i]);
+            continue;
+        }
+        if (rc) break;
+        if (role == ROLE_CALLED && r.npseudo == 2 && !memcmp(r.pseudo[0], r.pseudo[1], 16))
+            continue;
+        pol_retention d;
+        memset(&d, 0, offsetof(pol_retention, error) + 1);
+        if (x->s.retention[0]) {
+            pol_record pr;
+            pol_erasure req = {role == ROLE_CALLER ? "caller" : "called", received};
+            view_of(x, &r, hold_match(x, &r), &pr);
+            rc = pol_erase(x->e->pol, acct, x->a.id, x->s.retention, &pr, &req, t->now, &d);
+            x->cur = NULL;
+            if (rc) break;
+        }
+        pol_retention_default(&d, x->s.retention, 1);
+        rc = apply(x, rk, rkl, &r, &d, SRC_ERASURE);
+    }
+    *nextlen = curlen;
+    if (curlen) memcpy(next, cur, curlen);
+    if (k && !rc) {
+        memcpy(next, keys[k - 1], kls[k - 1]);
+        *nextlen = kls[k - 1];
+    }
+    *handled = k;
+out:
+    free(keys);
+    free(kls);
+    return rc;
+}
+
 typedef struct erase_op {
     const char *account;
     char number[SB_E164_MAX + 1];
@@ -1111,6 +1297,8 @@ typedef struct erase_op {
                                   ** may run do_erase again from cur */
     size_t nextlen;
     int done;
+    int held;        /* a committed transaction met a record a hold kept */
+    int held_now;    /* this transaction did */
     counts n;        /* this transaction */
     json_t *reasons; /* this transaction */
 } erase_op;
@@ -1119,6 +1307,7 @@ static int do_erase(wtx *t, void *arg)
 {
     erase_op *op = arg;
     op->done = 0;
+    op->held_now = 0;
     memset(&op->n, 0, sizeof op->n);
     json_object_clear(op->reasons);
     int rc = tx_account(t, op->account);
@@ -1137,73 +1326,21 @@ static int do_erase(wtx *t, void *arg)
     if (rc) goto out;
     cr_pseudonym(key, op->number, pseudo);
     cr_wipe(key, sizeof key);
-    uint8_t p[20];
-    put_be32(p, t->acct);
-    memcpy(p + 4, pseudo, 16);
-    /* Index entries after the cursor (kept records keep theirs). */
-    uint8_t(*keys)[29 + SB_ID_MAX] = malloc(ERASE_BATCH * sizeof *keys);
-    size_t *kls = malloc(ERASE_BATCH * sizeof *kls);
-    int k = 0;
-    st_iter it;
-    if (!keys || !kls) {
-        rc = SB_ENOMEM;
-        goto freeout;
-    }
-    for (rc = st_iter_after(&it, t->txn, t->e, DB_RIDX, p, 20, op->cur, op->curlen);
-         rc == 0 && k < ERASE_BATCH; rc = st_iter_next(&it)) {
-        if (it.klen < 30 || it.klen > sizeof keys[0]) continue;
-        memcpy(keys[k], it.key, it.klen);
-        kls[k++] = it.klen;
-    }
-    st_iter_close(&it);
-    if (rc && rc != MDB_NOTFOUND) goto freeout;
-    rc = 0;
-    op->done = k < ERASE_BATCH;
-    for (int i = 0; i < k && !rc; i++) {
-        const uint8_t *ik = keys[i];
-        int role = ik[20];
-        int64_t ended = (int64_t)be64(ik + 21);
-        uint8_t rk[REC_KEY_MAX];
-        size_t rkl = rec_key_of(rk, t->acct, (const char *)ik + 29, kls[i] - 29, ended);
-        rec_data r;
-        MDB_val iv;
-        /* A record whose caller and called number are this number has an
-        ** entry in each role: it is decided once, in the caller's. Its
-        ** called entry is gone if that decision dropped the pseudonyms. */
-        if (role == ROLE_CALLED && st_get(t->txn, t->e, DB_RIDX, ik, kls[i], &iv) == MDB_NOTFOUND)
-            continue;
-        rc = load_record(&x, rk, rkl, &r);
-        if (rc == SB_ENOTFOUND) { /* a stale entry: the record is gone */
-            rc = st_del(t->txn, t->e, DB_RIDX, ik, kls[i]);
-            continue;
+    int handled;
+    rc = erase_batch(&x, pseudo, op->received, op->cur, op->curlen, op->next, &op->nextlen,
+                     &op->done, &handled);
+    op->held_now = x.erase_held > 0;
+    /* The request is remembered while a hold keeps any record from it, and
+    ** forgotten once a run of it met none (one run again after a release). */
+    if (!rc && op->done) {
+        uint8_t k[20];
+        if (op->held || op->held_now) {
+            rc = pend_put(&x, pseudo, op->received, 0, NULL, 0);
+        } else {
+            rc = st_del(t->txn, t->e, DB_ERASURES, k, pend_key(k, t->acct, pseudo));
         }
-        if (rc) break;
-        if (role == ROLE_CALLED && r.npseudo == 2 && !memcmp(r.pseudo[0], r.pseudo[1], 16))
-            continue;
-        pol_retention d;
-        memset(&d, 0, offsetof(pol_retention, error) + 1);
-        if (x.s.retention[0]) {
-            pol_record pr;
-            pol_erasure req = {role == ROLE_CALLER ? "caller" : "called", op->received};
-            view_of(&x, &r, hold_match(&x, &r), &pr);
-            rc =
-                pol_erase(t->e->pol, t->acct, t->account->id, x.s.retention, &pr, &req, t->now, &d);
-            x.cur = NULL;
-            if (rc) break;
-        }
-        pol_retention_default(&d, x.s.retention, 1);
-        rc = apply(&x, rk, rkl, &r, &d, SRC_ERASURE);
-    }
-    op->nextlen = op->curlen;
-    memcpy(op->next, op->cur, op->curlen);
-    if (k && !rc) {
-        memcpy(op->next, keys[k - 1], kls[k - 1]);
-        op->nextlen = kls[k - 1];
     }
     if (!rc) rc = audit_flush(&x);
-freeout:
-    free(keys);
-    free(kls);
 out:
     op->n = x.n;
     rctx_free(&x);
@@ -1232,6 +1369,7 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     do {
         rc = eng_write(e, do_erase, &op, res);
         if (rc) break;
+        op.held |= op.held_now;
         memcpy(op.cur, op.next, op.nextlen);
         op.curlen = op.nextlen;
         add_counts(&all, &op.n);
@@ -1251,9 +1389,10 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
         return rc;
     }
     /* Kept and failed records both stay: "kept" counts every record left. */
-    res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:o}", "deleted", (json_int_t)all.deleted,
+    res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "deleted", (json_int_t)all.deleted,
                            "anonymized", (json_int_t)all.anonymized, "kept", (json_int_t)(all.kept),
-                           "failed", (json_int_t)all.failed, "reasons", reasons));
+                           "failed", (json_int_t)all.failed, "held", (json_int_t)all.overridden,
+                           "reasons", reasons));
     return 0;
 }
 
@@ -1606,6 +1745,20 @@ static int do_hold_release(wtx *t, void *arg)
     rctx x;
     rctx_init(&x, t);
     x.acct = t->acct;
+    /* Erasure requests this hold (or any) kept from records run again with
+    ** the next sweep, from the first. */
+    uint8_t p[4], jv[1] = {V_JOB};
+    st_iter it;
+    rc = st_iter_open(&it, t->txn, t->e, DB_ERASURES, p, key_acct(p, t->acct));
+    st_iter_close(&it);
+    if (rc == 0)
+        rc = job_put(&x, JOB_ERASURE, t->acct, jv, 1);
+    else if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc) {
+        rctx_free(&x);
+        return rc;
+    }
     char why[SB_ID_MAX + SB_REASON_MAX + 40];
     snprintf(why, sizeof why, "%s hold %s: %s", hk_names[op->h.kind], op->h.id, op->h.reason);
     rc = audit_add(&x, op->h.kind == HK_CALL ? op->h.call : NULL, strlen(op->h.call), 0,

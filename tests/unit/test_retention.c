@@ -131,6 +131,15 @@ static json_t *sweep(void)
     return doc(sb_sweep(eng, 0, NULL, NULL, res));
 }
 
+/* Sweep now: the count under key (plus key2's, if given); -1 if it failed. */
+static long long swept(const char *key, const char *key2)
+{
+    json_t *d = sweep();
+    long long n = d ? jint(d, key) + (key2 ? jint(d, key2) : 0) : -1;
+    json_decref(d);
+    return n;
+}
+
 static int exists(const char *acct, const char *call_id)
 {
     return sb_call_get(eng, acct, call_id, res) == 0;
@@ -378,6 +387,106 @@ static void test_erase_self_call(void)
     json_decref(d);
     is_int(audit_count("self", "anonymize", NULL), 1, "one anonymization in the audit log");
     ok(sb_account_delete(eng, "self", res) == 0, "account removed");
+}
+
+/* An erasure request a hold kept from records is remembered: once the hold
+** is released, the next sweep runs it again over what the request could not
+** reach, and it is forgotten when no hold keeps anything from it. */
+static void test_erase_after_release(void)
+{
+    account("rem", "retention/keep-90-days-then-delete");
+    call("rem", "r1", "+442079462222", 1, NULL);
+    call("rem", "r2", "+442079462222", 0, NULL);
+    call("rem", "r3", "+442079462222", 1, NULL);
+    call("rem", "r4", "+442079463434", 1, NULL);
+    const char *h1 = "{\"id\":\"hr1\",\"call\":\"r1\",\"reason\":\"dispute\"}";
+    const char *h2 = "{\"id\":\"hr2\",\"call\":\"r2\",\"reason\":\"audit\"}";
+    ok(sb_hold_place(eng, "rem", h1, strlen(h1), res) == 0 &&
+           sb_hold_place(eng, "rem", h2, strlen(h2), res) == 0,
+       "holds on r1 and r2");
+    json_t *d = doc(sb_erase(eng, "rem", "+442079462222", res));
+    is_int(jint(d, "deleted"), 1, "the erasure deletes r3");
+    is_int(jint(d, "kept"), 2, "and keeps r1 and r2");
+    is_int(jint(d, "held"), 2, "both because of a hold");
+    json_decref(d);
+    is_int(swept("deleted", NULL), 0, "a sweep while both holds stand deletes nothing");
+    ok(exists("rem", "r1") && exists("rem", "r2"), "r1 and r2 are there");
+
+    ok(sb_hold_release(eng, "rem", "hr1", res) == 0, "hr1 released");
+    ok(exists("rem", "r1"), "r1 is still there until the next sweep");
+    is_int(swept("deleted", NULL), 1, "the next sweep runs the erasure again: one deleted");
+    ok(!exists("rem", "r1"), "r1 is gone");
+    ok(exists("rem", "r2"), "r2 is kept: hr2 still stands");
+    ok(exists("rem", "r4"), "another number's call is untouched");
+    is_int(audit_count("rem", "delete", "erasure request"), 2,
+           "audit: r3 and r1 deleted by the request");
+    is_int(audit_count("rem", "keep", "legal hold hr2"), 2,
+           "audit: r2 kept by hr2 at the request and again at its rerun");
+    is_int(swept("deleted", "kept"), 0, "one more sweep has nothing to do");
+
+    ok(sb_hold_release(eng, "rem", "hr2", res) == 0, "hr2 released");
+    is_int(swept("deleted", NULL), 1, "the next sweep deletes r2");
+    ok(!exists("rem", "r2") && exists("rem", "r4"), "r2 is gone, r4 is not");
+    is_int(audit_count("rem", "delete", "erasure request"), 3, "audit: three deleted in all");
+
+    /* Forgotten: a hold placed and released later brings nothing back. */
+    call("rem", "r5", "+442079462222", 1, NULL);
+    const char *h3 = "{\"id\":\"hr3\",\"call\":\"r4\",\"reason\":\"later\"}";
+    ok(sb_hold_place(eng, "rem", h3, strlen(h3), res) == 0 &&
+           sb_hold_release(eng, "rem", "hr3", res) == 0,
+       "another hold placed and released");
+    is_int(swept("deleted", NULL), 0,
+           "the request was forgotten: a later call of the number stays");
+    ok(exists("rem", "r5"), "r5 is there");
+
+    /* Run again by hand before the sweep: the rerun finds nothing left. */
+    const char *h4 = "{\"id\":\"hr4\",\"call\":\"r5\",\"reason\":\"dispute\"}";
+    ok(sb_hold_place(eng, "rem", h4, strlen(h4), res) == 0, "r5 held");
+    d = doc(sb_erase(eng, "rem", "+442079462222", res));
+    is_int(jint(d, "held"), 1, "a new request is kept from r5");
+    json_decref(d);
+    ok(sb_hold_release(eng, "rem", "hr4", res) == 0, "hr4 released");
+    d = doc(sb_erase(eng, "rem", "+442079462222", res));
+    is_int(jint(d, "deleted"), 1, "the request run again by hand deletes r5");
+    json_decref(d);
+    is_int(swept("deleted", "kept"), 0, "and the sweep after it has nothing to do");
+
+    /* An account deleted with a remembered request leaves nothing behind. */
+    call("rem", "r6", "+442079462222", 1, NULL);
+    const char *h5 = "{\"id\":\"hr5\",\"call\":\"r6\",\"reason\":\"dispute\"}";
+    ok(sb_hold_place(eng, "rem", h5, strlen(h5), res) == 0, "r6 held");
+    d = doc(sb_erase(eng, "rem", "+442079462222", res));
+    is_int(jint(d, "held"), 1, "the request is kept from r6");
+    json_decref(d);
+    ok(sb_hold_release(eng, "rem", "hr5", res) == 0 && sb_account_delete(eng, "rem", res) == 0,
+       "hold released and account deleted before any sweep");
+    is_int(swept("deleted", NULL), 0,
+           "the sweep after it purges the account and runs no erasure for it");
+}
+
+/* A remembered request over more records than one erasure batch: its rerun
+** goes on from where each batch ended, and reaches every record once. */
+static void test_erase_after_release_many(void)
+{
+    account("many", "retention/keep-90-days-then-delete");
+    int errors = 0;
+    for (int i = 0; i < 520; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        errors += call("many", id, "+442079465656", 0, NULL) != 0;
+    }
+    is_int(errors, 0, "520 calls of one number");
+    const char *h = "{\"id\":\"hm\",\"number\":\"+442079465656\",\"reason\":\"case 9\"}";
+    ok(sb_hold_place(eng, "many", h, strlen(h), res) == 0, "a hold on the number");
+    json_t *d = doc(sb_erase(eng, "many", "+442079465656", res));
+    is_int(jint(d, "held"), 520, "the erasure is kept from all 520");
+    json_decref(d);
+    ok(sb_hold_release(eng, "many", "hm", res) == 0, "the hold released");
+    is_int(swept("deleted", NULL), 520, "the next sweep deletes all 520");
+    ok(!exists("many", "m0") && !exists("many", "m519"), "the first and the last are gone");
+    is_int(audit_count("many", "delete", "erasure request"), 520,
+           "520 deletions audited, once each");
+    ok(sb_account_delete(eng, "many", res) == 0, "account removed");
 }
 
 /* A hold on a time range covers every call in progress in it: one offered
@@ -648,6 +757,8 @@ int main(void)
     test_erase_with_policy();
     test_erase_retried();
     test_erase_self_call();
+    test_erase_after_release();
+    test_erase_after_release_many();
     test_range_hold_in_progress();
     test_ctx_store();
     test_failures();
