@@ -406,6 +406,7 @@ static void fallback_decide(const queue_rec *q, const call_rec *c, int fb, pol_c
 {
     d->nring = 0;
     d->sequence = 0;
+    d->step = 0;
     d->timeout = (int)q->ring_timeout;
     d->npause = 0;
     if (fb == FB_REJECT) {
@@ -498,12 +499,12 @@ static const char *call_history(void *arg)
     return h->id[0] ? h->id : NULL;
 }
 
-/* Ring the call's targets: reserve each agent, emit RING, arm the timeout. */
-static int ring_targets(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, int n,
-                        int timeout)
+/* Ring targets beside those ringing already: reserve each agent that can be
+** rung now, emit RING (for `timeout` seconds), note the attempt. 0 when one
+** or more rang, 1 when nobody could be rung. */
+static int ring_add(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, int n, int timeout)
 {
     int rc = 0, rung = 0;
-    c->nring = 0;
     for (int i = 0; i < n; i++) {
         agent_rec a = {0};
         if ((rc = st_agent_load(t->txn, t->e, t->acct, tg[i].agent, &a))) {
@@ -536,13 +537,84 @@ static int ring_targets(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg
         agent_free(&a);
         if (rc) return rc;
     }
-    if (!rung) return 1; /* nobody could be rung */
+    return rung ? 0 : 1;
+}
+
+/* Someone rang: the call is ringing, one attempt more, until `timeout`. */
+static int ring_begin(wtx *t, call_rec *c, int timeout)
+{
     c->attempts++;
     c->state = CALL_RINGING;
     c->ring_start = t->now;
     c->ring_timeout = timeout;
     c->ring_due = t->now + (int64_t)timeout * 1000;
     return timer_set(t, c->ring_due, TM_RING, c->id, strlen(c->id));
+}
+
+/* Ring the call's targets: reserve each agent, emit RING, arm the timeout.
+** 1 when nobody could be rung. */
+static int ring_targets(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, int n,
+                        int timeout)
+{
+    c->nring = 0;
+    int rc = ring_add(t, c, q, tg, n, timeout);
+    return rc ? rc : ring_begin(t, c, timeout);
+}
+
+/* Ring the next agent of the call's list (seq, from seqpos) who can be
+** rung, beside those ringing now; those who cannot are skipped. 0 when one
+** rang, 1 when the list ran out. Sequences and progressive rings both walk
+** the list this way. */
+static int ring_next(wtx *t, call_rec *c, queue_rec *q, int timeout)
+{
+    int rc = 1;
+    while (rc == 1 && c->seqpos < c->nseq)
+        rc = ring_add(t, c, q, &c->seq[c->seqpos++], 1, timeout);
+    return rc;
+}
+
+/*
+** A progressive ring keeps its state in the fields a sequence uses, so the
+** live call is stored as it always was: seq holds the agents in order and
+** seqpos the next to join; ring_start is when the last one joined and
+** ring_timeout the step, so the next joins at ring_start + ring_timeout, as
+** the next of a sequence does. What differs is ring_due: a sequence's ring
+** ends when the next agent starts, a progressive ring's at the end of the
+** whole ring, later, and the agents who joined ring on until then. Once the
+** next step would come at or after the end nobody else joins (seqpos goes to
+** nseq), so agents still to join always mean a progressive ring. Its steps
+** are TM_RING timers at their own times; the one that is due when the call
+** has that step next fires, any other is stale.
+*/
+static int64_t step_due(const call_rec *c)
+{
+    return c->ring_start + (int64_t)c->ring_timeout * 1000;
+}
+
+static int progressive_pending(const call_rec *c)
+{
+    return c->seqpos < c->nseq && step_due(c) < c->ring_due;
+}
+
+/* An agent joined a progressive ring: arm the next step, if one comes
+** before the end. */
+static int progressive_arm(wtx *t, call_rec *c)
+{
+    if (step_due(c) >= c->ring_due) c->nseq = c->seqpos;
+    if (c->seqpos == c->nseq) return 0;
+    return timer_set(t, step_due(c), TM_RING, c->id, strlen(c->id));
+}
+
+/* Start a progressive ring: the first agent of the list who can be rung,
+** for the whole ring. 1 when nobody could be rung. */
+static int ring_progressive(wtx *t, call_rec *c, queue_rec *q, int timeout, int step)
+{
+    c->nring = 0;
+    int rc = ring_next(t, c, q, timeout);
+    if (rc) return rc;
+    if ((rc = ring_begin(t, c, timeout))) return rc;
+    c->ring_timeout = step;
+    return progressive_arm(t, c);
 }
 
 /* Append s to buf (capacity cap, length *o), truncating; buf stays a string. */
@@ -560,7 +632,12 @@ static const char *kind_detail(const pol_decision *d, pol_cand *cs, char *buf, s
     switch (d->kind) {
     case DEC_RING: { /* every decision writes this: no printf */
         size_t o = 0;
-        app(buf, cap, &o, d->sequence ? "ring sequence" : "ring");
+        app(buf, cap, &o, d->step ? "ring progressive" : d->sequence ? "ring sequence" : "ring");
+        if (d->step) { /* rare enough for a printf */
+            char every[24];
+            snprintf(every, sizeof every, " every %ds", d->step);
+            app(buf, cap, &o, every);
+        }
         for (int i = 0; i < d->nring; i++) {
             app(buf, cap, &o, i ? ", " : " ");
             app(buf, cap, &o, cs[d->ring[i].cand].id);
@@ -796,17 +873,21 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         if (ntg == 0) goto wait;
         if ((rc = waiting_remove(t, c, q)) || (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)))
             return rc;
-        int n = dp->sequence ? 1 : ntg;
         c->nseq = 0;
         c->seqpos = 0;
-        if (dp->sequence) {
+        if (dp->sequence || dp->step) { /* one agent now, the others from the list */
             memcpy(c->seq, tg, sizeof(ring_target) * (size_t)ntg);
             c->nseq = (uint8_t)ntg;
-            c->seqpos = 1;
         }
-        rc = ring_targets(t, c, q, tg, n, dp->timeout);
-        while (rc == 1 && dp->sequence && c->seqpos < c->nseq) /* skip the unreachable */
-            rc = ring_targets(t, c, q, &c->seq[c->seqpos++], 1, dp->timeout);
+        if (dp->step) {
+            rc = ring_progressive(t, c, q, dp->timeout, dp->step);
+        } else if (dp->sequence) {
+            c->nring = 0;
+            rc = ring_next(t, c, q, dp->timeout);
+            if (rc == 0) rc = ring_begin(t, c, dp->timeout);
+        } else {
+            rc = ring_targets(t, c, q, tg, ntg, dp->timeout);
+        }
         if (rc == 1) { /* nobody reachable after all: keep waiting */
             if ((rc = waiting_add(t, c, q))) return rc;
             return st_call_save(t->txn, e, t->acct, c);
@@ -1032,11 +1113,11 @@ static int ring_failed(wtx *t, call_rec *c, queue_rec *q)
 {
     int rc;
     if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c))) return rc;
-    while (c->seqpos < c->nseq) {
-        rc = ring_targets(t, c, q, &c->seq[c->seqpos++], 1, c->ring_timeout);
-        if (rc == 0) return st_call_save(t->txn, t->e, t->acct, c);
-        if (rc != 1) return rc;
-    }
+    c->nring = 0;
+    rc = ring_next(t, c, q, c->ring_timeout);
+    if (rc == 0 && (rc = ring_begin(t, c, c->ring_timeout)) == 0)
+        return st_call_save(t->txn, t->e, t->acct, c);
+    if (rc != 1) return rc;
     c->nseq = c->seqpos = 0;
     /* Back in line: calls ahead of it (higher priority, waiting longer) get
     ** the agents first. If nobody was free to decide it, its policy still
@@ -1054,6 +1135,28 @@ static int ring_failed(wtx *t, call_rec *c, queue_rec *q)
     if ((rc = load_queue(t, c->queue, &fresh)) == 0) rc = route_call(t, c, &fresh, 0);
     queue_free(&fresh);
     return rc;
+}
+
+/* One agent's ring ended unanswered and the agent is out of c->ring: the
+** call rings on while others ring, or while a progressive ring has agents
+** still to join at their steps; otherwise the round failed. */
+static int ring_lost_one(wtx *t, call_rec *c, queue_rec *q)
+{
+    if (c->nring > 0 || progressive_pending(c)) return st_call_save(t->txn, t->e, t->acct, c);
+    return ring_failed(t, c, q);
+}
+
+/* A progressive ring's step has come (at `at`): the next agent who can be
+** rung joins those ringing, for what is left of the ring. The next step
+** counts from `at`, not from a tick that came late. When nobody is left to
+** join and nobody rings any more, the round failed. */
+static int progressive_step(wtx *t, call_rec *c, queue_rec *q, int64_t at)
+{
+    c->ring_start = at;
+    int rc = ring_next(t, c, q, (int)((c->ring_due - at) / 1000));
+    if (rc == 0) rc = progressive_arm(t, c);
+    if (rc == 1) return ring_lost_one(t, c, q); /* the list ran out */
+    return rc ? rc : st_call_save(t->txn, t->e, t->acct, c);
 }
 
 /* --- events ----------------------------------------------------------------------------- */
@@ -1217,12 +1320,9 @@ static int ev_ring_result(wtx *t, ev_op *op)
     c->nring--;
     if (ev->outcome == SB_RING_NO_ANSWER) a.no_answers++;
     attempt_end(t, c, a.num, ev->outcome);
-    if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL))) goto out;
-    if (c->nring > 0) {
-        if ((rc = st_call_save(t->txn, e, t->acct, c))) goto out;
-    } else if ((rc = ring_failed(t, c, &q))) {
+    if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL)) ||
+        (rc = ring_lost_one(t, c, &q)))
         goto out;
-    }
     /* The freed agent may suit another waiting call. */
     uint32_t num = a.num;
     agent_free(&a);
@@ -1430,7 +1530,7 @@ static int ev_agent_status(wtx *t, ev_op *op)
                 act(t, SB_ACT_CANCEL, c->id, a.id, q.id, "agent left");
                 attempt_end(t, c, a.num, SB_RING_REJECTED);
                 if ((rc = agent_change(t, &a, (int)ev->status, ev->reason, NULL)) == 0)
-                    rc = c->nring ? st_call_save(t->txn, e, t->acct, c) : ring_failed(t, c, &q);
+                    rc = ring_lost_one(t, c, &q);
                 queue_free(&q);
                 if (rc) goto out;
                 act_agent(t, &a, ev->reason);
@@ -1689,7 +1789,10 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         queue_free(&q);
         return 0;
     }
-    if (kind == TM_RING && c->state == CALL_RINGING && c->ring_due == due) {
+    if (kind == TM_RING && c->state == CALL_RINGING && progressive_pending(c) &&
+        step_due(c) == due) {
+        rc = progressive_step(t, c, &q, due);
+    } else if (kind == TM_RING && c->state == CALL_RINGING && c->ring_due == due) {
         c->ring_due = 0;
         uint32_t freed[MAX_RING];
         int nf = 0;

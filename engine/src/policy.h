@@ -16,8 +16,9 @@
 
 #include "internal.h"
 
-#define POL_MAX_RING 32 /* agents in one ring decision (all or sequence) */
-#define POL_MAX_PAUSE 8 /* agents paused by one decision */
+#define POL_MAX_RING 32  /* agents in one ring decision (any mode) */
+#define POL_MAX_STEP 600 /* seconds between agents of a progressive ring */
+#define POL_MAX_PAUSE 8  /* agents paused by one decision */
 
 /* Devices, as bits (shared with schedule.h's DEV_*). */
 enum { POL_DEV_LANDLINE = 1, POL_DEV_MOBILE = 2, POL_DEV_SOFTPHONE = 4 };
@@ -101,7 +102,10 @@ typedef struct pol_decision {
         int dev;  /* one POL_DEV_* bit, already defaulted */
     } ring[POL_MAX_RING];
     int sequence;                   /* 1: ring one after another */
-    int timeout;                    /* ring seconds (1..600), defaulted from the queue */
+    int step;                       /* > 0: progressive: one more agent joins every step
+                                    ** seconds, the earlier ones ring on (sequence is 0) */
+    int timeout;                    /* ring seconds (1..600), defaulted from the queue; for a
+                                    ** progressive ring, the whole ring's */
     int wait;                       /* DEC_WAIT: seconds, 0 = until an agent frees up */
     char queue[SB_ID_MAX + 1];      /* DEC_MOVE */
     char reason[SB_REASON_MAX + 1]; /* DEC_MOVE, DEC_REJECT */
@@ -144,6 +148,9 @@ void pol_host_free(pol_host *h);
 /* The account's policies changed (gen differs from what its state was built
 ** with): its state is rebuilt on next use. Cheap to call on every event. */
 void pol_host_sync_gen(pol_host *h, uint32_t acct, uint64_t gen);
+/* The generation the account's state was last synced to: 1 and *gen, or 0
+** when there is none (its status is then empty). */
+int pol_host_gen(pol_host *h, uint32_t acct, uint64_t *gen);
 /* Drop every state (shared policies changed); rebuilt lazily. */
 void pol_host_flush(pol_host *h);
 /* Drop one account's state (account deleted). */

@@ -648,9 +648,13 @@ static json_t *normalize(const pol_decision *d, const pol_cand *cands)
         }
         json_object_set_new(o, "action", json_string("ring"));
         json_object_set_new(o, "agents", ids);
-        json_object_set_new(o, "mode", json_string(d->sequence ? "sequence" : "all"));
+        json_object_set_new(o, "mode",
+                            json_string(d->step       ? "progressive"
+                                        : d->sequence ? "sequence"
+                                                      : "all"));
         json_object_set_new(o, "devices", devs);
         json_object_set_new(o, "timeout", json_integer(d->timeout));
+        if (d->step) json_object_set_new(o, "step", json_integer(d->step));
         break;
     }
     case DEC_MOVE:

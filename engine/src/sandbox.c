@@ -58,6 +58,7 @@ const char *const sbx_key_names[K_COUNT] = {
     [K_MODE] = "mode",
     [K_DEVICE] = "device",
     [K_TIMEOUT] = "timeout",
+    [K_STEP] = "step",
     [K_WAIT] = "wait",
     [K_MOVE] = "move",
     [K_REASON] = "reason",

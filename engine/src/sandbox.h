@@ -126,6 +126,7 @@ enum sbx_key {
     K_MODE,
     K_DEVICE,
     K_TIMEOUT,
+    K_STEP,
     K_WAIT,
     K_MOVE,
     K_REASON,

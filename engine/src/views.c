@@ -897,9 +897,21 @@ static int ctx_set(lua_State *L)
 /* ------------------------------------------------------------------------ */
 /* Decisions */
 
-enum { F_RING, F_MODE, F_DEVICE, F_TIMEOUT, F_WAIT, F_MOVE, F_REASON, F_REJECT, F_PAUSE, F_N };
-static const int field_keys[F_N] = {K_RING, K_MODE,   K_DEVICE, K_TIMEOUT, K_WAIT,
-                                    K_MOVE, K_REASON, K_REJECT, K_PAUSE};
+enum {
+    F_RING,
+    F_MODE,
+    F_DEVICE,
+    F_TIMEOUT,
+    F_STEP,
+    F_WAIT,
+    F_MOVE,
+    F_REASON,
+    F_REJECT,
+    F_PAUSE,
+    F_N
+};
+static const int field_keys[F_N] = {K_RING, K_MODE, K_DEVICE, K_TIMEOUT, K_STEP,
+                                    K_WAIT, K_MOVE, K_REASON, K_REJECT,  K_PAUSE};
 
 typedef struct dctx {
     lua_State *L;
@@ -1274,8 +1286,8 @@ static int decide(dctx *d, int idx)
                        sbx_key_names[field_keys[acts[i]]]);
         first = acts[i];
     }
-    static const int ring_only[3] = {F_MODE, F_DEVICE, F_TIMEOUT};
-    for (int i = 0; i < 3; i++)
+    static const int ring_only[4] = {F_MODE, F_DEVICE, F_TIMEOUT, F_STEP};
+    for (int i = 0; i < 4; i++)
         if (HAS(ring_only[i]) && first != F_RING)
             return bad(d, "'%s' goes only with 'ring'", sbx_key_names[field_keys[ring_only[i]]]);
     if (HAS(F_REASON) && first != F_MOVE)
@@ -1294,15 +1306,29 @@ static int decide(dctx *d, int idx)
                            what(L, di, w, sizeof w));
         }
         o->sequence = 0;
+        o->step = 0;
+        int progressive = 0;
         if (HAS(F_MODE)) {
             int mi = base + F_MODE;
             const char *m = lua_type(L, mi) == LUA_TSTRING ? lua_tostring(L, mi) : "";
             if (strcmp(m, "sequence") == 0)
                 o->sequence = 1;
+            else if (strcmp(m, "progressive") == 0)
+                progressive = 1;
             else if (strcmp(m, "all") != 0)
-                return bad(d, "mode: expected 'all' or 'sequence', got %s",
+                return bad(d, "mode: expected 'all', 'sequence' or 'progressive', got %s",
                            what(L, mi, w, sizeof w));
         }
+        /* The step has no default: nothing in the queue says how fast a
+        ** progressive ring should grow. */
+        if (HAS(F_STEP) && !progressive) return bad(d, "'step' goes only with mode 'progressive'");
+        if (progressive && !HAS(F_STEP))
+            return bad(d,
+                       "mode 'progressive' needs 'step' (seconds before each next agent "
+                       "joins, 1..%d)",
+                       POL_MAX_STEP);
+        if (progressive && int_field(d, base + F_STEP, "step", 1, POL_MAX_STEP, &o->step))
+            return -1;
         int rt = d->vc->q ? d->vc->q->ring_timeout : 0;
         o->timeout = rt >= 1 && rt <= 600 ? rt : 20;
         if (HAS(F_TIMEOUT) && int_field(d, base + F_TIMEOUT, "timeout", 1, 600, &o->timeout))
@@ -1484,6 +1510,7 @@ static void clear_decision(pol_decision *o)
     o->kind = 0;
     o->nring = 0;
     o->sequence = 0;
+    o->step = 0;
     o->timeout = 0;
     o->wait = 0;
     o->queue[0] = 0;

@@ -1,16 +1,15 @@
--- ring-progressively (FreeSWITCH mod_callcenter): ring agents in tier and
--- position order, the earlier ones again as more are added.
---
--- Switchboard decides again after each ring round that nobody answered, with
--- call.attempts one higher, so progression maps onto attempts: a round rings
--- the first attempts + 1 agents together (1, then 2, then 3...), each round
--- for STEP seconds. FreeSWITCH's ring-progressively-delay is STEP. Unlike
--- FreeSWITCH's one long ring, each round is a ring of its own: the agents of
--- the last round are cancelled and rung again, and a round that times out
--- counts as a no-answer for each agent in it.
--- Knobs: WAIT, STEP, MAX_RING.
+-- ring-progressively (FreeSWITCH mod_callcenter): ring the available agents
+-- in tier, then position order, one more every STEP seconds, the earlier ones
+-- ringing on (mode = "progressive"), until someone answers or the ring's
+-- timeout runs out; the first MAX_RING of them. STEP is FreeSWITCH's
+-- ring-progressively-delay. One long ring, as in FreeSWITCH: an agent who is
+-- not free when its turn comes is skipped, one who is busy or rejects leaves
+-- the others ringing, and an agent who rang to the end counts one no-answer.
+-- When nobody answers the call comes back here and the ring starts again
+-- from the top. Knobs: WAIT, STEP, TIMEOUT, MAX_RING.
 local WAIT = 10 -- seconds before deciding again when nobody is available
-local STEP = nil -- seconds a round rings before one more agent joins; nil: the queue's ring_timeout
+local STEP = 10 -- seconds before the next agent joins (ring-progressively-delay)
+local TIMEOUT = nil -- seconds the whole ring lasts; nil: the queue's ring_timeout
 local MAX_RING = 32 -- the most agents one ring decision may hold (the engine's limit)
 
 -- tier, then position, then id (so equal positions still sort the same way)
@@ -28,13 +27,11 @@ local P = {}
 function P.route(call, agents, ctx)
   local n = #agents
   if n == 0 then return { wait = WAIT } end
-  local k = call.attempts + 1
-  if k > n then k = n end
-  if k > MAX_RING then k = MAX_RING end
   table.sort(agents, before) -- the list is ours to reorder
+  if n > MAX_RING then n = MAX_RING end
   local ids = {}
-  for i = 1, k do ids[i] = agents[i].id end
-  return { ring = ids, timeout = STEP }
+  for i = 1, n do ids[i] = agents[i].id end
+  return { ring = ids, mode = "progressive", step = STEP, timeout = TIMEOUT }
 end
 
 return P

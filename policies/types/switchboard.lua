@@ -105,9 +105,14 @@ function Ctx.log(...) end
 ---pause may go with any of them. Anything else is an invalid decision.
 ---@class Decision
 ---@field ring (string|AgentView|(string|RingTarget)[])? one agent, or several
----@field mode "sequence"? ring several one after another instead of at once
+---@field mode ("all"|"sequence"|"progressive")? "all" (the default) rings several at once,
+---"sequence" one after another, "progressive" adds one every `step` seconds while the
+---earlier ones ring on
+---@field step integer? with mode "progressive" (and only then, where it is needed):
+---seconds before the next agent joins, 1..600
 ---@field device DeviceName? device for every agent rung (default: see README)
----@field timeout integer? ring seconds, 1..600 (default: the queue's ring_timeout)
+---@field timeout integer? ring seconds, 1..600 (default: the queue's ring_timeout); for a
+---progressive ring, the whole ring's, from its start
 ---@field wait integer? keep waiting; decide again within this many seconds (1..3600)
 ---or as soon as an agent frees up
 ---@field move string? move the call to this queue of the account

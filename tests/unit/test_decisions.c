@@ -42,19 +42,12 @@ static int ev(const char *json)
 
 static int count(sb_action_type type)
 {
-    int n = 0;
-    for (size_t i = 0; i < sb_result_count(res); i++)
-        n += sb_result_action(res, i)->type == type;
-    return n;
+    return test_action_count(res, type);
 }
 
 static const sb_action *nth(sb_action_type type, int n)
 {
-    for (size_t i = 0; i < sb_result_count(res); i++) {
-        const sb_action *a = sb_result_action(res, i);
-        if (a->type == type && n-- == 0) return a;
-    }
-    return NULL;
+    return test_action_nth(res, type, n);
 }
 
 static void queue_with(const char *policy_name)

@@ -463,7 +463,7 @@ static void test_decisions(void)
         {"{ ring = { 'alice', 'alice' } }", "ring[2]: agent 'alice' listed twice"},
         {"{ ring = { 'alice', agents[1] } }", "ring[2]: agent 'alice' listed twice"},
         {"{ ring = 'alice', mode = 'parallel' }",
-         "mode: expected 'all' or 'sequence', got 'parallel'"},
+         "mode: expected 'all', 'sequence' or 'progressive', got 'parallel'"},
         {"{ ring = 'alice', device = 'fax' }",
          "device: expected landline, mobile or softphone, got 'fax'"},
         {"{ ring = { { agent = 'bob', device = 'mobile' } } }",

@@ -76,6 +76,23 @@ static inline int test_event(sb_engine *e, sb_result *res, const char *acct, con
     if (rc && getenv("SB_TEST_LOG")) diag("event %s: %s", json, sb_result_message(res));
     return rc;
 }
+/* Actions in res: how many of a type, and the n-th (from 0) of a type. */
+static inline int test_action_count(const sb_result *res, sb_action_type type)
+{
+    int n = 0;
+    for (size_t i = 0; i < sb_result_count(res); i++)
+        n += sb_result_action(res, i)->type == type;
+    return n;
+}
+
+static inline const sb_action *test_action_nth(const sb_result *res, sb_action_type type, int n)
+{
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (a->type == type && n-- == 0) return a;
+    }
+    return NULL;
+}
 #endif
 
 static inline int rmtree_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
