@@ -53,7 +53,7 @@ __attribute__((format(printf, 2, 3))) static void emit(out *o, const char *fmt, 
 
 static const char *const keys[] = {"ring",  "wait",   "move",    "reject",  "reason",
                                    "pause", "device", "mode",    "timeout", "agent",
-                                   "Ring",  "x",      "devices", "agents"};
+                                   "Ring",  "x",      "devices", "agents",  "step"};
 static const char *const ints[] = {"0",
                                    "1",
                                    "-1",
@@ -82,7 +82,8 @@ static const char *const ids[] = {
     "'q'"};
 static const char *const devices[] = {"'landline'",  "'mobile'", "'softphone'",   "'fax'",
                                       "'SOFTPHONE'", "''",       "'softphone\\0'"};
-static const char *const words[] = {"'sequence'", "'all'", "'ring'", "'Sequence'", "'x'"};
+static const char *const words[] = {"'sequence'", "'all'", "'ring'",
+                                    "'Sequence'", "'x'",   "'progressive'"};
 static const char *const others[] = {"call",
                                      "ctx",
                                      "ctx.queue",
@@ -298,7 +299,13 @@ static void check(json_t *got, const char *src, const char *js)
         json_int_t t = json_integer_value(json_object_get(got, "timeout"));
         if (t < 1 || t > 600) fail("ring: timeout out of range", src, js);
         const char *mode = json_string_value(json_object_get(got, "mode"));
-        if (!mode || (strcmp(mode, "all") && strcmp(mode, "sequence"))) fail("ring: mode", src, js);
+        if (!mode ||
+            (strcmp(mode, "all") && strcmp(mode, "sequence") && strcmp(mode, "progressive")))
+            fail("ring: mode", src, js);
+        json_int_t step = json_integer_value(json_object_get(got, "step"));
+        if (!strcmp(mode, "progressive") ? step < 1 || step > 600
+                                         : json_object_get(got, "step") != NULL)
+            fail("ring: step", src, js);
     } else if (!strcmp(action, "wait")) {
         json_int_t w = json_integer_value(json_object_get(got, "wait"));
         if (w < 0 || w > 3600) fail("wait out of range", src, js);
