@@ -380,17 +380,61 @@ static int kv_get(void *arg, const char *key, size_t klen, char *type, sb_buf *v
     return 1;
 }
 
-static int kv_set(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen)
+/* The keys in the store: a count kept under the empty key (no ctx key is
+** empty), counted once for a store an earlier version wrote. */
+static int kv_count(kv_ctx *kc, uint64_t *n)
+{
+    uint8_t k[4 + SB_NAME_MAX + 1];
+    size_t kl = kv_key(k, kc->t->acct, kc->policy, "", 0);
+    MDB_val v;
+    int rc = st_get(kc->t->txn, kc->t->e, DB_KV, k, kl, &v);
+    if (rc == 0 && v.mv_size == 8) {
+        *n = be64(v.mv_data);
+        return 0;
+    }
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    st_iter it;
+    *n = 0;
+    for (rc = st_iter_open(&it, kc->t->txn, kc->t->e, DB_KV, k, kl); rc == 0;
+         rc = st_iter_next(&it))
+        *n += it.klen > kl;
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static long kv_room(void *arg)
+{
+    uint64_t n;
+    int rc = kv_count(arg, &n);
+    if (rc) return rc < 0 ? rc : SB_ESTORE;
+    return n >= POL_KV_KEYS_MAX ? 0 : (long)(POL_KV_KEYS_MAX - n);
+}
+
+static int kv_set(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen,
+                  int existed)
 {
     kv_ctx *kc = arg;
     uint8_t k[4 + SB_NAME_MAX + 1 + 64];
-    if (klen > 64 || vlen > 1024) return SB_EINVAL;
+    if (klen < 1 || klen > 64 || vlen > 1024) return SB_EINVAL;
     size_t kl = kv_key(k, kc->t->acct, kc->policy, key, klen);
-    if (!type) return st_del(kc->t->txn, kc->t->e, DB_KV, k, kl);
-    uint8_t v[1 + 1024];
-    v[0] = (uint8_t)type;
-    memcpy(v + 1, val, vlen);
-    return st_put(kc->t->txn, kc->t->e, DB_KV, k, kl, v, vlen + 1);
+    /* A key added or deleted changes the count (read before the write: a
+    ** store without one yet is counted). */
+    uint64_t n = 0;
+    int counts = (type != 0) != (existed != 0), rc = counts ? kv_count(kc, &n) : 0;
+    if (rc) return rc;
+    if (!type) {
+        rc = st_del(kc->t->txn, kc->t->e, DB_KV, k, kl);
+    } else {
+        uint8_t v[1 + 1024];
+        v[0] = (uint8_t)type;
+        memcpy(v + 1, val, vlen);
+        rc = st_put(kc->t->txn, kc->t->e, DB_KV, k, kl, v, vlen + 1);
+    }
+    if (rc || !counts) return rc;
+    n = type ? n + 1 : n ? n - 1 : 0;
+    uint8_t nv[8];
+    put_be64(nv, n);
+    return st_put(kc->t->txn, kc->t->e, DB_KV, k, kv_key(k, kc->t->acct, kc->policy, "", 0), nv, 8);
 }
 
 /* The decision of the queue's fallback, in C, when the policy failed. */
@@ -810,7 +854,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
                     .longest_wait = pc.queue_waited,
                     .ring_timeout = (int)q->ring_timeout};
     kv_ctx kc = {t, q->policy};
-    pol_kv kv = {kv_get, kv_set, &kc};
+    pol_kv kv = {kv_get, kv_set, kv_room, &kc};
     pol_decision *dp = &e->dec; /* pol_route clears it first */
     rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv, t->now,
                    call_seed(e->cfg.seed, c), dp);

@@ -139,10 +139,18 @@ static int fake_get(void *arg, const char *key, size_t klen, char *type, sb_buf 
 }
 
 static int fake_set(void *arg, const char *key, size_t klen, char type, const void *val,
-                    size_t vlen)
+                    size_t vlen, int existed)
 {
+    (void)existed;
     if ((type == 'i' || type == 'n') && vlen != 8) return SB_EINVAL;
     return fs_put(arg, key, klen, type, val, vlen);
+}
+
+/* The engine's limit on the keys of a store holds in cases too. */
+static long fake_room(void *arg)
+{
+    const fstore *fs = arg;
+    return fs->n >= POL_KV_KEYS_MAX ? 0 : (long)(POL_KV_KEYS_MAX - fs->n);
 }
 
 /* Bytes of the well-formed UTF-8 sequence at p (at most left bytes), or 0. */
@@ -927,7 +935,7 @@ static int run_route_case(sbx *sb, const char *name, const int refs[3], const po
             *store = given;
             memset(&given, 0, sizeof given);
         }
-        pol_kv kv = {fake_get, fake_set, store};
+        pol_kv kv = {fake_get, fake_set, fake_room, store};
         pol_decision *d = calloc(1, sizeof *d);
         if (!d) {
             snprintf(why, cap, "out of memory");

@@ -54,6 +54,7 @@ typedef struct kvw {
     size_t klen, vlen;
     char type;
     char *val;
+    int existed; /* the key was in the store (found when the writes are applied) */
 } kvw;
 
 typedef struct vcall {
@@ -1518,6 +1519,38 @@ static void clear_decision(pol_decision *o)
     o->npause = 0;
 }
 
+/* Write a successful call's ctx.set calls to the store: all of them, or
+** (the store full, or an error) none, and 1 with the message in out. */
+static int kv_apply(const pol_kv *kv, vcall *vc, const char *name, pol_decision *out)
+{
+    long added = 0;
+    int rc = 0;
+    for (int i = 0; i < vc->nw && rc >= 0; i++) {
+        char type = 0;
+        buf_clear(&vc->tmp);
+        rc = kv->get(kv->arg, vc->w[i].key, vc->w[i].klen, &type, &vc->tmp);
+        vc->w[i].existed = rc == 1;
+        added += vc->w[i].type && rc == 0 ? 1 : !vc->w[i].type && rc == 1 ? -1 : 0;
+    }
+    long room = rc >= 0 && added > 0 && kv->room ? kv->room(kv->arg) : POL_KV_KEYS_MAX;
+    if (rc >= 0 && room < 0) rc = (int)room;
+    if (rc >= 0 && added > room) {
+        snprintf(out->error, sizeof out->error,
+                 "%s.lua: ctx.set: the store is full (%d keys at most; delete keys with "
+                 "ctx.set(key, nil)): nothing was written",
+                 name, POL_KV_KEYS_MAX);
+        return 1;
+    }
+    for (int i = 0; i < vc->nw && rc >= 0; i++) {
+        kvw *w = &vc->w[i];
+        rc = kv->set(kv->arg, w->key, w->klen, w->type, w->val, w->vlen, w->existed);
+    }
+    if (rc >= 0) return 0;
+    snprintf(out->error, sizeof out->error, "%s.lua: ctx.set: store error (%s)", name,
+             sb_code_name(rc));
+    return 1;
+}
+
 int pol_retention_default(pol_retention *d, const char *policy, int erase)
 {
     if (d->failed || d->action != RET_NONE) return 0;
@@ -1583,18 +1616,7 @@ void views_route(sbx *sb, const char *name, int route_ref, const pol_call *call,
         failed = 1;
         sbx_collect(sb); /* whatever garbage it returned goes now */
     }
-    if (!failed && kv && kv->set) {
-        for (int i = 0; i < vc->nw; i++) {
-            kvw *w = &vc->w[i];
-            int rc = kv->set(kv->arg, w->key, w->klen, w->type, w->val, w->vlen);
-            if (rc < 0) {
-                snprintf(out->error, sizeof out->error, "%s.lua: ctx.set: store error (%s)", name,
-                         sb_code_name(rc));
-                failed = 1;
-                break;
-            }
-        }
-    }
+    if (!failed && kv && kv->set && vc->nw) failed = kv_apply(kv, vc, name, out);
     if (failed) {
         clear_decision(out);
         out->failed = 1;

@@ -10,7 +10,10 @@
 #include "tap.h"
 #include "testkit.h"
 
+#include "engine.h" /* DB_KV: a store as an earlier version left it */
+
 #include <jansson.h>
+#include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -356,6 +359,107 @@ static void test_failure_and_fallback(void)
     ok(still, "the previous version of 'garbage' is still in place");
 }
 
+/* Delete the key counts of the account's stores with LMDB itself, as a
+** store written by an earlier version has none (the engine closed). */
+static int drop_store_counts(void)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    int n = 0;
+    if (mdb_env_create(&env)) return 0;
+    mdb_env_set_mapsize(env, 64 << 20);
+    if (mdb_env_open(env, dir, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0) {
+        unsigned char t = DB_KV + 1; /* the store's table byte (store.c) */
+        MDB_val k = {1, &t}, v;
+        if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0 && mdb_cursor_open(txn, dbi, &c) == 0) {
+            for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+                 rc == 0 && ((unsigned char *)k.mv_data)[0] == t;
+                 rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+                if (((unsigned char *)k.mv_data)[k.mv_size - 1] == 0) /* acct policy NUL */
+                    n += mdb_cursor_del(c, 0) == 0;
+            mdb_cursor_close(c);
+        }
+        mdb_txn_commit(txn);
+    }
+    mdb_env_close(env);
+    return n;
+}
+
+/* Offer a call from `caller` and give its reject reason ("" if none). */
+static const char *offer_from(const char *caller)
+{
+    static char reason[64];
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"type\":\"offer\",\"call\":\"s%d\",\"queue\":\"q\",\"caller\":\"%s\"}", ++ncall,
+             caller);
+    reason[0] = 0;
+    if (ev(json) == 0 && nth(SB_ACT_REJECT, 0))
+        snprintf(reason, sizeof reason, "%s", nth(SB_ACT_REJECT, 0)->reason);
+    for (int i = 0; i < count(SB_ACT_RING); i++) { /* the fallback rang: hang up */
+        snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"s%d\"}", ncall);
+        ev(json);
+        break;
+    }
+    return reason;
+}
+
+/* A policy's store keeps POL_KV_KEYS_MAX keys at most: a call whose writes
+** would pass that fails (the fallback decides) and writes none of them. */
+static void test_store_limit(void)
+{
+    ok(policy("filler", "local P = {}\n"
+                        "local ADD = { ['+15558888845'] = 45, ['+15558888801'] = 1 }\n"
+                        "function P.route(call, agents, ctx)\n"
+                        "  if call.caller == '+15559999999' then\n"
+                        "    for i = 1, 63 do ctx.set('k1:' .. i, nil) end\n"
+                        "    return { reject = 'dropped' }\n"
+                        "  end\n"
+                        "  local add = ADD[call.caller]\n"
+                        "  if add then\n"
+                        "    for i = 1, add do ctx.set(call.caller .. ':' .. i, true) end\n"
+                        "    return { reject = 'added ' .. add }\n"
+                        "  end\n"
+                        "  local n = (ctx.get('n') or 0) + 1\n"
+                        "  for i = 1, 63 do ctx.set('k' .. n .. ':' .. i, true) end\n"
+                        "  ctx.set('n', n)\n"
+                        "  return { reject = 'batch ' .. n }\n"
+                        "end\nreturn P\n") == 0,
+       "a policy adding 63 keys a call");
+    queue_with("filler");
+    /* 158 calls: 158 * 63 + 1 = 9,955 keys; the 159th would make 10,018. */
+    int rejected = 0;
+    for (int i = 1; i <= 158; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "batch %d", i);
+        rejected += strcmp(offer_from("+15550001000"), want) == 0;
+    }
+    is_int(rejected, 158, "158 calls write their keys");
+    char call[32];
+    snprintf(call, sizeof call, "%s", offer());
+    ok(count(SB_ACT_REJECT) == 0 && count(SB_ACT_RING) == 1,
+       "the 159th, which would pass 10,000 keys, gets the fallback");
+    json_t *c = trace_of(call);
+    const char *detail = json_string_value(
+        json_object_get(json_array_get(json_object_get(c, "trace"), 0), "detail"));
+    ok(detail && strstr(detail, "ctx.set: the store is full (10000 keys at most"),
+       "the trace says the store is full (%s)", detail ? detail : "-");
+    json_decref(c);
+    end_call(call);
+    /* A store an earlier version wrote has no count: it is counted. */
+    sb_close(eng);
+    ok(drop_store_counts() >= 1, "the store's count removed, as an earlier version left it");
+    eng = open_engine();
+    is_str(offer_from("+15558888845"), "added 45", "45 more keys fit: exactly 10,000");
+    is_str(offer_from("+15558888801"), "", "one more does not");
+    is_str(offer_from("+15559999999"), "dropped", "a call deletes 63 keys");
+    is_str(offer_from("+15550001000"), "batch 159",
+           "then 63 fit again, and the count goes on from 158: the failed calls wrote nothing");
+    is_str(offer_from("+15558888801"), "", "and the store is full again");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-decisions-%d", (int)getpid());
@@ -368,6 +472,7 @@ int main(void)
     test_wait_move_reject();
     test_pause_and_store();
     test_failure_and_fallback();
+    test_store_limit();
     sb_close(eng);
     sb_result_free(res);
     char cmd[300];

@@ -94,9 +94,11 @@ static int kv_get(void *arg, const char *key, size_t klen, char *type, sb_buf *v
     return 1;
 }
 
-static int kv_set(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen)
+static int kv_set(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen,
+                  int existed)
 {
     (void)arg;
+    (void)existed;
     struct kvent *e = kv_find(key, klen);
     if (!type) {
         if (e) *e = store[--nstore];
@@ -113,7 +115,7 @@ static int kv_set(void *arg, const char *key, size_t klen, char type, const void
     return 0;
 }
 
-static const pol_kv KV = {kv_get, kv_set, NULL};
+static const pol_kv KV = {kv_get, kv_set, NULL, NULL};
 
 /* --- candidates ------------------------------------------------------------ */
 
