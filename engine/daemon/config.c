@@ -274,21 +274,38 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
         }
         *eq = 0;
         char *key = trim(s), *val = trim(eq + 1);
-        /* A value may carry a trailing comment after whitespace: `x = 1  # why`. */
-        for (char *h = val; *h; h++)
-            if (*h == '#' && h > val && isspace((unsigned char)h[-1])) {
-                *h = 0;
-                val = trim(val);
-                break;
-            }
-        size_t vl = strlen(val);
-        if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
-            val[vl - 1] = 0;
-            val++;
-        }
         const struct key *k = find_key(key);
         if (!k) {
             fprintf(stderr, "switchboard: %s:%d: unknown key '%s'\n", path, lineno, key);
+            rc = 3;
+            break;
+        }
+        /* A "quoted" value ends at its closing quote (a # inside it is
+        ** part of it); after it, or after an unquoted value and
+        ** whitespace, a # starts a comment: `x = 1  # why`. */
+        const char *qerr = NULL;
+        char *rest = val;
+        if (*val == '"') {
+            char *close = strchr(val + 1, '"');
+            if (!close) {
+                qerr = "missing closing quote";
+            } else {
+                *close = 0;
+                rest = trim(close + 1);
+                val++;
+                if (*rest && *rest != '#') qerr = "unexpected text after the closing quote";
+            }
+        } else {
+            for (char *h = val; *h; h++)
+                if (*h == '#' && h > val && isspace((unsigned char)h[-1])) {
+                    *h = 0;
+                    val = trim(val);
+                    break;
+                }
+        }
+        if (qerr) {
+            fprintf(stderr, "switchboard: %s:%d: %s: %s (got '%s')\n", path, lineno, key, qerr,
+                    rest);
             rc = 3;
             break;
         }
@@ -306,6 +323,11 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
             rc = 3;
             break;
         }
+    }
+    /* A read error (a directory, an I/O error) is not an empty file. */
+    if (!rc && ferror(f)) {
+        fprintf(stderr, "switchboard: cannot read config file %s: %s\n", path, strerror(errno));
+        rc = 3;
     }
     fclose(f);
     return rc;
@@ -469,6 +491,17 @@ static int check(sbd_config *c, const struct origin *org)
                        c->map_size ? "map_size, " : "map_size 0: the engine's default",
                        c->map_size ? where(c, org, "map_size", w, sizeof w) : "");
     }
+    /* The engine checks these only when it opens, after the data directory
+    ** is locked and the admin token made, and without FILE:LINE. */
+    if (c->policy_public_key && (strlen(c->policy_public_key) != 64 ||
+                                 strspn(c->policy_public_key, "0123456789abcdefABCDEF") != 64))
+        return bad(c, org, "policy_public_key",
+                   "policy_public_key must be 64 hex characters (got '%.80s')",
+                   c->policy_public_key);
+    if (c->require_signed_policies && !c->policy_public_key)
+        return bad(c, org, "require_signed_policies",
+                   "require_signed_policies is on but policy_public_key is not set (the "
+                   "Ed25519 public key policies are signed for, 64 hex characters)");
     const char *why = sbd_listen_parse(c->listen, NULL, NULL);
     if (why) return bad(c, org, "listen", "listen: '%s': %s", c->listen, why);
     return 0;

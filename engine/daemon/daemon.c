@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -635,8 +636,44 @@ static void teardown(sbd *d)
     d->preq = NULL;
 }
 
+/* Descriptors the daemon needs besides one per counted connection: the 503s
+** being sent past max_connections (http.c keeps at most 64), and its own
+** (stdio, LMDB, the lock, the loop, policy files while reloading...). */
+#define SBD_FD_RESERVE 128
+
+/* Each connection takes a descriptor: when accept() runs out of them the
+** listener can neither take the connection nor answer it (it retries at
+** once, and the client waits), so max_connections must fit the open-file
+** limit for its documented 503 to happen. Raise the soft limit as far as
+** needed (the hard limit allowing), else lower max_connections and say so. */
+static void fit_fd_limit(sbd_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+    rlim_t want = (rlim_t)cfg->max_connections + SBD_FD_RESERVE;
+    if (rl.rlim_cur >= want) return;
+    struct rlimit raised = {
+        rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max, rl.rlim_max};
+    if (raised.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0)
+        rl.rlim_cur = raised.rlim_cur;
+    if (rl.rlim_cur >= want) return;
+    unsigned fit = rl.rlim_cur > SBD_FD_RESERVE ? (unsigned)(rl.rlim_cur - SBD_FD_RESERVE) : 1;
+    sbd_log(SB_LOG_WARN, "max_connections lowered to fit the open-file limit",
+            "max_connections=%u configured=%u fd_limit=%llu reserve=%d "
+            "note=\"raise the limit (ulimit -n, LimitNOFILE) for more\"",
+            fit, cfg->max_connections, (unsigned long long)rl.rlim_cur, SBD_FD_RESERVE);
+    cfg->max_connections = fit;
+}
+
 int sb_daemon_main(int argc, char **argv)
 {
+    /* SIGHUP's default action ends the process: until the loop handles it,
+    ** hold one that arrives (a reload asked for while starting) and take it
+    ** once the daemon is up. */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
     sbd_config cfg;
     int rc = sbd_config_load(&cfg, argc, argv);
     if (rc) {
@@ -650,6 +687,7 @@ int sb_daemon_main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    fit_fd_limit(&cfg);
 
     sbd d;
     memset(&d, 0, sizeof d);
@@ -697,6 +735,7 @@ int sb_daemon_main(int argc, char **argv)
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &hup, NULL); /* a held SIGHUP: a reload in the loop */
 
     sbd_log(SB_LOG_INFO, "listening",
             "addr=%s data_dir=%s policy_dir=%s sync=%s version=%s pid=%ld", d.listen_addr,

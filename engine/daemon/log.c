@@ -101,9 +101,51 @@ void sbd_log(sb_log_level level, const char *msg, const char *fmt, ...)
     emit(level, NULL, msg, kv);
 }
 
+/* Is s[0] a digit, or a separator an E.164 number may be written with
+** followed by a digit? */
+static int number_char(const char *s)
+{
+    if (*s >= '0' && *s <= '9') return 1;
+    return strchr(" -.()", *s) && *s && s[1] >= '0' && s[1] <= '9';
+}
+
+/* line with every phone number in it ("+" and at least two digits, as
+** policies see call.caller and call.called, and as tel: URIs hold them)
+** replaced by "[number]", into out (size n). */
+static void redact_numbers(const char *line, char *out, size_t n)
+{
+    size_t o = 0;
+    const char *s = line;
+    while (*s && o + 1 < n) {
+        if (s[0] == '+' && s[1] >= '0' && s[1] <= '9') {
+            const char *e = s + 1;
+            int digits = 0;
+            while (number_char(e)) {
+                digits += *e >= '0' && *e <= '9';
+                e++;
+            }
+            if (digits >= 2) {
+                static const char tag[] = "[number]";
+                size_t tl = sizeof tag - 1 < n - 1 - o ? sizeof tag - 1 : n - 1 - o;
+                memcpy(out + o, tag, tl);
+                o += tl;
+                s = e;
+                continue;
+            }
+        }
+        out[o++] = *s++;
+    }
+    out[o] = 0;
+}
+
 void sbd_log_engine(void *arg, sb_log_level level, const char *line)
 {
     (void)arg;
     if (level > cur_level || level < SB_LOG_ERROR) return;
-    emit(level, "engine", line, NULL);
+    /* The engine's lines may quote what a policy wrote or returned
+    ** (ctx.log, an error, an invalid decision), which may be the caller's
+    ** number: the log never holds one. */
+    char clean[1024];
+    redact_numbers(line ? line : "", clean, sizeof clean);
+    emit(level, "engine", clean, NULL);
 }

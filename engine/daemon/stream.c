@@ -67,6 +67,14 @@ char *sbd_action_json(const sb_action *a, const char *account)
 
 int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *auth)
 {
+    /* Shutting down: the drain closed the streams there were; one whose
+    ** request was still arriving then gets its head and the close, instead
+    ** of holding the exit until shutdown_timeout. */
+    if (d->draining) {
+        sbd_log(SB_LOG_INFO, "stream not opened: shutting down", "conn=%llu peer=%s account=%s",
+                (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account));
+        return -1;
+    }
     sbd_sub *s = calloc(1, sizeof *s);
     if (!s || !auth || !(s->auth = strdup(auth))) {
         free(s);

@@ -81,6 +81,59 @@ rc, out, err = run(["--config", bad])
 t.ok(rc == 1 and "bad.conf:5: 'max_body' is set twice (first on line 2)" in err,
      "a key given twice: exit 1, naming file:line, the key and the first line", err)
 
+# A config file that cannot be read (a directory, say) is an error, not an
+# empty file: the daemon must not start on the defaults.
+cdir = os.path.join(tmp, "conf.d")
+os.makedirs(cdir)
+def run_quick(args):
+    """run(), for a daemon that should exit at once: one that starts instead
+    is stopped after a few seconds and reported as rc None."""
+    try:
+        p = subprocess.run([binary(), "serve"] + args, stdin=subprocess.DEVNULL, cwd=tmp,
+                           capture_output=True, text=True, timeout=5)
+        return p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired as e:
+        return None, "", (e.stderr or b"").decode("utf-8", "replace")
+
+
+rc, out, err = run_quick(["--config", cdir, "--listen", "127.0.0.1:0",
+                          "--data-dir", os.path.join(tmp, "dirconf-data")])
+t.ok(rc == 1 and "cannot read config file" in err and "conf.d" in err,
+     "--config naming a directory: exit 1, the file cannot be read", err)
+t.ok(not os.path.exists(os.path.join(tmp, "dirconf-data")), "... and nothing was created")
+
+# A quoted value keeps a " #" inside its quotes; text after the closing
+# quote, or a quote never closed, is an error with file:line.
+hashdir = os.path.join(tmp, "pol #1")
+os.makedirs(hashdir)
+dq = t.owned(Daemon(conf={"policy_dir": '"%s"  # the shared ones' % hashdir}))
+try:
+    dq.start()
+    t.ok(any('policy_dir="%s"' % hashdir in l for l in dq.lines if 'msg="listening"' in l),
+         'policy_dir = "…/pol #1": the # inside the quotes is part of the value', dq.lines)
+    dq.stop()
+except RuntimeError as e:
+    t.ok(False, 'policy_dir = "…/pol #1": the # inside the quotes is part of the value', e)
+for line, want in (('data_dir = "/tmp/x', "bad.conf:2: data_dir: missing closing quote"),
+                   ('data_dir = "/tmp/x" /tmp/y', "bad.conf:2: data_dir: unexpected text after the closing quote")):
+    with open(bad, "w") as f:
+        f.write("# line 1\n%s\nlisten = 127.0.0.1:0\n" % line)
+    rc, out, err = run_quick(["--config", bad])
+    t.ok(rc == 1 and want in err, "%s: exit 1, bad.conf:2 says why" % line, err)
+
+# require_signed_policies needs a well-formed policy_public_key: checked with
+# the other settings (file:line, nothing created), not when the engine opens.
+for text, want in (("require_signed_policies = yes\n",
+                    "bad.conf:2: require_signed_policies is on but policy_public_key is not set"),
+                   ("require_signed_policies = yes\npolicy_public_key = abc123\n",
+                    "bad.conf:3: policy_public_key must be 64 hex characters")):
+    sdata = os.path.join(tmp, "signed-data")
+    with open(bad, "w") as f:
+        f.write("data_dir = %s\n%s" % (sdata, text))
+    rc, out, err = run_quick(["--config", bad, "--listen", "127.0.0.1:0"])
+    t.ok(rc == 1 and want in err, "%s: exit 1 naming file:line" % text.strip().replace("\n", "; "), err)
+    t.ok(not os.path.exists(sdata), "... before the data directory or admin token is made")
+
 # A flag's value is reported naming the flag (a usage error: exit 2).
 rc, out, err = run(["--listen", "127.0.0.1:99999"])
 t.ok(rc == 2 and "--listen: listen: '127.0.0.1:99999': the port must be 0 to 65535" in err,

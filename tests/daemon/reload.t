@@ -92,4 +92,41 @@ r = d.admin("GET", "/metrics")
 t.ok("switchboard_reloads_total 4" in r.body and "switchboard_reload_failures_total 1" in r.body,
      "/metrics counts 4 reloads and 1 failure")
 t.is_(d.stop(), 0, "exit 0")
+
+# A SIGHUP that comes while the daemon is still starting (opening the engine,
+# loading policies: `systemctl reload` right after start) neither kills it nor
+# is lost: the reload runs once the daemon is up. The admin token file is a
+# FIFO here, so the start-up waits, deterministically, until we write it.
+fifo = os.path.join(d.tmp, "token.fifo")
+os.mkfifo(fifo, 0o600)
+ds = t.owned(Daemon(conf={"admin_token_file": fifo}))
+ds.start(expect_listen=False)
+w = None
+end = time.monotonic() + 20
+while w is None and time.monotonic() < end and ds.proc.poll() is None:
+    try:   # succeeds once the daemon has the FIFO open for reading
+        w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        time.sleep(0.01)
+t.ok(w is not None, "the starting daemon waits for its admin token")
+ds.signal(signal.SIGHUP)
+time.sleep(0.1)   # let the signal arrive while start-up is blocked
+if w is not None:
+    try:
+        os.write(w, b"fifo-admin-token\n")
+    except OSError:   # BrokenPipeError: the daemon is gone
+        pass
+    os.close(w)
+line = ds.wait_log(r'msg="listening"', timeout=20)
+t.ok(line is not None, "SIGHUP during start-up: the daemon still starts",
+     "exit status %r\n%s" % (ds.proc.poll(), "\n".join(ds.lines)))
+t.ok(ds.wait_log(r'msg="reload ok"', timeout=10), "... and reloads once it is up")
+if line:
+    import re
+    m = re.search(r"addr=(\S+):(\d+)", line)
+    ds.host, ds.port = m.group(1), int(m.group(2))
+    t.is_(ds.request("GET", "/healthz").status, 200, "... and serves")
+else:
+    t.ok(False, "... and serves")
+t.is_(ds.stop(), 0, "exit 0")
 t.done()

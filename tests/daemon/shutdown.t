@@ -111,4 +111,33 @@ want = sorted(["alice", "bob"] + ["full%d" % i for i in range(3)] + ["half%d" % 
               + ["pipe1", "pipe2"])
 t.is_(ids, want, "after a restart every acknowledged agent is there")
 t.is_(d.stop(), 0, "exit 0 again")
+
+# An event stream whose request was still arriving when SIGTERM came: the
+# request is answered, but the stream is not kept open until
+# shutdown_timeout (streams close at the drain).
+ds = t.owned(Daemon(conf={"shutdown_timeout": 60, "stream_keepalive": 0})).start()
+acme = provision(ds)
+st = socket.create_connection((ds.host, ds.port))
+st.sendall(("GET /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n" % acme.auth).encode())
+mark = len(ds.lines)
+ds.signal(signal.SIGTERM)
+t.ok(ds.wait_log(r'msg="shutting down', after=mark, timeout=10), "SIGTERM with a stream request half-sent")
+st.sendall(b"\r\n")
+got, closed, end = b"", False, time.monotonic() + 15
+while not closed and time.monotonic() < end:
+    st.settimeout(max(0.01, end - time.monotonic()))
+    try:
+        b = st.recv(65536)
+    except socket.timeout:
+        break
+    except ConnectionResetError:
+        b = b""
+    closed = not b
+    got += b
+t.ok(got.startswith(b"HTTP/1.1 ") and closed,
+     "the stream request is answered and its connection closed within 15 s", got)
+rc = ds.wait(20)
+t.is_(rc, 0, "the daemon exits 0 without waiting for shutdown_timeout (60 s)")
+t.ok(not any("shutdown timeout" in l for l in ds.lines), "... no shutdown timeout logged",
+     [l for l in ds.lines if "shutdown timeout" in l])
 t.done()

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+# max_connections against the open-file limit: every connection past
+# max_connections is answered 503 HTTP_TOO_MANY_CONNECTIONS (or, past the
+# few being answered at once, closed) — none is left waiting in the listen
+# queue because the daemon ran out of descriptors, which also made it spin
+# on accept() and log "accept failed" in a loop. The daemon raises its soft
+# limit for max_connections when the hard limit allows, and otherwise lowers
+# max_connections to fit, saying so.
+import sys, os, socket, resource
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sbtest
+from sbtest import TAP, Daemon
+
+t = TAP(deadline=150)
+REQ = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def start_with_nofile(soft, hard, conf):
+    """A daemon whose RLIMIT_NOFILE is (soft, hard) from its first instruction."""
+    orig = sbtest._die_with_parent
+
+    def pre():
+        orig()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    sbtest._die_with_parent = pre
+    try:
+        return t.owned(Daemon(conf=conf)).start()
+    finally:
+        sbtest._die_with_parent = orig
+
+
+def open_many(d, n, timeout=5):
+    """n connections, each sending a /healthz and kept open: the status each
+    got (200, 503), "closed" for a close without an answer, "hung" for none
+    within timeout (then stops: the rest would hang too)."""
+    socks, got = [], []
+    for _ in range(n):
+        s = socket.create_connection((d.host, d.port), timeout=timeout)
+        socks.append(s)
+        try:
+            s.sendall(REQ)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+            got.append(int(data.split(b" ", 2)[1]) if data else "closed")
+            if data.startswith(b"HTTP/1.1 503") and b"HTTP_TOO_MANY_CONNECTIONS" not in data:
+                got[-1] = "503 without its code"
+        except (ConnectionResetError, BrokenPipeError):
+            got.append("closed")
+        except socket.timeout:
+            got.append("hung")
+            break
+    return socks, got
+
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if hard != resource.RLIM_INFINITY and hard < 2000:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+else:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2000), hard))
+
+# -- the hard limit is too low for max_connections: lowered, with a warning -----
+d = start_with_nofile(200, 200, {"log_level": "info"})   # max_connections = 1024
+t.ok(d.wait_log(r'msg="max_connections lowered to fit the open-file limit"', timeout=5),
+     "a 200-descriptor limit: max_connections lowered, and the log says so")
+socks, got = open_many(d, 300)
+t.ok("hung" not in got, "300 connections: every one answered or closed, none left waiting",
+     "statuses: %s" % {k: got.count(k) for k in set(got)})
+t.ok(got.count(200) > 0 and got.count(503) > 0 and set(got) <= {200, 503, "closed"},
+     "... 200 up to the limit, then 503 HTTP_TOO_MANY_CONNECTIONS",
+     "statuses: %s" % {k: got.count(k) for k in set(got)})
+spin = [l for l in d.lines if 'msg="accept failed"' in l]
+t.ok(len(spin) < 10, "... and no accept() loop in the log (%d accept failed lines)" % len(spin))
+for s in socks:
+    s.close()
+t.is_(d.stop(), 0, "exit 0")
+
+# -- a low soft limit under a higher hard one is raised for max_connections -----
+if hard == resource.RLIM_INFINITY or hard >= 1000:
+    d = start_with_nofile(100, hard, {"log_level": "info", "max_connections": 300})
+    socks, got = open_many(d, 300)
+    t.is_({k: got.count(k) for k in set(got)}, {200: 300},
+          "soft limit 100, max_connections 300: all 300 connections served")
+    t.ok(not d.wait_log(r"max_connections lowered", timeout=0), "... nothing lowered")
+    for s in socks:
+        s.close()
+    t.is_(d.stop(), 0, "exit 0")
+else:
+    t.diag("hard RLIMIT_NOFILE %d: the raised-soft-limit case is skipped" % hard)
+t.done()

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+# The log: one line per event in the documented format, the level honoured,
+# and never a caller's number or an API key or the admin token in it, also
+# at debug level and also when a policy's error message or its ctx.log
+# lines quote the number (the engine's lines pass through the daemon's log).
+import sys, os, re, signal, socket, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, Stream, provision
+
+t = TAP()
+CALLER, CALLED = "+4930100077", "+4940555123"
+
+# Policies that get the numbers into their own messages: an invalid decision
+# quoting the caller, an error raised with it, and ctx.log lines.
+POLICIES = {
+    "ringcaller": "return { ring = call.caller }",
+    "raise": 'error("no agent for " .. call.caller)',
+    "chatty": 'ctx.log("caller", call.caller, "called", call.called)\n'
+              '  return { ring = agents[1].id, timeout = 20 }',
+}
+
+d = t.owned(Daemon(conf={"log_level": "debug"})).start()
+acme = provision(d)
+for name, body in POLICIES.items():
+    src = "local P = {}\nfunction P.route(call, agents, ctx)\n  %s\nend\nreturn P\n" % body
+    r = acme.put("/v1/policies/" + name, src, headers={"Content-Type": "text/x-lua"})
+    t.is_(r.status, 200, "policy %s stored" % name)
+    r = acme.put("/v1/queues/q-" + name, {"policy": name, "members": [{"agent": "alice"}]})
+    t.is_(r.status, 200, "queue q-%s" % name)
+
+s = Stream(d, acme.auth)
+t.cleanups.append(s.close)
+for i, name in enumerate(POLICIES):
+    r = acme.post("/v1/calls", {"call": "c%d" % i, "queue": "q-" + name, "caller": CALLER,
+                                "called": CALLED})
+    t.is_(r.status, 201, "a call through %s" % name)
+    acme.post("/v1/calls/c%d/abandon" % i)
+r = acme.get("/v1/records?number=" + CALLER.replace("+", "%2B"))
+t.is_(r.status, 200, "the caller's records looked up by number")
+t.ok(d.wait_log(r"policy failure", timeout=5), "the policy failures were logged")
+t.ok(d.wait_log(r"policy log", timeout=5), "... and the ctx.log lines")
+t.is_(d.stop(), 0, "exit 0")
+
+digits = [CALLER, CALLER[1:], CALLED, CALLED[1:]]
+leaks = [l for l in d.lines if any(n in l for n in digits)]
+t.is_(leaks, [], "no log line holds the caller's or the called number")
+secrets = [acme.key, d.token]
+t.is_([l for l in d.lines if any(k in l for k in secrets)], [],
+      "no log line holds the API key or the admin token")
+fmt = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(error|warn|info|debug)'
+                 r'( src=engine)? msg="(?:[^"\\]|\\.)*"( |$)')
+bad = [l for l in d.lines if not fmt.match(l)]
+t.is_(bad, [], "every line is one event in the documented format")
+
+# The level is honoured, the engine's lines too.
+# At warn the "listening" line is not there to find the port in: pick one.
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+port = sock.getsockname()[1]
+sock.close()
+dw = t.owned(Daemon(conf={"log_level": "warn", "listen": "127.0.0.1:%d" % port}))
+dw.start(expect_listen=False)
+dw.host, dw.port = "127.0.0.1", port
+end = time.monotonic() + 20
+while True:
+    try:
+        if dw.request("GET", "/healthz").status == 200:
+            break
+    except OSError:
+        pass
+    if time.monotonic() > end or dw.proc.poll() is not None:
+        raise RuntimeError("daemon did not start:\n" + "\n".join(dw.lines))
+    time.sleep(0.05)
+with open(os.path.join(dw.data_dir, "admin.token")) as f:
+    dw.token = f.read().strip()
+acme = provision(dw)
+src = "local P = {}\nfunction P.route(call, agents, ctx)\n  %s\nend\nreturn P\n" % POLICIES["chatty"]
+acme.put("/v1/policies/chatty", src, headers={"Content-Type": "text/x-lua"})
+acme.put("/v1/queues/q", {"policy": "chatty", "members": [{"agent": "alice"}]})
+acme.post("/v1/calls", {"call": "w1", "queue": "q", "caller": CALLER})
+t.is_(dw.stop(), 0, "log_level = warn: exit 0")
+t.is_([l for l in dw.lines if not re.search(r"level=(warn|error) ", l)], [],
+      "... and only warn and error lines")
+t.done()
