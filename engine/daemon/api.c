@@ -1061,6 +1061,10 @@ static void h_audit(ctx *x)
 
 static void h_events(ctx *x)
 {
+    if (x->d->draining) { /* a stream would end at once: say so */
+        sbd_api_error(x->rep, 503, "HTTP_DRAINING", "the daemon is shutting down", NULL);
+        return;
+    }
     x->rep->status = 200;
     x->rep->stream = 1;
     snprintf(x->rep->stream_account, sizeof x->rep->stream_account, "%s", x->account);

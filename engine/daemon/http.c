@@ -1136,12 +1136,38 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
             c->peer);
 }
 
+#define ACCEPT_PAUSE_MS 100
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sbd *d = arg;
+    if (d->listener) evconnlistener_enable(d->listener);
+}
+
+/* accept() failed. Out of descriptors or memory (the process's or the
+** system's), the pending connection stays in the backlog and the listener
+** would retry at once, spinning the loop and the log: it pauses for
+** ACCEPT_PAUSE_MS instead (connections closing meanwhile free descriptors),
+** and one line is logged per pause with the failures since the last. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
-    (void)l;
-    (void)arg;
+    sbd *d = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    sbd_log(SB_LOG_WARN, "accept failed", "error=%s", sbd_q(evutil_socket_error_to_string(err)));
+    d->accept_failed++;
+    int scarce = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+    if (scarce && d->accept_pause && !evtimer_pending(d->accept_pause, NULL)) {
+        evconnlistener_disable(l);
+        struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+        evtimer_add(d->accept_pause, &tv);
+    } else if (scarce) {
+        return; /* paused already: logged */
+    }
+    sbd_log(SB_LOG_WARN, "accept failed", "error=%s failures=%llu paused_ms=%d",
+            sbd_q(evutil_socket_error_to_string(err)), (unsigned long long)d->accept_failed,
+            scarce ? ACCEPT_PAUSE_MS : 0);
+    d->accept_failed = 0;
 }
 
 int sbd_http_listen(sbd *d)
@@ -1164,6 +1190,7 @@ int sbd_http_listen(sbd *d)
         return -1;
     }
     evconnlistener_set_error_cb(d->listener, accept_error_cb);
+    d->accept_pause = evtimer_new(d->base, accept_resume_cb, d);
     struct sockaddr_storage bound;
     socklen_t bl = sizeof bound;
     if (getsockname(evconnlistener_get_fd(d->listener), (struct sockaddr *)&bound, &bl) == 0)
@@ -1238,6 +1265,10 @@ void sbd_http_drain(sbd *d)
     if (d->listener) {
         evconnlistener_free(d->listener);
         d->listener = NULL;
+    }
+    if (d->accept_pause) {
+        event_free(d->accept_pause);
+        d->accept_pause = NULL;
     }
     sbd_conn *c = d->conns;
     while (c) {

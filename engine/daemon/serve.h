@@ -115,6 +115,8 @@ struct sbd {
     sb_result *res;
     struct event_base *base;
     struct evconnlistener *listener;
+    struct event *accept_pause; /* re-enables the listener after accept ran out of descriptors */
+    uint64_t accept_failed;     /* failures since the last one logged */
     char listen_addr[96];
     unsigned char admin_hash[32]; /* BLAKE2b of the admin token */
     uint64_t auth_gen;            /* bumped by every admin change: drops auth caches */

@@ -91,4 +91,34 @@ if hard == resource.RLIM_INFINITY or hard >= 1000:
     t.is_(d.stop(), 0, "exit 0")
 else:
     t.diag("hard RLIMIT_NOFILE %d: the raised-soft-limit case is skipped" % hard)
+# -- descriptors run out under the daemon (a lower limit set from outside, as
+# -- a system short of them does): accept() pauses instead of spinning ---------
+import time
+d = t.owned(Daemon(conf={"log_level": "info"})).start()
+pid = d.proc.pid
+used = len(os.listdir("/proc/%d/fd" % pid))
+before = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+resource.prlimit(pid, resource.RLIMIT_NOFILE, (used + 4, before[1]))
+waiting = []
+for _ in range(40):
+    s = socket.create_connection((d.host, d.port), timeout=10)
+    s.sendall(REQ)
+    waiting.append(s)
+time.sleep(1.0)
+spin = [l for l in d.lines if 'msg="accept failed"' in l]
+t.ok(1 <= len(spin) <= 30,
+     "out of descriptors for a second: %d accept failed lines, not a loop" % len(spin))
+t.ok(any("paused_ms=100" in l for l in spin), "... each a pause of 100 ms",
+     spin[0] if spin else "no line")
+resource.prlimit(pid, resource.RLIMIT_NOFILE, before)
+answered = 0
+for s in waiting:
+    try:
+        data = s.recv(65536)
+        answered += data.startswith(b"HTTP/1.1 ")
+    except socket.timeout:
+        pass
+    s.close()
+t.is_(answered, 40, "descriptors back: every waiting connection is answered")
+t.is_(d.stop(), 0, "exit 0")
 t.done()

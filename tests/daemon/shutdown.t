@@ -134,8 +134,9 @@ while not closed and time.monotonic() < end:
         b = b""
     closed = not b
     got += b
-t.ok(got.startswith(b"HTTP/1.1 ") and closed,
-     "the stream request is answered and its connection closed within 15 s", got)
+t.ok(got.startswith(b"HTTP/1.1 503 ") and b'"HTTP_DRAINING"' in got and closed,
+     "the stream request is answered 503 HTTP_DRAINING and its connection closed within 15 s",
+     got)
 rc = ds.wait(20)
 t.is_(rc, 0, "the daemon exits 0 without waiting for shutdown_timeout (60 s)")
 t.ok(not any("shutdown timeout" in l for l in ds.lines), "... no shutdown timeout logged",
