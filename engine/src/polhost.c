@@ -46,6 +46,7 @@ struct pol_host {
     acct **slot; /* open addressing on the account number */
     size_t cap, n;
     uint64_t failures;
+    int stale; /* flushed: every state is thrown away before the next use */
 };
 
 static size_t slot_of(const pol_host *h, uint32_t id)
@@ -165,8 +166,21 @@ void pol_host_free(pol_host *h)
     free(h);
 }
 
+/* A flush only marks the states (closing a thousand of them takes about a
+** tenth of a second, and a reload should not hold the write lock for it):
+** they go here, at the host's next use. Until then they count for nothing
+** but their memory: no quarantine, no status. */
+static void host_fresh(pol_host *h)
+{
+    if (!h->stale) return;
+    h->stale = 0;
+    for (size_t i = 0; i < h->cap; i++)
+        if (h->slot[i]) acct_reset(h->slot[i]);
+}
+
 void pol_host_sync_gen(pol_host *h, uint32_t acct_id, uint64_t gen)
 {
+    host_fresh(h);
     acct *a = acct_get(h, acct_id);
     if (!a) return;
     if (a->have_gen && a->gen != gen) acct_reset(a);
@@ -174,10 +188,17 @@ void pol_host_sync_gen(pol_host *h, uint32_t acct_id, uint64_t gen)
     a->have_gen = 1;
 }
 
+int pol_host_gen(pol_host *h, uint32_t acct_id, uint64_t *gen)
+{
+    acct *a = h->stale ? NULL : acct_find(h, acct_id);
+    if (!a || !a->have_gen) return 0;
+    *gen = a->gen;
+    return 1;
+}
+
 void pol_host_flush(pol_host *h)
 {
-    for (size_t i = 0; i < h->cap; i++)
-        if (h->slot[i]) acct_reset(h->slot[i]);
+    h->stale = 1;
 }
 
 void pol_host_drop(pol_host *h, uint32_t acct_id)
@@ -273,6 +294,7 @@ static polfile *enter(pol_host *h, uint32_t acct_id, const char *policy, int64_t
         *why = "invalid policy name";
         return NULL;
     }
+    host_fresh(h);
     acct *a = *pa = acct_get(h, acct_id);
     if (!a) {
         *why = "out of memory";
@@ -444,7 +466,7 @@ static int by_name(const void *a, const void *b)
 json_t *pol_host_status(pol_host *h, uint32_t acct_id)
 {
     json_t *arr = json_array();
-    acct *a = acct_find(h, acct_id);
+    acct *a = h->stale ? NULL : acct_find(h, acct_id);
     if (!arr || !a) return arr;
     size_t n = 0;
     for (polfile *f = a->files; f; f = f->next)
@@ -478,8 +500,8 @@ void pol_host_totals(pol_host *h, uint64_t *failures, uint64_t *quarantined, siz
     for (size_t i = 0; i < h->cap; i++) {
         acct *a = h->slot[i];
         if (!a) continue;
-        if (a->sb) mem += a->sb->mem;
-        for (polfile *f = a->files; f; f = f->next)
+        if (a->sb) mem += a->sb->mem; /* held until the states go, stale or not */
+        for (polfile *f = h->stale ? NULL : a->files; f; f = f->next)
             q += f->quarantined != 0;
     }
     if (failures) *failures = h->failures;

@@ -27,6 +27,7 @@
 
 #define V_POLICY 1
 #define MAX_POLICY_BYTES (256 * 1024)
+#define MAX_CASES_BYTES (4 << 20)
 #define SIG_TAG "--@signature "
 
 static size_t pol_key(uint8_t *k, uint32_t acct, const char *name)
@@ -224,10 +225,45 @@ static pol_limits limits_of(sb_engine *e)
 
 /* --- account uploads ------------------------------------------------------------- */
 
+/* The account's policies changed: a new generation, which every engine's
+** next event of the account sees. *gen: the one written. */
+static int bump_account_gen(wtx *t, uint64_t *gen)
+{
+    *gen = ++t->account->policy_gen;
+    return st_account_save(t->txn, t->e, t->account);
+}
+
+/* Once that committed, this engine's state of the account moves to it now,
+** so that what the engine reports (a quarantine, memory) is at once what it
+** runs. Only forward: an event may have moved it to a newer one already. */
+typedef struct {
+    uint32_t acct;
+    uint64_t gen;
+} gen_arg;
+
+static void adopt_account_gen(sb_engine *e, void *arg)
+{
+    const gen_arg *a = arg;
+    uint64_t have;
+    if (pol_host_gen(e->pol, a->acct, &have) && have < a->gen)
+        pol_host_sync_gen(e->pol, a->acct, a->gen);
+}
+
+static void adopt_account(sb_engine *e, uint32_t acct, uint64_t gen)
+{
+    gen_arg a = {acct, gen};
+    if (eng_write_locked(e, adopt_account_gen, &a)) /* its next event does it then */
+        sb_log(e, SB_LOG_WARN,
+               "account policies changed; this engine moves to them at the "
+               "account's next event");
+}
+
 typedef struct {
     const char *account, *name, *src;
     size_t len;
     char version[17];
+    uint32_t acct;
+    uint64_t gen;
 } put_op;
 
 static int do_policy_put(wtx *t, void *arg)
@@ -237,8 +273,8 @@ static int do_policy_put(wtx *t, void *arg)
     if (rc) return rc;
     if ((rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version, t->now)))
         return rc;
-    t->account->policy_gen++;
-    return st_account_save(t->txn, t->e, t->account);
+    op->acct = t->acct;
+    return bump_account_gen(t, &op->gen);
 }
 
 int sb_policy_put(sb_engine *e, const char *account, const char *name, const char *source,
@@ -264,6 +300,7 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     put_op op = {.account = account, .name = name, .src = source, .len = len};
     cr_version(source, len, op.version);
     if ((rc = eng_write(e, do_policy_put, &op, res))) return rc;
+    adopt_account(e, op.acct, op.gen);
     sb_log(e, SB_LOG_INFO, "policy loaded account=%s policy=%s version=%s", account, name,
            op.version);
     res_doc(res, json_pack("{s:s, s:s}", "name", name, "version", op.version));
@@ -347,6 +384,8 @@ static int policy_users(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *n
 typedef struct {
     const char *account, *name;
     int shared; /* policy_dir has one of that name: it decides from now on */
+    uint32_t acct;
+    uint64_t gen;
 } del_op;
 
 static int do_policy_delete(wtx *t, void *arg)
@@ -372,8 +411,8 @@ static int do_policy_delete(wtx *t, void *arg)
                            op->name);
     }
     if ((rc = st_del(t->txn, e, DB_POLICIES, k, kl))) return rc;
-    t->account->policy_gen++;
-    return st_account_save(t->txn, e, t->account);
+    op->acct = t->acct;
+    return bump_account_gen(t, &op->gen);
 }
 
 int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_result *res)
@@ -382,25 +421,36 @@ int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_res
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!policy_name_valid(name))
         return res_err(res, SB_ENOTFOUND, "name", "no such policy '%s'", "?");
-    del_op op = {account, name, 0};
+    del_op op = {account, name, 0, 0, 0};
     int rc = eng_write(e, do_policy_delete, &op, res);
     if (rc) return rc;
+    adopt_account(e, op.acct, op.gen);
     sb_log(e, SB_LOG_INFO, "policy deleted account=%s policy=%s", account, name);
     res_doc(res, json_pack("{s:s, s:b, s:s?}", "name", name, "deleted", 1, "now",
                            op.shared ? "shared" : NULL));
     return 0;
 }
 
-/* The policy host's status of an account, read under the write lock. */
+/* The policy host's status of an account, read under the write lock: only
+** when its state was built for the generations stored now (the account's
+** and the shared one). Otherwise its next event rebuilds it, lifting any
+** quarantine and forgetting the failures of what it loaded: an empty status
+** (every policy ok) is what the account runs then. */
 typedef struct status_arg {
     uint32_t acct;
+    uint64_t policy_gen, shared_gen; /* as stored */
     json_t *status;
 } status_arg;
 
 static void status_of(sb_engine *e, void *arg)
 {
     status_arg *a = arg;
-    a->status = pol_host_status(e->pol, a->acct);
+    uint64_t gen;
+    if (e->shared_gen == a->shared_gen && pol_host_gen(e->pol, a->acct, &gen) &&
+        gen == a->policy_gen)
+        a->status = pol_host_status(e->pol, a->acct);
+    else
+        a->status = json_array();
 }
 
 int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
@@ -410,14 +460,16 @@ int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);
     if (rc) return rc;
-    json_t *arr = json_array();
-    status_arg sa = {acc.num, NULL};
+    status_arg sa = {acc.num, acc.policy_gen, 0, NULL};
+    rc = st_meta_u64(txn, e, "shared_gen", &sa.shared_gen);
     eng_read_end(e, txn); /* the lock is taken with no transaction open */
-    if ((rc = eng_write_locked(e, status_of, &sa)) || (rc = eng_read_begin(e, &txn))) {
-        json_decref(arr);
+    if (rc) return eng_mdb_err(res, rc, "read policies");
+    if ((rc = eng_write_locked(e, status_of, &sa))) return eng_mdb_err(res, rc, "read policies");
+    if ((rc = eng_read_begin(e, &txn))) {
+        json_decref(sa.status);
         return eng_mdb_err(res, rc, "read policies");
     }
-    json_t *status = sa.status;
+    json_t *arr = json_array(), *status = sa.status;
     uint32_t accts[2] = {acc.num, 0};
     for (int i = 0; i < 2; i++) {
         st_iter it;
@@ -485,6 +537,7 @@ static int read_file(const char *path, char **out, size_t *len, size_t max)
     sb_buf b = {0};
     char chunk[8192];
     size_t n;
+    errno = 0;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (b.len + n > max || buf_put(&b, chunk, n)) {
             fclose(f);
@@ -492,7 +545,7 @@ static int read_file(const char *path, char **out, size_t *len, size_t max)
             return EFBIG;
         }
     }
-    int err = ferror(f) ? EIO : 0;
+    int err = ferror(f) ? (errno ? errno : EIO) : 0; /* EISDIR for a directory */
     fclose(f);
     if (err) {
         buf_free(&b);
@@ -568,6 +621,9 @@ static void scan_free(dir_scan *s)
 typedef struct {
     dir_scan *s;
     int changed;
+    int lift;     /* an operator's reload: move every engine to a new generation even
+                  ** when no file changed, which lifts every quarantine */
+    uint64_t gen; /* the generation written, 0: none */
 } reload_op;
 
 static int do_reload(wtx *t, void *arg)
@@ -615,16 +671,31 @@ static int do_reload(wtx *t, void *arg)
         st_iter_close(&it);
         if (!rc && r != MDB_NOTFOUND) rc = r;
     }
-    if (!rc && op->changed) {
+    if (!rc && (op->changed || op->lift)) {
         uint64_t gen;
         if ((rc = st_meta_u64(t->txn, e, "shared_gen", &gen)) == 0)
             rc = st_meta_put_u64(t->txn, e, "shared_gen", gen + 1);
+        op->gen = gen + 1;
         t->wrote_gen = 1;
     }
     return rc;
 }
 
-int policies_reload_dir(sb_engine *e, sb_result *res, int *changed)
+/* After a reload committed generation gen: this engine moves to it now (the
+** others at their next event), so that its statistics and policy list show
+** at once what it runs (the flush only marks the states: they go at the
+** next use). Only forward: a newer one may be loaded already. */
+static void adopt_shared_gen(sb_engine *e, void *arg)
+{
+    uint64_t gen = *(const uint64_t *)arg;
+    if (e->shared_gen == UINT64_MAX || gen > e->shared_gen) {
+        pol_host_flush(e->pol);
+        e->shared_gen = gen;
+    }
+}
+
+/* Validate policy_dir and swap it in. lift: sb_reload's, see reload_op. */
+static int reload_dir(sb_engine *e, sb_result *res, int *changed, int lift)
 {
     dir_scan s = {0};
     *changed = 0;
@@ -637,7 +708,15 @@ int policies_reload_dir(sb_engine *e, sb_result *res, int *changed)
         char *cases = NULL;
         size_t cl = 0;
         snprintf(cpath, sizeof cpath, "%s/%s.cases.json", e->policy_dir, p->name);
-        if (read_file(cpath, &cases, &cl, 4 << 20) != 0) cases = NULL;
+        /* No cases file: no cases. One that cannot be read fails the reload
+        ** (its cases would not run, and a policy failing them would load). */
+        int cerr = read_file(cpath, &cases, &cl, MAX_CASES_BYTES);
+        if (cerr && cerr != ENOENT) {
+            rc = res_err(res, SB_EPOLICY, p->name, "%s: cannot read the policy's cases: %s", cpath,
+                         cerr == EFBIG ? "larger than 4 MiB" : strerror(cerr));
+            break;
+        }
+        if (cerr) cases = NULL, cl = 0;
         if ((rc = check_signature(e, p->name, p->src, p->len, res)) == 0)
             rc = pol_validate(&lim, p->name, p->src, p->len, cases, cl, res);
         free(cases);
@@ -651,15 +730,34 @@ int policies_reload_dir(sb_engine *e, sb_result *res, int *changed)
         cr_version(p->src, p->len, p->version);
     }
     if (!rc) {
-        reload_op op = {&s, 0};
+        reload_op op = {&s, 0, lift, 0};
         res_reset(res);
         rc = eng_write(e, do_reload, &op, res);
         *changed = op.changed;
+        if (rc == 0 && op.gen) {
+            int lrc = eng_write_locked(e, adopt_shared_gen, &op.gen);
+            if (lrc) /* the next event moves to it then */
+                sb_log(e, SB_LOG_WARN,
+                       "policies reloaded; this engine moves to them at its "
+                       "next event (error %d)",
+                       lrc);
+        }
     }
     scan_free(&s);
     return rc;
 }
 
+/* At sb_open: a generation only when something changed, so that a process
+** starting does not make every other one rebuild its states. */
+int policies_reload_dir(sb_engine *e, sb_result *res, int *changed)
+{
+    return reload_dir(e, res, changed, 0);
+}
+
+/* A quarantined policy stays so "until it is reloaded" (policies/README.md):
+** an operator's reload lifts every quarantine in every engine on the data
+** directory, also when no file changed (the policy may have failed for a
+** reason outside its file: agents, their documents, its store). */
 int sb_reload(sb_engine *e, sb_result *res)
 {
     res_reset(res);
@@ -667,7 +765,7 @@ int sb_reload(sb_engine *e, sb_result *res)
     if (!e->policy_dir)
         return res_err(res, SB_EINVAL, "policy_dir", "no policy directory configured");
     int changed = 0;
-    int rc = policies_reload_dir(e, res, &changed);
+    int rc = reload_dir(e, res, &changed, 1);
     if (rc) {
         sb_log(e, SB_LOG_ERROR, "policy reload failed, nothing changed: %s",
                sb_result_message(res));

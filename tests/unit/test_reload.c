@@ -1,14 +1,17 @@
 /*
 ** test_reload.c — changing policies safely: reload from the policy directory
-** (all or nothing, with the reason), two engines on one data directory both
-** moving to a new version, every decision recording the version that made
-** it, and signed policies.
+** (all or nothing, with the reason; cases that cannot be read fail it), two
+** engines on one data directory both moving to a new version, every decision
+** recording the version that made it (also with reloads under threads that
+** route), quarantine lifted by a reload or an upload and the policy list and
+** statistics saying so at once, and signed policies.
 */
 #include "switchboard.h"
 #include "tap.h"
 #include "testkit.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,6 +83,246 @@ static const char *version_of(sb_engine *e, int n)
     snprintf(v, sizeof v, "%s", json_string_value(json_object_get(pv, "version")));
     json_decref(o);
     return v;
+}
+
+/* Offer a call to queue `queue` and take it away again: the reject reason
+** the policy gave, or "" when something else decided (a fallback rings). */
+static const char *decide_in(sb_engine *e, const char *queue, int n)
+{
+    static char reason[64];
+    char json[200];
+    snprintf(json, sizeof json,
+             "{\"type\":\"offer\",\"call\":\"%s%d\",\"queue\":\"%s\",\"caller\":"
+             "\"+15550000001\"}",
+             queue, n, queue);
+    reason[0] = 0;
+    if (sb_submit_json(e, "acme", json, strlen(json), res)) return "error";
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (a->type == SB_ACT_REJECT) snprintf(reason, sizeof reason, "%s", a->reason);
+    }
+    snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s%d\"}", queue, n);
+    sb_submit_json(e, "acme", json, strlen(json), res); /* refused once it ended: fine */
+    return reason;
+}
+
+/* What sb_policy_list says of policy `name`: its state ("none" when not
+** listed) and its failures, as "state/failures" (in one of four buffers,
+** so that two calls can go in one message). */
+static const char *state_of(sb_engine *e, const char *name)
+{
+    static char bufs[4][48];
+    static int next;
+    char *state = bufs[next++ % 4];
+    snprintf(state, sizeof bufs[0], "none");
+    if (sb_policy_list(e, "acme", res)) return "error";
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(o, "policies"), i, p)
+    {
+        if (strcmp(json_string_value(json_object_get(p, "name")), name) != 0) continue;
+        snprintf(state, sizeof bufs[0], "%s/%d", json_string_value(json_object_get(p, "state")),
+                 (int)json_integer_value(json_object_get(p, "failures")));
+    }
+    json_decref(o);
+    return state;
+}
+
+/* sb_stats' policy figure `key` ("quarantined", "generation", ...). */
+static long long policy_stat(sb_engine *e, const char *key)
+{
+    if (sb_stats(e, res)) return -1;
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    long long n = json_integer_value(json_object_get(json_object_get(o, "policy"), key));
+    json_decref(o);
+    return n;
+}
+
+/* A policy that fails while nobody is free to ring (agents[1] is nil) and
+** otherwise rejects with the id of the first agent: it fails for a reason
+** outside its file, which an operator fixes without changing the file. */
+static const char *PICKY = "local P = {}\n"
+                           "function P.route(call, agents, ctx)\n"
+                           "  return { reject = agents[1].id }\n"
+                           "end\n"
+                           "return P\n";
+
+/* Quarantine ends when the policy is reloaded (policies/README.md): a
+** shared policy by a reload, also one that changes no file, in every engine
+** on the data directory; an upload by uploading it again. And the policy
+** list says so at once: it shows no quarantine the next decision lifts. */
+static void test_quarantine_ends(sb_engine *e1, sb_engine *e2)
+{
+    write_file("picky.lua", PICKY);
+    const char *pq = "{\"id\":\"pq\",\"policy\":\"picky\"}";
+    ok(sb_reload(e1, res) == 0 && sb_queue_put(e1, "acme", pq, strlen(pq), res) == 0,
+       "quarantine: queue pq routed by the shared policy picky, nobody in it");
+    for (int i = 0; i < 5; i++) {
+        decide_in(e1, "pq", 100 + i);
+        decide_in(e2, "pq", 200 + i);
+    }
+    const char *s1 = state_of(e1, "picky"), *s2 = state_of(e2, "picky");
+    ok(!strcmp(s1, "quarantined/5") && !strcmp(s2, "quarantined/5"),
+       "5 failures quarantine picky in both engines (%s, %s)", s1, s2);
+    const char *alice = "{\"id\":\"alice\",\"devices\":{\"softphone\":\"sip:alice@x\"},"
+                        "\"status\":\"available\"}";
+    ok(sb_agent_put(e1, "acme", alice, strlen(alice), res) == 0 &&
+           sb_member_put(e1, "acme", "pq", "alice", "{}", 2, res) == 0,
+       "the operator puts alice in pq: picky would decide now");
+    is_str(decide_in(e2, "pq", 300), "", "but it is quarantined: the fallback decides");
+
+    long long gen = policy_stat(e1, "generation");
+    ok(policy_stat(e1, "quarantined") == 1, "engine 1's statistics count the quarantine");
+    ok(sb_reload(e1, res) == 0, "the operator reloads, no file changed (%s)",
+       sb_result_message(res));
+    ok(policy_stat(e1, "quarantined") == 0 && policy_stat(e1, "generation") > gen,
+       "engine 1's statistics show it at once: no quarantine, a new generation");
+    s1 = state_of(e1, "picky");
+    s2 = state_of(e2, "picky");
+    ok(!strcmp(s1, "ok/0") && !strcmp(s2, "ok/0"),
+       "the list shows the quarantine lifted in both engines at once (%s, %s)", s1, s2);
+    is_str(decide_in(e2, "pq", 301), "alice", "engine 2: picky decides again");
+    is_str(decide_in(e1, "pq", 302), "alice", "engine 1 too");
+
+    /* An upload: a fixed version, or the same text again, lifts it. */
+    ok(sb_policy_put(e1, "acme", "own", PICKY, strlen(PICKY), NULL, res) == 0 &&
+           sb_queue_put(e1, "acme", "{\"id\":\"oq\",\"policy\":\"own\"}", 26, res) == 0,
+       "an upload 'own' like picky routes queue oq, nobody in it");
+    for (int i = 0; i < 5; i++)
+        decide_in(e1, "oq", 400 + i);
+    s1 = state_of(e1, "own");
+    ok(!strcmp(s1, "quarantined/5"), "5 failures quarantine it (%s)", s1);
+    ok(sb_policy_put(e1, "acme", "own", PICKY, strlen(PICKY), NULL, res) == 0,
+       "the same text uploaded again");
+    is_int((int)policy_stat(e1, "quarantined"), 0, "the statistics count no quarantine");
+    s1 = state_of(e1, "own");
+    ok(!strcmp(s1, "ok/0"), "the list shows no quarantine (%s)", s1);
+    is_str(decide_in(e1, "oq", 410), "", "its next decision runs it (it fails: nobody in oq)");
+    s1 = state_of(e1, "own");
+    ok(!strcmp(s1, "ok/1"), "one failure counted, not quarantined (%s)", s1);
+    for (int i = 0; i < 4; i++)
+        decide_in(e1, "oq", 420 + i);
+    static const char *FIXED =
+        "local P = {}\n"
+        "function P.route(call, agents, ctx) return { reject = 'fixed' } end\n"
+        "return P\n";
+    ok(!strcmp(state_of(e1, "own"), "quarantined/5") &&
+           sb_policy_put(e1, "acme", "own", FIXED, strlen(FIXED), NULL, res) == 0,
+       "quarantined again; a fixed version uploaded");
+    s1 = state_of(e1, "own");
+    s2 = state_of(e2, "own");
+    ok(!strcmp(s1, "ok/0") && !strcmp(s2, "ok/0"),
+       "the list shows the fixed version not quarantined, in both engines (%s, %s)", s1, s2);
+    is_str(decide_in(e1, "oq", 430), "fixed", "and it decides");
+    ok(sb_queue_delete(e1, "acme", "oq", res) == 0 && sb_queue_delete(e1, "acme", "pq", res) == 0 &&
+           sb_policy_delete(e1, "acme", "own", res) == 0,
+       "quarantine: cleaned up");
+    char path[512];
+    snprintf(path, sizeof path, "%s/picky.lua", pdir);
+    unlink(path);
+    ok(sb_reload(e1, res) == 0, "and picky goes");
+}
+
+/* Reloads while other threads route on both engines and read the policy
+** list and statistics: every decision is made, and recorded, by one whole
+** version (the reject reason and the version in its record agree). */
+static sb_engine *thr_eng[2];
+static char thr_va[32], thr_vb[32];
+static volatile int thr_stop;
+
+typedef struct {
+    int id, decided, wrong, errors;
+} thr_arg;
+
+static void *thr_route(void *p)
+{
+    thr_arg *a = p;
+    sb_result *r = sb_result_new();
+    sb_engine *e = thr_eng[a->id % 2];
+    for (int i = 0; !thr_stop; i++) {
+        char json[200], id[32];
+        snprintf(id, sizeof id, "t%d-%d", a->id, i);
+        snprintf(json, sizeof json,
+                 "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"q\",\"caller\":"
+                 "\"+15550000001\"}",
+                 id);
+        if (sb_submit_json(e, "acme", json, strlen(json), r)) {
+            a->errors++;
+            continue;
+        }
+        char reason[8] = "";
+        for (size_t k = 0; k < sb_result_count(r); k++)
+            if (sb_result_action(r, k)->type == SB_ACT_REJECT)
+                snprintf(reason, sizeof reason, "%s", sb_result_action(r, k)->reason);
+        if (sb_call_get(e, "acme", id, r)) {
+            a->errors++;
+            continue;
+        }
+        json_t *o = json_loads(sb_result_json(r, NULL), 0, NULL);
+        const char *v = json_string_value(
+            json_object_get(json_array_get(json_object_get(o, "policy_versions"), 0), "version"));
+        const char *want = !strcmp(reason, "A") ? thr_va : !strcmp(reason, "B") ? thr_vb : NULL;
+        a->wrong += !want || !v || strcmp(v, want) != 0;
+        a->decided++;
+        json_decref(o);
+    }
+    sb_result_free(r);
+    return NULL;
+}
+
+static void *thr_read(void *p)
+{
+    thr_arg *a = p;
+    sb_result *r = sb_result_new();
+    while (!thr_stop) {
+        a->errors += sb_policy_list(thr_eng[0], "acme", r) != 0;
+        a->errors += sb_stats(thr_eng[1], r) != 0;
+        a->decided++;
+    }
+    sb_result_free(r);
+    return NULL;
+}
+
+static void test_reload_threads(sb_engine *e1, sb_engine *e2)
+{
+    char cases[512];
+    snprintf(cases, sizeof cases, "%s/router.cases.json", pdir);
+    unlink(cases);
+    write_file("router.lua", POLICY_A);
+    ok(sb_reload(e1, res) == 0 && decide(e1, 900)[0] == 'A', "threads: router is A");
+    snprintf(thr_va, sizeof thr_va, "%s", version_of(e1, 900));
+    write_file("router.lua", POLICY_B);
+    ok(sb_reload(e1, res) == 0 && decide(e1, 901)[0] == 'B', "threads: router is B");
+    snprintf(thr_vb, sizeof thr_vb, "%s", version_of(e1, 901));
+    thr_eng[0] = e1;
+    thr_eng[1] = e2;
+    thr_stop = 0;
+    pthread_t th[4];
+    thr_arg a[4];
+    for (int i = 0; i < 4; i++)
+        a[i] = (thr_arg){.id = i};
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, i < 3 ? thr_route : thr_read, &a[i]);
+    int failed = 0;
+    for (int k = 0; k < 60; k++) {
+        write_file("router.lua", k % 2 ? POLICY_B : POLICY_A);
+        failed += sb_reload(k % 3 ? e1 : e2, res) != 0;
+    }
+    thr_stop = 1;
+    int decided = 0, wrong = 0, errors = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        if (i < 3) decided += a[i].decided, wrong += a[i].wrong;
+        errors += a[i].errors;
+    }
+    ok(failed == 0 && errors == 0,
+       "threads: 60 reloads on both engines while three threads route and one reads the list "
+       "and statistics: %d failed, %d errors",
+       failed, errors);
+    ok(decided > 0 && wrong == 0,
+       "threads: each of %d decisions recorded the version that made it (%d did not)", decided,
+       wrong);
 }
 
 int main(void)
@@ -166,6 +409,17 @@ int main(void)
     ok(sb_reload(e1, res) == SB_EPOLICY, "reload where a policy fails its own cases fails (%s)",
        sb_result_message(res));
     is_str(decide(e1, 5), "A", "still A");
+    /* Cases that cannot be read are not cases that pass: here the cases
+    ** "file" is a directory (as a file the engine may not read would be). */
+    char cpath[512];
+    snprintf(cpath, sizeof cpath, "%s/router.cases.json", pdir);
+    unlink(cpath);
+    mkdir(cpath, 0700);
+    ok(sb_reload(e1, res) == SB_EPOLICY && strstr(sb_result_message(res), "router.cases.json"),
+       "reload where a policy's cases cannot be read fails, naming them (%s)",
+       sb_result_message(res));
+    is_str(decide(e1, 50), "A", "still A");
+    rmdir(cpath);
     write_file(
         "router.cases.json",
         "[{\"name\":\"rejects with B\",\"expect\":{\"action\":\"reject\",\"reason\":\"B\"}}]");
@@ -216,6 +470,8 @@ int main(void)
     snprintf(rpath, sizeof rpath, "%s/other.lua", pdir);
     unlink(rpath);
     ok(sb_reload(e1, res) == 0, "and other goes, used by none");
+    test_quarantine_ends(e1, e2);
+    test_reload_threads(e1, e2);
     sb_close(e2);
 
     /* Signed policies. */

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+# A quarantined policy as an operator meets it. A shared policy that fails for
+# a reason outside its file (nobody to ring) is quarantined after 5 failures;
+# once the reason is gone, a SIGHUP that changes no file lifts the quarantine
+# ("quarantined until it is reloaded"): GET /v1/policies and /metrics say so
+# at once, before any call, and the next call is the policy's again. An
+# account's upload: PUT a fixed version and the list shows it not quarantined.
+import sys, os, signal
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, provision
+
+# Rejects with the id of the first agent free; fails while nobody is.
+PICKY = """\
+local P = {}
+function P.route(call, agents, ctx)
+  return { reject = agents[1].id }
+end
+return P
+"""
+
+t = TAP(deadline=120)
+d = t.owned(Daemon())
+with open(os.path.join(d.policy_dir, "picky.lua"), "w") as f:
+    f.write(PICKY)
+d.start()
+acme = provision(d, agents=("alice",), queue=None)
+r = acme.put("/v1/queues/support", {"policy": "picky", "members": [{"agent": "alice"}]})
+t.is_(r.status, 200, "queue support uses the shared policy picky")
+t.is_(acme.post("/v1/agents/alice/status", {"status": "paused"}).status, 200, "alice pauses")
+
+n = [0]
+
+
+def call():
+    """Offer a call and end it: the reject reason, or None (a fallback decided)."""
+    n[0] += 1
+    cid = "c%d" % n[0]
+    r = acme.post("/v1/calls", {"call": cid, "queue": "support", "caller": "+4930100001"})
+    if r.status != 201:
+        return "http %d" % r.status
+    rejects = [a.get("reason") for a in r.actions("reject")]
+    acme.post("/v1/calls/%s/abandon" % cid)   # 409 once the call was rejected: fine
+    return rejects[0] if rejects else None
+
+
+def state(name):
+    for p in (acme.get("/v1/policies").json or {}).get("policies", []):
+        if p["name"] == name:
+            return "%s/%s" % (p.get("state"), p.get("failures"))
+    return None
+
+
+for _ in range(5):
+    call()
+t.is_(state("picky"), "quarantined/5", "5 failures with nobody to ring quarantine picky")
+t.is_(d.metric("switchboard_policy_quarantined"), 1.0, "/metrics counts the quarantine")
+t.is_(acme.post("/v1/agents/alice/status", {"status": "available"}).status, 200,
+      "alice is back: picky would decide now")
+t.is_(call(), None, "but quarantined, it does not: the fallback does")
+gen = d.metric("switchboard_policy_generation")
+
+mark = len(d.lines)
+d.signal(signal.SIGHUP)
+t.ok(d.wait_log(r'msg="reload ok"', after=mark, timeout=15), "SIGHUP, no file changed: reload ok")
+t.is_(state("picky"), "ok/0", "GET /v1/policies: the quarantine is lifted at once")
+t.is_(d.metric("switchboard_policy_quarantined"), 0.0, "/metrics: no quarantine")
+t.ok((d.metric("switchboard_policy_generation") or 0) > (gen or 0),
+     "/metrics: a new policy generation (%r -> %r)" % (gen, d.metric("switchboard_policy_generation")))
+t.is_(call(), "alice", "the next call is picky's again")
+
+# An upload, quarantined, then fixed.
+r = acme.put("/v1/policies/mine", PICKY, headers={"Content-Type": "text/x-lua"})
+t.is_(r.status, 200, "upload mine (like picky)")
+r = acme.put("/v1/queues/support", {"policy": "mine", "members": [{"agent": "alice"}]})
+t.is_(r.status, 200, "support routed by mine")
+t.is_(acme.post("/v1/agents/alice/status", {"status": "paused"}).status, 200, "alice pauses")
+for _ in range(5):
+    call()
+t.is_(state("mine"), "quarantined/5", "mine is quarantined")
+FIXED = "local P = {}\nfunction P.route(call, agents, ctx) return { reject = 'fixed' } end\nreturn P\n"
+r = acme.put("/v1/policies/mine", FIXED, headers={"Content-Type": "text/x-lua"})
+t.is_(r.status, 200, "a fixed version uploaded")
+t.is_(state("mine"), "ok/0", "GET /v1/policies shows it at once, not quarantined")
+t.is_(d.metric("switchboard_policy_quarantined"), 0.0, "/metrics: no quarantine")
+t.is_(call(), "fixed", "and it decides")
+t.is_(d.stop(), 0, "exit 0")
+t.done()
