@@ -385,10 +385,12 @@ SB_API int sb_policy_list(sb_engine *eng, const char *account, sb_result *res);
 **  "code":"..."}. SB_ENOTFOUND when there is none. */
 SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* Delete the account's upload of that name; a shared policy of the same
-** name (policy_dir) decides from then on. res's JSON: {"name","deleted":true,
-** "now":"shared"|null}. SB_ENOTFOUND when the account uploaded none (shared
-** policies change in policy_dir); SB_ESTATE when no shared one stands in
-** and a queue or the account's retention setting names it. */
+** name (policy_dir) decides from then on, with the policy's store (ctx.set)
+** as it was; when none stands in, the store is deleted too. res's JSON:
+** {"name","deleted":true,"now":"shared"|null}. SB_ENOTFOUND when the account
+** uploaded none (shared policies change in policy_dir); SB_ESTATE when no
+** shared one stands in and a queue or the account's retention setting
+** names it. */
 SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* Re-read cfg->policy_dir, validate every file, and swap all at once, or
 ** change nothing and say which file failed and why. A file removed while a

@@ -354,24 +354,14 @@ typedef struct kv_ctx {
     const char *policy;
 } kv_ctx;
 
-static size_t kv_key(uint8_t *k, uint32_t acct, const char *policy, const char *key, size_t kl)
-{
-    size_t pl = strlen(policy);
-    put_be32(k, acct);
-    memcpy(k + 4, policy, pl);
-    k[4 + pl] = 0;
-    memcpy(k + 5 + pl, key, kl);
-    return 5 + pl + kl;
-}
-
 static int kv_get(void *arg, const char *key, size_t klen, char *type, sb_buf *val)
 {
     kv_ctx *kc = arg;
     uint8_t k[4 + SB_NAME_MAX + 1 + 64];
     MDB_val v;
     if (klen > 64) return SB_EINVAL;
-    int rc =
-        st_get(kc->t->txn, kc->t->e, DB_KV, k, kv_key(k, kc->t->acct, kc->policy, key, klen), &v);
+    int rc = st_get(kc->t->txn, kc->t->e, DB_KV, k,
+                    st_kv_key(k, kc->t->acct, kc->policy, key, klen), &v);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc || v.mv_size < 1) return SB_ESTORE;
     *type = ((char *)v.mv_data)[0];
@@ -385,7 +375,7 @@ static int kv_get(void *arg, const char *key, size_t klen, char *type, sb_buf *v
 static int kv_count(kv_ctx *kc, uint64_t *n)
 {
     uint8_t k[4 + SB_NAME_MAX + 1];
-    size_t kl = kv_key(k, kc->t->acct, kc->policy, "", 0);
+    size_t kl = st_kv_key(k, kc->t->acct, kc->policy, "", 0);
     MDB_val v;
     int rc = st_get(kc->t->txn, kc->t->e, DB_KV, k, kl, &v);
     if (rc == 0 && v.mv_size == 8) {
@@ -416,7 +406,7 @@ static int kv_set(void *arg, const char *key, size_t klen, char type, const void
     kv_ctx *kc = arg;
     uint8_t k[4 + SB_NAME_MAX + 1 + 64];
     if (klen < 1 || klen > 64 || vlen > 1024) return SB_EINVAL;
-    size_t kl = kv_key(k, kc->t->acct, kc->policy, key, klen);
+    size_t kl = st_kv_key(k, kc->t->acct, kc->policy, key, klen);
     /* A key added or deleted changes the count (read before the write: a
     ** store without one yet is counted). */
     uint64_t n = 0;
@@ -434,7 +424,8 @@ static int kv_set(void *arg, const char *key, size_t klen, char type, const void
     n = type ? n + 1 : n ? n - 1 : 0;
     uint8_t nv[8];
     put_be64(nv, n);
-    return st_put(kc->t->txn, kc->t->e, DB_KV, k, kv_key(k, kc->t->acct, kc->policy, "", 0), nv, 8);
+    return st_put(kc->t->txn, kc->t->e, DB_KV, k, st_kv_key(k, kc->t->acct, kc->policy, "", 0), nv,
+                  8);
 }
 
 /* The decision of the queue's fallback, in C, when the policy failed. */

@@ -411,6 +411,9 @@ static int do_policy_delete(wtx *t, void *arg)
                            op->name);
     }
     if ((rc = st_del(t->txn, e, DB_POLICIES, k, kl))) return rc;
+    /* Its store goes with it, unless the shared policy of that name decides
+    ** from now on (it carries on with the store, as before the upload). */
+    if (!op->shared && (rc = st_kv_drop(t->txn, e, t->acct, op->name))) return rc;
     op->acct = t->acct;
     return bump_account_gen(t, &op->gen);
 }

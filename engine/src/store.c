@@ -128,6 +128,29 @@ int st_iter_next(st_iter *it)
     return it_check(it, mdb_cursor_get(it->c, &it->k, &it->v, MDB_NEXT));
 }
 
+size_t st_kv_key(uint8_t *k, uint32_t acct, const char *policy, const char *key, size_t klen)
+{
+    size_t pl = strlen(policy);
+    put_be32(k, acct);
+    memcpy(k + 4, policy, pl);
+    k[4 + pl] = 0;
+    if (klen) memcpy(k + 5 + pl, key, klen);
+    return 5 + pl + klen;
+}
+
+int st_kv_drop(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *policy)
+{
+    uint8_t k[5 + SB_NAME_MAX];
+    if (strlen(policy) > SB_NAME_MAX) return SB_EINVAL;
+    st_iter it;
+    int rc;
+    for (rc = st_iter_open(&it, txn, e, DB_KV, k, st_kv_key(k, acct, policy, "", 0)); rc == 0;
+         rc = st_iter_del(&it))
+        ;
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int st_iter_del(st_iter *it)
 {
     if (!it->key) return MDB_NOTFOUND;

@@ -458,6 +458,18 @@ static void test_store_limit(void)
     is_str(offer_from("+15550001000"), "batch 159",
            "then 63 fit again, and the count goes on from 158: the failed calls wrote nothing");
     is_str(offer_from("+15558888801"), "", "and the store is full again");
+    /* Deleting the policy deletes its store. */
+    const char *src = "local P = {}\n"
+                      "function P.route(call, agents, ctx)\n"
+                      "  local n = (ctx.get('n') or 0) + 1\n"
+                      "  ctx.set('n', n)\n"
+                      "  return { reject = 'batch ' .. n }\n"
+                      "end\nreturn P\n";
+    queue_with("pauser");
+    ok(sb_policy_delete(eng, "acme", "filler", res) == 0, "the policy deleted");
+    ok(policy("filler", src) == 0, "and uploaded again under its name");
+    queue_with("filler");
+    is_str(offer_from("+15550001000"), "batch 1", "it starts with an empty store");
 }
 
 int main(void)
