@@ -395,7 +395,9 @@ SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *nam
 /* Re-read cfg->policy_dir, validate every file, and swap all at once, or
 ** change nothing and say which file failed and why. A file removed while a
 ** queue or retention setting of an account without an upload of that name
-** still names it fails the reload too (SB_EPOLICY naming the user). */
+** still names it fails the reload too (SB_EPOLICY naming the user). A
+** reload that succeeds lifts every quarantine, in every engine on the data
+** directory, also when no file changed. */
 SB_API int sb_reload(sb_engine *eng, sb_result *res);
 
 /* Compile and lint a policy without an engine. res's message lists each

@@ -599,9 +599,10 @@ int sb_stats(sb_engine *e, sb_result *res)
         (json_int_t)s.dec_wait, "move", (json_int_t)s.dec_move, "reject", (json_int_t)s.dec_reject,
         "fallback", (json_int_t)s.dec_fallback, "policy", "failures", (json_int_t)failures,
         "quarantined", (json_int_t)quarantined, "reloads", (json_int_t)s.reloads, "generation",
-        (json_int_t)e->shared_gen, "memory_bytes", (json_int_t)polmem, "latency_us", "le", lat_le,
-        "counts", lat_n, "sum", (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb",
-        "map_size", (json_int_t)info.me_mapsize, "used_bytes",
+        (json_int_t)(e->shared_gen == UINT64_MAX ? 0 : e->shared_gen), "memory_bytes",
+        (json_int_t)polmem, "latency_us", "le", lat_le, "counts", lat_n, "sum",
+        (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb", "map_size",
+        (json_int_t)info.me_mapsize, "used_bytes",
         (json_int_t)((info.me_last_pgno + 1) * (uint64_t)mst.ms_psize), "readers",
         (int)info.me_numreaders, "max_readers", (int)info.me_maxreaders);
     res_doc(res, o);
