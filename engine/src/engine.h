@@ -4,7 +4,8 @@
 **
 ** LMDB layout: one tree; each key starts with its table's byte (DB_* + 1),
 ** then (all integers big-endian so they sort):
-**   meta      "schema" u32, "next_account" u32, "shared_gen" u64
+**   meta      "schema" u32, "next_account" u32, "shared_gen" u64,
+**             "deleted_gen" u64 (bumped by every account deletion)
 **   names     kind(1) acct(4) id          -> num u32       id -> number maps
 **   accounts  acct(4)                     -> account record
 **   agents    acct(4) agent(4)            -> agent record
@@ -132,13 +133,15 @@ struct sb_engine {
     pthread_mutex_t hints_mu;
 
     pol_host *pol;
-    uint64_t shared_gen; /* shared policies generation this process loaded */
-    size_t gen_txn;      /* id of this engine's last commit that knew shared_gen
-                         ** current: when the next write is id + 1, nobody else
-                         ** has written since and the check is skipped */
-    int txn_dirty;       /* the write transaction running now has changed
-                         ** something through st_put/st_del (an empty commit
-                         ** takes no transaction id); under the write lock */
+    uint64_t shared_gen;  /* shared policies generation this process loaded */
+    uint64_t deleted_gen; /* account deletions seen (another engine's drop our
+                          ** policy states of the accounts it deleted) */
+    size_t gen_txn;       /* id of this engine's last commit that knew shared_gen
+                          ** current: when the next write is id + 1, nobody else
+                          ** has written since and the check is skipped */
+    int txn_dirty;        /* the write transaction running now has changed
+                          ** something through st_put/st_del (an empty commit
+                          ** takes no transaction id); under the write lock */
     uint8_t master[32];
 
     pthread_mutex_t stats_mu;

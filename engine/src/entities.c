@@ -300,6 +300,11 @@ static int do_account_delete(wtx *t, void *arg)
     if ((rc = del_prefix(t->txn, e, DB_NAMES, p, 5))) return rc;
     /* Timers of the account are dropped when they fire: they find no account. */
     pol_host_drop(e->pol, t->acct);
+    /* Other engines on the data directory drop theirs when they see it. */
+    uint64_t gen;
+    if ((rc = st_meta_u64(t->txn, e, "deleted_gen", &gen)) ||
+        (rc = st_meta_put_u64(t->txn, e, "deleted_gen", gen + 1)))
+        return rc;
     return st_name_del(t->txn, e, NK_ACCOUNT, 0, t->account->id);
 }
 

@@ -206,6 +206,20 @@ void pol_host_drop(pol_host *h, uint32_t acct_id)
     acct_remove(h, acct_id);
 }
 
+int pol_host_prune(pol_host *h, int (*keep)(void *arg, uint32_t acct_id), void *arg)
+{
+    if (!h->n) return 0;
+    uint32_t *gone = malloc(h->n * sizeof *gone);
+    if (!gone) return SB_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < h->cap; i++)
+        if (h->slot[i] && !keep(arg, h->slot[i]->id)) gone[n++] = h->slot[i]->id;
+    for (size_t i = 0; i < n; i++) /* apart: a removal moves the others */
+        acct_remove(h, gone[i]);
+    free(gone);
+    return 0;
+}
+
 __attribute__((format(printf, 3, 4))) static void hlog(pol_host *h, sb_log_level lvl,
                                                        const char *fmt, ...)
 {

@@ -160,6 +160,9 @@ int pol_host_gen(pol_host *h, uint32_t acct, uint64_t *gen);
 void pol_host_flush(pol_host *h);
 /* Drop one account's state (account deleted). */
 void pol_host_drop(pol_host *h, uint32_t acct);
+/* Drop the state of every account keep() says is gone (deleted by another
+** engine or process). */
+int pol_host_prune(pol_host *h, int (*keep)(void *arg, uint32_t acct), void *arg);
 
 /* Reset a decision: kind, counts, texts, failed (the arrays are read only
 ** up to their counts). pol_route starts with it. */

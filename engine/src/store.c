@@ -643,6 +643,14 @@ int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
     return eng_write_ex(e, fn, arg, res, 0);
 }
 
+static int account_alive(void *arg, uint32_t acct)
+{
+    wtx *t = arg;
+    uint8_t k[4];
+    MDB_val v;
+    return st_get(t->txn, t->e, DB_ACCOUNTS, k, key_acct(k, acct), &v) != MDB_NOTFOUND;
+}
+
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)
 {
     size_t mark = sb_result_count(res);
@@ -666,6 +674,10 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
                 pol_host_flush(e->pol);
                 e->shared_gen = gen;
             }
+            /* Accounts deleted by someone else: their policy states go. */
+            if (rc == 0 && (rc = st_meta_u64(t.txn, e, "deleted_gen", &gen)) == 0 &&
+                gen != e->deleted_gen && (rc = pol_host_prune(e->pol, account_alive, &t)) == 0)
+                e->deleted_gen = gen;
         }
         e->cur_txn = t.txn;
         if (rc == 0) rc = fn(&t, arg);

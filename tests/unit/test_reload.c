@@ -325,6 +325,29 @@ static void test_reload_threads(sb_engine *e1, sb_engine *e2)
        wrong);
 }
 
+/* An account deleted by one engine: the others drop its policy state at
+** their next write (it would stay until a reload otherwise). */
+static void test_deleted_account(sb_engine *e1, sb_engine *e2)
+{
+    const char *q = "{\"id\":\"q\",\"policy\":\"router\"}";
+    const char *offer =
+        "{\"type\":\"offer\",\"call\":\"g1\",\"queue\":\"q\",\"caller\":\"+15550000001\"}";
+    decide(e2, 900); /* acme's state is built in engine 2 */
+    long long before = policy_stat(e2, "memory_bytes");
+    ok(sb_account_put(e1, "{\"id\":\"gone\"}", 13, res) == 0 &&
+           sb_queue_put(e1, "gone", q, strlen(q), res) == 0 &&
+           sb_submit_json(e2, "gone", offer, strlen(offer), res) == 0,
+       "account gone routes a call in engine 2");
+    long long with = policy_stat(e2, "memory_bytes");
+    ok(with > before, "engine 2 holds its policy state (%lld bytes, %lld before)", with, before);
+    ok(sb_account_delete(e1, "gone", res) == 0, "engine 1 deletes the account (%s)",
+       sb_result_message(res));
+    decide(e2, 901); /* any write of engine 2 */
+    long long after = policy_stat(e2, "memory_bytes");
+    ok(after < with, "engine 2 dropped it at its next write (%lld bytes, %lld with it)", after,
+       with);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-reload-%d", (int)getpid());
@@ -429,6 +452,8 @@ int main(void)
     ok(strcmp(version_of(e2, 7), va) != 0 && strlen(version_of(e2, 7)) == 16,
        "with a new version recorded");
     is_str(version_of(e1, 5), va, "earlier records keep the version that decided them");
+
+    test_deleted_account(e1, e2);
 
     /* An empty commit takes no transaction id: after one, an engine must
     ** still see the reload another engine commits next. */
