@@ -879,7 +879,10 @@ static int compare_expect(json_t *expect, json_t *got, int failed, const char *e
         if (!g || !same(g, v)) {
             char *gs = g ? json_dumps(g, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
             char *es = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            snprintf(why, cap, "%s: expected %s, got %s", k, es ? es : "?", gs ? gs : "nothing");
+            snprintf(why, cap, "%s: expected %s, got %s%s%s", k, es ? es : "?", gs ? gs : "nothing",
+                     failed && error && error[0] ? " (the policy failed: " : "",
+                     failed && error && error[0] ? error : "");
+            if (failed && error && error[0] && strlen(why) + 2 <= cap) strcat(why, ")");
             free(gs);
             free(es);
             return -1;

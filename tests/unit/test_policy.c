@@ -705,6 +705,20 @@ static void test_cases(void)
        "ctx.log lines are kept per case");
     json_decref(j);
 
+    /* A case expecting a decision where the policy failed says why it failed. */
+    const char *fails = "[{\"name\":\"fails\",\"call\":{\"attrs\":{\"explode\":true}},"
+                        "\"agents\":[{\"id\":\"a\"}],\"expect\":{\"action\":\"wait\"}}]";
+    rc = sb_policy_test("t/rr.lua", src, strlen(src), fails, strlen(fails), r);
+    j = test_json(r);
+    const char *m = json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "cases"), 0), "message"));
+    ok(rc == SB_EPOLICY && m &&
+           strstr(
+               m,
+               "action: expected \"wait\", got \"error\" (the policy failed: t/rr.lua:11: boom)"),
+       "a case where the policy failed gives its error with file:line: %s", m ? m : "-");
+    json_decref(j);
+
     rc = sb_policy_test("x", "return 42", 9, "[]", 2, r);
     ok(rc == SB_EPOLICY && strstr(sb_result_message(r), "x.lua:1: a policy must return a table"),
        "a policy that does not load fails the run: %s", sb_result_message(r));
