@@ -262,15 +262,26 @@ typedef struct {
     const char *account, *name, *src;
     size_t len;
     char version[17];
+    unsigned hooks;
     uint32_t acct;
     uint64_t gen;
 } put_op;
+
+static int route_needed(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, unsigned hooks,
+                        char *who, size_t cap);
 
 static int do_policy_put(wtx *t, void *arg)
 {
     put_op *op = arg;
     int rc = tx_account(t, op->account);
     if (rc) return rc;
+    char who[SB_ID_MAX * 2 + 64];
+    if ((rc = route_needed(t->txn, t->e, t->acct, op->name, op->hooks, who, sizeof who))) return rc;
+    if (who[0])
+        return res_err(t->res, SB_ESTATE, "source",
+                       "%s routes with policy '%s', and this version has no route hook; "
+                       "add one, or move the queue to another policy first",
+                       who, op->name);
     if ((rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version, t->now)))
         return rc;
     op->acct = t->acct;
@@ -293,11 +304,12 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     int rc = check_signature(e, name, source, len, res);
     if (rc) return rc;
     pol_limits lim = limits_of(e);
-    if ((rc = pol_validate(&lim, name, source, len, cases_json, cases_json ? strlen(cases_json) : 0,
-                           res)))
+    unsigned hooks;
+    if ((rc = pol_validate_hooks(&lim, name, source, len, cases_json,
+                                 cases_json ? strlen(cases_json) : 0, res, &hooks)))
         return rc;
     res_reset(res);
-    put_op op = {.account = account, .name = name, .src = source, .len = len};
+    put_op op = {.account = account, .name = name, .src = source, .len = len, .hooks = hooks};
     cr_version(source, len, op.version);
     if ((rc = eng_write(e, do_policy_put, &op, res))) return rc;
     adopt_account(e, op.acct, op.gen);
@@ -342,15 +354,19 @@ int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result
 ** policy going) of any account without an upload of that name. 0 and who
 ** empty when nobody; else 0 and who says who, first found. */
 #define ALL_ACCOUNTS UINT32_MAX
-static int policy_users(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, char *who,
-                        size_t cap)
+enum { USE_QUEUES = 1, USE_RETENTION = 2, USE_ANY = 3 };
+
+static int policy_users(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, int what,
+                        char *who, size_t cap)
 {
     int all = acct == ALL_ACCOUNTS, rc;
     uint8_t p[4];
     st_iter it;
     who[0] = 0;
     /* Queues: keyed acct(4) queue(4). */
-    for (rc = st_iter_open(&it, txn, e, DB_QUEUES, p, all ? 0 : key_acct(p, acct));
+    for (rc = (what & USE_QUEUES)
+                  ? st_iter_open(&it, txn, e, DB_QUEUES, p, all ? 0 : key_acct(p, acct))
+                  : MDB_NOTFOUND;
          rc == 0 && !who[0]; rc = st_iter_next(&it)) {
         queue_rec q = {0};
         uint32_t a = it.klen >= 4 ? be32(it.key) : 0;
@@ -364,8 +380,9 @@ static int policy_users(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *n
         }
         queue_free(&q);
     }
-    st_iter_close(&it);
+    if (what & USE_QUEUES) st_iter_close(&it);
     if (rc != MDB_NOTFOUND && rc != 0) return rc;
+    if (!(what & USE_RETENTION)) return 0;
     /* Retention settings: one per account. */
     for (rc = st_iter_open(&it, txn, e, DB_ACCOUNTS, p, all ? 0 : key_acct(p, acct));
          rc == 0 && !who[0]; rc = st_iter_next(&it)) {
@@ -379,6 +396,17 @@ static int policy_users(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *n
     }
     st_iter_close(&it);
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+/* Queues route by calling a policy's `route`: a version of it without one
+** (a retention-only file) would send every call to the fallback. who: the
+** first queue (of account acct, or ALL_ACCOUNTS without an upload of that
+** name) that would lose it, or "". */
+static int route_needed(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, unsigned hooks,
+                        char *who, size_t cap)
+{
+    who[0] = 0;
+    return hooks & POL_HOOK_ROUTE ? 0 : policy_users(txn, e, acct, name, USE_QUEUES, who, cap);
 }
 
 typedef struct {
@@ -405,7 +433,7 @@ static int do_policy_delete(wtx *t, void *arg)
     op->shared = read_policy(t->txn, e, 0, op->name, NULL, NULL) == 0;
     if (!op->shared) { /* nothing would stand in: refused while in use */
         char who[SB_ID_MAX * 2 + 64];
-        if ((rc = policy_users(t->txn, e, t->acct, op->name, who, sizeof who))) return rc;
+        if ((rc = policy_users(t->txn, e, t->acct, op->name, USE_ANY, who, sizeof who))) return rc;
         if (who[0])
             return res_err(t->res, SB_ESTATE, "name", "%s uses policy '%s'; change it first", who,
                            op->name);
@@ -526,6 +554,7 @@ typedef struct dir_policy {
     char *src;
     size_t len;
     char version[17];
+    unsigned hooks; /* POL_HOOK_* */
 } dir_policy;
 
 typedef struct dir_scan {
@@ -640,6 +669,15 @@ static int do_reload(wtx *t, void *arg)
         char have[17];
         if (read_policy(t->txn, e, 0, p->name, NULL, have) == 0 && strcmp(have, p->version) == 0)
             continue;
+        char who[SB_ID_MAX * 2 + 64];
+        if ((rc = route_needed(t->txn, e, ALL_ACCOUNTS, p->name, p->hooks, who, sizeof who))) break;
+        if (who[0]) {
+            rc = res_err(t->res, SB_EPOLICY, p->name,
+                         "%s/%s.lua has no route hook, but %s routes with it; add one, or move "
+                         "the queue to another policy first",
+                         e->policy_dir, p->name, who);
+            break;
+        }
         rc = write_policy(t->txn, e, 0, p->name, p->src, p->len, p->version, t->now);
         op->changed++;
     }
@@ -657,7 +695,8 @@ static int do_reload(wtx *t, void *arg)
                 /* Not while an account needs it with no upload of its own. */
                 char name[SB_NAME_MAX + 1], who[SB_ID_MAX * 2 + 64];
                 snprintf(name, sizeof name, "%.*s", (int)nl, (const char *)it.key + 4);
-                if ((r = policy_users(t->txn, e, ALL_ACCOUNTS, name, who, sizeof who))) break;
+                if ((r = policy_users(t->txn, e, ALL_ACCOUNTS, name, USE_ANY, who, sizeof who)))
+                    break;
                 if (who[0]) {
                     rc = res_err(t->res, SB_EPOLICY, name,
                                  "%s.lua is gone from the policy directory but %s uses it; "
@@ -721,7 +760,7 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, int lift)
         }
         if (cerr) cases = NULL, cl = 0;
         if ((rc = check_signature(e, p->name, p->src, p->len, res)) == 0)
-            rc = pol_validate(&lim, p->name, p->src, p->len, cases, cl, res);
+            rc = pol_validate_hooks(&lim, p->name, p->src, p->len, cases, cl, res, &p->hooks);
         free(cases);
         if (rc) {
             char msg[1200];

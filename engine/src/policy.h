@@ -254,6 +254,10 @@ int pol_erase(pol_host *h, uint32_t acct, const char *account_id, const char *po
 ** else SB_EPOLICY with the problems in res. */
 int pol_validate(const pol_limits *lim, const char *name, const char *src, size_t len,
                  const char *cases, size_t cases_len, sb_result *res);
+/* The same, and *hooks: the POL_HOOK_* bits of the hooks it defines. */
+enum { POL_HOOK_ROUTE = 1, POL_HOOK_RETAIN = 2, POL_HOOK_ERASE = 4 };
+int pol_validate_hooks(const pol_limits *lim, const char *name, const char *src, size_t len,
+                       const char *cases, size_t cases_len, sb_result *res, unsigned *hooks);
 
 /* Per-account policy status for sb_policy_list: fills a JSON array of
 ** {"name","version","state":"ok"|"quarantined","failures":N,"calls":N}. */

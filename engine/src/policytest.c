@@ -1082,7 +1082,8 @@ static json_t *parse_cases(const char *nm, const char *cases, size_t len, char *
 ** any): *rep their report, *nfail how many failed, sum (if given) a summary
 ** of the failures. SB_EPOLICY with res set when the source does not load. */
 static int load_and_run(const char *nm, const char *src, size_t len, const pol_limits *lim,
-                        json_t *cj, json_t **rep, int *nfail, sb_buf *sum, sb_result *res)
+                        json_t *cj, json_t **rep, int *nfail, sb_buf *sum, sb_result *res,
+                        unsigned *hooks)
 {
     char err[512];
     logcap lc = {NULL};
@@ -1095,13 +1096,23 @@ static int load_and_run(const char *nm, const char *src, size_t len, const pol_l
         rc = res_err(res, SB_EPOLICY, "source", "%s", err);
     else if (cj)
         *rep = run_cases(sb, &lc, nm, refs, lim, cj, nfail, sum);
+    if (hooks)
+        for (int i = 0; i < 3; i++)
+            if (!rc && refs[i] != LUA_NOREF) *hooks |= 1u << i;
     sbx_free(sb);
     return rc;
 }
 
-int pol_validate(const pol_limits *lim_in, const char *name, const char *src, size_t len,
+int pol_validate(const pol_limits *lim, const char *name, const char *src, size_t len,
                  const char *cases, size_t cases_len, sb_result *res)
 {
+    return pol_validate_hooks(lim, name, src, len, cases, cases_len, res, NULL);
+}
+
+int pol_validate_hooks(const pol_limits *lim_in, const char *name, const char *src, size_t len,
+                       const char *cases, size_t cases_len, sb_result *res, unsigned *hooks)
+{
+    if (hooks) *hooks = 0;
     pol_limits lim;
     limits_or_default(lim_in, &lim);
     char nm[SB_NAME_MAX + 8], err[512];
@@ -1111,7 +1122,7 @@ int pol_validate(const pol_limits *lim_in, const char *name, const char *src, si
         return res_err(res, SB_EPOLICY, "cases", "%s", err);
     int nfail = 0;
     sb_buf sum = {0};
-    int rc = load_and_run(nm, src, len, &lim, cj, &rep, &nfail, &sum, res);
+    int rc = load_and_run(nm, src, len, &lim, cj, &rep, &nfail, &sum, res, hooks);
     if (!rc && nfail)
         rc = res_err(res, SB_EPOLICY, "cases", "%d of %zu cases failed:\n%s", nfail,
                      json_array_size(cj), sum.p ? sum.p : "");
@@ -1134,7 +1145,7 @@ int sb_policy_test(const char *name, const char *source, size_t len, const char 
     json_t *cj = parse_cases(nm, cases_json, cases_len, err, sizeof err), *rep = NULL;
     if (!cj) return res_err(res, json_oom_seen() ? SB_ENOMEM : SB_EINVAL, "cases", "%s", err);
     int nfail = 0;
-    int rc = load_and_run(nm, source, len, &lim, cj, &rep, &nfail, NULL, res);
+    int rc = load_and_run(nm, source, len, &lim, cj, &rep, &nfail, NULL, res, NULL);
     if (!rc) {
         /* The report is the result's document also when cases fail: the
         ** return code says whether all passed. */

@@ -470,6 +470,18 @@ static void test_store_limit(void)
     ok(policy("filler", src) == 0, "and uploaded again under its name");
     queue_with("filler");
     is_str(offer_from("+15550001000"), "batch 1", "it starts with an empty store");
+    /* A version without route, while a queue routes with the policy: refused. */
+    const char *ret_only = "local P = {}\n"
+                           "function P.retain(record, ctx) return { keep = true } end\n"
+                           "return P\n";
+    ok(sb_policy_put(eng, "acme", "filler", ret_only, strlen(ret_only), NULL, res) == SB_ESTATE &&
+           strstr(sb_result_message(res), "queue 'q' routes with policy 'filler'"),
+       "a version without route is refused while queue q routes with it (%s)",
+       sb_result_message(res));
+    is_str(offer_from("+15550001000"), "batch 2", "and the old version still decides");
+    queue_with("pauser");
+    ok(sb_policy_put(eng, "acme", "filler", ret_only, strlen(ret_only), NULL, res) == 0,
+       "once no queue routes with it, it is taken");
 }
 
 int main(void)

@@ -455,6 +455,22 @@ int main(void)
 
     test_deleted_account(e1, e2);
 
+    /* A shared file that loses its route hook while a queue routes with it. */
+    write_file("router.lua", "local P = {}\n"
+                             "function P.retain(record, ctx) return { keep = true } end\n"
+                             "return P\n");
+    write_file("router.cases.json", "[]");
+    ok(sb_reload(e1, res) == SB_EPOLICY &&
+           strstr(sb_result_message(res), "router.lua has no route hook, but queue 'q' of account "
+                                          "'acme' routes with it"),
+       "a reload that would take route from queue q's policy is refused (%s)",
+       sb_result_message(res));
+    is_str(decide(e2, 30), "B", "nothing changed");
+    write_file("router.lua", POLICY_B);
+    write_file(
+        "router.cases.json",
+        "[{\"name\":\"rejects with B\",\"expect\":{\"action\":\"reject\",\"reason\":\"B\"}}]");
+
     /* An empty commit takes no transaction id: after one, an engine must
     ** still see the reload another engine commits next. */
     static const char *CASES_A =
