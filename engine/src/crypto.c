@@ -41,8 +41,10 @@ _Static_assert(CR_APIKEY_LEN + 1 <= 64, "api key buffer");
 ** formats depend on them and on the subkey ids: never change either. */
 static const char KDF_PSEUDONYM[] = "sbpseudo";
 static const char KDF_APIKEY[] = "sbapikey";
+static const char KDF_CHECK[] = "sbkcheck";
 _Static_assert(sizeof KDF_PSEUDONYM - 1 == crypto_kdf_CONTEXTBYTES, "kdf context length");
 _Static_assert(sizeof KDF_APIKEY - 1 == crypto_kdf_CONTEXTBYTES, "kdf context length");
+_Static_assert(sizeof KDF_CHECK - 1 == crypto_kdf_CONTEXTBYTES, "kdf context length");
 enum { SUBKEY_ID = 1, SUBKEY_BYTES = 32 };
 
 int cr_init(void)
@@ -364,6 +366,17 @@ int cr_open(const uint8_t key[CR_KEY_BYTES], const void *ad, size_t adlen, const
 
 /* ------------------------------------------------------------------------ */
 /* Keyed hashes: pseudonyms and API keys. */
+
+void cr_master_check(const uint8_t master[CR_KEY_BYTES], uint8_t out[CR_MASTER_CHECK_BYTES])
+{
+    static const char msg[] = "switchboard master key";
+    uint8_t subkey[SUBKEY_BYTES];
+
+    crypto_kdf_derive_from_key(subkey, sizeof subkey, SUBKEY_ID, KDF_CHECK, master);
+    crypto_generichash(out, CR_MASTER_CHECK_BYTES, (const unsigned char *)msg, sizeof msg - 1,
+                       subkey, sizeof subkey);
+    sodium_memzero(subkey, sizeof subkey);
+}
 
 void cr_pseudonym(const uint8_t key[CR_KEY_BYTES], const char *number,
                   uint8_t out[CR_PSEUDONYM_BYTES])

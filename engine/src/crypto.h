@@ -104,6 +104,15 @@ CR_NODISCARD int cr_seal(const uint8_t key[CR_KEY_BYTES], const void *ad, size_t
 CR_NODISCARD int cr_open(const uint8_t key[CR_KEY_BYTES], const void *ad, size_t adlen,
                          const uint8_t *in, size_t inlen, uint8_t *out);
 
+/* A check value of the master key, kept beside what it wrapped so that data
+** wrapped by another master key is told apart from data that does not open
+** for another reason (a stale or tampered slot):
+**   subkey = crypto_kdf_derive_from_key(32, id 1, ctx "sbkcheck", master)
+**   out    = BLAKE2b-128(key = subkey, msg = "switchboard master key")
+** It reveals nothing of the master key. */
+#define CR_MASTER_CHECK_BYTES 16
+void cr_master_check(const uint8_t master[CR_KEY_BYTES], uint8_t out[CR_MASTER_CHECK_BYTES]);
+
 /* Keyed pseudonym of a normalized (E.164) number, for finding a caller's
 ** records without storing the number in the clear:
 **   subkey = crypto_kdf_derive_from_key(32, id 1, ctx "sbpseudo", key)

@@ -21,6 +21,19 @@
 #define KEY_SLOT 128
 #define KEY_MAGIC "SBK1"
 #define PREV_AGENT_LOOK 16 /* index entries read back for caller history */
+/* A slot: magic(4) acct(4) wrapped key(72) the master key's check value(16)
+** (zeros in slots written before there was one), then zeros. */
+#define SLOT_WRAPPED 8
+#define SLOT_CHECK (SLOT_WRAPPED + CR_WRAPPED_BYTES)
+_Static_assert(SLOT_CHECK + CR_MASTER_CHECK_BYTES <= KEY_SLOT, "key slot layout");
+/* What key_read found besides a key (0) or no slot (SB_ECRYPTO). */
+enum {
+    KEY_UNCHECKED = 1,                    /* the key, from a slot without a check value */
+    KEY_STALE = SB_ECRYPTO - 1000,        /* a slot of this master key that does not open: one
+                                          ** left for another account id by a creation that
+                                          ** never committed (or without a check value) */
+    KEY_OTHER_MASTER = SB_ECRYPTO - 1001, /* a slot wrapped by another master key */
+};
 
 static const char *const outcome_names[OUT_COUNT] = {"",         "answered",   "abandoned",
                                                      "rejected", "overflowed", "failed"};
@@ -177,6 +190,49 @@ void rec_settings_json(const rec_settings *s, json_t *o)
 
 /* --- data keys ------------------------------------------------------------ */
 
+static int key_read(rec_state *rs, const uint8_t master[32], uint32_t acct, const char *account,
+                    uint8_t key[32]);
+
+/* The master key must be the one the data keys were wrapped with. One that
+** is not (another key_file, a key file replaced) opens no slot: every read
+** of sealed data would fail, and a slot without a check value would be
+** taken for one left by a creation that never committed and get a new key
+** (everything sealed before lost). So an engine opens only when an
+** account's slot opens with its key, or when no account has a slot yet. */
+static int master_check(sb_engine *e, sb_result *res)
+{
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "read accounts");
+    st_iter it;
+    uint8_t p[5] = {NK_ACCOUNT, 0, 0, 0, 0};
+    int slots = 0, opened = 0;
+    char first[SB_ID_MAX + 1] = "";
+    for (rc = st_iter_open(&it, txn, e, DB_NAMES, p, sizeof p); rc == 0 && !opened;
+         rc = st_iter_next(&it)) {
+        if (it.v.mv_size != 4 || it.klen <= 5 || it.klen > 5 + SB_ID_MAX) continue;
+        char id[SB_ID_MAX + 1];
+        uint8_t key[32];
+        memcpy(id, it.key + 5, it.klen - 5);
+        id[it.klen - 5] = 0;
+        int kr = key_read(e->rec, e->master, be32(it.v.mv_data), id, key);
+        cr_wipe(key, sizeof key);
+        if (kr == 0 || kr == KEY_UNCHECKED) opened = 1;
+        if ((kr == KEY_STALE || kr == KEY_OTHER_MASTER) && !slots++)
+            str_copy(first, sizeof first, id);
+    }
+    st_iter_close(&it);
+    eng_read_end(e, txn);
+    if (!opened && rc != 0 && rc != MDB_NOTFOUND) return eng_mdb_err(res, rc, "read accounts");
+    if (!opened && slots)
+        return res_err(res, SB_ECRYPTO, "key_file",
+                       "master key %s is not the one this data directory's data keys were made "
+                       "with (the data key of account '%s'%s does not open with it): give the "
+                       "key file this data was written with",
+                       e->key_file, first, slots > 1 ? " and others" : "");
+    return 0;
+}
+
 int records_open(sb_engine *e, sb_result *res)
 {
     rec_state *rs = calloc(1, sizeof *rs);
@@ -189,7 +245,7 @@ int records_open(sb_engine *e, sb_result *res)
     if (rs->keyfd < 0)
         return res_err(res, SB_ECRYPTO, "data_dir", "cannot open the data key file %s: %s", path,
                        strerror(errno));
-    return 0;
+    return master_check(e, res);
 }
 
 void records_close(sb_engine *e)
@@ -206,16 +262,28 @@ void records_close(sb_engine *e)
     e->rec = NULL;
 }
 
+/* The account's key from its slot: 0 (KEY_UNCHECKED: from a slot without a
+** check value); SB_ECRYPTO when it has no slot; KEY_STALE or
+** KEY_OTHER_MASTER when its slot does not open; SB_ESTORE. */
 static int key_read(rec_state *rs, const uint8_t master[32], uint32_t acct, const char *account,
                     uint8_t key[32])
 {
-    uint8_t slot[KEY_SLOT];
+    uint8_t slot[KEY_SLOT], check[CR_MASTER_CHECK_BYTES], none[CR_MASTER_CHECK_BYTES] = {0};
     ssize_t n = pread(rs->keyfd, slot, sizeof slot, (off_t)acct * KEY_SLOT);
     if (n < 0) return SB_ESTORE;
     int rc = SB_ECRYPTO;
-    if (n == KEY_SLOT && memcmp(slot, KEY_MAGIC, 4) == 0 && be32(slot + 4) == acct &&
-        cr_unwrap(master, account, slot + 8, key) == 0)
-        rc = 0;
+    if (n == KEY_SLOT && memcmp(slot, KEY_MAGIC, 4) == 0 && be32(slot + 4) == acct) {
+        int unchecked = memcmp(slot + SLOT_CHECK, none, sizeof none) == 0;
+        cr_master_check(master, check);
+        if (cr_unwrap(master, account, slot + SLOT_WRAPPED, key) == 0)
+            rc = unchecked ? KEY_UNCHECKED : 0;
+        else if (unchecked || cr_equal(slot + SLOT_CHECK, check, sizeof check))
+            rc = KEY_STALE;
+        else
+            rc = KEY_OTHER_MASTER;
+    } else {
+        cr_wipe(key, 32);
+    }
     cr_wipe(slot, sizeof slot);
     return rc;
 }
@@ -240,18 +308,28 @@ int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_
         goto out;
     }
     rc = key_read(rs, e->master, acct, account, key);
-    if (rc == SB_ECRYPTO && create) {
-        /* None yet (or a slot left by an account whose creation never
-        ** committed): a new key. Only inside a write transaction, which
-        ** serialises creators across processes. */
+    if (create && (rc == SB_ECRYPTO || rc == KEY_STALE || rc == KEY_UNCHECKED)) {
+        /* None yet, or a slot left by an account whose creation never
+        ** committed: a new key. A slot without a check value gets one (the
+        ** same key). Never over a slot another master key wrote: that is
+        ** another process's account, whose data the new key would shred.
+        ** Only inside a write transaction, which serialises creators across
+        ** processes. */
         uint8_t slot[KEY_SLOT] = {0};
-        cr_random(key, 32);
+        if (rc != KEY_UNCHECKED) cr_random(key, 32);
         memcpy(slot, KEY_MAGIC, 4);
         put_be32(slot + 4, acct);
-        rc = cr_wrap(e->master, account, key, slot + 8)
+        cr_master_check(e->master, slot + SLOT_CHECK);
+        rc = cr_wrap(e->master, account, key, slot + SLOT_WRAPPED)
                  ? SB_ECRYPTO
                  : write_slot(rs, acct, slot, e->cfg.sync != SB_SYNC_NONE);
+        cr_wipe(slot, sizeof slot);
     }
+    if (rc == KEY_UNCHECKED) { /* not kept: the next write gives its slot a check value */
+        rc = 0;
+        goto out;
+    }
+    if (rc == KEY_STALE || rc == KEY_OTHER_MASTER) rc = SB_ECRYPTO;
     if (rc == 0) {
         c->acct = acct;
         str_copy(c->id, sizeof c->id, account);

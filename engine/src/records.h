@@ -19,7 +19,10 @@
 **
 ** Data keys live outside LMDB, in <data_dir>/data.keys: one 128-byte slot
 ** per account number, the key wrapped by the master key (cr_wrap, the
-** account id as associated data). LMDB never overwrites a page in place —
+** account id as associated data) beside the master key's check value
+** (cr_master_check): a slot another master key wrote is never replaced, and
+** an engine whose master key opens none of the accounts' slots does not
+** open. LMDB never overwrites a page in place —
 ** a deleted value stays in a free page until the page is reused — so a key
 ** deleted from LMDB could still be read from the file. A slot in a file of
 ** our own is overwritten with zeros and synced when the account is deleted,

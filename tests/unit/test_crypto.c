@@ -303,6 +303,24 @@ static void test_nonces(void)
        "nonces: a forked child draws its own prefix");
 }
 
+/* The master key's check value, kept in data key slots (records.c) to tell
+** a slot of another master key from a stale one. */
+static void test_master_check(void)
+{
+    uint8_t c1[CR_MASTER_CHECK_BYTES], c2[CR_MASTER_CHECK_BYTES], other[32];
+    char hex[2 * CR_MASTER_CHECK_BYTES + 1];
+
+    cr_master_check(K0, c1);
+    cr_master_check(K0, c2);
+    ok(memcmp(c1, c2, sizeof c1) == 0, "master check: deterministic");
+    cr_hex_encode(c1, sizeof c1, hex);
+    is_str(hex, "2b6ab40e8ceefb49749d648004c18a14", "master check: independent vector");
+    cr_random(other, 32);
+    cr_master_check(other, c2);
+    ok(memcmp(c1, c2, sizeof c1) != 0, "master check: another master key differs");
+    ok(!is_zero(c1, sizeof c1), "master check: never all zeros (a slot without one)");
+}
+
 static void test_pseudonym(void)
 {
     uint8_t p1[16], p2[16], p3[16], other[32];
@@ -469,6 +487,7 @@ int main(void)
     test_seal();
     test_nonces();
     test_pseudonym();
+    test_master_check();
     test_apikey();
     test_version();
     test_sign();

@@ -1,0 +1,260 @@
+/*
+** test_masterkey.c — an engine opened on a data directory with another
+** master key than the one its data keys were made with (a second process, a
+** CLI run with another --key-file, a replaced key file) is refused, and
+** nothing of the data directory changes: before, it opened, and the first
+** offer wrote a new data key over the account's, so every number sealed
+** before could no longer be read (access requests found nothing). An
+** engine that opened before there was anything to check its key against
+** does not replace a data key another master key wrapped either.
+*/
+#include "switchboard.h"
+#include "tap.h"
+#include "testkit.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[256], other_key[300];
+static sb_result *res;
+
+static sb_engine *open_with(const char *key_file)
+{
+    sb_config cfg;
+    test_engine_config(&cfg, dir, NULL, 8 << 20);
+    cfg.key_file = key_file;
+    sb_engine *e = NULL;
+    if (sb_open(&e, &cfg, res)) return NULL;
+    return e;
+}
+
+/* How many records an access request for number finds (-1: it failed). */
+static int exported(sb_engine *e, const char *number)
+{
+    if (sb_records_export(e, "acme", number, SB_EXPORT_JSON, res)) {
+        diag("export: %s", sb_result_message(res));
+        return -1;
+    }
+    json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL);
+    int n = (int)json_array_size(json_object_get(d, "records"));
+    json_decref(d);
+    return n;
+}
+
+static void provision(sb_engine *e)
+{
+    const char *a = "{\"id\":\"acme\"}";
+    ok(sb_account_put(e, a, strlen(a), res) == 0, "account acme");
+    ok(test_put(e, res, sb_agent_put, "acme",
+                "{\"id\":\"alice\",\"devices\":{\"softphone\":\"sip:alice@pbx.example\"},"
+                "\"status\":\"available\"}") == 0,
+       "agent alice");
+    ok(test_put(e, res, sb_queue_put, "acme",
+                "{\"id\":\"support\",\"members\":[{\"agent\":\"alice\"}]}") == 0,
+       "queue support");
+}
+
+static void test_other_key_refused(void)
+{
+    sb_engine *e = open_with(NULL);
+    ok(e != NULL, "engine opened with the data directory's own master key");
+    if (!e) return;
+    provision(e);
+    ok(test_event(e, res, "acme",
+                  "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"support\","
+                  "\"caller\":\"+442079460001\"}") == 0 &&
+           test_event(e, res, "acme", "{\"type\":\"abandon\",\"call\":\"c1\"}") == 0,
+       "a call from +442079460001 recorded");
+    is_int(exported(e, "+442079460001"), 1, "an access request finds its record");
+    sb_close(e);
+
+    /* Another key file: a new master key is made there, and the engine
+    ** must not open on data whose keys it cannot unwrap. */
+    e = open_with(other_key);
+    ok(e == NULL, "an engine with another master key is refused");
+    is_int(sb_result_code(res), SB_ECRYPTO, "... with SB_ECRYPTO");
+    ok(sb_result_field(res) && strcmp(sb_result_field(res), "key_file") == 0,
+       "... naming key_file");
+    ok(strstr(sb_result_message(res), other_key) != NULL,
+       "... and the message names the key file (%s)", sb_result_message(res));
+    if (e) { /* the old behaviour: an offer replaced the data key */
+        test_event(e, res, "acme",
+                   "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"support\","
+                   "\"caller\":\"+442079460002\"}");
+        sb_close(e);
+    }
+
+    e = open_with(NULL);
+    ok(e != NULL, "the right key still opens the data directory");
+    if (!e) return;
+    is_int(exported(e, "+442079460001"), 1, "and the record sealed before is still readable");
+    ok(test_event(e, res, "acme",
+                  "{\"type\":\"offer\",\"call\":\"c3\",\"queue\":\"support\","
+                  "\"caller\":\"+442079460001\"}") == 0,
+       "and calls are sealed as before");
+    sb_close(e);
+}
+
+static void test_fresh_directory(void)
+{
+    /* No account has a data key yet: any key will do (a new directory). */
+    char fresh[300];
+    snprintf(fresh, sizeof fresh, "%s.fresh", dir);
+    rmtree(fresh);
+    sb_config cfg;
+    test_engine_config(&cfg, fresh, NULL, 8 << 20);
+    cfg.key_file = other_key;
+    sb_engine *e = NULL;
+    ok(sb_open(&e, &cfg, res) == 0, "a new data directory opens with any key file");
+    const char *a = "{\"id\":\"acme\"}";
+    ok(e && sb_account_put(e, a, strlen(a), res) == 0, "and takes an account");
+    sb_close(e);
+    e = NULL;
+    ok(sb_open(&e, &cfg, res) == 0, "and opens again with that key");
+    sb_close(e);
+    rmtree(fresh);
+}
+
+/* An engine that opened before any account existed (nothing to check its
+** key against) must not take over an account another process made with
+** another master key: the offer is refused and that account's key stays. */
+static void test_open_before_other_key(void)
+{
+    char fresh[300];
+    snprintf(fresh, sizeof fresh, "%s.race", dir);
+    rmtree(fresh);
+    unlink(other_key);
+    sb_config cfg;
+    test_engine_config(&cfg, fresh, NULL, 8 << 20);
+    sb_engine *a = NULL;
+    ok(sb_open(&a, &cfg, res) == 0, "engine A opens a new data directory (its own key)");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) { /* process B: another master key, an account, a call */
+        sb_result *r = sb_result_new();
+        sb_config c2 = cfg;
+        c2.key_file = other_key;
+        sb_engine *b = NULL;
+        const char *acct = "{\"id\":\"acme\"}";
+        int bad = sb_open(&b, &c2, r) || sb_account_put(b, acct, strlen(acct), r) ||
+                  test_put(b, r, sb_queue_put, "acme", "{\"id\":\"support\"}") ||
+                  test_event(b, r, "acme",
+                             "{\"type\":\"offer\",\"call\":\"b1\",\"queue\":\"support\","
+                             "\"caller\":\"+442079460001\"}") ||
+                  test_event(b, r, "acme", "{\"type\":\"abandon\",\"call\":\"b1\"}");
+        sb_close(b);
+        sb_result_free(r);
+        _exit(bad ? 1 : 0);
+    }
+    int st = -1;
+    waitpid(pid, &st, 0);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+       "process B (another master key) made account acme and recorded a call");
+    if (a) {
+        int rc = test_event(a, res, "acme",
+                            "{\"type\":\"offer\",\"call\":\"a1\",\"queue\":\"support\","
+                            "\"caller\":\"+442079460002\"}");
+        is_int(rc, SB_ECRYPTO, "engine A cannot seal a call of acme: SB_ECRYPTO, nothing written");
+        sb_close(a);
+    }
+    test_engine_config(&cfg, fresh, NULL, 8 << 20);
+    cfg.key_file = other_key;
+    sb_engine *b = test_open(&cfg, res);
+    ok(b != NULL, "B's key opens the data directory again");
+    if (b) {
+        if (sb_records_export(b, "acme", "+442079460001", SB_EXPORT_JSON, res) == 0) {
+            json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL);
+            is_int(json_array_size(json_object_get(d, "records")), 1,
+                   "and B's record is still readable: its data key was not replaced");
+            json_decref(d);
+        } else {
+            ok(0, "and B's record is still readable (%s)", sb_result_message(res));
+        }
+        sb_close(b);
+    }
+    rmtree(fresh);
+}
+
+/* The check value of account 1's slot in data.keys (80 bytes in, 16 long):
+** read into out, or (out NULL) zeroed, as in a slot written before slots
+** had one. 0 on success. */
+static int slot_check(const char *data_dir, uint8_t *out)
+{
+    char path[320];
+    uint8_t zero[16] = {0};
+    snprintf(path, sizeof path, "%s/data.keys", data_dir);
+    int fd = open(path, O_RDWR);
+    if (fd < 0) return -1;
+    ssize_t n = out ? pread(fd, out, 16, 128 + 80) : pwrite(fd, zero, 16, 128 + 80);
+    close(fd);
+    return n == 16 ? 0 : -1;
+}
+
+/* A slot written before slots had a check value still opens with its key,
+** gets one the first time the account seals a call, and from then on
+** another master key is refused for it too. */
+static void test_unchecked_slot(void)
+{
+    char d2[300];
+    uint8_t check[16], zero[16] = {0};
+    snprintf(d2, sizeof d2, "%s.old", dir);
+    rmtree(d2);
+    unlink(other_key);
+    sb_config cfg;
+    test_engine_config(&cfg, d2, NULL, 8 << 20);
+    sb_engine *e = test_open(&cfg, res);
+    if (!e) return;
+    const char *a = "{\"id\":\"acme\"}";
+    ok(sb_account_put(e, a, strlen(a), res) == 0 &&
+           test_put(e, res, sb_queue_put, "acme", "{\"id\":\"support\"}") == 0 &&
+           test_event(e, res, "acme",
+                      "{\"type\":\"offer\",\"call\":\"o1\",\"queue\":\"support\","
+                      "\"caller\":\"+442079460001\"}") == 0 &&
+           test_event(e, res, "acme", "{\"type\":\"abandon\",\"call\":\"o1\"}") == 0,
+       "an account with a recorded call");
+    sb_close(e);
+    ok(slot_check(d2, check) == 0 && memcmp(check, zero, 16) != 0,
+       "its data key slot carries the master key's check value");
+    ok(slot_check(d2, NULL) == 0, "... taken out, as in a slot of an older version");
+    e = test_open(&cfg, res);
+    ok(e != NULL, "the data directory opens with its key");
+    if (!e) return;
+    is_int(exported(e, "+442079460001"), 1, "the record sealed before is readable");
+    ok(test_event(e, res, "acme",
+                  "{\"type\":\"offer\",\"call\":\"o2\",\"queue\":\"support\","
+                  "\"caller\":\"+442079460001\"}") == 0 &&
+           test_event(e, res, "acme", "{\"type\":\"abandon\",\"call\":\"o2\"}") == 0,
+       "a new call is sealed");
+    is_int(exported(e, "+442079460001"), 2, "with the same data key: both records read");
+    sb_close(e);
+    ok(slot_check(d2, check) == 0 && memcmp(check, zero, 16) != 0,
+       "and the slot has its check value again");
+    cfg.key_file = other_key;
+    e = NULL;
+    ok(sb_open(&e, &cfg, res) == SB_ECRYPTO, "another master key is refused");
+    sb_close(e);
+    rmtree(d2);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-masterkey-%d", (int)getpid());
+    snprintf(other_key, sizeof other_key, "%s.other.key", dir);
+    rmtree(dir);
+    unlink(other_key);
+    res = sb_result_new();
+    test_other_key_refused();
+    unlink(other_key);
+    test_fresh_directory();
+    test_open_before_other_key();
+    test_unchecked_slot();
+    sb_result_free(res);
+    rmtree(dir);
+    unlink(other_key);
+    return done_testing();
+}
