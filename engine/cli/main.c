@@ -37,15 +37,29 @@ static void usage(FILE *f)
                "Every command takes --help (-h) for its usage. Usage errors exit 2.\n");
 }
 
+/* tm as UTC milliseconds, or -1 when it names no such time: strptime takes
+** any day 1..31 of any month and a 60th second, which timegm would carry
+** into the next month or minute (2026-02-30 as 2026-03-02). */
+static int64_t utc_ms(struct tm *tm)
+{
+    struct tm want = *tm, got;
+    time_t t = timegm(tm);
+    if (!gmtime_r(&t, &got) || got.tm_year != want.tm_year || got.tm_mon != want.tm_mon ||
+        got.tm_mday != want.tm_mday || got.tm_hour != want.tm_hour || got.tm_min != want.tm_min ||
+        got.tm_sec != want.tm_sec)
+        return -1;
+    return (int64_t)t * 1000;
+}
+
 int64_t cli_parse_time(const char *s)
 {
     if (!s) return -1;
     struct tm tm = {0};
     const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (end && (!*end || !strcmp(end, "Z"))) return (int64_t)timegm(&tm) * 1000;
+    if (end && (!*end || !strcmp(end, "Z"))) return utc_ms(&tm);
     memset(&tm, 0, sizeof tm);
     end = strptime(s, "%Y-%m-%d", &tm);
-    if (end && !*end) return (int64_t)timegm(&tm) * 1000;
+    if (end && !*end) return utc_ms(&tm);
     char *e;
     errno = 0;
     long long v = strtoll(s, &e, 10);
@@ -72,6 +86,7 @@ char *cli_read_file(const char *path, size_t *len)
     size_t cap = 8192, n = 0;
     char *buf = malloc(cap + 1);
     size_t r;
+    errno = 0;
     while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
         n += r;
         if (n == cap) {
@@ -85,7 +100,15 @@ char *cli_read_file(const char *path, size_t *len)
             cap *= 2;
         }
     }
+    /* A read error (FILE is a directory, an I/O error) is not the end of the
+    ** file: what was read is not the whole of it. */
+    int rerr = buf && ferror(f) ? (errno ? errno : EIO) : 0;
     if (f != stdin) fclose(f);
+    if (rerr) {
+        fprintf(stderr, "switchboard: %s: %s\n", path, strerror(rerr));
+        free(buf);
+        return NULL;
+    }
     if (!buf) {
         fprintf(stderr, "switchboard: %s: out of memory\n", path);
         return NULL;

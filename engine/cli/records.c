@@ -100,7 +100,10 @@ static int parse_opts(int argc, char **argv, opts *o)
                 *dst = a + n + 1;
             else if (a[n] == 0 && i + 1 < argc)
                 *dst = argv[++i];
-            else
+            else if (a[n] == 0) {
+                fprintf(stderr, "switchboard: %s needs a value\n", a);
+                return -1;
+            } else
                 continue;
             matched = 1;
             break;
@@ -165,6 +168,23 @@ static int positive_int(const char *flag, const char *v)
     long long n = strtoll(v, &e, 10);
     if (*v && !*e && n > 0) return 0;
     fprintf(stderr, "switchboard: %s '%s': expected a whole number above 0\n", flag, v);
+    return -1;
+}
+
+/* A whole number 0..max given to flag (NULL: absent, *out untouched). 0, or
+** -1 said why. */
+static int whole_number(const char *flag, const char *v, unsigned long long max,
+                        unsigned long long *out)
+{
+    char *e;
+    if (!v) return 0;
+    errno = 0;
+    unsigned long long n = strtoull(v, &e, 10);
+    if (*v >= '0' && *v <= '9' && !*e && !errno && n <= max) {
+        *out = n;
+        return 0;
+    }
+    fprintf(stderr, "switchboard: %s '%s': expected a whole number from 0 to %llu\n", flag, v, max);
     return -1;
 }
 
@@ -454,12 +474,13 @@ int cli_records(int argc, char **argv)
             json_decref(d);
         }
     } else if (!strcmp(cmd, "audit")) {
+        unsigned long long after = 0;
         if (need_args(&o, 0, "audit --data-dir DIR --account ID [--after SEQ] [--limit N]") ||
-            positive_int("--limit", o.limit))
+            positive_int("--limit", o.limit) ||
+            whole_number("--after", o.after, UINT64_MAX, &after))
             goto out;
         if (!(e = open_dir(&o, res))) goto fail;
-        rc = sb_audit_list(e, o.account, o.after ? strtoull(o.after, NULL, 10) : 0,
-                           o.limit ? (size_t)atoll(o.limit) : 0, res);
+        rc = sb_audit_list(e, o.account, after, o.limit ? (size_t)atoll(o.limit) : 0, res);
         if (!rc && o.json) {
             print_json(res);
         } else if (!rc) {
@@ -521,6 +542,9 @@ int cli_records(int argc, char **argv)
     }
     if (rc && rc != 2 && rc != 3) {
         const char *flag = rc == SB_EINVAL ? flag_of(sb_result_field(res)) : NULL;
+        /* export and erase take the number as an argument, not --number */
+        if (flag && !strcmp(flag, "--number") && (!strcmp(cmd, "export") || !strcmp(cmd, "erase")))
+            flag = "NUMBER";
         fprintf(stderr, "switchboard: %s%s%s\n", flag ? flag : "", flag ? ": " : "",
                 sb_result_message(res));
     }
@@ -579,6 +603,8 @@ int cli_sweep(int argc, char **argv)
                "Exit status: 0 done, 1 an error, 2 a usage error.\n");
         return 0;
     }
+    unsigned long long budget = 0;
+    if (!bad) bad = whole_number("--budget-ms", o.budget, UINT32_MAX, &budget);
     if (bad || o.nargs || !o.data_dir) {
         if (!bad && !o.data_dir)
             fprintf(stderr, "switchboard: sweep: --data-dir DIR is required\n");
@@ -592,7 +618,7 @@ int cli_sweep(int argc, char **argv)
         return 1;
     }
     bar b = {.tty = !o.quiet && !o.json && isatty(2), .t0 = mono()};
-    int rc = sb_sweep(e, o.budget ? (uint32_t)atoll(o.budget) : 0, progress, &b, res);
+    int rc = sb_sweep(e, (uint32_t)budget, progress, &b, res);
     if (b.tty) fprintf(stderr, "\n");
     if (rc) {
         fprintf(stderr, "switchboard: sweep failed: %s\n", sb_result_message(res));

@@ -321,9 +321,9 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
         }
         fclose(pfh);
         size_t sl;
-        char *src = cli_read_file(pf, &sl);
+        char *src = cli_read_file(pf, &sl); /* says why it cannot */
         if (!src) {
-            r->errors++;
+            line_error(r, "policy '%s': cannot read %s", json_string_value(name), pf);
             return;
         }
         print_time(clock_ms);
@@ -515,6 +515,13 @@ int cli_replay(int argc, char **argv)
         json_decref(o);
     }
     free(line);
+    /* getline fails at the end of the file and on a read error alike: a
+    ** FILE that is a directory, or an I/O error half way, is not a replay
+    ** that ran to its end. */
+    if (!status && ferror(f)) {
+        fprintf(stderr, "switchboard replay: %s: %s\n", file, strerror(errno ? errno : EIO));
+        status = 1;
+    }
     if (f != stdin) fclose(f);
     if (!status) {
         long long failures = 0, fallbacks = 0, quarantined = 0;

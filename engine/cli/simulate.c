@@ -13,6 +13,7 @@
 
 #include "cli.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -107,10 +108,29 @@ static heap h;
 static callinfo *calls;
 static const char *const demo_account = "demo";
 
+/* The temporary data directory ("" when --data-dir was given). */
+static char tmpdir[64];
+
+/* Close the engine and remove the temporary data directory. */
+static void finish(void)
+{
+    sb_close(eng);
+    eng = NULL;
+    sb_result_free(res);
+    res = NULL;
+    if (tmpdir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+        tmpdir[0] = 0;
+    }
+}
+
 static void must(int rc, const char *what)
 {
     if (rc) {
         fprintf(stderr, "switchboard simulate: %s: %s\n", what, sb_result_message(res));
+        finish();
         exit(1);
     }
 }
@@ -200,10 +220,9 @@ static void setup(void)
     };
     for (size_t i = 0; i < sizeof agents / sizeof *agents; i++)
         must(sb_agent_put(eng, demo_account, agents[i], strlen(agents[i]), res), "agent");
+    /* A queue another overflows into must be there first: sales before
+    ** support. */
     static const char *const queues[] = {
-        "{\"id\":\"support\",\"policy\":\"longest-idle\",\"ring_timeout\":15,\"max_wait\":600,"
-        "\"overflow\":\"sales\",\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},"
-        "{\"agent\":\"carol\"},{\"agent\":\"frank\"},{\"agent\":\"heidi\"}]}",
         "{\"id\":\"sales\",\"policy\":\"freeswitch/round-robin\",\"ring_timeout\":20,"
         "\"members\":[{\"agent\":\"dave\"},{\"agent\":\"erin\"},{\"agent\":\"frank\",\"tier\":2}]}",
         "{\"id\":\"billing\",\"policy\":\"switchboard/skills-escalation\",\"ring_timeout\":20,"
@@ -212,6 +231,9 @@ static void setup(void)
         "{\"id\":\"vip\",\"policy\":\"switchboard/caller-priority\",\"ring_timeout\":20,"
         "\"members\":[{\"agent\":\"alice\",\"tier\":1},{\"agent\":\"grace\",\"tier\":1},"
         "{\"agent\":\"dave\",\"tier\":2}]}",
+        "{\"id\":\"support\",\"policy\":\"longest-idle\",\"ring_timeout\":15,\"max_wait\":600,"
+        "\"overflow\":\"sales\",\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},"
+        "{\"agent\":\"carol\"},{\"agent\":\"frank\"},{\"agent\":\"heidi\"}]}",
     };
     for (size_t i = 0; i < sizeof queues / sizeof *queues; i++)
         must(sb_queue_put(eng, demo_account, queues[i], strlen(queues[i]), res), "queue");
@@ -224,21 +246,37 @@ static double busyness(int64_t ms)
     return 0.4 + exp(-pow(hour - 10.5, 2) / 2.0) + 0.8 * exp(-pow(hour - 15.0, 2) / 2.0);
 }
 
+/* A whole number, all of s: 0, or -1. */
+static int whole(const char *s, unsigned long long *out)
+{
+    char *e;
+    errno = 0;
+    unsigned long long n = strtoull(s, &e, 10);
+    if (*s < '0' || *s > '9' || *e || errno) return -1;
+    *out = n;
+    return 0;
+}
+
 int cli_simulate(int argc, char **argv)
 {
     const char *policy_dir = "policies", *data_dir = NULL;
     int ncalls = 1000;
-    uint64_t seed = 1;
+    unsigned long long seed = 1;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--policy-dir") == 0 && i + 1 < argc)
             policy_dir = argv[++i];
         else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
             data_dir = argv[++i];
-        else if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc)
-            ncalls = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
-            seed = strtoull(argv[++i], NULL, 10);
-        else {
+        else if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc) {
+            unsigned long long n;
+            ncalls = whole(argv[++i], &n) || n > 1000000 ? 0 : (int)n; /* 0: refused below */
+        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+            if (whole(argv[++i], &seed)) {
+                fprintf(stderr, "switchboard simulate: --seed '%s': expected a whole number\n",
+                        argv[i]);
+                return 2;
+            }
+        } else {
             int help = cli_is_help(argv[i], 0);
             if (!help)
                 fprintf(stderr, "switchboard simulate: unknown or incomplete '%s'\n", argv[i]);
@@ -256,10 +294,13 @@ int cli_simulate(int argc, char **argv)
         return 2;
     }
     rng_state = seed;
-    char tmpdir[] = "/tmp/switchboard-sim-XXXXXX";
-    if (!data_dir && !(data_dir = mkdtemp(tmpdir))) {
-        perror("mkdtemp");
-        return 1;
+    if (!data_dir) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/switchboard-sim-XXXXXX");
+        if (!(data_dir = mkdtemp(tmpdir))) {
+            perror("mkdtemp");
+            tmpdir[0] = 0;
+            return 1;
+        }
     }
     now_ms = 1767600000000; /* Monday 2026-01-05 08:00 UTC */
     int64_t day_end = now_ms + 10 * 3600 * 1000LL;
@@ -274,10 +315,16 @@ int cli_simulate(int argc, char **argv)
     res = sb_result_new();
     if (sb_open(&eng, &cfg, res)) {
         fprintf(stderr, "switchboard simulate: %s\n", sb_result_message(res));
+        finish();
         return 1;
     }
     setup();
     calls = calloc((size_t)ncalls, sizeof *calls);
+    if (!calls) {
+        fprintf(stderr, "switchboard simulate: out of memory\n");
+        finish();
+        return 1;
+    }
     /* Arrivals by thinning a Poisson process. */
     double mean_gap = 36000.0 * 1000.0 / ncalls / 1.2;
     int64_t t = now_ms;
@@ -388,14 +435,8 @@ int cli_simulate(int argc, char **argv)
         json_decref(doc);
     }
     printf("%d of %d calls answered (%.1f%%)\n", ta, to, to ? 100.0 * ta / to : 0);
-    sb_close(eng);
-    sb_result_free(res);
+    finish();
     free(calls);
     free(h.v);
-    if (data_dir == tmpdir) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    }
     return 0;
 }

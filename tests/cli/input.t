@@ -1,0 +1,103 @@
+#!/bin/sh
+# tests/cli/input.t — the command's inputs it cannot use are refused with a
+# message naming them, never taken for something else: a FILE that is a
+# directory is not read as an empty file (policy check, policy test, replay
+# and its policy lines); an impossible date (2026-02-30, a 60th second) is
+# not carried into the next month; a flag given last without its value is
+# said to need one (not "unknown flag"); --budget-ms and --after take whole
+# numbers only; export and erase name their NUMBER argument, not --number;
+# `switchboard --key-file` of another master key does not open the data.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/cli/lib.sh
+
+mkdir "$tmp/dir"
+run "$sb" policy check "$tmp/dir"
+check 2 "policy check DIR: exit 2, the file cannot be read" err "$tmp/dir: Is a directory"
+run "$sb" policy test "$tmp/dir" "$tmp/dir"
+check 2 "policy test DIR: exit 2, the file cannot be read" err "$tmp/dir: Is a directory"
+run "$sb" replay "$tmp/dir" --policy-dir policies
+check 1 "replay DIR: exit 1, the file cannot be read" err "$tmp/dir: Is a directory"
+has "$err" "0 errors"
+[ $? -ne 0 ]
+ok $? "... and no summary of a replay that read nothing" "$(shown)"
+
+cat >"$tmp/pol.jsonl" <<J
+{"account": {"id": "acme"}}
+{"policy": "p", "file": "$tmp/dir"}
+J
+run "$sb" replay "$tmp/pol.jsonl" --policy-dir policies
+check 1 "a replay policy line naming a directory: an error" err "pol.jsonl:2: policy 'p': cannot read $tmp/dir"
+has "$err" "Is a directory" && ! has "$out" "empty policy source"
+ok $? "... saying why, without uploading an empty policy" "$(shown)"
+
+# Impossible times.
+printf '{"at": "2026-02-30T00:00:00Z"}\n' >"$tmp/at.jsonl"
+run "$sb" replay "$tmp/at.jsonl" --policy-dir policies
+check 1 "replay 'at' 2026-02-30: refused" err "at.jsonl:1: 'at' must be"
+! has "$out" "clock ->"
+ok $? "... and the clock does not move" "$(shown)"
+printf '{"at": "2026-01-05T09:00:60Z"}\n' >"$tmp/at.jsonl"
+run "$sb" replay "$tmp/at.jsonl" --policy-dir policies
+check 1 "replay 'at' with a 60th second: refused" err "at.jsonl:1: 'at' must be"
+printf '{"at": "2026-02-28T23:59:59Z"}\n{"at": "2028-02-29"}\n' >"$tmp/at.jsonl"
+run "$sb" replay "$tmp/at.jsonl" --policy-dir policies
+check 0 "replay 'at' on the last second of February and a leap day: fine" out "clock -> 23:59:59"
+
+# A data directory for the records and sweep commands.
+cat >"$tmp/calls.jsonl" <<J
+{"account": {"id": "acme"}}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:alice@pbx.example"}, "status": "available"}}
+{"queue": {"id": "support", "members": [{"agent": "alice"}]}}
+{"type": "offer", "call": "c1", "queue": "support", "caller": "+442079460001"}
+{"advance": 4}
+{"type": "abandon", "call": "c1"}
+J
+data="$tmp/data"
+run "$sb" replay "$tmp/calls.jsonl" --data-dir "$data" --policy-dir policies
+ok $rc "a data directory with a call" "$(shown)"
+
+run "$sb" records list --data-dir "$data" --account acme --from 2026-02-30
+check 2 "records list --from 2026-02-30: exit 2" err "--from '2026-02-30' is not a time"
+run "$sb" records stats --data-dir "$data" --account acme --to 2026-04-31
+check 2 "records stats --to 2026-04-31: exit 2" err "--to '2026-04-31' is not a time"
+
+run "$sb" records list --data-dir "$data" --account
+check 2 "a flag given last without its value: exit 2" err "--account needs a value"
+! has "$err" "unknown flag"
+ok $? "... not called an unknown flag" "$(shown)"
+run "$sb" sweep --data-dir
+check 2 "sweep --data-dir without a value: exit 2" err "--data-dir needs a value"
+
+for v in abc -5 1.5 4294967296; do
+    run "$sb" sweep --data-dir "$data" --budget-ms "$v"
+    check 2 "sweep --budget-ms $v: exit 2" err "--budget-ms '$v': expected a whole number"
+done
+run "$sb" sweep --data-dir "$data" --budget-ms 0
+check 0 "sweep --budget-ms 0 (no budget) works" out "sweep done"
+for v in abc -1 ""; do
+    run "$sb" records audit --data-dir "$data" --account acme --after "$v"
+    check 2 "records audit --after '$v': exit 2" err "--after '$v': expected a whole number"
+done
+run "$sb" records audit --data-dir "$data" --account acme --after 0
+ok $rc "records audit --after 0 works" "$(shown)"
+
+run "$sb" records export --data-dir "$data" --account acme notanumber
+check 1 "export of a malformed number: exit 1" err "switchboard: NUMBER: 'number' must be"
+! has "$err" "--number"
+ok $? "... naming the NUMBER argument, not a --number flag it was not given" "$(shown)"
+run "$sb" records erase --data-dir "$data" --account acme 12345
+check 1 "erase of a malformed number: exit 1, naming NUMBER" err "switchboard: NUMBER: 'number'"
+
+# Another master key: refused, and the data stays readable with its own.
+run "$sb" records export --data-dir "$data" --account acme +442079460001
+check 0 "export with the data directory's key finds the call" out '"id": "c1"'
+printf '%064d\n' 7 >"$tmp/other.key"
+chmod 600 "$tmp/other.key"
+run "$sb" records export --data-dir "$data" --account acme +442079460001 --key-file "$tmp/other.key"
+check 1 "export with another --key-file: exit 1" err "is not the one this data directory's data keys were made with"
+run "$sb" replay "$tmp/calls.jsonl" --data-dir "$data" --policy-dir policies
+ok $rc "replay into it again with its own key" "$(shown)"
+run "$sb" records export --data-dir "$data" --account acme +442079460001
+check 0 "... and the first call's record is still readable" out '"id": "c1"'
+
+done_testing
