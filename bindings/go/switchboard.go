@@ -824,9 +824,17 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 		}
 		return s[i]
 	}
+	// sb_event.priority is a C int: a Go int beyond it must reach the engine
+	// as out of range (refused), not cut to its low 32 bits.
+	prio := ev.Priority
+	if prio > math.MaxInt32 {
+		prio = math.MaxInt32
+	} else if prio < math.MinInt32 {
+		prio = math.MinInt32
+	}
 	cev := C.sb_event{_type: C.sb_event_type(ev.Type), account: s[0], call_id: opt(1, ev.Call),
 		queue_id: opt(2, ev.Queue), agent_id: opt(3, ev.Agent), caller: opt(4, ev.Caller),
-		called: opt(5, ev.Called), priority: C.int(ev.Priority), outcome: C.sb_ring_outcome(ev.Outcome),
+		called: opt(5, ev.Called), priority: C.int(prio), outcome: C.sb_ring_outcome(ev.Outcome),
 		status: C.sb_agent_status(ev.Status), reason: opt(6, ev.Reason), attrs_json: opt(7, string(attrs))}
 	if rc := C.sb_submit(e.eng, &cev, res); rc != 0 {
 		return nil, resultError(rc, res)

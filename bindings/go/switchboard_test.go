@@ -217,6 +217,10 @@ func TestErrors(t *testing.T) {
 		{"other account", second(eng.AgentGet("other", "ag0")), switchboard.ErrNotFound, ""},
 		{"NUL in an id", second(eng.AgentGet("acme", "ag0\x00x")), switchboard.ErrInvalid, ""},
 		{"unencodable document", second(eng.AgentPut("acme", map[string]any{"id": make(chan int)})), switchboard.ErrInvalid, ""},
+		// A priority a C int cannot hold is refused, not cut to its low 32
+		// bits (1<<32 + 50 as 50, a valid priority).
+		{"priority 1<<32 + 50", second(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "p1", Queue: "support", Caller: "+15550000001", Priority: 1<<32 + 50})), switchboard.ErrInvalid, "priority"},
+		{"priority -1<<32", second(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "p2", Queue: "support", Caller: "+15550000001", Priority: -1 << 32})), switchboard.ErrInvalid, "priority"},
 	}
 	for _, c := range cases {
 		if !errors.Is(c.err, c.code) || !errors.As(c.err, &se) || (c.field != "" && se.Field != c.field) {

@@ -67,6 +67,7 @@ typedef struct engine_box {
     sb_result *res;
     int64_t clock_ms; /* manual clock: the engine's time when clock_manual */
     int clock_manual;
+    int sweeping; /* sweeps with a progress function running on the engine */
     log_mode log;
     pthread_mutex_t mu; /* the engine may log from its own threads */
     char *lines[LOG_KEEP];
@@ -296,7 +297,9 @@ static json_t *encode(lua_State *L, int i, int depth, const char *path, enc_err 
                      *path ? path : "table");
             return NULL;
         }
-        if (nnum && ints != nnum) {
+        /* Every numeric key is a whole number in 1..n; n of them, or some
+        ** index up to the border is nil ({1, nil, 3} has a border of 3). */
+        if (nnum && (ints != nnum || nnum != n)) {
             snprintf(e->msg, sizeof e->msg, "json: %s is a list with holes",
                      *path ? path : "table");
             return NULL;
@@ -323,7 +326,15 @@ static json_t *encode(lua_State *L, int i, int depth, const char *path, enc_err 
         }
         lua_pushnil(L);
         while (lua_next(L, i)) {
-            const char *k = lua_tostring(L, -2); /* a string key: no conversion */
+            size_t kl;
+            const char *k = lua_tolstring(L, -2, &kl); /* a string key: no conversion */
+            if (memchr(k, 0, kl)) { /* C would read a shorter key, maybe another's */
+                lua_pop(L, 2);
+                json_decref(o);
+                snprintf(e->msg, sizeof e->msg, "json: %s has a key with a NUL byte",
+                         *path ? path : "table");
+                return NULL;
+            }
             snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", k);
             json_t *x = encode(L, lua_gettop(L), depth + 1, sub, e);
             lua_pop(L, 1);
@@ -1001,8 +1012,12 @@ static int l_sweep(lua_State *L)
     sweep_cb c = {L, 3, 4, 0};
     sb_result *res = sb_result_new();
     if (!res) return luaL_error(L, "switchboard: out of memory");
+    /* While progress may run, the engine must stay open (eng:close() in it
+    ** is refused): the sweep carries on with it when progress returns. */
+    b->sweeping++;
     int rc = sb_sweep(b->eng, budget > UINT32_MAX ? UINT32_MAX : (uint32_t)budget,
                       lua_isnil(L, 3) ? NULL : sweep_progress, &c, res);
+    b->sweeping--;
     if (c.failed) {
         sb_result_free(res);
         lua_pushvalue(L, 4);
@@ -1068,6 +1083,9 @@ static int l_logs(lua_State *L)
 static int l_close(lua_State *L)
 {
     engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
+    if (u->b && u->b->sweeping)
+        return luaL_error(L, "switchboard: the engine cannot be closed while it sweeps "
+                             "(close it after eng:sweep returns, not in its progress function)");
     box_free(u->b);
     u->b = NULL;
     return 0;

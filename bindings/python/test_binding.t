@@ -328,6 +328,12 @@ def test_errors():
                "an unknown sync mode: ValueError")
         raises(lambda: sb.Engine(os.path.join(TMP, "errors"), colour=1), TypeError,
                "an unknown config keyword: TypeError")
+        # Budgets a C field cannot hold are refused, not wrapped by ctypes
+        # (2**64 instructions as 0, which switches the budget off).
+        for kw in ({"policy_instructions": 1 << 64}, {"quarantine_after": -1},
+                   {"policy_wall_ms": 1 << 32}, {"policy_memory": -1}):
+            raises(lambda: sb.Engine(os.path.join(TMP, "errors"), sync="none", **kw), ValueError,
+                   "Engine(%s=%d): ValueError" % next(iter(kw.items())))
     raises(lambda: eng.stats(), sb.InvalidError, "a closed engine raises InvalidError",
            sb.EINVAL)
     eng.close()
@@ -682,6 +688,14 @@ def test_records():
         raises(lambda: eng.sweep(progress=boom), KeyError,
                "an exception in progress is raised once the sweep has returned")
 
+        # close() in progress would free the engine under the sweep, which
+        # carries on with it when progress returns (a use after free).
+        raises(lambda: eng.sweep(progress=lambda done, total: eng.close()), sb.StateError,
+               "close() in progress is refused, raised once the sweep has returned",
+               code=sb.ESTATE)
+        ok(not eng.closed and "events" in eng.stats(),
+           "and the engine stays open and serves on")
+
         log = eng.audit_list("acme")
         is_([(e["seq"], e["action"], e.get("call")) for e in log["entries"]],
             [(1, "hold_placed", "c2"), (2, "keep", "c2"), (3, "delete", "c3")],
@@ -718,6 +732,23 @@ def test_records():
                "an unknown queue: NotFoundError", sb.ENOTFOUND, "queue")
         raises(lambda: eng.erase("other", "+442079460001"), sb.NotFoundError,
                "another account: NotFoundError", sb.ENOTFOUND, "account")
+
+        # Numbers a C integer cannot hold are refused, not wrapped by ctypes
+        # into another value (2**64 ms as 0: "all days"; after=-1 as the
+        # largest sequence number: "nothing"; a budget of 2**32 ms as 0).
+        raises(lambda: eng.aggregates("acme", None, 1 << 64), ValueError,
+               "aggregates(from_ms=2**64): ValueError, not every day")
+        raises(lambda: eng.aggregates("acme", None, 0, -1), ValueError,
+               "aggregates(to_ms=-1): ValueError")
+        raises(lambda: eng.audit_list("acme", after=-1), ValueError,
+               "audit_list(after=-1): ValueError, not an empty page")
+        raises(lambda: eng.audit_list("acme", limit=-1), ValueError,
+               "audit_list(limit=-1): ValueError")
+        raises(lambda: eng.sweep(budget_ms=1 << 32), ValueError,
+               "sweep(budget_ms=2**32): ValueError, not a sweep without a budget")
+        raises(lambda: eng.sweep(budget_ms=-1), ValueError, "sweep(budget_ms=-1): ValueError")
+        is_(eng.audit_list("acme", after=(1 << 64) - 1)["entries"], [],
+            "after=2**64-1, the largest, is taken")
 
 
 def test_gateway_example():

@@ -202,6 +202,17 @@ T.is(sb.json_encode(d.l), "[]", "a decoded empty list stays a list")
 T.ok(d.n == sb.null and d.i == 3 and d.f == 0.5, "null decodes as sb.null; numbers as numbers")
 T.ok(sb.json_encode({ 1, 2, x = 3 }) == nil, "a table mixing list items and fields is refused")
 T.ok(sb.json_encode({ [1] = 1, [3] = 3 }) == nil, "a list with holes is refused")
+-- {1, 2, nil, 4} has a border of 4 in the table constructor: its hole must
+-- be refused too, not sent as null.
+local holed = { 1, 2, nil, 4 }
+local enc, emsg = sb.json_encode(holed)
+T.ok(enc == nil and tostring(emsg):find("holes") ~= nil,
+     "a list with a hole inside its border is refused (got " .. tostring(enc) .. ")")
+T.ok(sb.json_encode({ 1, 2, nil }) == "[1,2]", "a trailing nil is no hole")
+-- A key with a NUL byte would reach C as a shorter key, overwriting another.
+enc, emsg = sb.json_encode({ ["a\0b"] = 1, a = 2 })
+T.ok(enc == nil and tostring(emsg):find("NUL") ~= nil,
+     "a key with a NUL byte is refused (got " .. tostring(enc) .. ")")
 local cyc = {}
 cyc.self = cyc
 T.ok(sb.json_encode(cyc) == nil, "a cycle is refused, not followed forever")

@@ -92,6 +92,12 @@ T.raises(function() eng:sweep(1000, function() calls = calls + 1 error("from pro
 T.is(calls, 1, "and progress is not called again after it")
 T.ok(eng:stats(), "the engine serves on")
 T.raises(function() eng:sweep(0, 42) end, "bad argument", "a progress that is not a function raises")
+-- Closing the engine from progress would free it under the sweep, which
+-- carries on with it (a use after free): refused, and raised once the sweep
+-- has returned, like any error in progress.
+T.raises(function() eng:sweep(0, function() eng:close() end) end, "while it sweeps",
+         "eng:close() in progress is refused (the sweep still uses the engine)")
+T.ok(eng:stats() and tostring(eng):find("closed") == nil, "and the engine stays open and serves on")
 
 local log = eng:audit_list("acme")
 local got = {}

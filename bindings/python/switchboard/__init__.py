@@ -372,6 +372,15 @@ def _bytes(s, what):
     raise TypeError("%s must be str or bytes, not %s" % (what, type(s).__name__))
 
 
+def _whole(v, bits, what):
+    """A whole number 0 .. 2**bits - 1 for a C integer argument. ctypes would
+    wrap anything else silently (-1 as the largest value, 2**32 as 0)."""
+    n = int(v)
+    if not 0 <= n < (1 << bits):
+        raise ValueError("%s must be 0 .. %d, not %r" % (what, (1 << bits) - 1, v))
+    return n
+
+
 def _doc(obj, what="document"):
     """A document (dict/list, or JSON text) -> UTF-8 JSON bytes."""
     if obj is None:
@@ -578,6 +587,7 @@ class Engine:
         self._lock = threading.Lock()
         self._results = []
         self._tls = threading.local()
+        self._sweeping = 0  # sweeps running: close() waits for none, it refuses
 
         cfg = _Config()
         lib.sb_config_init(ctypes.byref(cfg))
@@ -616,7 +626,10 @@ class Engine:
             cfg.log_level = int(log_level)
         for k, v in numbers.items():
             if v is not None:
-                setattr(cfg, k, int(v))
+                # The field's own width: ctypes would wrap -1 or 2**64 silently
+                # (policy_instructions=2**64 as 0, which switches the budget off).
+                width = 8 * ctypes.sizeof(dict(_Config._fields_)[k])
+                setattr(cfg, k, _whole(v, width, k))
 
         self._clock = None
         self._clock_warned = False
@@ -670,8 +683,16 @@ class Engine:
 
     def close(self):
         """Sync and close the engine (``sb_close``). Idempotent. As with
-        sb_close, no other thread may be inside a call on this engine."""
+        sb_close, no other thread may be inside a call on this engine; while
+        a :meth:`sweep` runs (from its ``progress`` too) it raises
+        StateError and the engine stays open."""
         with self._lock:
+            if self._sweeping:
+                # The sweep carries on with the engine when progress returns:
+                # closing it here would free it under the sweep.
+                raise StateError("SB_ESTATE", ESTATE,
+                                 "the engine cannot be closed while it sweeps (close it after "
+                                 "sweep() returns, not in its progress function)")
             eng, self._eng = self._eng, None
             results, self._results = self._results, []
         if eng is not None:
@@ -986,8 +1007,9 @@ class Engine:
         each of its queues: a list of ``{"day", "queue", "offered",
         "answered", ..., "service_level"}``."""
         res = self._res()
-        rc = self._lib.sb_aggregates(self._e(), _b(account), _b(queue, "queue"), int(from_ms),
-                                     int(to_ms), res)
+        rc = self._lib.sb_aggregates(self._e(), _b(account), _b(queue, "queue"),
+                                     _whole(from_ms, 63, "from_ms"), _whole(to_ms, 63, "to_ms"),
+                                     res)
         return self._doc_call(rc, res)["days"]
 
     def audit_list(self, account, after=0, limit=0):
@@ -996,7 +1018,9 @@ class Engine:
         ``{"entries": [...], "next": N}``; pass ``next`` as ``after`` for
         the following page."""
         res = self._res()
-        rc = self._lib.sb_audit_list(self._e(), _b(account), int(after), int(limit), res)
+        rc = self._lib.sb_audit_list(self._e(), _b(account), _whole(after, 64, "after"),
+                                     _whole(limit, 8 * ctypes.sizeof(ctypes.c_size_t), "limit"),
+                                     res)
         return self._doc_call(rc, res)
 
     def sweep(self, budget_ms=0, progress=None):
@@ -1013,6 +1037,7 @@ class Engine:
         again, and the exception is raised once the sweep has returned."""
         if progress is not None and not callable(progress):
             raise TypeError("progress must be callable")
+        budget_ms = _whole(budget_ms, 32, "budget_ms")
         failure = []
 
         def _progress_thunk(arg, done, total):
@@ -1030,12 +1055,16 @@ class Engine:
         res = lib.sb_result_new()
         if not res:
             raise MemoryError("sb_result_new")
+        with self._lock:
+            self._sweeping += 1
         try:
-            rc = lib.sb_sweep(eng, int(budget_ms), fn, None, res)
+            rc = lib.sb_sweep(eng, budget_ms, fn, None, res)
             if rc:
                 _raise(lib, rc, res)
             out = _json(lib, res)
         finally:
+            with self._lock:
+                self._sweeping -= 1
             lib.sb_result_free(res)
         if failure:
             raise failure[0]
