@@ -355,6 +355,11 @@ int cli_records(int argc, char **argv)
                    (long long)json_integer_value(json_object_get(d, "kept")));
             long long failed = (long long)json_integer_value(json_object_get(d, "failed"));
             if (failed) printf(" (%lld because the policy failed: run it again)", failed);
+            long long held = (long long)json_integer_value(json_object_get(d, "held"));
+            if (held)
+                printf(" (%lld under a legal hold: the request reaches them at the first sweep "
+                       "after a hold is released)",
+                       held);
             printf("\n");
             const char *k;
             json_t *v;

@@ -111,4 +111,27 @@ ok $? "... and says so" "$(shown)"
 run "$sb" records release --data-dir "$data" --account acme nope
 check 1 "release of an unknown hold: exit 1" err "nope"
 
+# An erasure a legal hold keeps from a record says so, and the first sweep
+# after the hold is released carries it out.
+cat >"$tmp/held.jsonl" <<J
+{"account": {"id": "beta"}}
+{"agent": {"id": "bob", "devices": {"softphone": "sip:bob@pbx.example"}, "status": "available"}}
+{"queue": {"id": "support", "policy": "longest-idle", "members": [{"agent": "bob"}]}}
+{"type": "offer", "call": "h1", "queue": "support", "caller": "+442079460002"}
+{"advance": 4}
+{"type": "abandon", "call": "h1"}
+J
+run "$sb" replay "$tmp/held.jsonl" --data-dir "$data" --policy-dir policies
+ok $rc "account beta with one call of +442079460002" "$(shown)"
+run "$sb" records hold --data-dir "$data" --account beta --call h1 --reason dispute --id hb
+check 0 "a hold on it" out "hb"
+run "$sb" records erase +442079460002 --data-dir "$data" --account beta
+check 0 "erase under a hold: exit 0" out "1 under a legal hold: the request reaches them"
+run "$sb" records release --data-dir "$data" --account beta hb
+check 0 "the hold released" out "hb"
+run "$sb" sweep --data-dir "$data"
+check 0 "the next sweep" out "sweep done"
+run "$sb" records get --data-dir "$data" --account beta h1
+check 1 "has deleted the record the erasure asked for" err "h1"
+
 done_testing
