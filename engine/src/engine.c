@@ -496,7 +496,15 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
             goto fail;
         }
     }
-    if ((rc = env_acquire(e, res)) || (rc = records_open(e, res))) goto fail;
+    /* A key file this open creates goes again when the data directory turns
+    ** out to hold data keys of another master key: it could open nothing. */
+    int key_existed = access(e->key_file, F_OK) == 0;
+    if ((rc = env_acquire(e, res)) || (rc = records_open(e, res))) {
+        const char *field = sb_result_field(res);
+        if (!key_existed && rc == SB_ECRYPTO && field && !strcmp(field, "key_file") && e->sh)
+            unlink(e->key_file);
+        goto fail;
+    }
     pol_limits lim = {.instructions = cfg->policy_instructions,
                       .wall_ms = cfg->policy_wall_ms,
                       .memory = cfg->policy_memory,

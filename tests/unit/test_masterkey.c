@@ -82,6 +82,7 @@ static void test_other_key_refused(void)
        "... naming key_file");
     ok(strstr(sb_result_message(res), other_key) != NULL,
        "... and the message names the key file (%s)", sb_result_message(res));
+    ok(access(other_key, F_OK) != 0, "... and the key file that open made is gone again");
     if (e) { /* the old behaviour: an offer replaced the data key */
         test_event(e, res, "acme",
                    "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"support\","
