@@ -353,9 +353,50 @@ static int32_t zone_offset(const tz_zone *z, int64_t t)
     return lo == z->n - 1 && z->has_rule ? rule_offset(&z->rule, t) : z->trans[lo].off;
 }
 
+/* A change of offset can only leave the wall clock behind its past maximum for this long
+** after it: the largest step back in tzdata is 24 h (Alaska 1867, Samoa 1892). */
+#define TZ_MAX_BACK (2 * 86400)
+
+/* Wall time (ms) of the last millisecond before an offset change at c (seconds). */
+static int64_t wall_before(const tz_zone *z, int64_t c)
+{
+    return c * 1000 - 1 + (int64_t)zone_offset(z, c - 1) * 1000;
+}
+
+/* The wall clock as a schedule sees it at t_ms: local time in ms, except that after the
+** clocks go back it stands still at the moment before the change until it catches up. That
+** is the largest wall time shown up to t_ms, which is the wall time now or the one just
+** before a change in the last TZ_MAX_BACK. */
+static int64_t zone_wall(const tz_zone *z, int64_t t_ms)
+{
+    int64_t t = floordiv(t_ms, 1000), from = t - TZ_MAX_BACK, w;
+    int64_t wall = t_ms + (int64_t)zone_offset(z, t) * 1000;
+    size_t lo = 0, hi = z->n; /* first transition after from */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (z->trans[mid].at <= from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* tzdata never has two changes within TZ_MAX_BACK; 64 bounds odd files */
+    for (size_t k = 0; lo < z->n && z->trans[lo].at <= t && k < 64; lo++, k++)
+        if ((w = wall_before(z, z->trans[lo].at)) > wall) wall = w;
+    if (z->has_rule && z->rule.has_dst) { /* the footer rule's changes, as in rule_offset */
+        int64_t y = year_of_day(floordiv(t, 86400));
+        for (int64_t yy = y - 2; yy <= y + 1; yy++) {
+            int64_t c[2] = {rule_instant(yy, &z->rule.start, z->rule.std),
+                            rule_instant(yy, &z->rule.end, z->rule.dst)};
+            for (int k = 0; k < 2; k++)
+                if (c[k] > from && c[k] <= t && (w = wall_before(z, c[k])) > wall) wall = w;
+        }
+    }
+    return wall;
+}
+
 /* Process-wide cache of loaded zones. Entries are immutable and never freed, so a pointer
 ** found under the lock stays usable after it is released. */
-#define TZ_CACHE_MAX 256
+#define TZ_CACHE_MAX 2048 /* a system has about 600 names, 1300 with posix/ and right/ */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static tz_zone *cache[TZ_CACHE_MAX];
 static size_t cache_n;
@@ -383,16 +424,14 @@ static int name_ok(const char *tz)
     return 1;
 }
 
-int tz_offset(const char *tz, int64_t utc_s, int32_t *offset)
+/* The zone named tz: 0 with *zp set, or with *zp NULL for UTC; -1 if unknown or invalid.
+** *owned: the zone is not in the cache (full) and the caller frees it. */
+static int zone_get(const char *tz, tz_zone **zp, int *owned)
 {
-    if (!tz || strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0) { /* needs no tzdata */
-        *offset = 0;
-        return 0;
-    }
+    *zp = NULL;
+    *owned = 0;
+    if (!tz || strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0) return 0; /* no tzdata */
     if (!name_ok(tz)) return -1;
-    /* Keep the arithmetic far from overflow: +-2^53 s is +-285 million years. */
-    const int64_t lim = (int64_t)1 << 53;
-    utc_s = utc_s < -lim ? -lim : utc_s > lim ? lim : utc_s;
 
     char path[PATH_MAX];
     const char *dir = getenv("TZDIR");
@@ -413,13 +452,26 @@ int tz_offset(const char *tz, int64_t utc_s, int32_t *offset)
         if (!(z = cache_find(path, h)) && cache_n < TZ_CACHE_MAX) z = cache[cache_n++] = mine;
         pthread_mutex_unlock(&cache_lock);
         if (!z) { /* cache full: use this copy once */
-            *offset = zone_offset(mine, utc_s);
-            free(mine);
+            *zp = mine;
+            *owned = 1;
             return 0;
         }
         if (z != mine) free(mine);
     }
-    *offset = zone_offset(z, utc_s);
+    *zp = z;
+    return 0;
+}
+
+int tz_offset(const char *tz, int64_t utc_s, int32_t *offset)
+{
+    tz_zone *z;
+    int owned;
+    if (zone_get(tz, &z, &owned)) return -1;
+    /* Keep the arithmetic far from overflow: +-2^53 s is +-285 million years. */
+    const int64_t lim = (int64_t)1 << 53;
+    utc_s = utc_s < -lim ? -lim : utc_s > lim ? lim : utc_s;
+    *offset = z ? zone_offset(z, utc_s) : 0;
+    if (owned) free(z);
     return 0;
 }
 
@@ -540,6 +592,9 @@ static int parse_window(const json_t *j, size_t i, window *w, verr *v)
     if (w->from == w->to)
         return fail(v, "must differ from \"from\" (00:00 to 24:00 is the whole day)",
                     "schedule[%zu].to", i);
+    if (w->from == 1440 && w->to == 0) /* 24:00 of its day is 00:00 of the next */
+        return fail(v, "24:00 to 00:00 is an empty window (00:00 to 24:00 is the whole day)",
+                    "schedule[%zu].to", i);
     w->devices = DEV_ALL;
     const json_t *dev = json_object_get(j, "devices");
     if (dev && parse_names(dev, device_bits, &w->devices, v, i, "devices",
@@ -578,13 +633,19 @@ unsigned sched_devices_at(const json_t *schedule, const char *tz, int64_t now_ms
 {
     window w[SCHED_MAX_WINDOWS];
     size_t n;
-    int32_t off;
-    if (parse_schedule(schedule, w, &n, NULL) || tz_offset(tz, floordiv(now_ms, 1000), &off))
-        return 0;
-    if (n == 0) return DEV_ALL;
-    /* Local wall time; clamp so adding the offset cannot overflow (dates stay absurd). */
-    const int64_t lim = INT64_MAX / 2;
-    int64_t local = (now_ms < -lim ? -lim : now_ms > lim ? lim : now_ms) + (int64_t)off * 1000;
+    tz_zone *z;
+    int owned;
+    if (parse_schedule(schedule, w, &n, NULL) || zone_get(tz, &z, &owned)) return 0;
+    if (n == 0) {
+        if (owned) free(z);
+        return DEV_ALL;
+    }
+    /* Wall time as schedules see it (see zone_wall); clamp so the arithmetic cannot
+    ** overflow (+-2^52 s: dates stay absurd). */
+    const int64_t lim = ((int64_t)1 << 52) * 1000;
+    int64_t t = now_ms < -lim ? -lim : now_ms > lim ? lim : now_ms;
+    int64_t local = z ? zone_wall(z, t) : t;
+    if (owned) free(z);
     int64_t day = floordiv(local, 86400000);
     int min = (int)(floormod(local, 86400000) / 60000);
     unsigned today = 1u << floormod(day + 3, 7); /* 1970-01-01 was a Thursday: bit 3 */

@@ -10,7 +10,8 @@
 **    "weekend" (sat, sun) or "all".
 **  - from, to: "HH:MM", 00:00..24:00. from < to is the same-day window
 **    [from, to); from > to crosses midnight and belongs to the day it starts
-**    ("fri" 22:00-06:00 is Fri 22:00 to Sat 06:00); from == to is an error.
+**    ("fri" 22:00-06:00 is Fri 22:00 to Sat 06:00); from == to is an error, and so is
+**    24:00-00:00 (the same moment).
 **  - devices: optional non-empty array of "landline", "mobile", "softphone";
 **    absent means every device.
 **  - any other field is an error.
@@ -19,7 +20,14 @@
 ** ("timezone"), read from TZif files under $TZDIR or /usr/share/zoneinfo.
 ** "UTC" and "Etc/UTC" work without any tzdata. A NULL zone name means "UTC"
 ** everywhere in this module. Loaded zones are cached for the life of the
-** process (at most 256; past that, zones are loaded per call).
+** process (at most 2048; past that, zones are loaded per call).
+**
+** A window is one unbroken stretch of time: it starts the first time the wall
+** clock reaches "from" and ends the first time it reaches "to". When the clocks
+** go back, the repeated time counts as the moment before the change: a window
+** that was on stays on, one that had ended (or lies wholly in the repeated
+** hour) does not come back. When they go forward, a window whose from or to
+** falls in the skipped time starts or ends at the change.
 **
 ** Every function is thread-safe. Internal to the engine: not exported.
 */

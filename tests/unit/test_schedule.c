@@ -287,6 +287,25 @@ static void test_tzdir(void)
         ok(off("BadF", 0) == BAD_OFF, "footer '%s' is rejected", badf[i]);
     }
 
+    /* Every zone a system has (about 600 names, 1300 with posix/ and right/) stays cached:
+    ** a zone past the cache would be read and parsed again on every lookup. Shown by
+    ** deleting the files once loaded: cached zones still work. */
+    int stale = 0;
+    for (int i = 0; i < 600; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "C%d", i);
+        write_footer_zone(name, 3600, "<+01>-1");
+        stale += off(name, 0) != 3600;
+    }
+    for (int i = 0; i < 600; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "C%d", i);
+        snprintf((char *)buf, sizeof buf, "%s/%s", tzdir, name);
+        unlink((char *)buf);
+        stale += off(name, 0) != 3600;
+    }
+    is_int(stale, 0, "600 zones loaded once are all cached (not read again per lookup)");
+
     /* Random corruption must never crash (run under ASan); load either succeeds or fails. */
     srand(7);
     int loaded = 0;
@@ -302,7 +321,22 @@ static void test_tzdir(void)
         snprintf((char *)buf, sizeof buf, "%s/%s", tzdir, name);
         unlink((char *)buf);
     }
-    ok(1, "1500 randomly corrupted files did not crash (%d loaded, cache overflowed)", loaded);
+    ok(1, "1500 randomly corrupted files did not crash (%d loaded)", loaded);
+
+    /* Fill the cache (2048 zones); zones past it are loaded for each call. */
+    int bad_full = 0;
+    const char *allday = "[{\"days\":[\"all\"],\"from\":\"00:00\",\"to\":\"24:00\"}]";
+    for (int i = 0; i < 2100; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "O%d", i);
+        write_footer_zone(name, -3600, "<-01>1<+00>,M3.5.0/0,M10.5.0/1");
+        bad_full += off(name, utc(2026, 1, 1, 0, 0, 0)) != -3600;
+        bad_full += at(allday, name, utc(2026, 1, 1, 0, 0, 0)) != DEV_ALL;
+        bad_full += at("[]", name, 0) != DEV_ALL;
+        snprintf((char *)buf, sizeof buf, "%s/%s", tzdir, name);
+        unlink((char *)buf);
+    }
+    is_int(bad_full, 0, "zones and schedules work past a full cache");
     is_int(off("Copy", utc(2026, 1, 1, 0, 0, 0)), 3600, "zones still work with the cache full");
 
     static const char *files[] = {"Copy",   "Trunc",    "BadMagic", "BadFooter", "V1",
@@ -385,6 +419,71 @@ static void test_windows(void)
     ok(m == 0 || m == DEV_ALL, "extreme times do not overflow");
 }
 
+/* Clocks going back repeat an hour of wall time. A window is one unbroken stretch of real
+** time: it starts the first time the clock reaches "from" and ends the first time it
+** reaches "to"; the repeated hour does not switch it off and on again. */
+static void test_fall_back(void)
+{
+    const char *ny = "America/New_York"; /* 2026-11-01 06:00 UTC: 02:00 EDT -> 01:00 EST */
+    const char *from130 = "[{\"days\":[\"sun\"],\"from\":\"01:30\",\"to\":\"05:00\"}]";
+    is_int(at(from130, ny, utc(2026, 11, 1, 5, 29, 59)), 0, "NY fall back: 01:29 EDT before 01:30");
+    is_int(at(from130, ny, utc(2026, 11, 1, 5, 30, 0)), DEV_ALL, "NY fall back: on at 01:30 EDT");
+    is_int(at(from130, ny, utc(2026, 11, 1, 6, 10, 0)), DEV_ALL,
+           "NY fall back: a window begun at 01:30 EDT stays on at 01:10 EST");
+    is_int(at(from130, ny, utc(2026, 11, 1, 6, 40, 0)), DEV_ALL, "NY fall back: on at 01:40 EST");
+    is_int(at(from130, ny, utc(2026, 11, 1, 9, 59, 59)), DEV_ALL, "NY fall back: on at 04:59 EST");
+    is_int(at(from130, ny, utc(2026, 11, 1, 10, 0, 0)), 0, "NY fall back: off at 05:00 EST");
+
+    const char *to130 = "[{\"days\":[\"sat\"],\"from\":\"22:00\",\"to\":\"01:30\"}]";
+    is_int(at(to130, ny, utc(2026, 11, 1, 5, 29, 59)), DEV_ALL, "NY fall back: on at 01:29 EDT");
+    is_int(at(to130, ny, utc(2026, 11, 1, 5, 30, 0)), 0, "NY fall back: ends at 01:30 EDT");
+    is_int(at(to130, ny, utc(2026, 11, 1, 6, 10, 0)), 0,
+           "NY fall back: a window ended at 01:30 EDT does not come back at 01:10 EST");
+    is_int(at(to130, ny, utc(2026, 11, 1, 6, 29, 59)), 0, "NY fall back: still off at 01:29 EST");
+
+    const char *inside = "[{\"days\":[\"sun\"],\"from\":\"01:10\",\"to\":\"01:40\"}]";
+    is_int(at(inside, ny, utc(2026, 11, 1, 5, 20, 0)), DEV_ALL,
+           "window in the repeated hour: on once");
+    is_int(at(inside, ny, utc(2026, 11, 1, 6, 20, 0)), 0, "window in the repeated hour: not twice");
+
+    const char *across = "[{\"days\":[\"sun\"],\"from\":\"01:45\",\"to\":\"02:15\"}]";
+    is_int(at(across, ny, utc(2026, 11, 1, 5, 50, 0)), DEV_ALL, "01:45-02:15: on at 01:50 EDT");
+    is_int(at(across, ny, utc(2026, 11, 1, 6, 5, 0)), DEV_ALL, "01:45-02:15: on at 01:05 EST");
+    is_int(at(across, ny, utc(2026, 11, 1, 7, 14, 59)), DEV_ALL, "01:45-02:15: on at 02:14 EST");
+    is_int(at(across, ny, utc(2026, 11, 1, 7, 15, 0)), 0, "01:45-02:15: off at 02:15 EST");
+
+    const char *two = "[{\"days\":[\"sun\"],\"from\":\"02:00\",\"to\":\"03:00\"}]";
+    is_int(at(two, ny, utc(2026, 11, 1, 6, 59, 59)), 0,
+           "02:00-03:00: the clock first shows 02:00 at 02:00 EST, not during the repeat");
+    is_int(at(two, ny, utc(2026, 11, 1, 7, 0, 0)), DEV_ALL, "02:00-03:00: on at 02:00 EST");
+    const char *to2 = "[{\"days\":[\"sun\"],\"from\":\"00:00\",\"to\":\"02:00\"}]";
+    is_int(at(to2, ny, utc(2026, 11, 1, 6, 30, 0)), DEV_ALL, "00:00-02:00: on through the repeat");
+    is_int(at(to2, ny, utc(2026, 11, 1, 7, 0, 0)), 0, "00:00-02:00: off at 02:00 EST");
+
+    /* London: 2026-10-25 01:00 UTC, 02:00 BST -> 01:00 GMT. */
+    const char *lon = "[{\"days\":[\"sun\"],\"from\":\"01:15\",\"to\":\"09:00\"}]";
+    is_int(at(lon, "Europe/London", utc(2026, 10, 25, 1, 5, 0)), DEV_ALL,
+           "London fall back: 01:05 GMT stays in a window begun at 01:15 BST");
+    /* Lord Howe, 30-minute DST: 2026-04-04 15:00 UTC, 02:00 +11 -> 01:30 +10:30. */
+    const char *lh = "[{\"days\":[\"sun\"],\"from\":\"01:45\",\"to\":\"06:00\"}]";
+    is_int(at(lh, "Australia/Lord_Howe", utc(2026, 4, 4, 14, 45, 0)), DEV_ALL,
+           "Lord Howe fall back: on at 01:45 +11");
+    is_int(at(lh, "Australia/Lord_Howe", utc(2026, 4, 4, 15, 10, 0)), DEV_ALL,
+           "Lord Howe fall back: on at 01:40 +10:30 (repeated half hour)");
+    /* The same rule from a footer (no transition table). */
+    is_int(at(lh, "Australia/Lord_Howe", utc(2100, 4, 3, 15, 10, 0)), DEV_ALL,
+           "Lord Howe 2100 (footer rule): on in the repeated half hour");
+
+    /* Spring forward (2026-03-08 07:00 UTC, 02:00 EST -> 03:00 EDT): a window that starts
+    ** or ends in the skipped hour starts or ends at the change. */
+    const char *gap = "[{\"days\":[\"sun\"],\"from\":\"02:30\",\"to\":\"04:00\"}]";
+    is_int(at(gap, ny, utc(2026, 3, 8, 6, 59, 59)), 0, "spring forward: off at 01:59:59 EST");
+    is_int(at(gap, ny, utc(2026, 3, 8, 7, 0, 0)), DEV_ALL, "spring forward: on at 03:00 EDT");
+    const char *gapend = "[{\"days\":[\"sat\"],\"from\":\"22:00\",\"to\":\"02:30\"}]";
+    is_int(at(gapend, ny, utc(2026, 3, 8, 6, 59, 59)), DEV_ALL, "spring forward: on at 01:59:59");
+    is_int(at(gapend, ny, utc(2026, 3, 8, 7, 0, 0)), 0, "spring forward: ends at 03:00 EDT");
+}
+
 static void test_validate(void)
 {
     const char *w = "{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"17:00\"}";
@@ -407,6 +506,13 @@ static void test_validate(void)
            "schedule[0].from", "12:60 is invalid");
     is_str(check("[{\"days\":[\"mon\"],\"from\":\"09:00\",\"to\":\"09:00\"}]", NULL),
            "schedule[0].to", "from == to is an error");
+    /* 24:00 of the window's day is 00:00 of the next: the same moment, an empty window. */
+    is_str(check("[{\"days\":[\"mon\"],\"from\":\"24:00\",\"to\":\"00:00\"}]", NULL),
+           "schedule[0].to", "24:00 to 00:00 (an empty window) is an error");
+    is_int(at("[{\"days\":[\"all\"],\"from\":\"24:00\",\"to\":\"00:00\"}]", "UTC", 0), 0,
+           "24:00 to 00:00 is invalid: 0");
+    is_str(check("[{\"days\":[\"mon\"],\"from\":\"24:00\",\"to\":\"06:00\"}]", NULL), "",
+           "24:00 to 06:00 (Tuesday 00:00-06:00) is valid");
     is_str(check("[{\"days\":[\"mon\",\"funday\"],\"from\":\"09:00\",\"to\":\"17:00\"}]", NULL),
            "schedule[0].days[1]", "unknown day names its index");
     is_str(check("[{\"from\":\"09:00\",\"to\":\"17:00\"}]", NULL), "schedule[0].days",
@@ -483,6 +589,7 @@ int main(void)
     test_devices();
     test_offsets();
     test_windows();
+    test_fall_back();
     test_validate();
     test_threads();
     test_tzdir(); /* last: it fills the zone cache */
