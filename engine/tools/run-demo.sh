@@ -1,11 +1,14 @@
 #!/bin/sh
 # make run: a simulated day of calls through the stock policies, then the
 # daemon on loopback with a demo account (data in ./var/switchboard).
+# usage: run-demo.sh [CLI [SERVE FLAGS...]] (tests/daemon/make_run.t passes
+# --listen 127.0.0.1:0)
 set -eu
 cli=${1:-build/switchboard}
+[ $# -gt 0 ] && shift
 echo "== A simulated day of calls =="
 "$cli" simulate --policy-dir policies
 echo
 echo "== The daemon =="
 mkdir -p var
-exec "$cli" serve --demo --data-dir var/switchboard --policy-dir policies
+exec "$cli" serve --demo --data-dir var/switchboard --policy-dir policies "$@"

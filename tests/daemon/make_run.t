@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+# What `make run` runs (engine/tools/run-demo.sh), as a new user's first
+# command: the simulated day of calls through the stock policies, then the
+# daemon with the demo account; SIGTERM stops it with exit 0. Run in a
+# scratch directory (the script keeps its data in ./var).
+import sys, os, re, signal, subprocess, tempfile, threading, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, ROOT, binary
+
+t = TAP(deadline=120)
+work = tempfile.mkdtemp(prefix="sbtest-run-")
+os.symlink(os.path.join(ROOT, "policies"), os.path.join(work, "policies"))
+cli = binary()
+p = subprocess.Popen([os.path.join(ROOT, "engine/tools/run-demo.sh"), cli, "--listen",
+                      "127.0.0.1:0"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     text=True)
+out, err = [], []
+for stream, sink in ((p.stdout, out), (p.stderr, err)):
+    threading.Thread(target=lambda s=stream, k=sink: [k.append(l) for l in s], daemon=True).start()
+end = time.monotonic() + 90
+def up():
+    return any('msg="listening"' in l for l in err) and any("curl" in l for l in out)
+
+
+while time.monotonic() < end and p.poll() is None and not up():
+    time.sleep(0.05)
+text = "".join(out)
+t.ok(p.poll() is None and any('msg="listening"' in l for l in err),
+     "the daemon is up after the simulated day", "".join(out + err)[-3000:])
+t.ok("== A simulated day of calls ==" in text and re.search(r"\d+ calls", text) is not None,
+     "the simulated day ran and printed its summary", text[-3000:])
+t.ok("api key: sbk_" in text and "curl" in text, "the demo account's key and curl lines",
+     text[-2000:])
+t.ok(os.path.isdir(os.path.join(work, "var", "switchboard")), "its data in ./var/switchboard")
+if p.poll() is None:
+    p.send_signal(signal.SIGTERM)
+try:
+    rc = p.wait(timeout=30)
+except subprocess.TimeoutExpired:
+    p.kill()
+    rc = p.wait()
+t.is_(rc, 0, "SIGTERM: exit 0")
+subprocess.run(["rm", "-rf", work])
+t.done()
