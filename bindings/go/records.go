@@ -388,7 +388,9 @@ func (p *sweepProgress) call(done, total uint64) {
 // is due). progress, if not nil, is called on this goroutine after each
 // transaction with the records handled so far and an estimate of the total;
 // it may call the engine, but not while a Close waits on another goroutine
-// (the sweep holds the engine: that call would wait for ever). A panic in progress panics Sweep
+// (the sweep holds the engine: that call would wait for ever), and it must
+// not call Close itself (Close waits for the sweep, which waits for progress
+// to return: they would wait for each other). A panic in progress panics Sweep
 // once the sweep has returned (the sweep itself cannot be stopped half way:
 // its work is committed transaction by transaction).
 func (e *Engine) Sweep(budget time.Duration, progress func(done, total uint64)) (*SweepReport, error) {

@@ -383,8 +383,9 @@ func (e *Engine) freeHandles() {
 	}
 }
 
-// Close syncs and closes the engine, after the calls in flight return.
-// Closing twice is harmless; calls after Close fail with ErrInvalid.
+// Close syncs and closes the engine, after the calls in flight return (so
+// not from a Sweep's progress function: see Sweep). Closing twice is
+// harmless; calls after Close fail with ErrInvalid.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
