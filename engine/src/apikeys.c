@@ -68,18 +68,24 @@ int sb_apikey_verify(sb_engine *e, const char *account, const char *key, size_t 
     MDB_txn *txn;
     if (eng_read_begin(e, &txn)) return SB_ESTORE;
     acct_rec acc;
-    int ok = 0;
+    int ok = 0, checked = 0;
     if (st_account_by_id(txn, e, account, &acc) == 0) {
         st_iter it;
         uint8_t p[4];
         for (int r = st_iter_open(&it, txn, e, DB_APIKEYS, p, key_acct(p, acc.num)); r == 0;
-             r = st_iter_next(&it))
-            if (it.v.mv_size == CR_APIKEY_HASH_BYTES &&
-                cr_apikey_verify(e->master, account, key, len, it.v.mv_data) == 0)
+             r = st_iter_next(&it)) {
+            if (it.v.mv_size != CR_APIKEY_HASH_BYTES) continue;
+            checked++;
+            if (cr_apikey_verify(e->master, account, key, len, it.v.mv_data) == 0)
                 ok = 1; /* no early exit: every key costs the same */
+        }
         st_iter_close(&it);
     }
     eng_read_end(e, txn);
+    /* An account that is not there (or has no key) costs one check too, so
+    ** that the time of a refusal does not tell whether the account exists. */
+    static const uint8_t none[CR_APIKEY_HASH_BYTES];
+    if (!checked && cr_apikey_verify(e->master, account, key, len, none) == 0) ok = 0;
     return ok ? 0 : SB_EAUTH;
 }
 
