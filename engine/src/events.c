@@ -1824,10 +1824,15 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         queue_free(&q);
         return 0;
     }
+    /* A step the tick reaches only once the whole ring is over (the tick
+    ** came that late) rings nobody: the end's own timer, due too, ends it. */
     if (kind == TM_RING && c->state == CALL_RINGING && progressive_pending(c) &&
-        step_due(c) == due) {
+        step_due(c) == due && t->now < c->ring_due) {
         rc = progressive_step(t, c, &q, due);
     } else if (kind == TM_RING && c->state == CALL_RINGING && c->ring_due == due) {
+        /* A progressive ring's end: agents whose steps never came (a late
+        ** tick) do not ring after it, as the next of a sequence would. */
+        if (progressive_pending(c)) c->nseq = c->seqpos;
         c->ring_due = 0;
         uint32_t freed[MAX_RING];
         int nf = 0;

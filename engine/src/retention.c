@@ -929,6 +929,40 @@ static int job_erasure(rctx *x, uint32_t acct, uint8_t cur[16], size_t *curlen, 
     return n;
 }
 
+/* A hold of the account was released: the job runs every request again
+** from the first, and so from its first record the one a run cut into
+** transactions was half way through (with a cursor, and maybe held set by
+** records the released hold kept before the cut: resumed, those would stay
+** until another release). Only the job leaves a request so; at most one. */
+static int pend_restart(rctx *x)
+{
+    uint8_t p[4], after[20];
+    size_t alen = 0;
+    key_acct(p, x->acct);
+    for (;;) {
+        uint8_t pseudo[16];
+        int64_t received = 0;
+        int found = 0, rc;
+        st_iter it;
+        for (rc = st_iter_after(&it, x->t->txn, x->e, DB_ERASURES, p, 4, after, alen); rc == 0;
+             rc = st_iter_next(&it)) {
+            const uint8_t *v = it.v.mv_data;
+            if (it.klen == 20 && it.v.mv_size >= 10 && v[0] == V_PEND &&
+                (it.v.mv_size > 10 || v[9])) {
+                memcpy(pseudo, it.key + 4, 16);
+                received = (int64_t)be64(v + 1);
+                found = 1;
+                break;
+            }
+        }
+        st_iter_close(&it);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        if (!found) return 0;
+        if ((rc = pend_put(x, pseudo, received, 0, NULL, 0))) return rc;
+        alen = pend_key(after, x->acct, pseudo);
+    }
+}
+
 /* Run background jobs within the budget; returns the work done. */
 static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
 {
@@ -1751,7 +1785,7 @@ static int do_hold_release(wtx *t, void *arg)
     st_iter it;
     rc = st_iter_open(&it, t->txn, t->e, DB_ERASURES, p, key_acct(p, t->acct));
     st_iter_close(&it);
-    if (rc == 0)
+    if (rc == 0 && (rc = pend_restart(&x)) == 0)
         rc = job_put(&x, JOB_ERASURE, t->acct, jv, 1);
     else if (rc == MDB_NOTFOUND)
         rc = 0;

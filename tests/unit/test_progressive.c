@@ -396,6 +396,30 @@ static void test_ring_ends(void)
     settle();
 }
 
+/* A tick that comes only after the whole ring's end (the engine was down,
+** say): the steps it missed would have come before the end, but the ring
+** is over by now, so nobody joins it: no ring that is cancelled in the same
+** breath, no no-answer for an agent who never rang. */
+static void test_late_past_end(void)
+{
+    int64_t t0 = now_ms;
+    int na1 = no_answers_of("a1"), na2 = no_answers_of("a2"), na4 = no_answers_of("a4");
+    offer("p8", "{\"once\":true}");
+    ok(only(SB_ACT_RING, "a1"), "p8: a1 rings");
+    ok(tick_at(t0 + 25000) == 0, "the first tick comes 5 s after the ring's end");
+    is_int(count(SB_ACT_RING), 0, "it rings nobody: the ring is over");
+    ok(only(SB_ACT_CANCEL, "a1"), "it cancels a1's ring, the only one");
+    is_int(no_answers_of("a1"), na1 + 1, "a1, who rang to the end, counts a no-answer");
+    ok(no_answers_of("a2") == na2 && no_answers_of("a4") == na4,
+       "a2 and a4, who never rang, count none");
+    ok(attempts_of("p8", "a2", NULL, 0) == 0 && attempts_of("p8", "a4", NULL, 0) == 0,
+       "and have no ring attempt in the call");
+    ok(strcmp(state_of("p8"), "waiting") == 0 && strcmp(second_decision("p8"), "wait") == 0,
+       "the call is back with its policy");
+    ev("{\"type\":\"abandon\",\"call\":\"p8\"}");
+    settle();
+}
+
 /* A policy returning `ret` fails with `msg`: the call gets the fallback and
 ** its trace has the message with the file and line. */
 static void refused(const char *name, const char *ret, const char *msg)
@@ -457,6 +481,7 @@ int main(void)
     test_busy_before_next();
     test_skip_late_and_reopen();
     test_ring_ends();
+    test_late_past_end();
     test_bad_decisions();
     sb_close(eng);
     sb_result_free(res);

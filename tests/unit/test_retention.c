@@ -489,6 +489,57 @@ static void test_erase_after_release_many(void)
     ok(sb_account_delete(eng, "many", res) == 0, "account removed");
 }
 
+/* A hold released while a sweep is half way through the rerun of a
+** remembered request (over more records than one sweep transaction takes):
+** the rerun starts over, so the records that hold kept before the cut are
+** reached too, not left for a release that may never come. */
+static sb_result *mid_res;
+static int mid_released;
+static void release_mid(void *arg, uint64_t done, uint64_t total)
+{
+    (void)arg;
+    (void)done;
+    (void)total;
+    if (mid_released++) return;
+    if (sb_hold_release(eng, "mid", "hc", mid_res)) diag("release: %s", sb_result_message(mid_res));
+}
+
+static void test_erase_release_midway(void)
+{
+    account("mid", "retention/keep-90-days-then-delete");
+    int errors = 0;
+    for (int i = 0; i < 1100; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "x%d", i);
+        errors += call("mid", id, "+442079467878", 0, NULL) != 0;
+    }
+    is_int(errors, 0, "1100 calls of one number");
+    const char *hn = "{\"id\":\"hn\",\"number\":\"+442079467878\",\"reason\":\"case 1\"}";
+    const char *hc = "{\"id\":\"hc\",\"call\":\"x5\",\"reason\":\"case 2\"}";
+    ok(sb_hold_place(eng, "mid", hn, strlen(hn), res) == 0 &&
+           sb_hold_place(eng, "mid", hc, strlen(hc), res) == 0,
+       "a hold on the number, and one on its call x5");
+    json_t *d = doc(sb_erase(eng, "mid", "+442079467878", res));
+    is_int(jint(d, "held"), 1100, "the erasure is kept from all 1100");
+    json_decref(d);
+    ok(sb_hold_release(eng, "mid", "hn", res) == 0, "the number's hold released");
+    mid_res = sb_result_new();
+    mid_released = 0;
+    d = doc(sb_sweep(eng, 0, release_mid, NULL, res));
+    ok(mid_released >= 2 && jint(d, "transactions") >= 2,
+       "the sweep's rerun takes several transactions; x5's hold is released after the first");
+    long long first = jint(d, "deleted");
+    json_decref(d);
+    sb_result_free(mid_res);
+    long long then = swept("deleted", NULL);
+    is_int(first + then, 1100, "that sweep and the next delete all 1100 (%lld, then %lld)", first,
+           then);
+    ok(!exists("mid", "x5"), "x5 too, whose hold went while the rerun was half way");
+    is_int(audit_count("mid", "delete", "erasure request"), 1100,
+           "1100 deletions audited, once each");
+    ok(sb_account_delete(eng, "mid", res) == 0, "account removed");
+}
+
 /* A hold on a time range covers every call in progress in it: one offered
 ** just before the range and ended in it is held. */
 static void test_range_hold_in_progress(void)
@@ -759,6 +810,7 @@ int main(void)
     test_erase_self_call();
     test_erase_after_release();
     test_erase_after_release_many();
+    test_erase_release_midway();
     test_range_hold_in_progress();
     test_ctx_store();
     test_failures();
