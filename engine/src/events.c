@@ -371,7 +371,8 @@ static int kv_get(void *arg, const char *key, size_t klen, char *type, sb_buf *v
 }
 
 /* The keys in the store: a count kept under the empty key (no ctx key is
-** empty), counted once for a store an earlier version wrote. */
+** empty), counted once for a store an earlier version wrote (and kept from
+** then on, also when the store is full already). */
 static int kv_count(kv_ctx *kc, uint64_t *n)
 {
     uint8_t k[4 + SB_NAME_MAX + 1];
@@ -389,7 +390,10 @@ static int kv_count(kv_ctx *kc, uint64_t *n)
          rc = st_iter_next(&it))
         *n += it.klen > kl;
     st_iter_close(&it);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    if (rc != MDB_NOTFOUND) return rc;
+    uint8_t nv[8];
+    put_be64(nv, *n);
+    return st_put(kc->t->txn, kc->t->e, DB_KV, k, kl, nv, 8);
 }
 
 static long kv_room(void *arg)

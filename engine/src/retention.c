@@ -905,11 +905,14 @@ static int job_erasure(rctx *x, uint32_t acct, uint8_t cur[16], size_t *curlen, 
         if (rc) return rc;
         if (!ok) continue;
         int edone = 0, handled = 0, held = v[9];
+        uint64_t failed = x->n.failed;
         x->erase_held = 0;
         rc = erase_batch(x, pseudo, (int64_t)be64(v + 1), v + 10, vl - 10, next, &nextlen, &edone,
                          &handled);
         if (rc) return rc;
-        held |= x->erase_held > 0;
+        /* A record whose erase hook failed keeps the request too: it is not
+        ** done (the audit has the error; the next release runs it again). */
+        held |= x->erase_held > 0 || x->n.failed > failed;
         n += handled + 1;
         if (!edone) { /* its next batch, from where this one ended */
             if ((rc = pend_put(x, pseudo, (int64_t)be64(v + 1), held, next, nextlen))) return rc;
@@ -1364,15 +1367,16 @@ static int do_erase(wtx *t, void *arg)
     rc = erase_batch(&x, pseudo, op->received, op->cur, op->curlen, op->next, &op->nextlen,
                      &op->done, &handled);
     op->held_now = x.erase_held > 0;
-    /* The request is remembered while a hold keeps any record from it, and
-    ** forgotten once a run of it met none (one run again after a release). */
-    if (!rc && op->done) {
+    /* The request is remembered while a hold keeps any record from it (from
+    ** the transaction that met the first such record: a hold released before
+    ** the request ends must find it), and forgotten once a run of it met
+    ** none (one run again after a release). */
+    if (!rc && (op->held_now || (op->done && !op->held))) {
         uint8_t k[20];
-        if (op->held || op->held_now) {
+        if (op->held_now)
             rc = pend_put(&x, pseudo, op->received, 0, NULL, 0);
-        } else {
+        else
             rc = st_del(t->txn, t->e, DB_ERASURES, k, pend_key(k, t->acct, pseudo));
-        }
     }
     if (!rc) rc = audit_flush(&x);
 out:

@@ -540,6 +540,42 @@ static void test_erase_release_midway(void)
     ok(sb_account_delete(eng, "mid", res) == 0, "account removed");
 }
 
+/* A remembered request whose erase hook fails when it runs again stays
+** remembered: the next release runs it again (with the hook fixed). */
+static void test_erase_rerun_fails(void)
+{
+    const char *flaky = "local P = {}\n"
+                        "function P.retain(record, ctx) return { keep = true } end\n"
+                        "function P.erase(record, request, ctx)\n"
+                        "  if not record.legal_hold then error('erase broken') end\n"
+                        "  return { delete = true, reason = 'erasure request' }\n"
+                        "end\nreturn P\n";
+    ok(with_policy("flaky", "flaky", flaky) == 0, "an erase hook that fails unless held");
+    call("flaky", "f1", "+442079464545", 1, NULL);
+    const char *h = "{\"id\":\"hf\",\"call\":\"f1\",\"reason\":\"dispute\"}";
+    ok(sb_hold_place(eng, "flaky", h, strlen(h), res) == 0, "f1 held");
+    json_t *d = doc(sb_erase(eng, "flaky", "+442079464545", res));
+    is_int(jint(d, "held"), 1, "the erasure is kept from f1");
+    json_decref(d);
+    ok(sb_hold_release(eng, "flaky", "hf", res) == 0, "the hold released");
+    is_int(swept("failed", NULL), 1, "the rerun's hook fails");
+    ok(exists("flaky", "f1"), "f1 stays");
+    const char *fixed = "local P = {}\n"
+                        "function P.retain(record, ctx) return { keep = true } end\n"
+                        "function P.erase(record, request, ctx)\n"
+                        "  return { delete = true, reason = 'erasure request' }\n"
+                        "end\nreturn P\n";
+    ok(sb_policy_put(eng, "flaky", "flaky", fixed, strlen(fixed), NULL, res) == 0,
+       "the hook fixed");
+    const char *h2 = "{\"id\":\"hf2\",\"call\":\"other\",\"reason\":\"x\"}";
+    ok(sb_hold_place(eng, "flaky", h2, strlen(h2), res) == 0 &&
+           sb_hold_release(eng, "flaky", "hf2", res) == 0,
+       "a hold placed and released");
+    is_int(swept("deleted", NULL), 1, "the request, still remembered, deletes f1 now");
+    ok(!exists("flaky", "f1"), "f1 is gone");
+    ok(sb_account_delete(eng, "flaky", res) == 0, "account removed");
+}
+
 /* A hold on a time range covers every call in progress in it: one offered
 ** just before the range and ended in it is held. */
 static void test_range_hold_in_progress(void)
@@ -811,6 +847,7 @@ int main(void)
     test_erase_after_release();
     test_erase_after_release_many();
     test_erase_release_midway();
+    test_erase_rerun_fails();
     test_range_hold_in_progress();
     test_ctx_store();
     test_failures();
