@@ -56,6 +56,9 @@ int e164_normalize(const char *in, char out[SB_E164_MAX + 1]);
 ** well-formed sequence becomes '?'. Policy output (reasons, error messages)
 ** may hold any bytes; what we store and render as JSON must be UTF-8. */
 void utf8_clean(char *s);
+/* s was cut to fit a buffer: drop a last character the cut left incomplete,
+** so that what remains ends between characters. */
+void utf8_cut_end(char *s);
 /* 1 if the string is valid UTF-8 (NULL counts as valid). */
 int utf8_valid(const char *s);
 /* jansson reports some failed allocations as syntax errors; our allocator

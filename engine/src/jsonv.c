@@ -9,10 +9,12 @@
 
 const char *jv_path(char *buf, size_t cap, const char *prefix, const char *key)
 {
+    int n;
     if (prefix && *prefix)
-        snprintf(buf, cap, "%s.%s", prefix, key);
+        n = snprintf(buf, cap, "%s.%s", prefix, key);
     else
-        snprintf(buf, cap, "%s", key);
+        n = snprintf(buf, cap, "%s", key);
+    if (cap && n >= (int)cap) utf8_cut_end(buf); /* a long key: cut between characters */
     return buf;
 }
 

@@ -369,6 +369,7 @@ int dec_call(const void *p, size_t n, call_rec *c)
         t->t = rb_i64(&r);
         t->kind = rb_u8(&r);
         t->fallback = rb_u8(&r);
+        if (t->kind < TR_RING || t->kind > TR_ERROR) r.err = 1; /* names index by it */
         rb_str(&r, t->version, sizeof t->version);
         rb_str(&r, t->policy, sizeof t->policy);
         rb_str(&r, t->detail, sizeof t->detail);
@@ -405,7 +406,9 @@ void call_trace(call_rec *c, int64_t t, int kind, int fallback, const char *poli
     str_copy(e->policy, sizeof e->policy, policy ? policy : "");
     if (str_copy(e->detail, sizeof e->detail, detail ? detail : "")) {
         memcpy(e->detail, detail, sizeof e->detail - 4);
-        strcpy(e->detail + sizeof e->detail - 4, "...");
+        e->detail[sizeof e->detail - 4] = 0;
+        utf8_cut_end(e->detail); /* between characters, not in one */
+        strcat(e->detail, "...");
     }
     utf8_clean(e->detail); /* a cut can split a character, and policies write any bytes */
     utf8_clean(e->policy);

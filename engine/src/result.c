@@ -77,12 +77,18 @@ int res_err(sb_result *r, int code, const char *field, const char *fmt, ...)
     va_list ap;
     char tmp[1024];
     va_start(ap, fmt);
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof tmp) utf8_cut_end(tmp); /* cut between characters, not in one */
     utf8_clean(tmp);
     buf_puts(&r->msg, tmp);
     buf_clear(&r->field);
-    if (field) buf_puts(&r->field, field);
+    if (field) {
+        /* A field may be a path built from a document's keys (and cut to
+        ** fit): it goes out as a JSON string, so it must be UTF-8. */
+        buf_puts(&r->field, field);
+        if (r->field.p) utf8_clean(r->field.p);
+    }
     return code;
 }
 

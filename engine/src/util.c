@@ -158,6 +158,17 @@ void utf8_clean(char *s)
     }
 }
 
+void utf8_cut_end(char *s)
+{
+    size_t n = s ? strlen(s) : 0, i = n;
+    while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0) return;
+    unsigned char c = (unsigned char)s[i - 1];
+    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (need > n - (i - 1)) s[i - 1] = 0;
+}
+
 int utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
