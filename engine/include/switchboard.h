@@ -27,7 +27,10 @@
 **  - Times are milliseconds since the Unix epoch, from the engine's clock
 **    (injectable, see sb_config.clock). Durations in JSON are seconds.
 **  - Identifiers (accounts, agents, queues, calls, policies) are 1..128 bytes
-**    of [A-Za-z0-9._:@+-]. Phone numbers are E.164 ("+" then 2..15 digits).
+**    of [A-Za-z0-9._:@+-]. Phone numbers are E.164 ("+" then 2..15 digits),
+**    which may be written with spaces, dashes, dots and parentheses, and
+**    with the national trunk prefix as "(0)": "+44 (0)20 7946-0001" is
+**    +442079460001.
 **  - Everything an account owns is reached only through that account's id;
 **    another account's ids behave exactly like ids that do not exist.
 */

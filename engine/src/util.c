@@ -107,6 +107,14 @@ int e164_normalize(const char *in, char out[SB_E164_MAX + 1])
     out[o++] = '+';
     for (p++; *p; p++) {
         unsigned char c = (unsigned char)*p;
+        /* "+44 (0)20 ...": the national trunk prefix some write after the
+        ** country code is not dialled from abroad and is not part of the
+        ** number (without this, two spellings of one number would be two
+        ** numbers to erasure and access requests). */
+        if (c == '(' && p[1] == '0' && p[2] == ')' && o > 1) {
+            p += 2;
+            continue;
+        }
         if (c >= '0' && c <= '9') {
             if (o == 1 && c == '0') return -1; /* country codes never start with 0 */
             if (o >= SB_E164_MAX) return -1;
