@@ -34,7 +34,7 @@ int jv_parse(const char *text, size_t len, json_t **out, sb_result *res)
     json_oom_reset();
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!j && json_oom(&err)) return res_err(res, SB_ENOMEM, NULL, "out of memory reading JSON");
-    if (!j && len && text[len - 1] == 0 && memchr(text, 0, len) == text + len - 1)
+    if (!j && len && strnlen(text, len) == len - 1)
         return res_err(res, SB_EINVAL, NULL,
                        "the length given counts the string's terminating NUL: pass strlen()");
     if (!j && jv_error_text(&err) != err.text)

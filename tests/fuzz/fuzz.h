@@ -156,6 +156,17 @@ __attribute__((unused)) static void fz_check_result(sb_result *res, int rc, cons
                     (int)(len > 400 ? 400 : len), js);
             abort();
         }
+        /* The error shape: message and field always there (field may be null),
+        ** and the field the same as sb_result_field says. */
+        json_t *f = json_object_get(e, "field");
+        const char *rf = sb_result_field(res);
+        if (!json_is_string(json_object_get(e, "message")) || !f ||
+            (json_is_string(f) ? !rf || strcmp(rf, json_string_value(f))
+                               : !json_is_null(f) || rf)) {
+            fprintf(stderr, "%s: the error lacks its message or field: %.*s\n", what,
+                    (int)(len > 400 ? 400 : len), js);
+            abort();
+        }
     }
     if (rc != 0) {
         if (sb_result_count(res) != 0) {
