@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* json_dumps flags for reals: 12 significant digits, as the library writes
+** its own JSON (3.95, not jansson's default 3.9500000000000002). */
+#define CLI_JSON_REALS JSON_REAL_PRECISION(12)
+
 /* Read a whole file ("-" is stdin); NUL-terminated, free() it. NULL on error
 ** (already reported on stderr). */
 char *cli_read_file(const char *path, size_t *len);

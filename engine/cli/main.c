@@ -317,9 +317,10 @@ static int cmd_test(int argc, char **argv)
             printf("%s %zu - %s\n", ok ? "ok" : "not ok", i + 1,
                    json_string_value(json_object_get(c, "name")));
             if (!ok) {
-                char *got = json_dumps(json_object_get(c, "got"), JSON_COMPACT | JSON_ENCODE_ANY);
-                char *exp =
-                    json_dumps(json_object_get(c, "expected"), JSON_COMPACT | JSON_ENCODE_ANY);
+                char *got = json_dumps(json_object_get(c, "got"),
+                                       JSON_COMPACT | JSON_ENCODE_ANY | CLI_JSON_REALS);
+                char *exp = json_dumps(json_object_get(c, "expected"),
+                                       JSON_COMPACT | JSON_ENCODE_ANY | CLI_JSON_REALS);
                 printf("#   expected %s\n", exp ? exp : "?");
                 if (got) printf("#   got      %s\n", got);
                 const char *why = json_string_value(json_object_get(c, "message"));

@@ -252,7 +252,7 @@ static void print_json(sb_result *res)
 {
     json_t *d = result_doc(res);
     json_object_del(d, "actions");
-    char *s = json_dumps(d, JSON_INDENT(2) | JSON_SORT_KEYS);
+    char *s = json_dumps(d, JSON_INDENT(2) | JSON_SORT_KEYS | CLI_JSON_REALS);
     if (s) printf("%s\n", s);
     free(s);
     json_decref(d);
@@ -386,7 +386,7 @@ int cli_records(int argc, char **argv)
         if (o.to) json_object_set_new(q, "to_ms", json_integer(to));
         if (o.queue) json_object_set_new(q, "queue", json_string(o.queue));
         if (o.limit) json_object_set_new(q, "limit", json_integer(atoll(o.limit)));
-        char *qs = json_dumps(q, JSON_COMPACT);
+        char *qs = json_dumps(q, JSON_COMPACT | CLI_JSON_REALS);
         json_decref(q);
         if ((e = open_dir(&o, res))) rc = sb_records_list(e, o.account, qs, strlen(qs), res);
         free(qs);
@@ -429,7 +429,7 @@ int cli_records(int argc, char **argv)
         if (o.from) json_object_set_new(h, "from_ms", json_integer(from));
         if (o.to) json_object_set_new(h, "to_ms", json_integer(to));
         if (o.reason) json_object_set_new(h, "reason", json_string(o.reason));
-        char *hs = json_dumps(h, JSON_COMPACT);
+        char *hs = json_dumps(h, JSON_COMPACT | CLI_JSON_REALS);
         json_decref(h);
         if ((e = open_dir(&o, res))) rc = sb_hold_place(e, o.account, hs, strlen(hs), res);
         free(hs);

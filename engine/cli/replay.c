@@ -267,13 +267,13 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
         snprintf(label, sizeof label, "%s%s%s", json_string_value(type), call ? " " : "",
                  call ? json_string_value(call) : "");
         json_object_del(o, "account");
-        doc = json_dumps(o, JSON_COMPACT);
+        doc = json_dumps(o, JSON_COMPACT | CLI_JSON_REALS);
         print_time(clock_ms);
         printf(" %s", label);
         rc = sb_submit_json(eng, account, doc, strlen(doc), res);
     } else if (json_is_object(acc)) {
         json_t *id = json_object_get(acc, "id");
-        doc = json_dumps(acc, JSON_COMPACT);
+        doc = json_dumps(acc, JSON_COMPACT | CLI_JSON_REALS);
         print_time(clock_ms);
         printf(" account");
         rc = sb_account_put(eng, doc, strlen(doc), res);
@@ -292,7 +292,7 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
                        is_agent ? "an agent" : "a queue");
             return;
         }
-        doc = json_dumps(d, JSON_COMPACT);
+        doc = json_dumps(d, JSON_COMPACT | CLI_JSON_REALS);
         print_time(clock_ms);
         printf(" %s", what);
         rc = is_agent ? sb_agent_put(eng, account, doc, strlen(doc), res)

@@ -27,4 +27,24 @@ done
 run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "README's other example, first-calls.jsonl, exits 0" err "0 errors"
 
+# README's "Embed the library" example, inside a main(), built as the README
+# links it and run on a scratch data directory: it rings alice.
+{
+    awk '/^```c$/ { inside = 1; next } inside && /^```$/ { exit } inside && /^#include/ { print }' README.md
+    echo 'int main(void) {'
+    awk '/^```c$/ { inside = 1; next } inside && /^```$/ { exit } inside && !/^#include/ { print }' README.md |
+        sed "s|/var/lib/switchboard|$tmp/embed-data|"
+    echo 'return 0; }'
+} >"$tmp/prog.c"
+mkdir -p "$tmp/embed-data"
+B=${SB_BUILD:-build}
+case $B in /*) ;; *) B=$PWD/$B ;; esac
+san=
+case $B in *-san) san=-fsanitize=address,undefined ;; esac # the library's runtime
+cc -std=c11 $san "$tmp/prog.c" -Iengine/include -L"$B" -lswitchboard -Wl,-rpath,"$B" \
+    -o "$tmp/prog" 2>"$tmp/cc.err"
+ok $? "README's C example compiles and links as shown" "$(cat "$tmp/cc.err")"
+run "$tmp/prog"
+check 0 "... and rings alice" out "ring alice at sip:alice@pbx.example"
+
 done_testing

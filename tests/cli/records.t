@@ -118,11 +118,13 @@ cat >"$tmp/held.jsonl" <<J
 {"agent": {"id": "bob", "devices": {"softphone": "sip:bob@pbx.example"}, "status": "available"}}
 {"queue": {"id": "support", "policy": "longest-idle", "members": [{"agent": "bob"}]}}
 {"type": "offer", "call": "h1", "queue": "support", "caller": "+442079460002"}
-{"advance": 4}
+{"advance": 3.95}
 {"type": "abandon", "call": "h1"}
 J
 run "$sb" replay "$tmp/held.jsonl" --data-dir "$data" --policy-dir policies
 ok $rc "account beta with one call of +442079460002" "$(shown)"
+run "$sb" records get --data-dir "$data" --account beta h1
+check 0 "its record reads with reals as the API writes them" out '"wait": 3.95'
 run "$sb" records hold --data-dir "$data" --account beta --call h1 --reason dispute --id hb
 check 0 "a hold on it" out "hb"
 run "$sb" records erase +442079460002 --data-dir "$data" --account beta
