@@ -377,7 +377,8 @@ SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
 ** every engine on the data directory moves to it; otherwise nothing changes
 ** and res says what failed. SB_ESTATE when a queue routes with the policy
 ** and this version has no route hook (a reload refuses such a shared file
-** too). res's JSON: {"name":..,"version":..}. */
+** too). res's JSON: {"name":..,"version":..}, and "warnings":["file:line:
+** ...",...] when sb_policy_check finds something (stored all the same). */
 SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, const char *source,
                          size_t len, const char *cases_json, sb_result *res);
 /* {"policies":[{"name","version","source":"account"|"shared","state":"ok"|

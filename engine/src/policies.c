@@ -315,7 +315,23 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     adopt_account(e, op.acct, op.gen);
     sb_log(e, SB_LOG_INFO, "policy loaded account=%s policy=%s version=%s", account, name,
            op.version);
-    res_doc(res, json_pack("{s:s, s:s}", "name", name, "version", op.version));
+    json_t *doc = json_pack("{s:s, s:s}", "name", name, "version", op.version);
+    /* What `switchboard policy check` would say of it (an undefined global,
+    ** a hook with the wrong parameters...): stored all the same, as it loads
+    ** and passes its cases, but the author hears of it. */
+    sb_result *lint = sb_result_new();
+    if (lint && sb_policy_check(name, source, len, lint) && doc) {
+        json_t *w = json_array();
+        const char *m = sb_result_message(lint);
+        while (m && *m) {
+            size_t n = strcspn(m, "\n");
+            if (n) json_array_append_new(w, json_stringn(m, n));
+            m += n + (m[n] == '\n');
+        }
+        json_object_set_new(doc, "warnings", w);
+    }
+    sb_result_free(lint);
+    res_doc(res, doc);
     return 0;
 }
 

@@ -482,6 +482,20 @@ static void test_store_limit(void)
     queue_with("pauser");
     ok(sb_policy_put(eng, "acme", "filler", ret_only, strlen(ret_only), NULL, res) == 0,
        "once no queue routes with it, it is taken");
+    /* What policy check finds comes back with the upload. */
+    const char *typo = "local P = {}\n"
+                       "function P.route(call, agents, ctx)\n"
+                       "  if call.attempts > 5 then retrun {} end\n"
+                       "  return { wait = 5 }\n"
+                       "end\nreturn P\n";
+    ok(sb_policy_put(eng, "acme", "typo", typo, strlen(typo), NULL, res) == 0,
+       "a policy with a typo in a branch loads, and is stored");
+    ok(strstr(sb_result_json(res, NULL),
+              "\"warnings\":[\"typo.lua:3: accessing undefined variable 'retrun'") != NULL,
+       "with the lint's warning in the answer (%s)", sb_result_json(res, NULL));
+    ok(sb_policy_put(eng, "acme", "clean", src, strlen(src), NULL, res) == 0 &&
+           !strstr(sb_result_json(res, NULL), "warnings"),
+       "a clean one has none");
 }
 
 int main(void)
