@@ -18,9 +18,11 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: switchboard COMMAND [ARGS]\n"
                "\n"
-               "  policy check FILE...          compile and lint policies (file:line messages)\n"
-               "  policy test FILE [CASES]      run a policy's scenario cases (default FILE's\n"
-               "                                .cases.json beside it)\n"
+               "  policy check [--public-key KEYFILE] FILE...\n"
+               "                                compile and lint policies (file:line messages),\n"
+               "                                verify their signatures\n"
+               "  policy test [-v] FILE [CASES] run a policy's scenario cases (default FILE's\n"
+               "                                .cases.json beside it; -v: every case's log)\n"
                "  policy keygen                 print a new Ed25519 key pair for signing\n"
                "  policy sign --key KEYFILE FILE  print FILE signed with the secret key\n"
                "  replay FILE [--data-dir DIR] [--policy-dir DIR] [--json]\n"
@@ -226,6 +228,14 @@ static int cmd_check(int argc, char **argv)
         char *src = cli_read_file(argv[i], &len);
         if (!src) {
             unreadable++;
+            continue;
+        }
+        /* A language server's annotations file (policies/types/): not a
+        ** policy, as a glob over the folder picks it up. */
+        if (len >= 8 && !memcmp(src, "---@meta", 8) &&
+            (len == 8 || src[8] == '\n' || src[8] == ' ')) {
+            printf("%s: type annotations (---@meta), not a policy: skipped\n", argv[i]);
+            free(src);
             continue;
         }
         int rc = sb_policy_check(argv[i], src, len, res);

@@ -27,6 +27,10 @@ check 1 "-v shows every case's log lines" out "#   log: agents: 1"
 run "$sb" policy test --verbose "$tmp/logp.lua" "$tmp/logp.cases.json"
 check 1 "--verbose, with the cases file named" out "#   log: agents: 1"
 
+# Every policy of the folder by glob: the annotations file is skipped.
+run "$sb" policy check policies/*.lua policies/*/*.lua
+check 0 "policy check over policies/ by glob passes" out "policies/types/switchboard.lua: type annotations (---@meta), not a policy: skipped"
+
 # Signing: keygen's JSON is a key file; check verifies with the public key.
 run "$sb" policy keygen
 printf '%s\n' "$out" >"$tmp/key.json"
