@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -299,8 +300,14 @@ static int cmd_test(int argc, char **argv)
     }
     size_t sl, cl;
     char *src = cli_read_file(args[0], &sl);
+    int had_cases = nargs == 2 || access(cases_path, F_OK) == 0;
     char *cases = src ? cli_read_file(cases_path, &cl) : NULL;
     if (!src || !cases) {
+        if (src && !had_cases)
+            fprintf(stderr,
+                    "switchboard: %s has no cases: write them in %s (a JSON array of "
+                    "scenarios, policies/README.md shows the format), or name a cases file\n",
+                    args[0], cases_path);
         free(src);
         return 2;
     }

@@ -27,6 +27,11 @@ check 1 "-v shows every case's log lines" out "#   log: agents: 1"
 run "$sb" policy test --verbose "$tmp/logp.lua" "$tmp/logp.cases.json"
 check 1 "--verbose, with the cases file named" out "#   log: agents: 1"
 
+# A policy without a cases file: where to write them.
+printf 'local P = {}\nfunction P.route(call, agents, ctx) return { wait = 1 } end\nreturn P\n' >"$tmp/nocase.lua"
+run "$sb" policy test "$tmp/nocase.lua"
+check 2 "policy test without cases says where to write them" err "has no cases: write them in $tmp/nocase.cases.json"
+
 # Every policy of the folder by glob: the annotations file is skipped.
 run "$sb" policy check policies/*.lua policies/*/*.lua
 check 0 "policy check over policies/ by glob passes" out "policies/types/switchboard.lua: type annotations (---@meta), not a policy: skipped"
