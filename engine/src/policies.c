@@ -56,6 +56,15 @@ static size_t signed_part(const char *src, size_t len, const char **sig_hex)
     return len;
 }
 
+/* Is there a signature line anywhere but at the end (text added after it)? */
+static int sig_line_inside(const char *src, size_t len)
+{
+    size_t tl = sizeof SIG_TAG - 1;
+    for (size_t i = 0; i + tl <= len; i++)
+        if ((i == 0 || src[i - 1] == '\n') && memcmp(src + i, SIG_TAG, tl) == 0) return 1;
+    return 0;
+}
+
 /* The signature check itself: 0, or why it fails. */
 enum { SIG_OK, SIG_BADKEY, SIG_UNSIGNED, SIG_BAD };
 static int sig_check(const char *src, size_t len, const char *public_hex)
@@ -77,6 +86,11 @@ int sb_policy_verify(const char *source, size_t len, const char *public_hex, sb_
     case SIG_BADKEY:
         return res_err(res, SB_EINVAL, "public_key", "the public key must be 64 hex characters");
     case SIG_UNSIGNED:
+        if (sig_line_inside(source, len))
+            return res_err(res, SB_EPOLICY, "signature",
+                           "changed after signing: text follows its \"%s\" line, which must "
+                           "be the last",
+                           SIG_TAG);
         return res_err(res, SB_EPOLICY, "signature",
                        "unsigned (no \"%s<signature>\" line at the end)", SIG_TAG);
     case SIG_BAD:

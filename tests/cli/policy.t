@@ -60,6 +60,9 @@ run "$sb" policy check --public-key "$tmp/key.json" "$tmp/tampered.lua"
 check 1 "... and refuses a changed one" err "the signature does not verify"
 run "$sb" policy check --public-key "$tmp/key.json" "$tmp/logp.lua"
 check 1 "... and an unsigned one" err "unsigned"
+{ cat "$tmp/signed.lua"; echo "-- a line added after signing"; } >"$tmp/appended.lua"
+run "$sb" policy check --public-key "$tmp/key.json" "$tmp/appended.lua"
+check 1 "... and one with text after its signature says it changed" err "changed after signing"
 
 # Retention cases against a file without the hooks get the engine's defaults.
 printf 'local P = {}\nfunction P.route(call, agents, ctx) return {} end\nreturn P\n' >"$tmp/ronly.lua"
