@@ -125,6 +125,8 @@ run "$sb" replay "$tmp/held.jsonl" --data-dir "$data" --policy-dir policies
 ok $rc "account beta with one call of +442079460002" "$(shown)"
 run "$sb" records get --data-dir "$data" --account beta h1
 check 0 "its record reads with reals as the API writes them" out '"wait": 3.95'
+! has "$out" "3.950000"
+ok $? "... not as 3.9500000000000002" "$(shown)"
 run "$sb" records hold --data-dir "$data" --account beta --call h1 --reason dispute --id hb
 check 0 "a hold on it" out "hb"
 run "$sb" records erase +442079460002 --data-dir "$data" --account beta
