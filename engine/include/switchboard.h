@@ -140,7 +140,8 @@ SB_API const sb_action *sb_result_action(const sb_result *res, size_t i);
 **   success: {"actions":[...], ...document fields...}
 **   failure: {"error":{"code":"SB_EINVAL","message":"...","field":"..."}}
 ** For reads (sb_agent_get, sb_call_get...) the document is the object read.
-** Owned by res; length in *len when len is not NULL. */
+** Owned by res, valid until res is used again (a second sb_result_json
+** included: it writes the text anew); length in *len when len is not NULL. */
 SB_API const char *sb_result_json(sb_result *res, size_t *len);
 
 /* ------------------------------------------------------------------------ */

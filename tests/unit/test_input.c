@@ -289,8 +289,8 @@ static void test_corrupt_call(sb_result *res)
     is_int(sb_call_get(eng, "acme", "c1", res), 0, "corrupt call: c1 reads before");
     /* A C caller passing sizeof (the NUL counted) is told so. */
     static const char again[] = "{\"id\":\"acme\"}";
-    ok(sb_account_put(eng, again, sizeof again, res) == SB_EINVAL &&
-           strstr(sb_result_message(res), "counts the string's terminating NUL"),
+    int nrc = sb_account_put(eng, again, sizeof again, res);
+    ok(nrc == SB_EINVAL && strstr(sb_result_message(res), "counts the string's terminating NUL"),
        "a length with the terminating NUL: %s", sb_result_message(res));
     sb_close(eng);
     ok(corrupt_trace_kind(77), "corrupt call: c1's trace kind set to 77 in the data file");

@@ -460,9 +460,10 @@ int main(void)
                              "function P.retain(record, ctx) return { keep = true } end\n"
                              "return P\n");
     write_file("router.cases.json", "[]");
-    ok(sb_reload(e1, res) == SB_EPOLICY &&
-           strstr(sb_result_message(res), "router.lua has no route hook, but queue 'q' of account "
-                                          "'acme' routes with it"),
+    int hrc = sb_reload(e1, res);
+    ok(hrc == SB_EPOLICY &&
+           strstr(sb_result_message(res), "router.lua has no route hook, but queue "
+                                          "'q' of account 'acme' routes with it"),
        "a reload that would take route from queue q's policy is refused (%s)",
        sb_result_message(res));
     is_str(decide(e2, 30), "B", "nothing changed");
