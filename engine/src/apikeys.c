@@ -85,7 +85,7 @@ int sb_apikey_verify(sb_engine *e, const char *account, const char *key, size_t 
     /* An account that is not there (or has no key) costs one check too, so
     ** that the time of a refusal does not tell whether the account exists. */
     static const uint8_t none[CR_APIKEY_HASH_BYTES];
-    if (!checked && cr_apikey_verify(e->master, account, key, len, none) == 0) ok = 0;
+    if (!checked) (void)!cr_apikey_verify(e->master, account, key, len, none); /* its cost only */
     return ok ? 0 : SB_EAUTH;
 }
 

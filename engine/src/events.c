@@ -404,32 +404,31 @@ static long kv_room(void *arg)
     return n >= POL_KV_KEYS_MAX ? 0 : (long)(POL_KV_KEYS_MAX - n);
 }
 
-static int kv_set(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen,
-                  int existed)
+/* A call's writes added n keys (or removed -n): the count follows, once. */
+static int kv_added(void *arg, long n)
+{
+    kv_ctx *kc = arg;
+    uint64_t have;
+    int rc = kv_count(kc, &have);
+    if (rc) return rc;
+    have = n >= 0 ? have + (uint64_t)n : have > (uint64_t)-n ? have - (uint64_t)-n : 0;
+    uint8_t k[4 + SB_NAME_MAX + 1], nv[8];
+    put_be64(nv, have);
+    return st_put(kc->t->txn, kc->t->e, DB_KV, k, st_kv_key(k, kc->t->acct, kc->policy, "", 0), nv,
+                  8);
+}
+
+static int kv_set(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen)
 {
     kv_ctx *kc = arg;
     uint8_t k[4 + SB_NAME_MAX + 1 + 64];
     if (klen < 1 || klen > 64 || vlen > 1024) return SB_EINVAL;
     size_t kl = st_kv_key(k, kc->t->acct, kc->policy, key, klen);
-    /* A key added or deleted changes the count (read before the write: a
-    ** store without one yet is counted). */
-    uint64_t n = 0;
-    int counts = (type != 0) != (existed != 0), rc = counts ? kv_count(kc, &n) : 0;
-    if (rc) return rc;
-    if (!type) {
-        rc = st_del(kc->t->txn, kc->t->e, DB_KV, k, kl);
-    } else {
-        uint8_t v[1 + 1024];
-        v[0] = (uint8_t)type;
-        memcpy(v + 1, val, vlen);
-        rc = st_put(kc->t->txn, kc->t->e, DB_KV, k, kl, v, vlen + 1);
-    }
-    if (rc || !counts) return rc;
-    n = type ? n + 1 : n ? n - 1 : 0;
-    uint8_t nv[8];
-    put_be64(nv, n);
-    return st_put(kc->t->txn, kc->t->e, DB_KV, k, st_kv_key(k, kc->t->acct, kc->policy, "", 0), nv,
-                  8);
+    if (!type) return st_del(kc->t->txn, kc->t->e, DB_KV, k, kl);
+    uint8_t v[1 + 1024];
+    v[0] = (uint8_t)type;
+    memcpy(v + 1, val, vlen);
+    return st_put(kc->t->txn, kc->t->e, DB_KV, k, kl, v, vlen + 1);
 }
 
 /* The decision of the queue's fallback, in C, when the policy failed. */
@@ -849,7 +848,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
                     .longest_wait = pc.queue_waited,
                     .ring_timeout = (int)q->ring_timeout};
     kv_ctx kc = {t, q->policy};
-    pol_kv kv = {kv_get, kv_set, kv_room, &kc};
+    pol_kv kv = {kv_get, kv_set, kv_room, kv_added, &kc};
     pol_decision *dp = &e->dec; /* pol_route clears it first */
     rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv, t->now,
                    call_seed(e->cfg.seed, c), dp);

@@ -85,15 +85,15 @@ typedef struct pol_queue {
 /* The policy's key-value store, implemented by the core inside the event's
 ** transaction. Values are typed: 's' string, 'n' number (double), 'i'
 ** integer, 'b' boolean. get returns 1 found, 0 missing, <0 error; set with
-** type 0 deletes; `existed` says whether the key was there before (get
-** told the caller). room gives how many keys may still be added (the store
-** keeps POL_KV_KEYS_MAX at most), or <0 on error. */
+** type 0 deletes. The store keeps POL_KV_KEYS_MAX keys at most: room gives
+** how many may still be added (<0 on error), and added(n) tells it a call's
+** writes added n keys (removed -n); both may be NULL (no limit kept). */
 #define POL_KV_KEYS_MAX 10000
 typedef struct pol_kv {
     int (*get)(void *arg, const char *key, size_t klen, char *type, sb_buf *val);
-    int (*set)(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen,
-               int existed);
+    int (*set)(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen);
     long (*room)(void *arg);
+    int (*added)(void *arg, long n);
     void *arg;
 } pol_kv;
 

@@ -139,9 +139,8 @@ static int fake_get(void *arg, const char *key, size_t klen, char *type, sb_buf 
 }
 
 static int fake_set(void *arg, const char *key, size_t klen, char type, const void *val,
-                    size_t vlen, int existed)
+                    size_t vlen)
 {
-    (void)existed;
     if ((type == 'i' || type == 'n') && vlen != 8) return SB_EINVAL;
     return fs_put(arg, key, klen, type, val, vlen);
 }
@@ -938,7 +937,7 @@ static int run_route_case(sbx *sb, const char *name, const int refs[3], const po
             *store = given;
             memset(&given, 0, sizeof given);
         }
-        pol_kv kv = {fake_get, fake_set, fake_room, store};
+        pol_kv kv = {fake_get, fake_set, fake_room, NULL, store};
         pol_decision *d = calloc(1, sizeof *d);
         if (!d) {
             snprintf(why, cap, "out of memory");

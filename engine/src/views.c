@@ -54,7 +54,6 @@ typedef struct kvw {
     size_t klen, vlen;
     char type;
     char *val;
-    int existed; /* the key was in the store (found when the writes are applied) */
 } kvw;
 
 typedef struct vcall {
@@ -1529,7 +1528,6 @@ static int kv_apply(const pol_kv *kv, vcall *vc, const char *name, pol_decision 
         char type = 0;
         buf_clear(&vc->tmp);
         rc = kv->get(kv->arg, vc->w[i].key, vc->w[i].klen, &type, &vc->tmp);
-        vc->w[i].existed = rc == 1;
         added += vc->w[i].type && rc == 0 ? 1 : !vc->w[i].type && rc == 1 ? -1 : 0;
     }
     long room = rc >= 0 && added > 0 && kv->room ? kv->room(kv->arg) : POL_KV_KEYS_MAX;
@@ -1543,8 +1541,9 @@ static int kv_apply(const pol_kv *kv, vcall *vc, const char *name, pol_decision 
     }
     for (int i = 0; i < vc->nw && rc >= 0; i++) {
         kvw *w = &vc->w[i];
-        rc = kv->set(kv->arg, w->key, w->klen, w->type, w->val, w->vlen, w->existed);
+        rc = kv->set(kv->arg, w->key, w->klen, w->type, w->val, w->vlen);
     }
+    if (rc >= 0 && added && kv->added) rc = kv->added(kv->arg, added);
     if (rc >= 0) return 0;
     snprintf(out->error, sizeof out->error, "%s.lua: ctx.set: store error (%s)", name,
              sb_code_name(rc));

@@ -59,17 +59,26 @@ static void provision(sb_engine *e)
        "queue support");
 }
 
+/* A call from +442079460001 to queue support, abandoned: its record. */
+static int record_call(sb_engine *e, const char *id)
+{
+    char json[160];
+    snprintf(json, sizeof json,
+             "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\","
+             "\"caller\":\"+442079460001\"}",
+             id);
+    if (test_event(e, res, "acme", json)) return -1;
+    snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s\"}", id);
+    return test_event(e, res, "acme", json);
+}
+
 static void test_other_key_refused(void)
 {
     sb_engine *e = open_with(NULL);
     ok(e != NULL, "engine opened with the data directory's own master key");
     if (!e) return;
     provision(e);
-    ok(test_event(e, res, "acme",
-                  "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"support\","
-                  "\"caller\":\"+442079460001\"}") == 0 &&
-           test_event(e, res, "acme", "{\"type\":\"abandon\",\"call\":\"c1\"}") == 0,
-       "a call from +442079460001 recorded");
+    ok(record_call(e, "c1") == 0, "a call from +442079460001 recorded");
     is_int(exported(e, "+442079460001"), 1, "an access request finds its record");
     sb_close(e);
 
@@ -213,10 +222,7 @@ static void test_unchecked_slot(void)
     const char *a = "{\"id\":\"acme\"}";
     ok(sb_account_put(e, a, strlen(a), res) == 0 &&
            test_put(e, res, sb_queue_put, "acme", "{\"id\":\"support\"}") == 0 &&
-           test_event(e, res, "acme",
-                      "{\"type\":\"offer\",\"call\":\"o1\",\"queue\":\"support\","
-                      "\"caller\":\"+442079460001\"}") == 0 &&
-           test_event(e, res, "acme", "{\"type\":\"abandon\",\"call\":\"o1\"}") == 0,
+           record_call(e, "o1") == 0,
        "an account with a recorded call");
     sb_close(e);
     ok(slot_check(d2, check) == 0 && memcmp(check, zero, 16) != 0,
@@ -226,11 +232,7 @@ static void test_unchecked_slot(void)
     ok(e != NULL, "the data directory opens with its key");
     if (!e) return;
     is_int(exported(e, "+442079460001"), 1, "the record sealed before is readable");
-    ok(test_event(e, res, "acme",
-                  "{\"type\":\"offer\",\"call\":\"o2\",\"queue\":\"support\","
-                  "\"caller\":\"+442079460001\"}") == 0 &&
-           test_event(e, res, "acme", "{\"type\":\"abandon\",\"call\":\"o2\"}") == 0,
-       "a new call is sealed");
+    ok(record_call(e, "o2") == 0, "a new call is sealed");
     is_int(exported(e, "+442079460001"), 2, "with the same data key: both records read");
     sb_close(e);
     ok(slot_check(d2, check) == 0 && memcmp(check, zero, 16) != 0,

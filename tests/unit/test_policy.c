@@ -94,11 +94,9 @@ static int kv_get(void *arg, const char *key, size_t klen, char *type, sb_buf *v
     return 1;
 }
 
-static int kv_set(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen,
-                  int existed)
+static int kv_set(void *arg, const char *key, size_t klen, char type, const void *val, size_t vlen)
 {
     (void)arg;
-    (void)existed;
     struct kvent *e = kv_find(key, klen);
     if (!type) {
         if (e) *e = store[--nstore];
@@ -115,7 +113,7 @@ static int kv_set(void *arg, const char *key, size_t klen, char type, const void
     return 0;
 }
 
-static const pol_kv KV = {kv_get, kv_set, NULL, NULL};
+static const pol_kv KV = {kv_get, kv_set, NULL, NULL, NULL};
 
 /* --- candidates ------------------------------------------------------------ */
 
@@ -717,6 +715,30 @@ static void test_cases(void)
                m,
                "action: expected \"wait\", got \"error\" (the policy failed: t/rr.lua:11: boom)"),
        "a case where the policy failed gives its error with file:line: %s", m ? m : "-");
+    json_decref(j);
+
+    /* Cases hold the engine's limit on a store's keys. */
+    json_t *full = json_object();
+    for (int i = 0; i < POL_KV_KEYS_MAX; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        json_object_set_new(full, k, json_true());
+    }
+    json_t *cj = json_pack("[{s:s, s:o, s:[{s:s}], s:{s:s}}]", "name", "one key too many", "store",
+                           full, "agents", "id", "a", "expect", "action", "wait");
+    char *fulls = json_dumps(cj, JSON_COMPACT);
+    json_decref(cj);
+    const char *adds =
+        "local P = {}\n"
+        "function P.route(call, agents, ctx) ctx.set('new', 1) return { wait = 5 } end\n"
+        "return P\n";
+    rc = sb_policy_test("adds", adds, strlen(adds), fulls, strlen(fulls), r);
+    free(fulls);
+    j = test_json(r);
+    m = json_string_value(
+        json_object_get(json_array_get(json_object_get(j, "cases"), 0), "message"));
+    ok(rc == SB_EPOLICY && m && strstr(m, "ctx.set: the store is full"),
+       "a case whose store is full refuses a new key as the engine does: %s", m ? m : "-");
     json_decref(j);
 
     rc = sb_policy_test("x", "return 42", 9, "[]", 2, r);

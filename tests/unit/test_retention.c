@@ -140,6 +140,35 @@ static long long swept(const char *key, const char *key2)
     return n;
 }
 
+/* Place a hold (JSON); its code, and why on the TAP stream if it failed. */
+static int hold(const char *acct, const char *json)
+{
+    int rc = sb_hold_place(eng, acct, json, strlen(json), res);
+    if (rc) diag("hold %s: %s", json, sb_result_message(res));
+    return rc;
+}
+
+/* An erasure request for number: the count under key in its report. */
+static long long erased(const char *acct, const char *number, const char *key)
+{
+    json_t *d = doc(sb_erase(eng, acct, number, res));
+    long long n = d ? jint(d, key) : -1;
+    json_decref(d);
+    return n;
+}
+
+/* n abandoned calls from number, ids prefix0, prefix1...: the failures. */
+static int calls_from(const char *acct, const char *prefix, const char *number, int n)
+{
+    int errors = 0;
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        errors += call(acct, id, number, 0, NULL) != 0;
+    }
+    return errors;
+}
+
 static int exists(const char *acct, const char *call_id)
 {
     return sb_call_get(eng, acct, call_id, res) == 0;
@@ -401,9 +430,7 @@ static void test_erase_after_release(void)
     call("rem", "r4", "+442079463434", 1, NULL);
     const char *h1 = "{\"id\":\"hr1\",\"call\":\"r1\",\"reason\":\"dispute\"}";
     const char *h2 = "{\"id\":\"hr2\",\"call\":\"r2\",\"reason\":\"audit\"}";
-    ok(sb_hold_place(eng, "rem", h1, strlen(h1), res) == 0 &&
-           sb_hold_place(eng, "rem", h2, strlen(h2), res) == 0,
-       "holds on r1 and r2");
+    ok(hold("rem", h1) == 0 && hold("rem", h2) == 0, "holds on r1 and r2");
     json_t *d = doc(sb_erase(eng, "rem", "+442079462222", res));
     is_int(jint(d, "deleted"), 1, "the erasure deletes r3");
     is_int(jint(d, "kept"), 2, "and keeps r1 and r2");
@@ -432,8 +459,7 @@ static void test_erase_after_release(void)
     /* Forgotten: a hold placed and released later brings nothing back. */
     call("rem", "r5", "+442079462222", 1, NULL);
     const char *h3 = "{\"id\":\"hr3\",\"call\":\"r4\",\"reason\":\"later\"}";
-    ok(sb_hold_place(eng, "rem", h3, strlen(h3), res) == 0 &&
-           sb_hold_release(eng, "rem", "hr3", res) == 0,
+    ok(hold("rem", h3) == 0 && sb_hold_release(eng, "rem", "hr3", res) == 0,
        "another hold placed and released");
     is_int(swept("deleted", NULL), 0,
            "the request was forgotten: a later call of the number stays");
@@ -441,23 +467,18 @@ static void test_erase_after_release(void)
 
     /* Run again by hand before the sweep: the rerun finds nothing left. */
     const char *h4 = "{\"id\":\"hr4\",\"call\":\"r5\",\"reason\":\"dispute\"}";
-    ok(sb_hold_place(eng, "rem", h4, strlen(h4), res) == 0, "r5 held");
-    d = doc(sb_erase(eng, "rem", "+442079462222", res));
-    is_int(jint(d, "held"), 1, "a new request is kept from r5");
-    json_decref(d);
+    ok(hold("rem", h4) == 0, "r5 held");
+    is_int(erased("rem", "+442079462222", "held"), 1, "a new request is kept from r5");
     ok(sb_hold_release(eng, "rem", "hr4", res) == 0, "hr4 released");
-    d = doc(sb_erase(eng, "rem", "+442079462222", res));
-    is_int(jint(d, "deleted"), 1, "the request run again by hand deletes r5");
-    json_decref(d);
+    is_int(erased("rem", "+442079462222", "deleted"), 1,
+           "the request run again by hand deletes r5");
     is_int(swept("deleted", "kept"), 0, "and the sweep after it has nothing to do");
 
     /* An account deleted with a remembered request leaves nothing behind. */
     call("rem", "r6", "+442079462222", 1, NULL);
     const char *h5 = "{\"id\":\"hr5\",\"call\":\"r6\",\"reason\":\"dispute\"}";
-    ok(sb_hold_place(eng, "rem", h5, strlen(h5), res) == 0, "r6 held");
-    d = doc(sb_erase(eng, "rem", "+442079462222", res));
-    is_int(jint(d, "held"), 1, "the request is kept from r6");
-    json_decref(d);
+    ok(hold("rem", h5) == 0, "r6 held");
+    is_int(erased("rem", "+442079462222", "held"), 1, "the request is kept from r6");
     ok(sb_hold_release(eng, "rem", "hr5", res) == 0 && sb_account_delete(eng, "rem", res) == 0,
        "hold released and account deleted before any sweep");
     is_int(swept("deleted", NULL), 0,
@@ -469,18 +490,10 @@ static void test_erase_after_release(void)
 static void test_erase_after_release_many(void)
 {
     account("many", "retention/keep-90-days-then-delete");
-    int errors = 0;
-    for (int i = 0; i < 520; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "m%d", i);
-        errors += call("many", id, "+442079465656", 0, NULL) != 0;
-    }
-    is_int(errors, 0, "520 calls of one number");
+    is_int(calls_from("many", "m", "+442079465656", 520), 0, "520 calls of one number");
     const char *h = "{\"id\":\"hm\",\"number\":\"+442079465656\",\"reason\":\"case 9\"}";
-    ok(sb_hold_place(eng, "many", h, strlen(h), res) == 0, "a hold on the number");
-    json_t *d = doc(sb_erase(eng, "many", "+442079465656", res));
-    is_int(jint(d, "held"), 520, "the erasure is kept from all 520");
-    json_decref(d);
+    ok(hold("many", h) == 0, "a hold on the number");
+    is_int(erased("many", "+442079465656", "held"), 520, "the erasure is kept from all 520");
     ok(sb_hold_release(eng, "many", "hm", res) == 0, "the hold released");
     is_int(swept("deleted", NULL), 520, "the next sweep deletes all 520");
     ok(!exists("many", "m0") && !exists("many", "m519"), "the first and the last are gone");
@@ -507,25 +520,16 @@ static void release_mid(void *arg, uint64_t done, uint64_t total)
 static void test_erase_release_midway(void)
 {
     account("mid", "retention/keep-90-days-then-delete");
-    int errors = 0;
-    for (int i = 0; i < 1100; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "x%d", i);
-        errors += call("mid", id, "+442079467878", 0, NULL) != 0;
-    }
-    is_int(errors, 0, "1100 calls of one number");
+    is_int(calls_from("mid", "x", "+442079467878", 1100), 0, "1100 calls of one number");
     const char *hn = "{\"id\":\"hn\",\"number\":\"+442079467878\",\"reason\":\"case 1\"}";
     const char *hc = "{\"id\":\"hc\",\"call\":\"x5\",\"reason\":\"case 2\"}";
-    ok(sb_hold_place(eng, "mid", hn, strlen(hn), res) == 0 &&
-           sb_hold_place(eng, "mid", hc, strlen(hc), res) == 0,
+    ok(hold("mid", hn) == 0 && hold("mid", hc) == 0,
        "a hold on the number, and one on its call x5");
-    json_t *d = doc(sb_erase(eng, "mid", "+442079467878", res));
-    is_int(jint(d, "held"), 1100, "the erasure is kept from all 1100");
-    json_decref(d);
+    is_int(erased("mid", "+442079467878", "held"), 1100, "the erasure is kept from all 1100");
     ok(sb_hold_release(eng, "mid", "hn", res) == 0, "the number's hold released");
     mid_res = sb_result_new();
     mid_released = 0;
-    d = doc(sb_sweep(eng, 0, release_mid, NULL, res));
+    json_t *d = doc(sb_sweep(eng, 0, release_mid, NULL, res));
     ok(mid_released >= 2 && jint(d, "transactions") >= 2,
        "the sweep's rerun takes several transactions; x5's hold is released after the first");
     long long first = jint(d, "deleted");
@@ -553,10 +557,8 @@ static void test_erase_rerun_fails(void)
     ok(with_policy("flaky", "flaky", flaky) == 0, "an erase hook that fails unless held");
     call("flaky", "f1", "+442079464545", 1, NULL);
     const char *h = "{\"id\":\"hf\",\"call\":\"f1\",\"reason\":\"dispute\"}";
-    ok(sb_hold_place(eng, "flaky", h, strlen(h), res) == 0, "f1 held");
-    json_t *d = doc(sb_erase(eng, "flaky", "+442079464545", res));
-    is_int(jint(d, "held"), 1, "the erasure is kept from f1");
-    json_decref(d);
+    ok(hold("flaky", h) == 0, "f1 held");
+    is_int(erased("flaky", "+442079464545", "held"), 1, "the erasure is kept from f1");
     ok(sb_hold_release(eng, "flaky", "hf", res) == 0, "the hold released");
     is_int(swept("failed", NULL), 1, "the rerun's hook fails");
     ok(exists("flaky", "f1"), "f1 stays");
@@ -568,8 +570,7 @@ static void test_erase_rerun_fails(void)
     ok(sb_policy_put(eng, "flaky", "flaky", fixed, strlen(fixed), NULL, res) == 0,
        "the hook fixed");
     const char *h2 = "{\"id\":\"hf2\",\"call\":\"other\",\"reason\":\"x\"}";
-    ok(sb_hold_place(eng, "flaky", h2, strlen(h2), res) == 0 &&
-           sb_hold_release(eng, "flaky", "hf2", res) == 0,
+    ok(hold("flaky", h2) == 0 && sb_hold_release(eng, "flaky", "hf2", res) == 0,
        "a hold placed and released");
     is_int(swept("deleted", NULL), 1, "the request, still remembered, deletes f1 now");
     ok(!exists("flaky", "f1"), "f1 is gone");
