@@ -246,12 +246,12 @@ SB_API int sb_sync(sb_engine *eng);
 **            "wrapup":0,"fallback":"longest_idle",
 **            "members":[{"agent":"alice","tier":1,"position":1,"weight":1,"penalty":0}]}
 ** A queue's policy, when named, must be one the account uploaded or one of
-** policy_dir's (omitted: longest-idle, or the fallback when there is none);
-** its overflow must name a queue of the account; an agent is a member once.
+** policy_dir's, and define `route` (omitted: longest-idle, or the fallback
+** when there is none); its overflow must name a queue of the account; an agent is a member once.
 ** max_length bounds the calls waiting: an offer, a policy's move or an
 ** overflow into a full queue goes on to that queue's overflow, or is
 ** rejected ("queue full"); a transfer into it is refused (SB_ESTATE).
-** An account's retention policy must be there too.
+** An account's retention policy must be there too, and define `retain`.
 ** Unknown fields are rejected with SB_EINVAL naming the field.
 ** *_put creates or replaces; replacing keeps live state (an agent on a call
 ** stays on the call). Reads place the stored document, plus live state, in
@@ -377,8 +377,9 @@ SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
 ** array of scenario cases, may be NULL). Only if all pass is it stored and
 ** every engine on the data directory moves to it; otherwise nothing changes
 ** and res says what failed. SB_ESTATE when a queue routes with the policy
-** and this version has no route hook (a reload refuses such a shared file
-** too). res's JSON: {"name":..,"version":..}, and "warnings":["file:line:
+** and this version has no route hook, or an account's retention setting
+** names it and this version has no retain hook (a reload refuses such a
+** shared file too). res's JSON: {"name":..,"version":..}, and "warnings":["file:line:
 ** ...",...] when sb_policy_check finds something (stored all the same). */
 SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, const char *source,
                          size_t len, const char *cases_json, sb_result *res);

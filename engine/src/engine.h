@@ -301,6 +301,9 @@ int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, cha
 /* SB_EINVAL naming field when neither the account nor policy_dir has the
 ** policy `name` (a typo would otherwise show only when calls arrive). */
 int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field);
+/* The same, and SB_EINVAL when the policy does not define `hook`
+** (POL_HOOK_*): a queue needs route, a retention setting retain. */
+int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field, unsigned hook);
 int policies_reload_dir(sb_engine *e, sb_result *res, int *changed);
 
 #endif

@@ -115,7 +115,7 @@ static int do_account_put(wtx *t, void *arg)
         return rc;
     }
     if (op->rs.retention[0] &&
-        (rc = policy_must_exist(t, op->a.num, op->rs.retention, "retention")))
+        (rc = policy_must_have(t, op->a.num, op->rs.retention, "retention", POL_HOOK_RETAIN)))
         return rc;
     if ((rc = st_account_save(t->txn, e, &op->a)) ||
         (rc = rec_settings_save(t, op->a.num, &op->rs)))
@@ -832,7 +832,7 @@ static int do_queue_put(wtx *t, void *arg)
     ** missing, e.g. for an engine opened without a policy_dir: its calls
     ** then take the fallback. */
     if (json_object_get(op->doc, "policy") &&
-        (rc = policy_must_exist(t, t->acct, op->q.policy, "policy")))
+        (rc = policy_must_have(t, t->acct, op->q.policy, "policy", POL_HOOK_ROUTE)))
         return rc;
     uint32_t onum;
     if (op->q.overflow[0] &&

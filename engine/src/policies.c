@@ -191,6 +191,40 @@ int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field
     return rc ? res_err(t->res, rc, field, "cannot read policy '%s'", name) : 0;
 }
 
+static pol_limits limits_of(sb_engine *e);
+
+/* What each hook is for, in the messages of the checks below. */
+static const char *hook_name(unsigned hook)
+{
+    return hook == POL_HOOK_ROUTE ? "route" : hook == POL_HOOK_RETAIN ? "retain" : "erase";
+}
+
+int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field, unsigned hook)
+{
+    sb_buf src = {0};
+    int rc = read_policy(t->txn, t->e, acct, name, &src, NULL);
+    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(t->txn, t->e, 0, name, &src, NULL);
+    if (rc) {
+        buf_free(&src);
+        return policy_must_exist(t, acct, name, field);
+    }
+    /* Stored sources passed this at upload; one that no longer loads (an
+    ** engine with smaller budgets) says so at its first call instead. */
+    pol_limits lim = limits_of(t->e);
+    sb_result *scratch = sb_result_new();
+    unsigned hooks = 0;
+    rc = scratch ? pol_validate_hooks(&lim, name, src.p, src.len, NULL, 0, scratch, &hooks)
+                 : SB_ENOMEM;
+    sb_result_free(scratch);
+    buf_free(&src);
+    if (rc == SB_ENOMEM) return res_err(t->res, rc, field, "out of memory");
+    if (rc || (hooks & hook)) return 0;
+    return res_err(t->res, SB_EINVAL, field, "policy '%s' has no %s hook; %s", name,
+                   hook_name(hook),
+                   hook == POL_HOOK_ROUTE ? "a queue routes with a policy that defines route"
+                                          : "records are reviewed by a policy that defines retain");
+}
+
 /* pol_source_fn: called by the runtime inside the event's transaction, so
 ** it reads through that transaction. */
 int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17])
@@ -281,8 +315,10 @@ typedef struct {
     uint64_t gen;
 } put_op;
 
-static int route_needed(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, unsigned hooks,
-                        char *who, size_t cap);
+static unsigned hooks_needed(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name,
+                             unsigned hooks, char *who, size_t cap, int *rc);
+static const char *hook_users_do(unsigned hook);
+static const char *hook_users_fix(unsigned hook);
 
 static int do_policy_put(wtx *t, void *arg)
 {
@@ -290,12 +326,13 @@ static int do_policy_put(wtx *t, void *arg)
     int rc = tx_account(t, op->account);
     if (rc) return rc;
     char who[SB_ID_MAX * 2 + 64];
-    if ((rc = route_needed(t->txn, t->e, t->acct, op->name, op->hooks, who, sizeof who))) return rc;
-    if (who[0])
+    unsigned miss = hooks_needed(t->txn, t->e, t->acct, op->name, op->hooks, who, sizeof who, &rc);
+    if (rc) return rc;
+    if (miss)
         return res_err(t->res, SB_ESTATE, "source",
-                       "%s routes with policy '%s', and this version has no route hook; "
-                       "add one, or move the queue to another policy first",
-                       who, op->name);
+                       "%s %s with policy '%s', and this version has no %s hook; add one, or %s "
+                       "first",
+                       who, hook_users_do(miss), op->name, hook_name(miss), hook_users_fix(miss));
     if ((rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version, t->now)))
         return rc;
     op->acct = t->acct;
@@ -428,15 +465,40 @@ static int policy_users(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *n
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
-/* Queues route by calling a policy's `route`: a version of it without one
-** (a retention-only file) would send every call to the fallback. who: the
-** first queue (of account acct, or ALL_ACCOUNTS without an upload of that
-** name) that would lose it, or "". */
-static int route_needed(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, unsigned hooks,
-                        char *who, size_t cap)
+/* Queues route by calling a policy's `route`, and an account's retention
+** setting reviews records by calling its `retain`: a version without the
+** hook its users call would send every call to the fallback, or fail every
+** review. Returns the hook missing (POL_HOOK_*) with who: the first queue or
+** retention setting (of account acct, or ALL_ACCOUNTS without an upload of
+** that name) that would lose it; 0 and who "" when none would. */
+static unsigned hooks_needed(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name,
+                             unsigned hooks, char *who, size_t cap, int *rc)
 {
+    static const struct {
+        unsigned hook;
+        int users;
+    } needs[] = {{POL_HOOK_ROUTE, USE_QUEUES}, {POL_HOOK_RETAIN, USE_RETENTION}};
     who[0] = 0;
-    return hooks & POL_HOOK_ROUTE ? 0 : policy_users(txn, e, acct, name, USE_QUEUES, who, cap);
+    *rc = 0;
+    for (size_t i = 0; i < sizeof needs / sizeof needs[0]; i++) {
+        if (hooks & needs[i].hook) continue;
+        if ((*rc = policy_users(txn, e, acct, name, needs[i].users, who, cap))) return 0;
+        if (who[0]) return needs[i].hook;
+    }
+    return 0;
+}
+
+/* "queue 'q' routes with it", "the retention setting of account 'a'
+** reviews records with it"; and what to do about it. */
+static const char *hook_users_do(unsigned hook)
+{
+    return hook == POL_HOOK_ROUTE ? "routes" : "reviews records";
+}
+
+static const char *hook_users_fix(unsigned hook)
+{
+    return hook == POL_HOOK_ROUTE ? "move the queue to another policy"
+                                  : "change the account's retention setting";
 }
 
 typedef struct {
@@ -700,12 +762,14 @@ static int do_reload(wtx *t, void *arg)
         if (read_policy(t->txn, e, 0, p->name, NULL, have) == 0 && strcmp(have, p->version) == 0)
             continue;
         char who[SB_ID_MAX * 2 + 64];
-        if ((rc = route_needed(t->txn, e, ALL_ACCOUNTS, p->name, p->hooks, who, sizeof who))) break;
-        if (who[0]) {
+        unsigned miss =
+            hooks_needed(t->txn, e, ALL_ACCOUNTS, p->name, p->hooks, who, sizeof who, &rc);
+        if (rc) break;
+        if (miss) {
             rc = res_err(t->res, SB_EPOLICY, p->name,
-                         "%s/%s.lua has no route hook, but %s routes with it; add one, or move "
-                         "the queue to another policy first",
-                         e->policy_dir, p->name, who);
+                         "%s/%s.lua has no %s hook, but %s %s with it; add one, or %s first",
+                         e->policy_dir, p->name, hook_name(miss), who, hook_users_do(miss),
+                         hook_users_fix(miss));
             break;
         }
         rc = write_policy(t->txn, e, 0, p->name, p->src, p->len, p->version, t->now);

@@ -482,6 +482,33 @@ static void test_store_limit(void)
     queue_with("pauser");
     ok(sb_policy_put(eng, "acme", "filler", ret_only, strlen(ret_only), NULL, res) == 0,
        "once no queue routes with it, it is taken");
+    /* ...and a queue cannot be put on it then. */
+    static const char *qf = "{\"id\":\"q2\",\"policy\":\"filler\"}";
+    int qrc = sb_queue_put(eng, "acme", qf, strlen(qf), res);
+    ok(qrc == SB_EINVAL && sb_result_field(res) && !strcmp(sb_result_field(res), "policy") &&
+           strstr(sb_result_message(res), "policy 'filler' has no route hook"),
+       "a queue routing with a policy without route is refused (%s)", sb_result_message(res));
+    ok(sb_queue_get(eng, "acme", "q2", res) == SB_ENOTFOUND, "and not created");
+    /* The same for retention: the account's setting needs a retain hook. */
+    static const char *ar = "{\"id\":\"acme\",\"retention\":\"pauser\"}";
+    int arc = sb_account_put(eng, ar, strlen(ar), res);
+    ok(arc == SB_EINVAL && sb_result_field(res) && !strcmp(sb_result_field(res), "retention") &&
+           strstr(sb_result_message(res), "policy 'pauser' has no retain hook"),
+       "a retention setting naming a policy without retain is refused (%s)",
+       sb_result_message(res));
+    static const char *af = "{\"id\":\"acme\",\"retention\":\"filler\"}";
+    ok(sb_account_put(eng, af, strlen(af), res) == 0, "one with retain is taken (%s)",
+       sb_result_message(res));
+    prc = sb_policy_put(eng, "acme", "filler", src, strlen(src), NULL, res);
+    ok(prc == SB_ESTATE &&
+           strstr(sb_result_message(res), "the retention setting of account 'acme' reviews "
+                                          "records with policy 'filler'"),
+       "a version without retain is refused while the account's retention uses it (%s)",
+       sb_result_message(res));
+    static const char *an = "{\"id\":\"acme\"}";
+    ok(sb_account_put(eng, an, strlen(an), res) == 0 &&
+           sb_policy_put(eng, "acme", "filler", src, strlen(src), NULL, res) == 0,
+       "once the account keeps its records, it is taken");
     /* What policy check finds comes back with the upload. */
     const char *typo = "local P = {}\n"
                        "function P.route(call, agents, ctx)\n"
