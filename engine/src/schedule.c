@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -424,12 +425,59 @@ static int name_ok(const char *tz)
     return 1;
 }
 
+/* Zones that failed to load while routing. A missing file would otherwise be opened again
+** for every agent in the zone at every routing decision; it is tried again after
+** TZ_RETRY_S, and each failure is told once (see sched_devices_told). Validation (tz_valid,
+** tz_offset) always tries the file. */
+#define TZ_BAD_MAX 32
+#define TZ_RETRY_S 60
+static struct {
+    char path[192];
+    uint32_t hash;
+    int64_t at; /* CLOCK_MONOTONIC seconds of the failure */
+    int told;
+} tz_bad[TZ_BAD_MAX];
+static size_t bad_next;
+
+static int64_t mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* Under cache_lock: the recent failure for path, or -1. */
+static int bad_find(const char *path, uint32_t h, int64_t now)
+{
+    for (int i = 0; i < TZ_BAD_MAX; i++)
+        if (tz_bad[i].hash == h && tz_bad[i].path[0] && strcmp(tz_bad[i].path, path) == 0)
+            return now - tz_bad[i].at < TZ_RETRY_S ? i : -1;
+    return -1;
+}
+
+static void bad_note(const char *path, uint32_t h, int64_t now)
+{
+    if (strlen(path) >= sizeof tz_bad[0].path) return;
+    int i = -1;
+    for (int k = 0; k < TZ_BAD_MAX && i < 0; k++)
+        if (tz_bad[k].hash == h && strcmp(tz_bad[k].path, path) == 0) i = k;
+    if (i < 0) i = (int)(bad_next++ % TZ_BAD_MAX);
+    snprintf(tz_bad[i].path, sizeof tz_bad[i].path, "%s", path);
+    tz_bad[i].hash = h;
+    tz_bad[i].at = now;
+    tz_bad[i].told = 0;
+}
+
 /* The zone named tz: 0 with *zp set, or with *zp NULL for UTC; -1 if unknown or invalid.
-** *owned: the zone is not in the cache (full) and the caller frees it. */
-static int zone_get(const char *tz, tz_zone **zp, int *owned)
+** *owned: the zone is not in the cache (full) and the caller frees it. With routing set, a
+** recent failure to load it is not retried, and *failed (if not NULL) gets the file's path
+** the first time that failure is asked about (a static copy), else NULL. */
+static int zone_get_ex(const char *tz, tz_zone **zp, int *owned, int routing, char *failed,
+                       size_t failed_cap)
 {
     *zp = NULL;
     *owned = 0;
+    if (failed && failed_cap) failed[0] = 0;
     if (!tz || strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0) return 0; /* no tzdata */
     if (!name_ok(tz)) return -1;
 
@@ -441,12 +489,30 @@ static int zone_get(const char *tz, tz_zone **zp, int *owned)
     for (const char *p = path; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
 
+    int64_t now = routing ? mono_s() : 0;
     pthread_mutex_lock(&cache_lock);
     tz_zone *z = cache_find(path, h);
+    int b = z || !routing ? -1 : bad_find(path, h, now);
+    if (b >= 0 && failed && !tz_bad[b].told) {
+        tz_bad[b].told = 1;
+        snprintf(failed, failed_cap, "%s", path);
+    }
     pthread_mutex_unlock(&cache_lock);
+    if (b >= 0) return -1;
     if (!z) { /* load outside the lock; another thread may win the race, then use its copy */
         tz_zone *mine = load_tzif(path);
-        if (!mine) return -1;
+        if (!mine) {
+            if (routing) {
+                pthread_mutex_lock(&cache_lock);
+                bad_note(path, h, now);
+                if (failed && (b = bad_find(path, h, now)) >= 0 && !tz_bad[b].told) {
+                    tz_bad[b].told = 1;
+                    snprintf(failed, failed_cap, "%s", path);
+                }
+                pthread_mutex_unlock(&cache_lock);
+            }
+            return -1;
+        }
         mine->hash = h;
         pthread_mutex_lock(&cache_lock);
         if (!(z = cache_find(path, h)) && cache_n < TZ_CACHE_MAX) z = cache[cache_n++] = mine;
@@ -460,6 +526,11 @@ static int zone_get(const char *tz, tz_zone **zp, int *owned)
     }
     *zp = z;
     return 0;
+}
+
+static int zone_get(const char *tz, tz_zone **zp, int *owned)
+{
+    return zone_get_ex(tz, zp, owned, 0, NULL, 0);
 }
 
 int tz_offset(const char *tz, int64_t utc_s, int32_t *offset)
@@ -631,11 +702,19 @@ int sched_validate(const json_t *schedule, const char *tz, char *err, size_t err
 
 unsigned sched_devices_at(const json_t *schedule, const char *tz, int64_t now_ms)
 {
+    return sched_devices_told(schedule, tz, now_ms, NULL, 0);
+}
+
+unsigned sched_devices_told(const json_t *schedule, const char *tz, int64_t now_ms, char *failed,
+                            size_t failed_cap)
+{
     window w[SCHED_MAX_WINDOWS];
     size_t n;
     tz_zone *z;
     int owned;
-    if (parse_schedule(schedule, w, &n, NULL) || zone_get(tz, &z, &owned)) return 0;
+    if (failed && failed_cap) failed[0] = 0;
+    if (parse_schedule(schedule, w, &n, NULL) || zone_get_ex(tz, &z, &owned, 1, failed, failed_cap))
+        return 0;
     if (n == 0) {
         if (owned) free(z);
         return DEV_ALL;

@@ -61,6 +61,12 @@ int sched_validate(const json_t *schedule, const char *tz, char *err, size_t err
 ** (what sched_validate rejects): 0. */
 unsigned sched_devices_at(const json_t *schedule, const char *tz, int64_t now_ms);
 
+/* The same, for routing: a zone whose file cannot be loaded gives 0 (outside every window)
+** and is not read again for a minute; the first time such a failure is seen, failed (cap
+** bytes) gets the file's path, for the caller to tell the operator; else "". */
+unsigned sched_devices_told(const json_t *schedule, const char *tz, int64_t now_ms, char *failed,
+                            size_t failed_cap);
+
 /* UTC offset (seconds east) of zone tz at utc_s (seconds since the epoch). 0 on success,
 ** -1 for an unknown/invalid zone name or an unreadable, truncated or corrupt TZif file. */
 int tz_offset(const char *tz, int64_t utc_s, int32_t *offset);

@@ -185,18 +185,29 @@ static const char *doc_str(json_t *doc, const char *key)
     return doc ? json_string_value(json_object_get(doc, key)) : NULL;
 }
 
-static unsigned doc_allowed(json_t *doc, int64_t now_ms)
+/* The devices c's schedule allows now. A zone that cannot be loaded (no
+** tzdata where the engine runs, another TZDIR) leaves the agent outside its
+** schedule: the operator hears of it through the log (sb NULL: not told). */
+static unsigned doc_allowed(sbx *sb, const pol_cand *c, json_t *doc, int64_t now_ms)
 {
     json_t *sch = doc ? json_object_get(doc, "schedule") : NULL;
     if (!sch || json_is_null(sch)) return DEV_ALL;
-    return sched_devices_at(sch, doc_str(doc, "timezone"), now_ms);
+    const char *tz = doc_str(doc, "timezone");
+    char failed[256];
+    unsigned m = sched_devices_told(sch, tz, now_ms, failed, sizeof failed);
+    if (sb && failed[0])
+        sbx_logf(sb, SB_LOG_WARN,
+                 "time zone '%s' of agent '%s' cannot be loaded from %s: agents in it count as "
+                 "outside their schedules until it can (is tzdata installed? is TZDIR right?)",
+                 tz, c->id, failed);
+    return m;
 }
 
 static const int dev_order[3] = {POL_DEV_SOFTPHONE, POL_DEV_LANDLINE, POL_DEV_MOBILE};
 
-static int default_dev(const pol_cand *c, json_t *doc, int64_t now_ms)
+static int default_dev(sbx *sb, const pol_cand *c, json_t *doc, int64_t now_ms)
 {
-    unsigned have = c->devices & 7u, allowed = doc_allowed(doc, now_ms);
+    unsigned have = c->devices & 7u, allowed = doc_allowed(sb, c, doc, now_ms);
     json_t *pr = doc ? json_object_get(doc, "preferences") : NULL;
     int pref =
         pol_dev_parse(json_is_object(pr) ? json_string_value(json_object_get(pr, "device")) : NULL);
@@ -210,11 +221,11 @@ static int default_dev(const pol_cand *c, json_t *doc, int64_t now_ms)
 
 int pol_default_device(pol_cand *c, int64_t now_ms)
 {
-    if (c->doc) return default_dev(c, c->doc, now_ms);
-    if (!doc_matters(c)) return default_dev(c, NULL, now_ms);
+    if (c->doc) return default_dev(NULL, c, c->doc, now_ms);
+    if (!doc_matters(c)) return default_dev(NULL, c, NULL, now_ms);
     /* Called by the core outside pol_route: parse, use, free. */
     json_t *d = json_loadb(c->config, c->config_len, 0, NULL);
-    int r = default_dev(c, json_is_object(d) ? d : NULL, now_ms);
+    int r = default_dev(NULL, c, json_is_object(d) ? d : NULL, now_ms);
     json_decref(d);
     return r;
 }
@@ -222,8 +233,8 @@ int pol_default_device(pol_cand *c, int64_t now_ms)
 /* Inside a route call: the parse is cached in c->doc and the state. */
 static int cand_default_dev(sbx *sb, pol_cand *c, int64_t now_ms)
 {
-    if (!c->doc && !doc_matters(c)) return default_dev(c, NULL, now_ms);
-    return default_dev(c, views_cand_doc(sb, c), now_ms);
+    if (!c->doc && !doc_matters(c)) return default_dev(sb, c, NULL, now_ms);
+    return default_dev(sb, c, views_cand_doc(sb, c), now_ms);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -404,9 +415,9 @@ static int agent_field(lua_State *L, sbx *sb, vcall *vc, size_t i, int k)
         return 1;
     }
     case K_ON_SCHEDULE:
-        return push_bool(L, doc_allowed(views_cand_doc(sb, c), vc->now_ms) != 0);
+        return push_bool(L, doc_allowed(sb, c, views_cand_doc(sb, c), vc->now_ms) != 0);
     case K_DEVICES_NOW: {
-        unsigned m = doc_allowed(views_cand_doc(sb, c), vc->now_ms) & c->devices;
+        unsigned m = doc_allowed(sb, c, views_cand_doc(sb, c), vc->now_ms) & c->devices;
         lua_createtable(L, 3, 0);
         int n = 0;
         for (int b = 0; b < 3; b++)

@@ -3,6 +3,7 @@
 */
 #include "schedule.h"
 #include "tap.h"
+#include "testkit.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -221,6 +222,24 @@ static void test_tzdir(void)
 
     write_file("Copy", berlin, len);
     is_int(off("Copy", utc(2026, 7, 1, 0, 0, 0)), 7200, "a copy of Berlin in TZDIR loads");
+
+    /* Routing: a zone file that is not there is told once and not read again
+    ** at every decision; validation still reads it. */
+    json_t *always =
+        json_loads("[{\"days\":[\"all\"],\"from\":\"00:00\",\"to\":\"24:00\"}]", 0, NULL);
+    char failed[256], want[128];
+    snprintf(want, sizeof want, "%s/Later", tzdir);
+    ok(sched_devices_told(always, "Later", 0, failed, sizeof failed) == 0 &&
+           strcmp(failed, want) == 0,
+       "a missing zone: outside the schedule, its file told (%s)", failed);
+    ok(sched_devices_told(always, "Later", 0, failed, sizeof failed) == 0 && failed[0] == 0,
+       "told once");
+    write_file("Later", berlin, len);
+    ok(sched_devices_told(always, "Later", 0, failed, sizeof failed) == 0 && failed[0] == 0,
+       "not read again at once when it appears");
+    ok(tz_valid("Later") && sched_devices_told(always, "Later", 0, failed, sizeof failed) != 0,
+       "validation reads it, and routing uses it from then on");
+    json_decref(always);
     int fails = 0;
     for (size_t n = 0; n < len; n++) {
         write_file("Trunc", berlin, n);
@@ -350,6 +369,81 @@ static void test_tzdir(void)
     unsetenv("TZDIR");
     free(mut);
     free(berlin);
+}
+
+/* Through an engine: an agent whose zone cannot be loaded where the engine
+** runs (put where it could) is outside its schedule, and the log says why,
+** once. */
+static char logged[8][512];
+static int nlogged;
+static void keep_log(void *arg, sb_log_level l, const char *line)
+{
+    (void)arg;
+    (void)l;
+    if (strstr(line, "time zone") && nlogged < 8) snprintf(logged[nlogged++], 512, "%s", line);
+}
+
+static void test_engine_zone(void)
+{
+    char dir[64], zdir[64], empty[64], path[128];
+    snprintf(dir, sizeof dir, "/tmp/sch_engXXXXXX");
+    snprintf(zdir, sizeof zdir, "/tmp/sch_zoneXXXXXX");
+    snprintf(empty, sizeof empty, "/tmp/sch_emptyXXXXXX");
+    if (!mkdtemp(dir) || !mkdtemp(zdir) || !mkdtemp(empty)) diag("setup failed");
+    size_t len;
+    uint8_t *berlin = read_all("/usr/share/zoneinfo/Europe/Berlin", &len);
+    snprintf(path, sizeof path, "%s/Office", zdir);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(berlin, 1, len, f) != len) diag("cannot write %s", path);
+    if (f) fclose(f);
+    free(berlin);
+    setenv("TZDIR", zdir, 1);
+
+    sb_result *res = sb_result_new();
+    sb_config cfg;
+    test_engine_config(&cfg, dir, NULL, 0);
+    cfg.log = keep_log;
+    sb_engine *e = test_open(&cfg, res);
+    static const char *pol = "local P = {}\n"
+                             "function P.route(call, agents, ctx)\n"
+                             "  return { reject = tostring(agents[1].on_schedule) }\n"
+                             "end\nreturn P\n";
+    static const char *ev1 =
+        "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"q\",\"caller\":\"+15550001111\"}";
+    static const char *ev2 =
+        "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"q\",\"caller\":\"+15550001111\"}";
+    int rc =
+        !e || sb_account_put(e, "{\"id\":\"acme\"}", 13, res) ||
+        sb_policy_put(e, "acme", "sched", pol, strlen(pol), NULL, res) ||
+        test_put(e, res, sb_agent_put, "acme",
+                 "{\"id\":\"a1\",\"status\":\"available\",\"devices\":{\"softphone\":\"sip:a1@x\"},"
+                 "\"timezone\":\"Office\",\"schedule\":[{\"days\":[\"all\"],"
+                 "\"from\":\"00:00\",\"to\":\"24:00\"}]}") ||
+        test_put(e, res, sb_queue_put, "acme",
+                 "{\"id\":\"q\",\"policy\":\"sched\",\"members\":[{\"agent\":\"a1\"}]}");
+    ok(!rc, "an agent in zone Office, put where TZDIR has it (%s)", sb_result_message(res));
+    const sb_action *r = (test_event(e, res, "acme", ev1), test_action_nth(res, SB_ACT_REJECT, 0));
+    ok(r && strcmp(r->reason, "true") == 0, "on schedule there");
+    is_int(nlogged, 0, "nothing logged");
+    setenv("TZDIR", empty, 1); /* the same data, opened where the zone is missing */
+    r = (test_event(e, res, "acme", ev2), test_action_nth(res, SB_ACT_REJECT, 0));
+    ok(r && strcmp(r->reason, "false") == 0, "where the zone cannot be loaded: off schedule");
+    r = (test_event(
+             e, res, "acme",
+             "{\"type\":\"offer\",\"call\":\"c3\",\"queue\":\"q\",\"caller\":\"+15550001111\"}"),
+         test_action_nth(res, SB_ACT_REJECT, 0));
+    ok(r && strcmp(r->reason, "false") == 0, "at the next call too");
+    is_int(nlogged, 1, "the log says so once");
+    ok(nlogged && strstr(logged[0], "time zone 'Office' of agent 'a1' cannot be loaded from ") &&
+           strstr(logged[0], "/Office") && strstr(logged[0], "account=acme"),
+       "naming the zone, the agent, the file and the account (%s)", nlogged ? logged[0] : "-");
+    sb_close(e);
+    sb_result_free(res);
+    unsetenv("TZDIR");
+    unlink(path);
+    rmdir(zdir);
+    rmdir(empty);
+    rmtree(dir);
 }
 
 static void test_windows(void)
@@ -592,6 +686,7 @@ int main(void)
     test_fall_back();
     test_validate();
     test_threads();
+    test_engine_zone();
     test_tzdir(); /* last: it fills the zone cache */
     return done_testing();
 }
