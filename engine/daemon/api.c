@@ -12,6 +12,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,9 @@
 enum auth { AUTH_NONE, AUTH_ADMIN, AUTH_ACCOUNT };
 
 #define MAX_SEGS 8
+
+/* The most audit entries one page holds (sb_audit_list cuts there). */
+#define SBD_AUDIT_LIMIT_MAX 100000
 
 typedef struct ctx {
     sbd *d;
@@ -146,7 +150,8 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
         evbuffer_add(x->rep->body, js, len);
         if (x->rep->status >= 500)
             sbd_log(SB_LOG_ERROR, "request failed", "method=%s path=%s code=%d error=%s",
-                    x->req->method_name, sbd_q(x->req->path), rc, sbd_q(sb_result_message(res)));
+                    x->req->method_name, sbd_qpath(x->req->path), rc,
+                    sbd_qn(sb_result_message(res)));
         return;
     }
     if (x->req->method != SBD_GET) x->rep->mutating = 1;
@@ -233,7 +238,10 @@ static json_t *body_object(ctx *x, int required)
     }
     if (check_utf8(x)) return NULL;
     json_error_t err;
-    json_t *o = json_loadb(x->req->body, x->req->body_len, JSON_REJECT_DUPLICATES, &err);
+    /* Any JSON value is read, so that a number, a string or an array is
+    ** refused as not an object rather than as malformed. */
+    json_t *o =
+        json_loadb(x->req->body, x->req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (!o) {
         const char *why = sbd_json_error(&err);
         fail(x, 400, "SB_EINVAL", NULL, "%s%s (line %d, column %d)",
@@ -257,7 +265,12 @@ static int fill(ctx *x, json_t *doc, const char *key, const char *value)
         return 0;
     }
     if (json_is_string(v) && !strcmp(json_string_value(v), value)) return 0;
-    fail(x, 400, "SB_EINVAL", key, "\"%s\" in the body does not match the path (%s)", key, value);
+    if (!json_is_string(v))
+        fail(x, 400, "SB_EINVAL", key, "\"%s\" must be a string (or left out: the path gives it)",
+             key);
+    else
+        fail(x, 400, "SB_EINVAL", key, "\"%s\" in the body does not match the path (%s)", key,
+             value);
     return -1;
 }
 
@@ -776,7 +789,7 @@ static void h_policy_put(ctx *x)
     reply_result(x, rc, 200, NULL, NULL);
     sbd_log(rc ? SB_LOG_WARN : SB_LOG_INFO, rc ? "policy rejected" : "policy stored",
             "account=%s policy=%s%s%s", sbd_q(x->account), sbd_q(x->p[0]), rc ? " error=" : "",
-            rc ? sbd_q(sb_result_message(x->d->res)) : "");
+            rc ? sbd_qn(sb_result_message(x->d->res)) : "");
 out:
     free(cases);
     json_decref(doc);
@@ -912,6 +925,10 @@ static int query_int(ctx *x, const char *name, long long *v)
     char *end;
     errno = 0;
     long long n = strtoll(s, &end, 10);
+    if (*s && !*end && errno == ERANGE && n > 0) {
+        fail(x, 400, "SB_EINVAL", name, "\"%s\" is too large (at most %lld)", name, LLONG_MAX);
+        return -1;
+    }
     if (!*s || *end || n < 0 || errno) {
         fail(x, 400, "SB_EINVAL", name, "\"%s\" must be a non-negative integer", name);
         return -1;
@@ -1051,8 +1068,16 @@ static void h_aggregates(ctx *x)
 
 static void h_audit(ctx *x)
 {
-    long long after = 0, limit = 0;
+    long long after = 0, limit = -1;
     if (query_int(x, "after", &after) || query_int(x, "limit", &limit)) return;
+    /* The library reads 0 as its default and cuts a larger limit to its
+    ** most without a word: a limit given is one it takes as asked. */
+    if (limit == 0 || limit > SBD_AUDIT_LIMIT_MAX) {
+        fail(x, 400, "SB_EINVAL", "limit", "\"limit\" must be between 1 and %d",
+             SBD_AUDIT_LIMIT_MAX);
+        return;
+    }
+    if (limit < 0) limit = 0; /* not given: the library's default, 1,000 */
     reply_result(x, sb_audit_list(x->d->eng, x->account, (uint64_t)after, (size_t)limit, x->d->res),
                  200, NULL, NULL);
 }

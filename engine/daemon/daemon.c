@@ -86,7 +86,7 @@ static void do_tick(sbd *d)
     if (rc != 0) {
         d->m.tick_errors++;
         sbd_log(SB_LOG_ERROR, "tick failed", "error=%s",
-                sbd_q(sb_result_message(d->res)[0] ? sb_result_message(d->res) : sb_strerror(rc)));
+                sbd_qn(sb_result_message(d->res)[0] ? sb_result_message(d->res) : sb_strerror(rc)));
     }
     size_t n = sb_result_count(d->res);
     for (size_t i = 0; i < n; i++)
@@ -132,7 +132,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     int more = s && !json_is_true(json_object_get(s, "done"));
     if (rc) {
         d->m.sweep_errors++;
-        sbd_log(SB_LOG_ERROR, "sweep failed", "error=%s", sbd_q(sb_result_message(d->res)));
+        sbd_log(SB_LOG_ERROR, "sweep failed", "error=%s", sbd_qn(sb_result_message(d->res)));
     } else {
         sbd_commit_tag(d); /* synced with the batch */
         json_int_t n = json_integer_value(json_object_get(s, "reviewed")) +
@@ -455,7 +455,7 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
         const char *field = sb_result_field(d->res);
         sbd_log(SB_LOG_ERROR, "reload failed; policies unchanged",
                 "policy_dir=%s code=%s error=%s%s%s", sbd_q(d->cfg->policy_dir),
-                code_name(rc, code, sizeof code), sbd_q(sb_result_message(d->res)),
+                code_name(rc, code, sizeof code), sbd_qn(sb_result_message(d->res)),
                 field ? " field=" : "", field ? sbd_q(field) : "");
     }
 }

@@ -683,7 +683,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0, seq);
     if (sbd_log_enabled(SB_LOG_DEBUG))
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
-                (unsigned long long)c->id, hd->method, sbd_q(req.path), rep.status);
+                (unsigned long long)c->id, hd->method, sbd_qpath(req.path), rep.status);
     if (stream) {
         if (sbd_stream_subscribe(d, c, rep.stream_account, rep.stream_auth) == 0) {
             c->state = CS_STREAM;

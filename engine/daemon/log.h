@@ -22,6 +22,17 @@ __attribute__((format(printf, 3, 4))) void sbd_log(sb_log_level level, const cha
 ** rotating static buffers: valid until a few more sbd_q() calls. */
 const char *sbd_q(const char *s);
 
+/* line with every phone number in it replaced by "[number]" (log.c says
+** what counts as one), into out (size n). */
+void sbd_redact(const char *line, char *out, size_t n);
+
+/* sbd_q() of s with its phone numbers redacted: for text that may echo
+** input (a library error message, a policy's). */
+const char *sbd_qn(const char *s);
+
+/* sbd_qn() of a request's path, "%2B" read as '+' (log.c says why). */
+const char *sbd_qpath(const char *path);
+
 /* The engine's log sink (sb_config.log): tags engine lines src=engine. */
 void sbd_log_engine(void *arg, sb_log_level level, const char *line);
 
