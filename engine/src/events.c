@@ -234,6 +234,12 @@ static int agent_change(wtx *t, agent_rec *a, int status, const char *reason, co
     ** ring that went unanswered (nor from being available again). */
     if (status == SB_AGENT_AVAILABLE && old != SB_AGENT_RESERVED && old != SB_AGENT_AVAILABLE)
         a->idle_since = t->now;
+    /* Back from a pause or from offline (an automatic pause for missed
+    ** rings lifted, say): the misses in a row start again from none, or a
+    ** policy pausing at a count of misses would pause the agent again at
+    ** the next decision, never to ring it. */
+    if (status == SB_AGENT_AVAILABLE && (old == SB_AGENT_PAUSED || old == SB_AGENT_OFFLINE))
+        a->no_answers = 0;
     if ((rc = st_agent_save(t->txn, t->e, t->acct, a))) return rc;
     int was = old == SB_AGENT_AVAILABLE, is = status == SB_AGENT_AVAILABLE;
     if (was != is || is) rc = agent_set_avail(t, a, is);
@@ -713,11 +719,43 @@ static int queue_full(wtx *t, queue_rec *q, int *full)
 
 static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason);
 
+/* Do the overflows from the full queue q lead back to a queue passed
+** already, every one of them full? Then a call arriving at q has nowhere to
+** go: turned away as full at once, not sent round the loop until it has
+** moved too often. At most MAX_MOVES queues are followed. */
+static int overflow_loops_full(wtx *t, const queue_rec *q, int *loop)
+{
+    uint32_t seen[MAX_MOVES + 1];
+    int n = 0, rc = 0;
+    char next[SB_ID_MAX + 1];
+    seen[n++] = q->num;
+    str_copy(next, sizeof next, q->overflow);
+    *loop = 0;
+    while (next[0] && n <= MAX_MOVES && !*loop) {
+        queue_rec o = {0};
+        int full = 0;
+        rc = st_queue_by_id(t->txn, t->e, t->acct, next, &o);
+        if (rc == 0) rc = queue_full(t, &o, &full);
+        if (rc == 0 && full) {
+            for (int i = 0; i < n; i++)
+                if (seen[i] == o.num) *loop = 1;
+            seen[n++] = o.num;
+            str_copy(next, sizeof next, o.overflow);
+        }
+        queue_free(&o);
+        if (rc == SB_ENOTFOUND) return 0; /* move_call says so */
+        if (rc || !full) return rc;
+    }
+    return 0;
+}
+
 /* A call arriving at a full queue (offered, moved or overflowing to it):
 ** on to that queue's overflow, or turned away. */
 static int arrive_full(wtx *t, call_rec *c, queue_rec *q)
 {
-    if (q->overflow[0]) return move_call(t, c, q, q->overflow, "queue full");
+    int loop = 0, rc = q->overflow[0] ? overflow_loops_full(t, q, &loop) : 0;
+    if (rc) return rc;
+    if (q->overflow[0] && !loop) return move_call(t, c, q, q->overflow, "queue full");
     act(t, SB_ACT_REJECT, c->id, NULL, q->id, "queue full");
     return finish_call(t, c, q, "rejected", NULL);
 }
@@ -1222,6 +1260,24 @@ static int need_call(wtx *t, const char *id, call_rec *c)
     return res_err(t->res, SB_ENOTFOUND, "call", "no such call '%s'", n ? id : "?");
 }
 
+/* An event is never earlier than what it follows: with a clock that stepped
+** back (a gateway's replayed event, the system clock set back), the event
+** takes the time of the latest step of the call or agent it changes, so no
+** wait, talk or ring comes out negative, and no agent's talk time shrinks. */
+static void time_floor(wtx *t, int64_t at)
+{
+    if (at > t->now) t->now = at;
+}
+
+static void call_time_floor(wtx *t, const call_rec *c)
+{
+    time_floor(t, c->offered);
+    time_floor(t, c->queued);
+    time_floor(t, c->answered);
+    time_floor(t, c->connected);
+    time_floor(t, c->ring_start);
+}
+
 static int need_queue(wtx *t, const char *id, queue_rec *q)
 {
     int rc = st_queue_by_id(t->txn, t->e, t->acct, id, q);
@@ -1318,6 +1374,8 @@ static int ev_ring_result(wtx *t, ev_op *op)
     queue_rec q = {0};
     int rc;
     if ((rc = need_call(t, ev->call_id, c)) || (rc = need_agent(t, ev->agent_id, &a))) goto out;
+    call_time_floor(t, c);
+    time_floor(t, a.status_since);
     int idx = -1;
     for (int i = 0; i < c->nring; i++)
         if (c->ring[i].agent == a.num) idx = i;
@@ -1404,6 +1462,7 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
     agent_rec a = {0};
     int rc;
     if ((rc = need_call(t, ev->call_id, c)) || (rc = load_queue(t, c->queue, &q))) goto out;
+    call_time_floor(t, c);
     if (c->state == CALL_CONNECTED) {
         if (abandon) {
             rc = res_err(t->res, SB_ESTATE, "call",
@@ -1447,6 +1506,7 @@ static int ev_transfer(wtx *t, ev_op *op)
     agent_rec a = {0}, target = {0};
     int rc;
     if ((rc = need_call(t, ev->call_id, c)) || (rc = load_queue(t, c->queue, &q))) goto out;
+    call_time_floor(t, c);
     if (ev->queue_id && (rc = need_queue(t, ev->queue_id, &nq))) goto out;
     if (!ev->queue_id && (rc = need_agent(t, ev->agent_id, &target))) goto out;
     if (!ev->queue_id && target.status != SB_AGENT_AVAILABLE) {
@@ -1542,6 +1602,7 @@ static int ev_agent_status(wtx *t, ev_op *op)
     agent_rec a = {0};
     int rc = need_agent(t, ev->agent_id, &a);
     if (rc) goto out;
+    time_floor(t, a.status_since);
     if (a.status == SB_AGENT_ON_CALL) {
         rc = res_err(t->res, SB_ESTATE, "agent",
                      "agent '%s' is on a call; change its status after the call", a.id);
@@ -1555,7 +1616,9 @@ static int ev_agent_status(wtx *t, ev_op *op)
         (ev->status != SB_AGENT_PAUSED || !strcmp(a.reason, ev->reason ? ev->reason : "")))
         goto out;
     if (a.status == SB_AGENT_RESERVED) {
-        /* Leaving while ringing: that ring is rejected and the call moves on. */
+        /* Leaving while ringing: that ring is rejected and the call moves on.
+        ** (A reservation for a call that rings the agent no more is lifted
+        ** by any status.) */
         call_rec *c = &e->call;
         queue_rec q = {0};
         if (st_call_load(t->txn, e, t->acct, a.call, c) == 0 && c->state == CALL_RINGING &&
@@ -1563,6 +1626,11 @@ static int ev_agent_status(wtx *t, ev_op *op)
             int idx = -1;
             for (int i = 0; i < c->nring; i++)
                 if (c->ring[i].agent == a.num) idx = i;
+            if (idx >= 0 && ev->status == SB_AGENT_AVAILABLE) {
+                /* Available it is, for this call too: its ring goes on. */
+                queue_free(&q);
+                goto out;
+            }
             if (idx >= 0) {
                 c->ring[idx] = c->ring[--c->nring];
                 act(t, SB_ACT_CANCEL, c->id, a.id, q.id, "agent left");

@@ -19,130 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[256];
-static sb_engine *eng;
-static sb_result *res;
-
-static sb_engine *open_engine(void)
-{
-    sb_config cfg;
-    test_engine_config(&cfg, dir, NULL, 32 << 20);
-    return test_open(&cfg, res);
-}
-
-static int put(int (*fn)(sb_engine *, const char *, const char *, size_t, sb_result *),
-               const char *acct, const char *json)
-{
-    return test_put(eng, res, fn, acct, json);
-}
-
-static int ev(const char *acct, const char *json)
-{
-    return test_event(eng, res, acct, json);
-}
-
-static int evf(const char *acct, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int evf(const char *acct, const char *fmt, ...)
-{
-    char json[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(json, sizeof json, fmt, ap);
-    va_end(ap);
-    return ev(acct, json);
-}
-
-static int policy(const char *acct, const char *name, const char *src)
-{
-    int rc = sb_policy_put(eng, acct, name, src, strlen(src), NULL, res);
-    if (rc) diag("policy %s: %s", name, sb_result_message(res));
-    return rc;
-}
-
-/* The first action of a type (for a call, for an agent), or NULL. */
-static const sb_action *find(sb_action_type type, const char *call, const char *agent)
-{
-    for (size_t i = 0; i < sb_result_count(res); i++) {
-        const sb_action *a = sb_result_action(res, i);
-        if (a->type == type && (!call || (a->call_id && strcmp(a->call_id, call) == 0)) &&
-            (!agent || (a->agent_id && strcmp(a->agent_id, agent) == 0)))
-            return a;
-    }
-    return NULL;
-}
-
-static json_t *get_json(int rc)
-{
-    return rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
-}
-
-static long long queue_waiting(const char *acct, const char *queue)
-{
-    json_t *q = get_json(sb_queue_get(eng, acct, queue, res));
-    long long n = q ? json_integer_value(json_object_get(q, "waiting")) : -1;
-    json_decref(q);
-    return n;
-}
-
-/* A string field of the document a get returned (rc its code), or "?". */
-static const char *field(int rc, const char *key)
-{
-    static char buf[32];
-    json_t *d = get_json(rc);
-    const char *v = json_string_value(json_object_get(d, key));
-    snprintf(buf, sizeof buf, "%s", v ? v : "?");
-    json_decref(d);
-    return buf;
-}
-
-static const char *agent_status(const char *acct, const char *agent)
-{
-    return field(sb_agent_get(eng, acct, agent, res), "status");
-}
-
-static long long agent_stat(const char *acct, const char *agent, const char *key)
-{
-    json_t *a = get_json(sb_agent_get(eng, acct, agent, res));
-    json_t *v = json_object_get(json_object_get(a, "stats"), key);
-    long long n = json_is_real(v) ? (long long)(json_real_value(v) * 1000) : json_integer_value(v);
-    json_decref(a);
-    return v ? n : -1;
-}
-
-static const char *call_state(const char *acct, const char *call)
-{
-    return field(sb_call_get(eng, acct, call, res), "state");
-}
-
-#define AGENT(id, extra)                                                                           \
-    "{\"id\":\"" id "\",\"devices\":{\"softphone\":\"sip:" id "@pbx.example\"},"                   \
-    "\"status\":\"available\"" extra "}"
-
-/* An account with agents a, b and c, idle since 20, 10 and 0 seconds ago. */
-static int account(const char *acct)
-{
-    char json[128];
-    snprintf(json, sizeof json, "{\"id\":\"%s\"}", acct);
-    int rc = sb_account_put(eng, json, strlen(json), res);
-    if (!rc) rc = put(sb_agent_put, acct, AGENT("a", ""));
-    now_ms += 10000;
-    if (!rc) rc = put(sb_agent_put, acct, AGENT("b", ""));
-    now_ms += 10000;
-    if (!rc) rc = put(sb_agent_put, acct, AGENT("c", ""));
-    return rc;
-}
-
-/* Ring the longest idle; with nobody free, wait with no timer of its own
-** (only an agent freeing up, or max wait, decides the call again). */
-static const char *const LW = "local P = {}\n"
-                              "function P.route(call, agents, ctx)\n"
-                              "  local best\n"
-                              "  for _, a in ipairs(agents) do\n"
-                              "    if not best or a.idle_for > best.idle_for then best = a end\n"
-                              "  end\n"
-                              "  if not best then return {} end\n"
-                              "  return { ring = best.id }\n"
-                              "end\nreturn P\n";
+#include "callkit.h"
 
 /* 1. A self-transfer of a waiting call: the count was decremented through
 ** one copy of the queue and incremented through another, loaded before. */
@@ -154,14 +31,14 @@ static void test_count_self_transfer(void)
        "count: queue q of length 2, member a");
     ev("cnt1", "{\"type\":\"agent_status\",\"agent\":\"a\",\"status\":\"paused\"}");
     ev("cnt1", "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"q\",\"caller\":\"+442079460001\"}");
-    is_int(queue_waiting("cnt1", "q"), 1, "count: one call waits");
+    is_int(waiting("cnt1", "q"), 1, "count: one call waits");
     ok(ev("cnt1", "{\"type\":\"transfer\",\"call\":\"c1\",\"queue\":\"q\"}") == 0,
        "count: the waiting call is transferred to its own queue");
-    is_int(queue_waiting("cnt1", "q"), 1, "count: still one waiting");
+    is_int(waiting("cnt1", "q"), 1, "count: still one waiting");
     ev("cnt1", "{\"type\":\"transfer\",\"call\":\"c1\",\"queue\":\"q\"}");
-    is_int(queue_waiting("cnt1", "q"), 1, "count: still one after a second self-transfer");
+    is_int(waiting("cnt1", "q"), 1, "count: still one after a second self-transfer");
     ev("cnt1", "{\"type\":\"abandon\",\"call\":\"c1\"}");
-    is_int(queue_waiting("cnt1", "q"), 0, "count: none once it is abandoned");
+    is_int(waiting("cnt1", "q"), 0, "count: none once it is abandoned");
     ok(ev("cnt1",
           "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"q\",\"caller\":\"+442079460002\"}") ==
                0 &&
@@ -184,15 +61,15 @@ static void test_count_transfer_dispatch(void)
                "\"answered\"}");
     ev("cnt2",
        "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"q2\",\"caller\":\"+442079460002\"}");
-    is_int(queue_waiting("cnt2", "q2"), 1, "count: c2 waits in q2 while a talks");
+    is_int(waiting("cnt2", "q2"), 1, "count: c2 waits in q2 while a talks");
     now_ms += 5000;
     ok(ev("cnt2", "{\"type\":\"transfer\",\"call\":\"c1\",\"queue\":\"q2\"}") == 0 &&
            find(SB_ACT_RING, "c2", "a"),
        "count: a transfers c1 to q2 and is rung for c2");
-    is_int(queue_waiting("cnt2", "q2"), 1, "count: c1 waits in q2, c2 no longer");
+    is_int(waiting("cnt2", "q2"), 1, "count: c1 waits in q2, c2 no longer");
     ev("cnt2", "{\"type\":\"abandon\",\"call\":\"c1\"}");
     ev("cnt2", "{\"type\":\"hangup\",\"call\":\"c2\"}");
-    is_int(queue_waiting("cnt2", "q2"), 0, "count: none once both end");
+    is_int(waiting("cnt2", "q2"), 0, "count: none once both end");
     ok(ev("cnt2",
           "{\"type\":\"offer\",\"call\":\"c3\",\"queue\":\"q2\",\"caller\":\"+442079460003\"}") ==
                0 &&
@@ -249,7 +126,7 @@ static void test_count_repaired(void)
                0 &&
            !find(SB_ACT_REJECT, "c2", NULL),
        "drift: the queue takes a second call");
-    is_int(queue_waiting("cnt0", "q"), 2, "drift: and counts two");
+    is_int(waiting("cnt0", "q"), 2, "drift: and counts two");
     /* (Ended before c4 is turned away: the first record an engine writes
     ** with neither decisions nor attempts trips a sanitizer in records.c.) */
     ev("cnt0", "{\"type\":\"abandon\",\"call\":\"c1\"}");
@@ -261,7 +138,7 @@ static void test_count_repaired(void)
        "drift: with two waiting again, a call is turned away: full");
     ev("cnt0", "{\"type\":\"abandon\",\"call\":\"c2\"}");
     ev("cnt0", "{\"type\":\"abandon\",\"call\":\"c3\"}");
-    is_int(queue_waiting("cnt0", "q"), 0, "drift: none waiting at the end");
+    is_int(waiting("cnt0", "q"), 0, "drift: none waiting at the end");
 }
 
 /* 2. A transfer to an agent clears the call's max wait; when that agent
@@ -322,23 +199,23 @@ static void dispatch_behind(const char *acct, int nfr)
               "\"attrs\":{\"language\":\"en\"}}");
     evf(acct, "{\"type\":\"ring_result\",\"call\":\"e0\",\"agent\":\"en1\",\"outcome\":"
               "\"answered\"}");
-    int waiting = 0;
+    int queued = 0;
     for (int i = 1; i <= nfr; i++) {
         now_ms += 1000;
-        waiting += evf(acct,
-                       "{\"type\":\"offer\",\"call\":\"f%d\",\"queue\":\"q\",\"caller\":"
-                       "\"+442079460001\",\"attrs\":{\"language\":\"fr\"}}",
-                       i) == 0 &&
-                   find(SB_ACT_WAIT, NULL, NULL);
+        queued += evf(acct,
+                      "{\"type\":\"offer\",\"call\":\"f%d\",\"queue\":\"q\",\"caller\":"
+                      "\"+442079460001\",\"attrs\":{\"language\":\"fr\"}}",
+                      i) == 0 &&
+                  find(SB_ACT_WAIT, NULL, NULL);
     }
     now_ms += 1000;
     evf(acct, "{\"type\":\"offer\",\"call\":\"e1\",\"queue\":\"q\",\"caller\":\"+442079460001\","
               "\"attrs\":{\"language\":\"en\"}}");
-    is_int(waiting, nfr, "behind %d: %d French calls wait, then an English one", nfr, nfr);
+    is_int(queued, nfr, "behind %d: %d French calls wait, then an English one", nfr, nfr);
     now_ms += 5000;
     ok(evf(acct, "{\"type\":\"hangup\",\"call\":\"e0\"}") == 0 && find(SB_ACT_RING, "e1", "en1"),
        "behind %d: when en1 hangs up it rings for the English call, %d in line", nfr, nfr + 1);
-    is_int(queue_waiting(acct, "q"), nfr, "behind %d: the French calls still wait", nfr);
+    is_int(waiting(acct, "q"), nfr, "behind %d: the French calls still wait", nfr);
 }
 
 /* An agent in more queues than a batch of them: each is served. */
@@ -527,7 +404,7 @@ static void test_full_targets(void)
         evf("full",
             "{\"type\":\"offer\",\"call\":\"f%d\",\"queue\":\"a\",\"caller\":\"+4420794600%02d\"}",
             i, i);
-    ok(queue_waiting("full", "a") == 1 && queue_waiting("full", "b") == 1,
+    ok(waiting("full", "a") == 1 && waiting("full", "b") == 1,
        "full: f1 waits in a, f2 overflowed into b");
     ok(evf("full",
            "{\"type\":\"offer\",\"call\":\"f3\",\"queue\":\"a\",\"caller\":\"+442079460003\"}") ==
@@ -536,13 +413,13 @@ static void test_full_targets(void)
        "full: f3 overflows into b, full too, and is turned away");
     const sb_action *r = find(SB_ACT_REJECT, "f3", NULL);
     is_str(r ? r->reason : "-", "queue full", "full: saying why");
-    is_int(queue_waiting("full", "b"), 1, "full: b still holds one call");
+    is_int(waiting("full", "b"), 1, "full: b still holds one call");
     ok(put(sb_queue_put, "full",
            "{\"id\":\"b\",\"max_length\":1,\"overflow\":\"c\",\"members\":[{\"agent\":\"b\"}]}") ==
                0 &&
            evf("full", "{\"type\":\"offer\",\"call\":\"f4\",\"queue\":\"a\",\"caller\":\"+"
                        "442079460004\"}") == 0 &&
-           queue_waiting("full", "c") == 1,
+           waiting("full", "c") == 1,
        "full: with b overflowing to c, f4 goes on to c");
     evf("full",
         "{\"type\":\"offer\",\"call\":\"x1\",\"queue\":\"t\",\"caller\":\"+442079460009\"}");
@@ -551,7 +428,7 @@ static void test_full_targets(void)
     is_int(evf("full", "{\"type\":\"transfer\",\"call\":\"x1\",\"queue\":\"b\"}"), SB_ESTATE,
            "full: a transfer into full b is refused (%s)", sb_result_message(res));
     ok(!strcmp(call_state("full", "x1"), "connected") &&
-           !strcmp(agent_status("full", "a"), "on_call") && queue_waiting("full", "b") == 1,
+           !strcmp(agent_status("full", "a"), "on_call") && waiting("full", "b") == 1,
        "full: and changes nothing: x1 still with a, b still holds one call");
 }
 

@@ -1,0 +1,678 @@
+/*
+** test_callflow.c — the call state machine as a gateway drives it: callers
+** who give up while agents ring or while they wait, ring results racing
+** timeouts and each other, agents leaving while they ring or wrap up,
+** transfers, overflow chains, calls of one account's ids sent with
+** another's, events sent twice, and a clock that steps back. Each step
+** checks the actions returned and what is left: agents' statuses, the
+** queue's waiting count, the call's state or record.
+*/
+#include "switchboard.h"
+#include "tap.h"
+#include "testkit.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "callkit.h"
+
+/* Ring everyone free at once. */
+static const char *const ALL = "local P = {}\n"
+                               "function P.route(call, agents, ctx)\n"
+                               "  if #agents == 0 then return {} end\n"
+                               "  local ids = {}\n"
+                               "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
+                               "  return { ring = ids }\n"
+                               "end\nreturn P\n";
+
+/* 1. Callers who give up: while one agent rings, while several do, while
+** waiting; an abandon of an answered call, of an ended one, of none. */
+static void test_abandon(void)
+{
+    ok(account("ab") == 0 && policy("ab", "lw", LW) == 0 && policy("ab", "all", ALL) == 0 &&
+           put(sb_queue_put, "ab",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"}]}") == 0 &&
+           put(sb_queue_put, "ab",
+               "{\"id\":\"all\",\"policy\":\"all\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"},{\"agent\":\"c\"}]}") == 0,
+       "abandon: queue q (a, b; longest idle), queue all (a, b, c; ring all)");
+    ok(offer("ab", "c1", "q") == 0 && find(SB_ACT_RING, "c1", "a"), "abandon: c1 rings a");
+    now_ms += 3000;
+    ok(evf("ab", "{\"type\":\"abandon\",\"call\":\"c1\"}") == 0 && find(SB_ACT_CANCEL, "c1", "a") &&
+           find(SB_ACT_END, "c1", NULL),
+       "abandon: the caller hangs up while a rings: a's ring cancelled, c1 ends");
+    const sb_action *e = find(SB_ACT_END, "c1", NULL);
+    is_str(e ? e->reason : "-", "abandoned", "abandon: as abandoned");
+    is_str(agent_status("ab", "a"), "available", "abandon: a is available again");
+    is_int(agent_stat("ab", "a", "no_answers"), 0, "abandon: a cancelled ring is no no-answer");
+    is_int(waiting("ab", "q"), 0, "abandon: nothing waits in q");
+    is_int(tick(), 0, "abandon: a tick later");
+    now_ms += 60000;
+    ok(tick() == 0 && sb_result_count(res) == 0, "abandon: its ring timeout fires nothing");
+
+    ok(offer("ab", "c2", "all") == 0 && count(SB_ACT_RING) == 3, "abandon: c2 rings a, b and c");
+    ok(evf("ab", "{\"type\":\"abandon\",\"call\":\"c2\"}") == 0 && count(SB_ACT_CANCEL) == 3 &&
+           count(SB_ACT_END) == 1,
+       "abandon: the caller hangs up: three cancels, one end");
+    ok(!strcmp(agent_status("ab", "a"), "available") &&
+           !strcmp(agent_status("ab", "b"), "available") &&
+           !strcmp(agent_status("ab", "c"), "available"),
+       "abandon: a, b and c are all available");
+
+    status("ab", "a", "paused");
+    status("ab", "b", "paused");
+    ok(offer("ab", "c3", "q") == 0 && find(SB_ACT_WAIT, "c3", NULL), "abandon: c3 waits in q");
+    is_int(waiting("ab", "q"), 1, "abandon: q counts one waiting");
+    now_ms += 7000;
+    ok(evf("ab", "{\"type\":\"abandon\",\"call\":\"c3\"}") == 0 && find(SB_ACT_END, "c3", NULL) &&
+           !find(SB_ACT_CANCEL, NULL, NULL),
+       "abandon: c3 given up while waiting: it ends, nobody cancelled");
+    is_int(waiting("ab", "q"), 0, "abandon: q counts none");
+    is_int(call_num("ab", "c3", "wait"), 7000, "abandon: its record waited 7 s");
+    is_str(call_field("ab", "c3", "outcome"), "abandoned", "abandon: record says abandoned");
+
+    status("ab", "a", "available");
+    offer("ab", "c4", "q");
+    ring_result("ab", "c4", "a", "answered");
+    is_int(evf("ab", "{\"type\":\"abandon\",\"call\":\"c4\"}"), SB_ESTATE,
+           "abandon: of an answered call is refused (%s)", sb_result_message(res));
+    ok(!strcmp(call_state("ab", "c4"), "connected") && !strcmp(agent_status("ab", "a"), "on_call"),
+       "abandon: and changes nothing");
+    evf("ab", "{\"type\":\"hangup\",\"call\":\"c4\"}");
+    is_int(evf("ab", "{\"type\":\"abandon\",\"call\":\"c4\"}"), SB_ESTATE,
+           "abandon: of an ended call: SB_ESTATE (%s)", sb_result_message(res));
+    is_int(evf("ab", "{\"type\":\"abandon\",\"call\":\"nope\"}"), SB_ENOTFOUND,
+           "abandon: of an unknown call: SB_ENOTFOUND (%s)", sb_result_message(res));
+    is_int(evf("ab", "{\"type\":\"hangup\",\"call\":\"c4\"}"), SB_ESTATE,
+           "abandon: a second hangup: SB_ESTATE");
+    ok(!strcmp(agent_status("ab", "a"), "available") && agent_stat("ab", "a", "calls_taken") == 1,
+       "abandon: a is available, one call taken");
+}
+
+/* Pause whoever missed two rings in a row; ring the longest idle of the rest. */
+static const char *const AUTOPAUSE =
+    "local P = {}\n"
+    "function P.route(call, agents, ctx)\n"
+    "  local best, pause\n"
+    "  for _, a in ipairs(agents) do\n"
+    "    if a.no_answers >= 2 then\n"
+    "      pause = pause or {}\n"
+    "      pause[#pause + 1] = { agent = a.id, reason = 'missed' }\n"
+    "    elseif not best or a.idle_for > best.idle_for then best = a end\n"
+    "  end\n"
+    "  if not best then return { pause = pause } end\n"
+    "  return { ring = best.id, pause = pause }\n"
+    "end\nreturn P\n";
+
+/* 2. Ring results: a timeout racing an answer, an answer after the caller
+** left, a second answer, busy and rejected rings, no-answers counted up to
+** an automatic pause. */
+static void test_ring_results(void)
+{
+    ok(account("rr") == 0 && policy("rr", "all", ALL) == 0 && policy("rr", "ap", AUTOPAUSE) == 0 &&
+           put(sb_queue_put, "rr",
+               "{\"id\":\"q\",\"ring_timeout\":15,\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"}]}") == 0 &&
+           put(sb_queue_put, "rr",
+               "{\"id\":\"all\",\"policy\":\"all\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"}]}") == 0 &&
+           put(sb_queue_put, "rr",
+               "{\"id\":\"ap\",\"policy\":\"ap\",\"ring_timeout\":10,\"members\":[{\"agent\":"
+               "\"a\"},{\"agent\":\"b\"}]}") == 0,
+       "ring: queues q (fallback longest idle), all (ring all), ap (auto-pause)");
+    offer("rr", "r1", "q");
+    now_ms += 5000;
+    ok(ring_result("rr", "r1", "a", "answered") == 0 && find(SB_ACT_CONNECT, "r1", "a"),
+       "ring: a answers r1 at 5 s");
+    now_ms += 15000;
+    ok(tick() == 0 && sb_result_count(res) == 0 && !strcmp(call_state("rr", "r1"), "connected"),
+       "ring: the ring timeout due after the answer changes nothing");
+    is_int(agent_stat("rr", "a", "no_answers"), 0, "ring: no no-answer counted");
+    is_int(ring_result("rr", "r1", "a", "answered"), SB_ESTATE,
+           "ring: a second answer by a: SB_ESTATE (%s)", sb_result_message(res));
+    is_str(agent_status("rr", "a"), "on_call", "ring: a still on the call");
+    evf("rr", "{\"type\":\"hangup\",\"call\":\"r1\"}");
+
+    offer("rr", "r2", "q");
+    ok(find(SB_ACT_RING, "r2", "b") != NULL, "ring: r2 rings b (a idle since its call)");
+    now_ms += 15000;
+    ok(tick() == 0 && find(SB_ACT_CANCEL, "r2", "b") && find(SB_ACT_RING, "r2", "a"),
+       "ring: at 15 s the timeout cancels b and rings a");
+    is_int(agent_stat("rr", "b", "no_answers"), 1, "ring: b counts a no-answer");
+    is_int(ring_result("rr", "r2", "b", "answered"), SB_ESTATE,
+           "ring: b's answer after the timeout is refused (%s)", sb_result_message(res));
+    ok(!strcmp(agent_status("rr", "b"), "available") && !strcmp(call_state("rr", "r2"), "ringing"),
+       "ring: b stays available, r2 still rings a");
+    now_ms += 1000;
+    ok(ring_result("rr", "r2", "a", "busy") == 0 && find(SB_ACT_RING, "r2", "b"),
+       "ring: a is busy: r2 rings b again");
+    is_int(agent_stat("rr", "a", "no_answers"), 0, "ring: busy is no no-answer");
+    ok(ring_result("rr", "r2", "b", "rejected") == 0 && find(SB_ACT_RING, "r2", NULL),
+       "ring: b rejects: r2 rings again");
+    evf("rr", "{\"type\":\"abandon\",\"call\":\"r2\"}");
+    is_int(ring_result("rr", "r2", "a", "answered"), SB_ESTATE,
+           "ring: an answer after the caller left: SB_ESTATE (%s)", sb_result_message(res));
+    ok(!strcmp(agent_status("rr", "a"), "available") &&
+           !strcmp(agent_status("rr", "b"), "available"),
+       "ring: a and b available");
+
+    offer("rr", "r3", "all");
+    ok(count(SB_ACT_RING) == 2, "ring: r3 rings a and b");
+    ok(ring_result("rr", "r3", "b", "answered") == 0 && find(SB_ACT_CANCEL, "r3", "a") &&
+           find(SB_ACT_CONNECT, "r3", "b"),
+       "ring: b answers, a cancelled");
+    is_int(ring_result("rr", "r3", "a", "answered"), SB_ESTATE,
+           "ring: a's answer a moment later is refused (%s)", sb_result_message(res));
+    ok(!strcmp(agent_status("rr", "a"), "available") &&
+           !strcmp(agent_status("rr", "b"), "on_call") &&
+           !strcmp(call_field("rr", "r3", "agent"), "b"),
+       "ring: r3 stays with b, a available");
+    evf("rr", "{\"type\":\"hangup\",\"call\":\"r3\"}");
+
+    /* Auto-pause: a misses twice, then is paused by the next decision. */
+    offer("rr", "r4", "ap");
+    const sb_action *r = find(SB_ACT_RING, "r4", NULL);
+    char first[8];
+    snprintf(first, sizeof first, "%s", r ? r->agent_id : "?");
+    now_ms += 10000;
+    tick();
+    now_ms += 10000;
+    tick();
+    now_ms += 10000;
+    tick();
+    now_ms += 10000;
+    tick();
+    ok(find(SB_ACT_AGENT, NULL, NULL) != NULL, "ring: after two misses each, an agent is paused");
+    ok(!strcmp(agent_status("rr", "a"), "paused") && !strcmp(agent_status("rr", "b"), "paused"),
+       "ring: both a and b are paused (%s, %s)", agent_status("rr", "a"), agent_status("rr", "b"));
+    is_str(call_state("rr", "r4"), "waiting", "ring: r4 waits");
+    is_int(waiting("rr", "ap"), 1, "ring: ap counts it");
+    is_int(agent_stat("rr", "a", "no_answers"), 2, "ring: a missed two in a row");
+    ok(status("rr", "a", "available") == 0 && find(SB_ACT_RING, "r4", "a") &&
+           !find(SB_ACT_AGENT, NULL, "a"),
+       "ring: a set available again: r4 rings a, not paused again");
+    is_int(agent_stat("rr", "a", "no_answers"), 0, "ring: back from the pause, no misses");
+    is_str(agent_status("rr", "a"), "reserved", "ring: a is reserved (first rung: %s)", first);
+    now_ms += 10000;
+    ok(tick() == 0 && find(SB_ACT_RING, "r4", "a") && !find(SB_ACT_AGENT, NULL, "a"),
+       "ring: a misses once more: rung again, not paused at one miss");
+    ring_result("rr", "r4", "a", "answered");
+    is_int(agent_stat("rr", "a", "no_answers"), 0, "ring: an answer resets the misses");
+    evf("rr", "{\"type\":\"hangup\",\"call\":\"r4\"}");
+    status("rr", "b", "available");
+}
+
+/* 3. Agents leaving: while ringing alone or beside others, on a call, in
+** wrap-up; wrap-up ending by the clock; a status sent twice. */
+static void test_agent_leaves(void)
+{
+    ok(account("al") == 0 && policy("al", "lw", LW) == 0 && policy("al", "all", ALL) == 0 &&
+           put(sb_queue_put, "al",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"wrapup\":30,\"members\":[{\"agent\":\"a\"},"
+               "{\"agent\":\"b\"}]}") == 0 &&
+           put(sb_queue_put, "al",
+               "{\"id\":\"all\",\"policy\":\"all\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"},{\"agent\":\"c\"}]}") == 0,
+       "leave: queue q (a, b; 30 s wrap-up), queue all (a, b, c)");
+    ok(offer("al", "l1", "q") == 0 && find(SB_ACT_RING, "l1", "a"), "leave: l1 rings a");
+    ok(status("al", "a", "paused") == 0 && find(SB_ACT_CANCEL, "l1", "a") &&
+           find(SB_ACT_RING, "l1", "b"),
+       "leave: a pauses while ringing: its ring cancelled, l1 rings b");
+    ok(!strcmp(agent_status("al", "a"), "paused") && !strcmp(agent_status("al", "b"), "reserved"),
+       "leave: a paused, b reserved");
+    ok(status("al", "b", "offline") == 0 && find(SB_ACT_CANCEL, "l1", "b") &&
+           find(SB_ACT_WAIT, "l1", NULL) == NULL && !find(SB_ACT_RING, NULL, NULL),
+       "leave: b goes offline too: l1 waits");
+    is_str(call_state("al", "l1"), "waiting", "leave: l1 waiting");
+    is_int(waiting("al", "q"), 1, "leave: q counts it");
+    ok(status("al", "b", "available") == 0 && find(SB_ACT_RING, "l1", "b"),
+       "leave: b back: l1 rings b");
+    is_int(waiting("al", "q"), 0, "leave: q counts none");
+    ring_result("al", "l1", "b", "answered");
+    is_int(status("al", "b", "paused"), SB_ESTATE, "leave: b on the call cannot pause (%s)",
+           sb_result_message(res));
+    now_ms += 60000;
+    ok(evf("al", "{\"type\":\"hangup\",\"call\":\"l1\"}") == 0 &&
+           !strcmp(agent_status("al", "b"), "wrap_up"),
+       "leave: l1 ends; b wraps up");
+    ok(status("al", "b", "paused") == 0 && !strcmp(agent_status("al", "b"), "paused"),
+       "leave: b pauses during wrap-up");
+    now_ms += 30000;
+    ok(tick() == 0 && sb_result_count(res) == 0 && !strcmp(agent_status("al", "b"), "paused"),
+       "leave: the wrap-up's end finds b paused and changes nothing");
+    status("al", "a", "available");
+    status("al", "b", "available");
+
+    offer("al", "l2", "q");
+    ok(find(SB_ACT_RING, "l2", NULL) != NULL, "leave: l2 rings");
+    const sb_action *r = find(SB_ACT_RING, "l2", NULL);
+    char who[8];
+    snprintf(who, sizeof who, "%s", r ? r->agent_id : "?");
+    ring_result("al", "l2", who, "answered");
+    offer("al", "l3", "q");
+    r = find(SB_ACT_RING, "l3", NULL);
+    char other[8];
+    snprintf(other, sizeof other, "%s", r ? r->agent_id : "?");
+    status("al", other, "paused");
+    is_str(call_state("al", "l3"), "waiting", "leave: l3 waits, %s talking, %s paused", who, other);
+    evf("al", "{\"type\":\"hangup\",\"call\":\"l2\"}");
+    ok(!find(SB_ACT_RING, "l3", NULL) && !strcmp(agent_status("al", who), "wrap_up"),
+       "leave: %s hangs up and wraps up; l3 still waits", who);
+    now_ms += 29999;
+    ok(tick() == 0 && sb_result_count(res) == 0, "leave: nothing before the wrap-up ends");
+    now_ms += 1;
+    ok(tick() == 0 && find(SB_ACT_AGENT, NULL, who) && find(SB_ACT_RING, "l3", who),
+       "leave: at 30 s %s is available again and rings for l3", who);
+    const sb_action *ag = find(SB_ACT_AGENT, NULL, who);
+    is_str(ag ? ag->status : "-", "available", "leave: the agent action says available");
+    evf("al", "{\"type\":\"abandon\",\"call\":\"l3\"}");
+    status("al", other, "available");
+
+    /* Ring all: one leaves, the others ring on. */
+    offer("al", "l4", "all");
+    ok(count(SB_ACT_RING) == 3, "leave: l4 rings a, b and c");
+    ok(status("al", "c", "offline") == 0 && count(SB_ACT_CANCEL) == 1 &&
+           find(SB_ACT_CANCEL, "l4", "c") && !find(SB_ACT_RING, NULL, NULL),
+       "leave: c goes offline: only c's ring is cancelled");
+    is_str(call_state("al", "l4"), "ringing", "leave: l4 rings on");
+    ok(ring_result("al", "l4", "a", "answered") == 0 && find(SB_ACT_CANCEL, "l4", "b"),
+       "leave: a answers, b cancelled");
+    evf("al", "{\"type\":\"hangup\",\"call\":\"l4\"}");
+    status("al", "c", "available");
+
+    /* "available" from an agent who rings: it is available for calls, and
+    ** this one rings on. */
+    offer("al", "l5", "q");
+    r = find(SB_ACT_RING, "l5", NULL);
+    snprintf(who, sizeof who, "%s", r ? r->agent_id : "?");
+    ok(status("al", who, "available") == 0 && sb_result_count(res) == 0,
+       "leave: %s, ringing, says available: nothing cancelled, nothing rung", who);
+    ok(!strcmp(agent_status("al", who), "reserved") && !strcmp(call_state("al", "l5"), "ringing"),
+       "leave: %s still rings for l5", who);
+    evf("al", "{\"type\":\"abandon\",\"call\":\"l5\"}");
+
+    /* The same status again changes nothing, and says nothing. */
+    long long since = agent_stat("al", "c", "status_since_ms");
+    now_ms += 1000;
+    ok(status("al", "c", "available") == 0 && sb_result_count(res) == 0 &&
+           agent_stat("al", "c", "status_since_ms") == since,
+       "leave: available again: nothing changes");
+    status("al", "c", "offline");
+    since = agent_stat("al", "c", "status_since_ms");
+    now_ms += 1000;
+    ok(status("al", "c", "offline") == 0 && agent_stat("al", "c", "status_since_ms") == since,
+       "leave: offline again: nothing changes");
+    status("al", "c", "available");
+}
+
+/* 4. Transfers: to a queue, to an agent who is busy, offline or ringing,
+** to the queue the call is in, of a call not answered yet. */
+static void test_transfers(void)
+{
+    ok(account("tr") == 0 && policy("tr", "lw", LW) == 0 &&
+           put(sb_queue_put, "tr",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"}]}") == 0 &&
+           put(sb_queue_put, "tr",
+               "{\"id\":\"q2\",\"policy\":\"lw\",\"members\":[{\"agent\":\"c\"}]}") == 0,
+       "transfer: queue q (a, b), queue q2 (c)");
+    offer("tr", "t1", "q");
+    ok(ring_result("tr", "t1", "a", "answered") == 0, "transfer: a answers t1");
+    now_ms += 10000;
+    ok(evf("tr", "{\"type\":\"transfer\",\"call\":\"t1\",\"queue\":\"q2\"}") == 0 &&
+           find(SB_ACT_OVERFLOW, "t1", NULL) && find(SB_ACT_RING, "t1", "c"),
+       "transfer: to q2: t1 rings c");
+    is_str(agent_status("tr", "a"), "available", "transfer: a is free");
+    is_int(waiting("tr", "q2"), 0, "transfer: q2 counts none waiting");
+    ring_result("tr", "t1", "c", "answered");
+
+    /* To agents who cannot take it: refused, nothing changes. */
+    status("tr", "b", "offline");
+    offer("tr", "t2", "q");
+    ok(ring_result("tr", "t2", "a", "answered") == 0, "transfer: b offline, a answers t2");
+    is_int(evf("tr", "{\"type\":\"transfer\",\"call\":\"t2\",\"agent\":\"c\"}"), SB_ESTATE,
+           "transfer: to c, on a call: SB_ESTATE (%s)", sb_result_message(res));
+    is_int(evf("tr", "{\"type\":\"transfer\",\"call\":\"t2\",\"agent\":\"b\"}"), SB_ESTATE,
+           "transfer: to b, offline: SB_ESTATE (%s)", sb_result_message(res));
+    is_int(evf("tr", "{\"type\":\"transfer\",\"call\":\"t2\",\"agent\":\"a\"}"), SB_ESTATE,
+           "transfer: to a, who has it: SB_ESTATE (%s)", sb_result_message(res));
+    is_int(evf("tr", "{\"type\":\"transfer\",\"call\":\"t2\",\"agent\":\"zz\"}"), SB_ENOTFOUND,
+           "transfer: to an unknown agent: SB_ENOTFOUND (%s)", sb_result_message(res));
+    is_int(evf("tr", "{\"type\":\"transfer\",\"call\":\"t2\",\"queue\":\"zz\"}"), SB_ENOTFOUND,
+           "transfer: to an unknown queue: SB_ENOTFOUND (%s)", sb_result_message(res));
+    ok(!strcmp(call_state("tr", "t2"), "connected") &&
+           !strcmp(call_field("tr", "t2", "agent"), "a") &&
+           !strcmp(agent_status("tr", "a"), "on_call") &&
+           agent_stat("tr", "a", "talk_time") == 10000,
+       "transfer: after the refusals t2 is still with a, a on the call");
+
+    /* To its own queue: back in line there, a free to serve others. */
+    now_ms += 5000;
+    ok(evf("tr", "{\"type\":\"transfer\",\"call\":\"t2\",\"queue\":\"q\"}") == 0,
+       "transfer: t2 to its own queue q (%s)", sb_result_message(res));
+    ok(find(SB_ACT_RING, "t2", "a") != NULL, "transfer: t2 rings a, the only one free in q");
+    is_int(waiting("tr", "q"), 0, "transfer: q counts none");
+    ok(ring_result("tr", "t2", "a", "rejected") == 0 && !strcmp(call_state("tr", "t2"), "ringing"),
+       "transfer: a rejects it: it rings again (%s)", call_state("tr", "t2"));
+    evf("tr", "{\"type\":\"abandon\",\"call\":\"t2\"}");
+    is_str(call_field("tr", "t2", "outcome"), "answered", "transfer: t2's record: answered");
+    is_int(waiting("tr", "q"), 0, "transfer: q counts none at the end");
+
+    /* A call not answered yet: its ring cancelled, moved on. */
+    status("tr", "b", "available");
+    offer("tr", "t3", "q");
+    const sb_action *r = find(SB_ACT_RING, "t3", NULL);
+    char who[8];
+    snprintf(who, sizeof who, "%s", r ? r->agent_id : "?");
+    ok(evf("tr", "{\"type\":\"transfer\",\"call\":\"t3\",\"agent\":\"%s\"}", who) == SB_ESTATE,
+       "transfer: a ringing call to the agent it rings: SB_ESTATE (%s)", sb_result_message(res));
+    is_str(agent_status("tr", who), "reserved", "transfer: %s still rings", who);
+    const char *to = strcmp(who, "a") ? "a" : "b";
+    ok(evf("tr", "{\"type\":\"transfer\",\"call\":\"t3\",\"agent\":\"%s\"}", to) == 0 &&
+           find(SB_ACT_CANCEL, "t3", who) && find(SB_ACT_RING, "t3", to),
+       "transfer: the ringing call to %s: %s cancelled, %s rings", to, who, to);
+    is_str(agent_status("tr", who), "available", "transfer: %s is free", who);
+    evf("tr", "{\"type\":\"transfer\",\"call\":\"t3\",\"queue\":\"q2\"}");
+    ok(find(SB_ACT_CANCEL, "t3", to) && find(SB_ACT_OVERFLOW, "t3", NULL) &&
+           !strcmp(call_state("tr", "t3"), "waiting"),
+       "transfer: then to q2: %s cancelled, it waits there (c is busy)", to);
+    is_int(waiting("tr", "q2"), 1, "transfer: q2 counts it");
+    evf("tr", "{\"type\":\"hangup\",\"call\":\"t1\"}");
+    ok(find(SB_ACT_RING, "t3", "c") != NULL, "transfer: c hangs up t1 and rings for t3");
+    evf("tr", "{\"type\":\"abandon\",\"call\":\"t3\"}");
+    is_str(call_field("tr", "t3", "outcome"), "abandoned", "transfer: t3 abandoned");
+    is_int(waiting("tr", "q2"), 0, "transfer: q2 counts none");
+    ok(!strcmp(agent_status("tr", "a"), "available") &&
+           !strcmp(agent_status("tr", "b"), "available") &&
+           !strcmp(agent_status("tr", "c"), "available"),
+       "transfer: everyone free at the end");
+}
+
+/* 5. Max wait and max length with overflow queues, overflows in a loop. */
+static void test_overflow(void)
+{
+    ok(account("ov") == 0 && policy("ov", "lw", LW) == 0 &&
+           put(sb_queue_put, "ov", "{\"id\":\"b\",\"policy\":\"lw\",\"max_wait\":30}") == 0 &&
+           put(sb_queue_put, "ov",
+               "{\"id\":\"a\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"b\"}") == 0 &&
+           put(sb_queue_put, "ov",
+               "{\"id\":\"b\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"a\"}") == 0,
+       "overflow: queues a and b (no members), 30 s max wait, each overflowing to the other");
+    ok(offer("ov", "o1", "a") == 0 && find(SB_ACT_WAIT, "o1", NULL), "overflow: o1 waits in a");
+    int moves = 0, ended = 0;
+    const char *why = "-";
+    static char whybuf[64];
+    for (int i = 0; i < 20 && !ended; i++) {
+        now_ms += 30000;
+        tick();
+        moves += count(SB_ACT_OVERFLOW);
+        const sb_action *r = find(SB_ACT_REJECT, "o1", NULL);
+        if (r) {
+            snprintf(whybuf, sizeof whybuf, "%s", r->reason ? r->reason : "-");
+            why = whybuf;
+        }
+        ended = find(SB_ACT_END, "o1", NULL) != NULL;
+    }
+    ok(ended, "overflow: the loop ends: o1 is turned away after %d moves (%s)", moves, why);
+    ok(waiting("ov", "a") == 0 && waiting("ov", "b") == 0, "overflow: neither queue counts it");
+    ok(tick() == 0 && sb_next_deadline(eng) == INT64_MAX, "overflow: no timer left");
+
+    /* Full queues overflowing into each other. */
+    ok(put(sb_queue_put, "ov",
+           "{\"id\":\"b\",\"policy\":\"lw\",\"max_length\":1,\"overflow\":\"a\"}") == 0 &&
+           put(sb_queue_put, "ov",
+               "{\"id\":\"a\",\"policy\":\"lw\",\"max_length\":1,\"overflow\":\"b\"}") == 0,
+       "overflow: a and b now hold one call each, overflowing to each other");
+    offer("ov", "o2", "a");
+    offer("ov", "o3", "a");
+    ok(waiting("ov", "a") == 1 && waiting("ov", "b") == 1, "overflow: o2 waits in a, o3 in b");
+    ok(offer("ov", "o4", "a") == 0 && find(SB_ACT_REJECT, "o4", NULL) &&
+           find(SB_ACT_END, "o4", NULL),
+       "overflow: o4 finds both full and is turned away");
+    const sb_action *r = find(SB_ACT_REJECT, "o4", NULL);
+    is_str(r ? r->reason : "-", "queue full", "overflow: as full, the reason of every queue");
+    is_int(count(SB_ACT_OVERFLOW), 0, "overflow: not sent round the loop of full queues");
+    ok(waiting("ov", "a") == 1 && waiting("ov", "b") == 1, "overflow: a and b still hold one each");
+    is_int(sb_queue_delete(eng, "ov", "b", res), SB_ESTATE,
+           "overflow: b cannot be deleted while a overflows into it (%s)", sb_result_message(res));
+    evf("ov", "{\"type\":\"abandon\",\"call\":\"o2\"}");
+    evf("ov", "{\"type\":\"abandon\",\"call\":\"o3\"}");
+    ok(waiting("ov", "a") == 0 && waiting("ov", "b") == 0, "overflow: none waiting at the end");
+}
+
+/* 6. Deleting agents and queues with calls on them. */
+static void test_deletes(void)
+{
+    ok(account("del") == 0 && policy("del", "lw", LW) == 0 &&
+           put(sb_queue_put, "del",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"wrapup\":30,\"members\":[{\"agent\":\"a\"}]}") ==
+               0,
+       "delete: queue q (a, 30 s wrap-up)");
+    offer("del", "d1", "q");
+    is_int(sb_agent_delete(eng, "del", "a", res), SB_ESTATE, "delete: a, ringing: SB_ESTATE (%s)",
+           sb_result_message(res));
+    is_int(sb_queue_delete(eng, "del", "q", res), SB_ESTATE,
+           "delete: q, with a call ringing: SB_ESTATE (%s)", sb_result_message(res));
+    ring_result("del", "d1", "a", "answered");
+    is_int(sb_agent_delete(eng, "del", "a", res), SB_ESTATE,
+           "delete: a, on the call: SB_ESTATE (%s)", sb_result_message(res));
+    evf("del", "{\"type\":\"hangup\",\"call\":\"d1\"}");
+    is_str(agent_status("del", "a"), "wrap_up", "delete: a wraps up");
+    offer("del", "d2", "q");
+    is_str(call_state("del", "d2"), "waiting", "delete: d2 waits");
+    is_int(sb_queue_delete(eng, "del", "q", res), SB_ESTATE,
+           "delete: q, with a call waiting: SB_ESTATE (%s)", sb_result_message(res));
+    ok(sb_agent_delete(eng, "del", "a", res) == 0, "delete: a, in wrap-up: deleted (%s)",
+       sb_result_message(res));
+    is_int(queue_num("del", "q", "members"), 0, "delete: q has no member");
+    now_ms += 30000;
+    ok(tick() == 0 && sb_result_count(res) == 0, "delete: a's wrap-up end finds nobody");
+    ok(put(sb_agent_put, "del", AGENT("a", "")) == 0, "delete: a new agent a");
+    ok(put(sb_queue_put, "del",
+           "{\"id\":\"q\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"}]}") == 0 &&
+           find(SB_ACT_RING, "d2", "a"),
+       "delete: made a member of q again, the new a rings for d2");
+    evf("del", "{\"type\":\"abandon\",\"call\":\"d2\"}");
+    ok(sb_queue_delete(eng, "del", "q", res) == 0, "delete: q, with no call: deleted");
+}
+
+/* 7. An agent of several queues frees up: the waiting calls it can take. */
+static void test_many_queues(void)
+{
+    ok(account("mq") == 0 && policy("mq", "lw", LW) == 0 &&
+           put(sb_queue_put, "mq",
+               "{\"id\":\"q1\",\"policy\":\"lw\",\"members\":[{\"agent\":"
+               "\"a\"}]}") == 0 &&
+           put(sb_queue_put, "mq",
+               "{\"id\":\"q2\",\"policy\":\"lw\",\"members\":[{\"agent\":"
+               "\"a\"}]}") == 0,
+       "queues: a serves q1 and q2");
+    status("mq", "a", "paused");
+    evf("mq", "{\"type\":\"offer\",\"call\":\"m1\",\"queue\":\"q2\",\"caller\":\"+442079460001\"}");
+    now_ms += 1000;
+    evf("mq", "{\"type\":\"offer\",\"call\":\"m2\",\"queue\":\"q1\",\"caller\":\"+442079460001\"}");
+    now_ms += 1000;
+    evf("mq", "{\"type\":\"offer\",\"call\":\"m3\",\"queue\":\"q1\",\"caller\":\"+442079460001\","
+              "\"priority\":50}");
+    ok(waiting("mq", "q1") == 2 && waiting("mq", "q2") == 1,
+       "queues: m1 waits in q2, m2, m3 in q1");
+    status("mq", "a", "available");
+    const sb_action *r = find(SB_ACT_RING, NULL, "a");
+    diag("a back: rings for %s (m1 waited longest in q2; m3 has priority 50 in q1)",
+         r ? r->call_id : "-");
+    ok(r && strcmp(r->call_id, "m2") != 0, "queues: not m2, behind a higher priority in q1");
+    evf("mq", "{\"type\":\"abandon\",\"call\":\"m1\"}");
+    evf("mq", "{\"type\":\"abandon\",\"call\":\"m2\"}");
+    evf("mq", "{\"type\":\"abandon\",\"call\":\"m3\"}");
+    ok(waiting("mq", "q1") == 0 && waiting("mq", "q2") == 0, "queues: none waiting");
+}
+
+/* 8. Another account's ids, events sent twice, a clock stepping back. */
+static void test_isolation_and_replay(void)
+{
+    ok(account("x1") == 0 && account("x2") == 0 &&
+           put(sb_queue_put, "x1", "{\"id\":\"q\",\"members\":[{\"agent\":\"a\"}]}") == 0 &&
+           put(sb_queue_put, "x2", "{\"id\":\"q\",\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "cross: accounts x1 and x2, each with queue q and agent a");
+    ok(offer("x1", "k1", "q") == 0 && find(SB_ACT_RING, "k1", "a"), "cross: k1 rings x1's a");
+    is_int(ring_result("x2", "k1", "a", "answered"), SB_ENOTFOUND,
+           "cross: x2 answering x1's call: SB_ENOTFOUND (%s)", sb_result_message(res));
+    is_int(evf("x2", "{\"type\":\"abandon\",\"call\":\"k1\"}"), SB_ENOTFOUND,
+           "cross: x2 abandoning it: SB_ENOTFOUND");
+    is_int(evf("x2", "{\"type\":\"transfer\",\"call\":\"k1\",\"queue\":\"q\"}"), SB_ENOTFOUND,
+           "cross: x2 transferring it: SB_ENOTFOUND");
+    ok(!strcmp(call_state("x1", "k1"), "ringing") && !strcmp(agent_status("x1", "a"), "reserved") &&
+           !strcmp(agent_status("x2", "a"), "available"),
+       "cross: k1 still rings x1's a; x2's a is free");
+    ok(offer("x2", "k1", "q") == 0 && find(SB_ACT_RING, "k1", "a"),
+       "cross: x2's own k1 rings x2's a");
+    ok(status("x2", "a", "paused") == 0 && find(SB_ACT_CANCEL, "k1", "a") &&
+           !strcmp(agent_status("x1", "a"), "reserved"),
+       "cross: x2's a pausing cancels x2's ring only");
+    ok(ring_result("x1", "k1", "a", "answered") == 0 && find(SB_ACT_CONNECT, "k1", "a"),
+       "cross: x1's a answers x1's k1");
+
+    /* Events sent twice. */
+    is_int(offer("x1", "k1", "q"), SB_EEXIST, "replay: the offer again: SB_EEXIST (%s)",
+           sb_result_message(res));
+    is_int(ring_result("x1", "k1", "a", "answered"), SB_ESTATE, "replay: the answer again");
+    now_ms += 10000;
+    evf("x1", "{\"type\":\"hangup\",\"call\":\"k1\"}");
+    is_int(evf("x1", "{\"type\":\"hangup\",\"call\":\"k1\"}"), SB_ESTATE,
+           "replay: the hangup again: SB_ESTATE (%s)", sb_result_message(res));
+    is_int(agent_stat("x1", "a", "calls_taken"), 1, "replay: a took one call");
+    is_int(agent_stat("x1", "a", "talk_time"), 10000, "replay: and talked 10 s");
+    evf("x2", "{\"type\":\"abandon\",\"call\":\"k1\"}");
+    status("x2", "a", "available");
+
+    /* The clock steps back by a minute between events. */
+    offer("x1", "k2", "q");
+    now_ms -= 60000;
+    ring_result("x1", "k2", "a", "answered");
+    now_ms -= 60000;
+    evf("x1", "{\"type\":\"hangup\",\"call\":\"k2\"}");
+    ok(call_num("x1", "k2", "wait") >= 0 && call_num("x1", "k2", "talk") >= 0,
+       "clock back: k2's record has no negative wait (%lld) or talk (%lld)",
+       call_num("x1", "k2", "wait"), call_num("x1", "k2", "talk"));
+    is_int(agent_stat("x1", "a", "talk_time"), 10000, "clock back: a's talk time does not shrink");
+    now_ms += 120000;
+}
+
+/* 5b. Max wait comes while the call rings: the ring goes on; when it fails,
+** the call goes to the overflow queue at once. */
+static void test_maxwait_ringing(void)
+{
+    ok(account("mr") == 0 && policy("mr", "lw", LW) == 0 &&
+           put(sb_queue_put, "mr",
+               "{\"id\":\"q2\",\"policy\":\"lw\",\"members\":[{\"agent\":"
+               "\"c\"}]}") == 0 &&
+           put(sb_queue_put, "mr",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"max_wait\":30,\"ring_timeout\":40,"
+               "\"overflow\":\"q2\",\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "maxwait: queue q (a; max wait 30 s, rings 40 s; overflow q2 with c)");
+    offer("mr", "w1", "q");
+    now_ms += 30000;
+    ok(tick() == 0 && sb_result_count(res) == 0 && !strcmp(call_state("mr", "w1"), "ringing"),
+       "maxwait: at 30 s w1 still rings a");
+    now_ms += 5000;
+    ok(ring_result("mr", "w1", "a", "answered") == 0 && find(SB_ACT_CONNECT, "w1", "a"),
+       "maxwait: a answers at 35 s");
+    evf("mr", "{\"type\":\"hangup\",\"call\":\"w1\"}");
+    offer("mr", "w2", "q");
+    now_ms += 30000;
+    tick();
+    now_ms += 10000;
+    ok(tick() == 0 && find(SB_ACT_CANCEL, "w2", "a") && find(SB_ACT_OVERFLOW, "w2", NULL) &&
+           find(SB_ACT_RING, "w2", "c"),
+       "maxwait: w2 unanswered at 40 s: on to q2, where c rings");
+    is_int(waiting("mr", "q"), 0, "maxwait: q counts none");
+    evf("mr", "{\"type\":\"abandon\",\"call\":\"w2\"}");
+    ok(!strcmp(agent_status("mr", "a"), "available") &&
+           !strcmp(agent_status("mr", "c"), "available") && sb_next_deadline(eng) >= now_ms,
+       "maxwait: a and c free, no timer overdue");
+}
+
+/* Ring a, b and c in turn, 10 s each. */
+static const char *const SEQ = "local P = {}\n"
+                               "function P.route(call, agents, ctx)\n"
+                               "  if #agents == 0 then return {} end\n"
+                               "  local ids = {}\n"
+                               "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
+                               "  table.sort(ids)\n"
+                               "  return { ring = ids, mode = 'sequence', timeout = 10 }\n"
+                               "end\nreturn P\n";
+
+/* 2b. A sequence: a busy ring moves on; an agent further down who pauses
+** is skipped; ring all: one busy, the others ring on. */
+static void test_sequence(void)
+{
+    ok(account("sq") == 0 && policy("sq", "seq", SEQ) == 0 && policy("sq", "all", ALL) == 0 &&
+           put(sb_queue_put, "sq",
+               "{\"id\":\"q\",\"policy\":\"seq\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"},{\"agent\":\"c\"}]}") == 0 &&
+           put(sb_queue_put, "sq",
+               "{\"id\":\"all\",\"policy\":\"all\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"},{\"agent\":\"c\"}]}") == 0,
+       "sequence: queue q (a, b, c in turn), queue all");
+    ok(offer("sq", "s1", "q") == 0 && count(SB_ACT_RING) == 1 && find(SB_ACT_RING, "s1", "a"),
+       "sequence: s1 rings a only");
+    ok(status("sq", "b", "paused") == 0 && sb_result_count(res) == 0,
+       "sequence: b, next in line but not ringing, pauses: nothing to cancel");
+    ok(ring_result("sq", "s1", "a", "busy") == 0 && find(SB_ACT_RING, "s1", "c") &&
+           !find(SB_ACT_RING, "s1", "b"),
+       "sequence: a busy: b is skipped, c rings");
+    is_str(agent_status("sq", "a"), "available", "sequence: a free");
+    now_ms += 10000;
+    ok(tick() == 0 && find(SB_ACT_CANCEL, "s1", "c") && find(SB_ACT_RING, "s1", "a"),
+       "sequence: c does not answer: the policy decides again, a rings");
+    is_int(agent_stat("sq", "c", "no_answers"), 1, "sequence: c counts a no-answer");
+    ok(ring_result("sq", "s1", "a", "answered") == 0 && find(SB_ACT_CONNECT, "s1", "a") &&
+           !find(SB_ACT_CANCEL, NULL, NULL),
+       "sequence: a answers; nobody else rang");
+    evf("sq", "{\"type\":\"hangup\",\"call\":\"s1\"}");
+    status("sq", "b", "available");
+
+    offer("sq", "s2", "all");
+    ok(count(SB_ACT_RING) == 3, "sequence: s2 rings a, b and c at once");
+    ok(ring_result("sq", "s2", "b", "busy") == 0 && sb_result_count(res) == 0 &&
+           !strcmp(call_state("sq", "s2"), "ringing"),
+       "sequence: b busy: a and c ring on, no action");
+    ok(ring_result("sq", "s2", "a", "rejected") == 0 && !strcmp(call_state("sq", "s2"), "ringing"),
+       "sequence: a rejects: c rings on");
+    ok(ring_result("sq", "s2", "c", "no_answer") == 0 && count(SB_ACT_RING) == 3,
+       "sequence: c does not answer: everyone failed, all three ring again");
+    evf("sq", "{\"type\":\"abandon\",\"call\":\"s2\"}");
+    ok(count(SB_ACT_CANCEL) == 3 && !strcmp(agent_status("sq", "a"), "available") &&
+           !strcmp(agent_status("sq", "b"), "available") &&
+           !strcmp(agent_status("sq", "c"), "available"),
+       "sequence: the caller leaves: three cancels, everyone free");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-test-callflow-%d", (int)getpid());
+    rmtree(dir);
+    res = sb_result_new();
+    eng = open_engine();
+    ok(eng != NULL, "engine opened on %s", dir);
+    if (!eng) return done_testing();
+    test_abandon();
+    test_ring_results();
+    test_sequence();
+    test_agent_leaves();
+    test_transfers();
+    test_overflow();
+    test_maxwait_ringing();
+    test_deletes();
+    test_many_queues();
+    test_isolation_and_replay();
+    sb_close(eng);
+    sb_result_free(res);
+    rmtree(dir);
+    return done_testing();
+}
