@@ -818,6 +818,43 @@ static int apply_pauses(wtx *t, const pol_decision *d)
     return 0;
 }
 
+/* ctx.queue.position and longest_wait, when a policy reads them: the calls
+** in line ahead of this one (the line is in the order calls are served:
+** priority, then time queued; a call not in line yet counts where it would
+** go) and the earliest time queued of all of them, this call's included.
+** A walk of the queue's line, so paid only by decisions that ask. */
+typedef struct line_arg {
+    wtx *t;
+    const call_rec *c;
+    uint32_t queue;
+} line_arg;
+
+static int queue_line(void *arg, int *position, double *longest_wait)
+{
+    const line_arg *la = arg;
+    wtx *t = la->t;
+    uint8_t me[17 + SB_ID_MAX], p[8];
+    size_t ml = waiting_key(me, t->acct, la->c);
+    put_be32(me + 4, la->queue);
+    int64_t first = la->c->queued;
+    int ahead = 0, rc;
+    st_iter it;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_WAITING, p, key_acct2(p, t->acct, la->queue));
+         rc == 0; rc = st_iter_next(&it)) {
+        if (it.klen < 17) continue;
+        int cmp = memcmp(it.key, me, it.klen < ml ? it.klen : ml);
+        if (cmp == 0 && it.klen == ml) continue; /* this call */
+        if (cmp < 0 || (cmp == 0 && it.klen < ml)) ahead++;
+        int64_t queued = (int64_t)be64(it.key + 9);
+        if (queued < first) first = queued;
+    }
+    st_iter_close(&it);
+    if (rc != MDB_NOTFOUND) return SB_ESTORE;
+    *position = ahead + 1;
+    *longest_wait = t->now > first ? (double)(t->now - first) / 1000.0 : 0;
+    return 0;
+}
+
 /*
 ** Ask the queue's policy what to do with a waiting call and do it. `c` is
 ** in the WAITING state and in the waiting list. `announce`: the caller is
@@ -878,13 +915,14 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         .tried_ids = tried_ids,
         .tried_n = tried_n,
     };
+    line_arg la = {t, c, q->num};
     pol_queue pq = {.id = q->id,
                     .waiting = (int)q->waiting,
                     .members = (int)q->members,
                     .available = (int)csp->n,
-                    .position = 1,
-                    .longest_wait = pc.queue_waited,
-                    .ring_timeout = (int)q->ring_timeout};
+                    .ring_timeout = (int)q->ring_timeout,
+                    .line = queue_line,
+                    .line_arg = &la};
     kv_ctx kc = {t, q->policy};
     pol_kv kv = {kv_get, kv_set, kv_room, kv_added, &kc};
     pol_decision *dp = &e->dec; /* pol_route clears it first */

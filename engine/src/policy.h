@@ -80,6 +80,11 @@ typedef struct pol_queue {
     int waiting, members, available, position;
     double longest_wait; /* seconds */
     int ring_timeout;    /* the queue's default ring seconds */
+    /* When set, position and longest_wait are worked out by line(line_arg)
+    ** the first time a policy reads either (a walk of the line; 0 or an
+    ** SB_* code), and the two fields above are not used. */
+    int (*line)(void *arg, int *position, double *longest_wait);
+    void *line_arg;
 } pol_queue;
 
 /* The policy's key-value store, implemented by the core inside the event's

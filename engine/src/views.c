@@ -71,6 +71,8 @@ typedef struct vcall {
     kvw *w; /* allocated on the first ctx.set */
     int nw;
     sb_buf tmp;
+    int line_read, line_pos; /* the queue's line, once read (pol_queue.line) */
+    double line_wait;
 } vcall;
 
 /* ------------------------------------------------------------------------ */
@@ -503,22 +505,36 @@ static int call_field(lua_State *L, vcall *vc, int k)
     }
 }
 
+/* ctx.queue.position and longest_wait: read from the line the first time a
+** policy asks, when the core gives a way to (most decisions never ask). */
+static void queue_line(lua_State *L, vcall *vc)
+{
+    const pol_queue *q = vc->q;
+    if (!q || vc->line_read) return;
+    vc->line_read = 1;
+    vc->line_pos = q->position;
+    vc->line_wait = q->longest_wait;
+    if (q->line && q->line(q->line_arg, &vc->line_pos, &vc->line_wait))
+        luaL_error(L, "ctx.queue: the queue's line cannot be read");
+}
+
 static int queue_field(lua_State *L, vcall *vc, int k)
 {
     const pol_queue *q = vc->q;
+    if (k == K_LONGEST_WAIT || k == K_POSITION) queue_line(L, vc);
     switch (k) {
     case K_ID:
         return push_str_or_nil(L, q ? q->id : vc->call->queue);
     case K_WAITING:
         return push_int(L, q ? q->waiting : 0);
     case K_LONGEST_WAIT:
-        return push_num(L, q ? q->longest_wait : 0);
+        return push_num(L, q ? vc->line_wait : 0);
     case K_MEMBERS:
         return push_int(L, q ? q->members : 0);
     case K_AVAILABLE:
         return push_int(L, q ? q->available : (lua_Integer)vc->n);
     case K_POSITION:
-        return push_int(L, q ? q->position : 0);
+        return push_int(L, q ? vc->line_pos : 0);
     default:
         return no_field(L, H_QUEUE);
     }

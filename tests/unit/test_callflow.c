@@ -653,6 +653,39 @@ static void test_sequence(void)
        "sequence: the caller leaves: three cancels, everyone free");
 }
 
+/* ctx.queue.position and longest_wait: the call's place in line (priority
+** first, then time queued) and the longest wait of all calls in line. */
+#define PROBE                                                                                      \
+    "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"q\",\"caller\":\"+442079460001\","            \
+    "\"priority\":%d,\"attrs\":{\"probe\":true}}"
+
+static void test_queue_line(void)
+{
+    static const char *const LINE =
+        "local P = {}\n"
+        "function P.route(call, agents, ctx)\n"
+        "  if call.attrs.probe then\n"
+        "    return { reject = ctx.queue.position .. '/' .. ctx.queue.longest_wait }\n"
+        "  end\n"
+        "  return { wait = 600 }\n"
+        "end\nreturn P\n";
+    const char *acct = "line";
+    ok(account(acct) == 0 && policy(acct, "line", LINE) == 0 &&
+           put(sb_queue_put, acct, "{\"id\":\"q\",\"policy\":\"line\"}") == 0,
+       "line: a queue whose policy reports the line");
+    const sb_action *r = (evf(acct, PROBE, "p0", 0), find(SB_ACT_REJECT, "p0", NULL));
+    is_str(r ? r->reason : "-", "1/0.0", "line: alone, first in line, nobody waited");
+    offer(acct, "w1", "q");
+    now_ms += 60000;
+    offer(acct, "w2", "q");
+    now_ms += 30000;
+    is_int(waiting(acct, "q"), 2, "line: two calls wait");
+    r = (evf(acct, PROBE, "p1", 0), find(SB_ACT_REJECT, "p1", NULL));
+    is_str(r ? r->reason : "-", "3/90.0", "line: behind two, the first waiting 90 s");
+    r = (evf(acct, PROBE, "p2", 10), find(SB_ACT_REJECT, "p2", NULL));
+    is_str(r ? r->reason : "-", "1/90.0", "line: a higher priority goes first");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-callflow-%d", (int)getpid());
@@ -671,6 +704,7 @@ int main(void)
     test_deletes();
     test_many_queues();
     test_isolation_and_replay();
+    test_queue_line();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
