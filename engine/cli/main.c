@@ -301,7 +301,7 @@ static int cmd_test(int argc, char **argv)
     size_t sl, cl;
     char *src = cli_read_file(args[0], &sl);
     int had_cases = nargs == 2 || access(cases_path, F_OK) == 0;
-    char *cases = src ? cli_read_file(cases_path, &cl) : NULL;
+    char *cases = src && had_cases ? cli_read_file(cases_path, &cl) : NULL;
     if (!src || !cases) {
         if (src && !had_cases)
             fprintf(stderr,
@@ -320,7 +320,18 @@ static int cmd_test(int argc, char **argv)
         free(cases);
         return 1;
     }
+    /* Named as given: the library names the cases file beside the policy. */
+    const char *notcases = !json_is_array(parsed)         ? "expected a JSON array of cases"
+                           : json_array_size(parsed) == 0 ? "no cases in it (a case file "
+                                                            "that tests nothing passes nothing)"
+                                                          : NULL;
     json_decref(parsed);
+    if (notcases) {
+        fprintf(stderr, "%s: %s\n", cases_path, notcases);
+        free(src);
+        free(cases);
+        return 1;
+    }
     sb_result *res = sb_result_new();
     int rc = sb_policy_test(args[0], src, sl, cases, cl, res);
     json_t *doc = json_loads(sb_result_json(res, NULL), 0, NULL);

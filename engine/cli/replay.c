@@ -327,7 +327,9 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
             return;
         }
         print_time(clock_ms);
-        printf(" policy %s", json_string_value(name));
+        /* The engine names the policy's chunk NAME.lua in its errors and
+        ** logs: say which file that is. */
+        printf(" policy %s (from %s)", json_string_value(name), pf);
         rc = sb_policy_put(eng, account, json_string_value(name), src, sl, NULL, res);
         free(src);
     } else if (at || adv) {

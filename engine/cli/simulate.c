@@ -96,6 +96,23 @@ typedef struct qstat {
 #define NQ 4
 static qstat qs[NQ] = {{.id = "support"}, {.id = "sales"}, {.id = "billing"}, {.id = "vip"}};
 
+/* Calls offered and answered so far, over every queue. */
+static int to_offered(void)
+{
+    int n = 0;
+    for (int i = 0; i < NQ; i++)
+        n += qs[i].offered;
+    return n;
+}
+
+static int to_answered(void)
+{
+    int n = 0;
+    for (int i = 0; i < NQ; i++)
+        n += qs[i].answered;
+    return n;
+}
+
 typedef struct callinfo {
     int q;
     int64_t offered;
@@ -339,9 +356,25 @@ int cli_simulate(int argc, char **argv)
            (unsigned long long)seed);
     printf("policies: support=longest-idle  sales=freeswitch/round-robin  "
            "billing=switchboard/skills-escalation  vip=switchboard/caller-priority\n\n");
+    /* Each hour's own figures, printed once the clock has passed the hour
+    ** (everything due before its end handled), and the last hour's after
+    ** the day: the lines add up to the summary's. */
     int64_t next_report = now_ms + 3600 * 1000LL;
-    while (h.n || sb_next_deadline(eng) != INT64_MAX) {
-        int64_t due = sb_next_deadline(eng);
+    int rep_o = 0, rep_a = 0;
+    printf("%-13s %8s %9s\n", "hour", "offered", "answered");
+    for (int last = 0; !last;) {
+        int64_t due = sb_next_deadline(eng), at = h.n ? h.v[0].t : INT64_MAX;
+        last = due == INT64_MAX && !h.n;
+        if (due < at) at = due;
+        while (last ? rep_o < to_offered() || rep_a < to_answered() : at >= next_report) {
+            int o = to_offered(), a = to_answered();
+            printf("%02lld:00-%02lld:00   %8d %9d\n",
+                   (long long)((next_report / 3600000 + 23) % 24),
+                   (long long)((next_report / 3600000) % 24), o - rep_o, a - rep_a);
+            rep_o = o, rep_a = a;
+            next_report += 3600 * 1000LL;
+        }
+        if (last) break;
         if (due != INT64_MAX && (!h.n || due <= h.v[0].t)) {
             now_ms = due > now_ms ? due : now_ms;
             if (sb_tick(eng, res) == 0) handle_actions();
@@ -349,14 +382,6 @@ int cli_simulate(int argc, char **argv)
         }
         sim_ev e = pop(&h);
         now_ms = e.t > now_ms ? e.t : now_ms;
-        if (now_ms >= next_report) {
-            int a = 0, o = 0;
-            for (int i = 0; i < NQ; i++)
-                a += qs[i].answered, o += qs[i].offered;
-            printf("  %02lld:00  %5d offered  %5d answered\n",
-                   (long long)((next_report / 3600000) % 24), o, a);
-            next_report += 3600 * 1000LL;
-        }
         char json[512];
         callinfo *c = &calls[e.call];
         switch (e.kind) {

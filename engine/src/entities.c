@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SKILLS 64
 #define MAX_MEMBERS 10000
 
 /* --- shared helpers ------------------------------------------------------------ */
@@ -413,8 +412,8 @@ static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
     if (sk) {
         if (!json_is_object(sk))
             return res_err(res, SB_EINVAL, "skills", "'skills' must be an object of levels");
-        if (json_object_size(sk) > MAX_SKILLS)
-            return res_err(res, SB_EINVAL, "skills", "at most %d skills", MAX_SKILLS);
+        if (json_object_size(sk) > SB_SKILLS_MAX)
+            return res_err(res, SB_EINVAL, "skills", "at most %d skills", SB_SKILLS_MAX);
         const char *k;
         json_t *v;
         json_object_foreach(sk, k, v)

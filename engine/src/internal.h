@@ -23,6 +23,7 @@
 #define SB_NAME_MAX 128 /* longest policy name */
 #define SB_E164_MAX 16  /* "+" and up to 15 digits */
 #define SB_REASON_MAX 128
+#define SB_SKILLS_MAX 64 /* skills an agent may have */
 
 #define IS_SB_ERR(rc) ((rc) <= SB_EINVAL && (rc) >= SB_EHOLD)
 #define countof(a) (sizeof(a) / sizeof((a)[0]))

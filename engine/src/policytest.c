@@ -11,6 +11,7 @@
 */
 #include "jsonv.h"
 #include "sandbox.h"
+#include "schedule.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -452,6 +453,98 @@ static int str_of(cbuild *b, json_t *o, const char *k, const char *what, const c
     return 0;
 }
 
+/* A number (num_of) of at least lo; with above, more than lo. */
+static int num_min(cbuild *b, json_t *o, const char *k, const char *what, double def, double lo,
+                   int above, double *out)
+{
+    if (num_of(b, o, k, what, def, out)) return -1;
+    if (above ? *out > lo : *out >= lo) return 0;
+    if (lo == 0)
+        return cb_bad(b, "%s.%s: expected %s (got %g)", what, k,
+                      above ? "more than 0" : "0 or more", *out);
+    return cb_bad(b, "%s.%s: expected %g or more (got %g)", what, k, lo, *out);
+}
+
+/* An integer (int_of) in lo..hi (hi < 0: no upper bound). */
+static int int_range(cbuild *b, json_t *o, const char *k, const char *what, long long def,
+                     long long lo, long long hi, long long *out)
+{
+    if (int_of(b, o, k, what, def, out)) return -1;
+    if (*out >= lo && (hi < 0 || *out <= hi)) return 0;
+    /* A bound that is only the width of the engine's field is not worth
+    ** naming to someone below the lower one. */
+    if (*out < lo && (hi < 0 || hi > 1000000))
+        return cb_bad(b, "%s.%s: expected %lld or more (got %lld)", what, k, lo, *out);
+    return cb_bad(b, "%s.%s: expected %lld..%lld (got %lld)", what, k, lo, hi, *out);
+}
+
+/* A field path as the engine's validators write it ("schedule[0].days[2]")
+** with each index counted from 1, as the case runner counts agents. */
+static void from_one(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    while (*in && o + 24 < cap) {
+        if (*in == '[' && in[1] >= '0' && in[1] <= '9') {
+            char *end;
+            unsigned long long n = strtoull(in + 1, &end, 10);
+            if (*end == ']') {
+                o += (size_t)snprintf(out + o, cap - o, "[%llu]", n + 1);
+                in = end + 1;
+                continue;
+            }
+        }
+        out[o++] = *in++;
+    }
+    out[o] = 0;
+}
+
+/* What sb_agent_put would refuse in the agent's document, so that a case
+** cannot describe an agent no engine holds (a schedule with a typo would
+** otherwise read as an agent never on schedule). */
+static int check_agent_doc(cbuild *b, json_t *a, const char *what, unsigned devices)
+{
+    const char *k;
+    json_t *v;
+    json_t *name = json_object_get(a, "name");
+    if (name && !json_is_string(name)) return cb_bad(b, "%s.name: expected a string", what);
+    json_t *sk = json_object_get(a, "skills");
+    if (sk && !json_is_object(sk))
+        return cb_bad(b, "%s.skills: expected an object of levels (skill -> 0..100)", what);
+    if (json_object_size(sk) > SB_SKILLS_MAX)
+        return cb_bad(b, "%s.skills: at most %d skills", what, SB_SKILLS_MAX);
+    json_object_foreach(sk, k, v)
+    {
+        double x = json_is_integer(v) ? (double)json_integer_value(v) : -1;
+        if (!*k || strlen(k) > 64) return cb_bad(b, "%s.skills: skill names are 1..64 bytes", what);
+        if (x < 0 || x > 100)
+            return cb_bad(b, "%s.skills.%s: expected a level, an integer 0..100", what, k);
+    }
+    json_t *pref = json_object_get(a, "preferences");
+    if (pref && !json_is_object(pref)) return cb_bad(b, "%s.preferences: expected an object", what);
+    json_t *pd = json_object_get(pref, "device");
+    if (pd) {
+        const char *dn = json_string_value(pd);
+        int bit = dn ? pol_dev_parse(dn) : 0;
+        if (!bit || !(devices & (unsigned)bit))
+            return cb_bad(b, "%s.preferences.device: '%s' is not one of the agent's devices", what,
+                          dn ? dn : "(not a string)");
+    }
+    json_t *tz = json_object_get(a, "timezone");
+    if (tz && !json_is_string(tz)) return cb_bad(b, "%s.timezone: expected a string", what);
+    if (tz && !tz_valid(json_string_value(tz)))
+        return cb_bad(b, "%s.timezone: '%s' is not a known IANA zone name", what,
+                      json_string_value(tz));
+    json_t *sch = json_object_get(a, "schedule");
+    char err[256], field[128], field1[160];
+    if (sch && !json_is_null(sch) &&
+        sched_validate(sch, tz ? json_string_value(tz) : NULL, err, sizeof err, field,
+                       sizeof field)) {
+        from_one(field, field1, sizeof field1);
+        return cb_bad(b, "%s.%s: %s", what, field1, err);
+    }
+    return 0;
+}
+
 static int build_agent(cbuild *b, json_t *a, size_t i, pol_cand *c)
 {
     static const char *const keys[] = {
@@ -467,13 +560,17 @@ static int build_agent(cbuild *b, json_t *a, size_t i, pol_cand *c)
     if (!id || !id_valid(id)) return cb_bad(b, "%s.id: expected an agent id", what);
     double idle = 0, talk = 0, last = 0, weight = 1, mweight = 1;
     long long calls = 0, noans = 0, tier = 1, pos = 1, pen = 0;
-    if (num_of(b, a, "idle_for", what, 0, &idle) || num_of(b, a, "talk_time", what, 0, &talk) ||
-        num_of(b, a, "last_call", what, 0, &last) || num_of(b, a, "weight", what, 1, &weight) ||
-        num_of(b, a, "member_weight", what, 1, &mweight) ||
-        int_of(b, a, "calls_taken", what, 0, &calls) ||
-        int_of(b, a, "no_answers", what, 0, &noans) || int_of(b, a, "tier", what, 1, &tier) ||
-        int_of(b, a, "position", what, (long long)i + 1, &pos) ||
-        int_of(b, a, "penalty", what, 0, &pen))
+    /* The ranges the engine's documents and statistics can hold. */
+    if (num_min(b, a, "idle_for", what, 0, 0, 0, &idle) ||
+        num_min(b, a, "talk_time", what, 0, 0, 0, &talk) ||
+        num_min(b, a, "last_call", what, 0, 0, 0, &last) ||
+        num_min(b, a, "weight", what, 1, 0, 1, &weight) ||
+        num_min(b, a, "member_weight", what, 1, 0, 1, &mweight) ||
+        int_range(b, a, "calls_taken", what, 0, 0, UINT32_MAX, &calls) ||
+        int_range(b, a, "no_answers", what, 0, 0, UINT32_MAX, &noans) ||
+        int_range(b, a, "tier", what, 1, 0, 1000, &tier) ||
+        int_range(b, a, "position", what, (long long)i + 1, 0, 1000000, &pos) ||
+        int_range(b, a, "penalty", what, 0, 0, 1000, &pen))
         return -1;
     memset(c, 0, sizeof *c);
     c->id = id;
@@ -513,12 +610,20 @@ static int build_agent(cbuild *b, json_t *a, size_t i, pol_cand *c)
     json_object_foreach(json_object_get(doc, "devices"), k, v)
     {
         int bit = pol_dev_parse(k);
-        if (!bit || !json_is_string(v)) {
+        if (!bit || !json_is_string(v) || !json_string_length(v)) {
             json_decref(doc);
             return cb_bad(b, "%s.devices.%s: expected landline, mobile or softphone with a URI",
                           what, k);
         }
         c->devices |= (unsigned)bit;
+    }
+    if (!c->devices) {
+        json_decref(doc);
+        return cb_bad(b, "%s.devices: expected at least one of landline, mobile, softphone", what);
+    }
+    if (check_agent_doc(b, a, what, c->devices)) {
+        json_decref(doc);
+        return -1;
     }
     b->configs[i] = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
@@ -582,11 +687,11 @@ static int build_case(cbuild *b, json_t *cs)
         str_of(b, call, "called", "call", NULL, &c->called) ||
         str_of(b, call, "last_agent", "call", NULL, &c->last_agent) ||
         str_of(b, call, "previous_agent", "call", NULL, &c->previous_agent) ||
-        int_of(b, call, "priority", "call", 0, &prio) ||
-        int_of(b, call, "attempts", "call", 0, &att) ||
-        num_of(b, call, "waited", "call", 0, &waited))
+        int_range(b, call, "priority", "call", 0, 0, 100, &prio) ||
+        int_range(b, call, "attempts", "call", 0, 0, INT32_MAX, &att) ||
+        num_min(b, call, "waited", "call", 0, 0, 0, &waited))
         return -1;
-    if (num_of(b, call, "queue_waited", "call", waited, &qwaited)) return -1;
+    if (num_min(b, call, "queue_waited", "call", waited, 0, 0, &qwaited)) return -1;
     c->priority = (int)prio;
     c->attempts = (int)att;
     c->waited = waited;
@@ -610,7 +715,9 @@ static int build_case(cbuild *b, json_t *cs)
         json_t *v;
         json_object_foreach(tried, k, v)
         {
-            if (!json_is_integer(v)) return cb_bad(b, "call.tried.%s: expected an integer", k);
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > INT32_MAX)
+                return cb_bad(b, "call.tried.%s: expected a number of rings, 1 or more", k);
             b->tried_ids[c->ntried] = k;
             b->tried_n[c->ntried++] = (int)json_integer_value(v);
         }
@@ -620,12 +727,12 @@ static int build_case(cbuild *b, json_t *cs)
 
     pol_queue *q = &b->q;
     q->id = qid;
-    if (int_of(b, queue, "waiting", "queue", 1, &waiting) ||
-        num_of(b, queue, "longest_wait", "queue", waited, &lw) ||
-        int_of(b, queue, "members", "queue", (long long)b->n, &members) ||
-        int_of(b, queue, "available", "queue", (long long)b->n, &avail) ||
-        int_of(b, queue, "position", "queue", 1, &position) ||
-        int_of(b, queue, "ring_timeout", "queue", 20, &rt))
+    if (int_range(b, queue, "waiting", "queue", 1, 0, INT32_MAX, &waiting) ||
+        num_min(b, queue, "longest_wait", "queue", waited, 0, 0, &lw) ||
+        int_range(b, queue, "members", "queue", (long long)b->n, 0, INT32_MAX, &members) ||
+        int_range(b, queue, "available", "queue", (long long)b->n, 0, INT32_MAX, &avail) ||
+        int_range(b, queue, "position", "queue", 1, 0, INT32_MAX, &position) ||
+        int_range(b, queue, "ring_timeout", "queue", 20, 1, 600, &rt))
         return -1;
     q->waiting = (int)waiting;
     q->longest_wait = lw;
@@ -714,9 +821,12 @@ static int rb_attempt(void *arg, int i, pol_attempt *out)
 {
     json_t *a = json_array_get(arg, (size_t)i);
     if (!json_is_object(a)) return -1;
+    /* Checked by check_attempts; the defaults are the ones it names. */
+    const char *dev = json_string_value(json_object_get(a, "device"));
+    const char *outcome = json_string_value(json_object_get(a, "outcome"));
     out->agent = json_string_value(json_object_get(a, "agent"));
-    out->dev = pol_dev_parse(json_string_value(json_object_get(a, "device")));
-    out->outcome = json_string_value(json_object_get(a, "outcome"));
+    out->dev = pol_dev_parse(dev ? dev : "softphone");
+    out->outcome = outcome ? outcome : "no_answer";
     out->start_ms = (int64_t)llround(json_number_value(json_object_get(a, "start")) * 1000);
     out->dur_ms = (int32_t)llround(json_number_value(json_object_get(a, "duration")) * 1000);
     return 0;
@@ -728,6 +838,66 @@ static int rbool(cbuild *e, json_t *o, const char *k, int *out)
     if (!v) return *out = 0, 0;
     if (!json_is_boolean(v)) return cb_bad(e, "record.%s: expected true or false", k);
     *out = json_is_true(v);
+    return 0;
+}
+
+/* record.attempts as the engine keeps them: {agent, device, outcome,
+** start, duration}, each entry checked, so that a typo never reaches the
+** hook as a nil. */
+static int check_attempts(cbuild *e, json_t *att)
+{
+    static const char *const keys[] = {"agent", "device", "outcome", "start", "duration", NULL};
+    static const char *const outcomes[] = {"answered", "no_answer", "busy",
+                                           "rejected", "cancelled", NULL};
+    size_t i;
+    json_t *a;
+    json_array_foreach(att, i, a)
+    {
+        char what[40];
+        const char *agent = NULL, *dev = NULL, *out = NULL;
+        double x;
+        snprintf(what, sizeof what, "record.attempts[%zu]", i + 1);
+        if (!json_is_object(a)) return cb_bad(e, "%s: expected an object", what);
+        if (only_keys(e, a, what, keys) || str_of(e, a, "agent", what, NULL, &agent) ||
+            str_of(e, a, "device", what, "softphone", &dev) ||
+            str_of(e, a, "outcome", what, "no_answer", &out) ||
+            num_min(e, a, "start", what, 0, 0, 0, &x) ||
+            num_min(e, a, "duration", what, 0, 0, 0, &x))
+            return -1;
+        if (x > 86400) return cb_bad(e, "%s.duration: expected seconds, 0..86400", what);
+        if (!agent || !id_valid(agent)) return cb_bad(e, "%s.agent: expected an agent id", what);
+        if (!pol_dev_parse(dev))
+            return cb_bad(e, "%s.device: expected landline, mobile or softphone (got '%s')", what,
+                          dev);
+        int known = 0;
+        for (int k = 0; outcomes[k]; k++)
+            known |= !strcmp(out, outcomes[k]);
+        if (!known)
+            return cb_bad(e,
+                          "%s.outcome: '%s' is not a ring outcome (answered, no_answer, busy, "
+                          "rejected or cancelled)",
+                          what, out);
+    }
+    return 0;
+}
+
+/* record.decided_by: {policy, version}, both strings. */
+static int check_decided_by(cbuild *e, json_t *dec)
+{
+    static const char *const keys[] = {"policy", "version", NULL};
+    size_t i;
+    json_t *d;
+    json_array_foreach(dec, i, d)
+    {
+        char what[40];
+        const char *p = NULL, *v = NULL;
+        snprintf(what, sizeof what, "record.decided_by[%zu]", i + 1);
+        if (!json_is_object(d)) return cb_bad(e, "%s: expected an object", what);
+        if (only_keys(e, d, what, keys) || str_of(e, d, "policy", what, NULL, &p) ||
+            str_of(e, d, "version", what, NULL, &v))
+            return -1;
+        if (!p || !v) return cb_bad(e, "%s: expected {\"policy\": ..., \"version\": ...}", what);
+    }
     return 0;
 }
 
@@ -747,9 +917,10 @@ static int build_rcase(rbuild *b, json_t *cs)
     pol_record *rec = &b->rec;
     if (only_keys(&e, cs, "case", case_keys) || !json_is_object(r) ||
         only_keys(&e, r, "record", rec_keys) || num_of(&e, cs, "now", "case", now, &now) ||
-        num_of(&e, r, "age_days", "record", 0, &age) || num_of(&e, r, "wait", "record", 0, &wait) ||
-        num_of(&e, r, "talk", "record", 0, &talk) ||
-        int_of(&e, r, "priority", "record", 0, &prio) ||
+        num_of(&e, r, "age_days", "record", 0, &age) ||
+        num_min(&e, r, "wait", "record", 0, 0, 0, &wait) ||
+        num_min(&e, r, "talk", "record", 0, 0, 0, &talk) ||
+        int_range(&e, r, "priority", "record", 0, 0, 100, &prio) ||
         str_of(&e, r, "id", "record", "r1", &rec->id) ||
         str_of(&e, r, "queue", "record", "support", &rec->queue) ||
         str_of(&e, r, "outcome", "record", "answered", &rec->outcome) ||
@@ -800,6 +971,7 @@ static int build_rcase(rbuild *b, json_t *cs)
         cb_bad(&e, "record.attempts and record.decided_by are arrays");
         goto bad;
     }
+    if (check_attempts(&e, att) || check_decided_by(&e, dec)) goto bad;
     b->attempts = att;
     rec->natt = (int)json_array_size(att);
     rec->attempt = rb_attempt;
@@ -875,6 +1047,19 @@ static int compare_expect(json_t *expect, json_t *got, int failed, const char *e
     json_object_foreach(expect, k, v)
     {
         json_t *g = json_object_get(got, k);
+        if (!g && !failed) {
+            /* A key the decision does not have: often a typo ("agent"). */
+            char keys[200] = "";
+            const char *gk;
+            json_t *gv;
+            json_object_foreach(got, gk, gv)
+            {
+                size_t n = strlen(keys);
+                snprintf(keys + n, sizeof keys - n, "%s%s", n ? ", " : "", gk);
+            }
+            snprintf(why, cap, "expect.%s: the decision has no '%s' (it has %s)", k, k, keys);
+            return -1;
+        }
         if (!g || !same(g, v)) {
             char *gs = g ? json_dumps(g, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
             char *es = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -985,6 +1170,17 @@ static int run_retention_case(sbx *sb, const char *name, const int refs[3], cons
         if (ref != LUA_NOREF) {
             views_retain(sb, name, ref, &b.rec, b.erase ? &b.req : NULL, b.now_ms,
                          lim->instructions, lim->wall_ms, &d);
+            /* The engine ignores a review date erase gives (the record's own
+            ** schedule stands): show the decision as it is applied. */
+            if (b.erase && !d.failed && d.review_ms) {
+                char note[160];
+                snprintf(note, sizeof note,
+                         "erase's review_in_days (%g) is ignored: the record keeps its own "
+                         "review schedule, as in the engine",
+                         (double)(d.review_ms - b.now_ms) / 86400000.0);
+                json_object_set_new(res, "note", json_string(note));
+                d.review_ms = 0;
+            }
         } else if (pol_retention_default(&d, name, b.erase) && b.erase) {
             json_object_set_new(res, "note",
                                 json_string("the policy has no 'erase' hook: an erasure "

@@ -69,42 +69,48 @@
 ---@field queue QueueFigures route only (retain and erase have no queue)
 local Ctx = {} -- luacheck: ignore 241 (methods are declared, never called here)
 
----Like math.random, seeded by the engine seed, the call id and the attempt:
----the same inputs give the same numbers. `random()` gives a float in [0,1),
----`random(n)` an integer in [1,n], `random(m, n)` an integer in [m,n].
+---Like math.random, seeded by the engine seed, the call id and the attempt
+---(in retain and erase: the record id): the same inputs give the same numbers.
+---`random()` gives a float in [0,1), `random(n)` an integer in [1,n], `random(m, n)`
+---an integer in [m,n].
 ---@param m? integer
 ---@param n? integer
 ---@return number
 function Ctx.random(m, n) end
 
----Read the policy's own key-value store (per account).
+---Read the policy's own key-value store (per account). In retain and erase
+---there is no store: it gives nil.
 ---@param key string at most 64 bytes
 ---@return string|number|boolean|nil
 function Ctx.get(key) end
 
----Write the policy's key-value store; nil deletes. Kept in LMDB with the event.
+---Write the policy's key-value store; nil deletes. Kept in LMDB with the event,
+---and only if the hook returns a valid decision. In retain and erase writes are
+---dropped.
 ---@param key string at most 64 bytes
 ---@param value string|number|boolean|nil strings at most 1 KiB
 function Ctx.set(key, value) end
 
----A log line tagged with account and policy.
+---A log line tagged with account and policy (at most 32 lines per call).
 ---@param ... any
 function Ctx.log(...) end
 
 ---One agent to ring with its own device.
 ---@class RingTarget
----@field agent string agent id
+---@field agent string|AgentView agent id, or the agent's view
 ---@field device DeviceName?
 
----An agent to pause.
+---An agent to pause: any agent of the account (not only those in `agents`);
+---one that does not exist, or is not available or in wrap-up, stays as it is.
 ---@class Pause
----@field agent string agent id
----@field reason string?
+---@field agent string|AgentView agent id, or the agent's view
+---@field reason string? at most 128 bytes
 
 ---What route returns. Set one of ring, wait, move or reject (`{}` waits);
 ---pause may go with any of them. Anything else is an invalid decision.
 ---@class Decision
----@field ring (string|AgentView|(string|RingTarget)[])? one agent, or several
+---@field ring (string|AgentView|(string|AgentView|RingTarget)[])? one agent, or several
+---(at most 32)
 ---@field mode ("all"|"sequence"|"progressive")? "all" (the default) rings several at once,
 ---"sequence" one after another, "progressive" adds one every `step` seconds while the
 ---earlier ones ring on
@@ -113,12 +119,13 @@ function Ctx.log(...) end
 ---@field device DeviceName? device for every agent rung (default: see README)
 ---@field timeout integer? ring seconds, 1..600 (default: the queue's ring_timeout); for a
 ---progressive ring, the whole ring's, from its start
----@field wait integer? keep waiting; decide again within this many seconds (1..3600)
----or as soon as an agent frees up
+---@field wait integer? keep waiting; decide again within this many seconds (0..3600)
+---or as soon as an agent frees up; 0 (like `{}`) sets no timer: the call waits until an
+---agent of its queue frees up
 ---@field move string? move the call to this queue of the account
 ---@field reason string? why, with move
 ---@field reject string? reject the call with this reason
----@field pause (Pause|Pause[])? pause agents
+---@field pause (Pause|Pause[])? pause agents (at most 8)
 
 ---One ring attempt of a finished call.
 ---@class RingAttempt
