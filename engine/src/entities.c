@@ -493,7 +493,10 @@ static int do_agent_put(wtx *t, void *arg)
         cur.status = (uint8_t)op->status;
         cur.status_since = t->now;
         cur.reason[0] = 0; /* a pause's reason went with it (a document sets no reason) */
-        if (op->status == SB_AGENT_AVAILABLE) cur.idle_since = t->now;
+        if (op->status == SB_AGENT_AVAILABLE) { /* as a status event: see agent_change */
+            cur.idle_since = t->now;
+            cur.no_answers = 0;
+        }
     }
     cur.plain_devices = !pol_doc_picks_device(op->a.doc.p, op->a.doc.len);
     if ((rc = st_agent_save(t->txn, e, t->acct, &cur)) ||

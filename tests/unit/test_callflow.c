@@ -204,7 +204,11 @@ static void test_ring_results(void)
     ring_result("rr", "r4", "a", "answered");
     is_int(agent_stat("rr", "a", "no_answers"), 0, "ring: an answer resets the misses");
     evf("rr", "{\"type\":\"hangup\",\"call\":\"r4\"}");
-    status("rr", "b", "available");
+    is_int(agent_stat("rr", "b", "no_answers"), 2, "ring: b, still paused, missed two");
+    ok(put(sb_agent_put, "rr", AGENT("b", "")) == 0 &&
+           !strcmp(agent_status("rr", "b"), "available"),
+       "ring: b's document put back with status available");
+    is_int(agent_stat("rr", "b", "no_answers"), 0, "ring: back through its document, no misses");
 }
 
 /* 3. Agents leaving: while ringing alone or beside others, on a call, in
