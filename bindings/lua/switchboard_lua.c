@@ -949,11 +949,23 @@ static int l_hold_list(lua_State *L)
     return do_list(L, sb_hold_list);
 }
 
+/* A whole number in [0, below): what a C integer setting can hold. Anything
+** else (NaN, infinities, fractions, too large) is refused rather than
+** converted, which C leaves undefined. */
+static int whole_below(double d, double below)
+{
+    return isfinite(d) && d >= 0 && d < below && d == floor(d);
+}
+
+#define BELOW_U32 4294967296.0           /* 2^32 */
+#define BELOW_I64 9223372036854775808.0  /* 2^63 */
+#define BELOW_U64 18446744073709551616.0 /* 2^64 */
+
 /* An optional whole number argument (5.1 has no integers: through a double). */
 static int64_t opt_ms(lua_State *L, int i)
 {
-    lua_Number x = luaL_optnumber(L, i, 0);
-    if (!(x >= 0 && x < 9.2e18)) luaL_argerror(L, i, "expected a number of milliseconds >= 0");
+    double x = (double)luaL_optnumber(L, i, 0);
+    if (!whole_below(x, BELOW_I64)) luaL_argerror(L, i, "expected a number of milliseconds >= 0");
     return (int64_t)x;
 }
 
@@ -1047,7 +1059,11 @@ static int l_set_clock(lua_State *L)
 {
     engine_box *b = check_box(L);
     if (!b->clock_manual) return luaL_error(L, "switchboard: set_clock needs sb.open{clock = ms}");
-    int64_t ms = (int64_t)luaL_checknumber(L, 2);
+    double d = (double)luaL_checknumber(L, 2);
+    if (!whole_below(d, BELOW_I64))
+        return luaL_error(L, "switchboard: set_clock: ms must be a whole number of milliseconds "
+                             "from 0");
+    int64_t ms = (int64_t)d;
     __atomic_store_n(&b->clock_ms, ms, __ATOMIC_RELAXED);
     return 0;
 }
@@ -1116,7 +1132,7 @@ static const char *opt_string(lua_State *L, const char *k)
     return s;
 }
 
-static int opt_number(lua_State *L, const char *k, double *out)
+static int opt_number(lua_State *L, const char *k, double below, double *out)
 {
     lua_getfield(L, 1, k);
     int have = !lua_isnil(L, -1);
@@ -1124,7 +1140,11 @@ static int opt_number(lua_State *L, const char *k, double *out)
         if (lua_type(L, -1) != LUA_TNUMBER)
             luaL_error(L, "switchboard.open: %s must be a number", k);
         *out = (double)lua_tonumber(L, -1);
-        if (*out < 0) luaL_error(L, "switchboard.open: %s must not be negative", k);
+        if (!whole_below(*out, below)) {
+            char top[32]; /* luaL_error knows no %.0f */
+            snprintf(top, sizeof top, "%.0f", below - 1);
+            luaL_error(L, "switchboard.open: %s must be a whole number from 0 to %s", k, top);
+        }
     }
     lua_pop(L, 1);
     return have;
@@ -1191,18 +1211,18 @@ static int l_open(lua_State *L)
         lm = (log_mode)m;
     }
     double d;
-    if (opt_number(L, "map_size", &d)) cfg.map_size = (size_t)d;
-    if (opt_number(L, "map_max", &d)) cfg.map_max = (size_t)d;
-    if (opt_number(L, "seed", &d)) cfg.seed = (uint64_t)d;
-    if (opt_number(L, "policy_instructions", &d)) cfg.policy_instructions = (uint64_t)d;
-    if (opt_number(L, "policy_wall_ms", &d)) cfg.policy_wall_ms = (uint32_t)d;
-    if (opt_number(L, "policy_memory", &d)) cfg.policy_memory = (size_t)d;
-    if (opt_number(L, "quarantine_after", &d)) cfg.quarantine_after = (uint32_t)d;
+    if (opt_number(L, "map_size", BELOW_U64, &d)) cfg.map_size = (size_t)d;
+    if (opt_number(L, "map_max", BELOW_U64, &d)) cfg.map_max = (size_t)d;
+    if (opt_number(L, "seed", BELOW_U64, &d)) cfg.seed = (uint64_t)d;
+    if (opt_number(L, "policy_instructions", BELOW_U64, &d)) cfg.policy_instructions = (uint64_t)d;
+    if (opt_number(L, "policy_wall_ms", BELOW_U32, &d)) cfg.policy_wall_ms = (uint32_t)d;
+    if (opt_number(L, "policy_memory", BELOW_U64, &d)) cfg.policy_memory = (size_t)d;
+    if (opt_number(L, "quarantine_after", BELOW_U32, &d)) cfg.quarantine_after = (uint32_t)d;
     lua_getfield(L, 1, "require_signed_policies");
     cfg.require_signed_policies = lua_toboolean(L, -1);
     lua_pop(L, 1);
     double clock0 = 0;
-    int manual = opt_number(L, "clock", &clock0);
+    int manual = opt_number(L, "clock", BELOW_I64, &clock0);
 
     engine_box *b = calloc(1, sizeof *b);
     if (!b) return luaL_error(L, "switchboard.open: out of memory");

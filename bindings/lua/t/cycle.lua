@@ -113,6 +113,8 @@ T.is(acts and find(acts, "end", "c2") and find(acts, "end", "c2").reason, "aband
 advance(3600 * 1000)
 eng:tick() -- fires (or drops) whatever was left
 T.is(eng:next_deadline(), nil, "an hour later no timer is left: next_deadline is nil")
+T.raises(function() eng:set_clock(0/0) end, "must be a whole number", "set_clock refuses NaN")
+T.raises(function() eng:set_clock(1e300) end, "must be a whole number", "set_clock refuses 1e300")
 
 -- Agent status events, waiting calls served when an agent frees up.
 for _, id in ipairs{ "alice", "bob", "carol" } do
@@ -167,6 +169,13 @@ T.raises(function() eng:submit("acme", 42) end, "bad argument", "an event that i
 T.raises(function() sb.open{ data_dir = dir, colour = "red" } end, "unknown option 'colour'",
          "sb.open refuses unknown options")
 T.raises(function() sb.open{} end, "data_dir is required", "sb.open needs data_dir")
+-- Numbers the engine's settings cannot hold are refused, not converted
+-- (a NaN or 1e30 converted to an integer is undefined behaviour in C).
+for _, bad in ipairs{ { "map_size", 0/0 }, { "map_size", 1e30 }, { "policy_wall_ms", 5e9 },
+                      { "seed", 1.5 }, { "quarantine_after", 1/0 }, { "clock", 0/0 } } do
+  T.raises(function() sb.open{ data_dir = dir, [bad[1]] = bad[2] } end,
+           bad[1] .. " must be a whole number", "sb.open refuses " .. bad[1] .. " = " .. tostring(bad[2]))
+end
 
 -- Policies: stored from the host, validated by the engine's Lua 5.4.
 local src = T.read(HERE .. "/policies/pick54.lua")
