@@ -369,6 +369,14 @@ static void h_account_delete(ctx *x)
 
 static void h_key_create(ctx *x)
 {
+    /* No body, or an empty object: a key has no settings. */
+    json_t *body = body_object(x, 0);
+    if (!body) return;
+    const char *k = json_object_iter_key(json_object_iter(body));
+    int bad = k != NULL;
+    if (bad) fail(x, 400, "SB_EINVAL", k, "unknown field \"%s\" (a new key takes no fields)", k);
+    json_decref(body);
+    if (bad) return;
     int rc = sb_apikey_create(x->d->eng, x->p[0], x->d->res);
     reply_result(x, rc, 201, NULL, NULL);
     if (rc == 0) sbd_log(SB_LOG_INFO, "api key created", "account=%s", sbd_q(x->p[0]));
