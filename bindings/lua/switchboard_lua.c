@@ -1280,7 +1280,11 @@ static int l_json_encode(lua_State *L)
     enc_err e;
     json_t *v = encode(L, 1, 0, "", &e);
     if (!v) return push_fail(L, SB_EINVAL, e.msg, NULL);
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    /* 15 significant digits: a real read from the engine's JSON (12 at
+    ** most) prints as the engine wrote it, where 17 would show its binary
+    ** error (0.0089999999999999993 for 0.009). */
+    char *s =
+        json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
     json_decref(v);
     if (!s) return push_fail(L, SB_ENOMEM, "json: out of memory", NULL);
     lua_pushstring(L, s);

@@ -205,6 +205,8 @@ T.ok(eng:reload(), "reload re-reads the policy folder")
 T.is(sb.json_encode({ b = 1, a = { 1, 2.5, "x", true, sb.null } }), '{"a":[1,2.5,"x",true,null],"b":1}',
      "json_encode: objects (sorted keys), lists, numbers, null")
 T.is(sb.json_encode({}), "{}", "an empty table encodes as an object")
+T.is(sb.json_encode({ d = 0.009, t = 1795885484.142 }), '{"d":0.009,"t":1795885484.142}',
+     "json_encode: reals as written, not 0.0089999999999999993")
 T.is(sb.json_encode(sb.array{}), "[]", "sb.array{} encodes as a list")
 local d = sb.json_decode('{"l":[],"n":null,"i":3,"f":0.5}')
 T.is(sb.json_encode(d.l), "[]", "a decoded empty list stays a list")
