@@ -1255,7 +1255,7 @@ static json_t *parse_cases(const char *nm, const char *cases, size_t len, char *
 {
     json_error_t je;
     json_oom_reset();
-    json_t *j = json_loadb(cases, len, 0, &je);
+    json_t *j = json_loadb(cases, len, JSON_REJECT_DUPLICATES, &je);
     if (!j && json_oom(&je)) {
         snprintf(err, errlen, "%s.cases.json: out of memory", nm);
         return NULL;
@@ -1331,6 +1331,7 @@ int sb_policy_test(const char *name, const char *source, size_t len, const char 
                    size_t cases_len, sb_result *res)
 {
     res_reset(res);
+    if (!source) return res_err(res, SB_EINVAL, "source", "no source given");
     pol_limits lim;
     limits_or_default(NULL, &lim);
     char nm[SB_NAME_MAX + 8], err[512];

@@ -717,6 +717,17 @@ static void test_cases(void)
        "a case where the policy failed gives its error with file:line: %s", m ? m : "-");
     json_decref(j);
 
+    /* A cases file with a key twice is refused (jansson would keep the last
+    ** one: a case the author did not write), and so is a missing source. */
+    const char *twice = "[{\"name\":\"a\",\"name\":\"b\",\"expect\":{\"action\":\"wait\"}}]";
+    rc = sb_policy_test("t/rr.lua", src, strlen(src), twice, strlen(twice), r);
+    ok(rc == SB_EINVAL && strstr(sb_result_message(r), "rr.cases.json:1:") &&
+           strstr(sb_result_message(r), "duplicate"),
+       "a case file with a duplicate key is refused (%s)", sb_result_message(r));
+    rc = sb_policy_test("t/rr.lua", NULL, 0, cases, strlen(cases), r);
+    ok(rc == SB_EINVAL && sb_result_field(r) && !strcmp(sb_result_field(r), "source"),
+       "no source: SB_EINVAL naming source (%s)", sb_result_message(r));
+
     /* Cases hold the engine's limit on a store's keys. */
     json_t *full = json_object();
     for (int i = 0; i < POL_KV_KEYS_MAX; i++) {
