@@ -299,8 +299,8 @@ static void drop_docs(pol_cand *cands, size_t n)
 /* The start of every hook call: the account's state (built on first use)
 ** and the policy file (loaded on first use). NULL with *why (and *rc for
 ** out of memory) when there is neither. */
-static polfile *enter(pol_host *h, uint32_t acct_id, const char *policy, int64_t now_ms, acct **pa,
-                      const char **why, int *rc)
+static polfile *enter(pol_host *h, uint32_t acct_id, const char *account_id, const char *policy,
+                      int64_t now_ms, acct **pa, const char **why, int *rc)
 {
     *why = NULL;
     *rc = 0;
@@ -329,7 +329,9 @@ static polfile *enter(pol_host *h, uint32_t acct_id, const char *policy, int64_t
         *rc = SB_ENOMEM;
         return NULL;
     }
+    a->sb->account = account_id; /* lines the file's top level logs name the account */
     polfile *f = file_get(h, a, policy, now_ms);
+    a->sb->account = NULL;
     if (!f) {
         *why = "out of memory";
         *rc = SB_ENOMEM;
@@ -376,7 +378,7 @@ int pol_route(pol_host *h, uint32_t acct_id, const char *account_id, const char 
     acct *a = NULL;
     const char *why;
     int rc;
-    polfile *f = enter(h, acct_id, policy, now_ms, &a, &why, &rc);
+    polfile *f = enter(h, acct_id, account_id, policy, now_ms, &a, &why, &rc);
     if (!f) {
         drop_docs(cands, ncands);
         out->failed = 1;
@@ -427,7 +429,7 @@ static int retention(pol_host *h, uint32_t acct_id, const char *account_id, cons
     acct *a = NULL;
     const char *why;
     int rc;
-    polfile *f = enter(h, acct_id, policy, now_ms, &a, &why, &rc);
+    polfile *f = enter(h, acct_id, account_id, policy, now_ms, &a, &why, &rc);
     if (!f) {
         out->failed = 1;
         snprintf(out->error, sizeof out->error, "%s", why);
@@ -500,7 +502,9 @@ json_t *pol_host_status(pol_host *h, uint32_t acct_id)
         json_object_set_new(o, "state", json_string(f->quarantined ? "quarantined" : "ok"));
         json_object_set_new(o, "failures", json_integer((json_int_t)f->failures));
         json_object_set_new(o, "calls", json_integer((json_int_t)f->calls));
-        if (f->error) json_object_set_new(o, "error", json_string(f->error));
+        /* A load error quotes the script's own message: any bytes, maybe
+        ** cut inside a character. */
+        if (f->error) json_object_set_new(o, "error", json_string_clean(f->error));
         json_array_append_new(arr, o);
     }
     free(v);

@@ -137,9 +137,19 @@ static void *sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         }
         if (sb->active && !sb->trip) {
             /* Work done inside C functions (concatenation, string.rep,
-            ** gsub results...) allocates: charge it like instructions. */
-            sb->budget -= (int64_t)(grow >> SBX_ALLOC_SHIFT);
-            if (sb->budget < 0) trip_async(sb, TRIP_INSTR);
+            ** gsub results...) allocates: charge it like instructions,
+            ** and read the wall clock as those charges add up (like
+            ** sbx_charge): C calls that mostly copy may run many times
+            ** between two count hooks. */
+            uint64_t units = grow >> SBX_ALLOC_SHIFT;
+            sb->budget -= (int64_t)units;
+            sb->unclocked += units;
+            if (sb->budget < 0) {
+                trip_async(sb, TRIP_INSTR);
+            } else if (sb->unclocked >= 4096) {
+                sb->unclocked = 0;
+                if (mono_ns() > sb->deadline_ns) trip_async(sb, TRIP_WALL);
+            }
         }
     }
     void *p = realloc(ptr, nsize);
@@ -270,6 +280,24 @@ void sbx_charge(lua_State *L, uint64_t units)
         sb->trip = sb->budget < 0 ? TRIP_INSTR : TRIP_WALL;
     }
     raise_trip(L, NULL);
+}
+
+/* Make room for `need` more bytes before a library function that builds
+** its result in a lauxlib buffer: Lua grows those buffers through the
+** allocator directly, with no emergency collection when it refuses, so
+** garbage near the limit (this call's or an earlier one's) would fail a
+** call that fits. The full collection stands for the emergency one Lua
+** runs for its own allocations, and counts the same: as hitting the cap. */
+static void sbx_room(lua_State *L, size_t need)
+{
+    sbx *sb = sbx_of(L);
+    if (!sb->enforce || !sb->active || sb->mem > sb->limit || need <= sb->limit - sb->mem) return;
+    note_refusal(sb);
+    if (++sb->refusals >= SBX_REFUSALS) {
+        if (!sb->trip) sb->trip = TRIP_MEM;
+        raise_trip(L, NULL);
+    }
+    lua_gc(L, LUA_GCCOLLECT);
 }
 
 /* A protected call inside the script saw `status`: memory errors fail the
@@ -796,7 +824,10 @@ static int co_wrapped(lua_State *L)
             st = close_thread(co, L);
             after_catch(L, st);
         }
-        if (lua_type(L, -1) == LUA_TSTRING) {
+        /* Where the wrapped function was called, unless the message
+        ** says where it was raised already (nested wraps would pile
+        ** positions up until the cause no longer fits the message). */
+        if (lua_type(L, -1) == LUA_TSTRING && !positioned(lua_tostring(L, -1))) {
             luaL_where(L, 1);
             lua_insert(L, -2);
             lua_concat(L, 2);
@@ -1382,7 +1413,9 @@ static int sb_str_gsub(lua_State *L)
 }
 
 /* string.rep: refuses results past the memory limit and never loops over
-** empty pieces; the copy is charged with its allocation. */
+** empty pieces; the copy is charged with its allocation. The result is
+** built by doubling (one copy per piece would cost a call per byte for
+** one-byte pieces). */
 static int sb_str_rep(lua_State *L)
 {
     sbx *sb = sbx_of(L);
@@ -1397,23 +1430,117 @@ static int sb_str_rep(lua_State *L)
     size_t unit = l + lsep;
     if ((uint64_t)n > sb->limit / unit) return luaL_error(L, "resulting string too large");
     size_t total = (size_t)n * l + (size_t)(n - 1) * lsep; /* the allocator charges it */
+    sbx_room(L, 2 * total);                                /* the buffer, then the string */
     luaL_Buffer b;
     char *out = luaL_buffinitsize(L, &b, total);
-    for (lua_Integer i = 0; i < n; i++) {
-        memcpy(out, s, l);
-        out += l;
-        if (lsep && i + 1 < n) {
-            memcpy(out, sep, lsep);
-            out += lsep;
-        }
+    /* The result is `s sep` repeated, cut after the last s: write one
+    ** period, then copy what is written after itself. */
+    memcpy(out, s, l);
+    size_t done = l;
+    if (done < total) {
+        memcpy(out + done, sep, lsep);
+        done += lsep;
+    }
+    while (done < total) {
+        size_t k = done < total - done ? done : total - done;
+        memcpy(out + done, out, k);
+        done += k;
     }
     luaL_pushresultsize(&b, total);
     return 1;
 }
 
+/* string.format (the stock one, upvalue 1) charged for its work first:
+** the count hook cannot see inside one call, and a single conversion can
+** be costly (a float printed with 300 digits, a control byte through %q).
+** The conversions are read as the stock function reads them; one it
+** would refuse is charged as a plain item and fails there. */
+static int sb_str_format(lua_State *L)
+{
+    size_t lf;
+    const char *f = luaL_checklstring(L, 1, &lf), *e = f + lf;
+    int top = lua_gettop(L), arg = 1;
+    uint64_t cost = 1 + (lf >> 4);
+    size_t out = lf;
+    for (const char *p = f; p < e; p++) {
+        if (*p != '%') continue;
+        if (e - p < 2) break;
+        if (*++p == '%') continue;
+        int prec = -1;
+        while (p < e && (*p == '-' || *p == '+' || *p == ' ' || *p == '#' || *p == '0'))
+            p++;
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+        if (p < e && *p == '.') {
+            prec = 0;
+            for (p++; p < e && *p >= '0' && *p <= '9'; p++)
+                prec = prec < 1000 ? prec * 10 + (*p - '0') : prec;
+        }
+        if (p >= e) break;
+        arg++;
+        cost += 16;
+        out += 32;
+        int t = arg <= top ? lua_type(L, arg) : LUA_TNONE;
+        size_t l = t == LUA_TSTRING ? lua_rawlen(L, arg) : 0;
+        switch (*p) {
+        case 'a':
+        case 'A':
+        case 'e':
+        case 'E':
+        case 'f':
+        case 'F':
+        case 'g':
+        case 'G': {
+            int isnum = 0; /* a numeric string is converted like a number */
+            double x = fabs((double)lua_tonumberx(L, arg, &isnum));
+            if (!isnum) break;
+            /* about 8 instructions' worth of work a digit */
+            uint64_t digits = prec < 0 ? 6 : (uint64_t)prec;
+            if ((*p | 0x20) == 'f' && x >= 10 && isfinite(x)) digits += (uint64_t)log10(x);
+            cost += 8 * digits;
+            out += digits;
+            break;
+        }
+        case 'q': {
+            if (t != LUA_TSTRING) break;
+            const unsigned char *q = (const unsigned char *)lua_tostring(L, arg);
+            size_t ctl = 0;
+            for (size_t i = 0; i < l; i++)
+                ctl += q[i] < 0x20 || q[i] == 0x7f;
+            cost += (l >> 2) + 32 * (uint64_t)ctl;
+            out += l + 3 * ctl;
+            break;
+        }
+        case 's':
+            cost += l >> 4;
+            out += l;
+            break;
+        }
+    }
+    sbx_charge(L, cost);
+    sbx_room(L, out < SIZE_MAX / 4 ? 3 * out : SIZE_MAX / 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, top, 1);
+    return 1;
+}
+
 /* Wrappers that charge work proportional to their arguments, then call the
 ** stock function (upvalue 1). The kind is upvalue 2. */
-enum { W_STRLEN = 1, W_TLEN, W_TCONCAT, W_TUNPACK, W_TMOVE, W_TSORT };
+enum {
+    W_STRLEN = 1,
+    W_TLEN,
+    W_TCONCAT,
+    W_TUNPACK,
+    W_TMOVE,
+    W_TSORT,
+    W_STRBUF,
+    W_FMT,
+    W_PACK,
+    W_U8LEN,
+    W_U8CP,
+    W_U8OFF
+};
 
 /* A numeric string where the function takes an integer becomes that
 ** number on the stack, so the charge and the call read the same bound. */
@@ -1436,34 +1563,93 @@ static uint64_t span(lua_Integer a, lua_Integer b)
     return b >= a ? (uint64_t)b - (uint64_t)a + 1 : 0;
 }
 
+/* The memory table.concat(t, sep, i, i + m - 1) may take (its buffer grows
+** by doubling, then the result is copied out of it), for a table without
+** a metatable; the walk is charged with the call. */
+static size_t concat_size(lua_State *L, lua_Integer i, uint64_t m)
+{
+    size_t lsep = lua_type(L, 2) == LUA_TSTRING ? lua_rawlen(L, 2) : 0, total = 0;
+    for (uint64_t k = 0; k < m && total < SIZE_MAX / 8; k++) {
+        int t = lua_rawgeti(L, 1, (lua_Integer)((uint64_t)i + k));
+        total += (t == LUA_TSTRING ? lua_rawlen(L, -1) : 24) + lsep;
+        lua_pop(L, 1);
+    }
+    return total < SIZE_MAX / 8 ? 3 * total : SIZE_MAX / 2;
+}
+
+/* The bytes from i (argument 2, default 1) to j (argument 3, default i,
+** or the end when to_end) of a string of len bytes, as the string and
+** utf8 functions read them. */
+static uint64_t str_span(lua_State *L, size_t len, int to_end)
+{
+    lua_Integer i = opt_int(L, 2, 1);
+    lua_Integer j = opt_int(L, 3, to_end ? -1 : i);
+    i = i > 0 ? i : i == 0 || -(lua_Unsigned)i > len ? 1 : (lua_Integer)len + i + 1;
+    j = j >= 0 ? j : -(lua_Unsigned)j > len ? 0 : (lua_Integer)len + j + 1;
+    if (j > (lua_Integer)len) j = (lua_Integer)len;
+    return span(i, j);
+}
+
 static int sb_charged(lua_State *L)
 {
     int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
     uint64_t cost = 1;
     /* The bounds' arguments: concat (t, sep, i, j), unpack (t, i, j), move (a1, f, e, t). */
-    static const int bounds[W_TSORT + 1][2] = {
-        [W_TCONCAT] = {3, 4}, [W_TUNPACK] = {2, 3}, [W_TMOVE] = {2, 4}};
+    static const int bounds[W_U8OFF + 1][2] = {
+        [W_TCONCAT] = {3, 4}, [W_TUNPACK] = {2, 3}, [W_TMOVE] = {2, 4},
+        [W_STRLEN] = {2, 3},  [W_U8LEN] = {2, 3},   [W_U8CP] = {2, 3}};
     for (int i = bounds[kind][0]; i && i <= bounds[kind][1]; i++)
         norm_int(L, i);
     /* The length is read once here and again by the function: one that
     ** __len can change between the two is not charged for. */
-    if (kind != W_STRLEN && kind != W_TMOVE && lua_type(L, 1) == LUA_TTABLE &&
+    if (kind != W_STRLEN && kind != W_TMOVE && kind < W_STRBUF && lua_type(L, 1) == LUA_TTABLE &&
         luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
         return luaL_error(L, "a table with a __len metamethod cannot be given to this function "
                              "in a policy");
+    size_t len1 = lua_type(L, 1) == LUA_TSTRING ? lua_rawlen(L, 1) : 0, need = 0;
     switch (kind) {
-    case W_STRLEN:
-        if (lua_type(L, 1) == LUA_TSTRING) cost += lua_rawlen(L, 1) >> 4;
+    case W_STRLEN: /* byte(s, i, j): what it pushes */
+        cost += str_span(L, len1, 0) >> 2;
         break;
+    case W_STRBUF: /* upper, lower, reverse: a buffer, then the string */
+        cost += len1 >> 4;
+        need = 2 * len1;
+        break;
+    case W_U8LEN: /* decoding costs more per byte than a scan */
+    case W_U8CP:
+        cost += str_span(L, len1, kind == W_U8LEN) >> 1;
+        break;
+    case W_U8OFF: /* skipping continuation bytes may walk the string */
+        cost += len1 >> 3;
+        break;
+    case W_FMT: /* unpack, packsize: each format byte is an option to parse */
+        cost += 3 * (uint64_t)len1;
+        break;
+    case W_PACK: {
+        cost += 3 * (uint64_t)len1;
+        if (lua_type(L, 1) != LUA_TSTRING) break;
+        /* pack writes at most 16 bytes an option, plus its strings */
+        size_t out = len1 < SIZE_MAX / 64 ? 16 * len1 : SIZE_MAX / 4;
+        for (int i = 2, top = lua_gettop(L); i <= top && out < SIZE_MAX / 4; i++)
+            if (lua_type(L, i) == LUA_TSTRING) out += lua_rawlen(L, i) + 16;
+        need = 3 * out;
+        break;
+    }
     case W_TLEN: /* insert, remove: shift up to #t elements */
     case W_TCONCAT:
     case W_TUNPACK:
     case W_TSORT: {
         if (lua_type(L, 1) != LUA_TTABLE) break;
         lua_Integer n = luaL_len(L, 1); /* __len runs under the budget */
-        if (kind == W_TCONCAT)
-            cost += span(opt_int(L, 3, 1), opt_int(L, 4, n));
-        else if (kind == W_TUNPACK)
+        if (kind == W_TCONCAT) {
+            uint64_t m = span(opt_int(L, 3, 1), opt_int(L, 4, n));
+            cost += m;
+            if (m && lua_getmetatable(L, 1)) {
+                lua_pop(L, 1); /* entries from __index: their size is not known here */
+            } else if (m) {
+                need = concat_size(L, opt_int(L, 3, 1), m);
+            }
+        } else if (kind == W_TUNPACK)
             cost += span(opt_int(L, 2, 1), opt_int(L, 3, n));
         else if (kind == W_TSORT) {
             if (n > (1 << 20)) return luaL_error(L, "table too large to sort");
@@ -1481,6 +1667,7 @@ static int sb_charged(lua_State *L)
         break;
     }
     sbx_charge(L, cost);
+    if (need) sbx_room(L, need);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -1561,6 +1748,16 @@ static void wrap_charged(lua_State *L, int dst, int src, const char *name, int k
     lua_pushinteger(L, kind);
     lua_pushcclosure(L, sb_charged, 2);
     lua_setfield(L, dst, name);
+}
+
+/* registry._LOADED[name] = the stock library table at idx. */
+static void register_lib(lua_State *L, int idx, const char *name)
+{
+    idx = lua_absindex(L, idx);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushvalue(L, idx);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
 }
 
 static int ro_next(lua_State *L)
@@ -1650,7 +1847,15 @@ static int setup(lua_State *L)
     lua_newtable(L); /* the shared globals every policy's _ENV reads through */
     int g = lua_gettop(L);
 
+    /* The stock libraries as package.loaded would list them, kept where
+    ** only lauxlib looks (no script reaches the registry): an argument
+    ** error raised by a stock function that one of our wrappers called
+    ** names it ("bad argument #2 to 'table.insert'", not to '?'). */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pop(L, 1);
+
     int base = open_stock(L, luaopen_base);
+    register_lib(L, base, "_G");
     static const char *const base_names[] = {
         "assert", "error",  "getmetatable", "ipairs",   "next", "pairs",    "rawequal",
         "rawget", "rawlen", "select",       "tostring", "type", "_VERSION", NULL};
@@ -1669,14 +1874,21 @@ static int setup(lua_State *L)
     /* string: the real table is the string metatable's __index (unreachable:
     ** __metatable hides it); scripts see a read-only proxy. */
     int sl = open_stock(L, luaopen_string);
+    register_lib(L, sl, "string");
     lua_newtable(L);
     int s = lua_gettop(L);
-    static const char *const str_names[] = {"char", "len", "sub", "format", "packsize", NULL};
+    static const char *const str_names[] = {"char", "len", "sub", NULL};
     copy_fields(L, s, sl, str_names);
-    static const char *const str_len_names[] = {"byte", "upper",  "lower", "reverse",
-                                                "pack", "unpack", NULL};
-    for (const char *const *n = str_len_names; *n; n++)
-        wrap_charged(L, s, sl, *n, W_STRLEN);
+    wrap_charged(L, s, sl, "byte", W_STRLEN);
+    static const char *const str_buf_names[] = {"upper", "lower", "reverse", NULL};
+    for (const char *const *n = str_buf_names; *n; n++)
+        wrap_charged(L, s, sl, *n, W_STRBUF);
+    wrap_charged(L, s, sl, "pack", W_PACK);
+    wrap_charged(L, s, sl, "unpack", W_FMT);
+    wrap_charged(L, s, sl, "packsize", W_FMT);
+    lua_getfield(L, sl, "format");
+    lua_pushcclosure(L, sb_str_format, 1);
+    lua_setfield(L, s, "format");
     set_fn(L, s, "find", sb_str_find);
     set_fn(L, s, "match", sb_str_match);
     set_fn(L, s, "gmatch", sb_str_gmatch);
@@ -1694,6 +1906,7 @@ static int setup(lua_State *L)
     lua_settop(L, g);
 
     int tl = open_stock(L, luaopen_table);
+    register_lib(L, tl, "table");
     lua_newtable(L);
     int t = lua_gettop(L);
     static const char *const tab_names[] = {"pack", NULL};
@@ -1723,13 +1936,14 @@ static int setup(lua_State *L)
     lua_settop(L, g);
 
     int ul = open_stock(L, luaopen_utf8);
+    register_lib(L, ul, "utf8");
     lua_newtable(L);
     int u = lua_gettop(L);
     static const char *const utf8_names[] = {"char", "charpattern", "codes", NULL};
     copy_fields(L, u, ul, utf8_names);
-    wrap_charged(L, u, ul, "len", W_STRLEN);
-    wrap_charged(L, u, ul, "codepoint", W_STRLEN);
-    wrap_charged(L, u, ul, "offset", W_STRLEN);
+    wrap_charged(L, u, ul, "len", W_U8LEN);
+    wrap_charged(L, u, ul, "codepoint", W_U8CP);
+    wrap_charged(L, u, ul, "offset", W_U8OFF);
     push_proxy(L, sb, u, "utf8");
     lua_setfield(L, g, "utf8");
     lua_settop(L, g);

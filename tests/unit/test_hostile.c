@@ -1,0 +1,367 @@
+/*
+** test_hostile.c — more hostile and careless policies, beyond test_sandbox:
+** library calls doing a lot of work in one C call (string.format, packsize,
+** pack and unpack, utf8), work that only allocates between two count
+** hooks, reads of a few bytes of a long string charged for the string,
+** garbage left near the memory limit by one call failing the next, and
+** what people read: argument errors naming the library function, nested
+** coroutine errors keeping their cause, load errors in any bytes shown in
+** the policy status, lines printed at load naming their account. Each
+** failure is the policy's budget, stated clearly with file:line; each
+** call that fits its budgets succeeds, also after an earlier call of the
+** account left garbage behind; the account keeps serving and another
+** account never notices.
+**
+** The wall-clock limit is 1 s (SB_TEST_WALL_MS overrides it, e.g. under
+** valgrind), so that the instruction and memory budgets are what stops
+** the scripts here. The two wall-clock cases need no timing: their work
+** takes far longer than their 1 ms on any machine.
+*/
+#include "policy.h"
+#include "tap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* --- a host serving sources from a table (as in test_sandbox) ----------- */
+
+#define MAXSRC 128
+static struct {
+    uint32_t acct;
+    char name[64];
+    const char *src;
+} srcs[MAXSRC];
+static int nsrc;
+static int nlog;
+static char lastlog[1200];
+
+static void add_src(uint32_t acct, const char *name, const char *src)
+{
+    for (int i = 0; i < nsrc; i++)
+        if (srcs[i].acct == acct && strcmp(srcs[i].name, name) == 0) {
+            srcs[i].src = src;
+            return;
+        }
+    srcs[nsrc].acct = acct;
+    snprintf(srcs[nsrc].name, sizeof srcs[nsrc].name, "%s", name);
+    srcs[nsrc++].src = src;
+}
+
+static int get_src(void *arg, uint32_t acct, const char *name, sb_buf *out, char version[17])
+{
+    (void)arg;
+    for (int i = 0; i < nsrc; i++)
+        if (srcs[i].acct == acct && strcmp(srcs[i].name, name) == 0) {
+            version[0] = 0;
+            return buf_puts(out, srcs[i].src) ? SB_ENOMEM : 0;
+        }
+    return SB_ENOTFOUND;
+}
+
+static void logline(void *arg, sb_log_level lvl, const char *line)
+{
+    (void)arg;
+    (void)lvl;
+    nlog++;
+    snprintf(lastlog, sizeof lastlog, "%s", line);
+}
+
+#define NC 3
+static pol_cand cands[NC];
+static const char *ids[NC] = {"alice", "bob", "carol"};
+static const int64_t NOW = 1767261600000LL;
+
+static void reset_cands(void)
+{
+    for (int i = 0; i < NC; i++) {
+        memset(&cands[i], 0, sizeof cands[i]);
+        cands[i].id = ids[i];
+        cands[i].num = (uint32_t)i + 1;
+        cands[i].idle_since = NOW - (i + 1) * 10000;
+        cands[i].devices = POL_DEV_SOFTPHONE;
+        cands[i].config = "{\"devices\":{\"softphone\":\"sip:x@example.invalid\"}}";
+        cands[i].config_len = strlen(cands[i].config);
+        cands[i].position = i + 1;
+        cands[i].tier = 1;
+        cands[i].weight = cands[i].member_weight = 1;
+    }
+}
+
+static pol_decision dec;
+
+static pol_decision *route(pol_host *h, uint32_t acct, const char *policy)
+{
+    pol_call call = {.id = "c1", .queue = "support", .caller = "+15550100"};
+    pol_queue q = {
+        .id = "support", .ring_timeout = 20, .waiting = 1, .members = NC, .available = NC};
+    reset_cands();
+    memset(&dec, 0x5a, sizeof dec);
+    pol_route(h, acct, acct == 1 ? "acme" : "globex", policy, &call, cands, NC, &q, NULL, NOW, 7,
+              &dec);
+    return &dec;
+}
+
+static size_t memory(pol_host *h)
+{
+    size_t m = 0;
+    pol_host_totals(h, NULL, NULL, &m);
+    return m;
+}
+
+static const char *GOOD = "local P = {}\n"
+                          "function P.route(call, agents, ctx)\n"
+                          "  return { ring = agents[2].id }\n"
+                          "end\n"
+                          "return P\n";
+
+static int good_routes(pol_host *h, uint32_t acct)
+{
+    pol_decision *d = route(h, acct, "good");
+    return !d->failed && d->kind == DEC_RING && d->nring == 1 && d->ring[0].cand == 1;
+}
+
+#define R(body) "local P = {}\nfunction P.route(call, agents, ctx)\n" body "\nend\nreturn P\n"
+
+/* --- one C call doing far more work than it was charged for ------------- */
+
+static const struct hostile {
+    const char *name, *src, *expect;
+} hostile[] = {
+    /* packsize was not charged at all: each call on a 1 MB format walks it. */
+    {"packsize-long-format",
+     R("local f = string.rep('x', 1000000) for i = 1, 20 do string.packsize(f) end\n"
+       "return { wait = 1 }"),
+     "instruction budget exceeded"},
+    /* pack and unpack walk their format; spaces produce nothing to allocate. */
+    {"pack-spaces", R("string.pack(string.rep(' ', 1000000)) return { wait = 1 }"),
+     "instruction budget exceeded"},
+    {"unpack-spaces", R("string.unpack(string.rep(' ', 1000000), '') return { wait = 1 }"),
+     "instruction budget exceeded"},
+    /* %q writes each control byte through snprintf. */
+    {"format-q-controls", R("string.format('%q', string.rep('\\1', 300000)) return { wait = 1 }"),
+     "instruction budget exceeded"},
+    /* A float with 300 digits and 99 decimals costs tens of microseconds. */
+    {"format-huge-floats",
+     R("local t = {} for i = 1, 2000 do t[i] = 1e300 end\n"
+       "string.format(string.rep('%.99f', 2000), table.unpack(t)) return { wait = 1 }"),
+     "instruction budget exceeded"},
+    {"format-many-floats",
+     R("local t = {} for i = 1, 2000 do t[i] = 1e300 end local f = string.rep('%.99e', 2000)\n"
+       "for i = 1, 100 do string.format(f, table.unpack(t)) end return { wait = 1 }"),
+     "instruction budget exceeded"},
+    {"format-float-strings",
+     R("local t = {} for i = 1, 2000 do t[i] = '1e300' end\n"
+       "string.format(string.rep('%.99f', 2000), table.unpack(t)) return { wait = 1 }"),
+     "instruction budget exceeded"},
+    {"utf8-len-long",
+     R("local s = string.rep('a', 3000000) utf8.len(s) utf8.len(s) return { wait = 1 }"),
+     "instruction budget exceeded"},
+    /* Argument errors of wrapped library functions name the function. */
+    {"insert-bad-position", R("table.insert({}, 5, 1)"),
+     "bad argument #2 to 'table.insert' (position out of bounds)"},
+    {"tonumber-bad-base", R("return tonumber('10', 99)"),
+     "bad argument #2 to 'tonumber' (base out of range)"},
+    {"pack-bad-value", R("string.pack('i4')"), "bad argument #2 to 'string.pack'"},
+    /* An error through nested coroutine.wrap carries one position. */
+    {"wrap-nested-error",
+     R("local f = coroutine.wrap(function()\n"
+       "  local g = coroutine.wrap(function() error('deep trouble') end)\n"
+       "  g() end)\nf()"),
+     ":4: deep trouble"},
+};
+
+/* --- calls that fit their budgets: they must succeed --------------------- */
+
+static const struct fits {
+    const char *name, *src;
+} fits[] = {
+    {"format-everyday",
+     R("local s = string.format('%5.2f|%d|%s|%q|%x|%g|%-4s|%%|%c', 3.14159, 42, 'a\\0b', "
+       "'q\\n\"', 255, 1e300, 'ab', 65)\n"
+       "assert(s == ' 3.14|42|a\\0b|\"q\\\\\\n\\\\\"\"|ff|1e+300|ab  |%|A', s)\n"
+       "assert(string.format('%q', 1/0) == '1e9999')\n"
+       "assert(string.format('%.3f', 2^63) == '9223372036854775808.000')\n"
+       "assert(string.format('%s', setmetatable({}, {__tostring = function() return 'T' end}))\n"
+       "  == 'T')\n"
+       "assert(not pcall(string.format, '%d', 2^63))\n"
+       "return { wait = 1 }")},
+    {"pack-everyday",
+     R("local s = string.pack('<i4 s1 z', 7, 'ab', 'cd')\n"
+       "local a, b, c = string.unpack('<i4 s1 z', s)\n"
+       "assert(a == 7 and b == 'ab' and c == 'cd' and string.packsize('<i4 i8') == 12)\n"
+       "assert(utf8.len('h\\u{e9}llo') == 5)\n"
+       "return { wait = 1 }")},
+    {"rep-everyday",
+     R("assert(string.rep('ab', 3, ', ') == 'ab, ab, ab' and string.rep('x', 1) == 'x')\n"
+       "assert(string.rep('abc', 5) == 'abcabcabcabcabc' and string.rep('', 5, '-') == '----')\n"
+       "assert(#string.rep('xyz', 100001, '--') == 100001 * 3 + 100000 * 2)\n"
+       "assert(string.rep('xyz', 100001, '--'):sub(-8) == 'xyz--xyz')\n"
+       "return { wait = 1 }")},
+    /* 3.6 MB kept live and read a few bytes at a time: each read is charged
+    ** for what it reads, not for the whole string. */
+    {"near-the-limit-reads",
+     R("local s = string.rep('abcd', 900000) local n = 0\n"
+       "for i = 1, 300 do n = n + string.unpack('<i4', s, 4 * i + 1) + s:byte(i)\n"
+       "  + #string.format('%d:%s', i, s:sub(i, i + 8)) + #s:sub(i, i + 3):upper() end\n"
+       "return { wait = n > 0 and 1 or 0 }")},
+};
+
+/* --- garbage near the limit ---------------------------------------------- */
+
+/* 5 MB of strings, all garbage once the call returns. */
+static const char *LITTER =
+    R("local t = {} for i = 1, 50 do t[i] = string.rep('x', 100000) .. i end return { wait = 1 }");
+
+static const struct after {
+    const char *name, *src;
+} after_litter[] = {
+    {"concat-2mb", R("local t = {} for i = 1, 20 do t[i] = string.rep('y', 100000) end\n"
+                     "return { wait = #table.concat(t) == 2000000 and 1 or 0 }")},
+    {"rep-2mb", R("return { wait = #string.rep('y', 1000000, 'z') == 1999999 and 1 or 0 }")},
+    {"upper-1.5mb", R("return { wait = #string.rep('y', 1500000):upper() == 1500000 and 1 or 0 }")},
+    {"format-2mb", R("local a = string.rep('y', 1000000)\n"
+                     "return { wait = #string.format('%s%s', a, a) == 2000000 and 1 or 0 }")},
+    {"pack-1.5mb",
+     R("return { wait = #string.pack('s4', string.rep('y', 1500000)) == 1500004 and 1 or 0 }")},
+    {"gsub-2mb", R("local s, r = string.rep('y', 1000), string.rep('z', 2000)\n"
+                   "return { wait = #(s:gsub('y', r)) == 2000000 and 1 or 0 }")},
+};
+
+int main(void)
+{
+    const char *wall = getenv("SB_TEST_WALL_MS");
+    pol_limits lim = {.instructions = 1000000,
+                      .wall_ms = wall ? (uint32_t)atoi(wall) : 1000,
+                      .memory = 8u << 20,
+                      .quarantine_after = 0,
+                      .load_instructions = 2000000};
+    pol_host *h = pol_host_new(&lim, get_src, NULL, logline, NULL);
+    add_src(1, "good", GOOD);
+    add_src(2, "good", GOOD);
+    ok(good_routes(h, 1) && good_routes(h, 2), "good policies route");
+    size_t base = memory(h);
+
+    char names[countof(hostile)][80];
+    for (size_t i = 0; i < countof(hostile); i++) {
+        const struct hostile *t = &hostile[i];
+        snprintf(names[i], sizeof names[i], "hostile-%s", t->name);
+        add_src(1, names[i], t->src);
+        size_t before = memory(h);
+        int logs = nlog;
+        pol_decision *d = route(h, 1, names[i]);
+        ok(d->failed == 1 && strstr(d->error, t->expect) != NULL, "%s: failed with '%s'", t->name,
+           d->error);
+        if (!strstr(d->error, t->expect)) diag("  expected '%s'", t->expect);
+        ok(strncmp(d->error, names[i], strlen(names[i])) == 0 &&
+               strncmp(d->error + strlen(names[i]), ".lua:", 5) == 0,
+           "%s: message starts with file:line", t->name);
+        ok(nlog > logs && strstr(lastlog, "account=acme") && strstr(lastlog, names[i]),
+           "%s: failure logged with account and policy", t->name);
+        ok(memory(h) < before + (64 << 10), "%s: memory back near its level (%zu -> %zu)", t->name,
+           before, memory(h));
+        ok(good_routes(h, 1), "%s: the account keeps serving", t->name);
+    }
+    ok(good_routes(h, 2), "the other account was never affected");
+    pol_decision *d = route(h, 1, "hostile-wrap-nested-error");
+    ok(strcmp(d->error, "hostile-wrap-nested-error.lua:4: deep trouble") == 0,
+       "a nested coroutine error keeps one position, where it was raised: %s", d->error);
+    /* Deep nesting used to fill the message with positions, the cause cut off. */
+    add_src(1, "wrap-deep",
+            R("local function f(n) if n == 0 then error('at the bottom') end\n"
+              "  return coroutine.wrap(f)(n - 1) end\nf(150)"));
+    d = route(h, 1, "wrap-deep");
+    ok(d->failed && strcmp(d->error, "wrap-deep.lua:3: at the bottom") == 0, "deep nesting: %s",
+       d->error);
+
+    for (size_t i = 0; i < countof(fits); i++) {
+        add_src(1, fits[i].name, fits[i].src);
+        d = route(h, 1, fits[i].name);
+        ok(!d->failed && d->kind == DEC_WAIT && d->wait == 1, "%s: routes (%s)", fits[i].name,
+           d->error);
+    }
+
+    /* Garbage one call leaves near the memory limit is the state's, not
+    ** the next call's: library functions that build strings in a buffer
+    ** (which Lua grows without an emergency collection) still get their
+    ** room, on the same policy's next call or on another policy's. */
+    add_src(1, "litter", LITTER);
+    for (size_t i = 0; i < countof(after_litter); i++) {
+        const struct after *t = &after_litter[i];
+        add_src(1, t->name, t->src);
+        d = route(h, 1, "litter");
+        ok(!d->failed && d->wait == 1, "litter: routes (%s)", d->error);
+        d = route(h, 1, t->name);
+        ok(!d->failed && d->kind == DEC_WAIT && d->wait == 1, "%s after litter: routes (%s)",
+           t->name, d->error);
+        d = route(h, 1, t->name);
+        ok(!d->failed && d->kind == DEC_WAIT && d->wait == 1, "%s again: routes (%s)", t->name,
+           d->error);
+    }
+    /* The same within one call: 6 MB kept, 6 MB of temporaries. */
+    add_src(1, "churn",
+            R("local t = {} for i = 1, 3000 do t[i] = string.rep('x', 2000) .. i end\n"
+              "return { wait = 1 }"));
+    int churn_ok = 0;
+    for (int i = 0; i < 6; i++) {
+        d = route(h, 1, "churn");
+        churn_ok += !d->failed && d->wait == 1;
+        if (d->failed) diag("churn call %d: %s", i + 1, d->error);
+    }
+    is_int(churn_ok, 6, "a call keeping 6 MB of its 8 MB succeeds every time");
+    ok(good_routes(h, 1) && good_routes(h, 2), "both accounts still route");
+    ok(memory(h) < base + (8u << 20), "memory stays within the account's limit (%zu)", memory(h));
+
+    /* A file failing its load with bytes that are not UTF-8 (or a message
+    ** cut inside a character) still shows why in the policy status. */
+    add_src(1, "load-bytes", "error('bad \\255\\254 bytes')");
+    add_src(1, "load-cut", "error(string.rep('\\u{e9}', 400))");
+    static const char *const loadfails[] = {"load-bytes", "load-cut"};
+    for (int i = 0; i < 2; i++) {
+        d = route(h, 1, loadfails[i]);
+        ok(d->failed && strstr(d->error, ".lua:1: "), "%s: fails its load (%.60s)", loadfails[i],
+           d->error);
+    }
+    json_t *st = pol_host_status(h, 1);
+    size_t found = 0, idx;
+    json_t *row;
+    json_array_foreach(st, idx, row)
+    {
+        const char *name = json_string_value(json_object_get(row, "name"));
+        const char *err = json_string_value(json_object_get(row, "error"));
+        for (int i = 0; i < 2; i++)
+            if (name && strcmp(name, loadfails[i]) == 0) {
+                found++;
+                ok(err && strstr(err, ".lua:1: ") != NULL, "%s: the status says why (%.60s)", name,
+                   err ? err : "(no error)");
+            }
+    }
+    is_int((int)found, 2, "both files are in the status");
+    json_decref(st);
+
+    /* A line printed while the file loads names its account like any other. */
+    add_src(2, "loud", "print('loading') return { route = function() return { wait = 1 } end }");
+    int logs = nlog;
+    d = route(h, 2, "loud");
+    ok(!d->failed && nlog > logs && strstr(lastlog, "account=globex policy=loud: loading"),
+       "a line printed at load names the account: %s", lastlog);
+    pol_host_free(h);
+
+    /* Work that only allocates, in fewer VM instructions than one count
+    ** hook: the wall clock is read as the allocations add up. Copying
+    ** 160 MB takes far longer than 1 ms anywhere. */
+    pol_limits wl = {.instructions = 1000000000000ull, .wall_ms = 1, .memory = 64u << 20};
+    pol_host *hw = pol_host_new(&wl, get_src, NULL, logline, NULL);
+    add_src(3, "copies",
+            R("local s = string.rep('x', 4000000) for i = 1, 40 do local t = s:sub(2) end\n"
+              "return { wait = 1 }"));
+    add_src(3, "reps", R("for i = 1, 40 do local t = string.rep('x', 2000000) end return {}"));
+    static const char *const wl_names[] = {"copies", "reps"};
+    for (int i = 0; i < 2; i++) {
+        pol_route(hw, 3, "w", wl_names[i], &(pol_call){.id = "c", .queue = "q"}, cands, NC,
+                  &(pol_queue){.id = "q"}, NULL, NOW, 1, &dec);
+        ok(dec.failed && strstr(dec.error, "wall-clock limit exceeded (1 ms)"), "%s: %s",
+           wl_names[i], dec.error);
+    }
+    pol_host_free(hw);
+    return done_testing();
+}
