@@ -98,21 +98,30 @@ typedef enum sb_action_type {
     SB_ACT_OVERFLOW, /* call_id moved to queue_id (reason says why)          */
     SB_ACT_WAIT,     /* call_id keeps waiting; re-decided at due_ms at latest */
     SB_ACT_END,      /* call_id is finished (reason: its outcome)            */
-    SB_ACT_AGENT,    /* agent_id changed status to `status` (reason)         */
+    SB_ACT_AGENT,    /* agent_id changed status to `status` (reason) by the
+                     ** engine: a policy's pause, a wrap-up's end, or a
+                     ** status event that took it from a ring (a status
+                     ** event otherwise causes no AGENT action)           */
 } sb_action_type;
 
+/* Fields an action's type does not list are NULL (or 0). The strings are
+** owned by the result (see Conventions). */
 typedef struct sb_action {
     sb_action_type type;
     const char *account;
-    const char *call_id;  /* NULL for SB_ACT_AGENT                           */
+    const char *call_id;  /* every type but SB_ACT_AGENT (NULL there)        */
     const char *agent_id; /* RING, CANCEL, CONNECT, AGENT                     */
     const char *device;   /* RING: "landline", "mobile" or "softphone"        */
     const char *uri;      /* RING: the device's dial URI                      */
-    const char *queue_id; /* the call's queue (OVERFLOW: the new queue)       */
-    const char *reason;   /* REJECT/OVERFLOW/END/AGENT; may be NULL            */
+    const char *queue_id; /* the call's queue (OVERFLOW: the new queue);
+                          ** NULL for SB_ACT_AGENT                         */
+    const char *reason;   /* REJECT/OVERFLOW/END/AGENT, and CANCEL when the
+                          ** agent left ("agent left"); may be NULL         */
     const char *status;   /* AGENT: new status name                           */
     int timeout_s;        /* RING: seconds to ring                            */
-    int64_t due_ms;       /* WAIT: time of the next decision                  */
+    int64_t due_ms;       /* WAIT: time of the next decision; 0 when none is
+                          ** set (decided again when an agent frees up, and
+                          ** at the queue's max_wait)                      */
 } sb_action;
 
 /* One action as a JSON object, the same shape sb_result_json uses:
@@ -127,7 +136,7 @@ SB_API sb_result *sb_result_new(void);
 /* Free a result and everything it owns. NULL is a no-op. */
 SB_API void sb_result_free(sb_result *res);
 
-/* Outcome of the last call made with this result. */
+/* Outcome of the last call made with this result (SB_EINVAL for NULL). */
 SB_API int sb_result_code(const sb_result *res);
 /* Message for a failure ("" on success). Owned by res. */
 SB_API const char *sb_result_message(const sb_result *res);
@@ -141,7 +150,8 @@ SB_API const sb_action *sb_result_action(const sb_result *res, size_t i);
 **   failure: {"error":{"code":"SB_EINVAL","message":"...","field":"..."}}
 ** For reads (sb_agent_get, sb_call_get...) the document is the object read.
 ** Owned by res, valid until res is used again (a second sb_result_json
-** included: it writes the text anew); length in *len when len is not NULL. */
+** included: it writes the text anew); length in *len when len is not NULL.
+** A NULL res gives a static SB_EINVAL error ("no result"). */
 SB_API const char *sb_result_json(sb_result *res, size_t *len);
 
 /* ------------------------------------------------------------------------ */
@@ -187,19 +197,24 @@ typedef struct sb_config {
     void *clock_arg;
     sb_log_fn log; /* NULL: log to stderr                         */
     void *log_arg;
-    sb_log_level log_level;
-    uint64_t seed; /* seeds ctx.random (with call id and attempt) */
-    /* Budgets for every policy hook call. */
+    sb_log_level log_level; /* SB_LOG_ERROR..SB_LOG_DEBUG; others refused */
+    uint64_t seed;          /* seeds ctx.random (with call id and attempt) */
+    /* Budgets for every policy hook call; 0: no limit. A policy's top level
+    ** loads under ten times policy_instructions (a budget past
+    ** UINT64_MAX / 10 counts as that). */
     uint64_t policy_instructions;  /* Lua VM instructions per hook call     */
     uint32_t policy_wall_ms;       /* wall-clock limit per hook call        */
     size_t policy_memory;          /* bytes per account's Lua state         */
-    uint32_t quarantine_after;     /* consecutive failures before quarantine */
+    uint32_t quarantine_after;     /* consecutive failures before quarantine
+                                      (0: never quarantined)              */
     int require_signed_policies;   /* 1: policies need a valid signature    */
     const char *policy_public_key; /* hex Ed25519 key used when signed     */
 } sb_config;
 
-/* Fill cfg with defaults: group sync, 64 MiB map, 1,000,000 instructions,
-** 50 ms, 8 MiB per account, quarantine after 5 failures. */
+/* Fill cfg with defaults: group sync, 64 MiB map (map_max 0: 64 GiB),
+** 1,000,000 instructions, 50 ms, 8 MiB per account, quarantine after 5
+** failures, SB_LOG_INFO; every pointer NULL, seed 0, unsigned policies.
+** NULL is a no-op. */
 SB_API void sb_config_init(sb_config *cfg);
 
 /* Open (creating if needed) the engine on cfg->data_dir. On success *out is
@@ -210,9 +225,17 @@ SB_API void sb_config_init(sb_config *cfg);
 ** last sb_close): a later one must use the same master key and map_max, or
 ** fails with SB_EINVAL naming the field; its map_size is not used (the map
 ** is open already); its sync mode, policies, clock and budgets are its own.
-** Engines opened before fork() belong to the parent: the child opens its own. */
+** Engines opened before fork() belong to the parent: the child opens its own.
+** Refused with SB_EINVAL naming the field: a config not from sb_config_init,
+** an unknown sync mode or log level, map sizes out of range, a data_dir
+** that is a file, a policy_dir that is not a directory, a missing
+** policy_public_key when signatures are required. A data directory that
+** cannot be created or written in is SB_ESTORE on "data_dir"; a key file
+** that cannot be read or created, SB_ECRYPTO on "key_file". */
 SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res);
-/* Close the engine: syncs, then frees everything. NULL is a no-op. */
+/* Close the engine: syncs, then frees everything. NULL is a no-op. Call it
+** once per handle, when no other thread is using the handle; the handle is
+** gone afterwards (using or closing it again is undefined, as with free()). */
 SB_API void sb_close(sb_engine *eng);
 
 /* Make every event committed so far durable (fsync). Needed with
@@ -354,10 +377,12 @@ SB_API int sb_submit_json(sb_engine *eng, const char *account, const char *json,
 /* Fire every timer due at the clock's current time (ring timeouts, wrap-up
 ** ends, policy wake-ups, max-wait overflows) and return their actions. */
 SB_API int sb_tick(sb_engine *eng, sb_result *res);
-/* Time of the earliest pending timer, or INT64_MAX when there is none. It
-** may be in the past: a timer whose call has since moved on (a ring
-** timeout after the answer, say) is dropped when it comes due, so a tick
-** at that time returns nothing for it and the next deadline moves on. */
+/* Time of the earliest pending timer, or INT64_MAX when there is none (or
+** for a NULL engine). It may be in the past: a timer whose call has since
+** moved on (a ring timeout after the answer, say) is dropped when it comes
+** due, so a tick at that time returns nothing for it and the next deadline
+** moves on. Timers go by the clock's value: a clock set back fires nothing
+** until it reaches them again, and the deadline stays where it was. */
 SB_API int64_t sb_next_deadline(sb_engine *eng);
 
 /* The call with its state and decision trace (every decision: time, policy,

@@ -116,6 +116,30 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* The engine writes in its data directory: LMDB's two files, and the master
+** key when it is kept there and not made yet. A directory it cannot write
+** in (a read-only file system, or permissions) is refused here, naming the
+** directory, rather than later as a key that cannot be created or an LMDB
+** error. Files already there and writable are enough when the directory
+** itself is not (another user's directory shared with this one). */
+static int check_writable(sb_engine *e, sb_result *res)
+{
+    if (access(e->data_dir, W_OK | X_OK) == 0) return 0;
+    int err = errno;
+    if (err != EROFS) {
+        static const char *const files[] = {"data.mdb", "lock.mdb"};
+        char path[4096];
+        int have = 1;
+        for (size_t i = 0; i < countof(files) && have; i++) {
+            snprintf(path, sizeof path, "%s/%s", e->data_dir, files[i]);
+            have = access(path, R_OK | W_OK) == 0;
+        }
+        if (have && access(e->key_file, R_OK) == 0) return 0;
+    }
+    return res_err(res, SB_ESTORE, "data_dir", "cannot write in the data directory %s: %s",
+                   e->data_dir, strerror(err));
+}
+
 /* An existing data file keeps at least its size as the map size. */
 static void existing_size(const char *dir, size_t *map_size)
 {
@@ -371,7 +395,8 @@ static int env_acquire(sb_engine *e, sb_result *res)
     } else {
         char err[256];
         if (cr_master_load(e->key_file, 1, e->master, err, sizeof err)) {
-            rc = res_err(res, SB_ECRYPTO, "key_file", "master key %s: %s", e->key_file, err);
+            /* err names the key file already ("master key PATH: why"). */
+            rc = res_err(res, SB_ECRYPTO, "key_file", "%s", err);
             goto out;
         }
         if (!(x = calloc(1, sizeof *x)) || !(x->key_file = strdup(e->key_file))) {
@@ -438,6 +463,10 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         return res_err(res, SB_EINVAL, "data_dir", "no data directory given");
     if (cfg->sync > SB_SYNC_DEFER)
         return res_err(res, SB_EINVAL, "sync", "unknown sync mode %d", (int)cfg->sync);
+    if ((unsigned)cfg->log_level > SB_LOG_DEBUG)
+        return res_err(res, SB_EINVAL, "log_level",
+                       "unknown log level %u (SB_LOG_ERROR 0 to SB_LOG_DEBUG 3)",
+                       (unsigned)cfg->log_level);
     /* LMDB cannot open a map smaller than a few pages of each tree. */
     if (cfg->map_size && cfg->map_size < MAP_MIN)
         return res_err(res, SB_EINVAL, "map_size",
@@ -448,6 +477,11 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     if (cfg->map_max && (cfg->map_size ? cfg->map_size : MAP_DEFAULT) > cfg->map_max)
         return res_err(res, SB_EINVAL, "map_max", "map_max is below map_size%s",
                        cfg->map_size ? "" : " (64 MiB by default)");
+    /* Without a map_max, map_size is bounded by its default (and a size near
+    ** SIZE_MAX would wrap round when rounded up to a page). */
+    if (cfg->map_size > effective_map_max(cfg))
+        return res_err(res, SB_EINVAL, "map_size",
+                       "map_size is above map_max (64 GiB by default): raise map_max too");
     /* A policy directory that is not there is a typo, not a broken policy
     ** (which the engine starts with, below). */
     if (cfg->policy_dir) {
@@ -483,10 +517,17 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
         goto fail;
     }
+    /* A file where the directory should be: nothing in it can be made. */
+    struct stat dst;
+    if (stat(e->data_dir, &dst) == 0 && !S_ISDIR(dst.st_mode)) {
+        rc = res_err(res, SB_EINVAL, "data_dir", "%s is not a directory", e->data_dir);
+        goto fail;
+    }
     if ((rc = mkdir_p(e->data_dir))) {
         rc = res_err(res, SB_ESTORE, "data_dir", "cannot create %s: %s", e->data_dir, strerror(rc));
         goto fail;
     }
+    if ((rc = check_writable(e, res))) goto fail;
     if (cfg->require_signed_policies) {
         uint8_t pk[32];
         if (!cfg->policy_public_key ||
@@ -505,11 +546,15 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
             unlink(e->key_file);
         goto fail;
     }
-    pol_limits lim = {.instructions = cfg->policy_instructions,
+    /* A policy's top level loads under ten times the hook budget: a budget
+    ** past UINT64_MAX / 10 (no limit to speak of) is taken as that, so the
+    ** product cannot wrap round to a budget of a few instructions. */
+    if (e->cfg.policy_instructions > UINT64_MAX / 10) e->cfg.policy_instructions = UINT64_MAX / 10;
+    pol_limits lim = {.instructions = e->cfg.policy_instructions,
                       .wall_ms = cfg->policy_wall_ms,
                       .memory = cfg->policy_memory,
                       .quarantine_after = cfg->quarantine_after,
-                      .load_instructions = cfg->policy_instructions * 10};
+                      .load_instructions = e->cfg.policy_instructions * 10};
     e->pol = pol_host_new(&lim, policies_source, e, pol_log, e);
     if (!e->pol) {
         rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
@@ -557,14 +602,16 @@ void sb_close(sb_engine *e)
 
 /* The policy host's totals, read under the write lock. */
 typedef struct totals_arg {
-    uint64_t failures, quarantined;
+    uint64_t failures, quarantined, generation;
     size_t memory;
 } totals_arg;
 
+/* The generation too: events and reloads change it under the same lock. */
 static void totals_of(sb_engine *e, void *arg)
 {
     totals_arg *t = arg;
     pol_host_totals(e->pol, &t->failures, &t->quarantined, &t->memory);
+    t->generation = e->shared_gen == UINT64_MAX ? 0 : e->shared_gen;
 }
 
 int sb_stats(sb_engine *e, sb_result *res)
@@ -577,7 +624,7 @@ int sb_stats(sb_engine *e, sb_result *res)
     pthread_mutex_lock(&e->stats_mu);
     s = e->st;
     pthread_mutex_unlock(&e->stats_mu);
-    totals_arg tot = {0, 0, 0};
+    totals_arg tot = {0, 0, 0, 0};
     int rc = eng_write_locked(e, totals_of, &tot);
     if (rc) return eng_mdb_err(res, rc, "read statistics");
     uint64_t failures = tot.failures, quarantined = tot.quarantined;
@@ -607,10 +654,9 @@ int sb_stats(sb_engine *e, sb_result *res)
         (json_int_t)s.dec_wait, "move", (json_int_t)s.dec_move, "reject", (json_int_t)s.dec_reject,
         "fallback", (json_int_t)s.dec_fallback, "policy", "failures", (json_int_t)failures,
         "quarantined", (json_int_t)quarantined, "reloads", (json_int_t)s.reloads, "generation",
-        (json_int_t)(e->shared_gen == UINT64_MAX ? 0 : e->shared_gen), "memory_bytes",
-        (json_int_t)polmem, "latency_us", "le", lat_le, "counts", lat_n, "sum",
-        (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb", "map_size",
-        (json_int_t)info.me_mapsize, "used_bytes",
+        (json_int_t)tot.generation, "memory_bytes", (json_int_t)polmem, "latency_us", "le", lat_le,
+        "counts", lat_n, "sum", (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb",
+        "map_size", (json_int_t)info.me_mapsize, "used_bytes",
         (json_int_t)((info.me_last_pgno + 1) * (uint64_t)mst.ms_psize), "readers",
         (int)info.me_numreaders, "max_readers", (int)info.me_maxreaders);
     res_doc(res, o);

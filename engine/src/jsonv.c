@@ -34,9 +34,18 @@ int jv_parse(const char *text, size_t len, json_t **out, sb_result *res)
     json_oom_reset();
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!j && json_oom(&err)) return res_err(res, SB_ENOMEM, NULL, "out of memory reading JSON");
-    if (!j && len && strnlen(text, len) == len - 1)
+    size_t nul = j ? len : strnlen(text, len);
+    if (!j && len && nul == len - 1)
         return res_err(res, SB_EINVAL, NULL,
                        "the length given counts the string's terminating NUL: pass strlen()");
+    /* JSON text holds no NUL byte (a string's is written \u0000): one inside
+    ** the length is a length too long or a body cut short, and jansson would
+    ** speak of a control character or an end of file instead. */
+    if (!j && nul < len)
+        return res_err(res, SB_EINVAL, NULL,
+                       "a NUL byte at offset %zu of the %zu bytes given: JSON text has none "
+                       "(is the length right?)",
+                       nul, len);
     if (!j && jv_error_text(&err) != err.text)
         return res_err(res, SB_EINVAL, NULL, "%s (line %d column %d)", jv_error_text(&err),
                        err.line, err.column);

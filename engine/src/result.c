@@ -219,8 +219,14 @@ static json_t *action_to_json(const sb_action *a)
 
 const char *sb_result_json(sb_result *r, size_t *len)
 {
-    static const char oom[] = "{\"error\":{\"code\":\"SB_ENOMEM\",\"message\":\"out of memory\"}}";
-    if (!r) return oom;
+    static const char oom[] =
+        "{\"error\":{\"code\":\"SB_ENOMEM\",\"message\":\"out of memory\",\"field\":null}}";
+    static const char nores[] =
+        "{\"error\":{\"code\":\"SB_EINVAL\",\"message\":\"no result\",\"field\":null}}";
+    if (!r) {
+        if (len) *len = sizeof nores - 1;
+        return nores;
+    }
     free(r->json);
     r->json = NULL;
     json_t *o;

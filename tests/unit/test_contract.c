@@ -1,0 +1,593 @@
+/*
+** test_contract.c — what switchboard.h promises a gateway embedding the
+** library, checked one promise at a time: NULL arguments refused with a
+** message, a text for every error code, results reset by every call, the
+** lifetime of what a result hands out, sb_open's refusals (a file for a data
+** directory, an unwritable one, configuration out of range), sb_config_init's
+** defaults, several threads on one engine, JSON bodies with stray NUL bytes,
+** the fields of each kind of action, and timers under a clock that goes
+** backwards.
+*/
+#include "switchboard.h"
+#include "tap.h"
+#include "testkit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[256];
+static sb_engine *eng;
+static sb_result *res;
+
+#define AGENT(id)                                                                                  \
+    "{\"id\":\"" id "\",\"devices\":{\"softphone\":\"sip:" id "@pbx.example\"},"                   \
+    "\"status\":\"available\"}"
+
+static int ev(const char *json)
+{
+    return test_event(eng, res, "acme", json);
+}
+
+static const char *field_of(const sb_result *r)
+{
+    return sb_result_field(r) ? sb_result_field(r) : "(none)";
+}
+
+/* 1. Every code has its text, starting with its name. */
+static void test_strerror(void)
+{
+    static const struct {
+        int code;
+        const char *name;
+    } codes[] = {
+        {SB_OK, "SB_OK"},           {SB_EINVAL, "SB_EINVAL"},     {SB_ENOTFOUND, "SB_ENOTFOUND"},
+        {SB_EEXIST, "SB_EEXIST"},   {SB_ESTATE, "SB_ESTATE"},     {SB_EPOLICY, "SB_EPOLICY"},
+        {SB_EFULL, "SB_EFULL"},     {SB_ESTORE, "SB_ESTORE"},     {SB_ENOMEM, "SB_ENOMEM"},
+        {SB_EBUSY, "SB_EBUSY"},     {SB_EAUTH, "SB_EAUTH"},       {SB_ELIMIT, "SB_ELIMIT"},
+        {SB_ECRYPTO, "SB_ECRYPTO"}, {SB_EVERSION, "SB_EVERSION"}, {SB_EHOLD, "SB_EHOLD"}};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        const char *s = sb_strerror(codes[i].code);
+        size_t n = strlen(codes[i].name);
+        if (!s || strncmp(s, codes[i].name, n) || strncmp(s + n, ": ", 2) || !s[n + 2]) {
+            diag("%d: %s", codes[i].code, s ? s : "(null)");
+            bad++;
+        }
+    }
+    ok(bad == 0, "strerror: every code's text starts with its name and says something");
+    is_str(sb_strerror(-1), "SB_E?: unknown error", "strerror: an unknown code");
+    is_str(sb_strerror(SB_EHOLD - 1), "SB_E?: unknown error", "strerror: one past the last code");
+}
+
+/* 2. sb_config_init's defaults, as the header lists them. */
+static void test_config_defaults(void)
+{
+    sb_config c;
+    memset(&c, 0xa5, sizeof c);
+    sb_config_init(&c);
+    ok(c.version == SB_CONFIG_VERSION && c.sync == SB_SYNC_GROUP &&
+           c.map_size == ((size_t)64 << 20) && c.map_max == 0 && c.policy_instructions == 1000000 &&
+           c.policy_wall_ms == 50 && c.policy_memory == ((size_t)8 << 20) &&
+           c.quarantine_after == 5,
+       "config: group sync, 64 MiB, 1,000,000 instructions, 50 ms, 8 MiB, quarantine after 5");
+    ok(!c.data_dir && !c.policy_dir && !c.key_file && !c.clock && !c.log && !c.clock_arg &&
+           !c.log_arg && !c.policy_public_key && c.seed == 0 && !c.require_signed_policies &&
+           c.log_level == SB_LOG_INFO,
+       "config: no paths, clock or log set; seed 0; unsigned policies; info logging");
+}
+
+/* 3. sb_open's refusals: each a clear error, nothing opened. */
+static int open_rc(sb_config *c)
+{
+    sb_engine *e = (sb_engine *)&e; /* not NULL: a failure must set it so */
+    int rc = sb_open(&e, c, res);
+    if (rc == 0) sb_close(e);
+    if (rc && e) {
+        diag("a failed open left *out set");
+        return 1;
+    }
+    return rc;
+}
+
+static void test_open_refusals(void)
+{
+    char path[512];
+    sb_config c;
+
+    /* A data directory that is a file. */
+    snprintf(path, sizeof path, "%s-file", dir);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    close(fd);
+    test_engine_config(&c, path, NULL, 0);
+    int rc = open_rc(&c);
+    ok(rc == SB_EINVAL && !strcmp(field_of(res), "data_dir") &&
+           strstr(sb_result_message(res), "not a directory"),
+       "open: a data_dir that is a file is refused on data_dir: %s (%s)", sb_result_message(res),
+       field_of(res));
+    char key[600];
+    snprintf(key, sizeof key, "%s/master.key", path);
+    ok(access(key, F_OK) != 0, "open: and nothing is created");
+    unlink(path);
+
+    /* A key file that is a directory: one "master key" in the message. */
+    snprintf(path, sizeof path, "%s-kd", dir);
+    test_engine_config(&c, path, NULL, 0);
+    c.key_file = "/tmp";
+    rc = open_rc(&c);
+    const char *m = sb_result_message(res);
+    const char *first = strstr(m, "master key");
+    ok(rc == SB_ECRYPTO && first && !strstr(first + 1, "master key"),
+       "open: a key_file that is a directory says so once: %s", m);
+    rmtree(path);
+
+    /* Configuration out of range. */
+    snprintf(path, sizeof path, "%s-cfg", dir);
+    test_engine_config(&c, path, NULL, 0);
+    c.log_level = (sb_log_level)77;
+    rc = open_rc(&c);
+    ok(rc == SB_EINVAL && !strcmp(field_of(res), "log_level"),
+       "open: log_level past SB_LOG_DEBUG is refused: %s (%s)", sb_result_message(res),
+       field_of(res));
+    test_engine_config(&c, path, NULL, 0);
+    c.map_size = SIZE_MAX;
+    rc = open_rc(&c);
+    ok(rc == SB_EINVAL && !strcmp(field_of(res), "map_size"),
+       "open: a map_size past the default map_max (64 GiB) is refused: %s (%s)",
+       sb_result_message(res), field_of(res));
+    test_engine_config(&c, path, NULL, 0);
+    c.sync = (sb_sync_mode)9;
+    ok(open_rc(&c) == SB_EINVAL && !strcmp(field_of(res), "sync"), "open: unknown sync mode");
+    test_engine_config(&c, path, NULL, 0);
+    c.version = SB_CONFIG_VERSION + 1;
+    ok(open_rc(&c) == SB_EINVAL && *sb_result_message(res), "open: another config version");
+    ok(sb_open(NULL, &c, res) == SB_EINVAL && *sb_result_message(res), "open: no output handle");
+    sb_engine *e = (sb_engine *)&e;
+    ok(sb_open(&e, NULL, NULL) == SB_EINVAL && e == NULL,
+       "open: no config and no result: SB_EINVAL, *out NULL");
+    test_engine_config(&c, "", NULL, 0);
+    ok(open_rc(&c) == SB_EINVAL && !strcmp(field_of(res), "data_dir"), "open: empty data_dir");
+    rmtree(path);
+
+    /* A load budget of ten times policy_instructions must not wrap round. */
+    snprintf(path, sizeof path, "%s-budget", dir);
+    test_engine_config(&c, path, NULL, 0);
+    c.policy_instructions = UINT64_MAX / 10 + 1;
+    e = NULL;
+    rc = sb_open(&e, &c, res);
+    ok(rc == 0, "open: a huge instruction budget opens: %s", sb_result_message(res));
+    if (e) {
+        static const char pol[] = "local P = {}\nfor i = 1, 10 do P.n = i end\n"
+                                  "function P.route(call, agents, ctx) return { wait = 5 } end\n"
+                                  "return P\n";
+        ok(sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0 &&
+               sb_policy_put(e, "acme", "loop", pol, strlen(pol), NULL, res) == 0,
+           "open: and a policy with a loop at its top level loads under it: %s",
+           sb_result_message(res));
+        sb_close(e);
+    }
+    rmtree(path);
+}
+
+/* 4. A data directory that cannot be written: a read-only file system. */
+static void test_open_readonly(void)
+{
+    char mnt[300], path[400];
+    snprintf(mnt, sizeof mnt, "%s-ro", dir);
+    mkdir(mnt, 0700);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700") != 0) {
+        printf("ok %d # skip read-only data_dir: cannot mount a tmpfs here (%s)\n", ++tap_n,
+               strerror(errno));
+        printf("ok %d # skip\n", ++tap_n);
+        rmdir(mnt);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/data", mnt);
+    mkdir(path, 0700);
+    if (mount(NULL, mnt, NULL, MS_REMOUNT | MS_RDONLY, NULL) != 0) {
+        printf("ok %d # skip read-only data_dir: cannot remount read-only (%s)\n", ++tap_n,
+               strerror(errno));
+        printf("ok %d # skip\n", ++tap_n);
+    } else {
+        sb_config c;
+        test_engine_config(&c, path, NULL, 0);
+        int rc = open_rc(&c);
+        ok(rc == SB_ESTORE && !strcmp(field_of(res), "data_dir") &&
+               strstr(sb_result_message(res), "cannot write"),
+           "open: a data_dir on a read-only file system is refused on data_dir: %s (%s)",
+           sb_result_message(res), field_of(res));
+        /* With the key kept elsewhere, the same. */
+        char key[400];
+        snprintf(key, sizeof key, "%s-ro.key", dir);
+        c.key_file = key;
+        rc = open_rc(&c);
+        ok(rc == SB_ESTORE && !strcmp(field_of(res), "data_dir"),
+           "open: also with a key file elsewhere: %s (%s)", sb_result_message(res), field_of(res));
+        unlink(key);
+    }
+    if (umount(mnt) != 0) umount2(mnt, MNT_DETACH);
+    rmdir(mnt);
+}
+
+/* 5. NULL arguments: SB_EINVAL (or the documented code) with a message. */
+static void test_null_arguments(void)
+{
+    sb_result *r = res;
+    int bad = 0;
+#define NULL_ENGINE(call)                                                                          \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ != SB_EINVAL || !*sb_result_message(r)) {                                          \
+            diag("%s: %d %s", #call, rc_, sb_result_message(r));                                   \
+            bad++;                                                                                 \
+        }                                                                                          \
+    } while (0)
+    NULL_ENGINE(sb_account_put(NULL, "{}", 2, r));
+    NULL_ENGINE(sb_account_get(NULL, "acme", r));
+    NULL_ENGINE(sb_account_list(NULL, r));
+    NULL_ENGINE(sb_account_delete(NULL, "acme", r));
+    NULL_ENGINE(sb_agent_put(NULL, "acme", "{}", 2, r));
+    NULL_ENGINE(sb_agent_get(NULL, "acme", "a", r));
+    NULL_ENGINE(sb_agent_list(NULL, "acme", r));
+    NULL_ENGINE(sb_agent_delete(NULL, "acme", "a", r));
+    NULL_ENGINE(sb_queue_put(NULL, "acme", "{}", 2, r));
+    NULL_ENGINE(sb_queue_get(NULL, "acme", "q", r));
+    NULL_ENGINE(sb_queue_list(NULL, "acme", r));
+    NULL_ENGINE(sb_queue_delete(NULL, "acme", "q", r));
+    NULL_ENGINE(sb_member_put(NULL, "acme", "q", "a", NULL, 0, r));
+    NULL_ENGINE(sb_member_delete(NULL, "acme", "q", "a", r));
+    NULL_ENGINE(sb_submit(NULL, NULL, r));
+    NULL_ENGINE(sb_submit_json(NULL, "acme", "{}", 2, r));
+    NULL_ENGINE(sb_tick(NULL, r));
+    NULL_ENGINE(sb_call_get(NULL, "acme", "c", r));
+    NULL_ENGINE(sb_policy_put(NULL, "acme", "p", "return {}", 9, NULL, r));
+    NULL_ENGINE(sb_policy_list(NULL, "acme", r));
+    NULL_ENGINE(sb_policy_get(NULL, "acme", "p", r));
+    NULL_ENGINE(sb_policy_delete(NULL, "acme", "p", r));
+    NULL_ENGINE(sb_reload(NULL, r));
+    NULL_ENGINE(sb_apikey_create(NULL, "acme", r));
+    NULL_ENGINE(sb_apikey_list(NULL, "acme", r));
+    NULL_ENGINE(sb_apikey_revoke(NULL, "acme", "k", r));
+    NULL_ENGINE(sb_records_export(NULL, "acme", "+441234", SB_EXPORT_JSON, r));
+    NULL_ENGINE(sb_erase(NULL, "acme", "+441234", r));
+    NULL_ENGINE(sb_records_list(NULL, "acme", NULL, 0, r));
+    NULL_ENGINE(sb_hold_place(NULL, "acme", "{}", 2, r));
+    NULL_ENGINE(sb_hold_release(NULL, "acme", "h", r));
+    NULL_ENGINE(sb_hold_list(NULL, "acme", r));
+    NULL_ENGINE(sb_aggregates(NULL, "acme", NULL, 0, 0, r));
+    NULL_ENGINE(sb_audit_list(NULL, "acme", 0, 0, r));
+    NULL_ENGINE(sb_sweep(NULL, 0, NULL, NULL, r));
+    NULL_ENGINE(sb_stats(NULL, r));
+    NULL_ENGINE(sb_submit(eng, NULL, r));
+    NULL_ENGINE(sb_account_put(eng, NULL, 5, r));
+    NULL_ENGINE(sb_submit_json(eng, "acme", NULL, 5, r));
+    NULL_ENGINE(sb_hold_place(eng, "acme", NULL, 0, r));
+    NULL_ENGINE(sb_policy_check("p", NULL, 5, r));
+    NULL_ENGINE(sb_policy_sign(NULL, 0, NULL, r));
+    NULL_ENGINE(sb_policy_verify(NULL, 0, NULL, r));
+    NULL_ENGINE(sb_records_export(eng, "acme", NULL, SB_EXPORT_JSON, r));
+    NULL_ENGINE(sb_erase(eng, "acme", NULL, r));
+#undef NULL_ENGINE
+    ok(bad == 0, "null: a NULL engine, event, document or source is SB_EINVAL with a message");
+    ok(sb_sync(NULL) == SB_EINVAL, "null: sb_sync(NULL) is SB_EINVAL");
+    ok(sb_next_deadline(NULL) == INT64_MAX, "null: sb_next_deadline(NULL) is INT64_MAX");
+    ok(sb_apikey_verify(NULL, NULL, NULL, 0) == SB_EAUTH, "null: sb_apikey_verify is SB_EAUTH");
+
+    /* NULL ids: they name nothing. */
+    bad = 0;
+#define NOT_FOUND(call)                                                                            \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ != SB_ENOTFOUND || !*sb_result_message(r) || !sb_result_field(r)) {                \
+            diag("%s: %d %s", #call, rc_, sb_result_message(r));                                   \
+            bad++;                                                                                 \
+        }                                                                                          \
+    } while (0)
+    NOT_FOUND(sb_account_get(eng, NULL, r));
+    NOT_FOUND(sb_agent_get(eng, "acme", NULL, r));
+    NOT_FOUND(sb_agent_list(eng, NULL, r));
+    NOT_FOUND(sb_queue_get(eng, "acme", NULL, r));
+    NOT_FOUND(sb_call_get(eng, "acme", NULL, r));
+    NOT_FOUND(sb_call_get(eng, NULL, "c1", r));
+    NOT_FOUND(sb_policy_get(eng, "acme", NULL, r));
+    NOT_FOUND(sb_hold_release(eng, "acme", NULL, r));
+    NOT_FOUND(sb_member_delete(eng, "acme", NULL, NULL, r));
+#undef NOT_FOUND
+    ok(bad == 0, "null: a NULL id is SB_ENOTFOUND naming its field");
+
+    /* res NULL: only the code. */
+    ok(sb_agent_get(eng, "acme", "alice", NULL) == 0 && sb_stats(eng, NULL) == 0 &&
+           sb_tick(eng, NULL) == 0 && sb_account_get(eng, "nobody", NULL) == SB_ENOTFOUND,
+       "null: every call works without a result");
+
+    /* Accessors on a NULL result. */
+    size_t len = 12345;
+    const char *j = sb_result_json(NULL, &len);
+    json_t *o = json_loads(j, 0, NULL);
+    ok(o && len == strlen(j) &&
+           !strcmp(json_string_value(json_object_get(json_object_get(o, "error"), "code")),
+                   "SB_EINVAL") &&
+           json_object_get(json_object_get(o, "error"), "field"),
+       "null: sb_result_json(NULL) is an SB_EINVAL error of the documented shape, its length "
+       "set: %s",
+       j);
+    json_decref(o);
+    ok(sb_result_count(NULL) == 0 && sb_result_action(NULL, 0) == NULL &&
+           !strcmp(sb_result_message(NULL), "") && sb_result_field(NULL) == NULL &&
+           sb_result_code(NULL) == SB_EINVAL,
+       "null: the other accessors on a NULL result");
+    ok(sb_action_json(NULL, NULL, 0) == 0, "null: sb_action_json(NULL) is 0");
+    sb_result_free(NULL);
+    sb_close(NULL);
+}
+
+/* 6. Every call resets its result: nothing stale leaks. */
+static void test_reset(void)
+{
+    ok(ev("{\"type\":\"offer\",\"call\":\"r1\",\"queue\":\"q\",\"caller\":\"+442079460001\"}") ==
+               0 &&
+           sb_result_count(res) > 0,
+       "reset: an offer with actions");
+    ok(sb_agent_get(eng, "acme", "nobody", res) == SB_ENOTFOUND && sb_result_count(res) == 0 &&
+           sb_result_action(res, 0) == NULL,
+       "reset: a failure after it has no actions");
+    ok(strstr(sb_result_json(res, NULL), "\"actions\"") == NULL, "reset: nor in its JSON");
+    ok(sb_agent_get(eng, "acme", "alice", res) == 0 && !*sb_result_message(res) &&
+           sb_result_field(res) == NULL && sb_result_code(res) == 0,
+       "reset: a success after a failure has no message or field");
+    ok(sb_next_deadline(eng) != INT64_MAX && sb_result_code(res) == 0,
+       "reset: a call without a result leaves it alone");
+    ok(sb_policy_check("p", NULL, 0, res) == SB_EINVAL && sb_policy_keygen(res) == 0 &&
+           !*sb_result_message(res) && strstr(sb_result_json(res, NULL), "public_key"),
+       "reset: engine-less calls reset too");
+    ok(ev("{\"type\":\"abandon\",\"call\":\"r1\"}") == 0, "reset: r1 abandoned");
+
+    /* Lifetime: strings of an action stay put until the result is used
+    ** again, also while more actions are added (the arena never moves). */
+    ok(ev("{\"type\":\"offer\",\"call\":\"r2\",\"queue\":\"q\",\"caller\":\"+442079460001\"}") == 0,
+       "lifetime: r2 offered");
+    const sb_action *a = test_action_nth(res, SB_ACT_RING, 0);
+    const char *call = a ? a->call_id : NULL, *uri = a ? a->uri : NULL;
+    size_t jl = 0;
+    const char *j1 = sb_result_json(res, &jl);
+    ok(a && call && !strcmp(call, "r2") && uri && !strcmp(uri, "sip:alice@pbx.example") &&
+           jl == strlen(j1),
+       "lifetime: the ring's strings and the JSON read back");
+    char *copy = strdup(j1);
+    const char *j2 = sb_result_json(res, NULL);
+    ok(!strcmp(copy, j2) && !strcmp(a->call_id, "r2"),
+       "lifetime: a second sb_result_json writes the same text; the actions stand");
+    free(copy);
+    ok(ev("{\"type\":\"abandon\",\"call\":\"r2\"}") == 0, "lifetime: r2 abandoned");
+}
+
+/* 7. The fields of each kind of action, as sb_action documents them. */
+static void test_action_fields(void)
+{
+    now_ms += 1000;
+    ok(ev("{\"type\":\"offer\",\"call\":\"f1\",\"queue\":\"q\",\"caller\":\"+442079460001\"}") == 0,
+       "fields: f1 offered");
+    const sb_action *a = test_action_nth(res, SB_ACT_RING, 0);
+    ok(a && a->account && !strcmp(a->account, "acme") && a->call_id && a->agent_id && a->device &&
+           !strcmp(a->device, "softphone") && a->uri && a->queue_id && !strcmp(a->queue_id, "q") &&
+           a->timeout_s == 20 && !a->status,
+       "fields: RING has account, call, agent, device, uri, queue, timeout");
+    now_ms += 1000;
+    ok(ev("{\"type\":\"ring_result\",\"call\":\"f1\",\"agent\":\"alice\",\"outcome\":"
+          "\"answered\"}") == 0,
+       "fields: answered");
+    a = test_action_nth(res, SB_ACT_CONNECT, 0);
+    ok(a && a->call_id && a->agent_id && !strcmp(a->agent_id, "alice") && a->queue_id &&
+           !a->device && !a->uri,
+       "fields: CONNECT has call, agent, queue");
+    now_ms += 1000;
+    ok(ev("{\"type\":\"hangup\",\"call\":\"f1\"}") == 0, "fields: hangup");
+    a = test_action_nth(res, SB_ACT_END, 0);
+    ok(a && a->call_id && a->reason && !strcmp(a->reason, "answered") && a->queue_id,
+       "fields: END has call, queue, reason (its outcome)");
+    ok(ev("{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"paused\",\"reason\":"
+          "\"lunch\"}") == 0 &&
+           sb_result_count(res) == 0,
+       "fields: alice paused by the gateway: no action (the gateway knows)");
+    ok(ev("{\"type\":\"offer\",\"call\":\"f2\",\"queue\":\"q\",\"caller\":\"+442079460001\"}") == 0,
+       "fields: f2 offered with nobody free");
+    a = test_action_nth(res, SB_ACT_WAIT, 0);
+    ok(a && a->call_id && a->queue_id && !a->agent_id && a->due_ms == 0,
+       "fields: WAIT has call and queue; due_ms 0: no time set");
+    ok(ev("{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"available\"}") == 0 &&
+           test_action_nth(res, SB_ACT_RING, 0),
+       "fields: alice back rings f2");
+    ok(ev("{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"offline\",\"reason\":"
+          "\"home\"}") == 0,
+       "fields: alice goes offline while ringing");
+    a = test_action_nth(res, SB_ACT_CANCEL, 0);
+    ok(a && a->call_id && a->agent_id && a->queue_id && a->reason,
+       "fields: CANCEL has call, agent, queue and here a reason (%s)",
+       a && a->reason ? a->reason : "NULL");
+    a = test_action_nth(res, SB_ACT_AGENT, 0);
+    ok(a && !a->call_id && a->agent_id && a->status && !strcmp(a->status, "offline") && a->reason &&
+           !strcmp(a->reason, "home") && !a->queue_id,
+       "fields: AGENT has no call or queue; agent, status, reason");
+    ok(ev("{\"type\":\"abandon\",\"call\":\"f2\"}") == 0, "fields: f2 abandoned");
+    ok(ev("{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"available\"}") == 0,
+       "fields: alice available");
+}
+
+/* 8. Timers under a clock that goes backwards. */
+static void test_clock_backwards(void)
+{
+    now_ms += 60000;
+    ok(sb_tick(eng, res) == 0, "clock: timers of calls gone are dropped");
+    ok(ev("{\"type\":\"offer\",\"call\":\"t1\",\"queue\":\"q\",\"caller\":\"+442079460001\"}") ==
+               0 &&
+           test_action_nth(res, SB_ACT_RING, 0),
+       "clock: t1 rings");
+    int64_t due = sb_next_deadline(eng);
+    ok(due == now_ms + 20000, "clock: the ring timeout is the next deadline (%lld after now)",
+       (long long)(due - now_ms));
+    int64_t saved = now_ms;
+    now_ms -= 3600 * 1000; /* an hour back */
+    ok(sb_tick(eng, res) == 0 && sb_result_count(res) == 0,
+       "clock: a tick an hour back fires nothing");
+    ok(sb_next_deadline(eng) == due, "clock: the deadline stands");
+    now_ms = due - 1;
+    ok(sb_tick(eng, res) == 0 && sb_result_count(res) == 0, "clock: a ms early fires nothing");
+    now_ms = due;
+    ok(sb_tick(eng, res) == 0 && test_action_nth(res, SB_ACT_CANCEL, 0),
+       "clock: at the deadline the ring times out");
+    ok(sb_next_deadline(eng) >= saved, "clock: the next deadline is not behind the offer");
+    now_ms = saved - 7200 * 1000;
+    ok(ev("{\"type\":\"abandon\",\"call\":\"t1\"}") == 0, "clock: t1 abandoned two hours back");
+    json_t *c = json_loads(sb_call_get(eng, "acme", "t1", res) ? "null" : sb_result_json(res, NULL),
+                           0, NULL);
+    json_t *w = json_object_get(c, "wait");
+    ok(w && json_number_value(w) >= 0, "clock: its wait is not negative (%g)",
+       json_number_value(w));
+    json_decref(c);
+    now_ms = saved + 3600 * 1000;
+    sb_tick(eng, res);
+}
+
+/* 9. JSON bodies: the length rules, not NUL bytes. */
+static void test_json_bodies(void)
+{
+    static const char body[] = "{\"id\":\"acme2\"}trailing";
+    ok(sb_account_put(eng, body, 14, res) == 0, "json: len shorter than the string reads len");
+    ok(sb_account_put(eng, body, 10, res) == SB_EINVAL, "json: a len that cuts the text is EINVAL");
+    static const char nul_after[] = "{\"id\":\"acme2\"}\0{}";
+    ok(sb_account_put(eng, nul_after, sizeof nul_after - 1, res) == SB_EINVAL &&
+           strstr(sb_result_message(res), "NUL"),
+       "json: a NUL byte inside len is named: %s", sb_result_message(res));
+    static const char nul_in[] = "{\"id\":\"ac\0me2\"}";
+    ok(sb_account_put(eng, nul_in, sizeof nul_in - 1, res) == SB_EINVAL &&
+           strstr(sb_result_message(res), "NUL"),
+       "json: a NUL byte inside a string is named: %s", sb_result_message(res));
+    ok(sb_account_put(eng, "{\"id\":\"acme2\"}", 15, res) == SB_EINVAL &&
+           strstr(sb_result_message(res), "strlen"),
+       "json: a len counting the terminator says so");
+    ok(sb_account_put(eng, "{\"id\":\"acme2\",\"id\":\"x\"}", 23, res) == SB_EINVAL &&
+           strstr(sb_result_message(res), "duplicate"),
+       "json: duplicate keys are refused");
+    ok(sb_account_put(eng, "{\"id\":\"acme2\",\"name\":\"\xc0\xaf\"}", 26, res) == SB_EINVAL,
+       "json: an overlong UTF-8 sequence is refused");
+    ok(sb_account_put(eng, "{\"id\":\"acme2\",\"name\":\"\\ud800\"}", 29, res) == SB_EINVAL,
+       "json: a lone surrogate escape is refused");
+    static const char big[] = "{\"id\":\"acme2\",\"service_level_seconds\":9007199254740993}";
+    ok(sb_account_put(eng, big, sizeof big - 1, res) == SB_EINVAL &&
+           !strcmp(field_of(res), "service_level_seconds"),
+       "json: an integer past 2^53 is out of range, not rounded");
+    static const char q[] = "{\"from_ms\":9007199254740993.0}";
+    ok(sb_records_list(eng, "acme", q, sizeof q - 1, res) == SB_EINVAL,
+       "json: a real past 2^53 is not taken for an integer");
+    static const char huge[] = "{\"from_ms\":99999999999999999999}";
+    ok(sb_records_list(eng, "acme", huge, sizeof huge - 1, res) == SB_EINVAL &&
+           strstr(sb_result_message(res), "too big"),
+       "json: an integer past 2^63: %s", sb_result_message(res));
+}
+
+/* 10. Several threads on one engine, and engines of one directory. */
+typedef struct worker {
+    sb_engine *e;
+    int id, failures;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    sb_result *r = sb_result_new();
+    if (w->id == 5) {
+        /* Reloads (every engine moves to a new generation) while the others
+        ** route and read statistics. */
+        for (int i = 0; i < 20; i++)
+            if (sb_reload(w->e, r)) w->failures++;
+        sb_result_free(r);
+        return NULL;
+    }
+    char json[256], call[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(call, sizeof call, "w%d-%d", w->id, i);
+        snprintf(
+            json, sizeof json,
+            "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"q\",\"caller\":\"+44207946%04d\"}",
+            call, i);
+        if (sb_submit_json(w->e, "acme", json, strlen(json), r)) w->failures++;
+        for (size_t k = 0; k < sb_result_count(r); k++)
+            if (!sb_result_action(r, k)->account) w->failures++;
+        snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s\"}", call);
+        if (sb_submit_json(w->e, "acme", json, strlen(json), r)) w->failures++;
+        if (sb_stats(w->e, r) || sb_agent_get(w->e, "acme", "alice", r) ||
+            sb_next_deadline(w->e) == 0)
+            w->failures++;
+        if (sb_agent_get(w->e, "acme", "nobody", r) != SB_ENOTFOUND) w->failures++;
+    }
+    sb_result_free(r);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    sb_config c;
+    char pdir[300];
+    snprintf(pdir, sizeof pdir, "%s-policies", dir);
+    mkdir(pdir, 0700);
+    test_engine_config(&c, dir, pdir, 4 << 20);
+    sb_engine *e2 = test_open(&c, res);
+    ok(e2 != NULL, "threads: a second engine on the directory");
+    pthread_t th[6];
+    worker w[6];
+    for (int i = 0; i < 6; i++) {
+        w[i] = (worker){i < 4 ? eng : e2, i, 0};
+        pthread_create(&th[i], NULL, work, &w[i]);
+    }
+    int failures = 0;
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        failures += w[i].failures;
+    }
+    is_int(failures, 0,
+           "threads: 4 threads on one engine, 2 on another (one reloading): no failure");
+    ok(sb_agent_get(eng, "acme", "alice", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"status\":\"available\""),
+       "threads: alice is free at the end");
+    ok(sb_stats(eng, res) == 0 && strstr(sb_result_json(res, NULL), "\"generation\":"),
+       "threads: statistics read the generation the reloads made");
+    sb_close(e2);
+    rmdir(pdir);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-test-contract-%d", (int)getpid());
+    res = sb_result_new();
+    test_strerror();
+    test_config_defaults();
+    test_open_refusals();
+    test_open_readonly();
+
+    sb_config cfg;
+    test_engine_config(&cfg, dir, NULL, 4 << 20);
+    eng = test_open(&cfg, res);
+    if (!eng) return done_testing();
+    ok(sb_account_put(eng, "{\"id\":\"acme\"}", 13, res) == 0 &&
+           test_put(eng, res, sb_agent_put, "acme", AGENT("alice")) == 0 &&
+           test_put(eng, res, sb_queue_put, "acme",
+                    "{\"id\":\"q\",\"ring_timeout\":20,\"members\":[{\"agent\":\"alice\"}]}") == 0,
+       "provisioned: acme, alice, queue q");
+    test_null_arguments();
+    test_reset();
+    test_action_fields();
+    test_clock_backwards();
+    test_json_bodies();
+    test_threads();
+    sb_close(eng);
+    sb_result_free(res);
+    rmtree(dir);
+    return done_testing();
+}
