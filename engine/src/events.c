@@ -717,7 +717,8 @@ static int queue_full(wtx *t, queue_rec *q, int *full)
     return rc;
 }
 
-static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason);
+static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason,
+                     const pol_decision *by);
 
 /* Do the overflows from the full queue q lead back to a queue passed
 ** already, every one of them full? Then a call arriving at q has nowhere to
@@ -755,21 +756,37 @@ static int arrive_full(wtx *t, call_rec *c, queue_rec *q)
 {
     int loop = 0, rc = q->overflow[0] ? overflow_loops_full(t, q, &loop) : 0;
     if (rc) return rc;
-    if (q->overflow[0] && !loop) return move_call(t, c, q, q->overflow, "queue full");
+    if (q->overflow[0] && !loop) return move_call(t, c, q, q->overflow, "queue full", NULL);
     act(t, SB_ACT_REJECT, c->id, NULL, q->id, "queue full");
     return finish_call(t, c, q, "rejected", NULL);
 }
 
-static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason)
+/* `by`: the policy's decision that moved the call; NULL for an overflow. */
+static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason,
+                     const pol_decision *by)
 {
     queue_rec nq = {0};
     int rc = st_queue_by_id(t->txn, t->e, t->acct, target, &nq);
     if (rc == SB_ENOTFOUND || c->moves >= MAX_MOVES || (rc == 0 && nq.num == q->num)) {
         queue_free(&nq);
-        act(t, SB_ACT_REJECT, c->id, NULL, q->id,
-            rc == SB_ENOTFOUND     ? "overflow queue missing"
-            : c->moves < MAX_MOVES ? "moved to its own queue"
-                                   : "too many queue moves");
+        char why[160];
+        if (rc == SB_ENOTFOUND && by) {
+            /* The call ends in this event, and a finished call keeps no
+            ** trace: the reason and the log say which queue. */
+            snprintf(why, sizeof why,
+                     "the policy moved the call to queue '%s', which does not exist", target);
+            sb_log(t->e, SB_LOG_WARN,
+                   "policy decision: account=%s policy=%s version=%s call=%s: move: no queue '%s' "
+                   "in this account; the call is rejected",
+                   acct_id(t), by->policy[0] ? by->policy : q->policy,
+                   by->version[0] ? by->version : "-", c->id, target);
+        } else if (rc == SB_ENOTFOUND) { /* an overflow setting older versions let dangle */
+            snprintf(why, sizeof why, "overflow queue '%s' does not exist", target);
+        } else {
+            snprintf(why, sizeof why, "%s",
+                     c->moves < MAX_MOVES ? "moved to its own queue" : "too many queue moves");
+        }
+        act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
         if ((rc = waiting_remove(t, c, q))) return rc;
         return finish_call(t, c, q, "rejected", NULL);
     }
@@ -800,16 +817,76 @@ out:
     return rc;
 }
 
-/* Apply the pauses a decision asked for (agents not being rung). */
-static int apply_pauses(wtx *t, const pol_decision *d)
+/* Max wait ran out and the queue overflows to `target`: did that queue
+** have the call already, on its way here? Then sending it back would pass
+** the caller round a loop of queues overflowing into each other, one max
+** wait each, until MAX_MOVES turned it away as "too many queue moves".
+**
+** The call keeps no list of the queues it was in, so its way is worked
+** out: every move of a call is counted, and an overflow (on max wait or
+** from a full queue) goes to the overflow of the queue the call is in. A
+** call that was never answered (so never transferred into a queue) and
+** whose `moves` steps along the overflow settings from the queue it was
+** offered to end at the queue it is in went that way, one queue a move:
+** those queues had it (waited out, or passed as full). Where the steps
+** end elsewhere (a policy moved it off the chain, overflow settings
+** changed since) or the call was answered, *had stays 0 and the call
+** overflows as before, MAX_MOVES still bounding it. Only a policy moving
+** the call off the chain and back to the very queue the chain reaches
+** would make a queue count that never had the call: the call is turned
+** away then, saying why, as it would be a loop later. A list of queues
+** kept in the call (model.h) would tell it in every case. */
+static int overflow_had_call(wtx *t, const call_rec *c, const char *target, int *had)
+{
+    *had = 0;
+    if (c->moves == 0 || c->moves > MAX_MOVES || c->answered) return 0;
+    uint32_t way[MAX_MOVES + 1];
+    way[0] = c->first_queue;
+    for (int i = 1; i <= c->moves; i++) {
+        queue_rec o = {0}, n = {0};
+        int rc = st_queue_load(t->txn, t->e, t->acct, way[i - 1], &o);
+        if (rc == 0 && o.overflow[0]) rc = st_queue_by_id(t->txn, t->e, t->acct, o.overflow, &n);
+        int known = rc == 0 && o.overflow[0];
+        way[i] = n.num;
+        queue_free(&o);
+        queue_free(&n);
+        if (rc && rc != SB_ENOTFOUND) return rc;
+        if (!known) return 0;
+    }
+    if (way[c->moves] != c->queue) return 0;
+    queue_rec tq = {0};
+    int rc = st_queue_by_id(t->txn, t->e, t->acct, target, &tq);
+    uint32_t tnum = tq.num;
+    queue_free(&tq);
+    if (rc) return rc == SB_ENOTFOUND ? 0 : rc; /* move_call says so */
+    for (int i = 0; i < c->moves; i++)
+        if (way[i] == tnum) *had = 1;
+    return 0;
+}
+
+/* Apply the pauses a decision asked for (agents not being rung). An agent
+** available or in wrap-up is paused, any other left as it is. An id that
+** names no agent of the account (a typo, an agent deleted since) leaves
+** the rest of the decision standing (views.c, pause_entry, says why), but
+** not in silence: "pause: no agent 'a22' in this account" is added to the
+** decision's trace detail (detail, cap) and logged with the policy. */
+static int apply_pauses(wtx *t, const call_rec *c, const pol_decision *d, const char *policy,
+                        char *detail, size_t cap)
 {
     for (int i = 0; i < d->npause; i++) {
         agent_rec a = {0};
-        int rc = st_agent_by_id(t->txn, t->e, t->acct, d->pause[i].agent, &a);
+        const char *id = d->pause[i].agent;
+        int rc = st_agent_by_id(t->txn, t->e, t->acct, id, &a);
         if (rc == 0 && (a.status == SB_AGENT_AVAILABLE || a.status == SB_AGENT_WRAP_UP)) {
             rc = agent_change(t, &a, SB_AGENT_PAUSED, d->pause[i].reason, NULL);
             if (!rc) act_agent(t, &a, d->pause[i].reason);
         } else if (rc == SB_ENOTFOUND) {
+            size_t o = strlen(detail);
+            snprintf(detail + o, cap - o, "; pause: no agent '%s' in this account", id);
+            sb_log(t->e, SB_LOG_WARN,
+                   "policy decision: account=%s policy=%s version=%s call=%s: pause: no agent "
+                   "'%s' in this account; the rest of the decision applies",
+                   acct_id(t), policy, d->version[0] ? d->version : "-", c->id, id);
             rc = 0;
         }
         agent_free(&a);
@@ -863,11 +940,20 @@ static int queue_line(void *arg, int *position, double *longest_wait)
 static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
 {
     sb_engine *e = t->e;
-    /* Max wait passed: overflow or give up before asking anyone. */
+    /* Max wait passed: overflow or give up before asking anyone. Not back
+    ** to a queue that had the call already (overflows in a loop): the
+    ** caller has had every queue of the loop. */
     if (q->max_wait && t->now >= c->queued + (int64_t)q->max_wait * 1000) {
-        if (q->overflow[0]) return move_call(t, c, q, q->overflow, "max wait exceeded");
-        act(t, SB_ACT_REJECT, c->id, NULL, q->id, "max wait exceeded");
-        int rc = waiting_remove(t, c, q);
+        int had = 0, rc = q->overflow[0] ? overflow_had_call(t, c, q->overflow, &had) : 0;
+        if (rc) return rc;
+        if (q->overflow[0] && !had)
+            return move_call(t, c, q, q->overflow, "max wait exceeded", NULL);
+        char why[128] = "max wait exceeded";
+        if (had)
+            snprintf(why, sizeof why,
+                     "max wait exceeded (overflow queue '%s' had the call already)", q->overflow);
+        act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
+        rc = waiting_remove(t, c, q);
         return rc ? rc : finish_call(t, c, q, "rejected", NULL);
     }
     if (!e->cands && !(e->cands = calloc(1, sizeof *e->cands))) return SB_ENOMEM;
@@ -932,22 +1018,22 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         cands_release(csp);
         return rc;
     }
-    char detail[256];
-    int fell_back = dp->failed;
+    /* The trace entry, written once the pauses are applied (they may add
+    ** to its detail). */
+    char detail[256], msg[256 + 512];
+    int fell_back = dp->failed, tkind = TR_ERROR;
+    const char *tpolicy = q->policy;
     if (fell_back) {
         fallback_decide(q, c, q->fallback, csp->c, csp->n, t->now, dp);
-        char msg[256 + 512];
         snprintf(msg, sizeof msg, "%s; fallback %s: %s", dp->error, fallback_name(q->fallback),
                  kind_detail(dp, csp->c, detail, sizeof detail));
-        call_trace(c, t->now, TR_ERROR, 1, q->policy, dp->version, msg);
     } else {
-        call_trace(c, t->now,
-                   dp->kind == DEC_RING   ? TR_RING
-                   : dp->kind == DEC_WAIT ? TR_WAIT
-                   : dp->kind == DEC_MOVE ? TR_MOVE
-                                          : TR_REJECT,
-                   0, dp->policy[0] ? dp->policy : q->policy, dp->version,
-                   kind_detail(dp, csp->c, detail, sizeof detail));
+        tkind = dp->kind == DEC_RING   ? TR_RING
+                : dp->kind == DEC_WAIT ? TR_WAIT
+                : dp->kind == DEC_MOVE ? TR_MOVE
+                                       : TR_REJECT;
+        if (dp->policy[0]) tpolicy = dp->policy;
+        kind_detail(dp, csp->c, msg, sizeof msg);
     }
     pthread_mutex_lock(&e->stats_mu);
     e->st.dec_fallback += (uint64_t)fell_back;
@@ -980,7 +1066,8 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
             tg[ntg++].dev = (uint8_t)dp->ring[i].dev;
         }
     cands_release(csp);
-    if ((rc = apply_pauses(t, dp))) return rc;
+    if ((rc = apply_pauses(t, c, dp, tpolicy, msg, sizeof msg))) return rc;
+    call_trace(c, t->now, tkind, fell_back, tpolicy, dp->version, msg);
 
     switch (dp->kind) {
     case DEC_RING: {
@@ -1010,7 +1097,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         return st_call_save(t->txn, e, t->acct, c);
     }
     case DEC_MOVE:
-        return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy");
+        return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy", dp);
     case DEC_REJECT:
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, dp->reason[0] ? dp->reason : "rejected");
         if ((rc = waiting_remove(t, c, q))) return rc;

@@ -985,10 +985,15 @@ static const char *what(lua_State *L, int idx, char *buf, size_t cap)
     switch (lua_type(L, idx)) {
     case LUA_TNUMBER: {
         char n[48];
+        double x = (double)lua_tonumber(L, idx);
         if (lua_isinteger(L, idx))
             snprintf(n, sizeof n, "%lld", (long long)lua_tointeger(L, idx));
+        else if (isnan(x)) /* printf says "-nan" or "nan" by the sign bit: one word */
+            snprintf(n, sizeof n, "nan");
+        else if (isinf(x))
+            snprintf(n, sizeof n, "%s", x < 0 ? "-inf" : "inf");
         else
-            snprintf(n, sizeof n, "%.14g", (double)lua_tonumber(L, idx));
+            snprintf(n, sizeof n, "%.14g", x);
         snprintf(buf, cap, "%s", n);
         return buf;
     }
@@ -1074,7 +1079,15 @@ static int resolve_agent(dctx *d, int idx, const char *path)
         const char *id = vc->cands[i].id;
         if (id && strlen(id) == len && memcmp(id, s, len) == 0) return (int)i;
     }
-    return bad(d, "%s: agent %s is not eligible", path, what(L, idx, w, sizeof w));
+    /* In the words of policies/README.md: `agents` holds the members of the
+    ** call's queue available now. ("is not eligible" leads, as it always
+    ** has: a log search for it keeps working.) Short enough that the trace
+    ** detail keeps what the fallback did after it. */
+    const char *qid = vc->q && vc->q->id ? vc->q->id : "";
+    return bad(d,
+               "%s: agent %s is not eligible: not in `agents`, the agents offered to this call "
+               "(not available, not a member of queue '%.64s', or unknown)",
+               path, what(L, idx, w, sizeof w), qid);
 }
 
 /* Read the raw fields named in keys[] of the table at idx into consecutive
@@ -1231,6 +1244,16 @@ static int parse_ring(dctx *d, int idx, int def_dev)
     return add_ring(d, idx, "ring", def_dev);
 }
 
+/* One pause. An agent id is taken as it is, not checked against the
+** account here: any agent of the account may be paused, not only those in
+** `agents`, and this runs before the engine reads the account (and in
+** `policy test`, which has no account). An id that names no agent of the
+** account (a typo, an agent deleted since) does not make the decision
+** invalid: the rest of it still applies, for the call's sake (an invalid
+** decision would give the call the fallback instead of the policy's
+** choice, and count towards quarantine an agent deletion the policy could
+** not know of). The engine says so instead, in the call's trace and the
+** log: "pause: no agent 'a22' in this account" (events.c, apply_pauses). */
 static int pause_entry(dctx *d, int idx, const char *path)
 {
     lua_State *L = d->L;

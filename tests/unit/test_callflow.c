@@ -449,6 +449,82 @@ static void test_overflow(void)
     ok(waiting("ov", "a") == 0 && waiting("ov", "b") == 0, "overflow: none waiting at the end");
 }
 
+/* Max wait in queues overflowing into each other: a call goes on to each
+** queue of the loop once, waiting there its max wait, and is turned away,
+** saying why, when the next would be one that had it already (not sent
+** round and round until it has moved too often). The moves and the
+** reason of `call`, offered to `queue`, one max wait at a time. */
+static int loop_moves(const char *call, const char *queue, char *path, size_t cap, char *why,
+                      size_t wcap, int step_s)
+{
+    int moves = 0, ended = 0;
+    snprintf(path, cap, "%s", queue);
+    snprintf(why, wcap, "-");
+    if (offer("ml", call, queue) || !find(SB_ACT_WAIT, call, NULL)) return -1;
+    for (int i = 0; i < 600 / step_s && !ended; i++) {
+        now_ms += step_s * 1000;
+        tick();
+        const sb_action *o = find(SB_ACT_OVERFLOW, call, NULL);
+        if (o) {
+            size_t n = strlen(path);
+            snprintf(path + n, cap - n, ">%s", o->queue_id);
+            moves++;
+        }
+        const sb_action *r = find(SB_ACT_REJECT, call, NULL);
+        if (r) snprintf(why, wcap, "%s", r->reason ? r->reason : "-");
+        ended = find(SB_ACT_END, call, NULL) != NULL;
+    }
+    return ended ? moves : -1;
+}
+
+static void test_maxwait_loop(void)
+{
+    ok(account("ml") == 0 && policy("ml", "lw", LW) == 0 &&
+           put(sb_queue_put, "ml", "{\"id\":\"c\",\"policy\":\"lw\",\"max_wait\":30}") == 0 &&
+           put(sb_queue_put, "ml",
+               "{\"id\":\"b\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"c\"}") == 0 &&
+           put(sb_queue_put, "ml",
+               "{\"id\":\"a\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"b\"}") == 0 &&
+           put(sb_queue_put, "ml",
+               "{\"id\":\"c\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"a\"}") == 0 &&
+           put(sb_queue_put, "ml",
+               "{\"id\":\"x\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"a\"}") == 0,
+       "maxwait loop: a > b > c > a, and x > a; 30 s max wait each, no members");
+    char path[128], why[128];
+    int moves = loop_moves("l1", "a", path, sizeof path, why, sizeof why, 30);
+    is_str(path, "a>b>c", "maxwait loop: offered to a, the call waits in a, b and c once each");
+    is_int(moves, 2, "maxwait loop: two moves");
+    is_str(why, "max wait exceeded (overflow queue 'a' had the call already)",
+           "maxwait loop: then turned away, saying why");
+    moves = loop_moves("l2", "x", path, sizeof path, why, sizeof why, 30);
+    is_str(path, "x>a>b>c", "maxwait loop: offered to x, into the loop and round it once");
+    is_str(why, "max wait exceeded (overflow queue 'a' had the call already)",
+           "maxwait loop: turned away when it would go back to a");
+    moves = loop_moves("l3", "c", path, sizeof path, why, sizeof why, 30);
+    is_str(path, "c>a>b", "maxwait loop: offered to c, on to a and b");
+    is_str(why, "max wait exceeded (overflow queue 'c' had the call already)",
+           "maxwait loop: and not back to c");
+    /* A policy deciding again every 5 s: more decisions than the call's
+    ** trace keeps, the same way round. */
+    ok(policy("ml", "w5",
+              "local P = {}\nfunction P.route(call, agents, ctx) return { wait = 5 } end\n"
+              "return P\n") == 0 &&
+           put(sb_queue_put, "ml", "{\"id\":\"e\",\"policy\":\"w5\",\"max_wait\":60}") == 0 &&
+           put(sb_queue_put, "ml",
+               "{\"id\":\"d\",\"policy\":\"w5\",\"max_wait\":60,\"overflow\":\"e\"}") == 0 &&
+           put(sb_queue_put, "ml",
+               "{\"id\":\"e\",\"policy\":\"w5\",\"max_wait\":60,\"overflow\":\"d\"}") == 0,
+       "maxwait loop: d > e > d, 60 s max wait, a policy waiting 5 s at a time");
+    moves = loop_moves("l4", "d", path, sizeof path, why, sizeof why, 5);
+    is_str(path, "d>e", "maxwait loop: re-decided every 5 s, the call still goes round once");
+    is_str(why, "max wait exceeded (overflow queue 'd' had the call already)",
+           "maxwait loop: and is turned away saying why");
+    ok(waiting("ml", "a") == 0 && waiting("ml", "b") == 0 && waiting("ml", "c") == 0 &&
+           waiting("ml", "x") == 0 && waiting("ml", "d") == 0 && waiting("ml", "e") == 0,
+       "maxwait loop: no queue counts a call");
+    ok(tick() == 0 && sb_next_deadline(eng) == INT64_MAX, "maxwait loop: no timer left");
+}
+
 /* 6. Deleting agents and queues with calls on them. */
 static void test_deletes(void)
 {
@@ -704,6 +780,7 @@ int main(void)
     test_agent_leaves();
     test_transfers();
     test_overflow();
+    test_maxwait_loop();
     test_maxwait_ringing();
     test_deletes();
     test_many_queues();

@@ -23,11 +23,27 @@ static sb_engine *eng;
 static sb_result *res;
 static int ncall;
 
+/* The engine's log lines since the last log_clear(), one a line. */
+static char logbuf[8192];
+
+static void log_clear(void)
+{
+    logbuf[0] = 0;
+}
+
+static void log_keep(void *arg, sb_log_level l, const char *line)
+{
+    size_t n = strlen(logbuf);
+    snprintf(logbuf + n, sizeof logbuf - n, "%s\n", line);
+    quiet(arg, l, line);
+}
+
 static sb_engine *open_engine(void)
 {
     sb_config cfg;
     test_engine_config(&cfg, dir, NULL, 4 << 20);
     cfg.quarantine_after = 3;
+    cfg.log = log_keep;
     return test_open(&cfg, res);
 }
 
@@ -525,6 +541,159 @@ static void test_store_limit(void)
        "a clean one has none");
 }
 
+/* The detail of the call's trace entry i (a static copy; "" if none). */
+static const char *detail_of(const char *call, int i)
+{
+    static char buf[512];
+    json_t *c = trace_of(call);
+    const char *d = json_string_value(
+        json_object_get(json_array_get(json_object_get(c, "trace"), i), "detail"));
+    snprintf(buf, sizeof buf, "%s", d ? d : "");
+    json_decref(c);
+    return buf;
+}
+
+static int fell_back(const char *call, int i)
+{
+    json_t *c = trace_of(call);
+    int fb =
+        json_is_true(json_object_get(json_array_get(json_object_get(c, "trace"), i), "fallback"));
+    json_decref(c);
+    return fb;
+}
+
+/* A pause naming an agent the account does not have (a typo): the rest of
+** the decision still applies, and the call's trace and the log say so. */
+static void test_pause_unknown_agent(void)
+{
+    ok(policy("typo", "local P = {}\n"
+                      "function P.route(call, agents, ctx)\n"
+                      "  if call.attrs.many then\n"
+                      "    return { ring = 'a1', pause = { { agent = 'a22', reason = 'x' },\n"
+                      "                                    { agent = 'a2', reason = 'break' } } }\n"
+                      "  end\n"
+                      "  return { ring = 'a1', pause = { agent = 'a22', reason = 'missed' } }\n"
+                      "end\nreturn P\n") == 0,
+       "upload a policy pausing 'a22', an agent the account does not have");
+    queue_with("typo");
+    long long fb = fallbacks();
+    log_clear();
+    char call[32];
+    snprintf(call, sizeof call, "%s", offer());
+    ok(count(SB_ACT_RING) == 1 && strcmp(nth(SB_ACT_RING, 0)->agent_id, "a1") == 0,
+       "pause typo: the ring still applies, a1 rings");
+    is_int(count(SB_ACT_AGENT), 0, "pause typo: nobody is paused");
+    ok(fallbacks() == fb && !fell_back(call, 0),
+       "pause typo: not a policy failure, the policy's decision stands");
+    const char *d = detail_of(call, 0);
+    ok(strstr(d, "ring a1/") && strstr(d, "pause: no agent 'a22' in this account"),
+       "pause typo: the call's trace says so (%s)", d);
+    ok(strstr(logbuf, "pause: no agent 'a22' in this account") && strstr(logbuf, "account=acme") &&
+           strstr(logbuf, "policy=typo"),
+       "pause typo: and the log, with account and policy");
+    end_call(call);
+    log_clear();
+    ok(ev("{\"type\":\"offer\",\"call\":\"pt2\",\"queue\":\"q\",\"caller\":\"+15551110009\","
+          "\"attrs\":{\"many\":true}}") == 0 &&
+           count(SB_ACT_RING) == 1 && strcmp(nth(SB_ACT_RING, 0)->agent_id, "a1") == 0,
+       "pause typo in a list: a1 rings");
+    const sb_action *p = nth(SB_ACT_AGENT, 0);
+    ok(count(SB_ACT_AGENT) == 1 && p && strcmp(p->agent_id, "a2") == 0 &&
+           strcmp(p->status, "paused") == 0,
+       "pause typo in a list: the agent that exists is paused");
+    d = detail_of("pt2", 0);
+    ok(strstr(d, "pause: no agent 'a22' in this account") && !strstr(d, "'a2' "),
+       "pause typo in a list: the trace names only the unknown one (%s)", d);
+    end_call("pt2");
+    ev("{\"type\":\"agent_status\",\"agent\":\"a2\",\"status\":\"available\"}");
+}
+
+/* An agent not in `agents` rung: the message says what that means. */
+static void test_not_offered(void)
+{
+    ok(policy("zed", "local P = {}\n"
+                     "function P.route(call, agents, ctx) return { ring = 'zed' } end\n"
+                     "return P\n") == 0,
+       "upload a policy ringing 'zed'");
+    queue_with("zed");
+    char call[32];
+    snprintf(call, sizeof call, "%s", offer());
+    const char *d = detail_of(call, 0);
+    ok(fell_back(call, 0) &&
+           strstr(d, "ring: agent 'zed' is not eligible: not in `agents`, the agents offered to "
+                     "this call (not available, not a member of queue 'q', or unknown); "
+                     "fallback longest_idle: ring a1/softphone"),
+       "the trace says 'zed' is not among the agents offered, and why that can be (%s)", d);
+    end_call(call);
+}
+
+/* Numbers a policy returned that are not finite read the same whatever
+** their sign bit: nan, inf, -inf. */
+static void test_nan_in_messages(void)
+{
+    static const char *src =
+        "local P = {}\n"
+        "local V = { nan = 0/0, negnan = -(0/0), inf = 1/0, neginf = -1/0 }\n"
+        "function P.route(call, agents, ctx)\n"
+        "  if call.attrs.t then return { ring = 'a1', timeout = V[call.attrs.v] } end\n"
+        "  return { wait = V[call.attrs.v] }\n"
+        "end\nreturn P\n";
+    ok(policy("nan", src) == 0, "upload a policy returning NaN and infinities");
+    queue_with("nan");
+    static const struct {
+        const char *v, *field, *want;
+    } cases[] = {
+        {"nan", "\"t\":true,", "timeout: expected an integer 1..600, got nan;"},
+        {"negnan", "\"t\":true,", "timeout: expected an integer 1..600, got nan;"},
+        {"nan", "", "wait: expected an integer 0..3600, got nan;"},
+        {"negnan", "", "wait: expected an integer 0..3600, got nan;"},
+        {"inf", "", "wait: expected an integer 0..3600, got inf;"},
+        {"neginf", "", "wait: expected an integer 0..3600, got -inf;"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[256], call[16];
+        snprintf(call, sizeof call, "nan%zu", i);
+        snprintf(json, sizeof json,
+                 "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"q\",\"caller\":"
+                 "\"+15551110010\",\"attrs\":{%s\"v\":\"%s\"}}",
+                 call, cases[i].field, cases[i].v);
+        policy("nan", src); /* again: lifts the quarantine that 3 failures bring */
+        ev(json);
+        const char *d = detail_of(call, 0);
+        ok(strstr(d, cases[i].want) != NULL, "%s %s: '%s' (%s)", cases[i].v,
+           cases[i].field[0] ? "timeout" : "wait", cases[i].want, d);
+        end_call(call);
+    }
+}
+
+/* A policy's move to a queue that does not exist: rejected, saying so,
+** and the log names the queue. */
+static void test_move_missing(void)
+{
+    ok(policy("lost", "local P = {}\n"
+                      "function P.route(call, agents, ctx)\n"
+                      "  return { move = 'nosuch', reason = 'busy' }\n"
+                      "end\nreturn P\n") == 0,
+       "upload a policy moving calls to 'nosuch'");
+    queue_with("lost");
+    log_clear();
+    char call[32];
+    snprintf(call, sizeof call, "%s", offer());
+    const sb_action *r = nth(SB_ACT_REJECT, 0);
+    is_str(r ? r->reason : "-", "the policy moved the call to queue 'nosuch', which does not exist",
+           "move to a missing queue: the reason says what happened");
+    json_t *c = trace_of(call);
+    ok(c && !strcmp(json_string_value(json_object_get(c, "outcome")) ?: "", "rejected") &&
+           !strcmp(json_string_value(json_object_get(c, "queue")) ?: "", "q"),
+       "the call is rejected in its queue");
+    json_decref(c);
+    /* The call ends in this event, and a finished call keeps no trace
+    ** (its record has the policy versions): the log names the queue. */
+    ok(strstr(logbuf, "policy=lost") &&
+           strstr(logbuf, "move: no queue 'nosuch' in this account; the call is rejected"),
+       "the log names the policy and the queue");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-decisions-%d", (int)getpid());
@@ -538,6 +707,10 @@ int main(void)
     test_pause_and_store();
     test_failure_and_fallback();
     test_store_limit();
+    test_pause_unknown_agent();
+    test_not_offered();
+    test_nan_in_messages();
+    test_move_missing();
     sb_close(eng);
     sb_result_free(res);
     char cmd[300];
