@@ -5,7 +5,7 @@
 -- QUEUE (caller: the From user, E.164; attributes: the X-Language header);
 -- the engine asks the queue's Lua 5.4 policy and answers with the agent to
 -- ring and that agent's device URI, which becomes the request URI. Replies
--- report back: 200 -> answered; 486/600 -> busy; 603 -> rejected; a timeout
+-- report back: 200 -> answered; 486/600 -> busy; 603/403 -> rejected; a timeout
 -- or anything else -> no answer, after which the engine decides again and
 -- the INVITE moves on to the next agent from the failure route. A BYE in
 -- either direction ends the call; a CANCEL abandons it. Every Kamailio worker

@@ -62,7 +62,13 @@ def main():
     ap.add_argument("--sync", default="group", choices=("group", "sync", "none"))
     args = ap.parse_args()
 
+    # A signal sets stop and, through the wake-up pipe, ends the select below:
+    # Python retries a select its signal handler interrupted, so the flag
+    # alone would not be seen until input came or a timer was due.
     stop = []
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.append(True))
 
@@ -74,10 +80,12 @@ def main():
             # Sleep until input arrives or the next timer is due.
             due = eng.next_deadline()
             timeout = None if due is None else max(0.0, due / 1000.0 - time.time())
-            try:
-                readable, _, _ = select.select([fd], [], [], timeout)
-            except InterruptedError:
-                continue
+            readable, _, _ = select.select([fd, wake_r], [], [], timeout)
+            if stop:
+                break
+            if wake_r in readable:  # another signal: empty the pipe, carry on
+                os.read(wake_r, 512)
+            readable = [r for r in readable if r == fd]
             if due is not None and time.time() * 1000 >= due:
                 for a in eng.tick():
                     emit(a)

@@ -14,9 +14,11 @@
 //
 //	usage: gateway --data-dir DIR [--policy-dir DIR] [--account ID] [--sync group|sync|none]
 //
+// From the top of the source tree, after make:
+//
 //	build/switchboard replay examples/c-gateway/setup.jsonl --data-dir /tmp/sb-gw
-//	cd examples/go && go build -o /tmp/gateway ./gateway
-//	/tmp/gateway --data-dir /tmp/sb-gw --policy-dir policies < examples/c-gateway/calls.jsonl
+//	(cd examples/go && go build -o /tmp/gateway-go ./gateway)
+//	/tmp/gateway-go --data-dir /tmp/sb-gw --policy-dir policies < examples/c-gateway/calls.jsonl
 package main
 
 import (
