@@ -527,9 +527,12 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 ** records whose deletion or anonymization a legal hold prevented. The
 ** request is remembered for them (by the number's pseudonym, no number):
 ** when a hold of the account is released, the next sweep runs it again,
-** and it is forgotten once no hold keeps a record from it. Runs in short
-** transactions; a request cut short (crash) is finished by running it
-** again. */
+** and it is forgotten once no hold keeps a record from it. A call of the
+** number in progress when the request comes is decided by `erase` when it
+** ends (not counted in this report). The request covers calls offered up to
+** when it is received, never later ones. Audit reasons show numbers as
+** [number]. Runs in short transactions; a request cut short (crash) is
+** finished by running it again. */
 SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
 
 /* Records of the account without personal data, newest first:
@@ -542,7 +545,8 @@ SB_API int sb_records_list(sb_engine *eng, const char *account, const char *quer
 ** of a number {"number":"+44..."} (also records written later), or every
 ** record of a call in progress at any time in [from_ms, to_ms) — offered
 ** before to_ms and ended at or after from_ms — {"from_ms":N,"to_ms":N};
-** "reason" is required, "id" optional (generated: "h" and 8 hex digits).
+** "reason" is required (SB_EINVAL if it holds a phone number: reasons are
+** listed and audited), "id" optional (generated: "h" and 8 hex digits).
 ** res's JSON: the hold {"id","kind":"call"|"number"|"range","reason",
 ** "created_ms",...}; a number hold shows no number. SB_EEXIST for a taken
 ** id. Released holds no longer protect anything: a record whose deletion

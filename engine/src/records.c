@@ -992,6 +992,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
             sizeof iv);
     if (!rc) rc = aggr_call(t, c, q, outcome, wait, talk, s.sl_seconds);
     if (!rc && s.retention[0]) rc = ret_on_write(t, rk, rkl, &s);
+    if (!rc) rc = ret_erase_on_write(t, rk, rkl, c->id, c->offered, pseudo, npseudo);
 out:
     agent_free(&a);
     queue_free(&first);

@@ -199,6 +199,12 @@ typedef struct rec_state {
 /* --- retention.c ----------------------------------------------------------- */
 /* Apply the account's retention policy to a record just written. */
 int ret_on_write(wtx *t, const uint8_t *rk, size_t rkl, const rec_settings *s);
+/* Erasure requests remembered for the record's pseudonyms that came while
+** its call was live (offered at or before them) decide about the record
+** just written at rk; a request is forgotten once no live call it covers
+** is left (and no hold keeps a record from it). */
+int ret_erase_on_write(wtx *t, const uint8_t *rk, size_t rkl, const char *call_id, int64_t offered,
+                       const uint8_t pseudo[][16], int npseudo);
 /* The retention policy changed: queue a job that reviews every record of the
 ** account (records written from now on carry epoch; older review entries
 ** are dropped). Returns 1 when queued, 0 when the account has no records. */

@@ -272,6 +272,51 @@ static int audit_next(rctx *x, uint32_t acct, uint64_t *next)
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The length of a phone number written with its "+" at s ("+44 20 7946-0001",
+** "+44 (0)20 ..."), up to its last digit; 0 when s starts none (a "+" and
+** fewer than 7 digits). */
+static size_t number_at(const char *s)
+{
+    if (s[0] != '+' || s[1] < '0' || s[1] > '9') return 0;
+    size_t end = 0;
+    int digits = 0;
+    for (size_t j = 1; s[j]; j++) {
+        char c = s[j];
+        if (c >= '0' && c <= '9') {
+            digits++;
+            end = j + 1;
+        } else if (c != ' ' && c != '-' && c != '.' && c != '(' && c != ')') {
+            break;
+        }
+    }
+    return digits >= 7 ? end : 0;
+}
+
+static int has_number(const char *s)
+{
+    for (; *s; s++)
+        if (number_at(s)) return 1;
+    return 0;
+}
+
+/* s with every number in it read "[number]", into out (as large as s: a
+** number is longer than its replacement). Reasons are the policy's or the
+** customer's text and may quote one: the audit log holds none. */
+static void redact_numbers(const char *s, char *out)
+{
+    while (*s) {
+        size_t n = number_at(s);
+        if (n) {
+            memcpy(out, "[number]", 8);
+            out += 8;
+            s += n;
+        } else {
+            *out++ = *s++;
+        }
+    }
+    *out = 0;
+}
+
 static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, const char *action,
                      const char *decision, int overridden, const char *reason, int source,
                      const char *policy, const char *version)
@@ -295,6 +340,13 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
     wb_str(w, action);
     wb_str(w, decision ? decision : "");
     wb_u8(w, (uint8_t)overridden);
+    char clean[2 * SB_REASON_MAX + SB_ID_MAX + 64];
+    if (reason && strlen(reason) < sizeof clean) {
+        redact_numbers(reason, clean);
+        reason = clean;
+    } else if (reason && has_number(reason)) {
+        reason = "[reason withheld: it quotes a number]";
+    }
     wb_str(w, reason ? reason : "");
     wb_u8(w, (uint8_t)source);
     wb_str(w, policy ? policy : "");
@@ -603,6 +655,10 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
     else if (!d->failed)
         flags &= (uint8_t)~RF_OVERRIDDEN;
     if (source == SRC_ERASURE) due = 0; /* the entry it has stays as it is */
+    /* A review asked for now (or a date rounded to it) comes with the next
+    ** sweep: one now would meet the record again in this sweep's next
+    ** transaction, and again, for as long as the clock stood still. */
+    if (due && due <= now) due = now + 1;
 
     if (action == RET_DELETE) {
         if ((rc = ridx_del(x, r)) || (rc = rec_del(x, rk, rkl))) return rc;
@@ -834,15 +890,23 @@ static int job_rescan(rctx *x, uint32_t acct, uint32_t epoch, uint8_t *cur, size
 }
 
 /* Erasure requests a hold kept from records (DB_ERASURES): key acct(4)
-** pseudonym(16), value V_PEND received(8) held(1) cursor (a pseudonym
+** pseudonym(16), value V_PEND received(8) flags(1) cursor (a pseudonym
 ** index key, or nothing). The pseudonym is in the pseudonym index already:
 ** nothing new about the number is stored. When a hold of the account is
 ** released, a job (JOB_ERASURE) runs each of them again, so a request
 ** reaches every record of the number once no hold keeps it; one that a hold
-** still keeps stays for the next release. held and cursor are the state of
-** a run of that job cut into transactions. */
+** still keeps stays for the next release. PF_RUN_HELD and cursor are the
+** state of a run of that job cut into transactions.
+**
+** A request also covers the calls of the number that were live when it
+** came: it is remembered (PF_LIVE) until the last of them has ended, and
+** each of their records goes through the erase hook when it is written.
+** An entry with PF_LIVE is one a hold kept records from only with PF_HOLD
+** too (entries without PF_LIVE always are). A request reaches the records
+** of calls offered up to the time it was received, never later ones. */
 #define V_PEND 1
 #define PEND_MAX (10 + 29 + SB_ID_MAX)
+enum { PF_RUN_HELD = 1, PF_LIVE = 2, PF_HOLD = 4 };
 
 static size_t pend_key(uint8_t k[20], uint32_t acct, const uint8_t pseudo[16])
 {
@@ -851,16 +915,68 @@ static size_t pend_key(uint8_t k[20], uint32_t acct, const uint8_t pseudo[16])
     return 20;
 }
 
-static int pend_put(rctx *x, const uint8_t pseudo[16], int64_t received, int held,
+static int pend_put(rctx *x, const uint8_t pseudo[16], int64_t received, int flags,
                     const uint8_t *cur, size_t curlen)
 {
     uint8_t k[20], v[PEND_MAX];
     if (curlen > PEND_MAX - 10) return SB_ESTORE;
     v[0] = V_PEND;
     put_be64(v + 1, (uint64_t)received);
-    v[9] = (uint8_t)(held != 0);
+    v[9] = (uint8_t)flags;
     if (curlen) memcpy(v + 10, cur, curlen);
     return st_put(x->t->txn, x->e, DB_ERASURES, k, pend_key(k, x->acct, pseudo), v, 10 + curlen);
+}
+
+/* The request remembered for the pseudonym in the account x works on:
+** 0 with its time and flags, MDB_NOTFOUND when there is none. */
+static int pend_get(rctx *x, const uint8_t pseudo[16], int64_t *received, int *flags)
+{
+    uint8_t k[20];
+    MDB_val v;
+    int rc = st_get(x->t->txn, x->e, DB_ERASURES, k, pend_key(k, x->acct, pseudo), &v);
+    if (rc) return rc;
+    const uint8_t *b = v.mv_data;
+    if (v.mv_size < 10 || b[0] != V_PEND) return MDB_NOTFOUND;
+    *received = (int64_t)be64(b + 1);
+    *flags = b[9];
+    return 0;
+}
+
+/* Whether a live call of the account x works on, other than `except`
+** (NULL: none), offered at or before `before`, has the number whose
+** pseudonym is pseudo (as caller or called): 1, 0, or an error. */
+static int live_call_of(rctx *x, const uint8_t pseudo[16], int64_t before, const char *except)
+{
+    call_rec *c = calloc(1, sizeof *c);
+    if (!c) return SB_ENOMEM;
+    uint8_t p[4], key[32];
+    int have_key = 0, found = 0, rc;
+    st_iter it;
+    for (rc = st_iter_open(&it, x->t->txn, x->e, DB_CALLS, p, key_acct(p, x->acct));
+         rc == 0 && !found; rc = st_iter_next(&it)) {
+        if (dec_call(it.v.mv_data, it.v.mv_size, c)) continue;
+        if (c->offered > before || (except && strcmp(c->id, except) == 0)) continue;
+        uint8_t ps[2][16];
+        int n = c->npseudo > 2 ? 2 : c->npseudo;
+        memcpy(ps, c->pseudo, sizeof ps);
+        if (!n && c->caller[0]) { /* stored before numbers were sealed */
+            if (!have_key && x->exists && rec_key(x->e, x->acct, x->a.id, 0, key) == 0)
+                have_key = 1;
+            if (!have_key) continue;
+            cr_pseudonym(key, c->caller, ps[n++]);
+            if (c->called[0]) cr_pseudonym(key, c->called, ps[n++]);
+        }
+        for (int i = 0; i < n; i++)
+            if (!memcmp(ps[i], pseudo, 16)) found = 1;
+    }
+    st_iter_close(&it);
+    if (have_key) cr_wipe(key, sizeof key);
+    cr_wipe(c->caller, sizeof c->caller);
+    cr_wipe(c->called, sizeof c->called);
+    call_free(c);
+    free(c);
+    if (found) return 1;
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 static int erase_batch(rctx *x, const uint8_t pseudo[16], int64_t received, const uint8_t *cur,
@@ -904,7 +1020,15 @@ static int job_erasure(rctx *x, uint32_t acct, uint8_t cur[16], size_t *curlen, 
         }
         if (rc) return rc;
         if (!ok) continue;
-        int edone = 0, handled = 0, held = v[9];
+        int flags = v[9] & ~PF_RUN_HELD;
+        if ((flags & PF_LIVE) && !(flags & PF_HOLD)) {
+            /* Remembered for live calls only: no hold kept anything from it. */
+            memcpy(cur, pseudo, 16);
+            *curlen = 16;
+            n++;
+            continue;
+        }
+        int edone = 0, handled = 0, held = v[9] & PF_RUN_HELD;
         uint64_t failed = x->n.failed;
         x->erase_held = 0;
         rc = erase_batch(x, pseudo, (int64_t)be64(v + 1), v + 10, vl - 10, next, &nextlen, &edone,
@@ -915,14 +1039,20 @@ static int job_erasure(rctx *x, uint32_t acct, uint8_t cur[16], size_t *curlen, 
         held |= x->erase_held > 0 || x->n.failed > failed;
         n += handled + 1;
         if (!edone) { /* its next batch, from where this one ended */
-            if ((rc = pend_put(x, pseudo, (int64_t)be64(v + 1), held, next, nextlen))) return rc;
+            if ((rc = pend_put(x, pseudo, (int64_t)be64(v + 1), flags | (held ? PF_RUN_HELD : 0),
+                               next, nextlen)))
+                return rc;
             continue;
         }
         /* Done with it: kept for the next release while a hold still keeps
-        ** a record from it, forgotten otherwise. */
+        ** a record from it, for its live calls while they last, forgotten
+        ** otherwise. */
         uint8_t k[20];
         if (held)
-            rc = pend_put(x, pseudo, (int64_t)be64(v + 1), 0, NULL, 0);
+            rc = pend_put(x, pseudo, (int64_t)be64(v + 1), flags & PF_LIVE ? PF_LIVE | PF_HOLD : 0,
+                          NULL, 0);
+        else if (flags & PF_LIVE)
+            rc = pend_put(x, pseudo, (int64_t)be64(v + 1), PF_LIVE, NULL, 0);
         else
             rc = st_del(txn, x->e, DB_ERASURES, k, pend_key(k, acct, pseudo));
         if (rc) return rc;
@@ -945,15 +1075,16 @@ static int pend_restart(rctx *x)
     for (;;) {
         uint8_t pseudo[16];
         int64_t received = 0;
-        int found = 0, rc;
+        int found = 0, flags = 0, rc;
         st_iter it;
         for (rc = st_iter_after(&it, x->t->txn, x->e, DB_ERASURES, p, 4, after, alen); rc == 0;
              rc = st_iter_next(&it)) {
             const uint8_t *v = it.v.mv_data;
             if (it.klen == 20 && it.v.mv_size >= 10 && v[0] == V_PEND &&
-                (it.v.mv_size > 10 || v[9])) {
+                (it.v.mv_size > 10 || (v[9] & PF_RUN_HELD))) {
                 memcpy(pseudo, it.key + 4, 16);
                 received = (int64_t)be64(v + 1);
+                flags = v[9] & ~PF_RUN_HELD;
                 found = 1;
                 break;
             }
@@ -961,7 +1092,7 @@ static int pend_restart(rctx *x)
         st_iter_close(&it);
         if (rc && rc != MDB_NOTFOUND) return rc;
         if (!found) return 0;
-        if ((rc = pend_put(x, pseudo, received, 0, NULL, 0))) return rc;
+        if ((rc = pend_put(x, pseudo, received, flags, NULL, 0))) return rc;
         alen = pend_key(after, x->acct, pseudo);
     }
 }
@@ -1246,6 +1377,25 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
 
 /* --- erasure requests --------------------------------------------------------------- */
 
+/* Put record r (at rk, of the account loaded in x) through the erase hook
+** for a request received then, which found it by the number in `role`. */
+static int erase_one(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, int role,
+                     int64_t received)
+{
+    pol_retention d;
+    memset(&d, 0, offsetof(pol_retention, error) + 1);
+    if (x->s.retention[0]) {
+        pol_record pr;
+        pol_erasure req = {role == ROLE_CALLER ? "caller" : "called", received};
+        view_of(x, r, hold_match(x, r), &pr);
+        int rc = pol_erase(x->e->pol, x->acct, x->a.id, x->s.retention, &pr, &req, x->t->now, &d);
+        x->cur = NULL;
+        if (rc) return rc;
+    }
+    pol_retention_default(&d, x->s.retention, 1);
+    return apply(x, rk, rkl, r, &d, SRC_ERASURE);
+}
+
 /* Put the number with pseudonym pseudo through the erase hook of the
 ** account loaded in x: its pseudonym index entries after cur (curlen 0:
 ** from the first), ERASE_BATCH at most. next: the last entry handled (cur
@@ -1298,18 +1448,10 @@ static int erase_batch(rctx *x, const uint8_t pseudo[16], int64_t received, cons
         if (rc) break;
         if (role == ROLE_CALLED && r.npseudo == 2 && !memcmp(r.pseudo[0], r.pseudo[1], 16))
             continue;
-        pol_retention d;
-        memset(&d, 0, offsetof(pol_retention, error) + 1);
-        if (x->s.retention[0]) {
-            pol_record pr;
-            pol_erasure req = {role == ROLE_CALLER ? "caller" : "called", received};
-            view_of(x, &r, hold_match(x, &r), &pr);
-            rc = pol_erase(x->e->pol, acct, x->a.id, x->s.retention, &pr, &req, t->now, &d);
-            x->cur = NULL;
-            if (rc) break;
-        }
-        pol_retention_default(&d, x->s.retention, 1);
-        rc = apply(x, rk, rkl, &r, &d, SRC_ERASURE);
+        /* A call offered after the request came is not the request's (one
+        ** run again after a hold was released meets such records too). */
+        if (r.offered > received) continue;
+        rc = erase_one(x, rk, rkl, &r, role, received);
     }
     *nextlen = curlen;
     if (curlen) memcpy(next, cur, curlen);
@@ -1369,9 +1511,19 @@ static int do_erase(wtx *t, void *arg)
     op->held_now = x.erase_held > 0;
     /* The request is remembered while a hold keeps any record from it (from
     ** the transaction that met the first such record: a hold released before
-    ** the request ends must find it), and forgotten once a run of it met
-    ** none (one run again after a release). */
-    if (!rc && (op->held_now || (op->done && !op->held))) {
+    ** the request ends must find it), and while calls of the number that
+    ** were live when it came go on (their records are written later);
+    ** forgotten once a run of it met neither (one run again after a
+    ** release). */
+    int live = 0;
+    if (!rc && op->done) {
+        live = live_call_of(&x, pseudo, op->received, NULL);
+        if (live < 0 || IS_SB_ERR(live)) rc = live;
+    }
+    if (!rc && live > 0) {
+        rc = pend_put(&x, pseudo, op->received, PF_LIVE | (op->held || op->held_now ? PF_HOLD : 0),
+                      NULL, 0);
+    } else if (!rc && (op->held_now || (op->done && !op->held))) {
         uint8_t k[20];
         if (op->held_now)
             rc = pend_put(&x, pseudo, op->received, 0, NULL, 0);
@@ -1381,6 +1533,58 @@ static int do_erase(wtx *t, void *arg)
     if (!rc) rc = audit_flush(&x);
 out:
     op->n = x.n;
+    rctx_free(&x);
+    return rc;
+}
+
+int ret_erase_on_write(wtx *t, const uint8_t *rk, size_t rkl, const char *call_id, int64_t offered,
+                       const uint8_t pseudo[][16], int npseudo)
+{
+    rctx x;
+    rctx_init(&x, t);
+    x.acct = t->acct; /* for pend_get; use_account loads the rest if needed */
+    int rc = 0, loaded = 0;
+    for (int i = 0; i < npseudo && i < 2 && !rc; i++) {
+        if (i == 1 && !memcmp(pseudo[0], pseudo[1], 16)) break; /* a call to itself */
+        int64_t received;
+        int flags;
+        rc = pend_get(&x, pseudo[i], &received, &flags);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc) break;
+        if (received < offered) continue; /* a request before the call: not its */
+        if (!loaded) {
+            x.acct = 0;
+            if ((rc = use_account(&x, t->acct))) break;
+            loaded = 1;
+            if (!x.exists) break;
+        }
+        rec_data r;
+        x.erase_held = 0;
+        rc = load_record(&x, rk, rkl, &r);
+        if (rc == 0 && r.npseudo) /* (not gone nor anonymized at its write) */
+            rc = erase_one(&x, rk, rkl, &r, i ? ROLE_CALLED : ROLE_CALLER, received);
+        else if (rc == SB_ENOTFOUND)
+            rc = 0;
+        if (rc || !(flags & PF_LIVE)) continue;
+        /* A hold kept this record: the request stays for the hold's release. */
+        if (x.erase_held) flags |= PF_HOLD;
+        int live = live_call_of(&x, pseudo[i], received, call_id);
+        if (live < 0 || IS_SB_ERR(live)) {
+            rc = live;
+            break;
+        }
+        uint8_t k[20];
+        if (live)
+            rc = pend_put(&x, pseudo[i], received, flags, NULL, 0);
+        else if (flags & PF_HOLD)
+            rc = pend_put(&x, pseudo[i], received, 0, NULL, 0);
+        else
+            rc = st_del(t->txn, t->e, DB_ERASURES, k, pend_key(k, t->acct, pseudo[i]));
+    }
+    if (!rc) rc = audit_flush(&x);
     rctx_free(&x);
     return rc;
 }
@@ -1739,6 +1943,12 @@ int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t le
     }
     if (!op.h.reason[0]) {
         rc = res_err(res, SB_EINVAL, "reason", "a hold needs a reason");
+        goto out;
+    }
+    if (has_number(op.h.reason)) { /* the audit log and hold list hold no number */
+        rc = res_err(res, SB_EINVAL, "reason",
+                     "a hold's reason must not contain a phone number (it is shown in the hold "
+                     "list and the audit log, which hold no personal data)");
         goto out;
     }
     if (number[0]) {
