@@ -14,8 +14,13 @@
 **    (Lua would otherwise thrash emergency collections).
 **  - Budgets: a count hook every SBX_HOOK_EVERY VM instructions charges the
 **    instruction budget and checks the wall clock. C functions that can do
-**    a lot of work per instruction (pattern matching, string.rep, sort,
-**    table shifts, tonumber, every allocated byte) charge the same budget.
+**    a lot of work per instruction (pattern matching, string.rep, format,
+**    pack/unpack/packsize, byte and the utf8 functions by the range they
+**    read, sort, table shifts, tonumber, every allocated byte) charge the
+**    same budget, and charged allocation reads the wall clock as the hook
+**    does. Before a call that builds a buffer (rep, format, pack, concat,
+**    upper/lower/reverse) whose estimated size does not fit, a full
+**    collection runs, so garbage does not fail a call that fits.
 **    Once tripped, every known thread runs the hook at every instruction,
 **    so no script instruction runs again before the error reaches our
 **    pcall. An error raised inside a hook leaves that thread's hooks off
