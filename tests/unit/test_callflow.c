@@ -397,15 +397,24 @@ static void test_transfers(void)
        "transfer: everyone free at the end");
 }
 
+/* Queue id of acct, routed by policy pol, a call waiting there at most
+** max_wait seconds, then moved to queue overflow (none when NULL). */
+static int wait_queue(const char *acct, const char *id, const char *pol, int max_wait,
+                      const char *overflow)
+{
+    char json[256];
+    snprintf(json, sizeof json, "{\"id\":\"%s\",\"policy\":\"%s\",\"max_wait\":%d%s%s%s}", id, pol,
+             max_wait, overflow ? ",\"overflow\":\"" : "", overflow ? overflow : "",
+             overflow ? "\"" : "");
+    return put(sb_queue_put, acct, json);
+}
+
 /* 5. Max wait and max length with overflow queues, overflows in a loop. */
 static void test_overflow(void)
 {
     ok(account("ov") == 0 && policy("ov", "lw", LW) == 0 &&
-           put(sb_queue_put, "ov", "{\"id\":\"b\",\"policy\":\"lw\",\"max_wait\":30}") == 0 &&
-           put(sb_queue_put, "ov",
-               "{\"id\":\"a\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"b\"}") == 0 &&
-           put(sb_queue_put, "ov",
-               "{\"id\":\"b\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"a\"}") == 0,
+           wait_queue("ov", "b", "lw", 30, NULL) == 0 &&
+           wait_queue("ov", "a", "lw", 30, "b") == 0 && wait_queue("ov", "b", "lw", 30, "a") == 0,
        "overflow: queues a and b (no members), 30 s max wait, each overflowing to the other");
     ok(offer("ov", "o1", "a") == 0 && find(SB_ACT_WAIT, "o1", NULL), "overflow: o1 waits in a");
     int moves = 0, ended = 0;
@@ -480,15 +489,9 @@ static int loop_moves(const char *call, const char *queue, char *path, size_t ca
 static void test_maxwait_loop(void)
 {
     ok(account("ml") == 0 && policy("ml", "lw", LW) == 0 &&
-           put(sb_queue_put, "ml", "{\"id\":\"c\",\"policy\":\"lw\",\"max_wait\":30}") == 0 &&
-           put(sb_queue_put, "ml",
-               "{\"id\":\"b\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"c\"}") == 0 &&
-           put(sb_queue_put, "ml",
-               "{\"id\":\"a\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"b\"}") == 0 &&
-           put(sb_queue_put, "ml",
-               "{\"id\":\"c\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"a\"}") == 0 &&
-           put(sb_queue_put, "ml",
-               "{\"id\":\"x\",\"policy\":\"lw\",\"max_wait\":30,\"overflow\":\"a\"}") == 0,
+           wait_queue("ml", "c", "lw", 30, NULL) == 0 &&
+           wait_queue("ml", "b", "lw", 30, "c") == 0 && wait_queue("ml", "a", "lw", 30, "b") == 0 &&
+           wait_queue("ml", "c", "lw", 30, "a") == 0 && wait_queue("ml", "x", "lw", 30, "a") == 0,
        "maxwait loop: a > b > c > a, and x > a; 30 s max wait each, no members");
     char path[128], why[128];
     int moves = loop_moves("l1", "a", path, sizeof path, why, sizeof why, 30);
@@ -509,11 +512,8 @@ static void test_maxwait_loop(void)
     ok(policy("ml", "w5",
               "local P = {}\nfunction P.route(call, agents, ctx) return { wait = 5 } end\n"
               "return P\n") == 0 &&
-           put(sb_queue_put, "ml", "{\"id\":\"e\",\"policy\":\"w5\",\"max_wait\":60}") == 0 &&
-           put(sb_queue_put, "ml",
-               "{\"id\":\"d\",\"policy\":\"w5\",\"max_wait\":60,\"overflow\":\"e\"}") == 0 &&
-           put(sb_queue_put, "ml",
-               "{\"id\":\"e\",\"policy\":\"w5\",\"max_wait\":60,\"overflow\":\"d\"}") == 0,
+           wait_queue("ml", "e", "w5", 60, NULL) == 0 &&
+           wait_queue("ml", "d", "w5", 60, "e") == 0 && wait_queue("ml", "e", "w5", 60, "d") == 0,
        "maxwait loop: d > e > d, 60 s max wait, a policy waiting 5 s at a time");
     moves = loop_moves("l4", "d", path, sizeof path, why, sizeof why, 5);
     is_str(path, "d>e", "maxwait loop: re-decided every 5 s, the call still goes round once");

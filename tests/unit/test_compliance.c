@@ -15,6 +15,7 @@
 #include "switchboard.h"
 #include "tap.h"
 #include "testkit.h"
+#include "reckit.h"
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -24,41 +25,6 @@
 #include <unistd.h>
 
 #define DAY 86400000LL
-
-static char dir[256];
-static sb_engine *eng;
-static sb_result *res;
-
-static sb_engine *open_engine(void)
-{
-    sb_config cfg;
-    test_engine_config(&cfg, dir, "policies", 16 << 20);
-    return test_open(&cfg, res);
-}
-
-static json_t *doc(int rc)
-{
-    if (rc) diag("failed: %s", sb_result_message(res));
-    return rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
-}
-
-static long long jint(json_t *o, const char *k)
-{
-    return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static int ev(const char *acct, const char *json)
-{
-    int rc = sb_submit_json(eng, acct, json, strlen(json), res);
-    if (rc) diag("event %s: %s", json, sb_result_message(res));
-    return rc;
-}
 
 /* Route to the agent this caller last spoke to when there is one (caller
 ** history), else to the last agent free; wait when nobody is free. */
@@ -138,27 +104,6 @@ static const char *rang(void)
     return "";
 }
 
-/* End a live call: answered by whoever rang (talk 60 s) and hung up, or
-** abandoned. */
-static int finish(const char *acct, const char *id, const char *agent)
-{
-    char json[256];
-    if (agent && agent[0]) {
-        snprintf(json, sizeof json,
-                 "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"%s\","
-                 "\"outcome\":\"answered\"}",
-                 id, agent);
-        if (ev(acct, json)) return -1;
-        now_ms += 60000;
-        snprintf(json, sizeof json, "{\"type\":\"hangup\",\"call\":\"%s\"}", id);
-    } else {
-        snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s\"}", id);
-    }
-    int rc = ev(acct, json);
-    now_ms += 1000;
-    return rc;
-}
-
 /* A whole call in queue: answered by whoever rings, or abandoned. */
 static int call(const char *acct, const char *id, const char *queue, const char *caller, int answer)
 {
@@ -167,31 +112,6 @@ static int call(const char *acct, const char *id, const char *queue, const char 
     snprintf(agent, sizeof agent, "%s", answer ? rang() : "");
     now_ms += 3000;
     return finish(acct, id, agent);
-}
-
-static json_t *sweep(void)
-{
-    return doc(sb_sweep(eng, 0, NULL, NULL, res));
-}
-
-static long long swept(const char *key)
-{
-    json_t *d = sweep();
-    long long n = d ? jint(d, key) : -1;
-    json_decref(d);
-    return n;
-}
-
-static int hold(const char *acct, const char *json)
-{
-    int rc = sb_hold_place(eng, acct, json, strlen(json), res);
-    if (rc) diag("hold %s: %s", json, sb_result_message(res));
-    return rc;
-}
-
-static int exists(const char *acct, const char *call_id)
-{
-    return sb_call_get(eng, acct, call_id, res) == 0;
 }
 
 /* Whether a record of the call exists and is anonymized. */
@@ -203,12 +123,19 @@ static int anonymized(const char *acct, const char *call_id)
     return a;
 }
 
-static long long exported(const char *acct, const char *number)
+/* The length of the list under key in the document of a call that returned
+** rc; -1 if it failed. */
+static long long doc_len(int rc, const char *key)
 {
-    json_t *d = doc(sb_records_export(eng, acct, number, SB_EXPORT_JSON, res));
-    long long n = d ? (long long)json_array_size(json_object_get(d, "records")) : -1;
+    json_t *d = doc(rc);
+    long long n = d ? (long long)json_array_size(json_object_get(d, key)) : -1;
     json_decref(d);
     return n;
+}
+
+static long long exported(const char *acct, const char *number)
+{
+    return doc_len(sb_records_export(eng, acct, number, SB_EXPORT_JSON, res), "records");
 }
 
 /* The digits of a number without its "+": how it would show in text. */
@@ -218,25 +145,6 @@ static int text_has_number(const char *text, const char *number)
 }
 
 /* --- the data file, byte by byte ------------------------------------------ */
-
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    int fd = open(path, O_RDONLY);
-    *n = 0;
-    if (fd < 0) return NULL;
-    struct stat st;
-    fstat(fd, &st);
-    unsigned char *b = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (b && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
-    *n = got;
-    return b;
-}
 
 /* The pseudonym the engine keys number's records by in account acct: the
 ** account's data key out of its slot in data.keys (unwrapped with the
@@ -318,7 +226,7 @@ static void test_anonymize_leaves_nothing(void)
     json_decref(ag);
 
     now_ms += 31 * DAY;
-    is_int(swept("anonymized"), 4, "day 31: the 4 records are anonymized");
+    is_int(swept("anonymized", NULL), 4, "day 31: the 4 records are anonymized");
 
     int leaks = 0;
     const char *ids[] = {"n1", "n2", "n3", "n4"};
@@ -434,13 +342,13 @@ static void test_erasure_live_held(void)
        "a hold on the number");
     ok(finish("erl", "l1", agent) == 0 && finish("erl", "l2", "") == 0, "both calls end");
     ok(exists("erl", "l1") && exists("erl", "l2"), "the hold keeps their records from the request");
-    is_int(swept("deleted"), 0, "a sweep under the hold deletes nothing");
+    is_int(swept("deleted", NULL), 0, "a sweep under the hold deletes nothing");
     ok(sb_hold_release(eng, "erl", "hn", res) == 0, "the hold released");
-    is_int(swept("deleted"), 2, "the next sweep runs the request on both");
+    is_int(swept("deleted", NULL), 2, "the next sweep runs the request on both");
     ok(!exists("erl", "l1") && !exists("erl", "l2"), "they are gone");
     ok(call("erl", "l3", "support", num, 1) == 0 && exists("erl", "l3"),
        "a later call of the number is not the request's");
-    is_int(swept("deleted"), 0, "and no sweep takes it");
+    is_int(swept("deleted", NULL), 0, "and no sweep takes it");
 }
 
 /* --- holds ---------------------------------------------------------------------- */
@@ -479,17 +387,17 @@ static void test_overlapping_holds(void)
     ok(l && !text_has_number(sb_result_json(res, NULL), num), "the list shows no number");
     json_decref(l);
     now_ms += 11 * DAY;
-    is_int(swept("deleted"), 0, "day 11: every record held by one hold or more");
+    is_int(swept("deleted", NULL), 0, "day 11: every record held by one hold or more");
     ok(sb_hold_release(eng, "hov", "range", res) == 0, "the range hold released");
     now_ms += DAY + 1000;
-    is_int(swept("deleted"), 0, "o1 (number hold) and o2 (call hold) still held");
+    is_int(swept("deleted", NULL), 0, "o1 (number hold) and o2 (call hold) still held");
     ok(sb_hold_release(eng, "hov", "num", res) == 0, "the number hold released");
     now_ms += DAY + 1000;
-    is_int(swept("deleted"), 2, "o1 and o3 go");
+    is_int(swept("deleted", NULL), 2, "o1 and o3 go");
     ok(exists("hov", "o2") && !exists("hov", "o1") && !exists("hov", "o3"), "o2 stays");
     ok(sb_hold_release(eng, "hov", "c2", res) == 0, "the last hold released");
     now_ms += DAY + 1000;
-    is_int(swept("deleted"), 1, "o2 goes");
+    is_int(swept("deleted", NULL), 1, "o2 goes");
     ok(sb_hold_release(eng, "hov", "c2", res) == SB_ENOTFOUND, "a released hold is gone");
 }
 
@@ -582,10 +490,7 @@ static void test_budget_resume(void)
     is_int(missing + dup + bad, 0, "one deletion audited per record: none missing, twice or odd");
     is_int(order, 0, "audit entries numbered 1, 2, 3... in time order");
     json_decref(a);
-    json_t *l = doc(sb_records_list(eng, "bres", NULL, 0, res));
-    is_int(l ? (long long)json_array_size(json_object_get(l, "records")) : -1, 0,
-           "no record is left");
-    json_decref(l);
+    is_int(doc_len(sb_records_list(eng, "bres", NULL, 0, res), "records"), 0, "no record is left");
 }
 
 /* --- odd review dates ------------------------------------------------------------ */
@@ -631,9 +536,9 @@ static void test_odd_review_dates(void)
         !strcmp(jstr(e, "action"), "error");
     json_decref(a);
     is_int(errors, 6, "each failure audited");
-    is_int(swept("reviewed"), 0, "nothing is due at once");
+    is_int(swept("reviewed", NULL), 0, "nothing is due at once");
     now_ms += DAY + 1000;
-    is_int(swept("failed"), 6, "a day later each is tried again");
+    is_int(swept("failed", NULL), 6, "a day later each is tried again");
 
     /* A review date of (about) now: reviewed once per sweep, not again and
     ** again within it (another account: the failures above quarantined the
@@ -683,14 +588,9 @@ static void test_account_deletion(void)
     ok(account("gone", NULL) == 0, "the id used again");
     is_int(exported("gone", num), 0, "the new account sees no old record");
     ok(!exists("gone", "g1"), "nor reads one by call id");
-    json_t *a = doc(sb_audit_list(eng, "gone", 0, 0, res));
-    is_int(a ? (long long)json_array_size(json_object_get(a, "entries")) : -1, 0,
-           "nor the old audit log");
-    json_decref(a);
-    a = doc(sb_aggregates(eng, "gone", NULL, 0, 0, res));
-    is_int(a ? (long long)json_array_size(json_object_get(a, "days")) : -1, 0,
+    is_int(doc_len(sb_audit_list(eng, "gone", 0, 0, res), "entries"), 0, "nor the old audit log");
+    is_int(doc_len(sb_aggregates(eng, "gone", NULL, 0, 0, res), "days"), 0,
            "nor the old aggregates");
-    json_decref(a);
 }
 
 /* --- the audit log holds no number, whatever the reasons say ------------------ */
@@ -719,10 +619,7 @@ static void test_audit_reasons(void)
     ok(sb_hold_place(eng, "chat", h, strlen(h), res) == SB_EINVAL &&
            !strcmp(sb_result_field(res) ? sb_result_field(res) : "", "reason"),
        "a hold whose reason holds a number is refused, naming the field");
-    json_t *l = doc(sb_hold_list(eng, "chat", res));
-    is_int(l ? (long long)json_array_size(json_object_get(l, "holds")) : -1, 0,
-           "and nothing is placed");
-    json_decref(l);
+    is_int(doc_len(sb_hold_list(eng, "chat", res), "holds"), 0, "and nothing is placed");
     h = "{\"id\":\"hy\",\"call\":\"c9\",\"reason\":\"case 2026-117, ticket 4711\"}";
     ok(sb_hold_place(eng, "chat", h, strlen(h), res) == 0, "a reason with case numbers is fine");
     ok(sb_hold_release(eng, "chat", "hy", res) == 0, "released");
@@ -730,11 +627,7 @@ static void test_audit_reasons(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/sb-test-compliance-%d", (int)getpid());
-    res = sb_result_new();
-    eng = open_engine();
-    ok(eng != NULL, "engine opened on %s", dir);
-    if (!eng) return done_testing();
+    if (start_engine("compliance")) return done_testing();
     test_budget_resume(); /* first: no other account has records due */
     test_anonymize_leaves_nothing();
     test_erasure_reach();

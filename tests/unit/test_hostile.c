@@ -19,93 +19,15 @@
 */
 #include "policy.h"
 #include "tap.h"
+#include "hostkit.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* --- a host serving sources from a table (as in test_sandbox) ----------- */
-
-#define MAXSRC 128
-static struct {
-    uint32_t acct;
-    char name[64];
-    const char *src;
-} srcs[MAXSRC];
-static int nsrc;
-static int nlog;
-static char lastlog[1200];
-
-static void add_src(uint32_t acct, const char *name, const char *src)
-{
-    for (int i = 0; i < nsrc; i++)
-        if (srcs[i].acct == acct && strcmp(srcs[i].name, name) == 0) {
-            srcs[i].src = src;
-            return;
-        }
-    srcs[nsrc].acct = acct;
-    snprintf(srcs[nsrc].name, sizeof srcs[nsrc].name, "%s", name);
-    srcs[nsrc++].src = src;
-}
-
-static int get_src(void *arg, uint32_t acct, const char *name, sb_buf *out, char version[17])
-{
-    (void)arg;
-    for (int i = 0; i < nsrc; i++)
-        if (srcs[i].acct == acct && strcmp(srcs[i].name, name) == 0) {
-            version[0] = 0;
-            return buf_puts(out, srcs[i].src) ? SB_ENOMEM : 0;
-        }
-    return SB_ENOTFOUND;
-}
-
-static void logline(void *arg, sb_log_level lvl, const char *line)
-{
-    (void)arg;
-    (void)lvl;
-    nlog++;
-    snprintf(lastlog, sizeof lastlog, "%s", line);
-}
-
-#define NC 3
-static pol_cand cands[NC];
-static const char *ids[NC] = {"alice", "bob", "carol"};
-static const int64_t NOW = 1767261600000LL;
-
-static void reset_cands(void)
-{
-    for (int i = 0; i < NC; i++) {
-        memset(&cands[i], 0, sizeof cands[i]);
-        cands[i].id = ids[i];
-        cands[i].num = (uint32_t)i + 1;
-        cands[i].idle_since = NOW - (i + 1) * 10000;
-        cands[i].devices = POL_DEV_SOFTPHONE;
-        cands[i].config = "{\"devices\":{\"softphone\":\"sip:x@example.invalid\"}}";
-        cands[i].config_len = strlen(cands[i].config);
-        cands[i].position = i + 1;
-        cands[i].tier = 1;
-        cands[i].weight = cands[i].member_weight = 1;
-    }
-}
-
-static pol_decision dec;
-
+/* A call through policy (see route_with), with no caller history. */
 static pol_decision *route(pol_host *h, uint32_t acct, const char *policy)
 {
-    pol_call call = {.id = "c1", .queue = "support", .caller = "+15550100"};
-    pol_queue q = {
-        .id = "support", .ring_timeout = 20, .waiting = 1, .members = NC, .available = NC};
-    reset_cands();
-    memset(&dec, 0x5a, sizeof dec);
-    pol_route(h, acct, acct == 1 ? "acme" : "globex", policy, &call, cands, NC, &q, NULL, NOW, 7,
-              &dec);
-    return &dec;
-}
-
-static size_t memory(pol_host *h)
-{
-    size_t m = 0;
-    pol_host_totals(h, NULL, NULL, &m);
-    return m;
+    return route_with(h, acct, policy, NULL);
 }
 
 static const char *GOOD = "local P = {}\n"
@@ -120,13 +42,9 @@ static int good_routes(pol_host *h, uint32_t acct)
     return !d->failed && d->kind == DEC_RING && d->nring == 1 && d->ring[0].cand == 1;
 }
 
-#define R(body) "local P = {}\nfunction P.route(call, agents, ctx)\n" body "\nend\nreturn P\n"
-
 /* --- one C call doing far more work than it was charged for ------------- */
 
-static const struct hostile {
-    const char *name, *src, *expect;
-} hostile[] = {
+static const struct hostile hostile[] = {
     /* packsize was not charged at all: each call on a 1 MB format walks it. */
     {"packsize-long-format",
      R("local f = string.rep('x', 1000000) for i = 1, 20 do string.packsize(f) end\n"
@@ -229,13 +147,7 @@ static const struct after {
 
 int main(void)
 {
-    const char *wall = getenv("SB_TEST_WALL_MS");
-    pol_limits lim = {.instructions = 1000000,
-                      .wall_ms = wall ? (uint32_t)atoi(wall) : 1000,
-                      .memory = 8u << 20,
-                      .quarantine_after = 0,
-                      .load_instructions = 2000000};
-    pol_host *h = pol_host_new(&lim, get_src, NULL, logline, NULL);
+    pol_host *h = host_new(0);
     add_src(1, "good", GOOD);
     add_src(2, "good", GOOD);
     ok(good_routes(h, 1) && good_routes(h, 2), "good policies route");
@@ -245,20 +157,7 @@ int main(void)
     for (size_t i = 0; i < countof(hostile); i++) {
         const struct hostile *t = &hostile[i];
         snprintf(names[i], sizeof names[i], "hostile-%s", t->name);
-        add_src(1, names[i], t->src);
-        size_t before = memory(h);
-        int logs = nlog;
-        pol_decision *d = route(h, 1, names[i]);
-        ok(d->failed == 1 && strstr(d->error, t->expect) != NULL, "%s: failed with '%s'", t->name,
-           d->error);
-        if (!strstr(d->error, t->expect)) diag("  expected '%s'", t->expect);
-        ok(strncmp(d->error, names[i], strlen(names[i])) == 0 &&
-               strncmp(d->error + strlen(names[i]), ".lua:", 5) == 0,
-           "%s: message starts with file:line", t->name);
-        ok(nlog > logs && strstr(lastlog, "account=acme") && strstr(lastlog, names[i]),
-           "%s: failure logged with account and policy", t->name);
-        ok(memory(h) < before + (64 << 10), "%s: memory back near its level (%zu -> %zu)", t->name,
-           before, memory(h));
+        hostile_fails(h, route, t, names[i]);
         ok(good_routes(h, 1), "%s: the account keeps serving", t->name);
     }
     ok(good_routes(h, 2), "the other account was never affected");
@@ -357,8 +256,7 @@ int main(void)
     add_src(3, "reps", R("for i = 1, 40 do local t = string.rep('x', 2000000) end return {}"));
     static const char *const wl_names[] = {"copies", "reps"};
     for (int i = 0; i < 2; i++) {
-        pol_route(hw, 3, "w", wl_names[i], &(pol_call){.id = "c", .queue = "q"}, cands, NC,
-                  &(pol_queue){.id = "q"}, NULL, NOW, 1, &dec);
+        route_bare(hw, 3, wl_names[i]);
         ok(dec.failed && strstr(dec.error, "wall-clock limit exceeded (1 ms)"), "%s: %s",
            wl_names[i], dec.error);
     }

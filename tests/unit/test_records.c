@@ -9,6 +9,8 @@
 #include "switchboard.h"
 #include "tap.h"
 #include "testkit.h"
+#define RECKIT_MAP_SIZE (8 << 20)
+#include "reckit.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -18,24 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-static sb_engine *eng;
-static sb_result *res;
-
-static sb_engine *open_engine(void)
-{
-    sb_config cfg;
-    test_engine_config(&cfg, dir, "policies", 8 << 20);
-    return test_open(&cfg, res);
-}
-
-static int ev(const char *acct, const char *json)
-{
-    int rc = sb_submit_json(eng, acct, json, strlen(json), res);
-    if (rc) diag("event %s: %s", json, sb_result_message(res));
-    return rc;
-}
-
 static const sb_action *find(sb_action_type type, const char *call)
 {
     for (size_t i = 0; i < sb_result_count(res); i++) {
@@ -43,23 +27,6 @@ static const sb_action *find(sb_action_type type, const char *call)
         if (a->type == type && (!call || (a->call_id && strcmp(a->call_id, call) == 0))) return a;
     }
     return NULL;
-}
-
-static json_t *doc(int rc)
-{
-    if (rc) diag("failed: %s", sb_result_message(res));
-    return rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
-}
-
-static long long jint(json_t *o, const char *k)
-{
-    return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
 }
 
 /* One whole call: offer, answered by whoever rings, hangup after talk_s.
@@ -358,24 +325,6 @@ static void test_holds_and_erasure(void)
 
 /* --- no number in the clear anywhere ----------------------------------------- */
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return NULL;
-    struct stat st;
-    fstat(fd, &st);
-    unsigned char *b = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (b && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
-    *n = got;
-    return b;
-}
-
 static int has(const unsigned char *b, size_t n, const void *pat, size_t pl)
 {
     return memmem(b, n, pat, pl) != NULL;
@@ -585,11 +534,7 @@ static void test_account_deletion(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/sb-test-records-%d", (int)getpid());
-    res = sb_result_new();
-    eng = open_engine();
-    ok(eng != NULL, "engine opened on %s", dir);
-    if (!eng) return done_testing();
+    if (start_engine("records")) return done_testing();
     provision("acme");
     provision("other");
     json_t *a = doc(sb_account_get(eng, "acme", res));

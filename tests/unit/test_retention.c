@@ -12,6 +12,7 @@
 #include "switchboard.h"
 #include "tap.h"
 #include "testkit.h"
+#include "reckit.h"
 
 #include <dlfcn.h>
 #include <jansson.h>
@@ -22,10 +23,6 @@
 #include <unistd.h>
 
 #define DAY 86400000LL
-
-static char dir[256];
-static sb_engine *eng;
-static sb_result *res;
 
 /* LMDB's mdb_put, but when armed the next audit-log write fails the way a
 ** full map makes it fail there: the engine grows the map and runs the
@@ -40,37 +37,6 @@ int mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned int
         return MDB_MAP_FULL;
     }
     return real(txn, dbi, key, data, flags);
-}
-
-static sb_engine *open_engine(void)
-{
-    sb_config cfg;
-    test_engine_config(&cfg, dir, "policies", 16 << 20);
-    return test_open(&cfg, res);
-}
-
-static json_t *doc(int rc)
-{
-    if (rc) diag("failed: %s", sb_result_message(res));
-    return rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
-}
-
-static long long jint(json_t *o, const char *k)
-{
-    return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static int ev(const char *acct, const char *json)
-{
-    int rc = sb_submit_json(eng, acct, json, strlen(json), res);
-    if (rc) diag("event %s: %s", json, sb_result_message(res));
-    return rc;
 }
 
 static void account(const char *id, const char *retention)
@@ -110,42 +76,7 @@ static int call(const char *acct, const char *id, const char *caller, int answer
              caller, attrs ? ",\"attrs\":" : "", attrs ? attrs : "");
     if (ev(acct, json)) return -1;
     now_ms += 3000;
-    if (answer) {
-        snprintf(
-            json, sizeof json,
-            "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"a1\",\"outcome\":\"answered\"}",
-            id);
-        if (ev(acct, json)) return -1;
-        now_ms += 60000;
-        snprintf(json, sizeof json, "{\"type\":\"hangup\",\"call\":\"%s\"}", id);
-    } else {
-        snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s\"}", id);
-    }
-    int rc = ev(acct, json);
-    now_ms += 1000;
-    return rc;
-}
-
-static json_t *sweep(void)
-{
-    return doc(sb_sweep(eng, 0, NULL, NULL, res));
-}
-
-/* Sweep now: the count under key (plus key2's, if given); -1 if it failed. */
-static long long swept(const char *key, const char *key2)
-{
-    json_t *d = sweep();
-    long long n = d ? jint(d, key) + (key2 ? jint(d, key2) : 0) : -1;
-    json_decref(d);
-    return n;
-}
-
-/* Place a hold (JSON); its code, and why on the TAP stream if it failed. */
-static int hold(const char *acct, const char *json)
-{
-    int rc = sb_hold_place(eng, acct, json, strlen(json), res);
-    if (rc) diag("hold %s: %s", json, sb_result_message(res));
-    return rc;
+    return finish(acct, id, answer ? "a1" : NULL);
 }
 
 /* An erasure request for number: the count under key in its report. */
@@ -167,11 +98,6 @@ static int calls_from(const char *acct, const char *prefix, const char *number, 
         errors += call(acct, id, number, 0, NULL) != 0;
     }
     return errors;
-}
-
-static int exists(const char *acct, const char *call_id)
-{
-    return sb_call_get(eng, acct, call_id, res) == 0;
 }
 
 /* Audit entries of an account with this action (and, if given, reason part). */
@@ -834,11 +760,7 @@ static void test_budget(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/sb-test-retention-%d", (int)getpid());
-    res = sb_result_new();
-    eng = open_engine();
-    ok(eng != NULL, "engine opened on %s", dir);
-    if (!eng) return done_testing();
+    if (start_engine("retention")) return done_testing();
     test_keep_90_days();
     test_anonymize();
     test_holds();

@@ -1,0 +1,145 @@
+/*
+** reckit.h — what the C tests of call records and retention (test_records,
+** test_retention, test_compliance) share: one engine on a scratch directory
+** with the stock policies, events as JSON (each refusal shown on the TAP
+** stream), the documents the engine returns and their fields, sweeps, holds,
+** and a file read whole. Include after switchboard.h, tap.h and testkit.h
+** (define RECKIT_MAP_SIZE first for a map other than 16 MB); main opens the
+** engine with start_engine("NAME") (open_engine() opens it again on dir).
+*/
+#ifndef SB_RECKIT_H
+#define SB_RECKIT_H
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef RECKIT_MAP_SIZE
+#define RECKIT_MAP_SIZE (16 << 20)
+#endif
+
+static char dir[256];
+static sb_engine *eng;
+static sb_result *res;
+
+/* The engine on dir, the stock policies from ./policies. */
+static __attribute__((unused)) sb_engine *open_engine(void)
+{
+    sb_config cfg;
+    test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
+    return test_open(&cfg, res);
+}
+
+/* The test's engine on /tmp/sb-test-NAME-PID, and a check that it opened:
+** 0, or -1 if it did not. */
+static __attribute__((unused)) int start_engine(const char *name)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-test-%s-%d", name, (int)getpid());
+    res = sb_result_new();
+    eng = open_engine();
+    ok(eng != NULL, "engine opened on %s", dir);
+    return eng ? 0 : -1;
+}
+
+/* The document of a call that returned rc, or NULL (why on the TAP stream). */
+static __attribute__((unused)) json_t *doc(int rc)
+{
+    if (rc) diag("failed: %s", sb_result_message(res));
+    return rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
+}
+
+static __attribute__((unused)) long long jint(json_t *o, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
+/* A string field, or "". */
+static __attribute__((unused)) const char *jstr(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+/* An event as JSON: its code, and why on the TAP stream if it failed. */
+static __attribute__((unused)) int ev(const char *acct, const char *json)
+{
+    int rc = sb_submit_json(eng, acct, json, strlen(json), res);
+    if (rc) diag("event %s: %s", json, sb_result_message(res));
+    return rc;
+}
+
+/* End a live call: answered by agent (talk 60 s) and hung up, or, agent
+** NULL or "", abandoned. Its code; a second after it ends. */
+static __attribute__((unused)) int finish(const char *acct, const char *id, const char *agent)
+{
+    char json[256];
+    if (agent && agent[0]) {
+        snprintf(json, sizeof json,
+                 "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"%s\","
+                 "\"outcome\":\"answered\"}",
+                 id, agent);
+        if (ev(acct, json)) return -1;
+        now_ms += 60000;
+        snprintf(json, sizeof json, "{\"type\":\"hangup\",\"call\":\"%s\"}", id);
+    } else {
+        snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s\"}", id);
+    }
+    int rc = ev(acct, json);
+    now_ms += 1000;
+    return rc;
+}
+
+/* A sweep now, without a budget: its report, or NULL. */
+static __attribute__((unused)) json_t *sweep(void)
+{
+    return doc(sb_sweep(eng, 0, NULL, NULL, res));
+}
+
+/* Sweep now: the count under key (plus key2's, if given); -1 if it failed. */
+static __attribute__((unused)) long long swept(const char *key, const char *key2)
+{
+    json_t *d = sweep();
+    long long n = d ? jint(d, key) + (key2 ? jint(d, key2) : 0) : -1;
+    json_decref(d);
+    return n;
+}
+
+/* Place a hold (JSON); its code, and why on the TAP stream if it failed. */
+static __attribute__((unused)) int hold(const char *acct, const char *json)
+{
+    int rc = sb_hold_place(eng, acct, json, strlen(json), res);
+    if (rc) diag("hold %s: %s", json, sb_result_message(res));
+    return rc;
+}
+
+/* Whether the call (live, or its record) exists. */
+static __attribute__((unused)) int exists(const char *acct, const char *call_id)
+{
+    return sb_call_get(eng, acct, call_id, res) == 0;
+}
+
+/* The whole file at path, malloc'd (NULL if it cannot be opened); its
+** length in *n (0 then). */
+static __attribute__((unused)) unsigned char *slurp(const char *path, size_t *n)
+{
+    int fd = open(path, O_RDONLY);
+    *n = 0;
+    if (fd < 0) return NULL;
+    struct stat st;
+    fstat(fd, &st);
+    unsigned char *b = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (b && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    *n = got;
+    return b;
+}
+
+#endif
