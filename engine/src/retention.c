@@ -611,6 +611,10 @@ static void count_reason(rctx *x, const char *action, const char *reason)
     if (!x->reasons) return;
     char key[SB_REASON_MAX + 300];
     snprintf(key, sizeof key, "%s: %s", action, reason && *reason ? reason : "(no reason given)");
+    /* A policy's reason may hold bytes that are not UTF-8 (cleaned where
+    ** shown): a JSON key must be UTF-8, or the count would be dropped. */
+    utf8_cut_end(key);
+    utf8_clean(key);
     json_t *v = json_object_get(x->reasons, key);
     json_object_set_new(x->reasons, key, json_integer(v ? json_integer_value(v) + 1 : 1));
 }

@@ -1048,8 +1048,6 @@ static int str_field(dctx *d, int idx, const char *name, size_t max, char *dst, 
     const char *s = lua_tolstring(L, idx, &n);
     if (n > max) return bad(d, "%s: longer than %zu bytes", name, max);
     if (strlen(s) != n) return bad(d, "%s: contains a zero byte", name);
-    /* Reasons reach the audit log and counts keyed by reason, as JSON. */
-    if (!utf8_valid(s)) return bad(d, "%s: not valid UTF-8", name);
     if (n >= cap) return bad(d, "%s: too long", name);
     memcpy(dst, s, n + 1);
     return 0;

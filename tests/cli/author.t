@@ -98,13 +98,6 @@ run "$sb" policy test "$tmp/p.lua" "$tmp/typo.json"
 check 1 "an expect key the decision lacks: its keys are listed" out \
     "expect.agent: the decision has no 'agent' (it has action, agents, mode, devices, timeout)"
 
-# A reason that is not UTF-8 is an invalid decision (it would reach the
-# audit log and the counts keyed by reason, where JSON cannot hold it).
-printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  return { reject = "no \\255 way" }\nend\nreturn P\n' >"$tmp/bytes.lua"
-printf '[{"name": "r", "expect": {"action": "reject"}}]\n' >"$tmp/bytes.json"
-run "$sb" policy test "$tmp/bytes.lua" "$tmp/bytes.json"
-check 1 "a reason that is not UTF-8 is an invalid decision" out "reject: not valid UTF-8"
-
 # A cases file that tests nothing, or is not a list, is said so, naming the
 # file given (not the policy's default cases file).
 printf '[]\n' >"$tmp/none.json"

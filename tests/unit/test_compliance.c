@@ -625,6 +625,29 @@ static void test_audit_reasons(void)
     ok(sb_hold_release(eng, "chat", "hy", res) == 0, "released");
 }
 
+/* An erase hook's reason with bytes that are not UTF-8: the report still
+** counts the records under it (jansson drops a key that is not UTF-8). */
+static void test_reason_bytes(void)
+{
+    static const char *src = "local P = {}\n"
+                             "function P.retain(record, ctx) return { keep = true } end\n"
+                             "function P.erase(record, request, ctx)\n"
+                             "  return { delete = true, reason = 'bad \\255 byte' }\n"
+                             "end\nreturn P\n";
+    ok(with_policy("rb", "ret-bytes", src) == 0, "an erase hook whose reason is not UTF-8");
+    ok(call("rb", "b1", "support", "+442079460777", 1) == 0 &&
+           call("rb", "b2", "support", "+442079460777", 0) == 0,
+       "two calls of a number");
+    json_t *d = doc(sb_erase(eng, "rb", "+442079460777", res));
+    json_t *reasons = json_object_get(d, "reasons");
+    const char *k = json_object_iter_key(json_object_iter(reasons));
+    ok(erase_count(d, "deleted") == 2 && json_object_size(reasons) == 1 && k &&
+           strstr(k, "delete: bad ") &&
+           json_integer_value(json_object_iter_value(json_object_iter(reasons))) == 2,
+       "both deleted, and counted under the reason, cleaned (%s)", sb_result_json(res, NULL));
+    json_decref(d);
+}
+
 int main(void)
 {
     if (start_engine("compliance")) return done_testing();
@@ -637,6 +660,7 @@ int main(void)
     test_odd_review_dates();
     test_account_deletion();
     test_audit_reasons();
+    test_reason_bytes();
     sb_close(eng);
     sb_result_free(res);
     char cmd[300];
