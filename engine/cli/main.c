@@ -34,6 +34,8 @@ static void usage(FILE *f)
                "  records COMMAND ...           call records: export, erase, list, get, hold,\n"
                "                                release, holds, audit, stats (records --help)\n"
                "  sweep --data-dir DIR          run a retention sweep now, with a summary\n"
+               "  backup --data-dir DIR DEST    a consistent, compacted copy of the data\n"
+               "                                (not the master key), while others work\n"
                "  serve [FLAGS]                 the HTTP/JSON daemon (serve --help)\n"
                "  version                       print the version\n"
                "\n"
@@ -448,6 +450,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "simulate") == 0) return cli_simulate(argc - 2, argv + 2);
     if (strcmp(cmd, "records") == 0) return cli_records(argc - 2, argv + 2);
     if (strcmp(cmd, "sweep") == 0) return cli_sweep(argc - 2, argv + 2);
+    if (strcmp(cmd, "backup") == 0) return cli_backup(argc - 2, argv + 2);
     if (strcmp(cmd, "serve") == 0) return sb_daemon_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("switchboard %s\n", sb_version());

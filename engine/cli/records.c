@@ -594,6 +594,23 @@ static void progress(void *arg, uint64_t done, uint64_t total)
     b->last_done = done;
 }
 
+/* What sweep and backup share: the usage check (nargs arguments) and the
+** engine on --data-dir. 0 with *e and *res set, or the exit status. */
+static int open_for(const char *cmd, const char *usage, int bad, int nargs, const opts *o,
+                    sb_engine **e, sb_result **res)
+{
+    if (bad || o->nargs != nargs || !o->data_dir) {
+        if (!bad && !o->data_dir)
+            fprintf(stderr, "switchboard: %s: --data-dir DIR is required\n", cmd);
+        fprintf(stderr, "usage: switchboard %s\n", usage);
+        return 2;
+    }
+    *res = sb_result_new();
+    if ((*e = open_dir(o, *res))) return 0;
+    sb_result_free(*res);
+    return 1;
+}
+
 int cli_sweep(int argc, char **argv)
 {
     opts o = {0};
@@ -610,18 +627,11 @@ int cli_sweep(int argc, char **argv)
     }
     unsigned long long budget = 0;
     if (!bad) bad = whole_number("--budget-ms", o.budget, UINT32_MAX, &budget);
-    if (bad || o.nargs || !o.data_dir) {
-        if (!bad && !o.data_dir)
-            fprintf(stderr, "switchboard: sweep: --data-dir DIR is required\n");
-        fprintf(stderr, "usage: switchboard sweep --data-dir DIR [--budget-ms N] [--json]\n");
-        return 2;
-    }
-    sb_result *res = sb_result_new();
-    sb_engine *e = open_dir(&o, res);
-    if (!e) {
-        sb_result_free(res);
-        return 1;
-    }
+    sb_result *res;
+    sb_engine *e;
+    int st =
+        open_for("sweep", "sweep --data-dir DIR [--budget-ms N] [--json]", bad, 0, &o, &e, &res);
+    if (st) return st;
     bar b = {.tty = !o.quiet && !o.json && isatty(2), .t0 = mono()};
     int rc = sb_sweep(e, (uint32_t)budget, progress, &b, res);
     if (b.tty) fprintf(stderr, "\n");
@@ -649,6 +659,44 @@ int cli_sweep(int argc, char **argv)
         if (secs > 0 && N("reviewed"))
             printf("%.0f records/s reviewed\n", (double)N("reviewed") / secs);
 #undef N
+        json_decref(d);
+    }
+    sb_close(e);
+    sb_result_free(res);
+    return rc ? 1 : 0;
+}
+
+/* --- backup --------------------------------------------------------------- */
+
+int cli_backup(int argc, char **argv)
+{
+    opts o = {0};
+    int bad = parse_opts(argc, argv, &o);
+    if (!bad && o.help) {
+        printf("usage: switchboard backup --data-dir DIR [--key-file F] [--json] DEST\n"
+               "Copy the data directory into DEST (created, or an empty directory) while\n"
+               "the daemon and others keep working: the data as one transaction saw it,\n"
+               "compacted (old versions of anonymized or deleted records left behind),\n"
+               "and the wrapped data keys. The master key is not copied: keep it apart;\n"
+               "the backup opens only with it. To restore, stop everything using DIR and\n"
+               "put DEST's files (and the master key) in its place.\n"
+               "Exit status: 0 written, 1 an error, 2 a usage error.\n");
+        return 0;
+    }
+    sb_result *res;
+    sb_engine *e;
+    int st = open_for("backup", "backup --data-dir DIR [--json] DEST", bad, 1, &o, &e, &res);
+    if (st) return st;
+    int rc = sb_backup(e, o.args[0], res);
+    if (rc) {
+        fprintf(stderr, "switchboard: backup failed: %s\n", sb_result_message(res));
+    } else if (o.json) {
+        print_json(res);
+    } else {
+        json_t *d = result_doc(res);
+        printf("backup written to %s (%.1f MiB); the master key was not copied: keep it apart, "
+               "the backup opens only with it\n",
+               o.args[0], (double)json_integer_value(json_object_get(d, "bytes")) / 1048576.0);
         json_decref(d);
     }
     sb_close(e);

@@ -612,6 +612,17 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 **  "lmdb":{"map_size":N,"used_bytes":N,"readers":N,"max_readers":N}} */
 SB_API int sb_stats(sb_engine *eng, sb_result *res);
 
+/* A consistent copy of the data directory into dest (created, or an empty
+** directory), while the engine and others keep working: data.mdb as one
+** transaction saw it, compacted (free pages, and with them the old
+** versions of records since anonymized or deleted, are left behind), and
+** the wrapped data keys. The master key is not copied: the backup opens
+** with the data directory's key (key_file). To restore, stop every engine
+** on the data directory and put the backup's files in its place.
+** res's JSON: {"dir":"...","bytes":N,"master_key":"not copied: ..."}.
+** SB_EEXIST if dest is not empty; SB_EFULL if the disk is full. */
+SB_API int sb_backup(sb_engine *eng, const char *dest, sb_result *res);
+
 #ifdef __cplusplus
 }
 #endif

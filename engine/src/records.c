@@ -248,6 +248,46 @@ int records_open(sb_engine *e, sb_result *res)
     return master_check(e, res);
 }
 
+int rec_keys_copy(sb_engine *e, const char *dest, sb_result *res)
+{
+    rec_state *rs = e->rec;
+    if (!rs || rs->keyfd < 0) return res_err(res, SB_ECRYPTO, NULL, "no data key file open");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.keys", dest);
+    int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out < 0)
+        return res_err(res, errno == ENOSPC ? SB_EFULL : SB_ESTORE, "dest", "cannot create %s: %s",
+                       path, strerror(errno));
+    /* Under the lock this engine writes slots with: a slot is copied whole. */
+    pthread_mutex_lock(&rs->mu);
+    uint8_t buf[1 << 14];
+    off_t at = 0;
+    int err = 0;
+    for (;;) {
+        ssize_t n = pread(rs->keyfd, buf, sizeof buf, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            err = n < 0 ? errno : 0;
+            break;
+        }
+        for (ssize_t w = 0; w < n && !err;) {
+            ssize_t m = write(out, buf + w, (size_t)(n - w));
+            if (m < 0 && errno != EINTR) err = errno;
+            if (m > 0) w += m;
+        }
+        if (err) break;
+        at += n;
+    }
+    pthread_mutex_unlock(&rs->mu);
+    cr_wipe(buf, sizeof buf);
+    if (!err && fsync(out)) err = errno;
+    if (close(out) && !err) err = errno;
+    if (err)
+        return res_err(res, err == ENOSPC ? SB_EFULL : SB_ESTORE, "dest", "cannot write %s: %s",
+                       path, strerror(err));
+    return 0;
+}
+
 void records_close(sb_engine *e)
 {
     rec_state *rs = e->rec;

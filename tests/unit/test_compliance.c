@@ -169,11 +169,11 @@ static int pseudonym_of(const char *acct, const char *number, uint8_t out[16])
     return rc;
 }
 
-/* Times the bytes occur in data.mdb. */
-static int mdb_count(const void *pat, size_t pl)
+/* Times the bytes occur in data.mdb of directory d (NULL: the engine's). */
+static int mdb_count_in(const char *d, const void *pat, size_t pl)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    snprintf(path, sizeof path, "%s/data.mdb", d ? d : dir);
     size_t len;
     unsigned char *b = slurp(path, &len);
     int n = 0;
@@ -181,6 +181,11 @@ static int mdb_count(const void *pat, size_t pl)
         if (!memcmp(b + o, pat, pl)) n++;
     free(b);
     return n;
+}
+
+static int mdb_count(const void *pat, size_t pl)
+{
+    return mdb_count_in(NULL, pat, pl);
 }
 
 /* Entries of the review index whose record key ends with call_id. */
@@ -248,6 +253,33 @@ static void test_anonymize_leaves_nothing(void)
     json_t *a = doc(sb_audit_list(eng, "anon", 0, 0, res));
     ok(a && !text_has_number(sb_result_json(res, NULL), num), "the audit log holds no number");
     json_decref(a);
+
+    /* A backup is compacted: the free pages, and the old copies in them,
+    ** stay behind; it opens with the data directory's master key. */
+    char bdir[600], cmd[1300];
+    snprintf(bdir, sizeof bdir, "%s-backup", dir);
+    rmtree(bdir);
+    json_t *bk = doc(sb_backup(eng, bdir, res));
+    ok(bk && json_integer_value(json_object_get(bk, "bytes")) > 0,
+       "a backup while the engine runs (%s)", sb_result_json(res, NULL));
+    json_decref(bk);
+    is_int(mdb_count_in(bdir, ps, 16), 0, "the backup holds no copy of the pseudonym");
+    int brc = sb_backup(eng, bdir, res);
+    ok(brc == SB_EEXIST && !strcmp(sb_result_field(res), "dest"),
+       "a second backup into the same directory is refused (%s)", sb_result_message(res));
+    ok(sb_backup(eng, dir, res) != 0, "so is one into the data directory");
+    snprintf(cmd, sizeof cmd, "cp %s/master.key %s/", dir, bdir);
+    if (system(cmd)) diag("cannot copy the master key");
+    sb_config bc;
+    test_engine_config(&bc, bdir, NULL, 0);
+    sb_engine *be = test_open(&bc, res);
+    json_t *rl = be ? doc(sb_records_list(be, "anon", NULL, 0, res)) : NULL;
+    ok(be && json_array_size(json_object_get(rl, "records")) > 0 &&
+           doc_len(sb_records_export(be, "anon", num, SB_EXPORT_JSON, res), "records") == 0,
+       "the backup opens with the master key, its records there, the number still gone");
+    json_decref(rl);
+    if (be) sb_close(be);
+    rmtree(bdir);
 
     sb_close(eng);
     is_int(mdb_count(num + 1, strlen(num + 1)), 0, "data.mdb never held the number in the clear");
