@@ -617,9 +617,13 @@ static void totals_of(sb_engine *e, void *arg)
 
 /* A backup directory: created, or an empty one given; never the data
 ** directory itself. */
-static int backup_dest(sb_engine *e, const char *dest, sb_result *res)
+static int backup_dest(sb_engine *e, const char *dest, int *made, sb_result *res)
 {
-    if (mkdir(dest, 0700) == 0) return 0;
+    *made = 0;
+    if (mkdir(dest, 0700) == 0) {
+        *made = 1;
+        return 0;
+    }
     if (errno != EEXIST)
         return res_err(res, errno == ENOSPC ? SB_EFULL : SB_EINVAL, "dest", "cannot create %s: %s",
                        dest, strerror(errno));
@@ -640,13 +644,30 @@ static int backup_dest(sb_engine *e, const char *dest, sb_result *res)
                            "%s is not empty: a backup goes into a new or empty directory", dest);
 }
 
+static int backup_write(sb_engine *e, const char *dest, sb_result *res);
+
 int sb_backup(sb_engine *e, const char *dest, sb_result *res)
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!dest || !*dest) return res_err(res, SB_EINVAL, "dest", "no backup directory given");
-    int rc = backup_dest(e, dest, res);
+    int made, rc = backup_dest(e, dest, &made, res);
     if (rc) return rc;
+    rc = backup_write(e, dest, res);
+    if (rc) { /* nothing half-written is left for a retry to trip over */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/data.mdb", dest);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/data.keys", dest);
+        unlink(path);
+        if (made) rmdir(dest);
+    }
+    return rc;
+}
+
+static int backup_write(sb_engine *e, const char *dest, sb_result *res)
+{
+    int rc;
     /* One read transaction's snapshot, written page by page without the
     ** free ones: old versions of changed or deleted data stay behind. */
     if ((rc = mdb_env_copy2(e->env, dest, MDB_CP_COMPACT)))

@@ -233,15 +233,29 @@ static void map_full(const char *base)
     eng = NULL;
 }
 
+/* A small tmpfs at mnt (a skip on the TAP stream where this process may
+** not mount one: -1), and taking it away. */
+static int tmpfs_on(const char *mnt, const char *opts, const char *what)
+{
+    mkdir(mnt, 0700);
+    if (mount("tmpfs", mnt, "tmpfs", 0, opts) == 0) return 0;
+    printf("ok %d # skip %s: cannot mount a tmpfs here (%s)\n", ++tap_n, what, strerror(errno));
+    rmdir(mnt);
+    return -1;
+}
+
+static void tmpfs_off(const char *mnt)
+{
+    if (umount(mnt) != 0 && umount2(mnt, MNT_DETACH) != 0)
+        diag("umount %s: %s", mnt, strerror(errno));
+    rmdir(mnt);
+}
+
 static void disk_full(const char *base)
 {
     char mnt[400], data[450], filler[450];
     snprintf(mnt, sizeof mnt, "%s/disk", base);
-    mkdir(mnt, 0700);
-    if (mount("tmpfs", mnt, "tmpfs", 0, "size=3m,mode=0700") != 0) {
-        printf("ok %d # skip disk: cannot mount a tmpfs here (%s)\n", ++tap_n, strerror(errno));
-        return;
-    }
+    if (tmpfs_on(mnt, "size=3m,mode=0700", "disk")) return;
     snprintf(data, sizeof data, "%s/data", mnt);
     snprintf(filler, sizeof filler, "%s/filler", mnt);
     FILE *f = fopen(filler, "wb");
@@ -279,9 +293,36 @@ static void disk_full(const char *base)
         sb_close(eng);
         eng = NULL;
     }
-    if (umount(mnt) != 0 && umount2(mnt, MNT_DETACH) != 0)
-        diag("umount %s: %s", mnt, strerror(errno));
-    rmdir(mnt);
+    tmpfs_off(mnt);
+}
+
+/* A backup onto a disk too small for it: SB_EFULL, and nothing of it left
+** behind (a retry would otherwise find the directory not empty). */
+static void backup_full(const char *base)
+{
+    char data[450], mnt[400], dest[450];
+    snprintf(data, sizeof data, "%s/bdata", base);
+    snprintf(mnt, sizeof mnt, "%s/bdisk", base);
+    if (tmpfs_on(mnt, "size=64k,mode=0700", "backup")) return;
+    snprintf(dest, sizeof dest, "%s/copy", mnt);
+    if (ok(open_engine(data, (size_t)4 << 20, 0) == 0, "backup: an engine with data")) {
+        for (int i = 0; i < 40; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "b%d", i);
+            char *doc = filler_doc(id, 4000);
+            if (sb_agent_put(eng, "acme", doc, strlen(doc), res))
+                diag("%s", sb_result_message(res));
+            free(doc);
+        }
+        int rc = sb_backup(eng, dest, res);
+        struct stat st;
+        ok(rc == SB_EFULL && stat(dest, &st) != 0,
+           "backup: onto a full disk, SB_EFULL and nothing left behind (%s)",
+           sb_result_message(res));
+        sb_close(eng);
+        eng = NULL;
+    }
+    tmpfs_off(mnt);
 }
 
 int main(void)
@@ -294,6 +335,7 @@ int main(void)
     res = sb_result_new();
     map_full(base);
     disk_full(base);
+    backup_full(base);
     sb_result_free(res);
     rmtree(base);
     return done_testing();
