@@ -1164,3 +1164,33 @@ func (e *Engine) Sync() error {
 	}
 	return nil
 }
+
+// ---------------------------------------------------------------------------
+// Backups
+
+// BackupReport describes a backup Backup wrote.
+type BackupReport struct {
+	Dir       string `json:"dir"`        // the backup's directory, as given
+	Bytes     int64  `json:"bytes"`      // the size of the copied data.mdb
+	MasterKey string `json:"master_key"` // what became of the master key: "not copied: ..."
+}
+
+// Backup copies the data directory into dest (created, or an empty
+// directory) while this engine and others keep working (sb_backup): data.mdb
+// as one transaction saw it, compacted (the old versions of anonymized or
+// deleted records are left behind), and the wrapped data keys (data.keys).
+// The master key is not copied: the backup opens only with the data
+// directory's key (Config.KeyFile), which must be kept apart. To restore,
+// stop every engine on the data directory and put the backup's files in its
+// place. A dest that is not empty is ErrExists (Field "dest") and is left as
+// it was; "" or the data directory itself is ErrInvalid; a full disk ErrFull.
+func (e *Engine) Backup(dest string) (*BackupReport, error) {
+	var r BackupReport
+	err := e.callInto([]string{dest}, &r, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_backup(e.eng, s[0], res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -789,6 +790,74 @@ func TestRecords(t *testing.T) {
 	eng.Close()
 	if _, err := eng.Sweep(0, nil); !errors.Is(err, switchboard.ErrInvalid) {
 		t.Errorf("Sweep on a closed engine: %v", err)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func TestBackup(t *testing.T) {
+	clock := newClock()
+	data := filepath.Join(t.TempDir(), "data")
+	eng := open(t, data, clock, nil)
+	recordsSetup(t, eng, clock)
+
+	dest := filepath.Join(t.TempDir(), "backup") // does not exist yet: Backup creates it
+	r, err := eng.Backup(dest)
+	if err != nil || r == nil || r.Dir != dest || r.Bytes <= 0 || !strings.HasPrefix(r.MasterKey, "not copied") {
+		t.Fatalf("Backup: %+v %v", r, err)
+	}
+	if st, err := os.Stat(filepath.Join(dest, "data.mdb")); err != nil || st.Size() != r.Bytes {
+		t.Errorf("data.mdb in the backup: %v %v (Bytes %d)", st, err, r.Bytes)
+	}
+	if !exists(filepath.Join(dest, "data.keys")) {
+		t.Error("data.keys is not in the backup")
+	}
+	if !exists(filepath.Join(data, "master.key")) || exists(filepath.Join(dest, "master.key")) {
+		t.Error("master.key must be in the data directory and not in the backup")
+	}
+
+	var se *switchboard.Error
+	_, err = eng.Backup(dest)
+	if !errors.Is(err, switchboard.ErrExists) || !errors.As(err, &se) || se.Code != switchboard.ErrExists || se.Field != "dest" {
+		t.Errorf("a second backup into the same directory: %v", err)
+	}
+	cases := []struct {
+		name, dest string
+		field      string
+	}{
+		{"no directory", "", "dest"},
+		{"the data directory itself", data, "dest"},
+		{"a NUL byte", dest + "-nul\x00x", ""},
+	}
+	for _, c := range cases {
+		r, err := eng.Backup(c.dest)
+		if r != nil || !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || (c.field != "" && se.Field != c.field) {
+			t.Errorf("%s: %+v %v", c.name, r, err)
+		}
+	}
+	if exists(dest + "-nul") {
+		t.Error("a dest holding a NUL byte wrote at the path before it")
+	}
+
+	// The backup opens with the data directory's master key.
+	cp, err := switchboard.Open(switchboard.Config{DataDir: dest, KeyFile: filepath.Join(data, "master.key"),
+		Sync: switchboard.SyncNone, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := cp.RecordsList("acme", switchboard.RecordsQuery{})
+	cp.Close()
+	if err != nil || ids(recs) != "c3,c2,c1" {
+		t.Errorf("the backup's records: %v %v", ids(recs), err)
+	}
+
+	eng.Close()
+	closed := filepath.Join(t.TempDir(), "closed")
+	if _, err := eng.Backup(closed); !errors.Is(err, switchboard.ErrInvalid) || exists(closed) {
+		t.Errorf("Backup on a closed engine: %v", err)
 	}
 }
 

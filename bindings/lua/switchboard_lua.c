@@ -123,6 +123,21 @@ static void box_free(engine_box *b)
     free(b);
 }
 
+/* A string argument as C will read it: one holding a NUL byte would be cut
+** there (the id "alice\0zzz" naming alice), so it is refused. */
+static const char *check_str(lua_State *L, int i)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, i, &n);
+    if (strlen(s) != n) luaL_argerror(L, i, "holds a NUL byte");
+    return s;
+}
+
+static const char *opt_str(lua_State *L, int i, const char *def)
+{
+    return lua_isnoneornil(L, i) ? def : check_str(L, i);
+}
+
 static engine_box *check_box(lua_State *L)
 {
     engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
@@ -497,7 +512,7 @@ typedef int (*list_fn)(sb_engine *, const char *, sb_result *);
 static int do_put_ret(lua_State *L, put_fn fn, int (*ret)(lua_State *, int, sb_result *))
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2);
+    const char *acct = check_str(L, 2);
     size_t len;
     int borrowed;
     enc_err e;
@@ -530,7 +545,7 @@ static int l_account_put(lua_State *L)
 static int l_account_get(lua_State *L)
 {
     engine_box *b = check_box(L);
-    return ret_doc(L, sb_account_get(b->eng, luaL_checkstring(L, 2), b->res), b->res);
+    return ret_doc(L, sb_account_get(b->eng, check_str(L, 2), b->res), b->res);
 }
 
 static int l_account_list(lua_State *L)
@@ -542,27 +557,27 @@ static int l_account_list(lua_State *L)
 static int l_account_delete(lua_State *L)
 {
     engine_box *b = check_box(L);
-    return ret_actions(L, sb_account_delete(b->eng, luaL_checkstring(L, 2), b->res), b->res);
+    return ret_actions(L, sb_account_delete(b->eng, check_str(L, 2), b->res), b->res);
 }
 
 static int do_get(lua_State *L, get_fn fn)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
+    const char *acct = check_str(L, 2), *id = check_str(L, 3);
     return ret_doc(L, fn(b->eng, acct, id, b->res), b->res);
 }
 
 static int do_delete(lua_State *L, get_fn fn)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
+    const char *acct = check_str(L, 2), *id = check_str(L, 3);
     return ret_actions(L, fn(b->eng, acct, id, b->res), b->res);
 }
 
 static int do_list(lua_State *L, list_fn fn)
 {
     engine_box *b = check_box(L);
-    return ret_doc(L, fn(b->eng, luaL_checkstring(L, 2), b->res), b->res);
+    return ret_doc(L, fn(b->eng, check_str(L, 2), b->res), b->res);
 }
 
 static int l_agent_put(lua_State *L)
@@ -618,8 +633,7 @@ static int l_policy_delete(lua_State *L)
 static int l_member_put(lua_State *L)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2), *q = luaL_checkstring(L, 3),
-               *agent = luaL_checkstring(L, 4);
+    const char *acct = check_str(L, 2), *q = check_str(L, 3), *agent = check_str(L, 4);
     size_t len;
     int borrowed;
     char *doc;
@@ -633,8 +647,7 @@ static int l_member_put(lua_State *L)
 static int l_member_delete(lua_State *L)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2), *q = luaL_checkstring(L, 3),
-               *agent = luaL_checkstring(L, 4);
+    const char *acct = check_str(L, 2), *q = check_str(L, 3), *agent = check_str(L, 4);
     return ret_actions(L, sb_member_delete(b->eng, acct, q, agent, b->res), b->res);
 }
 
@@ -786,7 +799,7 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
 static int l_submit(lua_State *L)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2);
+    const char *acct = check_str(L, 2);
     if (lua_type(L, 3) == LUA_TSTRING) {
         size_t len;
         const char *j = lua_tolstring(L, 3, &len);
@@ -830,7 +843,7 @@ static int l_next_deadline(lua_State *L)
 static int l_policy_put(lua_State *L)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2), *name = luaL_checkstring(L, 3);
+    const char *acct = check_str(L, 2), *name = check_str(L, 3);
     size_t slen;
     const char *src = luaL_checklstring(L, 4, &slen);
     char *cases = NULL;
@@ -873,7 +886,7 @@ static int l_stats(lua_State *L)
 static int l_apikey_create(lua_State *L)
 {
     engine_box *b = check_box(L);
-    return ret_doc(L, sb_apikey_create(b->eng, luaL_checkstring(L, 2), b->res), b->res);
+    return ret_doc(L, sb_apikey_create(b->eng, check_str(L, 2), b->res), b->res);
 }
 
 /* true when key is a current key of the account, false otherwise. */
@@ -881,7 +894,7 @@ static int l_apikey_verify(lua_State *L)
 {
     engine_box *b = check_box(L);
     size_t len;
-    const char *acct = luaL_checkstring(L, 2), *key = luaL_checklstring(L, 3, &len);
+    const char *acct = check_str(L, 2), *key = luaL_checklstring(L, 3, &len);
     lua_pushboolean(L, sb_apikey_verify(b->eng, acct, key, len) == 0);
     return 1;
 }
@@ -889,7 +902,7 @@ static int l_apikey_verify(lua_State *L)
 static int l_apikey_revoke(lua_State *L)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
+    const char *acct = check_str(L, 2), *id = check_str(L, 3);
     return ret_actions(L, sb_apikey_revoke(b->eng, acct, id, b->res), b->res);
 }
 
@@ -902,7 +915,7 @@ static int l_apikey_revoke(lua_State *L)
 static int l_records_list(lua_State *L)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2);
+    const char *acct = check_str(L, 2);
     size_t len;
     int borrowed;
     char *q;
@@ -918,7 +931,7 @@ static int l_records_export(lua_State *L)
 {
     static const char *const formats[] = {"json", "csv", NULL};
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2), *number = luaL_checkstring(L, 3);
+    const char *acct = check_str(L, 2), *number = check_str(L, 3);
     int f = luaL_checkoption(L, 4, "json", formats);
     return ret_doc(
         L, sb_records_export(b->eng, acct, number, f ? SB_EXPORT_CSV : SB_EXPORT_JSON, b->res),
@@ -929,7 +942,7 @@ static int l_records_export(lua_State *L)
 static int l_erase(lua_State *L)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2), *number = luaL_checkstring(L, 3);
+    const char *acct = check_str(L, 2), *number = check_str(L, 3);
     return ret_doc(L, sb_erase(b->eng, acct, number, b->res), b->res);
 }
 
@@ -973,7 +986,7 @@ static int64_t opt_ms(lua_State *L, int i)
 static int l_aggregates(lua_State *L)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2), *queue = luaL_optstring(L, 3, NULL);
+    const char *acct = check_str(L, 2), *queue = opt_str(L, 3, NULL);
     int64_t from = opt_ms(L, 4), to = opt_ms(L, 5);
     return ret_doc(L, sb_aggregates(b->eng, acct, queue, from, to, b->res), b->res);
 }
@@ -982,7 +995,7 @@ static int l_aggregates(lua_State *L)
 static int l_audit_list(lua_State *L)
 {
     engine_box *b = check_box(L);
-    const char *acct = luaL_checkstring(L, 2);
+    const char *acct = check_str(L, 2);
     int64_t after = opt_ms(L, 3), limit = opt_ms(L, 4);
     return ret_doc(L, sb_audit_list(b->eng, acct, (uint64_t)after, (size_t)limit, b->res), b->res);
 }
@@ -1038,6 +1051,23 @@ static int l_sweep(lua_State *L)
     int n = ret_doc(L, rc, res);
     sb_result_free(res);
     return n;
+}
+
+/* ---- backups -------------------------------------------------------------------- */
+
+/* eng:backup(dest) -> {dir, bytes, master_key}: a consistent copy of the data
+** directory (data.mdb compacted, the wrapped data keys; never the master key)
+** into dest, created or an empty directory. A dest that is not empty: nil,
+** message, sb.EEXIST, "dest". */
+static int l_backup(lua_State *L)
+{
+    engine_box *b = check_box(L);
+    size_t len;
+    const char *dest = luaL_checklstring(L, 2, &len);
+    /* C would read a path holding a NUL byte as a shorter one: a backup
+    ** written where nobody asked. */
+    if (strlen(dest) != len) return push_fail(L, SB_EINVAL, "dest holds a NUL byte", "dest");
+    return ret_doc(L, sb_backup(b->eng, dest, b->res), b->res);
 }
 
 /* eng:clock() -> ms; eng:set_clock(ms): only for engines opened with a
@@ -1319,7 +1349,7 @@ static int l_array(lua_State *L)
 static int l_policy_check(lua_State *L)
 {
     size_t len;
-    const char *name = luaL_checkstring(L, 1), *src = luaL_checklstring(L, 2, &len);
+    const char *name = check_str(L, 1), *src = luaL_checklstring(L, 2, &len);
     sb_result *res = sb_result_new();
     if (!res) return luaL_error(L, "switchboard: out of memory");
     int rc = sb_policy_check(name, src, len, res);
@@ -1341,7 +1371,7 @@ static int l_policy_check(lua_State *L)
 static int l_policy_test(lua_State *L)
 {
     size_t len, clen;
-    const char *name = luaL_checkstring(L, 1), *src = luaL_checklstring(L, 2, &len);
+    const char *name = check_str(L, 1), *src = luaL_checklstring(L, 2, &len);
     int borrowed;
     enc_err e;
     char *cases = arg_json(L, 3, &clen, &borrowed, &e);
@@ -1411,6 +1441,7 @@ static const luaL_Reg engine_methods[] = {
     {"aggregates", l_aggregates},
     {"audit_list", l_audit_list},
     {"sweep", l_sweep},
+    {"backup", l_backup},
     {"clock", l_clock},
     {"set_clock", l_set_clock},
     {"logs", l_logs},

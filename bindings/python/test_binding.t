@@ -8,8 +8,8 @@ compile errors, a policy failing at run time falling back), policy tools
 without an engine, API keys, two engines on one data directory (also from
 several threads at once: nobody double-booked), call records and retention
 (listing, access requests as JSON and CSV, legal holds, sweeps with a
-progress callback, the audit log, erasure, aggregates), deferred sync,
-closing.
+progress callback, the audit log, erasure, aggregates), backups, deferred
+sync, closing.
 
 Run by `make test` (SB_BUILD names the build directory, relative to the
 repository root) or by hand: bindings/python/test_binding.t. Under a
@@ -751,6 +751,51 @@ def test_records():
             "after=2**64-1, the largest, is taken")
 
 
+def test_backup():
+    clock = Clock()
+    data = os.path.join(TMP, "backup-data")
+    with sb.Engine(data, policy_dir=POLICIES, sync="none", clock=clock,
+                   log=lambda *a: None) as eng:
+        records_setup(eng, clock)
+        dest = os.path.join(TMP, "backup-copy")  # does not exist yet: created
+        r = eng.backup(dest)
+        ok(isinstance(r, dict) and r.get("dir") == dest and isinstance(r.get("bytes"), int)
+           and r["bytes"] > 0, "backup(dest): a dict with dir and bytes > 0 (%r)" % (r,))
+        ok("not copied" in (r or {}).get("master_key", ""), "and says the master key was not "
+                                                            "copied")
+        ok(os.path.isfile(os.path.join(dest, "data.mdb")) and
+           os.path.isfile(os.path.join(dest, "data.keys")),
+           "data.mdb and data.keys are in the backup")
+        is_(os.path.getsize(os.path.join(dest, "data.mdb")), r["bytes"],
+            "bytes is the size of the copied data.mdb")
+        ok(os.path.isfile(os.path.join(data, "master.key")) and
+           not os.path.exists(os.path.join(dest, "master.key")),
+           "master.key is in the data directory, not in the backup")
+        raises(lambda: eng.backup(dest), sb.ExistsError,
+               "a second backup into the same directory: ExistsError", sb.EEXIST, "dest")
+        raises(lambda: eng.backup(""), sb.InvalidError, "no directory: InvalidError",
+               sb.EINVAL, "dest")
+        raises(lambda: eng.backup(data), sb.InvalidError,
+               "a backup into the data directory itself: InvalidError", sb.EINVAL, "dest")
+        raises(lambda: eng.backup(42), TypeError, "a dest that is not a path: TypeError")
+        raises(lambda: eng.backup(dest + "-nul\0x"), sb.InvalidError,
+               "a dest holding a NUL byte: InvalidError", sb.EINVAL)
+        ok(not os.path.exists(dest + "-nul"), "and nothing was written at the path before the "
+                                              "NUL")
+        import pathlib
+        r2 = eng.backup(pathlib.Path(TMP) / "backup-path")
+        is_(r2["dir"], os.path.join(TMP, "backup-path"), "a pathlib.Path is taken too")
+    with sb.Engine(dest, key_file=os.path.join(data, "master.key"), sync="none",
+                   log=lambda *a: None) as copy:
+        is_([x["id"] for x in copy.records_list("acme")], ["c3", "c2", "c1"],
+            "the backup opens with the data directory's master key, its records there")
+    eng.close()
+    raises(lambda: eng.backup(os.path.join(TMP, "backup-closed")), sb.InvalidError,
+           "backup on a closed engine: InvalidError", sb.EINVAL)
+    ok(not os.path.exists(os.path.join(TMP, "backup-closed")),
+       "and nothing was created")
+
+
 def test_gateway_example():
     """examples/python/gateway.py on examples/c-gateway's calls (and the C
     gateway's output, when make built it: the two must agree)."""
@@ -789,8 +834,8 @@ def test_gateway_example():
 
 def main():
     tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
-             test_policies, test_policy_tools, test_apikeys, test_records, test_two_engines,
-             test_defer_and_reopen, test_gateway_example]
+             test_policies, test_policy_tools, test_apikeys, test_records, test_backup,
+             test_two_engines, test_defer_and_reopen, test_gateway_example]
     try:
         for t in tests:
             try:

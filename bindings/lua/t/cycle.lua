@@ -1,7 +1,7 @@
 -- cycle.lua — the binding's API end to end, run by lua51.t (LuaJIT, lua5.1)
 -- and lua54.t (lua5.4): provisioning, a full call cycle routed by a Lua 5.4
 -- policy inside the engine, timers on a manual clock, the error conventions,
--- the JSON helpers, and closing. Needs SB_LUA_T (this folder) and the module
+-- the JSON helpers, backups, and closing. Needs SB_LUA_T (this folder) and the module
 -- on LUA_CPATH.
 local T = require "tap"
 local sb = require "switchboard"
@@ -49,6 +49,11 @@ T.is(agents and #agents.agents, 3, "agent_list lists three agents")
 local alice = eng:agent_get("acme", "alice")
 T.is(alice and alice.status, "available", "agent_get: alice is available")
 T.is(alice and alice.devices.softphone, "sip:alice@127.0.0.1:5071", "agent_get: her softphone URI")
+-- C reads a string up to its first NUL byte: an id holding one would name
+-- another agent ("alice\0zzz" is alice), so it is refused.
+T.raises(function() eng:agent_delete("acme", "alice\0zzz") end, "NUL byte",
+         "an id holding a NUL byte is refused")
+T.is(eng:agent_get("acme", "alice") and "kept", "kept", "and alice is still there")
 
 -- The call cycle. The policy is Lua 5.4-only code (<const>, //, |): routing
 -- works from a 5.1 host only because the engine runs its own Lua 5.4.
@@ -227,6 +232,36 @@ T.ok(enc == nil and tostring(emsg):find("NUL") ~= nil,
 local cyc = {}
 cyc.self = cyc
 T.ok(sb.json_encode(cyc) == nil, "a cycle is refused, not followed forever")
+
+-- Backups: a consistent copy of the data directory, without the master key.
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+local bdest = T.tmpdir() .. "/backup" -- does not exist yet: backup creates it
+local bk, bmsg = eng:backup(bdest)
+if not T.ok(type(bk) == "table" and bk.dir == bdest and type(bk.bytes) == "number" and bk.bytes > 0,
+            "backup(dest) returns { dir = dest, bytes > 0 } (" .. tostring(bk and bk.bytes) .. ")") then
+  T.diag(bmsg)
+end
+T.like(bk and bk.master_key, "^not copied", "and says the master key was not copied")
+T.ok(exists(bdest .. "/data.mdb") and exists(bdest .. "/data.keys"), "data.mdb and data.keys are in the backup")
+T.ok(exists(dir .. "/master.key") and not exists(bdest .. "/master.key"),
+     "master.key is in the data directory, not in the backup")
+fails(sb.EEXIST, "dest", "a second backup into the same directory", eng:backup(bdest))
+fails(sb.EINVAL, "dest", "a backup into the data directory itself", eng:backup(dir))
+fails(sb.EINVAL, "dest", "a backup into no directory", eng:backup(""))
+T.raises(function() eng:backup() end, "bad argument", "backup without dest raises")
+-- A NUL byte would reach C as a shorter path: a backup somewhere not asked for.
+fails(sb.EINVAL, "dest", "a dest holding a NUL byte", eng:backup(bdest .. "-nul\0x"))
+T.ok(not exists(bdest .. "-nul/data.mdb"), "and nothing was written at the path before the NUL")
+do
+  local copy = sb.open{ data_dir = bdest, key_file = dir .. "/master.key", sync = "none", log = "none" }
+  local rec = copy and copy:call_get("acme", "c1")
+  T.is(rec and rec.agent, "bob", "the backup opens with the data directory's master key, c1's record there")
+  if copy then copy:close() end
+end
 
 -- Stats, close, use after close, __gc.
 local st = eng:stats()

@@ -317,6 +317,7 @@ def _declare(lib):
         "sb_aggregates": (c_int, [E, c_char_p, c_char_p, ctypes.c_int64, ctypes.c_int64, R]),
         "sb_audit_list": (c_int, [E, c_char_p, ctypes.c_uint64, c_size_t, R]),
         "sb_sweep": (c_int, [E, ctypes.c_uint32, _PROGRESS_FN, c_void_p, R]),
+        "sb_backup": (c_int, [E, c_char_p, R]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -1069,6 +1070,22 @@ class Engine:
         if failure:
             raise failure[0]
         return out
+
+    # -- backups ---------------------------------------------------------------
+
+    def backup(self, dest):
+        """Copy the data directory into ``dest`` (a path: created, or an empty
+        directory) while this engine and others keep working (``sb_backup``):
+        data.mdb as one transaction saw it, compacted, and the wrapped data
+        keys (data.keys). The master key is not copied: the backup opens only
+        with the data directory's key (``key_file``), which must be kept
+        apart. Returns ``{"dir", "bytes", "master_key"}`` (``bytes``: the
+        size of the copied data.mdb). ExistsError (field ``dest``) when
+        ``dest`` is not empty; FullError when the disk is full."""
+        if isinstance(dest, os.PathLike):
+            dest = os.fspath(dest)
+        res = self._res()
+        return self._doc_call(self._lib.sb_backup(self._e(), _b(dest, "dest"), res), res)
 
     # -- introspection and durability ------------------------------------------
 
