@@ -537,7 +537,8 @@ SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_
 
 /* Records of the account without personal data, newest first:
 ** query {"from_ms":N,"to_ms":N,"queue":"support","limit":100} (all optional;
-** times are when calls ended). res's JSON: {"records":[record...]}. */
+** times are when calls ended; to_ms before from_ms: SB_EINVAL naming to_ms).
+** res's JSON: {"records":[record...]}. */
 SB_API int sb_records_list(sb_engine *eng, const char *account, const char *query_json, size_t len,
                            sb_result *res);
 

@@ -1800,6 +1800,9 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
         }
         json_decref(doc);
     }
+    if (to < from)
+        return res_err(res, SB_EINVAL, "to_ms",
+                       "the time range ends (%lld) before it starts (%lld)", to, from);
     MDB_txn *txn;
     acct_rec acc;
     if ((rc = eng_read_account(e, account, &txn, &acc, res))) return rc;

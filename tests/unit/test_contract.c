@@ -490,6 +490,11 @@ static void test_json_bodies(void)
     ok(sb_records_list(eng, "acme", huge, sizeof huge - 1, res) == SB_EINVAL &&
            strstr(sb_result_message(res), "too big"),
        "json: an integer past 2^63: %s", sb_result_message(res));
+    static const char back[] = "{\"from_ms\":100,\"to_ms\":1}";
+    int brc = sb_records_list(eng, "acme", back, sizeof back - 1, res);
+    ok(brc == SB_EINVAL && !strcmp(field_of(res), "to_ms"),
+       "records: a range that ends before it starts is refused, as sb_aggregates does (%s)",
+       sb_result_message(res));
 }
 
 /* 10. Several threads on one engine, and engines of one directory. */
