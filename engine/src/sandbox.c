@@ -700,10 +700,12 @@ static int sb_xpcall(lua_State *L)
     return finish_pcall(L, status, 2);
 }
 
-/* tonumber scans its whole string argument without allocating. */
+/* tonumber scans its whole string argument without allocating: as an
+** integer, then digit by digit as a float. Measured here at about 7 ns a
+** byte (20 ms for 3 MB), charged one unit per 2 bytes. */
 static int sb_tonumber(lua_State *L)
 {
-    if (lua_type(L, 1) == LUA_TSTRING) sbx_charge(L, lua_rawlen(L, 1) >> 4);
+    if (lua_type(L, 1) == LUA_TSTRING) sbx_charge(L, lua_rawlen(L, 1) >> 1);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);

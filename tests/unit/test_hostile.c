@@ -50,6 +50,12 @@ static const struct hostile hostile[] = {
      R("local f = string.rep('x', 1000000) for i = 1, 20 do string.packsize(f) end\n"
        "return { wait = 1 }"),
      "instruction budget exceeded"},
+    /* tonumber reads the whole string, digit by digit, twice (as an integer,
+    ** then as a float): 8 MB of digits is far past a million instructions. */
+    {"tonumber-long-digits",
+     R("local s = string.rep('1', 1000000) for i = 1, 8 do tonumber(s) end\n"
+       "return { wait = 1 }"),
+     "instruction budget exceeded"},
     /* pack and unpack walk their format; spaces produce nothing to allocate. */
     {"pack-spaces", R("string.pack(string.rep(' ', 1000000)) return { wait = 1 }"),
      "instruction budget exceeded"},
