@@ -933,11 +933,11 @@ static int pend_put(rctx *x, const uint8_t pseudo[16], int64_t received, int fla
 
 /* The request remembered for the pseudonym in the account x works on:
 ** 0 with its time and flags, MDB_NOTFOUND when there is none. */
-static int pend_get(rctx *x, const uint8_t pseudo[16], int64_t *received, int *flags)
+static int pend_read(wtx *t, uint32_t acct, const uint8_t pseudo[16], int64_t *received, int *flags)
 {
     uint8_t k[20];
     MDB_val v;
-    int rc = st_get(x->t->txn, x->e, DB_ERASURES, k, pend_key(k, x->acct, pseudo), &v);
+    int rc = st_get(t->txn, t->e, DB_ERASURES, k, pend_key(k, acct, pseudo), &v);
     if (rc) return rc;
     const uint8_t *b = v.mv_data;
     if (v.mv_size < 10 || b[0] != V_PEND) return MDB_NOTFOUND;
@@ -1544,47 +1544,43 @@ out:
 int ret_erase_on_write(wtx *t, const uint8_t *rk, size_t rkl, const char *call_id, int64_t offered,
                        const uint8_t pseudo[][16], int npseudo)
 {
+    /* Every call's end asks: one lookup per number, and nothing set up
+    ** unless a request made after the call was offered is waiting. */
+    int64_t received[2];
+    int flags[2], due[2] = {0, 0}, rc = 0, any = 0;
+    for (int i = 0; i < npseudo && i < 2; i++) {
+        if (i == 1 && !memcmp(pseudo[0], pseudo[1], 16)) break; /* a call to itself */
+        rc = pend_read(t, t->acct, pseudo[i], &received[i], &flags[i]);
+        if (rc == MDB_NOTFOUND) continue;
+        if (rc) return rc;
+        any |= due[i] = received[i] >= offered; /* a request before the call: not its */
+    }
+    if (!any) return 0;
     rctx x;
     rctx_init(&x, t);
-    x.acct = t->acct; /* for pend_get; use_account loads the rest if needed */
-    int rc = 0, loaded = 0;
-    for (int i = 0; i < npseudo && i < 2 && !rc; i++) {
-        if (i == 1 && !memcmp(pseudo[0], pseudo[1], 16)) break; /* a call to itself */
-        int64_t received;
-        int flags;
-        rc = pend_get(&x, pseudo[i], &received, &flags);
-        if (rc == MDB_NOTFOUND) {
-            rc = 0;
-            continue;
-        }
-        if (rc) break;
-        if (received < offered) continue; /* a request before the call: not its */
-        if (!loaded) {
-            x.acct = 0;
-            if ((rc = use_account(&x, t->acct))) break;
-            loaded = 1;
-            if (!x.exists) break;
-        }
+    rc = use_account(&x, t->acct);
+    for (int i = 0; i < 2 && !rc && x.exists; i++) {
+        if (!due[i]) continue;
         rec_data r;
         x.erase_held = 0;
         rc = load_record(&x, rk, rkl, &r);
         if (rc == 0 && r.npseudo) /* (not gone nor anonymized at its write) */
-            rc = erase_one(&x, rk, rkl, &r, i ? ROLE_CALLED : ROLE_CALLER, received);
+            rc = erase_one(&x, rk, rkl, &r, i ? ROLE_CALLED : ROLE_CALLER, received[i]);
         else if (rc == SB_ENOTFOUND)
             rc = 0;
-        if (rc || !(flags & PF_LIVE)) continue;
+        if (rc || !(flags[i] & PF_LIVE)) continue;
         /* A hold kept this record: the request stays for the hold's release. */
-        if (x.erase_held) flags |= PF_HOLD;
-        int live = live_call_of(&x, pseudo[i], received, call_id);
+        if (x.erase_held) flags[i] |= PF_HOLD;
+        int live = live_call_of(&x, pseudo[i], received[i], call_id);
         if (live < 0 || IS_SB_ERR(live)) {
             rc = live;
             break;
         }
         uint8_t k[20];
         if (live)
-            rc = pend_put(&x, pseudo[i], received, flags, NULL, 0);
-        else if (flags & PF_HOLD)
-            rc = pend_put(&x, pseudo[i], received, 0, NULL, 0);
+            rc = pend_put(&x, pseudo[i], received[i], flags[i], NULL, 0);
+        else if (flags[i] & PF_HOLD)
+            rc = pend_put(&x, pseudo[i], received[i], 0, NULL, 0);
         else
             rc = st_del(t->txn, t->e, DB_ERASURES, k, pend_key(k, t->acct, pseudo[i]));
     }
