@@ -1746,8 +1746,11 @@ static int ev_agent_status(wtx *t, ev_op *op)
         ** by any status.) */
         call_rec *c = &e->call;
         queue_rec q = {0};
+        /* (st_queue_load, not load_queue: a queue that cannot be read means
+        ** no ring goes on, not an error left in the result of an event that
+        ** succeeds.) */
         if (st_call_load(t->txn, e, t->acct, a.call, c) == 0 && c->state == CALL_RINGING &&
-            load_queue(t, c->queue, &q) == 0) {
+            st_queue_load(t->txn, e, t->acct, c->queue, &q) == 0) {
             int idx = -1;
             for (int i = 0; i < c->nring; i++)
                 if (c->ring[i].agent == a.num) idx = i;
