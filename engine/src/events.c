@@ -1562,8 +1562,12 @@ static int agent_leaves_call(wtx *t, agent_rec *a, const queue_rec *q, int route
 {
     /* On the call since it answered it: the call's own answer time is its
     ** first, maybe another agent's before a transfer. */
-    int64_t talk = a->status == SB_AGENT_ON_CALL ? t->now - a->status_since : 0;
-    a->talk_ms += talk;
+    /* (A status time past now or below zero, or a total near the limit,
+    ** from a damaged record, counts afresh rather than overflowing.) */
+    int64_t talk = a->status == SB_AGENT_ON_CALL && a->status_since >= 0 && t->now > a->status_since
+                       ? t->now - a->status_since
+                       : 0;
+    a->talk_ms = a->talk_ms >= 0 && a->talk_ms <= INT64_MAX - talk ? a->talk_ms + talk : talk;
     a->last_call = t->now;
     uint32_t wrap = a->wrapup_s ? a->wrapup_s : q->wrapup;
     int rc;
