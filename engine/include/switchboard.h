@@ -178,8 +178,22 @@ typedef enum sb_log_level {
 
 /* Clock: returns milliseconds since the Unix epoch. */
 typedef int64_t (*sb_clock_fn)(void *arg);
-/* Log sink: one line, no trailing newline; `line` is valid during the call. */
+/* Log sink: one line, no trailing newline; `line` is valid during the call.
+** Lines hold no phone number: each reads [number] (sb_redact). */
 typedef void (*sb_log_fn)(void *arg, sb_log_level level, const char *line);
+
+/* `text` with every phone number in it replaced by "[number]", into out
+** (size n; NUL-terminated when n > 0, cut when it does not fit; out NULL
+** and n 0 only count). A number: '+' and 2 or more digits; without '+',
+** 7 to 15 digits standing as a word, grouped the ways numbers are written
+** ("030 1234567", "(212) 555-0123", "01 23 45 67 89", "sip:0301234567@pbx").
+** Kept: shorter and longer digit runs, digits inside a word (c1234567),
+** dates, clock times, IPv4 addresses, Unix time stamps, decimals, and the
+** values of account=, policy= and version=. The engine passes its log
+** lines, audit reasons and hold reasons through it; a gateway can do the
+** same with its own. Returns how many numbers it found; text NULL reads as
+** "". */
+SB_API int sb_redact(const char *text, char *out, size_t n);
 
 #define SB_CONFIG_VERSION 1
 

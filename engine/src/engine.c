@@ -71,10 +71,15 @@ void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    /* Lines may quote what a policy wrote or returned (ctx.log, an error,
+    ** an invalid decision) or an event's ids, any of which may be a
+    ** caller's number: no engine log line holds one. */
+    char clean[sizeof line];
+    sb_redact(line, clean, sizeof clean);
     if (e && e->cfg.log)
-        e->cfg.log(e->cfg.log_arg, lvl, line);
+        e->cfg.log(e->cfg.log_arg, lvl, clean);
     else
-        stderr_log(NULL, lvl, line);
+        stderr_log(NULL, lvl, clean);
 }
 
 static void pol_log(void *arg, sb_log_level lvl, const char *line)

@@ -124,6 +124,11 @@ static inline void put_be64(void *p, uint64_t v)
     put_be32((uint8_t *)p + 4, (uint32_t)v);
 }
 
+/* sb_redact (redact.c) when `broad`; otherwise only the unmistakable
+** numbers: '+' and 7 or more digits (a hold's reason may quote case
+** numbers such as 2026-117, which the broad reading takes for one). */
+int redact_numbers(const char *text, char *out, size_t n, int broad);
+
 /* Names of enumerations, shared by JSON in and out. */
 const char *agent_status_name(int st);
 int agent_status_parse(const char *s);

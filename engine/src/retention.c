@@ -272,51 +272,6 @@ static int audit_next(rctx *x, uint32_t acct, uint64_t *next)
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* The length of a phone number written with its "+" at s ("+44 20 7946-0001",
-** "+44 (0)20 ..."), up to its last digit; 0 when s starts none (a "+" and
-** fewer than 7 digits). */
-static size_t number_at(const char *s)
-{
-    if (s[0] != '+' || s[1] < '0' || s[1] > '9') return 0;
-    size_t end = 0;
-    int digits = 0;
-    for (size_t j = 1; s[j]; j++) {
-        char c = s[j];
-        if (c >= '0' && c <= '9') {
-            digits++;
-            end = j + 1;
-        } else if (c != ' ' && c != '-' && c != '.' && c != '(' && c != ')') {
-            break;
-        }
-    }
-    return digits >= 7 ? end : 0;
-}
-
-static int has_number(const char *s)
-{
-    for (; *s; s++)
-        if (number_at(s)) return 1;
-    return 0;
-}
-
-/* s with every number in it read "[number]", into out (as large as s: a
-** number is longer than its replacement). Reasons are the policy's or the
-** customer's text and may quote one: the audit log holds none. */
-static void redact_numbers(const char *s, char *out)
-{
-    while (*s) {
-        size_t n = number_at(s);
-        if (n) {
-            memcpy(out, "[number]", 8);
-            out += 8;
-            s += n;
-        } else {
-            *out++ = *s++;
-        }
-    }
-    *out = 0;
-}
-
 static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, const char *action,
                      const char *decision, int overridden, const char *reason, int source,
                      const char *policy, const char *version)
@@ -340,11 +295,14 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
     wb_str(w, action);
     wb_str(w, decision ? decision : "");
     wb_u8(w, (uint8_t)overridden);
-    char clean[2 * SB_REASON_MAX + SB_ID_MAX + 64];
-    if (reason && strlen(reason) < sizeof clean) {
-        redact_numbers(reason, clean);
+    /* Reasons are the policy's or the customer's text and may quote a
+    ** number, written any way: the audit log holds none. (Room for every
+    ** shortest number, "+12", read as "[number]".) */
+    char clean[3 * (2 * SB_REASON_MAX + SB_ID_MAX + 64)];
+    if (reason && strlen(reason) < sizeof clean / 3) {
+        sb_redact(reason, clean, sizeof clean);
         reason = clean;
-    } else if (reason && has_number(reason)) {
+    } else if (reason && sb_redact(reason, NULL, 0)) {
         reason = "[reason withheld: it quotes a number]";
     }
     wb_str(w, reason ? reason : "");
@@ -1948,10 +1906,15 @@ int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t le
         rc = res_err(res, SB_EINVAL, "reason", "a hold needs a reason");
         goto out;
     }
-    if (has_number(op.h.reason)) { /* the audit log and hold list hold no number */
+    /* The hold list and the audit log hold no number. A person writes this
+    ** reason: one written with its '+' is refused (the audit shows the
+    ** reason with any other that reads as a number as [number]). */
+    char shown[3 * sizeof op.h.reason];
+    if (redact_numbers(op.h.reason, shown, sizeof shown, 0)) {
         rc = res_err(res, SB_EINVAL, "reason",
                      "a hold's reason must not contain a phone number (it is shown in the hold "
-                     "list and the audit log, which hold no personal data)");
+                     "list and the audit log, which hold no personal data): it reads \"%s\"",
+                     shown);
         goto out;
     }
     if (number[0]) {

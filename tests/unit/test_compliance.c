@@ -652,6 +652,19 @@ static void test_audit_reasons(void)
            !strcmp(sb_result_field(res) ? sb_result_field(res) : "", "reason"),
        "a hold whose reason holds a number is refused, naming the field");
     is_int(doc_len(sb_hold_list(eng, "chat", res), "holds"), 0, "and nothing is placed");
+    ok(sb_hold_place(eng, "chat", h, strlen(h), res) == SB_EINVAL &&
+           !strstr(sb_result_message(res), "7946") &&
+           strstr(sb_result_message(res), "caller [number]"),
+       "the refusal shows what read as a number without the number: %s", sb_result_message(res));
+    o = "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"support\","
+        "\"caller\":\"+442079460321\",\"attrs\":{\"callback\":\"020 7946 0555\"}}";
+    ok(ev("chat", o) == 0 && finish("chat", "c2", "") == 0,
+       "a call with a callback number written the national way");
+    a = doc(sb_audit_list(eng, "chat", 0, 0, res));
+    text = sb_result_json(res, NULL);
+    ok(a && !strstr(text, "7946") && strstr(text, "callback [number]"),
+       "the audit log has that reason with the number left out too");
+    json_decref(a);
     h = "{\"id\":\"hy\",\"call\":\"c9\",\"reason\":\"case 2026-117, ticket 4711\"}";
     ok(sb_hold_place(eng, "chat", h, strlen(h), res) == 0, "a reason with case numbers is fine");
     ok(sb_hold_release(eng, "chat", "hy", res) == 0, "released");

@@ -68,6 +68,23 @@ static void test_strerror(void)
 }
 
 /* 2. sb_config_init's defaults, as the header lists them. */
+/* sb_redact: what the header promises, cut and counted. */
+static void test_redact(void)
+{
+    char out[64];
+    is_int(sb_redact("call +44 20 7946 0001 or (030) 1234567 at 2026-11-28 12:00", out, sizeof out),
+           2, "redact: two numbers found");
+    is_str(out, "call [number] or [number] at 2026-11-28 12:00", "redact: both read [number]");
+    is_int(sb_redact("queue q7 waited 1767603600 s, agent c1234567", out, sizeof out), 0,
+           "redact: a time stamp and ids are not numbers");
+    is_str(out, "queue q7 waited 1767603600 s, agent c1234567", "redact: kept as they were");
+    is_int(sb_redact("0301234567 0409876543", NULL, 0), 2, "redact: counts with no buffer");
+    is_int(sb_redact("abc 0301234567", out, 8), 1, "redact: counts past a cut");
+    is_str(out, "abc [nu", "redact: the text is cut to the buffer and ends in NUL");
+    is_int(sb_redact(NULL, out, sizeof out), 0, "redact: NULL reads as empty");
+    is_str(out, "", "redact: and gives empty");
+}
+
 static void test_config_defaults(void)
 {
     sb_config c;
@@ -572,6 +589,7 @@ int main(void)
     snprintf(dir, sizeof dir, "/tmp/sb-test-contract-%d", (int)getpid());
     res = sb_result_new();
     test_strerror();
+    test_redact();
     test_config_defaults();
     test_open_refusals();
     test_open_readonly();

@@ -694,6 +694,25 @@ static void test_move_missing(void)
        "the log names the policy and the queue");
 }
 
+/* What a policy logs reaches the embedder's log sink with its numbers read
+** [number], however written; other digits stay. */
+static void test_log_redacted(void)
+{
+    ok(policy("chatty", "local P = {}\n"
+                        "function P.route(call, agents, ctx)\n"
+                        "  ctx.log('caller ' .. call.caller .. ' or 030 1234567, wait 12 s')\n"
+                        "  return { wait = 5 }\n"
+                        "end\nreturn P\n") == 0,
+       "upload a policy logging the caller's number");
+    queue_with("chatty");
+    log_clear();
+    char call[32];
+    snprintf(call, sizeof call, "%s", offer());
+    ok(strstr(logbuf, "caller [number] or [number], wait 12 s") && !strstr(logbuf, "1234567"),
+       "the log sink gets the line with both numbers as [number]: %s", logbuf);
+    end_call(call);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-decisions-%d", (int)getpid());
@@ -711,6 +730,7 @@ int main(void)
     test_not_offered();
     test_nan_in_messages();
     test_move_missing();
+    test_log_redacted();
     sb_close(eng);
     sb_result_free(res);
     char cmd[300];

@@ -1,0 +1,202 @@
+/*
+** redact.c — phone numbers found in free text, whatever their format, for
+** the text the engine or its daemon writes where numbers must not go: log
+** lines, audit reasons, hold reasons (sb_redact in switchboard.h).
+*/
+#include "internal.h"
+
+#include <string.h>
+
+/* Phone numbers in text the engine keeps or prints.
+**
+** A log quotes what policies wrote (ctx.log), values that were refused
+** (an invalid decision naming what a policy returned, an error a policy
+** raised) and policy source (a compile error quotes the token it stopped
+** at). None of it may put a caller's number in the log, however it is
+** written, so each number reads "[number]". A number is what a log reader
+** would take for one:
+**
+**  - '+' and at least two digits, with the separators numbers are written
+**    with between the digit groups: "+4930123456", "+44 20 7946 0001",
+**    "+44 (0)20 7946-0001", "tel:+1-212-555-0100";
+**  - without '+': 7 to 15 digits in all (the shortest subscriber number
+**    with its area code; E.164's longest) standing as a word of its own —
+**    not glued to a letter, digit, '_' or '.' before it, nor to a letter,
+**    digit or '_' after it: "0301234567", "030 1234567", "030-123-4567",
+**    "(030) 1234567", "030/1234567", "01 23 45 67 89", "4930123456" (E.164
+**    without its '+'), "00493012345678", "sip:0301234567@pbx".
+**
+** Kept, because a log reader needs them and they are not written so:
+**  - fewer than 7 digits (counts, ports, durations, short codes like 112)
+**    and more than 15 (hashes, long ids);
+**  - digits inside a word: ids such as c1234567 or agent_0301234, versions;
+**  - the value of an id key the engine writes in its lines (account=
+**    policy= version=), whatever its digits; other ids that are numbers
+**    of that length (a call named after its caller) read [number];
+**  - a decimal, digits '.' digits with no other separator: seconds such as
+**    ctx.now's 1795885484.142, durations such as 0.033 (so "030.1234567"
+**    is kept too: a number is rarely written with one dot);
+**  - a time stamp: 10 or 13 digits starting with 1, without separators
+**    (Unix seconds or milliseconds, from 2001 to 2286; a number written
+**    without '+' that starts with 1 is a NANP one, of 11 digits);
+**  - an ISO date (2026-11-28 or 2026/11/28), an IPv4 address (four groups
+**    of 1 to 3 digits between dots), and clock times and host:port: a
+**    group followed by ':' and a digit never joins a number across a space.
+**
+** How groups join: across one separator of " -./()" or ") ", ")-", " (",
+** "-(" followed by a digit. A space joins only groups of at most 8 digits,
+** never past 15 digits in all, and not a group of one digit that follows
+** it; so two numbers in a row are two numbers, a time stamp beside a count
+** stays a time stamp, and "1 2 3 4 5 6 7" (a policy logging counts) is
+** not a number. Such counts in groups of two ("12 34 56 78") are redacted:
+** that is how many countries write their numbers. */
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_word(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+/* A run of digit groups and the separators between them. */
+typedef struct num_run {
+    const char *end; /* past the last digit */
+    int digits, groups, dots, others;
+    int glen[4]; /* the first groups' lengths */
+} num_run;
+
+/* The separator at s between two digit groups: its length (0: none). */
+static size_t sep_len(const char *s)
+{
+    static const char seps[] = " -./()";
+    if (!*s || !strchr(seps, *s)) return 0;
+    if (is_digit(s[1])) return 1;
+    if (s[1] && strchr(seps, s[1]) && s[0] != s[1] && (s[0] == ')' || s[1] == '(') &&
+        is_digit(s[2]))
+        return 2;
+    return 0;
+}
+
+static size_t group_len(const char *s)
+{
+    size_t n = 0;
+    while (is_digit(s[n]))
+        n++;
+    return n;
+}
+
+/* Scan the run of digit groups at s (a digit, or '(' and a digit). */
+static void scan_number(const char *s, num_run *r)
+{
+    const char *p = s + (*s == '(');
+    memset(r, 0, sizeof *r);
+    for (;;) {
+        size_t gl = group_len(p);
+        if (r->groups < 4) r->glen[r->groups] = (int)gl;
+        r->groups++;
+        r->digits += (int)gl;
+        p += gl;
+        r->end = p;
+        size_t sl = sep_len(p);
+        if (!sl) return;
+        const char *next = p + sl;
+        size_t nl = group_len(next);
+        if (memchr(p, ' ', sl)) {
+            if (gl > 8 || nl > 8 || (size_t)r->digits + nl > 15) return;
+            if (sl == 1 && nl == 1) return;
+            if (next[nl] == ':' && is_digit(next[nl + 1])) return;
+        }
+        for (size_t i = 0; i < sl; i++)
+            if (p[i] == '.')
+                r->dots++;
+            else if (p[i] != ' ')
+                r->others++;
+        p = next;
+    }
+}
+
+/* Is the run at s, just after `line`'s text before it, the value of an id
+** key ("account=...")? */
+static int after_id_key(const char *line, const char *s)
+{
+    static const char *const keys[] = {"account", "policy", "version"};
+    if (s == line || s[-1] != '=') return 0;
+    const char *k = s - 1;
+    while (k > line && is_word(k[-1]))
+        k--;
+    size_t kl = (size_t)(s - 1 - k);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strlen(keys[i]) == kl && !memcmp(keys[i], k, kl)) return 1;
+    return 0;
+}
+
+/* Is the run at s (without '+') a phone number? See above. */
+static int national_number(const char *line, const char *s, const num_run *r)
+{
+    if (r->digits < 7 || r->digits > 15 || is_word(*r->end)) return 0;
+    if (r->groups == 1 && *s == '1' && (r->digits == 10 || r->digits == 13)) return 0;
+    if (r->groups == 2 && r->dots == 1 && r->others == 0 && *s != '(' &&
+        !memchr(s, ' ', (size_t)(r->end - s)))
+        return 0;
+    if (r->groups == 4 && r->dots == 3 && r->others == 0 && r->glen[0] <= 3 && r->glen[1] <= 3 &&
+        r->glen[2] <= 3 && r->glen[3] <= 3)
+        return 0;
+    if (r->groups == 3 && r->dots == 0 && r->others == 2 && r->glen[0] == 4 && r->glen[1] == 2 &&
+        r->glen[2] == 2 && *s != '(' && !memchr(s, ' ', (size_t)(r->end - s)))
+        return 0;
+    return !after_id_key(line, s);
+}
+
+/* Append len bytes of src to out (size n, o used) as far as they fit,
+** leaving room for the terminating NUL. */
+static void put_text(char *out, size_t n, size_t *o, const char *src, size_t len)
+{
+    if (!out || *o + 1 >= n) return;
+    if (len > n - 1 - *o) len = n - 1 - *o;
+    memcpy(out + *o, src, len);
+    *o += len;
+}
+
+int redact_numbers(const char *text, char *out, size_t n, int broad)
+{
+    static const char tag[] = "[number]";
+    size_t o = 0;
+    int found = 0;
+    const char *s = text ? text : "";
+    while (*s) {
+        const char *e = NULL;
+        num_run r;
+        if (s[0] == '+' && (is_digit(s[1]) || (s[1] == '(' && is_digit(s[2])))) {
+            scan_number(s + 1, &r);
+            if (r.digits >= (broad ? 2 : 7)) e = r.end;
+        } else if (broad && (is_digit(s[0]) || (s[0] == '(' && is_digit(s[1]))) &&
+                   (s == text || (!is_word(s[-1]) && s[-1] != '.'))) {
+            scan_number(s, &r);
+            if (national_number(text, s, &r)) {
+                e = r.end;
+            } else { /* kept whole: its digits do not start another number */
+                put_text(out, n, &o, s, (size_t)(r.end - s));
+                s = r.end;
+                continue;
+            }
+        }
+        if (e) {
+            put_text(out, n, &o, tag, sizeof tag - 1);
+            found++;
+            s = e;
+            continue;
+        }
+        put_text(out, n, &o, s, 1);
+        s++;
+    }
+    if (out && n) out[o] = 0;
+    return found;
+}
+
+int sb_redact(const char *text, char *out, size_t n)
+{
+    return redact_numbers(text, out, n, 1);
+}
