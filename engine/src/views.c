@@ -853,6 +853,70 @@ static int ctx_get(lua_State *L)
     return push_typed(L, type, vc->tmp.p ? vc->tmp.p : "", vc->tmp.len);
 }
 
+/* The part of a number that every way of writing it keeps: its digits
+** without the first three (country code, maybe a trunk prefix's place),
+** when 7 or more are left, else its last 7; 0 when it has fewer than 7. */
+static size_t number_needle(const char *number, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = number ? number : ""; *p && *p != '@' && n + 1 < cap; p++)
+        if (*p >= '0' && *p <= '9') out[n++] = *p;
+    if (n < 7) return 0;
+    size_t from = n >= 10 ? 3 : n - 7;
+    memmove(out, out + from, n - from);
+    return n - from;
+}
+
+static int is_num_sep(char c)
+{
+    return c && strchr(" -./()", c) != NULL;
+}
+
+/* Does text hold the needle among the digits of one of its numbers, however
+** written (digit groups between one or two of the separators " -./()")? */
+static int text_holds(const char *text, size_t len, const char *needle, size_t nl)
+{
+    char run[64];
+    size_t r = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = i < len ? text[i] : 0;
+        if (c >= '0' && c <= '9') {
+            if (r < sizeof run) run[r++] = c;
+            continue;
+        }
+        if (r && is_num_sep(c)) { /* a separator inside the number: "(555) 765-4321" */
+            size_t j = i + 1 < len && is_num_sep(text[i + 1]) ? i + 2 : i + 1;
+            if (j < len && text[j] >= '0' && text[j] <= '9') {
+                i = j - 1;
+                continue;
+            }
+        }
+        if (r >= nl && memmem(run, r, needle, nl)) return 1;
+        r = 0;
+    }
+    return 0;
+}
+
+/* The route call's caller or called number in a key or value for the
+** policy's store: refused. The store has no pseudonym index, so erasure
+** requests and anonymization could never reach it. */
+static void kv_refuse_numbers(lua_State *L, const vcall *vc, const char *what, const char *text,
+                              size_t len)
+{
+    const char *nums[2] = {vc->call->caller, vc->call->called};
+    static const char *const roles[2] = {"caller", "called"};
+    for (int i = 0; i < 2; i++) {
+        char needle[32];
+        size_t nl = number_needle(nums[i], needle, sizeof needle);
+        if (nl && text_holds(text, len, needle, nl))
+            luaL_error(L,
+                       "ctx.set: the %s holds the call's %s number; erasure requests cannot "
+                       "reach the policy's store, so numbers stay out of it (call.previous_agent "
+                       "gives the agent a caller last spoke to)",
+                       what, roles[i]);
+    }
+}
+
 static int ctx_set(lua_State *L)
 {
     vcall *vc = need_call(L, "ctx.set");
@@ -893,6 +957,17 @@ static int ctx_set(lua_State *L)
     default:
         return luaL_error(L, "ctx.set: value must be a string, number, boolean or nil (got %s)",
                           luaL_typename(L, 2));
+    }
+    kv_refuse_numbers(L, vc, "key", k, kl);
+    if (type == 's') {
+        kv_refuse_numbers(L, vc, "value", v, vl);
+    } else if (type == 'i' || type == 'n') {
+        char digits[48];
+        int dl = type == 'i'
+                     ? snprintf(digits, sizeof digits, "%lld", (long long)lua_tointeger(L, 2))
+                     : snprintf(digits, sizeof digits, "%.0f", fabs(lua_tonumber(L, 2)));
+        if (dl > 0 && (size_t)dl < sizeof digits)
+            kv_refuse_numbers(L, vc, "value", digits, (size_t)dl);
     }
     kvw *w = NULL;
     for (int i = 0; i < vc->nw && !w; i++)

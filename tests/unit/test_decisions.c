@@ -435,7 +435,7 @@ static void test_store_limit(void)
                         "  end\n"
                         "  local add = ADD[call.caller]\n"
                         "  if add then\n"
-                        "    for i = 1, add do ctx.set(call.caller .. ':' .. i, true) end\n"
+                        "    for i = 1, add do ctx.set('add' .. add .. ':' .. i, true) end\n"
                         "    return { reject = 'added ' .. add }\n"
                         "  end\n"
                         "  local n = (ctx.get('n') or 0) + 1\n"
@@ -713,6 +713,46 @@ static void test_log_redacted(void)
     end_call(call);
 }
 
+/* A route policy's store is out of reach of erasure requests: the call's
+** own numbers, however written, never get in, as key or value; the call
+** gets the fallback and the store is as it was. The caller's last digit
+** says how the policy tries. */
+static void test_store_refuses_numbers(void)
+{
+    static const char *sticky_src =
+        "local P = {}\n"
+        "local HOW = { ['0'] = 'count', ['1'] = 'key', ['2'] = 'national',\n"
+        "              ['3'] = 'integer', ['4'] = 'check' }\n"
+        "function P.route(call, agents, ctx)\n"
+        "  local how = HOW[call.caller:sub(-1)]\n"
+        "  local d = call.caller:sub(-10)\n"
+        "  if how == 'key' then ctx.set('last:' .. call.caller, 'a1')\n"
+        "  elseif how == 'national' then\n"
+        "    ctx.set('last', '(' .. d:sub(1, 3) .. ') ' .. d:sub(4, 6) .. '-' .. d:sub(7))\n"
+        "  elseif how == 'integer' then ctx.set('last', tonumber(d))\n"
+        "  elseif how == 'count' then ctx.set('last', 1234567)\n"
+        "  end\n"
+        "  return { reject = how .. ' ' .. tostring(ctx.get('last')) }\n"
+        "end\nreturn P\n";
+    ok(policy("sticky", sticky_src) == 0, "upload a policy keeping callers in its store");
+    queue_with("sticky");
+    is_str(offer_from("+15557654320"), "count 1234567",
+           "a count of 7 digits that is no number of the call is stored");
+    static const char *const hows[] = {"key", "national", "integer"};
+    for (int i = 0; i < 3; i++) {
+        char caller[16];
+        snprintf(caller, sizeof caller, "+1555765432%d", i + 1);
+        log_clear();
+        is_str(offer_from(caller), "",
+               "%s: the policy's decision is not taken (the fallback rings)", hows[i]);
+        ok(strstr(logbuf, "holds the call's caller number") && !strstr(logbuf, "765432"),
+           "%s: the log says why, without the number: %s", hows[i], logbuf);
+    }
+    /* three failures quarantine it (quarantine_after = 3): upload it again */
+    policy("sticky", sticky_src);
+    is_str(offer_from("+15557654324"), "check 1234567", "the store is as it was");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-decisions-%d", (int)getpid());
@@ -731,6 +771,7 @@ int main(void)
     test_nan_in_messages();
     test_move_missing();
     test_log_redacted();
+    test_store_refuses_numbers();
     sb_close(eng);
     sb_result_free(res);
     char cmd[300];
