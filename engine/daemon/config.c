@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
@@ -482,6 +483,14 @@ static int check(sbd_config *c, const struct origin *org)
                    "policy_wall_ms and policy_instructions (%s) are both 0: a policy that never "
                    "returns would stop the daemon; set at least one of them",
                    where(c, org, "policy_instructions", w, sizeof w));
+    if (!c->map_max && (uint64_t)c->map_size > SBD_DEFAULT_MAP_MAX) {
+        const struct key *ms = find_key("map_size");
+        return bad(c, org, "map_size",
+                   "map_size (%s) is above the largest map, %s (map_max 0: the engine's "
+                   "default); raise map_max too",
+                   in_unit(ms, c->map_size, a, sizeof a),
+                   in_unit(ms, SBD_DEFAULT_MAP_MAX, b, sizeof b));
+    }
     if (c->map_max) {
         size_t initial = c->map_size ? c->map_size : (size_t)64 << 20;
         const struct key *ms = find_key("map_size");
@@ -502,6 +511,17 @@ static int check(sbd_config *c, const struct origin *org)
         return bad(c, org, "require_signed_policies",
                    "require_signed_policies is on but policy_public_key is not set (the "
                    "Ed25519 public key policies are signed for, 64 hex characters)");
+    /* A policy directory named in the file or a flag must be one (the
+    ** default may be absent: see SBD_DEFAULT_POLICY_DIR). Checked here, so
+    ** that nothing is made before the error. */
+    struct stat pst;
+    if (strcmp(c->policy_dir, SBD_DEFAULT_POLICY_DIR) != 0) {
+        if (stat(c->policy_dir, &pst) != 0)
+            return bad(c, org, "policy_dir", "policy_dir: '%s': %s", c->policy_dir,
+                       strerror(errno));
+        if (!S_ISDIR(pst.st_mode))
+            return bad(c, org, "policy_dir", "policy_dir: '%s': not a directory", c->policy_dir);
+    }
     const char *why = sbd_listen_parse(c->listen, NULL, NULL);
     if (why) return bad(c, org, "listen", "listen: '%s': %s", c->listen, why);
     return 0;

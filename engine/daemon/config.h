@@ -15,6 +15,9 @@
 /* policy_dir when none is given: a daemon starts without it, uploads only. */
 #define SBD_DEFAULT_POLICY_DIR "./policies"
 
+/* The largest LMDB map when map_max is 0 (the engine's default). */
+#define SBD_DEFAULT_MAP_MAX ((uint64_t)64 << 30)
+
 typedef enum sbd_sync { SBD_SYNC_GROUP, SBD_SYNC_SYNC, SBD_SYNC_NONE } sbd_sync;
 
 typedef struct sbd_config {
@@ -45,7 +48,8 @@ typedef struct sbd_config {
     unsigned shutdown_timeout; /* seconds SIGTERM waits for in-flight work */
     unsigned sweep_interval;   /* seconds between retention sweeps (0: none) */
     int demo;
-    char *listen_origin; /* where listen was set: "FILE:LINE: ", "--listen: " or "" */
+    int policy_dir_absent; /* the default policy_dir was missing at start: none in use */
+    char *listen_origin;   /* where listen was set: "FILE:LINE: ", "--listen: " or "" */
 } sbd_config;
 
 /* Fill c from defaults, the file named by --config and the flags in argv

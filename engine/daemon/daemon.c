@@ -119,33 +119,46 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Retention sweeps: one short transaction per turn of the loop (requests
-** are served in between) until nothing is due, then wait sweep_interval. */
+** are served in between) until nothing is due, then wait sweep_interval.
+** sb_sweep() reports the totals of the whole run, the turns before this one
+** included (a run cut short, by a turn's budget or a crash, is carried on
+** by the next call): the records counted in this process's earlier turns
+** of the run are in sweep_counted, so each record counts once. */
+static uint64_t sweep_counted;
+static uint64_t sweep_t0_ns; /* when this process began the run in progress */
+
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
     sbd *d = arg;
     (void)fd;
     (void)what;
     if (d->draining) return;
+    if (!sweep_counted) sweep_t0_ns = sbd_now_ns();
     int rc = sb_sweep(d->eng, 1, NULL, NULL, d->res);
     d->m.sweeps++;
     json_t *s = rc ? NULL : json_loads(sb_result_json(d->res, NULL), 0, NULL);
     int more = s && !json_is_true(json_object_get(s, "done"));
     if (rc) {
         d->m.sweep_errors++;
-        sbd_log(SB_LOG_ERROR, "sweep failed", "error=%s", sbd_qn(sb_result_message(d->res)));
+        sbd_log(SB_LOG_ERROR, "sweep failed", "error=%s next_in=%us",
+                sbd_qn(sb_result_message(d->res)), d->cfg->sweep_interval);
     } else {
         sbd_commit_tag(d); /* synced with the batch */
-        json_int_t n = json_integer_value(json_object_get(s, "reviewed")) +
-                       json_integer_value(json_object_get(s, "purged"));
-        d->m.swept += (uint64_t)n;
-        if (!more && n)
-            sbd_log(SB_LOG_INFO, "sweep done",
-                    "reviewed=%lld deleted=%lld anonymized=%lld "
-                    "purged=%lld",
-                    (long long)json_integer_value(json_object_get(s, "reviewed")),
-                    (long long)json_integer_value(json_object_get(s, "deleted")),
-                    (long long)json_integer_value(json_object_get(s, "anonymized")),
-                    (long long)json_integer_value(json_object_get(s, "purged")));
+#define SWEPT(k) ((uint64_t)json_integer_value(json_object_get(s, k)))
+        uint64_t total = SWEPT("reviewed") + SWEPT("purged");
+        d->m.swept += total >= sweep_counted ? total - sweep_counted : total;
+        sweep_counted = more ? total : 0;
+        /* Records whose retention hook failed were kept as they were: warn. */
+        if (!more && total)
+            sbd_log(SWEPT("failed") ? SB_LOG_WARN : SB_LOG_INFO, "sweep done",
+                    "reviewed=%llu deleted=%llu anonymized=%llu kept=%llu overridden=%llu "
+                    "failed=%llu purged=%llu ms=%.1f next_in=%us",
+                    (unsigned long long)SWEPT("reviewed"), (unsigned long long)SWEPT("deleted"),
+                    (unsigned long long)SWEPT("anonymized"), (unsigned long long)SWEPT("kept"),
+                    (unsigned long long)SWEPT("overridden"), (unsigned long long)SWEPT("failed"),
+                    (unsigned long long)SWEPT("purged"), (double)(sbd_now_ns() - sweep_t0_ns) / 1e6,
+                    d->cfg->sweep_interval);
+#undef SWEPT
     }
     json_decref(s);
     struct timeval next = {more ? 0 : (time_t)d->cfg->sweep_interval, 0};
@@ -410,19 +423,25 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     maybe_stop(d);
 }
 
+static const char *sig_name(int sig)
+{
+    return sig == SIGTERM ? "TERM" : sig == SIGINT ? "INT" : "other";
+}
+
 static void term_cb(evutil_socket_t sig, short what, void *arg)
 {
     sbd *d = arg;
     (void)what;
     if (d->draining) {
-        sbd_log(SB_LOG_WARN, "second signal: closing now", "signal=%d", (int)sig);
+        sbd_log(SB_LOG_WARN, "second signal: closing now", "signal=%s connections=%u",
+                sig_name((int)sig), d->nconns);
         sbd_flush(d);
         sbd_http_close_all(d);
         maybe_stop(d);
         return;
     }
     sbd_log(SB_LOG_INFO, "shutting down: finishing in-flight requests", "signal=%s connections=%u",
-            sig == SIGTERM ? "TERM" : "INT", d->nconns);
+            sig_name((int)sig), d->nconns);
     d->draining = 1;
     sbd_http_drain(d);
     struct timeval tv = {d->cfg->shutdown_timeout, 0};
@@ -443,6 +462,15 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
     sbd *d = arg;
     (void)sig;
     (void)what;
+    if (d->cfg->policy_dir_absent) {
+        d->m.reloads_failed++;
+        sbd_log(SB_LOG_ERROR, "reload failed; policies unchanged",
+                "policy_dir=none error=%s note=%s",
+                sbd_q("no policy directory in use: " SBD_DEFAULT_POLICY_DIR
+                      " was missing when the daemon started"),
+                sbd_q("create it (or set policy_dir) and restart the daemon"));
+        return;
+    }
     uint64_t t = sbd_now_ns();
     int rc = sb_reload(d->eng, d->res);
     double ms = (double)(sbd_now_ns() - t) / 1e6;
@@ -574,7 +602,7 @@ static int admin_token(sbd *d)
 
 static int open_engine(sbd *d)
 {
-    const sbd_config *c = d->cfg;
+    sbd_config *c = d->cfg;
     sb_config lc;
     sb_config_init(&lc);
     lc.data_dir = c->data_dir;
@@ -592,6 +620,7 @@ static int open_engine(sbd *d)
                 "policy_dir=%s note=\"only uploaded policies; set policy_dir to use files\"",
                 sbd_q(c->policy_dir));
         lc.policy_dir = NULL;
+        c->policy_dir_absent = 1;
     }
     lc.key_file = c->key_file;
     lc.log = sbd_log_engine;
@@ -738,9 +767,10 @@ int sb_daemon_main(int argc, char **argv)
     pthread_sigmask(SIG_UNBLOCK, &hup, NULL); /* a held SIGHUP: a reload in the loop */
 
     sbd_log(SB_LOG_INFO, "listening",
-            "addr=%s data_dir=%s policy_dir=%s sync=%s version=%s pid=%ld", d.listen_addr,
-            sbd_q(cfg.data_dir), sbd_q(cfg.policy_dir), sync_name(cfg.sync), sb_version(),
-            (long)getpid());
+            "addr=%s data_dir=%s policy_dir=%s sync=%s sweep_interval=%u version=%s pid=%ld",
+            d.listen_addr, sbd_q(cfg.data_dir),
+            cfg.policy_dir_absent ? "none" : sbd_q(cfg.policy_dir), sync_name(cfg.sync),
+            cfg.sweep_interval, sb_version(), (long)getpid());
     if (cfg.sync == SBD_SYNC_GROUP && sync_thread_start(&d) != 0)
         sbd_log(SB_LOG_WARN, "cannot start the sync thread; syncing on the loop thread", NULL);
     if (cfg.demo) sbd_demo_setup(&d);

@@ -81,9 +81,10 @@ static int name_ok(const char *s)
     return 1;
 }
 
-/* events/decisions: one counter family with a label per key. */
+/* events/decisions: one counter family with a label per key (but `skip`,
+** which is not one of the family's kinds). */
 static void labelled(struct evbuffer *o, json_t *obj, const char *name, const char *lbl,
-                     const char *help)
+                     const char *help, const char *skip)
 {
     if (!json_is_object(obj)) return;
     family(o, name, "counter", help);
@@ -91,7 +92,7 @@ static void labelled(struct evbuffer *o, json_t *obj, const char *name, const ch
     json_t *v;
     json_object_foreach(obj, k, v)
     {
-        if (json_is_number(v))
+        if (json_is_number(v) && !(skip && !strcmp(k, skip)))
             evbuffer_add_printf(o, "%s{%s=\"%s\"} %.17g\n", name, lbl, label(k),
                                 json_number_value(v));
     }
@@ -127,6 +128,31 @@ static void histogram(struct evbuffer *o, json_t *h)
                         count, name, sum_us / 1e6, name, count);
 }
 
+/* What each of sb_stats()'s plain numbers is, for its HELP line. */
+static const struct {
+    const char *sec, *key, *help;
+} stat_help[] = {
+    {"policy", "failures", "Policy hook calls that failed (errors, budgets, bad decisions)."},
+    {"policy", "quarantined", "Policies quarantined now (fallback routing until reloaded)."},
+    {"policy", "reloads", "Policy directory reloads by this engine."},
+    {"policy", "generation", "Generation of the shared policies in use."},
+    {"policy", "memory_bytes", "Memory of the accounts' Lua policy states, in bytes."},
+    {"lmdb", "map_size", "LMDB map size in bytes (it grows up to map_max)."},
+    {"lmdb", "used_bytes", "Bytes of the LMDB map in use (up to its last used page)."},
+    {"lmdb", "readers",
+     "LMDB reader slots taken in the lock table, by every process on the data directory "
+     "(a high-water mark: slots freed are reused, not given back)."},
+    {"lmdb", "max_readers", "LMDB reader slots the lock table holds."},
+};
+
+static const char *stat_help_of(const char *sec, const char *key)
+{
+    for (size_t i = 0; i < sizeof stat_help / sizeof stat_help[0]; i++)
+        if (!strcmp(stat_help[i].sec, sec) && !strcmp(stat_help[i].key, key))
+            return stat_help[i].help;
+    return "From sb_stats().";
+}
+
 static void engine_stats(sbd *d, struct evbuffer *o)
 {
     if (sb_stats(d->eng, d->res) != 0) {
@@ -142,10 +168,21 @@ static void engine_stats(sbd *d, struct evbuffer *o)
     json_object_foreach(st, sec, obj)
     {
         if (!strcmp(sec, "events")) {
-            labelled(o, obj, "switchboard_events_total", "type", "Events applied, by type.");
+            /* "errors" is no type: the failed events also count under
+            ** their own type, so summing the family would count them twice. */
+            labelled(o, obj, "switchboard_events_total", "type", "Events applied, by type.",
+                     "errors");
+            json_t *errs = json_object_get(obj, "errors");
+            if (json_is_number(errs)) {
+                family(o, "switchboard_event_errors_total", "counter",
+                       "Events that failed (each also counted in switchboard_events_total "
+                       "under its type).");
+                evbuffer_add_printf(o, "switchboard_event_errors_total %.17g\n",
+                                    json_number_value(errs));
+            }
         } else if (!strcmp(sec, "decisions")) {
             labelled(o, obj, "switchboard_decisions_total", "decision",
-                     "Routing decisions, by kind.");
+                     "Routing decisions, by kind.", NULL);
         } else if (!strcmp(sec, "latency_us")) {
             histogram(o, obj);
         } else if (json_is_object(obj) && name_ok(sec)) {
@@ -158,7 +195,7 @@ static void engine_stats(sbd *d, struct evbuffer *o)
                 int counter =
                     !strcmp(sec, "policy") && (!strcmp(k, "failures") || !strcmp(k, "reloads"));
                 snprintf(name, sizeof name, "switchboard_%s_%s%s", sec, k, counter ? "_total" : "");
-                family(o, name, counter ? "counter" : "gauge", "From sb_stats().");
+                family(o, name, counter ? "counter" : "gauge", stat_help_of(sec, k));
                 evbuffer_add_printf(o, "%s %.17g\n", name, json_number_value(v));
             }
         }

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+# The daemon as its operator meets it: every config key documented in the
+# man page and in examples/switchboard.conf, and accepted by the binary;
+# settings that cannot work refused with file:line before anything is made;
+# what the log says of the policy directory and of scheduled sweeps; the
+# sweep counters; /metrics in valid Prometheus text, counters monotonic.
+import sys, os, re, signal, socket, subprocess, json
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, binary, ROOT
+
+t = TAP(deadline=150)
+scratch = t.owned(Daemon())
+tmp = scratch.tmp
+
+
+def run_quick(args, cwd=None):
+    """`switchboard serve ARGS` expected to exit at once: (rc, stderr); a
+    daemon that starts instead is stopped after a few seconds (rc None)."""
+    try:
+        p = subprocess.run([binary(), "serve"] + args, stdin=subprocess.DEVNULL, cwd=cwd or tmp,
+                           capture_output=True, text=True, timeout=5)
+        return p.returncode, p.stderr
+    except subprocess.TimeoutExpired as e:
+        return None, (e.stderr or b"").decode("utf-8", "replace")
+
+
+# --- every key documented, and the documented defaults accepted ---------------
+with open(os.path.join(ROOT, "examples", "switchboard.conf")) as f:
+    conf_text = f.read()
+conf_keys = {}
+for line in conf_text.splitlines():
+    m = re.match(r"^#? ?([a-z_]+) = (\S.*)$", line)
+    if m:
+        conf_keys[m.group(1)] = m.group(2)
+with open(os.path.join(ROOT, "engine", "man", "switchboard.1")) as f:
+    man = f.read()
+section = man.split(".SH CONFIGURATION FILE", 1)[1].split(".SH ", 1)[0]
+man_keys = set(re.findall(r"^\.T[PQ]\n\.BR? ([a-z_]+)(?: = | \"|$)", section, re.M))
+t.ok(len(conf_keys) >= 25, "examples/switchboard.conf documents the keys (%d)" % len(conf_keys),
+     sorted(conf_keys))
+t.is_(sorted(set(conf_keys) - man_keys), [],
+      "every key of examples/switchboard.conf is in switchboard(1)'s CONFIGURATION FILE")
+t.is_(sorted(man_keys - set(conf_keys)), [],
+      "... and switchboard(1) lists no key the example does not document")
+unknown = []
+for k, v in sorted(conf_keys.items()):
+    if k in ("listen", "key_file", "admin_token_file", "policy_dir", "data_dir"):
+        continue  # paths and addresses: the example's own values are placeholders
+    path = os.path.join(tmp, "one.conf")
+    with open(path, "w") as f:
+        # The documented value, then a listen that cannot work: a known key
+        # with a good value gets as far as the listen check.
+        f.write("%s = %s\nlisten = 127.0.0.1:99999\n" % (k, v))
+    rc, err = run_quick(["--config", path])
+    if "one.conf:2: listen:" not in err:
+        unknown.append((k, v, err.strip()))
+t.is_(unknown, [], "the binary takes every documented key at its documented default")
+
+# --- settings that cannot work: file:line, and nothing made ---------------------
+bad = os.path.join(tmp, "bad.conf")
+for body, want in (
+        ("map_size = 65G\n", "bad.conf:2: map_size (65G) is above the largest map"),
+        ("policy_dir = %s\n" % os.path.join(tmp, "no-such-dir"),
+         "bad.conf:2: policy_dir: '%s': " % os.path.join(tmp, "no-such-dir")),
+        ("policy_dir = %s\n" % bad, "bad.conf:2: policy_dir: '%s': not a directory" % bad)):
+    data = os.path.join(tmp, "never-made")
+    with open(bad, "w") as f:
+        f.write("data_dir = %s\n%s" % (data, body))
+    rc, err = run_quick(["--config", bad, "--listen", "127.0.0.1:0"])
+    t.ok(rc == 1 and want in err, "%s: exit 1, %s" % (body.strip(), want), err)
+    t.ok(not os.path.exists(data), "... and no data directory or admin token was made")
+rc, err = run_quick(["--policy-dir", os.path.join(tmp, "gone"), "--listen", "127.0.0.1:0",
+                     "--data-dir", os.path.join(tmp, "never-made")])
+t.ok(rc == 2 and "--policy-dir: policy_dir: '%s': " % os.path.join(tmp, "gone") in err,
+     "--policy-dir naming nothing: exit 2, naming the flag", err)
+
+# --- the default ./policies absent: the log says none is in use -----------------
+cwd = os.path.join(tmp, "no-policies-here")
+os.makedirs(cwd)
+dn = t.owned(Daemon(conf={"policy_dir": "./policies"}, cwd=cwd)).start()
+listening = dn.wait_log(r'msg="listening"') or ""
+t.ok("policy_dir=none" in listening,
+     "no ./policies: the listening line says no policy directory is in use", listening)
+mark = len(dn.lines)
+dn.signal(signal.SIGHUP)
+line = dn.wait_log(r'msg="reload failed', after=mark, timeout=10) or ""
+t.ok("policy_dir=none" in line and "restart" in line,
+     "... and SIGHUP says why nothing can be reloaded and what to do", line)
+t.is_(dn.stop(), 0, "... exit 0")
+
+# --- the scheduled sweep: what it logs and counts --------------------------------
+# 2,500 records due for review, made by `switchboard replay` on the data
+# directory before the daemon starts: the sweep needs several turns of the
+# loop (1,000 records or 1 ms each).
+sdir = os.path.join(tmp, "sweep")
+os.makedirs(sdir)
+with open(os.path.join(sdir, "ret.lua"), "w") as f:
+    f.write("local P = {}\n"
+            "function P.retain(record, ctx)\n"
+            "  if ctx.now - record.ended >= 1 then return { delete = true, reason = \"old\" } end\n"
+            "  return { review_in_days = 0.00001 }\n"
+            "end\n"
+            "return P\n")
+CALLS = 2500
+lines = [{"account": {"id": "acme"}},
+         {"policy": "ret", "file": "ret.lua", "account": "acme"},
+         {"account": {"id": "acme", "retention": "ret"}},
+         {"queue": {"id": "support", "policy": "longest-idle", "members": []}}]
+for i in range(CALLS):
+    lines.append({"type": "offer", "call": "c%d" % i, "queue": "support",
+                  "caller": "+442079460001"})
+    lines.append({"type": "abandon", "call": "c%d" % i})
+with open(os.path.join(sdir, "calls.jsonl"), "w") as f:
+    f.write("\n".join(json.dumps(x) for x in lines) + "\n")
+sdata = os.path.join(sdir, "data")
+p = subprocess.run([binary(), "replay", "calls.jsonl", "--data-dir", sdata, "--policy-dir",
+                    os.path.join(ROOT, "policies")], cwd=sdir, capture_output=True, text=True,
+                   timeout=60)
+t.is_(p.returncode, 0, "replay made %d records" % CALLS, p.stderr[-2000:])
+ds = t.owned(Daemon(data_dir=sdata, policy_dir=os.path.join(ROOT, "policies"),
+                    conf={"sweep_interval": 3600, "sync": "none", "log_level": "info"})).start()
+done = ds.wait_log(r'msg="sweep done"', timeout=30) or ""
+t.ok("reviewed=%d deleted=%d" % (CALLS, CALLS) in done,
+     "the first sweep logs its totals for the whole sweep", done)
+t.ok(re.search(r" kept=0 .*failed=0", done), "... with what it kept and what failed", done)
+t.ok(re.search(r" next_in=3600s", done), "... and when the next one is due", done)
+t.is_(ds.metric("switchboard_swept_records_total"), float(CALLS),
+      "switchboard_swept_records_total counts each record once")
+t.is_(len([l for l in ds.lines if 'msg="sweep done"' in l]), 1, "one line for the sweep")
+started = [l for l in ds.lines if 'msg="listening"' in l]
+t.ok(started and "sweep_interval=3600" in started[0],
+     "the listening line says how often the daemon sweeps", started)
+
+# A sweep whose retention hook fails for some records is a warning: the
+# records stay as they were, and the operator has to look.
+fdir = os.path.join(tmp, "sweep-fail")
+os.makedirs(fdir)
+with open(os.path.join(fdir, "ret.lua"), "w") as f:
+    f.write("local P = {}\n"
+            "function P.retain(record, ctx)\n"
+            "  if ctx.now - record.ended >= 1 then error(\"cannot decide\") end\n"
+            "  return { review_in_days = 0.00001 }\n"
+            "end\n"
+            "return P\n")
+with open(os.path.join(fdir, "calls.jsonl"), "w") as f:
+    f.write("\n".join(json.dumps(x) for x in lines[:4 + 2 * 5]) + "\n")
+fdata = os.path.join(fdir, "data")
+p = subprocess.run([binary(), "replay", "calls.jsonl", "--data-dir", fdata, "--policy-dir",
+                    os.path.join(ROOT, "policies")], cwd=fdir, capture_output=True, text=True,
+                   timeout=60)
+t.is_(p.returncode, 0, "replay made 5 records", p.stderr[-2000:])
+dw = t.owned(Daemon(data_dir=fdata, policy_dir=os.path.join(ROOT, "policies"),
+                    conf={"sync": "none", "log_level": "info"})).start()
+line = dw.wait_log(r'msg="sweep done"', timeout=30) or ""
+t.ok("level=warn " in line and "failed=5 " in line,
+     "a sweep whose retention hook failed logs sweep done at warn, with failed=5", dw.lines)
+t.is_(dw.stop(), 0, "exit 0")
+
+# --- SIGINT with a request still arriving -----------------------------------------
+# The daemon waits for it until shutdown_timeout, then closes and exits 0; a
+# second signal closes at once. Both say so in the log, naming the signal.
+for sig2, conf in ((None, {"shutdown_timeout": 1}), (signal.SIGTERM, {"shutdown_timeout": 600})):
+    dd = t.owned(Daemon(conf=conf)).start()
+    sk = socket.create_connection((dd.host, dd.port), timeout=10)
+    sk.sendall(b"POST /v1/calls HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{")
+    dd.wait_log(r'msg="connection accepted"', timeout=10)
+    dd.signal(signal.SIGINT)
+    first = dd.wait_log(r'msg="shutting down', timeout=10) or ""
+    t.ok("signal=INT connections=1" in first, "SIGINT with a request half-received: logged, "
+         "naming the signal and the open connection", first)
+    if sig2:
+        dd.signal(sig2)
+        line = dd.wait_log(r'msg="second signal', timeout=10) or ""
+        t.ok("signal=TERM connections=1" in line,
+             "... a second signal closes at once, named as the first was", line)
+    else:
+        line = dd.wait_log(r'msg="shutdown timeout', timeout=10) or ""
+        t.ok("connections=1 shutdown_timeout=1" in line,
+             "... shutdown_timeout closes it, and says so", line)
+    t.is_(dd.wait(20), 0, "... exit 0")
+    sk.close()
+
+# --- /metrics: valid Prometheus text, counters that only go up -----------------
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABELS = r'%s="(?:\\.|[^"\\\n])*"' % NAME
+
+
+def parse(text):
+    """([problems], {sample: value}, {family: type}) of a Prometheus text."""
+    probs, samples, types, helps, fam = [], {}, {}, set(), None
+    for ln in text.split("\n"):
+        if not ln:
+            continue
+        m = re.match(r"^# (HELP|TYPE) (%s) (.+)$" % NAME, ln)
+        if m:
+            kind, name, rest = m.groups()
+            if kind == "HELP":
+                if name in helps:
+                    probs.append("HELP twice: " + name)
+                helps.add(name)
+                if rest.startswith("From sb_stats"):
+                    probs.append("HELP says nothing: " + ln)
+            else:
+                if name in types:
+                    probs.append("TYPE twice: " + name)
+                if name not in helps:
+                    probs.append("TYPE before HELP: " + name)
+                types[name] = rest
+                fam = name
+                if rest == "counter" and not name.endswith("_total"):
+                    probs.append("counter without _total: " + name)
+            continue
+        if ln.startswith("#"):
+            continue
+        m = re.match(r"^(%s)(\{(%s(?:,%s)*)?\})? (\S+)$" % (NAME, LABELS, LABELS), ln)
+        if not m:
+            probs.append("bad sample line: %r" % ln)
+            continue
+        name = m.group(1)
+        base = fam if fam and types.get(fam) == "histogram" and name in (
+            fam + "_bucket", fam + "_sum", fam + "_count") else name
+        if base != fam:
+            probs.append("sample outside its family: %s (in %s)" % (name, fam))
+        key = ln.rsplit(" ", 1)[0]
+        if key in samples:
+            probs.append("sample twice: " + key)
+        try:
+            samples[key] = float(m.group(4))
+        except ValueError:
+            probs.append("bad value: %r" % ln)
+    return probs, samples, types
+
+
+r1 = ds.admin("GET", "/metrics")
+t.ok(r1.headers.get("content-type", "").startswith("text/plain"), "/metrics is text/plain",
+     r1.headers)
+probs, s1, types = parse(r1.body)
+t.is_(probs, [], "/metrics is valid Prometheus text: HELP and TYPE once per family, "
+      "before its samples")
+for name in ("switchboard_lmdb_map_size", "switchboard_lmdb_used_bytes",
+             "switchboard_lmdb_readers", "switchboard_lmdb_max_readers"):
+    t.ok(s1.get(name, 0) > 0 and types.get(name) == "gauge", "%s is a gauge (%s)" %
+         (name, s1.get(name)))
+types_seen = sorted(re.findall(r'^switchboard_events_total\{type="([^"]*)"\}', r1.body, re.M))
+t.is_(types_seen, sorted(["offer", "ring_result", "hangup", "abandon", "transfer",
+                          "agent_status", "tick"]),
+      "switchboard_events_total's type label holds event types only (no \"errors\")")
+t.ok("switchboard_event_errors_total" in s1 and types.get("switchboard_event_errors_total")
+     == "counter", "failed events are their own counter, switchboard_event_errors_total")
+ds.request("GET", "/healthz")
+ds.request("GET", "/nowhere")
+ds.request("GET", "/v1/agents")
+r2 = ds.admin("GET", "/metrics")
+probs, s2, _ = parse(r2.body)
+down = [(k, s1[k], s2.get(k)) for k in s1
+        if types.get(re.sub(r"(_bucket|_sum|_count)?(\{.*)?$", "", k)) in ("counter", "histogram")
+        and (s2.get(k) is None or s2[k] < s1[k])]
+t.is_(down, [], "no counter went down or vanished between two scrapes")
+t.ok(s2.get('switchboard_http_requests_total{route="unmatched",method="GET",code="404"}') == 1,
+     "... and the requests between them are counted")
+t.is_(ds.stop(), 0, "exit 0")
+t.done()
