@@ -134,7 +134,9 @@ static int parse_size(const char *v, uint64_t *out, int allow_suffix)
 }
 
 /* Resolve "host:port", "[v6addr]:port", ":port" or "port" (all interfaces)
-** into *ss (unless ss is NULL). Returns NULL, or what is wrong. */
+** into *ss (unless ss is NULL). Returns NULL, or what is wrong. All
+** interfaces are IPv6's wildcard where the system has IPv6 (the listener
+** takes IPv4 on it too), else IPv4's. */
 const char *sbd_listen_parse(const char *spec, struct sockaddr_storage *ss, int *sslen)
 {
     char host[256] = "";
@@ -168,9 +170,12 @@ const char *sbd_listen_parse(const char *spec, struct sockaddr_storage *ss, int 
     const char *h = *host && strcmp(host, "*") ? host : NULL;
     int rc = getaddrinfo(h, port, &hints, &ai);
     if (rc != 0 || !ai) return rc ? gai_strerror(rc) : "no such address";
+    const struct addrinfo *pick = ai;
+    for (const struct addrinfo *a = ai; !h && a; a = a->ai_next)
+        if (a->ai_family == AF_INET6) pick = a;
     if (ss) {
-        memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-        *sslen = (int)ai->ai_addrlen;
+        memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+        *sslen = (int)pick->ai_addrlen;
     }
     freeaddrinfo(ai);
     return NULL;

@@ -1170,6 +1170,37 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     d->accept_failed = 0;
 }
 
+static int is_v6_any(const struct sockaddr_storage *ss)
+{
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+    return ss->ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+}
+
+/* A listening socket on ss. IPv6's wildcard takes IPv4 too, whatever the
+** system's default (net.ipv6.bindv6only): "all interfaces" means both. */
+static struct evconnlistener *listen_on(sbd *d, const struct sockaddr_storage *ss, int sslen)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return NULL;
+    int on = 1, off = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        (is_v6_any(ss) && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) != 0) ||
+        bind(fd, (const struct sockaddr *)ss, (socklen_t)sslen) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    struct evconnlistener *l =
+        evconnlistener_new(d->base, accept_cb, d, LEV_OPT_CLOSE_ON_FREE, 1024, fd);
+    if (!l) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return l;
+}
+
 int sbd_http_listen(sbd *d)
 {
     struct sockaddr_storage ss;
@@ -1181,9 +1212,16 @@ int sbd_http_listen(sbd *d)
                 why);
         return -1;
     }
-    d->listener = evconnlistener_new_bind(
-        d->base, accept_cb, d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-        1024, (struct sockaddr *)&ss, sslen);
+    d->listener = listen_on(d, &ss, sslen);
+    if (!d->listener && is_v6_any(&ss)) { /* IPv6 there but not usable: IPv4's wildcard */
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        uint16_t port = ((struct sockaddr_in6 *)&ss)->sin6_port;
+        memset(&ss, 0, sizeof ss);
+        in->sin_family = AF_INET;
+        in->sin_port = port;
+        in->sin_addr.s_addr = htonl(INADDR_ANY);
+        d->listener = listen_on(d, &ss, (int)sizeof *in);
+    }
     if (!d->listener) {
         fprintf(stderr, "switchboard: %scannot listen on %s: %s\n", d->cfg->listen_origin,
                 d->cfg->listen, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));

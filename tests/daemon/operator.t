@@ -259,4 +259,34 @@ t.is_(down, [], "no counter went down or vanished between two scrapes")
 t.ok(s2.get('switchboard_http_requests_total{route="unmatched",method="GET",code="404"}') == 1,
      "... and the requests between them are counted")
 t.is_(ds.stop(), 0, "exit 0")
+
+# --- "all interfaces" means IPv4 and IPv6 ----------------------------------------
+def healthz(family, host, port):
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as so:
+            so.settimeout(5)
+            so.connect((host, port))
+            so.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = so.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            return data.split(b"\r\n", 1)[0].decode()
+    except OSError as e:
+        return "error: %s" % e
+
+
+da = t.owned(Daemon(conf={"listen": ":0"}))
+da.start()
+t.ok(da.port, "listen = :0 starts (addr=%s:%s)" % (da.host, da.port))
+t.is_(healthz(socket.AF_INET, "127.0.0.1", da.port), "HTTP/1.1 200 OK",
+      "all interfaces: answered over IPv4")
+if socket.has_ipv6 and os.path.exists("/proc/net/if_inet6"):
+    t.is_(healthz(socket.AF_INET6, "::1", da.port), "HTTP/1.1 200 OK",
+          "all interfaces: answered over IPv6")
+else:
+    t.ok(True, "# SKIP no IPv6 on this machine")
+t.is_(da.stop(), 0, "exit 0")
 t.done()
