@@ -4,6 +4,9 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -73,8 +76,26 @@ const char *sbd_q(const char *s)
 }
 
 /* Write one line: timestamp, level, [src,] msg, then the key=value text. */
+/* Under systemd, stderr is the journal's stream when JOURNAL_STREAM names
+** it ("device:inode"): each line then starts with its syslog priority,
+** "<3>" for an error to "<7>" for debug, which the journal takes for the
+** line's level (journalctl -p warning) and strips. */
+static int journal_prefix(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        const char *js = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        known = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+                (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+    }
+    return known;
+}
+
 static void emit(sb_log_level level, const char *src, const char *msg, const char *kv)
 {
+    static const char *const prio[] = {"<3>", "<4>", "<6>", "<7>"};
     char ts[40], qmsg[1024];
     struct timespec now;
     struct tm tm;
@@ -83,9 +104,9 @@ static void emit(sb_log_level level, const char *src, const char *msg, const cha
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     quote_into(qmsg, sizeof qmsg, msg);
     /* One fprintf on an unbuffered stream: one write, lines do not interleave. */
-    fprintf(stderr, "%s.%03ldZ level=%s%s%s msg=%s%s%s\n", ts, (long)(now.tv_nsec / 1000000),
-            level_names[level], src ? " src=" : "", src ? src : "", qmsg, kv && *kv ? " " : "",
-            kv ? kv : "");
+    fprintf(stderr, "%s%s.%03ldZ level=%s%s%s msg=%s%s%s\n", journal_prefix() ? prio[level] : "",
+            ts, (long)(now.tv_nsec / 1000000), level_names[level], src ? " src=" : "",
+            src ? src : "", qmsg, kv && *kv ? " " : "", kv ? kv : "");
 }
 
 void sbd_log(sb_log_level level, const char *msg, const char *fmt, ...)

@@ -289,4 +289,46 @@ if socket.has_ipv6 and os.path.exists("/proc/net/if_inet6"):
 else:
     t.ok(True, "# SKIP no IPv6 on this machine")
 t.is_(da.stop(), 0, "exit 0")
+
+# --- under systemd, each line carries its level for the journal ------------------
+def first_lines(env_extra):
+    """Start the daemon with stderr on a pipe whose device:inode JOURNAL_STREAM
+    may name; its first lines, up to the listening line."""
+    r, w = os.pipe()
+    st = os.fstat(w)
+    env = dict(os.environ)
+    env.pop("JOURNAL_STREAM", None)
+    env.update({k: (v % (st.st_dev, st.st_ino) if "%" in v else v) for k, v in env_extra.items()})
+    data = os.path.join(tmp, "journal-data-%d" % len(os.listdir(tmp)))
+    p = subprocess.Popen([binary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
+                          "--log-level", "debug"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w, cwd=tmp,
+                         env=env)
+    os.close(w)
+    lines = []
+    with os.fdopen(r, "r", errors="replace") as f:
+        for line in f:
+            lines.append(line.rstrip("\n"))
+            if 'msg="listening"' in line:
+                break
+        p.send_signal(signal.SIGTERM)
+        rest = f.read()
+    p.wait(timeout=20)
+    return lines + rest.splitlines()
+
+
+js = first_lines({"JOURNAL_STREAM": "%d:%d"})
+listening = [l for l in js if 'msg="listening"' in l]
+t.ok(listening and listening[0].startswith("<6>"),
+     "JOURNAL_STREAM naming stderr: an info line starts <6>", listening)
+t.ok(all(re.match(r"<[3467]>\d{4}-", l) for l in js if l),
+     "... and every line starts with its syslog priority", js[:3])
+debug = [l for l in js if "level=debug" in l]
+t.ok(not debug or all(l.startswith("<7>") for l in debug), "debug lines start <7>", debug[:1])
+plain = first_lines({})
+t.ok(plain and all(re.match(r"\d{4}-", l) for l in plain if l),
+     "without JOURNAL_STREAM, lines start with their time stamp", plain[:1])
+other = first_lines({"JOURNAL_STREAM": "1:1"})
+t.ok(other and all(re.match(r"\d{4}-", l) for l in other if l),
+     "with JOURNAL_STREAM naming another stream (stderr redirected), no prefix", other[:1])
 t.done()
