@@ -23,6 +23,10 @@ const char *cli_iso_time(int64_t ms, char *buf, size_t cap);
 /* a asks for usage: --help or -h, or (word: where a command is expected)
 ** help. */
 int cli_is_help(const char *a, int word);
+/* 1 (said why on stderr, naming cmd) when a running `switchboard serve`
+** holds dir's serve.lock: replay and simulate, which run their own clock,
+** must not write into a live daemon's data. 0 otherwise; creates nothing. */
+int cli_refuse_served_dir(const char *cmd, const char *dir);
 int cli_replay(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
 int cli_records(int argc, char **argv); /* records.c */

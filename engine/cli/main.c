@@ -8,10 +8,12 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,8 +35,10 @@ static void usage(FILE *f)
                "                                a simulated day of calls, with a summary\n"
                "  records COMMAND ...           call records: export, erase, list, get, hold,\n"
                "                                release, holds, audit, stats (records --help)\n"
-               "  sweep --data-dir DIR          run a retention sweep now, with a summary\n"
-               "  backup --data-dir DIR DEST    a consistent, compacted copy of the data\n"
+               "  sweep --data-dir DIR [--budget-ms N] [--json] [--quiet]\n"
+               "                                run a retention sweep now, with a summary\n"
+               "  backup --data-dir DIR [--key-file F] [--json] DEST\n"
+               "                                a consistent, compacted copy of the data\n"
                "                                (not the master key), while others work\n"
                "  serve [FLAGS]                 the HTTP/JSON daemon (serve --help)\n"
                "  version                       print the version\n"
@@ -121,6 +125,29 @@ char *cli_read_file(const char *path, size_t *len)
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+int cli_refuse_served_dir(const char *cmd, const char *dir)
+{
+    char path[4096];
+    if (!dir || snprintf(path, sizeof path, "%s/serve.lock", dir) >= (int)sizeof path) return 0;
+    /* Opened, never created: a directory no daemon ever ran on has none. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return 0;
+    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    char pid[32] = "";
+    if (held) {
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\r\n")] = 0;
+        fprintf(stderr,
+                "switchboard %s: --data-dir %s is in use by a running `switchboard serve`%s%s%s: "
+                "%s runs its own clock and would write into its data; stop the daemon or use "
+                "another directory\n",
+                cmd, dir, *pid ? " (pid " : "", pid, *pid ? ")" : "", cmd);
+    }
+    close(fd); /* also drops the shared lock taken when it was free */
+    return held;
 }
 
 static const char policy_usage_text[] =
@@ -453,6 +480,15 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "backup") == 0) return cli_backup(argc - 2, argv + 2);
     if (strcmp(cmd, "serve") == 0) return sb_daemon_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        if (argc > 2 && cli_is_help(argv[2], 1)) {
+            printf("usage: switchboard version\nPrint the version of the command and the "
+                   "library.\n");
+            return 0;
+        }
+        if (argc > 2) {
+            fprintf(stderr, "switchboard: version takes no arguments ('%s')\n", argv[2]);
+            return 2;
+        }
         printf("switchboard %s\n", sb_version());
         return 0;
     }

@@ -29,12 +29,15 @@ static void records_usage(FILE *f)
                "                                      number through the retention policy\n"
                "  list [--from T] [--to T] [--queue Q] [--limit N]\n"
                "                                      records without personal data, newest first\n"
+               "                                      (100 unless --limit, at most 10000)\n"
                "  get CALL                            one call's record\n"
                "  hold (--call C | --number N | --from T --to T) --reason TEXT [--id ID]\n"
                "                                      place a legal hold\n"
                "  release HOLD_ID                     release a legal hold\n"
                "  holds                               list legal holds\n"
-               "  audit [--after SEQ] [--limit N]     the retention audit log\n"
+               "  audit [--after SEQ] [--limit N]     the retention audit log, oldest first\n"
+               "                                      (1000 entries unless --limit, at most\n"
+               "                                      100000; --after SEQ: those after SEQ)\n"
                "  stats [--queue Q] [--from T] [--to T]  daily aggregates\n"
                "\n"
                "Common flags: --key-file F (default DIR/master.key), --policy-dir DIR (shared\n"
@@ -43,6 +46,8 @@ static void records_usage(FILE *f)
                "integer of 12 digits or more is read as Unix milliseconds). stats: \"avg\n"
                "wait\" is over all offered calls (abandoned ones too), \"avg talk\" over\n"
                "answered calls.\n"
+               "A command refuses a flag it does not take. When list or audit fill a page,\n"
+               "stderr says there may be more (audit: the --after SEQ of the next page).\n"
                "\n"
                "DIR must be an existing data directory (with its data.mdb and master key):\n"
                "these commands never create one.\n"
@@ -62,21 +67,58 @@ typedef struct opts {
     int nargs;
 } opts;
 
+/* records list and audit: pages the library returns when --limit is not
+** given, and the largest it takes. */
+#define LIST_DEFAULT 100
+#define LIST_MAX 10000
+#define AUDIT_DEFAULT 1000
+#define AUDIT_MAX 100000
+
+/* The flags taking a value, and where each goes. */
+static const struct {
+    const char *flag;
+    size_t off;
+} flags[] = {
+    {"--data-dir", offsetof(opts, data_dir)}, {"--account", offsetof(opts, account)},
+    {"--key-file", offsetof(opts, key_file)}, {"--policy-dir", offsetof(opts, policy_dir)},
+    {"--format", offsetof(opts, format)},     {"--queue", offsetof(opts, queue)},
+    {"--call", offsetof(opts, call)},         {"--number", offsetof(opts, number)},
+    {"--reason", offsetof(opts, reason)},     {"--id", offsetof(opts, id)},
+    {"--from", offsetof(opts, from)},         {"--to", offsetof(opts, to)},
+    {"--after", offsetof(opts, after)},       {"--limit", offsetof(opts, limit)},
+    {"--budget-ms", offsetof(opts, budget)},
+};
+
+/* flag is one of the space-separated words of list. */
+static int listed(const char *list, const char *flag)
+{
+    size_t n = strlen(flag);
+    for (const char *p = list; (p = strstr(p, flag)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
+    return 0;
+}
+
+/* Every flag given is one cmd takes (allowed: space-separated). A flag a
+** command does not take is refused, not ignored: `records erase N --from T`
+** is not an erasure of that range, `sweep --account A` not a sweep of one
+** account. 0, or -1 said which (one line). */
+static int only_flags(const char *cmd, const opts *o, const char *allowed)
+{
+    const char *bad = NULL;
+    for (size_t f = 0; !bad && f < sizeof flags / sizeof flags[0]; f++)
+        if (*(const char *const *)((const char *)o + flags[f].off) &&
+            !listed(allowed, flags[f].flag))
+            bad = flags[f].flag;
+    if (!bad && o->json && !listed(allowed, "--json")) bad = "--json";
+    if (!bad && o->quiet && !listed(allowed, "--quiet")) bad = "--quiet";
+    if (!bad) return 0;
+    fprintf(stderr, "switchboard: %s does not take %s (switchboard %s --help lists its flags)\n",
+            cmd, bad, strncmp(cmd, "records ", 8) ? cmd : "records");
+    return -1;
+}
+
 static int parse_opts(int argc, char **argv, opts *o)
 {
-    static const struct {
-        const char *flag;
-        size_t off;
-    } flags[] = {
-        {"--data-dir", offsetof(opts, data_dir)}, {"--account", offsetof(opts, account)},
-        {"--key-file", offsetof(opts, key_file)}, {"--policy-dir", offsetof(opts, policy_dir)},
-        {"--format", offsetof(opts, format)},     {"--queue", offsetof(opts, queue)},
-        {"--call", offsetof(opts, call)},         {"--number", offsetof(opts, number)},
-        {"--reason", offsetof(opts, reason)},     {"--id", offsetof(opts, id)},
-        {"--from", offsetof(opts, from)},         {"--to", offsetof(opts, to)},
-        {"--after", offsetof(opts, after)},       {"--limit", offsetof(opts, limit)},
-        {"--budget-ms", offsetof(opts, budget)},
-    };
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int matched = 0;
@@ -105,6 +147,13 @@ static int parse_opts(int argc, char **argv, opts *o)
                 return -1;
             } else
                 continue;
+            /* --account "" names no account, --data-dir= no directory (numbers,
+            ** times and the reason say what they expect themselves) */
+            if (!**dst && listed("--data-dir --account --key-file --policy-dir --queue --call --id",
+                                 flags[f].flag)) {
+                fprintf(stderr, "switchboard: %s needs a value (it is empty)\n", flags[f].flag);
+                return -1;
+            }
             matched = 1;
             break;
         }
@@ -161,13 +210,19 @@ static const char *flag_of(const char *field)
     return NULL;
 }
 
-static int positive_int(const char *flag, const char *v)
+/* A whole number 1..max given to flag (NULL: absent, *out untouched). 0, or
+** -1 said why. */
+static int positive_int(const char *flag, const char *v, long long max, long long *out)
 {
     char *e;
     if (!v) return 0;
+    errno = 0;
     long long n = strtoll(v, &e, 10);
-    if (*v && !*e && n > 0) return 0;
-    fprintf(stderr, "switchboard: %s '%s': expected a whole number above 0\n", flag, v);
+    if (*v >= '0' && *v <= '9' && !*e && !errno && n > 0 && n <= max) {
+        *out = n;
+        return 0;
+    }
+    fprintf(stderr, "switchboard: %s '%s': expected a whole number from 1 to %lld\n", flag, v, max);
     return -1;
 }
 
@@ -274,13 +329,19 @@ static void print_record_line(json_t *r)
            json_is_true(json_object_get(r, "anonymized")) ? "  (anonymized)" : "");
 }
 
-static int need_args(const opts *o, int n, const char *usage)
+/* A command's --account and its n arguments (the first named argname):
+** 0, or -1 said which is missing or too many, with the usage line. */
+static int need_args(const opts *o, const char *cmd, int n, const char *argname, const char *usage)
 {
-    if (!o->account || o->nargs != n) {
-        fprintf(stderr, "usage: switchboard records %s\n", usage);
-        return -1;
-    }
-    return 0;
+    if (o->account && o->nargs == n) return 0;
+    if (!o->account)
+        fprintf(stderr, "switchboard: records %s: --account ID is required\n", cmd);
+    else if (o->nargs < n)
+        fprintf(stderr, "switchboard: records %s: %s is missing\n", cmd, argname);
+    else
+        fprintf(stderr, "switchboard: records %s: unexpected argument '%s'\n", cmd, o->args[n]);
+    fprintf(stderr, "usage: switchboard records %s\n", usage);
+    return -1;
 }
 
 int cli_records(int argc, char **argv)
@@ -299,16 +360,31 @@ int cli_records(int argc, char **argv)
         records_usage(stdout);
         return 0;
     }
-    static const char *const cmds[] = {"export",  "erase", "list",  "get",   "hold",
-                                       "release", "holds", "audit", "stats", NULL};
-    int known = 0;
-    for (int i = 0; cmds[i]; i++)
-        known |= !strcmp(cmd, cmds[i]);
-    if (!known) {
+    /* Each command and the flags it takes besides the common ones. */
+    static const char *const cmds[][2] = {
+        {"export", "--format"},
+        {"erase", ""},
+        {"list", "--from --to --queue --limit"},
+        {"get", ""},
+        {"hold", "--call --number --from --to --reason --id"},
+        {"release", ""},
+        {"holds", ""},
+        {"audit", "--after --limit"},
+        {"stats", "--queue --from --to"},
+    };
+    const char *takes = NULL;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmd, cmds[i][0])) takes = cmds[i][1];
+    if (!takes) {
         fprintf(stderr, "switchboard: unknown records command '%s'\n", cmd);
         records_usage(stderr);
         return 2;
     }
+    char name[64], allowed[160];
+    snprintf(name, sizeof name, "records %s", cmd);
+    snprintf(allowed, sizeof allowed, "--data-dir --account --key-file --policy-dir --json %s",
+             takes);
+    if (only_flags(name, &o, allowed)) return 2;
     if (!o.data_dir) {
         fprintf(stderr, "switchboard: records %s: --data-dir DIR is required\n", cmd);
         records_usage(stderr);
@@ -318,7 +394,8 @@ int cli_records(int argc, char **argv)
     sb_engine *e = NULL;
     int rc = 2;
     if (!strcmp(cmd, "export")) {
-        if (need_args(&o, 1, "export --data-dir DIR --account ID NUMBER [--format json|csv]"))
+        if (need_args(&o, cmd, 1, "NUMBER",
+                      "export --data-dir DIR --account ID NUMBER [--format json|csv]"))
             goto out;
         int csv = o.format && !strcmp(o.format, "csv");
         if (o.format && !csv && strcmp(o.format, "json")) {
@@ -336,7 +413,7 @@ int cli_records(int argc, char **argv)
             json_decref(d);
         }
     } else if (!strcmp(cmd, "erase")) {
-        if (need_args(&o, 1, "erase --data-dir DIR --account ID NUMBER")) goto out;
+        if (need_args(&o, cmd, 1, "NUMBER", "erase --data-dir DIR --account ID NUMBER")) goto out;
         if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_erase(e, o.account, o.args[0], res);
         long long erase_failed = 0;
@@ -375,17 +452,19 @@ int cli_records(int argc, char **argv)
             rc = 3;
         }
     } else if (!strcmp(cmd, "list")) {
-        if (need_args(&o, 0,
+        if (need_args(&o, cmd, 0, NULL,
                       "list --data-dir DIR --account ID [--from T] [--to T] [--queue Q] "
                       "[--limit N]"))
             goto out;
         int64_t from, to;
-        if (parse_range(&o, &from, &to, 0) || positive_int("--limit", o.limit)) goto out;
+        long long limit = LIST_DEFAULT;
+        if (parse_range(&o, &from, &to, 0) || positive_int("--limit", o.limit, LIST_MAX, &limit))
+            goto out;
         json_t *q = json_object();
         if (o.from) json_object_set_new(q, "from_ms", json_integer(from));
         if (o.to) json_object_set_new(q, "to_ms", json_integer(to));
         if (o.queue) json_object_set_new(q, "queue", json_string(o.queue));
-        if (o.limit) json_object_set_new(q, "limit", json_integer(atoll(o.limit)));
+        if (o.limit) json_object_set_new(q, "limit", json_integer(limit));
         char *qs = json_dumps(q, JSON_COMPACT | CLI_JSON_REALS);
         json_decref(q);
         if ((e = open_dir(&o, res))) rc = sb_records_list(e, o.account, qs, strlen(qs), res);
@@ -397,16 +476,24 @@ int cli_records(int argc, char **argv)
             json_t *d = result_doc(res);
             size_t i;
             json_t *r;
-            json_array_foreach(json_object_get(d, "records"), i, r) print_record_line(r);
+            json_t *recs = json_object_get(d, "records");
+            json_array_foreach(recs, i, r) print_record_line(r);
+            /* A full page may not be all: say so where scripts reading
+            ** stdout do not see it. */
+            if (json_array_size(recs) == (size_t)limit)
+                fprintf(stderr,
+                        "switchboard: %lld record%s shown (the newest): there may be more "
+                        "(--limit N up to %d, or --to T before the oldest shown)\n",
+                        limit, limit == 1 ? "" : "s", LIST_MAX);
             json_decref(d);
         }
     } else if (!strcmp(cmd, "get")) {
-        if (need_args(&o, 1, "get --data-dir DIR --account ID CALL")) goto out;
+        if (need_args(&o, cmd, 1, "CALL", "get --data-dir DIR --account ID CALL")) goto out;
         if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_call_get(e, o.account, o.args[0], res);
         if (!rc) print_json(res);
     } else if (!strcmp(cmd, "hold")) {
-        if (need_args(&o, 0,
+        if (need_args(&o, cmd, 0, NULL,
                       "hold --data-dir DIR --account ID (--call C | --number N | --from T "
                       "--to T) --reason TEXT [--id ID]"))
             goto out;
@@ -442,7 +529,8 @@ int cli_records(int argc, char **argv)
             json_decref(d);
         }
     } else if (!strcmp(cmd, "release")) {
-        if (need_args(&o, 1, "release --data-dir DIR --account ID HOLD_ID")) goto out;
+        if (need_args(&o, cmd, 1, "HOLD_ID", "release --data-dir DIR --account ID HOLD_ID"))
+            goto out;
         if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_hold_release(e, o.account, o.args[0], res);
         if (!rc && o.json)
@@ -450,7 +538,7 @@ int cli_records(int argc, char **argv)
         else if (!rc)
             printf("hold %s released\n", o.args[0]);
     } else if (!strcmp(cmd, "holds")) {
-        if (need_args(&o, 0, "holds --data-dir DIR --account ID")) goto out;
+        if (need_args(&o, cmd, 0, NULL, "holds --data-dir DIR --account ID")) goto out;
         if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_hold_list(e, o.account, res);
         if (!rc && o.json) {
@@ -480,12 +568,14 @@ int cli_records(int argc, char **argv)
         }
     } else if (!strcmp(cmd, "audit")) {
         unsigned long long after = 0;
-        if (need_args(&o, 0, "audit --data-dir DIR --account ID [--after SEQ] [--limit N]") ||
-            positive_int("--limit", o.limit) ||
+        long long limit = AUDIT_DEFAULT;
+        if (need_args(&o, cmd, 0, NULL,
+                      "audit --data-dir DIR --account ID [--after SEQ] [--limit N]") ||
+            positive_int("--limit", o.limit, AUDIT_MAX, &limit) ||
             whole_number("--after", o.after, UINT64_MAX, &after))
             goto out;
         if (!(e = open_dir(&o, res))) goto fail;
-        rc = sb_audit_list(e, o.account, after, o.limit ? (size_t)atoll(o.limit) : 0, res);
+        rc = sb_audit_list(e, o.account, after, (size_t)limit, res);
         if (!rc && o.json) {
             print_json(res);
         } else if (!rc) {
@@ -503,10 +593,16 @@ int cli_records(int argc, char **argv)
                        ovr ? "(policy said " : "", ovr ? jstr(x, "decision") : "", ovr ? ") " : "",
                        jstr(x, "reason"));
             }
+            size_t got = json_array_size(json_object_get(d, "entries"));
+            if (got == (size_t)limit)
+                fprintf(stderr, "switchboard: %zu entr%s shown: more may follow (--after %lld)\n",
+                        got, got == 1 ? "y" : "ies",
+                        (long long)json_integer_value(json_object_get(d, "next")));
             json_decref(d);
         }
     } else { /* stats */
-        if (need_args(&o, 0, "stats --data-dir DIR --account ID [--queue Q] [--from T] [--to T]"))
+        if (need_args(&o, cmd, 0, NULL,
+                      "stats --data-dir DIR --account ID [--queue Q] [--from T] [--to T]"))
             goto out;
         int64_t from, to;
         if (parse_range(&o, &from, &to, 0)) goto out;
@@ -565,7 +661,7 @@ out:
 /* --- sweep ---------------------------------------------------------------- */
 
 typedef struct bar {
-    int tty;
+    int tty, estimated; /* estimated: a total ahead of done was seen */
     double t0;
     uint64_t last_done;
 } bar;
@@ -581,16 +677,28 @@ static void progress(void *arg, uint64_t done, uint64_t total)
 {
     bar *b = arg;
     if (!b->tty) return;
-    double el = mono() - b->t0;
-    int width = 30, fill = total ? (int)((double)done / (double)total * width) : width;
-    if (fill > width) fill = width;
-    char line[64];
-    for (int i = 0; i < width; i++)
-        line[i] = i < fill ? '#' : '.';
-    line[width] = 0;
-    fprintf(stderr, "\r[%s] %3.0f%%  %llu/%llu records  %.0f/s ", line,
-            total ? 100.0 * (double)done / (double)total : 100.0, (unsigned long long)done,
-            (unsigned long long)total, el > 0 ? (double)done / el : 0.0);
+    double el = mono() - b->t0, rate = el > 0 ? (double)done / el : 0.0;
+    char line[128];
+    /* total is an estimate made as the sweep starts, never below done: the
+    ** records a retention change queues for review are found on the way.
+    ** Until an estimate ahead of done is seen: no bar, no percentage (not
+    ** "100%" of 0/0 before the work is found). */
+    if (total > done) b->estimated = 1;
+    if (b->estimated && total) {
+        int width = 30, fill = (int)((double)done / (double)total * width);
+        char fillbar[31];
+        for (int i = 0; i < width; i++)
+            fillbar[i] = i < fill ? '#' : '.';
+        fillbar[width] = 0;
+        snprintf(line, sizeof line, "[%s] %3.0f%%  %llu/%llu records  %.0f/s", fillbar,
+                 100.0 * (double)done / (double)total, (unsigned long long)done,
+                 (unsigned long long)total, rate);
+    } else {
+        snprintf(line, sizeof line, "sweeping: %llu records so far  %.0f/s",
+                 (unsigned long long)done, rate);
+    }
+    /* padded to overwrite a longer line before it */
+    fprintf(stderr, "\r%-64s", line);
     b->last_done = done;
 }
 
@@ -600,8 +708,13 @@ static int open_for(const char *cmd, const char *usage, int bad, int nargs, cons
                     sb_engine **e, sb_result **res)
 {
     if (bad || o->nargs != nargs || !o->data_dir) {
+        /* bad: parse_opts or a value check said why already */
         if (!bad && !o->data_dir)
             fprintf(stderr, "switchboard: %s: --data-dir DIR is required\n", cmd);
+        else if (!bad && o->nargs < nargs)
+            fprintf(stderr, "switchboard: %s: DEST is missing\n", cmd);
+        else if (!bad)
+            fprintf(stderr, "switchboard: %s: unexpected argument '%s'\n", cmd, o->args[nargs]);
         fprintf(stderr, "usage: switchboard %s\n", usage);
         return 2;
     }
@@ -620,17 +733,25 @@ int cli_sweep(int argc, char **argv)
                "                         [--key-file F] [--json] [--quiet]\n"
                "Review every record whose retention review is due, purge deleted accounts'\n"
                "records, in short transactions beside live traffic; prints a progress bar\n"
-               "(on a terminal) and a summary. Stopped half way, the next sweep carries on.\n"
+               "on stderr (on a terminal; not with --json or --quiet) and a summary on\n"
+               "stdout. Every account is swept. --budget-ms N: stop after about N ms (0, the\n"
+               "default: until nothing is due). Stopped half way (the budget, a kill,\n"
+               "Ctrl-C), the next sweep carries on without redoing or skipping a record.\n"
                "DIR must be an existing data directory: a sweep never creates one.\n"
                "Exit status: 0 done, 1 an error, 2 a usage error.\n");
         return 0;
     }
+    if (!bad &&
+        only_flags("sweep", &o, "--data-dir --key-file --policy-dir --budget-ms --json --quiet"))
+        return 2;
     unsigned long long budget = 0;
     if (!bad) bad = whole_number("--budget-ms", o.budget, UINT32_MAX, &budget);
     sb_result *res;
     sb_engine *e;
-    int st =
-        open_for("sweep", "sweep --data-dir DIR [--budget-ms N] [--json]", bad, 0, &o, &e, &res);
+    int st = open_for("sweep",
+                      "sweep --data-dir DIR [--budget-ms N] [--policy-dir DIR] [--key-file F] "
+                      "[--json] [--quiet]",
+                      bad, 0, &o, &e, &res);
     if (st) return st;
     bar b = {.tty = !o.quiet && !o.json && isatty(2), .t0 = mono()};
     int rc = sb_sweep(e, (uint32_t)budget, progress, &b, res);
@@ -683,9 +804,11 @@ int cli_backup(int argc, char **argv)
                "Exit status: 0 written, 1 an error, 2 a usage error.\n");
         return 0;
     }
+    if (!bad && only_flags("backup", &o, "--data-dir --key-file --json")) return 2;
     sb_result *res;
     sb_engine *e;
-    int st = open_for("backup", "backup --data-dir DIR [--json] DEST", bad, 1, &o, &e, &res);
+    int st = open_for("backup", "backup --data-dir DIR [--key-file F] [--json] DEST", bad, 1, &o,
+                      &e, &res);
     if (st) return st;
     int rc = sb_backup(e, o.args[0], res);
     if (rc) {

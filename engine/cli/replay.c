@@ -64,7 +64,8 @@ static void replay_usage(FILE *f)
         "policies/README.md (\"Replaying events\") has the details.\n"
         "\n"
         "  --data-dir DIR    keep the engine's data there (default: a temporary\n"
-        "                    directory, removed at the end)\n"
+        "                    directory, removed at the end); not one a running\n"
+        "                    `switchboard serve` holds: that is refused\n"
         "  --policy-dir DIR  the shared policies queues name (default: ./policies, the\n"
         "                    stock policies when run from the source tree). Every file\n"
         "                    must load: one that does not stops the replay before it\n"
@@ -442,6 +443,7 @@ int cli_replay(int argc, char **argv)
         replay_usage(stderr);
         return 2;
     }
+    if (cli_refuse_served_dir("replay", data_dir)) return 1;
     struct stat st;
     if (!policy_dir) {
         policy_dir = DEFAULT_POLICY_DIR;

@@ -302,7 +302,9 @@ int cli_simulate(int argc, char **argv)
                     "[--data-dir DIR]\n"
                     "A working day of N calls (default 1000) through the stock policies in DIR\n"
                     "(default ./policies) on an injected clock, with a summary; the same seed\n"
-                    "gives the same day. Exit status: 0 done, 1 an error, 2 a usage error.\n");
+                    "gives the same day. --data-dir keeps the engine's data there (default: a\n"
+                    "temporary directory, removed at the end); one a running `switchboard serve`\n"
+                    "holds is refused. Exit status: 0 done, 1 an error, 2 a usage error.\n");
             return help ? 0 : 2;
         }
     }
@@ -310,6 +312,7 @@ int cli_simulate(int argc, char **argv)
         fprintf(stderr, "switchboard simulate: --calls must be 1..1000000\n");
         return 2;
     }
+    if (cli_refuse_served_dir("simulate", data_dir)) return 1;
     rng_state = seed;
     if (!data_dir) {
         snprintf(tmpdir, sizeof tmpdir, "/tmp/switchboard-sim-XXXXXX");

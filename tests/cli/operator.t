@@ -1,0 +1,195 @@
+#!/bin/sh
+# tests/cli/operator.t — the `switchboard` command as an operator and a
+# compliance officer use it: replay and simulate refuse a data directory a
+# running daemon holds (they run their own clock and would write into its
+# data), and change nothing there; records, sweep and backup refuse flags
+# their command does not take (an erasure with --from is not an erasure of
+# that range) and name a missing --account or argument; the sweep's progress
+# bar never claims 100% before it knows how much there is; CSV exports quote
+# commas, quotes and newlines; `version` takes no arguments.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/cli/lib.sh
+
+# wait_for FILE TEXT: waits (at most 20 s) for TEXT to appear in FILE.
+wait_for() {
+    i=0
+    while [ $i -lt 200 ]; do
+        grep -qF -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+cat >"$tmp/calls.jsonl" <<'J'
+{"account": {"id": "acme"}}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:alice@pbx.example"}, "status": "available"}}
+{"queue": {"id": "support", "policy": "longest-idle", "ring_timeout": 15, "wrapup": 0, "members": [{"agent": "alice"}]}}
+{"type": "offer", "call": "c1", "queue": "support", "caller": "+442079460001", "attrs": {"note": "a, \"b\"\nc", "uni": "café ☎"}}
+{"advance": 4}
+{"type": "ring_result", "call": "c1", "agent": "alice", "outcome": "answered"}
+{"advance": 60}
+{"type": "hangup", "call": "c1"}
+{"advance": 10}
+{"type": "offer", "call": "c2", "queue": "support", "caller": "+442079460001"}
+{"advance": 4}
+{"type": "abandon", "call": "c2"}
+J
+data="$tmp/data"
+run "$sb" replay "$tmp/calls.jsonl" --data-dir "$data" --policy-dir policies
+ok $rc "a data directory with two calls of one number" "$(shown)"
+
+# --- a data directory in use by a running daemon -------------------------
+live="$tmp/live"
+"$sb" serve --data-dir "$live" --listen 127.0.0.1:0 --policy-dir policies --sync none \
+    >/dev/null 2>"$tmp/serve.log" &
+serve_pid=$!
+if wait_for "$tmp/serve.log" 'msg="listening"'; then
+    ok 0 "a daemon runs on $live"
+    printf '{"account": {"id": "intruder"}}\n' >"$tmp/intruder.jsonl"
+    run "$sb" replay "$tmp/intruder.jsonl" --data-dir "$live" --policy-dir policies
+    check 1 "replay refuses a data directory a running daemon holds" err \
+        "in use by a running \`switchboard serve\` (pid $serve_pid)"
+    [ -z "$out" ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
+    ok $? "... with one line on stderr and nothing on stdout" "$(shown)"
+    run "$sb" simulate --calls 5 --data-dir "$live" --policy-dir policies
+    check 1 "simulate refuses it too" err "in use by a running \`switchboard serve\`"
+    run "$sb" records list --data-dir "$live" --account intruder
+    check 1 "records beside the daemon still work: the replay created no account" err \
+        "no such account 'intruder'"
+    run "$sb" sweep --data-dir "$live"
+    check 0 "sweep beside the daemon works" out "sweep done"
+    kill -TERM "$serve_pid"
+    wait "$serve_pid"
+    ok $? "the daemon stops, exit 0" "$(cat "$tmp/serve.log")"
+    run "$sb" records list --data-dir "$live" --account demo
+    check 1 "simulate created no demo account in the daemon's data" err "no such account 'demo'"
+    run "$sb" replay "$tmp/intruder.jsonl" --data-dir "$live" --policy-dir policies
+    check 0 "once the daemon has stopped, replay uses the directory (serve.lock left)" err \
+        "replay: 1 line, 0 errors"
+else
+    kill -KILL "$serve_pid" 2>/dev/null
+    wait "$serve_pid" 2>/dev/null
+    ok 1 "a daemon runs on $live" "$(cat "$tmp/serve.log")"
+fi
+
+# --- flags a command does not take ----------------------------------------
+snapshot() { "$sb" records export +442079460001 --data-dir "$data" --account acme --format csv; }
+before=$(snapshot)
+for c in "records erase +442079460001 --account acme --from 2026-01-05 --to 2026-01-06|--from" \
+    "records erase +442079460001 --account acme --call c1|--call" \
+    "records list --account acme --number +442079460001|--number" \
+    "records export +442079460001 --account acme --from 2026-01-05|--from" \
+    "records holds --account acme --reason x|--reason" \
+    "records get c1 --account acme --quiet|--quiet" \
+    "records hold --account acme --call c1 --reason x --limit 5|--limit" \
+    "sweep --account acme|--account" \
+    "sweep --format csv|--format" \
+    "backup --account acme $tmp/bk|--account"; do
+    cmd=${c%|*} flag=${c#*|}
+    # shellcheck disable=SC2086
+    run "$sb" $cmd --data-dir "$data"
+    [ "$rc" -eq 2 ] && has "$err" "does not take $flag" && [ -z "$out" ] &&
+        [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
+    ok $? "$cmd: exit 2, one line naming $flag" "$(shown)"
+done
+[ "$(snapshot)" = "$before" ] && [ ! -e "$tmp/bk" ] && [ -n "$before" ]
+ok $? "... and nothing was erased, held or backed up" "$(snapshot)"
+run "$sb" records holds --data-dir "$data" --account acme
+ok $? "no hold was placed" "$(shown)"
+[ -z "$out" ]
+ok $? "... the hold list is empty" "$(shown)"
+# Flags each command does take still work.
+run "$sb" records list --data-dir "$data" --account acme --from 2026-01-05 --to 2026-01-06 \
+    --queue support --limit 1 --json --key-file "$data/master.key" --policy-dir policies
+check 0 "records list with all of its flags" out '"id": "c2"'
+run "$sb" records audit --data-dir "$data" --account acme --after 0 --limit 5
+ok $rc "records audit --after --limit" "$(shown)"
+run "$sb" sweep --data-dir "$data" --budget-ms 0 --quiet --policy-dir policies
+check 0 "sweep with --budget-ms, --quiet and --policy-dir" out "sweep done"
+
+# --- a page that may not be all of it says so ------------------------------
+run "$sb" records list --data-dir "$data" --account acme --limit 1
+check 0 "records list --limit 1: one record on stdout" out "c2 "
+! has "$out" "c1 " && has "$err" "1 record shown (the newest): there may be more"
+ok $? "... and stderr says there may be more" "$(shown)"
+run "$sb" records list --data-dir "$data" --account acme
+[ "$rc" -eq 0 ] && [ -z "$err" ]
+ok $? "records list showing everything says nothing more" "$(shown)"
+"$sb" records hold --data-dir "$data" --account acme --call c1 --reason audit --id h1 >/dev/null &&
+    "$sb" records release h1 --data-dir "$data" --account acme >/dev/null
+ok $? "a hold placed and released: two audit entries"
+run "$sb" records audit --data-dir "$data" --account acme --limit 1
+[ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] &&
+    has "$err" "1 entry shown: more may follow (--after 1)"
+ok $? "records audit --limit 1: the next page's --after on stderr" "$(shown)"
+for c in "list --limit 10001|10000" "list --limit 99999999999999999999|10000" \
+    "audit --limit 100001|100000" "audit --limit 99999999999999999999|100000"; do
+    args=${c%|*} max=${c#*|}
+    # shellcheck disable=SC2086
+    run "$sb" records $args --data-dir "$data" --account acme
+    check 2 "records $args: exit 2, the range named" err "expected a whole number from 1 to $max"
+done
+
+# --- a missing --account or argument is named -------------------------------
+run "$sb" records list --data-dir "$data"
+check 2 "records list without --account names it" err "records list: --account ID is required"
+run "$sb" records export --data-dir "$data" --account acme
+check 2 "records export without NUMBER names it" err "records export: NUMBER is missing"
+run "$sb" records get c1 c2 --data-dir "$data" --account acme
+check 2 "records get with two calls names the extra one" err "records get: unexpected argument 'c2'"
+run "$sb" backup --data-dir "$data"
+check 2 "backup without DEST names it" err "backup: DEST is missing"
+run "$sb" sweep --data-dir "$data" now
+check 2 "sweep with an argument names it" err "sweep: unexpected argument 'now'"
+
+# --- an empty value is no value --------------------------------------------
+run "$sb" records list --data-dir "$data" --account ""
+check 2 "records list --account '': exit 2, named" err "switchboard: --account needs a value (it is empty)"
+run "$sb" sweep --data-dir=
+check 2 "sweep --data-dir=: exit 2, named" err "switchboard: --data-dir needs a value (it is empty)"
+
+# --- CSV export: RFC 4180 quoting, UTF-8 as it is ---------------------------
+run "$sb" records export +442079460001 --data-dir "$data" --account acme --format csv
+ok $rc "CSV export" "$(shown)"
+printf '%s' "$out" | grep -q "^c1,caller,+442079460001,,support,support,answered,"
+ok $? "... one line per record" "$(shown)"
+has "$out" '"{""note"":""a, \""b\""\nc"",""uni"":""café ☎""}"'
+ok $? "... an attribute with a comma, quotes and a newline is quoted, UTF-8 kept" "$(shown)"
+[ "$(printf '%s' "$out" | tr -cd '\r' | wc -c)" -eq 3 ]
+ok $? "... lines end in CRLF (a header and two records)" "$(shown)"
+
+# --- the sweep's progress bar -----------------------------------------------
+# A retention change makes the next sweep find the records to review as it
+# goes: its first progress reports know of none yet.
+rdata="$tmp/rdata"
+cp -r "$data" "$rdata"
+printf '{"account": {"id": "acme", "retention": "retention/keep-90-days-then-delete"}}\n' \
+    >"$tmp/ret.jsonl"
+run "$sb" replay "$tmp/ret.jsonl" --data-dir "$rdata" --policy-dir policies
+ok $rc "a retention policy set on the account" "$(shown)"
+run "$sb" sweep --data-dir "$rdata"
+check 0 "sweep without a terminal" out "sweep done"
+[ -z "$err" ]
+ok $? "... draws no progress bar" "$(shown)"
+rdata2="$tmp/rdata2"
+cp -r "$data" "$rdata2"
+run "$sb" replay "$tmp/ret.jsonl" --data-dir "$rdata2" --policy-dir policies
+if command -v script >/dev/null 2>&1; then
+    run script -qec "\"$sb\" sweep --data-dir \"$rdata2\"" /dev/null
+    check 0 "sweep on a terminal" out "sweep done: "
+    has "$out" "records so far" || has "$out" " records  "
+    ok $? "... draws its progress" "$(shown)"
+    ! has "$out" "100%" && ! has "$out" "0/0 records"
+    ok $? "... and no percentage, no 100% of 0/0, before it knows the total" "$(shown)"
+else
+    ok 0 "# SKIP no script(1) for a terminal"
+fi
+
+# --- version ----------------------------------------------------------------
+run "$sb" version
+check 0 "version" out "switchboard "
+run "$sb" version --bogus
+check 2 "version takes no arguments" err "switchboard: version takes no arguments"
+
+done_testing
