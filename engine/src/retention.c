@@ -107,7 +107,8 @@ typedef struct rctx {
     sb_buf val; /* a private copy of the record being handled */
     wbuf w;
     counts n;
-    int erase_held;  /* erasure decisions a hold overrode in this transaction */
+    int64_t due;    /* sweeps: what counts as now for this run (a rescan's reviews are due by it) */
+    int erase_held; /* erasure decisions a hold overrode in this transaction */
     json_t *reasons; /* erasure: "action: reason" -> count */
     /* the record view */
     char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first_queue[SB_ID_MAX + 1], agent[SB_ID_MAX + 1],
@@ -835,7 +836,7 @@ static int job_rescan(rctx *x, uint32_t acct, uint32_t epoch, uint8_t *cur, size
             uint8_t *v = (uint8_t *)x->val.p;
             memcpy(v + 2, &epoch, 4);
             if ((rc = st_put(txn, x->e, DB_RECORDS, keys[i], kls[i], v, x->val.len)) ||
-                (rc = review_put(x, keys[i], kls[i], x->t->now, epoch)))
+                (rc = review_put(x, keys[i], kls[i], x->due ? x->due : x->t->now, epoch)))
                 return rc;
         }
         if (k) {
@@ -1210,6 +1211,9 @@ static int do_sweep(wtx *t, void *arg)
     } else if (rc && rc != MDB_NOTFOUND) {
         goto out;
     }
+    /* Reviews a rescan schedules are due in this run: its now, not this
+    ** transaction's, which the clock may have moved past. */
+    x.due = sr->now;
     int used = run_jobs(&x, SWEEP_BATCH, deadline, &sr->more);
     if (used < 0 || IS_SB_ERR(used)) {
         rc = used;

@@ -587,6 +587,27 @@ static void test_policy_change(void)
     is_int(jint(s, "reviewed"), 10, "the next sweep reviews every older record");
     is_int(jint(s, "deleted"), 10, "older than 90 days: deleted");
     json_decref(s);
+    /* With time passing while the sweep works (a real clock), the records
+    ** a change schedules are still due in that same sweep. */
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "t%d", i);
+        call("chg", id, "+442079469999", 1, NULL);
+    }
+    now_ms += 100 * DAY;
+    acct = "{\"id\":\"chg\",\"retention\":\"retention/delete-abandoned-7-days\"}";
+    ok(sb_account_put(eng, acct, strlen(acct), res) == 0, "the retention policy changed again");
+    tick_ms = 1;
+    s = sweep();
+    tick_ms = 0;
+    is_int(jint(s, "reviewed"), 10, "a clock that moves on during the sweep: it reviews them all");
+    ok(json_is_true(json_object_get(s, "done")), "and is done");
+    json_decref(s);
+    acct = "{\"id\":\"chg\",\"retention\":\"retention/keep-90-days-then-delete\"}";
+    sb_account_put(eng, acct, strlen(acct), res);
+    s = sweep();
+    is_int(jint(s, "reviewed"), 10, "... and changed back, the next sweep all of them again");
+    json_decref(s);
     /* Changing it again leaves no duplicate reviews behind. */
     call("chg", "g10", "+442079469999", 1, NULL);
     acct = "{\"id\":\"chg\",\"retention\":\"retention/delete-abandoned-7-days\"}";

@@ -18,10 +18,16 @@
 /* The engine's clock in tests: now_ms, moved by the test (sb_config.clock). */
 __attribute__((unused)) static int64_t now_ms = 1767603600000; /* Mon 2026-01-05 09:00 UTC */
 
+/* When set, each read of the clock moves it on by tick_ms: time passing
+** while the engine works (0: it stands still). */
+__attribute__((unused)) static int64_t tick_ms;
+
 static inline int64_t test_clock(void *arg)
 {
     (void)arg;
-    return now_ms;
+    int64_t t = now_ms;
+    if (tick_ms) now_ms += tick_ms;
+    return t;
 }
 
 /* sb_config.log: silent, or on stderr when SB_TEST_LOG is set. */
