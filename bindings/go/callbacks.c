@@ -8,14 +8,30 @@
 #include "switchboard.h"
 #include "_cgo_export.h"
 
+/* How many of our callbacks run on this thread now. A Go callback runs on
+** the thread of the C call that made it (its goroutine is locked to that
+** thread meanwhile), so Engine.Close asks here whether it was called from
+** inside a call on an engine, which it would otherwise wait for forever. */
+static __thread int sbgo_depth;
+
+int sbgo_in_callback(void)
+{
+    return sbgo_depth;
+}
+
 static int64_t sbgo_clock(void *arg)
 {
-    return goSwitchboardClock((uintptr_t)arg);
+    sbgo_depth++;
+    int64_t ms = goSwitchboardClock((uintptr_t)arg);
+    sbgo_depth--;
+    return ms;
 }
 
 static void sbgo_log(void *arg, sb_log_level level, const char *line)
 {
+    sbgo_depth++;
     goSwitchboardLog((uintptr_t)arg, (int)level, (char *)line);
+    sbgo_depth--;
 }
 
 void sbgo_set_clock(sb_config *cfg, uintptr_t handle)
@@ -32,7 +48,9 @@ void sbgo_set_log(sb_config *cfg, uintptr_t handle)
 
 static void sbgo_progress(void *arg, uint64_t done, uint64_t total)
 {
+    sbgo_depth++;
     goSwitchboardProgress((uintptr_t)arg, done, total);
+    sbgo_depth--;
 }
 
 /* sb_sweep with the Go progress function handle names (0: none). */

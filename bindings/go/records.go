@@ -13,6 +13,7 @@ import "C"
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"runtime/cgo"
 	"time"
@@ -59,7 +60,7 @@ func (e *Engine) RecordsList(account string, q RecordsQuery) ([]map[string]any, 
 	if err != nil {
 		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the query: " + err.Error()}
 	}
-	m, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+	m, err := e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		p, n := bytesPtr(b)
 		return C.sb_records_list(e.eng, s[0], p, n, res)
 	})
@@ -86,7 +87,7 @@ type Export struct {
 // decrypted, for an access request. Anonymized records are not found.
 func (e *Engine) RecordsExport(account, number string, format ExportFormat) (*Export, error) {
 	var x Export
-	err := e.callInto([]string{account, number}, &x, func(res *C.sb_result, s []*C.char) C.int {
+	err := e.callInto([]string{"account", account, "number", number}, &x, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_records_export(e.eng, s[0], s[1], C.sb_export_format(format), res)
 	})
 	if err != nil {
@@ -113,7 +114,7 @@ type ErasureReport struct {
 // through the retention policy's erase hook (no policy or no hook: deleted).
 func (e *Engine) Erase(account, number string) (*ErasureReport, error) {
 	var r ErasureReport
-	err := e.callInto([]string{account, number}, &r, func(res *C.sb_result, s []*C.char) C.int {
+	err := e.callInto([]string{"account", account, "number", number}, &r, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_erase(e.eng, s[0], s[1], res)
 	})
 	if err != nil {
@@ -177,7 +178,7 @@ func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
 		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the hold: " + err.Error()}
 	}
 	var hj holdJSON
-	err = e.callInto([]string{account}, &hj, func(res *C.sb_result, s []*C.char) C.int {
+	err = e.callInto([]string{"account", account}, &hj, func(res *C.sb_result, s []*C.char) C.int {
 		p, n := bytesPtr(b)
 		return C.sb_hold_place(e.eng, s[0], p, n, res)
 	})
@@ -192,7 +193,7 @@ func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
 // whose deletion it prevented are reviewed again within a day.
 func (e *Engine) HoldRelease(account, holdID string) (*Hold, error) {
 	var hj holdJSON
-	err := e.callInto([]string{account, holdID}, &hj, func(res *C.sb_result, s []*C.char) C.int {
+	err := e.callInto([]string{"account", account, "hold_id", holdID}, &hj, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_hold_release(e.eng, s[0], s[1], res)
 	})
 	if err != nil {
@@ -207,7 +208,7 @@ func (e *Engine) HoldList(account string) ([]Hold, error) {
 	var doc struct {
 		Holds []holdJSON `json:"holds"`
 	}
-	err := e.callInto([]string{account}, &doc, func(res *C.sb_result, s []*C.char) C.int {
+	err := e.callInto([]string{"account", account}, &doc, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_hold_list(e.eng, s[0], res)
 	})
 	if err != nil {
@@ -263,7 +264,7 @@ func (e *Engine) Aggregates(account, queue string, from, to time.Time) ([]Aggreg
 	var doc struct {
 		Days []aggrJSON `json:"days"`
 	}
-	err := e.callInto([]string{account, queue}, &doc, func(res *C.sb_result, s []*C.char) C.int {
+	err := e.callInto([]string{"account", account, "queue", queue}, &doc, func(res *C.sb_result, s []*C.char) C.int {
 		q := s[1]
 		if queue == "" {
 			q = nil
@@ -324,9 +325,10 @@ func (e *Engine) AuditList(account string, after uint64, limit int) (entries []A
 		Next uint64 `json:"next"`
 	}
 	if limit < 0 {
-		limit = 0
+		return nil, 0, &Error{Code: ErrInvalid, Field: "limit",
+			Message: fmt.Sprintf("limit must be 0 (the default, 1000) or more, not %d", limit)}
 	}
-	err = e.callInto([]string{account}, &doc, func(res *C.sb_result, s []*C.char) C.int {
+	err = e.callInto([]string{"account", account}, &doc, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_audit_list(e.eng, s[0], C.uint64_t(after), C.size_t(limit), res)
 	})
 	if err != nil {
@@ -385,21 +387,23 @@ func (p *sweepProgress) call(done, total uint64) {
 // Sweep runs a retention sweep: reviews every record whose review date has
 // come, purges the records of deleted accounts, queues reviews after a
 // retention policy changed. It stops after about budget (zero: when nothing
-// is due). progress, if not nil, is called on this goroutine after each
-// transaction with the records handled so far and an estimate of the total;
-// it may call the engine, but not while a Close waits on another goroutine
-// (the sweep holds the engine: that call would wait for ever), and it must
-// not call Close itself (Close waits for the sweep, which waits for progress
-// to return: they would wait for each other). A panic in progress panics Sweep
-// once the sweep has returned (the sweep itself cannot be stopped half way:
-// its work is committed transaction by transaction).
+// is due; negative: ErrInvalid). progress, if not nil, is called on this
+// goroutine after each transaction with the records handled so far and an
+// estimate of the total; it may call the engine (while a Close on another
+// goroutine waits for the sweep, such calls fail with ErrInvalid), but not
+// close it (Close returns ErrState). A panic in progress panics Sweep once
+// the sweep has returned (the sweep itself cannot be stopped half way: its
+// work is committed transaction by transaction).
 func (e *Engine) Sweep(budget time.Duration, progress func(done, total uint64)) (*SweepReport, error) {
+	if budget < 0 {
+		// Not "no budget": a budget computed from a deadline already past
+		// must not sweep until nothing is due.
+		return nil, &Error{Code: ErrInvalid, Field: "budget",
+			Message: fmt.Sprintf("budget must be 0 (none) or more, not %v", budget)}
+	}
 	ms := budget.Milliseconds()
 	if budget > 0 && ms < 1 {
 		ms = 1
-	}
-	if ms < 0 {
-		ms = 0
 	}
 	if ms > math.MaxUint32 {
 		ms = math.MaxUint32

@@ -22,8 +22,9 @@
 // *Error values carrying the engine's code, message and offending field;
 // errors.Is(err, switchboard.ErrNotFound) tests the code.
 //
-// An Engine may be used from many goroutines at once. Several engines — in
-// one process or many — may open the same data directory.
+// An Engine may be used from many goroutines at once; Close waits for the
+// calls in flight. Several engines — in one process or many — may open the
+// same data directory.
 package switchboard
 
 /*
@@ -38,6 +39,7 @@ package switchboard
 
 void sbgo_set_clock(sb_config *cfg, uintptr_t handle);
 void sbgo_set_log(sb_config *cfg, uintptr_t handle);
+int sbgo_in_callback(void);
 */
 import "C"
 
@@ -116,7 +118,10 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Code == e.Code
 }
 
-var errClosed = &Error{Code: ErrInvalid, Message: "the engine is closed"}
+var (
+	errClosed  = &Error{Code: ErrInvalid, Message: "the engine is closed"}
+	errClosing = &Error{Code: ErrInvalid, Message: "the engine is closing"}
+)
 
 func resultError(rc C.int, res *C.sb_result) error {
 	e := &Error{Code: Code(rc), Message: C.GoString(C.sb_result_message(res))}
@@ -184,12 +189,13 @@ type Config struct {
 	MapMax    uint64   // never grow the map past this; zero: 64 GiB
 
 	// Clock is the engine's clock for events and timers (tests, simulations);
-	// nil: the system clock. It is called from the engine's threads, must be
-	// safe for concurrent use and must not block; a panic falls back to the
-	// system time.
+	// nil: the system clock. It is called from inside the engine's calls,
+	// must be safe for concurrent use, must not block nor call the engine;
+	// a panic falls back to the system time.
 	Clock func() time.Time
 	// Log receives each log line (no trailing newline); nil: stderr. It is
-	// called from the engine's threads; a panic drops the line.
+	// called from inside the engine's calls and must not call the engine; a
+	// panic drops the line.
 	Log      func(level LogLevel, line string)
 	LogLevel LogLevel // zero: LogInfo
 	Seed     uint64   // seeds ctx.random (with the call id and attempt)
@@ -211,29 +217,35 @@ type Config struct {
 // ---------------------------------------------------------------------------
 // C strings
 
-// cstrings copies ss into one C allocation, NUL-terminating each. Free the
-// block with C.free(block). A string with a NUL byte is refused: C would read
-// it as a shorter one.
-func cstrings(ss ...string) ([]*C.char, unsafe.Pointer, error) {
+// cstrings copies the values of name, value pairs into one C allocation,
+// NUL-terminating each, and returns the C strings in order. Free the block
+// with C.free(block). A value with a NUL byte is refused (ErrInvalid naming
+// it): C would read it as a shorter string.
+func cstrings(pairs ...string) ([]*C.char, unsafe.Pointer, error) {
 	n := 0
-	for _, s := range ss {
-		if strings.IndexByte(s, 0) >= 0 {
-			return nil, nil, &Error{Code: ErrInvalid, Message: "a string argument holds a NUL byte"}
+	for i := 1; i < len(pairs); i += 2 {
+		if strings.IndexByte(pairs[i], 0) >= 0 {
+			return nil, nil, &Error{Code: ErrInvalid, Field: pairs[i-1],
+				Message: pairs[i-1] + " holds a NUL byte (a C string would end there)"}
 		}
-		n += len(s) + 1
+		n += len(pairs[i]) + 1
+	}
+	if n == 0 {
+		return nil, nil, nil
 	}
 	block := C.malloc(C.size_t(n))
 	if block == nil {
 		return nil, nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
 	}
 	buf := unsafe.Slice((*byte)(block), n)
-	out := make([]*C.char, len(ss))
+	out := make([]*C.char, len(pairs)/2)
 	off := 0
-	for i, s := range ss {
-		copy(buf[off:], s)
-		buf[off+len(s)] = 0
+	for i := range out {
+		v := pairs[2*i+1]
+		copy(buf[off:], v)
+		buf[off+len(v)] = 0
 		out[i] = (*C.char)(unsafe.Pointer(&buf[off]))
-		off += len(s) + 1
+		off += len(v) + 1
 	}
 	return out, block, nil
 }
@@ -271,13 +283,16 @@ func bytesPtr(b []byte) (*C.char, C.size_t) {
 // Engine is an open engine on a data directory. Its methods may be called
 // from many goroutines at once; Close waits for the calls in flight.
 type Engine struct {
-	mu     sync.RWMutex // held for reading by every call; Close takes it
-	eng    *C.sb_engine
-	pool   chan *C.sb_result
-	poolMu sync.Mutex
-	all    []*C.sb_result
-	clock  cgo.Handle
-	log    cgo.Handle
+	mu      sync.Mutex
+	idle    sync.Cond // on mu: the last call in flight returned, or Close ended
+	eng     *C.sb_engine
+	calls   int  // calls in flight
+	closing bool // Close waits for the calls in flight; new calls are refused
+	pool    chan *C.sb_result
+	poolMu  sync.Mutex
+	all     []*C.sb_result
+	clock   cgo.Handle
+	log     cgo.Handle
 }
 
 // Open opens (creating if needed) the engine on cfg.DataDir.
@@ -287,7 +302,8 @@ func Open(cfg Config) (*Engine, error) {
 	if c.version != C.SB_CONFIG_VERSION {
 		return nil, &Error{Code: ErrVersion, Message: "library config version differs from the header's"}
 	}
-	strs, block, err := cstrings(cfg.DataDir, cfg.PolicyDir, cfg.KeyFile, cfg.PolicyPublicKey)
+	strs, block, err := cstrings("data_dir", cfg.DataDir, "policy_dir", cfg.PolicyDir, "key_file", cfg.KeyFile,
+		"policy_public_key", cfg.PolicyPublicKey)
 	if err != nil {
 		return nil, err
 	}
@@ -348,6 +364,7 @@ func Open(cfg Config) (*Engine, error) {
 		c.quarantine_after = 0
 	}
 	e := &Engine{pool: make(chan *C.sb_result, 64)}
+	e.idle.L = &e.mu
 	if cfg.Clock != nil {
 		e.clock = cgo.NewHandle(cfg.Clock)
 		C.sbgo_set_clock(&c, C.uintptr_t(e.clock))
@@ -383,32 +400,81 @@ func (e *Engine) freeHandles() {
 	}
 }
 
-// Close syncs and closes the engine, after the calls in flight return (so
-// not from a Sweep's progress function: see Sweep). Closing twice is
-// harmless; calls after Close fail with ErrInvalid.
+// Close syncs and closes the engine once the calls in flight on other
+// goroutines (a Sweep included) have returned; calls made meanwhile fail at
+// once with ErrInvalid ("the engine is closing"), and calls after Close with
+// ErrInvalid ("the engine is closed"). Closing twice is harmless. Called from
+// inside a call on an engine — from a Clock, Log or Sweep progress function —
+// Close returns an ErrState error and closes nothing: the call that called
+// it still uses the engine, and waiting for it would never end.
 func (e *Engine) Close() error {
+	if C.sbgo_in_callback() != 0 {
+		return &Error{Code: ErrState, Message: "Close called from a Clock, Log or Sweep progress " +
+			"function: the engine is inside a call; close it after that call returns"}
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.eng == nil {
+		e.mu.Unlock()
 		return nil
 	}
-	C.sb_close(e.eng)
+	if e.closing { // another goroutine closes it: wait for that
+		for e.eng != nil {
+			e.idle.Wait()
+		}
+		e.mu.Unlock()
+		return nil
+	}
+	e.closing = true
+	for e.calls > 0 {
+		e.idle.Wait()
+	}
+	eng := e.eng
+	e.mu.Unlock()
+	// Outside the lock: sb_close may log, and Log may call the engine (it is
+	// refused: closing).
+	C.sb_close(eng)
+	e.mu.Lock()
 	e.eng = nil
+	e.closing = false
 	for _, r := range e.all {
 		C.sb_result_free(r)
 	}
 	e.all = nil
 	e.pool = nil
 	e.freeHandles()
+	e.idle.Broadcast()
+	e.mu.Unlock()
 	return nil
 }
 
-// begin takes the engine for one call and a result to use; end gives both back.
-func (e *Engine) begin() (*C.sb_result, error) {
-	e.mu.RLock()
+// enter starts one call on the engine; leave ends it.
+func (e *Engine) enter() (*C.sb_engine, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.eng == nil {
-		e.mu.RUnlock()
 		return nil, errClosed
+	}
+	if e.closing {
+		return nil, errClosing
+	}
+	e.calls++
+	return e.eng, nil
+}
+
+func (e *Engine) leave() {
+	e.mu.Lock()
+	e.calls--
+	if e.calls == 0 && e.closing {
+		e.idle.Broadcast()
+	}
+	e.mu.Unlock()
+}
+
+// begin starts a call and takes a result to use; end gives it back and ends
+// the call.
+func (e *Engine) begin() (*C.sb_result, error) {
+	if _, err := e.enter(); err != nil {
+		return nil, err
 	}
 	select {
 	case r := <-e.pool:
@@ -417,7 +483,7 @@ func (e *Engine) begin() (*C.sb_result, error) {
 	}
 	r := C.sb_result_new()
 	if r == nil {
-		e.mu.RUnlock()
+		e.leave()
 		return nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
 	}
 	e.poolMu.Lock()
@@ -431,7 +497,7 @@ func (e *Engine) end(r *C.sb_result) {
 	case e.pool <- r:
 	default: // pool full: kept in e.all, freed at Close
 	}
-	e.mu.RUnlock()
+	e.leave()
 }
 
 // resultDoc decodes the result's JSON document.
@@ -516,7 +582,7 @@ func (e *Engine) AccountPut(doc any) (map[string]any, error) {
 
 // AccountGet reads an account.
 func (e *Engine) AccountGet(account string) (map[string]any, error) {
-	return e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+	return e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_account_get(e.eng, s[0], res)
 	})
 }
@@ -531,7 +597,7 @@ func (e *Engine) AccountList() ([]map[string]any, error) {
 
 // AccountDelete deletes an account and everything it owns.
 func (e *Engine) AccountDelete(account string) error {
-	_, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+	_, err := e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_account_delete(e.eng, s[0], res)
 	})
 	return err
@@ -545,7 +611,7 @@ func (e *Engine) AgentPut(account string, doc any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+	return e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		p, n := bytesPtr(b)
 		return C.sb_agent_put(e.eng, s[0], p, n, res)
 	})
@@ -553,7 +619,7 @@ func (e *Engine) AgentPut(account string, doc any) (map[string]any, error) {
 
 // AgentGet reads an agent's document with its live state ("status", "stats").
 func (e *Engine) AgentGet(account, agent string) (map[string]any, error) {
-	return e.call([]string{account, agent}, func(res *C.sb_result, s []*C.char) C.int {
+	return e.call([]string{"account", account, "agent", agent}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_agent_get(e.eng, s[0], s[1], res)
 	})
 }
@@ -561,7 +627,7 @@ func (e *Engine) AgentGet(account, agent string) (map[string]any, error) {
 // PolicyGet reads the policy of that name the account runs, with its source
 // ("name", "version", "source": "account" or "shared", "shadows_shared", "code").
 func (e *Engine) PolicyGet(account, name string) (map[string]any, error) {
-	return e.call([]string{account, name}, func(res *C.sb_result, s []*C.char) C.int {
+	return e.call([]string{"account", account, "name", name}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_policy_get(e.eng, s[0], s[1], res)
 	})
 }
@@ -570,14 +636,14 @@ func (e *Engine) PolicyGet(account, name string) (map[string]any, error) {
 // the same name decides from then on. ErrState while a queue or the account's
 // retention setting needs it and no shared one stands in.
 func (e *Engine) PolicyDelete(account, name string) (map[string]any, error) {
-	return e.call([]string{account, name}, func(res *C.sb_result, s []*C.char) C.int {
+	return e.call([]string{"account", account, "name", name}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_policy_delete(e.eng, s[0], s[1], res)
 	})
 }
 
 // AgentList lists an account's agents.
 func (e *Engine) AgentList(account string) ([]map[string]any, error) {
-	m, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+	m, err := e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_agent_list(e.eng, s[0], res)
 	})
 	return list(m, "agents", err)
@@ -585,7 +651,7 @@ func (e *Engine) AgentList(account string) ([]map[string]any, error) {
 
 // AgentDelete deletes an agent; ErrState while it is ringing or on a call.
 func (e *Engine) AgentDelete(account, agent string) error {
-	_, err := e.call([]string{account, agent}, func(res *C.sb_result, s []*C.char) C.int {
+	_, err := e.call([]string{"account", account, "agent", agent}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_agent_delete(e.eng, s[0], s[1], res)
 	})
 	return err
@@ -597,7 +663,7 @@ func (e *Engine) QueuePut(account string, doc any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+	return e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		p, n := bytesPtr(b)
 		return C.sb_queue_put(e.eng, s[0], p, n, res)
 	})
@@ -605,14 +671,14 @@ func (e *Engine) QueuePut(account string, doc any) (map[string]any, error) {
 
 // QueueGet reads a queue with its members and live figures.
 func (e *Engine) QueueGet(account, queue string) (map[string]any, error) {
-	return e.call([]string{account, queue}, func(res *C.sb_result, s []*C.char) C.int {
+	return e.call([]string{"account", account, "queue", queue}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_queue_get(e.eng, s[0], s[1], res)
 	})
 }
 
 // QueueList lists an account's queues.
 func (e *Engine) QueueList(account string) ([]map[string]any, error) {
-	m, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+	m, err := e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_queue_list(e.eng, s[0], res)
 	})
 	return list(m, "queues", err)
@@ -620,7 +686,7 @@ func (e *Engine) QueueList(account string) ([]map[string]any, error) {
 
 // QueueDelete deletes a queue; ErrState while calls wait in it.
 func (e *Engine) QueueDelete(account, queue string) error {
-	_, err := e.call([]string{account, queue}, func(res *C.sb_result, s []*C.char) C.int {
+	_, err := e.call([]string{"account", account, "queue", queue}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_queue_delete(e.eng, s[0], s[1], res)
 	})
 	return err
@@ -633,7 +699,7 @@ func (e *Engine) MemberPut(account, queue, agent string, membership any) (map[st
 	if err != nil {
 		return nil, err
 	}
-	return e.call([]string{account, queue, agent}, func(res *C.sb_result, s []*C.char) C.int {
+	return e.call([]string{"account", account, "queue", queue, "agent", agent}, func(res *C.sb_result, s []*C.char) C.int {
 		p, n := bytesPtr(b)
 		return C.sb_member_put(e.eng, s[0], s[1], s[2], p, n, res)
 	})
@@ -641,7 +707,7 @@ func (e *Engine) MemberPut(account, queue, agent string, membership any) (map[st
 
 // MemberDelete removes an agent from a queue.
 func (e *Engine) MemberDelete(account, queue, agent string) error {
-	_, err := e.call([]string{account, queue, agent}, func(res *C.sb_result, s []*C.char) C.int {
+	_, err := e.call([]string{"account", account, "queue", queue, "agent", agent}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_member_delete(e.eng, s[0], s[1], s[2], res)
 	})
 	return err
@@ -813,8 +879,8 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 		return nil, err
 	}
 	defer e.end(res)
-	s, block, err := cstrings(account, ev.Call, ev.Queue, ev.Agent, ev.Caller, ev.Called, ev.Reason,
-		string(attrs))
+	s, block, err := cstrings("account", account, "call", ev.Call, "queue", ev.Queue, "agent", ev.Agent,
+		"caller", ev.Caller, "called", ev.Called, "reason", ev.Reason, "attrs", string(attrs))
 	if err != nil {
 		return nil, err
 	}
@@ -851,7 +917,7 @@ func (e *Engine) SubmitJSON(account string, event []byte) ([]Action, error) {
 		return nil, err
 	}
 	defer e.end(res)
-	s, block, err := cstrings(account)
+	s, block, err := cstrings("account", account)
 	if err != nil {
 		return nil, err
 	}
@@ -878,14 +944,14 @@ func (e *Engine) Tick() ([]Action, error) {
 }
 
 // NextDeadline returns the time of the earliest pending timer; ok is false
-// when there is none.
+// when there is none, and on a closed (or closing) engine.
 func (e *Engine) NextDeadline() (t time.Time, ok bool) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.eng == nil {
+	eng, err := e.enter()
+	if err != nil {
 		return time.Time{}, false
 	}
-	ms := int64(C.sb_next_deadline(e.eng))
+	defer e.leave()
+	ms := int64(C.sb_next_deadline(eng))
 	if ms == math.MaxInt64 {
 		return time.Time{}, false
 	}
@@ -895,7 +961,7 @@ func (e *Engine) NextDeadline() (t time.Time, ok bool) {
 // CallGet reads a call with its state and decision trace (its record once
 // it has ended).
 func (e *Engine) CallGet(account, call string) (map[string]any, error) {
-	return e.call([]string{account, call}, func(res *C.sb_result, s []*C.char) C.int {
+	return e.call([]string{"account", account, "call", call}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_call_get(e.eng, s[0], s[1], res)
 	})
 }
@@ -913,7 +979,7 @@ func (e *Engine) PolicyPut(account, name string, source []byte, cases any) (vers
 	if err != nil {
 		return "", err
 	}
-	m, err := e.call([]string{account, name, string(cj)}, func(res *C.sb_result, s []*C.char) C.int {
+	m, err := e.call([]string{"account", account, "name", name, "cases", string(cj)}, func(res *C.sb_result, s []*C.char) C.int {
 		var cp *C.char
 		if cj != nil {
 			cp = s[2]
@@ -944,7 +1010,7 @@ func (e *Engine) PolicyList(account string) ([]PolicyInfo, error) {
 		return nil, err
 	}
 	defer e.end(res)
-	s, block, err := cstrings(account)
+	s, block, err := cstrings("account", account)
 	if err != nil {
 		return nil, err
 	}
@@ -992,7 +1058,7 @@ func scratch(fn func(res *C.sb_result) error) error {
 // one per line.
 func PolicyCheck(name string, source []byte) error {
 	return scratch(func(res *C.sb_result) error {
-		s, block, err := cstrings(name)
+		s, block, err := cstrings("name", name)
 		if err != nil {
 			return err
 		}
@@ -1027,7 +1093,7 @@ type TestReport struct {
 func PolicyTest(name string, source, cases []byte) (*TestReport, error) {
 	var rep *TestReport
 	err := scratch(func(res *C.sb_result) error {
-		s, block, err := cstrings(name)
+		s, block, err := cstrings("name", name)
 		if err != nil {
 			return err
 		}
@@ -1074,7 +1140,7 @@ func PolicyKeygen() (publicKey, secretKey string, err error) {
 func PolicySign(source []byte, secretKey string) ([]byte, error) {
 	var out []byte
 	err := scratch(func(res *C.sb_result) error {
-		s, block, err := cstrings(secretKey)
+		s, block, err := cstrings("secret_key", secretKey)
 		if err != nil {
 			return err
 		}
@@ -1100,7 +1166,7 @@ func PolicySign(source []byte, secretKey string) ([]byte, error) {
 // APIKeyCreate makes a new key for the account. The key is shown only now;
 // the engine keeps a keyed hash of it.
 func (e *Engine) APIKeyCreate(account string) (keyID, key string, err error) {
-	m, err := e.call([]string{account}, func(res *C.sb_result, s []*C.char) C.int {
+	m, err := e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_apikey_create(e.eng, s[0], res)
 	})
 	if err != nil {
@@ -1112,14 +1178,15 @@ func (e *Engine) APIKeyCreate(account string) (keyID, key string, err error) {
 }
 
 // APIKeyVerify reports whether key is a current key of account (compared in
-// constant time; false for unknown accounts too).
+// constant time; false for unknown accounts too, for an account holding a NUL
+// byte, and on a closed engine).
 func (e *Engine) APIKeyVerify(account, key string) bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.eng == nil {
+	eng, err := e.enter()
+	if err != nil {
 		return false
 	}
-	s, block, err := cstrings(account)
+	defer e.leave()
+	s, block, err := cstrings("account", account)
 	if err != nil {
 		return false
 	}
@@ -1129,12 +1196,12 @@ func (e *Engine) APIKeyVerify(account, key string) bool {
 	if p == nil {
 		p = s[0] // a valid pointer for an empty key
 	}
-	return C.sb_apikey_verify(e.eng, s[0], p, n) == 0
+	return C.sb_apikey_verify(eng, s[0], p, n) == 0
 }
 
 // APIKeyRevoke revokes one key by its id.
 func (e *Engine) APIKeyRevoke(account, keyID string) error {
-	_, err := e.call([]string{account, keyID}, func(res *C.sb_result, s []*C.char) C.int {
+	_, err := e.call([]string{"account", account, "key_id", keyID}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_apikey_revoke(e.eng, s[0], s[1], res)
 	})
 	return err
@@ -1154,12 +1221,12 @@ func (e *Engine) Stats() (map[string]any, error) {
 // Sync makes every event committed so far durable; needed with SyncDefer
 // before acknowledging, harmless otherwise.
 func (e *Engine) Sync() error {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.eng == nil {
-		return errClosed
+	eng, err := e.enter()
+	if err != nil {
+		return err
 	}
-	if rc := C.sb_sync(e.eng); rc != 0 {
+	defer e.leave()
+	if rc := C.sb_sync(eng); rc != 0 {
 		return &Error{Code: Code(rc), Message: strings.TrimPrefix(Code(rc).Error(), Code(rc).Name()+": ")}
 	}
 	return nil
@@ -1186,7 +1253,7 @@ type BackupReport struct {
 // it was; "" or the data directory itself is ErrInvalid; a full disk ErrFull.
 func (e *Engine) Backup(dest string) (*BackupReport, error) {
 	var r BackupReport
-	err := e.callInto([]string{dest}, &r, func(res *C.sb_result, s []*C.char) C.int {
+	err := e.callInto([]string{"dest", dest}, &r, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_backup(e.eng, s[0], res)
 	})
 	if err != nil {

@@ -9,7 +9,9 @@ without an engine, API keys, two engines on one data directory (also from
 several threads at once: nobody double-booked), call records and retention
 (listing, access requests as JSON and CSV, legal holds, sweeps with a
 progress callback, the audit log, erasure, aggregates), backups, deferred
-sync, closing.
+sync, closing (also from the clock, log and progress functions, and while a
+call runs on another thread), arguments C cannot take (NUL bytes, None, NaN,
+numbers beyond a C integer), the results of ended threads freed.
 
 Run by `make test` (SB_BUILD names the build directory, relative to the
 repository root) or by hand: bindings/python/test_binding.t. Under a
@@ -796,6 +798,186 @@ def test_backup():
        "and nothing was created")
 
 
+def test_arguments():
+    """Arguments a C function cannot take as given are refused with a clear
+    error naming them, never cut, wrapped or passed on as NULL."""
+    with sb.Engine(os.path.join(TMP, "args"), policy_dir=POLICIES, sync="none",
+                   log=lambda *a: None) as eng:
+        eng.account_put({"id": "acme"})
+        e = raises(lambda: eng.agent_get("acme", "alice\0x"), sb.InvalidError,
+                   "a NUL byte in an id: InvalidError naming the argument", sb.EINVAL, "agent")
+        ok(e is not None and "agent holds a NUL byte" in e.message,
+           "... and the message says which (%s)" % (e and e.message))
+        raises(lambda: eng.hold_release("acme\0", "h1"), sb.InvalidError,
+               "a NUL byte in the account", sb.EINVAL, "account")
+        raises(lambda: eng.agent_get(None, "alice"), TypeError,
+               "None for an id: TypeError, not an engine lookup of NULL")
+        raises(lambda: eng.submit(None, type="hangup", call="c1"), TypeError,
+               "submit(None, ...): TypeError")
+        e = raises(lambda: eng.account_put(None), TypeError, "account_put(None): TypeError")
+        ok(e is not None and "account" in str(e) and "len()" not in str(e),
+           "... saying what is missing (%s)" % e)
+        raises(lambda: eng.agent_put("acme", None), TypeError, "agent_put(acct, None): TypeError")
+        for v, cls in ((float("nan"), ValueError), (float("inf"), ValueError),
+                       (1.5, ValueError), ("5", TypeError), (None, TypeError)):
+            raises(lambda: eng.aggregates("acme", None, v), cls,
+                   "aggregates(from_ms=%r): %s" % (v, cls.__name__))
+            raises(lambda: eng.audit_list("acme", after=v), cls,
+                   "audit_list(after=%r): %s" % (v, cls.__name__))
+            raises(lambda: eng.sweep(budget_ms=v), cls,
+                   "sweep(budget_ms=%r): %s" % (v, cls.__name__))
+        is_(eng.aggregates("acme", None, 1767571200000.0), [],
+            "a whole float (milliseconds from arithmetic) is taken")
+        raises(lambda: sb.strerror(1 << 40), ValueError,
+               "strerror(2**40): ValueError, not the message of 0 (SB_OK)")
+        is_(sb.strerror(sb.ENOTFOUND), "SB_ENOTFOUND: not found", "strerror of a code")
+    d = os.path.join(TMP, "args2")
+    # Settings a C int cannot hold were wrapped (sync=2**40 as 0: group sync).
+    for kw, cls in (({"sync": 1 << 40}, ValueError), ({"log_level": 1 << 40}, ValueError),
+                    ({"sync": 1.5}, ValueError), ({"log_level": "7"}, ValueError),
+                    ({"seed": float("nan")}, ValueError), ({"map_size": "1"}, TypeError)):
+        raises(lambda: sb.Engine(d, **kw), cls, "Engine(%s=%r): %s"
+               % (next(iter(kw)), next(iter(kw.values())), cls.__name__))
+    ok(not os.path.exists(d), "and no data directory was created")
+    # A clock value a C int64 cannot hold falls back to the system time, as a
+    # raising clock does (it was wrapped: 2**70 as 0).
+    for v in (1 << 70, float("nan"), None):
+        warned = []
+        with sb.Engine(os.path.join(TMP, "args-clock-%d" % len(os.listdir(TMP))), sync="none",
+                       clock=lambda v=v: v, log=lambda *a: None) as eng:
+            old, sys.stderr = sys.stderr, _Capture(warned)
+            try:
+                created = eng.account_put({"id": "acme"})["created_ms"]
+            finally:
+                sys.stderr = old
+        ok(abs(created / 1000.0 - __import__("time").time()) < 86400 and warned,
+           "a clock returning %r: the system time, with a warning (%r)" % (v, created))
+
+
+class _Capture:
+    def __init__(self, into):
+        self.into = into
+
+    def write(self, s):
+        self.into.append(s)
+
+    def flush(self):
+        pass
+
+
+def test_close_and_threads():
+    """close() while calls are in flight, from callbacks; results of threads."""
+    # close() from the clock, which the engine calls inside a call: it used to
+    # free the engine under that call (a crash).
+    clock = Clock()
+    seen = []
+
+    def closing_clock():
+        if clock.close_now:
+            clock.close_now = False
+            try:
+                eng.close()
+                seen.append("closed")
+            except Exception as e:  # noqa: BLE001
+                seen.append(e)
+        return clock.ms
+
+    clock.close_now = False
+    eng = sb.Engine(os.path.join(TMP, "close-clock"), sync="none", clock=closing_clock,
+                    log=lambda *a: None)
+    eng.account_put({"id": "acme"})
+    clock.close_now = True
+    got = eng.account_put({"id": "acme2"})
+    ok(len(seen) == 1 and isinstance(seen[0], sb.StateError),
+       "close() from the clock raises StateError (%r)" % seen)
+    ok(got["id"] == "acme2" and not eng.closed and eng.account_get("acme2")["id"] == "acme2",
+       "and the call completes, the engine serving on")
+    eng.close()
+
+    # close() from the log function, which the engine calls inside a call
+    # (sb_backup logs the copy it wrote).
+    seen = []
+
+    def closing_log(level, line):
+        if "backup written" in line:
+            try:
+                eng.close()
+                seen.append("closed")
+            except Exception as e:  # noqa: BLE001
+                seen.append(e)
+
+    eng = sb.Engine(os.path.join(TMP, "close-log"), sync="none", log=closing_log)
+    eng.account_put({"id": "acme"})
+    r = eng.backup(os.path.join(TMP, "close-log-copy"))
+    ok(len(seen) == 1 and isinstance(seen[0], sb.StateError) and r["bytes"] > 0,
+       "close() from the log function raises StateError, the call completes (%r)" % seen)
+    ok(not eng.closed and eng.account_get("acme")["id"] == "acme", "and the engine serves on")
+    eng.close()
+
+    # close() on one thread while another is inside a call: close waits for
+    # it, new calls are refused meanwhile, and the call in flight completes.
+    inside, release = threading.Event(), threading.Event()
+    state = {"block": False}
+
+    def blocking_clock():
+        if state["block"]:
+            state["block"] = False
+            inside.set()
+            release.wait()
+        return clock.ms
+
+    eng = sb.Engine(os.path.join(TMP, "close-race"), sync="none", clock=blocking_clock,
+                    log=lambda *a: None)
+    eng.account_put({"id": "acme"})
+    out = {}
+
+    def caller():
+        try:
+            out["put"] = eng.account_put({"id": "slow"})
+        except Exception as e:  # noqa: BLE001
+            out["put"] = e
+
+    state["block"] = True
+    t = threading.Thread(target=caller)
+    t.start()
+    inside.wait()
+    closer = threading.Thread(target=eng.close)
+    closer.start()
+    for _ in range(100000):  # until close() has begun (it waits for the call)
+        if eng._closing:
+            break
+        __import__("time").sleep(0.001)
+    # A call now is refused at once (reaching the engine, it could wait
+    # behind the call in flight).
+    refused = raises(lambda: eng.stats(), sb.InvalidError,
+                     "a call while close() waits: InvalidError", sb.EINVAL)
+    ok(refused is not None and "clos" in refused.message,
+       "a call while close() waits is refused: %s" % refused)
+    ok(not eng.closed and closer.is_alive(), "close() waits for the call in flight")
+    release.set()
+    t.join()
+    closer.join()
+    ok(isinstance(out.get("put"), dict) and out["put"]["id"] == "slow",
+       "the call in flight completed: %r" % (out.get("put"),))
+    ok(eng.closed, "then the engine closed")
+    raises(lambda: eng.account_get("acme"), sb.InvalidError, "and is closed for later calls",
+           sb.EINVAL)
+
+    # Every thread that calls the engine gets a result; a thread that ends
+    # must not leave its result behind until close (a gateway with a thread
+    # per request grew without bound).
+    with sb.Engine(os.path.join(TMP, "threads"), sync="none", log=lambda *a: None) as eng:
+        eng.account_put({"id": "acme"})
+        for _ in range(5):
+            ts = [threading.Thread(target=lambda: eng.account_get("acme")) for _ in range(40)]
+            for x in ts:
+                x.start()
+            for x in ts:
+                x.join()
+        live = len(eng._results.live)
+        ok(live <= 2, "200 threads done: %d results left (this thread's, at most)" % live)
+
+
 def test_gateway_example():
     """examples/python/gateway.py on examples/c-gateway's calls (and the C
     gateway's output, when make built it: the two must agree)."""
@@ -835,7 +1017,8 @@ def test_gateway_example():
 def main():
     tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
              test_policies, test_policy_tools, test_apikeys, test_records, test_backup,
-             test_two_engines, test_defer_and_reopen, test_gateway_example]
+             test_two_engines, test_defer_and_reopen, test_arguments, test_close_and_threads,
+             test_gateway_example]
     try:
         for t in tests:
             try:

@@ -24,12 +24,14 @@ package sits in, else ``PREFIX/lib`` when ``make install`` put the package in
 ``PREFIX/lib/pythonX.Y/dist-packages``, else the system's library path.
 
 An :class:`Engine` may be used by several threads at once (each thread gets
-its own result buffer; the GIL is released while the engine works).
+its own result buffer, freed when the thread ends; the GIL is released while
+the engine works). :meth:`Engine.close` waits for the calls in flight.
 """
 
 import ctypes
 import ctypes.util
 import json
+import operator
 import os
 import sys
 import threading
@@ -350,17 +352,21 @@ def load_library(path=None):
 # --------------------------------------------------------------------------
 # Helpers shared by the engine and the module-level functions.
 
-def _b(s, what="argument"):
-    """str/bytes -> bytes for a C string (None stays None). A NUL byte is
-    refused: C would read a shorter string."""
+def _b(s, what, optional=False):
+    """str/bytes -> bytes for a C string. None is refused (TypeError) unless
+    ``optional`` (then it is passed as NULL). A NUL byte is refused with
+    InvalidError naming the argument: C would read a shorter string."""
     if s is None:
-        return s
+        if optional:
+            return None
+        raise TypeError("%s must be str or bytes, not None" % what)
     if isinstance(s, str):
         s = s.encode("utf-8")
     elif not isinstance(s, bytes):
         raise TypeError("%s must be str or bytes, not %s" % (what, type(s).__name__))
     if b"\0" in s:
-        raise InvalidError("SB_EINVAL", EINVAL, "%s holds a NUL byte" % what, None)
+        raise InvalidError("SB_EINVAL", EINVAL,
+                           "%s holds a NUL byte (a C string would end there)" % what, what)
     return s
 
 
@@ -373,19 +379,37 @@ def _bytes(s, what):
     raise TypeError("%s must be str or bytes, not %s" % (what, type(s).__name__))
 
 
-def _whole(v, bits, what):
-    """A whole number 0 .. 2**bits - 1 for a C integer argument. ctypes would
-    wrap anything else silently (-1 as the largest value, 2**32 as 0)."""
-    n = int(v)
-    if not 0 <= n < (1 << bits):
-        raise ValueError("%s must be 0 .. %d, not %r" % (what, (1 << bits) - 1, v))
+def _whole(v, bits, what, signed=False):
+    """A whole number for a C integer argument of that width: 0 .. 2**bits - 1
+    (signed: -2**(bits-1) .. 2**(bits-1) - 1). ctypes would wrap anything
+    else silently (-1 as the largest value, 2**32 as 0) or cut a float.
+    A float is taken when it is a whole number (milliseconds from
+    arithmetic); NaN, infinities and fractions raise ValueError, other types
+    (str, None) TypeError."""
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError("%s must be a finite number, not %r" % (what, v))
+        if not v.is_integer():
+            raise ValueError("%s must be a whole number, not %r" % (what, v))
+        n = int(v)
+    else:
+        try:
+            n = operator.index(v)
+        except TypeError:
+            raise TypeError("%s must be an int, not %s" % (what, type(v).__name__)) from None
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if not lo <= n <= hi:
+        raise ValueError("%s must be %d .. %d, not %r" % (what, lo, hi, v))
     return n
 
 
-def _doc(obj, what="document"):
-    """A document (dict/list, or JSON text) -> UTF-8 JSON bytes."""
+def _doc(obj, what="document", optional=False):
+    """A document (dict/list, or JSON text) -> UTF-8 JSON bytes; None only
+    when ``optional`` (then NULL: the engine's defaults)."""
     if obj is None:
-        return None
+        if optional:
+            return None
+        raise TypeError("%s must be a dict, a list or JSON text, not None" % what)
     if isinstance(obj, bytes):
         return obj
     if isinstance(obj, str):
@@ -482,7 +506,7 @@ def version():
 
 def strerror(code):
     """The static message of a code, e.g. ``"SB_ENOTFOUND: not found"``."""
-    return _s(load_library().sb_strerror(int(code)))
+    return _s(load_library().sb_strerror(_whole(code, 32, "code", signed=True)))
 
 
 def policy_check(name, source):
@@ -492,7 +516,7 @@ def policy_check(name, source):
     whose ``problems`` are its ``file:line: message`` lines otherwise."""
     src = _bytes(source, "source")
     with _Scratch() as s:
-        rc = s.lib.sb_policy_check(_b(name, "name"), src, len(src), s.res)
+        rc = s.lib.sb_policy_check(_b(name, "name", True), src, len(src), s.res)
         if rc:
             _raise(s.lib, rc, s.res)
 
@@ -504,9 +528,9 @@ def policy_test(name, source, cases):
     "got", "expected"}...]}`` whether or not every case passed (check
     ``report["failed"]``); raises :class:`SwitchboardError` when the policy
     or the cases cannot be run at all (a compile error, malformed cases)."""
-    src, cj = _bytes(source, "source"), _doc(cases, "cases")
+    src, cj = _bytes(source, "source"), _doc(cases, "cases", True)
     with _Scratch() as s:
-        rc = s.lib.sb_policy_test(_b(name, "name"), src, len(src), cj,
+        rc = s.lib.sb_policy_test(_b(name, "name", True), src, len(src), cj,
                                   len(cj) if cj is not None else 0, s.res)
         if rc and s.lib.sb_result_code(s.res):
             _raise(s.lib, rc, s.res)
@@ -536,6 +560,56 @@ def policy_sign(source, secret_key):
 # --------------------------------------------------------------------------
 # The engine.
 
+class _Results:
+    """The sb_results an engine hands its threads: one per thread, freed when
+    the thread ends (its threading.local entry goes) or the engine closes."""
+
+    def __init__(self, lib):
+        self.lib = lib
+        self.lock = threading.Lock()
+        self.live = set()
+
+    def new(self):
+        r = self.lib.sb_result_new()
+        if not r:
+            raise MemoryError("sb_result_new")
+        with self.lock:
+            self.live.add(r)
+        return _ThreadResult(self, r)
+
+    def release(self, r):
+        with self.lock:
+            if r not in self.live:
+                return  # freed by free_all already
+            self.live.discard(r)
+        self.lib.sb_result_free(r)
+
+    def free_all(self):
+        with self.lock:
+            live, self.live = self.live, set()
+        for r in live:
+            self.lib.sb_result_free(r)
+
+
+class _ThreadResult:
+    """One thread's sb_result; frees it when the thread's local data goes."""
+
+    __slots__ = ("owner", "ptr")
+
+    def __init__(self, owner, ptr):
+        self.owner, self.ptr = owner, ptr
+
+    def __del__(self):
+        try:
+            self.owner.release(self.ptr)
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def _nothing(lib, res):
+    return None
+
+
 class Engine:
     """An open engine on a data directory (``sb_open`` / ``sb_close``).
 
@@ -550,11 +624,14 @@ class Engine:
         ``"group"`` (default), ``"sync"``, ``"none"`` or ``"defer"`` (then
         call :meth:`sync` before acknowledging).
     ``clock``
-        a callable returning milliseconds since the Unix epoch — the
-        engine's clock for events and timers (tests, simulations). It is
-        called from the engine's threads, must not raise (if it does, the
-        traceback is printed and the system time used) and stays referenced
-        by the engine until :meth:`close`.
+        a callable returning milliseconds since the Unix epoch (an int, or
+        a float holding a whole number) — the engine's clock for events and
+        timers (tests, simulations). It is called from inside the engine's
+        calls, must not raise nor call the engine (the call that asked is
+        still working), and stays referenced by the engine until
+        :meth:`close`. If it raises, or returns something that is not a
+        time a C int64 holds, the system time is used and a warning
+        printed (once).
     ``log``
         a callable ``log(level, line)``, ``level`` one of ``"error"``,
         ``"warn"``, ``"info"``, ``"debug"``; default: the engine logs to
@@ -562,7 +639,8 @@ class Engine:
     ``log_level``
         ``"error"``, ``"warn"``, ``"info"`` (default) or ``"debug"``.
     ``seed``, ``map_size``, ``map_max``, ``key_file``
-        as in ``sb_config``.
+        as in ``sb_config`` (numbers: ints a C field of that width holds,
+        else ValueError; not ints, TypeError).
     ``policy_instructions``, ``policy_wall_ms``, ``policy_memory``, ``quarantine_after``
         the budgets of every policy hook call (0 disables a budget).
     ``require_signed_policies``, ``policy_public_key``
@@ -579,16 +657,20 @@ class Engine:
     def __init__(self, data_dir, *, policy_dir=None, sync=None, clock=None, log=None,
                  log_level=None, key_file=None, require_signed_policies=None,
                  policy_public_key=None, library=None, **numbers):
+        # Set first: close() (from __del__) must work whatever fails below.
+        self._eng = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._calls = 0         # calls in flight, on every thread
+        self._closing = False   # close() waits for the calls in flight
+        self._tls = threading.local()  # .res: this thread's result; .depth: its calls
+        self._results = None
         for k in numbers:
             if k not in self._NUMERIC:
                 raise TypeError("Engine() got an unexpected keyword argument %r" % k)
         lib = load_library(library)
         self._lib = lib
-        self._eng = None
-        self._lock = threading.Lock()
-        self._results = []
-        self._tls = threading.local()
-        self._sweeping = 0  # sweeps running: close() waits for none, it refuses
+        self._results = _Results(lib)
 
         cfg = _Config()
         lib.sb_config_init(ctypes.byref(cfg))
@@ -600,7 +682,8 @@ class Engine:
         self._keep = []
 
         def cstr(v, what):
-            b = _b(os.fspath(v) if isinstance(v, os.PathLike) else v, what)
+            # data_dir None reaches the engine, which names the field.
+            b = _b(os.fspath(v) if isinstance(v, os.PathLike) else v, what, True)
             self._keep.append(b)
             return b
 
@@ -613,18 +696,20 @@ class Engine:
             cfg.policy_public_key = cstr(policy_public_key, "policy_public_key")
         if require_signed_policies is not None:
             cfg.require_signed_policies = 1 if require_signed_policies else 0
+        # sync and log_level are C ints: a number beyond one would be wrapped
+        # by ctypes (2**40 as 0, group sync); the engine refuses unknown ones.
         if sync is not None:
             if isinstance(sync, str):
                 if sync not in _SYNC_MODES:
                     raise ValueError("sync must be one of %s" % ", ".join(_SYNC_MODES))
                 sync = _SYNC_MODES[sync]
-            cfg.sync = int(sync)
+            cfg.sync = _whole(sync, 32, "sync", signed=True)
         if log_level is not None:
             if isinstance(log_level, str):
                 if log_level not in _LOG_LEVELS:
                     raise ValueError("log_level must be one of %s" % ", ".join(_LOG_LEVELS))
                 log_level = _LOG_LEVELS[log_level]
-            cfg.log_level = int(log_level)
+            cfg.log_level = _whole(log_level, 32, "log_level", signed=True)
         for k, v in numbers.items():
             if v is not None:
                 # The field's own width: ctypes would wrap -1 or 2**64 silently
@@ -641,11 +726,12 @@ class Engine:
 
             def _clock_thunk(arg):
                 try:
-                    return int(user_clock())
+                    # A value a C int64 cannot hold would be wrapped by ctypes.
+                    return _whole(user_clock(), 64, "the clock's value", signed=True)
                 except BaseException:
                     if not self._clock_warned:
                         self._clock_warned = True
-                        sys.stderr.write("switchboard: the clock callable raised; "
+                        sys.stderr.write("switchboard: the clock callable failed; "
                                          "using the system time\n")
                         traceback.print_exc()
                     return int(time.time() * 1000)
@@ -670,37 +756,52 @@ class Engine:
         self._cfg = cfg
 
         eng = ctypes.c_void_p()
-        res = lib.sb_result_new()
-        if not res:
-            raise MemoryError("sb_result_new")
-        self._results.append(res)
-        rc = lib.sb_open(ctypes.byref(eng), ctypes.byref(cfg), res)
+        res = self._results.new()
+        rc = lib.sb_open(ctypes.byref(eng), ctypes.byref(cfg), res.ptr)
         if rc:
-            _raise(lib, rc, res)
+            _raise(lib, rc, res.ptr)
         self._eng = eng
         self._tls.res = res
 
     # -- lifetime ------------------------------------------------------------
 
     def close(self):
-        """Sync and close the engine (``sb_close``). Idempotent. As with
-        sb_close, no other thread may be inside a call on this engine; while
-        a :meth:`sweep` runs (from its ``progress`` too) it raises
-        StateError and the engine stays open."""
+        """Sync and close the engine (``sb_close``). Idempotent.
+
+        Calls in flight on other threads (a :meth:`sweep` included) are
+        waited for; calls made meanwhile raise InvalidError ("the engine is
+        closing"), later ones InvalidError ("the engine is closed"). Called
+        from inside a call on this engine — from a ``clock``, ``log`` or
+        ``progress`` function — it raises StateError and the engine stays
+        open: the call that called it still uses the engine."""
+        tls = self._tls
+        if getattr(tls, "depth", 0) or getattr(tls, "closing", False):
+            raise StateError("SB_ESTATE", ESTATE,
+                             "the engine cannot be closed from inside a call on it (a clock, "
+                             "log or progress function): close it after that call returns")
         with self._lock:
-            if self._sweeping:
-                # The sweep carries on with the engine when progress returns:
-                # closing it here would free it under the sweep.
-                raise StateError("SB_ESTATE", ESTATE,
-                                 "the engine cannot be closed while it sweeps (close it after "
-                                 "sweep() returns, not in its progress function)")
-            eng, self._eng = self._eng, None
-            results, self._results = self._results, []
-        if eng is not None:
+            if self._eng is None:
+                return
+            if self._closing:  # another thread closes it: wait for that
+                while self._eng is not None:
+                    self._idle.wait()
+                return
+            self._closing = True
+            while self._calls:
+                self._idle.wait()
+            eng = self._eng
+        # Outside the lock: sb_close may log, and a log function may call us.
+        tls.closing = True
+        try:
             self._lib.sb_close(eng)
-        for r in results:
-            self._lib.sb_result_free(r)
-        self._tls = threading.local()
+        finally:
+            tls.closing = False
+            with self._lock:
+                self._eng = None
+                self._closing = False
+                self._idle.notify_all()
+            self._results.free_all()
+            self._tls = threading.local()
 
     @property
     def closed(self):
@@ -715,96 +816,116 @@ class Engine:
     def __del__(self):
         try:
             self.close()
-        except Exception:
+        except Exception:  # noqa: BLE001
             pass
 
-    def _res(self):
-        """This thread's sb_result (created on first use)."""
+    def _enter(self, need_res=True):
+        """Start one call: (engine, result, own) — own is a result to free
+        at _leave. Raises InvalidError on a closed (or closing) engine."""
+        with self._lock:
+            eng = self._eng
+            if eng is None or self._closing:
+                raise InvalidError("SB_EINVAL", EINVAL, "the engine is closed"
+                                   if eng is None else "the engine is closing")
+            self._calls += 1
+        tls = self._tls
+        own = res = None
         try:
-            return self._tls.res
-        except AttributeError:
-            self._e()  # none for a closed engine
-            r = self._lib.sb_result_new()
-            if not r:
-                raise MemoryError("sb_result_new")
-            with self._lock:
-                self._results.append(r)
-            self._tls.res = r
-            return r
+            depth = getattr(tls, "depth", 0)
+            if need_res:
+                if depth:
+                    # Called from a callback of a call on this thread, whose
+                    # result is still in use: a result of its own.
+                    own = res = self._lib.sb_result_new()
+                    if not res:
+                        raise MemoryError("sb_result_new")
+                else:
+                    r = getattr(tls, "res", None)
+                    if r is None:
+                        r = tls.res = self._results.new()
+                    res = r.ptr
+            tls.depth = depth + 1
+        except BaseException:
+            self._done()
+            raise
+        return eng, res, own
 
-    def _e(self):
-        e = self._eng
-        if e is None:
-            raise InvalidError("SB_EINVAL", EINVAL, "the engine is closed")
-        return e
+    def _leave(self, own):
+        self._tls.depth -= 1
+        if own:
+            self._lib.sb_result_free(own)
+        self._done()
 
-    def _doc_call(self, rc, res):
-        if rc:
-            _raise(self._lib, rc, res)
-        return _json(self._lib, res)
+    def _done(self):
+        with self._lock:
+            self._calls -= 1
+            if not self._calls and self._closing:
+                self._idle.notify_all()
+
+    def _do(self, read, fn, *args):
+        """fn(engine, *args, result) as one call in flight; raises the
+        engine's error, else returns read(lib, result), read before the
+        result can be reused or freed."""
+        eng, res, own = self._enter()
+        try:
+            rc = fn(eng, *args, res)
+            if rc:
+                _raise(self._lib, rc, res)
+            return read(self._lib, res)
+        finally:
+            self._leave(own)
 
     # -- accounts, agents, queues ------------------------------------------------
 
     def account_put(self, account):
         """Create or replace an account (dict or JSON). Returns the stored
         account with ``"created"``."""
-        d, res = _doc(account), self._res()
-        return self._doc_call(self._lib.sb_account_put(self._e(), d, len(d), res), res)
+        d = _doc(account, "account")
+        return self._do(_json, self._lib.sb_account_put, d, len(d))
 
     def account_get(self, account):
-        res = self._res()
-        return self._doc_call(self._lib.sb_account_get(self._e(), _b(account), res), res)
+        return self._do(_json, self._lib.sb_account_get, _b(account, "account"))
 
     def account_list(self):
-        res = self._res()
-        return self._doc_call(self._lib.sb_account_list(self._e(), res), res)["accounts"]
+        return self._do(_json, self._lib.sb_account_list)["accounts"]
 
     def account_delete(self, account):
         """Delete the account and everything it owns."""
-        res = self._res()
-        self._doc_call(self._lib.sb_account_delete(self._e(), _b(account), res), res)
+        self._do(_nothing, self._lib.sb_account_delete, _b(account, "account"))
 
     def agent_put(self, account, agent):
         """Create or replace an agent (dict or JSON; see switchboard.h for the
         shape). Returns ``{"id", "created", "status", ...}``, with
         ``"actions"`` when the change rang a waiting call."""
-        d, res = _doc(agent), self._res()
-        return self._doc_call(self._lib.sb_agent_put(self._e(), _b(account), d, len(d), res), res)
+        a, d = _b(account, "account"), _doc(agent, "agent")
+        return self._do(_json, self._lib.sb_agent_put, a, d, len(d))
 
     def agent_get(self, account, agent):
         """The agent's document with its live state (``status``, ``stats``...)."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_agent_get(self._e(), _b(account), _b(agent), res),
-                              res)
+        return self._do(_json, self._lib.sb_agent_get, _b(account, "account"),
+                        _b(agent, "agent"))
 
     def agent_list(self, account):
-        res = self._res()
-        return self._doc_call(self._lib.sb_agent_list(self._e(), _b(account), res),
-                              res)["agents"]
+        return self._do(_json, self._lib.sb_agent_list, _b(account, "account"))["agents"]
 
     def agent_delete(self, account, agent):
         """Raises StateError while the agent is ringing or on a call."""
-        res = self._res()
-        self._doc_call(self._lib.sb_agent_delete(self._e(), _b(account), _b(agent), res), res)
+        self._do(_nothing, self._lib.sb_agent_delete, _b(account, "account"), _b(agent, "agent"))
 
     def queue_put(self, account, queue):
-        d, res = _doc(queue), self._res()
-        return self._doc_call(self._lib.sb_queue_put(self._e(), _b(account), d, len(d), res), res)
+        a, d = _b(account, "account"), _doc(queue, "queue")
+        return self._do(_json, self._lib.sb_queue_put, a, d, len(d))
 
     def queue_get(self, account, queue):
-        res = self._res()
-        return self._doc_call(self._lib.sb_queue_get(self._e(), _b(account), _b(queue), res),
-                              res)
+        return self._do(_json, self._lib.sb_queue_get, _b(account, "account"),
+                        _b(queue, "queue"))
 
     def queue_list(self, account):
-        res = self._res()
-        return self._doc_call(self._lib.sb_queue_list(self._e(), _b(account), res),
-                              res)["queues"]
+        return self._do(_json, self._lib.sb_queue_list, _b(account, "account"))["queues"]
 
     def queue_delete(self, account, queue):
         """Raises StateError while calls wait in the queue."""
-        res = self._res()
-        self._doc_call(self._lib.sb_queue_delete(self._e(), _b(account), _b(queue), res), res)
+        self._do(_nothing, self._lib.sb_queue_delete, _b(account, "account"), _b(queue, "queue"))
 
     def member_put(self, account, queue, agent, membership=None, **fields):
         """Add or replace one membership: ``member_put("acme", "support",
@@ -813,15 +934,13 @@ class Engine:
             membership = fields or None
         elif fields:
             membership = dict(membership, **fields)
-        d, res = _doc(membership), self._res()
-        rc = self._lib.sb_member_put(self._e(), _b(account), _b(queue), _b(agent), d,
-                                     len(d) if d is not None else 0, res)
-        return self._doc_call(rc, res)
+        d = _doc(membership, "membership", True)
+        return self._do(_json, self._lib.sb_member_put, _b(account, "account"),
+                        _b(queue, "queue"), _b(agent, "agent"), d, len(d) if d is not None else 0)
 
     def member_delete(self, account, queue, agent):
-        res = self._res()
-        self._doc_call(self._lib.sb_member_delete(self._e(), _b(account), _b(queue), _b(agent),
-                                                  res), res)
+        self._do(_nothing, self._lib.sb_member_delete, _b(account, "account"), _b(queue, "queue"),
+                 _b(agent, "agent"))
 
     # -- events ----------------------------------------------------------------
 
@@ -842,37 +961,34 @@ class Engine:
             raise TypeError("submit() needs an event: a dict, JSON text or keyword arguments")
         else:
             data = _doc(event, "event")
-        eng = self._eng
-        if eng is None:
-            self._e()
-        try:
-            res = self._tls.res
-        except AttributeError:
-            res = self._res()
+        acct = _b(account, "account")
         lib = self._lib
-        rc = lib.sb_submit_json(eng, _b(account, "account"), data, len(data), res)
-        if rc:
-            _raise(lib, rc, res)
-        return _actions(lib, res)
+        eng, res, own = self._enter()
+        try:
+            rc = lib.sb_submit_json(eng, acct, data, len(data), res)
+            if rc:
+                _raise(lib, rc, res)
+            return _actions(lib, res)
+        finally:
+            self._leave(own)
 
     def tick(self):
         """Fire every timer due on the engine's clock; returns their actions."""
-        res = self._res()
-        lib = self._lib
-        rc = lib.sb_tick(self._e(), res)
-        if rc:
-            _raise(lib, rc, res)
-        return _actions(lib, res)
+        return self._do(_actions, self._lib.sb_tick)
 
     def next_deadline(self):
         """Time (ms) of the earliest pending timer, or None when there is none."""
-        t = self._lib.sb_next_deadline(self._e())
+        eng, _, own = self._enter(need_res=False)
+        try:
+            t = self._lib.sb_next_deadline(eng)
+        finally:
+            self._leave(own)
         return None if t == _INT64_MAX else t
 
     def call_get(self, account, call):
         """The call with its state and decision trace (or its record once ended)."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_call_get(self._e(), _b(account), _b(call), res), res)
+        return self._do(_json, self._lib.sb_call_get, _b(account, "account"),
+                        _b(call, "call"))
 
     # -- policies --------------------------------------------------------------
 
@@ -881,39 +997,36 @@ class Engine:
         list or JSON text). Returns ``{"name", "version"}``; raises
         PolicyError (nothing changed) when it fails to compile, load or
         pass its cases."""
-        src, cj, res = _bytes(source, "source"), _doc(cases, "cases"), self._res()
+        src, cj = _bytes(source, "source"), _doc(cases, "cases", True)
         # cases_json is a C string without a length (Python bytes end with a NUL).
         if cj is not None:
             cj = _b(cj, "cases")
-        rc = self._lib.sb_policy_put(self._e(), _b(account), _b(name), src, len(src), cj, res)
-        return self._doc_call(rc, res)
+        return self._do(_json, self._lib.sb_policy_put, _b(account, "account"),
+                        _b(name, "name"), src, len(src), cj)
 
     def policy_list(self, account):
         """``[{"name", "version", "source": "account"|"shared", "state",
         "failures"}...]``"""
-        res = self._res()
-        return self._doc_call(self._lib.sb_policy_list(self._e(), _b(account), res),
-                              res)["policies"]
+        return self._do(_json, self._lib.sb_policy_list,
+                        _b(account, "account"))["policies"]
 
     def policy_get(self, account, name):
         """The policy of that name the account runs: ``{"name", "version",
         "source": "account"|"shared", "shadows_shared", "code"}``."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_policy_get(self._e(), _b(account), _b(name), res), res)
+        return self._do(_json, self._lib.sb_policy_get, _b(account, "account"),
+                        _b(name, "name"))
 
     def policy_delete(self, account, name):
         """Delete the account's upload of that name (a shared one of the same
         name decides from then on). Returns ``{"name", "deleted", "now"}``;
         StateError while a queue or the retention setting needs it."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_policy_delete(self._e(), _b(account), _b(name), res),
-                              res)
+        return self._do(_json, self._lib.sb_policy_delete, _b(account, "account"),
+                        _b(name, "name"))
 
     def reload(self):
         """Re-read policy_dir and swap every policy at once, or change nothing
         and raise PolicyError naming the file. Returns ``{"changed": N}``."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_reload(self._e(), res), res)
+        return self._do(_json, self._lib.sb_reload)
 
     policy_check = staticmethod(policy_check)
     policy_test = staticmethod(policy_test)
@@ -924,17 +1037,20 @@ class Engine:
 
     def apikey_create(self, account):
         """A new key: ``{"key_id": ..., "key": "sbk_..."}`` (shown only now)."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_apikey_create(self._e(), _b(account), res), res)
+        return self._do(_json, self._lib.sb_apikey_create, _b(account, "account"))
 
     def apikey_verify(self, account, key):
         """True when ``key`` is a current key of ``account`` (constant time)."""
-        k = _bytes(key, "key")
-        return self._lib.sb_apikey_verify(self._e(), _b(account), k, len(k)) == 0
+        a, k = _b(account, "account"), _bytes(key, "key")
+        eng, _, own = self._enter(need_res=False)
+        try:
+            return self._lib.sb_apikey_verify(eng, a, k, len(k)) == 0
+        finally:
+            self._leave(own)
 
     def apikey_revoke(self, account, key_id):
-        res = self._res()
-        self._doc_call(self._lib.sb_apikey_revoke(self._e(), _b(account), _b(key_id), res), res)
+        self._do(_nothing, self._lib.sb_apikey_revoke, _b(account, "account"),
+                 _b(key_id, "key_id"))
 
     # -- call records and retention --------------------------------------------
     #
@@ -950,19 +1066,16 @@ class Engine:
         header line, one line per record). Anonymized records are not found."""
         if format not in _EXPORT_FORMATS:
             raise ValueError("format must be one of %s" % ", ".join(_EXPORT_FORMATS))
-        res = self._res()
-        rc = self._lib.sb_records_export(self._e(), _b(account), _b(number, "number"),
-                                         _EXPORT_FORMATS[format], res)
-        return self._doc_call(rc, res)
+        return self._do(_json, self._lib.sb_records_export, _b(account, "account"),
+                        _b(number, "number"), _EXPORT_FORMATS[format])
 
     def erase(self, account, number):
         """An erasure request: every record of ``number`` goes through the
         retention policy's ``erase`` hook (none: deleted). Returns
         ``{"deleted", "anonymized", "kept", "failed", "reasons": {reason: N}}``;
         ``kept`` counts the failed too, and running it again retries them."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_erase(self._e(), _b(account), _b(number, "number"),
-                                                 res), res)
+        return self._do(_json, self._lib.sb_erase, _b(account, "account"),
+                        _b(number, "number"))
 
     def records_list(self, account, query=None, **fields):
         """Records without personal data, newest first: ``records_list("acme",
@@ -972,10 +1085,9 @@ class Engine:
             query = fields or None
         elif fields:
             query = dict(query, **fields)
-        d, res = _doc(query, "query"), self._res()
-        rc = self._lib.sb_records_list(self._e(), _b(account), d,
-                                       len(d) if d is not None else 0, res)
-        return self._doc_call(rc, res)["records"]
+        d = _doc(query, "query", True)
+        return self._do(_json, self._lib.sb_records_list, _b(account, "account"), d,
+                        len(d) if d is not None else 0)["records"]
 
     def hold_place(self, account, hold=None, **fields):
         """Place a legal hold: ``hold_place("acme", call="c1", reason="...")``,
@@ -986,50 +1098,43 @@ class Engine:
             hold = fields
         elif fields:
             hold = dict(hold, **fields)
-        d, res = _doc(hold, "hold"), self._res()
-        return self._doc_call(self._lib.sb_hold_place(self._e(), _b(account), d, len(d), res),
-                              res)
+        a, d = _b(account, "account"), _doc(hold, "hold")
+        return self._do(_json, self._lib.sb_hold_place, a, d, len(d))
 
     def hold_release(self, account, hold_id):
         """Release a hold; returns it with ``"released": True``."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_hold_release(self._e(), _b(account),
-                                                        _b(hold_id, "hold_id"), res), res)
+        return self._do(_json, self._lib.sb_hold_release, _b(account, "account"),
+                        _b(hold_id, "hold_id"))
 
     def hold_list(self, account):
         """The account's holds (a list; a number hold shows no number)."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_hold_list(self._e(), _b(account), res),
-                              res)["holds"]
+        return self._do(_json, self._lib.sb_hold_list, _b(account, "account"))["holds"]
 
     def aggregates(self, account, queue=None, from_ms=0, to_ms=0):
         """Daily aggregates of calls offered in [from_ms, to_ms) (0, 0: all),
         for one queue or (queue None) the account (``"queue": None``) and
         each of its queues: a list of ``{"day", "queue", "offered",
         "answered", ..., "service_level"}``."""
-        res = self._res()
-        rc = self._lib.sb_aggregates(self._e(), _b(account), _b(queue, "queue"),
-                                     _whole(from_ms, 63, "from_ms"), _whole(to_ms, 63, "to_ms"),
-                                     res)
-        return self._doc_call(rc, res)["days"]
+        return self._do(_json, self._lib.sb_aggregates, _b(account, "account"),
+                        _b(queue, "queue", True), _whole(from_ms, 63, "from_ms"),
+                        _whole(to_ms, 63, "to_ms"))["days"]
 
     def audit_list(self, account, after=0, limit=0):
         """The account's retention audit log, oldest first: entries after
         sequence number ``after``, at most ``limit`` (0: 1000). Returns
         ``{"entries": [...], "next": N}``; pass ``next`` as ``after`` for
         the following page."""
-        res = self._res()
-        rc = self._lib.sb_audit_list(self._e(), _b(account), _whole(after, 64, "after"),
-                                     _whole(limit, 8 * ctypes.sizeof(ctypes.c_size_t), "limit"),
-                                     res)
-        return self._doc_call(rc, res)
+        return self._do(_json, self._lib.sb_audit_list, _b(account, "account"),
+                        _whole(after, 64, "after"),
+                        _whole(limit, 8 * ctypes.sizeof(ctypes.c_size_t), "limit"))
 
     def sweep(self, budget_ms=0, progress=None):
         """Run a retention sweep (``sb_sweep``): review the records whose
         review date has come, purge deleted accounts' records. ``budget_ms``:
         stop after about this long (0: until nothing is due). ``progress``: a
         callable ``progress(done, total)`` called after each transaction, on
-        this thread. Returns ``{"reviewed", "kept", "anonymized", "deleted",
+        this thread; it may call the engine (not close it: StateError).
+        Returns ``{"reviewed", "kept", "anonymized", "deleted",
         "overridden", "failed", "purged", "transactions", "seconds", "done",
         "resumed"}``.
 
@@ -1052,21 +1157,21 @@ class Engine:
         fn = _PROGRESS_FN(_progress_thunk) if progress is not None else _PROGRESS_FN()
         # A result of its own: progress may call the engine on this thread,
         # which would reset this thread's result under the sweep.
-        lib, eng = self._lib, self._e()
-        res = lib.sb_result_new()
-        if not res:
-            raise MemoryError("sb_result_new")
-        with self._lock:
-            self._sweeping += 1
+        lib = self._lib
+        eng, _, own = self._enter(need_res=False)
         try:
-            rc = lib.sb_sweep(eng, budget_ms, fn, None, res)
-            if rc:
-                _raise(lib, rc, res)
-            out = _json(lib, res)
+            res = lib.sb_result_new()
+            if not res:
+                raise MemoryError("sb_result_new")
+            try:
+                rc = lib.sb_sweep(eng, budget_ms, fn, None, res)
+                if rc:
+                    _raise(lib, rc, res)
+                out = _json(lib, res)
+            finally:
+                lib.sb_result_free(res)
         finally:
-            with self._lock:
-                self._sweeping -= 1
-            lib.sb_result_free(res)
+            self._leave(own)
         if failure:
             raise failure[0]
         return out
@@ -1084,18 +1189,21 @@ class Engine:
         ``dest`` is not empty; FullError when the disk is full."""
         if isinstance(dest, os.PathLike):
             dest = os.fspath(dest)
-        res = self._res()
-        return self._doc_call(self._lib.sb_backup(self._e(), _b(dest, "dest"), res), res)
+        # None reaches the engine, which names the field.
+        return self._do(_json, self._lib.sb_backup, _b(dest, "dest", True))
 
     # -- introspection and durability ------------------------------------------
 
     def stats(self):
         """Counters and gauges of this engine handle (see sb_stats)."""
-        res = self._res()
-        return self._doc_call(self._lib.sb_stats(self._e(), res), res)
+        return self._do(_json, self._lib.sb_stats)
 
     def sync(self):
         """Make every event committed so far durable (needed with sync="defer")."""
-        rc = self._lib.sb_sync(self._e())
+        eng, _, own = self._enter(need_res=False)
+        try:
+            rc = self._lib.sb_sync(eng)
+        finally:
+            self._leave(own)
         if rc:
             raise _error(rc, _s(self._lib.sb_strerror(rc)))

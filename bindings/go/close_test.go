@@ -1,0 +1,190 @@
+package switchboard_test
+
+// Closing an engine while calls are in flight, from inside its callbacks, and
+// arguments C cannot take.
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"switchboard"
+)
+
+// TestCloseFromCallbacks: Close from a Clock, Log or Sweep progress function
+// runs inside a call on the engine; it used to wait for that call, which
+// waited for it (a deadlock). It returns ErrState and the engine serves on.
+func TestCloseFromCallbacks(t *testing.T) {
+	var eng *switchboard.Engine
+	var closeNow atomic.Bool
+	var fromClock, fromLog error
+	var clockCalls, logCalls atomic.Int32
+	clock := newClock()
+	cfg := switchboard.Config{DataDir: t.TempDir(), PolicyDir: policies, Sync: switchboard.SyncNone,
+		Clock: func() time.Time {
+			if closeNow.CompareAndSwap(true, false) {
+				clockCalls.Add(1)
+				fromClock = eng.Close()
+			}
+			return clock.now()
+		},
+		Log: func(_ switchboard.LogLevel, line string) {
+			if strings.Contains(line, "backup written") {
+				logCalls.Add(1)
+				fromLog = eng.Close()
+			}
+		}}
+	eng, err := switchboard.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	must(t)(eng.AccountPut(`{"id":"acme"}`))
+
+	closeNow.Store(true)
+	if _, err := eng.AccountPut(`{"id":"acme2"}`); err != nil {
+		t.Fatalf("the call whose clock closed: %v", err)
+	}
+	if clockCalls.Load() != 1 || !errors.Is(fromClock, switchboard.ErrState) {
+		t.Errorf("Close from the clock: %v (clock closed %d times)", fromClock, clockCalls.Load())
+	}
+
+	if _, err := eng.Backup(filepath.Join(t.TempDir(), "copy")); err != nil {
+		t.Fatalf("the backup whose log line closed: %v", err)
+	}
+	if logCalls.Load() != 1 || !errors.Is(fromLog, switchboard.ErrState) {
+		t.Errorf("Close from the log: %v", fromLog)
+	}
+
+	// A sweep with something to do, so progress is called.
+	if err := eng.AccountDelete("acme2"); err != nil {
+		t.Fatal(err)
+	}
+	var fromProgress error
+	sw, err := eng.Sweep(0, func(done, total uint64) {
+		if fromProgress == nil {
+			fromProgress = eng.Close()
+		}
+	})
+	if err != nil || !sw.Done {
+		t.Fatalf("the sweep whose progress closed: %+v %v", sw, err)
+	}
+	var se *switchboard.Error
+	if !errors.As(fromProgress, &se) || se.Code != switchboard.ErrState || !strings.Contains(se.Message, "Close") {
+		t.Errorf("Close from progress: %v", fromProgress)
+	}
+	if _, err := eng.AccountGet("acme"); err != nil {
+		t.Errorf("the engine no longer serves: %v", err)
+	}
+	if err := eng.Close(); err != nil {
+		t.Errorf("Close after the callbacks: %v", err)
+	}
+	if _, err := eng.AccountGet("acme"); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("a closed engine: %v", err)
+	}
+}
+
+// TestCloseWaitsForCalls: Close on one goroutine while another is inside a
+// call waits for that call; calls made meanwhile fail at once with
+// ErrInvalid (they used to wait behind Close: a Sweep progress function
+// calling the engine then hung for ever).
+func TestCloseWaitsForCalls(t *testing.T) {
+	inside, release := make(chan struct{}), make(chan struct{})
+	var block atomic.Bool
+	clock := newClock()
+	eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone, Log: quiet,
+		Clock: func() time.Time {
+			if block.CompareAndSwap(true, false) {
+				close(inside)
+				<-release
+			}
+			return clock.now()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	must(t)(eng.AccountPut(`{"id":"acme"}`))
+
+	block.Store(true)
+	var wg sync.WaitGroup
+	var putErr, closeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, putErr = eng.AccountPut(`{"id":"slow"}`)
+	}()
+	<-inside
+	closed := make(chan struct{})
+	go func() {
+		closeErr = eng.Close()
+		close(closed)
+	}()
+	// Once Close has begun (it waits for the call in flight), calls are
+	// refused at once (a call reaching the engine now could wait behind the
+	// one in flight).
+	for i := 0; i < 100000 && !switchboard.Closing(eng); i++ {
+		time.Sleep(time.Millisecond)
+	}
+	_, refused := eng.Stats()
+	var se *switchboard.Error
+	if !errors.As(refused, &se) || se.Code != switchboard.ErrInvalid || !strings.Contains(se.Message, "closing") {
+		t.Errorf("a call while Close waits: %v", refused)
+	}
+	if _, ok := eng.NextDeadline(); ok {
+		t.Error("NextDeadline while closing reports a timer")
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a call was in flight")
+	default:
+	}
+	close(release)
+	wg.Wait()
+	<-closed
+	if putErr != nil || closeErr != nil {
+		t.Errorf("the call in flight: %v; Close: %v", putErr, closeErr)
+	}
+	if _, err := eng.Stats(); !errors.Is(err, switchboard.ErrInvalid) || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("after Close: %v", err)
+	}
+}
+
+// TestArgumentsRefused: what C cannot take as given is refused, naming the
+// argument, and changes nothing.
+func TestArgumentsRefused(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	must(t)(eng.AccountPut(`{"id":"acme"}`))
+	var se *switchboard.Error
+	check := func(what string, err error, code switchboard.Code, field string) {
+		t.Helper()
+		if !errors.As(err, &se) || se.Code != code || se.Field != field {
+			t.Errorf("%s: %v, want %s field %q", what, err, code.Name(), field)
+		}
+	}
+	_, err := eng.AgentGet("acme", "ag0\x00x")
+	check("NUL in the agent", err, switchboard.ErrInvalid, "agent")
+	if err != nil && !strings.Contains(err.Error(), "agent holds a NUL byte") {
+		t.Errorf("the message names the argument: %v", err)
+	}
+	_, err = eng.HoldRelease("acme\x00", "h1")
+	check("NUL in the account", err, switchboard.ErrInvalid, "account")
+	_, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Hangup, Call: "c1\x00"})
+	check("NUL in the event's call", err, switchboard.ErrInvalid, "call")
+	_, err = switchboard.Open(switchboard.Config{DataDir: t.TempDir() + "\x00x"})
+	check("NUL in the data directory", err, switchboard.ErrInvalid, "data_dir")
+	_, err = switchboard.PolicySign([]byte("return {}"), "ab\x00")
+	check("NUL in the secret key", err, switchboard.ErrInvalid, "secret_key")
+	// A negative budget was taken as none at all: a sweep until nothing is
+	// due, however long.
+	_, err = eng.Sweep(-time.Second, nil)
+	check("Sweep(-1s)", err, switchboard.ErrInvalid, "budget")
+	// A negative limit was taken as the default page.
+	_, _, err = eng.AuditList("acme", 0, -1)
+	check("AuditList(limit -1)", err, switchboard.ErrInvalid, "limit")
+}
