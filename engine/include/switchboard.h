@@ -526,7 +526,9 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 **   SB_EXPORT_JSON: {"number":"+44...","records":[{record..., "role":"caller"|
 **                   "called","caller":..,"called":..,"personal_attrs":{..}}]}
 **   SB_EXPORT_CSV:  {"number":..,"count":N,"csv":"id,queue,...\r\n..."} (RFC 4180,
-**                   a header line, one line per record)
+**                   a header line, one line per record; a field a spreadsheet
+**                   would evaluate, starting with = + - @ and not a plain
+**                   number such as an E.164 one, starts with ')
 ** Anonymized records no longer carry the number and are not found. */
 typedef enum sb_export_format { SB_EXPORT_JSON = 0, SB_EXPORT_CSV = 1 } sb_export_format;
 SB_API int sb_records_export(sb_engine *eng, const char *account, const char *number,

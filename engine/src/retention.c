@@ -1602,21 +1602,34 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
 
 /* --- access requests ------------------------------------------------------------------- */
 
+/* A plain number: an optional sign, digits, at most one '.' among them. */
+static int plain_number(const char *s, size_t n)
+{
+    size_t i = s[0] == '+' || s[0] == '-', digits = 0, dots = 0;
+    for (; i < n; i++)
+        if (s[i] >= '0' && s[i] <= '9')
+            digits++;
+        else if (s[i] != '.' || ++dots > 1)
+            return 0;
+    return digits > 0;
+}
+
+/* One CSV field (RFC 4180). A field a spreadsheet would take for a formula
+** (starting with = + - @, a tab or a carriage return, and not a plain number
+** such as an E.164 number) starts with ' so that it is shown, never
+** evaluated: a call id "-2+3" is data, not a sum. */
 static void csv_field(sb_buf *b, const char *s, size_t n)
 {
-    int quote = 0;
+    int shown = n && s[0] && strchr("=+-@\t\r", s[0]) && !plain_number(s, n), quote = 0;
     for (size_t i = 0; i < n; i++)
         if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r') quote = 1;
-    if (!quote) {
-        buf_put(b, s, n);
-        return;
-    }
-    buf_put(b, "\"", 1);
+    if (quote) buf_put(b, "\"", 1);
+    if (shown) buf_put(b, "'", 1);
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '"') buf_put(b, "\"", 1);
         buf_put(b, &s[i], 1);
     }
-    buf_put(b, "\"", 1);
+    if (quote) buf_put(b, "\"", 1);
 }
 
 static void csv_json(sb_buf *b, json_t *v)

@@ -236,6 +236,15 @@ static void test_export(void)
            !strstr(csv, "99999") && !strstr(csv, "00000"),
        "CSV: wait 3.311, talk 0.015, no binary noise (%s)", csv);
     json_decref(d);
+    /* A call id a spreadsheet would compute is shown as written. */
+    ev("csvp", "{\"type\":\"offer\",\"call\":\"-2+3\",\"queue\":\"support\",\"caller\":"
+               "\"+442079460078\"}");
+    ev("csvp", "{\"type\":\"abandon\",\"call\":\"-2+3\"}");
+    d = doc(sb_records_export(eng, "csvp", "+442079460078", SB_EXPORT_CSV, res));
+    csv = jstr(d, "csv");
+    ok(csv && strstr(csv, "\r\n'-2+3,caller,+442079460078,"),
+       "CSV: a field that reads as a formula starts with ', a number stays as it is (%s)", csv);
+    json_decref(d);
     now_ms += 1000;
     d = doc(sb_records_export(eng, "other", "+442079460001", SB_EXPORT_JSON, res));
     is_int(json_array_size(json_object_get(d, "records")), 0,
