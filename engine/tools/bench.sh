@@ -5,6 +5,9 @@ B=${SB_BUILD:-build}
 echo "== Engine call cycle (issue: engine core) =="
 "$B/tests/bench_cycle" --cycles "${SB_BENCH_CYCLES:-200000}"
 echo
+echo "== The same cycle's floor: LMDB transactions and the Lua loop alone, no engine code =="
+"$B/tests/bench_floor"
+echo
 echo "== Sandbox overhead: the same cycle with every budget armed and off, in turn =="
 "$B/tests/bench_cycle" --cycles 4000 --budgets-pair 41
 echo
