@@ -92,6 +92,23 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+func TestRedact(t *testing.T) {
+	got, err := switchboard.Redact("caller +44 20 7946 0001 or (030) 1234567, queue q7, 12 s")
+	if err != nil || got != "caller [number] or [number], queue q7, 12 s" {
+		t.Fatalf("Redact: %q, %v", got, err)
+	}
+	if got, _ := switchboard.Redact("+12 +34"); got != "[number] [number]" {
+		t.Fatalf("Redact of text that grows: %q", got)
+	}
+	if got, _ := switchboard.Redact(""); got != "" {
+		t.Fatalf("Redact of nothing: %q", got)
+	}
+	var se *switchboard.Error
+	if _, err := switchboard.Redact("a\x00b"); !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || se.Field != "text" {
+		t.Fatalf("Redact of a NUL byte: %v", err)
+	}
+}
+
 func TestCallCycle(t *testing.T) {
 	clock := newClock()
 	eng := open(t, t.TempDir(), clock, nil)

@@ -202,6 +202,12 @@ def test_basics():
     is_(sb.version(), "0.1.0", "version() is the library's")
     is_(sb.strerror(sb.ENOTFOUND), "SB_ENOTFOUND: not found", "strerror names the code")
     ok(sb.library_path() == LIB, "the library came from SWITCHBOARD_LIB")
+    is_(sb.redact("caller +44 20 7946 0001 or (030) 1234567, queue q7, 12 s"),
+        "caller [number] or [number], queue q7, 12 s", "redact reads numbers as [number]")
+    is_(sb.redact("+1 +2 +3 +12 +34"), "+1 +2 +3 [number] [number]",
+        "redact: room for text that grows")
+    raises(lambda: sb.redact("a\0b"), sb.InvalidError, "redact refuses a NUL byte",
+           field="text")
 
 
 def test_cycle():

@@ -14,6 +14,11 @@ local want_abi = _VERSION == "Lua 5.4" and "Lua 5.4 ABI" or "Lua 5.1 ABI"
 T.is(sb._ABI, want_abi, "module built for the host's ABI (" .. want_abi .. ")")
 T.is(sb.version(), sb._VERSION, "sb.version() is the linked library's version")
 T.is(sb.strerror(sb.ENOTFOUND):match("^SB_ENOTFOUND"), "SB_ENOTFOUND", "sb.strerror names the code")
+T.is(sb.strerror(2^40), "SB_E?: unknown error", "sb.strerror of a code past int's range")
+T.is(sb.redact("caller +44 20 7946 0001 or (030) 1234567, queue q7, 12 s"),
+     "caller [number] or [number], queue q7, 12 s", "sb.redact reads numbers as [number]")
+T.is(sb.redact("+12 +34"), "[number] [number]", "sb.redact: room for text that grows")
+T.raises(function() sb.redact("a\0b") end, "NUL byte", "sb.redact refuses a NUL byte")
 
 local now = 1767603600000 -- Monday 2026-01-05 09:00 UTC
 local dir = T.tmpdir()

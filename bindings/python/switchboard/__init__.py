@@ -42,7 +42,7 @@ __all__ = [
     "Engine", "SwitchboardError", "InvalidError", "NotFoundError", "ExistsError",
     "StateError", "PolicyError", "FullError", "StoreError", "OutOfMemoryError",
     "BusyError", "AuthError", "LimitError", "CryptoError", "VersionError", "HoldError",
-    "version", "strerror", "policy_check", "policy_test", "policy_keygen",
+    "version", "strerror", "redact", "policy_check", "policy_test", "policy_keygen",
     "policy_sign", "load_library", "library_path",
 ]
 
@@ -267,6 +267,7 @@ def _declare(lib):
     sigs = {
         "sb_version": (c_char_p, []),
         "sb_strerror": (c_char_p, [c_int]),
+        "sb_redact": (c_int, [c_char_p, c_void_p, c_size_t]),
         "sb_result_new": (R, []),
         "sb_result_free": (None, [R]),
         "sb_result_code": (c_int, [R]),
@@ -507,6 +508,18 @@ def version():
 def strerror(code):
     """The static message of a code, e.g. ``"SB_ENOTFOUND: not found"``."""
     return _s(load_library().sb_strerror(_whole(code, 32, "code", signed=True)))
+
+
+def redact(text):
+    """``text`` with every phone number in it read ``[number]``, as the
+    engine's own log lines and audit reasons are (sb_redact in
+    switchboard.h says what counts as a number): for a gateway's log lines.
+    A NUL byte in ``text`` is refused (InvalidError)."""
+    t = _b(text, "text")
+    cap = 3 * len(t) + 1  # the shortest number, "+12", reads as 8 bytes
+    buf = ctypes.create_string_buffer(cap)
+    load_library().sb_redact(t, buf, cap)
+    return buf.value.decode("utf-8", "replace")
 
 
 def policy_check(name, source):
