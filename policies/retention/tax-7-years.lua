@@ -10,7 +10,9 @@
 -- need not) and deletes any other record. Knobs: ANONYMIZE_AFTER, YEARS.
 local ANONYMIZE_AFTER = 30 -- days the numbers are kept (disputes, call-backs)
 local YEARS = 7
-local KEEP_DAYS = YEARS * 365 + 2 -- seven years, leap days included
+-- YEARS calendar years hold at most (YEARS + 3) // 4 leap days (29 February):
+-- kept that long, a record is never deleted before its YEARS years are up.
+local KEEP_DAYS = YEARS * 365 + (YEARS + 3) // 4
 
 ---@type Policy
 local P = {}

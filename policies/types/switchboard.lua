@@ -168,13 +168,17 @@ function Ctx.log(...) end
 ---@field received number Unix seconds
 
 ---What retain and erase return: at most one of keep, anonymize, delete
----(none: keep); erase must set one. Anything else is an invalid decision.
+---(none: keep); erase must set one, and a review date it gives is checked, then
+---ignored. Anything else (false for keep, a number as a string, NaN) is an
+---invalid decision: the record is kept as it was and retried a day later.
 ---@class RetentionDecision
 ---@field keep true?
 ---@field anonymize true? drop numbers, personal attributes and pseudonyms, keep the rest
 ---@field delete true?
 ---@field review_in_days number? decide again in this many days, (0, 36600]; not with delete
----@field keep_until number? decide again at this Unix time (later than now); not with delete
+---or keep_until
+---@field keep_until number? decide again at this Unix time in seconds (not milliseconds),
+---later than now and at most 100 years ahead; not with delete or review_in_days
 ---@field reason string? at most 128 bytes; lands in the audit log
 
 ---A policy file returns one of these (at least one hook).

@@ -1,0 +1,391 @@
+#!/bin/sh
+# tests/cli/retention_author.t — retention policies as a customer's compliance
+# engineer writes them from policies/README.md: every decision form is taken
+# or refused naming the field (a date in the past, now, past 100 years, in
+# milliseconds, NaN, a number as a string, false); the record view the case
+# runner and the engine hand `retain` has every documented field with its
+# type (answered nil when nobody answered, personal attributes left out); an
+# invalid decision keeps the record as it was, says file:line and the field,
+# and the audit says so at writing and at each sweep; the README's worked
+# retention examples pass their cases, and run through replay, `records
+# erase` and `sweep` as they say; the stock retention policies at their
+# boundaries, also with their knobs changed. Records are written by replay on
+# its clock (January 2026) and swept on the real one, so every review they
+# asked for is due; no result depends on today's date beyond that.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/cli/lib.sh
+
+# todo COND NAME WHY: a known defect outside these files (TAP TODO)
+todo() {
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then echo "ok $n - $2 # TODO $3"; else echo "not ok $n - $2 # TODO $3"; fi
+}
+
+# --- Decisions: each form as the README's table gives it ----------------
+# One retain and one erase hook return the Lua expression of each line; the
+# case runner must apply it (action, review_in_days) or refuse it naming the
+# field.
+forms() {
+    cat <<'F'
+keep with review_in_days|{ keep = true, review_in_days = 30 }|"action":"keep","review_in_days":30
+review_in_days alone keeps|{ review_in_days = 30 }|"action":"keep","review_in_days":30
+keep_until ten days on|{ keep = true, keep_until = ctx.now + 10 * 86400 }|"action":"keep","review_in_days":10
+keep_until alone keeps|{ keep_until = ctx.now + 86400 }|"action":"keep","review_in_days":1
+keep for good|{ keep = true }|"action":"keep","review_in_days":null
+an empty table keeps for good|{}|"action":"keep","review_in_days":null
+anonymize with a review and a reason|{ anonymize = true, review_in_days = 5, reason = "r" }|"action":"anonymize","review_in_days":5,"reason":"r"
+anonymize until a date|{ anonymize = true, keep_until = ctx.now + 2 * 86400 }|"action":"anonymize","review_in_days":2
+delete with a reason|{ delete = true, reason = "gone" }|"action":"delete","review_in_days":null,"reason":"gone"
+the longest review, 36600 days|{ keep = true, review_in_days = 36600 }|"review_in_days":36600
+a reason of 128 bytes|{ delete = true, reason = string.rep("x", 128) }|"action":"delete"
+keep_until in the past|{ keep = true, keep_until = ctx.now - 86400 }|keep_until: expected a Unix time after now (and within 100 years), got 1767175200
+keep_until now|{ keep = true, keep_until = ctx.now }|keep_until: expected a Unix time after now
+keep_until past 100 years|{ keep = true, keep_until = ctx.now + 36601 * 86400 }|keep_until: expected a Unix time after now (and within 100 years)
+keep_until in milliseconds|{ keep = true, keep_until = (ctx.now + 86400) * 1000 }|keep_until: expected a Unix time after now (and within 100 years), got 1767348000000
+keep_until NaN|{ keep = true, keep_until = 0/0 }|keep_until: expected a Unix time after now (and within 100 years), got nan
+keep_until infinite|{ keep = true, keep_until = math.huge }|keep_until: expected a Unix time after now (and within 100 years), got inf
+keep_until as a date string|{ keep = true, keep_until = "2027-01-01" }|keep_until: expected a Unix time after now (and within 100 years), got '2027-01-01'
+review_in_days 0|{ keep = true, review_in_days = 0 }|review_in_days: expected a number of days in (0, 36600], got 0
+review_in_days below 0|{ keep = true, review_in_days = -1 }|review_in_days: expected a number of days in (0, 36600], got -1
+review_in_days 36601|{ keep = true, review_in_days = 36601 }|review_in_days: expected a number of days in (0, 36600], got 36601
+review_in_days NaN|{ keep = true, review_in_days = 0/0 }|review_in_days: expected a number of days in (0, 36600], got nan
+review_in_days as a string|{ keep = true, review_in_days = "30" }|review_in_days: expected a number of days in (0, 36600], got '30'
+both review dates|{ keep = true, review_in_days = 3, keep_until = ctx.now + 86400 }|'review_in_days' and 'keep_until' cannot go together
+keep = false|{ keep = false }|keep: expected true, got false
+delete = "yes"|{ delete = "yes" }|delete: expected true, got 'yes'
+anonymize and delete|{ anonymize = true, delete = true }|'anonymize' and 'delete' cannot go together
+a review date with delete|{ delete = true, review_in_days = 3 }|'review_in_days' goes only with 'keep' or 'anonymize'
+a misspelt field|{ keep = true, review_in_dayz = 3 }|unknown field 'review_in_dayz'
+a reason that is a number|{ keep = true, reason = 5 }|reason: expected a string, got 5
+a reason of 129 bytes|{ delete = true, reason = string.rep("x", 129) }|reason: longer than 128 bytes
+a string instead of a table|"delete"|expected a table, got 'delete'
+nothing returned|nil|expected a table, got a nil
+F
+}
+forms >"$tmp/forms.txt"
+{
+    echo 'local D = {}'
+    i=0
+    while IFS='|' read -r what expr want; do
+        i=$((i + 1))
+        printf 'D["f%s"] = function(ctx) return %s end\n' "$i" "$expr"
+    done <"$tmp/forms.txt"
+    printf 'local P = {}\nfunction P.retain(record, ctx) return D[record.id](ctx) end\n'
+    printf 'function P.erase(record, request, ctx) return D[record.id](ctx) end\nreturn P\n'
+} >"$tmp/forms.lua"
+i=0
+while IFS='|' read -r what expr want; do
+    i=$((i + 1))
+    printf '[{"name": "f", "record": {"id": "f%s"}, "expect": {"action": "?"}}]\n' "$i" >"$tmp/f.json"
+    run "$sb" policy test "$tmp/forms.lua" "$tmp/f.json"
+    printf '%s\n' "$out" | grep -F '#   got' | grep -qF -- "$want"
+    ok $? "retain: $what" "$(shown)"
+done <"$tmp/forms.txt"
+
+# An invalid decision names the hook's line and the field; an error raised
+# inside the hook names its own line.
+printf '[{"name": "f", "record": {"id": "f12"}, "expect": {"action": "keep"}}]\n' >"$tmp/f.json"
+run "$sb" policy test "$tmp/forms.lua" "$tmp/f.json"
+check 1 "an invalid decision: file:line of the hook and the field" out \
+    "forms.lua:36: retain returned invalid decision: keep_until: expected a Unix time after now"
+has "$out" 'action: expected "keep", got "error"'
+ok $? "... and the failure says what was expected and what came" "$(shown)"
+
+# erase: one of delete, anonymize or keep; a review date is checked, then
+# shown as ignored.
+cat >"$tmp/erase.json" <<'J'
+[{"name": "keep_until alone", "record": {"id": "f4"}, "request": {}, "expect": {"action": "error"}},
+ {"name": "{}", "record": {"id": "f6"}, "request": {}, "expect": {"action": "error"}},
+ {"name": "anonymize, review ignored", "record": {"id": "f7"}, "request": {"role": "called"},
+  "expect": {"action": "anonymize", "review_in_days": null, "reason": "r"}},
+ {"name": "a past date", "record": {"id": "f12"}, "request": {}, "expect": {"action": "error"}}]
+J
+run "$sb" policy test "$tmp/forms.lua" "$tmp/erase.json"
+check 0 "erase: keep_until alone and {} are refused, a past date too, a review ignored" out \
+    "# 4 passed, 0 failed"
+has "$out" "erase's review_in_days (5) is ignored"
+ok $? "... with a note for the ignored review date" "$(shown)"
+
+# --- The record view ------------------------------------------------------
+# A policy that checks every documented field's type (and that `answered` is
+# nil exactly when nobody answered); any mismatch is an error, so a case or a
+# replay with no failure shows the view is as documented.
+cat >"$tmp/view.lua" <<'L'
+local P = {}
+local function is(v, ty, f)
+  local got = math.type(v) or type(v)
+  if got ~= ty and not (ty == "number" and type(v) == "number") then
+    error(("%s: expected %s, got %s"):format(f, ty, got), 0)
+  end
+end
+local function check(r, ctx)
+  is(r.id, "string", "id"); is(r.queue, "string", "queue"); is(r.first_queue, "string", "first_queue")
+  is(r.outcome, "string", "outcome"); is(r.priority, "integer", "priority")
+  is(r.offered, "number", "offered"); is(r.ended, "number", "ended")
+  is(r.wait, "number", "wait"); is(r.talk, "number", "talk"); is(r.age_days, "integer", "age_days")
+  is(r.attrs, "table", "attrs"); is(r.attempts, "table", "attempts"); is(r.decided_by, "table", "decided_by")
+  is(r.anonymized, "boolean", "anonymized"); is(r.legal_hold, "boolean", "legal_hold")
+  is(r.overridden, "boolean", "overridden")
+  if r.outcome == "answered" then
+    is(r.answered, "number", "answered")
+    if r.answered < r.offered or r.answered > r.ended then error("answered out of order", 0) end
+  elseif r.answered ~= nil then
+    error("answered: expected nil for " .. r.outcome, 0)
+  end
+  if r.offered > r.ended then error("offered after ended", 0) end
+  if r.agent ~= nil then is(r.agent, "string", "agent") end
+  if r.attrs.customer_name ~= nil then error("a personal attribute reached the hook", 0) end
+  for i, a in ipairs(r.attempts) do
+    is(a.agent, "string", "attempts[" .. i .. "].agent"); is(a.device, "string", "device")
+    is(a.outcome, "string", "attempt outcome"); is(a.start, "number", "start")
+    is(a.duration, "number", "duration")
+  end
+  for _, d in ipairs(r.decided_by) do is(d.policy, "string", "policy"); is(d.version, "string", "version") end
+  ctx.log(r.id, r.outcome, "attempts", #r.attempts, "decided_by", #r.decided_by,
+    "answered", r.answered ~= nil, "attrs.ticket", r.attrs.ticket)
+end
+function P.retain(record, ctx) check(record, ctx); return { keep = true } end
+function P.erase(record, request, ctx)
+  check(record, ctx)
+  is(request.role, "string", "role"); is(request.received, "number", "received")
+  return { delete = true }
+end
+return P
+L
+cat >"$tmp/view.cases.json" <<'J'
+[{"name": "defaults", "record": {}, "expect": {"action": "keep"}},
+ {"name": "a full record", "record": {"id": "c9", "queue": "sales", "first_queue": "support",
+   "agent": "alice", "priority": 7, "age_days": 3, "wait": 4.5, "talk": 60, "attrs": {"dispute": true},
+   "attempts": [{"agent": "bob", "device": "mobile", "outcome": "no_answer", "start": 1767000000, "duration": 15}],
+   "decided_by": [{"policy": "longest-idle", "version": "abc"}],
+   "anonymized": true, "legal_hold": true, "overridden": true}, "expect": {"action": "keep"}},
+ {"name": "abandoned", "record": {"outcome": "abandoned", "wait": 30}, "expect": {"action": "keep"}},
+ {"name": "an erasure", "record": {}, "request": {"role": "called"}, "expect": {"action": "delete"}}]
+J
+run "$sb" policy test "$tmp/view.lua"
+check 0 "the case runner's record view has every documented field and type" out "# 4 passed, 0 failed"
+
+# The engine's view: an answered call rung on two agents, a transferred call
+# abandoned, a personal attribute. Replay writes them; retain runs then.
+calls() { # calls RETENTION_FILE: the JSON lines of account acme and four calls
+    cat <<J
+{"account": {"id": "acme", "personal_attrs": ["customer_name"]}}
+{"policy": "ret", "file": "$1"}
+{"account": {"id": "acme", "retention": "ret", "personal_attrs": ["customer_name"]}}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:alice@pbx.example"}, "status": "available"}}
+{"agent": {"id": "bob", "devices": {"softphone": "sip:bob@pbx.example"}, "status": "available"}}
+{"queue": {"id": "billing", "policy": "asterisk/linear", "ring_timeout": 15, "wrapup": 0, "members": [{"agent": "bob"}, {"agent": "alice"}]}}
+{"queue": {"id": "support", "policy": "longest-idle", "ring_timeout": 15, "wrapup": 0, "members": [{"agent": "alice"}]}}
+{"type": "offer", "call": "b1", "queue": "billing", "caller": "+442079460001", "called": "+442079460999", "priority": 5, "attrs": {"customer_name": "Jane", "ticket": "T-1"}}
+{"advance": 15}
+{"advance": 3}
+{"type": "ring_result", "call": "b1", "agent": "alice", "outcome": "answered"}
+{"advance": 60.5}
+{"type": "hangup", "call": "b1"}
+{"type": "offer", "call": "s1", "queue": "support", "caller": "+442079460001", "attrs": {"dispute": true}}
+{"advance": 2}
+{"type": "ring_result", "call": "s1", "agent": "alice", "outcome": "answered"}
+{"advance": 30}
+{"type": "hangup", "call": "s1"}
+{"type": "offer", "call": "b2", "queue": "billing", "caller": "+442079460002"}
+{"type": "transfer", "call": "b2", "queue": "support"}
+{"advance": 3}
+{"type": "abandon", "call": "b2"}
+J
+}
+calls "$tmp/view.lua" >"$tmp/view.jsonl"
+run "$sb" replay "$tmp/view.jsonl" --data-dir "$tmp/view" --policy-dir policies
+check 0 "the engine's record view, at writing: no failure" err "0 policy failures"
+has "$err" "b1 answered attempts 2 decided_by 1 answered true attrs.ticket T-1" &&
+    has "$err" "b2 abandoned attempts 2 decided_by 2 answered false"
+ok $? "... two ring attempts, the policies that decided, answered nil when abandoned" "$(shown)"
+run "$sb" records erase +442079460999 --data-dir "$tmp/view" --account acme
+check 0 "... and at an erasure of the called number (role, received)" out "deleted 1"
+
+# --- Invalid decisions in the engine ---------------------------------------
+cat >"$tmp/bad.lua" <<'L'
+local P = {}
+function P.retain(record, ctx)
+  if record.queue == "support" and record.outcome == "answered" then
+    return { keep = true, keep_until = ctx.now - 86400 }
+  end
+  if record.outcome == "abandoned" then
+    return { anonymize = true, review_in_days = 0 / 0 }
+  end
+  return { keep = true, review_in_days = "730" }
+end
+function P.erase(record, request, ctx)
+  return { delete = true, review_in_days = 3 }
+end
+return P
+L
+calls "$tmp/bad.lua" >"$tmp/bad.jsonl"
+run "$sb" replay "$tmp/bad.jsonl" --data-dir "$tmp/bad" --policy-dir policies
+check 0 "invalid decisions at writing: replay says 3 policy failures (routing was not affected)" \
+    err "3 policy failures (0 routing decisions fell back)"
+has "$err" "ret.lua:2: retain returned invalid decision: review_in_days: expected a number of days in (0, 36600], got '730'" &&
+    has "$err" "ret.lua:2: retain returned invalid decision: keep_until: expected a Unix time after now" &&
+    has "$err" "review_in_days: expected a number of days in (0, 36600], got nan"
+ok $? "... each logged with file:line and the field" "$(shown)"
+run "$sb" records audit --data-dir "$tmp/bad" --account acme
+[ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | grep -c ' write    error ')" -eq 3 ] &&
+    has "$out" "b1           ret.lua:2: retain returned invalid decision: review_in_days"
+ok $? "... and in the audit log, as errors at writing" "$(shown)"
+run "$sb" records list --data-dir "$tmp/bad" --account acme
+[ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | grep -c 'T08:0')" -eq 3 ]
+ok $? "... the records kept" "$(shown)"
+run "$sb" records get --data-dir "$tmp/bad" --account acme b2
+check 0 "... as they were (not anonymized)" out '"anonymized": false'
+run "$sb" sweep --data-dir "$tmp/bad"
+check 0 "the sweep tries them again" out "3 reviewed (3 kept, 0 anonymized, 0 deleted; 0 overridden by legal holds, 3 failed)"
+! has "$out" "erasure requests run again"
+todo $? "... and does not claim erasure requests ran again (no hold was ever placed)" \
+    "engine/cli/records.c: the sweep summary adds failed to kept, which counts them already"
+run "$sb" records audit --data-dir "$tmp/bad" --account acme --after 3
+[ "$(printf '%s\n' "$out" | grep -c ' review   error ')" -eq 3 ]
+ok $? "... each failure in the audit log again, as a review" "$(shown)"
+run "$sb" sweep --data-dir "$tmp/bad"
+check 0 "a failed record is retried a day later, not in the next sweep" out "sweep done: 0 reviewed"
+run "$sb" records erase +442079460001 --data-dir "$tmp/bad" --account acme
+check 3 "an invalid erase decision: exit 3" err "erasure incomplete: 2 records kept"
+has "$out" "ret.lua:11: erase returned invalid decision: 'review_in_days' goes only with 'keep' or 'anonymize'"
+ok $? "... naming file:line and the field" "$(shown)"
+run "$sb" records list --data-dir "$tmp/bad" --account acme
+[ "$(printf '%s\n' "$out" | grep -c 'T08:0')" -eq 3 ]
+ok $? "... and every record is still there" "$(shown)"
+
+# Reasons: bytes that are not UTF-8 or control characters in a reason. The
+# audit log must list every deletion, and its text lines stay one a line.
+cat >"$tmp/reason.lua" <<'L'
+local P = {}
+function P.retain(record, ctx)
+  if record.age_days == 0 then return { keep = true, review_in_days = 1 } end
+  if record.id == "b1" then return { delete = true, reason = "two\nlines" } end
+  if record.id == "s1" then return { delete = true, reason = "bad \255 byte" } end
+  return { delete = true, reason = "for +442079460002" }
+end
+return P
+L
+calls "$tmp/reason.lua" >"$tmp/reason.jsonl"
+run "$sb" replay "$tmp/reason.jsonl" --data-dir "$tmp/reason" --policy-dir policies
+ok $rc "three records whose reviews give odd reasons" "$(shown)"
+run "$sb" sweep --data-dir "$tmp/reason"
+check 0 "the sweep deletes them" out "3 deleted"
+run "$sb" records audit --data-dir "$tmp/reason" --account acme --json
+has "$out" "for [number]"
+ok $? "a number in a reason is written [number] in the audit log" "$(shown)"
+[ "$(printf '%s\n' "$out" | grep -c '"seq"')" -eq 3 ]
+todo $? "every deletion is listed in the audit log, also one whose reason is not UTF-8" \
+    "engine/src/retention.c sb_audit_list drops an entry json_pack refuses"
+printf '[{"name": "r", "record": {"id": "s1", "age_days": 3}, "expect": {"action": "delete"}}]\n' \
+    >"$tmp/reason.json"
+run "$sb" policy test "$tmp/reason.lua" "$tmp/reason.json"
+[ "$rc" -eq 1 ] && has "$out" "reason: "
+todo $? "a reason that is not UTF-8 is an invalid decision" \
+    "engine/src/views.c str_field takes any bytes but a zero"
+printf '[{"name": "r", "record": {"id": "b1", "age_days": 3}, "expect": {"action": "delete"}}]\n' \
+    >"$tmp/reason.json"
+run "$sb" policy test "$tmp/reason.lua" "$tmp/reason.json"
+[ "$rc" -eq 1 ]
+todo $? "a reason with a control character is an invalid decision (it splits audit lines)" \
+    "engine/src/views.c str_field"
+
+# --- The README's worked retention examples ----------------------------------
+# block TITLE LANG: the first LANG code block after the paragraph starting TITLE
+block() {
+    awk -v t="$1" -v l="$2" 'index($0, t) == 1 {on = 1} on && $0 == "```" l {in_b = 1; next}
+        in_b && /^```$/ {exit} in_b {print}' policies/README.md
+}
+block '**Retention: billing calls two years' lua >"$tmp/billing.lua"
+block '**Retention: billing calls two years' json >"$tmp/billing.cases.json"
+block '**Until the end of a calendar year' lua >"$tmp/year.lua"
+block '**Until the end of a calendar year' json >"$tmp/year.cases.json"
+[ -s "$tmp/billing.lua" ] && [ -s "$tmp/billing.cases.json" ] && [ -s "$tmp/year.lua" ] &&
+    [ -s "$tmp/year.cases.json" ]
+ok $? "the README's retention examples and their cases are found"
+for f in billing year; do
+    run "$sb" policy check "$tmp/$f.lua"
+    check 0 "README's $f example passes policy check" out "ok"
+    run "$sb" policy test "$tmp/$f.lua"
+    check 0 "... and its cases" out "0 failed"
+done
+if command -v luacheck >/dev/null 2>&1; then
+    run luacheck --config policies/.luacheckrc "$tmp/billing.lua" "$tmp/year.lua"
+    ok $rc "... and luacheck with the stock configuration" "$(shown)"
+fi
+
+# Through the engine, with the two years made a hundred so that no result
+# depends on today's date: at writing every record is kept whole for 30 days;
+# an erasure of +442079460001 anonymizes the billing call b1 and keeps the
+# disputed s1 (audited); the sweep, months later, deletes s1 at 90 days
+# (disputes are never anonymized) and the abandoned b2.
+sed 's/SHORT, LONG = 90, 730/SHORT, LONG = 90, 36500/' "$tmp/billing.lua" >"$tmp/billing100.lua"
+calls "$tmp/billing100.lua" >"$tmp/billing.jsonl"
+run "$sb" replay "$tmp/billing.jsonl" --data-dir "$tmp/billing" --policy-dir policies
+check 0 "billing example: replay writes three records" err "0 policy failures"
+run "$sb" records erase +442079460001 --data-dir "$tmp/billing" --account acme
+check 0 "an erasure of the caller" out "deleted 0, anonymized 1, kept 1"
+run "$sb" records audit --data-dir "$tmp/billing" --account acme
+has "$out" "erasure  anonymize     b1           billing record" &&
+    has "$out" "erasure  keep          s1           dispute: kept for the legal claim"
+ok $? "... anonymizes the billing call and keeps the disputed one, both audited" "$(shown)"
+run "$sb" sweep --data-dir "$tmp/billing"
+check 0 "the sweep months later" out "3 reviewed (0 kept, 1 anonymized, 2 deleted"
+run "$sb" records list --data-dir "$tmp/billing" --account acme
+[ "$(printf '%s\n' "$out" | grep -c 'T08:0')" -eq 1 ] && has "$out" "b1 "
+ok $? "... leaves only the billing call" "$(shown)"
+run "$sb" records audit --data-dir "$tmp/billing" --account acme
+has "$out" "review   delete        s1           older than 90 days" &&
+    has "$out" "review   delete        b2           older than 90 days"
+ok $? "... and audits both deletions with the policy's reason" "$(shown)"
+
+# --- The stock retention policies through the engine -------------------------
+stock() { # stock NAME: replay the calls under policies/retention/NAME.lua, then sweep
+    calls "$ROOT/policies/retention/$1.lua" >"$tmp/$1.jsonl"
+    "$sb" replay "$tmp/$1.jsonl" --data-dir "$tmp/$1" --policy-dir policies >"$tmp/$1.out" 2>&1 &&
+        "$sb" sweep --data-dir "$tmp/$1" >>"$tmp/$1.out" 2>&1
+}
+left() { # left NAME: the ids of the records left, sorted, on one line
+    "$sb" records list --data-dir "$tmp/$1" --account acme | awk '{print $1}' | sort | tr '\n' ' '
+}
+stock keep-90-days-then-delete
+[ "$(left keep-90-days-then-delete)" = "" ]
+ok $? "keep-90-days-then-delete: nothing is left after 90 days" "$(cat "$tmp/keep-90-days-then-delete.out")"
+stock delete-abandoned-7-days
+[ "$(left delete-abandoned-7-days)" = "b1 s1 " ]
+ok $? "delete-abandoned-7-days: the abandoned call is gone, the answered ones stay" \
+    "$(left delete-abandoned-7-days)"
+for p in anonymize-30-days-delete-2-years tax-7-years; do
+    stock $p
+    # b2 bills nothing (tax) or is anonymized, then deleted at two years: a
+    # record left must be anonymized, whatever day this runs.
+    whole=
+    for id in $(left $p); do
+        "$sb" records get --data-dir "$tmp/$p" --account acme "$id" | grep -q '"anonymized": true' ||
+            whole="$whole $id"
+    done
+    [ -z "$whole" ]
+    ok $? "$p: no record older than 30 days is left whole" "left whole:$whole"
+done
+
+# A knob changed as the header invites: tax-7-years with YEARS = 10 must keep
+# a billing record ten calendar years, which can hold three 29 Februaries
+# (1 January 2027 to 1 January 2037: 3,653 days).
+sed 's/^local YEARS = 7$/local YEARS = 10/' policies/retention/tax-7-years.lua >"$tmp/tax10.lua"
+grep -q '^local YEARS = 10$' "$tmp/tax10.lua"
+ok $? "tax-7-years' YEARS knob is found"
+cat >"$tmp/tax10.cases.json" <<'J'
+[{"name": "a day before ten years (three leap days)", "record": {"age_days": 3652, "anonymized": true},
+  "expect": {"action": "anonymize", "review_in_days": 1}},
+ {"name": "ten years", "record": {"age_days": 3653, "anonymized": true}, "expect": {"action": "delete"}}]
+J
+run "$sb" policy test "$tmp/tax10.lua" "$tmp/tax10.cases.json"
+check 0 "tax-7-years with YEARS = 10 keeps a record ten calendar years, leap days included" out \
+    "# 2 passed, 0 failed"
+
+# --- Docs -------------------------------------------------------------------
+grep -q 'at most 100 years (36,600 days) ahead' policies/README.md &&
+    grep -q 'at most 100 years ahead' policies/types/switchboard.lua
+ok $? "README and types say how far keep_until may go"
+
+done_testing
