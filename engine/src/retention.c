@@ -773,10 +773,41 @@ int ret_account_deleted(wtx *t, uint32_t acct)
     return rc;
 }
 
+/* The review entries of a deleted account's records: the index is in due
+** order, so it is walked whole, after cur (curlen 0: from the first), one
+** batch a call; they would otherwise keep its call ids until their review
+** dates, years on for some policies. Returns the entries met. */
+static int purge_reviews(rctx *x, uint32_t acct, uint8_t *cur, size_t *curlen, int *done)
+{
+    uint8_t(*keys)[8 + REC_KEY_MAX] = malloc(JOB_BATCH * sizeof *keys);
+    size_t kls[JOB_BATCH];
+    int k = 0, seen = 0, rc;
+    if (!keys) return SB_ENOMEM;
+    st_iter it;
+    for (rc = st_iter_after(&it, x->t->txn, x->e, DB_REVIEW, "", 0, cur, *curlen);
+         rc == 0 && seen < JOB_BATCH; rc = st_iter_next(&it)) {
+        seen++;
+        if (it.klen < 8 + 4 || it.klen > 8 + REC_KEY_MAX) continue; /* the sweep drops these */
+        memcpy(cur, it.key, it.klen);
+        *curlen = it.klen;
+        if (be32(it.key + 8) != acct) continue;
+        memcpy(keys[k], it.key, it.klen);
+        kls[k++] = it.klen;
+    }
+    st_iter_close(&it);
+    *done = rc == MDB_NOTFOUND;
+    if (rc == MDB_NOTFOUND) rc = 0;
+    for (int i = 0; i < k && !rc; i++)
+        rc = st_del(x->t->txn, x->e, DB_REVIEW, keys[i], kls[i]);
+    free(keys);
+    return rc ? rc : seen;
+}
+
 /* Purge a deleted account, in stages: its records, pseudonym index,
-** aggregates, audit log (review entries of its records are dropped when
-** they come up: their account is gone). Returns the keys deleted. */
-static int job_purge(rctx *x, uint32_t acct, uint8_t *stage, int budget, int *done)
+** aggregates, audit log, then the review entries of its records (cur: how
+** far that walk has come). Returns the keys deleted or met. */
+static int job_purge(rctx *x, uint32_t acct, uint8_t *stage, uint8_t *cur, size_t *curlen,
+                     int budget, int *done)
 {
     static const int tables[] = {DB_RECORDS, DB_RECID, DB_RIDX, DB_AGGR, DB_AUDIT, DB_ERASURES};
     MDB_txn *txn = x->t->txn;
@@ -799,7 +830,13 @@ static int job_purge(rctx *x, uint32_t acct, uint8_t *stage, int budget, int *do
         n += k;
         if (k < JOB_BATCH) (*stage)++;
     }
-    *done = *stage >= countof(tables);
+    while (*stage == countof(tables) && n < budget) {
+        int end = 0, k = purge_reviews(x, acct, cur, curlen, &end);
+        if (k < 0 || IS_SB_ERR(k)) return k;
+        n += k;
+        if (end) (*stage)++;
+    }
+    *done = *stage > countof(tables);
     return n;
 }
 
@@ -1067,7 +1104,7 @@ static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
     int used = 0, rc;
     while (used < budget && mono_ns() < deadline) {
         uint8_t key[5];
-        uint8_t val[5 + REC_KEY_MAX];
+        uint8_t val[10 + REC_KEY_MAX]; /* a purge's: V_JOB stage review-key */
         size_t vl = 0;
         int found = 0;
         st_iter it;
@@ -1089,11 +1126,12 @@ static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
         int done = 0, n;
         if (key[0] == JOB_PURGE) {
             uint8_t stage = vl >= 2 ? val[1] : 0;
-            n = job_purge(x, acct, &stage, budget - used, &done);
+            size_t curlen = vl > 2 ? vl - 2 : 0;
+            n = job_purge(x, acct, &stage, val + 2, &curlen, budget - used, &done);
             if (n < 0 || IS_SB_ERR(n)) return n;
             val[0] = V_JOB;
             val[1] = stage;
-            vl = 2;
+            vl = 2 + curlen;
             if (done)
                 sb_log(x->e, SB_LOG_INFO, "sweep: deleted account #%u purged", (unsigned)acct);
         } else if (key[0] == JOB_ERASURE) {

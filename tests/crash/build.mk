@@ -26,3 +26,12 @@ $(O)/tests/crash/test_%: tests/crash/test_%.c tests/unit/tap.h tests/unit/testki
 check-format: check-format-crash
 check-format-crash:
 	@clang-format --dry-run --Werror $(wildcard tests/crash/*.c)
+
+# Retention work killed at chosen commits, on a full map, and beside other
+# processes (test_retkill.c: interposes mdb_txn_commit, hence -ldl).
+tests: $(O)/tests/crash/test_retkill
+
+$(O)/tests/crash/test_retkill: tests/crash/test_retkill.c tests/unit/tap.h tests/unit/testkit.h \
+  tests/unit/reckit.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS) -ldl
