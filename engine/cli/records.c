@@ -773,8 +773,9 @@ int cli_sweep(int argc, char **argv)
                N("reviewed"), N("kept"), N("anonymized"), N("deleted"), N("overridden"),
                N("failed"), N("purged"), N("transactions"), secs);
         /* Decisions without a review: erasure requests a hold had kept from
-        ** records, run again now that a hold was released. */
-        if (N("kept") + N("anonymized") + N("deleted") + N("failed") > N("reviewed"))
+        ** records, run again now that a hold was released. (Failed reviews
+        ** are among the kept.) */
+        if (N("kept") + N("anonymized") + N("deleted") > N("reviewed"))
             printf("(the decisions include erasure requests run again because a legal "
                    "hold was released)\n");
         if (secs > 0 && N("reviewed"))

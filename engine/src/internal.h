@@ -57,6 +57,9 @@ int e164_normalize(const char *in, char out[SB_E164_MAX + 1]);
 ** well-formed sequence becomes '?'. Policy output (reasons, error messages)
 ** may hold any bytes; what we store and render as JSON must be UTF-8. */
 void utf8_clean(char *s);
+/* utf8_clean, and control characters (a line break, an escape) as spaces:
+** text shown one entry to a line. */
+void text_clean(char *s);
 /* s was cut to fit a buffer: drop a last character the cut left incomplete,
 ** so that what remains ends between characters. */
 void utf8_cut_end(char *s);

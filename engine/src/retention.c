@@ -302,6 +302,7 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
     char clean[3 * (2 * SB_REASON_MAX + SB_ID_MAX + 64)];
     if (reason && strlen(reason) < sizeof clean / 3) {
         sb_redact(reason, clean, sizeof clean);
+        text_clean(clean); /* policies write any bytes; the audit lists one entry a line */
         reason = clean;
     } else if (reason && sb_redact(reason, NULL, 0)) {
         reason = "[reason withheld: it quotes a number]";
@@ -2200,6 +2201,8 @@ int sb_audit_list(sb_engine *e, const char *account, uint64_t after, size_t limi
             rb_str(&r, policy, sizeof policy);
             rb_str(&r, version, sizeof version);
             if (r.err || seq <= after) continue;
+            text_clean(reason); /* entries written before reasons were cleaned */
+            text_clean(call);
             json_t *o =
                 json_pack("{s:I,s:I,s:s,s:s,s:b,s:s,s:s}", "seq", (json_int_t)seq, "t_ms",
                           (json_int_t)t, "action", action, "decision",

@@ -166,6 +166,13 @@ void utf8_clean(char *s)
     }
 }
 
+void text_clean(char *s)
+{
+    utf8_clean(s);
+    for (unsigned char *p = (unsigned char *)s; p && *p; p++)
+        if (*p < 0x20 || *p == 0x7f) *p = ' ';
+}
+
 void utf8_cut_end(char *s)
 {
     size_t n = s ? strlen(s) : 0, i = n;
