@@ -343,8 +343,21 @@ func (e *Engine) AuditList(account string, after uint64, limit int) (entries []A
 	return entries, doc.Next, nil
 }
 
+// SweepCounts are a sweep's counts of records.
+type SweepCounts struct {
+	Reviewed   int `json:"reviewed"`
+	Kept       int `json:"kept"`
+	Anonymized int `json:"anonymized"`
+	Deleted    int `json:"deleted"`
+	Overridden int `json:"overridden"`
+	Failed     int `json:"failed"`
+	Purged     int `json:"purged"`
+}
+
 // SweepReport is the outcome of a sweep. Resumed: an interrupted sweep was
-// carried on, and the counts include its work.
+// carried on, and the counts include its work (a sweep run is shared: one
+// started beside another carries on the same run). ThisCall counts the work
+// of this call alone.
 type SweepReport struct {
 	Reviewed     int           `json:"reviewed"`
 	Kept         int           `json:"kept"`
@@ -357,6 +370,7 @@ type SweepReport struct {
 	Duration     time.Duration `json:"-"` // how long it took
 	Done         bool          `json:"done"`
 	Resumed      bool          `json:"resumed"`
+	ThisCall     SweepCounts   `json:"this_call"`
 }
 
 // sweepProgress carries a Sweep's progress function through the engine

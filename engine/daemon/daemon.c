@@ -122,10 +122,10 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
 ** are served in between) until nothing is due, then wait sweep_interval.
 ** sb_sweep() reports the totals of the whole run, the turns before this one
 ** included (a run cut short, by a turn's budget or a crash, is carried on
-** by the next call): the records counted in this process's earlier turns
-** of the run are in sweep_counted, so each record counts once. */
-static uint64_t sweep_counted;
-static uint64_t sweep_t0_ns; /* when this process began the run in progress */
+** by the next call), and this_call, what the turn did: the counter adds the
+** latter, so each record counts once, also beside another process's sweep. */
+static int sweep_running;    /* a run is in progress in this process */
+static uint64_t sweep_t0_ns; /* when this process began it */
 
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -133,7 +133,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (d->draining) return;
-    if (!sweep_counted) sweep_t0_ns = sbd_now_ns();
+    if (!sweep_running) sweep_t0_ns = sbd_now_ns();
     int rc = sb_sweep(d->eng, 1, NULL, NULL, d->res);
     d->m.sweeps++;
     json_t *s = rc ? NULL : json_loads(sb_result_json(d->res, NULL), 0, NULL);
@@ -146,8 +146,10 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         sbd_commit_tag(d); /* synced with the batch */
 #define SWEPT(k) ((uint64_t)json_integer_value(json_object_get(s, k)))
         uint64_t total = SWEPT("reviewed") + SWEPT("purged");
-        d->m.swept += total >= sweep_counted ? total - sweep_counted : total;
-        sweep_counted = more ? total : 0;
+        json_t *own = json_object_get(s, "this_call");
+        d->m.swept += (uint64_t)json_integer_value(json_object_get(own, "reviewed")) +
+                      (uint64_t)json_integer_value(json_object_get(own, "purged"));
+        sweep_running = more;
         /* Records whose retention hook failed were kept as they were: warn. */
         if (!more && total)
             sbd_log(SWEPT("failed") ? SB_LOG_WARN : SB_LOG_INFO, "sweep done",

@@ -610,8 +610,12 @@ SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, si
 ** (may be NULL) is called after each transaction with the records handled
 ** so far and an estimate of the total. res's JSON: {"reviewed":N,"kept":N,
 ** "anonymized":N,"deleted":N,"overridden":N,"failed":N,"purged":N,
-** "transactions":N,"seconds":s,"done":bool,"resumed":bool} — resumed: an
-** interrupted sweep was carried on, and the counts include its work. */
+** "transactions":N,"seconds":s,"done":bool,"resumed":bool,"this_call":{...}}
+** — resumed: an interrupted sweep was carried on, and the counts include
+** its work (one sweep's run is shared: a sweep started beside another, in
+** this process or another, carries on the same run). this_call: the same
+** seven counts for the work of this call alone: what to add up across calls,
+** as a daemon sweeping one transaction a turn does. */
 typedef void (*sb_sweep_progress_fn)(void *arg, uint64_t done, uint64_t total);
 SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn progress, void *arg,
                     sb_result *res);

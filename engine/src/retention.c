@@ -1344,11 +1344,13 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
     uint64_t t0 = mono_ns();
     uint64_t total = progress ? count_due(e, sr.now) : 0, done = 0;
     int txns = 0, rc = 0, resumed = 0;
+    counts own = {0}; /* this call's own work (the run's may include another's) */
     do {
         rc = eng_write(e, do_sweep, &sr, res);
         if (rc) break;
         if (txns == 0) resumed = sr.resumed;
         txns++;
+        add_counts(&own, &sr.n);
         done += sr.n.reviewed + sr.n.purged;
         if (progress) progress(arg, done, total > done ? total : done);
         if (budget_ms && (mono_ns() - t0) / 1000000 >= budget_ms) break;
@@ -1376,6 +1378,12 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
         (json_int_t)rep.deleted, "overridden", (json_int_t)rep.overridden, "failed",
         (json_int_t)rep.failed, "purged", (json_int_t)rep.purged, "transactions", txns, "seconds",
         (double)(mono_ns() - t0) / 1e9, "done", !sr.more, "resumed", resumed);
+    json_object_set_new(
+        o, "this_call",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "reviewed", (json_int_t)own.reviewed, "kept",
+                  (json_int_t)own.kept, "anonymized", (json_int_t)own.anonymized, "deleted",
+                  (json_int_t)own.deleted, "overridden", (json_int_t)own.overridden, "failed",
+                  (json_int_t)own.failed, "purged", (json_int_t)own.purged));
     res_doc(res, o);
     return 0;
 }

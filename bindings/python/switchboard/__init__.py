@@ -1149,7 +1149,9 @@ class Engine:
         this thread; it may call the engine (not close it: StateError).
         Returns ``{"reviewed", "kept", "anonymized", "deleted",
         "overridden", "failed", "purged", "transactions", "seconds", "done",
-        "resumed"}``.
+        "resumed", "this_call"}``: the counts of the run (shared with a sweep
+        running beside this one, and carried on after an interrupted one),
+        and in ``this_call`` the same counts for this call's own work.
 
         An exception raised by ``progress`` cannot stop the sweep (its work
         is committed transaction by transaction): ``progress`` is not called
