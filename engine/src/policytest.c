@@ -948,14 +948,28 @@ static int build_rcase(rbuild *b, json_t *cs)
         cb_bad(&e, "record.age_days: expected whole days, 0 or more (got %g)", age);
         goto bad;
     }
+    /* Only records the engine can write: an answered call has the agent who
+    ** answered (a1 unless given) and only an answered call has talk time
+    ** or an agent. */
+    int answered = !strcmp(rec->outcome, "answered");
+    if (!answered && talk > 0) {
+        cb_bad(&e, "record.talk: only an answered call has talk time (outcome '%s')",
+               rec->outcome);
+        goto bad;
+    }
+    if (!answered && rec->agent) {
+        cb_bad(&e, "record.agent: only an answered call has an agent (outcome '%s')",
+               rec->outcome);
+        goto bad;
+    }
+    if (answered && !rec->agent) rec->agent = "a1";
     b->now_ms = (int64_t)llround(now * 1000);
     rec->priority = (int)prio;
     rec->ended_ms = b->now_ms - (int64_t)llround(age * 86400000.0);
     rec->wait_ms = (int64_t)llround(wait * 1000);
     rec->talk_ms = (int64_t)llround(talk * 1000);
     rec->offered_ms = rec->ended_ms - rec->wait_ms - rec->talk_ms;
-    if (rec->talk_ms || !strcmp(rec->outcome, "answered"))
-        rec->answered_ms = rec->offered_ms + rec->wait_ms;
+    if (answered) rec->answered_ms = rec->offered_ms + rec->wait_ms;
     json_t *attrs = json_object_get(r, "attrs");
     if (attrs && !json_is_object(attrs)) {
         cb_bad(&e, "record.attrs: expected an object");

@@ -54,6 +54,8 @@ a ring attempt that is not an object|{"name": "x", "record": {"attempts": ["a"]}
 decided_by with a typo ("polcy")|{"name": "x", "record": {"decided_by": [{"polcy": "p", "version": "v"}]}, "expect": {"action": "keep"}}|record.decided_by[1]: unknown field 'polcy'
 a record's priority past 100|{"name": "x", "record": {"priority": 101}, "expect": {"action": "keep"}}|record.priority: expected 0..100
 a record's wait below zero|{"name": "x", "record": {"wait": -2}, "expect": {"action": "keep"}}|record.wait: expected 0 or more
+talk time on a call nobody answered|{"name": "x", "record": {"outcome": "abandoned", "talk": 30}, "expect": {"action": "keep"}}|record.talk: only an answered call has talk time (outcome 'abandoned')
+an agent on a call nobody answered|{"name": "x", "record": {"outcome": "rejected", "agent": "bob"}, "expect": {"action": "keep"}}|record.agent: only an answered call has an agent (outcome 'rejected')
 CASES
 
 # Good cases still pass: a full attempt and decided_by, a valid schedule and

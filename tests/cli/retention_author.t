@@ -371,6 +371,24 @@ run "$sb" policy test "$tmp/tax10.lua" "$tmp/tax10.cases.json"
 check 0 "tax-7-years with YEARS = 10 keeps a record ten calendar years, leap days included" out \
     "# 2 passed, 0 failed"
 
+# --- The case runner's records are ones the engine writes ---------------------
+cat >"$tmp/who.lua" <<'L'
+local P = {}
+function P.retain(record, ctx)
+  return { keep = true, reason = tostring(record.agent) .. " " .. tostring(record.answered ~= nil) }
+end
+return P
+L
+cat >"$tmp/who.cases.json" <<'J'
+[{"name": "answered: someone answered it", "record": {"outcome": "answered"},
+  "expect": {"action": "keep", "reason": "a1 true"}},
+ {"name": "abandoned: nobody did", "record": {"outcome": "abandoned"},
+  "expect": {"action": "keep", "reason": "nil false"}}]
+J
+run "$sb" policy test "$tmp/who.lua" "$tmp/who.cases.json"
+check 0 "an answered case record has an agent (a1) and an answer time; an abandoned one neither" \
+    out "# 2 passed, 0 failed"
+
 # --- Docs -------------------------------------------------------------------
 grep -q 'at most 100 years (36,600 days) ahead' policies/README.md &&
     grep -q 'at most 100 years ahead' policies/types/switchboard.lua
