@@ -248,6 +248,15 @@ out:
     return rc;
 }
 
+/* Whether path is a symbolic link whose target does not exist. */
+static int dangling_link(const char *path)
+{
+    struct stat ls, ts;
+    int saved = errno, r = lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode) && stat(path, &ts) != 0;
+    errno = saved;
+    return r;
+}
+
 int cr_master_load(const char *path, int create, uint8_t key[CR_KEY_BYTES], char *err,
                    size_t errlen)
 {
@@ -261,6 +270,16 @@ int cr_master_load(const char *path, int create, uint8_t key[CR_KEY_BYTES], char
         goto fail;
     }
     if (master_read(path, key, err, errlen) == 0) return 0;
+    if (errno == ENOENT && dangling_link(path)) {
+        /* link(2) would not replace the link and open(2) would not find its
+        ** target: say what is wrong, rather than "No such file" for a file
+        ** this call was to create. Nothing is made through the link. */
+        seterr(err, errlen,
+               "master key %s: a symbolic link to a file that does not exist (create the key "
+               "file there, or remove the link)",
+               path);
+        goto fail;
+    }
     if (errno != ENOENT || !create) goto fail;
     if (master_create(path, err, errlen) != 0) goto fail;
     /* Return what is on disk, whether we or a concurrent creator wrote it. */

@@ -57,8 +57,10 @@ CR_NODISCARD int cr_init(void);
 ** File format: 64 hex digits (lowercase written; either case read), optionally
 ** followed by one '\n'. Refused (-1, message in err): a file that is not a
 ** regular file (directories, FIFOs, devices; a symlink is followed and judged
-** by its target), that has any other size or content, or that group or others
-** may read or write (mode & 0066). The owner is not checked.
+** by its target, and one whose target does not exist is refused, create or
+** not: nothing is made through it), that has any other size or content, or
+** that group or others may read or write (mode & 0066). The owner is not
+** checked.
 **
 ** If the file does not exist and create != 0, a random key is written to a
 ** temporary file beside it (mkostemp: O_EXCL, mode 0600 regardless of umask),
