@@ -673,16 +673,25 @@ int sb_backup(sb_engine *e, const char *dest, sb_result *res)
 static int backup_write(sb_engine *e, const char *dest, sb_result *res)
 {
     int rc;
-    /* One read transaction's snapshot, written page by page without the
-    ** free ones: old versions of changed or deleted data stay behind. */
-    if ((rc = mdb_env_copy2(e->env, dest, MDB_CP_COMPACT)))
-        return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "dest",
-                       "cannot write the copy in %s: %s", dest, mdb_strerror(rc));
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", dest);
+    /* Made 0600 before the first byte goes in: no one else may open the
+    ** copy while it is written (LMDB's own copy makes it 0666 less the
+    ** umask). */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return res_err(res, errno == ENOSPC ? SB_EFULL : SB_ESTORE, "dest", "cannot create %s: %s",
+                       path, strerror(errno));
+    /* One read transaction's snapshot, written page by page without the
+    ** free ones: old versions of changed or deleted data stay behind. */
+    rc = mdb_env_copyfd2(e->env, fd, MDB_CP_COMPACT);
+    if (!rc && fsync(fd)) rc = errno;
     struct stat st;
-    if (chmod(path, 0600) || stat(path, &st))
-        return res_err(res, SB_ESTORE, "dest", "%s: %s", path, strerror(errno));
+    if (!rc && fstat(fd, &st)) rc = errno;
+    close(fd);
+    if (rc)
+        return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "dest",
+                       "cannot write the copy in %s: %s", dest, mdb_strerror(rc));
     if ((rc = rec_keys_copy(e, dest, res))) return rc;
     int dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
