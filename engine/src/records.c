@@ -336,12 +336,22 @@ static int write_slot(rec_state *rs, uint32_t acct, const uint8_t slot[KEY_SLOT]
     return 0;
 }
 
+/* Data keys destroyed in this process (account deletions): every engine's
+** cache forgets what it holds when this moves; engines of other processes
+** forget at their next write transaction (rec_keys_forget). */
+static uint64_t key_epoch;
+
 int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_t key[32])
 {
     rec_state *rs = e->rec;
     if (!rs || rs->keyfd < 0) return SB_ECRYPTO;
     int rc = 0;
     pthread_mutex_lock(&rs->mu);
+    uint64_t epoch = __atomic_load_n(&key_epoch, __ATOMIC_ACQUIRE);
+    if (epoch != rs->kc_epoch) {
+        cr_wipe(rs->kc, sizeof rs->kc);
+        rs->kc_epoch = epoch;
+    }
     rec_keyc *c = &rs->kc[acct & 63];
     if (c->acct == acct && strcmp(c->id, account) == 0) {
         memcpy(key, c->key, 32);
@@ -382,6 +392,15 @@ out:
     return rc;
 }
 
+void rec_keys_forget(sb_engine *e)
+{
+    rec_state *rs = e->rec;
+    if (!rs) return;
+    pthread_mutex_lock(&rs->mu);
+    cr_wipe(rs->kc, sizeof rs->kc);
+    pthread_mutex_unlock(&rs->mu);
+}
+
 int rec_key_destroy(sb_engine *e, uint32_t acct)
 {
     rec_state *rs = e->rec;
@@ -395,6 +414,8 @@ int rec_key_destroy(sb_engine *e, uint32_t acct)
     ssize_t n = pread(rs->keyfd, cur, sizeof cur, (off_t)acct * KEY_SLOT);
     if (n > 0 && memcmp(cur, zero, (size_t)n) != 0) rc = write_slot(rs, acct, zero, 1);
     cr_wipe(cur, sizeof cur);
+    /* After the slot is gone: a cache filled from it before is dropped. */
+    __atomic_add_fetch(&key_epoch, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&rs->mu);
     return rc;
 }

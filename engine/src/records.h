@@ -88,6 +88,9 @@ int rec_keys_copy(sb_engine *e, const char *dest, sb_result *res);
 ** it does not open), SB_ESTORE on I/O errors. */
 int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_t key[32]);
 /* Overwrite the account's key slot with zeros and sync it. */
+/* Forget every cached data key (accounts were deleted, maybe by another
+** engine: their keys must not outlive them here). */
+void rec_keys_forget(sb_engine *e);
 int rec_key_destroy(sb_engine *e, uint32_t acct);
 
 /* A call being offered (caller, called and attrs filled in the clear): move
@@ -194,6 +197,7 @@ typedef struct rec_state {
     pthread_mutex_t mu; /* the key cache (reads may run on any thread) */
     int keyfd;          /* data.keys */
     rec_keyc kc[64];
+    uint64_t kc_epoch;     /* key_epoch when kc was last known good */
     sb_buf tmp;            /* scratch, only under the write lock */
     struct ret_state *ret; /* retention.c, only under the write lock */
 } rec_state;

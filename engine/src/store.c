@@ -3,6 +3,7 @@
 ** write-transaction runner (with map growth on MDB_MAP_FULL) and group sync.
 */
 #include "engine.h"
+#include "records.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -674,10 +675,13 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
                 pol_host_flush(e->pol);
                 e->shared_gen = gen;
             }
-            /* Accounts deleted by someone else: their policy states go. */
+            /* Accounts deleted by someone else: their policy states go, and
+            ** their data keys from the cache. */
             if (rc == 0 && (rc = st_meta_u64(t.txn, e, "deleted_gen", &gen)) == 0 &&
-                gen != e->deleted_gen && (rc = pol_host_prune(e->pol, account_alive, &t)) == 0)
+                gen != e->deleted_gen && (rc = pol_host_prune(e->pol, account_alive, &t)) == 0) {
+                rec_keys_forget(e);
                 e->deleted_gen = gen;
+            }
         }
         e->cur_txn = t.txn;
         if (rc == 0) rc = fn(&t, arg);

@@ -370,9 +370,8 @@ static void test_delete_shreds(void)
     ok(rc == SB_ECRYPTO && is_zero(got, 32), "the deleting engine no longer has the key");
     if (e2) {
         rc = rec_key(e2, ne, "erin", 0, got);
-        ok_todo(rc == SB_ECRYPTO,
-                "records.c rec_key: another engine's key cache keeps a deleted account's key",
-                "nor does another engine of the process (%s)", rc ? sb_code_name(rc) : "kept");
+        ok(rc == SB_ECRYPTO, "nor does another engine of the process (%s)",
+           rc ? sb_code_name(rc) : "kept");
         cr_wipe(got, 32);
         sb_close(e2);
     }
