@@ -358,7 +358,8 @@ int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_
         goto out;
     }
     rc = key_read(rs, e->master, acct, account, key);
-    if (create && (rc == SB_ECRYPTO || rc == KEY_STALE || rc == KEY_UNCHECKED)) {
+    if (rc == SB_ECRYPTO) rc = REC_NO_KEY; /* no slot: nothing was sealed */
+    if (create && (rc == REC_NO_KEY || rc == KEY_STALE || rc == KEY_UNCHECKED)) {
         /* None yet, or a slot left by an account whose creation never
         ** committed: a new key. A slot without a check value gets one (the
         ** same key). Never over a slot another master key wrote: that is
@@ -555,7 +556,7 @@ int rec_open_call(sb_engine *e, uint32_t acct, const char *account, call_rec *c)
     }
     uint8_t key[32];
     int rc = rec_key(e, acct, account, 0, key);
-    if (rc) return rc;
+    if (rc) return rc == REC_NO_KEY ? SB_ECRYPTO : rc; /* sealed, yet no key */
     size_t n = c->pii.len - CR_SEAL_OVERHEAD;
     uint8_t ad[2 * SB_ID_MAX + 2];
     size_t adl = seal_ad(ad, account, c->id, strlen(c->id));

@@ -84,8 +84,11 @@ void records_close(sb_engine *e);
 int rec_keys_copy(sb_engine *e, const char *dest, sb_result *res);
 
 /* The account's data key into key. create: make one when the account has
-** none (only inside a write transaction). SB_ECRYPTO when there is none (or
-** it does not open), SB_ESTORE on I/O errors. */
+** none (only inside a write transaction). REC_NO_KEY when it has none (so
+** nothing of it was ever sealed), SB_ECRYPTO when its key does not open
+** (a damaged data.keys, or a slot copied from elsewhere), SB_ESTORE on I/O
+** errors. */
+#define REC_NO_KEY (SB_ECRYPTO - 1002)
 int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_t key[32]);
 /* Overwrite the account's key slot with zeros and sync it. */
 /* Forget every cached data key (accounts were deleted, maybe by another

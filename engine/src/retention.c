@@ -1510,9 +1510,17 @@ static int do_erase(wtx *t, void *arg)
     if ((rc = use_account(&x, t->acct))) goto out;
     uint8_t key[32], pseudo[16];
     rc = rec_key(t->e, t->acct, t->account->id, 0, key);
-    if (rc == SB_ECRYPTO) { /* no data key: nothing was ever sealed */
+    if (rc == REC_NO_KEY) { /* no data key: nothing was ever sealed */
         op->done = 1;
         rc = 0;
+        goto out;
+    }
+    if (rc == SB_ECRYPTO) {
+        rc = res_err(t->res, SB_ECRYPTO, NULL,
+                     "the data key of account '%s' does not open (data.keys damaged, or its "
+                     "slot copied from elsewhere): no record of the number can be found, so "
+                     "nothing was erased",
+                     t->account->id);
         goto out;
     }
     if (rc) goto out;
@@ -1713,12 +1721,17 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
     json_t *arr = json_array();
     uint8_t key[32], p[20];
     rc = rec_key(e, acc.num, acc.id, 0, key);
-    if (rc == SB_ECRYPTO) { /* no key: nothing sealed, nothing to find */
+    if (rc == REC_NO_KEY) { /* no key: nothing sealed, nothing to find */
         rc = 0;
         goto done;
     }
     if (rc) {
-        rc = res_err(res, rc, NULL, "the account's data key is unavailable");
+        rc = res_err(res, rc, NULL,
+                     rc == SB_ECRYPTO ? "the data key of account '%s' does not open (data.keys "
+                                        "damaged, or its slot copied from elsewhere): its records "
+                                        "cannot be found"
+                                      : "the data key of account '%s' cannot be read",
+                     acc.id);
         goto out;
     }
     put_be32(p, acc.num);
