@@ -553,7 +553,8 @@ static int admin_token(sbd *d)
         snprintf(path, sizeof path, "%s/admin.token", d->cfg->data_dir);
     char tok[1024];
     size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* (O_NONBLOCK: a FIFO put there must not hang the start.) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT) {
         unsigned char raw[32];
         randombytes_buf(raw, sizeof raw);
@@ -577,10 +578,18 @@ static int admin_token(sbd *d)
                 strerror(errno));
         return -1;
     } else {
+        /* As the master key: a regular file, open to its owner alone. */
         struct stat st;
-        if (fstat(fd, &st) == 0 && (st.st_mode & 077))
-            sbd_log(SB_LOG_WARN, "admin token file is readable by other users", "path=%s",
-                    sbd_q(path));
+        const char *why = fstat(fd, &st)            ? strerror(errno)
+                          : !S_ISREG(st.st_mode)    ? "not a regular file"
+                          : (st.st_mode & 077) != 0 ? "group or others may read or write it "
+                                                      "(chmod 600 it)"
+                                                    : NULL;
+        if (why) {
+            close(fd);
+            fprintf(stderr, "switchboard: admin token file %s: %s\n", path, why);
+            return -1;
+        }
         ssize_t n = read(fd, tok, sizeof tok - 1);
         close(fd);
         if (n < 0) {
@@ -590,8 +599,12 @@ static int admin_token(sbd *d)
         }
         tok[n] = 0;
         len = strcspn(tok, " \t\r\n");
-        if (len == 0) {
-            fprintf(stderr, "switchboard: admin token file %s is empty\n", path);
+        if (len < 16) {
+            fprintf(stderr,
+                    "switchboard: admin token file %s: the token is %s; it needs 16 characters "
+                    "or more (remove the file and a random one is made)\n",
+                    path, len ? "too short" : "empty");
+            sodium_memzero(tok, sizeof tok);
             return -1;
         }
     }

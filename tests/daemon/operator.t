@@ -260,6 +260,31 @@ t.ok(s2.get('switchboard_http_requests_total{route="unmatched",method="GET",code
      "... and the requests between them are counted")
 t.is_(ds.stop(), 0, "exit 0")
 
+# --- the admin token file: as the master key, its owner's alone ------------------
+def token_case(name, content=None, mode=0o600, fifo=False):
+    path = os.path.join(tmp, name)
+    if fifo:
+        os.mkfifo(path, 0o600)
+    else:
+        with open(path, "w") as f:
+            f.write(content)
+        os.chmod(path, mode)
+    conf = os.path.join(tmp, name + ".conf")
+    with open(conf, "w") as f:
+        f.write("listen = 127.0.0.1:0\nadmin_token_file = %s\ndata_dir = %s\n"
+                % (path, os.path.join(tmp, name + "-data")))
+    return run_quick(["--config", conf])
+
+
+rc, err = token_case("open.token", "a-long-enough-admin-token-1234\n", 0o644)
+t.ok(rc == 1 and "group or others may read or write it" in err,
+     "an admin token file others can read is refused", (rc, err))
+rc, err = token_case("short.token", "abc\n")
+t.ok(rc == 1 and "too short" in err, "a token under 16 characters is refused", (rc, err))
+rc, err = token_case("pipe.token", fifo=True)
+t.ok(rc == 1 and "not a regular file" in err, "a FIFO as the token file is refused at once",
+     (rc, err))
+
 # --- "all interfaces" means IPv4 and IPv6 ----------------------------------------
 def healthz(family, host, port):
     try:
