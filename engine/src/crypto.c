@@ -542,3 +542,13 @@ void cr_wipe(void *buf, size_t len)
 {
     sodium_memzero(buf, len);
 }
+
+void cr_protect(void *buf, size_t len)
+{
+    (void)sodium_mlock(buf, len); /* best effort: RLIMIT_MEMLOCK may be 0 */
+}
+
+void cr_unprotect(void *buf, size_t len)
+{
+    (void)sodium_munlock(buf, len); /* zeroes it first */
+}

@@ -81,6 +81,11 @@ CR_NODISCARD int cr_master_load(const char *path, int create, uint8_t key[CR_KEY
 void cr_random(void *buf, size_t len);
 /* Zero a secret so the compiler cannot optimise the write away. */
 void cr_wipe(void *buf, size_t len);
+/* Keep a long-lived secret out of swap and core dumps (mlock, and
+** MADV_DONTDUMP where there is one), as far as the limits allow; then
+** cr_unprotect zeroes it and lets it go. */
+void cr_protect(void *buf, size_t len);
+void cr_unprotect(void *buf, size_t len);
 
 /* Wrap an account data key under the master key: XChaCha20-Poly1305-IETF,
 ** random nonce, the account id (without its NUL) as associated data, so a

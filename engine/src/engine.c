@@ -502,6 +502,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
 
     sb_engine *e = calloc(1, sizeof *e);
     if (!e) return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    cr_protect(e->master, sizeof e->master);
     e->cfg = *cfg;
     e->data_dir = strdup(cfg->data_dir);
     e->policy_dir = dup_or_null(cfg->policy_dir);
@@ -602,7 +603,7 @@ void sb_close(sb_engine *e)
     free(e->policy_dir);
     free(e->key_file);
     free(e->pubkey);
-    cr_wipe(e->master, sizeof e->master);
+    cr_unprotect(e->master, sizeof e->master);
     free(e);
 }
 

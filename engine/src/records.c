@@ -237,6 +237,7 @@ int records_open(sb_engine *e, sb_result *res)
 {
     rec_state *rs = calloc(1, sizeof *rs);
     if (!rs) return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    cr_protect(rs->kc, sizeof rs->kc);
     pthread_mutex_init(&rs->mu, NULL);
     char path[4096];
     snprintf(path, sizeof path, "%s/data.keys", e->data_dir);
@@ -294,7 +295,7 @@ void records_close(sb_engine *e)
     if (!rs) return;
     ret_free(e);
     if (rs->keyfd >= 0) close(rs->keyfd);
-    cr_wipe(rs->kc, sizeof rs->kc);
+    cr_unprotect(rs->kc, sizeof rs->kc);
     if (rs->tmp.p) cr_wipe(rs->tmp.p, rs->tmp.cap);
     buf_free(&rs->tmp);
     pthread_mutex_destroy(&rs->mu);

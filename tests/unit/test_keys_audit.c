@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -491,6 +492,30 @@ static void test_modes(void)
     umask(old);
 }
 
+/* Memory locked by this process, from /proc/self/status (kB; -1: unknown). */
+static long locked_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmLck: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+/* The master key and the data-key cache stay out of swap and core dumps:
+** locked in memory while an engine is open, where the limits allow. */
+static void test_locked(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur < 64 * 1024 || locked_kb() < 0) {
+        ok(1, "# SKIP RLIMIT_MEMLOCK under 64 KiB or no VmLck here");
+        return;
+    }
+    ok(locked_kb() > 0, "an open engine holds its keys in locked memory (%ld kB)", locked_kb());
+}
+
 int main(void)
 {
     if (start_engine("keys-audit")) return done_testing();
@@ -501,6 +526,7 @@ int main(void)
         test_delete_shreds();
         test_apikeys();
         test_modes();
+        test_locked();
         sb_close(eng);
     }
     sb_result_free(res);
