@@ -953,13 +953,11 @@ static int build_rcase(rbuild *b, json_t *cs)
     ** or an agent. */
     int answered = !strcmp(rec->outcome, "answered");
     if (!answered && talk > 0) {
-        cb_bad(&e, "record.talk: only an answered call has talk time (outcome '%s')",
-               rec->outcome);
+        cb_bad(&e, "record.talk: only an answered call has talk time (outcome '%s')", rec->outcome);
         goto bad;
     }
     if (!answered && rec->agent) {
-        cb_bad(&e, "record.agent: only an answered call has an agent (outcome '%s')",
-               rec->outcome);
+        cb_bad(&e, "record.agent: only an answered call has an agent (outcome '%s')", rec->outcome);
         goto bad;
     }
     if (answered && !rec->agent) rec->agent = "a1";
