@@ -245,12 +245,10 @@ static char *dupf(const char *fmt, ...)
     return strdup(tmp);
 }
 
-/* Fetch and load `name` into the account's state (on first use). */
-static polfile *file_get(pol_host *h, acct *a, const char *name, int64_t now_ms)
+/* Fetch and load `name` into the account's state (on first use); f is its
+** entry when the account has one already (enter looked it up). */
+static polfile *file_get(pol_host *h, acct *a, polfile *f, const char *name, int64_t now_ms)
 {
-    polfile *f;
-    for (f = a->files; f; f = f->next)
-        if (strcmp(f->name, name) == 0) break;
     if (f && !f->transient) return f;
     if (!f) {
         f = calloc(1, sizeof *f);
@@ -330,7 +328,7 @@ static polfile *enter(pol_host *h, uint32_t acct_id, const char *account_id, con
         return NULL;
     }
     a->sb->account = account_id; /* lines the file's top level logs name the account */
-    polfile *f = file_get(h, a, policy, now_ms);
+    polfile *f = file_get(h, a, known, policy, now_ms);
     a->sb->account = NULL;
     if (!f) {
         *why = "out of memory";

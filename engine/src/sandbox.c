@@ -1833,7 +1833,7 @@ static int setup(lua_State *L)
     lua_createtable(L, K_COUNT, 0);
     for (int k = 1; k < K_COUNT; k++) {
         lua_pushstring(L, sbx_key_names[k]);
-        sb->kptr[k] = lua_tostring(L, -1);
+        sb->kptr[k] = lua_topointer(L, -1);
         lua_rawseti(L, -2, k);
         unsigned h = (unsigned)(((uintptr_t)sb->kptr[k] >> 3) * 0x9E3779B1u) >> 24;
         while (sb->khash[h].p)
@@ -2107,7 +2107,7 @@ static int load_job(lua_State *L)
         lua_pushnil(L);
         while (lua_next(L, t)) {
             lua_pop(L, 1);
-            int k = lua_type(L, -1) == LUA_TSTRING ? sbx_key_of(sb, lua_tostring(L, -1)) : K_NONE;
+            int k = lua_type(L, -1) == LUA_TSTRING ? sbx_key_of(sb, lua_topointer(L, -1)) : K_NONE;
             if (k == K_ROUTE || k == K_RETAIN || k == K_ERASE) continue;
             char kb[80];
             if (lua_type(L, -1) == LUA_TSTRING)

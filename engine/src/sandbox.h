@@ -209,8 +209,10 @@ typedef struct sbx {
     int rng_fresh;      /* rng not yet seeded from rng_seedv */
     /* registry references */
     int ref_genv, ref_envmt, ref_protected, ref_threads, ref_tainted, ref_agents, ref_keys;
-    /* key interning: pointer -> enum sbx_key */
-    const char *kptr[K_COUNT];
+    /* key interning: the key string's identity (lua_topointer: every
+    ** short string is interned, so a script's "idle_for" is the same
+    ** object) -> enum sbx_key */
+    const void *kptr[K_COUNT];
     struct {
         const void *p;
         int k;
@@ -222,8 +224,11 @@ static inline sbx *sbx_of(lua_State *L)
     return *(sbx **)lua_getextraspace(L);
 }
 
+/* The key a value names: p is lua_topointer of it (NULL, a number or
+** boolean, names none; neither does any object but an interned key). */
 static inline int sbx_key_of(const sbx *sb, const void *p)
 {
+    if (!p) return K_NONE;
     unsigned h = (unsigned)(((uintptr_t)p >> 3) * 0x9E3779B1u) >> 24;
     for (;; h = (h + 1) & 255) {
         if (sb->khash[h].p == p) return sb->khash[h].k;

@@ -73,6 +73,7 @@ typedef struct vcall {
     sb_buf tmp;
     int line_read, line_pos; /* the queue's line, once read (pol_queue.line) */
     double line_wait;
+    int docs; /* a candidate's doc was set in this call (freed at its end) */
 } vcall;
 
 /* ------------------------------------------------------------------------ */
@@ -141,6 +142,7 @@ void views_release(sbx *sb)
 json_t *views_cand_doc(sbx *sb, pol_cand *c)
 {
     if (c->doc) return c->doc;
+    if (sb && sb->vc) sb->vc->docs = 1;
     json_t *d = NULL;
     if (cand_config(c) == 0) {
         doccache *e = NULL;
@@ -677,10 +679,11 @@ static int view_index(lua_State *L)
     vcall *vc = sb->vc;
     int tag = tag_of(h);
     if (!vc || hgen(h) != vc->gen || !tag) return stale(L, tag);
-    /* Interned keys are found by address. (A number key is converted in
-    ** place: it matches nothing and ends in no_field.) */
-    const char *key = lua_tolstring(L, 2, NULL);
-    int k = key ? sbx_key_of(sb, key) : K_NONE;
+    /* Interned keys are found by identity (one API call: this runs for
+    ** every field a policy reads). */
+    int k = sbx_key_of(sb, lua_topointer(L, 2));
+    if (k == K_NONE && lua_type(L, 2) == LUA_TNUMBER)
+        lua_tolstring(L, 2, NULL); /* no_field names a number key as text, as it always has */
     switch (tag) {
     case H_AGENT: {
         size_t i = (h >> 4) & H_IDX_MAX;
@@ -1177,7 +1180,7 @@ static int read_fields(dctx *d, int idx, const char *path, const int *keys, int 
     while (lua_next(L, idx)) {
         int slot = -1;
         if (lua_type(L, -2) == LUA_TSTRING) {
-            int k = sbx_key_of(d->sb, lua_tostring(L, -2));
+            int k = sbx_key_of(d->sb, lua_topointer(L, -2));
             for (int i = 0; i < nkeys; i++)
                 if (keys[i] == k) slot = i;
             if (slot < 0) {
@@ -1389,6 +1392,48 @@ static int parse_pause(dctx *d, int idx)
     return 0;
 }
 
+/* The decisions nearly every call returns, { ring = id-or-view } and
+** { wait = n }: one entry, read with two lua_next and no field table. The
+** outcome and every message are the general path's (decide), which takes
+** any other table: 1 when it does not apply. */
+static int decide_one(dctx *d, int idx)
+{
+    lua_State *L = d->L;
+    pol_decision *o = d->out;
+    int top = lua_gettop(L);
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) return 1; /* {}: the general path */
+    int k =
+        lua_type(L, top + 1) == LUA_TSTRING ? sbx_key_of(d->sb, lua_topointer(L, top + 1)) : K_NONE;
+    int vt = lua_type(L, top + 2);
+    int fits = k == K_WAIT || (k == K_RING && (vt == LUA_TSTRING || vt == LUA_TLIGHTUSERDATA));
+    if (fits) {
+        lua_pushvalue(L, top + 1);
+        fits = !lua_next(L, idx); /* the only entry */
+    }
+    if (!fits) {
+        lua_settop(L, top);
+        return 1;
+    }
+    o->npause = 0;
+    int rc;
+    if (k == K_WAIT) {
+        rc = int_field(d, top + 2, "wait", 0, 3600, &o->wait);
+        if (!rc) o->kind = DEC_WAIT;
+    } else {
+        o->sequence = 0;
+        o->step = 0;
+        int rt = d->vc->q ? d->vc->q->ring_timeout : 0;
+        o->timeout = rt >= 1 && rt <= 600 ? rt : 20;
+        o->nring = 0;
+        rc = add_ring(d, top + 2, "ring", 0);
+        if (!rc) o->kind = DEC_RING;
+    }
+    if (rc) return -1;
+    lua_settop(L, top);
+    return 0;
+}
+
 static int decide(dctx *d, int idx)
 {
     lua_State *L = d->L;
@@ -1397,6 +1442,8 @@ static int decide(dctx *d, int idx)
     if (lua_type(L, idx) != LUA_TTABLE)
         return bad(d, "expected a table, got %s", what(L, idx, w, sizeof w));
     luaL_checkstack(L, F_N + 16, "decision");
+    int one = decide_one(d, idx);
+    if (one <= 0) return one;
     int base = lua_gettop(L) + 1;
     for (int i = 0; i < F_N; i++)
         lua_pushnil(L);
@@ -1758,7 +1805,7 @@ void views_route(sbx *sb, const char *name, int route_ref, const pol_call *call,
     free(vc->w);
     buf_free(&vc->tmp);
     json_decref(vc->attrs);
-    for (size_t i = 0; i < ncands; i++)
+    for (size_t i = 0; vc->docs && i < ncands; i++)
         if (cands[i].doc) {
             json_decref(cands[i].doc);
             cands[i].doc = NULL;
