@@ -553,8 +553,7 @@ static int admin_token(sbd *d)
         snprintf(path, sizeof path, "%s/admin.token", d->cfg->data_dir);
     char tok[1024];
     size_t len = 0;
-    /* (O_NONBLOCK: a FIFO put there must not hang the start.) */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         unsigned char raw[32];
         randombytes_buf(raw, sizeof raw);
@@ -578,10 +577,12 @@ static int admin_token(sbd *d)
                 strerror(errno));
         return -1;
     } else {
-        /* As the master key: a regular file, open to its owner alone. */
+        /* As the master key: open to its owner alone; a regular file, or a FIFO
+        ** a secrets manager writes the token into (read as it comes). */
         struct stat st;
-        const char *why = fstat(fd, &st)            ? strerror(errno)
-                          : !S_ISREG(st.st_mode)    ? "not a regular file"
+        const char *why = fstat(fd, &st) ? strerror(errno)
+                          : !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)
+                              ? "not a regular file (nor a FIFO)"
                           : (st.st_mode & 077) != 0 ? "group or others may read or write it "
                                                       "(chmod 600 it)"
                                                     : NULL;
