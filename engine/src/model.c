@@ -203,8 +203,34 @@ void enc_avail(wbuf *w, const avail_rec *a)
     wb_str(w, a->id);
 }
 
+/* The fixed part of an availability entry, before its id's length and bytes. */
+#define AVAIL_FIXED (1 + 3 * 8 + 2 * 4 + 8 + 3 * 4 + 8 + 1)
+
 int dec_avail(const void *p, size_t n, avail_rec *a)
 {
+    /* Routing reads one entry per available agent of the queue: a well
+    ** formed one is read at fixed offsets; anything else takes the checked
+    ** reader below, which says what is wrong the same way. */
+    const uint8_t *b = p;
+    uint32_t idl;
+    if (n >= AVAIL_FIXED + 4 && b[0] == V_AVAIL &&
+        (memcpy(&idl, b + AVAIL_FIXED, 4), idl == n - AVAIL_FIXED - 4) && idl < sizeof a->id &&
+        !memchr(b + AVAIL_FIXED + 4, 0, idl)) {
+        memcpy(&a->idle_since, b + 1, 8);
+        memcpy(&a->last_call, b + 9, 8);
+        memcpy(&a->talk_ms, b + 17, 8);
+        memcpy(&a->calls_taken, b + 25, 4);
+        memcpy(&a->no_answers, b + 29, 4);
+        memcpy(&a->weight, b + 33, 8);
+        memcpy(&a->m.tier, b + 41, 4);
+        memcpy(&a->m.position, b + 45, 4);
+        memcpy(&a->m.penalty, b + 49, 4);
+        memcpy(&a->m.weight, b + 53, 8);
+        a->devices = b[61];
+        memcpy(a->id, b + AVAIL_FIXED + 4, idl);
+        a->id[idl] = 0;
+        return 0;
+    }
     rbuf r;
     rb_init(&r, p, n);
     int v = rb_u8(&r);
