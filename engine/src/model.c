@@ -357,6 +357,7 @@ int dec_call(const void *p, size_t n, call_rec *c)
         if (c->npseudo > 2) r.err = 1;
     }
     c->priority = rb_i32(&r);
+    if (c->priority < 0 || c->priority > 100) r.err = 1, c->priority = 0; /* keys index by it */
     c->offered = rb_i64(&r);
     c->queued = rb_i64(&r);
     c->answered = rb_i64(&r);
