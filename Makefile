@@ -85,7 +85,7 @@ $(O)/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/testkit.h tests/unit/ca
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
 
-$(O)/tests/bench_%: tests/bench/bench_%.c $(STATIC)
+$(O)/tests/bench_%: tests/bench/bench_%.c tests/bench/benchkit.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
 

@@ -359,13 +359,7 @@ type SweepCounts struct {
 // started beside another carries on the same run). ThisCall counts the work
 // of this call alone.
 type SweepReport struct {
-	Reviewed     int           `json:"reviewed"`
-	Kept         int           `json:"kept"`
-	Anonymized   int           `json:"anonymized"`
-	Deleted      int           `json:"deleted"`
-	Overridden   int           `json:"overridden"`
-	Failed       int           `json:"failed"`
-	Purged       int           `json:"purged"`
+	SweepCounts                // the run's counts
 	Transactions int           `json:"transactions"`
 	Duration     time.Duration `json:"-"` // how long it took
 	Done         bool          `json:"done"`

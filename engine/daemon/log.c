@@ -122,11 +122,6 @@ void sbd_log(sb_log_level level, const char *msg, const char *fmt, ...)
     emit(level, NULL, msg, kv);
 }
 
-void sbd_redact(const char *line, char *out, size_t n)
-{
-    sb_redact(line, out, n);
-}
-
 /* A request's path for the log: ids in it may be numbers too (a gateway
 ** may name a call after its caller, "/v1/calls/+4930123456/hangup"), so it
 ** is redacted like any echo of input, with "%2B" read as the '+' it
@@ -152,7 +147,7 @@ const char *sbd_qpath(const char *path)
 const char *sbd_qn(const char *s)
 {
     char clean[1024];
-    sbd_redact(s ? s : "", clean, sizeof clean);
+    sb_redact(s, clean, sizeof clean);
     return sbd_q(clean);
 }
 

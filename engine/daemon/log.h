@@ -22,11 +22,7 @@ __attribute__((format(printf, 3, 4))) void sbd_log(sb_log_level level, const cha
 ** rotating static buffers: valid until a few more sbd_q() calls. */
 const char *sbd_q(const char *s);
 
-/* line with every phone number in it replaced by "[number]" (sb_redact
-** says what counts as one), into out (size n). */
-void sbd_redact(const char *line, char *out, size_t n);
-
-/* sbd_q() of s with its phone numbers redacted: for text that may echo
+/* sbd_q() of s with its phone numbers redacted (sb_redact): for text that may echo
 ** input (a library error message, a policy's). */
 const char *sbd_qn(const char *s);
 

@@ -671,18 +671,25 @@ int sb_backup(sb_engine *e, const char *dest, sb_result *res)
     return rc;
 }
 
+/* A new file of the backup, made 0600 before the first byte goes in: no
+** one else may open the copy while it is written (LMDB's own copy makes
+** its file 0666 less the umask). Its fd, or -1 with res set. */
+static int backup_open(const char *dest, const char *name, char *path, size_t cap, sb_result *res)
+{
+    snprintf(path, cap, "%s/%s", dest, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        res_err(res, errno == ENOSPC ? SB_EFULL : SB_ESTORE, "dest", "cannot create %s: %s", path,
+                strerror(errno));
+    return fd;
+}
+
 static int backup_write(sb_engine *e, const char *dest, sb_result *res)
 {
     int rc;
     char path[4096];
-    snprintf(path, sizeof path, "%s/data.mdb", dest);
-    /* Made 0600 before the first byte goes in: no one else may open the
-    ** copy while it is written (LMDB's own copy makes it 0666 less the
-    ** umask). */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return res_err(res, errno == ENOSPC ? SB_EFULL : SB_ESTORE, "dest", "cannot create %s: %s",
-                       path, strerror(errno));
+    int fd = backup_open(dest, "data.mdb", path, sizeof path, res);
+    if (fd < 0) return sb_result_code(res);
     /* One read transaction's snapshot, written page by page without the
     ** free ones: old versions of changed or deleted data stay behind. */
     rc = mdb_env_copyfd2(e->env, fd, MDB_CP_COMPACT);
@@ -693,7 +700,10 @@ static int backup_write(sb_engine *e, const char *dest, sb_result *res)
     if (rc)
         return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "dest",
                        "cannot write the copy in %s: %s", dest, mdb_strerror(rc));
-    if ((rc = rec_keys_copy(e, dest, res))) return rc;
+    char kpath[4096];
+    int kfd = backup_open(dest, "data.keys", kpath, sizeof kpath, res);
+    if (kfd < 0) return sb_result_code(res);
+    if ((rc = rec_keys_copy(e, kfd, kpath, res))) return rc;
     int dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         if (fsync(dfd)) rc = errno;

@@ -249,16 +249,13 @@ int records_open(sb_engine *e, sb_result *res)
     return master_check(e, res);
 }
 
-int rec_keys_copy(sb_engine *e, const char *dest, sb_result *res)
+int rec_keys_copy(sb_engine *e, int out, const char *path, sb_result *res)
 {
     rec_state *rs = e->rec;
-    if (!rs || rs->keyfd < 0) return res_err(res, SB_ECRYPTO, NULL, "no data key file open");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/data.keys", dest);
-    int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (out < 0)
-        return res_err(res, errno == ENOSPC ? SB_EFULL : SB_ESTORE, "dest", "cannot create %s: %s",
-                       path, strerror(errno));
+    if (!rs || rs->keyfd < 0) {
+        close(out);
+        return res_err(res, SB_ECRYPTO, NULL, "no data key file open");
+    }
     /* Under the lock this engine writes slots with: a slot is copied whole. */
     pthread_mutex_lock(&rs->mu);
     uint8_t buf[1 << 14];

@@ -80,8 +80,9 @@ void rec_settings_json(const rec_settings *s, json_t *o);
 /* Open/close the data key file and the module's state (sb_open/sb_close). */
 int records_open(sb_engine *e, sb_result *res);
 void records_close(sb_engine *e);
-/* Copy the data key file (wrapped keys only) to dest/data.keys, a new file. */
-int rec_keys_copy(sb_engine *e, const char *dest, sb_result *res);
+/* Copy the data key file (wrapped keys only) into out, a new file at path
+** (for messages), synced and closed whatever happens. */
+int rec_keys_copy(sb_engine *e, int out, const char *path, sb_result *res);
 
 /* The account's data key into key. create: make one when the account has
 ** none (only inside a write transaction). REC_NO_KEY when it has none (so

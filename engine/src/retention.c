@@ -1331,6 +1331,15 @@ static uint64_t count_due(sb_engine *e, int64_t now)
     return n;
 }
 
+/* A sweep's seven counts as a JSON object. */
+static json_t *counts_json(const counts *c)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "reviewed", (json_int_t)c->reviewed, "kept",
+                     (json_int_t)c->kept, "anonymized", (json_int_t)c->anonymized, "deleted",
+                     (json_int_t)c->deleted, "overridden", (json_int_t)c->overridden, "failed",
+                     (json_int_t)c->failed, "purged", (json_int_t)c->purged);
+}
+
 int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, void *arg,
              sb_result *res)
 {
@@ -1371,19 +1380,10 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
     if (rc) return rc;
     /* The run's totals: a resumed run's include the work done before it
     ** was interrupted. */
-    counts rep = sr.total;
-    json_t *o = json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:f,s:b,s:b}", "reviewed", (json_int_t)rep.reviewed,
-        "kept", (json_int_t)rep.kept, "anonymized", (json_int_t)rep.anonymized, "deleted",
-        (json_int_t)rep.deleted, "overridden", (json_int_t)rep.overridden, "failed",
-        (json_int_t)rep.failed, "purged", (json_int_t)rep.purged, "transactions", txns, "seconds",
-        (double)(mono_ns() - t0) / 1e9, "done", !sr.more, "resumed", resumed);
-    json_object_set_new(
-        o, "this_call",
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "reviewed", (json_int_t)own.reviewed, "kept",
-                  (json_int_t)own.kept, "anonymized", (json_int_t)own.anonymized, "deleted",
-                  (json_int_t)own.deleted, "overridden", (json_int_t)own.overridden, "failed",
-                  (json_int_t)own.failed, "purged", (json_int_t)own.purged));
+    json_t *o = counts_json(&sr.total);
+    json_object_update_new(o, json_pack("{s:i,s:f,s:b,s:b,s:o}", "transactions", txns, "seconds",
+                                        (double)(mono_ns() - t0) / 1e9, "done", !sr.more, "resumed",
+                                        resumed, "this_call", counts_json(&own)));
     res_doc(res, o);
     return 0;
 }

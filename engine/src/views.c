@@ -73,7 +73,10 @@ typedef struct vcall {
     sb_buf tmp;
     int line_read, line_pos; /* the queue's line, once read (pol_queue.line) */
     double line_wait;
-    int docs; /* a candidate's doc was set in this call (freed at its end) */
+    int docs;         /* a candidate's doc was set in this call (freed at its end) */
+    int needles_done; /* the call's numbers as ctx.set looks for them, once read */
+    char needle[2][32];
+    size_t needle_len[2];
 } vcall;
 
 /* ------------------------------------------------------------------------ */
@@ -903,15 +906,18 @@ static int text_holds(const char *text, size_t len, const char *needle, size_t n
 /* The route call's caller or called number in a key or value for the
 ** policy's store: refused. The store has no pseudonym index, so erasure
 ** requests and anonymization could never reach it. */
-static void kv_refuse_numbers(lua_State *L, const vcall *vc, const char *what, const char *text,
+static void kv_refuse_numbers(lua_State *L, vcall *vc, const char *what, const char *text,
                               size_t len)
 {
-    const char *nums[2] = {vc->call->caller, vc->call->called};
     static const char *const roles[2] = {"caller", "called"};
+    if (!vc->needles_done) {
+        vc->needle_len[0] = number_needle(vc->call->caller, vc->needle[0], sizeof vc->needle[0]);
+        vc->needle_len[1] = number_needle(vc->call->called, vc->needle[1], sizeof vc->needle[1]);
+        vc->needles_done = 1;
+    }
     for (int i = 0; i < 2; i++) {
-        char needle[32];
-        size_t nl = number_needle(nums[i], needle, sizeof needle);
-        if (nl && text_holds(text, len, needle, nl))
+        size_t nl = vc->needle_len[i];
+        if (nl && text_holds(text, len, vc->needle[i], nl))
             luaL_error(L,
                        "ctx.set: the %s holds the call's %s number; erasure requests cannot "
                        "reach the policy's store, so numbers stay out of it (call.previous_agent "
@@ -1392,6 +1398,18 @@ static int parse_pause(dctx *d, int idx)
     return 0;
 }
 
+/* A ring decision before its fields: all at once, no step, the queue's
+** ring timeout (20 s when it has none), no agent yet. */
+static void ring_defaults(dctx *d)
+{
+    pol_decision *o = d->out;
+    int rt = d->vc->q ? d->vc->q->ring_timeout : 0;
+    o->sequence = 0;
+    o->step = 0;
+    o->timeout = rt >= 1 && rt <= 600 ? rt : 20;
+    o->nring = 0;
+}
+
 /* The decisions nearly every call returns, { ring = id-or-view } and
 ** { wait = n }: one entry, read with two lua_next and no field table. The
 ** outcome and every message are the general path's (decide), which takes
@@ -1421,11 +1439,7 @@ static int decide_one(dctx *d, int idx)
         rc = int_field(d, top + 2, "wait", 0, 3600, &o->wait);
         if (!rc) o->kind = DEC_WAIT;
     } else {
-        o->sequence = 0;
-        o->step = 0;
-        int rt = d->vc->q ? d->vc->q->ring_timeout : 0;
-        o->timeout = rt >= 1 && rt <= 600 ? rt : 20;
-        o->nring = 0;
+        ring_defaults(d);
         rc = add_ring(d, top + 2, "ring", 0);
         if (!rc) o->kind = DEC_RING;
     }
@@ -1477,8 +1491,7 @@ static int decide(dctx *d, int idx)
                 return bad(d, "device: expected landline, mobile or softphone, got %s",
                            what(L, di, w, sizeof w));
         }
-        o->sequence = 0;
-        o->step = 0;
+        ring_defaults(d);
         int progressive = 0;
         if (HAS(F_MODE)) {
             int mi = base + F_MODE;
@@ -1501,11 +1514,8 @@ static int decide(dctx *d, int idx)
                        POL_MAX_STEP);
         if (progressive && int_field(d, base + F_STEP, "step", 1, POL_MAX_STEP, &o->step))
             return -1;
-        int rt = d->vc->q ? d->vc->q->ring_timeout : 0;
-        o->timeout = rt >= 1 && rt <= 600 ? rt : 20;
         if (HAS(F_TIMEOUT) && int_field(d, base + F_TIMEOUT, "timeout", 1, 600, &o->timeout))
             return -1;
-        o->nring = 0;
         if (parse_ring(d, base + F_RING, def_dev)) return -1;
         o->kind = DEC_RING;
         break;

@@ -38,22 +38,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "benchkit.h"
 
 #define KEYS 20000
 #define ROUNDS 5
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void die(const char *what, int rc)
 {

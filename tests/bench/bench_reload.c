@@ -20,15 +20,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "benchkit.h"
 
 #define ACCOUNTS 1000
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static sb_engine *eng;
 static atomic_int stop, routed, failed;

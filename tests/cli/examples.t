@@ -39,16 +39,6 @@ skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 # the environment of a plain make (not the suite's MAKEFLAGS).
 install_plan() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -n --no-print-directory "$@"; }
 
-# wait_for FILE PATTERN: waits (at most 20 s) for the fixed string in FILE.
-wait_for() {
-    i=0
-    while [ $i -lt 200 ]; do
-        grep -qF -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
 # wait_exit PID: waits (at most 20 s) for PID to exit, then reaps it into $rc;
 # 1 (and the process killed) if it did not.
 wait_exit() {

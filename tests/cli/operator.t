@@ -10,17 +10,6 @@
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
-# wait_for FILE TEXT: waits (at most 20 s) for TEXT to appear in FILE.
-wait_for() {
-    i=0
-    while [ $i -lt 200 ]; do
-        grep -qF -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
 cat >"$tmp/calls.jsonl" <<'J'
 {"account": {"id": "acme"}}
 {"agent": {"id": "alice", "devices": {"softphone": "sip:alice@pbx.example"}, "status": "available"}}

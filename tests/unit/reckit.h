@@ -10,6 +10,8 @@
 #ifndef SB_RECKIT_H
 #define SB_RECKIT_H
 
+#include "crypto.h"
+
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -140,6 +142,25 @@ static __attribute__((unused)) unsigned char *slurp(const char *path, size_t *n)
     close(fd);
     *n = got;
     return b;
+}
+
+/* The data key of account id, unwrapped from its slot in data.keys with
+** the master key, as an auditor holding both files could. 0, or -1. */
+static __attribute__((unused)) int data_key_of(const char *id, uint8_t key[32])
+{
+    char path[600], err[256];
+    uint8_t master[32];
+    snprintf(path, sizeof path, "%s/master.key", dir);
+    if (cr_master_load(path, 0, master, err, sizeof err)) return -1;
+    snprintf(path, sizeof path, "%s/data.keys", dir);
+    size_t len;
+    unsigned char *b = slurp(path, &len);
+    int rc = -1;
+    for (size_t o = 0; b && o + 128 <= len && rc; o += 128)
+        if (!memcmp(b + o, "SBK1", 4) && cr_unwrap(master, id, b + o + 8, key) == 0) rc = 0;
+    free(b);
+    cr_wipe(master, sizeof master);
+    return rc;
 }
 
 #endif

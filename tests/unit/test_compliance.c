@@ -152,21 +152,11 @@ static int text_has_number(const char *text, const char *number)
 ** account has no slot that opens. */
 static int pseudonym_of(const char *acct, const char *number, uint8_t out[16])
 {
-    char path[600], err[256];
-    uint8_t master[32], key[32];
-    snprintf(path, sizeof path, "%s/master.key", dir);
-    if (cr_master_load(path, 0, master, err, sizeof err)) return -1;
-    snprintf(path, sizeof path, "%s/data.keys", dir);
-    size_t len;
-    unsigned char *b = slurp(path, &len);
-    int rc = -1;
-    for (size_t o = 0; b && o + 128 <= len && rc; o += 128)
-        if (!memcmp(b + o, "SBK1", 4) && cr_unwrap(master, acct, b + o + 8, key) == 0) {
-            cr_pseudonym(key, number, out);
-            rc = 0;
-        }
-    free(b);
-    return rc;
+    uint8_t key[32];
+    if (data_key_of(acct, key)) return -1;
+    cr_pseudonym(key, number, out);
+    cr_wipe(key, sizeof key);
+    return 0;
 }
 
 /* Times the bytes occur in data.mdb of directory d (NULL: the engine's). */

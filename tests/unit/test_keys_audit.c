@@ -127,25 +127,6 @@ static uint32_t acct_num(const char *id)
     return rc ? 0 : a.num;
 }
 
-/* The data key of account id, unwrapped from its slot in data.keys with
-** the master key, as an auditor holding both files could. 0, or -1. */
-static int data_key_of(const char *id, uint8_t key[32])
-{
-    char path[600], err[256];
-    uint8_t master[32];
-    snprintf(path, sizeof path, "%s/master.key", dir);
-    if (cr_master_load(path, 0, master, err, sizeof err)) return -1;
-    snprintf(path, sizeof path, "%s/data.keys", dir);
-    size_t len;
-    unsigned char *b = slurp(path, &len);
-    int rc = -1;
-    for (size_t o = 0; b && o + 128 <= len && rc; o += 128)
-        if (!memcmp(b + o, "SBK1", 4) && cr_unwrap(master, id, b + o + 8, key) == 0) rc = 0;
-    free(b);
-    cr_wipe(master, sizeof master);
-    return rc;
-}
-
 /* The records of account acct with call id `id`, copied (pii included):
 ** up to max of them, oldest first. Their count. */
 typedef struct {
