@@ -15,7 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define V_RECORD 2 /* 1: before sealing (no numbers at all) */
+/* Records: REC_VERSION (records.h); 1 was before sealing (no numbers at all),
+** 2 before the review due and the offered time in the associated data. */
 #define V_SETTINGS 1
 #define V_AGGR 1
 #define KEY_SLOT 128
@@ -421,8 +422,9 @@ int rec_key_destroy(sb_engine *e, uint32_t acct)
 
 /* --- sealing ----------------------------------------------------------------- */
 
-/* Associated data: account id NUL call id. */
-static size_t seal_ad(uint8_t *ad, const char *account, const char *id, size_t idlen)
+/* Associated data before version 3: account id NUL call id. Ids hold no
+** NUL, so it never equals rec_seal_ad's, which has one more. */
+static size_t legacy_ad(uint8_t *ad, const char *account, const char *id, size_t idlen)
 {
     size_t al = strlen(account);
     memcpy(ad, account, al);
@@ -431,8 +433,32 @@ static size_t seal_ad(uint8_t *ad, const char *account, const char *id, size_t i
     return al + 1 + idlen;
 }
 
-static int seal_pii(const uint8_t key[32], const char *account, const char *id, const char *caller,
-                    const char *called, const sb_buf *pattrs, sb_buf *tmp, sb_buf *out)
+size_t rec_seal_ad(uint8_t *ad, const char *account, const char *id, size_t idlen, int64_t offered)
+{
+    size_t n = legacy_ad(ad, account, id, idlen);
+    ad[n] = 0;
+    put_be64(ad + n + 1, (uint64_t)offered);
+    return n + 9;
+}
+
+/* Open sealed numbers (len >= CR_SEAL_OVERHEAD) into pt: with the
+** associated data of a call offered at `offered` or, when legacy (a value
+** that may be sealed before version 3), failing that with the old one.
+** -1 when neither opens. */
+static int open_pii(const uint8_t key[32], const char *account, const char *id, size_t idlen,
+                    int64_t offered, int legacy, const uint8_t *in, size_t len, uint8_t *pt)
+{
+    uint8_t ad[REC_AD_MAX];
+    if (legacy != 2 &&
+        cr_open(key, ad, rec_seal_ad(ad, account, id, idlen, offered), in, len, pt) == 0)
+        return 0;
+    if (legacy && cr_open(key, ad, legacy_ad(ad, account, id, idlen), in, len, pt) == 0) return 0;
+    return -1;
+}
+
+static int seal_pii(const uint8_t key[32], const char *account, const char *id, int64_t offered,
+                    const char *caller, const char *called, const sb_buf *pattrs, sb_buf *tmp,
+                    sb_buf *out)
 {
     size_t cl = strlen(caller), dl = strlen(called), pl = pattrs ? pattrs->len : 0;
     size_t n = cl + 1 + dl + 1 + pl;
@@ -441,8 +467,8 @@ static int seal_pii(const uint8_t key[32], const char *account, const char *id, 
     memcpy(tmp->p, caller, cl + 1);
     memcpy(tmp->p + cl + 1, called, dl + 1);
     if (pl) memcpy(tmp->p + cl + dl + 2, pattrs->p, pl);
-    uint8_t ad[2 * SB_ID_MAX + 2];
-    size_t adl = seal_ad(ad, account, id, strlen(id));
+    uint8_t ad[REC_AD_MAX];
+    size_t adl = rec_seal_ad(ad, account, id, strlen(id), offered);
     int rc = cr_seal(key, ad, adl, tmp->p, n, (uint8_t *)out->p) ? SB_ECRYPTO : 0;
     cr_wipe(tmp->p, n);
     out->len = rc ? 0 : n + CR_SEAL_OVERHEAD;
@@ -529,8 +555,8 @@ int rec_seal_call(wtx *t, call_rec *c)
         return res_err(t->res, rc, NULL, "the account's data key is unavailable (%s)",
                        sb_code_name(rc));
     if ((rc = split_attrs(&s, c)) == 0 &&
-        (rc = seal_pii(key, t->account->id, c->id, c->caller, c->called, &c->pattrs, &e->rec->tmp,
-                       &c->pii)) == 0) {
+        (rc = seal_pii(key, t->account->id, c->id, c->offered, c->caller, c->called, &c->pattrs,
+                       &e->rec->tmp, &c->pii)) == 0) {
         cr_pseudonym(key, c->caller, c->pseudo[0]);
         c->npseudo = 1;
         if (c->called[0]) {
@@ -556,12 +582,13 @@ int rec_open_call(sb_engine *e, uint32_t acct, const char *account, call_rec *c)
     int rc = rec_key(e, acct, account, 0, key);
     if (rc) return rc == REC_NO_KEY ? SB_ECRYPTO : rc; /* sealed, yet no key */
     size_t n = c->pii.len - CR_SEAL_OVERHEAD;
-    uint8_t ad[2 * SB_ID_MAX + 2];
-    size_t adl = seal_ad(ad, account, c->id, strlen(c->id));
     sb_buf pt = {0};
+    /* A call offered before version 3 (live across the upgrade) has its
+    ** numbers sealed the old way. */
     if (c->pii.len < CR_SEAL_OVERHEAD || buf_reserve(&pt, n + 1))
         rc = SB_ENOMEM;
-    else if (cr_open(key, ad, adl, (const uint8_t *)c->pii.p, c->pii.len, (uint8_t *)pt.p))
+    else if (open_pii(key, account, c->id, strlen(c->id), c->offered, 1, (const uint8_t *)c->pii.p,
+                      c->pii.len, (uint8_t *)pt.p))
         rc = SB_ECRYPTO;
     cr_wipe(key, sizeof key);
     if (!rc) {
@@ -656,12 +683,14 @@ int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r)
 
 /* --- the stored record ------------------------------------------------------------ */
 
-/* flags and epoch sit at fixed offsets (1, 2) so they can be patched. */
+/* flags, epoch and review due sit at fixed offsets (REC_OFF_*) so they can
+** be patched. */
 void rec_encode(wbuf *w, const rec_data *r)
 {
-    wb_u8(w, V_RECORD);
+    wb_u8(w, REC_VERSION);
     wb_u8(w, r->flags);
     wb_u32(w, r->epoch);
+    wb_i64(w, r->review_due);
     wb_strn(w, r->id, r->idlen);
     wb_strn(w, r->queue, r->queuelen);
     wb_strn(w, r->first_queue, r->first_queuelen);
@@ -696,8 +725,10 @@ int rec_decode(const void *p, size_t n, rec_data *r)
     rbuf b;
     rb_init(&b, p, n);
     int ver = rb_u8(&b);
+    r->version = (uint8_t)ver;
     r->flags = rb_u8(&b);
     r->epoch = rb_u32(&b);
+    r->review_due = ver >= 3 ? rb_i64(&b) : REC_DUE_UNKNOWN;
     r->id = rb_strp(&b, &r->idlen);
     r->queue = rb_strp(&b, &r->queuelen);
     r->first_queue = rb_strp(&b, &r->first_queuelen);
@@ -730,8 +761,9 @@ int rec_decode(const void *p, size_t n, rec_data *r)
     if (r->npseudo > 2) b.err = 1;
     for (int i = 0; i < r->npseudo && !b.err; i++)
         rb_take(&b, r->pseudo[i], 16);
-    if (b.err || ver != V_RECORD || b.p != b.end || r->idlen == 0 || r->idlen > SB_ID_MAX ||
-        r->queuelen > SB_ID_MAX || r->first_queuelen > SB_ID_MAX || r->agentlen > SB_ID_MAX)
+    if (b.err || ver < 2 || ver > REC_VERSION || b.p != b.end || r->idlen == 0 ||
+        r->idlen > SB_ID_MAX || r->queuelen > SB_ID_MAX || r->first_queuelen > SB_ID_MAX ||
+        r->agentlen > SB_ID_MAX)
         return SB_ESTORE;
     return 0;
 }
@@ -813,12 +845,15 @@ int rec_open(const uint8_t key[32], const char *account, const rec_data *r,
     if (!r->pii_len) return SB_ENOTFOUND; /* anonymized */
     if (r->pii_len < CR_SEAL_OVERHEAD) return SB_ESTORE;
     size_t n = r->pii_len - CR_SEAL_OVERHEAD;
-    uint8_t ad[2 * SB_ID_MAX + 2];
-    size_t adl = seal_ad(ad, account, r->id, r->idlen);
     char *pt = malloc(n + 1);
     if (!pt) return SB_ENOMEM;
     int rc = 0;
-    if (cr_open(key, ad, adl, r->pii, r->pii_len, (uint8_t *)pt)) {
+    /* Version 2: the old associated data only. Version 3: the new one, or
+    ** the old for numbers sealed before it (a call live across the upgrade,
+    ** a version 2 record rewritten): the old form never opens what the new
+    ** one sealed, so a record's own values are bound to it all the same. */
+    if (open_pii(key, account, r->id, r->idlen, r->offered, r->version < REC_VERSION ? 2 : 1,
+                 r->pii, r->pii_len, (uint8_t *)pt)) {
         rc = SB_ECRYPTO;
     } else {
         pt[n] = 0;
@@ -922,8 +957,8 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     if (!c->pii.len && c->caller[0]) {
         uint8_t key[32];
         if ((rc = rec_key(e, t->acct, t->account->id, 1, key))) return rc;
-        rc =
-            seal_pii(key, t->account->id, c->id, c->caller, c->called, NULL, &e->rec->tmp, &legacy);
+        rc = seal_pii(key, t->account->id, c->id, c->offered, c->caller, c->called, NULL,
+                      &e->rec->tmp, &legacy);
         cr_pseudonym(key, c->caller, pseudo[0]);
         npseudo = 1;
         if (c->called[0]) cr_pseudonym(key, c->called, pseudo[npseudo++]);
@@ -1051,7 +1086,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
             ridx_key(ik, t->acct, pseudo[i], i ? ROLE_CALLED : ROLE_CALLER, end, c->id, idlen), iv,
             sizeof iv);
     if (!rc) rc = aggr_call(t, c, q, outcome, wait, talk, s.sl_seconds);
-    if (!rc && s.retention[0]) rc = ret_on_write(t, rk, rkl, &s);
+    if (!rc && s.retention[0]) rc = ret_on_write(t, rk, rkl, &s, wp->b.p, wp->b.len);
     if (!rc) rc = ret_erase_on_write(t, rk, rkl, c->id, c->offered, pseudo, npseudo);
 out:
     agent_free(&a);

@@ -11,8 +11,13 @@
 ** Personal data is sealed at rest. Each account has a random data key; the
 ** caller and called numbers and the attributes the account marks personal
 ** ("personal_attrs") are sealed with it (XChaCha20-Poly1305, associated data
-** account id NUL call id) the moment a call is offered, so neither the live
-** call nor its record ever holds them in the clear. A keyed pseudonym of
+** account id NUL call id NUL offered time (8 bytes, big-endian)) the moment a
+** call is offered, so neither the live call nor its record ever holds them in
+** the clear. The offered time binds the sealed values to their record: a call
+** id offered again gets records whose sealed values do not open in each
+** other. (Version 2 records, and calls offered before version 3, were sealed
+** with account id NUL call id alone, and still open with it; the old form
+** never opens a value sealed with the new one.) A keyed pseudonym of
 ** each number (BLAKE2b under a key derived from the data key) indexes the
 ** records, which is how erasure and access requests and caller history
 ** ("the agent this caller last spoke to") find them.
@@ -34,6 +39,13 @@
 ** Layout (engine.h): a record's key is acct(4) ended(8) call id — by time,
 ** the order sweeps meet records in — with an index by call id beside it; a
 ** call id offered again after its call ended gets a record of its own.
+**
+** A stored record (version 3) starts version(1) flags(1) epoch(4) review
+** due(8), at fixed offsets so that they can be patched in place: the due is
+** that of the record's entry in the review index (0: none), which is how a
+** record deleted outside a sweep takes its entry with it. Version 2 lacks
+** the due (REC_DUE_UNKNOWN); it is read as it is and written as version 3
+** the next time the record is rewritten.
 */
 #ifndef SB_RECORDS_H
 #define SB_RECORDS_H
@@ -122,9 +134,16 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res);
 
 /* --- a stored record, decoded (strings point into the value) ------------ */
+#define REC_VERSION 3 /* what rec_encode writes; rec_decode reads 2 and 3 */
+#define REC_OFF_FLAGS 1
+#define REC_OFF_EPOCH 2
+#define REC_OFF_DUE 6        /* version 3 only */
+#define REC_DUE_UNKNOWN (-1) /* a version 2 record's: its review due was not kept */
 typedef struct rec_data {
-    uint8_t flags;  /* RF_* */
-    uint32_t epoch; /* the settings epoch its review entry belongs to */
+    uint8_t version;    /* as stored (rec_decode); rec_encode writes REC_VERSION */
+    uint8_t flags;      /* RF_* */
+    uint32_t epoch;     /* the settings epoch its review entry belongs to */
+    int64_t review_due; /* due time of its review entry; 0: none; < 0: unknown */
     const char *id, *queue, *first_queue, *agent;
     size_t idlen, queuelen, first_queuelen, agentlen;
     int outcome;
@@ -154,9 +173,16 @@ int rec_attempt(const rec_data *r, int i, char *agent, size_t cap, int *dev, int
 /* The record as JSON (no personal data; export adds it). */
 json_t *rec_json(const rec_data *r);
 /* Open r->pii: caller, called (may be "") and personal attributes (JSON
-** object or NULL). */
+** object or NULL). A version 3 record's are sealed with its offered time in
+** the associated data; those sealed before (version 2 records, calls that
+** were live when version 3 came) open with account id NUL call id. */
 int rec_open(const uint8_t key[32], const char *account, const rec_data *r,
              char caller[SB_E164_MAX + 1], char called[SB_E164_MAX + 1], json_t **pattrs);
+
+/* The associated data the numbers of a call offered at `offered` are sealed
+** with (account id NUL call id NUL offered); ad holds 2 * SB_ID_MAX + 11. */
+#define REC_AD_MAX (2 * SB_ID_MAX + 11)
+size_t rec_seal_ad(uint8_t *ad, const char *account, const char *id, size_t idlen, int64_t offered);
 
 /* Keys: a record's (acct ended id) and its call-id index entry's (acct id
 ** NUL ended). */
@@ -207,8 +233,10 @@ typedef struct rec_state {
 } rec_state;
 
 /* --- retention.c ----------------------------------------------------------- */
-/* Apply the account's retention policy to a record just written. */
-int ret_on_write(wtx *t, const uint8_t *rk, size_t rkl, const rec_settings *s);
+/* Apply the account's retention policy to a record just written at rk
+** (val, n: the value written, not read back). */
+int ret_on_write(wtx *t, const uint8_t *rk, size_t rkl, const rec_settings *s, const void *val,
+                 size_t n);
 /* Erasure requests remembered for the record's pseudonyms that came while
 ** its call was live (offered at or before them) decide about the record
 ** just written at rk; a request is forgotten once no live call it covers

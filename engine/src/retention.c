@@ -10,10 +10,14 @@
 ** deletes the entry under the cursor and, when the policy asks for another
 ** review, puts a new entry further on — all in the same transaction, so a
 ** sweep can stop anywhere (a crash, a kill, its time budget) and the next
-** one carries on with exactly the records not yet handled. A record keeps
-** no pointer to its entry (a review then costs no record write): an entry
-** whose record is gone (erased, purged) or whose epoch is not the record's
-** (the retention policy changed since) is simply dropped when it comes up.
+** one carries on with exactly the records not yet handled. A record
+** carries its entry's due (records.h), patched in place when a review moves
+** it, so whatever deletes a record outside a sweep (an erasure request, a
+** hold's release running one again, a decision at the record's write) takes
+** its entry in the same transaction. An entry whose record is gone anyway
+** (a version 2 record, which did not keep the due; a purge) or whose epoch
+** is not the record's (the retention policy changed since) is dropped when
+** it comes up.
 **
 ** Background work that walks an account — purging a deleted account,
 ** scheduling every record for review after the retention policy changed —
@@ -107,9 +111,10 @@ typedef struct rctx {
     sb_buf val; /* a private copy of the record being handled */
     wbuf w;
     counts n;
-    int64_t due;    /* sweeps: what counts as now for this run (a rescan's reviews are due by it) */
-    int erase_held; /* erasure decisions a hold overrode in this transaction */
-    json_t *reasons; /* erasure: "action: reason" -> count */
+    int64_t due; /* sweeps: what counts as now for this run (a rescan's reviews are due by it) */
+    int64_t reviewing; /* sweeps: due of the entry under review (deleted already) */
+    int erase_held;    /* erasure decisions a hold overrode in this transaction */
+    json_t *reasons;   /* erasure: "action: reason" -> count */
     /* the record view */
     char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first_queue[SB_ID_MAX + 1], agent[SB_ID_MAX + 1],
         att_agent[SB_ID_MAX + 1];
@@ -492,6 +497,20 @@ static int review_put(rctx *x, const uint8_t *rk, size_t rkl, int64_t due, uint3
     return batch_add(&x->pend, DB_REVIEW, k, kl, v, 4);
 }
 
+/* Delete the review entry of the record at rk due then, now or (sweeps)
+** with the batch; one not there is fine. */
+static int review_del(rctx *x, const uint8_t *rk, size_t rkl, int64_t due)
+{
+    uint8_t k[8 + REC_KEY_MAX];
+    size_t kl = review_key(k, due, rk, rkl);
+    if (x->defer) {
+        x->ndels++;
+        return batch_add(&x->dels, DB_REVIEW, k, kl, NULL, 0);
+    }
+    int rc = st_del(x->t->txn, x->e, DB_REVIEW, k, kl);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Put the review entries deferred while a cursor walked the index. */
 static int review_flush(rctx *x)
 {
@@ -580,9 +599,8 @@ static void count_reason(rctx *x, const char *action, const char *reason)
 }
 
 /* Apply decision d to the record at rk (decoded into r from x->val). Its
-** review entry, if it had one, is gone already (sweeps) or stays (erasure:
-** its schedule is not the request's; for a deleted record the entry is
-** dropped when it comes up). */
+** review entry, if it had one, is gone already (sweeps: x->reviewing), goes
+** with it (deleted) or stays (erasure: its schedule is not the request's). */
 static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_retention *d,
                  int source)
 {
@@ -623,6 +641,12 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
     ** sweep: one now would meet the record again in this sweep's next
     ** transaction, and again, for as long as the clock stood still. */
     if (due && due <= now) due = now + 1;
+    /* The entry the record has (a sweep deleted the one it reviews), and
+    ** the one it gets: the same for an erasure's keep. */
+    int64_t had = source == SRC_REVIEW && r->review_due == x->reviewing ? 0 : r->review_due;
+    int64_t next = source == SRC_ERASURE ? r->review_due : due;
+    if (action == RET_DELETE) next = 0;
+    if (had > 0 && had != next && (rc = review_del(x, rk, rkl, had))) return rc;
 
     if (action == RET_DELETE) {
         if ((rc = ridx_del(x, r)) || (rc = rec_del(x, rk, rkl))) return rc;
@@ -630,6 +654,7 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
     } else if (action == RET_ANONYMIZE && !(r->flags & RF_ANONYMIZED)) {
         if ((rc = ridx_del(x, r))) return rc;
         r->flags = flags | RF_ANONYMIZED;
+        r->review_due = next;
         r->pii = NULL;
         r->pii_len = 0;
         r->npseudo = 0;
@@ -640,8 +665,17 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
         x->n.anonymized++;
     } else {
         /* Keep (or anonymize what is anonymous already). */
-        if (flags != r->flags) {
-            x->val.p[1] = (char)flags; /* patch the copy */
+        if (r->version < REC_VERSION && next != r->review_due) {
+            /* Written as version 3 now that its due is known. */
+            r->flags = flags;
+            r->review_due = next;
+            wb_reset(&x->w);
+            rec_encode(&x->w, r);
+            if (x->w.err) return SB_ENOMEM;
+            if ((rc = rec_put(x, rk, rkl, x->w.b.p, x->w.b.len))) return rc;
+        } else if (flags != r->flags || next != r->review_due) {
+            x->val.p[REC_OFF_FLAGS] = (char)flags; /* patch the copy */
+            if (r->version >= REC_VERSION) memcpy(x->val.p + REC_OFF_DUE, &next, 8);
             if ((rc = rec_put(x, rk, rkl, x->val.p, x->val.len))) return rc;
         }
         if (action == RET_KEEP)
@@ -701,7 +735,8 @@ static int decide_retain(rctx *x, const rec_data *r, pol_retention *d)
     return rc;
 }
 
-int ret_on_write(wtx *t, const uint8_t *rk, size_t rkl, const rec_settings *s)
+int ret_on_write(wtx *t, const uint8_t *rk, size_t rkl, const rec_settings *s, const void *val,
+                 size_t n)
 {
     rctx x;
     rctx_init(&x, t);
@@ -709,7 +744,7 @@ int ret_on_write(wtx *t, const uint8_t *rk, size_t rkl, const rec_settings *s)
     pol_retention d;
     int rc = use_account(&x, t->acct);
     if (!rc && !x.exists) rc = SB_ENOTFOUND;
-    if (!rc) rc = load_record(&x, rk, rkl, &r);
+    if (!rc) rc = buf_put(&x.val, val, n) ? SB_ENOMEM : rec_decode(x.val.p, x.val.len, &r);
     if (!rc) rc = decide_retain(&x, &r, &d);
     if (!rc) rc = apply(&x, rk, rkl, &r, &d, SRC_WRITE);
     if (!rc) rc = audit_flush(&x);
@@ -871,10 +906,28 @@ static int job_rescan(rctx *x, uint32_t acct, uint32_t epoch, uint8_t *cur, size
                 return rc;
             }
             if (r.epoch == epoch) continue; /* written since: scheduled by its write */
+            /* Its entry of the older epoch goes; the new one is due now. */
+            int64_t due = x->due ? x->due : x->t->now;
+            if (r.review_due > 0 && r.review_due != due &&
+                (rc = review_del(x, keys[i], kls[i], r.review_due)))
+                return rc;
             uint8_t *v = (uint8_t *)x->val.p;
-            memcpy(v + 2, &epoch, 4);
-            if ((rc = st_put(txn, x->e, DB_RECORDS, keys[i], kls[i], v, x->val.len)) ||
-                (rc = review_put(x, keys[i], kls[i], x->due ? x->due : x->t->now, epoch)))
+            const void *val = v;
+            size_t vl = x->val.len;
+            if (r.version >= REC_VERSION) {
+                memcpy(v + REC_OFF_EPOCH, &epoch, 4);
+                memcpy(v + REC_OFF_DUE, &due, 8);
+            } else { /* written as version 3, with its due */
+                r.epoch = epoch;
+                r.review_due = due;
+                wb_reset(&x->w);
+                rec_encode(&x->w, &r);
+                if (x->w.err) return SB_ENOMEM;
+                val = x->w.b.p;
+                vl = x->w.b.len;
+            }
+            if ((rc = st_put(txn, x->e, DB_RECORDS, keys[i], kls[i], val, vl)) ||
+                (rc = review_put(x, keys[i], kls[i], due, epoch)))
                 return rc;
         }
         if (k) {
@@ -1220,6 +1273,7 @@ static int review_one(rctx *x, st_iter *it)
     pol_retention d;
     if ((rc = decide_retain(x, &r, &d))) return rc;
     x->n.reviewed++;
+    x->reviewing = (int64_t)be64(key);
     return apply(x, rk, rkl, &r, &d, SRC_REVIEW);
 }
 

@@ -75,14 +75,13 @@ static int do_fill(wtx *t, void *arg)
         int64_t wait = 5000 + (i % 30) * 1000, talk = outcome == OUT_ANSWERED ? 180000 : 0;
         int64_t offered = ended - wait - talk;
         /* sealed caller, as rec_seal_call leaves it */
-        uint8_t pt[40], sealed[40 + CR_SEAL_OVERHEAD], ad[64];
-        size_t cl = strlen(caller), al = strlen(f->account);
+        uint8_t pt[40], sealed[40 + CR_SEAL_OVERHEAD], ad[REC_AD_MAX];
+        size_t cl = strlen(caller);
         memcpy(pt, caller, cl + 1);
         pt[cl + 1] = 0;
-        memcpy(ad, f->account, al);
-        ad[al] = 0;
-        memcpy(ad + al + 1, id, strlen(id));
-        if (cr_seal(f->key, ad, al + 1 + strlen(id), pt, cl + 2, sealed)) return SB_ECRYPTO;
+        if (cr_seal(f->key, ad, rec_seal_ad(ad, f->account, id, strlen(id), offered), pt, cl + 2,
+                    sealed))
+            return SB_ECRYPTO;
         /* one attempt, one policy version */
         wb_reset(&parts);
         wb_str(&parts, outcome == OUT_ANSWERED ? "a7" : "a3");
@@ -106,6 +105,7 @@ static int do_fill(wtx *t, void *arg)
             .offered = offered,
             .answered = outcome == OUT_ANSWERED ? offered + wait : 0,
             .ended = ended,
+            .review_due = ended + 30 * DAY, /* its entry in the review index */
             .wait_ms = wait,
             .talk_ms = talk,
             .natt = 1,
@@ -125,7 +125,7 @@ static int do_fill(wtx *t, void *arg)
         rec_encode(&w, &r);
         uint8_t rk[REC_KEY_MAX], ik[29 + 32], rv[8 + REC_KEY_MAX], iv[5] = {0};
         size_t rkl = rec_key_of(rk, t->acct, id, r.idlen, ended);
-        put_be64(rv, (uint64_t)(ended + 30 * DAY)); /* all due by now */
+        put_be64(rv, (uint64_t)r.review_due); /* all due by now */
         memcpy(rv + 8, rk, rkl);
         if (w.err || parts.err) rc = SB_ENOMEM;
         if (!rc) rc = st_put(t->txn, t->e, DB_RECORDS, rk, rkl, w.b.p, w.b.len);

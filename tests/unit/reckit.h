@@ -163,4 +163,28 @@ static __attribute__((unused)) int data_key_of(const char *id, uint8_t key[32])
     return rc;
 }
 
+#ifdef SB_ENGINE_H /* tests that reach into the store (engine.h included first) */
+/* Put a value into the store in a write transaction of its own. */
+typedef struct {
+    int table;
+    const uint8_t *k;
+    size_t kl;
+    const void *v;
+    size_t vl;
+} put_op;
+
+static __attribute__((unused)) int do_put(wtx *t, void *arg)
+{
+    put_op *p = arg;
+    return st_put(t->txn, t->e, p->table, p->k, p->kl, p->v, p->vl);
+}
+
+static __attribute__((unused)) int store_put(int table, const uint8_t *k, size_t kl, const void *v,
+                                             size_t vl)
+{
+    put_op op = {table, k, kl, v, vl};
+    return eng_write(eng, do_put, &op, res);
+}
+#endif
+
 #endif

@@ -11,7 +11,8 @@
 ** without numbers; account deletion shredding the data key.
 */
 #include "crypto.h"
-#include "engine.h" /* DB_REVIEW: what is left of a deleted record in the review index */
+#include "engine.h"  /* DB_REVIEW: what is left of a deleted record in the review index */
+#include "records.h" /* records as version 2 stored them */
 #include "switchboard.h"
 #include "tap.h"
 #include "testkit.h"
@@ -330,20 +331,159 @@ static void test_erasure_reach(void)
        "e1, e2, e3 gone; e4 (held) and e5 (another number) stay");
     is_int(exported("erb", num), 1, "the other account's record of the number is untouched");
     int left = review_entries_of("e2");
-    ok_todo(left == 0,
-            "a record keeps no pointer to its review entry: one deleted outside a sweep leaves "
-            "it (its key: account, end time, call id) until its date comes",
-            "nothing of e2 is left in the review index (%d entries)", left);
+    is_int(left, 0, "nothing of e2 is left in the review index");
+    is_int(review_entries_of("e1") + review_entries_of("e3"), 1,
+           "nor of e1 and e3 (the one left is the other account's e1)");
+    ok(review_entries_of("e4") == 1 && review_entries_of("e5") == 1,
+       "e4 (held) and e5 keep their one entry each");
     ok(finish("era", "live", agent) == 0, "the live call ends after the request");
     ok(!exists("era", "live"),
        "its record goes through the request too (the call was live when it came)");
+    is_int(review_entries_of("live"), 0, "and the review entry its write made goes with it");
     is_int(exported("era", num), 1, "an access request finds only the held record");
     ok(call("era", "later", "support", num, 1) == 0, "a call offered after the request");
     ok(exists("era", "later"), "is not covered by it");
     ok(sb_hold_release(eng, "era", "h4", res) == 0, "the hold released");
     json_decref(sweep());
     ok(!exists("era", "e4"), "the next sweep runs the request again: e4 goes");
+    is_int(review_entries_of("e4"), 0, "its review entry with it");
     ok(exists("era", "later"), "the later call stays");
+}
+
+/* --- records written before version 3 ----------------------------------------------- */
+
+static const char *keep_10 = "local P = {}\n"
+                             "function P.retain(record, ctx)\n"
+                             "  return { keep = true, review_in_days = 10 }\n"
+                             "end\n"
+                             "return P\n";
+
+/* The only record of call_id in account acct, copied into raw and decoded
+** into r (pointing into raw); its key into rk. 0, or -1. */
+static int record_of(uint32_t acct, const char *call_id, uint8_t *raw, size_t cap, rec_data *r,
+                     uint8_t *rk, size_t *rkl)
+{
+    MDB_txn *txn;
+    if (eng_read_begin(eng, &txn)) return -1;
+    st_iter it;
+    uint8_t p[4];
+    int n = 0, rc;
+    size_t l = strlen(call_id);
+    for (rc = st_iter_open(&it, txn, eng, DB_RECORDS, p, key_acct(p, acct)); rc == 0;
+         rc = st_iter_next(&it))
+        if (it.klen == 12 + l && !memcmp(it.key + 12, call_id, l) && it.v.mv_size <= cap) {
+            memcpy(raw, it.v.mv_data, it.v.mv_size);
+            memcpy(rk, it.key, it.klen);
+            *rkl = it.klen;
+            n += rec_decode(raw, it.v.mv_size, r) == 0;
+        }
+    st_iter_close(&it);
+    eng_read_end(eng, txn);
+    return n == 1 ? 0 : -1;
+}
+
+/* The due of the only review entry of call_id, or -1. */
+static int64_t review_due_of(const char *call_id)
+{
+    MDB_txn *txn;
+    if (eng_read_begin(eng, &txn)) return -1;
+    st_iter it;
+    int rc;
+    int64_t due = -1;
+    size_t l = strlen(call_id);
+    for (rc = st_iter_open(&it, txn, eng, DB_REVIEW, "", 0); rc == 0; rc = st_iter_next(&it))
+        if (it.klen == 8 + 12 + l && !memcmp(it.key + 20, call_id, l))
+            due = due == -1 ? (int64_t)be64(it.key) : -2;
+    st_iter_close(&it);
+    eng_read_end(eng, txn);
+    return due;
+}
+
+/* Rewrite the record of call_id (account acct, key id account) as version
+** 2 stored it: numbers sealed with account id NUL call id, no review due. */
+static int make_v2(uint32_t acct, const char *account, const char *call_id)
+{
+    uint8_t raw[2048], rk[REC_KEY_MAX], key[32], ad[2 * SB_ID_MAX + 2];
+    uint8_t pt[512], sealed[512 + CR_SEAL_OVERHEAD];
+    size_t rkl;
+    rec_data r;
+    char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
+    json_t *pa = NULL;
+    if (record_of(acct, call_id, raw, sizeof raw, &r, rk, &rkl) || data_key_of(account, key) ||
+        rec_open(key, account, &r, caller, called, &pa))
+        return -1;
+    char *ps = pa ? json_dumps(pa, JSON_COMPACT) : NULL;
+    json_decref(pa);
+    size_t cl = strlen(caller), dl = strlen(called), pl = ps ? strlen(ps) : 0;
+    memcpy(pt, caller, cl + 1);
+    memcpy(pt + cl + 1, called, dl + 1);
+    if (pl) memcpy(pt + cl + dl + 2, ps, pl);
+    free(ps);
+    size_t al = strlen(account), il = strlen(call_id);
+    memcpy(ad, account, al + 1);
+    memcpy(ad + al + 1, call_id, il);
+    int rc = cr_seal(key, ad, al + 1 + il, pt, cl + dl + 2 + pl, sealed);
+    cr_wipe(key, sizeof key);
+    r.pii = sealed;
+    r.pii_len = cl + dl + 2 + pl + CR_SEAL_OVERHEAD;
+    wbuf w = {0};
+    rec_encode(&w, &r);
+    w.b.p[0] = 2; /* version 2: no review due after the epoch */
+    memmove(w.b.p + 6, w.b.p + 14, w.b.len - 14);
+    w.b.len -= 8;
+    if (!rc && !w.err) rc = store_put(DB_RECORDS, rk, rkl, w.b.p, w.b.len);
+    buf_free(&w.b);
+    return rc || w.err ? -1 : 0;
+}
+
+/* Records stored by version 2 (no review due in them, numbers sealed
+** without the offered time): read, swept and erased after the upgrade. */
+static void test_version2_records(void)
+{
+    const char *num = "+442079462020";
+    ok(with_policy("upg", "ret-10", keep_10) == 0,
+       "an account reviewing its records every 10 days");
+    ok(call("upg", "u1", "support", num, 1) == 0 && call("upg", "u2", "sales", num, 0) == 0,
+       "two calls of the number");
+    MDB_txn *txn;
+    acct_rec a = {0};
+    if (!eng_read_begin(eng, &txn)) {
+        st_account_by_id(txn, eng, "upg", &a);
+        eng_read_end(eng, txn);
+    }
+    uint8_t raw[2048], rk[REC_KEY_MAX];
+    size_t rkl;
+    rec_data r;
+    int64_t due = review_due_of("u2");
+    ok(due > 0 && record_of(a.num, "u2", raw, sizeof raw, &r, rk, &rkl) == 0 && r.version == 3 &&
+           r.review_due == due,
+       "a record carries the due of its review entry");
+    ok(make_v2(a.num, "upg", "u1") == 0 &&
+           record_of(a.num, "u1", raw, sizeof raw, &r, rk, &rkl) == 0 && r.version == 2 &&
+           r.review_due < 0,
+       "u1 rewritten as version 2 stored it (its review entry stays as it was)");
+    is_int(exported("upg", num), 2,
+           "an access request finds both, u1 opening as version 2 sealed it");
+
+    now_ms += 11 * DAY;
+    is_int(swept("kept", NULL), 2, "day 11: the sweep keeps both for another 10 days");
+    due = review_due_of("u1");
+    ok(due > now_ms && record_of(a.num, "u1", raw, sizeof raw, &r, rk, &rkl) == 0 &&
+           r.version == 3 && r.review_due == due,
+       "u1 is written as version 3 with the due of its one new entry");
+    is_int(exported("upg", num), 2, "its numbers still open");
+
+    const char *pol = "{\"id\":\"upg\",\"retention\":\"retention/keep-90-days-then-delete\"}";
+    ok(sb_account_put(eng, pol, strlen(pol), res) == 0, "the retention policy changed");
+    is_int(swept("reviewed", NULL), 2, "the sweep after it reviews both records again");
+    ok(review_entries_of("u1") == 1 && review_entries_of("u2") == 1,
+       "each keeps one review entry: the older epoch's went with the rescan");
+
+    json_t *d = doc(sb_erase(eng, "upg", num, res));
+    is_int(d ? jint(d, "deleted") : -1, 2, "an erasure request deletes both");
+    json_decref(d);
+    is_int(review_entries_of("u1") + review_entries_of("u2"), 0,
+           "and their review entries, in the same transaction");
 }
 
 /* A call live when the request came, whose record a hold then keeps: the
@@ -690,6 +830,7 @@ int main(void)
     test_anonymize_leaves_nothing();
     test_erasure_reach();
     test_erasure_live_held();
+    test_version2_records();
     test_overlapping_holds();
     test_hold_during_sweep();
     test_odd_review_dates();

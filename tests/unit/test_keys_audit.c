@@ -267,6 +267,90 @@ static void test_slot_swap(void)
 
 /* --- sealed numbers bound to their account and call -------------------------------- */
 
+/* Seal caller NUL called NUL pattrs as Switchboard did before version 3
+** (associated data: account id NUL call id) into out. Its length. */
+static size_t seal_v2(const uint8_t key[32], const char *account, const char *id,
+                      const char *caller, const char *called, const char *pattrs, uint8_t *out)
+{
+    uint8_t pt[512], ad[2 * SB_ID_MAX + 2];
+    size_t cl = strlen(caller), dl = strlen(called), pl = strlen(pattrs);
+    memcpy(pt, caller, cl + 1);
+    memcpy(pt + cl + 1, called, dl + 1);
+    memcpy(pt + cl + dl + 2, pattrs, pl);
+    size_t al = strlen(account), il = strlen(id);
+    memcpy(ad, account, al + 1);
+    memcpy(ad + al + 1, id, il);
+    if (cr_seal(key, ad, al + 1 + il, pt, cl + dl + 2 + pl, out)) return 0;
+    return cl + dl + 2 + pl + CR_SEAL_OVERHEAD;
+}
+
+/* Records and live calls written before version 3 still open: a record as
+** version 2 stored it, and a call offered before (sealed the old way) that
+** ends after. */
+static void test_sealed_before_v3(uint32_t nc, const uint8_t kc[32])
+{
+    const char *num = "+442079460012";
+    static rec_copy c2[1];
+    uint8_t sealed[600];
+    wbuf w = {0};
+    int rc = records_of(nc, "c2", c2, 1) == 1 ? 0 : -1;
+    rec_data r = c2[0].r;
+    size_t sl = seal_v2(kc, "carol", "c2", num, "", "{\"name\":\"Subject +442079460012\"}", sealed);
+    r.pii = sealed;
+    r.pii_len = sl;
+    rec_encode(&w, &r); /* as version 2 stored it: without the review due */
+    w.b.p[0] = 2;
+    memmove(w.b.p + 6, w.b.p + 14, w.b.len - 14);
+    w.b.len -= 8;
+    uint8_t rk[REC_KEY_MAX];
+    size_t rkl = rec_key_of(rk, nc, "c2", 2, r.ended);
+    if (!rc && sl) rc = store_put(DB_RECORDS, rk, rkl, w.b.p, w.b.len);
+    buf_free(&w.b);
+    ok(rc == 0 && records_of(nc, "c2", c2, 1) == 1 && c2[0].r.version == 2,
+       "carol's c2 replaced by a record as version 2 stored it");
+    char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
+    ok(rec_open(kc, "carol", &c2[0].r, caller, called, NULL) == 0 && !strcmp(caller, num),
+       "a version 2 record opens with the associated data it was sealed with");
+    ok(sb_records_export(eng, "carol", num, SB_EXPORT_JSON, res) == 0 &&
+           strstr(sb_result_json(res, NULL), num) && strstr(sb_result_json(res, NULL), "\"c2\""),
+       "an access request finds it, its number in the clear");
+
+    /* A call offered before version 3, live across the upgrade. */
+    const char *offer = "{\"type\":\"offer\",\"call\":\"c9\",\"queue\":\"support\","
+                        "\"caller\":\"+442079460019\"}";
+    ok(ev("carol", offer) == 0, "carol's call c9 offered");
+    call_rec *c = calloc(1, sizeof *c);
+    MDB_txn *txn;
+    rc = eng_read_begin(eng, &txn);
+    if (!rc) {
+        rc = st_call_load(txn, eng, nc, "c9", c);
+        eng_read_end(eng, txn);
+    }
+    sl = rc ? 0 : seal_v2(kc, "carol", "c9", "+442079460019", "", "", sealed);
+    c->pii.len = 0;
+    rc = sl && !buf_put(&c->pii, (const char *)sealed, sl) ? 0 : -1;
+    wbuf cw = {0};
+    enc_call(&cw, c);
+    uint8_t ck[4 + SB_ID_MAX];
+    put_be32(ck, nc);
+    memcpy(ck + 4, "c9", 2);
+    if (!rc) rc = store_put(DB_CALLS, ck, 6, cw.b.p, cw.b.len);
+    buf_free(&cw.b);
+    call_free(c);
+    free(c);
+    ok(rc == 0, "its numbers sealed as before version 3");
+    now_ms += 1000;
+    ok(finish("carol", "c9", NULL) == 0, "it ends: its record is written");
+    static rec_copy c9[1];
+    ok(records_of(nc, "c9", c9, 1) == 1 && c9[0].r.version == 3 &&
+           rec_open(kc, "carol", &c9[0].r, caller, called, NULL) == 0 &&
+           !strcmp(caller, "+442079460019"),
+       "a version 3 record whose numbers were sealed before version 3, and they open");
+    ok(sb_records_export(eng, "carol", "+442079460019", SB_EXPORT_JSON, res) == 0 &&
+           strstr(sb_result_json(res, NULL), "+442079460019"),
+       "an access request finds it");
+}
+
 static void test_sealed_binding(void)
 {
     ok(account("carol") == 0 && account("dave") == 0, "accounts carol and dave");
@@ -307,11 +391,18 @@ static void test_sealed_binding(void)
     r.pii = c1[0].r.pii;
     r.pii_len = c1[0].r.pii_len;
     int rc = rec_open(kc, "carol", &r, caller, called, NULL);
-    ok_todo(rc == SB_ECRYPTO,
-            "records.c seal_ad binds account and call id only: a call id offered again "
-            "gets records whose sealed data can be swapped",
-            "nor in another record of the same call id (it opened as %s)",
-            rc ? sb_code_name(rc) : caller);
+    ok(rc == SB_ECRYPTO, "nor in another record of the same call id (it opened as %s)",
+       rc ? sb_code_name(rc) : caller);
+    r = c1[0].r; /* and the other way round */
+    r.pii = c1[1].r.pii;
+    r.pii_len = c1[1].r.pii_len;
+    is_int(rec_open(kc, "carol", &r, caller, called, NULL), SB_ECRYPTO,
+           "nor the second record's in the first");
+    r = c1[1].r; /* the offered time is what binds them */
+    r.offered = c1[0].r.offered;
+    is_int(rec_open(kc, "carol", &r, caller, called, NULL), SB_ECRYPTO,
+           "a record whose offered time was changed does not open either");
+    test_sealed_before_v3(nc, kc);
     cr_wipe(kc, 32);
     cr_wipe(kd, 32);
 }
