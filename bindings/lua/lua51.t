@@ -11,6 +11,8 @@ for host in luajit lua5.1; do
     run_lua "$host" 5.1 cycle
     run_lua "$host" 5.1 isolation
     run_lua "$host" 5.1 records
+    run_lua "$host" 5.1 misuse
+    run_lua "$host" 5.1 finalizer
     check_bindings "$host" 5.1
 done
 check_shared

@@ -10,5 +10,7 @@ check_module 5.4
 run_lua lua5.4 5.4 cycle
 run_lua lua5.4 5.4 isolation
 run_lua lua5.4 5.4 records
+run_lua lua5.4 5.4 misuse
+run_lua lua5.4 5.4 finalizer
 check_bindings lua5.4 5.4
 finish

@@ -19,7 +19,9 @@
 ** errors...) return nil, message, code, field — the Lua idiom, so
 ** assert(eng:agent_put(...)) works; `code` is the negative SB_E* number
 ** (sb.ENOTFOUND...) and `field` the offending input field or nil. Misuse of
-** the API itself (wrong argument types, a closed engine) raises an error.
+** the API itself (wrong argument types, a closed engine, an engine opened by
+** the parent of a fork) raises an error. A garbage collection step inside a
+** method may run a finalizer that closes or calls the engine: see begin().
 */
 #include "switchboard.h"
 
@@ -32,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- 5.1 / 5.4 differences ------------------------------------------------ */
 
@@ -67,7 +70,10 @@ typedef struct engine_box {
     sb_result *res;
     int64_t clock_ms; /* manual clock: the engine's time when clock_manual */
     int clock_manual;
-    int sweeping; /* sweeps with a progress function running on the engine */
+    int sweeping;      /* sweeps with a progress function running on the engine */
+    pid_t pid;         /* the process that opened it: a child of a fork may not use it */
+    int busy;          /* methods pushing their answer from the engine's result */
+    int close_pending; /* closed while busy: freed by the last of them */
     log_mode log;
     pthread_mutex_t mu; /* the engine may log from its own threads */
     char *lines[LOG_KEEP];
@@ -112,10 +118,13 @@ static void box_log(void *arg, sb_log_level level, const char *line)
     pthread_mutex_unlock(&b->mu);
 }
 
+/* Free the box; its engine is closed only in the process that opened it (in
+** a child after fork() the engine is the parent's, which LMDB forbids
+** closing there: the child's copy is left as it is). */
 static void box_free(engine_box *b)
 {
     if (!b) return;
-    sb_close(b->eng);
+    if (b->pid == getpid()) sb_close(b->eng);
     sb_result_free(b->res);
     for (size_t i = 0; i < b->count; i++)
         free(b->lines[(b->first + i) % LOG_KEEP]);
@@ -142,6 +151,9 @@ static engine_box *check_box(lua_State *L)
 {
     engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
     if (!u->b) luaL_error(L, "switchboard: engine is closed");
+    if (u->b->pid != getpid())
+        luaL_error(L, "switchboard: this engine was opened by another process (before a fork): "
+                      "open one in this process");
     return u->b;
 }
 
@@ -399,8 +411,27 @@ static char *arg_json(lua_State *L, int i, size_t *len, int *borrowed, enc_err *
     return s;
 }
 
-/* An optional document argument: *doc is NULL when it is absent. 0, or -1
-** with e->msg set. Free *doc unless *borrowed. */
+/* A document argument that is neither a table nor a string is a wrong
+** argument type, raised like any other. */
+static void check_doc(lua_State *L, int i)
+{
+    int t = lua_type(L, i);
+    if (t != LUA_TTABLE && t != LUA_TSTRING)
+        luaL_argerror(
+            L, i, lua_pushfstring(L, "table or JSON text expected, got %s", luaL_typename(L, i)));
+}
+
+/* A document argument: as arg_json, after check_doc. A table that cannot be
+** encoded is NULL with e->msg set. */
+static char *doc_arg(lua_State *L, int i, size_t *len, int *borrowed, enc_err *e)
+{
+    check_doc(L, i);
+    return arg_json(L, i, len, borrowed, e);
+}
+
+/* An optional document argument (check_doc it first unless nil): *doc is
+** NULL when it is absent. 0, or -1 with e->msg set. Free *doc unless
+** *borrowed. */
 static int opt_arg_json(lua_State *L, int i, char **doc, size_t *len, int *borrowed, enc_err *e)
 {
     *doc = NULL;
@@ -502,6 +533,62 @@ static int ret_doc(lua_State *L, int rc, sb_result *res)
     return 1;
 }
 
+/* ---- a method's use of its engine ------------------------------------------------ */
+
+/* Lua code can run in the middle of a method: a garbage collection step,
+** taken while an argument is converted or the answer is pushed, may call a
+** finalizer that closes the engine or calls it. So a method takes its
+** engine with begin (raises if it was closed), which marks it busy until
+** finish or abandon: a close meanwhile takes effect once the method is done,
+** and a method called meanwhile works on a result of its own, not on the one
+** being read. */
+typedef int (*ret_fn)(lua_State *, int, sb_result *);
+
+typedef struct call {
+    engine_box *b;
+    sb_result *res;
+} call;
+
+static call begin(lua_State *L)
+{
+    call c;
+    c.b = check_box(L);
+    c.res = c.b->busy ? sb_result_new() : c.b->res;
+    if (!c.res) luaL_error(L, "switchboard: out of memory");
+    c.b->busy++; /* until finish or abandon: arguments converted after begin run Lua too */
+    return c;
+}
+
+/* The method is done with its engine: its result goes back, and a close
+** that came meanwhile takes effect. */
+static void release(call c)
+{
+    engine_box *b = c.b;
+    b->busy--;
+    if (c.res != b->res) sb_result_free(c.res);
+    if (b->close_pending && !b->busy) box_free(b);
+}
+
+static int finish(lua_State *L, call c, int rc, ret_fn ret)
+{
+    int n = ret(L, rc, c.res);
+    release(c);
+    return n;
+}
+
+/* A method ending without the engine's answer (bad input found after begin). */
+static void abandon(call c)
+{
+    release(c);
+}
+
+static int ret_true(lua_State *L, int rc, sb_result *res)
+{
+    if (rc) return push_engine_fail(L, rc, res);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* ---- engine methods ----------------------------------------------------------- */
 
 typedef int (*put_fn)(sb_engine *, const char *, const char *, size_t, sb_result *);
@@ -509,18 +596,23 @@ typedef int (*get_fn)(sb_engine *, const char *, const char *, sb_result *);
 typedef int (*list_fn)(sb_engine *, const char *, sb_result *);
 
 /* eng:X(account, doc) with doc a table or JSON text; ret makes the answer. */
-static int do_put_ret(lua_State *L, put_fn fn, int (*ret)(lua_State *, int, sb_result *))
+static int do_put_ret(lua_State *L, put_fn fn, ret_fn ret)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     const char *acct = check_str(L, 2);
+    check_doc(L, 3);
+    call c = begin(L);
     size_t len;
     int borrowed;
     enc_err e;
     char *doc = arg_json(L, 3, &len, &borrowed, &e);
-    if (!doc) return push_fail(L, SB_EINVAL, e.msg, NULL);
-    int rc = fn(b->eng, acct, doc, len, b->res);
+    if (!doc) {
+        abandon(c);
+        return push_fail(L, SB_EINVAL, e.msg, NULL);
+    }
+    int rc = fn(c.b->eng, acct, doc, len, c.res);
     if (!borrowed) free(doc);
-    return ret(L, rc, b->res);
+    return finish(L, c, rc, ret);
 }
 
 /* eng:X_put(account, doc): the actions caused. */
@@ -531,53 +623,69 @@ static int do_put(lua_State *L, put_fn fn)
 
 static int l_account_put(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
+    check_doc(L, 2);
+    call c = begin(L);
     size_t len;
     int borrowed;
     enc_err e;
     char *doc = arg_json(L, 2, &len, &borrowed, &e);
-    if (!doc) return push_fail(L, SB_EINVAL, e.msg, NULL);
-    int rc = sb_account_put(b->eng, doc, len, b->res);
+    if (!doc) {
+        abandon(c);
+        return push_fail(L, SB_EINVAL, e.msg, NULL);
+    }
+    int rc = sb_account_put(c.b->eng, doc, len, c.res);
     if (!borrowed) free(doc);
-    return ret_actions(L, rc, b->res);
+    return finish(L, c, rc, ret_actions);
+}
+
+/* eng:X(id) for the engine's functions of one id (or account). */
+static int do_one(lua_State *L, list_fn fn, ret_fn ret)
+{
+    check_box(L);
+    const char *id = check_str(L, 2);
+    call c = begin(L);
+    return finish(L, c, fn(c.b->eng, id, c.res), ret);
 }
 
 static int l_account_get(lua_State *L)
 {
-    engine_box *b = check_box(L);
-    return ret_doc(L, sb_account_get(b->eng, check_str(L, 2), b->res), b->res);
+    return do_one(L, sb_account_get, ret_doc);
 }
 
 static int l_account_list(lua_State *L)
 {
-    engine_box *b = check_box(L);
-    return ret_doc(L, sb_account_list(b->eng, b->res), b->res);
+    call c = begin(L);
+    return finish(L, c, sb_account_list(c.b->eng, c.res), ret_doc);
 }
 
 static int l_account_delete(lua_State *L)
 {
-    engine_box *b = check_box(L);
-    return ret_actions(L, sb_account_delete(b->eng, check_str(L, 2), b->res), b->res);
+    return do_one(L, sb_account_delete, ret_actions);
+}
+
+/* eng:X(account, id) */
+static int do_two(lua_State *L, get_fn fn, ret_fn ret)
+{
+    check_box(L);
+    const char *acct = check_str(L, 2), *id = check_str(L, 3);
+    call c = begin(L);
+    return finish(L, c, fn(c.b->eng, acct, id, c.res), ret);
 }
 
 static int do_get(lua_State *L, get_fn fn)
 {
-    engine_box *b = check_box(L);
-    const char *acct = check_str(L, 2), *id = check_str(L, 3);
-    return ret_doc(L, fn(b->eng, acct, id, b->res), b->res);
+    return do_two(L, fn, ret_doc);
 }
 
 static int do_delete(lua_State *L, get_fn fn)
 {
-    engine_box *b = check_box(L);
-    const char *acct = check_str(L, 2), *id = check_str(L, 3);
-    return ret_actions(L, fn(b->eng, acct, id, b->res), b->res);
+    return do_two(L, fn, ret_actions);
 }
 
 static int do_list(lua_State *L, list_fn fn)
 {
-    engine_box *b = check_box(L);
-    return ret_doc(L, fn(b->eng, check_str(L, 2), b->res), b->res);
+    return do_one(L, fn, ret_doc);
 }
 
 static int l_agent_put(lua_State *L)
@@ -632,23 +740,29 @@ static int l_policy_delete(lua_State *L)
 /* eng:member_put(account, queue, agent [, doc]) */
 static int l_member_put(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     const char *acct = check_str(L, 2), *q = check_str(L, 3), *agent = check_str(L, 4);
+    if (!lua_isnoneornil(L, 5)) check_doc(L, 5);
+    call c = begin(L);
     size_t len;
     int borrowed;
     char *doc;
     enc_err e;
-    if (opt_arg_json(L, 5, &doc, &len, &borrowed, &e)) return push_fail(L, SB_EINVAL, e.msg, NULL);
-    int rc = sb_member_put(b->eng, acct, q, agent, doc, len, b->res);
+    if (opt_arg_json(L, 5, &doc, &len, &borrowed, &e)) {
+        abandon(c);
+        return push_fail(L, SB_EINVAL, e.msg, NULL);
+    }
+    int rc = sb_member_put(c.b->eng, acct, q, agent, doc, len, c.res);
     if (!borrowed) free(doc);
-    return ret_actions(L, rc, b->res);
+    return finish(L, c, rc, ret_actions);
 }
 
 static int l_member_delete(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     const char *acct = check_str(L, 2), *q = check_str(L, 3), *agent = check_str(L, 4);
-    return ret_actions(L, sb_member_delete(b->eng, acct, q, agent, b->res), b->res);
+    call c = begin(L);
+    return finish(L, c, sb_member_delete(c.b->eng, acct, q, agent, c.res), ret_actions);
 }
 
 /* Events given as tables fill an sb_event; names match the JSON events. */
@@ -682,7 +796,15 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
             snprintf(e->msg, sizeof e->msg, "event fields are named by strings");
             return SB_EINVAL;
         }
-        const char *k = lua_tostring(L, -2);
+        size_t kl;
+        const char *k = lua_tolstring(L, -2, &kl);
+        /* C reads strings up to a NUL byte: "call\0x" would be the field
+        ** call, and a call id "c1\0x" the call c1. */
+        if (strlen(k) != kl) {
+            lua_pop(L, 2);
+            snprintf(e->msg, sizeof e->msg, "event field names may not hold a NUL byte");
+            return SB_EINVAL;
+        }
         int vt = lua_type(L, -1);
         static const char *const strf[] = {"type",   "call",    "queue",  "agent",  "caller",
                                            "called", "outcome", "status", "reason", NULL};
@@ -693,7 +815,14 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
             lua_pop(L, 2);
             return SB_EINVAL;
         }
-        const char *s = si >= 0 ? lua_tostring(L, -1) : NULL;
+        size_t sl = 0;
+        const char *s = si >= 0 ? lua_tolstring(L, -1, &sl) : NULL;
+        if (s && strlen(s) != sl) {
+            snprintf(field, fsize, "%s", strf[si]);
+            snprintf(e->msg, sizeof e->msg, "event field %s holds a NUL byte", k);
+            lua_pop(L, 2);
+            return SB_EINVAL;
+        }
         switch (si) {
         case 0: {
             int ty = lookup(ev_types, s);
@@ -755,7 +884,15 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
                     lua_pop(L, 2);
                     return SB_EINVAL;
                 }
+                /* A whole number, as in the JSON event (NaN converted to
+                ** int is undefined in C; 1.5 is no priority). */
                 double p = (double)lua_tonumber(L, -1);
+                if (!isfinite(p) || p != floor(p)) {
+                    snprintf(field, fsize, "%s", "priority");
+                    snprintf(e->msg, sizeof e->msg, "event field priority must be an integer");
+                    lua_pop(L, 2);
+                    return SB_EINVAL;
+                }
                 ev->priority = p < -1e6 ? -1000000 : p > 1e6 ? 1000000 : (int)p;
             } else if (strcmp(k, "attrs") == 0) {
                 size_t len;
@@ -768,7 +905,18 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
                     lua_pop(L, 2);
                     return SB_EINVAL;
                 }
+                if (borrowed && strlen(j) != len) { /* sb_event reads it as a C string */
+                    snprintf(field, fsize, "%s", "attrs");
+                    snprintf(e->msg, sizeof e->msg, "event field attrs holds a NUL byte");
+                    lua_pop(L, 2);
+                    return SB_EINVAL;
+                }
                 *attrs = borrowed ? strdup(j) : j;
+                if (!*attrs) {
+                    lua_pop(L, 2);
+                    snprintf(e->msg, sizeof e->msg, "out of memory");
+                    return SB_ENOMEM;
+                }
             } else {
                 /* Keep the engine's strictness: unknown fields are refused. */
                 snprintf(field, fsize, "%s", k);
@@ -798,33 +946,36 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
 /* eng:submit(account, event): event a table or JSON text; returns actions. */
 static int l_submit(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     const char *acct = check_str(L, 2);
     if (lua_type(L, 3) == LUA_TSTRING) {
         size_t len;
         const char *j = lua_tolstring(L, 3, &len);
-        return ret_actions(L, sb_submit_json(b->eng, acct, j, len, b->res), b->res);
+        call c = begin(L);
+        return finish(L, c, sb_submit_json(c.b->eng, acct, j, len, c.res), ret_actions);
     }
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
+    call c = begin(L);
     sb_event ev;
     char *attrs = NULL, field[80];
     enc_err e;
     int rc = event_from_table(L, 3, &ev, &attrs, &e, field, sizeof field);
     if (rc) {
         free(attrs);
+        abandon(c);
         return push_fail(L, rc, e.msg, *field ? field : NULL);
     }
     ev.account = acct;
-    rc = sb_submit(b->eng, &ev, b->res);
+    rc = sb_submit(c.b->eng, &ev, c.res);
     free(attrs);
-    return ret_actions(L, rc, b->res);
+    return finish(L, c, rc, ret_actions);
 }
 
 static int l_tick(lua_State *L)
 {
-    engine_box *b = check_box(L);
-    return ret_actions(L, sb_tick(b->eng, b->res), b->res);
+    call c = begin(L);
+    return finish(L, c, sb_tick(c.b->eng, c.res), ret_actions);
 }
 
 /* Milliseconds of the earliest timer, or nil when none is pending. */
@@ -842,30 +993,33 @@ static int l_next_deadline(lua_State *L)
 /* eng:policy_put(account, name, source [, cases]) -> {name=, version=} */
 static int l_policy_put(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     const char *acct = check_str(L, 2), *name = check_str(L, 3);
     size_t slen;
     const char *src = luaL_checklstring(L, 4, &slen);
+    int have_cases = !lua_isnoneornil(L, 5);
+    if (have_cases) check_doc(L, 5);
+    call c = begin(L);
     char *cases = NULL;
     size_t clen;
     int borrowed = 1;
     enc_err e;
-    if (!lua_isnoneornil(L, 5)) {
+    if (have_cases) {
         cases = arg_json(L, 5, &clen, &borrowed, &e);
-        if (!cases) return push_fail(L, SB_EINVAL, e.msg, "cases");
+        if (!cases) {
+            abandon(c);
+            return push_fail(L, SB_EINVAL, e.msg, "cases");
+        }
     }
-    int rc = sb_policy_put(b->eng, acct, name, src, slen, cases, b->res);
+    int rc = sb_policy_put(c.b->eng, acct, name, src, slen, cases, c.res);
     if (!borrowed) free(cases);
-    return ret_doc(L, rc, b->res);
+    return finish(L, c, rc, ret_doc);
 }
 
 static int l_reload(lua_State *L)
 {
-    engine_box *b = check_box(L);
-    int rc = sb_reload(b->eng, b->res);
-    if (rc) return push_engine_fail(L, rc, b->res);
-    lua_pushboolean(L, 1);
-    return 1;
+    call c = begin(L);
+    return finish(L, c, sb_reload(c.b->eng, c.res), ret_true);
 }
 
 static int l_sync(lua_State *L)
@@ -879,31 +1033,29 @@ static int l_sync(lua_State *L)
 
 static int l_stats(lua_State *L)
 {
-    engine_box *b = check_box(L);
-    return ret_doc(L, sb_stats(b->eng, b->res), b->res);
+    call c = begin(L);
+    return finish(L, c, sb_stats(c.b->eng, c.res), ret_doc);
 }
 
 static int l_apikey_create(lua_State *L)
 {
-    engine_box *b = check_box(L);
-    return ret_doc(L, sb_apikey_create(b->eng, check_str(L, 2), b->res), b->res);
+    return do_one(L, sb_apikey_create, ret_doc);
 }
 
 /* true when key is a current key of the account, false otherwise. */
 static int l_apikey_verify(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     size_t len;
     const char *acct = check_str(L, 2), *key = luaL_checklstring(L, 3, &len);
+    engine_box *b = check_box(L); /* the arguments read: still open */
     lua_pushboolean(L, sb_apikey_verify(b->eng, acct, key, len) == 0);
     return 1;
 }
 
 static int l_apikey_revoke(lua_State *L)
 {
-    engine_box *b = check_box(L);
-    const char *acct = check_str(L, 2), *id = check_str(L, 3);
-    return ret_actions(L, sb_apikey_revoke(b->eng, acct, id, b->res), b->res);
+    return do_delete(L, sb_apikey_revoke);
 }
 
 /* ---- call records and retention ------------------------------------------------ */
@@ -914,36 +1066,40 @@ static int l_apikey_revoke(lua_State *L)
 /* eng:records_list(account [, query]) -> {records = {...}} */
 static int l_records_list(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     const char *acct = check_str(L, 2);
+    if (!lua_isnoneornil(L, 3)) check_doc(L, 3);
+    call c = begin(L);
     size_t len;
     int borrowed;
     char *q;
     enc_err e;
-    if (opt_arg_json(L, 3, &q, &len, &borrowed, &e)) return push_fail(L, SB_EINVAL, e.msg, NULL);
-    int rc = sb_records_list(b->eng, acct, q, len, b->res);
+    if (opt_arg_json(L, 3, &q, &len, &borrowed, &e)) {
+        abandon(c);
+        return push_fail(L, SB_EINVAL, e.msg, NULL);
+    }
+    int rc = sb_records_list(c.b->eng, acct, q, len, c.res);
     if (!borrowed) free(q);
-    return ret_doc(L, rc, b->res);
+    return finish(L, c, rc, ret_doc);
 }
 
 /* eng:records_export(account, number [, "json"|"csv"]) */
 static int l_records_export(lua_State *L)
 {
     static const char *const formats[] = {"json", "csv", NULL};
-    engine_box *b = check_box(L);
+    check_box(L);
     const char *acct = check_str(L, 2), *number = check_str(L, 3);
     int f = luaL_checkoption(L, 4, "json", formats);
-    return ret_doc(
-        L, sb_records_export(b->eng, acct, number, f ? SB_EXPORT_CSV : SB_EXPORT_JSON, b->res),
-        b->res);
+    call c = begin(L);
+    return finish(
+        L, c, sb_records_export(c.b->eng, acct, number, f ? SB_EXPORT_CSV : SB_EXPORT_JSON, c.res),
+        ret_doc);
 }
 
 /* eng:erase(account, number) -> {deleted, anonymized, kept, failed, reasons} */
 static int l_erase(lua_State *L)
 {
-    engine_box *b = check_box(L);
-    const char *acct = check_str(L, 2), *number = check_str(L, 3);
-    return ret_doc(L, sb_erase(b->eng, acct, number, b->res), b->res);
+    return do_get(L, sb_erase);
 }
 
 /* eng:hold_place(account, hold) -> the hold */
@@ -985,19 +1141,22 @@ static int64_t opt_ms(lua_State *L, int i)
 /* eng:aggregates(account [, queue [, from_ms [, to_ms]]]) -> {days = {...}} */
 static int l_aggregates(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     const char *acct = check_str(L, 2), *queue = opt_str(L, 3, NULL);
     int64_t from = opt_ms(L, 4), to = opt_ms(L, 5);
-    return ret_doc(L, sb_aggregates(b->eng, acct, queue, from, to, b->res), b->res);
+    call c = begin(L);
+    return finish(L, c, sb_aggregates(c.b->eng, acct, queue, from, to, c.res), ret_doc);
 }
 
 /* eng:audit_list(account [, after [, limit]]) -> {entries = {...}, next = N} */
 static int l_audit_list(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     const char *acct = check_str(L, 2);
     int64_t after = opt_ms(L, 3), limit = opt_ms(L, 4);
-    return ret_doc(L, sb_audit_list(b->eng, acct, (uint64_t)after, (size_t)limit, b->res), b->res);
+    call c = begin(L);
+    return finish(L, c, sb_audit_list(c.b->eng, acct, (uint64_t)after, (size_t)limit, c.res),
+                  ret_doc);
 }
 
 /* The sweep's progress function, called from inside sb_sweep on the host's
@@ -1029,11 +1188,12 @@ static void sweep_progress(void *arg, uint64_t done, uint64_t total)
 ** so progress may call the engine. */
 static int l_sweep(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     int64_t budget = opt_ms(L, 2);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
     lua_settop(L, 3);
-    lua_pushnil(L); /* 4: the progress function's error */
+    lua_pushnil(L);               /* 4: the progress function's error */
+    engine_box *b = check_box(L); /* the arguments read: still open */
     sweep_cb c = {L, 3, 4, 0};
     sb_result *res = sb_result_new();
     if (!res) return luaL_error(L, "switchboard: out of memory");
@@ -1061,13 +1221,14 @@ static int l_sweep(lua_State *L)
 ** message, sb.EEXIST, "dest". */
 static int l_backup(lua_State *L)
 {
-    engine_box *b = check_box(L);
+    check_box(L);
     size_t len;
     const char *dest = luaL_checklstring(L, 2, &len);
     /* C would read a path holding a NUL byte as a shorter one: a backup
     ** written where nobody asked. */
     if (strlen(dest) != len) return push_fail(L, SB_EINVAL, "dest holds a NUL byte", "dest");
-    return ret_doc(L, sb_backup(b->eng, dest, b->res), b->res);
+    call c = begin(L);
+    return finish(L, c, sb_backup(c.b->eng, dest, c.res), ret_doc);
 }
 
 /* eng:clock() -> ms; eng:set_clock(ms): only for engines opened with a
@@ -1090,6 +1251,7 @@ static int l_set_clock(lua_State *L)
     engine_box *b = check_box(L);
     if (!b->clock_manual) return luaL_error(L, "switchboard: set_clock needs sb.open{clock = ms}");
     double d = (double)luaL_checknumber(L, 2);
+    b = check_box(L); /* the argument read: still open */
     if (!whole_below(d, BELOW_I64))
         return luaL_error(L, "switchboard: set_clock: ms must be a whole number of milliseconds "
                              "from 0");
@@ -1132,6 +1294,22 @@ static int l_close(lua_State *L)
     if (u->b && u->b->sweeping)
         return luaL_error(L, "switchboard: the engine cannot be closed while it sweeps "
                              "(close it after eng:sweep returns, not in its progress function)");
+    engine_box *b = u->b;
+    u->b = NULL;
+    /* A finalizer closing the engine while a method pushes its answer (see
+    ** begin): that method frees it when done. */
+    if (b && b->busy)
+        b->close_pending = 1;
+    else
+        box_free(b);
+    return 0;
+}
+
+/* __gc: the handle is unreachable, so no method of it is running (one
+** that a Lua error ended half way may have left busy set). */
+static int l_gc(lua_State *L)
+{
+    engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
     box_free(u->b);
     u->b = NULL;
     return 0;
@@ -1156,9 +1334,15 @@ static const char *opt_string(lua_State *L, const char *k)
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "switchboard.open: %s must be a string", k);
-        s = lua_tostring(L, -1);
+        size_t n;
+        s = lua_tolstring(L, -1, &n);
+        /* C would read a shorter path or name: another directory opened */
+        if (strlen(s) != n) luaL_error(L, "switchboard.open: %s holds a NUL byte", k);
+        /* Left on the stack, which keeps it alive until sb.open returns:
+        ** an __index function may have made it, and nothing else holds it. */
+        return s;
     }
-    lua_pop(L, 1); /* the string stays alive: the options table holds it */
+    lua_pop(L, 1);
     return s;
 }
 
@@ -1202,6 +1386,7 @@ static int l_open(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    luaL_checkstack(L, 16, "switchboard.open"); /* the option strings stay on it */
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         lua_pop(L, 1);
@@ -1249,6 +1434,9 @@ static int l_open(lua_State *L)
     if (opt_number(L, "policy_memory", BELOW_U64, &d)) cfg.policy_memory = (size_t)d;
     if (opt_number(L, "quarantine_after", BELOW_U32, &d)) cfg.quarantine_after = (uint32_t)d;
     lua_getfield(L, 1, "require_signed_policies");
+    /* Not any value Lua reads as true: 0 and "false" would turn it on. */
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+        return luaL_error(L, "switchboard.open: require_signed_policies must be a boolean");
     cfg.require_signed_policies = lua_toboolean(L, -1);
     lua_pop(L, 1);
     double clock0 = 0;
@@ -1257,6 +1445,7 @@ static int l_open(lua_State *L)
     engine_box *b = calloc(1, sizeof *b);
     if (!b) return luaL_error(L, "switchboard.open: out of memory");
     pthread_mutex_init(&b->mu, NULL);
+    b->pid = getpid();
     b->log = lm;
     b->clock_manual = manual;
     b->clock_ms = (int64_t)clock0;
@@ -1390,7 +1579,7 @@ static int l_policy_test(lua_State *L)
     const char *name = check_str(L, 1), *src = luaL_checklstring(L, 2, &len);
     int borrowed;
     enc_err e;
-    char *cases = arg_json(L, 3, &clen, &borrowed, &e);
+    char *cases = doc_arg(L, 3, &clen, &borrowed, &e);
     if (!cases) return push_fail(L, SB_EINVAL, e.msg, "cases");
     sb_result *res = sb_result_new();
     if (!res) {
@@ -1496,7 +1685,7 @@ __attribute__((visibility("default"))) int luaopen_switchboard(lua_State *L)
     if (luaL_newmetatable(L, ENGINE_MT)) {
         sbl_newlib(L, engine_methods);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
+        lua_pushcfunction(L, l_gc);
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, l_tostring);
         lua_setfield(L, -2, "__tostring");

@@ -1,0 +1,166 @@
+-- misuse.lua — the binding given what a gateway should not give it, run by
+-- lua51.t (LuaJIT, lua5.1) and lua54.t (lua5.4): strings holding NUL bytes
+-- in events and in sb.open's options, event numbers C cannot hold, options
+-- of the wrong type, documents of the wrong type, and an engine inherited
+-- across fork() (LuaJIT only: its FFI can fork). Each is refused with a clear
+-- message and changes nothing. Run from the repository root.
+local T = require "tap"
+local sb = require "switchboard"
+
+local now = 1767603600000 -- Monday 2026-01-05 09:00 UTC
+local dir = T.tmpdir()
+local eng = assert(sb.open{ data_dir = dir, policy_dir = "policies", sync = "none", clock = now,
+                            log = "none" })
+assert(eng:account_put{ id = "acme" })
+assert(eng:agent_put("acme", { id = "alice", status = "paused", devices = { softphone = "sip:a@x" } }))
+assert(eng:queue_put("acme", { id = "support", policy = "longest-idle", members = { { agent = "alice" } } }))
+assert(eng:submit("acme", { type = "offer", call = "c1", queue = "support", caller = "+442079460001" }))
+
+local function fails(want_code, want_field, label, res, m, c, f)
+  local r = T.ok(res == nil and c == want_code and f == want_field,
+                 label .. " -> nil, " .. tostring(m) .. ", " .. tostring(c) .. ", " .. tostring(f))
+  return r, m
+end
+local function state(call)
+  local c = eng:call_get("acme", call)
+  return c and c.state
+end
+local waiting = state("c1")
+T.ok(waiting ~= nil, "c1 is in progress (" .. tostring(waiting) .. ")")
+
+-- Event tables: C reads a string up to its first NUL byte, so "c1\0x" would
+-- name c1 and a key "call\0x" the field call. Both are refused.
+local _, m = fails(sb.EINVAL, "call", "an event's call id holding a NUL byte",
+                   eng:submit("acme", { type = "hangup", call = "c1\0x" }))
+T.like(m, "NUL", "the message says why")
+T.is(state("c1"), waiting, "and c1 was not hung up")
+fails(sb.EINVAL, nil, "an event field name holding a NUL byte",
+      eng:submit("acme", { type = "hangup", ["call\0x"] = "c1" }))
+T.is(state("c1"), waiting, "and c1 was not hung up")
+fails(sb.EINVAL, "type", "an event type holding a NUL byte",
+      eng:submit("acme", { type = "hangup\0x", call = "c1" }))
+fails(sb.EINVAL, "attrs", "attrs given as JSON text holding a NUL byte",
+      eng:submit("acme", { type = "offer", call = "c2", queue = "support", caller = "+442079460002",
+                           attrs = '{"language":"en"}\0junk' }))
+T.is(state("c2"), nil, "and c2 was not offered")
+
+-- priority: a whole number, as the JSON event requires; NaN would be
+-- undefined behaviour converted to C's int, 1.5 silently became 1.
+for _, p in ipairs{ 1.5, 0 / 0, 1 / 0 } do
+  local r, pm = fails(sb.EINVAL, "priority", "priority = " .. tostring(p),
+                      eng:submit("acme", { type = "offer", call = "c3", queue = "support",
+                                           caller = "+442079460003", priority = p }))
+  T.like(pm, "integer", "the message asks for an integer")
+  T.is(state("c3"), nil, "and c3 was not offered")
+  if not r then break end
+end
+T.ok(eng:submit("acme", { type = "offer", call = "c4", queue = "support", caller = "+442079460004",
+                          priority = 7 }), "a whole priority is taken")
+
+-- Documents: a value that is neither a table nor JSON text is a wrong
+-- argument type, raised like every other (README, "Errors").
+T.raises(function() eng:account_put(42) end, "bad argument #1 .*table or JSON text expected, got number",
+         "account_put(42) raises")
+T.raises(function() eng:agent_put("acme") end, "bad argument #2 .*table or JSON text expected, got no value",
+         "agent_put without a document raises")
+T.raises(function() eng:queue_put("acme", true) end, "bad argument #2", "queue_put(acct, true) raises")
+T.raises(function() eng:member_put("acme", "support", "alice", 5) end, "bad argument #4",
+         "member_put with a number for its document raises")
+T.ok(eng:member_put("acme", "support", "alice"), "member_put without a document still works")
+T.raises(function() eng:records_list("acme", 5) end, "bad argument #2", "records_list with a number query raises")
+T.raises(function() eng:hold_place("acme") end, "bad argument #2", "hold_place without a hold raises")
+T.raises(function() eng:policy_put("acme", "p", "return {}", 5) end, "bad argument #4",
+         "policy_put with a number for its cases raises")
+T.raises(function() sb.policy_test("p.lua", "return {}") end, "bad argument #3",
+         "sb.policy_test without cases raises")
+fails(sb.EINVAL, "attrs", "attrs = 5 is refused as a field of the event",
+      eng:submit("acme", { type = "offer", call = "c5", queue = "support", caller = "+442079460005", attrs = 5 }))
+local nr, nm = eng:agent_put("acme", { id = "zed", devices = { softphone = "sip:z@x" }, weight = 0 / 0 })
+T.ok(nr == nil and tostring(nm):find("finite"), "a document that cannot be encoded is still nil, message")
+
+-- sb.open: options holding a NUL byte would open another directory (or
+-- read another mode); options of the wrong type are not guessed at.
+local other = T.tmpdir()
+T.raises(function() sb.open{ data_dir = other .. "/d\0x", log = "none" } end, "data_dir holds a NUL byte",
+         "sb.open refuses a data_dir holding a NUL byte")
+local f = io.open(other .. "/d/data.mdb", "rb")
+T.ok(f == nil, "and opened nothing at the path before the NUL")
+if f then f:close() end
+T.raises(function() sb.open{ data_dir = dir, sync = "none\0x", log = "none" } end, "sync holds a NUL byte",
+         "sb.open refuses sync = \"none\\0x\"")
+T.raises(function() sb.open{ data_dir = dir, policy_dir = "policies\0x", log = "none" } end,
+         "policy_dir holds a NUL byte", "sb.open refuses a policy_dir holding a NUL byte")
+for _, v in ipairs{ "no", 0, "false" } do
+  T.raises(function() sb.open{ data_dir = dir, require_signed_policies = v, log = "none" } end,
+           "require_signed_policies must be a boolean",
+           "sb.open refuses require_signed_policies = " .. string.format("%q", tostring(v)))
+end
+local e2 = sb.open{ data_dir = dir, require_signed_policies = false, log = "none" }
+T.ok(e2 ~= nil, "require_signed_policies = false opens")
+if e2 then e2:close() end
+
+-- Options may come from an __index function (defaults, the environment):
+-- the strings it makes are held by nothing else, and must stay alive until
+-- sb.open has used them, though a later lookup collects garbage and reuses
+-- the memory (before the fix, another directory was opened).
+do
+  local base = T.tmpdir()
+  -- strings as long as the data directory's, left as garbage
+  local function churn()
+    local junk = {}
+    for i = 1, 500 do junk[i] = base .. "/z" .. string.format("%05d", i) end
+    return #junk
+  end
+  local opts = setmetatable({ log = "none" }, { __index = function(_, k)
+    collectgarbage()
+    churn()
+    collectgarbage()
+    if k == "data_dir" then return base .. "/" .. table.concat({ "wa", "nted" }) end
+  end })
+  local e3, e3err = sb.open(opts)
+  T.ok(e3 ~= nil, "sb.open with data_dir from an __index function (" .. tostring(e3err) .. ")")
+  if e3 then e3:close() end
+  local made = io.open(base .. "/wanted/data.mdb", "rb")
+  T.ok(made ~= nil, "the data directory asked for was opened")
+  if made then made:close() end
+  local p = io.popen("ls '" .. base .. "'")
+  local list = p:read("*a"):gsub("%s+$", "")
+  p:close()
+  T.is(list, "wanted", "and no other")
+end
+
+-- An engine opened before fork() belongs to the parent (switchboard.h,
+-- sb_open): the child may not use it, and dropping it there must not close
+-- the parent's engine.
+local okffi, ffi = pcall(require, "ffi")
+if okffi and ffi.os == "Linux" then
+  ffi.cdef [[ int fork(void); int waitpid(int pid, int *status, int options); void _exit(int status); ]]
+  io.stdout:flush()
+  local pid = ffi.C.fork()
+  if pid == 0 then
+    local code = 0
+    local ok, err = pcall(eng.agent_get, eng, "acme", "alice")
+    if ok or not tostring(err):find("another process") then code = code + 1 end
+    ok, err = pcall(eng.submit, eng, "acme", { type = "hangup", call = "c1" })
+    if ok or not tostring(err):find("another process") then code = code + 2 end
+    if not pcall(eng.close, eng) then code = code + 4 end
+    eng = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    ffi.C._exit(code)
+  end
+  local st = ffi.new("int[1]")
+  ffi.C.waitpid(pid, st, 0)
+  local code = math.floor(st[0] / 256) % 256
+  T.ok(code % 2 == 0, "in a child after fork(), using the parent's engine raises 'another process'")
+  T.ok(math.floor(code / 2) % 2 == 0, "and so does an event (nothing reaches the parent's engine)")
+  T.ok(math.floor(code / 4) % 2 == 0, "closing it there is harmless")
+  T.is(state("c1"), waiting, "the parent's c1 is as it was")
+  T.ok(eng:agent_get("acme", "alice") ~= nil, "and the parent's engine still works")
+else
+  T.ok(true, "# SKIP fork() needs LuaJIT's FFI")
+end
+
+eng:close()
+T.cleanup()
+T.done()
