@@ -11,7 +11,8 @@ several threads at once: nobody double-booked), call records and retention
 progress callback, the audit log, erasure, aggregates), backups, deferred
 sync, closing (also from the clock, log and progress functions, and while a
 call runs on another thread), arguments C cannot take (NUL bytes, None, NaN,
-numbers beyond a C integer), the results of ended threads freed.
+numbers beyond a C integer), the results of ended threads freed, an engine
+refused in the child of a fork.
 
 Run by `make test` (SB_BUILD names the build directory, relative to the
 repository root) or by hand: bindings/python/test_binding.t. Under a
@@ -1020,11 +1021,54 @@ def test_gateway_example():
         diag(c.stderr.decode())
 
 
+def test_fork():
+    """An engine opened before os.fork() (a gateway preloading its app
+    before forking workers) belongs to the parent: in the child every call
+    raises StateError and close() leaves the parent's engine alone."""
+    clock = Clock()
+    eng = sb.Engine(os.path.join(TMP, "fork"), policy_dir=POLICIES, sync="none", clock=clock)
+    provision(eng, clock)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it saw on the pipe, then leave at once
+        os.close(r)
+        out = []
+        try:
+            eng.agent_get("acme", "ag0")
+            out.append("call worked")
+        except sb.StateError as e:
+            out.append("StateError" if "another process" in e.message else "other: %s" % e)
+        except Exception as e:  # noqa: BLE001
+            out.append("raised %r" % (e,))
+        try:
+            eng.close()
+            out.append("closed" if eng.closed else "still open")
+        except Exception as e:  # noqa: BLE001
+            out.append("close raised %r" % (e,))
+        os.write(w, ",".join(out).encode())
+        os._exit(0)
+    os.close(w)
+    got = b""
+    while True:
+        b = os.read(r, 4096)
+        if not b:
+            break
+        got += b
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    is_(got.decode(), "StateError,closed",
+        "fork: in the child a call raises StateError (another process's engine); close() "
+        "only drops the child's handle")
+    ok(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "fork: the child exits cleanly")
+    is_(eng.agent_get("acme", "ag0")["id"], "ag0", "fork: the parent's engine still works")
+    eng.close()
+
+
 def main():
     tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
              test_policies, test_policy_tools, test_apikeys, test_records, test_backup,
              test_two_engines, test_defer_and_reopen, test_arguments, test_close_and_threads,
-             test_gateway_example]
+             test_fork, test_gateway_example]
     try:
         for t in tests:
             try:

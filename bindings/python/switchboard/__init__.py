@@ -623,6 +623,21 @@ def _nothing(lib, res):
     return None
 
 
+
+# Forks this process has gone through, as seen from the child. An engine is
+# its opening process's (LMDB's rule: an environment is not used after
+# fork()); in a child, its calls raise and close() only drops the handle.
+_forks = 0
+
+
+def _after_fork_in_child():
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 class Engine:
     """An open engine on a data directory (``sb_open`` / ``sb_close``).
 
@@ -672,6 +687,7 @@ class Engine:
                  policy_public_key=None, library=None, **numbers):
         # Set first: close() (from __del__) must work whatever fails below.
         self._eng = None
+        self._forks = _forks    # a child of a fork may not use it (see _forks)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._calls = 0         # calls in flight, on every thread
@@ -787,6 +803,11 @@ class Engine:
         from inside a call on this engine — from a ``clock``, ``log`` or
         ``progress`` function — it raises StateError and the engine stays
         open: the call that called it still uses the engine."""
+        if self._forks != _forks:
+            # The parent's engine: not closed here, nor its lock taken (a
+            # thread of the parent may have held it at the fork).
+            self._eng = None
+            return
         tls = self._tls
         if getattr(tls, "depth", 0) or getattr(tls, "closing", False):
             raise StateError("SB_ESTATE", ESTATE,
@@ -834,7 +855,12 @@ class Engine:
 
     def _enter(self, need_res=True):
         """Start one call: (engine, result, own) — own is a result to free
-        at _leave. Raises InvalidError on a closed (or closing) engine."""
+        at _leave. Raises InvalidError on a closed (or closing) engine,
+        StateError in the child of a fork."""
+        if self._forks != _forks and self._eng is not None:
+            raise StateError("SB_ESTATE", ESTATE,
+                             "this engine was opened by another process (before a fork): "
+                             "open one in this process")
         with self._lock:
             eng = self._eng
             if eng is None or self._closing:
