@@ -240,6 +240,8 @@ SB_API void sb_config_init(sb_config *cfg);
 ** fails with SB_EINVAL naming the field; its map_size is not used (the map
 ** is open already); its sync mode, policies, clock and budgets are its own.
 ** Engines opened before fork() belong to the parent: the child opens its own.
+** (In the child, every call on the parent's engine is refused with
+** SB_ESTATE, "opened by another process", and sb_close leaves it alone.)
 ** Refused with SB_EINVAL naming the field: a config not from sb_config_init,
 ** an unknown sync mode or log level, map sizes out of range, a data_dir
 ** that is a file, a policy_dir that is not a directory, a missing

@@ -458,6 +458,24 @@ static void env_release(sb_engine *e)
     e->env = NULL;
 }
 
+static unsigned forks_seen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void forked_child(void)
+{
+    __atomic_add_fetch(&forks_seen, 1, __ATOMIC_RELAXED);
+}
+
+static void watch_forks(void)
+{
+    pthread_atfork(NULL, NULL, forked_child);
+}
+
+unsigned eng_forks(void)
+{
+    return __atomic_load_n(&forks_seen, __ATOMIC_RELAXED);
+}
+
 int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
 {
     res_reset(res);
@@ -500,9 +518,11 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     if (cr_init()) return res_err(res, SB_ECRYPTO, NULL, "libsodium failed to initialise");
     json_alloc_init();
 
+    pthread_once(&fork_once, watch_forks);
     sb_engine *e = calloc(1, sizeof *e);
     if (!e) return res_err(res, SB_ENOMEM, NULL, "out of memory");
     cr_protect(e->master, sizeof e->master);
+    e->forks = eng_forks();
     e->cfg = *cfg;
     e->data_dir = strdup(cfg->data_dir);
     e->policy_dir = dup_or_null(cfg->policy_dir);
@@ -589,6 +609,10 @@ fail:
 void sb_close(sb_engine *e)
 {
     if (!e) return;
+    /* In the child of a fork, the engine is the parent's copy: its locks may
+    ** be held by threads that did not come along, and closing LMDB here is
+    ** what LMDB forbids. Left as it is (copy-on-write memory). */
+    if (eng_forked(e)) return;
     env_release(e);
     if (e->pol) pol_host_free(e->pol);
     records_close(e);

@@ -157,7 +157,17 @@ struct sb_engine {
     struct rec_state *rec; /* records.c: data keys and per-transaction caches */
     int live_events;       /* events.c: sb_submit/sb_tick calls in flight; a
                            ** sweep ends its transaction early when one waits */
+    unsigned forks;        /* eng_forks() when opened: another in a child of fork() */
 };
+
+/* fork(): an engine is its opening process's (LMDB forbids using an
+** environment after fork()). eng_forks() counts the forks this process is
+** the child of (pthread_atfork, watched from the first sb_open); an engine
+** whose count differs refuses every transaction with ENG_EFORKED, which
+** eng_mdb_err reports as SB_ESTATE, and sb_close leaves it alone. */
+unsigned eng_forks(void);
+#define eng_forked(e) ((e)->forks != eng_forks())
+#define ENG_EFORKED (-30600) /* not an LMDB code (MDB_KEYEXIST..MDB_LAST_ERRCODE) */
 
 /* One write transaction in progress. */
 typedef struct wtx {

@@ -493,6 +493,11 @@ int eng_mdb_err(sb_result *res, int rc, const char *what)
         return rc;
     }
     switch (rc) {
+    case ENG_EFORKED:
+        return res_err(res, SB_ESTATE, NULL,
+                       "%s: this engine was opened by another process (before fork()): open one "
+                       "in this process",
+                       what);
     case MDB_MAP_FULL:
     case ENOSPC:
     case EDQUOT:
@@ -564,6 +569,7 @@ static int adopt_map(sb_engine *e)
 
 static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
 {
+    if (eng_forked(e)) return ENG_EFORKED;
     for (int tries = 0;; tries++) {
         pthread_rwlock_rdlock(&e->sh->maplock);
         int rc = mdb_txn_begin(e->env, NULL, flags, txn);
@@ -635,6 +641,7 @@ static int group_sync(sb_engine *e)
 int sb_sync(sb_engine *e)
 {
     if (!e) return SB_EINVAL;
+    if (eng_forked(e)) return SB_ESTATE;
     int rc = locked_sync(e);
     return rc ? eng_mdb_err(NULL, rc, "sync") : 0;
 }

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[256];
@@ -762,6 +763,43 @@ static void test_stranded_call(void)
     eng = open_engine(NULL);
 }
 
+/* An engine opened before fork() is the parent's (LMDB forbids using an
+** environment after fork()): in the child every call is refused with
+** SB_ESTATE and a message that says why, sb_close leaves the parent's
+** environment alone, and the parent goes on as before. The child reports
+** through its exit status: a bit per check that failed. */
+static void test_fork(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = 0;
+        sb_result *r = sb_result_new();
+        int rc = sb_agent_get(eng, "acme", "alice", r);
+        if (rc != SB_ESTATE || !strstr(sb_result_message(r), "another process")) bad |= 1;
+        const char *offer = "{\"type\":\"offer\",\"call\":\"f1\",\"queue\":\"support\",\"caller\":"
+                            "\"+15550000031\"}";
+        rc = sb_submit_json(eng, "acme", offer, strlen(offer), r);
+        if (rc != SB_ESTATE) bad |= 2;
+        if (sb_sync(eng) != SB_ESTATE) bad |= 4;
+        sb_close(eng);
+        _exit(bad);
+    }
+    int st = 0;
+    ok(pid > 0 && waitpid(pid, &st, 0) == pid, "forked a child");
+    ok(WIFEXITED(st) && (WEXITSTATUS(st) & 1) == 0,
+       "in the child of a fork, a read is refused: SB_ESTATE, opened by another process");
+    ok(WIFEXITED(st) && (WEXITSTATUS(st) & 2) == 0, "... an event too");
+    ok(WIFEXITED(st) && (WEXITSTATUS(st) & 4) == 0, "... and sb_sync");
+    is_str(agent_status("acme", "alice"), "available",
+           "the parent's engine works after the child closed its copy");
+    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"f2\",\"queue\":\"support\",\"caller\":\"+"
+                  "15550000032\"}") == 0 &&
+           find(SB_ACT_RING, "f2") != NULL,
+       "and routes: no call from the child was recorded");
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"f2\"}");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-engine-%d", (int)getpid());
@@ -812,6 +850,7 @@ int main(void)
     test_isolation();
     test_threads();
     test_persistence();
+    test_fork();
     test_schema();
     sb_close(eng);
     sb_result_free(res);
