@@ -1434,6 +1434,7 @@ typedef struct lint {
     finding *f;
     size_t n, cap;
     char file[SB_NAME_MAX + 16];
+    int hook_first[3], hook_last[3]; /* lines of route, retain, erase (0: none) */
 } lint;
 
 static void add_finding(lint *l, int line, const char *fmt, ...)
@@ -1507,8 +1508,15 @@ static const char *blocked_hint(kstr name)
     return NULL;
 }
 
+typedef struct locvar {
+    kstr name;
+    int startpc, endpc, reg, kind; /* kind: VK_* of a view it holds throughout */
+} locvar;
+
 typedef struct fnread {
-    int linedefined;
+    int linedefined, lastlinedefined, nparams;
+    locvar *loc;
+    int nloc;
     const uint8_t *code;
     int ncode;
     kstr *k;
@@ -1596,6 +1604,159 @@ static void lint_fn(lint *l, const fnread *f)
     }
 }
 
+/* --- view fields: the hooks' parameters and what comes from them ---------- */
+
+enum {
+    OP_MOVE = 0,
+    OP_LOADNIL = 8,
+    OP_GETTABLE = 12,
+    OP_GETI = 13,
+    OP_TFORPREP = 75,
+    OP_CALL = 68
+};
+
+/* Does the instruction write register reg? (Lua 5.4: the opcodes whose A is
+** an operand write nothing; LOADNIL writes A..A+B; a call's or loop's other
+** results land above the live locals, never in one.) */
+static int writes(uint32_t ins, int reg)
+{
+    int op = (int)(ins & 0x7f), a = (int)((ins >> 7) & 0xff);
+    switch (op) {
+    case 10: /* SETUPVAL */
+    case 15:
+    case 16: /* SETTABUP, SETTABLE */
+    case 17:
+    case 18: /* SETI, SETFIELD */
+    case 46:
+    case 47:
+    case 48: /* MMBIN, MMBINI, MMBINK */
+    case 54:
+    case 55:
+    case 56: /* CLOSE, TBC, JMP */
+    case 57:
+    case 58:
+    case 59:
+    case 60:
+    case 61:
+    case 62:
+    case 63:
+    case 64:
+    case 65: /* EQ..GEI */
+    case 66: /* TEST */
+    case 70:
+    case 71:
+    case 72: /* RETURN, RETURN0, RETURN1 */
+    case 76: /* TFORCALL: its loop's variables, defined there */
+    case 78:
+    case 81:
+    case 82: /* SETLIST, VARARGPREP, EXTRAARG */
+        return 0;
+    case OP_LOADNIL:
+        return reg >= a && reg <= a + (int)((ins >> 16) & 0xff);
+    default:
+        return a == reg;
+    }
+}
+
+static int written(const fnread *f, int reg, int from, int to)
+{
+    for (int pc = from; pc < to && pc < f->ncode; pc++)
+        if (writes(ins_at(f, pc), reg)) return 1;
+    return 0;
+}
+
+static int kind_at(const fnread *f, const int *params, int pc, int reg, int depth);
+
+/* The view the instruction at pc leaves in its register A, or VK_NONE. */
+static int produced(const fnread *f, const int *params, int pc, int *reg, int depth)
+{
+    if (pc < 0 || depth > 8) return VK_NONE;
+    uint32_t ins = ins_at(f, pc);
+    int op = (int)(ins & 0x7f), b = (int)((ins >> 16) & 0xff), c = (int)((ins >> 24) & 0xff);
+    *reg = (int)((ins >> 7) & 0xff);
+    if (op == OP_MOVE) return kind_at(f, params, pc, b, depth + 1);
+    if (op == OP_GETI || op == OP_GETTABLE)
+        return kind_at(f, params, pc, b, depth + 1) == VK_AGENTS ? VK_AGENT : VK_NONE;
+    if (op == OP_GETFIELD) {
+        int kind = kind_at(f, params, pc, b, depth + 1), next = VK_NONE;
+        kstr k = kget(f, c);
+        if (kind != VK_NONE && k.s) views_has_field(kind, k.s, k.n, &next);
+        return next;
+    }
+    return VK_NONE;
+}
+
+/* The view register reg holds when the instruction at pc runs, or VK_NONE
+** when that is not known for sure. */
+static int kind_at(const fnread *f, const int *params, int pc, int reg, int depth)
+{
+    int r, kind;
+    if (pc > 0 && (kind = produced(f, params, pc - 1, &r, depth)) != VK_NONE && r == reg)
+        return kind;
+    for (int i = f->nloc - 1; i >= 0; i--) {
+        const locvar *v = &f->loc[i];
+        if (v->reg == reg && v->startpc <= pc && pc < v->endpc)
+            return i < f->nparams ? (reg < 3 ? params[reg] : VK_NONE) : v->kind;
+    }
+    return reg < f->nparams && reg < 3 ? params[reg] : VK_NONE;
+}
+
+/* A generic for over ipairs(agents) whose TFORPREP is at pc: 1 or 0. */
+static int ipairs_agents(lint *l, const fnread *f, const int *params, int pc)
+{
+    if (pc < 3) return 0;
+    uint32_t g = ins_at(f, pc - 3), m = ins_at(f, pc - 2), c = ins_at(f, pc - 1);
+    int a = (int)((g >> 7) & 0xff);
+    kstr name = kget(f, (int)((g >> 24) & 0xff)), none = {NULL, 0};
+    return (g & 0x7f) == OP_GETTABUP && (int)((g >> 16) & 0xff) == f->env && name.n == 6 &&
+           memcmp(name.s, "ipairs", 6) == 0 && known(l, name, none) && (m & 0x7f) == OP_MOVE &&
+           (int)((m >> 7) & 0xff) == a + 1 &&
+           kind_at(f, params, pc - 2, (int)((m >> 16) & 0xff), 0) == VK_AGENTS &&
+           (c & 0x7f) == OP_CALL && (int)((c >> 7) & 0xff) == a &&
+           (int)((ins_at(f, pc) >> 7) & 0xff) == a;
+}
+
+/* A hook's body: field names read from its views (route: call, agents,
+** ctx; retain: record, ctx; erase: record, request, ctx), from ctx.queue,
+** and from agents: an ipairs loop's value, a local set from agents[i] and
+** never reassigned, or agents[i].field itself. */
+static void lint_fields(lint *l, fnread *f, int hook)
+{
+    static const int kinds[3][3] = {{VK_CALL, VK_AGENTS, VK_CTX},
+                                    {VK_RECORD, VK_RCTX, VK_NONE},
+                                    {VK_RECORD, VK_REQUEST, VK_RCTX}};
+    int params[3] = {VK_NONE, VK_NONE, VK_NONE};
+    if (f->nloc > 0 && f->loc[0].name.n == 4 && memcmp(f->loc[0].name.s, "self", 4) == 0)
+        return; /* declared with ':': check_params says so */
+    for (int i = 0; i < 3 && i < f->nparams; i++)
+        if (!written(f, i, 0, f->ncode)) params[i] = kinds[hook][i];
+    /* Locals that hold an agent view (or ctx.queue) from start to end. */
+    for (int i = 0; i < f->nloc; i++) {
+        locvar *v = &f->loc[i];
+        int def = v->startpc - 1, r;
+        if (i < f->nparams || def < 0 || def >= f->ncode) continue;
+        uint32_t ins = ins_at(f, def);
+        int kind = VK_NONE;
+        if ((ins & 0x7f) == OP_TFORPREP) {
+            if (v->reg == (int)((ins >> 7) & 0xff) + 5 && ipairs_agents(l, f, params, def))
+                kind = VK_AGENT;
+        } else if ((kind = produced(f, params, def, &r, 0)) != VK_NONE && r != v->reg) {
+            kind = VK_NONE;
+        }
+        if (kind != VK_NONE && !written(f, v->reg, v->startpc, v->endpc)) v->kind = kind;
+    }
+    for (int pc = 0; pc < f->ncode; pc++) {
+        uint32_t ins = ins_at(f, pc);
+        if ((ins & 0x7f) != OP_GETFIELD) continue;
+        int kind = kind_at(f, params, pc, (int)((ins >> 16) & 0xff), 0), next;
+        kstr k = kget(f, (int)((ins >> 24) & 0xff));
+        if (kind == VK_NONE || kind == VK_AGENTS || !k.s || views_has_field(kind, k.s, k.n, &next))
+            continue;
+        add_finding(l, line_at(f, pc), "%s has no field '%.*s'", views_kind_name(kind), (int)k.n,
+                    k.s);
+    }
+}
+
 static void read_fn(lint *l, rd *r, int depth)
 {
     if (depth > 200) {
@@ -1606,8 +1767,9 @@ static void read_fn(lint *l, rd *r, int depth)
     f.env = -1;
     rd_string(r); /* source */
     f.linedefined = (int)rd_size(r);
-    rd_size(r);
-    rd_skip(r, 3); /* numparams, is_vararg, maxstacksize */
+    f.lastlinedefined = (int)rd_size(r);
+    f.nparams = rd_byte(r);
+    rd_skip(r, 2); /* is_vararg, maxstacksize */
     f.ncode = (int)rd_size(r);
     f.code = rd_skip(r, (size_t)f.ncode * 4);
     f.nk = (int)rd_size(r);
@@ -1646,19 +1808,36 @@ static void read_fn(lint *l, rd *r, int depth)
         }
     }
     int nloc = (int)rd_size(r);
+    if (!r->err && nloc > 0 && (size_t)nloc <= (size_t)(r->end - r->p))
+        f.loc = calloc((size_t)nloc, sizeof *f.loc);
     for (int i = 0; i < nloc && !r->err; i++) {
-        rd_string(r);
-        rd_size(r);
-        rd_size(r);
+        kstr name = rd_string(r);
+        int sp = (int)rd_size(r), ep = (int)rd_size(r);
+        if (!f.loc) continue;
+        /* A local's register: the locals active where it starts, before it. */
+        int reg = 0;
+        for (int j = 0; j < i; j++)
+            if (f.loc[j].startpc <= sp && sp < f.loc[j].endpc) reg++;
+        f.loc[i] = (locvar){name, sp, ep, reg, VK_NONE};
+        f.nloc = i + 1;
     }
     int nupn = (int)rd_size(r);
     for (int i = 0; i < nupn && !r->err; i++) {
         kstr s = rd_string(r);
         if (s.n == 4 && memcmp(s.s, "_ENV", 4) == 0) f.env = i;
     }
-    if (!r->err && f.k && (f.nabs == 0 || f.abs)) lint_fn(l, &f);
+    if (!r->err && f.k && (f.nabs == 0 || f.abs)) {
+        lint_fn(l, &f);
+        for (int h = 0; h < 3 && (f.loc || !nloc); h++)
+            if (l->hook_first[h] && l->hook_first[h] == f.linedefined &&
+                l->hook_last[h] == f.lastlinedefined) {
+                lint_fields(l, &f, h);
+                break;
+            }
+    }
     free(f.k);
     free(f.abs);
+    free(f.loc);
 }
 
 static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
@@ -1735,7 +1914,7 @@ int sb_policy_check(const char *name, const char *source, size_t len, sb_result 
     sbx *sb = sbx_new(lim.memory, NULL, NULL);
     if (!sb) return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
     sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
-    lint l = {sb->L, sb, NULL, 0, 0, ""};
+    lint l = {sb->L, sb, NULL, 0, 0, "", {0, 0, 0}, {0, 0, 0}};
     snprintf(l.file, sizeof l.file, "%s.lua", nm);
 
     sb_buf problems = {0}, warn = {0};
@@ -1747,6 +1926,15 @@ int sb_policy_check(const char *name, const char *source, size_t len, sb_result 
         refs[0] = refs[1] = refs[2] = LUA_NOREF;
     }
     /* Lint whatever compiles, also when the top level failed. */
+    for (int i = 0; i < 3; i++) {
+        lua_Debug ar;
+        if (refs[i] == LUA_NOREF) continue;
+        lua_rawgeti(sb->L, LUA_REGISTRYINDEX, refs[i]);
+        if (lua_getinfo(sb->L, ">S", &ar) && ar.what[0] == 'L') {
+            l.hook_first[i] = ar.linedefined;
+            l.hook_last[i] = ar.lastlinedefined;
+        }
+    }
     checkjob cj = {&l, source, len, 0};
     sbx_arm(sb, lim.load_instructions, sbx_load_wall(lim.wall_ms));
     sbx_pause(sb);

@@ -606,13 +606,26 @@ static int is_protected(lua_State *L, int idx)
     return in_set(L, sbx_of(L)->ref_protected, idx);
 }
 
+static int env_assign(lua_State *L);
+
+/* Is the table at idx a policy file's _ENV once its top level has run? */
+static int frozen_env(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx)) return 0;
+    lua_pushliteral(L, "__newindex");
+    int is = lua_rawget(L, -2) == LUA_TFUNCTION && lua_tocfunction(L, -1) == env_assign;
+    lua_pop(L, 2);
+    return is;
+}
+
 static int sb_rawset(lua_State *L)
 {
     sbx *sb = sbx_of(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checkany(L, 2);
     luaL_checkany(L, 3);
-    if (is_protected(L, 1)) return luaL_error(L, "attempt to modify a read-only table");
+    if (is_protected(L, 1) || frozen_env(L, 1))
+        return luaL_error(L, "attempt to modify a read-only table");
     lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_agents);
     if (lua_rawequal(L, 1, -1)) sb->agents_dirty = 1;
     lua_pop(L, 1);
@@ -2059,6 +2072,56 @@ static int last_line(const char *src, size_t len)
     return line;
 }
 
+/* An assignment to a global once the file's top level has run. */
+static int env_assign(lua_State *L)
+{
+    char k[68];
+    snprintf(k, sizeof k, "%s", lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+    return luaL_error(L,
+                      "assignment to global '%s' in a hook: a file's globals are fixed once "
+                      "its top level has run (use a local; what a later call needs goes in "
+                      "ctx.set)",
+                      k);
+}
+
+/* After the top level: the file's globals move to a table its _ENV reads
+** through, and the _ENV itself keeps only _G (itself), so an assignment to a
+** global in a hook fails (state kept in the process would be out of the
+** store: lost on a restart, not shared by engines on one data directory,
+** different in a replay). rawset refuses it too (sb_rawset), setmetatable
+** its metatable. */
+static void freeze_env(lua_State *L, sbx *sb, int env)
+{
+    lua_createtable(L, 0, 4);
+    int vals = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, env)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, vals);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, vals)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, env);
+    }
+    lua_pushvalue(L, env);
+    lua_setfield(L, env, "_G");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_envmt); /* reads fall through to the shared globals */
+    lua_setmetatable(L, vals);
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, vals);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, env_assign);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, env);
+    lua_settop(L, vals - 1);
+}
+
 static int load_job(lua_State *L)
 {
     loadjob *j = lua_touserdata(L, 1);
@@ -2069,12 +2132,15 @@ static int load_job(lua_State *L)
     int fn = lua_gettop(L);
 
     lua_createtable(L, 0, 4); /* this file's own _ENV */
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "_G");
+    int env = lua_gettop(L);
+    lua_pushvalue(L, env);
+    lua_setfield(L, env, "_G");
     lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_envmt);
-    lua_setmetatable(L, -2);
+    lua_setmetatable(L, env);
+    lua_pushvalue(L, env);
     lua_setupvalue(L, fn, 1);
 
+    lua_pushvalue(L, fn);
     lua_call(L, 0, 1);
     sbx_pause(sb);
     int ll = last_line(j->src, j->len);
@@ -2103,6 +2169,7 @@ static int load_job(lua_State *L)
                           "%s.lua:%d: the policy has no hook (a 'route', 'retain' or 'erase' "
                           "function)",
                           j->name, ll);
+    freeze_env(L, sb, env);
     if (j->warn) {
         lua_pushnil(L);
         while (lua_next(L, t)) {

@@ -348,6 +348,25 @@ json_t *views_cand_doc(sbx *sb, pol_cand *c);
 /* Free what the views keep in the state (sbx_free). */
 void views_release(sbx *sb);
 
+/* Kinds of view, for the lint (policytest.c), which judges field names the
+** way the views do when a hook reads them. */
+enum views_kind {
+    VK_NONE = 0,
+    VK_AGENT,
+    VK_AGENTS,
+    VK_CALL,
+    VK_QUEUE,
+    VK_CTX,
+    VK_RCTX,
+    VK_RECORD,
+    VK_REQUEST
+};
+/* The name a view of this kind has in "... has no field 'x'" messages. */
+const char *views_kind_name(int kind);
+/* Whether a view of this kind has the field `name` (len bytes); *next: the
+** kind of view the field holds (VK_QUEUE for ctx.queue), else VK_NONE. */
+int views_has_field(int kind, const char *name, size_t len, int *next);
+
 /* Push a JSON value as a fresh Lua value (tables copied; depth bounded). */
 void views_push_json(lua_State *L, const json_t *j, int depth);
 

@@ -670,6 +670,56 @@ static int ctx_field(lua_State *L, vcall *vc, int k)
     }
 }
 
+/* The fields each view answers above, by kind (VK_*), for the lint. */
+const char *views_kind_name(int kind)
+{
+    switch (kind) {
+    case VK_AGENT:
+        return "agent";
+    case VK_CALL:
+        return "call";
+    case VK_QUEUE:
+        return "queue";
+    case VK_CTX:
+    case VK_RCTX:
+        return "ctx";
+    case VK_RECORD:
+        return "record";
+    case VK_REQUEST:
+        return "request";
+    default:
+        return "view";
+    }
+}
+
+int views_has_field(int kind, const char *name, size_t len, int *next)
+{
+    int k = K_NONE;
+    for (int i = 1; i < K_COUNT && k == K_NONE; i++)
+        if (strlen(sbx_key_names[i]) == len && memcmp(sbx_key_names[i], name, len) == 0) k = i;
+    *next = VK_NONE;
+    switch (kind) {
+    case VK_AGENT:
+        return k >= K_ID && k <= K_DEVICES_NOW;
+    case VK_CALL:
+        return k == K_ID || k == K_SKILLS || (k >= K_QUEUE && k <= K_ATTRS);
+    case VK_QUEUE:
+        return k == K_ID || k == K_POSITION || (k >= K_WAITING && k <= K_AVAILABLE);
+    case VK_CTX:
+        if (k == K_QUEUE) *next = VK_QUEUE;
+        return k == K_QUEUE || (k >= K_NOW && k <= K_LOG);
+    case VK_RCTX:
+        return k >= K_NOW && k <= K_LOG;
+    case VK_RECORD:
+        return k == K_ID || k == K_QUEUE || k == K_AGENT || k == K_PRIORITY || k == K_WAIT ||
+               k == K_ATTRS || k == K_ATTEMPTS || (k >= K_FIRST_QUEUE && k <= K_DECIDED_BY);
+    case VK_REQUEST:
+        return k == K_ROLE || k == K_RECEIVED;
+    default:
+        return 1;
+    }
+}
+
 static int stale(lua_State *L, int tag)
 {
     return luaL_error(L, "%s view used outside the route call it was given to", tag_names[tag]);
@@ -1523,6 +1573,8 @@ static int decide(dctx *d, int idx)
     case F_MOVE:
         if (str_field(d, base + F_MOVE, "move", SB_ID_MAX, o->queue, sizeof o->queue)) return -1;
         if (!id_valid(o->queue)) return bad(d, "move: '%s' is not a valid queue id", o->queue);
+        if (d->vc->call && d->vc->call->queue && strcmp(o->queue, d->vc->call->queue) == 0)
+            return bad(d, "move: the call waits in queue '%s' already", o->queue);
         o->reason[0] = 0;
         if (HAS(F_REASON) &&
             str_field(d, base + F_REASON, "reason", SB_REASON_MAX, o->reason, sizeof o->reason))

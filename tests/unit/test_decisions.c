@@ -694,6 +694,28 @@ static void test_move_missing(void)
        "the log names the policy and the queue");
 }
 
+/* A policy's move to the queue the call waits in already: an invalid
+** decision (the call gets the fallback, the trace says why), not a caller
+** turned away. */
+static void test_move_own_queue(void)
+{
+    ok(policy("stay", "local P = {}\n"
+                      "function P.route(call, agents, ctx)\n"
+                      "  return { move = call.queue, reason = 'busy' }\n"
+                      "end\nreturn P\n") == 0,
+       "upload a policy moving calls to their own queue");
+    queue_with("stay");
+    char call[32];
+    snprintf(call, sizeof call, "%s", offer());
+    is_int(count(SB_ACT_REJECT), 0, "move to its own queue: the caller is not turned away");
+    ok(count(SB_ACT_RING) == 1, "the fallback rings");
+    const char *d = detail_of(call, 0);
+    ok(fell_back(call, 0) && strstr(d, "stay.lua:2: route returned invalid decision: move: the "
+                                       "call waits in queue 'q' already"),
+       "the trace says why (%s)", d);
+    end_call(call);
+}
+
 /* What a policy logs reaches the embedder's log sink with its numbers read
 ** [number], however written; other digits stay. */
 static void test_log_redacted(void)
@@ -770,6 +792,7 @@ int main(void)
     test_not_offered();
     test_nan_in_messages();
     test_move_missing();
+    test_move_own_queue();
     test_log_redacted();
     test_store_refuses_numbers();
     sb_close(eng);

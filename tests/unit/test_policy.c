@@ -846,6 +846,65 @@ static void test_check(void)
     sb_result_free(r);
 }
 
+/* The lint knows the views' fields: a typo in a field of call, ctx,
+** ctx.queue, an agent of `agents` (an ipairs loop variable, a local set from
+** agents[i], agents[i].x), record or request is found before deployment;
+** fields of other tables, and parameters the hook reassigns, are not judged. */
+static void test_check_fields(void)
+{
+    sb_result *r = sb_result_new();
+    const char *src = "local P = {}\n"                                                /* 1 */
+                      "function P.route(call, agents, ctx)\n"                         /* 2 */
+                      "  for _, a in ipairs(agents) do\n"                             /* 3 */
+                      "    if a.idle_fro > a.idle_for then return { ring = a } end\n" /* 4 */
+                      "  end\n"                                                       /* 5 */
+                      "  local b = agents[1]\n"                                       /* 6 */
+                      "  local x = b.skils or agents[2].positon\n"                    /* 7 */
+                      "  if call.prority > ctx.queue.wating then return {} end\n"     /* 8 */
+                      "  ctx.logg(call.attrs.anything, ctx.now)\n"                    /* 9 */
+                      "  local t = { wating = 1 }\n"                                  /* 10 */
+                      "  return { wait = t.wating + t.other }\n"                      /* 11 */
+                      "end\n"                                                         /* 12 */
+                      "function P.retain(record, ctx)\n"                              /* 13 */
+                      "  return { keep = record.age_day == ctx.queue }\n"             /* 14 */
+                      "end\n"                                                         /* 15 */
+                      "function P.erase(record, request, ctx)\n"                      /* 16 */
+                      "  request = { rol = 1 }\n"                                     /* 17 */
+                      "  return { delete = request.rol == record.outcome }\n"         /* 18 */
+                      "end\n"                                                         /* 19 */
+                      "return P\n";
+    int rc = sb_policy_check("fields.lua", src, strlen(src), r);
+    const char *m = sb_result_message(r);
+    ok(rc == SB_EPOLICY, "field typos fail the check");
+    static const char *const want[] = {
+        "fields.lua:4: agent has no field 'idle_fro'",  "fields.lua:7: agent has no field 'skils'",
+        "fields.lua:7: agent has no field 'positon'",   "fields.lua:8: call has no field 'prority'",
+        "fields.lua:8: queue has no field 'wating'",    "fields.lua:9: ctx has no field 'logg'",
+        "fields.lua:14: record has no field 'age_day'", "fields.lua:14: ctx has no field 'queue'",
+    };
+    for (size_t i = 0; i < countof(want); i++)
+        ok(strstr(m, want[i]) != NULL, "lint: %s", want[i]);
+    size_t n = json_array_size(json_object_get(res_get_doc(r), "problems"));
+    ok(n == countof(want),
+       "and nothing else: not a table of the policy's own, not a "
+       "reassigned parameter (%zu)",
+       n);
+    if (n != countof(want)) diag("%s", m);
+    const char *clean = "local P = {}\n"
+                        "function P.route(call, agents, ctx)\n"
+                        "  local best\n"
+                        "  for _, a in ipairs(agents) do\n"
+                        "    if not best or a.idle_for > best.idle_for then best = a end\n"
+                        "  end\n"
+                        "  local q = ctx.queue\n"
+                        "  if call.waited > 60 and q.waiting > 3 then return { move = 'b' } end\n"
+                        "  return best and { ring = best.id, timeout = agents[1].position } or {}\n"
+                        "end\nreturn P\n";
+    ok(sb_policy_check("clean.lua", clean, strlen(clean), r) == 0, "documented fields pass (%s)",
+       sb_result_message(r));
+    sb_result_free(r);
+}
+
 /* --- retention hooks -------------------------------------------------------- */
 
 static int att_cb(void *arg, int i, pol_attempt *out)
@@ -1049,6 +1108,7 @@ int main(void)
     test_host();
     test_cases();
     test_check();
+    test_check_fields();
     test_retention_cases();
     test_retention_host();
     pol_host_free(H);

@@ -289,6 +289,43 @@ int main(void)
     ok(!d->failed, "a file never sees another file's globals (%s)", d->error);
     d = route(h, 2, "leak-b");
     ok(!d->failed, "an account never sees another account's globals (%s)", d->error);
+    add_src(1, "leak-top", "leaked = 'secret'\n_G.leaked2 = 1\n" R("return {}"));
+    route(h, 1, "leak-top");
+    d = route(h, 1, "leak-b");
+    ok(!d->failed, "nor the globals another file's top level set (%s)", d->error);
+
+    /* A file's globals are fixed once its top level has run: a hook that
+    ** assigns one (state kept in the process, out of the store, that engines
+    ** sharing a data directory would not share) fails saying so, by name and
+    ** line, and the global keeps its value. */
+    add_src(1, "counter",
+            "n = 0\nfunction bump(x) return x + 1 end\nlocal P = {}\n"
+            "function P.route(call, agents, ctx)\n"
+            "  if call.id == 'c1' and n == 0 then n = bump(n) end\n"
+            "  return { wait = n + 1 }\nend\nreturn P\n");
+    d = route(h, 1, "counter");
+    ok(d->failed && strstr(d->error, "counter.lua:5: assignment to global 'n' in a hook") &&
+           strstr(d->error, "ctx.set"),
+       "a hook assigning a global the top level set fails: %s", d->error);
+    add_src(1, "counter-read",
+            "n = 0\nfunction bump(x) return x + 1 end\n" R("return { wait = bump(n) }"));
+    d = route(h, 1, "counter-read");
+    ok(!d->failed && d->kind == DEC_WAIT && d->wait == 1,
+       "globals and functions the top level set read as before (%s)", d->error);
+    static const struct {
+        const char *name, *src, *expect;
+    } assigns[] = {
+        {"global-new", R("count = 1 return {}"), "global-new.lua:3: assignment to global 'count'"},
+        {"global-G", R("_G.count = 1 return {}"), "global-G.lua:3: assignment to global 'count'"},
+        {"global-rawset", R("rawset(_ENV, 'count', 1) return {}"), "read-only"},
+        {"global-metatable", R("setmetatable(_ENV, nil) return {}"),
+         "cannot change a protected metatable"},
+    };
+    for (size_t i = 0; i < countof(assigns); i++) {
+        add_src(1, assigns[i].name, assigns[i].src);
+        d = route(h, 1, assigns[i].name);
+        ok(d->failed && strstr(d->error, assigns[i].expect), "%s: %s", assigns[i].name, d->error);
+    }
 
     /* A view kept past its call. */
     add_src(1, "keep",

@@ -1,0 +1,104 @@
+#!/bin/sh
+# tests/cli/policy_author.t — a routing policy's author with only the docs
+# and the command: every example policy in policies/README.md and the
+# switchboard-policy(7) synopsis passes `policy check`, and a worked example
+# passes the cases printed under it; the mistakes authors make are caught
+# where they can be — a field name a view does not have by `policy check`
+# (file:line, before deployment), a hook assigning a global and a move to the
+# call's own queue as failures of the case with file:line — and never pass.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/cli/lib.sh
+
+# The fenced blocks of policies/README.md: ex<N>.lua for each ```lua block
+# that is a whole policy (ends with `return P`), ex<N>.cases.json for a
+# ```json block of cases that follows one under the same heading.
+awk -v dir="$tmp" '
+    /^## / { last = "" }
+    /^```lua$/ { n++; f = dir "/ex" n ".lua"; kind = "lua"; body = ""; next }
+    /^```json$/ { kind = "json"; body = ""; next }
+    /^```$/ && kind != "" {
+        if (kind == "lua" && body ~ /return P\n$/) { printf "%s", body > f; close(f); last = n }
+        if (kind == "json" && last != "" && body ~ /"expect"/) {
+            c = dir "/ex" last ".cases.json"; printf "%s", body > c; close(c); last = ""
+        }
+        kind = ""; next
+    }
+    kind != "" { body = body $0 "\n" }
+' policies/README.md
+
+nlua=0
+for f in "$tmp"/ex*.lua; do
+    nlua=$((nlua + 1))
+    run "$sb" policy check "$f"
+    check 0 "policies/README.md example $(basename "$f") passes policy check" out ": ok"
+done
+[ "$nlua" -ge 5 ]
+ok $? "the README's example policies were found ($nlua)"
+ncases=0
+for c in "$tmp"/ex*.cases.json; do
+    [ -f "$c" ] || continue
+    ncases=$((ncases + 1))
+    run "$sb" policy test "${c%.cases.json}.lua" "$c"
+    check 0 "policies/README.md example $(basename "$c") passes" out "0 failed"
+done
+[ "$ncases" -ge 3 ]
+ok $? "the README's worked examples with cases were found ($ncases)"
+
+# The man page's synopsis, as printed.
+sed -n '/^\.SH SYNOPSIS/,/^\.SH/p' engine/man/switchboard-policy.7 |
+    sed -e '1,/^\.nf/d' -e '/^\.fi/,$d' -e 's/\\(dq/"/g' -e 's/\\e/\\/g' >"$tmp/synopsis.lua"
+run "$sb" policy check "$tmp/synopsis.lua"
+check 0 "switchboard-policy(7) synopsis passes policy check" out ": ok"
+
+# Field names a view does not have: caught before deployment, file:line.
+cat >"$tmp/typo.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  local best
+  for _, a in ipairs(agents) do
+    if not best or a.idle_fro > best.idle_for then best = a end
+  end
+  if call.prority > 50 or ctx.queue.wating > 10 then return { reject = "busy" } end
+  return best and { ring = best.id } or { wait = 10 }
+end
+return P
+L
+run "$sb" policy check "$tmp/typo.lua"
+check 1 "policy check: a typo in an agent's field" err "typo.lua:5: agent has no field 'idle_fro'"
+check 1 "policy check: a typo in a call's field" err "typo.lua:7: call has no field 'prority'"
+check 1 "policy check: a typo in a queue figure" err "typo.lua:7: queue has no field 'wating'"
+
+# A hook keeping state in a global: fails with file:line, pointing at ctx.set.
+cat >"$tmp/count.lua" <<'L'
+count = 0
+local P = {}
+function P.route(call, agents, ctx)
+  count = count + 1
+  return { wait = count }
+end
+return P
+L
+printf '[{"name": "counts", "agents": [], "expect": {"action": "wait", "wait": 1}}]\n' \
+    >"$tmp/count.cases.json"
+run "$sb" policy test "$tmp/count.lua"
+check 1 "policy test: a hook assigning a global fails" out \
+    "count.lua:4: assignment to global 'count' in a hook"
+has "$out" "ctx.set"
+ok $? "and says where state that lasts goes" "$(shown)"
+
+# A move to the queue the call waits in: an invalid decision, not a move.
+cat >"$tmp/stay.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  if #agents == 0 then return { move = call.queue, reason = "try again" } end
+  return { ring = agents[1] }
+end
+return P
+L
+printf '[{"name": "nobody free", "agents": [], "expect": {"action": "move"}}]\n' \
+    >"$tmp/stay.cases.json"
+run "$sb" policy test "$tmp/stay.lua"
+check 1 "policy test: a move to the call's own queue fails" out \
+    "stay.lua:2: route returned invalid decision: move: the call waits in queue 'support' already"
+
+done_testing
