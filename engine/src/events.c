@@ -906,6 +906,15 @@ typedef struct line_arg {
     uint32_t queue;
 } line_arg;
 
+/* pol_queue.queue_exists: has the call's account a queue `id`? */
+static int queue_exists(void *arg, const char *id)
+{
+    const line_arg *la = arg;
+    uint32_t num;
+    int rc = st_name_get(la->t->txn, la->t->e, NK_QUEUE, la->t->acct, id, &num);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : SB_ESTORE;
+}
+
 static int queue_line(void *arg, int *position, double *longest_wait)
 {
     const line_arg *la = arg;
@@ -1008,7 +1017,8 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
                     .available = (int)csp->n,
                     .ring_timeout = (int)q->ring_timeout,
                     .line = queue_line,
-                    .line_arg = &la};
+                    .line_arg = &la,
+                    .queue_exists = queue_exists};
     kv_ctx kc = {t, q->policy};
     pol_kv kv = {kv_get, kv_set, kv_room, kv_added, &kc};
     pol_decision *dp = &e->dec; /* pol_route clears it first */

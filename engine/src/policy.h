@@ -85,6 +85,9 @@ typedef struct pol_queue {
     ** SB_* code), and the two fields above are not used. */
     int (*line)(void *arg, int *position, double *longest_wait);
     void *line_arg;
+    /* When set, a move decision's queue is looked up with it (1 the account
+    ** has it, 0 not, or an SB_* code): a missing one is an invalid decision. */
+    int (*queue_exists)(void *arg, const char *id);
 } pol_queue;
 
 /* The policy's key-value store, implemented by the core inside the event's

@@ -1575,6 +1575,13 @@ static int decide(dctx *d, int idx)
         if (!id_valid(o->queue)) return bad(d, "move: '%s' is not a valid queue id", o->queue);
         if (d->vc->call && d->vc->call->queue && strcmp(o->queue, d->vc->call->queue) == 0)
             return bad(d, "move: the call waits in queue '%s' already", o->queue);
+        if (d->vc->q && d->vc->q->queue_exists) {
+            int has = d->vc->q->queue_exists(d->vc->q->line_arg, o->queue);
+            if (has < 0)
+                return bad(d, "move: queue '%s' could not be looked up (%s)", o->queue,
+                           sb_strerror(has));
+            if (!has) return bad(d, "move: no queue '%s' in this account", o->queue);
+        }
         o->reason[0] = 0;
         if (HAS(F_REASON) &&
             str_field(d, base + F_REASON, "reason", SB_REASON_MAX, o->reason, sizeof o->reason))
