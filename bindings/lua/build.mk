@@ -17,7 +17,10 @@
 #     archive reads them from stdio_shadow.c instead.)
 #  2. the module: the binding's object + engine.o. The binding's lua_* calls
 #     find no definition and stay undefined, for the host to provide; the
-#     version script exports luaopen_switchboard alone.
+#     version script exports luaopen_switchboard alone. It is never unloaded
+#     (-z nodelete): Lua closes a state with dlclose of its C modules, and the
+#     engine keeps process-wide state (the time-zone cache, the fork watch)
+#     that would otherwise be unmapped while reachable, or under a thread.
 # bindings/lua/lua51.t and lua54.t check the result (nm, LD_DEBUG=bindings).
 #
 # `make` builds both (the Makefile's `all` depends on `lua`); `make install`
@@ -75,9 +78,10 @@ $(LUA_OUT)/%/switchboard_lua.o: $(LUA_DIR)/switchboard_lua.c engine/include/swit
 	@mkdir -p $(dir $@)
 	$(CC) $(LUA_MOD_CFLAGS) $(shell pkg-config --cflags lua$* 2>/dev/null) -c $< -o $@
 
-$(LUA_OUT)/%/switchboard.so: $(LUA_OUT)/%/switchboard_lua.o $(LUA_OUT)/engine.o $(LUA_DIR)/exports.map
+$(LUA_OUT)/%/switchboard.so: $(LUA_OUT)/%/switchboard_lua.o $(LUA_OUT)/engine.o $(LUA_DIR)/exports.map \
+  $(LUA_DIR)/build.mk
 	$(CC) -shared $(LDSAN) -o $@ $< $(LUA_OUT)/engine.o -Wl,--version-script=$(LUA_DIR)/exports.map \
-	  -Wl,-z,now $(LUA_MOD_LIBS)
+	  -Wl,-z,now -Wl,-z,nodelete $(LUA_MOD_LIBS)
 .SECONDARY: $(LUA_OUT)/5.1/switchboard_lua.o $(LUA_OUT)/5.4/switchboard_lua.o
 # After the packages are in (the Makefile's `deps`).
 $(LUA_OUT)/5.1/switchboard_lua.o $(LUA_OUT)/5.4/switchboard_lua.o $(LUA_OUT)/stdio_shadow.o \

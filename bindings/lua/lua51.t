@@ -15,6 +15,7 @@ for host in luajit lua5.1; do
     run_lua "$host" 5.1 finalizer
     check_bindings "$host" 5.1
 done
+check_unload lua5.1 5.1
 check_shared
 control_naive luajit
 finish

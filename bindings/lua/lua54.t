@@ -13,4 +13,5 @@ run_lua lua5.4 5.4 records
 run_lua lua5.4 5.4 misuse
 run_lua lua5.4 5.4 finalizer
 check_bindings lua5.4 5.4
+check_unload lua5.4 5.4
 finish

@@ -157,6 +157,26 @@ control_naive() {
     ok $? "[$host] control: a naively linked module's engine binds lua_newstate@LUA_5.4 to $host's LuaJIT (exit $rc)"
 }
 
+# check_unload HOST ABI — under valgrind (when installed, and not under a
+# sanitizer): the host closes its Lua state, unloading the module, after an
+# engine loaded a time zone; nothing may be lost (the module is never
+# unloaded, so the engine's process-wide state stays reachable).
+check_unload() {
+    host=$1 abi=$2
+    if ! have "$host" || ! have valgrind || [ -n "$SAN_ENV" ]; then
+        skip "[$host] unload under valgrind: needs $host and valgrind, and no sanitizer build"
+        return
+    fi
+    env LUA_PATH="$T/?.lua" LUA_CPATH="$B/bindings/lua/$abi/?.so" timeout 300 \
+        valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
+        "$host" "$T/unload.lua" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    grep -q '^ok - ' "$TMP/out" && [ $rc -eq 0 ]
+    r=$?
+    [ $r -ne 0 ] && grep -E 'definitely lost|ERROR SUMMARY' "$TMP/err" | sed 's/^/# /'
+    ok $r "[$host] the module unloaded with its state closed: nothing definitely lost (valgrind exit $rc)"
+}
+
 finish() {
     echo "1..$N"
     [ "$FAILED" -eq 0 ]
