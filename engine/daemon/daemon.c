@@ -478,7 +478,11 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
     double ms = (double)(sbd_now_ns() - t) / 1e6;
     if (rc == 0) {
         d->m.reloads_ok++;
-        sbd_log(SB_LOG_INFO, "reload ok", "policy_dir=%s ms=%.1f", sbd_q(d->cfg->policy_dir), ms);
+        json_t *o = json_loads(sb_result_json(d->res, NULL), 0, NULL);
+        long long changed = o ? (long long)json_integer_value(json_object_get(o, "changed")) : 0;
+        json_decref(o);
+        sbd_log(SB_LOG_INFO, "reload ok", "policy_dir=%s changed=%lld ms=%.1f",
+                sbd_q(d->cfg->policy_dir), changed, ms);
     } else {
         d->m.reloads_failed++;
         char code[32];

@@ -902,15 +902,17 @@ int sb_reload(sb_engine *e, sb_result *res)
         return res_err(res, SB_EINVAL, "policy_dir", "no policy directory configured");
     int changed = 0;
     int rc = reload_dir(e, res, &changed, 1);
+    /* The caller has the outcome in res and says it (the daemon's one log
+    ** line a reload): the engine's own lines are for debugging. */
     if (rc) {
-        sb_log(e, SB_LOG_ERROR, "policy reload failed, nothing changed: %s",
+        sb_log(e, SB_LOG_DEBUG, "policy reload failed, nothing changed: %s",
                sb_result_message(res));
         return rc;
     }
     pthread_mutex_lock(&e->stats_mu);
     e->st.reloads++;
     pthread_mutex_unlock(&e->stats_mu);
-    sb_log(e, SB_LOG_INFO, "policies reloaded from %s: %d changed", e->policy_dir, changed);
+    sb_log(e, SB_LOG_DEBUG, "policies reloaded from %s: %d changed", e->policy_dir, changed);
     res_doc(res, json_pack("{s:i}", "changed", changed));
     return 0;
 }

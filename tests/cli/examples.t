@@ -379,7 +379,7 @@ serve_check() {
     fi
     ok 0 "$name: the daemon starts"
     kill -HUP "$pid"
-    wait_for "$tmp/serve.log" 'policies reloaded'
+    wait_for "$tmp/serve.log" 'reload ok'
     ok $? "$name: SIGHUP reloads the policies" "$(cat "$tmp/serve.log")"
     kill -TERM "$pid"
     wait_exit "$pid"

@@ -64,6 +64,11 @@ for k in range(3):
     d.signal(signal.SIGHUP)
     line = d.wait_log(r'msg="reload ok"', after=mark, timeout=15)
     t.ok(line is not None, "SIGHUP %d: reload ok logged" % (k + 1))
+    if k == 0:
+        about = [x for x in d.lines[mark:] if "reload" in x and "level=debug" not in x]
+        t.is_(len(about), 1, "a reload is one log line above debug, not one from the engine and "
+              "one from the daemon", "\n".join(about))
+        t.ok(line and " changed=1" in line, "... saying how many files changed", line)
 v1 = shared_version()
 t.ok(v1 and v1 != v0, "the shared policy's version changed (%s -> %s)" % (v0, v1))
 
@@ -73,6 +78,8 @@ mark = len(d.lines)
 d.signal(signal.SIGHUP)
 line = d.wait_log(r'msg="reload failed', after=mark, timeout=15)
 t.ok(line is not None, "a broken policy file: reload failed is logged")
+about = [x for x in d.lines[mark:] if "reload" in x and "level=debug" not in x]
+t.is_(len(about), 1, "... in one line", "\n".join(about))
 t.ok(line and "shared" in line, "... naming the file", line)
 t.is_(shared_version(), v1, "... and the version in use is unchanged")
 
