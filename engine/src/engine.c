@@ -21,7 +21,9 @@
 ** 1 records still read). Opening a directory marks it with this version, so
 ** an older Switchboard refuses it with a clear error rather than failing on
 ** the records written since; every process on a directory runs one version. */
-#define SCHEMA_VERSION 3 /* 3: live calls keep their talk across transfers */
+#define SCHEMA_VERSION                                                                             \
+    4 /* 3: live calls keep their talk across transfers; 4: call records of                        \
+       ** version 3 (records.h) */
 
 #define MAP_DEFAULT ((size_t)64 << 20) /* the initial map when map_size is 0 */
 
@@ -334,6 +336,9 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
                        "%s was written by a newer Switchboard (format %llu, this one reads %d)",
                        e->data_dir, (unsigned long long)schema, SCHEMA_VERSION);
     }
+    /* Records stored before version 4 (records of version 2) get their review
+    ** dates from a walk the sweeps run (retention.c). */
+    if (!rc && schema < 4) rc = ret_upgrade_queue(txn, e);
     if (!rc && schema < SCHEMA_VERSION) rc = st_meta_put_u64(txn, e, "schema", SCHEMA_VERSION);
     if (rc) {
         mdb_txn_abort(txn);

@@ -251,6 +251,11 @@ int ret_rescan(wtx *t, uint32_t acct, uint32_t epoch);
 ** (SB_EHOLD), drop the settings and holds, and queue the purge of its
 ** records. The caller destroys the data key once this has committed. */
 int ret_account_deleted(wtx *t, uint32_t acct);
+/* A data directory of an earlier version is opened (in the transaction
+** that marks it with this one's): queue the walk that gives each record
+** stored as version 2 its review due (sweeps run it). Nothing is queued
+** when the review index is empty, nor again while a walk is queued. */
+int ret_upgrade_queue(MDB_txn *txn, sb_engine *e);
 /* Free what retention.c keeps in the engine. */
 void ret_free(sb_engine *e);
 

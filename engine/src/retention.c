@@ -44,10 +44,19 @@
 ** the loop that watches for waiting events, so they bound how long an event
 ** arriving meanwhile waits (about 2 us each). */
 #define SWEEP_DELS_MAX 256
-#define SWEEP_MIN 2               /* records a transaction handles before yielding to events */
-#define SWEEP_YIELD_NS 2000000ull /* how long a sweep lets waiting events go first, at most */
-#define ERASE_BATCH 500           /* records per erasure transaction */
-#define JOB_BATCH 256             /* keys a job step collects at once */
+#define SWEEP_MIN 2 /* records a transaction handles before yielding to events */
+/* How long a sweep that yielded lets events go first, at most, when no quiet
+** spell comes. Under steady events the wait runs out every time, and the
+** transaction that follows (cold caches: about 90 us for its two records)
+** delays the event it blocks or whose commit wakes it: measured with
+** tests/bench/bench_sweep, at 2 ms one offer in 70 met one, which set the
+** offers' p99 during a sweep (2.4-3.0x that without one); at 10 ms it is
+** 1.1-1.4x, with the sweep's rate beside the events unchanged (it is made in
+** the quiet spells). The least a sweep does under events that never pause:
+** SWEEP_MIN records per wait. */
+#define SWEEP_YIELD_NS 10000000ull
+#define ERASE_BATCH 500 /* records per erasure transaction */
+#define JOB_BATCH 256   /* keys a job step collects at once */
 #define DAY_MS 86400000LL
 #define HOLD_RECHECK_MS DAY_MS /* a record a hold kept is looked at again daily */
 #define FAIL_RETRY_MS DAY_MS   /* a review that failed is tried again a day later */
@@ -66,8 +75,9 @@ static const char *const act_names[] = {"none", "keep", "anonymize", "delete"};
 enum { HK_CALL = 1, HK_NUMBER, HK_RANGE };
 static const char *const hk_names[] = {"", "call", "number", "range"};
 
-/* Job keys: kind(1) acct(4); the sweep's run state is the single key "S". */
-enum { JOB_ERASURE = 'E', JOB_PURGE = 'P', JOB_RESCAN = 'R', JOB_SWEEP = 'S' };
+/* Job keys: kind(1) acct(4); the sweep's run state is the single key "S".
+** The upgrade walk (JOB_UPGRADE) is of the whole index: account 0. */
+enum { JOB_ERASURE = 'E', JOB_PURGE = 'P', JOB_RESCAN = 'R', JOB_SWEEP = 'S', JOB_UPGRADE = 'U' };
 
 typedef struct hold {
     char id[SB_ID_MAX + 1];
@@ -943,6 +953,93 @@ static int job_rescan(rctx *x, uint32_t acct, uint32_t epoch, uint8_t *cur, size
     return n;
 }
 
+/* --- records stored before version 3 ------------------------------------------------ */
+/* A version 2 record does not know the due of its review entry, so a record
+** deleted outside a sweep (an erasure, a hold's release, a decision at its
+** write) could not take its entry with it. The data directory of an earlier
+** version gets, when this one first opens it, a walk of the whole review
+** index (JOB_UPGRADE, value V_JOB then the last entry handled) that writes
+** each such record's due into it: the record is written as version 3, its
+** sealed values as they were (rec_open opens them the old way). Only its
+** live entry names it: the entry of its epoch (one of an older epoch is
+** stale, and dropped when it comes up). An entry whose record is gone (a
+** version 2 record erased before the walk came to it) goes now.
+**
+** Entries put behind the walk's cursor meanwhile are of records written as
+** version 3 already (every write since the upgrade is), and an entry moved
+** by a review is the record's rewrite as version 3 too: one walk is enough. */
+
+int ret_upgrade_queue(MDB_txn *txn, sb_engine *e)
+{
+    st_iter it;
+    int rc = st_iter_open(&it, txn, e, DB_REVIEW, "", 0);
+    st_iter_close(&it);
+    if (rc == MDB_NOTFOUND) return 0; /* no review entry: no record to give a due */
+    if (rc) return rc;
+    uint8_t k[5] = {JOB_UPGRADE, 0, 0, 0, 0}, v[1] = {V_JOB};
+    rc = st_put_new(txn, e, DB_JOBS, k, 5, v, 1);
+    return rc == MDB_KEYEXIST ? 0 : rc; /* queued already: its cursor stays */
+}
+
+/* One step of the walk: the entries after cur (curlen 0: from the first)
+** while the budget and the deadline last (a batch at least). Returns the
+** entries met. */
+static int job_upgrade(rctx *x, uint8_t *cur, size_t *curlen, int budget, uint64_t deadline,
+                       int *done)
+{
+    enum { B = 64 };
+    MDB_txn *txn = x->t->txn;
+    uint8_t keys[B][8 + REC_KEY_MAX];
+    size_t kls[B];
+    uint32_t epochs[B];
+    int n = 0, rc;
+    *done = 0;
+    while (n < budget && (n == 0 || mono_ns() < deadline)) {
+        int k = 0;
+        st_iter it;
+        for (rc = st_iter_after(&it, txn, x->e, DB_REVIEW, "", 0, cur, *curlen); rc == 0 && k < B;
+             rc = st_iter_next(&it)) {
+            if (it.klen > 8 + REC_KEY_MAX) continue; /* not ours: the sweep drops it */
+            memcpy(keys[k], it.key, it.klen);
+            kls[k] = it.klen;
+            epochs[k++] = it.v.mv_size == 4 ? be32(it.v.mv_data) : UINT32_MAX;
+        }
+        st_iter_close(&it);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        int end = rc == MDB_NOTFOUND;
+        for (int i = 0; i < k; i++) {
+            const uint8_t *rk = keys[i] + 8;
+            size_t rkl = kls[i] - 8;
+            rec_data r;
+            if (kls[i] < 8 + 13) continue; /* not ours: the sweep drops it */
+            rc = load_record(x, rk, rkl, &r);
+            if (rc == SB_ENOTFOUND) { /* its record is gone */
+                if ((rc = st_del(txn, x->e, DB_REVIEW, keys[i], kls[i])) && rc != MDB_NOTFOUND)
+                    return rc;
+                continue;
+            }
+            if (rc == SB_ESTORE) continue; /* the sweep logs it when it comes up */
+            if (rc) return rc;
+            if (r.version >= REC_VERSION || r.epoch != epochs[i]) continue;
+            r.review_due = (int64_t)be64(keys[i]);
+            wb_reset(&x->w);
+            rec_encode(&x->w, &r);
+            if (x->w.err) return SB_ENOMEM;
+            if ((rc = st_put(txn, x->e, DB_RECORDS, rk, rkl, x->w.b.p, x->w.b.len))) return rc;
+        }
+        if (k) {
+            memcpy(cur, keys[k - 1], kls[k - 1]);
+            *curlen = kls[k - 1];
+        }
+        n += k;
+        if (end) {
+            *done = 1;
+            break;
+        }
+    }
+    return n;
+}
+
 /* Erasure requests a hold kept from records (DB_ERASURES): key acct(4)
 ** pseudonym(16), value V_PEND received(8) flags(1) cursor (a pseudonym
 ** index key, or nothing). The pseudonym is in the pseudonym index already:
@@ -1164,7 +1261,8 @@ static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
         st_iter it;
         for (rc = st_iter_open(&it, txn, x->e, DB_JOBS, "", 0); rc == 0; rc = st_iter_next(&it)) {
             if (it.klen == 5 &&
-                (it.key[0] == JOB_PURGE || it.key[0] == JOB_RESCAN || it.key[0] == JOB_ERASURE) &&
+                (it.key[0] == JOB_PURGE || it.key[0] == JOB_RESCAN || it.key[0] == JOB_ERASURE ||
+                 it.key[0] == JOB_UPGRADE) &&
                 it.v.mv_size <= sizeof val) {
                 memcpy(key, it.key, 5);
                 memcpy(val, it.v.mv_data, it.v.mv_size);
@@ -1188,6 +1286,13 @@ static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
             vl = 2 + curlen;
             if (done)
                 sb_log(x->e, SB_LOG_INFO, "sweep: deleted account #%u purged", (unsigned)acct);
+        } else if (key[0] == JOB_UPGRADE) {
+            size_t curlen = vl > 1 ? vl - 1 : 0; /* V_JOB, the last entry handled */
+            n = job_upgrade(x, val + 1, &curlen, budget - used, deadline, &done);
+            if (n < 0 || IS_SB_ERR(n)) return n;
+            val[0] = V_JOB;
+            vl = 1 + curlen;
+            if (done) sb_log(x->e, SB_LOG_INFO, "sweep: every record carries its review due");
         } else if (key[0] == JOB_ERASURE) {
             size_t curlen = vl == 17 ? 16 : 0; /* V_JOB, the last pseudonym done */
             n = job_erasure(x, acct, val + 1, &curlen, budget - used, &done);

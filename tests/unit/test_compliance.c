@@ -20,9 +20,11 @@
 
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define DAY 86400000LL
@@ -486,6 +488,144 @@ static void test_version2_records(void)
            "and their review entries, in the same transaction");
 }
 
+/* The review index as it stands for account acct's records: entries whose
+** record is of version 2 (no due), of version 3 with a due other than the
+** entry's, or gone (the entry left behind). -1 in v2 when it cannot be read. */
+static void index_check(uint32_t acct, int *v2, int *wrong, int *orphans)
+{
+    MDB_txn *txn;
+    *v2 = *wrong = *orphans = 0;
+    if (eng_read_begin(eng, &txn)) {
+        *v2 = -1;
+        return;
+    }
+    st_iter it;
+    int rc;
+    for (rc = st_iter_open(&it, txn, eng, DB_REVIEW, "", 0); rc == 0; rc = st_iter_next(&it)) {
+        if (it.klen < 8 + 13 || be32(it.key + 8) != acct) continue;
+        MDB_val v;
+        rec_data r;
+        if (st_get(txn, eng, DB_RECORDS, it.key + 8, it.klen - 8, &v))
+            (*orphans)++;
+        else if (rec_decode(v.mv_data, v.mv_size, &r))
+            (*wrong)++;
+        else if (r.version < REC_VERSION)
+            (*v2)++;
+        else if (r.review_due != (int64_t)be64(it.key))
+            (*wrong)++;
+    }
+    st_iter_close(&it);
+    eng_read_end(eng, txn);
+}
+
+/* Whether the walk of the review index for records of version 2 is queued
+** (its job: 'U' then account 0). */
+static int walk_queued(void)
+{
+    MDB_txn *txn;
+    MDB_val v;
+    if (eng_read_begin(eng, &txn)) return -1;
+    int rc = st_get(txn, eng, DB_JOBS, "U\0\0\0\0", 5, &v);
+    eng_read_end(eng, txn);
+    return rc == 0;
+}
+
+static void die_at_once(void *arg, uint64_t done, uint64_t total)
+{
+    (void)arg, (void)done, (void)total;
+    raise(SIGKILL);
+}
+
+/* A data directory of an earlier version, its records stored as version 2:
+** opened by this one, it gets a walk of the review index that writes each
+** such record's due into it, run by sweeps in short transactions (one
+** killed half way is carried on by the next), so that a record erased
+** later takes its review entry with it. */
+static void test_version2_walk(void)
+{
+    const char *num = "+442079463030", *early = "+442079463031";
+    ok(with_policy("upw", "ret-10", keep_10) == 0,
+       "an account reviewing its records every 10 days");
+    int n = 1500, errors = 0;
+    for (int i = 0; i < n; i++) {
+        char id[16], caller[32];
+        snprintf(id, sizeof id, "w%d", i);
+        snprintf(caller, sizeof caller, "+44207946%04d", i);
+        errors += call("upw", id, i % 2 ? "support" : "sales",
+                       i < 3    ? num
+                       : i == 3 ? early
+                                : caller,
+                       i % 3 != 0) != 0;
+    }
+    is_int(errors, 0, "%d calls", n);
+    MDB_txn *txn;
+    acct_rec a = {0};
+    if (!eng_read_begin(eng, &txn)) {
+        st_account_by_id(txn, eng, "upw", &a);
+        eng_read_end(eng, txn);
+    }
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "w%d", i);
+        errors += make_v2(a.num, "upw", id) != 0;
+    }
+    int v2, wrong, orphans;
+    index_check(a.num, &v2, &wrong, &orphans);
+    ok(errors == 0 && v2 == n && wrong + orphans == 0, "all %d stored as version 2 (%d)", n, v2);
+    json_t *d = doc(sb_erase(eng, "upw", early, res));
+    is_int(d ? jint(d, "deleted") : -1, 1, "a record erased before the upgrade's walk");
+    json_decref(d);
+    index_check(a.num, &v2, &wrong, &orphans);
+    is_int(orphans, 1, "leaves its review entry for now");
+
+    /* The directory as the earlier version left it: format 3. */
+    uint8_t three[8];
+    put_be64(three, 3);
+    ok(store_put(DB_META, (const uint8_t *)"schema", 6, three, 8) == 0,
+       "the directory marked as an earlier version's");
+    sb_close(eng);
+    pid_t pid = fork();
+    if (pid == 0) {
+        eng = open_engine();
+        if (eng) sb_sweep(eng, 0, die_at_once, NULL, res);
+        _exit(0); /* not reached when killed */
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+       "the upgraded directory's first sweep killed after its first transaction");
+    eng = open_engine();
+    is_int(walk_queued(), 1, "the engine opening it queued the walk");
+    index_check(a.num, &v2, &wrong, &orphans);
+    ok(v2 > 0 && v2 < n - 1 && wrong == 0,
+       "that transaction gave some records their due, not all (%d of %d left)", v2, n - 1);
+    json_t *s = sweep();
+    is_int(s ? jint(s, "reviewed") : -1, 0, "the next sweep reviews nothing (nothing is due)");
+    json_decref(s);
+    index_check(a.num, &v2, &wrong, &orphans);
+    is_int(v2, 0, "but carries the walk on to the end: no record is left without its due");
+    is_int(wrong, 0, "each carries the due of its entry");
+    is_int(orphans, 0, "and the entry of the record erased before the walk is gone");
+    is_int(walk_queued(), 0, "the walk is done");
+    sb_close(eng);
+    eng = open_engine();
+    is_int(walk_queued(), 0, "and not queued again when the engine opens the directory again");
+    is_int(exported("upw", num), 3, "the records still open (sealed as version 2 sealed them)");
+    d = doc(sb_erase(eng, "upw", num, res));
+    is_int(d ? jint(d, "deleted") : -1, 3, "an erasure request deletes the number's three");
+    json_decref(d);
+    is_int(review_entries_of("w0") + review_entries_of("w1") + review_entries_of("w2"), 0,
+           "and their review entries with them");
+    index_check(a.num, &v2, &wrong, &orphans);
+    is_int(v2 + wrong + orphans, 0, "nothing is left behind in the index");
+    now_ms += 11 * DAY;
+    is_int(swept("kept", NULL), n - 4, "day 11: the sweep reviews the others once each");
+    index_check(a.num, &v2, &wrong, &orphans);
+    is_int(v2 + wrong + orphans, 0, "and the index still matches the records");
+    ok(sb_account_delete(eng, "upw", res) == 0, "the account deleted");
+    json_decref(sweep());
+}
+
 /* A call live when the request came, whose record a hold then keeps: the
 ** request waits for the hold's release like the others. */
 static void test_erasure_live_held(void)
@@ -831,6 +971,7 @@ int main(void)
     test_erasure_reach();
     test_erasure_live_held();
     test_version2_records();
+    test_version2_walk();
     test_overlapping_holds();
     test_hold_during_sweep();
     test_odd_review_dates();
