@@ -686,6 +686,7 @@ int sb_backup(sb_engine *e, const char *dest, sb_result *res)
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!dest || !*dest) return res_err(res, SB_EINVAL, "dest", "no backup directory given");
+    if (eng_forked(e)) return eng_mdb_err(res, ENG_EFORKED, "backup"); /* the copy is no txn */
     int made, rc = backup_dest(e, dest, &made, res);
     if (rc) return rc;
     rc = backup_write(e, dest, res);

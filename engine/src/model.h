@@ -146,6 +146,9 @@ typedef struct call_rec {
     ** call keeps them sealed in `pii` (records.c). pii_open says whether
     ** they have been filled since the call was loaded. */
     uint8_t pii_open;
+    /* pii sealed with the associated data of version 3 (the offered time in
+    ** it); 0 for a call offered before (stored before call format 4). */
+    uint8_t sealed_v3;
     ring_target ring[MAX_RING];
     ring_target seq[MAX_RING];
     struct {

@@ -442,18 +442,17 @@ size_t rec_seal_ad(uint8_t *ad, const char *account, const char *id, size_t idle
 }
 
 /* Open sealed numbers (len >= CR_SEAL_OVERHEAD) into pt: with the
-** associated data of a call offered at `offered` or, when legacy (a value
-** that may be sealed before version 3), failing that with the old one.
-** -1 when neither opens. */
+** associated data of a call offered at `offered`, or with the old one when
+** legacy (a value sealed before version 3, as its call or record says):
+** one way only, so a value sealed the old way opens in no record of the
+** same call id but its own. -1 when it does not open. */
 static int open_pii(const uint8_t key[32], const char *account, const char *id, size_t idlen,
                     int64_t offered, int legacy, const uint8_t *in, size_t len, uint8_t *pt)
 {
     uint8_t ad[REC_AD_MAX];
-    if (legacy != 2 &&
-        cr_open(key, ad, rec_seal_ad(ad, account, id, idlen, offered), in, len, pt) == 0)
-        return 0;
-    if (legacy && cr_open(key, ad, legacy_ad(ad, account, id, idlen), in, len, pt) == 0) return 0;
-    return -1;
+    size_t adl =
+        legacy ? legacy_ad(ad, account, id, idlen) : rec_seal_ad(ad, account, id, idlen, offered);
+    return cr_open(key, ad, adl, in, len, pt) == 0 ? 0 : -1;
 }
 
 static int seal_pii(const uint8_t key[32], const char *account, const char *id, int64_t offered,
@@ -557,6 +556,7 @@ int rec_seal_call(wtx *t, call_rec *c)
     if ((rc = split_attrs(&s, c)) == 0 &&
         (rc = seal_pii(key, t->account->id, c->id, c->offered, c->caller, c->called, &c->pattrs,
                        &e->rec->tmp, &c->pii)) == 0) {
+        c->sealed_v3 = 1;
         cr_pseudonym(key, c->caller, c->pseudo[0]);
         c->npseudo = 1;
         if (c->called[0]) {
@@ -584,11 +584,11 @@ int rec_open_call(sb_engine *e, uint32_t acct, const char *account, call_rec *c)
     size_t n = c->pii.len - CR_SEAL_OVERHEAD;
     sb_buf pt = {0};
     /* A call offered before version 3 (live across the upgrade) has its
-    ** numbers sealed the old way. */
+    ** numbers sealed the old way, and says so. */
     if (c->pii.len < CR_SEAL_OVERHEAD || buf_reserve(&pt, n + 1))
         rc = SB_ENOMEM;
-    else if (open_pii(key, account, c->id, strlen(c->id), c->offered, 1, (const uint8_t *)c->pii.p,
-                      c->pii.len, (uint8_t *)pt.p))
+    else if (open_pii(key, account, c->id, strlen(c->id), c->offered, !c->sealed_v3,
+                      (const uint8_t *)c->pii.p, c->pii.len, (uint8_t *)pt.p))
         rc = SB_ECRYPTO;
     cr_wipe(key, sizeof key);
     if (!rc) {
@@ -688,7 +688,10 @@ int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r)
 void rec_encode(wbuf *w, const rec_data *r)
 {
     wb_u8(w, REC_VERSION);
-    wb_u8(w, r->flags);
+    /* A version 2 record written as version 3 keeps its numbers as they
+    ** were sealed: the old way, which the flag says. */
+    wb_u8(w, (uint8_t)(r->flags |
+                       (r->version && r->version < REC_VERSION && r->pii_len ? RF_SEAL_V2 : 0)));
     wb_u32(w, r->epoch);
     wb_i64(w, r->review_due);
     wb_strn(w, r->id, r->idlen);
@@ -848,12 +851,12 @@ int rec_open(const uint8_t key[32], const char *account, const rec_data *r,
     char *pt = malloc(n + 1);
     if (!pt) return SB_ENOMEM;
     int rc = 0;
-    /* Version 2: the old associated data only. Version 3: the new one, or
-    ** the old for numbers sealed before it (a call live across the upgrade,
-    ** a version 2 record rewritten): the old form never opens what the new
-    ** one sealed, so a record's own values are bound to it all the same. */
-    if (open_pii(key, account, r->id, r->idlen, r->offered, r->version < REC_VERSION ? 2 : 1,
-                 r->pii, r->pii_len, (uint8_t *)pt)) {
+    /* Version 2, and version 3 records marked RF_SEAL_V2 (a version 2
+    ** record rewritten, a call live across the upgrade): the old associated
+    ** data. Every other record: the new one alone. */
+    if (open_pii(key, account, r->id, r->idlen, r->offered,
+                 r->version < REC_VERSION || (r->flags & RF_SEAL_V2), r->pii, r->pii_len,
+                 (uint8_t *)pt)) {
         rc = SB_ECRYPTO;
     } else {
         pt[n] = 0;
@@ -1039,6 +1042,8 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         .pii = (const uint8_t *)pii->p,
         .pii_len = pii->len,
         .npseudo = npseudo,
+        /* numbers sealed when a call offered before version 3 was */
+        .flags = pii == &c->pii && c->pii.len && !c->sealed_v3 ? RF_SEAL_V2 : 0,
     };
     memcpy(r.pseudo, pseudo, sizeof pseudo);
     /* The parts are in the buffer the record is encoded into: copy them out. */

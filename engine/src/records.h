@@ -16,8 +16,10 @@
 ** the clear. The offered time binds the sealed values to their record: a call
 ** id offered again gets records whose sealed values do not open in each
 ** other. (Version 2 records, and calls offered before version 3, were sealed
-** with account id NUL call id alone, and still open with it; the old form
-** never opens a value sealed with the new one.) A keyed pseudonym of
+** with account id NUL call id alone: such a call says so (call_rec.sealed_v3
+** 0) and its record, like a version 2 record rewritten, is marked
+** RF_SEAL_V2; only those open the old way, so a value sealed the old way
+** does not open in a record of the same call id offered since.) A keyed pseudonym of
 ** each number (BLAKE2b under a key derived from the data key) indexes the
 ** records, which is how erasure and access requests and caller history
 ** ("the agent this caller last spoke to") find them.
@@ -63,7 +65,11 @@ const char *rec_outcome_name(int o);
 int rec_outcome_parse(const char *s);
 
 /* Record flags. */
-enum { RF_ANONYMIZED = 1, RF_OVERRIDDEN = 2 };
+/* RF_SEAL_V2: its numbers were sealed with the associated data of before
+** version 3 (account id NUL call id): a version 2 record rewritten, or the
+** record of a call offered before version 3. Only such a record opens them
+** that way, so a value sealed the old way does not open in any other. */
+enum { RF_ANONYMIZED = 1, RF_OVERRIDDEN = 2, RF_SEAL_V2 = 4 };
 
 /* An account's record settings (DB_PRIVACY); absent means the defaults:
 ** no retention policy (keep forever), nothing personal beyond the numbers,

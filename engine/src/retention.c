@@ -577,6 +577,15 @@ static int rec_put(rctx *x, const uint8_t *rk, size_t rkl, const void *p, size_t
     return mdb_cursor_put(x->rcur, &k, &v, MDB_CURRENT);
 }
 
+/* Replace the record at rk with r, encoded (as version 3). */
+static int rec_rewrite(rctx *x, const uint8_t *rk, size_t rkl, const rec_data *r)
+{
+    wb_reset(&x->w);
+    rec_encode(&x->w, r);
+    if (x->w.err) return SB_ENOMEM;
+    return rec_put(x, rk, rkl, x->w.b.p, x->w.b.len);
+}
+
 /* Delete the record at rk and its call-id index entry. */
 static int rec_del(rctx *x, const uint8_t *rk, size_t rkl)
 {
@@ -668,10 +677,7 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
         r->pii = NULL;
         r->pii_len = 0;
         r->npseudo = 0;
-        wb_reset(&x->w);
-        rec_encode(&x->w, r);
-        if (x->w.err) return SB_ENOMEM;
-        if ((rc = rec_put(x, rk, rkl, x->w.b.p, x->w.b.len))) return rc;
+        if ((rc = rec_rewrite(x, rk, rkl, r))) return rc;
         x->n.anonymized++;
     } else {
         /* Keep (or anonymize what is anonymous already). */
@@ -679,10 +685,7 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
             /* Written as version 3 now that its due is known. */
             r->flags = flags;
             r->review_due = next;
-            wb_reset(&x->w);
-            rec_encode(&x->w, r);
-            if (x->w.err) return SB_ENOMEM;
-            if ((rc = rec_put(x, rk, rkl, x->w.b.p, x->w.b.len))) return rc;
+            if ((rc = rec_rewrite(x, rk, rkl, r))) return rc;
         } else if (flags != r->flags || next != r->review_due) {
             x->val.p[REC_OFF_FLAGS] = (char)flags; /* patch the copy */
             if (r->version >= REC_VERSION) memcpy(x->val.p + REC_OFF_DUE, &next, 8);
@@ -1020,12 +1023,11 @@ static int job_upgrade(rctx *x, uint8_t *cur, size_t *curlen, int budget, uint64
             }
             if (rc == SB_ESTORE) continue; /* the sweep logs it when it comes up */
             if (rc) return rc;
-            if (r.version >= REC_VERSION || r.epoch != epochs[i]) continue;
+            /* Its due known (or an older epoch's entry): nothing to write. A
+            ** version 3 record may lack it too: one an erasure rewrote. */
+            if (r.review_due >= 0 || r.epoch != epochs[i]) continue;
             r.review_due = (int64_t)be64(keys[i]);
-            wb_reset(&x->w);
-            rec_encode(&x->w, &r);
-            if (x->w.err) return SB_ENOMEM;
-            if ((rc = st_put(txn, x->e, DB_RECORDS, rk, rkl, x->w.b.p, x->w.b.len))) return rc;
+            if ((rc = rec_rewrite(x, rk, rkl, &r))) return rc; /* no cursor in jobs: st_put */
         }
         if (k) {
             memcpy(cur, keys[k - 1], kls[k - 1]);

@@ -185,6 +185,44 @@ static __attribute__((unused)) int store_put(int table, const uint8_t *k, size_t
     put_op op = {table, k, kl, v, vl};
     return eng_write(eng, do_put, &op, res);
 }
+
+#ifdef SB_RECORDS_H /* and records.h: records as version 2 stored them */
+/* Seal caller NUL called NUL pattrs as Switchboard did before version 3
+** (associated data: account id NUL call id) into out. Its length, or 0. */
+static __attribute__((unused)) size_t seal_v2(const uint8_t key[32], const char *account,
+                                              const char *id, const char *caller,
+                                              const char *called, const char *pattrs, uint8_t *out)
+{
+    uint8_t pt[512], ad[2 * SB_ID_MAX + 2];
+    size_t cl = strlen(caller), dl = strlen(called), pl = strlen(pattrs);
+    if (cl + dl + pl + 2 > sizeof pt) return 0;
+    memcpy(pt, caller, cl + 1);
+    memcpy(pt + cl + 1, called, dl + 1);
+    memcpy(pt + cl + dl + 2, pattrs, pl);
+    size_t al = strlen(account), il = strlen(id);
+    memcpy(ad, account, al + 1);
+    memcpy(ad + al + 1, id, il);
+    if (cr_seal(key, ad, al + 1 + il, pt, cl + dl + 2 + pl, out)) return 0;
+    return cl + dl + 2 + pl + CR_SEAL_OVERHEAD;
+}
+
+/* Store r at rk as version 2 did: that version byte, no review due after
+** the epoch (offsets 6..13 of version 3). 0, or -1. */
+static __attribute__((unused)) int put_v2(const uint8_t *rk, size_t rkl, const rec_data *r)
+{
+    wbuf w = {0};
+    rec_encode(&w, r);
+    int rc = w.err ? -1 : 0;
+    if (!rc) {
+        w.b.p[0] = 2;
+        memmove(w.b.p + 6, w.b.p + 14, w.b.len - 14);
+        w.b.len -= 8;
+        rc = store_put(DB_RECORDS, rk, rkl, w.b.p, w.b.len) ? -1 : 0;
+    }
+    buf_free(&w.b);
+    return rc;
+}
+#endif
 #endif
 
 #endif

@@ -405,8 +405,7 @@ static int64_t review_due_of(const char *call_id)
 ** 2 stored it: numbers sealed with account id NUL call id, no review due. */
 static int make_v2(uint32_t acct, const char *account, const char *call_id)
 {
-    uint8_t raw[2048], rk[REC_KEY_MAX], key[32], ad[2 * SB_ID_MAX + 2];
-    uint8_t pt[512], sealed[512 + CR_SEAL_OVERHEAD];
+    uint8_t raw[2048], rk[REC_KEY_MAX], key[32], sealed[512 + CR_SEAL_OVERHEAD];
     size_t rkl;
     rec_data r;
     char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
@@ -416,26 +415,11 @@ static int make_v2(uint32_t acct, const char *account, const char *call_id)
         return -1;
     char *ps = pa ? json_dumps(pa, JSON_COMPACT) : NULL;
     json_decref(pa);
-    size_t cl = strlen(caller), dl = strlen(called), pl = ps ? strlen(ps) : 0;
-    memcpy(pt, caller, cl + 1);
-    memcpy(pt + cl + 1, called, dl + 1);
-    if (pl) memcpy(pt + cl + dl + 2, ps, pl);
-    free(ps);
-    size_t al = strlen(account), il = strlen(call_id);
-    memcpy(ad, account, al + 1);
-    memcpy(ad + al + 1, call_id, il);
-    int rc = cr_seal(key, ad, al + 1 + il, pt, cl + dl + 2 + pl, sealed);
-    cr_wipe(key, sizeof key);
+    r.pii_len = seal_v2(key, account, call_id, caller, called, ps ? ps : "", sealed);
     r.pii = sealed;
-    r.pii_len = cl + dl + 2 + pl + CR_SEAL_OVERHEAD;
-    wbuf w = {0};
-    rec_encode(&w, &r);
-    w.b.p[0] = 2; /* version 2: no review due after the epoch */
-    memmove(w.b.p + 6, w.b.p + 14, w.b.len - 14);
-    w.b.len -= 8;
-    if (!rc && !w.err) rc = store_put(DB_RECORDS, rk, rkl, w.b.p, w.b.len);
-    buf_free(&w.b);
-    return rc || w.err ? -1 : 0;
+    free(ps);
+    cr_wipe(key, sizeof key);
+    return r.pii_len ? put_v2(rk, rkl, &r) : -1;
 }
 
 /* Records stored by version 2 (no review due in them, numbers sealed

@@ -782,6 +782,9 @@ static void test_fork(void)
         rc = sb_submit_json(eng, "acme", offer, strlen(offer), r);
         if (rc != SB_ESTATE) bad |= 2;
         if (sb_sync(eng) != SB_ESTATE) bad |= 4;
+        char bdir[300];
+        snprintf(bdir, sizeof bdir, "%s-forkbackup", dir);
+        if (sb_backup(eng, bdir, r) != SB_ESTATE || access(bdir, F_OK) == 0) bad |= 8;
         sb_close(eng);
         _exit(bad);
     }
@@ -790,7 +793,8 @@ static void test_fork(void)
     ok(WIFEXITED(st) && (WEXITSTATUS(st) & 1) == 0,
        "in the child of a fork, a read is refused: SB_ESTATE, opened by another process");
     ok(WIFEXITED(st) && (WEXITSTATUS(st) & 2) == 0, "... an event too");
-    ok(WIFEXITED(st) && (WEXITSTATUS(st) & 4) == 0, "... and sb_sync");
+    ok(WIFEXITED(st) && (WEXITSTATUS(st) & 4) == 0, "... sb_sync");
+    ok(WIFEXITED(st) && (WEXITSTATUS(st) & 8) == 0, "... and sb_backup, creating nothing");
     is_str(agent_status("acme", "alice"), "available",
            "the parent's engine works after the child closed its copy");
     ok(ev("acme", "{\"type\":\"offer\",\"call\":\"f2\",\"queue\":\"support\",\"caller\":\"+"

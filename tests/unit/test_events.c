@@ -447,16 +447,19 @@ static void test_call_format_2(void)
     wbuf w = {{0}, 0};
     enc_call(&w, &c);
     ok(!w.err && w.b.len > 17, "a connected call encoded");
-    /* As version 2 wrote it: that version byte, without the last two fields. */
+    /* As version 2 wrote it: that version byte, without the last three fields
+    ** (connected, talked: 16 bytes; sealed_v3, format 4: 1 byte). */
     w.b.p[0] = 2;
     call_rec d;
     memset(&d, 0, sizeof d);
     d.talked = 7;
-    int rc = dec_call(w.b.p, w.b.len - 16, &d);
+    d.sealed_v3 = 1;
+    int rc = dec_call(w.b.p, w.b.len - 17, &d);
     ok(rc == 0 && d.connected == 5000 && d.talked == 0,
        "format 2 reads as connected since its answer, no talk before (rc %d, connected %lld)", rc,
        (long long)d.connected);
-    w.b.p[0] = 4;
+    ok(rc == 0 && d.sealed_v3 == 0, "and as sealed the old way (before format 4)");
+    w.b.p[0] = 5;
     ok(dec_call(w.b.p, w.b.len, &d) != 0, "a format newer than this version's is refused");
     call_free(&d);
     buf_free(&w.b);

@@ -267,23 +267,6 @@ static void test_slot_swap(void)
 
 /* --- sealed numbers bound to their account and call -------------------------------- */
 
-/* Seal caller NUL called NUL pattrs as Switchboard did before version 3
-** (associated data: account id NUL call id) into out. Its length. */
-static size_t seal_v2(const uint8_t key[32], const char *account, const char *id,
-                      const char *caller, const char *called, const char *pattrs, uint8_t *out)
-{
-    uint8_t pt[512], ad[2 * SB_ID_MAX + 2];
-    size_t cl = strlen(caller), dl = strlen(called), pl = strlen(pattrs);
-    memcpy(pt, caller, cl + 1);
-    memcpy(pt + cl + 1, called, dl + 1);
-    memcpy(pt + cl + dl + 2, pattrs, pl);
-    size_t al = strlen(account), il = strlen(id);
-    memcpy(ad, account, al + 1);
-    memcpy(ad + al + 1, id, il);
-    if (cr_seal(key, ad, al + 1 + il, pt, cl + dl + 2 + pl, out)) return 0;
-    return cl + dl + 2 + pl + CR_SEAL_OVERHEAD;
-}
-
 /* Records and live calls written before version 3 still open: a record as
 ** version 2 stored it, and a call offered before (sealed the old way) that
 ** ends after. */
@@ -292,20 +275,14 @@ static void test_sealed_before_v3(uint32_t nc, const uint8_t kc[32])
     const char *num = "+442079460012";
     static rec_copy c2[1];
     uint8_t sealed[600];
-    wbuf w = {0};
     int rc = records_of(nc, "c2", c2, 1) == 1 ? 0 : -1;
     rec_data r = c2[0].r;
     size_t sl = seal_v2(kc, "carol", "c2", num, "", "{\"name\":\"Subject +442079460012\"}", sealed);
     r.pii = sealed;
     r.pii_len = sl;
-    rec_encode(&w, &r); /* as version 2 stored it: without the review due */
-    w.b.p[0] = 2;
-    memmove(w.b.p + 6, w.b.p + 14, w.b.len - 14);
-    w.b.len -= 8;
     uint8_t rk[REC_KEY_MAX];
     size_t rkl = rec_key_of(rk, nc, "c2", 2, r.ended);
-    if (!rc && sl) rc = store_put(DB_RECORDS, rk, rkl, w.b.p, w.b.len);
-    buf_free(&w.b);
+    if (!rc && sl) rc = put_v2(rk, rkl, &r);
     ok(rc == 0 && records_of(nc, "c2", c2, 1) == 1 && c2[0].r.version == 2,
        "carol's c2 replaced by a record as version 2 stored it");
     char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
@@ -331,6 +308,8 @@ static void test_sealed_before_v3(uint32_t nc, const uint8_t kc[32])
     rc = sl && !buf_put(&c->pii, (const char *)sealed, sl) ? 0 : -1;
     wbuf cw = {0};
     enc_call(&cw, c);
+    cw.b.p[0] = 3; /* as call format 3 stored it: without sealed_v3, its last byte */
+    cw.b.len--;
     uint8_t ck[4 + SB_ID_MAX];
     put_be32(ck, nc);
     memcpy(ck + 4, "c9", 2);
@@ -402,6 +381,17 @@ static void test_sealed_binding(void)
     r.offered = c1[0].r.offered;
     is_int(rec_open(kc, "carol", &r, caller, called, NULL), SB_ECRYPTO,
            "a record whose offered time was changed does not open either");
+    /* A value sealed the old way (account id NUL call id: a record of c1
+    ** from before version 3) put into the record of c1 offered since. */
+    uint8_t old[600];
+    size_t oldlen = seal_v2(kc, "carol", "c1", "+442079460019", "", "{}", old);
+    r = c1[1].r;
+    r.pii = old;
+    r.pii_len = oldlen;
+    rc = rec_open(kc, "carol", &r, caller, called, NULL);
+    ok(oldlen && rc == SB_ECRYPTO,
+       "nor a value sealed before version 3 for the same call id (it opened as %s)",
+       rc ? sb_code_name(rc) : caller);
     test_sealed_before_v3(nc, kc);
     cr_wipe(kc, 32);
     cr_wipe(kd, 32);
