@@ -717,8 +717,7 @@ static int queue_full(wtx *t, queue_rec *q, int *full)
     return rc;
 }
 
-static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason,
-                     const pol_decision *by);
+static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason);
 
 /* Do the overflows from the full queue q lead back to a queue passed
 ** already, every one of them full? Then a call arriving at q has nowhere to
@@ -756,31 +755,22 @@ static int arrive_full(wtx *t, call_rec *c, queue_rec *q)
 {
     int loop = 0, rc = q->overflow[0] ? overflow_loops_full(t, q, &loop) : 0;
     if (rc) return rc;
-    if (q->overflow[0] && !loop) return move_call(t, c, q, q->overflow, "queue full", NULL);
+    if (q->overflow[0] && !loop) return move_call(t, c, q, q->overflow, "queue full");
     act(t, SB_ACT_REJECT, c->id, NULL, q->id, "queue full");
     return finish_call(t, c, q, "rejected", NULL);
 }
 
-/* `by`: the policy's decision that moved the call; NULL for an overflow. */
-static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason,
-                     const pol_decision *by)
+/* Move c from q to the queue `target` (a policy's move or an overflow). */
+static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, const char *reason)
 {
     queue_rec nq = {0};
     int rc = st_queue_by_id(t->txn, t->e, t->acct, target, &nq);
     if (rc == SB_ENOTFOUND || c->moves >= MAX_MOVES || (rc == 0 && nq.num == q->num)) {
         queue_free(&nq);
         char why[160];
-        if (rc == SB_ENOTFOUND && by) {
-            /* The call ends in this event, and a finished call keeps no
-            ** trace: the reason and the log say which queue. */
-            snprintf(why, sizeof why,
-                     "the policy moved the call to queue '%s', which does not exist", target);
-            sb_log(t->e, SB_LOG_WARN,
-                   "policy decision: account=%s policy=%s version=%s call=%s: move: no queue '%s' "
-                   "in this account; the call is rejected",
-                   acct_id(t), by->policy[0] ? by->policy : q->policy,
-                   by->version[0] ? by->version : "-", c->id, target);
-        } else if (rc == SB_ENOTFOUND) { /* an overflow setting older versions let dangle */
+        /* A policy's move never gets here: a missing queue or its own is an
+        ** invalid decision (views.c, decide), which gets the fallback. */
+        if (rc == SB_ENOTFOUND) { /* an overflow setting older versions let dangle */
             snprintf(why, sizeof why, "overflow queue '%s' does not exist", target);
         } else {
             snprintf(why, sizeof why, "%s",
@@ -955,8 +945,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     if (q->max_wait && t->now >= c->queued + (int64_t)q->max_wait * 1000) {
         int had = 0, rc = q->overflow[0] ? overflow_had_call(t, c, q->overflow, &had) : 0;
         if (rc) return rc;
-        if (q->overflow[0] && !had)
-            return move_call(t, c, q, q->overflow, "max wait exceeded", NULL);
+        if (q->overflow[0] && !had) return move_call(t, c, q, q->overflow, "max wait exceeded");
         char why[128] = "max wait exceeded";
         if (had)
             snprintf(why, sizeof why,
@@ -1107,7 +1096,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         return st_call_save(t->txn, e, t->acct, c);
     }
     case DEC_MOVE:
-        return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy", dp);
+        return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy");
     case DEC_REJECT:
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, dp->reason[0] ? dp->reason : "rejected");
         if ((rc = waiting_remove(t, c, q))) return rc;

@@ -10,7 +10,8 @@
 #include "tap.h"
 #include "testkit.h"
 
-#include "engine.h" /* DB_KV: a store as an earlier version left it */
+#include "engine.h"  /* DB_KV: a store as an earlier version left it */
+#include "sandbox.h" /* the field names the lint knows (views_has_field) */
 
 #include <jansson.h>
 #include <lmdb.h>
@@ -667,49 +668,39 @@ static void test_nan_in_messages(void)
 }
 
 /* A policy's move to a queue the account does not have (a typo in a queue
-** id): an invalid decision, like any other, so the call gets the fallback
-** and the trace says why, with the file and line; the caller is not turned
-** away. */
-static void test_move_missing(void)
+** id) or to the queue the call waits in already: an invalid decision like
+** any other, so the call gets the fallback and the trace says why, with the
+** file and line; the caller is not turned away. */
+static void test_bad_moves(void)
 {
-    ok(policy("lost", "local P = {}\n"
-                      "function P.route(call, agents, ctx)\n"
-                      "  return { move = 'nosuch', reason = 'busy' }\n"
-                      "end\nreturn P\n") == 0,
-       "upload a policy moving calls to 'nosuch'");
-    queue_with("lost");
-    char call[32];
-    snprintf(call, sizeof call, "%s", offer());
-    is_int(count(SB_ACT_REJECT), 0, "move to a missing queue: the caller is not turned away");
-    ok(count(SB_ACT_RING) == 1, "the fallback rings");
-    const char *d = detail_of(call, 0);
-    ok(fell_back(call, 0) &&
-           strstr(d, "lost.lua:2: route returned invalid decision: move: no queue 'nosuch' "
-                     "in this account"),
-       "the trace names the queue, the file and the line (%s)", d);
-    end_call(call);
-}
-
-/* A policy's move to the queue the call waits in already: an invalid
-** decision (the call gets the fallback, the trace says why), not a caller
-** turned away. */
-static void test_move_own_queue(void)
-{
-    ok(policy("stay", "local P = {}\n"
-                      "function P.route(call, agents, ctx)\n"
-                      "  return { move = call.queue, reason = 'busy' }\n"
-                      "end\nreturn P\n") == 0,
-       "upload a policy moving calls to their own queue");
-    queue_with("stay");
-    char call[32];
-    snprintf(call, sizeof call, "%s", offer());
-    is_int(count(SB_ACT_REJECT), 0, "move to its own queue: the caller is not turned away");
-    ok(count(SB_ACT_RING) == 1, "the fallback rings");
-    const char *d = detail_of(call, 0);
-    ok(fell_back(call, 0) && strstr(d, "stay.lua:2: route returned invalid decision: move: the "
-                                       "call waits in queue 'q' already"),
-       "the trace says why (%s)", d);
-    end_call(call);
+    static const struct {
+        const char *policy, *target, *why;
+    } cases[] = {
+        {"lost", "'nosuch'",
+         "lost.lua:2: route returned invalid decision: move: no queue "
+         "'nosuch' in this account"},
+        {"stay", "call.queue",
+         "stay.lua:2: route returned invalid decision: move: the call "
+         "waits in queue 'q' already"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char src[256];
+        snprintf(src, sizeof src,
+                 "local P = {}\nfunction P.route(call, agents, ctx)\n"
+                 "  return { move = %s, reason = 'busy' }\nend\nreturn P\n",
+                 cases[i].target);
+        ok(policy(cases[i].policy, src) == 0, "upload a policy moving calls to %s",
+           cases[i].target);
+        queue_with(cases[i].policy);
+        char call[32];
+        snprintf(call, sizeof call, "%s", offer());
+        is_int(count(SB_ACT_REJECT), 0, "move to %s: the caller is not turned away",
+               cases[i].target);
+        ok(count(SB_ACT_RING) == 1, "the fallback rings");
+        const char *d = detail_of(call, 0);
+        ok(fell_back(call, 0) && strstr(d, cases[i].why), "the trace says why (%s)", d);
+        end_call(call);
+    }
 }
 
 /* What a policy logs reaches the embedder's log sink with its numbers read
@@ -771,6 +762,59 @@ static void test_store_refuses_numbers(void)
     is_str(offer_from("+15557654324"), "check 1234567", "the store is as it was");
 }
 
+/* The lint (policy check) and the views must agree on each view's fields:
+** views_has_field is a list of its own beside the switches that answer the
+** reads. A route policy reads every interned name on an agent, the call,
+** ctx and ctx.queue, and reports each read that succeeds or fails against
+** what views_has_field says (a reject reason naming the first mismatches). */
+static void test_lint_matches_views(void)
+{
+    static const struct {
+        const char *lua;
+        int kind;
+    } kinds[] = {{"agent", VK_AGENT}, {"call", VK_CALL}, {"ctx", VK_CTX}, {"queue", VK_QUEUE}};
+    sb_buf src = {0};
+    int err = buf_puts(&src, "local NAMES = {");
+    for (int k = 1; k < K_COUNT; k++)
+        err |= buf_printf(&src, "'%s',", sbx_key_names[k]);
+    err |= buf_puts(&src, "}\nlocal WANT = {");
+    for (size_t v = 0; v < sizeof kinds / sizeof kinds[0]; v++) {
+        err |= buf_printf(&src, "%s = {", kinds[v].lua);
+        for (int k = 1; k < K_COUNT; k++) {
+            int next;
+            const char *n = sbx_key_names[k];
+            if (views_has_field(kinds[v].kind, n, strlen(n), &next))
+                err |= buf_printf(&src, "%s = true,", n);
+        }
+        err |= buf_puts(&src, "},");
+    }
+    err |= buf_puts(
+        &src, "}\nlocal P = {}\n"
+              "function P.route(call, agents, ctx)\n"
+              "  local views = { agent = agents[1], call = call, ctx = ctx, queue = ctx.queue }\n"
+              "  local bad, n = {}, 0\n"
+              "  for kind, v in pairs(views) do\n"
+              "    for _, name in ipairs(NAMES) do\n"
+              "      n = n + 1\n"
+              "      if pcall(function() return v[name] end) ~= (WANT[kind][name] == true) then\n"
+              "        bad[#bad + 1] = kind .. '.' .. name\n"
+              "      end\n"
+              "    end\n"
+              "  end\n"
+              "  return { reject = #bad > 0 and table.concat(bad, ' ') or ('agree: ' .. n) }\n"
+              "end\nreturn P\n");
+    ok(!err && policy("fields", src.p) == 0, "upload a policy reading every field name");
+    buf_free(&src);
+    queue_with("fields");
+    char call[32];
+    snprintf(call, sizeof call, "%s", offer());
+    const sb_action *r = nth(SB_ACT_REJECT, 0);
+    char want[32];
+    snprintf(want, sizeof want, "agree: %d", 4 * (K_COUNT - 1));
+    is_str(r ? r->reason : "-", want,
+           "the lint's field names are what the views answer, on all four route views");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-decisions-%d", (int)getpid());
@@ -787,8 +831,8 @@ int main(void)
     test_pause_unknown_agent();
     test_not_offered();
     test_nan_in_messages();
-    test_move_missing();
-    test_move_own_queue();
+    test_bad_moves();
+    test_lint_matches_views();
     test_log_redacted();
     test_store_refuses_numbers();
     sb_close(eng);
