@@ -100,3 +100,11 @@ $(LUA_OUT)/naive/switchboard.so: $(LUA_OUT)/5.1/switchboard_lua.o $(LUA_OUT)/nai
 ifeq ($(SANITIZE),)
 tests: $(LUA_OUT)/naive/switchboard.so
 endif
+
+# Test fixture for lua54.t: a Lua 5.4 host whose allocator fails on demand
+# (t/oomhost.c), to end the module's methods with memory errors.
+$(LUA_OUT)/oomhost: $(LUA_DIR)/t/oomhost.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(LUA_MOD_CFLAGS) $(shell pkg-config --cflags lua5.4) -o $@ $< \
+	  $(shell pkg-config --libs lua5.4)
+tests: $(LUA_OUT)/oomhost

@@ -13,6 +13,7 @@ for host in luajit lua5.1; do
     run_lua "$host" 5.1 records
     run_lua "$host" 5.1 misuse
     run_lua "$host" 5.1 finalizer
+    run_lua "$host" 5.1 raise
     check_bindings "$host" 5.1
 done
 check_unload lua5.1 5.1

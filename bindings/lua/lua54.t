@@ -12,6 +12,7 @@ run_lua lua5.4 5.4 isolation
 run_lua lua5.4 5.4 records
 run_lua lua5.4 5.4 misuse
 run_lua lua5.4 5.4 finalizer
+run_lua "$B/bindings/lua/oomhost" 5.4 raise
 check_bindings lua5.4 5.4
 check_unload lua5.4 5.4
 finish

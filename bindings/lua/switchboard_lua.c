@@ -541,45 +541,87 @@ static int ret_doc(lua_State *L, int rc, sb_result *res)
 ** engine with begin (raises if it was closed), which marks it busy until
 ** finish or abandon: a close meanwhile takes effect once the method is done,
 ** and a method called meanwhile works on a result of its own, not on the one
-** being read. */
+** being read.
+**
+** A Lua error can also end a method half way, between begin and finish: out
+** of memory, or (Lua 5.1, LuaJIT) a finalizer's error, which those versions
+** raise in whatever code the collection step interrupted. The engine is then
+** released by a guard begin leaves on the stack: at once in Lua 5.4, where
+** the guard is a to-be-closed slot; at the guard's collection in 5.1. Before,
+** such a method left the engine busy for good, and a close of it waited for
+** ever: its files and memory stayed until the process ended. */
 typedef int (*ret_fn)(lua_State *, int, sb_result *);
+
+#define GUARD_MT "switchboard.guard"
+
+typedef struct guard {
+    engine_box *b;
+    sb_result *res;
+    int held;
+} guard;
 
 typedef struct call {
     engine_box *b;
     sb_result *res;
+    guard *g;
 } call;
+
+/* The method's use of the engine ends: its result goes back, and a close that came
+** meanwhile takes effect. */
+static void guard_end(guard *g)
+{
+    if (!g->held) return;
+    engine_box *b = g->b;
+    g->held = 0;
+    b->busy--;
+    if (g->res != b->res) sb_result_free(g->res);
+    if (b->close_pending && !b->busy) box_free(b);
+}
+
+/* __close and __gc of a guard: the method ended without finish or abandon. */
+static int l_guard_end(lua_State *L)
+{
+    guard_end(luaL_checkudata(L, 1, GUARD_MT));
+    return 0;
+}
+
+/* Stack slots a method's arguments may take (eng:member_put reads five):
+** the guard goes above them, where no argument read after begin finds it. */
+#define METHOD_ARGS 6
 
 static call begin(lua_State *L)
 {
     call c;
+    if (lua_gettop(L) < METHOD_ARGS) lua_settop(L, METHOD_ARGS);
+    /* The guard first: if making it raises, nothing is held yet; and the
+    ** collection step its allocation may take can run a finalizer that
+    ** closes the engine, so the engine is taken after it. */
+    c.g = lua_newuserdata(L, sizeof *c.g);
+    c.g->held = 0;
+    luaL_getmetatable(L, GUARD_MT);
+    lua_setmetatable(L, -2);
+#if LUA_VERSION_NUM >= 504
+    lua_toclose(L, -1);
+#endif
     c.b = check_box(L);
     c.res = c.b->busy ? sb_result_new() : c.b->res;
     if (!c.res) luaL_error(L, "switchboard: out of memory");
+    *c.g = (guard){c.b, c.res, 1};
     c.b->busy++; /* until finish or abandon: arguments converted after begin run Lua too */
     return c;
-}
-
-/* The method is done with its engine: its result goes back, and a close
-** that came meanwhile takes effect. */
-static void release(call c)
-{
-    engine_box *b = c.b;
-    b->busy--;
-    if (c.res != b->res) sb_result_free(c.res);
-    if (b->close_pending && !b->busy) box_free(b);
 }
 
 static int finish(lua_State *L, call c, int rc, ret_fn ret)
 {
     int n = ret(L, rc, c.res);
-    release(c);
+    guard_end(c.g);
     return n;
 }
 
 /* A method ending without the engine's answer (bad input found after begin). */
 static void abandon(call c)
 {
-    release(c);
+    guard_end(c.g);
 }
 
 static int ret_true(lua_State *L, int rc, sb_result *res)
@@ -1305,13 +1347,18 @@ static int l_close(lua_State *L)
     return 0;
 }
 
-/* __gc: the handle is unreachable, so no method of it is running (one
-** that a Lua error ended half way may have left busy set). */
+/* __gc: the handle is unreachable, so no method of it is running; the guard
+** of one that a Lua error ended half way may still be uncollected, and
+** frees the box when it is. */
 static int l_gc(lua_State *L)
 {
     engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
-    box_free(u->b);
+    engine_box *b = u->b;
     u->b = NULL;
+    if (b && b->busy)
+        b->close_pending = 1;
+    else
+        box_free(b);
     return 0;
 }
 
@@ -1681,6 +1728,16 @@ __attribute__((visibility("default"))) int luaopen_switchboard(lua_State *L)
     lua_pushstring(L, "array");
     lua_setfield(L, -2, "__name");
     lua_rawset(L, LUA_REGISTRYINDEX);
+
+    if (luaL_newmetatable(L, GUARD_MT)) {
+        lua_pushcfunction(L, l_guard_end);
+        lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+        lua_pushcfunction(L, l_guard_end);
+        lua_setfield(L, -2, "__close");
+#endif
+    }
+    lua_pop(L, 1);
 
     if (luaL_newmetatable(L, ENGINE_MT)) {
         sbl_newlib(L, engine_methods);

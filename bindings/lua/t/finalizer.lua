@@ -19,13 +19,7 @@ local function open()
 end
 do
   local eng = open()
-  assert(eng:account_put{ id = "acme" })
-  for a = 1, 3 do
-    assert(eng:agent_put("acme", { id = "a" .. a, status = "available",
-                                   devices = { softphone = "sip:a" .. a .. "@x" } }))
-  end
-  assert(eng:queue_put("acme", { id = "q", policy = "longest-idle",
-                                 members = { { agent = "a1" }, { agent = "a2" }, { agent = "a3" } } }))
+  T.three_agents(eng)
   eng:close()
 end
 
@@ -48,14 +42,7 @@ local function normal()
     collectgarbage("setstepmul", 200)
   end
 end
--- Garbage with a finalizer (5.1 and LuaJIT finalize userdata only).
-local function garbage_with(fn)
-  if newproxy then
-    getmetatable(newproxy(true)).__gc = fn
-  else
-    setmetatable({}, { __gc = fn })
-  end
-end
+local garbage_with = T.garbage_with
 
 local in_call = false
 local function closed(ok, err) return not ok and tostring(err):find("engine is closed") end

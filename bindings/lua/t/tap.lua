@@ -63,4 +63,25 @@ function T.read(path)
   return s
 end
 
+-- Account acme with agents a1..a3 (available, a softphone each) in queue q,
+-- routed by the stock longest-idle policy.
+function T.three_agents(eng)
+  assert(eng:account_put{ id = "acme" })
+  for a = 1, 3 do
+    assert(eng:agent_put("acme", { id = "a" .. a, status = "available",
+                                   devices = { softphone = "sip:a" .. a .. "@x" } }))
+  end
+  assert(eng:queue_put("acme", { id = "q", policy = "longest-idle",
+                                 members = { { agent = "a1" }, { agent = "a2" }, { agent = "a3" } } }))
+end
+
+-- Garbage with a finalizer (5.1 and LuaJIT finalize userdata only).
+function T.garbage_with(fn)
+  if newproxy then
+    getmetatable(newproxy(true)).__gc = fn
+  else
+    setmetatable({}, { __gc = fn })
+  end
+end
+
 return T
