@@ -136,6 +136,24 @@ static int is_answer(const sb_action *a, const char *call, const char *agent)
     return 0;
 }
 
+/* The library's JSON of a request that no action answers (provisioning: a
+** PUT of an agent, queue or member, a delete) once its actions have gone to
+** the stream: the document without them, or {"actions":[]} for a result
+** without a document. NULL when out of memory. */
+static char *without_actions(const char *js, size_t len)
+{
+    json_t *o = json_loadb(js, len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    json_object_del(o, "actions");
+    if (json_object_size(o) == 0) json_object_set_new(o, "actions", json_array());
+    char *out = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    return out;
+}
+
 /* Turn the library's outcome into the reply. On success, actions that do not
 ** answer this request go to the stream and leave the response. Events (a
 ** call or an agent given) answer {"actions":[...]}, as the library's result
@@ -159,7 +177,22 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
     size_t n = sb_result_count(res);
     if (!call && !agent) {
         const char *js = sb_result_json(res, &len);
-        evbuffer_add(x->rep->body, js, len);
+        if (n == 0) {
+            evbuffer_add(x->rep->body, js, len);
+            return;
+        }
+        /* Provisioning that let waiting calls ring (an agent made available,
+        ** a member added): those rings answer no request, so they go to the
+        ** stream like any other (API.md, "Actions: response or stream"). */
+        char *body = x->account ? without_actions(js, len) : NULL;
+        if (!body) { /* admin routes, or out of memory: they stay in the response */
+            evbuffer_add(x->rep->body, js, len);
+            return;
+        }
+        for (size_t i = 0; i < n; i++)
+            sbd_stream_hold(x->d, sb_result_action(res, i), x->account);
+        evbuffer_add(x->rep->body, body, strlen(body));
+        free(body);
         return;
     }
     evbuffer_add(x->rep->body, "{\"actions\":[", 12);

@@ -61,6 +61,40 @@ ev = s.next_where(lambda e: e.get("type") == "ring")
 t.is_(ev and (ev.get("call"), ev.get("agent")), ("c3", "alice"), "the stream rings c3 on alice")
 acme.post("/v1/calls/c3/abandon")
 
+# -- provisioning that frees an agent: its rings go to the stream --------------------
+# PUT of an agent, a queue or a member answers with its document (or
+# {"actions":[]}); a waiting call that can now ring is on the stream, not in it.
+def waiting_then(call, change):
+    acme.post("/v1/agents/alice/status", {"status": "paused", "reason": "setup"})
+    r = acme.post("/v1/calls", {"call": call, "queue": "support", "caller": "+4930100005"})
+    assert [a["type"] for a in r.actions()] == ["wait"], r
+    r = change()
+    ev = s.next_where(lambda e: e.get("call") == call and e.get("type") == "ring", timeout=3)
+    acme.post("/v1/calls/%s/abandon" % call)
+    return r, ev
+
+
+def ready_alice():
+    return acme.put("/v1/agents/alice", {"devices": {"softphone": "sip:alice@pbx.example"},
+                                         "status": "available"})
+
+
+r, ev = waiting_then("p1", ready_alice)
+t.ok(r.status == 200 and "actions" not in (r.json or {}), "PUT of an agent that frees it: its document", r)
+t.is_(ev and ev.get("agent"), "alice", "... and the waiting call's ring is on the stream")
+acme.put("/v1/agents/carol", {"devices": {"softphone": "sip:carol@pbx.example"}, "status": "available"})
+r, ev = waiting_then("p2", lambda: acme.put("/v1/queues/support/members/carol", {}))
+t.ok(r.status == 200 and r.json == {"actions": []}, "PUT of a member who is free: {\"actions\":[]}", r)
+t.is_(ev and ev.get("agent"), "carol", "... and the ring is on the stream")
+acme.delete("/v1/queues/support/members/carol")
+r, ev = waiting_then("p3", lambda: acme.put("/v1/queues/support", {
+    "policy": "first", "ring_timeout": 20, "members": [{"agent": "alice"}, {"agent": "carol"}]}))
+t.ok(r.status == 200 and "actions" not in (r.json or {}), "PUT of a queue adding a free member: its document", r)
+t.is_(ev and ev.get("agent"), "carol", "... and the ring is on the stream")
+acme.put("/v1/queues/support", {"policy": "first", "ring_timeout": 20, "members": [{"agent": "alice"}]})
+acme.delete("/v1/agents/carol")
+acme.post("/v1/agents/alice/status", {"status": "available"})
+
 # -- actions from timers ----------------------------------------------------------------
 r = acme.put("/v1/policies/quick", QUICK, headers={"Content-Type": "text/x-lua"})
 acme.put("/v1/agents/bob", {"devices": {"softphone": "sip:bob@pbx.example"}, "status": "available"})
