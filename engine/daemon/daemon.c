@@ -58,6 +58,12 @@ int64_t sbd_wall_ms(void)
 static void arm_deadline(sbd *d)
 {
     if (!d->eng || !d->deadline_ev) return;
+    /* Shutting down: timers wait for the next start, where what they cause
+    ** reaches a stream (or the account's backlog) instead of a closing one. */
+    if (d->draining) {
+        event_del(d->deadline_ev);
+        return;
+    }
     int64_t dl = sb_next_deadline(d->eng);
     if (dl == d->armed_deadline && event_pending(d->deadline_ev, EV_TIMEOUT, NULL)) return;
     if (dl == INT64_MAX) {
@@ -400,9 +406,15 @@ static void sync_thread_stop(sbd *d)
 /* ------------------------------------------------------------------------ */
 /* Signals and shutdown. */
 
+/* Draining: once no request is left in flight and nothing waits for a sync
+** (so the stream events they caused are out), the streams close after
+** sending what they hold; then the loop stops. */
 static void maybe_stop(sbd *d)
 {
-    if (d->draining && !d->conns && !d->stop) {
+    if (!d->draining || d->stop) return;
+    if (d->conns && !d->batch && !d->pub_head && !d->npreq && sbd_http_only_streams(d))
+        sbd_http_end_streams(d);
+    if (!d->conns) {
         d->stop = 1;
         event_base_loopbreak(d->base);
     }
@@ -445,6 +457,7 @@ static void term_cb(evutil_socket_t sig, short what, void *arg)
     sbd_log(SB_LOG_INFO, "shutting down: finishing in-flight requests", "signal=%s connections=%u",
             sig_name((int)sig), d->nconns);
     d->draining = 1;
+    arm_deadline(d); /* disarms: no timer fires during the drain */
     sbd_http_drain(d);
     struct timeval tv = {d->cfg->shutdown_timeout, 0};
     event_add(d->drain_ev, &tv);
@@ -679,6 +692,7 @@ static void teardown(sbd *d)
         }
     if (d->listener) evconnlistener_free(d->listener);
     d->listener = NULL;
+    sbd_stream_free_backlogs(d);
     if (d->base) event_base_free(d->base);
     d->base = NULL;
     free(d->preq);

@@ -1039,6 +1039,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
+        if (c->state == CS_STREAM && c->sub) { /* the write timeout: a stalled reader */
+            sbd_stream_stalled(c->d, c->sub);
+            return;
+        }
         sbd_log(SB_LOG_DEBUG, "connection timed out", "conn=%llu peer=%s state=%d",
                 (unsigned long long)c->id, c->peer, c->state);
     } else if (what & BEV_EVENT_ERROR) {
@@ -1308,10 +1312,34 @@ void sbd_http_drain(sbd *d)
         event_free(d->accept_pause);
         d->accept_pause = NULL;
     }
+    /* Streams stay open until the requests still in flight are answered:
+    ** the actions those cause go out on them (sbd_http_end_streams). */
     sbd_conn *c = d->conns;
     while (c) {
         sbd_conn *next = c->next;
-        if (c->state == CS_STREAM || conn_idle(c)) conn_free(c);
+        if (conn_idle(c)) conn_free(c);
+        c = next;
+    }
+}
+
+int sbd_http_only_streams(const sbd *d)
+{
+    for (const sbd_conn *c = d->conns; c; c = c->next)
+        if (c->state != CS_STREAM && c->state != CS_LINGER) return 0;
+    return 1;
+}
+
+void sbd_http_end_streams(sbd *d)
+{
+    sbd_conn *c = d->conns;
+    while (c) {
+        sbd_conn *next = c->next;
+        if (c->state == CS_STREAM) {
+            /* What it holds goes out first (write_cb), then the close. */
+            c->state = CS_CLOSING;
+            bufferevent_disable(c->bev, EV_READ);
+            if (!evbuffer_get_length(bufferevent_get_output(c->bev))) start_linger(c);
+        }
         c = next;
     }
 }

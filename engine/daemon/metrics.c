@@ -246,6 +246,9 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
              "Actions published to event streams.", m->stream_events);
     metric_u(o, "switchboard_stream_dropped_total", "counter",
              "Stream subscribers dropped for reading too slowly.", m->stream_dropped);
+    metric_u(o, "switchboard_stream_backlog_dropped_total", "counter",
+             "Actions dropped from a full backlog of an account without a subscriber.",
+             m->stream_backlog_dropped);
     metric_u(o, "switchboard_batches_total", "counter", "Request batches released.", m->batches);
     metric_u(o, "switchboard_syncs_total", "counter", "sb_sync() calls for group commit.",
              m->syncs);

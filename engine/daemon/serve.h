@@ -32,6 +32,7 @@ typedef struct sbd sbd;
 typedef struct sbd_conn sbd_conn;
 typedef struct sbd_sub sbd_sub;
 typedef struct sbd_pub sbd_pub;
+typedef struct sbd_backlog sbd_backlog;
 
 /* ------------------------------------------------------------------------ */
 /* A connection's last successful Basic-auth check (api.c): the same
@@ -95,7 +96,7 @@ typedef struct sbd_metrics {
     double sync_seconds;
     uint64_t batches;
     uint64_t ticks, tick_errors, tick_actions;
-    uint64_t stream_events, stream_dropped;
+    uint64_t stream_events, stream_dropped, stream_backlog_dropped;
     uint64_t reloads_ok, reloads_failed;
     uint64_t sweeps, sweep_errors, swept; /* retention sweep transactions, records */
 } sbd_metrics;
@@ -153,6 +154,10 @@ struct sbd {
     /* stream subscribers, by account */
     sbd_sub *subs;
     unsigned nsubs;
+    /* actions published while their account had no subscriber, kept for
+    ** the next one (stream.c) */
+    sbd_backlog *backlogs;
+    size_t backlog_bytes;
 
     /* timers and signals */
     struct event *deadline_ev, *housekeeping_ev, *keepalive_ev, *drain_ev, *sweep_ev;
@@ -203,6 +208,10 @@ void sbd_http_release(sbd *d, uint64_t upto, int sync_failed);
 int sbd_conn_held(const sbd_conn *c);
 /* Stop accepting; close idle connections; let in-flight requests finish. */
 void sbd_http_drain(sbd *d);
+/* Are all the connections left event streams (or lingering closes)? */
+int sbd_http_only_streams(const sbd *d);
+/* Close the event streams once they have sent what they hold. */
+void sbd_http_end_streams(sbd *d);
 void sbd_http_close_all(sbd *d);
 struct bufferevent *sbd_conn_bev(sbd_conn *c);
 uint64_t sbd_conn_id(const sbd_conn *c);
@@ -241,6 +250,11 @@ void sbd_stream_hold(sbd *d, const sb_action *a, const char *account);
 void sbd_stream_publish(sbd *d, uint64_t upto);
 void sbd_stream_keepalive(sbd *d);
 void sbd_stream_close_all(sbd *d);
+/* A subscriber whose connection took idle_timeout to accept any of what
+** waits for it: dropped and logged like a slow one. */
+void sbd_stream_stalled(sbd *d, sbd_sub *s);
+/* Free the actions kept for accounts without a subscriber. */
+void sbd_stream_free_backlogs(sbd *d);
 /* The action as JSON, byte for byte as the library's result JSON renders
 ** it (sb_action_json), the account filled in if the action has none. */
 int sbd_action_write(struct evbuffer *out, const sb_action *a, const char *account,

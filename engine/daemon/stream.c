@@ -3,9 +3,17 @@
 ** Events. Actions wait in the batch with the responses and go out after the
 ** sync that covers them (each is tagged with its batch, like the responses),
 ** as `data: <action json>\n\n`. A subscriber gets the events of the batch it
-** subscribed in and later ones, never before its own response head. A subscriber whose unsent
-*output passes
-** stream_buffer bytes is dropped (and logged) rather than slowing the loop.
+** subscribed in and later ones, never before its own response head. A
+** subscriber whose unsent output passes stream_buffer bytes, or whose
+** connection accepts nothing for idle_timeout, is dropped (and logged)
+** rather than slowing the loop.
+**
+** An action published while its account has no subscriber (none connected
+** yet after a start, between a drop and the reconnect, a timer firing while
+** the gateway restarts) is kept in the account's backlog and goes to the
+** next subscriber, first thing after its head: up to stream_buffer bytes per
+** account and 64 times that in all, the oldest dropped (logged, counted)
+** beyond. Backlogs are in memory: a restart of the daemon loses them.
 */
 #include "serve.h"
 
@@ -32,6 +40,18 @@ struct sbd_pub {
     char *account;
     char *json;
 };
+
+/* One account's actions published while it had no subscriber, oldest first. */
+struct sbd_backlog {
+    sbd_backlog *next;
+    char account[132];
+    sbd_pub *head, **tail;
+    size_t bytes;
+    int warned; /* "backlog full" logged since the last delivery */
+};
+
+/* Across accounts, the backlogs hold at most this many stream_buffers. */
+#define BACKLOG_ACCOUNTS 64
 
 /* An action's JSON (the library's, which writes it without building a
 ** tree), naming the account when the action does not, after sep (may be
@@ -65,6 +85,123 @@ char *sbd_action_json(const sb_action *a, const char *account)
     return s;
 }
 
+static void pub_free(sbd_pub *p)
+{
+    free(p->account);
+    free(p->json);
+    free(p);
+}
+
+static void pub_queue(sbd *d, sbd_pub *p)
+{
+    p->next = NULL;
+    *d->pub_tail = p;
+    d->pub_tail = &p->next;
+}
+
+static sbd_backlog *backlog_of(sbd *d, const char *account, int create)
+{
+    for (sbd_backlog *b = d->backlogs; b; b = b->next)
+        if (!strcmp(b->account, account)) return b;
+    if (!create) return NULL;
+    sbd_backlog *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    snprintf(b->account, sizeof b->account, "%s", account);
+    b->tail = &b->head;
+    b->next = d->backlogs;
+    d->backlogs = b;
+    return b;
+}
+
+static void backlog_drop_oldest(sbd *d, sbd_backlog *b)
+{
+    sbd_pub *p = b->head;
+    b->head = p->next;
+    if (!b->head) b->tail = &b->head;
+    size_t n = strlen(p->json);
+    b->bytes -= n;
+    d->backlog_bytes -= n;
+    d->m.stream_backlog_dropped++;
+    pub_free(p);
+}
+
+/* Keep p, published while its account had no subscriber, for the next. */
+static void backlog_keep(sbd *d, sbd_pub *p)
+{
+    size_t n = strlen(p->json), cap = d->cfg->stream_buffer;
+    sbd_backlog *b = backlog_of(d, p->account, 1);
+    if (!b || n > cap) {
+        d->m.stream_backlog_dropped++;
+        pub_free(p);
+        return;
+    }
+    size_t before = d->m.stream_backlog_dropped;
+    while (b->head && b->bytes + n > cap)
+        backlog_drop_oldest(d, b);
+    /* All the backlogs full: this account's oldest go first, then this one. */
+    while (b->head && d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS)
+        backlog_drop_oldest(d, b);
+    if (d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS) {
+        d->m.stream_backlog_dropped++;
+        pub_free(p);
+    } else {
+        p->next = NULL;
+        *b->tail = p;
+        b->tail = &p->next;
+        b->bytes += n;
+        d->backlog_bytes += n;
+    }
+    if (d->m.stream_backlog_dropped != before && !b->warned) {
+        b->warned = 1;
+        sbd_log(SB_LOG_WARN, "stream backlog full: oldest actions dropped",
+                "account=%s backlog_bytes=%zu stream_buffer=%zu", sbd_q(b->account), b->bytes, cap);
+    }
+}
+
+/* A subscriber of account arrived in batch seq: what its account's backlog
+** holds goes out with that batch, after the subscriber's head. */
+static size_t backlog_deliver(sbd *d, const char *account, uint64_t seq)
+{
+    sbd_backlog *b = backlog_of(d, account, 0);
+    if (!b) return 0;
+    size_t n = 0;
+    while (b->head) {
+        sbd_pub *p = b->head;
+        b->head = p->next;
+        d->backlog_bytes -= strlen(p->json);
+        p->seq = seq;
+        pub_queue(d, p);
+        n++;
+    }
+    sbd_backlog **pp = &d->backlogs;
+    while (*pp != b)
+        pp = &(*pp)->next;
+    *pp = b->next;
+    free(b);
+    return n;
+}
+
+void sbd_stream_free_backlogs(sbd *d)
+{
+    while (d->backlogs) {
+        sbd_backlog *b = d->backlogs;
+        d->backlogs = b->next;
+        while (b->head) {
+            sbd_pub *p = b->head;
+            b->head = p->next;
+            pub_free(p);
+        }
+        free(b);
+    }
+    d->backlog_bytes = 0;
+    while (d->pub_head) {
+        sbd_pub *p = d->pub_head;
+        d->pub_head = p->next;
+        pub_free(p);
+    }
+    d->pub_tail = &d->pub_head;
+}
+
 int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *auth)
 {
     /* Shutting down: the drain closed the streams there were; one whose
@@ -89,8 +226,9 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     d->subs = s;
     d->nsubs++;
     sbd_conn_set_sub(c, s);
-    sbd_log(SB_LOG_INFO, "stream subscribed", "conn=%llu peer=%s account=%s",
-            (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account));
+    size_t kept = backlog_deliver(d, account, s->since);
+    sbd_log(SB_LOG_INFO, "stream subscribed", "conn=%llu peer=%s account=%s backlog=%zu",
+            (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account), kept);
     return 0;
 }
 
@@ -140,11 +278,8 @@ void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)
     const char *acct = a->account ? a->account : account;
     if (!acct) return;
     d->m.stream_events++;
-    /* Nobody listening to this account: nothing to hold. */
-    sbd_sub *s = d->subs;
-    while (s && strcmp(s->account, acct) != 0)
-        s = s->next;
-    if (!s) return;
+    /* Held whether or not anyone listens now: with nobody at publish, it
+    ** waits in the account's backlog for the next subscriber. */
     sbd_pub *p = calloc(1, sizeof *p);
     if (!p) return;
     p->account = strdup(acct);
@@ -156,8 +291,7 @@ void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)
         return;
     }
     p->seq = sbd_seq(d);
-    *d->pub_tail = p;
-    d->pub_tail = &p->next;
+    pub_queue(d, p);
 }
 
 static void drop(sbd *d, sbd_sub *s, size_t queued)
@@ -170,6 +304,17 @@ static void drop(sbd *d, sbd_sub *s, size_t queued)
     sbd_conn_close(s->conn); /* unsubscribes s */
 }
 
+void sbd_stream_stalled(sbd *d, sbd_sub *s)
+{
+    struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
+    sbd_log(SB_LOG_WARN, "stream subscriber dropped: stalled",
+            "conn=%llu peer=%s account=%s queued_bytes=%zu idle_timeout=%u",
+            (unsigned long long)sbd_conn_id(s->conn), sbd_conn_peer(s->conn), sbd_q(s->account),
+            evbuffer_get_length(out), d->cfg->idle_timeout);
+    d->m.stream_dropped++;
+    sbd_conn_close(s->conn); /* unsubscribes s */
+}
+
 void sbd_stream_publish(sbd *d, uint64_t upto)
 {
     while (d->pub_head && d->pub_head->seq <= upto) {
@@ -177,25 +322,39 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
         d->pub_head = p->next;
         if (!d->pub_head) d->pub_tail = &d->pub_head;
         size_t jl = strlen(p->json);
+        int sent = 0;
+        uint64_t later = 0; /* the batch of a subscriber whose head is not out yet */
         sbd_sub *s = d->subs;
         while (s) {
             sbd_sub *next = s->next;
-            if (s->since <= p->seq && !strcmp(s->account, p->account)) {
-                struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
-                size_t queued = evbuffer_get_length(out);
-                if (queued + jl + 8 > d->cfg->stream_buffer) {
-                    drop(d, s, queued);
+            if (!strcmp(s->account, p->account)) {
+                if (s->since > p->seq) {
+                    if (s->since > later) later = s->since;
                 } else {
-                    evbuffer_add(out, "data: ", 6);
-                    evbuffer_add(out, p->json, jl);
-                    evbuffer_add(out, "\n\n", 2);
+                    struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
+                    size_t queued = evbuffer_get_length(out);
+                    if (queued + jl + 8 > d->cfg->stream_buffer) {
+                        drop(d, s, queued);
+                    } else {
+                        evbuffer_add(out, "data: ", 6);
+                        evbuffer_add(out, p->json, jl);
+                        evbuffer_add(out, "\n\n", 2);
+                        sent = 1;
+                    }
                 }
             }
             s = next;
         }
-        free(p->account);
-        free(p->json);
-        free(p);
+        if (sent) {
+            pub_free(p);
+        } else if (later) {
+            /* Its only subscriber came after it, head still held: it goes
+            ** out with that subscriber's batch. */
+            p->seq = later;
+            pub_queue(d, p);
+        } else {
+            backlog_keep(d, p);
+        }
     }
 }
 

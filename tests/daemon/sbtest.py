@@ -47,6 +47,9 @@ end
 return P
 """
 
+# FIRST_POLICY ringing for 1 s: ring timeouts (timers) within a test's time.
+QUICK_POLICY = FIRST_POLICY.replace('device = "softphone", timeout = 20', "timeout = 1")
+
 
 class TAP:
     def __init__(self, deadline=120):

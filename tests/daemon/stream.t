@@ -4,20 +4,8 @@
 # timers' actions — and only that account's stream; keep-alive comments.
 import sys, os, socket
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, Stream, Account, provision, ROOT, library_env
+from sbtest import TAP, Daemon, Stream, Account, provision, ROOT, library_env, QUICK_POLICY
 
-QUICK = """\
-local P = {}
-function P.route(call, agents, ctx)
-  local best
-  for _, a in ipairs(agents) do
-    if not call.tried[a.id] and (not best or a.id < best.id) then best = a end
-  end
-  if not best then return { wait = 60 } end
-  return { ring = best.id, timeout = 1 }
-end
-return P
-"""
 
 t = TAP()
 d = t.owned(Daemon(conf={"stream_keepalive": 1, "stream_buffer": "4K"})).start()
@@ -96,7 +84,7 @@ acme.delete("/v1/agents/carol")
 acme.post("/v1/agents/alice/status", {"status": "available"})
 
 # -- actions from timers ----------------------------------------------------------------
-r = acme.put("/v1/policies/quick", QUICK, headers={"Content-Type": "text/x-lua"})
+r = acme.put("/v1/policies/quick", QUICK_POLICY, headers={"Content-Type": "text/x-lua"})
 acme.put("/v1/agents/bob", {"devices": {"softphone": "sip:bob@pbx.example"}, "status": "available"})
 acme.put("/v1/queues/fast", {"policy": "quick", "members": [{"agent": "alice"}, {"agent": "bob"}]})
 r = acme.post("/v1/calls", {"call": "c4", "queue": "fast", "caller": "+4930100004"})

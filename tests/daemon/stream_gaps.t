@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+# The event stream across gaps: actions published while an account has no
+# subscriber wait for the next one (after a reconnect; timers that fell due
+# while the daemon was down, fired at its start); SIGTERM stops the timers
+# and keeps the streams open until the requests in flight are answered, so
+# the actions they cause go out; a subscriber whose connection accepts
+# nothing for idle_timeout is dropped, logged and counted.
+import sys, os, signal, socket, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, Stream, provision, QUICK_POLICY
+
+
+t = TAP(deadline=120)
+d = t.owned(Daemon(conf={"stream_keepalive": 0, "shutdown_timeout": 5})).start()
+acme = provision(d, agents=("alice", "bob"))
+acme.put("/v1/policies/quick", QUICK_POLICY, headers={"Content-Type": "text/x-lua"})
+acme.put("/v1/queues/fast", {"policy": "quick", "members": [{"agent": "alice"}, {"agent": "bob"}]})
+
+
+def rang(r):
+    return [a["agent"] for a in r.actions("ring")]
+
+
+# -- nobody listening: the actions wait for the next subscriber ------------------------
+s = Stream(d, acme.auth)
+r = acme.post("/v1/calls", {"call": "g1", "queue": "fast", "caller": "+4930100001"})
+t.is_(rang(r), ["alice"], "g1 rings alice for 1 s")
+s.close()
+time.sleep(1.6)  # the ring times out with no stream open: cancel alice, ring bob
+s = Stream(d, acme.auth)
+t.cleanups.append(s.close)
+got = [(e.get("type"), e.get("agent")) for e in (s.next(timeout=3), s.next(timeout=3)) if e]
+t.is_(got, [("cancel", "alice"), ("ring", "bob")],
+      "a subscriber connecting after a gap gets what was published meanwhile, in order")
+acme.post("/v1/calls/g1/abandon")
+t.ok(s.next(timeout=1.5) is None, "... once: nothing else follows")
+t.ok(d.wait_log(r'msg="stream subscribed".* backlog=2', timeout=2) is not None,
+     "the subscription logs how many waiting actions it took")
+s.close()
+
+# -- timers that fell due while the daemon was down -------------------------------------
+r = acme.post("/v1/calls", {"call": "g2", "queue": "fast", "caller": "+4930100002"})
+t.is_(rang(r), ["alice"], "g2 rings alice for 1 s")
+t.is_(d.stop(), 0, "the daemon stops (SIGTERM)")
+time.sleep(1.5)
+d.start()
+time.sleep(0.5)  # the overdue timer fires in the new daemon's first turn, before any subscriber
+s = Stream(d, acme.auth)
+t.cleanups.append(s.close)
+ev = s.next_where(lambda e: e.get("call") == "g2" and e.get("type") == "ring", timeout=3)
+t.is_(ev and ev.get("agent"), "bob", "the ring the restart's first tick made reaches the first subscriber")
+acme.post("/v1/calls/g2/abandon")
+
+# -- SIGTERM: in-flight requests' actions go out, timers wait ---------------------------
+acme.put("/v1/agents/carol", {"devices": {"softphone": "sip:carol@pbx.example"}, "status": "available"})
+acme.put("/v1/queues/fast", {"policy": "quick", "members": [{"agent": "alice"}, {"agent": "bob"},
+                                                            {"agent": "carol"}]})
+r = acme.post("/v1/calls", {"call": "g3", "queue": "support", "caller": "+4930100003"})
+t.is_(rang(r), ["alice"], "g3 rings alice (20 s)")
+acme.post("/v1/calls/g3/ring_result", {"agent": "alice", "outcome": "answered"})
+r = acme.post("/v1/calls", {"call": "g4", "queue": "support", "caller": "+4930100004"})
+t.is_(rang(r), ["bob"], "g4 rings bob")
+acme.post("/v1/calls/g4/ring_result", {"agent": "bob", "outcome": "answered"})
+r = acme.post("/v1/calls", {"call": "g5", "queue": "support", "caller": "+4930100005"})
+t.is_([a["type"] for a in r.actions()], ["wait"], "g5 waits: both its agents talk")
+r = acme.post("/v1/calls", {"call": "g6", "queue": "fast", "caller": "+4930100006"})
+t.is_(rang(r), ["carol"], "g6 rings carol for 1 s")
+busy = socket.create_connection((d.host, d.port))
+busy.sendall(("POST /v1/calls/g3/hangup HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n" % acme.auth).encode())
+time.sleep(0.3)
+mark = len(d.lines)
+d.signal(signal.SIGTERM)
+t.ok(d.wait_log(r'msg="shutting down', after=mark, timeout=5) is not None, "SIGTERM")
+time.sleep(1.5)  # g6's ring times out during the drain
+busy.sendall(b"Content-Length: 0\r\n\r\n")
+busy.settimeout(5)
+t.ok(b" 200 " in busy.recv(65536).split(b"\r\n")[0] + b" ", "the hangup still arriving is answered")
+ev = s.next_where(lambda e: e.get("call") == "g5", timeout=5)
+t.is_(ev and (ev.get("type"), ev.get("agent")), ("ring", "alice"),
+      "... and the ring it caused for g5 reaches the stream before it closes")
+t.ok(s.closed(timeout=5), "then the stream closes")
+t.is_(d.wait(10), 0, "the daemon exits 0")
+t.ok(not any('msg="tick"' in l for l in d.lines[mark:]), "no timer fired during the drain")
+d.start()
+s = Stream(d, acme.auth)
+t.cleanups.append(s.close)
+ev = s.next_where(lambda e: e.get("call") == "g6", timeout=3)
+t.is_(ev and (ev.get("type"), ev.get("agent")), ("cancel", "carol"),
+      "g6's ring timeout fires at the next start, and its cancel reaches the first subscriber")
+d.stop()
+
+# -- a subscriber that accepts nothing for idle_timeout ---------------------------------
+# The kernel's buffers (SO_SNDBUF follows stream_buffer) fill first; what
+# follows waits unsent, under stream_buffer, and nothing moves for 2 s.
+d2 = t.owned(Daemon(conf={"stream_keepalive": 0, "idle_timeout": 2, "stream_buffer": "16K"})).start()
+ac = provision(d2, agents=("alice",))
+stall = socket.create_connection((d2.host, d2.port))
+stall.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+stall.sendall(("GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n" % ac.auth).encode())
+time.sleep(0.3)
+mark = len(d2.lines)
+ac.post("/v1/calls", {"call": "f0", "queue": "support", "caller": "+4930100007"})
+ac.post("/v1/calls/f0/ring_result", {"agent": "alice", "outcome": "answered"})
+sent = 0
+for i in range(1, 400):  # each hangup rings the call waiting behind it: one event on the stream
+    ac.post("/v1/calls", {"call": "f%d" % i, "queue": "support", "caller": "+4930100007"})
+    ac.post("/v1/calls/f%d/hangup" % (i - 1))
+    ac.post("/v1/calls/f%d/ring_result" % i, {"agent": "alice", "outcome": "answered"})
+    sent += 1
+    if sent >= 150 or d2.wait_log(r"stream subscriber dropped", after=mark, timeout=0):
+        break
+line = d2.wait_log(r"stream subscriber dropped", after=mark, timeout=6)
+t.ok(line is not None and "stalled" in line and "idle_timeout=2" in line,
+     "a subscriber whose connection accepts nothing is dropped and logged as stalled", line)
+t.ok(d2.metric("switchboard_stream_dropped_total") == 1, "... and counted")
+stall.close()
+t.is_(d2.stop(), 0, "stops cleanly")
+t.done()
