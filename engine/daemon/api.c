@@ -397,7 +397,12 @@ static void h_account_delete(ctx *x)
 {
     int rc = sb_account_delete(x->d->eng, x->p[0], x->d->res);
     reply_result(x, rc, 200, NULL, NULL);
-    if (rc == 0) sbd_log(SB_LOG_INFO, "account deleted", "account=%s", sbd_q(x->p[0]));
+    if (rc == 0) {
+        /* What waited for its subscribers must not reach an account made
+        ** again under the same id. */
+        sbd_stream_forget(x->d, x->p[0]);
+        sbd_log(SB_LOG_INFO, "account deleted", "account=%s", sbd_q(x->p[0]));
+    }
 }
 
 static void h_key_create(ctx *x)

@@ -255,6 +255,8 @@ void sbd_stream_close_all(sbd *d);
 void sbd_stream_stalled(sbd *d, sbd_sub *s);
 /* Free the actions kept for accounts without a subscriber. */
 void sbd_stream_free_backlogs(sbd *d);
+/* Drop what is kept or held for account's subscribers (it was deleted). */
+void sbd_stream_forget(sbd *d, const char *account);
 /* The action as JSON, byte for byte as the library's result JSON renders
 ** it (sb_action_json), the account filled in if the action has none. */
 int sbd_action_write(struct evbuffer *out, const sb_action *a, const char *account,

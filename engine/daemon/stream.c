@@ -181,6 +181,37 @@ static size_t backlog_deliver(sbd *d, const char *account, uint64_t seq)
     return n;
 }
 
+void sbd_stream_forget(sbd *d, const char *account)
+{
+    sbd_backlog **pp = &d->backlogs;
+    while (*pp && strcmp((*pp)->account, account) != 0)
+        pp = &(*pp)->next;
+    if (*pp) {
+        sbd_backlog *b = *pp;
+        *pp = b->next;
+        while (b->head) {
+            sbd_pub *p = b->head;
+            b->head = p->next;
+            pub_free(p);
+        }
+        d->backlog_bytes -= b->bytes;
+        free(b);
+    }
+    /* And what its last requests caused, still waiting for their sync. */
+    sbd_pub **q = &d->pub_head;
+    d->pub_tail = &d->pub_head;
+    while (*q) {
+        sbd_pub *p = *q;
+        if (!strcmp(p->account, account)) {
+            *q = p->next;
+            pub_free(p);
+        } else {
+            q = &p->next;
+            d->pub_tail = q;
+        }
+    }
+}
+
 void sbd_stream_free_backlogs(sbd *d)
 {
     while (d->backlogs) {

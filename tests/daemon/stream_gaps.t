@@ -38,6 +38,21 @@ t.ok(d.wait_log(r'msg="stream subscribed".* backlog=2', timeout=2) is not None,
      "the subscription logs how many waiting actions it took")
 s.close()
 
+# -- an account deleted with a backlog: an account made again under its id gets none of it
+gx = provision(d, account="globex", agents=("xavier", "yuri"))
+gx.put("/v1/policies/quick", QUICK_POLICY, headers={"Content-Type": "text/x-lua"})
+gx.put("/v1/queues/fast", {"policy": "quick", "members": [{"agent": "xavier"}, {"agent": "yuri"}]})
+r = gx.post("/v1/calls", {"call": "x1", "queue": "fast", "caller": "+4930100009"})
+t.is_(rang(r), ["xavier"], "globex: x1 rings xavier for 1 s, nobody subscribed")
+time.sleep(1.6)  # its ring times out: cancel xavier, ring yuri, kept for a subscriber
+gx.post("/v1/calls/x1/abandon")
+t.is_(d.admin("DELETE", "/v1/accounts/globex").status, 200, "globex deleted with that backlog")
+gx = provision(d, account="globex", agents=("xavier",))
+s = Stream(d, gx.auth)
+ev = s.next(timeout=1.5)
+t.ok(ev is None, "the new globex's first subscriber gets nothing of the old one's", ev)
+s.close()
+
 # -- timers that fell due while the daemon was down -------------------------------------
 r = acme.post("/v1/calls", {"call": "g2", "queue": "fast", "caller": "+4930100002"})
 t.is_(rang(r), ["alice"], "g2 rings alice for 1 s")
