@@ -176,6 +176,21 @@ func TestArgumentsRefused(t *testing.T) {
 	check("NUL in the account", err, switchboard.ErrInvalid, "account")
 	_, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Hangup, Call: "c1\x00"})
 	check("NUL in the event's call", err, switchboard.ErrInvalid, "call")
+	// json.Marshal writes a NUL in an attribute as \u0000, which the engine
+	// refused as "'attrs' must be a JSON object".
+	must(t)(eng.QueuePut("acme", `{"id":"support"}`))
+	_, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "c1", Queue: "support",
+		Caller: "+442079460001", Attrs: map[string]any{"lang": "de", "x_header": "abc\x00def"}})
+	check("NUL in an attribute", err, switchboard.ErrInvalid, "attrs.x_header")
+	_, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "c1", Queue: "support",
+		Caller: "+442079460001", Attrs: map[string]any{"tags": []any{"a", map[string]any{"k\x00": 1}}}})
+	check("NUL in a nested attribute's name", err, switchboard.ErrInvalid, "attrs.tags[1]")
+	_, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "c1", Queue: "support",
+		Caller: "+442079460001", Attrs: map[string]any{"h": struct{ V string }{"a\x00"}}})
+	check("NUL in an attribute marshalled from a struct", err, switchboard.ErrInvalid, "attrs.h")
+	if c, err := eng.CallGet("acme", "c1"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("a refused offer made a call: %v %v", c, err)
+	}
 	_, err = switchboard.Open(switchboard.Config{DataDir: t.TempDir() + "\x00x"})
 	check("NUL in the data directory", err, switchboard.ErrInvalid, "data_dir")
 	_, err = switchboard.PolicySign([]byte("return {}"), "ab\x00")
@@ -187,4 +202,49 @@ func TestArgumentsRefused(t *testing.T) {
 	// A negative limit was taken as the default page.
 	_, _, err = eng.AuditList("acme", 0, -1)
 	check("AuditList(limit -1)", err, switchboard.ErrInvalid, "limit")
+}
+
+// More calls in flight than the pool keeps idle results for: the extra
+// results are freed as the calls end, not kept until Close (each holds the
+// memory of its last answer).
+func TestResultPoolBounded(t *testing.T) {
+	eng := open(t, t.TempDir(), nil, nil)
+	must(t)(eng.AccountPut(`{"id":"acme"}`))
+	for burst := 0; burst < 3; burst++ {
+		if err := switchboard.Borrow(eng, 3*switchboard.PoolSize); err != nil {
+			t.Fatal(err)
+		}
+		if n := switchboard.LiveResults(eng); n > switchboard.PoolSize {
+			t.Fatalf("after burst %d of %d calls at once: %d results held (pool of %d)", burst,
+				3*switchboard.PoolSize, n, switchboard.PoolSize)
+		}
+	}
+	// The same with real calls from many goroutines at once.
+	for burst := 0; burst < 3; burst++ {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for g := 0; g < 200; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if _, err := eng.AgentList("acme"); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if n := switchboard.LiveResults(eng); n > switchboard.PoolSize {
+			t.Fatalf("after 200 goroutines' calls: %d results held (pool of %d)", n, switchboard.PoolSize)
+		}
+	}
+	// Close frees those in the pool, and a result taken from it works.
+	if err := switchboard.Borrow(eng, 1); err != nil {
+		t.Fatal(err)
+	}
+	eng.Close()
+	if n := switchboard.LiveResults(eng); n != 0 {
+		t.Errorf("after Close: %d results held", n)
+	}
 }

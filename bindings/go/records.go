@@ -101,12 +101,16 @@ func (e *Engine) RecordsExport(account, number string, format ExportFormat) (*Ex
 
 // ErasureReport is the outcome of an erasure request. Kept counts every
 // record left, the Failed ones included (running the request again retries
-// them); Reasons counts the records by what happened and why.
+// them); Held counts the kept records whose deletion or anonymization a legal
+// hold prevented (the request runs again at the next sweep after a hold of
+// the account is released); Reasons counts the records by what happened and
+// why.
 type ErasureReport struct {
 	Deleted    int            `json:"deleted"`
 	Anonymized int            `json:"anonymized"`
 	Kept       int            `json:"kept"`
 	Failed     int            `json:"failed"`
+	Held       int            `json:"held"`
 	Reasons    map[string]int `json:"reasons"`
 }
 
@@ -125,8 +129,11 @@ func (e *Engine) Erase(account, number string) (*ErasureReport, error) {
 
 // HoldRequest is a legal hold to place: it covers one call's records (Call),
 // every record of a number (Number, also records written later), or every
-// record of calls offered in [From, To). Reason is required; ID is optional
-// (the engine makes one: "h" and 8 hex digits).
+// record of a call in progress at any time in [From, To) — offered before To
+// and ended at or after From. A range may be open-ended: a zero From covers
+// every call offered before To, a zero To every call that ended at or after
+// From, calls yet to come included (set one of them at least). Reason is
+// required; ID is optional (the engine makes one: "h" and 8 hex digits).
 type HoldRequest struct {
 	ID       string
 	Call     string
@@ -141,7 +148,7 @@ type Hold struct {
 	Kind     string // "call", "number" or "range"
 	Reason   string
 	Call     string    // kind "call"
-	From, To time.Time // kind "range"
+	From, To time.Time // kind "range"; zero when open-ended on that side
 	Created  time.Time
 	Released bool // set by HoldRelease
 }
@@ -158,9 +165,17 @@ type holdJSON struct {
 }
 
 func (h holdJSON) hold() Hold {
-	return Hold{ID: h.ID, Kind: h.Kind, Reason: h.Reason, Call: h.Call, From: msTime(h.From),
+	out := Hold{ID: h.ID, Kind: h.Kind, Reason: h.Reason, Call: h.Call, From: msTime(h.From),
 		To: msTime(h.To), Created: msTime(h.Created), Released: h.Released}
+	if h.To == openTo {
+		out.To = time.Time{}
+	}
+	return out
 }
+
+// openTo is the to_ms of a range hold without an end (HoldRequest.To zero):
+// the largest the engine takes. (A range without a start has from_ms 0.)
+const openTo = math.MaxInt64
 
 // HoldPlace places a legal hold; ErrExists for a taken ID.
 func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
@@ -171,7 +186,16 @@ func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
 		}
 	}
 	if !h.From.IsZero() || !h.To.IsZero() {
-		doc["from_ms"], doc["to_ms"] = h.From.UnixMilli(), h.To.UnixMilli()
+		// The zero time.Time is year 1, before what the engine takes (0 and
+		// up): an unset bound is the range's widest instead.
+		var from, to int64 = 0, openTo
+		if !h.From.IsZero() {
+			from = h.From.UnixMilli()
+		}
+		if !h.To.IsZero() {
+			to = h.To.UnixMilli()
+		}
+		doc["from_ms"], doc["to_ms"] = from, to
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -381,15 +405,7 @@ func (p *sweepProgress) call(done, total uint64) {
 	if p.panicked {
 		return
 	}
-	p.panicked = true
-	defer func() {
-		if r := recover(); r != nil {
-			p.value = r
-			return
-		}
-		p.panicked = false
-	}()
-	p.fn(done, total)
+	p.panicked, p.value = protect(func() { p.fn(done, total) })
 }
 
 // Sweep runs a retention sweep: reviews every record whose review date has
@@ -399,9 +415,11 @@ func (p *sweepProgress) call(done, total uint64) {
 // goroutine after each transaction with the records handled so far and an
 // estimate of the total; it may call the engine (while a Close on another
 // goroutine waits for the sweep, such calls fail with ErrInvalid), but not
-// close it (Close returns ErrState). A panic in progress panics Sweep once
-// the sweep has returned (the sweep itself cannot be stopped half way: its
-// work is committed transaction by transaction).
+// close it (Close returns ErrState). A panic in progress (of any value, nil
+// too) panics Sweep with it once the sweep has returned (the sweep itself
+// cannot be stopped half way: its work is committed transaction by
+// transaction); runtime.Goexit in it (t.Fatal...) ends the process, as in
+// Config.Clock.
 func (e *Engine) Sweep(budget time.Duration, progress func(done, total uint64)) (*SweepReport, error) {
 	if budget < 0 {
 		// Not "no budget": a budget computed from a deadline already past

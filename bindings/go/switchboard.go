@@ -48,6 +48,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/cgo"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -211,18 +212,22 @@ type Config struct {
 	// Clock is the engine's clock for events and timers (tests, simulations);
 	// nil: the system clock. It is called from inside the engine's calls,
 	// must be safe for concurrent use, must not block nor call the engine;
-	// a panic falls back to the system time.
+	// a panic (of any value, nil too) falls back to the system time.
+	// runtime.Goexit in it — t.Fatal, t.FailNow, t.SkipNow — cannot be
+	// stopped and would leave the engine inside its transaction for good: it
+	// ends the process (status 2) with a message naming the function.
 	Clock func() time.Time
 	// Log receives each log line (no trailing newline); nil: stderr. It is
 	// called from inside the engine's calls and must not call the engine; a
-	// panic drops the line.
+	// panic drops the line; runtime.Goexit ends the process, as in Clock.
 	Log      func(level LogLevel, line string)
 	LogLevel LogLevel // zero: LogInfo
 	Seed     uint64   // seeds ctx.random (with the call id and attempt)
 
 	// Budgets of every policy hook call: zero takes the default (1,000,000
 	// instructions, 50 ms, 8 MiB per account, quarantine after 5 failures in
-	// a row); negative switches the budget off.
+	// a row); negative switches the budget off. A QuarantineAfter past what
+	// the C field holds (2^32-1) is 2^32-1.
 	PolicyInstructions int64
 	PolicyWallTime     time.Duration
 	PolicyMemory       int64
@@ -289,6 +294,56 @@ func document(doc any) ([]byte, error) {
 	return b, nil
 }
 
+// jsonHasNUL reports whether the JSON text b holds a NUL byte, escaped:
+// \u0000 (encoding/json writes it so, and not escaped at all it would end the
+// C string before the text does).
+func jsonHasNUL(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case 0:
+			return true
+		case '\\':
+			if i+5 < len(b) && string(b[i+1:i+6]) == "u0000" {
+				return true
+			}
+			i++ // the escaped character, a backslash perhaps
+		}
+	}
+	return false
+}
+
+// nulPath names where in v, a value json.Marshal takes, a NUL byte is: path
+// for a string holding one or an object with a name holding one, path.name or
+// path[i] deeper down; path itself for a value it cannot look into (a struct)
+// that holds one, and when there is none.
+func nulPath(path string, v any) string {
+	switch x := v.(type) {
+	case string:
+		return path
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			if strings.IndexByte(k, 0) >= 0 {
+				return path
+			}
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if b, err := json.Marshal(x[k]); err == nil && jsonHasNUL(b) {
+				return nulPath(path+"."+k, x[k])
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if b, err := json.Marshal(e); err == nil && jsonHasNUL(b) {
+				return nulPath(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		}
+	}
+	return path
+}
+
 // bytesPtr points C at b (which holds no Go pointers, as cgo requires).
 func bytesPtr(b []byte) (*C.char, C.size_t) {
 	if len(b) == 0 {
@@ -306,11 +361,11 @@ type Engine struct {
 	mu      sync.Mutex
 	idle    sync.Cond // on mu: the last call in flight returned, or Close ended
 	eng     *C.sb_engine
-	calls   int  // calls in flight
-	closing bool // Close waits for the calls in flight; new calls are refused
-	pool    chan *C.sb_result
+	calls   int               // calls in flight
+	closing bool              // Close waits for the calls in flight; new calls are refused
+	pool    chan *C.sb_result // idle results, at most poolSize
 	poolMu  sync.Mutex
-	all     []*C.sb_result
+	all     map[*C.sb_result]struct{} // every result not freed: idle or in use; on poolMu
 	clock   cgo.Handle
 	log     cgo.Handle
 }
@@ -378,12 +433,16 @@ func Open(cfg Config) (*Engine, error) {
 		c.policy_memory = 0
 	}
 	switch {
+	case int64(cfg.QuarantineAfter) > math.MaxUint32:
+		// sb_config.quarantine_after is 32 bits: the largest it holds, not
+		// the low bits (2^32+1 would quarantine at the first failure).
+		c.quarantine_after = C.uint32_t(math.MaxUint32)
 	case cfg.QuarantineAfter > 0:
 		c.quarantine_after = C.uint32_t(cfg.QuarantineAfter)
 	case cfg.QuarantineAfter < 0:
 		c.quarantine_after = 0
 	}
-	e := &Engine{pool: make(chan *C.sb_result, 64)}
+	e := &Engine{pool: make(chan *C.sb_result, poolSize), all: map[*C.sb_result]struct{}{}}
 	e.idle.L = &e.mu
 	if cfg.Clock != nil {
 		e.clock = cgo.NewHandle(cfg.Clock)
@@ -398,9 +457,10 @@ func Open(cfg Config) (*Engine, error) {
 		e.freeHandles()
 		return nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
 	}
-	e.all = append(e.all, res)
+	e.all[res] = struct{}{}
 	if rc := C.sb_open(&e.eng, &c, res); rc != 0 {
 		err := resultError(rc, res)
+		delete(e.all, res)
 		C.sb_result_free(res)
 		e.freeHandles()
 		return nil, err
@@ -456,10 +516,14 @@ func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.eng = nil
 	e.closing = false
-	for _, r := range e.all {
+	// Every call has returned: the results are all idle. Free them all the
+	// same, from e.all, not the pool alone.
+	e.poolMu.Lock()
+	for r := range e.all {
 		C.sb_result_free(r)
 	}
 	e.all = nil
+	e.poolMu.Unlock()
 	e.pool = nil
 	e.freeHandles()
 	e.idle.Broadcast()
@@ -490,6 +554,10 @@ func (e *Engine) leave() {
 	e.mu.Unlock()
 }
 
+// poolSize is how many idle results an engine keeps for its calls. More calls
+// in flight at once each make a result of their own, freed as they end.
+const poolSize = 64
+
 // begin starts a call and takes a result to use; end gives it back and ends
 // the call.
 func (e *Engine) begin() (*C.sb_result, error) {
@@ -507,15 +575,26 @@ func (e *Engine) begin() (*C.sb_result, error) {
 		return nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
 	}
 	e.poolMu.Lock()
-	e.all = append(e.all, r)
+	e.all[r] = struct{}{}
 	e.poolMu.Unlock()
 	return r, nil
 }
 
+// end gives r back: to the pool, or, when the pool is full, it frees r at
+// once — a result holds its last answer (a list of 1,000 agents...), and
+// keeping every one made in a burst of calls until Close grows without limit.
+// Freeing is safe: the caller is done with r (everything the method returns
+// was copied out of it before its deferred end runs), and r is nowhere else,
+// not being in the pool. It leaves e.all first, so that a Close (which waits
+// for this call's leave anyway) never sees it.
 func (e *Engine) end(r *C.sb_result) {
 	select {
 	case e.pool <- r:
-	default: // pool full: kept in e.all, freed at Close
+	default:
+		e.poolMu.Lock()
+		delete(e.all, r)
+		e.poolMu.Unlock()
+		C.sb_result_free(r)
 	}
 	e.leave()
 }
@@ -540,11 +619,31 @@ func resultInto(res *C.sb_result, v any) error {
 }
 
 // call runs fn with a result and strings ss as C strings, and returns the
-// result's document.
+// result's document. The actions the call caused (a put that let a waiting
+// call ring) are its "actions" entry, typed: []Action as Submit returns them,
+// which json.Marshal renders in the engine's shape; without any there is no
+// "actions" entry (the engine's JSON has an empty one for a document-less
+// answer).
 func (e *Engine) call(ss []string, fn func(res *C.sb_result, s []*C.char) C.int) (map[string]any, error) {
 	var m map[string]any
-	if err := e.callInto(ss, &m, fn); err != nil {
+	var acts []Action
+	err := e.callInto(ss, &m, func(res *C.sb_result, s []*C.char) C.int {
+		rc := fn(res, s)
+		if rc == 0 {
+			acts = resultActions(res)
+		}
+		return rc
+	})
+	if err != nil {
 		return nil, err
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	if len(acts) > 0 {
+		m["actions"] = acts
+	} else if a, ok := m["actions"].([]any); ok && len(a) == 0 {
+		delete(m, "actions")
 	}
 	return m, nil
 }
@@ -625,7 +724,9 @@ func (e *Engine) AccountDelete(account string) error {
 
 // AgentPut creates or replaces an agent (see switchboard.h for the document).
 // Replacing keeps live state. The answer has "id", "created" and "status",
-// and "actions" when the change rang a waiting call.
+// and, when the change let a waiting call ring (the agent made available),
+// "actions": the []Action for the gateway to carry out, as Submit returns
+// them — actions, _ := doc["actions"].([]switchboard.Action).
 func (e *Engine) AgentPut(account string, doc any) (map[string]any, error) {
 	b, err := document(doc)
 	if err != nil {
@@ -670,6 +771,7 @@ func (e *Engine) AgentList(account string) ([]map[string]any, error) {
 }
 
 // AgentDelete deletes an agent; ErrState while it is ringing or on a call.
+// It causes no actions (a ring it was part of cannot be going on).
 func (e *Engine) AgentDelete(account, agent string) error {
 	_, err := e.call([]string{"account", account, "agent", agent}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_agent_delete(e.eng, s[0], s[1], res)
@@ -678,6 +780,9 @@ func (e *Engine) AgentDelete(account, agent string) error {
 }
 
 // QueuePut creates or replaces a queue (see switchboard.h for the document).
+// The answer has "id" and "created", and, when the change let a waiting call
+// ring (a free agent added), "actions": the []Action for the gateway to carry
+// out, as Submit returns them.
 func (e *Engine) QueuePut(account string, doc any) (map[string]any, error) {
 	b, err := document(doc)
 	if err != nil {
@@ -704,7 +809,9 @@ func (e *Engine) QueueList(account string) ([]map[string]any, error) {
 	return list(m, "queues", err)
 }
 
-// QueueDelete deletes a queue; ErrState while calls wait in it.
+// QueueDelete deletes a queue; ErrState while a call is in it (waiting,
+// ringing or connected), or while another queue overflows into it. It causes
+// no actions.
 func (e *Engine) QueueDelete(account, queue string) error {
 	_, err := e.call([]string{"account", account, "queue", queue}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_queue_delete(e.eng, s[0], s[1], res)
@@ -714,6 +821,9 @@ func (e *Engine) QueueDelete(account, queue string) error {
 
 // MemberPut adds or replaces one membership, e.g.
 // {"tier":1,"position":2,"weight":1,"penalty":0}; nil takes the defaults.
+// The answer is empty, or, when the change let a waiting call ring (a free
+// agent added), has "actions": the []Action for the gateway to carry out, as
+// Submit returns them.
 func (e *Engine) MemberPut(account, queue, agent string, membership any) (map[string]any, error) {
 	b, err := document(membership)
 	if err != nil {
@@ -725,7 +835,8 @@ func (e *Engine) MemberPut(account, queue, agent string, membership any) (map[st
 	})
 }
 
-// MemberDelete removes an agent from a queue.
+// MemberDelete removes an agent from a queue. It causes no actions: a ring
+// of the agent for a call of the queue goes on (the call's next event ends it).
 func (e *Engine) MemberDelete(account, queue, agent string) error {
 	_, err := e.call([]string{"account", account, "queue", queue, "agent", agent}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_member_delete(e.eng, s[0], s[1], s[2], res)
@@ -891,6 +1002,14 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 		b, err := json.Marshal(ev.Attrs)
 		if err != nil {
 			return nil, &Error{Code: ErrInvalid, Message: "cannot encode attrs: " + err.Error(), Field: "attrs"}
+		}
+		// json.Marshal writes a NUL byte as \u0000, which the C string
+		// would carry to the engine (refused there as "'attrs' must be a JSON
+		// object"): refused here, naming it, as in every other string.
+		if jsonHasNUL(b) {
+			f := nulPath("attrs", map[string]any(ev.Attrs))
+			return nil, &Error{Code: ErrInvalid, Field: f,
+				Message: f + " holds a NUL byte (a C string would end there)"}
 		}
 		attrs = b
 	}

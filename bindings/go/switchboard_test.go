@@ -909,3 +909,152 @@ func BenchmarkCallCycle(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cycles/s")
 }
+
+// TestProvisioningActions: a put that lets a waiting call ring (a member
+// added, a queue given a free agent, an agent made available) returns the
+// rings as "actions", typed []Action like Submit's, not the engine's JSON.
+func TestProvisioningActions(t *testing.T) {
+	eng := open(t, t.TempDir(), newClock(), nil)
+	must(t)(eng.AccountPut(`{"id":"acme"}`))
+	for _, a := range []string{`{"id":"alice","status":"available","devices":{"softphone":"sip:alice@pbx.example"}}`,
+		`{"id":"bob","status":"available","devices":{"softphone":"sip:bob@pbx.example"}}`,
+		`{"id":"carol","status":"offline","devices":{"softphone":"sip:carol@pbx.example"}}`} {
+		m, err := eng.AgentPut("acme", a)
+		if _, ok := m["actions"]; err != nil || ok {
+			t.Fatalf("AgentPut with no call waiting: %v %v", m, err)
+		}
+	}
+	for _, q := range []string{`{"id":"q1","policy":"longest-idle"}`, `{"id":"q2","policy":"longest-idle"}`,
+		`{"id":"q3","policy":"longest-idle","members":[{"agent":"carol"}]}`} {
+		must(t)(eng.QueuePut("acme", q))
+	}
+	for _, q := range []string{"q1", "q2", "q3"} {
+		acts, err := eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "c-" + q, Queue: q,
+			Caller: "+442079460001"})
+		if err != nil || find(acts, switchboard.ActionWait, "c-"+q) == nil {
+			t.Fatalf("offer to %s: %v %v", q, acts, err)
+		}
+	}
+	rings := func(what string, m map[string]any, err error, call, agent string) {
+		t.Helper()
+		acts, ok := m["actions"].([]switchboard.Action)
+		if err != nil || !ok {
+			t.Fatalf("%s: %#v %v", what, m, err)
+		}
+		r := find(acts, switchboard.ActionRing, call)
+		if r == nil || r.Agent != agent || r.URI != "sip:"+agent+"@pbx.example" || r.Timeout <= 0 {
+			t.Errorf("%s: %+v", what, acts)
+		}
+		b, _ := json.Marshal(m) // the engine's own shape, as before
+		if !strings.Contains(string(b), `"actions":[{"type":"ring","account":"acme","call":"`+call+`"`) {
+			t.Errorf("%s as JSON: %s", what, b)
+		}
+		if c, _ := eng.CallGet("acme", call); c["state"] != "ringing" {
+			t.Errorf("%s: %s is %v", what, call, c["state"])
+		}
+	}
+	m, err := eng.MemberPut("acme", "q1", "alice", nil)
+	rings("MemberPut", m, err, "c-q1", "alice")
+	m, err = eng.QueuePut("acme", `{"id":"q2","policy":"longest-idle","members":[{"agent":"bob"}]}`)
+	rings("QueuePut", m, err, "c-q2", "bob")
+	if _, ok := m["id"]; !ok {
+		t.Errorf("QueuePut's document: %v", m)
+	}
+	m, err = eng.AgentPut("acme", `{"id":"carol","status":"available","devices":{"softphone":"sip:carol@pbx.example"}}`)
+	rings("AgentPut", m, err, "c-q3", "carol")
+	if m, err := eng.MemberPut("acme", "q2", "alice", nil); err != nil || len(m) != 0 {
+		t.Errorf("MemberPut with no call waiting: %#v %v", m, err)
+	}
+	// The deletes cause no actions (sb_*_delete give none; they return only
+	// an error): a member's ring goes on, a ringing agent and a queue with a
+	// live call are not deleted.
+	if err := eng.MemberDelete("acme", "q1", "alice"); err != nil {
+		t.Error(err)
+	}
+	if c, _ := eng.CallGet("acme", "c-q1"); c["state"] != "ringing" {
+		t.Errorf("after MemberDelete of the ringing agent: %v", c["state"])
+	}
+	if err := eng.AgentDelete("acme", "alice"); !errors.Is(err, switchboard.ErrState) {
+		t.Errorf("AgentDelete of a ringing agent: %v", err)
+	}
+	if err := eng.QueueDelete("acme", "q1"); !errors.Is(err, switchboard.ErrState) {
+		t.Errorf("QueueDelete of a queue with a live call: %v", err)
+	}
+}
+
+// TestErasureHeld: the erasure report counts the records a legal hold kept
+// (the engine's "held"), which it dropped.
+func TestErasureHeld(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	recordsSetup(t, eng, clock)
+	must(t)(eng.HoldPlace("acme", switchboard.HoldRequest{Number: "+442079460001", Reason: "litigation"}))
+	er, err := eng.Erase("acme", "+442079460001")
+	if err != nil || er.Held != 2 || er.Kept != 2 || er.Deleted != 0 {
+		t.Errorf("Erase under a number hold: %+v %v", er, err)
+	}
+	if er, err := eng.Erase("acme", "+442079460002"); err != nil || er.Held != 0 || er.Deleted != 1 {
+		t.Errorf("Erase with no hold: %+v %v", er, err)
+	}
+}
+
+// TestHoldOpenRange: a range hold with only From or only To is open-ended on
+// the other side (the unset bound went to the engine as year 1's -62135596800000
+// ms and was refused).
+func TestHoldOpenRange(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	recordsSetup(t, eng, clock)
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	from, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "from", From: start, Reason: "from the 5th"})
+	if err != nil || from.Kind != "range" || !from.From.Equal(start) || !from.To.IsZero() {
+		t.Fatalf("a hold with From alone: %+v %v", from, err)
+	}
+	until, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "until", To: start, Reason: "until the 5th"})
+	if err != nil || until.Kind != "range" || !until.From.IsZero() || !until.To.Equal(start) {
+		t.Fatalf("a hold with To alone: %+v %v", until, err)
+	}
+	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 2 || holds[0] != *from || holds[1] != *until {
+		t.Errorf("HoldList: %+v %v", holds, err)
+	}
+	// The calls ended on the 5th: "from" keeps their records, "until" none.
+	if er, err := eng.Erase("acme", "+442079460001"); err != nil || er.Held != 2 || er.Deleted != 0 {
+		t.Errorf("Erase under an open-ended hold: %+v %v", er, err)
+	}
+	must(t)(eng.HoldRelease("acme", "from"))
+	if er, err := eng.Erase("acme", "+442079460001"); err != nil || er.Held != 0 || er.Deleted != 2 {
+		t.Errorf("Erase under a hold that ended before the calls: %+v %v", er, err)
+	}
+	var se *switchboard.Error
+	if _, err := eng.HoldPlace("acme", switchboard.HoldRequest{From: start, To: start, Reason: "x"}); !errors.As(err, &se) ||
+		se.Field != "to_ms" {
+		t.Errorf("an empty range: %v", err)
+	}
+}
+
+// TestQuarantineAfterLarge: a QuarantineAfter past the C field's 32 bits is
+// the largest it holds, not its low 32 bits (2^32+1 quarantined a policy at
+// its first failure).
+func TestQuarantineAfterLarge(t *testing.T) {
+	eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone, Log: quiet,
+		QuarantineAfter: 1<<32 + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	must(t)(eng.AccountPut(`{"id":"acme"}`))
+	if _, err := eng.PolicyPut("acme", "flaky", []byte("local P = {}\nfunction P.route(c, a, ctx) "+
+		"if c.id ~= 'probe' then error('boom') end return {wait = 5} end\nreturn P\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	must(t)(eng.QueuePut("acme", `{"id":"support","policy":"flaky"}`))
+	for _, c := range []string{"c1", "c2"} {
+		must(t)(eng.Submit("acme", offer(c)))
+	}
+	pl, err := eng.PolicyList("acme")
+	for _, p := range pl {
+		if p.Name == "flaky" && (p.State != "ok" || p.Failures != 2) {
+			t.Errorf("after 2 failures: %+v %v", p, err)
+		}
+	}
+}
