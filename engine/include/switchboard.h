@@ -417,11 +417,16 @@ SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
 ** level under the load budget, check the hooks, run `cases_json` (a JSON
 ** array of scenario cases, may be NULL). Only if all pass is it stored and
 ** every engine on the data directory moves to it; otherwise nothing changes
-** and res says what failed. SB_ESTATE when a queue routes with the policy
-** and this version has no route hook, or an account's retention setting
-** names it and this version has no retain hook (a reload refuses such a
-** shared file too). res's JSON: {"name":..,"version":..}, and "warnings":["file:line:
-** ...",...] when sb_policy_check finds something (stored all the same). */
+** and res says what failed. The cases run on the caller's thread, so they
+** are bounded: SB_EINVAL (field "cases") for more than 100 of them,
+** SB_EPOLICY (field "cases") when they run for more than 500 ms in all
+** (checked before each case: one hook's policy_wall_ms more at most); the
+** policy directory's case files have no such limit. SB_ESTATE when a
+** queue routes with the policy and this version has no route hook, or an
+** account's retention setting names it and this version has no retain hook
+** (a reload refuses such a shared file too). res's JSON: {"name":..,
+** "version":..}, and "warnings":["file:line: ...",...] when
+** sb_policy_check finds something (stored all the same). */
 SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, const char *source,
                          size_t len, const char *cases_json, sb_result *res);
 /* {"policies":[{"name","version","source":"account"|"shared","state":"ok"|
@@ -431,15 +436,17 @@ SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, 
 SB_API int sb_policy_list(sb_engine *eng, const char *account, sb_result *res);
 /* The policy of that name the account runs, with its source:
 ** {"name","version","source":"account"|"shared","shadows_shared":bool,
-**  "code":"..."}. SB_ENOTFOUND when there is none. */
+**  "code":"..."}. SB_ENOTFOUND when there is none; SB_EINVAL (field "name")
+** when no policy can have that name (sb_policy_delete likewise). */
 SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* Delete the account's upload of that name; a shared policy of the same
 ** name (policy_dir) decides from then on, with the policy's store (ctx.set)
 ** as it was; when none stands in, the store is deleted too. res's JSON:
 ** {"name","deleted":true,"now":"shared"|null}. SB_ENOTFOUND when the account
-** uploaded none (shared policies change in policy_dir); SB_ESTATE when no
-** shared one stands in and a queue or the account's retention setting
-** names it. */
+** uploaded none (shared policies change in policy_dir); SB_ESTATE when a
+** queue or the account's retention setting names it and no shared one
+** stands in, or the shared one that would has no route hook (a queue names
+** it) or no retain hook (the retention setting does). */
 SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* Re-read cfg->policy_dir, validate every file, and swap all at once, or
 ** change nothing and say which file failed and why. A file removed while a

@@ -28,6 +28,12 @@
 #define V_POLICY 1
 #define MAX_POLICY_BYTES (256 * 1024)
 #define MAX_CASES_BYTES (4 << 20)
+/* An upload's cases run on the caller's thread (in the daemon, its one event
+** loop, which every account's requests wait for): at most this many, for at
+** most this long in all. The policy directory's files are the operator's
+** and have no such limit. */
+#define MAX_UPLOAD_CASES 100
+#define MAX_UPLOAD_CASES_MS 500
 #define SIG_TAG "--@signature "
 
 static size_t pol_key(uint8_t *k, uint32_t acct, const char *name)
@@ -199,6 +205,23 @@ static const char *hook_name(unsigned hook)
     return hook == POL_HOOK_ROUTE ? "route" : hook == POL_HOOK_RETAIN ? "retain" : "erase";
 }
 
+/* The hooks (POL_HOOK_*) of the source in src. Stored sources passed this
+** at upload or reload; one that no longer loads (an engine with smaller
+** budgets) says so at its first call instead, so it counts here as having
+** every hook. 0, or SB_ENOMEM. */
+static int stored_hooks(sb_engine *e, const char *name, const sb_buf *src, unsigned *hooks)
+{
+    pol_limits lim = limits_of(e);
+    sb_result *scratch = sb_result_new();
+    *hooks = 0;
+    int rc = scratch ? pol_validate_hooks(&lim, name, src->p, src->len, NULL, 0, scratch, hooks)
+                     : SB_ENOMEM;
+    sb_result_free(scratch);
+    if (rc == SB_ENOMEM) return rc;
+    if (rc) *hooks = POL_HOOK_ROUTE | POL_HOOK_RETAIN | POL_HOOK_ERASE;
+    return 0;
+}
+
 int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field, unsigned hook)
 {
     sb_buf src = {0};
@@ -208,17 +231,11 @@ int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field,
         buf_free(&src);
         return policy_must_exist(t, acct, name, field);
     }
-    /* Stored sources passed this at upload; one that no longer loads (an
-    ** engine with smaller budgets) says so at its first call instead. */
-    pol_limits lim = limits_of(t->e);
-    sb_result *scratch = sb_result_new();
-    unsigned hooks = 0;
-    rc = scratch ? pol_validate_hooks(&lim, name, src.p, src.len, NULL, 0, scratch, &hooks)
-                 : SB_ENOMEM;
-    sb_result_free(scratch);
+    unsigned hooks;
+    rc = stored_hooks(t->e, name, &src, &hooks);
     buf_free(&src);
-    if (rc == SB_ENOMEM) return res_err(t->res, rc, field, "out of memory");
-    if (rc || (hooks & hook)) return 0;
+    if (rc) return res_err(t->res, rc, field, "out of memory");
+    if (hooks & hook) return 0;
     return res_err(t->res, SB_EINVAL, field, "policy '%s' has no %s hook; %s", name,
                    hook_name(hook),
                    hook == POL_HOOK_ROUTE ? "a queue routes with a policy that defines route"
@@ -339,15 +356,29 @@ static int do_policy_put(wtx *t, void *arg)
     return bump_account_gen(t, &op->gen);
 }
 
+/* A name no policy can have: said as such (SB_EINVAL), not as a policy that
+** is not there, for a put, a get or a delete alike. The name is quoted as
+** far as it is printable: the result goes back to its own account, and a
+** log line that quotes it is redacted. */
+static int bad_name(sb_result *res, const char *name)
+{
+    char shown[64];
+    size_t o = 0;
+    for (const char *p = name ? name : ""; *p && o + 4 < sizeof shown; p++)
+        shown[o++] = (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f ? *p : '?';
+    shown[o] = 0;
+    return res_err(res, SB_EINVAL, "name",
+                   "'%s%s' is not a policy name: names are 1..128 characters of A-Z a-z 0-9 . _ "
+                   "- in parts separated by /, none starting with '.'",
+                   shown, name && strlen(name) > o ? "..." : "");
+}
+
 int sb_policy_put(sb_engine *e, const char *account, const char *name, const char *source,
                   size_t len, const char *cases_json, sb_result *res)
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    if (!policy_name_valid(name))
-        return res_err(res, SB_EINVAL, "name",
-                       "policy names are 1..128 characters of A-Z a-z 0-9 . _ - in parts "
-                       "separated by /");
+    if (!policy_name_valid(name)) return bad_name(res, name);
     if (!source || len == 0) return res_err(res, SB_EINVAL, "source", "empty policy source");
     if (len > MAX_POLICY_BYTES)
         return res_err(res, SB_EINVAL, "source", "policy source larger than %d bytes",
@@ -355,6 +386,8 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     int rc = check_signature(e, name, source, len, res);
     if (rc) return rc;
     pol_limits lim = limits_of(e);
+    lim.cases_max = MAX_UPLOAD_CASES;
+    lim.cases_wall_ms = MAX_UPLOAD_CASES_MS;
     unsigned hooks;
     if ((rc = pol_validate_hooks(&lim, name, source, len, cases_json,
                                  cases_json ? strlen(cases_json) : 0, res, &hooks)))
@@ -392,8 +425,8 @@ int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    if (!policy_name_valid(name))
-        return res_err(res, SB_ENOTFOUND, "name", "no such policy '%s'", "?");
+    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
+    if (!policy_name_valid(name)) return bad_name(res, name);
     MDB_txn *txn;
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);
@@ -522,13 +555,35 @@ static int do_policy_delete(wtx *t, void *arg)
                        "no policy '%s' uploaded to this account (policy_dir's are changed there)",
                        op->name);
     if (rc) return rc;
-    op->shared = read_policy(t->txn, e, 0, op->name, NULL, NULL) == 0;
+    sb_buf shared = {0};
+    rc = read_policy(t->txn, e, 0, op->name, &shared, NULL);
+    op->shared = rc == 0;
+    char who[SB_ID_MAX * 2 + 64];
     if (!op->shared) { /* nothing would stand in: refused while in use */
-        char who[SB_ID_MAX * 2 + 64];
+        buf_free(&shared);
+        if (rc != SB_ENOTFOUND)
+            return res_err(t->res, rc, "name", "cannot read policy '%s'", op->name);
         if ((rc = policy_users(t->txn, e, t->acct, op->name, USE_ANY, who, sizeof who))) return rc;
         if (who[0])
             return res_err(t->res, SB_ESTATE, "name", "%s uses policy '%s'; change it first", who,
                            op->name);
+    } else {
+        /* The shared one stands in, for the account's queues and retention
+        ** setting alike: refused, as an upload would be, when it lacks the
+        ** hook one of them calls (every call to the fallback, every review
+        ** failing). */
+        unsigned hooks;
+        rc = stored_hooks(e, op->name, &shared, &hooks);
+        buf_free(&shared);
+        if (rc) return res_err(t->res, rc, "name", "out of memory");
+        unsigned miss = hooks_needed(t->txn, e, t->acct, op->name, hooks, who, sizeof who, &rc);
+        if (rc) return rc;
+        if (miss)
+            return res_err(t->res, SB_ESTATE, "name",
+                           "%s %s with policy '%s', and the shared one that would stand in for "
+                           "this upload has no %s hook; %s first",
+                           who, hook_users_do(miss), op->name, hook_name(miss),
+                           hook_users_fix(miss));
     }
     if ((rc = st_del(t->txn, e, DB_POLICIES, k, kl))) return rc;
     /* Its store goes with it, unless the shared policy of that name decides
@@ -542,8 +597,8 @@ int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_res
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    if (!policy_name_valid(name))
-        return res_err(res, SB_ENOTFOUND, "name", "no such policy '%s'", "?");
+    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
+    if (!policy_name_valid(name)) return bad_name(res, name);
     del_op op = {account, name, 0, 0, 0};
     int rc = eng_write(e, do_policy_delete, &op, res);
     if (rc) return rc;
@@ -681,8 +736,14 @@ static int read_file(const char *path, char **out, size_t *len, size_t max)
     return 0;
 }
 
-/* Collect every .lua below dir (not *.cases.json, not hidden, not the types folder). */
-static int scan_dir(const char *root, const char *rel, dir_scan *s, int depth, sb_result *res)
+/* Subdirectories below policy_dir that are read: "a/b/c/d/name.lua" at most. */
+#define MAX_DIR_DEPTH 4
+
+/* Collect every .lua below dir (not *.cases.json, not hidden, not the types
+** folder). What is passed over that looks meant to load (a folder too deep,
+** a .lua whose name no queue could give) is logged through e's log. */
+static int scan_dir(sb_engine *e, const char *root, const char *rel, dir_scan *s, int depth,
+                    sb_result *res)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
@@ -697,11 +758,30 @@ static int scan_dir(const char *root, const char *rel, dir_scan *s, int depth, s
         char relp[SB_NAME_MAX + 64], full[4096];
         snprintf(relp, sizeof relp, "%s%s%s", rel, *rel ? "/" : "", n);
         snprintf(full, sizeof full, "%s/%s", root, relp);
+        /* An entry that cannot be looked at (a symbolic link to nothing, a
+        ** subdirectory listable but not searchable) might be a policy, or a
+        ** folder of them: skipping it would delete them. It fails the
+        ** reload, as a file that cannot be read does. */
         struct stat st;
-        if (stat(full, &st)) continue;
+        if (stat(full, &st)) {
+            int err = errno;
+            struct stat lst;
+            int dangling = err == ENOENT && lstat(full, &lst) == 0 && S_ISLNK(lst.st_mode);
+            rc = res_err(res, SB_EPOLICY, "policy_dir", "%s: %s", full,
+                         dangling ? "a symbolic link to nothing (its target does not exist)"
+                                  : strerror(err));
+            break;
+        }
         if (S_ISDIR(st.st_mode)) {
-            if (strcmp(n, "types") == 0 || depth >= 4) continue;
-            rc = scan_dir(root, relp, s, depth + 1, res);
+            if (strcmp(n, "types") == 0) continue;
+            if (depth >= MAX_DIR_DEPTH) {
+                sb_log(e, SB_LOG_WARN,
+                       "policy_dir: skipping %s/ and all below it: deeper than the %d levels of "
+                       "subdirectories policies are read from",
+                       full, MAX_DIR_DEPTH);
+                continue;
+            }
+            rc = scan_dir(e, root, relp, s, depth + 1, res);
             continue;
         }
         size_t l = strlen(relp);
@@ -720,7 +800,10 @@ static int scan_dir(const char *root, const char *rel, dir_scan *s, int depth, s
         memset(p, 0, sizeof *p);
         relp[l - 4] = 0;
         if (!policy_name_valid(relp) || str_copy(p->name, sizeof p->name, relp)) {
-            sb_log(NULL, SB_LOG_WARN, "skipping %s: not a valid policy name", full);
+            sb_log(e, SB_LOG_WARN,
+                   "policy_dir: skipping %s: not a valid policy name (1..128 characters of "
+                   "A-Z a-z 0-9 . _ - in parts separated by /)",
+                   full);
             continue;
         }
         int err = read_file(full, &p->src, &p->len, MAX_POLICY_BYTES);
@@ -835,7 +918,7 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, int lift)
 {
     dir_scan s = {0};
     *changed = 0;
-    int rc = scan_dir(e->policy_dir, "", &s, 0, res);
+    int rc = scan_dir(e, e->policy_dir, "", &s, 0, res);
     pol_limits lim = limits_of(e);
     /* Validate everything before anything changes. */
     for (size_t i = 0; i < s.n && !rc; i++) {

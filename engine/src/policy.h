@@ -141,6 +141,12 @@ typedef struct pol_limits {
     size_t memory;         /* per account state */
     uint32_t quarantine_after;
     uint64_t load_instructions; /* running a file's top level */
+    /* Scenario cases one validation may run, and the wall clock they may
+    ** take in all (checked before each case, so one hook's wall_ms more at
+    ** most); 0: no limit. An account's upload sets them: its cases run on
+    ** the caller's thread, the daemon's one event loop. */
+    uint32_t cases_max;
+    uint32_t cases_wall_ms;
 } pol_limits;
 
 /* Where the runtime gets policy sources: fill src and version (16 hex) for

@@ -24,7 +24,10 @@
 ** sb_config_init when there is no engine (the author's tools). */
 static void limits_or_default(const pol_limits *in, pol_limits *out)
 {
-    pol_limits l = {SBX_DEF_INSTRUCTIONS, SBX_DEF_WALL_MS, SBX_DEF_MEMORY, SBX_DEF_QUARANTINE, 0};
+    pol_limits l = {.instructions = SBX_DEF_INSTRUCTIONS,
+                    .wall_ms = SBX_DEF_WALL_MS,
+                    .memory = SBX_DEF_MEMORY,
+                    .quarantine_after = SBX_DEF_QUARANTINE};
     if (in) l = *in;
     if (!l.load_instructions) l.load_instructions = sbx_load_instructions(l.instructions);
     *out = l;
@@ -1208,14 +1211,19 @@ static int run_retention_case(sbx *sb, const char *name, const int refs[3], cons
 
 /* Run every case against the loaded hooks (refs: route, retain, erase).
 ** Returns the report ({"passed","failed","cases"}); *nfail counts the
-** failures; summary (when given) gets one line per failing case. */
+** failures; summary (when given) gets one line per failing case. *ran: how
+** many cases ran, fewer than there are when lim->cases_wall_ms ran out. */
 static json_t *run_cases(sbx *sb, logcap *lc, const char *name, const int refs[3],
-                         const pol_limits *lim, json_t *cases, int *nfail, sb_buf *summary)
+                         const pol_limits *lim, json_t *cases, int *nfail, sb_buf *summary,
+                         size_t *ran)
 {
     json_t *report = json_object(), *list = json_array();
     fstore store = {0};
     int passed = 0, failed = 0;
-    for (size_t ci = 0; ci < json_array_size(cases); ci++) {
+    int64_t start = mono_ms();
+    size_t ci;
+    for (ci = 0; ci < json_array_size(cases); ci++) {
+        if (ci && lim->cases_wall_ms && mono_ms() - start >= (int64_t)lim->cases_wall_ms) break;
         json_t *cs = json_array_get(cases, ci), *res = json_object();
         const char *cname =
             json_is_object(cs) ? json_string_value(json_object_get(cs, "name")) : NULL;
@@ -1258,6 +1266,7 @@ static json_t *run_cases(sbx *sb, logcap *lc, const char *name, const int refs[3
     json_object_set_new(report, "failed", json_integer(failed));
     json_object_set_new(report, "cases", list);
     *nfail = failed;
+    *ran = ci;
     return report;
 }
 
@@ -1287,11 +1296,13 @@ static json_t *parse_cases(const char *nm, const char *cases, size_t len, char *
 
 /* Load src as policy nm into a state of its own and run the cases cj (if
 ** any): *rep their report, *nfail how many failed, sum (if given) a summary
-** of the failures. SB_EPOLICY with res set when the source does not load. */
+** of the failures. SB_EPOLICY with res set when the source does not load,
+** or when lim->cases_wall_ms ran out before every case ran. */
 static int load_and_run(const char *nm, const char *src, size_t len, const pol_limits *lim,
                         json_t *cj, json_t **rep, int *nfail, sb_buf *sum, sb_result *res,
                         unsigned *hooks)
 {
+    size_t ran = 0;
     char err[512];
     logcap lc = {NULL};
     sbx *sb = sbx_new(lim->memory, cap_log, &lc);
@@ -1301,8 +1312,12 @@ static int load_and_run(const char *nm, const char *src, size_t len, const pol_l
     if (sbx_load(sb, nm, src ? src : "", src ? len : 0, lim->load_instructions,
                  sbx_load_wall(lim->wall_ms), refs, NULL, err, sizeof err))
         rc = res_err(res, SB_EPOLICY, "source", "%s", err);
-    else if (cj)
-        *rep = run_cases(sb, &lc, nm, refs, lim, cj, nfail, sum);
+    else if (cj && (*rep = run_cases(sb, &lc, nm, refs, lim, cj, nfail, sum, &ran)) &&
+             ran < json_array_size(cj))
+        rc = res_err(res, SB_EPOLICY, "cases",
+                     "%s: the cases ran for more than %u ms in all, the most an upload's cases "
+                     "may take (stopped after %zu of %zu): upload fewer cases, or faster ones",
+                     nm, lim->cases_wall_ms, ran, json_array_size(cj));
     if (hooks)
         for (int i = 0; i < 3; i++)
             if (!rc && refs[i] != LUA_NOREF) *hooks |= 1u << i;
@@ -1327,6 +1342,12 @@ int pol_validate_hooks(const pol_limits *lim_in, const char *name, const char *s
     json_t *cj = NULL, *rep = NULL;
     if (cases && cases_len && !(cj = parse_cases(nm, cases, cases_len, err, sizeof err)))
         return res_err(res, SB_EPOLICY, "cases", "%s", err);
+    if (cj && lim.cases_max && json_array_size(cj) > lim.cases_max) {
+        size_t n = json_array_size(cj);
+        json_decref(cj);
+        return res_err(res, SB_EINVAL, "cases",
+                       "%s: %zu cases, more than the %u an upload may carry", nm, n, lim.cases_max);
+    }
     int nfail = 0;
     sb_buf sum = {0};
     int rc = load_and_run(nm, src, len, &lim, cj, &rep, &nfail, &sum, res, hooks);

@@ -174,22 +174,40 @@ static void trip_async(sbx *sb, int kind)
     if (sb->cur) lua_sethook(sb->cur, sbx_hook, LUA_MASKCOUNT, 1);
 }
 
+/* n grouped by thousands ("8,388,608"). A budget's figure of 7 digits or
+** more, written plainly and in brackets, is what a log reader (and so
+** sb_redact) takes for a phone number: "(1000000" would log as [number].
+** No phone number is written grouped by threes with commas. */
+static const char *thousands(unsigned long long n, char *buf, size_t cap)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%llu", n);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 2 < cap; i++) {
+        if (i && (len - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
 static void trip_format(sbx *sb, const char *where)
 {
     if (sb->trip_msg[0]) return;
+    char fig[40];
     switch (sb->trip) {
     case TRIP_INSTR:
         snprintf(sb->trip_msg, sizeof sb->trip_msg,
-                 "%sinstruction budget exceeded (%llu instructions)", where,
-                 (unsigned long long)sb->budget_total);
+                 "%sinstruction budget exceeded (%s instructions)", where,
+                 thousands(sb->budget_total, fig, sizeof fig));
         break;
     case TRIP_WALL:
         snprintf(sb->trip_msg, sizeof sb->trip_msg, "%swall-clock limit exceeded (%u ms)", where,
                  sb->wall_ms);
         break;
     case TRIP_MEM:
-        snprintf(sb->trip_msg, sizeof sb->trip_msg, "%smemory limit exceeded (%zu bytes)",
-                 sb->memwhere[0] ? sb->memwhere : where, sb->limit);
+        snprintf(sb->trip_msg, sizeof sb->trip_msg, "%smemory limit exceeded (%s bytes)",
+                 sb->memwhere[0] ? sb->memwhere : where, thousands(sb->limit, fig, sizeof fig));
         break;
     default:
         snprintf(sb->trip_msg, sizeof sb->trip_msg, "%sbudget exceeded", where);

@@ -88,6 +88,12 @@ r = acme.get("/v1/policies/first")
 t.ok(r.status == 200 and r.json.get("code") == FIRST_POLICY and r.json.get("source") == "account",
      "GET /v1/policies/first: its code and source", r)
 t.is_((acme.get("/v1/policies/nope").status), 404, "GET of no such policy is 404")
+# A name no policy can have is a bad request, saying why and quoting it.
+for bad in ("a:b", ".hidden", "a/.b"):
+    for r, how in ((acme.get("/v1/policies/" + bad), "GET"), (acme.delete("/v1/policies/" + bad), "DELETE")):
+        t.ok(r.status == 400 and r.code == "SB_EINVAL" and r.field == "name" and
+             ("'%s' is not a policy name" % bad) in r.json["error"]["message"],
+             "%s of the invalid name %s is 400 SB_EINVAL, quoting it" % (how, bad), r)
 r = acme.delete("/v1/policies/viajson")
 t.ok(r.status == 200 and r.json == {"name": "viajson", "deleted": True, "now": None},
      "DELETE /v1/policies/viajson deletes the upload", r)

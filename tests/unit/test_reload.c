@@ -8,6 +8,7 @@
 */
 #include "switchboard.h"
 #include "tap.h"
+#define TESTKIT_LOG_KEEP
 #include "testkit.h"
 
 #include <jansson.h>
@@ -39,7 +40,7 @@ static sb_engine *open_engine(int signed_only, const char *pk)
     cfg.sync = SB_SYNC_NONE;
     cfg.clock = test_clock;
     cfg.map_size = 4 << 20;
-    cfg.log = quiet;
+    cfg.log = log_keep;
     cfg.require_signed_policies = signed_only;
     cfg.policy_public_key = pk;
     sb_engine *e = NULL;
@@ -348,6 +349,171 @@ static void test_deleted_account(sb_engine *e1, sb_engine *e2)
        with);
 }
 
+/* An account's upload that shadows a shared policy of the same name: its
+** delete puts the shared one in its place, so it is refused, naming the
+** queue or setting, when the shared one lacks the hook one of the
+** account's queues (route) or its retention setting (retain) calls;
+** refused exactly as an upload without that hook would be. */
+static void test_delete_shadowing(sb_engine *e1, sb_engine *e2)
+{
+    static const char *RETAIN_ONLY = "local P = {}\n"
+                                     "function P.retain(record, ctx) return { keep = true } end\n"
+                                     "return P\n";
+    static const char *BOTH = "local P = {}\n"
+                              "function P.route(call, agents, ctx) return { reject = 'own' } end\n"
+                              "function P.retain(record, ctx) return { keep = true } end\n"
+                              "return P\n";
+    write_file("shadow.lua", RETAIN_ONLY);
+    write_file("keeper.lua", POLICY_A);
+    ok(sb_reload(e1, res) == 0, "shared shadow (retain only) and keeper (route only) (%s)",
+       sb_result_message(res));
+    ok(sb_policy_put(e1, "acme", "shadow", BOTH, strlen(BOTH), NULL, res) == 0 &&
+           sb_policy_put(e1, "acme", "keeper", BOTH, strlen(BOTH), NULL, res) == 0,
+       "acme uploads its own shadow and keeper, with both hooks");
+    const char *sq = "{\"id\":\"sq\",\"policy\":\"shadow\"}";
+    ok(sb_queue_put(e1, "acme", sq, strlen(sq), res) == 0, "queue sq routes with acme's shadow");
+    int rc = sb_policy_delete(e1, "acme", "shadow", res);
+    ok(rc == SB_ESTATE && sb_result_field(res) && !strcmp(sb_result_field(res), "name") &&
+           strstr(sb_result_message(res), "queue 'sq' routes with policy 'shadow'") &&
+           strstr(sb_result_message(res), "no route hook"),
+       "deleting it is refused: the shared shadow, which would stand in, has no route (%s)",
+       sb_result_message(res));
+    is_str(decide_in(e2, "sq", 1), "own", "and acme's upload still decides");
+    ok(sb_queue_delete(e1, "acme", "sq", res) == 0 &&
+           sb_policy_delete(e1, "acme", "shadow", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"now\":\"shared\""),
+       "once no queue routes with it, it goes and the shared one stands in (%s)",
+       sb_result_message(res));
+
+    const char *ak = "{\"id\":\"acme\",\"retention\":\"keeper\"}";
+    ok(sb_account_put(e1, ak, strlen(ak), res) == 0,
+       "acme's records are reviewed by its keeper (%s)", sb_result_message(res));
+    rc = sb_policy_delete(e1, "acme", "keeper", res);
+    ok(rc == SB_ESTATE &&
+           strstr(sb_result_message(res), "the retention setting of account 'acme' reviews "
+                                          "records with policy 'keeper'") &&
+           strstr(sb_result_message(res), "no retain hook"),
+       "deleting it is refused: the shared keeper has no retain (%s)", sb_result_message(res));
+    ok(sb_policy_get(e1, "acme", "keeper", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"source\":\"account\""),
+       "and the upload is still there");
+    const char *an = "{\"id\":\"acme\"}";
+    ok(sb_account_put(e1, an, strlen(an), res) == 0 &&
+           sb_policy_delete(e1, "acme", "keeper", res) == 0,
+       "once the account's retention is another policy's, it goes (%s)", sb_result_message(res));
+
+    char path[600];
+    snprintf(path, sizeof path, "%s/shadow.lua", pdir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/keeper.lua", pdir);
+    unlink(path);
+    ok(sb_reload(e1, res) == 0, "the shared shadow and keeper go (%s)", sb_result_message(res));
+}
+
+/* An entry of the policy directory that cannot be looked at might be a
+** policy or a folder of them: the reload fails, naming it and why, and
+** changes nothing (it is not taken as deleted). As root, permissions do not
+** bite: a symbolic link to nothing and one to itself stand in for an entry
+** that cannot be stat'ed; a subdirectory listable but not searchable is
+** tried when not root. */
+static void test_unstatable_entries(sb_engine *e1, sb_engine *e2)
+{
+    write_file("spare.lua", POLICY_A);
+    ok(sb_reload(e1, res) == 0, "a shared policy nobody uses, spare (%s)", sb_result_message(res));
+    char spare[600], away[600], cases[600];
+    snprintf(spare, sizeof spare, "%s/spare.lua", pdir);
+    snprintf(away, sizeof away, "%s/no-such-release/spare.lua", pdir);
+    unlink(spare);
+    ok(symlink(away, spare) == 0, "spare.lua becomes a link to a file not there yet");
+    int rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "spare.lua: a symbolic link to nothing"),
+       "the reload fails, naming it (%s)", sb_result_message(res));
+    ok(strcmp(state_of(e2, "spare"), "ok/0") == 0, "and spare is still there (%s)",
+       state_of(e2, "spare"));
+    unlink(spare);
+    ok(symlink("spare.lua", spare) == 0, "a link to itself");
+    rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "spare.lua: Too many levels"),
+       "the reload fails with the reason (%s)", sb_result_message(res));
+    unlink(spare);
+    write_file("spare.lua", POLICY_A);
+    snprintf(cases, sizeof cases, "%s/spare.cases.json", pdir);
+    ok(symlink(away, cases) == 0, "spare's cases file a link to nothing");
+    rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY &&
+           strstr(sb_result_message(res), "spare.cases.json: a symbolic link to nothing"),
+       "the reload fails: cases that cannot be read are not cases that pass (%s)",
+       sb_result_message(res));
+    unlink(cases);
+    if (geteuid() != 0) {
+        char sub[600];
+        snprintf(sub, sizeof sub, "%s/sub", pdir);
+        mkdir(sub, 0700);
+        write_file("sub/deep.lua", POLICY_A);
+        ok(sb_reload(e1, res) == 0, "a shared sub/deep");
+        chmod(sub, 0400);
+        rc = sb_reload(e1, res);
+        ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "sub/deep.lua: Permission denied"),
+           "sub/ listable but not searchable: the reload fails, naming the file (%s)",
+           sb_result_message(res));
+        ok(strcmp(state_of(e2, "sub/deep"), "ok/0") == 0, "and sub/deep is still there");
+        chmod(sub, 0700);
+        char deep[700];
+        snprintf(deep, sizeof deep, "%s/deep.lua", sub);
+        unlink(deep);
+        rmdir(sub);
+    } else {
+        diag("as root, a subdirectory not searchable is searched all the same: not tried");
+    }
+    unlink(spare);
+    ok(sb_reload(e1, res) == 0 && strcmp(state_of(e2, "spare"), "none") == 0,
+       "with the file gone for real, the reload removes it (%s)", sb_result_message(res));
+}
+
+/* What the scan passes over that looks meant to load is said in the
+** engine's log (its callback, not stderr): a folder deeper than the four
+** levels of subdirectories policies are read from, a .lua whose name no
+** queue could give. Neither fails the reload. */
+static void test_skipped_entries(sb_engine *e1)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/a", pdir);
+    mkdir(path, 0700);
+    strcat(path, "/b");
+    mkdir(path, 0700);
+    strcat(path, "/c");
+    mkdir(path, 0700);
+    strcat(path, "/d");
+    mkdir(path, 0700);
+    strcat(path, "/e");
+    mkdir(path, 0700);
+    write_file("a/b/c/d/four.lua", POLICY_A);
+    write_file("a/b/c/d/e/five.lua", POLICY_A);
+    write_file("bad name.lua", POLICY_A);
+    log_clear();
+    ok(sb_reload(e1, res) == 0, "a reload with a folder too deep and a bad name succeeds (%s)",
+       sb_result_message(res));
+    ok(strcmp(state_of(e1, "a/b/c/d/four"), "ok/0") == 0, "four levels down is read");
+    ok(strcmp(state_of(e1, "a/b/c/d/e/five"), "none") == 0, "five levels down is not");
+    ok(strstr(logbuf, "policy_dir: skipping ") && strstr(logbuf, "/a/b/c/d/e/ and all below it: "
+                                                                 "deeper than the 4 levels"),
+       "the log says which folder is passed over and why (%s)", logbuf);
+    ok(strstr(logbuf, "/bad name.lua: not a valid policy name (") != NULL,
+       "and which file has a name no queue could give");
+    snprintf(path, sizeof path, "%s/bad name.lua", pdir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/a/b/c/d/e/five.lua", pdir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/a/b/c/d/four.lua", pdir);
+    unlink(path);
+    static const char *dirs[] = {"a/b/c/d/e", "a/b/c/d", "a/b/c", "a/b", "a"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", pdir, dirs[i]);
+        rmdir(path);
+    }
+    ok(sb_reload(e1, res) == 0, "and they go");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-reload-%d", (int)getpid());
@@ -402,7 +568,29 @@ int main(void)
     json_decref(g);
     ok(sb_policy_delete(e1, "acme", "router", res) == SB_ENOTFOUND,
        "the shared policy cannot be deleted through the account");
-    ok(sb_policy_get(e1, "acme", "nope", res) == SB_ENOTFOUND, "policy_get of no policy");
+    ok(sb_policy_get(e1, "acme", "nope", res) == SB_ENOTFOUND &&
+           strstr(sb_result_message(res), "no such policy 'nope'"),
+       "policy_get of no policy (%s)", sb_result_message(res));
+    /* A name no policy can have is said as such, quoting it, not as a policy
+    ** that is not there ("no such policy '?'"). */
+    static const char *bad[] = {"../router", "a//b", ".hidden", "a:b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "'%s' is not a policy name: names are 1..128", bad[i]);
+        int grc = sb_policy_get(e1, "acme", bad[i], res);
+        ok(grc == SB_EINVAL && sb_result_field(res) && !strcmp(sb_result_field(res), "name") &&
+               strstr(sb_result_message(res), want),
+           "policy_get of %s: SB_EINVAL, saying why (%s)", bad[i], sb_result_message(res));
+        int drc = sb_policy_delete(e1, "acme", bad[i], res);
+        ok(drc == SB_EINVAL && strstr(sb_result_message(res), want), "policy_delete of %s too (%s)",
+           bad[i], sb_result_message(res));
+    }
+    char longname[300];
+    memset(longname, 'x', 200);
+    longname[200] = 0;
+    ok(sb_policy_get(e1, "acme", longname, res) == SB_EINVAL &&
+           strstr(sb_result_message(res), "xxx...' is not a policy name"),
+       "a name too long is quoted in part (%s)", sb_result_message(res));
     ok(sb_policy_put(e1, "acme", "own", POLICY_C, strlen(POLICY_C), NULL, res) == 0 &&
            sb_queue_put(e1, "acme", "{\"id\":\"oq\",\"policy\":\"own\"}", 26, res) == 0,
        "a queue uses an upload no shared policy backs");
@@ -454,6 +642,9 @@ int main(void)
     is_str(version_of(e1, 5), va, "earlier records keep the version that decided them");
 
     test_deleted_account(e1, e2);
+    test_delete_shadowing(e1, e2);
+    test_unstatable_entries(e1, e2);
+    test_skipped_entries(e1);
 
     /* A shared file that loses its route hook while a queue routes with it. */
     write_file("router.lua", "local P = {}\n"

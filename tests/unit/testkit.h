@@ -39,6 +39,24 @@ static inline void quiet(void *arg, sb_log_level l, const char *line)
 }
 
 #ifdef SB_TAP_H /* what reports on the TAP stream (the fuzz targets have none) */
+/* A log callback keeping the engines' lines since the last log_clear() in
+** logbuf, one a line (for tests that read them; only these include it). */
+#ifdef TESTKIT_LOG_KEEP
+static char logbuf[8192];
+
+static void log_clear(void)
+{
+    logbuf[0] = 0;
+}
+
+static void log_keep(void *arg, sb_log_level l, const char *line)
+{
+    size_t n = strlen(logbuf);
+    snprintf(logbuf + n, sizeof logbuf - n, "%s\n", line);
+    quiet(arg, l, line);
+}
+#endif
+
 /* The engine the C tests open: on dir, with the injected clock, quiet logs,
 ** nothing synced, a map of `map` bytes and policy_dir (may be NULL). */
 static inline void test_engine_config(sb_config *cfg, const char *dir, const char *policy_dir,
