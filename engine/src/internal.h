@@ -65,6 +65,9 @@ void text_clean(char *s);
 void utf8_cut_end(char *s);
 /* 1 if the string is valid UTF-8 (NULL counts as valid). */
 int utf8_valid(const char *s);
+/* The offset of the first byte of s[0..len) that is not valid UTF-8
+** (NUL bytes are), or len. */
+size_t utf8_bad_at(const char *s, size_t len);
 /* jansson reports some failed allocations as syntax errors; our allocator
 ** for it counts failures per thread so callers can tell the two apart.
 ** json_alloc_init installs it (once per process); json_oom_reset/json_oom_seen

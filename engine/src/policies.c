@@ -36,6 +36,29 @@
 #define MAX_UPLOAD_CASES_MS 500
 #define SIG_TAG "--@signature "
 
+/* What every policy source must be, wherever it comes from (an upload, the
+** policy directory, `switchboard policy check`): at most MAX_POLICY_BYTES,
+** and UTF-8 text, since the API hands sources back inside JSON. 0, or a
+** message "FILE: ..." / "FILE:LINE: ..." in err. */
+int pol_source_check(const char *file, const char *src, size_t len, char *err, size_t errlen)
+{
+    if (len > MAX_POLICY_BYTES) {
+        snprintf(err, errlen, "%s: larger than %d KiB (%zu bytes)", file, MAX_POLICY_BYTES / 1024,
+                 len);
+        return -1;
+    }
+    size_t bad = utf8_bad_at(src, len);
+    if (bad < len) {
+        int line = 1;
+        for (size_t i = 0; i < bad; i++)
+            line += src[i] == '\n';
+        snprintf(err, errlen, "%s:%d: not valid UTF-8 (byte 0x%02x): policy sources are UTF-8 text",
+                 file, line, (unsigned char)src[bad]);
+        return -1;
+    }
+    return 0;
+}
+
 static size_t pol_key(uint8_t *k, uint32_t acct, const char *name)
 {
     size_t n = strlen(name);
@@ -380,9 +403,10 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!policy_name_valid(name)) return bad_name(res, name);
     if (!source || len == 0) return res_err(res, SB_EINVAL, "source", "empty policy source");
-    if (len > MAX_POLICY_BYTES)
-        return res_err(res, SB_EINVAL, "source", "policy source larger than %d bytes",
-                       MAX_POLICY_BYTES);
+    char file[SB_NAME_MAX + 8], why[SB_NAME_MAX + 128];
+    snprintf(file, sizeof file, "%s.lua", name);
+    if (pol_source_check(file, source, len, why, sizeof why))
+        return res_err(res, SB_EINVAL, "source", "%s", why);
     int rc = check_signature(e, name, source, len, res);
     if (rc) return rc;
     pol_limits lim = limits_of(e);
@@ -807,12 +831,17 @@ static int scan_dir(sb_engine *e, const char *root, const char *rel, dir_scan *s
             continue;
         }
         int err = read_file(full, &p->src, &p->len, MAX_POLICY_BYTES);
+        char why[sizeof full + 128];
         if (err) {
             rc = res_err(res, SB_EPOLICY, "policy_dir", "%s: %s", full,
                          err == EFBIG ? "larger than 256 KiB" : strerror(err));
             break;
         }
         s->n++;
+        if (pol_source_check(full, p->src, p->len, why, sizeof why)) {
+            rc = res_err(res, SB_EPOLICY, "policy_dir", "%s", why);
+            break;
+        }
     }
     closedir(d);
     return rc;

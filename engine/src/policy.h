@@ -270,6 +270,9 @@ int pol_validate(const pol_limits *lim, const char *name, const char *src, size_
                  const char *cases, size_t cases_len, sb_result *res);
 /* The same, and *hooks: the POL_HOOK_* bits of the hooks it defines. */
 enum { POL_HOOK_ROUTE = 1, POL_HOOK_RETAIN = 2, POL_HOOK_ERASE = 4 };
+/* A policy source's size and encoding, the same for uploads, the policy
+** directory and `policy check`: 0, or -1 with "FILE[:LINE]: why" in err. */
+int pol_source_check(const char *file, const char *src, size_t len, char *err, size_t errlen);
 int pol_validate_hooks(const pol_limits *lim, const char *name, const char *src, size_t len,
                        const char *cases, size_t cases_len, sb_result *res, unsigned *hooks);
 

@@ -1932,6 +1932,10 @@ int sb_policy_check(const char *name, const char *source, size_t len, sb_result 
     char nm[SB_NAME_MAX + 8], err[512];
     base_name(name, nm, sizeof nm);
     if (!source) return res_err(res, SB_EINVAL, "source", "no source given");
+    char file[SB_NAME_MAX + 8], why[SB_NAME_MAX + 160];
+    snprintf(file, sizeof file, "%s.lua", nm);
+    if (pol_source_check(file, source, len, why, sizeof why))
+        return res_err(res, SB_EPOLICY, "source", "%s", why);
     sbx *sb = sbx_new(lim.memory, NULL, NULL);
     if (!sb) return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
     sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);

@@ -184,6 +184,22 @@ void utf8_cut_end(char *s)
     if (need > n - (i - 1)) s[i - 1] = 0;
 }
 
+size_t utf8_bad_at(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        /* utf8_seq reads up to 4 bytes: near the end, from a padded copy. */
+        unsigned char tail[5] = {0};
+        const unsigned char *q = p + i;
+        if (len - i < 4) q = memcpy(tail, p + i, len - i);
+        size_t n = utf8_seq(q);
+        if (!n || n > len - i) return i;
+        i += n;
+    }
+    return len;
+}
+
 int utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -34,7 +34,21 @@ check 2 "policy test without cases says where to write them" err "has no cases: 
 
 # Every policy of the folder by glob: the annotations file is skipped.
 run "$sb" policy check policies/*.lua policies/*/*.lua
-check 0 "policy check over policies/ by glob passes" out "policies/types/switchboard.lua: type annotations (---@meta), not a policy: skipped"
+check 0 "policy check over policies/ by glob passes" out "policies/types/switchboard.lua: in a types/ folder (type annotations), which policy_dir's reload skips: not checked"
+
+# check refuses what a reload and an upload refuse: a file elsewhere is
+# checked whatever its first line (a reload loads it), one over 256 KiB, one
+# that is not UTF-8 (the API hands sources back in JSON).
+printf -- '---@meta\nlocal P = {\nreturn P\n' >"$tmp/meta.lua"
+run "$sb" policy check "$tmp/meta.lua"
+check 1 "a ---@meta file outside types/ is checked like any (a reload would load it)" err "meta.lua:"
+{ printf 'local P = {}\n'; i=0; while [ $i -lt 5000 ]; do printf -- '-- %060d\n' $i; i=$((i + 1)); done
+  printf 'function P.route(c, a, ctx) return { wait = 1 } end\nreturn P\n'; } >"$tmp/big.lua"
+run "$sb" policy check "$tmp/big.lua"
+check 1 "a policy over 256 KiB is refused by check too" err "larger than 256 KiB"
+printf 'local P = {}\n-- caf\351\nfunction P.route(c, a, ctx) return { wait = 1 } end\nreturn P\n' >"$tmp/latin1.lua"
+run "$sb" policy check "$tmp/latin1.lua"
+check 1 "a policy that is not UTF-8 is refused, with its line" err "latin1.lua:2: not valid UTF-8"
 
 # Signing: keygen's JSON is a key file; check verifies with the public key.
 run "$sb" policy keygen

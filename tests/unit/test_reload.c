@@ -470,6 +470,28 @@ static void test_unstatable_entries(sb_engine *e1, sb_engine *e2)
        "with the file gone for real, the reload removes it (%s)", sb_result_message(res));
 }
 
+/* A source that is not UTF-8 is refused the same way from the policy
+** directory and by upload, naming its line (sources come back inside JSON):
+** a reload that met one used to take it, an upload of the same refused it. */
+static void test_not_utf8(sb_engine *e1, sb_engine *e2)
+{
+    static const char latin1[] = "local P = {}\n-- caf\xe9\n"
+                                 "function P.route(c, a, ctx) return { wait = 1 } end\nreturn P\n";
+    write_file("latin.lua", latin1);
+    int rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "latin.lua:2: not valid UTF-8"),
+       "a reload meeting a file that is not UTF-8 fails, naming its line (%s)",
+       sb_result_message(res));
+    ok(strcmp(state_of(e2, "latin"), "none") == 0, "and takes nothing");
+    char path[600];
+    snprintf(path, sizeof path, "%s/latin.lua", pdir);
+    unlink(path);
+    rc = sb_policy_put(e1, "acme", "latin", latin1, strlen(latin1), NULL, res);
+    ok(rc == SB_EINVAL && strstr(sb_result_message(res), "latin.lua:2: not valid UTF-8"),
+       "an upload of it is refused with the same words (%s)", sb_result_message(res));
+    ok(sb_reload(e1, res) == 0, "the file gone, reloads work again (%s)", sb_result_message(res));
+}
+
 /* What the scan passes over that looks meant to load is said in the
 ** engine's log (its callback, not stderr): a folder deeper than the four
 ** levels of subdirectories policies are read from, a .lua whose name no
@@ -644,6 +666,7 @@ int main(void)
     test_deleted_account(e1, e2);
     test_delete_shadowing(e1, e2);
     test_unstatable_entries(e1, e2);
+    test_not_utf8(e1, e2);
     test_skipped_entries(e1);
 
     /* A shared file that loses its route hook while a queue routes with it. */
