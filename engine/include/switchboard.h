@@ -415,7 +415,12 @@ SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
 
 /* Validate then store an account policy: compile in the sandbox, run the top
 ** level under the load budget, check the hooks, run `cases_json` (a JSON
-** array of scenario cases, may be NULL). Only if all pass is it stored and
+** array of scenario cases, may be NULL), and load it beside the account's
+** other policies (its other uploads, the shared ones its queues and
+** retention setting name), which share one policy state and its memory
+** budget: SB_EPOLICY when it loads alone but not beside them (when they do
+** not fit together already, the upload is not to blame and goes through).
+** Only if all pass is it stored and
 ** every engine on the data directory moves to it; otherwise nothing changes
 ** and res says what failed. The cases run on the caller's thread, so they
 ** are bounded: SB_EINVAL (field "cases") for more than 100 of them,

@@ -396,6 +396,107 @@ static int bad_name(sb_result *res, const char *name)
                    shown, name && strlen(name) > o ? "..." : "");
 }
 
+/* The sources an account's policy state would hold beside a new version of
+** `name`: every other upload of the account, and each shared policy its
+** queues route with or its retention setting names that it has no upload
+** of. Appended to *srcs (names in *names), copied out of the transaction. */
+typedef struct {
+    sb_buf *srcs;
+    char (*names)[SB_NAME_MAX + 1];
+    size_t n, cap;
+} sibling_set;
+
+static int sibling_add(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *nm, const char *skip,
+                       sibling_set *set)
+{
+    if (!nm[0] || !strcmp(nm, skip)) return 0;
+    for (size_t i = 0; i < set->n; i++)
+        if (!strcmp(set->names[i], nm)) return 0;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 8;
+        sb_buf *s = realloc(set->srcs, cap * sizeof *s);
+        if (!s) return SB_ENOMEM;
+        set->srcs = s;
+        char(*n)[SB_NAME_MAX + 1] = realloc(set->names, cap * sizeof *n);
+        if (!n) return SB_ENOMEM;
+        set->names = n;
+        set->cap = cap;
+    }
+    sb_buf src = {0};
+    int rc = read_policy(txn, e, acct, nm, &src, NULL);
+    if (rc == SB_ENOTFOUND) rc = read_policy(txn, e, 0, nm, &src, NULL);
+    if (rc) {
+        buf_free(&src);
+        return rc == SB_ENOTFOUND ? 0 : rc;
+    }
+    snprintf(set->names[set->n], sizeof set->names[0], "%s", nm);
+    set->srcs[set->n++] = src;
+    return 0;
+}
+
+static int siblings_of(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *skip,
+                       sibling_set *set)
+{
+    uint8_t p[4];
+    st_iter it;
+    int rc, err = 0;
+    for (rc = st_iter_open(&it, txn, e, DB_POLICIES, p, key_acct(p, acct)); rc == 0 && !err;
+         rc = st_iter_next(&it)) {
+        char nm[SB_NAME_MAX + 1];
+        size_t nl = it.klen - 4;
+        if (it.klen <= 4 || nl > SB_NAME_MAX) continue;
+        memcpy(nm, it.key + 4, nl);
+        nm[nl] = 0;
+        err = sibling_add(txn, e, acct, nm, skip, set);
+    }
+    st_iter_close(&it);
+    for (rc = st_iter_open(&it, txn, e, DB_QUEUES, p, key_acct(p, acct)); rc == 0 && !err;
+         rc = st_iter_next(&it)) {
+        queue_rec q = {0};
+        if (dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0)
+            err = sibling_add(txn, e, acct, q.policy, skip, set);
+        queue_free(&q);
+    }
+    st_iter_close(&it);
+    rec_settings rs;
+    if (!err && rec_settings_load(txn, e, acct, &rs) == 0)
+        err = sibling_add(txn, e, acct, rs.retention, skip, set);
+    return err;
+}
+
+/* An account's policies run in one policy state, under one memory budget
+** (policy_memory): a version that loads alone but not beside the account's
+** other policies would fail at its first call, or make the one loaded after
+** it fail. Refused here, at upload (SB_EPOLICY). When the others do not fit
+** together already, the new version is not to blame: it is let through. */
+static int fits_beside(sb_engine *e, const char *account, const char *name, const char *source,
+                       size_t len, const pol_limits *lim, sb_result *res)
+{
+    MDB_txn *txn;
+    acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc == SB_ENOTFOUND ? 0 : rc; /* said by the write that follows */
+    sibling_set set = {0};
+    rc = siblings_of(txn, e, acc.num, name, &set);
+    eng_read_end(e, txn);
+    char err[512];
+    if (!rc && set.n &&
+        pol_load_beside(lim, (const char(*)[SB_NAME_MAX + 1]) set.names, set.srcs, set.n, name,
+                        source, len, err, sizeof err) == 2) {
+        char sz[32];
+        rc = res_err(res, SB_EPOLICY, "source",
+                     "%s.lua loads alone but not beside the account's %zu other "
+                     "polic%s, which share one policy memory of %s (policy_memory): %s",
+                     name, set.n, set.n == 1 ? "y" : "ies",
+                     eng_size_str(sz, sizeof sz, lim->memory), err);
+    }
+    for (size_t i = 0; i < set.n; i++)
+        buf_free(&set.srcs[i]);
+    free(set.srcs);
+    free(set.names);
+    return rc;
+}
+
 int sb_policy_put(sb_engine *e, const char *account, const char *name, const char *source,
                   size_t len, const char *cases_json, sb_result *res)
 {
@@ -417,6 +518,7 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
                                  cases_json ? strlen(cases_json) : 0, res, &hooks)))
         return rc;
     res_reset(res);
+    if ((rc = fits_beside(e, account, name, source, len, &lim, res))) return rc;
     put_op op = {.account = account, .name = name, .src = source, .len = len, .hooks = hooks};
     cr_version(source, len, op.version);
     if ((rc = eng_write(e, do_policy_put, &op, res))) return rc;

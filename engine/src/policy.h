@@ -273,6 +273,13 @@ enum { POL_HOOK_ROUTE = 1, POL_HOOK_RETAIN = 2, POL_HOOK_ERASE = 4 };
 /* A policy source's size and encoding, the same for uploads, the policy
 ** directory and `policy check`: 0, or -1 with "FILE[:LINE]: why" in err. */
 int pol_source_check(const char *file, const char *src, size_t len, char *err, size_t errlen);
+/* Load the n sources srcs (named names) into one policy state under lim,
+** then src (named name), as an account's state would hold them: 0 when all
+** load, 1 when the n do not load together already, 2 when src does not load
+** beside them (its error, "file:line: message", in err). */
+int pol_load_beside(const pol_limits *lim, const char (*names)[SB_NAME_MAX + 1], const sb_buf *srcs,
+                    size_t n, const char *name, const char *src, size_t len, char *err,
+                    size_t errlen);
 int pol_validate_hooks(const pol_limits *lim, const char *name, const char *src, size_t len,
                        const char *cases, size_t cases_len, sb_result *res, unsigned *hooks);
 

@@ -1924,6 +1924,24 @@ static int by_line(const void *a, const void *b)
     return x->line != y->line ? (x->line < y->line ? -1 : 1) : strcmp(x->msg, y->msg);
 }
 
+int pol_load_beside(const pol_limits *lim, const char (*names)[SB_NAME_MAX + 1], const sb_buf *srcs,
+                    size_t n, const char *name, const char *src, size_t len, char *err,
+                    size_t errlen)
+{
+    sbx *sb = sbx_new(lim->memory, NULL, NULL);
+    if (!sb) return 1;
+    int refs[3], rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (sbx_load(sb, names[i], srcs[i].p, srcs[i].len, lim->load_instructions,
+                     sbx_load_wall(lim->wall_ms), refs, NULL, err, errlen))
+            rc = 1;
+    if (!rc && sbx_load(sb, name, src, len, lim->load_instructions, sbx_load_wall(lim->wall_ms),
+                        refs, NULL, err, errlen))
+        rc = 2;
+    sbx_free(sb);
+    return rc;
+}
+
 int sb_policy_check(const char *name, const char *source, size_t len, sb_result *res)
 {
     res_reset(res);

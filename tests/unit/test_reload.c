@@ -492,6 +492,34 @@ static void test_not_utf8(sb_engine *e1, sb_engine *e2)
     ok(sb_reload(e1, res) == 0, "the file gone, reloads work again (%s)", sb_result_message(res));
 }
 
+/* An account's policies share one policy state and its memory budget: an
+** upload that loads alone but not beside the account's other policies is
+** refused, naming the budget; before, it was stored and then failed at its
+** first call, or made the one loaded after it fail. */
+static void test_upload_fits_beside(sb_engine *e1)
+{
+    static const char big[] =
+        "local blob = string.rep('x', 3 * 1024 * 1024)\n"
+        "local P = {}\n"
+        "function P.route(c, a, ctx) return { reject = tostring(#blob) } end\n"
+        "return P\n";
+    int rc = sb_policy_put(e1, "acme", "big1", big, strlen(big), NULL, res);
+    ok(rc == 0, "a policy holding 3 MiB loads alone and is stored (%s)", sb_result_message(res));
+    rc = sb_policy_put(e1, "acme", "big2", big, strlen(big), NULL, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "big2.lua") &&
+           strstr(sb_result_message(res), "beside"),
+       "a second one, which cannot load beside it in the account's 8 MiB, is refused (%s)",
+       sb_result_message(res));
+    ok(sb_policy_get(e1, "acme", "big2", res) == SB_ENOTFOUND, "and not stored");
+    rc = sb_policy_put(e1, "acme", "big1", big, strlen(big), NULL, res);
+    ok(rc == 0, "big1 uploaded again (its own old version does not count) (%s)",
+       sb_result_message(res));
+    ok(sb_policy_delete(e1, "acme", "big1", res) == 0, "big1 deleted (%s)", sb_result_message(res));
+    rc = sb_policy_put(e1, "acme", "big2", big, strlen(big), NULL, res);
+    ok(rc == 0, "then big2 fits (%s)", sb_result_message(res));
+    sb_policy_delete(e1, "acme", "big2", res);
+}
+
 /* What the scan passes over that looks meant to load is said in the
 ** engine's log (its callback, not stderr): a folder deeper than the four
 ** levels of subdirectories policies are read from, a .lua whose name no
@@ -667,6 +695,7 @@ int main(void)
     test_delete_shadowing(e1, e2);
     test_unstatable_entries(e1, e2);
     test_not_utf8(e1, e2);
+    test_upload_fits_beside(e1);
     test_skipped_entries(e1);
 
     /* A shared file that loses its route hook while a queue routes with it. */
