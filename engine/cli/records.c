@@ -564,6 +564,9 @@ int cli_records(int argc, char **argv)
                 }
                 printf("\n");
             }
+            /* On stderr: stdout stays the list, empty, for a script. */
+            if (!json_array_size(json_object_get(d, "holds")))
+                fprintf(stderr, "switchboard: no legal holds in account %s\n", o.account);
             json_decref(d);
         }
     } else if (!strcmp(cmd, "audit")) {
@@ -594,6 +597,9 @@ int cli_records(int argc, char **argv)
                        jstr(x, "reason"));
             }
             size_t got = json_array_size(json_object_get(d, "entries"));
+            if (!got)
+                fprintf(stderr, "switchboard: no audit entries in account %s%s\n", o.account,
+                        after ? " after that --after" : "");
             if (got == (size_t)limit)
                 fprintf(stderr, "switchboard: %zu entr%s shown: more may follow (--after %lld)\n",
                         got, got == 1 ? "y" : "ies",

@@ -7,6 +7,7 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -128,8 +129,11 @@ int sbd_demo_setup(sbd *d)
     /* The variables engine/daemon/API.md's examples use, so they can be
     ** pasted after these lines: SB the base URL, KEY and AUTH (curl's
     ** option for HTTP Basic account:key), ADMIN the admin token header. */
-    char tok[PATH_MAX + 8];
-    shell_word(d->admin_token_path, tok, sizeof tok);
+    /* Absolute paths: the second terminal starts elsewhere (its home). */
+    char tok[PATH_MAX + 8], abs_tok[PATH_MAX], abs_dir[PATH_MAX];
+    const char *tokp = realpath(d->admin_token_path, abs_tok) ? abs_tok : d->admin_token_path;
+    const char *dirp = realpath(d->cfg->data_dir, abs_dir) ? abs_dir : d->cfg->data_dir;
+    shell_word(tokp, tok, sizeof tok);
     const char *a = d->listen_addr;
     printf(
         "\n"
@@ -157,11 +161,14 @@ int sbd_demo_setup(sbd *d)
         "  curl -s $AUTH $SB/v1/calls/c1   # now its record: outcome, times, attempts,\n"
         "                                  # policy versions (a record keeps no trace)\n"
         "  curl -s $AUTH -d '{\"status\":\"paused\",\"reason\":\"lunch\"}'"
-        " $SB/v1/agents/bob/status\n\n",
+        " $SB/v1/agents/bob/status\n\n"
+        "The demo's state stays in %s between runs; for a fresh one, stop\n"
+        "the daemon and remove that directory.\n\n",
         created ? "ready (created now)" : "ready", a,
-        *key ? key : "<the key printed when the demo account was created>", d->admin_token_path, a,
+        *key ? key : "<the key printed when the demo account was created>", tokp, a,
         *key ? key : "",
-        *key ? "" : "   # the key printed when the demo account was created (not saved)", tok);
+        *key ? "" : "   # the key printed when the demo account was created (not saved)", tok,
+        dirp);
     fflush(stdout);
     return 0;
 }

@@ -88,6 +88,8 @@ run "$sb" records holds --data-dir "$data" --account acme
 ok $? "no hold was placed" "$(shown)"
 [ -z "$out" ]
 ok $? "... the hold list is empty" "$(shown)"
+has "$err" "no legal holds in account acme"
+ok $? "... and stderr says so, rather than nothing at all" "$(shown)"
 # Flags each command does take still work.
 run "$sb" records list --data-dir "$data" --account acme --from 2026-01-05 --to 2026-01-06 \
     --queue support --limit 1 --json --key-file "$data/master.key" --policy-dir policies

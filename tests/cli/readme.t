@@ -27,16 +27,11 @@ done
 run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "README's other example, first-calls.jsonl, exits 0" err "0 errors"
 
-# README's "Embed the library" example, inside a main(), built as the README
-# links it and run on a scratch data directory: it rings alice.
-{
-    awk '/^```c$/ { inside = 1; next } inside && /^```$/ { exit } inside && /^#include/ { print }' README.md
-    echo 'int main(void) {'
-    awk '/^```c$/ { inside = 1; next } inside && /^```$/ { exit } inside && !/^#include/ { print }' README.md |
-        sed "s|/var/lib/switchboard|$tmp/embed-data|"
-    echo 'return 0; }'
-} >"$tmp/prog.c"
-mkdir -p "$tmp/embed-data"
+# README's "Embed the library" example, saved as prog.c as it stands, built as
+# the README links it and run from the top of the tree: it rings alice, and
+# a second run says why it rings nobody.
+awk '/^```c$/ { inside = 1; next } inside && /^```$/ { exit } inside { print }' README.md |
+    sed "s|\"prog-data\"|\"$tmp/embed-data\"|" >"$tmp/prog.c"
 B=${SB_BUILD:-build}
 case $B in /*) ;; *) B=$PWD/$B ;; esac
 san=
@@ -46,5 +41,9 @@ cc -std=c11 $san "$tmp/prog.c" -Iengine/include -L"$B" -lswitchboard -Wl,-rpath,
 ok $? "README's C example compiles and links as shown" "$(cat "$tmp/cc.err")"
 run "$tmp/prog"
 check 0 "... and rings alice" out "ring alice at sip:alice@pbx.example"
+[ -d "$tmp/embed-data" ]
+ok $? "... in the data directory it made"
+run "$tmp/prog"
+check 0 "a second run says the call exists already" err "exists already"
 
 done_testing

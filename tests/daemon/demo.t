@@ -43,9 +43,10 @@ curls = [l for l in printed if l.startswith("curl ") and " -sN " not in l]
 
 
 def sh(line):
-    """Run a printed line after the exports, in the daemon's working directory."""
+    """Run a printed line after the exports, from another directory: the
+    banner says "a second terminal", which starts in the user's home."""
     p = subprocess.run(["bash", "-c", "\n".join(exports + [line])], capture_output=True,
-                       text=True, timeout=20, cwd=os.getcwd())
+                       text=True, timeout=20, cwd="/")
     try:
         return json.loads(p.stdout)
     except ValueError:

@@ -32,6 +32,13 @@ t.ok("== A simulated day of calls ==" in text and re.search(r"\d+ calls", text) 
 t.ok("api key: sbk_" in text and "curl" in text, "the demo account's key and curl lines",
      text[-2000:])
 t.ok(os.path.isdir(os.path.join(work, "var", "switchboard")), "its data in ./var/switchboard")
+# "Try it in a second terminal": one that starts elsewhere (its home).
+exports = [l.strip() for l in out if l.startswith("  export ")]
+r = subprocess.run(["bash", "-c", "\n".join(exports + ['curl -s -H "$ADMIN" $SB/v1/accounts'])],
+                   capture_output=True, text=True, timeout=20, cwd="/")
+t.ok('"demo"' in r.stdout, "the printed ADMIN line works from another directory", r.stdout + r.stderr)
+t.ok(re.search(r"The demo's state stays in /\S*/var/switchboard", text) is not None,
+     "and the banner says where the demo's state is kept, to reset it", text[-1500:])
 if p.poll() is None:
     p.send_signal(signal.SIGTERM)
 try:
