@@ -100,7 +100,10 @@ t.ok(st == 200 and r.get("state") == "ended" and "trace" not in r and "caller" n
 
 # Agent status: none for an idle agent, an agent action for one that was ringing.
 st, r = run(example('"status":"paused","reason":"lunch"'))
-t.is_((st, r), (200, {"actions": []}), "pausing idle alice: {\"actions\":[]}")
+t.is_((st, r), (200, {"actions": []}), "pausing idle bob: {\"actions\":[]}")
+st, r = run(example('"status":"available"}\' $SB/v1/agents/bob'))
+t.is_((st, r), (200, {"actions": []}), "bob available again, as the next example line says")
+run('curl -s $AUTH -d \'{"status":"paused"}\' $SB/v1/agents/alice/status')
 st, r = run('curl -s $AUTH -d \'{"call":"c3","queue":"support","caller":"+4930123457"}\' $SB/v1/calls')
 t.ok([a.get("agent") for a in r.get("actions", [])] == ["bob"], "a call now rings bob", r)
 st, r = run('curl -s $AUTH -d \'{"status":"paused"}\' $SB/v1/agents/bob/status')
