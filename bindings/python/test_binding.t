@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, os.pardir, os.pardir))
@@ -1064,11 +1065,146 @@ def test_fork():
     eng.close()
 
 
+EXIT_WITH_DAEMONS = r"""
+import sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import switchboard as sb
+eng = sb.Engine(sys.argv[2], policy_dir=sys.argv[3], sync="none")
+eng.account_put({"id": "acme"})
+def work():
+    while True:
+        eng.account_get("acme")
+        eng.stats()
+for _ in range(8):
+    threading.Thread(target=work, daemon=True).start()
+time.sleep(0.3)
+"""
+
+
+def test_review_fixes():
+    """Found tried as an embedding engineer would (each seen failing before)."""
+    # Daemon threads inside calls when the interpreter exits: their results
+    # were freed under them (a segfault in 3 of 5 runs).
+    script = os.path.join(TMP, "exit_daemons.py")
+    with open(script, "w") as f:
+        f.write(EXIT_WITH_DAEMONS)
+    codes = [subprocess.run([sys.executable, script, os.path.join(ROOT, "bindings", "python"),
+                             os.path.join(TMP, "exitd%d" % i), POLICIES], capture_output=True,
+                            timeout=60).returncode for i in range(5)]
+    is_(codes, [0] * 5, "exit with daemon threads inside engine calls: no crash, 5 runs")
+
+    # A clock or log function that calls the engine: StateError, not a
+    # deadlock holding the data directory's write lock.
+    got = {}
+    clock = Clock()
+    holder = {}
+
+    def reentrant_clock():
+        if "eng" in holder and "clock" not in got:
+            try:
+                holder["eng"].stats()
+                got["clock"] = "no error"
+            except sb.StateError as e:
+                got["clock"] = e
+        return clock.ms
+
+    def reentrant_log(level, line):
+        if "eng" in holder and "log" not in got:
+            try:
+                holder["eng"].account_get("acme")
+                got["log"] = "no error"
+            except sb.StateError as e:
+                got["log"] = e
+
+    with sb.Engine(os.path.join(TMP, "reenter"), policy_dir=POLICIES, sync="none",
+                   clock=reentrant_clock, log=reentrant_log, log_level="debug") as eng:
+        provision(eng, clock)
+        holder["eng"] = eng
+        eng.submit("acme", type="offer", call="r1", queue="support", caller="+15550000010")
+        ok(isinstance(got.get("clock"), sb.StateError) and "clock" in str(got.get("clock")),
+           "a clock function calling the engine gets StateError (%r)" % got.get("clock"))
+        eng.reload()
+        ok(isinstance(got.get("log"), sb.StateError),
+           "a log function calling the engine gets StateError (%r)" % got.get("log"))
+        holder.clear()
+
+    # Ctrl-C in the clock: the engine goes on; KeyboardInterrupt when the call is done.
+    intr = {"n": 0}
+
+    def ctrl_c_clock():
+        intr["n"] += 1
+        if intr["n"] == 3:
+            raise KeyboardInterrupt
+        return clock.ms
+
+    with sb.Engine(os.path.join(TMP, "ctrlc"), policy_dir=POLICIES, sync="none",
+                   clock=ctrl_c_clock, log=lambda *a: None) as eng:
+        eng.account_put({"id": "acme"})
+        raised = None
+        for i in range(5):
+            try:
+                eng.agent_put("acme", agent("k%d" % i))
+            except KeyboardInterrupt:
+                raised = i
+                break
+        ok(raised is not None, "Ctrl-C in the clock reaches the caller once the call is done")
+        ok(eng.agent_get("acme", "k%d" % raised)["id"] == "k%d" % raised,
+           "... and the call it interrupted was carried out whole")
+
+    # close() interrupted while it waits for another thread's call.
+    import signal
+    slow = {"on": False}
+
+    def slow_clock():
+        if slow["on"]:
+            slow["on"] = False
+            time.sleep(1.0)
+        return clock.ms
+
+    eng = sb.Engine(os.path.join(TMP, "closeint"), policy_dir=POLICIES, sync="none",
+                    clock=slow_clock, log=lambda *a: None)
+    eng.account_put({"id": "acme"})
+    slow["on"] = True
+    t = threading.Thread(target=lambda: eng.agent_put("acme", agent("s1")))
+    t.start()
+    time.sleep(0.2)
+
+    def alarm(*a):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    interrupted = False
+    try:
+        eng.close()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    t.join()
+    ok(interrupted and not eng.closed and eng.agent_get("acme", "s1")["id"] == "s1",
+       "close() interrupted by Ctrl-C leaves the engine open and usable")
+    eng.close()
+    ok(eng.closed, "... and a later close() closes it")
+
+    with sb.Engine(os.path.join(TMP, "args2"), policy_dir=POLICIES, sync="none") as eng:
+        eng.account_put({"id": "acme"})
+        raises(lambda: eng.records_list("acme", from_ms=float("nan")), ValueError,
+               "records_list(from_ms=nan): ValueError")
+        raises(lambda: eng.records_list("acme", to_ms=2 ** 64), ValueError,
+               "records_list(to_ms=2**64): ValueError")
+        raises(lambda: eng.submit("acme", '{"type":"hangup"}', call="nope"), sb.NotFoundError,
+               "JSON text with keyword arguments: taken together (no such call 'nope')")
+    raises(lambda: sb.load_library("/nonexistent/libswitchboard.so"), ValueError,
+           "load_library with another path once one is loaded: ValueError, not ignored")
+
+
 def main():
     tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
              test_policies, test_policy_tools, test_apikeys, test_records, test_backup,
              test_two_engines, test_defer_and_reopen, test_arguments, test_close_and_threads,
-             test_fork, test_gateway_example]
+             test_fork, test_gateway_example, test_review_fixes]
     try:
         for t in tests:
             try:

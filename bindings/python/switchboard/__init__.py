@@ -337,6 +337,11 @@ def load_library(path=None):
     global _lib, _lib_path
     with _lib_lock:
         if _lib is not None:
+            # One engine library per process: a different path asked for
+            # later would otherwise be ignored without a word.
+            if path and os.path.realpath(path) != os.path.realpath(_lib_path):
+                raise ValueError("switchboard: the engine library is already loaded from %r; "
+                                 "one process uses one (asked for %r)" % (_lib_path, path))
             return _lib
         where = path or library_path()
         try:
@@ -415,7 +420,28 @@ def _doc(obj, what="document", optional=False):
         return obj
     if isinstance(obj, str):
         return obj.encode("utf-8")
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        # allow_nan=False: NaN and infinities are not JSON (ValueError here,
+        # not "malformed JSON" from the engine).
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
+    except ValueError as e:
+        raise ValueError("%s: %s" % (what, e)) from None
+
+
+def _merged(doc, fields, what):
+    """doc (a dict, or JSON text of an object) with the keyword fields added
+    or replacing its keys."""
+    if isinstance(doc, (str, bytes)):
+        try:
+            doc = json.loads(doc)
+        except ValueError as e:
+            raise InvalidError("SB_EINVAL", EINVAL, "%s is not valid JSON: %s" % (what, e),
+                               None) from None
+    if not isinstance(doc, dict):
+        raise TypeError("%s must be a dict or JSON text of an object to take keyword "
+                        "arguments, not %s" % (what, type(doc).__name__))
+    return dict(doc, **fields)
 
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode  # compact, the C accelerator
@@ -607,12 +633,17 @@ class _Results:
 class _ThreadResult:
     """One thread's sb_result; frees it when the thread's local data goes."""
 
-    __slots__ = ("owner", "ptr")
+    __slots__ = ("owner", "ptr", "busy")
 
     def __init__(self, owner, ptr):
-        self.owner, self.ptr = owner, ptr
+        self.owner, self.ptr, self.busy = owner, ptr, False
 
     def __del__(self):
+        # At interpreter exit the main thread drops every thread's local
+        # data, also of daemon threads still inside a call with this result:
+        # freeing it then crashed them. Kept, the process ends anyway.
+        if self.busy:
+            return
         try:
             self.owner.release(self.ptr)
         except Exception:  # noqa: BLE001 - interpreter shutdown
@@ -754,9 +785,14 @@ class Engine:
             user_clock = clock
 
             def _clock_thunk(arg):
+                tls = self._tls
                 try:
+                    tls.in_cb = "clock"
                     # A value a C int64 cannot hold would be wrapped by ctypes.
                     return _whole(user_clock(), 64, "the clock's value", signed=True)
+                except (KeyboardInterrupt, SystemExit) as e:
+                    tls.pending = e  # raised when the call returns (_leave)
+                    return int(time.time() * 1000)
                 except BaseException:
                     if not self._clock_warned:
                         self._clock_warned = True
@@ -764,6 +800,8 @@ class Engine:
                                          "using the system time\n")
                         traceback.print_exc()
                     return int(time.time() * 1000)
+                finally:
+                    tls.in_cb = None
 
             self._clock = _CLOCK_FN(_clock_thunk)
             cfg.clock = self._clock
@@ -774,11 +812,18 @@ class Engine:
             user_log = log
 
             def _log_thunk(arg, level, line):
+                tls = self._tls
+                prev = getattr(tls, "in_cb", None)
                 try:
+                    tls.in_cb = "log"
                     user_log(_LOG_NAMES[level] if 0 <= level < 4 else str(level),
                              line.decode("utf-8", "replace"))
+                except (KeyboardInterrupt, SystemExit) as e:
+                    tls.pending = e  # raised when the call returns (_leave)
                 except BaseException:
                     traceback.print_exc()
+                finally:
+                    tls.in_cb = prev
 
             self._log = _LOG_FN(_log_thunk)
             cfg.log = self._log
@@ -821,8 +866,15 @@ class Engine:
                     self._idle.wait()
                 return
             self._closing = True
-            while self._calls:
-                self._idle.wait()
+            try:
+                while self._calls:
+                    self._idle.wait()
+            except BaseException:
+                # Interrupted (Ctrl-C): the engine stays open and usable, and
+                # a later close() closes it.
+                self._closing = False
+                self._idle.notify_all()
+                raise
             eng = self._eng
         # Outside the lock: sb_close may log, and a log function may call us.
         tls.closing = True
@@ -861,13 +913,20 @@ class Engine:
             raise StateError("SB_ESTATE", ESTATE,
                              "this engine was opened by another process (before a fork): "
                              "open one in this process")
+        tls = self._tls
+        if getattr(tls, "in_cb", None):
+            # The engine is in the middle of a call on this thread, maybe in
+            # its write transaction: a call from here could wait for ever,
+            # and make every process on the data directory wait.
+            raise StateError("SB_ESTATE", ESTATE,
+                             "the %s function may not call the engine (it runs inside an "
+                             "engine call)" % tls.in_cb)
         with self._lock:
             eng = self._eng
             if eng is None or self._closing:
                 raise InvalidError("SB_EINVAL", EINVAL, "the engine is closed"
                                    if eng is None else "the engine is closing")
             self._calls += 1
-        tls = self._tls
         own = res = None
         try:
             depth = getattr(tls, "depth", 0)
@@ -882,6 +941,7 @@ class Engine:
                     r = getattr(tls, "res", None)
                     if r is None:
                         r = tls.res = self._results.new()
+                    r.busy = True
                     res = r.ptr
             tls.depth = depth + 1
         except BaseException:
@@ -890,10 +950,21 @@ class Engine:
         return eng, res, own
 
     def _leave(self, own):
-        self._tls.depth -= 1
+        tls = self._tls
+        tls.depth -= 1
         if own:
             self._lib.sb_result_free(own)
+        elif not tls.depth:
+            r = getattr(tls, "res", None)
+            if r is not None:
+                r.busy = False
         self._done()
+        exc = getattr(tls, "pending", None)
+        if exc is not None and not tls.depth:
+            # Ctrl-C or sys.exit in a clock or log function: the engine had
+            # to go on (it holds its transaction); raised now it is done.
+            tls.pending = None
+            raise exc
 
     def _done(self):
         with self._lock:
@@ -972,7 +1043,7 @@ class Engine:
         if membership is None:
             membership = fields or None
         elif fields:
-            membership = dict(membership, **fields)
+            membership = _merged(membership, fields, "membership")
         d = _doc(membership, "membership", True)
         return self._do(_json, self._lib.sb_member_put, _b(account, "account"),
                         _b(queue, "queue"), _b(agent, "agent"), d, len(d) if d is not None else 0)
@@ -993,7 +1064,7 @@ class Engine:
         offer, ring_result, hangup, abandon, transfer, agent_status. Raises
         SwitchboardError with nothing changed when the event is refused."""
         if fields:
-            event = fields if event is None else dict(event, **fields)
+            event = fields if event is None else _merged(event, fields, "event")
         if type(event) is dict:
             data = _dumps(event).encode()
         elif event is None:
@@ -1123,7 +1194,11 @@ class Engine:
         if query is None:
             query = fields or None
         elif fields:
-            query = dict(query, **fields)
+            query = _merged(query, fields, "query")
+        if isinstance(query, dict):  # numbers C holds, as the README says
+            for k in ("from_ms", "to_ms", "limit"):
+                if k in query and query[k] is not None and not isinstance(query[k], bool):
+                    _whole(query[k], 64, k, signed=True)
         d = _doc(query, "query", True)
         return self._do(_json, self._lib.sb_records_list, _b(account, "account"), d,
                         len(d) if d is not None else 0)["records"]
@@ -1136,7 +1211,11 @@ class Engine:
         if hold is None:
             hold = fields
         elif fields:
-            hold = dict(hold, **fields)
+            hold = _merged(hold, fields, "hold")
+        if isinstance(hold, dict):
+            for k in ("from_ms", "to_ms"):
+                if k in hold and hold[k] is not None and not isinstance(hold[k], bool):
+                    _whole(hold[k], 64, k, signed=True)
         a, d = _b(account, "account"), _doc(hold, "hold")
         return self._do(_json, self._lib.sb_hold_place, a, d, len(d))
 
