@@ -49,7 +49,13 @@ run_lua() {
         skip "$host is not installed (Debian package $host)"
         return
     fi
-    env $SAN_ENV SB_LUA_T="$T" LUA_PATH="$T/?.lua" LUA_CPATH="$B/bindings/lua/$abi/?.so" \
+    # raise.lua ends methods half way on purpose, and what such a method had
+    # taken in C is not given back (bindings/lua/README.md): under the
+    # sanitizers, leak reports off for it; what it checks is that the engine
+    # closes.
+    leaks=
+    [ "$script" = raise ] && [ -n "$SAN_ENV" ] && leaks="ASAN_OPTIONS=detect_leaks=0"
+    env $SAN_ENV $leaks SB_LUA_T="$T" LUA_PATH="$T/?.lua" LUA_CPATH="$B/bindings/lua/$abi/?.so" \
         timeout 300 "$host" "$T/$script.lua" >"$TMP/out" 2>"$TMP/err"
     rc=$?
     while IFS= read -r line; do
