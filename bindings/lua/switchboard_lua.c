@@ -1719,6 +1719,22 @@ static const struct {
     {"EVERSION", SB_EVERSION}, {"EHOLD", SB_EHOLD},
 };
 
+/* The registry's metatable `name` on the stack; made now (returns 1) with
+** __gc gc and, in Lua 5.4, __close close, or there already (returns 0). */
+static int new_mt(lua_State *L, const char *name, lua_CFunction gc, lua_CFunction close)
+{
+    if (!luaL_newmetatable(L, name)) return 0;
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+#else
+    (void)close;
+#endif
+    return 1;
+}
+
 __attribute__((visibility("default"))) int luaopen_switchboard(lua_State *L);
 __attribute__((visibility("default"))) int luaopen_switchboard(lua_State *L)
 {
@@ -1729,27 +1745,13 @@ __attribute__((visibility("default"))) int luaopen_switchboard(lua_State *L)
     lua_setfield(L, -2, "__name");
     lua_rawset(L, LUA_REGISTRYINDEX);
 
-    if (luaL_newmetatable(L, GUARD_MT)) {
-        lua_pushcfunction(L, l_guard_end);
-        lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, l_guard_end);
-        lua_setfield(L, -2, "__close");
-#endif
-    }
+    new_mt(L, GUARD_MT, l_guard_end, l_guard_end);
     lua_pop(L, 1);
-
-    if (luaL_newmetatable(L, ENGINE_MT)) {
+    if (new_mt(L, ENGINE_MT, l_gc, l_close)) {
         sbl_newlib(L, engine_methods);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, l_tostring);
         lua_setfield(L, -2, "__tostring");
-#if LUA_VERSION_NUM >= 504
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__close");
-#endif
     }
     lua_pop(L, 1);
 

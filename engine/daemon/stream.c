@@ -11,8 +11,8 @@
 ** An action published while its account has no subscriber (none connected
 ** yet after a start, between a drop and the reconnect, a timer firing while
 ** the gateway restarts) is kept in the account's backlog and goes to the
-** next subscriber, first thing after its head: up to stream_buffer bytes per
-** account and 64 times that in all, the oldest dropped (logged, counted)
+** next subscriber, first thing after its head: up to half of stream_buffer
+** per account and 64 times that in all, the oldest dropped (logged, counted)
 ** beyond. Backlogs are in memory: a restart of the daemon loses them.
 */
 #include "serve.h"
@@ -125,10 +125,14 @@ static void backlog_drop_oldest(sbd *d, sbd_backlog *b)
     pub_free(p);
 }
 
-/* Keep p, published while its account had no subscriber, for the next. */
+/* Keep p, published while its account had no subscriber, for the next.
+** An account's backlog holds half of stream_buffer: it all goes into the
+** new subscriber's output at once, after its head and with each event's
+** framing, and a full stream_buffer there would drop that subscriber as
+** slow before it read a byte. */
 static void backlog_keep(sbd *d, sbd_pub *p)
 {
-    size_t n = strlen(p->json), cap = d->cfg->stream_buffer;
+    size_t n = strlen(p->json), cap = d->cfg->stream_buffer / 2;
     sbd_backlog *b = backlog_of(d, p->account, 1);
     if (!b || n > cap) {
         d->m.stream_backlog_dropped++;
@@ -154,7 +158,8 @@ static void backlog_keep(sbd *d, sbd_pub *p)
     if (d->m.stream_backlog_dropped != before && !b->warned) {
         b->warned = 1;
         sbd_log(SB_LOG_WARN, "stream backlog full: oldest actions dropped",
-                "account=%s backlog_bytes=%zu stream_buffer=%zu", sbd_q(b->account), b->bytes, cap);
+                "account=%s backlog_bytes=%zu stream_buffer=%zu", sbd_q(b->account), b->bytes,
+                d->cfg->stream_buffer);
     }
 }
 

@@ -208,10 +208,19 @@ static int read_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *na
     return 0;
 }
 
+/* The policy an account runs under that name: its own upload, else the
+** shared one (acct 0: the shared one only). As read_policy. */
+static int read_running(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
+                        char version[17])
+{
+    int rc = read_policy(txn, e, acct, name, src, version);
+    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(txn, e, 0, name, src, version);
+    return rc;
+}
+
 int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field)
 {
-    int rc = read_policy(t->txn, t->e, acct, name, NULL, NULL);
-    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(t->txn, t->e, 0, name, NULL, NULL);
+    int rc = read_running(t->txn, t->e, acct, name, NULL, NULL);
     if (rc == SB_ENOTFOUND)
         return res_err(t->res, SB_EINVAL, field,
                        "no policy '%s' in policy_dir or uploaded to this account (upload it "
@@ -248,8 +257,7 @@ static int stored_hooks(sb_engine *e, const char *name, const sb_buf *src, unsig
 int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field, unsigned hook)
 {
     sb_buf src = {0};
-    int rc = read_policy(t->txn, t->e, acct, name, &src, NULL);
-    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(t->txn, t->e, 0, name, &src, NULL);
+    int rc = read_running(t->txn, t->e, acct, name, &src, NULL);
     if (rc) {
         buf_free(&src);
         return policy_must_exist(t, acct, name, field);
@@ -277,8 +285,7 @@ int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, cha
         if (eng_read_begin(e, &txn)) return SB_ESTORE;
         own = 1;
     }
-    int rc = read_policy(txn, e, acct, name, src, version);
-    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(txn, e, 0, name, src, version);
+    int rc = read_running(txn, e, acct, name, src, version);
     if (own) eng_read_end(e, txn);
     /* Stored before signatures were required? Then it does not run. */
     if (rc == 0 && e->cfg.require_signed_policies &&
@@ -423,8 +430,7 @@ static int sibling_add(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *nm
         set->cap = cap;
     }
     sb_buf src = {0};
-    int rc = read_policy(txn, e, acct, nm, &src, NULL);
-    if (rc == SB_ENOTFOUND) rc = read_policy(txn, e, 0, nm, &src, NULL);
+    int rc = read_running(txn, e, acct, nm, &src, NULL);
     if (rc) {
         buf_free(&src);
         return rc == SB_ENOTFOUND ? 0 : rc;

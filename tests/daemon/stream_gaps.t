@@ -130,4 +130,32 @@ t.ok(line is not None and "stalled" in line and "idle_timeout=2" in line,
 t.ok(d2.metric("switchboard_stream_dropped_total") == 1, "... and counted")
 stall.close()
 t.is_(d2.stop(), 0, "stops cleanly")
+
+# -- a backlog past stream_buffer: the oldest go, logged and counted --------------------
+d3 = t.owned(Daemon(conf={"stream_keepalive": 0, "stream_buffer": "4K"})).start()
+ac = provision(d3, agents=("alice",))
+mark = len(d3.lines)
+ac.post("/v1/calls", {"call": "b0", "queue": "support", "caller": "+4930100011"})
+ac.post("/v1/calls/b0/ring_result", {"agent": "alice", "outcome": "answered"})
+N = 60  # rings of about 150 bytes each, nobody subscribed: past 4K
+for i in range(1, N + 1):
+    ac.post("/v1/calls", {"call": "b%d" % i, "queue": "support", "caller": "+4930100011"})
+    ac.post("/v1/calls/b%d/hangup" % (i - 1))
+    ac.post("/v1/calls/b%d/ring_result" % i, {"agent": "alice", "outcome": "answered"})
+line = d3.wait_log(r"stream backlog full: oldest actions dropped", after=mark, timeout=3)
+t.ok(line is not None and 'account="acme"' in line, "a backlog past stream_buffer logs it", line)
+dropped = d3.metric("switchboard_stream_backlog_dropped_total")
+t.ok(dropped and dropped > 0, "... and counts what it dropped (%s)" % dropped)
+s3 = Stream(d3, ac.auth)
+got = []
+while True:
+    ev = s3.next(timeout=1)
+    if ev is None:
+        break
+    got.append(ev.get("call"))
+t.ok(got and got[-1] == "b%d" % N and "b1" not in got and len(got) + dropped == N,
+     "the next subscriber gets the newest, in order; with the dropped, every one (%d + %s)"
+     % (len(got), dropped))
+s3.close()
+t.is_(d3.stop(), 0, "stops cleanly")
 t.done()
