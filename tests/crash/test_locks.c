@@ -81,7 +81,7 @@ static int locked_elsewhere(void)
 static const char slow_policy[] = "local P = {}\n"
                                   "function P.route(call, agents, ctx)\n"
                                   "  local x = 0\n"
-                                  "  for i = 1, 6e7 do x = x + i end\n"
+                                  "  for i = 1, 1.2e8 do x = x + i end\n"
                                   "  return { reject = 'slow' }\n"
                                   "end\n"
                                   "return P\n";
