@@ -1136,6 +1136,21 @@ static void h_events(ctx *x)
         sbd_api_error(x->rep, 503, "HTTP_DRAINING", "the daemon is shutting down", NULL);
         return;
     }
+    /* Resuming: the id of the last event the client has (SSE ids are
+    ** decimal here; an EventSource sends back what it was given). */
+    const char *li = x->req->last_event_id;
+    if (li && *li) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(li, &end, 10);
+        if (*end || *li < '0' || *li > '9' || errno == ERANGE) {
+            fail(x, 400, "SB_EINVAL", "Last-Event-ID",
+                 "Last-Event-ID must be the id of an event this stream sent (a decimal number)");
+            return;
+        }
+        x->rep->stream_resume = 1;
+        x->rep->stream_after = v;
+    }
     x->rep->status = 200;
     x->rep->stream = 1;
     snprintf(x->rep->stream_account, sizeof x->rep->stream_account, "%s", x->account);

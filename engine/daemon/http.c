@@ -36,7 +36,7 @@ enum { CS_HTTP, CS_STREAM, CS_CLOSING, CS_LINGER };
 
 /* A request's head, parsed in place (the strings point into its buffer). */
 struct head {
-    char *method, *target, *auth, *ctype;
+    char *method, *target, *auth, *ctype, *last_id;
     int minor;
     int close, keepalive, chunked, expect;
     int has_cl;
@@ -471,6 +471,8 @@ static int parse_head(char *h, struct head *hd, const char **why)
             hd->auth = v;
         } else if (!strcasecmp(line, "content-type")) {
             hd->ctype = v;
+        } else if (!strcasecmp(line, "last-event-id")) {
+            hd->last_id = v;
         } else if (!strcasecmp(line, "expect")) {
             if (strcasecmp(v, "100-continue") != 0) {
                 *why = "unsupported expectation";
@@ -650,6 +652,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
         .query = q ? q : "",
         .authorization = hd->auth,
         .content_type = hd->ctype,
+        .last_event_id = hd->last_id,
         .body = body,
         .body_len = body_len,
         .auth_cache = &c->auth,
@@ -685,7 +688,8 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
                 (unsigned long long)c->id, hd->method, sbd_qpath(req.path), rep.status);
     if (stream) {
-        if (sbd_stream_subscribe(d, c, rep.stream_account, rep.stream_auth) == 0) {
+        if (sbd_stream_subscribe(d, c, rep.stream_account, rep.stream_auth, rep.stream_resume,
+                                 rep.stream_after) == 0) {
             c->state = CS_STREAM;
             /* Bound the kernel's buffering too, so stream_buffer measures
             ** how far behind the subscriber really is. */

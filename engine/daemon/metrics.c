@@ -249,6 +249,12 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
     metric_u(o, "switchboard_stream_backlog_dropped_total", "counter",
              "Actions dropped from a full backlog of an account without a subscriber.",
              m->stream_backlog_dropped);
+    metric_u(o, "switchboard_stream_resumes_total", "counter", "Streams opened with Last-Event-ID.",
+             m->stream_resumes);
+    metric_u(o, "switchboard_stream_resyncs_total", "counter",
+             "Resumed streams told to resync: actions after their Last-Event-ID were no longer "
+             "held.",
+             m->stream_resyncs);
     metric_u(o, "switchboard_batches_total", "counter", "Request batches released.", m->batches);
     metric_u(o, "switchboard_syncs_total", "counter", "sb_sync() calls for group commit.",
              m->syncs);

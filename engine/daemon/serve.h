@@ -33,6 +33,7 @@ typedef struct sbd_conn sbd_conn;
 typedef struct sbd_sub sbd_sub;
 typedef struct sbd_pub sbd_pub;
 typedef struct sbd_backlog sbd_backlog;
+typedef struct sbd_hent sbd_hent;
 
 /* ------------------------------------------------------------------------ */
 /* A connection's last successful Basic-auth check (api.c): the same
@@ -60,6 +61,7 @@ typedef struct sbd_req {
     const char *query;         /* raw query string after '?', or ""            */
     const char *authorization; /* header value or NULL                       */
     const char *content_type;  /* header value or NULL                       */
+    const char *last_event_id; /* header value or NULL                       */
     const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
     size_t body_len;
     sbd_auth_cache *auth_cache; /* the connection's, or NULL */
@@ -77,6 +79,8 @@ typedef struct sbd_reply {
     int stream;               /* turn the connection into an event stream   */
     char stream_account[132];
     const char *stream_auth; /* its Authorization header, checked again later */
+    int stream_resume;       /* Last-Event-ID was given: */
+    uint64_t stream_after;   /* ... its value */
 } sbd_reply;
 
 /* ------------------------------------------------------------------------ */
@@ -97,6 +101,7 @@ typedef struct sbd_metrics {
     uint64_t batches;
     uint64_t ticks, tick_errors, tick_actions;
     uint64_t stream_events, stream_dropped, stream_backlog_dropped;
+    uint64_t stream_resumes, stream_resyncs;
     uint64_t reloads_ok, reloads_failed;
     uint64_t sweeps, sweep_errors, swept; /* retention sweep transactions, records */
 } sbd_metrics;
@@ -154,10 +159,12 @@ struct sbd {
     /* stream subscribers, by account */
     sbd_sub *subs;
     unsigned nsubs;
-    /* actions published while their account had no subscriber, kept for
-    ** the next one (stream.c) */
+    /* each account's recent actions, sent or kept for the next subscriber
+    ** (stream.c); event ids: the last given, and where this start began */
     sbd_backlog *backlogs;
     size_t backlog_bytes;
+    sbd_hent *sent_head, *sent_tail;
+    uint64_t event_id, event_id_base;
 
     /* timers and signals */
     struct event *deadline_ev, *housekeeping_ev, *keepalive_ev, *drain_ev, *sweep_ev;
@@ -237,8 +244,11 @@ int sbd_valid_utf8(const unsigned char *s, size_t n);
 
 /* stream.c */
 /* account: whose actions; auth: the Authorization header the stream was
-** opened with (copied), verified again while it is open. */
-int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *auth);
+** opened with (copied), verified again while it is open. resume: the
+** request gave Last-Event-ID `after`; the account's actions after it go
+** first, else those no subscriber was sent. */
+int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *auth, int resume,
+                         uint64_t after);
 /* Close the streams whose credentials no longer verify (a key revoked, an
 ** account deleted, here or by another process): every stream when force,
 ** else those not checked for SBD_AUTH_CACHE_TTL_NS. */

@@ -2,18 +2,22 @@
 ** stream.c — GET /v1/events: each account's action stream as Server-Sent
 ** Events. Actions wait in the batch with the responses and go out after the
 ** sync that covers them (each is tagged with its batch, like the responses),
-** as `data: <action json>\n\n`. A subscriber gets the events of the batch it
-** subscribed in and later ones, never before its own response head. A
-** subscriber whose unsent output passes stream_buffer bytes, or whose
-** connection accepts nothing for idle_timeout, is dropped (and logged)
-** rather than slowing the loop.
+** as `id: <n>\ndata: <action json>\n\n`, ids growing by one per action
+** across accounts (from the start time in microseconds, so they also grow
+** across restarts). A subscriber's own events never go out before its
+** response head. A subscriber whose unsent output passes stream_buffer
+** bytes, or whose connection accepts nothing for idle_timeout, is dropped
+** (and logged) rather than slowing the loop.
 **
-** An action published while its account has no subscriber (none connected
-** yet after a start, between a drop and the reconnect, a timer firing while
-** the gateway restarts) is kept in the account's backlog and goes to the
-** next subscriber, first thing after its head: up to half of stream_buffer
-** per account and 64 times that in all, the oldest dropped (logged, counted)
-** beyond. Backlogs are in memory: a restart of the daemon loses them.
+** Each account keeps a history of its recent actions, marked sent or not:
+** up to half of stream_buffer per account and 64 times that in all, the
+** oldest dropped beyond (sent ones first when all are full). A subscriber
+** with Last-Event-ID gets, first, the history after that id (with a resync
+** action before it when that is not all of it); one without gets what was
+** not sent to anyone (the backlog: published while the account had no
+** subscriber, between a drop and the reconnect, a timer firing while the
+** gateway restarts), logged and counted when dropped unsent. In memory: a
+** restart of the daemon loses it.
 */
 #include "serve.h"
 
@@ -29,6 +33,9 @@ struct sbd_sub {
     sbd_sub *next, *prev;
     sbd_conn *conn;
     uint64_t since; /* batch it subscribed in */
+    int replay;     /* its head is not out yet: what it asked for goes first */
+    int resume;     /* it gave Last-Event-ID: the account's actions after `after` */
+    uint64_t after;
     char account[132];
     char *auth;          /* the Authorization header it was opened with */
     uint64_t checked_ns; /* when those credentials were last verified */
@@ -41,17 +48,33 @@ struct sbd_pub {
     char *json;
 };
 
-/* One account's actions published while it had no subscriber, oldest first. */
+/* One published action in its account's history: sent to the subscribers
+** connected then, or to none yet (then it is the account's backlog). */
+struct sbd_hent {
+    sbd_hent *prev, *next;   /* the account's, oldest first */
+    sbd_hent *gprev, *gnext; /* the sent ones of every account, oldest first */
+    sbd_backlog *b;
+    uint64_t id;
+    int sent;
+    size_t len;
+    char json[];
+};
+
+/* An account's history of actions: what a subscriber resuming after an
+** event id missed, and what waits for the next subscriber. */
 struct sbd_backlog {
     sbd_backlog *next;
     char account[132];
-    sbd_pub *head, **tail;
+    sbd_hent *head, *tail;
     size_t bytes;
-    int warned; /* "backlog full" logged since the last delivery */
+    uint64_t floor; /* the newest id dropped from it: a resume after it finds all */
+    int warned;     /* "backlog full" logged since the last delivery */
 };
 
-/* Across accounts, the backlogs hold at most this many stream_buffers. */
+/* Across accounts, the histories hold at most this many stream_buffers. */
 #define BACKLOG_ACCOUNTS 64
+/* An event's framing beside its JSON: "id: <20 digits>\ndata: " and "\n\n". */
+#define EVENT_FRAMING 36
 
 /* An action's JSON (the library's, which writes it without building a
 ** tree), naming the account when the action does not, after sep (may be
@@ -107,53 +130,102 @@ static sbd_backlog *backlog_of(sbd *d, const char *account, int create)
     sbd_backlog *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     snprintf(b->account, sizeof b->account, "%s", account);
-    b->tail = &b->head;
+    b->floor = d->event_id_base;
     b->next = d->backlogs;
     d->backlogs = b;
     return b;
 }
 
-static void backlog_drop_oldest(sbd *d, sbd_backlog *b)
+static void sent_link(sbd *d, sbd_hent *e)
 {
-    sbd_pub *p = b->head;
-    b->head = p->next;
-    if (!b->head) b->tail = &b->head;
-    size_t n = strlen(p->json);
-    b->bytes -= n;
-    d->backlog_bytes -= n;
-    d->m.stream_backlog_dropped++;
-    pub_free(p);
+    e->sent = 1;
+    e->gnext = NULL;
+    e->gprev = d->sent_tail;
+    if (d->sent_tail)
+        d->sent_tail->gnext = e;
+    else
+        d->sent_head = e;
+    d->sent_tail = e;
 }
 
-/* Keep p, published while its account had no subscriber, for the next.
-** An account's backlog holds half of stream_buffer: it all goes into the
-** new subscriber's output at once, after its head and with each event's
-** framing, and a full stream_buffer there would drop that subscriber as
-** slow before it read a byte. */
-static void backlog_keep(sbd *d, sbd_pub *p)
+/* Take e out of its account's history and free it. */
+static void hent_free(sbd *d, sbd_hent *e)
 {
-    size_t n = strlen(p->json), cap = d->cfg->stream_buffer / 2;
-    sbd_backlog *b = backlog_of(d, p->account, 1);
-    if (!b || n > cap) {
-        d->m.stream_backlog_dropped++;
-        pub_free(p);
+    sbd_backlog *b = e->b;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        b->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        b->tail = e->prev;
+    if (e->sent) {
+        if (e->gprev)
+            e->gprev->gnext = e->gnext;
+        else
+            d->sent_head = e->gnext;
+        if (e->gnext)
+            e->gnext->gprev = e->gprev;
+        else
+            d->sent_tail = e->gprev;
+    }
+    b->bytes -= e->len;
+    d->backlog_bytes -= e->len;
+    free(e);
+}
+
+/* Make room: e leaves the history, a resume from before it can no longer
+** be whole; one not sent yet is a backlog entry lost (counted). */
+static void hent_drop(sbd *d, sbd_hent *e)
+{
+    if (!e->sent) d->m.stream_backlog_dropped++;
+    if (e->id > e->b->floor) e->b->floor = e->id;
+    hent_free(d, e);
+}
+
+/* Keep action `id` in its account's history, sent or not. An account's
+** history holds half of stream_buffer: a new subscriber may be given all of
+** it at once, after its head and with each event's framing, and a full
+** stream_buffer there would drop it as slow before it read a byte. Beyond,
+** the account's oldest go; when all the histories together are full, what
+** was sent goes first, oldest first, whatever its account, then this
+** account's oldest, then this one. */
+static void history_keep(sbd *d, const char *account, const char *json, uint64_t id, int sent)
+{
+    size_t n = strlen(json), cap = d->cfg->stream_buffer / 2;
+    sbd_backlog *b = backlog_of(d, account, 1);
+    sbd_hent *e = b && n <= cap ? malloc(sizeof *e + n + 1) : NULL;
+    if (!e) {
+        if (b && id > b->floor) b->floor = id;
+        if (!sent) d->m.stream_backlog_dropped++;
         return;
     }
     size_t before = d->m.stream_backlog_dropped;
     while (b->head && b->bytes + n > cap)
-        backlog_drop_oldest(d, b);
-    /* All the backlogs full: this account's oldest go first, then this one. */
-    while (b->head && d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS)
-        backlog_drop_oldest(d, b);
-    if (d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS) {
-        d->m.stream_backlog_dropped++;
-        pub_free(p);
+        hent_drop(d, b->head);
+    while (d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS && (d->sent_head || b->head))
+        hent_drop(d, d->sent_head ? d->sent_head : b->head);
+    if (d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS) { /* the others' backlogs fill it */
+        free(e);
+        if (id > b->floor) b->floor = id;
+        if (!sent) d->m.stream_backlog_dropped++;
     } else {
-        p->next = NULL;
-        *b->tail = p;
-        b->tail = &p->next;
+        e->b = b;
+        e->id = id;
+        e->len = n;
+        memcpy(e->json, json, n + 1);
+        e->next = NULL;
+        e->prev = b->tail;
+        if (b->tail)
+            b->tail->next = e;
+        else
+            b->head = e;
+        b->tail = e;
         b->bytes += n;
         d->backlog_bytes += n;
+        e->sent = 0;
+        if (sent) sent_link(d, e);
     }
     if (d->m.stream_backlog_dropped != before && !b->warned) {
         b->warned = 1;
@@ -163,27 +235,25 @@ static void backlog_keep(sbd *d, sbd_pub *p)
     }
 }
 
-/* A subscriber of account arrived in batch seq: what its account's backlog
-** holds goes out with that batch, after the subscriber's head. */
-static size_t backlog_deliver(sbd *d, const char *account, uint64_t seq)
+/* Does subscriber s ask for history entry e? */
+static int wanted(const sbd_sub *s, const sbd_hent *e)
 {
-    sbd_backlog *b = backlog_of(d, account, 0);
-    if (!b) return 0;
-    size_t n = 0;
-    while (b->head) {
-        sbd_pub *p = b->head;
-        b->head = p->next;
-        d->backlog_bytes -= strlen(p->json);
-        p->seq = seq;
-        pub_queue(d, p);
-        n++;
-    }
-    sbd_backlog **pp = &d->backlogs;
-    while (*pp != b)
-        pp = &(*pp)->next;
-    *pp = b->next;
+    return s->resume ? e->id > s->after : !e->sent;
+}
+
+/* A resume that cannot be whole: the id is of an earlier start of the
+** daemon, or older than what the account's history still holds, or one
+** not given yet. */
+static int resume_gap(const sbd *d, const sbd_sub *s, const sbd_backlog *b)
+{
+    return s->resume && (s->after < (b ? b->floor : d->event_id_base) || s->after > d->event_id);
+}
+
+static void free_history(sbd *d, sbd_backlog *b)
+{
+    while (b->head)
+        hent_free(d, b->head);
     free(b);
-    return n;
 }
 
 void sbd_stream_forget(sbd *d, const char *account)
@@ -194,13 +264,7 @@ void sbd_stream_forget(sbd *d, const char *account)
     if (*pp) {
         sbd_backlog *b = *pp;
         *pp = b->next;
-        while (b->head) {
-            sbd_pub *p = b->head;
-            b->head = p->next;
-            pub_free(p);
-        }
-        d->backlog_bytes -= b->bytes;
-        free(b);
+        free_history(d, b);
     }
     /* And what its last requests caused, still waiting for their sync. */
     sbd_pub **q = &d->pub_head;
@@ -222,12 +286,7 @@ void sbd_stream_free_backlogs(sbd *d)
     while (d->backlogs) {
         sbd_backlog *b = d->backlogs;
         d->backlogs = b->next;
-        while (b->head) {
-            sbd_pub *p = b->head;
-            b->head = p->next;
-            pub_free(p);
-        }
-        free(b);
+        free_history(d, b);
     }
     d->backlog_bytes = 0;
     while (d->pub_head) {
@@ -238,7 +297,8 @@ void sbd_stream_free_backlogs(sbd *d)
     d->pub_tail = &d->pub_head;
 }
 
-int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *auth)
+int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *auth, int resume,
+                         uint64_t after)
 {
     /* Shutting down: the drain closed the streams there were; one whose
     ** request was still arriving then gets its head and the close, instead
@@ -256,15 +316,30 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     s->checked_ns = sbd_now_ns();
     s->conn = c;
     s->since = sbd_seq(d);
+    s->replay = 1;
+    s->resume = resume;
+    s->after = after;
     snprintf(s->account, sizeof s->account, "%s", account);
     s->next = d->subs;
     if (d->subs) d->subs->prev = s;
     d->subs = s;
     d->nsubs++;
     sbd_conn_set_sub(c, s);
-    size_t kept = backlog_deliver(d, account, s->since);
-    sbd_log(SB_LOG_INFO, "stream subscribed", "conn=%llu peer=%s account=%s backlog=%zu",
-            (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account), kept);
+    /* What it will be given first (more may come before its head is out). */
+    size_t kept = 0;
+    sbd_backlog *b = backlog_of(d, account, 0);
+    for (sbd_hent *e = b ? b->head : NULL; e; e = e->next)
+        kept += wanted(s, e);
+    if (resume) {
+        d->m.stream_resumes++;
+        sbd_log(SB_LOG_INFO, "stream subscribed",
+                "conn=%llu peer=%s account=%s last_event_id=%llu backlog=%zu whole=%s",
+                (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account),
+                (unsigned long long)after, kept, resume_gap(d, s, b) ? "no" : "yes");
+    } else {
+        sbd_log(SB_LOG_INFO, "stream subscribed", "conn=%llu peer=%s account=%s backlog=%zu",
+                (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account), kept);
+    }
     return 0;
 }
 
@@ -351,46 +426,75 @@ void sbd_stream_stalled(sbd *d, sbd_sub *s)
     sbd_conn_close(s->conn); /* unsubscribes s */
 }
 
+/* Write one event to s: 1, or 0 when s was dropped as slow (it is gone). */
+static int send_event(sbd *d, sbd_sub *s, uint64_t id, const char *json, size_t jl)
+{
+    struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
+    size_t queued = evbuffer_get_length(out);
+    if (queued + jl + EVENT_FRAMING > d->cfg->stream_buffer) {
+        drop(d, s, queued);
+        return 0;
+    }
+    if (id)
+        evbuffer_add_printf(out, "id: %llu\ndata: ", (unsigned long long)id);
+    else
+        evbuffer_add(out, "data: ", 6);
+    evbuffer_add(out, json, jl);
+    evbuffer_add(out, "\n\n", 2);
+    return 1;
+}
+
+/* s's head is out: first what it asked for. A resume that cannot be whole
+** begins with a resync action: read the state of the calls again. */
+static void replay(sbd *d, sbd_sub *s)
+{
+    s->replay = 0;
+    sbd_backlog *b = backlog_of(d, s->account, 0);
+    if (resume_gap(d, s, b)) {
+        d->m.stream_resyncs++;
+        json_t *j = json_pack("{s:s, s:s, s:s}", "type", "resync", "account", s->account, "reason",
+                              "actions after the given Last-Event-ID are no longer held: read the "
+                              "state of your calls again");
+        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        int ok = t && send_event(d, s, 0, t, strlen(t));
+        free(t);
+        if (!ok) return;
+    }
+    if (!b) return;
+    int sent = 0;
+    for (sbd_hent *e = b->head, *next; e; e = next) {
+        next = e->next;
+        if (!wanted(s, e)) continue;
+        if (!send_event(d, s, e->id, e->json, e->len)) return;
+        if (!e->sent) sent_link(d, e);
+        sent = 1;
+    }
+    if (sent) b->warned = 0;
+}
+
 void sbd_stream_publish(sbd *d, uint64_t upto)
 {
+    /* Subscribers whose head went out with this release. */
+    for (sbd_sub *s = d->subs, *next; s; s = next) {
+        next = s->next;
+        if (s->replay && s->since <= upto) replay(d, s);
+    }
     while (d->pub_head && d->pub_head->seq <= upto) {
         sbd_pub *p = d->pub_head;
         d->pub_head = p->next;
         if (!d->pub_head) d->pub_tail = &d->pub_head;
+        uint64_t id = ++d->event_id;
         size_t jl = strlen(p->json);
         int sent = 0;
-        uint64_t later = 0; /* the batch of a subscriber whose head is not out yet */
-        sbd_sub *s = d->subs;
-        while (s) {
-            sbd_sub *next = s->next;
-            if (!strcmp(s->account, p->account)) {
-                if (s->since > p->seq) {
-                    if (s->since > later) later = s->since;
-                } else {
-                    struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
-                    size_t queued = evbuffer_get_length(out);
-                    if (queued + jl + 8 > d->cfg->stream_buffer) {
-                        drop(d, s, queued);
-                    } else {
-                        evbuffer_add(out, "data: ", 6);
-                        evbuffer_add(out, p->json, jl);
-                        evbuffer_add(out, "\n\n", 2);
-                        sent = 1;
-                    }
-                }
-            }
-            s = next;
+        for (sbd_sub *s = d->subs, *next; s; s = next) {
+            next = s->next;
+            /* One whose head is still held gets it from the history. */
+            if (!s->replay && !strcmp(s->account, p->account))
+                sent |= send_event(d, s, id, p->json, jl);
         }
-        if (sent) {
-            pub_free(p);
-        } else if (later) {
-            /* Its only subscriber came after it, head still held: it goes
-            ** out with that subscriber's batch. */
-            p->seq = later;
-            pub_queue(d, p);
-        } else {
-            backlog_keep(d, p);
-        }
+        history_keep(d, p->account, p->json, id, sent);
+        pub_free(p);
     }
 }
 

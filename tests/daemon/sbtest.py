@@ -457,10 +457,12 @@ def rest_of(sock, timeout=2):
 class Stream:
     """A GET /v1/events subscriber reading Server-Sent Events."""
 
-    def __init__(self, d, auth, timeout=10):
+    def __init__(self, d, auth, timeout=10, last_event_id=None):
         self.sock = socket.create_connection((d.host, d.port), timeout=timeout)
+        self.last_id = None  # the id of the last event read that had one
+        extra = "" if last_event_id is None else "Last-Event-ID: %s\r\n" % last_event_id
         req = ("GET /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\n"
-               "Accept: text/event-stream\r\n\r\n" % (d.host, auth))
+               "Accept: text/event-stream\r\n%s\r\n" % (d.host, auth, extra))
         self.sock.sendall(req.encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
@@ -510,6 +512,9 @@ class Stream:
             if blk is None:
                 return None
             data = [l[6:] for l in blk.split("\n") if l.startswith("data: ")]
+            ids = [l[4:] for l in blk.split("\n") if l.startswith("id: ")]
+            if ids:
+                self.last_id = ids[-1]
             if data:
                 return json.loads("\n".join(data))
 

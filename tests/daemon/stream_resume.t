@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+# Resuming the event stream: every event carries an id; a subscriber that
+# reconnects with Last-Event-ID gets the account's actions after that id,
+# also those written to the connection that broke, in order and once, and
+# nothing another subscriber is sent twice. A resume that cannot be whole
+# (an id from before a restart, one older than the history holds, one not
+# given yet) begins with a resync action. A malformed id is a 400.
+import os, re, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, Stream, provision
+
+
+t = TAP(deadline=120)
+# The smallest stream_buffer: an account's history holds 2 KiB, ten or so rings.
+d = t.owned(Daemon(conf={"stream_keepalive": 0, "stream_buffer": 4096})).start()
+acme = provision(d, agents=("alice",))
+calls = [0]
+
+
+def stream_ring():
+    """One action on the stream: alice paused, a call waits, alice back (its
+    ring goes to the stream), the caller hangs up. Returns the call id."""
+    calls[0] += 1
+    c = "r%d" % calls[0]
+    acme.post("/v1/agents/alice/status", {"status": "paused"})
+    r = acme.post("/v1/calls", {"call": c, "queue": "support", "caller": "+4930100%03d" % calls[0]})
+    assert [a["type"] for a in r.actions()] == ["wait"], r
+    r = acme.post("/v1/agents/alice/status", {"status": "available"})
+    assert not r.actions("ring"), r
+    acme.post("/v1/calls/%s/abandon" % c)
+    return c
+
+
+def read(s, n, timeout=3):
+    """n events as (id, call), None for one that did not come."""
+    got = []
+    for _ in range(n):
+        ev = s.next(timeout=timeout)
+        got.append((s.last_id, ev.get("call")) if ev else None)
+    return got
+
+
+# -- ids, and a resume after a broken connection -------------------------------------
+s = Stream(d, acme.auth)
+t.cleanups.append(s.close)
+sent = [stream_ring() for _ in range(3)]
+got = read(s, 3)
+t.is_([g and g[1] for g in got], sent, "three rings on the stream, in order")
+ids = [g[0] for g in got if g]
+t.ok(len(ids) == 3 and all(i.isdigit() for i in ids) and
+     [int(i) for i in ids] == sorted(set(int(i) for i in ids)),
+     "each event has a decimal id, increasing (%s)" % ids)
+s.close()  # as if the last two were lost with the connection
+s = Stream(d, acme.auth, last_event_id=ids[0])
+t.cleanups.append(s.close)
+t.is_(read(s, 2), got[1:], "Last-Event-ID of the first: the two after it come again, same ids")
+t.ok(s.next(timeout=1) is None, "... and nothing else")
+t.ok(d.wait_log(r'msg="stream subscribed".* last_event_id=%s backlog=2 whole=yes' % ids[0],
+                timeout=2) is not None, "the subscription logs the id it resumed after")
+s.close()
+
+# -- what happened while nobody listened, after the last id read ----------------------
+c4 = stream_ring()
+s = Stream(d, acme.auth, last_event_id=ids[2])
+t.cleanups.append(s.close)
+g = read(s, 1)[0]
+t.ok(g and g[1] == c4 and int(g[0]) > int(ids[2]), "what was published meanwhile follows", g)
+t.ok(s.next(timeout=1) is None, "... alone")
+last = s.last_id
+s.close()
+s = Stream(d, acme.auth)
+t.cleanups.append(s.close)
+t.ok(s.next(timeout=1) is None,
+     "without Last-Event-ID, a new subscriber gets only what no subscriber was sent")
+
+# -- two subscribers: one resumes, the other is sent nothing twice ---------------------
+b = Stream(d, acme.auth, last_event_id=ids[1])
+t.cleanups.append(b.close)
+t.is_([x and x[1] for x in read(b, 2)], [sent[2], c4], "b resumes after the second ring")
+c5 = stream_ring()
+t.is_([x and x[1] for x in read(s, 1)], [c5], "the next ring reaches the first subscriber once")
+t.is_([x and x[1] for x in read(b, 1)], [c5], "... and b once")
+t.ok(s.next(timeout=1) is None and b.next(timeout=0.2) is None, "no duplicates on either")
+last = b.last_id
+s.close()
+b.close()
+
+# -- bad ids ----------------------------------------------------------------------------
+for bad in ("abc", "-1", "12x", "99999999999999999999999"):
+    r = Stream(d, acme.auth, last_event_id=bad)
+    t.ok(r.status == 400 and '"field":"Last-Event-ID"' in (r.body or "").replace(" ", ""),
+         "Last-Event-ID %r: 400 naming the header (%s)" % (bad, r.body))
+    r.close()
+
+# -- not whole: an id older than the history holds ---------------------------------------
+older = [stream_ring() for _ in range(20)]  # 2 KiB of history holds fewer than this
+s = Stream(d, acme.auth, last_event_id=last)
+t.cleanups.append(s.close)
+ev = s.next(timeout=3)
+t.ok(ev and ev.get("type") == "resync" and ev.get("account") == "acme" and "reason" in ev,
+     "an id older than the history: a resync action comes first", ev)
+rest = []
+while True:
+    ev = s.next(timeout=1)
+    if not ev:
+        break
+    rest.append(ev.get("call"))
+t.ok(0 < len(rest) < 20 and rest == older[-len(rest):],
+     "then the newest rings the history still holds, in order (%d of 20)" % len(rest))
+t.ok(d.wait_log(r'msg="stream subscribed".* whole=no', timeout=2) is not None,
+     "the subscription logs that the resume is not whole")
+newest = s.last_id
+s.close()
+
+# -- not whole: an id not given yet ------------------------------------------------------
+s = Stream(d, acme.auth, last_event_id=str(int(newest) + 1000))
+t.cleanups.append(s.close)
+ev = s.next(timeout=3)
+t.ok(ev and ev.get("type") == "resync", "an id this daemon has not given: resync", ev)
+s.close()
+m = d.admin("GET", "/metrics").body
+t.ok(re.search(r"^switchboard_stream_resumes_total [1-9]", m, re.M), "resumes are counted")
+t.ok(re.search(r"^switchboard_stream_resyncs_total 2$", m, re.M), "so are the two resyncs")
+
+# -- not whole: an id from before a restart ------------------------------------------------
+t.is_(d.stop(), 0, "the daemon stops")
+d.start()
+s = Stream(d, acme.auth, last_event_id=newest)
+t.cleanups.append(s.close)
+ev = s.next(timeout=3)
+t.ok(ev and ev.get("type") == "resync", "after a restart, the last id read before it: resync", ev)
+c6 = stream_ring()
+ev = s.next(timeout=3)
+t.ok(ev and ev.get("call") == c6 and int(s.last_id) > int(newest),
+     "the new start's ids go on above the old ones", (ev, s.last_id, newest))
+s.close()
+t.done()
