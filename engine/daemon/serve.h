@@ -161,7 +161,8 @@ struct sbd {
     unsigned nsubs;
     /* each account's recent actions, sent or kept for the next subscriber
     ** (stream.c); event ids: the last given, and where this start began */
-    sbd_backlog *backlogs;
+    sbd_backlog **acct_tab; /* by account id: a hash table of acct_cap buckets */
+    size_t acct_cap, acct_n;
     size_t backlog_bytes;
     sbd_hent *sent_head, *sent_tail;
     uint64_t event_id, event_id_base;

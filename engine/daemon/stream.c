@@ -30,7 +30,9 @@
 #include "log.h"
 
 struct sbd_sub {
-    sbd_sub *next, *prev;
+    sbd_sub *next, *prev;   /* every subscriber */
+    sbd_sub *anext, *aprev; /* its account's */
+    sbd_backlog *acct;
     sbd_conn *conn;
     uint64_t since; /* batch it subscribed in */
     int replay;     /* its head is not out yet: what it asked for goes first */
@@ -60,14 +62,18 @@ struct sbd_hent {
     char json[];
 };
 
-/* An account's history of actions: what a subscriber resuming after an
-** event id missed, and what waits for the next subscriber. */
+/* An account's stream: its subscribers, and its history of actions (what a
+** subscriber resuming after an event id missed, and what waits for the
+** next subscriber). Found by the account's id through a hash table, so an
+** action costs the same however many accounts have streams. */
 struct sbd_backlog {
-    sbd_backlog *next;
+    sbd_backlog *hnext; /* in its hash bucket */
     char account[132];
+    sbd_sub *subs;
     sbd_hent *head, *tail;
     size_t bytes;
-    uint64_t floor; /* the newest id dropped from it: a resume after it finds all */
+    uint64_t floor; /* a resume after this id finds all: the newest dropped (or,
+                    ** made anew, the last id given then) */
     int warned;     /* "backlog full" logged since the last delivery */
 };
 
@@ -122,18 +128,60 @@ static void pub_queue(sbd *d, sbd_pub *p)
     d->pub_tail = &p->next;
 }
 
+static size_t acct_hash(const char *account)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)account; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 32));
+}
+
 static sbd_backlog *backlog_of(sbd *d, const char *account, int create)
 {
-    for (sbd_backlog *b = d->backlogs; b; b = b->next)
-        if (!strcmp(b->account, account)) return b;
+    if (d->acct_cap) {
+        sbd_backlog *b = d->acct_tab[acct_hash(account) & (d->acct_cap - 1)];
+        for (; b; b = b->hnext)
+            if (!strcmp(b->account, account)) return b;
+    }
     if (!create) return NULL;
+    if (d->acct_n >= d->acct_cap) { /* grow: twice the buckets, rehashed */
+        size_t cap = d->acct_cap ? d->acct_cap * 2 : 64;
+        sbd_backlog **tab = calloc(cap, sizeof *tab);
+        if (!tab) return NULL;
+        for (size_t i = 0; i < d->acct_cap; i++)
+            while (d->acct_tab[i]) {
+                sbd_backlog *b = d->acct_tab[i];
+                d->acct_tab[i] = b->hnext;
+                size_t k = acct_hash(b->account) & (cap - 1);
+                b->hnext = tab[k];
+                tab[k] = b;
+            }
+        free(d->acct_tab);
+        d->acct_tab = tab;
+        d->acct_cap = cap;
+    }
     sbd_backlog *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     snprintf(b->account, sizeof b->account, "%s", account);
-    b->floor = d->event_id_base;
-    b->next = d->backlogs;
-    d->backlogs = b;
+    /* What the account had before, if anything, is gone. */
+    b->floor = d->event_id;
+    size_t k = acct_hash(account) & (d->acct_cap - 1);
+    b->hnext = d->acct_tab[k];
+    d->acct_tab[k] = b;
+    d->acct_n++;
     return b;
+}
+
+/* An account with no subscriber and nothing kept leaves the table. */
+static void backlog_release(sbd *d, sbd_backlog *b)
+{
+    if (b->subs || b->head) return;
+    sbd_backlog **pp = &d->acct_tab[acct_hash(b->account) & (d->acct_cap - 1)];
+    while (*pp != b)
+        pp = &(*pp)->hnext;
+    *pp = b->hnext;
+    d->acct_n--;
+    free(b);
 }
 
 static void sent_link(sbd *d, sbd_hent *e)
@@ -191,21 +239,24 @@ static void hent_drop(sbd *d, sbd_hent *e)
 ** the account's oldest go; when all the histories together are full, what
 ** was sent goes first, oldest first, whatever its account, then this
 ** account's oldest, then this one. */
-static void history_keep(sbd *d, const char *account, const char *json, uint64_t id, int sent)
+static void history_keep(sbd *d, sbd_backlog *b, const char *json, uint64_t id, int sent)
 {
     size_t n = strlen(json), cap = d->cfg->stream_buffer / 2;
-    sbd_backlog *b = backlog_of(d, account, 1);
-    sbd_hent *e = b && n <= cap ? malloc(sizeof *e + n + 1) : NULL;
+    sbd_hent *e = n <= cap ? malloc(sizeof *e + n + 1) : NULL;
     if (!e) {
-        if (b && id > b->floor) b->floor = id;
+        if (id > b->floor) b->floor = id;
         if (!sent) d->m.stream_backlog_dropped++;
         return;
     }
     size_t before = d->m.stream_backlog_dropped;
     while (b->head && b->bytes + n > cap)
         hent_drop(d, b->head);
-    while (d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS && (d->sent_head || b->head))
-        hent_drop(d, d->sent_head ? d->sent_head : b->head);
+    while (d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS && (d->sent_head || b->head)) {
+        sbd_hent *old = d->sent_head ? d->sent_head : b->head;
+        sbd_backlog *ob = old->b;
+        hent_drop(d, old);
+        if (ob != b) backlog_release(d, ob);
+    }
     if (d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS) { /* the others' backlogs fill it */
         free(e);
         if (id > b->floor) b->floor = id;
@@ -253,18 +304,15 @@ static void free_history(sbd *d, sbd_backlog *b)
 {
     while (b->head)
         hent_free(d, b->head);
-    free(b);
 }
 
 void sbd_stream_forget(sbd *d, const char *account)
 {
-    sbd_backlog **pp = &d->backlogs;
-    while (*pp && strcmp((*pp)->account, account) != 0)
-        pp = &(*pp)->next;
-    if (*pp) {
-        sbd_backlog *b = *pp;
-        *pp = b->next;
+    sbd_backlog *b = backlog_of(d, account, 0);
+    if (b) {
         free_history(d, b);
+        b->floor = d->event_id; /* a resume across the deletion is not whole */
+        backlog_release(d, b);  /* its streams close as their credentials fail */
     }
     /* And what its last requests caused, still waiting for their sync. */
     sbd_pub **q = &d->pub_head;
@@ -283,11 +331,18 @@ void sbd_stream_forget(sbd *d, const char *account)
 
 void sbd_stream_free_backlogs(sbd *d)
 {
-    while (d->backlogs) {
-        sbd_backlog *b = d->backlogs;
-        d->backlogs = b->next;
-        free_history(d, b);
-    }
+    for (size_t i = 0; i < d->acct_cap; i++)
+        while (d->acct_tab[i]) {
+            sbd_backlog *b = d->acct_tab[i];
+            d->acct_tab[i] = b->hnext;
+            free_history(d, b);
+            for (sbd_sub *x = b->subs; x; x = x->anext)
+                x->acct = NULL;
+            free(b);
+        }
+    free(d->acct_tab);
+    d->acct_tab = NULL;
+    d->acct_cap = d->acct_n = 0;
     d->backlog_bytes = 0;
     while (d->pub_head) {
         sbd_pub *p = d->pub_head;
@@ -308,9 +363,11 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
                 (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account));
         return -1;
     }
-    sbd_sub *s = calloc(1, sizeof *s);
+    sbd_backlog *b = backlog_of(d, account, 1);
+    sbd_sub *s = b ? calloc(1, sizeof *s) : NULL;
     if (!s || !auth || !(s->auth = strdup(auth))) {
         free(s);
+        if (b) backlog_release(d, b);
         return -1;
     }
     s->checked_ns = sbd_now_ns();
@@ -323,12 +380,15 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     s->next = d->subs;
     if (d->subs) d->subs->prev = s;
     d->subs = s;
+    s->acct = b;
+    s->anext = b->subs;
+    if (b->subs) b->subs->aprev = s;
+    b->subs = s;
     d->nsubs++;
     sbd_conn_set_sub(c, s);
     /* What it will be given first (more may come before its head is out). */
     size_t kept = 0;
-    sbd_backlog *b = backlog_of(d, account, 0);
-    for (sbd_hent *e = b ? b->head : NULL; e; e = e->next)
+    for (sbd_hent *e = b->head; e; e = e->next)
         kept += wanted(s, e);
     if (resume) {
         d->m.stream_resumes++;
@@ -350,6 +410,14 @@ void sbd_stream_unsubscribe(sbd *d, sbd_sub *s)
     else
         d->subs = s->next;
     if (s->next) s->next->prev = s->prev;
+    if (s->acct) {
+        if (s->aprev)
+            s->aprev->anext = s->anext;
+        else
+            s->acct->subs = s->anext;
+        if (s->anext) s->anext->aprev = s->aprev;
+        backlog_release(d, s->acct);
+    }
     d->nsubs--;
     sbd_conn_set_sub(s->conn, NULL);
     sbd_log(SB_LOG_INFO, "stream closed", "conn=%llu account=%s",
@@ -449,7 +517,7 @@ static int send_event(sbd *d, sbd_sub *s, uint64_t id, const char *json, size_t 
 static void replay(sbd *d, sbd_sub *s)
 {
     s->replay = 0;
-    sbd_backlog *b = backlog_of(d, s->account, 0);
+    sbd_backlog *b = s->acct;
     if (resume_gap(d, s, b)) {
         d->m.stream_resyncs++;
         json_t *j = json_pack("{s:s, s:s, s:s}", "type", "resync", "account", s->account, "reason",
@@ -461,7 +529,6 @@ static void replay(sbd *d, sbd_sub *s)
         free(t);
         if (!ok) return;
     }
-    if (!b) return;
     int sent = 0;
     for (sbd_hent *e = b->head, *next; e; e = next) {
         next = e->next;
@@ -487,13 +554,16 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
         uint64_t id = ++d->event_id;
         size_t jl = strlen(p->json);
         int sent = 0;
-        for (sbd_sub *s = d->subs, *next; s; s = next) {
-            next = s->next;
+        sbd_backlog *b = backlog_of(d, p->account, 1);
+        for (sbd_sub *s = b ? b->subs : NULL, *next; s; s = next) {
+            next = s->anext;
             /* One whose head is still held gets it from the history. */
-            if (!s->replay && !strcmp(s->account, p->account))
-                sent |= send_event(d, s, id, p->json, jl);
+            if (!s->replay) sent |= send_event(d, s, id, p->json, jl);
         }
-        history_keep(d, p->account, p->json, id, sent);
+        if (b) {
+            history_keep(d, b, p->json, id, sent);
+            backlog_release(d, b); /* when it kept nothing and nobody listens */
+        }
         pub_free(p);
     }
 }
