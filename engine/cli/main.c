@@ -21,11 +21,13 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: switchboard COMMAND [ARGS]\n"
                "\n"
-               "  policy check [--public-key KEYFILE] FILE...\n"
+               "  policy check [--public-key KEYFILE] [--config CONF] FILE...\n"
                "                                compile and lint policies (file:line messages),\n"
                "                                verify their signatures\n"
-               "  policy test [-v] FILE [CASES] run a policy's scenario cases (default FILE's\n"
-               "                                .cases.json beside it; -v: every case's log)\n"
+               "  policy test [-v] [--config CONF] FILE [CASES]\n"
+               "                                run a policy's scenario cases (default FILE's\n"
+               "                                .cases.json beside it; -v: every case's log);\n"
+               "                                --config: serve's budgets from CONF\n"
                "  policy keygen                 print a new Ed25519 key pair for signing\n"
                "  policy sign --key KEYFILE FILE  print FILE signed with the secret key\n"
                "  replay FILE [--data-dir DIR] [--policy-dir DIR] [--json]\n"
@@ -159,6 +161,9 @@ static const char policy_usage_text[] =
     "  test [-v|--verbose] FILE [CASES]   run a policy's scenario cases (default: the\n"
     "                                     .cases.json beside FILE); a failing case's\n"
     "                                     ctx.log lines are shown, every case's with -v\n"
+    "  check and test take --config CONF: the budgets (policy_instructions,\n"
+    "  policy_wall_ms, policy_memory_kib) of `switchboard serve --config CONF`\n"
+    "  instead of the defaults, as a reload or an upload there would meet them\n"
     "  keygen                             print a new Ed25519 key pair as JSON\n"
     "  sign --key KEYFILE FILE            print FILE signed with the secret key\n"
     "                                     (KEYFILE: keygen's JSON, or the 128-hex\n"
@@ -239,16 +244,33 @@ static int in_types_folder(const char *path)
     return 0;
 }
 
+/* --config FILE at argv[*i]: the daemon's budgets from FILE into cfg; the
+** two arguments are taken out of argv. 0, or the exit status. */
+static int config_flag(int argc, char **argv, int *i, sb_config *cfg, int *have)
+{
+    if (*i + 1 >= argc) return policy_usage(stderr, "--config needs a file", NULL);
+    argv[*i] = NULL;
+    int rc = sbd_config_budgets(argv[++*i], cfg);
+    argv[*i] = NULL;
+    *have = rc == 0;
+    return rc;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     const char *pubarg = NULL;
-    int nfiles = 0;
+    int nfiles = 0, have_cfg = 0;
+    sb_config cfg;
     for (int i = 0; i < argc; i++) {
+        if (!argv[i]) continue;
         if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
         if (!strcmp(argv[i], "--public-key")) {
             if (i + 1 >= argc) return policy_usage(stderr, "--public-key needs a key", NULL);
             pubarg = argv[++i];
             argv[i - 1] = argv[i] = NULL;
+        } else if (!strcmp(argv[i], "--config")) {
+            int rc = config_flag(argc, argv, &i, &cfg, &have_cfg);
+            if (rc) return rc;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return policy_usage(stderr, "unknown flag", argv[i]);
         } else {
@@ -279,7 +301,7 @@ static int cmd_check(int argc, char **argv)
             free(src);
             continue;
         }
-        int rc = sb_policy_check(argv[i], src, len, res);
+        int rc = sb_policy_check_cfg(have_cfg ? &cfg : NULL, argv[i], src, len, res);
         const char *msg = sb_result_message(res);
         char *lint = strdup(msg); /* the verify below reuses res */
         if (rc) {
@@ -316,17 +338,22 @@ static void print_log(json_t *c)
 static int cmd_test(int argc, char **argv)
 {
     const char *args[2];
-    int nargs = 0, verbose = 0;
+    int nargs = 0, verbose = 0, have_cfg = 0;
+    sb_config cfg;
     for (int i = 0; i < argc; i++) {
         if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
-        if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+        if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
             verbose = 1;
-        else if (argv[i][0] == '-' && argv[i][1])
+        } else if (!strcmp(argv[i], "--config")) {
+            int rc = config_flag(argc, argv, &i, &cfg, &have_cfg);
+            if (rc) return rc;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
             return policy_usage(stderr, "unknown flag", argv[i]);
-        else if (nargs == 2)
+        } else if (nargs == 2) {
             return policy_usage(stderr, "test: too many arguments at", argv[i]);
-        else
+        } else {
             args[nargs++] = argv[i];
+        }
     }
     if (nargs < 1) return policy_usage(stderr, "test: no FILE", NULL);
     char cases_path[4096];
@@ -373,7 +400,7 @@ static int cmd_test(int argc, char **argv)
         return 1;
     }
     sb_result *res = sb_result_new();
-    int rc = sb_policy_test(args[0], src, sl, cases, cl, res);
+    int rc = sb_policy_test_cfg(have_cfg ? &cfg : NULL, args[0], src, sl, cases, cl, res);
     json_t *doc = json_loads(sb_result_json(res, NULL), 0, NULL);
     json_t *arr = json_object_get(doc, "cases");
     if (json_is_array(arr)) {

@@ -2,6 +2,7 @@
 ** config.c — defaults, the INI-like config file and the serve flags.
 */
 #include "config.h"
+#include "daemon.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -616,4 +617,20 @@ void sbd_config_free(sbd_config *c)
     free(c->policy_public_key);
     free(c->listen_origin);
     memset(c, 0, sizeof *c);
+}
+
+int sbd_config_budgets(const char *file, sb_config *cfg)
+{
+    sbd_config c;
+    char *argv[] = {"policy", "--config", (char *)file};
+    int rc = sbd_config_load(&c, 3, argv);
+    sb_config_init(cfg);
+    if (rc == 0) {
+        cfg->policy_instructions = c.policy_instructions;
+        cfg->policy_wall_ms = c.policy_wall_ms;
+        cfg->policy_memory = (size_t)c.policy_memory_kib * 1024;
+        cfg->quarantine_after = c.quarantine_after;
+    }
+    sbd_config_free(&c);
+    return rc == 0 ? 0 : 2;
 }

@@ -12,11 +12,19 @@
 
 #include <jansson.h>
 
+#include "switchboard.h"
+
 /* Run the daemon. argv[0] is "serve"; the rest are its flags (see
 ** `switchboard serve --help`). Returns the process exit code: 0 after a clean
 ** shutdown (SIGTERM/SIGINT), 1 when the configuration, the data directory
 ** lock or the engine could not be set up, 2 for a usage error. */
 int sb_daemon_main(int argc, char **argv);
+
+/* The policy budgets `switchboard serve --config file` runs with
+** (policy_instructions, policy_wall_ms, policy_memory_kib, quarantine_after)
+** into cfg, which is sb_config_init'ed first. Returns 0, or an exit code
+** after the error is printed on stderr (the file's FILE:LINE). */
+int sbd_config_budgets(const char *file, sb_config *cfg);
 
 /* A JSON error as the daemon and the other commands say it: jansson's text,
 ** except for a NUL, where its text names a flag of its API (the library

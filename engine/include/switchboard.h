@@ -469,6 +469,14 @@ SB_API int sb_policy_check(const char *name, const char *source, size_t len, sb_
 ** Returns 0 when every case passes, SB_EPOLICY otherwise. */
 SB_API int sb_policy_test(const char *name, const char *source, size_t len, const char *cases_json,
                           size_t cases_len, sb_result *res);
+/* sb_policy_check and sb_policy_test under cfg's budgets (policy_instructions,
+** policy_wall_ms, policy_memory, as sb_open takes them) instead of the
+** defaults: what a reload or an upload on an engine opened with cfg would
+** find. Only those fields are read; cfg NULL: the defaults. */
+SB_API int sb_policy_check_cfg(const sb_config *cfg, const char *name, const char *source,
+                               size_t len, sb_result *res);
+SB_API int sb_policy_test_cfg(const sb_config *cfg, const char *name, const char *source,
+                              size_t len, const char *cases_json, size_t cases_len, sb_result *res);
 
 /* Signed policies. A signed policy ends with a line "--@signature <hex>":
 ** an Ed25519 signature of everything before that line. With

@@ -579,14 +579,9 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         goto fail;
     }
     /* A policy's top level loads under ten times the hook budget: a budget
-    ** past UINT64_MAX / 10 (no limit to speak of) is taken as that, so the
-    ** product cannot wrap round to a budget of a few instructions. */
+    ** past UINT64_MAX / 10 (no limit to speak of) is taken as that. */
     if (e->cfg.policy_instructions > UINT64_MAX / 10) e->cfg.policy_instructions = UINT64_MAX / 10;
-    pol_limits lim = {.instructions = e->cfg.policy_instructions,
-                      .wall_ms = cfg->policy_wall_ms,
-                      .memory = cfg->policy_memory,
-                      .quarantine_after = cfg->quarantine_after,
-                      .load_instructions = e->cfg.policy_instructions * 10};
+    pol_limits lim = pol_limits_of(&e->cfg);
     e->pol = pol_host_new(&lim, policies_source, e, pol_log, e);
     if (!e->pol) {
         rc = res_err(res, SB_ENOMEM, NULL, "out of memory");

@@ -311,11 +311,7 @@ static int write_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *n
 
 static pol_limits limits_of(sb_engine *e)
 {
-    return (pol_limits){.instructions = e->cfg.policy_instructions,
-                        .wall_ms = e->cfg.policy_wall_ms,
-                        .memory = e->cfg.policy_memory,
-                        .quarantine_after = e->cfg.quarantine_after,
-                        .load_instructions = e->cfg.policy_instructions * 10};
+    return pol_limits_of(&e->cfg);
 }
 
 /* --- account uploads ------------------------------------------------------------- */

@@ -149,6 +149,11 @@ typedef struct pol_limits {
     uint32_t cases_wall_ms;
 } pol_limits;
 
+/* The budgets an engine opened with cfg gives its policies (a top level
+** loads under ten times policy_instructions, a budget past UINT64_MAX / 10
+** taken as that, so the product cannot wrap round to a few instructions). */
+pol_limits pol_limits_of(const sb_config *cfg);
+
 /* Where the runtime gets policy sources: fill src and version (16 hex) for
 ** `name` as seen by account `acct` (the account's own first, then shared).
 ** Returns 0, SB_ENOTFOUND, or another SB_E* code. */

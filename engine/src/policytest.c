@@ -22,6 +22,17 @@
 
 /* The engine's limits as given (0: no limit), or the defaults of
 ** sb_config_init when there is no engine (the author's tools). */
+pol_limits pol_limits_of(const sb_config *cfg)
+{
+    uint64_t ins =
+        cfg->policy_instructions > UINT64_MAX / 10 ? UINT64_MAX / 10 : cfg->policy_instructions;
+    return (pol_limits){.instructions = ins,
+                        .wall_ms = cfg->policy_wall_ms,
+                        .memory = cfg->policy_memory,
+                        .quarantine_after = cfg->quarantine_after,
+                        .load_instructions = ins * 10};
+}
+
 static void limits_or_default(const pol_limits *in, pol_limits *out)
 {
     pol_limits l = {.instructions = SBX_DEF_INSTRUCTIONS,
@@ -1363,10 +1374,24 @@ int pol_validate_hooks(const pol_limits *lim_in, const char *name, const char *s
 int sb_policy_test(const char *name, const char *source, size_t len, const char *cases_json,
                    size_t cases_len, sb_result *res)
 {
+    return sb_policy_test_cfg(NULL, name, source, len, cases_json, cases_len, res);
+}
+
+/* cfg's budgets, else the defaults. */
+static void limits_for(const sb_config *cfg, pol_limits *lim)
+{
+    pol_limits l;
+    if (cfg) l = pol_limits_of(cfg);
+    limits_or_default(cfg ? &l : NULL, lim);
+}
+
+int sb_policy_test_cfg(const sb_config *cfg, const char *name, const char *source, size_t len,
+                       const char *cases_json, size_t cases_len, sb_result *res)
+{
     res_reset(res);
     if (!source) return res_err(res, SB_EINVAL, "source", "no source given");
     pol_limits lim;
-    limits_or_default(NULL, &lim);
+    limits_for(cfg, &lim);
     char nm[SB_NAME_MAX + 8], err[512];
     base_name(name, nm, sizeof nm);
     if (!cases_json) return res_err(res, SB_EINVAL, "cases", "no cases given");
@@ -1944,9 +1969,15 @@ int pol_load_beside(const pol_limits *lim, const char (*names)[SB_NAME_MAX + 1],
 
 int sb_policy_check(const char *name, const char *source, size_t len, sb_result *res)
 {
+    return sb_policy_check_cfg(NULL, name, source, len, res);
+}
+
+int sb_policy_check_cfg(const sb_config *cfg, const char *name, const char *source, size_t len,
+                        sb_result *res)
+{
     res_reset(res);
     pol_limits lim;
-    limits_or_default(NULL, &lim);
+    limits_for(cfg, &lim);
     char nm[SB_NAME_MAX + 8], err[512];
     base_name(name, nm, sizeof nm);
     if (!source) return res_err(res, SB_EINVAL, "source", "no source given");

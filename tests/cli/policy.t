@@ -119,6 +119,46 @@ printf '{"public_key": "ab\\u0000"}\n' >"$tmp/nul.key"
 run "$sb" policy sign --key "$tmp/nul.key" "$tmp/ronly.lua"
 check 2 "... and in a key file" err "not JSON: strings may not contain \\u0000"
 
+# --config: the budgets `switchboard serve --config` runs with, not the
+# defaults: a top level or a route that fits the defaults and not the
+# operator's smaller budgets fails check and test as a reload would.
+cat >"$tmp/heavy.lua" <<'L'
+local squares = {}
+for i = 1, 20000 do squares[i] = i * i end
+local P = {}
+function P.route(call, agents, ctx)
+  local s = 0
+  for i = 1, 3000 do s = s + squares[i] end
+  return { ring = agents[1].id }
+end
+return P
+L
+cat >"$tmp/heavy.cases.json" <<'J'
+[{"name": "rings the first", "agents": [{"id": "a"}], "expect": {"action": "ring", "agents": ["a"]}}]
+J
+printf 'policy_instructions = 5000\n' >"$tmp/tight.conf"
+printf 'policy_instructions = 50000\npolicy_memory_kib = 128\n' >"$tmp/small.conf"
+printf 'policy_instructions = 50000\n' >"$tmp/mid.conf"
+printf 'policy_instructions = lots\n' >"$tmp/bad.conf"
+run "$sb" policy check "$tmp/heavy.lua"
+check 0 "a policy within the default budgets checks ok" out "heavy.lua: ok"
+run "$sb" policy check --config "$tmp/tight.conf" "$tmp/heavy.lua"
+check 1 "check --config: its top level over ten times policy_instructions fails, file:line" err "heavy.lua:2: instruction budget exceeded (50,000 instructions)"
+run "$sb" policy check --config "$tmp/small.conf" "$tmp/heavy.lua"
+check 1 "check --config: over policy_memory_kib fails" err "memory"
+run "$sb" policy test "$tmp/heavy.lua"
+check 0 "its case passes within the default budgets" out "1 passed, 0 failed"
+run "$sb" policy test --config "$tmp/mid.conf" "$tmp/heavy.lua"
+check 0 "test --config: a budget the route fits in" out "1 passed, 0 failed"
+run "$sb" policy test --config "$tmp/tight.conf" "$tmp/heavy.lua"
+check 1 "test --config: a top level over its budget fails the run" err "instruction budget exceeded"
+run "$sb" policy check --config "$tmp/bad.conf" "$tmp/heavy.lua"
+check 2 "check --config with a bad value names the file and line" err "bad.conf:1"
+run "$sb" policy check --config "$tmp/none.conf" "$tmp/heavy.lua"
+check 2 "... and a config that cannot be read" err "none.conf"
+run "$sb" policy check --config
+check 2 "--config without a file is a usage error" err "usage:"
+
 # --help and usage errors, everywhere.
 for c in "--help" "-h" "policy --help" "policy -h" "policy check --help" "policy test -h" \
     "policy keygen --help" "policy sign --help" "replay --help" "simulate --help" \
