@@ -59,6 +59,7 @@ static void close_all(void)
 {
     sbd_stream_close_all(&D);
     sbd_http_close_all(&D);
+    sbd_stream_free_backlogs(&D); /* what the daemon's teardown frees */
     if (D.eng) sb_close(D.eng);
     sb_result_free(D.res);
     free(D.preq);
