@@ -658,7 +658,9 @@ static int submit_flat(ctx *x, const char *type, int required, const char *key, 
     } else {
         doc[len++] = '}';
     }
+    sbd_batch_open(x->d);
     int rc = sb_submit_json(x->d->eng, x->account, doc, len, x->d->res);
+    x->rep->batched = x->d->ebatch_open;
     reply_result(x, rc, ok_status, call, agent);
     if (rc == 0 && ok_status == 201 && call) add_header(x->rep, "Location: /v1/calls/%s\r\n", call);
     if (doc != stackbuf) free(doc);
@@ -694,7 +696,9 @@ static void submit(ctx *x, const char *type, int required, const char *key, cons
     size_t len;
     char *s = dump(x, doc, &len);
     if (s) {
+        sbd_batch_open(x->d);
         int rc = sb_submit_json(x->d->eng, x->account, s, len, x->d->res);
+        x->rep->batched = x->d->ebatch_open;
         reply_result(x, rc, ok_status, call, agent);
         if (rc == 0 && ok_status == 201 && call)
             add_header(x->rep, "Location: /v1/calls/%s\r\n", call);
@@ -1460,6 +1464,9 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
     if (((rt->auth == AUTH_ADMIN && auth_admin(&x) == 0) ||
          (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE) &&
         check_query(&x) == 0) {
+        /* Events join the loop's engine batch; anything else sees it
+        ** committed first. */
+        if (h != h_call_offer && h != h_call_event && h != h_agent_status) sbd_batch_close(d);
         h(&x);
         /* An admin change (a key created or revoked, an account deleted...):
         ** every connection's cached credentials are checked afresh. */

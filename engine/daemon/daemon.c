@@ -12,10 +12,18 @@
 ** stream events tagged with a batch the sync covered, and starts the next
 ** sync if the open batch committed anything. At most one sync is in flight.
 ** Nothing is acknowledged before it is durable.
-** (Running a batch's requests in one LMDB transaction, each in a nested one
-** so a failed request still changes nothing, was built and measured: no
-** gain in CPU per request or throughput. LMDB copies into the nested
-** transaction every page it touches, which costs what the saved commits did.)
+**
+** Events (offers, ring results, hangups, transfers, agent status) of one
+** turn share one engine transaction (sb_batch_begin/sb_batch_end): one
+** commit, and one write of each page they touch, for all of them; an event
+** that fails is undone inside it, so it still changes nothing. Their
+** responses and actions are held untagged until sbd_batch_close commits
+** the batch (before any other use of the engine and at the end of the
+** turn) and then tagged as any commit's are; a batch that cannot be stored
+** has its requests answered with a 500 and its actions dropped. (Each
+** event in a nested LMDB transaction instead was built and measured first:
+** no gain, as LMDB allocates and copies for every nested transaction what
+** the saved commits cost. The undo log costs a read per write.)
 */
 #include "daemon.h"
 
@@ -86,6 +94,7 @@ static void arm_deadline(sbd *d)
 
 static void do_tick(sbd *d)
 {
+    sbd_batch_close(d);
     int64_t due = sb_next_deadline(d->eng);
     int rc = sb_tick(d->eng, d->res);
     d->m.ticks++;
@@ -140,6 +149,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (d->draining) return;
     if (!sweep_running) sweep_t0_ns = sbd_now_ns();
+    sbd_batch_close(d);
     int rc = sb_sweep(d->eng, 1, NULL, NULL, d->res);
     d->m.sweeps++;
     json_t *s = rc ? NULL : json_loads(sb_result_json(d->res, NULL), 0, NULL);
@@ -270,7 +280,7 @@ static void account_requests(sbd *d, uint64_t upto)
     }
 }
 
-/* Send what is held up to batch `upto` (UINT64_MAX: everything). */
+/* Send what is held up to batch `upto` (SBD_SEQ_ALL: everything committed). */
 static void release(sbd *d, uint64_t upto, int failed)
 {
     sbd_http_release(d, upto, failed);
@@ -304,7 +314,7 @@ static void collect_syncs(sbd *d)
     }
     /* Nothing committed since the last sync: what is held read only synced
     ** state, so it all goes out. */
-    release(d, all_synced ? UINT64_MAX : synced, 0);
+    release(d, all_synced ? SBD_SEQ_ALL : synced, 0);
 }
 
 /* The sync thread reported: release what it covered, start the next. */
@@ -319,8 +329,33 @@ static void sync_done_cb(evutil_socket_t fd, short what, void *arg)
     sbd_flush(d);
 }
 
+void sbd_batch_open(sbd *d)
+{
+    if (!d->ebatch_open && sb_batch_begin(d->eng) == 0) d->ebatch_open = 1;
+}
+
+void sbd_batch_close(sbd *d)
+{
+    if (!d->ebatch_open) return;
+    sb_result *res = sb_result_new();
+    int rc = sb_batch_end(d->eng, res);
+    d->ebatch_open = 0;
+    if (rc) {
+        d->m.batch_errors++;
+        sbd_log(
+            SB_LOG_ERROR, "events not stored; their requests answered with 500", "error=%s",
+            sbd_qn(res && sb_result_message(res)[0] ? sb_result_message(res) : sb_strerror(rc)));
+    }
+    /* Tagged after the commit, as every response that answers one is. */
+    uint64_t seq = rc ? sbd_seq(d) : sbd_commit_tag(d);
+    sbd_http_settle(d, seq, rc != 0);
+    sbd_stream_settle(d, seq, rc != 0);
+    sb_result_free(res);
+}
+
 void sbd_flush(sbd *d)
 {
+    sbd_batch_close(d);
     d->batch_len = 0;
     if (d->cfg->sync == SBD_SYNC_GROUP && d->sync_thread_started) {
         pthread_mutex_lock(&d->sync_mu);
@@ -333,7 +368,7 @@ void sbd_flush(sbd *d)
             /* Nothing unsynced anywhere: release at once. */
             __atomic_store_n(&d->open_seq, d->open_seq + 1, __ATOMIC_RELEASE);
             pthread_mutex_unlock(&d->sync_mu);
-            release(d, UINT64_MAX, 0);
+            release(d, SBD_SEQ_ALL, 0);
         } else {
             pthread_mutex_unlock(&d->sync_mu);
         }
@@ -356,7 +391,7 @@ void sbd_flush(sbd *d)
         }
     }
     d->batch_dirty = 0;
-    release(d, UINT64_MAX, failed);
+    release(d, SBD_SEQ_ALL, failed);
     d->open_seq++;
     arm_deadline(d);
 }
@@ -486,6 +521,7 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
                 sbd_q("create it (or set policy_dir) and restart the daemon"));
         return;
     }
+    sbd_batch_close(d);
     uint64_t t = sbd_now_ns();
     int rc = sb_reload(d->eng, d->res);
     double ms = (double)(sbd_now_ns() - t) / 1e6;

@@ -680,7 +680,15 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     } else {
         format_response(c->pending, &rep, hd->minor, keep, head);
     }
-    uint64_t seq = rep.mutating ? sbd_commit_tag(d) : sbd_seq(d);
+    uint64_t seq;
+    if (rep.batched) {
+        seq = SBD_SEQ_UNCOMMITTED;
+    } else {
+        /* After the engine batch's events: answered after them, synced with
+        ** or after them. */
+        sbd_batch_close(d);
+        seq = rep.mutating ? sbd_commit_tag(d) : sbd_seq(d);
+    }
     hold(c, before, rep.mutating, seq, head);
     d->batch_len++;
     note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0, seq);
@@ -1261,6 +1269,46 @@ static void send_pending(sbd_conn *c, size_t bytes)
     if (bytes) evbuffer_remove_buffer(c->pending, out, bytes);
 }
 
+/* What was about to be acknowledged on c is not stored or not durable: say
+** so with a 500, and close so no later response on this connection is
+** mistaken for the lost one. */
+static void fail_held(sbd *d, sbd_conn *c, const char *msg)
+{
+    int head = c->nheld && c->held[0].head;
+    batch_leave(c);
+    evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
+    sbd_reply rep;
+    memset(&rep, 0, sizeof rep);
+    rep.body = scratch_body();
+    sbd_api_error(&rep, 500, "SB_ESTORE", msg, NULL);
+    format_response(c->pending, &rep, 1, 0, head);
+    if (c->state == CS_STREAM && c->sub) {
+        sbd_stream_unsubscribe(d, c->sub);
+        c->sub = NULL;
+    }
+    c->state = CS_CLOSING;
+    bufferevent_write_buffer(c->bev, c->pending);
+}
+
+void sbd_http_settle(sbd *d, uint64_t seq, int failed)
+{
+    for (sbd_conn *c = d->batch, *next; c; c = next) {
+        next = c->bnext;
+        int mine = 0;
+        for (int i = 0; i < c->nheld; i++)
+            if (c->held[i].seq == SBD_SEQ_UNCOMMITTED) {
+                c->held[i].seq = seq;
+                mine = 1;
+            }
+        if (mine && failed)
+            fail_held(d, c,
+                      "storage failed while this change was being committed: it may not have "
+                      "been made; read the state back before trying again");
+    }
+    for (size_t i = 0; i < d->npreq; i++)
+        if (d->preq[i].seq == SBD_SEQ_UNCOMMITTED) d->preq[i].seq = seq;
+}
+
 void sbd_http_release(sbd *d, uint64_t upto, int sync_failed)
 {
     sbd_conn *c = d->batch;
@@ -1274,24 +1322,7 @@ void sbd_http_release(sbd *d, uint64_t upto, int sync_failed)
             n++;
         }
         if (failed) {
-            /* What we were about to acknowledge is not durable: say so, and
-            ** close so no later response on this connection is mistaken
-            ** for the lost one. */
-            int head = c->nheld && c->held[0].head;
-            batch_leave(c);
-            evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
-            sbd_reply rep;
-            memset(&rep, 0, sizeof rep);
-            rep.body = scratch_body();
-            sbd_api_error(&rep, 500, "SB_ESTORE",
-                          "the change was committed but could not be synced to disk", NULL);
-            format_response(c->pending, &rep, 1, 0, head);
-            if (c->state == CS_STREAM && c->sub) {
-                sbd_stream_unsubscribe(d, c->sub);
-                c->sub = NULL;
-            }
-            c->state = CS_CLOSING;
-            bufferevent_write_buffer(c->bev, c->pending);
+            fail_held(d, c, "the change was committed but could not be synced to disk");
         } else if (n) {
             if (n == c->nheld) {
                 batch_leave(c);

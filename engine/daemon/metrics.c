@@ -249,6 +249,9 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
     metric_u(o, "switchboard_stream_backlog_dropped_total", "counter",
              "Actions dropped from a full backlog of an account without a subscriber.",
              m->stream_backlog_dropped);
+    metric_u(o, "switchboard_batch_errors_total", "counter",
+             "Turns of the loop whose events could not be stored (answered with 500).",
+             m->batch_errors);
     metric_u(o, "switchboard_stream_resumes_total", "counter", "Streams opened with Last-Event-ID.",
              m->stream_resumes);
     metric_u(o, "switchboard_stream_resyncs_total", "counter",

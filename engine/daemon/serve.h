@@ -79,6 +79,7 @@ typedef struct sbd_reply {
     int stream;               /* turn the connection into an event stream   */
     char stream_account[132];
     const char *stream_auth; /* its Authorization header, checked again later */
+    int batched;             /* an event of the open engine batch (sbd_batch_open) */
     int stream_resume;       /* Last-Event-ID was given: */
     uint64_t stream_after;   /* ... its value */
 } sbd_reply;
@@ -102,6 +103,7 @@ typedef struct sbd_metrics {
     uint64_t ticks, tick_errors, tick_actions;
     uint64_t stream_events, stream_dropped, stream_backlog_dropped;
     uint64_t stream_resumes, stream_resyncs;
+    uint64_t batch_errors; /* engine batches that could not be stored */
     uint64_t reloads_ok, reloads_failed;
     uint64_t sweeps, sweep_errors, swept; /* retention sweep transactions, records */
 } sbd_metrics;
@@ -154,6 +156,7 @@ struct sbd {
     uint64_t inflight_seq; /* the batch the sync thread is syncing, 0: none */
     sbd_pending_req *preq;
     size_t npreq, cappreq;
+    int ebatch_open; /* the loop's events share one engine transaction (sb_batch_begin) */
     sbd_pub *pub_head, **pub_tail;
 
     /* stream subscribers, by account */
@@ -189,8 +192,22 @@ struct sbd {
     sbd_metrics m;
 };
 
+/* The tag of what answers an event of the open engine batch: it is not
+** committed yet, so no sync releases it; sbd_batch_close tags it with the
+** batch it was committed in (or answers it with a 500). */
+#define SBD_SEQ_UNCOMMITTED UINT64_MAX
+/* For release(): everything held that is committed. */
+#define SBD_SEQ_ALL (UINT64_MAX - 1)
+
 /* daemon.c */
 uint64_t sbd_now_ns(void); /* monotonic */
+/* Events (POST /v1/calls..., agent status) run in one engine transaction
+** per turn of the loop: sbd_batch_open before one, sbd_batch_close before
+** anything else that uses the engine and at the end of the turn. Closing
+** commits; what answered the batch's events is then tagged for its sync,
+** or, when the commit failed, answered with a 500 (its actions dropped). */
+void sbd_batch_open(sbd *d);
+void sbd_batch_close(sbd *d);
 /* The open batch: the tag for what is held now (read after the commit it
 ** answers, if any). */
 uint64_t sbd_seq(sbd *d);
@@ -212,6 +229,10 @@ int sbd_http_listen(sbd *d);
 ** answer every connection with a mutating request tagged <= upto with a 500
 ** instead, and close it. */
 void sbd_http_release(sbd *d, uint64_t upto, int sync_failed);
+/* The responses tagged SBD_SEQ_UNCOMMITTED take tag seq; failed: the
+** engine batch they answer was not stored, and their connections get a 500
+** instead (and close), as for a failed sync. */
+void sbd_http_settle(sbd *d, uint64_t seq, int failed);
 /* Does c still have responses held for a sync? */
 int sbd_conn_held(const sbd_conn *c);
 /* Stop accepting; close idle connections; let in-flight requests finish. */
@@ -257,6 +278,9 @@ void sbd_stream_recheck(sbd *d, int force);
 void sbd_stream_unsubscribe(sbd *d, sbd_sub *s);
 /* Hold an action for the account's subscribers until the batch is synced. */
 void sbd_stream_hold(sbd *d, const sb_action *a, const char *account);
+/* The open engine batch was committed in batch seq (failed: it was not):
+** its actions take that tag (or are dropped). */
+void sbd_stream_settle(sbd *d, uint64_t seq, int failed);
 /* Publish the held stream events tagged <= upto. */
 void sbd_stream_publish(sbd *d, uint64_t upto);
 void sbd_stream_keepalive(sbd *d);

@@ -469,8 +469,26 @@ void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)
         free(p);
         return;
     }
-    p->seq = sbd_seq(d);
+    /* An event of the open engine batch: held until it is committed. */
+    p->seq = d->ebatch_open ? SBD_SEQ_UNCOMMITTED : sbd_seq(d);
     pub_queue(d, p);
+}
+
+void sbd_stream_settle(sbd *d, uint64_t seq, int failed)
+{
+    sbd_pub **q = &d->pub_head;
+    d->pub_tail = &d->pub_head;
+    while (*q) {
+        sbd_pub *p = *q;
+        if (p->seq == SBD_SEQ_UNCOMMITTED && failed) {
+            *q = p->next; /* what did not happen is not told */
+            pub_free(p);
+            continue;
+        }
+        if (p->seq == SBD_SEQ_UNCOMMITTED) p->seq = seq;
+        q = &p->next;
+        d->pub_tail = q;
+    }
 }
 
 static void drop(sbd *d, sbd_sub *s, size_t queued)

@@ -378,6 +378,25 @@ typedef struct sb_event {
 
 /* Apply one event. Returns 0 and the actions in res, or an error code with
 ** nothing changed. */
+/* Batches: from sb_batch_begin to sb_batch_end, the calling thread's
+** sb_submit calls share one write transaction, committed (and synced as the
+** engine's mode says) by sb_batch_end: one commit for many events, which is
+** what a server answering a turn of its event loop at once wants. Each
+** event still changes all or nothing: one that fails is undone in the
+** transaction and the batch goes on without it. The thread's reads see the
+** batch's events; its other writes (a put, a tick, a sweep...) commit the
+** batch first. Other threads and processes that write wait while a batch is
+** open, so keep it short. An event's result is given at once, but nothing
+** of the batch is stored until sb_batch_end returns 0: when it returns an
+** error the batch's events did not happen (its result says why), whatever
+** their calls returned; after a failed commit or undo inside the batch its
+** further events are refused (SB_ESTORE). sb_batch_begin returns 0 (also
+** when the thread's batch is open already), SB_ESTATE when another thread's
+** is; sb_batch_end returns 0 when no batch is open. sb_close commits a
+** batch left open. res may be NULL. */
+SB_API int sb_batch_begin(sb_engine *eng);
+SB_API int sb_batch_end(sb_engine *eng, sb_result *res);
+
 SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
 
 /* The same event as JSON, e.g.

@@ -613,6 +613,8 @@ void sb_close(sb_engine *e)
     ** be held by threads that did not come along, and closing LMDB here is
     ** what LMDB forbids. Left as it is (copy-on-write memory). */
     if (eng_forked(e)) return;
+    sb_batch_end(e, NULL); /* a batch left open is committed */
+    eng_batch_free(e);
     env_release(e);
     if (e->pol) pol_host_free(e->pol);
     records_close(e);
@@ -717,6 +719,7 @@ static int backup_write(sb_engine *e, const char *dest, sb_result *res)
     if (fd < 0) return sb_result_code(res);
     /* One read transaction's snapshot, written page by page without the
     ** free ones: old versions of changed or deleted data stay behind. */
+    eng_batch_settle(e); /* the copy takes a transaction of its own */
     rc = mdb_env_copyfd2(e->env, fd, MDB_CP_COMPACT);
     if (!rc && fsync(fd)) rc = errno;
     struct stat st;

@@ -147,6 +147,22 @@ struct sb_engine {
     pthread_mutex_t stats_mu;
     eng_stats st;
 
+    /* A batch (sb_batch_begin): the owner thread's events share batch_txn,
+    ** committed by sb_batch_end. batch_on is read by other threads (are
+    ** they the owner?); the rest is the owner's. */
+    int batch_on;
+    pthread_t batch_owner;
+    MDB_txn *batch_txn;  /* open while the batch has events not committed */
+    size_t batch_id;     /* its transaction id */
+    int batch_wrote_gen; /* an event in it changed shared_gen */
+    int batch_err;       /* a commit or an undo failed: the batch is void */
+    /* An event's writes in a batch, undone if it fails (store.c): each
+    ** entry the key and the value before (or none), undo_at[i] where
+    ** entry i starts in undo. */
+    int undo_on;
+    sb_buf undo;
+    size_t *undo_at, undo_n, undo_cap;
+
     /* Scratch used only under the LMDB write lock (one writer at a time). */
     MDB_txn *cur_txn; /* the write transaction running now, for callbacks */
     wbuf wb;
@@ -191,6 +207,15 @@ int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res);
 /* The same for writes that free space (deletes): they may grow the map into
 ** a reserve past map_max, so a full map can still be emptied. */
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing);
+/* An event's write: inside the calling thread's batch when it has one open
+** (sb_batch_begin), else as eng_write. */
+int eng_write_event(sb_engine *e, write_fn fn, void *arg, sb_result *res);
+/* Commit the calling thread's open batch transaction, if any (before what
+** needs the write lock or a transaction of its own: LMDB allows a thread
+** one); a failure voids the batch (sb_batch_end reports it). */
+void eng_batch_settle(sb_engine *e);
+/* The batch's undo log and memory (sb_close). */
+void eng_batch_free(sb_engine *e);
 
 /* The request's account in txn; SB_ENOTFOUND ("no such account 'id'") or a
 ** storage error, with res set. */

@@ -1898,7 +1898,7 @@ int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
     ev_op op = {.ev = ev};
     int rc = check_event(ev, &op, res);
     __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
-    if (!rc) rc = eng_write(e, do_event, &op, res);
+    if (!rc) rc = eng_write_event(e, do_event, &op, res);
     __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
     if (op.attrs) json_decref(op.attrs);
     eng_count_event(e, ev ? (int)ev->type : 7, rc != 0, (mono_ns() - t0) / 1000);

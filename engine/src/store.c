@@ -47,6 +47,68 @@ static size_t tb_key(uint8_t *out, int table, const void *k, size_t kl)
     return kl + 1;
 }
 
+/* --- undo: an event's writes in a batch -------------------------------------
+** Before an event in a batch changes a key, the key and what it held (or
+** that it held nothing) go into the undo log; if the event fails, its
+** changes are put back in reverse, and the batch goes on as before it. An
+** entry: table (1 byte), key length (2), had a value (1), value length (4),
+** the key, the value. */
+static int undo_add(sb_engine *e, int table, const MDB_val *key, const MDB_val *old)
+{
+    if (e->undo_n == e->undo_cap) {
+        size_t cap = e->undo_cap ? e->undo_cap * 2 : 32;
+        size_t *at = realloc(e->undo_at, cap * sizeof *at);
+        if (!at) return SB_ENOMEM;
+        e->undo_at = at;
+        e->undo_cap = cap;
+    }
+    uint8_t h[8];
+    size_t vl = old ? old->mv_size : 0;
+    if (vl > UINT32_MAX) return MDB_BAD_VALSIZE;
+    h[0] = (uint8_t)table;
+    h[1] = (uint8_t)(key->mv_size >> 8);
+    h[2] = (uint8_t)key->mv_size;
+    h[3] = old != NULL;
+    put_be32(h + 4, (uint32_t)vl);
+    size_t at = e->undo.len;
+    if (buf_put(&e->undo, h, 8) || buf_put(&e->undo, key->mv_data, key->mv_size) ||
+        (vl && buf_put(&e->undo, old->mv_data, vl))) {
+        e->undo.len = at;
+        return SB_ENOMEM;
+    }
+    e->undo_at[e->undo_n++] = at;
+    return 0;
+}
+
+/* Note what key holds in table before it changes. */
+static int undo_note(MDB_txn *txn, sb_engine *e, int table, const MDB_val *key)
+{
+    MDB_val old;
+    int rc = mdb_get(txn, e->dbi[table], (MDB_val *)key, &old);
+    if (rc == MDB_NOTFOUND) return undo_add(e, table, key, NULL);
+    return rc ? rc : undo_add(e, table, key, &old);
+}
+
+/* Put back what the event changed, newest first. */
+static int undo_apply(sb_engine *e, MDB_txn *txn)
+{
+    int rc = 0;
+    while (e->undo_n && !rc) {
+        const uint8_t *h = (const uint8_t *)e->undo.p + e->undo_at[--e->undo_n];
+        MDB_val k = {((size_t)h[1] << 8) | h[2], (void *)(h + 8)};
+        MDB_val v = {be32(h + 4), (void *)(h + 8 + k.mv_size)};
+        if (h[3]) {
+            rc = mdb_put(txn, e->dbi[h[0]], &k, &v, 0);
+        } else {
+            rc = mdb_del(txn, e->dbi[h[0]], &k, NULL);
+            if (rc == MDB_NOTFOUND) rc = 0;
+        }
+    }
+    e->undo_n = 0;
+    e->undo.len = 0;
+    return rc;
+}
+
 int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_val *v)
 {
     uint8_t buf[TB_KEY_MAX];
@@ -61,6 +123,10 @@ static int put_flags(MDB_txn *txn, sb_engine *e, int table, const void *k, size_
     uint8_t buf[TB_KEY_MAX];
     if (kl >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
     MDB_val key = {tb_key(buf, table, k, kl), buf}, val = {vl, (void *)v};
+    if (e->undo_on) {
+        int rc = undo_note(txn, e, table, &key);
+        if (rc) return rc;
+    }
     int rc = mdb_put(txn, e->dbi[table], &key, &val, flags);
     if (rc == 0) e->txn_dirty = 1;
     return rc;
@@ -83,6 +149,10 @@ int st_del_exact(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl
     uint8_t buf[TB_KEY_MAX];
     if (kl >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
     MDB_val key = {tb_key(buf, table, k, kl), buf};
+    if (e->undo_on) {
+        int rc = undo_note(txn, e, table, &key);
+        if (rc) return rc;
+    }
     int rc = mdb_del(txn, e->dbi[table], &key, NULL);
     if (rc == 0) e->txn_dirty = 1;
     return rc;
@@ -155,7 +225,8 @@ int st_kv_drop(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *policy)
 int st_iter_del(st_iter *it)
 {
     if (!it->key) return MDB_NOTFOUND;
-    int rc = mdb_cursor_del(it->c, 0);
+    int rc = it->e->undo_on ? undo_add(it->e, it->pre[0] - 1, &it->k, &it->v) : 0;
+    if (!rc) rc = mdb_cursor_del(it->c, 0);
     if (rc) return rc;
     it->e->txn_dirty = 1;
     /* After a delete the cursor stands on the next record, if any. */
@@ -567,9 +638,26 @@ static int adopt_map(sb_engine *e)
     return rc;
 }
 
+/* Is a batch open, and the calling thread its owner? */
+static int batch_mine(sb_engine *e)
+{
+    return __atomic_load_n(&e->batch_on, __ATOMIC_ACQUIRE) &&
+           pthread_equal(e->batch_owner, pthread_self());
+}
+
+static int batch_commit(sb_engine *e);
+
+void eng_batch_settle(sb_engine *e)
+{
+    if (e->batch_txn && batch_mine(e)) batch_commit(e);
+}
+
 static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
 {
     if (eng_forked(e)) return ENG_EFORKED;
+    /* A write of the batch's owner that is not one of its events: the
+    ** batch is committed first (LMDB has one writer, and this thread is it). */
+    if (!(flags & MDB_RDONLY)) eng_batch_settle(e);
     for (int tries = 0;; tries++) {
         pthread_rwlock_rdlock(&e->sh->maplock);
         int rc = mdb_txn_begin(e->env, NULL, flags, txn);
@@ -591,13 +679,20 @@ int eng_write_locked(sb_engine *e, void (*fn)(sb_engine *e, void *arg), void *ar
     return 0;
 }
 
+/* The batch's owner reads through the batch's transaction: it sees the
+** batch's events, and a thread may not hold two transactions. */
 int eng_read_begin(sb_engine *e, MDB_txn **txn)
 {
+    if (e->batch_txn && batch_mine(e)) {
+        *txn = e->batch_txn;
+        return eng_forked(e) ? ENG_EFORKED : 0;
+    }
     return txn_begin(e, MDB_RDONLY, txn);
 }
 
 void eng_read_end(sb_engine *e, MDB_txn *txn)
 {
+    if (txn == e->batch_txn && batch_mine(e)) return;
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&e->sh->maplock);
 }
@@ -646,6 +741,17 @@ int sb_sync(sb_engine *e)
     return rc ? eng_mdb_err(NULL, rc, "sync") : 0;
 }
 
+/* After a commit: the sync the engine's mode asks for. */
+static int sync_committed(sb_engine *e, sb_result *res)
+{
+    int rc = 0;
+    if (e->cfg.sync == SB_SYNC_GROUP)
+        rc = group_sync(e);
+    else if (e->cfg.sync == SB_SYNC_SYNC)
+        rc = locked_sync(e);
+    return rc ? eng_mdb_err(res, rc, "sync") : 0;
+}
+
 int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
 {
     return eng_write_ex(e, fn, arg, res, 0);
@@ -659,6 +765,35 @@ static int account_alive(void *arg, uint32_t acct)
     return st_get(t->txn, t->e, DB_ACCOUNTS, k, key_acct(k, acct), &v) != MDB_NOTFOUND;
 }
 
+/* At the start of a write transaction: shared policies reloaded by another
+** engine or process? Only a commit by someone else can have changed the
+** generation: when this engine's last commit took the id just before this
+** one, none came between. (Only a commit that changed something takes an
+** id, hence txn_dirty: an empty one leaves gen_txn at 0.) */
+static int txn_catch_up(wtx *t)
+{
+    sb_engine *e = t->e;
+    size_t id = mdb_txn_id(t->txn);
+    e->txn_dirty = 0;
+    uint64_t gen;
+    int rc = 0;
+    size_t known = __atomic_load_n(&e->gen_txn, __ATOMIC_RELAXED);
+    if (!known || id != known + 1) {
+        if ((rc = st_meta_u64(t->txn, e, "shared_gen", &gen)) == 0 && gen != e->shared_gen) {
+            pol_host_flush(e->pol);
+            e->shared_gen = gen;
+        }
+        /* Accounts deleted by someone else: their policy states go, and
+        ** their data keys from the cache. */
+        if (rc == 0 && (rc = st_meta_u64(t->txn, e, "deleted_gen", &gen)) == 0 &&
+            gen != e->deleted_gen && (rc = pol_host_prune(e->pol, account_alive, t)) == 0) {
+            rec_keys_forget(e);
+            e->deleted_gen = gen;
+        }
+    }
+    return rc;
+}
+
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)
 {
     size_t mark = sb_result_count(res);
@@ -668,28 +803,8 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         if (rc) return eng_mdb_err(res, rc, "begin transaction");
         size_t map_before = e->sh->map_size; /* read under the maplock */
         t.now = eng_now(e);
-        /* Shared policies reloaded by another engine or process? Only a
-        ** commit by someone else can have changed the generation: when this
-        ** engine's last commit took the id just before this one, none came
-        ** between. (Only a commit that changed something takes an id, hence
-        ** txn_dirty: an empty one leaves gen_txn at 0.) */
         size_t id = mdb_txn_id(t.txn);
-        e->txn_dirty = 0;
-        uint64_t gen;
-        size_t known = __atomic_load_n(&e->gen_txn, __ATOMIC_RELAXED);
-        if (!known || id != known + 1) {
-            if ((rc = st_meta_u64(t.txn, e, "shared_gen", &gen)) == 0 && gen != e->shared_gen) {
-                pol_host_flush(e->pol);
-                e->shared_gen = gen;
-            }
-            /* Accounts deleted by someone else: their policy states go, and
-            ** their data keys from the cache. */
-            if (rc == 0 && (rc = st_meta_u64(t.txn, e, "deleted_gen", &gen)) == 0 &&
-                gen != e->deleted_gen && (rc = pol_host_prune(e->pol, account_alive, &t)) == 0) {
-                rec_keys_forget(e);
-                e->deleted_gen = gen;
-            }
-        }
+        rc = txn_catch_up(&t);
         e->cur_txn = t.txn;
         if (rc == 0) rc = fn(&t, arg);
         e->cur_txn = NULL;
@@ -725,11 +840,154 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         }
         break;
     }
-    int rc = 0;
-    if (e->cfg.sync == SB_SYNC_GROUP)
-        rc = group_sync(e);
-    else if (e->cfg.sync == SB_SYNC_SYNC)
-        rc = locked_sync(e);
-    if (rc) return eng_mdb_err(res, rc, "sync");
+    return sync_committed(e, res);
+}
+
+/* --- batches ----------------------------------------------------------------
+** The owner thread's events between sb_batch_begin and sb_batch_end run in
+** one write transaction: one commit (and one sync) for all of them. An event
+** that fails is undone in the transaction (its writes put back from the undo
+** log), so it changes nothing and the batch goes on. Reads of the owner go
+** through the batch's transaction; any other write of the owner commits the
+** batch first. If a commit or an undo fails, the batch is void: its
+** remaining events are refused and sb_batch_end reports the failure. */
+int sb_batch_begin(sb_engine *e)
+{
+    if (!e) return SB_EINVAL;
+    if (eng_forked(e)) return SB_ESTATE;
+    if (__atomic_load_n(&e->batch_on, __ATOMIC_ACQUIRE)) return batch_mine(e) ? 0 : SB_ESTATE;
+    e->batch_owner = pthread_self();
+    e->batch_err = 0;
+    __atomic_store_n(&e->batch_on, 1, __ATOMIC_RELEASE);
     return 0;
+}
+
+static int batch_commit(sb_engine *e)
+{
+    MDB_txn *txn = e->batch_txn;
+    e->batch_txn = NULL;
+    int dirty = e->txn_dirty; /* read while the write lock is still ours */
+    int rc = mdb_txn_commit(txn);
+    if (rc == 0)
+        __atomic_store_n(&e->gen_txn, dirty && !e->batch_wrote_gen ? e->batch_id : 0,
+                         __ATOMIC_RELAXED);
+    pthread_rwlock_unlock(&e->sh->maplock);
+    if (rc && !e->batch_err) e->batch_err = rc;
+    return rc;
+}
+
+static void batch_abort(sb_engine *e, int why)
+{
+    mdb_txn_abort(e->batch_txn);
+    e->batch_txn = NULL;
+    pthread_rwlock_unlock(&e->sh->maplock);
+    if (!e->batch_err) e->batch_err = why;
+}
+
+int sb_batch_end(sb_engine *e, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!__atomic_load_n(&e->batch_on, __ATOMIC_ACQUIRE)) return 0;
+    if (!batch_mine(e)) return res_err(res, SB_ESTATE, NULL, "the batch is another thread's");
+    int committed = e->batch_txn != NULL;
+    if (e->batch_txn) batch_commit(e);
+    int err = e->batch_err;
+    e->batch_err = 0;
+    __atomic_store_n(&e->batch_on, 0, __ATOMIC_RELEASE);
+    if (err)
+        return IS_SB_ERR(err)
+                   ? res_err(res, err, NULL, "the batch was not stored: %s", sb_strerror(err))
+                   : eng_mdb_err(res, err, "commit the batch");
+    return committed ? sync_committed(e, res) : 0;
+}
+
+/* Room for a batch: the map past its last page in use holds a quarter of
+** it, and 2 MiB at least: more than one turn's events allocate before
+** their commit, where a full map would void the batch (an event that finds
+** the map full is undone and runs alone, but the commit's own pages cannot
+** be had that way). The map is grown until it does, as far as map_max
+** lets it; 0 when there is room. */
+static int batch_room(sb_engine *e)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        MDB_envinfo info;
+        MDB_stat st;
+        pthread_rwlock_rdlock(&e->sh->maplock);
+        int rc = mdb_env_info(e->env, &info);
+        if (!rc) rc = mdb_env_stat(e->env, &st);
+        size_t had = e->sh->map_size;
+        pthread_rwlock_unlock(&e->sh->maplock);
+        if (rc) return rc;
+        size_t used = (info.me_last_pgno + 1) * st.ms_psize;
+        size_t want = had / 4 > ((size_t)2 << 20) ? had / 4 : ((size_t)2 << 20);
+        if (had > used && had - used >= want) return 0;
+        if ((rc = grow_map(e, had, 0))) return rc;
+    }
+    return MDB_MAP_FULL;
+}
+
+/* An event of the batch. */
+static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
+{
+    if (e->batch_err)
+        return res_err(res, SB_ESTORE, NULL,
+                       "an earlier event of this batch could not be stored: the batch is void");
+    size_t mark = sb_result_count(res);
+    int rc;
+    wtx t = {.e = e, .res = res};
+    if (!e->batch_txn) {
+        /* Near a full map (or a full disk), events run one by one. */
+        if (batch_room(e)) return eng_write_ex(e, fn, arg, res, 0);
+        if ((rc = txn_begin(e, 0, &t.txn))) return eng_mdb_err(res, rc, "begin transaction");
+        e->batch_txn = t.txn;
+        e->batch_id = mdb_txn_id(t.txn);
+        e->batch_wrote_gen = 0;
+        if ((rc = txn_catch_up(&t))) {
+            batch_abort(e, rc);
+            return eng_mdb_err(res, rc, "begin transaction");
+        }
+    }
+    t.txn = e->batch_txn;
+    t.now = eng_now(e);
+    e->undo_n = 0;
+    e->undo.len = 0;
+    e->undo_on = 1;
+    e->cur_txn = t.txn;
+    rc = fn(&t, arg);
+    e->cur_txn = NULL;
+    e->undo_on = 0;
+    if (rc == 0) {
+        if (t.wrote_gen) e->batch_wrote_gen = 1;
+        return 0;
+    }
+    /* Whatever fn pushed belongs to an event that did not happen. */
+    res_truncate(res, mark);
+    int u = undo_apply(e, t.txn);
+    if (u) batch_abort(e, u);
+    if (rc == SB_EFULL) rc = MDB_MAP_FULL;
+    if (rc == MDB_MAP_FULL && !u) {
+        /* The batch so far is committed; this event runs alone, where the
+        ** map can grow. */
+        if (e->batch_txn && batch_commit(e)) return eng_mdb_err(res, e->batch_err, "commit");
+        return eng_write_ex(e, fn, arg, res, 0);
+    }
+    if (IS_SB_ERR(rc)) {
+        if (res && sb_result_code(res) != rc) res_err(res, rc, NULL, "%s", sb_strerror(rc));
+        return rc;
+    }
+    return eng_mdb_err(res, rc, "write");
+}
+
+int eng_write_event(sb_engine *e, write_fn fn, void *arg, sb_result *res)
+{
+    return batch_mine(e) ? batch_write(e, fn, arg, res) : eng_write_ex(e, fn, arg, res, 0);
+}
+
+void eng_batch_free(sb_engine *e)
+{
+    buf_free(&e->undo);
+    free(e->undo_at);
+    e->undo_at = NULL;
+    e->undo_n = e->undo_cap = 0;
 }

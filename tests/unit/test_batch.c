@@ -1,0 +1,216 @@
+/*
+** test_batch.c — batches (sb_batch_begin/sb_batch_end): a thread's events
+** in one write transaction, committed at the end. Events give their results
+** at once and read each other's changes; another engine sees none of them
+** until the end; an event that fails changes nothing, also when it had
+** written before failing (its writes are undone: puts, deletes, deletes
+** through an iterator), and the batch goes on; a write that is not an event
+** commits the batch first; another thread can neither join nor end it;
+** sb_close commits a batch left open.
+*/
+#include "switchboard.h"
+#include "tap.h"
+#include "testkit.h"
+
+#include "engine.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "callkit.h"
+
+static sb_engine *other; /* a second engine on the same directory */
+
+static const char *queue_q = "{\"id\":\"q\",\"members\":[{\"agent\":\"a\"},{\"agent\":\"b\"}]}";
+
+/* Does the other engine, from a thread of its own, see call id? */
+typedef struct seen_arg {
+    const char *acct, *call;
+    int rc;
+} seen_arg;
+
+static void *seen_main(void *p)
+{
+    seen_arg *a = p;
+    sb_result *r = sb_result_new();
+    a->rc = sb_call_get(other, a->acct, a->call, r);
+    sb_result_free(r);
+    return NULL;
+}
+
+static int seen_elsewhere(const char *acct, const char *call)
+{
+    seen_arg a = {acct, call, -1};
+    pthread_t th;
+    pthread_create(&th, NULL, seen_main, &a);
+    pthread_join(th, NULL);
+    return a.rc == 0;
+}
+
+static void test_events_in_a_batch(void)
+{
+    ok(account("b1") == 0 && put(sb_queue_put, "b1", queue_q) == 0, "b1: agents a, b in queue q");
+    ok(sb_batch_begin(eng) == 0, "a batch begins");
+    ok(sb_batch_begin(eng) == 0, "... and beginning it again is fine");
+    ok(offer("b1", "c1", "q") == 0 && find(SB_ACT_RING, "c1", "a"), "c1 rings a");
+    ok(ring_result("b1", "c1", "a", "answered") == 0 && find(SB_ACT_CONNECT, "c1", "a"),
+       "a answers c1: its result comes at once");
+    ok(offer("b1", "c2", "q") == 0 && find(SB_ACT_RING, "c2", "b"),
+       "c2 rings b: the event saw a taken by the batch's earlier event");
+    is_str(call_state("b1", "c1"), "connected", "the batch's thread reads its events");
+    ok(!seen_elsewhere("b1", "c1"), "another engine does not see c1 before the end");
+    int rc = ring_result("b1", "nope", "a", "answered");
+    ok(rc == SB_ENOTFOUND, "an event that fails in the batch says why (%s)",
+       sb_result_message(res));
+    ok(offer("b1", "c3", "q") == 0 && find(SB_ACT_WAIT, "c3", NULL),
+       "the batch goes on after it: c3 waits");
+    rc = sb_batch_end(eng, res);
+    ok(rc == 0, "the batch ends: committed (%s)", rc ? sb_result_message(res) : "ok");
+    ok(seen_elsewhere("b1", "c1") && seen_elsewhere("b1", "c3"),
+       "another engine sees the batch's calls now");
+    is_str(call_state("b1", "c2"), "ringing", "c2 is ringing b");
+    ok(sb_batch_end(eng, res) == 0, "ending with no batch open does nothing");
+    evf("b1", "{\"type\":\"abandon\",\"call\":\"c2\"}");
+    evf("b1", "{\"type\":\"abandon\",\"call\":\"c3\"}");
+    evf("b1", "{\"type\":\"hangup\",\"call\":\"c1\"}");
+}
+
+/* Write functions that stand for events, through the engine's own store
+** calls, to fail after writing. */
+static int meta_get(const char *key, char *out, size_t cap)
+{
+    MDB_txn *txn;
+    MDB_val v;
+    out[0] = 0;
+    if (eng_read_begin(eng, &txn)) return -1;
+    int rc = st_get(txn, eng, DB_META, key, strlen(key), &v);
+    if (rc == 0) snprintf(out, cap, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
+    eng_read_end(eng, txn);
+    return rc;
+}
+
+static int put_kv(wtx *t, const char *k, const char *v)
+{
+    return st_put(t->txn, t->e, DB_META, k, strlen(k), v, strlen(v));
+}
+
+static int w_setup(wtx *t, void *arg)
+{
+    (void)arg;
+    int rc = put_kv(t, "bt-keep", "before");
+    if (!rc) rc = put_kv(t, "bt-gone", "there");
+    if (!rc) rc = put_kv(t, "bt-it-1", "one");
+    if (!rc) rc = put_kv(t, "bt-it-2", "two");
+    return rc;
+}
+
+/* Overwrites, adds, deletes by key and through an iterator, then fails. */
+static int w_fails(wtx *t, void *arg)
+{
+    int rc = put_kv(t, "bt-keep", "changed");
+    if (!rc) rc = put_kv(t, "bt-new", "added");
+    if (!rc) rc = st_del(t->txn, t->e, DB_META, "bt-gone", 7);
+    st_iter it;
+    int r;
+    for (r = st_iter_open(&it, t->txn, t->e, DB_META, "bt-it-", 6); r == 0 && !rc;
+         r = st_iter_del(&it))
+        ;
+    st_iter_close(&it);
+    if (!rc && r != MDB_NOTFOUND) rc = r;
+    if (!rc) rc = put_kv(t, "bt-keep", "changed twice");
+    return rc ? rc : *(int *)arg;
+}
+
+static int w_after(wtx *t, void *arg)
+{
+    (void)arg;
+    return put_kv(t, "bt-after", "yes");
+}
+
+static void test_failed_event_undone(void)
+{
+    sb_result *r = sb_result_new();
+    char v[64];
+    ok(eng_write(eng, w_setup, NULL, r) == 0, "undo: keys written outside any batch");
+    ok(sb_batch_begin(eng) == 0, "undo: a batch begins");
+    int why = SB_EINVAL;
+    ok(eng_write_event(eng, w_fails, &why, r) == SB_EINVAL,
+       "undo: an event overwrites, adds, deletes (also through an iterator), then fails");
+    ok(eng_write_event(eng, w_after, NULL, r) == 0, "undo: the next event of the batch runs");
+    ok(sb_batch_end(eng, r) == 0, "undo: the batch is committed");
+    ok(meta_get("bt-keep", v, sizeof v) == 0 && !strcmp(v, "before"),
+       "undo: the overwritten key holds its value from before (%s)", v);
+    ok(meta_get("bt-new", v, sizeof v) == MDB_NOTFOUND, "undo: the added key is not there");
+    ok(meta_get("bt-gone", v, sizeof v) == 0 && !strcmp(v, "there"),
+       "undo: the deleted key is back");
+    char v2[64];
+    ok(meta_get("bt-it-1", v, sizeof v) == 0 && !strcmp(v, "one") &&
+           meta_get("bt-it-2", v2, sizeof v2) == 0 && !strcmp(v2, "two"),
+       "undo: the keys the iterator deleted are back");
+    ok(meta_get("bt-after", v, sizeof v) == 0 && !strcmp(v, "yes"),
+       "undo: the later event is stored");
+    sb_result_free(r);
+}
+
+static void *begin_main(void *p)
+{
+    int *rc = p;
+    rc[0] = sb_batch_begin(eng);
+    sb_result *r = sb_result_new();
+    rc[1] = sb_batch_end(eng, r);
+    sb_result_free(r);
+    return NULL;
+}
+
+static void test_threads_and_other_writes(void)
+{
+    ok(account("b2") == 0 && put(sb_queue_put, "b2", queue_q) == 0, "b2: agents a, b in q");
+    ok(sb_batch_begin(eng) == 0, "a batch begins");
+    int rc[2] = {-1, -1};
+    pthread_t th;
+    pthread_create(&th, NULL, begin_main, rc);
+    pthread_join(th, NULL);
+    ok(rc[0] == SB_ESTATE && rc[1] == SB_ESTATE,
+       "another thread can neither begin a batch nor end this one (%d, %d)", rc[0], rc[1]);
+    ok(offer("b2", "d1", "q") == 0, "d1 offered in the batch");
+    ok(!seen_elsewhere("b2", "d1"), "not seen elsewhere yet");
+    ok(put(sb_agent_put, "b2", "{\"id\":\"z\",\"devices\":{\"softphone\":\"sip:z@x\"}}") == 0,
+       "a put of an agent in the middle of the batch");
+    ok(seen_elsewhere("b2", "d1"), "committed the batch's events first");
+    ok(offer("b2", "d2", "q") == 0 && !seen_elsewhere("b2", "d2"),
+       "the batch goes on in a new transaction");
+    ok(sb_batch_end(eng, res) == 0 && seen_elsewhere("b2", "d2"), "and ends");
+    evf("b2", "{\"type\":\"abandon\",\"call\":\"d1\"}");
+    evf("b2", "{\"type\":\"abandon\",\"call\":\"d2\"}");
+
+    ok(sb_batch_begin(eng) == 0 && offer("b2", "d3", "q") == 0, "a batch left open with d3");
+    sb_close(eng);
+    eng = open_engine();
+    ok(eng && call_state("b2", "d3") && !strcmp(call_state("b2", "d3"), "ringing"),
+       "sb_close committed it: d3 rings after a reopen");
+    evf("b2", "{\"type\":\"abandon\",\"call\":\"d3\"}");
+    ok(sb_batch_end(NULL, res) == SB_EINVAL && sb_batch_begin(NULL) == SB_EINVAL,
+       "no engine: SB_EINVAL");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-test-batch-%d", (int)getpid());
+    rmtree(dir);
+    res = sb_result_new();
+    eng = open_engine();
+    other = open_engine();
+    ok(eng && other, "two engines on %s", dir);
+    if (!eng || !other) return done_testing();
+    test_events_in_a_batch();
+    test_failed_event_undone();
+    test_threads_and_other_writes();
+    sb_close(other);
+    sb_close(eng);
+    sb_result_free(res);
+    rmtree(dir);
+    return done_testing();
+}
