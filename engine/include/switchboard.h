@@ -84,6 +84,9 @@ enum {
 /* A static message for any code, starting with the code's name, e.g.
 ** "SB_ENOTFOUND: not found". Unknown codes give "SB_E?: unknown error". */
 SB_API const char *sb_strerror(int err);
+/* The code's name, as the result JSON's "code" has it ("SB_EFULL"); "SB_E?"
+** for a code that is none. Static; never NULL. */
+SB_API const char *sb_code_name(int err);
 
 /* ------------------------------------------------------------------------ */
 /* Results: error details, actions and JSON documents handed back to callers. */

@@ -100,7 +100,6 @@ json_t *res_get_doc(sb_result *res);
 /* Drop actions added after `mark` (a retried transaction). */
 void res_truncate(sb_result *res, size_t mark);
 /* The name of an SB_E* code, e.g. "SB_EINVAL". */
-const char *sb_code_name(int err);
 
 /* --- logging --------------------------------------------------------------- */
 void sb_log(sb_engine *eng, sb_log_level lvl, const char *fmt, ...)

@@ -613,7 +613,14 @@ static int grow_map(sb_engine *e, size_t had, int freeing)
             want = (want + 4095) & ~(size_t)4095;
             int fd = -1;
             mdb_env_get_fd(e->env, &fd);
-            int err = posix_fallocate(fd, 0, (off_t)want);
+            /* The file takes its new size on disk now. A disk without room
+            ** for the double takes what it has room for, in halving steps
+            ** down to 256 KiB more: writes stop when the disk is full, not
+            ** when it is half full. */
+            int err;
+            while ((err = posix_fallocate(fd, 0, (off_t)want)) == ENOSPC &&
+                   want - had > ((size_t)256 << 10))
+                want = (had + (want - had) / 2 + 4095) & ~(size_t)4095;
             if (err) {
                 rc = err == ENOSPC ? ENOSPC : err;
             } else if ((rc = mdb_env_set_mapsize(e->env, want)) == 0) {

@@ -116,6 +116,11 @@ else:
     t.ok(is_full(last) and "No space" in last.body,
          "disk: once the map cannot grow, a write is 503 SB_EFULL, no space left (%d agents "
          "went in)" % n, last)
+    st = os.statvfs(mnt)
+    free = st.f_bavail * st.f_frsize
+    t.ok(free < (600 << 10),
+         "disk: writes stop when the disk is full, not when a doubling of the map would not "
+         "fit (%d KiB left of 3 MiB)" % (free >> 10))
     t.is_(a2.get("/v1/agents/f%d" % nxt).status, 404, "disk: the agent refused is not there")
     t.is_(a2.get("/v1/calls/c1").json.get("state"), "ringing", "disk: c1 still rings")
     os.unlink(os.path.join(mnt, "filler"))
