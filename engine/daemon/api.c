@@ -433,7 +433,12 @@ static void h_key_create(ctx *x)
     if (bad) return;
     int rc = sb_apikey_create(x->d->eng, x->p[0], x->d->res);
     reply_result(x, rc, 201, NULL, NULL);
-    if (rc == 0) sbd_log(SB_LOG_INFO, "api key created", "account=%s", sbd_q(x->p[0]));
+    if (rc == 0) {
+        json_t *made = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
+        sbd_log(SB_LOG_INFO, "api key created", "account=%s key_id=%s", sbd_q(x->p[0]),
+                sbd_q(json_string_value(json_object_get(made, "key_id"))));
+        json_decref(made);
+    }
 }
 
 static void h_key_list(ctx *x)

@@ -39,6 +39,8 @@ r = acme.get("/v1/records?number=" + CALLER.replace("+", "%2B"))
 t.is_(r.status, 200, "the caller's records looked up by number")
 t.ok(d.wait_log(r"policy failure", timeout=5), "the policy failures were logged")
 t.ok(d.wait_log(r"policy log", timeout=5), "... and the ctx.log lines")
+t.ok(d.wait_log(r'msg="api key created" account="acme" key_id="[0-9a-f]{16}"', timeout=2),
+     "a key created is logged with its key_id, as a key revoked is")
 t.is_(d.stop(), 0, "exit 0")
 
 digits = [CALLER, CALLER[1:], CALLED, CALLED[1:]]
