@@ -133,6 +133,17 @@ static inline void put_be64(void *p, uint64_t v)
 ** numbers: '+' and 7 or more digits (a hold's reason may quote case
 ** numbers such as 2026-117, which the broad reading takes for one). */
 int redact_numbers(const char *text, char *out, size_t n, int broad);
+/* The same, with numbers written the national way (no '+') taken from
+** national_min digits on (0: none; redact_numbers: 7 when broad). */
+int redact_numbers_min(const char *text, char *out, size_t n, int broad, int national_min);
+
+/* A number's digits that every way of writing it keeps (without the first
+** three when 10 or more, else its last 7), in out; their count, 0 when it
+** has fewer than 7 digits. */
+size_t number_needle(const char *number, char *out, size_t cap);
+/* Does text hold needle among the digits of one of its numbers, however
+** written (digit groups between one or two of " -./()")? */
+int text_holds(const char *text, size_t len, const char *needle, size_t nl);
 
 /* Names of enumerations, shared by JSON in and out. */
 const char *agent_status_name(int st);

@@ -111,7 +111,7 @@ int rec_settings_parse(const json_t *doc, rec_settings *s, sb_result *res)
     json_t *r = json_object_get(doc, "retention");
     if (r && !json_is_null(r)) {
         const char *name = json_string_value(r);
-        if (!name || (name[0] && !policy_name_valid(name)) || strlen(name) > SB_NAME_MAX)
+        if (!name || !policy_name_valid(name) || strlen(name) > SB_NAME_MAX)
             return res_err(res, SB_EINVAL, "retention",
                            "'retention' must be a policy name like \"retention/keep-90-days-then-"
                            "delete\", or null to keep records forever");
@@ -137,6 +137,12 @@ int rec_settings_parse(const json_t *doc, rec_settings *s, sb_result *res)
                 return res_err(res, SB_EINVAL, path, "attribute names are 1..%d printable bytes",
                                REC_ATTR_NAME_MAX);
             }
+            for (int j = 0; j < s->npersonal; j++)
+                if (!strcmp(s->personal[j], name)) {
+                    char path[64];
+                    snprintf(path, sizeof path, "personal_attrs[%zu]", i);
+                    return res_err(res, SB_EINVAL, path, "'%s' is listed twice", name);
+                }
             strcpy(s->personal[s->npersonal++], name);
         }
     } else if (p) {
@@ -474,16 +480,37 @@ static int seal_pii(const uint8_t key[32], const char *account, const char *id, 
     return rc;
 }
 
-/* Move the account's personal attributes out of c->attrs into c->pattrs. */
+/* Does attribute value v hold one of needles (the call's own numbers)? */
+static int holds_own_number(const json_t *v, char needle[2][32], const size_t nl[2])
+{
+    char num[32];
+    const char *text = json_string_value(v);
+    size_t len = text ? strlen(text) : 0;
+    if (json_is_integer(v)) {
+        len = (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        text = num;
+    }
+    for (int i = 0; text && i < 2; i++)
+        if (nl[i] && text_holds(text, len, needle[i], nl[i])) return 1;
+    return 0;
+}
+
+/* Move the account's personal attributes out of c->attrs into c->pattrs,
+** and every attribute whose value holds the call's own caller or called
+** number, however written ("callback": "030 555123"): sealed with the
+** numbers, erased and anonymized with them. */
 static int split_attrs(const rec_settings *s, call_rec *c)
 {
     c->pattrs.len = 0;
-    if (!s->npersonal || !c->attrs.len) return 0;
+    if (!c->attrs.len) return 0;
     json_t *a = json_loadb(c->attrs.p, c->attrs.len, 0, NULL);
     if (!json_is_object(a)) {
         json_decref(a);
         return 0;
     }
+    char needle[2][32];
+    size_t nl[2] = {number_needle(c->caller, needle[0], sizeof needle[0]),
+                    number_needle(c->called, needle[1], sizeof needle[1])};
     json_t *p = json_object();
     int rc = 0;
     for (int i = 0; i < s->npersonal && p; i++) {
@@ -492,6 +519,16 @@ static int split_attrs(const rec_settings *s, call_rec *c)
         json_object_set(p, s->personal[i], v);
         json_object_del(a, s->personal[i]);
     }
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(a, tmp, k, v)
+    {
+        if (!p || !holds_own_number(v, needle, nl)) continue;
+        json_object_set(p, k, v);
+        json_object_del(a, k);
+    }
+    cr_wipe(needle, sizeof needle);
     if (!p)
         rc = SB_ENOMEM;
     else if (json_object_size(p)) {

@@ -134,9 +134,9 @@ static int after_id_key(const char *line, const char *s)
 }
 
 /* Is the run at s (without '+') a phone number? See above. */
-static int national_number(const char *line, const char *s, const num_run *r)
+static int national_number(const char *line, const char *s, const num_run *r, int min_digits)
 {
-    if (r->digits < 7 || r->digits > 15 || is_word(*r->end)) return 0;
+    if (r->digits < min_digits || r->digits > 15 || is_word(*r->end)) return 0;
     if (r->groups == 1 && *s == '1' && (r->digits == 10 || r->digits == 13)) return 0;
     if (r->groups == 2 && r->dots == 1 && r->others == 0 && *s != '(' &&
         !memchr(s, ' ', (size_t)(r->end - s)))
@@ -162,6 +162,11 @@ static void put_text(char *out, size_t n, size_t *o, const char *src, size_t len
 
 int redact_numbers(const char *text, char *out, size_t n, int broad)
 {
+    return redact_numbers_min(text, out, n, broad, broad ? 7 : 0);
+}
+
+int redact_numbers_min(const char *text, char *out, size_t n, int broad, int national_min)
+{
     static const char tag[] = "[number]";
     size_t o = 0;
     int found = 0;
@@ -172,10 +177,10 @@ int redact_numbers(const char *text, char *out, size_t n, int broad)
         if (s[0] == '+' && (is_digit(s[1]) || (s[1] == '(' && is_digit(s[2])))) {
             scan_number(s + 1, &r);
             if (r.digits >= (broad ? 2 : 7)) e = r.end;
-        } else if (broad && (is_digit(s[0]) || (s[0] == '(' && is_digit(s[1]))) &&
+        } else if (national_min && (is_digit(s[0]) || (s[0] == '(' && is_digit(s[1]))) &&
                    (s == text || (!is_word(s[-1]) && s[-1] != '.'))) {
             scan_number(s, &r);
-            if (national_number(text, s, &r)) {
+            if (national_number(text, s, &r, national_min)) {
                 e = r.end;
             } else { /* kept whole: its digits do not start another number */
                 put_text(out, n, &o, s, (size_t)(r.end - s));

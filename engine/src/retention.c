@@ -2145,10 +2145,12 @@ int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t le
         goto out;
     }
     /* The hold list and the audit log hold no number. A person writes this
-    ** reason: one written with its '+' is refused (the audit shows the
-    ** reason with any other that reads as a number as [number]). */
+    ** reason: one with what reads as a phone number is refused, written
+    ** with its '+' or the national way with 9 digits or more (an area code
+    ** and a line: "030 123456"; shorter runs are case and ticket numbers
+    ** more often than not, and the audit shows them as [number] anyway). */
     char shown[3 * sizeof op.h.reason];
-    if (redact_numbers(op.h.reason, shown, sizeof shown, 0)) {
+    if (redact_numbers_min(op.h.reason, shown, sizeof shown, 0, 9)) {
         rc = res_err(res, SB_EINVAL, "reason",
                      "a hold's reason must not contain a phone number (it is shown in the hold "
                      "list and the audit log, which hold no personal data): it reads \"%s\"",

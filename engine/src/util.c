@@ -309,3 +309,49 @@ int json_oom_seen(void)
 {
     return json_failures != 0;
 }
+
+/* --- a call's own number in text (views.c ctx.set, records.c attributes) ---- */
+
+/* The part of a number that every way of writing it keeps: its digits
+** without the first three (country code, maybe a trunk prefix's place),
+** when 7 or more are left, else its last 7; 0 when it has fewer than 7. */
+size_t number_needle(const char *number, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = number ? number : ""; *p && *p != '@' && n + 1 < cap; p++)
+        if (*p >= '0' && *p <= '9') out[n++] = *p;
+    if (n < 7) return 0;
+    size_t from = n >= 10 ? 3 : n - 7;
+    memmove(out, out + from, n - from);
+    return n - from;
+}
+
+static int is_num_sep(char c)
+{
+    return c && strchr(" -./()", c) != NULL;
+}
+
+/* Does text hold the needle among the digits of one of its numbers, however
+** written (digit groups between one or two of the separators " -./()")? */
+int text_holds(const char *text, size_t len, const char *needle, size_t nl)
+{
+    char run[64];
+    size_t r = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = i < len ? text[i] : 0;
+        if (c >= '0' && c <= '9') {
+            if (r < sizeof run) run[r++] = c;
+            continue;
+        }
+        if (r && is_num_sep(c)) { /* a separator inside the number: "(555) 765-4321" */
+            size_t j = i + 1 < len && is_num_sep(text[i + 1]) ? i + 2 : i + 1;
+            if (j < len && text[j] >= '0' && text[j] <= '9') {
+                i = j - 1;
+                continue;
+            }
+        }
+        if (r >= nl && memmem(run, r, needle, nl)) return 1;
+        r = 0;
+    }
+    return 0;
+}

@@ -30,6 +30,15 @@ r = d.admin("PUT", "/v1/accounts/acme", {"name": "Acme", "personal_attrs": ["nam
                                           "retention": "ret"})
 t.is_(r.status, 200, "the account uses it and marks attribute 'name' personal")
 t.is_((r.json.get("personal_attrs"), r.json.get("retention")), (["name"], "ret"), "... and shows it")
+for bad, field in (({"retention": ""}, "retention"),
+                   ({"personal_attrs": ["email", "email"]}, "personal_attrs[1]")):
+    body = {"name": "Acme", "personal_attrs": ["name"], "retention": "ret"}
+    body.update(bad)
+    r = d.admin("PUT", "/v1/accounts/acme", body)
+    t.ok(r.status == 400 and r.field == field, "%s: 400 naming %s" % (bad, field), r)
+r = d.admin("GET", "/v1/accounts/acme")
+t.is_((r.json.get("personal_attrs"), r.json.get("retention")), (["name"], "ret"),
+      "... and the account is as it was")
 
 
 def call(cid, caller, answer=True, attrs=None):

@@ -879,6 +879,30 @@ static void test_account_deletion(void)
            "nor the old aggregates");
 }
 
+/* --- the caller's own number in an attribute not marked personal ---------------- */
+
+static void test_own_number_in_attrs(void)
+{
+    ok(account("own", "retention/anonymize-30-days-delete-2-years") == 0,
+       "an account that anonymizes, with only 'name' marked personal");
+    const char *o = "{\"type\":\"offer\",\"call\":\"o1\",\"queue\":\"support\","
+                    "\"caller\":\"+4930555123\",\"attrs\":{\"callback\":\"030 555123\","
+                    "\"ani\":4930555123,\"ref\":\"A-77\"}}";
+    ok(ev("own", o) == 0 && finish("own", "o1", "") == 0,
+       "a call whose attributes give its caller's number back, the national way and as a number");
+    is_int(mdb_count("555123", 6), 0, "data.mdb never held those digits in the clear");
+    json_t *d = doc(sb_erase(eng, "own", "+4930555123", res));
+    ok(d && erase_count(d, "anonymized") + erase_count(d, "deleted") == 1,
+       "an erasure request for the number reaches the record");
+    json_decref(d);
+    json_t *c = exists("own", "o1") ? doc(sb_call_get(eng, "own", "o1", res)) : NULL;
+    char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;
+    ok(!text || (!strstr(text, "555123") && strstr(text, "A-77")),
+       "what is left of it holds the other attributes, not those two: %s", text ? text : "-");
+    free(text);
+    json_decref(c);
+}
+
 /* --- the audit log holds no number, whatever the reasons say ------------------ */
 
 static const char *chatty_policy =
@@ -919,6 +943,17 @@ static void test_audit_reasons(void)
     ok(a && !strstr(text, "7946") && strstr(text, "callback [number]"),
        "the audit log has that reason with the number left out too");
     json_decref(a);
+    static const char *const national[] = {"call 030 123456 back", "ring (555) 765-4321",
+                                           "ring 07700 900123", "call 020 7946 0001 back"};
+    int took = 0;
+    for (size_t i = 0; i < sizeof national / sizeof national[0]; i++) {
+        char hj[160];
+        snprintf(hj, sizeof hj, "{\"id\":\"hn%zu\",\"call\":\"c9\",\"reason\":\"%s\"}", i,
+                 national[i]);
+        took += sb_hold_place(eng, "chat", hj, strlen(hj), res) != SB_EINVAL;
+    }
+    is_int(took, 0, "a reason with a number written the national way is refused too");
+    is_int(doc_len(sb_hold_list(eng, "chat", res), "holds"), 0, "and nothing is placed");
     h = "{\"id\":\"hy\",\"call\":\"c9\",\"reason\":\"case 2026-117, ticket 4711\"}";
     ok(sb_hold_place(eng, "chat", h, strlen(h), res) == 0, "a reason with case numbers is fine");
     ok(sb_hold_release(eng, "chat", "hy", res) == 0, "released");
@@ -960,6 +995,7 @@ int main(void)
     test_hold_during_sweep();
     test_odd_review_dates();
     test_account_deletion();
+    test_own_number_in_attrs();
     test_audit_reasons();
     test_reason_bytes();
     sb_close(eng);
