@@ -258,7 +258,7 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "switchboard: cannot read config file %s: %s\n", path, strerror(errno));
+        sbd_errorf("switchboard: cannot read config file %s: %s\n", path, strerror(errno));
         return 3;
     }
     char line[4096];
@@ -267,7 +267,7 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
         lineno++;
         size_t len = strlen(line);
         if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            fprintf(stderr, "switchboard: %s:%d: line too long\n", path, lineno);
+            sbd_errorf("switchboard: %s:%d: line too long\n", path, lineno);
             rc = 3;
             break;
         }
@@ -275,7 +275,7 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
         if (!*s || *s == '#') continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            fprintf(stderr, "switchboard: %s:%d: expected `key = value`\n", path, lineno);
+            sbd_errorf("switchboard: %s:%d: expected `key = value`\n", path, lineno);
             rc = 3;
             break;
         }
@@ -283,7 +283,7 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
         char *key = trim(s), *val = trim(eq + 1);
         const struct key *k = find_key(key);
         if (!k) {
-            fprintf(stderr, "switchboard: %s:%d: unknown key '%s'\n", path, lineno, key);
+            sbd_errorf("switchboard: %s:%d: unknown key '%s'\n", path, lineno, key);
             rc = 3;
             break;
         }
@@ -311,29 +311,28 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
                 }
         }
         if (qerr) {
-            fprintf(stderr, "switchboard: %s:%d: %s: %s (got '%s')\n", path, lineno, key, qerr,
-                    rest);
+            sbd_errorf("switchboard: %s:%d: %s: %s (got '%s')\n", path, lineno, key, qerr, rest);
             rc = 3;
             break;
         }
         struct origin *o = &org[k - keys];
         if (o->line) {
-            fprintf(stderr, "switchboard: %s:%d: '%s' is set twice (first on line %d)\n", path,
-                    lineno, key, o->line);
+            sbd_errorf("switchboard: %s:%d: '%s' is set twice (first on line %d)\n", path, lineno,
+                       key, o->line);
             rc = 3;
             break;
         }
         o->line = lineno;
         const char *err = apply(c, k, val);
         if (err) {
-            fprintf(stderr, "switchboard: %s:%d: %s: %s (got '%s')\n", path, lineno, key, err, val);
+            sbd_errorf("switchboard: %s:%d: %s: %s (got '%s')\n", path, lineno, key, err, val);
             rc = 3;
             break;
         }
     }
     /* A read error (a directory, an I/O error) is not an empty file. */
     if (!rc && ferror(f)) {
-        fprintf(stderr, "switchboard: cannot read config file %s: %s\n", path, strerror(errno));
+        sbd_errorf("switchboard: cannot read config file %s: %s\n", path, strerror(errno));
         rc = 3;
     }
     fclose(f);
@@ -398,13 +397,13 @@ static int bad(const sbd_config *c, const struct origin *org, const char *name, 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (o->flag) {
-        fprintf(stderr, "switchboard serve: %s: %s\n", o->flag, msg);
+        sbd_errorf("switchboard serve: %s: %s\n", o->flag, msg);
         return 2;
     }
     if (o->line)
-        fprintf(stderr, "switchboard: %s:%d: %s\n", c->config_file, o->line, msg);
+        sbd_errorf("switchboard: %s:%d: %s\n", c->config_file, o->line, msg);
     else
-        fprintf(stderr, "switchboard: %s\n", msg);
+        sbd_errorf("switchboard: %s\n", msg);
     return 3;
 }
 
@@ -548,7 +547,7 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
         if (!strcmp(a, "--config") || !strncmp(a, "--config=", 9)) {
             const char *v = flag_value(argc, argv, &i, 8);
             if (!v || !*v) {
-                fprintf(stderr, "switchboard serve: --config needs a file\n");
+                sbd_errorf("switchboard serve: --config needs a file\n");
                 return 2;
             }
             if (set_str(&c->config_file, v)) return 3;
@@ -578,18 +577,18 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
             }
         }
         if (!fl) {
-            fprintf(stderr, "switchboard serve: unknown argument '%s'\n%s", a, usage);
+            sbd_errorf("switchboard serve: unknown argument '%s'\n%s", a, usage);
             return 2;
         }
         const char *v = flag_value(argc, argv, &i, nl);
         if (!v) {
-            fprintf(stderr, "switchboard serve: %s needs a value\n", fl->name);
+            sbd_errorf("switchboard serve: %s needs a value\n", fl->name);
             return 2;
         }
         const struct key *k = find_key(fl->key);
         const char *err = apply(c, k, v);
         if (err) {
-            fprintf(stderr, "switchboard serve: %s: %s (got '%s')\n", fl->name, err, v);
+            sbd_errorf("switchboard serve: %s: %s (got '%s')\n", fl->name, err, v);
             return 2;
         }
         org[k - keys].flag = fl->name;

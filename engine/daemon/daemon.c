@@ -568,7 +568,7 @@ static int lock_data_dir(const char *dir)
     snprintf(path, sizeof path, "%s/serve.lock", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        fprintf(stderr, "switchboard: cannot open %s: %s\n", path, strerror(errno));
+        sbd_errorf("switchboard: cannot open %s: %s\n", path, strerror(errno));
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -578,12 +578,11 @@ static int lock_data_dir(const char *dir)
             ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
             if (n > 0) pid[n] = 0;
             pid[strcspn(pid, "\r\n")] = 0;
-            fprintf(stderr,
-                    "switchboard: data directory %s is in use by another `switchboard serve`"
-                    "%s%s%s; stop it first or use another --data-dir\n",
-                    dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+            sbd_errorf("switchboard: data directory %s is in use by another `switchboard serve`"
+                       "%s%s%s; stop it first or use another --data-dir\n",
+                       dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
         } else {
-            fprintf(stderr, "switchboard: cannot lock %s: %s\n", path, strerror(e));
+            sbd_errorf("switchboard: cannot lock %s: %s\n", path, strerror(e));
         }
         close(fd);
         return -1;
@@ -619,15 +618,13 @@ static int admin_token(sbd *d)
         int e = errno;
         if (fd >= 0) close(fd);
         if (!ok) {
-            fprintf(stderr, "switchboard: cannot create admin token file %s: %s\n", path,
-                    strerror(e));
+            sbd_errorf("switchboard: cannot create admin token file %s: %s\n", path, strerror(e));
             sodium_memzero(tok, sizeof tok);
             return -1;
         }
         sbd_log(SB_LOG_INFO, "admin token created", "path=%s mode=0600", sbd_q(path));
     } else if (fd < 0) {
-        fprintf(stderr, "switchboard: cannot read admin token file %s: %s\n", path,
-                strerror(errno));
+        sbd_errorf("switchboard: cannot read admin token file %s: %s\n", path, strerror(errno));
         return -1;
     } else {
         /* As the master key: open to its owner alone; a regular file, or a FIFO
@@ -641,23 +638,21 @@ static int admin_token(sbd *d)
                                                     : NULL;
         if (why) {
             close(fd);
-            fprintf(stderr, "switchboard: admin token file %s: %s\n", path, why);
+            sbd_errorf("switchboard: admin token file %s: %s\n", path, why);
             return -1;
         }
         ssize_t n = read(fd, tok, sizeof tok - 1);
         close(fd);
         if (n < 0) {
-            fprintf(stderr, "switchboard: cannot read admin token file %s: %s\n", path,
-                    strerror(errno));
+            sbd_errorf("switchboard: cannot read admin token file %s: %s\n", path, strerror(errno));
             return -1;
         }
         tok[n] = 0;
         len = strcspn(tok, " \t\r\n");
         if (len < 16) {
-            fprintf(stderr,
-                    "switchboard: admin token file %s: the token is %s; it needs 16 characters "
-                    "or more (remove the file and a random one is made)\n",
-                    path, len ? "too short" : "empty");
+            sbd_errorf("switchboard: admin token file %s: the token is %s; it needs 16 characters "
+                       "or more (remove the file and a random one is made)\n",
+                       path, len ? "too short" : "empty");
             sodium_memzero(tok, sizeof tok);
             return -1;
         }
@@ -705,8 +700,8 @@ static int open_engine(sbd *d)
     int rc = sb_open(&d->eng, &lc, d->res);
     if (rc != 0) {
         const char *msg = sb_result_message(d->res);
-        fprintf(stderr, "switchboard: cannot open the engine on %s: %s\n", c->data_dir,
-                msg && *msg ? msg : sb_strerror(rc));
+        sbd_errorf("switchboard: cannot open the engine on %s: %s\n", c->data_dir,
+                   msg && *msg ? msg : sb_strerror(rc));
         return -1;
     }
     return 0;
@@ -781,7 +776,7 @@ int sb_daemon_main(int argc, char **argv)
     }
     sbd_log_set_level(cfg.log_level);
     if (sodium_init() < 0) {
-        fprintf(stderr, "switchboard: libsodium failed to initialise\n");
+        sbd_errorf("switchboard: libsodium failed to initialise\n");
         sbd_config_free(&cfg);
         return 1;
     }
@@ -802,8 +797,8 @@ int sb_daemon_main(int argc, char **argv)
     int lockfd = -1, exit_code = 1;
 
     if (mkdirs(cfg.data_dir, 0700) != 0) {
-        fprintf(stderr, "switchboard: cannot create data directory %s: %s\n", cfg.data_dir,
-                strerror(errno));
+        sbd_errorf("switchboard: cannot create data directory %s: %s\n", cfg.data_dir,
+                   strerror(errno));
         goto out;
     }
     if ((lockfd = lock_data_dir(cfg.data_dir)) < 0) goto out;
@@ -812,7 +807,7 @@ int sb_daemon_main(int argc, char **argv)
     if (open_engine(&d) != 0) goto out;
 
     if (!(d.base = event_base_new()) || event_base_priority_init(d.base, 2) != 0) {
-        fprintf(stderr, "switchboard: cannot create the event loop\n");
+        sbd_errorf("switchboard: cannot create the event loop\n");
         goto out;
     }
     if (sbd_http_listen(&d) != 0) goto out;
@@ -826,7 +821,7 @@ int sb_daemon_main(int argc, char **argv)
     d.sig_int = evsignal_new(d.base, SIGINT, term_cb, &d);
     if (!d.deadline_ev || !d.housekeeping_ev || !d.keepalive_ev || !d.drain_ev || !d.sweep_ev ||
         !d.sig_hup || !d.sig_term || !d.sig_int) {
-        fprintf(stderr, "switchboard: cannot create events\n");
+        sbd_errorf("switchboard: cannot create events\n");
         goto out;
     }
     struct timeval one = {1, 0}, ka = {cfg.stream_keepalive, 0};

@@ -109,6 +109,16 @@ static void emit(sb_log_level level, const char *src, const char *msg, const cha
             src ? src : "", qmsg, kv && *kv ? " " : "", kv ? kv : "");
 }
 
+void sbd_errorf(const char *fmt, ...)
+{
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s%s", journal_prefix() ? "<3>" : "", text);
+}
+
 void sbd_log(sb_log_level level, const char *msg, const char *fmt, ...)
 {
     if (level > cur_level) return;

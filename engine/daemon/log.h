@@ -13,6 +13,10 @@ void sbd_log_set_level(sb_log_level level);
 sb_log_level sbd_log_level(void);
 int sbd_log_enabled(sb_log_level level);
 
+/* An error that stops the daemon or a command, as a sentence on stderr for
+** a person ("switchboard: cannot ..."); under the journal it carries the
+** error priority, so `journalctl -p warning` shows it with the log's errors. */
+void sbd_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Log `msg` at `level`, then the key=value pairs printf-formatted from fmt
 ** (may be NULL). */
 __attribute__((format(printf, 3, 4))) void sbd_log(sb_log_level level, const char *msg,

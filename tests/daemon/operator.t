@@ -356,4 +356,17 @@ t.ok(plain and all(re.match(r"\d{4}-", l) for l in plain if l),
 other = first_lines({"JOURNAL_STREAM": "1:1"})
 t.ok(other and all(re.match(r"\d{4}-", l) for l in other if l),
      "with JOURNAL_STREAM naming another stream (stderr redirected), no prefix", other[:1])
+
+# A start that fails says why in a sentence, with the error priority under the journal
+# (journalctl -p warning shows it beside the log's errors).
+r, w = os.pipe()
+st = os.fstat(w)
+env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+p = subprocess.Popen([binary(), "serve", "--config", os.path.join(tmp, "no-such.conf")],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w, cwd=tmp, env=env)
+os.close(w)
+with os.fdopen(r, "r", errors="replace") as f:
+    err = f.read()
+t.ok(p.wait(timeout=20) != 0 and err.startswith("<3>switchboard: cannot read config file"),
+     "a start that fails: its reason has the error priority under the journal", err)
 t.done()
