@@ -781,11 +781,18 @@ int cli_sweep(int argc, char **argv)
         /* Decisions without a review: erasure requests a hold had kept from
         ** records, run again now that a hold was released. (Failed reviews
         ** are among the kept.) */
-        if (N("kept") + N("anonymized") + N("deleted") > N("reviewed"))
-            printf("(the decisions include erasure requests run again because a legal "
-                   "hold was released)\n");
-        if (secs > 0 && N("reviewed"))
-            printf("%.0f records/s reviewed\n", (double)N("reviewed") / secs);
+        if (N("erased"))
+            printf("%llu records reached by erasure requests run again now that a legal hold "
+                   "was released (their decisions are among those above)\n",
+                   N("erased"));
+        /* A run carried on: the counts above are the whole run's, the rate
+        ** this command's own. */
+        json_t *own = json_object_get(d, "this_call");
+        unsigned long long mine =
+            (unsigned long long)json_integer_value(json_object_get(own, "reviewed"));
+        if (json_is_true(json_object_get(d, "resumed")))
+            printf("this command reviewed %llu of them\n", mine);
+        if (secs > 0 && mine) printf("%.0f records/s reviewed\n", (double)mine / secs);
 #undef N
         json_decref(d);
     }

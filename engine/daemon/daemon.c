@@ -161,21 +161,24 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     } else {
         sbd_commit_tag(d); /* synced with the batch */
 #define SWEPT(k) ((uint64_t)json_integer_value(json_object_get(s, k)))
-        uint64_t total = SWEPT("reviewed") + SWEPT("purged");
+        /* Reviews, purges, and records an erasure request reached once the
+        ** hold that kept them was released. */
+        uint64_t total = SWEPT("reviewed") + SWEPT("purged") + SWEPT("erased");
         json_t *own = json_object_get(s, "this_call");
         d->m.swept += (uint64_t)json_integer_value(json_object_get(own, "reviewed")) +
-                      (uint64_t)json_integer_value(json_object_get(own, "purged"));
+                      (uint64_t)json_integer_value(json_object_get(own, "purged")) +
+                      (uint64_t)json_integer_value(json_object_get(own, "erased"));
         sweep_running = more;
         /* Records whose retention hook failed were kept as they were: warn. */
         if (!more && total)
             sbd_log(SWEPT("failed") ? SB_LOG_WARN : SB_LOG_INFO, "sweep done",
                     "reviewed=%llu deleted=%llu anonymized=%llu kept=%llu overridden=%llu "
-                    "failed=%llu purged=%llu ms=%.1f next_in=%us",
+                    "failed=%llu purged=%llu erased=%llu ms=%.1f next_in=%us",
                     (unsigned long long)SWEPT("reviewed"), (unsigned long long)SWEPT("deleted"),
                     (unsigned long long)SWEPT("anonymized"), (unsigned long long)SWEPT("kept"),
                     (unsigned long long)SWEPT("overridden"), (unsigned long long)SWEPT("failed"),
-                    (unsigned long long)SWEPT("purged"), (double)(sbd_now_ns() - sweep_t0_ns) / 1e6,
-                    d->cfg->sweep_interval);
+                    (unsigned long long)SWEPT("purged"), (unsigned long long)SWEPT("erased"),
+                    (double)(sbd_now_ns() - sweep_t0_ns) / 1e6, d->cfg->sweep_interval);
 #undef SWEPT
     }
     json_decref(s);

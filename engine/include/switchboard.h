@@ -653,12 +653,14 @@ SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, si
 ** waiting for the write lock end a sweep transaction early. progress
 ** (may be NULL) is called after each transaction with the records handled
 ** so far and an estimate of the total. res's JSON: {"reviewed":N,"kept":N,
-** "anonymized":N,"deleted":N,"overridden":N,"failed":N,"purged":N,
+** "anonymized":N,"deleted":N,"overridden":N,"failed":N,"purged":N,"erased":N,
 ** "transactions":N,"seconds":s,"done":bool,"resumed":bool,"this_call":{...}}
+** — erased: records reached by erasure requests run again because a legal
+** hold that kept them was released (their decisions are counted too)
 ** — resumed: an interrupted sweep was carried on, and the counts include
 ** its work (one sweep's run is shared: a sweep started beside another, in
 ** this process or another, carries on the same run). this_call: the same
-** seven counts for the work of this call alone: what to add up across calls,
+** eight counts for the work of this call alone: what to add up across calls,
 ** as a daemon sweeping one transaction a turn does. */
 typedef void (*sb_sweep_progress_fn)(void *arg, uint64_t done, uint64_t total);
 SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn progress, void *arg,

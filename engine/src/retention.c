@@ -91,7 +91,9 @@ typedef struct hold {
 
 typedef struct counts {
     uint64_t reviewed, kept, anonymized, deleted, overridden, failed, purged;
+    uint64_t erased; /* records an erasure request a hold had kept from reached */
 } counts;
+#define NCOUNTS 8 /* as stored: 7 before erased came */
 
 /* The context of one transaction's retention work. Built per transaction
 ** (eng_write may run a function again from scratch), never kept across. */
@@ -1190,6 +1192,7 @@ static int job_erasure(rctx *x, uint32_t acct, uint8_t cur[16], size_t *curlen, 
         /* A record whose erase hook failed keeps the request too: it is not
         ** done (the audit has the error; the next release runs it again). */
         held |= x->erase_held > 0 || x->n.failed > failed;
+        x->n.erased += (uint64_t)handled;
         n += handled + 1;
         if (!edone) { /* its next batch, from where this one ended */
             if ((rc = pend_put(x, pseudo, (int64_t)be64(v + 1), flags | (held ? PF_RUN_HELD : 0),
@@ -1343,7 +1346,7 @@ static void enc_counts(uint8_t *b, const counts *c, int64_t started)
     b[0] = V_JOB;
     put_be64(b + 1, (uint64_t)started);
     const uint64_t *v = &c->reviewed;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < NCOUNTS; i++)
         put_be64(b + 9 + 8 * i, v[i]);
 }
 
@@ -1351,7 +1354,7 @@ static void add_counts(counts *a, const counts *b)
 {
     uint64_t *x = &a->reviewed;
     const uint64_t *y = &b->reviewed;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < NCOUNTS; i++)
         x[i] += y[i];
 }
 
@@ -1395,17 +1398,18 @@ static int do_sweep(wtx *t, void *arg)
     uint64_t deadline = mono_ns() + sr->txn_ns;
     MDB_txn *txn = t->txn;
     /* The run's state: carried on when an earlier sweep was cut short. */
-    uint8_t sk[1] = {JOB_SWEEP}, sv[9 + 7 * 8];
+    uint8_t sk[1] = {JOB_SWEEP}, sv[9 + NCOUNTS * 8];
     MDB_val v;
     int rc = st_get(txn, t->e, DB_JOBS, sk, 1, &v);
     memset(&sr->total, 0, sizeof sr->total);
     sr->resumed = 0;
     sr->started = t->now;
-    if (rc == 0 && v.mv_size == sizeof sv && ((uint8_t *)v.mv_data)[0] == V_JOB) {
+    if (rc == 0 && (v.mv_size == sizeof sv || v.mv_size == sizeof sv - 8) &&
+        ((uint8_t *)v.mv_data)[0] == V_JOB) {
         const uint8_t *b = v.mv_data;
         sr->started = (int64_t)be64(b + 1);
         uint64_t *c = &sr->total.reviewed;
-        for (int i = 0; i < 7; i++)
+        for (int i = 0; i < (int)(v.mv_size - 9) / 8; i++)
             c[i] = be64(b + 9 + 8 * i);
         sr->resumed = 1;
     } else if (rc && rc != MDB_NOTFOUND) {
@@ -1492,13 +1496,14 @@ static uint64_t count_due(sb_engine *e, int64_t now)
     return n;
 }
 
-/* A sweep's seven counts as a JSON object. */
+/* A sweep's counts as a JSON object. */
 static json_t *counts_json(const counts *c)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "reviewed", (json_int_t)c->reviewed, "kept",
-                     (json_int_t)c->kept, "anonymized", (json_int_t)c->anonymized, "deleted",
-                     (json_int_t)c->deleted, "overridden", (json_int_t)c->overridden, "failed",
-                     (json_int_t)c->failed, "purged", (json_int_t)c->purged);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "reviewed", (json_int_t)c->reviewed,
+                     "kept", (json_int_t)c->kept, "anonymized", (json_int_t)c->anonymized,
+                     "deleted", (json_int_t)c->deleted, "overridden", (json_int_t)c->overridden,
+                     "failed", (json_int_t)c->failed, "purged", (json_int_t)c->purged, "erased",
+                     (json_int_t)c->erased);
 }
 
 int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, void *arg,

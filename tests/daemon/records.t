@@ -126,6 +126,23 @@ t.is_(acme.get("/v1/calls/c3").status, 200, "and kept the others")
 t.ok(d.metric("switchboard_sweeps_total") >= 1, "switchboard_sweeps_total counts sweeps")
 t.ok(d.metric("switchboard_swept_records_total") >= 1, "switchboard_swept_records_total too")
 
+# An erasure a hold kept from a record runs again when the hold is released:
+# the sweep that does it logs and counts it like its reviews.
+call("c6", "+442079460006")
+r = acme.post("/v1/holds", {"call": "c6", "reason": "dispute"})
+h6 = r.json.get("id", "")
+r = acme.post("/v1/erasure", {"number": "+442079460006"})
+t.is_((r.status, r.json.get("kept")), (200, 1), "an erasure the hold keeps c6 from", r)
+swept = d.metric("switchboard_swept_records_total")
+t.is_(acme.delete("/v1/holds/" + h6).status, 200, "the hold released")
+deadline = time.time() + 10
+while time.time() < deadline and acme.get("/v1/calls/c6").status != 404:
+    time.sleep(0.2)
+t.is_(acme.get("/v1/calls/c6").status, 404, "the next sweep runs the erasure: c6 is deleted")
+t.ok(d.wait_log(r'msg="sweep done".* erased=1', timeout=5),
+     "that sweep logs 'sweep done' with erased=1")
+t.ok(d.metric("switchboard_swept_records_total") > swept, "... and counts the record")
+
 # Deleting an account: its records are purged in the background.
 r = d.admin("DELETE", "/v1/accounts/acme")
 t.is_(r.status, 200, "account deleted")
