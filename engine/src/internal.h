@@ -145,6 +145,20 @@ size_t number_needle(const char *number, char *out, size_t cap);
 ** written (digit groups between one or two of " -./()")? */
 int text_holds(const char *text, size_t len, const char *needle, size_t nl);
 
+/* a - b and a + b, held at the int64 range's ends instead of overflowing
+** (times read back from a damaged store may be anything). */
+static inline int64_t i64_sub_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_sub_overflow(a, b, &r) ? (b < 0 ? INT64_MAX : INT64_MIN) : r;
+}
+
+static inline int64_t i64_add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? (b < 0 ? INT64_MIN : INT64_MAX) : r;
+}
+
 /* Names of enumerations, shared by JSON in and out. */
 const char *agent_status_name(int st);
 int agent_status_parse(const char *s);

@@ -1099,8 +1099,8 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     ** with a frozen clock: its record then ends a millisecond later. */
     for (int i = 0;; i++, end++) {
         r.ended = end;
-        r.wait_ms = (c->answered ? c->answered : end) - c->offered;
-        r.talk_ms = c->talked + (c->connected ? end - c->connected : 0);
+        r.wait_ms = i64_sub_sat(c->answered ? c->answered : end, c->offered);
+        r.talk_ms = i64_add_sat(c->talked, c->connected ? i64_sub_sat(end, c->connected) : 0);
         wb_reset(&w);
         rec_encode(&w, &r);
         rc = w.err ? SB_ENOMEM : i > 1000 ? SB_ESTORE : 0;
