@@ -706,6 +706,8 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
             setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
             struct timeval wt = {d->cfg->idle_timeout, 0};
             bufferevent_set_timeouts(c->bev, NULL, &wt);
+            /* Told when a quarter is left, to feed one that fell behind. */
+            bufferevent_setwatermark(c->bev, EV_WRITE, d->cfg->stream_buffer / 4, 0);
             evbuffer_drain(in, evbuffer_get_length(in));
         } else {
             c->state = CS_CLOSING;
@@ -1019,6 +1021,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     sbd_conn *c = arg;
+    if (c->state == CS_STREAM && c->sub && sbd_stream_drained(c->d, c->sub)) return; /* freed */
     if (evbuffer_get_length(bufferevent_get_output(bev))) return;
     if (c->state == CS_CLOSING && !c->in_batch) {
         start_linger(c);

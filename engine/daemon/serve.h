@@ -168,6 +168,7 @@ struct sbd {
     size_t acct_cap, acct_n;
     size_t backlog_bytes;
     sbd_hent *sent_head, *sent_tail;
+    int lag_check; /* the history dropped entries a lagging subscriber may need */
     uint64_t event_id, event_id_base;
 
     /* timers and signals */
@@ -281,6 +282,9 @@ void sbd_stream_hold(sbd *d, const sb_action *a, const char *account);
 /* The open engine batch was committed in batch seq (failed: it was not):
 ** its actions take that tag (or are dropped). */
 void sbd_stream_settle(sbd *d, uint64_t seq, int failed);
+/* s's connection drained: a subscriber catching up goes on. 1 when it was
+** dropped instead (s and its connection are freed). */
+int sbd_stream_drained(sbd *d, sbd_sub *s);
 /* Publish the held stream events tagged <= upto. */
 void sbd_stream_publish(sbd *d, uint64_t upto);
 void sbd_stream_keepalive(sbd *d);

@@ -5,19 +5,20 @@
 ** as `id: <n>\ndata: <action json>\n\n`, ids growing by one per action
 ** across accounts (from the start time in microseconds, so they also grow
 ** across restarts). A subscriber's own events never go out before its
-** response head. A subscriber whose unsent output passes stream_buffer
-** bytes, or whose connection accepts nothing for idle_timeout, is dropped
-** (and logged) rather than slowing the loop.
+** response head.
 **
 ** Each account keeps a history of its recent actions, marked sent or not:
-** up to half of stream_buffer per account and 64 times that in all, the
-** oldest dropped beyond (sent ones first when all are full). A subscriber
-** with Last-Event-ID gets, first, the history after that id (with a resync
-** action before it when that is not all of it); one without gets what was
-** not sent to anyone (the backlog: published while the account had no
-** subscriber, between a drop and the reconnect, a timer firing while the
-** gateway restarts), logged and counted when dropped unsent. In memory: a
-** restart of the daemon loses it.
+** up to twice stream_buffer per account and 32 times it in all, the oldest
+** dropped beyond (sent ones first when all are full). A subscriber is fed
+** from it when it is not live: after its head (with Last-Event-ID, the
+** history after that id, with a resync action before it when that is not
+** all of it; without, the backlog: what was not sent to anyone, published
+** while the account had no subscriber), and whenever half of stream_buffer
+** waits unsent on its connection (it falls behind, and catches up a little
+** each time the connection drains). One that falls behind further than the
+** history reaches, or whose connection accepts nothing for idle_timeout, is
+** dropped (and logged) rather than slowing the loop. In memory: a restart
+** of the daemon loses it.
 */
 #include "serve.h"
 
@@ -35,9 +36,13 @@ struct sbd_sub {
     sbd_backlog *acct;
     sbd_conn *conn;
     uint64_t since; /* batch it subscribed in */
-    int replay;     /* its head is not out yet: what it asked for goes first */
+    int replay;     /* not live: its head is not out yet, or it is catching up */
     int resume;     /* it gave Last-Event-ID: the account's actions after `after` */
     uint64_t after;
+    int started;      /* its first step is done (the resync, when one is due) */
+    int was_live;     /* it had caught up once: from then on it lags, if behind */
+    uint64_t cur;     /* the history up to this id is done for it */
+    uint64_t from_id; /* the last id given when it subscribed */
     char account[132];
     char *auth;          /* the Authorization header it was opened with */
     uint64_t checked_ns; /* when those credentials were last verified */
@@ -229,20 +234,21 @@ static void hent_drop(sbd *d, sbd_hent *e)
 {
     if (!e->sent) d->m.stream_backlog_dropped++;
     if (e->id > e->b->floor) e->b->floor = e->id;
+    if (e->b->subs) d->lag_check = 1; /* one behind may have lost its place */
     hent_free(d, e);
 }
 
 /* Keep action `id` in its account's history, sent or not. An account's
-** history holds half of stream_buffer: a new subscriber may be given all of
-** it at once, after its head and with each event's framing, and a full
-** stream_buffer there would drop it as slow before it read a byte. Beyond,
-** the account's oldest go; when all the histories together are full, what
+** history holds twice stream_buffer: what a subscriber that falls behind,
+** or one that reconnects with Last-Event-ID, is fed from (a little at a
+** time, as its connection drains). Beyond, the account's oldest go; when
+** all the histories together are full (64 halves of stream_buffer), what
 ** was sent goes first, oldest first, whatever its account, then this
 ** account's oldest, then this one. */
 static void history_keep(sbd *d, sbd_backlog *b, const char *json, uint64_t id, int sent)
 {
-    size_t n = strlen(json), cap = d->cfg->stream_buffer / 2;
-    sbd_hent *e = n <= cap ? malloc(sizeof *e + n + 1) : NULL;
+    size_t n = strlen(json), cap = d->cfg->stream_buffer * 2, all = d->cfg->stream_buffer / 2;
+    sbd_hent *e = n <= all ? malloc(sizeof *e + n + 1) : NULL;
     if (!e) {
         if (id > b->floor) b->floor = id;
         if (!sent) d->m.stream_backlog_dropped++;
@@ -251,13 +257,13 @@ static void history_keep(sbd *d, sbd_backlog *b, const char *json, uint64_t id, 
     size_t before = d->m.stream_backlog_dropped;
     while (b->head && b->bytes + n > cap)
         hent_drop(d, b->head);
-    while (d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS && (d->sent_head || b->head)) {
+    while (d->backlog_bytes + n > all * BACKLOG_ACCOUNTS && (d->sent_head || b->head)) {
         sbd_hent *old = d->sent_head ? d->sent_head : b->head;
         sbd_backlog *ob = old->b;
         hent_drop(d, old);
         if (ob != b) backlog_release(d, ob);
     }
-    if (d->backlog_bytes + n > cap * BACKLOG_ACCOUNTS) { /* the others' backlogs fill it */
+    if (d->backlog_bytes + n > all * BACKLOG_ACCOUNTS) { /* the others' backlogs fill it */
         free(e);
         if (id > b->floor) b->floor = id;
         if (!sent) d->m.stream_backlog_dropped++;
@@ -286,10 +292,12 @@ static void history_keep(sbd *d, sbd_backlog *b, const char *json, uint64_t id, 
     }
 }
 
-/* Does subscriber s ask for history entry e? */
+/* Does subscriber s still want history entry e? After its cursor: with
+** Last-Event-ID, all of them; without, those published since it
+** subscribed, and the backlog (what no subscriber was sent) before. */
 static int wanted(const sbd_sub *s, const sbd_hent *e)
 {
-    return s->resume ? e->id > s->after : !e->sent;
+    return e->id > s->cur && (s->resume || e->id > s->from_id || !e->sent);
 }
 
 /* A resume that cannot be whole: the id is of an earlier start of the
@@ -376,6 +384,8 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     s->replay = 1;
     s->resume = resume;
     s->after = after;
+    s->cur = resume ? after : 0;
+    s->from_id = d->event_id;
     snprintf(s->account, sizeof s->account, "%s", account);
     s->next = d->subs;
     if (d->subs) d->subs->prev = s;
@@ -530,32 +540,91 @@ static int send_event(sbd *d, sbd_sub *s, uint64_t id, const char *json, size_t 
     return 1;
 }
 
-/* s's head is out: first what it asked for. A resume that cannot be whole
-** begins with a resync action: read the state of the calls again. */
-static void replay(sbd *d, sbd_sub *s)
+/* A subscriber is fed from the history while it is not live: after its
+** head goes out (what it asked for: the actions after its Last-Event-ID,
+** or the backlog) and whenever it falls behind (its output holds half of
+** stream_buffer). A step writes what fits under that half and waits for
+** the connection to drain; at the history's end it is live again, written
+** to as actions are published. One that falls behind further than the
+** history reaches is dropped as slow; a resume that cannot be whole begins
+** with a resync action (read the state of the calls again). */
+static int lag_room(sbd *d, sbd_sub *s, size_t jl)
 {
-    s->replay = 0;
+    struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
+    return evbuffer_get_length(out) + jl + EVENT_FRAMING <= d->cfg->stream_buffer / 2;
+}
+
+/* Behind further than the history reaches: what it still needed is gone
+** (a subscriber catching up on its backlog only is not: those are the
+** backlog's losses, counted as such). */
+static int lost_place(const sbd_sub *s)
+{
+    return s->replay && s->started && s->acct && s->cur < s->acct->floor &&
+           (s->was_live || s->resume);
+}
+
+/* After the history dropped entries: those that lost their place go now,
+** not when they next read. */
+static void drop_lagging(sbd *d)
+{
+    d->lag_check = 0;
+    for (sbd_sub *s = d->subs, *next; s; s = next) {
+        next = s->next;
+        if (lost_place(s)) {
+            struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
+            drop(d, s, evbuffer_get_length(out));
+        }
+    }
+}
+
+static void replay_step(sbd *d, sbd_sub *s)
+{
     sbd_backlog *b = s->acct;
-    if (resume_gap(d, s, b)) {
-        d->m.stream_resyncs++;
-        json_t *j = json_pack("{s:s, s:s, s:s}", "type", "resync", "account", s->account, "reason",
-                              "actions after the given Last-Event-ID are no longer held: read the "
-                              "state of your calls again");
-        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        int ok = t && send_event(d, s, 0, t, strlen(t));
-        free(t);
-        if (!ok) return;
+    if (!b) return;
+    if (!s->started) {
+        s->started = 1;
+        if (resume_gap(d, s, b)) {
+            d->m.stream_resyncs++;
+            json_t *j =
+                json_pack("{s:s, s:s, s:s}", "type", "resync", "account", s->account, "reason",
+                          "actions after the given Last-Event-ID are no longer held: read "
+                          "the state of your calls again");
+            char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            json_decref(j);
+            int ok = t && send_event(d, s, 0, t, strlen(t));
+            free(t);
+            if (!ok) return;
+            if (s->cur < b->floor) s->cur = b->floor;
+        }
+    } else if (lost_place(s)) {
+        struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
+        drop(d, s, evbuffer_get_length(out));
+        return;
     }
     int sent = 0;
-    for (sbd_hent *e = b->head, *next; e; e = next) {
-        next = e->next;
+    for (sbd_hent *e = b->head; e; e = e->next) {
         if (!wanted(s, e)) continue;
+        if (!lag_room(d, s, e->len)) {
+            if (sent) b->warned = 0;
+            return; /* the rest when the connection drains */
+        }
         if (!send_event(d, s, e->id, e->json, e->len)) return;
+        s->cur = e->id;
         if (!e->sent) sent_link(d, e);
         sent = 1;
     }
     if (sent) b->warned = 0;
+    if (d->event_id > s->cur) s->cur = d->event_id;
+    s->replay = 0;
+    s->was_live = 1;
+}
+
+int sbd_stream_drained(sbd *d, sbd_sub *s)
+{
+    if (!s->replay || sbd_conn_held(s->conn)) return 0;
+    uint64_t dropped = d->m.stream_dropped;
+    replay_step(d, s);
+    return d->m.stream_dropped != dropped; /* s and its connection are gone */
 }
 
 void sbd_stream_publish(sbd *d, uint64_t upto)
@@ -563,7 +632,7 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
     /* Subscribers whose head went out with this release. */
     for (sbd_sub *s = d->subs, *next; s; s = next) {
         next = s->next;
-        if (s->replay && s->since <= upto) replay(d, s);
+        if (s->replay && !s->started && s->since <= upto) replay_step(d, s);
     }
     while (d->pub_head && d->pub_head->seq <= upto) {
         sbd_pub *p = d->pub_head;
@@ -575,14 +644,24 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
         sbd_backlog *b = backlog_of(d, p->account, 1);
         for (sbd_sub *s = b ? b->subs : NULL, *next; s; s = next) {
             next = s->anext;
-            /* One whose head is still held gets it from the history. */
-            if (!s->replay) sent |= send_event(d, s, id, p->json, jl);
+            /* One not live gets it from the history; one whose output is
+            ** half full falls behind, to catch up from there. */
+            if (s->replay) continue;
+            if (!lag_room(d, s, jl)) {
+                s->replay = 1;
+                continue;
+            }
+            if (send_event(d, s, id, p->json, jl)) {
+                s->cur = id;
+                sent = 1;
+            }
         }
         if (b) {
             history_keep(d, b, p->json, id, sent);
             backlog_release(d, b); /* when it kept nothing and nobody listens */
         }
         pub_free(p);
+        if (d->lag_check) drop_lagging(d);
     }
 }
 

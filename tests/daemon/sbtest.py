@@ -457,8 +457,14 @@ def rest_of(sock, timeout=2):
 class Stream:
     """A GET /v1/events subscriber reading Server-Sent Events."""
 
-    def __init__(self, d, auth, timeout=10, last_event_id=None):
-        self.sock = socket.create_connection((d.host, d.port), timeout=timeout)
+    def __init__(self, d, auth, timeout=10, last_event_id=None, rcvbuf=None):
+        if rcvbuf:  # a small receive buffer: the kernel holds little for a slow reader
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((d.host, d.port))
+        else:
+            self.sock = socket.create_connection((d.host, d.port), timeout=timeout)
         self.last_id = None  # the id of the last event read that had one
         extra = "" if last_event_id is None else "Last-Event-ID: %s\r\n" % last_event_id
         req = ("GET /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\n"

@@ -126,6 +126,8 @@ for i in range(3000):
 c.close()
 t.ok(dropped is not None, "a subscriber that stops reading is dropped (after %d calls)" % (i + 1))
 t.ok(dropped and "account=\"acme\"" in dropped and "queued_bytes=" in dropped, "... logged with the account", dropped)
+t.ok(dropped and "peer=127.0.0.1:%d " % slow.getsockname()[1] in dropped,
+     "... and it is the one that stopped reading", dropped)
 t.ok(d.metric("switchboard_stream_dropped_total") == 1, "... and counted")
 t.ok(s.next_where(lambda e: e.get("call") == "s0", timeout=5) is not None,
      "the subscriber that reads still gets everything")

@@ -85,6 +85,17 @@ last = b.last_id
 s.close()
 b.close()
 
+# -- a subscriber that falls behind catches up from the history, not dropped -----------
+slow = Stream(d, acme.auth, rcvbuf=2048)
+t.cleanups.append(slow.close)
+behind = [stream_ring() for _ in range(60)]  # far more than its connection holds
+got = [x and x[1] for x in read(slow, 60)]
+t.is_(got, behind, "a subscriber that did not read while 60 rings went out gets them all, "
+      "in order, once it reads")
+t.ok(slow.next(timeout=0.5) is None, "... once each")
+t.ok(d.wait_log(r"slow consumer", timeout=0.5) is None, "... and was not dropped as slow")
+slow.close()
+
 # -- bad ids ----------------------------------------------------------------------------
 for bad in ("abc", "-1", "12x", "99999999999999999999999"):
     r = Stream(d, acme.auth, last_event_id=bad)
@@ -93,7 +104,7 @@ for bad in ("abc", "-1", "12x", "99999999999999999999999"):
     r.close()
 
 # -- not whole: an id older than the history holds ---------------------------------------
-older = [stream_ring() for _ in range(20)]  # 2 KiB of history holds fewer than this
+older = [stream_ring() for _ in range(70)]  # 8 KiB of history holds fewer than this
 s = Stream(d, acme.auth, last_event_id=last)
 t.cleanups.append(s.close)
 ev = s.next(timeout=3)
@@ -105,8 +116,8 @@ while True:
     if not ev:
         break
     rest.append(ev.get("call"))
-t.ok(0 < len(rest) < 20 and rest == older[-len(rest):],
-     "then the newest rings the history still holds, in order (%d of 20)" % len(rest))
+t.ok(0 < len(rest) < 70 and rest == older[-len(rest):],
+     "then the newest rings the history still holds, in order (%d of 70)" % len(rest))
 t.ok(d.wait_log(r'msg="stream subscribed".* whole=no', timeout=2) is not None,
      "the subscription logs that the resume is not whole")
 newest = s.last_id
