@@ -162,6 +162,11 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
 {
     sb_result *res = x->d->res;
     size_t len = 0;
+    /* Writes failing for lack of storage: /healthz says so until one works. */
+    if (rc == SB_EFULL)
+        x->d->storage_full = 1;
+    else if (rc == 0 && x->req->method != SBD_GET)
+        x->d->storage_full = 0;
     if (rc != 0) {
         const char *js = sb_result_json(res, &len);
         x->rep->status = sbd_api_status(rc);
@@ -342,6 +347,15 @@ static void h_health(ctx *x)
     if (x->d->draining) {
         x->rep->status = 503;
         evbuffer_add_printf(x->rep->body, "{\"status\":\"draining\",\"version\":\"%s\"}",
+                            sb_version());
+        return;
+    }
+    if (x->d->storage_full) {
+        x->rep->status = 503;
+        evbuffer_add_printf(x->rep->body,
+                            "{\"status\":\"storage_full\",\"version\":\"%s\",\"message\":"
+                            "\"the last write failed for lack of storage (disk or map_max); "
+                            "reads work, writes fail until room is made\"}",
                             sb_version());
         return;
     }

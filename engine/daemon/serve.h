@@ -168,7 +168,8 @@ struct sbd {
     size_t acct_cap, acct_n;
     size_t backlog_bytes;
     sbd_hent *sent_head, *sent_tail;
-    int lag_check; /* the history dropped entries a lagging subscriber may need */
+    int lag_check;    /* the history dropped entries a lagging subscriber may need */
+    int storage_full; /* the last write failed with SB_EFULL (GET /healthz) */
     uint64_t event_id, event_id_base;
 
     /* timers and signals */
