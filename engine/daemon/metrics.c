@@ -137,6 +137,9 @@ static const struct {
     {"policy", "reloads", "Policy directory reloads by this engine."},
     {"policy", "generation", "Generation of the shared policies in use."},
     {"policy", "memory_bytes", "Memory of the accounts' Lua policy states, in bytes."},
+    {"policy", "dir_loaded",
+     "1 when the last load of policy_dir (at start or SIGHUP) succeeded; 0: the policies "
+     "stored before decide (see the log's error)."},
     {"lmdb", "map_size", "LMDB map size in bytes (it grows up to map_max)."},
     {"lmdb", "used_bytes", "Bytes of the LMDB map in use (up to its last used page)."},
     {"lmdb", "readers",

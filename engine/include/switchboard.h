@@ -674,7 +674,10 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 **            "agent_status":N,"tick":N,"errors":N},
 **  "decisions":{"ring":N,"wait":N,"move":N,"reject":N,"fallback":N},
 **  "policy":{"failures":N,"quarantined":N,"reloads":N,"generation":N,
-**            "memory_bytes":N (the Lua states' memory, all accounts)},
+**            "memory_bytes":N (the Lua states' memory, all accounts),
+**            "dir_loaded":0|1 (the last load of policy_dir, at sb_open or
+**            sb_reload, succeeded: 0 when what the directory holds is not
+**            what decides)},
 **  "latency_us":{"le":[10,20,50,...],"counts":[...],"sum":N,"count":N},
 **  "lmdb":{"map_size":N,"used_bytes":N,"readers":N,"max_readers":N}} */
 SB_API int sb_stats(sb_engine *eng, sb_result *res);

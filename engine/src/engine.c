@@ -588,6 +588,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         goto fail;
     }
     e->shared_gen = UINT64_MAX; /* forces a look at the stored generation */
+    e->dir_loaded = 1;
     if (e->policy_dir) {
         /* A broken policy directory must not keep the engine from starting:
         ** the versions stored by the last good load keep deciding, as after
@@ -776,7 +777,7 @@ int sb_stats(sb_engine *e, sb_result *res)
     json_t *o = json_pack(
         "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
         " s:{s:I,s:I,s:I,s:I,s:I},"
-        " s:{s:I,s:I,s:I,s:I,s:I},"
+        " s:{s:I,s:I,s:I,s:I,s:I,s:i},"
         " s:{s:o,s:o,s:I,s:I},"
         " s:{s:I,s:I,s:i,s:i}}",
         "events", "offer", (json_int_t)s.events[SB_EV_OFFER], "ring_result",
@@ -788,9 +789,10 @@ int sb_stats(sb_engine *e, sb_result *res)
         (json_int_t)s.dec_wait, "move", (json_int_t)s.dec_move, "reject", (json_int_t)s.dec_reject,
         "fallback", (json_int_t)s.dec_fallback, "policy", "failures", (json_int_t)failures,
         "quarantined", (json_int_t)quarantined, "reloads", (json_int_t)s.reloads, "generation",
-        (json_int_t)tot.generation, "memory_bytes", (json_int_t)polmem, "latency_us", "le", lat_le,
-        "counts", lat_n, "sum", (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb",
-        "map_size", (json_int_t)info.me_mapsize, "used_bytes",
+        (json_int_t)tot.generation, "memory_bytes", (json_int_t)polmem, "dir_loaded",
+        __atomic_load_n(&e->dir_loaded, __ATOMIC_RELAXED), "latency_us", "le", lat_le, "counts",
+        lat_n, "sum", (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb", "map_size",
+        (json_int_t)info.me_mapsize, "used_bytes",
         (json_int_t)((info.me_last_pgno + 1) * (uint64_t)mst.ms_psize), "readers",
         (int)info.me_numreaders, "max_readers", (int)info.me_maxreaders);
     res_doc(res, o);

@@ -139,6 +139,8 @@ struct sb_engine {
     size_t gen_txn;       /* id of this engine's last commit that knew shared_gen
                           ** current: when the next write is id + 1, nobody else
                           ** has written since and the check is skipped */
+    int dir_loaded;       /* the last load of policy_dir (at sb_open, sb_reload)
+                          ** succeeded; 1 without one */
     int txn_dirty;        /* the write transaction running now has changed
                           ** something through st_put/st_del (an empty commit
                           ** takes no transaction id); under the write lock */

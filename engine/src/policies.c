@@ -1096,6 +1096,8 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, int lift)
         }
     }
     scan_free(&s);
+    /* Is what policy_dir holds what this engine runs? */
+    __atomic_store_n(&e->dir_loaded, rc == 0, __ATOMIC_RELAXED);
     return rc;
 }
 

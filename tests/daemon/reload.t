@@ -82,12 +82,15 @@ about = [x for x in d.lines[mark:] if "reload" in x and "level=debug" not in x]
 t.is_(len(about), 1, "... in one line", "\n".join(about))
 t.ok(line and "shared" in line, "... naming the file", line)
 t.is_(shared_version(), v1, "... and the version in use is unchanged")
+t.is_(d.metric("switchboard_policy_dir_loaded"), 0.0,
+      "... and switchboard_policy_dir_loaded is 0 while the directory is not what decides")
 
 with open(shared, "w") as f:
     f.write(FIRST_POLICY)
 mark = len(d.lines)
 d.signal(signal.SIGHUP)
 t.ok(d.wait_log(r'msg="reload ok"', after=mark, timeout=15) is not None, "fixed: reload ok again")
+t.is_(d.metric("switchboard_policy_dir_loaded"), 1.0, "... and switchboard_policy_dir_loaded is 1")
 
 time.sleep(0.2)   # let the traffic run on the restored policy for a moment
 stop.set()
@@ -98,6 +101,18 @@ t.is_(failures[:3], [], "no request failed")
 r = d.admin("GET", "/metrics")
 t.ok("switchboard_reloads_total 4" in r.body and "switchboard_reload_failures_total 1" in r.body,
      "/metrics counts 4 reloads and 1 failure")
+
+# A start with a broken file: the stored policies decide, and the gauge says so
+# (it was one log line, and every other figure read ok).
+with open(shared, "w") as f:
+    f.write("local P = {\n")
+t.is_(d.stop(), 0, "the daemon stops")
+d.start()
+t.is_(d.metric("switchboard_policy_dir_loaded"), 0.0,
+      "started with a broken file: switchboard_policy_dir_loaded is 0")
+with open(shared, "w") as f:
+    f.write(FIRST_POLICY)
+t.is_(d.stop(), 0, "... and stops")
 t.is_(d.stop(), 0, "exit 0")
 
 # A SIGHUP that comes while the daemon is still starting (opening the engine,
