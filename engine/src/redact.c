@@ -160,6 +160,20 @@ static void put_text(char *out, size_t n, size_t *o, const char *src, size_t len
     *o += len;
 }
 
+/* A run of digits joined to what comes before it by '_' or '.' (an id a
+** gateway built from the caller's number: "call_02079460001") is a number
+** when it looks like a whole one: 10 digits or more, or 9 or more after a
+** trunk prefix '0'. (Joined to a letter, "c1234567", it is an id.) */
+static int joined(const char *text, const char *s)
+{
+    if (s[-1] != '_' && s[-1] != '.') return 0;
+    if (s - 1 > text && s[-1] == '.' && is_digit(s[-2])) return 0; /* 1.5, 10.0.0.1 */
+    size_t n = 0;
+    while (is_digit(s[n]))
+        n++;
+    return n >= 10 || (s[0] == '0' && n >= 9);
+}
+
 int redact_numbers(const char *text, char *out, size_t n, int broad)
 {
     return redact_numbers_min(text, out, n, broad, broad ? 7 : 0);
@@ -178,7 +192,7 @@ int redact_numbers_min(const char *text, char *out, size_t n, int broad, int nat
             scan_number(s + 1, &r);
             if (r.digits >= (broad ? 2 : 7)) e = r.end;
         } else if (national_min && (is_digit(s[0]) || (s[0] == '(' && is_digit(s[1]))) &&
-                   (s == text || (!is_word(s[-1]) && s[-1] != '.'))) {
+                   (s == text || (!is_word(s[-1]) && s[-1] != '.') || joined(text, s))) {
             scan_number(s, &r);
             if (national_number(text, s, &r, national_min)) {
                 e = r.end;

@@ -78,6 +78,12 @@ static void test_redact(void)
     is_int(sb_redact("queue q7 waited 1767603600 s, agent c1234567", out, sizeof out), 0,
            "redact: a time stamp and ids are not numbers");
     is_str(out, "queue q7 waited 1767603600 s, agent c1234567", "redact: kept as they were");
+    is_int(sb_redact("/v1/calls/call_02079460001 c.02079460001 a02079460001", out, sizeof out), 2,
+           "redact: a number joined to an id by '_' or '.' is found");
+    is_str(out, "/v1/calls/call_[number] c.[number] a02079460001",
+           "redact: ... joined to a letter it is an id");
+    is_int(sb_redact("agent_1234567 v1.2.3 10.0.0.1 x_20261128", out, sizeof out), 0,
+           "redact: short runs, versions, addresses and dates joined so are not");
     is_int(sb_redact("0301234567 0409876543", NULL, 0), 2, "redact: counts with no buffer");
     is_int(sb_redact("abc 0301234567", out, 8), 1, "redact: counts past a cut");
     is_str(out, "abc [nu", "redact: the text is cut to the buffer and ends in NUL");
