@@ -245,6 +245,13 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
     metric_u(o, "switchboard_http_connections_rejected_total", "counter",
              "Connections refused with 503 past max_connections.", m->conns_rejected);
     metric_u(o, "switchboard_stream_subscribers", "gauge", "Open /v1/events streams.", d->nsubs);
+    metric_u(o, "switchboard_stream_backlog_actions", "gauge",
+             "Actions held for accounts' next subscribers (no subscriber was sent them yet).",
+             d->backlog_n);
+    metric_u(o, "switchboard_stream_history_bytes", "gauge",
+             "Bytes of the accounts' stream histories (what a subscriber that falls behind or "
+             "resumes is fed from).",
+             d->backlog_bytes);
     metric_u(o, "switchboard_stream_actions_total", "counter",
              "Actions published to event streams.", m->stream_events);
     metric_u(o, "switchboard_stream_dropped_total", "counter",

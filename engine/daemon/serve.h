@@ -166,7 +166,8 @@ struct sbd {
     ** (stream.c); event ids: the last given, and where this start began */
     sbd_backlog **acct_tab; /* by account id: a hash table of acct_cap buckets */
     size_t acct_cap, acct_n;
-    size_t backlog_bytes;
+    size_t backlog_bytes; /* every account's history, JSON bytes */
+    size_t backlog_n;     /* entries of it no subscriber was sent yet */
     sbd_hent *sent_head, *sent_tail;
     int lag_check;    /* the history dropped entries a lagging subscriber may need */
     int storage_full; /* the last write failed with SB_EFULL (GET /healthz) */

@@ -191,6 +191,7 @@ static void backlog_release(sbd *d, sbd_backlog *b)
 
 static void sent_link(sbd *d, sbd_hent *e)
 {
+    if (!e->sent) d->backlog_n--;
     e->sent = 1;
     e->gnext = NULL;
     e->gprev = d->sent_tail;
@@ -222,6 +223,8 @@ static void hent_free(sbd *d, sbd_hent *e)
             e->gnext->gprev = e->gprev;
         else
             d->sent_tail = e->gprev;
+    } else {
+        d->backlog_n--;
     }
     b->bytes -= e->len;
     d->backlog_bytes -= e->len;
@@ -282,6 +285,7 @@ static void history_keep(sbd *d, sbd_backlog *b, const char *json, uint64_t id, 
         b->bytes += n;
         d->backlog_bytes += n;
         e->sent = 0;
+        d->backlog_n++;
         if (sent) sent_link(d, e);
     }
     if (d->m.stream_backlog_dropped != before && !b->warned) {

@@ -27,6 +27,8 @@ r = acme.post("/v1/calls", {"call": "g1", "queue": "fast", "caller": "+493010000
 t.is_(rang(r), ["alice"], "g1 rings alice for 1 s")
 s.close()
 time.sleep(1.6)  # the ring times out with no stream open: cancel alice, ring bob
+t.is_(d.metric("switchboard_stream_backlog_actions"), 2.0,
+      "switchboard_stream_backlog_actions: the two wait for a subscriber")
 s = Stream(d, acme.auth)
 t.cleanups.append(s.close)
 got = [(e.get("type"), e.get("agent")) for e in (s.next(timeout=3), s.next(timeout=3)) if e]
@@ -34,6 +36,7 @@ t.is_(got, [("cancel", "alice"), ("ring", "bob")],
       "a subscriber connecting after a gap gets what was published meanwhile, in order")
 acme.post("/v1/calls/g1/abandon")
 t.ok(s.next(timeout=1.5) is None, "... once: nothing else follows")
+t.is_(d.metric("switchboard_stream_backlog_actions"), 0.0, "... and none waits any more")
 t.ok(d.wait_log(r'msg="stream subscribed".* backlog=2', timeout=2) is not None,
      "the subscription logs how many waiting actions it took")
 s.close()
