@@ -610,7 +610,8 @@ SB_API int sb_records_list(sb_engine *eng, const char *account, const char *quer
 ** listed and audited), "id" optional (generated: "h" and 8 hex digits).
 ** res's JSON: the hold {"id","kind":"call"|"number"|"range","reason",
 ** "created_ms",...}; a number hold shows no number. SB_EEXIST for a taken
-** id. Released holds no longer protect anything: a record whose deletion
+** id; SB_ENOTFOUND (field "call") for a call id the account has neither
+** live nor recorded. Released holds no longer protect anything: a record whose deletion
 ** or anonymization a hold prevented at a review is reviewed again within a
 ** day. An erasure request a hold kept from a record runs again at the next
 ** sweep after a hold of the account is released (sb_erase). */

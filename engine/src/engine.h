@@ -307,6 +307,8 @@ int st_queue_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, queue
 int st_queue_by_id(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, queue_rec *out);
 int st_queue_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q);
 int st_call_load(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, call_rec *out);
+/* Is a call of that id live (its record not written yet)? */
+int st_call_exists(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id);
 int st_call_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const call_rec *c);
 int st_call_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id);
 

@@ -1139,6 +1139,20 @@ out:
 
 /* --- reading ----------------------------------------------------------------------------- */
 
+int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id)
+{
+    uint8_t p[4 + SB_ID_MAX + 1];
+    size_t n = strlen(call_id);
+    if (!id_valid(call_id)) return 0;
+    put_be32(p, acct);
+    memcpy(p + 4, call_id, n);
+    p[4 + n] = 0;
+    st_iter it;
+    int rc = st_iter_open(&it, txn, e, DB_RECID, p, n + 5);
+    st_iter_close(&it);
+    return rc == 0;
+}
+
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res)
 {
     int rc;

@@ -137,6 +137,8 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
                  const agent_rec *known);
 /* Put the latest record of a finished call of account acct into res as JSON
 ** (numbers not included); SB_ENOTFOUND if none. */
+/* Has the account a record of that call id? */
+int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id);
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res);
 
 /* --- a stored record, decoded (strings point into the value) ------------ */

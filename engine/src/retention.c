@@ -2089,6 +2089,15 @@ static int do_hold_place(wtx *t, void *arg)
             goto out;
         }
     }
+    /* A hold on a call id: one live (its record comes when it ends) or with
+    ** a record; a mistyped id would hold nothing while the list said it did. */
+    if (op->h.kind == HK_CALL && !st_call_exists(t->txn, t->e, t->acct, op->h.call) &&
+        !record_exists(t->e, t->txn, t->acct, op->h.call)) {
+        rc = res_err(t->res, SB_ENOTFOUND, "call",
+                     "no call '%s' in this account, live or with a record: nothing to hold",
+                     op->h.call);
+        goto out;
+    }
     uint8_t p[4];
     st_iter it;
     int n = 0;

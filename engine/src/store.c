@@ -522,6 +522,14 @@ int st_call_load(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, call
     return dec_call(v.mv_data, v.mv_size, out);
 }
 
+int st_call_exists(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id)
+{
+    uint8_t k[4 + SB_ID_MAX];
+    MDB_val v;
+    if (!id_valid(id)) return 0;
+    return st_get(txn, e, DB_CALLS, k, call_key(k, acct, id), &v) == 0;
+}
+
 int st_call_save(MDB_txn *txn, sb_engine *e, uint32_t acct, const call_rec *c)
 {
     uint8_t k[4 + SB_ID_MAX];

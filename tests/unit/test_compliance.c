@@ -954,7 +954,7 @@ static void test_audit_reasons(void)
     }
     is_int(took, 0, "a reason with a number written the national way is refused too");
     is_int(doc_len(sb_hold_list(eng, "chat", res), "holds"), 0, "and nothing is placed");
-    h = "{\"id\":\"hy\",\"call\":\"c9\",\"reason\":\"case 2026-117, ticket 4711\"}";
+    h = "{\"id\":\"hy\",\"number\":\"+442079460999\",\"reason\":\"case 2026-117, ticket 4711\"}";
     ok(sb_hold_place(eng, "chat", h, strlen(h), res) == 0, "a reason with case numbers is fine");
     ok(sb_hold_release(eng, "chat", "hy", res) == 0, "released");
 }

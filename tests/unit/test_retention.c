@@ -495,9 +495,14 @@ static void test_erase_rerun_fails(void)
                         "end\nreturn P\n";
     ok(sb_policy_put(eng, "flaky", "flaky", fixed, strlen(fixed), NULL, res) == 0,
        "the hook fixed");
-    const char *h2 = "{\"id\":\"hf2\",\"call\":\"other\",\"reason\":\"x\"}";
+    const char *h2 = "{\"id\":\"hf2\",\"call\":\"f1\",\"reason\":\"x\"}";
     ok(hold("flaky", h2) == 0 && sb_hold_release(eng, "flaky", "hf2", res) == 0,
        "a hold placed and released");
+    const char *h9 = "{\"id\":\"hf9\",\"call\":\"other\",\"reason\":\"typo\"}";
+    int hrc = hold("flaky", h9);
+    ok(hrc == SB_ENOTFOUND && !strcmp(sb_result_field(res), "call"),
+       "a hold on a call id the account has neither live nor recorded: 404 naming the call (%s)",
+       sb_result_message(res));
     is_int(swept("deleted", NULL), 1, "the request, still remembered, deletes f1 now");
     ok(!exists("flaky", "f1"), "f1 is gone");
     ok(sb_account_delete(eng, "flaky", res) == 0, "account removed");
