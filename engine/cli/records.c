@@ -289,7 +289,9 @@ static sb_engine *open_dir(const opts *o, sb_result *res)
     cfg.data_dir = o->data_dir;
     cfg.key_file = o->key_file;
     cfg.policy_dir = o->policy_dir;
-    cfg.log_level = SB_LOG_WARN;
+    /* Info: a retention hook's ctx.log lines (a policy author debugging
+    ** record.overridden runs a sweep or an erasure here), and what changed. */
+    cfg.log_level = SB_LOG_INFO;
     sb_engine *e = NULL;
     if (sb_open(&e, &cfg, res)) {
         fprintf(stderr, "switchboard: %s\n", sb_result_message(res));

@@ -196,6 +196,8 @@ has "$err" "b1 answered attempts 2 decided_by 1 answered true attrs.ticket T-1" 
 ok $? "... two ring attempts, the policies that decided, answered nil when abandoned" "$(shown)"
 run "$sb" records erase +442079460999 --data-dir "$tmp/view" --account acme
 check 0 "... and at an erasure of the called number (role, received)" out "deleted 1"
+has "$err" "policy log: account=acme policy=ret: b1 answered attempts 2"
+ok $? "... where the erase hook's ctx.log lines show, as in replay and the daemon" "$(shown)"
 
 # --- Invalid decisions in the engine ---------------------------------------
 cat >"$tmp/bad.lua" <<'L'
