@@ -609,8 +609,11 @@ static int rec_del(rctx *x, const uint8_t *rk, size_t rkl)
 static void count_reason(rctx *x, const char *action, const char *reason)
 {
     if (!x->reasons) return;
-    char key[SB_REASON_MAX + 300];
-    snprintf(key, sizeof key, "%s: %s", action, reason && *reason ? reason : "(no reason given)");
+    char raw[SB_REASON_MAX + 300], key[3 * sizeof raw];
+    snprintf(raw, sizeof raw, "%s: %s", action, reason && *reason ? reason : "(no reason given)");
+    /* The answer of an erasure request shows no number, as the audit log
+    ** does not: a policy may quote one in its reason. */
+    sb_redact(raw, key, sizeof key);
     /* A policy's reason may hold bytes that are not UTF-8 (cleaned where
     ** shown): a JSON key must be UTF-8, or the count would be dropped. */
     utf8_cut_end(key);

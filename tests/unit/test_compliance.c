@@ -905,6 +905,29 @@ static void test_own_number_in_attrs(void)
 
 /* --- the audit log holds no number, whatever the reasons say ------------------ */
 
+static const char *quoting_erase =
+    "local P = {}\n"
+    "function P.retain(record, ctx) return { keep = true } end\n"
+    "function P.erase(record, request, ctx)\n"
+    "  return { delete = true, reason = 'alt ' .. tostring(record.attrs.alt) }\n"
+    "end\n"
+    "return P\n";
+
+static void test_erasure_answer_reasons(void)
+{
+    ok(with_policy("quote", "ret-quote", quoting_erase) == 0,
+       "an erase hook whose reason quotes an attribute");
+    const char *o = "{\"type\":\"offer\",\"call\":\"q1\",\"queue\":\"support\","
+                    "\"caller\":\"+442079460444\",\"attrs\":{\"alt\":\"+44 20 7946 0777\"}}";
+    ok(ev("quote", o) == 0 && finish("quote", "q1", "") == 0, "a call with another number in it");
+    json_t *d = doc(sb_erase(eng, "quote", "+442079460444", res));
+    const char *text = sb_result_json(res, NULL);
+    ok(d && erase_count(d, "deleted") == 1 && !strstr(text, "7946 0777") &&
+           strstr(text, "delete: alt [number]"),
+       "the erasure's answer counts the reason with the number left out: %s", text);
+    json_decref(d);
+}
+
 static const char *chatty_policy =
     "local P = {}\n"
     "function P.retain(record, ctx)\n"
@@ -996,6 +1019,7 @@ int main(void)
     test_odd_review_dates();
     test_account_deletion();
     test_own_number_in_attrs();
+    test_erasure_answer_reasons();
     test_audit_reasons();
     test_reason_bytes();
     sb_close(eng);
