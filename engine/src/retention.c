@@ -612,8 +612,10 @@ static void count_reason(rctx *x, const char *action, const char *reason)
     char raw[SB_REASON_MAX + 300], key[3 * sizeof raw];
     snprintf(raw, sizeof raw, "%s: %s", action, reason && *reason ? reason : "(no reason given)");
     /* The answer of an erasure request shows no number, as the audit log
-    ** does not: a policy may quote one in its reason. */
-    sb_redact(raw, key, sizeof key);
+    ** does not: a policy may quote one in its reason (read as hold reasons
+    ** are: with '+', or 9 digits or more the national way, so that case
+    ** numbers such as 2026-001 stay). */
+    redact_numbers_min(raw, key, sizeof key, 0, 9);
     /* A policy's reason may hold bytes that are not UTF-8 (cleaned where
     ** shown): a JSON key must be UTF-8, or the count would be dropped. */
     utf8_cut_end(key);
