@@ -642,6 +642,17 @@ static int plain(const char *s)
     return 1;
 }
 
+/* Submit an event document in the loop's engine batch, and answer it. */
+static void run_event(ctx *x, const char *doc, size_t len, int ok_status, const char *call,
+                      const char *agent)
+{
+    sbd_batch_open(x->d);
+    int rc = sb_submit_json(x->d->eng, x->account, doc, len, x->d->res);
+    x->rep->batched = x->d->ebatch_open;
+    reply_result(x, rc, ok_status, call, agent);
+    if (rc == 0 && ok_status == 201 && call) add_header(x->rep, "Location: /v1/calls/%s\r\n", call);
+}
+
 /* The fast path of submit(): 1 if it answered, 0 if the body needs the
 ** general path. */
 static int submit_flat(ctx *x, const char *type, int required, const char *key, const char *id,
@@ -693,11 +704,7 @@ static int submit_flat(ctx *x, const char *type, int required, const char *key, 
     } else {
         doc[len++] = '}';
     }
-    sbd_batch_open(x->d);
-    int rc = sb_submit_json(x->d->eng, x->account, doc, len, x->d->res);
-    x->rep->batched = x->d->ebatch_open;
-    reply_result(x, rc, ok_status, call, agent);
-    if (rc == 0 && ok_status == 201 && call) add_header(x->rep, "Location: /v1/calls/%s\r\n", call);
+    run_event(x, doc, len, ok_status, call, agent);
     if (doc != stackbuf) free(doc);
     return 1;
 }
@@ -731,12 +738,7 @@ static void submit(ctx *x, const char *type, int required, const char *key, cons
     size_t len;
     char *s = dump(x, doc, &len);
     if (s) {
-        sbd_batch_open(x->d);
-        int rc = sb_submit_json(x->d->eng, x->account, s, len, x->d->res);
-        x->rep->batched = x->d->ebatch_open;
-        reply_result(x, rc, ok_status, call, agent);
-        if (rc == 0 && ok_status == 201 && call)
-            add_header(x->rep, "Location: /v1/calls/%s\r\n", call);
+        run_event(x, s, len, ok_status, call, agent);
         free(s);
     }
     json_decref(doc);

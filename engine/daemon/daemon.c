@@ -340,20 +340,19 @@ void sbd_batch_open(sbd *d)
 void sbd_batch_close(sbd *d)
 {
     if (!d->ebatch_open) return;
-    sb_result *res = sb_result_new();
-    int rc = sb_batch_end(d->eng, res);
+    /* d->res is free here: a turn's end, or between requests (a response
+    ** is formatted before its batch closes). */
+    int rc = sb_batch_end(d->eng, d->res);
     d->ebatch_open = 0;
     if (rc) {
         d->m.batch_errors++;
-        sbd_log(
-            SB_LOG_ERROR, "events not stored; their requests answered with 500", "error=%s",
-            sbd_qn(res && sb_result_message(res)[0] ? sb_result_message(res) : sb_strerror(rc)));
+        sbd_log(SB_LOG_ERROR, "events not stored; their requests answered with 500", "error=%s",
+                sbd_qn(sb_result_message(d->res)[0] ? sb_result_message(d->res) : sb_strerror(rc)));
     }
     /* Tagged after the commit, as every response that answers one is. */
     uint64_t seq = rc ? sbd_seq(d) : sbd_commit_tag(d);
     sbd_http_settle(d, seq, rc != 0);
     sbd_stream_settle(d, seq, rc != 0);
-    sb_result_free(res);
 }
 
 void sbd_flush(sbd *d)

@@ -250,24 +250,23 @@ static void hent_drop(sbd *d, sbd_hent *e)
 ** account's oldest, then this one. */
 static void history_keep(sbd *d, sbd_backlog *b, const char *json, uint64_t id, int sent)
 {
-    size_t n = strlen(json), cap = d->cfg->stream_buffer * 2, all = d->cfg->stream_buffer / 2;
-    sbd_hent *e = n <= all ? malloc(sizeof *e + n + 1) : NULL;
-    if (!e) {
-        if (id > b->floor) b->floor = id;
-        if (!sent) d->m.stream_backlog_dropped++;
-        return;
-    }
+    size_t n = strlen(json), cap = d->cfg->stream_buffer * 2,
+           all = d->cfg->stream_buffer / 2 * BACKLOG_ACCOUNTS;
     size_t before = d->m.stream_backlog_dropped;
-    while (b->head && b->bytes + n > cap)
-        hent_drop(d, b->head);
-    while (d->backlog_bytes + n > all * BACKLOG_ACCOUNTS && (d->sent_head || b->head)) {
-        sbd_hent *old = d->sent_head ? d->sent_head : b->head;
-        sbd_backlog *ob = old->b;
-        hent_drop(d, old);
-        if (ob != b) backlog_release(d, ob);
+    sbd_hent *e = NULL;
+    if (n <= d->cfg->stream_buffer / 2) {
+        while (b->head && b->bytes + n > cap)
+            hent_drop(d, b->head);
+        while (d->backlog_bytes + n > all && (d->sent_head || b->head)) {
+            sbd_hent *old = d->sent_head ? d->sent_head : b->head;
+            sbd_backlog *ob = old->b;
+            hent_drop(d, old);
+            if (ob != b) backlog_release(d, ob);
+        }
+        /* Still no room: the others' backlogs fill it. */
+        if (d->backlog_bytes + n <= all) e = malloc(sizeof *e + n + 1);
     }
-    if (d->backlog_bytes + n > all * BACKLOG_ACCOUNTS) { /* the others' backlogs fill it */
-        free(e);
+    if (!e) { /* lost: a resume from before it cannot be whole */
         if (id > b->floor) b->floor = id;
         if (!sent) d->m.stream_backlog_dropped++;
     } else {
@@ -581,10 +580,11 @@ static void drop_lagging(sbd *d)
     }
 }
 
-static void replay_step(sbd *d, sbd_sub *s)
+/* One step; 1 when s was dropped instead (it and its connection are freed). */
+static int replay_step(sbd *d, sbd_sub *s)
 {
     sbd_backlog *b = s->acct;
-    if (!b) return;
+    if (!b) return 0;
     if (!s->started) {
         s->started = 1;
         if (resume_gap(d, s, b)) {
@@ -597,38 +597,36 @@ static void replay_step(sbd *d, sbd_sub *s)
             json_decref(j);
             int ok = t && send_event(d, s, 0, t, strlen(t));
             free(t);
-            if (!ok) return;
+            if (!ok) return 1;
             if (s->cur < b->floor) s->cur = b->floor;
         }
     } else if (lost_place(s)) {
         struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
         drop(d, s, evbuffer_get_length(out));
-        return;
+        return 1;
     }
-    int sent = 0;
-    for (sbd_hent *e = b->head; e; e = e->next) {
+    sbd_hent *e = b->head;
+    for (; e; e = e->next) {
         if (!wanted(s, e)) continue;
-        if (!lag_room(d, s, e->len)) {
-            if (sent) b->warned = 0;
-            return; /* the rest when the connection drains */
-        }
-        if (!send_event(d, s, e->id, e->json, e->len)) return;
+        if (!lag_room(d, s, e->len)) break; /* the rest when the connection drains */
+        if (!send_event(d, s, e->id, e->json, e->len)) return 1;
         s->cur = e->id;
-        if (!e->sent) sent_link(d, e);
-        sent = 1;
+        if (!e->sent) {
+            sent_link(d, e);
+            b->warned = 0; /* the backlog is being delivered */
+        }
     }
-    if (sent) b->warned = 0;
+    if (e) return 0;
     if (d->event_id > s->cur) s->cur = d->event_id;
     s->replay = 0;
     s->was_live = 1;
+    return 0;
 }
 
 int sbd_stream_drained(sbd *d, sbd_sub *s)
 {
     if (!s->replay || sbd_conn_held(s->conn)) return 0;
-    uint64_t dropped = d->m.stream_dropped;
-    replay_step(d, s);
-    return d->m.stream_dropped != dropped; /* s and its connection are gone */
+    return replay_step(d, s);
 }
 
 void sbd_stream_publish(sbd *d, uint64_t upto)

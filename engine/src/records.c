@@ -503,14 +503,24 @@ static int split_attrs(const rec_settings *s, call_rec *c)
 {
     c->pattrs.len = 0;
     if (!c->attrs.len) return 0;
-    json_t *a = json_loadb(c->attrs.p, c->attrs.len, 0, NULL);
-    if (!json_is_object(a)) {
-        json_decref(a);
-        return 0;
-    }
     char needle[2][32];
     size_t nl[2] = {number_needle(c->caller, needle[0], sizeof needle[0]),
                     number_needle(c->called, needle[1], sizeof needle[1])};
+    /* Nothing to move (the common offer): no personal attribute named, and
+    ** the numbers' digits nowhere in the text, so in no value either. */
+    int own = 0;
+    for (int i = 0; i < 2; i++)
+        own |= nl[i] && text_holds(c->attrs.p, c->attrs.len, needle[i], nl[i]);
+    if (!s->npersonal && !own) {
+        cr_wipe(needle, sizeof needle);
+        return 0;
+    }
+    json_t *a = json_loadb(c->attrs.p, c->attrs.len, 0, NULL);
+    if (!json_is_object(a)) {
+        cr_wipe(needle, sizeof needle);
+        json_decref(a);
+        return 0;
+    }
     json_t *p = json_object();
     int rc = 0;
     for (int i = 0; i < s->npersonal && p; i++) {
@@ -1139,16 +1149,22 @@ out:
 
 /* --- reading ----------------------------------------------------------------------------- */
 
-int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id)
+/* The call id index's prefix of a call's records: acct, id, NUL. */
+static size_t recid_prefix(uint8_t p[4 + SB_ID_MAX + 1], uint32_t acct, const char *call_id)
 {
-    uint8_t p[4 + SB_ID_MAX + 1];
     size_t n = strlen(call_id);
-    if (!id_valid(call_id)) return 0;
     put_be32(p, acct);
     memcpy(p + 4, call_id, n);
     p[4 + n] = 0;
+    return n + 5;
+}
+
+int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id)
+{
+    uint8_t p[4 + SB_ID_MAX + 1];
+    if (!id_valid(call_id)) return 0;
     st_iter it;
-    int rc = st_iter_open(&it, txn, e, DB_RECID, p, n + 5);
+    int rc = st_iter_open(&it, txn, e, DB_RECID, p, recid_prefix(p, acct, call_id));
     st_iter_close(&it);
     return rc == 0;
 }
@@ -1160,12 +1176,10 @@ int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, s
     /* The latest record of that call id: the last key under "id NUL". */
     uint8_t p[4 + SB_ID_MAX + 1];
     size_t n = strlen(call_id);
-    put_be32(p, acct);
-    memcpy(p + 4, call_id, n);
-    p[4 + n] = 0;
     st_iter it;
     int64_t ended = -1;
-    for (rc = st_iter_open(&it, txn, e, DB_RECID, p, n + 5); rc == 0; rc = st_iter_next(&it))
+    for (rc = st_iter_open(&it, txn, e, DB_RECID, p, recid_prefix(p, acct, call_id)); rc == 0;
+         rc = st_iter_next(&it))
         if (it.klen == n + 13) ended = (int64_t)be64(it.key + n + 5);
     st_iter_close(&it);
     if (rc != MDB_NOTFOUND) return eng_mdb_err(res, rc, "read record");
