@@ -190,6 +190,7 @@ class Daemon:
 
     # -- process ---------------------------------------------------------
     def start(self, expect_listen=True, timeout=20):
+        self._join_pumps()  # an earlier process's, still at its pipes' end
         self.lines = []
         self.out = []
         self.pumps = 2
@@ -197,10 +198,11 @@ class Daemon:
             [binary(), "serve", "--config", self.conf_path] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent, cwd=self.cwd)
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.lines),
-                         daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.out),
-                         daemon=True).start()
+        self.pump_threads = [
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.lines), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True)]
+        for th in self.pump_threads:
+            th.start()
         if not expect_listen:
             return self
         line = self.wait_log(r'msg="listening"', timeout=timeout)
@@ -212,6 +214,13 @@ class Daemon:
         with open(tok) as f:
             self.token = f.read().strip()
         return self
+
+    def _join_pumps(self):
+        """Wait for the readers of the last process's output to finish: one
+        still running would count down the next process's readers (its
+        wait_log then gives up at once, as if that process had exited)."""
+        for th in getattr(self, "pump_threads", []):
+            th.join(10)
 
     def _pump(self, stream, sink):
         for raw in stream:
