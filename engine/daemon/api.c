@@ -97,6 +97,9 @@ void sbd_api_error(sbd_reply *rep, int status, const char *code, const char *mes
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     rep->status = status;
     rep->content_type = NULL;
+    /* Storage failed: nothing later on this connection is to be mistaken
+    ** for the answer, so it closes (API.md, "Durability"). */
+    rep->close = status == 500 && !strcmp(code, "SB_ESTORE");
     if (s)
         evbuffer_add(rep->body, s, strlen(s));
     else
@@ -170,6 +173,7 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
     if (rc != 0) {
         const char *js = sb_result_json(res, &len);
         x->rep->status = sbd_api_status(rc);
+        x->rep->close = rc == SB_ESTORE; /* as sbd_api_error's */
         evbuffer_add(x->rep->body, js, len);
         if (x->rep->status >= 500) {
             /* A full disk fails every write: one line a second for a run of

@@ -666,7 +666,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     int head = req.method == SBD_HEAD;
     /* HEAD /v1/events: the stream's head alone; nothing is subscribed. */
     int stream = rep.stream && !head;
-    int keep = hd->keepalive && !stream;
+    int keep = hd->keepalive && !stream && !rep.close;
     /* Shutting down: the last request we have gets "Connection: close". */
     if (d->draining && keep && !evbuffer_get_length(in) && !kernel_has_data(c->fd)) keep = 0;
     size_t before = evbuffer_get_length(c->pending);

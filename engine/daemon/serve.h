@@ -75,6 +75,7 @@ typedef struct sbd_reply {
     const char *content_type; /* NULL: application/json                   */
     char headers[512];        /* extra header lines, each ending in \r\n   */
     int mutating;             /* changed state: the batch needs a sync      */
+    int close;                /* storage failed: close after this answer   */
     int route;                /* route index for metrics, -1 if none        */
     int stream;               /* turn the connection into an event stream   */
     char stream_account[132];

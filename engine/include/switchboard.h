@@ -162,13 +162,19 @@ SB_API const char *sb_result_json(sb_result *res, size_t *len);
 
 typedef struct sb_engine sb_engine;
 
+/* In every mode but SB_SYNC_NONE a commit syncs the pages it wrote before
+** it writes the page that points at them: a power loss loses at most the
+** events not yet durable, never the data directory. SB_SYNC_NONE leaves
+** that order to the kernel: after a power loss the directory may not open.
+** (A crash of the process loses nothing in any mode.) */
 typedef enum sb_sync_mode {
-    SB_SYNC_GROUP = 0, /* commit, then one sync shared by concurrent events;
-                       ** each event returns only once it is synced       */
+    SB_SYNC_GROUP = 0, /* each event returns once durable; concurrent events
+                       ** share the syncs that make them so             */
     SB_SYNC_SYNC,      /* every event synced on its own before it returns */
     SB_SYNC_NONE,      /* never synced by the engine (tests, simulation)  */
-    SB_SYNC_DEFER,     /* commit without syncing; the caller calls sb_sync()
-                       ** before it acknowledges (a daemon batching a loop
+    SB_SYNC_DEFER,     /* commit (its pages synced, not the page pointing
+                       ** at them); the caller calls sb_sync() before it
+                       ** acknowledges (a daemon batching a loop
                        ** iteration's requests behind one sync)          */
 } sb_sync_mode;
 
@@ -257,8 +263,12 @@ SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result
 ** gone afterwards (using or closing it again is undefined, as with free()). */
 SB_API void sb_close(sb_engine *eng);
 
-/* Make every event committed so far durable (fsync). Needed with
-** SB_SYNC_DEFER before acknowledging; harmless in other modes. */
+/* Make every event committed so far by this process durable (fdatasync,
+** unless a later commit's own sync already has). Needed with SB_SYNC_DEFER
+** before acknowledging; harmless in other modes. SB_ESTORE when the sync
+** fails, or when a commit failed for the system since the last call (its
+** failed sync may have lost what earlier commits left to be synced):
+** reported once. */
 SB_API int sb_sync(sb_engine *eng);
 
 /* ------------------------------------------------------------------------ */

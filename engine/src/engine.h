@@ -113,10 +113,19 @@ typedef struct eng_env {
     pthread_rwlock_t maplock; /* readers: every txn of every engine; writer: map growth */
     size_t map_size;
 
-    /* Group commit across every engine on the environment. */
+    /* Syncs across every engine on the environment (store.c). Commits are
+    ** numbered under the write lock; a commit syncs its pages before it
+    ** writes the meta page that points at them, so once commit n is done
+    ** every earlier one's meta page is on disk too. */
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
-    uint64_t sync_committed, sync_done;
+    int ordered;            /* commits sync their pages (not MDB_NOSYNC) */
+    uint64_t commit_seq;    /* commits begun, numbered under the write lock */
+    uint64_t commit_done;   /* the highest numbered commit that succeeded */
+    uint64_t commit_ended;  /* the last commit that ended, well or not */
+    uint64_t durable;       /* every commit numbered up to this is on disk */
+    uint64_t sync_err;      /* commits up to this may not be: a sync failed */
+    uint64_t sync_err_told; /* sb_sync has reported the failures up to here */
     int syncing;
 } eng_env;
 
@@ -156,6 +165,7 @@ struct sb_engine {
     pthread_t batch_owner;
     MDB_txn *batch_txn;  /* open while the batch has events not committed */
     size_t batch_id;     /* its transaction id */
+    uint64_t batch_num;  /* its commit's number (store.c: commit_numbered) */
     int batch_wrote_gen; /* an event in it changed shared_gen */
     int batch_err;       /* a commit or an undo failed: the batch is void */
     /* An event's writes in a batch, undone if it fails (store.c): each

@@ -722,29 +722,75 @@ static int locked_sync(sb_engine *e)
     return rc;
 }
 
-/* Group commit: the first committer to arrive syncs for everyone committed
-** before it started; the others wait for a sync that covers them. */
-static int group_sync(sb_engine *e)
+/* Commit txn (a write transaction of e), numbered, and note what its
+** commit makes durable. The number is taken under the write lock, so
+** numbers follow commit order. A commit that wrote something synced its
+** pages (MDB_NOMETASYNC) after every earlier commit of the process had
+** written its meta page: those are all on disk now. A commit that failed
+** for the system (a positive errno: a failed write or sync) may have lost
+** what earlier commits left to be synced (a failed fsync can drop pages
+** from the cache): they count as failed. *num: the commit's number. */
+static int commit_numbered(sb_engine *e, MDB_txn *txn, uint64_t *num)
 {
+    eng_env *sh = e->sh;
+    int dirty = e->txn_dirty; /* read while the write lock is still ours */
+    uint64_t n = __atomic_add_fetch(&sh->commit_seq, 1, __ATOMIC_RELAXED);
+    int rc = mdb_txn_commit(txn);
+    pthread_mutex_lock(&sh->sync_mu);
+    sh->commit_ended = n;
+    if (rc == 0) {
+        if (n > sh->commit_done) sh->commit_done = n;
+        if (dirty && sh->ordered && n - 1 > sh->durable) sh->durable = n - 1;
+    } else if (rc > 0 && n - 1 > sh->sync_err) {
+        sh->sync_err = n - 1;
+    }
+    pthread_cond_broadcast(&sh->sync_cv); /* group_sync may wait for this commit */
+    pthread_mutex_unlock(&sh->sync_mu);
+    *num = n;
+    return rc;
+}
+
+/* One sync of the file for every commit done before it starts (called
+** with sync_mu held, and returns with it held). */
+static int sync_upto(sb_engine *e)
+{
+    eng_env *sh = e->sh;
+    uint64_t upto = sh->commit_done;
+    sh->syncing = 1;
+    pthread_mutex_unlock(&sh->sync_mu);
+    int rc = locked_sync(e);
+    pthread_mutex_lock(&sh->sync_mu);
+    sh->syncing = 0;
+    if (rc == 0 && upto > sh->durable) sh->durable = upto;
+    if (rc != 0 && upto > sh->sync_err) sh->sync_err = upto;
+    pthread_cond_broadcast(&sh->sync_cv);
+    return rc;
+}
+
+/* Group commit: wait until commit `mine` is durable. A later commit's own
+** sync covers it, so while one is under way (another thread's, holding
+** the write lock) it is waited for; otherwise the first to arrive syncs
+** for everyone committed before it started, and the others wait for that.
+** Eight threads writing at once: 1.5 to 1.7 syncs per write, against 2.0
+** when each syncs for itself (test_durable's diagnostics). */
+static int group_sync(sb_engine *e, uint64_t mine)
+{
+    eng_env *sh = e->sh;
     int rc = 0;
-    pthread_mutex_lock(&e->sh->sync_mu);
-    uint64_t mine = ++e->sh->sync_committed;
-    while (e->sh->sync_done < mine) {
-        if (!e->sh->syncing) {
-            e->sh->syncing = 1;
-            uint64_t upto = e->sh->sync_committed;
-            pthread_mutex_unlock(&e->sh->sync_mu);
-            rc = locked_sync(e);
-            pthread_mutex_lock(&e->sh->sync_mu);
-            e->sh->syncing = 0;
-            if (!rc && upto > e->sh->sync_done) e->sh->sync_done = upto;
-            pthread_cond_broadcast(&e->sh->sync_cv);
-            if (rc) break;
+    pthread_mutex_lock(&sh->sync_mu);
+    while (sh->durable < mine) {
+        if (sh->sync_err >= mine) {
+            rc = EIO;
+            break;
+        }
+        int committing = __atomic_load_n(&sh->commit_seq, __ATOMIC_RELAXED) > sh->commit_ended;
+        if (!sh->syncing && !committing) {
+            if ((rc = sync_upto(e))) break;
         } else {
-            pthread_cond_wait(&e->sh->sync_cv, &e->sh->sync_mu);
+            pthread_cond_wait(&sh->sync_cv, &sh->sync_mu);
         }
     }
-    pthread_mutex_unlock(&e->sh->sync_mu);
+    pthread_mutex_unlock(&sh->sync_mu);
     return rc;
 }
 
@@ -752,16 +798,27 @@ int sb_sync(sb_engine *e)
 {
     if (!e) return SB_EINVAL;
     if (eng_forked(e)) return SB_ESTATE;
-    int rc = locked_sync(e);
+    eng_env *sh = e->sh;
+    int rc = 0;
+    pthread_mutex_lock(&sh->sync_mu);
+    if (sh->sync_err > sh->sync_err_told) {
+        /* A commit failed for the system since the last call: what it may
+        ** have lost is reported once, as a failed sync. */
+        sh->sync_err_told = sh->sync_err;
+        rc = EIO;
+    } else if (!sh->commit_done || sh->durable < sh->commit_done) {
+        rc = sync_upto(e);
+    }
+    pthread_mutex_unlock(&sh->sync_mu);
     return rc ? eng_mdb_err(NULL, rc, "sync") : 0;
 }
 
-/* After a commit: the sync the engine's mode asks for. */
-static int sync_committed(sb_engine *e, sb_result *res)
+/* After commit `num`: the sync the engine's mode asks for. */
+static int sync_committed(sb_engine *e, uint64_t num, sb_result *res)
 {
     int rc = 0;
     if (e->cfg.sync == SB_SYNC_GROUP)
-        rc = group_sync(e);
+        rc = group_sync(e, num);
     else if (e->cfg.sync == SB_SYNC_SYNC)
         rc = locked_sync(e);
     return rc ? eng_mdb_err(res, rc, "sync") : 0;
@@ -812,6 +869,7 @@ static int txn_catch_up(wtx *t)
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)
 {
     size_t mark = sb_result_count(res);
+    uint64_t num = 0;
     for (int attempt = 0;; attempt++) {
         wtx t = {.e = e, .res = res};
         int rc = txn_begin(e, 0, &t.txn);
@@ -825,7 +883,7 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         e->cur_txn = NULL;
         if (rc == 0) {
             int dirty = e->txn_dirty; /* read while the write lock is still ours */
-            rc = mdb_txn_commit(t.txn);
+            rc = commit_numbered(e, t.txn, &num);
             if (rc == 0)
                 __atomic_store_n(&e->gen_txn, dirty && !t.wrote_gen ? id : 0, __ATOMIC_RELAXED);
             pthread_rwlock_unlock(&e->sh->maplock);
@@ -855,7 +913,7 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         }
         break;
     }
-    return sync_committed(e, res);
+    return sync_committed(e, num, res);
 }
 
 /* --- batches ----------------------------------------------------------------
@@ -882,7 +940,7 @@ static int batch_commit(sb_engine *e)
     MDB_txn *txn = e->batch_txn;
     e->batch_txn = NULL;
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
-    int rc = mdb_txn_commit(txn);
+    int rc = commit_numbered(e, txn, &e->batch_num);
     if (rc == 0)
         __atomic_store_n(&e->gen_txn, dirty && !e->batch_wrote_gen ? e->batch_id : 0,
                          __ATOMIC_RELAXED);
@@ -914,7 +972,7 @@ int sb_batch_end(sb_engine *e, sb_result *res)
         return IS_SB_ERR(err)
                    ? res_err(res, err, NULL, "the batch was not stored: %s", sb_strerror(err))
                    : eng_mdb_err(res, err, "commit the batch");
-    return committed ? sync_committed(e, res) : 0;
+    return committed ? sync_committed(e, e->batch_num, res) : 0;
 }
 
 /* Room for a batch: the map past its last page in use holds a quarter of

@@ -7,8 +7,10 @@
 ** The log (file named by $SB_SYNCTRACE) is a sequence of records: a header
 ** "<seq> <kind> <fd> <len>\n" then <len> bytes of data, where kind is
 ** R (read from a socket), W (written to a socket), C (close), S (a sync
-** starts) or s (it returned; data "ok" or "fail"). Only sockets are traced
-** for R/W.
+** starts; data "tid=<thread> data=<1 if of a data.mdb, else 0>"), s (it
+** returned; data "ok tid=<thread>" or "fail tid=<thread>") or P (bytes
+** written to a data.mdb, by any write call; data "<offset> <length>").
+** Only sockets are traced for R/W.
 **
 ** Fault injection: with $SB_SYNCFAIL_EVERY=N, every Nth sync fails with EIO
 ** (without syncing), as a failing disk would — after the first
@@ -27,20 +29,15 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "interpose.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int logfd = -2;
 static unsigned long seq;
-
-/* The next definition of `name` (libc's, or a sanitizer's), looked up once. */
-#define REAL(name)                                                                                 \
-    ({                                                                                             \
-        static __typeof__(&name) real_;                                                            \
-        if (!real_) real_ = (__typeof__(&name))dlsym(RTLD_NEXT, #name);                            \
-        real_;                                                                                     \
-    })
 
 static ssize_t raw_write(int fd, const void *p, size_t n)
 {
@@ -78,6 +75,20 @@ static void data(char kind, int fd, const struct iovec *iov, int n, ssize_t done
     if (done > 0 && is_sock(fd)) record(kind, fd, iov, n, (size_t)done);
 }
 
+/* done bytes written at off to fd: a P record if fd is a data file. */
+static void file_write(int fd, off_t off, ssize_t done)
+{
+    if (done <= 0 || off < 0 || is_sock(fd) || !is_data_file(fd)) return;
+    char b[64];
+    struct iovec v = {b, (size_t)snprintf(b, sizeof b, "%lld %zd", (long long)off, done)};
+    record('P', fd, &v, 1, v.iov_len);
+}
+
+static off_t here(int fd)
+{
+    return is_sock(fd) ? -1 : lseek(fd, 0, SEEK_CUR);
+}
+
 ssize_t read(int fd, void *buf, size_t n)
 {
     ssize_t r = REAL(read)(fd, buf, n);
@@ -103,16 +114,20 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
+    off_t off = here(fd);
     ssize_t r = REAL(write)(fd, buf, n);
     struct iovec v = {(void *)buf, n};
     data('W', fd, &v, 1, r);
+    file_write(fd, off, r);
     return r;
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
+    off_t off = here(fd);
     ssize_t r = REAL(writev)(fd, iov, cnt);
     data('W', fd, iov, cnt, r);
+    file_write(fd, off, r);
     return r;
 }
 
@@ -152,15 +167,25 @@ static int inject(void)
     return fail;
 }
 
+static void sync_start(int fd)
+{
+    char b[64];
+    struct iovec v = {b, (size_t)snprintf(b, sizeof b, "tid=%ld data=%d", (long)syscall(SYS_gettid),
+                                          fd >= 0 && is_data_file(fd))};
+    record('S', fd, &v, 1, v.iov_len);
+}
+
 static void sync_end(int fd, int r)
 {
-    struct iovec v = {(void *)(r == 0 ? "ok" : "fail"), r == 0 ? 2 : 4};
+    char b[64];
+    struct iovec v = {b, (size_t)snprintf(b, sizeof b, "%s tid=%ld", r == 0 ? "ok" : "fail",
+                                          (long)syscall(SYS_gettid))};
     record('s', fd, &v, 1, v.iov_len);
 }
 
 int msync(void *addr, size_t len, int flags)
 {
-    record('S', -1, NULL, 0, 0);
+    sync_start(-1);
     int r = inject() ? (errno = EIO, -1) : REAL(msync)(addr, len, flags);
     sync_end(-1, r);
     return r;
@@ -168,7 +193,7 @@ int msync(void *addr, size_t len, int flags)
 
 int fsync(int fd)
 {
-    record('S', fd, NULL, 0, 0);
+    sync_start(fd);
     int r = inject() ? (errno = EIO, -1) : REAL(fsync)(fd);
     sync_end(fd, r);
     return r;
@@ -176,7 +201,7 @@ int fsync(int fd)
 
 int fdatasync(int fd)
 {
-    record('S', fd, NULL, 0, 0);
+    sync_start(fd);
     int r = inject() ? (errno = EIO, -1) : REAL(fdatasync)(fd);
     sync_end(fd, r);
     return r;

@@ -1,0 +1,60 @@
+/*
+** interpose.h — for the crash tests that stand between a process and the
+** system (synctrace.c, preloaded; test_durable.c, defining them itself):
+** REAL(name), the next definition of a call, and the positioned writes,
+** each reported to the includer's file_write(fd, offset, bytes written)
+** (writev, which synctrace also traces for sockets, is each file's own).
+*/
+#ifndef SB_INTERPOSE_H
+#define SB_INTERPOSE_H
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* The next definition of `name` (libc's, or a sanitizer's), looked up once. */
+#define REAL(name)                                                                                 \
+    ({                                                                                             \
+        static __typeof__(&name) real_;                                                            \
+        if (!real_) real_ = (__typeof__(&name))dlsym(RTLD_NEXT, #name);                            \
+        real_;                                                                                     \
+    })
+
+/* Is fd open on a file named data.mdb (LMDB's data file)? */
+static int is_data_file(int fd)
+{
+    char link[48], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n < 9) return 0;
+    path[n] = 0;
+    return strcmp(path + n - 9, "/data.mdb") == 0;
+}
+
+static void file_write(int fd, off_t off, ssize_t done);
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    ssize_t r = REAL(pwrite)(fd, buf, n, off);
+    file_write(fd, off, r);
+    return r;
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+    ssize_t r = REAL(pwrite64)(fd, buf, n, off);
+    file_write(fd, off, r);
+    return r;
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    ssize_t r = REAL(pwritev)(fd, iov, cnt, off);
+    file_write(fd, off, r);
+    return r;
+}
+
+#endif

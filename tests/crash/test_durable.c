@@ -1,0 +1,281 @@
+/*
+** test_durable.c — what a power loss asks of the commits, seen at the
+** system calls. This test defines the write and sync calls, so LMDB's land
+** here first (then go on to the system's); a write to a data.mdb at offset
+** below two pages is a meta page (it says where the tree is), any other is
+** a page of the tree. Checked, for sync=group, sync and defer:
+**  1. no meta page is written while a page written before it is unsynced
+**     (else a sync under way when the power goes could leave a meta page on
+**     disk that points at pages that are not: a broken database);
+**  2. group and sync: when a write returns, a sync that began after its
+**     commit wrote its meta page has ended: the write is on disk; also with
+**     eight threads on two engines writing at once;
+**  3. defer: sb_sync makes every commit before it durable, and does not sync
+**     again when nothing was committed since;
+**  4. a sync that fails: in the commit (defer), the write fails, is not
+**     there, and the next sb_sync reports that earlier commits may not be
+**     on disk, once; after the commit (group), the write reports it; the
+**     engine goes on writing.
+*/
+#include "switchboard.h"
+#include "tap.h"
+#include "testkit.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "interpose.h"
+
+#define META_END (2 * 4096) /* LMDB's two meta pages (this machine's page size) */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t seq;         /* calls seen, in order */
+static uint64_t last_page;   /* the last write of a tree page */
+static uint64_t synced_from; /* the latest start of a data file sync that succeeded */
+static uint64_t metas, early, syncs;
+static int skip_syncs, fail_syncs;  /* after skip_syncs data file syncs, fail_syncs fail (EIO) */
+static __thread uint64_t last_meta; /* this thread's last meta page write */
+
+static void file_write(int fd, off_t off, ssize_t n)
+{
+    if (n <= 0 || off < 0 || !is_data_file(fd)) return;
+    pthread_mutex_lock(&mu);
+    uint64_t s = ++seq;
+    if (off >= META_END) {
+        last_page = s;
+    } else {
+        metas++;
+        early += last_page > synced_from;
+        last_meta = s;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+    off_t off = lseek(fd, 0, SEEK_CUR);
+    ssize_t r = REAL(writev)(fd, iov, cnt);
+    file_write(fd, off, r);
+    return r;
+}
+
+static int synced(int fd, int (*real)(int))
+{
+    int data = is_data_file(fd);
+    pthread_mutex_lock(&mu);
+    uint64_t start = ++seq;
+    int fail = 0;
+    if (data && skip_syncs > 0)
+        skip_syncs--;
+    else if (data && fail_syncs > 0)
+        fail = fail_syncs--;
+    pthread_mutex_unlock(&mu);
+    int r = fail ? (errno = EIO, -1) : real(fd);
+    pthread_mutex_lock(&mu);
+    if (data) syncs++;
+    if (data && r == 0 && start > synced_from) synced_from = start;
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
+int fdatasync(int fd)
+{
+    return synced(fd, REAL(fdatasync));
+}
+
+int fsync(int fd)
+{
+    return synced(fd, REAL(fsync));
+}
+
+/* Is this thread's last meta page write on disk (a sync began after it and
+** succeeded)? */
+static int mine_durable(void)
+{
+    pthread_mutex_lock(&mu);
+    int ok_ = last_meta && synced_from > last_meta;
+    pthread_mutex_unlock(&mu);
+    return ok_;
+}
+
+static void counts(uint64_t *m, uint64_t *e, uint64_t *s)
+{
+    pthread_mutex_lock(&mu);
+    *m = metas;
+    *e = early;
+    *s = syncs;
+    pthread_mutex_unlock(&mu);
+}
+
+static char dir[64] = "/tmp/sb-durable-XXXXXX";
+
+static sb_engine *open_mode(const char *name, sb_sync_mode mode, sb_result *res)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    sb_config cfg;
+    test_engine_config(&cfg, path, NULL, 1 << 20);
+    cfg.sync = mode;
+    return test_open(&cfg, res);
+}
+
+static int put_agent(sb_engine *e, const char *id, sb_result *res)
+{
+    char doc[160];
+    snprintf(doc, sizeof doc, "{\"id\":\"%s\",\"devices\":{\"softphone\":\"sip:%s@pbx\"}}", id, id);
+    return sb_agent_put(e, "acme", doc, strlen(doc), res);
+}
+
+/* 1 and 2 for one mode: 40 writes one after another. */
+static void one_by_one(const char *name, sb_sync_mode mode, sb_result *res)
+{
+    sb_engine *e = open_mode(name, mode, res);
+    if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0, "%s: opened", name)) return;
+    uint64_t m0, e0, s0, m1, e1, s1;
+    counts(&m0, &e0, &s0);
+    int failed = 0, lagging = 0;
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "a%d", i);
+        failed += put_agent(e, id, res) != 0;
+        if (mode == SB_SYNC_DEFER && sb_sync(e)) failed++;
+        lagging += !mine_durable();
+    }
+    counts(&m1, &e1, &s1);
+    ok(failed == 0 && m1 - m0 >= 40, "%s: 40 writes, %llu meta page writes", name,
+       (unsigned long long)(m1 - m0));
+    ok(e1 == e0, "%s: none written while earlier pages were unsynced (%llu were)", name,
+       (unsigned long long)(e1 - e0));
+    ok(lagging == 0, "%s: every write on disk when it returned (%d were not)", name, lagging);
+    diag("%s: %.1f syncs per write", name, (double)(s1 - s0) / 40);
+    sb_close(e);
+}
+
+typedef struct writer {
+    sb_engine *e;
+    int id, failed, lagging;
+} writer;
+
+static void *write_main(void *arg)
+{
+    writer *w = arg;
+    sb_result *r = sb_result_new();
+    for (int i = 0; i < 50; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "t%d-%d", w->id, i);
+        w->failed += put_agent(w->e, id, r) != 0;
+        w->lagging += !mine_durable();
+    }
+    sb_result_free(r);
+    return NULL;
+}
+
+/* 2 with threads: eight writers on two engines of one environment. */
+static void together(sb_result *res)
+{
+    sb_engine *e1 = open_mode("together", SB_SYNC_GROUP, res);
+    sb_engine *e2 = open_mode("together", SB_SYNC_GROUP, res);
+    if (!ok(e1 && e2 && sb_account_put(e1, "{\"id\":\"acme\"}", 13, res) == 0,
+            "group: two engines on one directory"))
+        return;
+    uint64_t m0, e0, s0, m1, e1n, s1;
+    counts(&m0, &e0, &s0);
+    pthread_t th[8];
+    writer w[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = (writer){.e = i % 2 ? e2 : e1, .id = i};
+        pthread_create(&th[i], NULL, write_main, &w[i]);
+    }
+    int failed = 0, lagging = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        failed += w[i].failed;
+        lagging += w[i].lagging;
+    }
+    counts(&m1, &e1n, &s1);
+    ok(failed == 0, "group: eight threads wrote 400 agents (%d failed)", failed);
+    ok(e1n == e0 && lagging == 0,
+       "group: no meta page ahead of its pages (%llu), every write on disk when it returned "
+       "(%d were not)",
+       (unsigned long long)(e1n - e0), lagging);
+    diag("group, eight threads: %.2f syncs per write", (double)(s1 - s0) / 400);
+    sb_close(e1);
+    sb_close(e2);
+}
+
+/* 3 and 4, defer: the daemon's mode. */
+static void deferred(sb_result *res)
+{
+    sb_engine *e = open_mode("defer", SB_SYNC_DEFER, res);
+    if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0, "defer: opened")) return;
+    uint64_t m, x, s0, s1, s2;
+    ok(put_agent(e, "d1", res) == 0 && put_agent(e, "d2", res) == 0 && sb_sync(e) == 0 &&
+           mine_durable(),
+       "defer: two writes, then sb_sync: on disk");
+    counts(&m, &x, &s0);
+    ok(sb_sync(e) == 0, "defer: sb_sync again");
+    counts(&m, &x, &s1);
+    is_int((int)(s1 - s0), 0, "defer: ... does not sync again when nothing was committed since");
+
+    ok(put_agent(e, "d3", res) == 0, "defer: a write committed, not yet synced");
+    pthread_mutex_lock(&mu);
+    fail_syncs = 1;
+    pthread_mutex_unlock(&mu);
+    int rc = put_agent(e, "d4", res);
+    ok(rc == SB_ESTORE, "defer: a write whose commit's sync fails reports SB_ESTORE (%s)",
+       sb_result_message(res));
+    ok(sb_agent_get(e, "acme", "d4", res) == SB_ENOTFOUND, "defer: ... and is not there");
+    rc = sb_sync(e);
+    ok(rc == SB_ESTORE,
+       "defer: the next sb_sync reports that the write before it may not be on "
+       "disk (%s)",
+       sb_strerror(rc));
+    counts(&m, &x, &s1);
+    ok(sb_sync(e) == 0, "defer: ... once: the one after succeeds");
+    counts(&m, &x, &s2);
+    ok(s2 - s1 == 1, "defer: ... and syncs what is committed (%llu syncs)",
+       (unsigned long long)(s2 - s1));
+    ok(put_agent(e, "d5", res) == 0 && sb_sync(e) == 0 && mine_durable() &&
+           sb_agent_get(e, "acme", "d3", res) == 0,
+       "defer: writes go on; the earlier write is there");
+    sb_close(e);
+}
+
+/* 4, group: the sync after the commit fails. */
+static void group_failure(sb_result *res)
+{
+    sb_engine *e = open_mode("gfail", SB_SYNC_GROUP, res);
+    if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0, "group: opened")) return;
+    pthread_mutex_lock(&mu);
+    skip_syncs = 1; /* the commit's own; then the one for its meta page fails */
+    fail_syncs = 1;
+    pthread_mutex_unlock(&mu);
+    int rc = put_agent(e, "g1", res);
+    ok(rc == SB_ESTORE, "group: a write committed whose sync then fails reports SB_ESTORE (%s)",
+       sb_result_message(res));
+    ok(sb_agent_get(e, "acme", "g1", res) == 0, "group: ... committed, it is there");
+    ok(put_agent(e, "g2", res) == 0 && mine_durable(), "group: the next write works, on disk");
+    sb_close(e);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) return 1;
+    sb_result *res = sb_result_new();
+    one_by_one("group", SB_SYNC_GROUP, res);
+    one_by_one("sync", SB_SYNC_SYNC, res);
+    one_by_one("defer", SB_SYNC_DEFER, res);
+    together(res);
+    deferred(res);
+    group_failure(res);
+    sb_result_free(res);
+    rmtree(dir);
+    return done_testing();
+}
