@@ -10,9 +10,11 @@
 **  2. group and sync: when a write returns, a sync that began after its
 **     commit wrote its meta page has ended: the write is on disk; also with
 **     eight threads on two engines writing at once;
-**  3. defer: sb_sync makes every commit before it durable, and does not sync
+**  3. the same with two processes writing at once (either's commit can
+**     make the other's durable);
+**  4. defer: sb_sync makes every commit before it durable, and does not sync
 **     again when nothing was committed since;
-**  4. a sync that fails: in the commit (defer), the write fails, is not
+**  5. a sync that fails: in the commit (defer), the write fails, is not
 **     there, and the next sb_sync reports that earlier commits may not be
 **     on disk, once; after the commit (group), the write reports it; the
 **     engine goes on writing.
@@ -21,6 +23,8 @@
 #include "tap.h"
 #include "testkit.h"
 
+#include <lmdb.h>
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -28,34 +32,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "interpose.h"
 
 #define META_END (2 * 4096) /* LMDB's two meta pages (this machine's page size) */
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t seq;         /* calls seen, in order */
-static uint64_t last_page;   /* the last write of a tree page */
-static uint64_t synced_from; /* the latest start of a data file sync that succeeded */
-static uint64_t metas, early, syncs;
-static int skip_syncs, fail_syncs;  /* after skip_syncs data file syncs, fail_syncs fail (EIO) */
+/* What the calls saw, shared with a child process (3.). */
+static struct seen {
+    pthread_mutex_t mu;
+    uint64_t seq;         /* calls seen, in order */
+    uint64_t last_page;   /* the last write of a tree page */
+    uint64_t synced_from; /* the latest start of a data file sync that succeeded */
+    uint64_t metas, early, syncs;
+    int skip_syncs, fail_syncs; /* after skip_syncs data file syncs, fail_syncs fail (EIO) */
+    /* 3: the other process commits when asked (go), while the process
+    ** whose pid is `hold` looks for a later commit (its next mdb_env_info). */
+    int hold, go, quit;
+    uint64_t other_commits;
+} * S;
 static __thread uint64_t last_meta; /* this thread's last meta page write */
+static uint64_t own_syncs;          /* data file syncs of this process */
 
 static void file_write(int fd, off_t off, ssize_t n)
 {
-    if (n <= 0 || off < 0 || !is_data_file(fd)) return;
-    pthread_mutex_lock(&mu);
-    uint64_t s = ++seq;
+    if (!S || n <= 0 || off < 0 || !is_data_file(fd)) return;
+    pthread_mutex_lock(&S->mu);
+    uint64_t s = ++S->seq;
     if (off >= META_END) {
-        last_page = s;
+        S->last_page = s;
     } else {
-        metas++;
-        early += last_page > synced_from;
+        S->metas++;
+        S->early += S->last_page > S->synced_from;
         last_meta = s;
     }
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&S->mu);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
@@ -68,20 +82,22 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 static int synced(int fd, int (*real)(int))
 {
-    int data = is_data_file(fd);
-    pthread_mutex_lock(&mu);
-    uint64_t start = ++seq;
+    int data = S && is_data_file(fd);
+    if (!data) return real(fd);
+    pthread_mutex_lock(&S->mu);
+    uint64_t start = ++S->seq;
     int fail = 0;
-    if (data && skip_syncs > 0)
-        skip_syncs--;
-    else if (data && fail_syncs > 0)
-        fail = fail_syncs--;
-    pthread_mutex_unlock(&mu);
+    if (S->skip_syncs > 0)
+        S->skip_syncs--;
+    else if (S->fail_syncs > 0)
+        fail = S->fail_syncs--;
+    pthread_mutex_unlock(&S->mu);
     int r = fail ? (errno = EIO, -1) : real(fd);
-    pthread_mutex_lock(&mu);
-    if (data) syncs++;
-    if (data && r == 0 && start > synced_from) synced_from = start;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_lock(&S->mu);
+    S->syncs++;
+    own_syncs++;
+    if (r == 0 && start > S->synced_from) S->synced_from = start;
+    pthread_mutex_unlock(&S->mu);
     return r;
 }
 
@@ -96,22 +112,68 @@ int fsync(int fd)
 }
 
 /* Is this thread's last meta page write on disk (a sync began after it and
-** succeeded)? */
+** succeeded, in this process or the other)? */
 static int mine_durable(void)
 {
-    pthread_mutex_lock(&mu);
-    int ok_ = last_meta && synced_from > last_meta;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_lock(&S->mu);
+    int ok_ = last_meta && S->synced_from > last_meta;
+    pthread_mutex_unlock(&S->mu);
     return ok_;
 }
 
 static void counts(uint64_t *m, uint64_t *e, uint64_t *s)
 {
-    pthread_mutex_lock(&mu);
-    *m = metas;
-    *e = early;
-    *s = syncs;
-    pthread_mutex_unlock(&mu);
+    pthread_mutex_lock(&S->mu);
+    *m = S->metas;
+    *e = S->early;
+    *s = S->syncs;
+    pthread_mutex_unlock(&S->mu);
+}
+
+/* Set, read and wait on S's fields under its lock. */
+static void set_int(int *f, int v)
+{
+    pthread_mutex_lock(&S->mu);
+    *f = v;
+    pthread_mutex_unlock(&S->mu);
+}
+
+static uint64_t get_u64(const uint64_t *f)
+{
+    pthread_mutex_lock(&S->mu);
+    uint64_t v = *f;
+    pthread_mutex_unlock(&S->mu);
+    return v;
+}
+
+static int get_int(const int *f)
+{
+    pthread_mutex_lock(&S->mu);
+    int v = *f;
+    pthread_mutex_unlock(&S->mu);
+    return v;
+}
+
+/* The engine asks the environment for its last transaction id (among other
+** things): in the process S->hold names, the other process commits first. */
+int mdb_env_info(MDB_env *env, MDB_envinfo *info)
+{
+    if (S && get_int(&S->hold) == (int)getpid()) {
+        set_int(&S->hold, 0);
+        uint64_t before = get_u64(&S->other_commits);
+        set_int(&S->go, 1);
+        for (int i = 0; i < 10000 && get_u64(&S->other_commits) == before; i++)
+            usleep(1000);
+    }
+    return REAL(mdb_env_info)(env, info);
+}
+
+static void fail_next(int skip, int fail)
+{
+    pthread_mutex_lock(&S->mu);
+    S->skip_syncs = skip;
+    S->fail_syncs = fail;
+    pthread_mutex_unlock(&S->mu);
 }
 
 static char dir[64] = "/tmp/sb-durable-XXXXXX";
@@ -225,9 +287,7 @@ static void deferred(sb_result *res)
     is_int((int)(s1 - s0), 0, "defer: ... does not sync again when nothing was committed since");
 
     ok(put_agent(e, "d3", res) == 0, "defer: a write committed, not yet synced");
-    pthread_mutex_lock(&mu);
-    fail_syncs = 1;
-    pthread_mutex_unlock(&mu);
+    fail_next(0, 1);
     int rc = put_agent(e, "d4", res);
     ok(rc == SB_ESTORE, "defer: a write whose commit's sync fails reports SB_ESTORE (%s)",
        sb_result_message(res));
@@ -253,10 +313,7 @@ static void group_failure(sb_result *res)
 {
     sb_engine *e = open_mode("gfail", SB_SYNC_GROUP, res);
     if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0, "group: opened")) return;
-    pthread_mutex_lock(&mu);
-    skip_syncs = 1; /* the commit's own; then the one for its meta page fails */
-    fail_syncs = 1;
-    pthread_mutex_unlock(&mu);
+    fail_next(1, 1); /* the commit's own sync works; the one for its meta page fails */
     int rc = put_agent(e, "g1", res);
     ok(rc == SB_ESTORE, "group: a write committed whose sync then fails reports SB_ESTORE (%s)",
        sb_result_message(res));
@@ -265,14 +322,117 @@ static void group_failure(sb_result *res)
     sb_close(e);
 }
 
+/* 2 with two processes: each write on disk when it returns, also when
+** the other process's commit is what made it so (the engine sees that by
+** the transaction id; the check sees the other's syncs through S). */
+static int procs_writes(sb_engine *e, const char *who, int *lagging)
+{
+    sb_result *r = sb_result_new();
+    int failed = 0;
+    for (int i = 0; i < 100; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%s-%d", who, i);
+        failed += put_agent(e, id, r) != 0;
+        *lagging += !mine_durable();
+    }
+    sb_result_free(r);
+    return failed;
+}
+
+/* The other process: writes when asked (S->go) until S->quit. */
+static void other_process(void)
+{
+    sb_result *r = sb_result_new();
+    sb_engine *c = open_mode("procs", SB_SYNC_GROUP, r);
+    for (int i = 0; c && !get_int(&S->quit); i++) {
+        if (!get_int(&S->go)) {
+            usleep(500);
+            continue;
+        }
+        char id[24];
+        snprintf(id, sizeof id, "asked-%d", i);
+        if (put_agent(c, id, r) == 0) {
+            pthread_mutex_lock(&S->mu);
+            S->other_commits++;
+            S->go = 0;
+            pthread_mutex_unlock(&S->mu);
+        }
+    }
+    sb_close(c);
+    sb_result_free(r);
+    _exit(0);
+}
+
+/* A write whose meta page another process's commit put on disk: it needs
+** no sync beyond its commit's own. */
+static void covered_by_other(sb_result *res)
+{
+    pid_t pid = fork();
+    if (pid == 0) other_process();
+    sb_engine *e = open_mode("procs", SB_SYNC_GROUP, res);
+    uint64_t before = get_u64(&own_syncs);
+    set_int(&S->hold, (int)getpid());
+    int rc = e ? put_agent(e, "covered", res) : -1;
+    uint64_t mine = get_u64(&own_syncs) - before;
+    int durable = mine_durable();
+    uint64_t other = get_u64(&S->other_commits);
+    set_int(&S->quit, 1);
+    waitpid(pid, NULL, 0);
+    ok(rc == 0 && other == 1 && durable,
+       "group: a write the other process committed after returns on disk (%s; %llu commits by "
+       "the other)",
+       durable ? "on disk" : "not on disk", (unsigned long long)other);
+    is_int((int)mine, 1, "... with its commit's own sync only: the other's covered it");
+    sb_close(e);
+}
+
+static void two_processes(sb_result *res)
+{
+    sb_engine *e = open_mode("procs", SB_SYNC_GROUP, res);
+    if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0, "group: two processes"))
+        return;
+    sb_close(e);
+    uint64_t m0, e0, s0, m1, e1, s1;
+    counts(&m0, &e0, &s0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sb_result *r = sb_result_new();
+        sb_engine *c = open_mode("procs", SB_SYNC_GROUP, r);
+        int lagging = 0, failed = c ? procs_writes(c, "child", &lagging) : 100;
+        sb_close(c);
+        sb_result_free(r);
+        _exit(failed || lagging ? 1 : 0);
+    }
+    e = open_mode("procs", SB_SYNC_GROUP, res);
+    int lagging = 0, failed = e ? procs_writes(e, "parent", &lagging) : 100, status = -1;
+    waitpid(pid, &status, 0);
+    counts(&m1, &e1, &s1);
+    ok(failed == 0 && lagging == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+       "group, two processes writing at once: every write worked and was on disk when it "
+       "returned (this one: %d failed, %d not on disk; the other exited %d)",
+       failed, lagging, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    ok(e1 == e0, "group, two processes: no meta page ahead of its pages (%llu)",
+       (unsigned long long)(e1 - e0));
+    diag("group, two processes: %.2f syncs per write", (double)(s1 - s0) / 200);
+    sb_close(e);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
+    S = mmap(NULL, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (S == MAP_FAILED) return 1;
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&S->mu, &ma);
     sb_result *res = sb_result_new();
     one_by_one("group", SB_SYNC_GROUP, res);
     one_by_one("sync", SB_SYNC_SYNC, res);
     one_by_one("defer", SB_SYNC_DEFER, res);
     together(res);
+    two_processes(res);
+    covered_by_other(res);
     deferred(res);
     group_failure(res);
     sb_result_free(res);
