@@ -531,9 +531,12 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
         d->m.reloads_ok++;
         json_t *o = json_loads(sb_result_json(d->res, NULL), 0, NULL);
         long long changed = o ? (long long)json_integer_value(json_object_get(o, "changed")) : 0;
+        size_t warnings = json_array_size(json_object_get(o, "warnings"));
         json_decref(o);
-        sbd_log(SB_LOG_INFO, "reload ok", "policy_dir=%s changed=%lld ms=%.1f",
-                sbd_q(d->cfg->policy_dir), changed, ms);
+        /* Each warning is a line of the engine's before this one. */
+        sbd_log(warnings ? SB_LOG_WARN : SB_LOG_INFO, "reload ok",
+                "policy_dir=%s changed=%lld warnings=%zu ms=%.1f", sbd_q(d->cfg->policy_dir),
+                changed, warnings, ms);
     } else {
         d->m.reloads_failed++;
         char code[32];

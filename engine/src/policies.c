@@ -466,6 +466,32 @@ static int siblings_of(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *sk
     return err;
 }
 
+/* What `switchboard policy check` says of a policy (an undefined global, a
+** hook with the wrong parameters...), one string a finding, each after
+** "<dir>/" when dir is given, and logged as a warning when e is. NULL when
+** out of memory. */
+static json_t *lint_findings(sb_engine *e, const char *dir, const char *name, const char *src,
+                             size_t len)
+{
+    json_t *w = json_array();
+    sb_result *lint = sb_result_new();
+    if (w && lint && sb_policy_check(name, src, len, lint)) {
+        const char *m = sb_result_message(lint);
+        while (m && *m) {
+            size_t n = strcspn(m, "\n");
+            if (n) {
+                char line[1400];
+                snprintf(line, sizeof line, "%s%s%.*s", dir ? dir : "", dir ? "/" : "", (int)n, m);
+                if (e) sb_log(e, SB_LOG_WARN, "policy warning: %s", line);
+                json_array_append_new(w, json_string(line));
+            }
+            m += n + (m[n] == '\n');
+        }
+    }
+    sb_result_free(lint);
+    return w;
+}
+
 /* An account's policies run in one policy state, under one memory budget
 ** (policy_memory): a version that loads alone but not beside the account's
 ** other policies would fail at its first call, or make the one loaded after
@@ -528,21 +554,11 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     sb_log(e, SB_LOG_INFO, "policy loaded account=%s policy=%s version=%s", account, name,
            op.version);
     json_t *doc = json_pack("{s:s, s:s}", "name", name, "version", op.version);
-    /* What `switchboard policy check` would say of it (an undefined global,
-    ** a hook with the wrong parameters...): stored all the same, as it loads
-    ** and passes its cases, but the author hears of it. */
-    sb_result *lint = sb_result_new();
-    if (lint && sb_policy_check(name, source, len, lint) && doc) {
-        json_t *w = json_array();
-        const char *m = sb_result_message(lint);
-        while (m && *m) {
-            size_t n = strcspn(m, "\n");
-            if (n) json_array_append_new(w, json_stringn(m, n));
-            m += n + (m[n] == '\n');
-        }
-        json_object_set_new(doc, "warnings", w);
-    }
-    sb_result_free(lint);
+    /* What `switchboard policy check` would say of it: stored all the same,
+    ** as it loads and passes its cases, but the author hears of it. */
+    json_t *w = lint_findings(NULL, NULL, name, source, len);
+    if (doc && json_array_size(w)) json_object_set(doc, "warnings", w);
+    json_decref(w);
     res_doc(res, doc);
     return 0;
 }
@@ -1046,9 +1062,26 @@ static void adopt_shared_gen(sb_engine *e, void *arg)
     }
 }
 
-/* Validate policy_dir and swap it in. lift: sb_reload's, see reload_op. */
-static int reload_dir(sb_engine *e, sb_result *res, int *changed, int lift)
+/* The directory's policies' findings: they load and pass their cases all
+** the same, but the operator hears of them at every start and reload until
+** they are mended (a warning in the log each). Returns an array of
+** "<policy_dir>/<name>.lua:<line>: ..." (NULL when out of memory). */
+static json_t *dir_lint(sb_engine *e, const dir_scan *s)
 {
+    json_t *all = json_array();
+    for (size_t i = 0; all && i < s->n; i++) {
+        json_t *w = lint_findings(e, e->policy_dir, s->p[i].name, s->p[i].src, s->p[i].len);
+        json_array_extend(all, w);
+        json_decref(w);
+    }
+    return all;
+}
+
+/* Validate policy_dir and swap it in. lift: sb_reload's, see reload_op.
+** *warnings: what dir_lint found (or NULL), the caller's to free. */
+static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warnings, int lift)
+{
+    *warnings = NULL;
     dir_scan s = {0};
     *changed = 0;
     int rc = scan_dir(e, e->policy_dir, "", &s, 0, res);
@@ -1095,6 +1128,7 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, int lift)
                        lrc);
         }
     }
+    if (!rc) *warnings = dir_lint(e, &s);
     scan_free(&s);
     /* Is what policy_dir holds what this engine runs? */
     __atomic_store_n(&e->dir_loaded, rc == 0, __ATOMIC_RELAXED);
@@ -1105,7 +1139,10 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, int lift)
 ** starting does not make every other one rebuild its states. */
 int policies_reload_dir(sb_engine *e, sb_result *res, int *changed)
 {
-    return reload_dir(e, res, changed, 0);
+    json_t *warnings;
+    int rc = reload_dir(e, res, changed, &warnings, 0);
+    json_decref(warnings);
+    return rc;
 }
 
 /* A quarantined policy stays so "until it is reloaded" (policies/README.md):
@@ -1119,7 +1156,8 @@ int sb_reload(sb_engine *e, sb_result *res)
     if (!e->policy_dir)
         return res_err(res, SB_EINVAL, "policy_dir", "no policy directory configured");
     int changed = 0;
-    int rc = reload_dir(e, res, &changed, 1);
+    json_t *warnings;
+    int rc = reload_dir(e, res, &changed, &warnings, 1);
     /* The caller has the outcome in res and says it (the daemon's one log
     ** line a reload): the engine's own lines are for debugging. */
     if (rc) {
@@ -1131,6 +1169,9 @@ int sb_reload(sb_engine *e, sb_result *res)
     e->st.reloads++;
     pthread_mutex_unlock(&e->stats_mu);
     sb_log(e, SB_LOG_DEBUG, "policies reloaded from %s: %d changed", e->policy_dir, changed);
-    res_doc(res, json_pack("{s:i}", "changed", changed));
+    json_t *doc = json_pack("{s:i}", "changed", changed);
+    if (doc && json_array_size(warnings)) json_object_set(doc, "warnings", warnings);
+    json_decref(warnings);
+    res_doc(res, doc);
     return 0;
 }

@@ -92,6 +92,25 @@ d.signal(signal.SIGHUP)
 t.ok(d.wait_log(r'msg="reload ok"', after=mark, timeout=15) is not None, "fixed: reload ok again")
 t.is_(d.metric("switchboard_policy_dir_loaded"), 1.0, "... and switchboard_policy_dir_loaded is 1")
 
+# A policy that loads but that `policy check` faults: the reload says so.
+lintme = os.path.join(d.policy_dir, "lintme.lua")
+with open(lintme, "w") as f:
+    f.write("local P = {}\nfunction P.route(call, agents, ctx)\n"
+            "  if call.attempts > 5 then retrun {} end\n  return { wait = 5 }\nend\nreturn P\n")
+mark = len(d.lines)
+d.signal(signal.SIGHUP)
+line = d.wait_log(r'msg="reload ok"', after=mark, timeout=15)
+t.ok(line and "level=warn" in line and " warnings=1" in line,
+     "a policy with a typo in a branch: reload ok, at warn, with warnings=1", line)
+warned = [x for x in d.lines[mark:] if "policy warning" in x]
+t.ok(len(warned) == 1 and lintme + ":3: accessing undefined variable 'retrun'" in warned[0],
+     "... after a warning naming the file, the line and the finding", "\n".join(warned))
+os.unlink(lintme)
+mark = len(d.lines)
+d.signal(signal.SIGHUP)
+line = d.wait_log(r'msg="reload ok"', after=mark, timeout=15)
+t.ok(line and "level=info" in line and " warnings=0" in line, "mended: reload ok at info", line)
+
 time.sleep(0.2)   # let the traffic run on the restored policy for a moment
 stop.set()
 for th in threads:
@@ -99,8 +118,8 @@ for th in threads:
 t.ok(counts[0] > 30, "traffic ran during the reloads (%d requests)" % counts[0])
 t.is_(failures[:3], [], "no request failed")
 r = d.admin("GET", "/metrics")
-t.ok("switchboard_reloads_total 4" in r.body and "switchboard_reload_failures_total 1" in r.body,
-     "/metrics counts 4 reloads and 1 failure")
+t.ok("switchboard_reloads_total 6" in r.body and "switchboard_reload_failures_total 1" in r.body,
+     "/metrics counts 6 reloads and 1 failure")
 
 # A start with a broken file: the stored policies decide, and the gauge says so
 # (it was one log line, and every other figure read ok).

@@ -564,6 +564,32 @@ static void test_skipped_entries(sb_engine *e1)
     ok(sb_reload(e1, res) == 0, "and they go");
 }
 
+/* A policy that loads but that `policy check` faults: the reload says so
+** in its answer and as a warning in the log, naming file and line. */
+static void test_reload_lint(sb_engine *e1)
+{
+    write_file("lintme.lua", "local P = {}\n"
+                             "function P.route(call, agents, ctx)\n"
+                             "  if call.attempts > 5 then retrun {} end\n"
+                             "  return { wait = 5 }\n"
+                             "end\nreturn P\n");
+    log_clear();
+    char want[512];
+    snprintf(want, sizeof want, "%s/lintme.lua:3: accessing undefined variable 'retrun'", pdir);
+    ok(sb_reload(e1, res) == 0, "a policy with a typo in a branch loads (%s)",
+       sb_result_message(res));
+    const char *j = sb_result_json(res, NULL);
+    ok(strstr(j, "\"warnings\":[") && strstr(j, want), "the reload's answer has the warning (%s)",
+       j);
+    ok(strstr(logbuf, "policy warning: ") && strstr(logbuf, want), "and so has the log (%s)",
+       logbuf);
+    char path[512];
+    snprintf(path, sizeof path, "%s/lintme.lua", pdir);
+    unlink(path);
+    ok(sb_reload(e1, res) == 0 && !strstr(sb_result_json(res, NULL), "warnings"),
+       "mended (here: removed), the answer has none");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-reload-%d", (int)getpid());
@@ -697,6 +723,7 @@ int main(void)
     test_not_utf8(e1, e2);
     test_upload_fits_beside(e1);
     test_skipped_entries(e1);
+    test_reload_lint(e1);
 
     /* A shared file that loses its route hook while a queue routes with it. */
     write_file("router.lua", "local P = {}\n"
