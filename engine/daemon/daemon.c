@@ -342,7 +342,10 @@ void sbd_batch_close(sbd *d)
     if (!d->ebatch_open) return;
     /* d->res is free here: a turn's end, or between requests (a response
     ** is formatted before its batch closes). */
+    uint64_t t = sbd_now_ns();
     int rc = sb_batch_end(d->eng, d->res);
+    d->m.batch_commits++;
+    d->m.batch_commit_seconds += (double)(sbd_now_ns() - t) / 1e9;
     d->ebatch_open = 0;
     if (rc) {
         d->m.batch_errors++;

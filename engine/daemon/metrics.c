@@ -268,8 +268,16 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
              "Resumed streams told to resync: actions after their Last-Event-ID were no longer "
              "held.",
              m->stream_resyncs);
+    metric_u(o, "switchboard_batch_commits_total", "counter",
+             "Commits of a turn's events (each syncs the pages it wrote; the loop waits).",
+             m->batch_commits);
+    family(o, "switchboard_batch_commit_seconds_total", "counter",
+           "The loop's time in those commits.");
+    evbuffer_add_printf(o, "switchboard_batch_commit_seconds_total %.9f\n",
+                        m->batch_commit_seconds);
     metric_u(o, "switchboard_batches_total", "counter", "Request batches released.", m->batches);
-    metric_u(o, "switchboard_syncs_total", "counter", "sb_sync() calls for group commit.",
+    metric_u(o, "switchboard_syncs_total", "counter",
+             "sb_sync() calls for group commit (the page pointing at what commits wrote).",
              m->syncs);
     metric_u(o, "switchboard_sync_errors_total", "counter", "sb_sync() calls that failed.",
              m->sync_errors);

@@ -22,8 +22,9 @@
 #  - same durability promise: neither answers before the change is on disk.
 #    Redis runs `appendonly yes` + `appendfsync always` (the AOF is written and
 #    fsynced before replies go out, once per event-loop iteration); Switchboard
-#    runs sync=group (one sb_sync per batch of requests, responses released
-#    after it). Both data directories are in the same temp dir, same disk;
+#    runs sync=group (one commit per batch of requests, which syncs the pages
+#    it wrote, then one sb_sync for the page that points at them, responses
+#    released after it). Both data directories are in the same temp dir, same disk;
 #  - Redis gets every other benefit: no RDB snapshots (`save ""`), no AOF
 #    rewrite (no fork mid-run), authentication once per connection (AUTH)
 #    where Switchboard checks the API key on every request, no JSON, no HTTP,
@@ -200,8 +201,10 @@ run_switchboard() {
     if timeout 10 "$LOAD" metrics --port "$SB_PORT" --token-file "$TMP/sb/data/admin.token" \
         >"$TMP/metrics.txt" 2>/dev/null; then
         awk '/^switchboard_syncs_total /{s=$2} /^switchboard_sync_seconds_total /{t=$2}
+             /^switchboard_batch_commits_total /{c=$2} /^switchboard_batch_commit_seconds_total /{ct=$2}
              /^switchboard_http_requests_total.*route="\/v1\/calls/{n+=$2}
-             END { if (s > 0) printf "  daemon: %d call requests, %d fsyncs (%.1f requests per fsync, %.0f us per fsync)\n", n, s, n / s, t / s * 1e6 }' \
+             END { if (s > 0) printf "  daemon: %d call requests, %d fsyncs (%.1f requests per fsync, %.0f us per fsync)\n", n, s, n / s, t / s * 1e6
+                   if (c > 0) printf "  daemon: %d batch commits (%.1f call requests per commit, %.0f us per commit, its own sync included)\n", c, n / c, ct / c * 1e6 }' \
             "$TMP/metrics.txt"
     fi
     stop_pid "$SB_PID"

@@ -48,6 +48,19 @@ t.is_([x[0] for x in resps], [200] * 10, "ten pipelined PUTs answered")
 t.ok(syncs1 - syncs0 <= 2, "... behind %d sync(s), not ten" % (syncs1 - syncs0))
 t.ok(d.metric("switchboard_syncs_total") == syncs1, "reads need no sync")
 
+# -- events that arrive together share one commit (which syncs their pages) -------------
+commits0 = d.metric("switchboard_batch_commits_total")
+secs0 = d.metric("switchboard_batch_commit_seconds_total")
+s = socket.create_connection((d.host, d.port))
+s.sendall(b"".join(req("POST", "/v1/agents/g%d/status" % i, b'{"status":"paused","reason":"x"}')
+                   for i in range(10)))
+resps, _ = read_responses(s, 10)
+s.close()
+commits = d.metric("switchboard_batch_commits_total") - commits0
+t.is_([x[0] for x in resps], [200] * 10, "ten pipelined status events answered")
+t.ok(1 <= commits <= 2 and d.metric("switchboard_batch_commit_seconds_total") > secs0,
+     "... in %d commit(s), not ten, their time counted" % commits)
+
 # -- chunked request body ------------------------------------------------------------------
 s = socket.create_connection((d.host, d.port))
 body = json.dumps(agent_doc("chunky")).encode()
