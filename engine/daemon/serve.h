@@ -104,7 +104,7 @@ typedef struct sbd_metrics {
     uint64_t ticks, tick_errors, tick_actions;
     uint64_t stream_events, stream_dropped, stream_backlog_dropped;
     uint64_t stream_resumes, stream_resyncs;
-    uint64_t batch_errors; /* engine batches that could not be stored */
+    uint64_t batch_errors;       /* engine batches that could not be stored */
     uint64_t batch_commits;      /* engine batches committed (each syncs its pages) */
     double batch_commit_seconds; /* the loop's time in those commits */
     uint64_t reloads_ok, reloads_failed;
