@@ -365,6 +365,7 @@ static void env_free(env_entry *x)
     pthread_rwlock_destroy(&x->sh.maplock);
     pthread_mutex_destroy(&x->sh.sync_mu);
     pthread_cond_destroy(&x->sh.sync_cv);
+    pthread_mutex_destroy(&x->sh.fsync_mu);
     cr_wipe(x->master, sizeof x->master);
     free(x->key_file);
     free(x);
@@ -429,6 +430,7 @@ static int env_acquire(sb_engine *e, sb_result *res)
         pthread_rwlock_init(&x->sh.maplock, NULL);
         pthread_mutex_init(&x->sh.sync_mu, NULL);
         pthread_cond_init(&x->sh.sync_cv, NULL);
+        pthread_mutex_init(&x->sh.fsync_mu, NULL);
         x->pid = getpid();
         x->dev = st.st_dev;
         x->ino = st.st_ino;
@@ -457,7 +459,9 @@ static void env_release(sb_engine *e)
     if (!x) return;
     if (e->cfg.sync != SB_SYNC_NONE) {
         pthread_rwlock_rdlock(&x->sh.maplock);
+        pthread_mutex_lock(&x->sh.fsync_mu); /* one sync at a time: store.c, locked_sync */
         mdb_env_sync(x->sh.env, 1);
+        pthread_mutex_unlock(&x->sh.fsync_mu);
         pthread_rwlock_unlock(&x->sh.maplock);
     }
     envs_lock();

@@ -119,13 +119,14 @@ typedef struct eng_env {
     ** every earlier one's meta page is on disk too. */
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
-    int ordered;            /* commits sync their pages (not MDB_NOSYNC) */
-    uint64_t commit_seq;    /* commits begun, numbered under the write lock */
-    uint64_t commit_done;   /* the highest numbered commit that succeeded */
-    uint64_t commit_ended;  /* the last commit that ended, well or not */
-    uint64_t durable;       /* every commit numbered up to this is on disk */
-    uint64_t sync_err;      /* commits up to this may not be: a sync failed */
-    uint64_t sync_err_told; /* sb_sync has reported the failures up to here */
+    pthread_mutex_t fsync_mu; /* one sync of the file at a time, commits' included */
+    int ordered;              /* commits sync their pages (not MDB_NOSYNC) */
+    uint64_t commit_seq;      /* commits begun, numbered under the write lock */
+    uint64_t commit_done;     /* the highest numbered commit that succeeded */
+    uint64_t commit_ended;    /* the last commit that ended, well or not */
+    uint64_t durable;         /* every commit numbered up to this is on disk */
+    uint64_t sync_err;        /* commits up to this may not be: a sync failed */
+    uint64_t sync_err_told;   /* sb_sync has reported the failures up to here */
     int syncing;
 } eng_env;
 
@@ -163,11 +164,13 @@ struct sb_engine {
     ** they the owner?); the rest is the owner's. */
     int batch_on;
     pthread_t batch_owner;
-    MDB_txn *batch_txn;  /* open while the batch has events not committed */
-    size_t batch_id;     /* its transaction id */
-    uint64_t batch_num;  /* its commit's number (store.c: commit_numbered) */
-    int batch_wrote_gen; /* an event in it changed shared_gen */
-    int batch_err;       /* a commit or an undo failed: the batch is void */
+    MDB_txn *batch_txn;   /* open while the batch has events not committed */
+    size_t batch_id;      /* its transaction id */
+    uint64_t batch_num;   /* its last commit's number (store.c: commit_numbered) */
+    size_t batch_done_id; /* ... and transaction id */
+    int batch_committed;  /* some of it committed: sb_batch_end syncs for it */
+    int batch_wrote_gen;  /* an event in it changed shared_gen */
+    int batch_err;        /* a commit or an undo failed: the batch is void */
     /* An event's writes in a batch, undone if it fails (store.c): each
     ** entry the key and the value before (or none), undo_at[i] where
     ** entry i starts in undo. */

@@ -713,11 +713,18 @@ void eng_read_end(sb_engine *e, MDB_txn *txn)
 }
 
 /* Sync with the map held steady: a map growing during a sync could make
-** the sync fail, and fail a batch that was in fact committed. */
+** the sync fail, and fail a batch that was in fact committed. One sync of
+** the file at a time in the process, commits' own included (fsync_mu,
+** commit_numbered): Linux reports a failed write-back to one of the syncs
+** on a file, so two at once could see one fail and the other succeed over
+** pages the failure dropped; one at a time, a sync's success covers what
+** was committed before it started. */
 static int locked_sync(sb_engine *e)
 {
     pthread_rwlock_rdlock(&e->sh->maplock);
+    pthread_mutex_lock(&e->sh->fsync_mu);
     int rc = mdb_env_sync(e->env, 1);
+    pthread_mutex_unlock(&e->sh->fsync_mu);
     pthread_rwlock_unlock(&e->sh->maplock);
     return rc;
 }
@@ -728,16 +735,19 @@ static int locked_sync(sb_engine *e)
 ** pages (MDB_NOMETASYNC) after every earlier commit of the process had
 ** written its meta page: those are all on disk now. A commit that failed
 ** for the system (a positive errno: a failed write or sync) may have lost
-** what earlier commits left to be synced (a failed fsync can drop pages
+** what earlier commits left to be synced (a failed sync can drop pages
 ** from the cache): they count as failed. *num: the commit's number. */
 static int commit_numbered(sb_engine *e, MDB_txn *txn, uint64_t *num)
 {
     eng_env *sh = e->sh;
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
     uint64_t n = __atomic_add_fetch(&sh->commit_seq, 1, __ATOMIC_RELAXED);
+    if (sh->ordered) pthread_mutex_lock(&sh->fsync_mu);
     int rc = mdb_txn_commit(txn);
+    if (sh->ordered) pthread_mutex_unlock(&sh->fsync_mu);
     pthread_mutex_lock(&sh->sync_mu);
-    sh->commit_ended = n;
+    /* Commits record themselves in any order once LMDB lets go of them. */
+    if (n > sh->commit_ended) sh->commit_ended = n;
     if (rc == 0) {
         if (n > sh->commit_done) sh->commit_done = n;
         if (dirty && sh->ordered && n - 1 > sh->durable) sh->durable = n - 1;
@@ -751,7 +761,9 @@ static int commit_numbered(sb_engine *e, MDB_txn *txn, uint64_t *num)
 }
 
 /* One sync of the file for every commit done before it starts (called
-** with sync_mu held, and returns with it held). */
+** with sync_mu held and no sync of ours running; returns with it held).
+** A failure counts against every commit done when it is known: their
+** meta pages may be among the pages it dropped. */
 static int sync_upto(sb_engine *e)
 {
     eng_env *sh = e->sh;
@@ -762,7 +774,7 @@ static int sync_upto(sb_engine *e)
     pthread_mutex_lock(&sh->sync_mu);
     sh->syncing = 0;
     if (rc == 0 && upto > sh->durable) sh->durable = upto;
-    if (rc != 0 && upto > sh->sync_err) sh->sync_err = upto;
+    if (rc != 0 && sh->commit_done > sh->sync_err) sh->sync_err = sh->commit_done;
     pthread_cond_broadcast(&sh->sync_cv);
     return rc;
 }
@@ -779,33 +791,36 @@ static int later_commit(sb_engine *e, size_t txnid)
     return rc == 0 && info.me_last_txnid > txnid;
 }
 
-/* Group commit: wait until commit `mine` is durable. A later commit's own
-** sync covers it, so while one is under way (another thread's, holding
-** the write lock) it is waited for; otherwise the first to arrive syncs
-** for everyone committed before it started, and the others wait for that.
-** Eight threads writing at once: 1.5 to 1.7 syncs per write, against 2.0
-** when each syncs for itself (test_durable's diagnostics). Another
-** process's commit counts too, seen by its transaction id (mine: txnid). */
-static int group_sync(sb_engine *e, uint64_t mine, size_t txnid)
+/* Wait until commit `mine` is durable (group) or sync for it (own: every
+** event synced on its own). Group: a later commit's own sync covers it, so
+** while one is under way (another thread's, holding the write lock) it is
+** waited for; otherwise the first to arrive syncs for everyone committed
+** before it started, and the others wait for that. Eight threads writing
+** at once: 1.5 to 1.7 syncs per write, against 2.0 when each syncs for
+** itself (test_durable's diagnostics). Another process's commit counts too,
+** seen by its transaction id (mine: txnid). A failure known for `mine`
+** wins over a success that came after it: the failed sync may have dropped
+** its meta page, which no later sync writes again. */
+static int wait_durable(sb_engine *e, uint64_t mine, size_t txnid, int own)
 {
     eng_env *sh = e->sh;
     int rc = 0;
     pthread_mutex_lock(&sh->sync_mu);
-    while (sh->durable < mine) {
+    for (;;) {
         if (sh->sync_err >= mine) {
             rc = EIO;
             break;
         }
+        if (sh->durable >= mine && !own) break;
         int committing = __atomic_load_n(&sh->commit_seq, __ATOMIC_RELAXED) > sh->commit_ended;
-        if (!sh->syncing && !committing) {
-            if (sh->ordered && later_commit(e, txnid)) {
-                sh->durable = mine;
-                pthread_cond_broadcast(&sh->sync_cv);
-            } else if ((rc = sync_upto(e))) {
-                break;
-            }
-        } else {
+        if (sh->syncing || (committing && !own)) {
             pthread_cond_wait(&sh->sync_cv, &sh->sync_mu);
+        } else if (!own && sh->ordered && later_commit(e, txnid)) {
+            sh->durable = mine;
+            pthread_cond_broadcast(&sh->sync_cv);
+        } else {
+            rc = sync_upto(e);
+            if (rc || own) break;
         }
     }
     pthread_mutex_unlock(&sh->sync_mu);
@@ -819,13 +834,15 @@ int sb_sync(sb_engine *e)
     eng_env *sh = e->sh;
     int rc = 0;
     pthread_mutex_lock(&sh->sync_mu);
-    if (sh->sync_err > sh->sync_err_told) {
-        /* A commit failed for the system since the last call: what it may
-        ** have lost is reported once, as a failed sync. */
-        sh->sync_err_told = sh->sync_err;
-        rc = EIO;
-    } else if (!sh->commit_done || sh->durable < sh->commit_done) {
+    while (sh->syncing)
+        pthread_cond_wait(&sh->sync_cv, &sh->sync_mu);
+    if (sh->sync_err <= sh->sync_err_told && (!sh->commit_done || sh->durable < sh->commit_done))
         rc = sync_upto(e);
+    if (sh->sync_err > sh->sync_err_told) {
+        /* A sync failed, this one or a commit's own since the last call:
+        ** what it may have lost is reported once. */
+        sh->sync_err_told = sh->sync_err;
+        if (!rc) rc = EIO;
     }
     pthread_mutex_unlock(&sh->sync_mu);
     return rc ? eng_mdb_err(NULL, rc, "sync") : 0;
@@ -836,10 +853,8 @@ int sb_sync(sb_engine *e)
 static int sync_committed(sb_engine *e, uint64_t num, size_t txnid, sb_result *res)
 {
     int rc = 0;
-    if (e->cfg.sync == SB_SYNC_GROUP)
-        rc = group_sync(e, num, txnid);
-    else if (e->cfg.sync == SB_SYNC_SYNC)
-        rc = locked_sync(e);
+    if (e->cfg.sync == SB_SYNC_GROUP || e->cfg.sync == SB_SYNC_SYNC)
+        rc = wait_durable(e, num, txnid, e->cfg.sync == SB_SYNC_SYNC);
     return rc ? eng_mdb_err(res, rc, "sync") : 0;
 }
 
@@ -951,6 +966,7 @@ int sb_batch_begin(sb_engine *e)
     if (__atomic_load_n(&e->batch_on, __ATOMIC_ACQUIRE)) return batch_mine(e) ? 0 : SB_ESTATE;
     e->batch_owner = pthread_self();
     e->batch_err = 0;
+    e->batch_committed = 0;
     __atomic_store_n(&e->batch_on, 1, __ATOMIC_RELEASE);
     return 0;
 }
@@ -960,7 +976,13 @@ static int batch_commit(sb_engine *e)
     MDB_txn *txn = e->batch_txn;
     e->batch_txn = NULL;
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
-    int rc = commit_numbered(e, txn, &e->batch_num);
+    uint64_t num;
+    int rc = commit_numbered(e, txn, &num);
+    if (rc == 0) {
+        e->batch_num = num;
+        e->batch_done_id = e->batch_id;
+        e->batch_committed = 1;
+    }
     if (rc == 0)
         __atomic_store_n(&e->gen_txn, dirty && !e->batch_wrote_gen ? e->batch_id : 0,
                          __ATOMIC_RELAXED);
@@ -983,8 +1005,11 @@ int sb_batch_end(sb_engine *e, sb_result *res)
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!__atomic_load_n(&e->batch_on, __ATOMIC_ACQUIRE)) return 0;
     if (!batch_mine(e)) return res_err(res, SB_ESTATE, NULL, "the batch is another thread's");
-    int committed = e->batch_txn != NULL;
+    /* Part of it may have been committed already (another write of this
+    ** thread settled it, or a full map): that is synced for too. */
     if (e->batch_txn) batch_commit(e);
+    int committed = e->batch_committed;
+    e->batch_committed = 0;
     int err = e->batch_err;
     e->batch_err = 0;
     __atomic_store_n(&e->batch_on, 0, __ATOMIC_RELEASE);
@@ -992,7 +1017,7 @@ int sb_batch_end(sb_engine *e, sb_result *res)
         return IS_SB_ERR(err)
                    ? res_err(res, err, NULL, "the batch was not stored: %s", sb_strerror(err))
                    : eng_mdb_err(res, err, "commit the batch");
-    return committed ? sync_committed(e, e->batch_num, e->batch_id, res) : 0;
+    return committed ? sync_committed(e, e->batch_num, e->batch_done_id, res) : 0;
 }
 
 /* Room for a batch: the map past its last page in use holds a quarter of

@@ -17,7 +17,15 @@
 **  5. a sync that fails: in the commit (defer), the write fails, is not
 **     there, and the next sb_sync reports that earlier commits may not be
 **     on disk, once; after the commit (group), the write reports it; the
-**     engine goes on writing.
+**     engine goes on writing;
+**  6. two commits the engine notes in the other order than they were made:
+**     neither writer waits for a commit it takes to be under way;
+**  7. a batch that another write of its thread committed, and that then
+**     failed: sb_batch_end still syncs for the committed part;
+**  8. an sb_sync whose own sync fails reports it once;
+** and all along, one sync of the data file at a time in the process, the
+** commits' own included (else a failure reported to one could leave the
+** other's success covering pages the failure dropped).
 */
 #include "switchboard.h"
 #include "tap.h"
@@ -54,8 +62,48 @@ static struct seen {
     int hold, go, quit;
     uint64_t other_commits;
 } * S;
-static __thread uint64_t last_meta; /* this thread's last meta page write */
-static uint64_t own_syncs;          /* data file syncs of this process */
+static __thread uint64_t last_meta;        /* this thread's last meta page write */
+static uint64_t own_syncs;                 /* data file syncs of this process */
+static int own_inflight, own_max_inflight; /* ... at once, and the most at once */
+
+/* 6: with commit_pause_ms set, the thread of the next commit pauses that
+** long at its next mutex unlock (the engine's, once LMDB has let go of the
+** commit and before the engine notes it), and the thread of the commit
+** after it waits unlock_pause_ms at its next unlock of an rwlock (the
+** map's, after its commit). */
+static int commit_pause_ms, unlock_pause_ms, commits_seen;
+static __thread int pause_unlock, pause_mutex_unlock;
+
+int mdb_txn_commit(MDB_txn *txn)
+{
+    int rc = REAL(mdb_txn_commit)(txn);
+    if (commit_pause_ms) {
+        int c = __atomic_add_fetch(&commits_seen, 1, __ATOMIC_SEQ_CST);
+        if (c == 1) pause_mutex_unlock = 1;
+        if (c == 2) pause_unlock = 1;
+    }
+    return rc;
+}
+
+int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    int rc = REAL(pthread_mutex_unlock)(m);
+    if (pause_mutex_unlock) {
+        pause_mutex_unlock = 0;
+        usleep((useconds_t)commit_pause_ms * 1000);
+    }
+    return rc;
+}
+
+int pthread_rwlock_unlock(pthread_rwlock_t *l)
+{
+    int rc = REAL(pthread_rwlock_unlock)(l);
+    if (pause_unlock) {
+        pause_unlock = 0;
+        usleep((useconds_t)unlock_pause_ms * 1000);
+    }
+    return rc;
+}
 
 static void file_write(int fd, off_t off, ssize_t n)
 {
@@ -92,7 +140,10 @@ static int synced(int fd, int (*real)(int))
     else if (S->fail_syncs > 0)
         fail = S->fail_syncs--;
     pthread_mutex_unlock(&S->mu);
+    int now = __atomic_add_fetch(&own_inflight, 1, __ATOMIC_SEQ_CST);
+    if (now > own_max_inflight) own_max_inflight = now;
     int r = fail ? (errno = EIO, -1) : real(fd);
+    __atomic_sub_fetch(&own_inflight, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&S->mu);
     S->syncs++;
     own_syncs++;
@@ -417,6 +468,87 @@ static void two_processes(sb_result *res)
     sb_close(e);
 }
 
+/* 6. Two commits that the engine notes in the other order: the later
+** one's writer must not wait for ever for a commit it takes to be under
+** way. A commits first but is noted 300 ms late; B, committed meanwhile,
+** reaches its wait after A's note. */
+static sb_engine *order_eng;
+static volatile int order_done[2];
+
+static void *order_writer(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    if (i) usleep(100 * 1000);
+    sb_result *r = sb_result_new();
+    order_done[i] = put_agent(order_eng, i ? "late-b" : "late-a", r) == 0 ? 1 : 2;
+    sb_result_free(r);
+    return NULL;
+}
+
+static void noted_out_of_order(sb_result *res)
+{
+    order_eng = open_mode("order", SB_SYNC_GROUP, res);
+    if (!ok(order_eng && sb_account_put(order_eng, "{\"id\":\"acme\"}", 13, res) == 0,
+            "group: opened for commits noted out of order"))
+        return;
+    commits_seen = 0;
+    unlock_pause_ms = 600;
+    commit_pause_ms = 300;
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, order_writer, (void *)(intptr_t)i);
+    for (int i = 0; i < 50 && !(order_done[0] && order_done[1]); i++)
+        usleep(100 * 1000);
+    int stuck = !order_done[1];
+    commit_pause_ms = 0;
+    if (stuck) put_agent(order_eng, "unstick", res); /* a later commit wakes it */
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    ok(!stuck && order_done[0] == 1 && order_done[1] == 1,
+       "group: the writer whose commit was noted before an earlier one's returned, on disk, "
+       "without waiting for another commit");
+    sb_close(order_eng);
+}
+
+/* 7. A batch part of which another write of the thread committed, the
+** rest nothing: sb_batch_end still syncs for what was committed. */
+static void batch_settled(sb_result *res)
+{
+    sb_engine *e = open_mode("settled", SB_SYNC_GROUP, res);
+    const char *ev = "{\"type\":\"agent_status\",\"agent\":\"s1\",\"status\":\"paused\"}";
+    if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0 &&
+                put_agent(e, "s1", res) == 0,
+            "group: opened for a batch"))
+        return;
+    int rc = sb_batch_begin(e);
+    if (!rc) rc = sb_submit_json(e, "acme", ev, strlen(ev), res);
+    char doc[128];
+    snprintf(doc, sizeof doc, "{\"id\":\"x\",\"devices\":{\"softphone\":\"sip:x@pbx\"}}");
+    /* Commits the batch first, then fails: no such account. */
+    int other = sb_agent_put(e, "nobody", doc, strlen(doc), res);
+    int end = sb_batch_end(e, res);
+    ok(rc == 0 && other == SB_ENOTFOUND && end == 0 && mine_durable(),
+       "group: a batch committed by another write of the thread, which then failed: on disk when "
+       "sb_batch_end returns");
+    sb_close(e);
+}
+
+/* 8. sb_sync whose own sync fails reports it once. */
+static void failed_once(sb_result *res)
+{
+    sb_engine *e = open_mode("once", SB_SYNC_DEFER, res);
+    if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0 &&
+                put_agent(e, "o1", res) == 0,
+            "defer: opened, a write committed"))
+        return;
+    fail_next(0, 1);
+    int r1 = sb_sync(e), r2 = sb_sync(e), r3 = sb_sync(e);
+    ok(r1 == SB_ESTORE && r2 == 0 && r3 == 0,
+       "defer: a failing sb_sync reports it once; the next syncs (%d, %d, %d)", r1, r2, r3);
+    ok(mine_durable(), "defer: ... and what was committed is on disk after it");
+    sb_close(e);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -435,6 +567,13 @@ int main(void)
     covered_by_other(res);
     deferred(res);
     group_failure(res);
+    noted_out_of_order(res);
+    batch_settled(res);
+    failed_once(res);
+    ok(own_max_inflight == 1,
+       "one sync of the data file at a time in this process, commits' own "
+       "included (%d at most)",
+       own_max_inflight);
     sb_result_free(res);
     rmtree(dir);
     return done_testing();
