@@ -457,13 +457,8 @@ static void env_release(sb_engine *e)
 {
     env_entry *x = (env_entry *)e->sh;
     if (!x) return;
-    if (e->cfg.sync != SB_SYNC_NONE) {
-        pthread_rwlock_rdlock(&x->sh.maplock);
-        pthread_mutex_lock(&x->sh.fsync_mu); /* one sync at a time: store.c, locked_sync */
-        mdb_env_sync(x->sh.env, 1);
-        pthread_mutex_unlock(&x->sh.fsync_mu);
-        pthread_rwlock_unlock(&x->sh.maplock);
-    }
+    if (e->cfg.sync != SB_SYNC_NONE && sb_sync(e))
+        sb_log(e, SB_LOG_ERROR, "closing: the last changes could not be synced to disk");
     envs_lock();
     if (--x->refs == 0) {
         for (env_entry **p = &envs; *p; p = &(*p)->next)

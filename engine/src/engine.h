@@ -113,21 +113,21 @@ typedef struct eng_env {
     pthread_rwlock_t maplock; /* readers: every txn of every engine; writer: map growth */
     size_t map_size;
 
-    /* Syncs across every engine on the environment (store.c). Commits are
-    ** numbered under the write lock; a commit syncs its pages before it
-    ** writes the meta page that points at them, so once commit n is done
-    ** every earlier one's meta page is on disk too. */
+    /* Syncs across every engine on the environment (store.c: "What is
+    ** durable"). Commit numbers: commits by this process, numbered under the
+    ** write lock. */
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
     pthread_mutex_t fsync_mu; /* one sync of the file at a time, commits' included */
     int ordered;              /* commits sync their pages (not MDB_NOSYNC) */
-    uint64_t commit_seq;      /* commits begun, numbered under the write lock */
-    uint64_t commit_done;     /* the highest numbered commit that succeeded */
+    uint64_t meta_written;    /* fsync_mu: the last commit that wrote its meta page */
+    uint64_t lost_upto;       /* fsync_mu: meta pages up to this one a failed sync may have lost */
+    uint64_t commit_seq;      /* commits begun */
     uint64_t commit_ended;    /* the last commit that ended, well or not */
-    uint64_t durable;         /* every commit numbered up to this is on disk */
-    uint64_t sync_err;        /* commits up to this may not be: a sync failed */
-    uint64_t sync_err_told;   /* sb_sync has reported the failures up to here */
-    int syncing;
+    uint64_t written;         /* the last commit that wrote something */
+    uint64_t durable;         /* every commit up to this one is on disk */
+    uint64_t sync_err;        /* lost_upto, as the waiters read it */
+    int syncing;              /* a sync_upto is running */
 } eng_env;
 
 struct sb_engine {

@@ -489,9 +489,11 @@ static int batch_flush(rctx *x, wbuf *w, int put)
         MDB_val k = {q[1], (void *)(q + 2)}, v = {q[2 + q[1]], (void *)(q + 3 + q[1])};
         if (put) {
             rc = mdb_cursor_put(c, &k, &v, 0);
+            if (!rc) x->e->txn_dirty = 1; /* store.c: what a commit wrote */
         } else {
             rc = mdb_cursor_get(c, &k, NULL, MDB_SET);
-            rc = rc == MDB_NOTFOUND ? 0 : rc ? rc : mdb_cursor_del(c, 0);
+            if (!rc && !(rc = mdb_cursor_del(c, 0))) x->e->txn_dirty = 1;
+            if (rc == MDB_NOTFOUND) rc = 0;
         }
     }
     if (c) mdb_cursor_close(c);
@@ -576,7 +578,9 @@ static int rec_put(rctx *x, const uint8_t *rk, size_t rkl, const void *p, size_t
     ** the put. */
     uint8_t kb[1 + REC_KEY_MAX];
     MDB_val k = rkey(kb, rk, rkl), v = {n, (void *)p};
-    return mdb_cursor_put(x->rcur, &k, &v, MDB_CURRENT);
+    rc = mdb_cursor_put(x->rcur, &k, &v, MDB_CURRENT);
+    if (!rc) x->e->txn_dirty = 1;
+    return rc;
 }
 
 /* Replace the record at rk with r, encoded (as version 3). */
@@ -594,8 +598,8 @@ static int rec_del(rctx *x, const uint8_t *rk, size_t rkl)
     if (!x->rcur) return rec_delete(x->t->txn, x->e, rk, rkl);
     if (rkl <= 12 || rkl > 12 + SB_ID_MAX) return SB_ESTORE;
     int rc = rcur_at(x, rk, rkl);
-    if (rc == 0)
-        rc = mdb_cursor_del(x->rcur, 0);
+    if (rc == 0 && (rc = mdb_cursor_del(x->rcur, 0)) == 0)
+        x->e->txn_dirty = 1;
     else if (rc == MDB_NOTFOUND)
         rc = 0;
     if (rc) return rc;

@@ -712,70 +712,97 @@ void eng_read_end(sb_engine *e, MDB_txn *txn)
     pthread_rwlock_unlock(&e->sh->maplock);
 }
 
-/* Sync with the map held steady: a map growing during a sync could make
-** the sync fail, and fail a batch that was in fact committed. One sync of
-** the file at a time in the process, commits' own included (fsync_mu,
-** commit_numbered): Linux reports a failed write-back to one of the syncs
-** on a file, so two at once could see one fail and the other succeed over
-** pages the failure dropped; one at a time, a sync's success covers what
-** was committed before it started. */
-static int locked_sync(sb_engine *e)
+/* What is durable, and what a failed sync may have lost.
+**
+** Commits are numbered under the write lock. A commit that wrote something
+** syncs its pages, then writes its meta page (MDB_NOMETASYNC); the meta page
+** is on disk after the next sync of the file that succeeds, a commit's own
+** included. The newest meta page on disk decides the tree, which holds
+** every earlier commit: so a successful sync makes every commit up to the
+** newest meta page written before it durable.
+**
+** A failed sync can drop the dirty pages it was writing (Linux marks them
+** clean; no later sync writes them), and Linux reports a failed write-back
+** to one of the syncs on a file: so the process runs one sync of the file
+** at a time, commits' own included (fsync_mu), and notes a failure under
+** it. The meta pages written before a failure count as lost (lost_upto)
+** until a later one, written after it, is synced: a success whose newest
+** meta page is not past lost_upto proves nothing. Under fsync_mu:
+** meta_written, lost_upto; under sync_mu: the rest. */
+
+/* One sync of the file (the map held steady: a map growing during a sync
+** could make it fail, and fail a batch that was in fact committed). *claim:
+** what its success makes durable (0: nothing new); *lost: lost_upto after
+** it. */
+static int file_sync(sb_engine *e, uint64_t *claim, uint64_t *lost)
 {
-    pthread_rwlock_rdlock(&e->sh->maplock);
-    pthread_mutex_lock(&e->sh->fsync_mu);
+    eng_env *sh = e->sh;
+    pthread_rwlock_rdlock(&sh->maplock);
+    pthread_mutex_lock(&sh->fsync_mu);
+    uint64_t newest = sh->meta_written;
     int rc = mdb_env_sync(e->env, 1);
-    pthread_mutex_unlock(&e->sh->fsync_mu);
-    pthread_rwlock_unlock(&e->sh->maplock);
+    /* An environment a sync=none engine opened keeps no order: nothing to
+    ** claim (README: share a directory's sync mode). */
+    *claim = rc == 0 && sh->ordered && newest > sh->lost_upto ? newest : 0;
+    if (rc) sh->lost_upto = sh->meta_written;
+    *lost = sh->lost_upto;
+    pthread_mutex_unlock(&sh->fsync_mu);
+    pthread_rwlock_unlock(&sh->maplock);
     return rc;
 }
 
-/* Commit txn (a write transaction of e), numbered, and note what its
-** commit makes durable. The number is taken under the write lock, so
-** numbers follow commit order. A commit that wrote something synced its
-** pages (MDB_NOMETASYNC) after every earlier commit of the process had
-** written its meta page: those are all on disk now. A commit that failed
-** for the system (a positive errno: a failed write or sync) may have lost
-** what earlier commits left to be synced (a failed sync can drop pages
-** from the cache): they count as failed. *num: the commit's number. */
+/* Note what a sync made durable or lost (sync_mu held). */
+static void note_sync(eng_env *sh, uint64_t claim, uint64_t lost)
+{
+    if (claim > sh->durable) sh->durable = claim;
+    if (lost > sh->sync_err) sh->sync_err = lost;
+    pthread_cond_broadcast(&sh->sync_cv);
+}
+
+/* Commit txn (a write transaction of e), numbered. Its own sync counts as
+** one for the meta pages written before it. *num: the commit to wait for
+** to be durable: this one if it wrote something, else the last that did. */
 static int commit_numbered(sb_engine *e, MDB_txn *txn, uint64_t *num)
 {
     eng_env *sh = e->sh;
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
     uint64_t n = __atomic_add_fetch(&sh->commit_seq, 1, __ATOMIC_RELAXED);
+    uint64_t claim = 0, lost = 0;
     if (sh->ordered) pthread_mutex_lock(&sh->fsync_mu);
+    uint64_t newest = sh->meta_written;
     int rc = mdb_txn_commit(txn);
-    if (sh->ordered) pthread_mutex_unlock(&sh->fsync_mu);
-    pthread_mutex_lock(&sh->sync_mu);
-    /* Commits record themselves in any order once LMDB lets go of them. */
-    if (n > sh->commit_ended) sh->commit_ended = n;
-    if (rc == 0) {
-        if (n > sh->commit_done) sh->commit_done = n;
-        if (dirty && sh->ordered && n - 1 > sh->durable) sh->durable = n - 1;
-    } else if (rc > 0 && n - 1 > sh->sync_err) {
-        sh->sync_err = n - 1;
+    if (sh->ordered) {
+        if (rc == 0 && dirty) {
+            if (newest > sh->lost_upto) claim = newest;
+            sh->meta_written = n;
+        } else if (rc > 0) { /* the system's: a failed write or sync */
+            sh->lost_upto = sh->meta_written;
+        }
+        lost = sh->lost_upto;
+        pthread_mutex_unlock(&sh->fsync_mu);
     }
-    pthread_cond_broadcast(&sh->sync_cv); /* group_sync may wait for this commit */
+    pthread_mutex_lock(&sh->sync_mu);
+    /* Commits note their end in any order once LMDB lets go of them. */
+    if (n > sh->commit_ended) sh->commit_ended = n;
+    if (rc == 0 && dirty && n > sh->written) sh->written = n;
+    *num = rc == 0 && dirty ? n : sh->written;
+    note_sync(sh, claim, lost); /* also wakes those waiting for this commit */
     pthread_mutex_unlock(&sh->sync_mu);
-    *num = n;
     return rc;
 }
 
-/* One sync of the file for every commit done before it starts (called
-** with sync_mu held and no sync of ours running; returns with it held).
-** A failure counts against every commit done when it is known: their
-** meta pages may be among the pages it dropped. */
+/* One sync for every commit written before it starts (called with sync_mu
+** held and no sync of ours running; returns with it held). */
 static int sync_upto(sb_engine *e)
 {
     eng_env *sh = e->sh;
-    uint64_t upto = sh->commit_done;
+    uint64_t claim = 0, lost = 0;
     sh->syncing = 1;
     pthread_mutex_unlock(&sh->sync_mu);
-    int rc = locked_sync(e);
+    int rc = file_sync(e, &claim, &lost);
     pthread_mutex_lock(&sh->sync_mu);
     sh->syncing = 0;
-    if (rc == 0 && upto > sh->durable) sh->durable = upto;
-    if (rc != 0 && sh->commit_done > sh->sync_err) sh->sync_err = sh->commit_done;
-    pthread_cond_broadcast(&sh->sync_cv);
+    note_sync(sh, claim, lost);
     return rc;
 }
 
@@ -798,35 +825,43 @@ static int later_commit(sb_engine *e, size_t txnid)
 ** before it started, and the others wait for that. Eight threads writing
 ** at once: 1.5 to 1.7 syncs per write, against 2.0 when each syncs for
 ** itself (test_durable's diagnostics). Another process's commit counts too,
-** seen by its transaction id (mine: txnid). A failure known for `mine`
-** wins over a success that came after it: the failed sync may have dropped
-** its meta page, which no later sync writes again. */
+** seen by its transaction id (mine: txnid). A commit whose meta page a
+** failed sync may have lost fails. */
 static int wait_durable(sb_engine *e, uint64_t mine, size_t txnid, int own)
 {
     eng_env *sh = e->sh;
-    int rc = 0;
+    int rc = 0, synced = 0;
     pthread_mutex_lock(&sh->sync_mu);
     for (;;) {
+        if (!sh->ordered) { /* a sync=none engine opened the environment: sync, no more */
+            while (sh->syncing)
+                pthread_cond_wait(&sh->sync_cv, &sh->sync_mu);
+            rc = sync_upto(e);
+            break;
+        }
+        if (sh->durable >= mine && (!own || synced)) break;
         if (sh->sync_err >= mine) {
             rc = EIO;
             break;
         }
-        if (sh->durable >= mine && !own) break;
         int committing = __atomic_load_n(&sh->commit_seq, __ATOMIC_RELAXED) > sh->commit_ended;
         if (sh->syncing || (committing && !own)) {
             pthread_cond_wait(&sh->sync_cv, &sh->sync_mu);
         } else if (!own && sh->ordered && later_commit(e, txnid)) {
-            sh->durable = mine;
+            if (mine > sh->durable) sh->durable = mine;
             pthread_cond_broadcast(&sh->sync_cv);
         } else {
-            rc = sync_upto(e);
-            if (rc || own) break;
+            if ((rc = sync_upto(e))) break;
+            synced = 1;
         }
     }
     pthread_mutex_unlock(&sh->sync_mu);
     return rc;
 }
 
+/* Make every commit written so far durable: fails when a failed sync may
+** have lost one of them (until a later commit's meta page is synced: then
+** it is durable again, with that one's tree). */
 int sb_sync(sb_engine *e)
 {
     if (!e) return SB_EINVAL;
@@ -836,14 +871,9 @@ int sb_sync(sb_engine *e)
     pthread_mutex_lock(&sh->sync_mu);
     while (sh->syncing)
         pthread_cond_wait(&sh->sync_cv, &sh->sync_mu);
-    if (sh->sync_err <= sh->sync_err_told && (!sh->commit_done || sh->durable < sh->commit_done))
-        rc = sync_upto(e);
-    if (sh->sync_err > sh->sync_err_told) {
-        /* A sync failed, this one or a commit's own since the last call:
-        ** what it may have lost is reported once. */
-        sh->sync_err_told = sh->sync_err;
-        if (!rc) rc = EIO;
-    }
+    uint64_t want = sh->written;
+    if (!want || sh->durable < want) rc = sync_upto(e);
+    if (!rc && sh->ordered && sh->durable < want) rc = EIO;
     pthread_mutex_unlock(&sh->sync_mu);
     return rc ? eng_mdb_err(NULL, rc, "sync") : 0;
 }
