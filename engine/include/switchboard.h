@@ -265,10 +265,11 @@ SB_API void sb_close(sb_engine *eng);
 
 /* Make every event committed so far by this process durable (fdatasync,
 ** unless a later commit's own sync already has). Needed with SB_SYNC_DEFER
-** before acknowledging; harmless in other modes. SB_ESTORE when the sync
-** fails, or when a commit failed for the system since the last call (its
-** failed sync may have lost what earlier commits left to be synced):
-** reported once. */
+** before acknowledging; harmless in other modes. SB_ESTORE when that is not
+** so: the sync failed, or an earlier one (a commit's own included) did and
+** may have dropped what was waiting to be synced, which no sync writes
+** again. Then it fails until an event committed after the failure is
+** synced: its tree holds every earlier event, and puts them back on disk. */
 SB_API int sb_sync(sb_engine *eng);
 
 /* ------------------------------------------------------------------------ */
