@@ -4,7 +4,11 @@
 ** Forks --procs worker processes (default 8) that each open their own engine
 ** on one data directory and run call cycles at once on queues they share:
 ** offer; every ring the engine hands a process is answered and hung up by
-** that process, whoever offered the call; offers that must wait are abandoned
+** that process, whoever offered the call (with --hold, as multiproc.t runs
+** it, one call a process talks on over its next offer, so that the calls
+** overlap and offers must wait whatever the scheduler does: without, on two
+** cores, runs came with no wait at all one time in ten); offers that must
+** wait are abandoned
 ** by their owner a few cycles later if nobody rang them meanwhile. Halfway
 ** through, worker 0 stores version 2 of the account's policy (sb_policy_put).
 **
@@ -20,7 +24,7 @@
 ** every process.
 **
 ** usage: multiproc [--procs N] [--cycles N] [--agents N] [--queues N]
-**                  [--sync none|group] [--keep]
+**                  [--sync none|group] [--hold] [--keep]
 ** Prints TAP, then "# multiproc: ..." summary lines (call cycles/s, double
 ** bookings).
 */
@@ -46,6 +50,7 @@
 #define ABANDON_AFTER 3 /* cycles a waiting call gets before its owner gives up */
 
 static int nprocs = 8, cycles = 2000, nagents = 6, nqueues = 2, keep = 0;
+static int hold_calls; /* --hold: each worker talks on one call over its next offer */
 static sb_sync_mode sync_mode = SB_SYNC_NONE;
 static char dir[256], logdir[300];
 
@@ -143,6 +148,7 @@ typedef struct {
         int age;
     } waiting[MAX_WAITING];
     int nwaiting;
+    char held[48]; /* a call this worker answered and talks on until its next offer */
     int errors;
 } worker;
 
@@ -211,8 +217,22 @@ static int submit(worker *w, const sb_event *ev, int64_t *stamp)
     return rc;
 }
 
+static void hang_up(worker *w, const char *call)
+{
+    int64_t st;
+    sb_event hup = {.type = SB_EV_HANGUP, .account = "mp", .call_id = call};
+    int rc = submit(w, &hup, &st);
+    if (rc) {
+        wlog(w, st, "ERROR", call, sb_strerror(rc));
+        w->errors++;
+    }
+}
+
 /* Answer and hang up every ring handed to this worker (hangups may free an
-** agent for a waiting call: that ring lands here too). */
+** agent for a waiting call: that ring lands here too) — all but one when
+** the worker holds no call: it talks on over the worker's next offer, so
+** the processes' calls overlap (8 processes, 6 agents: offers must wait,
+** whatever the scheduler does). */
 static void drain(worker *w)
 {
     while (w->ntodo > 0) {
@@ -233,13 +253,21 @@ static void drain(worker *w)
             w->errors++;
             continue;
         }
-        sb_event hup = {.type = SB_EV_HANGUP, .account = "mp", .call_id = it.call};
-        rc = submit(w, &hup, &st);
-        if (rc) {
-            wlog(w, st, "ERROR", it.call, sb_strerror(rc));
-            w->errors++;
+        if (hold_calls && !w->held[0]) { /* talks on: hung up after the next offer */
+            snprintf(w->held, sizeof w->held, "%s", it.call);
+            continue;
         }
+        hang_up(w, it.call);
     }
+}
+
+/* Hang up the call this worker held over from its last cycle (if any), and
+** take what that frees. */
+static void release_held(worker *w, const char *call)
+{
+    if (!call[0]) return;
+    hang_up(w, call);
+    drain(w);
 }
 
 static void abandon(worker *w, const char *call)
@@ -293,7 +321,9 @@ static int run_worker(int id)
             for (int spins = 0; !atomic_load(&shared->put_done) && spins < 600000; spins++)
                 usleep(50);
         }
-        char call[48], q[16];
+        char call[48], q[16], prev[48];
+        snprintf(prev, sizeof prev, "%s", w.held);
+        w.held[0] = 0;
         snprintf(call, sizeof call, "p%d-c%d", id, k);
         snprintf(q, sizeof q, "q%d", (k + id) % nqueues);
         sb_event offer = {.type = SB_EV_OFFER,
@@ -306,6 +336,7 @@ static int run_worker(int id)
         wlog(&w, st, rc ? "OFFERFAIL" : "OFFER", call, q);
         if (rc) {
             w.errors++;
+            release_held(&w, prev);
             continue;
         }
         int rung = 0;
@@ -319,7 +350,7 @@ static int run_worker(int id)
         } else if (!rung) {
             abandon(&w, call);
         }
-        drain(&w);
+        release_held(&w, prev); /* after the offer: the calls overlap */
         for (int i = 0; i < w.nwaiting;) {
             if (++w.waiting[i].age > ABANDON_AFTER) {
                 char c[48];
@@ -338,6 +369,12 @@ static int run_worker(int id)
         forget_waiting(&w, c);
         abandon(&w, c);
         drain(&w);
+    }
+    while (w.held[0]) {
+        char last[48];
+        snprintf(last, sizeof last, "%s", w.held);
+        w.held[0] = 0;
+        release_held(&w, last);
     }
     fclose(w.log);
     sb_result_free(w.res);
@@ -457,11 +494,13 @@ int main(int argc, char **argv)
             nqueues = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--sync") && i + 1 < argc)
             sync_mode = strcmp(argv[++i], "group") ? SB_SYNC_NONE : SB_SYNC_GROUP;
+        else if (!strcmp(argv[i], "--hold"))
+            hold_calls = 1;
         else if (!strcmp(argv[i], "--keep"))
             keep = 1;
         else {
             fprintf(stderr, "usage: multiproc [--procs N] [--cycles N] [--agents N] "
-                            "[--queues N] [--sync none|group] [--keep]\n");
+                            "[--queues N] [--sync none|group] [--hold] [--keep]\n");
             return 2;
         }
     }
