@@ -262,11 +262,10 @@ static void drain(worker *w)
 }
 
 /* Hang up the call this worker held over from its last cycle (if any), and
-** take what that frees. */
+** take every ring handed to it. */
 static void release_held(worker *w, const char *call)
 {
-    if (!call[0]) return;
-    hang_up(w, call);
+    if (call[0]) hang_up(w, call);
     drain(w);
 }
 
