@@ -840,7 +840,7 @@ static int wait_durable(sb_engine *e, uint64_t mine, size_t txnid, int own)
             break;
         }
         if (sh->durable >= mine && (!own || synced)) break;
-        if (sh->sync_err >= mine) {
+        if (mine && sh->sync_err >= mine) { /* (0: nothing written yet) */
             rc = EIO;
             break;
         }

@@ -266,10 +266,14 @@ static int put_agent(sb_engine *e, const char *id, sb_result *res)
     return sb_agent_put(e, "acme", doc, strlen(doc), res);
 }
 
-/* 1 and 2 for one mode: 40 writes one after another. */
+/* 1 and 2 for one mode: 40 writes one after another (after a tick that
+** writes nothing, before anything was written). */
 static void one_by_one(const char *name, sb_sync_mode mode, sb_result *res)
 {
     sb_engine *e = open_mode(name, mode, res);
+    int tick = e ? sb_tick(e, res) : -1;
+    ok(tick == 0, "%s: a tick with nothing due, first on a new directory (%s)", name,
+       tick ? sb_result_message(res) : "ok");
     if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0, "%s: opened", name)) return;
     uint64_t m0, e0, s0, m1, e1, s1;
     counts(&m0, &e0, &s0);
