@@ -492,9 +492,9 @@ SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *nam
 ** still names it fails the reload too (SB_EPOLICY naming the user). A
 ** reload that succeeds lifts every quarantine, in every engine on the data
 ** directory, also when no file changed. Its document: {"changed":N} and,
-** when sb_policy_check faults a policy that loads all the same,
-** "warnings":["<policy_dir>/<name>.lua:<line>: ..."], each also logged as
-** a warning (as at sb_open). */
+** when sb_policy_check faults a policy this reload stored (new or changed)
+** that loads all the same, "warnings":["<policy_dir>/<name>.lua:<line>:
+** ..."], each also logged as a warning (as at sb_open). */
 SB_API int sb_reload(sb_engine *eng, sb_result *res);
 
 /* Compile and lint a policy without an engine. res's message lists each

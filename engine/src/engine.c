@@ -292,8 +292,8 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     **
     ** Order: when syncs are wanted, a commit syncs the pages it wrote before
     ** it writes the meta page that points at them (MDB_NOMETASYNC), and the
-    ** meta page is on disk after the next sync of the file (store.c,
-    ** group_sync). With MDB_NOSYNC a commit's pages and its meta page reach
+    ** meta page is on disk after the next sync of the file (store.c, "What
+    ** is durable"). With MDB_NOSYNC a commit's pages and its meta page reach
     ** the disk in whatever order the kernel writes them back (by offset:
     ** the meta pages, at the file's start, first), so a power loss during a
     ** sync could leave a meta page pointing at pages never written: a broken

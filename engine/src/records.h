@@ -135,10 +135,10 @@ const char *rec_call_attrs(const call_rec *c, sb_buf *tmp, size_t *len);
 ** loaded (its id is not looked up again), or NULL. */
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome,
                  const agent_rec *known);
-/* Put the latest record of a finished call of account acct into res as JSON
-** (numbers not included); SB_ENOTFOUND if none. */
 /* Has the account a record of that call id? */
 int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id);
+/* Put the latest record of a finished call of account acct into res as JSON
+** (numbers not included); SB_ENOTFOUND if none. */
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res);
 
 /* --- a stored record, decoded (strings point into the value) ------------ */

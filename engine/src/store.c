@@ -739,11 +739,9 @@ static int file_sync(sb_engine *e, uint64_t *claim, uint64_t *lost)
     eng_env *sh = e->sh;
     pthread_rwlock_rdlock(&sh->maplock);
     pthread_mutex_lock(&sh->fsync_mu);
-    uint64_t newest = sh->meta_written;
+    uint64_t newest = sh->meta_written; /* 0 where a sync=none engine opened the environment */
     int rc = mdb_env_sync(e->env, 1);
-    /* An environment a sync=none engine opened keeps no order: nothing to
-    ** claim (README: share a directory's sync mode). */
-    *claim = rc == 0 && sh->ordered && newest > sh->lost_upto ? newest : 0;
+    *claim = rc == 0 && newest > sh->lost_upto ? newest : 0;
     if (rc) sh->lost_upto = sh->meta_written;
     *lost = sh->lost_upto;
     pthread_mutex_unlock(&sh->fsync_mu);
@@ -761,26 +759,30 @@ static void note_sync(eng_env *sh, uint64_t claim, uint64_t lost)
 
 /* Commit txn (a write transaction of e), numbered. Its own sync counts as
 ** one for the meta pages written before it. *num: the commit to wait for
-** to be durable: this one if it wrote something, else the last that did. */
+** to be durable: this one if it wrote something, else the last that did.
+** Where a sync=none engine opened the environment nothing is synced in
+** order, so nothing is noted (wait_durable and sb_sync just sync there). */
 static int commit_numbered(sb_engine *e, MDB_txn *txn, uint64_t *num)
 {
     eng_env *sh = e->sh;
+    if (!sh->ordered) {
+        *num = 0;
+        return mdb_txn_commit(txn);
+    }
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
     uint64_t n = __atomic_add_fetch(&sh->commit_seq, 1, __ATOMIC_RELAXED);
-    uint64_t claim = 0, lost = 0;
-    if (sh->ordered) pthread_mutex_lock(&sh->fsync_mu);
+    uint64_t claim = 0;
+    pthread_mutex_lock(&sh->fsync_mu);
     uint64_t newest = sh->meta_written;
     int rc = mdb_txn_commit(txn);
-    if (sh->ordered) {
-        if (rc == 0 && dirty) {
-            if (newest > sh->lost_upto) claim = newest;
-            sh->meta_written = n;
-        } else if (rc > 0) { /* the system's: a failed write or sync */
-            sh->lost_upto = sh->meta_written;
-        }
-        lost = sh->lost_upto;
-        pthread_mutex_unlock(&sh->fsync_mu);
+    if (rc == 0 && dirty) {
+        if (newest > sh->lost_upto) claim = newest;
+        sh->meta_written = n;
+    } else if (rc > 0) { /* the system's: a failed write or sync */
+        sh->lost_upto = sh->meta_written;
     }
+    uint64_t lost = sh->lost_upto;
+    pthread_mutex_unlock(&sh->fsync_mu);
     pthread_mutex_lock(&sh->sync_mu);
     /* Commits note their end in any order once LMDB lets go of them. */
     if (n > sh->commit_ended) sh->commit_ended = n;
@@ -847,7 +849,7 @@ static int wait_durable(sb_engine *e, uint64_t mine, size_t txnid, int own)
         int committing = __atomic_load_n(&sh->commit_seq, __ATOMIC_RELAXED) > sh->commit_ended;
         if (sh->syncing || (committing && !own)) {
             pthread_cond_wait(&sh->sync_cv, &sh->sync_mu);
-        } else if (!own && sh->ordered && later_commit(e, txnid)) {
+        } else if (!own && later_commit(e, txnid)) {
             if (mine > sh->durable) sh->durable = mine;
             pthread_cond_broadcast(&sh->sync_cv);
         } else {

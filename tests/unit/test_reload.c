@@ -583,6 +583,10 @@ static void test_reload_lint(sb_engine *e1)
        j);
     ok(strstr(logbuf, "policy warning: ") && strstr(logbuf, want), "and so has the log (%s)",
        logbuf);
+    log_clear();
+    ok(sb_reload(e1, res) == 0 && !strstr(sb_result_json(res, NULL), "warnings") &&
+           !strstr(logbuf, "policy warning"),
+       "a reload that stores nothing new lints nothing (each sb_open would pay for it)");
     char path[512];
     snprintf(path, sizeof path, "%s/lintme.lua", pdir);
     unlink(path);
