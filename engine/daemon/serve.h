@@ -99,6 +99,7 @@ typedef struct sbd_metrics {
     uint64_t lat_count;
     uint64_t conns_accepted, conns_rejected;
     uint64_t syncs, sync_errors;
+    uint64_t syncs_saved; /* batches a later commit's own sync made durable */
     double sync_seconds;
     uint64_t batches;
     uint64_t ticks, tick_errors, tick_actions;
@@ -141,15 +142,15 @@ struct sbd {
 
     /* The batches: responses and stream events held until the sync that
     ** covers them. Everything held is tagged with open_seq, the batch being
-    ** collected, read after the commit it answers; a sync started for batch
-    ** N closes it (open_seq becomes N + 1) before it begins, so it covers
-    ** every commit tagged <= N, and releases exactly what is tagged <= N.
-    ** Pipelined group commit: at most one sync in flight, the next batch
-    ** collects meanwhile and is synced once the responses of the last are
-    ** handed to the sockets (sbd_seq(), sbd_commit_tag()).
+    ** collected, read after the commit it answers. A batch closes (open_seq
+    ** becomes N + 1) at the end of its turn, deferred: a later commit's own
+    ** sync makes it durable; or just before the sync thread's sync begins,
+    ** so a sync covers every commit tagged <= N, and releases exactly what
+    ** is tagged <= N. At most one sync in flight; the next batch collects
+    ** meanwhile (sbd_seq(), sbd_commit_tag()).
     ** With the sync thread running, open_seq, dirty_seq, synced_seq,
-    ** inflight_seq, the sync_* fields and sync_kick are guarded by sync_mu
-    ** (open_seq is also read atomically, without it). */
+    ** inflight_seq, deferred_*, the sync_* fields and sync_kick are guarded
+    ** by sync_mu (open_seq is also read atomically, without it). */
     sbd_conn *batch;       /* connections with responses held */
     int batch_dirty;       /* no sync thread: something committed in the open batch */
     size_t batch_len;      /* responses since the last flush */
@@ -157,6 +158,12 @@ struct sbd {
     uint64_t dirty_seq;    /* the last batch something was committed in */
     uint64_t synced_seq;   /* the last batch a sync covered */
     uint64_t inflight_seq; /* the batch the sync thread is syncing, 0: none */
+    /* A batch closed at the end of its turn without a sync: the next turn's
+    ** commit, whose own sync covers it, usually releases it; else the sync
+    ** thread syncs it, once the loop is idle (idle_ev) or sees it uncovered. */
+    uint64_t deferred_seq;    /* 0: none */
+    uint64_t deferred_commit; /* the engine's commit number it waits for (sb_sync_progress) */
+    struct event *idle_ev;
     sbd_pending_req *preq;
     size_t npreq, cappreq;
     int ebatch_open; /* the loop's events share one engine transaction (sb_batch_begin) */

@@ -271,6 +271,18 @@ SB_API void sb_close(sb_engine *eng);
 ** again. Then it fails until an event committed after the failure is
 ** synced: its tree holds every earlier event, and puts them back on disk. */
 SB_API int sb_sync(sb_engine *eng);
+/* Where syncs stand, for a caller that acknowledges only what is durable
+** and would rather not sync when it need not (SB_SYNC_DEFER): *written is the
+** number of this process's newest commit on the data directory that changed
+** something, *durable the newest number known to be on disk. A commit's own
+** sync makes every commit written before it durable, so under steady writes
+** the next commit often makes a sb_sync() unnecessary: read *written after
+** a commit; once *durable reaches it, that commit and all before it are on
+** disk. Numbers only grow; 0 is before any. SB_ESTATE where commits do not
+** sync in order (an engine with SB_SYNC_NONE opened the directory first in
+** this process): *durable never moves then, and only sb_sync() makes
+** anything durable. Either pointer may be NULL. */
+SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable);
 
 /* ------------------------------------------------------------------------ */
 /* Accounts, agents, queues: JSON documents in, JSON documents out.

@@ -880,6 +880,19 @@ int sb_sync(sb_engine *e)
     return rc ? eng_mdb_err(NULL, rc, "sync") : 0;
 }
 
+int sb_sync_progress(sb_engine *e, uint64_t *written, uint64_t *durable)
+{
+    if (!e) return SB_EINVAL;
+    if (eng_forked(e)) return SB_ESTATE;
+    eng_env *sh = e->sh;
+    pthread_mutex_lock(&sh->sync_mu);
+    if (written) *written = sh->written;
+    if (durable) *durable = sh->ordered ? sh->durable : 0;
+    int ordered = sh->ordered;
+    pthread_mutex_unlock(&sh->sync_mu);
+    return ordered ? 0 : SB_ESTATE;
+}
+
 /* After commit `num` of transaction txnid: the sync the engine's mode asks
 ** for. */
 static int sync_committed(sb_engine *e, uint64_t num, size_t txnid, sb_result *res)

@@ -578,6 +578,67 @@ static void failed_once(sb_result *res)
     sb_close(e);
 }
 
+/* 9. sb_sync_progress: a commit's own sync makes the commits before it
+** durable, and says so; a failed one does not, until a later meta page is
+** synced. Where a sync=none engine opened the directory: SB_ESTATE. */
+static int disk_has(uint64_t meta)
+{
+    pthread_mutex_lock(&S->mu);
+    int on = meta && S->disk_meta >= meta;
+    pthread_mutex_unlock(&S->mu);
+    return on;
+}
+
+static void progress(sb_result *res)
+{
+    sb_engine *e = open_mode("progress", SB_SYNC_DEFER, res);
+    if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0 && sb_sync(e) == 0,
+            "progress: opened, synced"))
+        return;
+    uint64_t w0 = 0, d0 = 0, w1 = 0, d1 = 0, w2 = 0, d2 = 0, w3 = 0, d3 = 0, w4 = 0, d4 = 0;
+    int rc = sb_sync_progress(e, &w0, &d0);
+    ok(rc == 0 && w0 > 0 && d0 >= w0, "progress: after sb_sync, durable %llu reaches written %llu",
+       (unsigned long long)d0, (unsigned long long)w0);
+    rc = put_agent(e, "p1", res) || sb_sync_progress(e, &w1, &d1);
+    uint64_t meta1 = last_meta;
+    ok(rc == 0 && w1 > w0 && d1 < w1 && !mine_durable(),
+       "progress: a commit: written %llu, durable %llu, and it is not on disk",
+       (unsigned long long)w1, (unsigned long long)d1);
+    rc = put_agent(e, "p2", res) || sb_sync_progress(e, &w2, &d2);
+    ok(rc == 0 && w2 > w1 && d2 >= w1 && d2 < w2 && disk_has(meta1) && !mine_durable(),
+       "progress: the next commit's own sync put the one before on disk, and says so "
+       "(written %llu, durable %llu)",
+       (unsigned long long)w2, (unsigned long long)d2);
+    fail_next(0, 1);
+    rc = put_agent(e, "p3", res);
+    int rc2 = sb_sync_progress(e, &w3, &d3);
+    ok(rc == SB_ESTORE && rc2 == 0 && w3 == w2 && d3 < w2,
+       "progress: a commit whose sync fails: not written, and the one before it not durable "
+       "(written %llu, durable %llu)",
+       (unsigned long long)w3, (unsigned long long)d3);
+    rc = put_agent(e, "p4", res) || sb_sync_progress(e, &w4, &d4);
+    ok(rc == 0 && w4 > w3 && d4 < w2,
+       "progress: ... nor after the next commit, whose sync cannot bring back the page the "
+       "failed one may have dropped (written %llu, durable %llu)",
+       (unsigned long long)w4, (unsigned long long)d4);
+    rc = sb_sync(e) || sb_sync_progress(e, &w4, &d4);
+    ok(rc == 0 && d4 >= w4 && mine_durable(),
+       "progress: sb_sync: durable %llu reaches written %llu again", (unsigned long long)d4,
+       (unsigned long long)w4);
+    ok(sb_sync_progress(e, NULL, NULL) == 0 && sb_sync_progress(NULL, &w4, &d4) == SB_EINVAL,
+       "progress: NULL pointers are fine; a NULL engine is SB_EINVAL");
+    sb_close(e);
+    sb_engine *none = open_mode("unordered", SB_SYNC_NONE, res);
+    sb_engine *def = none ? open_mode("unordered", SB_SYNC_DEFER, res) : NULL;
+    uint64_t w = 1, d = 1;
+    rc = def ? sb_account_put(def, "{\"id\":\"acme\"}", 13, res) : -1;
+    rc2 = rc == 0 ? sb_sync_progress(def, &w, &d) : -1;
+    ok(rc2 == SB_ESTATE && d == 0,
+       "progress: where a sync=none engine opened the directory first: SB_ESTATE, durable 0");
+    sb_close(def);
+    sb_close(none);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -599,6 +660,7 @@ int main(void)
     noted_out_of_order(res);
     batch_settled(res);
     failed_once(res);
+    progress(res);
     ok(own_max_inflight == 1,
        "one sync of the data file at a time in this process, commits' own "
        "included (%d at most)",
