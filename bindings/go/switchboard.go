@@ -1371,6 +1371,34 @@ func (e *Engine) Sync() error {
 	return nil
 }
 
+// SyncProgress tells where syncs stand (sb_sync_progress), for a caller that
+// acknowledges only what is durable and would rather not sync when it need
+// not (SyncDefer). written is the number of this process's newest commit on
+// the data directory that changed something, durable the newest number known
+// to be on disk; numbers only grow, 0 is before any. A commit's own sync
+// makes every commit before it durable, so under steady writes the next
+// commit often makes a Sync unnecessary: read written after a commit; once
+// durable reaches it, that commit and all before it are on disk.
+//
+// ordered is false where commits do not sync in order (an engine with
+// SyncNone opened the data directory first in this process; the engine's
+// SB_ESTATE): the numbers then say nothing (durable is 0), and only Sync
+// makes anything durable. That is not an error; err reports the others (a
+// closed engine...).
+func (e *Engine) SyncProgress() (written, durable uint64, ordered bool, err error) {
+	eng, err := e.enter()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer e.leave()
+	var w, d C.uint64_t
+	rc := C.sb_sync_progress(eng, &w, &d)
+	if rc != 0 && rc != C.SB_ESTATE {
+		return 0, 0, false, &Error{Code: Code(rc), Message: strings.TrimPrefix(Code(rc).Error(), Code(rc).Name()+": ")}
+	}
+	return uint64(w), uint64(d), rc == 0, nil
+}
+
 // ---------------------------------------------------------------------------
 // Backups
 

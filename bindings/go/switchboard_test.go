@@ -598,6 +598,59 @@ func TestDeferAndReopen(t *testing.T) {
 	}
 }
 
+// SyncProgress with SyncDefer: a commit is written but not durable until the
+// next commit's own sync covers it, or Sync; where a SyncNone engine opened
+// the directory first, ordered is false and that is no error.
+func TestSyncProgress(t *testing.T) {
+	eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncDefer, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w0, _, _, err := eng.SyncProgress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t)(eng.AccountPut(`{"id":"acme"}`))
+	w1, d1, o1, err := eng.SyncProgress()
+	if err != nil || !o1 || w1 <= w0 || d1 >= w1 {
+		t.Errorf("after a deferred commit: written %d (before %d), durable %d, ordered %v, %v", w1, w0, d1, o1, err)
+	}
+	must(t)(eng.AgentPut("acme", agentDoc("alice")))
+	w2, d2, o2, err := eng.SyncProgress()
+	if err != nil || !o2 || w2 <= w1 || d2 < w1 {
+		t.Errorf("the next commit's own sync should make the first durable: written %d, durable %d, first %d, ordered %v, %v",
+			w2, d2, w1, o2, err)
+	}
+	if err := eng.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	w3, d3, o3, err := eng.SyncProgress()
+	if err != nil || !o3 || w3 != w2 || d3 < w3 {
+		t.Errorf("after Sync: written %d, durable %d, ordered %v, %v", w3, d3, o3, err)
+	}
+	eng.Close()
+	if _, _, _, err := eng.SyncProgress(); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("SyncProgress on a closed engine: %v", err)
+	}
+
+	dir := t.TempDir()
+	none, err := switchboard.Open(switchboard.Config{DataDir: dir, Sync: switchboard.SyncNone, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer none.Close()
+	def, err := switchboard.Open(switchboard.Config{DataDir: dir, Sync: switchboard.SyncDefer, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer def.Close()
+	must(t)(def.AccountPut(`{"id":"acme"}`))
+	if w, d, ordered, err := def.SyncProgress(); err != nil || ordered || d != 0 {
+		t.Errorf("a SyncNone engine opened the directory first: written %d, durable %d, ordered %v, %v (want not ordered, durable 0, no error)",
+			w, d, ordered, err)
+	}
+}
+
 func TestClockPanicFallsBack(t *testing.T) {
 	eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone, Log: quiet,
 		PolicyDir: policies, Clock: func() time.Time { panic("no clock") }})

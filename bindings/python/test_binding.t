@@ -9,7 +9,7 @@ without an engine, API keys, two engines on one data directory (also from
 several threads at once: nobody double-booked), call records and retention
 (listing, access requests as JSON and CSV, legal holds, sweeps with a
 progress callback, the audit log, erasure, aggregates), backups, deferred
-sync, closing (also from the clock, log and progress functions, and while a
+sync and sync_progress, closing (also from the clock, log and progress functions, and while a
 call runs on another thread), arguments C cannot take (NUL bytes, None, NaN,
 numbers beyond a C integer), the results of ended threads freed, an engine
 refused in the child of a fork.
@@ -611,6 +611,39 @@ def test_defer_and_reopen():
         raises(lambda: eng.account_get("acme"), sb.NotFoundError, "account_delete removes it")
 
 
+def test_sync_progress():
+    """sync_progress() with sync="defer": a commit is written but not durable
+    until the next commit's own sync covers it, or sync(); where a
+    sync="none" engine opened the directory first, ordered is False."""
+    with sb.Engine(os.path.join(TMP, "progress"), sync="defer", log=lambda *x: None) as eng:
+        w0, d0, o0 = eng.sync_progress()
+        eng.account_put({"id": "acme"})
+        w1, d1, o1 = eng.sync_progress()
+        ok(o1 and w1 > w0 and d1 < w1,
+           "sync_progress after a deferred commit: written %d grew, durable %d below it"
+           % (w1, d1))
+        eng.agent_put("acme", agent("alice"))
+        w2, d2, o2 = eng.sync_progress()
+        ok(o2 and w2 > w1 and d2 >= w1,
+           "the next commit's own sync made the one before durable (written %d, durable %d, "
+           "first %d)" % (w2, d2, w1))
+        eng.sync()
+        w3, d3, o3 = eng.sync_progress()
+        ok(o3 and w3 == w2 and d3 >= w3,
+           "after sync(): durable %d reaches written %d" % (d3, w3))
+        ok(all(isinstance(x, int) for x in (w3, d3)) and o3 is True,
+           "sync_progress returns (int, int, bool)")
+    raises(eng.sync_progress, sb.InvalidError, "sync_progress on a closed engine: InvalidError")
+    d = os.path.join(TMP, "unordered")
+    with sb.Engine(d, sync="none", log=lambda *x: None):
+        with sb.Engine(d, sync="defer", log=lambda *x: None) as eng:
+            eng.account_put({"id": "acme"})
+            w, dur, ordered = eng.sync_progress()
+            ok(ordered is False and dur == 0,
+               "a sync=\"none\" engine opened the directory first: not ordered, durable 0, "
+               "not raised (written %d, durable %d)" % (w, dur))
+
+
 def records_setup(eng, clock):
     """acme with a retention policy (abandoned calls deleted after 7 days) and
     a personal attribute; c1 answered and c2 abandoned from one number, c3
@@ -1203,8 +1236,8 @@ def test_review_fixes():
 def main():
     tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
              test_policies, test_policy_tools, test_apikeys, test_records, test_backup,
-             test_two_engines, test_defer_and_reopen, test_arguments, test_close_and_threads,
-             test_fork, test_gateway_example, test_review_fixes]
+             test_two_engines, test_defer_and_reopen, test_sync_progress, test_arguments,
+             test_close_and_threads, test_fork, test_gateway_example, test_review_fixes]
     try:
         for t in tests:
             try:

@@ -1,8 +1,8 @@
 -- cycle.lua — the binding's API end to end, run by lua51.t (LuaJIT, lua5.1)
 -- and lua54.t (lua5.4): provisioning, a full call cycle routed by a Lua 5.4
 -- policy inside the engine, timers on a manual clock, the error conventions,
--- the JSON helpers, backups, and closing. Needs SB_LUA_T (this folder) and the module
--- on LUA_CPATH.
+-- the JSON helpers, backups, sync_progress, and closing. Needs SB_LUA_T (this
+-- folder) and the module on LUA_CPATH.
 local T = require "tap"
 local sb = require "switchboard"
 
@@ -266,6 +266,42 @@ do
   local rec = copy and copy:call_get("acme", "c1")
   T.is(rec and rec.agent, "bob", "the backup opens with the data directory's master key, c1's record there")
   if copy then copy:close() end
+end
+
+-- sync_progress with sync = "defer": a commit is written but not durable
+-- until the next commit's own sync covers it, or sync().
+do
+  local pdir = T.tmpdir()
+  local d = assert(sb.open{ data_dir = pdir, sync = "defer", log = "none" })
+  local w0 = d:sync_progress()
+  assert(d:account_put{ id = "acme" })
+  local w1, d1, o1 = d:sync_progress()
+  T.ok(o1 == true and w1 > w0 and d1 < w1,
+       "sync_progress after a deferred commit: written " .. tostring(w1) .. " grew, durable " ..
+       tostring(d1) .. " below it")
+  assert(d:agent_put("acme", { id = "alice", devices = { softphone = "sip:alice@x" } }))
+  local w2, d2, o2 = d:sync_progress()
+  T.ok(o2 == true and w2 > w1 and d2 >= w1,
+       "the next commit's own sync made the one before durable (written " .. tostring(w2) ..
+       ", durable " .. tostring(d2) .. ", first " .. tostring(w1) .. ")")
+  T.is(d:sync(), true, "sync() after deferred commits")
+  local w3, d3, o3 = d:sync_progress()
+  T.ok(o3 == true and w3 == w2 and d3 >= w3,
+       "after sync(): durable " .. tostring(d3) .. " reaches written " .. tostring(w3))
+  d:close()
+  T.raises(function() d:sync_progress() end, "closed", "sync_progress on a closed engine raises")
+  -- Where a sync = "none" engine opened the directory first: not ordered,
+  -- durable 0, and no failure.
+  local udir = T.tmpdir()
+  local none = assert(sb.open{ data_dir = udir, sync = "none", log = "none" })
+  local def = assert(sb.open{ data_dir = udir, sync = "defer", log = "none" })
+  assert(def:account_put{ id = "acme" })
+  local uw, ud, uo = def:sync_progress()
+  T.ok(uw ~= nil and uo == false and ud == 0,
+       "a sync = \"none\" engine opened the directory first: not ordered, durable 0 (written " ..
+       tostring(uw) .. ", durable " .. tostring(ud) .. ", ordered " .. tostring(uo) .. ")")
+  def:close()
+  none:close()
 end
 
 -- Stats, close, use after close, __gc.

@@ -280,6 +280,8 @@ def _declare(lib):
         "sb_open": (c_int, [ctypes.POINTER(E), ctypes.POINTER(_Config), R]),
         "sb_close": (None, [E]),
         "sb_sync": (c_int, [E]),
+        "sb_sync_progress": (c_int, [E, ctypes.POINTER(ctypes.c_uint64),
+                                     ctypes.POINTER(ctypes.c_uint64)]),
         "sb_account_put": (c_int, [E, c_char_p, c_size_t, R]),
         "sb_account_get": (c_int, [E, c_char_p, R]),
         "sb_account_list": (c_int, [E, R]),
@@ -1327,3 +1329,32 @@ class Engine:
             self._leave(own)
         if rc:
             raise _error(rc, _s(self._lib.sb_strerror(rc)))
+
+    def sync_progress(self):
+        """Where syncs stand (``sb_sync_progress``), for a caller that
+        acknowledges only what is durable and would rather not sync when it
+        need not (sync="defer"): a tuple ``(written, durable, ordered)``.
+
+        ``written`` is the number of this process's newest commit on the
+        data directory that changed something, ``durable`` the newest number
+        known to be on disk; numbers only grow, 0 is before any. A commit's
+        own sync makes every commit before it durable, so under steady
+        writes the next commit often makes a :meth:`sync` unnecessary: read
+        ``written`` after a commit; once ``durable`` reaches it, that commit
+        and all before it are on disk.
+
+        ``ordered`` is False where commits do not sync in order (an engine
+        with sync="none" opened the data directory first in this process;
+        the engine's SB_ESTATE): the numbers then say nothing (``durable`` is
+        0), and only :meth:`sync` makes anything durable. That is not
+        raised; other failures (a closed engine...) raise as every method
+        does."""
+        written, durable = ctypes.c_uint64(0), ctypes.c_uint64(0)
+        eng, _, own = self._enter(need_res=False)
+        try:
+            rc = self._lib.sb_sync_progress(eng, ctypes.byref(written), ctypes.byref(durable))
+        finally:
+            self._leave(own)
+        if rc and rc != ESTATE:
+            raise _error(rc, _s(self._lib.sb_strerror(rc)))
+        return written.value, durable.value, rc == 0
