@@ -280,8 +280,8 @@ SB_API int sb_sync(sb_engine *eng);
 ** a commit; once *durable reaches it, that commit and all before it are on
 ** disk. Numbers only grow; 0 is before any. SB_ESTATE where commits do not
 ** sync in order (an engine with SB_SYNC_NONE opened the directory first in
-** this process): *durable never moves then, and only sb_sync() makes
-** anything durable. Either pointer may be NULL. */
+** this process): commits are not numbered then (both stay 0), and only
+** sb_sync() makes anything durable. Either pointer may be NULL. */
 SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable);
 
 /* ------------------------------------------------------------------------ */

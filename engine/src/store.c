@@ -825,7 +825,7 @@ static int later_commit(sb_engine *e, size_t txnid)
 ** while one is under way (another thread's, holding the write lock) it is
 ** waited for; otherwise the first to arrive syncs for everyone committed
 ** before it started, and the others wait for that. Eight threads writing
-** at once: 1.5 to 1.7 syncs per write, against 2.0 when each syncs for
+** at once: 1.0 to 1.7 syncs per write, against 2.0 when each syncs for
 ** itself (test_durable's diagnostics). Another process's commit counts too,
 ** seen by its transaction id (mine: txnid). A commit whose meta page a
 ** failed sync may have lost fails. */
