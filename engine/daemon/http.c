@@ -1,8 +1,8 @@
 /*
 ** http.c — connections and HTTP/1.1 on bufferevents.
 **
-** Why not evhttp: the daemon must hold every response until the batch's
-** sb_sync() (group commit), answer oversize headers with 431 and bodies with
+** Why not evhttp: the daemon must hold every response until the sync that
+** makes its batch durable (group commit), answer oversize headers with 431 and bodies with
 ** 413 in its own JSON, refuse connections past max_connections with a 503,
 ** and serve pipelined requests in order without waiting for each response to
 ** be written. A small parser over the bufferevent's input gives that control.
@@ -901,7 +901,8 @@ static void process_input(sbd_conn *c)
         }
         if (!take_request(c)) break;
         conn_timer(c, 0, 0);
-        /* A big batch: start its sync now (if none is in flight). */
+        /* A big batch: commit and close it now (the rest of the turn's
+        ** commit or a sync makes it durable). */
         if (d->batch_len >= BATCH_LIMIT) sbd_flush(d);
     }
     if (c->state != CS_HTTP && c->state != CS_STREAM) {
@@ -1003,6 +1004,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
     sbd_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    sbd_turn_check(c->d);
     switch (c->state) {
     case CS_HTTP:
         process_input(c);
@@ -1021,6 +1023,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     sbd_conn *c = arg;
+    sbd_turn_check(c->d);
     if (c->state == CS_STREAM && c->sub && sbd_stream_drained(c->d, c->sub)) return; /* freed */
     if (evbuffer_get_length(bufferevent_get_output(bev))) return;
     if (c->state == CS_CLOSING && !c->in_batch) {
@@ -1093,6 +1096,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     sbd *d = arg;
     (void)l;
     (void)socklen;
+    sbd_turn_check(d);
     int reject = d->nconns >= d->cfg->max_connections;
     if (reject && d->nrejecting >= MAX_REJECTING) {
         d->m.conns_rejected++;

@@ -100,6 +100,7 @@ typedef struct sbd_metrics {
     uint64_t conns_accepted, conns_rejected;
     uint64_t syncs, sync_errors;
     uint64_t syncs_saved; /* batches a later commit's own sync made durable */
+    uint64_t turns_cut;   /* turns ended by TURN_LIMIT_US */
     double sync_seconds;
     uint64_t batches;
     uint64_t ticks, tick_errors, tick_actions;
@@ -164,6 +165,7 @@ struct sbd {
     uint64_t deferred_seq;    /* 0: none */
     uint64_t deferred_commit; /* the engine's commit number it waits for (sb_sync_progress) */
     struct event *idle_ev;
+    uint64_t turn_t0_ns; /* when a turn with a batch deferred began, 0: none */
     sbd_pending_req *preq;
     size_t npreq, cappreq;
     int ebatch_open; /* the loop's events share one engine transaction (sb_batch_begin) */
@@ -224,6 +226,9 @@ void sbd_batch_close(sbd *d);
 /* The open batch: the tag for what is held now (read after the commit it
 ** answers, if any). */
 uint64_t sbd_seq(sbd *d);
+/* In the sockets' callbacks: end a turn that has run too long while a
+** batch waits for the next commit (daemon.c, TURN_LIMIT_US). */
+void sbd_turn_check(sbd *d);
 /* After a commit: the tag for what answers it; the open batch needs a sync. */
 uint64_t sbd_commit_tag(sbd *d);
 int64_t sbd_wall_ms(void);

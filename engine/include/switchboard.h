@@ -275,13 +275,17 @@ SB_API int sb_sync(sb_engine *eng);
 ** and would rather not sync when it need not (SB_SYNC_DEFER): *written is the
 ** number of this process's newest commit on the data directory that changed
 ** something, *durable the newest number known to be on disk. A commit's own
-** sync makes every commit written before it durable, so under steady writes
-** the next commit often makes a sb_sync() unnecessary: read *written after
-** a commit; once *durable reaches it, that commit and all before it are on
-** disk. Numbers only grow; 0 is before any. SB_ESTATE where commits do not
-** sync in order (an engine with SB_SYNC_NONE opened the directory first in
-** this process): commits are not numbered then (both stay 0), and only
-** sb_sync() makes anything durable. Either pointer may be NULL. */
+** sync makes every commit written before it durable (unless a sync failed
+** since, which may have dropped them: then only a later commit's meta page,
+** synced, puts them back, and *durable stays put until then). So under
+** steady writes the next commit often makes a sb_sync() unnecessary: read
+** *written after a commit; once *durable reaches it, that commit and all
+** before it are on disk. Numbers only grow; 0 is before any. SB_ESTATE
+** where commits do not sync in order (an engine with SB_SYNC_NONE opened the
+** directory first in this process): commits are not numbered then (both
+** stay 0), and only sb_sync() makes anything durable; SB_ESTATE also, with
+** nothing set, for an engine opened by another process before fork().
+** Either pointer may be NULL. */
 SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable);
 
 /* ------------------------------------------------------------------------ */

@@ -621,9 +621,15 @@ static void progress(sb_result *res)
        "progress: ... nor after the next commit, whose sync cannot bring back the page the "
        "failed one may have dropped (written %llu, durable %llu)",
        (unsigned long long)w4, (unsigned long long)d4);
+    uint64_t meta4 = last_meta, w5 = 0, d5 = 0;
+    rc = put_agent(e, "p5", res) || sb_sync_progress(e, &w5, &d5);
+    ok(rc == 0 && w5 > w4 && d5 >= w4 && d5 < w5 && disk_has(meta4),
+       "progress: a commit after that one: its own sync puts the meta page before it on disk, "
+       "and with it every earlier commit (written %llu, durable %llu)",
+       (unsigned long long)w5, (unsigned long long)d5);
     rc = sb_sync(e) || sb_sync_progress(e, &w4, &d4);
-    ok(rc == 0 && d4 >= w4 && mine_durable(),
-       "progress: sb_sync: durable %llu reaches written %llu again", (unsigned long long)d4,
+    ok(rc == 0 && d4 >= w4 && w4 == w5 && mine_durable(),
+       "progress: sb_sync: durable %llu reaches written %llu", (unsigned long long)d4,
        (unsigned long long)w4);
     ok(sb_sync_progress(e, NULL, NULL) == 0 && sb_sync_progress(NULL, &w4, &d4) == SB_EINVAL,
        "progress: NULL pointers are fine; a NULL engine is SB_EINVAL");
