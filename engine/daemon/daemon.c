@@ -612,6 +612,9 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
     double ms = (double)(sbd_now_ns() - t) / 1e6;
     if (rc == 0) {
         d->m.reloads_ok++;
+        /* Answers that read the new versions wait for its sync, as any
+        ** change's (the reload committed them). */
+        sbd_commit_tag(d);
         json_t *o = json_loads(sb_result_json(d->res, NULL), 0, NULL);
         long long changed = o ? (long long)json_integer_value(json_object_get(o, "changed")) : 0;
         size_t warnings = json_array_size(json_object_get(o, "warnings"));
