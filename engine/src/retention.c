@@ -127,12 +127,18 @@ typedef struct rctx {
     int64_t reviewing; /* sweeps: due of the entry under review (deleted already) */
     int erase_held;    /* erasure decisions a hold overrode in this transaction */
     json_t *reasons;   /* erasure: "action: reason" -> count */
+    int memo;          /* audit_add: memo_raw and memo_clean hold a reason */
     /* the record view */
     char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first_queue[SB_ID_MAX + 1], agent[SB_ID_MAX + 1],
         att_agent[SB_ID_MAX + 1];
     char vpol[MAX_TRACE][SB_NAME_MAX + 1], vver[MAX_TRACE][17];
     const char *vpols[MAX_TRACE], *vvers[MAX_TRACE];
     const rec_data *cur;
+    /* audit_add: the last reason and what the audit keeps of it. A sweep's
+    ** reasons repeat record after record (the policy's few texts), and
+    ** redacting each again was an eighth of a sweep's instructions. */
+    char memo_raw[2 * SB_REASON_MAX + SB_ID_MAX + 64];
+    char memo_clean[3 * (2 * SB_REASON_MAX + SB_ID_MAX + 64)];
 } rctx;
 
 static void rctx_init(rctx *x, wtx *t)
@@ -316,11 +322,16 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
     /* Reasons are the policy's or the customer's text and may quote a
     ** number, written any way: the audit log holds none. (Room for every
     ** shortest number, "+12", read as "[number]".) */
-    char clean[3 * (2 * SB_REASON_MAX + SB_ID_MAX + 64)];
-    if (reason && strlen(reason) < sizeof clean / 3) {
-        sb_redact(reason, clean, sizeof clean);
-        text_clean(clean); /* policies write any bytes; the audit lists one entry a line */
-        reason = clean;
+    size_t rl = reason ? strlen(reason) : 0;
+    if (reason && rl < sizeof x->memo_raw) {
+        if (!x->memo || memcmp(x->memo_raw, reason, rl + 1)) {
+            sb_redact(reason, x->memo_clean, sizeof x->memo_clean);
+            /* policies write any bytes; the audit lists one entry a line */
+            text_clean(x->memo_clean);
+            memcpy(x->memo_raw, reason, rl + 1);
+            x->memo = 1;
+        }
+        reason = x->memo_clean;
     } else if (reason && sb_redact(reason, NULL, 0)) {
         reason = "[reason withheld: it quotes a number]";
     }
