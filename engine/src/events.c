@@ -331,8 +331,11 @@ static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
         }
         avail_rec *a = &cs->av[cs->n];
         if ((rc = dec_avail(it.v.mv_data, it.v.mv_size, a))) break;
+        /* Every field set one by one, none left out: a memset of the struct
+        ** (or an initializer, which zeroes it first) compiles to `rep stos`,
+        ** whose start-up cost per candidate was close to half of this
+        ** loop's time (perf, 50 agents). */
         pol_cand *c = &cs->c[cs->n++];
-        memset(c, 0, sizeof *c);
         c->id = a->id;
         c->num = be32(it.key + 8);
         c->idle_since = a->idle_since;
@@ -347,6 +350,9 @@ static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
         c->member_weight = a->m.weight;
         c->devices = a->devices & 7u;
         c->plain_devices = (a->devices & AV_PLAIN_DEVICES) != 0;
+        c->config = NULL;
+        c->config_len = 0;
+        c->doc = NULL;
         c->load = cand_load;
         c->load_arg = cs;
     }
