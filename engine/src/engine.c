@@ -626,6 +626,7 @@ void sb_close(sb_engine *e)
     if (eng_forked(e)) return;
     sb_batch_end(e, NULL); /* a batch left open is committed */
     eng_batch_free(e);
+    st_cache_free(e);
     env_release(e);
     if (e->pol) pol_host_free(e->pol);
     records_close(e);

@@ -178,6 +178,16 @@ struct sb_engine {
     sb_buf undo;
     size_t *undo_at, undo_n, undo_cap;
 
+    /* Records read or written by this engine's write transactions, kept
+    ** across them while nobody else writes (store.c: the record cache).
+    ** vc_txn is the write transaction that may use it (read atomically: other
+    ** threads compare their own transactions with it); vc_known the id of
+    ** this engine's last commit after which the cache matched the store. */
+    struct vc_slot *vc;
+    MDB_txn *vc_txn;
+    size_t vc_known;
+    uint64_t vc_gen; /* a slot of another generation is empty */
+
     /* Scratch used only under the LMDB write lock (one writer at a time). */
     MDB_txn *cur_txn; /* the write transaction running now, for callbacks */
     wbuf wb;
@@ -231,6 +241,8 @@ int eng_write_event(sb_engine *e, write_fn fn, void *arg, sb_result *res);
 void eng_batch_settle(sb_engine *e);
 /* The batch's undo log and memory (sb_close). */
 void eng_batch_free(sb_engine *e);
+void st_cache_free(sb_engine *e);
+void st_cache_forget(sb_engine *e, int table);
 
 /* The request's account in txn; SB_ENOTFOUND ("no such account 'id'") or a
 ** storage error, with res set. */
@@ -257,6 +269,9 @@ void eng_count_event(sb_engine *e, int type, int failed, uint64_t us);
 
 /* --- keyed access helpers (store.c) -------------------------------------- */
 int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_val *v);
+/* st_get through the write transaction's record cache (store.c): v is valid
+** until the next call into the store. */
+int st_get_hot(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_val *v);
 int st_put(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
            size_t vl);
 /* Put only if the key is new: MDB_KEYEXIST otherwise, nothing written. */

@@ -75,7 +75,7 @@ int rec_settings_load(MDB_txn *txn, sb_engine *e, uint32_t acct, rec_settings *s
     uint8_t k[4];
     MDB_val v;
     rec_settings_default(s);
-    int rc = st_get(txn, e, DB_PRIVACY, k, key_acct(k, acct), &v);
+    int rc = st_get_hot(txn, e, DB_PRIVACY, k, key_acct(k, acct), &v);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc) return rc;
     rbuf r;

@@ -496,6 +496,7 @@ static int batch_flush(rctx *x, wbuf *w, int put)
             c = NULL;
             table = q[0];
             if ((rc = mdb_cursor_open(x->t->txn, x->e->dbi[table], &c))) break;
+            st_cache_forget(x->e, table); /* written past the store's functions */
         }
         MDB_val k = {q[1], (void *)(q + 2)}, v = {q[2 + q[1]], (void *)(q + 3 + q[1])};
         if (put) {

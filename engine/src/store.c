@@ -89,10 +89,13 @@ static int undo_note(MDB_txn *txn, sb_engine *e, int table, const MDB_val *key)
     return rc ? rc : undo_add(e, table, key, &old);
 }
 
+static void vc_flush(sb_engine *e);
+
 /* Put back what the event changed, newest first. */
 static int undo_apply(sb_engine *e, MDB_txn *txn)
 {
     int rc = 0;
+    vc_flush(e); /* the cache may hold what the event wrote */
     while (e->undo_n && !rc) {
         const uint8_t *h = (const uint8_t *)e->undo.p + e->undo_at[--e->undo_n];
         MDB_val k = {((size_t)h[1] << 8) | h[2], (void *)(h + 8)};
@@ -117,6 +120,128 @@ int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_
     return mdb_get(txn, e->dbi[table], &key, v);
 }
 
+/* --- the record cache ---------------------------------------------------------
+** Every event reads its account, and most read the call, agent and queue the
+** event before wrote, and the account's record settings: a lookup in LMDB
+** each (about 1,000 instructions, most of them the B-tree search), where a
+** call cycle made 17 of them. The write transactions of this engine keep a
+** copy of each such record they read or write, and use it instead while
+** nobody else has written: when this engine's last commit took the id just
+** before the running transaction's, no other engine or process committed in
+** between (the same test as txn_catch_up's; an empty commit takes no id).
+** Everything else drops the whole cache: a transaction that started after
+** another's commit, an abort, a failed event undone in a batch. Every write
+** to these tables goes through put_flags, st_del_exact or st_iter_del,
+** which keep the copy equal to the store (or drop it). Only the write
+** transaction may use it (vc_txn, set while its events run): readers keep
+** their snapshot. Direct-mapped; a miss just reads LMDB. */
+#define VC_SLOTS 256
+#define VC_KEY_MAX (4 + SB_ID_MAX) /* a call's key: account, id */
+
+struct vc_slot {
+    uint64_t gen;        /* the slot holds a record while it equals vc_gen */
+    uint8_t table, klen; /* klen 0: empty */
+    uint8_t key[VC_KEY_MAX];
+    uint32_t vlen, cap;
+    uint8_t *val;
+};
+
+static int vc_table(int table)
+{
+    return table == DB_ACCOUNTS || table == DB_AGENTS || table == DB_QUEUES || table == DB_CALLS ||
+           table == DB_PRIVACY;
+}
+
+static struct vc_slot *vc_at(sb_engine *e, int table, const void *k, size_t kl)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)table;
+    for (size_t i = 0; i < kl; i++)
+        h = (h ^ ((const uint8_t *)k)[i]) * 1099511628211ULL;
+    return &e->vc[(h ^ (h >> 29)) & (VC_SLOTS - 1)];
+}
+
+/* The key's slot, if txn may use the cache for table and the key fits. */
+static struct vc_slot *vc_slot_of(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl)
+{
+    if (!vc_table(table) || kl > VC_KEY_MAX || txn != __atomic_load_n(&e->vc_txn, __ATOMIC_RELAXED))
+        return NULL;
+    if (!e->vc && !(e->vc = calloc(VC_SLOTS, sizeof *e->vc))) return NULL;
+    return vc_at(e, table, k, kl);
+}
+
+static int vc_match(const sb_engine *e, const struct vc_slot *s, int table, const void *k,
+                    size_t kl)
+{
+    return s->gen == e->vc_gen && s->table == table && s->klen == kl && memcmp(s->key, k, kl) == 0;
+}
+
+/* Keep a copy of what key holds now (a failed allocation just leaves it out). */
+static void vc_keep(sb_engine *e, struct vc_slot *s, int table, const void *k, size_t kl,
+                    const void *v, size_t vl)
+{
+    s->klen = 0;
+    if (vl > UINT32_MAX) return;
+    if (s->cap < vl || !s->val) { /* never NULL: LMDB gives an empty value a pointer too */
+        uint8_t *nv = realloc(s->val, vl ? vl : 1);
+        if (!nv) return;
+        s->val = nv;
+        s->cap = (uint32_t)(vl ? vl : 1);
+    }
+    if (vl) memmove(s->val, v, vl); /* v may be this copy, read and put back */
+    s->vlen = (uint32_t)vl;
+    s->table = (uint8_t)table;
+    s->klen = (uint8_t)kl;
+    memcpy(s->key, k, kl);
+    s->gen = e->vc_gen;
+}
+
+/* After a write to table that did not update the cache: the copy goes (all
+** of the table's with k NULL: a write the cache cannot follow). */
+static void vc_forget(sb_engine *e, int table, const void *k, size_t kl)
+{
+    if (!vc_table(table) || !e->vc) return;
+    if (!k || kl > VC_KEY_MAX) {
+        e->vc_gen++;
+        return;
+    }
+    struct vc_slot *s = vc_at(e, table, k, kl);
+    if (vc_match(e, s, table, k, kl)) s->klen = 0;
+}
+
+void st_cache_forget(sb_engine *e, int table)
+{
+    vc_forget(e, table, NULL, 0);
+}
+
+/* Drop everything: the store may have changed under the copies. */
+static void vc_flush(sb_engine *e)
+{
+    e->vc_gen++;
+}
+
+void st_cache_free(sb_engine *e)
+{
+    if (!e->vc) return;
+    for (int i = 0; i < VC_SLOTS; i++)
+        free(e->vc[i].val);
+    free(e->vc);
+    e->vc = NULL;
+}
+
+/* st_get through the cache: v is valid until the next call into the store
+** (the caller decodes it at once). */
+int st_get_hot(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_val *v)
+{
+    struct vc_slot *s = vc_slot_of(txn, e, table, k, kl);
+    if (s && vc_match(e, s, table, k, kl)) {
+        *v = (MDB_val){s->vlen, s->val};
+        return 0;
+    }
+    int rc = st_get(txn, e, table, k, kl, v);
+    if (rc == 0 && s) vc_keep(e, s, table, k, kl, v->mv_data, v->mv_size);
+    return rc;
+}
+
 static int put_flags(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
                      size_t vl, unsigned flags)
 {
@@ -129,6 +254,13 @@ static int put_flags(MDB_txn *txn, sb_engine *e, int table, const void *k, size_
     }
     int rc = mdb_put(txn, e->dbi[table], &key, &val, flags);
     if (rc == 0) e->txn_dirty = 1;
+    if (vc_table(table)) {
+        struct vc_slot *s = rc == 0 ? vc_slot_of(txn, e, table, k, kl) : NULL;
+        if (s)
+            vc_keep(e, s, table, k, kl, v, vl);
+        else
+            vc_forget(e, table, k, kl);
+    }
     return rc;
 }
 
@@ -155,6 +287,7 @@ int st_del_exact(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl
     }
     int rc = mdb_del(txn, e->dbi[table], &key, NULL);
     if (rc == 0) e->txn_dirty = 1;
+    vc_forget(e, table, k, kl);
     return rc;
 }
 
@@ -226,6 +359,8 @@ int st_iter_del(st_iter *it)
 {
     if (!it->key) return MDB_NOTFOUND;
     int rc = it->e->undo_on ? undo_add(it->e, it->pre[0] - 1, &it->k, &it->v) : 0;
+    if (!rc)
+        vc_forget(it->e, it->pre[0] - 1, (const uint8_t *)it->k.mv_data + 1, it->k.mv_size - 1);
     if (!rc) rc = mdb_cursor_del(it->c, 0);
     if (rc) return rc;
     it->e->txn_dirty = 1;
@@ -360,7 +495,7 @@ int st_account_load(MDB_txn *txn, sb_engine *e, uint32_t num, acct_rec *out)
 {
     uint8_t k[4];
     MDB_val v;
-    int rc = st_get(txn, e, DB_ACCOUNTS, k, key_acct(k, num), &v);
+    int rc = st_get_hot(txn, e, DB_ACCOUNTS, k, key_acct(k, num), &v);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     return dec_account(v.mv_data, v.mv_size, out);
@@ -413,7 +548,7 @@ int st_agent_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent
 {
     uint8_t k[8];
     MDB_val v;
-    int rc = st_get(txn, e, DB_AGENTS, k, key_acct2(k, acct, num), &v);
+    int rc = st_get_hot(txn, e, DB_AGENTS, k, key_acct2(k, acct, num), &v);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     return dec_agent(v.mv_data, v.mv_size, out);
@@ -474,7 +609,7 @@ int st_queue_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, queue
 {
     uint8_t k[8];
     MDB_val v;
-    int rc = st_get(txn, e, DB_QUEUES, k, key_acct2(k, acct, num), &v);
+    int rc = st_get_hot(txn, e, DB_QUEUES, k, key_acct2(k, acct, num), &v);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     return dec_queue(v.mv_data, v.mv_size, out);
@@ -516,7 +651,7 @@ int st_call_load(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id, call
     uint8_t k[4 + SB_ID_MAX];
     MDB_val v;
     if (!id_valid(id)) return SB_ENOTFOUND;
-    int rc = st_get(txn, e, DB_CALLS, k, call_key(k, acct, id), &v);
+    int rc = st_get_hot(txn, e, DB_CALLS, k, call_key(k, acct, id), &v);
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     return dec_call(v.mv_data, v.mv_size, out);
@@ -928,6 +1063,7 @@ static int txn_catch_up(wtx *t)
     e->txn_dirty = 0;
     uint64_t gen;
     int rc = 0;
+    if (!e->vc_known || id != e->vc_known + 1) vc_flush(e); /* the record cache */
     size_t known = __atomic_load_n(&e->gen_txn, __ATOMIC_RELAXED);
     if (!known || id != known + 1) {
         if ((rc = st_meta_u64(t->txn, e, "shared_gen", &gen)) == 0 && gen != e->shared_gen) {
@@ -945,6 +1081,18 @@ static int txn_catch_up(wtx *t)
     return rc;
 }
 
+/* Just before a write transaction's commit or abort (ending: 0 or 1), while
+** the write lock is still ours: LMDB lets it go inside those calls, and
+** another thread of this engine may begin a transaction at once. A commit
+** leaves the store as the cache has it: an empty one takes no id (the next
+** transaction gets this one's again), one that wrote takes this id. A commit
+** that fails takes none, so the next transaction's id is this one's again,
+** not known + 1, and drops the cache; an abort drops it too (known 0). */
+static void vc_ending(sb_engine *e, int commit, int dirty, size_t id)
+{
+    e->vc_known = !commit ? 0 : dirty ? id : id - 1;
+}
+
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)
 {
     size_t mark = sb_result_count(res);
@@ -959,15 +1107,19 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         size_t id = txnid = mdb_txn_id(t.txn);
         rc = txn_catch_up(&t);
         e->cur_txn = t.txn;
+        __atomic_store_n(&e->vc_txn, t.txn, __ATOMIC_RELAXED);
         if (rc == 0) rc = fn(&t, arg);
+        __atomic_store_n(&e->vc_txn, NULL, __ATOMIC_RELAXED);
         e->cur_txn = NULL;
         if (rc == 0) {
             int dirty = e->txn_dirty; /* read while the write lock is still ours */
+            vc_ending(e, 1, dirty, id);
             rc = commit_numbered(e, t.txn, &num);
             if (rc == 0)
                 __atomic_store_n(&e->gen_txn, dirty && !t.wrote_gen ? id : 0, __ATOMIC_RELAXED);
             pthread_rwlock_unlock(&e->sh->maplock);
         } else {
+            vc_ending(e, 0, 0, id);
             mdb_txn_abort(t.txn);
             pthread_rwlock_unlock(&e->sh->maplock);
             /* Whatever fn pushed belongs to a transaction that never happened. */
@@ -1022,6 +1174,7 @@ static int batch_commit(sb_engine *e)
     e->batch_txn = NULL;
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
     uint64_t num;
+    vc_ending(e, 1, dirty, e->batch_id);
     int rc = commit_numbered(e, txn, &num);
     if (rc == 0) {
         e->batch_num = num;
@@ -1038,6 +1191,7 @@ static int batch_commit(sb_engine *e)
 
 static void batch_abort(sb_engine *e, int why)
 {
+    vc_ending(e, 0, 0, 0);
     mdb_txn_abort(e->batch_txn);
     e->batch_txn = NULL;
     pthread_rwlock_unlock(&e->sh->maplock);
@@ -1117,7 +1271,9 @@ static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
     e->undo.len = 0;
     e->undo_on = 1;
     e->cur_txn = t.txn;
+    __atomic_store_n(&e->vc_txn, t.txn, __ATOMIC_RELAXED);
     rc = fn(&t, arg);
+    __atomic_store_n(&e->vc_txn, NULL, __ATOMIC_RELAXED);
     e->cur_txn = NULL;
     e->undo_on = 0;
     if (rc == 0) {

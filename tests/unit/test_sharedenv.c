@@ -450,6 +450,61 @@ static void test_status_beside_routing(sb_result *res)
     sb_close(status_eng);
 }
 
+/* Each engine's write transactions keep the records they read and wrote
+** across transactions (store.c: the record cache) while nobody else writes:
+** a write by another engine on the directory must be seen all the same. */
+static int submit(sb_engine *e, const char *json, sb_result *res)
+{
+    return sb_submit_json(e, "acme", json, strlen(json), res);
+}
+
+static void test_record_cache(sb_result *res)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/cache", dir);
+    sb_engine *e1 = open_at(path, res), *e2 = open_at(path, res);
+    const char *src = "local P = {}\nfunction P.route(c, a, ctx)\n"
+                      "  if #a > 0 then return { ring = a[1].id } end\n"
+                      "  return { wait = 1 }\nend\nreturn P\n";
+    const char *q = "{\"id\":\"q\",\"policy\":\"p\",\"members\":[{\"agent\":\"alice\"}]}";
+    if (!ok(e1 && e2 && sb_account_put(e1, "{\"id\":\"acme\"}", 13, res) == 0 &&
+                sb_policy_put(e1, "acme", "p", src, strlen(src), NULL, res) == 0 &&
+                put_agent(e1, "alice", res) == 0 &&
+                sb_queue_put(e1, "acme", q, strlen(q), res) == 0 &&
+                submit(e1,
+                       "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"available\"}",
+                       res) == 0,
+            "cache: two engines on one directory, one queue, one agent available"))
+        goto out;
+    const char *offer = "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"q\","
+                        "\"caller\":\"+442079460001\"}";
+    ok(submit(e1, offer, res) == 0 && sb_result_count(res) > 0 &&
+           sb_result_action(res, 0)->type == SB_ACT_RING,
+       "cache: engine 1 rings alice for c1 (and keeps the call, agent, queue and account)");
+    ok(submit(e2, "{\"type\":\"abandon\",\"call\":\"c1\"}", res) == 0,
+       "cache: engine 2 ends c1 while it rings");
+    ok(submit(e1,
+              "{\"type\":\"ring_result\",\"call\":\"c1\",\"agent\":\"alice\","
+              "\"outcome\":\"answered\"}",
+              res) != 0 &&
+           strstr(sb_result_message(res), "already ended") != NULL,
+       "cache: engine 1 then finds c1 ended (not its own copy of the ringing call)");
+    ok(submit(e1, offer, res) == 0 && sb_result_count(res) > 0 &&
+           sb_result_action(res, 0)->type == SB_ACT_RING,
+       "cache: engine 1 rings alice again for a new c1: engine 2 freed her");
+    ok(submit(e1, "{\"type\":\"abandon\",\"call\":\"c1\"}", res) == 0 &&
+           submit(e2, "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"paused\"}",
+                  res) == 0 &&
+           submit(e1, "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"paused\"}",
+                  res) == 0 &&
+           sb_agent_get(e1, "acme", "alice", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"paused\"") != NULL,
+       "cache: engine 1 sees the status engine 2 gave alice");
+out:
+    sb_close(e2);
+    sb_close(e1);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -462,6 +517,7 @@ int main(void)
     test_threads(res);
     test_growth(res);
     test_status_beside_routing(res);
+    test_record_cache(res);
     sb_result_free(res);
     rmtree(dir);
     return done_testing();
