@@ -930,7 +930,7 @@ static int aggr_add(wtx *t, uint32_t queue, int64_t offered, int outcome, int64_
     MDB_val old;
     int64_t day = offered / 86400000;
     key_acct3(k, t->acct, queue, (uint32_t)(day < 0 ? 0 : day));
-    int rc = st_get(t->txn, t->e, DB_AGGR, k, 12, &old);
+    int rc = st_get_hot(t->txn, t->e, DB_AGGR, k, 12, &old);
     if (rc == 0 && old.mv_size == 1 + sizeof v && ((uint8_t *)old.mv_data)[0] == V_AGGR)
         memcpy(v, (uint8_t *)old.mv_data + 1, sizeof v);
     else if (rc && rc != MDB_NOTFOUND)

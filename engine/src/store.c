@@ -122,7 +122,8 @@ int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_
 
 /* --- the record cache ---------------------------------------------------------
 ** Every event reads its account, and most read the call, agent and queue the
-** event before wrote, and the account's record settings: a lookup in LMDB
+** event before wrote, the account's record settings and a call's end its
+** day's counters (records.c: aggregates) again: a lookup in LMDB
 ** each (about 1,000 instructions, most of them the B-tree search), where a
 ** call cycle made 17 of them. The write transactions of this engine keep a
 ** copy of each such record they read or write, and use it instead while
@@ -149,7 +150,7 @@ struct vc_slot {
 static int vc_table(int table)
 {
     return table == DB_ACCOUNTS || table == DB_AGENTS || table == DB_QUEUES || table == DB_CALLS ||
-           table == DB_PRIVACY;
+           table == DB_PRIVACY || table == DB_AGGR;
 }
 
 static struct vc_slot *vc_at(sb_engine *e, int table, const void *k, size_t kl)
