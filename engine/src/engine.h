@@ -187,6 +187,9 @@ struct sb_engine {
     MDB_txn *vc_txn;
     size_t vc_known;
     uint64_t vc_gen; /* a slot of another generation is empty */
+    /* The same for whole ranges read often (store.c: the range cache). */
+    struct rc_slot *rc;
+    uint64_t rc_writes; /* writes to the ranges' tables, counted */
 
     /* Scratch used only under the LMDB write lock (one writer at a time). */
     MDB_txn *cur_txn; /* the write transaction running now, for callbacks */
@@ -294,6 +297,11 @@ typedef struct st_iter {
     MDB_val k, v;
     const uint8_t *key;
     size_t klen;
+    /* st_iter_hot (store.c: the range cache): the copy read (rs, at entry
+    ** ri), or the copy being taken as the cursor walks (build). */
+    struct rc_slot *rs, *build;
+    size_t ri;
+    uint64_t build_writes;
 } st_iter;
 int st_iter_open(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
                  size_t plen);
@@ -303,6 +311,13 @@ int st_iter_open(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void 
 ** it did. */
 int st_iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
                   size_t plen, const uint8_t *after, size_t afterlen);
+/* st_iter_open for reading the entries of one agent's memberships or one
+** queue's available agents (DB_AGENTQ, DB_AVAIL; plen 8) in a write
+** transaction: from the range cache when it holds them (store.c), which the
+** walk fills otherwise. Nothing may be written before the walk ends, and
+** st_iter_del is not for it. */
+int st_iter_hot(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
+                size_t plen);
 int st_iter_next(st_iter *it);
 int st_iter_del(st_iter *it);
 void st_iter_close(st_iter *it);

@@ -184,7 +184,7 @@ int agent_set_avail(wtx *t, agent_rec *a, int available)
         int n = 0;
         st_iter it;
         uint8_t p[12];
-        for (rc = st_iter_open(&it, t->txn, e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
+        for (rc = st_iter_hot(&it, t->txn, e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
              rc == 0 && n < 64; rc = st_iter_next(&it)) {
             if (it.klen != 12 || be32(it.key + 8) < after) continue;
             qs[n] = be32(it.key + 8);
@@ -310,7 +310,7 @@ static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
     cs->t = t;
     uint8_t p[8];
     int rc;
-    for (rc = st_iter_open(&it, t->txn, e, DB_AVAIL, p, key_acct2(p, t->acct, queue)); rc == 0;
+    for (rc = st_iter_hot(&it, t->txn, e, DB_AVAIL, p, key_acct2(p, t->acct, queue)); rc == 0;
          rc = st_iter_next(&it)) {
         if (it.klen != 12) continue;
         if (cs->n == cs->cap) {
@@ -1154,7 +1154,7 @@ static int dispatch_one(wtx *t, uint32_t queue, const char *id, int *stop)
     sb_engine *e = t->e;
     st_iter it;
     uint8_t p[8];
-    int r = st_iter_open(&it, t->txn, e, DB_AVAIL, p, key_acct2(p, t->acct, queue));
+    int r = st_iter_hot(&it, t->txn, e, DB_AVAIL, p, key_acct2(p, t->acct, queue));
     st_iter_close(&it);
     if (r) {
         *stop = 1;
@@ -1226,9 +1226,10 @@ int dispatch_agent(wtx *t, const agent_rec *a)
         int n = 0, rc;
         st_iter it;
         uint8_t p[8];
-        for (rc = st_iter_after(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num),
-                                last, llen);
-             rc == 0 && n < 64; rc = st_iter_next(&it))
+        rc = llen ? st_iter_after(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num),
+                                  last, llen)
+                  : st_iter_hot(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
+        for (; rc == 0 && n < 64; rc = st_iter_next(&it))
             if (it.klen == 12) {
                 qs[n++] = be32(it.key + 8);
                 memcpy(last, it.key, 12);

@@ -450,9 +450,11 @@ static void test_status_beside_routing(sb_result *res)
     sb_close(status_eng);
 }
 
-/* Each engine's write transactions keep the records they read and wrote
-** across transactions (store.c: the record cache) while nobody else writes:
-** a write by another engine on the directory must be seen all the same. */
+/* Each engine's write transactions keep the records they read and wrote,
+** and the queues' available agents and the agents' memberships they walked,
+** across transactions (store.c: the record and range caches) while nobody
+** else writes: a write by another engine on the directory must be seen all
+** the same (alice rung again: the available agents engine 2 changed). */
 static int submit(sb_engine *e, const char *json, sb_result *res)
 {
     return sb_submit_json(e, "acme", json, strlen(json), res);
