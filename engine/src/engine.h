@@ -181,11 +181,14 @@ struct sb_engine {
     /* Records read or written by this engine's write transactions, kept
     ** across them while nobody else writes (store.c: the record cache).
     ** vc_txn is the write transaction that may use it (read atomically: other
-    ** threads compare their own transactions with it); vc_known the id of
-    ** this engine's last commit after which the cache matched the store. */
+    ** threads compare their own transactions with it); vc_next the id the
+    ** next transaction has if nobody else commits after this engine's last
+    ** commit; vc_seq numbers those commits (under the write lock), and vc_ok,
+    ** stored once one has succeeded, says the cache matches the store. */
     struct vc_slot *vc;
     MDB_txn *vc_txn;
-    size_t vc_known;
+    size_t vc_next;
+    uint64_t vc_seq, vc_ok;
     uint64_t vc_gen; /* a slot of another generation is empty */
     /* The same for whole ranges read often (store.c: the range cache). */
     struct rc_slot *rc;

@@ -326,6 +326,9 @@ static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
                 rc = SB_ENOMEM;
                 break;
             }
+            /* The candidates' ids point into av, which may have moved. */
+            for (size_t i = 0; i < cs->n; i++)
+                cs->c[i].id = na[i].id;
             cs->av = na;
             cs->cap = cap;
         }

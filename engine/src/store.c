@@ -1310,7 +1310,11 @@ static int txn_catch_up(wtx *t)
     e->txn_dirty = 0;
     uint64_t gen;
     int rc = 0;
-    if (!e->vc_known || id != e->vc_known + 1) vc_flush(e); /* the record cache */
+    /* The record cache: kept only after a commit of this engine that is
+    ** known to have succeeded, with nobody's commit since. */
+    if (!e->vc_next || id != e->vc_next ||
+        __atomic_load_n(&e->vc_ok, __ATOMIC_ACQUIRE) != e->vc_seq)
+        vc_flush(e);
     size_t known = __atomic_load_n(&e->gen_txn, __ATOMIC_RELAXED);
     if (!known || id != known + 1) {
         if ((rc = st_meta_u64(t->txn, e, "shared_gen", &gen)) == 0 && gen != e->shared_gen) {
@@ -1328,16 +1332,26 @@ static int txn_catch_up(wtx *t)
     return rc;
 }
 
-/* Just before a write transaction's commit or abort (ending: 0 or 1), while
-** the write lock is still ours: LMDB lets it go inside those calls, and
-** another thread of this engine may begin a transaction at once. A commit
-** leaves the store as the cache has it: an empty one takes no id (the next
-** transaction gets this one's again), one that wrote takes this id. A commit
-** that fails takes none, so the next transaction's id is this one's again,
-** not known + 1, and drops the cache; an abort drops it too (known 0). */
-static void vc_ending(sb_engine *e, int commit, int dirty, size_t id)
+/* Just before a write transaction's commit or abort (commit: 0 or 1),
+** while the write lock is still ours: LMDB lets it go inside those calls,
+** and another thread of this engine may begin a transaction at once. If
+** the commit succeeds, the store is as the cache has it and the next
+** transaction of anyone's has the next id: one past this one if it wrote
+** something, else this one again (an empty commit takes no id). Trusted
+** only once vc_committed says the commit succeeded: a failed one takes no
+** id either, and another engine or process may then commit with this very
+** id, which would make ours look like the next (seen: a call never stored
+** answered as connected, its agent given a second call). A thread that
+** begins before vc_committed drops the cache, which is always safe. */
+static uint64_t vc_ending(sb_engine *e, int commit, int dirty, size_t id)
 {
-    e->vc_known = !commit ? 0 : dirty ? id : id - 1;
+    e->vc_next = !commit ? 0 : dirty ? id + 1 : id;
+    return ++e->vc_seq;
+}
+
+static void vc_committed(sb_engine *e, uint64_t seq)
+{
+    __atomic_store_n(&e->vc_ok, seq, __ATOMIC_RELEASE);
 }
 
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)
@@ -1360,10 +1374,12 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         e->cur_txn = NULL;
         if (rc == 0) {
             int dirty = e->txn_dirty; /* read while the write lock is still ours */
-            vc_ending(e, 1, dirty, id);
+            uint64_t seq = vc_ending(e, 1, dirty, id);
             rc = commit_numbered(e, t.txn, &num);
-            if (rc == 0)
+            if (rc == 0) {
+                vc_committed(e, seq);
                 __atomic_store_n(&e->gen_txn, dirty && !t.wrote_gen ? id : 0, __ATOMIC_RELAXED);
+            }
             pthread_rwlock_unlock(&e->sh->maplock);
         } else {
             vc_ending(e, 0, 0, id);
@@ -1421,9 +1437,10 @@ static int batch_commit(sb_engine *e)
     e->batch_txn = NULL;
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
     uint64_t num;
-    vc_ending(e, 1, dirty, e->batch_id);
+    uint64_t seq = vc_ending(e, 1, dirty, e->batch_id);
     int rc = commit_numbered(e, txn, &num);
     if (rc == 0) {
+        vc_committed(e, seq);
         e->batch_num = num;
         e->batch_done_id = e->batch_id;
         e->batch_committed = 1;

@@ -645,6 +645,61 @@ static void progress(sb_result *res)
     sb_close(none);
 }
 
+/* 10. A commit that fails takes no transaction id, and another engine on
+** the directory may then commit with that very id: the first engine's next
+** transaction looks like the one after its own last commit, and must not
+** trust the records it kept from the failed one (its record cache). */
+static void cache_after_failed_commit(sb_result *res)
+{
+    sb_engine *e1 = open_mode("vcfail", SB_SYNC_GROUP, res);
+    sb_engine *e2 = e1 ? open_mode("vcfail", SB_SYNC_GROUP, res) : NULL;
+    const char *src = "local P = {}\nfunction P.route(c, a, ctx)\n"
+                      "  if #a > 0 then return { ring = a[1].id } end\n"
+                      "  return { wait = 1 }\nend\nreturn P\n";
+    if (!ok(e2 && sb_account_put(e1, "{\"id\":\"acme\"}", 13, res) == 0 &&
+                sb_policy_put(e1, "acme", "first", src, strlen(src), NULL, res) == 0 &&
+                put_agent(e1, "alice", res) == 0 &&
+                test_put(
+                    e1, res, sb_queue_put, "acme",
+                    "{\"id\":\"q\",\"policy\":\"first\",\"members\":[{\"agent\":\"alice\"}]}") ==
+                    0 &&
+                test_event(e1, res, "acme",
+                           "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":"
+                           "\"available\"}") == 0,
+            "cache: two engines on one directory, alice available in q")) {
+        sb_close(e2);
+        sb_close(e1);
+        return;
+    }
+    ok(test_event(
+           e1, res, "acme",
+           "{\"type\":\"offer\",\"call\":\"c0\",\"queue\":\"q\",\"caller\":\"+442079460001\"}") ==
+               0 &&
+           test_action_count(res, SB_ACT_RING) == 1 &&
+           test_event(e1, res, "acme", "{\"type\":\"abandon\",\"call\":\"c0\"}") == 0,
+       "cache: e1 offers c0 (alice rings) and it is abandoned: its records kept");
+    fail_next(0, 1);
+    int rc = test_event(e1, res, "acme",
+                        "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"q\",\"caller\":"
+                        "\"+442079460002\"}");
+    ok(rc == SB_ESTORE, "cache: e1's offer of c1, ringing alice, fails at its commit (%s)",
+       sb_strerror(rc));
+    rc = test_event(e2, res, "acme",
+                    "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"q\",\"caller\":"
+                    "\"+442079460003\"}");
+    ok(rc == 0 && test_action_count(res, SB_ACT_RING) == 1,
+       "cache: e2 offers c2, committed with the id e1's failed commit left, and alice rings");
+    rc = test_event(e1, res, "acme",
+                    "{\"type\":\"ring_result\",\"call\":\"c1\",\"agent\":\"alice\",\"outcome\":"
+                    "\"answered\"}");
+    ok(rc == SB_ENOTFOUND,
+       "cache: e1 then refuses an answer for c1, which was never stored (%s: %s)", sb_strerror(rc),
+       rc ? sb_result_message(res) : "accepted");
+    ok(sb_call_get(e2, "acme", "c1", res) == SB_ENOTFOUND, "cache: ... and c1 is not there");
+    sb_close(e2);
+    sb_close(e1);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -667,6 +722,7 @@ int main(void)
     batch_settled(res);
     failed_once(res);
     progress(res);
+    cache_after_failed_commit(res);
     ok(own_max_inflight == 1,
        "one sync of the data file at a time in this process, commits' own "
        "included (%d at most)",
