@@ -389,21 +389,22 @@ void sbd_flush(sbd *d)
         }
         int open_dirty = d->dirty_seq == d->open_seq;
         int can_sync = !d->inflight_seq && !d->sync_failed;
-        if (open_dirty && can_sync && !d->deferred_seq && ordered && durable >= written) {
-            /* Its commits wrote nothing: durable already. */
-            covered = d->synced_seq = d->open_seq;
-            __atomic_store_n(&d->open_seq, d->open_seq + 1, __ATOMIC_RELEASE);
+        if (open_dirty && can_sync && !d->deferred_seq && ordered) {
+            /* Closed without a sync, and a kick not yet taken can go: every
+            ** batch before it is durable. */
+            uint64_t seq = d->open_seq;
+            __atomic_store_n(&d->open_seq, seq + 1, __ATOMIC_RELEASE);
             d->sync_kick = 0;
-        } else if (open_dirty && can_sync && !d->deferred_seq && ordered) {
-            /* Closed without a sync: the next turn's commit, if that turn
-            ** changes something, makes it durable. idle_ev makes sure the
-            ** loop comes round again without waiting for a socket. Every
-            ** batch before it is durable: a kick not yet taken can go. */
-            d->deferred_seq = d->open_seq;
-            d->deferred_commit = written;
-            __atomic_store_n(&d->open_seq, d->open_seq + 1, __ATOMIC_RELEASE);
-            d->sync_kick = 0;
-            event_active(d->idle_ev, EV_TIMEOUT, 1);
+            if (durable >= written) {
+                covered = d->synced_seq = seq; /* its commits wrote nothing */
+            } else {
+                /* The next turn's commit, if that turn changes something,
+                ** makes it durable. idle_ev makes sure the loop comes round
+                ** again without waiting for a socket. */
+                d->deferred_seq = seq;
+                d->deferred_commit = written;
+                event_active(d->idle_ev, EV_TIMEOUT, 1);
+            }
         } else if ((open_dirty || d->deferred_seq) && can_sync) {
             d->sync_kick = 1; /* the responses wait for sync_done_cb */
             pthread_cond_signal(&d->sync_cv);

@@ -146,9 +146,9 @@ struct sb_engine {
     uint64_t shared_gen;  /* shared policies generation this process loaded */
     uint64_t deleted_gen; /* account deletions seen (another engine's drop our
                           ** policy states of the accounts it deleted) */
-    size_t gen_txn;       /* id of this engine's last commit that knew shared_gen
-                          ** current: when the next write is id + 1, nobody else
-                          ** has written since and the check is skipped */
+    int gen_stale;        /* a commit of this engine changed shared_gen: the next
+                          ** write transaction reads it (else only after someone
+                          ** else's commit: txn_catch_up) */
     int dir_loaded;       /* the last load of policy_dir (at sb_open, sb_reload)
                           ** succeeded; 1 without one */
     int txn_dirty;        /* the write transaction running now has changed

@@ -153,12 +153,19 @@ static int vc_table(int table)
            table == DB_PRIVACY || table == DB_AGGR;
 }
 
+/* The slot of n bytes at p, seeded (the caches and the name hints: FNV-1a,
+** its high bits folded in); slots: a power of two. */
+static size_t slot_of(uint64_t seed, const void *p, size_t n, size_t slots)
+{
+    uint64_t h = 1469598103934665603ULL ^ seed;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 29)) & (slots - 1);
+}
+
 static struct vc_slot *vc_at(sb_engine *e, int table, const void *k, size_t kl)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)table;
-    for (size_t i = 0; i < kl; i++)
-        h = (h ^ ((const uint8_t *)k)[i]) * 1099511628211ULL;
-    return &e->vc[(h ^ (h >> 29)) & (VC_SLOTS - 1)];
+    return &e->vc[slot_of((uint64_t)table, k, kl, VC_SLOTS)];
 }
 
 /* The key's slot, if txn may use the cache for table and the key fits. */
@@ -272,10 +279,7 @@ static int rc_table(int table)
 
 static struct rc_slot *rc_at(sb_engine *e, int table, const uint8_t *pre)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)table;
-    for (int i = 0; i < RC_PLEN; i++)
-        h = (h ^ pre[i]) * 1099511628211ULL;
-    return &e->rc[(h ^ (h >> 29)) & (RC_SLOTS - 1)];
+    return &e->rc[slot_of((uint64_t)table, pre, RC_PLEN, RC_SLOTS)];
 }
 
 static int rc_holds(const sb_engine *e, const struct rc_slot *s, int table, const uint8_t *pre)
@@ -330,15 +334,23 @@ static int rc_cmp(const MDB_val *a, const MDB_val *b)
     return c ? c : (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
 }
 
+/* A write of key (with its table byte) in table: the kept range it falls
+** in, if any (and a range being copied is not kept). */
+static struct rc_slot *rc_written(sb_engine *e, int table, const MDB_val *key)
+{
+    if (!rc_table(table)) return NULL;
+    e->rc_writes++;
+    if (!e->rc || key->mv_size < 1 + RC_PLEN) return NULL;
+    const uint8_t *pre = (const uint8_t *)key->mv_data + 1;
+    struct rc_slot *s = rc_at(e, table, pre);
+    return rc_holds(e, s, table, pre) ? s : NULL;
+}
+
 /* A put (v) or a delete (v NULL) of key (with its table byte) in table. */
 static void rc_write(MDB_txn *txn, sb_engine *e, int table, const MDB_val *key, const MDB_val *v)
 {
-    if (!rc_table(table)) return;
-    e->rc_writes++;
-    if (!e->rc || key->mv_size < 1 + RC_PLEN) return;
-    const uint8_t *pre = (const uint8_t *)key->mv_data + 1;
-    struct rc_slot *s = rc_at(e, table, pre);
-    if (!rc_holds(e, s, table, pre)) return;
+    struct rc_slot *s = rc_written(e, table, key);
+    if (!s) return;
     if (s->busy || txn != __atomic_load_n(&e->vc_txn, __ATOMIC_RELAXED)) {
         s->gen = 0;
         return;
@@ -392,8 +404,7 @@ static void rc_write(MDB_txn *txn, sb_engine *e, int table, const MDB_val *key, 
 void st_cache_forget(sb_engine *e, int table)
 {
     if (rc_table(table)) {
-        e->rc_writes++;
-        vc_flush(e);
+        vc_flush(e); /* which stops a range being copied too */
         return;
     }
     vc_forget(e, table, NULL, 0);
@@ -603,7 +614,10 @@ int st_iter_del(st_iter *it)
     int rc = it->e->undo_on ? undo_add(it->e, it->pre[0] - 1, &it->k, &it->v) : 0;
     if (!rc)
         vc_forget(it->e, it->pre[0] - 1, (const uint8_t *)it->k.mv_data + 1, it->k.mv_size - 1);
-    if (!rc) rc_write(NULL, it->e, it->pre[0] - 1, &it->k, NULL);
+    if (!rc) { /* its kept range goes: the delete may yet fail */
+        struct rc_slot *s = rc_written(it->e, it->pre[0] - 1, &it->k);
+        if (s) s->gen = 0;
+    }
     if (!rc) rc = mdb_cursor_del(it->c, 0);
     if (rc) return rc;
     it->e->txn_dirty = 1;
@@ -693,10 +707,7 @@ struct name_hint {
 
 static size_t hint_slot(int kind, uint32_t acct, const char *id, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind ^ ((uint64_t)acct << 8);
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)id[i]) * 1099511628211ULL;
-    return (size_t)(h ^ (h >> 29)) & (HINTS - 1);
+    return slot_of((uint64_t)kind ^ ((uint64_t)acct << 8), id, len, HINTS);
 }
 
 static int hint_get(sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t *num)
@@ -1298,11 +1309,14 @@ static int account_alive(void *arg, uint32_t acct)
     return st_get(t->txn, t->e, DB_ACCOUNTS, k, key_acct(k, acct), &v) != MDB_NOTFOUND;
 }
 
-/* At the start of a write transaction: shared policies reloaded by another
-** engine or process? Only a commit by someone else can have changed the
-** generation: when this engine's last commit took the id just before this
-** one, none came between. (Only a commit that changed something takes an
-** id, hence txn_dirty: an empty one leaves gen_txn at 0.) */
+/* At the start of a write transaction: has anyone else committed since
+** this engine's last commit, which is known to have succeeded? The running
+** transaction has the id that commit left for the next (vc_ending) when
+** nobody has. Then what this engine keeps between transactions still
+** matches the store: its record cache, and the generation of the shared
+** policies and of account deletions it knows (unless its own commit moved
+** the former). Otherwise the cache goes and both are read again: shared
+** policies reloaded, or accounts deleted, by another engine or process. */
 static int txn_catch_up(wtx *t)
 {
     sb_engine *e = t->e;
@@ -1310,13 +1324,11 @@ static int txn_catch_up(wtx *t)
     e->txn_dirty = 0;
     uint64_t gen;
     int rc = 0;
-    /* The record cache: kept only after a commit of this engine that is
-    ** known to have succeeded, with nobody's commit since. */
-    if (!e->vc_next || id != e->vc_next ||
-        __atomic_load_n(&e->vc_ok, __ATOMIC_ACQUIRE) != e->vc_seq)
-        vc_flush(e);
-    size_t known = __atomic_load_n(&e->gen_txn, __ATOMIC_RELAXED);
-    if (!known || id != known + 1) {
+    int alone =
+        e->vc_next && id == e->vc_next && __atomic_load_n(&e->vc_ok, __ATOMIC_ACQUIRE) == e->vc_seq;
+    if (!alone) vc_flush(e);
+    if (!alone || e->gen_stale) {
+        e->gen_stale = 0;
         if ((rc = st_meta_u64(t->txn, e, "shared_gen", &gen)) == 0 && gen != e->shared_gen) {
             pol_host_flush(e->pol);
             e->shared_gen = gen;
@@ -1375,11 +1387,9 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
         if (rc == 0) {
             int dirty = e->txn_dirty; /* read while the write lock is still ours */
             uint64_t seq = vc_ending(e, 1, dirty, id);
+            if (t.wrote_gen) e->gen_stale = 1;
             rc = commit_numbered(e, t.txn, &num);
-            if (rc == 0) {
-                vc_committed(e, seq);
-                __atomic_store_n(&e->gen_txn, dirty && !t.wrote_gen ? id : 0, __ATOMIC_RELAXED);
-            }
+            if (rc == 0) vc_committed(e, seq);
             pthread_rwlock_unlock(&e->sh->maplock);
         } else {
             vc_ending(e, 0, 0, id);
@@ -1438,6 +1448,7 @@ static int batch_commit(sb_engine *e)
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
     uint64_t num;
     uint64_t seq = vc_ending(e, 1, dirty, e->batch_id);
+    if (e->batch_wrote_gen) e->gen_stale = 1;
     int rc = commit_numbered(e, txn, &num);
     if (rc == 0) {
         vc_committed(e, seq);
@@ -1445,9 +1456,6 @@ static int batch_commit(sb_engine *e)
         e->batch_done_id = e->batch_id;
         e->batch_committed = 1;
     }
-    if (rc == 0)
-        __atomic_store_n(&e->gen_txn, dirty && !e->batch_wrote_gen ? e->batch_id : 0,
-                         __ATOMIC_RELAXED);
     pthread_rwlock_unlock(&e->sh->maplock);
     if (rc && !e->batch_err) e->batch_err = rc;
     return rc;
