@@ -309,6 +309,8 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     MDB_envinfo info;
     mdb_env_info(sh->env, &info);
     sh->map_size = info.me_mapsize;
+    MDB_stat mst;
+    sh->psize = mdb_env_stat(sh->env, &mst) == 0 ? mst.ms_psize : 4096;
     /* Reserve the file's blocks for the whole map: with a writable map, a
     ** write to an unreserved block on a full disk would be SIGBUS; reserved
     ** up front, a full disk is an error here, and later at map growth. */

@@ -128,6 +128,12 @@ typedef struct eng_env {
     uint64_t durable;         /* every commit up to this one is on disk */
     uint64_t sync_err;        /* lost_upto, as the waiters read it */
     int syncing;              /* a sync_upto is running */
+
+    /* Zeros written ahead of the pages in use (store.c, zero_ahead): under
+    ** the write lock. */
+    size_t psize;  /* LMDB's page size */
+    size_t zeroed; /* the file is written (not just reserved) up to here */
+    int zero_off;  /* a write of zeros failed: no more tried */
 } eng_env;
 
 struct sb_engine {
