@@ -310,7 +310,10 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     mdb_env_info(sh->env, &info);
     sh->map_size = info.me_mapsize;
     MDB_stat mst;
-    sh->psize = mdb_env_stat(sh->env, &mst) == 0 ? mst.ms_psize : 4096;
+    if (mdb_env_stat(sh->env, &mst) == 0)
+        sh->psize = mst.ms_psize;
+    else
+        sh->zero_off = 1; /* no page size: no zeros ahead (store.c, zero_ahead) */
     /* Reserve the file's blocks for the whole map: with a writable map, a
     ** write to an unreserved block on a full disk would be SIGBUS; reserved
     ** up front, a full disk is an error here, and later at map growth. */

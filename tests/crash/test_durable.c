@@ -84,8 +84,24 @@ static int own_inflight, own_max_inflight; /* ... at once, and the most at once 
 static int commit_pause_ms, unlock_pause_ms, commits_seen;
 static __thread int pause_unlock, pause_mutex_unlock;
 
+static __thread int in_write; /* this thread holds LMDB's write lock */
+
+int mdb_txn_begin(MDB_env *env, MDB_txn *parent, unsigned flags, MDB_txn **txn)
+{
+    int rc = REAL(mdb_txn_begin)(env, parent, flags, txn);
+    if (rc == 0 && !(flags & MDB_RDONLY)) in_write = 1;
+    return rc;
+}
+
+void mdb_txn_abort(MDB_txn *txn)
+{
+    in_write = 0;
+    REAL(mdb_txn_abort)(txn);
+}
+
 int mdb_txn_commit(MDB_txn *txn)
 {
+    in_write = 0;
     int rc = REAL(mdb_txn_commit)(txn);
     if (commit_pause_ms) {
         int c = __atomic_add_fetch(&commits_seen, 1, __ATOMIC_SEQ_CST);
@@ -229,7 +245,8 @@ static int get_int(const int *f)
 ** things): in the process S->hold names, the other process commits first. */
 int mdb_env_info(MDB_env *env, MDB_envinfo *info)
 {
-    if (S && get_int(&S->hold) == (int)getpid()) {
+    /* (not while this thread holds the write lock: the other could not commit) */
+    if (S && !in_write && get_int(&S->hold) == (int)getpid()) {
         set_int(&S->hold, 0);
         uint64_t before = get_u64(&S->other_commits);
         set_int(&S->go, 1);
