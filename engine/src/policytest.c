@@ -1309,6 +1309,8 @@ static json_t *parse_cases(const char *nm, const char *cases, size_t len, char *
 ** any): *rep their report, *nfail how many failed, sum (if given) a summary
 ** of the failures. SB_EPOLICY with res set when the source does not load,
 ** or when lim->cases_wall_ms ran out before every case ran. */
+static int hook_global(lua_State *L, int ref, char *name, size_t n);
+
 static int load_and_run(const char *nm, const char *src, size_t len, const pol_limits *lim,
                         json_t *cj, json_t **rep, int *nfail, sb_buf *sum, sb_result *res,
                         unsigned *hooks)
@@ -1329,6 +1331,15 @@ static int load_and_run(const char *nm, const char *src, size_t len, const pol_l
                      "%s: the cases ran for more than %u ms in all, the most an upload's cases "
                      "may take (stopped after %zu of %zu): upload fewer cases, or faster ones",
                      nm, lim->cases_wall_ms, ran, json_array_size(cj));
+    for (int i = 0; i < 3 && !rc; i++) {
+        char g[80];
+        int line = refs[i] != LUA_NOREF ? hook_global(sb->L, refs[i], g, sizeof g) : 0;
+        if (line)
+            rc = res_err(res, SB_EPOLICY, "source",
+                         "%s.lua:%d: assignment to global '%s' in a hook, which fails every "
+                         "time it runs: make it local; keep what later calls need with ctx.set",
+                         nm, line, g);
+    }
     if (hooks)
         for (int i = 0; i < 3; i++)
             if (!rc && refs[i] != LUA_NOREF) *hooks |= 1u << i;
@@ -1481,6 +1492,9 @@ typedef struct lint {
     size_t n, cap;
     char file[SB_NAME_MAX + 16];
     int hook_first[3], hook_last[3]; /* lines of route, retain, erase (0: none) */
+    int writes_only;                 /* hook_global: only the globals set, nothing else */
+    int set_line;                    /* ... the first a hook's own body sets, and its name */
+    char set_name[80];
 } lint;
 
 static void add_finding(lint *l, int line, const char *fmt, ...)
@@ -1623,8 +1637,16 @@ static void lint_fn(lint *l, const fnread *f)
             envreg = a;
         else if (envreg >= 0 && a == envreg && op != OP_SETFIELD && op != OP_SETTABUP)
             envreg = -1;
-        if (!name.s) continue;
+        if (!name.s || (l->writes_only && !write)) continue;
         int line = line_at(f, pc);
+        if (l->writes_only) {
+            for (int h = 0; h < 3 && !l->set_line; h++)
+                if (l->hook_first[h] == f->linedefined && l->hook_last[h] == f->lastlinedefined) {
+                    l->set_line = line;
+                    snprintf(l->set_name, sizeof l->set_name, "%.*s", (int)name.n, name.s);
+                }
+            continue;
+        }
         if (write) {
             add_finding(l, line, "setting global variable '%.*s' (make it local)", (int)name.n,
                         name.s);
@@ -1874,7 +1896,7 @@ static void read_fn(lint *l, rd *r, int depth)
     }
     if (!r->err && f.k && (f.nabs == 0 || f.abs)) {
         lint_fn(l, &f);
-        for (int h = 0; h < 3 && (f.loc || !nloc); h++)
+        for (int h = 0; h < 3 && (f.loc || !nloc) && !l->writes_only; h++)
             if (l->hook_first[h] && l->hook_first[h] == f.linedefined &&
                 l->hook_last[h] == f.lastlinedefined) {
                 lint_fields(l, &f, h);
@@ -1916,6 +1938,40 @@ static int check_job(lua_State *L)
     }
     buf_free(&dump);
     return 0;
+}
+
+/* Does the hook in registry slot ref set a global in its own body? Its line
+** (0: no) and the global's name. The sandbox fails such a hook every time
+** that line runs, so upload and reload refuse it (load_and_run) as they
+** refuse a policy that does not load; `switchboard policy check` reports it
+** with its other findings. Reads only the hook's bytecode: no code runs. */
+static int hook_global(lua_State *L, int ref, char *name, size_t n)
+{
+    lua_Debug ar;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pushvalue(L, -1); /* lua_getinfo pops it */
+    if (!lua_getinfo(L, ">S", &ar) || ar.what[0] != 'L') {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lint l = {L, NULL, NULL, 0, 0, "", {ar.linedefined, 0, 0}, {ar.lastlinedefined, 0, 0},
+              1, 0,    ""};
+    sb_buf dump = {0};
+    if (lua_dump(L, dump_writer, &dump, 0) == 0 && dump.len > 32) {
+        rd r = {(const uint8_t *)dump.p, (const uint8_t *)dump.p + dump.len, 0};
+        rd_skip(&r, 4 + 1 + 1 + 6 + 3 + 8 + 8); /* header */
+        rd_byte(&r);                            /* upvalues of the closure */
+        read_fn(&l, &r, 0);
+    }
+    lua_pop(L, 1);
+    buf_free(&dump);
+    free(l.f);
+    snprintf(name, n, "%s", l.set_name);
+    return l.set_line;
 }
 
 /* Hook signatures: parameter count and a method-style 'self'. */
@@ -1988,7 +2044,7 @@ int sb_policy_check_cfg(const sb_config *cfg, const char *name, const char *sour
     sbx *sb = sbx_new(lim.memory, NULL, NULL);
     if (!sb) return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
     sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
-    lint l = {sb->L, sb, NULL, 0, 0, "", {0, 0, 0}, {0, 0, 0}};
+    lint l = {sb->L, sb, NULL, 0, 0, "", {0, 0, 0}, {0, 0, 0}, 0, 0, ""};
     snprintf(l.file, sizeof l.file, "%s.lua", nm);
 
     sb_buf problems = {0}, warn = {0};

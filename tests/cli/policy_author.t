@@ -81,9 +81,9 @@ L
 printf '[{"name": "counts", "agents": [], "expect": {"action": "wait", "wait": 1}}]\n' \
     >"$tmp/count.cases.json"
 run "$sb" policy test "$tmp/count.lua"
-check 1 "policy test: a hook assigning a global fails" out \
+check 1 "policy test: a hook assigning a global is refused, as upload and reload refuse it" err \
     "count.lua:4: assignment to global 'count' in a hook"
-has "$out" "ctx.set"
+has "$err" "ctx.set"
 ok $? "and says where state that lasts goes" "$(shown)"
 
 # A move to the queue the call waits in: an invalid decision, not a move.

@@ -527,6 +527,30 @@ static void test_store_limit(void)
     ok(sb_policy_put(eng, "acme", "clean", src, strlen(src), NULL, res) == 0 &&
            !strstr(sb_result_json(res, NULL), "warnings"),
        "a clean one has none");
+    /* A hook whose own body sets a global fails every time that line runs
+    ** (the sandbox refuses it): refused at upload, with file:line, as one
+    ** that does not load is; a global the top level sets, or one a helper
+    ** sets, is only a warning (the helper may be called at load time). */
+    const char *counting = "local P = {}\n"
+                           "function P.route(call, agents, ctx)\n"
+                           "  count = (count or 0) + 1\n"
+                           "  return { wait = 5 }\n"
+                           "end\nreturn P\n";
+    ok(sb_policy_put(eng, "acme", "counting", counting, strlen(counting), NULL, res) ==
+               SB_EPOLICY &&
+           strstr(sb_result_message(res), "counting.lua:3: assignment to global 'count' in a "
+                                          "hook") &&
+           strstr(sb_result_message(res), "ctx.set") &&
+           sb_policy_get(eng, "acme", "counting", res) == SB_ENOTFOUND,
+       "a hook setting a global is refused at upload, and nothing is stored (%s)",
+       sb_result_message(res));
+    const char *helper = "total = 0\nlocal function reset() total = 0 end\nreset()\n"
+                         "local P = {}\n"
+                         "function P.route(call, agents, ctx) return { wait = total + 5 } end\n"
+                         "return P\n";
+    ok(sb_policy_put(eng, "acme", "helper", helper, strlen(helper), NULL, res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"warnings\":["),
+       "globals set at the top level or by a helper: stored, with warnings");
 }
 
 /* The detail of the call's trace entry i (a static copy; "" if none). */

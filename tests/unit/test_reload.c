@@ -592,6 +592,20 @@ static void test_reload_lint(sb_engine *e1)
     unlink(path);
     ok(sb_reload(e1, res) == 0 && !strstr(sb_result_json(res, NULL), "warnings"),
        "mended (here: removed), the answer has none");
+    /* A hook setting a global fails every time it runs: the reload refuses
+    ** it as it refuses a file that does not load, and nothing changes. */
+    write_file("setsglobal.lua", "local P = {}\n"
+                                 "function P.route(call, agents, ctx)\n"
+                                 "  last = call.id\n"
+                                 "  return { wait = 5 }\n"
+                                 "end\nreturn P\n");
+    snprintf(want, sizeof want, "%s/setsglobal.lua: setsglobal.lua:3: assignment to global 'last'",
+             pdir);
+    ok(sb_reload(e1, res) == SB_EPOLICY && strstr(sb_result_message(res), want),
+       "a hook setting a global fails the reload (%s)", sb_result_message(res));
+    snprintf(path, sizeof path, "%s/setsglobal.lua", pdir);
+    unlink(path);
+    ok(sb_reload(e1, res) == 0, "removed, the reload goes through (%s)", sb_result_message(res));
 }
 
 int main(void)
