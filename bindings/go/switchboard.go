@@ -1097,6 +1097,22 @@ func (e *Engine) NextDeadline() (t time.Time, ok bool) {
 	return time.UnixMilli(ms), true
 }
 
+// CallList lists the account's live calls (waiting, ringing or connected),
+// all or (queue not "") those in one queue, in id order, without numbers:
+// each with "id", "state", "queue", "priority", "offered_ms", "queued_ms",
+// "attempts", "ringing" and, once connected, "agent". ErrNotFound for a
+// queue the account does not have.
+func (e *Engine) CallList(account, queue string) ([]map[string]any, error) {
+	m, err := e.call([]string{"account", account, "queue", queue}, func(res *C.sb_result, s []*C.char) C.int {
+		q := s[1]
+		if queue == "" {
+			q = nil
+		}
+		return C.sb_call_list(e.eng, s[0], q, res)
+	})
+	return list(m, "calls", err)
+}
+
 // CallGet reads a call with its state and decision trace (its record once
 // it has ended).
 func (e *Engine) CallGet(account, call string) (map[string]any, error) {

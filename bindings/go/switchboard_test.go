@@ -149,6 +149,13 @@ func TestCallCycle(t *testing.T) {
 	if err != nil || find(acts, switchboard.ActionConnect, "c1") == nil {
 		t.Fatalf("answered: %v %v", acts, err)
 	}
+	if live, err := eng.CallList("acme", ""); err != nil || len(live) != 1 || live[0]["id"] != "c1" ||
+		live[0]["state"] != "connected" || live[0]["agent"] != "ag0" || live[0]["caller"] != nil {
+		t.Fatalf("CallList: %v %v", live, err)
+	}
+	if _, err := eng.CallList("acme", "nosuch"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Fatalf("CallList of an unknown queue: %v", err)
+	}
 	clock.advance(time.Minute)
 	acts, err = eng.SubmitJSON("acme", []byte(`{"type":"hangup","call":"c1"}`))
 	if end := find(acts, switchboard.ActionEnd, "c1"); err != nil || end == nil || end.Reason != "answered" {

@@ -762,6 +762,15 @@ static int l_queue_delete(lua_State *L)
 {
     return do_delete(L, sb_queue_delete);
 }
+/* eng:call_list(account [, queue]) -> {calls = {...}} */
+static int l_call_list(lua_State *L)
+{
+    check_box(L);
+    const char *acct = check_str(L, 2), *queue = opt_str(L, 3, NULL);
+    call c = begin(L);
+    return finish(L, c, sb_call_list(c.b->eng, acct, queue, c.res), ret_doc);
+}
+
 static int l_call_get(lua_State *L)
 {
     return do_get(L, sb_call_get);
@@ -1693,6 +1702,7 @@ static const luaL_Reg engine_methods[] = {
     {"tick", l_tick},
     {"next_deadline", l_next_deadline},
     {"call_get", l_call_get},
+    {"call_list", l_call_list},
     {"policy_put", l_policy_put},
     {"policy_list", l_policy_list},
     {"policy_get", l_policy_get},

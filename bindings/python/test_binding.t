@@ -241,11 +241,19 @@ def test_cycle():
         acts = eng.submit("acme", type="ring_result", call="c1", agent="ag0", outcome="answered")
         ok(find(acts, "connect", "c1") is not None, "answered: connect (keyword-argument event)")
         is_(eng.agent_get("acme", "ag0")["status"], "on_call", "the agent is on the call")
+        live = eng.call_list("acme")
+        is_([(c["id"], c["state"], c.get("agent")) for c in live], [("c1", "connected", "ag0")],
+            "call_list: the live call, connected to ag0, without its numbers"
+            if all("caller" not in c for c in live) else "call_list shows numbers")
+        is_(eng.call_list("acme", "support"), live, "call_list by queue: the same")
+        raises(lambda: eng.call_list("acme", "nosuch"), sb.NotFoundError,
+               "call_list of a queue the account does not have")
         clock.ms += 60000
         acts = eng.submit("acme", '{"type":"hangup","call":"c1"}')
         end = find(acts, "end", "c1")
         ok(end is not None and end["reason"] == "answered", "hangup (JSON text event): ended "
                                                              "as answered")
+        is_(eng.call_list("acme"), [], "call_list: an ended call is not live")
         c = eng.call_get("acme", "c1")
         ok(c["outcome"] == "answered" and c["agent"] == "ag0" and c["talk"] == 60.0,
            "call_get: the record says answered by ag0 after 60 s of talk")

@@ -806,6 +806,16 @@ static void h_call_event(ctx *x)
     submit(x, x->rt->event, 0, "call", x->p[0], 200);
 }
 
+static int query_param(ctx *x, const char *name, char *buf, size_t cap, const char **out);
+
+static void h_call_list(ctx *x)
+{
+    char queue[136];
+    const char *q;
+    if (query_param(x, "queue", queue, sizeof queue, &q)) return;
+    reply_result(x, sb_call_list(x->d->eng, x->account, q, x->d->res), 200, NULL, NULL);
+}
+
 static void h_call_get(ctx *x)
 {
     reply_result(x, sb_call_get(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
@@ -924,7 +934,10 @@ static int in_list(const char *list, const char *name, size_t nl)
 ** percent-escape: 400 SB_EINVAL naming the parameter. */
 static int check_query(ctx *x)
 {
-    const char *q = x->req->query, *takes = x->rt->params;
+    /* Only reads take query parameters (POST /v1/calls takes none of GET's). */
+    const char *q = x->req->query;
+    const char *takes =
+        x->req->method == SBD_GET || x->req->method == SBD_HEAD ? x->rt->params : NULL;
     for (const char *p = q; *p;) {
         size_t len = strcspn(p, "&"), nl = strcspn(p, "=&");
         char name[64];
@@ -1243,7 +1256,11 @@ static const struct route routes[] = {
      {[SBD_PUT] = h_member_put, [SBD_DELETE] = h_member_delete},
      NULL,
      NULL},
-    {"/v1/calls", AUTH_ACCOUNT, {[SBD_POST] = h_call_offer}, NULL, NULL},
+    {"/v1/calls",
+     AUTH_ACCOUNT,
+     {[SBD_GET] = h_call_list, [SBD_POST] = h_call_offer},
+     NULL,
+     "queue"},
     {"/v1/calls/{id}", AUTH_ACCOUNT, {[SBD_GET] = h_call_get}, NULL, NULL},
     {"/v1/calls/{id}/ring_result", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "ring_result", NULL},
     {"/v1/calls/{id}/hangup", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "hangup", NULL},

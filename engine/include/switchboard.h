@@ -455,6 +455,13 @@ SB_API int64_t sb_next_deadline(sb_engine *eng);
 ** the owning account. Once the call has ended: its record (the latest, if
 ** the call id was used again), without numbers or personal attributes. */
 SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id, sb_result *res);
+/* The account's live calls (waiting, ringing or connected), all or those in
+** `queue` (may be NULL; an unknown queue is SB_ENOTFOUND, field "queue"):
+** {"calls":[{"id","state","queue","priority","offered_ms","queued_ms",
+** "attempts","ringing":[{"agent","device"}], and "agent","answered_ms" once
+** connected}, ...]} in call id order; no numbers, attributes or history
+** (sb_call_get has those). For a gateway that lost track of its calls. */
+SB_API int sb_call_list(sb_engine *eng, const char *account, const char *queue, sb_result *res);
 
 /* ------------------------------------------------------------------------ */
 /* Policies. A policy is a Lua 5.4 chunk returning a table of hooks; see

@@ -2141,6 +2141,75 @@ int64_t sb_next_deadline(sb_engine *e)
 static const char *const trace_kinds[] = {"", "ring", "wait", "move", "reject", "error"};
 static const char *const call_states[] = {"", "waiting", "ringing", "connected"};
 
+/* The agent a connected call is on, and the agents ringing for it. */
+static void call_agents_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const call_rec *c,
+                             json_t *o)
+{
+    agent_rec a = {0};
+    if (c->state == CALL_CONNECTED && st_agent_load(txn, e, acct, c->agent, &a) == 0) {
+        json_object_set_new(o, "agent", json_string(a.id));
+        json_object_set_new(o, "answered_ms", json_integer(c->answered));
+    }
+    json_t *ringing = json_array();
+    for (int i = 0; i < c->nring; i++)
+        if (st_agent_load(txn, e, acct, c->ring[i].agent, &a) == 0)
+            json_array_append_new(ringing, json_pack("{s:s, s:s}", "agent", a.id, "device",
+                                                     pol_dev_name(c->ring[i].dev)));
+    json_object_set_new(o, "ringing", ringing);
+    agent_free(&a);
+}
+
+int sb_call_list(sb_engine *e, const char *account, const char *queue, sb_result *res)
+{
+    res_reset(res);
+    MDB_txn *txn;
+    acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
+    queue_rec q = {0};
+    call_rec *c = calloc(1, sizeof *c);
+    json_t *arr = json_array();
+    if (!c || !arr) {
+        rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+        goto done;
+    }
+    if (queue && (rc = st_queue_by_id(txn, e, acc.num, queue, &q))) {
+        rc = rc == SB_ENOTFOUND ? res_err(res, SB_ENOTFOUND, "queue", "no such queue '%s'",
+                                          id_valid(queue) ? queue : "?")
+                                : eng_mdb_err(res, rc, "read queue");
+        goto done;
+    }
+    st_iter it;
+    uint8_t p[4];
+    for (rc = st_iter_open(&it, txn, e, DB_CALLS, p, key_acct(p, acc.num)); rc == 0;
+         rc = st_iter_next(&it)) {
+        if (dec_call(it.v.mv_data, it.v.mv_size, c)) {
+            call_free(c);
+            continue;
+        }
+        queue_rec cq = {0};
+        if ((!queue || c->queue == q.num) && st_queue_load(txn, e, acc.num, c->queue, &cq) == 0) {
+            json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i}", "id", c->id, "state",
+                                  call_states[c->state], "queue", cq.id, "priority", c->priority,
+                                  "offered_ms", (json_int_t)c->offered, "queued_ms",
+                                  (json_int_t)c->queued, "attempts", (int)c->attempts);
+            call_agents_json(txn, e, acc.num, c, o);
+            json_array_append_new(arr, o);
+        }
+        queue_free(&cq);
+        call_free(c);
+    }
+    st_iter_close(&it);
+    rc = rc == MDB_NOTFOUND ? 0 : eng_mdb_err(res, rc, "list calls");
+done:
+    if (!rc) res_doc(res, json_pack("{s:O}", "calls", arr));
+    json_decref(arr);
+    queue_free(&q);
+    free(c);
+    eng_read_end(e, txn);
+    return rc;
+}
+
 int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_result *res)
 {
     res_reset(res);
@@ -2183,16 +2252,7 @@ int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_resul
     buf_free(&tmp);
     char buf[SB_ID_MAX + 1];
     agent_rec a = {0};
-    if (c->state == CALL_CONNECTED && st_agent_load(txn, e, acc.num, c->agent, &a) == 0) {
-        json_object_set_new(o, "agent", json_string(a.id));
-        json_object_set_new(o, "answered_ms", json_integer(c->answered));
-    }
-    json_t *ringing = json_array();
-    for (int i = 0; i < c->nring; i++)
-        if (st_agent_load(txn, e, acc.num, c->ring[i].agent, &a) == 0)
-            json_array_append_new(ringing, json_pack("{s:s, s:s}", "agent", a.id, "device",
-                                                     pol_dev_name(c->ring[i].dev)));
-    json_object_set_new(o, "ringing", ringing);
+    call_agents_json(txn, e, acc.num, c, o);
     json_t *att = json_array();
     for (int i = 0; i < c->natt; i++) {
         const attempt_rec *x = &c->att[i];

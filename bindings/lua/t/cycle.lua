@@ -89,6 +89,12 @@ advance(4000)
 acts = eng:submit("acme", { type = "ring_result", call = "c1", agent = "bob", outcome = "answered" })
 T.ok(acts and find(acts, "connect", "c1"), "answered: connect")
 T.is(eng:agent_get("acme", "bob").status, "on_call", "bob is on the call")
+local live = eng:call_list("acme")
+T.ok(live and #live.calls == 1 and live.calls[1].id == "c1" and live.calls[1].agent == "bob"
+     and live.calls[1].caller == nil, "call_list: c1, connected to bob, without its numbers")
+local none, _, ncode, nfield = eng:call_list("acme", "nosuch")
+T.ok(none == nil and ncode == sb.ENOTFOUND and nfield == "queue",
+     "call_list of a queue the account does not have: nil, SB_ENOTFOUND, field queue")
 advance(60000)
 acts = eng:submit("acme", '{"type":"hangup","call":"c1"}')
 local fin = acts and find(acts, "end", "c1")

@@ -300,6 +300,7 @@ def _declare(lib):
         "sb_tick": (c_int, [E, R]),
         "sb_next_deadline": (ctypes.c_int64, [E]),
         "sb_call_get": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_call_list": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_policy_put": (c_int, [E, c_char_p, c_char_p, c_char_p, c_size_t, c_char_p, R]),
         "sb_policy_list": (c_int, [E, c_char_p, R]),
         "sb_policy_get": (c_int, [E, c_char_p, c_char_p, R]),
@@ -1096,6 +1097,14 @@ class Engine:
         finally:
             self._leave(own)
         return None if t == _INT64_MAX else t
+
+    def call_list(self, account, queue=None):
+        """The account's live calls (waiting, ringing or connected), all or
+        those in ``queue``: a list of ``{"id", "state", "queue", "priority",
+        "offered_ms", "queued_ms", "attempts", "ringing", ...}`` (with
+        ``"agent"`` once connected), in id order, without numbers."""
+        return self._do(_json, self._lib.sb_call_list, _b(account, "account"),
+                        _b(queue, "queue", True))["calls"]
 
     def call_get(self, account, call):
         """The call with its state and decision trace (or its record once ended)."""

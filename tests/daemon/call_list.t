@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+# GET /v1/calls: the account's live calls, for a gateway that lost track of
+# them. Waiting, ringing and connected calls are listed with their agents and
+# without numbers; an ended call is not; ?queue= keeps one queue's; another
+# account's calls are never listed; bad parameters are refused.
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, provision  # noqa: E402
+
+t = TAP()
+d = t.owned(Daemon()).start()
+acme = provision(d, agents=("alice", "bob"))
+r = acme.put("/v1/queues/sales", {"policy": "first", "members": [{"agent": "bob"}]})
+t.is_(r.status, 200, "a second queue", r)
+globex = provision(d, account="globex", agents=("gina",))
+
+r = acme.get("/v1/calls")
+t.is_((r.status, r.json), (200, {"calls": []}), "no calls yet: an empty list", r)
+
+for cid, queue, num in (("c1", "support", "+4930100001"), ("c2", "support", "+4930100002"),
+                        ("c3", "support", "+4930100003"), ("s1", "sales", "+4930100004")):
+    r = acme.post("/v1/calls", {"call": cid, "queue": queue, "caller": num})
+    t.is_(r.status, 201, "offer %s" % cid, r)
+r = acme.post("/v1/calls/c1/ring_result", {"agent": "alice", "outcome": "answered"})
+t.is_(r.status, 200, "c1 answered by alice", r)
+globex.post("/v1/calls", {"call": "g1", "queue": "support", "caller": "+4930100009"})
+
+r = acme.get("/v1/calls")
+calls = {c["id"]: c for c in r.json["calls"]}
+t.is_([c["id"] for c in r.json["calls"]], ["c1", "c2", "c3", "s1"],
+      "every live call of the account, in id order, none of another account's", r)
+t.is_((calls["c1"]["state"], calls["c1"].get("agent"), calls["c1"]["queue"]),
+      ("connected", "alice", "support"), "c1: connected, to alice")
+t.is_((calls["c2"]["state"], calls["c2"]["ringing"]), ("ringing", [{"agent": "bob",
+                                                                    "device": "softphone"}]),
+      "c2: ringing bob on his softphone")
+t.is_((calls["c3"]["state"], calls["c3"]["ringing"], calls["c3"]["attempts"]),
+      ("waiting", [], 0), "c3: waiting, nobody free")
+t.ok(all(k not in c for c in calls.values() for k in ("caller", "called", "attrs", "trace")),
+     "no numbers, attributes or trace in the list")
+t.ok("+49301000" not in r.body, "no number anywhere in the answer")
+
+r = acme.get("/v1/calls?queue=sales")
+t.is_([c["id"] for c in r.json["calls"]], ["s1"], "?queue=sales: its call only", r)
+r = acme.get("/v1/calls?queue=nosuch")
+t.is_((r.status, r.code, r.field), (404, "SB_ENOTFOUND", "queue"), "?queue= naming no queue: 404")
+r = globex.get("/v1/calls")
+t.is_([c["id"] for c in r.json["calls"]], ["g1"], "another account sees only its own")
+r = globex.get("/v1/calls?queue=sales")
+t.is_((r.status, r.field), (404, "queue"), "nor learns of acme's queues", r)
+r = acme.get("/v1/calls?state=waiting")
+t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "state"), "an unknown parameter: 400", r)
+r = acme.post("/v1/calls?queue=support", {"call": "c9", "queue": "support",
+                                          "caller": "+4930100008"})
+t.is_((r.status, r.field), (400, "queue"), "POST /v1/calls takes no query parameters", r)
+t.is_(acme.get("/v1/calls/c9").status, 404, "... and offered nothing")
+
+r = acme.post("/v1/calls/c1/hangup")
+t.is_(r.status, 200, "c1 hung up", r)
+r = acme.get("/v1/calls")
+ids = [c["id"] for c in r.json["calls"]]
+t.ok("c1" not in ids and "c3" in ids, "an ended call leaves the list (%s)" % ids)
+t.is_(d.stop(), 0, "exit 0")
+t.done()
