@@ -772,21 +772,24 @@ int cli_sweep(int argc, char **argv)
         json_t *d = result_doc(res);
 #define N(k) ((unsigned long long)json_integer_value(json_object_get(d, k)))
         double secs = json_number_value(json_object_get(d, "seconds"));
-        printf("sweep %s%s: %llu reviewed (%llu kept, %llu anonymized, %llu deleted; %llu "
+        /* Decisions without a review come first when there are any: erasure
+        ** requests a hold had kept from records, run again now that the hold
+        ** was released; the counts after them cover both. (Failed reviews are
+        ** among the kept.) */
+        char erased[160] = "";
+        if (N("erased"))
+            snprintf(erased, sizeof erased,
+                     ", %llu records reached by erasure requests run again now that a legal "
+                     "hold was released",
+                     N("erased"));
+        printf("sweep %s%s: %llu reviewed%s (%llu kept, %llu anonymized, %llu deleted; %llu "
                "overridden by legal holds, %llu failed), %llu purged, %llu transactions, "
                "%.2f s\n",
                json_is_true(json_object_get(d, "done")) ? "done" : "stopped (budget used up)",
                json_is_true(json_object_get(d, "resumed")) ? " (carried on an interrupted sweep)"
                                                            : "",
-               N("reviewed"), N("kept"), N("anonymized"), N("deleted"), N("overridden"),
+               N("reviewed"), erased, N("kept"), N("anonymized"), N("deleted"), N("overridden"),
                N("failed"), N("purged"), N("transactions"), secs);
-        /* Decisions without a review: erasure requests a hold had kept from
-        ** records, run again now that a hold was released. (Failed reviews
-        ** are among the kept.) */
-        if (N("erased"))
-            printf("%llu records reached by erasure requests run again now that a legal hold "
-                   "was released (their decisions are among those above)\n",
-                   N("erased"));
         /* A run carried on: the counts above are the whole run's, the rate
         ** this command's own. */
         json_t *own = json_object_get(d, "this_call");

@@ -223,9 +223,9 @@ int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field
     int rc = read_running(t->txn, t->e, acct, name, NULL, NULL);
     if (rc == SB_ENOTFOUND)
         return res_err(t->res, SB_EINVAL, field,
-                       "no policy '%s' in policy_dir or uploaded to this account (upload it "
-                       "first)",
-                       name);
+                       "no policy '%s': policy_dir has no %s.lua and this account has uploaded "
+                       "none by that name (add the file, or upload the policy)",
+                       name, name);
     return rc ? res_err(t->res, rc, field, "cannot read policy '%s'", name) : 0;
 }
 
@@ -1113,8 +1113,14 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
         free(cases);
         if (rc) {
             char msg[1200];
-            snprintf(msg, sizeof msg, "%s/%s.lua: %s", e->policy_dir, p->name,
-                     sb_result_message(res));
+            /* "<dir>/name.lua:3: ..." where the message names the file
+            ** already, not "<dir>/name.lua: name.lua:3: ...". */
+            const char *m = sb_result_message(res);
+            size_t nl = strlen(p->name);
+            if (!strncmp(m, p->name, nl) && !strncmp(m + nl, ".lua:", 5))
+                snprintf(msg, sizeof msg, "%s/%s", e->policy_dir, m);
+            else
+                snprintf(msg, sizeof msg, "%s/%s.lua: %s", e->policy_dir, p->name, m);
             res_err(res, SB_EPOLICY, p->name, "%s", msg);
             break;
         }

@@ -54,7 +54,7 @@ t.ok(js(g[2]).get("status") == "ok" and left == b"",
 s.close()
 
 s = connect()
-s.sendall(req("HEAD", "/v1/nothing") + req("HEAD", "/v1/calls", auth=acme.auth) +
+s.sendall(req("HEAD", "/v1/nothing") + req("HEAD", "/v1/calls/c1/hangup", auth=acme.auth) +
           req("HEAD", "/v1/agents/alice") + req("GET", "/healthz"))
 (nf, na, ua, g), left = read_responses(s, [True, True, True, False])
 t.is_(nf[0], 404, "HEAD on no route: 404")
