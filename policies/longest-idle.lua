@@ -7,8 +7,12 @@
 -- idle). A first attempt, the common case, takes the lean loop: one field
 -- read and one comparison per agent (each VM instruction also pays for the
 -- sandbox's instruction budget, so the loop is kept short); call.tried is
--- read only after an unanswered ring. Knobs: WAIT.
+-- read only after an unanswered ring. When every available agent has rung
+-- for this call already, the next ring waits until RETRY seconds after the
+-- last one ended, as app_queue's `retry` does: the agent who just let it ring
+-- is not rung again at once. Knobs: WAIT, RETRY.
 local WAIT = 10 -- seconds before deciding again when nobody is available
+local RETRY = 5 -- seconds between rings of agents this call has rung already
 
 ---@type Policy
 local P = {}
@@ -33,6 +37,8 @@ function P.route(call, agents, ctx)
     end
   end
   if not best then return { wait = WAIT } end
+  local since = not fresh and call.since_last_ring
+  if since and since < RETRY then return { wait = math.ceil(RETRY - since) } end
   return { ring = best.id }
 end
 

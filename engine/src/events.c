@@ -522,6 +522,17 @@ static uint64_t call_seed(uint64_t seed, const call_rec *c)
     return mix64(seed ^ h ^ ((uint64_t)c->attempts << 32));
 }
 
+/* Seconds since the last of c's ring attempts that has ended ended, or -1
+** when none has (call.since_last_ring). */
+static double since_last_ring(const call_rec *c, int64_t now)
+{
+    int64_t end = -1;
+    for (int i = 0; i < c->natt; i++)
+        if (c->att[i].outcome && c->att[i].start + c->att[i].dur_ms > end)
+            end = c->att[i].start + c->att[i].dur_ms;
+    return end < 0 ? -1 : (double)(now > end ? now - end : 0) / 1000.0;
+}
+
 static const char *agent_id_of(wtx *t, uint32_t num, char *buf, size_t cap)
 {
     agent_rec a = {0};
@@ -1000,6 +1011,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         .queue_waited = (double)(t->now - c->queued) / 1000.0,
         .attempts = (int)c->attempts,
         .last_agent = agent_id_of(t, c->last_agent, last_buf, sizeof last_buf),
+        .since_last_ring = since_last_ring(c, t->now),
         .history = call_history,
         .history_arg = &hist,
         .attrs = attrs,

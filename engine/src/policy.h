@@ -59,6 +59,7 @@ typedef struct pol_call {
     const char *caller, *called; /* called may be NULL */
     int priority;
     double waited, queue_waited; /* seconds */
+    double since_last_ring;      /* seconds since the last ring attempt ended; < 0: none has */
     int attempts;
     const char *last_agent;     /* may be NULL */
     const char *previous_agent; /* caller history; may be NULL */

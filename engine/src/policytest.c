@@ -680,8 +680,9 @@ static int build_case(cbuild *b, json_t *cs)
     if (call && !json_is_object(call)) return cb_bad(b, "call: expected an object");
     if (queue && !json_is_object(queue)) return cb_bad(b, "queue: expected an object");
     static const char *const call_keys[] = {
-        "id",       "queue", "caller",     "called",         "priority", "waited", "queue_waited",
-        "attempts", "tried", "last_agent", "previous_agent", "attrs",    NULL};
+        "id",           "queue",    "caller", "called",     "priority",       "waited",
+        "queue_waited", "attempts", "tried",  "last_agent", "previous_agent", "since_last_ring",
+        "attrs",        NULL};
     static const char *const queue_keys[] = {"id",        "waiting",  "longest_wait", "members",
                                              "available", "position", "ring_timeout", NULL};
     if (call && only_keys(b, call, "call", call_keys)) return -1;
@@ -706,6 +707,10 @@ static int build_case(cbuild *b, json_t *cs)
         num_min(b, call, "waited", "call", 0, 0, 0, &waited))
         return -1;
     if (num_min(b, call, "queue_waited", "call", waited, 0, 0, &qwaited)) return -1;
+    c->since_last_ring = -1; /* absent: no ring has ended */
+    if (json_object_get(call, "since_last_ring") &&
+        num_min(b, call, "since_last_ring", "call", 0, 0, 0, &c->since_last_ring))
+        return -1;
     c->priority = (int)prio;
     c->attempts = (int)att;
     c->waited = waited;

@@ -44,6 +44,7 @@ const char *const sbx_key_names[K_COUNT] = {
     [K_TRIED] = "tried",
     [K_LAST_AGENT] = "last_agent",
     [K_PREVIOUS_AGENT] = "previous_agent",
+    [K_SINCE_LAST_RING] = "since_last_ring",
     [K_ATTRS] = "attrs",
     [K_WAITING] = "waiting",
     [K_LONGEST_WAIT] = "longest_wait",

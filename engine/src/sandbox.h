@@ -114,6 +114,7 @@ enum sbx_key {
     K_TRIED,
     K_LAST_AGENT,
     K_PREVIOUS_AGENT,
+    K_SINCE_LAST_RING,
     K_ATTRS,
     /* queue figures (plus K_ID, K_POSITION) */
     K_WAITING,

@@ -488,6 +488,12 @@ static int call_field(lua_State *L, vcall *vc, int k)
         return push_int(L, c->attempts);
     case K_LAST_AGENT:
         return push_str_or_nil(L, c->last_agent);
+    case K_SINCE_LAST_RING:
+        if (c->since_last_ring < 0) {
+            lua_pushnil(L);
+            return 1;
+        }
+        return push_num(L, c->since_last_ring);
     case K_PREVIOUS_AGENT:
         return push_str_or_nil(L, c->previous_agent ? c->previous_agent
                                   : c->history      ? c->history(c->history_arg)

@@ -766,6 +766,33 @@ static void test_queue_line(void)
     is_str(r ? r->reason : "-", "1/90.0", "line: a higher priority goes first");
 }
 
+/* The stock longest-idle policy with one agent who lets a call ring: the
+** call waits RETRY (5) seconds from the end of that ring before ringing her
+** again (call.since_last_ring), instead of ringing her again at once. */
+static void test_retry_gap(void)
+{
+    static char src[8192];
+    FILE *f = fopen("policies/longest-idle.lua", "r");
+    size_t n = f ? fread(src, 1, sizeof src - 1, f) : 0;
+    if (f) fclose(f);
+    src[n] = 0;
+    ok(n > 0 && account("rg") == 0 && policy("rg", "longest-idle", src) == 0 &&
+           put(sb_queue_put, "rg",
+               "{\"id\":\"q\",\"policy\":\"longest-idle\",\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "retry: queue q, agent a only, the stock longest-idle policy");
+    ok(offer("rg", "r1", "q") == 0 && find(SB_ACT_RING, "r1", "a"), "retry: r1 rings a");
+    now_ms += 20000;
+    ok(ring_result("rg", "r1", "a", "no_answer") == 0 && !find(SB_ACT_RING, "r1", "a") &&
+           !strcmp(call_state("rg", "r1"), "waiting"),
+       "retry: a lets it ring: r1 waits instead of ringing her again at once");
+    now_ms += 4000;
+    ok(tick() == 0 && !find(SB_ACT_RING, "r1", "a"), "retry: 4 s later, not yet");
+    now_ms += 1000;
+    ok(tick() == 0 && find(SB_ACT_RING, "r1", "a"), "retry: 5 s after her ring ended, a again");
+    ok(ring_result("rg", "r1", "a", "answered") == 0 && find(SB_ACT_CONNECT, "r1", "a"),
+       "retry: and she answers");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-callflow-%d", (int)getpid());
@@ -786,6 +813,7 @@ int main(void)
     test_many_queues();
     test_isolation_and_replay();
     test_queue_line();
+    test_retry_gap();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
