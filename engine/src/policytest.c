@@ -1429,7 +1429,16 @@ int sb_policy_test_cfg(const sb_config *cfg, const char *name, const char *sourc
 /* ------------------------------------------------------------------------ */
 /* Lint: reading our own compile's dump (Lua 5.4 format). */
 
-enum { OP_GETUPVAL = 9, OP_GETTABUP = 11, OP_GETFIELD = 14, OP_SETTABUP = 15, OP_SETFIELD = 18 };
+enum {
+    OP_GETUPVAL = 9,
+    OP_GETTABUP = 11,
+    OP_GETFIELD = 14,
+    OP_SETTABUP = 15,
+    OP_SETFIELD = 18,
+    OP_RETURN = 70,
+    OP_RETURN0 = 71,
+    OP_RETURN1 = 72
+};
 
 typedef struct rd {
     const uint8_t *p, *end;
@@ -1500,6 +1509,7 @@ typedef struct lint {
     int writes_only;                 /* hook_global: only the globals set, nothing else */
     int set_line;                    /* ... the first a hook's own body sets, and its name */
     char set_name[80];
+    int *ret_lines, nret, maxret; /* pol_return_lines: the hook's explicit returns */
 } lint;
 
 static void add_finding(lint *l, int line, const char *fmt, ...)
@@ -1622,6 +1632,16 @@ static kstr kget(const fnread *f, int idx)
 
 static void lint_fn(lint *l, const fnread *f)
 {
+    if (l->ret_lines) { /* pol_return_lines: the hook's own returns, but the implicit last */
+        if (l->hook_first[0] != f->linedefined || l->hook_last[0] != f->lastlinedefined) return;
+        for (int pc = 0; pc + 1 < f->ncode; pc++) {
+            int op = (int)(ins_at(f, pc) & 0x7f);
+            if (op != OP_RETURN && op != OP_RETURN0 && op != OP_RETURN1) continue;
+            if (l->nret < l->maxret) l->ret_lines[l->nret] = line_at(f, pc);
+            l->nret++;
+        }
+        return;
+    }
     kstr none = {NULL, 0};
     int envreg = -1; /* a register holding _ENV (GETUPVAL), until overwritten */
     for (int pc = 0; pc < f->ncode; pc++) {
@@ -1901,7 +1921,7 @@ static void read_fn(lint *l, rd *r, int depth)
     }
     if (!r->err && f.k && (f.nabs == 0 || f.abs)) {
         lint_fn(l, &f);
-        for (int h = 0; h < 3 && (f.loc || !nloc) && !l->writes_only; h++)
+        for (int h = 0; h < 3 && (f.loc || !nloc) && !l->writes_only && !l->ret_lines; h++)
             if (l->hook_first[h] && l->hook_first[h] == f.linedefined &&
                 l->hook_last[h] == f.lastlinedefined) {
                 lint_fields(l, &f, h);
@@ -1945,6 +1965,37 @@ static int check_job(lua_State *L)
     return 0;
 }
 
+/* Read the Lua function in registry slot ref through l (set up for one
+** job: hook_global's or pol_return_lines'), with its own lines as hook 0. */
+static void scan_fn(lua_State *L, int ref, lint *l)
+{
+    lua_Debug ar;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushvalue(L, -1); /* lua_getinfo pops it */
+    if (!lua_getinfo(L, ">S", &ar) || ar.what[0] != 'L') {
+        lua_pop(L, 1);
+        return;
+    }
+    l->L = L;
+    l->hook_first[0] = ar.linedefined;
+    l->hook_last[0] = ar.lastlinedefined;
+    sb_buf dump = {0};
+    if (lua_dump(L, dump_writer, &dump, 0) == 0 && dump.len > 32) {
+        rd r = {(const uint8_t *)dump.p, (const uint8_t *)dump.p + dump.len, 0};
+        rd_skip(&r, 4 + 1 + 1 + 6 + 3 + 8 + 8); /* header */
+        rd_byte(&r);                            /* upvalues of the closure */
+        read_fn(l, &r, 0);
+    }
+    lua_pop(L, 1);
+    buf_free(&dump);
+    free(l->f);
+    l->f = NULL;
+}
+
 /* Does the hook in registry slot ref set a global in its own body? Its line
 ** (0: no) and the global's name. The sandbox fails such a hook every time
 ** that line runs, so upload and reload refuse it (load_and_run) as they
@@ -1952,31 +2003,17 @@ static int check_job(lua_State *L)
 ** with its other findings. Reads only the hook's bytecode: no code runs. */
 static int hook_global(lua_State *L, int ref, char *name, size_t n)
 {
-    lua_Debug ar;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1)) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    lua_pushvalue(L, -1); /* lua_getinfo pops it */
-    if (!lua_getinfo(L, ">S", &ar) || ar.what[0] != 'L') {
-        lua_pop(L, 1);
-        return 0;
-    }
-    lint l = {L, NULL, NULL, 0, 0, "", {ar.linedefined, 0, 0}, {ar.lastlinedefined, 0, 0},
-              1, 0,    ""};
-    sb_buf dump = {0};
-    if (lua_dump(L, dump_writer, &dump, 0) == 0 && dump.len > 32) {
-        rd r = {(const uint8_t *)dump.p, (const uint8_t *)dump.p + dump.len, 0};
-        rd_skip(&r, 4 + 1 + 1 + 6 + 3 + 8 + 8); /* header */
-        rd_byte(&r);                            /* upvalues of the closure */
-        read_fn(&l, &r, 0);
-    }
-    lua_pop(L, 1);
-    buf_free(&dump);
-    free(l.f);
+    lint l = {.writes_only = 1};
+    scan_fn(L, ref, &l);
     snprintf(name, n, "%s", l.set_name);
     return l.set_line;
+}
+
+int pol_return_lines(lua_State *L, int ref, int *lines, int max)
+{
+    lint l = {.ret_lines = lines, .maxret = max};
+    scan_fn(L, ref, &l);
+    return l.nret;
 }
 
 /* Hook signatures: parameter count and a method-style 'self'. */
@@ -2049,7 +2086,7 @@ int sb_policy_check_cfg(const sb_config *cfg, const char *name, const char *sour
     sbx *sb = sbx_new(lim.memory, NULL, NULL);
     if (!sb) return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
     sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
-    lint l = {sb->L, sb, NULL, 0, 0, "", {0, 0, 0}, {0, 0, 0}, 0, 0, ""};
+    lint l = {sb->L, sb, NULL, 0, 0, "", {0, 0, 0}, {0, 0, 0}, 0, 0, "", NULL, 0, 0};
     snprintf(l.file, sizeof l.file, "%s.lua", nm);
 
     sb_buf problems = {0}, warn = {0};

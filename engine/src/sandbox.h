@@ -271,6 +271,12 @@ void sbx_charge(lua_State *L, uint64_t units);
 ** if it does not, prefix it with where. */
 void sbx_position(char *err, size_t cap, const char *where);
 
+/* The lines of the explicit return statements in the body of the Lua
+** function in registry slot ref (not of the functions it defines), in code
+** order, at most max of them in lines; returns how many it has (0: none, or
+** not a Lua function). Read from its bytecode (policytest.c): no code runs. */
+int pol_return_lines(lua_State *L, int ref, int *lines, int max);
+
 /* Turn the value at idx into a message without metamethods. */
 const char *sbx_errstr(lua_State *L, int idx, char *buf, size_t cap);
 

@@ -1708,6 +1708,29 @@ static void route_where(sbx *sb, int ref, char *buf, size_t cap)
         lua_pop(L, 1);
 }
 
+/* "file:line: " for a hook's invalid result: the line of its return
+** statement when it has one; else its first line, and in note the lines
+** of its returns (" (it returns at lines 3, 7)"), one of which it took. */
+static void result_where(sbx *sb, int ref, char *buf, size_t cap, char *note, size_t ncap)
+{
+    int lines[8], n = pol_return_lines(sb->L, ref, lines, 8);
+    note[0] = 0;
+    route_where(sb, ref, buf, cap);
+    if (n == 1) {
+        char *colon = strrchr(buf, ':'); /* "file:12: " -> "file:" */
+        while (colon && colon > buf && colon[-1] >= '0' && colon[-1] <= '9')
+            colon--;
+        if (colon && colon > buf && colon[-1] == ':')
+            snprintf(colon, cap - (size_t)(colon - buf), "%d: ", lines[0]);
+        return;
+    }
+    if (n < 2) return;
+    size_t o = (size_t)snprintf(note, ncap, " (it returns at lines");
+    for (int i = 0; i < n && i < 8 && o < ncap; i++)
+        o += (size_t)snprintf(note + o, ncap - o, "%s %d", i ? "," : "", lines[i]);
+    if (o < ncap) snprintf(note + o, ncap - o, "%s)", n > 8 ? ", ..." : "");
+}
+
 static void clear_decision(pol_decision *o)
 {
     o->kind = 0;
@@ -1812,9 +1835,9 @@ void views_route(sbx *sb, const char *name, int route_ref, const pol_call *call,
     sbx_arm(sb, instructions, wall_ms);
     int failed = sbx_run(sb, route_job, &j, out->error, sizeof out->error);
     if (!failed && j.invalid) {
-        char where[LUA_IDSIZE + 24];
-        route_where(sb, route_ref, where, sizeof where);
-        snprintf(out->error, sizeof out->error, "%s%s", where, j.err);
+        char where[LUA_IDSIZE + 24], note[120];
+        result_where(sb, route_ref, where, sizeof where, note, sizeof note);
+        snprintf(out->error, sizeof out->error, "%s%s%s", where, j.err, note);
         failed = 1;
         sbx_collect(sb); /* whatever garbage it returned goes now */
     }
@@ -1897,8 +1920,9 @@ void views_retain(sbx *sb, const char *name, int ref, const pol_record *rec, con
     int failed = sbx_run(sb, retain_job, &j, out->error, sizeof out->error);
     char where[LUA_IDSIZE + 24];
     if (!failed && j.invalid) {
-        route_where(sb, ref, where, sizeof where);
-        snprintf(out->error, sizeof out->error, "%s%s", where, j.err);
+        char note[120];
+        result_where(sb, ref, where, sizeof where, note, sizeof note);
+        snprintf(out->error, sizeof out->error, "%s%s%s", where, j.err, note);
         failed = 1;
         sbx_collect(sb);
     }

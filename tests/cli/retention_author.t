@@ -244,7 +244,7 @@ run "$sb" sweep --data-dir "$tmp/bad"
 check 0 "a failed record is retried a day later, not in the next sweep" out "sweep done: 0 reviewed"
 run "$sb" records erase +442079460001 --data-dir "$tmp/bad" --account acme
 check 3 "an invalid erase decision: exit 3" err "erasure incomplete: 2 records kept"
-has "$out" "ret.lua:11: erase returned invalid decision: 'review_in_days' goes only with 'keep' or 'anonymize'"
+has "$out" "ret.lua:12: erase returned invalid decision: 'review_in_days' goes only with 'keep' or 'anonymize'"
 ok $? "... naming file:line and the field" "$(shown)"
 run "$sb" records list --data-dir "$tmp/bad" --account acme
 [ "$(printf '%s\n' "$out" | grep -c 'T08:0')" -eq 3 ]

@@ -655,12 +655,14 @@ static void test_nan_in_messages(void)
     static const struct {
         const char *v, *field, *want;
     } cases[] = {
-        {"nan", "\"t\":true,", "timeout: expected an integer 1..600, got nan;"},
-        {"negnan", "\"t\":true,", "timeout: expected an integer 1..600, got nan;"},
-        {"nan", "", "wait: expected an integer 0..3600, got nan;"},
-        {"negnan", "", "wait: expected an integer 0..3600, got nan;"},
-        {"inf", "", "wait: expected an integer 0..3600, got inf;"},
-        {"neginf", "", "wait: expected an integer 0..3600, got -inf;"},
+        {"nan", "\"t\":true,",
+         "timeout: expected an integer 1..600, got nan (it returns at lines 4, 5);"},
+        {"negnan", "\"t\":true,",
+         "timeout: expected an integer 1..600, got nan (it returns at lines 4, 5);"},
+        {"nan", "", "wait: expected an integer 0..3600, got nan (it returns at lines 4, 5);"},
+        {"negnan", "", "wait: expected an integer 0..3600, got nan (it returns at lines 4, 5);"},
+        {"inf", "", "wait: expected an integer 0..3600, got inf (it returns at lines 4, 5);"},
+        {"neginf", "", "wait: expected an integer 0..3600, got -inf (it returns at lines 4, 5);"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char json[256], call[16];
@@ -688,10 +690,10 @@ static void test_bad_moves(void)
         const char *policy, *target, *why;
     } cases[] = {
         {"lost", "'nosuch'",
-         "lost.lua:2: route returned invalid decision: move: no queue "
+         "lost.lua:3: route returned invalid decision: move: no queue "
          "'nosuch' in this account"},
         {"stay", "call.queue",
-         "stay.lua:2: route returned invalid decision: move: the call "
+         "stay.lua:3: route returned invalid decision: move: the call "
          "waits in queue 'q' already"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

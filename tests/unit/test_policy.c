@@ -505,7 +505,7 @@ static void test_decisions(void)
         snprintf(name, sizeof name, "bad%zu", i);
         d = route(name, s);
         char want[300];
-        snprintf(want, sizeof want, "%s.lua:2: route returned invalid decision: %s", name,
+        snprintf(want, sizeof want, "%s.lua:3: route returned invalid decision: %s", name,
                  bad[i].msg);
         ok(d->failed && strncmp(d->error, want, strlen(want)) == 0 && d->kind == 0, "%s -> %s",
            bad[i].ret, d->error);
@@ -1019,7 +1019,7 @@ static void test_retention_cases(void)
         json_t *got = json_object_get(json_array_get(json_object_get(j, "cases"), 0), "got");
         const char *err = json_string_value(json_object_get(got, "error"));
         char want[300];
-        snprintf(want, sizeof want, "rbad.lua:2: retain returned invalid decision: %s", bad[i].msg);
+        snprintf(want, sizeof want, "rbad.lua:3: retain returned invalid decision: %s", bad[i].msg);
         ok(err && !strcmp(err, want), "%s -> %s", bad[i].ret, err ? err : "(none)");
         json_decref(j);
     }

@@ -442,7 +442,7 @@ static void refused(const char *name, const char *ret, const char *msg)
     json_t *c = call_of(call);
     json_t *tr = json_array_get(json_object_get(c, "trace"), 0);
     const char *detail = json_string_value(json_object_get(tr, "detail"));
-    snprintf(want, sizeof want, "%s.lua:2: route returned invalid decision: %s", name, msg);
+    snprintf(want, sizeof want, "%s.lua:3: route returned invalid decision: %s", name, msg);
     ok(rang && json_is_true(json_object_get(tr, "fallback")) && detail &&
            strncmp(detail, want, strlen(want)) == 0,
        "%s is refused: %s", ret, detail ? detail : "-");
