@@ -531,6 +531,12 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!policy_name_valid(name)) return bad_name(res, name);
+    size_t nl = strlen(name);
+    if (nl > 4 && !strcmp(name + nl - 4, ".lua")) /* a file's name, not the policy's */
+        return res_err(res, SB_EINVAL, "name",
+                       "'%s' ends in .lua: a policy is named without it ('%.*s', as queues "
+                       "name it and as policy_dir's %s would be)",
+                       name, (int)(nl - 4), name, name);
     if (!source || len == 0) return res_err(res, SB_EINVAL, "source", "empty policy source");
     char file[SB_NAME_MAX + 8], why[SB_NAME_MAX + 128];
     snprintf(file, sizeof file, "%s.lua", name);

@@ -1378,6 +1378,7 @@ int pol_validate_hooks(const pol_limits *lim_in, const char *name, const char *s
     int nfail = 0;
     sb_buf sum = {0};
     int rc = load_and_run(nm, src, len, &lim, cj, &rep, &nfail, &sum, res, hooks);
+    if (sum.len && sum.p[sum.len - 1] == '\n') sum.p[--sum.len] = 0; /* no newline at the end */
     if (!rc && nfail)
         rc = res_err(res, SB_EPOLICY, "cases", "%d of %zu cases failed:\n%s", nfail,
                      json_array_size(cj), sum.p ? sum.p : "");

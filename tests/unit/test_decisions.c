@@ -527,6 +527,10 @@ static void test_store_limit(void)
     ok(sb_policy_put(eng, "acme", "clean", src, strlen(src), NULL, res) == 0 &&
            !strstr(sb_result_json(res, NULL), "warnings"),
        "a clean one has none");
+    /* A file's name given as the policy's: refused, saying what to name it. */
+    ok(sb_policy_put(eng, "acme", "mine.lua", src, strlen(src), NULL, res) == SB_EINVAL &&
+           !strcmp(sb_result_field(res), "name") && strstr(sb_result_message(res), "'mine'"),
+       "a policy named mine.lua is refused: name it mine (%s)", sb_result_message(res));
     /* A hook whose own body sets a global fails every time that line runs
     ** (the sandbox refuses it): refused at upload, with file:line, as one
     ** that does not load is; a global the top level sets, or one a helper
