@@ -888,6 +888,10 @@ int sb_daemon_main(int argc, char **argv)
     d.sync_efd = -1;
     int lockfd = -1, exit_code = 1;
 
+    /* The address first: a daemon that cannot listen leaves no data
+    ** directory behind (a bind tried and let go; sbd_http_listen binds for
+    ** good once the engine is open). */
+    if (sbd_http_can_listen(&d) != 0) goto out;
     if (mkdirs(cfg.data_dir, 0700) != 0) {
         sbd_errorf("switchboard: cannot create data directory %s: %s\n", cfg.data_dir,
                    strerror(errno));

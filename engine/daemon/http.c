@@ -1199,12 +1199,13 @@ static int is_v6_any(const struct sockaddr_storage *ss)
     return ss->ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
 }
 
-/* A listening socket on ss. IPv6's wildcard takes IPv4 too, whatever the
-** system's default (net.ipv6.bindv6only): "all interfaces" means both. */
-static struct evconnlistener *listen_on(sbd *d, const struct sockaddr_storage *ss, int sslen)
+/* A socket bound to ss, or -1 (errno set). IPv6's wildcard takes IPv4 too,
+** whatever the system's default (net.ipv6.bindv6only): "all interfaces"
+** means both. */
+static int bind_to(const struct sockaddr_storage *ss, int sslen)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return NULL;
+    if (fd < 0) return -1;
     int on = 1, off = 0;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
         (is_v6_any(ss) && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) != 0) ||
@@ -1212,8 +1213,16 @@ static struct evconnlistener *listen_on(sbd *d, const struct sockaddr_storage *s
         int e = errno;
         close(fd);
         errno = e;
-        return NULL;
+        return -1;
     }
+    return fd;
+}
+
+/* A listening socket on ss. */
+static struct evconnlistener *listen_on(sbd *d, const struct sockaddr_storage *ss, int sslen)
+{
+    int fd = bind_to(ss, sslen);
+    if (fd < 0) return NULL;
     struct evconnlistener *l =
         evconnlistener_new(d->base, accept_cb, d, LEV_OPT_CLOSE_ON_FREE, 1024, fd);
     if (!l) {
@@ -1224,32 +1233,62 @@ static struct evconnlistener *listen_on(sbd *d, const struct sockaddr_storage *s
     return l;
 }
 
+/* The listen address, parsed into *ss; -1 after saying why it is not one. */
+static int listen_addr(sbd *d, struct sockaddr_storage *ss, int *sslen)
+{
+    memset(ss, 0, sizeof *ss);
+    const char *why = sbd_listen_parse(d->cfg->listen, ss, sslen);
+    if (!why) return 0;
+    fprintf(stderr, "switchboard: %slisten: '%s': %s\n", d->cfg->listen_origin, d->cfg->listen,
+            why);
+    return -1;
+}
+
+/* IPv6's wildcard where IPv6 is there but not usable: IPv4's, same port. */
+static void v4_any(struct sockaddr_storage *ss, int *sslen)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    uint16_t port = ((struct sockaddr_in6 *)ss)->sin6_port;
+    memset(ss, 0, sizeof *ss);
+    in->sin_family = AF_INET;
+    in->sin_port = port;
+    in->sin_addr.s_addr = htonl(INADDR_ANY);
+    *sslen = (int)sizeof *in;
+}
+
+static int cannot_listen(sbd *d)
+{
+    fprintf(stderr, "switchboard: %scannot listen on %s: %s\n", d->cfg->listen_origin,
+            d->cfg->listen, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    return -1;
+}
+
+int sbd_http_can_listen(sbd *d)
+{
+    struct sockaddr_storage ss;
+    int sslen = 0;
+    if (listen_addr(d, &ss, &sslen)) return -1;
+    int fd = bind_to(&ss, sslen);
+    if (fd < 0 && is_v6_any(&ss)) {
+        v4_any(&ss, &sslen);
+        fd = bind_to(&ss, sslen);
+    }
+    if (fd < 0) return cannot_listen(d);
+    close(fd);
+    return 0;
+}
+
 int sbd_http_listen(sbd *d)
 {
     struct sockaddr_storage ss;
     int sslen = 0;
-    memset(&ss, 0, sizeof ss);
-    const char *why = sbd_listen_parse(d->cfg->listen, &ss, &sslen);
-    if (why) {
-        fprintf(stderr, "switchboard: %slisten: '%s': %s\n", d->cfg->listen_origin, d->cfg->listen,
-                why);
-        return -1;
-    }
+    if (listen_addr(d, &ss, &sslen)) return -1;
     d->listener = listen_on(d, &ss, sslen);
-    if (!d->listener && is_v6_any(&ss)) { /* IPv6 there but not usable: IPv4's wildcard */
-        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-        uint16_t port = ((struct sockaddr_in6 *)&ss)->sin6_port;
-        memset(&ss, 0, sizeof ss);
-        in->sin_family = AF_INET;
-        in->sin_port = port;
-        in->sin_addr.s_addr = htonl(INADDR_ANY);
-        d->listener = listen_on(d, &ss, (int)sizeof *in);
+    if (!d->listener && is_v6_any(&ss)) {
+        v4_any(&ss, &sslen);
+        d->listener = listen_on(d, &ss, sslen);
     }
-    if (!d->listener) {
-        fprintf(stderr, "switchboard: %scannot listen on %s: %s\n", d->cfg->listen_origin,
-                d->cfg->listen, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        return -1;
-    }
+    if (!d->listener) return cannot_listen(d);
     evconnlistener_set_error_cb(d->listener, accept_error_cb);
     d->accept_pause = evtimer_new(d->base, accept_resume_cb, d);
     struct sockaddr_storage bound;

@@ -243,6 +243,9 @@ void sbd_conn_gone(sbd *d);
 
 /* http.c */
 int sbd_http_listen(sbd *d);
+/* Can the listen address be bound now? Tried and let go before anything is
+** made on disk; -1 after saying why not. */
+int sbd_http_can_listen(sbd *d);
 /* Hand the held responses tagged <= upto to the connections. sync_failed:
 ** answer every connection with a mutating request tagged <= upto with a 500
 ** instead, and close it. */

@@ -3,7 +3,7 @@
 # out-of-range values are errors with file:line (flags: naming the flag),
 # flags override the file, the admin token file is created 0600,
 # and a second `serve` on a data directory in use fails clearly with exit 1.
-import sys, os, stat, subprocess
+import sys, os, socket, stat, subprocess
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, binary
 
@@ -193,6 +193,20 @@ t.is_(oct(mode), oct(0o600), "the generated admin token file is mode 0600")
 t.ok(any('msg="admin token created"' in l and "admin.token" in l for l in d2.lines),
      "... and its path is logged")
 t.ok(len(d2.token) >= 32, "... holding a long random token")
+
+# An address in use: the daemon says so and exits before it makes anything
+# on disk (the data directory a first try would otherwise leave behind).
+busy = socket.socket()
+busy.bind(("127.0.0.1", 0))
+busy.listen(1)
+fresh = os.path.join(tmp, "never-made")
+db = t.owned(Daemon(data_dir=fresh, args=["--listen", "127.0.0.1:%d" % busy.getsockname()[1]]))
+db.start(expect_listen=False)
+t.is_(db.wait(20), 1, "an address in use: exit 1")
+t.ok(any("cannot listen" in l and "in use" in l for l in db.lines),
+     "... saying it cannot listen there", db.lines)
+t.ok(not os.path.exists(fresh), "... and no data directory was made")
+busy.close()
 
 # A second serve on the same data directory.
 d3 = t.owned(Daemon(data_dir=d2.data_dir))
