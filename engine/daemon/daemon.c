@@ -888,16 +888,23 @@ int sb_daemon_main(int argc, char **argv)
     d.sync_efd = -1;
     int lockfd = -1, exit_code = 1;
 
-    /* The address first: a daemon that cannot listen leaves no data
-    ** directory behind (a bind tried and let go; sbd_http_listen binds for
-    ** good once the engine is open). */
+    /* A data directory that is there already is locked first: a second
+    ** serve on it (its address taken by the first) says the directory is in
+    ** use, and by which pid, not just that the address is. */
+    struct stat dst;
+    if (stat(cfg.data_dir, &dst) == 0 && S_ISDIR(dst.st_mode) &&
+        (lockfd = lock_data_dir(cfg.data_dir)) < 0)
+        goto out;
+    /* The address before anything is made: a daemon that cannot listen
+    ** leaves no data directory behind (a bind tried and let go;
+    ** sbd_http_listen binds for good once the engine is open). */
     if (sbd_http_can_listen(&d) != 0) goto out;
     if (mkdirs(cfg.data_dir, 0700) != 0) {
         sbd_errorf("switchboard: cannot create data directory %s: %s\n", cfg.data_dir,
                    strerror(errno));
         goto out;
     }
-    if ((lockfd = lock_data_dir(cfg.data_dir)) < 0) goto out;
+    if (lockfd < 0 && (lockfd = lock_data_dir(cfg.data_dir)) < 0) goto out;
     if (admin_token(&d) != 0) goto out;
     if (!(d.res = sb_result_new())) goto out;
     if (open_engine(&d) != 0) goto out;

@@ -592,10 +592,10 @@ static int ring_add(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, in
             c->ring[c->nring++] = tg[i];
             call_tried(c, a.num);
             c->last_agent = a.num;
-            if (c->natt < MAX_ATTEMPTS) {
-                attempt_rec *at = &c->att[c->natt++];
-                *at = (attempt_rec){.agent = a.num, .dev = tg[i].dev, .start = t->now};
-            }
+            /* The first MAX_ATTEMPTS - 1 and the latest: the latest is the
+            ** one attempt_end closes and since_last_ring measures from. */
+            attempt_rec *at = &c->att[c->natt < MAX_ATTEMPTS ? c->natt++ : MAX_ATTEMPTS - 1];
+            *at = (attempt_rec){.agent = a.num, .dev = tg[i].dev, .start = t->now};
             rung++;
         }
         agent_free(&a);

@@ -12,7 +12,7 @@
 #define MAX_RING 32     /* ringing at once, or in one sequence */
 #define MAX_TRIED 32    /* distinct agents remembered per call */
 #define MAX_TRACE 16    /* decisions kept per call (first 4, last 12) */
-#define MAX_ATTEMPTS 32 /* ring attempts kept per call */
+#define MAX_ATTEMPTS 32 /* ring attempts kept per call: the first 31 and the latest */
 #define ATTRS_MAX 4096  /* gateway attributes per call, JSON bytes */
 #define DOC_MAX 65536   /* stored agent/queue document, JSON bytes */
 

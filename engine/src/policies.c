@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define V_POLICY 1
@@ -221,6 +222,11 @@ static int read_running(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *n
 int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field)
 {
     int rc = read_running(t->txn, t->e, acct, name, NULL, NULL);
+    if (rc == SB_ENOTFOUND && !t->e->policy_dir)
+        return res_err(t->res, SB_EINVAL, field,
+                       "no policy '%s': this account has uploaded none by that name, and no "
+                       "policy_dir is configured (upload the policy)",
+                       name);
     if (rc == SB_ENOTFOUND)
         return res_err(t->res, SB_EINVAL, field,
                        "no policy '%s': policy_dir has no %s.lua and this account has uploaded "
@@ -532,7 +538,7 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!policy_name_valid(name)) return bad_name(res, name);
     size_t nl = strlen(name);
-    if (nl > 4 && !strcmp(name + nl - 4, ".lua")) /* a file's name, not the policy's */
+    if (nl > 4 && !strcasecmp(name + nl - 4, ".lua")) /* a file's name, not the policy's */
         return res_err(res, SB_EINVAL, "name",
                        "'%s' ends in .lua: a policy is named without it ('%.*s', as queues "
                        "name it and as policy_dir's %s would be)",

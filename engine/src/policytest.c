@@ -1436,6 +1436,7 @@ enum {
     OP_GETFIELD = 14,
     OP_SETTABUP = 15,
     OP_SETFIELD = 18,
+    OP_JMP = 56,
     OP_RETURN = 70,
     OP_RETURN0 = 71,
     OP_RETURN1 = 72
@@ -1590,6 +1591,7 @@ typedef struct locvar {
 } locvar;
 
 typedef struct fnread {
+    int depth; /* 0: the function dumped; 1: a function it defines, ... */
     int linedefined, lastlinedefined, nparams;
     locvar *loc;
     int nloc;
@@ -1631,16 +1633,94 @@ static kstr kget(const fnread *f, int idx)
     return idx >= 0 && idx < f->nk ? f->k[idx] : none;
 }
 
+/* Which of f's instructions can run (Lua 5.4's control flow, lvm.c): a
+** malloc'd array of ncode flags, or NULL. */
+static uint8_t *reachable(const fnread *f)
+{
+    int n = f->ncode, top = 0;
+    uint8_t *seen = calloc((size_t)n, 1);
+    int *work = malloc((size_t)n * sizeof *work);
+    if (!seen || !work) {
+        free(seen);
+        free(work);
+        return NULL;
+    }
+    seen[0] = 1;
+    work[top++] = 0;
+    while (top > 0) {
+        int pc = work[--top], next[2] = {pc + 1, -1};
+        uint32_t ins = ins_at(f, pc);
+        int op = (int)(ins & 0x7f), bx = (int)((ins >> 15) & 0x1ffff);
+        switch (op) {
+        case OP_RETURN:
+        case OP_RETURN0:
+        case OP_RETURN1:
+            next[0] = -1;
+            break;
+        case OP_JMP:
+            next[0] = pc + 1 + ((int)((ins >> 7) & 0x1ffffff) - 0xffffff);
+            break;
+        case 4: /* LOADKX: skips its EXTRAARG */
+        case 6: /* LFALSESKIP */
+            next[0] = pc + 2;
+            break;
+        /* EQ, LT, LE, EQK, EQI, LTI, LEI, GTI, GEI, TEST, TESTSET: on to the
+        ** jump after it, or past that jump */
+        case 57:
+        case 58:
+        case 59:
+        case 60:
+        case 61:
+        case 62:
+        case 63:
+        case 64:
+        case 65:
+        case 66:
+        case 67:
+            next[1] = pc + 2;
+            break;
+        case 73: /* FORLOOP */
+        case 77: /* TFORLOOP */
+            next[1] = pc + 1 - bx;
+            break;
+        case 74: /* FORPREP: past the loop when it runs 0 times */
+            next[1] = pc + bx + 2;
+            break;
+        case 75: /* TFORPREP: to its TFORCALL */
+            next[0] = pc + 1 + bx;
+            break;
+        default:
+            break;
+        }
+        for (int k = 0; k < 2; k++)
+            if (next[k] >= 0 && next[k] < n && !seen[next[k]]) {
+                seen[next[k]] = 1;
+                work[top++] = next[k];
+            }
+    }
+    free(work);
+    return seen;
+}
+
 static void lint_fn(lint *l, const fnread *f)
 {
-    if (l->ret_lines) { /* pol_return_lines: the hook's own returns, but the implicit last */
-        if (l->hook_first[0] != f->linedefined || l->hook_last[0] != f->lastlinedefined) return;
-        for (int pc = 0; pc + 1 < f->ncode; pc++) {
+    if (l->ret_lines) { /* pol_return_lines: the hook's own returns (not those of the
+                        ** functions it defines) that can run, and its end if it can */
+        if (f->depth != 0 || f->ncode < 1) return;
+        uint8_t *seen = reachable(f);
+        if (!seen) return;
+        int end = f->ncode - 1; /* the implicit return */
+        for (int pc = 0; pc < end; pc++) {
             int op = (int)(ins_at(f, pc) & 0x7f);
-            if (op != OP_RETURN && op != OP_RETURN0 && op != OP_RETURN1) continue;
+            if (!seen[pc] || (op != OP_RETURN && op != OP_RETURN0 && op != OP_RETURN1)) continue;
             if (l->nret < l->maxret) l->ret_lines[l->nret] = line_at(f, pc);
             l->nret++;
         }
+        if (l->nret && seen[end]) { /* falling off the end returns nothing: a return too */
+            if (l->nret < l->maxret) l->ret_lines[l->nret] = line_at(f, end);
+            l->nret++;
+        }
+        free(seen);
         return;
     }
     kstr none = {NULL, 0};
@@ -1665,12 +1745,11 @@ static void lint_fn(lint *l, const fnread *f)
             envreg = -1;
         if (!name.s || (l->writes_only && !write)) continue;
         int line = line_at(f, pc);
-        if (l->writes_only) {
-            for (int h = 0; h < 3 && !l->set_line; h++)
-                if (l->hook_first[h] == f->linedefined && l->hook_last[h] == f->lastlinedefined) {
-                    l->set_line = line;
-                    snprintf(l->set_name, sizeof l->set_name, "%.*s", (int)name.n, name.s);
-                }
+        if (l->writes_only) { /* the hook's own body (depth 0), not a helper it defines */
+            if (f->depth == 0 && !l->set_line) {
+                l->set_line = line;
+                snprintf(l->set_name, sizeof l->set_name, "%.*s", (int)name.n, name.s);
+            }
             continue;
         }
         if (write) {
@@ -1859,6 +1938,7 @@ static void read_fn(lint *l, rd *r, int depth)
     }
     fnread f = {0};
     f.env = -1;
+    f.depth = depth;
     rd_string(r); /* source */
     f.linedefined = (int)rd_size(r);
     f.lastlinedefined = (int)rd_size(r);

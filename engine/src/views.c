@@ -1713,10 +1713,16 @@ static void route_where(sbx *sb, int ref, char *buf, size_t cap)
 ** of its returns (" (it returns at lines 3, 7)"), one of which it took. */
 static void result_where(sbx *sb, int ref, char *buf, size_t cap, char *note, size_t ncap)
 {
-    int lines[8], n = pol_return_lines(sb->L, ref, lines, 8);
+    int got[8], n = pol_return_lines(sb->L, ref, got, 8), lines[8], nd = 0;
+    for (int i = 0; i < n && i < 8; i++) { /* each line once: returns can share one */
+        int seen = 0;
+        for (int j = 0; j < nd; j++)
+            seen |= lines[j] == got[i];
+        if (!seen) lines[nd++] = got[i];
+    }
     note[0] = 0;
     route_where(sb, ref, buf, cap);
-    if (n == 1) {
+    if (nd == 1 && n <= 8) {
         char *colon = strrchr(buf, ':'); /* "file:12: " -> "file:" */
         while (colon && colon > buf && colon[-1] >= '0' && colon[-1] <= '9')
             colon--;
@@ -1724,9 +1730,9 @@ static void result_where(sbx *sb, int ref, char *buf, size_t cap, char *note, si
             snprintf(colon, cap - (size_t)(colon - buf), "%d: ", lines[0]);
         return;
     }
-    if (n < 2) return;
+    if (nd < 1) return;
     size_t o = (size_t)snprintf(note, ncap, " (it returns at lines");
-    for (int i = 0; i < n && i < 8 && o < ncap; i++)
+    for (int i = 0; i < nd && o < ncap; i++)
         o += (size_t)snprintf(note + o, ncap - o, "%s %d", i ? "," : "", lines[i]);
     if (o < ncap) snprintf(note + o, ncap - o, "%s)", n > 8 ? ", ..." : "");
 }

@@ -216,6 +216,13 @@ t.is_(rc, 1, "a second serve on the same data directory exits 1")
 msg = "\n".join(d3.lines)
 t.ok("in use" in msg and d2.data_dir in msg and str(d2.proc.pid) in msg,
      "... saying the directory is in use, by which pid", msg)
+# ... also with the first one's address (the same configuration, started twice).
+d3b = t.owned(Daemon(data_dir=d2.data_dir, args=["--listen", "127.0.0.1:%d" % d2.port]))
+d3b.start(expect_listen=False)
+t.is_(d3b.wait(20), 1, "a second serve on the same data directory and address exits 1")
+msg = "\n".join(d3b.lines)
+t.ok("in use by another" in msg and str(d2.proc.pid) in msg,
+     "... saying the directory is in use, by which pid (not only that the address is)", msg)
 t.is_(d2.request("GET", "/healthz").status, 200, "the first daemon is unaffected")
 t.is_(d2.stop(), 0, "exit 0")
 

@@ -255,9 +255,11 @@ class Daemon:
 
     def wait(self, timeout=20):
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        self._join_pumps()  # its last lines read: callers look at self.lines next
+        return rc
 
     def stop(self, timeout=20):
         if self.proc and self.proc.poll() is None:

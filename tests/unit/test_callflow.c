@@ -791,6 +791,23 @@ static void test_retry_gap(void)
     ok(tick() == 0 && find(SB_ACT_RING, "r1", "a"), "retry: 5 s after her ring ended, a again");
     ok(ring_result("rg", "r1", "a", "answered") == 0 && find(SB_ACT_CONNECT, "r1", "a"),
        "retry: and she answers");
+    /* A call keeps 32 attempts: past them, her rings stay 5 s apart (the
+    ** latest attempt is kept, the one since_last_ring measures from). */
+    ok(evf("rg", "{\"type\":\"hangup\",\"call\":\"r1\"}") == 0 && offer("rg", "r2", "q") == 0 &&
+           find(SB_ACT_RING, "r2", "a"),
+       "retry: r2 rings a");
+    int i, back_to_back = 0, late = 0;
+    for (i = 0; i < 40; i++) {
+        now_ms += 1000;
+        if (ring_result("rg", "r2", "a", "busy") || find(SB_ACT_RING, "r2", "a")) back_to_back++;
+        now_ms += 4000;
+        if (tick() || find(SB_ACT_RING, "r2", "a")) back_to_back++;
+        now_ms += 1000;
+        if (tick() || !find(SB_ACT_RING, "r2", "a")) late++;
+    }
+    ok(back_to_back == 0 && late == 0,
+       "retry: 40 busy rings in a row, each next ring 5 s after the last (%d at once, %d late)",
+       back_to_back, late);
 }
 
 int main(void)

@@ -555,6 +555,16 @@ static void test_store_limit(void)
     ok(sb_policy_put(eng, "acme", "helper", helper, strlen(helper), NULL, res) == 0 &&
            strstr(sb_result_json(res, NULL), "\"warnings\":["),
        "globals set at the top level or by a helper: stored, with warnings");
+    /* ... also a helper the hook defines on the hook's own line. */
+    const char *oneline =
+        "local P = {}\n"
+        "function P.route(call, agents, ctx) local f = function() seen = true end "
+        "if call.attrs.never then f() end return { wait = 5 } end\n"
+        "return P\n";
+    ok(sb_policy_put(eng, "acme", "oneline", oneline, strlen(oneline), NULL, res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"warnings\":["),
+       "a helper setting a global, on its hook's line: stored, with warnings (%s)",
+       sb_result_message(res));
 }
 
 /* The detail of the call's trace entry i (a static copy; "" if none). */

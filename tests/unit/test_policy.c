@@ -512,6 +512,43 @@ static void test_decisions(void)
         if (strncmp(d->error, want, strlen(want))) diag("  want %s", want);
     }
 
+    /* Where an invalid result came from: a return the hook can fall past
+    ** (its end returns nothing), returns sharing a line, a return in a
+    ** function the hook defines on its own line. */
+    static const struct {
+        const char *fn, *want;
+    } where[] = {
+        {"function P.route(call, agents, ctx)\n"
+         "  for _, a in ipairs(agents) do\n"
+         "    if a.idle_for > 1e9 then return { ring = a.id } end\n"
+         "  end\n"
+         "end",
+         "wh0.lua:3: route returned invalid decision: expected a table, got a nil (it returns at "
+         "lines 5, 7)"},
+        {"function P.route(call, agents, ctx)\n"
+         "  if call.attrs.x then return { wait = -1 } else return { wait = -2 } end\n"
+         "end",
+         "wh1.lua:4: route returned invalid decision: wait: expected an integer 0..3600, got -2"},
+        {"function P.route(call, agents, ctx) table.sort(agents, function(a, b) return a.idle_for "
+         "> b.idle_for end) if call.attrs.x then return { wait = 1 } end return { wait = -1 } "
+         "end",
+         "wh2.lua:3: route returned invalid decision: wait: expected an integer 0..3600, got -1"},
+        {"function P.route(call, agents, ctx)\n"
+         "  if call.attrs.a then\n    if call.attrs.b then return { wait = 1 } end\n  else\n"
+         "    return { wait = -2 }\n  end\n"
+         "end",
+         "wh3.lua:3: route returned invalid decision: wait: expected an integer 0..3600, got -2 "
+         "(it returns at lines 5, 7, 9)"},
+    };
+    for (size_t i = 0; i < countof(where); i++) {
+        char s[600], name[16];
+        snprintf(s, sizeof s, "local P = {}\n--\n%s\nreturn P\n", where[i].fn);
+        snprintf(name, sizeof name, "wh%zu", i);
+        d = route(name, s);
+        ok(d->failed && strcmp(d->error, where[i].want) == 0, "%s", d->error);
+        if (strcmp(d->error, where[i].want)) diag("  want %s", where[i].want);
+    }
+
     /* Default devices. */
     reset_cands();
     ok(pol_default_device(&cands[0], NOW) == POL_DEV_MOBILE, "default: preference allowed now");
