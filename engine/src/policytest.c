@@ -1664,21 +1664,7 @@ static uint8_t *reachable(const fnread *f)
         case 6: /* LFALSESKIP */
             next[0] = pc + 2;
             break;
-        /* EQ, LT, LE, EQK, EQI, LTI, LEI, GTI, GEI, TEST, TESTSET: on to the
-        ** jump after it, or past that jump */
-        case 57:
-        case 58:
-        case 59:
-        case 60:
-        case 61:
-        case 62:
-        case 63:
-        case 64:
-        case 65:
-        case 66:
-        case 67:
-            next[1] = pc + 2;
-            break;
+
         case 73: /* FORLOOP */
         case 77: /* TFORLOOP */
             next[1] = pc + 1 - bx;
@@ -1689,7 +1675,9 @@ static uint8_t *reachable(const fnread *f)
         case 75: /* TFORPREP: to its TFORCALL */
             next[0] = pc + 1 + bx;
             break;
-        default:
+        default: /* EQ, LT, LE, EQK, EQI, LTI, LEI, GTI, GEI, TEST, TESTSET (57..67):
+                 ** on to the jump after it, or past that jump */
+            if (op >= 57 && op <= 67) next[1] = pc + 2;
             break;
         }
         for (int k = 0; k < 2; k++)
