@@ -806,16 +806,6 @@ static void h_call_event(ctx *x)
     submit(x, x->rt->event, 0, "call", x->p[0], 200);
 }
 
-static int query_param(ctx *x, const char *name, char *buf, size_t cap, const char **out);
-
-static void h_call_list(ctx *x)
-{
-    char queue[136];
-    const char *q;
-    if (query_param(x, "queue", queue, sizeof queue, &q)) return;
-    reply_result(x, sb_call_list(x->d->eng, x->account, q, x->d->res), 200, NULL, NULL);
-}
-
 static void h_call_get(ctx *x)
 {
     reply_result(x, sb_call_get(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
@@ -1157,6 +1147,14 @@ static void h_hold_release(ctx *x)
     if (rc == 0)
         sbd_log(SB_LOG_INFO, "legal hold released", "account=%s hold=%s", sbd_q(x->account),
                 sbd_q(x->p[0]));
+}
+
+static void h_call_list(ctx *x)
+{
+    char queue[136];
+    const char *q;
+    if (query_param(x, "queue", queue, sizeof queue, &q)) return;
+    reply_result(x, sb_call_list(x->d->eng, x->account, q, x->d->res), 200, NULL, NULL);
 }
 
 static void h_aggregates(ctx *x)

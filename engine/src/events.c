@@ -2199,11 +2199,11 @@ int sb_call_list(sb_engine *e, const char *account, const char *queue, sb_result
             call_free(c);
             continue;
         }
-        queue_rec cq = {0};
-        if ((!queue || c->queue == q.num) && st_queue_load(txn, e, acc.num, c->queue, &cq) == 0) {
+        queue_rec cq = {0}; /* the call's queue: q when listing one */
+        if (queue ? c->queue == q.num : st_queue_load(txn, e, acc.num, c->queue, &cq) == 0) {
             json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i}", "id", c->id, "state",
-                                  call_states[c->state], "queue", cq.id, "priority", c->priority,
-                                  "offered_ms", (json_int_t)c->offered, "queued_ms",
+                                  call_states[c->state], "queue", queue ? q.id : cq.id, "priority",
+                                  c->priority, "offered_ms", (json_int_t)c->offered, "queued_ms",
                                   (json_int_t)c->queued, "attempts", (int)c->attempts);
             call_agents_json(txn, e, acc.num, c, o);
             json_array_append_new(arr, o);

@@ -1511,7 +1511,7 @@ typedef struct lint {
     int writes_only;                 /* hook_global: only the globals set, nothing else */
     int set_line;                    /* ... the first a hook's own body sets, and its name */
     char set_name[80];
-    int *ret_lines, nret, maxret; /* pol_return_lines: the hook's explicit returns */
+    int *ret_lines, nret, maxret; /* pol_return_lines: the hook's returns, distinct lines */
 } lint;
 
 static void add_finding(lint *l, int line, const char *fmt, ...)
@@ -1690,27 +1690,34 @@ static uint8_t *reachable(const fnread *f)
     return seen;
 }
 
+/* One line among pol_return_lines' (each line once: returns can share one). */
+static void return_line(lint *l, int line)
+{
+    for (int i = 0; i < l->nret && i < l->maxret; i++)
+        if (l->ret_lines[i] == line) return;
+    if (l->nret < l->maxret) l->ret_lines[l->nret] = line;
+    l->nret++;
+}
+
+/* pol_return_lines: the lines of the dumped function's own returns (not
+** those of the functions it defines) that can run, and its end if it can. */
+static void return_lines(lint *l, const fnread *f)
+{
+    if (f->depth != 0 || f->ncode < 1) return;
+    uint8_t *seen = reachable(f);
+    if (!seen) return;
+    int end = f->ncode - 1; /* the implicit return */
+    for (int pc = 0; pc < end; pc++) {
+        int op = (int)(ins_at(f, pc) & 0x7f);
+        if (seen[pc] && (op == OP_RETURN || op == OP_RETURN0 || op == OP_RETURN1))
+            return_line(l, line_at(f, pc));
+    }
+    if (l->nret && seen[end]) return_line(l, line_at(f, end)); /* falls off: nothing returned */
+    free(seen);
+}
+
 static void lint_fn(lint *l, const fnread *f)
 {
-    if (l->ret_lines) { /* pol_return_lines: the hook's own returns (not those of the
-                        ** functions it defines) that can run, and its end if it can */
-        if (f->depth != 0 || f->ncode < 1) return;
-        uint8_t *seen = reachable(f);
-        if (!seen) return;
-        int end = f->ncode - 1; /* the implicit return */
-        for (int pc = 0; pc < end; pc++) {
-            int op = (int)(ins_at(f, pc) & 0x7f);
-            if (!seen[pc] || (op != OP_RETURN && op != OP_RETURN0 && op != OP_RETURN1)) continue;
-            if (l->nret < l->maxret) l->ret_lines[l->nret] = line_at(f, pc);
-            l->nret++;
-        }
-        if (l->nret && seen[end]) { /* falling off the end returns nothing: a return too */
-            if (l->nret < l->maxret) l->ret_lines[l->nret] = line_at(f, end);
-            l->nret++;
-        }
-        free(seen);
-        return;
-    }
     kstr none = {NULL, 0};
     int envreg = -1; /* a register holding _ENV (GETUPVAL), until overwritten */
     for (int pc = 0; pc < f->ncode; pc++) {
@@ -1988,9 +1995,11 @@ static void read_fn(lint *l, rd *r, int depth)
         kstr s = rd_string(r);
         if (s.n == 4 && memcmp(s.s, "_ENV", 4) == 0) f.env = i;
     }
-    if (!r->err && f.k && (f.nabs == 0 || f.abs)) {
+    if (!r->err && f.k && (f.nabs == 0 || f.abs) && l->ret_lines) {
+        return_lines(l, &f);
+    } else if (!r->err && f.k && (f.nabs == 0 || f.abs)) {
         lint_fn(l, &f);
-        for (int h = 0; h < 3 && (f.loc || !nloc) && !l->writes_only && !l->ret_lines; h++)
+        for (int h = 0; h < 3 && (f.loc || !nloc) && !l->writes_only; h++)
             if (l->hook_first[h] && l->hook_first[h] == f.linedefined &&
                 l->hook_last[h] == f.lastlinedefined) {
                 lint_fields(l, &f, h);
@@ -2035,23 +2044,15 @@ static int check_job(lua_State *L)
 }
 
 /* Read the Lua function in registry slot ref through l (set up for one
-** job: hook_global's or pol_return_lines'), with its own lines as hook 0. */
+** job: hook_global's or pol_return_lines'; the function read is depth 0). */
 static void scan_fn(lua_State *L, int ref, lint *l)
 {
-    lua_Debug ar;
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1)) {
         lua_pop(L, 1);
         return;
     }
-    lua_pushvalue(L, -1); /* lua_getinfo pops it */
-    if (!lua_getinfo(L, ">S", &ar) || ar.what[0] != 'L') {
-        lua_pop(L, 1);
-        return;
-    }
     l->L = L;
-    l->hook_first[0] = ar.linedefined;
-    l->hook_last[0] = ar.lastlinedefined;
     sb_buf dump = {0};
     if (lua_dump(L, dump_writer, &dump, 0) == 0 && dump.len > 32) {
         rd r = {(const uint8_t *)dump.p, (const uint8_t *)dump.p + dump.len, 0};
@@ -2155,7 +2156,7 @@ int sb_policy_check_cfg(const sb_config *cfg, const char *name, const char *sour
     sbx *sb = sbx_new(lim.memory, NULL, NULL);
     if (!sb) return res_err(res, SB_ENOMEM, NULL, "cannot create a policy state");
     sb->now_ms = (int64_t)(CASE_NOW_DEFAULT * 1000);
-    lint l = {sb->L, sb, NULL, 0, 0, "", {0, 0, 0}, {0, 0, 0}, 0, 0, "", NULL, 0, 0};
+    lint l = {.L = sb->L, .sb = sb};
     snprintf(l.file, sizeof l.file, "%s.lua", nm);
 
     sb_buf problems = {0}, warn = {0};

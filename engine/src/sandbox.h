@@ -271,11 +271,12 @@ void sbx_charge(lua_State *L, uint64_t units);
 ** if it does not, prefix it with where. */
 void sbx_position(char *err, size_t cap, const char *where);
 
-/* The lines of the explicit return statements in the body of the Lua
-** function in registry slot ref (not of the functions it defines), in code
-** order, and last the line of its end when it has any and control can fall
-** off that end (returning nothing); at most max of them in lines; returns how
-** many it has (0: no return statement, or not a Lua function). Read from its
+/* The lines of the return statements that can run in the body of the Lua
+** function in registry slot ref (not of the functions it defines), each line
+** once, in code order, and last the line of its end when it has any and
+** control can fall off that end (returning nothing); at most max of them in
+** lines; returns how many it has (0: no return statement, or not a Lua
+** function). Read from its
 ** bytecode (policytest.c): no code runs. */
 int pol_return_lines(lua_State *L, int ref, int *lines, int max);
 

@@ -1184,11 +1184,17 @@ static void zero_ahead(sb_engine *e)
     MDB_envinfo info;
     if (sh->zero_off || mdb_env_info(e->env, &info)) return;
     size_t used = (info.me_last_pgno + 1) * sh->psize;
+    int fd = -1;
+    mdb_env_get_fd(e->env, &fd);
+    if (!sh->zeroed) {
+        /* First look in this process: what an earlier one wrote ahead is
+        ** there still (ext4 reports an unwritten extent as a hole). */
+        off_t hole = lseek(fd, (off_t)used, SEEK_HOLE);
+        if (hole > 0) sh->zeroed = (size_t)hole;
+    }
     if (sh->zeroed < used) sh->zeroed = used;
     if (sh->zeroed - used >= ZERO_AHEAD / 2) return;
     size_t to = sh->zeroed + ZERO_AHEAD < sh->map_size ? sh->zeroed + ZERO_AHEAD : sh->map_size;
-    int fd = -1;
-    mdb_env_get_fd(e->env, &fd);
     while (sh->zeroed < to) {
         size_t n = to - sh->zeroed < sizeof zeros ? to - sh->zeroed : sizeof zeros;
         ssize_t w = pwrite(fd, zeros, n, (off_t)sh->zeroed);

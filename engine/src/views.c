@@ -1695,15 +1695,15 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* "file:line: " of the route function, for messages about its result. */
-static void route_where(sbx *sb, int ref, char *buf, size_t cap)
+/* "file:line: " of a hook: line, or (0) the line of its `function`. */
+static void hook_where(sbx *sb, int ref, int line, char *buf, size_t cap)
 {
     lua_State *L = sb->L;
     lua_Debug ar;
     buf[0] = 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     if (lua_isfunction(L, -1) && lua_getinfo(L, ">S", &ar))
-        snprintf(buf, cap, "%s:%d: ", ar.short_src, ar.linedefined);
+        snprintf(buf, cap, "%s:%d: ", ar.short_src, line ? line : ar.linedefined);
     else
         lua_pop(L, 1);
 }
@@ -1713,26 +1713,12 @@ static void route_where(sbx *sb, int ref, char *buf, size_t cap)
 ** of its returns (" (it returns at lines 3, 7)"), one of which it took. */
 static void result_where(sbx *sb, int ref, char *buf, size_t cap, char *note, size_t ncap)
 {
-    int got[8], n = pol_return_lines(sb->L, ref, got, 8), lines[8], nd = 0;
-    for (int i = 0; i < n && i < 8; i++) { /* each line once: returns can share one */
-        int seen = 0;
-        for (int j = 0; j < nd; j++)
-            seen |= lines[j] == got[i];
-        if (!seen) lines[nd++] = got[i];
-    }
+    int lines[8], n = pol_return_lines(sb->L, ref, lines, 8);
+    hook_where(sb, ref, n == 1 ? lines[0] : 0, buf, cap);
     note[0] = 0;
-    route_where(sb, ref, buf, cap);
-    if (nd == 1 && n <= 8) {
-        char *colon = strrchr(buf, ':'); /* "file:12: " -> "file:" */
-        while (colon && colon > buf && colon[-1] >= '0' && colon[-1] <= '9')
-            colon--;
-        if (colon && colon > buf && colon[-1] == ':')
-            snprintf(colon, cap - (size_t)(colon - buf), "%d: ", lines[0]);
-        return;
-    }
-    if (nd < 1) return;
+    if (n < 2) return;
     size_t o = (size_t)snprintf(note, ncap, " (it returns at lines");
-    for (int i = 0; i < nd && o < ncap; i++)
+    for (int i = 0; i < n && i < 8 && o < ncap; i++)
         o += (size_t)snprintf(note + o, ncap - o, "%s %d", i ? "," : "", lines[i]);
     if (o < ncap) snprintf(note + o, ncap - o, "%s)", n > 8 ? ", ..." : "");
 }
@@ -1852,7 +1838,7 @@ void views_route(sbx *sb, const char *name, int route_ref, const pol_call *call,
         clear_decision(out);
         out->failed = 1;
         char where[LUA_IDSIZE + 24];
-        route_where(sb, route_ref, where, sizeof where);
+        hook_where(sb, route_ref, 0, where, sizeof where);
         sbx_position(out->error, sizeof out->error, where);
     }
     if (sb->log_dropped)
@@ -1937,7 +1923,7 @@ void views_retain(sbx *sb, const char *name, int ref, const pol_record *rec, con
         out->review_ms = 0;
         out->reason[0] = 0;
         out->failed = 1;
-        route_where(sb, ref, where, sizeof where);
+        hook_where(sb, ref, 0, where, sizeof where);
         sbx_position(out->error, sizeof out->error, where);
     }
     if (sb->log_dropped)

@@ -12,36 +12,16 @@
 # whose sync failed is in the state the daemon serves from (the next sync
 # that succeeds writes it), and is told (API.md, "Durability").
 import os, sys, time
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
-from sbtest import TAP, Daemon, Stream, provision  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synckit import SHIM, traced  # noqa: E402
+from sbtest import TAP, Stream, provision  # noqa: E402
 
 t = TAP(deadline=180)
-build = os.environ.get("SB_BUILD", "build")
-shim = os.path.join(build if os.path.isabs(build) else os.path.join(ROOT, build),
-                    "tests", "crash", "synctrace.so")
-t.ok(os.path.exists(shim), "the shim is built (%s)" % shim)
+t.ok(os.path.exists(SHIM), "the shim is built (%s)" % SHIM)
 
 
 def run(every):
-    d = Daemon(conf={"sync": "group", "log_level": "info"})
-    t.cleanups.append(d.cleanup)
-    extra = {"LD_PRELOAD": shim, "SB_SYNCTRACE": os.path.join(d.tmp, "synctrace.log"),
-             "SB_SYNCFAIL_EVERY": str(every), "SB_SYNCFAIL_AFTER": "40",
-             "ASAN_OPTIONS": ((os.environ["ASAN_OPTIONS"] + ":")
-                              if os.environ.get("ASAN_OPTIONS") else "")
-             + "verify_asan_link_order=0"}
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        d.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    d, _ = traced(t, every, fail_after=40)
     acme = provision(d, agents=("alice",))  # set-up's syncs come before the failures
     sub = Stream(d, acme.auth)
     t.is_(sub.status, 200, "1 sync in %d failing: a subscriber on the event stream" % every)

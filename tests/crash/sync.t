@@ -26,42 +26,16 @@
 #     answer, counting the pages a failed sync drops as Linux does (marked
 #     clean, never written by a later sync).
 import os, re, sys, threading
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
-from sbtest import TAP, Daemon, provision, agent_doc  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synckit import SHIM, traced  # noqa: E402
+from sbtest import TAP, provision, agent_doc  # noqa: E402
 
 t = TAP(deadline=240)
-build = os.environ.get("SB_BUILD", "build")
-shim = os.path.join(build if os.path.isabs(build) else os.path.join(ROOT, build),
-                    "tests", "crash", "synctrace.so")
-t.ok(os.path.exists(shim), "the shim is built (%s)" % shim)
+t.ok(os.path.exists(SHIM), "the shim is built (%s)" % SHIM)
 
 
 def start(fail_every):
-    d = Daemon(conf={"sync": "group", "log_level": "info"})
-    t.cleanups.append(d.cleanup)
-    log = os.path.join(d.tmp, "synctrace.log")
-    extra = {"LD_PRELOAD": shim, "SB_SYNCTRACE": log,
-             "SB_SYNCFAIL_EVERY": str(fail_every) if fail_every else None,
-             "SB_SYNCFAIL_AFTER": "100" if fail_every else None,  # set-up syncs succeed
-             "ASAN_OPTIONS": ((os.environ["ASAN_OPTIONS"] + ":") if os.environ.get("ASAN_OPTIONS")
-                              else "") + "verify_asan_link_order=0"}
-    saved = {k: os.environ.get(k) for k in extra}
-    for k, v in extra.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    try:
-        d.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return d, log
+    return traced(t, fail_every, fail_after=100)  # set-up's syncs succeed
 
 
 def load(d, acme, tolerant):

@@ -159,8 +159,10 @@ def basic(account, key):
 class Daemon:
     """A `switchboard serve` with its own temp data and policy directories."""
 
-    def __init__(self, conf=None, args=(), tmp=None, data_dir=None, policy_dir=None, cwd=None):
+    def __init__(self, conf=None, args=(), tmp=None, data_dir=None, policy_dir=None, cwd=None,
+                 env=None):
         self.cwd = cwd
+        self.env = env  # variables set for the process on top of ours (None: unset it)
         self.tmp = tmp or tempfile.mkdtemp(prefix="sbtest-")
         self.own_tmp = tmp is None
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
@@ -194,10 +196,18 @@ class Daemon:
         self.lines = []
         self.out = []
         self.pumps = 2
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            for k, v in self.env.items():
+                if v is None:
+                    env.pop(k, None)
+                else:
+                    env[k] = v
         self.proc = subprocess.Popen(
             [binary(), "serve", "--config", self.conf_path] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent, cwd=self.cwd)
+            preexec_fn=_die_with_parent, cwd=self.cwd, env=env)
         self.pump_threads = [
             threading.Thread(target=self._pump, args=(self.proc.stderr, self.lines), daemon=True),
             threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True)]
