@@ -496,9 +496,11 @@ SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, 
 ** carries "shadows_shared":true). */
 SB_API int sb_policy_list(sb_engine *eng, const char *account, sb_result *res);
 /* The policy of that name the account runs, with its source:
-** {"name","version","source":"account"|"shared","shadows_shared":bool,
-**  "code":"..."}. SB_ENOTFOUND when there is none; SB_EINVAL (field "name")
-** when no policy can have that name (sb_policy_delete likewise). */
+** {"name","version","source":"account"|"shared","state":"ok"|"quarantined",
+**  "failures":N,"shadows_shared":bool,"code":"..."}, and "loaded_version"
+** once this engine has run it (as sb_policy_list). SB_ENOTFOUND when there
+** is none; SB_EINVAL (field "name") when no policy can have that name
+** (sb_policy_delete likewise). */
 SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* Delete the account's upload of that name; a shared policy of the same
 ** name (policy_dir) decides from then on, with the policy's store (ctx.set)

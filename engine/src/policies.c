@@ -575,6 +575,61 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     return 0;
 }
 
+/* The policy host's status of an account, read under the write lock: only
+** when its state was built for the generations stored now (the account's
+** and the shared one). Otherwise its next event rebuilds it, lifting any
+** quarantine and forgetting the failures of what it loaded: an empty status
+** (every policy ok) is what the account runs then. */
+typedef struct status_arg {
+    uint32_t acct;
+    uint64_t policy_gen, shared_gen; /* as stored */
+    json_t *status;
+} status_arg;
+
+static void status_of(sb_engine *e, void *arg)
+{
+    status_arg *a = arg;
+    uint64_t gen;
+    if (e->shared_gen == a->shared_gen && pol_host_gen(e->pol, a->acct, &gen) &&
+        gen == a->policy_gen)
+        a->status = pol_host_status(e->pol, a->acct);
+    else
+        a->status = json_array();
+}
+
+/* The policy host's status of account acc, read in txn (an array, *status,
+** the caller's to free). Ends txn: the write lock it then takes must wait
+** for no transaction of this thread. */
+static int account_status(sb_engine *e, MDB_txn *txn, const acct_rec *acc, json_t **status)
+{
+    status_arg sa = {acc->num, acc->policy_gen, 0, NULL};
+    int rc = st_meta_u64(txn, e, "shared_gen", &sa.shared_gen);
+    eng_read_end(e, txn);
+    if (!rc) rc = eng_write_locked(e, status_of, &sa);
+    if (rc) {
+        json_decref(sa.status);
+        return rc;
+    }
+    *status = sa.status;
+    return 0;
+}
+
+/* Policy document o (with "state":"ok","failures":0) as the status says
+** policy `name` runs: its state, failures and the version loaded. */
+static json_t *with_status(json_t *o, json_t *status, const char *name)
+{
+    size_t j;
+    json_t *st;
+    json_array_foreach(status, j, st)
+    {
+        if (strcmp(json_string_value(json_object_get(st, "name")), name) != 0) continue;
+        json_object_set(o, "state", json_object_get(st, "state"));
+        json_object_set(o, "failures", json_object_get(st, "failures"));
+        json_object_set(o, "loaded_version", json_object_get(st, "version"));
+    }
+    return o;
+}
+
 /* The policy of that name the account's queues would run: its own upload,
 ** else policy_dir's; with its source. */
 int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result *res)
@@ -592,15 +647,22 @@ int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result
     int own = read_policy(txn, e, acc.num, name, &src, version);
     rc = own == SB_ENOTFOUND ? read_policy(txn, e, 0, name, &src, version) : own;
     int shadows = own == 0 && read_policy(txn, e, 0, name, NULL, NULL) == 0;
-    eng_read_end(e, txn);
+    json_t *status = NULL, *doc = NULL;
+    if (rc) eng_read_end(e, txn);
     if (rc == SB_ENOTFOUND)
         rc = res_err(res, SB_ENOTFOUND, "name", "no such policy '%s'", name);
     else if (rc)
         rc = res_err(res, rc, "name", "cannot read policy '%s'", name);
+    else if ((rc = account_status(e, txn, &acc, &status)))
+        rc = eng_mdb_err(res, rc, "read policies");
+    else if (!(doc = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:s%}", "name", name, "version",
+                               version, "source", own == 0 ? "account" : "shared", "state", "ok",
+                               "failures", 0, "shadows_shared", shadows, "code", src.p ? src.p : "",
+                               src.len)))
+        rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
     else
-        res_doc(res, json_pack("{s:s, s:s, s:s, s:b, s:s%}", "name", name, "version", version,
-                               "source", own == 0 ? "account" : "shared", "shadows_shared", shadows,
-                               "code", src.p ? src.p : "", src.len));
+        res_doc(res, with_status(doc, status, name));
+    json_decref(status);
     buf_free(&src);
     return rc;
 }
@@ -765,28 +827,6 @@ int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_res
     return 0;
 }
 
-/* The policy host's status of an account, read under the write lock: only
-** when its state was built for the generations stored now (the account's
-** and the shared one). Otherwise its next event rebuilds it, lifting any
-** quarantine and forgetting the failures of what it loaded: an empty status
-** (every policy ok) is what the account runs then. */
-typedef struct status_arg {
-    uint32_t acct;
-    uint64_t policy_gen, shared_gen; /* as stored */
-    json_t *status;
-} status_arg;
-
-static void status_of(sb_engine *e, void *arg)
-{
-    status_arg *a = arg;
-    uint64_t gen;
-    if (e->shared_gen == a->shared_gen && pol_host_gen(e->pol, a->acct, &gen) &&
-        gen == a->policy_gen)
-        a->status = pol_host_status(e->pol, a->acct);
-    else
-        a->status = json_array();
-}
-
 int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
 {
     res_reset(res);
@@ -794,16 +834,13 @@ int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);
     if (rc) return rc;
-    status_arg sa = {acc.num, acc.policy_gen, 0, NULL};
-    rc = st_meta_u64(txn, e, "shared_gen", &sa.shared_gen);
-    eng_read_end(e, txn); /* the lock is taken with no transaction open */
-    if (rc) return eng_mdb_err(res, rc, "read policies");
-    if ((rc = eng_write_locked(e, status_of, &sa))) return eng_mdb_err(res, rc, "read policies");
+    json_t *status;
+    if ((rc = account_status(e, txn, &acc, &status))) return eng_mdb_err(res, rc, "read policies");
     if ((rc = eng_read_begin(e, &txn))) {
-        json_decref(sa.status);
+        json_decref(status);
         return eng_mdb_err(res, rc, "read policies");
     }
-    json_t *arr = json_array(), *status = sa.status;
+    json_t *arr = json_array();
     uint32_t accts[2] = {acc.num, 0};
     for (int i = 0; i < 2; i++) {
         st_iter it;
@@ -830,17 +867,7 @@ int sb_policy_list(sb_engine *e, const char *account, sb_result *res)
                           i == 0 ? "account" : "shared", "state", "ok", "failures", 0);
             if (i == 0 && read_policy(txn, e, 0, name, NULL, NULL) == 0)
                 json_object_set_new(o, "shadows_shared", json_true());
-            size_t j;
-            json_t *st;
-            json_array_foreach(status, j, st)
-            {
-                if (strcmp(json_string_value(json_object_get(st, "name")), name) == 0) {
-                    json_object_set(o, "state", json_object_get(st, "state"));
-                    json_object_set(o, "failures", json_object_get(st, "failures"));
-                    json_object_set(o, "loaded_version", json_object_get(st, "version"));
-                }
-            }
-            json_array_append_new(arr, o);
+            json_array_append_new(arr, with_status(o, status, name));
         }
         st_iter_close(&it);
     }

@@ -2,8 +2,9 @@
 # A quarantined policy as an operator meets it. A shared policy that fails for
 # a reason outside its file (nobody to ring) is quarantined after 5 failures;
 # once the reason is gone, a SIGHUP that changes no file lifts the quarantine
-# ("quarantined until it is reloaded"): GET /v1/policies and /metrics say so
-# at once, before any call, and the next call is the policy's again. An
+# ("quarantined until it is reloaded"): GET /v1/policies, the policy's own
+# GET and /metrics say so at once, before any call, and the next call is the
+# policy's again. An
 # account's upload: PUT a fixed version and the list shows it not quarantined.
 import sys, os, signal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,10 +45,14 @@ def call():
 
 
 def state(name):
+    """GET /v1/policies's state/failures of the policy; "differs" when
+    GET /v1/policies/{name} says otherwise."""
+    listed = None
     for p in (acme.get("/v1/policies").json or {}).get("policies", []):
         if p["name"] == name:
-            return "%s/%s" % (p.get("state"), p.get("failures"))
-    return None
+            listed = "%s/%s" % (p.get("state"), p.get("failures"))
+    one = acme.get("/v1/policies/" + name).json or {}
+    return listed if "%s/%s" % (one.get("state"), one.get("failures")) == listed else "differs"
 
 
 for _ in range(5):

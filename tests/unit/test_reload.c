@@ -109,7 +109,8 @@ static const char *decide_in(sb_engine *e, const char *queue, int n)
 
 /* What sb_policy_list says of policy `name`: its state ("none" when not
 ** listed) and its failures, as "state/failures" (in one of four buffers,
-** so that two calls can go in one message). */
+** so that two calls can go in one message); "differs" when sb_policy_get
+** says otherwise. */
 static const char *state_of(sb_engine *e, const char *name)
 {
     static char bufs[4][48];
@@ -127,7 +128,13 @@ static const char *state_of(sb_engine *e, const char *name)
                  (int)json_integer_value(json_object_get(p, "failures")));
     }
     json_decref(o);
-    return state;
+    if (sb_policy_get(e, "acme", name, res)) return strcmp(state, "none") ? "differs" : state;
+    o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    char got[48];
+    snprintf(got, sizeof got, "%s/%d", json_string_value(json_object_get(o, "state")),
+             (int)json_integer_value(json_object_get(o, "failures")));
+    json_decref(o);
+    return strcmp(got, state) ? "differs" : state;
 }
 
 /* sb_stats' policy figure `key` ("quarantined", "generation", ...). */
