@@ -75,7 +75,8 @@ static void replay_usage(FILE *f)
         "A summary (lines, errors, policy failures) goes to stderr at the end.\n"
         "Exit status: 0 every line applied and no policy failed; 1 a line was refused\n"
         "or malformed, a routing decision fell back because its policy failed, or the\n"
-        "policy directory did not load; 2 a usage error.\n");
+        "policy directory did not load; 2 a usage error, or FILE or --policy-dir\n"
+        "cannot be read.\n");
 }
 
 /* "at": Unix seconds (an integer), or a string as cli_parse_time takes it. */
@@ -458,12 +459,12 @@ int cli_replay(int argc, char **argv)
     } else if (stat(policy_dir, &st) || !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "switchboard replay: --policy-dir %s: %s\n", policy_dir,
                 errno ? strerror(errno) : "not a directory");
-        return 1;
+        return 2;
     }
     FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
     if (!f) {
         fprintf(stderr, "switchboard replay: %s: %s\n", file, strerror(errno));
-        return 1;
+        return 2;
     }
     char tmpdir[] = "/tmp/switchboard-replay-XXXXXX";
     if (!data_dir && !(data_dir = mkdtemp(tmpdir))) {
@@ -524,7 +525,7 @@ int cli_replay(int argc, char **argv)
     ** that ran to its end. */
     if (!status && ferror(f)) {
         fprintf(stderr, "switchboard replay: %s: %s\n", file, strerror(errno ? errno : EIO));
-        status = 1;
+        status = 2;
     }
     if (f != stdin) fclose(f);
     if (!status) {

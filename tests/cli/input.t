@@ -16,7 +16,7 @@ check 2 "policy check DIR: exit 2, the file cannot be read" err "$tmp/dir: Is a 
 run "$sb" policy test "$tmp/dir" "$tmp/dir"
 check 2 "policy test DIR: exit 2, the file cannot be read" err "$tmp/dir: Is a directory"
 run "$sb" replay "$tmp/dir" --policy-dir policies
-check 1 "replay DIR: exit 1, the file cannot be read" err "$tmp/dir: Is a directory"
+check 2 "replay DIR: exit 2, the file cannot be read, as for policy check" err "$tmp/dir: Is a directory"
 has "$err" "0 errors"
 [ $? -ne 0 ]
 ok $? "... and no summary of a replay that read nothing" "$(shown)"

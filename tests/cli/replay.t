@@ -21,7 +21,7 @@ check 1 "a policy directory with a syntax error: exit 1" err "$tmp/pol/bad/synta
 ok $? "... before replaying any line" "$(shown)"
 
 run "$sb" replay "$tmp/mine.jsonl" --policy-dir "$tmp/nowhere"
-check 1 "a --policy-dir that does not exist: exit 1" err "--policy-dir $tmp/nowhere"
+check 2 "a --policy-dir that does not exist: exit 2" err "--policy-dir $tmp/nowhere"
 
 (cd "$tmp" && "$sb" replay mine.jsonl >.out 2>.err)
 rc=$? out=$(cat "$tmp/.out") err=$(cat "$tmp/.err")
