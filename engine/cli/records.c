@@ -63,6 +63,7 @@ typedef struct opts {
     const char *format, *queue, *call, *number, *reason, *id;
     const char *from, *to, *after, *limit, *budget;
     int json, quiet, help;
+    int warn_only; /* the engine logs warnings and errors only */
     const char *args[4];
     int nargs;
 } opts;
@@ -291,7 +292,7 @@ static sb_engine *open_dir(const opts *o, sb_result *res)
     cfg.policy_dir = o->policy_dir;
     /* Info: a retention hook's ctx.log lines (a policy author debugging
     ** record.overridden runs a sweep or an erasure here), and what changed. */
-    cfg.log_level = SB_LOG_INFO;
+    cfg.log_level = o->warn_only ? SB_LOG_WARN : SB_LOG_INFO;
     sb_engine *e = NULL;
     if (sb_open(&e, &cfg, res)) {
         fprintf(stderr, "switchboard: %s\n", sb_result_message(res));
@@ -826,6 +827,7 @@ int cli_backup(int argc, char **argv)
     if (!bad && only_flags("backup", &o, "--data-dir --key-file --json")) return 2;
     sb_result *res;
     sb_engine *e;
+    o.warn_only = 1; /* the engine's info line says what the command prints */
     int st = open_for("backup", "backup --data-dir DIR [--key-file F] [--json] DEST", bad, 1, &o,
                       &e, &res);
     if (st) return st;

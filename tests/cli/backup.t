@@ -1,7 +1,7 @@
 #!/bin/sh
 # tests/cli/backup.t — `switchboard backup`: a copy of a data directory
 # written by replay, taken while it is in use, opens with the directory's
-# master key and holds its records; the master key is not in it; a
+# master key and holds its records; it is said once; the master key is not in it; a
 # directory that is not empty, a missing DEST and a data directory that is
 # not there are refused and change nothing.
 cd "$(dirname "$0")/../.." || exit 1
@@ -19,6 +19,8 @@ run "$sb" backup --data-dir "$data" "$tmp/b1"
 check 0 "backup writes a copy" out "backup written to $tmp/b1"
 has "$out" "the master key was not copied"
 ok $? "... and says the master key is not in it" "$(shown)"
+[ -z "$err" ]
+ok $? "... once: the engine's own line (its size in other units) is not on stderr" "$(shown)"
 [ -f "$tmp/b1/data.mdb" ] && [ -f "$tmp/b1/data.keys" ] && [ ! -e "$tmp/b1/master.key" ]
 ok $? "data.mdb and data.keys, no master.key" "$(ls -l "$tmp/b1")"
 [ "$(stat -c %a "$tmp/b1/data.mdb")" = 600 ] && [ "$(stat -c %a "$tmp/b1/data.keys")" = 600 ]
