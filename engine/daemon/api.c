@@ -1135,7 +1135,7 @@ static void h_hold_place(ctx *x)
         const char *id = json_string_value(json_object_get(h, "id"));
         add_header(x->rep, "Location: /v1/holds/%s\r\n", id ? id : "");
         sbd_log(SB_LOG_INFO, "legal hold placed", "account=%s hold=%s", sbd_q(x->account),
-                sbd_q(id ? id : ""));
+                sbd_qn(id ? id : ""));
         json_decref(h);
     }
 }
@@ -1146,7 +1146,7 @@ static void h_hold_release(ctx *x)
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0)
         sbd_log(SB_LOG_INFO, "legal hold released", "account=%s hold=%s", sbd_q(x->account),
-                sbd_q(x->p[0]));
+                sbd_qn(x->p[0]));
 }
 
 static void h_call_list(ctx *x)

@@ -645,8 +645,9 @@ SB_API int sb_records_list(sb_engine *eng, const char *account, const char *quer
 ** of a number {"number":"+44..."} (also records written later), or every
 ** record of a call in progress at any time in [from_ms, to_ms) — offered
 ** before to_ms and ended at or after from_ms — {"from_ms":N,"to_ms":N};
-** "reason" is required (SB_EINVAL if it holds a phone number: reasons are
-** listed and audited), "id" optional (generated: "h" and 8 hex digits).
+** "reason" is required, "id" optional (generated: "h" and 8 hex digits);
+** SB_EINVAL if either holds a phone number: holds are listed and audited
+** by them.
 ** res's JSON: the hold {"id","kind":"call"|"number"|"range","reason",
 ** "created_ms",...}; a number hold shows no number. SB_EEXIST for a taken
 ** id; SB_ENOTFOUND (field "call") for a call id the account has neither

@@ -2184,13 +2184,18 @@ int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t le
     ** with its '+' or the national way with 9 digits or more (an area code
     ** and a line: "030 123456"; shorter runs are case and ticket numbers
     ** more often than not, and the audit shows them as [number] anyway). */
-    char shown[3 * sizeof op.h.reason];
-    if (redact_numbers_min(op.h.reason, shown, sizeof shown, 0, 9)) {
-        rc = res_err(res, SB_EINVAL, "reason",
-                     "a hold's reason must not contain a phone number (it is shown in the hold "
-                     "list and the audit log, which hold no personal data): it reads \"%s\"",
-                     shown);
-        goto out;
+    /* Its id likewise, by the same rule: the hold list, the audit log and
+    ** the daemon's log name holds by id. */
+    const char *const fields[2][2] = {{"reason", op.h.reason}, {"id", op.h.id}};
+    for (int i = 0; i < 2; i++) {
+        char shown[3 * sizeof op.h.reason];
+        if (redact_numbers_min(fields[i][1], shown, sizeof shown, 0, 9)) {
+            rc = res_err(res, SB_EINVAL, fields[i][0],
+                         "a hold's %s must not contain a phone number (the hold list and the "
+                         "audit log, which hold no personal data, show it): it reads \"%s\"",
+                         fields[i][0], shown);
+            goto out;
+        }
     }
     if (number[0]) {
         if ((rc = number_arg(number, op.number, res))) goto out;

@@ -977,6 +977,20 @@ static void test_audit_reasons(void)
     }
     is_int(took, 0, "a reason with a number written the national way is refused too");
     is_int(doc_len(sb_hold_list(eng, "chat", res), "holds"), 0, "and nothing is placed");
+    static const char *const ids[] = {"+442079460321", "442079460321", "caller-02079460321"};
+    took = 0;
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char hj[160];
+        snprintf(hj, sizeof hj, "{\"id\":\"%s\",\"call\":\"c9\",\"reason\":\"case 7\"}", ids[i]);
+        took += sb_hold_place(eng, "chat", hj, strlen(hj), res) != SB_EINVAL ||
+                strcmp(sb_result_field(res) ? sb_result_field(res) : "", "id") != 0 ||
+                strstr(sb_result_message(res), "7946") != NULL;
+    }
+    is_int(took, 0,
+           "a hold id that reads as a phone number is refused, naming the field, "
+           "without the number (%s)",
+           sb_result_message(res));
+    is_int(doc_len(sb_hold_list(eng, "chat", res), "holds"), 0, "and nothing is placed");
     h = "{\"id\":\"hy\",\"number\":\"+442079460999\",\"reason\":\"case 2026-117, ticket 4711\"}";
     ok(sb_hold_place(eng, "chat", h, strlen(h), res) == 0, "a reason with case numbers is fine");
     ok(sb_hold_release(eng, "chat", "hy", res) == 0, "released");
