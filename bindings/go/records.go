@@ -376,6 +376,9 @@ type SweepCounts struct {
 	Overridden int `json:"overridden"`
 	Failed     int `json:"failed"`
 	Purged     int `json:"purged"`
+	// Erased: records reached by erasure requests run again because a legal
+	// hold that kept them was released (their decisions are counted too).
+	Erased int `json:"erased"`
 }
 
 // SweepReport is the outcome of a sweep. Resumed: an interrupted sweep was

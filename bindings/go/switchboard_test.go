@@ -828,6 +828,10 @@ func TestRecords(t *testing.T) {
 	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 0 {
 		t.Errorf("HoldList after release: %+v %v", holds, err)
 	}
+	// The erasure the hold kept from c2's record runs again at the next sweep.
+	if sw, err := eng.Sweep(0, nil); err != nil || sw.Erased != 1 || sw.ThisCall.Erased != 1 || sw.Deleted != 1 {
+		t.Errorf("the sweep after the release: %+v %v", sw, err)
+	}
 
 	days, err := eng.Aggregates("acme", "", time.Time{}, time.Time{})
 	if err != nil || len(days) != 2 || days[0].Queue != "" || days[1].Queue != "support" || days[0].Day != "2026-01-05" ||
