@@ -352,6 +352,9 @@ static void settle(pol_host *h, acct *a, polfile *f, const char *account_id, int
          account_id ? account_id : "-", f->name, f->version[0] ? f->version : "-", error);
     if (h->lim.quarantine_after && f->failures >= h->lim.quarantine_after) {
         f->quarantined = 1;
+        /* What stands in for its hooks, said before they go. */
+        int routes = f->refs[0] != LUA_NOREF,
+            retains = f->refs[1] != LUA_NOREF || f->refs[2] != LUA_NOREF;
         /* Its hooks never run again: drop them, and with them whatever the
         ** file holds in its globals and upvalues (the account's other
         ** policies share the state's memory). */
@@ -362,8 +365,11 @@ static void settle(pol_host *h, acct *a, polfile *f, const char *account_id, int
         sbx_collect(a->sb);
         hlog(h, SB_LOG_ERROR,
              "policy quarantined: account=%s policy=%s version=%s after %u consecutive failures; "
-             "calls get the queue's fallback until the policy is reloaded",
-             account_id ? account_id : "-", f->name, f->version[0] ? f->version : "-", f->failures);
+             "%s%s%s until the policy is reloaded",
+             account_id ? account_id : "-", f->name, f->version[0] ? f->version : "-", f->failures,
+             routes || !retains ? "calls get the queue's fallback" : "",
+             routes && retains ? " and " : "",
+             retains ? "records it reviews are kept and retried a day later" : "");
     }
 }
 

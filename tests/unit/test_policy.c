@@ -579,7 +579,9 @@ static void test_host(void)
        d->error);
     ok(logged("policy failure: account=acme policy=flaky version=") && logged("flaky.lua:3: nope"),
        "failures are logged with account, policy, version and file:line");
-    ok(logged("policy quarantined: account=acme policy=flaky"), "the quarantine is logged");
+    ok(logged("policy quarantined: account=acme policy=flaky") &&
+           logged("; calls get the queue's fallback until the policy is reloaded"),
+       "the quarantine is logged, with what routes instead");
     int before = src_calls;
     d = route("flaky", NULL);
     ok(d->failed && !strcmp(d->error, "policy quarantined after 5 consecutive failures") &&
@@ -1119,8 +1121,13 @@ static void test_retention_host(void)
     ok(d->failed && strstr(d->error, "ret7.lua: the policy has no 'route' hook"),
        "routing through a retention-only policy fails: %s", d->error);
     set_src(1, "retbad", "local P = {}\nfunction P.retain() error('nope') end\nreturn P\n");
+    nlogs = 0;
     for (int i = 0; i < 5; i++)
         pol_retain(H, 1, "acme", "retbad", &rec, NOW, &out);
+    ok(logged("policy quarantined: account=acme policy=retbad") &&
+           logged("; records it reviews are kept and retried a day later until") &&
+           !logged("fallback"),
+       "a retention policy's quarantine is logged with what becomes of records, not calls");
     ok(out.failed && strstr(out.error, "retbad.lua:2: nope"), "retain failures: %s", out.error);
     pol_retain(H, 1, "acme", "retbad", &rec, NOW, &out);
     ok(out.failed && strstr(out.error, "quarantined after 5"), "and quarantine");
