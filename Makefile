@@ -90,8 +90,9 @@ $(O)/tests/bench_%: tests/bench/bench_%.c tests/bench/benchkit.h $(STATIC)
 	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
 
 # The demo: a day of calls through the example policies, then the daemon.
+# make run ARGS='--listen 127.0.0.1:9000': flags for serve (switchboard(1)).
 run: all
-	@engine/tools/run-demo.sh $(CLI)
+	@engine/tools/run-demo.sh $(CLI) $(ARGS)
 
 # One runner for everything: prove runs each test (C programs and scripts
 # speaking TAP) and prints the closing summary.

@@ -2,7 +2,8 @@
 # What `make run` runs (engine/tools/run-demo.sh), as a new user's first
 # command: the simulated day of calls through the stock policies, then the
 # daemon with the demo account; SIGTERM stops it with exit 0. Run in a
-# scratch directory (the script keeps its data in ./var).
+# scratch directory (the script keeps its data in ./var). And make run's
+# ARGS reach the daemon.
 import sys, os, re, signal, subprocess, tempfile, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, ROOT, binary
@@ -48,4 +49,9 @@ except subprocess.TimeoutExpired:
     rc = p.wait()
 t.is_(rc, 0, "SIGTERM: exit 0")
 subprocess.run(["rm", "-rf", work])
+# `make run ARGS=...` hands its flags to serve (README): what make would run.
+r = subprocess.run(["make", "-s", "-n", "-C", ROOT, "run", "ARGS=--listen 127.0.0.1:9"],
+                   capture_output=True, text=True, timeout=60)
+t.ok(re.search(r"run-demo\.sh \S+ --listen 127\.0\.0\.1:9$", r.stdout, re.M) is not None,
+     "make run ARGS='--listen ...' passes the flags to the daemon", r.stdout[-1500:])
 t.done()
