@@ -608,7 +608,8 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** request. res's JSON:
 **   SB_EXPORT_JSON: {"number":"+44...","records":[{record..., "role":"caller"|
 **                   "called","caller":..,"called":..,"personal_attrs":{..}}]}
-**   SB_EXPORT_CSV:  {"number":..,"count":N,"csv":"id,queue,...\r\n..."} (RFC 4180,
+**   SB_EXPORT_CSV:  {"number":..,"count":N,"csv":"id,role,caller,called,
+**                   queue,...\r\n..."} (RFC 4180,
 **                   a header line, one line per record; a field a spreadsheet
 **                   would evaluate, starting with = + - @ and not a plain
 **                   number such as an E.164 one, starts with ')
