@@ -41,7 +41,7 @@
 ** for nearly every record (their keys are random) and the branch pages
 ** above them: one of 2 ms dirties each branch page once for about three
 ** times the records of a 1 ms one, about 600 instead of 200 (measured with
-** tests/bench/bench_sweep, 400,000 records, side by side: 13% more records
+** tests/bench/bench_sweep, 400,000 records, side by side: 9% more records
 ** per CPU second; 4 ms gave 15%). Keeps cost the same at 1 and 5 ms. */
 #define SWEEP_BATCH 1000
 #define SWEEP_TXN_NS 2000000ull
