@@ -829,15 +829,27 @@ int ret_account_deleted(wtx *t, uint32_t acct)
     rctx_init(&x, t);
     uint8_t p[4];
     st_iter it;
-    int rc = st_iter_open(&it, t->txn, t->e, DB_HOLDS, p, key_acct(p, acct));
+    /* Its holds, by id (the first five) for the message. */
+    char ids[5 * (SB_ID_MAX + 2) + 8] = "";
+    size_t len = 0;
+    int n = 0, rc;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_HOLDS, p, key_acct(p, acct)); rc == 0;
+         rc = st_iter_next(&it), n++)
+        if (n < 5 && it.klen > 4 && it.klen - 4 <= SB_ID_MAX)
+            len += (size_t)snprintf(ids + len, sizeof ids - len, "%s%.*s", n ? ", " : "",
+                                    (int)(it.klen - 4), (const char *)it.key + 4);
     st_iter_close(&it);
-    if (rc == 0) {
+    if (rc != MDB_NOTFOUND) {
+        rctx_free(&x);
+        return rc;
+    }
+    if (n) {
         rctx_free(&x);
         return res_err(t->res, SB_EHOLD, "account",
-                       "account '%s' has legal holds; release them before deleting it",
-                       t->account ? t->account->id : "?");
+                       "account '%s' has %d legal hold%s (%s%s); release %s before deleting it",
+                       t->account ? t->account->id : "?", n, n == 1 ? "" : "s", ids,
+                       n > 5 ? ", ..." : "", n == 1 ? "it" : "them");
     }
-    if (rc != MDB_NOTFOUND) return rc;
     uint8_t v[2] = {V_JOB, 0}; /* stage 0 */
     if ((rc = st_del(t->txn, t->e, DB_PRIVACY, p, 4)) == 0) rc = job_put(&x, JOB_PURGE, acct, v, 2);
     /* A rescan or an erasure run of a deleted account has nothing left to do. */

@@ -90,6 +90,8 @@ t.is_([h["id"] for h in r.json["holds"]], [hold], "GET /v1/holds lists it")
 r = d.admin("DELETE", "/v1/accounts/acme")
 t.is_((r.status, r.code, r.field), (409, "SB_EHOLD", "account"),
       "deleting an account with a legal hold: 409 SB_EHOLD naming the account", r)
+t.ok("1 legal hold (%s)" % hold in (r.json or {}).get("error", {}).get("message", ""),
+     "... and the hold", r)
 t.is_(acme.get("/v1/calls/c1").status, 200, "... and the account and its records are still there")
 
 r = acme.post("/v1/erasure", {"number": "+442079460001"})
