@@ -133,6 +133,9 @@ static int waiting_add(wtx *t, call_rec *c, queue_rec *q)
 
 static int waiting_remove(wtx *t, call_rec *c, queue_rec *q)
 {
+    /* A call just offered and decided at once was never in line (state 0:
+    ** waiting_add sets WAITING, and a stored call has a state): no lookup. */
+    if (!c->state) return 0;
     uint8_t k[17 + SB_ID_MAX];
     int rc = st_del_exact(t->txn, t->e, DB_WAITING, k, waiting_key(k, t->acct, c));
     if (rc == MDB_NOTFOUND) return 0;
