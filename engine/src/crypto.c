@@ -46,6 +46,7 @@ _Static_assert(sizeof KDF_PSEUDONYM - 1 == crypto_kdf_CONTEXTBYTES, "kdf context
 _Static_assert(sizeof KDF_APIKEY - 1 == crypto_kdf_CONTEXTBYTES, "kdf context length");
 _Static_assert(sizeof KDF_CHECK - 1 == crypto_kdf_CONTEXTBYTES, "kdf context length");
 enum { SUBKEY_ID = 1, SUBKEY_BYTES = 32 };
+_Static_assert(SUBKEY_BYTES == CR_KEY_BYTES, "a kept pseudonym subkey is a key");
 
 int cr_init(void)
 {
@@ -397,14 +398,25 @@ void cr_master_check(const uint8_t master[CR_KEY_BYTES], uint8_t out[CR_MASTER_C
     sodium_memzero(subkey, sizeof subkey);
 }
 
+void cr_pseudonym_subkey(const uint8_t key[CR_KEY_BYTES], uint8_t sub[CR_KEY_BYTES])
+{
+    crypto_kdf_derive_from_key(sub, SUBKEY_BYTES, SUBKEY_ID, KDF_PSEUDONYM, key);
+}
+
+void cr_pseudonym_with(const uint8_t sub[CR_KEY_BYTES], const char *number,
+                       uint8_t out[CR_PSEUDONYM_BYTES])
+{
+    crypto_generichash(out, CR_PSEUDONYM_BYTES, (const unsigned char *)number, strlen(number), sub,
+                       SUBKEY_BYTES);
+}
+
 void cr_pseudonym(const uint8_t key[CR_KEY_BYTES], const char *number,
                   uint8_t out[CR_PSEUDONYM_BYTES])
 {
     uint8_t subkey[SUBKEY_BYTES];
 
-    crypto_kdf_derive_from_key(subkey, sizeof subkey, SUBKEY_ID, KDF_PSEUDONYM, key);
-    crypto_generichash(out, CR_PSEUDONYM_BYTES, (const unsigned char *)number, strlen(number),
-                       subkey, sizeof subkey);
+    cr_pseudonym_subkey(key, subkey);
+    cr_pseudonym_with(subkey, number, out);
     sodium_memzero(subkey, sizeof subkey);
 }
 

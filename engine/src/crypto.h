@@ -128,6 +128,11 @@ void cr_master_check(const uint8_t master[CR_KEY_BYTES], uint8_t out[CR_MASTER_C
 ** pseudonyms. The caller normalizes: "+4930123" and "004930123" differ. */
 void cr_pseudonym(const uint8_t key[CR_KEY_BYTES], const char *number,
                   uint8_t out[CR_PSEUDONYM_BYTES]);
+/* The same in two steps, for a caller that keeps the subkey (records.c's
+** key cache): cr_pseudonym_subkey once per key, cr_pseudonym_with per number. */
+void cr_pseudonym_subkey(const uint8_t key[CR_KEY_BYTES], uint8_t sub[CR_KEY_BYTES]);
+void cr_pseudonym_with(const uint8_t sub[CR_KEY_BYTES], const char *number,
+                       uint8_t out[CR_PSEUDONYM_BYTES]);
 
 /* A new API key: "sbk_" + 43 chars of URL-safe base64 without padding
 ** ([A-Za-z0-9_-]) of 32 random bytes, NUL-terminated (CR_APIKEY_LEN chars).

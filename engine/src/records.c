@@ -346,7 +346,10 @@ static int write_slot(rec_state *rs, uint32_t acct, const uint8_t slot[KEY_SLOT]
 ** forget at their next write transaction (rec_keys_forget). */
 static uint64_t key_epoch;
 
-int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_t key[32])
+/* rec_key, and with psub (not NULL) the key's pseudonym subkey too, kept
+** with the key: every offer makes a pseudonym (rec_seal_call). */
+static int key_get(sb_engine *e, uint32_t acct, const char *account, int create, uint8_t key[32],
+                   uint8_t psub[32])
 {
     rec_state *rs = e->rec;
     if (!rs || rs->keyfd < 0) return SB_ECRYPTO;
@@ -360,6 +363,7 @@ int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_
     rec_keyc *c = &rs->kc[acct & 63];
     if (c->acct == acct && strcmp(c->id, account) == 0) {
         memcpy(key, c->key, 32);
+        if (psub) memcpy(psub, c->psub, 32);
         goto out;
     }
     rc = key_read(rs, e->master, acct, account, key);
@@ -383,6 +387,7 @@ int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_
     }
     if (rc == KEY_UNCHECKED) { /* not kept: the next write gives its slot a check value */
         rc = 0;
+        if (psub) cr_pseudonym_subkey(key, psub);
         goto out;
     }
     if (rc == KEY_STALE || rc == KEY_OTHER_MASTER) rc = SB_ECRYPTO;
@@ -390,12 +395,19 @@ int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_
         c->acct = acct;
         str_copy(c->id, sizeof c->id, account);
         memcpy(c->key, key, 32);
+        cr_pseudonym_subkey(key, c->psub);
+        if (psub) memcpy(psub, c->psub, 32);
     } else {
         cr_wipe(key, 32);
     }
 out:
     pthread_mutex_unlock(&rs->mu);
     return rc;
+}
+
+int rec_key(sb_engine *e, uint32_t acct, const char *account, int create, uint8_t key[32])
+{
+    return key_get(e, acct, account, create, key, NULL);
 }
 
 void rec_keys_forget(sb_engine *e)
@@ -594,26 +606,27 @@ int rec_seal_call(wtx *t, call_rec *c)
 {
     sb_engine *e = t->e;
     rec_settings s;
-    uint8_t key[32];
+    uint8_t key[32], psub[32];
     int rc = rec_settings_load(t->txn, e, t->acct, &s);
     if (rc) return rc;
-    if ((rc = rec_key(e, t->acct, t->account->id, 1, key)))
+    if ((rc = key_get(e, t->acct, t->account->id, 1, key, psub)))
         return res_err(t->res, rc, NULL, "the account's data key is unavailable (%s)",
                        sb_code_name(rc));
     if ((rc = split_attrs(&s, c)) == 0 &&
         (rc = seal_pii(key, t->account->id, c->id, c->offered, c->caller, c->called, &c->pattrs,
                        &e->rec->tmp, &c->pii)) == 0) {
         c->sealed_v3 = 1;
-        cr_pseudonym(key, c->caller, c->pseudo[0]);
+        cr_pseudonym_with(psub, c->caller, c->pseudo[0]);
         c->npseudo = 1;
         if (c->called[0]) {
-            cr_pseudonym(key, c->called, c->pseudo[1]);
+            cr_pseudonym_with(psub, c->called, c->pseudo[1]);
             c->npseudo = 2;
         }
         c->prev_agent = REC_PREV_UNKNOWN; /* looked up if a policy asks */
         c->pii_open = 1;
     }
     cr_wipe(key, sizeof key);
+    cr_wipe(psub, sizeof psub);
     return rc;
 }
 

@@ -228,6 +228,7 @@ typedef struct rec_keyc {
     uint32_t acct;
     char id[SB_ID_MAX + 1];
     uint8_t key[32];
+    uint8_t psub[32]; /* its pseudonyms' subkey (cr_pseudonym_subkey) */
 } rec_keyc;
 
 struct ret_state;
