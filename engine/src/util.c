@@ -157,6 +157,10 @@ void utf8_clean(char *s)
 {
     unsigned char *p = (unsigned char *)s;
     while (p && *p) {
+        if (*p < 0x80) { /* ids and most text: ASCII, a byte at a time */
+            p++;
+            continue;
+        }
         size_t n = utf8_seq(p);
         if (!n) {
             *p++ = '?';
