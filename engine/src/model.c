@@ -215,8 +215,13 @@ int dec_avail(const void *p, size_t n, avail_rec *a)
     uint32_t idl;
     if (n < AVAIL_FIXED + 4 || b[0] != V_AVAIL) return SB_ESTORE;
     memcpy(&idl, b + AVAIL_FIXED, 4);
-    if (idl != n - AVAIL_FIXED - 4 || idl >= sizeof a->id || memchr(b + AVAIL_FIXED + 4, 0, idl))
-        return SB_ESTORE;
+    if (idl != n - AVAIL_FIXED - 4 || idl >= sizeof a->id) return SB_ESTORE;
+    /* The id, checked for NULs as it is copied: agent ids are a few bytes,
+    ** where a call of memchr and one of memcpy cost more than the loop. */
+    const uint8_t *id = b + AVAIL_FIXED + 4;
+    for (uint32_t i = 0; i < idl; i++)
+        if (!(a->id[i] = (char)id[i])) return SB_ESTORE;
+    a->id[idl] = 0;
     memcpy(&a->idle_since, b + 1, 8);
     memcpy(&a->last_call, b + 9, 8);
     memcpy(&a->talk_ms, b + 17, 8);
@@ -228,8 +233,6 @@ int dec_avail(const void *p, size_t n, avail_rec *a)
     memcpy(&a->m.penalty, b + 49, 4);
     memcpy(&a->m.weight, b + 53, 8);
     a->devices = b[61];
-    memcpy(a->id, b + AVAIL_FIXED + 4, idl);
-    a->id[idl] = 0;
     return 0;
 }
 
