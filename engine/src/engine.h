@@ -199,6 +199,7 @@ struct sb_engine {
     /* The same for whole ranges read often (store.c: the range cache). */
     struct rc_slot *rc;
     uint64_t rc_writes; /* writes to the ranges' tables, counted */
+    uint64_t rc_ver;    /* the last version given a kept range */
 
     /* Scratch used only under the LMDB write lock (one writer at a time). */
     MDB_txn *cur_txn; /* the write transaction running now, for callbacks */
@@ -327,6 +328,25 @@ int st_iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void
 ** st_iter_del is not for it. */
 int st_iter_hot(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
                 size_t plen);
+/* What a caller keeping something made from a kept range needs to keep it
+** up to date (events.c: a queue's candidates) instead of reading the range
+** again: the copy's version (0: not kept), which every change moves on,
+** and the edits that led from version `since` to now, oldest first. The
+** same conditions as st_iter_hot's; nothing is written meanwhile. */
+enum { ST_EDIT_INS = 1, ST_EDIT_SET, ST_EDIT_DEL, ST_EDITS_MAX = 8 };
+typedef struct st_edit {
+    uint32_t at; /* the entry's index in the range, as of the edit */
+    uint8_t op;  /* ST_EDIT_*: a new entry at, entry at rewritten, removed */
+} st_edit;
+uint64_t st_range_version(MDB_txn *txn, sb_engine *e, int table, const void *prefix);
+/* The edits since (at most ST_EDITS_MAX), with the version (*now) and the
+** number of entries (*n) now: their count, or -1 when the copy is not
+** kept or they are not known (too many, or the copy was taken again). */
+int st_range_edits(MDB_txn *txn, sb_engine *e, int table, const void *prefix, uint64_t since,
+                   st_edit *out, uint64_t *now, size_t *n);
+/* Entry i of the kept copy (key with its table byte, as st_iter's k): 0, or -1. */
+int st_range_entry(MDB_txn *txn, sb_engine *e, int table, const void *prefix, size_t i, MDB_val *k,
+                   MDB_val *v);
 int st_iter_next(st_iter *it);
 int st_iter_del(st_iter *it);
 void st_iter_close(st_iter *it);

@@ -260,9 +260,14 @@ static void act_agent(wtx *t, const agent_rec *a, const char *reason)
 struct cand_set {
     pol_cand *c;
     avail_rec *av;
+    uint8_t *stale; /* cands_update: entries to decode again */
     size_t n, cap;
     sb_buf docs; /* documents loaded lazily (offsets survive reallocation) */
     wtx *t;
+    /* Whose they are: the account's queue, as the range cache's copy of its
+    ** available agents was at version ver (0: gather them all next time). */
+    uint32_t acct, queue;
+    uint64_t ver;
 };
 typedef struct cand_set cand_set;
 
@@ -271,6 +276,7 @@ void events_free(sb_engine *e)
     if (!e->cands) return;
     free(e->cands->c);
     free(e->cands->av);
+    free(e->cands->stale);
     buf_free(&e->cands->docs);
     free(e->cands);
     e->cands = NULL;
@@ -305,65 +311,138 @@ static void cands_release(cand_set *cs)
     }
 }
 
+static int cands_grow(cand_set *cs)
+{
+    size_t cap = cs->cap ? cs->cap * 2 : 64;
+    pol_cand *nc = realloc(cs->c, cap * sizeof *nc);
+    if (!nc) return SB_ENOMEM;
+    cs->c = nc;
+    avail_rec *na = realloc(cs->av, cap * sizeof *na);
+    if (!na) return SB_ENOMEM;
+    /* The candidates' ids point into av, which may have moved. */
+    for (size_t i = 0; i < cs->n; i++)
+        cs->c[i].id = na[i].id;
+    cs->av = na;
+    uint8_t *ns = realloc(cs->stale, cap);
+    if (!ns) return SB_ENOMEM;
+    cs->stale = ns;
+    cs->cap = cap;
+    return 0;
+}
+
+/* Candidate i from an availability entry (key with its table byte). */
+static int cand_fill(cand_set *cs, size_t i, const MDB_val *k, const MDB_val *v)
+{
+    avail_rec *a = &cs->av[i];
+    int rc = dec_avail(v->mv_data, v->mv_size, a);
+    if (rc) return rc;
+    /* Every field set one by one, none left out: a memset of the struct
+    ** (or an initializer, which zeroes it first) compiles to `rep stos`,
+    ** whose start-up cost per candidate was close to half of this
+    ** loop's time (perf, 50 agents). */
+    pol_cand *c = &cs->c[i];
+    c->id = a->id;
+    c->num = be32((const uint8_t *)k->mv_data + 9);
+    c->idle_since = a->idle_since;
+    c->last_call = a->last_call;
+    c->talk_ms = a->talk_ms;
+    c->calls_taken = a->calls_taken;
+    c->no_answers = a->no_answers;
+    c->weight = a->weight;
+    c->tier = a->m.tier;
+    c->position = a->m.position;
+    c->penalty = a->m.penalty;
+    c->member_weight = a->m.weight;
+    c->devices = a->devices & 7u;
+    c->plain_devices = (a->devices & AV_PLAIN_DEVICES) != 0;
+    c->config = NULL;
+    c->config_len = 0;
+    c->doc = NULL;
+    c->load = cand_load;
+    c->load_arg = cs;
+    cs->stale[i] = 0;
+    return 0;
+}
+
+/* The candidates kept from this queue's last gather brought up to date
+** from the edits of its range since (an offer reads 50 agents where a call
+** cycle changes one or two of them): 0, or 1 when that cannot be done
+** (the candidates are then gathered again). */
+static int cands_update(wtx *t, const uint8_t p[8], uint32_t queue, cand_set *cs)
+{
+    st_edit ed[ST_EDITS_MAX];
+    uint64_t now;
+    size_t n;
+    if (!cs->ver || cs->acct != t->acct || cs->queue != queue) return 1;
+    int ne = st_range_edits(t->txn, t->e, DB_AVAIL, p, cs->ver, ed, &now, &n);
+    if (ne < 0) return 1;
+    cs->ver = 0; /* until it is done */
+    for (int i = 0; i < ne; i++) {
+        size_t at = ed[i].at, move = cs->n - at - (ed[i].op == ST_EDIT_DEL);
+        if (at > cs->n || (at == cs->n && ed[i].op != ST_EDIT_INS)) return 1;
+        if (ed[i].op == ST_EDIT_DEL && i + 1 < ne && ed[i + 1].op == ST_EDIT_INS &&
+            ed[i + 1].at == at) {
+            /* Out and back in at the same place (an agent rung, then free
+            ** again): that entry rewritten, nothing moves. */
+            cs->stale[at] = 1;
+            i++;
+        } else if (ed[i].op == ST_EDIT_DEL) {
+            memmove(cs->c + at, cs->c + at + 1, move * sizeof *cs->c);
+            memmove(cs->av + at, cs->av + at + 1, move * sizeof *cs->av);
+            memmove(cs->stale + at, cs->stale + at + 1, move);
+            cs->n--;
+        } else if (ed[i].op == ST_EDIT_INS) {
+            if (cs->n == cs->cap && cands_grow(cs)) return 1;
+            memmove(cs->c + at + 1, cs->c + at, move * sizeof *cs->c);
+            memmove(cs->av + at + 1, cs->av + at, move * sizeof *cs->av);
+            memmove(cs->stale + at + 1, cs->stale + at, move);
+            cs->stale[at] = 1;
+            cs->n++;
+        } else {
+            cs->stale[at] = 1;
+        }
+    }
+    if (cs->n != n) return 1;
+    for (size_t i = 0; i < cs->n; i++) {
+        MDB_val k, v;
+        if (cs->stale[i] && (st_range_entry(t->txn, t->e, DB_AVAIL, p, i, &k, &v) ||
+                             k.mv_size != 13 || cand_fill(cs, i, &k, &v)))
+            return 1;
+        cs->c[i].id = cs->av[i].id; /* moved with the entries */
+        cs->c[i].config = NULL;
+        cs->c[i].config_len = 0;
+        cs->c[i].doc = NULL;
+    }
+    cs->ver = now;
+    return 0;
+}
+
 static int cands_gather(wtx *t, uint32_t queue, cand_set *cs)
 {
     sb_engine *e = t->e;
     st_iter it;
-    cs->n = 0;
     cs->t = t;
     uint8_t p[8];
-    int rc;
-    for (rc = st_iter_hot(&it, t->txn, e, DB_AVAIL, p, key_acct2(p, t->acct, queue)); rc == 0;
-         rc = st_iter_next(&it)) {
-        if (it.klen != 12) continue;
-        if (cs->n == cs->cap) {
-            size_t cap = cs->cap ? cs->cap * 2 : 64;
-            pol_cand *nc = realloc(cs->c, cap * sizeof *nc);
-            if (!nc) {
-                rc = SB_ENOMEM;
-                break;
-            }
-            cs->c = nc;
-            avail_rec *na = realloc(cs->av, cap * sizeof *na);
-            if (!na) {
-                rc = SB_ENOMEM;
-                break;
-            }
-            /* The candidates' ids point into av, which may have moved. */
-            for (size_t i = 0; i < cs->n; i++)
-                cs->c[i].id = na[i].id;
-            cs->av = na;
-            cs->cap = cap;
+    int rc, whole = 1;
+    key_acct2(p, t->acct, queue);
+    if (cands_update(t, p, queue, cs) == 0) return 0;
+    cs->n = 0;
+    cs->ver = 0;
+    for (rc = st_iter_hot(&it, t->txn, e, DB_AVAIL, p, 8); rc == 0; rc = st_iter_next(&it)) {
+        if (it.klen != 12) {
+            whole = 0; /* the candidates are not the range: not kept */
+            continue;
         }
-        avail_rec *a = &cs->av[cs->n];
-        if ((rc = dec_avail(it.v.mv_data, it.v.mv_size, a))) break;
-        /* Every field set one by one, none left out: a memset of the struct
-        ** (or an initializer, which zeroes it first) compiles to `rep stos`,
-        ** whose start-up cost per candidate was close to half of this
-        ** loop's time (perf, 50 agents). */
-        pol_cand *c = &cs->c[cs->n++];
-        c->id = a->id;
-        c->num = be32(it.key + 8);
-        c->idle_since = a->idle_since;
-        c->last_call = a->last_call;
-        c->talk_ms = a->talk_ms;
-        c->calls_taken = a->calls_taken;
-        c->no_answers = a->no_answers;
-        c->weight = a->weight;
-        c->tier = a->m.tier;
-        c->position = a->m.position;
-        c->penalty = a->m.penalty;
-        c->member_weight = a->m.weight;
-        c->devices = a->devices & 7u;
-        c->plain_devices = (a->devices & AV_PLAIN_DEVICES) != 0;
-        c->config = NULL;
-        c->config_len = 0;
-        c->doc = NULL;
-        c->load = cand_load;
-        c->load_arg = cs;
+        if (cs->n == cs->cap && (rc = cands_grow(cs))) break;
+        if ((rc = cand_fill(cs, cs->n, &it.k, &it.v))) break;
+        cs->n++;
     }
     st_iter_close(&it);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    if (rc != MDB_NOTFOUND) return rc;
+    cs->acct = t->acct;
+    cs->queue = queue;
+    cs->ver = whole ? st_range_version(t->txn, e, DB_AVAIL, p) : 0;
+    return 0;
 }
 
 /* The policy's key-value store lives in LMDB: acct, policy name, 0, key. */

@@ -257,7 +257,8 @@ int st_get_hot(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, 
 ** record cache's rules (valid in vc_gen: dropped with it), and every put or
 ** delete of a key in a kept range updates the copy (put_flags, st_del_exact,
 ** st_iter_del). A range is kept once a walk reads it to its end with nothing
-** written meanwhile; one over RC_MAX_BYTES is not. */
+** written meanwhile; one over RC_MAX_BYTES is not. Each change gives the copy
+** a new version and is logged (the last ST_EDITS_MAX), for st_range_edits. */
 #define RC_SLOTS 256
 #define RC_PLEN 8 /* account and queue (DB_AVAIL), account and agent (DB_AGENTQ) */
 #define RC_MAX_BYTES (256 << 10)
@@ -270,6 +271,12 @@ struct rc_slot {
     ** its table byte, the value; at[i] where entry i starts. */
     sb_buf data;
     size_t *at, n, cap;
+    uint64_t ver; /* this copy's version (e->rc_ver when it was taken or last changed) */
+    struct rc_edit {
+        uint64_t prev; /* the version the edit was made to */
+        st_edit ed;
+    } log[ST_EDITS_MAX];
+    int nlog; /* edits logged since the copy was taken, oldest first */
 };
 
 static int rc_table(int table)
@@ -346,6 +353,17 @@ static struct rc_slot *rc_written(sb_engine *e, int table, const MDB_val *key)
     return rc_holds(e, s, table, pre) ? s : NULL;
 }
 
+/* Log an edit of the copy s, which gets a new version. */
+static void rc_log(sb_engine *e, struct rc_slot *s, int op, size_t at)
+{
+    if (s->nlog == ST_EDITS_MAX) {
+        memmove(s->log, s->log + 1, (ST_EDITS_MAX - 1) * sizeof *s->log);
+        s->nlog--;
+    }
+    s->log[s->nlog++] = (struct rc_edit){s->ver, {(uint32_t)at, (uint8_t)op}};
+    s->ver = ++e->rc_ver;
+}
+
 /* A put (v) or a delete (v NULL) of key (with its table byte) in table. */
 static void rc_write(MDB_txn *txn, sb_engine *e, int table, const MDB_val *key, const MDB_val *v)
 {
@@ -399,6 +417,48 @@ static void rc_write(MDB_txn *txn, sb_engine *e, int table, const MDB_val *key, 
     }
     for (size_t i = v ? lo + 1 : lo; i < s->n; i++)
         s->at[i] = s->at[i] - had + now;
+    rc_log(e, s, !v ? ST_EDIT_DEL : found ? ST_EDIT_SET : ST_EDIT_INS, lo);
+}
+
+/* The copy of table's range under prefix, if txn may read it and it is kept. */
+static struct rc_slot *rc_kept(MDB_txn *txn, sb_engine *e, int table, const void *prefix)
+{
+    if (!rc_table(table) || !e->rc || txn != __atomic_load_n(&e->vc_txn, __ATOMIC_RELAXED))
+        return NULL;
+    struct rc_slot *s = rc_at(e, table, prefix);
+    return rc_holds(e, s, table, prefix) ? s : NULL;
+}
+
+uint64_t st_range_version(MDB_txn *txn, sb_engine *e, int table, const void *prefix)
+{
+    struct rc_slot *s = rc_kept(txn, e, table, prefix);
+    return s ? s->ver : 0;
+}
+
+int st_range_edits(MDB_txn *txn, sb_engine *e, int table, const void *prefix, uint64_t since,
+                   st_edit *out, uint64_t *now, size_t *n)
+{
+    struct rc_slot *s = rc_kept(txn, e, table, prefix);
+    if (!s || !since) return -1;
+    int from = s->nlog;
+    if (since != s->ver) /* the edit made to version since, and those after it */
+        for (from = s->nlog - 1; from >= 0 && s->log[from].prev != since; from--)
+            ;
+    if (from < 0) return -1;
+    for (int i = from; i < s->nlog; i++)
+        out[i - from] = s->log[i].ed;
+    *now = s->ver;
+    *n = s->n;
+    return s->nlog - from;
+}
+
+int st_range_entry(MDB_txn *txn, sb_engine *e, int table, const void *prefix, size_t i, MDB_val *k,
+                   MDB_val *v)
+{
+    struct rc_slot *s = rc_kept(txn, e, table, prefix);
+    if (!s || i >= s->n) return -1;
+    rc_entry(s, i, k, v);
+    return 0;
 }
 
 void st_cache_forget(sb_engine *e, int table)
@@ -537,8 +597,11 @@ static void rc_take(st_iter *it, int rc)
     struct rc_slot *s = it->build;
     if (!s) return;
     if (rc == 0 && s->data.len < RC_MAX_BYTES && !rc_append(&s->data, &it->k, &it->v)) return;
-    if (rc == MDB_NOTFOUND && it->e->rc_writes == it->build_writes && rc_index(s) == 0)
+    if (rc == MDB_NOTFOUND && it->e->rc_writes == it->build_writes && rc_index(s) == 0) {
         s->gen = it->e->vc_gen;
+        s->ver = ++it->e->rc_ver;
+        s->nlog = 0;
+    }
     s->busy--;
     it->build = NULL;
 }
