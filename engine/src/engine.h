@@ -321,8 +321,9 @@ int st_iter_open(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void 
 ** it did. */
 int st_iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
                   size_t plen, const uint8_t *after, size_t afterlen);
-/* st_iter_open for reading the entries of one agent's memberships or one
-** queue's available agents (DB_AGENTQ, DB_AVAIL; plen 8) in a write
+/* st_iter_open for reading the entries of one agent's memberships, one
+** queue's available agents or its line (DB_AGENTQ, DB_AVAIL, DB_WAITING;
+** plen 8) in a write
 ** transaction: from the range cache when it holds them (store.c), which the
 ** walk fills otherwise. Nothing may be written before the walk ends, and
 ** st_iter_del is not for it. */

@@ -1230,8 +1230,11 @@ static int waiting_ids(wtx *t, uint32_t queue, uint8_t *last, size_t *llen,
     uint8_t p[8];
     int rc;
     *n = 0;
-    for (rc = st_iter_after(&it, t->txn, t->e, DB_WAITING, p, key_acct2(p, t->acct, queue), last,
-                            *llen);
+    key_acct2(p, t->acct, queue);
+    /* The first batch from the range cache: an agent freed looks at the
+    ** line of each of its queues, which is mostly empty. */
+    for (rc = *llen ? st_iter_after(&it, t->txn, t->e, DB_WAITING, p, 8, last, *llen)
+                    : st_iter_hot(&it, t->txn, t->e, DB_WAITING, p, 8);
          rc == 0 && *n < cap; rc = st_iter_next(&it)) {
         size_t il = it.klen - 17;
         if (it.klen <= 17 || il > SB_ID_MAX) continue;

@@ -251,16 +251,19 @@ int st_get_hot(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, 
 
 /* --- the range cache ----------------------------------------------------------
 ** An offer reads its queue's available agents (a cursor step of about 280
-** instructions each, 50 in the benchmark, where routing reads them all), and
-** each change of an agent's status its memberships: three walks a call
-** cycle. Write transactions keep such ranges whole, in key order, under the
-** record cache's rules (valid in vc_gen: dropped with it), and every put or
-** delete of a key in a kept range updates the copy (put_flags, st_del_exact,
+** instructions each, 50 in the benchmark, where routing reads them all),
+** each change of an agent's status its memberships (three walks a call
+** cycle), and an agent freed the line of each of its queues, mostly empty.
+** Write transactions keep such ranges whole, in key order, under the record
+** cache's rules (valid in vc_gen: dropped with it), and every put or delete
+** of a key in a kept range updates the copy (put_flags, st_del_exact,
 ** st_iter_del). A range is kept once a walk reads it to its end with nothing
-** written meanwhile; one over RC_MAX_BYTES is not. Each change gives the copy
-** a new version and is logged (the last ST_EDITS_MAX), for st_range_edits. */
-#define RC_SLOTS 256
-#define RC_PLEN 8 /* account and queue (DB_AVAIL), account and agent (DB_AGENTQ) */
+** written meanwhile; one over RC_MAX_BYTES is not. Each change gives the
+** copy a new version and is logged (the last ST_EDITS_MAX), for
+** st_range_edits. 1,024 slots: with 256, the lines of the ~400 queues of the
+** benchmark's agents in ~8 queues each pushed each other out. */
+#define RC_SLOTS 1024
+#define RC_PLEN 8 /* account and queue (DB_AVAIL, DB_WAITING), account and agent (DB_AGENTQ) */
 #define RC_MAX_BYTES (256 << 10)
 
 struct rc_slot {
@@ -281,7 +284,7 @@ struct rc_slot {
 
 static int rc_table(int table)
 {
-    return table == DB_AVAIL || table == DB_AGENTQ;
+    return table == DB_AVAIL || table == DB_AGENTQ || table == DB_WAITING;
 }
 
 static struct rc_slot *rc_at(sb_engine *e, int table, const uint8_t *pre)
