@@ -182,6 +182,7 @@ struct sb_engine {
     ** entry i starts in undo. */
     int undo_on;
     sb_buf undo;
+    int64_t timer_top; /* the latest due this engine appended to the timers (events.c) */
     size_t *undo_at, undo_n, undo_cap;
 
     /* Records read or written by this engine's write transactions, kept
@@ -287,6 +288,11 @@ int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_
 int st_get_hot(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_val *v);
 int st_put(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
            size_t vl);
+/* st_put of a key expected to sort after every key of its table, whose tree
+** is its own (DB_TIMERS): appended without a search (MDB_APPEND), or, when
+** it does not sort last, put as st_put does. */
+int st_put_last(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
+                size_t vl);
 /* Put only if the key is new: MDB_KEYEXIST otherwise, nothing written. */
 int st_put_new(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
                size_t vl);

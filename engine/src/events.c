@@ -52,10 +52,17 @@ static size_t timer_key(uint8_t *k, int64_t due, int kind, uint32_t acct, const 
     return 13 + rl;
 }
 
+/* Timers keyed by due time mostly go in last (a ring's timeout, now plus the
+** queue's ring timeout): a timer due after the latest this engine appended
+** is appended, without the B-tree search (about 1,000 instructions a call
+** cycle); one due before it, as a ring's under a longer max wait is, is put. */
 static int timer_set(wtx *t, int64_t due, int kind, const void *ref, size_t rl)
 {
     uint8_t k[13 + SB_ID_MAX];
-    return st_put(t->txn, t->e, DB_TIMERS, k, timer_key(k, due, kind, t->acct, ref, rl), "", 0);
+    size_t kl = timer_key(k, due, kind, t->acct, ref, rl);
+    if (due <= t->e->timer_top) return st_put(t->txn, t->e, DB_TIMERS, k, kl, "", 0);
+    t->e->timer_top = due;
+    return st_put_last(t->txn, t->e, DB_TIMERS, k, kl, "", 0);
 }
 
 static int timer_del(wtx *t, int64_t due, int kind, const void *ref, size_t rl)

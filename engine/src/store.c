@@ -518,6 +518,13 @@ int st_put(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, cons
     return put_flags(txn, e, table, k, kl, v, vl, 0);
 }
 
+int st_put_last(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
+                size_t vl)
+{
+    int rc = put_flags(txn, e, table, k, kl, v, vl, MDB_APPEND);
+    return rc == MDB_KEYEXIST ? put_flags(txn, e, table, k, kl, v, vl, 0) : rc;
+}
+
 int st_put_new(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, const void *v,
                size_t vl)
 {

@@ -6,7 +6,9 @@
 ** written before failing (its writes are undone: puts, deletes, deletes
 ** through an iterator), and the batch goes on; a write that is not an event
 ** commits the batch first; another thread can neither join nor end it;
-** sb_close commits a batch left open.
+** sb_close commits a batch left open. And st_put_last (timers appended):
+** a key that does not sort last is put all the same, also by an event of a
+** batch that fails and is undone.
 */
 #include "switchboard.h"
 #include "tap.h"
@@ -196,6 +198,74 @@ static void test_threads_and_other_writes(void)
        "no engine: SB_EINVAL");
 }
 
+/* The timers' tree: a key and what it holds ("" when absent). */
+static int timer_get(const char *key, char *out, size_t cap)
+{
+    MDB_txn *txn;
+    MDB_val v;
+    out[0] = 0;
+    if (eng_read_begin(eng, &txn)) return -1;
+    int rc = st_get(txn, eng, DB_TIMERS, key, strlen(key), &v);
+    if (rc == 0) snprintf(out, cap, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
+    eng_read_end(eng, txn);
+    return rc;
+}
+
+/* Keys led by byte 0xfe (\376) sort after any timer's (a due time's first byte). */
+static int w_last(wtx *t, void *arg)
+{
+    const char *const *kv = arg;
+    int rc = 0;
+    for (; !rc && kv[0]; kv += 2)
+        rc = st_put_last(t->txn, t->e, DB_TIMERS, kv[0], strlen(kv[0]), kv[1], strlen(kv[1]));
+    return rc;
+}
+
+static int w_last_fails(wtx *t, void *arg)
+{
+    int rc = w_last(t, arg);
+    return rc ? rc : SB_EINVAL;
+}
+
+static int w_last_clear(wtx *t, void *arg)
+{
+    (void)arg;
+    st_iter it;
+    int rc;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_TIMERS, "\376", 1); rc == 0; rc = st_iter_del(&it))
+        ;
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static void test_put_last(void)
+{
+    sb_result *r = sb_result_new();
+    char v[64], w[64], x[64];
+    const char *in_order[] = {"\376b", "1", "\376c", "2", NULL};
+    const char *not_last[] = {"\376a", "3", "\376c", "4", "\376d", "5", NULL};
+    ok(eng_write(eng, w_last, in_order, r) == 0 && timer_get("\376b", v, sizeof v) == 0 &&
+           timer_get("\376c", w, sizeof w) == 0 && !strcmp(v, "1") && !strcmp(w, "2"),
+       "put last: keys in order are appended (%s, %s)", v, w);
+    ok(eng_write(eng, w_last, not_last, r) == 0 && timer_get("\376a", v, sizeof v) == 0 &&
+           timer_get("\376c", w, sizeof w) == 0 && timer_get("\376d", x, sizeof x) == 0 &&
+           !strcmp(v, "3") && !strcmp(w, "4") && !strcmp(x, "5"),
+       "put last: a key before the last, and the last again, are put all the same (%s, %s, %s)", v,
+       w, x);
+    const char *undone[] = {"\3760", "6", "\376d", "7", "\376e", "8", NULL};
+    ok(sb_batch_begin(eng) == 0 &&
+           eng_write_event(eng, w_last_fails, (void *)undone, r) == SB_EINVAL &&
+           sb_batch_end(eng, r) == 0,
+       "put last: an event of a batch puts three timers that way, then fails");
+    ok(timer_get("\3760", v, sizeof v) == MDB_NOTFOUND && timer_get("\376d", w, sizeof w) == 0 &&
+           !strcmp(w, "5") && timer_get("\376e", x, sizeof x) == MDB_NOTFOUND,
+       "put last: its writes are undone (the key before gone, the last holds '%s' again, the "
+       "new last gone)",
+       w);
+    ok(eng_write(eng, w_last_clear, NULL, r) == 0, "put last: the test's keys removed");
+    sb_result_free(r);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-batch-%d", (int)getpid());
@@ -208,6 +278,7 @@ int main(void)
     test_events_in_a_batch();
     test_failed_event_undone();
     test_threads_and_other_writes();
+    test_put_last();
     sb_close(other);
     sb_close(eng);
     sb_result_free(res);
