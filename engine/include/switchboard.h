@@ -696,7 +696,10 @@ SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, si
 ** (may be NULL) is called after each transaction with the records handled
 ** so far and an estimate of the total. res's JSON: {"reviewed":N,"kept":N,
 ** "anonymized":N,"deleted":N,"overridden":N,"failed":N,"purged":N,"erased":N,
-** "transactions":N,"seconds":s,"done":bool,"resumed":bool,"this_call":{...}}
+** "transactions":N,"yields":N,"seconds":s,"done":bool,"resumed":bool,
+** "this_call":{...}}
+** — yields: the times it ended a transaction early and waited for events
+** of this engine that were waiting for the write lock
 ** — erased: records reached by erasure requests run again because a legal
 ** hold that kept them was released (their decisions are counted too)
 ** — resumed: an interrupted sweep was carried on, and the counts include

@@ -1506,8 +1506,10 @@ static int do_sweep(wtx *t, void *arg)
         mdb_cursor_close(x.rcur);
         x.rcur = NULL;
         if ((rc = batch_flush(&x, &x.dels, 0)) || (rc = review_flush(&x))) goto out;
-    } while (left && !sr->yielded && i < budget && mono_ns() < deadline &&
-             !__atomic_load_n(&t->e->live_events, __ATOMIC_RELAXED));
+        /* An event that came while the round's deletes were applied ends the
+        ** rounds as one seen between records does: the sweep yields to it. */
+        if (left && __atomic_load_n(&t->e->live_events, __ATOMIC_RELAXED)) sr->yielded = 1;
+    } while (left && !sr->yielded && i < budget && mono_ns() < deadline);
     sr->more = jobs_more || left;
     if ((rc = audit_flush(&x))) goto out;
     sr->n = x.n;
@@ -1563,7 +1565,7 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
         sr.txn_ns = (uint64_t)budget_ms * 1000000u;
     uint64_t t0 = mono_ns();
     uint64_t total = progress ? count_due(e, sr.now) : 0, done = 0;
-    int txns = 0, rc = 0, resumed = 0;
+    int txns = 0, rc = 0, resumed = 0, yields = 0;
     counts own = {0}; /* this call's own work (the run's may include another's) */
     do {
         rc = eng_write(e, do_sweep, &sr, res);
@@ -1576,6 +1578,7 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
         if (budget_ms && (mono_ns() - t0) / 1000000 >= budget_ms) break;
         /* Let waiting events in before the next transaction. */
         if (sr.more && sr.yielded) {
+            yields++;
             /* Sleep, do not spin: the events need the CPU more than we do.
             ** Carry on after a quiet spell (no event in flight twice in a
             ** row, 50 us apart), or SWEEP_YIELD_NS at most. */
@@ -1592,9 +1595,10 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
     /* The run's totals: a resumed run's include the work done before it
     ** was interrupted. */
     json_t *o = counts_json(&sr.total);
-    json_object_update_new(o, json_pack("{s:i,s:f,s:b,s:b,s:o}", "transactions", txns, "seconds",
-                                        (double)(mono_ns() - t0) / 1e9, "done", !sr.more, "resumed",
-                                        resumed, "this_call", counts_json(&own)));
+    json_object_update_new(o,
+                           json_pack("{s:i,s:i,s:f,s:b,s:b,s:o}", "transactions", txns, "yields",
+                                     yields, "seconds", (double)(mono_ns() - t0) / 1e9, "done",
+                                     !sr.more, "resumed", resumed, "this_call", counts_json(&own)));
     res_doc(res, o);
     return 0;
 }

@@ -39,6 +39,21 @@ int mdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data, unsigned int
     return real(txn, dbi, key, data, flags);
 }
 
+/* libc's qsort, but when armed its first call (a sweep's round sorts its
+** deferred deletes before it applies them, after its last record) makes an
+** event of the engine wait for the write lock, as one arriving then would. */
+static int raise_at_sort;
+void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    static void (*real)(void *, size_t, size_t, int (*)(const void *, const void *));
+    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "qsort");
+    if (raise_at_sort && eng) {
+        raise_at_sort = 0;
+        __atomic_add_fetch(&eng->live_events, 1, __ATOMIC_RELAXED);
+    }
+    real(base, n, size, cmp);
+}
+
 static void account(const char *id, const char *retention)
 {
     char json[512];
@@ -644,6 +659,46 @@ static const char *mixed_policy =
     "end\n"
     "return P\n";
 
+/* The event raised at the sort above is gone once the transaction ends. */
+static void event_done(void *arg, uint64_t done, uint64_t total)
+{
+    int *raised = arg;
+    if (*raised && !raise_at_sort) {
+        *raised = 0;
+        __atomic_sub_fetch(&eng->live_events, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* An event that arrives while a round's deferred deletes are applied ends
+** the transaction's rounds, and the sweep waits for it (a yield) as for one
+** seen between two records: it did neither, or went on to its next
+** transaction at once, ahead of the event. */
+static void test_yield_after_round(void)
+{
+    ok(with_policy("yld", "ret-mixed-y", mixed_policy) == 0, "a policy deleting some records");
+    int errors = 0;
+    for (int i = 0; i < 600; i++) {
+        char id[16], caller[32];
+        snprintf(id, sizeof id, "y%d", i);
+        snprintf(caller, sizeof caller, "+44207946%04d", i % 40);
+        errors += call("yld", id, caller, 1, i % 3 ? "{\"kind\":\"a\"}" : "{\"kind\":\"d\"}");
+    }
+    is_int(errors, 0, "600 calls");
+    now_ms += DAY + 1000;
+    int raised = 1;
+    raise_at_sort = 1;
+    json_t *s = doc(sb_sweep(eng, 0, event_done, &raised, res));
+    ok(!raise_at_sort && !raised, "an event came as the first round's deletes were applied");
+    is_int(jint(s, "reviewed"), 600, "all 600 reviewed");
+    ok(jint(s, "yields") >= 1 && jint(s, "transactions") >= 2,
+       "the sweep yielded to it (%lld yields, %lld transactions)", jint(s, "yields"),
+       jint(s, "transactions"));
+    json_decref(s);
+    /* Sweeps cover every account: leave none behind for the tests below. */
+    ok(sb_account_delete(eng, "yld", res) == 0 && swept("purged", NULL) == 400,
+       "the account goes, its anonymized records with it");
+}
+
 static void test_mixed_batch(void)
 {
     ok(with_policy("mix", "ret-mixed", mixed_policy) == 0,
@@ -805,6 +860,7 @@ int main(void)
     test_failures();
     test_policy_change();
     test_mixed_batch();
+    test_yield_after_round();
     test_killed_sweep();
     test_budget();
     sb_close(eng);
