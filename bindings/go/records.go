@@ -103,14 +103,16 @@ func (e *Engine) RecordsExport(account, number string, format ExportFormat) (*Ex
 // record left, the Failed ones included (running the request again retries
 // them); Held counts the kept records whose deletion or anonymization a legal
 // hold prevented (the request runs again at the next sweep after a hold of
-// the account is released); Reasons counts the records by what happened and
-// why.
+// the account is released); Live counts the calls of the number in progress,
+// whose records go through the erase hook when they end (they are not in the
+// other counts); Reasons counts the records by what happened and why.
 type ErasureReport struct {
 	Deleted    int            `json:"deleted"`
 	Anonymized int            `json:"anonymized"`
 	Kept       int            `json:"kept"`
 	Failed     int            `json:"failed"`
 	Held       int            `json:"held"`
+	Live       int            `json:"live"`
 	Reasons    map[string]int `json:"reasons"`
 }
 

@@ -621,7 +621,7 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 /* An erasure request: every record of `number` in the account goes through
 ** the retention policy's `erase` hook (no policy or no hook: deleted).
 ** res's JSON: {"deleted":N,"anonymized":N,"kept":N,"failed":N,"held":N,
-**              "reasons":{"keep: legal hold h1: litigation":1,...}}
+**              "live":N,"reasons":{"keep: legal hold h1: litigation":1,...}}
 ** (kept counts every record left, those of failed included: the hook failed
 ** for them, and running the request again retries them). held: the kept
 ** records whose deletion or anonymization a legal hold prevented. The
@@ -629,7 +629,8 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 ** when a hold of the account is released, the next sweep runs it again,
 ** and it is forgotten once no hold keeps a record from it. A call of the
 ** number in progress when the request comes is decided by `erase` when it
-** ends (not counted in this report). The request covers calls offered up to
+** ends: live counts those calls (their records are not in the other
+** counts). The request covers calls offered up to
 ** when it is received, never later ones. Audit reasons show numbers as
 ** [number]. Runs in short transactions; a request cut short (crash) is
 ** finished by running it again. */

@@ -1136,9 +1136,9 @@ static int pend_read(wtx *t, uint32_t acct, const uint8_t pseudo[16], int64_t *r
     return 0;
 }
 
-/* Whether a live call of the account x works on, other than `except`
-** (NULL: none), offered at or before `before`, has the number whose
-** pseudonym is pseudo (as caller or called): 1, 0, or an error. */
+/* How many live calls of the account x works on, other than `except`
+** (NULL: none), offered at or before `before`, have the number whose
+** pseudonym is pseudo (as caller or called): their count, or an error. */
 static int live_call_of(rctx *x, const uint8_t pseudo[16], int64_t before, const char *except)
 {
     call_rec *c = calloc(1, sizeof *c);
@@ -1146,8 +1146,8 @@ static int live_call_of(rctx *x, const uint8_t pseudo[16], int64_t before, const
     uint8_t p[4], key[32];
     int have_key = 0, found = 0, rc;
     st_iter it;
-    for (rc = st_iter_open(&it, x->t->txn, x->e, DB_CALLS, p, key_acct(p, x->acct));
-         rc == 0 && !found; rc = st_iter_next(&it)) {
+    for (rc = st_iter_open(&it, x->t->txn, x->e, DB_CALLS, p, key_acct(p, x->acct)); rc == 0;
+         rc = st_iter_next(&it)) {
         if (dec_call(it.v.mv_data, it.v.mv_size, c)) continue;
         if (c->offered > before || (except && strcmp(c->id, except) == 0)) continue;
         uint8_t ps[2][16];
@@ -1160,8 +1160,10 @@ static int live_call_of(rctx *x, const uint8_t pseudo[16], int64_t before, const
             cr_pseudonym(key, c->caller, ps[n++]);
             if (c->called[0]) cr_pseudonym(key, c->called, ps[n++]);
         }
+        int mine = 0;
         for (int i = 0; i < n; i++)
-            if (!memcmp(ps[i], pseudo, 16)) found = 1;
+            mine |= !memcmp(ps[i], pseudo, 16);
+        found += mine;
     }
     st_iter_close(&it);
     if (have_key) cr_wipe(key, sizeof key);
@@ -1169,8 +1171,7 @@ static int live_call_of(rctx *x, const uint8_t pseudo[16], int64_t before, const
     cr_wipe(c->called, sizeof c->called);
     call_free(c);
     free(c);
-    if (found) return 1;
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return rc == MDB_NOTFOUND ? found : rc;
 }
 
 static int erase_batch(rctx *x, const uint8_t pseudo[16], int64_t received, const uint8_t *cur,
@@ -1706,6 +1707,7 @@ typedef struct erase_op {
     int done;
     int held;        /* a committed transaction met a record a hold kept */
     int held_now;    /* this transaction did */
+    int live;        /* calls of the number in progress (once done) */
     counts n;        /* this transaction */
     json_t *reasons; /* this transaction */
 } erase_op;
@@ -1756,6 +1758,7 @@ static int do_erase(wtx *t, void *arg)
         live = live_call_of(&x, pseudo, op->received, NULL);
         if (live < 0 || IS_SB_ERR(live)) rc = live;
     }
+    op->live = live > 0 ? live : 0;
     if (!rc && live > 0) {
         rc = pend_put(&x, pseudo, op->received, PF_LIVE | (op->held || op->held_now ? PF_HOLD : 0),
                       NULL, 0);
@@ -1863,10 +1866,10 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
         return rc;
     }
     /* Kept and failed records both stay: "kept" counts every record left. */
-    res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "deleted", (json_int_t)all.deleted,
+    res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "deleted", (json_int_t)all.deleted,
                            "anonymized", (json_int_t)all.anonymized, "kept", (json_int_t)(all.kept),
                            "failed", (json_int_t)all.failed, "held", (json_int_t)all.overridden,
-                           "reasons", reasons));
+                           "live", op.live, "reasons", reasons));
     return 0;
 }
 

@@ -327,6 +327,7 @@ static void test_erasure_reach(void)
     is_int(erase_count(d, "deleted"), 3, "the erasure deletes e1, e2 (other queue), e3 (called)");
     is_int(erase_count(d, "kept"), 1, "and keeps e4");
     is_int(erase_count(d, "held"), 1, "because of its hold");
+    is_int(erase_count(d, "live"), 1, "and counts the call in progress, erased when it ends");
     json_decref(d);
     ok(!exists("era", "e1") && !exists("era", "e2") && !exists("era", "e3") &&
            exists("era", "e4") && exists("era", "e5"),

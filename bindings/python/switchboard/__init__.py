@@ -1193,8 +1193,10 @@ class Engine:
     def erase(self, account, number):
         """An erasure request: every record of ``number`` goes through the
         retention policy's ``erase`` hook (none: deleted). Returns
-        ``{"deleted", "anonymized", "kept", "failed", "reasons": {reason: N}}``;
-        ``kept`` counts the failed too, and running it again retries them."""
+        ``{"deleted", "anonymized", "kept", "failed", "held", "live",
+        "reasons": {reason: N}}``; ``kept`` counts the failed too, and running
+        it again retries them; ``held``: kept by a legal hold; ``live``: calls
+        of the number in progress, erased when they end."""
         return self._do(_json, self._lib.sb_erase, _b(account, "account"),
                         _b(number, "number"))
 
