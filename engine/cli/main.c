@@ -83,7 +83,13 @@ const char *cli_iso_time(int64_t ms, char *buf, size_t cap)
     time_t s = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&s, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    /* Milliseconds only when there are some: a range of 600 ms is not shown
+    ** as one from a second to the same second. */
+    if (ms % 1000)
+        snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
+    else
+        snprintf(buf + n, cap - n, "Z");
     return buf;
 }
 
