@@ -110,6 +110,13 @@ ok $? "records list showing everything says nothing more" "$(shown)"
 "$sb" records hold --data-dir "$data" --account acme --call c1 --reason audit --id h1 >/dev/null &&
     "$sb" records release h1 --data-dir "$data" --account acme >/dev/null
 ok $? "a hold placed and released: two audit entries"
+# A range's times in milliseconds keep them: 600 ms is not one second to itself.
+"$sb" records hold --data-dir "$data" --account acme --from 1767603600000 --to 1767603600600 \
+    --reason audit --id short >/dev/null
+run "$sb" records holds --data-dir "$data" --account acme
+check 0 "a 600 ms range hold is listed with its milliseconds" out \
+    "from 2026-01-05T09:00:00Z to 2026-01-05T09:00:00.600Z"
+"$sb" records release short --data-dir "$data" --account acme >/dev/null 2>&1
 run "$sb" records audit --data-dir "$data" --account acme --limit 1
 [ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] &&
     has "$err" "1 entry shown: more may follow (--after 1)"
