@@ -82,16 +82,22 @@ static void test_events_in_a_batch(void)
 
 /* Write functions that stand for events, through the engine's own store
 ** calls, to fail after writing. */
-static int meta_get(const char *key, char *out, size_t cap)
+/* A key of table and what it holds ("" when absent). */
+static int table_get(int table, const char *key, char *out, size_t cap)
 {
     MDB_txn *txn;
     MDB_val v;
     out[0] = 0;
     if (eng_read_begin(eng, &txn)) return -1;
-    int rc = st_get(txn, eng, DB_META, key, strlen(key), &v);
+    int rc = st_get(txn, eng, table, key, strlen(key), &v);
     if (rc == 0) snprintf(out, cap, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
     eng_read_end(eng, txn);
     return rc;
+}
+
+static int meta_get(const char *key, char *out, size_t cap)
+{
+    return table_get(DB_META, key, out, cap);
 }
 
 static int put_kv(wtx *t, const char *k, const char *v)
@@ -201,14 +207,7 @@ static void test_threads_and_other_writes(void)
 /* The timers' tree: a key and what it holds ("" when absent). */
 static int timer_get(const char *key, char *out, size_t cap)
 {
-    MDB_txn *txn;
-    MDB_val v;
-    out[0] = 0;
-    if (eng_read_begin(eng, &txn)) return -1;
-    int rc = st_get(txn, eng, DB_TIMERS, key, strlen(key), &v);
-    if (rc == 0) snprintf(out, cap, "%.*s", (int)v.mv_size, (const char *)v.mv_data);
-    eng_read_end(eng, txn);
-    return rc;
+    return table_get(DB_TIMERS, key, out, cap);
 }
 
 /* Keys led by byte 0xfe (\376) sort after any timer's (a due time's first byte). */

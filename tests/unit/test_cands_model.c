@@ -17,7 +17,6 @@
 
 #include "engine.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,16 +51,7 @@ static const char SNAP[] =
 
 static int avail[NA], member[NQ][NA], calls;
 
-static int ev(sb_engine *en, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int ev(sb_engine *en, const char *fmt, ...)
-{
-    char b[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b, sizeof b, fmt, ap);
-    va_end(ap);
-    return test_event(en, res, "acme", b);
-}
+#define ev(en, ...) test_eventf(en, res, "acme", __VA_ARGS__)
 
 static int put_queue(int q)
 {

@@ -14,7 +14,6 @@
 #include "testkit.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,16 +47,7 @@ static sb_engine *open_engine(void)
     return test_open(&cfg, res);
 }
 
-static int ev(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int ev(const char *fmt, ...)
-{
-    char json[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(json, sizeof json, fmt, ap);
-    va_end(ap);
-    return test_event(eng, res, "acme", json);
-}
+#define ev(...) test_eventf(eng, res, "acme", __VA_ARGS__)
 
 static int tick_at(int64_t t)
 {

@@ -9,6 +9,7 @@
 #include "switchboard.h"
 
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,18 @@ static inline int test_event(sb_engine *e, sb_result *res, const char *acct, con
     int rc = sb_submit_json(e, acct, json, strlen(json), res);
     if (rc && getenv("SB_TEST_LOG")) diag("event %s: %s", json, sb_result_message(res));
     return rc;
+}
+/* test_event of a JSON text made with printf's format. */
+static inline int test_eventf(sb_engine *e, sb_result *res, const char *acct, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static inline int test_eventf(sb_engine *e, sb_result *res, const char *acct, const char *fmt, ...)
+{
+    char json[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(json, sizeof json, fmt, ap);
+    va_end(ap);
+    return test_event(e, res, acct, json);
 }
 /* Actions in res: how many of a type, and the n-th (from 0) of a type. */
 static inline int test_action_count(const sb_result *res, sb_action_type type)
