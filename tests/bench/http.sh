@@ -104,7 +104,7 @@ cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", 
 # cache folio a write dirties at the folio's full size, and with the large
 # folios of recent kernels it said 29 KiB per request where the disk wrote 7.
 disk_bytes() {
-    awk '{ print $7 * 512 }' "/sys/class/block/$DISK_DEV/stat" 2>/dev/null || echo 0
+    awk '{ printf "%.0f\n", $7 * 512 }' "/sys/class/block/$DISK_DEV/stat" 2>/dev/null || echo 0
 }
 # Microseconds some task waited for a CPU / for I/O, machine-wide (PSI; 0 if none).
 psi_us() { sed -n 's/^some .*total=\([0-9]*\).*/\1/p' "/proc/pressure/$1" 2>/dev/null || echo 0; }
