@@ -134,6 +134,9 @@ typedef struct eng_env {
     size_t psize;  /* LMDB's page size */
     size_t zeroed; /* the file is written (not just reserved) up to here */
     int zero_off;  /* a write of zeros failed: no more tried */
+    /* Free pages overwritten with zeros (store.c, "clearing free pages"):
+    ** those LMDB lists under transaction ids up to here. */
+    uint64_t scrubbed;
 } eng_env;
 
 struct sb_engine {
@@ -394,6 +397,11 @@ int st_call_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *id);
 /* The per-account policy generation and the shared one. */
 int st_meta_u64(MDB_txn *txn, sb_engine *e, const char *key, uint64_t *v);
 int st_meta_put_u64(MDB_txn *txn, sb_engine *e, const char *key, uint64_t v);
+/* This transaction removes personal data: the free pages it and those
+** before it leave are to be cleared (eng_scrub). */
+void eng_scrub_want(MDB_txn *txn, sb_engine *e);
+/* Overwrite with zeros the free pages that may hold what was removed. */
+int eng_scrub(sb_engine *e, sb_result *res);
 
 /* Key builders. */
 size_t key_acct(uint8_t *k, uint32_t acct);

@@ -553,6 +553,7 @@ static int review_flush(rctx *x)
 ** with the batch. */
 static int ridx_del(rctx *x, const rec_data *r)
 {
+    eng_scrub_want(x->t->txn, x->e); /* the old copies go at the sweep's end */
     if (!x->defer) return rec_ridx_del(x->t->txn, x->e, x->acct, r);
     uint8_t k[29 + SB_ID_MAX];
     for (int i = 0; i < r->npseudo; i++) {
@@ -1593,6 +1594,10 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
         }
     } while (sr.more);
     if (rc) return rc;
+    /* Done: the pages that held what it removed are cleared. A failure
+    ** leaves them for the next sweep's end. */
+    if (!sr.more && eng_scrub(e, res))
+        sb_log(e, SB_LOG_WARN, "free pages not cleared: %s", sb_result_message(res));
     /* The run's totals: a resumed run's include the work done before it
     ** was interrupted. */
     json_t *o = counts_json(&sr.total);
@@ -1865,6 +1870,8 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
         json_decref(reasons);
         return rc;
     }
+    if (eng_scrub(e, res))
+        sb_log(e, SB_LOG_WARN, "free pages not cleared: %s", sb_result_message(res));
     /* Kept and failed records both stay: "kept" counts every record left. */
     res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "deleted", (json_int_t)all.deleted,
                            "anonymized", (json_int_t)all.anonymized, "kept", (json_int_t)(all.kept),

@@ -1281,6 +1281,195 @@ static void zero_ahead(sb_engine *e)
     }
 }
 
+/* --- clearing free pages ----------------------------------------------------
+** LMDB copies a page before it changes it and frees the old copy, which
+** stays in data.mdb as it was until a later transaction reuses the page: an
+** anonymized or deleted record's pseudonyms and sealed numbers would
+** outlive it there, readable with the account's data key. So a transaction
+** that removes them notes its id (META "scrub_want", eng_scrub_want), and
+** the sweep or erasure request that ran it ends with eng_scrub: every free
+** page no snapshot can still need is overwritten with zeros.
+**
+** Which pages: those LMDB itself would hand out again, by its own rule. The
+** free-page table (LMDB's tree 0) lists, under the id of each transaction,
+** the pages it freed; they belong to the snapshot before it, and are free
+** for good once no reader holds that snapshot and neither of the two meta
+** pages points at it: entries under an id below both the oldest reader's
+** and the last commit's (a commit's own sync puts the meta page before it
+** on disk, so a crash comes back to one of the last two). The pages are
+** written with pwrite under the write lock, before the transaction has
+** taken any page (nothing else can take one meanwhile), and the
+** transaction is then dropped. The entries under the last commit's id are
+** free only after one more commit: eng_scrub makes one (it writes
+** "scrub_want" again) when nothing else has. A reader that keeps an older
+** snapshot open defers the clearing to the next eng_scrub. */
+void eng_scrub_want(MDB_txn *txn, sb_engine *e)
+{
+    uint64_t id = mdb_txn_id(txn), had = 0;
+    /* Once a transaction: the table's write is undone with it. */
+    if (st_meta_u64(txn, e, "scrub_want", &had) == 0 && had != id)
+        (void)st_meta_put_u64(txn, e, "scrub_want", id);
+}
+
+/* The oldest snapshot a reader of the lock file's table holds (its lines:
+** pid, thread, then the snapshot's id, or "-" for a slot not in use). */
+static int oldest_reader(const char *line, void *arg)
+{
+    uint64_t *oldest = arg;
+    unsigned long long pid, id;
+    char tid[32];
+    if (sscanf(line, "%llu %31s %llu", &pid, tid, &id) == 3 && id < *oldest) *oldest = id;
+    return 0;
+}
+
+typedef struct scrub_job {
+    uint64_t want;  /* entries up to this id must go */
+    int done;       /* they could, and went */
+    int advance;    /* a commit is needed first */
+    size_t cleared; /* pages written with zeros */
+    size_t clear;   /* pages found clear already */
+    int err;
+} scrub_job;
+
+/* Zeros over pages [first, first + n) that are not all zeros already. */
+static int scrub_run(int fd, size_t psize, uint64_t first, size_t n, uint8_t *buf, scrub_job *j)
+{
+    size_t len = n * psize;
+    off_t off = (off_t)(first * psize);
+    ssize_t r = pread(fd, buf, len, off);
+    if (r < 0) return errno;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *pg = buf + i * psize;
+        size_t have = (size_t)r > i * psize ? (size_t)r - i * psize : 0;
+        int clear = have >= psize && pg[0] == 0 && !memcmp(pg, pg + 1, psize - 1);
+        if (clear) {
+            j->clear++;
+            continue;
+        }
+        static const uint8_t zeros[1 << 16];
+        size_t done = 0;
+        while (done < psize) {
+            size_t w = psize - done < sizeof zeros ? psize - done : sizeof zeros;
+            ssize_t rc = pwrite(fd, zeros, w, off + (off_t)(i * psize + done));
+            if (rc <= 0) return rc < 0 ? errno : EIO;
+            done += (size_t)rc;
+        }
+        j->cleared++;
+    }
+    return 0;
+}
+
+#define SCRUB_RUN 32 /* pages read at once */
+
+static void scrub_locked(sb_engine *e, void *arg)
+{
+    scrub_job *j = arg;
+    eng_env *sh = e->sh;
+    MDB_txn *r;
+    MDB_cursor *c = NULL;
+    /* Begun under our write lock: it sees the last commit, and no commit
+    ** can come between it and the pages we write. */
+    if ((j->err = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &r))) return;
+    uint64_t last = mdb_txn_id(r), oldest = last;
+    mdb_reader_list(e->env, oldest_reader, &oldest);
+    if (j->want >= oldest) {
+        /* Still needed by a snapshot: one more commit frees them, unless
+        ** a reader holds on to an older one. */
+        j->advance = oldest == last;
+        mdb_txn_abort(r);
+        return;
+    }
+    int fd = -1;
+    mdb_env_get_fd(e->env, &fd);
+    size_t psize = sh->psize;
+    uint8_t *buf = psize ? malloc(psize * SCRUB_RUN) : NULL;
+    if (!buf || (j->err = mdb_cursor_open(r, 0, &c))) {
+        if (!j->err) j->err = ENOMEM;
+        free(buf);
+        mdb_txn_abort(r);
+        return;
+    }
+    size_t from = (size_t)sh->scrubbed + 1;
+    MDB_val k = {sizeof from, &from}, v;
+    int rc;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        size_t id;
+        if (k.mv_size != sizeof id) break;
+        memcpy(&id, k.mv_data, sizeof id);
+        if (id >= oldest) break;
+        /* The pages, as LMDB lists them: a count, then the page numbers,
+        ** largest first; consecutive ones are read and written together. */
+        size_t n = 0;
+        if (v.mv_size >= sizeof n) memcpy(&n, v.mv_data, sizeof n);
+        if (n > v.mv_size / sizeof n - 1) n = v.mv_size / sizeof n - 1;
+        const uint8_t *ids = (const uint8_t *)v.mv_data + sizeof n;
+        size_t i = n;
+        while (i > 0 && !j->err) {
+            size_t pg, next;
+            memcpy(&pg, ids + (i - 1) * sizeof pg, sizeof pg);
+            size_t run = 1;
+            while (
+                run < SCRUB_RUN && i > run &&
+                (memcpy(&next, ids + (i - 1 - run) * sizeof next, sizeof next), next == pg + run))
+                run++;
+            j->err = scrub_run(fd, psize, pg, run, buf, j);
+            i -= run;
+        }
+        if (j->err) break;
+    }
+    if (!j->err && rc != 0 && rc != MDB_NOTFOUND) j->err = rc;
+    if (!j->err) {
+        __atomic_store_n(&sh->scrubbed, oldest - 1, __ATOMIC_RELEASE);
+        j->done = 1;
+    }
+    mdb_cursor_close(c);
+    free(buf);
+    mdb_txn_abort(r);
+}
+
+static int scrub_advance(wtx *t, void *arg)
+{
+    return st_meta_put_u64(t->txn, t->e, "scrub_want", *(uint64_t *)arg);
+}
+
+int eng_scrub(sb_engine *e, sb_result *res)
+{
+    eng_env *sh = e->sh;
+    scrub_job j = {0};
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "read");
+    rc = st_meta_u64(txn, e, "scrub_want", &j.want);
+    eng_read_end(e, txn);
+    if (rc) return eng_mdb_err(res, rc, "read");
+    if (!j.want || j.want <= __atomic_load_n(&sh->scrubbed, __ATOMIC_ACQUIRE)) return 0;
+    for (int tries = 0; tries < 3 && !j.done; tries++) {
+        j.advance = 0;
+        if ((rc = eng_write_locked(e, scrub_locked, &j)) || (rc = j.err)) break;
+        if (!j.advance) break;
+        if ((rc = eng_write(e, scrub_advance, &j.want, res))) return rc;
+    }
+    if (rc) return eng_mdb_err(res, rc, "clearing free pages");
+    if (j.cleared && sh->ordered) {
+        /* On disk before the request that removed the data is answered. */
+        uint64_t claim, lost;
+        rc = file_sync(e, &claim, &lost);
+        pthread_mutex_lock(&sh->sync_mu);
+        note_sync(sh, claim, lost);
+        pthread_mutex_unlock(&sh->sync_mu);
+        if (rc) return eng_mdb_err(res, rc, "sync");
+    }
+    if (j.done)
+        sb_log(e, SB_LOG_DEBUG, "free pages cleared: %zu written with zeros, %zu clear already",
+               j.cleared, j.clear);
+    else
+        sb_log(e, SB_LOG_INFO,
+               "free pages not cleared: a reader holds an older snapshot; the next sweep or "
+               "erasure clears them");
+    return 0;
+}
+
 /* Commit txn (a write transaction of e), numbered. Its own sync counts as
 ** one for the meta pages written before it. *num: the commit to wait for
 ** to be durable: this one if it wrote something, else the last that did.
