@@ -1110,8 +1110,10 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         .tried_n = tried_n,
     };
     line_arg la = {t, c, q->num};
+    /* The call counts among those waiting also when it is decided as it
+    ** comes, before it is put in line (state 0: never in it). */
     pol_queue pq = {.id = q->id,
-                    .waiting = (int)q->waiting,
+                    .waiting = (int)q->waiting + (c->state == 0),
                     .members = (int)q->members,
                     .available = (int)csp->n,
                     .ring_timeout = (int)q->ring_timeout,

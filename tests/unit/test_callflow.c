@@ -733,8 +733,10 @@ static void test_sequence(void)
        "sequence: the caller leaves: three cancels, everyone free");
 }
 
-/* ctx.queue.position and longest_wait: the call's place in line (priority
-** first, then time queued) and the longest wait of all calls in line. */
+/* ctx.queue.position, longest_wait and waiting: the call's place in line
+** (priority first, then time queued), the longest wait of all calls in line
+** and how many wait, the call being decided counted in each, whether it is
+** decided as it comes (alone, it is not put in line first) or again later. */
 #define PROBE                                                                                      \
     "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"q\",\"caller\":\"+442079460001\","            \
     "\"priority\":%d,\"attrs\":{\"probe\":true}}"
@@ -744,8 +746,12 @@ static void test_queue_line(void)
     static const char *const LINE =
         "local P = {}\n"
         "function P.route(call, agents, ctx)\n"
-        "  if call.attrs.probe then\n"
-        "    return { reject = ctx.queue.position .. '/' .. ctx.queue.longest_wait }\n"
+        "  local q = ctx.queue\n"
+        "  local seen = q.position .. '/' .. q.longest_wait .. '/' .. q.waiting\n"
+        "  if call.attrs.probe then return { reject = seen } end\n"
+        "  if call.attrs.later then\n"
+        "    if call.waited > 0 then return { reject = seen } end\n"
+        "    return { wait = 10 }\n"
         "  end\n"
         "  return { wait = 600 }\n"
         "end\nreturn P\n";
@@ -754,16 +760,24 @@ static void test_queue_line(void)
            put(sb_queue_put, acct, "{\"id\":\"q\",\"policy\":\"line\"}") == 0,
        "line: a queue whose policy reports the line");
     const sb_action *r = (evf(acct, PROBE, "p0", 0), find(SB_ACT_REJECT, "p0", NULL));
-    is_str(r ? r->reason : "-", "1/0.0", "line: alone, first in line, nobody waited");
+    is_str(r ? r->reason : "-", "1/0.0/1",
+           "line: alone, first in line, nobody waited, one waiting");
     offer(acct, "w1", "q");
     now_ms += 60000;
     offer(acct, "w2", "q");
     now_ms += 30000;
     is_int(waiting(acct, "q"), 2, "line: two calls wait");
     r = (evf(acct, PROBE, "p1", 0), find(SB_ACT_REJECT, "p1", NULL));
-    is_str(r ? r->reason : "-", "3/90.0", "line: behind two, the first waiting 90 s");
+    is_str(r ? r->reason : "-", "3/90.0/3",
+           "line: behind two, the first waiting 90 s, three waiting");
     r = (evf(acct, PROBE, "p2", 10), find(SB_ACT_REJECT, "p2", NULL));
-    is_str(r ? r->reason : "-", "1/90.0", "line: a higher priority goes first");
+    is_str(r ? r->reason : "-", "1/90.0/3", "line: a higher priority goes first");
+    evf(acct, "{\"type\":\"offer\",\"call\":\"l1\",\"queue\":\"q\",\"caller\":\"+442079460001\","
+              "\"attrs\":{\"later\":true}}");
+    now_ms += 10000;
+    tick();
+    r = find(SB_ACT_REJECT, "l1", NULL);
+    is_str(r ? r->reason : "-", "3/100.0/3", "line: decided again 10 s later, the same count");
 }
 
 /* The stock longest-idle policy with one agent who lets a call ring: the
