@@ -1324,9 +1324,10 @@ int dispatch_queue(wtx *t, uint32_t queue)
 }
 
 /* Route waiting calls of the agent's queues to it, every queue however
-** many (read in batches). dispatch_queue reads the queue's waiting list
-** itself, so a queue with none costs one seek. */
-int dispatch_agent(wtx *t, const agent_rec *a)
+** many (read in batches), but `skip` (when has_skip): one whose line was
+** just decided with the agent free already. dispatch_queue reads the
+** queue's waiting list itself, so a queue with none costs one seek. */
+static int dispatch_agent_but(wtx *t, const agent_rec *a, int has_skip, uint32_t skip)
 {
     uint8_t last[12];
     size_t llen = 0;
@@ -1347,9 +1348,14 @@ int dispatch_agent(wtx *t, const agent_rec *a)
         st_iter_close(&it);
         if (rc && rc != MDB_NOTFOUND) return rc;
         for (int i = 0; i < n; i++)
-            if ((rc = dispatch_queue(t, qs[i]))) return rc;
+            if ((!has_skip || qs[i] != skip) && (rc = dispatch_queue(t, qs[i]))) return rc;
         if (n < 64) return 0;
     }
+}
+
+int dispatch_agent(wtx *t, const agent_rec *a)
+{
+    return dispatch_agent_but(t, a, 0, 0);
 }
 
 /* --- the end of a call ------------------------------------------------------------- */
@@ -1408,14 +1414,15 @@ static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int ou
     return 0;
 }
 
-/* Agents freed by a cancelled ring may serve other waiting calls. */
-static int redispatch_agents(wtx *t, const uint32_t *nums, int n)
+/* Agents freed by a cancelled ring may serve other waiting calls (but in
+** queue `skip`, when has_skip: its line was decided with them free). */
+static int redispatch_agents(wtx *t, const uint32_t *nums, int n, int has_skip, uint32_t skip)
 {
     for (int i = 0; i < n; i++) {
         agent_rec a = {0};
         int rc = st_agent_load(t->txn, t->e, t->acct, nums[i], &a);
         if (rc == 0 && a.status == SB_AGENT_AVAILABLE)
-            rc = dispatch_agent(t, &a);
+            rc = dispatch_agent_but(t, &a, has_skip, skip);
         else if (rc == SB_ENOTFOUND)
             rc = 0;
         agent_free(&a);
@@ -1424,10 +1431,13 @@ static int redispatch_agents(wtx *t, const uint32_t *nums, int n)
     return 0;
 }
 
-/* A ring round failed for every agent: next in sequence, or decide again. */
-static int ring_failed(wtx *t, call_rec *c, queue_rec *q)
+/* A ring round failed for every agent: next in sequence, or decide again.
+** *lined: the queue's line was decided again (the agents just freed were
+** offered to it). */
+static int ring_failed(wtx *t, call_rec *c, queue_rec *q, int *lined)
 {
     int rc;
+    *lined = 0;
     if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c))) return rc;
     c->nring = 0;
     rc = ring_next(t, c, q, c->ring_timeout);
@@ -1444,6 +1454,7 @@ static int ring_failed(wtx *t, call_rec *c, queue_rec *q)
     if ((rc = waiting_add(t, c, q)) || (rc = st_call_save(t->txn, t->e, t->acct, c)) ||
         (rc = dispatch_queue(t, q->num)))
         return rc;
+    *lined = 1;
     if (st_call_load(t->txn, t->e, t->acct, id, c) || c->state != CALL_WAITING ||
         c->ntrace_total != before)
         return 0;
@@ -1456,10 +1467,11 @@ static int ring_failed(wtx *t, call_rec *c, queue_rec *q)
 /* One agent's ring ended unanswered and the agent is out of c->ring: the
 ** call rings on while others ring, or while a progressive ring has agents
 ** still to join at their steps; otherwise the round failed. */
-static int ring_lost_one(wtx *t, call_rec *c, queue_rec *q)
+static int ring_lost_one(wtx *t, call_rec *c, queue_rec *q, int *lined)
 {
+    *lined = 0;
     if (c->nring > 0 || progressive_pending(c)) return st_call_save(t->txn, t->e, t->acct, c);
-    return ring_failed(t, c, q);
+    return ring_failed(t, c, q, lined);
 }
 
 /* A progressive ring's step has come (at `at`): the next agent who can be
@@ -1469,9 +1481,9 @@ static int ring_lost_one(wtx *t, call_rec *c, queue_rec *q)
 static int progressive_step(wtx *t, call_rec *c, queue_rec *q, int64_t at)
 {
     c->ring_start = at;
-    int rc = ring_next(t, c, q, (int)((c->ring_due - at) / 1000));
+    int rc = ring_next(t, c, q, (int)((c->ring_due - at) / 1000)), lined;
     if (rc == 0) rc = progressive_arm(t, c);
-    if (rc == 1) return ring_lost_one(t, c, q); /* the list ran out */
+    if (rc == 1) return ring_lost_one(t, c, q, &lined); /* the list ran out */
     return rc ? rc : st_call_save(t->txn, t->e, t->acct, c);
 }
 
@@ -1648,7 +1660,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
         if ((rc = agent_change(t, &a, SB_AGENT_ON_CALL, NULL, c->id))) goto out;
         act(t, SB_ACT_CONNECT, c->id, a.id, q.id, NULL);
         if ((rc = st_call_save(t->txn, e, t->acct, c))) goto out;
-        rc = redispatch_agents(t, others, no);
+        rc = redispatch_agents(t, others, no, 0, 0);
         goto out;
     }
     /* Not answered: this agent is free again; the call rings on or re-decides. */
@@ -1656,14 +1668,15 @@ static int ev_ring_result(wtx *t, ev_op *op)
     c->nring--;
     if (ev->outcome == SB_RING_NO_ANSWER) a.no_answers++;
     attempt_end(t, c, a.num, ev->outcome);
+    int lined;
     if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL)) ||
-        (rc = ring_lost_one(t, c, &q)))
+        (rc = ring_lost_one(t, c, &q, &lined)))
         goto out;
     /* The freed agent may suit another waiting call. */
     uint32_t num = a.num;
     agent_free(&a);
     rc = st_agent_load(t->txn, e, t->acct, num, &a);
-    if (rc == 0 && a.status == SB_AGENT_AVAILABLE) rc = dispatch_agent(t, &a);
+    if (rc == 0 && a.status == SB_AGENT_AVAILABLE) rc = dispatch_agent_but(t, &a, lined, q.num);
 out:
     agent_free(&a);
     queue_free(&q);
@@ -1731,7 +1744,7 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
     if ((rc = cancel_rings(t, c, &q, 0, 0, 1))) goto out;
     if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned", NULL)))
         goto out;
-    rc = redispatch_agents(t, freed, nf);
+    rc = redispatch_agents(t, freed, nf, 0, 0);
 out:
     queue_free(&q);
     agent_free(&a);
@@ -1828,7 +1841,7 @@ static int ev_transfer(wtx *t, ev_op *op)
         }
         if (rc || (rc = st_call_save(t->txn, e, t->acct, c))) goto out;
     }
-    rc = redispatch_agents(t, freed, nf);
+    rc = redispatch_agents(t, freed, nf, 0, 0);
 out:
     queue_free(&q);
     queue_free(&nq);
@@ -1882,8 +1895,9 @@ static int ev_agent_status(wtx *t, ev_op *op)
                 c->ring[idx] = c->ring[--c->nring];
                 act(t, SB_ACT_CANCEL, c->id, a.id, q.id, "agent left");
                 attempt_end(t, c, a.num, SB_RING_REJECTED);
+                int lined;
                 if ((rc = agent_change(t, &a, (int)ev->status, ev->reason, NULL)) == 0)
-                    rc = ring_lost_one(t, c, &q);
+                    rc = ring_lost_one(t, c, &q, &lined);
                 queue_free(&q);
                 if (rc) goto out;
                 act_agent(t, &a, ev->reason);
@@ -2156,9 +2170,10 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         int nf = 0;
         for (int i = 0; i < c->nring; i++)
             freed[nf++] = c->ring[i].agent;
+        int lined;
         if ((rc = cancel_rings(t, c, &q, 0, SB_RING_NO_ANSWER, 1)) == 0 &&
-            (rc = ring_failed(t, c, &q)) == 0)
-            rc = redispatch_agents(t, freed, nf);
+            (rc = ring_failed(t, c, &q, &lined)) == 0)
+            rc = redispatch_agents(t, freed, nf, lined, q.num);
     } else if (kind == TM_WAKE && c->state == CALL_WAITING && c->wake_due == due) {
         c->wake_due = 0;
         rc = route_call(t, c, &q, 0);

@@ -822,6 +822,22 @@ static void test_retry_gap(void)
     ok(back_to_back == 0 && late == 0,
        "retry: 40 busy rings in a row, each next ring 5 s after the last (%d at once, %d late)",
        back_to_back, late);
+    /* Each failed ring asks the policy once: the queue's line is decided
+    ** again with the agent free, and that same agent is not offered to the
+    ** same line a second time (it was, and every trace held each wait twice). */
+    ok(ring_result("rg", "r2", "a", "answered") == 0 &&
+           evf("rg", "{\"type\":\"hangup\",\"call\":\"r2\"}") == 0 && offer("rg", "r3", "q") == 0,
+       "retry: r3 rings a");
+    long long d = call_num("rg", "r3", "decisions");
+    now_ms += 2000;
+    ring_result("rg", "r3", "a", "no_answer");
+    is_int(call_num("rg", "r3", "decisions"), d + 1, "retry: her no answer asks the policy once");
+    now_ms += 5000;
+    ok(tick() == 0 && find(SB_ACT_RING, "r3", "a"), "retry: 5 s later she rings again");
+    d = call_num("rg", "r3", "decisions");
+    now_ms += 30000;
+    ok(tick() == 0 && find(SB_ACT_CANCEL, "r3", "a"), "retry: her ring times out");
+    is_int(call_num("rg", "r3", "decisions"), d + 1, "retry: the timeout asks the policy once");
 }
 
 int main(void)
