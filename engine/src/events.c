@@ -2262,17 +2262,22 @@ int64_t sb_next_deadline(sb_engine *e)
 static const char *const trace_kinds[] = {"", "ring", "wait", "move", "reject", "error"};
 static const char *const call_states[] = {"", "waiting", "ringing", "connected"};
 
-/* The agent a connected call is on, and the agents ringing for it. */
+/* The agent a connected call is on (and the device it answered on), and
+** the agents ringing for it. A connected call keeps its answered ring, which
+** is not ringing any more. */
 static void call_agents_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const call_rec *c,
                              json_t *o)
 {
     agent_rec a = {0};
     if (c->state == CALL_CONNECTED && st_agent_load(txn, e, acct, c->agent, &a) == 0) {
         json_object_set_new(o, "agent", json_string(a.id));
+        for (int i = 0; i < c->nring; i++)
+            if (c->ring[i].agent == c->agent)
+                json_object_set_new(o, "device", json_string(pol_dev_name(c->ring[i].dev)));
         json_object_set_new(o, "answered_ms", json_integer(c->answered));
     }
     json_t *ringing = json_array();
-    for (int i = 0; i < c->nring; i++)
+    for (int i = 0; i < c->nring && c->state == CALL_RINGING; i++)
         if (st_agent_load(txn, e, acct, c->ring[i].agent, &a) == 0)
             json_array_append_new(ringing, json_pack("{s:s, s:s}", "agent", a.id, "device",
                                                      pol_dev_name(c->ring[i].dev)));

@@ -31,6 +31,11 @@ t.is_([c["id"] for c in r.json["calls"]], ["c1", "c2", "c3", "s1"],
       "every live call of the account, in id order, none of another account's", r)
 t.is_((calls["c1"]["state"], calls["c1"].get("agent"), calls["c1"]["queue"]),
       ("connected", "alice", "support"), "c1: connected, to alice")
+t.is_((calls["c1"].get("device"), calls["c1"]["ringing"]), ("softphone", []),
+      "c1: on her softphone, nobody ringing (alice was listed ringing still)")
+r1 = acme.get("/v1/calls/c1")
+t.is_((r1.json.get("device"), r1.json["ringing"]), ("softphone", []),
+      "GET /v1/calls/c1: the same", r1)
 t.is_((calls["c2"]["state"], calls["c2"]["ringing"]), ("ringing", [{"agent": "bob",
                                                                     "device": "softphone"}]),
       "c2: ringing bob on his softphone")
