@@ -1168,11 +1168,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     ring_target tg[POL_MAX_RING];
     int ntg = 0;
     if (dp->kind == DEC_RING)
-        for (int i = 0; i < dp->nring; i++) {
-            int skip = 0;
-            for (int p = 0; p < dp->npause; p++)
-                if (strcmp(dp->pause[p].agent, csp->c[dp->ring[i].cand].id) == 0) skip = 1;
-            if (skip) continue;
+        for (int i = 0; i < dp->nring; i++) { /* none of them paused (views.c refuses it) */
             tg[ntg].agent = csp->c[dp->ring[i].cand].num;
             tg[ntg++].dev = (uint8_t)dp->ring[i].dev;
         }

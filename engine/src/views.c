@@ -1529,6 +1529,14 @@ static int decide(dctx *d, int idx)
         if (HAS(F_TIMEOUT) && int_field(d, base + F_TIMEOUT, "timeout", 1, 600, &o->timeout))
             return -1;
         if (parse_ring(d, base + F_RING, def_dev)) return -1;
+        /* Ringing an agent while pausing it: one of the two is a mistake. */
+        for (int i = 0; i < o->nring; i++)
+            for (int p = 0; p < o->npause; p++)
+                if (strcmp(o->pause[p].agent, d->vc->cands[o->ring[i].cand].id) == 0)
+                    return bad(d,
+                               "pause: agent '%s' is rung by this decision too (ring or pause "
+                               "an agent, not both)",
+                               o->pause[p].agent);
         o->kind = DEC_RING;
         break;
     }

@@ -325,6 +325,10 @@ static void check(json_t *got, const char *src, const char *js)
             for (size_t j = 0; j < i; j++)
                 if (!strcmp(a, json_string_value(json_object_get(json_array_get(p, j), "agent"))))
                     fail("pause: agent listed twice", src, js);
+            json_t *ag = json_object_get(got, "agents");
+            for (size_t j = 0; j < json_array_size(ag); j++)
+                if (!strcmp(a, json_string_value(json_array_get(ag, j))))
+                    fail("pause: an agent the decision rings", src, js);
         }
     }
 }

@@ -489,6 +489,11 @@ static void test_decisions(void)
          "pause: expected {agent = ..., reason = ...} or a list of them, got 'bob'"},
         {"{ pause = { agent = 'bad id!' } }", "pause.agent: 'bad id!' is not a valid agent id"},
         {"{ pause = { { agent = 'a' }, { agent = 'a' } } }", "pause[2]: agent 'a' listed twice"},
+        {"{ ring = 'alice', pause = { agent = 'alice' } }",
+         "pause: agent 'alice' is rung by this decision too (ring or pause an agent, not both)"},
+        {"{ ring = { 'bob', agents[1] }, mode = 'sequence', pause = { { agent = 'x' }, "
+         "{ agent = agents[1] } } }",
+         "pause: agent 'alice' is rung by this decision too"},
         {"{ pause = { {agent='a'},{agent='b'},{agent='c'},{agent='d'},{agent='e'},{agent='f'},"
          "{agent='g'},{agent='h'},{agent='i'} } }",
          "pause: 9 entries, at most 8"},
