@@ -160,6 +160,7 @@ struct sb_engine {
                           ** else's commit: txn_catch_up) */
     int dir_loaded;       /* the last load of policy_dir (at sb_open, sb_reload)
                           ** succeeded; 1 without one */
+    char dir_error[384];  /* stats_mu: why it failed, "" if it did not */
     int txn_dirty;        /* the write transaction running now has changed
                           ** something through st_put/st_del (an empty commit
                           ** takes no transaction id); under the write lock */

@@ -227,6 +227,17 @@ int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field
                        "no policy '%s': this account has uploaded none by that name, and no "
                        "policy_dir is configured (upload the policy)",
                        name);
+    if (rc == SB_ENOTFOUND && !__atomic_load_n(&t->e->dir_loaded, __ATOMIC_RELAXED)) {
+        /* Its file may be there: the directory loads all or nothing. */
+        char why[sizeof t->e->dir_error];
+        pthread_mutex_lock(&t->e->stats_mu);
+        snprintf(why, sizeof why, "%s", t->e->dir_error);
+        pthread_mutex_unlock(&t->e->stats_mu);
+        return res_err(t->res, SB_EINVAL, field,
+                       "no policy '%s': policy_dir was not loaded, so none of its files is in "
+                       "use (%s); fix it and reload, or upload the policy",
+                       name, why[0] ? why : "see the log");
+    }
     if (rc == SB_ENOTFOUND)
         return res_err(t->res, SB_EINVAL, field,
                        "no policy '%s': policy_dir has no %s.lua and this account has uploaded "
@@ -1182,6 +1193,9 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
     if (!rc) *warnings = dir_lint(e, &s);
     scan_free(&s);
     /* Is what policy_dir holds what this engine runs? */
+    pthread_mutex_lock(&e->stats_mu);
+    snprintf(e->dir_error, sizeof e->dir_error, "%s", rc ? sb_result_message(res) : "");
+    pthread_mutex_unlock(&e->stats_mu);
     __atomic_store_n(&e->dir_loaded, rc == 0, __ATOMIC_RELAXED);
     return rc;
 }

@@ -709,6 +709,21 @@ int main(void)
        sb_result_message(res));
     is_str(decide(e1, 3), "A", "nothing changed: still A");
     is_str(decide(e2, 4), "A", "in both engines");
+    /* A policy whose file is there, beside the broken one, is not in use:
+    ** a queue naming it is refused for that reason, not for a missing file
+    ** (the message said "policy_dir has no newpol.lua"). */
+    write_file("newpol.lua", POLICY_A);
+    ok(sb_reload(e1, res) == SB_EPOLICY, "reload with newpol.lua beside the broken file fails");
+    int qrc = sb_queue_put(e1, "acme", "{\"id\":\"nq\",\"policy\":\"newpol\"}", 29, res);
+    ok(qrc == SB_EINVAL && strstr(sb_result_message(res), "policy_dir was not loaded") &&
+           strstr(sb_result_message(res), "broken.lua") &&
+           !strstr(sb_result_message(res), "has no"),
+       "a queue naming newpol: refused, naming the broken file (%s)", sb_result_message(res));
+    {
+        char np[512];
+        snprintf(np, sizeof np, "%s/newpol.lua", pdir);
+        unlink(np);
+    }
 
     /* A policy whose own cases fail is refused too. */
     char path[512];
