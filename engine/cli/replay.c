@@ -11,7 +11,8 @@
 **   {"at": "2026-01-05T09:00:00Z"} or {"at": 1767603600}   set the clock, fire timers
 **   {"advance": 5}                              move the clock on (seconds), fire timers
 **   {"type": "offer", ..., "account": "acme"}   an event (see sb_submit_json)
-** "account" may be left out once an account exists: the last one is used.
+** "account" may be left out once an account exists: the last one named is
+** used (one that names no account is not).
 ** Each line's actions are printed; --json prints each result as JSON. The
 ** clock only moves forward. A line that is malformed or that the engine
 ** refuses is an error; at the end a summary goes to stderr, and the exit
@@ -246,7 +247,12 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
         line_error(r, "'account' must be an account id (a string) or, to create one, an object");
         return;
     }
-    if (json_is_string(acc)) snprintf(account, acap, "%s", json_string_value(acc));
+    /* The account a line names is the one later lines use, unless there is
+    ** no such account: then the one before stays. */
+    char before[256];
+    snprintf(before, sizeof before, "%s", account);
+    int named = json_is_string(acc); /* acc goes with the key, before an event's submit */
+    if (named) snprintf(account, acap, "%s", json_string_value(acc));
     int rc = 0;
     char *doc = NULL;
     const char *what = NULL;
@@ -393,6 +399,9 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
         const char *m = sb_result_message(res);
         printf(" -> error %s\n", *m ? m : sb_strerror(rc));
         r->errors++;
+        const char *f = sb_result_field(res);
+        if (rc == SB_ENOTFOUND && named && f && !strcmp(f, "account"))
+            snprintf(account, acap, "%s", before);
     } else if (as_json) {
         printf(" %s\n", sb_result_json(res, NULL));
     } else {

@@ -101,6 +101,20 @@ check 1 "a policy failure: exit 1" err "0 errors, 1 policy failure (1 routing de
 has "$err" "failing.lua:3: boom"
 ok $? "... with the failure's file:line" "$(shown)"
 
+# A line naming an account that does not exist fails alone: the lines after
+# it go on with the account before (they failed too, naming it).
+cat >"$tmp/acc.jsonl" <<J
+{"account": {"id": "acme"}}
+{"agent": {"id": "a", "devices": {"softphone": "sip:a@x"}, "status": "available"}}
+{"queue": {"id": "q", "policy": "longest-idle", "members": [{"agent": "a"}]}}
+{"type": "offer", "call": "c1", "queue": "q", "caller": "+442079460001", "account": "other"}
+{"type": "offer", "call": "c2", "queue": "q", "caller": "+442079460001"}
+J
+run "$sb" replay "$tmp/acc.jsonl" --policy-dir policies
+check 1 "an event for no such account: one error" err "1 error, 0 policy failures"
+has "$out" "offer c1 -> error no such account 'other'" && has "$out" "ring a for c2"
+ok $? "... and the next line goes to acme" "$(shown)"
+
 run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "examples/replay/first-calls.jsonl runs cleanly" err "0 errors, 0 policy failures"
 has "$out" "ring alice for c4" && ! has "$out" "error"
