@@ -20,9 +20,7 @@
 int eng_account(MDB_txn *txn, sb_engine *e, const char *account, acct_rec *a, sb_result *res)
 {
     int rc = st_account_by_id(txn, e, account, a);
-    if (rc == SB_ENOTFOUND)
-        return res_err(res, SB_ENOTFOUND, "account", "no such account '%s'",
-                       account && id_valid(account) ? account : "?");
+    if (rc == SB_ENOTFOUND) return res_no_such(res, "account", "account", account);
     if (rc) return eng_mdb_err(res, rc, "read account");
     return 0;
 }
@@ -642,7 +640,7 @@ static int do_agent_delete(wtx *t, void *arg)
     agent_rec a = {0};
     rc = st_agent_by_id(t->txn, t->e, t->acct, id, &a);
     if (rc == SB_ENOTFOUND) {
-        rc = res_err(t->res, SB_ENOTFOUND, "agent", "no such agent '%s'", id_valid(id) ? id : "?");
+        rc = res_no_such(t->res, "agent", "agent", id);
         goto out;
     }
     if (rc) goto out;
@@ -992,7 +990,7 @@ static int entity_get(sb_engine *e, const char *account, int kind, const char *i
         rc = kind == NK_AGENT ? st_agent_by_id(txn, e, acc.num, id, &a)
                               : st_queue_by_id(txn, e, acc.num, id, &q);
         if (rc == SB_ENOTFOUND)
-            rc = res_err(res, SB_ENOTFOUND, what, "no such %s '%s'", what, id_valid(id) ? id : "?");
+            rc = res_no_such(res, what, what, id);
         else if (rc)
             rc = eng_mdb_err(res, rc, kind == NK_AGENT ? "read agent" : "read queue");
         else
@@ -1022,9 +1020,7 @@ static int do_queue_delete(wtx *t, void *arg)
     if (rc) return rc;
     queue_rec q = {0};
     rc = st_queue_by_id(t->txn, t->e, t->acct, args[1], &q);
-    if (rc == SB_ENOTFOUND)
-        rc = res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'",
-                     id_valid(args[1]) ? args[1] : "?");
+    if (rc == SB_ENOTFOUND) rc = res_no_such(t->res, "queue", "queue", args[1]);
     if (rc) goto out;
     /* Refused while another queue overflows into it: its calls would have
     ** nowhere to go. */
@@ -1122,14 +1118,10 @@ static int do_member(wtx *t, void *arg)
     queue_rec q = {0};
     agent_rec a = {0};
     rc = st_queue_by_id(t->txn, t->e, t->acct, op->queue, &q);
-    if (rc == SB_ENOTFOUND)
-        rc = res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'",
-                     id_valid(op->queue) ? op->queue : "?");
+    if (rc == SB_ENOTFOUND) rc = res_no_such(t->res, "queue", "queue", op->queue);
     if (rc) goto out;
     rc = st_agent_by_id(t->txn, t->e, t->acct, op->agent, &a);
-    if (rc == SB_ENOTFOUND)
-        rc = res_err(t->res, SB_ENOTFOUND, "agent", "no such agent '%s'",
-                     id_valid(op->agent) ? op->agent : "?");
+    if (rc == SB_ENOTFOUND) rc = res_no_such(t->res, "agent", "agent", op->agent);
     if (rc) goto out;
     if (op->remove) {
         uint8_t k[12];

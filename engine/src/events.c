@@ -1505,7 +1505,7 @@ static int need_call(wtx *t, const char *id, call_rec *c)
     int ended = n && st_iter_open(&it, t->txn, t->e, DB_RECID, k, 5 + n) == 0;
     st_iter_close(&it);
     if (ended) return res_err(t->res, SB_ESTATE, "call", "call '%s' has already ended", id);
-    return res_err(t->res, SB_ENOTFOUND, "call", "no such call '%s'", n ? id : "?");
+    return res_no_such(t->res, "call", "call", id);
 }
 
 /* An event is never earlier than what it follows: with a clock that stepped
@@ -1529,18 +1529,14 @@ static void call_time_floor(wtx *t, const call_rec *c)
 static int need_queue(wtx *t, const char *id, queue_rec *q)
 {
     int rc = st_queue_by_id(t->txn, t->e, t->acct, id, q);
-    if (rc == SB_ENOTFOUND)
-        return res_err(t->res, SB_ENOTFOUND, "queue", "no such queue '%s'",
-                       id_valid(id) ? id : "?");
+    if (rc == SB_ENOTFOUND) return res_no_such(t->res, "queue", "queue", id);
     return rc;
 }
 
 static int need_agent(wtx *t, const char *id, agent_rec *a)
 {
     int rc = st_agent_by_id(t->txn, t->e, t->acct, id, a);
-    if (rc == SB_ENOTFOUND)
-        return res_err(t->res, SB_ENOTFOUND, "agent", "no such agent '%s'",
-                       id_valid(id) ? id : "?");
+    if (rc == SB_ENOTFOUND) return res_no_such(t->res, "agent", "agent", id);
     return rc;
 }
 
@@ -2296,8 +2292,7 @@ int sb_call_list(sb_engine *e, const char *account, const char *queue, sb_result
         goto done;
     }
     if (queue && (rc = st_queue_by_id(txn, e, acc.num, queue, &q))) {
-        rc = rc == SB_ENOTFOUND ? res_err(res, SB_ENOTFOUND, "queue", "no such queue '%s'",
-                                          id_valid(queue) ? queue : "?")
+        rc = rc == SB_ENOTFOUND ? res_no_such(res, "queue", "queue", queue)
                                 : eng_mdb_err(res, rc, "read queue");
         goto done;
     }

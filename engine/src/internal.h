@@ -48,6 +48,9 @@ static inline void buf_clear(sb_buf *b)
 /* --- validation ------------------------------------------------------------ */
 /* 1 if s is a valid identifier: 1..128 bytes of [A-Za-z0-9._:@+-]. */
 bool id_valid(const char *s);
+/* What id_valid takes, for messages about an id it refused (which they do
+** not quote: it may be anything, a phone number too). */
+#define ID_RULE "ids are 1..128 letters, digits and . _ : @ + -"
 /* Policy names also allow '/' between components (no "..", no leading '/'). */
 bool policy_name_valid(const char *s);
 /* Normalize an E.164 number (spaces, dashes, dots, parentheses dropped):
@@ -89,6 +92,9 @@ int str_copy(char *dst, size_t cap, const char *src);
 /* --- results --------------------------------------------------------------- */
 void res_reset(sb_result *res);
 /* Record a failure; returns code so callers can `return res_err(...)`. */
+/* SB_ENOTFOUND: "no such WHAT 'ID'", or, for an id id_valid refuses, why
+** none can be found (without quoting it). */
+int res_no_such(sb_result *res, const char *field, const char *what, const char *id);
 int res_err(sb_result *res, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Append an action; strings are copied into the result. NULL on OOM. */

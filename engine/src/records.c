@@ -1185,7 +1185,7 @@ int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res)
 {
     int rc;
-    if (!id_valid(call_id)) return res_err(res, SB_ENOTFOUND, "call", "no such call '?'");
+    if (!id_valid(call_id)) return res_no_such(res, "call", "call", call_id);
     /* The latest record of that call id: the last key under "id NUL". */
     uint8_t p[4 + SB_ID_MAX + 1];
     size_t n = strlen(call_id);

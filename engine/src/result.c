@@ -69,6 +69,13 @@ void sb_result_free(sb_result *r)
     free(r);
 }
 
+int res_no_such(sb_result *r, const char *field, const char *what, const char *id)
+{
+    if (id && id_valid(id)) return res_err(r, SB_ENOTFOUND, field, "no such %s '%s'", what, id);
+    return res_err(r, SB_ENOTFOUND, field, "no such %s: the id given is not one (" ID_RULE ")",
+                   what);
+}
+
 int res_err(sb_result *r, int code, const char *field, const char *fmt, ...)
 {
     if (!r) return code;

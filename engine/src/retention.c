@@ -1842,7 +1842,7 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     erase_op op = {.account = account, .received = eng_now(e)};
-    if (!id_valid(account)) return res_err(res, SB_ENOTFOUND, "account", "no such account '?'");
+    if (!id_valid(account)) return res_no_such(res, "account", "account", account);
     int rc = number_arg(number, op.number, res);
     if (rc) return rc;
     op.reasons = json_object();
@@ -2304,7 +2304,7 @@ int sb_hold_release(sb_engine *e, const char *account, const char *hold_id, sb_r
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    if (!id_valid(hold_id)) return res_err(res, SB_ENOTFOUND, "hold", "no such hold '?'");
+    if (!id_valid(hold_id)) return res_no_such(res, "hold", "hold", hold_id);
     hold_op op = {.account = account, .release = hold_id};
     int rc = eng_write(e, do_hold_release, &op, res);
     if (!rc) {
@@ -2377,8 +2377,7 @@ int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t 
     if (queue) {
         rc = st_queue_by_id(txn, e, acc.num, queue, &q);
         if (rc == SB_ENOTFOUND) {
-            rc = res_err(res, SB_ENOTFOUND, "queue", "no such queue '%s'",
-                         id_valid(queue) ? queue : "?");
+            rc = res_no_such(res, "queue", "queue", queue);
             goto out;
         }
     }

@@ -65,5 +65,10 @@ t.is_(r.status, 200, "c1 hung up", r)
 r = acme.get("/v1/calls")
 ids = [c["id"] for c in r.json["calls"]]
 t.ok("c1" not in ids and "c3" in ids, "an ended call leaves the list (%s)" % ids)
+# An id no call can have: not found, saying why rather than "no such call '?'".
+r = acme.get("/v1/calls/has%20space")
+t.ok(r.status == 404 and "the id given is not one (ids are 1..128 letters" in
+     r.json["error"]["message"] and "'?'" not in r.json["error"]["message"],
+     "GET /v1/calls/has%20space: 404, saying what an id is", r)
 t.is_(d.stop(), 0, "exit 0")
 t.done()
