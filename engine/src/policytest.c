@@ -1257,11 +1257,17 @@ static json_t *run_cases(sbx *sb, logcap *lc, const char *name, const int refs[3
         } else {
             rc = run_route_case(sb, name, refs, lim, cs, &store, res, why, sizeof why);
         }
-        /* A case that checks nothing passes nothing. */
-        if (rc == 0 && !json_object_get(cs, "expect") &&
+        /* A case that checks nothing passes nothing; one that failed
+        ** anyway says that too. */
+        if (json_is_object(cs) && !json_object_get(cs, "expect") &&
             (json_object_get(cs, "record") || !json_object_get(cs, "expect_store"))) {
-            snprintf(why, sizeof why,
-                     "case has no expect: add \"expect\" with the decision it must produce");
+            static const char noexp[] =
+                "case has no expect: add \"expect\" with the decision it must produce";
+            size_t wl = strlen(why);
+            if (rc == 0)
+                snprintf(why, sizeof why, "%s", noexp);
+            else if (wl + 8 < sizeof why)
+                snprintf(why + wl, sizeof why - wl, "; and the %s", noexp);
             rc = -1;
         }
         lc->lines = NULL;

@@ -108,6 +108,14 @@ for pat in "case has no expect" "agents[1].id: 'a' is agents[0]'s id already" \
     has "$out" "$pat"
     ok $? "refused: $pat" "$(shown)"
 done
+# A case without expect whose policy fails says both.
+printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
+    >"$tmp/boom.lua"
+printf '[{"name": "x"}]\n' >"$tmp/boom.cases.json"
+run "$sb" policy test "$tmp/boom.lua"
+check 1 "a failing policy, a case without expect: the failure" out "boom.lua:3: boom"
+has "$out" "and the case has no expect"
+ok $? "... and the missing expect" "$(shown)"
 printf '[{"name": "x",}]\n' >"$tmp/broken.cases.json"
 run "$sb" policy test "$tmp/ronly.lua" "$tmp/broken.cases.json"
 check 1 "a case file that is not JSON is named, with the line" err "$tmp/broken.cases.json:1: not JSON"
