@@ -16,8 +16,8 @@
 ** Each line's actions are printed; --json prints each result as JSON. The
 ** clock only moves forward. A line that is malformed or that the engine
 ** refuses is an error; at the end a summary goes to stderr, and the exit
-** status is 1 when any line failed or any routing decision fell back
-** because a policy failed.
+** status is 1 when any line failed or any policy failed (a routing
+** decision fell back, or a retention hook failed).
 */
 #include "switchboard.h"
 
@@ -75,9 +75,9 @@ static void replay_usage(FILE *f)
         "\n"
         "A summary (lines, errors, policy failures) goes to stderr at the end.\n"
         "Exit status: 0 every line applied and no policy failed; 1 a line was refused\n"
-        "or malformed, a routing decision fell back because its policy failed, or the\n"
-        "policy directory did not load; 2 a usage error, or FILE or --policy-dir\n"
-        "cannot be read.\n");
+        "or malformed, a policy failed (a routing decision fell back, or a retention\n"
+        "hook failed), or the policy directory did not load; 2 a usage error, or FILE\n"
+        "or --policy-dir cannot be read.\n");
 }
 
 /* "at": Unix seconds (an integer), or a string as cli_parse_time takes it. */
@@ -552,7 +552,9 @@ int cli_replay(int argc, char **argv)
                 lines, lines == 1 ? "" : "s", r.errors, r.errors == 1 ? "" : "s", failures,
                 failures == 1 ? "" : "s", fallbacks, fallbacks == 1 ? "" : "s",
                 quarantined ? ", a policy quarantined" : "");
-        status = r.errors || fallbacks ? 1 : 0;
+        /* A retention hook's failure too: a run checking retention policies
+        ** must not pass with one failing. */
+        status = r.errors || fallbacks || failures ? 1 : 0;
     }
     sb_result_free(res);
     sb_close(eng);

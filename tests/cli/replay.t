@@ -115,6 +115,24 @@ check 1 "an event for no such account: one error" err "1 error, 0 policy failure
 has "$out" "offer c1 -> error no such account 'other'" && has "$out" "ring a for c2"
 ok $? "... and the next line goes to acme" "$(shown)"
 
+# A retention hook that fails: exit 1 as for a routing failure, so a run
+# that checks a retention policy does not pass with it failing.
+printf 'local P = {}\nfunction P.retain(record, ctx)\n  error("retention boom")\nend\nreturn P\n' \
+    >"$tmp/rfail.lua"
+cat >"$tmp/rfail.jsonl" <<J
+{"account": {"id": "acme"}}
+{"policy": "rfail", "file": "$tmp/rfail.lua"}
+{"account": {"id": "acme", "retention": "rfail"}}
+{"agent": {"id": "a", "devices": {"softphone": "sip:a@x"}, "status": "available"}}
+{"queue": {"id": "q", "policy": "longest-idle", "members": [{"agent": "a"}]}}
+{"type": "offer", "call": "c1", "queue": "q", "caller": "+442079460001"}
+{"type": "abandon", "call": "c1"}
+J
+run "$sb" replay "$tmp/rfail.jsonl" --policy-dir policies
+check 1 "a retention hook failure: exit 1" err "0 errors, 1 policy failure (0 routing decisions fell back)"
+has "$err" "rfail.lua:3: retention boom"
+ok $? "... with the failure's file:line" "$(shown)"
+
 run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "examples/replay/first-calls.jsonl runs cleanly" err "0 errors, 0 policy failures"
 has "$out" "ring alice for c4" && ! has "$out" "error"

@@ -218,7 +218,7 @@ return P
 L
 calls "$tmp/bad.lua" >"$tmp/bad.jsonl"
 run "$sb" replay "$tmp/bad.jsonl" --data-dir "$tmp/bad" --policy-dir policies
-check 0 "invalid decisions at writing: replay says 3 policy failures (routing was not affected)" \
+check 1 "invalid decisions at writing: replay says 3 policy failures, exit 1 (routing was not affected)" \
     err "3 policy failures (0 routing decisions fell back)"
 has "$err" "ret.lua:2: retain returned invalid decision: review_in_days: expected a number of days in (0, 36600], got '730'" &&
     has "$err" "ret.lua:2: retain returned invalid decision: keep_until: expected a Unix time after now" &&
