@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # GET /v1/events: actions that do not answer the request that caused them
 # reach the account's stream — a waiting call rings when an agent frees up,
-# timers' actions — and only that account's stream; keep-alive comments.
-import sys, os, socket
+# timers' actions — and only that account's stream; a wait is in no stream
+# and only in the response of the request that brought the call to its
+# queue; keep-alive comments.
+import sys, os, socket, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Stream, Account, provision, ROOT, library_env, QUICK_POLICY
 
@@ -93,6 +95,27 @@ t.is_([(a["agent"], a.get("timeout")) for a in r.actions("ring")], [("alice", 1)
 ev = s.next_where(lambda e: e.get("call") == "c4" and e.get("type") == "ring", timeout=8)
 t.is_(ev and ev.get("agent"), "bob", "after the ring timeout the stream rings bob (from the timer)")
 acme.post("/v1/calls/c4/abandon")
+
+# -- a wait only in the response of the request that brought the call (API.md) ---------
+acme.post("/v1/agents/bob/status", {"status": "paused"})
+r = acme.post("/v1/calls", {"call": "c5", "queue": "fast", "caller": "+4930100005"})
+t.is_([(a["type"], a.get("agent")) for a in r.actions()], [("ring", "alice")], "c5 rings alice")
+r = acme.post("/v1/calls/c5/ring_result", {"agent": "alice", "outcome": "no_answer"})
+t.is_((r.status, r.json), (200, {"actions": []}),
+      "no_answer, and c5 waits again (alice rang already): {\"actions\":[]}, no wait")
+t.is_(acme.get("/v1/calls/c5").json.get("state"), "waiting", "... c5 is waiting")
+acme.post("/v1/calls/c5/abandon")
+r = acme.post("/v1/calls", {"call": "c6", "queue": "fast", "caller": "+4930100006"})
+t.is_([(a["type"], a.get("agent")) for a in r.actions()], [("ring", "alice")], "c6 rings alice for 1 s")
+seen, end = [], time.monotonic() + 3
+while time.monotonic() < end:
+    ev = s.next(timeout=max(0.0, end - time.monotonic()))
+    if ev and ev.get("call") == "c6":
+        seen.append((ev["type"], ev.get("agent")))
+t.is_((seen, acme.get("/v1/calls/c6").json.get("state")), ([("cancel", "alice")], "waiting"),
+      "its ring timeout puts only the cancel on the stream, and c6 waits with no wait sent")
+acme.post("/v1/calls/c6/abandon")
+acme.post("/v1/agents/bob/status", {"status": "available"})
 
 # -- isolation and keep-alives ---------------------------------------------------------
 ev = so.next(timeout=1.5)
