@@ -18,7 +18,13 @@
 **    name of the offending field; on success the actions the call caused and,
 **    for reads, a JSON document. `res` may be NULL when the caller wants only
 **    the return code. A result is reused across calls: each call resets it.
-**  - Strings passed in are borrowed for the duration of the call only.
+**  - Strings and structs passed in are borrowed for the duration of the
+**    call only, with one exception: sb_open copies the sb_config and its
+**    strings (data_dir, policy_dir, key_file, policy_public_key), but keeps
+**    the callbacks clock and log and their arguments clock_arg and log_arg
+**    as given, and calls them until sb_close() returns (from the threads
+**    that call the engine, several at once when several do): what
+**    clock_arg and log_arg point to must stay valid until then.
 **    Strings and structs handed out by a result are owned by that result and
 **    stay valid until the next call that uses the same result, or
 **    sb_result_free().
@@ -33,6 +39,12 @@
 **    +442079460001.
 **  - Everything an account owns is reached only through that account's id;
 **    another account's ids behave exactly like ids that do not exist.
+**  - An account id that is NULL, "" or not a valid identifier names no
+**    account: SB_ENOTFOUND (field "account"), as an unknown id, from every
+**    call that takes one, except sb_submit and sb_submit_json, which refuse
+**    it with SB_EINVAL (field "account", "invalid account id"; an unknown
+**    valid id is SB_ENOTFOUND there too), and sb_apikey_verify (SB_EAUTH,
+**    as for any account). The puts check their document before the account.
 */
 #ifndef SWITCHBOARD_H
 #define SWITCHBOARD_H
@@ -217,9 +229,9 @@ typedef struct sb_config {
     const char *policy_dir; /* stock/shared policies (*.lua); may be NULL */
     const char *key_file;   /* master key; NULL: <data_dir>/master.key    */
     sb_clock_fn clock;      /* NULL: the system clock                      */
-    void *clock_arg;
-    sb_log_fn log; /* NULL: log to stderr                         */
-    void *log_arg;
+    void *clock_arg;        /* kept, not copied: valid until sb_close()    */
+    sb_log_fn log;          /* NULL: log to stderr                         */
+    void *log_arg;          /* kept, not copied: valid until sb_close()    */
     sb_log_level log_level; /* SB_LOG_ERROR..SB_LOG_DEBUG; others refused */
     uint64_t seed;          /* seeds ctx.random (with call id and attempt) */
     /* Budgets for every policy hook call; 0: no limit. A policy's top level
@@ -427,6 +439,8 @@ typedef struct sb_event {
 SB_API int sb_batch_begin(sb_engine *eng);
 SB_API int sb_batch_end(sb_engine *eng, sb_result *res);
 
+/* ev->account NULL, "" or not a valid id: SB_EINVAL (field "account"),
+** where the other calls taking an account answer SB_ENOTFOUND. */
 SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
 
 /* The same event as JSON, e.g.
