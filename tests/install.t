@@ -8,12 +8,15 @@
 #     (static: ldd shows no libswitchboard), each routing a call;
 #   - the same program linked in the tree, against build/libswitchboard.a with
 #     the libraries it needs, and against build/libswitchboard.so;
+#   - the stock policies, policies/README.md and types/ in
+#     PREFIX/share/switchboard/policies, a policy directory the installed
+#     command routes a simulated day with;
 #   - the installed Lua modules loading from PREFIX/lib/lua/5.4 (lua5.4) and
 #     5.1 (luajit or lua5.1), directories Debian's Lua searches for
 #     PREFIX=/usr/local;
 #   - a staged install (PREFIX=/usr DESTDIR=...): the modules in
 #     /usr/lib/<multiarch>/lua/5.x, which Debian's Lua searches;
-#   - `make uninstall` leaving no file behind.
+#   - `make uninstall` leaving no file behind, nor the policies' directories.
 # Runs make from the repository root with the environment of a plain make
 # (the suite's MAKEFLAGS dropped); skipped for sanitizer builds, whose objects
 # need the sanitizer runtime at link time. Its temporary directory is removed.
@@ -28,7 +31,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/sb-install.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM
 prefix=$tmp/prefix
-echo "1..14"
+echo "1..15"
 
 n=0
 failed=0
@@ -106,23 +109,35 @@ ok $? "make install PREFIX=<tmp>" "$out"
 missing=""
 for f in include/switchboard.h lib/libswitchboard.a lib/libswitchboard.so lib/libswitchboard.so.0 \
     bin/switchboard lib/pkgconfig/switchboard.pc lib/pkgconfig/switchboard-static.pc \
-    lib/lua/5.1/switchboard.so lib/lua/5.4/switchboard.so share/man/man1/switchboard.1; do
+    lib/lua/5.1/switchboard.so lib/lua/5.4/switchboard.so share/man/man1/switchboard.1 \
+    share/man/man7/switchboard-policy.7; do
     [ -e "$prefix/$f" ] || missing="$missing $f"
 done
+# Every stock policy with its cases, the guide and the annotations, as in the tree.
+pol=share/switchboard/policies
+for f in $(cd policies && find . -name '*.lua' -o -name '*.cases.json' -o -name README.md | sort); do
+    cmp -s "policies/$f" "$prefix/$pol/$f" || missing="$missing $pol/${f#./}"
+done
 [ -z "$missing" ]
-ok $? "the library, header, command, pkg-config files, Lua modules and man page are installed" \
+ok $? "the library, header, command, pkg-config files, Lua modules, man pages and stock policies are installed" \
     "missing:$missing"
+
+# 3: the installed policies are a policy directory: every one loads, and the
+# installed command routes a simulated day through them with no failure.
+out=$(timeout 60 "$prefix/bin/switchboard" simulate --policy-dir "$prefix/$pol" --calls 200 2>&1) &&
+    printf '%s\n' "$out" | grep -q "policy failures 0, fallbacks 0"
+ok $? "switchboard simulate --policy-dir PREFIX/$pol routes through the installed policies" "$out"
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 
-# 3-4: shared, against the installed library.
+# 4-5: shared, against the installed library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-shared" $(pkg-config --cflags --libs switchboard) 2>&1) &&
     out=$(LD_LIBRARY_PATH="$prefix/lib" ldd "$tmp/prog-shared") &&
     printf '%s\n' "$out" | grep -q "libswitchboard.so.0 => $prefix/lib/libswitchboard.so.0"
 ok $? "installed, shared: cc prog.c \$(pkg-config --cflags --libs switchboard) uses $prefix/lib/libswitchboard.so.0" "$out"
 run installed-shared "$tmp/prog-shared" LD_LIBRARY_PATH="$prefix/lib"
 
-# 5-6: static, against the installed library.
+# 6-7: static, against the installed library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-static" $(pkg-config --cflags --libs switchboard-static) 2>&1) &&
     out=$(ldd "$tmp/prog-static") && ! printf '%s\n' "$out" | grep -q libswitchboard
 ok $? "installed, static: cc prog.c \$(pkg-config --cflags --libs switchboard-static) has no libswitchboard in ldd" \
@@ -130,14 +145,14 @@ ok $? "installed, static: cc prog.c \$(pkg-config --cflags --libs switchboard-st
 $out"
 run installed-static "$tmp/prog-static"
 
-# 7-8: in the tree, static (README.md's command).
+# 8-9: in the tree, static (README.md's command).
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-static" -Iengine/include build/libswitchboard.a \
     $(pkg-config --libs lua5.4 lmdb libsodium jansson) -lpthread -lm 2>&1) &&
     out=$(ldd "$tmp/prog-tree-static") && ! printf '%s\n' "$out" | grep -q libswitchboard
 ok $? "in the tree, static: build/libswitchboard.a with Lua 5.4, LMDB, libsodium, jansson" "$out"
 run tree-static "$tmp/prog-tree-static"
 
-# 9-10: in the tree, shared (README.md's command): the .so needs no other library.
+# 10-11: in the tree, shared (README.md's command): the .so needs no other library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-shared" -Iengine/include -Lbuild -lswitchboard \
     -Wl,-rpath,"$root/build" 2>&1) &&
     out=$(ldd "$tmp/prog-tree-shared") &&
@@ -145,7 +160,7 @@ out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-shared" -Iengine/include -Lbu
 ok $? "in the tree, shared: -Lbuild -lswitchboard" "$out"
 run tree-shared "$tmp/prog-tree-shared"
 
-# 11-12: the installed Lua modules, from that directory alone.
+# 12-13: the installed Lua modules, from that directory alone.
 lua_load() { # lua_load LUA VERSION
     env LUA_CPATH="$prefix/lib/lua/$2/?.so" timeout 30 "$1" -e \
         'local sb = require "switchboard"; io.write(sb.version(), " ", package.searchpath and
@@ -161,7 +176,7 @@ if [ -n "$lua51" ]; then
     ok $? "$(basename "$lua51") loads the module installed in PREFIX/lib/lua/5.1" "$out"
 else skip "luajit loads the installed module" "no luajit or lua5.1 (Debian: luajit)"; fi
 
-# 13: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
+# 14: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
 ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || cc -print-multiarch)
 stage=$tmp/stage
 out=$(mk install PREFIX=/usr DESTDIR="$stage" 2>&1) &&
@@ -172,9 +187,10 @@ ok $? "make install PREFIX=/usr DESTDIR=<tmp>: Lua modules in /usr/lib/$ma/lua/5
     "$out
 $(cd "$stage" && find . -type f | sort)"
 
-# 14: uninstall removes every file install put there.
-out=$(mk uninstall PREFIX="$prefix" 2>&1) && left=$(find "$prefix" -type f) && [ -z "$left" ]
-ok $? "make uninstall PREFIX=<tmp> leaves no file" "$out
-left: $left"
+# 15: uninstall removes every file install put there.
+out=$(mk uninstall PREFIX="$prefix" 2>&1) && left=$(find "$prefix" -type f) && [ -z "$left" ] &&
+    [ ! -e "$prefix/share/switchboard" ]
+ok $? "make uninstall PREFIX=<tmp> leaves no file, and no share/switchboard" "$out
+left: $left $(ls -d "$prefix/share/switchboard" 2>/dev/null)"
 
 [ "$failed" -eq 0 ]

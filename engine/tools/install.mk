@@ -1,6 +1,6 @@
 # engine/tools/install.mk — what `make install` adds to the library, header and
-# command the Makefile installs itself: the pkg-config files, the man pages and
-# the Python binding; and `make uninstall` removes them. Included by the
+# command the Makefile installs itself: the pkg-config files, the man pages,
+# the stock policies and the Python binding; and `make uninstall` removes them. Included by the
 # Makefile, it hooks install-extra and uninstall-extra under install and
 # uninstall. (The Lua modules' install rules are in bindings/lua/build.mk.)
 #
@@ -31,6 +31,14 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 PYTHONDIR ?= $(shell $(PYTHON) -c 'import sys; p = "$(PREFIX)/lib/"; \
   print(([d for d in sys.path if d.startswith(p) and d.endswith("-packages")] + \
          [p + "python%d.%d/site-packages" % sys.version_info[:2]])[0])' 2>/dev/null)
+
+# The stock policies with their cases, policies/README.md (the author's guide)
+# and policies/types/ (the Lua language server's annotations), as the source
+# tree has them: the directory is a policy_dir as it stands (a reload skips
+# README.md and types/), or a place to copy policies from.
+SB_POLICYDIR ?= $(PREFIX)/share/switchboard/policies
+STOCK_POLICY_FILES := $(patsubst policies/%,%,$(wildcard policies/README.md policies/*.lua \
+  policies/*.cases.json policies/*/*.lua policies/*/*.cases.json))
 
 # Static linking needs the engine's own dependencies: Lua 5.4, LMDB, libsodium,
 # jansson (the daemon's libevent is not in the library).
@@ -66,6 +74,10 @@ install-extra:
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc $(DESTDIR)$(PKGCONFIGDIR)/switchboard-static.pc
 	install -m 644 engine/man/switchboard.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 engine/man/switchboard-policy.7 $(DESTDIR)$(MANDIR)/man7/
+	@echo "install policies -> $(DESTDIR)$(SB_POLICYDIR) ($(words $(STOCK_POLICY_FILES)) files)"
+	@for f in $(STOCK_POLICY_FILES); do \
+	  install -d "$(DESTDIR)$(SB_POLICYDIR)/$$(dirname "$$f")" && \
+	  install -m 644 "policies/$$f" "$(DESTDIR)$(SB_POLICYDIR)/$$f" || exit 1; done
 	@pd='$(strip $(PYTHONDIR))'; if [ -n "$$pd" ]; then \
 	  echo "install bindings/python/switchboard -> $(DESTDIR)$$pd/switchboard"; \
 	  install -d "$(DESTDIR)$$pd/switchboard" && \
@@ -75,5 +87,10 @@ uninstall-extra:
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc $(DESTDIR)$(PKGCONFIGDIR)/switchboard-static.pc \
 	  $(DESTDIR)$(MANDIR)/man1/switchboard.1 \
 	  $(DESTDIR)$(MANDIR)/man7/switchboard-policy.7
+	@echo "rm the stock policies from $(DESTDIR)$(SB_POLICYDIR)"
+	@for f in $(STOCK_POLICY_FILES); do rm -f "$(DESTDIR)$(SB_POLICYDIR)/$$f"; done
+	@for d in $(patsubst %/,%,$(filter-out ./,$(sort $(dir $(STOCK_POLICY_FILES))))); do \
+	  rmdir "$(DESTDIR)$(SB_POLICYDIR)/$$d" 2>/dev/null; done; \
+	  rmdir "$(DESTDIR)$(SB_POLICYDIR)" "$(DESTDIR)$(dir $(SB_POLICYDIR))" 2>/dev/null; true
 	@pd='$(strip $(PYTHONDIR))'; if [ -n "$$pd" ]; then \
 	  echo "rm -rf $(DESTDIR)$$pd/switchboard"; rm -rf "$(DESTDIR)$$pd/switchboard"; fi
