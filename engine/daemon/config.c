@@ -397,7 +397,12 @@ static int bad(const sbd_config *c, const struct origin *org, const char *name, 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (o->flag) {
-        sbd_errorf("switchboard serve: %s: %s\n", o->flag, msg);
+        /* "--listen: '...': why", not "--listen: listen: '...': why". */
+        size_t nl = strlen(name);
+        const char *m = strncmp(msg, name, nl) == 0 && msg[nl] == ':' && msg[nl + 1] == ' '
+                            ? msg + nl + 2
+                            : msg;
+        sbd_errorf("switchboard serve: %s: %s\n", o->flag, m);
         return 2;
     }
     if (o->line)

@@ -136,7 +136,7 @@ for text, want in (("require_signed_policies = yes\n",
 
 # A flag's value is reported naming the flag (a usage error: exit 2).
 rc, out, err = run(["--listen", "127.0.0.1:99999"])
-t.ok(rc == 2 and "--listen: listen: '127.0.0.1:99999': the port must be 0 to 65535" in err,
+t.ok(rc == 2 and "--listen: '127.0.0.1:99999': the port must be 0 to 65535" in err,
      "--listen with a port out of range: exit 2, naming the flag", err)
 rc, out, err = run(["--sync", "sometimes"])
 t.ok(rc == 2 and "--sync" in err, "--sync with a bad value: exit 2, naming the flag", err)

@@ -71,7 +71,7 @@ for body, want in (
     t.ok(not os.path.exists(data), "... and no data directory or admin token was made")
 rc, err = run_quick(["--policy-dir", os.path.join(tmp, "gone"), "--listen", "127.0.0.1:0",
                      "--data-dir", os.path.join(tmp, "never-made")])
-t.ok(rc == 2 and "--policy-dir: policy_dir: '%s': " % os.path.join(tmp, "gone") in err,
+t.ok(rc == 2 and "--policy-dir: '%s': " % os.path.join(tmp, "gone") in err,
      "--policy-dir naming nothing: exit 2, naming the flag", err)
 
 # --- the default ./policies absent: the log says none is in use -----------------
