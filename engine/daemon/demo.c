@@ -46,7 +46,7 @@ static const char *const agents[] = {
 };
 
 static const char *const queues[] = {
-    "{\"id\":\"support\",\"policy\":\"longest-idle\",\"ring_timeout\":20,\"max_wait\":300,"
+    "{\"id\":\"support\",\"policy\":\"freeswitch/longest-idle-agent\",\"ring_timeout\":20,\"max_wait\":300,"
     "\"members\":[{\"agent\":\"alice\",\"tier\":1},{\"agent\":\"bob\",\"tier\":1},"
     "{\"agent\":\"carol\",\"tier\":2},{\"agent\":\"dave\",\"tier\":2}]}",
     "{\"id\":\"sales\",\"policy\":\"freeswitch/round-robin\",\"ring_timeout\":15,"
@@ -139,7 +139,7 @@ int sbd_demo_setup(sbd *d)
         "\n"
         "Switchboard demo %s on http://%s\n"
         "  account: demo   api key: %s\n"
-        "  agents: alice, bob, carol, dave   queues: support (longest-idle),"
+        "  agents: alice, bob, carol, dave   queues: support (freeswitch/longest-idle-agent),"
         " sales (freeswitch/round-robin)\n"
         "  admin token: in %s (Authorization: Bearer ...; e.g. GET /metrics)\n\n"
         "Try it in a second terminal (the variables are the ones engine/daemon/API.md's\n"

@@ -26,7 +26,8 @@ t.ok(all(a.get("status") == "available" for a in r.json["agents"]), "... all ava
 t.ok(all(len(a.get("devices", {})) >= 2 and a.get("schedule") for a in r.json["agents"]),
      "... with devices and schedules")
 r = demo.get("/v1/queues/support")
-t.is_((r.status, r.json.get("policy")), (200, "longest-idle"), "queue support uses longest-idle")
+t.is_((r.status, r.json.get("policy")), (200, "freeswitch/longest-idle-agent"),
+      "queue support uses freeswitch/longest-idle-agent, which rings tier 1 first")
 r = demo.get("/v1/queues/sales")
 t.is_((r.status, r.json.get("policy")), (200, "freeswitch/round-robin"),
       "queue sales uses freeswitch/round-robin")
