@@ -493,8 +493,9 @@ static void policies(void)
     is_str(reason, "secret=nil n=nil",
            "B's policy 'pol': ctx.get of the keys A's 'pol' set is nil");
     probe("p3", "support", "+4930555001", "{\"probe\":\"queue\"}");
-    is_str(reason, "q=support w=0 m=1 a=1",
-           "B's ctx.queue for its own 'support' counts only B's (A's has calls waiting)");
+    is_str(reason, "q=support w=1 m=1 a=1",
+           "B's ctx.queue for its own 'support' counts only B's: the probe itself (A's has calls "
+           "waiting)");
     probe("p4", "sales", "+4930555001", "{\"probe\":\"agents\"}");
     is_str(reason, "agents=xavier,yolanda", "B's agents list holds only B's free members");
 
