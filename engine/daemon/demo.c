@@ -46,7 +46,8 @@ static const char *const agents[] = {
 };
 
 static const char *const queues[] = {
-    "{\"id\":\"support\",\"policy\":\"freeswitch/longest-idle-agent\",\"ring_timeout\":20,\"max_wait\":300,"
+    "{\"id\":\"support\",\"policy\":\"freeswitch/"
+    "longest-idle-agent\",\"ring_timeout\":20,\"max_wait\":300,"
     "\"members\":[{\"agent\":\"alice\",\"tier\":1},{\"agent\":\"bob\",\"tier\":1},"
     "{\"agent\":\"carol\",\"tier\":2},{\"agent\":\"dave\",\"tier\":2}]}",
     "{\"id\":\"sales\",\"policy\":\"freeswitch/round-robin\",\"ring_timeout\":15,"
