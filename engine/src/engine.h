@@ -402,7 +402,7 @@ int st_meta_put_u64(MDB_txn *txn, sb_engine *e, const char *key, uint64_t v);
 ** before it leave are to be cleared (eng_scrub). */
 void eng_scrub_want(MDB_txn *txn, sb_engine *e);
 /* Overwrite with zeros the free pages that may hold what was removed. */
-int eng_scrub(sb_engine *e, sb_result *res);
+int eng_scrub(sb_engine *e); /* a failure is logged */
 
 /* Key builders. */
 size_t key_acct(uint8_t *k, uint32_t acct);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 size_t key_acct(uint8_t *k, uint32_t acct)
@@ -1371,6 +1372,10 @@ static void scrub_locked(sb_engine *e, void *arg)
     ** can come between it and the pages we write. */
     if ((j->err = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &r))) return;
     uint64_t last = mdb_txn_id(r), oldest = last;
+    /* Slots of dead processes (killed, or gone without mdb_env_close) keep
+    ** their snapshot's id: LMDB clears them only when asked. */
+    int dead = 0;
+    mdb_reader_check(e->env, &dead);
     mdb_reader_list(e->env, oldest_reader, &oldest);
     if (j->want >= oldest) {
         /* Still needed by a snapshot: one more commit frees them, unless
@@ -1389,7 +1394,10 @@ static void scrub_locked(sb_engine *e, void *arg)
         mdb_txn_abort(r);
         return;
     }
-    size_t from = (size_t)sh->scrubbed + 1;
+    /* With MDB_WRITEMAP an aborted transaction's pages, and a committed one's
+    ** loose pages, are written in the file and stay (or go back) in the table
+    ** under ids already cleared: every entry is read again there. */
+    size_t from = sh->ordered ? (size_t)sh->scrubbed + 1 : 1;
     MDB_val k = {sizeof from, &from}, v;
     int rc;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
@@ -1430,10 +1438,12 @@ static void scrub_locked(sb_engine *e, void *arg)
 
 static int scrub_advance(wtx *t, void *arg)
 {
-    return st_meta_put_u64(t->txn, t->e, "scrub_want", *(uint64_t *)arg);
+    uint64_t had = 0, want = *(uint64_t *)arg;
+    int rc = st_meta_u64(t->txn, t->e, "scrub_want", &had);
+    return rc ? rc : st_meta_put_u64(t->txn, t->e, "scrub_want", had > want ? had : want);
 }
 
-int eng_scrub(sb_engine *e, sb_result *res)
+static int scrub(sb_engine *e, sb_result *res)
 {
     eng_env *sh = e->sh;
     scrub_job j = {0};
@@ -1443,12 +1453,31 @@ int eng_scrub(sb_engine *e, sb_result *res)
     rc = st_meta_u64(txn, e, "scrub_want", &j.want);
     eng_read_end(e, txn);
     if (rc) return eng_mdb_err(res, rc, "read");
-    if (!j.want || j.want <= __atomic_load_n(&sh->scrubbed, __ATOMIC_ACQUIRE)) return 0;
-    for (int tries = 0; tries < 3 && !j.done; tries++) {
+    /* Every transaction before this point, not just the last that noted
+    ** scrub_want: a later one (the erasure's last turn, the previous
+    ** clearing's own commit, any write to a page whose unused middle holds
+    ** a deleted entry) frees pages that hold removed data too. Nothing to do
+    ** only when no entry below the last commit is newer than the last
+    ** clearing. */
+    MDB_envinfo info;
+    pthread_rwlock_rdlock(&sh->maplock);
+    rc = mdb_env_info(e->env, &info);
+    pthread_rwlock_unlock(&sh->maplock);
+    if (rc) return eng_mdb_err(res, rc, "read");
+    if (info.me_last_txnid <= __atomic_load_n(&sh->scrubbed, __ATOMIC_ACQUIRE) + 1) return 0;
+    if (info.me_last_txnid > j.want) j.want = info.me_last_txnid;
+    /* Readers are short: one that holds an older snapshot is waited for, a
+    ** little (2 ms a try, outside the write lock), before giving up. */
+    for (int tries = 0, advances = 0; tries < 25 && !j.done; tries++) {
         j.advance = 0;
         if ((rc = eng_write_locked(e, scrub_locked, &j)) || (rc = j.err)) break;
-        if (!j.advance) break;
-        if ((rc = eng_write(e, scrub_advance, &j.want, res))) return rc;
+        if (j.done) break;
+        if (j.advance && advances++ < 2) {
+            if ((rc = eng_write(e, scrub_advance, &j.want, res))) return rc;
+        } else {
+            struct timespec nap = {0, 2000000};
+            nanosleep(&nap, NULL);
+        }
     }
     if (rc) return eng_mdb_err(res, rc, "clearing free pages");
     if (j.cleared && sh->ordered) {
@@ -1468,6 +1497,19 @@ int eng_scrub(sb_engine *e, sb_result *res)
                "free pages not cleared: a reader holds an older snapshot; the next sweep or "
                "erasure clears them");
     return 0;
+}
+
+/* A failure is logged, never put in the caller's result: the sweep or
+** erasure it follows is done, and answered as such. */
+int eng_scrub(sb_engine *e)
+{
+    sb_result *r = sb_result_new();
+    int rc = scrub(e, r);
+    if (rc)
+        sb_log(e, SB_LOG_WARN, "free pages not cleared: %s",
+               r ? sb_result_message(r) : "out of memory");
+    sb_result_free(r);
+    return rc;
 }
 
 /* Commit txn (a write transaction of e), numbered. Its own sync counts as

@@ -163,6 +163,19 @@ static __attribute__((unused)) int data_key_of(const char *id, uint8_t key[32])
     return rc;
 }
 
+/* The pseudonym the engine keys number's records by in account acct, from
+** the key files, as an auditor holding both could. 0, or -1 when the account
+** has no slot that opens. */
+static __attribute__((unused)) int pseudonym_of(const char *acct, const char *number,
+                                                uint8_t out[16])
+{
+    uint8_t key[32];
+    if (data_key_of(acct, key)) return -1;
+    cr_pseudonym(key, number, out);
+    cr_wipe(key, sizeof key);
+    return 0;
+}
+
 #ifdef SB_ENGINE_H /* tests that reach into the store (engine.h included first) */
 /* Put a value into the store in a write transaction of its own. */
 typedef struct {
