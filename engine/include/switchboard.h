@@ -449,7 +449,11 @@ SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
 **   {"type":"hangup","call":"c1"}   {"type":"abandon","call":"c1"}
 **   {"type":"transfer","call":"c1","queue":"billing"}
 **   {"type":"agent_status","agent":"alice","status":"paused","reason":"lunch"}
-** Types: offer, ring_result, hangup, abandon, transfer, agent_status. */
+** Types: offer, ring_result, hangup, abandon, transfer, agent_status. Each
+** takes the fields shown for it (an offer also "called", "priority" and
+** "attrs"; a transfer "queue" or "agent") and no other: a field of another
+** type is refused as unknown (SB_EINVAL naming it), as is any field no type
+** takes. */
 SB_API int sb_submit_json(sb_engine *eng, const char *account, const char *json, size_t len,
                           sb_result *res);
 

@@ -2029,6 +2029,41 @@ int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
 
 /* --- the JSON form of events ------------------------------------------------------ */
 
+/* The fields each event type takes, "type" first, in sb_event_type's order:
+** a field another type takes is as unknown as one no type takes. */
+static const char *const ev_fields[][8] = {
+    [SB_EV_OFFER] = {"type", "call", "queue", "caller", "called", "priority", "attrs"},
+    [SB_EV_RING_RESULT] = {"type", "call", "agent", "outcome"},
+    [SB_EV_HANGUP] = {"type", "call"},
+    [SB_EV_ABANDON] = {"type", "call"},
+    [SB_EV_TRANSFER] = {"type", "call", "queue", "agent"},
+    [SB_EV_AGENT_STATUS] = {"type", "agent", "status", "reason"},
+};
+
+/* Refuse a field of doc that an event of type (a name) does not take,
+** naming the ones it does. */
+static int ev_keys(const json_t *doc, int type, const char *name, sb_result *res)
+{
+    const char *const *allowed = ev_fields[type];
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)doc, k, v)
+    {
+        int i = 0;
+        while (allowed[i] && strcmp(allowed[i], k) != 0)
+            i++;
+        if (allowed[i]) continue;
+        char list[96] = "", path[256];
+        size_t n = 0;
+        for (i = 1; allowed[i]; i++)
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i > 1 ? ", " : "", allowed[i]);
+        return res_err(res, SB_EINVAL, jv_path(path, sizeof path, NULL, k),
+                       "unknown field '%s' for a%s %s event (expected %s)", k,
+                       strchr("aeiou", name[0]) ? "n" : "", name, list);
+    }
+    return 0;
+}
+
 int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t len, sb_result *res)
 {
     static const char *const keys[] = {"type",   "call",   "queue",    "agent",
@@ -2047,11 +2082,17 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
     long long prio = 0;
     sb_event ev = {.account = account};
     char *attrs = NULL;
-    if ((rc = jv_keys(doc, keys, NULL, res)) ||
-        (rc = jv_str(doc, "type", NULL, 1, type, sizeof type, res)))
+    /* The type first, when it is one, for the fields it takes; otherwise
+    ** a field no type takes is refused before the type is. */
+    json_t *jt = json_object_get(doc, "type");
+    for (int i = 1; json_is_string(jt) && i < (int)countof(types); i++)
+        if (strcmp(json_string_value(jt), types[i]) == 0) ev.type = (sb_event_type)i;
+    if (ev.type) {
+        if ((rc = ev_keys(doc, ev.type, types[ev.type], res))) goto out;
+    } else if ((rc = jv_keys(doc, keys, NULL, res)) ||
+               (rc = jv_str(doc, "type", NULL, 1, type, sizeof type, res))) {
         goto out;
-    for (int i = 1; i < (int)countof(types); i++)
-        if (strcmp(type, types[i]) == 0) ev.type = (sb_event_type)i;
+    }
     if (!ev.type) {
         rc = res_err(res, SB_EINVAL, "type",
                      "'type' must be offer, ring_result, hangup, abandon, transfer or "

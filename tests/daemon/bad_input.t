@@ -117,6 +117,52 @@ r = acme.get("/v1/agents/%zz")
 t.is_((r.status, r.code), (400, "HTTP_BAD_REQUEST"), "a malformed percent-escape: 400")
 
 t.is_(snapshot(), base, "after all of that, nothing changed")
+
+# -- fields of another event ---------------------------------------------------------
+# Each event takes its own fields only: one that another event takes is as
+# unknown as any (a ring_result with an offer's fields connected the call).
+# Each body twice: as sent (a flat one is read at once) and with a string
+# escaped (the daemon parses it).
+def escaped(body):
+    i = body.find(':"')
+    return body[:i + 2] + "\\u%04x" % ord(body[i + 2]) + body[i + 3:]
+
+
+r = acme.post("/v1/calls", {"call": "x1", "queue": "support", "caller": "+4930100001"})
+t.is_([a["agent"] for a in r.actions("ring")], ["alice"], "x1 rings alice")
+before = (acme.get("/v1/calls/x1").body, acme.get("/v1/agents").body)
+for name, path, body, field, typ in [
+        ("a ring_result with an offer's and a status's fields", "/v1/calls/x1/ring_result",
+         '{"agent":"alice","outcome":"answered","caller":"junk","queue":"nonexistent",'
+         '"status":"whatever","called":"xx","priority":99,"attrs":{"a":1}}', "caller",
+         "a ring_result"),
+        ("a ring_result with a caller", "/v1/calls/x1/ring_result",
+         '{"agent":"alice","outcome":"answered","caller":"junk"}', "caller", "a ring_result"),
+        ("a hangup with a ring_result's fields", "/v1/calls/x1/hangup",
+         '{"agent":"nobody","queue":"nope","outcome":"bogus"}', "agent", "a hangup"),
+        ("an abandon with an agent", "/v1/calls/x1/abandon", '{"agent":"alice"}', "agent",
+         "an abandon"),
+        ("a transfer with a caller", "/v1/calls/x1/transfer",
+         '{"queue":"support","caller":"+4930100001"}', "caller", "a transfer"),
+        ("an agent status with a call's fields", "/v1/agents/bob/status",
+         '{"status":"paused","call":"zzz","caller":"x"}', "call", "an agent_status"),
+        ("an offer with an outcome", "/v1/calls",
+         '{"call":"x2","queue":"support","caller":"+4930100002","outcome":"answered"}',
+         "outcome", "an offer")]:
+    msgs = []
+    for b in (body, escaped(body)):
+        r = acme.post(path, b, headers=JSON)
+        refused(r, 400, "SB_EINVAL", name, field, True)
+        msgs.append(((r.json or {}).get("error") or {}).get("message", ""))
+    want = "unknown field '%s' for %s event (expected " % (field, typ)
+    t.ok(msgs[0] == msgs[1] and msgs[0].startswith(want),
+         "... saying \"%s...\" both ways" % want, msgs)
+t.is_((acme.get("/v1/calls/x1").body, acme.get("/v1/agents").body), before,
+      "... x1 still rings alice, bob is not paused")
+t.is_(acme.get("/v1/calls/x2").status, 404, "... and no x2 was offered")
+t.is_(acme.post("/v1/calls/x1/ring_result", '{"agent":"alice","outcome":"answered","call":"x1"}',
+                headers=JSON).status, 200, "the ring_result with its own fields: 200")
+acme.post("/v1/calls/x1/hangup")
 t.is_(d.request("GET", "/healthz").status, 200, "the daemon is fine")
 t.is_(d.stop(), 0, "exit 0")
 t.done()

@@ -423,6 +423,123 @@ static void test_bad_input(void)
        "a \\u0000 in a string: a plain message (%s)", sb_result_message(res));
 }
 
+/* What the account's calls and agents look like, for "nothing changed". */
+static void snapshot(char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    if (sb_call_list(eng, "acme", NULL, res) == 0)
+        n += (size_t)snprintf(buf + n, cap - n, "%s\n", sb_result_json(res, NULL));
+    if (sb_agent_list(eng, "acme", res) == 0 && n < cap)
+        snprintf(buf + n, cap - n, "%s\n", sb_result_json(res, NULL));
+}
+
+/* Each event type takes its own fields: one another type takes is refused
+** naming it, and nothing changes. (A ring_result with "caller", "queue" and
+** "status" in it connected the call.) */
+static void test_foreign_fields(void)
+{
+    now_ms += 1000;
+    ok(ev("acme", "{\"type\":\"offer\",\"call\":\"ff1\",\"queue\":\"support\",\"caller\":\"+"
+                  "15550000041\"}") == 0,
+       "ff1 offered");
+    const sb_action *a = find(SB_ACT_RING, "ff1");
+    char who[64] = "";
+    if (a) snprintf(who, sizeof who, "%s", a->agent_id);
+    ok(who[0] != 0, "ff1 rings %s", who);
+    static const struct {
+        const char *type, *fields, *foreign;
+    } cases[] = {
+        {"offer", "\"call\":\"ff2\",\"queue\":\"support\",\"caller\":\"+15550000042\"", "agent"},
+        {"offer", "\"call\":\"ff2\",\"queue\":\"support\",\"caller\":\"+15550000042\"", "outcome"},
+        {"offer", "\"call\":\"ff2\",\"queue\":\"support\",\"caller\":\"+15550000042\"", "status"},
+        {"offer", "\"call\":\"ff2\",\"queue\":\"support\",\"caller\":\"+15550000042\"", "reason"},
+        {"ring_result", "\"call\":\"ff1\",\"agent\":\"AGENT\",\"outcome\":\"answered\"", "caller"},
+        {"ring_result", "\"call\":\"ff1\",\"agent\":\"AGENT\",\"outcome\":\"answered\"", "queue"},
+        {"ring_result", "\"call\":\"ff1\",\"agent\":\"AGENT\",\"outcome\":\"answered\"", "status"},
+        {"ring_result", "\"call\":\"ff1\",\"agent\":\"AGENT\",\"outcome\":\"answered\"", "called"},
+        {"ring_result", "\"call\":\"ff1\",\"agent\":\"AGENT\",\"outcome\":\"answered\"",
+         "priority"},
+        {"ring_result", "\"call\":\"ff1\",\"agent\":\"AGENT\",\"outcome\":\"answered\"", "attrs"},
+        {"ring_result", "\"call\":\"ff1\",\"agent\":\"AGENT\",\"outcome\":\"answered\"", "reason"},
+        {"hangup", "\"call\":\"ff1\"", "agent"},
+        {"hangup", "\"call\":\"ff1\"", "queue"},
+        {"hangup", "\"call\":\"ff1\"", "outcome"},
+        {"hangup", "\"call\":\"ff1\"", "reason"},
+        {"abandon", "\"call\":\"ff1\"", "agent"},
+        {"abandon", "\"call\":\"ff1\"", "caller"},
+        {"abandon", "\"call\":\"ff1\"", "status"},
+        {"transfer", "\"call\":\"ff1\",\"queue\":\"empty\"", "caller"},
+        {"transfer", "\"call\":\"ff1\",\"queue\":\"empty\"", "outcome"},
+        {"transfer", "\"call\":\"ff1\",\"queue\":\"empty\"", "priority"},
+        {"transfer", "\"call\":\"ff1\",\"queue\":\"empty\"", "attrs"},
+        {"agent_status", "\"agent\":\"AGENT\",\"status\":\"paused\"", "call"},
+        {"agent_status", "\"agent\":\"AGENT\",\"status\":\"paused\"", "caller"},
+        {"agent_status", "\"agent\":\"AGENT\",\"status\":\"paused\"", "queue"},
+        {"agent_status", "\"agent\":\"AGENT\",\"status\":\"paused\"", "outcome"},
+    };
+    char before[8192], after[8192];
+    int changed = 0;
+    snapshot(before, sizeof before);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char fields[256], json[512], want[128];
+        /* AGENT: the agent ff1 rings */
+        const char *ag = strstr(cases[i].fields, "AGENT");
+        if (ag)
+            snprintf(fields, sizeof fields, "%.*s%s%s", (int)(ag - cases[i].fields),
+                     cases[i].fields, who, ag + 5);
+        else
+            snprintf(fields, sizeof fields, "%s", cases[i].fields);
+        const char *f = cases[i].foreign;
+        const char *v = !strcmp(f, "priority") ? "7"
+                        : !strcmp(f, "attrs")  ? "{\"a\":1}"
+                        : !strcmp(f, "caller") ? "\"+15550000043\""
+                        : !strcmp(f, "status") ? "\"available\""
+                                               : "\"support\"";
+        if (!strcmp(f, "outcome")) v = "\"answered\"";
+        if (!strcmp(f, "agent") || !strcmp(f, "call")) v = "\"ff1\"";
+        snprintf(json, sizeof json, "{\"type\":\"%s\",%s,\"%s\":%s}", cases[i].type, fields, f, v);
+        snprintf(want, sizeof want, "unknown field '%s' for a%s %s event", f,
+                 strchr("aeiou", cases[i].type[0]) ? "n" : "", cases[i].type);
+        int rc = ev("acme", json);
+        const char *rf = sb_result_field(res);
+        ok(rc == SB_EINVAL && rf && !strcmp(rf, f) && strstr(sb_result_message(res), want),
+           "%s with \"%s\": SB_EINVAL naming it (%s)", cases[i].type, f, sb_result_message(res));
+        snapshot(after, sizeof after);
+        if (strcmp(before, after)) {
+            diag("changed by %s: %s", json, after);
+            snprintf(before, sizeof before, "%s", after);
+            changed++;
+        }
+    }
+    is_int(changed, 0, "none of them changed a call or an agent");
+    ok(ev("acme", "{\"type\":\"launch\",\"call\":\"ff1\",\"colour\":\"red\"}") == SB_EINVAL &&
+           !strcmp(sb_result_field(res), "colour") &&
+           !strcmp(sb_result_message(res), "unknown field 'colour'"),
+       "a field no event takes, with an unknown type: unknown field (%s)", sb_result_message(res));
+    ok(ev("acme", "{\"type\":\"launch\",\"call\":\"ff1\",\"agent\":\"x\"}") == SB_EINVAL &&
+           !strcmp(sb_result_field(res), "type"),
+       "fields some event takes, with an unknown type: the type is refused (%s)",
+       sb_result_message(res));
+    ok(ev("acme", "{\"type\":\"hangup\",\"call\":\"ff1\",\"colour\":\"red\"}") == SB_EINVAL &&
+           !strcmp(sb_result_field(res), "colour") &&
+           !strcmp(sb_result_message(res),
+                   "unknown field 'colour' for a hangup event (expected call)"),
+       "a field no event takes, with a known type: the fields it takes (%s)",
+       sb_result_message(res));
+    snprintf(after, sizeof after,
+             "{\"type\":\"ring_result\",\"call\":\"ff1\",\"agent\":\"%s\",\"outcome\":\"answered\","
+             "\"caller\":\"+15550000043\",\"queue\":\"nonexistent\",\"status\":\"whatever\","
+             "\"called\":\"xx\",\"priority\":99,\"attrs\":{\"a\":1}}",
+             who);
+    ok(ev("acme", after) == SB_EINVAL, "the ring_result the report gave: refused (%s)",
+       sb_result_message(res));
+    ok(sb_call_get(eng, "acme", "ff1", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"state\":\"ringing\""),
+       "... ff1 still rings");
+    ok(ev("acme", "{\"type\":\"abandon\",\"call\":\"ff1\"}") == 0, "ff1 abandoned");
+}
+
 /* A queue or account naming a policy, queue or member that is not there
 ** is refused at once, naming the field: a typo would otherwise show only
 ** when calls arrive (every decision a fallback). Nothing is stored. */
@@ -849,6 +966,7 @@ int main(void)
     test_wrapup();
     test_transfer();
     test_bad_input();
+    test_foreign_fields();
     test_references();
     test_stranded_call();
     test_isolation();
