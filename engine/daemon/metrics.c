@@ -173,8 +173,8 @@ static void engine_stats(sbd *d, struct evbuffer *o)
         if (!strcmp(sec, "events")) {
             /* "errors" is no type: the failed events also count under
             ** their own type, so summing the family would count them twice. */
-            labelled(o, obj, "switchboard_events_total", "type", "Events applied, by type.",
-                     "errors");
+            labelled(o, obj, "switchboard_events_total", "type",
+                     "Events submitted, by type, failed ones too.", "errors");
             json_t *errs = json_object_get(obj, "errors");
             if (json_is_number(errs)) {
                 family(o, "switchboard_event_errors_total", "counter",

@@ -735,7 +735,10 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 
 /* Counters and gauges of this engine handle (this process) as JSON:
 ** {"events":{"offer":N,"ring_result":N,"hangup":N,"abandon":N,"transfer":N,
-**            "agent_status":N,"tick":N,"errors":N},
+**            "agent_status":N,"tick":N,"errors":N} (each event submitted
+**            under its type, failed ones too, also those sb_submit_json
+**            refuses for their JSON; "errors" the failed ones, also those of
+**            no known type, which no type counts),
 **  "decisions":{"ring":N,"wait":N,"move":N,"reject":N,"fallback":N},
 **  "policy":{"failures":N,"quarantined":N,"reloads":N,"generation":N,
 **            "memory_bytes":N (the Lua states' memory, all accounts),

@@ -2023,7 +2023,9 @@ int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
     if (!rc) rc = eng_write_event(e, do_event, &op, res);
     __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
     if (op.attrs) json_decref(op.attrs);
-    eng_count_event(e, ev ? (int)ev->type : 7, rc != 0, (mono_ns() - t0) / 1000);
+    /* An event of no known type is a failure only (type 0 is the tick's). */
+    int type = ev && ev->type >= SB_EV_OFFER && ev->type <= SB_EV_AGENT_STATUS ? (int)ev->type : -1;
+    eng_count_event(e, type, rc != 0, (mono_ns() - t0) / 1000);
     return rc;
 }
 
@@ -2073,9 +2075,13 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
                                         "abandon", "transfer", "agent_status"};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    uint64_t t0 = mono_ns();
     json_t *doc;
     int rc = jv_parse(json, len, &doc, res);
-    if (rc) return rc;
+    if (rc) {
+        eng_count_event(e, -1, 1, (mono_ns() - t0) / 1000);
+        return rc;
+    }
     char type[32] = "", call[SB_ID_MAX + 1] = "", queue[SB_ID_MAX + 1] = "",
          agent[SB_ID_MAX + 1] = "", caller[64] = "", called[64] = "", outcome[32] = "",
          status[32] = "", reason[SB_REASON_MAX + 1] = "";
@@ -2151,8 +2157,12 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
     ev.attrs_json = attrs;
     json_decref(doc);
     doc = NULL;
-    rc = sb_submit(e, &ev, res);
+    rc = sb_submit(e, &ev, res); /* counts it */
 out:
+    /* doc is still here when the document was refused before sb_submit:
+    ** it counts as a failed event of its type, as one sb_submit refuses
+    ** does; without a type, as a failure only. */
+    if (doc) eng_count_event(e, ev.type ? (int)ev.type : -1, 1, (mono_ns() - t0) / 1000);
     free(attrs);
     if (doc) json_decref(doc);
     return rc;

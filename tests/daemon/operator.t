@@ -3,10 +3,11 @@
 # man page and in examples/switchboard.conf, and accepted by the binary;
 # settings that cannot work refused with file:line before anything is made;
 # what the log says of the policy directory and of scheduled sweeps; the
-# sweep counters; /metrics in valid Prometheus text, counters monotonic.
+# sweep counters; /metrics in valid Prometheus text, counters monotonic, refused
+# events counted under their type and as errors.
 import sys, os, re, signal, socket, subprocess, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, binary, ROOT
+from sbtest import TAP, Daemon, binary, provision, ROOT
 
 t = TAP(deadline=150)
 scratch = t.owned(Daemon())
@@ -259,6 +260,46 @@ t.is_(down, [], "no counter went down or vanished between two scrapes")
 t.ok(s2.get('switchboard_http_requests_total{route="unmatched",method="GET",code="404"}') == 1,
      "... and the requests between them are counted")
 t.is_(ds.stop(), 0, "exit 0")
+
+# --- refused events count: under their type, and as errors ------------------------
+# switchboard_events_total counts every event by its type, failed ones too: one
+# refused for its JSON (a caller not E.164, an unknown field, a bad outcome) as
+# one the engine refuses later (an unknown queue). A body the daemon refuses
+# itself before the library reads it (malformed JSON) is no event.
+dm = t.owned(Daemon()).start()
+acme = provision(dm)
+EVTYPES = ("offer", "ring_result", "hangup", "abandon", "transfer", "agent_status", "tick")
+
+
+def event_counts():
+    body = dm.admin("GET", "/metrics").body
+    got = {ty: float((re.search(r'^switchboard_events_total\{type="%s"\} (\S+)$' % ty, body, re.M)
+                      or [0, "nan"])[1]) for ty in EVTYPES}
+    m = re.search(r"^switchboard_event_errors_total (\S+)$", body, re.M)
+    got["errors"] = float(m.group(1)) if m else float("nan")
+    return got
+
+
+was = event_counts()
+for path, body, status in [
+        ("/v1/calls", {"call": "m1", "queue": "support", "caller": "12345"}, 400),
+        ("/v1/calls", {"call": "m1", "queue": "support", "caller": "+4930100001", "shoe_size": 9},
+         400),
+        ("/v1/calls", {"call": "m1", "queue": "nope", "caller": "+4930100001"}, 404),
+        ("/v1/calls/m1/ring_result", {"agent": "alice", "outcome": "maybe"}, 400),
+        ("/v1/calls/m1/hangup", {"agent": "alice"}, 400),
+        ("/v1/calls/m1/transfer", {"queue": "support", "agent": "bob"}, 400),
+        ("/v1/agents/alice/status", {"status": "on_call"}, 400),
+        ("/v1/calls", '{"call": "m1",', 400)]:
+    r = acme.post(path, body)
+    t.is_(r.status, status, "%s %s: %d" % (path, json.dumps(body)[:60], status), r)
+now = event_counts()
+t.is_({k: now[k] - was[k] for k in now},
+      {"offer": 3, "ring_result": 1, "hangup": 1, "abandon": 0, "transfer": 1,
+       "agent_status": 1, "tick": 0, "errors": 7},
+      "each refused event counts under its type and in switchboard_event_errors_total; "
+      "the malformed body in neither")
+t.is_(dm.stop(), 0, "exit 0")
 
 # --- the admin token file: as the master key, its owner's alone ------------------
 def token_case(name, content=None, mode=0o600, directory=False):

@@ -540,6 +540,43 @@ static void test_foreign_fields(void)
     ok(ev("acme", "{\"type\":\"abandon\",\"call\":\"ff1\"}") == 0, "ff1 abandoned");
 }
 
+/* Every event refused counts under its type and as an error, whether the
+** engine refused it or its JSON did; one of no known type as an error. */
+static void test_refused_counted(void)
+{
+    static const char *const names[] = {"offer",    "ring_result",  "hangup", "abandon",
+                                        "transfer", "agent_status", "tick",   "errors"};
+    json_int_t was[8], now[8];
+    for (int round = 0; round < 2; round++) {
+        json_t *o = get_json(sb_stats(eng, res));
+        json_t *evs = json_object_get(o, "events");
+        for (int i = 0; i < 8; i++)
+            (round ? now : was)[i] = json_integer_value(json_object_get(evs, names[i]));
+        json_decref(o);
+        if (round) break;
+        ev("acme",
+           "{\"type\":\"offer\",\"call\":\"rc1\",\"queue\":\"support\",\"caller\":\"12345\"}");
+        ev("acme",
+           "{\"type\":\"offer\",\"call\":\"rc1\",\"queue\":\"nope\",\"caller\":\"+15550000044\"}");
+        ev("acme",
+           "{\"type\":\"offer\",\"call\":\"rc1\",\"queue\":\"support\",\"caller\":\"+15550000044\","
+           "\"shoe_size\":9}");
+        ev("acme",
+           "{\"type\":\"ring_result\",\"call\":\"rc1\",\"agent\":\"alice\",\"outcome\":\"maybe\"}");
+        ev("acme", "{\"type\":\"ring_result\",\"call\":\"rc1\",\"agent\":\"alice\"}");
+        ev("acme", "{\"type\":\"hangup\",\"call\":\"rc1\",\"agent\":\"alice\"}");
+        ev("acme", "{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"on_call\"}");
+        ev("acme", "{\"type\":\"launch\"}");
+        ev("acme", "{\"call\":\"rc1\"}");
+        ev("acme", "{\"type\":\"offer\",");
+        sb_event e0 = {.account = "acme", .call_id = "rc1"}; /* type 0: none */
+        sb_submit(eng, &e0, res);
+    }
+    static const json_int_t want[8] = {3, 2, 1, 0, 0, 1, 0, 11};
+    for (int i = 0; i < 8; i++)
+        is_int((int)(now[i] - was[i]), (int)want[i], "events.%s counts the refused ones", names[i]);
+}
+
 /* A queue or account naming a policy, queue or member that is not there
 ** is refused at once, naming the field: a typo would otherwise show only
 ** when calls arrive (every decision a fallback). Nothing is stored. */
@@ -967,6 +1004,7 @@ int main(void)
     test_transfer();
     test_bad_input();
     test_foreign_fields();
+    test_refused_counted();
     test_references();
     test_stranded_call();
     test_isolation();
