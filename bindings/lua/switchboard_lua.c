@@ -821,6 +821,20 @@ static const char *const ev_types[] = {"offer",    "ring_result",  "hangup", "ab
                                        "transfer", "agent_status", NULL};
 static const char *const outcomes[] = {"answered", "no_answer", "busy", "rejected", NULL};
 static const char *const statuses[] = {"offline", "available", "paused", NULL};
+/* The fields of events, and those each type takes (bits of ev_fields), as
+** sb_submit_json takes them. */
+static const char *const ev_fields[] = {"type",   "call",     "queue",   "agent",
+                                        "caller", "called",   "outcome", "status",
+                                        "reason", "priority", "attrs",   NULL};
+#define EVF(i) (1u << (i))
+static const unsigned ev_takes[] = {
+    [SB_EV_OFFER] = EVF(0) | EVF(1) | EVF(2) | EVF(4) | EVF(5) | EVF(9) | EVF(10),
+    [SB_EV_RING_RESULT] = EVF(0) | EVF(1) | EVF(3) | EVF(6),
+    [SB_EV_HANGUP] = EVF(0) | EVF(1),
+    [SB_EV_ABANDON] = EVF(0) | EVF(1),
+    [SB_EV_TRANSFER] = EVF(0) | EVF(1) | EVF(2) | EVF(3),
+    [SB_EV_AGENT_STATUS] = EVF(0) | EVF(3) | EVF(7) | EVF(8),
+};
 
 static int lookup(const char *const *names, const char *s)
 {
@@ -840,6 +854,7 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
     *attrs = NULL;
     *field = 0;
     int has_status = 0; /* offline is 0: a missing status must not read as one */
+    unsigned seen = 0;  /* fields given, by their bit in ev_fields */
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
@@ -868,6 +883,8 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
         }
         size_t sl = 0;
         const char *s = si >= 0 ? lua_tolstring(L, -1, &sl) : NULL;
+        int bit = lookup(ev_fields, k);
+        if (bit >= 0) seen |= 1u << bit;
         if (s && strlen(s) != sl) {
             snprintf(field, fsize, "%s", strf[si]);
             snprintf(e->msg, sizeof e->msg, "event field %s holds a NUL byte", k);
@@ -981,6 +998,26 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
     if (!ev->type) {
         snprintf(field, fsize, "type");
         snprintf(e->msg, sizeof e->msg, "event needs a type");
+        return SB_EINVAL;
+    }
+    /* As in the JSON events, each type takes its own fields only. */
+    unsigned foreign = seen & ~ev_takes[ev->type];
+    if (foreign) {
+        int bit = 0;
+        while (!(foreign & 1u << bit))
+            bit++;
+        const char *ty = ev_types[ev->type - SB_EV_OFFER];
+        char list[96] = "";
+        size_t n = 0;
+        for (int i = 1; ev_fields[i]; i++)
+            if (ev_takes[ev->type] & 1u << i)
+                n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "",
+                                      ev_fields[i]);
+        free(*attrs);
+        *attrs = NULL;
+        snprintf(field, fsize, "%s", ev_fields[bit]);
+        snprintf(e->msg, sizeof e->msg, "unknown field '%s' for a%s %s event (expected %s)",
+                 ev_fields[bit], strchr("aeiou", ty[0]) ? "n" : "", ty, list);
         return SB_EINVAL;
     }
     if (ev->type == SB_EV_AGENT_STATUS && !has_status) {

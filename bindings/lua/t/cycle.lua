@@ -164,6 +164,20 @@ fails(sb.EINVAL, "colour", "an unknown event field",
       eng:submit("acme", { type = "offer", call = "x1", queue = "support", caller = "+442079460009",
                            colour = "red" }))
 fails(sb.EINVAL, "type", "an unknown event type", eng:submit("acme", { type = "launch" }))
+fails(sb.EINVAL, "caller", "a field another event type takes (a ring_result's caller)",
+      eng:submit("acme", { type = "ring_result", call = "x1", agent = "bob", outcome = "answered",
+                           caller = "+442079460009" }))
+fails(sb.EINVAL, "agent", "a hangup naming an agent",
+      eng:submit("acme", { type = "hangup", call = "c2", agent = "bob" }))
+do
+  local _, m1 = eng:submit("acme", { type = "agent_status", agent = "bob", status = "paused",
+                                     call = "c2" })
+  local _, m2 = eng:submit("acme", '{"type":"agent_status","agent":"bob","status":"paused",'
+                                   .. '"call":"c2"}')
+  T.is(m1, "unknown field 'call' for an agent_status event (expected agent, status, reason)",
+       "... said as the engine says it of JSON")
+  T.is(m2, m1, "... word for word")
+end
 fails(sb.EINVAL, "status", "an agent_status without a status (not read as offline)",
       eng:submit("acme", { type = "agent_status", agent = "bob" }))
 fails(sb.EINVAL, "outcome", "an unknown ring outcome",
