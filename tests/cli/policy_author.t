@@ -4,8 +4,9 @@
 # switchboard-policy(7) synopsis passes `policy check`, and a worked example
 # passes the cases printed under it; the mistakes authors make are caught
 # where they can be — a field name a view does not have by `policy check`
-# (file:line, before deployment), a hook assigning a global and a move to the
-# call's own queue as failures of the case with file:line — and never pass.
+# (file:line, before deployment), a bad argument to a library function, a
+# hook assigning a global and a move to the call's own queue as failures of
+# the case with file:line — and never pass.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
@@ -67,6 +68,24 @@ run "$sb" policy check "$tmp/typo.lua"
 check 1 "policy check: a typo in an agent's field" err "typo.lua:5: agent has no field 'idle_fro'"
 check 1 "policy check: a typo in a call's field" err "typo.lua:7: call has no field 'prority'"
 check 1 "policy check: a typo in a queue figure" err "typo.lua:7: queue has no field 'wating'"
+
+# An error inside a library function: the line of the call, as plain Lua
+# gives it (not the line of the hook's `function`).
+cat >"$tmp/libcall.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  local ids = {}
+  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end
+  table.insert(nil, ids[1])
+  return { wait = 1 }
+end
+return P
+L
+printf '[{"name": "one agent", "agents": [{"id": "a"}], "expect": {"action": "wait"}}]\n' \
+    >"$tmp/libcall.cases.json"
+run "$sb" policy test "$tmp/libcall.lua"
+check 1 "policy test: an error inside table.insert names the line of the call" out \
+    "libcall.lua:5: bad argument #1 to 'insert' (table expected, got nil)"
 
 # A hook keeping state in a global: fails with file:line, pointing at ctx.set.
 cat >"$tmp/count.lua" <<'L'
