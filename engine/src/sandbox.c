@@ -1495,7 +1495,25 @@ static int sb_str_gsub(lua_State *L)
 /* string.rep: refuses results past the memory limit and never loops over
 ** empty pieces; the copy is charged with its allocation. The result is
 ** built by doubling (one copy per piece would cost a call per byte for
-** one-byte pieces). */
+** one-byte pieces). A result past the limit is refused at once, naming
+** the budget as the other budgets' messages do (the stock message,
+** "resulting string too large", did not say which limit or how large). */
+static int rep_too_large(lua_State *L, lua_Integer n, size_t l, size_t lsep)
+{
+    sbx *sb = sbx_of(L);
+    if (sb->limit == SIZE_MAX) return luaL_error(L, "resulting string too large");
+    char size[40], budget[40];
+    uint64_t un = (uint64_t)n, unit = l + lsep;
+    if (un <= UINT64_MAX / unit)
+        thousands(un * l + (un - 1) * lsep, size, sizeof size);
+    else
+        snprintf(size, sizeof size, "more than 2^64");
+    return luaL_error(L,
+                      "string.rep: the result (%s bytes) exceeds the policy's memory budget "
+                      "(%s bytes)",
+                      size, thousands(sb->limit, budget, sizeof budget));
+}
+
 static int sb_str_rep(lua_State *L)
 {
     sbx *sb = sbx_of(L);
@@ -1508,7 +1526,7 @@ static int sb_str_rep(lua_State *L)
         return 1;
     }
     size_t unit = l + lsep;
-    if ((uint64_t)n > sb->limit / unit) return luaL_error(L, "resulting string too large");
+    if ((uint64_t)n > sb->limit / unit) return rep_too_large(L, n, l, lsep);
     size_t total = (size_t)n * l + (size_t)(n - 1) * lsep; /* the allocator charges it */
     sbx_room(L, 2 * total);                                /* the buffer, then the string */
     luaL_Buffer b;

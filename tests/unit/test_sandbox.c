@@ -138,9 +138,14 @@ static const struct hostile hostile[] = {
        "end"),
      "memory limit exceeded"},
     {"string-doubling", R("local s = 'x' while true do s = s .. s end"), "exceeded"},
-    {"string-rep-huge", R("return string.rep('x', 1e12)"), "resulting string too large"},
+    {"string-rep-huge", R("return string.rep('x', 1e12)"),
+     "string-rep-huge.lua:3: string.rep: the result (1,000,000,000,000 bytes) exceeds the "
+     "policy's memory budget (8,388,608 bytes)"},
     {"string-rep-sep", R("return string.rep('x', 1e7, string.rep('y', 100))"),
-     "resulting string too large"},
+     "string.rep: the result (1,009,999,900 bytes) exceeds the policy's memory budget "
+     "(8,388,608 bytes)"},
+    {"string-rep-2-64", R("return ('xy'):rep(math.maxinteger, 'z')"),
+     "string.rep: the result (more than 2^64 bytes) exceeds the policy's memory budget"},
     {"memory-caught-by-pcall",
      R("pcall(function() local t = {} while true do t[#t + 1] = ('x'):rep(200) .. #t end end)\n"
        "return {}"),
