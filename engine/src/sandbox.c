@@ -2132,6 +2132,51 @@ void sbx_push_key(lua_State *L, int key)
     lua_pushstring(L, sbx_key_names[key]);
 }
 
+/* The optimal string alignment distance of a and b (edits: insert,
+** delete, substitute, swap two neighbours), or 3 when it is more than 2. */
+static int edits_upto2(const char *a, size_t la, const char *b, size_t lb)
+{
+    enum { MAX = 64 };
+    if (la > MAX || lb > MAX || (la > lb ? la - lb : lb - la) > 2) return 3;
+    int rows[3][MAX + 1], *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        int low = cur[0];
+        for (size_t j = 1; j <= lb; j++) {
+            int v = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < v) v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < v)
+                v = prev2[j - 2] + 1;
+            cur[j] = v;
+            if (v < low) low = v;
+        }
+        if (low > 2) return 3;
+        int *t = prev2;
+        prev2 = prev, prev = cur, cur = t;
+    }
+    return prev[lb] > 2 ? 3 : prev[lb];
+}
+
+const char *sbx_suggest(const char *word, size_t len, const int *keys, int nkeys)
+{
+    const char *best = NULL;
+    int score = 4;
+    for (int i = 0; i < nkeys; i++) {
+        const char *k = sbx_key_names[keys[i]];
+        size_t kl = strlen(k), m = len < kl ? len : kl;
+        int s = edits_upto2(word, len, k, kl);
+        if (s == 0) continue;
+        if (s >= (int)len) s = 3; /* any word that short would do */
+        if (s == 3 && !(m >= 3 && memcmp(word, k, m) == 0)) s = 4;
+        if (s < score) score = s, best = k;
+    }
+    return best;
+}
+
 void sbx_unref(sbx *sb, int ref)
 {
     if (ref == LUA_NOREF || ref == LUA_REFNIL) return;
@@ -2212,6 +2257,83 @@ static void freeze_env(lua_State *L, sbx *sb, int env)
     lua_settop(L, vals - 1);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* Append to out (cap bytes, *o used), cutting what does not fit. */
+__attribute__((format(printf, 4, 5))) static void addf(char *out, size_t cap, size_t *o,
+                                                       const char *fmt, ...)
+{
+    if (*o + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *o, cap - *o, fmt, ap);
+    va_end(ap);
+    if (n > 0) *o = *o + (size_t)n < cap ? *o + (size_t)n : cap - 1;
+}
+
+/* What a file's returned table has instead of a hook, for the message
+** refusing it: "the table it returns is empty", or its keys, sorted, with a
+** hook's name suggested for one close to it ("has key 'rout' (did you mean
+** 'route'?)"); six at most, then how many more. Keys that are not strings
+** come after, as [1] or "a boolean key". */
+static void hook_table_keys(lua_State *L, int t, char *out, size_t cap)
+{
+    static const int hooks[3] = {K_ROUTE, K_RETAIN, K_ERASE};
+    enum { SHOW = 6, KEEP = 64, KLEN = 80, SHOWN = 32 };
+    char keys[KEEP][KLEN];
+    int nkept = 0, total = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        total++;
+        if (nkept == KEEP) continue;
+        char *k = keys[nkept++];
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            size_t n, o = 0;
+            const char *s = lua_tolstring(L, -1, &n);
+            k[o++] = '\'';
+            for (size_t i = 0; i < n && i < SHOWN; i++)
+                k[o++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+            if (n > SHOWN) k[o++] = '.', k[o++] = '.', k[o++] = '.';
+            k[o++] = '\'';
+            k[o] = 0;
+            const char *near = sbx_suggest(s, n, hooks, 3);
+            if (near) snprintf(k + o, KLEN - o, " (did you mean '%s'?)", near);
+        } else if (lua_isinteger(L, -1)) {
+            /* '\x7f' sorts it after the string keys (dropped when shown) */
+            snprintf(k, KLEN, "\x7f[%lld]", (long long)lua_tointeger(L, -1));
+        } else {
+            snprintf(k, KLEN, "\x7f%s", luaL_typename(L, -1));
+        }
+    }
+    if (!total) {
+        snprintf(out, cap, "the table it returns is empty");
+        return;
+    }
+    qsort(keys, (size_t)nkept, KLEN, cmp_str);
+    int show = total <= SHOW + 1 ? total : SHOW;
+    size_t o = 0;
+    out[0] = 0;
+    addf(out, cap, &o, "the table it returns has ");
+    if (total > show)
+        addf(out, cap, &o, "%d keys: ", total);
+    else
+        addf(out, cap, &o, "key%s ", total > 1 ? "s" : "");
+    for (int i = 0; i < show && i < nkept; i++) {
+        const char *sep = i == 0 ? "" : i == show - 1 && total == show ? " and " : ", ";
+        if (keys[i][0] != '\x7f')
+            addf(out, cap, &o, "%s%s", sep, keys[i]);
+        else if (keys[i][1] == '[')
+            addf(out, cap, &o, "%s%s", sep, keys[i] + 1);
+        else
+            addf(out, cap, &o, "%sa %s key", sep, keys[i] + 1);
+    }
+    if (total > show) addf(out, cap, &o, " and %d more", total - show);
+}
+
 static int load_job(lua_State *L)
 {
     loadjob *j = lua_touserdata(L, 1);
@@ -2254,11 +2376,14 @@ static int load_job(lua_State *L)
         j->refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
         nhooks++;
     }
-    if (!nhooks)
+    if (!nhooks) {
+        char found[360];
+        hook_table_keys(L, t, found, sizeof found);
         return luaL_error(L,
                           "%s.lua:%d: the policy has no hook (a 'route', 'retain' or 'erase' "
-                          "function)",
-                          j->name, ll);
+                          "function): %s",
+                          j->name, ll, found);
+    }
     freeze_env(L, sb, env);
     if (j->warn) {
         lua_pushnil(L);
@@ -2266,13 +2391,18 @@ static int load_job(lua_State *L)
             lua_pop(L, 1);
             int k = lua_type(L, -1) == LUA_TSTRING ? sbx_key_of(sb, lua_topointer(L, -1)) : K_NONE;
             if (k == K_ROUTE || k == K_RETAIN || k == K_ERASE) continue;
-            char kb[80];
-            if (lua_type(L, -1) == LUA_TSTRING)
-                snprintf(kb, sizeof kb, "'%.64s'", lua_tostring(L, -1));
-            else
+            char kb[80], hint[48] = "";
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                size_t n;
+                const char *s = lua_tolstring(L, -1, &n);
+                snprintf(kb, sizeof kb, "'%.64s'", s);
+                const char *near = sbx_suggest(s, n, hooks, 3);
+                if (near) snprintf(hint, sizeof hint, " (did you mean '%s'?)", near);
+            } else {
                 snprintf(kb, sizeof kb, "of type %s", luaL_typename(L, -1));
-            buf_printf(j->warn, "%s.lua:%d: unknown key %s in the returned hook table\n", j->name,
-                       ll, kb);
+            }
+            buf_printf(j->warn, "%s.lua:%d: unknown key %s in the returned hook table%s\n", j->name,
+                       ll, kb, hint);
         }
     }
     return 0;

@@ -240,6 +240,14 @@ static inline int sbx_key_of(const sbx *sb, const void *p)
 /* The interned Lua string for a key, pushed (no allocation). */
 void sbx_push_key(lua_State *L, int key);
 
+/* The name among keys[0..nkeys) that `word` (len bytes), a field or key
+** that is none of them, is most likely a typo of: within 2 edits (an
+** insertion, deletion, substitution or swap of neighbours; fewer edits
+** than word has bytes), else one of the two a prefix of the other, at
+** least 3 bytes long. The fewest edits win, then the first in keys. NULL
+** when none is close. For "did you mean ...?" hints in messages. */
+const char *sbx_suggest(const char *word, size_t len, const int *keys, int nkeys);
+
 /* Create a state with `limit` bytes of memory (0: no limit). NULL when out of memory or
 ** when the base library alone does not fit. Free with sbx_free (NULL ok). */
 sbx *sbx_new(size_t limit, pol_log_fn log, void *log_arg);

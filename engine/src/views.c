@@ -1219,7 +1219,13 @@ static int read_fields(dctx *d, int idx, const char *path, const int *keys, int 
         else
             lua_pop(L, 1);
     }
-    if (unknown[0]) return bad(d, "%s%sunknown field '%s'", path, *path ? ": " : "", unknown);
+    if (unknown[0]) {
+        const char *near = sbx_suggest(unknown, strlen(unknown), keys, nkeys);
+        if (near)
+            return bad(d, "%s%sunknown field '%s' (did you mean '%s'?)", path, *path ? ": " : "",
+                       unknown, near);
+        return bad(d, "%s%sunknown field '%s'", path, *path ? ": " : "", unknown);
+    }
     if (other_type == LUA_TNUMBER)
         return bad(d, "%s%sunexpected list entry [%lld]", path, *path ? ": " : "",
                    (long long)other_num);

@@ -4,9 +4,10 @@
 # switchboard-policy(7) synopsis passes `policy check`, and a worked example
 # passes the cases printed under it; the mistakes authors make are caught
 # where they can be — a field name a view does not have by `policy check`
-# (file:line, before deployment), a bad argument to a library function, a
-# hook assigning a global and a move to the call's own queue as failures of
-# the case with file:line — and never pass.
+# (file:line, before deployment), a hook table with none of the hooks (its
+# keys named), a bad argument to a library function, a typo in a decision's
+# field, a hook assigning a global and a move to the call's own queue as
+# failures of the case with file:line — and never pass.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
@@ -86,6 +87,27 @@ printf '[{"name": "one agent", "agents": [{"id": "a"}], "expect": {"action": "wa
 run "$sb" policy test "$tmp/libcall.lua"
 check 1 "policy test: an error inside table.insert names the line of the call" out \
     "libcall.lua:5: bad argument #1 to 'insert' (table expected, got nil)"
+
+# A typo in a decision's field: the field it is close to is named.
+cat >"$tmp/timout.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  local first = agents[1]
+  return { ring = first, timout = 20 }
+end
+return P
+L
+printf '[{"name": "one agent", "agents": [{"id": "a"}], "expect": {"action": "ring"}}]\n' \
+    >"$tmp/timout.cases.json"
+run "$sb" policy test "$tmp/timout.lua"
+check 1 "policy test: a typo in a decision's field names the field meant" out \
+    "timout.lua:4: route returned invalid decision: unknown field 'timout' (did you mean 'timeout'?)"
+
+# A hook table with no hook: the keys it has, and the hook one is close to.
+printf 'local P = {}\nfunction P.rout(call, agents, ctx) return {} end\nreturn P\n' >"$tmp/rout.lua"
+run "$sb" policy check "$tmp/rout.lua"
+check 1 "policy check: a table with no hook names its keys and the hook meant" err \
+    "the table it returns has key 'rout' (did you mean 'route'?)"
 
 # A hook keeping state in a global: fails with file:line, pointing at ctx.set.
 cat >"$tmp/count.lua" <<'L'

@@ -470,7 +470,17 @@ static void test_decisions(void)
          "ring[1].agent: agent 'bob' has no mobile"},
         {"{ ring = { { agent = 'bob', device = 7 } } }",
          "ring[1].agent.device: expected landline, mobile or softphone, got 7"},
-        {"{ ring = { agent = 'alice', dev = 'x' } }", "ring: unknown field 'dev'"},
+        {"{ ring = { agent = 'alice', dev = 'x' } }",
+         "ring: unknown field 'dev' (did you mean 'device'?)"},
+        /* A field close to a known one (2 edits or fewer, or a prefix) is named. */
+        {"{ ring = 'alice', timout = 20 }", "unknown field 'timout' (did you mean 'timeout'?)"},
+        {"{ ring = 'alice', mdoe = 'sequence' }", "unknown field 'mdoe' (did you mean 'mode'?)"},
+        {"{ rign = 'alice' }", "unknown field 'rign' (did you mean 'ring'?)"},
+        {"{ ring = 'alice', Timeouts = 20 }", "unknown field 'Timeouts' (did you mean 'timeout'?)"},
+        {"{ ring = { { agnet = 'alice' } } }",
+         "ring[1]: unknown field 'agnet' (did you mean 'agent'?)"},
+        {"{ pause = { agent = 'a', reasn = 'x' } }",
+         "pause: unknown field 'reasn' (did you mean 'reason'?)"},
         {"{ ring = { { device = 'mobile' } } }", "ring[1]: missing 'agent'"},
         {"{ ring = { 'alice', [5] = 'bob' } }", "ring: expected a list, found key 5"},
         {"{ timeout = 5 }", "'timeout' goes only with 'ring'"},
@@ -515,6 +525,19 @@ static void test_decisions(void)
         ok(d->failed && strncmp(d->error, want, strlen(want)) == 0 && d->kind == 0, "%s -> %s",
            bad[i].ret, d->error);
         if (strncmp(d->error, want, strlen(want))) diag("  want %s", want);
+    }
+    /* ... and one close to none is not. */
+    static const char *const far[] = {"{ ring = 'alice', colour = 1 }",
+                                      "{ ring = 'alice', to = 20 }"};
+    for (size_t i = 0; i < countof(far); i++) {
+        char s[200], name[16], want[200];
+        snprintf(s, sizeof s, HOOK("return %s"), far[i]);
+        snprintf(name, sizeof name, "far%zu", i);
+        d = route(name, s);
+        snprintf(want, sizeof want, "%s.lua:3: route returned invalid decision: unknown field '%s'",
+                 name, i == 0 ? "colour" : "to");
+        ok(d->failed && strcmp(d->error, want) == 0, "no hint for a field close to none: %s",
+           d->error);
     }
 
     /* Where an invalid result came from: a return the hook can fall past
@@ -872,8 +895,37 @@ static void test_check(void)
     ok(rc == SB_EPOLICY && strstr(sb_result_message(r), "syn.lua:2:"), "syntax errors: %s",
        sb_result_message(r));
     rc = sb_policy_check("nohook", "return {}", 9, r);
-    ok(rc == SB_EPOLICY && strstr(sb_result_message(r), "nohook.lua:1: the policy has no hook"),
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(r),
+                                  "nohook.lua:1: the policy has no hook (a 'route', 'retain' or "
+                                  "'erase' function): the table it returns is empty"),
        "missing hooks: %s", sb_result_message(r));
+    /* The keys it has instead, a hook's name suggested for one close to it. */
+    static const struct {
+        const char *src, *msg;
+    } nohooks[] = {
+        {"return { rout = function() end }", "the table it returns has key 'rout' (did you mean "
+                                             "'route'?)"},
+        {"return { Retain = function() end, helper = 1, [1] = 2, [true] = 3 }",
+         "the table it returns has keys 'Retain' (did you mean 'retain'?), 'helper', [1] and a "
+         "boolean key"},
+        {"return { a = 1, b = 2, c = 3, d = 4, e = 5, f = 6, g = 7, h = 8, erasse = 9 }",
+         "the table it returns has 9 keys: 'a', 'b', 'c', 'd', 'e', 'erasse' (did you mean "
+         "'erase'?) and 3 more"},
+    };
+    for (size_t i = 0; i < countof(nohooks); i++) {
+        rc = sb_policy_check("nohook", nohooks[i].src, strlen(nohooks[i].src), r);
+        ok(rc == SB_EPOLICY &&
+               strstr(sb_result_message(r), "nohook.lua:1: the policy has no "
+                                            "hook") &&
+               strstr(sb_result_message(r), nohooks[i].msg),
+           "no hook: %s", sb_result_message(r));
+    }
+    const char *retian = "local P = {}\nfunction P.route() return {} end\n"
+                         "function P.retian() return {} end\nreturn P\n";
+    rc = sb_policy_check("retian", retian, strlen(retian), r);
+    ok(strstr(sb_result_message(r), "retian.lua:4: unknown key 'retian' in the returned hook "
+                                    "table (did you mean 'retain'?)") != NULL,
+       "an unknown key close to a hook's name: %s", sb_result_message(r));
     rc = sb_policy_check("toplevel", "local x = nil + 1\nreturn {}", 27, r);
     ok(rc == SB_EPOLICY &&
            strstr(sb_result_message(r), "toplevel.lua:1: attempt to perform arithmetic"),
@@ -1049,6 +1101,11 @@ static void test_retention_cases(void)
          "'review_in_days' and 'keep_until' cannot go together"},
         {"{ keep = true, reason = ('x'):rep(129) }", "reason: longer than 128 bytes"},
         {"{ archive = true }", "unknown field 'archive'"},
+        {"{ keep = true, reveiw_in_days = 3 }",
+         "unknown field 'reveiw_in_days' (did you mean 'review_in_days'?)"},
+        {"{ anonymise = true }", "unknown field 'anonymise' (did you mean 'anonymize'?)"},
+        {"{ keep = true, keep_untill = 2e9 }",
+         "unknown field 'keep_untill' (did you mean 'keep_until'?)"},
         {"{ keep = false }", "keep: expected true, got false"},
         {"'delete'", "expected a table, got 'delete'"},
     };

@@ -229,7 +229,9 @@ static const struct hostile hostile[] = {
     {"load-memory", "local t = {} for i = 1, 1e12 do t[i] = {} end", "memory limit exceeded"},
     {"load-syntax", "local P = {\nfunction P.route() end\nreturn P\n",
      "hostile-load-syntax.lua:2:"},
-    {"load-no-route", "return { rout = function() end }", "the policy has no hook"},
+    {"load-no-route", "return { rout = function() end }",
+     "the policy has no hook (a 'route', 'retain' or 'erase' function): the table it returns "
+     "has key 'rout' (did you mean 'route'?)"},
     {"load-not-table", "return 42", "must return a table of hooks"},
 };
 
