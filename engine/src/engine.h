@@ -137,6 +137,10 @@ typedef struct eng_env {
     /* Free pages overwritten with zeros (store.c, "clearing free pages"):
     ** those LMDB lists under transaction ids up to here. */
     uint64_t scrubbed;
+    /* With MDB_WRITEMAP a write transaction that did not commit may have
+    ** written into free pages listed under ids already cleared: the next
+    ** clearing reads every entry again (under the write lock). */
+    int scrub_rescan;
 } eng_env;
 
 struct sb_engine {

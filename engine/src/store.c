@@ -1394,10 +1394,12 @@ static void scrub_locked(sb_engine *e, void *arg)
         mdb_txn_abort(r);
         return;
     }
-    /* With MDB_WRITEMAP an aborted transaction's pages, and a committed one's
-    ** loose pages, are written in the file and stay (or go back) in the table
-    ** under ids already cleared: every entry is read again there. */
-    size_t from = sh->ordered ? (size_t)sh->scrubbed + 1 : 1;
+    /* With MDB_WRITEMAP a transaction that did not commit wrote its pages
+    ** into free pages, which stay listed under their old ids: after one,
+    ** every entry is read again (reading them all each time cost a sweep of
+    ** 400,000 records that kept them all 0.14 s more). */
+    int rescan = !sh->ordered && sh->scrub_rescan;
+    size_t from = rescan ? 1 : (size_t)sh->scrubbed + 1;
     MDB_val k = {sizeof from, &from}, v;
     int rc;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
@@ -1429,6 +1431,7 @@ static void scrub_locked(sb_engine *e, void *arg)
     if (!j->err && rc != 0 && rc != MDB_NOTFOUND) j->err = rc;
     if (!j->err) {
         __atomic_store_n(&sh->scrubbed, oldest - 1, __ATOMIC_RELEASE);
+        if (rescan) sh->scrub_rescan = 0;
         j->done = 1;
     }
     mdb_cursor_close(c);
@@ -1453,18 +1456,18 @@ static int scrub(sb_engine *e, sb_result *res)
     rc = st_meta_u64(txn, e, "scrub_want", &j.want);
     eng_read_end(e, txn);
     if (rc) return eng_mdb_err(res, rc, "read");
-    /* Every transaction before this point, not just the last that noted
-    ** scrub_want: a later one (the erasure's last turn, the previous
-    ** clearing's own commit, any write to a page whose unused middle holds
-    ** a deleted entry) frees pages that hold removed data too. Nothing to do
-    ** only when no entry below the last commit is newer than the last
-    ** clearing. */
+    /* Nothing removed since the last clearing: nothing to do (clearing
+    ** anyway, for what later writes move out of pages in use, cost a sweep
+    ** of 400,000 records that kept them all 0.13 s, a quarter of its time).
+    ** Else every transaction up to now, not just the last that noted
+    ** scrub_want: a later one (the erasure's last turn) frees pages that hold
+    ** removed data too. */
+    if (!j.want || j.want <= __atomic_load_n(&sh->scrubbed, __ATOMIC_ACQUIRE)) return 0;
     MDB_envinfo info;
     pthread_rwlock_rdlock(&sh->maplock);
     rc = mdb_env_info(e->env, &info);
     pthread_rwlock_unlock(&sh->maplock);
     if (rc) return eng_mdb_err(res, rc, "read");
-    if (info.me_last_txnid <= __atomic_load_n(&sh->scrubbed, __ATOMIC_ACQUIRE) + 1) return 0;
     if (info.me_last_txnid > j.want) j.want = info.me_last_txnid;
     /* Readers are short: one that holds an older snapshot is waited for, a
     ** little (2 ms a try, outside the write lock), before giving up. */
@@ -1755,6 +1758,7 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
             pthread_rwlock_unlock(&e->sh->maplock);
         } else {
             vc_ending(e, 0, 0, id);
+            if (!e->sh->ordered) e->sh->scrub_rescan = 1;
             mdb_txn_abort(t.txn);
             pthread_rwlock_unlock(&e->sh->maplock);
             /* Whatever fn pushed belongs to a transaction that never happened. */
@@ -1826,6 +1830,7 @@ static int batch_commit(sb_engine *e)
 static void batch_abort(sb_engine *e, int why)
 {
     vc_ending(e, 0, 0, 0);
+    if (!e->sh->ordered) e->sh->scrub_rescan = 1;
     mdb_txn_abort(e->batch_txn);
     e->batch_txn = NULL;
     pthread_rwlock_unlock(&e->sh->maplock);

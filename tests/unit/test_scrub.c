@@ -452,7 +452,7 @@ static void test_all_free_pages_zero(void)
     ** page it freed may hold what a page in use kept (README, "Known bugs"). */
     ok_todo(copies == 0,
             "a page the last commit freed may hold old bytes a page in use kept (its unused "
-            "middle, a branch separator); the next sweep's or erasure's end clears it",
+            "middle, a branch separator); the next clearing takes it",
             "no free page at all holds an erased pseudonym after its erasure (%d copies)", copies);
 }
 
