@@ -1100,7 +1100,8 @@ func (e *Engine) NextDeadline() (t time.Time, ok bool) {
 // CallList lists the account's live calls (waiting, ringing or connected),
 // all or (queue not "") those in one queue, in id order, without numbers:
 // each with "id", "state", "queue", "priority", "offered_ms", "queued_ms",
-// "attempts", "ringing" and, once connected, "agent" and "answered_ms".
+// "attempts", "ringing" (empty once connected) and, once connected, "agent",
+// "device" and "answered_ms".
 // ErrNotFound for a
 // queue the account does not have.
 func (e *Engine) CallList(account, queue string) ([]map[string]any, error) {

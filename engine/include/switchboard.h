@@ -476,9 +476,10 @@ SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
 /* The account's live calls (waiting, ringing or connected), all or those in
 ** `queue` (may be NULL; an unknown queue is SB_ENOTFOUND, field "queue"):
 ** {"calls":[{"id","state","queue","priority","offered_ms","queued_ms",
-** "attempts","ringing":[{"agent","device"}], and "agent","answered_ms" once
-** connected}, ...]} in call id order; no numbers, attributes or history
-** (sb_call_get has those). For a gateway that lost track of its calls. */
+** "attempts","ringing":[{"agent","device"}] (empty once connected), and
+** "agent","device","answered_ms" once connected}, ...]} in call id order;
+** no numbers, attributes or history (sb_call_get has those). For a gateway
+** that lost track of its calls. */
 SB_API int sb_call_list(sb_engine *eng, const char *account, const char *queue, sb_result *res);
 
 /* ------------------------------------------------------------------------ */
