@@ -1320,10 +1320,11 @@ int dispatch_queue(wtx *t, uint32_t queue)
 }
 
 /* Route waiting calls of the agent's queues to it, every queue however
-** many (read in batches), but `skip` (when has_skip): one whose line was
-** just decided with the agent free already. dispatch_queue reads the
-** queue's waiting list itself, so a queue with none costs one seek. */
-static int dispatch_agent_but(wtx *t, const agent_rec *a, int has_skip, uint32_t skip)
+** many (read in batches), but queue `skip`, whose line was just decided
+** with the agent free already (0: none; queues are numbered from 1).
+** dispatch_queue reads the queue's waiting list itself, so a queue with
+** none costs one seek. */
+static int dispatch_agent_but(wtx *t, const agent_rec *a, uint32_t skip)
 {
     uint8_t last[12];
     size_t llen = 0;
@@ -1344,14 +1345,14 @@ static int dispatch_agent_but(wtx *t, const agent_rec *a, int has_skip, uint32_t
         st_iter_close(&it);
         if (rc && rc != MDB_NOTFOUND) return rc;
         for (int i = 0; i < n; i++)
-            if ((!has_skip || qs[i] != skip) && (rc = dispatch_queue(t, qs[i]))) return rc;
+            if (qs[i] != skip && (rc = dispatch_queue(t, qs[i]))) return rc;
         if (n < 64) return 0;
     }
 }
 
 int dispatch_agent(wtx *t, const agent_rec *a)
 {
-    return dispatch_agent_but(t, a, 0, 0);
+    return dispatch_agent_but(t, a, 0);
 }
 
 /* --- the end of a call ------------------------------------------------------------- */
@@ -1411,14 +1412,14 @@ static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int ou
 }
 
 /* Agents freed by a cancelled ring may serve other waiting calls (but in
-** queue `skip`, when has_skip: its line was decided with them free). */
-static int redispatch_agents(wtx *t, const uint32_t *nums, int n, int has_skip, uint32_t skip)
+** queue `skip`, 0 for none: its line was decided with them free). */
+static int redispatch_agents(wtx *t, const uint32_t *nums, int n, uint32_t skip)
 {
     for (int i = 0; i < n; i++) {
         agent_rec a = {0};
         int rc = st_agent_load(t->txn, t->e, t->acct, nums[i], &a);
         if (rc == 0 && a.status == SB_AGENT_AVAILABLE)
-            rc = dispatch_agent_but(t, &a, has_skip, skip);
+            rc = dispatch_agent_but(t, &a, skip);
         else if (rc == SB_ENOTFOUND)
             rc = 0;
         agent_free(&a);
@@ -1652,7 +1653,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
         if ((rc = agent_change(t, &a, SB_AGENT_ON_CALL, NULL, c->id))) goto out;
         act(t, SB_ACT_CONNECT, c->id, a.id, q.id, NULL);
         if ((rc = st_call_save(t->txn, e, t->acct, c))) goto out;
-        rc = redispatch_agents(t, others, no, 0, 0);
+        rc = redispatch_agents(t, others, no, 0);
         goto out;
     }
     /* Not answered: this agent is free again; the call rings on or re-decides. */
@@ -1668,7 +1669,8 @@ static int ev_ring_result(wtx *t, ev_op *op)
     uint32_t num = a.num;
     agent_free(&a);
     rc = st_agent_load(t->txn, e, t->acct, num, &a);
-    if (rc == 0 && a.status == SB_AGENT_AVAILABLE) rc = dispatch_agent_but(t, &a, lined, q.num);
+    if (rc == 0 && a.status == SB_AGENT_AVAILABLE)
+        rc = dispatch_agent_but(t, &a, lined ? q.num : 0);
 out:
     agent_free(&a);
     queue_free(&q);
@@ -1736,7 +1738,7 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
     if ((rc = cancel_rings(t, c, &q, 0, 0, 1))) goto out;
     if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned", NULL)))
         goto out;
-    rc = redispatch_agents(t, freed, nf, 0, 0);
+    rc = redispatch_agents(t, freed, nf, 0);
 out:
     queue_free(&q);
     agent_free(&a);
@@ -1833,7 +1835,7 @@ static int ev_transfer(wtx *t, ev_op *op)
         }
         if (rc || (rc = st_call_save(t->txn, e, t->acct, c))) goto out;
     }
-    rc = redispatch_agents(t, freed, nf, 0, 0);
+    rc = redispatch_agents(t, freed, nf, 0);
 out:
     queue_free(&q);
     queue_free(&nq);
@@ -2216,7 +2218,7 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         int lined;
         if ((rc = cancel_rings(t, c, &q, 0, SB_RING_NO_ANSWER, 1)) == 0 &&
             (rc = ring_failed(t, c, &q, &lined)) == 0)
-            rc = redispatch_agents(t, freed, nf, lined, q.num);
+            rc = redispatch_agents(t, freed, nf, lined ? q.num : 0);
     } else if (kind == TM_WAKE && c->state == CALL_WAITING && c->wake_due == due) {
         c->wake_due = 0;
         rc = route_call(t, c, &q, 0);

@@ -134,6 +134,7 @@ typedef struct rctx {
     int erase_held;    /* erasure decisions a hold overrode in this transaction */
     json_t *reasons;   /* erasure: "action: reason" -> count */
     int memo;          /* audit_add: memo_raw and memo_clean hold a reason */
+    int scrub_noted;   /* eng_scrub_want called in this transaction */
     /* the record view */
     char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first_queue[SB_ID_MAX + 1], agent[SB_ID_MAX + 1],
         att_agent[SB_ID_MAX + 1];
@@ -553,7 +554,10 @@ static int review_flush(rctx *x)
 ** with the batch. */
 static int ridx_del(rctx *x, const rec_data *r)
 {
-    eng_scrub_want(x->t->txn, x->e); /* the old copies go at the sweep's end */
+    if (!x->scrub_noted) { /* the old copies go at the sweep's end */
+        eng_scrub_want(x->t->txn, x->e);
+        x->scrub_noted = 1;
+    }
     if (!x->defer) return rec_ridx_del(x->t->txn, x->e, x->acct, r);
     uint8_t k[29 + SB_ID_MAX];
     for (int i = 0; i < r->npseudo; i++) {

@@ -2161,6 +2161,22 @@ static int edits_upto2(const char *a, size_t la, const char *b, size_t lb)
     return prev[lb] > 2 ? 3 : prev[lb];
 }
 
+const char *sbx_show(lua_State *L, int idx, char *buf, size_t cap)
+{
+    size_t n, o = 0;
+    const char *s = lua_tolstring(L, idx, &n);
+    for (size_t i = 0; i < n && o + 4 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    if (o + 4 >= cap && n > o) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = 0;
+    return buf;
+}
+
 const char *sbx_suggest(const char *word, size_t len, const int *keys, int nkeys)
 {
     const char *best = NULL;
@@ -2282,7 +2298,7 @@ __attribute__((format(printf, 4, 5))) static void addf(char *out, size_t cap, si
 static void hook_table_keys(lua_State *L, int t, char *out, size_t cap)
 {
     static const int hooks[3] = {K_ROUTE, K_RETAIN, K_ERASE};
-    enum { SHOW = 6, KEEP = 64, KLEN = 80, SHOWN = 32 };
+    enum { SHOW = 6, KEEP = 64, KLEN = 80 };
     char keys[KEEP][KLEN];
     int nkept = 0, total = 0;
     lua_pushnil(L);
@@ -2292,16 +2308,12 @@ static void hook_table_keys(lua_State *L, int t, char *out, size_t cap)
         if (nkept == KEEP) continue;
         char *k = keys[nkept++];
         if (lua_type(L, -1) == LUA_TSTRING) {
-            size_t n, o = 0;
+            size_t n;
             const char *s = lua_tolstring(L, -1, &n);
-            k[o++] = '\'';
-            for (size_t i = 0; i < n && i < SHOWN; i++)
-                k[o++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-            if (n > SHOWN) k[o++] = '.', k[o++] = '.', k[o++] = '.';
-            k[o++] = '\'';
-            k[o] = 0;
+            char shown[36];
             const char *near = sbx_suggest(s, n, hooks, 3);
-            if (near) snprintf(k + o, KLEN - o, " (did you mean '%s'?)", near);
+            snprintf(k, KLEN, "'%s'%s%s%s", sbx_show(L, -1, shown, sizeof shown),
+                     near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
         } else if (lua_isinteger(L, -1)) {
             /* '\x7f' sorts it after the string keys (dropped when shown) */
             snprintf(k, KLEN, "\x7f[%lld]", (long long)lua_tointeger(L, -1));

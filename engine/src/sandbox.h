@@ -247,6 +247,9 @@ void sbx_push_key(lua_State *L, int key);
 ** least 3 bytes long. The fewest edits win, then the first in keys. NULL
 ** when none is close. For "did you mean ...?" hints in messages. */
 const char *sbx_suggest(const char *word, size_t len, const int *keys, int nkeys);
+/* The string at idx, shortened to fit cap and made printable ('?' for any
+** other byte, "..." when cut), for messages: buf. */
+const char *sbx_show(lua_State *L, int idx, char *buf, size_t cap);
 
 /* Create a state with `limit` bytes of memory (0: no limit). NULL when out of memory or
 ** when the base library alone does not fit. Free with sbx_free (NULL ok). */

@@ -1058,23 +1058,6 @@ __attribute__((format(printf, 2, 3))) static int bad(dctx *d, const char *fmt, .
     return -1;
 }
 
-/* A script string, shortened and made printable, for messages. */
-static const char *show(lua_State *L, int idx, char *buf, size_t cap)
-{
-    size_t n, o = 0;
-    const char *s = lua_tolstring(L, idx, &n);
-    for (size_t i = 0; i < n && o + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
-    if (o + 4 >= cap && n > o) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = 0;
-    return buf;
-}
-
 /* What a value is, for "got ..." messages (no metamethods). */
 static const char *what(lua_State *L, int idx, char *buf, size_t cap)
 {
@@ -1095,7 +1078,7 @@ static const char *what(lua_State *L, int idx, char *buf, size_t cap)
     }
     case LUA_TSTRING: {
         char s[72];
-        snprintf(buf, cap, "'%s'", show(L, idx, s, sizeof s));
+        snprintf(buf, cap, "'%s'", sbx_show(L, idx, s, sizeof s));
         return buf;
     }
     case LUA_TLIGHTUSERDATA:
@@ -1203,7 +1186,7 @@ static int read_fields(dctx *d, int idx, const char *path, const int *keys, int 
                 if (keys[i] == k) slot = i;
             if (slot < 0) {
                 char s[72];
-                show(L, -2, s, sizeof s);
+                sbx_show(L, -2, s, sizeof s);
                 if (!unknown[0] || strcmp(s, unknown) < 0)
                     snprintf(unknown, sizeof unknown, "%s", s);
             }
@@ -1288,14 +1271,14 @@ static int ring_target(dctx *d, int idx, const char *path, int def_dev, int *can
     if (bit && !(pc->devices & (unsigned)bit)) {
         char id[72];
         lua_pushstring(L, pc->id);
-        show(L, -1, id, sizeof id);
+        sbx_show(L, -1, id, sizeof id);
         return bad(d, "%s: agent '%s' has no %s", path, id, pol_dev_name(bit));
     }
     if (!bit) bit = cand_default_dev(d->sb, pc, d->vc->now_ms);
     if (!bit) {
         char id[72];
         lua_pushstring(L, pc->id);
-        show(L, -1, id, sizeof id);
+        sbx_show(L, -1, id, sizeof id);
         return bad(d, "%s: agent '%s' has no device to ring", path, id);
     }
     lua_settop(L, base - 1);
@@ -1313,7 +1296,7 @@ static int add_ring(dctx *d, int idx, const char *path, int def_dev)
         if (o->ring[i].cand == c) {
             char id[72];
             lua_pushstring(d->L, d->vc->cands[c].id);
-            show(d->L, -1, id, sizeof id);
+            sbx_show(d->L, -1, id, sizeof id);
             lua_pop(d->L, 1);
             return bad(d, "%s: agent '%s' listed twice", path, id);
         }
