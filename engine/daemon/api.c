@@ -1362,6 +1362,33 @@ static int match(const char *pattern, char **segs, int n, ctx *x)
     return i == n;
 }
 
+/* The route a path names: its index in routes[], -1 for none, -2 for a
+** path with malformed percent-encoding. buf holds the decoded segments
+** (strlen(path) + 1 bytes), which x's parameters point into. */
+static int find_route(const char *path, char *buf, ctx *x)
+{
+    char *segs[MAX_SEGS];
+    int n = split_path(path, buf, segs);
+    if (n == -1) return -2;
+    for (int i = 0; n > 0 && i < NROUTES; i++)
+        if (match(routes[i].pattern, segs, n, x)) return i;
+    return -1;
+}
+
+int sbd_api_route_of(const char *target)
+{
+    size_t n = strcspn(target, "?");
+    char *buf = malloc(2 * n + 2);
+    if (!buf) return -1;
+    memcpy(buf, target, n);
+    buf[n] = 0;
+    ctx x;
+    memset(&x, 0, sizeof x);
+    int i = find_route(buf, buf + n + 1, &x);
+    free(buf);
+    return i < 0 ? -1 : i;
+}
+
 static int auth_admin(ctx *x)
 {
     const char *h = x->req->authorization;
@@ -1476,26 +1503,19 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
     x.rep = rep;
     rep->route = -1;
 
-    size_t pl = strlen(req->path);
-    char *buf = malloc(pl + 1);
-    char *segs[MAX_SEGS];
+    char *buf = malloc(strlen(req->path) + 1);
     if (!buf) {
         fail(&x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
         return;
     }
-    int n = split_path(req->path, buf, segs);
-    if (n == -1) {
+    int ri = find_route(req->path, buf, &x);
+    if (ri == -2) {
         fail(&x, 400, "HTTP_BAD_REQUEST", NULL, "malformed percent-encoding in the path");
         free(buf);
         return;
     }
-    const struct route *rt = NULL;
-    for (int i = 0; n > 0 && i < NROUTES; i++)
-        if (match(routes[i].pattern, segs, n, &x)) {
-            rt = &routes[i];
-            rep->route = i;
-            break;
-        }
+    const struct route *rt = ri >= 0 ? &routes[ri] : NULL;
+    rep->route = ri;
     if (!rt) {
         fail(&x, 404, "HTTP_NOT_FOUND", NULL, "no route for %s %s", req->method_name, req->path);
         free(buf);

@@ -319,11 +319,18 @@ static void chunked_end(sbd_conn *c)
     if (k->body) evbuffer_drain(k->body, evbuffer_get_length(k->body));
 }
 
-/* Queue a transport-level error and stop reading requests on c. head: the
-** request is a HEAD (as far as it could be read). */
-static void queue_error(sbd_conn *c, int status, const char *code, const char *msg, int head,
-                        uint64_t t0)
+static int method_index(const char *m);
+
+/* Queue a transport-level error and stop reading requests on c. hd: the
+** request's head as far as it was read (NULL: none), for the route and
+** method it is counted under; head: the request is a HEAD. */
+static void queue_error(sbd_conn *c, int status, const char *code, const char *msg,
+                        const struct head *hd, int head, uint64_t t0)
 {
+    /* (Before chunked_end, which frees the head hd may point into.) */
+    int known = hd && hd->method && hd->target && hd->target[0] == '/';
+    int route = known ? sbd_api_route_of(hd->target) : -1;
+    int method = known ? method_index(hd->method) : SBD_OTHER;
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);
     rep.body = scratch_body();
@@ -336,7 +343,7 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     uint64_t seq = sbd_seq(c->d);
     hold(c, before, 0, seq, head);
     c->d->batch_len++;
-    note_request(c->d, -1, SBD_OTHER, status, t0, seq);
+    note_request(c->d, route, method, status, t0, seq);
     sbd_log(SB_LOG_DEBUG, "bad request", "conn=%llu peer=%s status=%d code=%s",
             (unsigned long long)c->id, c->peer, status, code);
 }
@@ -750,14 +757,14 @@ static int take_chunked(sbd_conn *c, uint64_t t0)
     int head = is_head(&k->hd);
     int r = dechunk(c, in, d->cfg->max_body, &why);
     if (r > 1) {
-        queue_error(c, r, http_code(r), why, head, t0);
+        queue_error(c, r, http_code(r), why, &k->hd, head, t0);
         return 1;
     }
     if (r == 0) {
         /* Decoded, it is within max_body so far; on the wire, chunk
         ** framing may not make it much bigger than a body could be. */
         if (k->wire + evbuffer_get_length(in) >= read_limit(d)) {
-            queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body too large", head, t0);
+            queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body too large", &k->hd, head, t0);
             return 1;
         }
         send_continue(c, &k->hd);
@@ -766,7 +773,7 @@ static int take_chunked(sbd_conn *c, uint64_t t0)
     size_t body_len = evbuffer_get_length(k->body);
     char *body = malloc(body_len + 1);
     if (!body) {
-        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", head, t0);
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &k->hd, head, t0);
         return 1;
     }
     evbuffer_remove(k->body, body, body_len);
@@ -804,26 +811,27 @@ static int take_request(sbd_conn *c)
     struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
     if (end.pos < 0) {
         if (avail > cfg->max_header) {
-            queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", 0,
-                        t0);
+            queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", NULL,
+                        0, t0);
             return 1;
         }
         return 0;
     }
     size_t hlen = (size_t)end.pos + 4;
     if (hlen > cfg->max_header) {
-        queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", 0, t0);
+        queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", NULL, 0,
+                    t0);
         return 1;
     }
     char *hbuf = malloc(hlen + 1);
     if (!hbuf) {
-        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", 0, t0);
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", NULL, 0, t0);
         return 1;
     }
     evbuffer_copyout(in, hbuf, hlen);
     hbuf[hlen] = 0;
     if (memchr(hbuf, 0, hlen)) {
-        queue_error(c, 400, "HTTP_BAD_REQUEST", "NUL byte in the request header", 0, t0);
+        queue_error(c, 400, "HTTP_BAD_REQUEST", "NUL byte in the request header", NULL, 0, t0);
         free(hbuf);
         return 1;
     }
@@ -831,7 +839,7 @@ static int take_request(sbd_conn *c)
     const char *why = NULL;
     int st = parse_head(hbuf, &hd, &why);
     if (st) {
-        queue_error(c, st, http_code(st), why, is_head(&hd), t0);
+        queue_error(c, st, http_code(st), why, &hd, is_head(&hd), t0);
         free(hbuf);
         return 1;
     }
@@ -840,8 +848,8 @@ static int take_request(sbd_conn *c)
         /* The head is done with: from here on the input holds the body. */
         struct chunked *k = &c->ck;
         if (!k->body && !(k->body = evbuffer_new())) {
-            queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", is_head(&hd),
-                        t0);
+            queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd,
+                        is_head(&hd), t0);
             free(hbuf);
             return 1;
         }
@@ -854,8 +862,8 @@ static int take_request(sbd_conn *c)
         return take_chunked(c, t0);
     }
     if (hd.has_cl && hd.cl > cfg->max_body) {
-        queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body exceeds max_body", is_head(&hd),
-                    t0);
+        queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body exceeds max_body", &hd,
+                    is_head(&hd), t0);
         free(hbuf);
         return 1;
     }
@@ -867,7 +875,8 @@ static int take_request(sbd_conn *c)
     }
     char *body = malloc(body_len + 1);
     if (!body) {
-        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", is_head(&hd), t0);
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd, is_head(&hd),
+                    t0);
         free(hbuf);
         return 1;
     }
@@ -943,7 +952,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     unsigned char *p = evbuffer_pullup(in, 5);
     int head = c->ck.hbuf ? is_head(&c->ck.hd) : p && !memcmp(p, "HEAD ", 5);
     /* Sent behind the responses held on c, when the loop flushes the batch. */
-    queue_error(c, 408, "HTTP_REQUEST_TIMEOUT", msg, head, sbd_now_ns());
+    queue_error(c, 408, "HTTP_REQUEST_TIMEOUT", msg, c->ck.hbuf ? &c->ck.hd : NULL, head,
+                sbd_now_ns());
     evbuffer_drain(in, evbuffer_get_length(in));
 }
 

@@ -276,6 +276,9 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep);
 int sbd_auth_basic(sbd *d, const char *header, char *acct, size_t cap);
 int sbd_api_route_count(void);
 const char *sbd_api_route_name(int route);
+/* The route a request's target names (its index, -1 for none): for
+** requests refused before they are handled, such as a body too large. */
+int sbd_api_route_of(const char *target);
 /* Append {"error":{...}} to rep and set its status. code is a SB_E* name or
 ** one of the daemon's HTTP_* codes. */
 void sbd_api_error(sbd_reply *rep, int status, const char *code, const char *message,

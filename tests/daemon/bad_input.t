@@ -2,7 +2,7 @@
 # Bad input is refused with the exact status and error code, and changes
 # nothing: malformed JSON, non-UTF-8, unknown fields, wrong types, invalid
 # E.164, oversize bodies (413) and headers (431), unknown routes and methods.
-import sys, os, json
+import sys, os, json, re
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision, agent_doc
 
@@ -88,6 +88,14 @@ r = acme.get("/v1/agents", headers={"X-Padding": "p" * 3000})
 t.is_((r.status, r.code), (431, "HTTP_HEADERS_TOO_LARGE"), "a header over max_header (2K): 431")
 r = d.raw(b"GET /v1/agents HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 400)
 t.ok(r.startswith(b"HTTP/1.1 431 "), "a header block that never ends within max_header: 431", r[:200])
+# A request refused before it is handled counts under the route its head
+# names, where the head was read; one without a readable head is unmatched.
+m = d.admin("GET", "/metrics").body
+t.is_(re.findall(r'^switchboard_http_requests_total\{route="([^"]*)",method="PUT",code="413"\} (\d+)',
+                 m, re.M), [("/v1/agents/{id}", "3")],
+      "the three 413s count under PUT /v1/agents/{id}, not as unmatched", re.findall(r".*413.*", m))
+t.ok('route="unmatched",method="OTHER",code="431"' in m,
+     "a header over max_header counts as unmatched (its head was not read)", m[-2000:])
 r = acme.put("/v1/agents/carol", dict(agent_doc("carol"), preferences={"note": "x" * 3500}))
 t.is_(r.status, 200, "a body just under max_body is fine", r)
 acme.delete("/v1/agents/carol")
