@@ -18,6 +18,9 @@ char *cli_read_file(const char *path, size_t *len);
 ** YYYY-MM-DDTHH:MM:SS[Z] (UTC) or Unix seconds (12 digits or more: Unix
 ** milliseconds). -1 when malformed or past 9999. */
 int64_t cli_parse_time(const char *s);
+/* The end of a range, as cli_parse_time, but a day (YYYY-MM-DD) means up to
+** its end: "--to 2026-11-21" takes in the 21st. */
+int64_t cli_parse_until(const char *s);
 /* ms as YYYY-MM-DDTHH:MM:SSZ in buf (at least 21 bytes); returns buf. */
 const char *cli_iso_time(int64_t ms, char *buf, size_t cap);
 /* a asks for usage: --help or -h, or (word: where a command is expected)

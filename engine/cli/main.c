@@ -78,6 +78,14 @@ int64_t cli_parse_time(const char *s)
     return v >= 100000000000LL ? (int64_t)v : (int64_t)v * 1000;
 }
 
+int64_t cli_parse_until(const char *s)
+{
+    int64_t t = cli_parse_time(s);
+    struct tm tm = {0};
+    const char *end = t >= 0 ? strptime(s, "%Y-%m-%d", &tm) : NULL;
+    return end && !*end ? t + 86400000 : t; /* a day: up to its end */
+}
+
 const char *cli_iso_time(int64_t ms, char *buf, size_t cap)
 {
     time_t s = (time_t)(ms / 1000);

@@ -178,7 +178,7 @@ static int parse_range(const opts *o, int64_t *from, int64_t *to, int need_both)
 {
     static const char forms[] = "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix seconds";
     *from = o->from ? cli_parse_time(o->from) : 0;
-    *to = o->to ? cli_parse_time(o->to) : 0;
+    *to = o->to ? cli_parse_until(o->to) : 0;
     if (o->from && *from < 0) {
         fprintf(stderr, "switchboard: --from '%s' is not a time (%s)\n", o->from, forms);
         return -1;
@@ -529,6 +529,11 @@ int cli_records(int argc, char **argv)
         else if (!rc) {
             json_t *d = result_doc(res);
             printf("hold %s placed (%s): %s\n", jstr(d, "id"), jstr(d, "kind"), jstr(d, "reason"));
+            if (o.from) {
+                char a[40], b[40];
+                printf("  calls in progress from %s to %s\n", cli_iso_time(from, a, sizeof a),
+                       cli_iso_time(to, b, sizeof b));
+            }
             json_decref(d);
         }
     } else if (!strcmp(cmd, "release")) {

@@ -77,6 +77,12 @@ run "$sb" records hold --data-dir "$data" --account acme --from 1767571200 --to 
 check 0 "--from in Unix seconds, --to in ISO time" out "placed (range): secs"
 run "$sb" records hold --data-dir "$data" --account acme --from 1767571200000 --to 1767657600000 --reason millis
 check 0 "... and in milliseconds, as before" out "placed (range): millis"
+run "$sb" records hold --data-dir "$data" --account acme --from 2026-01-05 --to 2026-01-05 --reason day
+check 0 "a day given to --to takes in that day: --from and --to the same day is that day" out \
+    "calls in progress from 2026-01-05T00:00:00Z to 2026-01-06T00:00:00Z"
+run "$sb" records release --data-dir "$data" --account acme \
+    "$(printf '%s\n' "$out" | sed -n 's/^hold \([^ ]*\) placed.*/\1/p')"
+check 0 "... (released again)" out "released"
 run "$sb" records holds --data-dir "$data" --account acme
 check 0 "holds shows a range hold's dates" out \
     "secs  calls in progress from 2026-01-05T00:00:00Z to 2026-01-06T00:00:00Z"
