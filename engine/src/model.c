@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define V_ACCOUNT 1
-#define V_AGENT 2 /* 1: before plain_devices */
+#define V_AGENT 3 /* 1: before plain_devices; 2: before the status after a call */
 #define V_QUEUE 1
 #define V_MEMBER 1
 #define V_AVAIL 1
@@ -102,6 +102,9 @@ void enc_agent(wbuf *w, const agent_rec *a)
     for (int i = 0; i < 3; i++)
         wb_str(w, a->uri[i]);
     wb_u8(w, a->plain_devices);
+    wb_u8(w, a->has_next);
+    wb_u8(w, a->next_status);
+    wb_str(w, a->next_reason);
 }
 
 int dec_agent(const void *p, size_t n, agent_rec *a)
@@ -125,9 +128,21 @@ int dec_agent(const void *p, size_t n, agent_rec *a)
     a->wrapup_due = rb_i64(&r);
     for (int i = 0; i < 3; i++)
         rb_str(&r, a->uri[i], sizeof a->uri[i]);
-    a->plain_devices = v == V_AGENT ? rb_u8(&r) : 0; /* unknown: look at the document */
-    return done(&r,
-                (v == V_AGENT || v == 1) && a->status <= SB_AGENT_WRAP_UP && a->plain_devices <= 1);
+    a->plain_devices = v >= 2 ? rb_u8(&r) : 0; /* unknown: look at the document */
+    a->has_next = a->next_status = 0;
+    a->next_reason[0] = 0;
+    if (v >= 3) {
+        a->has_next = rb_u8(&r);
+        a->next_status = rb_u8(&r);
+        rb_str(&r, a->next_reason, sizeof a->next_reason);
+    }
+    /* A status after the call is a pause or offline; none leaves the
+    ** fields empty (the decoder takes nothing its encoder would not write). */
+    int next_ok = a->has_next ? a->has_next == 1 && (a->next_status == SB_AGENT_PAUSED ||
+                                                     a->next_status == SB_AGENT_OFFLINE)
+                              : a->next_status == 0 && !a->next_reason[0];
+    return done(&r, v >= 1 && v <= V_AGENT && a->status <= SB_AGENT_WRAP_UP &&
+                        a->plain_devices <= 1 && next_ok);
 }
 
 void enc_queue(wbuf *w, const queue_rec *q)

@@ -45,6 +45,12 @@ typedef struct agent_rec {
     double weight;
     uint32_t wrapup_s;
     int64_t wrapup_due; /* timer key while in wrap-up */
+    /* A status asked for while on a call (has_next 1): next_status,
+    ** SB_AGENT_PAUSED or SB_AGENT_OFFLINE, with next_reason, taken instead
+    ** of available once the call and its wrap-up are over (events.c,
+    ** agent_back). 0, 0 and "" otherwise. */
+    uint8_t has_next, next_status;
+    char next_reason[SB_REASON_MAX + 1];
     char uri[3][URI_MAX + 1];
     /* 1: the document has no schedule or preferences, so the default device
     ** follows from the URIs alone (see pol_doc_picks_device). */

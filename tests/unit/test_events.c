@@ -4,7 +4,8 @@
 ** dispatches, max wait after a transfer that failed, waiting calls far back
 ** in a queue and agents in many queues, a transfer to an agent while the
 ** released agent is offered to other calls, what the record of a
-** transferred call says, and an agent re-sending its status.
+** transferred call says, an agent re-sending its status, and stored calls
+** and agents of earlier formats read by this version.
 */
 #include "switchboard.h"
 #include "tap.h"
@@ -15,6 +16,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <lmdb.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -465,6 +467,61 @@ static void test_call_format_2(void)
     buf_free(&w.b);
 }
 
+/* An agent record keeps the status asked for on a call (agent format 3);
+** one stored before (format 2: no such fields; format 1: no plain_devices
+** either) reads as having none, and a value no encoder writes is refused. */
+static void test_agent_format(void)
+{
+    agent_rec a, d;
+    memset(&a, 0, sizeof a);
+    strcpy(a.id, "old");
+    a.status = SB_AGENT_ON_CALL;
+    strcpy(a.call, "c1");
+    a.plain_devices = 1;
+    a.has_next = 1;
+    a.next_status = SB_AGENT_PAUSED;
+    strcpy(a.next_reason, "lunch");
+    wbuf w = {{0}, 0};
+    enc_agent(&w, &a);
+    memset(&d, 0, sizeof d);
+    int rc = dec_agent(w.b.p, w.b.len, &d);
+    ok(rc == 0 && d.has_next == 1 && d.next_status == SB_AGENT_PAUSED &&
+           !strcmp(d.next_reason, "lunch") && d.status == SB_AGENT_ON_CALL,
+       "format 3 keeps the status after the call: paused, lunch (rc %d)", rc);
+    /* Without one: the three fields (1 + 1 + 4 bytes for an empty reason)
+    ** are the record's last. */
+    a.has_next = a.next_status = 0;
+    a.next_reason[0] = 0;
+    wb_reset(&w);
+    enc_agent(&w, &a);
+    w.b.p[0] = 2;
+    memset(&d, 0xff, offsetof(agent_rec, doc));
+    rc = dec_agent(w.b.p, w.b.len - 6, &d);
+    ok(rc == 0 && d.has_next == 0 && d.next_status == 0 && !d.next_reason[0] &&
+           d.plain_devices == 1 && !strcmp(d.call, "c1"),
+       "format 2 reads with no status after the call (rc %d)", rc);
+    w.b.p[0] = 1;
+    memset(&d, 0xff, offsetof(agent_rec, doc));
+    rc = dec_agent(w.b.p, w.b.len - 7, &d);
+    ok(rc == 0 && d.has_next == 0 && !d.next_reason[0] && d.plain_devices == 0,
+       "format 1 too, plain_devices unknown (rc %d)", rc);
+    w.b.p[0] = 3;
+    ok(dec_agent(w.b.p, w.b.len - 6, &d) != 0, "format 3 cut short is refused");
+    w.b.p[0] = 4;
+    ok(dec_agent(w.b.p, w.b.len, &d) != 0, "a format newer than this version's is refused");
+    w.b.p[0] = 3;
+    w.b.p[w.b.len - 5] = SB_AGENT_PAUSED; /* next_status without has_next */
+    ok(dec_agent(w.b.p, w.b.len, &d) != 0, "a status after the call not marked as one: refused");
+    w.b.p[w.b.len - 6] = 1;
+    w.b.p[w.b.len - 5] = SB_AGENT_AVAILABLE;
+    ok(dec_agent(w.b.p, w.b.len, &d) != 0, "available as the status after the call: refused");
+    w.b.p[w.b.len - 5] = SB_AGENT_OFFLINE;
+    ok(dec_agent(w.b.p, w.b.len, &d) == 0 && d.has_next && d.next_status == SB_AGENT_OFFLINE,
+       "offline as the status after the call: read");
+    agent_free(&d);
+    buf_free(&w.b);
+}
+
 /* An availability entry (read once per available agent at every routing
 ** decision, at fixed offsets when well formed) reads back as written; a
 ** damaged one is refused, never read past its end. */
@@ -524,6 +581,7 @@ int main(void)
     test_available_again();
     test_full_targets();
     test_call_format_2();
+    test_agent_format();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
