@@ -114,9 +114,11 @@ typedef enum sb_action_type {
     SB_ACT_WAIT,     /* call_id keeps waiting; re-decided at due_ms at latest */
     SB_ACT_END,      /* call_id is finished (reason: its outcome)            */
     SB_ACT_AGENT,    /* agent_id changed status to `status` (reason) by the
-                     ** engine: a policy's pause, a wrap-up's end, or a
-                     ** status event that took it from a ring (a status
-                     ** event otherwise causes no AGENT action)           */
+                     ** engine: a policy's pause, a wrap-up's end, a status
+                     ** event that took it from a ring (a status event
+                     ** otherwise causes no AGENT action), or the end of a
+                     ** call (or of its wrap-up) for an agent that asked on
+                     ** the call to pause or go offline (reason: its own) */
 } sb_action_type;
 
 /* Fields an action's type does not list are NULL (or 0). The strings are
@@ -319,6 +321,11 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 **           creation, or a change when it is not ringing, on a call or in
 **           wrap-up; live state, not kept in the document. Omitted: a new
 **           agent starts offline, an existing one keeps its status.)
+**           Reads add the live state: "status" (and "reason", "call" when
+**           it has them), "next_status" and "next_reason" while a status
+**           asked for on a call waits for its end (see SB_EV_AGENT_STATUS;
+**           absent when none waits, or it has no reason), "stats" and
+**           "queues".
 ** Device dial URIs: not empty, no spaces or control characters; a tel: URI
 **           holds an E.164 number; a sip:/sips: URI names a host, and a user
 **           before it if it has an @; other forms pass as given.
@@ -335,8 +342,9 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** An account's retention policy must be there too, and define `retain`.
 ** Unknown fields are rejected with SB_EINVAL naming the field.
 ** *_put creates or replaces; replacing keeps live state (an agent on a call
-** stays on the call). Reads place the stored document, plus live state, in
-** res's JSON.
+** stays on the call, with its next status; a "status" in the document does
+** not change it there). Reads place the stored document, plus live state,
+** in res's JSON.
 */
 SB_API int sb_account_put(sb_engine *eng, const char *json, size_t len, sb_result *res);
 SB_API int sb_account_get(sb_engine *eng, const char *account, sb_result *res);
@@ -381,8 +389,25 @@ typedef enum sb_event_type {
     SB_EV_ABANDON,      /* the caller hung up before being connected        */
     SB_EV_TRANSFER,     /* move call_id to queue_id (waiting again), or
                         ** to agent_id directly (rings that agent)         */
-    SB_EV_AGENT_STATUS, /* agent_id becomes `status` (with reason)          */
+    SB_EV_AGENT_STATUS, /* agent_id becomes `status` (with reason): see below */
 } sb_event_type;
+
+/* SB_EV_AGENT_STATUS sets the agent's status at once when it is available,
+** paused, offline, ringing (the ring ends as rejected, the call moves on;
+** "available" leaves the ring alone) or in wrap-up (which it ends). The
+** status the agent has already (a pause with the same reason) changes
+** nothing.
+** On a call, the agent stays on it, and "paused" (with its reason) or
+** "offline" waits for the call's end as the agent's next status: reads show
+** it as "next_status" and "next_reason". When the agent leaves the call (a
+** hangup, or a transfer to a queue or another agent) it does its wrap-up
+** as it would have, and then, where it would have become available, takes
+** that status instead: an SB_ACT_AGENT action says so, with the reason it
+** gave. "available" sent on a call drops a next status (available is what
+** the end brings); another pause replaces it, reason included; the next
+** status sent again changes nothing. A status sent during the wrap-up
+** applies at once and drops the next status; a policy's pause leaves an
+** agent in wrap-up with a next status as it is. */
 
 typedef enum sb_ring_outcome {
     SB_RING_ANSWERED = 1,

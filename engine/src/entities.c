@@ -519,6 +519,10 @@ static json_t *agent_json(MDB_txn *txn, sb_engine *e, uint32_t acct, agent_rec *
     json_object_set_new(o, "status", json_string(agent_status_name(a->status)));
     if (a->reason[0]) json_object_set_new(o, "reason", json_string(a->reason));
     if (a->call[0]) json_object_set_new(o, "call", json_string(a->call));
+    if (a->has_next) { /* asked for on a call: taken when it (and its wrap-up) ends */
+        json_object_set_new(o, "next_status", json_string(agent_status_name(a->next_status)));
+        if (a->next_reason[0]) json_object_set_new(o, "next_reason", json_string(a->next_reason));
+    }
     json_t *live =
         json_pack("{s:I, s:I, s:i, s:f, s:i}", "status_since_ms", (json_int_t)a->status_since,
                   "idle_since_ms", (json_int_t)a->idle_since, "calls_taken", (int)a->calls_taken,

@@ -239,6 +239,12 @@ static int agent_change(wtx *t, agent_rec *a, int status, const char *reason, co
     a->status_since = t->now;
     str_copy(a->reason, sizeof a->reason, reason ? reason : "");
     utf8_clean(a->reason);
+    /* A status asked for on a call waits through the call and its wrap-up;
+    ** any other status takes its place (agent_back, ev_agent_status). */
+    if (status != SB_AGENT_ON_CALL && status != SB_AGENT_WRAP_UP) {
+        a->has_next = a->next_status = 0;
+        a->next_reason[0] = 0;
+    }
     str_copy(a->call, sizeof a->call, call ? call : "");
     /* Idle time counts from the end of the last call or absence, not from a
     ** ring that went unanswered (nor from being available again). */
@@ -260,6 +266,25 @@ static void act_agent(wtx *t, const agent_rec *a, const char *reason)
 {
     sb_action *x = act(t, SB_ACT_AGENT, NULL, a->id, NULL, reason && *reason ? reason : NULL);
     if (x) x->status = agent_status_name(a->status);
+}
+
+/* The agent's call and its wrap-up are over: it takes the status it asked
+** for on the call, which an AGENT action reports with that status's
+** reason, or else becomes available, reported as `why` (NULL: no action)
+** and offered to waiting calls when `route` says so. */
+static int agent_back(wtx *t, agent_rec *a, const char *why, int route)
+{
+    int rc;
+    if (a->has_next) {
+        char reason[sizeof a->next_reason];
+        memcpy(reason, a->next_reason, sizeof reason);
+        if ((rc = agent_change(t, a, a->next_status, reason, NULL))) return rc;
+        act_agent(t, a, reason);
+        return 0;
+    }
+    if ((rc = agent_change(t, a, SB_AGENT_AVAILABLE, NULL, NULL))) return rc;
+    if (why) act_agent(t, a, why);
+    return route ? dispatch_agent(t, a) : 0;
 }
 
 /* --- candidates and routing ---------------------------------------------- */
@@ -964,7 +989,9 @@ static int overflow_had_call(wtx *t, const call_rec *c, const char *target, int 
 }
 
 /* Apply the pauses a decision asked for (agents not being rung). An agent
-** available or in wrap-up is paused, any other left as it is. An id that
+** available or in wrap-up is paused, any other left as it is (one in
+** wrap-up that asked on its call to pause or go offline too: that status
+** is coming, and the agent's own word stands). An id that
 ** names no agent of the account (a typo, an agent deleted since) leaves
 ** the rest of the decision standing (views.c, pause_entry, says why), but
 ** not in silence: "pause: no agent 'a22' in this account" is added to the
@@ -976,7 +1003,8 @@ static int apply_pauses(wtx *t, const call_rec *c, const pol_decision *d, const 
         agent_rec a = {0};
         const char *id = d->pause[i].agent;
         int rc = st_agent_by_id(t->txn, t->e, t->acct, id, &a);
-        if (rc == 0 && (a.status == SB_AGENT_AVAILABLE || a.status == SB_AGENT_WRAP_UP)) {
+        if (rc == 0 &&
+            (a.status == SB_AGENT_AVAILABLE || (a.status == SB_AGENT_WRAP_UP && !a.has_next))) {
             rc = agent_change(t, &a, SB_AGENT_PAUSED, d->pause[i].reason, NULL);
             if (!rc) act_agent(t, &a, d->pause[i].reason);
         } else if (rc == SB_ENOTFOUND) {
@@ -1677,9 +1705,10 @@ out:
     return rc;
 }
 
-/* The agent leaves a call: statistics, then wrap-up or straight back, and
-** (`route`) offered to waiting calls at once; otherwise the caller does
-** that later. */
+/* The agent leaves a call: statistics, then wrap-up, or straight back
+** (agent_back: available and, with `route`, offered to waiting calls at
+** once, otherwise by the caller later; or the status it asked for on the
+** call). After a wrap-up that status waits for the wrap-up's end. */
 static int agent_leaves_call(wtx *t, agent_rec *a, const queue_rec *q, int route)
 {
     /* On the call since it answered it: the call's own answer time is its
@@ -1700,8 +1729,7 @@ static int agent_leaves_call(wtx *t, agent_rec *a, const queue_rec *q, int route
         if ((rc = timer_set(t, a->wrapup_due, TM_WRAPUP, ref, 4))) return rc;
         return agent_change(t, a, SB_AGENT_WRAP_UP, NULL, NULL);
     }
-    if ((rc = agent_change(t, a, SB_AGENT_AVAILABLE, NULL, NULL))) return rc;
-    return route ? dispatch_agent(t, a) : 0;
+    return agent_back(t, a, NULL, route);
 }
 
 static int ev_end(wtx *t, ev_op *op, int abandon)
@@ -1855,8 +1883,20 @@ static int ev_agent_status(wtx *t, ev_op *op)
     if (rc) goto out;
     time_floor(t, a.status_since);
     if (a.status == SB_AGENT_ON_CALL) {
-        rc = res_err(t->res, SB_ESTATE, "agent",
-                     "agent '%s' is on a call; change its status after the call", a.id);
+        /* On a call: the status waits for its end (and its wrap-up's), and
+        ** "available", what the end brings anyway, drops one asked for
+        ** before. The same again changes nothing. */
+        int has = ev->status != SB_AGENT_AVAILABLE;
+        char reason[sizeof a.next_reason];
+        str_copy(reason, sizeof reason, has && ev->reason ? ev->reason : "");
+        utf8_clean(reason);
+        if (has == a.has_next &&
+            (!has || (a.next_status == ev->status && !strcmp(a.next_reason, reason))))
+            goto out;
+        a.has_next = (uint8_t)has;
+        a.next_status = (uint8_t)(has ? ev->status : 0);
+        memcpy(a.next_reason, reason, sizeof reason);
+        rc = st_agent_save(t->txn, e, t->acct, &a);
         goto out;
     }
     /* The status it has already changes nothing, as in sb_agent_put: sent
@@ -2183,10 +2223,7 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         if (st_agent_load(t->txn, e, t->acct, be32(ref), &a) == 0 && a.status == SB_AGENT_WRAP_UP &&
             a.wrapup_due == due) {
             a.wrapup_due = 0;
-            if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL)) == 0) {
-                act_agent(t, &a, "wrap-up ended");
-                rc = dispatch_agent(t, &a);
-            }
+            rc = agent_back(t, &a, "wrap-up ended", 1);
         }
         agent_free(&a);
         return rc;

@@ -238,8 +238,10 @@ static void test_agent_leaves(void)
        "leave: b back: l1 rings b");
     is_int(waiting("al", "q"), 0, "leave: q counts none");
     ring_result("al", "l1", "b", "answered");
-    is_int(status("al", "b", "paused"), SB_ESTATE, "leave: b on the call cannot pause (%s)",
-           sb_result_message(res));
+    ok(status("al", "b", "paused") == 0 && sb_result_count(res) == 0 &&
+           !strcmp(agent_status("al", "b"), "on_call"),
+       "leave: b on the call asks to pause: it stays on the call (test_after_call)");
+    status("al", "b", "available");
     now_ms += 60000;
     ok(evf("al", "{\"type\":\"hangup\",\"call\":\"l1\"}") == 0 &&
            !strcmp(agent_status("al", "b"), "wrap_up"),
@@ -312,6 +314,232 @@ static void test_agent_leaves(void)
     ok(status("al", "c", "offline") == 0 && agent_stat("al", "c", "status_since_ms") == since,
        "leave: offline again: nothing changes");
     status("al", "c", "available");
+}
+
+/* An agent status event with a reason. */
+static int status_why(const char *acct, const char *agent, const char *st, const char *why)
+{
+    return evf(acct,
+               "{\"type\":\"agent_status\",\"agent\":\"%s\",\"status\":\"%s\",\"reason\":\"%s\"}",
+               agent, st, why);
+}
+
+/* The agent's status after its call ("?": none), and that status's reason. */
+static const char *next_status(const char *acct, const char *agent)
+{
+    return field(sb_agent_get(eng, acct, agent, res), "next_status");
+}
+
+static const char *next_reason(const char *acct, const char *agent)
+{
+    return field(sb_agent_get(eng, acct, agent, res), "next_reason");
+}
+
+/* Pause c, whatever the call (and leave the call waiting). */
+static const char *const PAUSE_C = "local P = {}\n"
+                                   "function P.route(call, agents, ctx)\n"
+                                   "  return { pause = { agent = 'c', reason = 'policy' } }\n"
+                                   "end\nreturn P\n";
+
+/* 3b. A pause or offline asked for on a call: kept for after the call,
+** taken at its end (no wrap-up) or at its wrap-up's end, also when the call
+** is transferred away; "available" drops it, a new pause replaces its
+** reason, the same again changes nothing; a status sent in wrap-up, or an
+** agent put, and a policy's pause, and reads. */
+static void test_after_call(void)
+{
+    ok(account("nx") == 0 && policy("nx", "lw", LW) == 0 && policy("nx", "pc", PAUSE_C) == 0 &&
+           put(sb_queue_put, "nx",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"}]}") == 0 &&
+           put(sb_queue_put, "nx",
+               "{\"id\":\"w\",\"policy\":\"lw\",\"wrapup\":30,\"members\":[{\"agent\":\"c\"}]}") ==
+               0 &&
+           put(sb_queue_put, "nx", "{\"id\":\"p\",\"policy\":\"pc\"}") == 0,
+       "next: queue q (a, b), queue w (c; 30 s wrap-up), queue p (its policy pauses c)");
+
+    /* No wrap-up: the pause comes with the call's end. */
+    ok(offer("nx", "x1", "q") == 0 && ring_result("nx", "x1", "a", "answered") == 0,
+       "next: a answers x1");
+    long long since = agent_stat("nx", "a", "status_since_ms");
+    now_ms += 5000;
+    ok(status_why("nx", "a", "paused", "lunch") == 0 && sb_result_count(res) == 0,
+       "next: a on the call pauses for lunch: accepted, no action (%s)", sb_result_message(res));
+    ok(!strcmp(agent_status("nx", "a"), "on_call") &&
+           agent_stat("nx", "a", "status_since_ms") == since,
+       "next: a is still on the call, since the answer");
+    ok(!strcmp(next_status("nx", "a"), "paused") && !strcmp(next_reason("nx", "a"), "lunch"),
+       "next: a's next status: paused, lunch");
+    json_t *l = get_json(sb_agent_list(eng, "nx", res));
+    json_t *la = NULL, *lb = NULL, *v;
+    size_t i;
+    json_array_foreach(json_object_get(l, "agents"), i, v)
+    {
+        const char *id = json_string_value(json_object_get(v, "id"));
+        if (id && !strcmp(id, "a")) la = v;
+        if (id && !strcmp(id, "b")) lb = v;
+    }
+    const char *ls = json_string_value(json_object_get(la, "next_status"));
+    const char *lr = json_string_value(json_object_get(la, "next_reason"));
+    ok(la && lb && ls && !strcmp(ls, "paused") && lr && !strcmp(lr, "lunch") &&
+           !json_object_get(lb, "next_status") && !json_object_get(lb, "next_reason"),
+       "next: the agent list shows it for a, nothing for b");
+    json_decref(l);
+    ok(status_why("nx", "a", "paused", "lunch") == 0 && sb_result_count(res) == 0 &&
+           !strcmp(next_reason("nx", "a"), "lunch"),
+       "next: the same again changes nothing");
+    ok(status_why("nx", "a", "paused", "coffee") == 0 &&
+           !strcmp(next_status("nx", "a"), "paused") && !strcmp(next_reason("nx", "a"), "coffee"),
+       "next: paused again for coffee: the reason is replaced");
+    ok(status("nx", "a", "available") == 0 && sb_result_count(res) == 0 &&
+           !strcmp(next_status("nx", "a"), "?") && !strcmp(next_reason("nx", "a"), "?") &&
+           !strcmp(agent_status("nx", "a"), "on_call"),
+       "next: available drops it (none to show)");
+    ok(status("nx", "a", "offline") == 0 && !strcmp(next_status("nx", "a"), "offline") &&
+           !strcmp(next_reason("nx", "a"), "?"),
+       "next: offline, no reason");
+    ok(status_why("nx", "a", "paused", "lunch") == 0 && !strcmp(next_status("nx", "a"), "paused"),
+       "next: paused for lunch after all");
+    ok(put(sb_agent_put, "nx", AGENT("a", ",\"weight\":2")) == 0 &&
+           !strcmp(agent_status("nx", "a"), "on_call") &&
+           !strcmp(next_status("nx", "a"), "paused") && !strcmp(next_reason("nx", "a"), "lunch"),
+       "next: a's document put again (status available in it): on the call, still paused next");
+    status("nx", "b", "paused");
+    ok(offer("nx", "x2", "q") == 0 && find(SB_ACT_WAIT, "x2", NULL), "next: x2 waits in q");
+    now_ms += 5000;
+    ok(evf("nx", "{\"type\":\"hangup\",\"call\":\"x1\"}") == 0 && find(SB_ACT_END, "x1", NULL) &&
+           !find(SB_ACT_RING, NULL, NULL),
+       "next: x1 ends: a does not ring for x2");
+    const sb_action *ag = find(SB_ACT_AGENT, NULL, "a");
+    ok(ag && !strcmp(ag->status, "paused") && ag->reason && !strcmp(ag->reason, "lunch"),
+       "next: the agent action says a is paused, for lunch");
+    ok(!strcmp(agent_status("nx", "a"), "paused") &&
+           !strcmp(field(sb_agent_get(eng, "nx", "a", res), "reason"), "lunch") &&
+           !strcmp(next_status("nx", "a"), "?") &&
+           agent_stat("nx", "a", "status_since_ms") == now_ms,
+       "next: a is paused for lunch from now, nothing next");
+    is_int(agent_stat("nx", "a", "talk_time"), 10000, "next: a's talk counts to the end");
+    ok(status("nx", "a", "available") == 0 && find(SB_ACT_RING, "x2", "a"),
+       "next: a back: x2 rings a");
+    evf("nx", "{\"type\":\"abandon\",\"call\":\"x2\"}");
+    status("nx", "b", "available");
+
+    /* Wrap-up: first the wrap-up, then the status asked for. */
+    ok(offer("nx", "y1", "w") == 0 && ring_result("nx", "y1", "c", "answered") == 0,
+       "next: c answers y1 in w");
+    ok(status_why("nx", "c", "offline", "end of shift") == 0, "next: c asks to go offline");
+    ok(evf("nx", "{\"type\":\"hangup\",\"call\":\"y1\"}") == 0 && !find(SB_ACT_AGENT, NULL, "c") &&
+           !strcmp(agent_status("nx", "c"), "wrap_up") &&
+           !strcmp(next_status("nx", "c"), "offline") &&
+           !strcmp(next_reason("nx", "c"), "end of shift"),
+       "next: y1 ends: c wraps up first, offline next");
+    ok(offer("nx", "y2", "w") == 0 && find(SB_ACT_WAIT, "y2", NULL), "next: y2 waits in w");
+    ok(offer("nx", "y3", "p") == 0 && !find(SB_ACT_AGENT, NULL, "c") &&
+           !strcmp(agent_status("nx", "c"), "wrap_up") &&
+           !strcmp(next_status("nx", "c"), "offline"),
+       "next: a policy's pause leaves c in wrap-up, offline next");
+    evf("nx", "{\"type\":\"abandon\",\"call\":\"y3\"}");
+    now_ms += 29999;
+    ok(tick() == 0 && sb_result_count(res) == 0, "next: nothing before the wrap-up ends");
+    now_ms += 1;
+    ok(tick() == 0 && !find(SB_ACT_RING, NULL, NULL), "next: at 30 s c does not ring for y2");
+    ag = find(SB_ACT_AGENT, NULL, "c");
+    ok(ag && !strcmp(ag->status, "offline") && ag->reason && !strcmp(ag->reason, "end of shift"),
+       "next: the agent action says c is offline: end of shift");
+    ok(!strcmp(agent_status("nx", "c"), "offline") && !strcmp(next_status("nx", "c"), "?"),
+       "next: c is offline, nothing next");
+    ok(status("nx", "c", "available") == 0 && find(SB_ACT_RING, "y2", "c"),
+       "next: c back: y2 rings c");
+
+    /* A status sent in wrap-up applies at once, in place of the one asked
+    ** for on the call. */
+    ring_result("nx", "y2", "c", "answered");
+    status_why("nx", "c", "paused", "lunch");
+    evf("nx", "{\"type\":\"hangup\",\"call\":\"y2\"}");
+    ok(status("nx", "c", "available") == 0 && !strcmp(agent_status("nx", "c"), "available") &&
+           !strcmp(next_status("nx", "c"), "?"),
+       "next: c, paused next, says available in wrap-up: available now, nothing next");
+    now_ms += 30000;
+    ok(tick() == 0 && sb_result_count(res) == 0 && !strcmp(agent_status("nx", "c"), "available"),
+       "next: the wrap-up's end changes nothing");
+    offer("nx", "y4", "w");
+    ring_result("nx", "y4", "c", "answered");
+    status("nx", "c", "offline");
+    evf("nx", "{\"type\":\"hangup\",\"call\":\"y4\"}");
+    ok(status_why("nx", "c", "paused", "meeting") == 0 &&
+           !strcmp(agent_status("nx", "c"), "paused") &&
+           !strcmp(field(sb_agent_get(eng, "nx", "c", res), "reason"), "meeting") &&
+           !strcmp(next_status("nx", "c"), "?"),
+       "next: c, offline next, pauses in wrap-up: paused now (meeting), nothing next");
+    now_ms += 30000;
+    ok(tick() == 0 && sb_result_count(res) == 0 && !strcmp(agent_status("nx", "c"), "paused"),
+       "next: the wrap-up's end leaves c paused");
+    ok(offer("nx", "y5", "p") == 0 && !strcmp(agent_status("nx", "c"), "paused"),
+       "next: (a policy's pause of c, paused already, changes nothing)");
+    evf("nx", "{\"type\":\"abandon\",\"call\":\"y5\"}");
+    status("nx", "c", "available");
+    offer("nx", "y6", "w");
+    ring_result("nx", "y6", "c", "answered");
+    evf("nx", "{\"type\":\"hangup\",\"call\":\"y6\"}");
+    ok(offer("nx", "y7", "p") == 0 && find(SB_ACT_AGENT, NULL, "c") &&
+           !strcmp(agent_status("nx", "c"), "paused"),
+       "next: c in wrap-up with nothing next: a policy's pause pauses it");
+    evf("nx", "{\"type\":\"abandon\",\"call\":\"y7\"}");
+    status("nx", "c", "available");
+
+    /* Transfers: the agent who lets the call go takes its status. */
+    offer("nx", "t1", "q");
+    const sb_action *r = find(SB_ACT_RING, "t1", NULL);
+    char who[8];
+    snprintf(who, sizeof who, "%s", r ? r->agent_id : "?");
+    const char *other = strcmp(who, "a") ? "a" : "b";
+    ring_result("nx", "t1", who, "answered");
+    status_why("nx", who, "paused", "training");
+    ok(evf("nx", "{\"type\":\"transfer\",\"call\":\"t1\",\"agent\":\"%s\"}", other) == 0 &&
+           find(SB_ACT_RING, "t1", other),
+       "next: %s, paused next, transfers t1 to %s, who rings", who, other);
+    ag = find(SB_ACT_AGENT, NULL, who);
+    ok(ag && !strcmp(ag->status, "paused") && ag->reason && !strcmp(ag->reason, "training") &&
+           !strcmp(agent_status("nx", who), "paused") && !strcmp(next_status("nx", who), "?"),
+       "next: %s is paused (training), the agent action says so", who);
+    ring_result("nx", "t1", other, "answered");
+    status_why("nx", other, "offline", "home");
+    ok(evf("nx", "{\"type\":\"transfer\",\"call\":\"t1\",\"queue\":\"w\"}") == 0 &&
+           find(SB_ACT_RING, "t1", "c"),
+       "next: %s, offline next, transfers t1 to queue w: c rings", other);
+    ag = find(SB_ACT_AGENT, NULL, other);
+    ok(ag && !strcmp(ag->status, "offline") && ag->reason && !strcmp(ag->reason, "home") &&
+           !strcmp(agent_status("nx", other), "offline"),
+       "next: %s is offline (home), the agent action says so", other);
+    ring_result("nx", "t1", "c", "answered");
+    status("nx", "c", "offline");
+    ok(offer("nx", "t2", "w") == 0 && find(SB_ACT_WAIT, "t2", NULL), "next: t2 waits in w");
+    ok(evf("nx", "{\"type\":\"hangup\",\"call\":\"t1\"}") == 0 && !find(SB_ACT_RING, NULL, NULL) &&
+           !find(SB_ACT_AGENT, NULL, NULL) && !strcmp(agent_status("nx", "c"), "wrap_up") &&
+           !strcmp(next_status("nx", "c"), "offline"),
+       "next: c hangs up t1 (in w now): wraps up, offline next");
+    now_ms += 30000;
+    ok(tick() == 0 && find(SB_ACT_AGENT, NULL, "c") && !find(SB_ACT_RING, NULL, NULL) &&
+           !strcmp(agent_status("nx", "c"), "offline"),
+       "next: c's wrap-up ends: offline, t2 not rung");
+    evf("nx", "{\"type\":\"abandon\",\"call\":\"t2\"}");
+
+    /* Deleting: refused on the call; in wrap-up the agent goes, and what
+    ** it asked for with it. */
+    status("nx", "c", "available");
+    offer("nx", "d1", "w");
+    ring_result("nx", "d1", "c", "answered");
+    status("nx", "c", "offline");
+    is_int(sb_agent_delete(eng, "nx", "c", res), SB_ESTATE,
+           "next: c, on the call, offline next: not deleted (%s)", sb_result_message(res));
+    evf("nx", "{\"type\":\"hangup\",\"call\":\"d1\"}");
+    ok(sb_agent_delete(eng, "nx", "c", res) == 0 && put(sb_agent_put, "nx", AGENT("c", "")) == 0 &&
+           !strcmp(agent_status("nx", "c"), "available") && !strcmp(next_status("nx", "c"), "?"),
+       "next: deleted in wrap-up; a new c has nothing next");
+    now_ms += 30000;
+    ok(tick() == 0 && sb_result_count(res) == 0, "next: the old c's wrap-up end finds nobody");
+    status("nx", "a", "available");
+    status("nx", "b", "available");
 }
 
 /* 4. Transfers: to a queue, to an agent who is busy, offline or ringing,
@@ -852,6 +1080,7 @@ int main(void)
     test_ring_results();
     test_sequence();
     test_agent_leaves();
+    test_after_call();
     test_transfers();
     test_overflow();
     test_maxwait_loop();
