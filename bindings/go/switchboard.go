@@ -738,7 +738,8 @@ func (e *Engine) AgentPut(account string, doc any) (map[string]any, error) {
 	})
 }
 
-// AgentGet reads an agent's document with its live state ("status", "stats").
+// AgentGet reads an agent's document with its live state ("status", "stats", and
+// "next_status" and "next_reason" while a status asked for on a call waits for its end).
 func (e *Engine) AgentGet(account, agent string) (map[string]any, error) {
 	return e.call([]string{"account", account, "agent", agent}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_agent_get(e.eng, s[0], s[1], res)

@@ -241,6 +241,14 @@ def test_cycle():
         acts = eng.submit("acme", type="ring_result", call="c1", agent="ag0", outcome="answered")
         ok(find(acts, "connect", "c1") is not None, "answered: connect (keyword-argument event)")
         is_(eng.agent_get("acme", "ag0")["status"], "on_call", "the agent is on the call")
+        acts = eng.submit("acme", type="agent_status", agent="ag0", status="paused",
+                          reason="break")
+        a = eng.agent_get("acme", "ag0")
+        is_((acts, a["status"], a.get("next_status"), a.get("next_reason")),
+            ([], "on_call", "paused", "break"),
+            "a pause asked for on the call waits for its end: next_status, next_reason")
+        ok("next_status" not in eng.agent_get("acme", "ag1"), "an agent with none has no "
+                                                              "next_status")
         live = eng.call_list("acme")
         is_([(c["id"], c["state"], c.get("agent")) for c in live], [("c1", "connected", "ag0")],
             "call_list: the live call, connected to ag0, without its numbers"
@@ -253,6 +261,12 @@ def test_cycle():
         end = find(acts, "end", "c1")
         ok(end is not None and end["reason"] == "answered", "hangup (JSON text event): ended "
                                                              "as answered")
+        is_(find(acts, "agent"), {"type": "agent", "account": "acme", "agent": "ag0",
+                                  "status": "paused", "reason": "break"},
+            "and ag0 takes the pause it asked for: an agent action says so")
+        a = eng.agent_get("acme", "ag0")
+        ok(a["status"] == "paused" and a["reason"] == "break" and "next_status" not in a,
+           "agent_get: ag0 paused for a break, nothing next")
         is_(eng.call_list("acme"), [], "call_list: an ended call is not live")
         c = eng.call_get("acme", "c1")
         ok(c["outcome"] == "answered" and c["agent"] == "ag0" and c["talk"] == 60.0,

@@ -1014,7 +1014,8 @@ class Engine:
         return self._do(_json, self._lib.sb_agent_put, a, d, len(d))
 
     def agent_get(self, account, agent):
-        """The agent's document with its live state (``status``, ``stats``...)."""
+        """The agent's document with its live state (``status``, ``stats``...;
+        ``next_status`` and ``next_reason`` while a status asked for on a call waits)."""
         return self._do(_json, self._lib.sb_agent_get, _b(account, "account"),
                         _b(agent, "agent"))
 
