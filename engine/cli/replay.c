@@ -215,6 +215,12 @@ static void run_clock(sb_engine *eng, sb_result *res, int64_t target, replay_run
 {
     int rc = 0;
     printf(" clock -> ");
+    /* Another day: its date too ("09:02:15 clock -> 2026-11-20 09:00:00"
+    ** went back to the 20th, not to nine o'clock). */
+    if (target / 86400000 != clock_ms / 86400000) {
+        char day[40];
+        printf("%.10s ", cli_iso_time(target, day, sizeof day));
+    }
     print_time(target);
     printf("\n");
     for (int steps = 0; steps < 100000; steps++) {

@@ -41,7 +41,7 @@ run "$sb" replay "$tmp/at.jsonl" --policy-dir policies
 check 1 "replay 'at' with a 60th second: refused" err "at.jsonl:1: 'at' must be"
 printf '{"at": "2026-02-28T23:59:59Z"}\n{"at": "2028-02-29"}\n' >"$tmp/at.jsonl"
 run "$sb" replay "$tmp/at.jsonl" --policy-dir policies
-check 0 "replay 'at' on the last second of February and a leap day: fine" out "clock -> 23:59:59"
+check 0 "replay 'at' on the last second of February and a leap day: fine" out "clock -> 2026-02-28 23:59:59"
 
 # A data directory for the records and sweep commands.
 cat >"$tmp/calls.jsonl" <<J
