@@ -481,6 +481,9 @@ int cli_records(int argc, char **argv)
             json_t *r;
             json_t *recs = json_object_get(d, "records");
             json_array_foreach(recs, i, r) print_record_line(r);
+            if (!json_array_size(recs))
+                fprintf(stderr, "switchboard: no records in account %s%s\n", o.account,
+                        o.from || o.to || o.queue ? " that match" : "");
             /* A full page may not be all: say so where scripts reading
             ** stdout do not see it. */
             if (json_array_size(recs) == (size_t)limit)

@@ -90,6 +90,11 @@ has "$out" "millis  calls in progress from 2026-01-05T00:00:00Z to 2026-01-06T00
 ok $? "... the same range from milliseconds" "$(shown)"
 run "$sb" records list --data-dir "$data" --account acme --from 1767571200 --to 2026-01-06
 check 0 "list takes seconds too" out "c1 "
+run "$sb" records list --data-dir "$data" --account acme --from 2020-01-01 --to 2020-01-02
+check 0 "a list with nothing in it says so, as holds and audit do" err \
+    "no records in account acme that match"
+[ -z "$out" ]
+ok $? "... on stderr: stdout stays empty" "$(shown)"
 run "$sb" records list --data-dir "$data" --account acme --limit x
 check 2 "a bad --limit names it" err "--limit 'x'"
 
