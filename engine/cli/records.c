@@ -640,13 +640,14 @@ int cli_records(int argc, char **argv)
                 double ans = (double)json_integer_value(json_object_get(x, "answered"));
                 double offered = (double)json_integer_value(json_object_get(x, "offered"));
                 json_t *sl = json_object_get(x, "service_level");
-                char slb[16] = "-";
+                char slb[16] = "-", qb[160];
+                snprintf(qb, sizeof qb, "%s%s",
+                         json_is_null(json_object_get(x, "queue")) ? "(all)" : jstr(x, "queue"),
+                         json_is_true(json_object_get(x, "queue_deleted")) ? " (deleted)" : "");
                 if (json_is_number(sl))
                     snprintf(slb, sizeof slb, "%.1f%%", 100 * json_number_value(sl));
                 printf("%-10s %-12s %8lld %8.0f %8lld %8lld %8lld %8.1fs %8.1fs %7s\n",
-                       jstr(x, "day"),
-                       json_is_null(json_object_get(x, "queue")) ? "(all)" : jstr(x, "queue"),
-                       (long long)offered, ans,
+                       jstr(x, "day"), qb, (long long)offered, ans,
                        (long long)json_integer_value(json_object_get(x, "abandoned")),
                        (long long)json_integer_value(json_object_get(x, "rejected")),
                        (long long)json_integer_value(json_object_get(x, "overflowed")),

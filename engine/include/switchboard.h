@@ -715,7 +715,10 @@ SB_API int sb_hold_list(sb_engine *eng, const char *account, sb_result *res);
 **   "wait_total":s,"answer_wait_total":s,"talk_total":s,"max_wait":s,
 **   "answered_within_sl":N,"service_level":0.95}]}
 ** A call that moved between queues counts in its first queue as overflowed
-** and in its last with its outcome; the account row counts it once. */
+** and in its last with its outcome; the account row counts it once. A
+** deleted queue's rows keep its id, with "queue_deleted":true, and `queue`
+** finds them by that id (beside the rows of a queue made again with it); a
+** queue id no queue has or had is SB_ENOTFOUND. */
 SB_API int sb_aggregates(sb_engine *eng, const char *account, const char *queue, int64_t from_ms,
                          int64_t to_ms, sb_result *res);
 

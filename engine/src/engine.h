@@ -85,8 +85,10 @@ enum {
     DB_COUNT
 };
 
-/* Name kinds in the names table. */
-enum { NK_ACCOUNT = 'A', NK_AGENT = 'a', NK_QUEUE = 'q' };
+/* Name kinds in the names table. NK_QUEUE_GONE: a deleted queue's id,
+** keyed by its number (its aggregates outlive it; numbers are never used
+** again), kept until its account is deleted. */
+enum { NK_ACCOUNT = 'A', NK_AGENT = 'a', NK_QUEUE = 'q', NK_QUEUE_GONE = 'Q' };
 
 /* Timer kinds. */
 enum { TM_RING = 1, TM_WRAPUP, TM_WAKE, TM_MAXWAIT };
@@ -378,6 +380,10 @@ int st_kv_drop(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *policy);
 int st_name_get(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t *num);
 int st_name_put(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t num);
 int st_name_del(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id);
+/* A deleted queue's id by its number: put when it is deleted; read into
+** id (SB_ID_MAX + 1 bytes), MDB_NOTFOUND for none. */
+int st_queue_gone_put(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, const char *id);
+int st_queue_gone_id(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, char *id);
 
 /* Load an account by id (SB_ENOTFOUND when missing). */
 int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out);

@@ -295,6 +295,8 @@ static int do_account_delete(wtx *t, void *arg)
     if ((rc = del_prefix(t->txn, e, DB_NAMES, p, 5))) return rc;
     p[0] = NK_QUEUE;
     if ((rc = del_prefix(t->txn, e, DB_NAMES, p, 5))) return rc;
+    p[0] = NK_QUEUE_GONE;
+    if ((rc = del_prefix(t->txn, e, DB_NAMES, p, 5))) return rc;
     /* Timers of the account are dropped when they fire: they find no account. */
     pol_host_drop(e->pol, t->acct);
     /* Other engines on the data directory drop theirs when they see it. */
@@ -1071,6 +1073,8 @@ static int do_queue_delete(wtx *t, void *arg)
     if ((rc = st_del(t->txn, t->e, DB_QUEUES, k, key_acct2(k, t->acct, q.num))) ||
         (rc = st_del(t->txn, t->e, DB_QUEUEDOCS, k, key_acct2(k, t->acct, q.num))))
         goto out;
+    /* Its id stays for its aggregates (sb_aggregates). */
+    if ((rc = st_queue_gone_put(t->txn, t->e, t->acct, q.num, q.id))) goto out;
     rc = st_name_del(t->txn, t->e, NK_QUEUE, t->acct, q.id);
 out:
     queue_free(&q);

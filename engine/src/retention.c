@@ -2362,6 +2362,50 @@ static json_t *aggr_json(const uint64_t *v, int64_t day, const char *queue)
                      offered > 0 ? json_real((double)v[AG_ANSWERED_SL] / offered) : json_null());
 }
 
+/* The rows of the aggregates under prefix p (an account's, or one queue's)
+** of days [dfrom, dto) onto arr: MDB_NOTFOUND at the end, or an error. */
+static int aggr_rows(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t *p, size_t pl,
+                     int64_t dfrom, int64_t dto, json_t *arr)
+{
+    st_iter it;
+    int rc;
+    uint32_t qnum = UINT32_MAX;
+    int gone = 0;
+    char qid[SB_ID_MAX + 1] = "";
+    for (rc = st_iter_open(&it, txn, e, DB_AGGR, p, pl); rc == 0; rc = st_iter_next(&it)) {
+        if (it.klen != 12) continue;
+        int64_t day = be32(it.key + 8);
+        if (day < dfrom || day >= dto) continue;
+        uint64_t v[AG_COUNT];
+        if (rec_aggr_decode(&it.v, v)) continue;
+        uint32_t qn = be32(it.key + 4);
+        if (qn != qnum) { /* the queue's id (its aggregates outlive it) */
+            qnum = qn;
+            queue_rec qq = {0};
+            gone = 0;
+            if (qn == 0)
+                qid[0] = 0;
+            else if (st_queue_load(txn, e, acct, qn, &qq) == 0)
+                str_copy(qid, sizeof qid, qq.id);
+            else if (st_queue_gone_id(txn, e, acct, qn, qid) == 0)
+                gone = 1;
+            else /* deleted before deleted queues kept their ids */
+                snprintf(qid, sizeof qid, "#%u", (unsigned)qn);
+        }
+        json_t *row = aggr_json(v, day, qn ? qid : NULL);
+        if (gone) json_object_set_new(row, "queue_deleted", json_true());
+        json_array_append_new(arr, row);
+    }
+    st_iter_close(&it);
+    return rc;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t from_ms,
                   int64_t to_ms, sb_result *res)
 {
@@ -2374,53 +2418,61 @@ int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t 
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);
     if (rc) return rc;
-    queue_rec q = {0};
     json_t *arr = json_array();
-    if (queue) {
-        rc = st_queue_by_id(txn, e, acc.num, queue, &q);
-        if (rc == SB_ENOTFOUND) {
-            rc = res_no_such(res, "queue", "queue", queue);
-            goto out;
-        }
-    }
-    if (rc) {
-        rc = eng_mdb_err(res, rc, "read queue");
-        goto out;
-    }
+    sb_buf nums = {0}; /* uint32_t: the queues' numbers */
     int64_t dfrom = from_ms / DAY_MS,
             dto = to_ms == INT64_MAX ? INT64_MAX : (to_ms + DAY_MS - 1) / DAY_MS;
     uint8_t p[8];
-    size_t pl = queue ? key_acct2(p, acc.num, q.num) : key_acct(p, acc.num);
-    st_iter it;
-    uint32_t qnum = UINT32_MAX;
-    char qid[SB_ID_MAX + 1] = "";
-    for (rc = st_iter_open(&it, txn, e, DB_AGGR, p, pl); rc == 0; rc = st_iter_next(&it)) {
-        if (it.klen != 12) continue;
-        int64_t day = be32(it.key + 8);
-        if (day < dfrom || day >= dto) continue;
-        uint64_t v[AG_COUNT];
-        if (rec_aggr_decode(&it.v, v)) continue;
-        uint32_t qn = be32(it.key + 4);
-        if (qn != qnum) { /* the queue's id (its aggregates outlive it) */
-            qnum = qn;
-            queue_rec qq = {0};
-            if (qn == 0)
-                qid[0] = 0;
-            else if (st_queue_load(txn, e, acc.num, qn, &qq) == 0)
-                str_copy(qid, sizeof qid, qq.id);
-            else
-                snprintf(qid, sizeof qid, "#%u", (unsigned)qn);
+    if (!queue) {
+        rc = aggr_rows(txn, e, acc.num, p, key_acct(p, acc.num), dfrom, dto, arr);
+    } else {
+        /* The queue of that id, and the deleted queues that had it: each
+        ** with its own rows, the deleted ones' marked. */
+        queue_rec q = {0};
+        rc = st_queue_by_id(txn, e, acc.num, queue, &q);
+        if (rc && rc != SB_ENOTFOUND) {
+            rc = eng_mdb_err(res, rc, "read queue");
+            goto out;
         }
-        json_array_append_new(arr, aggr_json(v, day, qn ? qid : NULL));
+        size_t idl = strlen(queue);
+        if (rc == 0 && buf_put(&nums, &q.num, sizeof q.num)) goto oom;
+        st_iter it;
+        uint8_t gp[5] = {NK_QUEUE_GONE};
+        put_be32(gp + 1, acc.num);
+        for (rc = st_iter_open(&it, txn, e, DB_NAMES, gp, sizeof gp); rc == 0;
+             rc = st_iter_next(&it)) {
+            if (it.klen != 9 || it.v.mv_size != idl || memcmp(it.v.mv_data, queue, idl)) continue;
+            uint32_t n = be32(it.key + 5);
+            if (buf_put(&nums, &n, sizeof n)) break;
+        }
+        st_iter_close(&it);
+        if (rc == 0) goto oom; /* the loop left for memory */
+        if (rc != MDB_NOTFOUND) {
+            rc = eng_mdb_err(res, rc, "read deleted queues");
+            goto out;
+        }
+        size_t nn = nums.len / sizeof(uint32_t);
+        if (!nn) {
+            rc = res_no_such(res, "queue", "queue", queue);
+            goto out;
+        }
+        uint32_t *num = (uint32_t *)(void *)nums.p;
+        qsort(num, nn, sizeof *num, cmp_u32);
+        rc = MDB_NOTFOUND;
+        for (size_t i = 0; i < nn && rc == MDB_NOTFOUND; i++)
+            rc = aggr_rows(txn, e, acc.num, p, key_acct2(p, acc.num, num[i]), dfrom, dto, arr);
     }
-    st_iter_close(&it);
     if (rc != MDB_NOTFOUND) {
         rc = eng_mdb_err(res, rc, "read aggregates");
         goto out;
     }
     rc = 0;
     res_doc(res, json_pack("{s:O}", "days", arr));
+    goto out;
+oom:
+    rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
 out:
+    buf_free(&nums);
     json_decref(arr);
     eng_read_end(e, txn);
     return rc;

@@ -764,6 +764,32 @@ int st_name_del(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char 
     return st_del(txn, e, DB_NAMES, k, name_key(k, kind, acct, id));
 }
 
+static size_t gone_key(uint8_t k[9], uint32_t acct, uint32_t num)
+{
+    k[0] = NK_QUEUE_GONE;
+    put_be32(k + 1, acct);
+    put_be32(k + 5, num);
+    return 9;
+}
+
+int st_queue_gone_put(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, const char *id)
+{
+    uint8_t k[9];
+    return st_put(txn, e, DB_NAMES, k, gone_key(k, acct, num), id, strlen(id));
+}
+
+int st_queue_gone_id(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, char *id)
+{
+    uint8_t k[9];
+    MDB_val v;
+    int rc = st_get(txn, e, DB_NAMES, k, gone_key(k, acct, num), &v);
+    if (rc) return rc;
+    if (v.mv_size > SB_ID_MAX) return SB_ESTORE;
+    memcpy(id, v.mv_data, v.mv_size);
+    id[v.mv_size] = 0;
+    return 0;
+}
+
 /* --- id -> number hints ----------------------------------------------------------
 ** Every event names its account, and agents and queues by id; resolving an id
 ** through the names table costs a lookup each time. Numbers are never reused

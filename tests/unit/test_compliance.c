@@ -1171,6 +1171,61 @@ static void test_reason_bytes(void)
     json_decref(d);
 }
 
+/* --- a deleted queue's statistics -------------------------------------------- */
+
+/* The rows of the account's aggregates for queue q (NULL: all) as
+** "queue/offered[/deleted]" joined by spaces; "error CODE" when it fails. */
+static const char *aggr_rows_of(const char *acct, const char *q)
+{
+    static char out[512];
+    int rc = sb_aggregates(eng, acct, q, 0, 0, res);
+    if (rc) {
+        snprintf(out, sizeof out, "error %s", sb_code_name(rc));
+        return out;
+    }
+    json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL), *x;
+    size_t i, n = 0;
+    out[0] = 0;
+    json_array_foreach(json_object_get(d, "days"), i, x)
+    {
+        json_t *qid = json_object_get(x, "queue");
+        n += (size_t)snprintf(out + n, sizeof out - n, "%s%s/%lld%s", n ? " " : "",
+                              json_is_string(qid) ? json_string_value(qid) : "-",
+                              (long long)json_integer_value(json_object_get(x, "offered")),
+                              json_is_true(json_object_get(x, "queue_deleted")) ? "/deleted" : "");
+        if (n >= sizeof out) break;
+    }
+    json_decref(d);
+    return out;
+}
+
+static void test_deleted_queue_aggregates(void)
+{
+    ok(account("qgone", NULL) == 0, "an account with queues support and sales");
+    ok(call("qgone", "g1", "sales", "+442079460301", 1) == 0 &&
+           call("qgone", "g2", "sales", "+442079460302", 0) == 0 &&
+           call("qgone", "g3", "support", "+442079460303", 1) == 0,
+       "two calls in sales, one in support");
+    is_str(aggr_rows_of("qgone", "sales"), "sales/2", "sales has its day");
+    ok(sb_queue_delete(eng, "qgone", "sales", res) == 0, "sales is deleted");
+    is_str(aggr_rows_of("qgone", "sales"), "sales/2/deleted",
+           "its statistics are found by its id after it is deleted, marked deleted");
+    is_str(aggr_rows_of("qgone", NULL), "-/3 support/1 sales/2/deleted",
+           "the account's list names the deleted queue, marked (not \"#2\")");
+    const char *q = "{\"id\":\"sales\",\"policy\":\"hist\",\"members\":[{\"agent\":\"a1\"}]}";
+    ok(sb_queue_put(eng, "qgone", q, strlen(q), res) == 0, "sales is made again");
+    ok(call("qgone", "g4", "sales", "+442079460304", 1) == 0, "and takes a call");
+    is_str(aggr_rows_of("qgone", "sales"), "sales/2/deleted sales/1",
+           "the id finds both: the deleted queue's rows and the new queue's");
+    is_str(aggr_rows_of("qgone", "nosuch"), "error SB_ENOTFOUND",
+           "an id no queue has or had is still not found");
+    ok(sb_account_delete(eng, "qgone", res) == 0, "the account goes");
+    ok(account("qgone", NULL) == 0, "an account of the same id again");
+    is_str(aggr_rows_of("qgone", NULL), "", "it has no statistics");
+    is_str(aggr_rows_of("qgone", "sales"), "",
+           "its sales finds none of the deleted account's deleted sales");
+}
+
 int main(void)
 {
     if (start_engine("compliance")) return done_testing();
@@ -1189,6 +1244,7 @@ int main(void)
     test_erasure_answer_reasons();
     test_audit_reasons();
     test_reason_bytes();
+    test_deleted_queue_aggregates();
     sb_close(eng);
     sb_result_free(res);
     char cmd[300];
