@@ -774,9 +774,13 @@ def test_records():
         ok(any(k.startswith("keep: legal hold h1") for k in er["reasons"]),
            "... the reasons say why: %r" % er["reasons"])
         page = eng.audit_list("acme", after=3, limit=10)
-        is_(sorted((e["source"], e["action"], e["call"]) for e in page["entries"]),
+        is_(sorted((e["source"], e["action"], e.get("call")) for e in page["entries"]
+                   if e["action"] != "erasure_request"),
             [("erasure", "delete", "c1"), ("erasure", "keep", "c2")],
             "audit_list(after=3): the erasure's entries")
+        is_([e["reason"] for e in page["entries"] if e["action"] == "erasure_request"],
+            ["erasure request: 1 deleted, 0 anonymized, 1 kept (1 held, 0 failed); 0 live calls"],
+            "... and the request's own, with what it did")
 
         r = eng.hold_release("acme", "h1")
         ok(r["id"] == "h1" and r["released"] is True, "hold_release: the hold, released")

@@ -676,7 +676,8 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 ** ends: live counts those calls (their records are not in the other
 ** counts). The request covers calls offered up to
 ** when it is received, never later ones. Audit reasons show numbers as
-** [number]. Runs in short transactions; a request cut short (crash) is
+** [number]; the request's own audit entry ("erasure_request") follows its
+** records'. Runs in short transactions; a request cut short (crash) is
 ** finished by running it again. */
 SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
 
@@ -725,7 +726,9 @@ SB_API int sb_aggregates(sb_engine *eng, const char *account, const char *queue,
 /* The account's retention audit log, oldest first, entries after sequence
 ** number `after` (0: from the start), at most `limit` (0: 1000). res's JSON:
 ** {"entries":[{"seq":N,"t_ms":N,"call":"c1","ended_ms":N,"action":"delete"|
-**   "anonymize"|"keep"|"error"|"hold_placed"|"hold_released",
+**   "anonymize"|"keep"|"error"|"hold_placed"|"hold_released"|
+**   "erasure_request" (one per sb_erase, after its records' entries, with
+**   what it did as its reason),
 **   "decision":..,"overridden":bool,"reason":..,"source":"write"|"review"|
 **   "erasure"|"hold","policy":..,"version":..}],"next":N} */
 SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, size_t limit,

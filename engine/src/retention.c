@@ -1717,13 +1717,32 @@ typedef struct erase_op {
     int held_now;    /* this transaction did */
     int live;        /* calls of the number in progress (once done) */
     counts n;        /* this transaction */
+    counts all;      /* the committed transactions */
     json_t *reasons; /* this transaction */
 } erase_op;
+
+/* The request itself in the audit log, with what it did (in its last
+** transaction, beside its last records' entries): a request that found
+** nothing is on record too. No number: the log holds none. */
+static int audit_request(rctx *x, const erase_op *op)
+{
+    counts c = op->all;
+    add_counts(&c, &x->n);
+    char why[256];
+    snprintf(why, sizeof why,
+             "erasure request: %llu deleted, %llu anonymized, %llu kept (%llu held, %llu "
+             "failed); %d live call%s",
+             (unsigned long long)c.deleted, (unsigned long long)c.anonymized,
+             (unsigned long long)c.kept, (unsigned long long)c.overridden,
+             (unsigned long long)c.failed, op->live, op->live == 1 ? "" : "s");
+    return audit_add(x, NULL, 0, 0, "erasure_request", NULL, 0, why, SRC_ERASURE, NULL, NULL);
+}
 
 static int do_erase(wtx *t, void *arg)
 {
     erase_op *op = arg;
     op->done = 0;
+    op->live = 0;
     op->held_now = 0;
     memset(&op->n, 0, sizeof op->n);
     json_object_clear(op->reasons);
@@ -1737,7 +1756,7 @@ static int do_erase(wtx *t, void *arg)
     rc = rec_key(t->e, t->acct, t->account->id, 0, key);
     if (rc == REC_NO_KEY) { /* no data key: nothing was ever sealed */
         op->done = 1;
-        rc = 0;
+        rc = audit_request(&x, op);
         goto out;
     }
     if (rc == SB_ECRYPTO) {
@@ -1777,6 +1796,7 @@ static int do_erase(wtx *t, void *arg)
         else
             rc = st_del(t->txn, t->e, DB_ERASURES, k, pend_key(k, t->acct, pseudo));
     }
+    if (!rc && op->done) rc = audit_request(&x, op);
     if (!rc) rc = audit_flush(&x);
 out:
     op->n = x.n;
@@ -1850,14 +1870,13 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     if (rc) return rc;
     op.reasons = json_object();
     json_t *reasons = json_object();
-    counts all = {0};
     do {
         rc = eng_write(e, do_erase, &op, res);
         if (rc) break;
         op.held |= op.held_now;
         memcpy(op.cur, op.next, op.nextlen);
         op.curlen = op.nextlen;
-        add_counts(&all, &op.n);
+        add_counts(&op.all, &op.n);
         const char *k;
         json_t *v;
         json_object_foreach(op.reasons, k, v)
@@ -1875,10 +1894,10 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     }
     (void)eng_scrub(e);
     /* Kept and failed records both stay: "kept" counts every record left. */
-    res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "deleted", (json_int_t)all.deleted,
-                           "anonymized", (json_int_t)all.anonymized, "kept", (json_int_t)(all.kept),
-                           "failed", (json_int_t)all.failed, "held", (json_int_t)all.overridden,
-                           "live", op.live, "reasons", reasons));
+    res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "deleted", (json_int_t)op.all.deleted,
+                           "anonymized", (json_int_t)op.all.anonymized, "kept",
+                           (json_int_t)(op.all.kept), "failed", (json_int_t)op.all.failed, "held",
+                           (json_int_t)op.all.overridden, "live", op.live, "reasons", reasons));
     return 0;
 }
 

@@ -247,9 +247,10 @@ EXPECT = [
      lambda st, r: st == 200 and [(x["queue"], x["offered"], x["answered"], x["abandoned"],
                                    x["overflowed"]) for x in r.get("days", [])] ==
      [("support", 3, 1, 1, 1)]),
-    (["audit?after=0"], "GET /v1/audit: the erasure's delete, the hold placed and released",
+    (["audit?after=0"], "GET /v1/audit: the erasure's delete and the request, the hold placed "
+     "and released",
      lambda st, r: st == 200 and [e["action"] for e in r.get("entries", [])] ==
-     ["delete", "hold_placed", "hold_released"]),
+     ["delete", "erasure_request", "hold_placed", "hold_released"]),
     (["curl -sN $AUTH $SB/v1/events &"], "the stream, opened in the background", None),
     (['"status":"paused"', "agents/alice/status"], "pausing alice",
      lambda st, r: (st, r) == (200, {"actions": []})),

@@ -1078,6 +1078,37 @@ static void test_erasure_answer_reasons(void)
            strstr(text, "delete: alt [number]"),
        "the erasure's answer counts the reason with the number left out: %s", text);
     json_decref(d);
+    /* The request itself is on record, with what it did, also when it
+    ** finds nothing; without the number. */
+    d = doc(sb_erase(eng, "quote", "+442079460999", res));
+    ok(d && erase_count(d, "deleted") == 0, "an erasure request for a number with no records");
+    json_decref(d);
+    json_t *a = doc(sb_audit_list(eng, "quote", 0, 0, res)), *x;
+    size_t i;
+    int reqs = 0;
+    const char *first = "", *last = "";
+    json_array_foreach(json_object_get(a, "entries"), i, x)
+    {
+        const char *act = json_string_value(json_object_get(x, "action"));
+        if (!act || strcmp(act, "erasure_request")) continue;
+        reqs++;
+        const char *why = json_string_value(json_object_get(x, "reason"));
+        if (reqs == 1) first = why ? why : "";
+        last = why ? why : "";
+        const char *src = json_string_value(json_object_get(x, "source"));
+        ok(src && !strcmp(src, "erasure") && !json_object_get(x, "call"),
+           "request %d: source erasure, no call", reqs);
+    }
+    is_int(reqs, 2, "the audit log has an entry for each of the two requests");
+    is_str(first,
+           "erasure request: 1 deleted, 0 anonymized, 0 kept (0 held, 0 failed); 0 live calls",
+           "the first says what it did");
+    is_str(last,
+           "erasure request: 0 deleted, 0 anonymized, 0 kept (0 held, 0 failed); 0 live calls",
+           "the second, that it found nothing");
+    text = sb_result_json(res, NULL);
+    ok(!strstr(text, "7946"), "no number in the log");
+    json_decref(a);
 }
 
 static const char *chatty_policy =
