@@ -922,6 +922,16 @@ static int in_list(const char *list, const char *name, size_t nl)
 /* Every route refuses, as it refuses unknown JSON fields, a query parameter
 ** it does not take, one given twice, one without a value and a malformed
 ** percent-escape: 400 SB_EINVAL naming the parameter. */
+/* A DELETE takes no body: one sent (a reason, a document meant for another
+** route, malformed JSON) is refused rather than left unread. */
+static int check_no_body(ctx *x)
+{
+    if (x->req->method != SBD_DELETE || !x->req->body_len) return 0;
+    fail(x, 400, "SB_EINVAL", NULL, "DELETE %s takes no body (%zu bytes sent); nothing was deleted",
+         x->rt->pattern, x->req->body_len);
+    return -1;
+}
+
 static int check_query(ctx *x)
 {
     /* Only reads take query parameters (POST /v1/calls takes none of GET's). */
@@ -1539,7 +1549,7 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
     }
     if (((rt->auth == AUTH_ADMIN && auth_admin(&x) == 0) ||
          (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE) &&
-        check_query(&x) == 0) {
+        check_query(&x) == 0 && check_no_body(&x) == 0) {
         /* Events join the loop's engine batch; anything else sees it
         ** committed first. */
         if (h != h_call_offer && h != h_call_event && h != h_agent_status) sbd_batch_close(d);

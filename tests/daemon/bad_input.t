@@ -100,6 +100,19 @@ r = acme.put("/v1/agents/carol", dict(agent_doc("carol"), preferences={"note": "
 t.is_(r.status, 200, "a body just under max_body is fine", r)
 acme.delete("/v1/agents/carol")
 
+# -- a DELETE with a body: refused, nothing deleted ------------------------------------
+t.is_(acme.post("/v1/holds", {"id": "hb", "number": "+442079460001", "reason": "case"}).status, 201,
+      "a hold to release")
+for body, what in (("{not json", "malformed JSON"), ('{"reason":"closed"}', "a reason")):
+    r = acme.delete("/v1/holds/hb", body=body, headers=JSON)
+    t.is_((r.status, r.code), (400, "SB_EINVAL"), "DELETE /v1/holds/hb with %s: 400" % what, r)
+    t.ok("takes no body" in r.body, "... saying DELETE takes no body", r)
+t.is_([h["id"] for h in acme.get("/v1/holds").json["holds"]], ["hb"], "... and the hold stands")
+r = acme.delete("/v1/agents/alice", body='{"id":"bob"}', headers=JSON)
+t.is_(r.status, 400, "DELETE of an agent with a body: 400 (any DELETE)", r)
+t.is_(acme.get("/v1/agents/alice").status, 200, "... and alice is still there")
+t.is_(acme.delete("/v1/holds/hb").status, 200, "without a body the hold is released")
+
 # -- routes and methods -------------------------------------------------------------
 r = acme.get("/v1/nothing")
 t.is_((r.status, r.code), (404, "HTTP_NOT_FOUND"), "an unknown route: 404 HTTP_NOT_FOUND")
