@@ -75,6 +75,9 @@
 #define V_JOB 1
 
 enum { SRC_WRITE = 1, SRC_REVIEW, SRC_ERASURE, SRC_HOLD };
+
+/* A hold's reason and id: a run of this many digits reads as a number. */
+#define HOLD_NATIONAL_MIN 9
 static const char *const src_names[] = {"", "write", "review", "erasure", "hold"};
 static const char *const act_names[] = {"none", "keep", "anonymize", "delete"};
 
@@ -330,7 +333,16 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
     ** number, written any way: the audit log holds none. (Room for every
     ** shortest number, "+12", read as "[number]".) */
     size_t rl = reason ? strlen(reason) : 0;
-    if (reason && rl < sizeof x->memo_raw) {
+    if (reason && source == SRC_HOLD && rl < sizeof x->memo_raw) {
+        /* A hold's reason was checked by the rule sb_hold_place applies (no
+        ** run of 9 digits or more, no number written with '+'): by that
+        ** rule, so that "ref 12-345-678" stays as the hold list shows it. */
+        char *clean = x->memo_clean;
+        redact_numbers_min(reason, clean, sizeof x->memo_clean, 0, HOLD_NATIONAL_MIN);
+        text_clean(clean);
+        x->memo = 0; /* memo_clean holds this, not memo_raw's */
+        reason = clean;
+    } else if (reason && rl < sizeof x->memo_raw) {
         if (!x->memo || memcmp(x->memo_raw, reason, rl + 1)) {
             sb_redact(reason, x->memo_clean, sizeof x->memo_clean);
             /* policies write any bytes; the audit lists one entry a line */
@@ -2248,11 +2260,13 @@ int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t le
     const char *const fields[2][2] = {{"reason", op.h.reason}, {"id", op.h.id}};
     for (int i = 0; i < 2; i++) {
         char shown[3 * sizeof op.h.reason];
-        if (redact_numbers_min(fields[i][1], shown, sizeof shown, 0, 9)) {
+        if (redact_numbers_min(fields[i][1], shown, sizeof shown, 0, HOLD_NATIONAL_MIN)) {
             rc = res_err(res, SB_EINVAL, fields[i][0],
                          "a hold's %s must not contain a phone number (the hold list and the "
-                         "audit log, which hold no personal data, show it): it reads \"%s\"",
-                         fields[i][0], shown);
+                         "audit log, which hold no personal data, show it): it reads \"%s\" "
+                         "(a number written with '+', or a run of %d digits or more; write a "
+                         "case number in parts, as 2026-001234)",
+                         fields[i][0], shown, HOLD_NATIONAL_MIN);
             goto out;
         }
     }
@@ -2262,11 +2276,24 @@ int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t le
     } else if (op.h.call[0]) {
         op.h.kind = HK_CALL;
     } else {
-        if (from < 0 || to <= from) {
-            rc = res_err(res, to < 0 ? SB_EINVAL : SB_EINVAL, from < 0 ? "from_ms" : "to_ms",
-                         "a time range hold needs \"from_ms\" < \"to_ms\"");
-            goto out;
+        /* Before 1973-03-03 in milliseconds: seconds meant (the CLI takes
+        ** those), or a range that holds nothing. */
+        const long long ms_floor = 100000000000LL;
+        if (from < 0 || to < 0) {
+            const char *missing = from < 0 ? "from_ms" : "to_ms";
+            rc = res_err(res, SB_EINVAL, missing, "a time range hold needs \"%s\" too", missing);
+        } else if (from < ms_floor || to < ms_floor) {
+            const char *f = from < ms_floor ? "from_ms" : "to_ms";
+            long long v = from < ms_floor ? from : to;
+            rc = res_err(res, SB_EINVAL, f,
+                         "\"%s\" %lld is before 1973 in Unix milliseconds: times here are "
+                         "milliseconds (%lld000 if seconds were meant)",
+                         f, v, v);
+        } else if (to <= from) {
+            rc =
+                res_err(res, SB_EINVAL, "to_ms", "a time range hold needs \"from_ms\" < \"to_ms\"");
         }
+        if (rc) goto out;
         op.h.kind = HK_RANGE;
         op.h.from = from;
         op.h.to = to;

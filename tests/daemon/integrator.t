@@ -144,7 +144,8 @@ t.ok((r.status, r.field) == (400, "after") and "non-negative integer" in message
 
 # -- the audit log's pages ---------------------------------------------------------------
 for i in range(3):
-    acme.post("/v1/holds", {"id": "a%d" % i, "from_ms": 1, "to_ms": 2 + i, "reason": "case %d" % i})
+    acme.post("/v1/holds", {"id": "a%d" % i, "from_ms": 1700000000000,
+                            "to_ms": 1700000000001 + i, "reason": "case %d" % i})
     acme.delete("/v1/holds/a%d" % i)
 seen, after = [], 0
 for _ in range(10):

@@ -1140,6 +1140,44 @@ static void test_audit_reasons(void)
            !strstr(sb_result_message(res), "7946") &&
            strstr(sb_result_message(res), "caller [number]"),
        "the refusal shows what read as a number without the number: %s", sb_result_message(res));
+    ok(strstr(sb_result_message(res), "9 digits or more") != NULL, "... and says the rule: %s",
+       sb_result_message(res));
+    /* A reason the hold list shows as written is in the audit log as written. */
+    h = "{\"id\":\"hr\",\"from_ms\":1700000000000,\"to_ms\":1700000001000,"
+        "\"reason\":\"order ref 12-345-678\"}";
+    ok(sb_hold_place(eng, "chat", h, strlen(h), res) == 0,
+       "a hold whose reason has a short case number");
+    ok(sb_hold_release(eng, "chat", "hr", res) == 0, "released");
+    json_t *al = doc(sb_audit_list(eng, "chat", 0, 0, res)), *x;
+    size_t j;
+    int as_typed = 0;
+    json_array_foreach(json_object_get(al, "entries"), j, x)
+    {
+        const char *why = json_string_value(json_object_get(x, "reason"));
+        as_typed += why && strstr(why, "order ref 12-345-678") != NULL;
+    }
+    is_int(as_typed, 2, "its placing and release are in the audit log with the reason as typed");
+    json_decref(al);
+    /* Range holds: in milliseconds, both ends. */
+    struct {
+        const char *json, *field, *says;
+    } bad[] = {
+        {"{\"from_ms\":1795900000,\"to_ms\":1796000000,\"reason\":\"r\"}", "from_ms",
+         "1795900000000 if seconds were meant"},
+        {"{\"from_ms\":1795900000000,\"to_ms\":1796000000,\"reason\":\"r\"}", "to_ms",
+         "times here are milliseconds"},
+        {"{\"from_ms\":1795900000000,\"reason\":\"r\"}", "to_ms", "needs \"to_ms\" too"},
+        {"{\"to_ms\":1795900000000,\"reason\":\"r\"}", "from_ms", "needs \"from_ms\" too"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        int rc = sb_hold_place(eng, "chat", bad[k].json, strlen(bad[k].json), res);
+        const char *f = sb_result_field(res);
+        ok(rc == SB_EINVAL && f && !strcmp(f, bad[k].field) &&
+               strstr(sb_result_message(res), bad[k].says),
+           "range hold %s: refused on %s, \"...%s...\" (%s)", bad[k].json, bad[k].field,
+           bad[k].says, sb_result_message(res));
+    }
+    is_int(doc_len(sb_hold_list(eng, "chat", res), "holds"), 0, "none of them placed");
     o = "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"support\","
         "\"caller\":\"+442079460321\",\"attrs\":{\"callback\":\"020 7946 0555\"}}";
     ok(ev("chat", o) == 0 && finish("chat", "c2", "") == 0,
