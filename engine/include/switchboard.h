@@ -432,7 +432,8 @@ typedef struct sb_event {
     const char *call_id;
     const char *queue_id;    /* OFFER; TRANSFER to a queue              */
     const char *agent_id;    /* RING_RESULT, AGENT_STATUS; TRANSFER to agent */
-    const char *caller;      /* OFFER: E.164 caller number              */
+    const char *caller;      /* OFFER: E.164 caller number; NULL or "":
+                             ** withheld (see sb_submit)               */
     const char *called;      /* OFFER: E.164 number dialled (optional)  */
     int priority;            /* OFFER: higher is served first (0..100)  */
     sb_ring_outcome outcome; /* RING_RESULT                            */
@@ -465,7 +466,15 @@ SB_API int sb_batch_begin(sb_engine *eng);
 SB_API int sb_batch_end(sb_engine *eng, sb_result *res);
 
 /* ev->account NULL, "" or not a valid id: SB_EINVAL (field "account"),
-** where the other calls taking an account answer SB_ENOTFOUND. */
+** where the other calls taking an account answer SB_ENOTFOUND.
+** An offer without a caller (NULL or "") is a call from a withheld number
+** (CLIR, SIP "anonymous"): it is routed like any other; its policy sees
+** call.caller nil and no previous agent (no two withheld calls are taken
+** for one caller); sb_call_get shows no caller; its record has no caller
+** pseudonym, so caller history never reaches it and access and erasure
+** requests find it by its called number alone (as "called", "caller":
+** null). A caller that is given but is not an E.164 number (SIP's
+** "anonymous" too) is refused (SB_EINVAL, field "caller"): leave it out. */
 SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
 
 /* The same event as JSON, e.g.
@@ -476,7 +485,8 @@ SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
 **   {"type":"agent_status","agent":"alice","status":"paused","reason":"lunch"}
 ** Types: offer, ring_result, hangup, abandon, transfer, agent_status. Each
 ** takes the fields shown for it (an offer also "called", "priority" and
-** "attrs"; a transfer "queue" or "agent") and no other: a field of another
+** "attrs", and leaves "caller" out, or null or "", for a withheld number;
+** a transfer "queue" or "agent") and no other: a field of another
 ** type is refused as unknown (SB_EINVAL naming it), as is any field no type
 ** takes. */
 SB_API int sb_submit_json(sb_engine *eng, const char *account, const char *json, size_t len,
@@ -495,8 +505,10 @@ SB_API int64_t sb_next_deadline(sb_engine *eng);
 
 /* The call with its state and decision trace (every decision: time, policy,
 ** version, outcome, error); its numbers and attributes are decrypted for
-** the owning account. Once the call has ended: its record (the latest, if
-** the call id was used again), without numbers or personal attributes. */
+** the owning account ("caller" and "called" left out when the call has no
+** such number: a withheld caller, none dialled). Once the call has ended:
+** its record (the latest, if the call id was used again), without numbers
+** or personal attributes. */
 SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id, sb_result *res);
 /* The account's live calls (waiting, ringing or connected), all or those in
 ** `queue` (may be NULL; an unknown queue is SB_ENOTFOUND, field "queue"):
@@ -628,7 +640,8 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** and called numbers, and the attributes named in the account's
 ** "personal_attrs" (see the account document). A keyed pseudonym of each
 ** number indexes the records, so erasure and access requests and caller
-** history work without storing any number in the clear.
+** history work without storing any number in the clear. A withheld caller
+** has no number and so no pseudonym.
 **
 ** Account settings (in the account document given to sb_account_put):
 **   "retention": "retention/keep-90-days-then-delete"   the retention policy
@@ -652,6 +665,8 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** request. res's JSON:
 **   SB_EXPORT_JSON: {"number":"+44...","records":[{record..., "role":"caller"|
 **                   "called","caller":..,"called":..,"personal_attrs":{..}}]}
+**                   ("caller" null for a withheld one, "called" null when
+**                   none was given; empty fields in CSV)
 **   SB_EXPORT_CSV:  {"number":..,"count":N,"csv":"id,role,caller,called,
 **                   queue,...\r\n..."} (RFC 4180,
 **                   a header line, one line per record; a field a spreadsheet

@@ -1121,7 +1121,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     pol_call pc = {
         .id = c->id,
         .queue = q->id,
-        .caller = c->caller,
+        .caller = c->caller[0] ? c->caller : NULL, /* withheld: nil to the policy */
         .called = c->called[0] ? c->called : NULL,
         .priority = c->priority,
         .waited = (double)(t->now - c->offered) / 1000.0,
@@ -1974,6 +1974,11 @@ static int do_event(wtx *t, void *arg)
     return res_err(t->res, SB_EINVAL, "type", "unknown event type");
 }
 
+/* An offer's caller that is there and not a number: the refusal says how
+** to offer a call from a withheld number instead. */
+static const char bad_caller[] = "'caller' must be an E.164 number like +4930123456 (leave it out "
+                                 "for a call from a withheld number)";
+
 /* Check an event before any transaction starts. */
 static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
 {
@@ -1984,9 +1989,10 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
         if (!id_valid(ev->queue_id)) return res_err(res, SB_EINVAL, "queue", "invalid queue id");
         if (ev->priority < 0 || ev->priority > 100)
             return res_err(res, SB_EINVAL, "priority", "'priority' must be 0..100");
-        if (e164_normalize(ev->caller, op->caller))
-            return res_err(res, SB_EINVAL, "caller",
-                           "'caller' must be an E.164 number like +4930123456");
+        /* No caller (NULL or ""): the number was withheld. */
+        op->caller[0] = 0;
+        if (ev->caller && ev->caller[0] && e164_normalize(ev->caller, op->caller))
+            return res_err(res, SB_EINVAL, "caller", "%s", bad_caller);
         op->called[0] = 0;
         if (ev->called && e164_normalize(ev->called, op->called))
             return res_err(res, SB_EINVAL, "called",
@@ -2151,7 +2157,7 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
         (rc = jv_id(doc, "queue", NULL, ev.type == SB_EV_OFFER, queue, res)) ||
         (rc = jv_id(doc, "agent", NULL,
                     ev.type == SB_EV_RING_RESULT || ev.type == SB_EV_AGENT_STATUS, agent, res)) ||
-        (rc = jv_str(doc, "caller", NULL, ev.type == SB_EV_OFFER, caller, sizeof caller, res)) ||
+        (rc = jv_str(doc, "caller", NULL, 0, caller, sizeof caller, res)) ||
         (rc = jv_str(doc, "called", NULL, 0, called, sizeof called, res)) ||
         (rc = jv_int(doc, "priority", NULL, 0, 0, 100, &prio, res)) ||
         (rc = jv_str(doc, "outcome", NULL, ev.type == SB_EV_RING_RESULT, outcome, sizeof outcome,
@@ -2161,7 +2167,7 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
         (rc = jv_str(doc, "reason", NULL, 0, reason, sizeof reason, res)))
         goto out;
     if (ev.type == SB_EV_OFFER && caller[0] && e164_normalize(caller, (char[17]){0})) {
-        rc = res_err(res, SB_EINVAL, "caller", "'caller' must be an E.164 number like +4930123456");
+        rc = res_err(res, SB_EINVAL, "caller", "%s", bad_caller);
         goto out;
     }
     if (ev.type == SB_EV_RING_RESULT) {
@@ -2446,11 +2452,14 @@ int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_resul
     }
     queue_rec q = {0};
     st_queue_load(txn, e, acc.num, c->queue, &q);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:i}", "id", c->id, "state",
-                          call_states[c->state], "queue", q.id, "caller", c->caller, "priority",
-                          c->priority, "offered_ms", (json_int_t)c->offered, "queued_ms",
-                          (json_int_t)c->queued, "attempts", (int)c->attempts);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i}", "id", c->id, "state",
+                          call_states[c->state], "queue", q.id, "priority", c->priority,
+                          "offered_ms", (json_int_t)c->offered, "queued_ms", (json_int_t)c->queued,
+                          "attempts", (int)c->attempts);
     queue_free(&q);
+    /* A number the call does not have (a withheld caller, none dialled) is
+    ** left out. */
+    if (c->caller[0]) json_object_set_new(o, "caller", json_string(c->caller));
     if (c->called[0]) json_object_set_new(o, "called", json_string(c->called));
     sb_buf tmp = {0};
     size_t al;

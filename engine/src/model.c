@@ -16,8 +16,8 @@
 #define V_MEMBER 1
 #define V_AVAIL 1
 #define V_CALL                                                                                     \
-    4 /* 2: numbers sealed (pii), pseudonyms, caller history; 3: talk across                       \
-      ** transfers (connected, talked); 4: sealed_v3 */
+    5 /* 2: numbers sealed (pii), pseudonyms, caller history; 3: talk across                       \
+      ** transfers (connected, talked); 4: sealed_v3; 5: withheld */
 
 static const char *const fb_names[] = {"longest_idle", "ring_all", "wait", "reject"};
 
@@ -331,6 +331,7 @@ void enc_call(wbuf *w, const call_rec *c)
     wb_i64(w, c->connected);
     wb_i64(w, c->talked);
     wb_u8(w, c->sealed_v3);
+    wb_u8(w, c->withheld);
 }
 
 int dec_call(const void *p, size_t n, call_rec *c)
@@ -407,16 +408,18 @@ int dec_call(const void *p, size_t n, call_rec *c)
     c->moves = rb_u8(&r);
     rb_buf(&r, &c->attrs, ATTRS_MAX);
     c->sealed_v3 = 0; /* before call format 4: sealed the old way */
+    c->withheld = 0;  /* before format 5 every call had a caller */
     if (v >= 3) {
         c->connected = rb_i64(&r);
         c->talked = rb_i64(&r);
         if (v >= 4) c->sealed_v3 = rb_u8(&r);
+        if (v >= 5) c->withheld = rb_u8(&r);
     } else { /* before transfers kept the answer: connected since it */
         c->connected = c->state == CALL_CONNECTED ? c->answered : 0;
         c->talked = 0;
     }
     int ok = v >= 1 && v <= V_CALL && c->state >= CALL_WAITING && c->state <= CALL_CONNECTED &&
-             c->seqpos <= c->nseq && c->sealed_v3 <= 1;
+             c->seqpos <= c->nseq && c->sealed_v3 <= 1 && c->withheld <= 1;
     return done(&r, ok);
 }
 

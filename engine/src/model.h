@@ -144,10 +144,13 @@ typedef struct call_rec {
     /* Caller history: the agent this caller last spoke to (0: none), found
     ** through the pseudonym index when the call is offered (records.c). */
     uint32_t prev_agent;
-    /* Keyed pseudonyms of the caller and (when npseudo is 2) the called
-    ** number (CR_PSEUDONYM_BYTES each). */
+    /* Keyed pseudonyms of the caller and the called number, in that order,
+    ** of those the call has (CR_PSEUDONYM_BYTES each): a caller who
+    ** withheld the number has none, and then pseudo[0] is the called
+    ** number's, if any. */
     uint8_t npseudo;
     uint8_t pseudo[2][16];
+    uint8_t withheld; /* the caller's number was withheld (caller is "") */
     /* caller, called and pattrs hold plaintext only in memory: the stored
     ** call keeps them sealed in `pii` (records.c). pii_open says whether
     ** they have been filled since the call was loaded. */

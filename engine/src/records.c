@@ -597,8 +597,9 @@ static uint32_t prev_agent(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint
 
 uint32_t rec_prev_agent(wtx *t, call_rec *c)
 {
-    if (c->prev_agent == REC_PREV_UNKNOWN)
-        c->prev_agent = c->npseudo ? prev_agent(t->txn, t->e, t->acct, c->pseudo[0]) : 0;
+    if (c->prev_agent == REC_PREV_UNKNOWN) /* a withheld caller has no history */
+        c->prev_agent =
+            c->npseudo && !c->withheld ? prev_agent(t->txn, t->e, t->acct, c->pseudo[0]) : 0;
     return c->prev_agent;
 }
 
@@ -616,13 +617,14 @@ int rec_seal_call(wtx *t, call_rec *c)
         (rc = seal_pii(key, t->account->id, c->id, c->offered, c->caller, c->called, &c->pattrs,
                        &e->rec->tmp, &c->pii)) == 0) {
         c->sealed_v3 = 1;
-        cr_pseudonym_with(psub, c->caller, c->pseudo[0]);
-        c->npseudo = 1;
-        if (c->called[0]) {
-            cr_pseudonym_with(psub, c->called, c->pseudo[1]);
-            c->npseudo = 2;
-        }
-        c->prev_agent = REC_PREV_UNKNOWN; /* looked up if a policy asks */
+        /* A withheld number has no pseudonym: one of "" would make every
+        ** withheld call the same caller to history, erasure and access. */
+        c->withheld = !c->caller[0];
+        c->npseudo = 0;
+        if (!c->withheld) cr_pseudonym_with(psub, c->caller, c->pseudo[c->npseudo++]);
+        if (c->called[0]) cr_pseudonym_with(psub, c->called, c->pseudo[c->npseudo++]);
+        /* Caller history is looked up if a policy asks; a withheld caller has none. */
+        c->prev_agent = c->withheld ? 0 : REC_PREV_UNKNOWN;
         c->pii_open = 1;
     }
     cr_wipe(key, sizeof key);
@@ -733,8 +735,7 @@ int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r)
 {
     uint8_t k[29 + SB_ID_MAX];
     for (int i = 0; i < r->npseudo; i++) {
-        size_t kl = ridx_key(k, acct, r->pseudo[i], i ? ROLE_CALLED : ROLE_CALLER, r->ended, r->id,
-                             r->idlen);
+        size_t kl = ridx_key(k, acct, r->pseudo[i], rec_role(r, i), r->ended, r->id, r->idlen);
         int rc = st_del(txn, e, DB_RIDX, k, kl);
         if (rc) return rc;
     }
@@ -1103,7 +1104,8 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         .pii_len = pii->len,
         .npseudo = npseudo,
         /* numbers sealed when a call offered before version 3 was */
-        .flags = pii == &c->pii && c->pii.len && !c->sealed_v3 ? RF_SEAL_V2 : 0,
+        .flags = (pii == &c->pii && c->pii.len && !c->sealed_v3 ? RF_SEAL_V2 : 0) |
+                 (c->withheld ? RF_WITHHELD : 0),
     };
     memcpy(r.pseudo, pseudo, sizeof pseudo);
     /* The parts are in the buffer the record is encoded into: copy them out. */
@@ -1146,10 +1148,9 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     put_be32(iv, outcome == OUT_ANSWERED ? c->agent : 0);
     iv[4] = (uint8_t)outcome;
     for (int i = 0; i < npseudo && !rc; i++)
-        rc = st_put(
-            t->txn, e, DB_RIDX, ik,
-            ridx_key(ik, t->acct, pseudo[i], i ? ROLE_CALLED : ROLE_CALLER, end, c->id, idlen), iv,
-            sizeof iv);
+        rc = st_put(t->txn, e, DB_RIDX, ik,
+                    ridx_key(ik, t->acct, pseudo[i], rec_role(&r, i), end, c->id, idlen), iv,
+                    sizeof iv);
     if (!rc) rc = aggr_call(t, c, q, outcome, wait, talk, s.sl_seconds);
     if (!rc && s.retention[0]) rc = ret_on_write(t, rk, rkl, &s, wp->b.p, wp->b.len);
     if (!rc) rc = ret_erase_on_write(t, rk, rkl, c->id, c->offered, pseudo, npseudo);

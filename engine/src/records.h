@@ -68,8 +68,11 @@ int rec_outcome_parse(const char *s);
 /* RF_SEAL_V2: its numbers were sealed with the associated data of before
 ** version 3 (account id NUL call id): a version 2 record rewritten, or the
 ** record of a call offered before version 3. Only such a record opens them
-** that way, so a value sealed the old way does not open in any other. */
-enum { RF_ANONYMIZED = 1, RF_OVERRIDDEN = 2, RF_SEAL_V2 = 4 };
+** that way, so a value sealed the old way does not open in any other.
+** RF_WITHHELD: the caller withheld the number, so the record has no caller
+** pseudonym (its only one, if any, is the called number's) and its sealed
+** caller is "" (data directories of format 5 and later). */
+enum { RF_ANONYMIZED = 1, RF_OVERRIDDEN = 2, RF_SEAL_V2 = 4, RF_WITHHELD = 8 };
 
 /* An account's record settings (DB_PRIVACY); absent means the defaults:
 ** no retention policy (keep forever), nothing personal beyond the numbers,
@@ -117,7 +120,8 @@ int rec_key_destroy(sb_engine *e, uint32_t acct);
 
 /* A call being offered (caller, called and attrs filled in the clear): move
 ** the personal attributes out of attrs, seal the numbers and them into
-** c->pii and compute the pseudonyms. */
+** c->pii and compute the pseudonyms. A caller of "" withheld the number: the
+** call has no caller pseudonym (c->withheld) and no caller history. */
 int rec_seal_call(wtx *t, call_rec *c);
 /* The agent the caller last spoke to (0: none), from the pseudonym index;
 ** looked up the first time it is asked for and then kept in the call. */
@@ -168,7 +172,8 @@ typedef struct rec_data {
     const uint8_t *pii; /* sealed numbers and personal attributes; none once anonymized */
     size_t pii_len;
     int npseudo;
-    uint8_t pseudo[2][16];
+    uint8_t pseudo[2][16]; /* the caller's, then the called number's (RF_WITHHELD: none
+                           ** for the caller): rec_role says which */
 } rec_data;
 
 /* Decode a stored record; SB_ESTORE when corrupt. */
@@ -202,6 +207,12 @@ int rec_delete(MDB_txn *txn, sb_engine *e, const uint8_t *rk, size_t rkl);
 size_t ridx_key(uint8_t *k, uint32_t acct, const uint8_t pseudo[16], int role, int64_t ended,
                 const char *id, size_t idlen);
 enum { ROLE_CALLER = 'c', ROLE_CALLED = 'd' };
+/* The role of r's i-th pseudonym (i < r->npseudo) in the index: the
+** caller's comes first, unless the caller withheld the number. */
+static inline int rec_role(const rec_data *r, int i)
+{
+    return i || (r->flags & RF_WITHHELD) ? ROLE_CALLED : ROLE_CALLER;
+}
 /* Delete the pseudonym index entries of record r (key acct). */
 int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r);
 

@@ -573,8 +573,7 @@ static int ridx_del(rctx *x, const rec_data *r)
     if (!x->defer) return rec_ridx_del(x->t->txn, x->e, x->acct, r);
     uint8_t k[29 + SB_ID_MAX];
     for (int i = 0; i < r->npseudo; i++) {
-        size_t kl = ridx_key(k, x->acct, r->pseudo[i], i ? ROLE_CALLED : ROLE_CALLER, r->ended,
-                             r->id, r->idlen);
+        size_t kl = ridx_key(k, x->acct, r->pseudo[i], rec_role(r, i), r->ended, r->id, r->idlen);
         int rc = batch_add(&x->dels, DB_RIDX, k, kl, NULL, 0);
         if (rc) return rc;
         x->ndels++;
@@ -1840,7 +1839,7 @@ int ret_erase_on_write(wtx *t, const uint8_t *rk, size_t rkl, const char *call_i
         x.erase_held = 0;
         rc = load_record(&x, rk, rkl, &r);
         if (rc == 0 && r.npseudo) /* (not gone nor anonymized at its write) */
-            rc = erase_one(&x, rk, rkl, &r, i ? ROLE_CALLED : ROLE_CALLER, received[i]);
+            rc = erase_one(&x, rk, rkl, &r, rec_role(&r, i), received[i]);
         else if (rc == SB_ENOTFOUND)
             rc = 0;
         if (rc || !(flags[i] & PF_LIVE)) continue;
@@ -2019,7 +2018,9 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
         json_t *o = rec_json(&r);
         json_object_set_new(o, "role",
                             json_string(it.key[20] == ROLE_CALLER ? "caller" : "called"));
-        json_object_set_new(o, "caller", json_string(caller));
+        /* A number the call did not have (a withheld caller, none dialled)
+        ** is null, and an empty field in CSV. */
+        json_object_set_new(o, "caller", caller[0] ? json_string(caller) : json_null());
         json_object_set_new(o, "called", called[0] ? json_string(called) : json_null());
         json_object_set_new(o, "personal_attrs", pattrs ? pattrs : json_object());
         json_array_append_new(arr, o);

@@ -209,9 +209,12 @@ for fld, v, path in [
     case("queue %s = %r" % (fld, str(v)[:20]), request("PUT", "/v1/queues/q2",
                                                      dict({"policy": "first"}, **{fld: v})),
          400, "SB_EINVAL", path)
+# (A caller left out, null or "" is a withheld number, not bad input; one
+# of spaces alone, or "anonymous", is.)
 for fld, v in [("call", 1), ("call", ""), ("call", "x" * 129), ("call", "bad id!"),
                ("call", "c\u00e9"), ("queue", []), ("caller", "+0"), ("caller", "+1234567890123456"),
-               ("caller", "4930100009"), ("caller", "+49abc"), ("caller", ""), ("called", "x"),
+               ("caller", "4930100009"), ("caller", "+49abc"), ("caller", " "),
+               ("caller", "anonymous"), ("called", "x"),
                ("called", 5), ("attrs", "str"), ("attrs", []), ("attrs", {"x": "y" * 5000}),
                ("type", "hangup"), ("type", 7)]:
     body = dict(OFFER, **{fld: v})

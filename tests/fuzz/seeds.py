@@ -44,6 +44,7 @@ EVENTS = [
     {"type": "transfer", "call": "c1", "agent": "bob"},
     {"type": "agent_status", "agent": "alice", "status": "paused", "reason": "lunch"},
     {"type": "agent_status", "agent": "bob", "status": "offline"},
+    {"type": "offer", "call": "c3", "queue": "support", "caller": None, "called": "+4930999000"},
 ]
 CASE = {"name": "rings", "now": 1767261600, "seed": 1,
         "queue": {"id": "support", "waiting": 1, "longest_wait": 0, "members": 3, "available": 3,

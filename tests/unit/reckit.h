@@ -5,7 +5,8 @@
 ** stream), the documents the engine returns and their fields, sweeps, holds,
 ** and a file read whole. Include after switchboard.h, tap.h and testkit.h
 ** (define RECKIT_MAP_SIZE first for a map other than 16 MB); main opens the
-** engine with start_engine("NAME") (open_engine() opens it again on dir).
+** engine with start_engine("NAME") (open_engine() opens it again on dir)
+** and returns end_engine().
 */
 #ifndef SB_RECKIT_H
 #define SB_RECKIT_H
@@ -46,6 +47,18 @@ static __attribute__((unused)) int start_engine(const char *name)
     return eng ? 0 : -1;
 }
 
+/* The end of main: the engine closed, its directory removed (kept when
+** SB_TEST_KEEP is set, to look into), and the TAP plan's exit status. */
+static __attribute__((unused)) int end_engine(void)
+{
+    sb_close(eng);
+    eng = NULL;
+    sb_result_free(res);
+    res = NULL;
+    if (!getenv("SB_TEST_KEEP")) rmtree(dir);
+    return done_testing();
+}
+
 /* The document of a call that returned rc, or NULL (why on the TAP stream). */
 static __attribute__((unused)) json_t *doc(int rc)
 {
@@ -71,6 +84,32 @@ static __attribute__((unused)) int ev(const char *acct, const char *json)
     int rc = sb_submit_json(eng, acct, json, strlen(json), res);
     if (rc) diag("event %s: %s", json, sb_result_message(res));
     return rc;
+}
+
+/* Agents alice, bob and carol, available on softphones, and queue support
+** of them (in that order) routed by `policy`, in account acct: 0, or -1
+** (why on the TAP stream). */
+static __attribute__((unused)) int support_team(const char *acct, const char *policy)
+{
+    static const char *const agents[] = {"alice", "bob", "carol"};
+    char json[256];
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        snprintf(json, sizeof json,
+                 "{\"id\":\"%s\",\"devices\":{\"softphone\":\"sip:%s@pbx.example\"},"
+                 "\"status\":\"available\"}",
+                 agents[i], agents[i]);
+        rc = sb_agent_put(eng, acct, json, strlen(json), res);
+    }
+    if (!rc) {
+        snprintf(json, sizeof json,
+                 "{\"id\":\"support\",\"policy\":\"%s\",\"members\":[{\"agent\":\"alice\"},"
+                 "{\"agent\":\"bob\"},{\"agent\":\"carol\"}]}",
+                 policy);
+        rc = sb_queue_put(eng, acct, json, strlen(json), res);
+    }
+    if (rc) diag("agents and queue of %s: %s", acct, sb_result_message(res));
+    return rc ? -1 : 0;
 }
 
 /* End a live call: answered by agent (talk 60 s) and hung up, or, agent

@@ -1314,10 +1314,5 @@ int main(void)
     test_audit_reasons();
     test_reason_bytes();
     test_deleted_queue_aggregates();
-    sb_close(eng);
-    sb_result_free(res);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (!getenv("SB_TEST_KEEP") && system(cmd)) diag("could not remove %s", dir);
-    return done_testing();
+    return end_engine();
 }

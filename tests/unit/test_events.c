@@ -435,7 +435,9 @@ static void test_full_targets(void)
 }
 
 /* A connected call stored by a version before transfers kept the talk (call
-** format 2: no connected/talked) reads as connected since its answer. */
+** format 2: no connected/talked) reads as connected since its answer; one
+** stored before calls from withheld numbers (format 4) reads as having a
+** caller. */
 static void test_call_format_2(void)
 {
     call_rec c;
@@ -448,20 +450,33 @@ static void test_call_format_2(void)
     c.connected = 5000;
     wbuf w = {{0}, 0};
     enc_call(&w, &c);
-    ok(!w.err && w.b.len > 17, "a connected call encoded");
-    /* As version 2 wrote it: that version byte, without the last three fields
-    ** (connected, talked: 16 bytes; sealed_v3, format 4: 1 byte). */
+    ok(!w.err && w.b.len > 18, "a connected call encoded");
+    /* As version 2 wrote it: that version byte, without the last four fields
+    ** (connected, talked: 16 bytes; sealed_v3, format 4, and withheld, format
+    ** 5: 1 byte each). */
     w.b.p[0] = 2;
     call_rec d;
     memset(&d, 0, sizeof d);
     d.talked = 7;
     d.sealed_v3 = 1;
-    int rc = dec_call(w.b.p, w.b.len - 17, &d);
+    d.withheld = 1;
+    int rc = dec_call(w.b.p, w.b.len - 18, &d);
     ok(rc == 0 && d.connected == 5000 && d.talked == 0,
        "format 2 reads as connected since its answer, no talk before (rc %d, connected %lld)", rc,
        (long long)d.connected);
     ok(rc == 0 && d.sealed_v3 == 0, "and as sealed the old way (before format 4)");
+    ok(rc == 0 && d.withheld == 0, "and with a caller (before format 5)");
+    w.b.p[0] = 4;
+    d.withheld = 1;
+    rc = dec_call(w.b.p, w.b.len - 1, &d);
+    ok(rc == 0 && d.connected == 5000 && d.withheld == 0,
+       "format 4 reads as it was stored, with a caller (rc %d)", rc);
     w.b.p[0] = 5;
+    w.b.p[w.b.len - 1] = 1;
+    ok(dec_call(w.b.p, w.b.len, &d) == 0 && d.withheld == 1, "format 5 keeps a withheld caller");
+    w.b.p[w.b.len - 1] = 2;
+    ok(dec_call(w.b.p, w.b.len, &d) != 0, "and refuses a withheld byte that is not 0 or 1");
+    w.b.p[0] = 6;
     ok(dec_call(w.b.p, w.b.len, &d) != 0, "a format newer than this version's is refused");
     call_free(&d);
     buf_free(&w.b);

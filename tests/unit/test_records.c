@@ -29,16 +29,18 @@ static const sb_action *find(sb_action_type type, const char *call)
     return NULL;
 }
 
-/* One whole call: offer, answered by whoever rings, hangup after talk_s.
-** Returns the agent that answered ("" when nobody rang). */
+/* One whole call: offer (caller NULL: withheld), answered by whoever
+** rings, hangup after talk_s. Returns the agent that answered ("" when
+** nobody rang). */
 static const char *cycle(const char *acct, const char *call, const char *caller, const char *extra,
                          int wait_s, int talk_s)
 {
     static char agent[64];
     char json[512];
     snprintf(json, sizeof json,
-             "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\",\"caller\":\"%s\"%s}", call,
-             caller, extra ? extra : "");
+             "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\"%s%s%s%s}", call,
+             caller ? ",\"caller\":\"" : "", caller ? caller : "", caller ? "\"" : "",
+             extra ? extra : "");
     agent[0] = 0;
     if (ev(acct, json)) return agent;
     const sb_action *a = find(SB_ACT_RING, call);
@@ -79,18 +81,8 @@ static void provision(const char *acct)
        acct);
     ok(sb_policy_put(eng, acct, "sticky", sticky, strlen(sticky), NULL, res) == 0,
        "sticky policy stored (%s)", sb_result_message(res));
-    static const char *const agents[] = {"alice", "bob", "carol"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(json, sizeof json,
-                 "{\"id\":\"%s\",\"devices\":{\"softphone\":\"sip:%s@pbx.example\"},"
-                 "\"status\":\"available\"}",
-                 agents[i], agents[i]);
-        sb_agent_put(eng, acct, json, strlen(json), res);
-    }
-    const char *q = "{\"id\":\"support\",\"policy\":\"sticky\",\"members\":[{\"agent\":\"alice\"},"
-                    "{\"agent\":\"bob\"},{\"agent\":\"carol\"}]}";
-    ok(sb_queue_put(eng, acct, q, strlen(q), res) == 0, "queue support");
-    q = "{\"id\":\"sales\",\"policy\":\"sticky\",\"members\":[{\"agent\":\"alice\"}]}";
+    ok(support_team(acct, "sticky") == 0, "agents alice, bob, carol and queue support");
+    const char *q = "{\"id\":\"sales\",\"policy\":\"sticky\",\"members\":[{\"agent\":\"alice\"}]}";
     sb_queue_put(eng, acct, q, strlen(q), res);
 }
 
@@ -451,7 +443,8 @@ static void test_no_plaintext(void)
             }
             continue;
         }
-        if (!cycle("scan", call, caller, extra, 1, 1)[0]) errors++;
+        /* Some from withheld numbers: their called numbers are sealed too. */
+        if (!cycle("scan", call, i % 10 == 4 ? NULL : caller, extra, 1, 1)[0]) errors++;
     }
     is_int(errors, 0, "%d calls through the engine", n);
     sb_close(eng);
@@ -562,10 +555,5 @@ int main(void)
     test_holds_and_erasure();
     test_no_plaintext();
     test_account_deletion();
-    sb_close(eng);
-    sb_result_free(res);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) diag("could not remove %s", dir);
-    return done_testing();
+    return end_engine();
 }

@@ -876,10 +876,5 @@ int main(void)
     test_yield_after_round();
     test_killed_sweep();
     test_budget();
-    sb_close(eng);
-    sb_result_free(res);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) diag("could not remove %s", dir);
-    return done_testing();
+    return end_engine();
 }
