@@ -707,6 +707,12 @@ static int build_case(cbuild *b, json_t *cs)
         num_min(b, call, "waited", "call", 0, 0, 0, &waited))
         return -1;
     if (num_min(b, call, "queue_waited", "call", waited, 0, 0, &qwaited)) return -1;
+    /* "caller": null (or "") is a call from a withheld number, nil to the
+    ** policy as in the engine; left out, the default number. */
+    if (json_is_null(json_object_get(call, "caller")) || !c->caller[0]) c->caller = NULL;
+    if (!c->caller && c->previous_agent)
+        return cb_bad(b, "call.previous_agent: a withheld caller (caller null) has no caller "
+                         "history");
     c->since_last_ring = -1; /* absent: no ring has ended */
     if (json_object_get(call, "since_last_ring") &&
         num_min(b, call, "since_last_ring", "call", 0, 0, 0, &c->since_last_ring))

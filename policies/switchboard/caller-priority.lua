@@ -4,7 +4,9 @@
 -- A caller is VIP when call.priority >= VIP_PRIORITY or the gateway set
 -- attrs.vip = true. VIPs, and callers who have waited (call.waited) more than
 -- ESCALATE_AFTER seconds, ring every available agent of the lowest tier
--- together. Everyone else rings the longest idle agent of any tier.
+-- together. Everyone else rings the longest idle agent of any tier. A caller
+-- who withheld the number (call.caller nil) is judged the same way: only the
+-- priority, attrs.vip and the wait count, never the number.
 -- Knobs: VIP_PRIORITY, ESCALATE_AFTER, WAIT, MAX_RING.
 local VIP_PRIORITY = 50 -- priority from which a caller is VIP
 local ESCALATE_AFTER = 120 -- seconds of waiting after which anyone rings all

@@ -19,7 +19,7 @@
 ---@class Call
 ---@field id string the gateway's call id
 ---@field queue string the queue it waits in
----@field caller string E.164 number of the caller
+---@field caller string? E.164 number of the caller, or nil when the caller withheld it
 ---@field called string? E.164 number dialled, or nil
 ---@field priority integer 0..100, higher first
 ---@field waited number seconds since the call was offered
@@ -27,7 +27,7 @@
 ---@field attempts integer rings tried so far for this call
 ---@field tried table<string, integer> agent id -> times rung for this call
 ---@field last_agent string? agent of the previous ring attempt
----@field previous_agent string? agent this caller last spoke to (caller history)
+---@field previous_agent string? agent this caller last spoke to (caller history; nil if withheld)
 ---@field since_last_ring number? seconds since this call's last ring attempt ended (nil: none has)
 ---@field attrs table<string, any> attributes from the gateway (copied each read)
 ---@field skills table<string, integer> `attrs.skills`: skill -> minimum level, or empty

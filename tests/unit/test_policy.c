@@ -848,6 +848,38 @@ static void test_cases(void)
 
 /* --- the lint ------------------------------------------------------------------ */
 
+/* A case's call from a withheld number: "caller": null (or ""), which the
+** policy sees as nil; left out, the default number. A withheld caller has
+** no caller history, so a previous_agent beside it is refused. */
+static void test_cases_withheld(void)
+{
+    const char *src = "local P = {}\n"
+                      "function P.route(call, agents, ctx)\n"
+                      "  return { wait = call.caller == nil and 7 or 3 }\n"
+                      "end\n"
+                      "return P\n";
+    const char *cases =
+        "[{\"name\":\"default\",\"expect\":{\"wait\":3}},"
+        " {\"name\":\"null\",\"call\":{\"caller\":null},\"expect\":{\"wait\":7}},"
+        " {\"name\":\"empty\",\"call\":{\"caller\":\"\"},\"expect\":{\"wait\":7}},"
+        " {\"name\":\"given\",\"call\":{\"caller\":\"+442079460001\"},\"expect\":{\"wait\":3}},"
+        " {\"name\":\"history\",\"call\":{\"caller\":null,\"previous_agent\":\"bob\"},"
+        "  \"expect\":{\"wait\":7}}]";
+    sb_result *r = sb_result_new();
+    int rc = sb_policy_test("wh", src, strlen(src), cases, strlen(cases), r);
+    json_t *j = test_json(r);
+    json_t *cs = json_object_get(j, "cases");
+    ok(rc == SB_EPOLICY && json_integer_value(json_object_get(j, "passed")) == 4,
+       "cases: a withheld caller (null or \"\") is nil to the policy, left out the default "
+       "number (%s)",
+       sb_result_json(r, NULL));
+    const char *m = json_string_value(json_object_get(json_array_get(cs, 4), "message"));
+    ok(m && strstr(m, "call.previous_agent") && strstr(m, "withheld"),
+       "a previous agent beside a withheld caller is refused: %s", m ? m : "-");
+    json_decref(j);
+    sb_result_free(r);
+}
+
 static void test_check(void)
 {
     sb_result *r = sb_result_new();
@@ -1213,6 +1245,7 @@ int main(void)
     test_decisions();
     test_host();
     test_cases();
+    test_cases_withheld();
     test_check();
     test_check_fields();
     test_retention_cases();
