@@ -889,7 +889,7 @@ type Event struct {
 	Call     string         // every event but AgentStatus
 	Queue    string         // Offer; Transfer to a queue
 	Agent    string         // RingResult, AgentStatus; Transfer to an agent
-	Caller   string         // Offer: E.164 caller number
+	Caller   string         // Offer: E.164 caller number; "" for a withheld number
 	Called   string         // Offer: E.164 number dialled (optional)
 	Priority int            // Offer: 0..100, higher first
 	Outcome  RingOutcome    // RingResult

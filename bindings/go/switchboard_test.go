@@ -715,6 +715,50 @@ func ids(recs []map[string]any) string {
 	return strings.Join(out, ",")
 }
 
+// A call from a withheld number: an Offer whose Caller is "" (sb_event's
+// NULL), or JSON with "caller" null. CallGet shows no caller, and the
+// record is found by the number dialled alone, with "caller" nil.
+func TestWithheldCaller(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	provision(t, eng, clock)
+	acts, err := eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "w1", Queue: "support"})
+	if err != nil || find(acts, switchboard.ActionRing, "w1") == nil {
+		t.Fatalf("an Offer without a Caller is a withheld call, and rings: %v %v", acts, err)
+	}
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Abandon, Call: "w1"}))
+	acts, err = eng.SubmitJSON("acme", []byte(`{"type":"offer","call":"w2","queue":"support","caller":null,"called":"+442079469001"}`))
+	ring := find(acts, switchboard.ActionRing, "w2")
+	if err != nil || ring == nil {
+		t.Fatalf("SubmitJSON with caller null: %v %v", acts, err)
+	}
+	c, err := eng.CallGet("acme", "w2")
+	if _, has := c["caller"]; err != nil || has || c["called"] != "+442079469001" {
+		t.Errorf("CallGet of a withheld call: %v %v", c, err)
+	}
+	clock.advance(2 * time.Second)
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.RingResult, Call: "w2", Agent: ring.Agent,
+		Outcome: switchboard.Answered}))
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Hangup, Call: "w2"}))
+	x, err := eng.RecordsExport("acme", "+442079469001", switchboard.ExportJSON)
+	if err != nil || ids(x.Records) != "w2" {
+		t.Fatalf("RecordsExport of the number dialled: %+v %v", x, err)
+	}
+	if r := x.Records[0]; r["role"] != "called" || r["caller"] != nil {
+		t.Errorf("the withheld call's record: role %v, caller %v", r["role"], r["caller"])
+	}
+	_, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "w3", Queue: "support",
+		Caller: "anonymous"})
+	var se *switchboard.Error
+	if !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || se.Field != "caller" ||
+		!strings.Contains(se.Message, "withheld") {
+		t.Errorf("Caller \"anonymous\": %v", err)
+	}
+	if r, err := eng.Erase("acme", "+442079469001"); err != nil || r.Deleted != 1 {
+		t.Errorf("Erase of the number dialled: %+v %v", r, err)
+	}
+}
+
 func TestRecords(t *testing.T) {
 	clock := newClock()
 	eng := open(t, t.TempDir(), clock, nil)

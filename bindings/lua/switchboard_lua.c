@@ -872,6 +872,14 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
             return SB_EINVAL;
         }
         int vt = lua_type(L, -1);
+        int bit = lookup(ev_fields, k);
+        if (bit >= 0) seen |= 1u << bit;
+        /* A field of the events set to sb.null is left out, as null is in
+        ** the JSON events: caller = sb.null is a withheld number. */
+        if (bit >= 0 && is_null(L, -1)) {
+            lua_pop(L, 1);
+            continue;
+        }
         static const char *const strf[] = {"type",   "call",    "queue",  "agent",  "caller",
                                            "called", "outcome", "status", "reason", NULL};
         int si = lookup(strf, k);
@@ -883,8 +891,6 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
         }
         size_t sl = 0;
         const char *s = si >= 0 ? lua_tolstring(L, -1, &sl) : NULL;
-        int bit = lookup(ev_fields, k);
-        if (bit >= 0) seen |= 1u << bit;
         if (s && strlen(s) != sl) {
             snprintf(field, fsize, "%s", strf[si]);
             snprintf(e->msg, sizeof e->msg, "event field %s holds a NUL byte", k);

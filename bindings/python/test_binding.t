@@ -6,7 +6,8 @@ provisioning and a full call cycle, errors carrying code/name/message/field,
 an injected clock with a tick firing a ring timeout, policy upload (cases,
 compile errors, a policy failing at run time falling back), policy tools
 without an engine, API keys, two engines on one data directory (also from
-several threads at once: nobody double-booked), call records and retention
+several threads at once: nobody double-booked), calls from withheld numbers
+(caller left out, None or ""), call records and retention
 (listing, access requests as JSON and CSV, legal holds, sweeps with a
 progress callback, the audit log, erasure, aggregates), backups, deferred
 sync and sync_progress, closing (also from the clock, log and progress functions, and while a
@@ -666,6 +667,44 @@ def test_sync_progress():
                "not raised (written %d, durable %d)" % (w, dur))
 
 
+def test_withheld():
+    """Calls from withheld numbers: an offer whose caller is left out, None or
+    "" is routed; call_get shows no caller; the record is found by its called
+    number alone, with caller None, and erased by it."""
+    clock = Clock()
+    with sb.Engine(os.path.join(TMP, "withheld"), policy_dir=POLICIES, sync="none",
+                   clock=clock, log=lambda *a: None) as eng:
+        provision(eng, clock)
+        for cid, how in (("w1", {}), ("w2", {"caller": None}), ("w3", {"caller": ""})):
+            acts = eng.submit("acme", type="offer", call=cid, queue="support", **how)
+            ok(find(acts, "ring", cid) is not None,
+               "an offer with %s is a withheld call, and rings" % (how or "no caller"))
+            eng.submit("acme", type="abandon", call=cid)
+        acts = eng.submit("acme", {"type": "offer", "call": "w4", "queue": "support",
+                                   "called": "+442079469001"})
+        c = eng.call_get("acme", "w4")
+        ok("caller" not in c and c.get("called") == "+442079469001",
+           "call_get: no caller, the number dialled")
+        clock.ms += 2000
+        eng.submit("acme", type="ring_result", call="w4", agent=find(acts, "ring")["agent"],
+                   outcome="answered")
+        eng.submit("acme", type="hangup", call="w4")
+        ex = eng.records_export("acme", "+44 20 7946 9001")
+        recs = ex["records"]
+        ok([r["id"] for r in recs] == ["w4"] and recs[0]["role"] == "called" and
+           recs[0]["caller"] is None, "records_export of the number dialled: role called, "
+                                      "caller None")
+        csv = eng.records_export("acme", "+442079469001", format="csv")["csv"]
+        ok("\r\nw4,called,,+442079469001," in csv, "in CSV an empty caller field")
+        e = raises(lambda: eng.submit("acme", type="offer", call="w5", queue="support",
+                                      caller="anonymous"),
+                   sb.InvalidError, "caller 'anonymous': InvalidError", sb.EINVAL, "caller")
+        ok(e is not None and "withheld" in e.message,
+           "whose message says to leave it out (%s)" % (e and e.message))
+        is_(eng.erase("acme", "+442079469001")["deleted"], 1,
+            "erase of the number dialled deletes the withheld call's record")
+
+
 def records_setup(eng, clock):
     """acme with a retention policy (abandoned calls deleted after 7 days) and
     a personal attribute; c1 answered and c2 abandoned from one number, c3
@@ -1261,7 +1300,8 @@ def test_review_fixes():
 
 def main():
     tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
-             test_policies, test_policy_tools, test_apikeys, test_records, test_backup,
+             test_policies, test_policy_tools, test_apikeys, test_withheld, test_records,
+             test_backup,
              test_two_engines, test_defer_and_reopen, test_sync_progress, test_arguments,
              test_close_and_threads, test_fork, test_gateway_example, test_review_fixes]
     try:

@@ -1,7 +1,8 @@
 -- records.lua — call records and retention through the binding, run by
 -- lua51.t (LuaJIT, lua5.1) and lua54.t (lua5.4): listing, access requests
 -- (JSON and CSV), legal holds, sweeps with a progress function, the audit
--- log, erasure, aggregates, and their errors (nil, message, code, field).
+-- log, erasure, aggregates, and their errors (nil, message, code, field);
+-- calls from withheld numbers (caller left out, "" or sb.null).
 -- Run from the repository root (the stock policies in policies/).
 local T = require "tap"
 local sb = require "switchboard"
@@ -130,6 +131,33 @@ T.is(ag and #ag.days, 0, "a day without calls: none")
 fails(sb.ENOTFOUND, "queue", "an unknown queue", eng:aggregates("acme", "nope"))
 fails(sb.ENOTFOUND, "account", "another account", eng:erase("other", "+442079460001"))
 T.raises(function() eng:aggregates("acme", nil, -1) end, "bad argument", "a negative time raises")
+
+-- Calls from withheld numbers: the caller left out, "" or sb.null (null in
+-- the JSON events); the record is found by the number dialled alone.
+for i, how in ipairs{ { "left out" }, { "\"\"", "" }, { "sb.null", sb.null } } do
+  local acts, m = eng:submit("acme", { type = "offer", call = "w" .. i, queue = "support", caller = how[2] })
+  T.ok(acts and acts[1] and acts[1].type == "ring",
+       "an offer with the caller " .. how[1] .. " is a withheld call, and rings (" .. tostring(m) .. ")")
+  assert(eng:submit("acme", { type = "abandon", call = "w" .. i }))
+end
+fails(sb.EINVAL, "caller", "caller = sb.null on a ring_result is still a field it does not take",
+      eng:submit("acme", { type = "ring_result", call = "w1", agent = "alice", outcome = "busy",
+                           caller = sb.null }))
+local acts = assert(eng:submit("acme", '{"type":"offer","call":"w4","queue":"support","caller":null,' ..
+                                       '"called":"+442079469001"}'))
+local c = eng:call_get("acme", "w4")
+T.ok(c and c.caller == nil and c.called == "+442079469001", "call_get: no caller, the number dialled")
+assert(eng:submit("acme", { type = "ring_result", call = "w4", agent = acts[1].agent, outcome = "answered" }))
+assert(eng:submit("acme", { type = "hangup", call = "w4" }))
+x = eng:records_export("acme", "+442079469001")
+T.ok(x and ids(x.records) == "w4" and x.records[1].role == "called" and x.records[1].caller == sb.null,
+     "records_export of the number dialled: role called, caller sb.null")
+local res, m, code, field = eng:submit("acme", { type = "offer", call = "w5", queue = "support",
+                                                 caller = "anonymous" })
+T.ok(res == nil and code == sb.EINVAL and field == "caller" and m:find("withheld", 1, true),
+     "caller 'anonymous': nil, a message saying to leave it out, sb.EINVAL, caller (" .. tostring(m) .. ")")
+local er2 = eng:erase("acme", "+442079469001")
+T.is(er2 and er2.deleted, 1, "erase of the number dialled deletes the withheld call's record")
 
 eng:close()
 T.raises(function() eng:sweep() end, "closed", "sweep after close raises")

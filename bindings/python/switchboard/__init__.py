@@ -1065,7 +1065,11 @@ class Engine:
         ``{"type": "offer", "call": "c1", "queue": "support", "caller":
         "+4930123456"}``; keyword arguments add to or replace its keys, so
         ``eng.submit("acme", type="hangup", call="c1")`` works too. Types:
-        offer, ring_result, hangup, abandon, transfer, agent_status. Raises
+        offer, ring_result, hangup, abandon, transfer, agent_status. An
+        offer from a withheld number leaves ``caller`` out (or passes None
+        or ""); ``call_get`` then shows no caller, and ``records_export``
+        finds its record by the called number alone, with ``"caller":
+        None``. Raises
         SwitchboardError with nothing changed when the event is refused."""
         if fields:
             event = fields if event is None else _merged(event, fields, "event")
