@@ -2,7 +2,8 @@
 -- Switchboard which agent gets each call and relays the INVITE there.
 --
 -- An INVITE to sip:QUEUE@proxy is offered to the engine as a call of queue
--- QUEUE (caller: the From user, E.164; attributes: the X-Language header);
+-- QUEUE (caller: the From user, E.164, or none when it is not a number, as
+-- "anonymous" from a caller who withholds it; attributes: X-Language);
 -- the engine asks the queue's Lua 5.4 policy and answers with the agent to
 -- ring and that agent's device URI, which becomes the request URI. Replies
 -- report back: 200 -> answered; 486/600 -> busy; 603/403 -> rejected; a timeout
@@ -119,8 +120,9 @@ local function new_invite()
   local e = engine()
   if not e then KSR.sl.sl_send_reply(500, "Routing Engine Unavailable") return end
   local call = call_id()
+  -- A From user that is no E.164 number ("anonymous", as a caller who
+  -- withholds the number sends) leaves the caller out: a withheld number.
   local caller = e164(KSR.pv.get("$fU"))
-  if not caller then KSR.sl.sl_send_reply(403, "Caller Number Required") return end
   local queue = KSR.pv.get("$rU")
   if not queue then KSR.sl.sl_send_reply(484, "Address Incomplete") return end
   local attrs = {}

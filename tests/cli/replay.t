@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/cli/replay.t — `switchboard replay`: a policy directory that does not
-# load stops it, the default directory, every bad line's own message, the
-# clock only moving forward, the summary and exit status, the example file.
+# load stops it, the default directory, every bad line's own message, offers
+# from withheld numbers, the clock only moving forward, the summary and exit
+# status, the example file.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
@@ -32,6 +33,28 @@ run "$sb" replay "$tmp/mine.jsonl" --policy-dir policies
 check 0 "with the stock policies it rings alice, exit 0" out "ring alice for c1"
 has "$err" "replay: 4 lines, 0 errors, 0 policy failures"
 ok $? "... and a summary on stderr" "$(shown)"
+
+# Calls from withheld numbers: an offer without a caller, or with null or
+# "", rings; "anonymous" is refused, saying to leave it out.
+cat >"$tmp/withheld.jsonl" <<'J'
+{"account": {"id": "acme"}}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:a@x"}, "status": "available"}}
+{"queue": {"id": "support", "policy": "longest-idle", "members": [{"agent": "alice"}]}}
+{"type": "offer", "call": "w1", "queue": "support"}
+{"type": "abandon", "call": "w1"}
+{"type": "offer", "call": "w2", "queue": "support", "caller": null, "called": "+442079469001"}
+{"type": "abandon", "call": "w2"}
+{"type": "offer", "call": "w3", "queue": "support", "caller": ""}
+{"type": "offer", "call": "w4", "queue": "support", "caller": "anonymous"}
+J
+run "$sb" replay "$tmp/withheld.jsonl" --policy-dir policies
+check 1 "withheld callers: exit 1, for the one line refused" err "replay: 9 lines, 1 error,"
+for c in w1 w2 w3; do
+    has "$out" "ring alice for $c"
+    ok $? "an offer without a caller number rings alice for $c" "$(shown)"
+done
+has "$out" "offer w4 -> error" && has "$out" "leave it out for a call from a withheld number"
+ok $? "caller 'anonymous' is refused, saying to leave it out" "$(shown)"
 
 # Bad lines: each error says what is wrong with that line.
 cat >"$tmp/bad.jsonl" <<'J'
