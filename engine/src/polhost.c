@@ -337,6 +337,15 @@ static polfile *enter(pol_host *h, uint32_t acct_id, const char *account_id, con
     return f;
 }
 
+/* What a quarantined policy's calls fail with: why, and the way out. */
+static void quarantine_error(char *out, size_t cap, const polfile *f)
+{
+    snprintf(out, cap,
+             "policy quarantined after %u consecutive failures (it runs again once a fixed "
+             "version is uploaded or policies are reloaded: SIGHUP, sb_reload)",
+             f->failures);
+}
+
 /* The end of every hook call that ran (or would have): count, log, and
 ** quarantine after quarantine_after failures in a row. */
 static void settle(pol_host *h, acct *a, polfile *f, const char *account_id, int failed,
@@ -395,8 +404,7 @@ int pol_route(pol_host *h, uint32_t acct_id, const char *account_id, const char 
     f->calls++;
     if (f->quarantined) {
         out->failed = 1;
-        snprintf(out->error, sizeof out->error, "policy quarantined after %u consecutive failures",
-                 f->failures);
+        quarantine_error(out->error, sizeof out->error, f);
         drop_docs(cands, ncands);
         return 0;
     }
@@ -444,8 +452,7 @@ static int retention(pol_host *h, uint32_t acct_id, const char *account_id, cons
     memcpy(out->version, f->version, sizeof out->version);
     if (f->quarantined) {
         out->failed = 1;
-        snprintf(out->error, sizeof out->error, "policy quarantined after %u consecutive failures",
-                 f->failures);
+        quarantine_error(out->error, sizeof out->error, f);
         return 0;
     }
     int ref = f->refs[req ? 2 : 1];
