@@ -446,7 +446,7 @@ static void h_key_create(ctx *x)
     if (!body) return;
     const char *k = json_object_iter_key(json_object_iter(body));
     int bad = k != NULL;
-    if (bad) fail(x, 400, "SB_EINVAL", k, "unknown field \"%s\" (a new key takes no fields)", k);
+    if (bad) fail(x, 400, "SB_EINVAL", k, "unknown field '%s' (a new key takes no fields)", k);
     json_decref(body);
     if (bad) return;
     int rc = sb_apikey_create(x->d->eng, x->p[0], x->d->res);
@@ -853,7 +853,7 @@ static void h_policy_put(ctx *x)
         json_object_foreach(doc, k, v)
         {
             if (strcmp(k, "source") != 0 && strcmp(k, "cases") != 0) {
-                fail(x, 400, "SB_EINVAL", k, "unknown field \"%s\" (expected source, cases)", k);
+                fail(x, 400, "SB_EINVAL", k, "unknown field '%s' (expected source, cases)", k);
                 goto out;
             }
         }
@@ -1050,7 +1050,7 @@ static void h_erasure(ctx *x)
     json_object_foreach(doc, k, v)
     {
         if (strcmp(k, "number") != 0) {
-            fail(x, 400, "SB_EINVAL", k, "unknown field \"%s\" (expected number)", k);
+            fail(x, 400, "SB_EINVAL", k, "unknown field '%s' (expected number)", k);
             json_decref(doc);
             return;
         }

@@ -696,7 +696,8 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 ** finished by running it again. */
 SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
 
-/* Records of the account without personal data, newest first:
+/* Records of the account without their sealed data (numbers, personal
+** attributes; other attributes as the gateway sent them), newest first:
 ** query {"from_ms":N,"to_ms":N,"queue":"support","limit":100} (all optional;
 ** times are when calls ended; to_ms before from_ms: SB_EINVAL naming to_ms).
 ** res's JSON: {"records":[record...]}. */

@@ -1240,7 +1240,7 @@ static int job_erasure(rctx *x, uint32_t acct, uint8_t cur[16], size_t *curlen, 
             continue;
         }
         int edone = 0, handled = 0, held = v[9] & PF_RUN_HELD;
-        uint64_t failed = x->n.failed;
+        uint64_t failed = x->n.failed, decided = x->n.deleted + x->n.anonymized + x->n.kept;
         x->erase_held = 0;
         rc = erase_batch(x, pseudo, (int64_t)be64(v + 1), v + 10, vl - 10, next, &nextlen, &edone,
                          &handled);
@@ -1248,7 +1248,9 @@ static int job_erasure(rctx *x, uint32_t acct, uint8_t cur[16], size_t *curlen, 
         /* A record whose erase hook failed keeps the request too: it is not
         ** done (the audit has the error; the next release runs it again). */
         held |= x->erase_held > 0 || x->n.failed > failed;
-        x->n.erased += (uint64_t)handled;
+        /* The records it decided (not the index entries it walked: a call
+        ** offered after the request is not the request's). */
+        x->n.erased += x->n.deleted + x->n.anonymized + x->n.kept - decided;
         n += handled + 1;
         if (!edone) { /* its next batch, from where this one ended */
             if ((rc = pend_put(x, pseudo, (int64_t)be64(v + 1), flags | (held ? PF_RUN_HELD : 0),
@@ -2278,14 +2280,16 @@ int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t le
         op.h.kind = HK_CALL;
     } else {
         /* Before 1973-03-03 in milliseconds: seconds meant (the CLI takes
-        ** those), or a range that holds nothing. */
+        ** those), or a range that holds nothing. (from_ms 0: from the
+        ** start, as a hold open at its start is given.) */
         const long long ms_floor = 100000000000LL;
         if (from < 0 || to < 0) {
             const char *missing = from < 0 ? "from_ms" : "to_ms";
             rc = res_err(res, SB_EINVAL, missing, "a time range hold needs \"%s\" too", missing);
-        } else if (from < ms_floor || to < ms_floor) {
-            const char *f = from < ms_floor ? "from_ms" : "to_ms";
-            long long v = from < ms_floor ? from : to;
+        } else if ((from && from < ms_floor) || to < ms_floor) {
+            int f_bad = from && from < ms_floor;
+            const char *f = f_bad ? "from_ms" : "to_ms";
+            long long v = f_bad ? from : to;
             rc = res_err(res, SB_EINVAL, f,
                          "\"%s\" %lld is before 1973 in Unix milliseconds: times here are "
                          "milliseconds (%lld000 if seconds were meant)",
@@ -2458,9 +2462,12 @@ int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t 
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (from_ms < 0) return res_err(res, SB_EINVAL, "from_ms", "'from_ms' must not be negative");
     if (to_ms == 0) to_ms = INT64_MAX;
-    if (from_ms < 0 || to_ms < from_ms)
-        return res_err(res, SB_EINVAL, "from_ms", "the time range is empty or negative");
+    if (to_ms < from_ms) /* as sb_records_list says it */
+        return res_err(res, SB_EINVAL, "to_ms",
+                       "the time range ends (%lld) before it starts (%lld)", (long long)to_ms,
+                       (long long)from_ms);
     MDB_txn *txn;
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);

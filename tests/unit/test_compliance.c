@@ -1178,6 +1178,10 @@ static void test_audit_reasons(void)
            bad[k].says, sb_result_message(res));
     }
     is_int(doc_len(sb_hold_list(eng, "chat", res), "holds"), 0, "none of them placed");
+    h = "{\"id\":\"open\",\"from_ms\":0,\"to_ms\":1795900000000,\"reason\":\"r\"}";
+    ok(sb_hold_place(eng, "chat", h, strlen(h), res) == 0 &&
+           sb_hold_release(eng, "chat", "open", res) == 0,
+       "a range from 0 (open at its start) is placed: %s", sb_result_message(res));
     o = "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"support\","
         "\"caller\":\"+442079460321\",\"attrs\":{\"callback\":\"020 7946 0555\"}}";
     ok(ev("chat", o) == 0 && finish("chat", "c2", "") == 0,

@@ -518,6 +518,11 @@ static void test_json_bodies(void)
     ok(brc == SB_EINVAL && !strcmp(field_of(res), "to_ms"),
        "records: a range that ends before it starts is refused, as sb_aggregates does (%s)",
        sb_result_message(res));
+    char rmsg[256];
+    snprintf(rmsg, sizeof rmsg, "%s", sb_result_message(res));
+    ok(sb_aggregates(eng, "acme", NULL, 100, 1, res) == SB_EINVAL &&
+           !strcmp(field_of(res), "to_ms") && !strcmp(sb_result_message(res), rmsg),
+       "aggregates: the same range refused the same way, on to_ms (%s)", sb_result_message(res));
 }
 
 /* 10. Several threads on one engine, and engines of one directory. */

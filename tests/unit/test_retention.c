@@ -435,6 +435,28 @@ static void test_erase_after_release(void)
            "the sweep after it purges the account and runs no erasure for it");
 }
 
+/* A request run again after a release counts as "erased" the records it
+** decided: not a call of the number offered after it came. */
+static void test_erased_count(void)
+{
+    account("ercnt", "retention/keep-90-days-then-delete");
+    call("ercnt", "e1", "+442079464545", 1, NULL);
+    const char *h = "{\"id\":\"he1\",\"call\":\"e1\",\"reason\":\"dispute\"}";
+    ok(hold("ercnt", h) == 0, "e1 held");
+    is_int(erased("ercnt", "+442079464545", "held"), 1, "the request is kept from e1");
+    now_ms += 1000;
+    call("ercnt", "e2", "+442079464545", 1, NULL);
+    ok(sb_hold_release(eng, "ercnt", "he1", res) == 0, "a later call e2; he1 released");
+    json_t *d = sweep();
+    is_int(d ? jint(d, "deleted") : -1, 1, "the sweep runs the request again: e1 deleted");
+    is_int(d ? jint(d, "erased") : -1, 1,
+           "erased counts that one record, not e2, which the request does not cover");
+    json_decref(d);
+    ok(!exists("ercnt", "e1") && exists("ercnt", "e2"), "e1 gone, e2 there");
+    is_int(erased("ercnt", "+442079464545", "deleted"), 1,
+           "(e2 erased, out of the way of the sweeps after)");
+}
+
 /* A remembered request over more records than one erasure batch: its rerun
 ** goes on from where each batch ended, and reaches every record once. */
 static void test_erase_after_release_many(void)
@@ -865,6 +887,7 @@ int main(void)
     test_erase_retried();
     test_erase_self_call();
     test_erase_after_release();
+    test_erased_count();
     test_erase_after_release_many();
     test_erase_release_midway();
     test_erase_rerun_fails();
