@@ -413,6 +413,12 @@ int cli_records(int argc, char **argv)
                 fputs(jstr(d, "csv"), stdout);
             else
                 print_json(res);
+            long long live = (long long)json_integer_value(json_object_get(d, "live"));
+            if (live)
+                fprintf(stderr,
+                        "switchboard: %lld call%s of the number in progress, in no record yet "
+                        "(export again when %s ended)\n",
+                        live, live == 1 ? "" : "s", live == 1 ? "it has" : "they have");
             json_decref(d);
         }
     } else if (!strcmp(cmd, "erase")) {

@@ -1124,6 +1124,9 @@ static void h_records(ctx *x)
     json_t *c = json_object_get(d, "csv");
     x->rep->status = 200;
     x->rep->content_type = "text/csv; charset=utf-8";
+    /* Calls of the number in progress, in no record yet (JSON: "live"). */
+    add_header(x->rep, "Switchboard-Live-Calls: %lld\r\n",
+               (long long)json_integer_value(json_object_get(d, "live")));
     if (json_is_string(c)) evbuffer_add(x->rep->body, json_string_value(c), json_string_length(c));
     json_decref(d);
 }

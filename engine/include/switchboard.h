@@ -664,14 +664,16 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 /* Every record of `number` (E.164) in the account, decrypted, for an access
 ** request. res's JSON:
 **   SB_EXPORT_JSON: {"number":"+44...","records":[{record..., "role":"caller"|
-**                   "called","caller":..,"called":..,"personal_attrs":{..}}]}
+**                   "called","caller":..,"called":..,"personal_attrs":{..}}],
+**                   "live":N}
 **                   ("caller" null for a withheld one, "called" null when
 **                   none was given; empty fields in CSV)
-**   SB_EXPORT_CSV:  {"number":..,"count":N,"csv":"id,role,caller,called,
+**   SB_EXPORT_CSV:  {"number":..,"count":N,"live":N,"csv":"id,role,caller,called,
 **                   queue,...\r\n..."} (RFC 4180,
 **                   a header line, one line per record; a field a spreadsheet
 **                   would evaluate, starting with = + - @ and not a plain
 **                   number such as an E.164 one, starts with ')
+** live: calls of the number in progress, which are in no record yet.
 ** Anonymized records no longer carry the number and are not found. */
 typedef enum sb_export_format { SB_EXPORT_JSON = 0, SB_EXPORT_CSV = 1 } sb_export_format;
 SB_API int sb_records_export(sb_engine *eng, const char *account, const char *number,

@@ -1152,17 +1152,18 @@ static int pend_read(wtx *t, uint32_t acct, const uint8_t pseudo[16], int64_t *r
     return 0;
 }
 
-/* How many live calls of the account x works on, other than `except`
+/* How many live calls of account acct (id account_id), other than `except`
 ** (NULL: none), offered at or before `before`, have the number whose
 ** pseudonym is pseudo (as caller or called): their count, or an error. */
-static int live_call_of(rctx *x, const uint8_t pseudo[16], int64_t before, const char *except)
+static int live_calls_of(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *account_id,
+                         const uint8_t pseudo[16], int64_t before, const char *except)
 {
     call_rec *c = calloc(1, sizeof *c);
     if (!c) return SB_ENOMEM;
     uint8_t p[4], key[32];
     int have_key = 0, found = 0, rc;
     st_iter it;
-    for (rc = st_iter_open(&it, x->t->txn, x->e, DB_CALLS, p, key_acct(p, x->acct)); rc == 0;
+    for (rc = st_iter_open(&it, txn, e, DB_CALLS, p, key_acct(p, acct)); rc == 0;
          rc = st_iter_next(&it)) {
         if (dec_call(it.v.mv_data, it.v.mv_size, c)) continue;
         if (c->offered > before || (except && strcmp(c->id, except) == 0)) continue;
@@ -1170,8 +1171,7 @@ static int live_call_of(rctx *x, const uint8_t pseudo[16], int64_t before, const
         int n = c->npseudo > 2 ? 2 : c->npseudo;
         memcpy(ps, c->pseudo, sizeof ps);
         if (!n && c->caller[0]) { /* stored before numbers were sealed */
-            if (!have_key && x->exists && rec_key(x->e, x->acct, x->a.id, 0, key) == 0)
-                have_key = 1;
+            if (!have_key && account_id && rec_key(e, acct, account_id, 0, key) == 0) have_key = 1;
             if (!have_key) continue;
             cr_pseudonym(key, c->caller, ps[n++]);
             if (c->called[0]) cr_pseudonym(key, c->called, ps[n++]);
@@ -1188,6 +1188,13 @@ static int live_call_of(rctx *x, const uint8_t pseudo[16], int64_t before, const
     call_free(c);
     free(c);
     return rc == MDB_NOTFOUND ? found : rc;
+}
+
+/* live_calls_of for the account x works on. */
+static int live_call_of(rctx *x, const uint8_t pseudo[16], int64_t before, const char *except)
+{
+    return live_calls_of(x->t->txn, x->e, x->acct, x->exists ? x->a.id : NULL, pseudo, before,
+                         except);
 }
 
 static int erase_batch(rctx *x, const uint8_t pseudo[16], int64_t received, const uint8_t *cur,
@@ -1979,6 +1986,7 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
     if ((rc = eng_read_account(e, account, &txn, &acc, res))) return rc;
     json_t *arr = json_array();
     uint8_t key[32], p[20];
+    int live = 0;
     rc = rec_key(e, acc.num, acc.id, 0, key);
     if (rc == REC_NO_KEY) { /* no key: nothing sealed, nothing to find */
         rc = 0;
@@ -1995,6 +2003,14 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
     }
     put_be32(p, acc.num);
     cr_pseudonym(key, num, p + 4);
+    /* Calls of the number in progress: in no record yet. */
+    live = live_calls_of(txn, e, acc.num, acc.id, p + 4, INT64_MAX, NULL);
+    if (live < 0 || IS_SB_ERR(live)) {
+        cr_wipe(key, sizeof key);
+        rc = live == SB_ENOMEM ? res_err(res, SB_ENOMEM, NULL, "out of memory")
+                               : eng_mdb_err(res, live, "read live calls");
+        goto out;
+    }
     st_iter it;
     for (rc = st_iter_open(&it, txn, e, DB_RIDX, p, 20); rc == 0; rc = st_iter_next(&it)) {
         if (it.klen < 30) continue;
@@ -2038,7 +2054,7 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
     rc = 0;
 done:
     if (format == SB_EXPORT_JSON) {
-        res_doc(res, json_pack("{s:s,s:O}", "number", num, "records", arr));
+        res_doc(res, json_pack("{s:s,s:O,s:i}", "number", num, "records", arr, "live", live));
     } else {
         sb_buf b = {0};
         for (int c = 0; csv_cols[c]; c++) {
@@ -2056,8 +2072,9 @@ done:
             }
             buf_put(&b, "\r\n", 2);
         }
-        res_doc(res, json_pack("{s:s,s:I,s:s%}", "number", num, "count",
-                               (json_int_t)json_array_size(arr), "csv", b.p ? b.p : "", b.len));
+        res_doc(res, json_pack("{s:s,s:I,s:i,s:s%}", "number", num, "count",
+                               (json_int_t)json_array_size(arr), "live", live, "csv",
+                               b.p ? b.p : "", b.len));
         if (b.p) cr_wipe(b.p, b.len);
         buf_free(&b);
     }

@@ -76,6 +76,7 @@ t.is_((r.status, r.headers.get("content-type")), (200, "text/csv; charset=utf-8"
 lines = r.body.strip().split("\r\n")
 t.is_(len(lines), 3, "... a header and two records")
 t.ok(lines[0].startswith("id,role,caller,called"), "... header", lines[0])
+t.is_(r.headers.get("switchboard-live-calls"), "0", "... Switchboard-Live-Calls: 0")
 r = acme.get("/v1/records?number=12345")
 t.is_((r.status, r.field), (400, "number"), "a number that is not E.164: 400")
 r = acme.get("/v1/records?format=xml")
@@ -144,6 +145,15 @@ t.is_(acme.get("/v1/calls/c6").status, 404, "the next sweep runs the erasure: c6
 t.ok(d.wait_log(r'msg="sweep done".* erased=1', timeout=5),
      "that sweep logs 'sweep done' with erased=1")
 t.ok(d.metric("switchboard_swept_records_total") > swept, "... and counts the record")
+
+# An access request while a call of the number is in progress.
+acme.post("/v1/calls", {"call": "c9", "queue": "support", "caller": "+442079460007"})
+r = acme.get("/v1/records?number=%2B442079460007")
+t.is_((r.json["records"], r.json.get("live")), ([], 1),
+      "a call of a number in progress: in no record yet, counted as live")
+r = acme.get("/v1/records?number=%2B442079460007&format=csv")
+t.is_(r.headers.get("switchboard-live-calls"), "1", "... and in CSV's Switchboard-Live-Calls")
+acme.post("/v1/calls/c9/abandon")
 
 # Deleting an account: its records are purged in the background.
 r = d.admin("DELETE", "/v1/accounts/acme")

@@ -364,6 +364,16 @@ static void test_erasure_reach(void)
     ok(hold("era", "{\"id\":\"h4\",\"call\":\"e4\",\"reason\":\"dispute\"}") == 0,
        "e4 under a hold");
     ok(offer("era", "live", "support", num, NULL) == 0, "a call of the number is live");
+    json_t *x = doc(sb_records_export(eng, "era", num, SB_EXPORT_JSON, res));
+    is_int(x ? jint(x, "live") : -1, 1,
+           "an access request now counts the call in progress (in no record yet)");
+    json_decref(x);
+    x = doc(sb_records_export(eng, "era", num, SB_EXPORT_CSV, res));
+    is_int(x ? jint(x, "live") : -1, 1, "... in CSV too");
+    json_decref(x);
+    x = doc(sb_records_export(eng, "era", "+442079469876", SB_EXPORT_JSON, res));
+    is_int(x ? jint(x, "live") : -1, 0, "... and another number's none");
+    json_decref(x);
     char agent[64];
     snprintf(agent, sizeof agent, "%s", rang());
     now_ms += 5000;
