@@ -2193,7 +2193,10 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
             rc = res_err(res, SB_EINVAL, "attrs", "'attrs' must be a JSON object");
             goto out;
         }
-        attrs = json_dumps(a, JSON_COMPACT);
+        if (!(attrs = json_dumps(a, JSON_COMPACT))) {
+            rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+            goto out;
+        }
     }
     ev.call_id = call[0] ? call : NULL;
     ev.queue_id = queue[0] ? queue : NULL;
