@@ -36,6 +36,9 @@ type RecordsQuery struct {
 	From, To time.Time
 	Queue    string
 	Limit    int // zero: 100
+	// After: the last record of the page before (as RecordsList gave it):
+	// this page goes on from the record after it.
+	After map[string]any
 }
 
 // RecordsList lists the account's call records without personal data, newest
@@ -52,6 +55,10 @@ func (e *Engine) RecordsList(account string, q RecordsQuery) ([]map[string]any, 
 	}
 	if q.Queue != "" {
 		query["queue"] = q.Queue
+	}
+	if q.After != nil {
+		query["before_ms"] = q.After["ended_ms"]
+		query["before_id"] = q.After["id"]
 	}
 	if q.Limit != 0 {
 		query["limit"] = q.Limit
@@ -81,6 +88,9 @@ type Export struct {
 	Count   int              `json:"count"`   // records found
 	Records []map[string]any `json:"records"` // ExportJSON: with "role", "caller", "called", "personal_attrs"
 	CSV     string           `json:"csv"`     // ExportCSV
+	// Live counts the calls of the number in progress, which are in no
+	// record yet: export again when they have ended.
+	Live int `json:"live"`
 }
 
 // RecordsExport returns every record of number (E.164) in the account,
@@ -257,11 +267,15 @@ type AggregateDay struct {
 	Failed, AnsweredWithinSL                           int
 	WaitTotal, AnswerWaitTotal, TalkTotal, MaxWait     time.Duration
 	ServiceLevel                                       float64 // answered within the service level / offered
+	// QueueDeleted: the row is a deleted queue's (Queue is the id it had;
+	// a queue made again with that id has rows of its own).
+	QueueDeleted bool
 }
 
 type aggrJSON struct {
 	Day              string  `json:"day"`
 	Queue            *string `json:"queue"`
+	QueueDeleted     bool    `json:"queue_deleted"`
 	Offered          int     `json:"offered"`
 	Answered         int     `json:"answered"`
 	Abandoned        int     `json:"abandoned"`
@@ -306,7 +320,7 @@ func (e *Engine) Aggregates(account, queue string, from, to time.Time) ([]Aggreg
 			Abandoned: d.Abandoned, Rejected: d.Rejected, Overflowed: d.Overflowed, Failed: d.Failed,
 			AnsweredWithinSL: d.AnsweredWithinSL, WaitTotal: seconds(d.WaitTotal),
 			AnswerWaitTotal: seconds(d.AnswerWaitTotal), TalkTotal: seconds(d.TalkTotal),
-			MaxWait: seconds(d.MaxWait), ServiceLevel: d.ServiceLevel}
+			MaxWait: seconds(d.MaxWait), ServiceLevel: d.ServiceLevel, QueueDeleted: d.QueueDeleted}
 		if d.Queue != nil {
 			out[i].Queue = *d.Queue
 		}
@@ -388,12 +402,14 @@ type SweepCounts struct {
 // started beside another carries on the same run). ThisCall counts the work
 // of this call alone.
 type SweepReport struct {
-	SweepCounts                // the run's counts
-	Transactions int           `json:"transactions"`
-	Duration     time.Duration `json:"-"` // how long it took
-	Done         bool          `json:"done"`
-	Resumed      bool          `json:"resumed"`
-	ThisCall     SweepCounts   `json:"this_call"`
+	SweepCounts      // the run's counts
+	Transactions int `json:"transactions"`
+	// Yields: the times it ended a transaction early and waited for events.
+	Yields   int           `json:"yields"`
+	Duration time.Duration `json:"-"` // how long it took
+	Done     bool          `json:"done"`
+	Resumed  bool          `json:"resumed"`
+	ThisCall SweepCounts   `json:"this_call"`
 }
 
 // sweepProgress carries a Sweep's progress function through the engine

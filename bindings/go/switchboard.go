@@ -871,16 +871,18 @@ const (
 )
 
 // Status is an agent's status. Gateways set Offline, Available and Paused;
-// the engine sets the others.
+// the engine sets the others. The zero value is no status: an AgentStatus
+// event without one is refused (ErrInvalid naming "status"), where it would
+// have taken the agent offline (C's SB_AGENT_OFFLINE is 0).
 type Status int
 
 const (
-	Offline   Status = C.SB_AGENT_OFFLINE
-	Available Status = C.SB_AGENT_AVAILABLE
-	Paused    Status = C.SB_AGENT_PAUSED
-	Reserved  Status = C.SB_AGENT_RESERVED // ringing for a call
-	OnCall    Status = C.SB_AGENT_ON_CALL
-	WrapUp    Status = C.SB_AGENT_WRAP_UP
+	Offline   Status = C.SB_AGENT_OFFLINE + 1
+	Available Status = C.SB_AGENT_AVAILABLE + 1
+	Paused    Status = C.SB_AGENT_PAUSED + 1
+	Reserved  Status = C.SB_AGENT_RESERVED + 1 // ringing for a call
+	OnCall    Status = C.SB_AGENT_ON_CALL + 1
+	WrapUp    Status = C.SB_AGENT_WRAP_UP + 1
 )
 
 // Event is one call or agent event (sb_event).
@@ -1014,6 +1016,18 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 		}
 		attrs = b
 	}
+	// Status: none (0) is refused for an AgentStatus event and, like the
+	// fields the engine refuses, for any other (which takes no status).
+	cstatus := int(ev.Status) - 1
+	if ev.Type == AgentStatus && ev.Status == 0 {
+		return nil, &Error{Code: ErrInvalid, Field: "status",
+			Message: "missing field 'status' (Offline, Available or Paused)"}
+	} else if ev.Type != AgentStatus && ev.Status != 0 {
+		return nil, &Error{Code: ErrInvalid, Field: "status",
+			Message: "unknown field 'status' for this event (only AgentStatus events take one)"}
+	} else if ev.Status == 0 {
+		cstatus = 0
+	}
 	res, err := e.begin()
 	if err != nil {
 		return nil, err
@@ -1042,7 +1056,7 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 	cev := C.sb_event{_type: C.sb_event_type(ev.Type), account: s[0], call_id: opt(1, ev.Call),
 		queue_id: opt(2, ev.Queue), agent_id: opt(3, ev.Agent), caller: opt(4, ev.Caller),
 		called: opt(5, ev.Called), priority: C.int(prio), outcome: C.sb_ring_outcome(ev.Outcome),
-		status: C.sb_agent_status(ev.Status), reason: opt(6, ev.Reason), attrs_json: opt(7, string(attrs))}
+		status: C.sb_agent_status(cstatus), reason: opt(6, ev.Reason), attrs_json: opt(7, string(attrs))}
 	if rc := C.sb_submit(e.eng, &cev, res); rc != 0 {
 		return nil, resultError(rc, res)
 	}
@@ -1235,6 +1249,7 @@ type CaseResult struct {
 	OK       bool            `json:"ok"`
 	Got      json.RawMessage `json:"got"`
 	Expected json.RawMessage `json:"expected"`
+	Message  string          `json:"message"` // why a case failed ("" when OK)
 }
 
 // TestReport is the outcome of PolicyTest.

@@ -234,6 +234,13 @@ func TestErrors(t *testing.T) {
 	}{
 		{"unknown queue", second(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "b1", Queue: "nope", Caller: "+15550000001"})), switchboard.ErrNotFound, "queue"},
 		{"unknown key", second(eng.SubmitJSON("acme", []byte(`{"type":"hangup","call":"x","colour":"red"}`))), switchboard.ErrInvalid, "colour"},
+		// An AgentStatus without a Status took the agent offline; fields
+		// another event type takes were left unread.
+		{"no status", second(eng.Submit("acme", switchboard.Event{Type: switchboard.AgentStatus, Agent: "ag0"})), switchboard.ErrInvalid, "status"},
+		{"a status on a hangup", second(eng.Submit("acme", switchboard.Event{Type: switchboard.Hangup, Call: "x", Status: switchboard.Paused})), switchboard.ErrInvalid, "status"},
+		{"an agent on an offer", second(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "b1", Queue: "support", Caller: "+15550000001", Agent: "ag0"})), switchboard.ErrInvalid, "agent"},
+		{"a call on an agent status", second(eng.Submit("acme", switchboard.Event{Type: switchboard.AgentStatus, Agent: "ag0", Status: switchboard.Paused, Call: "c1"})), switchboard.ErrInvalid, "call"},
+		{"an outcome on an offer", second(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "b1", Queue: "support", Caller: "+15550000001", Outcome: switchboard.Busy})), switchboard.ErrInvalid, "outcome"},
 		{"malformed JSON", second(eng.SubmitJSON("acme", []byte(`{"type":`))), switchboard.ErrInvalid, ""},
 		{"empty event", second(eng.SubmitJSON("acme", nil)), switchboard.ErrInvalid, ""},
 		{"unknown call", second(eng.CallGet("acme", "b1")), switchboard.ErrNotFound, "call"},
@@ -884,6 +891,25 @@ func TestRecords(t *testing.T) {
 	}
 	if days, err := eng.Aggregates("acme", "support", day, day.Add(24*time.Hour)); err != nil || len(days) != 1 {
 		t.Errorf("Aggregates of one queue, one day: %+v %v", days, err)
+	}
+	// A call of a number in progress is in no record yet: Live counts it.
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "lv1", Queue: "support",
+		Caller: "+442079460077"}))
+	if x, err := eng.RecordsExport("acme", "+442079460077", switchboard.ExportJSON); err != nil || x.Count != 0 || x.Live != 1 {
+		t.Errorf("RecordsExport during a call: %+v %v", x, err)
+	}
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Abandon, Call: "lv1"}))
+	// A deleted queue's rows keep its id, marked.
+	must(t)(eng.QueuePut("acme", `{"id":"gone","members":[{"agent":"alice"}]}`))
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "g1", Queue: "gone",
+		Caller: "+442079460078"}))
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Abandon, Call: "g1"}))
+	if err := eng.QueueDelete("acme", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if days, err := eng.Aggregates("acme", "gone", time.Time{}, time.Time{}); err != nil || len(days) != 1 ||
+		days[0].Queue != "gone" || !days[0].QueueDeleted || days[0].Offered != 1 {
+		t.Errorf("Aggregates of a deleted queue: %+v %v", days, err)
 	}
 
 	cases := []struct {

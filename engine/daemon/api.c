@@ -1084,11 +1084,16 @@ static void h_records(ctx *x)
             fail(x, 400, "SB_EINVAL", "format", "CSV is for access requests (?number=...)");
             return;
         }
-        long long from = -1, to = -1, limit = -1;
+        long long from = -1, to = -1, limit = -1, before = -1;
+        char bid[136];
+        const char *b = NULL;
         if (query_int(x, "from_ms", &from) || query_int(x, "to_ms", &to) ||
-            query_int(x, "limit", &limit) || query_param(x, "queue", queue, sizeof queue, &q))
+            query_int(x, "limit", &limit) || query_param(x, "queue", queue, sizeof queue, &q) ||
+            query_int(x, "before_ms", &before) || query_param(x, "before_id", bid, sizeof bid, &b))
             return;
         json_t *qo = json_object();
+        if (before >= 0) json_object_set_new(qo, "before_ms", json_integer(before));
+        if (b) json_object_set_new(qo, "before_id", json_string(b));
         if (from >= 0) json_object_set_new(qo, "from_ms", json_integer(from));
         if (to >= 0) json_object_set_new(qo, "to_ms", json_integer(to));
         if (limit >= 0) json_object_set_new(qo, "limit", json_integer(limit));
@@ -1102,7 +1107,8 @@ static void h_records(ctx *x)
     }
     /* An access request is every record of the number: the list's filters
     ** do not apply to it. */
-    static const char *const list_only[] = {"from_ms", "to_ms", "queue", "limit"};
+    static const char *const list_only[] = {"from_ms", "to_ms",     "queue",
+                                            "limit",   "before_ms", "before_id"};
     for (size_t i = 0; i < sizeof list_only / sizeof list_only[0]; i++)
         if (query_has(x->req->query, list_only[i], strlen(list_only[i]))) {
             fail(x, 400, "SB_EINVAL", list_only[i],
@@ -1288,7 +1294,7 @@ static const struct route routes[] = {
      AUTH_ACCOUNT,
      {[SBD_GET] = h_records},
      NULL,
-     "number format from_ms to_ms queue limit"},
+     "number format from_ms to_ms queue limit before_ms before_id"},
     {"/v1/erasure", AUTH_ACCOUNT, {[SBD_POST] = h_erasure}, NULL, NULL},
     {"/v1/holds", AUTH_ACCOUNT, {[SBD_GET] = h_hold_list, [SBD_POST] = h_hold_place}, NULL, NULL},
     {"/v1/holds/{id}", AUTH_ACCOUNT, {[SBD_DELETE] = h_hold_release}, NULL, NULL},

@@ -474,7 +474,11 @@ SB_API int sb_batch_end(sb_engine *eng, sb_result *res);
 ** pseudonym, so caller history never reaches it and access and erasure
 ** requests find it by its called number alone (as "called", "caller":
 ** null). A caller that is given but is not an E.164 number (SIP's
-** "anonymous" too) is refused (SB_EINVAL, field "caller"): leave it out. */
+** "anonymous" too) is refused (SB_EINVAL, field "caller"): leave it out.
+** A field the event's type does not take (see sb_event), given (a string
+** not NULL, a number not 0), is refused as in JSON: SB_EINVAL, "unknown
+** field 'caller' for a ring_result event (expected call, agent, outcome)".
+** (status cannot be checked so: 0 is SB_AGENT_OFFLINE, so set it always.) */
 SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
 
 /* The same event as JSON, e.g.
@@ -701,8 +705,11 @@ SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_
 /* Records of the account without their sealed data (numbers, personal
 ** attributes; other attributes as the gateway sent them), newest first:
 ** query {"from_ms":N,"to_ms":N,"queue":"support","limit":100} (all optional;
-** times are when calls ended; to_ms before from_ms: SB_EINVAL naming to_ms).
-** res's JSON: {"records":[record...]}. */
+** times are when calls ended, to_ms excluded; to_ms before from_ms: SB_EINVAL
+** naming to_ms; limit 1..10000, 100 when not given). The next page:
+** "before_ms" and "before_id", the last record's ended_ms and id (both or
+** neither): the records after it, none twice or left out (records ending in
+** the same millisecond included). res's JSON: {"records":[record...]}. */
 SB_API int sb_records_list(sb_engine *eng, const char *account, const char *query_json, size_t len,
                            sb_result *res);
 

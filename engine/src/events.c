@@ -1980,10 +1980,81 @@ static const char bad_caller[] = "'caller' must be an E.164 number like +4930123
                                  "for a call from a withheld number)";
 
 /* Check an event before any transaction starts. */
+/* The fields each event type takes, "type" first, in sb_event_type's order:
+** a field another type takes is as unknown as one no type takes. */
+static const char *const ev_fields[][8] = {
+    [SB_EV_OFFER] = {"type", "call", "queue", "caller", "called", "priority", "attrs"},
+    [SB_EV_RING_RESULT] = {"type", "call", "agent", "outcome"},
+    [SB_EV_HANGUP] = {"type", "call"},
+    [SB_EV_ABANDON] = {"type", "call"},
+    [SB_EV_TRANSFER] = {"type", "call", "queue", "agent"},
+    [SB_EV_AGENT_STATUS] = {"type", "agent", "status", "reason"},
+};
+static const char *const ev_types[] = {NULL,      "offer",    "ring_result", "hangup",
+                                       "abandon", "transfer", "agent_status"};
+
+/* Field k for an event of type: 0 when the type takes it, else refused,
+** naming the ones it does (as the JSON form and the C struct both say). */
+static int ev_field(int type, const char *k, sb_result *res)
+{
+    const char *const *allowed = ev_fields[type];
+    int i = 0;
+    while (allowed[i] && strcmp(allowed[i], k) != 0)
+        i++;
+    if (allowed[i]) return 0;
+    char list[96] = "", path[256];
+    size_t n = 0;
+    for (i = 1; allowed[i]; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i > 1 ? ", " : "", allowed[i]);
+    const char *name = ev_types[type];
+    return res_err(res, SB_EINVAL, jv_path(path, sizeof path, NULL, k),
+                   "unknown field '%s' for a%s %s event (expected %s)", k,
+                   strchr("aeiou", name[0]) ? "n" : "", name, list);
+}
+
+/* Refuse a field of doc that an event of its type does not take. */
+static int ev_keys(const json_t *doc, int type, sb_result *res)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)doc, k, v)
+    {
+        int rc = ev_field(type, k, res);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* The same for the C struct: a field given (a string that is not NULL, a
+** number that is not 0) that the event's type does not take is refused, not
+** left unread. (status cannot be told: 0 is SB_AGENT_OFFLINE.) */
+static int ev_struct_fields(const sb_event *ev, sb_result *res)
+{
+    const struct {
+        const char *name;
+        int given;
+    } f[] = {
+        {"call", ev->call_id != NULL},     {"queue", ev->queue_id != NULL},
+        {"agent", ev->agent_id != NULL},   {"caller", ev->caller && ev->caller[0]},
+        {"called", ev->called != NULL},    {"priority", ev->priority != 0},
+        {"outcome", ev->outcome != 0},     {"reason", ev->reason != NULL},
+        {"attrs", ev->attrs_json != NULL},
+    };
+    for (size_t i = 0; i < countof(f); i++) {
+        int rc = f[i].given ? ev_field((int)ev->type, f[i].name, res) : 0;
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
 {
     if (!ev) return res_err(res, SB_EINVAL, NULL, "no event");
     if (!id_valid(ev->account)) return res_err(res, SB_EINVAL, "account", "invalid account id");
+    if (ev->type >= SB_EV_OFFER && ev->type <= SB_EV_AGENT_STATUS) {
+        int rc = ev_struct_fields(ev, res);
+        if (rc) return rc;
+    }
     switch (ev->type) {
     case SB_EV_OFFER:
         if (!id_valid(ev->queue_id)) return res_err(res, SB_EINVAL, "queue", "invalid queue id");
@@ -2079,48 +2150,11 @@ int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
 
 /* --- the JSON form of events ------------------------------------------------------ */
 
-/* The fields each event type takes, "type" first, in sb_event_type's order:
-** a field another type takes is as unknown as one no type takes. */
-static const char *const ev_fields[][8] = {
-    [SB_EV_OFFER] = {"type", "call", "queue", "caller", "called", "priority", "attrs"},
-    [SB_EV_RING_RESULT] = {"type", "call", "agent", "outcome"},
-    [SB_EV_HANGUP] = {"type", "call"},
-    [SB_EV_ABANDON] = {"type", "call"},
-    [SB_EV_TRANSFER] = {"type", "call", "queue", "agent"},
-    [SB_EV_AGENT_STATUS] = {"type", "agent", "status", "reason"},
-};
-
-/* Refuse a field of doc that an event of type (a name) does not take,
-** naming the ones it does. */
-static int ev_keys(const json_t *doc, int type, const char *name, sb_result *res)
-{
-    const char *const *allowed = ev_fields[type];
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)doc, k, v)
-    {
-        int i = 0;
-        while (allowed[i] && strcmp(allowed[i], k) != 0)
-            i++;
-        if (allowed[i]) continue;
-        char list[96] = "", path[256];
-        size_t n = 0;
-        for (i = 1; allowed[i]; i++)
-            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i > 1 ? ", " : "", allowed[i]);
-        return res_err(res, SB_EINVAL, jv_path(path, sizeof path, NULL, k),
-                       "unknown field '%s' for a%s %s event (expected %s)", k,
-                       strchr("aeiou", name[0]) ? "n" : "", name, list);
-    }
-    return 0;
-}
-
 int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t len, sb_result *res)
 {
     static const char *const keys[] = {"type",   "call",   "queue",    "agent",
                                        "caller", "called", "priority", "outcome",
                                        "status", "reason", "attrs",    NULL};
-    static const char *const types[] = {NULL,      "offer",    "ring_result", "hangup",
-                                        "abandon", "transfer", "agent_status"};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     uint64_t t0 = mono_ns();
@@ -2139,10 +2173,10 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
     /* The type first, when it is one, for the fields it takes; otherwise
     ** a field no type takes is refused before the type is. */
     json_t *jt = json_object_get(doc, "type");
-    for (int i = 1; json_is_string(jt) && i < (int)countof(types); i++)
-        if (strcmp(json_string_value(jt), types[i]) == 0) ev.type = (sb_event_type)i;
+    for (int i = 1; json_is_string(jt) && i < (int)countof(ev_types); i++)
+        if (strcmp(json_string_value(jt), ev_types[i]) == 0) ev.type = (sb_event_type)i;
     if (ev.type) {
-        if ((rc = ev_keys(doc, ev.type, types[ev.type], res))) goto out;
+        if ((rc = ev_keys(doc, ev.type, res))) goto out;
     } else if ((rc = jv_keys(doc, keys, NULL, res)) ||
                (rc = jv_str(doc, "type", NULL, 1, type, sizeof type, res))) {
         goto out;

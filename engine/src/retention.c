@@ -2090,11 +2090,12 @@ out:
 int sb_records_list(sb_engine *e, const char *account, const char *query, size_t len,
                     sb_result *res)
 {
-    static const char *const keys[] = {"from_ms", "to_ms", "queue", "limit", NULL};
+    static const char *const keys[] = {"from_ms",   "to_ms",     "queue", "limit",
+                                       "before_ms", "before_id", NULL};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    long long from = 0, to = INT64_MAX, limit = 100;
-    char queue[SB_ID_MAX + 1] = "";
+    long long from = 0, to = INT64_MAX, limit = 100, before = -1;
+    char queue[SB_ID_MAX + 1] = "", before_id[SB_ID_MAX + 1] = "";
     json_t *doc = NULL;
     int rc;
     if (query && len) {
@@ -2103,7 +2104,9 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
             (rc = jv_int(doc, "from_ms", NULL, 0, 0, INT64_MAX, &from, res)) ||
             (rc = jv_int(doc, "to_ms", NULL, 0, 0, INT64_MAX, &to, res)) ||
             (rc = jv_int(doc, "limit", NULL, 0, 1, 10000, &limit, res)) ||
-            (rc = jv_str(doc, "queue", NULL, 0, queue, sizeof queue, res))) {
+            (rc = jv_str(doc, "queue", NULL, 0, queue, sizeof queue, res)) ||
+            (rc = jv_int(doc, "before_ms", NULL, 0, 0, INT64_MAX, &before, res)) ||
+            (rc = jv_id(doc, "before_id", NULL, 0, before_id, res))) {
             json_decref(doc);
             return rc;
         }
@@ -2112,40 +2115,54 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
     if (to < from)
         return res_err(res, SB_EINVAL, "to_ms",
                        "the time range ends (%lld) before it starts (%lld)", to, from);
+    if ((before < 0) != !before_id[0])
+        return res_err(res, SB_EINVAL, before < 0 ? "before_ms" : "before_id",
+                       "a page after another needs both \"before_ms\" and \"before_id\" (the "
+                       "last record's ended_ms and id)");
     MDB_txn *txn;
     acct_rec acc;
     if ((rc = eng_read_account(e, account, &txn, &acc, res))) return rc;
-    /* Records are keyed by time: walk [from, to), keep the newest `limit`. */
-    json_t **ring = calloc((size_t)limit, sizeof *ring);
-    size_t n = 0, ql = strlen(queue);
-    uint8_t p[4], after[12];
-    st_iter it;
-    put_be32(after, acc.num);
-    put_be64(after + 4, (uint64_t)from);
-    for (rc = ring ? st_iter_after(&it, txn, e, DB_RECORDS, p, key_acct(p, acc.num), after, 12)
-                   : SB_ENOMEM;
-         rc == 0; rc = st_iter_next(&it)) {
-        rec_data r;
-        if (it.klen < 13 || (int64_t)be64(it.key + 4) >= to) break;
-        if (rec_decode(it.v.mv_data, it.v.mv_size, &r)) continue;
-        if (ql && (r.queuelen != ql || memcmp(r.queue, queue, ql) != 0)) continue;
-        json_t **slot = &ring[n++ % (size_t)limit];
-        json_decref(*slot);
-        *slot = rec_json(&r);
-    }
-    if (ring) st_iter_close(&it);
-    eng_read_end(e, txn);
-    if (rc && rc != MDB_NOTFOUND) {
-        for (size_t i = 0; ring && i < (size_t)limit; i++)
-            json_decref(ring[i]);
-        free(ring);
-        return eng_mdb_err(res, rc, "read records");
+    /* Records are keyed by the time they ended, then their id: walk back
+    ** from the end of the range (or from just before the record a page
+    ** ended with), newest first, until `limit` or `from`. */
+    uint8_t kb[1 + REC_KEY_MAX];
+    kb[0] = DB_RECORDS + 1;
+    put_be32(kb + 1, acc.num);
+    size_t kl = 13;
+    if (before >= 0 && before < to) {
+        put_be64(kb + 5, (uint64_t)before);
+        size_t il = strlen(before_id);
+        memcpy(kb + 13, before_id, il);
+        kl += il;
+    } else {
+        put_be64(kb + 5, (uint64_t)to);
     }
     json_t *out = json_array();
-    size_t have = n < (size_t)limit ? n : (size_t)limit;
-    for (size_t i = 0; i < have; i++) /* newest first */
-        json_array_append_new(out, ring[(n - 1 - i) % (size_t)limit]);
-    free(ring);
+    MDB_cursor *cur;
+    size_t ql = strlen(queue);
+    if ((rc = mdb_cursor_open(txn, e->dbi[DB_RECORDS], &cur))) goto out;
+    MDB_val k = {kl, kb}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+    for (; rc == 0 && json_array_size(out) < (size_t)limit;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+        const uint8_t *key = k.mv_data;
+        if (k.mv_size < 14 || key[0] != DB_RECORDS + 1 || be32(key + 1) != acc.num ||
+            (int64_t)be64(key + 5) < from)
+            break;
+        rec_data r;
+        if (rec_decode(v.mv_data, v.mv_size, &r)) continue;
+        if (ql && (r.queuelen != ql || memcmp(r.queue, queue, ql) != 0)) continue;
+        json_array_append_new(out, rec_json(&r));
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND) rc = 0;
+out:
+    eng_read_end(e, txn);
+    if (rc) {
+        json_decref(out);
+        return eng_mdb_err(res, rc, "read records");
+    }
     res_doc(res, json_pack("{s:o}", "records", out));
     return 0;
 }

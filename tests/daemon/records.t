@@ -64,6 +64,12 @@ t.is_(sorted(x["id"] for x in r.json["records"]), ["c1", "c2", "c3"], "... all t
 t.ok(all("caller" not in x for x in r.json["records"]), "... without numbers")
 r = acme.get("/v1/records?limit=1")
 t.is_(len(r.json["records"]), 1, "?limit=1")
+seen = []
+while r.status == 200 and r.json["records"] and len(seen) < 10:
+    last = r.json["records"][-1]
+    seen.append(last["id"])
+    r = acme.get("/v1/records?limit=1&before_ms=%d&before_id=%s" % (last["ended_ms"], last["id"]))
+t.is_(seen, ["c3", "c2", "c1"], "pages of one with before_ms and before_id: each record once", r)
 
 r = acme.get("/v1/records?number=+442079460001")
 t.is_(r.status, 200, "access request: GET /v1/records?number=+44... (+ as typed)")

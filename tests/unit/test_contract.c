@@ -441,6 +441,46 @@ static void test_action_fields(void)
     ok(ev("{\"type\":\"abandon\",\"call\":\"f2\"}") == 0, "fields: f2 abandoned");
     ok(ev("{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"available\"}") == 0,
        "fields: alice available");
+    /* The struct: a field the event's type does not take is refused, as in
+    ** JSON, not left unread. */
+    sb_event bad[] = {
+        {.type = SB_EV_RING_RESULT,
+         .account = "acme",
+         .call_id = "f9",
+         .agent_id = "alice",
+         .outcome = SB_RING_ANSWERED,
+         .caller = "+442079460001"},
+        {.type = SB_EV_AGENT_STATUS,
+         .account = "acme",
+         .agent_id = "alice",
+         .status = SB_AGENT_PAUSED,
+         .call_id = "f1"},
+        {.type = SB_EV_OFFER,
+         .account = "acme",
+         .call_id = "f9",
+         .queue_id = "q",
+         .caller = "+442079460001",
+         .outcome = SB_RING_BUSY},
+        {.type = SB_EV_HANGUP, .account = "acme", .call_id = "f9", .reason = "why"},
+    };
+    const char *field[] = {"caller", "call", "outcome", "reason"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = sb_submit(eng, &bad[i], res);
+        ok(rc == SB_EINVAL && !strcmp(field_of(res), field[i]) &&
+               strstr(sb_result_message(res), "unknown field"),
+           "struct: a %s on an event that does not take it is refused (%s)", field[i],
+           sb_result_message(res));
+    }
+    sb_event good = {.type = SB_EV_OFFER,
+                     .account = "acme",
+                     .call_id = "f9",
+                     .queue_id = "q",
+                     .caller = "",
+                     .called = "+442079460002"};
+    ok(sb_submit(eng, &good, res) == 0 &&
+           sb_submit(eng, &(sb_event){.type = SB_EV_ABANDON, .account = "acme", .call_id = "f9"},
+                     res) == 0,
+       "struct: an offer with an empty caller (withheld) and its abandon: fine");
 }
 
 /* 8. Timers under a clock that goes backwards. */

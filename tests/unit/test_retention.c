@@ -856,6 +856,64 @@ static void test_killed_sweep(void)
     json_decref(s);
 }
 
+/* Listing records page by page: newest first, the next page from the last
+** record's ended_ms and id, nothing lost or repeated where records end in
+** the same millisecond. */
+static void test_list_pages(void)
+{
+    account("pg", NULL);
+    char json[256], want[512] = "", got[512] = "";
+    /* 9 abandoned calls: three end in each of three milliseconds. */
+    for (int i = 0; i < 9; i++) {
+        snprintf(json, sizeof json,
+                 "{\"type\":\"offer\",\"call\":\"p%d\",\"queue\":\"support\","
+                 "\"caller\":\"+4420794655%02d\"}",
+                 i, i);
+        ok(ev("pg", json) == 0, "p%d offered", i);
+        snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"p%d\"}", i);
+        ev("pg", json);
+        if (i % 3 == 2) now_ms += 1;
+    }
+    json_t *all = doc(sb_records_list(eng, "pg", "{\"limit\":100}", 13, res)), *r;
+    size_t i;
+    json_array_foreach(json_object_get(all, "records"), i, r)
+    {
+        strcat(want, json_string_value(json_object_get(r, "id")));
+        strcat(want, " ");
+    }
+    is_int(json_array_size(json_object_get(all, "records")), 9, "one page of 100 holds all 9");
+    json_decref(all);
+    long long before = -1;
+    char bid[64] = "";
+    int pages = 0;
+    for (; pages < 10; pages++) {
+        if (before < 0)
+            snprintf(json, sizeof json, "{\"limit\":2}");
+        else
+            snprintf(json, sizeof json, "{\"limit\":2,\"before_ms\":%lld,\"before_id\":\"%s\"}",
+                     before, bid);
+        json_t *d = doc(sb_records_list(eng, "pg", json, strlen(json), res));
+        json_t *recs = json_object_get(d, "records");
+        if (!json_array_size(recs)) {
+            json_decref(d);
+            break;
+        }
+        json_array_foreach(recs, i, r)
+        {
+            strcat(got, json_string_value(json_object_get(r, "id")));
+            strcat(got, " ");
+            before = jint(r, "ended_ms");
+            snprintf(bid, sizeof bid, "%s", json_string_value(json_object_get(r, "id")));
+        }
+        json_decref(d);
+    }
+    is_str(got, want, "pages of 2 from before_ms/before_id give every record once, in order");
+    is_int(pages, 5, "in 5 pages");
+    ok(sb_records_list(eng, "pg", "{\"before_ms\":5}", 15, res) == SB_EINVAL &&
+           !strcmp(sb_result_field(res), "before_id"),
+       "before_ms without before_id: refused, naming it");
+}
+
 static void test_budget(void)
 {
     account("bud", "retention/keep-90-days-then-delete");
@@ -898,6 +956,7 @@ int main(void)
     test_mixed_batch();
     test_yield_after_round();
     test_killed_sweep();
+    test_list_pages();
     test_budget();
     return end_engine();
 }

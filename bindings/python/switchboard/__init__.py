@@ -1206,15 +1206,17 @@ class Engine:
                         _b(number, "number"))
 
     def records_list(self, account, query=None, **fields):
-        """Records without personal data, newest first: ``records_list("acme",
+        """Records without their sealed data, newest first: ``records_list("acme",
         queue="support", from_ms=..., to_ms=..., limit=100)`` (or a dict;
-        times are when calls ended). Returns a list of records."""
+        times are when calls ended, to_ms excluded; limit 100 when not given).
+        The next page: ``before_ms`` and ``before_id``, the last record's
+        ``ended_ms`` and ``id``. Returns a list of records."""
         if query is None:
             query = fields or None
         elif fields:
             query = _merged(query, fields, "query")
         if isinstance(query, dict):  # numbers C holds, as the README says
-            for k in ("from_ms", "to_ms", "limit"):
+            for k in ("from_ms", "to_ms", "limit", "before_ms"):
                 if k in query and query[k] is not None and not isinstance(query[k], bool):
                     _whole(query[k], 64, k, signed=True)
         d = _doc(query, "query", True)
