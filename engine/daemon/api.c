@@ -157,6 +157,18 @@ static char *without_actions(const char *js, size_t len)
     return out;
 }
 
+static void h_call_event(ctx *x);
+static void h_agent_status(ctx *x);
+
+/* Is the request one whose write may use the map's reserve past map_max
+** (engine.h, eng_write_ex): the event of a call in progress or an agent's
+** status, a delete? */
+static int uses_reserve(const ctx *x)
+{
+    return x->req->method == SBD_DELETE || (x->rt && (x->rt->h[x->req->method] == h_call_event ||
+                                                      x->rt->h[x->req->method] == h_agent_status));
+}
+
 /* Turn the library's outcome into the reply. On success, actions that do not
 ** answer this request go to the stream and leave the response. Events (a
 ** call or an agent given) answer {"actions":[...]}, as the library's result
@@ -165,10 +177,12 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
 {
     sb_result *res = x->d->res;
     size_t len = 0;
-    /* Writes failing for lack of storage: /healthz says so until one works. */
+    /* Writes failing for lack of storage: /healthz says so until one works
+    ** that does not use the reserve kept for calls in progress (their events
+    ** succeed there while new calls are refused). */
     if (rc == SB_EFULL)
         x->d->storage_full = 1;
-    else if (rc == 0 && x->req->method != SBD_GET)
+    else if (rc == 0 && x->req->method != SBD_GET && !uses_reserve(x))
         x->d->storage_full = 0;
     if (rc != 0) {
         const char *js = sb_result_json(res, &len);
@@ -358,8 +372,9 @@ static void h_health(ctx *x)
         x->rep->status = 503;
         evbuffer_add_printf(x->rep->body,
                             "{\"status\":\"storage_full\",\"version\":\"%s\",\"message\":"
-                            "\"the last write failed for lack of storage (disk or map_max); "
-                            "reads work, writes fail until room is made\"}",
+                            "\"a write failed for lack of storage (disk or map_max): reads "
+                            "work, calls in progress can end, new calls are refused until "
+                            "room is made\"}",
                             sb_version());
         return;
     }

@@ -253,12 +253,14 @@ typedef int (*write_fn)(wtx *t, void *arg);
 ** engine's mode. On MDB_MAP_FULL the map grows (if allowed) and fn runs
 ** again from scratch. Returns fn's code or a storage error. */
 int eng_write(sb_engine *e, write_fn fn, void *arg, sb_result *res);
-/* The same for writes that free space (deletes): they may grow the map into
-** a reserve past map_max, so a full map can still be emptied. */
+/* The same for writes that free space (deletes) or finish work in progress
+** (the events of calls already taken, timers): they may grow the map into a
+** reserve past map_max, so a full map can still be emptied, and the calls
+** it holds can end while new ones are refused. */
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing);
 /* An event's write: inside the calling thread's batch when it has one open
-** (sb_batch_begin), else as eng_write. */
-int eng_write_event(sb_engine *e, write_fn fn, void *arg, sb_result *res);
+** (sb_batch_begin), else as eng_write_ex (freeing: as there). */
+int eng_write_event(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing);
 /* Commit the calling thread's open batch transaction, if any (before what
 ** needs the write lock or a transaction of its own: LMDB allows a thread
 ** one); a failure voids the batch (sb_batch_end reports it). */

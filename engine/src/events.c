@@ -2139,7 +2139,9 @@ int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
     ev_op op = {.ev = ev};
     int rc = check_event(ev, &op, res);
     __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
-    if (!rc) rc = eng_write_event(e, do_event, &op, res);
+    /* A new call stops at a full map; the events of calls already taken
+    ** may use its reserve, so that those calls can end. */
+    if (!rc) rc = eng_write_event(e, do_event, &op, res, ev->type != SB_EV_OFFER);
     __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
     if (op.attrs) json_decref(op.attrs);
     /* An event of no known type is a failure only (type 0 is the tick's). */
@@ -2359,7 +2361,7 @@ int sb_tick(sb_engine *e, sb_result *res)
     do {
         int fired = 0;
         __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
-        rc = eng_write(e, do_tick, &fired, res);
+        rc = eng_write_ex(e, do_tick, &fired, res, 1); /* timers of calls taken: as their events */
         __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
         total += fired;
         if (rc || fired < TICK_BATCH) break;

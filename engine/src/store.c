@@ -1095,8 +1095,11 @@ int eng_mdb_err(sb_result *res, int rc, const char *what)
 **
 ** LMDB copies pages even to delete, so a map filled to map_max could not
 ** free anything. Writes that free space (deletes) may therefore grow the
-** map past map_max into a reserve of map_max/16 (at least 1 MiB); other
-** writes stop at map_max, and reuse the pages the deletes freed. */
+** map past map_max into a reserve of map_max/16 (at least 1 MiB); so may
+** the events of calls already taken (a hangup writes the call's record),
+** or a full map would leave them ringing and connected for good. Other
+** writes (a new call, a new agent) stop at map_max, and reuse the pages the
+** deletes freed. */
 static int grow_map(sb_engine *e, size_t had, int freeing)
 {
     size_t max = e->cfg.map_max ? e->cfg.map_max : ((size_t)64 << 30);
@@ -1125,7 +1128,8 @@ static int grow_map(sb_engine *e, size_t had, int freeing)
             if (err) {
                 rc = err == ENOSPC ? ENOSPC : err;
             } else if ((rc = mdb_env_set_mapsize(e->env, want)) == 0) {
-                e->sh->map_size = want;
+                __atomic_store_n(&e->sh->map_size, want,
+                                 __ATOMIC_RELAXED); /* past_max reads it unlocked */
                 char sz[32];
                 sb_log(e, SB_LOG_INFO, "storage map grown to %s",
                        eng_size_str(sz, sizeof sz, want));
@@ -1141,7 +1145,8 @@ static int adopt_map(sb_engine *e)
     pthread_rwlock_wrlock(&e->sh->maplock);
     int rc = mdb_env_set_mapsize(e->env, 0);
     MDB_envinfo info;
-    if (!rc && !mdb_env_info(e->env, &info)) e->sh->map_size = info.me_mapsize;
+    if (!rc && !mdb_env_info(e->env, &info))
+        __atomic_store_n(&e->sh->map_size, info.me_mapsize, __ATOMIC_RELAXED);
     pthread_rwlock_unlock(&e->sh->maplock);
     return rc;
 }
@@ -1757,8 +1762,57 @@ static void vc_committed(sb_engine *e, uint64_t seq)
     __atomic_store_n(&e->vc_ok, seq, __ATOMIC_RELEASE);
 }
 
+/* The bytes of the map in use: its pages up to the last one used, less the
+** free pages LMDB lists for reuse. -1 when it cannot be read. */
+static ssize_t map_in_use(sb_engine *e)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    MDB_txn *r;
+    MDB_cursor *c;
+    if (mdb_env_info(e->env, &info) || mdb_env_stat(e->env, &st) ||
+        mdb_txn_begin(e->env, NULL, MDB_RDONLY, &r))
+        return -1;
+    size_t pages = info.me_last_pgno + 1, nfree = 0;
+    if (mdb_cursor_open(r, 0, &c) == 0) {
+        MDB_val k, v;
+        for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            size_t n = 0; /* each entry: a count, then the page numbers */
+            if (v.mv_size >= sizeof n) memcpy(&n, v.mv_data, sizeof n);
+            nfree += n;
+        }
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(r);
+    return nfree < pages ? (ssize_t)((pages - nfree) * st.ms_psize) : 0;
+}
+
+/* A write that may not use the reserve (see grow_map), when the map has
+** grown into it: refused until the pages in use are a margin below map_max
+** (a sixteenth of it, 256 KiB at least, half of it at most: room for the
+** pages a write copies before it frees the old ones), or new calls would
+** take the reserve the calls in progress need to end. (A map within
+** map_max costs one comparison; past it, a walk of LMDB's free list.) */
+static int past_max(sb_engine *e, sb_result *res)
+{
+    size_t max = e->cfg.map_max ? e->cfg.map_max : ((size_t)64 << 30);
+    if (__atomic_load_n(&e->sh->map_size, __ATOMIC_RELAXED) <= max) return 0;
+    size_t margin = max / 16 > ((size_t)256 << 10) ? max / 16 : ((size_t)256 << 10);
+    if (margin > max / 2) margin = max / 2;
+    ssize_t used = map_in_use(e);
+    if (used < 0 || (size_t)used + margin < max) return 0;
+    return res_err(res, SB_EFULL, NULL,
+                   "storage full (map_max reached; its reserve is kept for the calls in "
+                   "progress to end); nothing was written");
+}
+
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)
 {
+    if (!freeing) {
+        int rc = past_max(e, res);
+        if (rc) return rc;
+    }
     size_t mark = sb_result_count(res);
     uint64_t num = 0;
     size_t txnid = 0;
@@ -1910,17 +1964,21 @@ static int batch_room(sb_engine *e)
 }
 
 /* An event of the batch. */
-static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
+static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)
 {
     if (e->batch_err)
         return res_err(res, SB_ESTORE, NULL,
                        "an earlier event of this batch could not be stored: the batch is void");
+    if (!freeing) {
+        int full = past_max(e, res);
+        if (full) return full;
+    }
     size_t mark = sb_result_count(res);
     int rc;
     wtx t = {.e = e, .res = res};
     if (!e->batch_txn) {
         /* Near a full map (or a full disk), events run one by one. */
-        if (batch_room(e)) return eng_write_ex(e, fn, arg, res, 0);
+        if (batch_room(e)) return eng_write_ex(e, fn, arg, res, freeing);
         if ((rc = txn_begin(e, 0, &t.txn))) return eng_mdb_err(res, rc, "begin transaction");
         e->batch_txn = t.txn;
         e->batch_id = mdb_txn_id(t.txn);
@@ -1954,7 +2012,7 @@ static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
         /* The batch so far is committed; this event runs alone, where the
         ** map can grow. */
         if (e->batch_txn && batch_commit(e)) return eng_mdb_err(res, e->batch_err, "commit");
-        return eng_write_ex(e, fn, arg, res, 0);
+        return eng_write_ex(e, fn, arg, res, freeing);
     }
     if (IS_SB_ERR(rc)) {
         if (res && sb_result_code(res) != rc) res_err(res, rc, NULL, "%s", sb_strerror(rc));
@@ -1963,9 +2021,10 @@ static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res)
     return eng_mdb_err(res, rc, "write");
 }
 
-int eng_write_event(sb_engine *e, write_fn fn, void *arg, sb_result *res)
+int eng_write_event(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)
 {
-    return batch_mine(e) ? batch_write(e, fn, arg, res) : eng_write_ex(e, fn, arg, res, 0);
+    return batch_mine(e) ? batch_write(e, fn, arg, res, freeing)
+                         : eng_write_ex(e, fn, arg, res, freeing);
 }
 
 void eng_batch_free(sb_engine *e)

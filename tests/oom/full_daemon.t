@@ -65,7 +65,14 @@ t.ok(is_full(r) and a.get("/v1/calls/c2").status == 404,
      "map: an offer is refused with 503 SB_EFULL and leaves no call", r)
 r = a.post("/v1/calls/c1/ring_result", {"agent": "alice", "outcome": "answered"})
 answered = r.status == 200
-t.ok(answered or is_full(r), "map: the answer is 200, or 503 SB_EFULL (%d)" % r.status, r)
+t.ok(answered, "map: the answer to a call in progress still goes in, into the reserve past "
+     "map_max kept for calls in progress (%d)" % r.status, r)
+h = d.request("GET", "/healthz")
+t.is_((h.status, (h.json or {}).get("status")), (503, "storage_full"),
+      "map: /healthz stays storage_full after it: new calls are still refused", h)
+r = a.post("/v1/calls", {"call": "c3", "queue": "support", "caller": "+4930100003"})
+t.ok(is_full(r) and a.get("/v1/calls/c3").status == 404,
+     "map: ... as the next offer shows (503 SB_EFULL), though the map grew for the answer", r)
 if not answered:
     t.is_(a.get("/v1/calls/c1").json.get("state"), "ringing", "map: ... refused: c1 still rings")
     t.is_(a.get("/v1/agents/alice").json.get("status"), "reserved", "map: ... alice still reserved")

@@ -244,6 +244,45 @@ static int tmpfs_on(const char *mnt, const char *opts, const char *what)
     return -1;
 }
 
+/* Calls offered until the map is full can all end: their events may use a
+** reserve past map_max (a hangup or an abandon writes the call's record),
+** while new calls stay refused. Before, the offers that still fitted were
+** taken while the calls before them could not end. */
+static void calls_end_when_full(const char *base)
+{
+    char data[400];
+    snprintf(data, sizeof data, "%s/calls", base);
+    if (!ok(open_engine(data, (size_t)256 << 10, (size_t)512 << 10) == 0,
+            "calls: engine opened (256 KiB, max 512 KiB)"))
+        return;
+    char pad[301];
+    memset(pad, 'y', 300);
+    pad[300] = 0;
+    int n = 0, rc = 0;
+    while (n < 100000) {
+        rc = ev("{\"type\":\"offer\",\"call\":\"k%d\",\"queue\":\"support\",\"caller\":"
+                "\"+49301%06d\",\"attrs\":{\"note\":\"%s\"}}",
+                n + 1, n + 1, pad);
+        if (rc) break;
+        n++;
+    }
+    ok(rc == SB_EFULL && n > 10, "calls: offered until the map is full (%d), then SB_EFULL: %s", n,
+       sb_result_message(res));
+    int failed = 0, taken = 0;
+    for (int i = 1; i <= n; i++) {
+        failed += ev("{\"type\":\"abandon\",\"call\":\"k%d\"}", i) != 0;
+        /* While the calls end into the reserve, new ones stay refused. */
+        if (i % 50 == 1)
+            taken += ev("{\"type\":\"offer\",\"call\":\"n%d\",\"queue\":\"support\","
+                        "\"caller\":\"+4930100009\",\"attrs\":{\"note\":\"%s\"}}",
+                        i, pad) != SB_EFULL;
+    }
+    is_int(failed, 0, "calls: every one of them can still end (each abandon writes its record)");
+    is_int(taken, 0, "calls: meanwhile a new call is refused (SB_EFULL) each time it is tried");
+    sb_close(eng);
+    eng = NULL;
+}
+
 static void tmpfs_off(const char *mnt)
 {
     if (umount(mnt) != 0 && umount2(mnt, MNT_DETACH) != 0)
@@ -334,6 +373,7 @@ int main(void)
     }
     res = sb_result_new();
     map_full(base);
+    calls_end_when_full(base);
     disk_full(base);
     backup_full(base);
     sb_result_free(res);

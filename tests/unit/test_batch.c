@@ -145,9 +145,9 @@ static void test_failed_event_undone(void)
     ok(eng_write(eng, w_setup, NULL, r) == 0, "undo: keys written outside any batch");
     ok(sb_batch_begin(eng) == 0, "undo: a batch begins");
     int why = SB_EINVAL;
-    ok(eng_write_event(eng, w_fails, &why, r) == SB_EINVAL,
+    ok(eng_write_event(eng, w_fails, &why, r, 0) == SB_EINVAL,
        "undo: an event overwrites, adds, deletes (also through an iterator), then fails");
-    ok(eng_write_event(eng, w_after, NULL, r) == 0, "undo: the next event of the batch runs");
+    ok(eng_write_event(eng, w_after, NULL, r, 0) == 0, "undo: the next event of the batch runs");
     ok(sb_batch_end(eng, r) == 0, "undo: the batch is committed");
     ok(meta_get("bt-keep", v, sizeof v) == 0 && !strcmp(v, "before"),
        "undo: the overwritten key holds its value from before (%s)", v);
@@ -253,7 +253,7 @@ static void test_put_last(void)
        w, x);
     const char *undone[] = {"\3760", "6", "\376d", "7", "\376e", "8", NULL};
     ok(sb_batch_begin(eng) == 0 &&
-           eng_write_event(eng, w_last_fails, (void *)undone, r) == SB_EINVAL &&
+           eng_write_event(eng, w_last_fails, (void *)undone, r, 0) == SB_EINVAL &&
            sb_batch_end(eng, r) == 0,
        "put last: an event of a batch puts three timers that way, then fails");
     ok(timer_get("\3760", v, sizeof v) == MDB_NOTFOUND && timer_get("\376d", w, sizeof w) == 0 &&

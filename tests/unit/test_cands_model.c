@@ -202,7 +202,7 @@ static void run(unsigned seed, int steps)
             if (sb_batch_end(e, res)) diag("batch end: %s", sb_result_message(res));
             inbatch = 0;
         } else if (op == 12 && inbatch) {
-            int rc = eng_write_event(e, w_fail, NULL, res);
+            int rc = eng_write_event(e, w_fail, NULL, res, 0);
             if (rc != SB_ESTATE) diag("w_fail gave %d", rc);
         } else if (op == 13) {
             now_ms += rand() % 10000;
