@@ -250,6 +250,12 @@ static void envs_atfork(void)
 
 #define MAP_MIN ((size_t)64 << 10)
 
+/* An errno that means no room: the disk, a quota, the file size limit. */
+static int no_room(int err)
+{
+    return err == ENOSPC || err == EDQUOT || err == EFBIG;
+}
+
 static size_t effective_map_max(const sb_config *cfg)
 {
     return cfg->map_max ? cfg->map_max : ((size_t)64 << 30);
@@ -324,7 +330,7 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     mdb_env_get_fd(sh->env, &fd);
     if ((rc = posix_fallocate(fd, 0, (off_t)sh->map_size))) {
         char sz[32];
-        return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "data_dir",
+        return res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "data_dir",
                        "cannot reserve %s for %s/data.mdb: %s",
                        eng_size_str(sz, sizeof sz, sh->map_size), e->data_dir, strerror(rc));
     }
@@ -677,7 +683,7 @@ static int backup_dest(sb_engine *e, const char *dest, int *made, sb_result *res
         return 0;
     }
     if (errno != EEXIST)
-        return res_err(res, errno == ENOSPC ? SB_EFULL : SB_EINVAL, "dest", "cannot create %s: %s",
+        return res_err(res, no_room(errno) ? SB_EFULL : SB_EINVAL, "dest", "cannot create %s: %s",
                        dest, strerror(errno));
     struct stat ds, dd;
     if (stat(dest, &ds) || !S_ISDIR(ds.st_mode))
@@ -726,7 +732,7 @@ static int backup_open(const char *dest, const char *name, char *path, size_t ca
     snprintf(path, cap, "%s/%s", dest, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        res_err(res, errno == ENOSPC ? SB_EFULL : SB_ESTORE, "dest", "cannot create %s: %s", path,
+        res_err(res, no_room(errno) ? SB_EFULL : SB_ESTORE, "dest", "cannot create %s: %s", path,
                 strerror(errno));
     return fd;
 }
@@ -746,7 +752,7 @@ static int backup_write(sb_engine *e, const char *dest, sb_result *res)
     if (!rc && fstat(fd, &st)) rc = errno;
     close(fd);
     if (rc)
-        return res_err(res, rc == ENOSPC ? SB_EFULL : SB_ESTORE, "dest",
+        return res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "dest",
                        "cannot write the copy in %s: %s", dest, mdb_strerror(rc));
     char kpath[4096];
     int kfd = backup_open(dest, "data.keys", kpath, sizeof kpath, res);

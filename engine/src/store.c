@@ -1073,6 +1073,7 @@ int eng_mdb_err(sb_result *res, int rc, const char *what)
     case MDB_MAP_FULL:
     case ENOSPC:
     case EDQUOT:
+    case EFBIG: /* past the file size the process may write (RLIMIT_FSIZE) */
         return res_err(res, SB_EFULL, NULL, "%s: storage full (%s); nothing was written", what,
                        mdb_strerror(rc));
     case ENOMEM:

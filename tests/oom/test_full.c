@@ -26,7 +26,10 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -283,6 +286,30 @@ static void calls_end_when_full(const char *base)
     eng = NULL;
 }
 
+/* A file size limit (RLIMIT_FSIZE, SIGXFSZ ignored: EFBIG) is a full disk
+** too: SB_EFULL, not SB_ESTORE (which the daemon's /healthz did not take
+** for a lack of room). In a child, which the limit would outlive. */
+static void fsize_full(const char *base)
+{
+    char data[400];
+    snprintf(data, sizeof data, "%s/fsize", base);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {(rlim_t)2 << 20, (rlim_t)2 << 20};
+        if (setrlimit(RLIMIT_FSIZE, &rl) || open_engine(data, (size_t)256 << 10, (size_t)64 << 20))
+            _exit(2);
+        int count = 0, rc = 0, clean = 1;
+        fill("z", 3000, &count, &rc, &clean);
+        _exit(rc == SB_EFULL ? 0 : rc == 0 ? 3 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    is_int(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0,
+           "fsize: writes past the file size limit fail with SB_EFULL (exit 0; 1: another code)");
+}
+
 static void tmpfs_off(const char *mnt)
 {
     if (umount(mnt) != 0 && umount2(mnt, MNT_DETACH) != 0)
@@ -374,6 +401,7 @@ int main(void)
     res = sb_result_new();
     map_full(base);
     calls_end_when_full(base);
+    fsize_full(base);
     disk_full(base);
     backup_full(base);
     sb_result_free(res);
