@@ -250,6 +250,15 @@ static void envs_atfork(void)
 
 #define MAP_MIN ((size_t)64 << 10)
 
+/* Does the data directory hold data keys (a data.keys file with a slot)? */
+static int has_data_keys(const char *data_dir)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.keys", data_dir);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
 /* An errno that means no room: the disk, a quota, the file size limit. */
 static int no_room(int err)
 {
@@ -431,6 +440,16 @@ static int env_acquire(sb_engine *e, sb_result *res)
         x->refs++;
     } else {
         char err[256];
+        if (access(e->key_file, F_OK) != 0 && has_data_keys(e->data_dir)) {
+            /* Data keys without their master key: a new one would open
+            ** none (and where the key file's directory is missing,
+            ** creating it failed with a message about a temporary file). */
+            rc = res_err(res, SB_ECRYPTO, "key_file",
+                         "no master key at %s, and %s holds data keys made with one: give the "
+                         "key file this data was written with (key_file); nothing was created",
+                         e->key_file, e->data_dir);
+            goto out;
+        }
         if (cr_master_load(e->key_file, 1, e->master, err, sizeof err)) {
             /* err names the key file already ("master key PATH: why"). */
             rc = res_err(res, SB_ECRYPTO, "key_file", "%s", err);

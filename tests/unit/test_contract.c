@@ -196,6 +196,22 @@ static void test_open_refusals(void)
            sb_result_message(res));
         sb_close(e);
     }
+    /* Its data keys without their master key: refused, saying so, and no
+    ** key made (a missing file, or one in a missing directory). */
+    char absent[700], nodir[700];
+    snprintf(absent, sizeof absent, "%s/absent.key", path);
+    snprintf(nodir, sizeof nodir, "%s/nodir/master.key", path);
+    const char *keys[] = {absent, nodir};
+    for (int i = 0; i < 2; i++) {
+        test_engine_config(&c, path, NULL, 0);
+        c.key_file = keys[i];
+        rc = open_rc(&c);
+        ok(rc == SB_ECRYPTO && !strcmp(field_of(res), "key_file") &&
+               strstr(sb_result_message(res), "no master key at") &&
+               strstr(sb_result_message(res), "nothing was created") && access(keys[i], F_OK) != 0,
+           "open: data keys without their key file (%s): %s",
+           i ? "its directory missing" : "missing", sb_result_message(res));
+    }
     rmtree(path);
 }
 
