@@ -111,7 +111,9 @@ typedef enum sb_action_type {
     SB_ACT_CONNECT,  /* bridge call_id to agent_id (it answered)             */
     SB_ACT_REJECT,   /* reject call_id with reason                           */
     SB_ACT_OVERFLOW, /* call_id moved to queue_id (reason says why)          */
-    SB_ACT_WAIT,     /* call_id keeps waiting; re-decided at due_ms at latest */
+    SB_ACT_WAIT,     /* call_id keeps waiting; re-decided at due_ms at latest
+                     ** (sent only when the call comes to its queue: an
+                     ** offer or a transfer; see API.md) */
     SB_ACT_END,      /* call_id is finished (reason: its outcome)            */
     SB_ACT_AGENT,    /* agent_id changed status to `status` (reason) by the
                      ** engine: a policy's pause, a wrap-up's end, a status
