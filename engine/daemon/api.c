@@ -1423,6 +1423,9 @@ int sbd_api_route_of(const char *target)
     return i < 0 ? -1 : i;
 }
 
+/* No cache here: every admin request is checked against d->admin_hash, so a
+** token replaced on SIGHUP (daemon.c) applies from the next request on, on
+** connections already open too. */
 static int auth_admin(ctx *x)
 {
     const char *h = x->req->authorization;

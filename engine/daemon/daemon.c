@@ -593,11 +593,14 @@ static const char *code_name(int rc, char *buf, size_t n)
     return buf;
 }
 
+static void reload_admin_token(sbd *d);
+
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
     sbd *d = arg;
     (void)sig;
     (void)what;
+    reload_admin_token(d);
     if (d->cfg->policy_dir_absent) {
         d->m.reloads_failed++;
         sbd_log(SB_LOG_ERROR, "reload failed; policies unchanged",
@@ -686,24 +689,73 @@ static int lock_data_dir(const char *dir)
     return fd;
 }
 
+/* Where the admin token is: admin_token_file, else <data_dir>/admin.token. */
+static void admin_token_path(const sbd *d, char *path, size_t n)
+{
+    if (d->cfg->admin_token_file)
+        snprintf(path, n, "%s", d->cfg->admin_token_file);
+    else
+        snprintf(path, n, "%s/admin.token", d->cfg->data_dir);
+}
+
+/* Read the token in the file open on fd (path names it) and hash it into
+** hash. Returns 0, or -1 with why in err. The file must be its owner's alone,
+** a regular file or (at start) a FIFO a secrets manager writes the token
+** into, read as it comes; on SIGHUP a FIFO is -2 (not read: it would hold
+** the loop until something wrote to it). Closes fd. */
+static int read_admin_token(int fd, const char *path, int at_start, unsigned char hash[32],
+                            char *err, size_t errlen)
+{
+    char tok[1024];
+    struct stat st;
+    const char *why = fstat(fd, &st) ? strerror(errno)
+                      : !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)
+                          ? "not a regular file (nor a FIFO)"
+                      : (st.st_mode & 077) != 0 ? "group or others may read or write it "
+                                                  "(chmod 600 it)"
+                                                : NULL;
+    if (why || (S_ISFIFO(st.st_mode) && !at_start)) {
+        close(fd);
+        if (!why) return -2;
+        snprintf(err, errlen, "admin token file %s: %s", path, why);
+        return -1;
+    }
+    ssize_t n = read(fd, tok, sizeof tok - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        snprintf(err, errlen, "cannot read admin token file %s: %s", path, strerror(e));
+        return -1;
+    }
+    tok[n] = 0;
+    size_t len = strcspn(tok, " \t\r\n");
+    if (len < 16) {
+        snprintf(err, errlen,
+                 "admin token file %s: the token is %s; it needs 16 characters or more%s", path,
+                 len ? "too short" : "empty",
+                 at_start ? " (remove the file and a random one is made)" : "");
+        sodium_memzero(tok, sizeof tok);
+        return -1;
+    }
+    crypto_generichash(hash, 32, (const unsigned char *)tok, len, NULL, 0);
+    sodium_memzero(tok, sizeof tok);
+    return 0;
+}
+
 /* Read the admin token, or create one (mode 0600) when the file is missing.
 ** Only its hash stays in memory. */
 static int admin_token(sbd *d)
 {
-    char path[PATH_MAX];
-    if (d->cfg->admin_token_file)
-        snprintf(path, sizeof path, "%s", d->cfg->admin_token_file);
-    else
-        snprintf(path, sizeof path, "%s/admin.token", d->cfg->data_dir);
-    char tok[1024];
-    size_t len = 0;
+    char path[PATH_MAX], err[PATH_MAX + 200];
+    admin_token_path(d, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
+        char tok[65];
         unsigned char raw[32];
         randombytes_buf(raw, sizeof raw);
         sodium_bin2hex(tok, sizeof tok, raw, sizeof raw);
         sodium_memzero(raw, sizeof raw);
-        len = strlen(tok);
+        size_t len = strlen(tok);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         int ok = fd >= 0 && write(fd, tok, len) == (ssize_t)len && write(fd, "\n", 1) == 1 &&
                  fsync(fd) == 0;
@@ -715,45 +767,55 @@ static int admin_token(sbd *d)
             return -1;
         }
         sbd_log(SB_LOG_INFO, "admin token created", "path=%s mode=0600", sbd_q(path));
+        crypto_generichash(d->admin_hash, sizeof d->admin_hash, (const unsigned char *)tok, len,
+                           NULL, 0);
+        sodium_memzero(tok, sizeof tok);
     } else if (fd < 0) {
         sbd_errorf("switchboard: cannot read admin token file %s: %s\n", path, strerror(errno));
         return -1;
-    } else {
-        /* As the master key: open to its owner alone; a regular file, or a FIFO
-        ** a secrets manager writes the token into (read as it comes). */
-        struct stat st;
-        const char *why = fstat(fd, &st) ? strerror(errno)
-                          : !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)
-                              ? "not a regular file (nor a FIFO)"
-                          : (st.st_mode & 077) != 0 ? "group or others may read or write it "
-                                                      "(chmod 600 it)"
-                                                    : NULL;
-        if (why) {
-            close(fd);
-            sbd_errorf("switchboard: admin token file %s: %s\n", path, why);
-            return -1;
-        }
-        ssize_t n = read(fd, tok, sizeof tok - 1);
-        close(fd);
-        if (n < 0) {
-            sbd_errorf("switchboard: cannot read admin token file %s: %s\n", path, strerror(errno));
-            return -1;
-        }
-        tok[n] = 0;
-        len = strcspn(tok, " \t\r\n");
-        if (len < 16) {
-            sbd_errorf("switchboard: admin token file %s: the token is %s; it needs 16 characters "
-                       "or more (remove the file and a random one is made)\n",
-                       path, len ? "too short" : "empty");
-            sodium_memzero(tok, sizeof tok);
-            return -1;
-        }
+    } else if (read_admin_token(fd, path, 1, d->admin_hash, err, sizeof err) != 0) {
+        sbd_errorf("switchboard: %s\n", err);
+        return -1;
     }
     snprintf(d->admin_token_path, sizeof d->admin_token_path, "%s", path);
-    crypto_generichash(d->admin_hash, sizeof d->admin_hash, (const unsigned char *)tok, len, NULL,
-                       0);
-    sodium_memzero(tok, sizeof tok);
     return 0;
+}
+
+/* SIGHUP: the admin token file again, with the checks of the start, so a
+** token is rotated without a restart (the new one written into the file,
+** then SIGHUP). A file that fails them changes nothing: the token in use
+** stays, and the log says why. A missing file is not made again here (a
+** token nobody was given would lock every admin out). Admin requests are
+** checked against the hash on every request, with no cache (api.c), so the
+** next one sees the change. */
+static void reload_admin_token(sbd *d)
+{
+    char path[PATH_MAX], err[PATH_MAX + 200];
+    admin_token_path(d, path, sizeof path);
+    unsigned char hash[32];
+    /* O_NONBLOCK: opening a FIFO with no writer must not block the loop. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int rc = -1;
+    if (fd < 0)
+        snprintf(err, sizeof err, "cannot read admin token file %s: %s", path, strerror(errno));
+    else
+        rc = read_admin_token(fd, path, 0, hash, err, sizeof err);
+    if (rc == -2) {
+        sbd_log(SB_LOG_INFO, "admin token kept: its file is a FIFO, read at start only", "path=%s",
+                sbd_q(path));
+        return;
+    }
+    if (rc != 0) {
+        sbd_log(SB_LOG_ERROR, "admin token file refused; the token in use stays",
+                "path=%s error=%s", sbd_q(path), sbd_q(err));
+        return;
+    }
+    int changed = sodium_memcmp(hash, d->admin_hash, sizeof hash) != 0;
+    memcpy(d->admin_hash, hash, sizeof hash);
+    sodium_memzero(hash, sizeof hash);
+    sbd_log(changed ? SB_LOG_INFO : SB_LOG_DEBUG,
+            changed ? "admin token changed: the old one no longer works" : "admin token unchanged",
+            "path=%s", sbd_q(path));
 }
 
 static int open_engine(sbd *d)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # Authentication: account routes need HTTP Basic account_id:key, admin routes
 # the admin token; every failure is 401 SB_EAUTH and says nothing about which
-# part was wrong.
-import sys, os, base64
+# part was wrong. The admin token is rotated without a restart: a new one
+# written into its file, then SIGHUP; a file that fails the start's checks
+# keeps the token in use, and the log says why.
+import sys, os, base64, signal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Stream, provision, basic
 
@@ -55,5 +57,61 @@ t.is_(d.request("GET", "/healthz").status, 200, "/healthz needs no auth")
 s = Stream(d, basic("acme", globex.key))
 t.is_(s.status, 401, "the event stream with another account's key: 401")
 s.close()
+
+# -- rotating the admin token: write the new one, SIGHUP ---------------------------
+tokfile = os.path.join(d.data_dir, "admin.token")
+old, new = d.token, "rotated-admin-token-0123456789abcdef"
+keep = d.conn()   # a keep-alive connection that was admitted with the old token
+t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + old, conn=keep).status, 200,
+      "the old token works on a kept-alive connection")
+
+
+def rewrite(text, mode=0o600):
+    tmpf = tokfile + ".new"
+    with open(tmpf, "w") as f:
+        f.write(text)
+    os.chmod(tmpf, mode)
+    os.rename(tmpf, tokfile)
+
+
+def hup(pattern):
+    mark = len(d.lines)
+    d.signal(signal.SIGHUP)
+    return d.wait_log(pattern, after=mark, timeout=10)
+
+
+rewrite(new + "\n")
+line = hup(r'msg="admin token changed')
+t.ok(line and "level=info" in line and "admin.token" in line,
+     "SIGHUP after a new token is written: the log says the token changed, naming the file",
+     line)
+check(d.request("GET", "/v1/accounts", auth="Bearer " + old), "... the old token: 401", "Bearer")
+check(d.request("GET", "/v1/accounts", auth="Bearer " + old, conn=keep),
+      "... also on the connection it was admitted on", "Bearer")
+t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + new).status, 200, "... the new one: 200")
+keep.close()
+t.is_(acme.get("/v1/agents/alice").status, 200, "... and account keys are unaffected")
+
+for text, mode, want in (("short\n", 0o600, "too short"),
+                         ("", 0o600, "empty"),
+                         ("another-long-enough-admin-token\n", 0o644,
+                          "group or others may read or write it")):
+    rewrite(text, mode)
+    line = hup(r'msg="admin token file refused')
+    t.ok(line and "level=error" in line and want in line,
+         "a token file %s (mode %o) on SIGHUP: an error line saying so" % (want, mode), line)
+    t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + new).status, 200,
+          "... and the token in use still works")
+    if len(text.strip()) >= 16:
+        t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + text.strip()).status, 401,
+              "... the refused one does not")
+os.unlink(tokfile)
+line = hup(r'msg="admin token file refused')
+t.ok(line and "No such file" in line, "a removed token file on SIGHUP: refused, the token kept",
+     line)
+t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + new).status, 200, "... and it works")
+t.ok(not os.path.exists(tokfile), "... and no new token file is made")
+rewrite(new + "\n")
+d.token = new
 t.is_(d.stop(), 0, "exit 0")
 t.done()
