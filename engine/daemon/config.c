@@ -101,14 +101,17 @@ static int set_str(char **slot, const char *v)
     return 0;
 }
 
-/* Parse an unsigned number with an optional K/M/G (binary) suffix. */
+/* Parse an unsigned number, with allow_suffix an optional K, M or G
+** (binary), either case, alone or followed by B or iB ("2M", "2mb", "2MiB").
+** Returns 0, -1 when it is not such a number, -2 when it is one past
+** UINT64_MAX. */
 static int parse_size(const char *v, uint64_t *out, int allow_suffix)
 {
     char *end;
     if (!isdigit((unsigned char)*v)) return -1;
     errno = 0;
     unsigned long long n = strtoull(v, &end, 10);
-    if (errno) return -1;
+    int overflow = errno == ERANGE;
     uint64_t mul = 1;
     if (allow_suffix && *end) {
         switch (toupper((unsigned char)*end)) {
@@ -125,13 +128,45 @@ static int parse_size(const char *v, uint64_t *out, int allow_suffix)
             return -1;
         }
         end++;
-        if (toupper((unsigned char)*end) == 'I') end++;
-        if (toupper((unsigned char)*end) == 'B') end++;
+        if (!strcasecmp(end, "B"))
+            end += 1;
+        else if (!strcasecmp(end, "iB"))
+            end += 2;
     }
     if (*end) return -1;
-    if (mul > 1 && n > UINT64_MAX / mul) return -1;
+    if (overflow || (mul > 1 && n > UINT64_MAX / mul)) return -2;
     *out = n * mul;
     return 0;
+}
+
+/* n in the key's unit: sizes as 256 bytes, 1K, 64M, 1G; "1 second". */
+static const char *in_unit(const struct key *k, uint64_t n, char *buf, size_t len)
+{
+    static const char sfx[] = "GMK";
+    const char *u = k->unit ? k->unit : "";
+    if (!strcmp(u, "bytes") && n >= 1024) {
+        for (int i = 0; i < 3; i++) {
+            uint64_t m = 1ull << (10 * (3 - i));
+            if (n % m == 0) {
+                snprintf(buf, len, "%" PRIu64 "%c", n / m, sfx[i]);
+                return buf;
+            }
+        }
+    }
+    size_t ul = strlen(u);
+    int one = n == 1 && ul > 1 && u[ul - 1] == 's'; /* "1 second" */
+    snprintf(buf, len, "%" PRIu64 "%s%.*s", n, ul ? " " : "", (int)(ul - (size_t)one), u);
+    return buf;
+}
+
+/* What apply() says of a number past what key k can hold: its largest value
+** (the key's range's, else its type's, `type_max`). */
+static const char *too_large(const struct key *k, uint64_t type_max, char *buf, size_t n)
+{
+    char m[64];
+    snprintf(buf, n, "too large, at most %s",
+             in_unit(k, k->max && k->max < type_max ? k->max : type_max, m, sizeof m));
+    return buf;
 }
 
 /* Resolve "host:port", "[v6addr]:port", ":port" or "port" (all interfaces)
@@ -182,29 +217,38 @@ const char *sbd_listen_parse(const char *spec, struct sockaddr_storage *ss, int 
     return NULL;
 }
 
-/* Apply one setting. Returns NULL or a static description of what is wrong. */
-static const char *apply(sbd_config *c, const struct key *k, const char *v)
+/* Apply one setting. Returns NULL or a description of what is wrong (static,
+** or written into buf). Words (sync, log_level, yes/no) are taken in any
+** case. */
+static const char *apply(sbd_config *c, const struct key *k, const char *v, char *buf,
+                         size_t buflen)
 {
     void *slot = (char *)c + k->off;
     uint64_t n;
+    int rc;
     switch (k->kind) {
     case K_STR:
         if (!*v) return "empty value";
         return set_str(slot, v) ? "out of memory" : NULL;
     case K_SIZE:
-        if (parse_size(v, &n, 1) || n > SIZE_MAX) return "expected a size (bytes, or with K, M, G)";
+        if ((rc = parse_size(v, &n, 1)) == -1)
+            return "expected a size: bytes, or a number with K, M or G (binary: 1K is 1024 "
+                   "bytes; KB and KiB alike)";
+        if (rc || n > SIZE_MAX) return too_large(k, SIZE_MAX, buf, buflen);
         *(size_t *)slot = (size_t)n;
         return NULL;
     case K_UINT:
-        if (parse_size(v, &n, 0) || n > UINT32_MAX) return "expected a non-negative integer";
-        *(unsigned *)slot = (unsigned)n;
-        return NULL;
     case K_U32:
-        if (parse_size(v, &n, 0) || n > UINT32_MAX) return "expected a non-negative integer";
-        *(uint32_t *)slot = (uint32_t)n;
+        if ((rc = parse_size(v, &n, 0)) == -1) return "expected a non-negative integer";
+        if (rc || n > UINT32_MAX) return too_large(k, UINT32_MAX, buf, buflen);
+        if (k->kind == K_UINT)
+            *(unsigned *)slot = (unsigned)n;
+        else
+            *(uint32_t *)slot = (uint32_t)n;
         return NULL;
     case K_U64:
-        if (parse_size(v, &n, 0)) return "expected a non-negative integer";
+        if ((rc = parse_size(v, &n, 0)) == -1) return "expected a non-negative integer";
+        if (rc) return too_large(k, UINT64_MAX, buf, buflen);
         *(uint64_t *)slot = n;
         return NULL;
     case K_BOOL:
@@ -218,11 +262,11 @@ static const char *apply(sbd_config *c, const struct key *k, const char *v)
             return "expected yes or no";
         return NULL;
     case K_SYNC:
-        if (!strcmp(v, "group"))
+        if (!strcasecmp(v, "group"))
             *(sbd_sync *)slot = SBD_SYNC_GROUP;
-        else if (!strcmp(v, "sync"))
+        else if (!strcasecmp(v, "sync"))
             *(sbd_sync *)slot = SBD_SYNC_SYNC;
-        else if (!strcmp(v, "none"))
+        else if (!strcasecmp(v, "none"))
             *(sbd_sync *)slot = SBD_SYNC_NONE;
         else
             return "expected group, sync or none";
@@ -271,7 +315,10 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
             rc = 3;
             break;
         }
-        char *s = trim(line);
+        char *s = line;
+        /* A byte-order mark some editors put first is no part of the key. */
+        if (lineno == 1 && !strncmp(s, "\xEF\xBB\xBF", 3)) s += 3;
+        s = trim(s);
         if (!*s || *s == '#') continue;
         char *eq = strchr(s, '=');
         if (!eq) {
@@ -323,7 +370,8 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
             break;
         }
         o->line = lineno;
-        const char *err = apply(c, k, val);
+        char why[128];
+        const char *err = apply(c, k, val, why, sizeof why);
         if (err) {
             sbd_errorf("switchboard: %s:%d: %s: %s (got '%s')\n", path, lineno, key, err, val);
             rc = 3;
@@ -438,26 +486,6 @@ static uint64_t num_value(const sbd_config *c, const struct key *k)
     default:
         return 0;
     }
-}
-
-/* n in the key's unit: sizes as 256 bytes, 1K, 64M, 1G; "1 second". */
-static const char *in_unit(const struct key *k, uint64_t n, char *buf, size_t len)
-{
-    static const char sfx[] = "GMK";
-    const char *u = k->unit ? k->unit : "";
-    if (!strcmp(u, "bytes") && n >= 1024) {
-        for (int i = 0; i < 3; i++) {
-            uint64_t m = 1ull << (10 * (3 - i));
-            if (n % m == 0) {
-                snprintf(buf, len, "%" PRIu64 "%c", n / m, sfx[i]);
-                return buf;
-            }
-        }
-    }
-    size_t ul = strlen(u);
-    int one = n == 1 && ul > 1 && u[ul - 1] == 's'; /* "1 second" */
-    snprintf(buf, len, "%" PRIu64 "%s%.*s", n, ul ? " " : "", (int)(ul - (size_t)one), u);
-    return buf;
 }
 
 /* The settings as a whole: every number in its key's range, the listen
@@ -591,7 +619,8 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
             return 2;
         }
         const struct key *k = find_key(fl->key);
-        const char *err = apply(c, k, v);
+        char why[128];
+        const char *err = apply(c, k, v, why, sizeof why);
         if (err) {
             sbd_errorf("switchboard serve: %s: %s (got '%s')\n", fl->name, err, v);
             return 2;

@@ -74,6 +74,47 @@ t.ok(rc == 1 and "bad.conf:2: policy_wall_ms and policy_instructions (" in err
      and "bad.conf:1) are both 0" in err,
      "policy_wall_ms and policy_instructions both 0: exit 1, a policy could stop the daemon", err)
 
+# A value the file's line takes gets as far as the listen check on line 2.
+def takes(line, prefix=""):
+    with open(bad, "w", encoding="utf-8") as f:
+        f.write(prefix + "%s\nlisten = 127.0.0.1:99999\n" % line)
+    rc, out, err = run(["--config", bad])
+    return rc == 1 and "bad.conf:2: listen:" in err, err
+
+
+# Words are taken in any case, as log_level always was: sync too.
+for line in ("sync = GROUP", "sync = None", "log_level = INFO", "require_signed_policies = No"):
+    ok, err = takes(line)
+    t.ok(ok, "%s is taken (words in any case)" % line, err)
+rc, out, err = run(["--sync", "SYNC", "--listen", "127.0.0.1:99999"])
+t.ok(rc == 2 and "--listen:" in err and "--sync" not in err, "--sync SYNC is taken too", err)
+# A byte-order mark an editor put first is no part of the first key.
+ok, err = takes("sync = none", prefix="\ufeff")
+t.ok(ok, "a file starting with a UTF-8 byte-order mark: its first key is read", err)
+# Sizes: bytes, or K, M or G in either case, alone or with B or iB; nothing else.
+for v in ("2M", "2m", "2MB", "2mb", "2MiB", "1kib", "1048576"):
+    ok, err = takes("max_body = %s" % v)
+    t.ok(ok, "max_body = %s is taken" % v, err)
+# (Each file has a listen that cannot work: one the daemon took would stop there.)
+for v in ("1Ki", "1KBB", "1 K", "1T", "1.5M", "-1K"):
+    with open(bad, "w") as f:
+        f.write("max_body = %s\nlisten = 127.0.0.1:99999\n" % v)
+    rc, out, err = run(["--config", bad])
+    t.ok(rc == 1 and "bad.conf:1: max_body: expected a size: bytes, or a number with K, M or G"
+         in err, "max_body = %s is refused, saying what a size is" % v, err)
+# A number past what the key holds says it is too large, and the most it takes.
+for line, want in (("idle_timeout = 99999999999999999999",
+                    "idle_timeout: too large, at most 4294967295 seconds"),
+                   ("idle_timeout = 4294967296", "idle_timeout: too large, at most 4294967295"),
+                   ("request_timeout = 99999999999999999999",
+                    "request_timeout: too large, at most 86400 seconds"),
+                   ("max_body = 99999999999999999999G", "max_body: too large, at most 1G"),
+                   ("seed = 18446744073709551616", "seed: too large, at most 18446744073709551615")):
+    with open(bad, "w") as f:
+        f.write("%s\nlisten = 127.0.0.1:99999\n" % line)
+    rc, out, err = run(["--config", bad])
+    t.ok(rc == 1 and "bad.conf:1: " + want in err, "%s: exit 1, too large" % line, err)
+
 # A key given twice is an error, not the last one winning.
 with open(bad, "w") as f:
     f.write("listen = 127.0.0.1:0\nmax_body = 4K\n\n# again:\nmax_body = 8K\n")
