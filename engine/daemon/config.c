@@ -78,9 +78,9 @@ static const char usage[] =
     "                         [--policy-dir DIR] [--sync group|sync|none]\n"
     "                         [--log-level error|warn|info|debug] [--demo]\n"
     "\n"
-    "Run the HTTP/JSON daemon. Flags override the config file; every config key\n"
-    "is documented in examples/switchboard.conf, every route in\n"
-    "engine/daemon/API.md.\n"
+    "Run the HTTP/JSON daemon. Flags override the config file, each given once;\n"
+    "every config key is documented in examples/switchboard.conf, every route\n"
+    "in engine/daemon/API.md.\n"
     "\n"
     "  --config FILE      read settings from FILE (key = value, # comments)\n"
     "  --listen ADDR      address to listen on (default 127.0.0.1:8470; port 0\n"
@@ -565,6 +565,21 @@ static int check(sbd_config *c, const struct origin *org)
     return 0;
 }
 
+/* A flag given twice is a usage error, as a key given twice in the file is
+** one: the last one winning would leave the first unread (a --config) or
+** unused, and nothing would say so. `first` is the first one's value (NULL:
+** none yet; "" for a flag without one); returns 2 after saying so, else 0. */
+static int once(const char *flag, const char *first, const char *v)
+{
+    if (!first) return 0;
+    if (*v)
+        sbd_errorf("switchboard serve: %s is given twice ('%s', then '%s'); give it once\n", flag,
+                   first, v);
+    else
+        sbd_errorf("switchboard serve: %s is given twice; give it once\n", flag);
+    return 2;
+}
+
 int sbd_config_load(sbd_config *c, int argc, char **argv)
 {
     struct origin org[NKEYS];
@@ -583,9 +598,11 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
                 sbd_errorf("switchboard serve: --config needs a file\n");
                 return 2;
             }
+            if (once("--config", c->config_file, v)) return 2;
             if (set_str(&c->config_file, v)) return 3;
         }
     }
+    const char *given[sizeof flags / sizeof flags[0]] = {NULL};
     if (c->config_file) {
         int rc = load_file(c, c->config_file, org);
         if (rc) return rc;
@@ -597,6 +614,7 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
             continue;
         }
         if (!strcmp(a, "--demo")) {
+            if (once("--demo", c->demo ? "" : NULL, "")) return 2;
             c->demo = 1;
             continue;
         }
@@ -618,6 +636,8 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
             sbd_errorf("switchboard serve: %s needs a value\n", fl->name);
             return 2;
         }
+        if (once(fl->name, given[fl - flags], v)) return 2;
+        given[fl - flags] = v;
         const struct key *k = find_key(fl->key);
         char why[128];
         const char *err = apply(c, k, v, why, sizeof why);

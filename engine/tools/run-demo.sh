@@ -11,4 +11,16 @@ echo "== A simulated day of calls =="
 echo
 echo "== The daemon =="
 mkdir -p var
-exec "$cli" serve --demo --data-dir var/switchboard --policy-dir policies "$@"
+# The flags given replace these defaults (serve refuses a flag given twice).
+data=1 pol=1 demo=1
+for a in "$@"; do
+    case $a in
+    --data-dir | --data-dir=*) data= ;;
+    --policy-dir | --policy-dir=*) pol= ;;
+    --demo) demo= ;;
+    esac
+done
+[ -n "$pol" ] && set -- --policy-dir policies "$@"
+[ -n "$data" ] && set -- --data-dir var/switchboard "$@"
+[ -n "$demo" ] && set -- --demo "$@"
+exec "$cli" serve "$@"

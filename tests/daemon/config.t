@@ -188,13 +188,36 @@ t.ok(rc == 2 and "--frobnicate" in err, "an unknown flag: exit 2", err)
 rc, out, err = run(["--help"])
 t.ok(rc == 0 and "--data-dir" in out, "--help: usage on stdout, exit 0")
 
+# A flag given twice is a usage error naming it, as a key given twice in the
+# file is one: neither the last one winning nor a --config left unread. (An
+# unusable --listen in each: a daemon that took the flags would stop there.)
+other = os.path.join(tmp, "other.conf")
+with open(other, "w") as f:
+    f.write("listen = 127.0.0.1:99999\n")
+for args, want in (
+        (["--config", other, "--config", bad], "--config is given twice ('%s', then '%s')"
+         % (other, bad)),
+        (["--config=" + other, "--config", other], "--config is given twice"),
+        (["--listen", "127.0.0.1:1", "--listen", "127.0.0.1:99999"],
+         "--listen is given twice ('127.0.0.1:1', then '127.0.0.1:99999')"),
+        (["--listen=127.0.0.1:99999", "--sync", "none", "--listen", "127.0.0.1:1"],
+         "--listen is given twice"),
+        (["--data-dir", "a", "--data-dir=b", "--listen", "127.0.0.1:99999"], "--data-dir is given twice ('a', then 'b')"),
+        (["--policy-dir", "a", "--policy-dir", "b", "--listen", "127.0.0.1:99999"], "--policy-dir is given twice"),
+        (["--sync", "none", "--sync", "group", "--listen", "127.0.0.1:99999"], "--sync is given twice"),
+        (["--log-level", "info", "--log-level", "debug", "--listen", "127.0.0.1:99999"], "--log-level is given twice"),
+        (["--demo", "--demo", "--listen", "127.0.0.1:99999"], "--demo is given twice")):
+    rc, out, err = run_quick(args)
+    t.ok(rc == 2 and "switchboard serve: " + want in err,
+         "serve %s: exit 2, naming the flag" % " ".join(args), (rc, err))
+
 # The example config must load as it is (all its keys are real).
 example = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "examples", "switchboard.conf")
 ex = t.owned(Daemon(data_dir=os.path.join(tmp, "exdata"),
-                    args=["--config", example, "--listen", "127.0.0.1:0",
+                    args=["--listen", "127.0.0.1:0",
                           "--data-dir", os.path.join(tmp, "exdata"), "--policy-dir", d.policy_dir]))
-# (Daemon passes its own --config first; the second --config wins.)
+ex.conf_path = example   # the --config it passes
 try:
     ex.start()
     t.ok(True, "examples/switchboard.conf loads, flags override its listen/data_dir")
