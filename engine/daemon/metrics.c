@@ -213,7 +213,13 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
 {
     const sbd_metrics *m = &d->m;
     engine_stats(d, o);
-
+    /* The engine's stats give the map's size, not its limit: the daemon's
+    ** own setting is it (one engine per process on a data directory). */
+    metric_u(o, "switchboard_lmdb_map_max_bytes", "gauge",
+             "The largest the LMDB map grows, in bytes (map_max; 64G when 0): writes past it "
+             "fail with SB_EFULL (503). Alert on switchboard_lmdb_used_bytes against it.",
+             d->cfg->map_max ? (unsigned long long)d->cfg->map_max
+                             : (unsigned long long)SBD_DEFAULT_MAP_MAX);
     const char *name = "switchboard_http_requests_total";
     family(o, name, "counter", "HTTP requests answered, by route, method and status.");
     for (int r = 0; r <= SBD_MAX_ROUTES; r++)
@@ -255,7 +261,10 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
     metric_u(o, "switchboard_stream_actions_total", "counter",
              "Actions published to event streams.", m->stream_events);
     metric_u(o, "switchboard_stream_dropped_total", "counter",
-             "Stream subscribers dropped for reading too slowly.", m->stream_dropped);
+             "Stream subscribers dropped: fallen behind further than the account's history "
+             "reaches (slow consumer), or accepting nothing of what waits for idle_timeout "
+             "(stalled).",
+             m->stream_dropped);
     metric_u(o, "switchboard_stream_backlog_dropped_total", "counter",
              "Actions dropped from a full backlog of an account without a subscriber.",
              m->stream_backlog_dropped);

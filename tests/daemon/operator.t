@@ -4,7 +4,8 @@
 # settings that cannot work refused with file:line before anything is made;
 # what the log says of the policy directory and of scheduled sweeps; the
 # sweep counters; /metrics in valid Prometheus text, counters monotonic, refused
-# events counted under their type and as errors.
+# events counted under their type and as errors, the map's limit beside its
+# size, and every route label and help text as API.md describes them.
 import sys, os, re, signal, socket, subprocess, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, binary, provision, ROOT
@@ -239,9 +240,19 @@ probs, s1, types = parse(r1.body)
 t.is_(probs, [], "/metrics is valid Prometheus text: HELP and TYPE once per family, "
       "before its samples")
 for name in ("switchboard_lmdb_map_size", "switchboard_lmdb_used_bytes",
-             "switchboard_lmdb_readers", "switchboard_lmdb_max_readers"):
+             "switchboard_lmdb_readers", "switchboard_lmdb_max_readers",
+             "switchboard_lmdb_map_max_bytes"):
     t.ok(s1.get(name, 0) > 0 and types.get(name) == "gauge", "%s is a gauge (%s)" %
          (name, s1.get(name)))
+t.is_(s1.get("switchboard_lmdb_map_max_bytes"), float(64 << 30),
+      "switchboard_lmdb_map_max_bytes is the map's limit: 64G with map_max 0")
+with open(os.path.join(ROOT, "engine", "daemon", "API.md")) as f:
+    api_md = f.read()
+helps = dict(re.findall(r"^# HELP (\S+) (.*)$", r1.body, re.M))
+drop_help = helps.get("switchboard_stream_dropped_total", "")
+t.ok("slow consumer" in drop_help and "stalled" in drop_help
+     and "both count in `switchboard_stream_dropped_total`" in api_md,
+     "switchboard_stream_dropped_total's help names both drops, as API.md does", drop_help)
 types_seen = sorted(re.findall(r'^switchboard_events_total\{type="([^"]*)"\}', r1.body, re.M))
 t.is_(types_seen, sorted(["offer", "ring_result", "hangup", "abandon", "transfer",
                           "agent_status", "tick"]),
@@ -299,7 +310,24 @@ t.is_({k: now[k] - was[k] for k in now},
        "agent_status": 1, "tick": 0, "errors": 7},
       "each refused event counts under its type and in switchboard_event_errors_total; "
       "the malformed body in neither")
+
+# Every route label /metrics shows is a pattern API.md names, the policy
+# routes' {name...} (a name with its folders) too.
+r = acme.put("/v1/policies/team/vip", "local P = {}\nfunction P.route(c, a, x) return "
+             "{ wait = 5 } end\nreturn P\n", headers={"Content-Type": "text/x-lua"})
+t.is_(r.status, 200, "a policy in a folder, team/vip, stored", r)
+acme.get("/v1/policies/team/vip")
+body = dm.admin("GET", "/metrics").body
+routes = sorted(set(re.findall(r'^switchboard_http_requests_total\{route="([^"]*)"', body, re.M)))
+t.ok("/v1/policies/{name...}" in routes, "the policy routes count as /v1/policies/{name...}",
+     routes)
+t.is_([x for x in routes if not re.search(re.escape(x) + r"(?![\w/{.])", api_md)], [],
+      "API.md names every route label /metrics shows")
 t.is_(dm.stop(), 0, "exit 0")
+dmx = t.owned(Daemon(conf={"map_max": "1G"})).start()
+t.is_(dmx.metric("switchboard_lmdb_map_max_bytes"), float(1 << 30),
+      "map_max = 1G: switchboard_lmdb_map_max_bytes is 1073741824")
+t.is_(dmx.stop(), 0, "exit 0")
 
 # --- the admin token file: as the master key, its owner's alone ------------------
 def token_case(name, content=None, mode=0o600, directory=False):
