@@ -192,22 +192,12 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
         if (x->rep->status >= 500) {
             /* A full disk fails every write: one line a second for a run of
             ** the same failure, with how many it stood for. */
-            static uint64_t last_ns;
-            static int last_rc;
-            static unsigned long quiet;
-            uint64_t now = sbd_now_ns();
-            if (rc == last_rc && now - last_ns < 1000000000ull) {
-                quiet++;
-                return;
-            }
-            char more[48] = "";
-            if (quiet) snprintf(more, sizeof more, " not_logged_before=%lu", quiet);
+            static sbd_log_limit limit;
+            char more[48];
+            if (!sbd_log_limit_take(&limit, rc, more, sizeof more)) return;
             sbd_log(SB_LOG_ERROR, "request failed", "method=%s path=%s code=%s error=%s%s",
                     x->req->method_name, sbd_qpath(x->req->path), sb_code_name(rc),
                     sbd_qn(sb_result_message(res)), more);
-            last_ns = now;
-            last_rc = rc;
-            quiet = 0;
         }
         return;
     }

@@ -1100,6 +1100,19 @@ static void describe_peer(const struct sockaddr *sa, char *out, size_t n)
     }
 }
 
+/* A connection past max_connections: counted, and logged one line a second
+** (a flood of them would flood the log), which says how many it stands for. */
+static void refused(sbd *d, const struct sockaddr *sa, const char *answer)
+{
+    static sbd_log_limit limit;
+    char more[48], peer[64];
+    d->m.conns_rejected++;
+    if (!sbd_log_limit_take(&limit, 0, more, sizeof more)) return;
+    describe_peer(sa, peer, sizeof peer);
+    sbd_log(SB_LOG_WARN, "connection refused: too many connections",
+            "peer=%s max_connections=%u answer=%s%s", peer, d->cfg->max_connections, answer, more);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int socklen, void *arg)
 {
@@ -1109,7 +1122,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     sbd_turn_check(d);
     int reject = d->nconns >= d->cfg->max_connections;
     if (reject && d->nrejecting >= MAX_REJECTING) {
-        d->m.conns_rejected++;
+        refused(d, sa, "closed"); /* MAX_REJECTING 503s are being sent already */
         evutil_closesocket(fd);
         return;
     }
@@ -1144,9 +1157,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
     if (reject) {
         d->nrejecting++;
-        d->m.conns_rejected++;
-        sbd_log(SB_LOG_WARN, "connection refused: too many connections",
-                "peer=%s max_connections=%u", c->peer, d->cfg->max_connections);
+        refused(d, sa, "503");
         sbd_reply rep;
         memset(&rep, 0, sizeof rep);
         rep.body = scratch_body();

@@ -66,6 +66,25 @@ static void quote_into(char *out, size_t n, const char *s)
     out[o] = 0;
 }
 
+int sbd_log_limit_take(sbd_log_limit *l, int kind, char *more, size_t n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (l->last_ns && kind == l->last_kind && now - l->last_ns < 1000000000ull) {
+        l->quiet++;
+        return 0;
+    }
+    if (l->quiet)
+        snprintf(more, n, " not_logged_before=%lu", l->quiet);
+    else if (n)
+        more[0] = 0;
+    l->last_ns = now;
+    l->last_kind = kind;
+    l->quiet = 0;
+    return 1;
+}
+
 const char *sbd_q(const char *s)
 {
     static char bufs[8][1024];

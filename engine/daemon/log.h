@@ -7,6 +7,9 @@
 #ifndef SBD_LOG_H
 #define SBD_LOG_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "switchboard.h"
 
 void sbd_log_set_level(sb_log_level level);
@@ -21,6 +24,20 @@ void sbd_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 ** (may be NULL). */
 __attribute__((format(printf, 3, 4))) void sbd_log(sb_log_level level, const char *msg,
                                                    const char *fmt, ...);
+
+/* A line a flood would repeat (a full disk failing every write, connections
+** refused past max_connections): one a second for a run of lines of the same
+** kind, the next written saying how many were left out. Zeroed to start. */
+typedef struct sbd_log_limit {
+    uint64_t last_ns; /* CLOCK_MONOTONIC when the last line was written */
+    int last_kind;
+    unsigned long quiet; /* left out since */
+} sbd_log_limit;
+
+/* Whether a line of `kind` is to be written now: 1, with " not_logged_before=N"
+** (N lines left out since the last one written) or "" in more, to end the
+** line with; 0 when it is left out (and counted). */
+int sbd_log_limit_take(sbd_log_limit *l, int kind, char *more, size_t n);
 
 /* s quoted for a log line ("..." with \" \\ \n escaped), in one of a few
 ** rotating static buffers: valid until a few more sbd_q() calls. */

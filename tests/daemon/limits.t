@@ -5,8 +5,10 @@
 # queue because the daemon ran out of descriptors, which also made it spin
 # on accept() and log "accept failed" in a loop. The daemon raises its soft
 # limit for max_connections when the hard limit allows, and otherwise lowers
-# max_connections to fit, saying so.
-import sys, os, socket, resource
+# max_connections to fit, saying so. Refused connections are logged one line
+# a second, the next line saying how many were left out: a flood of them does
+# not flood the log.
+import sys, os, re, socket, resource
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sbtest
 from sbtest import TAP, Daemon
@@ -77,6 +79,41 @@ spin = [l for l in d.lines if 'msg="accept failed"' in l]
 t.ok(len(spin) < 10, "... and no accept() loop in the log (%d accept failed lines)" % len(spin))
 for s in socks:
     s.close()
+t.is_(d.stop(), 0, "exit 0")
+
+# -- a flood past max_connections: one log line a second, not one each ------------
+import time
+d = t.owned(Daemon(conf={"log_level": "info", "max_connections": 2})).start()
+held, got = open_many(d, 2)
+t.is_(got, [200, 200], "max_connections 2: two connections held")
+_, got = open_many(d, 100)
+t.ok(set(got) <= {503, "closed"} and got.count(503) > 0,
+     "100 more: refused (503 HTTP_TOO_MANY_CONNECTIONS, or closed)",
+     {k: got.count(k) for k in set(got)})
+for s in _:
+    s.close()
+refused = [l for l in d.lines if 'msg="connection refused: too many connections"' in l]
+t.ok(1 <= len(refused) <= 3, "... logged in %d line(s), not 100" % len(refused), refused[:5])
+time.sleep(1.1)
+mark = len(d.lines)
+_, got = open_many(d, 1)
+line = d.wait_log(r'msg="connection refused', after=mark, timeout=5) or ""
+n = sum(int(x) for x in re.findall(r"not_logged_before=(\d+)", "\n".join(refused + [line])))
+t.ok("max_connections=2" in line and n + len(refused) + 1 == 101,
+     "a second later the next one is logged, saying how many were left out (%d)" % n, line)
+for s in held + _:
+    s.close()
+end, rejected, tries = time.monotonic() + 5, None, 0
+while rejected is None and time.monotonic() < end:   # until the daemon has seen them close
+    try:
+        rejected = d.metric("switchboard_http_connections_rejected_total")
+    except Exception:
+        pass
+    if rejected is None:   # refused too: counted
+        tries += 1
+        time.sleep(0.05)
+t.is_(rejected, 101.0 + tries,
+      "... and every one counted in switchboard_http_connections_rejected_total")
 t.is_(d.stop(), 0, "exit 0")
 
 # -- a low soft limit under a higher hard one is raised for max_connections -----
