@@ -851,6 +851,15 @@ static int open_engine(sbd *d)
     lc.quarantine_after = c->quarantine_after;
     lc.require_signed_policies = c->require_signed_policies;
     lc.policy_public_key = c->policy_public_key;
+    /* The engine makes the master key when its file is missing, and does not
+    ** say so: a key there after the open and not before was made by it. */
+    char key[PATH_MAX];
+    if (c->key_file)
+        snprintf(key, sizeof key, "%s", c->key_file);
+    else
+        snprintf(key, sizeof key, "%s/master.key", c->data_dir);
+    struct stat kst;
+    int key_was = lstat(key, &kst) == 0;
     int rc = sb_open(&d->eng, &lc, d->res);
     if (rc != 0) {
         const char *msg = sb_result_message(d->res);
@@ -858,6 +867,11 @@ static int open_engine(sbd *d)
                    msg && *msg ? msg : sb_strerror(rc));
         return -1;
     }
+    if (!key_was && lstat(key, &kst) == 0)
+        sbd_log(SB_LOG_WARN, "master key created", "path=%s mode=0600 note=%s", sbd_q(key),
+                sbd_q("it seals every account's data: keep a copy of it, apart from the data "
+                      "directory's backups (switchboard backup does not copy it); without it "
+                      "the data cannot be read"));
     return 0;
 }
 

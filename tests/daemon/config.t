@@ -257,6 +257,12 @@ t.is_(oct(mode), oct(0o600), "the generated admin token file is mode 0600")
 t.ok(any('msg="admin token created"' in l and "admin.token" in l for l in d2.lines),
      "... and its path is logged")
 t.ok(len(d2.token) >= 32, "... holding a long random token")
+made = [l for l in d2.lines if 'msg="master key created"' in l]
+t.ok(len(made) == 1 and "level=warn" in made[0]
+     and 'path="%s"' % os.path.join(d2.data_dir, "master.key") in made[0]
+     and "apart from the data directory's backups" in made[0],
+     "the master key made on first start is logged at warn, with its path and a reminder to "
+     "keep it apart from backups", d2.lines)
 
 # An address in use: the daemon says so and exits before it makes anything
 # on disk (the data directory a first try would otherwise leave behind).
@@ -293,6 +299,8 @@ t.is_(d2.stop(), 0, "exit 0")
 # Once the first has stopped, the directory can be served again, same token.
 d3.start()
 t.is_(d3.token, d2.token, "a restart keeps the admin token")
+t.ok(not any("master key created" in l or "admin token created" in l for l in d3.lines),
+     "... and says nothing of making a key or a token")
 t.is_(d3.admin("GET", "/v1/accounts").status, 200, "... and it works")
 t.is_(d3.stop(), 0, "exit 0")
 
