@@ -560,6 +560,13 @@ static int check(sbd_config *c, const struct origin *org)
         if (!S_ISDIR(pst.st_mode))
             return bad(c, org, "policy_dir", "policy_dir: '%s': not a directory", c->policy_dir);
     }
+    /* The data directory is made if missing; something else in its place
+    ** (a file, or a file where a parent directory should be) is an error
+    ** naming the setting, not a failure to open serve.lock in it. */
+    int there = stat(c->data_dir, &pst) == 0;
+    if (there ? !S_ISDIR(pst.st_mode) : errno == ENOTDIR)
+        return bad(c, org, "data_dir", "data_dir: '%s': %s", c->data_dir,
+                   there ? "not a directory" : "a part of the path is not a directory");
     const char *why = sbd_listen_parse(c->listen, NULL, NULL);
     if (why) return bad(c, org, "listen", "listen: '%s': %s", c->listen, why);
     return 0;

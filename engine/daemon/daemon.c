@@ -656,12 +656,15 @@ static int mkdirs(const char *path, mode_t mode)
 }
 
 /* Hold <data_dir>/serve.lock for the life of the process: one daemon per
-** data directory. Returns the fd, or -1 after telling the user why. */
-static int lock_data_dir(const char *dir)
+** data directory. Returns the fd, or -1 after telling the user why; *made
+** says whether this call created the file. */
+static int lock_data_dir(const char *dir, int *made)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/serve.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    *made = fd >= 0;
+    if (fd < 0 && errno == EEXIST) fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         sbd_errorf("switchboard: cannot open %s: %s\n", path, strerror(errno));
         return -1;
@@ -679,7 +682,8 @@ static int lock_data_dir(const char *dir)
         } else {
             sbd_errorf("switchboard: cannot lock %s: %s\n", path, strerror(e));
         }
-        close(fd);
+        close(fd); /* in use, or not lockable: left as it is, made here or not */
+        *made = 0;
         return -1;
     }
     char pid[32];
@@ -962,14 +966,14 @@ int sb_daemon_main(int argc, char **argv)
     d.stuck_deadline = INT64_MIN;
     d.open_seq = 1;
     d.sync_efd = -1;
-    int lockfd = -1, exit_code = 1;
+    int lockfd = -1, lock_made = 0, started = 0, exit_code = 1;
 
     /* A data directory that is there already is locked first: a second
     ** serve on it (its address taken by the first) says the directory is in
     ** use, and by which pid, not just that the address is. */
     struct stat dst;
     if (stat(cfg.data_dir, &dst) == 0 && S_ISDIR(dst.st_mode) &&
-        (lockfd = lock_data_dir(cfg.data_dir)) < 0)
+        (lockfd = lock_data_dir(cfg.data_dir, &lock_made)) < 0)
         goto out;
     /* The address before anything is made: a daemon that cannot listen
     ** leaves no data directory behind (a bind tried and let go;
@@ -980,7 +984,7 @@ int sb_daemon_main(int argc, char **argv)
                    strerror(errno));
         goto out;
     }
-    if (lockfd < 0 && (lockfd = lock_data_dir(cfg.data_dir)) < 0) goto out;
+    if (lockfd < 0 && (lockfd = lock_data_dir(cfg.data_dir, &lock_made)) < 0) goto out;
     if (admin_token(&d) != 0) goto out;
     if (!(d.res = sb_result_new())) goto out;
     if (open_engine(&d) != 0) goto out;
@@ -1013,6 +1017,7 @@ int sb_daemon_main(int argc, char **argv)
     event_add(d.sig_int, NULL);
     pthread_sigmask(SIG_UNBLOCK, &hup, NULL); /* a held SIGHUP: a reload in the loop */
 
+    started = 1;
     sbd_log(SB_LOG_INFO, "listening",
             "addr=%s data_dir=%s policy_dir=%s sync=%s sweep_interval=%u version=%s pid=%ld",
             d.listen_addr, sbd_q(cfg.data_dir),
@@ -1052,6 +1057,15 @@ out:
         if (exit_code == 0) sbd_log(SB_LOG_INFO, "stopped", NULL);
     }
     sb_result_free(d.res);
+    /* A start that failed leaves no lock file it made (the data directory
+    ** and what else it made stay). Removed before it is let go: a serve
+    ** starting meanwhile finds it in use and stops (only one that opened it
+    ** before the removal and locked it after could hold the removed file). */
+    if (lockfd >= 0 && lock_made && !started) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/serve.lock", cfg.data_dir);
+        unlink(path);
+    }
     if (lockfd >= 0) close(lockfd);
     sbd_config_free(&cfg);
     return exit_code;

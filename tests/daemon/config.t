@@ -181,6 +181,23 @@ t.ok(rc == 2 and "--listen: '127.0.0.1:99999': the port must be 0 to 65535" in e
      "--listen with a port out of range: exit 2, naming the flag", err)
 rc, out, err = run(["--sync", "sometimes"])
 t.ok(rc == 2 and "--sync" in err, "--sync with a bad value: exit 2, naming the flag", err)
+# A data_dir that is a file, or under one: the setting named, where it was set.
+afile = os.path.join(tmp, "afile")
+with open(afile, "w") as f:
+    f.write("not a directory\n")
+rc, out, err = run(["--data-dir", afile, "--listen", "127.0.0.1:0"])
+t.ok(rc == 2 and "switchboard serve: --data-dir: '%s': not a directory" % afile in err
+     and "serve.lock" not in err, "--data-dir naming a file: exit 2, naming the flag", err)
+rc, out, err = run(["--data-dir", os.path.join(afile, "sub"), "--listen", "127.0.0.1:0"])
+t.ok(rc == 2 and "--data-dir: '%s/sub': a part of the path is not a directory" % afile in err,
+     "--data-dir under a file: exit 2, naming the flag", err)
+with open(bad, "w") as f:
+    f.write("listen = 127.0.0.1:0\ndata_dir = %s\n" % afile)
+rc, out, err = run(["--config", bad])
+t.ok(rc == 1 and "bad.conf:2: data_dir: '%s': not a directory" % afile in err,
+     "data_dir naming a file in the config: exit 1, naming file:line", err)
+with open(afile) as f:
+    t.is_(f.read(), "not a directory\n", "... and the file is as it was")
 rc, out, err = run(["--config", os.path.join(tmp, "missing.conf")])
 t.ok(rc == 1 and "missing.conf" in err, "a missing config file: exit 1", err)
 rc, out, err = run(["--frobnicate"])

@@ -350,6 +350,17 @@ t.ok(rc == 1 and "group or others may read or write it" in err,
      "an admin token file others can read is refused", (rc, err))
 rc, err = token_case("short.token", "abc\n")
 t.ok(rc == 1 and "too short" in err, "a token under 16 characters is refused", (rc, err))
+# A start that fails after the data directory is locked leaves no lock file it
+# made; the directory stays, and a lock file from an earlier start stays too.
+sdata = os.path.join(tmp, "short.token-data")
+t.ok(os.path.isdir(sdata) and not os.path.exists(os.path.join(sdata, "serve.lock")),
+     "... and the data directory it made holds no serve.lock", os.listdir(sdata)
+     if os.path.isdir(sdata) else "no directory")
+with open(os.path.join(sdata, "serve.lock"), "w") as f:
+    f.write("12345\n")
+rc, err = token_case("short.token", "abc\n")
+t.ok(rc == 1 and os.path.exists(os.path.join(sdata, "serve.lock")),
+     "... while a serve.lock it did not make stays", (rc, err))
 rc, err = token_case("dir.token", directory=True)
 t.ok(rc == 1 and "not a regular file" in err, "a directory as the token file is refused",
      (rc, err))
