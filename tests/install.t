@@ -11,12 +11,16 @@
 #   - the stock policies, policies/README.md and types/ in
 #     PREFIX/share/switchboard/policies, a policy directory the installed
 #     command routes a simulated day with;
+#   - the daemon's documents (examples/switchboard.conf, engine/daemon/API.md)
+#     in PREFIX/share/doc/switchboard, where the installed `serve --help`
+#     names them;
 #   - the installed Lua modules loading from PREFIX/lib/lua/5.4 (lua5.4) and
 #     5.1 (luajit or lua5.1), directories Debian's Lua searches for
 #     PREFIX=/usr/local;
 #   - a staged install (PREFIX=/usr DESTDIR=...): the modules in
 #     /usr/lib/<multiarch>/lua/5.x, which Debian's Lua searches;
-#   - `make uninstall` leaving no file behind, nor the policies' directories.
+#   - `make uninstall` leaving no file behind, nor the policies' or the
+#     documents' directories.
 # Runs make from the repository root with the environment of a plain make
 # (the suite's MAKEFLAGS dropped); skipped for sanitizer builds, whose objects
 # need the sanitizer runtime at link time. Its temporary directory is removed.
@@ -31,7 +35,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/sb-install.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM
 prefix=$tmp/prefix
-echo "1..15"
+echo "1..16"
 
 n=0
 failed=0
@@ -122,7 +126,18 @@ done
 ok $? "the library, header, command, pkg-config files, Lua modules, man pages and stock policies are installed" \
     "missing:$missing"
 
-# 3: the installed policies are a policy directory: every one loads, and the
+# 3: the daemon's documents, named by the installed command's serve --help.
+doc=$prefix/share/doc/switchboard
+out=$("$prefix/bin/switchboard" serve --help 2>&1)
+cmp -s examples/switchboard.conf "$doc/switchboard.conf" && cmp -s engine/daemon/API.md "$doc/API.md" &&
+    printf '%s\n' "$out" | grep -qx "  $(cd "$doc" && pwd -P)/switchboard.conf" &&
+    printf '%s\n' "$out" | grep -qx "  $(cd "$doc" && pwd -P)/API.md" &&
+    ! printf '%s\n' "$out" | grep -q "source tree"
+ok $? "switchboard.conf and API.md in PREFIX/share/doc/switchboard, named by the installed serve --help" \
+    "$(ls -l "$doc" 2>&1)
+$out"
+
+# 4: the installed policies are a policy directory: every one loads, and the
 # installed command routes a simulated day through them with no failure.
 out=$(timeout 60 "$prefix/bin/switchboard" simulate --policy-dir "$prefix/$pol" --calls 200 2>&1) &&
     printf '%s\n' "$out" | grep -q "policy failures 0, fallbacks 0"
@@ -130,14 +145,14 @@ ok $? "switchboard simulate --policy-dir PREFIX/$pol routes through the installe
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 
-# 4-5: shared, against the installed library.
+# 5-6: shared, against the installed library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-shared" $(pkg-config --cflags --libs switchboard) 2>&1) &&
     out=$(LD_LIBRARY_PATH="$prefix/lib" ldd "$tmp/prog-shared") &&
     printf '%s\n' "$out" | grep -q "libswitchboard.so.0 => $prefix/lib/libswitchboard.so.0"
 ok $? "installed, shared: cc prog.c \$(pkg-config --cflags --libs switchboard) uses $prefix/lib/libswitchboard.so.0" "$out"
 run installed-shared "$tmp/prog-shared" LD_LIBRARY_PATH="$prefix/lib"
 
-# 6-7: static, against the installed library.
+# 7-8: static, against the installed library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-static" $(pkg-config --cflags --libs switchboard-static) 2>&1) &&
     out=$(ldd "$tmp/prog-static") && ! printf '%s\n' "$out" | grep -q libswitchboard
 ok $? "installed, static: cc prog.c \$(pkg-config --cflags --libs switchboard-static) has no libswitchboard in ldd" \
@@ -145,14 +160,14 @@ ok $? "installed, static: cc prog.c \$(pkg-config --cflags --libs switchboard-st
 $out"
 run installed-static "$tmp/prog-static"
 
-# 8-9: in the tree, static (README.md's command).
+# 9-10: in the tree, static (README.md's command).
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-static" -Iengine/include build/libswitchboard.a \
     $(pkg-config --libs lua5.4 lmdb libsodium jansson) -lpthread -lm 2>&1) &&
     out=$(ldd "$tmp/prog-tree-static") && ! printf '%s\n' "$out" | grep -q libswitchboard
 ok $? "in the tree, static: build/libswitchboard.a with Lua 5.4, LMDB, libsodium, jansson" "$out"
 run tree-static "$tmp/prog-tree-static"
 
-# 10-11: in the tree, shared (README.md's command): the .so needs no other library.
+# 11-12: in the tree, shared (README.md's command): the .so needs no other library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-shared" -Iengine/include -Lbuild -lswitchboard \
     -Wl,-rpath,"$root/build" 2>&1) &&
     out=$(ldd "$tmp/prog-tree-shared") &&
@@ -160,7 +175,7 @@ out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-shared" -Iengine/include -Lbu
 ok $? "in the tree, shared: -Lbuild -lswitchboard" "$out"
 run tree-shared "$tmp/prog-tree-shared"
 
-# 12-13: the installed Lua modules, from that directory alone.
+# 13-14: the installed Lua modules, from that directory alone.
 lua_load() { # lua_load LUA VERSION
     env LUA_CPATH="$prefix/lib/lua/$2/?.so" timeout 30 "$1" -e \
         'local sb = require "switchboard"; io.write(sb.version(), " ", package.searchpath and
@@ -176,7 +191,7 @@ if [ -n "$lua51" ]; then
     ok $? "$(basename "$lua51") loads the module installed in PREFIX/lib/lua/5.1" "$out"
 else skip "luajit loads the installed module" "no luajit or lua5.1 (Debian: luajit)"; fi
 
-# 14: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
+# 15: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
 ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || cc -print-multiarch)
 stage=$tmp/stage
 out=$(mk install PREFIX=/usr DESTDIR="$stage" 2>&1) &&
@@ -187,10 +202,10 @@ ok $? "make install PREFIX=/usr DESTDIR=<tmp>: Lua modules in /usr/lib/$ma/lua/5
     "$out
 $(cd "$stage" && find . -type f | sort)"
 
-# 15: uninstall removes every file install put there.
+# 16: uninstall removes every file install put there.
 out=$(mk uninstall PREFIX="$prefix" 2>&1) && left=$(find "$prefix" -type f) && [ -z "$left" ] &&
-    [ ! -e "$prefix/share/switchboard" ]
-ok $? "make uninstall PREFIX=<tmp> leaves no file, and no share/switchboard" "$out
-left: $left $(ls -d "$prefix/share/switchboard" 2>/dev/null)"
+    [ ! -e "$prefix/share/switchboard" ] && [ ! -e "$doc" ]
+ok $? "make uninstall PREFIX=<tmp> leaves no file, and no share/switchboard or share/doc/switchboard" "$out
+left: $left $(ls -d "$prefix/share/switchboard" "$doc" 2>/dev/null)"
 
 [ "$failed" -eq 0 ]

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -73,15 +75,29 @@ struct origin {
     const char *flag;
 };
 
-static const char usage[] =
+int sbd_doc_path(const char *name, const char *in_tree, char *buf, size_t n)
+{
+    char exe[PATH_MAX], real[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = len > 0 ? (exe[len] = 0, strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = 0;
+        char want[PATH_MAX + 64];
+        snprintf(want, sizeof want, "%s/../share/doc/switchboard/%s", exe, name);
+        if (realpath(want, real) && snprintf(buf, n, "%s", real) < (int)n) return 1;
+    }
+    snprintf(buf, n, "%s", in_tree);
+    return 0;
+}
+
+static const char usage_head[] =
     "usage: switchboard serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n"
     "                         [--policy-dir DIR] [--sync group|sync|none]\n"
     "                         [--log-level error|warn|info|debug] [--demo]\n"
     "\n"
-    "Run the HTTP/JSON daemon. Flags override the config file, each given once;\n"
-    "every config key is documented in examples/switchboard.conf, every route\n"
-    "in engine/daemon/API.md.\n"
-    "\n"
+    "Run the HTTP/JSON daemon. Flags override the config file, each given once.\n";
+
+static const char usage_flags[] =
     "  --config FILE      read settings from FILE (key = value, # comments)\n"
     "  --listen ADDR      address to listen on (default 127.0.0.1:8470; port 0\n"
     "                     picks a free port, logged at start)\n"
@@ -91,6 +107,25 @@ static const char usage[] =
     "  --log-level L      error, warn, info (default) or debug\n"
     "  --demo             create the \"demo\" account with agents and queues if\n"
     "                     missing, and print curl lines to try the API\n";
+
+/* The usage, naming the documents where this command finds them: installed
+** beside it, else in the source tree. */
+static const char *usage(void)
+{
+    static char text[4096];
+    char conf[PATH_MAX], api[PATH_MAX];
+    int installed =
+        sbd_doc_path("switchboard.conf", "examples/switchboard.conf", conf, sizeof conf);
+    installed &= sbd_doc_path("API.md", "engine/daemon/API.md", api, sizeof api);
+    snprintf(text, sizeof text,
+             "%sEvery config key is documented in\n  %s\nand every route in\n  %s\n%s\n%s",
+             usage_head, conf, api,
+             installed ? ""
+                       : "in the source tree; make install puts both in\n"
+                         "PREFIX/share/doc/switchboard.\n",
+             usage_flags);
+    return text;
+}
 
 static int set_str(char **slot, const char *v)
 {
@@ -596,7 +631,7 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
+            fputs(usage(), stdout);
             return 1;
         }
         if (!strcmp(a, "--config") || !strncmp(a, "--config=", 9)) {
@@ -635,7 +670,7 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
             }
         }
         if (!fl) {
-            sbd_errorf("switchboard serve: unknown argument '%s'\n%s", a, usage);
+            sbd_errorf("switchboard serve: unknown argument '%s'\n%s", a, usage());
             return 2;
         }
         const char *v = flag_value(argc, argv, &i, nl);

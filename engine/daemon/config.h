@@ -63,6 +63,12 @@ typedef struct sbd_config {
 int sbd_config_load(sbd_config *c, int argc, char **argv);
 void sbd_config_free(sbd_config *c);
 
+/* Where `make install` put the daemon's document `name` (switchboard.conf,
+** API.md) into buf (size n): its absolute path in share/doc/switchboard
+** beside the bin/ this command runs from, and 1, when it is there; else
+** in_tree (its place in the source tree), and 0. */
+int sbd_doc_path(const char *name, const char *in_tree, char *buf, size_t n);
+
 /* Resolve a listen address ("host:port", "[v6addr]:port", ":port" or
 ** "port": all interfaces) into *ss and *sslen, unless ss is NULL. Returns
 ** NULL, or what is wrong with it. */

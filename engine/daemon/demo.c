@@ -136,6 +136,8 @@ int sbd_demo_setup(sbd *d)
     const char *dirp = realpath(d->cfg->data_dir, abs_dir) ? abs_dir : d->cfg->data_dir;
     shell_word(tokp, tok, sizeof tok);
     const char *a = d->listen_addr;
+    char api[PATH_MAX];
+    sbd_doc_path("API.md", "engine/daemon/API.md", api, sizeof api);
     printf(
         "\n"
         "Switchboard demo %s on http://%s\n"
@@ -143,8 +145,8 @@ int sbd_demo_setup(sbd *d)
         "  agents: alice, bob, carol, dave   queues: support (freeswitch/longest-idle-agent),"
         " sales (freeswitch/round-robin)\n"
         "  admin token: in %s (Authorization: Bearer ...; e.g. GET /metrics)\n\n"
-        "Try it in a second terminal (the variables are the ones engine/daemon/API.md's\n"
-        "examples use, so those work after these lines too):\n"
+        "Try it in a second terminal (the variables are the ones the examples of\n"
+        "%s use, so those work after these lines too):\n"
         "  export SB=http://%s\n"
         "  export KEY=%s%s\n"
         "  export AUTH=\"-u demo:$KEY\"\n"
@@ -166,7 +168,7 @@ int sbd_demo_setup(sbd *d)
         "The demo's state stays in %s between runs; for a fresh one, stop\n"
         "the daemon and remove that directory.\n\n",
         created ? "ready (created now)" : "ready", a,
-        *key ? key : "<the key printed when the demo account was created>", tokp, a,
+        *key ? key : "<the key printed when the demo account was created>", tokp, api, a,
         *key ? key : "",
         *key ? "" : "   # the key printed when the demo account was created (not saved)", tok,
         dirp);

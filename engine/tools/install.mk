@@ -1,6 +1,7 @@
 # engine/tools/install.mk — what `make install` adds to the library, header and
 # command the Makefile installs itself: the pkg-config files, the man pages,
-# the stock policies and the Python binding; and `make uninstall` removes them. Included by the
+# the daemon's documents, the stock policies and the Python binding; and
+# `make uninstall` removes them. Included by the
 # Makefile, it hooks install-extra and uninstall-extra under install and
 # uninstall. (The Lua modules' install rules are in bindings/lua/build.mk.)
 #
@@ -31,6 +32,14 @@ PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 PYTHONDIR ?= $(shell $(PYTHON) -c 'import sys; p = "$(PREFIX)/lib/"; \
   print(([d for d in sys.path if d.startswith(p) and d.endswith("-packages")] + \
          [p + "python%d.%d/site-packages" % sys.version_info[:2]])[0])' 2>/dev/null)
+
+# The daemon's documents, which `serve --help` and switchboard(1) point at:
+# every config key (examples/switchboard.conf) and every route
+# (engine/daemon/API.md). `serve --help` finds them here, from the command's
+# own place in PREFIX/bin, so the directory is share/doc/switchboard under
+# the same PREFIX.
+SB_DOCDIR = $(PREFIX)/share/doc/switchboard
+SB_DOC_FILES = examples/switchboard.conf engine/daemon/API.md
 
 # The stock policies with their cases, policies/README.md (the author's guide)
 # and policies/types/ (the Lua language server's annotations), as the source
@@ -74,6 +83,8 @@ install-extra:
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc $(DESTDIR)$(PKGCONFIGDIR)/switchboard-static.pc
 	install -m 644 engine/man/switchboard.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 engine/man/switchboard-policy.7 $(DESTDIR)$(MANDIR)/man7/
+	install -d $(DESTDIR)$(SB_DOCDIR)
+	install -m 644 $(SB_DOC_FILES) $(DESTDIR)$(SB_DOCDIR)/
 	@echo "install policies -> $(DESTDIR)$(SB_POLICYDIR) ($(words $(STOCK_POLICY_FILES)) files)"
 	@for f in $(STOCK_POLICY_FILES); do \
 	  install -d "$(DESTDIR)$(SB_POLICYDIR)/$$(dirname "$$f")" && \
@@ -86,7 +97,9 @@ install-extra:
 uninstall-extra:
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/switchboard.pc $(DESTDIR)$(PKGCONFIGDIR)/switchboard-static.pc \
 	  $(DESTDIR)$(MANDIR)/man1/switchboard.1 \
-	  $(DESTDIR)$(MANDIR)/man7/switchboard-policy.7
+	  $(DESTDIR)$(MANDIR)/man7/switchboard-policy.7 \
+	  $(addprefix $(DESTDIR)$(SB_DOCDIR)/,$(notdir $(SB_DOC_FILES)))
+	@rmdir $(DESTDIR)$(SB_DOCDIR) 2>/dev/null || true
 	@echo "rm the stock policies from $(DESTDIR)$(SB_POLICYDIR)"
 	@for f in $(STOCK_POLICY_FILES); do rm -f "$(DESTDIR)$(SB_POLICYDIR)/$$f"; done
 	@for d in $(patsubst %/,%,$(filter-out ./,$(sort $(dir $(STOCK_POLICY_FILES))))); do \
