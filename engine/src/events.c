@@ -2030,20 +2030,37 @@ static int ev_keys(const json_t *doc, int type, sb_result *res)
 ** left unread. (status cannot be told: 0 is SB_AGENT_OFFLINE.) */
 static int ev_struct_fields(const sb_event *ev, sb_result *res)
 {
-    const struct {
-        const char *name;
-        int given;
-    } f[] = {
-        {"call", ev->call_id != NULL},     {"queue", ev->queue_id != NULL},
-        {"agent", ev->agent_id != NULL},   {"caller", ev->caller && ev->caller[0]},
-        {"called", ev->called != NULL},    {"priority", ev->priority != 0},
-        {"outcome", ev->outcome != 0},     {"reason", ev->reason != NULL},
-        {"attrs", ev->attrs_json != NULL},
+    static const char *const names[] = {"call",     "queue",   "agent",  "caller", "called",
+                                        "priority", "outcome", "reason", "attrs"};
+    /* The fields of names[] each type takes, as bits (ev_fields' lists):
+    ** an event with none other given, the usual case, costs a comparison. */
+    enum {
+        CALL = 1,
+        QUEUE = 2,
+        AGENT = 4,
+        CALLER = 8,
+        CALLED = 16,
+        PRIO = 32,
+        OUTC = 64,
+        REASON = 128,
+        ATTRS = 256
     };
-    for (size_t i = 0; i < countof(f); i++) {
-        int rc = f[i].given ? ev_field((int)ev->type, f[i].name, res) : 0;
-        if (rc) return rc;
-    }
+    static const unsigned takes[] = {
+        [SB_EV_OFFER] = CALL | QUEUE | CALLER | CALLED | PRIO | ATTRS,
+        [SB_EV_RING_RESULT] = CALL | AGENT | OUTC,
+        [SB_EV_HANGUP] = CALL,
+        [SB_EV_ABANDON] = CALL,
+        [SB_EV_TRANSFER] = CALL | QUEUE | AGENT,
+        [SB_EV_AGENT_STATUS] = AGENT | REASON,
+    };
+    unsigned given = (ev->call_id ? CALL : 0) | (ev->queue_id ? QUEUE : 0) |
+                     (ev->agent_id ? AGENT : 0) | (ev->caller && ev->caller[0] ? CALLER : 0) |
+                     (ev->called ? CALLED : 0) | (ev->priority ? PRIO : 0) |
+                     (ev->outcome ? OUTC : 0) | (ev->reason ? REASON : 0) |
+                     (ev->attrs_json ? ATTRS : 0);
+    unsigned extra = given & ~takes[ev->type];
+    for (size_t i = 0; extra && i < countof(names); i++)
+        if (extra & (1u << i)) return ev_field((int)ev->type, names[i], res);
     return 0;
 }
 
