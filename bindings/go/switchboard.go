@@ -403,6 +403,12 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.MapMax != 0 {
 		c.map_max = C.size_t(cfg.MapMax)
 	}
+	if cfg.LogLevel < 0 || cfg.LogLevel > LogDebug {
+		// Named in Go's terms: C's message counts from SB_LOG_ERROR = 0.
+		return nil, &Error{Code: ErrInvalid, Field: "log_level",
+			Message: fmt.Sprintf("unknown log level %d (LogError %d to LogDebug %d; 0: LogInfo)",
+				int(cfg.LogLevel), int(LogError), int(LogDebug))}
+	}
 	if cfg.LogLevel != 0 {
 		c.log_level = C.sb_log_level(cfg.LogLevel - 1)
 	}

@@ -584,6 +584,17 @@ func TestTwoEnginesOneDataDir(t *testing.T) {
 	}
 }
 
+func TestLogLevelRange(t *testing.T) {
+	for _, l := range []switchboard.LogLevel{-1, switchboard.LogDebug + 1, 9} {
+		_, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Log: quiet, LogLevel: l})
+		var se *switchboard.Error
+		if !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || se.Field != "log_level" ||
+			!strings.Contains(se.Message, "LogDebug 4") {
+			t.Errorf("LogLevel %d: %v (want ErrInvalid on log_level in Go's numbering)", l, err)
+		}
+	}
+}
+
 func TestDeferAndReopen(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	eng, err := switchboard.Open(switchboard.Config{DataDir: dir, Sync: switchboard.SyncDefer, Log: quiet,
