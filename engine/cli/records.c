@@ -27,9 +27,10 @@ static void records_usage(FILE *f)
                "                                      (an access request)\n"
                "  erase NUMBER                        an erasure request: each record of the\n"
                "                                      number through the retention policy\n"
-               "  list [--from T] [--to T] [--queue Q] [--limit N]\n"
-               "                                      records without personal data, newest first\n"
-               "                                      (100 unless --limit, at most 10000)\n"
+               "  list [--from T] [--to T] [--queue Q] [--limit N] [--before MS:ID]\n"
+               "                                      records without their sealed data, newest\n"
+               "                                      first (100 unless --limit, at most 10000;\n"
+               "                                      --before: the page after that record)\n"
                "  get CALL                            one call's record\n"
                "  hold (--call C | --number N | --from T --to T) --reason TEXT [--id ID]\n"
                "                                      place a legal hold\n"
@@ -61,7 +62,7 @@ static void records_usage(FILE *f)
 typedef struct opts {
     const char *data_dir, *account, *key_file, *policy_dir;
     const char *format, *queue, *call, *number, *reason, *id;
-    const char *from, *to, *after, *limit, *budget;
+    const char *from, *to, *after, *limit, *budget, *before;
     int json, quiet, help;
     int warn_only; /* the engine logs warnings and errors only */
     const char *args[4];
@@ -87,7 +88,7 @@ static const struct {
     {"--reason", offsetof(opts, reason)},     {"--id", offsetof(opts, id)},
     {"--from", offsetof(opts, from)},         {"--to", offsetof(opts, to)},
     {"--after", offsetof(opts, after)},       {"--limit", offsetof(opts, limit)},
-    {"--budget-ms", offsetof(opts, budget)},
+    {"--budget-ms", offsetof(opts, budget)},  {"--before", offsetof(opts, before)},
 };
 
 /* flag is one of the space-separated words of list. */
@@ -367,7 +368,7 @@ int cli_records(int argc, char **argv)
     static const char *const cmds[][2] = {
         {"export", "--format"},
         {"erase", ""},
-        {"list", "--from --to --queue --limit"},
+        {"list", "--from --to --queue --limit --before"},
         {"get", ""},
         {"hold", "--call --number --from --to --reason --id"},
         {"release", ""},
@@ -463,7 +464,7 @@ int cli_records(int argc, char **argv)
     } else if (!strcmp(cmd, "list")) {
         if (need_args(&o, cmd, 0, NULL,
                       "list --data-dir DIR --account ID [--from T] [--to T] [--queue Q] "
-                      "[--limit N]"))
+                      "[--limit N] [--before MS:ID]"))
             goto out;
         int64_t from, to;
         long long limit = LIST_DEFAULT;
@@ -474,6 +475,21 @@ int cli_records(int argc, char **argv)
         if (o.to) json_object_set_new(q, "to_ms", json_integer(to));
         if (o.queue) json_object_set_new(q, "queue", json_string(o.queue));
         if (o.limit) json_object_set_new(q, "limit", json_integer(limit));
+        if (o.before) { /* MS:ID, the last record shown: the page after it */
+            char *end;
+            errno = 0;
+            long long bms = strtoll(o.before, &end, 10);
+            if (end == o.before || *end != ':' || !end[1] || bms < 0 || errno) {
+                fprintf(stderr,
+                        "switchboard: --before '%s' is not ENDED_MS:ID (the last record "
+                        "shown, as the hint after a full page gives it)\n",
+                        o.before);
+                json_decref(q);
+                goto out;
+            }
+            json_object_set_new(q, "before_ms", json_integer(bms));
+            json_object_set_new(q, "before_id", json_string(end + 1));
+        }
         char *qs = json_dumps(q, JSON_COMPACT | CLI_JSON_REALS);
         json_decref(q);
         if ((e = open_dir(&o, res))) rc = sb_records_list(e, o.account, qs, strlen(qs), res);
@@ -492,11 +508,14 @@ int cli_records(int argc, char **argv)
                         o.from || o.to || o.queue ? " that match" : "");
             /* A full page may not be all: say so where scripts reading
             ** stdout do not see it. */
-            if (json_array_size(recs) == (size_t)limit)
+            json_t *last = json_array_get(recs, json_array_size(recs) - 1);
+            if (last && json_array_size(recs) == (size_t)limit)
                 fprintf(stderr,
                         "switchboard: %lld record%s shown (the newest): there may be more "
-                        "(--limit N up to %d, or --to T before the oldest shown)\n",
-                        limit, limit == 1 ? "" : "s", LIST_MAX);
+                        "(--limit N up to %d; the next page: --before %lld:%s)\n",
+                        limit, limit == 1 ? "" : "s", LIST_MAX,
+                        (long long)json_integer_value(json_object_get(last, "ended_ms")),
+                        jstr(last, "id"));
             json_decref(d);
         }
     } else if (!strcmp(cmd, "get")) {

@@ -97,6 +97,22 @@ check 0 "a list with nothing in it says so, as holds and audit do" err \
 ok $? "... on stderr: stdout stays empty" "$(shown)"
 run "$sb" records list --data-dir "$data" --account acme --limit x
 check 2 "a bad --limit names it" err "--limit 'x'"
+# Page by page, with the flag a full page ends with.
+all=$("$sb" records list --data-dir "$data" --account acme --limit 1000 2>/dev/null | awk '{print $1}')
+seen="" next=""
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    run "$sb" records list --data-dir "$data" --account acme --limit 1 $next
+    [ -n "$out" ] || break
+    seen="$seen$(printf '%s\n' "$out" | awk '{print $1}')
+"
+    next=$(printf '%s\n' "$err" | sed -n 's/.*the next page: \(--before [^)]*\)).*/\1/p')
+    [ -n "$next" ] || break
+done
+[ -n "$all" ] && [ "$(printf '%s\n' "$seen" | sed '/^$/d')" = "$all" ]
+ok $? "pages of one, each from the flag the one before gave, list every record once" \
+    "all: $all / seen: $seen"
+run "$sb" records list --data-dir "$data" --account acme --before 5
+check 2 "a malformed --before says what it takes" err "--before '5' is not ENDED_MS:ID"
 
 # stats: c1 answered after 4 s, c2 abandoned after 4 s: avg wait 4.0 over both.
 cat >"$tmp/waits.jsonl" <<J
