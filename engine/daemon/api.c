@@ -161,12 +161,13 @@ static void h_call_event(ctx *x);
 static void h_agent_status(ctx *x);
 
 /* Is the request one whose write may use the map's reserve past map_max
-** (engine.h, eng_write_ex): the event of a call in progress or an agent's
-** status, a delete? */
+** (engine.h, eng_write_ex) and whose success says nothing of the room left:
+** the event of a call in progress or an agent's status? (A delete's success
+** clears the flag: it made room, and the next new call finds out how much.) */
 static int uses_reserve(const ctx *x)
 {
-    return x->req->method == SBD_DELETE || (x->rt && (x->rt->h[x->req->method] == h_call_event ||
-                                                      x->rt->h[x->req->method] == h_agent_status));
+    return x->rt &&
+           (x->rt->h[x->req->method] == h_call_event || x->rt->h[x->req->method] == h_agent_status);
 }
 
 /* Turn the library's outcome into the reply. On success, actions that do not

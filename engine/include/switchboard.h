@@ -478,9 +478,10 @@ SB_API int sb_batch_end(sb_engine *eng, sb_result *res);
 ** null). A caller that is given but is not an E.164 number (SIP's
 ** "anonymous" too) is refused (SB_EINVAL, field "caller"): leave it out.
 ** A field the event's type does not take (see sb_event), given (a string
-** not NULL, a number not 0), is refused as in JSON: SB_EINVAL, "unknown
-** field 'caller' for a ring_result event (expected call, agent, outcome)".
-** (status cannot be checked so: 0 is SB_AGENT_OFFLINE, so set it always.) */
+** not NULL, a number not 0; caller "" counts as none), is refused as in
+** JSON: SB_EINVAL, "unknown field 'called' for a ring_result event
+** (expected call, agent, outcome)". (status is not checked: 0 is
+** SB_AGENT_OFFLINE, a value other events leave as it is.) */
 SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
 
 /* The same event as JSON, e.g.

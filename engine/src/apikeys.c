@@ -140,5 +140,5 @@ int sb_apikey_revoke(sb_engine *e, const char *account, const char *key_id, sb_r
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     revoke_op op = {account, key_id};
-    return eng_write(e, do_revoke, &op, res);
+    return eng_write_ex(e, do_revoke, &op, res, 1); /* a delete */
 }

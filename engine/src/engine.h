@@ -143,6 +143,9 @@ typedef struct eng_env {
     ** written into free pages listed under ids already cleared: the next
     ** clearing reads every entry again (under the write lock). */
     int scrub_rescan;
+    /* The map in use past map_max (store.c, past_max): the bytes, and when
+    ** they were counted (monotonic ns); read and written atomically. */
+    int64_t inuse_bytes, inuse_at;
 } eng_env;
 
 struct sb_engine {

@@ -829,7 +829,7 @@ int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_res
     if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
     if (!policy_name_valid(name)) return bad_name(res, name);
     del_op op = {account, name, 0, 0, 0};
-    int rc = eng_write(e, do_policy_delete, &op, res);
+    int rc = eng_write_ex(e, do_policy_delete, &op, res, 1); /* a delete */
     if (rc) return rc;
     adopt_account(e, op.acct, op.gen);
     sb_log(e, SB_LOG_INFO, "policy deleted account=%s policy=%s", account, name);
@@ -1179,7 +1179,7 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
     if (!rc) {
         reload_op op = {&s, 0, lift, 0};
         res_reset(res);
-        rc = eng_write(e, do_reload, &op, res);
+        rc = eng_write_ex(e, do_reload, &op, res, 1); /* small, and how a fix reaches a full map */
         *changed = op.changed;
         if (rc == 0 && op.gen) {
             int lrc = eng_write_locked(e, adopt_shared_gen, &op.gen);

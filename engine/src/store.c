@@ -1508,7 +1508,8 @@ static int scrub(sb_engine *e, sb_result *res)
         if ((rc = eng_write_locked(e, scrub_locked, &j)) || (rc = j.err)) break;
         if (j.done) break;
         if (j.advance && advances++ < 2) {
-            if ((rc = eng_write(e, scrub_advance, &j.want, res))) return rc;
+            if ((rc = eng_write_ex(e, scrub_advance, &j.want, res, 1)))
+                return rc; /* after deletes */
         } else {
             struct timespec nap = {0, 2000000};
             nanosleep(&nap, NULL);
@@ -1764,44 +1765,65 @@ static void vc_committed(sb_engine *e, uint64_t seq)
 }
 
 /* The bytes of the map in use: its pages up to the last one used, less the
-** free pages LMDB lists for reuse. -1 when it cannot be read. */
-static ssize_t map_in_use(sb_engine *e)
+** free pages LMDB may hand out again (those freed before every reader's
+** snapshot, by its own rule: a page a reader may still read is in use).
+** Under the map lock, as every transaction. -1 when it cannot be read. */
+static int64_t map_in_use(sb_engine *e)
 {
     MDB_envinfo info;
     MDB_stat st;
-    MDB_txn *r;
+    MDB_txn *r = NULL;
     MDB_cursor *c;
+    int64_t used = -1;
+    pthread_rwlock_rdlock(&e->sh->maplock);
     if (mdb_env_info(e->env, &info) || mdb_env_stat(e->env, &st) ||
         mdb_txn_begin(e->env, NULL, MDB_RDONLY, &r))
-        return -1;
+        goto out;
+    uint64_t oldest = mdb_txn_id(r); /* this reader's: the last commit */
+    int dead = 0;
+    mdb_reader_check(e->env, &dead);
+    mdb_reader_list(e->env, oldest_reader, &oldest);
     size_t pages = info.me_last_pgno + 1, nfree = 0;
     if (mdb_cursor_open(r, 0, &c) == 0) {
         MDB_val k, v;
         for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
              rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-            size_t n = 0; /* each entry: a count, then the page numbers */
+            size_t id = 0, n = 0; /* each entry: a count, then the page numbers */
+            if (k.mv_size == sizeof id) memcpy(&id, k.mv_data, sizeof id);
+            if (id >= oldest) break; /* ids in order: the rest are newer */
             if (v.mv_size >= sizeof n) memcpy(&n, v.mv_data, sizeof n);
             nfree += n;
         }
         mdb_cursor_close(c);
     }
-    mdb_txn_abort(r);
-    return nfree < pages ? (ssize_t)((pages - nfree) * st.ms_psize) : 0;
+    used = nfree < pages ? (int64_t)((pages - nfree) * st.ms_psize) : 0;
+out:
+    if (r) mdb_txn_abort(r);
+    pthread_rwlock_unlock(&e->sh->maplock);
+    return used;
 }
 
 /* A write that may not use the reserve (see grow_map), when the map has
 ** grown into it: refused until the pages in use are a margin below map_max
 ** (a sixteenth of it, 256 KiB at least, half of it at most: room for the
 ** pages a write copies before it frees the old ones), or new calls would
-** take the reserve the calls in progress need to end. (A map within
-** map_max costs one comparison; past it, a walk of LMDB's free list.) */
+** take the reserve the calls in progress need to end. A map within map_max
+** costs one comparison; past it (for good: a file does not shrink), the
+** count of pages in use walks LMDB's free list, at most once every 20 ms
+** (the writes between take the last count). */
 static int past_max(sb_engine *e, sb_result *res)
 {
+    eng_env *sh = e->sh;
     size_t max = e->cfg.map_max ? e->cfg.map_max : ((size_t)64 << 30);
-    if (__atomic_load_n(&e->sh->map_size, __ATOMIC_RELAXED) <= max) return 0;
+    if (__atomic_load_n(&sh->map_size, __ATOMIC_RELAXED) <= max) return 0;
     size_t margin = max / 16 > ((size_t)256 << 10) ? max / 16 : ((size_t)256 << 10);
     if (margin > max / 2) margin = max / 2;
-    ssize_t used = map_in_use(e);
+    int64_t now = (int64_t)mono_ns(), used = __atomic_load_n(&sh->inuse_bytes, __ATOMIC_RELAXED);
+    if (now - __atomic_load_n(&sh->inuse_at, __ATOMIC_RELAXED) > 20000000) {
+        used = map_in_use(e);
+        __atomic_store_n(&sh->inuse_bytes, used, __ATOMIC_RELAXED);
+        __atomic_store_n(&sh->inuse_at, now, __ATOMIC_RELAXED);
+    }
     if (used < 0 || (size_t)used + margin < max) return 0;
     return res_err(res, SB_EFULL, NULL,
                    "storage full (map_max reached; its reserve is kept for the calls in "

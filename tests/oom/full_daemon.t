@@ -87,6 +87,9 @@ dels = [a.delete("/v1/agents/f%d" % i) for i in range(1, 9)]
 t.ok(all(x.status == 200 for x in dels),
      "map: with the map full, deleting agents through the API frees space (%s)" %
      ", ".join(str(x.status) for x in dels), dels[0])
+h = d.request("GET", "/healthz")
+t.is_(h.status, 200, "map: /healthz is ok after the deletes, before any other write (a "
+      "balancer that sends nothing while it says full would never see it clear)", h)
 r1 = None if answered else a.post("/v1/calls/c1/ring_result", {"agent": "alice", "outcome": "answered"})
 r2 = a.post("/v1/calls/c1/hangup")
 r3 = a.put("/v1/agents/after", filler(0, 10))

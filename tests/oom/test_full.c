@@ -258,6 +258,17 @@ static void calls_end_when_full(const char *base)
     if (!ok(open_engine(data, (size_t)256 << 10, (size_t)512 << 10) == 0,
             "calls: engine opened (256 KiB, max 512 KiB)"))
         return;
+    /* Records kept a day, then deleted: how room is made again after. */
+    static const char day[] = "local P = {}\n"
+                              "function P.retain(record, ctx)\n"
+                              "  if record.age_days >= 1 then return { delete = true } end\n"
+                              "  return { keep = true, review_in_days = 1 }\n"
+                              "end\n"
+                              "return P\n";
+    static const char acct[] = "{\"id\":\"acme\",\"retention\":\"day\"}";
+    ok(sb_policy_put(eng, "acme", "day", day, strlen(day), NULL, res) == 0 &&
+           sb_account_put(eng, acct, strlen(acct), res) == 0,
+       "calls: records are kept a day: %s", sb_result_message(res));
     char pad[301];
     memset(pad, 'y', 300);
     pad[300] = 0;
@@ -282,6 +293,17 @@ static void calls_end_when_full(const char *base)
     }
     is_int(failed, 0, "calls: every one of them can still end (each abandon writes its record)");
     is_int(taken, 0, "calls: meanwhile a new call is refused (SB_EFULL) each time it is tried");
+    /* Room is made again by what deletes records: a sweep, an erasure. */
+    ok(sb_erase(eng, "acme", "+49301000001", res) == 0,
+       "calls: an erasure request runs with the reserve in use: %s", sb_result_message(res));
+    now_ms += 2 * 86400000LL;
+    rc = sb_sweep(eng, 0, NULL, NULL, res);
+    ok(rc == 0 && strstr(sb_result_json(res, NULL), "\"deleted\":"),
+       "calls: so does a sweep, two days on: %s", rc ? sb_result_message(res) : "ok");
+    usleep(30000); /* past the 20 ms the count of pages in use is kept */
+    ok(ev("{\"type\":\"offer\",\"call\":\"n0\",\"queue\":\"support\",\"caller\":"
+          "\"+4930100009\"}") == 0,
+       "calls: with the records deleted, a new call is taken again: %s", sb_result_message(res));
     sb_close(eng);
     eng = NULL;
 }
