@@ -265,7 +265,7 @@ static int no_room(int err)
     return err == ENOSPC || err == EDQUOT || err == EFBIG;
 }
 
-static size_t effective_map_max(const sb_config *cfg)
+size_t effective_map_max(const sb_config *cfg)
 {
     return cfg->map_max ? cfg->map_max : ((size_t)64 << 30);
 }

@@ -294,6 +294,8 @@ int eng_mdb_err(sb_result *res, int rc, const char *what);
 int64_t eng_now(sb_engine *e);
 /* A size for a log line in the largest unit it reaches: "512 KiB", "1.5 GiB". */
 const char *eng_size_str(char *buf, size_t cap, size_t bytes);
+/* The largest the map grows: map_max, 64 GiB when it is 0. */
+size_t effective_map_max(const sb_config *cfg);
 /* Count an event of type (sb_event_type, 0 a tick, -1 none: counted only when it
 ** failed) and its latency. */
 void eng_count_event(sb_engine *e, int type, int failed, uint64_t us);

@@ -1979,34 +1979,49 @@ static int do_event(wtx *t, void *arg)
 static const char bad_caller[] = "'caller' must be an E.164 number like +4930123456 (leave it out "
                                  "for a call from a withheld number)";
 
-/* Check an event before any transaction starts. */
-/* The fields each event type takes, "type" first, in sb_event_type's order:
-** a field another type takes is as unknown as one no type takes. */
-static const char *const ev_fields[][8] = {
-    [SB_EV_OFFER] = {"type", "call", "queue", "caller", "called", "priority", "attrs"},
-    [SB_EV_RING_RESULT] = {"type", "call", "agent", "outcome"},
-    [SB_EV_HANGUP] = {"type", "call"},
-    [SB_EV_ABANDON] = {"type", "call"},
-    [SB_EV_TRANSFER] = {"type", "call", "queue", "agent"},
-    [SB_EV_AGENT_STATUS] = {"type", "agent", "status", "reason"},
+/* The fields of events, as the JSON events name them, and those each type
+** takes, as bits of ev_names (type first): one table for the JSON form and
+** the C struct. A field another type takes is as unknown as one no type
+** takes. */
+static const char *const ev_names[] = {"type",   "call",   "queue",    "agent",
+                                       "caller", "called", "priority", "outcome",
+                                       "status", "reason", "attrs"};
+enum {
+    EVF_TYPE = 1u << 0,
+    EVF_CALL = 1u << 1,
+    EVF_QUEUE = 1u << 2,
+    EVF_AGENT = 1u << 3,
+    EVF_CALLER = 1u << 4,
+    EVF_CALLED = 1u << 5,
+    EVF_PRIORITY = 1u << 6,
+    EVF_OUTCOME = 1u << 7,
+    EVF_STATUS = 1u << 8,
+    EVF_REASON = 1u << 9,
+    EVF_ATTRS = 1u << 10
+};
+static const unsigned ev_takes[] = {
+    [SB_EV_OFFER] =
+        EVF_TYPE | EVF_CALL | EVF_QUEUE | EVF_CALLER | EVF_CALLED | EVF_PRIORITY | EVF_ATTRS,
+    [SB_EV_RING_RESULT] = EVF_TYPE | EVF_CALL | EVF_AGENT | EVF_OUTCOME,
+    [SB_EV_HANGUP] = EVF_TYPE | EVF_CALL,
+    [SB_EV_ABANDON] = EVF_TYPE | EVF_CALL,
+    [SB_EV_TRANSFER] = EVF_TYPE | EVF_CALL | EVF_QUEUE | EVF_AGENT,
+    [SB_EV_AGENT_STATUS] = EVF_TYPE | EVF_AGENT | EVF_STATUS | EVF_REASON,
 };
 static const char *const ev_types[] = {NULL,      "offer",    "ring_result", "hangup",
                                        "abandon", "transfer", "agent_status"};
 
-/* Field k for an event of type: 0 when the type takes it, else refused,
-** naming the ones it does (as the JSON form and the C struct both say). */
-static int ev_field(int type, const char *k, sb_result *res)
+/* Refuse field k (ev_names[bit], or a name no event has: bit -1) for an
+** event of type, naming the ones it takes. */
+static int ev_unknown(int type, int bit, const char *k, sb_result *res)
 {
-    const char *const *allowed = ev_fields[type];
-    int i = 0;
-    while (allowed[i] && strcmp(allowed[i], k) != 0)
-        i++;
-    if (allowed[i]) return 0;
     char list[96] = "", path[256];
     size_t n = 0;
-    for (i = 1; allowed[i]; i++)
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i > 1 ? ", " : "", allowed[i]);
+    for (size_t i = 1; i < countof(ev_names); i++)
+        if (ev_takes[type] & (1u << i))
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", ev_names[i]);
     const char *name = ev_types[type];
+    if (bit >= 0) k = ev_names[bit];
     return res_err(res, SB_EINVAL, jv_path(path, sizeof path, NULL, k),
                    "unknown field '%s' for a%s %s event (expected %s)", k,
                    strchr("aeiou", name[0]) ? "n" : "", name, list);
@@ -2019,51 +2034,34 @@ static int ev_keys(const json_t *doc, int type, sb_result *res)
     json_t *v;
     json_object_foreach((json_t *)doc, k, v)
     {
-        int rc = ev_field(type, k, res);
-        if (rc) return rc;
+        int bit = -1;
+        for (size_t i = 0; bit < 0 && i < countof(ev_names); i++)
+            if (strcmp(ev_names[i], k) == 0) bit = (int)i;
+        if (bit < 0 || !(ev_takes[type] & (1u << bit))) return ev_unknown(type, bit, k, res);
     }
     return 0;
 }
 
 /* The same for the C struct: a field given (a string that is not NULL, a
-** number that is not 0) that the event's type does not take is refused, not
-** left unread. (status cannot be told: 0 is SB_AGENT_OFFLINE.) */
+** number that is not 0; caller "" is none, a withheld number) that the
+** event's type does not take is refused, not left unread. (status 0 is
+** SB_AGENT_OFFLINE: it cannot be told from none.) An event with no other
+** field given, the usual case, costs a comparison. */
 static int ev_struct_fields(const sb_event *ev, sb_result *res)
 {
-    static const char *const names[] = {"call",     "queue",   "agent",  "caller", "called",
-                                        "priority", "outcome", "reason", "attrs"};
-    /* The fields of names[] each type takes, as bits (ev_fields' lists):
-    ** an event with none other given, the usual case, costs a comparison. */
-    enum {
-        CALL = 1,
-        QUEUE = 2,
-        AGENT = 4,
-        CALLER = 8,
-        CALLED = 16,
-        PRIO = 32,
-        OUTC = 64,
-        REASON = 128,
-        ATTRS = 256
-    };
-    static const unsigned takes[] = {
-        [SB_EV_OFFER] = CALL | QUEUE | CALLER | CALLED | PRIO | ATTRS,
-        [SB_EV_RING_RESULT] = CALL | AGENT | OUTC,
-        [SB_EV_HANGUP] = CALL,
-        [SB_EV_ABANDON] = CALL,
-        [SB_EV_TRANSFER] = CALL | QUEUE | AGENT,
-        [SB_EV_AGENT_STATUS] = AGENT | REASON,
-    };
-    unsigned given = (ev->call_id ? CALL : 0) | (ev->queue_id ? QUEUE : 0) |
-                     (ev->agent_id ? AGENT : 0) | (ev->caller && ev->caller[0] ? CALLER : 0) |
-                     (ev->called ? CALLED : 0) | (ev->priority ? PRIO : 0) |
-                     (ev->outcome ? OUTC : 0) | (ev->reason ? REASON : 0) |
-                     (ev->attrs_json ? ATTRS : 0);
-    unsigned extra = given & ~takes[ev->type];
-    for (size_t i = 0; extra && i < countof(names); i++)
-        if (extra & (1u << i)) return ev_field((int)ev->type, names[i], res);
+    unsigned given = (ev->call_id ? EVF_CALL : 0) | (ev->queue_id ? EVF_QUEUE : 0) |
+                     (ev->agent_id ? EVF_AGENT : 0) |
+                     (ev->caller && ev->caller[0] ? EVF_CALLER : 0) |
+                     (ev->called ? EVF_CALLED : 0) | (ev->priority ? EVF_PRIORITY : 0) |
+                     (ev->outcome ? EVF_OUTCOME : 0) | (ev->status ? EVF_STATUS : 0) |
+                     (ev->reason ? EVF_REASON : 0) | (ev->attrs_json ? EVF_ATTRS : 0);
+    unsigned extra = given & ~ev_takes[ev->type];
+    for (int i = 0; extra; i++)
+        if (extra & (1u << i)) return ev_unknown((int)ev->type, i, NULL, res);
     return 0;
 }
 
+/* Check an event before any transaction starts. */
 static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
 {
     if (!ev) return res_err(res, SB_EINVAL, NULL, "no event");

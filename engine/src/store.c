@@ -1103,7 +1103,7 @@ int eng_mdb_err(sb_result *res, int rc, const char *what)
 ** deletes freed. */
 static int grow_map(sb_engine *e, size_t had, int freeing)
 {
-    size_t max = e->cfg.map_max ? e->cfg.map_max : ((size_t)64 << 30);
+    size_t max = effective_map_max(&e->cfg);
     if (freeing) {
         size_t reserve = max / 16 < ((size_t)1 << 20) ? ((size_t)1 << 20) : max / 16;
         max += reserve;
@@ -1355,6 +1355,18 @@ static int oldest_reader(const char *line, void *arg)
     return 0;
 }
 
+/* The oldest snapshot any reader holds, `last` (the newest commit) at most:
+** free pages LMDB lists under ids before it are the ones it hands out again.
+** Slots of dead processes (killed, or gone without mdb_env_close) keep
+** their snapshot's id: LMDB clears them only when asked, so they go first. */
+static uint64_t oldest_snapshot(sb_engine *e, uint64_t last)
+{
+    int dead = 0;
+    mdb_reader_check(e->env, &dead);
+    mdb_reader_list(e->env, oldest_reader, &last);
+    return last;
+}
+
 typedef struct scrub_job {
     uint64_t want;  /* entries up to this id must go */
     int done;       /* they could, and went */
@@ -1403,12 +1415,7 @@ static void scrub_locked(sb_engine *e, void *arg)
     /* Begun under our write lock: it sees the last commit, and no commit
     ** can come between it and the pages we write. */
     if ((j->err = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &r))) return;
-    uint64_t last = mdb_txn_id(r), oldest = last;
-    /* Slots of dead processes (killed, or gone without mdb_env_close) keep
-    ** their snapshot's id: LMDB clears them only when asked. */
-    int dead = 0;
-    mdb_reader_check(e->env, &dead);
-    mdb_reader_list(e->env, oldest_reader, &oldest);
+    uint64_t last = mdb_txn_id(r), oldest = oldest_snapshot(e, last);
     if (j->want >= oldest) {
         /* Still needed by a snapshot: one more commit frees them, unless
         ** a reader holds on to an older one. */
@@ -1779,10 +1786,7 @@ static int64_t map_in_use(sb_engine *e)
     if (mdb_env_info(e->env, &info) || mdb_env_stat(e->env, &st) ||
         mdb_txn_begin(e->env, NULL, MDB_RDONLY, &r))
         goto out;
-    uint64_t oldest = mdb_txn_id(r); /* this reader's: the last commit */
-    int dead = 0;
-    mdb_reader_check(e->env, &dead);
-    mdb_reader_list(e->env, oldest_reader, &oldest);
+    uint64_t oldest = oldest_snapshot(e, mdb_txn_id(r)); /* ours: the last commit */
     size_t pages = info.me_last_pgno + 1, nfree = 0;
     if (mdb_cursor_open(r, 0, &c) == 0) {
         MDB_val k, v;
@@ -1814,7 +1818,7 @@ out:
 static int past_max(sb_engine *e, sb_result *res)
 {
     eng_env *sh = e->sh;
-    size_t max = e->cfg.map_max ? e->cfg.map_max : ((size_t)64 << 30);
+    size_t max = effective_map_max(&e->cfg);
     if (__atomic_load_n(&sh->map_size, __ATOMIC_RELAXED) <= max) return 0;
     size_t margin = max / 16 > ((size_t)256 << 10) ? max / 16 : ((size_t)256 << 10);
     if (margin > max / 2) margin = max / 2;
