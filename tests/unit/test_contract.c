@@ -478,8 +478,9 @@ static void test_action_fields(void)
          .caller = "+442079460001",
          .outcome = SB_RING_BUSY},
         {.type = SB_EV_HANGUP, .account = "acme", .call_id = "f9", .reason = "why"},
+        {.type = SB_EV_ABANDON, .account = "acme", .call_id = "f9", .status = SB_AGENT_PAUSED},
     };
-    const char *field[] = {"caller", "call", "outcome", "reason"};
+    const char *field[] = {"caller", "call", "outcome", "reason", "status"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = sb_submit(eng, &bad[i], res);
         ok(rc == SB_EINVAL && !strcmp(field_of(res), field[i]) &&
