@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_MEMBERS 10000
-
 /* --- shared helpers ------------------------------------------------------------ */
 
 int eng_account(MDB_txn *txn, sb_engine *e, const char *account, acct_rec *a, sb_result *res)
@@ -784,8 +782,8 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
     json_t *mem = json_object_get(doc, "members");
     if (mem && !json_is_array(mem))
         return res_err(res, SB_EINVAL, "members", "'members' must be an array");
-    if (mem && json_array_size(mem) > MAX_MEMBERS)
-        return res_err(res, SB_EINVAL, "members", "at most %d members", MAX_MEMBERS);
+    if (mem && json_array_size(mem) > SB_MEMBERS_MAX)
+        return res_err(res, SB_EINVAL, "members", "at most %d members", SB_MEMBERS_MAX);
     size_t i;
     json_t *m;
     static const char *const mkeys[] = {"agent", "tier", "position", "penalty", "weight", NULL};

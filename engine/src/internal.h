@@ -23,7 +23,8 @@
 #define SB_NAME_MAX 128 /* longest policy name */
 #define SB_E164_MAX 16  /* "+" and up to 15 digits */
 #define SB_REASON_MAX 128
-#define SB_SKILLS_MAX 64 /* skills an agent may have */
+#define SB_SKILLS_MAX 64     /* skills an agent may have */
+#define SB_MEMBERS_MAX 10000 /* members of one queue, so agents a route sees */
 
 #define IS_SB_ERR(rc) ((rc) <= SB_EINVAL && (rc) >= SB_EHOLD)
 #define countof(a) (sizeof(a) / sizeof((a)[0]))

@@ -647,6 +647,44 @@ static int build_agent(cbuild *b, json_t *a, size_t i, pol_cand *c)
     return 0;
 }
 
+/* Agents by id, then by position: two of one id sit side by side. */
+typedef struct idpos {
+    const char *id;
+    size_t pos;
+} idpos;
+
+static int idpos_cmp(const void *a, const void *b)
+{
+    const idpos *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* The first agent (by position) whose id an earlier one has: refused. Sorted,
+** not pairwise: a case may list a queue's 10,000 members. */
+static int dup_agent(cbuild *b)
+{
+    idpos *v = malloc((b->n ? b->n : 1) * sizeof *v);
+    if (!v) return cb_bad(b, "out of memory");
+    size_t m = 0, at = SIZE_MAX, first = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->cands[i].id) v[m++] = (idpos){b->cands[i].id, i};
+    qsort(v, m, sizeof *v, idpos_cmp);
+    for (size_t i = 1; i < m; i++)
+        if (!strcmp(v[i].id, v[i - 1].id) && v[i].pos < at) {
+            size_t j = i;
+            while (j > 0 && !strcmp(v[j - 1].id, v[i].id))
+                j--;
+            at = v[i].pos, first = v[j].pos;
+        }
+    int rc = 0;
+    if (at != SIZE_MAX)
+        rc = cb_bad(b, "agents[%zu].id: '%s' is agents[%zu]'s id already", at, b->cands[at].id,
+                    first);
+    free(v);
+    return rc;
+}
+
 static int build_case(cbuild *b, json_t *cs)
 {
     static const char *const case_keys[] = {"name",   "now",   "seed",   "queue",        "call",
@@ -665,16 +703,15 @@ static int build_case(cbuild *b, json_t *cs)
     json_t *agents = json_object_get(cs, "agents");
     if (agents && !json_is_array(agents)) return cb_bad(b, "agents: expected an array");
     b->n = json_array_size(agents);
+    if (b->n > SB_MEMBERS_MAX)
+        return cb_bad(b, "agents: %zu given, more than a queue has (at most %d members)", b->n,
+                      SB_MEMBERS_MAX);
     b->cands = calloc(b->n ? b->n : 1, sizeof *b->cands);
     b->configs = calloc(b->n ? b->n : 1, sizeof *b->configs);
     if (!b->cands || !b->configs) return cb_bad(b, "out of memory");
     for (size_t i = 0; i < b->n; i++)
         if (build_agent(b, json_array_get(agents, i), i, &b->cands[i])) return -1;
-    for (size_t i = 0; i < b->n; i++)
-        for (size_t j = 0; j < i; j++)
-            if (b->cands[i].id && b->cands[j].id && !strcmp(b->cands[i].id, b->cands[j].id))
-                return cb_bad(b, "agents[%zu].id: '%s' is agents[%zu]'s id already", i,
-                              b->cands[i].id, j);
+    if (dup_agent(b)) return -1;
 
     json_t *call = json_object_get(cs, "call"), *queue = json_object_get(cs, "queue");
     if (call && !json_is_object(call)) return cb_bad(b, "call: expected an object");

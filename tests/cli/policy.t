@@ -108,6 +108,32 @@ for pat in "case has no expect" "agents[1].id: 'a' is agents[0]'s id already" \
     has "$out" "$pat"
     ok $? "refused: $pat" "$(shown)"
 done
+# A case lists at most a queue's members (10,000), and an id given twice is
+# found among them however far apart (sorted, where each pair was compared:
+# 45,000 agents in one upload held the daemon's loop for 4 s).
+python3 - "$tmp" <<'P'
+import json, sys
+def agents(n):
+    return [{"id": "a%d" % i} for i in range(n)]
+far = agents(10000)
+far[9999] = {"id": "a5"}
+trio = [{"id": "b"}, {"id": "a"}, {"id": "c"}, {"id": "a"}, {"id": "a"}]
+cases = [{"name": "far", "agents": far, "expect": {"action": "wait"}},
+         {"name": "trio", "agents": trio, "expect": {"action": "wait"}},
+         {"name": "over", "agents": agents(10001), "expect": {"action": "wait"}},
+         {"name": "full", "agents": agents(10000), "expect": {"action": "ring", "agents": ["a0"]}}]
+json.dump(cases, open(sys.argv[1] + "/many.cases.json", "w"))
+P
+printf 'local P = {}\nfunction P.route(call, agents, ctx) return {ring = {agents[1].id}} end\nreturn P\n' \
+    >"$tmp/first.lua"
+run "$sb" policy test "$tmp/first.lua" "$tmp/many.cases.json"
+check 1 "cases with many agents: exit 1" out "# 1 passed, 3 failed"
+for pat in "agents[9999].id: 'a5' is agents[5]'s id already" \
+    "agents[3].id: 'a' is agents[1]'s id already" \
+    "agents: 10001 given, more than a queue has (at most 10000 members)" "ok 4 - full"; do
+    has "$out" "$pat"
+    ok $? "many agents: $pat" "$(shown)"
+done
 # A case without expect whose policy fails says both.
 printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
     >"$tmp/boom.lua"
