@@ -595,10 +595,12 @@ static int replay_step(sbd *d, sbd_sub *s)
                           "the state of your calls again");
             char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
             json_decref(j);
-            int ok = t && send_event(d, s, 0, t, strlen(t));
+            /* With the id it resumes from: a client that reconnects after
+            ** it gives that, not the old id, and is not resynced again. */
+            if (s->cur < b->floor) s->cur = b->floor;
+            int ok = t && send_event(d, s, s->cur, t, strlen(t));
             free(t);
             if (!ok) return 1;
-            if (s->cur < b->floor) s->cur = b->floor;
         }
     } else if (lost_place(s)) {
         struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
@@ -640,10 +642,12 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
         sbd_pub *p = d->pub_head;
         d->pub_head = p->next;
         if (!d->pub_head) d->pub_tail = &d->pub_head;
+        /* The history first: one made now starts at the last id given, so
+        ** this action is after its floor, for a resume to find. */
+        sbd_backlog *b = backlog_of(d, p->account, 1);
         uint64_t id = ++d->event_id;
         size_t jl = strlen(p->json);
         int sent = 0;
-        sbd_backlog *b = backlog_of(d, p->account, 1);
         for (sbd_sub *s = b ? b->subs : NULL, *next; s; s = next) {
             next = s->anext;
             /* One not live gets it from the history; one whose output is

@@ -134,15 +134,30 @@ t.ok(re.search(r"^switchboard_stream_resumes_total [1-9]", m, re.M), "resumes ar
 t.ok(re.search(r"^switchboard_stream_resyncs_total 2$", m, re.M), "so are the two resyncs")
 
 # -- not whole: an id from before a restart ------------------------------------------------
+# The first action after the start goes out while no one is subscribed: the
+# account's history is made by it, and a resume finds it after the resync
+# (the history once began at that action's id, and the resume skipped it).
 t.is_(d.stop(), 0, "the daemon stops")
 d.start()
+c5 = stream_ring()
 s = Stream(d, acme.auth, last_event_id=newest)
 t.cleanups.append(s.close)
 ev = s.next(timeout=3)
 t.ok(ev and ev.get("type") == "resync", "after a restart, the last id read before it: resync", ev)
+rid = s.last_id
+t.ok(rid and rid != newest and rid.isdigit(),
+     "the resync has an id of its own to resume from (%s)" % rid)
+ev = s.next(timeout=3)
+t.ok(ev and ev.get("call") == c5 and int(s.last_id) > int(rid),
+     "then the action sent while no one was subscribed", (ev, s.last_id))
 c6 = stream_ring()
 ev = s.next(timeout=3)
 t.ok(ev and ev.get("call") == c6 and int(s.last_id) > int(newest),
      "the new start's ids go on above the old ones", (ev, s.last_id, newest))
+s.close()
+s = Stream(d, acme.auth, last_event_id=rid)
+t.cleanups.append(s.close)
+t.is_([g and g[1] for g in read(s, 2)], [c5, c6],
+      "a resume from the resync's id is whole: no resync, both actions after it")
 s.close()
 t.done()
