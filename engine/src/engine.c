@@ -613,11 +613,13 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         }
     }
     /* A key file this open creates goes again when the data directory turns
-    ** out to hold data keys of another master key: it could open nothing. */
+    ** out to hold data keys of another master key (it could open nothing) or
+    ** to have lost its data keys (restored, they need the old one). */
     int key_existed = access(e->key_file, F_OK) == 0;
     if ((rc = env_acquire(e, res)) || (rc = records_open(e, res))) {
         const char *field = sb_result_field(res);
-        if (!key_existed && rc == SB_ECRYPTO && field && !strcmp(field, "key_file") && e->sh)
+        if (!key_existed && rc == SB_ECRYPTO && field &&
+            (!strcmp(field, "key_file") || !strcmp(field, "data_dir")) && e->sh)
             unlink(e->key_file);
         goto fail;
     }

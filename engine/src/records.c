@@ -200,12 +200,35 @@ void rec_settings_json(const rec_settings *s, json_t *o)
 static int key_read(rec_state *rs, const uint8_t master[32], uint32_t acct, const char *account,
                     uint8_t key[32]);
 
-/* The master key must be the one the data keys were wrapped with. One that
-** is not (another key_file, a key file replaced) opens no slot: every read
-** of sealed data would fail, and a slot without a check value would be
-** taken for one left by a creation that never committed and get a new key
-** (everything sealed before lost). So an engine opens only when an
-** account's slot opens with its key, or when no account has a slot yet. */
+/* Does acct have a slot (of any master key)? */
+static int slot_present(rec_state *rs, uint32_t acct)
+{
+    uint8_t head[8];
+    ssize_t n = pread(rs->keyfd, head, sizeof head, (off_t)acct * KEY_SLOT);
+    return n == (ssize_t)sizeof head && memcmp(head, KEY_MAGIC, 4) == 0 && be32(head + 4) == acct;
+}
+
+/* The environment variable that lets an engine open whose data key file
+** lacks the keys of some accounts (lost for good): they get new keys. */
+#define LOST_KEYS_ENV "SWITCHBOARD_DATA_KEYS_LOST"
+
+/* The data key file must hold a key for every account and the master key
+** must be the one they were wrapped with.
+**
+** Every account has a slot from its creation (made in the transaction that
+** creates it, wiped only after its deletion commits), so an account without
+** one means data.keys was lost, emptied or replaced (a backup restored
+** without it): a new key would leave what was sealed unreadable, and access
+** and erasure requests would find nothing while saying they looked. So the
+** engine does not open, unless LOST_KEYS_ENV says the keys are lost for
+** good.
+**
+** A master key that is not the one (another key_file, a key file replaced)
+** opens no slot: every read of sealed data would fail, and a slot without a
+** check value would be taken for one left by a creation that never
+** committed and get a new key (everything sealed before lost). So an engine
+** opens only when an account's slot opens with its key, or when no account
+** has a slot yet. */
 static int master_check(sb_engine *e, sb_result *res)
 {
     MDB_txn *txn;
@@ -213,16 +236,22 @@ static int master_check(sb_engine *e, sb_result *res)
     if (rc) return eng_mdb_err(res, rc, "read accounts");
     st_iter it;
     uint8_t p[5] = {NK_ACCOUNT, 0, 0, 0, 0};
-    int slots = 0, opened = 0;
-    char first[SB_ID_MAX + 1] = "";
-    for (rc = st_iter_open(&it, txn, e, DB_NAMES, p, sizeof p); rc == 0 && !opened;
-         rc = st_iter_next(&it)) {
+    int slots = 0, opened = 0, missing = 0, accounts = 0;
+    char first[SB_ID_MAX + 1] = "", lost[SB_ID_MAX + 1] = "";
+    for (rc = st_iter_open(&it, txn, e, DB_NAMES, p, sizeof p); rc == 0; rc = st_iter_next(&it)) {
         if (it.v.mv_size != 4 || it.klen <= 5 || it.klen > 5 + SB_ID_MAX) continue;
         char id[SB_ID_MAX + 1];
         uint8_t key[32];
+        uint32_t num = be32(it.v.mv_data);
         memcpy(id, it.key + 5, it.klen - 5);
         id[it.klen - 5] = 0;
-        int kr = key_read(e->rec, e->master, be32(it.v.mv_data), id, key);
+        accounts++;
+        if (!slot_present(e->rec, num)) {
+            if (!missing++) str_copy(lost, sizeof lost, id);
+            continue;
+        }
+        if (opened) continue; /* one that opens is enough */
+        int kr = key_read(e->rec, e->master, num, id, key);
         cr_wipe(key, sizeof key);
         if (kr == 0 || kr == KEY_UNCHECKED) opened = 1;
         if ((kr == KEY_STALE || kr == KEY_OTHER_MASTER) && !slots++)
@@ -230,7 +259,23 @@ static int master_check(sb_engine *e, sb_result *res)
     }
     st_iter_close(&it);
     eng_read_end(e, txn);
-    if (!opened && rc != 0 && rc != MDB_NOTFOUND) return eng_mdb_err(res, rc, "read accounts");
+    if (rc != 0 && rc != MDB_NOTFOUND) return eng_mdb_err(res, rc, "read accounts");
+    if (missing && !getenv(LOST_KEYS_ENV))
+        return res_err(res, SB_ECRYPTO, "data_dir",
+                       "%s/data.keys holds no data key for account '%s'%s (%d of %d accounts), "
+                       "and every account has one from its creation: the file was lost, emptied "
+                       "or replaced. Restore it from the backup this data came from (switchboard "
+                       "backup copies both files); new keys would leave the numbers sealed "
+                       "before unreadable and access and erasure requests finding none of them. "
+                       "If the keys are lost for good, set %s=1 once to open with new keys",
+                       e->data_dir, lost, missing > 1 ? " and others" : "", missing, accounts,
+                       LOST_KEYS_ENV);
+    if (missing)
+        sb_log(e, SB_LOG_ERROR,
+               "%s/data.keys holds no data key for account '%s'%s (%d of %d accounts): %s is set, "
+               "so each gets a new one; the numbers sealed before cannot be read or found again",
+               e->data_dir, lost, missing > 1 ? " and others" : "", missing, accounts,
+               LOST_KEYS_ENV);
     if (!opened && slots)
         return res_err(res, SB_ECRYPTO, "key_file",
                        "master key %s is not the one this data directory's data keys were made "

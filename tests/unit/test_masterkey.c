@@ -7,6 +7,12 @@
 ** before could no longer be read (access requests found nothing). An
 ** engine that opened before there was anything to check its key against
 ** does not replace a data key another master key wrapped either.
+**
+** Nor does an engine open whose data key file lacks an account's key (the
+** file lost, or a backup restored without it): it opened with an empty
+** data.keys, gave each account a new key at its next call, and access and
+** erasure requests found none of the records sealed before, saying so as if
+** there were none — unless SWITCHBOARD_DATA_KEYS_LOST says they are lost.
 */
 #include "switchboard.h"
 #include "tap.h"
@@ -108,6 +114,62 @@ static void test_other_key_refused(void)
                   "\"caller\":\"+442079460001\"}") == 0,
        "and calls are sealed as before");
     sb_close(e);
+}
+
+static void test_data_keys_lost(void)
+{
+    char keys[300], saved[300], master[300], msaved[300];
+    snprintf(keys, sizeof keys, "%s/data.keys", dir);
+    snprintf(saved, sizeof saved, "%s.keys.saved", dir);
+    snprintf(master, sizeof master, "%s/master.key", dir);
+    snprintf(msaved, sizeof msaved, "%s.master.saved", dir);
+    sb_engine *e = open_with(NULL);
+    int before = e ? exported(e, "+442079460001") : -1;
+    ok(before > 0, "the account's records are found (%d)", before);
+    sb_close(e);
+
+    ok(rename(keys, saved) == 0, "data.keys taken away");
+    e = open_with(NULL);
+    ok(e == NULL, "an engine on data whose account has no data key is refused");
+    is_int(sb_result_code(res), SB_ECRYPTO, "... with SB_ECRYPTO");
+    ok(sb_result_field(res) && strcmp(sb_result_field(res), "data_dir") == 0,
+       "... naming data_dir");
+    const char *m = sb_result_message(res);
+    ok(strstr(m, "holds no data key for account 'acme' (1 of 1 accounts)") &&
+           strstr(m, "Restore it from the backup") && strstr(m, "SWITCHBOARD_DATA_KEYS_LOST=1"),
+       "... saying which account, what to do, and how to go on without (%s)", m);
+    sb_close(e);
+
+    ok(rename(master, msaved) == 0, "master.key taken away too");
+    e = open_with(NULL);
+    ok(e == NULL && sb_result_code(res) == SB_ECRYPTO, "refused again (%s)",
+       sb_result_message(res));
+    ok(access(master, F_OK) != 0, "... and the master key that open made is gone again");
+    sb_close(e);
+    ok(rename(msaved, master) == 0 && rename(saved, keys) == 0, "both files restored");
+
+    e = open_with(NULL);
+    ok(e != NULL, "the restored files open");
+    is_int(e ? exported(e, "+442079460001") : -1, before, "and every record is found again");
+    sb_close(e);
+
+    ok(rename(keys, saved) == 0, "data.keys taken away again");
+    setenv("SWITCHBOARD_DATA_KEYS_LOST", "1", 1);
+    e = open_with(NULL);
+    unsetenv("SWITCHBOARD_DATA_KEYS_LOST");
+    ok(e != NULL, "SWITCHBOARD_DATA_KEYS_LOST=1: it opens (%s)", e ? "" : sb_result_message(res));
+    if (!e) {
+        rename(saved, keys);
+        return;
+    }
+    is_int(exported(e, "+442079460001"), 0, "the records sealed before are not found");
+    ok(record_call(e, "lost1") == 0, "a new call is sealed with a new key");
+    is_int(exported(e, "+442079460001"), 1, "and found");
+    sb_close(e);
+    e = open_with(NULL);
+    ok(e != NULL, "the account has a key now: it opens without the variable");
+    sb_close(e);
+    unlink(saved);
 }
 
 static void test_fresh_directory(void)
@@ -253,6 +315,7 @@ int main(void)
     res = sb_result_new();
     test_other_key_refused();
     unlink(other_key);
+    test_data_keys_lost();
     test_fresh_directory();
     test_open_before_other_key();
     test_unchecked_slot();
