@@ -369,6 +369,19 @@ static void h_health(ctx *x)
                             sb_version());
         return;
     }
+    if (x->d->tick_error[0]) {
+        json_t *j = json_pack("{s:s, s:s, s:s+}", "status", "timers_failing", "version",
+                              sb_version(), "message",
+                              "timers fail to fire (ring timeouts, wrap-ups, wake-ups, max waits "
+                              "wait until they do): ",
+                              x->d->tick_error);
+        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        x->rep->status = 503;
+        evbuffer_add_printf(x->rep->body, "%s", t ? t : "{\"status\":\"timers_failing\"}");
+        free(t);
+        json_decref(j);
+        return;
+    }
     x->rep->status = 200;
     evbuffer_add_printf(x->rep->body, "{\"status\":\"ok\",\"version\":\"%s\"}", sb_version());
 }

@@ -108,9 +108,18 @@ static void do_tick(sbd *d)
     int rc = sb_tick(d->eng, d->res);
     d->m.ticks++;
     if (rc != 0) {
+        /* Retried every 100 ms while it fails (a full disk, a broken
+        ** page): one line a second, with how many it stood for. */
+        static sbd_log_limit limit;
+        char more[48];
+        const char *why =
+            sb_result_message(d->res)[0] ? sb_result_message(d->res) : sb_strerror(rc);
         d->m.tick_errors++;
-        sbd_log(SB_LOG_ERROR, "tick failed", "error=%s",
-                sbd_qn(sb_result_message(d->res)[0] ? sb_result_message(d->res) : sb_strerror(rc)));
+        snprintf(d->tick_error, sizeof d->tick_error, "%s", why);
+        if (sbd_log_limit_take(&limit, rc, more, sizeof more))
+            sbd_log(SB_LOG_ERROR, "tick failed", "error=%s%s", sbd_qn(why), more);
+    } else {
+        d->tick_error[0] = 0;
     }
     size_t n = sb_result_count(d->res);
     for (size_t i = 0; i < n; i++)

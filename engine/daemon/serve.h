@@ -181,8 +181,9 @@ struct sbd {
     size_t backlog_bytes; /* every account's history, JSON bytes */
     size_t backlog_n;     /* entries of it no subscriber was sent yet */
     sbd_hent *sent_head, *sent_tail;
-    int lag_check;    /* the history dropped entries a lagging subscriber may need */
-    int storage_full; /* the last write failed with SB_EFULL (GET /healthz) */
+    int lag_check;        /* the history dropped entries a lagging subscriber may need */
+    int storage_full;     /* the last write failed with SB_EFULL (GET /healthz) */
+    char tick_error[256]; /* the last tick's failure, "" after one that worked (/healthz) */
     uint64_t event_id, event_id_base;
 
     /* timers and signals */

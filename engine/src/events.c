@@ -15,10 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DISPATCH_HEAD 16   /* waiting calls read at first per dispatch */
-#define DISPATCH_BATCH 256 /* and then per read, when those all keep waiting */
-#define MAX_MOVES 8        /* queue moves per call before it is rejected */
-#define TICK_BATCH 256     /* timers fired per tick transaction */
+#define DISPATCH_HEAD 16    /* waiting calls read at first per dispatch */
+#define DISPATCH_BATCH 256  /* and then per read, when those all keep waiting */
+#define MAX_MOVES 8         /* queue moves per call before it is rejected */
+#define TICK_BATCH 256      /* timers fired per tick transaction */
+#define TICK_RETRY_MS 60000 /* a timer whose firing failed is tried again after this */
 
 static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce);
 
@@ -2330,11 +2331,21 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
     return rc;
 }
 
+/* One tick transaction: up to limit timers due, in due order. When one
+** fails to fire, failed_at is its place in the batch and key its key. */
+typedef struct tick_run {
+    int limit, fired, failed_at;
+    uint8_t key[13 + SB_ID_MAX];
+    size_t kl;
+} tick_run;
+
 static int do_tick(wtx *t, void *arg)
 {
     sb_engine *e = t->e;
-    int *fired = arg;
-    for (int n = 0; n < TICK_BATCH; n++) {
+    tick_run *r = arg;
+    r->fired = 0; /* again from the start when the map grew and it reran */
+    r->failed_at = -1;
+    for (int n = 0; n < r->limit; n++) {
         st_iter it;
         int rc = st_iter_open(&it, t->txn, e, DB_TIMERS, "", 0);
         uint8_t key[13 + SB_ID_MAX];
@@ -2345,14 +2356,19 @@ static int do_tick(wtx *t, void *arg)
             if (rc && rc != MDB_NOTFOUND) return rc;
             continue;
         }
-        if (rc == 0) memcpy(key, it.key, kl);
+        int64_t due = 0;
+        if (rc == 0) {
+            memcpy(key, it.key, kl);
+            due = (int64_t)be64(key);
+        }
+        /* A timer tried again (timer_retry) fires as of its first due. */
+        int64_t fire_due = rc == 0 && it.v.mv_size == 8 ? (int64_t)be64(it.v.mv_data) : due;
         st_iter_close(&it);
         if (rc == MDB_NOTFOUND) break;
         if (rc) return rc;
-        int64_t due = (int64_t)be64(key);
         if (due > t->now) break;
         if ((rc = st_del(t->txn, e, DB_TIMERS, key, kl))) return rc;
-        (*fired)++;
+        r->fired++;
         uint32_t acct = be32(key + 9);
         uint8_t ak[4];
         MDB_val av;
@@ -2362,9 +2378,63 @@ static int do_tick(wtx *t, void *arg)
         t->account = &t->account_buf;
         t->acct = acct;
         pol_host_sync_gen(e->pol, acct, t->account_buf.policy_gen);
-        if ((rc = fire_timer(t, key[8], key + 13, kl - 13, due))) return rc;
+        if ((rc = fire_timer(t, key[8], key + 13, kl - 13, fire_due))) {
+            r->failed_at = n;
+            memcpy(r->key, key, kl);
+            r->kl = kl;
+            return rc;
+        }
     }
     return 0;
+}
+
+/* The timer r->key failed to fire alone: it goes TICK_RETRY_MS later, keeping
+** the due it fires as of, so the timers behind it fire meanwhile. */
+static int do_timer_retry(wtx *t, void *arg)
+{
+    tick_run *r = arg;
+    MDB_val v;
+    uint8_t first[8], k[13 + SB_ID_MAX];
+    int rc = st_get(t->txn, t->e, DB_TIMERS, r->key, r->kl, &v);
+    if (rc) return rc == MDB_NOTFOUND ? 0 : rc; /* gone meanwhile */
+    if (v.mv_size == 8)
+        memcpy(first, v.mv_data, 8);
+    else
+        memcpy(first, r->key, 8);
+    memcpy(k, r->key, r->kl);
+    put_be64(k, (uint64_t)(t->now + TICK_RETRY_MS));
+    if ((rc = st_del(t->txn, t->e, DB_TIMERS, r->key, r->kl))) return rc;
+    return st_put(t->txn, t->e, DB_TIMERS, k, r->kl, first, 8);
+}
+
+/* What a timer is, for the log: "ring timeout of call 'c1' (account 'acme')". */
+static void timer_name(sb_engine *e, const tick_run *r, char *out, size_t n)
+{
+    static const char *const kinds[] = {"", "ring timeout", "wrap-up end", "policy wake-up",
+                                        "max wait"};
+    int kind = r->key[8] < countof(kinds) ? r->key[8] : 0;
+    char acct[SB_ID_MAX + 1] = "?";
+    MDB_txn *txn;
+    if (eng_read_begin(e, &txn) == 0) {
+        uint8_t ak[4];
+        MDB_val av;
+        acct_rec a;
+        if (st_get(txn, e, DB_ACCOUNTS, ak, key_acct(ak, be32(r->key + 9)), &av) == 0 &&
+            dec_account(av.mv_data, av.mv_size, &a) == 0)
+            str_copy(acct, sizeof acct, a.id);
+        eng_read_end(e, txn);
+    }
+    if (r->key[8] == TM_WRAPUP && r->kl == 17)
+        snprintf(out, n, "%s of agent #%u (account '%s')", kinds[kind], be32(r->key + 13), acct);
+    else
+        snprintf(out, n, "%s of call '%.*s' (account '%s')", kinds[kind] ? kinds[kind] : "timer",
+                 (int)(r->kl - 13), (const char *)r->key + 13, acct);
+}
+
+/* Failures that are not one timer's: a full map or disk, no memory. */
+static int tick_wide(int rc)
+{
+    return rc == SB_EFULL || rc == SB_ENOMEM || rc == SB_EBUSY || !IS_SB_ERR(rc);
 }
 
 int sb_tick(sb_engine *e, sb_result *res)
@@ -2374,12 +2444,39 @@ int sb_tick(sb_engine *e, sb_result *res)
     int total = 0, rc;
     uint64_t t0 = mono_ns();
     do {
-        int fired = 0;
+        tick_run r = {.limit = TICK_BATCH, .failed_at = -1};
         __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
-        rc = eng_write_ex(e, do_tick, &fired, res, 1); /* timers of calls taken: as their events */
+        rc = eng_write_ex(e, do_tick, &r, res, 1); /* timers of calls taken: as their events */
         __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
-        total += fired;
-        if (rc || fired < TICK_BATCH) break;
+        if (rc && r.failed_at >= 0 && !tick_wide(rc)) {
+            /* One timer failed (a call whose record does not read, say):
+            ** those before it fire again without it; alone, it is put off
+            ** and logged, and the rest go on. */
+            if (r.failed_at > 0) {
+                res_clear_error(res);
+                r.limit = r.failed_at;
+            } else {
+                char what[SB_ID_MAX * 2 + 96], why[600];
+                timer_name(e, &r, what, sizeof what);
+                snprintf(why, sizeof why, "%s", sb_result_message(res));
+                res_clear_error(res);
+                rc = eng_write_ex(e, do_timer_retry, &r, res, 1);
+                if (rc) break;
+                sb_log(e, SB_LOG_ERROR,
+                       "%s failed: %s; tried again in %d s, the other timers go on", what, why,
+                       TICK_RETRY_MS / 1000);
+                eng_count_event(e, 0, 1, 0);
+                continue;
+            }
+            __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
+            rc = eng_write_ex(e, do_tick, &r, res, 1);
+            __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
+            total += r.fired;
+            if (rc) break;
+            continue;
+        }
+        total += r.fired;
+        if (rc || r.fired < TICK_BATCH) break;
     } while (1);
     if (total) eng_count_event(e, 0, rc != 0, (mono_ns() - t0) / 1000);
     return rc;

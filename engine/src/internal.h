@@ -106,6 +106,8 @@ void res_doc(sb_result *res, json_t *doc);
 json_t *res_get_doc(sb_result *res);
 /* Drop actions added after `mark` (a retried transaction). */
 void res_truncate(sb_result *res, size_t mark);
+/* Forget the failure recorded, keeping the actions. */
+void res_clear_error(sb_result *res);
 /* The name of an SB_E* code, e.g. "SB_EINVAL". */
 
 /* --- logging --------------------------------------------------------------- */

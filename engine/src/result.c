@@ -148,6 +148,14 @@ void res_truncate(sb_result *r, size_t mark)
     if (r && mark < r->nacts) r->nacts = mark;
 }
 
+void res_clear_error(sb_result *r)
+{
+    if (!r) return;
+    r->code = 0;
+    buf_clear(&r->msg);
+    buf_clear(&r->field);
+}
+
 void res_doc(sb_result *r, json_t *doc)
 {
     if (!r) {

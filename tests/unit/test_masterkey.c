@@ -16,6 +16,7 @@
 */
 #include "switchboard.h"
 #include "tap.h"
+#define TESTKIT_LOG_KEEP
 #include "testkit.h"
 
 #include <fcntl.h>
@@ -172,6 +173,74 @@ static void test_data_keys_lost(void)
     unlink(saved);
 }
 
+/* A call sealed with a key lost for good cannot be routed again: its ring
+** timeout fails at every tick. It is put off and logged, and the other
+** calls' timers fire (the first failing timer stopped them all, every tick). */
+static void test_timer_of_lost_call(void)
+{
+    char d3[300], keys[300];
+    snprintf(d3, sizeof d3, "%s.timers", dir);
+    snprintf(keys, sizeof keys, "%s/data.keys", d3);
+    rmtree(d3);
+    sb_config cfg;
+    test_engine_config(&cfg, d3, NULL, 8 << 20);
+    cfg.log = log_keep;
+    sb_engine *e = NULL;
+    ok(sb_open(&e, &cfg, res) == 0, "engine on a new directory");
+    if (!e) return;
+    const char *a = "{\"id\":\"acme\"}";
+    ok(sb_account_put(e, a, strlen(a), res) == 0, "account acme");
+    for (int i = 0; i < 2; i++)
+        test_put(e, res, sb_agent_put, "acme",
+                 i ? "{\"id\":\"bob\",\"devices\":{\"softphone\":\"sip:b@x\"},"
+                     "\"status\":\"available\"}"
+                   : "{\"id\":\"alice\",\"devices\":{\"softphone\":\"sip:a@x\"},"
+                     "\"status\":\"available\"}");
+    ok(test_put(e, res, sb_queue_put, "acme",
+                "{\"id\":\"support\",\"ring_timeout\":10,"
+                "\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"}]}") == 0,
+       "queue support, alice and bob, ring timeout 10 s");
+    ok(test_event(e, res, "acme",
+                  "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"support\","
+                  "\"caller\":\"+442079460001\"}") == 0 &&
+           test_action_count(res, SB_ACT_RING) == 1,
+       "c1 rings an agent");
+    sb_close(e);
+    e = NULL;
+    unlink(keys);
+    setenv("SWITCHBOARD_DATA_KEYS_LOST", "1", 1);
+    ok(sb_open(&e, &cfg, res) == 0, "opened again with its data keys lost for good");
+    unsetenv("SWITCHBOARD_DATA_KEYS_LOST");
+    if (!e) return;
+    now_ms += 1000;
+    ok(test_event(e, res, "acme",
+                  "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"support\","
+                  "\"caller\":\"+442079460002\"}") == 0 &&
+           test_action_count(res, SB_ACT_RING) == 1,
+       "c2, sealed with the new key, rings the other agent");
+    now_ms += 30000;
+    log_clear();
+    int rc = sb_tick(e, res);
+    is_int(rc, 0, "the tick past both ring timeouts works (%s)", rc ? sb_result_message(res) : "");
+    int c2 = 0;
+    for (size_t i = 0; i < sb_result_count(res); i++)
+        if (!strcmp(sb_result_action(res, i)->call_id, "c2")) c2++;
+    ok(c2 > 0, "c2's ring timeout fired (%d actions)", c2);
+    ok(strstr(logbuf, "ring timeout of call 'c1' (account 'acme') failed: ") &&
+           strstr(logbuf, "tried again in 60 s, the other timers go on"),
+       "c1's is put off, and the log says which and why: %s", logbuf);
+    log_clear();
+    now_ms += 5000;
+    sb_tick(e, res);
+    ok(!strstr(logbuf, "'c1'"), "not tried at the next tick");
+    now_ms += 60000;
+    sb_tick(e, res);
+    ok(strstr(logbuf, "ring timeout of call 'c1' (account 'acme') failed: ") != NULL,
+       "but a minute on, again");
+    sb_close(e);
+    rmtree(d3);
+}
+
 static void test_fresh_directory(void)
 {
     /* No account has a data key yet: any key will do (a new directory). */
@@ -316,6 +385,7 @@ int main(void)
     test_other_key_refused();
     unlink(other_key);
     test_data_keys_lost();
+    test_timer_of_lost_call();
     test_fresh_directory();
     test_open_before_other_key();
     test_unchecked_slot();
