@@ -2385,6 +2385,17 @@ static int load_job(lua_State *L)
         if (ty != LUA_TFUNCTION)
             return luaL_error(L, "%s.lua:%d: hook '%s' must be a function (got %s)", j->name, ll,
                               sbx_key_names[hooks[i]], lua_typename(L, ty));
+        /* A library function (pcall, error...) or what coroutine.wrap
+        ** returns is a C function: called as a hook it fails with no line
+        ** of the policy ("[C]:-1: ..."), a wrapped coroutine on its second
+        ** call (dead once it returned). Every Lua function here was defined
+        ** by this file (no chunk loads another). */
+        if (lua_iscfunction(L, -1))
+            return luaL_error(L,
+                              "%s.lua:%d: hook '%s' must be a Lua function defined in the "
+                              "policy (got a built-in function: a library function or what "
+                              "coroutine.wrap returns cannot be a hook)",
+                              j->name, ll, sbx_key_names[hooks[i]]);
         j->refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
         nhooks++;
     }

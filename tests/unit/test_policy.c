@@ -846,6 +846,32 @@ static void test_cases(void)
                       r);
     ok(rc == SB_EPOLICY && strstr(sb_result_message(r), "hook 'retain' must be a function"),
        "pol_validate: optional hooks must be functions too");
+    /* A library function or a coroutine.wrap is a C function: as a hook it
+    ** failed at call time with no line ("[C]:-1: ..."), or on its second
+    ** call (a wrapped coroutine that returned is dead). Refused at load,
+    ** for every hook, with the line of the returned table. */
+    static const struct {
+        const char *src, *msg;
+    } chooks[] = {
+        {"return { route = pcall }", "c.lua:1: hook 'route' must be a Lua function defined in "
+                                     "the policy (got a built-in function"},
+        {"return { route = error }", "c.lua:1: hook 'route' must be a Lua function"},
+        {"return { route = coroutine.wrap(function(call, agents, ctx)\n"
+         "  return { wait = 1 }\nend) }",
+         "c.lua:3: hook 'route' must be a Lua function defined in the policy"},
+        {"local P = {}\nfunction P.route() return {} end\nP.retain = print\nreturn P\n",
+         "c.lua:4: hook 'retain' must be a Lua function"},
+        {"return { erase = coroutine.wrap(function() end) }",
+         "c.lua:1: hook 'erase' must be a Lua function"},
+    };
+    for (size_t i = 0; i < countof(chooks); i++) {
+        rc = pol_validate(&lim, "c", chooks[i].src, strlen(chooks[i].src), NULL, 0, r);
+        ok(rc == SB_EPOLICY && strstr(sb_result_message(r), chooks[i].msg),
+           "pol_validate: a C function as a hook: %s", sb_result_message(r));
+        rc = sb_policy_check("c", chooks[i].src, strlen(chooks[i].src), r);
+        ok(rc == SB_EPOLICY && strstr(sb_result_message(r), chooks[i].msg),
+           "policy check: a C function as a hook: %s", sb_result_message(r));
+    }
     sb_result_free(r);
 }
 
@@ -968,9 +994,9 @@ static void test_check(void)
     rc = sb_policy_check(
         "many",
         "x1=1 x2=1 x3=1 x4=1 x5=1 x6=1 x7=1 x8=1 x9=1 x10=1 x11=1 x12=1\n"
-        "x13=1 x14=1 x15=1 x16=1 x17=1 x18=1 x19=1 x20=1\nreturn {route=print}",
+        "x13=1 x14=1 x15=1 x16=1 x17=1 x18=1 x19=1 x20=1\nreturn {route=function() end}",
         strlen("x1=1 x2=1 x3=1 x4=1 x5=1 x6=1 x7=1 x8=1 x9=1 x10=1 x11=1 x12=1\n"
-               "x13=1 x14=1 x15=1 x16=1 x17=1 x18=1 x19=1 x20=1\nreturn {route=print}"),
+               "x13=1 x14=1 x15=1 x16=1 x17=1 x18=1 x19=1 x20=1\nreturn {route=function() end}"),
         r);
     ok(rc == SB_EPOLICY && json_array_size(json_object_get(res_get_doc(r), "problems")) == 20,
        "long reports keep every problem in the document");

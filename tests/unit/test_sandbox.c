@@ -233,6 +233,10 @@ static const struct hostile hostile[] = {
      "the policy has no hook (a 'route', 'retain' or 'erase' function): the table it returns "
      "has key 'rout' (did you mean 'route'?)"},
     {"load-not-table", "return 42", "must return a table of hooks"},
+    {"load-c-hook", "return { route = pcall }",
+     "hook 'route' must be a Lua function defined in the policy"},
+    {"load-wrap-hook", "return { route = coroutine.wrap(function() return {} end) }",
+     "hook 'route' must be a Lua function defined in the policy"},
 };
 
 int main(void)
