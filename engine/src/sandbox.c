@@ -505,19 +505,33 @@ void sbx_position(char *err, size_t cap, const char *where)
 /* ------------------------------------------------------------------------ */
 /* Logging */
 
-void sbx_logf(sbx *sb, sb_log_level lvl, const char *fmt, ...)
+/* Log msg[0..len) as one line: bytes that begin or continue no UTF-8
+** character as '?', control characters (a zero byte, a line break, an
+** escape) and DEL as spaces, as text_clean does for what we store; cut is
+** set when msg was cut to fit, so that a character the cut split is
+** dropped rather than shown as '?'. */
+static void log_line(sbx *sb, sb_log_level lvl, char *msg, size_t len, int cut)
 {
-    if (!sb->log) return;
-    char msg[SBX_LOG_LEN + 1], line[SBX_LOG_LEN + 2 * SB_NAME_MAX + 64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    for (char *p = msg; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
+    char line[SBX_LOG_LEN + 2 * SB_NAME_MAX + 64];
+    for (size_t i = 0; i < len; i++)
+        if (!msg[i]) msg[i] = ' ';
+    msg[len] = 0;
+    if (cut) utf8_cut_end(msg);
+    text_clean(msg);
     snprintf(line, sizeof line, "policy log: account=%s policy=%s: %s",
              sb->account ? sb->account : "-", sb->policy ? sb->policy : "-", msg);
     sb->log(sb->log_arg, lvl, line);
+}
+
+void sbx_logf(sbx *sb, sb_log_level lvl, const char *fmt, ...)
+{
+    if (!sb->log) return;
+    char msg[SBX_LOG_LEN + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_line(sb, lvl, msg, strlen(msg), n >= (int)sizeof msg);
 }
 
 int sbx_log_args(lua_State *L, const char *sep)
@@ -531,21 +545,24 @@ int sbx_log_args(lua_State *L, const char *sep)
     sb->log_lines++;
     char buf[SBX_LOG_LEN + 1];
     size_t len = 0, seplen = strlen(sep);
-    for (int i = 1; i <= n && len < SBX_LOG_LEN; i++) {
+    int cut = 0;
+    for (int i = 1; i <= n && !cut; i++) {
         size_t l;
         const char *s = luaL_tolstring(L, i, &l); /* __tostring runs under the budget */
         if (i > 1) {
             size_t k = seplen < SBX_LOG_LEN - len ? seplen : SBX_LOG_LEN - len;
             memcpy(buf + len, sep, k);
             len += k;
+            cut = k < seplen;
         }
-        if (l > SBX_LOG_LEN - len) l = SBX_LOG_LEN - len;
+        if (l > SBX_LOG_LEN - len) l = SBX_LOG_LEN - len, cut = 1;
         memcpy(buf + len, s, l);
         len += l;
         lua_pop(L, 1);
     }
-    buf[len] = 0;
-    sbx_logf(sb, SB_LOG_INFO, "%s", buf);
+    /* The message goes by its length: a zero byte in it is a space, not
+    ** its end. */
+    if (sb->log) log_line(sb, SB_LOG_INFO, buf, len, cut);
     return 0;
 }
 

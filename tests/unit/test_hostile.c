@@ -351,6 +351,37 @@ int main(void)
     d = route(h, 2, "loud");
     ok(!d->failed && nlog > logs && strstr(lastlog, "account=globex policy=loud: loading"),
        "a line printed at load names the account: %s", lastlog);
+
+    /* A zero byte, bytes that are not UTF-8 and control characters: the
+    ** whole line is logged, a zero byte and a control character as a space
+    ** and a byte that begins or continues no character as '?' (the line
+    ** was cut at the zero byte, and the other bytes went out raw). A
+    ** character the length limit cuts in two is dropped, not shown as '?'. */
+    static const struct {
+        const char *src, *want;
+    } lines[] = {
+        {R("ctx.log('bin\\0\\255\\27[31mred', 'x\\0y') return {}"),
+         "policy=bytes1: bin ? [31mred x y"},
+        {R("print('a\\0', '\\xe9t\\xc3\\xa9', '\\xed\\xa0\\x80', '\\xf0\\x9f\\x98') return {}"),
+         "policy=bytes2: a  ?t\xc3\xa9 ??? ???"},
+        {R("ctx.log(string.rep('a', 479) .. '\\xc3\\xa9') return {}"), NULL},
+    };
+    for (size_t i = 0; i < countof(lines); i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "bytes%zu", i + 1);
+        add_src(2, nm, lines[i].src);
+        logs = nlog;
+        d = route(h, 2, nm);
+        if (lines[i].want) {
+            ok(!d->failed && nlog == logs + 1 && strstr(lastlog, lines[i].want),
+               "log line %zu: every byte kept, cleaned: %s", i + 1, lastlog);
+        } else {
+            size_t n = strlen(lastlog);
+            ok(!d->failed && nlog == logs + 1 && n > 480 && lastlog[n - 1] == 'a',
+               "log line %zu: a character cut by the limit is dropped: ...%s", i + 1,
+               lastlog + (n > 8 ? n - 8 : 0));
+        }
+    }
     pol_host_free(h);
 
     /* Work that only allocates, in fewer VM instructions than one count
