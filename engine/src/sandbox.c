@@ -1796,17 +1796,19 @@ static int64_t days_civil(int64_t y, int64_t m, int64_t d)
     return era * 146097 + doe - 719468;
 }
 
+/* A field of os.time's table, read as stock Lua's getfield does: a float
+** with an integral value counts (day = 1.0), and so does a string that
+** converts to one ('10'). */
 static lua_Integer date_field(lua_State *L, const char *k, lua_Integer def, int required)
 {
-    int t = lua_getfield(L, 1, k);
-    lua_Integer v = def;
-    if (t == LUA_TNIL) {
+    int t = lua_getfield(L, 1, k), isnum;
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum) {
+        if (t != LUA_TNIL) luaL_error(L, "field '%s' is not an integer", k);
         if (required) luaL_error(L, "field '%s' missing in date table", k);
-    } else if (!lua_isinteger(L, -1)) {
-        luaL_error(L, "field '%s' is not an integer", k);
-    } else {
-        v = lua_tointeger(L, -1);
-        if (v < -10000000 || v > 10000000) luaL_error(L, "field '%s' is out-of-bound", k);
+        v = def;
+    } else if (v < -10000000 || v > 10000000) {
+        luaL_error(L, "field '%s' is out-of-bound", k);
     }
     lua_pop(L, 1);
     return v;
