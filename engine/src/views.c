@@ -1093,6 +1093,26 @@ static const char *what(lua_State *L, int idx, char *buf, size_t cap)
     }
 }
 
+/* A decision is read raw (no metamethod runs while the engine reads it), so
+** what a metatable would give (__index, __pairs) would be lost without a
+** word: setmetatable({}, {__index = ...}) read as {}, a wait. A table with
+** a metatable is refused instead, the decision itself (path "") or one
+** read from it. The agents list the hook was given has the engine's own
+** metatable (a __newindex only) and is read as it is. */
+static int plain(dctx *d, int idx, const char *path)
+{
+    lua_State *L = d->L;
+    idx = lua_absindex(L, idx);
+    if (!lua_getmetatable(L, idx)) return 0;
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->sb->ref_agents);
+    int agents = lua_rawequal(L, idx, -1);
+    lua_pop(L, 1);
+    if (agents) return 0;
+    if (!*path) return bad(d, "a table with a metatable is not a decision; return a plain table");
+    return bad(d, "%s: a table with a metatable is not a decision; give a plain table", path);
+}
+
 /* An integer in [lo, hi] (floats with an integral value count). */
 static int int_field(dctx *d, int idx, const char *name, lua_Integer lo, lua_Integer hi, int *out)
 {
@@ -1248,6 +1268,7 @@ static int ring_target(dctx *d, int idx, const char *path, int def_dev, int *can
     int base = lua_gettop(L) + 1;
     if (lua_type(L, idx) == LUA_TTABLE) {
         static const int keys[2] = {K_AGENT, K_DEVICE};
+        if (plain(d, idx, path)) return -1;
         lua_pushnil(L);
         lua_pushnil(L);
         if (read_fields(d, idx, path, keys, 2, base)) return -1;
@@ -1310,6 +1331,7 @@ static int parse_ring(dctx *d, int idx, int def_dev)
 {
     lua_State *L = d->L;
     if (lua_type(L, idx) == LUA_TTABLE) {
+        if (plain(d, idx, "ring")) return -1;
         sbx_push_key(L, K_AGENT);
         int single = lua_rawget(L, idx) != LUA_TNIL;
         lua_pop(L, 1);
@@ -1347,6 +1369,7 @@ static int pause_entry(dctx *d, int idx, const char *path)
     if (lua_type(L, idx) != LUA_TTABLE)
         return bad(d, "%s: expected {agent = ..., reason = ...}, got %s", path,
                    what(L, idx, w, sizeof w));
+    if (plain(d, idx, path)) return -1;
     static const int keys[2] = {K_AGENT, K_REASON};
     int base = lua_gettop(L) + 1;
     lua_pushnil(L);
@@ -1383,6 +1406,7 @@ static int parse_pause(dctx *d, int idx)
     if (lua_type(L, idx) != LUA_TTABLE)
         return bad(d, "pause: expected {agent = ..., reason = ...} or a list of them, got %s",
                    what(L, idx, w, sizeof w));
+    if (plain(d, idx, "pause")) return -1;
     sbx_push_key(L, K_AGENT);
     int single = lua_rawget(L, idx) != LUA_TNIL;
     lua_pop(L, 1);
@@ -1456,6 +1480,7 @@ static int decide(dctx *d, int idx)
     char w[96];
     if (lua_type(L, idx) != LUA_TTABLE)
         return bad(d, "expected a table, got %s", what(L, idx, w, sizeof w));
+    if (plain(d, idx, "")) return -1;
     luaL_checkstack(L, F_N + 16, "decision");
     int one = decide_one(d, idx);
     if (one <= 0) return one;
@@ -1582,6 +1607,7 @@ static int decide_retention(dctx *d, int idx, int erase)
     char w[96];
     if (lua_type(L, idx) != LUA_TTABLE)
         return bad(d, "expected a table, got %s", what(L, idx, w, sizeof w));
+    if (plain(d, idx, "")) return -1;
     luaL_checkstack(L, R_N + 8, "decision");
     int base = lua_gettop(L) + 1;
     for (int i = 0; i < R_N; i++)

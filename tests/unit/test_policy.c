@@ -461,6 +461,9 @@ static void test_decisions(void)
        "a list of pauses, by view or id (%s)", d->error);
     d = route("dec11", HOOK("return { wait = 2.0 }"));
     ok(!d->failed && d->wait == 2, "integral floats count as integers");
+    d = route("dec12", HOOK("return { ring = agents }"));
+    ok(!d->failed && d->kind == DEC_RING && d->nring == 3,
+       "the agents list itself rings them all, its metatable the engine's (%s)", d->error);
 
     static const struct {
         const char *ret, *msg;
@@ -519,6 +522,20 @@ static void test_decisions(void)
         {"{ [true] = 1 }", "unexpected key of type boolean"},
         {"'alice'", "expected a table, got 'alice'"},
         {"{ ring = 'ZED\\n\\1' }", "ring: agent 'ZED\?\?' is not eligible"},
+        /* Fields behind a metatable would be read raw, and so lost: the
+        ** first became {}, a wait, with nothing said. */
+        {"setmetatable({}, {__index = function() return 'alice' end})",
+         "a table with a metatable is not a decision; return a plain table"},
+        {"setmetatable({ wait = 5 }, {})",
+         "a table with a metatable is not a decision; return a plain table"},
+        {"{ ring = setmetatable({ 'alice' }, {__index = {}}) }",
+         "ring: a table with a metatable is not a decision; give a plain table"},
+        {"{ ring = { 'bob', setmetatable({ agent = 'alice' }, {}) } }",
+         "ring[2]: a table with a metatable is not a decision; give a plain table"},
+        {"{ pause = setmetatable({ agent = 'a' }, {}) }",
+         "pause: a table with a metatable is not a decision; give a plain table"},
+        {"{ pause = { setmetatable({ agent = 'a' }, {}) } }",
+         "pause[1]: a table with a metatable is not a decision; give a plain table"},
     };
     for (size_t i = 0; i < countof(bad); i++) {
         char s[600], name[16];
@@ -1175,6 +1192,8 @@ static void test_retention_cases(void)
          "unknown field 'keep_untill' (did you mean 'keep_until'?)"},
         {"{ keep = false }", "keep: expected true, got false"},
         {"'delete'", "expected a table, got 'delete'"},
+        {"setmetatable({}, {__index = function() return true end})",
+         "a table with a metatable is not a decision; return a plain table"},
     };
     for (size_t i = 0; i < countof(bad); i++) {
         char s[400];

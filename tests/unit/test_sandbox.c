@@ -199,11 +199,17 @@ static const struct hostile hostile[] = {
     {"error-number", R("error(42)"), "42"},
     {"error-nil", R("error()"), "error object is a nil value"},
     /* garbage decisions */
-    {"return-G", R("return _G"), "route returned invalid decision: unknown field"},
+    {"return-G", R("return _G"),
+     "route returned invalid decision: a table with a metatable is not a decision"},
+    /* Refused without running a metamethod. */
     {"return-erroring-meta",
      R("return setmetatable({ ring = setmetatable({}, {__len = function() return 1 end,\n"
        "  __index = function() error('boom') end}) }, {__index = function() error('boom') end})"),
-     "route returned invalid decision: ring: empty list"},
+     "route returned invalid decision: a table with a metatable is not a decision"},
+    {"return-erroring-meta-ring",
+     R("return { ring = setmetatable({}, {__len = function() return 1 end,\n"
+       "  __index = function() error('boom') end}) }"),
+     "route returned invalid decision: ring: a table with a metatable is not a decision"},
     {"return-deep", R("local t = {} for i = 1, 100000 do t = { t } end return { ring = t }"),
      "route returned invalid decision: ring[1]: unexpected list entry [1]"},
     {"return-number", R("return 42"), "route returned invalid decision: expected a table, got 42"},
