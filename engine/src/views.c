@@ -1239,12 +1239,42 @@ static int read_fields(dctx *d, int idx, const char *path, const int *keys, int 
     return 0;
 }
 
-/* The table at idx is a list of 1..max entries with keys exactly 1..n. */
-static int list_len(dctx *d, int idx, const char *path, int max)
+/* The table at idx is a list of 1..max entries with keys exactly 1..n. A
+** table with other keys and no entry is neither one entry nor a list: the
+** message says what it expects (as `expect`) and shows a key it has, the
+** smallest string key, one of the entry's keys suggested for it. */
+static int list_len(dctx *d, int idx, const char *path, int max, const char *expect,
+                    const int *keys, int nkeys)
 {
     lua_State *L = d->L;
     lua_Unsigned n = lua_rawlen(L, idx);
-    if (n == 0) return bad(d, "%s: empty list", path);
+    if (n == 0) {
+        char str[72] = "", other[96] = "";
+        int total = 0, strs = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            lua_pop(L, 1);
+            total++;
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                char s[72];
+                sbx_show(L, -1, s, sizeof s);
+                if (!strs++ || strcmp(s, str) < 0) snprintf(str, sizeof str, "%s", s);
+            } else if (!other[0]) {
+                what(L, -1, other, sizeof other);
+            }
+        }
+        if (!total) return bad(d, "%s: empty list", path);
+        const char *near = strs ? sbx_suggest(str, strlen(str), keys, nkeys) : NULL;
+        char key[128], more[32] = "";
+        if (strs)
+            snprintf(key, sizeof key, "'%s'%s%s%s", str, near ? " (did you mean '" : "",
+                     near ? near : "", near ? "'?)" : "");
+        else
+            snprintf(key, sizeof key, "%s", other);
+        if (total > 1) snprintf(more, sizeof more, " and %d more", total - 1);
+        return bad(d, "%s: expected %s, got a table with no list entries, key%s %s%s", path, expect,
+                   total > 1 ? "s" : "", key, more);
+    }
     if (n > (lua_Unsigned)max)
         return bad(d, "%s: %llu entries, at most %d", path, (unsigned long long)n, max);
     lua_Unsigned seen = 0;
@@ -1258,6 +1288,22 @@ static int list_len(dctx *d, int idx, const char *path, int max)
         }
     }
     return (int)n;
+}
+
+/* Is the table at idx one entry ({ agent = ..., device = ... } in a ring,
+** { agent = ..., reason = ... } a pause) rather than a list of them? It has
+** an agent, or no list entry and the entry's other key (its message is
+** then "missing 'agent'"). */
+static int single_entry(lua_State *L, int idx, int other)
+{
+    sbx_push_key(L, K_AGENT);
+    int single = lua_rawget(L, idx) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (single || lua_rawlen(L, idx) > 0) return single;
+    sbx_push_key(L, other);
+    single = lua_rawget(L, idx) != LUA_TNIL;
+    lua_pop(L, 1);
+    return single;
 }
 
 static int ring_target(dctx *d, int idx, const char *path, int def_dev, int *cand, int *dev)
@@ -1331,12 +1377,12 @@ static int parse_ring(dctx *d, int idx, int def_dev)
 {
     lua_State *L = d->L;
     if (lua_type(L, idx) == LUA_TTABLE) {
+        static const int keys[2] = {K_AGENT, K_DEVICE};
         if (plain(d, idx, "ring")) return -1;
-        sbx_push_key(L, K_AGENT);
-        int single = lua_rawget(L, idx) != LUA_TNIL;
-        lua_pop(L, 1);
-        if (!single) {
-            int n = list_len(d, idx, "ring", POL_MAX_RING);
+        if (!single_entry(L, idx, keys[1])) {
+            int n =
+                list_len(d, idx, "ring", POL_MAX_RING,
+                         "an agent (an id, a view or { agent = ... }) or a list of them", keys, 2);
             if (n < 0) return -1;
             for (int i = 1; i <= n; i++) {
                 char path[24];
@@ -1407,11 +1453,10 @@ static int parse_pause(dctx *d, int idx)
         return bad(d, "pause: expected {agent = ..., reason = ...} or a list of them, got %s",
                    what(L, idx, w, sizeof w));
     if (plain(d, idx, "pause")) return -1;
-    sbx_push_key(L, K_AGENT);
-    int single = lua_rawget(L, idx) != LUA_TNIL;
-    lua_pop(L, 1);
-    if (single) return pause_entry(d, idx, "pause");
-    int n = list_len(d, idx, "pause", POL_MAX_PAUSE);
+    static const int keys[2] = {K_AGENT, K_REASON};
+    if (single_entry(L, idx, keys[1])) return pause_entry(d, idx, "pause");
+    int n = list_len(d, idx, "pause", POL_MAX_PAUSE,
+                     "{agent = ..., reason = ...} or a list of them", keys, 2);
     if (n < 0) return -1;
     for (int i = 1; i <= n; i++) {
         char path[24];

@@ -491,6 +491,23 @@ static void test_decisions(void)
         {"{ pause = { agent = 'a', reasn = 'x' } }",
          "pause: unknown field 'reasn' (did you mean 'reason'?)"},
         {"{ ring = { { device = 'mobile' } } }", "ring[1]: missing 'agent'"},
+        /* A table that is neither one agent nor a list: what was given and
+        ** what is expected (it said "ring: empty list"). */
+        {"{ ring = { id = 'alice' } }",
+         "ring: expected an agent (an id, a view or { agent = ... }) or a list of them, got a "
+         "table with no list entries, key 'id'"},
+        {"{ ring = { agnet = 'alice' } }",
+         "ring: expected an agent (an id, a view or { agent = ... }) or a list of them, got a "
+         "table with no list entries, key 'agnet' (did you mean 'agent'?)"},
+        {"{ ring = { [0] = 'alice', x = 1, y = 2 } }",
+         "ring: expected an agent (an id, a view or { agent = ... }) or a list of them, got a "
+         "table with no list entries, keys 'x' and 2 more"},
+        {"{ ring = { device = 'mobile' } }", "ring: missing 'agent'"},
+        {"{ pause = { reason = 'x' } }", "pause: missing 'agent'"},
+        {"{ pause = { who = 'a' } }",
+         "pause: expected {agent = ..., reason = ...} or a list of them, got a table with no "
+         "list entries, key 'who'"},
+        {"{ pause = {} }", "pause: empty list"},
         {"{ ring = { 'alice', [5] = 'bob' } }", "ring: expected a list, found key 5"},
         {"{ timeout = 5 }", "'timeout' goes only with 'ring'"},
         {"{ wait = 1, device = 'mobile' }", "'device' goes only with 'ring'"},
