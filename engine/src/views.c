@@ -768,6 +768,29 @@ static int view_newindex(lua_State *L)
                       tag_names[tag_of((uintptr_t)lua_touserdata(L, 1))]);
 }
 
+/* pairs(view): a view is not a table (its fields are answered when read),
+** so nothing can list them; Lua's own message named the light userdata
+** ("'for iterator' (table expected, got light userdata)"). The fields are
+** in policies/README.md. */
+static int view_pairs(lua_State *L)
+{
+    static const char *const reads[] = {[H_AGENT] = "agent.id, agent.idle_for, ...",
+                                        [H_CALL] = "call.queue, call.caller, ...",
+                                        [H_QUEUE] = "ctx.queue.waiting, ctx.queue.available, ...",
+                                        [H_CTX] = "ctx.now, ctx.queue, ...",
+                                        [H_RECORD] = "record.id, record.queue, ...",
+                                        [H_REQUEST] = "request.role, request.received"};
+    int tag = tag_of((uintptr_t)lua_touserdata(L, 1));
+    luaL_where(L, 2); /* the line of the pairs call (1 is pairs itself) */
+    if (tag)
+        lua_pushfstring(L, "%s view cannot be iterated; read its fields by name (%s)",
+                        tag_names[tag], reads[tag]);
+    else
+        lua_pushliteral(L, "a view cannot be iterated; read its fields by name");
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
 static int view_tostring(lua_State *L)
 {
     uintptr_t h = (uintptr_t)lua_touserdata(L, 1);
@@ -813,13 +836,15 @@ void views_open(lua_State *L)
 {
     sbx *sb = sbx_of(L);
     lua_pushlightuserdata(L, NULL);
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     lua_pushcfunction(L, view_index);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, view_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, view_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, view_pairs);
+    lua_setfield(L, -2, "__pairs");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);

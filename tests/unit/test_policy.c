@@ -271,6 +271,11 @@ static void test_views(void)
         "check(not pcall(function() return a.nope end), 'unknown field errors')\n"
         "check(not pcall(function() a.id = 'x' end), 'read-only')\n"
         "check(getmetatable(a) == false, 'metatable hidden')\n"
+        "local okp, ep = pcall(pairs, ctx)\n"
+        "check(not okp and ep:find('ctx view cannot be iterated; read its fields by name', 1,\n"
+        "  true), 'pairs(ctx): ' .. tostring(ep))\n"
+        "okp, ep = pcall(pairs, ctx.queue)\n"
+        "check(not okp and ep:find('(ctx.queue.waiting, ', 1, true), 'pairs(ctx.queue): ' .. ep)\n"
         "table.sort(agents, function(x, y) return x.id > y.id end)\n"
         "return { ring = agents[1] }");
     pol_decision *d = route("views", src);

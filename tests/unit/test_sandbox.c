@@ -192,6 +192,13 @@ static const struct hostile hostile[] = {
     {"ctx-write", R("ctx.random = nil"), "ctx view is read-only"},
     {"view-unknown-field", R("return { ring = agents[1].idel_for }"),
      "agent has no field 'idel_for'"},
+    /* A view has no table behind it: pairs says so, where Lua's own
+    ** message was "'for iterator' (table expected, got light userdata)". */
+    {"view-pairs", R("local n = 0\nfor k in pairs(call) do n = n + 1 end"),
+     "hostile-view-pairs.lua:4: call view cannot be iterated; read its fields by name "
+     "(call.queue, call.caller, ...)"},
+    {"view-pairs-agent", R("for k in pairs(agents[1]) do end"),
+     "agent view cannot be iterated; read its fields by name (agent.id, agent.idle_for, ...)"},
     /* error objects */
     {"error-tostring-loop",
      R("error(setmetatable({}, {__tostring = function() while true do end end}))"),
