@@ -853,8 +853,10 @@ int cli_backup(int argc, char **argv)
                "the daemon and others keep working: the data as one transaction saw it,\n"
                "compacted (old versions of anonymized or deleted records left behind),\n"
                "and the wrapped data keys. The master key is not copied: keep it apart;\n"
-               "the backup opens only with it. To restore, stop everything using DIR and\n"
-               "put DEST's files (and the master key) in its place.\n"
+               "the backup opens only with it. A backup is whole when DEST holds data.mdb\n"
+               "(put in place last): an interrupted one leaves none; run it again into\n"
+               "the same DEST. To restore, stop everything using DIR and put DEST's\n"
+               "files (and the master key) in its place.\n"
                "Exit status: 0 written, 1 an error, 2 a usage error.\n");
         return 0;
     }

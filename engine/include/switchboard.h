@@ -814,10 +814,16 @@ SB_API int sb_stats(sb_engine *eng, sb_result *res);
 ** transaction saw it, compacted (free pages, and with them the old
 ** versions of records since anonymized or deleted, are left behind), and
 ** the wrapped data keys. The master key is not copied: the backup opens
-** with the data directory's key (key_file). To restore, stop every engine
-** on the data directory and put the backup's files in its place.
+** with the data directory's key (key_file). The files are written under
+** temporary names (data.mdb.partial, data.keys.partial) and renamed when
+** both are written and synced, data.mdb last: a backup is whole when dest
+** holds data.mdb, and a failed one leaves nothing. A dest holding only what
+** an interrupted backup left is taken, those files removed. To restore,
+** stop every engine on the data directory and put the backup's files in
+** its place.
 ** res's JSON: {"dir":"...","bytes":N,"master_key":"not copied: ..."}.
-** SB_EEXIST if dest is not empty; SB_EFULL if the disk is full. */
+** SB_EEXIST if dest is not empty; SB_EBUSY if another backup is being
+** written into it; SB_EFULL if the disk is full. */
 SB_API int sb_backup(sb_engine *eng, const char *dest, sb_result *res);
 
 #ifdef __cplusplus

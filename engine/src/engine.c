@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -694,8 +695,64 @@ static void totals_of(sb_engine *e, void *arg)
     t->generation = e->shared_gen == UINT64_MAX ? 0 : e->shared_gen;
 }
 
-/* A backup directory: created, or an empty one given; never the data
-** directory itself. */
+/* A backup's files are written under temporary names (".partial" added)
+** and renamed to theirs only when both are written and synced, data.keys
+** first and data.mdb last: a backup killed part-way leaves no data.mdb, so
+** a backup is whole when its data.mdb is there. */
+#define BACKUP_PART ".partial"
+
+/* What an interrupted backup leaves in dest, which a new one removes: its
+** files under their temporary names, and data.keys beside data.mdb.partial
+** (killed between the renames). 0 if dest holds anything else. */
+static int backup_leftovers(DIR *d, int *mdb_part, int *keys_part, int *keys)
+{
+    *mdb_part = *keys_part = *keys = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, ".."))
+            continue;
+        else if (!strcmp(n, "data.mdb" BACKUP_PART))
+            *mdb_part = 1;
+        else if (!strcmp(n, "data.keys" BACKUP_PART))
+            *keys_part = 1;
+        else if (!strcmp(n, "data.keys"))
+            *keys = 1;
+        else
+            return 0;
+    }
+    return !*keys || *mdb_part;
+}
+
+/* Removes what an interrupted backup left in dest (backup_leftovers),
+** unless a backup still runs there: it holds a lock on data.mdb.partial. */
+static int backup_clean(sb_engine *e, const char *dest, int mdb_part, int keys_part, int keys,
+                        sb_result *res)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb" BACKUP_PART, dest);
+    int fd = mdb_part ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB)) {
+        close(fd);
+        return res_err(res, SB_EBUSY, "dest", "another backup is being written into %s", dest);
+    }
+    int err = mdb_part && unlink(path) ? errno : 0;
+    if (fd >= 0) close(fd);
+    snprintf(path, sizeof path, "%s/data.keys" BACKUP_PART, dest);
+    if (keys_part && unlink(path) && !err) err = errno;
+    snprintf(path, sizeof path, "%s/data.keys", dest);
+    if (keys && unlink(path) && !err) err = errno;
+    if (err)
+        return res_err(res, SB_ESTORE, "dest",
+                       "cannot remove what an interrupted backup left in %s: %s", dest,
+                       strerror(err));
+    sb_log(e, SB_LOG_WARN, "removed what an interrupted backup left in %s", dest);
+    return 0;
+}
+
+/* A backup directory: created, or an empty one given (or one holding only
+** what an interrupted backup left, removed); never the data directory
+** itself. */
 static int backup_dest(sb_engine *e, const char *dest, int *made, sb_result *res)
 {
     *made = 0;
@@ -713,14 +770,14 @@ static int backup_dest(sb_engine *e, const char *dest, int *made, sb_result *res
         return res_err(res, SB_EINVAL, "dest", "%s is the data directory itself", dest);
     DIR *d = opendir(dest);
     if (!d) return res_err(res, SB_EINVAL, "dest", "cannot read %s: %s", dest, strerror(errno));
-    struct dirent *de;
-    int empty = 1;
-    while (empty && (de = readdir(d)))
-        empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+    int mdb_part, keys_part, keys;
+    int left = backup_leftovers(d, &mdb_part, &keys_part, &keys);
     closedir(d);
-    return empty ? 0
-                 : res_err(res, SB_EEXIST, "dest",
-                           "%s is not empty: a backup goes into a new or empty directory", dest);
+    if (!left)
+        return res_err(res, SB_EEXIST, "dest",
+                       "%s is not empty: a backup goes into a new or empty directory", dest);
+    return mdb_part || keys_part || keys ? backup_clean(e, dest, mdb_part, keys_part, keys, res)
+                                         : 0;
 }
 
 static int backup_write(sb_engine *e, const char *dest, sb_result *res);
@@ -734,23 +791,15 @@ int sb_backup(sb_engine *e, const char *dest, sb_result *res)
     int made, rc = backup_dest(e, dest, &made, res);
     if (rc) return rc;
     rc = backup_write(e, dest, res);
-    if (rc) { /* nothing half-written is left for a retry to trip over */
-        char path[4096];
-        snprintf(path, sizeof path, "%s/data.mdb", dest);
-        unlink(path);
-        snprintf(path, sizeof path, "%s/data.keys", dest);
-        unlink(path);
-        if (made) rmdir(dest);
-    }
+    if (rc && made) rmdir(dest); /* backup_write removed its files */
     return rc;
 }
 
 /* A new file of the backup, made 0600 before the first byte goes in: no
 ** one else may open the copy while it is written (LMDB's own copy makes
 ** its file 0666 less the umask). Its fd, or -1 with res set. */
-static int backup_open(const char *dest, const char *name, char *path, size_t cap, sb_result *res)
+static int backup_open(const char *path, sb_result *res)
 {
-    snprintf(path, cap, "%s/%s", dest, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         res_err(res, no_room(errno) ? SB_EFULL : SB_ESTORE, "dest", "cannot create %s: %s", path,
@@ -758,12 +807,34 @@ static int backup_open(const char *dest, const char *name, char *path, size_t ca
     return fd;
 }
 
+/* 0 or the errno of syncing dir's entries (the renames into it). */
+static int sync_dir(const char *dir)
+{
+    int err = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    if (fsync(fd)) err = errno;
+    close(fd);
+    return err;
+}
+
 static int backup_write(sb_engine *e, const char *dest, sb_result *res)
 {
-    int rc;
-    char path[4096];
-    int fd = backup_open(dest, "data.mdb", path, sizeof path, res);
+    int rc, kfd = -1, step = 0; /* 1 data.mdb.partial made, 2 data.keys.partial, 3 data.keys */
+    const char *what = "data.keys";
+    char mpart[4096], kpart[4096], mpath[4096], kpath[4096];
+    snprintf(mpart, sizeof mpart, "%s/data.mdb" BACKUP_PART, dest);
+    snprintf(kpart, sizeof kpart, "%s/data.keys" BACKUP_PART, dest);
+    snprintf(mpath, sizeof mpath, "%s/data.mdb", dest);
+    snprintf(kpath, sizeof kpath, "%s/data.keys", dest);
+    int fd = backup_open(mpart, res);
     if (fd < 0) return sb_result_code(res);
+    step = 1;
+    /* Held until the end: another backup into dest does not take this one's
+    ** files for an interrupted one's. */
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        rc = res_err(res, SB_EBUSY, "dest", "another backup is being written into %s", dest);
+        goto fail;
+    }
     /* One read transaction's snapshot, written page by page without the
     ** free ones: old versions of changed or deleted data stay behind. */
     eng_batch_settle(e); /* the copy takes a transaction of its own */
@@ -771,20 +842,27 @@ static int backup_write(sb_engine *e, const char *dest, sb_result *res)
     if (!rc && fsync(fd)) rc = errno;
     struct stat st;
     if (!rc && fstat(fd, &st)) rc = errno;
-    close(fd);
-    if (rc)
-        return res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "dest",
-                       "cannot write the copy in %s: %s", dest, mdb_strerror(rc));
-    char kpath[4096];
-    int kfd = backup_open(dest, "data.keys", kpath, sizeof kpath, res);
-    if (kfd < 0) return sb_result_code(res);
-    if ((rc = rec_keys_copy(e, kfd, kpath, res))) return rc;
-    int dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd)) rc = errno;
-        close(dfd);
+    if (rc) {
+        rc = res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "dest",
+                     "cannot write the copy in %s: %s", dest, mdb_strerror(rc));
+        goto fail;
     }
-    if (rc) return res_err(res, SB_ESTORE, "dest", "cannot sync %s: %s", dest, strerror(rc));
+    if ((kfd = backup_open(kpart, res)) < 0) {
+        rc = sb_result_code(res);
+        goto fail;
+    }
+    step = 2;
+    if ((rc = rec_keys_copy(e, kfd, kpart, res))) goto fail; /* it closes kfd */
+    /* data.keys in place (and so on the disk) before data.mdb: a directory
+    ** with data.mdb holds a whole backup, even after a power loss. */
+    if (rename(kpart, kpath)) goto fail_errno;
+    step = 3;
+    if ((rc = sync_dir(dest))) goto fail_sync;
+    what = "data.mdb";
+    if (rename(mpart, mpath)) goto fail_errno;
+    step = 4;
+    if ((rc = sync_dir(dest))) goto fail_sync;
+    close(fd);
     char sz[32];
     sb_log(e, SB_LOG_INFO, "backup written to %s (%s)", dest,
            eng_size_str(sz, sizeof sz, (size_t)st.st_size));
@@ -793,6 +871,22 @@ static int backup_write(sb_engine *e, const char *dest, sb_result *res)
                       "not copied: the backup opens only with this data directory's "
                       "master key, kept apart from it"));
     return 0;
+fail_errno:
+    rc = res_err(res, SB_ESTORE, "dest", "cannot put %s in place in %s: %s", what, dest,
+                 strerror(errno));
+    goto fail;
+fail_sync:
+    rc = res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "dest", "cannot sync %s: %s", dest,
+                 strerror(rc));
+fail:
+    /* Nothing of a failed backup is left, for a retry to trip over or to be
+    ** taken for a whole one. */
+    if (step >= 4) unlink(mpath);
+    if (step >= 3) unlink(kpath);
+    if (step == 2) unlink(kpart);
+    if (step < 4) unlink(mpart);
+    close(fd);
+    return rc;
 }
 
 int sb_stats(sb_engine *e, sb_result *res)

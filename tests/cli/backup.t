@@ -3,7 +3,11 @@
 # written by replay, taken while it is in use, opens with the directory's
 # master key and holds its records; it is said once; the master key is not in it; a
 # directory that is not empty, a missing DEST and a data directory that is
-# not there are refused and change nothing.
+# not there are refused and change nothing. A backup killed (-9) at each of
+# its syncs and renames in turn (the synctrace.so shim's SB_KILLAT) leaves no
+# data.mdb unless beside the rest of a whole backup, and data.keys only
+# beside data.mdb.partial; run again into the same directory, it removes
+# what the killed one left and is whole.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
@@ -39,6 +43,51 @@ run "$sb" backup --data-dir "$tmp/nowhere" "$tmp/b2"
 ok $? "a data directory that is not there: refused, nothing created" "$(shown)"
 run "$sb" backup --data-dir "$data" --json "$tmp/b3"
 check 0 "--json prints the result" out '"bytes":'
+shim="$SB_BUILD/tests/crash/synctrace.so"
+asan="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+if [ -f "$shim" ]; then
+    k=1 kills=0 last=0 bad=""
+    while [ $k -le 40 ]; do
+        rm -rf "$tmp/bk"
+        run env LD_PRELOAD="$shim" SB_KILLAT=$k ASAN_OPTIONS="$asan" \
+            "$sb" backup --data-dir "$data" "$tmp/bk"
+        [ "$rc" -eq 0 ] && break
+        left=$(ls "$tmp/bk" 2>/dev/null | tr '\n' ' ')
+        if [ -e "$tmp/bk/data.mdb" ]; then # killed after the last rename: whole
+            [ "$left" = "data.keys data.mdb " ] || bad="$bad kill $k (rc $rc): $left;"
+        elif [ -d "$tmp/bk" ]; then
+            kills=$((kills + 1)) last=$k
+            if [ -e "$tmp/bk/data.keys" ] && [ ! -e "$tmp/bk/data.mdb.partial" ]; then
+                bad="$bad kill $k (rc $rc): $left;"
+            fi
+        fi
+        k=$((k + 1))
+    done
+    [ "$rc" -eq 0 ] && [ "$kills" -ge 4 ] && [ -z "$bad" ]
+    ok $? "killed at each sync and rename ($kills kills part-way): no data.mdb but in a whole \
+backup, data.keys only beside data.mdb.partial" "$(shown)
+$bad"
+    rm -rf "$tmp/bk"
+    run env LD_PRELOAD="$shim" SB_KILLAT=$last ASAN_OPTIONS="$asan" \
+        "$sb" backup --data-dir "$data" "$tmp/bk"
+    left=$(ls "$tmp/bk" | tr '\n' ' ')
+    run "$sb" backup --data-dir "$data" "$tmp/bk"
+    check 0 "run again after the last kill part-way ($left): written" out "backup written to"
+    has "$err" "removed what an interrupted backup left"
+    ok $? "... saying it removed what the killed one left" "$(shown)"
+    [ "$(ls "$tmp/bk" | tr '\n' ' ')" = "data.keys data.mdb " ]
+    ok $? "... leaving data.mdb and data.keys alone" "$(ls -l "$tmp/bk")"
+    run "$sb" records list --data-dir "$tmp/bk" --account acme --key-file "$data/master.key"
+    [ "$rc" -eq 0 ] && [ "$out" = "$before" ]
+    ok $? "... which open and list the same records" "$(shown)"
+    mkdir "$tmp/bk2" && : >"$tmp/bk2/data.mdb.partial" && : >"$tmp/bk2/notes"
+    run "$sb" backup --data-dir "$data" "$tmp/bk2"
+    [ "$rc" -eq 1 ] && has "$err" "is not empty" && [ -e "$tmp/bk2/data.mdb.partial" ]
+    ok $? "a leftover beside another file: refused, nothing removed" "$(shown)"
+else
+    n=$((n + 1))
+    echo "ok $n # SKIP no $shim"
+fi
 run "$sb" backup --help
 check 0 "backup --help says how to restore" out "To restore"
 done_testing

@@ -15,6 +15,11 @@
 ** Fault injection: with $SB_SYNCFAIL_EVERY=N, every Nth sync fails with EIO
 ** (without syncing), as a failing disk would — after the first
 ** $SB_SYNCFAIL_AFTER syncs (default 0), so a test can set up first.
+**
+** Kill points: with $SB_KILLAT=N, the Nth sync or rename(2), counted
+** together, kills the process with SIGKILL before it is made: a kill -9
+** at a chosen step of writing files (backup.t runs N = 1, 2, ... until the
+** command gets through).
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -23,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,8 +173,23 @@ static int inject(void)
     return fail;
 }
 
+/* SB_KILLAT: is this the call to die at? */
+static void kill_point(void)
+{
+    static unsigned long at = (unsigned long)-1, n;
+    pthread_mutex_lock(&mu);
+    if (at == (unsigned long)-1) {
+        const char *k = getenv("SB_KILLAT");
+        at = k ? strtoul(k, NULL, 10) : 0;
+    }
+    int die = at && ++n == at;
+    pthread_mutex_unlock(&mu);
+    if (die) raise(SIGKILL);
+}
+
 static void sync_start(int fd)
 {
+    kill_point();
     char b[64];
     struct iovec v = {b, (size_t)snprintf(b, sizeof b, "tid=%ld data=%d", (long)syscall(SYS_gettid),
                                           fd >= 0 && is_data_file(fd))};
@@ -205,4 +226,10 @@ int fdatasync(int fd)
     int r = inject() ? (errno = EIO, -1) : REAL(fdatasync)(fd);
     sync_end(fd, r);
     return r;
+}
+
+int rename(const char *from, const char *to)
+{
+    kill_point();
+    return REAL(rename)(from, to);
 }
