@@ -378,12 +378,15 @@ static int key_read(rec_state *rs, const uint8_t master[32], uint32_t acct, cons
     return rc;
 }
 
+/* SB_EFULL when there was no room for the slot (a full disk, a quota, the
+** file size limit; a short write is the disk filling up), else SB_ESTORE. */
 static int write_slot(rec_state *rs, uint32_t acct, const uint8_t slot[KEY_SLOT], int sync)
 {
     ssize_t n = pwrite(rs->keyfd, slot, KEY_SLOT, (off_t)acct * KEY_SLOT);
-    if (n != KEY_SLOT) return SB_ESTORE;
-    if (sync && fdatasync(rs->keyfd)) return SB_ESTORE;
-    return 0;
+    int err = n == KEY_SLOT ? 0 : n < 0 ? errno : ENOSPC;
+    if (!err && sync && fdatasync(rs->keyfd)) err = errno;
+    if (!err) return 0;
+    return err == ENOSPC || err == EDQUOT || err == EFBIG ? SB_EFULL : SB_ESTORE;
 }
 
 /* Data keys destroyed in this process (account deletions): every engine's

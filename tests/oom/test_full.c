@@ -332,6 +332,35 @@ static void fsize_full(const char *base)
            "fsize: writes past the file size limit fail with SB_EFULL (exit 0; 1: another code)");
 }
 
+/* An account made when data.keys cannot take its data key's slot (the file
+** size limit, as a full disk): SB_EFULL (the daemon's 503 and /healthz
+** storage_full), not SB_ESTORE, and no account. */
+static void account_full(const char *base)
+{
+    char data[400];
+    snprintf(data, sizeof data, "%s/keys", base);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        /* acme's slot (account 1) is bytes 128 to 255 of data.keys; the map,
+        ** written through (sync none), is not limited by it while it does
+        ** not grow. */
+        struct rlimit rl = {256, 256};
+        if (open_engine(data, (size_t)1 << 20, (size_t)64 << 20) || setrlimit(RLIMIT_FSIZE, &rl))
+            _exit(2);
+        static const char beta[] = "{\"id\":\"beta\"}";
+        int rc = sb_account_put(eng, beta, strlen(beta), res);
+        int gone = sb_account_get(eng, "beta", res) == SB_ENOTFOUND;
+        _exit(rc == SB_EFULL && gone ? 0 : rc == SB_EFULL ? 3 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    is_int(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0,
+           "account: its data key past the file size limit is SB_EFULL and no account (exit 0; "
+           "1: another code, 3: the account is there)");
+}
+
 static void tmpfs_off(const char *mnt)
 {
     if (umount(mnt) != 0 && umount2(mnt, MNT_DETACH) != 0)
@@ -424,6 +453,7 @@ int main(void)
     map_full(base);
     calls_end_when_full(base);
     fsize_full(base);
+    account_full(base);
     disk_full(base);
     backup_full(base);
     sb_result_free(res);
