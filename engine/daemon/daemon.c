@@ -874,17 +874,24 @@ static int open_engine(sbd *d)
     struct stat kst;
     int key_was = lstat(key, &kst) == 0;
     int rc = sb_open(&d->eng, &lc, d->res);
+    /* Also when the open then failed: the key stays (removing a key file
+    ** is what must never go wrong), the next start takes it as found and
+    ** would not say it was made. */
+    if (!key_was && lstat(key, &kst) == 0)
+        sbd_log(SB_LOG_WARN, "master key created", "path=%s mode=0600 note=%s", sbd_q(key),
+                sbd_q(rc ? "this start then failed; the next one uses this key. It seals every "
+                           "account's data: keep a copy of it, apart from the data directory's "
+                           "backups (switchboard backup does not copy it); without it the data "
+                           "cannot be read"
+                         : "it seals every account's data: keep a copy of it, apart from the "
+                           "data directory's backups (switchboard backup does not copy it); "
+                           "without it the data cannot be read"));
     if (rc != 0) {
         const char *msg = sb_result_message(d->res);
         sbd_errorf("switchboard: cannot open the engine on %s: %s\n", c->data_dir,
                    msg && *msg ? msg : sb_strerror(rc));
         return -1;
     }
-    if (!key_was && lstat(key, &kst) == 0)
-        sbd_log(SB_LOG_WARN, "master key created", "path=%s mode=0600 note=%s", sbd_q(key),
-                sbd_q("it seals every account's data: keep a copy of it, apart from the data "
-                      "directory's backups (switchboard backup does not copy it); without it "
-                      "the data cannot be read"));
     return 0;
 }
 

@@ -447,7 +447,7 @@ static int env_acquire(sb_engine *e, sb_result *res)
             ** creating it failed with a message about a temporary file). */
             rc = res_err(res, SB_ECRYPTO, "key_file",
                          "no master key at %s, and %s holds data keys made with one: give the "
-                         "key file this data was written with (key_file); nothing was created",
+                         "key file this data was written with (key_file); no master key was made",
                          e->key_file, e->data_dir);
             goto out;
         }

@@ -281,6 +281,24 @@ t.ok(len(made) == 1 and "level=warn" in made[0]
      "the master key made on first start is logged at warn, with its path and a reminder to "
      "keep it apart from backups", d2.lines)
 
+# A first start that fails after the master key is made (a data.mdb that is
+# not LMDB's): the key is announced all the same, the next start would not.
+bad = os.path.join(tmp, "notlmdb")
+os.makedirs(bad, 0o700)
+with open(os.path.join(bad, "data.mdb"), "wb") as f:
+    f.write(bytes(8192))
+db = t.owned(Daemon(data_dir=bad))
+db.start(expect_listen=False)
+t.is_(db.wait(20), 1, "a data.mdb that is not LMDB's: exit 1")
+made = [l for l in db.lines if 'msg="master key created"' in l]
+t.ok(len(made) == 1 and "level=warn" in made[0] and "this start then failed" in made[0]
+     and "apart from the data directory's backups" in made[0]
+     and os.path.exists(os.path.join(bad, "master.key")),
+     "... the master key it made is logged, saying the start failed after", db.lines)
+order = [i for i, l in enumerate(db.lines) if "master key created" in l or "cannot open" in l]
+t.ok(len(order) == 2 and "master key created" in db.lines[order[0]],
+     "... before the error", db.lines)
+
 # An address in use: the daemon says so and exits before it makes anything
 # on disk (the data directory a first try would otherwise leave behind).
 busy = socket.socket()

@@ -208,7 +208,8 @@ static void test_open_refusals(void)
         rc = open_rc(&c);
         ok(rc == SB_ECRYPTO && !strcmp(field_of(res), "key_file") &&
                strstr(sb_result_message(res), "no master key at") &&
-               strstr(sb_result_message(res), "nothing was created") && access(keys[i], F_OK) != 0,
+               strstr(sb_result_message(res), "no master key was made") &&
+               access(keys[i], F_OK) != 0,
            "open: data keys without their key file (%s): %s",
            i ? "its directory missing" : "missing", sb_result_message(res));
     }
