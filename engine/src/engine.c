@@ -323,8 +323,9 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     if (e->cfg.sync == SB_SYNC_NONE) flags = MDB_WRITEMAP | MDB_NOSYNC;
     sh->ordered = e->cfg.sync != SB_SYNC_NONE;
     if ((rc = mdb_env_open(sh->env, e->data_dir, flags, 0600)))
-        return res_err(res, SB_ESTORE, "data_dir", "cannot open LMDB in %s: %s", e->data_dir,
-                       mdb_strerror(rc));
+        return res_err(res, SB_ESTORE, "data_dir", "cannot open LMDB in %s: %s%s", e->data_dir,
+                       mdb_strerror(rc),
+                       rc == MDB_INVALID || rc == MDB_CORRUPTED ? ": " ENG_RESTORE_HINT : "");
     MDB_envinfo info;
     mdb_env_info(sh->env, &info);
     sh->map_size = info.me_mapsize;
@@ -341,8 +342,11 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     if ((rc = posix_fallocate(fd, 0, (off_t)sh->map_size))) {
         char sz[32];
         return res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "data_dir",
-                       "cannot reserve %s for %s/data.mdb: %s",
-                       eng_size_str(sz, sizeof sz, sh->map_size), e->data_dir, strerror(rc));
+                       "cannot reserve %s for %s/data.mdb: %s%s",
+                       eng_size_str(sz, sizeof sz, sh->map_size), e->data_dir, strerror(rc),
+                       no_room(rc) ? ": free space on its disk, or set a smaller map_size (the "
+                                     "map grows as it fills)"
+                                   : "");
     }
     int dead = 0;
     mdb_reader_check(sh->env, &dead);

@@ -288,8 +288,13 @@ int eng_write_locked(sb_engine *e, void (*fn)(sb_engine *e, void *arg), void *ar
 int eng_read_begin(sb_engine *e, MDB_txn **txn);
 void eng_read_end(sb_engine *e, MDB_txn *txn);
 
-/* Map an LMDB error to an SB_E* code with a message in res. */
+/* Map an LMDB error to an SB_E* code with a message in res, which says
+** what to do next where there is something to do (make room, restore). */
 int eng_mdb_err(sb_result *res, int rc, const char *what);
+/* What a message about a data file that is not whole tells to do. */
+#define ENG_RESTORE_HINT                                                                           \
+    "restore the data directory from a backup (made by switchboard backup; switchboard(1), "       \
+    "backup, says how)"
 
 int64_t eng_now(sb_engine *e);
 /* A size for a log line in the largest unit it reaches: "512 KiB", "1.5 GiB". */

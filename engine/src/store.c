@@ -1071,17 +1071,26 @@ int eng_mdb_err(sb_result *res, int rc, const char *what)
                        "in this process",
                        what);
     case MDB_MAP_FULL:
+        return res_err(res, SB_EFULL, NULL,
+                       "%s: storage full (%s); nothing was written: raise map_max and restart, "
+                       "or make room with a sweep, an erasure request or deletes",
+                       what, mdb_strerror(rc));
     case ENOSPC:
     case EDQUOT:
     case EFBIG: /* past the file size the process may write (RLIMIT_FSIZE) */
-        return res_err(res, SB_EFULL, NULL, "%s: storage full (%s); nothing was written", what,
-                       mdb_strerror(rc));
+        return res_err(res, SB_EFULL, NULL,
+                       "%s: storage full (%s); nothing was written: free space on the disk of "
+                       "the data directory (or raise its quota or file size limit); until then "
+                       "nothing that grows the data file can be written, not even the end of a "
+                       "call in progress",
+                       what, mdb_strerror(rc));
     case ENOMEM:
         return res_err(res, SB_ENOMEM, NULL, "%s: out of memory", what);
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
     case MDB_INVALID:
-        return res_err(res, SB_ESTORE, NULL, "%s: database corrupt (%s)", what, mdb_strerror(rc));
+        return res_err(res, SB_ESTORE, NULL, "%s: database corrupt (%s): " ENG_RESTORE_HINT, what,
+                       mdb_strerror(rc));
     default:
         return res_err(res, SB_ESTORE, NULL, "%s: %s", what, mdb_strerror(rc));
     }
@@ -1831,7 +1840,8 @@ static int past_max(sb_engine *e, sb_result *res)
     if (used < 0 || (size_t)used + margin < max) return 0;
     return res_err(res, SB_EFULL, NULL,
                    "storage full (map_max reached; its reserve is kept for the calls in "
-                   "progress to end); nothing was written");
+                   "progress to end); nothing was written: raise map_max and restart, or make "
+                   "room with a sweep, an erasure request or deletes");
 }
 
 int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freeing)

@@ -290,6 +290,8 @@ with open(os.path.join(bad, "data.mdb"), "wb") as f:
 db = t.owned(Daemon(data_dir=bad))
 db.start(expect_listen=False)
 t.is_(db.wait(20), 1, "a data.mdb that is not LMDB's: exit 1")
+t.ok(any("MDB_INVALID" in l and "restore the data directory from a backup" in l
+         for l in db.lines), "... saying to restore from a backup", db.lines)
 made = [l for l in db.lines if 'msg="master key created"' in l]
 t.ok(len(made) == 1 and "level=warn" in made[0] and "this start then failed" in made[0]
      and "apart from the data directory's backups" in made[0]

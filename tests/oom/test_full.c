@@ -194,6 +194,8 @@ static void map_full(const char *base)
     is_int(orc, SB_EFULL, "map: ... and so do the smallest events (%d calls, %d keys went in)",
            offers, small);
     ok(strstr(last_msg, "full") != NULL, "map: ... saying so: %s", last_msg);
+    ok(strstr(last_msg, "raise map_max and restart") && strstr(last_msg, "sweep"),
+       "map: ... and what to do: raise map_max, or make room (%s)", last_msg);
     ok(clean, "map: every failed write committed nothing and left no agent behind");
     ok(sb_agent_get(eng, "acme", "alice", res) == 0 && sb_agent_list(eng, "acme", res) == 0 &&
            sb_call_get(eng, "acme", "c1", res) == 0,
@@ -324,12 +326,36 @@ static void fsize_full(const char *base)
             _exit(2);
         int count = 0, rc = 0, clean = 1;
         fill("z", 3000, &count, &rc, &clean);
-        _exit(rc == SB_EFULL ? 0 : rc == 0 ? 3 : 1);
+        _exit(rc == SB_EFULL ? (strstr(last_msg, "free space on the disk") ? 0 : 4)
+              : rc == 0      ? 3
+                             : 1);
     }
     int st = 0;
     waitpid(pid, &st, 0);
     is_int(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0,
-           "fsize: writes past the file size limit fail with SB_EFULL (exit 0; 1: another code)");
+           "fsize: writes past the file size limit fail with SB_EFULL, saying to free space "
+           "(exit 0; 1: another code, 4: no next step)");
+    /* A first open whose map does not fit: the message names map_size. */
+    snprintf(data, sizeof data, "%s/fsize-open", base);
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {(rlim_t)1 << 20, (rlim_t)1 << 20};
+        if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(2);
+        sb_config cfg;
+        sb_config_init(&cfg);
+        cfg.data_dir = data;
+        cfg.log = quiet;
+        cfg.map_size = (size_t)4 << 20;
+        int rc = sb_open(&eng, &cfg, res);
+        _exit(rc == SB_EFULL && strstr(sb_result_message(res), "cannot reserve") &&
+                      strstr(sb_result_message(res), "smaller map_size")
+                  ? 0
+                  : 1);
+    }
+    waitpid(pid, &st, 0);
+    is_int(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0,
+           "fsize: a map that does not fit at the first open: SB_EFULL naming map_size (exit 0)");
 }
 
 /* An account made when data.keys cannot take its data key's slot (the file
