@@ -363,9 +363,12 @@ static void h_health(ctx *x)
         x->rep->status = 503;
         evbuffer_add_printf(x->rep->body,
                             "{\"status\":\"storage_full\",\"version\":\"%s\",\"message\":"
-                            "\"a write failed for lack of storage (disk or map_max): reads "
-                            "work, calls in progress can end, new calls are refused until "
-                            "room is made\"}",
+                            "\"a write failed for lack of storage: reads work and new calls "
+                            "are refused; at map_max calls in progress can end (make room or "
+                            "raise map_max and restart); on a full disk nothing that grows the "
+                            "data file is written, calls in progress cannot end either, until "
+                            "space is freed on it. The failed request's message names the "
+                            "cause\"}",
                             sb_version());
         return;
     }

@@ -55,6 +55,11 @@ t.ok(is_full(last), "map: once the map is full, a write is 503 SB_EFULL saying s
 h = d.request("GET", "/healthz")
 t.ok(h.status == 503 and (h.json or {}).get("status") == "storage_full",
      "map: /healthz says storage_full (503) while writes fail for lack of room", h)
+msg = (h.json or {}).get("message", "")
+t.ok("at map_max calls in progress can end" in msg
+     and "on a full disk nothing that grows the data file is written, calls in progress cannot "
+         "end either" in msg,
+     "map: ... its message says what works for each cause, map_max and a full disk", h)
 before = snapshot(a)
 for pad in (0, 20):
     r = a.put("/v1/agents/f%d" % nxt, filler(nxt, pad))
