@@ -23,11 +23,12 @@
 ** an older Switchboard refuses it with a clear error rather than failing on
 ** the records written since; every process on a directory runs one version. */
 #define SCHEMA_VERSION                                                                             \
-    5 /* 3: live calls keep their talk across transfers; 4: call records of                        \
+    6 /* 3: live calls keep their talk across transfers; 4: call records of                        \
        ** version 3 (records.h); 5: agent records keep a status asked for on a                     \
        ** call (model.c, agent format 3), and calls from withheld numbers (call                    \
        ** format 5, records flagged RF_WITHHELD, whose one pseudonym is the                        \
-       ** called number's) */
+       ** called number's); 6: live calls keep the figures of the queue they                       \
+       ** are in (call format 6) */
 
 #define MAP_DEFAULT ((size_t)64 << 20) /* the initial map when map_size is 0 */
 

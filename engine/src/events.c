@@ -923,6 +923,7 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
     if ((rc = waiting_remove(t, c, q)) || (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)) ||
         (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
         goto out;
+    if ((rc = rec_aggr_leave(t, c, q->num))) goto out;
     c->queue = nq.num;
     c->queued = t->now;
     c->moves++;
@@ -1392,14 +1393,15 @@ static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
                        const agent_rec *agent)
 {
     int rc;
-    /* A call an agent answered was answered, however it ends after a
-    ** transfer (the caller hangs up waiting, max wait turns it away). */
-    if (c->answered) outcome = "answered";
     if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) ||
         (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)) ||
         (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
         return rc;
+    /* How it ended in its queue (its aggregates), then: a call an agent
+    ** answered was answered, however it ends after a transfer (the caller
+    ** hangs up waiting, max wait turns it away). */
     if ((rc = record_write(t, c, q, outcome, agent))) return rc;
+    if (c->answered) outcome = "answered";
     act(t, SB_ACT_END, c->id, NULL, q->id, outcome);
     return st_call_del(t->txn, t->e, t->acct, c->id);
 }
@@ -1591,7 +1593,7 @@ static int ev_offer(wtx *t, ev_op *op)
     strcpy(c->caller, op->caller);
     strcpy(c->called, op->called);
     c->priority = ev->priority;
-    c->offered = c->queued = t->now;
+    c->offered = c->queued = c->q_entered = t->now;
     c->queue = c->first_queue = q.num;
     if (op->attrs) {
         char *s = json_dumps(op->attrs, JSON_COMPACT);
@@ -1674,6 +1676,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
         ** record's wait ends there. This agent's talk counts from its own
         ** status change (agent_leaves_call). */
         if (!c->answered) c->answered = t->now;
+        if (!c->q_answered) c->q_answered = t->now; /* its queue's answer */
         c->connected = t->now;
         c->agent = a.num;
         c->nseq = c->seqpos = 0;
@@ -1840,6 +1843,7 @@ static int ev_transfer(wtx *t, ev_op *op)
                          (unsigned)nq.max_length);
             goto out;
         }
+        if (nq.num != q.num && (rc = rec_aggr_leave(t, c, q.num))) goto out;
         c->queue = nq.num;
         c->queued = t->now;
         if (nq.max_wait) {

@@ -16,8 +16,9 @@
 #define V_MEMBER 1
 #define V_AVAIL 1
 #define V_CALL                                                                                     \
-    5 /* 2: numbers sealed (pii), pseudonyms, caller history; 3: talk across                       \
-      ** transfers (connected, talked); 4: sealed_v3; 5: withheld */
+    6 /* 2: numbers sealed (pii), pseudonyms, caller history; 3: talk across                       \
+      ** transfers (connected, talked); 4: sealed_v3; 5: withheld; 6: the                          \
+      ** queue's figures (q_entered, q_answered, q_talked, q_owed) */
 
 static const char *const fb_names[] = {"longest_idle", "ring_all", "wait", "reject"};
 
@@ -332,6 +333,10 @@ void enc_call(wbuf *w, const call_rec *c)
     wb_i64(w, c->talked);
     wb_u8(w, c->sealed_v3);
     wb_u8(w, c->withheld);
+    wb_i64(w, c->q_entered);
+    wb_i64(w, c->q_answered);
+    wb_i64(w, c->q_talked);
+    wb_u8(w, c->q_owed);
 }
 
 int dec_call(const void *p, size_t n, call_rec *c)
@@ -418,8 +423,28 @@ int dec_call(const void *p, size_t n, call_rec *c)
         c->connected = c->state == CALL_CONNECTED ? c->answered : 0;
         c->talked = 0;
     }
+    if (v >= 6) {
+        c->q_entered = rb_i64(&r);
+        c->q_answered = rb_i64(&r);
+        c->q_talked = rb_i64(&r);
+        c->q_owed = rb_u8(&r);
+    } else if (c->queue == c->first_queue) { /* never moved: its queue's figures are its own */
+        c->q_entered = c->offered;
+        c->q_answered = c->answered;
+        c->q_talked = 0;
+        c->q_owed = 0;
+    } else {
+        /* Moved, before calls kept their queue's figures: in the queue it is
+        ** in since it was queued there (a transfer to an agent since moves
+        ** that later), answered there if its first answer came after; the
+        ** queues it left had no row, the first one's is added at its end. */
+        c->q_entered = c->queued;
+        c->q_answered = c->answered >= c->queued ? c->answered : 0;
+        c->q_talked = c->q_answered ? 0 : c->talked;
+        c->q_owed = 1;
+    }
     int ok = v >= 1 && v <= V_CALL && c->state >= CALL_WAITING && c->state <= CALL_CONNECTED &&
-             c->seqpos <= c->nseq && c->sealed_v3 <= 1 && c->withheld <= 1;
+             c->seqpos <= c->nseq && c->sealed_v3 <= 1 && c->withheld <= 1 && c->q_owed <= 1;
     return done(&r, ok);
 }
 

@@ -158,6 +158,15 @@ typedef struct call_rec {
     /* pii sealed with the associated data of version 3 (the offered time in
     ** it); 0 for a call offered before (stored before call format 4). */
     uint8_t sealed_v3;
+    /* The queue the call is in, as its aggregates count it (records.c,
+    ** rec_aggr_leave): when the call came to it (offered or moved there),
+    ** its first answer there (0: none) and the call's talk before it came
+    ** (ms). Leaving a queue for another adds the left queue's row at once
+    ** and starts these afresh, so a call keeps one queue's figures, never a
+    ** list. q_owed: a call stored before call format 6 that had moved by
+    ** then; its first queue's row, never added, is added when it ends. */
+    int64_t q_entered, q_answered, q_talked;
+    uint8_t q_owed;
     ring_target ring[MAX_RING];
     ring_target seq[MAX_RING];
     struct {

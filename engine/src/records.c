@@ -1018,16 +1018,66 @@ static int aggr_add(wtx *t, uint32_t queue, int64_t offered, int outcome, int64_
     return st_put(t->txn, t->e, DB_AGGR, k, 12, buf, sizeof buf);
 }
 
-/* Counters of one call: its account and final queue count it once with its
-** outcome; a call that moved counts in its first queue as overflowed too. */
-static int aggr_call(wtx *t, const call_rec *c, const queue_rec *q, int outcome, int64_t wait,
-                     int64_t talk, uint32_t sl_seconds)
+/* The figures of the queue c is in, from when it came there to `until`:
+** answered there or not (then `left`, the outcome given), the wait to its
+** first answer there or to `until`, the talk since it came (total_talk: the
+** call's talk so far). */
+static int aggr_queue(wtx *t, const call_rec *c, uint32_t queue, int left, int64_t until,
+                      int64_t total_talk, uint32_t sl_seconds)
+{
+    int outcome = c->q_answered ? OUT_ANSWERED : left;
+    int64_t wait = i64_sub_sat(c->q_answered ? c->q_answered : until, c->q_entered);
+    int within = outcome == OUT_ANSWERED && wait <= (int64_t)sl_seconds * 1000;
+    return aggr_add(t, queue, c->offered, outcome, wait, i64_sub_sat(total_talk, c->q_talked),
+                    within);
+}
+
+/* The call's talk up to now: its agents' before the one it is with, and
+** that one's since answering. */
+static int64_t talk_so_far(const call_rec *c, int64_t now)
+{
+    return i64_add_sat(c->talked, c->connected ? i64_sub_sat(now, c->connected) : 0);
+}
+
+/* The first queue's row of a call that moved before calls kept their
+** queue's figures (q_owed), never added: as it was counted then, overflowed
+** after waiting until the call was queued where it is, or answered if
+** answered before that. Added when the call next leaves a queue or ends. */
+static int aggr_owed(wtx *t, const call_rec *c, uint32_t sl_seconds)
+{
+    int before = c->answered && c->answered < c->q_entered;
+    int64_t wait = i64_sub_sat(before ? c->answered : c->q_entered, c->offered);
+    return aggr_add(t, c->first_queue, c->offered, before ? OUT_ANSWERED : OUT_OVERFLOWED, wait,
+                    c->q_talked, before && wait <= (int64_t)sl_seconds * 1000);
+}
+
+int rec_aggr_leave(wtx *t, call_rec *c, uint32_t queue)
+{
+    rec_settings s;
+    int rc = rec_settings_load(t->txn, t->e, t->acct, &s);
+    if (!rc && c->q_owed) rc = aggr_owed(t, c, s.sl_seconds);
+    if (!rc)
+        rc = aggr_queue(t, c, queue, OUT_OVERFLOWED, t->now, talk_so_far(c, t->now), s.sl_seconds);
+    if (rc) return rc;
+    c->q_owed = 0;
+    c->q_entered = t->now;
+    c->q_answered = 0;
+    c->q_talked = talk_so_far(c, t->now);
+    return 0;
+}
+
+/* Counters of a call that ends in queue q: the account counts it once, with
+** its outcome (answered if it ever was), the wait to its first answer and
+** all its talk; q counts it from when it came there, with its outcome there
+** (`ended`: abandoned or rejected there unless answered there). The queues
+** it left counted it then (rec_aggr_leave). */
+static int aggr_call(wtx *t, const call_rec *c, const queue_rec *q, int outcome, int ended,
+                     int64_t end, int64_t wait, int64_t talk, uint32_t sl_seconds)
 {
     int within = outcome == OUT_ANSWERED && wait <= (int64_t)sl_seconds * 1000;
     int rc = aggr_add(t, 0, c->offered, outcome, wait, talk, within);
-    if (!rc && c->first_queue && c->first_queue != q->num)
-        rc = aggr_add(t, c->first_queue, c->offered, OUT_OVERFLOWED, c->queued - c->offered, 0, 0);
-    if (!rc) rc = aggr_add(t, q->num, c->offered, outcome, wait, talk, within);
+    if (!rc && c->q_owed) rc = aggr_owed(t, c, sl_seconds);
+    if (!rc) rc = aggr_queue(t, c, q->num, ended, end, talk, sl_seconds);
     return rc;
 }
 
@@ -1084,7 +1134,11 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
 
     agent_rec a = {0};
     queue_rec first = {0};
-    int outcome = rec_outcome_parse(outcome_name);
+    /* A call an agent answered was answered, however it ended after a
+    ** transfer (the caller hung up waiting, max wait turned it away); its
+    ** queue counts how it ended there unless answered there. */
+    int ended = rec_outcome_parse(outcome_name);
+    int outcome = c->answered ? OUT_ANSWERED : ended;
     int64_t end = t->now;
     size_t idlen = strlen(c->id);
     uint8_t rk[REC_KEY_MAX];
@@ -1199,7 +1253,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         rc = st_put(t->txn, e, DB_RIDX, ik,
                     ridx_key(ik, t->acct, pseudo[i], rec_role(&r, i), end, c->id, idlen), iv,
                     sizeof iv);
-    if (!rc) rc = aggr_call(t, c, q, outcome, wait, talk, s.sl_seconds);
+    if (!rc) rc = aggr_call(t, c, q, outcome, ended, r.ended, wait, talk, s.sl_seconds);
     if (!rc && s.retention[0]) rc = ret_on_write(t, rk, rkl, &s, wp->b.p, wp->b.len);
     if (!rc) rc = ret_erase_on_write(t, rk, rkl, c->id, c->offered, pseudo, npseudo);
 out:

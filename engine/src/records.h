@@ -133,12 +133,18 @@ int rec_open_call(sb_engine *e, uint32_t acct, const char *account, call_rec *c)
 ** ones (joined into tmp when there are any). */
 const char *rec_call_attrs(const call_rec *c, sb_buf *tmp, size_t *len);
 
-/* Write the record of call c (outcome: answered, abandoned, rejected...),
+/* Write the record of call c (outcome: how it ended in its queue, answered,
+** abandoned or rejected; the record says answered if it ever was),
 ** its pseudonym index entries and aggregates, and apply the account's
 ** retention policy to it. `known`: the call's agent when the caller has it
 ** loaded (its id is not looked up again), or NULL. */
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome,
                  const agent_rec *known);
+/* The live call c leaves `queue` for another (moved, overflowing,
+** transferred): that queue's aggregates count it now, answered if an agent
+** answered it there, else overflowed, with its wait and talk there; c's
+** queue figures (model.h) start afresh for the queue it goes to. */
+int rec_aggr_leave(wtx *t, call_rec *c, uint32_t queue);
 /* Has the account a record of that call id? */
 int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id);
 /* Put the latest record of a finished call of account acct into res as JSON

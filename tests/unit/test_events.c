@@ -11,7 +11,8 @@
 #include "tap.h"
 #include "testkit.h"
 
-#include "model.h" /* the queue record, to make a count drift as older versions did */
+#include "engine.h" /* the calls table, to store a call as an older version did */
+#include "model.h"  /* the queue record, to make a count drift as older versions did */
 
 #include <jansson.h>
 #include <math.h>
@@ -303,7 +304,7 @@ static long long day_count(const char *acct, const char *queue, const char *key)
     for (size_t i = 0; i < json_array_size(days); i++) {
         json_t *row = json_array_get(days, i);
         if (queue || json_is_null(json_object_get(row, "queue")))
-            n += json_integer_value(json_object_get(row, key));
+            n += llround(json_number_value(json_object_get(row, key)));
     }
     json_decref(d);
     return n;
@@ -437,7 +438,9 @@ static void test_full_targets(void)
 /* A connected call stored by a version before transfers kept the talk (call
 ** format 2: no connected/talked) reads as connected since its answer; one
 ** stored before calls from withheld numbers (format 4) reads as having a
-** caller. */
+** caller; one stored before calls kept their queue's figures (format 5)
+** reads as in its queue since it was offered, or, having moved, since it
+** was queued there, with its first queue's aggregates row still owed. */
 static void test_call_format_2(void)
 {
     call_rec c;
@@ -448,19 +451,23 @@ static void test_call_format_2(void)
     c.queued = 1000;
     c.answered = 5000;
     c.connected = 5000;
+    c.queue = c.first_queue = 1;
     wbuf w = {{0}, 0};
     enc_call(&w, &c);
-    ok(!w.err && w.b.len > 18, "a connected call encoded");
-    /* As version 2 wrote it: that version byte, without the last four fields
+    /* Format 6 added q_entered, q_answered, q_talked (8 bytes each) and
+    ** q_owed (1) at the end. */
+    const size_t v6 = 25;
+    ok(!w.err && w.b.len > 18 + v6, "a connected call encoded");
+    /* As version 2 wrote it: that version byte, without the last fields
     ** (connected, talked: 16 bytes; sealed_v3, format 4, and withheld, format
-    ** 5: 1 byte each). */
+    ** 5: 1 byte each; format 6's). */
     w.b.p[0] = 2;
     call_rec d;
     memset(&d, 0, sizeof d);
     d.talked = 7;
     d.sealed_v3 = 1;
     d.withheld = 1;
-    int rc = dec_call(w.b.p, w.b.len - 18, &d);
+    int rc = dec_call(w.b.p, w.b.len - 18 - v6, &d);
     ok(rc == 0 && d.connected == 5000 && d.talked == 0,
        "format 2 reads as connected since its answer, no talk before (rc %d, connected %lld)", rc,
        (long long)d.connected);
@@ -468,18 +475,121 @@ static void test_call_format_2(void)
     ok(rc == 0 && d.withheld == 0, "and with a caller (before format 5)");
     w.b.p[0] = 4;
     d.withheld = 1;
-    rc = dec_call(w.b.p, w.b.len - 1, &d);
+    rc = dec_call(w.b.p, w.b.len - 1 - v6, &d);
     ok(rc == 0 && d.connected == 5000 && d.withheld == 0,
        "format 4 reads as it was stored, with a caller (rc %d)", rc);
     w.b.p[0] = 5;
-    w.b.p[w.b.len - 1] = 1;
-    ok(dec_call(w.b.p, w.b.len, &d) == 0 && d.withheld == 1, "format 5 keeps a withheld caller");
-    w.b.p[w.b.len - 1] = 2;
-    ok(dec_call(w.b.p, w.b.len, &d) != 0, "and refuses a withheld byte that is not 0 or 1");
-    w.b.p[0] = 6;
+    w.b.p[w.b.len - 1 - v6] = 1;
+    ok(dec_call(w.b.p, w.b.len - v6, &d) == 0 && d.withheld == 1,
+       "format 5 keeps a withheld caller");
+    ok(d.q_entered == 1000 && d.q_answered == 5000 && d.q_talked == 0 && d.q_owed == 0,
+       "format 5, never moved: in its queue since its offer, answered there");
+    w.b.p[w.b.len - 1 - v6] = 2;
+    ok(dec_call(w.b.p, w.b.len - v6, &d) != 0, "and refuses a withheld byte that is not 0 or 1");
+    w.b.p[w.b.len - 1 - v6] = 0;
+    w.b.p[0] = 7;
     ok(dec_call(w.b.p, w.b.len, &d) != 0, "a format newer than this version's is refused");
+    w.b.p[0] = 6;
+    w.b.p[w.b.len - 1] = 2;
+    ok(dec_call(w.b.p, w.b.len, &d) != 0, "format 6 refuses a q_owed byte that is not 0 or 1");
+    buf_free(&w.b);
+
+    /* Moved from queue 1 to queue 2 at 9000, answered there at 12000. */
+    c.queue = 2;
+    c.queued = 9000;
+    c.answered = c.connected = 12000;
+    memset(&w, 0, sizeof w);
+    enc_call(&w, &c);
+    w.b.p[0] = 5;
+    ok(dec_call(w.b.p, w.b.len - v6, &d) == 0 && d.q_entered == 9000 && d.q_answered == 12000 &&
+           d.q_owed == 1,
+       "format 5, moved: in its queue since queued there, answered there, its first queue owed");
+    /* Answered at 5000 in queue 1, 3 s of talk, transferred to queue 2 at 8000. */
+    c.state = CALL_WAITING;
+    c.queued = 8000;
+    c.answered = 5000;
+    c.connected = 0;
+    c.talked = 3000;
+    buf_free(&w.b);
+    memset(&w, 0, sizeof w);
+    enc_call(&w, &c);
+    w.b.p[0] = 5;
+    ok(dec_call(w.b.p, w.b.len - v6, &d) == 0 && d.q_entered == 8000 && d.q_answered == 0 &&
+           d.q_talked == 3000 && d.q_owed == 1,
+       "format 5, answered and transferred: not answered where it is, its talk before it came");
     call_free(&d);
     buf_free(&w.b);
+}
+
+/* Rewrite the live call `id` (of whichever account) as call format 5
+** stored it, without format 6's queue figures, the engine closed: 1 if done. */
+static int call_to_format_5(const char *id)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t n = strlen(id);
+    int done = 0;
+    if (mdb_env_create(&env)) return 0;
+    mdb_env_set_mapsize(env, 64 << 20);
+    if (mdb_env_open(env, dir, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0) {
+        unsigned char first = DB_CALLS + 1; /* the calls table: acct, id */
+        k = (MDB_val){1, &first};
+        if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0 && mdb_cursor_open(txn, dbi, &cur) == 0) {
+            for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+                 rc == 0 && ((unsigned char *)k.mv_data)[0] == first;
+                 rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+                if (k.mv_size != 5 + n || memcmp((char *)k.mv_data + 5, id, n)) continue;
+                call_rec c;
+                memset(&c, 0, sizeof c);
+                wbuf w = {0};
+                if (dec_call(v.mv_data, v.mv_size, &c) == 0) {
+                    enc_call(&w, &c);
+                    w.b.p[0] = 5;
+                    v = (MDB_val){w.b.len - 25, w.b.p};
+                    done = !w.err && mdb_cursor_put(cur, &k, &v, MDB_CURRENT) == 0;
+                }
+                call_free(&c);
+                buf_free(&w.b);
+                break;
+            }
+            mdb_cursor_close(cur);
+        }
+        mdb_txn_commit(txn);
+    }
+    mdb_env_close(env);
+    return done;
+}
+
+/* A call that moved before calls kept their queue's figures (stored as
+** call format 5, live across the upgrade): the queue it left had no row
+** for it, so its first queue's row is added when it ends, as it was
+** counted then (overflowed, its wait until it was queued where it is); the
+** queue it is in counts it from when it was queued there. */
+static void test_moved_format_5(void)
+{
+    ok(account("old5") == 0 && put(sb_queue_put, "old5", "{\"id\":\"q2\"}") == 0 &&
+           put(sb_queue_put, "old5", "{\"id\":\"q1\",\"max_wait\":10,\"overflow\":\"q2\"}") == 0,
+       "format 5: queue q1 (no members, max wait 10 s) overflows to q2 (none either)");
+    ev("old5", "{\"type\":\"offer\",\"call\":\"old5c\",\"queue\":\"q1\",\"caller\":"
+               "\"+442079460001\"}");
+    now_ms += 10000;
+    sb_tick(eng, res);
+    is_int(day_count("old5", "q1", "offered"), 1, "format 5: q1 counted the call when it left");
+    sb_close(eng);
+    ok(call_to_format_5("old5c"), "format 5: old5c stored as format 5 stored it");
+    eng = open_engine();
+    now_ms += 4000;
+    ev("old5", "{\"type\":\"abandon\",\"call\":\"old5c\"}");
+    is_int(day_count("old5", "q1", "offered"), 2,
+           "format 5: q1 counts it again, the row format 5 left owed (here counted already)");
+    is_int(day_count("old5", "q1", "overflowed"), 2, "format 5: as overflowed");
+    is_int(day_count("old5", "q1", "max_wait"), 10, "format 5: after 10 s");
+    is_int(day_count("old5", "q2", "abandoned"), 1, "format 5: abandoned in q2");
+    is_int(day_count("old5", "q2", "max_wait"), 4, "format 5: after 4 s there");
+    is_int(day_count("old5", NULL, "offered"), 1, "format 5: the account counts it once");
 }
 
 /* An agent record keeps the status asked for on a call (agent format 3);
@@ -596,6 +706,7 @@ int main(void)
     test_available_again();
     test_full_targets();
     test_call_format_2();
+    test_moved_format_5();
     test_agent_format();
     sb_close(eng);
     sb_result_free(res);

@@ -308,8 +308,11 @@ static void test_sealed_before_v3(uint32_t nc, const uint8_t kc[32])
     rc = sl && !buf_put(&c->pii, (const char *)sealed, sl) ? 0 : -1;
     wbuf cw = {0};
     enc_call(&cw, c);
-    cw.b.p[0] = 3; /* as call format 3 stored it: without sealed_v3 and withheld, its last bytes */
-    cw.b.len -= 2;
+    /* As call format 3 stored it: without sealed_v3 and withheld (format 4
+    ** and 5, a byte each) and format 6's queue figures (25 bytes), its last
+    ** bytes. */
+    cw.b.p[0] = 3;
+    cw.b.len -= 2 + 25;
     uint8_t ck[4 + SB_ID_MAX];
     put_be32(ck, nc);
     memcpy(ck + 4, "c9", 2);

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -176,6 +177,204 @@ static void test_aggregates(void)
     is_int(json_array_size(json_object_get(d, "days")), 0, "no calls in sales");
     json_decref(d);
     ok(sb_aggregates(eng, "acme", "nosuch", 0, 0, res) == SB_ENOTFOUND, "unknown queue");
+}
+
+/* --- aggregates of calls that move between queues ------------------------ */
+
+/* Account acct: agents alice and carol available, dave paused; queues sales
+** (alice), backup (carol), and q1 -> q2 -> q3 (dave), q1 and q2 overflowing
+** after 10 s; a 20 s service level. */
+static int moves_account(const char *acct)
+{
+    char json[512];
+    static const char *const agents[] = {"alice", "carol", "dave"};
+    static const char *const queues[] = {
+        "{\"id\":\"sales\",\"policy\":\"longest-idle\",\"members\":[{\"agent\":\"alice\"}]}",
+        "{\"id\":\"backup\",\"policy\":\"longest-idle\",\"members\":[{\"agent\":\"carol\"}]}",
+        "{\"id\":\"q3\",\"policy\":\"longest-idle\",\"members\":[{\"agent\":\"dave\"}]}",
+        "{\"id\":\"q2\",\"policy\":\"longest-idle\",\"max_wait\":10,\"overflow\":\"q3\","
+        "\"members\":[{\"agent\":\"dave\"}]}",
+        "{\"id\":\"q1\",\"policy\":\"longest-idle\",\"max_wait\":10,\"overflow\":\"q2\","
+        "\"members\":[{\"agent\":\"dave\"}]}"};
+    snprintf(json, sizeof json, "{\"id\":\"%s\",\"service_level_seconds\":20}", acct);
+    int rc = sb_account_put(eng, json, strlen(json), res);
+    for (int i = 0; i < 3 && !rc; i++) {
+        snprintf(json, sizeof json,
+                 "{\"id\":\"%s\",\"devices\":{\"softphone\":\"sip:%s@pbx.example\"},"
+                 "\"status\":\"%s\"}",
+                 agents[i], agents[i], i == 2 ? "paused" : "available");
+        rc = sb_agent_put(eng, acct, json, strlen(json), res);
+    }
+    for (int i = 0; i < 5 && !rc; i++)
+        rc = sb_queue_put(eng, acct, queues[i], strlen(queues[i]), res);
+    if (rc) diag("account %s: %s", acct, sb_result_message(res));
+    return rc;
+}
+
+/* acct's row of queue (NULL: the account's) on day: exactly these counts
+** (offered answered abandoned rejected overflowed within-SL), these times
+** (ms: wait, answer wait, talk, max wait), and no other row of that queue. */
+static void row_is(const char *acct, const char *queue, const char *day, const int n[6],
+                   const long long ms[4], const char *what)
+{
+    static const char *const counts[] = {"offered",  "answered",   "abandoned",
+                                         "rejected", "overflowed", "answered_within_sl"};
+    static const char *const times[] = {"wait_total", "answer_wait_total", "talk_total",
+                                        "max_wait"};
+    json_t *d = doc(sb_aggregates(eng, acct, NULL, 0, 0, res));
+    json_t *row = NULL, *x;
+    size_t i;
+    int rows = 0;
+    json_array_foreach(json_object_get(d, "days"), i, x)
+    {
+        json_t *q = json_object_get(x, "queue");
+        if (queue ? json_is_string(q) && !strcmp(json_string_value(q), queue) : json_is_null(q)) {
+            rows++;
+            if (!strcmp(jstr(x, "day"), day)) row = x;
+        }
+    }
+    char got[256] = "", want[256] = "";
+    size_t g = 0, w = 0;
+    for (int k = 0; k < 6; k++) {
+        g += (size_t)snprintf(got + g, sizeof got - g, "%s %lld ", counts[k], jint(row, counts[k]));
+        w += (size_t)snprintf(want + w, sizeof want - w, "%s %d ", counts[k], n[k]);
+    }
+    for (int k = 0; k < 4; k++) {
+        g += (size_t)snprintf(got + g, sizeof got - g, "%s %lld ", times[k],
+                              llround(json_number_value(json_object_get(row, times[k])) * 1000));
+        w += (size_t)snprintf(want + w, sizeof want - w, "%s %lld ", times[k], ms[k]);
+    }
+    ok(row && rows == 1 && !strcmp(got, want), "%s: %s's row%s%s", what, queue ? queue : "account",
+       row ? "" : " is missing", rows > 1 ? " (and more than one)" : "");
+    if (strcmp(got, want)) diag("got  %s\nwant %s", got, want);
+    json_decref(d);
+}
+
+static void no_row(const char *acct, const char *queue, const char *what)
+{
+    json_t *d = doc(sb_aggregates(eng, acct, queue, 0, 0, res));
+    is_int(json_array_size(json_object_get(d, "days")), 0, "%s: no row for %s", what, queue);
+    json_decref(d);
+}
+
+static void test_moved_calls(void)
+{
+    static const char *const day = "2026-01-05";
+    char json[256];
+#define EV(acct, ...) (snprintf(json, sizeof json, __VA_ARGS__), ev(acct, json))
+#define ANSWER(acct, call, agent)                                                                  \
+    EV(acct,                                                                                       \
+       "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"%s\",\"outcome\":\"answered\"}",     \
+       call, agent)
+    /* Answered in sales after 4 s, 50 s of talk, transferred to backup,
+    ** answered there 6 s later, 30 s of talk. */
+    ok(moves_account("mv1") == 0, "moves: account mv1");
+    EV("mv1",
+       "{\"type\":\"offer\",\"call\":\"x1\",\"queue\":\"sales\",\"caller\":\"+4420794601\"}");
+    now_ms += 4000;
+    ANSWER("mv1", "x1", "alice");
+    now_ms += 50000;
+    EV("mv1", "{\"type\":\"transfer\",\"call\":\"x1\",\"queue\":\"backup\"}");
+    now_ms += 6000;
+    ANSWER("mv1", "x1", "carol");
+    now_ms += 30000;
+    EV("mv1", "{\"type\":\"hangup\",\"call\":\"x1\"}");
+    row_is("mv1", "sales", day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){4000, 4000, 50000, 4000},
+           "transfer after answer");
+    row_is("mv1", "backup", day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){6000, 6000, 30000, 6000},
+           "transfer after answer");
+    row_is("mv1", NULL, day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){4000, 4000, 80000, 4000},
+           "transfer after answer");
+
+    /* The same, but the caller hangs up 8 s into backup, still ringing. */
+    ok(moves_account("mv5") == 0, "moves: account mv5");
+    EV("mv5",
+       "{\"type\":\"offer\",\"call\":\"x5\",\"queue\":\"sales\",\"caller\":\"+4420794605\"}");
+    now_ms += 4000;
+    ANSWER("mv5", "x5", "alice");
+    now_ms += 50000;
+    EV("mv5", "{\"type\":\"transfer\",\"call\":\"x5\",\"queue\":\"backup\"}");
+    now_ms += 8000;
+    EV("mv5", "{\"type\":\"abandon\",\"call\":\"x5\"}");
+    row_is("mv5", "sales", day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){4000, 4000, 50000, 4000},
+           "transfer after answer, hung up in backup");
+    row_is("mv5", "backup", day, (int[]){1, 0, 1, 0, 0, 0}, (long long[]){8000, 0, 0, 8000},
+           "transfer after answer, hung up in backup");
+    row_is("mv5", NULL, day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){4000, 4000, 50000, 4000},
+           "transfer after answer, hung up in backup");
+    json_t *r = doc(sb_call_get(eng, "mv5", "x5", res));
+    is_str(jstr(r, "outcome"), "answered", "moves: x5's record says answered, as it was");
+    json_decref(r);
+
+    /* Transferred while ringing alice in sales, 5 s in; answered in backup
+    ** 3 s later, 20 s of talk. */
+    ok(moves_account("mv2") == 0, "moves: account mv2");
+    EV("mv2",
+       "{\"type\":\"offer\",\"call\":\"x2\",\"queue\":\"sales\",\"caller\":\"+4420794602\"}");
+    now_ms += 5000;
+    EV("mv2", "{\"type\":\"transfer\",\"call\":\"x2\",\"queue\":\"backup\"}");
+    now_ms += 3000;
+    ANSWER("mv2", "x2", "carol");
+    now_ms += 20000;
+    EV("mv2", "{\"type\":\"hangup\",\"call\":\"x2\"}");
+    row_is("mv2", "sales", day, (int[]){1, 0, 0, 0, 1, 0}, (long long[]){5000, 0, 0, 5000},
+           "transfer before answer");
+    row_is("mv2", "backup", day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){3000, 3000, 20000, 3000},
+           "transfer before answer");
+    row_is("mv2", NULL, day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){8000, 8000, 20000, 8000},
+           "transfer before answer");
+
+    /* q1 -> q2 after 10 s -> q3 after 10 s, abandoned 5 s later. */
+    ok(moves_account("mv3") == 0, "moves: account mv3");
+    EV("mv3", "{\"type\":\"offer\",\"call\":\"x3\",\"queue\":\"q1\",\"caller\":\"+4420794603\"}");
+    for (int i = 0; i < 2; i++) {
+        now_ms += 10000;
+        sb_tick(eng, res);
+    }
+    now_ms += 5000;
+    EV("mv3", "{\"type\":\"abandon\",\"call\":\"x3\"}");
+    row_is("mv3", "q1", day, (int[]){1, 0, 0, 0, 1, 0}, (long long[]){10000, 0, 0, 10000},
+           "overflow chain");
+    row_is("mv3", "q2", day, (int[]){1, 0, 0, 0, 1, 0}, (long long[]){10000, 0, 0, 10000},
+           "overflow chain");
+    row_is("mv3", "q3", day, (int[]){1, 0, 1, 0, 0, 0}, (long long[]){5000, 0, 0, 5000},
+           "overflow chain");
+    row_is("mv3", NULL, day, (int[]){1, 0, 1, 0, 0, 0}, (long long[]){25000, 0, 0, 25000},
+           "overflow chain");
+
+    /* Never moved: answered after 7 s, 40 s of talk. */
+    ok(moves_account("mv4") == 0, "moves: account mv4");
+    EV("mv4",
+       "{\"type\":\"offer\",\"call\":\"x4\",\"queue\":\"sales\",\"caller\":\"+4420794604\"}");
+    now_ms += 7000;
+    ANSWER("mv4", "x4", "alice");
+    now_ms += 40000;
+    EV("mv4", "{\"type\":\"hangup\",\"call\":\"x4\"}");
+    row_is("mv4", "sales", day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){7000, 7000, 40000, 7000},
+           "never moved");
+    row_is("mv4", NULL, day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){7000, 7000, 40000, 7000},
+           "never moved");
+    no_row("mv4", "backup", "never moved");
+
+    /* Offered 5 s before midnight, overflowing after it: every row on the
+    ** day it was offered. */
+    ok(moves_account("mv6") == 0, "moves: account mv6");
+    int64_t saved = now_ms;
+    now_ms = 1767657595000; /* 2026-01-05 23:59:55 UTC */
+    EV("mv6", "{\"type\":\"offer\",\"call\":\"x6\",\"queue\":\"q1\",\"caller\":\"+4420794606\"}");
+    now_ms += 10000;
+    sb_tick(eng, res);
+    now_ms += 2000;
+    EV("mv6", "{\"type\":\"abandon\",\"call\":\"x6\"}");
+    row_is("mv6", "q1", day, (int[]){1, 0, 0, 0, 1, 0}, (long long[]){10000, 0, 0, 10000},
+           "across midnight");
+    row_is("mv6", "q2", day, (int[]){1, 0, 1, 0, 0, 0}, (long long[]){2000, 0, 0, 2000},
+           "across midnight");
+    row_is("mv6", NULL, day, (int[]){1, 0, 1, 0, 0, 0}, (long long[]){12000, 0, 0, 12000},
+           "across midnight");
+    if (now_ms < saved) now_ms = saved;
+#undef ANSWER
+#undef EV
 }
 
 static void test_export(void)
@@ -555,5 +754,6 @@ int main(void)
     test_holds_and_erasure();
     test_no_plaintext();
     test_account_deletion();
+    test_moved_calls(); /* last: its clock goes to midnight */
     return end_engine();
 }
