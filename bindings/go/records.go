@@ -257,9 +257,12 @@ func (e *Engine) HoldList(account string) ([]Hold, error) {
 	return out, nil
 }
 
-// AggregateDay is one day's figures for the account (Queue "") or a queue.
-// A call that moved between queues counts in its first queue as overflowed
-// and in its last with its outcome; the account's row counts it once.
+// AggregateDay is one day's figures for the account (Queue "") or a queue,
+// of the calls offered that day (UTC). The account's row counts each call
+// once, answered if it ever was; a queue's row counts each call that came
+// to it, with its outcome, wait and talk there (answered if answered there,
+// overflowed if it left unanswered). Failed is always 0. See sb_aggregates
+// in switchboard.h.
 type AggregateDay struct {
 	Day                                                string // "2026-01-05"
 	Queue                                              string // "" for the account's row
@@ -290,9 +293,9 @@ type aggrJSON struct {
 	ServiceLevel     float64 `json:"service_level"`
 }
 
-// Aggregates returns the daily aggregates of calls offered in [from, to)
-// (both zero: all), for one queue or (queue "") the account and each of its
-// queues. Deleting records never changes them.
+// Aggregates returns the daily aggregates of every whole day (UTC) that
+// [from, to) touches (both zero: all), for one queue or (queue "") the
+// account and each of its queues. Deleting records never changes them.
 func (e *Engine) Aggregates(account, queue string, from, to time.Time) ([]AggregateDay, error) {
 	var fromMs, toMs int64
 	if !from.IsZero() {

@@ -642,6 +642,14 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** final event: queue, numbers, times, wait, talk, outcome, agent, every ring
 ** attempt, the policy versions that decided and the gateway's attributes.
 ** sb_call_get() reads it once the call is over (without the numbers).
+** Its outcome is "answered" (an agent answered it, however it ended after
+** a transfer), "abandoned" (the caller hung up before any answer) or
+** "rejected" (turned away: a policy's reject, max wait or max length with
+** no overflow queue to go to, too many moves); its wait runs from the offer
+** to the first answer (or the end), its talk is every agent's. A call that
+** moves ends in one record, in the queue it ended in ("queue"; the one it
+** was offered to is "first_queue"); "overflowed" is a queue's count in
+** sb_aggregates, never a record's outcome.
 **
 ** Personal data is sealed at rest with the account's data key: the caller
 ** and called numbers, and the attributes named in the account's
@@ -654,8 +662,9 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 **   "retention": "retention/keep-90-days-then-delete"   the retention policy
 **                (a policy name, looked up like a queue's; null: keep forever)
 **   "personal_attrs": ["name","email"]   attributes sealed like the numbers
-**   "service_level_seconds": 20          answered within this counts as
-**                                        within the service level
+**   "service_level_seconds": 20          answered after a wait of at most
+**                                        this counts as within the service
+**                                        level (sb_aggregates)
 **
 ** The retention policy's `retain` hook decides when a record is written and
 ** at each review date it asks for (keep until a date, anonymize — drop the
@@ -737,17 +746,53 @@ SB_API int sb_hold_release(sb_engine *eng, const char *account, const char *hold
 /* {"holds":[hold...]} */
 SB_API int sb_hold_list(sb_engine *eng, const char *account, sb_result *res);
 
-/* Daily aggregates of calls offered in [from_ms, to_ms) (0, 0: all), for one
-** queue or (queue NULL) the account and each of its queues. res's JSON:
+/* Daily aggregates, for one queue or (queue NULL) the account and each of
+** its queues. res's JSON:
 ** {"days":[{"day":"2026-01-05","queue":"support"|null,"offered":N,
 **   "answered":N,"abandoned":N,"rejected":N,"overflowed":N,"failed":N,
 **   "wait_total":s,"answer_wait_total":s,"talk_total":s,"max_wait":s,
 **   "answered_within_sl":N,"service_level":0.95}]}
-** A call that moved between queues counts in its first queue as overflowed
-** and in its last with its outcome; the account row counts it once. A
-** deleted queue's rows keep its id, with "queue_deleted":true, and `queue`
-** finds them by that id (beside the rows of a queue made again with it); a
-** queue id no queue has or had is SB_ENOTFOUND. */
+** Days are UTC. A call counts on the day it was offered, in every row it
+** counts in, also where it reached a queue or ended after midnight. Its
+** figures are added when it leaves a queue (for that queue) and when it
+** ends (for the queue it ends in and the account's row): a live call is in
+** no row but those of the queues it left, and a day's rows go on changing
+** after midnight while calls offered that day are live. from_ms and to_ms
+** choose whole days: every day [from_ms, to_ms) touches (0, 0: all), so
+** from_ms at noon gives that whole day, and to_ms at midnight stops before
+** the day it starts.
+**
+** The account's row (queue null) counts each call once: its outcome
+** answered if an agent ever answered it, else abandoned or rejected (never
+** overflowed, nor failed); its wait from the offer to its first answer (or
+** to its end); all its talk. A queue's row counts each call that came to
+** that queue (offered to it, overflowed or moved there by max wait, max
+** length or a policy, transferred there), once for each time it came:
+** answered if an agent answered it while there (also if it was then
+** transferred away), abandoned or rejected if it ended there so,
+** overflowed if it left unanswered (max wait, max length, a policy's
+** move, a transfer to another queue before an answer). Its wait there runs
+** from when it came to its first answer there, or to when it left or
+** ended; its talk there from that answer to the transfer away or the end
+** (transfers to an agent stay in the queue, as does one to the queue
+** itself). So an answered call transferred from sales to backup is
+** answered in both, with the wait and talk of each, and a call that
+** overflowed q1 -> q2 -> q3 is offered once in each.
+**
+** wait_total sums the waits of every call counted (abandoned ones too),
+** answer_wait_total those of the answered ones, and max_wait is the longest
+** of them; times in seconds, kept to the millisecond. failed is always 0:
+** no call ends so (the field stays for readers of earlier versions).
+** answered_within_sl counts the calls answered after a wait (as above, the
+** row's own) of at most the account's service_level_seconds, as set when
+** the figures were added; service_level is answered_within_sl / offered,
+** offered including those abandoned, rejected and overflowed away (null
+** for no call).
+**
+** A deleted queue's rows keep its id, with "queue_deleted":true, and
+** `queue` finds them by that id (beside the rows of a queue made again with
+** it); a queue id no queue has or had is SB_ENOTFOUND. Deleting or
+** anonymizing records changes no row. */
 SB_API int sb_aggregates(sb_engine *eng, const char *account, const char *queue, int64_t from_ms,
                          int64_t to_ms, sb_result *res);
 

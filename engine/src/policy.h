@@ -211,7 +211,8 @@ typedef struct pol_attempt {
 
 typedef struct pol_record {
     const char *id, *queue, *first_queue;
-    const char *outcome; /* answered, abandoned, rejected, overflowed, failed */
+    const char *outcome; /* answered, abandoned, rejected; a policy test case may
+                         ** give overflowed or failed too, which no record has */
     const char *agent;   /* the agent who answered; NULL if none */
     int64_t offered_ms, answered_ms, ended_ms; /* answered_ms 0: never answered */
     int64_t wait_ms, talk_ms;

@@ -1249,10 +1249,11 @@ class Engine:
         return self._do(_json, self._lib.sb_hold_list, _b(account, "account"))["holds"]
 
     def aggregates(self, account, queue=None, from_ms=0, to_ms=0):
-        """Daily aggregates of calls offered in [from_ms, to_ms) (0, 0: all),
-        for one queue or (queue None) the account (``"queue": None``) and
-        each of its queues: a list of ``{"day", "queue", "offered",
-        "answered", ..., "service_level"}``."""
+        """Daily aggregates of every whole day (UTC) that [from_ms, to_ms)
+        touches (0, 0: all), for one queue or (queue None) the account
+        (``"queue": None``) and each of its queues: a list of ``{"day",
+        "queue", "offered", "answered", ..., "service_level"}``. What each
+        row counts: sb_aggregates in switchboard.h."""
         return self._do(_json, self._lib.sb_aggregates, _b(account, "account"),
                         _b(queue, "queue", True), _whole(from_ms, 63, "from_ms"),
                         _whole(to_ms, 63, "to_ms"))["days"]
