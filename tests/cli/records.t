@@ -3,7 +3,7 @@
 # data directory written by replay: an erasure the policy fails exits 3; a
 # mistyped --data-dir is refused and nothing is created; flags named in
 # errors; times as seconds, ISO or milliseconds; holds show their range;
-# stats' average wait.
+# stats' average wait, and each queue's figures of a transferred call.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
@@ -135,6 +135,39 @@ printf '%s\n' "$out" | grep -q '^2026-01-05 (all) .* 3 .* 0 .* 3 .* 21\.7s'
 ok $? "stats: avg wait 21.7s over all offered calls" "$(shown)"
 has "$out" "avg wait: over all offered calls, answered or not"
 ok $? "... and says so" "$(shown)"
+# stats of a transferred call: answered in sales after 4 s (50 s of talk),
+# transferred to backup, answered there after 6 s (30 s): each queue its
+# own wait and talk, the account's row the call's.
+cat >"$tmp/xfer.jsonl" <<J
+{"account": {"id": "acme"}}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:alice@pbx.example"}, "status": "available"}}
+{"agent": {"id": "carol", "devices": {"softphone": "sip:carol@pbx.example"}, "status": "available"}}
+{"queue": {"id": "backup", "policy": "longest-idle", "members": [{"agent": "carol"}]}}
+{"queue": {"id": "sales", "policy": "longest-idle", "members": [{"agent": "alice"}]}}
+{"at": "2026-01-05T11:00:00Z"}
+{"type": "offer", "call": "x1", "queue": "sales", "caller": "+442079460005"}
+{"advance": 4}
+{"type": "ring_result", "call": "x1", "agent": "alice", "outcome": "answered"}
+{"advance": 50}
+{"type": "transfer", "call": "x1", "queue": "backup"}
+{"advance": 6}
+{"type": "ring_result", "call": "x1", "agent": "carol", "outcome": "answered"}
+{"advance": 30}
+{"type": "hangup", "call": "x1"}
+J
+run "$sb" replay "$tmp/xfer.jsonl" --data-dir "$tmp/xfer" --policy-dir policies
+ok $rc "a call answered in sales and transferred to backup" "$(shown)"
+run "$sb" records stats --data-dir "$tmp/xfer" --account acme
+row() { printf '%s\n' "$out" | grep -q "^2026-01-05 $1 *1 *1 *0 *0 *0 *$2 *$3 *100.0%$"; }
+row sales 4.0s 50.0s
+ok $? "stats: sales answered it, its 4 s wait and 50 s of talk" "$(shown)"
+row backup 6.0s 30.0s
+ok $? "stats: backup answered it, its 6 s wait and 30 s of talk" "$(shown)"
+row '(all)' 4.0s 80.0s
+ok $? "stats: the account's row counts it once, all its talk" "$(shown)"
+run "$sb" records stats --data-dir "$tmp/xfer" --account acme --from 2026-01-05T12:00:00Z
+[ "$(printf '%s\n' "$out" | grep -c '^2026-01-05 ')" -eq 3 ]
+ok $? "stats --from noon gives that whole day (the call came at 11:00)" "$(shown)"
 run "$sb" records release --data-dir "$data" --account acme nope
 check 1 "release of an unknown hold: exit 1" err "nope"
 
