@@ -862,8 +862,73 @@ static void h_policy_delete(ctx *x)
                 sbd_q(x->p[0]));
 }
 
+/* Policy uploads compile the source and run its cases on the event loop
+** that serves every account: each is bounded (500 ms of cases and one
+** hook's wall time), but one account sending them back to back would hold
+** the loop from the others. So an account's uploads take a tenth of the
+** loop over time: the time each took is owed and paid back at a tenth of
+** the time passing, and an upload is refused while more than
+** UPLOAD_OWED_MAX_MS is owed (two full uploads back to back, then one
+** every five seconds or so). */
+#define UPLOAD_OWED_MAX_MS 600.0
+#define UPLOAD_SHARE 10.0
+
+static sbd_upload_debt *upload_slot(sbd *d, const char *account)
+{
+    size_t h = 5381;
+    for (const char *p = account; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    uint64_t now = sbd_now_ns();
+    sbd_upload_debt *best = NULL;
+    double best_owed = 0;
+    for (size_t i = 0; i < SBD_UPLOAD_SLOTS; i++) {
+        sbd_upload_debt *u = &d->uploads[(h + i) % SBD_UPLOAD_SLOTS];
+        if (u->account[0] && strcmp(u->account, account) != 0) {
+            double owed = u->owed_ms - (double)(now - u->at_ns) / 1e6 / UPLOAD_SHARE;
+            if (owed > 0 && (!best || owed < best_owed)) {
+                best = u, best_owed = owed;
+                continue;
+            }
+        }
+        if (!u->account[0] || strcmp(u->account, account) != 0) {
+            snprintf(u->account, sizeof u->account, "%s", account);
+            u->owed_ms = 0;
+            u->at_ns = now;
+        }
+        return u;
+    }
+    /* Every slot owes: the least owing account's slot is taken over. */
+    snprintf(best->account, sizeof best->account, "%s", account);
+    best->owed_ms = 0;
+    best->at_ns = now;
+    return best;
+}
+
+/* What u owes now (paid back since at_ns). */
+static double upload_owed(sbd_upload_debt *u)
+{
+    uint64_t now = sbd_now_ns();
+    double owed = u->owed_ms - (double)(now - u->at_ns) / 1e6 / UPLOAD_SHARE;
+    u->owed_ms = owed > 0 ? owed : 0;
+    u->at_ns = now;
+    return u->owed_ms;
+}
+
 static void h_policy_put(ctx *x)
 {
+    sbd_upload_debt *u = upload_slot(x->d, x->account);
+    double owed = upload_owed(u);
+    if (owed > UPLOAD_OWED_MAX_MS) {
+        int wait_s = (int)((owed - UPLOAD_OWED_MAX_MS) * UPLOAD_SHARE / 1000.0) + 1;
+        add_header(x->rep, "Retry-After: %d\r\n", wait_s);
+        fail(x, 429, "SB_ELIMIT", NULL,
+             "this account's policy uploads took %.0f ms of the daemon's event loop lately, "
+             "more than one account may (a tenth of it over time: uploads run their cases on "
+             "the loop that serves every account); retry in %d s",
+             owed, wait_s);
+        return;
+    }
+    uint64_t t0 = sbd_now_ns();
     const char *src = x->req->body;
     size_t len = x->req->body_len;
     char *cases = NULL;
@@ -899,6 +964,7 @@ static void h_policy_put(ctx *x)
         return;
     }
     int rc = sb_policy_put(x->d->eng, x->account, x->p[0], src, len, cases, x->d->res);
+    u->owed_ms += (double)(sbd_now_ns() - t0) / 1e6;
     reply_result(x, rc, 200, NULL, NULL);
     sbd_log(rc ? SB_LOG_WARN : SB_LOG_INFO, rc ? "policy rejected" : "policy stored",
             "account=%s policy=%s%s%s", sbd_q(x->account), sbd_q(x->p[0]), rc ? " error=" : "",

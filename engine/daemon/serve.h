@@ -122,6 +122,15 @@ typedef struct sbd_pending_req {
     uint64_t seq; /* batch it was answered in */
 } sbd_pending_req;
 
+/* What one account's policy uploads took of the event loop lately
+** (api.c, upload_share): ms owed, paid back at a tenth of the time passing. */
+#define SBD_UPLOAD_SLOTS 64
+typedef struct sbd_upload_debt {
+    char account[136];
+    double owed_ms;
+    uint64_t at_ns;
+} sbd_upload_debt;
+
 struct sbd {
     sbd_config *cfg;
     sb_engine *eng;
@@ -184,6 +193,7 @@ struct sbd {
     int lag_check;        /* the history dropped entries a lagging subscriber may need */
     int storage_full;     /* the last write failed with SB_EFULL (GET /healthz) */
     char tick_error[256]; /* the last tick's failure, "" after one that worked (/healthz) */
+    sbd_upload_debt uploads[SBD_UPLOAD_SLOTS];
     uint64_t event_id, event_id_base;
 
     /* timers and signals */
