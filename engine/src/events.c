@@ -17,7 +17,6 @@
 
 #define DISPATCH_HEAD 16    /* waiting calls read at first per dispatch */
 #define DISPATCH_BATCH 256  /* and then per read, when those all keep waiting */
-#define MAX_MOVES 8         /* queue moves per call before it is rejected */
 #define TICK_BATCH 256      /* timers fired per tick transaction */
 #define TICK_RETRY_MS 60000 /* a timer whose firing failed is tried again after this */
 
@@ -857,16 +856,16 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
 /* Do the overflows from the full queue q lead back to a queue passed
 ** already, every one of them full? Then a call arriving at q has nowhere to
 ** go: turned away as full at once, not sent round the loop until it has
-** moved too often. At most MAX_MOVES queues are followed. */
+** moved too often. At most POL_MAX_MOVES queues are followed. */
 static int overflow_loops_full(wtx *t, const queue_rec *q, int *loop)
 {
-    uint32_t seen[MAX_MOVES + 1];
+    uint32_t seen[POL_MAX_MOVES + 1];
     int n = 0, rc = 0;
     char next[SB_ID_MAX + 1];
     seen[n++] = q->num;
     str_copy(next, sizeof next, q->overflow);
     *loop = 0;
-    while (next[0] && n <= MAX_MOVES && !*loop) {
+    while (next[0] && n <= POL_MAX_MOVES && !*loop) {
         queue_rec o = {0};
         int full = 0;
         rc = st_queue_by_id(t->txn, t->e, t->acct, next, &o);
@@ -900,7 +899,7 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
 {
     queue_rec nq = {0};
     int rc = st_queue_by_id(t->txn, t->e, t->acct, target, &nq);
-    if (rc == SB_ENOTFOUND || c->moves >= MAX_MOVES || (rc == 0 && nq.num == q->num)) {
+    if (rc == SB_ENOTFOUND || c->moves >= POL_MAX_MOVES || (rc == 0 && nq.num == q->num)) {
         queue_free(&nq);
         char why[160];
         /* A policy's move never gets here: a missing queue or its own is an
@@ -909,7 +908,7 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
             snprintf(why, sizeof why, "overflow queue '%s' does not exist", target);
         } else {
             snprintf(why, sizeof why, "%s",
-                     c->moves < MAX_MOVES ? "moved to its own queue" : "too many queue moves");
+                     c->moves < POL_MAX_MOVES ? "moved to its own queue" : "too many queue moves");
         }
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
         if ((rc = waiting_remove(t, c, q))) return rc;
@@ -946,7 +945,7 @@ out:
 /* Max wait ran out and the queue overflows to `target`: did that queue
 ** have the call already, on its way here? Then sending it back would pass
 ** the caller round a loop of queues overflowing into each other, one max
-** wait each, until MAX_MOVES turned it away as "too many queue moves".
+** wait each, until POL_MAX_MOVES turned it away as "too many queue moves".
 **
 ** The call keeps no list of the queues it was in, so its way is worked
 ** out: every move of a call is counted, and an overflow (on max wait or
@@ -957,7 +956,7 @@ out:
 ** those queues had it (waited out, or passed as full). Where the steps
 ** end elsewhere (a policy moved it off the chain, overflow settings
 ** changed since) or the call was answered, *had stays 0 and the call
-** overflows as before, MAX_MOVES still bounding it. Only a policy moving
+** overflows as before, POL_MAX_MOVES still bounding it. Only a policy moving
 ** the call off the chain and back to the very queue the chain reaches
 ** would make a queue count that never had the call: the call is turned
 ** away then, saying why, as it would be a loop later. A list of queues
@@ -965,8 +964,8 @@ out:
 static int overflow_had_call(wtx *t, const call_rec *c, const char *target, int *had)
 {
     *had = 0;
-    if (c->moves == 0 || c->moves > MAX_MOVES || c->answered) return 0;
-    uint32_t way[MAX_MOVES + 1];
+    if (c->moves == 0 || c->moves > POL_MAX_MOVES || c->answered) return 0;
+    uint32_t way[POL_MAX_MOVES + 1];
     way[0] = c->first_queue;
     for (int i = 1; i <= c->moves; i++) {
         queue_rec o = {0}, n = {0};
@@ -1138,6 +1137,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         .ntried = ntried,
         .tried_ids = tried_ids,
         .tried_n = tried_n,
+        .moves = c->moves,
     };
     line_arg la = {t, c, q->num};
     /* The call counts among those waiting also when it is decided as it

@@ -19,6 +19,7 @@
 #define POL_MAX_RING 32  /* agents in one ring decision (any mode) */
 #define POL_MAX_STEP 600 /* seconds between agents of a progressive ring */
 #define POL_MAX_PAUSE 8  /* agents paused by one decision */
+#define POL_MAX_MOVES 8  /* queue moves in a call's life (a policy's, an overflow's) */
 
 /* Devices, as bits (shared with schedule.h's DEV_*). */
 enum { POL_DEV_LANDLINE = 1, POL_DEV_MOBILE = 2, POL_DEV_SOFTPHONE = 4 };
@@ -74,6 +75,7 @@ typedef struct pol_call {
     size_t ntried;
     const char *const *tried_ids; /* ntried agent ids rung for this call */
     const int *tried_n;           /* how often each */
+    int moves; /* queue moves so far: a move decision at POL_MAX_MOVES is invalid */
 } pol_call;
 
 typedef struct pol_queue {

@@ -1629,6 +1629,11 @@ static int decide(dctx *d, int idx)
         if (!id_valid(o->queue)) return bad(d, "move: '%s' is not a valid queue id", o->queue);
         if (d->vc->call && d->vc->call->queue && strcmp(o->queue, d->vc->call->queue) == 0)
             return bad(d, "move: the call waits in queue '%s' already", o->queue);
+        if (d->vc->call && d->vc->call->moves >= POL_MAX_MOVES)
+            return bad(d,
+                       "move: the call has moved %d times, the most a call may (policies "
+                       "moving it back and forth?): ring, wait or reject it",
+                       d->vc->call->moves);
         if (d->vc->q && d->vc->q->queue_exists) {
             int has = d->vc->q->queue_exists(d->vc->q->line_arg, o->queue);
             if (has < 0)

@@ -161,6 +161,27 @@ check 1 "a retention hook failure: exit 1" err "0 errors, 1 policy failure (0 ro
 has "$err" "rfail.lua:3: retention boom"
 ok $? "... with the failure's file:line" "$(shown)"
 
+# Two queues whose policies move a call to each other: the ninth move is an
+# invalid decision (the fallback rings, the failure counts toward quarantine),
+# where the call was rejected as "too many queue moves" with no failure said.
+printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  if call.queue == "qa" then return { move = "qb" } end\n  return { move = "qa" }\nend\nreturn P\n' \
+    >"$tmp/pingpong.lua"
+cat >"$tmp/pingpong.jsonl" <<J
+{"account": {"id": "acme"}}
+{"policy": "pingpong", "file": "$tmp/pingpong.lua"}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:a@x"}, "status": "available"}}
+{"queue": {"id": "qa", "policy": "pingpong", "members": [{"agent": "alice"}]}}
+{"queue": {"id": "qb", "policy": "pingpong", "members": [{"agent": "alice"}]}}
+{"type": "offer", "call": "c1", "queue": "qa", "caller": "+442079460001"}
+J
+run "$sb" replay "$tmp/pingpong.jsonl" --policy-dir policies
+check 1 "policies moving a call back and forth: a policy failure" err \
+    "0 errors, 1 policy failure (1 routing decision fell back)"
+has "$err" "pingpong.lua:2: route returned invalid decision: move: the call has moved 8 times"
+ok $? "... saying why, with file:line" "$(shown)"
+has "$out" "ring alice for c1" && ! has "$out" "too many queue moves"
+ok $? "... and the fallback rings alice" "$(shown)"
+
 run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "examples/replay/first-calls.jsonl runs cleanly" err "0 errors, 0 policy failures"
 has "$out" "ring alice for c4" && ! has "$out" "error"
