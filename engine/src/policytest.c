@@ -836,11 +836,11 @@ static json_t *normalize(const pol_decision *d, const pol_cand *cands)
     case DEC_MOVE:
         json_object_set_new(o, "action", json_string("move"));
         json_object_set_new(o, "queue", json_string(d->queue));
-        if (d->reason[0]) json_object_set_new(o, "reason", json_string(d->reason));
+        if (d->reason[0]) json_object_set_new(o, "reason", json_string_clean(d->reason));
         break;
     case DEC_REJECT:
         json_object_set_new(o, "action", json_string("reject"));
-        json_object_set_new(o, "reason", json_string(d->reason));
+        json_object_set_new(o, "reason", json_string_clean(d->reason));
         break;
     default:
         json_object_set_new(o, "action", json_string("wait"));
@@ -851,7 +851,7 @@ static json_t *normalize(const pol_decision *d, const pol_cand *cands)
         for (int i = 0; i < d->npause; i++) {
             json_t *e = json_pack("{ss}", "agent", d->pause[i].agent);
             if (d->pause[i].reason[0])
-                json_object_set_new(e, "reason", json_string(d->pause[i].reason));
+                json_object_set_new(e, "reason", json_string_clean(d->pause[i].reason));
             json_array_append_new(p, e);
         }
         json_object_set_new(o, "pause", p);
@@ -994,15 +994,16 @@ static int build_rcase(rbuild *b, json_t *cs)
         return -1;
     }
     if (str_of(&e, r, "first_queue", "record", rec->queue, &rec->first_queue)) goto bad;
-    static const char *const outcomes[] = {"answered",   "abandoned", "rejected",
-                                           "overflowed", "failed",    NULL};
+    /* What records say: an overflowed call ends in one of these (so the
+    ** aggregates' overflowed and failed are no record's outcome). */
+    static const char *const outcomes[] = {"answered", "abandoned", "rejected", NULL};
     int known = 0;
     for (int i = 0; outcomes[i]; i++)
         known |= !strcmp(rec->outcome, outcomes[i]);
     if (!known) {
         cb_bad(&e,
-               "record.outcome: '%s' is not an outcome (answered, abandoned, rejected, "
-               "overflowed or failed)",
+               "record.outcome: '%s' is not an outcome (answered, abandoned or rejected; a "
+               "call that overflowed ends in one of these)",
                rec->outcome);
         goto bad;
     }
@@ -1108,7 +1109,7 @@ static json_t *normalize_ret(const pol_retention *d, int64_t now_ms)
     } else {
         json_object_set_new(o, "review_in_days", json_null());
     }
-    json_object_set_new(o, "reason", json_string(d->reason));
+    json_object_set_new(o, "reason", json_string_clean(d->reason));
     return o;
 }
 

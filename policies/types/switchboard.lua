@@ -147,7 +147,7 @@ function Ctx.log(...) end
 ---@field id string the gateway's call id
 ---@field queue string the queue it ended in
 ---@field first_queue string the queue it was offered to
----@field outcome "answered"|"abandoned"|"rejected" a test case may also give "overflowed" or "failed", which no record has
+---@field outcome "answered"|"abandoned"|"rejected" an overflowed call ends in one of these
 ---@field agent string? the agent who answered
 ---@field priority integer
 ---@field offered number Unix seconds

@@ -134,6 +134,14 @@ for pat in "agents[9999].id: 'a5' is agents[5]'s id already" \
     has "$out" "$pat"
     ok $? "many agents: $pat" "$(shown)"
 done
+# A reason with bytes that are not UTF-8 reaches the case as the engine sends
+# it ('?' for each), where the case got a decision without its reason.
+printf 'local P = {}\nfunction P.route(call, agents, ctx) return { reject = "caf\\255 \\254" } end\nreturn P\n' \
+    >"$tmp/badutf.lua"
+printf '[{"name": "cleaned", "expect": {"action": "reject", "reason": "caf? ?"}}]\n' \
+    >"$tmp/badutf.cases.json"
+run "$sb" policy test "$tmp/badutf.lua" "$tmp/badutf.cases.json"
+check 0 "a reason that is not UTF-8: cleaned as the engine cleans it" out "ok 1 - cleaned"
 # A case without expect whose policy fails says both.
 printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
     >"$tmp/boom.lua"
