@@ -87,7 +87,7 @@ enum {
     SB_ENOMEM = -32007,    /* out of memory; nothing was written */
     SB_EBUSY = -32008,     /* data directory locked by another engine mode */
     SB_EAUTH = -32009,     /* credentials did not verify */
-    SB_ELIMIT = -32010,    /* a configured limit was reached (queue full...) */
+    SB_ELIMIT = -32010,    /* a configured limit was reached (keys, holds...) */
     SB_ECRYPTO = -32011,   /* key file or sealed data could not be used */
     SB_EVERSION = -32012,  /* data directory written by a newer format */
     SB_EHOLD = -32013,     /* legal hold prevents the operation */

@@ -507,6 +507,11 @@ static int do_agent_put(wtx *t, void *arg)
         if (cur.status == SB_AGENT_AVAILABLE && (rc = dispatch_agent(t, &cur))) goto out;
     }
     op->a.status = cur.status;
+    if (cur.status == SB_AGENT_AVAILABLE) { /* a waiting call may ring it now: its status then */
+        agent_rec now = {0};
+        if ((rc = st_agent_load(t->txn, e, t->acct, cur.num, &now)) == 0) op->a.status = now.status;
+        agent_free(&now);
+    }
 out:
     agent_free(&cur);
     return rc;

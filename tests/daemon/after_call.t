@@ -100,5 +100,17 @@ a = agent("alice")
 t.is_((a.get("status"), a.get("reason"), "next_status" in a), ("offline", "end of shift", False),
       "GET alice: offline, nothing next")
 
+# -- a PUT that frees an agent for a waiting call: its answer says reserved ---------
+for aid in ("alice", "bob"):
+    status(aid, "paused", "drill")
+r = acme.post("/v1/calls", {"call": "c9", "queue": "support", "caller": "+4930100009"})
+t.is_([a["type"] for a in r.actions()], ["wait"], "c9 waits: nobody is available")
+r = acme.put("/v1/agents/bob", dict(agent_doc("bob"), status="available"))
+t.is_((r.status, (r.json or {}).get("status")), (200, "reserved"),
+      "PUT bob available: c9 rings him, and the answer's status is reserved (it said "
+      "available)", r)
+t.is_(agent("bob").get("status"), "reserved", "... as GET says")
+acme.post("/v1/calls/c9/abandon")
+
 t.is_(d.stop(), 0, "SIGTERM: exit 0")
 t.done()
