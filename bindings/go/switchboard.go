@@ -904,6 +904,10 @@ type Event struct {
 	Status   Status         // AgentStatus: Offline, Available or Paused
 	Reason   string         // AgentStatus: pause reason (optional)
 	Attrs    map[string]any // Offer: gateway attributes, e.g. {"language":"de"}
+	// RingResult, optional (0: not given): the Attempt of the ring Action it
+	// answers; a result for an attempt that is over (the ring timed out and
+	// the agent rings again) is refused with ErrState and changes nothing.
+	Attempt uint32
 }
 
 // ActionType is the kind of an Action.
@@ -945,6 +949,7 @@ type Action struct {
 	Reason  string        // Reject, Overflow, End, Agent
 	Status  string        // Agent: the new status name
 	Timeout time.Duration // Ring: how long to ring
+	Attempt uint32        // Ring: the call's ring attempt (give it back in Event.Attempt)
 	Due     time.Time     // Wait: time of the next decision (zero: when an agent frees up)
 }
 
@@ -962,10 +967,11 @@ func (a Action) MarshalJSON() ([]byte, error) {
 		Reason  string     `json:"reason,omitempty"`
 		Status  string     `json:"status,omitempty"`
 		Timeout *int       `json:"timeout,omitempty"`
+		Attempt uint32     `json:"attempt,omitempty"`
 		DueMS   int64      `json:"due_ms,omitempty"`
 	}
 	o := out{Type: a.Type, Account: a.Account, Call: a.Call, Agent: a.Agent, Device: a.Device,
-		URI: a.URI, Queue: a.Queue, Reason: a.Reason, Status: a.Status}
+		URI: a.URI, Queue: a.Queue, Reason: a.Reason, Status: a.Status, Attempt: a.Attempt}
 	if a.Type == ActionRing {
 		t := int(a.Timeout / time.Second)
 		o.Timeout = &t
@@ -994,7 +1000,7 @@ func resultActions(res *C.sb_result) []Action {
 		out[i] = Action{Type: ActionType(a._type), Account: goStr(a.account), Call: goStr(a.call_id),
 			Agent: goStr(a.agent_id), Device: goStr(a.device), URI: goStr(a.uri),
 			Queue: goStr(a.queue_id), Reason: goStr(a.reason), Status: goStr(a.status),
-			Timeout: time.Duration(a.timeout_s) * time.Second}
+			Timeout: time.Duration(a.timeout_s) * time.Second, Attempt: uint32(a.attempt)}
 		if a.due_ms != 0 {
 			out[i].Due = time.UnixMilli(int64(a.due_ms))
 		}
@@ -1062,7 +1068,8 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 	cev := C.sb_event{_type: C.sb_event_type(ev.Type), account: s[0], call_id: opt(1, ev.Call),
 		queue_id: opt(2, ev.Queue), agent_id: opt(3, ev.Agent), caller: opt(4, ev.Caller),
 		called: opt(5, ev.Called), priority: C.int(prio), outcome: C.sb_ring_outcome(ev.Outcome),
-		status: C.sb_agent_status(cstatus), reason: opt(6, ev.Reason), attrs_json: opt(7, string(attrs))}
+		status: C.sb_agent_status(cstatus), reason: opt(6, ev.Reason), attrs_json: opt(7, string(attrs)),
+		attempt: C.uint32_t(ev.Attempt)}
 	if rc := C.sb_submit(e.eng, &cev, res); rc != 0 {
 		return nil, resultError(rc, res)
 	}

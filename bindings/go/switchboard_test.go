@@ -131,13 +131,14 @@ func TestCallCycle(t *testing.T) {
 	}
 	ring := find(acts, switchboard.ActionRing, "c1")
 	want := switchboard.Action{Type: switchboard.ActionRing, Account: "acme", Call: "c1", Agent: "ag0",
-		Device: "softphone", URI: "sip:ag0@pbx.example", Queue: "support", Timeout: 20 * time.Second}
+		Device: "softphone", URI: "sip:ag0@pbx.example", Queue: "support", Timeout: 20 * time.Second,
+		Attempt: 1}
 	if ring == nil || *ring != want {
 		t.Fatalf("offer: got %+v, want %+v", acts, want)
 	}
 	js, _ := json.Marshal(ring)
 	if string(js) != `{"type":"ring","account":"acme","call":"c1","agent":"ag0","device":"softphone",`+
-		`"uri":"sip:ag0@pbx.example","queue":"support","timeout":20}` {
+		`"uri":"sip:ag0@pbx.example","queue":"support","timeout":20,"attempt":1}` {
 		t.Errorf("action JSON: %s", js)
 	}
 	if a, _ := eng.AgentGet("acme", "ag0"); a["status"] != "reserved" {

@@ -495,6 +495,10 @@ static void push_actions(lua_State *L, const sb_result *res)
             lua_pushinteger(L, a->timeout_s);
             lua_setfield(L, -2, "timeout");
         }
+        if (a->type == SB_ACT_RING && a->attempt) {
+            lua_pushinteger(L, (lua_Integer)a->attempt);
+            lua_setfield(L, -2, "attempt");
+        }
         if (a->type == SB_ACT_WAIT && a->due_ms) {
             lua_pushinteger(L, (lua_Integer)a->due_ms);
             lua_setfield(L, -2, "due_ms");
@@ -823,13 +827,13 @@ static const char *const outcomes[] = {"answered", "no_answer", "busy", "rejecte
 static const char *const statuses[] = {"offline", "available", "paused", NULL};
 /* The fields of events, and those each type takes (bits of ev_fields), as
 ** sb_submit_json takes them. */
-static const char *const ev_fields[] = {"type",   "call",     "queue",   "agent",
-                                        "caller", "called",   "outcome", "status",
-                                        "reason", "priority", "attrs",   NULL};
+static const char *const ev_fields[] = {"type",   "call",    "queue",  "agent",  "caller",
+                                        "called", "outcome", "status", "reason", "priority",
+                                        "attrs",  "attempt", NULL};
 #define EVF(i) (1u << (i))
 static const unsigned ev_takes[] = {
     [SB_EV_OFFER] = EVF(0) | EVF(1) | EVF(2) | EVF(4) | EVF(5) | EVF(9) | EVF(10),
-    [SB_EV_RING_RESULT] = EVF(0) | EVF(1) | EVF(3) | EVF(6),
+    [SB_EV_RING_RESULT] = EVF(0) | EVF(1) | EVF(3) | EVF(6) | EVF(11),
     [SB_EV_HANGUP] = EVF(0) | EVF(1),
     [SB_EV_ABANDON] = EVF(0) | EVF(1),
     [SB_EV_TRANSFER] = EVF(0) | EVF(1) | EVF(2) | EVF(3),
@@ -968,6 +972,18 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
                     return SB_EINVAL;
                 }
                 ev->priority = p < -1e6 ? -1000000 : p > 1e6 ? 1000000 : (int)p;
+            } else if (strcmp(k, "attempt") == 0) {
+                /* A whole number, as priority (Lua 5.1 has no integers). */
+                double n = vt == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : 0;
+                if (!isfinite(n) || n != floor(n) || n < 1 || n > (double)UINT32_MAX) {
+                    snprintf(field, fsize, "%s", "attempt");
+                    snprintf(e->msg, sizeof e->msg,
+                             "event field attempt must be an integer, 1 or more (the ring "
+                             "action's attempt)");
+                    lua_pop(L, 2);
+                    return SB_EINVAL;
+                }
+                ev->attempt = (uint32_t)n;
             } else if (strcmp(k, "attrs") == 0) {
                 size_t len;
                 int borrowed;

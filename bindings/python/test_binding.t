@@ -235,8 +235,8 @@ def test_cycle():
         ring = find(acts, "ring", "c1")
         is_(ring, {"type": "ring", "account": "acme", "call": "c1", "agent": "ag0",
                    "device": "softphone", "uri": "sip:ag0@pbx.example", "queue": "support",
-                   "timeout": 20},
-            "the offer rings the agent idle longest, on the softphone, for 20 s")
+                   "timeout": 20, "attempt": 1},
+            "the offer rings the agent idle longest, on the softphone, for 20 s, its attempt 1")
         is_(eng.agent_get("acme", "ag0")["status"], "reserved", "ringing agent is reserved")
         clock.ms += 4000
         acts = eng.submit("acme", type="ring_result", call="c1", agent="ag0", outcome="answered")

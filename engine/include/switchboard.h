@@ -141,11 +141,14 @@ typedef struct sb_action {
     int64_t due_ms;       /* WAIT: time of the next decision; 0 when none is
                           ** set (decided again when an agent frees up, and
                           ** at the queue's max_wait)                      */
+    uint32_t attempt;     /* RING: the call's ring attempt it belongs to (1,
+                          ** 2, ...; the agents rung together share one): a
+                          ** ring_result may give it back (sb_event)       */
 } sb_action;
 
 /* One action as a JSON object, the same shape sb_result_json uses:
 ** {"type":"ring","account":..,"call":..,"agent":..,"device":..,"uri":..,
-**  "queue":..,"reason":..,"status":..,"timeout":N,"due_ms":N} (absent fields
+**  "queue":..,"reason":..,"status":..,"timeout":N,"attempt":N,"due_ms":N} (absent fields
 ** left out). Writes at most cap bytes into buf, NUL-terminated when it fits;
 ** returns the length needed (like snprintf), 0 for a NULL action. */
 SB_API size_t sb_action_json(const sb_action *a, char *buf, size_t cap);
@@ -444,6 +447,12 @@ typedef struct sb_event {
     const char *attrs_json;  /* OFFER: JSON object of gateway attributes,
                              ** e.g. {"language":"de","skills":{"billing":2}};
                              ** may be NULL                             */
+    uint32_t attempt;        /* RING_RESULT, optional (0: not given): the
+                             ** attempt of the ring action it answers; a
+                             ** result for an attempt that is over (the
+                             ** ring timed out and the agent rings again
+                             ** as a later one) is refused, SB_ESTATE
+                             ** field "attempt", and changes nothing   */
 } sb_event;
 
 /* Apply one event. Returns 0 and the actions in res, or an error code with

@@ -678,9 +678,11 @@ static const char *call_history(void *arg)
 }
 
 /* Ring targets beside those ringing already: reserve each agent that can be
-** rung now, emit RING (for `timeout` seconds), note the attempt. 0 when one
-** or more rang, 1 when nobody could be rung. */
-static int ring_add(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, int n, int timeout)
+** rung now, emit RING (for `timeout` seconds, as part of the call's ring
+** attempt `attempt`), note the attempt. 0 when one or more rang, 1 when
+** nobody could be rung. */
+static int ring_add(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, int n, int timeout,
+                    uint32_t attempt)
 {
     int rc = 0, rung = 0;
     for (int i = 0; i < n; i++) {
@@ -702,6 +704,7 @@ static int ring_add(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, in
                 x->device = pol_dev_name(tg[i].dev);
                 x->uri = res_str(t->res, a.uri[di]);
                 x->timeout_s = timeout;
+                x->attempt = attempt;
             }
             c->ring[c->nring++] = tg[i];
             call_tried(c, a.num);
@@ -735,19 +738,20 @@ static int ring_targets(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg
                         int timeout)
 {
     c->nring = 0;
-    int rc = ring_add(t, c, q, tg, n, timeout);
+    int rc = ring_add(t, c, q, tg, n, timeout, c->attempts + 1);
     return rc ? rc : ring_begin(t, c, timeout);
 }
 
 /* Ring the next agent of the call's list (seq, from seqpos) who can be
 ** rung, beside those ringing now; those who cannot are skipped. 0 when one
 ** rang, 1 when the list ran out. Sequences and progressive rings both walk
-** the list this way. */
-static int ring_next(wtx *t, call_rec *c, queue_rec *q, int timeout)
+** the list this way: a sequence's next agent is a new attempt (ring_begin
+** follows), a progressive ring's joins the one ringing (`attempt`). */
+static int ring_next(wtx *t, call_rec *c, queue_rec *q, int timeout, uint32_t attempt)
 {
     int rc = 1;
     while (rc == 1 && c->seqpos < c->nseq)
-        rc = ring_add(t, c, q, &c->seq[c->seqpos++], 1, timeout);
+        rc = ring_add(t, c, q, &c->seq[c->seqpos++], 1, timeout, attempt);
     return rc;
 }
 
@@ -788,7 +792,7 @@ static int progressive_arm(wtx *t, call_rec *c)
 static int ring_progressive(wtx *t, call_rec *c, queue_rec *q, int timeout, int step)
 {
     c->nring = 0;
-    int rc = ring_next(t, c, q, timeout);
+    int rc = ring_next(t, c, q, timeout, c->attempts + 1);
     if (rc) return rc;
     if ((rc = ring_begin(t, c, timeout))) return rc;
     c->ring_timeout = step;
@@ -1221,7 +1225,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
             rc = ring_progressive(t, c, q, dp->timeout, dp->step);
         } else if (dp->sequence) {
             c->nring = 0;
-            rc = ring_next(t, c, q, dp->timeout);
+            rc = ring_next(t, c, q, dp->timeout, c->attempts + 1);
             if (rc == 0) rc = ring_begin(t, c, dp->timeout);
         } else {
             rc = ring_targets(t, c, q, tg, ntg, dp->timeout);
@@ -1468,7 +1472,7 @@ static int ring_failed(wtx *t, call_rec *c, queue_rec *q, int *lined)
     *lined = 0;
     if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c))) return rc;
     c->nring = 0;
-    rc = ring_next(t, c, q, c->ring_timeout);
+    rc = ring_next(t, c, q, c->ring_timeout, c->attempts + 1);
     if (rc == 0 && (rc = ring_begin(t, c, c->ring_timeout)) == 0)
         return st_call_save(t->txn, t->e, t->acct, c);
     if (rc != 1) return rc;
@@ -1509,7 +1513,7 @@ static int ring_lost_one(wtx *t, call_rec *c, queue_rec *q, int *lined)
 static int progressive_step(wtx *t, call_rec *c, queue_rec *q, int64_t at)
 {
     c->ring_start = at;
-    int rc = ring_next(t, c, q, (int)((c->ring_due - at) / 1000)), lined;
+    int rc = ring_next(t, c, q, (int)((c->ring_due - at) / 1000), c->attempts), lined;
     if (rc == 0) rc = progressive_arm(t, c);
     if (rc == 1) return ring_lost_one(t, c, q, &lined); /* the list ran out */
     return rc ? rc : st_call_save(t->txn, t->e, t->acct, c);
@@ -1656,8 +1660,22 @@ static int ev_ring_result(wtx *t, ev_op *op)
     for (int i = 0; i < c->nring; i++)
         if (c->ring[i].agent == a.num) idx = i;
     if (c->state != CALL_RINGING || idx < 0) {
-        rc = res_err(t->res, SB_ESTATE, "agent", "agent '%s' is not ringing for call '%s'", a.id,
-                     c->id);
+        rc = ev->attempt ? res_err(t->res, SB_ESTATE, "attempt",
+                                   "ring attempt %u of call '%s' is over: agent '%s' is not "
+                                   "ringing for it (the result changes nothing)",
+                                   ev->attempt, c->id, a.id)
+                         : res_err(t->res, SB_ESTATE, "agent",
+                                   "agent '%s' is not ringing for call '%s'", a.id, c->id);
+        goto out;
+    }
+    if (ev->attempt && ev->attempt != c->attempts) {
+        /* The ring it answers timed out (or was cancelled) and the agent
+        ** rings again as a later attempt: a result sent as the timeout
+        ** fired is not taken for the new ring's. */
+        rc = res_err(t->res, SB_ESTATE, "attempt",
+                     "ring attempt %u of call '%s' is over; agent '%s' rings for it as attempt "
+                     "%u now (the result changes nothing)",
+                     ev->attempt, c->id, a.id, c->attempts);
         goto out;
     }
     if ((rc = load_queue(t, c->queue, &q))) goto out;
@@ -1990,7 +2008,7 @@ static const char bad_caller[] = "'caller' must be an E.164 number like +4930123
 ** takes. */
 static const char *const ev_names[] = {"type",   "call",   "queue",    "agent",
                                        "caller", "called", "priority", "outcome",
-                                       "status", "reason", "attrs"};
+                                       "status", "reason", "attrs",    "attempt"};
 enum {
     EVF_TYPE = 1u << 0,
     EVF_CALL = 1u << 1,
@@ -2002,12 +2020,13 @@ enum {
     EVF_OUTCOME = 1u << 7,
     EVF_STATUS = 1u << 8,
     EVF_REASON = 1u << 9,
-    EVF_ATTRS = 1u << 10
+    EVF_ATTRS = 1u << 10,
+    EVF_ATTEMPT = 1u << 11
 };
 static const unsigned ev_takes[] = {
     [SB_EV_OFFER] =
         EVF_TYPE | EVF_CALL | EVF_QUEUE | EVF_CALLER | EVF_CALLED | EVF_PRIORITY | EVF_ATTRS,
-    [SB_EV_RING_RESULT] = EVF_TYPE | EVF_CALL | EVF_AGENT | EVF_OUTCOME,
+    [SB_EV_RING_RESULT] = EVF_TYPE | EVF_CALL | EVF_AGENT | EVF_OUTCOME | EVF_ATTEMPT,
     [SB_EV_HANGUP] = EVF_TYPE | EVF_CALL,
     [SB_EV_ABANDON] = EVF_TYPE | EVF_CALL,
     [SB_EV_TRANSFER] = EVF_TYPE | EVF_CALL | EVF_QUEUE | EVF_AGENT,
@@ -2059,7 +2078,8 @@ static int ev_struct_fields(const sb_event *ev, sb_result *res)
                      (ev->caller && ev->caller[0] ? EVF_CALLER : 0) |
                      (ev->called ? EVF_CALLED : 0) | (ev->priority ? EVF_PRIORITY : 0) |
                      (ev->outcome ? EVF_OUTCOME : 0) | (ev->status ? EVF_STATUS : 0) |
-                     (ev->reason ? EVF_REASON : 0) | (ev->attrs_json ? EVF_ATTRS : 0);
+                     (ev->reason ? EVF_REASON : 0) | (ev->attrs_json ? EVF_ATTRS : 0) |
+                     (ev->attempt ? EVF_ATTEMPT : 0);
     unsigned extra = given & ~ev_takes[ev->type];
     for (int i = 0; extra; i++)
         if (extra & (1u << i)) return ev_unknown((int)ev->type, i, NULL, res);
@@ -2174,9 +2194,9 @@ int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
 
 int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t len, sb_result *res)
 {
-    static const char *const keys[] = {"type",   "call",   "queue",    "agent",
-                                       "caller", "called", "priority", "outcome",
-                                       "status", "reason", "attrs",    NULL};
+    static const char *const keys[] = {"type",   "call",     "queue",   "agent",  "caller",
+                                       "called", "priority", "outcome", "status", "reason",
+                                       "attrs",  "attempt",  NULL};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     uint64_t t0 = mono_ns();
@@ -2189,7 +2209,7 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
     char type[32] = "", call[SB_ID_MAX + 1] = "", queue[SB_ID_MAX + 1] = "",
          agent[SB_ID_MAX + 1] = "", caller[64] = "", called[64] = "", outcome[32] = "",
          status[32] = "", reason[SB_REASON_MAX + 1] = "";
-    long long prio = 0;
+    long long prio = 0, attempt = 0;
     sb_event ev = {.account = account};
     char *attrs = NULL;
     /* The type first, when it is one, for the fields it takes; otherwise
@@ -2220,8 +2240,10 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
                      res)) ||
         (rc = jv_str(doc, "status", NULL, ev.type == SB_EV_AGENT_STATUS, status, sizeof status,
                      res)) ||
-        (rc = jv_str(doc, "reason", NULL, 0, reason, sizeof reason, res)))
+        (rc = jv_str(doc, "reason", NULL, 0, reason, sizeof reason, res)) ||
+        (rc = jv_int(doc, "attempt", NULL, 0, 1, UINT32_MAX, &attempt, res)))
         goto out;
+    ev.attempt = (uint32_t)attempt;
     if (ev.type == SB_EV_OFFER && caller[0] && e164_normalize(caller, (char[17]){0})) {
         rc = res_err(res, SB_EINVAL, "caller", "%s", bad_caller);
         goto out;

@@ -227,6 +227,8 @@ static json_t *action_to_json(const sb_action *a)
     for (size_t i = 0; i < countof(act_strs); i++)
         if (act_str(a, i)) json_object_set_new(o, act_strs[i].key, json_string(act_str(a, i)));
     if (a->type == SB_ACT_RING) json_object_set_new(o, "timeout", json_integer(a->timeout_s));
+    if (a->type == SB_ACT_RING && a->attempt)
+        json_object_set_new(o, "attempt", json_integer(a->attempt));
     if (a->type == SB_ACT_WAIT && a->due_ms)
         json_object_set_new(o, "due_ms", json_integer(a->due_ms));
     return o;
@@ -402,6 +404,10 @@ size_t sb_action_json(const sb_action *a, char *buf, size_t cap)
     }
     if (a->type == SB_ACT_RING) {
         snprintf(num, sizeof num, ",\"timeout\":%d", a->timeout_s);
+        sk_str(&k, num);
+    }
+    if (a->type == SB_ACT_RING && a->attempt) {
+        snprintf(num, sizeof num, ",\"attempt\":%u", a->attempt);
         sk_str(&k, num);
     }
     if (a->type == SB_ACT_WAIT && a->due_ms) {

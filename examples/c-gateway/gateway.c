@@ -7,7 +7,7 @@
 ** per line, in the order a gateway applies them:
 **
 **   {"type":"ring","account":"acme","call":"c1","agent":"alice",
-**    "device":"softphone","uri":"sip:alice@pbx.example","queue":"support","timeout":20}
+**    "device":"softphone","uri":"sip:alice@pbx.example","queue":"support","timeout":20,"attempt":1}
 **
 ** A refused event prints the engine's error instead
 ** ({"error":{"code":"SB_EINVAL","message":"...","field":"caller"}}) and the
@@ -97,6 +97,7 @@ static void print_actions(const sb_result *res)
         put_str("reason", a->reason);
         put_str("status", a->status);
         if (a->type == SB_ACT_RING) printf(",\"timeout\":%d", a->timeout_s);
+        if (a->type == SB_ACT_RING && a->attempt) printf(",\"attempt\":%u", a->attempt);
         if (a->type == SB_ACT_WAIT && a->due_ms) printf(",\"due_ms\":%lld", (long long)a->due_ms);
         puts("}");
     }

@@ -5,7 +5,7 @@ The Python twin of examples/c-gateway/gateway.c: reads call events as JSON
 lines on stdin (sb_submit_json's shape), hands each to the engine and prints
 the actions it caused, one JSON object per line:
 
-    {"type":"ring","account":"acme","call":"c1","agent":"alice",...,"timeout":20}
+    {"type":"ring","account":"acme","call":"c1","agent":"alice",...,"timeout":20,"attempt":1}
 
 A refused event prints {"error":{"code":...,"message":...,"field":...}} and
 the gateway carries on. Between events it sleeps until the engine's next

@@ -1068,6 +1068,60 @@ static void test_retry_gap(void)
     is_int(call_num("rg", "r3", "decisions"), d + 1, "retry: the timeout asks the policy once");
 }
 
+/* 15. A ring result sent as the ring timed out: the timeout rang the agent
+** again, and the late no_answer was taken for the new ring's (the call got
+** a third attempt, her no-answers counted twice; found when tried as a
+** gateway developer would). Ring actions carry their attempt; a result that
+** gives one that is over is refused and changes nothing. */
+static void test_ring_attempts(void)
+{
+    ok(account("ra") == 0 &&
+           put(sb_queue_put, "ra",
+               "{\"id\":\"q\",\"ring_timeout\":4,\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "attempts: queue q, agent a only, ring timeout 4 s");
+    ok(offer("ra", "t1", "q") == 0, "attempts: t1 offered");
+    const sb_action *r = find(SB_ACT_RING, "t1", "a");
+    ok(r && r->attempt == 1, "attempts: its first ring is attempt 1 (%u)", r ? r->attempt : 0);
+    char js[512];
+    if (r) sb_action_json(r, js, sizeof js);
+    ok(r && strstr(js, "\"attempt\":1"), "attempts: ... in the action's JSON: %s", js);
+    now_ms += 4100;
+    ok(tick() == 0 && find(SB_ACT_CANCEL, "t1", "a") && (r = find(SB_ACT_RING, "t1", "a")) &&
+           r->attempt == 2,
+       "attempts: the timeout cancels it and rings a again, attempt 2");
+    long long na = agent_stat("ra", "a", "no_answers");
+    is_int(evf("ra", "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
+                     "\"outcome\":\"no_answer\",\"attempt\":1}"),
+           SB_ESTATE, "attempts: the gateway's no_answer for attempt 1, late: SB_ESTATE");
+    ok(sb_result_field(res) && !strcmp(sb_result_field(res), "attempt") &&
+           strstr(sb_result_message(res), "ring attempt 1 of call 't1' is over; agent 'a' rings "
+                                          "for it as attempt 2 now"),
+       "attempts: ... naming attempt: %s", sb_result_message(res));
+    is_int(agent_stat("ra", "a", "no_answers"), na, "attempts: ... and no no-answer counted");
+    is_str(call_state("ra", "t1"), "ringing", "attempts: t1 still rings a");
+    is_int(evf("ra", "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
+                     "\"outcome\":\"answered\",\"attempt\":2}"),
+           0, "attempts: her answer to attempt 2 is taken");
+    ok(find(SB_ACT_CONNECT, "t1", "a") != NULL, "attempts: ... t1 connects");
+    is_int(evf("ra", "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
+                     "\"outcome\":\"answered\",\"attempt\":2}"),
+           SB_ESTATE, "attempts: the same again: SB_ESTATE, she rings no more");
+    is_int(evf("ra", "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
+                     "\"outcome\":\"busy\",\"attempt\":0}"),
+           SB_EINVAL, "attempts: attempt 0 is refused (1 or more)");
+    is_int(evf("ra", "{\"type\":\"hangup\",\"call\":\"t1\",\"attempt\":2}"), SB_EINVAL,
+           "attempts: a hangup takes no attempt");
+    sb_event ev = {.type = SB_EV_HANGUP, .account = "ra", .call_id = "t1", .attempt = 2};
+    is_int(sb_submit(eng, &ev, res), SB_EINVAL, "attempts: nor in the C struct");
+    is_int(evf("ra", "{\"type\":\"hangup\",\"call\":\"t1\"}"), 0, "attempts: t1 hangs up");
+    /* Without attempt, as before: the result is for the ring going on. */
+    ok(offer("ra", "t2", "q") == 0 && (r = find(SB_ACT_RING, "t2", "a")) && r->attempt == 1,
+       "attempts: t2 rings a, attempt 1 (counted per call)");
+    ok(ring_result("ra", "t2", "a", "answered") == 0 && find(SB_ACT_CONNECT, "t2", "a"),
+       "attempts: a result without attempt is for the ring going on");
+    evf("ra", "{\"type\":\"hangup\",\"call\":\"t2\"}");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-callflow-%d", (int)getpid());
@@ -1090,6 +1144,7 @@ int main(void)
     test_isolation_and_replay();
     test_queue_line();
     test_retry_gap();
+    test_ring_attempts();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);

@@ -86,8 +86,21 @@ T.like(msg, "c1", "the message names the call")
 T.is(field, "call", "and the field")
 
 advance(4000)
-acts = eng:submit("acme", { type = "ring_result", call = "c1", agent = "bob", outcome = "answered" })
-T.ok(acts and find(acts, "connect", "c1"), "answered: connect")
+local ring1 = find(acts, "ring", "c1")
+T.is(ring1 and ring1.attempt, 1, "the ring carries its attempt, 1")
+do
+  local r1, _, c1, f1 = eng:submit("acme", { type = "ring_result", call = "c1", agent = "bob",
+                                              outcome = "answered", attempt = 1.5 })
+  T.ok(r1 == nil and c1 == sb.EINVAL and f1 == "attempt",
+       "a ring_result's attempt that is not a whole number: SB_EINVAL naming attempt")
+  local r2, _, c2, f2 = eng:submit("acme", { type = "ring_result", call = "c1", agent = "bob",
+                                              outcome = "answered", attempt = 2 })
+  T.ok(r2 == nil and c2 == sb.ESTATE and f2 == "attempt",
+       "a ring_result for an attempt that is not the ring's: SB_ESTATE naming attempt")
+end
+acts = eng:submit("acme", { type = "ring_result", call = "c1", agent = "bob", outcome = "answered",
+                            attempt = ring1 and ring1.attempt })
+T.ok(acts and find(acts, "connect", "c1"), "answered, giving the ring's attempt: connect")
 T.is(eng:agent_get("acme", "bob").status, "on_call", "bob is on the call")
 local live = eng:call_list("acme")
 T.ok(live and #live.calls == 1 and live.calls[1].id == "c1" and live.calls[1].agent == "bob"

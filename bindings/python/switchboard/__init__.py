@@ -221,6 +221,7 @@ class _Action(ctypes.Structure):
         ("status", ctypes.c_char_p),
         ("timeout_s", ctypes.c_int),
         ("due_ms", ctypes.c_int64),
+        ("attempt", ctypes.c_uint32),
     ]
 
 
@@ -503,6 +504,8 @@ def _actions(lib, res):
             d["status"] = v.decode()
         if t == 1:
             d["timeout"] = a.timeout_s
+            if a.attempt:
+                d["attempt"] = a.attempt
         elif t == 6 and a.due_ms:
             d["due_ms"] = a.due_ms
         out.append(d)

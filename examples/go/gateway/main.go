@@ -5,7 +5,7 @@
 // each to the engine and prints the actions it caused, one JSON object per
 // line:
 //
-//	{"type":"ring","account":"acme","call":"c1","agent":"alice",...,"timeout":20}
+//	{"type":"ring","account":"acme","call":"c1","agent":"alice",...,"timeout":20,"attempt":1}
 //
 // A refused event prints {"error":{"code":...,"message":...,"field":...}} and
 // the gateway carries on. Between events it sleeps until the engine's next
