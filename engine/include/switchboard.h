@@ -134,8 +134,15 @@ typedef struct sb_action {
     const char *uri;      /* RING: the device's dial URI                      */
     const char *queue_id; /* the call's queue (OVERFLOW: the new queue);
                           ** NULL for SB_ACT_AGENT                         */
-    const char *reason;   /* REJECT/OVERFLOW/END/AGENT, and CANCEL when the
-                          ** agent left ("agent left"); may be NULL         */
+    const char *reason;   /* REJECT/OVERFLOW/END/AGENT, may be NULL there;
+                          ** CANCEL: always, why the ring ended, one of
+                          ** "ring timeout" (its time or its step in a
+                          ** sequence ran out), "answered elsewhere"
+                          ** (another agent rung with it answered),
+                          ** "caller hung up" (abandon or hangup while
+                          ** it rang), "transferred" (the call was
+                          ** transferred while it rang), "agent left" (the
+                          ** agent's own status event took it away)    */
     const char *status;   /* AGENT: new status name                           */
     int timeout_s;        /* RING: seconds to ring                            */
     int64_t due_ms;       /* WAIT: time of the next decision; 0 when none is

@@ -1421,9 +1421,12 @@ static void attempt_end(wtx *t, call_rec *c, uint32_t agent, int outcome)
         }
 }
 
-/* Stop ringing every agent of the call but `keep`; they are free again. */
-static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outcome,
-                        int emit_cancel)
+/* Stop ringing every agent of the call but `keep`; they are free again.
+** Each gets a CANCEL saying `why` (none when NULL), one of the short,
+** stable reasons switchboard.h's sb_action lists, for a gateway to map to
+** a SIP Reason: "ring timeout", "answered elsewhere", "caller hung up",
+** "transferred" (and "agent left", ev_agent_status's own). */
+static int rings_end(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outcome, const char *why)
 {
     int rc = 0;
     for (int i = 0; i < c->nring; i++) {
@@ -1433,7 +1436,7 @@ static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int ou
             a.status == SB_AGENT_RESERVED && strcmp(a.call, c->id) == 0) {
             if (outcome == SB_RING_NO_ANSWER) a.no_answers++;
             rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL);
-            if (!rc && emit_cancel) act(t, SB_ACT_CANCEL, c->id, a.id, q->id, NULL);
+            if (!rc && why) act(t, SB_ACT_CANCEL, c->id, a.id, q->id, why);
         }
         attempt_end(t, c, c->ring[i].agent, outcome ? outcome : ATT_CANCELLED);
         agent_free(&a);
@@ -1444,6 +1447,14 @@ static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int ou
         if (c->ring[i].agent == keep) c->ring[n++] = c->ring[i];
     c->nring = (uint8_t)n;
     return 0;
+}
+
+/* `keep` answered: the others' rings end, answered elsewhere (a CANCEL
+** each when emit_cancel). */
+static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outcome,
+                        int emit_cancel)
+{
+    return rings_end(t, c, q, keep, outcome, emit_cancel ? "answered elsewhere" : NULL);
 }
 
 /* Agents freed by a cancelled ring may serve other waiting calls (but in
@@ -1785,7 +1796,7 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
     int nf = 0;
     for (int i = 0; i < c->nring; i++)
         freed[nf++] = c->ring[i].agent;
-    if ((rc = cancel_rings(t, c, &q, 0, 0, 1))) goto out;
+    if ((rc = rings_end(t, c, &q, 0, 0, "caller hung up"))) goto out;
     if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned", NULL)))
         goto out;
     rc = redispatch_agents(t, freed, nf, 0);
@@ -1840,7 +1851,7 @@ static int ev_transfer(wtx *t, ev_op *op)
     } else if (c->state == CALL_RINGING) {
         for (int i = 0; i < c->nring; i++)
             freed[nf++] = c->ring[i].agent;
-        if ((rc = cancel_rings(t, c, &q, 0, 0, 1))) goto out;
+        if ((rc = rings_end(t, c, &q, 0, 0, "transferred"))) goto out;
         if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c))) goto out;
     } else {
         if ((rc = waiting_remove(t, c, &q))) goto out;
@@ -2340,7 +2351,7 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         for (int i = 0; i < c->nring; i++)
             freed[nf++] = c->ring[i].agent;
         int lined;
-        if ((rc = cancel_rings(t, c, &q, 0, SB_RING_NO_ANSWER, 1)) == 0 &&
+        if ((rc = rings_end(t, c, &q, 0, SB_RING_NO_ANSWER, "ring timeout")) == 0 &&
             (rc = ring_failed(t, c, &q, &lined)) == 0)
             rc = redispatch_agents(t, freed, nf, lined ? q.num : 0);
     } else if (kind == TM_WAKE && c->state == CALL_WAITING && c->wake_due == due) {

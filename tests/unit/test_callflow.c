@@ -1120,6 +1120,58 @@ static void test_ring_attempts(void)
     ok(ring_result("ra", "t2", "a", "answered") == 0 && find(SB_ACT_CONNECT, "t2", "a"),
        "attempts: a result without attempt is for the ring going on");
     evf("ra", "{\"type\":\"hangup\",\"call\":\"t2\"}");
+/* The reason of the cancel for agent of call among res's actions, or "-". */
+static const char *cancel_why(const char *call, const char *agent)
+{
+    const sb_action *x = find(SB_ACT_CANCEL, call, agent);
+    return x && x->reason ? x->reason : "-";
+}
+
+/* 9. Every cancel says why the ring ended, one of switchboard.h's reasons:
+** a timeout, another agent's answer, the caller
+** gone (abandon and hangup), a transfer (to an agent and to a queue), the
+** agent's own status event. */
+static void test_cancel_reasons(void)
+{
+    ok(account("cr") == 0 && policy("cr", "lw", LW) == 0 && policy("cr", "all", ALL) == 0 &&
+           put(sb_queue_put, "cr",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"ring_timeout\":10,\"members\":[{\"agent\":"
+               "\"a\"},{\"agent\":\"b\"}]}") == 0 &&
+           put(sb_queue_put, "cr",
+               "{\"id\":\"all\",\"policy\":\"all\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"},{\"agent\":\"c\"}]}") == 0,
+       "cancel why: queue q (a, b; longest idle, 10 s rings), queue all (a, b, c; ring all)");
+    offer("cr", "x1", "q");
+    now_ms += 10000;
+    ok(tick() == 0, "cancel why: x1's ring of a times out");
+    is_str(cancel_why("x1", "a"), "ring timeout", "cancel why: a ring that timed out");
+    evf("cr", "{\"type\":\"abandon\",\"call\":\"x1\"}");
+    is_str(cancel_why("x1", NULL), "caller hung up", "cancel why: the caller abandoned");
+
+    offer("cr", "x2", "all");
+    ok(ring_result("cr", "x2", "b", "answered") == 0 && count(SB_ACT_CANCEL) == 2,
+       "cancel why: x2 rings a, b and c, b answers: two cancels");
+    ok(!strcmp(cancel_why("x2", "a"), "answered elsewhere") &&
+           !strcmp(cancel_why("x2", "c"), "answered elsewhere"),
+       "cancel why: a's and c's: answered elsewhere (%s, %s)", cancel_why("x2", "a"),
+       cancel_why("x2", "c"));
+
+    offer("cr", "x3", "q");
+    evf("cr", "{\"type\":\"hangup\",\"call\":\"x3\"}");
+    is_str(cancel_why("x3", "a"), "caller hung up", "cancel why: a hangup before the answer");
+
+    offer("cr", "x4", "q");
+    evf("cr", "{\"type\":\"transfer\",\"call\":\"x4\",\"agent\":\"c\"}");
+    is_str(cancel_why("x4", "a"), "transferred", "cancel why: transferred to an agent");
+    evf("cr", "{\"type\":\"transfer\",\"call\":\"x4\",\"queue\":\"all\"}");
+    is_str(cancel_why("x4", "c"), "transferred", "cancel why: transferred to a queue");
+    status("cr", "a", "paused");
+    is_str(cancel_why("x4", "a"), "agent left", "cancel why: the agent paused");
+    evf("cr", "{\"type\":\"abandon\",\"call\":\"x4\"}");
+    evf("cr", "{\"type\":\"hangup\",\"call\":\"x2\"}");
+    ok(!strcmp(agent_status("cr", "b"), "available") &&
+           !strcmp(agent_status("cr", "c"), "available"),
+       "cancel why: b and c free at the end");
 }
 
 int main(void)
@@ -1145,6 +1197,7 @@ int main(void)
     test_queue_line();
     test_retry_gap();
     test_ring_attempts();
+    test_cancel_reasons();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
