@@ -108,7 +108,8 @@ typedef struct sb_result sb_result;
 typedef enum sb_action_type {
     SB_ACT_RING = 1, /* ring agent_id on device/uri for timeout_s seconds   */
     SB_ACT_CANCEL,   /* stop ringing agent_id for call_id                    */
-    SB_ACT_CONNECT,  /* bridge call_id to agent_id (it answered)             */
+    SB_ACT_CONNECT,  /* bridge call_id to agent_id (it answered on device,
+                     ** at uri)                                          */
     SB_ACT_REJECT,   /* reject call_id with reason                           */
     SB_ACT_OVERFLOW, /* call_id moved to queue_id (reason says why)          */
     SB_ACT_WAIT,     /* call_id keeps waiting; re-decided at due_ms at latest
@@ -130,8 +131,10 @@ typedef struct sb_action {
     const char *account;
     const char *call_id;  /* every type but SB_ACT_AGENT (NULL there)        */
     const char *agent_id; /* RING, CANCEL, CONNECT, AGENT                     */
-    const char *device;   /* RING: "landline", "mobile" or "softphone"        */
-    const char *uri;      /* RING: the device's dial URI                      */
+    const char *device;   /* RING: "landline", "mobile" or "softphone";
+                          ** CONNECT: the device of the ring answered     */
+    const char *uri;      /* RING: the device's dial URI; CONNECT: the
+                          ** agent's URI for that device                  */
     const char *queue_id; /* the call's queue (OVERFLOW: the new queue);
                           ** NULL for SB_ACT_AGENT                         */
     const char *reason;   /* REJECT/OVERFLOW/END/AGENT, may be NULL there;

@@ -1457,6 +1457,19 @@ static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int ou
     return rings_end(t, c, q, keep, outcome, emit_cancel ? "answered elsewhere" : NULL);
 }
 
+/* CONNECT: agent a answered the call's ring (still in c->ring), on the
+** device it rang and that device's URI. */
+static void act_connect(wtx *t, const call_rec *c, const agent_rec *a, const char *queue)
+{
+    sb_action *x = act(t, SB_ACT_CONNECT, c->id, a->id, queue, NULL);
+    for (int i = 0; x && i < c->nring; i++) {
+        int di = c->ring[i].agent == a->num ? dev_index(c->ring[i].dev) : -1;
+        if (di < 0) continue;
+        x->device = pol_dev_name(c->ring[i].dev);
+        if (a->uri[di][0]) x->uri = res_str(t->res, a->uri[di]);
+    }
+}
+
 /* Agents freed by a cancelled ring may serve other waiting calls (but in
 ** queue `skip`, 0 for none: its line was decided with them free). */
 static int redispatch_agents(wtx *t, const uint32_t *nums, int n, uint32_t skip)
@@ -1712,7 +1725,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
         a.calls_taken++;
         a.no_answers = 0;
         if ((rc = agent_change(t, &a, SB_AGENT_ON_CALL, NULL, c->id))) goto out;
-        act(t, SB_ACT_CONNECT, c->id, a.id, q.id, NULL);
+        act_connect(t, c, &a, q.id);
         if ((rc = st_call_save(t->txn, e, t->acct, c))) goto out;
         rc = redispatch_agents(t, others, no, 0);
         goto out;

@@ -1174,6 +1174,53 @@ static void test_cancel_reasons(void)
        "cancel why: b and c free at the end");
 }
 
+/* 10. A connect names the device of the ring answered and its URI: a ring
+** on a mobile, a ring-all's answer, a transfer to an agent answered. */
+static void test_connect_device(void)
+{
+    ok(account("cd") == 0 && policy("cd", "all", ALL) == 0 &&
+           policy("cd", "mob",
+                  "local P = {}\n"
+                  "function P.route(call, agents, ctx)\n"
+                  "  if #agents == 0 then return {} end\n"
+                  "  return { ring = agents[1].id, device = 'mobile' }\n"
+                  "end\nreturn P\n") == 0 &&
+           put(sb_agent_put, "cd",
+               "{\"id\":\"m\",\"devices\":{\"softphone\":\"sip:m@pbx.example\",\"mobile\":"
+               "\"tel:+447700900123\"},\"status\":\"available\"}") == 0 &&
+           put(sb_queue_put, "cd",
+               "{\"id\":\"mq\",\"policy\":\"mob\",\"members\":[{\"agent\":\"m\"}]}") == 0 &&
+           put(sb_queue_put, "cd",
+               "{\"id\":\"all\",\"policy\":\"all\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"}]}") == 0,
+       "connect: agent m (softphone and mobile), queue mq ringing mobiles, queue all (a, b)");
+    offer("cd", "d1", "mq");
+    ring_result("cd", "d1", "m", "answered");
+    const sb_action *x = find(SB_ACT_CONNECT, "d1", "m");
+    ok(x && x->device && !strcmp(x->device, "mobile") && x->uri &&
+           !strcmp(x->uri, "tel:+447700900123"),
+       "connect: m answered on the mobile: device mobile, its URI (%s, %s)",
+       x && x->device ? x->device : "-", x && x->uri ? x->uri : "-");
+    offer("cd", "d2", "all");
+    ring_result("cd", "d2", "b", "answered");
+    x = find(SB_ACT_CONNECT, "d2", "b");
+    ok(x && x->device && !strcmp(x->device, "softphone") && x->uri &&
+           !strcmp(x->uri, "sip:b@pbx.example"),
+       "connect: b answered a ring-all: softphone, sip:b@pbx.example");
+    evf("cd", "{\"type\":\"transfer\",\"call\":\"d2\",\"agent\":\"a\"}");
+    ring_result("cd", "d2", "a", "answered");
+    x = find(SB_ACT_CONNECT, "d2", "a");
+    ok(x && x->device && !strcmp(x->device, "softphone") && x->uri &&
+           !strcmp(x->uri, "sip:a@pbx.example"),
+       "connect: a answered d2 transferred to her: softphone, sip:a@pbx.example");
+    char buf[512];
+    sb_action_json(x, buf, sizeof buf);
+    ok(strstr(buf, "\"device\":\"softphone\",\"uri\":\"sip:a@pbx.example\"") != NULL,
+       "connect: and in its JSON: %s", buf);
+    evf("cd", "{\"type\":\"hangup\",\"call\":\"d1\"}");
+    evf("cd", "{\"type\":\"hangup\",\"call\":\"d2\"}");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-callflow-%d", (int)getpid());
@@ -1198,6 +1245,7 @@ int main(void)
     test_retry_gap();
     test_ring_attempts();
     test_cancel_reasons();
+    test_connect_device();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);

@@ -425,8 +425,8 @@ static void test_action_fields(void)
        "fields: answered");
     a = test_action_nth(res, SB_ACT_CONNECT, 0);
     ok(a && a->call_id && a->agent_id && !strcmp(a->agent_id, "alice") && a->queue_id &&
-           !a->device && !a->uri,
-       "fields: CONNECT has call, agent, queue");
+           a->device && !strcmp(a->device, "softphone") && a->uri && !a->reason && !a->status,
+       "fields: CONNECT has call, agent, device, uri, queue");
     now_ms += 1000;
     ok(ev("{\"type\":\"hangup\",\"call\":\"f1\"}") == 0, "fields: hangup");
     a = test_action_nth(res, SB_ACT_END, 0);
