@@ -112,7 +112,7 @@ typedef enum sb_action_type {
                      ** at uri)                                          */
     SB_ACT_REJECT,   /* reject call_id with reason                           */
     SB_ACT_OVERFLOW, /* call_id moved to queue_id (reason says why)          */
-    SB_ACT_WAIT,     /* call_id keeps waiting; re-decided at due_ms at latest
+    SB_ACT_WAIT,     /* call_id keeps waiting; taken up at due_ms at latest
                      ** (sent only when the call comes to its queue: an
                      ** offer or a transfer; see API.md) */
     SB_ACT_END,      /* call_id is finished (reason: its outcome)            */
@@ -148,9 +148,11 @@ typedef struct sb_action {
                           ** agent's own status event took it away)    */
     const char *status;   /* AGENT: new status name                           */
     int timeout_s;        /* RING: seconds to ring                            */
-    int64_t due_ms;       /* WAIT: time of the next decision; 0 when none is
-                          ** set (decided again when an agent frees up, and
-                          ** at the queue's max_wait)                      */
+    int64_t due_ms;       /* WAIT: when the engine next takes up the call
+                          ** by itself, the sooner of the policy's time to
+                          ** decide again and the queue's max_wait (its
+                          ** overflow or reject); 0 when neither is set
+                          ** (decided again when an agent frees up)      */
     uint32_t attempt;     /* RING: the call's ring attempt it belongs to (1,
                           ** 2, ...; the agents rung together share one): a
                           ** ring_result may give it back (sb_event)       */

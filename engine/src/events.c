@@ -42,6 +42,15 @@ static sb_action *act(wtx *t, sb_action_type type, const char *call, const char 
     return a;
 }
 
+/* A WAIT action's due_ms: when the engine next takes up the waiting call
+** by itself, the policy's wake-up or the queue's max wait (an overflow or a
+** reject), whichever is sooner; 0 when neither is set. */
+static int64_t wait_due(const call_rec *c)
+{
+    if (!c->wake_due || !c->maxwait_due) return c->wake_due ? c->wake_due : c->maxwait_due;
+    return c->wake_due < c->maxwait_due ? c->wake_due : c->maxwait_due;
+}
+
 static size_t timer_key(uint8_t *k, int64_t due, int kind, uint32_t acct, const void *ref,
                         size_t rl)
 {
@@ -1253,7 +1262,7 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         }
         if (announce) {
             sb_action *x = act(t, SB_ACT_WAIT, c->id, NULL, q->id, NULL);
-            if (x) x->due_ms = c->wake_due;
+            if (x) x->due_ms = wait_due(c);
         }
         return st_call_save(t->txn, e, t->acct, c);
     }
@@ -1658,7 +1667,7 @@ static int ev_offer(wtx *t, ev_op *op)
                 if ((rc = load_queue(t, c->queue, &q)) == 0) rc = route_call(t, c, &q, 1);
             } else {
                 sb_action *x = act(t, SB_ACT_WAIT, c->id, NULL, q.id, NULL);
-                if (x) x->due_ms = c->wake_due;
+                if (x) x->due_ms = wait_due(c);
             }
         }
     } else {

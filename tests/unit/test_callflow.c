@@ -1221,6 +1221,46 @@ static void test_connect_device(void)
     evf("cd", "{\"type\":\"hangup\",\"call\":\"d2\"}");
 }
 
+/* Wait 10 s, or as the call's attrs.wait says. */
+static const char *const WAIT10 = "local P = {}\n"
+                                  "function P.route(call, agents, ctx)\n"
+                                  "  return { wait = call.attrs.wait or 10 }\n"
+                                  "end\nreturn P\n";
+
+/* 11. A wait's due_ms is when the engine next takes the call up by itself:
+** the policy's wake-up or the queue's max wait, the sooner, at an offer
+** and at a transfer to a queue; and the call is taken up then. */
+static void test_wait_due(void)
+{
+    ok(account("wd") == 0 && policy("wd", "w", WAIT10) == 0 &&
+           wait_queue("wd", "back", "w", 0, NULL) == 0 &&
+           wait_queue("wd", "short", "w", 3, "back") == 0 &&
+           wait_queue("wd", "long", "w", 30, NULL) == 0,
+       "due: queues short (max wait 3 s, overflow to back), long (30 s), back; policy waits");
+    int64_t t0 = now_ms;
+    offer("wd", "w1", "short");
+    const sb_action *x = find(SB_ACT_WAIT, "w1", NULL);
+    is_int(x ? x->due_ms - t0 : -1, 3000, "due: a 10 s wait in a 3 s max wait: due at 3 s");
+    evf("wd", "{\"type\":\"offer\",\"call\":\"w2\",\"queue\":\"long\",\"attrs\":{\"wait\":5}}");
+    x = find(SB_ACT_WAIT, "w2", NULL);
+    is_int(x ? x->due_ms - t0 : -1, 5000, "due: a 5 s wait in a 30 s max wait: due at 5 s");
+    evf("wd", "{\"type\":\"offer\",\"call\":\"w3\",\"queue\":\"long\",\"attrs\":{\"wait\":0}}");
+    x = find(SB_ACT_WAIT, "w3", NULL);
+    is_int(x ? x->due_ms - t0 : -1, 30000, "due: no wake-up in a 30 s max wait: due at 30 s");
+    evf("wd", "{\"type\":\"offer\",\"call\":\"w4\",\"queue\":\"back\",\"attrs\":{\"wait\":0}}");
+    x = find(SB_ACT_WAIT, "w4", NULL);
+    ok(x && x->due_ms == 0, "due: no wake-up, no max wait: no due_ms");
+    now_ms += 1000;
+    evf("wd", "{\"type\":\"transfer\",\"call\":\"w2\",\"queue\":\"short\"}");
+    x = find(SB_ACT_WAIT, "w2", NULL);
+    is_int(x ? x->due_ms - now_ms : -1, 3000, "due: transferred to short: due at its 3 s max wait");
+    now_ms = t0 + 3000;
+    ok(tick() == 0 && find(SB_ACT_OVERFLOW, "w1", NULL), "due: at 3 s w1 overflows to back");
+    const char *calls[] = {"w1", "w2", "w3", "w4"};
+    for (int i = 0; i < 4; i++)
+        evf("wd", "{\"type\":\"abandon\",\"call\":\"%s\"}", calls[i]);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-callflow-%d", (int)getpid());
@@ -1246,6 +1286,7 @@ int main(void)
     test_ring_attempts();
     test_cancel_reasons();
     test_connect_device();
+    test_wait_due();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
