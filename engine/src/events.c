@@ -896,13 +896,26 @@ static int overflow_loops_full(wtx *t, const queue_rec *q, int *loop)
     return 0;
 }
 
+/* A trace entry of the engine's own, not a policy's decision: no policy,
+** no version, no fallback (API.md, GET /v1/calls/{id}). */
+static void engine_trace(wtx *t, call_rec *c, int kind, const char *detail)
+{
+    call_trace(c, t->now, kind, 0, "", "", detail);
+}
+
 /* A call arriving at a full queue (offered, moved or overflowing to it):
 ** on to that queue's overflow, or turned away. */
 static int arrive_full(wtx *t, call_rec *c, queue_rec *q)
 {
     int loop = 0, rc = q->overflow[0] ? overflow_loops_full(t, q, &loop) : 0;
     if (rc) return rc;
-    if (q->overflow[0] && !loop) return move_call(t, c, q, q->overflow, "queue full");
+    if (q->overflow[0] && !loop) {
+        char detail[64 + SB_ID_MAX];
+        snprintf(detail, sizeof detail, "queue full: overflow to %s", q->overflow);
+        engine_trace(t, c, TR_MOVE, detail);
+        return move_call(t, c, q, q->overflow, "queue full");
+    }
+    engine_trace(t, c, TR_REJECT, "queue full: rejected");
     act(t, SB_ACT_REJECT, c->id, NULL, q->id, "queue full");
     return finish_call(t, c, q, "rejected", NULL);
 }
@@ -1096,11 +1109,20 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     if (q->max_wait && t->now >= c->queued + (int64_t)q->max_wait * 1000) {
         int had = 0, rc = q->overflow[0] ? overflow_had_call(t, c, q->overflow, &had) : 0;
         if (rc) return rc;
-        if (q->overflow[0] && !had) return move_call(t, c, q, q->overflow, "max wait exceeded");
+        char detail[128 + SB_ID_MAX];
+        if (q->overflow[0] && !had) {
+            snprintf(detail, sizeof detail, "max wait %u s: overflow to %s", (unsigned)q->max_wait,
+                     q->overflow);
+            engine_trace(t, c, TR_MOVE, detail);
+            return move_call(t, c, q, q->overflow, "max wait exceeded");
+        }
         char why[128] = "max wait exceeded";
         if (had)
             snprintf(why, sizeof why,
                      "max wait exceeded (overflow queue '%s' had the call already)", q->overflow);
+        snprintf(detail, sizeof detail, "max wait %u s: rejected%s", (unsigned)q->max_wait,
+                 had ? " (its overflow queue had the call already)" : "");
+        engine_trace(t, c, TR_REJECT, detail);
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
         rc = waiting_remove(t, c, q);
         return rc ? rc : finish_call(t, c, q, "rejected", NULL);
@@ -1901,6 +1923,9 @@ static int ev_transfer(wtx *t, ev_op *op)
             c->maxwait_due = t->now + (int64_t)nq.max_wait * 1000;
             if ((rc = timer_set(t, c->maxwait_due, TM_MAXWAIT, c->id, strlen(c->id)))) goto out;
         }
+        char detail[32 + SB_ID_MAX];
+        snprintf(detail, sizeof detail, "transfer to queue %s", nq.id);
+        engine_trace(t, c, TR_MOVE, detail);
         act(t, SB_ACT_OVERFLOW, c->id, NULL, nq.id, "transferred");
         if ((rc = waiting_add(t, c, &nq)) || (rc = route_call(t, c, &nq, 1))) goto out;
     } else {
@@ -1912,6 +1937,9 @@ static int ev_transfer(wtx *t, ev_op *op)
             if (target.uri[i][0]) pc.devices |= 1u << i;
         tg.dev = (uint8_t)pol_default_device(&pc, t->now);
         if (pc.config) free((void *)pc.config);
+        char detail[32 + SB_ID_MAX];
+        snprintf(detail, sizeof detail, "transfer to agent %s", target.id);
+        engine_trace(t, c, TR_RING, detail);
         rc = ring_targets(t, c, &q, &tg, 1, (int)q.ring_timeout);
         if (rc == 1) {
             rc = res_err(t->res, SB_ESTATE, "agent", "agent '%s' cannot be rung", target.id);

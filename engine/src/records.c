@@ -1160,7 +1160,9 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     int nv = 0;
     const trace_rec *vs[MAX_TRACE];
     for (int i = 0; i < c->ntrace; i++) {
-        int seen = 0;
+        /* The engine's own entries (a transfer, max wait, a full queue)
+        ** name no policy and are no fallback: no policy decided there. */
+        int seen = !c->trace[i].policy[0] && !c->trace[i].fallback;
         for (int j = 0; j < nv; j++)
             if (strcmp(vs[j]->version, c->trace[i].version) == 0 &&
                 strcmp(vs[j]->policy, c->trace[i].policy) == 0)

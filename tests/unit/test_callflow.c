@@ -1261,6 +1261,81 @@ static void test_wait_due(void)
         evf("wd", "{\"type\":\"abandon\",\"call\":\"%s\"}", calls[i]);
 }
 
+/* Has the live call's trace an entry of this decision and detail, made by
+** the engine (no policy, version or fallback)? Its place, or -1. */
+static int engine_entry(const char *acct, const char *call, const char *decision,
+                        const char *detail)
+{
+    json_t *d = get_json(sb_call_get(eng, acct, call, res)), *e;
+    size_t i;
+    int at = -1;
+    json_array_foreach(json_object_get(d, "trace"), i, e)
+    {
+        const char *dec = json_string_value(json_object_get(e, "decision"));
+        const char *det = json_string_value(json_object_get(e, "detail"));
+        const char *pol = json_string_value(json_object_get(e, "policy"));
+        const char *ver = json_string_value(json_object_get(e, "version"));
+        if (at < 0 && dec && !strcmp(dec, decision) && det && !strcmp(det, detail) && pol &&
+            !*pol && ver && !*ver && json_is_false(json_object_get(e, "fallback")))
+            at = (int)i;
+    }
+    json_decref(d);
+    return at;
+}
+
+/* 12. The trace has what the engine did to the call besides its policies'
+** decisions: a transfer to a queue and to an agent, an overflow at max
+** wait or at a full queue; the record's policy versions name policies
+** only. */
+static void test_trace_entries(void)
+{
+    ok(account("te") == 0 && policy("te", "w", WAIT10) == 0 && policy("te", "all", ALL) == 0 &&
+           wait_queue("te", "back", "w", 0, NULL) == 0 &&
+           wait_queue("te", "short", "w", 3, "back") == 0 &&
+           put(sb_queue_put, "te",
+               "{\"id\":\"one\",\"policy\":\"w\",\"max_length\":1,\"overflow\":\"back\"}") == 0 &&
+           put(sb_queue_put, "te",
+               "{\"id\":\"all\",\"policy\":\"all\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"}]}") == 0,
+       "trace: queues back, short (3 s max wait, overflow to back), one (one call, overflow to "
+       "back), all (a, b)");
+    offer("te", "e1", "short");
+    now_ms += 3000;
+    tick();
+    int at = engine_entry("te", "e1", "move", "max wait 3 s: overflow to back");
+    ok(at == 1, "trace: e1's max wait: a move, \"max wait 3 s: overflow to back\", at %d", at);
+    is_int(call_num("te", "e1", "decisions"), 3, "trace: e1 has had three entries");
+    evf("te", "{\"type\":\"transfer\",\"call\":\"e1\",\"queue\":\"all\"}");
+    ok(find(SB_ACT_RING, "e1", NULL) != NULL, "trace: e1 transferred to all rings a and b");
+    at = engine_entry("te", "e1", "move", "transfer to queue all");
+    ok(at == 3, "trace: a move, \"transfer to queue all\", at %d, before all's ring", at);
+    ring_result("te", "e1", "a", "answered");
+    evf("te", "{\"type\":\"transfer\",\"call\":\"e1\",\"agent\":\"b\"}");
+    at = engine_entry("te", "e1", "ring", "transfer to agent b");
+    ok(at == 5, "trace: a ring, \"transfer to agent b\", at %d", at);
+
+    offer("te", "e2", "one");
+    offer("te", "e3", "one");
+    at = engine_entry("te", "e3", "move", "queue full: overflow to back");
+    ok(at == 0, "trace: e3 at a full queue: a move, \"queue full: overflow to back\", at %d", at);
+    const char *calls[] = {"e1", "e2", "e3"};
+    for (int i = 0; i < 3; i++)
+        evf("te", "{\"type\":\"abandon\",\"call\":\"%s\"}", calls[i]);
+    evf("te", "{\"type\":\"hangup\",\"call\":\"e1\"}");
+    json_t *d = get_json(sb_call_get(eng, "te", "e1", res)), *e;
+    size_t i;
+    int named = 0, blank = 0;
+    json_array_foreach(json_object_get(d, "policy_versions"), i, e)
+    {
+        const char *pol = json_string_value(json_object_get(e, "policy"));
+        named += pol && (!strcmp(pol, "w") || !strcmp(pol, "all"));
+        blank += !pol || !*pol;
+    }
+    json_decref(d);
+    ok(named == 2 && blank == 0, "trace: e1's record names w and all, no blank policy (%d, %d)",
+       named, blank);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-callflow-%d", (int)getpid());
@@ -1287,6 +1362,7 @@ int main(void)
     test_cancel_reasons();
     test_connect_device();
     test_wait_due();
+    test_trace_entries();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
