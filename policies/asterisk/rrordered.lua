@@ -7,8 +7,14 @@
 -- member who is busy, paused or removed (as Asterisk's rrpos does). Positions
 -- are expected to be unique within a queue; members sharing one are a single
 -- slot, taken by the lower id. Lowest penalty first, as in Asterisk.
--- Knobs: WAIT.
+--
+-- A member this call has rung is rung again only RETRY seconds after the
+-- call's last ring ended (call.since_last_ring), as app_queue's `retry`:
+-- members it has not rung ring at once; with only those it rang free, the
+-- call waits until RETRY is over.
+-- Knobs: WAIT, RETRY.
 local WAIT = 10 -- seconds before deciding again when nobody is available
+local RETRY = 5 -- seconds before a member this call rang is rung again (app_queue's retry)
 
 -- Store keys are at most 64 bytes; a longer queue id keeps its two ends.
 local function key_of(queue)
@@ -25,23 +31,29 @@ end
 local P = {}
 
 function P.route(call, agents, ctx)
+  local since = call.since_last_ring
+  local held = since and since < RETRY and call.tried -- members held back, or false
   local key = key_of(call.queue)
   local last = ctx.get(key)
   if type(last) ~= "number" then last = -math.huge end
   local low = math.huge
   local first, fpos, after, apos -- lowest position; lowest above `last`
   for _, a in ipairs(agents) do
-    local p = a.penalty
-    if p < low then low, first, fpos, after, apos = p, nil, nil, nil, nil end
-    if p == low then
-      local pos, id = a.position, a.id
-      if before(pos, id, fpos, first) then first, fpos = id, pos end
-      if pos > last and before(pos, id, apos, after) then after, apos = id, pos end
+    if not (held and held[a.id]) then -- one held back counts for nothing
+      local p = a.penalty
+      if p < low then low, first, fpos, after, apos = p, nil, nil, nil, nil end
+      if p == low then
+        local pos, id = a.position, a.id
+        if before(pos, id, fpos, first) then first, fpos = id, pos end
+        if pos > last and before(pos, id, apos, after) then after, apos = id, pos end
+      end
     end
   end
   local pick, pos = after, apos
   if not pick then pick, pos = first, fpos end
-  if not pick then return { wait = WAIT } end
+  if not pick then -- nobody free, or only agents held back
+    return { wait = #agents > 0 and math.ceil(RETRY - since) or WAIT }
+  end
   ctx.set(key, pos)
   return { ring = pick }
 end

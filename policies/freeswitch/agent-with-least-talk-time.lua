@@ -1,20 +1,34 @@
 -- agent-with-least-talk-time (FreeSWITCH mod_callcenter): ring the agent of
 -- the lowest available tier with the least time on calls (talk_time); ties
--- go to the lower position. Knobs: WAIT.
+-- go to the lower position.
+--
+-- An agent this call has rung is not offered it again until DELAY seconds
+-- after the call's last ring ended (call.since_last_ring), as mod_callcenter's
+-- busy-delay-time, no-answer-delay-time and reject-delay-time keep an agent
+-- from calls: one delay for all three, as a policy does not see how a ring
+-- ended. Other agents ring meanwhile (another tier's too); with only those
+-- held back free, the call waits until the delay is over.
+-- Knobs: WAIT, DELAY.
 local WAIT = 10 -- seconds before deciding again when nobody is available
+local DELAY = 10 -- seconds an agent this call rang is held back (busy/no-answer/reject-delay-time)
 
 ---@type Policy
 local P = {}
 
 function P.route(call, agents, ctx)
+  local since = call.since_last_ring
+  local held = since and since < DELAY and call.tried -- agents held back, or false
   local best, bt, bs, bpos
   for _, a in ipairs(agents) do
     local t, s, pos = a.tier, a.talk_time, a.position
-    if not best or t < bt or (t == bt and (s < bs or (s == bs and pos < bpos))) then
+    if not (held and held[a.id])
+      and (not best or t < bt or (t == bt and (s < bs or (s == bs and pos < bpos)))) then
       best, bt, bs, bpos = a, t, s, pos
     end
   end
-  if not best then return { wait = WAIT } end
+  if not best then -- nobody free, or only agents held back
+    return { wait = #agents > 0 and math.ceil(DELAY - since) or WAIT }
+  end
   return { ring = best.id }
 end
 

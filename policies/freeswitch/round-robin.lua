@@ -5,8 +5,17 @@
 -- The memory, per queue, is the position of the last agent rung
 -- (ctx.set(<queue id>, position)), so the rotation carries on past agents who
 -- are busy or paused now. Positions are expected to be unique within a tier;
--- agents sharing one are a single slot, taken by the lower id. Knobs: WAIT.
+-- agents sharing one are a single slot, taken by the lower id.
+--
+-- An agent this call has rung is not offered it again until DELAY seconds
+-- after the call's last ring ended (call.since_last_ring), as mod_callcenter's
+-- busy-delay-time, no-answer-delay-time and reject-delay-time keep an agent
+-- from calls: one delay for all three, as a policy does not see how a ring
+-- ended. Other agents ring meanwhile (another tier's too); with only those
+-- held back free, the call waits until the delay is over.
+-- Knobs: WAIT, DELAY.
 local WAIT = 10 -- seconds before deciding again when nobody is available
+local DELAY = 10 -- seconds an agent this call rang is held back (busy/no-answer/reject-delay-time)
 
 -- Store keys are at most 64 bytes; a longer queue id keeps its two ends.
 local function key_of(queue)
@@ -23,23 +32,29 @@ end
 local P = {}
 
 function P.route(call, agents, ctx)
+  local since = call.since_last_ring
+  local held = since and since < DELAY and call.tried -- agents held back, or false
   local key = key_of(call.queue)
   local last = ctx.get(key)
   if type(last) ~= "number" then last = -math.huge end
   local top = math.huge
   local first, fpos, after, apos -- lowest position; lowest above `last`
   for _, a in ipairs(agents) do
-    local t = a.tier
-    if t < top then top, first, fpos, after, apos = t, nil, nil, nil, nil end
-    if t == top then
-      local pos, id = a.position, a.id
-      if before(pos, id, fpos, first) then first, fpos = id, pos end
-      if pos > last and before(pos, id, apos, after) then after, apos = id, pos end
+    if not (held and held[a.id]) then -- one held back counts for nothing
+      local t = a.tier
+      if t < top then top, first, fpos, after, apos = t, nil, nil, nil, nil end
+      if t == top then
+        local pos, id = a.position, a.id
+        if before(pos, id, fpos, first) then first, fpos = id, pos end
+        if pos > last and before(pos, id, apos, after) then after, apos = id, pos end
+      end
     end
   end
   local pick, pos = after, apos
   if not pick then pick, pos = first, fpos end
-  if not pick then return { wait = WAIT } end
+  if not pick then -- nobody free, or only agents held back
+    return { wait = #agents > 0 and math.ceil(DELAY - since) or WAIT }
+  end
   ctx.set(key, pos)
   return { ring = pick }
 end

@@ -1,8 +1,17 @@
 -- sequentially-by-agent-order (FreeSWITCH mod_callcenter): ring every
 -- available agent one after another (mode = "sequence"), in tier order and
 -- by position within a tier, each for the ring timeout; the first MAX_RING
--- of them. Knobs: WAIT, TIMEOUT, MAX_RING.
+-- of them.
+--
+-- An agent this call has rung is not offered it again until DELAY seconds
+-- after the call's last ring ended (call.since_last_ring), as mod_callcenter's
+-- busy-delay-time, no-answer-delay-time and reject-delay-time keep an agent
+-- from calls: one delay for all three, as a policy does not see how a ring
+-- ended. Other agents ring meanwhile (another tier's too); with only those
+-- held back free, the call waits until the delay is over.
+-- Knobs: WAIT, TIMEOUT, MAX_RING, DELAY.
 local WAIT = 10 -- seconds before deciding again when nobody is available
+local DELAY = 10 -- seconds an agent this call rang is held back (busy/no-answer/reject-delay-time)
 local TIMEOUT = nil -- seconds each agent rings; nil: the queue's ring_timeout
 local MAX_RING = 32 -- the most agents one ring decision may hold (the engine's limit)
 
@@ -19,12 +28,23 @@ end
 local P = {}
 
 function P.route(call, agents, ctx)
-  local n = #agents
-  if n == 0 then return { wait = WAIT } end
-  table.sort(agents, before) -- the list is ours to reorder
+  local since = call.since_last_ring
+  local held = since and since < DELAY and call.tried -- agents held back, or false
+  local list = agents -- ours to reorder
+  if held then -- without the agents held back
+    list = {}
+    for _, a in ipairs(agents) do
+      if not held[a.id] then list[#list + 1] = a end
+    end
+  end
+  local n = #list
+  if n == 0 then -- nobody free, or only agents held back
+    return { wait = #agents > 0 and math.ceil(DELAY - since) or WAIT }
+  end
+  table.sort(list, before)
   if n > MAX_RING then n = MAX_RING end
   local ids = {}
-  for i = 1, n do ids[i] = agents[i].id end
+  for i = 1, n do ids[i] = list[i].id end
   return { ring = ids, mode = "sequence", timeout = TIMEOUT }
 end
 
