@@ -1068,7 +1068,7 @@ static void test_retry_gap(void)
     is_int(call_num("rg", "r3", "decisions"), d + 1, "retry: the timeout asks the policy once");
 }
 
-/* 15. A ring result sent as the ring timed out: the timeout rang the agent
+/* 13. A ring result sent as the ring timed out: the timeout rang the agent
 ** again, and the late no_answer was taken for the new ring's (the call got
 ** a third attempt, her no-answers counted twice; found when tried as a
 ** gateway developer would). Ring actions carry their attempt; a result that
@@ -1120,6 +1120,8 @@ static void test_ring_attempts(void)
     ok(ring_result("ra", "t2", "a", "answered") == 0 && find(SB_ACT_CONNECT, "t2", "a"),
        "attempts: a result without attempt is for the ring going on");
     evf("ra", "{\"type\":\"hangup\",\"call\":\"t2\"}");
+}
+
 /* The reason of the cancel for agent of call among res's actions, or "-". */
 static const char *cancel_why(const char *call, const char *agent)
 {
