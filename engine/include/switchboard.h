@@ -742,7 +742,10 @@ SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_
 ** naming to_ms; limit 1..10000, 100 when not given). The next page:
 ** "before_ms" and "before_id", the last record's ended_ms and id (both or
 ** neither): the records after it, none twice or left out (records ending in
-** the same millisecond included). res's JSON: {"records":[record...]}. */
+** the same millisecond included). "queue" is the id of a queue of the
+** account, or of one deleted since (its records, those of every queue that
+** had the id, stay listed by it, as in sb_aggregates); an id no queue has
+** or had is SB_ENOTFOUND naming "queue". res's JSON: {"records":[record...]}. */
 SB_API int sb_records_list(sb_engine *eng, const char *account, const char *query_json, size_t len,
                            sb_result *res);
 

@@ -2087,6 +2087,24 @@ out:
 
 /* --- listing records ---------------------------------------------------------------------- */
 
+/* Whether the account has, or had, a queue of that id: 0 when it has one or
+** a deleted one kept the id (NK_QUEUE_GONE: its records outlive it, as its
+** aggregates do), SB_ENOTFOUND when neither, else an LMDB error. */
+static int queue_known(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *queue)
+{
+    queue_rec q = {0};
+    int rc = st_queue_by_id(txn, e, acct, queue, &q);
+    if (rc != SB_ENOTFOUND) return rc;
+    size_t idl = strlen(queue);
+    st_iter it;
+    uint8_t gp[5] = {NK_QUEUE_GONE};
+    put_be32(gp + 1, acct);
+    for (rc = st_iter_open(&it, txn, e, DB_NAMES, gp, sizeof gp); rc == 0; rc = st_iter_next(&it))
+        if (it.klen == 9 && it.v.mv_size == idl && !memcmp(it.v.mv_data, queue, idl)) break;
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? SB_ENOTFOUND : rc;
+}
+
 int sb_records_list(sb_engine *e, const char *account, const char *query, size_t len,
                     sb_result *res)
 {
@@ -2122,6 +2140,11 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
     MDB_txn *txn;
     acct_rec acc;
     if ((rc = eng_read_account(e, account, &txn, &acc, res))) return rc;
+    if (queue[0] && (rc = queue_known(txn, e, acc.num, queue))) {
+        eng_read_end(e, txn);
+        return rc == SB_ENOTFOUND ? res_no_such(res, "queue", "queue", queue)
+                                  : eng_mdb_err(res, rc, "read queue");
+    }
     /* Records are keyed by the time they ended, then their id: walk back
     ** from the end of the range (or from just before the record a page
     ** ended with), newest first, until `limit` or `from`. */

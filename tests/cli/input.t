@@ -6,6 +6,7 @@
 # not carried into the next month; a flag given last without its value is
 # said to need one (not "unknown flag"); --budget-ms and --after take whole
 # numbers only; export and erase name their NUMBER argument, not --number;
+# records list --queue of a queue never there is an error, not no records;
 # `switchboard --key-file` of another master key does not open the data.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
@@ -60,6 +61,11 @@ run "$sb" records list --data-dir "$data" --account acme --from 2026-02-30
 check 2 "records list --from 2026-02-30: exit 2" err "--from '2026-02-30' is not a time"
 run "$sb" records stats --data-dir "$data" --account acme --to 2026-04-31
 check 2 "records stats --to 2026-04-31: exit 2" err "--to '2026-04-31' is not a time"
+
+run "$sb" records list --data-dir "$data" --account acme --queue nope
+check 1 "records list --queue of a queue the account never had: exit 1" err "no such queue 'nope'"
+run "$sb" records list --data-dir "$data" --account acme --queue support
+check 0 "... and of its queue: the call" out "c1"
 
 run "$sb" records list --data-dir "$data" --account
 check 2 "a flag given last without its value: exit 2" err "--account needs a value"

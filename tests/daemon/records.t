@@ -71,6 +71,19 @@ while r.status == 200 and r.json["records"] and len(seen) < 10:
     r = acme.get("/v1/records?limit=1&before_ms=%d&before_id=%s" % (last["ended_ms"], last["id"]))
 t.is_(seen, ["c3", "c2", "c1"], "pages of one with before_ms and before_id: each record once", r)
 
+r = acme.get("/v1/records?queue=support")
+t.is_((r.status, len(r.json["records"])), (200, 3), "?queue=support: its three records", r)
+r = acme.get("/v1/records?queue=nope")
+t.ok(r.status == 404 and r.code == "SB_ENOTFOUND" and r.field == "queue",
+     "?queue= of a queue the account never had: 404 SB_ENOTFOUND naming queue, as aggregates", r)
+beta = provision(d, account="beta", agents=("carol",), queue="sales")
+beta.post("/v1/calls", {"call": "s1", "queue": "sales", "caller": "+442079460009"})
+beta.post("/v1/calls/s1/abandon")
+t.is_(beta.delete("/v1/queues/sales").status, 200, "another account's sales takes a call, is deleted")
+r = beta.get("/v1/records?queue=sales")
+t.is_((r.status, [x["id"] for x in r.json.get("records", [])]), (200, ["s1"]),
+      "?queue= of the deleted queue still lists its record", r)
+
 r = acme.get("/v1/records?number=+442079460001")
 t.is_(r.status, 200, "access request: GET /v1/records?number=+44... (+ as typed)")
 t.is_([x["id"] for x in r.json["records"]], ["c1", "c2"], "... finds c1 and c2")

@@ -1282,6 +1282,32 @@ static const char *aggr_rows_of(const char *acct, const char *q)
     return out;
 }
 
+/* The ids of the account's records listed with ?queue=q, newest first,
+** joined by spaces; "error CODE field" when it fails. */
+static const char *records_of(const char *acct, const char *q)
+{
+    static char out[512];
+    char query[128];
+    snprintf(query, sizeof query, "{\"queue\":\"%s\"}", q);
+    int rc = sb_records_list(eng, acct, query, strlen(query), res);
+    if (rc) {
+        snprintf(out, sizeof out, "error %s %s", sb_code_name(rc),
+                 sb_result_field(res) ? sb_result_field(res) : "-");
+        return out;
+    }
+    json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL), *x;
+    size_t i, n = 0;
+    out[0] = 0;
+    json_array_foreach(json_object_get(d, "records"), i, x)
+    {
+        n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", n ? " " : "",
+                              json_string_value(json_object_get(x, "id")));
+        if (n >= sizeof out) break;
+    }
+    json_decref(d);
+    return out;
+}
+
 static void test_deleted_queue_aggregates(void)
 {
     ok(account("qgone", NULL) == 0, "an account with queues support and sales");
@@ -1293,6 +1319,9 @@ static void test_deleted_queue_aggregates(void)
     ok(sb_queue_delete(eng, "qgone", "sales", res) == 0, "sales is deleted");
     is_str(aggr_rows_of("qgone", "sales"), "sales/2/deleted",
            "its statistics are found by its id after it is deleted, marked deleted");
+    is_str(records_of("qgone", "sales"), "g2 g1", "and its records, listed by its id");
+    is_str(records_of("qgone", "nosuch"), "error SB_ENOTFOUND queue",
+           "records of an id no queue has or had: not found, naming the queue, as aggregates");
     is_str(aggr_rows_of("qgone", NULL), "-/3 support/1 sales/2/deleted",
            "the account's list names the deleted queue, marked (not \"#2\")");
     const char *q = "{\"id\":\"sales\",\"policy\":\"hist\",\"members\":[{\"agent\":\"a1\"}]}";
@@ -1300,6 +1329,7 @@ static void test_deleted_queue_aggregates(void)
     ok(call("qgone", "g4", "sales", "+442079460304", 1) == 0, "and takes a call");
     is_str(aggr_rows_of("qgone", "sales"), "sales/2/deleted sales/1",
            "the id finds both: the deleted queue's rows and the new queue's");
+    is_str(records_of("qgone", "sales"), "g4 g2 g1", "and the records of both");
     is_str(aggr_rows_of("qgone", "nosuch"), "error SB_ENOTFOUND",
            "an id no queue has or had is still not found");
     ok(sb_account_delete(eng, "qgone", res) == 0, "the account goes");
@@ -1307,6 +1337,7 @@ static void test_deleted_queue_aggregates(void)
     is_str(aggr_rows_of("qgone", NULL), "", "it has no statistics");
     is_str(aggr_rows_of("qgone", "sales"), "",
            "its sales finds none of the deleted account's deleted sales");
+    is_str(records_of("qgone", "sales"), "", "nor their records");
 }
 
 int main(void)
