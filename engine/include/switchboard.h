@@ -342,7 +342,16 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 **           it has them), "next_status" and "next_reason" while a status
 **           asked for on a call waits for its end (see SB_EV_AGENT_STATUS;
 **           absent when none waits, or it has no reason), "stats" and
-**           "queues".
+**           "queues" (the queues it is a member of). "stats", totals since
+**           the agent was made (a put keeps them), times in Unix ms:
+**           status_since_ms (its status taken, reserved for a ring too),
+**           idle_since_ms (when it last became available from a call, at its
+**           wrap-up's end, from a pause or offline; a ring it let go does
+**           not move it), calls_taken (rings answered), talk_time (seconds on
+**           calls it has left; not the one it is on), no_answers (no_answer
+**           results and timed-out rings in a row, since it last answered or
+**           came back from a pause or offline), last_call_ms (when it last
+**           left a call; absent before one). See API.md's GET /v1/agents/{id}.
 ** Device dial URIs: not empty, no spaces or control characters; a tel: URI
 **           holds an E.164 number; a sip:/sips: URI names a host, and a user
 **           before it if it has an @; other forms pass as given.
@@ -361,7 +370,10 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** *_put creates or replaces; replacing keeps live state (an agent on a call
 ** stays on the call, with its next status; a "status" in the document does
 ** not change it there). Reads place the stored document, plus live state,
-** in res's JSON.
+** in res's JSON. A queue's: "waiting" (calls in its line, not those ringing
+** or connected), each member's agent "status", and in sb_queue_get
+** "longest_wait_since_ms" (when the call longest in line came to the
+** queue, Unix ms; absent when none waits; a walk of the line).
 */
 SB_API int sb_account_put(sb_engine *eng, const char *json, size_t len, sb_result *res);
 SB_API int sb_account_get(sb_engine *eng, const char *account, sb_result *res);

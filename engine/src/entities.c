@@ -954,6 +954,27 @@ int sb_queue_put(sb_engine *e, const char *account, const char *json, size_t len
     return rc;
 }
 
+/* When the call longest in the queue's line came to the queue (Unix ms;
+** -1 when none waits): the earliest time queued of its waiting list, what
+** ctx.queue.longest_wait counts from (events.c's queue_line). A time, not a
+** duration, as an agent's idle_since_ms: a read says the same until the line
+** changes. The line is ordered by priority first, so all of it is read: one
+** step per call. */
+static int64_t longest_wait_since(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q)
+{
+    int64_t first = INT64_MAX;
+    st_iter it;
+    uint8_t p[8];
+    for (int rc = st_iter_open(&it, txn, e, DB_WAITING, p, key_acct2(p, acct, q->num)); rc == 0;
+         rc = st_iter_next(&it)) {
+        if (it.klen < 17) continue;
+        int64_t queued = (int64_t)be64(it.key + 9);
+        if (queued < first) first = queued;
+    }
+    st_iter_close(&it);
+    return first != INT64_MAX ? first : -1;
+}
+
 static json_t *queue_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue_rec *q)
 {
     sb_buf d = {0};
@@ -961,6 +982,8 @@ static json_t *queue_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue
     json_t *o = doc_json(&d);
     buf_free(&d);
     json_object_set_new(o, "waiting", json_integer(q->waiting));
+    int64_t since = longest_wait_since(txn, e, acct, q);
+    if (since >= 0) json_object_set_new(o, "longest_wait_since_ms", json_integer(since));
     json_t *arr = json_array();
     st_iter it;
     uint8_t p[8];

@@ -995,6 +995,8 @@ static void test_queue_line(void)
     offer(acct, "w2", "q");
     now_ms += 30000;
     is_int(waiting(acct, "q"), 2, "line: two calls wait");
+    is_int(now_ms - queue_num(acct, "q", "longest_wait_since_ms"), 90000,
+           "line: the queue's read gives when the longest wait in line began, 90 s ago");
     r = (evf(acct, PROBE, "p1", 0), find(SB_ACT_REJECT, "p1", NULL));
     is_str(r ? r->reason : "-", "3/90.0/3",
            "line: behind two, the first waiting 90 s, three waiting");
@@ -1006,6 +1008,73 @@ static void test_queue_line(void)
     tick();
     r = find(SB_ACT_REJECT, "l1", NULL);
     is_str(r ? r->reason : "-", "3/100.0/3", "line: decided again 10 s later, the same count");
+}
+
+/* An agent's stats and a queue's live figures, as API.md says them: stats
+** are lifetime totals; idle_since moves when the agent comes back from a
+** call, a pause or offline, never on a ring it let go; no_answers counts
+** misses in a row (an answer, or coming back from a pause, starts them
+** again); talk_time leaves out the call going on; a queue's waiting and
+** longest_wait_since_ms count calls in line, not those ringing. */
+static void test_live_stats(void)
+{
+    const char *acct = "ls";
+    int64_t made = now_ms;
+    ok(account(acct) == 0 && policy(acct, "lw", LW) == 0 &&
+           put(sb_queue_put, acct,
+               "{\"id\":\"q\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "stats: queue q, agent a only");
+    is_int(agent_stat(acct, "a", "idle_since_ms"), made, "stats: a idle since she was made");
+    is_int(agent_stat(acct, "a", "last_call_ms"), -1, "stats: no last_call_ms before a call");
+    is_int(queue_num(acct, "q", "longest_wait_since_ms"), -1,
+           "stats: nobody waits: no longest_wait_since_ms");
+    now_ms += 5000;
+    int64_t rang = now_ms;
+    ok(offer(acct, "s1", "q") == 0 && find(SB_ACT_RING, "s1", "a"), "stats: s1 rings a");
+    is_int(agent_stat(acct, "a", "status_since_ms"), rang, "stats: status_since is the ring");
+    is_int(waiting(acct, "q"), 0, "stats: a ringing call is not waiting");
+    is_int(queue_num(acct, "q", "longest_wait_since_ms"), -1, "stats: nor a longest wait");
+    now_ms += 20000;
+    ok(ring_result(acct, "s1", "a", "no_answer") == 0 && find(SB_ACT_RING, "s1", "a"),
+       "stats: a lets it ring; it rings her again");
+    now_ms += 20000;
+    ring_result(acct, "s1", "a", "no_answer");
+    is_int(agent_stat(acct, "a", "no_answers"), 2, "stats: two misses in a row");
+    is_int(agent_stat(acct, "a", "idle_since_ms"), made,
+           "stats: idle_since did not move on the rings she let go");
+    now_ms += 3000;
+    ring_result(acct, "s1", "a", "answered");
+    is_int(agent_stat(acct, "a", "no_answers"), 0, "stats: an answer starts the misses again");
+    is_int(agent_stat(acct, "a", "calls_taken"), 1, "stats: one call taken");
+    int64_t answered = now_ms;
+    now_ms += 60000;
+    is_int(agent_stat(acct, "a", "talk_time"), 0, "stats: talk_time leaves out the call going on");
+    offer(acct, "s2", "q");
+    int64_t queued = now_ms;
+    now_ms += 30000;
+    is_int(waiting(acct, "q"), 1, "stats: s2 waits while a talks");
+    is_int(queue_num(acct, "q", "longest_wait_since_ms"), queued,
+           "stats: the longest wait began with its offer");
+    int64_t hung = now_ms;
+    ok(evf(acct, "{\"type\":\"hangup\",\"call\":\"s1\"}") == 0 && find(SB_ACT_RING, "s2", "a"),
+       "stats: s1 ends; s2 rings a");
+    is_int(agent_stat(acct, "a", "talk_time"), hung - answered,
+           "stats: 90 s of talk, once it ended");
+    is_int(agent_stat(acct, "a", "last_call_ms"), hung, "stats: last_call_ms: when it ended");
+    is_int(agent_stat(acct, "a", "idle_since_ms"), hung, "stats: idle since the call ended");
+    now_ms += 20000;
+    ring_result(acct, "s2", "a", "no_answer");
+    ok(status(acct, "a", "paused") == 0 && agent_stat(acct, "a", "no_answers") == 1,
+       "stats: a misses s2 once and pauses: one miss");
+    now_ms += 10000;
+    ok(status(acct, "a", "available") == 0 && agent_stat(acct, "a", "no_answers") == 0,
+       "stats: back from the pause: no misses");
+    is_int(agent_stat(acct, "a", "idle_since_ms"), now_ms, "stats: idle since back");
+    ok(put(sb_agent_put, acct, AGENT("a", ",\"name\":\"A\"")) == 0 &&
+           agent_stat(acct, "a", "calls_taken") == 1 &&
+           agent_stat(acct, "a", "talk_time") == hung - answered,
+       "stats: replacing her document keeps the totals");
+    evf(acct, "{\"type\":\"abandon\",\"call\":\"s2\"}");
 }
 
 /* The stock longest-idle policy with one agent who lets a call ring: the
@@ -1359,6 +1428,7 @@ int main(void)
     test_many_queues();
     test_isolation_and_replay();
     test_queue_line();
+    test_live_stats();
     test_retry_gap();
     test_ring_attempts();
     test_cancel_reasons();
