@@ -140,7 +140,7 @@ static const struct {
     {"policy", "dir_loaded",
      "1 when the last load of policy_dir (at start or SIGHUP) succeeded; 0: the policies "
      "stored before decide (see the log's error)."},
-    {"lmdb", "map_size", "LMDB map size in bytes (it grows up to map_max)."},
+    {"lmdb", "map_size_bytes", "LMDB map size in bytes (it grows up to map_max)."},
     {"lmdb", "used_bytes", "Bytes of the LMDB map in use (up to its last used page)."},
     {"lmdb", "readers",
      "LMDB reader slots taken in the lock table, by every process on the data directory "
@@ -174,7 +174,9 @@ static void engine_stats(sbd *d, struct evbuffer *o)
             /* "errors" is no type: the failed events also count under
             ** their own type, so summing the family would count them twice. */
             labelled(o, obj, "switchboard_events_total", "type",
-                     "Events submitted, by type, failed ones too.", "errors");
+                     "Events submitted, by type, failed ones too; type tick: sb_tick() calls "
+                     "that fired timers.",
+                     "errors");
             json_t *errs = json_object_get(obj, "errors");
             if (json_is_number(errs)) {
                 family(o, "switchboard_event_errors_total", "counter",
@@ -185,7 +187,10 @@ static void engine_stats(sbd *d, struct evbuffer *o)
             }
         } else if (!strcmp(sec, "decisions")) {
             labelled(o, obj, "switchboard_decisions_total", "decision",
-                     "Routing decisions, by kind.", NULL);
+                     "Routing decisions of queues' policies, by kind; fallback: those the "
+                     "fallback made, also counted under their kind. Overflows and rejections "
+                     "the engine makes itself (max wait passed, a full queue) are none.",
+                     NULL);
         } else if (!strcmp(sec, "latency_us")) {
             histogram(o, obj);
         } else if (json_is_object(obj) && name_ok(sec)) {
@@ -197,9 +202,22 @@ static void engine_stats(sbd *d, struct evbuffer *o)
                 char name[160];
                 int counter =
                     !strcmp(sec, "policy") && (!strcmp(k, "failures") || !strcmp(k, "reloads"));
-                snprintf(name, sizeof name, "switchboard_%s_%s%s", sec, k, counter ? "_total" : "");
-                family(o, name, counter ? "counter" : "gauge", stat_help_of(sec, k));
+                /* A size in bytes says so, as its neighbours do. */
+                int bytes = !strcmp(sec, "lmdb") && !strcmp(k, "map_size");
+                snprintf(name, sizeof name, "switchboard_%s_%s%s", sec, k,
+                         counter ? "_total"
+                         : bytes ? "_bytes"
+                                 : "");
+                family(o, name, counter ? "counter" : "gauge",
+                       stat_help_of(sec, bytes ? "map_size_bytes" : k));
                 evbuffer_add_printf(o, "%s %.17g\n", name, json_number_value(v));
+                if (bytes) { /* the name before, for one release */
+                    family(o, "switchboard_lmdb_map_size", "gauge",
+                           "Deprecated: use switchboard_lmdb_map_size_bytes (the same value); "
+                           "this name goes in the next release.");
+                    evbuffer_add_printf(o, "switchboard_lmdb_map_size %.17g\n",
+                                        json_number_value(v));
+                }
             }
         }
     }

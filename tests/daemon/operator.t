@@ -239,7 +239,7 @@ t.ok(r1.headers.get("content-type", "").startswith("text/plain"), "/metrics is t
 probs, s1, types = parse(r1.body)
 t.is_(probs, [], "/metrics is valid Prometheus text: HELP and TYPE once per family, "
       "before its samples")
-for name in ("switchboard_lmdb_map_size", "switchboard_lmdb_used_bytes",
+for name in ("switchboard_lmdb_map_size_bytes", "switchboard_lmdb_used_bytes",
              "switchboard_lmdb_readers", "switchboard_lmdb_max_readers",
              "switchboard_lmdb_map_max_bytes"):
     t.ok(s1.get(name, 0) > 0 and types.get(name) == "gauge", "%s is a gauge (%s)" %
@@ -249,6 +249,21 @@ t.is_(s1.get("switchboard_lmdb_map_max_bytes"), float(64 << 30),
 with open(os.path.join(ROOT, "engine", "daemon", "API.md")) as f:
     api_md = f.read()
 helps = dict(re.findall(r"^# HELP (\S+) (.*)$", r1.body, re.M))
+old = helps.get("switchboard_lmdb_map_size", "")
+t.ok(s1.get("switchboard_lmdb_map_size") == s1.get("switchboard_lmdb_map_size_bytes")
+     and types.get("switchboard_lmdb_map_size") == "gauge" and old.startswith("Deprecated")
+     and "switchboard_lmdb_map_size_bytes" in old
+     and "`switchboard_lmdb_map_size` (deprecated" in api_md,
+     "switchboard_lmdb_map_size, the name before _bytes, stays a release: the same value, "
+     "its HELP and API.md saying it is deprecated", (s1.get("switchboard_lmdb_map_size"), old))
+dec_help = helps.get("switchboard_decisions_total", "")
+t.ok("policies" in dec_help and "max wait" in dec_help and "fallback" in dec_help
+     and "not counted in `switchboard_decisions_total`" in api_md,
+     "switchboard_decisions_total's help says it counts policy decisions, not the engine's "
+     "overflows, as API.md does", dec_help)
+t.ok("tick" in helps.get("switchboard_events_total", "")
+     and 'switchboard_events_total{type="tick"}' in api_md,
+     "switchboard_events_total's tick type is in its help and API.md")
 drop_help = helps.get("switchboard_stream_dropped_total", "")
 t.ok("slow consumer" in drop_help and "stalled" in drop_help
      and "both count in `switchboard_stream_dropped_total`" in api_md,

@@ -638,12 +638,23 @@ static int wait_queue(const char *acct, const char *id, const char *pol, int max
 }
 
 /* 5. Max wait and max length with overflow queues, overflows in a loop. */
+/* sb_stats' decisions of a kind. */
+static long long decisions(const char *kind)
+{
+    if (sb_stats(eng, res)) return -1;
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    long long n = json_integer_value(json_object_get(json_object_get(o, "decisions"), kind));
+    json_decref(o);
+    return n;
+}
+
 static void test_overflow(void)
 {
     ok(account("ov") == 0 && policy("ov", "lw", LW) == 0 &&
            wait_queue("ov", "b", "lw", 30, NULL) == 0 &&
            wait_queue("ov", "a", "lw", 30, "b") == 0 && wait_queue("ov", "b", "lw", 30, "a") == 0,
        "overflow: queues a and b (no members), 30 s max wait, each overflowing to the other");
+    long long moved = decisions("move"), waited = decisions("wait");
     ok(offer("ov", "o1", "a") == 0 && find(SB_ACT_WAIT, "o1", NULL), "overflow: o1 waits in a");
     int moves = 0, ended = 0;
     const char *why = "-";
@@ -660,6 +671,9 @@ static void test_overflow(void)
         ended = find(SB_ACT_END, "o1", NULL) != NULL;
     }
     ok(ended, "overflow: the loop ends: o1 is turned away after %d moves (%s)", moves, why);
+    ok(decisions("move") == moved && decisions("wait") == waited + 1 + moves,
+       "overflow: max wait's overflows are no policy decisions (decisions.move as before); "
+       "the wait decided in each queue reached is one (API.md, /metrics)");
     ok(waiting("ov", "a") == 0 && waiting("ov", "b") == 0, "overflow: neither queue counts it");
     ok(tick() == 0 && sb_next_deadline(eng) == INT64_MAX, "overflow: no timer left");
 
