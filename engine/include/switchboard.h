@@ -719,8 +719,11 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 **                   none was given; empty fields in CSV)
 **   SB_EXPORT_CSV:  {"number":..,"count":N,"live":N,"csv":"id,role,caller,called,
 **                   queue,...\r\n..."} (RFC 4180,
-**                   a header line, one line per record; a field a spreadsheet
-**                   would evaluate, starting with = + - @ and not a plain
+**                   a header line, one line per record; the record's fields,
+**                   times in Unix ms, then offered_at, answered_at, ended_at:
+**                   the times as ISO 8601 UTC, 2026-01-05T09:00:03.311Z;
+**                   numbers E.164 with their +; a field a spreadsheet
+**                   would evaluate, starting with = + - @ tab CR and not a plain
 **                   number such as an E.164 one, starts with ')
 ** live: calls of the number in progress, which are in no record yet.
 ** Anonymized records no longer carry the number and are not found. */

@@ -1965,11 +1965,48 @@ static void csv_json(sb_buf *b, json_t *v)
     free(s);
 }
 
-static const char *const csv_cols[] = {
-    "id",          "role",           "caller",          "called",          "queue",
-    "first_queue", "outcome",        "offered_ms",      "answered_ms",     "ended_ms",
-    "wait",        "talk",           "agent",           "attempts",        "priority",
-    "attrs",       "personal_attrs", "policy_versions", "attempts_detail", NULL};
+/* The columns of a CSV export: the record's fields, then its times as
+** ISO 8601 UTC for a reader without a converter (after the others, so that
+** the columns of earlier versions keep their places). */
+static const char *const csv_cols[] = {"id",
+                                       "role",
+                                       "caller",
+                                       "called",
+                                       "queue",
+                                       "first_queue",
+                                       "outcome",
+                                       "offered_ms",
+                                       "answered_ms",
+                                       "ended_ms",
+                                       "wait",
+                                       "talk",
+                                       "agent",
+                                       "attempts",
+                                       "priority",
+                                       "attrs",
+                                       "personal_attrs",
+                                       "policy_versions",
+                                       "attempts_detail",
+                                       "offered_at",
+                                       "answered_at",
+                                       "ended_at",
+                                       NULL};
+
+/* o's time field `ms` (Unix milliseconds) as `at`, 2026-01-05T09:00:03.311Z;
+** nothing when o has no such time. */
+static void csv_iso_time(json_t *o, const char *ms, const char *at)
+{
+    json_t *v = json_object_get(o, ms);
+    if (!json_is_integer(v) || json_integer_value(v) < 0) return;
+    json_int_t t = json_integer_value(v);
+    time_t secs = (time_t)(t / 1000);
+    struct tm tm;
+    char s[40];
+    if (!gmtime_r(&secs, &tm)) return;
+    size_t n = strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(s + n, sizeof s - n, ".%03dZ", (int)(t % 1000));
+    json_object_set_new(o, at, json_string(s));
+}
 
 int sb_records_export(sb_engine *e, const char *account, const char *number,
                       sb_export_format format, sb_result *res)
@@ -2066,6 +2103,9 @@ done:
         json_t *o;
         json_array_foreach(arr, i, o)
         {
+            csv_iso_time(o, "offered_ms", "offered_at");
+            csv_iso_time(o, "answered_ms", "answered_at");
+            csv_iso_time(o, "ended_ms", "ended_at");
             for (int c = 0; csv_cols[c]; c++) {
                 if (c) buf_put(&b, ",", 1);
                 csv_json(&b, json_object_get(o, csv_cols[c]));

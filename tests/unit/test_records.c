@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const sb_action *find(sb_action_type type, const char *call)
@@ -416,6 +417,7 @@ static void test_export(void)
        "account csvp");
     ev("csvp", "{\"type\":\"offer\",\"call\":\"ms1\",\"queue\":\"support\",\"caller\":"
                "\"+442079460077\"}");
+    int64_t offered = now_ms;
     now_ms += 3311;
     ev("csvp", "{\"type\":\"ring_result\",\"call\":\"ms1\",\"agent\":\"p1\",\"outcome\":"
                "\"answered\"}");
@@ -426,6 +428,22 @@ static void test_export(void)
     ok(strstr(csv, ",3.311,0.015,") && strstr(csv, "\"\"duration\"\":3.311") &&
            !strstr(csv, "99999") && !strstr(csv, "00000"),
        "CSV: wait 3.311, talk 0.015, no binary noise (%s)", csv);
+    ok(strstr(csv, ",attempts_detail,offered_at,answered_at,ended_at\r\n") != NULL,
+       "CSV: the times as ISO 8601 are the last columns");
+    char iso[3][32], want[128];
+    for (int i = 0; i < 3; i++) {
+        int64_t t = offered + (i ? 3311 : 0) + (i == 2 ? 15 : 0);
+        time_t s = (time_t)(t / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        size_t n = strftime(iso[i], sizeof iso[i], "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(iso[i] + n, sizeof iso[i] - n, ".%03dZ", (int)(t % 1000));
+    }
+    snprintf(want, sizeof want, ",%lld,%lld,%lld,", (long long)offered, (long long)offered + 3311,
+             (long long)offered + 3326);
+    ok(strstr(csv, want) != NULL, "CSV: offered_ms, answered_ms and ended_ms, Unix ms (%s)", want);
+    snprintf(want, sizeof want, ",%s,%s,%s\r\n", iso[0], iso[1], iso[2]);
+    ok(strstr(csv, want) != NULL, "CSV: and the same in UTC, to the ms (%s)", want);
     json_decref(d);
     /* A call id a spreadsheet would compute is shown as written. */
     ev("csvp", "{\"type\":\"offer\",\"call\":\"-2+3\",\"queue\":\"support\",\"caller\":"
