@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -525,6 +526,11 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    /* A write past a file size limit (RLIMIT_FSIZE) fails with EFBIG, which
+    ** the commands that write (replay, records, sweep, backup, policy keygen
+    ** and sign, serve) report as a full disk, instead of SIGXFSZ killing
+    ** the command part-way with a core dump. */
+    signal(SIGXFSZ, SIG_IGN);
     if (strcmp(cmd, "policy") == 0) return cmd_policy(argc - 2, argv + 2);
     if (strcmp(cmd, "replay") == 0) return cli_replay(argc - 2, argv + 2);
     if (strcmp(cmd, "simulate") == 0) return cli_simulate(argc - 2, argv + 2);

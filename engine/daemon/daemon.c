@@ -969,6 +969,10 @@ int sb_daemon_main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Past a file size limit (RLIMIT_FSIZE, systemd's LimitFSIZE) a write
+    ** fails with EFBIG, a full disk to the engine (503 SB_EFULL, /healthz
+    ** storage_full), instead of SIGXFSZ killing the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
     fit_fd_limit(&cfg);
 
     sbd d;

@@ -248,6 +248,9 @@ typedef struct wtx {
     acct_rec account_buf;
     int depth;     /* dispatch recursion guard */
     int wrote_gen; /* the transaction changes shared_gen (policies.c) */
+    /* fn's SB_EFULL is a file outside the map that could not grow (data.keys
+    ** on a full disk): final, where another SB_EFULL is a full map to grow. */
+    int no_room;
 } wtx;
 
 typedef int (*write_fn)(wtx *t, void *arg);

@@ -119,6 +119,12 @@ static int do_account_put(wtx *t, void *arg)
         uint8_t key[32];
         rc = rec_key(e, op->a.num, op->a.id, 1, key);
         memset(key, 0, sizeof key);
+        t->no_room = rc == SB_EFULL; /* no map growth makes room in data.keys */
+        if (rc == SB_EFULL)          /* as store.c says a full disk */
+            return res_err(t->res, rc, NULL,
+                           "cannot create the account's data key: storage full (data.keys could "
+                           "not grow); the account was not created: free space on the disk of "
+                           "the data directory (or raise its quota or file size limit)");
         if (rc) return res_err(t->res, rc, NULL, "cannot create the account's data key");
     }
     return 0;

@@ -332,9 +332,9 @@ int rec_keys_copy(sb_engine *e, int out, const char *path, sb_result *res)
     cr_wipe(buf, sizeof buf);
     if (!err && fsync(out)) err = errno;
     if (close(out) && !err) err = errno;
-    if (err)
-        return res_err(res, err == ENOSPC ? SB_EFULL : SB_ESTORE, "dest", "cannot write %s: %s",
-                       path, strerror(err));
+    if (err) /* no room: the disk, a quota, the file size limit (as write_slot) */
+        return res_err(res, err == ENOSPC || err == EDQUOT || err == EFBIG ? SB_EFULL : SB_ESTORE,
+                       "dest", "cannot write %s: %s", path, strerror(err));
     return 0;
 }
 

@@ -1880,7 +1880,7 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
             pthread_rwlock_unlock(&e->sh->maplock);
             /* Whatever fn pushed belongs to a transaction that never happened. */
             res_truncate(res, mark);
-            if (rc == SB_EFULL) rc = MDB_MAP_FULL;
+            if (rc == SB_EFULL && !t.no_room) rc = MDB_MAP_FULL;
             if (IS_SB_ERR(rc)) { /* an SB_E* from fn, normally with res set */
                 if (res && sb_result_code(res) != rc) res_err(res, rc, NULL, "%s", sb_strerror(rc));
                 return rc;
@@ -2044,7 +2044,7 @@ static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res, int
     res_truncate(res, mark);
     int u = undo_apply(e, t.txn);
     if (u) batch_abort(e, u);
-    if (rc == SB_EFULL) rc = MDB_MAP_FULL;
+    if (rc == SB_EFULL && !t.no_room) rc = MDB_MAP_FULL;
     if (rc == MDB_MAP_FULL && !u) {
         /* The batch so far is committed; this event runs alone, where the
         ** map can grow. */

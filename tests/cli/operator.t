@@ -6,7 +6,8 @@
 # their command does not take (an erasure with --from is not an erasure of
 # that range) and name a missing --account or argument; the sweep's progress
 # bar never claims 100% before it knows how much there is; CSV exports quote
-# commas, quotes and newlines; `version` takes no arguments.
+# commas, quotes and newlines; a command under a file size limit says the
+# storage is full instead of dying of SIGXFSZ; `version` takes no arguments.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
@@ -183,6 +184,13 @@ if command -v script >/dev/null 2>&1; then
 else
     ok 0 "# SKIP no script(1) for a terminal"
 fi
+
+# --- a file size limit (ulimit -f, systemd's LimitFSIZE) --------------------
+# A write past it fails (EFBIG), a full disk to the command: it says so and
+# exits 1, where SIGXFSZ killed it part-way (exit 153 from the shell).
+run sh -c 'ulimit -f 16 && exec "$0" replay "$1" --data-dir "$2" --policy-dir policies' \
+    "$sb" "$tmp/calls.jsonl" "$tmp/limited"
+check 1 "replay under a 16-block file size limit: exit 1, not killed by SIGXFSZ" err "File too large"
 
 # --- version ----------------------------------------------------------------
 run "$sb" version

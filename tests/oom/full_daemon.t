@@ -5,10 +5,13 @@
 # working, and service resumes without a restart once space is available:
 # agents deleted through the API (map), a file removed from the filesystem
 # (disk: the data directory on a small tmpfs, where mounting one is allowed).
-import os, subprocess, sys, tempfile
+# A file size limit (RLIMIT_FSIZE) is a full disk too: 503, the daemon not
+# killed by SIGXFSZ.
+import os, resource, subprocess, sys, tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "crash"))
+import sbtest  # noqa: E402
 from sbtest import TAP, Daemon, provision  # noqa: E402
 from mdbcheck import check_data_file  # noqa: E402
 
@@ -151,4 +154,45 @@ else:
     t.is_(d2.stop(), 0, "disk: the daemon stops cleanly")
     bad = check_data_file(d2.data_dir)
     t.ok(bad is None, "disk: the data file checks clean", bad)
+
+# -- a file size limit (systemd's LimitFSIZE) --------------------------------------
+# Past it a write fails with EFBIG, a full disk: SB_EFULL, and the daemon goes
+# on, where SIGXFSZ killed it. acme's data key slot (account 1) is bytes 128
+# to 255 of data.keys; the map (sync none: written through it) does not grow.
+d3 = t.owned(Daemon(conf={"sync": "none", "log_level": "info"})).start()
+provision(d3)
+t.is_(d3.stop(), 0, "fsize: a daemon made account acme and stopped")
+orig = sbtest._die_with_parent
+
+
+def limited():
+    orig()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256, 256))
+
+
+sbtest._die_with_parent = limited
+try:
+    d3.start()
+finally:
+    sbtest._die_with_parent = orig
+try:
+    r = d3.admin("POST", "/v1/accounts", {"id": "beta", "name": "Beta"})
+except (ConnectionError, OSError) as e:
+    r = None
+    diag_r = repr(e)
+t.ok(r is not None and r.status == 503 and r.code == "SB_EFULL"
+     and "data.keys could not grow" in r.body and "free space on the disk" in r.body,
+     "fsize: an account whose data key goes past the limit is 503 SB_EFULL, saying data.keys "
+     "could not grow", r if r is not None else diag_r)
+try:
+    h = d3.request("GET", "/healthz").status
+except (ConnectionError, OSError) as e:
+    h = repr(e)
+alive = d3.wait(1) is None
+t.ok(alive and h in (200, 503), "fsize: the daemon is still running (not killed by SIGXFSZ)",
+     "/healthz: %r, exit status %r" % (h, d3.proc.returncode))
+if alive:
+    t.is_(d3.admin("GET", "/v1/accounts/beta").status, 404, "fsize: no account beta")
+    t.is_(d3.admin("GET", "/v1/accounts/acme").status, 200, "fsize: acme is as it was")
+    t.is_(d3.stop(), 0, "fsize: the daemon stops cleanly")
 t.done()
