@@ -44,7 +44,8 @@ type RecordsQuery struct {
 // RecordsList lists the account's call records without personal data, newest
 // first. Each record is the engine's JSON object (see switchboard.h): "id",
 // "queue", "outcome", "offered_ms", "ended_ms", "wait", "talk", "agent",
-// "attempts_detail", "policy_versions", "attrs"...
+// "attempts_detail", "policy_versions", "attrs"... ErrNotFound for a Queue
+// the account never had (a deleted queue's records are still listed).
 func (e *Engine) RecordsList(account string, q RecordsQuery) ([]map[string]any, error) {
 	query := map[string]any{}
 	if !q.From.IsZero() {

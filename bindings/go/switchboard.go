@@ -943,14 +943,14 @@ type Action struct {
 	Account string
 	Call    string        // "" for ActionAgent
 	Agent   string        // Ring, Cancel, Connect, Agent
-	Device  string        // Ring: "landline", "mobile" or "softphone"
-	URI     string        // Ring: the device's dial URI
+	Device  string        // Ring, Connect: "landline", "mobile" or "softphone"
+	URI     string        // Ring, Connect: the device's dial URI
 	Queue   string        // the call's queue (Overflow: the new queue)
-	Reason  string        // Reject, Overflow, End, Agent
+	Reason  string        // Reject, Overflow, End, Agent; Cancel: why the ring ended
 	Status  string        // Agent: the new status name
 	Timeout time.Duration // Ring: how long to ring
 	Attempt uint32        // Ring: the call's ring attempt (give it back in Event.Attempt)
-	Due     time.Time     // Wait: time of the next decision (zero: when an agent frees up)
+	Due     time.Time     // Wait: when the engine next takes the call up (zero: when an agent frees up)
 }
 
 // MarshalJSON renders the action as the engine does (sb_result_json, the

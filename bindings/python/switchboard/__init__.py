@@ -1213,7 +1213,8 @@ class Engine:
         queue="support", from_ms=..., to_ms=..., limit=100)`` (or a dict;
         times are when calls ended, to_ms excluded; limit 100 when not given).
         The next page: ``before_ms`` and ``before_id``, the last record's
-        ``ended_ms`` and ``id``. Returns a list of records."""
+        ``ended_ms`` and ``id``. Returns a list of records; NotFoundError for a
+        queue the account never had (a deleted queue's records are listed)."""
         if query is None:
             query = fields or None
         elif fields:
