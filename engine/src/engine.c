@@ -18,18 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The data directory's format. 2: agent records carry plain_devices (format
-** 1 records still read). Opening a directory marks it with this version, so
-** an older Switchboard refuses it with a clear error rather than failing on
-** the records written since; every process on a directory runs one version. */
-#define SCHEMA_VERSION                                                                             \
-    6 /* 3: live calls keep their talk across transfers; 4: call records of                        \
-       ** version 3 (records.h); 5: agent records keep a status asked for on a                     \
-       ** call (model.c, agent format 3), and calls from withheld numbers (call                    \
-       ** format 5, records flagged RF_WITHHELD, whose one pseudonym is the                        \
-       ** called number's); 6: live calls keep the figures of the queue they                       \
-       ** are in (call format 6) */
-
 #define MAP_DEFAULT ((size_t)64 << 20) /* the initial map when map_size is 0 */
 
 void sb_config_init(sb_config *cfg)
@@ -376,10 +364,13 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
                        "%s was written by a newer Switchboard (format %llu, this one reads %d)",
                        e->data_dir, (unsigned long long)schema, SCHEMA_VERSION);
     }
-    /* Records stored before version 4 (records of version 2) get their review
-    ** dates from a walk the sweeps run (retention.c). */
-    if (!rc && schema < 4) rc = ret_upgrade_queue(txn, e);
-    if (!rc && schema < SCHEMA_VERSION) rc = st_meta_put_u64(txn, e, "schema", SCHEMA_VERSION);
+    /* A new directory is marked now; an older one by the first write. */
+    uint64_t accounts = 0;
+    if (!rc && schema == 0) rc = st_meta_u64(txn, e, "next_account", &accounts);
+    if (!rc && schema == 0 && accounts == 0)
+        rc = st_meta_put_u64(txn, e, "schema", SCHEMA_VERSION);
+    else if (!rc && schema < SCHEMA_VERSION)
+        sh->schema_from = schema, sh->schema_pending = 1;
     if (rc) {
         mdb_txn_abort(txn);
         return eng_mdb_err(res, rc, "open tables");

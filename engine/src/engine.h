@@ -85,6 +85,19 @@ enum {
     DB_COUNT
 };
 
+/* The data directory's format. 2: agent records carry plain_devices (format
+** 1 records still read). The first write of an engine marks the directory
+** with this version (store.c, schema_settle), so an older Switchboard
+** refuses it with a clear error rather than failing on the records written
+** since; an open that writes nothing (a backup, a read) leaves it as it was. */
+#define SCHEMA_VERSION                                                                             \
+    6 /* 3: live calls keep their talk across transfers; 4: call records of                        \
+       ** version 3 (records.h); 5: agent records keep a status asked for on a                     \
+       ** call (model.c, agent format 3), and calls from withheld numbers (call                    \
+       ** format 5, records flagged RF_WITHHELD, whose one pseudonym is the                        \
+       ** called number's); 6: live calls keep the figures of the queue they                       \
+       ** are in (call format 6) */
+
 /* Name kinds in the names table. NK_QUEUE_GONE: a deleted queue's id,
 ** keyed by its number (its aggregates outlive it; numbers are never used
 ** again), kept until its account is deleted. */
@@ -122,14 +135,20 @@ typedef struct eng_env {
     pthread_cond_t sync_cv;
     pthread_mutex_t fsync_mu; /* one sync of the file at a time, commits' included */
     int ordered;              /* commits sync their pages (not MDB_NOSYNC) */
-    uint64_t meta_written;    /* fsync_mu: the last commit that wrote its meta page */
-    uint64_t lost_upto;       /* fsync_mu: meta pages up to this one a failed sync may have lost */
-    uint64_t commit_seq;      /* commits begun */
-    uint64_t commit_ended;    /* the last commit that ended, well or not */
-    uint64_t written;         /* the last commit that wrote something */
-    uint64_t durable;         /* every commit up to this one is on disk */
-    uint64_t sync_err;        /* lost_upto, as the waiters read it */
-    int syncing;              /* a sync_upto is running */
+    /* The format the directory had at open, when older than this version's:
+    ** marked with this one by the first write (store.c, schema_settle), not
+    ** by the open, so that a backup or a read taken with this version beside
+    ** a running older one leaves the directory as that one can open it. */
+    uint64_t schema_from;
+    int schema_pending;
+    uint64_t meta_written; /* fsync_mu: the last commit that wrote its meta page */
+    uint64_t lost_upto;    /* fsync_mu: meta pages up to this one a failed sync may have lost */
+    uint64_t commit_seq;   /* commits begun */
+    uint64_t commit_ended; /* the last commit that ended, well or not */
+    uint64_t written;      /* the last commit that wrote something */
+    uint64_t durable;      /* every commit up to this one is on disk */
+    uint64_t sync_err;     /* lost_upto, as the waiters read it */
+    int syncing;           /* a sync_upto is running */
 
     /* Zeros written ahead of the pages in use (store.c, zero_ahead): under
     ** the write lock. */

@@ -1177,12 +1177,54 @@ void eng_batch_settle(sb_engine *e)
 
 static void zero_ahead(sb_engine *e);
 
+/* The first write of this process on a directory of an older format marks
+** it with this version's, in a transaction of its own before that write's
+** (LMDB's writer lock orders the threads that race here: the first marks
+** it, the others find it done). Records stored before version 4 get their
+** review dates from a walk the sweeps run (retention.c). */
+static int schema_settle(sb_engine *e)
+{
+    if (!__atomic_load_n(&e->sh->schema_pending, __ATOMIC_ACQUIRE)) return 0;
+    MDB_txn *txn;
+    pthread_rwlock_rdlock(&e->sh->maplock);
+    int rc = mdb_txn_begin(e->env, NULL, 0, &txn);
+    if (rc) {
+        pthread_rwlock_unlock(&e->sh->maplock);
+        return rc;
+    }
+    uint64_t schema = 0;
+    int done = !__atomic_load_n(&e->sh->schema_pending, __ATOMIC_ACQUIRE);
+    if (!done && !(rc = st_meta_u64(txn, e, "schema", &schema)) && schema < SCHEMA_VERSION) {
+        if (schema < 4) rc = ret_upgrade_queue(txn, e);
+        if (!rc) rc = st_meta_put_u64(txn, e, "schema", SCHEMA_VERSION);
+    }
+    if (done || rc || schema >= SCHEMA_VERSION)
+        mdb_txn_abort(txn);
+    else
+        rc = mdb_txn_commit(txn);
+    pthread_rwlock_unlock(&e->sh->maplock);
+    if (!rc && !done) {
+        __atomic_store_n(&e->sh->schema_pending, 0, __ATOMIC_RELEASE);
+        if (schema < SCHEMA_VERSION)
+            sb_log(e, SB_LOG_WARN,
+                   "%s: format %llu marked as format %d at this version's first write: an "
+                   "earlier Switchboard can no longer open it (a backup taken before, with "
+                   "either version, can)",
+                   e->data_dir, (unsigned long long)e->sh->schema_from, SCHEMA_VERSION);
+    }
+    return rc;
+}
+
 static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
 {
     if (eng_forked(e)) return ENG_EFORKED;
     /* A write of the batch's owner that is not one of its events: the
     ** batch is committed first (LMDB has one writer, and this thread is it). */
     if (!(flags & MDB_RDONLY)) eng_batch_settle(e);
+    if (!(flags & MDB_RDONLY)) {
+        int rc = schema_settle(e);
+        if (rc) return rc;
+    }
     for (int tries = 0;; tries++) {
         pthread_rwlock_rdlock(&e->sh->maplock);
         int rc = mdb_txn_begin(e->env, NULL, flags, txn);
