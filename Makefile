@@ -31,8 +31,8 @@ ALL_CFLAGS += -Werror
 endif
 LIBS = $(PKG_LIBS) -lpthread -lm
 
-SOVER := 0
-VERSION := 0.1.0
+SOVER := 1
+VERSION := 0.2.0
 
 LIB_SRC := $(wildcard engine/src/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)

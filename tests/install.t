@@ -4,7 +4,7 @@
 # engine/tools/install.mk say:
 #   - a small C program (README.md's example, completed) built against the
 #     installed copy with `pkg-config switchboard` (shared: ldd finds the
-#     installed libswitchboard.so.0) and `pkg-config switchboard-static`
+#     installed libswitchboard.so.1) and `pkg-config switchboard-static`
 #     (static: ldd shows no libswitchboard), each routing a call;
 #   - the same program linked in the tree, against build/libswitchboard.a with
 #     the libraries it needs, and against build/libswitchboard.so;
@@ -111,7 +111,7 @@ run() {
 out=$(mk install PREFIX="$prefix" 2>&1)
 ok $? "make install PREFIX=<tmp>" "$out"
 missing=""
-for f in include/switchboard.h lib/libswitchboard.a lib/libswitchboard.so lib/libswitchboard.so.0 \
+for f in include/switchboard.h lib/libswitchboard.a lib/libswitchboard.so lib/libswitchboard.so.1 \
     bin/switchboard lib/pkgconfig/switchboard.pc lib/pkgconfig/switchboard-static.pc \
     lib/lua/5.1/switchboard.so lib/lua/5.4/switchboard.so share/man/man1/switchboard.1 \
     share/man/man7/switchboard-policy.7; do
@@ -148,8 +148,8 @@ export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 # 5-6: shared, against the installed library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-shared" $(pkg-config --cflags --libs switchboard) 2>&1) &&
     out=$(LD_LIBRARY_PATH="$prefix/lib" ldd "$tmp/prog-shared") &&
-    printf '%s\n' "$out" | grep -q "libswitchboard.so.0 => $prefix/lib/libswitchboard.so.0"
-ok $? "installed, shared: cc prog.c \$(pkg-config --cflags --libs switchboard) uses $prefix/lib/libswitchboard.so.0" "$out"
+    printf '%s\n' "$out" | grep -q "libswitchboard.so.1 => $prefix/lib/libswitchboard.so.1"
+ok $? "installed, shared: cc prog.c \$(pkg-config --cflags --libs switchboard) uses $prefix/lib/libswitchboard.so.1" "$out"
 run installed-shared "$tmp/prog-shared" LD_LIBRARY_PATH="$prefix/lib"
 
 # 7-8: static, against the installed library.
@@ -171,7 +171,7 @@ run tree-static "$tmp/prog-tree-static"
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-shared" -Iengine/include -Lbuild -lswitchboard \
     -Wl,-rpath,"$root/build" 2>&1) &&
     out=$(ldd "$tmp/prog-tree-shared") &&
-    printf '%s\n' "$out" | grep -q "libswitchboard.so.0 => $root/build/libswitchboard.so.0"
+    printf '%s\n' "$out" | grep -q "libswitchboard.so.1 => $root/build/libswitchboard.so.1"
 ok $? "in the tree, shared: -Lbuild -lswitchboard" "$out"
 run tree-shared "$tmp/prog-tree-shared"
 

@@ -55,7 +55,7 @@ import (
 	"unsafe"
 )
 
-// Version is the version of the linked library, e.g. "0.1.0".
+// Version is the version of the linked library, e.g. "0.2.0".
 func Version() string { return C.GoString(C.sb_version()) }
 
 // Redact returns text with every phone number in it read "[number]", as the

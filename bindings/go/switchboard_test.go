@@ -87,7 +87,7 @@ func offer(call string) switchboard.Event {
 }
 
 func TestVersion(t *testing.T) {
-	if v := switchboard.Version(); v != "0.1.0" {
+	if v := switchboard.Version(); v != "0.2.0" {
 		t.Errorf("Version() = %q", v)
 	}
 }

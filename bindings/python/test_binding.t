@@ -202,7 +202,7 @@ def ctypes_sizeof(t):
 
 
 def test_basics():
-    is_(sb.version(), "0.1.0", "version() is the library's")
+    is_(sb.version(), "0.2.0", "version() is the library's")
     is_(sb.strerror(sb.ENOTFOUND), "SB_ENOTFOUND: not found", "strerror names the code")
     ok(sb.library_path() == LIB, "the library came from SWITCHBOARD_LIB")
     is_(sb.redact("caller +44 20 7946 0001 or (030) 1234567, queue q7, 12 s"),

@@ -65,9 +65,9 @@ extern "C" {
 #endif
 
 #define SB_VERSION_MAJOR 0
-#define SB_VERSION_MINOR 1
+#define SB_VERSION_MINOR 2
 #define SB_VERSION_PATCH 0
-#define SB_VERSION_STRING "0.1.0"
+#define SB_VERSION_STRING "0.2.0"
 
 /* Version of the library actually linked (may differ from the header's). */
 SB_API const char *sb_version(void);

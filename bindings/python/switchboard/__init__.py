@@ -46,7 +46,7 @@ __all__ = [
     "policy_sign", "load_library", "library_path",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # --------------------------------------------------------------------------
 # Error codes (switchboard.h: SB_E*).
@@ -254,11 +254,11 @@ def library_path():
             # the source tree: bindings/python/switchboard -> build/
             os.path.join(up3, "build", "libswitchboard.so"),
             # make install: PREFIX/lib/pythonX.Y/dist-packages/switchboard -> PREFIX/lib
-            os.path.join(up3, "libswitchboard.so.0")):
+            os.path.join(up3, "libswitchboard.so.1")):
         cand = os.path.normpath(cand)
         if os.path.exists(cand):
             return cand
-    return ctypes.util.find_library("switchboard") or "libswitchboard.so.0"
+    return ctypes.util.find_library("switchboard") or "libswitchboard.so.1"
 
 
 def _declare(lib):
@@ -533,7 +533,7 @@ class _Scratch:
 # Module-level functions (no engine needed).
 
 def version():
-    """Version of the linked library, e.g. ``"0.1.0"``."""
+    """Version of the linked library, e.g. ``"0.2.0"``."""
     return _s(load_library().sb_version())
 
 
