@@ -1363,6 +1363,31 @@ func (e *Engine) APIKeyCreate(account string) (keyID, key string, err error) {
 	return keyID, key, nil
 }
 
+// APIKeyInfo describes one of an account's API keys. The key itself is not
+// stored, so not listed.
+type APIKeyInfo struct {
+	KeyID string `json:"key_id"` // what APIKeyRevoke takes
+}
+
+// APIKeyList lists the account's keys by id (sb_apikey_list): what an
+// operator revokes with APIKeyRevoke. ErrNotFound (Field "account") for an
+// account that does not exist.
+func (e *Engine) APIKeyList(account string) ([]APIKeyInfo, error) {
+	var doc struct {
+		Keys []APIKeyInfo `json:"keys"`
+	}
+	err := e.callInto([]string{"account", account}, &doc, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_apikey_list(e.eng, s[0], res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if doc.Keys == nil {
+		doc.Keys = []APIKeyInfo{}
+	}
+	return doc.Keys, nil
+}
+
 // APIKeyVerify reports whether key is a current key of account (compared in
 // constant time; false for unknown accounts too, for an account holding a NUL
 // byte, and on a closed engine).
@@ -1385,7 +1410,7 @@ func (e *Engine) APIKeyVerify(account, key string) bool {
 	return C.sb_apikey_verify(eng, s[0], p, n) == 0
 }
 
-// APIKeyRevoke revokes one key by its id.
+// APIKeyRevoke revokes one key by its id (from APIKeyCreate or APIKeyList).
 func (e *Engine) APIKeyRevoke(account, keyID string) error {
 	_, err := e.call([]string{"account", account, "key_id", keyID}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_apikey_revoke(e.eng, s[0], s[1], res)

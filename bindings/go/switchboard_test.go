@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -486,6 +487,37 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if err := eng.APIKeyRevoke("acme", id); err != nil || eng.APIKeyVerify("acme", key) {
 		t.Errorf("APIKeyRevoke: %v", err)
+	}
+	if keys, err := eng.APIKeyList("acme"); err != nil || keys == nil || len(keys) != 0 {
+		t.Errorf("APIKeyList with none left: %#v %v, want an empty list", keys, err)
+	}
+	id1, _, err1 := eng.APIKeyCreate("acme")
+	id2, key2, err2 := eng.APIKeyCreate("acme")
+	if err1 != nil || err2 != nil {
+		t.Fatalf("APIKeyCreate: %v %v", err1, err2)
+	}
+	keys, err := eng.APIKeyList("acme")
+	got := []string{}
+	for _, k := range keys {
+		got = append(got, k.KeyID)
+	}
+	sort.Strings(got)
+	want := []string{id1, id2}
+	sort.Strings(want)
+	if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("APIKeyList: %v %v, want the two keys' ids %v", got, err, want)
+	}
+	if err := eng.APIKeyRevoke("acme", id1); err != nil {
+		t.Fatalf("APIKeyRevoke: %v", err)
+	}
+	keys, err = eng.APIKeyList("acme")
+	if err != nil || len(keys) != 1 || keys[0].KeyID != id2 || !eng.APIKeyVerify("acme", key2) {
+		t.Errorf("APIKeyList after a revoke: %v %v, want %s alone (still valid)", keys, err, id2)
+	}
+	_, err = eng.APIKeyList("nobody")
+	var se *switchboard.Error
+	if !errors.As(err, &se) || se.Code != switchboard.ErrNotFound || se.Field != "account" {
+		t.Errorf("APIKeyList of an unknown account: %v, want ErrNotFound naming account", err)
 	}
 }
 

@@ -1171,6 +1171,13 @@ static int l_apikey_create(lua_State *L)
     return do_one(L, sb_apikey_create, ret_doc);
 }
 
+/* eng:apikey_list(account) -> {keys = {{key_id = ...}, ...}}: the ids
+** apikey_revoke takes (the keys themselves are not stored). */
+static int l_apikey_list(lua_State *L)
+{
+    return do_list(L, sb_apikey_list);
+}
+
 /* true when key is a current key of the account, false otherwise. */
 static int l_apikey_verify(lua_State *L)
 {
@@ -1771,6 +1778,7 @@ static const luaL_Reg engine_methods[] = {
     {"sync_progress", l_sync_progress},
     {"stats", l_stats},
     {"apikey_create", l_apikey_create},
+    {"apikey_list", l_apikey_list},
     {"apikey_verify", l_apikey_verify},
     {"apikey_revoke", l_apikey_revoke},
     {"records_list", l_records_list},

@@ -555,6 +555,18 @@ def test_apikeys():
         ok(eng.apikey_verify("nobody", k["key"]) is False, "False for an unknown account")
         eng.apikey_revoke("acme", k["key_id"])
         ok(eng.apikey_verify("acme", k["key"]) is False, "False once revoked")
+        is_(eng.apikey_list("acme"), [], "apikey_list: none left")
+        k1, k2 = eng.apikey_create("acme"), eng.apikey_create("acme")
+        is_(sorted(k["key_id"] for k in eng.apikey_list("acme")),
+            sorted([k1["key_id"], k2["key_id"]]), "apikey_list: the two keys' ids")
+        ok(all(set(k) == {"key_id"} for k in eng.apikey_list("acme")),
+           "apikey_list: ids only, never the keys")
+        eng.apikey_revoke("acme", k1["key_id"])
+        is_(eng.apikey_list("acme"), [{"key_id": k2["key_id"]}],
+            "apikey_list after a revoke: the other key alone")
+        ok(eng.apikey_verify("acme", k2["key"]) is True, "the key left still verifies")
+        raises(lambda: eng.apikey_list("nobody"), sb.NotFoundError,
+               "apikey_list of an unknown account: NotFoundError", sb.ENOTFOUND, "account")
 
 
 def test_two_engines():

@@ -244,6 +244,33 @@ T.ok(no == nil and c2 == sb.EPOLICY and rep2 and rep2.failed == 1,
 T.ok(sb.policy_check("ok.lua", src), "sb.policy_check accepts the policy")
 T.ok(eng:reload(), "reload re-reads the policy folder")
 
+-- API keys: listed by id, for an operator choosing which to revoke.
+do
+  local k1, k2 = assert(eng:apikey_create("acme")), assert(eng:apikey_create("acme"))
+  T.ok(eng:apikey_verify("acme", k1.key) and eng:apikey_verify("acme", k2.key),
+       "apikey_create twice: both keys verify")
+  local l = eng:apikey_list("acme")
+  local ids = {}
+  for i, k in ipairs(l and l.keys or {}) do ids[i] = k.key_id end
+  table.sort(ids)
+  local want = { k1.key_id, k2.key_id }
+  table.sort(want)
+  T.is(table.concat(ids, ","), table.concat(want, ","), "apikey_list: { keys = { {key_id}... } }, the two ids")
+  T.ok(l and l.keys[1].key == nil, "apikey_list: ids only, never the keys")
+  T.ok(eng:apikey_revoke("acme", k1.key_id), "apikey_revoke the first")
+  l = eng:apikey_list("acme")
+  T.ok(l and #l.keys == 1 and l.keys[1].key_id == k2.key_id, "apikey_list after a revoke: the other alone")
+  T.ok(eng:apikey_verify("acme", k2.key) and not eng:apikey_verify("acme", k1.key),
+       "the revoked key fails, the other verifies")
+  local none, msg, code, field = eng:apikey_list("nobody")
+  T.ok(none == nil and code == sb.ENOTFOUND and field == "account",
+       "apikey_list of an unknown account: nil, message, sb.ENOTFOUND, \"account\" (" .. tostring(msg) .. ")")
+  assert(eng:apikey_revoke("acme", k2.key_id))
+  l = eng:apikey_list("acme")
+  T.ok(l and type(l.keys) == "table" and #l.keys == 0 and sb.json_encode(l.keys) == "[]",
+       "apikey_list with none left: an empty list (an array: encodes as [])")
+end
+
 -- JSON helpers (the same conversions every call uses).
 T.is(sb.json_encode({ b = 1, a = { 1, 2.5, "x", true, sb.null } }), '{"a":[1,2.5,"x",true,null],"b":1}',
      "json_encode: objects (sorted keys), lists, numbers, null")

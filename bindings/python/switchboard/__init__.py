@@ -312,6 +312,7 @@ def _declare(lib):
         "sb_policy_keygen": (c_int, [R]),
         "sb_policy_sign": (c_int, [c_char_p, c_size_t, c_char_p, R]),
         "sb_apikey_create": (c_int, [E, c_char_p, R]),
+        "sb_apikey_list": (c_int, [E, c_char_p, R]),
         "sb_apikey_verify": (c_int, [E, c_char_p, c_char_p, c_size_t]),
         "sb_apikey_revoke": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_stats": (c_int, [E, R]),
@@ -1168,6 +1169,13 @@ class Engine:
         """A new key: ``{"key_id": ..., "key": "sbk_..."}`` (shown only now)."""
         return self._do(_json, self._lib.sb_apikey_create, _b(account, "account"))
 
+    def apikey_list(self, account):
+        """The account's keys by id: ``[{"key_id": "1226fe98de5628c0"}...]``
+        (the keys themselves are not stored, so not listed): what
+        :meth:`apikey_revoke` takes. NotFoundError (field ``account``) for
+        an account that does not exist."""
+        return self._do(_json, self._lib.sb_apikey_list, _b(account, "account"))["keys"]
+
     def apikey_verify(self, account, key):
         """True when ``key`` is a current key of ``account`` (constant time)."""
         a, k = _b(account, "account"), _bytes(key, "key")
@@ -1178,6 +1186,8 @@ class Engine:
             self._leave(own)
 
     def apikey_revoke(self, account, key_id):
+        """Revoke one key by its id (from :meth:`apikey_create` or
+        :meth:`apikey_list`)."""
         self._do(_nothing, self._lib.sb_apikey_revoke, _b(account, "account"),
                  _b(key_id, "key_id"))
 
