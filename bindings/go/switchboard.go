@@ -1346,6 +1346,30 @@ func PolicySign(source []byte, secretKey string) ([]byte, error) {
 	return out, err
 }
 
+// PolicyVerify checks that source carries a valid "--@signature" line made
+// with the secret key of publicKey (64 hex characters), as an engine with
+// Config.RequireSignedPolicies does before it loads a policy: nil when it
+// verifies; an ErrPolicy *Error (Field "signature") saying why not (unsigned,
+// changed after signing, or not signed with that key); ErrInvalid (Field
+// "public_key") for a key that is not 64 hex characters.
+func PolicyVerify(source []byte, publicKey string) error {
+	return scratch(func(res *C.sb_result) error {
+		s, block, err := cstrings("public_key", publicKey)
+		if err != nil {
+			return err
+		}
+		defer C.free(block)
+		p, n := bytesPtr(source)
+		if p == nil {
+			p = s[0] // a valid pointer for an empty source (NULL is "no source")
+		}
+		if rc := C.sb_policy_verify(p, n, s[0], res); rc != 0 {
+			return resultError(rc, res)
+		}
+		return nil
+	})
+}
+
 // ---------------------------------------------------------------------------
 // API keys
 

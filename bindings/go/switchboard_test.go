@@ -459,6 +459,37 @@ func TestPolicyTools(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(signed), routeFirst) || !strings.Contains(string(signed), "--@signature ") {
 		t.Fatalf("PolicySign: %v", err)
 	}
+	if err := switchboard.PolicyVerify(signed, pub); err != nil {
+		t.Errorf("PolicyVerify of the signed source with its public key: %v", err)
+	}
+	other, _, err := switchboard.PolicyKeygen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const notVerified = "the signature does not verify with the key"
+	for _, c := range []struct {
+		what, source, key, field, message string
+		code                              switchboard.Code
+	}{
+		{"a source changed after signing", strings.Replace(string(signed), "return", "return ", 1), pub,
+			"signature", notVerified, switchboard.ErrPolicy},
+		{"another key's public key", string(signed), other, "signature", notVerified, switchboard.ErrPolicy},
+		{"text after the signature line", string(signed) + "x = 1\n", pub, "signature",
+			"changed after signing", switchboard.ErrPolicy},
+		{"an unsigned source", routeFirst, pub, "signature", "unsigned", switchboard.ErrPolicy},
+		{"an empty source", "", pub, "signature", "unsigned", switchboard.ErrPolicy},
+		{"a key that is not 64 hex characters (the secret one)", string(signed), sec, "public_key",
+			"the public key must be 64 hex characters", switchboard.ErrInvalid},
+	} {
+		err := switchboard.PolicyVerify([]byte(c.source), c.key)
+		var se *switchboard.Error
+		if !errors.As(err, &se) || se.Code != c.code || se.Field != c.field || !strings.HasPrefix(se.Message, c.message) {
+			t.Errorf("PolicyVerify, %s: %v, want %s (field %s) %q", c.what, err, c.code.Name(), c.field, c.message)
+		}
+	}
+	if err := switchboard.PolicyVerify(signed, pub+"\x00"); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("PolicyVerify with a NUL byte in the key: %v, want ErrInvalid", err)
+	}
 	eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone, Log: quiet,
 		RequireSignedPolicies: true, PolicyPublicKey: pub})
 	if err != nil {

@@ -1749,6 +1749,60 @@ static int l_policy_test(lua_State *L)
     return 4;
 }
 
+/* sb.policy_keygen() -> {public_key = hex, secret_key = hex} | nil, message, code */
+static int l_policy_keygen(lua_State *L)
+{
+    sb_result *res = sb_result_new();
+    if (!res) return luaL_error(L, "switchboard: out of memory");
+    int n = ret_doc(L, sb_policy_keygen(res), res);
+    sb_result_free(res);
+    return n;
+}
+
+/* sb.policy_sign(source, secret_key) -> the signed source | nil, message,
+** code, field. A "--@signature" line is appended (an existing one replaced). */
+static int l_policy_sign(lua_State *L)
+{
+    size_t len;
+    const char *src = luaL_checklstring(L, 1, &len), *key = check_str(L, 2);
+    sb_result *res = sb_result_new();
+    if (!res) return luaL_error(L, "switchboard: out of memory");
+    int rc = sb_policy_sign(src, len, key, res);
+    int n;
+    if (rc) {
+        n = push_engine_fail(L, rc, res);
+    } else {
+        size_t jl;
+        const char *j = sb_result_json(res, &jl);
+        json_t *doc = json_loadb(j, jl, 0, NULL);
+        json_t *signed_src = json_object_get(doc, "source");
+        if (json_is_string(signed_src)) {
+            lua_pushlstring(L, json_string_value(signed_src), json_string_length(signed_src));
+            n = 1;
+        } else { /* cannot happen: the engine writes {"source": ...} */
+            n = push_fail(L, SB_ENOMEM, "policy_sign: no signed source in the result", NULL);
+        }
+        json_decref(doc);
+    }
+    sb_result_free(res);
+    return n;
+}
+
+/* sb.policy_verify(source, public_key) -> true | nil, message, code, field:
+** the check an engine with require_signed_policies makes (SB_EPOLICY field
+** "signature": unsigned, changed after signing, or another key's; SB_EINVAL
+** field "public_key": not 64 hex characters). */
+static int l_policy_verify(lua_State *L)
+{
+    size_t len;
+    const char *src = luaL_checklstring(L, 1, &len), *key = check_str(L, 2);
+    sb_result *res = sb_result_new();
+    if (!res) return luaL_error(L, "switchboard: out of memory");
+    int n = ret_true(L, sb_policy_verify(src, len, key, res), res);
+    sb_result_free(res);
+    return n;
+}
+
 static const luaL_Reg engine_methods[] = {
     {"account_put", l_account_put},
     {"account_get", l_account_get},
@@ -1799,9 +1853,18 @@ static const luaL_Reg engine_methods[] = {
 };
 
 static const luaL_Reg module_funcs[] = {
-    {"open", l_open},     {"version", l_version},           {"strerror", l_strerror},
-    {"redact", l_redact}, {"json_encode", l_json_encode},   {"json_decode", l_json_decode},
-    {"array", l_array},   {"policy_check", l_policy_check}, {"policy_test", l_policy_test},
+    {"open", l_open},
+    {"version", l_version},
+    {"strerror", l_strerror},
+    {"redact", l_redact},
+    {"json_encode", l_json_encode},
+    {"json_decode", l_json_decode},
+    {"array", l_array},
+    {"policy_check", l_policy_check},
+    {"policy_test", l_policy_test},
+    {"policy_keygen", l_policy_keygen},
+    {"policy_sign", l_policy_sign},
+    {"policy_verify", l_policy_verify},
     {NULL, NULL},
 };
 

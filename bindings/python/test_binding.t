@@ -535,6 +535,33 @@ def test_policy_tools():
     signed = sb.policy_sign(ROUTE_FIRST, keys["secret_key"])
     ok(signed.startswith(ROUTE_FIRST) and "--@signature " in signed, "policy_sign appends "
                                                                       "the signature line")
+    is_(sb.policy_verify(signed, keys["public_key"]), None,
+        "policy_verify: the signed source verifies with its public key")
+    ok(sb.Engine.policy_verify is sb.policy_verify, "and is the engine's too")
+    e = raises(lambda: sb.policy_verify(signed.replace("return", "return ", 1),
+                                        keys["public_key"]),
+               sb.PolicyError, "policy_verify: a source changed after signing is refused",
+               sb.EPOLICY, "signature")
+    if e:
+        is_(e.message, "the signature does not verify with the key",
+            "with the engine's message")
+    other = sb.policy_keygen()
+    e = raises(lambda: sb.policy_verify(signed, other["public_key"]), sb.PolicyError,
+               "policy_verify: another key's public key is refused", sb.EPOLICY, "signature")
+    if e:
+        is_(e.message, "the signature does not verify with the key", "the same message")
+    e = raises(lambda: sb.policy_verify(signed + "x = 1\n", keys["public_key"]), sb.PolicyError,
+               "policy_verify: text after the signature line is refused", sb.EPOLICY,
+               "signature")
+    if e:
+        ok(e.message.startswith("changed after signing"), "saying so: %s" % e.message)
+    e = raises(lambda: sb.policy_verify(ROUTE_FIRST, keys["public_key"]), sb.PolicyError,
+               "policy_verify: an unsigned source is refused", sb.EPOLICY, "signature")
+    if e:
+        ok(e.message.startswith("unsigned"), "saying so: %s" % e.message)
+    raises(lambda: sb.policy_verify(signed, keys["secret_key"]), sb.InvalidError,
+           "policy_verify: a key that is not 64 hex characters (the secret one) is InvalidError",
+           sb.EINVAL, "public_key")
     d = os.path.join(TMP, "signed")
     with sb.Engine(d, sync="none", require_signed_policies=True,
                    policy_public_key=keys["public_key"], log=lambda *a: None) as eng:

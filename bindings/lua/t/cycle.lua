@@ -1,8 +1,8 @@
 -- cycle.lua — the binding's API end to end, run by lua51.t (LuaJIT, lua5.1)
 -- and lua54.t (lua5.4): provisioning, a full call cycle routed by a Lua 5.4
 -- policy inside the engine, timers on a manual clock, the error conventions,
--- the JSON helpers, backups, sync_progress, and closing. Needs SB_LUA_T (this
--- folder) and the module on LUA_CPATH.
+-- the JSON helpers, API keys, signed policies, backups, sync_progress, and
+-- closing. Needs SB_LUA_T (this folder) and the module on LUA_CPATH.
 local T = require "tap"
 local sb = require "switchboard"
 
@@ -243,6 +243,50 @@ T.ok(no == nil and c2 == sb.EPOLICY and rep2 and rep2.failed == 1,
      "a failing case: nil, message, SB_EPOLICY, report (" .. tostring(m2) .. ")")
 T.ok(sb.policy_check("ok.lua", src), "sb.policy_check accepts the policy")
 T.ok(eng:reload(), "reload re-reads the policy folder")
+
+-- Signed policies: keys, signing and the check require_signed_policies makes.
+do
+  local keys, kerr = sb.policy_keygen()
+  T.ok(keys and #keys.public_key == 64 and #keys.secret_key == 128 and
+       keys.public_key:match("^%x+$") and keys.secret_key:match("^%x+$"),
+       "sb.policy_keygen: a hex key pair (" .. tostring(kerr) .. ")")
+  local signed = sb.policy_sign(src, keys.secret_key)
+  T.ok(type(signed) == "string" and signed:sub(1, #src) == src and
+       signed:find("\n%-%-@signature %x+%s*$") ~= nil, "sb.policy_sign appends the signature line")
+  T.is(sb.policy_sign(signed, keys.secret_key), signed, "signing again replaces the line")
+  T.is(sb.policy_verify(signed, keys.public_key), true, "sb.policy_verify: true with its public key")
+  local other = assert(sb.policy_keygen())
+  local function refused(source, key, want_code, want_field, want_msg, what)
+    local r, msg, code, field = sb.policy_verify(source, key)
+    T.ok(r == nil and code == want_code and field == want_field and
+         type(msg) == "string" and msg:sub(1, #want_msg) == want_msg,
+         "sb.policy_verify: " .. what .. ": nil, \"" .. tostring(msg) .. "\", " ..
+         tostring(code) .. ", " .. tostring(field))
+  end
+  local notv = "the signature does not verify with the key"
+  refused((signed:gsub("return", "return ", 1)), keys.public_key, sb.EPOLICY, "signature", notv,
+          "a source changed after signing")
+  refused(signed, other.public_key, sb.EPOLICY, "signature", notv, "another key's public key")
+  refused(signed .. "x = 1\n", keys.public_key, sb.EPOLICY, "signature", "changed after signing",
+          "text after the signature line")
+  refused(src, keys.public_key, sb.EPOLICY, "signature", "unsigned", "an unsigned source")
+  refused(signed, keys.secret_key, sb.EINVAL, "public_key", "the public key must be 64 hex",
+          "a key that is not 64 hex characters")
+  local no, msg, code, field = sb.policy_sign(src, "abc")
+  T.ok(no == nil and code == sb.EINVAL and type(msg) == "string",
+       "sb.policy_sign with a bad secret key: nil, message, sb.EINVAL (" .. tostring(msg) ..
+       ", field " .. tostring(field) .. ")")
+  T.raises(function() sb.policy_verify(signed, keys.public_key .. "\0") end, "NUL byte",
+           "a key holding a NUL byte is refused")
+  local sdir = T.tmpdir()
+  local strict = assert(sb.open{ data_dir = sdir, sync = "none", log = "none",
+                                 require_signed_policies = true, policy_public_key = keys.public_key })
+  assert(strict:account_put{ id = "acme" })
+  T.ok(strict:policy_put("acme", "mine", signed), "what sb.policy_sign made loads where signatures are required")
+  local un, _, uc = strict:policy_put("acme", "plain", src)
+  T.ok(un == nil and uc == sb.EPOLICY, "an unsigned one does not")
+  strict:close()
+end
 
 -- API keys: listed by id, for an operator choosing which to revoke.
 do

@@ -43,7 +43,7 @@ __all__ = [
     "StateError", "PolicyError", "FullError", "StoreError", "OutOfMemoryError",
     "BusyError", "AuthError", "LimitError", "CryptoError", "VersionError", "HoldError",
     "version", "strerror", "redact", "policy_check", "policy_test", "policy_keygen",
-    "policy_sign", "load_library", "library_path",
+    "policy_sign", "policy_verify", "load_library", "library_path",
 ]
 
 __version__ = "0.2.0"
@@ -311,6 +311,7 @@ def _declare(lib):
         "sb_policy_test": (c_int, [c_char_p, c_char_p, c_size_t, c_char_p, c_size_t, R]),
         "sb_policy_keygen": (c_int, [R]),
         "sb_policy_sign": (c_int, [c_char_p, c_size_t, c_char_p, R]),
+        "sb_policy_verify": (c_int, [c_char_p, c_size_t, c_char_p, R]),
         "sb_apikey_create": (c_int, [E, c_char_p, R]),
         "sb_apikey_list": (c_int, [E, c_char_p, R]),
         "sb_apikey_verify": (c_int, [E, c_char_p, c_char_p, c_size_t]),
@@ -601,6 +602,22 @@ def policy_sign(source, secret_key):
         if rc:
             _raise(s.lib, rc, s.res)
         return _json(s.lib, s.res)["source"]
+
+
+def policy_verify(source, public_key):
+    """Check that ``source`` carries a valid ``--@signature`` line made with
+    the secret key of the 64-hex ``public_key``, as an engine with
+    ``require_signed_policies`` does before it loads a policy.
+
+    Returns None when it verifies; raises :class:`PolicyError` (field
+    ``signature``) saying why not (unsigned, changed after signing, or not
+    signed with that key), :class:`InvalidError` (field ``public_key``)
+    for a key that is not 64 hex characters."""
+    src = _bytes(source, "source")
+    with _Scratch() as s:
+        rc = s.lib.sb_policy_verify(src, len(src), _b(public_key, "public_key"), s.res)
+        if rc:
+            _raise(s.lib, rc, s.res)
 
 
 # --------------------------------------------------------------------------
@@ -1162,6 +1179,7 @@ class Engine:
     policy_test = staticmethod(policy_test)
     policy_keygen = staticmethod(policy_keygen)
     policy_sign = staticmethod(policy_sign)
+    policy_verify = staticmethod(policy_verify)
 
     # -- API keys --------------------------------------------------------------
 
