@@ -1,8 +1,9 @@
 /*
 ** callbacks.c — C trampolines from the engine's clock, log and sweep
-** progress hooks into Go.
+** progress hooks into Go, and the thread id Engine.Batch keeps.
 ** The hook's void *arg carries a runtime/cgo.Handle naming the Go function.
 */
+#include <pthread.h>
 #include <stdint.h>
 
 #include "switchboard.h"
@@ -17,6 +18,13 @@ static __thread int sbgo_depth;
 int sbgo_in_callback(void)
 {
     return sbgo_depth;
+}
+
+/* This thread's id, for Engine.Batch: the engine's batch is the OS thread's
+** that began it (its goroutine is locked to that thread meanwhile). */
+uintptr_t sbgo_thread(void)
+{
+    return (uintptr_t)pthread_self();
 }
 
 static int64_t sbgo_clock(void *arg)

@@ -40,6 +40,7 @@ package switchboard
 void sbgo_set_clock(sb_config *cfg, uintptr_t handle);
 void sbgo_set_log(sb_config *cfg, uintptr_t handle);
 int sbgo_in_callback(void);
+uintptr_t sbgo_thread(void);
 */
 import "C"
 
@@ -47,6 +48,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
 	"runtime/cgo"
 	"sort"
 	"strings"
@@ -368,6 +370,11 @@ type Engine struct {
 	all     map[*C.sb_result]struct{} // every result not freed: idle or in use; on poolMu
 	clock   cgo.Handle
 	log     cgo.Handle
+	// The open Batch, on mu: its thread (sbgo_thread) and how many Batch
+	// calls of that thread are in it (0: none open).
+	batchThread C.uintptr_t
+	batchDepth  int
+	batchMu     sync.Mutex // held by the goroutine whose Batch is open: others wait
 }
 
 // Open opens (creating if needed) the engine on cfg.DataDir.
@@ -492,16 +499,24 @@ func (e *Engine) freeHandles() {
 // ErrInvalid ("the engine is closed"). Closing twice is harmless. Called from
 // inside a call on an engine — from a Clock, Log or Sweep progress function —
 // Close returns an ErrState error and closes nothing: the call that called
-// it still uses the engine, and waiting for it would never end.
+// it still uses the engine, and waiting for it would never end. An open Batch
+// counts as a call in flight; Close inside its function is ErrState too.
 func (e *Engine) Close() error {
 	if C.sbgo_in_callback() != 0 {
 		return &Error{Code: ErrState, Message: "Close called from a Clock, Log or Sweep progress " +
 			"function: the engine is inside a call; close it after that call returns"}
 	}
+	self := C.sbgo_thread()
 	e.mu.Lock()
 	if e.eng == nil {
 		e.mu.Unlock()
 		return nil
+	}
+	if e.batchDepth > 0 && e.batchThread == self {
+		// Only the Batch's goroutine runs on its (locked) thread.
+		e.mu.Unlock()
+		return &Error{Code: ErrState, Message: "Close called inside a Batch function: the batch " +
+			"is still open; close the engine after Batch returns"}
 	}
 	if e.closing { // another goroutine closes it: wait for that
 		for e.eng != nil {
@@ -570,20 +585,30 @@ func (e *Engine) begin() (*C.sb_result, error) {
 	if _, err := e.enter(); err != nil {
 		return nil, err
 	}
-	select {
-	case r := <-e.pool:
-		return r, nil
-	default:
-	}
-	r := C.sb_result_new()
+	r := e.take()
 	if r == nil {
 		e.leave()
 		return nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
 	}
+	return r, nil
+}
+
+// take gives a call in flight a result: an idle one, or a new one (nil when
+// out of memory).
+func (e *Engine) take() *C.sb_result {
+	select {
+	case r := <-e.pool:
+		return r
+	default:
+	}
+	r := C.sb_result_new()
+	if r == nil {
+		return nil
+	}
 	e.poolMu.Lock()
 	e.all[r] = struct{}{}
 	e.poolMu.Unlock()
-	return r, nil
+	return r
 }
 
 // end gives r back: to the pool, or, when the pool is full, it frees r at
@@ -594,6 +619,12 @@ func (e *Engine) begin() (*C.sb_result, error) {
 // not being in the pool. It leaves e.all first, so that a Close (which waits
 // for this call's leave anyway) never sees it.
 func (e *Engine) end(r *C.sb_result) {
+	e.giveBack(r)
+	e.leave()
+}
+
+// giveBack is end without leave.
+func (e *Engine) giveBack(r *C.sb_result) {
 	select {
 	case e.pool <- r:
 	default:
@@ -602,7 +633,6 @@ func (e *Engine) end(r *C.sb_result) {
 		e.poolMu.Unlock()
 		C.sb_result_free(r)
 	}
-	e.leave()
 }
 
 // resultDoc decodes the result's JSON document.
@@ -1108,6 +1138,106 @@ func (e *Engine) Tick() ([]Action, error) {
 		return nil, resultError(rc, res)
 	}
 	return resultActions(res), nil
+}
+
+// Batch runs fn, and the events the goroutine running it submits meanwhile
+// share one write transaction and one commit (sb_batch_begin /
+// sb_batch_end): what a gateway answering a burst of events at once wants.
+//
+//	err := eng.Batch(func() error {
+//		for _, ev := range burst {
+//			actions, err := eng.Submit("acme", ev) // at once; an error refuses that event alone
+//			...
+//		}
+//		return nil
+//	})
+//
+// Each Submit returns its actions (or its error, that event alone changing
+// nothing, and the batch goes on) at once, but nothing of the batch is
+// stored until fn has returned and the batch is committed: when that commit
+// fails, Batch returns its error (an *Error: ErrFull for a full disk...) and
+// none of the batch's events happened, whatever their calls returned.
+//
+// An error fn returns, or a panic, does not undo the events submitted before
+// it — there is no rollback: they are committed all the same, and Batch
+// returns fn's error (or the panic goes on). When that commit fails too,
+// Batch returns the commit's error, wrapping it with fn's message
+// (errors.As finds the *Error); a panic goes on and the commit's error is
+// lost.
+//
+// The engine's batch belongs to an OS thread, and a goroutine may move
+// between threads between cgo calls: Batch locks the calling goroutine to
+// its thread (runtime.LockOSThread) until it returns, so submit from fn's own
+// goroutine. Other goroutines' writes — and other processes' — wait until
+// Batch returns: keep fn short, and never wait in it for another goroutine
+// that writes to the data directory (it would wait for ever). Reads in fn see
+// the batch's events; a write that is not an event (a put, Tick, Sweep...)
+// commits the batch so far first. A Batch inside fn joins the open one (the
+// outer Batch commits); a Batch of another goroutine waits for the open one
+// to end, as that goroutine's other writes do (the engine itself refuses a
+// second thread's batch, SB_ESTATE). Close waits for an open Batch as for a
+// call in flight (a Batch still waiting then returns ErrInvalid, "the engine
+// is closing"); inside fn it returns ErrState.
+func (e *Engine) Batch(fn func() error) (err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self := C.sbgo_thread()
+	e.mu.Lock()
+	if e.batchDepth > 0 && e.batchThread == self {
+		e.batchDepth++ // nested: joins the open batch
+		e.mu.Unlock()
+		defer func() {
+			e.mu.Lock()
+			e.batchDepth--
+			e.mu.Unlock()
+		}()
+		return fn()
+	}
+	e.mu.Unlock()
+	e.batchMu.Lock() // another goroutine's batch: wait for its end
+	defer e.batchMu.Unlock()
+	// The batch counts as a call in flight until it ends: Close waits for it.
+	eng, err := e.enter()
+	if err != nil {
+		return err
+	}
+	if rc := C.sb_batch_begin(eng); rc != 0 {
+		// SB_ESTATE: a batch of this engine begun by a thread outside
+		// Batch (the engine's C API called through another binding).
+		e.leave()
+		if rc == C.SB_ESTATE {
+			return &Error{Code: ErrState, Message: "another thread's batch is open on this engine"}
+		}
+		return &Error{Code: Code(rc), Message: strings.TrimPrefix(Code(rc).Error(), Code(rc).Name()+": ")}
+	}
+	e.mu.Lock()
+	e.batchThread, e.batchDepth = self, 1
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.batchDepth = 0
+		e.mu.Unlock()
+		res := e.take() // nil when out of memory: sb_batch_end takes NULL, and must run
+		var endErr error
+		if rc := C.sb_batch_end(eng, res); rc != 0 {
+			if res != nil {
+				endErr = resultError(rc, res)
+			} else {
+				endErr = &Error{Code: Code(rc), Message: strings.TrimPrefix(Code(rc).Error(), Code(rc).Name()+": ")}
+			}
+		}
+		if res != nil {
+			e.giveBack(res)
+		}
+		e.leave()
+		switch {
+		case endErr != nil && err != nil:
+			err = fmt.Errorf("%w (and the Batch function returned: %v)", endErr, err)
+		case endErr != nil:
+			err = endErr
+		}
+	}()
+	return fn()
 }
 
 // NextDeadline returns the time of the earliest pending timer; ok is false

@@ -12,6 +12,7 @@ for host in luajit lua5.1; do
     run_lua "$host" 5.1 isolation
     run_lua "$host" 5.1 records
     run_lua "$host" 5.1 misuse
+    run_lua "$host" 5.1 batch
     run_lua "$host" 5.1 finalizer
     run_lua "$host" 5.1 raise
     check_bindings "$host" 5.1

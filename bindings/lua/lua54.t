@@ -1,6 +1,6 @@
 #!/bin/sh
 # bindings/lua/lua54.t — the Lua 5.4 module from lua5.4: the API and a full
-# call cycle, call records and retention, the separate states of the host's
+# call cycle, call records and retention, batches, the separate states of the host's
 # Lua 5.4 and the engine's own (private) Lua 5.4, and the symbol isolation
 # between them.
 cd "$(dirname "$0")/../.." || exit 1
@@ -11,6 +11,7 @@ run_lua lua5.4 5.4 cycle
 run_lua lua5.4 5.4 isolation
 run_lua lua5.4 5.4 records
 run_lua lua5.4 5.4 misuse
+run_lua lua5.4 5.4 batch
 run_lua lua5.4 5.4 finalizer
 run_lua "$B/bindings/lua/oomhost" 5.4 raise
 check_bindings lua5.4 5.4

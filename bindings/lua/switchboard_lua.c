@@ -71,6 +71,7 @@ typedef struct engine_box {
     int64_t clock_ms; /* manual clock: the engine's time when clock_manual */
     int clock_manual;
     int sweeping;      /* sweeps with a progress function running on the engine */
+    int batching;      /* eng:batch calls running (nested ones join the first) */
     pid_t pid;         /* the process that opened it: a child of a fork may not use it */
     int busy;          /* methods pushing their answer from the engine's result */
     int close_pending; /* closed while busy: freed by the last of them */
@@ -1194,6 +1195,65 @@ static int l_apikey_revoke(lua_State *L)
     return do_delete(L, sb_apikey_revoke);
 }
 
+/* ---- batches -------------------------------------------------------------------- */
+
+/* eng:batch(fn) -> true | nil, message, code, field: the events fn submits
+** share one write transaction, committed once fn has returned (sb_batch_begin
+** / sb_batch_end). Each eng:submit in fn answers at once (a refused event
+** changes nothing, the batch goes on), but nothing is stored until the
+** commit: when it fails, eng:batch returns the failure and none of the
+** batch's events happened. An error raised in fn does not undo the events
+** before it (there is no rollback): they are committed, and the error is
+** raised again — unless the commit fails too, which is raised then, naming
+** both. fn runs inside this C function, so it cannot yield. A batch inside
+** fn joins this one; eng:close() inside fn is refused (the batch still uses
+** the engine). */
+static int l_batch(lua_State *L)
+{
+    check_box(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    engine_box *b = check_box(L);
+    if (b->batching) { /* nested: fn joins the open batch, which commits */
+        lua_call(L, 0, 0);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    int rc = sb_batch_begin(b->eng);
+    if (rc) /* SB_ESTATE: another thread's batch, through the engine's C API */
+        return push_fail(
+            L, rc, rc == SB_ESTATE ? "another thread's batch is open on this engine" : NULL, NULL);
+    b->batching++;
+    int failed = lua_pcall(L, 0, 0, 0); /* 2: fn's error, if any */
+    b->batching--;
+    /* A result of its own (fn may have left the box's in any state); NULL
+    ** when out of memory: sb_batch_end takes it, and the commit must run. */
+    sb_result *res = sb_result_new();
+    rc = sb_batch_end(b->eng, res);
+    int n;
+    if (rc && failed) {
+        lua_pushfstring(L,
+                        "switchboard: the batch was not stored (%s: %s) after its function "
+                        "raised: %s",
+                        sb_code_name(rc), res ? sb_result_message(res) : sb_strerror(rc),
+                        lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
+        sb_result_free(res);
+        return lua_error(L);
+    }
+    if (failed) {
+        sb_result_free(res);
+        return lua_error(L); /* fn's error, as it was */
+    }
+    if (rc)
+        n = res ? push_engine_fail(L, rc, res) : push_fail(L, rc, NULL, NULL);
+    else {
+        lua_pushboolean(L, 1);
+        n = 1;
+    }
+    sb_result_free(res);
+    return n;
+}
+
 /* ---- call records and retention ------------------------------------------------ */
 
 /* Each returns the engine's document as a table (see switchboard.h, "Call
@@ -1430,6 +1490,9 @@ static int l_close(lua_State *L)
     if (u->b && u->b->sweeping)
         return luaL_error(L, "switchboard: the engine cannot be closed while it sweeps "
                              "(close it after eng:sweep returns, not in its progress function)");
+    if (u->b && u->b->batching)
+        return luaL_error(L, "switchboard: the engine cannot be closed inside eng:batch's function "
+                             "(the batch still uses it): close it after eng:batch returns");
     engine_box *b = u->b;
     u->b = NULL;
     /* A finalizer closing the engine while a method pushes its answer (see
@@ -1819,6 +1882,7 @@ static const luaL_Reg engine_methods[] = {
     {"member_put", l_member_put},
     {"member_delete", l_member_delete},
     {"submit", l_submit},
+    {"batch", l_batch},
     {"tick", l_tick},
     {"next_deadline", l_next_deadline},
     {"call_get", l_call_get},

@@ -10,7 +10,9 @@ several threads at once: nobody double-booked), calls from withheld numbers
 (caller left out, None or ""), call records and retention
 (listing, access requests as JSON and CSV, legal holds, sweeps with a
 progress callback, the audit log, erasure, aggregates), backups, deferred
-sync and sync_progress, closing (also from the clock, log and progress functions, and while a
+sync and sync_progress, batches (events in one commit, a failing one refused alone,
+an exception in the block, nesting, another thread's batch waited for, close waiting for
+one, a failing commit raised), closing (also from the clock, log and progress functions, and while a
 call runs on another thread), arguments C cannot take (NUL bytes, None, NaN,
 numbers beyond a C integer), the results of ended threads freed, an engine
 refused in the child of a fork.
@@ -594,6 +596,160 @@ def test_apikeys():
         ok(eng.apikey_verify("acme", k2["key"]) is True, "the key left still verifies")
         raises(lambda: eng.apikey_list("nobody"), sb.NotFoundError,
                "apikey_list of an unknown account: NotFoundError", sb.ENOTFOUND, "account")
+
+
+def from_another_thread(eng, account, call):
+    """The call as a read on another thread (its own read transaction) finds
+    it, or None."""
+    out = []
+
+    def look():
+        try:
+            out.append(eng.call_get(account, call))
+        except sb.NotFoundError:
+            out.append(None)
+
+    t = threading.Thread(target=look)
+    t.start()
+    t.join()
+    return out[0]
+
+
+def seen_from_another_thread(eng, account, call):
+    return from_another_thread(eng, account, call) is not None
+
+
+def test_batch():
+    """with eng.batch(): a thread's events in one transaction, one commit."""
+    clock = Clock()
+    d = os.path.join(TMP, "batch")
+    eng = sb.Engine(d, policy_dir=POLICIES, sync="defer", clock=clock, log=lambda *a: None)
+    provision(eng, clock)
+    with eng.batch() as b:
+        ok(b is eng, "with eng.batch() as b: b is the engine")
+        a1 = eng.submit("acme", type="offer", call="b1", queue="support", caller="+442079460001")
+        ok(find(a1, "ring", "b1"), "an offer in the batch: its ring comes back at once")
+        is_(eng.call_get("acme", "b1")["state"], "ringing", "the batch's thread reads its events")
+        ok(not seen_from_another_thread(eng, "acme", "b1"),
+           "another thread does not see b1 before the batch ends")
+        raises(lambda: eng.submit("acme", type="ring_result", call="nope", agent="ag0",
+                                  outcome="answered"),
+               sb.NotFoundError, "a failing event in the batch raises, refused alone",
+               sb.ENOTFOUND, "call")
+        a2 = eng.submit("acme", type="offer", call="b2", queue="support", caller="+442079460002")
+        ok(find(a2, "ring", "b2") and find(a2, "ring", "b2")["agent"] != find(a1, "ring",
+                                                                              "b1")["agent"],
+           "the batch goes on: b2 rings another agent (b1's event seen)")
+    ok(seen_from_another_thread(eng, "acme", "b1") and seen_from_another_thread(eng, "acme", "b2"),
+       "after the block: b1 and b2 stored, seen by another thread")
+    with sb.Engine(d, sync="defer", log=lambda *a: None) as other:
+        is_(sorted(c["id"] for c in other.call_list("acme")), ["b1", "b2"],
+            "and by another engine on the data directory")
+
+    # An exception in the block: the events before it are committed all the same.
+    try:
+        with eng.batch():
+            eng.submit("acme", type="offer", call="b3", queue="support", caller="+442079460003")
+            raise KeyError("the gateway's own bug")
+    except KeyError:
+        ok(True, "an exception raised in the block goes on after the batch ends")
+    is_(eng.call_get("acme", "b3")["state"], "ringing",
+        "the events before it were committed (there is no rollback)")
+
+    # Nested: the inner block joins the outer one, which commits.
+    with eng.batch():
+        with eng.batch():
+            eng.submit("acme", type="abandon", call="b3")
+        ok(eng.call_get("acme", "b3").get("outcome") == "abandoned" and
+           from_another_thread(eng, "acme", "b3").get("state") == "ringing",
+           "a nested block joins the outer batch: nothing committed at its end")
+        raises(eng.close, sb.StateError, "close() inside the block: StateError", sb.ESTATE)
+    ok(not eng.closed and eng.call_get("acme", "b3").get("outcome") == "abandoned",
+       "the outer block committed the abandon; the engine is still open")
+
+    # Another thread's batch open: this thread's block waits for its end;
+    # close() waits for both.
+    inside, release = threading.Event(), threading.Event()
+    errors = []
+
+    def hold(call):
+        try:
+            with eng.batch():
+                inside.set()
+                release.wait(30)
+                eng.submit("acme", type="offer", call=call, queue="support",
+                           caller="+442079460001")
+        except sb.SwitchboardError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=hold, args=("b4",))
+    t.start()
+    inside.wait(30)
+    def empty_batch():
+        with eng.batch():
+            pass
+
+    second = threading.Thread(target=empty_batch)
+    second.start()
+    time.sleep(0.2)
+    ok(second.is_alive(), "a batch while another thread's is open waits")
+    release.set()
+    t.join()
+    second.join(30)
+    ok(not second.is_alive() and not errors and seen_from_another_thread(eng, "acme", "b4"),
+       "and begins once it has ended (%r)" % errors)
+    inside.clear()
+    release.clear()
+    t = threading.Thread(target=hold, args=("b5",))
+    t.start()
+    inside.wait(30)
+    closer = threading.Thread(target=eng.close)
+    closer.start()
+    time.sleep(0.2)
+    ok(closer.is_alive() and not eng.closed, "close() waits for another thread's open batch")
+    release.set()
+    t.join()
+    closer.join(30)
+    ok(eng.closed, "and closes once the block has ended")
+    ok(len(errors) == 1 and isinstance(errors[0], sb.InvalidError) and
+       "closing" in errors[0].message,
+       "a submit in the block while close() waits: InvalidError, closing (%r)" % errors)
+
+    # sb_batch_end failing: a commit past the file size limit (RLIMIT_FSIZE;
+    # sync="defer" writes data.mdb with write(), where "none" maps it).
+    try:
+        import resource
+        import signal
+    except ImportError:
+        skip("no resource module for the failing commit")
+        return
+    with sb.Engine(d, policy_dir=POLICIES, sync="defer", clock=clock,
+                   log=lambda *a: None) as eng:
+        used = eng.stats()["lmdb"]["used_bytes"]
+        old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+        got, acts = None, []
+        try:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (used, old_limit[1]))
+            with eng.batch():
+                for i in range(300):
+                    acts.append(eng.submit("acme", type="offer", call="f%d" % i, queue="support",
+                                           caller="+442079460001", attrs={"pad": "x" * 200}))
+        except sb.SwitchboardError as e:
+            got = e
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+            signal.signal(signal.SIGXFSZ, old_handler)
+        ok(len(acts) == 300 and (find(acts[0], "ring", "f0") or find(acts[0], "wait", "f0")),
+           "the batch's events gave their actions at once")
+        ok(isinstance(got, sb.FullError) and got.code == sb.EFULL,
+           "the failing commit raises as the block ends: FullError (%r)" % (got,))
+        if got:
+            ok("commit the batch" in got.message, "with the engine's message: %s" % got.message)
+        raises(lambda: eng.call_get("acme", "f0"), sb.NotFoundError,
+               "none of the batch's events happened (f0 not found)", sb.ENOTFOUND)
+        a = eng.submit("acme", type="offer", call="g1", queue="support", caller="+442079460001")
+        ok(find(a, "wait", "g1") or find(a, "ring", "g1"), "the engine goes on afterwards")
 
 
 def test_two_engines():
@@ -1342,7 +1498,7 @@ def main():
              test_policies, test_policy_tools, test_apikeys, test_withheld, test_records,
              test_backup,
              test_two_engines, test_defer_and_reopen, test_sync_progress, test_arguments,
-             test_close_and_threads, test_fork, test_gateway_example, test_review_fixes]
+             test_close_and_threads, test_batch, test_fork, test_gateway_example, test_review_fixes]
     try:
         for t in tests:
             try:

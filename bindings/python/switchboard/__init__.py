@@ -298,6 +298,8 @@ def _declare(lib):
         "sb_member_put": (c_int, [E, c_char_p, c_char_p, c_char_p, c_char_p, c_size_t, R]),
         "sb_member_delete": (c_int, [E, c_char_p, c_char_p, c_char_p, R]),
         "sb_submit_json": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
+        "sb_batch_begin": (c_int, [E]),
+        "sb_batch_end": (c_int, [E, R]),
         "sb_tick": (c_int, [E, R]),
         "sb_next_deadline": (ctypes.c_int64, [E]),
         "sb_call_get": (c_int, [E, c_char_p, c_char_p, R]),
@@ -693,6 +695,23 @@ def _after_fork_in_child():
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
+class _Batch:
+    """What :meth:`Engine.batch` returns: ``with`` begins and ends it."""
+
+    __slots__ = ("_eng",)
+
+    def __init__(self, eng):
+        self._eng = eng
+
+    def __enter__(self):
+        self._eng._batch_begin()
+        return self._eng
+
+    def __exit__(self, *exc):
+        self._eng._batch_end()
+        return False
+
+
 class Engine:
     """An open engine on a data directory (``sb_open`` / ``sb_close``).
 
@@ -747,7 +766,9 @@ class Engine:
         self._idle = threading.Condition(self._lock)
         self._calls = 0         # calls in flight, on every thread
         self._closing = False   # close() waits for the calls in flight
-        self._tls = threading.local()  # .res: this thread's result; .depth: its calls
+        self._tls = threading.local()  # .res: this thread's result; .depth: its calls;
+        #                                .batch: its batch blocks open
+        self._batch_lock = threading.Lock()  # held by the thread whose batch is open
         self._results = None
         for k in numbers:
             if k not in self._NUMERIC:
@@ -882,6 +903,10 @@ class Engine:
             raise StateError("SB_ESTATE", ESTATE,
                              "the engine cannot be closed from inside a call on it (a clock, "
                              "log or progress function): close it after that call returns")
+        if getattr(tls, "batch", 0):
+            raise StateError("SB_ESTATE", ESTATE,
+                             "the engine cannot be closed inside its batch (a `with "
+                             "eng.batch()` block of this thread): close it after the block")
         with self._lock:
             if self._eng is None:
                 return
@@ -929,10 +954,10 @@ class Engine:
         except Exception:  # noqa: BLE001
             pass
 
-    def _enter(self, need_res=True):
-        """Start one call: (engine, result, own) — own is a result to free
-        at _leave. Raises InvalidError on a closed (or closing) engine,
-        StateError in the child of a fork."""
+    def _admit(self):
+        """Count one call in flight and return the engine. Raises
+        InvalidError on a closed (or closing) engine, StateError in the
+        child of a fork or from a clock or log function."""
         if self._forks != _forks and self._eng is not None:
             raise StateError("SB_ESTATE", ESTATE,
                              "this engine was opened by another process (before a fork): "
@@ -951,6 +976,13 @@ class Engine:
                 raise InvalidError("SB_EINVAL", EINVAL, "the engine is closed"
                                    if eng is None else "the engine is closing")
             self._calls += 1
+        return eng
+
+    def _enter(self, need_res=True):
+        """Start one call: (engine, result, own) — own is a result to free
+        at _leave. Raises as _admit does."""
+        eng = self._admit()
+        tls = self._tls
         own = res = None
         try:
             depth = getattr(tls, "depth", 0)
@@ -1114,6 +1146,113 @@ class Engine:
     def tick(self):
         """Fire every timer due on the engine's clock; returns their actions."""
         return self._do(_actions, self._lib.sb_tick)
+
+    def batch(self):
+        """A context manager: the events this thread submits in the ``with``
+        block share one write transaction and one commit (``sb_batch_begin``
+        / ``sb_batch_end``) — what a gateway answering a burst of events
+        wants::
+
+            with eng.batch():
+                for ev in burst:
+                    actions = eng.submit("acme", ev)
+
+        Each :meth:`submit` returns its actions (or raises, that event alone
+        changing nothing; the batch goes on) at once, but nothing of the
+        batch is stored until the block ends: leaving it commits, and when
+        that commit fails it raises (the code's error class, the engine's
+        message): then none of the block's events happened, whatever their
+        calls returned. An exception raised in the block does not undo the
+        events submitted before it (there is no rollback): they are
+        committed as the block ends, and the exception goes on — or, if
+        that commit fails, the commit's error is raised, with the block's
+        exception as its ``__context__``.
+
+        The batch is the calling thread's: other threads' writes (and other
+        processes') wait until the block ends, so keep it short, and do not
+        wait in it for another thread that writes. Reads in the block see
+        its events; a write that is not an event (a put, :meth:`tick`,
+        :meth:`sweep`...) commits the batch so far first. A thread's second
+        ``with eng.batch()`` inside its first joins it (the outer block
+        commits); another thread's waits at the start of its block for the
+        open batch to end, as that thread's other writes would (the engine
+        itself refuses a second thread's batch). :meth:`close` waits for an
+        open batch like a call in flight (a block still waiting to begin
+        then raises InvalidError, "the engine is closing"); inside the block
+        it raises StateError. Do not ``await`` in the block: coroutines the
+        event loop runs meanwhile on this thread would join the batch."""
+        return _Batch(self)
+
+    def _batch_begin(self):
+        tls = self._tls
+        if getattr(tls, "batch", 0):
+            tls.batch += 1  # nested: joins the open batch
+            return
+        if self._forks != _forks:
+            self._admit()  # raises (the parent's lock may be held: not taken)
+        # Another thread's batch: wait for its end (the engine would refuse).
+        self._batch_lock.acquire()
+        try:
+            eng = self._admit()  # the batch counts as a call in flight until it ends
+        except BaseException:
+            self._batch_lock.release()
+            raise
+        try:
+            rc = self._lib.sb_batch_begin(eng)
+        except BaseException:
+            self._done()
+            self._batch_lock.release()
+            raise
+        if rc:
+            # SB_ESTATE: a batch of this engine begun outside batch() (the C
+            # API called through another binding).
+            self._done()
+            self._batch_lock.release()
+            raise _error(rc, "another thread's batch is open on this engine" if rc == ESTATE
+                         else _s(self._lib.sb_strerror(rc)))
+        tls.batch = 1
+
+    def _batch_end(self):
+        tls = self._tls
+        depth = getattr(tls, "batch", 0)
+        if not depth:
+            raise StateError("SB_ESTATE", ESTATE, "no batch of this thread is open", None)
+        tls.batch = depth - 1
+        if depth > 1:
+            return
+        if self._forks != _forks:
+            return  # the parent's engine and lock (see _forks): not touched
+        lib = self._lib
+        own = r = None
+        try:
+            eng = self._eng  # open still: close() waits for the batch
+            # This thread's result, as _enter takes it (one of its own inside
+            # a call's callback); none when it cannot be had: sb_batch_end
+            # takes NULL, and the commit must happen.
+            if getattr(tls, "depth", 0):
+                own = res = lib.sb_result_new()
+            else:
+                r = getattr(tls, "res", None)
+                if r is None:
+                    try:
+                        r = tls.res = self._results.new()
+                    except MemoryError:
+                        r = None
+                if r is not None:
+                    r.busy = True
+                res = r.ptr if r is not None else None
+            rc = lib.sb_batch_end(eng, res)
+            if rc:
+                if res:
+                    _raise(lib, rc, res)
+                raise _error(rc, _s(lib.sb_strerror(rc)))
+        finally:
+            if own:
+                lib.sb_result_free(own)
+            elif r is not None:
+                r.busy = False
+            self._done()
+            self._batch_lock.release()
 
     def next_deadline(self):
         """Time (ms) of the earliest pending timer, or None when there is none."""
