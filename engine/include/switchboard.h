@@ -291,7 +291,11 @@ SB_API void sb_config_init(sb_config *cfg);
 SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res);
 /* Close the engine: syncs, then frees everything. NULL is a no-op. Call it
 ** once per handle, when no other thread is using the handle; the handle is
-** gone afterwards (using or closing it again is undefined, as with free()). */
+** gone afterwards (using or closing it again is undefined, as with free()).
+** A batch open in a thread is that thread using it: close on the batch's
+** thread (which commits the batch) or after its sb_batch_end, never from
+** another thread while it is open (its write transaction is the batch
+** thread's, and it would be left open). */
 SB_API void sb_close(sb_engine *eng);
 
 /* Make every event committed so far by this process durable (fdatasync,
