@@ -320,6 +320,8 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
              m->tick_errors);
     metric_u(o, "switchboard_tick_actions_total", "counter", "Actions from timers.",
              m->tick_actions);
+    metric_u(o, "switchboard_tick_cuts_total", "counter",
+             "Ticks ended at their 10 ms share of the loop with timers still due.", m->tick_cuts);
     metric_u(o, "switchboard_reloads_total", "counter", "SIGHUP reloads that succeeded.",
              m->reloads_ok);
     metric_u(o, "switchboard_reload_failures_total", "counter", "SIGHUP reloads that failed.",

@@ -89,6 +89,9 @@ typedef struct sbd_reply {
 /* Metrics kept by the daemon itself. */
 
 #define SBD_MAX_ROUTES 32
+/* A tick's share of the loop (sb_tick_for): the timers still due fire at
+** the next turn. */
+#define SBD_TICK_MS 10
 #define SBD_NSTATUS 18
 #define SBD_LAT_BUCKETS 16
 
@@ -103,7 +106,7 @@ typedef struct sbd_metrics {
     uint64_t turns_cut;   /* turns ended by TURN_LIMIT_US */
     double sync_seconds;
     uint64_t batches;
-    uint64_t ticks, tick_errors, tick_actions;
+    uint64_t ticks, tick_errors, tick_actions, tick_cuts;
     uint64_t stream_events, stream_dropped, stream_backlog_dropped;
     uint64_t stream_resumes, stream_resyncs;
     uint64_t batch_errors;       /* engine batches that could not be stored */

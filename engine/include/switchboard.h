@@ -539,6 +539,13 @@ SB_API int sb_submit_json(sb_engine *eng, const char *account, const char *json,
 /* Fire every timer due at the clock's current time (ring timeouts, wrap-up
 ** ends, policy wake-ups, max-wait overflows) and return their actions. */
 SB_API int sb_tick(sb_engine *eng, sb_result *res);
+/* sb_tick for about max_ms milliseconds of work at most (0: no limit): one
+** timer fires at least, and when timers are still due as the time runs out
+** it returns with *more (if given) 1, those timers' actions not yet in res
+** (sb_next_deadline gives a time already passed): call it again, letting a
+** server's other work in between. A server loop calls this, so that a
+** tenant whose thousands of calls wake at once cannot hold it. */
+SB_API int sb_tick_for(sb_engine *eng, uint32_t max_ms, int *more, sb_result *res);
 /* Time of the earliest pending timer, or INT64_MAX when there is none (or
 ** for a NULL engine). It may be in the past: a timer whose call has since
 ** moved on (a ring timeout after the answer, say) is dropped when it comes

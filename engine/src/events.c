@@ -2424,6 +2424,8 @@ typedef struct tick_run {
     int limit, fired, failed_at;
     uint8_t key[13 + SB_ID_MAX];
     size_t kl;
+    uint64_t until_ns; /* sb_tick_for's budget ends (mono_ns; 0: none) */
+    int cut;           /* it ended with timers still due */
 } tick_run;
 
 static int do_tick(wtx *t, void *arg)
@@ -2432,7 +2434,14 @@ static int do_tick(wtx *t, void *arg)
     tick_run *r = arg;
     r->fired = 0; /* again from the start when the map grew and it reran */
     r->failed_at = -1;
+    r->cut = 0;
     for (int n = 0; n < r->limit; n++) {
+        /* Past the budget, the rest wait for the next call (one fires at
+        ** least, so each call gets on). */
+        if (n && r->until_ns && mono_ns() >= r->until_ns) {
+            r->cut = 1;
+            break;
+        }
         st_iter it;
         int rc = st_iter_open(&it, t->txn, e, DB_TIMERS, "", 0);
         uint8_t key[13 + SB_ID_MAX];
@@ -2526,12 +2535,18 @@ static int tick_wide(int rc)
 
 int sb_tick(sb_engine *e, sb_result *res)
 {
+    return sb_tick_for(e, 0, NULL, res);
+}
+
+int sb_tick_for(sb_engine *e, uint32_t max_ms, int *more, sb_result *res)
+{
     res_reset(res);
+    if (more) *more = 0;
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     int total = 0, rc;
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = mono_ns(), until = max_ms ? t0 + (uint64_t)max_ms * 1000000u : 0;
     do {
-        tick_run r = {.limit = TICK_BATCH, .failed_at = -1};
+        tick_run r = {.limit = TICK_BATCH, .failed_at = -1, .until_ns = until};
         __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
         rc = eng_write_ex(e, do_tick, &r, res, 1); /* timers of calls taken: as their events */
         __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
@@ -2563,6 +2578,10 @@ int sb_tick(sb_engine *e, sb_result *res)
             continue;
         }
         total += r.fired;
+        if (!rc && until && (r.cut || (r.fired == TICK_BATCH && mono_ns() >= until))) {
+            if (more) *more = 1;
+            break;
+        }
         if (rc || r.fired < TICK_BATCH) break;
     } while (1);
     if (total) eng_count_event(e, 0, rc != 0, (mono_ns() - t0) / 1000);

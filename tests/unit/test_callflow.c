@@ -1421,6 +1421,44 @@ static void test_trace_entries(void)
        named, blank);
 }
 
+/* 14. sb_tick_for: a tick with a share of time. Calls that each cost their
+** policy a millisecond or more and all wake at once held sb_tick (and so
+** the daemon's loop, /healthz and SIGTERM) until every one was decided
+** again, and while they woke again meanwhile, for ever (found when tried as
+** a security auditor: a tenant's 800 calls froze the daemon). */
+static const char *const SLOW_WAIT = "local P = {}\n"
+                                     "function P.route(call, agents, ctx)\n"
+                                     "  local x = 0\n"
+                                     "  for i = 1, 150000 do x = x + i end\n"
+                                     "  return { wait = 1 }\n"
+                                     "end\nreturn P\n";
+
+static void test_tick_share(void)
+{
+    ok(account("ts") == 0 && policy("ts", "slow", SLOW_WAIT) == 0 &&
+           wait_queue("ts", "q", "slow", 0, NULL) == 0,
+       "share: queue q, no agents, a policy that spins, then waits 1 s");
+    char id[16];
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        offer("ts", id, "q");
+    }
+    now_ms += 1000;
+    int more = 0, calls = 0;
+    is_int(sb_tick_for(eng, 1, &more, res), 0, "share: a tick of 1 ms works");
+    ok(more == 1 && sb_next_deadline(eng) <= now_ms,
+       "share: ... and ends with timers still due (more %d)", more);
+    while (more && calls++ < 20)
+        sb_tick_for(eng, 1, &more, res);
+    ok(!more && sb_next_deadline(eng) > now_ms,
+       "share: called again, %d more times, it fires the rest", calls);
+    now_ms += 1000;
+    is_int(sb_tick_for(eng, 0, &more, res), 0, "share: 0 ms: no limit");
+    ok(!more && sb_next_deadline(eng) > now_ms, "share: ... every due timer fired at once");
+    for (int i = 0; i < 8; i++)
+        evf("ts", "{\"type\":\"abandon\",\"call\":\"s%d\"}", i);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-callflow-%d", (int)getpid());
@@ -1445,6 +1483,7 @@ int main(void)
     test_live_stats();
     test_retry_gap();
     test_ring_attempts();
+    test_tick_share();
     test_cancel_reasons();
     test_connect_device();
     test_wait_due();
