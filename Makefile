@@ -106,7 +106,8 @@ bench: all tests
 
 check-format:
 	@clang-format --dry-run --Werror engine/include/*.h engine/src/*.[ch] engine/cli/*.[ch] \
-	  $(wildcard engine/daemon/*.[ch]) tests/unit/*.[ch]
+	  $(wildcard engine/daemon/*.[ch]) tests/unit/*.[ch] $(wildcard bindings/*/*.[ch]) \
+	  $(wildcard examples/c-gateway/*.c)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
