@@ -475,10 +475,22 @@ static int parse_head(char *h, struct head *hd, const char **why)
         } else if (!strcasecmp(line, "host")) {
             hd->hosts++;
         } else if (!strcasecmp(line, "authorization")) {
+            if (hd->auth) {
+                *why = "more than one Authorization header field";
+                return 400;
+            }
             hd->auth = v;
         } else if (!strcasecmp(line, "content-type")) {
+            if (hd->ctype) {
+                *why = "more than one Content-Type header field";
+                return 400;
+            }
             hd->ctype = v;
         } else if (!strcasecmp(line, "last-event-id")) {
+            if (hd->last_id) {
+                *why = "more than one Last-Event-ID header field";
+                return 400;
+            }
             hd->last_id = v;
         } else if (!strcasecmp(line, "expect")) {
             if (strcasecmp(v, "100-continue") != 0) {
@@ -518,6 +530,26 @@ static int method_index(const char *m)
 
 #define CHUNK_LINE_MAX 1024   /* a chunk-size line, extensions included */
 #define TRAILER_LINE_MAX 8192 /* a trailer field line */
+
+/* Is the trailer field line at the front of in (ll bytes before its LF) one
+** a header line could be: ending in CR LF, "name:" with a token name, no
+** other control character? Trailer fields are ignored, but one the head's
+** parser would refuse (a bare LF ending it) is refused as well: another
+** parser on the way could read the bytes after it as a request. */
+static int trailer_line_ok(struct evbuffer *in, size_t ll)
+{
+    char line[TRAILER_LINE_MAX + 1];
+    if (ll < 2 || ll > TRAILER_LINE_MAX) return 0;
+    evbuffer_copyout(in, line, ll);
+    if (line[ll - 1] != '\r') return 0;
+    size_t name = 0;
+    while (name < ll - 1 && is_tchar((unsigned char)line[name]))
+        name++;
+    if (!name || line[name] != ':') return 0;
+    for (size_t i = name + 1; i < ll - 1; i++)
+        if ((unsigned char)line[i] < 0x20 && line[i] != '\t') return 0;
+    return 1;
+}
 
 /* Decode what has arrived of c's chunked body, taking it off in: resumes
 ** where the last call stopped, so no byte is decoded twice. Returns 1
@@ -567,12 +599,16 @@ static int dechunk(sbd_conn *c, struct evbuffer *in, size_t max_body, const char
             /* Trailer fields (ignored), then an empty line. */
             char cr = 0;
             evbuffer_copyout(in, &cr, 1);
-            evbuffer_drain(in, ll + 1);
-            if (ll == 1 && cr == '\r') return 1;
-            if (ll == 0) {
+            if (ll == 1 && cr == '\r') {
+                evbuffer_drain(in, ll + 1);
+                return 1;
+            }
+            if (ll == 0 || !trailer_line_ok(in, ll)) {
+                evbuffer_drain(in, ll + 1);
                 *why = "malformed trailer";
                 return 400;
             }
+            evbuffer_drain(in, ll + 1);
             continue;
         }
         char line[CHUNK_LINE_MAX + 1];
@@ -596,7 +632,17 @@ static int dechunk(sbd_conn *c, struct evbuffer *in, size_t max_body, const char
             }
             sz = sz * 16 + (uint64_t)v;
         }
-        if (!digits || (i < ll - 1 && line[i] != ';' && line[i] != ' ' && line[i] != '\t')) {
+        /* After the digits, only chunk extensions (RFC 9112 7.1.1: BWS ";"
+        ** name ["=" value], ignored here), with no control character in
+        ** them: "2 zz" or "2\rx" is not a chunk size another parser reads
+        ** the same way. */
+        size_t j = i;
+        while (j < ll - 1 && (line[j] == ' ' || line[j] == '\t'))
+            j++;
+        int ext_ok = j == ll - 1 ? j == i : line[j] == ';';
+        for (; ext_ok && j < ll - 1; j++)
+            if (((unsigned char)line[j] < 0x20 && line[j] != '\t') || line[j] == 0x7f) ext_ok = 0;
+        if (!digits || !ext_ok) {
             *why = "malformed chunk size";
             return 400;
         }

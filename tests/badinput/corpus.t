@@ -328,6 +328,14 @@ for name, hdr, status, code in [
         ("one header past max_header", "X-Big: " + "v" * 5000, 431, "HTTP_HEADERS_TOO_LARGE")]:
     data = ("GET /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n%s\r\n\r\n" % (AUTH, hdr))
     case("header: " + name, data.encode("latin-1"), status, code)
+for name, data in [
+        ("two Content-Types", request("PUT", AG, OK_AGENT, headers=("Content-Type: text/plain",))),
+        ("two Content-Types, the same", request("PUT", AG, OK_AGENT,
+                                                headers=("content-type: application/json",))),
+        ("two Last-Event-IDs", request("GET", "/v1/events", headers=("Last-Event-ID: 1",
+                                                                      "Last-Event-ID: 2"))),
+        ("two Host fields", b"GET /v1/agents HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")]:
+    case("header: " + name, data, 400, "HTTP_BAD_REQUEST")
 case("a header block that never ends", b"GET /v1/agents HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 700, 431,
      "HTTP_HEADERS_TOO_LARGE")
 
@@ -341,9 +349,15 @@ for name, auth in [("Basic with invalid base64", "Basic !!!notbase64"), ("Basic 
                    ("Digest", "Digest username=acme"), ("Bearer with the key", "Bearer " + key),
                    ("lower-case basic", "basic " + basic("acme", key)[6:] + "x")]:
     case("credentials: " + name, request("GET", "/v1/agents", auth=auth), 401, "SB_EAUTH")
-case("credentials: a valid key, then a second Authorization header",
-     ("GET /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nAuthorization: Basic Zm9vOmJhcg==\r\n\r\n"
-      % AUTH).encode(), 401, "SB_EAUTH")
+# A singleton header given twice is refused, whichever comes first: the last
+# one won (two proxies on the way may each read another one).
+for name, hdrs in [
+        ("a valid key, then a second Authorization header",
+         "Authorization: %s\r\nAuthorization: Basic Zm9vOmJhcg==" % AUTH),
+        ("a wrong key, then the valid one", "Authorization: Basic Zm9vOmJhcg==\r\nAuthorization: %s" % AUTH),
+        ("the valid key twice", "Authorization: %s\r\nauthorization: %s" % (AUTH, AUTH))]:
+    case("credentials: " + name, ("GET /v1/agents HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % hdrs).encode(),
+         400, "HTTP_BAD_REQUEST")
 case("admin: the token with extra text", request("GET", "/v1/accounts", auth=ADMIN + " x"), 401,
      "SB_EAUTH")
 case("admin: no token", request("GET", "/v1/accounts", auth=False), 401, "SB_EAUTH")
@@ -362,7 +376,20 @@ for name, body, status, code in [
          b"0\r\n\r\n", 413, "HTTP_BODY_TOO_LARGE"),
         ("a 9000-byte trailer", b"2\r\n{}\r\n0\r\n" + b"X-T: " + b"v" * 9000, 431,
          "HTTP_HEADERS_TOO_LARGE"),
-        ("an empty trailer line without CR", b"2\r\n{}\r\n0\r\n\n", 400, "HTTP_BAD_REQUEST")]:
+        ("an empty trailer line without CR", b"2\r\n{}\r\n0\r\n\n", 400, "HTTP_BAD_REQUEST"),
+        ("junk after a chunk size", b"2 zz\r\n{}\r\n0\r\n\r\n", 400, "HTTP_BAD_REQUEST"),
+        ("a space after a chunk size", b"2 \r\n{}\r\n0\r\n\r\n", 400, "HTTP_BAD_REQUEST"),
+        ("a bare CR after a chunk size", b"2\rz;x\r\n{}\r\n0\r\n\r\n", 400, "HTTP_BAD_REQUEST"),
+        ("a control character in a chunk extension", b"2;a\x01b\r\n{}\r\n0\r\n\r\n", 400,
+         "HTTP_BAD_REQUEST"),
+        ("a trailer line ending in a bare LF", b"2\r\n{}\r\n0\r\nX: y\n\r\n", 400,
+         "HTTP_BAD_REQUEST"),
+        ("a trailer line ending in a bare LF, then a request",
+         b"2\r\n{}\r\n0\r\nX: y\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+         "HTTP_BAD_REQUEST"),
+        ("a trailer line without a colon", b"2\r\n{}\r\n0\r\nX-y\r\n\r\n", 400, "HTTP_BAD_REQUEST"),
+        ("a trailer line with a bare CR", b"2\r\n{}\r\n0\r\nX: a\rb\r\n\r\n", 400,
+         "HTTP_BAD_REQUEST")]:
     case("chunked: " + name, CH + body, status, code)
 case("a body over max_body by Content-Length", request("PUT", AG, "x" * 17000), 413,
      "HTTP_BODY_TOO_LARGE")

@@ -225,6 +225,19 @@ t.is_([x[0] for x in resps], [200, 200],
 t.is_(js(resps[1][2]).get("preferences", {}).get("note"), note[:2000],
       "... the body decoded intact")
 
+# Chunk extensions as RFC 9112 7.1.1 has them (whitespace before the ";", a
+# quoted value, several) and trailer fields with a tab in them are taken;
+# other text after a chunk size is not (tests/badinput/corpus.t).
+body = json.dumps(agent_doc("extended")).encode()
+wire = (b"%X ;a=1\r\n%s\r\n%X\t; b = \"x y\";c\r\n%s\r\n0\r\nX-T:\tv\r\n\r\n"
+        % (5, body[:5], len(body) - 5, body[5:]))
+s = connect()
+s.sendall(("PUT /v1/agents/extended HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode() + wire)
+resps, _ = read_responses(s, 1)
+s.close()
+t.is_(resps and resps[0][0], 200, "chunk extensions after whitespace, quoted, several: taken")
+
 # Over max_body decoded: 413, however small its chunks.
 for size, what in ((1, "one-byte chunks"), (1024, "1K chunks")):
     s = connect(30)
