@@ -1314,6 +1314,25 @@ static void h_events(ctx *x)
         x->rep->stream_resume = 1;
         x->rep->stream_after = v;
     }
+    /* One account's streams may not take every connection: each is exempt
+    ** from idle_timeout (keep-alives), so past max_connections the other
+    ** accounts could not connect at all. HEAD, which subscribes nothing,
+    ** is answered as the GET would be. */
+    unsigned cap = x->d->cfg->stream_max_per_account, open = sbd_stream_count(x->d, x->account);
+    if (cap && open >= cap) {
+        static sbd_log_limit limit;
+        char more[48];
+        x->d->m.stream_refused++;
+        if (sbd_log_limit_take(&limit, 0, more, sizeof more))
+            sbd_log(SB_LOG_WARN, "stream refused: the account has stream_max_per_account open",
+                    "account=%s open=%u stream_max_per_account=%u%s", sbd_q(x->account), open, cap,
+                    more);
+        fail(x, 429, "SB_ELIMIT", NULL,
+             "this account has %u event streams open, stream_max_per_account (%u): close one "
+             "first, or raise stream_max_per_account in the daemon's configuration",
+             open, cap);
+        return;
+    }
     x->rep->status = 200;
     x->rep->stream = 1;
     snprintf(x->rep->stream_account, sizeof x->rep->stream_account, "%s", x->account);

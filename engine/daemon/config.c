@@ -60,6 +60,8 @@ static const struct key {
     {"seed", K_U64, offsetof(sbd_config, seed), 0, 0, NULL, NULL},
     {"stream_keepalive", K_UINT, offsetof(sbd_config, stream_keepalive), 0, 0, NULL, "seconds"},
     {"stream_buffer", K_SIZE, offsetof(sbd_config, stream_buffer), 4096, 0, NULL, "bytes"},
+    {"stream_max_per_account", K_UINT, offsetof(sbd_config, stream_max_per_account), 1, 0,
+     "no limit", "streams"},
     {"idle_timeout", K_UINT, offsetof(sbd_config, idle_timeout), 1, 0, NULL, "seconds"},
     {"request_timeout", K_UINT, offsetof(sbd_config, request_timeout), 1, 86400, NULL, "seconds"},
     {"shutdown_timeout", K_UINT, offsetof(sbd_config, shutdown_timeout), 1, 0, NULL, "seconds"},
@@ -443,6 +445,7 @@ static void defaults(sbd_config *c)
     c->seed = lib.seed;
     c->stream_keepalive = 15;
     c->stream_buffer = 1024 * 1024;
+    c->stream_max_per_account = 16;
     c->idle_timeout = 60;
     c->request_timeout = 30;
     c->shutdown_timeout = 10;

@@ -41,12 +41,13 @@ typedef struct sbd_config {
     int require_signed_policies;
     char *policy_public_key;
     uint64_t seed;
-    unsigned stream_keepalive; /* seconds between SSE keep-alive comments */
-    size_t stream_buffer;      /* bytes queued per subscriber before drop */
-    unsigned idle_timeout;     /* seconds an idle connection is kept      */
-    unsigned request_timeout;  /* seconds from a request's first byte to its last */
-    unsigned shutdown_timeout; /* seconds SIGTERM waits for in-flight work */
-    unsigned sweep_interval;   /* seconds between retention sweeps (0: none) */
+    unsigned stream_keepalive;       /* seconds between SSE keep-alive comments */
+    size_t stream_buffer;            /* bytes queued per subscriber before drop */
+    unsigned stream_max_per_account; /* open streams an account may have (0: no limit) */
+    unsigned idle_timeout;           /* seconds an idle connection is kept      */
+    unsigned request_timeout;        /* seconds from a request's first byte to its last */
+    unsigned shutdown_timeout;       /* seconds SIGTERM waits for in-flight work */
+    unsigned sweep_interval;         /* seconds between retention sweeps (0: none) */
     int demo;
     int policy_dir_absent; /* the default policy_dir was missing at start: none in use */
     char *listen_origin;   /* where listen was set: "FILE:LINE: ", "--listen: " or "" */

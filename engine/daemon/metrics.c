@@ -269,6 +269,9 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
     metric_u(o, "switchboard_http_connections_rejected_total", "counter",
              "Connections refused with 503 past max_connections.", m->conns_rejected);
     metric_u(o, "switchboard_stream_subscribers", "gauge", "Open /v1/events streams.", d->nsubs);
+    metric_u(o, "switchboard_stream_refused_total", "counter",
+             "Streams refused with 429: their account had stream_max_per_account open.",
+             m->stream_refused);
     metric_u(o, "switchboard_stream_backlog_actions", "gauge",
              "Actions held for accounts' next subscribers (no subscriber was sent them yet).",
              d->backlog_n);

@@ -109,6 +109,7 @@ typedef struct sbd_metrics {
     uint64_t ticks, tick_errors, tick_actions, tick_cuts;
     uint64_t stream_events, stream_dropped, stream_backlog_dropped;
     uint64_t stream_resumes, stream_resyncs;
+    uint64_t stream_refused;     /* past stream_max_per_account: 429 */
     uint64_t batch_errors;       /* engine batches that could not be stored */
     uint64_t batch_commits;      /* engine batches committed (each syncs its pages) */
     double batch_commit_seconds; /* the loop's time in those commits */
@@ -314,6 +315,8 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
 ** else those not checked for SBD_AUTH_CACHE_TTL_NS. */
 void sbd_stream_recheck(sbd *d, int force);
 void sbd_stream_unsubscribe(sbd *d, sbd_sub *s);
+/* The streams account has open (against stream_max_per_account). */
+unsigned sbd_stream_count(sbd *d, const char *account);
 /* Hold an action for the account's subscribers until the batch is synced. */
 void sbd_stream_hold(sbd *d, const sb_action *a, const char *account);
 /* The open engine batch was committed in batch seq (failed: it was not):

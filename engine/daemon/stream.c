@@ -75,6 +75,7 @@ struct sbd_backlog {
     sbd_backlog *hnext; /* in its hash bucket */
     char account[132];
     sbd_sub *subs;
+    unsigned nsubs; /* in subs, against stream_max_per_account */
     sbd_hent *head, *tail;
     size_t bytes;
     uint64_t floor; /* a resume after this id finds all: the newest dropped (or,
@@ -397,6 +398,7 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     s->anext = b->subs;
     if (b->subs) b->subs->aprev = s;
     b->subs = s;
+    b->nsubs++;
     d->nsubs++;
     sbd_conn_set_sub(c, s);
     /* What it will be given first (more may come before its head is out). */
@@ -416,6 +418,12 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     return 0;
 }
 
+unsigned sbd_stream_count(sbd *d, const char *account)
+{
+    sbd_backlog *b = backlog_of(d, account, 0);
+    return b ? b->nsubs : 0;
+}
+
 void sbd_stream_unsubscribe(sbd *d, sbd_sub *s)
 {
     if (s->prev)
@@ -429,6 +437,7 @@ void sbd_stream_unsubscribe(sbd *d, sbd_sub *s)
         else
             s->acct->subs = s->anext;
         if (s->anext) s->anext->aprev = s->aprev;
+        s->acct->nsubs--;
         backlog_release(d, s->acct);
     }
     d->nsubs--;

@@ -4,7 +4,7 @@
 # timers' actions — and only that account's stream; a wait is in no stream
 # and only in the response of the request that brought the call to its
 # queue; keep-alive comments.
-import sys, os, socket, time
+import sys, os, socket, time, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Stream, Account, provision, ROOT, library_env, QUICK_POLICY
 
@@ -183,6 +183,42 @@ r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                    env=library_env(os.path.abspath(lib)))
 t.is_(r.returncode, 0, "that key revoked by another process on the data directory", r.stderr)
 t.ok(ext.closed(timeout=9), "... its stream closes within the cache's 5 s")
+
+# -- streams per account: stream_max_per_account ----------------------------------------
+# Streams are kept open through keep-alives, past idle_timeout: without a cap
+# one account's streams could take all of max_connections.
+dc = t.owned(Daemon(conf={"stream_max_per_account": 3})).start()
+ca = provision(dc, agents=("alice",))
+cg = provision(dc, account="globex", agents=("xavier",))
+mine = [Stream(dc, ca.auth) for _ in range(3)]
+t.is_([x.status for x in mine], [200] * 3, "stream_max_per_account 3: three streams of acme open")
+mark = len(dc.lines)
+over = Stream(dc, ca.auth)
+err = json.loads(over.body).get("error", {}) if over.status != 200 else {}
+t.is_((over.status, err.get("code"), err.get("field")), (429, "SB_ELIMIT", None),
+      "... a fourth: 429 SB_ELIMIT")
+t.ok("3 event streams open" in err.get("message", "") and
+     "raise stream_max_per_account" in err.get("message", ""),
+     "... the message says the limit and how to raise it", err)
+t.ok(over.closed(timeout=3) if over.status == 200 else True, "... and no stream is opened")
+t.ok(dc.wait_log(r'level=warn msg="stream refused: the account has stream_max_per_account open" '
+                 r'account="acme" open=3 stream_max_per_account=3', after=mark, timeout=3),
+     "... logged at warn")
+t.is_(Stream(dc, ca.auth).status, 429, "a fifth: 429 as well")
+t.is_(dc.metric("switchboard_stream_refused_total"), 2.0,
+      "switchboard_stream_refused_total counts both")
+other_s = Stream(dc, cg.auth)
+t.is_(other_s.status, 200, "another account opens its stream meanwhile")
+r = dc.request("HEAD", "/v1/events", auth=ca.auth)
+t.is_(r.status, 429, "HEAD /v1/events answers as the GET would: 429")
+mark = len(dc.lines)
+mine.pop().close()
+t.ok(dc.wait_log(r'msg="stream closed"', after=mark, timeout=5), "one of acme's streams closed")
+again = Stream(dc, ca.auth)
+t.is_(again.status, 200, "... and acme opens one again")
+for x in mine + [again, other_s]:
+    x.close()
+t.is_(dc.stop(), 0, "that daemon stops")
 
 # -- closing -------------------------------------------------------------------------
 n_before = len(d.lines)
