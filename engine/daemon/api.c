@@ -1515,6 +1515,41 @@ int sbd_api_route_of(const char *target)
     return i < 0 ? -1 : i;
 }
 
+/* Credentials given and refused: counted, logged at warn (one line a second
+** for each kind, with how many it stood for: a guesser would flood the log)
+** with the account tried, never the key, and the peer; the connection is
+** closed after SBD_AUTH_FAILURES_CLOSE of them in a row. Requests without
+** credentials are not attempts and are not counted. After fail(), which
+** sets rep->close for storage errors only. */
+static void auth_failed(ctx *x, int admin, const char *account)
+{
+    static sbd_log_limit limits[2];
+    char more[48];
+    sbd_auth_cache *ac = x->req->auth_cache;
+    unsigned run = 0;
+    if (admin)
+        x->d->m.auth_failures_admin++;
+    else
+        x->d->m.auth_failures_key++;
+    if (ac) {
+        run = ++ac->failures;
+        if (run >= SBD_AUTH_FAILURES_CLOSE) x->rep->close = 1;
+    }
+    if (!sbd_log_limit_take(&limits[admin], 0, more, sizeof more)) return;
+    if (admin)
+        sbd_log(SB_LOG_WARN, "authentication failed", "kind=admin_token peer=%s in_a_row=%u%s%s",
+                x->req->peer ? x->req->peer : "-", run, x->rep->close ? " closed=yes" : "", more);
+    else
+        sbd_log(SB_LOG_WARN, "authentication failed",
+                "kind=api_key account=%s peer=%s in_a_row=%u%s%s", sbd_qn(account),
+                x->req->peer ? x->req->peer : "-", run, x->rep->close ? " closed=yes" : "", more);
+}
+
+static void auth_ok(ctx *x)
+{
+    if (x->req->auth_cache) x->req->auth_cache->failures = 0;
+}
+
 /* No cache here: every admin request is checked against d->admin_hash, so a
 ** token replaced on SIGHUP (daemon.c) applies from the next request on, on
 ** connections already open too. */
@@ -1527,9 +1562,13 @@ static int auth_admin(ctx *x)
             h++;
         unsigned char hash[32];
         crypto_generichash(hash, sizeof hash, (const unsigned char *)h, strlen(h), NULL, 0);
-        if (sodium_memcmp(hash, x->d->admin_hash, sizeof hash) == 0) return 0;
+        if (sodium_memcmp(hash, x->d->admin_hash, sizeof hash) == 0) {
+            auth_ok(x);
+            return 0;
+        }
     }
     fail(x, 401, "SB_EAUTH", NULL, "the admin token is required (Authorization: Bearer <token>)");
+    if (x->req->authorization) auth_failed(x, 1, NULL);
     add_header(x->rep, "WWW-Authenticate: Bearer realm=\"switchboard\"\r\n");
     return -1;
 }
@@ -1574,6 +1613,7 @@ static int auth_account(ctx *x)
             sodium_memcmp(hh, ac->hash, sizeof hh) == 0) {
             memcpy(x->acct, ac->account, sizeof x->acct);
             x->account = x->acct;
+            auth_ok(x);
             return 0;
         }
         ac->valid = 0;
@@ -1581,6 +1621,7 @@ static int auth_account(ctx *x)
     if (h) rc = sbd_auth_basic(x->d, h, x->acct, sizeof x->acct);
     if (rc == 0) {
         x->account = x->acct;
+        auth_ok(x);
         if (ac && h) {
             memcpy(ac->hash, hh, sizeof hh);
             memcpy(ac->account, x->acct, sizeof ac->account);
@@ -1599,6 +1640,7 @@ static int auth_account(ctx *x)
     }
     fail(x, 401, "SB_EAUTH", NULL,
          "valid account credentials are required (HTTP Basic account_id:api_key)");
+    if (h) auth_failed(x, 0, x->acct);
     add_header(x->rep, "WWW-Authenticate: Basic realm=\"switchboard\"\r\n");
     return -1;
 }

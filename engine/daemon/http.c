@@ -709,6 +709,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
         .body = body,
         .body_len = body_len,
         .auth_cache = &c->auth,
+        .peer = c->peer,
     };
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);

@@ -268,6 +268,14 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
              "HTTP connections accepted.", m->conns_accepted);
     metric_u(o, "switchboard_http_connections_rejected_total", "counter",
              "Connections refused with 503 past max_connections.", m->conns_rejected);
+    evbuffer_add_printf(o,
+                        "# HELP switchboard_auth_failures_total Requests whose credentials were "
+                        "refused (401): an API key, or the admin token, given and wrong.\n"
+                        "# TYPE switchboard_auth_failures_total counter\n"
+                        "switchboard_auth_failures_total{kind=\"api_key\"} %llu\n"
+                        "switchboard_auth_failures_total{kind=\"admin_token\"} %llu\n",
+                        (unsigned long long)m->auth_failures_key,
+                        (unsigned long long)m->auth_failures_admin);
     metric_u(o, "switchboard_stream_subscribers", "gauge", "Open /v1/events streams.", d->nsubs);
     metric_u(o, "switchboard_stream_refused_total", "counter",
              "Streams refused with 429: their account had stream_max_per_account open.",

@@ -47,7 +47,12 @@ typedef struct sbd_auth_cache {
     char account[136];
     uint64_t gen;        /* sbd.auth_gen when verified */
     uint64_t expires_ns; /* sbd_now_ns() deadline */
+    unsigned failures;   /* credentials refused in a row on the connection */
 } sbd_auth_cache;
+
+/* Credentials refused this many times in a row on one connection: the last
+** 401 closes it (api.c), so guessing costs a connection every few tries. */
+#define SBD_AUTH_FAILURES_CLOSE 10
 
 /* A parsed request, handed to the API layer. Strings live until the handler
 ** returns. */
@@ -65,6 +70,7 @@ typedef struct sbd_req {
     const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
     size_t body_len;
     sbd_auth_cache *auth_cache; /* the connection's, or NULL */
+    const char *peer;           /* the client's address, for the log; NULL: unknown */
 } sbd_req;
 
 /* What the API layer answers. `body` is created by the HTTP layer; the handler
@@ -114,7 +120,8 @@ typedef struct sbd_metrics {
     uint64_t batch_commits;      /* engine batches committed (each syncs its pages) */
     double batch_commit_seconds; /* the loop's time in those commits */
     uint64_t reloads_ok, reloads_failed;
-    uint64_t sweeps, sweep_errors, swept; /* retention sweep transactions, records */
+    uint64_t auth_failures_key, auth_failures_admin; /* credentials refused: 401 */
+    uint64_t sweeps, sweep_errors, swept;            /* retention sweep transactions, records */
 } sbd_metrics;
 
 /* ------------------------------------------------------------------------ */

@@ -4,9 +4,9 @@
 # part was wrong. The admin token is rotated without a restart: a new one
 # written into its file, then SIGHUP; a file that fails the start's checks
 # keeps the token in use, and the log says why.
-import sys, os, base64, signal
+import sys, os, base64, re, signal, socket, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, Stream, provision, basic
+from sbtest import TAP, Daemon, Stream, provision, basic, read_responses
 
 t = TAP()
 d = t.owned(Daemon()).start()
@@ -57,6 +57,67 @@ t.is_(d.request("GET", "/healthz").status, 200, "/healthz needs no auth")
 s = Stream(d, basic("acme", globex.key))
 t.is_(s.status, 401, "the event stream with another account's key: 401")
 s.close()
+
+# -- failed authentication: counted, logged at warn (rate-limited), closed after 10 --
+def failures(kind):
+    body = d.admin("GET", "/metrics").body
+    m = re.search(r'^switchboard_auth_failures_total\{kind="%s"\} (\d+)$' % kind, body, re.M)
+    return int(m.group(1)) if m else None
+
+
+def wire(auth, path="/v1/agents"):
+    return ("GET %s HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n\r\n" % (path, auth)).encode()
+
+
+k0, a0 = failures("api_key"), failures("admin_token")
+t.ok(k0 is not None and a0 is not None,
+     "/metrics has switchboard_auth_failures_total{kind=api_key} and {kind=admin_token}", (k0, a0))
+time.sleep(1.1)  # the failures above were logged: a new second for the next line
+mark = len(d.lines)
+wrong = basic("acme", "sbk_guess000000000000000000000000000000000000000")
+s = socket.create_connection((d.host, d.port))
+s.sendall(wire(wrong) * 9 + wire(acme.auth) + wire(wrong) * 9 + wire(acme.auth))
+resps, _ = read_responses(s, 20)
+peer = "%s:%d" % s.getsockname()
+s.close()
+t.is_([x[0] for x in resps], [401] * 9 + [200] + [401] * 9 + [200],
+      "nine wrong keys, the right one, nine wrong, the right one on one connection: all answered")
+t.is_(failures("api_key") - k0, 18, "... the 18 counted in switchboard_auth_failures_total{kind=api_key}")
+line = d.wait_log(r'msg="authentication failed"', after=mark, timeout=3)
+t.ok(line and "level=warn" in line and "kind=api_key" in line and 'account="acme"' in line
+     and "peer=" + peer in line, "... logged at warn with the account tried and the peer", line)
+t.ok(not [l for l in d.lines[mark:] if "sbk_guess" in l or acme.key in l],
+     "... never the key")
+t.is_(len([l for l in d.lines[mark:] if 'msg="authentication failed"' in l]), 1,
+      "... one line for the 18 within the second")
+s = socket.create_connection((d.host, d.port))
+s.sendall(wire(wrong) * 12)
+resps, _ = read_responses(s, 12, timeout=5)
+s.close()
+t.is_([x[0] for x in resps], [401] * 10 + [None] * 2,
+      "12 wrong keys in a row on one connection: ten 401s, then it is closed")
+t.is_(resps[9][1].get("connection"), "close", "... the tenth saying Connection: close")
+t.is_(resps[8][1].get("connection"), None, "... the ninth not")
+time.sleep(1.1)
+mark = len(d.lines)
+check(d.request("GET", "/v1/agents/alice", auth=basic("+441632960001", "x")), "one more wrong key: 401")
+line = d.wait_log(r'msg="authentication failed"', after=mark, timeout=3)
+t.ok(line and re.search(r"not_logged_before=(\d+)", line)
+     and int(re.search(r"not_logged_before=(\d+)", line).group(1)) >= 27,
+     "... a second later its line says how many were not logged before", line)
+t.ok(line and "441632960001" not in line, "... a phone number tried as the account is redacted", line)
+s = socket.create_connection((d.host, d.port))
+s.sendall(wire("Bearer nope-nope-nope-nope", "/v1/accounts") * 10)
+resps, _ = read_responses(s, 11, timeout=5)
+s.close()
+t.is_([x[0] for x in resps], [401] * 10 + [None],
+      "ten wrong admin tokens on one connection: 401s, then it is closed")
+t.is_(failures("admin_token") - a0, 10, "... counted under kind=admin_token")
+t.ok(d.wait_log(r'level=warn msg="authentication failed" kind=admin_token peer=', after=mark,
+                timeout=3), "... logged at warn, with the peer")
+k1 = failures("api_key")
+check(d.request("GET", "/v1/agents/alice"), "no credentials: 401")
+t.is_(failures("api_key"), k1, "... not counted as a failed attempt")
 
 # -- rotating the admin token: write the new one, SIGHUP ---------------------------
 tokfile = os.path.join(d.data_dir, "admin.token")
