@@ -706,6 +706,46 @@ static int lock_data_dir(const char *dir, int *made)
     return fd;
 }
 
+/* Is directory dir (or the one file `path` is in, when dir is NULL) one only
+** this process's user (or root) may change? Another user who may create,
+** rename or remove entries in it can put their own file in place of the
+** admin token, the master key or data.mdb between the checks on them and
+** their use. sticky_ok: a sticky directory (/tmp's 1777) is taken, as its
+** other users cannot rename over or remove what they do not own (the owner
+** checks of the token and the key refuse a file they made first); the data
+** directory's other files are not checked that way. Returns NULL or why not
+** (in buf). */
+static const char *dir_unsafe(const char *dir, const char *path, int sticky_ok, char *buf, size_t n)
+{
+    char d[PATH_MAX];
+    if (!dir) {
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+            snprintf(d, sizeof d, ".");
+        else if (slash == path)
+            snprintf(d, sizeof d, "/");
+        else
+            snprintf(d, sizeof d, "%.*s", (int)(slash - path), path);
+        dir = d;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        snprintf(buf, n, "directory %s: %s", dir, strerror(errno));
+    else if (st.st_uid != geteuid() && st.st_uid != 0)
+        snprintf(buf, n,
+                 "directory %s is owned by uid %u, not by the user the daemon runs as (uid %u) "
+                 "or root: that user may replace the files in it (chown it)",
+                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+    else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st.st_mode & S_ISVTX)))
+        snprintf(buf, n,
+                 "directory %s has mode %04o: group or others may replace the files in it "
+                 "(chmod go-w it; the daemon makes its data directory 0700)",
+                 dir, (unsigned)(st.st_mode & 07777));
+    else
+        return NULL;
+    return buf;
+}
+
 /* Where the admin token is: admin_token_file, else <data_dir>/admin.token. */
 static void admin_token_path(const sbd *d, char *path, size_t n)
 {
@@ -723,7 +763,7 @@ static void admin_token_path(const sbd *d, char *path, size_t n)
 static int read_admin_token(int fd, const char *path, int at_start, unsigned char hash[32],
                             char *err, size_t errlen)
 {
-    char tok[1024];
+    char tok[1024], owner[128], dir[PATH_MAX + 200];
     struct stat st;
     const char *why = fstat(fd, &st) ? strerror(errno)
                       : !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)
@@ -731,6 +771,15 @@ static int read_admin_token(int fd, const char *path, int at_start, unsigned cha
                       : (st.st_mode & 077) != 0 ? "group or others may read or write it "
                                                   "(chmod 600 it)"
                                                 : NULL;
+    /* Another user's token is one that user knows: not taken (root's is). */
+    if (!why && st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(owner, sizeof owner,
+                 "owned by uid %u, not by the user the daemon runs as (uid %u) or root "
+                 "(chown it)",
+                 (unsigned)st.st_uid, (unsigned)geteuid());
+        why = owner;
+    }
+    if (!why) why = dir_unsafe(NULL, path, 1, dir, sizeof dir);
     if (why || (S_ISFIFO(st.st_mode) && !at_start)) {
         close(fd);
         if (!why) return -2;
@@ -765,6 +814,11 @@ static int admin_token(sbd *d)
 {
     char path[PATH_MAX], err[PATH_MAX + 200];
     admin_token_path(d, path, sizeof path);
+    /* Checked before the token is made in it too. */
+    if (dir_unsafe(NULL, path, 1, err, sizeof err)) {
+        sbd_errorf("switchboard: admin token file %s: %s\n", path, err);
+        return -1;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         char tok[65];
@@ -876,6 +930,11 @@ static int open_engine(sbd *d)
     else
         snprintf(key, sizeof key, "%s/master.key", c->data_dir);
     struct stat kst;
+    char why[PATH_MAX + 200];
+    if (c->key_file && dir_unsafe(NULL, key, 1, why, sizeof why)) {
+        sbd_errorf("switchboard: key_file %s: %s\n", key, why);
+        return -1;
+    }
     int key_was = lstat(key, &kst) == 0;
     int rc = sb_open(&d->eng, &lc, d->res);
     /* Also when the open then failed: the key stays (removing a key file
@@ -996,9 +1055,15 @@ int sb_daemon_main(int argc, char **argv)
     ** serve on it (its address taken by the first) says the directory is in
     ** use, and by which pid, not just that the address is. */
     struct stat dst;
-    if (stat(cfg.data_dir, &dst) == 0 && S_ISDIR(dst.st_mode) &&
-        (lockfd = lock_data_dir(cfg.data_dir, &lock_made)) < 0)
+    char why[PATH_MAX + 200];
+    int dir_there = stat(cfg.data_dir, &dst) == 0 && S_ISDIR(dst.st_mode);
+    /* One another user may write into (made by someone else before the
+    ** first start, say) is refused before anything is made in it. */
+    if (dir_there && dir_unsafe(cfg.data_dir, NULL, 0, why, sizeof why)) {
+        sbd_errorf("switchboard: data_dir: %s\n", why);
         goto out;
+    }
+    if (dir_there && (lockfd = lock_data_dir(cfg.data_dir, &lock_made)) < 0) goto out;
     /* The address before anything is made: a daemon that cannot listen
     ** leaves no data directory behind (a bind tried and let go;
     ** sbd_http_listen binds for good once the engine is open). */

@@ -143,6 +143,15 @@ static int master_read(const char *path, uint8_t key[CR_KEY_BYTES], char *err, s
                (unsigned)(st.st_mode & 07777));
         goto out;
     }
+    /* Another user's file is a key that user knows (one put there before the
+    ** first start seals every account's data with it). Root's is trusted. */
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        seterr(err, errlen,
+               "master key %s: owned by uid %u, not by this process's user (uid %u) or root "
+               "(chown it, or run as its owner)",
+               path, (unsigned)st.st_uid, (unsigned)geteuid());
+        goto out;
+    }
     if (st.st_size != MASTER_HEX_LEN && st.st_size != MASTER_HEX_LEN + 1) {
         seterr(err, errlen, "master key %s: size %lld, want %d hex digits and an optional newline",
                path, (long long)st.st_size, MASTER_HEX_LEN);

@@ -166,6 +166,29 @@ for text, mode, want in (("short\n", 0o600, "too short"),
     if len(text.strip()) >= 16:
         t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + text.strip()).status, 401,
               "... the refused one does not")
+# The audit's case: another user's token file put in place (they could, in a
+# data directory they may write into) must not give them the admin routes.
+if os.geteuid() == 0:
+    rewrite("another-users-admin-token-0123456789\n")
+    os.chown(tokfile, 65534, 65534)
+    line = hup(r'msg="admin token file refused')
+    t.ok(line and "level=error" in line and "owned by uid 65534" in line,
+         "a token file owned by another user (uid 65534, mode 0600) on SIGHUP: refused, saying "
+         "whose it is", line)
+    t.is_(d.request("GET", "/v1/accounts", auth="Bearer another-users-admin-token-0123456789")
+          .status, 401, "... its token does not work")
+    t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + new).status, 200,
+          "... the token in use still does")
+else:
+    t.diag("not root: the token owner check on SIGHUP is skipped")
+rewrite("another-long-enough-admin-token\n")
+os.chmod(d.data_dir, 0o777)
+line = hup(r'msg="admin token file refused')
+os.chmod(d.data_dir, 0o700)
+t.ok(line and "level=error" in line and "has mode 0777" in line,
+     "a token file in a directory of mode 0777 on SIGHUP: refused, saying so", line)
+t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + new).status, 200,
+      "... the token in use still works")
 os.unlink(tokfile)
 line = hup(r'msg="admin token file refused')
 t.ok(line and "No such file" in line, "a removed token file on SIGHUP: refused, the token kept",

@@ -361,4 +361,63 @@ r = d4.request("GET", "/v1/accounts", auth="Bearer s3cret-admin-token-for-tests"
 t.is_(r.status, 200, "admin_token_file: the token from that file works")
 t.ok(not os.path.exists(os.path.join(d4.data_dir, "admin.token")), "... and no other token file is made")
 t.is_(d4.stop(), 0, "exit 0")
+
+# -- who may change the token, the key and the data directory -----------------------------
+# A data directory another user may write into (made 0777 by someone else
+# before the first start, say) is refused before anything is made in it:
+# they could put their own admin.token, master.key or data.mdb there.
+for mode in (0o777, 0o770, 0o1777, 0o707):
+    dd = os.path.join(tmp, "open-%o" % mode)
+    os.makedirs(dd)
+    os.chmod(dd, mode)
+    do = t.owned(Daemon(data_dir=dd))
+    do.start(expect_listen=False)
+    t.is_(do.wait(20), 1, "a data directory of mode %04o: exit 1" % mode)
+    t.ok(any("data_dir: directory %s has mode %04o: group or others may replace the files in it"
+             % (dd, mode) in l and "chmod go-w" in l for l in do.lines),
+         "... saying so and what to do", do.lines)
+    t.is_(sorted(os.listdir(dd)), [], "... nothing made in it")
+dd = os.path.join(tmp, "open-755")
+os.makedirs(dd)
+os.chmod(dd, 0o755)
+do = t.owned(Daemon(data_dir=dd)).start()
+t.ok(do.port, "a data directory of mode 0755 (others may read, not write): taken")
+t.is_(do.stop(), 0, "... exit 0")
+# The key file's and the token file's directories: the same, but a sticky
+# one (/tmp's 1777) is taken: its other users cannot replace what is not
+# theirs, and a file they put there first is not theirs to give (below).
+for what, name in (("key_file", "master.key"), ("admin_token_file", "admin.token")):
+    for mode, ok in ((0o777, False), (0o1777, True)):
+        kd = os.path.join(tmp, "%s-%o" % (what, mode))
+        os.makedirs(kd)
+        os.chmod(kd, mode)
+        dk = t.owned(Daemon(conf={what: os.path.join(kd, name)}))
+        dk.start(expect_listen=ok)
+        if ok:
+            t.ok(dk.port, "%s in a directory of mode %04o: taken" % (what, mode))
+            t.is_(dk.stop(), 0, "... exit 0")
+        else:
+            t.is_(dk.wait(20), 1, "%s in a directory of mode %04o: exit 1" % (what, mode))
+            t.ok(any("%s %s" % ("key_file" if what == "key_file" else "admin token file",
+                                os.path.join(kd, name)) in l and "has mode 0777" in l
+                     for l in dk.lines), "... naming the file and the directory's mode", dk.lines)
+            t.ok(not os.path.exists(os.path.join(kd, name)), "... and not making the file")
+
+# Owners: only root can make a file another user's, so as root alone.
+if os.geteuid() == 0:
+    for name, why in (("admin.token", "admin token file"), ("master.key", "master key")):
+        dd = os.path.join(tmp, "owned-" + name)
+        dn = t.owned(Daemon(data_dir=dd)).start()
+        t.is_(dn.stop(), 0, "a data directory made for the %s owner check" % name)
+        path = os.path.join(dd, name)
+        os.chown(path, 65534, 65534)
+        dn.start(expect_listen=False)
+        t.is_(dn.wait(20), 1, "%s owned by uid 65534 (mode 0600): exit 1" % name)
+        t.ok(any(why in l and path in l and "owned by uid 65534" in l for l in dn.lines),
+             "... saying whose it is", dn.lines)
+        os.chown(path, 0, 0)
+        t.ok(dn.start().port, "... owned by the daemon's user again: it starts")
+        t.is_(dn.stop(), 0, "... exit 0")
+else:
+    t.diag("not root: the owner checks, which chown a file to another user, are skipped")
 t.done()
