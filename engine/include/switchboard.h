@@ -145,7 +145,13 @@ typedef struct sb_action {
                           ** "caller hung up" (abandon or hangup while
                           ** it rang), "transferred" (the call was
                           ** transferred while it rang), "agent left" (the
-                          ** agent's own status event took it away)    */
+                          ** agent's own status event took it away).
+                          ** A policy's or a gateway's free text here (a
+                          ** move's, a reject's, a pause's, an agent
+                          ** status's reason) is as stored: numbers as
+                          ** [number] (with '+' and 7 digits or more, or
+                          ** 9 digits or more without; sb_hold_place's
+                          ** rule), control characters as spaces          */
     const char *status;   /* AGENT: new status name                           */
     int timeout_s;        /* RING: seconds to ring                            */
     int64_t due_ms;       /* WAIT: when the engine next takes up the call
@@ -471,7 +477,10 @@ typedef struct sb_event {
     int priority;            /* OFFER: higher is served first (0..100)  */
     sb_ring_outcome outcome; /* RING_RESULT                            */
     sb_agent_status status;  /* AGENT_STATUS: OFFLINE/AVAILABLE/PAUSED  */
-    const char *reason;      /* AGENT_STATUS (pause reason); optional   */
+    const char *reason;      /* AGENT_STATUS (pause reason); optional;
+                             ** stored and shown with numbers as [number]
+                             ** and control characters as spaces (see
+                             ** sb_action's reason)                     */
     const char *attrs_json;  /* OFFER: JSON object of gateway attributes,
                              ** e.g. {"language":"de","skills":{"billing":2}};
                              ** may be NULL                             */

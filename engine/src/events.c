@@ -247,7 +247,7 @@ static int agent_change(wtx *t, agent_rec *a, int status, const char *reason, co
     a->status = (uint8_t)status;
     a->status_since = t->now;
     str_copy(a->reason, sizeof a->reason, reason ? reason : "");
-    utf8_clean(a->reason);
+    reason_clean(a->reason, sizeof a->reason); /* stored: no number, no control character */
     /* A status asked for on a call waits through the call and its wrap-up;
     ** any other status takes its place (agent_back, ev_agent_status). */
     if (status != SB_AGENT_ON_CALL && status != SB_AGENT_WRAP_UP) {
@@ -1194,6 +1194,12 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
         cands_release(csp);
         return rc;
     }
+    /* Its reasons are stored (the trace, a paused agent's reason) and sent
+    ** to the gateway: numbers in them read [number] from here on. (The
+    ** call's own numbers make the decision invalid: views.c, decide.) */
+    reason_clean(dp->reason, sizeof dp->reason);
+    for (int i = 0; i < dp->npause; i++)
+        reason_clean(dp->pause[i].reason, sizeof dp->pause[i].reason);
     /* The trace entry, written once the pauses are applied (they may add
     ** to its detail). */
     char detail[256], msg[256 + 512];
@@ -1963,6 +1969,12 @@ static int ev_agent_status(wtx *t, ev_op *op)
     const sb_event *ev = op->ev;
     sb_engine *e = t->e;
     agent_rec a = {0};
+    /* The reason as it is stored and reported: a gateway's free text, with
+    ** no number or control character kept (reason_clean). */
+    char why[SB_REASON_MAX + 1];
+    str_copy(why, sizeof why, ev->reason ? ev->reason : "");
+    reason_clean(why, sizeof why);
+    const char *reason = ev->reason ? why : NULL;
     int rc = need_agent(t, ev->agent_id, &a);
     if (rc) goto out;
     time_floor(t, a.status_since);
@@ -1971,15 +1983,13 @@ static int ev_agent_status(wtx *t, ev_op *op)
         ** "available", what the end brings anyway, drops one asked for
         ** before. The same again changes nothing. */
         int has = ev->status != SB_AGENT_AVAILABLE;
-        char reason[sizeof a.next_reason];
-        str_copy(reason, sizeof reason, has && ev->reason ? ev->reason : "");
-        utf8_clean(reason);
+        const char *next = has ? why : "";
         if (has == a.has_next &&
-            (!has || (a.next_status == ev->status && !strcmp(a.next_reason, reason))))
+            (!has || (a.next_status == ev->status && !strcmp(a.next_reason, next))))
             goto out;
         a.has_next = (uint8_t)has;
         a.next_status = (uint8_t)(has ? ev->status : 0);
-        memcpy(a.next_reason, reason, sizeof reason);
+        str_copy(a.next_reason, sizeof a.next_reason, next);
         rc = st_agent_save(t->txn, e, t->acct, &a);
         goto out;
     }
@@ -1987,8 +1997,7 @@ static int ev_agent_status(wtx *t, ev_op *op)
     ** again, "available" would restart the idle time longest-idle routing
     ** goes by, and any status its time since. (A pause with another reason
     ** is a new pause.) */
-    if (a.status == ev->status &&
-        (ev->status != SB_AGENT_PAUSED || !strcmp(a.reason, ev->reason ? ev->reason : "")))
+    if (a.status == ev->status && (ev->status != SB_AGENT_PAUSED || !strcmp(a.reason, why)))
         goto out;
     if (a.status == SB_AGENT_RESERVED) {
         /* Leaving while ringing: that ring is rejected and the call moves on.
@@ -2014,17 +2023,17 @@ static int ev_agent_status(wtx *t, ev_op *op)
                 act(t, SB_ACT_CANCEL, c->id, a.id, q.id, "agent left");
                 attempt_end(t, c, a.num, SB_RING_REJECTED);
                 int lined;
-                if ((rc = agent_change(t, &a, (int)ev->status, ev->reason, NULL)) == 0)
+                if ((rc = agent_change(t, &a, (int)ev->status, reason, NULL)) == 0)
                     rc = ring_lost_one(t, c, &q, &lined);
                 queue_free(&q);
                 if (rc) goto out;
-                act_agent(t, &a, ev->reason);
+                act_agent(t, &a, reason);
                 goto avail;
             }
         }
         queue_free(&q);
     }
-    if ((rc = agent_change(t, &a, (int)ev->status, ev->reason, NULL))) goto out;
+    if ((rc = agent_change(t, &a, (int)ev->status, reason, NULL))) goto out;
 avail:
     if (ev->status == SB_AGENT_AVAILABLE) {
         if ((rc = st_agent_load(t->txn, e, t->acct, a.num, &a)) == 0 &&

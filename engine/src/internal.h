@@ -145,6 +145,20 @@ int redact_numbers(const char *text, char *out, size_t n, int broad);
 /* The same, with numbers written the national way (no '+') taken from
 ** national_min digits on (0: none; redact_numbers: 7 when broad). */
 int redact_numbers_min(const char *text, char *out, size_t n, int broad, int national_min);
+/* A run of this many digits written the national way reads as a number in
+** a free-text reason (a hold's, checked by sb_hold_place, and those
+** reason_clean stores); shorter runs are case and ticket numbers. */
+#define REASON_NATIONAL_MIN 9
+/* A free-text reason the engine stores, cleaned in place (s is a string
+** in a buffer of cap bytes): control characters as spaces (text_clean),
+** then the numbers in it as "[number]" by the hold reasons' rule (with '+'
+** and 7 digits or more, or REASON_NATIONAL_MIN digits the national way;
+** never longer than the number, so it fits where the text did). For an
+** agent's status and pause reasons and what a call's trace keeps of its
+** decisions: a reason a policy or gateway quotes a number in must not put
+** it on disk in the clear, where no erasure reaches it. Returns how many
+** numbers it replaced. */
+int reason_clean(char *s, size_t cap);
 
 /* A number's digits that every way of writing it keeps (without the first
 ** three when 10 or more, else its last 7), in out; their count, 0 when it

@@ -464,7 +464,13 @@ void call_trace(call_rec *c, int64_t t, int kind, int fallback, const char *poli
     e->fallback = (uint8_t)fallback;
     str_copy(e->version, sizeof e->version, version ? version : "");
     str_copy(e->policy, sizeof e->policy, policy ? policy : "");
-    if (str_copy(e->detail, sizeof e->detail, detail ? detail : "")) {
+    /* The detail quotes a decision's reason or a policy's error, the
+    ** policy's own text: stored with no number in it (reason_clean). */
+    char clean[768];
+    str_copy(clean, sizeof clean, detail ? detail : "");
+    reason_clean(clean, sizeof clean);
+    detail = clean;
+    if (str_copy(e->detail, sizeof e->detail, detail)) {
         memcpy(e->detail, detail, sizeof e->detail - 4);
         e->detail[sizeof e->detail - 4] = 0;
         utf8_cut_end(e->detail); /* between characters, not in one */

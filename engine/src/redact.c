@@ -4,6 +4,7 @@
 ** lines, audit reasons, hold reasons (sb_redact in switchboard.h).
 */
 #include "internal.h"
+#include "crypto.h"
 
 #include <string.h>
 
@@ -212,6 +213,20 @@ int redact_numbers_min(const char *text, char *out, size_t n, int broad, int nat
         s++;
     }
     if (out && n) out[o] = 0;
+    return found;
+}
+
+int reason_clean(char *s, size_t cap)
+{
+    char tmp[1024];
+    if (!s || !cap) return 0;
+    text_clean(s); /* first: a tab or line break between digit groups reads as a space */
+    size_t len = strlen(s);
+    if (len >= sizeof tmp) len = sizeof tmp - 1; /* callers' reasons are shorter */
+    memcpy(tmp, s, len);
+    tmp[len] = 0;
+    int found = redact_numbers_min(tmp, s, cap, 0, REASON_NATIONAL_MIN);
+    cr_wipe(tmp, sizeof tmp);
     return found;
 }
 

@@ -77,7 +77,7 @@
 enum { SRC_WRITE = 1, SRC_REVIEW, SRC_ERASURE, SRC_HOLD };
 
 /* A hold's reason and id: a run of this many digits reads as a number. */
-#define HOLD_NATIONAL_MIN 9
+#define HOLD_NATIONAL_MIN REASON_NATIONAL_MIN
 static const char *const src_names[] = {"", "write", "review", "erasure", "hold"};
 static const char *const act_names[] = {"none", "keep", "anonymize", "delete"};
 

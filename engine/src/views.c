@@ -940,13 +940,13 @@ static int ctx_get(lua_State *L)
     return push_typed(L, type, vc->tmp.p ? vc->tmp.p : "", vc->tmp.len);
 }
 
-/* The route call's caller or called number in a key or value for the
-** policy's store: refused. The store has no pseudonym index, so erasure
-** requests and anonymization could never reach it. */
-static void kv_refuse_numbers(lua_State *L, vcall *vc, const char *what, const char *text,
-                              size_t len)
+static const char *const number_roles[2] = {"caller", "called"};
+
+/* Which of the route call's numbers text holds, however written: 0 its
+** caller, 1 its called number, -1 neither (or no call). */
+static int own_number(vcall *vc, const char *text, size_t len)
 {
-    static const char *const roles[2] = {"caller", "called"};
+    if (!vc->call) return -1;
     if (!vc->needles_done) {
         vc->needle_len[0] = number_needle(vc->call->caller, vc->needle[0], sizeof vc->needle[0]);
         vc->needle_len[1] = number_needle(vc->call->called, vc->needle[1], sizeof vc->needle[1]);
@@ -954,13 +954,24 @@ static void kv_refuse_numbers(lua_State *L, vcall *vc, const char *what, const c
     }
     for (int i = 0; i < 2; i++) {
         size_t nl = vc->needle_len[i];
-        if (nl && text_holds(text, len, vc->needle[i], nl))
-            luaL_error(L,
-                       "ctx.set: the %s holds the call's %s number; erasure requests cannot "
-                       "reach the policy's store, so numbers stay out of it (call.previous_agent "
-                       "gives the agent a caller last spoke to)",
-                       what, roles[i]);
+        if (nl && text_holds(text, len, vc->needle[i], nl)) return i;
     }
+    return -1;
+}
+
+/* The route call's caller or called number in a key or value for the
+** policy's store: refused. The store has no pseudonym index, so erasure
+** requests and anonymization could never reach it. */
+static void kv_refuse_numbers(lua_State *L, vcall *vc, const char *what, const char *text,
+                              size_t len)
+{
+    int i = own_number(vc, text, len);
+    if (i >= 0)
+        luaL_error(L,
+                   "ctx.set: the %s holds the call's %s number; erasure requests cannot "
+                   "reach the policy's store, so numbers stay out of it (call.previous_agent "
+                   "gives the agent a caller last spoke to)",
+                   what, number_roles[i]);
 }
 
 static int ctx_set(lua_State *L)
@@ -1174,6 +1185,24 @@ static int str_field(dctx *d, int idx, const char *name, size_t max, char *dst, 
     if (strlen(s) != n) return bad(d, "%s: contains a zero byte", name);
     if (n >= cap) return bad(d, "%s: too long", name);
     memcpy(dst, s, n + 1);
+    return 0;
+}
+
+/* A reason (a move's, a reject, a pause's): a string as str_field reads
+** it, which must not hold the call's own numbers, as ctx.set refuses
+** them. Reasons are stored (the call's trace, a paused agent's reason) and
+** go to the gateway; other numbers in them read [number] there
+** (events.c, reason_clean), but a policy quoting the caller's number in a
+** reason is one to fix, not one to run. */
+static int reason_field(dctx *d, int idx, const char *name, char *dst, size_t cap)
+{
+    if (str_field(d, idx, name, SB_REASON_MAX, dst, cap)) return -1;
+    int i = own_number(d->vc, dst, strlen(dst));
+    if (i >= 0)
+        return bad(d,
+                   "%s: holds the call's %s number; reasons are stored and shown where "
+                   "erasure requests cannot reach them, so numbers stay out of them",
+                   name, number_roles[i]);
     return 0;
 }
 
@@ -1459,8 +1488,7 @@ static int pause_entry(dctx *d, int idx, const char *path)
     }
     reason[0] = 0;
     snprintf(p2, sizeof p2, "%s.reason", path);
-    if (!lua_isnil(L, base + 1) &&
-        str_field(d, base + 1, p2, SB_REASON_MAX, reason, SB_REASON_MAX + 1))
+    if (!lua_isnil(L, base + 1) && reason_field(d, base + 1, p2, reason, SB_REASON_MAX + 1))
         return -1;
     for (int i = 0; i < o->npause; i++)
         if (strcmp(o->pause[i].agent, agent) == 0)
@@ -1643,13 +1671,12 @@ static int decide(dctx *d, int idx)
         }
         o->reason[0] = 0;
         if (HAS(F_REASON) &&
-            str_field(d, base + F_REASON, "reason", SB_REASON_MAX, o->reason, sizeof o->reason))
+            reason_field(d, base + F_REASON, "reason", o->reason, sizeof o->reason))
             return -1;
         o->kind = DEC_MOVE;
         break;
     case F_REJECT:
-        if (str_field(d, base + F_REJECT, "reject", SB_REASON_MAX, o->reason, sizeof o->reason))
-            return -1;
+        if (reason_field(d, base + F_REJECT, "reject", o->reason, sizeof o->reason)) return -1;
         o->kind = DEC_REJECT;
         break;
     case F_WAIT:

@@ -1254,6 +1254,172 @@ static void test_reason_bytes(void)
     json_decref(d);
 }
 
+/* --- free-text reasons: never a number at rest ------------------------------- */
+
+/* A policy quoting the caller's number, or others, in the reasons of its
+** decisions, by the offer's attribute "mode" (leak.lua of the audit). */
+static const char *reason_route =
+    "local P = {}\n"
+    "function P.route(call, agents, ctx)\n"
+    "  local c, m = call.caller or '', call.attrs.mode\n"
+    "  local function n(a, b) return a .. b end -- the source, stored too, holds none\n"
+    "  if call.queue ~= 'rq' then return { wait = 0 } end\n"
+    "  if m == 'pause' then return { pause = { agent = 'pz', reason = 'cb ' .. c }, wait = 0 } "
+    "end\n"
+    "  if m == 'pause_called' then\n"
+    "    return { pause = { agent = 'pz', reason = 'to ' .. call.called }, wait = 0 }\n"
+    "  end\n"
+    "  if m == 'pause_other' then\n"
+    "    return { pause = { agent = 'pz', reason = n('cb +44 7911', ' 009999 or ') .. "
+    "c:sub(2):reverse() "
+    "},\n"
+    "             wait = 0 }\n"
+    "  end\n"
+    "  if m == 'move' then return { move = 'rq2', reason = 'cb ' .. c } end\n"
+    "  if m == 'move_other' then return { move = 'rq2', reason = n('cb 07911', ' 009998') } end\n"
+    "  if m == 'reject' then return { reject = 'cb ' .. c } end\n"
+    "  if m == 'reject_other' then return { reject = n('cb +4479110', '09997') } end\n"
+    "  if m == 'error' then error('cb ' .. c) end\n"
+    "  return { wait = 0 }\n"
+    "end\n"
+    "return P\n";
+
+/* The live call's trace entries' details joined by " | ", or "-". */
+static const char *trace_of(const char *acct, const char *call_id)
+{
+    static char out[2048];
+    json_t *d = doc(sb_call_get(eng, acct, call_id, res)), *e;
+    size_t i, n = 0;
+    snprintf(out, sizeof out, "-");
+    json_array_foreach(json_object_get(d, "trace"), i, e)
+    {
+        n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", n ? " | " : "", jstr(e, "detail"));
+        if (n >= sizeof out) break;
+    }
+    json_decref(d);
+    return out;
+}
+
+/* The agent's stored reason (next_reason when next is set), or "". */
+static const char *agent_reason(const char *acct, const char *agent, int next)
+{
+    static char out[256];
+    json_t *d = doc(sb_agent_get(eng, acct, agent, res));
+    snprintf(out, sizeof out, "%s", jstr(d, next ? "next_reason" : "reason"));
+    json_decref(d);
+    return out;
+}
+
+static int reason_offer(const char *id, const char *queue, const char *caller, const char *mode)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"%s\",\"caller\":\"%s\","
+             "\"called\":\"+442079460999\",\"attrs\":{\"mode\":\"%s\"}}",
+             id, queue, caller, mode);
+    return ev("rsn", json);
+}
+
+/* The digits of a number (its '+' left out) in data.mdb: 0 when never there. */
+static int mdb_digits(const char *number)
+{
+    return mdb_count(number + 1, strlen(number + 1));
+}
+
+static void test_reasons_at_rest(void)
+{
+    ok(account("rsn", NULL) == 0 &&
+           sb_policy_put(eng, "rsn", "reasons", reason_route, strlen(reason_route), NULL, res) == 0,
+       "an account with a policy quoting numbers in its reasons");
+    const char *qs[2] = {"{\"id\":\"rq\",\"policy\":\"reasons\",\"fallback\":\"wait\"}",
+                         "{\"id\":\"rq2\",\"policy\":\"reasons\",\"fallback\":\"wait\"}"};
+    const char *pz = "{\"id\":\"pz\",\"devices\":{\"softphone\":\"sip:pz@pbx.example\"},"
+                     "\"status\":\"available\"}";
+    ok(sb_queue_put(eng, "rsn", qs[0], strlen(qs[0]), res) == 0 &&
+           sb_queue_put(eng, "rsn", qs[1], strlen(qs[1]), res) == 0 &&
+           sb_agent_put(eng, "rsn", pz, strlen(pz), res) == 0,
+       "queues rq and rq2 (no members, fallback wait) and agent pz, available");
+
+    /* The call's own numbers: an invalid decision, which gets the fallback. */
+    ok(reason_offer("r1", "rq", "+447911001234", "pause") == 0, "a pause quoting the caller");
+    const char *t = trace_of("rsn", "r1");
+    ok(strstr(t, "pause.reason: holds the call's caller number") && !strstr(t, "7911001234"),
+       "is an invalid decision, as ctx.set refuses the number: %s", t);
+    is_str(agent_reason("rsn", "pz", 0), "", "pz is not paused with it");
+    ok(reason_offer("r2", "rq", "+447911001235", "pause_called") == 0, "one quoting the called");
+    t = trace_of("rsn", "r2");
+    ok(strstr(t, "pause.reason: holds the call's called number") != NULL, "likewise: %s", t);
+    ok(reason_offer("r3", "rq", "+447911001236", "move") == 0, "a move quoting the caller");
+    t = trace_of("rsn", "r3");
+    ok(strstr(t, "invalid decision: reason: holds the call's caller number") != NULL,
+       "is invalid: %s", t);
+    ok(reason_offer("r4", "rq", "+447911001237", "reject") == 0, "a reject quoting the caller");
+    t = trace_of("rsn", "r4");
+    ok(strstr(t, "invalid decision: reject: holds the call's caller number") != NULL,
+       "is invalid: %s", t);
+
+    /* Other numbers: stored as [number]. */
+    ok(reason_offer("r5", "rq", "+447911001238", "pause_other") == 0, "a pause quoting others");
+    is_str(agent_reason("rsn", "pz", 0), "cb [number] or [number]",
+           "pz's reason keeps no number (nor the caller's written backwards)");
+    is_str(trace_of("rsn", "r5"), "wait 0", "the trace shows the decision");
+    ok(reason_offer("r6", "rq", "+447911001239", "move_other") == 0, "a move quoting another");
+    int got = 0;
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (a->type == SB_ACT_OVERFLOW && a->reason && !strcmp(a->reason, "cb [number]")) got = 1;
+    }
+    ok(got, "the overflow action's reason reads cb [number]");
+    t = trace_of("rsn", "r6");
+    ok(strstr(t, "move to rq2: cb [number]") && !strstr(t, "009998"),
+       "the trace shows the reason with [number]: %s", t);
+    ok(reason_offer("r7", "rq", "+447911001240", "reject_other") == 0, "a reject quoting another");
+    got = 0;
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (a->type == SB_ACT_REJECT && a->reason && !strcmp(a->reason, "cb [number]")) got = 1;
+    }
+    ok(got, "the reject action's reason reads cb [number]");
+    ok(reason_offer("r8", "rq", "+447911001241", "error") == 0, "a policy raising the number");
+    t = trace_of("rsn", "r8");
+    ok(strstr(t, "cb [number]") && !strstr(t, "7911001241"),
+       "the trace keeps its error with [number]: %s", t);
+
+    /* A gateway's status reasons. */
+    ok(ev("rsn", "{\"type\":\"agent_status\",\"agent\":\"pz\",\"status\":\"paused\","
+                 "\"reason\":\"call back +447911005555\\r\\n\\u001b[2J\"}") == 0,
+       "a gateway pauses pz with a number and control characters in the reason");
+    is_str(agent_reason("rsn", "pz", 0), "call back [number]   [2J",
+           "stored with [number], the control characters as spaces");
+    ok(ev("rsn", "{\"type\":\"agent_status\",\"agent\":\"a1\",\"status\":\"available\"}") == 0 &&
+           offer("rsn", "r9", "support", "+447911001242", NULL) == 0 && !strcmp(rang(), "a2") &&
+           ev("rsn", "{\"type\":\"ring_result\",\"call\":\"r9\",\"agent\":\"a2\","
+                     "\"outcome\":\"answered\"}") == 0 &&
+           ev("rsn", "{\"type\":\"agent_status\",\"agent\":\"a2\",\"status\":\"paused\","
+                     "\"reason\":\"call back 07911 005556\"}") == 0,
+       "a2 on a call asks for a pause quoting a number");
+    is_str(agent_reason("rsn", "a2", 1), "call back [number]", "its next reason reads [number]");
+
+    static const char *const numbers[] = {"+447911001234", "+447911001235", "+447911001236",
+                                          "+447911001237", "+447911001238", "+447911001239",
+                                          "+447911001240", "+447911001241", "+447911001242",
+                                          "+447911009999", "+447911009997", "+447911005555"};
+    int seen = 0;
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+        if (mdb_digits(numbers[i])) {
+            diag("in the clear in data.mdb: %s", numbers[i]);
+            seen++;
+        }
+    seen += mdb_count("7911 009999", 11) + mdb_count("832100119744", 12) +
+            mdb_count("07911 009998", 12) + mdb_count("07911 005556", 12);
+    is_int(seen, 0, "data.mdb never held any of the numbers in the clear");
+    json_t *d = doc(sb_erase(eng, "rsn", "+447911001238", res));
+    ok(d != NULL, "an erasure of a caller");
+    json_decref(d);
+    is_int(mdb_digits("+447911001238") + mdb_count("832100119744", 12), 0,
+           "after it, no trace of the number either");
+}
+
 /* --- a deleted queue's statistics -------------------------------------------- */
 
 /* The rows of the account's aggregates for queue q (NULL: all) as
@@ -1358,6 +1524,7 @@ int main(void)
     test_erasure_answer_reasons();
     test_audit_reasons();
     test_reason_bytes();
+    test_reasons_at_rest();
     test_deleted_queue_aggregates();
     return end_engine();
 }
