@@ -317,10 +317,37 @@ static void print_json(sb_result *res)
     json_decref(d);
 }
 
+/* Stored text as the terminal is to show it: control characters (C0, DEL
+** and C1, U+0080..U+009F) as spaces, so that a reason cannot move the
+** cursor, clear the screen or colour what follows. The engine stores
+** reasons cleaned so; data written by earlier versions may not be. In one
+** of a few buffers used in turn: as many as one printf takes. */
+static const char *shown(const char *s)
+{
+    static char bufs[8][1024];
+    static unsigned next;
+    char *b = bufs[next++ % 8];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p && o + 1 < sizeof bufs[0];
+         p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            b[o++] = ' ';
+        } else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) { /* as the engine does */
+            b[o++] = ' ';
+            if (o + 1 < sizeof bufs[0]) b[o++] = ' ';
+            p++;
+        } else {
+            b[o++] = (char)*p;
+        }
+    }
+    b[o] = 0;
+    return b;
+}
+
+/* A string field as shown() shows it, or "". */
 static const char *jstr(json_t *o, const char *k)
 {
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
+    return shown(json_string_value(json_object_get(o, k)));
 }
 
 static void print_record_line(json_t *r)
@@ -410,9 +437,10 @@ int cli_records(int argc, char **argv)
         rc = sb_records_export(e, o.account, o.args[0], csv ? SB_EXPORT_CSV : SB_EXPORT_JSON, res);
         if (!rc) {
             json_t *d = result_doc(res);
-            if (csv)
-                fputs(jstr(d, "csv"), stdout);
-            else
+            if (csv) {
+                const char *text = json_string_value(json_object_get(d, "csv"));
+                fputs(text ? text : "", stdout); /* as it is: lines of CSV */
+            } else
                 print_json(res);
             long long live = (long long)json_integer_value(json_object_get(d, "live"));
             if (live)
@@ -451,7 +479,7 @@ int cli_records(int argc, char **argv)
             const char *k;
             json_t *v;
             json_object_foreach(json_object_get(d, "reasons"), k, v)
-                printf("  %6lld  %s\n", (long long)json_integer_value(v), k);
+                printf("  %6lld  %s\n", (long long)json_integer_value(v), shown(k));
             json_decref(d);
         }
         if (erase_failed) {

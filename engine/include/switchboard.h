@@ -790,7 +790,8 @@ SB_API int sb_records_list(sb_engine *eng, const char *account, const char *quer
 ** before to_ms and ended at or after from_ms — {"from_ms":N,"to_ms":N};
 ** "reason" is required, "id" optional (generated: "h" and 8 hex digits);
 ** SB_EINVAL if either holds a phone number: holds are listed and audited
-** by them.
+** by them. Control characters in the reason (line breaks, escapes, C1) are
+** stored as spaces, as the audit log's reasons are.
 ** res's JSON: the hold {"id","kind":"call"|"number"|"range","reason",
 ** "created_ms",...}; a number hold shows no number. SB_EEXIST for a taken
 ** id; SB_ENOTFOUND (field "call") for a call id the account has neither

@@ -2234,8 +2234,11 @@ out:
 
 static json_t *hold_json(const hold *h)
 {
+    char reason[sizeof h->reason];
+    memcpy(reason, h->reason, sizeof reason);
+    text_clean(reason); /* holds placed before reasons were cleaned */
     json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "id", h->id, "kind", hk_names[h->kind], "reason",
-                          h->reason, "created_ms", (json_int_t)h->created);
+                          reason, "created_ms", (json_int_t)h->created);
     if (h->kind == HK_CALL) json_object_set_new(o, "call", json_string(h->call));
     if (h->kind == HK_RANGE) {
         json_object_set_new(o, "from_ms", json_integer(h->from));
@@ -2340,6 +2343,10 @@ int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t le
         (rc = jv_int(doc, "to_ms", NULL, 0, 0, INT64_MAX, &to, res)) ||
         (rc = jv_str(doc, "reason", NULL, 1, op.h.reason, sizeof op.h.reason, res)))
         goto out;
+    /* Listed by the hold list and `switchboard records holds` as it is
+    ** stored: a line break or an escape sequence in it would paint the
+    ** terminal reading the list (as the audit log's entries, spaces). */
+    text_clean(op.h.reason);
     int kinds = !!op.h.call[0] + !!number[0] + (from >= 0 || to >= 0);
     if (kinds != 1) {
         rc = res_err(res, SB_EINVAL, NULL,

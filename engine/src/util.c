@@ -174,7 +174,10 @@ void text_clean(char *s)
 {
     utf8_clean(s);
     for (unsigned char *p = (unsigned char *)s; p && *p; p++)
-        if (*p < 0x20 || *p == 0x7f) *p = ' ';
+        if (*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* C1: U+009B is a CSI too */
+            p[0] = p[1] = ' ';
 }
 
 void utf8_cut_end(char *s)

@@ -198,4 +198,25 @@ check 0 "the next sweep says how many records the erasure run again reached, bef
 run "$sb" records get --data-dir "$data" --account beta h1
 check 1 "has deleted the record the erasure asked for" err "h1"
 
+# A hold's reason cannot paint the terminal of whoever lists the holds: its
+# control characters are stored as spaces, and the list shows none.
+paint=$(printf 'dispute\r\n\033[2J\033[31mFAKE: all holds released\302\233m')
+run "$sb" records hold --data-dir "$data" --account beta --from 2026-01-05 --to 2026-01-06 \
+    --reason "$paint" --id hpaint
+check 0 "a hold whose reason has CR, LF, escapes and a C1 CSI" out "hold hpaint placed"
+ctl=$(printf '[\001-\037\177]')
+! printf '%s' "$out" | tr -d '\n' | grep -q "$ctl" && ! printf '%s' "$out" | grep -q "$(printf '\302\233')"
+ok $? "... is told back with no control character" "$(shown | od -c | head -20)"
+run "$sb" records holds --data-dir "$data" --account beta
+check 0 "the list shows it on its line, the escapes as spaces" out \
+    "hpaint       range   placed"
+[ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] &&
+    ! printf '%s' "$out" | tr -d '\n' | grep -q "$ctl" &&
+    ! printf '%s' "$out" | grep -q "$(printf '\302\233')" &&
+    has "$out" "dispute   [2J [31mFAKE: all holds released  m  calls in progress from"
+ok $? "... one line, no control character in it" "$(shown | od -c | head -20)"
+run "$sb" records holds --data-dir "$data" --account beta --json
+! has "$out" '\r' && ! has "$out" '\u001b'
+ok $? "... nor in the JSON: the reason is stored without them" "$(shown)"
+
 done_testing
