@@ -534,6 +534,43 @@ void sbx_logf(sbx *sb, sb_log_level lvl, const char *fmt, ...)
     log_line(sb, lvl, msg, strlen(msg), n >= (int)sizeof msg);
 }
 
+/* luaL_tolstring without addresses: a value with __tostring as that says,
+** a number, string, boolean or nil as Lua writes them, any other value as
+** its type's name ("table", "function", "thread", "userdata"; a
+** metatable's __name if a string), where Lua writes "table: 0x55d0c3a1e2f0".
+** Those are the daemon's heap addresses: a policy could hand them to its
+** tenant in a reject reason, which defeats ASLR. Policies that need values
+** told apart compare them, or number them. Pushes the string; returns it. */
+static const char *sbx_tolstring(lua_State *L, int idx, size_t *len)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+    case LUA_TSTRING:
+    case LUA_TBOOLEAN:
+    case LUA_TNIL:
+        return luaL_tolstring(L, idx, len);
+    default:
+        if (luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
+            lua_pop(L, 1);
+            return luaL_tolstring(L, idx, len); /* __tostring runs under the budget */
+        }
+        int name = luaL_getmetafield(L, idx, "__name");
+        if (name != LUA_TSTRING) {
+            if (name != LUA_TNIL) lua_pop(L, 1);
+            lua_pushstring(L, luaL_typename(L, idx));
+        }
+        return lua_tolstring(L, -1, len);
+    }
+}
+
+static int sb_tostring(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    sbx_tolstring(L, 1, NULL);
+    return 1;
+}
+
 int sbx_log_args(lua_State *L, const char *sep)
 {
     sbx *sb = sbx_of(L);
@@ -548,7 +585,7 @@ int sbx_log_args(lua_State *L, const char *sep)
     int cut = 0;
     for (int i = 1; i <= n && !cut; i++) {
         size_t l;
-        const char *s = luaL_tolstring(L, i, &l); /* __tostring runs under the budget */
+        const char *s = sbx_tolstring(L, i, &l); /* __tostring runs under the budget */
         if (i > 1) {
             size_t k = seplen < SBX_LOG_LEN - len ? seplen : SBX_LOG_LEN - len;
             memcpy(buf + len, sep, k);
@@ -1431,7 +1468,7 @@ static void gsub_string(pmatch *m, luaL_Buffer *b, const char *s, const char *e)
                 luaL_addlstring(b, s, (size_t)(e - s));
             else {
                 pm_push_one(m, *q - '1', s, e);
-                luaL_tolstring(L, -1, NULL);
+                sbx_tolstring(L, -1, NULL);
                 lua_remove(L, -2);
                 luaL_addvalue(b);
             }
@@ -1596,8 +1633,18 @@ static int sb_str_format(lua_State *L)
         cost += 16;
         out += 32;
         int t = arg <= top ? lua_type(L, arg) : LUA_TNONE;
+        if (*p == 's' && t != LUA_TNONE && t != LUA_TSTRING && t != LUA_TNUMBER) {
+            /* As tostring shows it (the stock one would write an address);
+            ** a __tostring runs here, once. */
+            sbx_tolstring(L, arg, NULL);
+            lua_replace(L, arg);
+            t = LUA_TSTRING;
+        }
         size_t l = t == LUA_TSTRING ? lua_rawlen(L, arg) : 0;
         switch (*p) {
+        case 'p': /* the address of a table, function or string */
+            return luaL_error(L, "string.format: '%%p' is not available in policies (it shows "
+                                 "memory addresses)");
         case 'a':
         case 'A':
         case 'e':
@@ -1981,8 +2028,8 @@ static int setup(lua_State *L)
 
     int base = open_stock(L, luaopen_base);
     static const char *const base_names[] = {
-        "assert", "error",  "getmetatable", "ipairs",   "next", "pairs",    "rawequal",
-        "rawget", "rawlen", "select",       "tostring", "type", "_VERSION", NULL};
+        "assert", "error",  "getmetatable", "ipairs", "next",     "pairs", "rawequal",
+        "rawget", "rawlen", "select",       "type",   "_VERSION", NULL};
     copy_fields(L, g, base, base_names);
     stock_fn(L, base, "tonumber");
     lua_pushcclosure(L, sb_tonumber, 1);
@@ -1991,6 +2038,7 @@ static int setup(lua_State *L)
     set_fn(L, g, "setmetatable", sb_setmetatable);
     set_fn(L, g, "collectgarbage", sb_collectgarbage);
     set_fn(L, g, "print", sb_print);
+    set_fn(L, g, "tostring", sb_tostring);
     set_fn(L, g, "pcall", sb_pcall);
     set_fn(L, g, "xpcall", sb_xpcall);
     lua_settop(L, g);

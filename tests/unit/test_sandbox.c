@@ -439,6 +439,38 @@ int main(void)
     d = route(h, 1, "good");
     ok(!d->failed, "other policies of the account still route");
 
+    /* No address of the daemon's memory reaches a policy: tostring, print,
+    ** ctx.log and string.format's %s write a table, function or thread as
+    ** its type's name (Lua's "table: 0x55d0c3a1e2f0" would go back to the
+    ** tenant in a reject reason: an ASLR leak), and %p is refused. */
+    add_src(4, "addr-reason",
+            R("local named = setmetatable({}, {__name = 'Named'})\n"
+              "local own = setmetatable({}, {__tostring = function() return 'mine' end})\n"
+              "return { reject = table.concat({tostring({}), tostring(_G), tostring(print),\n"
+              "  tostring(P.route), tostring(coroutine.create(print)), tostring(named),\n"
+              "  tostring(own), string.format('%s|%.3s', {}, print), ('%s'):format(string),\n"
+              "  string.format('%s', own), (('x'):gsub('x', {x = 'ok'}))}, ' ') }"));
+    d = route(h, 4, "addr-reason");
+    is_str(d->failed ? d->error : d->reason,
+           "table table function function thread Named mine table|fun table mine ok",
+           "tostring and string.format show types, not addresses");
+    add_src(4, "addr-print", R("print({}, print, coroutine.create(print), agents) return {}"));
+    d = route(h, 4, "addr-print");
+    ok(!d->failed && strstr(lastlog, ": table function thread table") && !strstr(lastlog, "0x"),
+       "print writes no address: %s", lastlog);
+    add_src(4, "addr-log", R("ctx.log(_G, string, P, ctx.random) return {}"));
+    d = route(h, 4, "addr-log");
+    ok(!d->failed && strstr(lastlog, ": table table table function") && !strstr(lastlog, "0x"),
+       "nor ctx.log: %s", lastlog);
+    add_src(4, "addr-p", R("return { reject = string.format('%p', {}) }"));
+    d = route(h, 4, "addr-p");
+    ok(d->failed && strstr(d->error, "'%p' is not available in policies"), "%%p is refused: %s",
+       d->error);
+    add_src(4, "addr-p-method", R("return { reject = ('%5p'):format('s') }"));
+    d = route(h, 4, "addr-p-method");
+    ok(d->failed && strstr(d->error, "'%p' is not available in policies"),
+       "also as a method with a width: %s", d->error);
+
     pol_host_free(h);
     return done_testing();
 }
