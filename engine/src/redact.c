@@ -6,6 +6,8 @@
 #include "internal.h"
 #include "crypto.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Phone numbers in text the engine keeps or prints.
@@ -44,13 +46,24 @@
 **    of 1 to 3 digits between dots), and clock times and host:port: a
 **    group followed by ':' and a digit never joins a number across a space.
 **
-** How groups join: across one separator of " -./()" or ") ", ")-", " (",
+** How groups join: across one separator of " -./()_" or ") ", ")-", " (",
 ** "-(" followed by a digit. A space joins only groups of at most 8 digits,
 ** never past 15 digits in all, and not a group of one digit that follows
 ** it; so two numbers in a row are two numbers, a time stamp beside a count
 ** stays a time stamp, and "1 2 3 4 5 6 7" (a policy logging counts) is
 ** not a number. Such counts in groups of two ("12 34 56 78") are redacted:
-** that is how many countries write their numbers. */
+** that is how many countries write their numbers. After a '+' a number
+** is unmistakable, and single digits join across spaces too: "+4 4 7 9 1
+** 1 0 0 0 6 6 6" (a policy spacing the caller's digits out).
+**
+** Other ways of writing the same characters read as them first: fullwidth
+** digits (U+FF10..U+FF19) as digits and a fullwidth plus (U+FF0B) before
+** one as '+', "%2B" (or "%2b", percent-encoded) before a digit as '+', and
+** "%20" and a tab between digits as a space: "+４４７９１１０００６６６",
+** "%2B447911000666" and "+44%207911000666" are numbers. What is kept is
+** kept as written. An underscore joins groups as a space does (at most 8
+** digits each side), so "+44_7911_000666" is a number and a time stamp
+** with a count after it ("1767603600123_5") is not. */
 
 static int is_digit(char c)
 {
@@ -72,7 +85,7 @@ typedef struct num_run {
 /* The separator at s between two digit groups: its length (0: none). */
 static size_t sep_len(const char *s)
 {
-    static const char seps[] = " -./()";
+    static const char seps[] = " -./()_";
     if (!*s || !strchr(seps, *s)) return 0;
     if (is_digit(s[1])) return 1;
     if (s[1] && strchr(seps, s[1]) && s[0] != s[1] && (s[0] == ')' || s[1] == '(') &&
@@ -89,8 +102,9 @@ static size_t group_len(const char *s)
     return n;
 }
 
-/* Scan the run of digit groups at s (a digit, or '(' and a digit). */
-static void scan_number(const char *s, num_run *r)
+/* Scan the run of digit groups at s (a digit, or '(' and a digit); plus:
+** it follows a '+'. */
+static void scan_number(const char *s, num_run *r, int plus)
 {
     const char *p = s + (*s == '(');
     memset(r, 0, sizeof *r);
@@ -105,9 +119,11 @@ static void scan_number(const char *s, num_run *r)
         if (!sl) return;
         const char *next = p + sl;
         size_t nl = group_len(next);
+        /* '_' as a space: "1767603600123_5" is a time stamp and a count */
+        if (memchr(p, '_', sl) && (gl > 8 || nl > 8)) return;
         if (memchr(p, ' ', sl)) {
             if (gl > 8 || nl > 8 || (size_t)r->digits + nl > 15) return;
-            if (sl == 1 && nl == 1) return;
+            if (sl == 1 && nl == 1 && !plus) return;
             if (next[nl] == ':' && is_digit(next[nl + 1])) return;
         }
         for (size_t i = 0; i < sl; i++)
@@ -180,25 +196,91 @@ int redact_numbers(const char *text, char *out, size_t n, int broad)
     return redact_numbers_min(text, out, n, broad, broad ? 7 : 0);
 }
 
+/* A fullwidth digit (U+FF10..U+FF19) at p: its value's character, or 0. */
+static char fullwidth_digit(const unsigned char *p)
+{
+    return p[0] == 0xEF && p[1] == 0xBC && p[2] >= 0x90 && p[2] <= 0x99 ? (char)('0' + p[2] - 0x90)
+                                                                        : 0;
+}
+
+/* Is there a digit, plain or fullwidth, at p? */
+static int any_digit(const unsigned char *p)
+{
+    return is_digit((char)*p) || fullwidth_digit(p);
+}
+
+/* text (len bytes) as the rule reads it, into norm (len + 1 bytes), each
+** character of it at map[i] in text (map[m] = len): fullwidth digits as
+** digits, a fullwidth plus or "%2B" before a digit as '+', "%20" between
+** digits as ' '. Returns m, norm's length. */
+static size_t normalize(const char *text, size_t len, char *norm, uint32_t *map)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    size_t i = 0, m = 0;
+    while (i < len) {
+        char c = (char)t[i];
+        size_t w = 1;
+        char d = fullwidth_digit(t + i);
+        if (d) {
+            c = d, w = 3;
+        } else if (t[i] == 0xEF && t[i + 1] == 0xBC && t[i + 2] == 0x8B && any_digit(t + i + 3)) {
+            c = '+', w = 3;
+        } else if (t[i] == '%' && t[i + 1] == '2' && (t[i + 2] == 'B' || t[i + 2] == 'b') &&
+                   any_digit(t + i + 3)) {
+            c = '+', w = 3;
+        } else if (t[i] == '%' && t[i + 1] == '2' && t[i + 2] == '0' && m &&
+                   is_digit(norm[m - 1]) && any_digit(t + i + 3)) {
+            c = ' ', w = 3;
+        } else if (t[i] == '\t' && m && is_digit(norm[m - 1]) && any_digit(t + i + 1)) {
+            c = ' ';
+        }
+        norm[m] = c;
+        map[m++] = (uint32_t)i;
+        i += w;
+    }
+    norm[m] = 0;
+    map[m] = (uint32_t)len;
+    return m;
+}
+
 int redact_numbers_min(const char *text, char *out, size_t n, int broad, int national_min)
 {
     static const char tag[] = "[number]";
     size_t o = 0;
     int found = 0;
-    const char *s = text ? text : "";
+    const char *src = text ? text : "";
+    size_t len = strlen(src);
+    /* Most texts are log lines and reasons: on the stack. */
+    char nbuf[512];
+    uint32_t mbuf[sizeof nbuf];
+    char *norm = nbuf;
+    uint32_t *map = mbuf;
+    if (len >= sizeof nbuf || len > UINT32_MAX - 1) {
+        norm = len <= UINT32_MAX - 1 ? malloc(len + 1) : NULL;
+        map = norm ? malloc((len + 1) * sizeof *map) : NULL;
+    }
+    if (!norm || !map) { /* no memory: read as written, which finds the rest */
+        if (norm != nbuf) free(norm);
+        norm = (char *)src;
+        map = NULL;
+    } else {
+        normalize(src, len, norm, map);
+    }
+#define SRC(p) (map ? src + map[(p)-norm] : (p)) /* where norm's p was written */
+    const char *s = norm;
     while (*s) {
         const char *e = NULL;
         num_run r;
         if (s[0] == '+' && (is_digit(s[1]) || (s[1] == '(' && is_digit(s[2])))) {
-            scan_number(s + 1, &r);
+            scan_number(s + 1, &r, 1);
             if (r.digits >= (broad ? 2 : 7)) e = r.end;
         } else if (national_min && (is_digit(s[0]) || (s[0] == '(' && is_digit(s[1]))) &&
-                   (s == text || (!is_word(s[-1]) && s[-1] != '.') || joined(text, s))) {
-            scan_number(s, &r);
-            if (national_number(text, s, &r, national_min)) {
+                   (s == norm || (!is_word(s[-1]) && s[-1] != '.') || joined(norm, s))) {
+            scan_number(s, &r, 0);
+            if (national_number(norm, s, &r, national_min)) {
                 e = r.end;
             } else { /* kept whole: its digits do not start another number */
-                put_text(out, n, &o, s, (size_t)(r.end - s));
+                put_text(out, n, &o, SRC(s), (size_t)(SRC(r.end) - SRC(s)));
                 s = r.end;
                 continue;
             }
@@ -209,10 +291,15 @@ int redact_numbers_min(const char *text, char *out, size_t n, int broad, int nat
             s = e;
             continue;
         }
-        put_text(out, n, &o, s, 1);
+        put_text(out, n, &o, SRC(s), (size_t)(SRC(s + 1) - SRC(s)));
         s++;
     }
+#undef SRC
     if (out && n) out[o] = 0;
+    if (map && norm != nbuf) {
+        free(norm);
+        free(map);
+    }
     return found;
 }
 

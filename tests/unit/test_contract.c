@@ -71,7 +71,7 @@ static void test_strerror(void)
 /* sb_redact: what the header promises, cut and counted. */
 static void test_redact(void)
 {
-    char out[64];
+    char out[256];
     is_int(sb_redact("call +44 20 7946 0001 or (030) 1234567 at 2026-11-28 12:00", out, sizeof out),
            2, "redact: two numbers found");
     is_str(out, "call [number] or [number] at 2026-11-28 12:00", "redact: both read [number]");
@@ -84,6 +84,36 @@ static void test_redact(void)
            "redact: ... joined to a letter it is an id");
     is_int(sb_redact("agent_1234567 v1.2.3 10.0.0.1 x_20261128", out, sizeof out), 0,
            "redact: short runs, versions, addresses and dates joined so are not");
+    /* Numbers written to slip past: spaced out after '+', underscores,
+    ** percent-encoded, fullwidth digits, tabs. */
+    static const char *const slips[] = {
+        "+4 4 7 9 1 1 0 0 0 6 6 6",
+        "+44_7911_000666",
+        "%2B447911000666",
+        "%2b447911000666",
+        "+\xef\xbc\x94\xef\xbc\x94\xef\xbc\x97\xef\xbc\x99\xef\xbc\x91\xef\xbc\x91"
+        "\xef\xbc\x90\xef\xbc\x90\xef\xbc\x90\xef\xbc\x96\xef\xbc\x96\xef\xbc\x96",
+        "\xef\xbc\x8b"
+        "447911000666",
+        "\xef\xbc\x90\xef\xbc\x97\xef\xbc\x99\xef\xbc\x91\xef\xbc\x91\xef\xbc\x90"
+        "\xef\xbc\x90\xef\xbc\x90\xef\xbc\x96\xef\xbc\x96\xef\xbc\x96",
+        "+44\t7911\t000666",
+        "07911_000_666",
+        "+44/7911/000666"};
+    for (size_t i = 0; i < sizeof slips / sizeof slips[0]; i++) {
+        char in[128];
+        snprintf(in, sizeof in, "cb %s.", slips[i]);
+        is_int(sb_redact(in, out, sizeof out), 1, "redact: one number in '%s'", slips[i]);
+        is_str(out, "cb [number].", "redact: ... and nothing of it left");
+    }
+    /* Kept: what is not written so, also with the new separators. */
+    static const char *const kept =
+        "at 2026_11_28 \xef\xbc\x91\xef\xbc\x92:\xef\xbc\x93\xef\xbc\x90 id "
+        "1767603600123_5 x_20261128 agent_1234567 counts 1 2 3 4 5 6 7 and 4_5_6, 100%20off "
+        "5%205 %2Bfoo";
+    is_int(sb_redact(kept, out, sizeof out), 0,
+           "redact: dates, fullwidth times, ids, counts, time stamps: none");
+    is_str(out, kept, "redact: ... kept as written (fullwidth and percent signs too)");
     is_int(sb_redact("0301234567 0409876543", NULL, 0), 2, "redact: counts with no buffer");
     is_int(sb_redact("abc 0301234567", out, 8), 1, "redact: counts past a cut");
     is_str(out, "abc [nu", "redact: the text is cut to the buffer and ends in NUL");

@@ -734,11 +734,16 @@ static void test_bad_moves(void)
 ** [number], however written; other digits stay. */
 static void test_log_redacted(void)
 {
-    ok(policy("chatty", "local P = {}\n"
-                        "function P.route(call, agents, ctx)\n"
-                        "  ctx.log('caller ' .. call.caller .. ' or 030 1234567, wait 12 s')\n"
-                        "  return { wait = 5 }\n"
-                        "end\nreturn P\n") == 0,
+    ok(policy("chatty",
+              "local P = {}\n"
+              "function P.route(call, agents, ctx)\n"
+              "  ctx.log('caller ' .. call.caller .. ' or 030 1234567, wait 12 s')\n"
+              "  local c = call.caller\n"
+              "  ctx.log('spaced', (c:gsub('%d', '%0 ')), 'under', (c:gsub('(%d%d%d)', '%1_')),\n"
+              "          'encoded', (c:gsub('^%+', '%%2B')), 'wide', (c:gsub('%d', function(d)\n"
+              "            return utf8.char(0xFF10 + tonumber(d)) end)))\n"
+              "  return { wait = 5 }\n"
+              "end\nreturn P\n") == 0,
        "upload a policy logging the caller's number");
     queue_with("chatty");
     log_clear();
@@ -746,6 +751,11 @@ static void test_log_redacted(void)
     snprintf(call, sizeof call, "%s", offer());
     ok(strstr(logbuf, "caller [number] or [number], wait 12 s") && !strstr(logbuf, "1234567"),
        "the log sink gets the line with both numbers as [number]: %s", logbuf);
+    ok(strstr(logbuf, "spaced [number]  under [number] encoded [number] wide [number]\n") &&
+           !strstr(logbuf, "5 5 5") && !strstr(logbuf, "555_") && !strstr(logbuf, "%2B"),
+       "also the caller's digits spaced out, in groups by '_', percent-encoded and fullwidth: "
+       "%s",
+       logbuf);
     end_call(call);
     /* The sandbox's own figures are not numbers to redact: they are written
     ** grouped by thousands, which no phone number is, so the log keeps them. */
