@@ -110,6 +110,20 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
+/* The owner of the directory holding path (-1 when it cannot be read). */
+static long long key_dir_owner(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= sizeof dir) return -1;
+    if (slash && n == 0) n = 1; /* "/key" */
+    memcpy(dir, slash ? path : ".", slash ? n : 1);
+    dir[slash ? n : 1] = 0;
+    struct stat ds;
+    return stat(dir, &ds) == 0 ? (long long)ds.st_uid : -1;
+}
+
 /* Read and check an existing key file. Returns 0, -1 with errno = ENOENT when
 ** the file does not exist (message set too), -1 otherwise. */
 static int master_read(const char *path, uint8_t key[CR_KEY_BYTES], char *err, size_t errlen)
@@ -144,8 +158,11 @@ static int master_read(const char *path, uint8_t key[CR_KEY_BYTES], char *err, s
         goto out;
     }
     /* Another user's file is a key that user knows (one put there before the
-    ** first start seals every account's data with it). Root's is trusted. */
-    if (st.st_uid != geteuid() && st.st_uid != 0) {
+    ** first start seals every account's data with it). Root's is trusted,
+    ** and root takes the key of the user whose directory holds it (the
+    ** daemon's user's, for a command an operator runs as root). */
+    if (st.st_uid != geteuid() && st.st_uid != 0 &&
+        !(geteuid() == 0 && key_dir_owner(path) == (long long)st.st_uid)) {
         seterr(err, errlen,
                "master key %s: owned by uid %u, not by this process's user (uid %u) or root "
                "(chown it, or run as its owner)",

@@ -241,6 +241,38 @@ static void test_timer_of_lost_call(void)
     rmtree(d3);
 }
 
+/* Root takes a key owned by the user whose directory holds it: an operator
+** running a command as root on the daemon's data directory (another user's
+** key elsewhere is refused: one planted there would seal data with a key its
+** owner knows). */
+static void test_root_and_owner(void)
+{
+    if (geteuid() != 0) {
+        diag("not root: the owners cannot be changed, skipped");
+        return;
+    }
+    char d4[300], key[320];
+    snprintf(d4, sizeof d4, "%s.owner", dir);
+    snprintf(key, sizeof key, "%s/master.key", d4);
+    rmtree(d4);
+    sb_config cfg;
+    test_engine_config(&cfg, d4, NULL, 8 << 20);
+    sb_engine *e = NULL;
+    ok(sb_open(&e, &cfg, res) == 0, "a data directory made by root");
+    sb_close(e);
+    e = NULL;
+    ok(chown(key, 65534, 65534) == 0, "its master key given to uid 65534");
+    ok(sb_open(&e, &cfg, res) == SB_ECRYPTO && strstr(sb_result_message(res), "owned by uid 65534"),
+       "root refuses it while root owns the directory (%s)", sb_result_message(res));
+    sb_close(e);
+    e = NULL;
+    ok(chown(d4, 65534, 65534) == 0, "the directory given to uid 65534 too (the daemon's user)");
+    ok(sb_open(&e, &cfg, res) == 0, "root takes the key of the directory's owner (%s)",
+       e ? "" : sb_result_message(res));
+    sb_close(e);
+    rmtree(d4);
+}
+
 static void test_fresh_directory(void)
 {
     /* No account has a data key yet: any key will do (a new directory). */
@@ -386,6 +418,7 @@ int main(void)
     unlink(other_key);
     test_data_keys_lost();
     test_timer_of_lost_call();
+    test_root_and_owner();
     test_fresh_directory();
     test_open_before_other_key();
     test_unchecked_slot();
