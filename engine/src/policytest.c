@@ -805,6 +805,16 @@ static int build_case(cbuild *b, json_t *cs)
     return 0;
 }
 
+/* A decision's reason as the engine sends and stores it (events.c):
+** numbers as [number], control characters as spaces, then valid UTF-8. */
+static json_t *reason_json(const char *r)
+{
+    char b[SB_REASON_MAX * 2 + 1];
+    str_copy(b, sizeof b, r);
+    reason_clean(b, sizeof b);
+    return json_string_clean(b);
+}
+
 /* The decision as policies/README.md normalizes it. */
 static json_t *normalize(const pol_decision *d, const pol_cand *cands)
 {
@@ -836,11 +846,11 @@ static json_t *normalize(const pol_decision *d, const pol_cand *cands)
     case DEC_MOVE:
         json_object_set_new(o, "action", json_string("move"));
         json_object_set_new(o, "queue", json_string(d->queue));
-        if (d->reason[0]) json_object_set_new(o, "reason", json_string_clean(d->reason));
+        if (d->reason[0]) json_object_set_new(o, "reason", reason_json(d->reason));
         break;
     case DEC_REJECT:
         json_object_set_new(o, "action", json_string("reject"));
-        json_object_set_new(o, "reason", json_string_clean(d->reason));
+        json_object_set_new(o, "reason", reason_json(d->reason));
         break;
     default:
         json_object_set_new(o, "action", json_string("wait"));
@@ -851,7 +861,7 @@ static json_t *normalize(const pol_decision *d, const pol_cand *cands)
         for (int i = 0; i < d->npause; i++) {
             json_t *e = json_pack("{ss}", "agent", d->pause[i].agent);
             if (d->pause[i].reason[0])
-                json_object_set_new(e, "reason", json_string_clean(d->pause[i].reason));
+                json_object_set_new(e, "reason", reason_json(d->pause[i].reason));
             json_array_append_new(p, e);
         }
         json_object_set_new(o, "pause", p);

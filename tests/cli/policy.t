@@ -142,6 +142,14 @@ printf '[{"name": "cleaned", "expect": {"action": "reject", "reason": "caf? ?"}}
     >"$tmp/badutf.cases.json"
 run "$sb" policy test "$tmp/badutf.lua" "$tmp/badutf.cases.json"
 check 0 "a reason that is not UTF-8: cleaned as the engine cleans it" out "ok 1 - cleaned"
+# A reason with a number in it is compared as the engine sends and stores it,
+# the number as [number].
+printf 'local P = {}\nfunction P.route(call, agents, ctx) return { reject = "call back +44 20 7946 0999" } end\nreturn P\n' \
+    >"$tmp/numreason.lua"
+printf '[{"name": "redacted", "expect": {"action": "reject", "reason": "call back [number]"}}]\n' \
+    >"$tmp/numreason.cases.json"
+run "$sb" policy test "$tmp/numreason.lua" "$tmp/numreason.cases.json"
+check 0 "a reason holding a number: [number], as the engine has it" out "ok 1 - redacted"
 # A case without expect whose policy fails says both.
 printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
     >"$tmp/boom.lua"
