@@ -1215,13 +1215,19 @@ static int schema_settle(sb_engine *e)
     return rc;
 }
 
+/* TXN_NO_MARK: a write transaction that only reads under the write lock
+** (eng_write_locked, always aborted), which must not mark the format. */
+#define TXN_NO_MARK 0x80000000u
+
 static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
 {
     if (eng_forked(e)) return ENG_EFORKED;
+    int mark = !(flags & TXN_NO_MARK);
+    flags &= ~TXN_NO_MARK;
     /* A write of the batch's owner that is not one of its events: the
     ** batch is committed first (LMDB has one writer, and this thread is it). */
     if (!(flags & MDB_RDONLY)) eng_batch_settle(e);
-    if (!(flags & MDB_RDONLY)) {
+    if (!(flags & MDB_RDONLY) && mark) {
         int rc = schema_settle(e);
         if (rc) return rc;
     }
@@ -1244,7 +1250,7 @@ static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
 int eng_write_locked(sb_engine *e, void (*fn)(sb_engine *e, void *arg), void *arg)
 {
     MDB_txn *txn;
-    int rc = txn_begin(e, 0, &txn);
+    int rc = txn_begin(e, TXN_NO_MARK, &txn);
     if (rc) return rc;
     fn(e, arg);
     mdb_txn_abort(txn);
