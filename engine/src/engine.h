@@ -245,6 +245,11 @@ struct sb_engine {
     int live_events;       /* events.c: sb_submit/sb_tick calls in flight; a
                            ** sweep ends its transaction early when one waits */
     unsigned forks;        /* eng_forks() when opened: another in a child of fork() */
+    /* events.c, sb_tick_for: a timer that fails is logged one line a second
+    ** of the engine's clock; the others in between are counted into the
+    ** next line. */
+    int64_t timer_log_ms;
+    unsigned timer_log_quiet;
 };
 
 /* fork(): an engine is its opening process's (LMDB forbids using an

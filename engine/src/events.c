@@ -2494,7 +2494,10 @@ static int do_tick(wtx *t, void *arg)
 }
 
 /* The timer r->key failed to fire alone: it goes TICK_RETRY_MS later, keeping
-** the due it fires as of, so the timers behind it fire meanwhile. */
+** the due it fires as of, so the timers behind it fire meanwhile. The call
+** (or agent) keeps that first due, which fire_timer matches: an event that
+** drops the timer by its due (call_timer_del, timer_del) leaves this entry,
+** which then fires as a no-op, as any stale timer does. */
 static int do_timer_retry(wtx *t, void *arg)
 {
     tick_run *r = arg;
@@ -2566,6 +2569,7 @@ int sb_tick_for(sb_engine *e, uint32_t max_ms, int *more, sb_result *res)
             if (r.failed_at > 0) {
                 res_clear_error(res);
                 r.limit = r.failed_at;
+                rc = 0;
             } else {
                 char what[SB_ID_MAX * 2 + 96], why[600];
                 timer_name(e, &r, what, sizeof what);
@@ -2573,17 +2577,34 @@ int sb_tick_for(sb_engine *e, uint32_t max_ms, int *more, sb_result *res)
                 res_clear_error(res);
                 rc = eng_write_ex(e, do_timer_retry, &r, res, 1);
                 if (rc) break;
-                sb_log(e, SB_LOG_ERROR,
-                       "%s failed: %s; tried again in %d s, the other timers go on", what, why,
-                       TICK_RETRY_MS / 1000);
+                /* Many may fail alike (a directory whose data keys were
+                ** lost): one line a second, counting the others. */
+                int64_t now = eng_now(e),
+                        last = __atomic_load_n(&e->timer_log_ms, __ATOMIC_RELAXED);
+                if (!last || now - last >= 1000 || now < last) {
+                    sb_log(e, SB_LOG_ERROR,
+                           "%s failed: %s; tried again in %d s, the other timers go on (%u more "
+                           "failed since the last such line)",
+                           what, why, TICK_RETRY_MS / 1000,
+                           __atomic_exchange_n(&e->timer_log_quiet, 0, __ATOMIC_RELAXED));
+                    __atomic_store_n(&e->timer_log_ms, now, __ATOMIC_RELAXED);
+                } else {
+                    __atomic_add_fetch(&e->timer_log_quiet, 1, __ATOMIC_RELAXED);
+                }
                 eng_count_event(e, 0, 1, 0);
-                continue;
             }
-            __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
-            rc = eng_write_ex(e, do_tick, &r, res, 1);
-            __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
-            total += r.fired;
-            if (rc) break;
+            if (!rc && r.failed_at > 0) {
+                __atomic_add_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
+                rc = eng_write_ex(e, do_tick, &r, res, 1);
+                __atomic_sub_fetch(&e->live_events, 1, __ATOMIC_RELAXED);
+                total += r.fired;
+                if (rc) break;
+            }
+            /* Failures count against the share too. */
+            if (until && (r.cut || mono_ns() >= until)) {
+                if (more) *more = 1;
+                break;
+            }
             continue;
         }
         total += r.fired;
