@@ -333,26 +333,47 @@ size_t number_needle(const char *number, char *out, size_t cap)
     return n - from;
 }
 
-static int is_num_sep(char c)
+/* The length of the separator inside a number at text[i] (0: none): one of
+** " -./()_" or a tab, or "%20" (the same spellings redact.c reads). */
+static size_t num_sep(const char *text, size_t len, size_t i)
 {
-    return c && strchr(" -./()", c) != NULL;
+    if (i >= len) return 0;
+    if (text[i] && strchr(" -./()_\t", text[i])) return 1;
+    return i + 2 < len && text[i] == '%' && text[i + 1] == '2' && text[i + 2] == '0' ? 3 : 0;
+}
+
+/* The digit at text[i], ASCII or fullwidth (U+FF10..U+FF19, 3 bytes): its
+** value and *w its length, or -1. */
+static int num_digit(const char *text, size_t len, size_t i, size_t *w)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    *w = 1;
+    if (i < len && u[i] >= '0' && u[i] <= '9') return u[i] - '0';
+    if (i + 2 < len && u[i] == 0xEF && u[i + 1] == 0xBC && u[i + 2] >= 0x90 && u[i + 2] <= 0x99) {
+        *w = 3;
+        return u[i + 2] - 0x90;
+    }
+    return -1;
 }
 
 /* Does text hold the needle among the digits of one of its numbers, however
-** written (digit groups between one or two of the separators " -./()")? */
+** written (digit groups between one or two separators, num_sep; ASCII or
+** fullwidth digits)? */
 int text_holds(const char *text, size_t len, const char *needle, size_t nl)
 {
     char run[64];
-    size_t r = 0;
+    size_t r = 0, w;
     for (size_t i = 0; i <= len; i++) {
-        char c = i < len ? text[i] : 0;
-        if (c >= '0' && c <= '9') {
-            if (r < sizeof run) run[r++] = c;
+        int d = i < len ? num_digit(text, len, i, &w) : -1;
+        if (d >= 0) {
+            if (r < sizeof run) run[r++] = (char)('0' + d);
+            i += w - 1;
             continue;
         }
-        if (r && is_num_sep(c)) { /* a separator inside the number: "(555) 765-4321" */
-            size_t j = i + 1 < len && is_num_sep(text[i + 1]) ? i + 2 : i + 1;
-            if (j < len && text[j] >= '0' && text[j] <= '9') {
+        size_t s1 = r ? num_sep(text, len, i) : 0;
+        if (s1) { /* a separator inside the number: "(555) 765-4321" */
+            size_t s2 = num_sep(text, len, i + s1), j = i + s1 + s2;
+            if (num_digit(text, len, j, &w) >= 0) {
                 i = j - 1;
                 continue;
             }

@@ -790,7 +790,8 @@ static void test_store_refuses_numbers(void)
     static const char *sticky_src =
         "local P = {}\n"
         "local HOW = { ['0'] = 'count', ['1'] = 'key', ['2'] = 'national',\n"
-        "              ['3'] = 'integer', ['4'] = 'check' }\n"
+        "              ['3'] = 'integer', ['4'] = 'check', ['5'] = 'underscore',\n"
+        "              ['6'] = 'fullwidth' }\n"
         "function P.route(call, agents, ctx)\n"
         "  local how = HOW[call.caller:sub(-1)]\n"
         "  local d = call.caller:sub(-10)\n"
@@ -798,6 +799,11 @@ static void test_store_refuses_numbers(void)
         "  elseif how == 'national' then\n"
         "    ctx.set('last', '(' .. d:sub(1, 3) .. ') ' .. d:sub(4, 6) .. '-' .. d:sub(7))\n"
         "  elseif how == 'integer' then ctx.set('last', tonumber(d))\n"
+        "  elseif how == 'underscore' then\n"
+        "    ctx.set('last', d:sub(1, 3) .. '_' .. d:sub(4, 6) .. '_' .. d:sub(7))\n"
+        "  elseif how == 'fullwidth' then\n"
+        "    ctx.set('last', (d:gsub('%d', function(x)\n"
+        "      return string.char(0xEF, 0xBC, 0x90 + tonumber(x)) end)))\n"
         "  elseif how == 'count' then ctx.set('last', 1234567)\n"
         "  end\n"
         "  return { reject = how .. ' ' .. tostring(ctx.get('last')) }\n"
@@ -819,6 +825,12 @@ static void test_store_refuses_numbers(void)
     /* three failures quarantine it (quarantine_after = 3): upload it again */
     policy("sticky", sticky_src);
     is_str(offer_from("+15557654324"), "check 1234567", "the store is as it was");
+    /* Spellings the log's redaction knows: digit groups joined by '_', and
+    ** fullwidth digits (they went into the store in the clear). */
+    is_str(offer_from("+15557654325"), "", "underscore: the decision is not taken");
+    is_str(offer_from("+15557654326"), "", "fullwidth: the decision is not taken");
+    policy("sticky", sticky_src);
+    is_str(offer_from("+15557654324"), "check 1234567", "the store is as it was still");
 }
 
 /* The lint (policy check) and the views must agree on each view's fields:
