@@ -338,8 +338,8 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
         ** run of 9 digits or more, no number written with '+'): by that
         ** rule, so that "ref 12-345-678" stays as the hold list shows it. */
         char *clean = x->memo_clean;
-        redact_numbers_min(reason, clean, sizeof x->memo_clean, 0, HOLD_NATIONAL_MIN);
-        text_clean(clean);
+        str_copy(clean, sizeof x->memo_clean, reason);
+        reason_clean(clean, sizeof x->memo_clean);
         x->memo = 0; /* memo_clean holds this, not memo_raw's */
         reason = clean;
     } else if (reason && rl < sizeof x->memo_raw) {
@@ -653,7 +653,8 @@ static void count_reason(rctx *x, const char *action, const char *reason)
     ** does not: a policy may quote one in its reason (read as hold reasons
     ** are: with '+', or 9 digits or more the national way, so that case
     ** numbers such as 2026-001 stay). */
-    redact_numbers_min(raw, key, sizeof key, 0, 9);
+    str_copy(key, sizeof key, raw);
+    reason_clean(key, sizeof key);
     /* A policy's reason may hold bytes that are not UTF-8 (cleaned where
     ** shown): a JSON key must be UTF-8, or the count would be dropped. */
     utf8_cut_end(key);
