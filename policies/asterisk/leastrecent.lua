@@ -27,7 +27,7 @@ function P.route(call, agents, ctx)
     end
   end
   if not best then -- nobody free, or only agents held back
-    return { wait = #agents > 0 and math.ceil(RETRY - since) or WAIT }
+    return { wait = held and math.ceil(RETRY - since) or WAIT }
   end
   return { ring = best.id }
 end

@@ -31,7 +31,7 @@ function P.route(call, agents, ctx)
     end
   end
   if n == 0 then -- nobody free, or only agents held back
-    return { wait = #agents > 0 and math.ceil(RETRY - since) or WAIT }
+    return { wait = held and math.ceil(RETRY - since) or WAIT }
   end
   for i = #ids, n + 1, -1 do ids[i] = nil end -- drop what a restart left behind
   return { ring = ids }

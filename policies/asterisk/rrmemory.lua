@@ -45,7 +45,7 @@ function P.route(call, agents, ctx)
   end
   local pick = after or first
   if not pick then -- nobody free, or only agents held back
-    return { wait = #agents > 0 and math.ceil(RETRY - since) or WAIT }
+    return { wait = held and math.ceil(RETRY - since) or WAIT }
   end
   ctx.set(key, pick)
   return { ring = pick }

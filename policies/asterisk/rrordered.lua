@@ -52,7 +52,7 @@ function P.route(call, agents, ctx)
   local pick, pos = after, apos
   if not pick then pick, pos = first, fpos end
   if not pick then -- nobody free, or only agents held back
-    return { wait = #agents > 0 and math.ceil(RETRY - since) or WAIT }
+    return { wait = held and math.ceil(RETRY - since) or WAIT }
   end
   ctx.set(key, pos)
   return { ring = pick }

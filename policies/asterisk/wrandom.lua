@@ -35,7 +35,7 @@ function P.route(call, agents, ctx)
     if not (held and held[a.id]) and (not best or draw < low) then best, low = a, draw end
   end
   if not best then -- nobody free, or only agents held back
-    return { wait = #agents > 0 and math.ceil(RETRY - since) or WAIT }
+    return { wait = held and math.ceil(RETRY - since) or WAIT }
   end
   return { ring = best.id }
 end

@@ -32,7 +32,7 @@ function P.route(call, agents, ctx)
     end
   end
   if count == 0 then -- nobody free, or only agents held back
-    return { wait = #agents > 0 and math.ceil(DELAY - since) or WAIT }
+    return { wait = held and math.ceil(DELAY - since) or WAIT }
   end
   local k, pick = ctx.random(1, count), nil
   for _, a in ipairs(agents) do -- pass 2: the k-th agent of that tier

@@ -45,7 +45,7 @@ function P.route(call, agents, ctx)
   end
   local n = #list
   if n == 0 then -- nobody free, or only agents held back
-    return { wait = #agents > 0 and math.ceil(DELAY - since) or WAIT }
+    return { wait = held and math.ceil(DELAY - since) or WAIT }
   end
   table.sort(list, before)
   if n > MAX_RING then n = MAX_RING end
