@@ -879,25 +879,25 @@ static sbd_upload_debt *upload_slot(sbd *d, const char *account)
     for (const char *p = account; *p; p++)
         h = h * 33 + (unsigned char)*p;
     uint64_t now = sbd_now_ns();
+    /* Its own slot first, wherever the probe put it: a slot taken over
+    ** before it is found would start its debt afresh. */
+    for (size_t i = 0; i < SBD_UPLOAD_SLOTS; i++) {
+        sbd_upload_debt *u = &d->uploads[(h + i) % SBD_UPLOAD_SLOTS];
+        if (!strcmp(u->account, account)) return u;
+    }
+    /* Else a free one, one paid off, or the least owing account's. */
     sbd_upload_debt *best = NULL;
     double best_owed = 0;
     for (size_t i = 0; i < SBD_UPLOAD_SLOTS; i++) {
         sbd_upload_debt *u = &d->uploads[(h + i) % SBD_UPLOAD_SLOTS];
-        if (u->account[0] && strcmp(u->account, account) != 0) {
-            double owed = u->owed_ms - (double)(now - u->at_ns) / 1e6 / UPLOAD_SHARE;
-            if (owed > 0 && (!best || owed < best_owed)) {
-                best = u, best_owed = owed;
-                continue;
-            }
+        double owed =
+            u->account[0] ? u->owed_ms - (double)(now - u->at_ns) / 1e6 / UPLOAD_SHARE : 0;
+        if (owed <= 0) {
+            best = u;
+            break;
         }
-        if (!u->account[0] || strcmp(u->account, account) != 0) {
-            snprintf(u->account, sizeof u->account, "%s", account);
-            u->owed_ms = 0;
-            u->at_ns = now;
-        }
-        return u;
+        if (!best || owed < best_owed) best = u, best_owed = owed;
     }
-    /* Every slot owes: the least owing account's slot is taken over. */
     snprintf(best->account, sizeof best->account, "%s", account);
     best->owed_ms = 0;
     best->at_ns = now;
