@@ -1232,12 +1232,15 @@ static int l_batch(lua_State *L)
     rc = sb_batch_end(b->eng, res);
     int n;
     if (rc && failed) {
-        lua_pushfstring(L,
-                        "switchboard: the batch was not stored (%s: %s) after its function "
-                        "raised: %s",
-                        sb_code_name(rc), res ? sb_result_message(res) : sb_strerror(rc),
-                        lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
+        /* The message in C first and the result freed: pushing it may raise
+        ** a memory error, which would leak the result. */
+        char why[512];
+        snprintf(why, sizeof why, "%s: %s", sb_code_name(rc),
+                 res ? sb_result_message(res) : sb_strerror(rc));
         sb_result_free(res);
+        lua_pushfstring(L,
+                        "switchboard: the batch was not stored (%s) after its function raised: %s",
+                        why, lua_isstring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
         return lua_error(L);
     }
     if (failed) {

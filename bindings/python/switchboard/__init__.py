@@ -1178,8 +1178,9 @@ class Engine:
         open batch to end, as that thread's other writes would (the engine
         itself refuses a second thread's batch). :meth:`close` waits for an
         open batch like a call in flight (a block still waiting to begin
-        then raises InvalidError, "the engine is closing"); inside the block
-        it raises StateError. Do not ``await`` in the block: coroutines the
+        then raises InvalidError, "the engine is closing", and so do the
+        block's further calls: what it submitted before is committed as it
+        ends); inside the block it raises StateError. Do not ``await`` in the block: coroutines the
         event loop runs meanwhile on this thread would join the batch."""
         return _Batch(self)
 
