@@ -1486,14 +1486,6 @@ static int rings_end(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outco
     return 0;
 }
 
-/* `keep` answered: the others' rings end, answered elsewhere (a CANCEL
-** each when emit_cancel). */
-static int cancel_rings(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outcome,
-                        int emit_cancel)
-{
-    return rings_end(t, c, q, keep, outcome, emit_cancel ? "answered elsewhere" : NULL);
-}
-
 /* CONNECT: agent a answered the call's ring (still in c->ring), on the
 ** device it rang and that device's URI. */
 static void act_connect(wtx *t, const call_rec *c, const agent_rec *a, const char *queue)
@@ -1745,7 +1737,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
         int no = 0;
         for (int i = 0; i < c->nring; i++)
             if (c->ring[i].agent != a.num) others[no++] = c->ring[i].agent;
-        if ((rc = cancel_rings(t, c, &q, a.num, 0, 1))) goto out;
+        if ((rc = rings_end(t, c, &q, a.num, 0, "answered elsewhere"))) goto out;
         attempt_end(t, c, a.num, SB_RING_ANSWERED);
         if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) ||
             (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
@@ -2076,9 +2068,10 @@ static const char bad_caller[] = "'caller' must be an E.164 number like +4930123
 ** takes, as bits of ev_names (type first): one table for the JSON form and
 ** the C struct. A field another type takes is as unknown as one no type
 ** takes. */
-static const char *const ev_names[] = {"type",   "call",   "queue",    "agent",
-                                       "caller", "called", "priority", "outcome",
-                                       "status", "reason", "attrs",    "attempt"};
+static const char *const ev_names[] = {"type",   "call",     "queue",   "agent",  "caller",
+                                       "called", "priority", "outcome", "status", "reason",
+                                       "attrs",  "attempt",  NULL}; /* NULL: jv_keys' end */
+#define EV_NFIELDS (countof(ev_names) - 1)
 enum {
     EVF_TYPE = 1u << 0,
     EVF_CALL = 1u << 1,
@@ -2111,7 +2104,7 @@ static int ev_unknown(int type, int bit, const char *k, sb_result *res)
 {
     char list[96] = "", path[256];
     size_t n = 0;
-    for (size_t i = 1; i < countof(ev_names); i++)
+    for (size_t i = 1; i < EV_NFIELDS; i++)
         if (ev_takes[type] & (1u << i))
             n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", ev_names[i]);
     const char *name = ev_types[type];
@@ -2129,7 +2122,7 @@ static int ev_keys(const json_t *doc, int type, sb_result *res)
     json_object_foreach((json_t *)doc, k, v)
     {
         int bit = -1;
-        for (size_t i = 0; bit < 0 && i < countof(ev_names); i++)
+        for (size_t i = 0; bit < 0 && i < EV_NFIELDS; i++)
             if (strcmp(ev_names[i], k) == 0) bit = (int)i;
         if (bit < 0 || !(ev_takes[type] & (1u << bit))) return ev_unknown(type, bit, k, res);
     }
@@ -2264,9 +2257,6 @@ int sb_submit(sb_engine *e, const sb_event *ev, sb_result *res)
 
 int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t len, sb_result *res)
 {
-    static const char *const keys[] = {"type",   "call",     "queue",   "agent",  "caller",
-                                       "called", "priority", "outcome", "status", "reason",
-                                       "attrs",  "attempt",  NULL};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     uint64_t t0 = mono_ns();
@@ -2289,7 +2279,7 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
         if (strcmp(json_string_value(jt), ev_types[i]) == 0) ev.type = (sb_event_type)i;
     if (ev.type) {
         if ((rc = ev_keys(doc, ev.type, res))) goto out;
-    } else if ((rc = jv_keys(doc, keys, NULL, res)) ||
+    } else if ((rc = jv_keys(doc, ev_names, NULL, res)) ||
                (rc = jv_str(doc, "type", NULL, 1, type, sizeof type, res))) {
         goto out;
     }

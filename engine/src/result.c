@@ -220,17 +220,35 @@ static const char *act_type(const sb_action *a)
     return a->type < countof(act_names) && act_names[a->type] ? act_names[a->type] : "unknown";
 }
 
+/* An action's number fields, in the order its JSON lists them: 1 and *v
+** when field i is there (a ring's timeout always, its attempt and a wait's
+** due_ms when set), else 0. One list for both writers below. */
+static const char *const act_nums[] = {"timeout", "attempt", "due_ms"};
+
+static int act_num(const sb_action *a, size_t i, long long *v)
+{
+    switch (i) {
+    case 0:
+        *v = a->timeout_s;
+        return a->type == SB_ACT_RING;
+    case 1:
+        *v = a->attempt;
+        return a->type == SB_ACT_RING && a->attempt;
+    default:
+        *v = a->due_ms;
+        return a->type == SB_ACT_WAIT && a->due_ms;
+    }
+}
+
 static json_t *action_to_json(const sb_action *a)
 {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string(act_type(a)));
     for (size_t i = 0; i < countof(act_strs); i++)
         if (act_str(a, i)) json_object_set_new(o, act_strs[i].key, json_string(act_str(a, i)));
-    if (a->type == SB_ACT_RING) json_object_set_new(o, "timeout", json_integer(a->timeout_s));
-    if (a->type == SB_ACT_RING && a->attempt)
-        json_object_set_new(o, "attempt", json_integer(a->attempt));
-    if (a->type == SB_ACT_WAIT && a->due_ms)
-        json_object_set_new(o, "due_ms", json_integer(a->due_ms));
+    long long v;
+    for (size_t i = 0; i < countof(act_nums); i++)
+        if (act_num(a, i, &v)) json_object_set_new(o, act_nums[i], json_integer(v));
     return o;
 }
 
@@ -402,18 +420,12 @@ size_t sb_action_json(const sb_action *a, char *buf, size_t cap)
         sk_put(&k, "\":", 2);
         sk_json_string(&k, v);
     }
-    if (a->type == SB_ACT_RING) {
-        snprintf(num, sizeof num, ",\"timeout\":%d", a->timeout_s);
-        sk_str(&k, num);
-    }
-    if (a->type == SB_ACT_RING && a->attempt) {
-        snprintf(num, sizeof num, ",\"attempt\":%u", a->attempt);
-        sk_str(&k, num);
-    }
-    if (a->type == SB_ACT_WAIT && a->due_ms) {
-        snprintf(num, sizeof num, ",\"due_ms\":%lld", (long long)a->due_ms);
-        sk_str(&k, num);
-    }
+    long long v;
+    for (size_t i = 0; i < countof(act_nums); i++)
+        if (act_num(a, i, &v)) {
+            snprintf(num, sizeof num, ",\"%s\":%lld", act_nums[i], v);
+            sk_str(&k, num);
+        }
     sk_put(&k, "}", 1);
     if (k.len < k.cap) buf[k.len] = 0;
     return k.len;
