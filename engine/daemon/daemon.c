@@ -1044,7 +1044,7 @@ int sb_daemon_main(int argc, char **argv)
     d.pub_tail = &d.pub_head;
     /* Event ids go on from where an earlier start's left off, while the
     ** clock does: a Last-Event-ID from before the start is told apart. */
-    d.event_id = d.event_id_base = (uint64_t)sbd_wall_ms() * 1000;
+    d.event_id_base = (uint64_t)sbd_wall_ms() * 1000;
     d.armed_deadline = INT64_MIN;
     d.stuck_deadline = INT64_MIN;
     d.open_seq = 1;

@@ -195,7 +195,8 @@ struct sbd {
     sbd_sub *subs;
     unsigned nsubs;
     /* each account's recent actions, sent or kept for the next subscriber
-    ** (stream.c); event ids: the last given, and where this start began */
+    ** (stream.c), and its last event id; event_id_base: where this start's
+    ** ids begin */
     sbd_backlog **acct_tab; /* by account id: a hash table of acct_cap buckets */
     size_t acct_cap, acct_n;
     size_t backlog_bytes; /* every account's history, JSON bytes */
@@ -205,7 +206,7 @@ struct sbd {
     int storage_full;     /* the last write failed with SB_EFULL (GET /healthz) */
     char tick_error[256]; /* the last tick's failure, "" after one that worked (/healthz) */
     sbd_upload_debt uploads[SBD_UPLOAD_SLOTS];
-    uint64_t event_id, event_id_base;
+    uint64_t event_id_base;
 
     /* timers and signals */
     struct event *deadline_ev, *housekeeping_ev, *keepalive_ev, *drain_ev, *sweep_ev;

@@ -3,8 +3,9 @@
 ** Events. Actions wait in the batch with the responses and go out after the
 ** sync that covers them (each is tagged with its batch, like the responses),
 ** as `id: <n>\ndata: <action json>\n\n`, ids growing by one per action
-** across accounts (from the start time in microseconds, so they also grow
-** across restarts). A subscriber's own events never go out before its
+** of the account (from the start time in microseconds, so they also grow
+** across restarts; counted per account, so that no account learns from its
+** ids how many actions the others had). A subscriber's own events never go out before its
 ** response head.
 **
 ** Each account keeps a history of its recent actions, marked sent or not:
@@ -79,7 +80,8 @@ struct sbd_backlog {
     sbd_hent *head, *tail;
     size_t bytes;
     uint64_t floor; /* a resume after this id finds all: the newest dropped (or,
-                    ** made anew, the last id given then) */
+                    ** made anew, the start's base) */
+    uint64_t last;  /* the last id given in the account's stream */
     int warned;     /* "backlog full" logged since the last delivery */
 };
 
@@ -169,25 +171,15 @@ static sbd_backlog *backlog_of(sbd *d, const char *account, int create)
     sbd_backlog *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     snprintf(b->account, sizeof b->account, "%s", account);
-    /* What the account had before, if anything, is gone. */
-    b->floor = d->event_id;
+    /* Its ids start at the start's: one from an earlier start is not whole.
+    ** The entry stays until the daemon stops (sbd_stream_forget keeps it too),
+    ** so they never go back while it runs. */
+    b->floor = b->last = d->event_id_base;
     size_t k = acct_hash(account) & (d->acct_cap - 1);
     b->hnext = d->acct_tab[k];
     d->acct_tab[k] = b;
     d->acct_n++;
     return b;
-}
-
-/* An account with no subscriber and nothing kept leaves the table. */
-static void backlog_release(sbd *d, sbd_backlog *b)
-{
-    if (b->subs || b->head) return;
-    sbd_backlog **pp = &d->acct_tab[acct_hash(b->account) & (d->acct_cap - 1)];
-    while (*pp != b)
-        pp = &(*pp)->hnext;
-    *pp = b->hnext;
-    d->acct_n--;
-    free(b);
 }
 
 static void sent_link(sbd *d, sbd_hent *e)
@@ -260,9 +252,7 @@ static void history_keep(sbd *d, sbd_backlog *b, const char *json, uint64_t id, 
             hent_drop(d, b->head);
         while (d->backlog_bytes + n > all && (d->sent_head || b->head)) {
             sbd_hent *old = d->sent_head ? d->sent_head : b->head;
-            sbd_backlog *ob = old->b;
             hent_drop(d, old);
-            if (ob != b) backlog_release(d, ob);
         }
         /* Still no room: the others' backlogs fill it. */
         if (d->backlog_bytes + n <= all) e = malloc(sizeof *e + n + 1);
@@ -309,7 +299,8 @@ static int wanted(const sbd_sub *s, const sbd_hent *e)
 ** not given yet. */
 static int resume_gap(const sbd *d, const sbd_sub *s, const sbd_backlog *b)
 {
-    return s->resume && (s->after < (b ? b->floor : d->event_id_base) || s->after > d->event_id);
+    return s->resume && (s->after < (b ? b->floor : d->event_id_base) ||
+                         s->after > (b ? b->last : d->event_id_base));
 }
 
 static void free_history(sbd *d, sbd_backlog *b)
@@ -323,8 +314,9 @@ void sbd_stream_forget(sbd *d, const char *account)
     sbd_backlog *b = backlog_of(d, account, 0);
     if (b) {
         free_history(d, b);
-        b->floor = d->event_id; /* a resume across the deletion is not whole */
-        backlog_release(d, b);  /* its streams close as their credentials fail */
+        b->floor = b->last; /* a resume across the deletion is not whole */
+        /* Its streams close as their credentials fail; the entry stays, so
+        ** an account made again under the id goes on from its last id. */
     }
     /* And what its last requests caused, still waiting for their sync. */
     sbd_pub **q = &d->pub_head;
@@ -379,7 +371,6 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     sbd_sub *s = b ? calloc(1, sizeof *s) : NULL;
     if (!s || !auth || !(s->auth = strdup(auth))) {
         free(s);
-        if (b) backlog_release(d, b);
         return -1;
     }
     s->checked_ns = sbd_now_ns();
@@ -389,7 +380,7 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     s->resume = resume;
     s->after = after;
     s->cur = resume ? after : 0;
-    s->from_id = d->event_id;
+    s->from_id = b->last;
     snprintf(s->account, sizeof s->account, "%s", account);
     s->next = d->subs;
     if (d->subs) d->subs->prev = s;
@@ -438,7 +429,6 @@ void sbd_stream_unsubscribe(sbd *d, sbd_sub *s)
             s->acct->subs = s->anext;
         if (s->anext) s->anext->aprev = s->aprev;
         s->acct->nsubs--;
-        backlog_release(d, s->acct);
     }
     d->nsubs--;
     sbd_conn_set_sub(s->conn, NULL);
@@ -628,7 +618,7 @@ static int replay_step(sbd *d, sbd_sub *s)
         }
     }
     if (e) return 0;
-    if (d->event_id > s->cur) s->cur = d->event_id;
+    if (b->last > s->cur) s->cur = b->last;
     s->replay = 0;
     s->was_live = 1;
     return 0;
@@ -651,10 +641,10 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
         sbd_pub *p = d->pub_head;
         d->pub_head = p->next;
         if (!d->pub_head) d->pub_tail = &d->pub_head;
-        /* The history first: one made now starts at the last id given, so
+        /* The history first: one made now starts at the start's base, so
         ** this action is after its floor, for a resume to find. */
         sbd_backlog *b = backlog_of(d, p->account, 1);
-        uint64_t id = ++d->event_id;
+        uint64_t id = b ? ++b->last : 0;
         size_t jl = strlen(p->json);
         int sent = 0;
         for (sbd_sub *s = b ? b->subs : NULL, *next; s; s = next) {
@@ -671,10 +661,7 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
                 sent = 1;
             }
         }
-        if (b) {
-            history_keep(d, b, p->json, id, sent);
-            backlog_release(d, b); /* when it kept nothing and nobody listens */
-        }
+        if (b) history_keep(d, b, p->json, id, sent);
         pub_free(p);
         if (d->lag_check) drop_lagging(d);
     }

@@ -17,17 +17,19 @@ acme = provision(d, agents=("alice",))
 calls = [0]
 
 
-def stream_ring():
-    """One action on the stream: alice paused, a call waits, alice back (its
-    ring goes to the stream), the caller hangs up. Returns the call id."""
+def stream_ring(acct=None, agent="alice"):
+    """One action on the stream: the agent paused, a call waits, the agent
+    back (its ring goes to the stream), the caller hangs up. Returns the
+    call id."""
+    acct = acct or acme
     calls[0] += 1
     c = "r%d" % calls[0]
-    acme.post("/v1/agents/alice/status", {"status": "paused"})
-    r = acme.post("/v1/calls", {"call": c, "queue": "support", "caller": "+4930100%03d" % calls[0]})
+    acct.post("/v1/agents/%s/status" % agent, {"status": "paused"})
+    r = acct.post("/v1/calls", {"call": c, "queue": "support", "caller": "+4930100%03d" % calls[0]})
     assert [a["type"] for a in r.actions()] == ["wait"], r
-    r = acme.post("/v1/agents/alice/status", {"status": "available"})
+    r = acct.post("/v1/agents/%s/status" % agent, {"status": "available"})
     assert not r.actions("ring"), r
-    acme.post("/v1/calls/%s/abandon" % c)
+    acct.post("/v1/calls/%s/abandon" % c)
     return c
 
 
@@ -84,6 +86,22 @@ t.ok(s.next(timeout=1) is None and b.next(timeout=0.2) is None, "no duplicates o
 last = b.last_id
 s.close()
 b.close()
+
+# -- ids are the account's own: another account's actions do not move them -------------
+globex = provision(d, account="globex", agents=("gina",))
+s = Stream(d, acme.auth)
+t.cleanups.append(s.close)
+c = stream_ring()
+g1 = read(s, 1)[0]
+for _ in range(5):
+    stream_ring(globex, "gina")
+c = stream_ring()
+g2 = read(s, 1)[0]
+t.ok(g1 and g2 and g2[1] == c and int(g2[0]) == int(g1[0]) + 1,
+     "five actions of another account between two of acme's: acme's ids still go up by one "
+     "(%s, %s)" % (g1, g2))
+s.close()
+last = g2[0]
 
 # -- a subscriber that falls behind catches up from the history, not dropped -----------
 slow = Stream(d, acme.auth, rcvbuf=2048)
