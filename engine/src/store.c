@@ -1542,6 +1542,14 @@ static int scrub_advance(wtx *t, void *arg)
     return rc ? rc : st_meta_put_u64(t->txn, t->e, "scrub_want", had > want ? had : want);
 }
 
+static int scrub_reset(wtx *t, void *arg)
+{
+    (void)arg;
+    uint64_t had = 0, id = mdb_txn_id(t->txn);
+    int rc = st_meta_u64(t->txn, t->e, "scrub_want", &had);
+    return rc || had <= id ? rc : st_meta_put_u64(t->txn, t->e, "scrub_want", id);
+}
+
 static int scrub(sb_engine *e, sb_result *res)
 {
     eng_env *sh = e->sh;
@@ -1564,6 +1572,14 @@ static int scrub(sb_engine *e, sb_result *res)
     rc = mdb_env_info(e->env, &info);
     pthread_rwlock_unlock(&sh->maplock);
     if (rc) return eng_mdb_err(res, rc, "read");
+    /* A want above the last commit came with a copy: sb_backup compacts,
+    ** LMDB numbers the copy's transactions from 1 again, and the copy has
+    ** no free page from before it. Taken as it is, it would look like a
+    ** reader's snapshot to wait for; it is set back to the last commit. */
+    if (j.want > info.me_last_txnid) {
+        if ((rc = eng_write_ex(e, scrub_reset, NULL, res, 1))) return rc;
+        j.want = info.me_last_txnid;
+    }
     if (info.me_last_txnid > j.want) j.want = info.me_last_txnid;
     /* Readers are short: one that holds an older snapshot is waited for, a
     ** little (2 ms a try, outside the write lock), before giving up. */
