@@ -3,7 +3,8 @@
 
 Covers: the ctypes structures against the compiler's layout of switchboard.h,
 provisioning and a full call cycle, errors carrying code/name/message/field,
-an injected clock with a tick firing a ring timeout, policy upload (cases,
+an injected clock with a tick firing a ring timeout, tick_for's share of
+time (more left when it runs out, its argument checked), policy upload (cases,
 compile errors, a policy failing at run time falling back), policy tools
 without an engine, API keys, two engines on one data directory (also from
 several threads at once: nobody double-booked), calls from withheld numbers
@@ -414,6 +415,64 @@ def test_clock_and_tick():
             bad.close()
         ok(t2["offered_ms"] > 1767603600000 + 10 ** 9 or t2["offered_ms"] < 1767603600000,
            "a clock that raises falls back to the system time")
+
+
+SLOW_WAIT = """-- spins (a millisecond or so of work), then waits 1 s
+local P = {}
+function P.route(call, agents, ctx)
+  local x = 0
+  for i = 1, 150000 do x = x + i end
+  return { wait = 1 }
+end
+return P
+"""
+
+
+def test_tick_for():
+    clock = Clock()
+    with sb.Engine(os.path.join(TMP, "tick_for"), policy_dir=POLICIES, sync="none", clock=clock,
+                   log=lambda *a: None) as eng:
+        provision(eng, clock)
+        clock.ms += 10000
+        start = clock.ms
+        acts = eng.submit("acme", type="offer", call="f1", queue="support",
+                          caller="+15550000004")
+        first = find(acts, "ring", "f1")["agent"]
+        clock.ms = start + 20000
+        acts, more = eng.tick_for(60000)
+        ok(find(acts, "cancel", "f1") and find(acts, "cancel", "f1")["agent"] == first
+           and find(acts, "ring", "f1"),
+           "tick_for(60000) at the ring timeout: the cancel and the next ring, as tick() gives")
+        ok(more is False and eng.next_deadline() > clock.ms,
+           "... with time to spare: more is False, no timer left due")
+        eng.submit("acme", type="abandon", call="f1")
+
+        # Calls whose policy costs a millisecond or more, all waking at once.
+        eng.policy_put("acme", "slow", SLOW_WAIT)
+        eng.queue_put("acme", {"id": "slow", "policy": "slow"})
+        for i in range(8):
+            eng.submit("acme", type="offer", call="s%d" % i, queue="slow",
+                       caller="+15550000005")
+        clock.ms += 1000
+        for v, cls in ((-1, ValueError), (1 << 32, ValueError), (1.5, ValueError),
+                       (float("nan"), ValueError), ("5", TypeError), (None, TypeError)):
+            raises(lambda: eng.tick_for(v), cls, "tick_for(%r): %s" % (v, cls.__name__))
+        ok(eng.next_deadline() <= clock.ms, "... and nothing fired: the wake-ups are still due")
+        acts, more = eng.tick_for(1)
+        ok(isinstance(acts, list) and more is True and eng.next_deadline() <= clock.ms,
+           "tick_for(1): ends with wake-ups still due, more is True")
+        calls = 0
+        while more and calls < 20:
+            _, more = eng.tick_for(1)
+            calls += 1
+        ok(not more and eng.next_deadline() > clock.ms,
+           "called again (%d more times) it fires the rest, more False" % calls)
+        clock.ms += 1000
+        acts, more = eng.tick_for(0)
+        ok(more is False and eng.next_deadline() > clock.ms,
+           "tick_for(0): no limit, every due wake-up fired at once")
+        for i in range(8):
+            eng.submit("acme", type="abandon", call="s%d" % i)
 
 
 ROUTE_FIRST = """-- rings the first agent in position order
@@ -1495,6 +1554,7 @@ def test_review_fixes():
 
 def main():
     tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
+             test_tick_for,
              test_policies, test_policy_tools, test_apikeys, test_withheld, test_records,
              test_backup,
              test_two_engines, test_defer_and_reopen, test_sync_progress, test_arguments,

@@ -301,6 +301,7 @@ def _declare(lib):
         "sb_batch_begin": (c_int, [E]),
         "sb_batch_end": (c_int, [E, R]),
         "sb_tick": (c_int, [E, R]),
+        "sb_tick_for": (c_int, [E, ctypes.c_uint32, ctypes.POINTER(c_int), R]),
         "sb_next_deadline": (ctypes.c_int64, [E]),
         "sb_call_get": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_call_list": (c_int, [E, c_char_p, c_char_p, R]),
@@ -1146,6 +1147,20 @@ class Engine:
     def tick(self):
         """Fire every timer due on the engine's clock; returns their actions."""
         return self._do(_actions, self._lib.sb_tick)
+
+    def tick_for(self, max_ms):
+        """Fire due timers for about ``max_ms`` milliseconds of work at most
+        (``sb_tick_for``; 0: no limit, as :meth:`tick`): one timer fires at
+        least. Returns ``(actions, more)``: the actions of the timers fired,
+        and ``more`` True when timers were still due as the time ran out —
+        call it again, letting the server's other work run in between, so
+        that thousands of calls waking at once cannot hold its loop.
+        ``max_ms`` is a whole number 0 .. 2**32 - 1: anything else raises
+        (ValueError, TypeError) with nothing fired."""
+        max_ms = _whole(max_ms, 32, "max_ms")
+        more = ctypes.c_int(0)
+        actions = self._do(_actions, self._lib.sb_tick_for, max_ms, ctypes.byref(more))
+        return actions, bool(more.value)
 
     def batch(self):
         """A context manager: the events this thread submits in the ``with``
