@@ -1140,6 +1140,40 @@ func (e *Engine) Tick() ([]Action, error) {
 	return resultActions(res), nil
 }
 
+// TickFor fires due timers for about budget of work at most (sb_tick_for;
+// zero: no limit, as Tick), one timer at least, and returns their actions.
+// more is true when timers were still due as the time ran out: call it
+// again, letting the loop's other work run in between, so that thousands of
+// calls waking at once cannot hold it. A negative budget is ErrInvalid (field "budget") with
+// nothing fired, not a tick without a limit; a budget under a millisecond
+// counts as one, and one past the engine's 32-bit milliseconds (about 49
+// days) as that many, as in Sweep.
+func (e *Engine) TickFor(budget time.Duration) (actions []Action, more bool, err error) {
+	if budget < 0 {
+		// Not "no limit": a share computed from a deadline already past
+		// must not fire every due timer however long that takes.
+		return nil, false, &Error{Code: ErrInvalid, Field: "budget",
+			Message: fmt.Sprintf("budget must be 0 (no limit) or more, not %v", budget)}
+	}
+	ms := budget.Milliseconds()
+	if budget > 0 && ms < 1 {
+		ms = 1
+	}
+	if ms > math.MaxUint32 {
+		ms = math.MaxUint32
+	}
+	res, err := e.begin()
+	if err != nil {
+		return nil, false, err
+	}
+	defer e.end(res)
+	var left C.int
+	if rc := C.sb_tick_for(e.eng, C.uint32_t(ms), &left, res); rc != 0 {
+		return nil, false, resultError(rc, res)
+	}
+	return resultActions(res), left != 0, nil
+}
+
 // Batch runs fn, and the events the goroutine running it submits meanwhile
 // share one write transaction and one commit (sb_batch_begin /
 // sb_batch_end): what a gateway answering a burst of events at once wants.

@@ -323,6 +323,82 @@ func TestClockAndTick(t *testing.T) {
 	}
 }
 
+// slowWait spins (a millisecond or so of work), then waits 1 s.
+const slowWait = `local P = {}
+function P.route(call, agents, ctx)
+  local x = 0
+  for i = 1, 150000 do x = x + i end
+  return { wait = 1 }
+end
+return P
+`
+
+func TestTickFor(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	provision(t, eng, clock)
+	due := func() bool { d, ok := eng.NextDeadline(); return ok && !d.After(clock.now()) }
+	clock.advance(10 * time.Second)
+	start := clock.now()
+	acts, err := eng.Submit("acme", offer("f1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := find(acts, switchboard.ActionRing, "f1").Agent
+	clock.set(start.Add(20 * time.Second))
+	acts, more, err := eng.TickFor(time.Minute)
+	if c := find(acts, switchboard.ActionCancel, "f1"); err != nil || c == nil || c.Agent != first ||
+		find(acts, switchboard.ActionRing, "f1") == nil {
+		t.Fatalf("TickFor(1m) at the ring timeout: %v %v, want the cancel and the next ring", acts, err)
+	}
+	if more || due() {
+		t.Errorf("TickFor(1m) with time to spare: more %v, timers still due %v", more, due())
+	}
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Abandon, Call: "f1"}))
+
+	// Calls whose policy costs a millisecond or more, all waking at once.
+	must(t)(eng.PolicyPut("acme", "slow", []byte(slowWait), nil))
+	must(t)(eng.QueuePut("acme", `{"id":"slow","policy":"slow"}`))
+	for i := 0; i < 8; i++ {
+		must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: fmt.Sprintf("s%d", i),
+			Queue: "slow", Caller: "+442079460005"}))
+	}
+	clock.advance(time.Second)
+	var se *switchboard.Error
+	if _, more, err := eng.TickFor(-time.Millisecond); !errors.As(err, &se) || se.Code != switchboard.ErrInvalid ||
+		se.Field != "budget" || more {
+		t.Errorf("TickFor(-1ms): %v, more %v; want ErrInvalid field budget", err, more)
+	}
+	if !due() {
+		t.Fatal("a refused TickFor fired the wake-ups")
+	}
+	// Under a millisecond is a share of one, not "no limit".
+	_, more, err = eng.TickFor(time.Microsecond)
+	if err != nil || !more || !due() {
+		t.Fatalf("TickFor(1µs): %v, more %v, still due %v; want wake-ups left", err, more, due())
+	}
+	calls := 0
+	for ; more && calls < 20; calls++ {
+		if _, more, err = eng.TickFor(time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if more || due() {
+		t.Errorf("TickFor(1ms) called %d more times: more %v, still due %v", calls, more, due())
+	}
+	clock.advance(time.Second)
+	if _, more, err = eng.TickFor(0); err != nil || more || due() {
+		t.Errorf("TickFor(0), no limit: %v, more %v, still due %v", err, more, due())
+	}
+	for i := 0; i < 8; i++ {
+		must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Abandon, Call: fmt.Sprintf("s%d", i)}))
+	}
+	eng.Close()
+	if _, _, err := eng.TickFor(time.Second); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("TickFor after Close: %v", err)
+	}
+}
+
 const routeFirst = `-- rings the first agent in position order
 local P = {}
 function P.route(call, agents, ctx)
