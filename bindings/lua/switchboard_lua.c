@@ -148,6 +148,18 @@ static const char *opt_str(lua_State *L, int i, const char *def)
     return lua_isnoneornil(L, i) ? def : check_str(L, i);
 }
 
+/* A whole number in [0, below): what a C integer setting can hold. Anything
+** else (NaN, infinities, fractions, too large) is refused rather than
+** converted, which C leaves undefined. */
+static int whole_below(double d, double below)
+{
+    return isfinite(d) && d >= 0 && d < below && d == floor(d);
+}
+
+#define BELOW_U32 4294967296.0           /* 2^32 */
+#define BELOW_I64 9223372036854775808.0  /* 2^63 */
+#define BELOW_U64 18446744073709551616.0 /* 2^64 */
+
 static engine_box *check_box(lua_State *L)
 {
     engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
@@ -1089,6 +1101,27 @@ static int l_tick(lua_State *L)
     return finish(L, c, sb_tick(c.b->eng, c.res), ret_actions);
 }
 
+/* eng:tick_for(max_ms) -> actions, more (sb_tick_for): due timers fired for
+** about max_ms of work at most (0: no limit), more true when timers were
+** still due as the time ran out. A max_ms that is not a whole number from 0
+** to 2^32 - 1 raises, nothing fired. */
+static int l_tick_for(lua_State *L)
+{
+    check_box(L);
+    double x = (double)luaL_checknumber(L, 2);
+    if (!whole_below(x, BELOW_U32))
+        luaL_argerror(L, 2, "expected a whole number of milliseconds from 0 to 4294967295");
+    call c = begin(L);
+    int more = 0, rc = sb_tick_for(c.b->eng, (uint32_t)x, &more, c.res);
+    int n = ret_actions(L, rc, c.res);
+    if (!rc) {
+        lua_pushboolean(L, more);
+        n++;
+    }
+    guard_end(c.g);
+    return n;
+}
+
 /* Milliseconds of the earliest timer, or nil when none is pending. */
 static int l_next_deadline(lua_State *L)
 {
@@ -1316,18 +1349,6 @@ static int l_hold_list(lua_State *L)
 {
     return do_list(L, sb_hold_list);
 }
-
-/* A whole number in [0, below): what a C integer setting can hold. Anything
-** else (NaN, infinities, fractions, too large) is refused rather than
-** converted, which C leaves undefined. */
-static int whole_below(double d, double below)
-{
-    return isfinite(d) && d >= 0 && d < below && d == floor(d);
-}
-
-#define BELOW_U32 4294967296.0           /* 2^32 */
-#define BELOW_I64 9223372036854775808.0  /* 2^63 */
-#define BELOW_U64 18446744073709551616.0 /* 2^64 */
 
 /* An optional whole number argument (5.1 has no integers: through a double). */
 static int64_t opt_ms(lua_State *L, int i)
@@ -1887,6 +1908,7 @@ static const luaL_Reg engine_methods[] = {
     {"submit", l_submit},
     {"batch", l_batch},
     {"tick", l_tick},
+    {"tick_for", l_tick_for},
     {"next_deadline", l_next_deadline},
     {"call_get", l_call_get},
     {"call_list", l_call_list},

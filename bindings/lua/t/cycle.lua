@@ -1,8 +1,8 @@
 -- cycle.lua — the binding's API end to end, run by lua51.t (LuaJIT, lua5.1)
 -- and lua54.t (lua5.4): provisioning, a full call cycle routed by a Lua 5.4
--- policy inside the engine, timers on a manual clock, the error conventions,
--- the JSON helpers, API keys, signed policies, backups, sync_progress, and
--- closing. Needs SB_LUA_T (this folder) and the module on LUA_CPATH.
+-- policy inside the engine, timers on a manual clock (tick_for's share of
+-- time too), the error conventions, the JSON helpers, API keys, signed
+-- policies, backups, sync_progress, and closing. Needs SB_LUA_T (this folder) and the module on LUA_CPATH.
 local T = require "tap"
 local sb = require "switchboard"
 
@@ -144,6 +144,58 @@ eng:tick() -- fires (or drops) whatever was left
 T.is(eng:next_deadline(), nil, "an hour later no timer is left: next_deadline is nil")
 T.raises(function() eng:set_clock(0/0) end, "must be a whole number", "set_clock refuses NaN")
 T.raises(function() eng:set_clock(1e300) end, "must be a whole number", "set_clock refuses 1e300")
+
+-- tick_for: timers fired for a share of time. With time to spare it fires
+-- what tick fires and leaves nothing; calls whose policy costs a millisecond
+-- or more, all waking at once, leave more with a 1 ms share.
+local function due()
+  local d = eng:next_deadline()
+  return d ~= nil and d <= now
+end
+advance(1000)
+acts = eng:submit("acme", { type = "offer", call = "c2f", queue = "support", caller = "+442079460002" })
+local fring = acts and find(acts, "ring", "c2f")
+T.ok(fring, "c2f rings " .. tostring(fring and fring.agent))
+advance(20000)
+local fmore
+acts, fmore = eng:tick_for(60000)
+T.ok(type(acts) == "table" and fring and find(acts, "cancel", "c2f")
+     and find(acts, "cancel", "c2f").agent == fring.agent and find(acts, "ring", "c2f"),
+     "tick_for(60000) at the ring timeout: the cancel and the next ring, as tick gives")
+T.ok(fmore == false and not due(), "... with time to spare: more is false, no timer left due")
+eng:submit("acme", { type = "abandon", call = "c2f" })
+T.ok(eng:policy_put("acme", "slow", [[
+local P = {}
+function P.route(call, agents, ctx)
+  local x = 0
+  for i = 1, 150000 do x = x + i end
+  return { wait = 1 }
+end
+return P
+]]), "a policy that spins (a millisecond or so), then waits 1 s")
+T.ok(eng:queue_put("acme", { id = "slow", policy = "slow" }), "queue slow, no agents, uses it")
+for i = 1, 8 do
+  assert(eng:submit("acme", { type = "offer", call = "s" .. i, queue = "slow", caller = "+442079460004" }))
+end
+advance(1000)
+for _, bad in ipairs{ -1, 2^32, 1.5, 0/0, 1/0, "soon", false } do
+  T.raises(function() eng:tick_for(bad) end, "bad argument #1 .*tick_for",
+           "tick_for(" .. tostring(bad) .. ") raises")
+end
+T.raises(function() eng:tick_for() end, "bad argument #1", "tick_for() without max_ms raises")
+T.ok(due(), "... and fired nothing: the wake-ups are still due")
+acts, fmore = eng:tick_for(1)
+T.ok(type(acts) == "table" and fmore == true and due(), "tick_for(1): wake-ups left, more is true")
+local calls = 0
+while fmore and calls < 20 do
+  fmore = select(2, eng:tick_for(1))
+  calls = calls + 1
+end
+T.ok(fmore == false and not due(), "called again (" .. calls .. " more times) it fires the rest")
+advance(1000)
+fmore = select(2, eng:tick_for(0))
+T.ok(fmore == false and not due(), "tick_for(0): no limit, every due wake-up fired at once")
+for i = 1, 8 do eng:submit("acme", { type = "abandon", call = "s" .. i }) end
 
 -- Agent status events, waiting calls served when an agent frees up.
 for _, id in ipairs{ "alice", "bob", "carol" } do
