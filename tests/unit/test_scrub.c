@@ -892,14 +892,18 @@ static void test_restored_backup(void)
         last = mdb_txn_id(txn);
         eng_read_end(eng, txn);
     }
-    ok(want > last, "it carries the scrub_want of the directory it was copied from (%llu, "
-       "its last commit %llu)", (unsigned long long)want, (unsigned long long)last);
+    ok(want > last,
+       "it carries the scrub_want of the directory it was copied from (%llu, "
+       "its last commit %llu)",
+       (unsigned long long)want, (unsigned long long)last);
     pthread_mutex_lock(&log_mu);
     logged[0] = 0;
     pthread_mutex_unlock(&log_mu);
     json_decref(sweep());
-    ok(!strstr(logged, "not cleared"), "its first sweep does not take that for a reader's "
-       "snapshot (log: %.200s)", logged);
+    ok(!strstr(logged, "not cleared"),
+       "its first sweep does not take that for a reader's "
+       "snapshot (log: %.200s)",
+       logged);
     const char *num2 = "+442079469908";
     is_int(calls("acc", num2, 20), 0, "20 calls of another number");
     ok(pseudonym_of("acc", num2, ps) == 0, "its pseudonym");
