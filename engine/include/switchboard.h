@@ -145,7 +145,9 @@ typedef struct sb_action {
                           ** "caller hung up" (abandon or hangup while
                           ** it rang), "transferred" (the call was
                           ** transferred while it rang), "agent left" (the
-                          ** agent's own status event took it away).
+                          ** agent's own status event took it away), "max
+                          ** wait" (the queue's max_wait passed while it
+                          ** rang: the call overflows or is turned away).
                           ** A policy's or a gateway's free text here (a
                           ** move's, a reject's, a pause's, an agent
                           ** status's reason) is as stored: numbers as
@@ -376,6 +378,12 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** A queue's policy, when named, must be one the account uploaded or one of
 ** policy_dir's, and define `route` (omitted: longest-idle, or the fallback
 ** when there is none); its overflow must name a queue of the account; an agent is a member once.
+** max_wait (seconds, 0: none) bounds a call's time in the queue, from its
+** offer, move, overflow or transfer into it: when it passes, a ring in
+** progress is cut (CANCEL "max wait"), and the call goes on to the
+** queue's overflow, or is rejected ("max wait exceeded"; also when the
+** overflow queue had the call already: queues overflowing into each other
+** in a loop pass the caller round once).
 ** max_length bounds the calls waiting: an offer, a policy's move or an
 ** overflow into a full queue goes on to that queue's overflow, or is
 ** rejected ("queue full"); a transfer into it is refused (SB_ESTATE).

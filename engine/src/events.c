@@ -1462,7 +1462,7 @@ static void attempt_end(wtx *t, call_rec *c, uint32_t agent, int outcome)
 ** Each gets a CANCEL saying `why` (none when NULL), one of the short,
 ** stable reasons switchboard.h's sb_action lists, for a gateway to map to
 ** a SIP Reason: "ring timeout", "answered elsewhere", "caller hung up",
-** "transferred" (and "agent left", ev_agent_status's own). */
+** "transferred", "max wait" (and "agent left", ev_agent_status's own). */
 static int rings_end(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outcome, const char *why)
 {
     int rc = 0;
@@ -2408,10 +2408,26 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         rc = route_call(t, c, &q, 0);
     } else if (kind == TM_MAXWAIT && c->maxwait_due == due) {
         c->maxwait_due = 0;
-        if (c->state == CALL_WAITING)
+        if (c->state == CALL_WAITING) {
             rc = route_call(t, c, &q, 1);
-        else
+        } else if (c->state == CALL_RINGING && q.max_wait &&
+                   t->now >= c->queued + (int64_t)q.max_wait * 1000) {
+            /* The caller's wait ends while agents ring: the ring is cut, as
+            ** app_queue's timeout cuts it, rather than a sequence ringing
+            ** on past it; the call overflows or is turned away, and the
+            ** agents freed serve other calls. */
+            uint32_t freed[MAX_RING];
+            int nf = 0;
+            for (int i = 0; i < c->nring; i++)
+                freed[nf++] = c->ring[i].agent;
+            c->nseq = c->seqpos = 0;
+            if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) == 0 &&
+                (rc = rings_end(t, c, &q, 0, 0, "max wait")) == 0 &&
+                (rc = waiting_add(t, c, &q)) == 0 && (rc = route_call(t, c, &q, 1)) == 0)
+                rc = redispatch_agents(t, freed, nf, 0);
+        } else {
             rc = st_call_save(t->txn, e, t->acct, c);
+        }
     }
     queue_free(&q);
     return rc;

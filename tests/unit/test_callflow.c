@@ -885,8 +885,8 @@ static void test_isolation_and_replay(void)
     now_ms += 120000;
 }
 
-/* 5b. Max wait comes while the call rings: the ring goes on; when it fails,
-** the call goes to the overflow queue at once. */
+/* 5b. Max wait comes while the call rings: the ring is cut, and the call
+** goes to the overflow queue at once; a sequence does not ring on past it. */
 static void test_maxwait_ringing(void)
 {
     ok(account("mr") == 0 && policy("mr", "lw", LW) == 0 &&
@@ -898,21 +898,40 @@ static void test_maxwait_ringing(void)
                "\"overflow\":\"q2\",\"members\":[{\"agent\":\"a\"}]}") == 0,
        "maxwait: queue q (a; max wait 30 s, rings 40 s; overflow q2 with c)");
     offer("mr", "w1", "q");
-    now_ms += 30000;
+    now_ms += 29000;
     ok(tick() == 0 && sb_result_count(res) == 0 && !strcmp(call_state("mr", "w1"), "ringing"),
-       "maxwait: at 30 s w1 still rings a");
-    now_ms += 5000;
-    ok(ring_result("mr", "w1", "a", "answered") == 0 && find(SB_ACT_CONNECT, "w1", "a"),
-       "maxwait: a answers at 35 s");
-    evf("mr", "{\"type\":\"hangup\",\"call\":\"w1\"}");
-    offer("mr", "w2", "q");
-    now_ms += 30000;
-    tick();
-    now_ms += 10000;
-    ok(tick() == 0 && find(SB_ACT_CANCEL, "w2", "a") && find(SB_ACT_OVERFLOW, "w2", NULL) &&
-           find(SB_ACT_RING, "w2", "c"),
-       "maxwait: w2 unanswered at 40 s: on to q2, where c rings");
+       "maxwait: at 29 s w1 still rings a");
+    now_ms += 1000;
+    int trc = tick();
+    const sb_action *x = find(SB_ACT_CANCEL, "w1", "a");
+    const char *why = x && x->reason ? x->reason : "none";
+    ok(trc == 0 && !strcmp(why, "max wait") && find(SB_ACT_OVERFLOW, "w1", NULL) &&
+           find(SB_ACT_RING, "w1", "c"),
+       "maxwait: at 30 s a's ring is cut (cancel: %s), w1 goes on to q2, where c rings", why);
+    is_str(agent_status("mr", "a"), "available", "maxwait: a is free again");
+    is_int(agent_stat("mr", "a", "no_answers"), 0, "maxwait: a cut ring is no no-answer of a's");
     is_int(waiting("mr", "q"), 0, "maxwait: q counts none");
+    evf("mr", "{\"type\":\"abandon\",\"call\":\"w1\"}");
+    /* A sequence of two 20 s rings in a queue of 30 s max wait: the
+    ** second is cut at 30 s, not rung to its end at 40 s. */
+    ok(policy("mr", "seq3", "local P = {}\nfunction P.route(call, agents, ctx)\n"
+                            "  if #agents == 0 then return {} end\n"
+                            "  local ids = {}\n"
+                            "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
+                            "  table.sort(ids)\n"
+                            "  return { ring = ids, mode = 'sequence', timeout = 20 }\n"
+                            "end\nreturn P\n") == 0 &&
+           put(sb_queue_put, "mr",
+               "{\"id\":\"s\",\"policy\":\"seq3\",\"max_wait\":30,\"overflow\":\"q2\","
+               "\"members\":[{\"agent\":\"a\"},{\"agent\":\"b\"}]}") == 0,
+       "maxwait: queue s rings a and b in turn, 20 s each, max wait 30 s");
+    ok(offer("mr", "w2", "s") == 0 && find(SB_ACT_RING, "w2", "a"), "maxwait: w2 rings a");
+    now_ms += 20000;
+    ok(tick() == 0 && find(SB_ACT_RING, "w2", "b"), "maxwait: at 20 s b rings");
+    now_ms += 10000;
+    ok(tick() == 0 && find(SB_ACT_CANCEL, "w2", "b") && find(SB_ACT_OVERFLOW, "w2", NULL) &&
+           find(SB_ACT_RING, "w2", "c"),
+       "maxwait: at 30 s b's ring is cut, and w2 goes on to q2, where c rings");
     evf("mr", "{\"type\":\"abandon\",\"call\":\"w2\"}");
     ok(!strcmp(agent_status("mr", "a"), "available") &&
            !strcmp(agent_status("mr", "c"), "available") && sb_next_deadline(eng) >= now_ms,
