@@ -271,6 +271,10 @@ typedef struct wtx {
     acct_rec *account; /* loaded account, when resolved */
     acct_rec account_buf;
     int depth;     /* dispatch recursion guard */
+    /* route_call leaves this agent out of the candidates, unless it is the
+    ** only one (0: none): the agent who transferred the call to a queue is
+    ** not rung for it there while another is free (events.c, ev_transfer) */
+    uint32_t skip_agent;
     int wrote_gen; /* the transaction changes shared_gen (policies.c) */
     /* fn's SB_EFULL is a file outside the map that could not grow (data.keys
     ** on a full disk): final, where another SB_EFULL is a full map to grow. */

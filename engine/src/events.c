@@ -1131,6 +1131,13 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     cand_set *csp = e->cands; /* reused; only under the write lock */
     int rc = cands_gather(t, q->num, csp);
     if (rc) return rc;
+    for (size_t i = 0; t->skip_agent && csp->n > 1 && i < csp->n; i++)
+        if (csp->c[i].num == t->skip_agent) {
+            memmove(csp->c + i, csp->c + i + 1, (csp->n - i - 1) * sizeof *csp->c);
+            csp->n--;
+            csp->ver = 0; /* not the range any more: gathered afresh next time */
+            break;
+        }
 
     /* The call as the policy sees it. */
     const char *tried_ids[MAX_TRIED];
@@ -1925,7 +1932,15 @@ static int ev_transfer(wtx *t, ev_op *op)
         snprintf(detail, sizeof detail, "transfer to queue %s", nq.id);
         engine_trace(t, c, TR_MOVE, detail);
         act(t, SB_ACT_OVERFLOW, c->id, NULL, nq.id, "transferred");
-        if ((rc = waiting_add(t, c, &nq)) || (rc = route_call(t, c, &nq, 1))) goto out;
+        /* Not back to the agent who transferred it while another is free: a
+        ** blind transfer hands the call on, and that agent's phone is still
+        ** in it. Alone free, the agent is rung (the call is not left to wait
+        ** beside a free agent); later decisions may ring the agent too. */
+        if ((rc = waiting_add(t, c, &nq))) goto out;
+        t->skip_agent = a.num;
+        rc = route_call(t, c, &nq, 1);
+        t->skip_agent = 0;
+        if (rc) goto out;
     } else {
         ring_target tg = {target.num, 0};
         pol_cand pc = {.id = target.id, .num = target.num, .load = cand_load};

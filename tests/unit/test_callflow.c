@@ -592,6 +592,27 @@ static void test_transfers(void)
     ok(ring_result("tr", "t2", "a", "rejected") == 0 && !strcmp(call_state("tr", "t2"), "ringing"),
        "transfer: a rejects it: it rings again (%s)", call_state("tr", "t2"));
     evf("tr", "{\"type\":\"abandon\",\"call\":\"t2\"}");
+    /* With another agent free, not back to the one who transferred it,
+    ** though the policy would pick it (the first by id). */
+    ok(policy("tr", "first", "local P = {}\nfunction P.route(call, agents, ctx)\n"
+                             "  local ids = {}\n"
+                             "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
+                             "  table.sort(ids)\n"
+                             "  if #ids == 0 then return {} end\n"
+                             "  return { ring = ids[1] }\nend\nreturn P\n") == 0 &&
+           put(sb_queue_put, "tr",
+               "{\"id\":\"qf\",\"policy\":\"first\",\"members\":[{\"agent\":\"a\"},"
+               "{\"agent\":\"b\"}]}") == 0,
+       "transfer: queue qf (a, b) rings the first by id");
+    status("tr", "b", "available");
+    ok(offer("tr", "t5", "qf") == 0 && ring_result("tr", "t5", "a", "answered") == 0,
+       "transfer: a answers t5 in qf");
+    now_ms += 5000;
+    ok(evf("tr", "{\"type\":\"transfer\",\"call\":\"t5\",\"queue\":\"qf\"}") == 0 &&
+           find(SB_ACT_RING, "t5", "b") && !find(SB_ACT_RING, "t5", "a"),
+       "transfer: a transfers t5 to qf with b free: b rings, not a");
+    evf("tr", "{\"type\":\"abandon\",\"call\":\"t5\"}");
+    status("tr", "b", "offline");
     is_str(call_field("tr", "t2", "outcome"), "answered", "transfer: t2's record: answered");
     is_int(waiting("tr", "q"), 0, "transfer: q counts none at the end");
 
