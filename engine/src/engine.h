@@ -270,7 +270,7 @@ typedef struct wtx {
     uint32_t acct;     /* account of the event, once resolved */
     acct_rec *account; /* loaded account, when resolved */
     acct_rec account_buf;
-    int depth;     /* dispatch recursion guard */
+    int depth; /* dispatch recursion guard */
     /* route_call leaves this agent out of the candidates, unless it is the
     ** only one (0: none): the agent who transferred the call to a queue is
     ** not rung for it there while another is free (events.c, ev_transfer) */

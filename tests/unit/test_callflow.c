@@ -594,12 +594,13 @@ static void test_transfers(void)
     evf("tr", "{\"type\":\"abandon\",\"call\":\"t2\"}");
     /* With another agent free, not back to the one who transferred it,
     ** though the policy would pick it (the first by id). */
-    ok(policy("tr", "first", "local P = {}\nfunction P.route(call, agents, ctx)\n"
-                             "  local ids = {}\n"
-                             "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
-                             "  table.sort(ids)\n"
-                             "  if #ids == 0 then return {} end\n"
-                             "  return { ring = ids[1] }\nend\nreturn P\n") == 0 &&
+    ok(policy("tr", "first",
+              "local P = {}\nfunction P.route(call, agents, ctx)\n"
+              "  local ids = {}\n"
+              "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
+              "  table.sort(ids)\n"
+              "  if #ids == 0 then return {} end\n"
+              "  return { ring = ids[1] }\nend\nreturn P\n") == 0 &&
            put(sb_queue_put, "tr",
                "{\"id\":\"qf\",\"policy\":\"first\",\"members\":[{\"agent\":\"a\"},"
                "{\"agent\":\"b\"}]}") == 0,
@@ -935,13 +936,14 @@ static void test_maxwait_ringing(void)
     evf("mr", "{\"type\":\"abandon\",\"call\":\"w1\"}");
     /* A sequence of two 20 s rings in a queue of 30 s max wait: the
     ** second is cut at 30 s, not rung to its end at 40 s. */
-    ok(policy("mr", "seq3", "local P = {}\nfunction P.route(call, agents, ctx)\n"
-                            "  if #agents == 0 then return {} end\n"
-                            "  local ids = {}\n"
-                            "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
-                            "  table.sort(ids)\n"
-                            "  return { ring = ids, mode = 'sequence', timeout = 20 }\n"
-                            "end\nreturn P\n") == 0 &&
+    ok(policy("mr", "seq3",
+              "local P = {}\nfunction P.route(call, agents, ctx)\n"
+              "  if #agents == 0 then return {} end\n"
+              "  local ids = {}\n"
+              "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
+              "  table.sort(ids)\n"
+              "  return { ring = ids, mode = 'sequence', timeout = 20 }\n"
+              "end\nreturn P\n") == 0 &&
            put(sb_queue_put, "mr",
                "{\"id\":\"s\",\"policy\":\"seq3\",\"max_wait\":30,\"overflow\":\"q2\","
                "\"members\":[{\"agent\":\"a\"},{\"agent\":\"b\"}]}") == 0,
