@@ -1397,18 +1397,39 @@ int dispatch_queue(wtx *t, uint32_t queue)
     return dispatch_line(t, queue, 1);
 }
 
+/* A queue of an agent's with a call waiting: the call first in its line
+** (the waiting list's order: priority, then time queued). */
+typedef struct line_head {
+    uint32_t queue;
+    uint8_t rank; /* 100 - priority */
+    uint64_t queued;
+} line_head;
+
+static int line_head_cmp(const void *x, const void *y)
+{
+    const line_head *a = x, *b = y;
+    if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+    if (a->queued != b->queued) return a->queued < b->queued ? -1 : 1;
+    return a->queue < b->queue ? -1 : a->queue > b->queue;
+}
+
 /* Route waiting calls of the agent's queues to it, every queue however
 ** many (read in batches), but queue `skip`, whose line was just decided
-** with the agent free already (0: none; queues are numbered from 1).
-** dispatch_queue reads the queue's waiting list itself, so a queue with
-** none costs one seek. */
+** with the agent free already (0: none; queues are numbered from 1). The
+** queues go in the order of the calls first in their lines, across them:
+** the highest priority, then the longest in line, so that an agent in
+** several queues takes the call that has waited longest rather than that
+** of the queue made first. A queue with nobody waiting costs one seek. */
 static int dispatch_agent_but(wtx *t, const agent_rec *a, uint32_t skip)
 {
     uint8_t last[12];
     size_t llen = 0;
-    for (;;) {
+    line_head stack[16], *heads = stack;
+    size_t nh = 0, cap = countof(stack);
+    int rc = 0, more = 1;
+    while (more && !rc) {
         uint32_t qs[64];
-        int n = 0, rc;
+        int n = 0;
         st_iter it;
         uint8_t p[8];
         rc = llen ? st_iter_after(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num),
@@ -1421,11 +1442,36 @@ static int dispatch_agent_but(wtx *t, const agent_rec *a, uint32_t skip)
                 llen = 12;
             }
         st_iter_close(&it);
-        if (rc && rc != MDB_NOTFOUND) return rc;
-        for (int i = 0; i < n; i++)
-            if (qs[i] != skip && (rc = dispatch_queue(t, qs[i]))) return rc;
-        if (n < 64) return 0;
+        if (rc && rc != MDB_NOTFOUND) break;
+        rc = 0;
+        more = n == 64;
+        for (int i = 0; i < n && !rc; i++) {
+            if (qs[i] == skip) continue;
+            int r = st_iter_hot(&it, t->txn, t->e, DB_WAITING, p, key_acct2(p, t->acct, qs[i]));
+            if (r == 0 && it.klen > 17) {
+                if (nh == cap) {
+                    line_head *g = malloc(cap * 2 * sizeof *g);
+                    if (!g) {
+                        rc = SB_ENOMEM;
+                    } else {
+                        memcpy(g, heads, nh * sizeof *g);
+                        if (heads != stack) free(heads);
+                        heads = g;
+                        cap *= 2;
+                    }
+                }
+                if (!rc) heads[nh++] = (line_head){qs[i], it.key[8], be64(it.key + 9)};
+            } else if (r && r != MDB_NOTFOUND) {
+                rc = r;
+            }
+            st_iter_close(&it);
+        }
     }
+    if (!rc) qsort(heads, nh, sizeof *heads, line_head_cmp);
+    for (size_t i = 0; i < nh && !rc; i++)
+        rc = dispatch_queue(t, heads[i].queue);
+    if (heads != stack) free(heads);
+    return rc;
 }
 
 int dispatch_agent(wtx *t, const agent_rec *a)

@@ -961,6 +961,47 @@ static void test_maxwait_ringing(void)
        "maxwait: a and c free, no timer overdue");
 }
 
+/* 5c. An agent freed in several queues takes the call first in line across
+** them (priority, then time in line), not that of the queue made first. */
+static void test_across_queues(void)
+{
+    ok(account("xq") == 0 && policy("xq", "lw", LW) == 0 &&
+           put(sb_queue_put, "xq",
+               "{\"id\":\"sales\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"}]}") == 0 &&
+           put(sb_queue_put, "xq",
+               "{\"id\":\"vip\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"},"
+               "{\"agent\":\"b\"}]}") == 0 &&
+           put(sb_queue_put, "xq",
+               "{\"id\":\"misc\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "across queues: sales (a), then vip (a, b), then misc (a)");
+    status("xq", "c", "offline");
+    ok(offer("xq", "x0", "sales") == 0 && ring_result("xq", "x0", "a", "answered") == 0,
+       "across queues: a answers x0");
+    ok(offer("xq", "x1", "vip") == 0 && ring_result("xq", "x1", "b", "answered") == 0,
+       "across queues: b answers x1");
+    ok(offer("xq", "v1", "vip") == 0 && !strcmp(call_state("xq", "v1"), "waiting"),
+       "across queues: v1 waits in vip");
+    now_ms += 120000;
+    ok(offer("xq", "s1", "sales") == 0 && !strcmp(call_state("xq", "s1"), "waiting"),
+       "across queues: two minutes later s1 waits in sales");
+    now_ms += 5000;
+    evf("xq", "{\"type\":\"hangup\",\"call\":\"x0\"}");
+    ok(find(SB_ACT_RING, "v1", "a") && !find(SB_ACT_RING, "s1", "a"),
+       "across queues: a, freed, rings for v1 (in line longer), not s1 of sales, made first");
+    ok(ring_result("xq", "v1", "a", "answered") == 0, "across queues: a answers v1");
+    ok(evf("xq", "{\"type\":\"offer\",\"call\":\"m1\",\"queue\":\"misc\","
+                 "\"caller\":\"+442079460001\",\"priority\":50}") == 0 &&
+           !strcmp(call_state("xq", "m1"), "waiting"),
+       "across queues: m1, priority 50, waits in misc");
+    now_ms += 5000;
+    evf("xq", "{\"type\":\"hangup\",\"call\":\"v1\"}");
+    ok(find(SB_ACT_RING, "m1", "a") && !find(SB_ACT_RING, "s1", "a"),
+       "across queues: a, freed again, rings for m1 (priority 50), not s1 (in line longer)");
+    evf("xq", "{\"type\":\"abandon\",\"call\":\"s1\"}");
+    evf("xq", "{\"type\":\"abandon\",\"call\":\"m1\"}");
+    evf("xq", "{\"type\":\"hangup\",\"call\":\"x1\"}");
+}
+
 /* Ring a, b and c in turn, 10 s each. */
 static const char *const SEQ = "local P = {}\n"
                                "function P.route(call, agents, ctx)\n"
@@ -1518,6 +1559,7 @@ int main(void)
     test_overflow();
     test_maxwait_loop();
     test_maxwait_ringing();
+    test_across_queues();
     test_deletes();
     test_many_queues();
     test_isolation_and_replay();
