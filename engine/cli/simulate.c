@@ -425,7 +425,7 @@ int cli_simulate(int argc, char **argv)
         }
     }
     printf("\n%-10s %8s %9s %10s %9s %6s %9s\n", "queue", "offered", "answered", "abandoned",
-           "rejected", "moved", "avg wait");
+           "rejected", "moved", "ans. wait");
     int to = 0, ta = 0;
     for (int i = 0; i < NQ; i++) {
         qstat *q = &qs[i];
@@ -433,6 +433,8 @@ int cli_simulate(int argc, char **argv)
                q->rejected, q->moved, q->answered ? q->wait_sum / q->answered : 0);
         to += q->offered, ta += q->answered;
     }
+    printf("ans. wait: the average wait of the answered calls (`records stats`' avg wait "
+           "counts every offered call)\n");
     printf("\nagents:\n");
     if (sb_agent_list(eng, demo_account, res) == 0) {
         json_t *doc = json_loads(sb_result_json(res, NULL), 0, NULL);
