@@ -2512,12 +2512,6 @@ static int do_tick(wtx *t, void *arg)
     r->failed_at = -1;
     r->cut = 0;
     for (int n = 0; n < r->limit; n++) {
-        /* Past the budget, the rest wait for the next call (one fires at
-        ** least, so each call gets on). */
-        if (n && r->until_ns && mono_ns() >= r->until_ns) {
-            r->cut = 1;
-            break;
-        }
         st_iter it;
         int rc = st_iter_open(&it, t->txn, e, DB_TIMERS, "", 0);
         uint8_t key[13 + SB_ID_MAX];
@@ -2539,6 +2533,13 @@ static int do_tick(wtx *t, void *arg)
         if (rc == MDB_NOTFOUND) break;
         if (rc) return rc;
         if (due > t->now) break;
+        /* Past the budget, the rest wait for the next call (one fires at
+        ** least, so each call gets on); looked at after the next timer, so
+        ** that a cut means one is due. */
+        if (n && r->until_ns && mono_ns() >= r->until_ns) {
+            r->cut = 1;
+            break;
+        }
         if ((rc = st_del(t->txn, e, DB_TIMERS, key, kl))) return rc;
         r->fired++;
         uint32_t acct = be32(key + 9);
