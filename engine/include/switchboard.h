@@ -367,7 +367,10 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 **           calls it has left; not the one it is on), no_answers (no_answer
 **           results and timed-out rings in a row, since it last answered or
 **           came back from a pause or offline), last_call_ms (when it last
-**           left a call; absent before one). See API.md's GET /v1/agents/{id}.
+**           left a call; absent before one), last_missed_ms (when its last
+**           ring it did not answer ended: no_answer, busy, rejected or timed
+**           out, on any call; absent before one). See API.md's GET
+**           /v1/agents/{id}.
 ** Device dial URIs: not empty, no spaces or control characters; a tel: URI
 **           holds an E.164 number; a sip:/sips: URI names a host, and a user
 **           before it if it has an @; other forms pass as given.

@@ -539,6 +539,7 @@ static json_t *agent_json(MDB_txn *txn, sb_engine *e, uint32_t acct, agent_rec *
                   "idle_since_ms", (json_int_t)a->idle_since, "calls_taken", (int)a->calls_taken,
                   "talk_time", (double)a->talk_ms / 1000.0, "no_answers", (int)a->no_answers);
     if (a->last_call) json_object_set_new(live, "last_call_ms", json_integer(a->last_call));
+    if (a->missed_at) json_object_set_new(live, "last_missed_ms", json_integer(a->missed_at));
     json_object_set_new(o, "stats", live);
     /* Queues the agent is a member of. */
     json_t *qs = json_array();

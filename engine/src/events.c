@@ -189,6 +189,7 @@ int agent_set_avail(wtx *t, agent_rec *a, int available)
                     .talk_ms = a->talk_ms,
                     .calls_taken = a->calls_taken,
                     .no_answers = a->no_answers,
+                    .missed_at = a->missed_at,
                     .weight = a->weight};
     for (int i = 0; i < 3; i++)
         if (a->uri[i][0]) av.devices |= (uint8_t)(1u << i);
@@ -389,6 +390,7 @@ static int cand_fill(cand_set *cs, size_t i, const MDB_val *k, const MDB_val *v)
     c->talk_ms = a->talk_ms;
     c->calls_taken = a->calls_taken;
     c->no_answers = a->no_answers;
+    c->missed_at = a->missed_at;
     c->weight = a->weight;
     c->tier = a->m.tier;
     c->position = a->m.position;
@@ -1524,7 +1526,10 @@ static int rings_end(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outco
         agent_rec a = {0};
         if (st_agent_load(t->txn, t->e, t->acct, c->ring[i].agent, &a) == 0 &&
             a.status == SB_AGENT_RESERVED && strcmp(a.call, c->id) == 0) {
-            if (outcome == SB_RING_NO_ANSWER) a.no_answers++;
+            if (outcome == SB_RING_NO_ANSWER) {
+                a.no_answers++;
+                a.missed_at = t->now;
+            }
             rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL);
             if (!rc && why) act(t, SB_ACT_CANCEL, c->id, a.id, q->id, why);
         }
@@ -1816,6 +1821,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
     c->ring[idx] = c->ring[c->nring - 1];
     c->nring--;
     if (ev->outcome == SB_RING_NO_ANSWER) a.no_answers++;
+    a.missed_at = t->now; /* no answer, busy or rejected */
     attempt_end(t, c, a.num, ev->outcome);
     int lined;
     if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL)) ||

@@ -11,10 +11,12 @@
 #include <string.h>
 
 #define V_ACCOUNT 1
-#define V_AGENT 3 /* 1: before plain_devices; 2: before the status after a call */
+#define V_AGENT                                                                                    \
+    4 /* 1: before plain_devices; 2: before the status after a call; 3: before                     \
+      ** missed_at */
 #define V_QUEUE 1
 #define V_MEMBER 1
-#define V_AVAIL 1
+#define V_AVAIL 2 /* 1: before missed_at */
 #define V_CALL                                                                                     \
     6 /* 2: numbers sealed (pii), pseudonyms, caller history; 3: talk across                       \
       ** transfers (connected, talked); 4: sealed_v3; 5: withheld; 6: the                          \
@@ -106,6 +108,7 @@ void enc_agent(wbuf *w, const agent_rec *a)
     wb_u8(w, a->has_next);
     wb_u8(w, a->next_status);
     wb_str(w, a->next_reason);
+    wb_i64(w, a->missed_at);
 }
 
 int dec_agent(const void *p, size_t n, agent_rec *a)
@@ -137,6 +140,7 @@ int dec_agent(const void *p, size_t n, agent_rec *a)
         a->next_status = rb_u8(&r);
         rb_str(&r, a->next_reason, sizeof a->next_reason);
     }
+    a->missed_at = v >= 4 ? rb_i64(&r) : 0;
     /* A status after the call is a pause or offline; none leaves the
     ** fields empty (the decoder takes nothing its encoder would not write). */
     int next_ok = a->has_next ? a->has_next == 1 && (a->next_status == SB_AGENT_PAUSED ||
@@ -216,11 +220,14 @@ void enc_avail(wbuf *w, const avail_rec *a)
     wb_i32(w, a->m.penalty);
     wb_f64(w, a->m.weight);
     wb_u8(w, a->devices);
+    wb_i64(w, a->missed_at);
     wb_str(w, a->id);
 }
 
-/* The fixed part of an availability entry, before its id's length and bytes. */
-#define AVAIL_FIXED (1 + 3 * 8 + 2 * 4 + 8 + 3 * 4 + 8 + 1)
+/* The fixed part of an availability entry, before its id's length and
+** bytes; format 1 had no missed_at. */
+#define AVAIL_FIXED (1 + 3 * 8 + 2 * 4 + 8 + 3 * 4 + 8 + 1 + 8)
+#define AVAIL_FIXED_V1 (AVAIL_FIXED - 8)
 
 int dec_avail(const void *p, size_t n, avail_rec *a)
 {
@@ -229,12 +236,13 @@ int dec_avail(const void *p, size_t n, avail_rec *a)
     ** two agree); anything not exactly that shape is a damaged entry. */
     const uint8_t *b = p;
     uint32_t idl;
-    if (n < AVAIL_FIXED + 4 || b[0] != V_AVAIL) return SB_ESTORE;
-    memcpy(&idl, b + AVAIL_FIXED, 4);
-    if (idl != n - AVAIL_FIXED - 4 || idl >= sizeof a->id) return SB_ESTORE;
+    size_t fixed = n && b[0] == 1 ? AVAIL_FIXED_V1 : AVAIL_FIXED;
+    if (n < fixed + 4 || (b[0] != V_AVAIL && b[0] != 1)) return SB_ESTORE;
+    memcpy(&idl, b + fixed, 4);
+    if (idl != n - fixed - 4 || idl >= sizeof a->id) return SB_ESTORE;
     /* The id, checked for NULs as it is copied: agent ids are a few bytes,
     ** where a call of memchr and one of memcpy cost more than the loop. */
-    const uint8_t *id = b + AVAIL_FIXED + 4;
+    const uint8_t *id = b + fixed + 4;
     for (uint32_t i = 0; i < idl; i++)
         if (!(a->id[i] = (char)id[i])) return SB_ESTORE;
     a->id[idl] = 0;
@@ -249,6 +257,10 @@ int dec_avail(const void *p, size_t n, avail_rec *a)
     memcpy(&a->m.penalty, b + 49, 4);
     memcpy(&a->m.weight, b + 53, 8);
     a->devices = b[61];
+    if (fixed == AVAIL_FIXED)
+        memcpy(&a->missed_at, b + 62, 8);
+    else
+        a->missed_at = 0;
     return 0;
 }
 

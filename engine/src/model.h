@@ -40,6 +40,8 @@ typedef struct agent_rec {
     int64_t status_since, idle_since, last_call;
     uint32_t calls_taken, no_answers;
     int64_t talk_ms;
+    int64_t missed_at; /* when its last ring it did not answer (no answer,
+                       ** busy, rejected; any call) ended; 0: none */
     char reason[SB_REASON_MAX + 1];
     char call[SB_ID_MAX + 1]; /* the call it rings for or is on */
     double weight;
@@ -80,7 +82,7 @@ typedef struct member_rec {
 #define AV_PLAIN_DEVICES 8u
 
 typedef struct avail_rec {
-    int64_t idle_since, last_call, talk_ms;
+    int64_t idle_since, last_call, talk_ms, missed_at;
     uint32_t calls_taken, no_answers;
     double weight;
     member_rec m;

@@ -30,6 +30,7 @@ typedef struct pol_cand {
     uint32_t num;       /* the engine's number for the agent (opaque here) */
     int64_t idle_since; /* ms */
     int64_t last_call;  /* ms, 0 = never */
+    int64_t missed_at;  /* ms: its last ring it did not answer ended; 0 = none */
     int64_t talk_ms;
     uint32_t calls_taken;
     uint32_t no_answers;

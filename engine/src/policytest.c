@@ -564,7 +564,8 @@ static int build_agent(cbuild *b, json_t *a, size_t i, pol_cand *c)
     static const char *const keys[] = {
         "id",        "name",    "idle_for",    "calls_taken", "talk_time",     "no_answers",
         "last_call", "weight",  "tier",        "position",    "member_weight", "penalty",
-        "skills",    "devices", "preferences", "timezone",    "schedule",      NULL};
+        "skills",    "devices", "preferences", "timezone",    "schedule",      "missed_for",
+        NULL};
     char what[32];
     snprintf(what, sizeof what, "agents[%zu]", i + 1);
     if (!json_is_object(a)) return cb_bad(b, "%s: expected an object", what);
@@ -572,12 +573,13 @@ static int build_agent(cbuild *b, json_t *a, size_t i, pol_cand *c)
     const char *id = NULL;
     if (str_of(b, a, "id", what, NULL, &id)) return -1;
     if (!id || !id_valid(id)) return cb_bad(b, "%s.id: expected an agent id", what);
-    double idle = 0, talk = 0, last = 0, weight = 1, mweight = 1;
+    double idle = 0, talk = 0, last = 0, weight = 1, mweight = 1, missed = -1;
     long long calls = 0, noans = 0, tier = 1, pos = 1, pen = 0;
     /* The ranges the engine's documents and statistics can hold. */
     if (num_min(b, a, "idle_for", what, 0, 0, 0, &idle) ||
         num_min(b, a, "talk_time", what, 0, 0, 0, &talk) ||
         num_min(b, a, "last_call", what, 0, 0, 0, &last) ||
+        (json_object_get(a, "missed_for") && num_min(b, a, "missed_for", what, 0, 0, 0, &missed)) ||
         num_min(b, a, "weight", what, 1, 0, 1, &weight) ||
         num_min(b, a, "member_weight", what, 1, 0, 1, &mweight) ||
         int_range(b, a, "calls_taken", what, 0, 0, UINT32_MAX, &calls) ||
@@ -591,6 +593,8 @@ static int build_agent(cbuild *b, json_t *a, size_t i, pol_cand *c)
     c->num = (uint32_t)i + 1;
     c->idle_since = b->now_ms - (int64_t)llround(idle * 1000);
     c->last_call = (int64_t)llround(last * 1000);
+    /* Absent: never missed a ring (nil to the policy). */
+    c->missed_at = missed >= 0 ? b->now_ms - (int64_t)llround(missed * 1000) : 0;
     c->talk_ms = (int64_t)llround(talk * 1000);
     c->calls_taken = (uint32_t)calls;
     c->no_answers = (uint32_t)noans;

@@ -23,6 +23,7 @@ const char *const sbx_key_names[K_COUNT] = {
     [K_TALK_TIME] = "talk_time",
     [K_NO_ANSWERS] = "no_answers",
     [K_LAST_CALL] = "last_call",
+    [K_MISSED_FOR] = "missed_for",
     [K_WEIGHT] = "weight",
     [K_TIER] = "tier",
     [K_POSITION] = "position",

@@ -92,6 +92,7 @@ enum sbx_key {
     K_TALK_TIME,
     K_NO_ANSWERS,
     K_LAST_CALL,
+    K_MISSED_FOR,
     K_WEIGHT,
     K_TIER,
     K_POSITION,

@@ -382,6 +382,13 @@ static int agent_field(lua_State *L, sbx *sb, vcall *vc, size_t i, int k)
         if (c->last_call) return push_secs(L, c->last_call);
         lua_pushnil(L);
         return 1;
+    case K_MISSED_FOR:
+        if (c->missed_at) {
+            int64_t d = vc->now_ms - c->missed_at;
+            return push_secs(L, d > 0 ? d : 0);
+        }
+        lua_pushnil(L);
+        return 1;
     case K_WEIGHT:
         return push_num(L, c->weight);
     case K_TIER:

@@ -1002,6 +1002,51 @@ static void test_across_queues(void)
     evf("xq", "{\"type\":\"hangup\",\"call\":\"x1\"}");
 }
 
+/* 5d. An agent's missed ring counts across calls: agent.missed_for, the
+** seconds since its last ring it did not answer (no answer, busy, rejected)
+** ended, lets a policy hold an agent back from every call for a while, as
+** mod_callcenter's busy-delay-time does. */
+static const char *const HOLD_MISSED = "local P = {}\n"
+                                       "function P.route(call, agents, ctx)\n"
+                                       "  local ids = {}\n"
+                                       "  for _, a in ipairs(agents) do\n"
+                                       "    if a.missed_for == nil or a.missed_for >= 10 then\n"
+                                       "      ids[#ids + 1] = a.id\n"
+                                       "    end\n"
+                                       "  end\n"
+                                       "  table.sort(ids)\n"
+                                       "  if #ids == 0 then return { wait = 1 } end\n"
+                                       "  return { ring = ids[1] }\n"
+                                       "end\nreturn P\n";
+
+static void test_missed_for(void)
+{
+    ok(account("ms") == 0 && policy("ms", "hold", HOLD_MISSED) == 0 &&
+           put(sb_queue_put, "ms",
+               "{\"id\":\"q\",\"policy\":\"hold\",\"members\":[{\"agent\":\"a\"},"
+               "{\"agent\":\"b\"}]}") == 0,
+       "missed: queue q (a, b), a policy holding back agents who missed a ring in the last 10 s");
+    is_int(agent_stat("ms", "a", "last_missed_ms"), -1, "missed: a has missed no ring");
+    ok(offer("ms", "m1", "q") == 0 && find(SB_ACT_RING, "m1", "a"), "missed: m1 rings a");
+    now_ms += 2000;
+    int64_t busy_at = now_ms;
+    ok(ring_result("ms", "m1", "a", "busy") == 0 && find(SB_ACT_RING, "m1", "b"),
+       "missed: a busy: m1 rings b");
+    is_int(agent_stat("ms", "a", "last_missed_ms"), busy_at, "missed: a's last missed ring: then");
+    ok(ring_result("ms", "m1", "b", "answered") == 0, "missed: b answers m1");
+    now_ms += 3000;
+    ok(offer("ms", "m2", "q") == 0 && !find(SB_ACT_RING, "m2", "a") &&
+           !strcmp(call_state("ms", "m2"), "waiting"),
+       "missed: m2, another call, 3 s later: a is held back, m2 waits");
+    now_ms += 7000;
+    ok(tick() == 0 && find(SB_ACT_RING, "m2", "a"), "missed: 10 s after the busy, m2 rings a");
+    ok(ring_result("ms", "m2", "a", "answered") == 0, "missed: a answers m2");
+    is_int(agent_stat("ms", "a", "last_missed_ms"), busy_at,
+           "missed: an answer leaves the time of the last missed ring");
+    evf("ms", "{\"type\":\"hangup\",\"call\":\"m1\"}");
+    evf("ms", "{\"type\":\"hangup\",\"call\":\"m2\"}");
+}
+
 /* Ring a, b and c in turn, 10 s each. */
 static const char *const SEQ = "local P = {}\n"
                                "function P.route(call, agents, ctx)\n"
@@ -1564,6 +1609,7 @@ int main(void)
     test_maxwait_loop();
     test_maxwait_ringing();
     test_across_queues();
+    test_missed_for();
     test_deletes();
     test_many_queues();
     test_isolation_and_replay();

@@ -606,19 +606,31 @@ static void test_agent_format(void)
     a.has_next = 1;
     a.next_status = SB_AGENT_PAUSED;
     strcpy(a.next_reason, "lunch");
+    a.missed_at = 1767603599000;
     wbuf w = {{0}, 0};
     enc_agent(&w, &a);
     memset(&d, 0, sizeof d);
     int rc = dec_agent(w.b.p, w.b.len, &d);
     ok(rc == 0 && d.has_next == 1 && d.next_status == SB_AGENT_PAUSED &&
-           !strcmp(d.next_reason, "lunch") && d.status == SB_AGENT_ON_CALL,
-       "format 3 keeps the status after the call: paused, lunch (rc %d)", rc);
-    /* Without one: the three fields (1 + 1 + 4 bytes for an empty reason)
-    ** are the record's last. */
+           !strcmp(d.next_reason, "lunch") && d.status == SB_AGENT_ON_CALL &&
+           d.missed_at == a.missed_at,
+       "format 4 keeps the status after the call (paused, lunch) and the last missed ring "
+       "(rc %d)",
+       rc);
+    /* Format 3: without missed_at, the record's last 8 bytes. */
+    w.b.len -= 8;
+    w.b.p[0] = 3;
+    memset(&d, 0xff, offsetof(agent_rec, doc));
+    rc = dec_agent(w.b.p, w.b.len, &d);
+    ok(rc == 0 && d.missed_at == 0 && d.has_next == 1, "format 3 reads, no ring missed (rc %d)",
+       rc);
+    /* Without a status after the call: the three fields (1 + 1 + 4 bytes for
+    ** an empty reason) are format 3's last. */
     a.has_next = a.next_status = 0;
     a.next_reason[0] = 0;
     wb_reset(&w);
     enc_agent(&w, &a);
+    w.b.len -= 8;
     w.b.p[0] = 2;
     memset(&d, 0xff, offsetof(agent_rec, doc));
     rc = dec_agent(w.b.p, w.b.len - 6, &d);
@@ -632,8 +644,8 @@ static void test_agent_format(void)
        "format 1 too, plain_devices unknown (rc %d)", rc);
     w.b.p[0] = 3;
     ok(dec_agent(w.b.p, w.b.len - 6, &d) != 0, "format 3 cut short is refused");
-    w.b.p[0] = 4;
-    ok(dec_agent(w.b.p, w.b.len, &d) != 0, "a format newer than this version's is refused");
+    w.b.p[0] = 5;
+    ok(dec_agent(w.b.p, w.b.len + 8, &d) != 0, "a format newer than this version's is refused");
     w.b.p[0] = 3;
     w.b.p[w.b.len - 5] = SB_AGENT_PAUSED; /* next_status without has_next */
     ok(dec_agent(w.b.p, w.b.len, &d) != 0, "a status after the call not marked as one: refused");
@@ -657,6 +669,7 @@ static void test_avail_codec(void)
                    .talk_ms = 987654321,
                    .calls_taken = 42,
                    .no_answers = 3,
+                   .missed_at = 1767603599000,
                    .weight = 2.5,
                    .devices = 5};
     a.m.tier = 2, a.m.position = -7, a.m.penalty = 9, a.m.weight = 0.25;
@@ -668,8 +681,20 @@ static void test_avail_codec(void)
     ok(!w.err && dec_avail(w.b.p, w.b.len, &b) == 0 && b.idle_since == a.idle_since &&
            b.last_call == a.last_call && b.talk_ms == a.talk_ms && b.calls_taken == 42 &&
            b.no_answers == 3 && b.weight == 2.5 && b.m.tier == 2 && b.m.position == -7 &&
-           b.m.penalty == 9 && b.m.weight == 0.25 && b.devices == 5 && !strcmp(b.id, a.id),
+           b.m.penalty == 9 && b.m.weight == 0.25 && b.devices == 5 && b.missed_at == a.missed_at &&
+           !strcmp(b.id, a.id),
        "an availability entry reads back as written");
+    /* Format 1, before missed_at (the 8 bytes after the devices' byte). */
+    uint8_t *v1 = malloc(w.b.len);
+    memcpy(v1, w.b.p, 62);
+    memcpy(v1 + 62, (const uint8_t *)w.b.p + 70, w.b.len - 70);
+    v1[0] = 1;
+    memset(&b, 0x55, sizeof b);
+    ok(dec_avail(v1, w.b.len - 8, &b) == 0 && b.missed_at == 0 && b.devices == 5 &&
+           b.no_answers == 3 && !strcmp(b.id, a.id),
+       "a format 1 entry reads, missed_at 0");
+    ok(dec_avail(v1, w.b.len - 9, &b) == SB_ESTORE, "format 1, one byte short: refused");
+    free(v1);
     ok(dec_avail(w.b.p, w.b.len - 1, &b) == SB_ESTORE, "one byte short: refused");
     char *longer = malloc(w.b.len + 1);
     memcpy(longer, w.b.p, w.b.len);

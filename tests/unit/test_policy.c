@@ -156,6 +156,7 @@ static void reset_cands(void)
     pol_cand *a = &cands[0];
     a->idle_since = NOW - 30000;
     a->last_call = 1767261000000LL;
+    a->missed_at = 1767261592500LL; /* 7.5 s before now */
     a->talk_ms = 123500;
     a->calls_taken = 7;
     a->no_answers = 2;
@@ -244,6 +245,7 @@ static void test_views(void)
         "check(#a.devices_now == 1 and a.devices_now[1] == 'mobile', 'devices_now')\n"
         "check(b.name == 'bob' and b.timezone == 'UTC' and next(b.skills) == nil, 'defaults')\n"
         "check(b.last_call == nil and b.on_schedule and b.devices_now[1] == 'softphone', 'b')\n"
+        "check(a.missed_for == 7.5 and b.missed_for == nil, 'missed_for')\n"
         "check(#c.devices_now == 2 and c.devices_now[1] == 'softphone', 'c devices_now')\n"
         "check(call.id == 'c1' and call.queue == 'support' and call.caller == '+15550100', "
         "'call')\n"
