@@ -472,6 +472,9 @@ int tx_account(wtx *t, const char *account);
 /* --- events.c ---------------------------------------------------------------- */
 /* The agent's status changed to/from available: keep the avail index right. */
 int agent_set_avail(wtx *t, agent_rec *a, int available);
+/* An available agent's entry in one queue it is a member of (with m): what
+** a membership added or changed needs (nothing for an agent not available). */
+int agent_avail_in(wtx *t, const agent_rec *a, uint32_t queue, const member_rec *m);
 /* Try to route waiting calls of the agent's queues (an agent freed up). */
 int dispatch_agent(wtx *t, const agent_rec *a);
 /* Try to route waiting calls of one queue. */

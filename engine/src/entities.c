@@ -743,8 +743,10 @@ static int member_set(wtx *t, queue_rec *q, agent_rec *a, const member_rec *m, i
         (rc = st_put(t->txn, e, DB_AGENTQ, rk, key_acct3(rk, t->acct, a->num, q->num), e->wb.b.p,
                      e->wb.b.len)))
         return rc;
-    if (a->status == SB_AGENT_AVAILABLE) rc = agent_set_avail(t, a, 1);
-    return rc;
+    /* This queue's entry alone: the agent's others are as they were (all
+    ** of them rewritten made a queue of 1,000 members, each in thousands of
+    ** queues, cost seconds). */
+    return agent_avail_in(t, a, q->num, m);
 }
 
 typedef struct {

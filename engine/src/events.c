@@ -180,57 +180,74 @@ static int waiting_recount(wtx *t, queue_rec *q)
 
 /* --- agents ---------------------------------------------------------------- */
 
-int agent_set_avail(wtx *t, agent_rec *a, int available)
+/* The agent's availability entry in one queue: put (available, with the
+** membership m) or taken out. */
+static int avail_one(wtx *t, const agent_rec *a, uint32_t queue, const member_rec *m,
+                     int available)
 {
     sb_engine *e = t->e;
-    int rc;
+    uint8_t ak[12];
+    key_acct3(ak, t->acct, queue, a->num);
+    if (!available) return st_del(t->txn, e, DB_AVAIL, ak, 12);
     avail_rec av = {.idle_since = a->idle_since,
                     .last_call = a->last_call,
                     .talk_ms = a->talk_ms,
                     .calls_taken = a->calls_taken,
                     .no_answers = a->no_answers,
                     .missed_at = a->missed_at,
-                    .weight = a->weight};
+                    .weight = a->weight,
+                    .m = *m};
     for (int i = 0; i < 3; i++)
         if (a->uri[i][0]) av.devices |= (uint8_t)(1u << i);
     if (a->plain_devices) av.devices |= AV_PLAIN_DEVICES;
     memcpy(av.id, a->id, sizeof av.id);
+    wb_reset(&e->wb);
+    enc_avail(&e->wb, &av);
+    if (e->wb.err) return SB_ENOMEM;
+    return st_put(t->txn, e, DB_AVAIL, ak, 12, e->wb.b.p, e->wb.b.len);
+}
+
+int agent_avail_in(wtx *t, const agent_rec *a, uint32_t queue, const member_rec *m)
+{
+    return a->status == SB_AGENT_AVAILABLE ? avail_one(t, a, queue, m, 1) : 0;
+}
+
+int agent_set_avail(wtx *t, agent_rec *a, int available)
+{
+    sb_engine *e = t->e;
+    int rc;
     /* Read the memberships first, then write: the tree changes under a
-    ** cursor otherwise. Batches of 64 keep any number of queues bounded. */
-    uint32_t after = 0;
+    ** cursor otherwise. Batches of 64 keep any number of queues bounded;
+    ** each goes on after the last key of the one before (starting from the
+    ** first membership each time made an agent in thousands of queues cost
+    ** their square). */
+    uint8_t last[12];
+    size_t llen = 0;
     for (;;) {
         uint32_t qs[64];
         member_rec ms[64];
         int n = 0;
         st_iter it;
-        uint8_t p[12];
-        for (rc = st_iter_hot(&it, t->txn, e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
+        uint8_t p[8];
+        key_acct2(p, t->acct, a->num);
+        for (rc = llen ? st_iter_after(&it, t->txn, e, DB_AGENTQ, p, 8, last, llen)
+                       : st_iter_hot(&it, t->txn, e, DB_AGENTQ, p, 8);
              rc == 0 && n < 64; rc = st_iter_next(&it)) {
-            if (it.klen != 12 || be32(it.key + 8) < after) continue;
+            if (it.klen != 12) continue;
             qs[n] = be32(it.key + 8);
             if (dec_member(it.v.mv_data, it.v.mv_size, &ms[n])) {
                 rc = SB_ESTORE;
                 break;
             }
+            memcpy(last, it.key, 12);
+            llen = 12;
             n++;
         }
         st_iter_close(&it);
         if (rc && rc != MDB_NOTFOUND) return rc;
-        for (int i = 0; i < n; i++) {
-            uint8_t ak[12];
-            key_acct3(ak, t->acct, qs[i], a->num);
-            if (!available) {
-                if ((rc = st_del(t->txn, e, DB_AVAIL, ak, 12))) return rc;
-                continue;
-            }
-            av.m = ms[i];
-            wb_reset(&e->wb);
-            enc_avail(&e->wb, &av);
-            if (e->wb.err) return SB_ENOMEM;
-            if ((rc = st_put(t->txn, e, DB_AVAIL, ak, 12, e->wb.b.p, e->wb.b.len))) return rc;
-        }
+        for (int i = 0; i < n; i++)
+            if ((rc = avail_one(t, a, qs[i], &ms[i], available))) return rc;
         if (n < 64) return 0;
-        after = qs[n - 1] + 1;
     }
 }
 

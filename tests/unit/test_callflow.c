@@ -1047,6 +1047,38 @@ static void test_missed_for(void)
     evf("ms", "{\"type\":\"hangup\",\"call\":\"m2\"}");
 }
 
+/* 5e. An agent in more queues than one batch of memberships (64): every
+** queue's availability entry follows its status, and a membership added
+** or changed writes its own queue's. */
+static void test_queues_past_a_batch(void)
+{
+    ok(account("mb") == 0 && policy("mb", "lw", LW) == 0, "past a batch: an account");
+    int bad = 0;
+    for (int i = 0; i < 200; i++) {
+        char json[128];
+        snprintf(json, sizeof json,
+                 "{\"id\":\"q%d\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"}]}", i);
+        bad += put(sb_queue_put, "mb", json) != 0;
+    }
+    is_int(bad, 0, "past a batch: a in 200 queues");
+    status("mb", "a", "paused");
+    status("mb", "a", "available");
+    int rang = 0;
+    for (int i = 0; i < 200; i += 13) {
+        char call[16], queue[16];
+        snprintf(call, sizeof call, "m%d", i);
+        snprintf(queue, sizeof queue, "q%d", i);
+        rang += offer("mb", call, queue) == 0 && find(SB_ACT_RING, call, "a") != NULL;
+        evf("mb", "{\"type\":\"abandon\",\"call\":\"%s\"}", call);
+    }
+    is_int(rang, 16, "past a batch: paused and back, a rings for a call of every 13th queue");
+    ok(sb_member_put(eng, "mb", "q7", "a", "{\"tier\":3}", 10, res) == 0,
+       "past a batch: a's tier in q7");
+    ok(offer("mb", "m7", "q7") == 0 && find(SB_ACT_RING, "m7", "a"),
+       "past a batch: a still rings in q7");
+    evf("mb", "{\"type\":\"abandon\",\"call\":\"m7\"}");
+}
+
 /* Ring a, b and c in turn, 10 s each. */
 static const char *const SEQ = "local P = {}\n"
                                "function P.route(call, agents, ctx)\n"
@@ -1610,6 +1642,7 @@ int main(void)
     test_maxwait_ringing();
     test_across_queues();
     test_missed_for();
+    test_queues_past_a_batch();
     test_deletes();
     test_many_queues();
     test_isolation_and_replay();
