@@ -182,8 +182,7 @@ static int waiting_recount(wtx *t, queue_rec *q)
 
 /* The agent's availability entry in one queue: put (available, with the
 ** membership m) or taken out. */
-static int avail_one(wtx *t, const agent_rec *a, uint32_t queue, const member_rec *m,
-                     int available)
+static int avail_one(wtx *t, const agent_rec *a, uint32_t queue, const member_rec *m, int available)
 {
     sb_engine *e = t->e;
     uint8_t ak[12];
