@@ -647,10 +647,10 @@ def test_apikeys():
         k1, k2 = eng.apikey_create("acme"), eng.apikey_create("acme")
         is_(sorted(k["key_id"] for k in eng.apikey_list("acme")),
             sorted([k1["key_id"], k2["key_id"]]), "apikey_list: the two keys' ids")
-        ok(all(set(k) == {"key_id"} for k in eng.apikey_list("acme")),
-           "apikey_list: ids only, never the keys")
+        ok(all(set(k) == {"key_id", "created_ms"} for k in eng.apikey_list("acme")),
+           "apikey_list: ids and when they were made, never the keys")
         eng.apikey_revoke("acme", k1["key_id"])
-        is_(eng.apikey_list("acme"), [{"key_id": k2["key_id"]}],
+        is_(eng.apikey_list("acme"), [{"key_id": k2["key_id"], "created_ms": k2["created_ms"]}],
             "apikey_list after a revoke: the other key alone")
         ok(eng.apikey_verify("acme", k2["key"]) is True, "the key left still verifies")
         raises(lambda: eng.apikey_list("nobody"), sb.NotFoundError,

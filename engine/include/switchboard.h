@@ -690,10 +690,12 @@ SB_API int sb_policy_verify(const char *source, size_t len, const char *public_h
 ** (libsodium), shown once, and stored only as a keyed hash. */
 
 /* Create a key. res's JSON: {"account":"acme","key_id":"1226fe98de5628c0",
-** "key":"sbk_..."}; the key cannot be read back later. */
+** "key":"sbk_...","created_ms":...}; the key cannot be read back later. An
+** account holds 64 keys at most: the 65th is SB_ELIMIT (revoke one first). */
 SB_API int sb_apikey_create(sb_engine *eng, const char *account, sb_result *res);
-/* The account's keys by id (the keys themselves are not stored):
-** {"keys":[{"key_id":"1226fe98de5628c0"},...]} */
+/* The account's keys by id (the keys themselves are not stored), in key id
+** order, each with when it was made (Unix ms; absent for a key made before
+** 0.2.0): {"keys":[{"key_id":"1226fe98de5628c0","created_ms":...},...]} */
 SB_API int sb_apikey_list(sb_engine *eng, const char *account, sb_result *res);
 /* 0 when `key` is a current key of `account`; SB_EAUTH otherwise, also for
 ** unknown accounts. Compares in constant time. */

@@ -21,6 +21,7 @@ typedef struct {
     const char *account;
     char key[64];
     char key_id[17];
+    int64_t created;
 } key_op;
 
 static int do_create(wtx *t, void *arg)
@@ -39,13 +40,17 @@ static int do_create(wtx *t, void *arg)
     if (rc != MDB_NOTFOUND) return rc;
     if (n >= MAX_KEYS_PER_ACCOUNT)
         return res_err(t->res, SB_ELIMIT, NULL, "account has %d keys; revoke one first", n);
-    uint8_t rnd[8], hash[CR_APIKEY_HASH_BYTES], kb[4 + 16];
+    /* The value: the key's hash, then when it was made (Unix ms; keys made
+    ** before format 7 have the hash alone). */
+    uint8_t rnd[8], val[CR_APIKEY_HASH_BYTES + 8], kb[4 + 16];
     cr_random(rnd, sizeof rnd);
     cr_hex_encode(rnd, sizeof rnd, op->key_id);
     cr_apikey_new(op->key);
-    cr_apikey_hash(t->e->master, op->account, op->key, strlen(op->key), hash);
-    rc = st_put(t->txn, t->e, DB_APIKEYS, kb, key_key(kb, t->acct, op->key_id), hash, sizeof hash);
-    cr_wipe(hash, sizeof hash);
+    cr_apikey_hash(t->e->master, op->account, op->key, strlen(op->key), val);
+    put_be64(val + CR_APIKEY_HASH_BYTES, (uint64_t)t->now);
+    op->created = t->now;
+    rc = st_put(t->txn, t->e, DB_APIKEYS, kb, key_key(kb, t->acct, op->key_id), val, sizeof val);
+    cr_wipe(val, sizeof val);
     return rc;
 }
 
@@ -56,8 +61,8 @@ int sb_apikey_create(sb_engine *e, const char *account, sb_result *res)
     key_op op = {.account = account};
     int rc = eng_write(e, do_create, &op, res);
     if (!rc)
-        res_doc(res, json_pack("{s:s, s:s, s:s}", "account", account, "key_id", op.key_id, "key",
-                               op.key));
+        res_doc(res, json_pack("{s:s, s:s, s:s, s:I}", "account", account, "key_id", op.key_id,
+                               "key", op.key, "created_ms", (json_int_t)op.created));
     cr_wipe(op.key, sizeof op.key);
     return rc;
 }
@@ -85,7 +90,7 @@ int sb_apikey_verify(sb_engine *e, const char *account, const char *key, size_t 
         uint8_t p[4];
         for (int r = st_iter_open(&it, txn, e, DB_APIKEYS, p, key_acct(p, acc.num)); r == 0;
              r = st_iter_next(&it))
-            if (it.v.mv_size == CR_APIKEY_HASH_BYTES)
+            if (it.v.mv_size == CR_APIKEY_HASH_BYTES || it.v.mv_size == CR_APIKEY_HASH_BYTES + 8)
                 ok |= cr_equal(h, it.v.mv_data, sizeof h); /* no early exit */
         st_iter_close(&it);
     }
@@ -106,8 +111,14 @@ int sb_apikey_list(sb_engine *e, const char *account, sb_result *res)
     uint8_t p[4];
     for (rc = st_iter_open(&it, txn, e, DB_APIKEYS, p, key_acct(p, acc.num)); rc == 0;
          rc = st_iter_next(&it))
-        if (it.klen == 4 + 16)
-            json_array_append_new(keys, json_pack("{s:s%}", "key_id", it.key + 4, (size_t)16));
+        if (it.klen == 4 + 16) {
+            json_t *k = json_pack("{s:s%}", "key_id", it.key + 4, (size_t)16);
+            if (it.v.mv_size == CR_APIKEY_HASH_BYTES + 8)
+                json_object_set_new(k, "created_ms",
+                                    json_integer((json_int_t)be64((const uint8_t *)it.v.mv_data +
+                                                                  CR_APIKEY_HASH_BYTES)));
+            json_array_append_new(keys, k);
+        }
     st_iter_close(&it);
     eng_read_end(e, txn);
     if (rc != MDB_NOTFOUND) {

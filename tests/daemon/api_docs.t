@@ -114,7 +114,8 @@ def kinds(r):
 
 
 def key_made(st, r):
-    ok = (st == 201 and sorted(r) == ["account", "key", "key_id"] and r["account"] == "acme" and
+    ok = (st == 201 and sorted(r) == ["account", "created_ms", "key", "key_id"] and
+          r["account"] == "acme" and
           re.fullmatch(r"[0-9a-f]{16}", r["key_id"]) is not None and r["key"].startswith("sbk_"))
     if ok:  # as the page says: KEY and AUTH from this answer
         env["KEY"] = r["key"]
@@ -149,10 +150,12 @@ EXPECT = [
      lambda st, r: st == 200 and r.get("name") == "Acme Ltd"),
     (["-X PUT", '"name":"Acme Group"'], "PUT /v1/accounts/acme: created false",
      lambda st, r: st == 200 and r.get("name") == "Acme Group" and r.get("created") is False),
-    (["-X POST $SB/v1/accounts/acme/keys"], "POST keys: 201 {account, key_id (16 hex), key}",
+    (["-X POST $SB/v1/accounts/acme/keys"],
+     "POST keys: 201 {account, key_id (16 hex), key, created_ms}",
      key_made),
-    (["$SB/v1/accounts/acme/keys"], "GET keys lists the key_id",
-     lambda st, r: (st, r) == (200, {"keys": [{"key_id": state["key_id"]}]})),
+    (["$SB/v1/accounts/acme/keys"], "GET keys lists the key_id and when it was made",
+     lambda st, r: st == 200 and [sorted(k) for k in r.get("keys", [])] == [["created_ms", "key_id"]]
+     and r["keys"][0]["key_id"] == state["key_id"]),
     (["-X PUT $SB/v1/agents/alice"], "PUT alice", agent_put("alice")),
     (["-X PUT $SB/v1/agents/bob"], "PUT bob", agent_put("bob")),
     (["-X PUT $SB/v1/agents/carol"], "PUT carol", agent_put("carol")),

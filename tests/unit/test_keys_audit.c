@@ -452,12 +452,14 @@ static void test_apikeys(void)
 {
     ok(account("frank") == 0, "account frank");
     char keys[3][64];
+    long long created[3] = {0};
     int made = 0;
     for (int i = 0; i < 3; i++) {
         json_t *d = doc(sb_apikey_create(eng, "frank", res));
         const char *s = jstr(d, "key");
         made += strlen(s) == CR_APIKEY_LEN && !strncmp(s, "sbk_", 4);
         snprintf(keys[i], sizeof keys[i], "%s", s);
+        created[i] = jint(d, "created_ms");
         json_decref(d);
     }
     is_int(made, 3, "three API keys for frank, sbk_ and 43 characters");
@@ -475,7 +477,41 @@ static void test_apikeys(void)
     is_int(found, 0, "data.mdb holds no key, nor 16 characters of one");
     json_t *l = doc(sb_apikey_list(eng, "frank", res));
     ok(l && !strstr(sb_result_json(res, NULL), keys[0] + 4), "the list shows ids, not keys");
+    int dated = 0;
+    for (size_t i = 0; i < json_array_size(json_object_get(l, "keys")); i++) {
+        long long c = jint(json_array_get(json_object_get(l, "keys"), i), "created_ms");
+        dated += c > 0 && (c == created[0] || c == created[1] || c == created[2]);
+    }
+    ok(created[0] > 0 && dated == 3, "each key listed with when it was made (%s)",
+       sb_result_json(res, NULL));
     json_decref(l);
+    /* A key stored before keys kept their time (the hash alone) verifies,
+    ** and lists without one. */
+    char oldkey[64];
+    cr_apikey_new(oldkey);
+    uint8_t h[CR_APIKEY_HASH_BYTES];
+    cr_apikey_hash(eng->master, "frank", oldkey, strlen(oldkey), h);
+    MDB_txn *txn;
+    acct_rec fr;
+    int wrc = mdb_txn_begin(eng->env, NULL, 0, &txn);
+    if (!wrc) wrc = st_account_by_id(txn, eng, "frank", &fr);
+    uint8_t kb[4 + 16];
+    put_be32(kb, fr.num);
+    memcpy(kb + 4, "00000000000000aa", 16);
+    if (!wrc) wrc = st_put(txn, eng, DB_APIKEYS, kb, sizeof kb, h, sizeof h);
+    if (!wrc)
+        wrc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    ok(wrc == 0 && sb_apikey_verify(eng, "frank", oldkey, strlen(oldkey)) == 0,
+       "a key stored as its hash alone (before 0.2.0) verifies");
+    l = doc(sb_apikey_list(eng, "frank", res));
+    json_t *first = json_array_get(json_object_get(l, "keys"), 0);
+    ok(first && !strcmp(jstr(first, "key_id"), "00000000000000aa") &&
+           !json_object_get(first, "created_ms"),
+       "and lists with no created_ms");
+    json_decref(l);
+    ok(sb_apikey_revoke(eng, "frank", "00000000000000aa", res) == 0, "and is revoked as any");
 
     int rc, good = cost("frank", keys[2], &rc);
     ok(rc == 0, "frank's third key verifies");
