@@ -43,6 +43,8 @@
 ---@field talk_time number seconds on calls
 ---@field no_answers integer consecutive rings not answered
 ---@field last_call number? Unix seconds of the last call's end, nil if never
+---@field missed_for number? seconds since the agent's last ring it did not answer (no answer, busy,
+---rejected or timed out; on any call) ended, nil before the first
 ---@field weight number the agent's weight
 ---@field tier integer the membership's tier/level (lower first)
 ---@field position integer the membership's position in the queue
