@@ -3,15 +3,25 @@
 -- by position within a tier, each for the ring timeout; the first MAX_RING
 -- of them.
 --
--- An agent this call has rung is not offered it again until DELAY seconds
--- after the call's last ring ended (call.since_last_ring), as mod_callcenter's
--- busy-delay-time, no-answer-delay-time and reject-delay-time keep an agent
--- from calls: one delay for all three, as a policy does not see how a ring
--- ended. Other agents ring meanwhile (another tier's too); with only those
--- held back free, the call waits until the delay is over.
+-- An agent who let a ring go (no answer, busy, rejected or timed out, on any
+-- call: a.missed_for) is offered no call until DELAY seconds after that ring
+-- ended, as mod_callcenter's busy-delay-time, no-answer-delay-time and
+-- reject-delay-time hold the agent back (its ready_time), for every call:
+-- one delay for all three, as a policy does not see how a ring ended. Other
+-- agents ring meanwhile (another tier's too); with only agents held back
+-- free, the call waits until the first of them is ready.
+--
+-- Nothing is held back per call besides: a ring of this call that an agent
+-- let go is that agent's miss already, and a ring that ended otherwise
+-- (another agent answered, the caller hung up, a transfer, the queue's max
+-- wait, the agent's own pause or log-off) was not let go, and
+-- mod_callcenter delays only busy, no-answer and reject. Holding the agents
+-- this call rang until DELAY after the call's last ring would only keep one
+-- whose own miss came earlier (on an earlier attempt, or busy while others
+-- rang on) longer than its delay.
 -- Knobs: WAIT, TIMEOUT, MAX_RING, DELAY.
 local WAIT = 10 -- seconds before deciding again when nobody is available
-local DELAY = 10 -- seconds an agent this call rang is held back (busy/no-answer/reject-delay-time)
+local DELAY = 10 -- seconds a missed ring holds its agent back (busy/no-answer/reject-delay-time)
 local TIMEOUT = nil -- seconds each agent rings; nil: the queue's ring_timeout
 local MAX_RING = 32 -- the most agents one ring decision may hold (the engine's limit)
 
@@ -28,18 +38,19 @@ end
 local P = {}
 
 function P.route(call, agents, ctx)
-  local since = call.since_last_ring
-  local held = since and since < DELAY and call.tried -- agents held back, or false
-  local list = agents -- ours to reorder
-  if held then -- without the agents held back
-    list = {}
-    for _, a in ipairs(agents) do
-      if not held[a.id] then list[#list + 1] = a end
+  local list = {} -- the agents not held back
+  local latest -- the largest missed_for of the agents held back: the first ready
+  for _, a in ipairs(agents) do
+    local missed = a.missed_for
+    if missed and missed < DELAY then -- held back
+      if not latest or missed > latest then latest = missed end
+    else
+      list[#list + 1] = a
     end
   end
   local n = #list
   if n == 0 then -- nobody free, or only agents held back
-    return { wait = held and math.ceil(DELAY - since) or WAIT }
+    return { wait = latest and math.ceil(DELAY - latest) or WAIT }
   end
   table.sort(list, before)
   if n > MAX_RING then n = MAX_RING end
