@@ -43,6 +43,8 @@ static const struct key {
     {"max_body", K_SIZE, offsetof(sbd_config, max_body), 1024, 1024ull << 20, NULL, "bytes"},
     {"max_header", K_SIZE, offsetof(sbd_config, max_header), 256, 1024 * 1024, NULL, "bytes"},
     {"max_connections", K_UINT, offsetof(sbd_config, max_connections), 1, 0, NULL, "connections"},
+    {"max_connections_per_peer", K_UINT, offsetof(sbd_config, max_connections_per_peer), 1, 0,
+     "no limit", "connections"},
     {"log_level", K_LEVEL, offsetof(sbd_config, log_level), 0, 0, NULL, NULL},
     {"map_size", K_SIZE, offsetof(sbd_config, map_size), 64 * 1024, 0, "the engine's default",
      "bytes"},

@@ -31,6 +31,7 @@ typedef struct sbd_config {
     size_t max_body;
     size_t max_header;
     unsigned max_connections;
+    unsigned max_connections_per_peer; /* from one IP address (0: no limit) */
     sb_log_level log_level;
     size_t map_size; /* 0: the engine's default                 */
     size_t map_max;  /* 0: the engine's default                 */

@@ -57,7 +57,10 @@ struct sbd_conn {
     uint64_t id;
     char peer[64];
     int state;
-    int counted;              /* counts against max_connections (else: a 503 being sent) */
+    int counted; /* counts against max_connections (else: a 503 being sent) */
+    /* The peer's address, for max_connections_per_peer: family (0: none,
+    ** a unix socket) and bytes (4 or 16). */
+    uint8_t pfam, paddr[16];
     struct evbuffer *pending; /* responses held until their batch is synced */
     /* pending, cut by batch: held[0] is at the front. At most one sync is in
     ** flight, so two segments suffice; a third merges into the last under
@@ -1147,17 +1150,49 @@ static void describe_peer(const struct sockaddr *sa, char *out, size_t n)
     }
 }
 
-/* A connection past max_connections: counted, and logged one line a second
-** (a flood of them would flood the log), which says how many it stands for. */
-static void refused(sbd *d, const struct sockaddr *sa, const char *answer)
+/* A connection past max_connections, or past max_connections_per_peer
+** (per_peer): counted, and logged one line a second (a flood of them would
+** flood the log), which says how many it stands for. */
+static void refused(sbd *d, const struct sockaddr *sa, const char *answer, int per_peer)
 {
-    static sbd_log_limit limit;
+    static sbd_log_limit limit, peer_limit;
     char more[48], peer[64];
     d->m.conns_rejected++;
-    if (!sbd_log_limit_take(&limit, 0, more, sizeof more)) return;
+    if (!sbd_log_limit_take(per_peer ? &peer_limit : &limit, 0, more, sizeof more)) return;
     describe_peer(sa, peer, sizeof peer);
-    sbd_log(SB_LOG_WARN, "connection refused: too many connections",
-            "peer=%s max_connections=%u answer=%s%s", peer, d->cfg->max_connections, answer, more);
+    if (per_peer)
+        sbd_log(SB_LOG_WARN, "connection refused: too many connections from one address",
+                "peer=%s max_connections_per_peer=%u answer=%s%s", peer,
+                d->cfg->max_connections_per_peer, answer, more);
+    else
+        sbd_log(SB_LOG_WARN, "connection refused: too many connections",
+                "peer=%s max_connections=%u answer=%s%s", peer, d->cfg->max_connections, answer,
+                more);
+}
+
+/* The peer's address as a key: its family, and 4 or 16 bytes. */
+static uint8_t peer_key(const struct sockaddr *sa, uint8_t addr[16])
+{
+    memset(addr, 0, 16);
+    if (sa->sa_family == AF_INET) {
+        memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 6;
+    }
+    return 0;
+}
+
+/* Connections open from the address (those counted against the limits).
+** A walk of them all: at most max_connections, and only at accept. */
+static unsigned peer_conns(const sbd *d, uint8_t fam, const uint8_t addr[16])
+{
+    unsigned n = 0;
+    for (const sbd_conn *c = d->conns; c; c = c->next)
+        n += c->counted && c->pfam == fam && !memcmp(c->paddr, addr, 16);
+    return n;
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -1167,9 +1202,15 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     (void)socklen;
     sbd_turn_check(d);
+    uint8_t addr[16], fam = peer_key(sa, addr);
     int reject = d->nconns >= d->cfg->max_connections;
+    /* One address may not take them all (a client, or an attacker, holding
+    ** connections open would keep every other out). */
+    int per_peer = !reject && fam && d->cfg->max_connections_per_peer &&
+                   peer_conns(d, fam, addr) >= d->cfg->max_connections_per_peer;
+    reject |= per_peer;
     if (reject && d->nrejecting >= MAX_REJECTING) {
-        refused(d, sa, "closed"); /* MAX_REJECTING 503s are being sent already */
+        refused(d, sa, "closed", per_peer); /* MAX_REJECTING 503s are being sent already */
         evutil_closesocket(fd);
         return;
     }
@@ -1182,6 +1223,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->fd = fd;
     c->id = ++d->next_conn_id;
     describe_peer(sa, c->peer, sizeof c->peer);
+    c->pfam = fam;
+    memcpy(c->paddr, addr, sizeof c->paddr);
     c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->pending = evbuffer_new();
     if (!c->bev || !c->pending) {
@@ -1204,12 +1247,14 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
     if (reject) {
         d->nrejecting++;
-        refused(d, sa, "503");
+        refused(d, sa, "503", per_peer);
         sbd_reply rep;
         memset(&rep, 0, sizeof rep);
         rep.body = scratch_body();
         sbd_api_error(&rep, 503, "HTTP_TOO_MANY_CONNECTIONS",
-                      "too many connections; try again later", NULL);
+                      per_peer ? "too many connections from this address; try again later"
+                               : "too many connections; try again later",
+                      NULL);
         snprintf(rep.headers, sizeof rep.headers, "Retry-After: 1\r\n");
         struct evbuffer *out = bufferevent_get_output(c->bev);
         format_response(out, &rep, 1, 0, 0);

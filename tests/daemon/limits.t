@@ -158,4 +158,43 @@ for s in waiting:
     s.close()
 t.is_(answered, 40, "descriptors back: every waiting connection is answered")
 t.is_(d.stop(), 0, "exit 0")
+
+# -- one address may hold max_connections_per_peer, the others the rest ----------
+d = t.owned(Daemon(conf={"log_level": "info", "max_connections_per_peer": 3})).start()
+held, got = open_many(d, 3)
+t.is_(got, [200, 200, 200], "max_connections_per_peer 3: three connections from 127.0.0.1")
+extra, got = open_many(d, 2)
+t.is_(got, [503, 503], "the fourth and fifth from it: 503")
+line = d.wait_log(r'msg="connection refused: too many connections from one address"',
+                  timeout=5) or ""
+t.ok("max_connections_per_peer=3" in line and "peer=127.0.0.1:" in line,
+     "logged, naming the address and the setting", line)
+for s in extra:
+    s.close()
+other, got = [], []
+try:   # another address of the loopback network, where the system has it
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.bind(("127.0.0.2", 0))
+    s.connect((d.host, d.port))
+    s.sendall(REQ)
+    data = s.recv(65536)
+    other.append(s)
+    got.append(int(data.split(b" ", 2)[1]) if data else "closed")
+except OSError as e:
+    t.diag("127.0.0.2 not usable here (%s): the other-address case is skipped" % e)
+if other:
+    t.is_(got, [200], "meanwhile a connection from 127.0.0.2 is served")
+held[0].close()
+end, got = time.monotonic() + 5, []
+while time.monotonic() < end:   # until the daemon has seen it close
+    more, got = open_many(d, 1)
+    held += more
+    if got == [200]:
+        break
+    time.sleep(0.05)
+t.is_(got, [200], "one of the three closed: 127.0.0.1 gets its next one")
+for s in held + other:
+    s.close()
+t.is_(d.stop(), 0, "exit 0")
 t.done()
