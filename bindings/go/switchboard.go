@@ -1555,7 +1555,8 @@ func (e *Engine) APIKeyCreate(account string) (keyID, key string, err error) {
 // stored, so not listed.
 type APIKeyInfo struct {
 	KeyID string `json:"key_id"` // what APIKeyRevoke takes
-	// When it was made, Unix ms; 0 for a key made before 0.2.0.
+	// When it was made, Unix ms; 0 for a key made before keys kept it
+	// (data directory format 7).
 	CreatedMs int64 `json:"created_ms,omitempty"`
 }
 

@@ -1170,7 +1170,9 @@ static void refused(sbd *d, const struct sockaddr *sa, const char *answer, int p
                 more);
 }
 
-/* The peer's address as a key: its family, and 4 or 16 bytes. */
+/* The peer's address as a key: its family, and its bytes. An IPv6 peer
+** counts by its /64 (one client is given a /64 and may use any address in
+** it); an IPv4 address mapped into IPv6 counts as the IPv4 one. */
 static uint8_t peer_key(const struct sockaddr *sa, uint8_t addr[16])
 {
     memset(addr, 0, 16);
@@ -1179,7 +1181,12 @@ static uint8_t peer_key(const struct sockaddr *sa, uint8_t addr[16])
         return 4;
     }
     if (sa->sa_family == AF_INET6) {
-        memcpy(addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            memcpy(addr, a->s6_addr + 12, 4);
+            return 4;
+        }
+        memcpy(addr, a->s6_addr, 8);
         return 6;
     }
     return 0;

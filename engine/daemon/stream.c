@@ -3,9 +3,10 @@
 ** Events. Actions wait in the batch with the responses and go out after the
 ** sync that covers them (each is tagged with its batch, like the responses),
 ** as `id: <n>\ndata: <action json>\n\n`, ids growing by one per action
-** of the account (from the start time in microseconds, so they also grow
-** across restarts; counted per account, so that no account learns from its
-** ids how many actions the others had). A subscriber's own events never go out before its
+** of the account (from the clock's microseconds when the account's entry
+** is made, so they also grow across restarts; counted per account, so that
+** no account learns from its ids how many actions the others had). A subscriber's own events never
+*go out before its
 ** response head.
 **
 ** Each account keeps a history of its recent actions, marked sent or not:
@@ -25,6 +26,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -80,7 +82,7 @@ struct sbd_backlog {
     sbd_hent *head, *tail;
     size_t bytes;
     uint64_t floor; /* a resume after this id finds all: the newest dropped (or,
-                    ** made anew, the start's base) */
+                    ** made anew, the id it starts from) */
     uint64_t last;  /* the last id given in the account's stream */
     int warned;     /* "backlog full" logged since the last delivery */
 };
@@ -171,15 +173,31 @@ static sbd_backlog *backlog_of(sbd *d, const char *account, int create)
     sbd_backlog *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     snprintf(b->account, sizeof b->account, "%s", account);
-    /* Its ids start at the start's: one from an earlier start is not whole.
-    ** The entry stays until the daemon stops (sbd_stream_forget keeps it too),
-    ** so they never go back while it runs. */
-    b->floor = b->last = d->event_id_base;
+    /* Its ids start at the clock's microseconds (the start's, at least):
+    ** above those of an earlier entry of the account, released when it had
+    ** neither subscriber nor history, unless the account had more than an
+    ** action a microsecond; and what it had before, if anything, is gone. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    b->floor = b->last = now_us > d->event_id_base ? now_us : d->event_id_base;
     size_t k = acct_hash(account) & (d->acct_cap - 1);
     b->hnext = d->acct_tab[k];
     d->acct_tab[k] = b;
     d->acct_n++;
     return b;
+}
+
+/* An account with no subscriber and nothing kept leaves the table. */
+static void backlog_release(sbd *d, sbd_backlog *b)
+{
+    if (b->subs || b->head) return;
+    sbd_backlog **pp = &d->acct_tab[acct_hash(b->account) & (d->acct_cap - 1)];
+    while (*pp != b)
+        pp = &(*pp)->hnext;
+    *pp = b->hnext;
+    d->acct_n--;
+    free(b);
 }
 
 static void sent_link(sbd *d, sbd_hent *e)
@@ -252,7 +270,9 @@ static void history_keep(sbd *d, sbd_backlog *b, const char *json, uint64_t id, 
             hent_drop(d, b->head);
         while (d->backlog_bytes + n > all && (d->sent_head || b->head)) {
             sbd_hent *old = d->sent_head ? d->sent_head : b->head;
+            sbd_backlog *ob = old->b;
             hent_drop(d, old);
+            if (ob != b) backlog_release(d, ob);
         }
         /* Still no room: the others' backlogs fill it. */
         if (d->backlog_bytes + n <= all) e = malloc(sizeof *e + n + 1);
@@ -314,9 +334,8 @@ void sbd_stream_forget(sbd *d, const char *account)
     sbd_backlog *b = backlog_of(d, account, 0);
     if (b) {
         free_history(d, b);
-        b->floor = b->last; /* a resume across the deletion is not whole */
-        /* Its streams close as their credentials fail; the entry stays, so
-        ** an account made again under the id goes on from its last id. */
+        b->floor = b->last;    /* a resume across the deletion is not whole */
+        backlog_release(d, b); /* its streams close as their credentials fail */
     }
     /* And what its last requests caused, still waiting for their sync. */
     sbd_pub **q = &d->pub_head;
@@ -371,6 +390,7 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     sbd_sub *s = b ? calloc(1, sizeof *s) : NULL;
     if (!s || !auth || !(s->auth = strdup(auth))) {
         free(s);
+        if (b) backlog_release(d, b);
         return -1;
     }
     s->checked_ns = sbd_now_ns();
@@ -429,6 +449,7 @@ void sbd_stream_unsubscribe(sbd *d, sbd_sub *s)
             s->acct->subs = s->anext;
         if (s->anext) s->anext->aprev = s->aprev;
         s->acct->nsubs--;
+        backlog_release(d, s->acct);
     }
     d->nsubs--;
     sbd_conn_set_sub(s->conn, NULL);
@@ -641,8 +662,8 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
         sbd_pub *p = d->pub_head;
         d->pub_head = p->next;
         if (!d->pub_head) d->pub_tail = &d->pub_head;
-        /* The history first: one made now starts at the start's base, so
-        ** this action is after its floor, for a resume to find. */
+        /* The history first: one made now starts at the clock, so this
+        ** action is after its floor, for a resume to find. */
         sbd_backlog *b = backlog_of(d, p->account, 1);
         uint64_t id = b ? ++b->last : 0;
         size_t jl = strlen(p->json);
@@ -661,7 +682,10 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
                 sent = 1;
             }
         }
-        if (b) history_keep(d, b, p->json, id, sent);
+        if (b) {
+            history_keep(d, b, p->json, id, sent);
+            backlog_release(d, b); /* when it kept nothing and nobody listens */
+        }
         pub_free(p);
         if (d->lag_check) drop_lagging(d);
     }

@@ -695,7 +695,8 @@ SB_API int sb_policy_verify(const char *source, size_t len, const char *public_h
 SB_API int sb_apikey_create(sb_engine *eng, const char *account, sb_result *res);
 /* The account's keys by id (the keys themselves are not stored), in key id
 ** order, each with when it was made (Unix ms; absent for a key made before
-** 0.2.0): {"keys":[{"key_id":"1226fe98de5628c0","created_ms":...},...]} */
+** keys kept it, data directory format 7):
+** {"keys":[{"key_id":"1226fe98de5628c0","created_ms":...},...]} */
 SB_API int sb_apikey_list(sb_engine *eng, const char *account, sb_result *res);
 /* 0 when `key` is a current key of `account`; SB_EAUTH otherwise, also for
 ** unknown accounts. Compares in constant time. */

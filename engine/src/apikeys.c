@@ -41,7 +41,7 @@ static int do_create(wtx *t, void *arg)
     if (n >= MAX_KEYS_PER_ACCOUNT)
         return res_err(t->res, SB_ELIMIT, NULL, "account has %d keys; revoke one first", n);
     /* The value: the key's hash, then when it was made (Unix ms; keys made
-    ** before format 7 have the hash alone). */
+    ** before data directory format 7 have the hash alone). */
     uint8_t rnd[8], val[CR_APIKEY_HASH_BYTES + 8], kb[4 + 16];
     cr_random(rnd, sizeof rnd);
     cr_hex_encode(rnd, sizeof rnd, op->key_id);

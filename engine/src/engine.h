@@ -97,7 +97,8 @@ enum {
        ** format 5, records flagged RF_WITHHELD, whose one pseudonym is the                        \
        ** called number's); 6: live calls keep the figures of the queue they                       \
        ** are in (call format 6); 7: agents keep when they last missed a ring                      \
-       ** (agent format 4, availability format 2) */
+       ** (agent format 4, availability format 2), API keys when they were                         \
+       ** made (a longer value, which an earlier version does not verify) */
 
 /* Name kinds in the names table. NK_QUEUE_GONE: a deleted queue's id,
 ** keyed by its number (its aggregates outlive it; numbers are never used
@@ -272,10 +273,12 @@ typedef struct wtx {
     acct_rec *account; /* loaded account, when resolved */
     acct_rec account_buf;
     int depth; /* dispatch recursion guard */
-    /* route_call leaves this agent out of the candidates, unless it is the
-    ** only one (0: none): the agent who transferred the call to a queue is
-    ** not rung for it there while another is free (events.c, ev_transfer) */
+    /* route_call leaves this agent out of the candidates of its next
+    ** decision, unless it is the only one (0: none), and says so in
+    ** skipped: the agent who transferred the call to a queue is not rung
+    ** for it there while another would be (events.c, ev_transfer) */
     uint32_t skip_agent;
+    int skipped;   /* route_call left skip_agent out */
     int wrote_gen; /* the transaction changes shared_gen (policies.c) */
     /* fn's SB_EFULL is a file outside the map that could not grow (data.keys
     ** on a full disk): final, where another SB_EFULL is a full map to grow. */

@@ -211,42 +211,58 @@ int agent_avail_in(wtx *t, const agent_rec *a, uint32_t queue, const member_rec 
     return a->status == SB_AGENT_AVAILABLE ? avail_one(t, a, queue, m, 1) : 0;
 }
 
+/* A walk of the range under an 8-byte prefix in batches: the first from
+** the range cache (st_iter_hot), each next after the last key the one
+** before read (llen 0: none yet). */
+static int iter_batch(st_iter *it, wtx *t, int table, const uint8_t p[8], const uint8_t *last,
+                      size_t llen)
+{
+    return llen ? st_iter_after(it, t->txn, t->e, table, p, 8, last, llen)
+                : st_iter_hot(it, t->txn, t->e, table, p, 8);
+}
+
+/* The next batch of the agent's memberships (up to AGENTQ_BATCH): the
+** queues in qs and, when ms is not NULL, the memberships in ms; *n of them.
+** last/llen carry the place from one batch to the next (llen 0 at first):
+** read a batch, then write, since the tree changes under a cursor
+** otherwise, and go on after it (starting from the first membership each
+** time made an agent in thousands of queues cost their square). */
+#define AGENTQ_BATCH 64
+static int agentq_batch(wtx *t, uint32_t agent, uint8_t last[12], size_t *llen,
+                        uint32_t qs[AGENTQ_BATCH], member_rec *ms, int *n)
+{
+    st_iter it;
+    uint8_t p[8];
+    int rc;
+    *n = 0;
+    key_acct2(p, t->acct, agent);
+    for (rc = iter_batch(&it, t, DB_AGENTQ, p, last, *llen); rc == 0 && *n < AGENTQ_BATCH;
+         rc = st_iter_next(&it)) {
+        if (it.klen != 12) continue;
+        qs[*n] = be32(it.key + 8);
+        if (ms && dec_member(it.v.mv_data, it.v.mv_size, &ms[*n])) {
+            rc = SB_ESTORE;
+            break;
+        }
+        memcpy(last, it.key, 12);
+        *llen = 12;
+        (*n)++;
+    }
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int agent_set_avail(wtx *t, agent_rec *a, int available)
 {
-    sb_engine *e = t->e;
-    int rc;
-    /* Read the memberships first, then write: the tree changes under a
-    ** cursor otherwise. Batches of 64 keep any number of queues bounded;
-    ** each goes on after the last key of the one before (starting from the
-    ** first membership each time made an agent in thousands of queues cost
-    ** their square). */
     uint8_t last[12];
     size_t llen = 0;
     for (;;) {
-        uint32_t qs[64];
-        member_rec ms[64];
-        int n = 0;
-        st_iter it;
-        uint8_t p[8];
-        key_acct2(p, t->acct, a->num);
-        for (rc = llen ? st_iter_after(&it, t->txn, e, DB_AGENTQ, p, 8, last, llen)
-                       : st_iter_hot(&it, t->txn, e, DB_AGENTQ, p, 8);
-             rc == 0 && n < 64; rc = st_iter_next(&it)) {
-            if (it.klen != 12) continue;
-            qs[n] = be32(it.key + 8);
-            if (dec_member(it.v.mv_data, it.v.mv_size, &ms[n])) {
-                rc = SB_ESTORE;
-                break;
-            }
-            memcpy(last, it.key, 12);
-            llen = 12;
-            n++;
-        }
-        st_iter_close(&it);
-        if (rc && rc != MDB_NOTFOUND) return rc;
-        for (int i = 0; i < n; i++)
-            if ((rc = avail_one(t, a, qs[i], &ms[i], available))) return rc;
-        if (n < 64) return 0;
+        uint32_t qs[AGENTQ_BATCH];
+        member_rec ms[AGENTQ_BATCH];
+        int n, rc = agentq_batch(t, a->num, last, &llen, qs, ms, &n);
+        for (int i = 0; i < n && !rc; i++)
+            rc = avail_one(t, a, qs[i], &ms[i], available);
+        if (rc || n < AGENTQ_BATCH) return rc;
     }
 }
 
@@ -1149,13 +1165,20 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     cand_set *csp = e->cands; /* reused; only under the write lock */
     int rc = cands_gather(t, q->num, csp);
     if (rc) return rc;
+    /* Once, for this decision (not one after a move it makes). The entry
+    ** leaves csp->c alone: csp->av and csp->stale are out of step with it
+    ** until the next gather, which ver 0 makes a whole one. A decision
+    ** made without it sends no wait: the caller decides again with it. */
     for (size_t i = 0; t->skip_agent && csp->n > 1 && i < csp->n; i++)
         if (csp->c[i].num == t->skip_agent) {
             memmove(csp->c + i, csp->c + i + 1, (csp->n - i - 1) * sizeof *csp->c);
             csp->n--;
-            csp->ver = 0; /* not the range any more: gathered afresh next time */
+            csp->ver = 0;
+            t->skipped = 1;
+            announce = 0;
             break;
         }
+    t->skip_agent = 0;
 
     /* The call as the policy sees it. */
     const char *tried_ids[MAX_TRIED];
@@ -1334,9 +1357,8 @@ static int waiting_ids(wtx *t, uint32_t queue, uint8_t *last, size_t *llen,
     key_acct2(p, t->acct, queue);
     /* The first batch from the range cache: an agent freed looks at the
     ** line of each of its queues, which is mostly empty. */
-    for (rc = *llen ? st_iter_after(&it, t->txn, t->e, DB_WAITING, p, 8, last, *llen)
-                    : st_iter_hot(&it, t->txn, t->e, DB_WAITING, p, 8);
-         rc == 0 && *n < cap; rc = st_iter_next(&it)) {
+    for (rc = iter_batch(&it, t, DB_WAITING, p, last, *llen); rc == 0 && *n < cap;
+         rc = st_iter_next(&it)) {
         size_t il = it.klen - 17;
         if (it.klen <= 17 || il > SB_ID_MAX) continue;
         memcpy(ids[*n], it.key + 17, il);
@@ -1446,23 +1468,12 @@ static int dispatch_agent_but(wtx *t, const agent_rec *a, uint32_t skip)
     size_t nh = 0, cap = countof(stack);
     int rc = 0, more = 1;
     while (more && !rc) {
-        uint32_t qs[64];
-        int n = 0;
+        uint32_t qs[AGENTQ_BATCH];
+        int n;
         st_iter it;
         uint8_t p[8];
-        rc = llen ? st_iter_after(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num),
-                                  last, llen)
-                  : st_iter_hot(&it, t->txn, t->e, DB_AGENTQ, p, key_acct2(p, t->acct, a->num));
-        for (; rc == 0 && n < 64; rc = st_iter_next(&it))
-            if (it.klen == 12) {
-                qs[n++] = be32(it.key + 8);
-                memcpy(last, it.key, 12);
-                llen = 12;
-            }
-        st_iter_close(&it);
-        if (rc && rc != MDB_NOTFOUND) break;
-        rc = 0;
-        more = n == 64;
+        if ((rc = agentq_batch(t, a->num, last, &llen, qs, NULL, &n))) break;
+        more = n == AGENTQ_BATCH;
         for (int i = 0; i < n && !rc; i++) {
             if (qs[i] == skip) continue;
             int r = st_iter_hot(&it, t->txn, t->e, DB_WAITING, p, key_acct2(p, t->acct, qs[i]));
@@ -1544,7 +1555,7 @@ static int rings_end(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outco
             a.status == SB_AGENT_RESERVED && strcmp(a.call, c->id) == 0) {
             if (outcome == SB_RING_NO_ANSWER) {
                 a.no_answers++;
-                a.missed_at = t->now;
+                a.missed_at = t->now > 0 ? t->now : 1; /* 0: none */
             }
             rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL);
             if (!rc && why) act(t, SB_ACT_CANCEL, c->id, a.id, q->id, why);
@@ -1558,6 +1569,18 @@ static int rings_end(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outco
         if (c->ring[i].agent == keep) c->ring[n++] = c->ring[i];
     c->nring = (uint8_t)n;
     return 0;
+}
+
+/* Every ring of the call ends (rings_end with no agent kept); the agents
+** it rang, free again, in freed (*nf of them), for redispatch_agents to
+** offer to other waiting calls once the call has moved on. */
+static int rings_cut(wtx *t, call_rec *c, queue_rec *q, int outcome, const char *why,
+                     uint32_t freed[MAX_RING], int *nf)
+{
+    *nf = 0;
+    for (int i = 0; i < c->nring; i++)
+        freed[(*nf)++] = c->ring[i].agent;
+    return rings_end(t, c, q, 0, outcome, why);
 }
 
 /* CONNECT: agent a answered the call's ring (still in c->ring), on the
@@ -1837,7 +1860,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
     c->ring[idx] = c->ring[c->nring - 1];
     c->nring--;
     if (ev->outcome == SB_RING_NO_ANSWER) a.no_answers++;
-    a.missed_at = t->now; /* no answer, busy or rejected */
+    a.missed_at = t->now > 0 ? t->now : 1; /* no answer, busy or rejected; 0: none */
     attempt_end(t, c, a.num, ev->outcome);
     int lined;
     if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL)) ||
@@ -1910,10 +1933,8 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
     }
     /* Not connected: the caller gave up. */
     uint32_t freed[MAX_RING];
-    int nf = 0;
-    for (int i = 0; i < c->nring; i++)
-        freed[nf++] = c->ring[i].agent;
-    if ((rc = rings_end(t, c, &q, 0, 0, "caller hung up"))) goto out;
+    int nf;
+    if ((rc = rings_cut(t, c, &q, 0, "caller hung up", freed, &nf))) goto out;
     if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned", NULL)))
         goto out;
     rc = redispatch_agents(t, freed, nf, 0);
@@ -1966,9 +1987,7 @@ static int ev_transfer(wtx *t, ev_op *op)
         c->connected = 0;
         c->queued = t->now;
     } else if (c->state == CALL_RINGING) {
-        for (int i = 0; i < c->nring; i++)
-            freed[nf++] = c->ring[i].agent;
-        if ((rc = rings_end(t, c, &q, 0, 0, "transferred"))) goto out;
+        if ((rc = rings_cut(t, c, &q, 0, "transferred", freed, &nf))) goto out;
         if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c))) goto out;
     } else {
         if ((rc = waiting_remove(t, c, &q))) goto out;
@@ -2006,8 +2025,23 @@ static int ev_transfer(wtx *t, ev_op *op)
         ** beside a free agent); later decisions may ring the agent too. */
         if ((rc = waiting_add(t, c, &nq))) goto out;
         t->skip_agent = a.num;
+        t->skipped = 0;
         rc = route_call(t, c, &nq, 1);
         t->skip_agent = 0;
+        if (rc) goto out;
+        /* Left out, and the call still waits there (nobody else the policy
+        ** would ring now): decided again with the agent, rather than kept
+        ** waiting beside it. */
+        char id[SB_ID_MAX + 1];
+        memcpy(id, c->id, sizeof id);
+        if (t->skipped && (rc = st_call_load(t->txn, e, t->acct, id, c)) == 0 &&
+            c->state == CALL_WAITING && c->queue == nq.num) {
+            queue_rec fresh = {0};
+            if ((rc = load_queue(t, nq.num, &fresh)) == 0) rc = route_call(t, c, &fresh, 1);
+            queue_free(&fresh);
+        } else if (rc == SB_ENOTFOUND) {
+            rc = 0; /* ended there (turned away) */
+        }
         if (rc) goto out;
     } else {
         ring_target tg = {target.num, 0};
@@ -2479,11 +2513,8 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         if (progressive_pending(c)) c->nseq = c->seqpos;
         c->ring_due = 0;
         uint32_t freed[MAX_RING];
-        int nf = 0;
-        for (int i = 0; i < c->nring; i++)
-            freed[nf++] = c->ring[i].agent;
-        int lined;
-        if ((rc = rings_end(t, c, &q, 0, SB_RING_NO_ANSWER, "ring timeout")) == 0 &&
+        int nf, lined;
+        if ((rc = rings_cut(t, c, &q, SB_RING_NO_ANSWER, "ring timeout", freed, &nf)) == 0 &&
             (rc = ring_failed(t, c, &q, &lined)) == 0)
             rc = redispatch_agents(t, freed, nf, lined ? q.num : 0);
     } else if (kind == TM_WAKE && c->state == CALL_WAITING && c->wake_due == due) {
@@ -2491,25 +2522,30 @@ static int fire_timer(wtx *t, int kind, const uint8_t *ref, size_t rl, int64_t d
         rc = route_call(t, c, &q, 0);
     } else if (kind == TM_MAXWAIT && c->maxwait_due == due) {
         c->maxwait_due = 0;
-        if (c->state == CALL_WAITING) {
+        int64_t until = q.max_wait ? c->queued + (int64_t)q.max_wait * 1000 : 0;
+        if (until > t->now) {
+            /* The queue's max wait was raised since the timer was set: it
+            ** holds at its new time. */
+            c->maxwait_due = until;
+            if ((rc = timer_set(t, until, TM_MAXWAIT, c->id, strlen(c->id))) == 0)
+                rc = st_call_save(t->txn, e, t->acct, c);
+        } else if (until && c->state == CALL_WAITING) {
             rc = route_call(t, c, &q, 1);
-        } else if (c->state == CALL_RINGING && q.max_wait &&
-                   t->now >= c->queued + (int64_t)q.max_wait * 1000) {
+        } else if (until && c->state == CALL_RINGING) {
             /* The caller's wait ends while agents ring: the ring is cut, as
             ** app_queue's timeout cuts it, rather than a sequence ringing
-            ** on past it; the call overflows or is turned away, and the
-            ** agents freed serve other calls. */
+            ** on past it; the call overflows or is turned away (route_call,
+            ** its max wait passed, decides nothing else), and the agents
+            ** freed serve other calls. */
             uint32_t freed[MAX_RING];
-            int nf = 0;
-            for (int i = 0; i < c->nring; i++)
-                freed[nf++] = c->ring[i].agent;
+            int nf;
             c->nseq = c->seqpos = 0;
-            if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) == 0 &&
-                (rc = rings_end(t, c, &q, 0, 0, "max wait")) == 0 &&
-                (rc = waiting_add(t, c, &q)) == 0 && (rc = route_call(t, c, &q, 1)) == 0)
+            if ((rc = rings_cut(t, c, &q, 0, "max wait", freed, &nf)) == 0 &&
+                (rc = call_timer_del(t, &c->ring_due, TM_RING, c)) == 0 &&
+                (rc = route_call(t, c, &q, 1)) == 0)
                 rc = redispatch_agents(t, freed, nf, 0);
         } else {
-            rc = st_call_save(t->txn, e, t->acct, c);
+            rc = st_call_save(t->txn, e, t->acct, c); /* no max wait any more */
         }
     }
     queue_free(&q);
@@ -2640,6 +2676,12 @@ int sb_tick(sb_engine *e, sb_result *res)
     return sb_tick_for(e, 0, NULL, res);
 }
 
+/* Is a timer due now? (sb_tick_for's more, where the tick did not see.) */
+static int timer_due(sb_engine *e)
+{
+    return sb_next_deadline(e) <= eng_now(e);
+}
+
 int sb_tick_for(sb_engine *e, uint32_t max_ms, int *more, sb_result *res)
 {
     res_reset(res);
@@ -2692,14 +2734,14 @@ int sb_tick_for(sb_engine *e, uint32_t max_ms, int *more, sb_result *res)
             }
             /* Failures count against the share too. */
             if (until && (r.cut || mono_ns() >= until)) {
-                if (more) *more = 1;
+                if (more) *more = r.cut || timer_due(e);
                 break;
             }
             continue;
         }
         total += r.fired;
         if (!rc && until && (r.cut || (r.fired == TICK_BATCH && mono_ns() >= until))) {
-            if (more) *more = 1;
+            if (more) *more = r.cut || timer_due(e); /* a batch's end looked at no next */
             break;
         }
         if (rc || r.fired < TICK_BATCH) break;

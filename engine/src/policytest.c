@@ -595,6 +595,7 @@ static int build_agent(cbuild *b, json_t *a, size_t i, pol_cand *c)
     c->last_call = (int64_t)llround(last * 1000);
     /* Absent: never missed a ring (nil to the policy). */
     c->missed_at = missed >= 0 ? b->now_ms - (int64_t)llround(missed * 1000) : 0;
+    if (missed >= 0 && c->missed_at <= 0) c->missed_at = 1; /* 0 reads as none */
     c->talk_ms = (int64_t)llround(talk * 1000);
     c->calls_taken = (uint32_t)calls;
     c->no_answers = (uint32_t)noans;

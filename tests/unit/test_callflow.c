@@ -613,6 +613,25 @@ static void test_transfers(void)
            find(SB_ACT_RING, "t5", "b") && !find(SB_ACT_RING, "t5", "a"),
        "transfer: a transfers t5 to qf with b free: b rings, not a");
     evf("tr", "{\"type\":\"abandon\",\"call\":\"t5\"}");
+    /* Another agent free, but one the policy does not ring: decided again
+    ** with the agent who transferred it, not left waiting beside it. */
+    ok(policy("tr", "onlya",
+              "local P = {}\nfunction P.route(call, agents, ctx)\n"
+              "  for _, a in ipairs(agents) do\n"
+              "    if a.id == 'a' then return { ring = 'a' } end\n"
+              "  end\n"
+              "  return {}\nend\nreturn P\n") == 0 &&
+           put(sb_queue_put, "tr",
+               "{\"id\":\"qa\",\"policy\":\"onlya\",\"members\":[{\"agent\":\"a\"},"
+               "{\"agent\":\"b\"}]}") == 0,
+       "transfer: queue qa (a, b) rings a alone");
+    ok(offer("tr", "t6", "qa") == 0 && ring_result("tr", "t6", "a", "answered") == 0,
+       "transfer: a answers t6 in qa");
+    now_ms += 5000;
+    ok(evf("tr", "{\"type\":\"transfer\",\"call\":\"t6\",\"queue\":\"qa\"}") == 0 &&
+           find(SB_ACT_RING, "t6", "a") && !find(SB_ACT_WAIT, "t6", NULL),
+       "transfer: a transfers t6 to qa, b free but not one qa rings: a rings, no wait sent");
+    evf("tr", "{\"type\":\"abandon\",\"call\":\"t6\"}");
     status("tr", "b", "offline");
     is_str(call_field("tr", "t2", "outcome"), "answered", "transfer: t2's record: answered");
     is_int(waiting("tr", "q"), 0, "transfer: q counts none at the end");
@@ -956,6 +975,20 @@ static void test_maxwait_ringing(void)
            find(SB_ACT_RING, "w2", "c"),
        "maxwait: at 30 s b's ring is cut, and w2 goes on to q2, where c rings");
     evf("mr", "{\"type\":\"abandon\",\"call\":\"w2\"}");
+    /* Max wait raised while the call rings: it holds at its new time. */
+    ok(offer("mr", "w3", "s") == 0 && find(SB_ACT_RING, "w3", "a"), "maxwait: w3 rings a in s");
+    now_ms += 10000;
+    ok(put(sb_queue_put, "mr",
+           "{\"id\":\"s\",\"policy\":\"seq3\",\"max_wait\":35,\"overflow\":\"q2\","
+           "\"members\":[{\"agent\":\"a\"},{\"agent\":\"b\"}]}") == 0,
+       "maxwait: at 10 s s's max wait is raised to 35 s");
+    now_ms += 20000;
+    ok(tick() == 0 && find(SB_ACT_RING, "w3", "b") && !find(SB_ACT_OVERFLOW, "w3", NULL),
+       "maxwait: at 30 s b rings, nothing cut");
+    now_ms += 5000;
+    ok(tick() == 0 && find(SB_ACT_CANCEL, "w3", "b") && find(SB_ACT_OVERFLOW, "w3", NULL),
+       "maxwait: at 35 s, the new max wait, b's ring is cut and w3 overflows");
+    evf("mr", "{\"type\":\"abandon\",\"call\":\"w3\"}");
     ok(!strcmp(agent_status("mr", "a"), "available") &&
            !strcmp(agent_status("mr", "c"), "available") && sb_next_deadline(eng) >= now_ms,
        "maxwait: a and c free, no timer overdue");
@@ -1048,8 +1081,8 @@ static void test_missed_for(void)
 }
 
 /* 5e. An agent in more queues than one batch of memberships (64): every
-** queue's availability entry follows its status, and a membership added
-** or changed writes its own queue's. */
+** queue's availability entry follows its status, and one changed by a
+** membership update still routes. */
 static void test_queues_past_a_batch(void)
 {
     ok(account("mb") == 0 && policy("mb", "lw", LW) == 0, "past a batch: an account");
