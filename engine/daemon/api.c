@@ -30,6 +30,8 @@ enum auth { AUTH_NONE, AUTH_ADMIN, AUTH_ACCOUNT };
 
 /* The most audit entries one page holds (sb_audit_list cuts there). */
 #define SBD_AUDIT_LIMIT_MAX 100000
+#define SBD_LIST_LIMIT 1000      /* agents or queues a list gives by default */
+#define SBD_LIST_LIMIT_MAX 10000 /* and at most */
 
 typedef struct ctx {
     sbd *d;
@@ -512,9 +514,34 @@ static void put_doc(ctx *x, put_fn fn)
     json_decref(doc);
 }
 
+/* A page of a list: ?after=<the last id read>&limit=N (1 to
+** SBD_LIST_LIMIT_MAX, SBD_LIST_LIMIT by default): a list is never written
+** whole on the loop's thread for an account of 40,000 agents. */
+static int query_param(ctx *x, const char *name, char *buf, size_t cap, const char **out);
+static int query_int(ctx *x, const char *name, long long *v);
+
+static int page_params(ctx *x, char after[136], const char **a, long long *limit)
+{
+    *limit = SBD_LIST_LIMIT;
+    if (query_param(x, "after", after, 136, a) || query_int(x, "limit", limit)) return -1;
+    if (*limit >= 1 && *limit <= SBD_LIST_LIMIT_MAX) return 0;
+    fail(x, 400, "SB_EINVAL", "limit", "\"limit\" must be between 1 and %d", SBD_LIST_LIMIT_MAX);
+    return -1;
+}
+
+static void list_page(ctx *x,
+                      int (*page)(sb_engine *, const char *, const char *, size_t, sb_result *))
+{
+    char after[136];
+    const char *a;
+    long long limit;
+    if (page_params(x, after, &a, &limit)) return;
+    reply_result(x, page(x->d->eng, x->account, a, (size_t)limit, x->d->res), 200, NULL, NULL);
+}
+
 static void h_agent_list(ctx *x)
 {
-    reply_result(x, sb_agent_list(x->d->eng, x->account, x->d->res), 200, NULL, NULL);
+    list_page(x, sb_agent_list_page);
 }
 
 static void h_agent_get(ctx *x)
@@ -777,7 +804,7 @@ static void h_agent_status(ctx *x)
 
 static void h_queue_list(ctx *x)
 {
-    reply_result(x, sb_queue_list(x->d->eng, x->account, x->d->res), 200, NULL, NULL);
+    list_page(x, sb_queue_list_page);
 }
 
 static void h_queue_get(ctx *x)
@@ -1258,10 +1285,13 @@ static void h_hold_release(ctx *x)
 
 static void h_call_list(ctx *x)
 {
-    char queue[136];
-    const char *q;
-    if (query_param(x, "queue", queue, sizeof queue, &q)) return;
-    reply_result(x, sb_call_list(x->d->eng, x->account, q, x->d->res), 200, NULL, NULL);
+    char queue[136], after[136];
+    const char *q, *a;
+    long long limit;
+    if (query_param(x, "queue", queue, sizeof queue, &q) || page_params(x, after, &a, &limit))
+        return;
+    reply_result(x, sb_call_list_page(x->d->eng, x->account, q, a, (size_t)limit, x->d->res), 200,
+                 NULL, NULL);
 }
 
 static void h_aggregates(ctx *x)
@@ -1362,14 +1392,14 @@ static const struct route routes[] = {
      NULL,
      NULL},
     {"/v1/accounts/{id}/keys/{key_id}", AUTH_ADMIN, {[SBD_DELETE] = h_key_revoke}, NULL, NULL},
-    {"/v1/agents", AUTH_ACCOUNT, {[SBD_GET] = h_agent_list}, NULL, NULL},
+    {"/v1/agents", AUTH_ACCOUNT, {[SBD_GET] = h_agent_list}, NULL, "after limit"},
     {"/v1/agents/{id}",
      AUTH_ACCOUNT,
      {[SBD_GET] = h_agent_get, [SBD_PUT] = h_agent_put, [SBD_DELETE] = h_agent_delete},
      NULL,
      NULL},
     {"/v1/agents/{id}/status", AUTH_ACCOUNT, {[SBD_POST] = h_agent_status}, NULL, NULL},
-    {"/v1/queues", AUTH_ACCOUNT, {[SBD_GET] = h_queue_list}, NULL, NULL},
+    {"/v1/queues", AUTH_ACCOUNT, {[SBD_GET] = h_queue_list}, NULL, "after limit"},
     {"/v1/queues/{id}",
      AUTH_ACCOUNT,
      {[SBD_GET] = h_queue_get, [SBD_PUT] = h_queue_put, [SBD_DELETE] = h_queue_delete},
@@ -1384,7 +1414,7 @@ static const struct route routes[] = {
      AUTH_ACCOUNT,
      {[SBD_GET] = h_call_list, [SBD_POST] = h_call_offer},
      NULL,
-     "queue"},
+     "queue after limit"},
     {"/v1/calls/{id}", AUTH_ACCOUNT, {[SBD_GET] = h_call_get}, NULL, NULL},
     {"/v1/calls/{id}/ring_result", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "ring_result", NULL},
     {"/v1/calls/{id}/hangup", AUTH_ACCOUNT, {[SBD_POST] = h_call_event}, "hangup", NULL},

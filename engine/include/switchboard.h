@@ -413,7 +413,13 @@ SB_API int sb_account_delete(sb_engine *eng, const char *account, sb_result *res
 SB_API int sb_agent_put(sb_engine *eng, const char *account, const char *json, size_t len,
                         sb_result *res);
 SB_API int sb_agent_get(sb_engine *eng, const char *account, const char *agent, sb_result *res);
+/* Lists are in id order: {"agents":[...]} (sb_agent_list: all of them). A
+** page: those after the id `after` (NULL or "": from the first), `limit` at
+** most (0: all), and "next" (the last id given, the next page's `after`)
+** when more follow. The same for queues. */
 SB_API int sb_agent_list(sb_engine *eng, const char *account, sb_result *res);
+SB_API int sb_agent_list_page(sb_engine *eng, const char *account, const char *after, size_t limit,
+                              sb_result *res);
 /* Fails with SB_ESTATE while the agent is ringing or on a call. */
 SB_API int sb_agent_delete(sb_engine *eng, const char *account, const char *agent, sb_result *res);
 
@@ -421,6 +427,8 @@ SB_API int sb_queue_put(sb_engine *eng, const char *account, const char *json, s
                         sb_result *res);
 SB_API int sb_queue_get(sb_engine *eng, const char *account, const char *queue, sb_result *res);
 SB_API int sb_queue_list(sb_engine *eng, const char *account, sb_result *res);
+SB_API int sb_queue_list_page(sb_engine *eng, const char *account, const char *after, size_t limit,
+                              sb_result *res);
 /* Fails with SB_ESTATE while a call is in the queue: waiting, ringing or
 ** connected. */
 SB_API int sb_queue_delete(sb_engine *eng, const char *account, const char *queue, sb_result *res);
@@ -593,6 +601,11 @@ SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
 ** no numbers, attributes or history (sb_call_get has those). For a gateway
 ** that lost track of its calls. */
 SB_API int sb_call_list(sb_engine *eng, const char *account, const char *queue, sb_result *res);
+/* A page of it: the calls after the call id `after` (NULL or "": from the
+** first), `limit` at most (0: all), and "next" (the last id given, the next
+** page's `after`) when more follow. */
+SB_API int sb_call_list_page(sb_engine *eng, const char *account, const char *queue,
+                             const char *after, size_t limit, sb_result *res);
 
 /* ------------------------------------------------------------------------ */
 /* Policies. A policy is a Lua 5.4 chunk returning a table of hooks; see

@@ -583,29 +583,49 @@ int sb_agent_get(sb_engine *e, const char *account, const char *agent, sb_result
 }
 
 /* List the records of one kind of an account as a JSON array. */
-static int list_prefix(sb_engine *e, const char *account, int db, const char *field, sb_result *res)
+/* The account's agents (kind NK_AGENT) or queues (NK_QUEUE) in id order,
+** read through the names table: those after the id `after` (NULL or "":
+** from the first), `limit` of them at most (0: all), and "next" (the last
+** id given) when more follow. */
+static int list_ids(sb_engine *e, const char *account, int kind, const char *after, size_t limit,
+                    const char *field, sb_result *res)
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (after && *after && !id_valid(after))
+        return res_err(res, SB_EINVAL, "after", "'after' must be an id, the last of a page");
     MDB_txn *txn;
     int rc = eng_read_begin(e, &txn);
     if (rc) return eng_mdb_err(res, rc, "begin read");
     acct_rec acc;
     json_t *arr = json_array();
+    char last[SB_ID_MAX + 1] = "";
+    int more = 0;
     if ((rc = eng_account(txn, e, account, &acc, res)) == 0) {
         st_iter it;
-        uint8_t p[4];
-        for (rc = st_iter_open(&it, txn, e, db, p, key_acct(p, acc.num)); rc == 0;
-             rc = st_iter_next(&it)) {
-            if (db == DB_AGENTS) {
+        uint8_t p[5 + SB_ID_MAX + 1];
+        p[0] = (uint8_t)kind;
+        put_be32(p + 1, acc.num);
+        size_t al = after ? strlen(after) : 0;
+        if (al) memcpy(p + 5, after, al);
+        for (rc = al ? st_iter_after(&it, txn, e, DB_NAMES, p, 5, p, 5 + al)
+                     : st_iter_open(&it, txn, e, DB_NAMES, p, 5);
+             rc == 0; rc = st_iter_next(&it)) {
+            if (it.klen <= 5 || it.klen - 5 > SB_ID_MAX || it.v.mv_size != 4) continue;
+            if (limit && json_array_size(arr) == limit) {
+                more = 1;
+                break;
+            }
+            uint32_t num = be32(it.v.mv_data);
+            if (kind == NK_AGENT) {
                 agent_rec a = {0};
-                if (dec_agent(it.v.mv_data, it.v.mv_size, &a) == 0)
+                if (st_agent_load(txn, e, acc.num, num, &a) == 0)
                     json_array_append_new(arr, agent_json(txn, e, acc.num, &a));
                 agent_free(&a);
             } else {
                 queue_rec q = {0};
                 sb_buf d = {0};
-                if (dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0 &&
+                if (st_queue_load(txn, e, acc.num, num, &q) == 0 &&
                     st_doc_load(txn, e, DB_QUEUEDOCS, acc.num, q.num, &d) == 0) {
                     json_t *o = doc_json(&d);
                     json_object_set_new(o, "waiting", json_integer(q.waiting));
@@ -614,6 +634,8 @@ static int list_prefix(sb_engine *e, const char *account, int db, const char *fi
                 buf_free(&d);
                 queue_free(&q);
             }
+            memcpy(last, it.key + 5, it.klen - 5);
+            last[it.klen - 5] = 0;
         }
         st_iter_close(&it);
         if (rc == MDB_NOTFOUND) rc = 0;
@@ -626,13 +648,20 @@ static int list_prefix(sb_engine *e, const char *account, int db, const char *fi
     }
     json_t *o = json_object();
     json_object_set_new(o, field, arr);
+    if (more) json_object_set_new(o, "next", json_string(last));
     res_doc(res, o);
     return 0;
 }
 
 int sb_agent_list(sb_engine *e, const char *account, sb_result *res)
 {
-    return list_prefix(e, account, DB_AGENTS, "agents", res);
+    return list_ids(e, account, NK_AGENT, NULL, 0, "agents", res);
+}
+
+int sb_agent_list_page(sb_engine *e, const char *account, const char *after, size_t limit,
+                       sb_result *res)
+{
+    return list_ids(e, account, NK_AGENT, after, limit, "agents", res);
 }
 
 /* Remove one membership (and its avail entry). */
@@ -1051,7 +1080,13 @@ int sb_queue_get(sb_engine *e, const char *account, const char *queue, sb_result
 
 int sb_queue_list(sb_engine *e, const char *account, sb_result *res)
 {
-    return list_prefix(e, account, DB_QUEUES, "queues", res);
+    return list_ids(e, account, NK_QUEUE, NULL, 0, "queues", res);
+}
+
+int sb_queue_list_page(sb_engine *e, const char *account, const char *after, size_t limit,
+                       sb_result *res)
+{
+    return list_ids(e, account, NK_QUEUE, after, limit, "queues", res);
 }
 
 static int do_queue_delete(wtx *t, void *arg)

@@ -2794,11 +2794,21 @@ static void call_agents_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const ca
 
 int sb_call_list(sb_engine *e, const char *account, const char *queue, sb_result *res)
 {
+    return sb_call_list_page(e, account, queue, NULL, 0, res);
+}
+
+int sb_call_list_page(sb_engine *e, const char *account, const char *queue, const char *after,
+                      size_t limit, sb_result *res)
+{
     res_reset(res);
+    if (after && *after && !id_valid(after))
+        return res_err(res, SB_EINVAL, "after", "'after' must be a call id, the last of a page");
     MDB_txn *txn;
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);
     if (rc) return rc;
+    char last[SB_ID_MAX + 1] = "";
+    int more = 0;
     queue_rec q = {0};
     call_rec *c = calloc(1, sizeof *c);
     json_t *arr = json_array();
@@ -2812,29 +2822,42 @@ int sb_call_list(sb_engine *e, const char *account, const char *queue, sb_result
         goto done;
     }
     st_iter it;
-    uint8_t p[4];
-    for (rc = st_iter_open(&it, txn, e, DB_CALLS, p, key_acct(p, acc.num)); rc == 0;
-         rc = st_iter_next(&it)) {
+    uint8_t p[4 + SB_ID_MAX + 1];
+    size_t al = after ? strlen(after) : 0;
+    key_acct(p, acc.num);
+    if (al) memcpy(p + 4, after, al);
+    for (rc = al ? st_iter_after(&it, txn, e, DB_CALLS, p, 4, p, 4 + al)
+                 : st_iter_open(&it, txn, e, DB_CALLS, p, 4);
+         rc == 0; rc = st_iter_next(&it)) {
         if (dec_call(it.v.mv_data, it.v.mv_size, c)) {
             call_free(c);
             continue;
         }
         queue_rec cq = {0}; /* the call's queue: q when listing one */
-        if (queue ? c->queue == q.num : st_queue_load(txn, e, acc.num, c->queue, &cq) == 0) {
+        int in = queue ? c->queue == q.num : st_queue_load(txn, e, acc.num, c->queue, &cq) == 0;
+        if (in && limit && json_array_size(arr) == limit) {
+            more = 1; /* one more to list */
+            queue_free(&cq);
+            call_free(c);
+            break;
+        }
+        if (in) {
             json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i}", "id", c->id, "state",
                                   call_states[c->state], "queue", queue ? q.id : cq.id, "priority",
                                   c->priority, "offered_ms", (json_int_t)c->offered, "queued_ms",
                                   (json_int_t)c->queued, "attempts", (int)c->attempts);
             call_agents_json(txn, e, acc.num, c, o);
             json_array_append_new(arr, o);
+            str_copy(last, sizeof last, c->id);
         }
         queue_free(&cq);
         call_free(c);
     }
     st_iter_close(&it);
-    rc = rc == MDB_NOTFOUND ? 0 : eng_mdb_err(res, rc, "list calls");
+    rc = rc == MDB_NOTFOUND || (rc == 0 && more) ? 0 : eng_mdb_err(res, rc, "list calls");
 done:
-    if (!rc) res_doc(res, json_pack("{s:O}", "calls", arr));
+    if (!rc && more) res_doc(res, json_pack("{s:O, s:s}", "calls", arr, "next", last));
+    if (!rc && !more) res_doc(res, json_pack("{s:O}", "calls", arr));
     json_decref(arr);
     queue_free(&q);
     free(c);

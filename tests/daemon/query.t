@@ -95,5 +95,49 @@ for p in ("from_ms=1", "to_ms=1", "queue=support", "limit=5"):
     t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", name),
           "an access request with %s: 400, field %s" % (name, name), r)
 
+# Lists come in pages: ?after=<the last id read>&limit=N, "next" while more
+# follow (agents, queues and live calls, in id order; 1,000 by default).
+from sbtest import agent_doc
+for ag in ("dora", "carl", "erin"):
+    t.is_(acme.put("/v1/agents/" + ag, agent_doc(ag)).status, 200, "agent %s" % ag)
+ids, after, pages = [], None, 0
+while pages < 10:
+    r = acme.get("/v1/agents?limit=2" + ("&after=" + after if after else ""))
+    t.is_(r.status, 200, "GET /v1/agents page %d: 200" % (pages + 1), r)
+    pages += 1
+    ids += [a["id"] for a in r.json["agents"]]
+    after = r.json.get("next")
+    if not after:
+        break
+t.is_((ids, pages), (["alice", "bob", "carl", "dora", "erin"], 3),
+      "five agents in pages of two: in id order, three pages, next on the first two")
+r = acme.get("/v1/agents")
+t.ok(r.status == 200 and [a["id"] for a in r.json["agents"]] == ids and "next" not in r.json,
+     "without limit: the first 1,000, all of them here, no next", r)
+r = acme.get("/v1/agents?after=bz&limit=1")
+t.ok(r.status == 200 and [a["id"] for a in r.json["agents"]] == ["carl"] and
+     r.json.get("next") == "carl", "after an id that is none: from the next one (carl)", r)
+r = acme.get("/v1/queues?limit=1")
+t.ok(r.status == 200 and [q["id"] for q in r.json["queues"]] == ["support"] and
+     "next" not in r.json, "queues page the same way", r)
+for q in ("limit=0", "limit=10001", "limit=x", "limit=-1"):
+    r = acme.get("/v1/agents?" + q)
+    t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "limit"), "?%s: 400, field limit" % q, r)
+r = acme.get("/v1/agents?after=a%20b")
+t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "after"), "?after=a b: 400, field after", r)
+for i in range(3):
+    acme.post("/v1/agents/%s/status" % ("alice", "bob", "carl")[i], {"status": "paused"})
+for i in range(3):
+    r = acme.post("/v1/calls", {"call": "p%d" % i, "queue": "support", "caller": "+4930100%03d" % i})
+    t.is_(r.status, 201, "call p%d waits" % i, r)
+r = acme.get("/v1/calls?limit=2")
+r2 = acme.get("/v1/calls?limit=2&after=" + (r.json or {}).get("next", ""))
+t.ok(r.status == 200 and [c["id"] for c in r.json["calls"]] == ["p0", "p1"] and
+     r.json.get("next") == "p1" and [c["id"] for c in r2.json["calls"]] == ["p2"] and
+     "next" not in r2.json, "live calls page the same way", (r, r2))
+r = acme.get("/v1/calls?queue=support&limit=1&after=p0")
+t.ok(r.status == 200 and [c["id"] for c in r.json["calls"]] == ["p1"] and
+     r.json.get("next") == "p1", "... also of one queue", r)
+
 t.is_(d.stop(), 0, "exit 0")
 t.done()

@@ -306,10 +306,13 @@ static void test_null_arguments(void)
     NULL_ENGINE(sb_agent_put(NULL, "acme", "{}", 2, r));
     NULL_ENGINE(sb_agent_get(NULL, "acme", "a", r));
     NULL_ENGINE(sb_agent_list(NULL, "acme", r));
+    NULL_ENGINE(sb_agent_list_page(NULL, "acme", NULL, 10, r));
+    NULL_ENGINE(sb_call_list_page(NULL, "acme", NULL, "c1", 10, r));
     NULL_ENGINE(sb_agent_delete(NULL, "acme", "a", r));
     NULL_ENGINE(sb_queue_put(NULL, "acme", "{}", 2, r));
     NULL_ENGINE(sb_queue_get(NULL, "acme", "q", r));
     NULL_ENGINE(sb_queue_list(NULL, "acme", r));
+    NULL_ENGINE(sb_queue_list_page(NULL, "acme", "q", 10, r));
     NULL_ENGINE(sb_queue_delete(NULL, "acme", "q", r));
     NULL_ENGINE(sb_member_put(NULL, "acme", "q", "a", NULL, 0, r));
     NULL_ENGINE(sb_member_delete(NULL, "acme", "q", "a", r));
