@@ -51,7 +51,7 @@ struct route {
     enum auth auth;
     handler h[SBD_NMETHODS];
     const char *event;  /* call event routes: the event type */
-    const char *params; /* the query parameters it takes, space-separated */
+    const char *params; /* the query parameters its GET takes, space-separated */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -451,9 +451,21 @@ static void h_account_put(ctx *x)
     json_decref(doc);
 }
 
+static int query_param(ctx *x, const char *name, char *buf, size_t cap, const char **out);
+static int query_int(ctx *x, const char *name, long long *v);
+
 static void h_account_delete(ctx *x)
 {
-    int rc = sb_account_delete(x->d->eng, x->p[0], x->d->res);
+    /* ?live_calls=end: its live calls end with it (sb_account_evict). */
+    char lc[16];
+    const char *v;
+    if (query_param(x, "live_calls", lc, sizeof lc, &v)) return;
+    if (v && strcmp(v, "end") != 0) {
+        fail(x, 400, "SB_EINVAL", "live_calls",
+             "\"live_calls\" takes \"end\" alone: the account's live calls end with it");
+        return;
+    }
+    int rc = (v ? sb_account_evict : sb_account_delete)(x->d->eng, x->p[0], x->d->res);
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0) {
         /* What waited for its subscribers must not reach an account made
@@ -517,9 +529,6 @@ static void put_doc(ctx *x, put_fn fn)
 /* A page of a list: ?after=<the last id read>&limit=N (1 to
 ** SBD_LIST_LIMIT_MAX, SBD_LIST_LIMIT by default): a list is never written
 ** whole on the loop's thread for an account of 40,000 agents. */
-static int query_param(ctx *x, const char *name, char *buf, size_t cap, const char **out);
-static int query_int(ctx *x, const char *name, long long *v);
-
 static int page_params(ctx *x, char after[136], const char **a, long long *limit)
 {
     *limit = SBD_LIST_LIMIT;
@@ -1047,12 +1056,20 @@ static int check_no_body(ctx *x)
     return -1;
 }
 
+/* The query parameters a DELETE takes (a route's params are its GET's). */
+static const char *delete_params(const struct route *rt)
+{
+    return rt->h[SBD_DELETE] == h_account_delete ? "live_calls" : NULL;
+}
+
 static int check_query(ctx *x)
 {
-    /* Only reads take query parameters (POST /v1/calls takes none of GET's). */
+    /* Reads take query parameters, and a DELETE its own (POST /v1/calls
+    ** takes none of GET's). */
     const char *q = x->req->query;
-    const char *takes =
-        x->req->method == SBD_GET || x->req->method == SBD_HEAD ? x->rt->params : NULL;
+    const char *takes = x->req->method == SBD_GET || x->req->method == SBD_HEAD ? x->rt->params
+                        : x->req->method == SBD_DELETE ? delete_params(x->rt)
+                                                       : NULL;
     for (const char *p = q; *p;) {
         size_t len = strcspn(p, "&"), nl = strcspn(p, "=&");
         char name[64];

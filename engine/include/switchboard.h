@@ -409,6 +409,12 @@ SB_API int sb_account_list(sb_engine *eng, sb_result *res);
 ** sb_sweep). SB_EHOLD while the account has legal holds; SB_ESTATE while
 ** it has live calls (waiting, ringing or connected: end them first). */
 SB_API int sb_account_delete(sb_engine *eng, const char *account, sb_result *res);
+/* sb_account_delete, the account's live calls too: each ends at once, with
+** an END action in res (reason "account deleted", the call's queue) for the
+** gateway that had it, and no call record (the account's go anyway). For
+** an operator removing a tenant whose calls would otherwise hold it.
+** SB_EHOLD while the account has legal holds, as sb_account_delete. */
+SB_API int sb_account_evict(sb_engine *eng, const char *account, sb_result *res);
 
 SB_API int sb_agent_put(sb_engine *eng, const char *account, const char *json, size_t len,
                         sb_result *res);

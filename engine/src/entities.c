@@ -223,6 +223,7 @@ int sb_account_list(sb_engine *e, sb_result *res)
 typedef struct {
     const char *id;
     uint32_t num;
+    int evict; /* its live calls end with it (sb_account_evict) */
 } acct_del_op;
 
 /* The live calls (waiting, ringing or connected) of the account, or of its
@@ -269,6 +270,41 @@ static int live_calls(wtx *t, uint32_t queue, uint32_t *n, char ids[LIVE_IDS * (
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Every live call of the account ends with it: an END action each, reason
+** "account deleted", for the gateway that had them (no record: the
+** account's records go anyway). The calls themselves go with the account's
+** tables; their timers find no account when they come due. */
+static int end_live_calls(wtx *t)
+{
+    uint8_t p[4];
+    st_iter it;
+    int rc;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_CALLS, p, key_acct(p, t->acct)); rc == 0;
+         rc = st_iter_next(&it)) {
+        rbuf r; /* the head of enc_call: version, id, queue */
+        char id[SB_ID_MAX + 1];
+        rb_init(&r, it.v.mv_data, it.v.mv_size);
+        rb_u8(&r);
+        rb_str(&r, id, sizeof id);
+        queue_rec q = {0};
+        int qrc = st_queue_load(t->txn, t->e, t->acct, rb_u32(&r), &q);
+        sb_action *a = res_action(t->res, SB_ACT_END);
+        if (a) {
+            a->account = res_str(t->res, t->account->id);
+            a->call_id = res_str(t->res, id);
+            a->queue_id = qrc == 0 ? res_str(t->res, q.id) : NULL;
+            a->reason = res_str(t->res, "account deleted");
+        }
+        queue_free(&q);
+        if (!a) {
+            rc = SB_ENOMEM;
+            break;
+        }
+    }
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int do_account_delete(wtx *t, void *arg)
 {
     acct_del_op *op = arg;
@@ -281,12 +317,14 @@ static int do_account_delete(wtx *t, void *arg)
     uint32_t live;
     char ids[LIVE_IDS * (SB_ID_MAX + 2) + 8];
     if ((rc = live_calls(t, 0, &live, ids))) return rc;
-    if (live)
+    if (live && !op->evict)
         return res_err(t->res, SB_ESTATE, "account",
-                       "account '%s' has %u live call%s (%s); end them, then delete it",
+                       "account '%s' has %u live call%s (%s); end them, then delete it (or "
+                       "evict the account: its live calls end with it)",
                        t->account->id, live, live == 1 ? "" : "s", ids);
     /* Refused while legal holds exist; records are purged by sweeps. */
     if ((rc = ret_account_deleted(t, t->acct))) return rc;
+    if (op->evict && (rc = end_live_calls(t))) return rc;
     uint8_t p[5];
     static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS,    DB_QUEUES,   DB_MEMBERS, DB_AGENTQ,
                               DB_AVAIL,    DB_CALLS,     DB_WAITING,  DB_KV,      DB_POLICIES,
@@ -311,11 +349,11 @@ static int do_account_delete(wtx *t, void *arg)
     return st_name_del(t->txn, e, NK_ACCOUNT, 0, t->account->id);
 }
 
-int sb_account_delete(sb_engine *e, const char *account, sb_result *res)
+static int account_delete(sb_engine *e, const char *account, int evict, sb_result *res)
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    acct_del_op op = {account, 0};
+    acct_del_op op = {account, 0, evict};
     int rc = eng_write_ex(e, do_account_delete, &op, res, 1);
     /* Committed: destroy its data key now (everything sealed with it becomes
     ** unreadable); a crash before this is made good by the purge. */
@@ -325,6 +363,16 @@ int sb_account_delete(sb_engine *e, const char *account, sb_result *res)
                "the next sweep retries",
                account);
     return rc;
+}
+
+int sb_account_delete(sb_engine *e, const char *account, sb_result *res)
+{
+    return account_delete(e, account, 0, res);
+}
+
+int sb_account_evict(sb_engine *e, const char *account, sb_result *res)
+{
+    return account_delete(e, account, 1, res);
 }
 
 /* --- agents ---------------------------------------------------------------------- */

@@ -70,5 +70,27 @@ r = acme.get("/v1/calls/has%20space")
 t.ok(r.status == 404 and "the id given is not one (ids are 1..128 letters" in
      r.json["error"]["message"] and "'?'" not in r.json["error"]["message"],
      "GET /v1/calls/has%20space: 404, saying what an id is", r)
+
+# An operator removing an account whose calls are live: refused, unless its
+# live calls are to end with it (each gets an end, for the gateway).
+live = sorted(c["id"] for c in acme.get("/v1/calls").json["calls"])
+r = d.admin("DELETE", "/v1/accounts/acme")
+t.ok(r.status == 409 and r.code == "SB_ESTATE" and "evict" in r.body,
+     "DELETE of an account with live calls: 409, saying how to end them with it", r)
+r = d.admin("DELETE", "/v1/accounts/acme?live_calls=keep")
+t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "live_calls"),
+      "?live_calls= other than end: 400, field live_calls", r)
+t.is_(d.admin("GET", "/v1/accounts/acme").status, 200, "... the account still there")
+r = d.admin("DELETE", "/v1/accounts/acme?live_calls=end")
+ends = sorted(a["call"] for a in (r.json or {}).get("actions", [])
+              if a.get("type") == "end" and a.get("reason") == "account deleted")
+t.ok(r.status == 200 and ends == live and len(live) >= 2,
+     "?live_calls=end: deleted, an end (account deleted) for each of its %d live calls" % len(live),
+     r)
+t.is_(d.admin("GET", "/v1/accounts/acme").status, 404, "... the account gone")
+t.is_([c["id"] for c in globex.get("/v1/calls").json["calls"]], ["g1"],
+      "... another account's call untouched")
+r = d.admin("DELETE", "/v1/accounts/globex/keys/x?live_calls=end")
+t.is_((r.status, r.field), (400, "live_calls"), "a key's DELETE takes no live_calls", r)
 t.is_(d.stop(), 0, "exit 0")
 t.done()

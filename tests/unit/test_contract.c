@@ -303,6 +303,7 @@ static void test_null_arguments(void)
     NULL_ENGINE(sb_account_get(NULL, "acme", r));
     NULL_ENGINE(sb_account_list(NULL, r));
     NULL_ENGINE(sb_account_delete(NULL, "acme", r));
+    NULL_ENGINE(sb_account_evict(NULL, "acme", r));
     NULL_ENGINE(sb_agent_put(NULL, "acme", "{}", 2, r));
     NULL_ENGINE(sb_agent_get(NULL, "acme", "a", r));
     NULL_ENGINE(sb_agent_list(NULL, "acme", r));
