@@ -226,6 +226,17 @@ typedef struct {
     int evict; /* its live calls end with it (sb_account_evict) */
 } acct_del_op;
 
+/* A stored call's id and queue, read from the head of enc_call (version,
+** id, queue) without decoding the rest. */
+static uint32_t call_head(const MDB_val *v, char id[SB_ID_MAX + 1])
+{
+    rbuf r;
+    rb_init(&r, v->mv_data, v->mv_size);
+    rb_u8(&r);
+    rb_str(&r, id, SB_ID_MAX + 1);
+    return rb_u32(&r);
+}
+
 /* The live calls (waiting, ringing or connected) of the account, or of its
 ** queue `queue` when not 0: how many in *n, the ids of the first few in
 ** ids ("a, b, c, ..."), for an error message. */
@@ -240,12 +251,8 @@ static int live_calls(wtx *t, uint32_t queue, uint32_t *n, char ids[LIVE_IDS * (
     ids[0] = 0;
     for (rc = st_iter_open(&it, t->txn, t->e, DB_CALLS, p, key_acct(p, t->acct)); rc == 0;
          rc = st_iter_next(&it)) {
-        rbuf r; /* the head of enc_call: version, id, queue */
         char id[SB_ID_MAX + 1];
-        rb_init(&r, it.v.mv_data, it.v.mv_size);
-        rb_u8(&r);
-        rb_str(&r, id, sizeof id);
-        uint32_t in = rb_u32(&r);
+        uint32_t in = call_head(&it.v, id);
         if (queue && in != queue) continue;
         if (!queue) {
             /* A call whose queue is gone (deleted under it by a version
@@ -281,13 +288,9 @@ static int end_live_calls(wtx *t)
     int rc;
     for (rc = st_iter_open(&it, t->txn, t->e, DB_CALLS, p, key_acct(p, t->acct)); rc == 0;
          rc = st_iter_next(&it)) {
-        rbuf r; /* the head of enc_call: version, id, queue */
         char id[SB_ID_MAX + 1];
-        rb_init(&r, it.v.mv_data, it.v.mv_size);
-        rb_u8(&r);
-        rb_str(&r, id, sizeof id);
         queue_rec q = {0};
-        int qrc = st_queue_load(t->txn, t->e, t->acct, rb_u32(&r), &q);
+        int qrc = st_queue_load(t->txn, t->e, t->acct, call_head(&it.v, id), &q);
         sb_action *a = res_action(t->res, SB_ACT_END);
         if (a) {
             a->account = res_str(t->res, t->account->id);
