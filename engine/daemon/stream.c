@@ -84,6 +84,8 @@ struct sbd_backlog {
     uint64_t floor; /* a resume after this id finds all: the newest dropped (or,
                     ** made anew, the id it starts from) */
     uint64_t last;  /* the last id given in the account's stream */
+    uint64_t start; /* the id it started from */
+    int gone;       /* the account was deleted: freed once nothing holds it */
     int warned;     /* "backlog full" logged since the last delivery */
 };
 
@@ -174,13 +176,14 @@ static sbd_backlog *backlog_of(sbd *d, const char *account, int create)
     if (!b) return NULL;
     snprintf(b->account, sizeof b->account, "%s", account);
     /* Its ids start at the clock's microseconds (the start's, at least):
-    ** above those of an earlier entry of the account, released when it had
-    ** neither subscriber nor history, unless the account had more than an
-    ** action a microsecond; and what it had before, if anything, is gone. */
+    ** an entry that gave ids stays while the daemon runs, so that a resume
+    ** finds them whole, unless its account is deleted; one made again then
+    ** starts above the ids of before unless the account had more than an
+    ** action a microsecond, and what it had before is gone. */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    b->floor = b->last = now_us > d->event_id_base ? now_us : d->event_id_base;
+    b->floor = b->last = b->start = now_us > d->event_id_base ? now_us : d->event_id_base;
     size_t k = acct_hash(account) & (d->acct_cap - 1);
     b->hnext = d->acct_tab[k];
     d->acct_tab[k] = b;
@@ -188,10 +191,12 @@ static sbd_backlog *backlog_of(sbd *d, const char *account, int create)
     return b;
 }
 
-/* An account with no subscriber and nothing kept leaves the table. */
+/* An account with no subscriber and nothing kept leaves the table, when
+** it gave no id (or was deleted): one that did keeps its last id, or a
+** subscriber resuming after it would be told its actions are lost. */
 static void backlog_release(sbd *d, sbd_backlog *b)
 {
-    if (b->subs || b->head) return;
+    if (b->subs || b->head || (b->last != b->start && !b->gone)) return;
     sbd_backlog **pp = &d->acct_tab[acct_hash(b->account) & (d->acct_cap - 1)];
     while (*pp != b)
         pp = &(*pp)->hnext;
@@ -334,7 +339,8 @@ void sbd_stream_forget(sbd *d, const char *account)
     sbd_backlog *b = backlog_of(d, account, 0);
     if (b) {
         free_history(d, b);
-        b->floor = b->last;    /* a resume across the deletion is not whole */
+        b->floor = b->last; /* a resume across the deletion is not whole */
+        b->gone = 1;
         backlog_release(d, b); /* its streams close as their credentials fail */
     }
     /* And what its last requests caused, still waiting for their sync. */

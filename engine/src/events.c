@@ -1167,15 +1167,14 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     if (rc) return rc;
     /* Once, for this decision (not one after a move it makes). The entry
     ** leaves csp->c alone: csp->av and csp->stale are out of step with it
-    ** until the next gather, which ver 0 makes a whole one. A decision
-    ** made without it sends no wait: the caller decides again with it. */
+    ** until the next gather, which ver 0 makes a whole one. */
+    int skipped = 0;
     for (size_t i = 0; t->skip_agent && csp->n > 1 && i < csp->n; i++)
         if (csp->c[i].num == t->skip_agent) {
             memmove(csp->c + i, csp->c + i + 1, (csp->n - i - 1) * sizeof *csp->c);
             csp->n--;
             csp->ver = 0;
-            t->skipped = 1;
-            announce = 0;
+            skipped = 1;
             break;
         }
     t->skip_agent = 0;
@@ -1238,6 +1237,17 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     pol_decision *dp = &e->dec; /* pol_route clears it first */
     rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv, t->now,
                    call_seed(e->cfg.seed, c), dp);
+    if (!rc && skipped && dp->kind == DEC_WAIT) {
+        /* Decided without the agent left out, and it would keep the call
+        ** waiting beside that agent: decided again with every candidate,
+        ** the first decision not applied (what it wrote to the policy's
+        ** store stays). */
+        cands_release(csp);
+        if ((rc = cands_gather(t, q->num, csp))) return rc;
+        pq.available = (int)csp->n;
+        rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv,
+                       t->now, call_seed(e->cfg.seed, c), dp);
+    }
     if (rc) {
         cands_release(csp);
         return rc;
@@ -2025,23 +2035,8 @@ static int ev_transfer(wtx *t, ev_op *op)
         ** beside a free agent); later decisions may ring the agent too. */
         if ((rc = waiting_add(t, c, &nq))) goto out;
         t->skip_agent = a.num;
-        t->skipped = 0;
         rc = route_call(t, c, &nq, 1);
         t->skip_agent = 0;
-        if (rc) goto out;
-        /* Left out, and the call still waits there (nobody else the policy
-        ** would ring now): decided again with the agent, rather than kept
-        ** waiting beside it. */
-        char id[SB_ID_MAX + 1];
-        memcpy(id, c->id, sizeof id);
-        if (t->skipped && (rc = st_call_load(t->txn, e, t->acct, id, c)) == 0 &&
-            c->state == CALL_WAITING && c->queue == nq.num) {
-            queue_rec fresh = {0};
-            if ((rc = load_queue(t, nq.num, &fresh)) == 0) rc = route_call(t, c, &fresh, 1);
-            queue_free(&fresh);
-        } else if (rc == SB_ENOTFOUND) {
-            rc = 0; /* ended there (turned away) */
-        }
         if (rc) goto out;
     } else {
         ring_target tg = {target.num, 0};

@@ -117,9 +117,13 @@ t.ok(r.status == 200 and [a["id"] for a in r.json["agents"]] == ids and "next" n
 r = acme.get("/v1/agents?after=bz&limit=1")
 t.ok(r.status == 200 and [a["id"] for a in r.json["agents"]] == ["carl"] and
      r.json.get("next") == "carl", "after an id that is none: from the next one (carl)", r)
+t.is_(acme.put("/v1/queues/aaa", {"policy": "first", "members": [{"agent": "dora"}]}).status,
+      200, "a second queue, aaa (dora)")
 r = acme.get("/v1/queues?limit=1")
-t.ok(r.status == 200 and [q["id"] for q in r.json["queues"]] == ["support"] and
-     "next" not in r.json, "queues page the same way", r)
+r2 = acme.get("/v1/queues?limit=1&after=" + (r.json or {}).get("next", ""))
+t.ok(r.status == 200 and [q["id"] for q in r.json["queues"]] == ["aaa"] and
+     r.json.get("next") == "aaa" and [q["id"] for q in r2.json["queues"]] == ["support"] and
+     "next" not in r2.json, "queues page the same way", (r, r2))
 for q in ("limit=0", "limit=10001", "limit=x", "limit=-1"):
     r = acme.get("/v1/agents?" + q)
     t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "limit"), "?%s: 400, field limit" % q, r)
@@ -127,17 +131,20 @@ r = acme.get("/v1/agents?after=a%20b")
 t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "after"), "?after=a b: 400, field after", r)
 for i in range(3):
     acme.post("/v1/agents/%s/status" % ("alice", "bob", "carl")[i], {"status": "paused"})
-for i in range(3):
-    r = acme.post("/v1/calls", {"call": "p%d" % i, "queue": "support", "caller": "+4930100%03d" % i})
-    t.is_(r.status, 201, "call p%d waits" % i, r)
+acme.post("/v1/agents/dora/status", {"status": "paused"})
+for i, q in enumerate(("support", "aaa", "support", "support")):
+    r = acme.post("/v1/calls", {"call": "p%d" % i, "queue": q, "caller": "+4930100%03d" % i})
+    t.is_(r.status, 201, "call p%d waits in %s" % (i, q), r)
 r = acme.get("/v1/calls?limit=2")
 r2 = acme.get("/v1/calls?limit=2&after=" + (r.json or {}).get("next", ""))
 t.ok(r.status == 200 and [c["id"] for c in r.json["calls"]] == ["p0", "p1"] and
-     r.json.get("next") == "p1" and [c["id"] for c in r2.json["calls"]] == ["p2"] and
+     r.json.get("next") == "p1" and [c["id"] for c in r2.json["calls"]] == ["p2", "p3"] and
      "next" not in r2.json, "live calls page the same way", (r, r2))
 r = acme.get("/v1/calls?queue=support&limit=1&after=p0")
-t.ok(r.status == 200 and [c["id"] for c in r.json["calls"]] == ["p1"] and
-     r.json.get("next") == "p1", "... also of one queue", r)
+r2 = acme.get("/v1/calls?queue=support&limit=2&after=p0")
+t.ok(r.status == 200 and [c["id"] for c in r.json["calls"]] == ["p2"] and
+     r.json.get("next") == "p2" and [c["id"] for c in r2.json["calls"]] == ["p2", "p3"] and
+     "next" not in r2.json, "... also of one queue, its calls alone (p1 waits in aaa)", (r, r2))
 
 t.is_(d.stop(), 0, "exit 0")
 t.done()

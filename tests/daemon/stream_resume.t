@@ -151,6 +151,32 @@ m = d.admin("GET", "/metrics").body
 t.ok(re.search(r"^switchboard_stream_resumes_total [1-9]", m, re.M), "resumes are counted")
 t.ok(re.search(r"^switchboard_stream_resyncs_total 2$", m, re.M), "so are the two resyncs")
 
+# -- whole: a resume after the account's history was taken by others' backlogs ------------
+# Its entry keeps its last id when its history empties: the resume is whole,
+# not a resync (the ids of a new entry would start at the clock).
+s = Stream(d, acme.auth)
+t.cleanups.append(s.close)
+mine = stream_ring()
+g = read(s, 1)[0]
+t.ok(g and g[1] == mine, "acme's ring read", g)
+s.close()
+others = [provision(d, account="o%02d" % i, agents=("oa",)) for i in range(40)]
+for _ in range(30):   # unsent backlogs of 40 accounts fill the 32 halves of 4 KiB; sent go first
+    for o in others:
+        stream_ring(o, "oa")
+mark = len(d.lines)
+s = Stream(d, acme.auth, last_event_id=g[0])
+t.cleanups.append(s.close)
+after = stream_ring()
+ev = s.next(timeout=3)
+t.ok(ev and ev.get("type") != "resync" and ev.get("call") == after,
+     "a resume with the last id read, once others' backlogs took acme's history: whole, no "
+     "resync", ev)
+t.ok(d.wait_log(r'msg="stream subscribed".* account=\W?acme\b.*whole=yes', after=mark, timeout=2),
+     "... and logged whole")
+s.close()
+newest = s.last_id or newest
+
 # -- not whole: an id from before a restart ------------------------------------------------
 # The first action after the start goes out while no one is subscribed: the
 # account's history is made by it, and a resume finds it after the resync

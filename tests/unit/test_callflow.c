@@ -631,6 +631,14 @@ static void test_transfers(void)
     ok(evf("tr", "{\"type\":\"transfer\",\"call\":\"t6\",\"queue\":\"qa\"}") == 0 &&
            find(SB_ACT_RING, "t6", "a") && !find(SB_ACT_WAIT, "t6", NULL),
        "transfer: a transfers t6 to qa, b free but not one qa rings: a rings, no wait sent");
+    json_t *cg = get_json(sb_call_get(eng, "tr", "t6", res));
+    int waits = 0;
+    size_t ti;
+    json_t *te;
+    json_array_foreach(json_object_get(cg, "trace"), ti, te) waits +=
+        !strcmp(json_string_value(json_object_get(te, "decision")) ?: "", "wait");
+    json_decref(cg);
+    is_int(waits, 0, "transfer: ... and its trace has no wait decided without a");
     evf("tr", "{\"type\":\"abandon\",\"call\":\"t6\"}");
     status("tr", "b", "offline");
     is_str(call_field("tr", "t2", "outcome"), "answered", "transfer: t2's record: answered");
