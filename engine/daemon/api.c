@@ -30,7 +30,7 @@ enum auth { AUTH_NONE, AUTH_ADMIN, AUTH_ACCOUNT };
 
 /* The most audit entries one page holds (sb_audit_list cuts there). */
 #define SBD_AUDIT_LIMIT_MAX 100000
-#define SBD_LIST_LIMIT 1000      /* agents or queues a list gives by default */
+#define SBD_LIST_LIMIT 1000      /* agents, queues or calls a list gives by default */
 #define SBD_LIST_LIMIT_MAX 10000 /* and at most */
 
 typedef struct ctx {
@@ -51,7 +51,8 @@ struct route {
     enum auth auth;
     handler h[SBD_NMETHODS];
     const char *event;  /* call event routes: the event type */
-    const char *params; /* the query parameters its GET takes, space-separated */
+    const char *params; /* the query parameters its GET takes, space-separated (a
+                        ** DELETE's: delete_params) */
 };
 
 /* ------------------------------------------------------------------------ */

@@ -5,9 +5,8 @@
 ** as `id: <n>\ndata: <action json>\n\n`, ids growing by one per action
 ** of the account (from the clock's microseconds when the account's entry
 ** is made, so they also grow across restarts; counted per account, so that
-** no account learns from its ids how many actions the others had). A subscriber's own events never
-*go out before its
-** response head.
+** no account learns from its ids how many actions the others had). A
+** subscriber's own events never go out before its response head.
 **
 ** Each account keeps a history of its recent actions, marked sent or not:
 ** up to twice stream_buffer per account and 32 times it in all, the oldest

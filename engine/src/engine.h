@@ -272,12 +272,7 @@ typedef struct wtx {
     uint32_t acct;     /* account of the event, once resolved */
     acct_rec *account; /* loaded account, when resolved */
     acct_rec account_buf;
-    int depth; /* dispatch recursion guard */
-    /* route_call leaves this agent out of the candidates of its next
-    ** decision, unless it is the only one or the policy then rings nobody
-    ** (0: none): the agent who transferred the call to a queue is not rung
-    ** for it there while another would be (events.c, ev_transfer) */
-    uint32_t skip_agent;
+    int depth;     /* dispatch recursion guard */
     int wrote_gen; /* the transaction changes shared_gen (policies.c) */
     /* fn's SB_EFULL is a file outside the map that could not grow (data.keys
     ** on a full disk): final, where another SB_EFULL is a full map to grow. */

@@ -20,7 +20,8 @@
 #define TICK_BATCH 256      /* timers fired per tick transaction */
 #define TICK_RETRY_MS 60000 /* a timer whose firing failed is tried again after this */
 
-static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce);
+static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint32_t skip);
+#define route_call(t, c, q, announce) route_call_skip(t, c, q, announce, 0)
 
 /* --- small helpers --------------------------------------------------------- */
 
@@ -264,6 +265,12 @@ int agent_set_avail(wtx *t, agent_rec *a, int available)
             rc = avail_one(t, a, qs[i], &ms[i], available);
         if (rc || n < AGENTQ_BATCH) return rc;
     }
+}
+
+/* The agent let a ring go at `now` (0 in missed_at means never). */
+static void agent_missed(agent_rec *a, int64_t now)
+{
+    a->missed_at = now > 0 ? now : 1;
 }
 
 /* Move an agent to a new status, keeping the avail index and timers right. */
@@ -1134,7 +1141,10 @@ static int queue_line(void *arg, int *position, double *longest_wait)
 ** in the WAITING state and in the waiting list. `announce`: the caller is
 ** the call's own event, which reports a WAIT decision as an action.
 */
-static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
+/* Decide the call in queue q. skip: an agent left out of the candidates
+** (0: none) unless it is the only one or the policy then rings nobody: the
+** agent who transferred the call to q (ev_transfer). */
+static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint32_t skip)
 {
     sb_engine *e = t->e;
     /* Max wait passed: overflow or give up before asking anyone. Not back
@@ -1165,19 +1175,20 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     cand_set *csp = e->cands; /* reused; only under the write lock */
     int rc = cands_gather(t, q->num, csp);
     if (rc) return rc;
-    /* Once, for this decision (not one after a move it makes). The entry
-    ** leaves csp->c alone: csp->av and csp->stale are out of step with it
-    ** until the next gather, which ver 0 makes a whole one. */
-    int skipped = 0;
-    for (size_t i = 0; t->skip_agent && csp->n > 1 && i < csp->n; i++)
-        if (csp->c[i].num == t->skip_agent) {
+    /* The agent left out goes back in its place for a second decision;
+    ** otherwise csp->c is out of step with csp->av until a whole gather. */
+    pol_cand left;
+    size_t at = 0;
+    int left_out = 0;
+    for (size_t i = 0; skip && csp->n > 1 && i < csp->n; i++)
+        if (csp->c[i].num == skip) {
+            left = csp->c[i];
             memmove(csp->c + i, csp->c + i + 1, (csp->n - i - 1) * sizeof *csp->c);
             csp->n--;
-            csp->ver = 0;
-            skipped = 1;
+            at = i;
+            left_out = 1;
             break;
         }
-    t->skip_agent = 0;
 
     /* The call as the policy sees it. */
     const char *tried_ids[MAX_TRIED];
@@ -1237,16 +1248,18 @@ static int route_call(wtx *t, call_rec *c, queue_rec *q, int announce)
     pol_decision *dp = &e->dec; /* pol_route clears it first */
     rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv, t->now,
                    call_seed(e->cfg.seed, c), dp);
-    if (!rc && skipped && dp->kind == DEC_WAIT) {
-        /* Decided without the agent left out, and it would keep the call
-        ** waiting beside that agent: decided again with every candidate,
-        ** the first decision not applied (what it wrote to the policy's
-        ** store stays). */
-        cands_release(csp);
-        if ((rc = cands_gather(t, q->num, csp))) return rc;
+    if (left_out && !rc && dp->kind == DEC_WAIT) {
+        /* It would keep the call waiting beside that agent: decided again
+        ** with every candidate, the first decision not applied (what it
+        ** wrote to the policy's store stays). */
+        memmove(csp->c + at + 1, csp->c + at, (csp->n - at) * sizeof *csp->c);
+        csp->c[at] = left;
+        csp->n++;
         pq.available = (int)csp->n;
         rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv,
                        t->now, call_seed(e->cfg.seed, c), dp);
+    } else if (left_out) {
+        csp->ver = 0; /* the decision names candidates by place: gathered whole next time */
     }
     if (rc) {
         cands_release(csp);
@@ -1474,8 +1487,7 @@ static int dispatch_agent_but(wtx *t, const agent_rec *a, uint32_t skip)
 {
     uint8_t last[12];
     size_t llen = 0;
-    line_head stack[16], *heads = stack;
-    size_t nh = 0, cap = countof(stack);
+    sb_buf heads = {0}; /* line_head entries: a few, mostly none */
     int rc = 0, more = 1;
     while (more && !rc) {
         uint32_t qs[AGENTQ_BATCH];
@@ -1488,28 +1500,20 @@ static int dispatch_agent_but(wtx *t, const agent_rec *a, uint32_t skip)
             if (qs[i] == skip) continue;
             int r = st_iter_hot(&it, t->txn, t->e, DB_WAITING, p, key_acct2(p, t->acct, qs[i]));
             if (r == 0 && it.klen > 17) {
-                if (nh == cap) {
-                    line_head *g = malloc(cap * 2 * sizeof *g);
-                    if (!g) {
-                        rc = SB_ENOMEM;
-                    } else {
-                        memcpy(g, heads, nh * sizeof *g);
-                        if (heads != stack) free(heads);
-                        heads = g;
-                        cap *= 2;
-                    }
-                }
-                if (!rc) heads[nh++] = (line_head){qs[i], it.key[8], be64(it.key + 9)};
+                line_head h = {qs[i], it.key[8], be64(it.key + 9)};
+                if (buf_put(&heads, &h, sizeof h)) rc = SB_ENOMEM;
             } else if (r && r != MDB_NOTFOUND) {
                 rc = r;
             }
             st_iter_close(&it);
         }
     }
-    if (!rc) qsort(heads, nh, sizeof *heads, line_head_cmp);
+    line_head *h = (line_head *)heads.p;
+    size_t nh = heads.len / sizeof *h;
+    if (!rc && nh > 1) qsort(h, nh, sizeof *h, line_head_cmp);
     for (size_t i = 0; i < nh && !rc; i++)
-        rc = dispatch_queue(t, heads[i].queue);
-    if (heads != stack) free(heads);
+        rc = dispatch_queue(t, h[i].queue);
+    buf_free(&heads);
     return rc;
 }
 
@@ -1565,7 +1569,7 @@ static int rings_end(wtx *t, call_rec *c, queue_rec *q, uint32_t keep, int outco
             a.status == SB_AGENT_RESERVED && strcmp(a.call, c->id) == 0) {
             if (outcome == SB_RING_NO_ANSWER) {
                 a.no_answers++;
-                a.missed_at = t->now > 0 ? t->now : 1; /* 0: none */
+                agent_missed(&a, t->now);
             }
             rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL);
             if (!rc && why) act(t, SB_ACT_CANCEL, c->id, a.id, q->id, why);
@@ -1870,7 +1874,7 @@ static int ev_ring_result(wtx *t, ev_op *op)
     c->ring[idx] = c->ring[c->nring - 1];
     c->nring--;
     if (ev->outcome == SB_RING_NO_ANSWER) a.no_answers++;
-    a.missed_at = t->now > 0 ? t->now : 1; /* no answer, busy or rejected; 0: none */
+    agent_missed(&a, t->now); /* no answer, busy or rejected */
     attempt_end(t, c, a.num, ev->outcome);
     int lined;
     if ((rc = agent_change(t, &a, SB_AGENT_AVAILABLE, NULL, NULL)) ||
@@ -2033,11 +2037,7 @@ static int ev_transfer(wtx *t, ev_op *op)
         ** blind transfer hands the call on, and that agent's phone is still
         ** in it. Alone free, the agent is rung (the call is not left to wait
         ** beside a free agent); later decisions may ring the agent too. */
-        if ((rc = waiting_add(t, c, &nq))) goto out;
-        t->skip_agent = a.num;
-        rc = route_call(t, c, &nq, 1);
-        t->skip_agent = 0;
-        if (rc) goto out;
+        if ((rc = waiting_add(t, c, &nq)) || (rc = route_call_skip(t, c, &nq, 1, a.num))) goto out;
     } else {
         ring_target tg = {target.num, 0};
         pol_cand pc = {.id = target.id, .num = target.num, .load = cand_load};

@@ -306,14 +306,14 @@ int redact_numbers_min(const char *text, char *out, size_t n, int broad, int nat
 int reason_clean(char *s, size_t cap)
 {
     char tmp[1024];
-    if (!s || !cap) return 0;
+    if (!s || !cap || !*s) return 0; /* nothing to clean: most agent changes */
     text_clean(s); /* first: a tab or line break between digit groups reads as a space */
     size_t len = strlen(s);
     if (len >= sizeof tmp) len = sizeof tmp - 1; /* callers' reasons are shorter */
     memcpy(tmp, s, len);
     tmp[len] = 0;
     int found = redact_numbers_min(tmp, s, cap, 0, REASON_NATIONAL_MIN);
-    cr_wipe(tmp, sizeof tmp);
+    cr_wipe(tmp, len + 1);
     return found;
 }
 

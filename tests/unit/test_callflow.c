@@ -934,6 +934,16 @@ static void test_isolation_and_replay(void)
     now_ms += 120000;
 }
 
+/* Ring a, b and c in turn, 10 s each. */
+static const char *const SEQ = "local P = {}\n"
+                               "function P.route(call, agents, ctx)\n"
+                               "  if #agents == 0 then return {} end\n"
+                               "  local ids = {}\n"
+                               "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
+                               "  table.sort(ids)\n"
+                               "  return { ring = ids, mode = 'sequence', timeout = 10 }\n"
+                               "end\nreturn P\n";
+
 /* 5b. Max wait comes while the call rings: the ring is cut, and the call
 ** goes to the overflow queue at once; a sequence does not ring on past it. */
 static void test_maxwait_ringing(void)
@@ -961,41 +971,34 @@ static void test_maxwait_ringing(void)
     is_int(agent_stat("mr", "a", "no_answers"), 0, "maxwait: a cut ring is no no-answer of a's");
     is_int(waiting("mr", "q"), 0, "maxwait: q counts none");
     evf("mr", "{\"type\":\"abandon\",\"call\":\"w1\"}");
-    /* A sequence of two 20 s rings in a queue of 30 s max wait: the
-    ** second is cut at 30 s, not rung to its end at 40 s. */
-    ok(policy("mr", "seq3",
-              "local P = {}\nfunction P.route(call, agents, ctx)\n"
-              "  if #agents == 0 then return {} end\n"
-              "  local ids = {}\n"
-              "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
-              "  table.sort(ids)\n"
-              "  return { ring = ids, mode = 'sequence', timeout = 20 }\n"
-              "end\nreturn P\n") == 0 &&
+    /* A sequence of two 10 s rings in a queue of 15 s max wait: the
+    ** second is cut at 15 s, not rung to its end at 20 s. */
+    ok(policy("mr", "seq", SEQ) == 0 &&
            put(sb_queue_put, "mr",
-               "{\"id\":\"s\",\"policy\":\"seq3\",\"max_wait\":30,\"overflow\":\"q2\","
+               "{\"id\":\"s\",\"policy\":\"seq\",\"max_wait\":15,\"overflow\":\"q2\","
                "\"members\":[{\"agent\":\"a\"},{\"agent\":\"b\"}]}") == 0,
-       "maxwait: queue s rings a and b in turn, 20 s each, max wait 30 s");
+       "maxwait: queue s rings a and b in turn, 10 s each, max wait 15 s");
     ok(offer("mr", "w2", "s") == 0 && find(SB_ACT_RING, "w2", "a"), "maxwait: w2 rings a");
-    now_ms += 20000;
-    ok(tick() == 0 && find(SB_ACT_RING, "w2", "b"), "maxwait: at 20 s b rings");
     now_ms += 10000;
+    ok(tick() == 0 && find(SB_ACT_RING, "w2", "b"), "maxwait: at 10 s b rings");
+    now_ms += 5000;
     ok(tick() == 0 && find(SB_ACT_CANCEL, "w2", "b") && find(SB_ACT_OVERFLOW, "w2", NULL) &&
            find(SB_ACT_RING, "w2", "c"),
-       "maxwait: at 30 s b's ring is cut, and w2 goes on to q2, where c rings");
+       "maxwait: at 15 s b's ring is cut, and w2 goes on to q2, where c rings");
     evf("mr", "{\"type\":\"abandon\",\"call\":\"w2\"}");
     /* Max wait raised while the call rings: it holds at its new time. */
     ok(offer("mr", "w3", "s") == 0 && find(SB_ACT_RING, "w3", "a"), "maxwait: w3 rings a in s");
-    now_ms += 10000;
-    ok(put(sb_queue_put, "mr",
-           "{\"id\":\"s\",\"policy\":\"seq3\",\"max_wait\":35,\"overflow\":\"q2\","
-           "\"members\":[{\"agent\":\"a\"},{\"agent\":\"b\"}]}") == 0,
-       "maxwait: at 10 s s's max wait is raised to 35 s");
-    now_ms += 20000;
-    ok(tick() == 0 && find(SB_ACT_RING, "w3", "b") && !find(SB_ACT_OVERFLOW, "w3", NULL),
-       "maxwait: at 30 s b rings, nothing cut");
     now_ms += 5000;
+    ok(put(sb_queue_put, "mr",
+           "{\"id\":\"s\",\"policy\":\"seq\",\"max_wait\":18,\"overflow\":\"q2\","
+           "\"members\":[{\"agent\":\"a\"},{\"agent\":\"b\"}]}") == 0,
+       "maxwait: at 5 s s's max wait is raised to 18 s");
+    now_ms += 10000;
+    ok(tick() == 0 && find(SB_ACT_RING, "w3", "b") && !find(SB_ACT_OVERFLOW, "w3", NULL),
+       "maxwait: at 15 s b rings, nothing cut");
+    now_ms += 3000;
     ok(tick() == 0 && find(SB_ACT_CANCEL, "w3", "b") && find(SB_ACT_OVERFLOW, "w3", NULL),
-       "maxwait: at 35 s, the new max wait, b's ring is cut and w3 overflows");
+       "maxwait: at 18 s, the new max wait, b's ring is cut and w3 overflows");
     evf("mr", "{\"type\":\"abandon\",\"call\":\"w3\"}");
     ok(!strcmp(agent_status("mr", "a"), "available") &&
            !strcmp(agent_status("mr", "c"), "available") && sb_next_deadline(eng) >= now_ms,
@@ -1113,22 +1116,26 @@ static void test_queues_past_a_batch(void)
         evf("mb", "{\"type\":\"abandon\",\"call\":\"%s\"}", call);
     }
     is_int(rang, 16, "past a batch: paused and back, a rings for a call of every 13th queue");
+    /* A policy that rings tier 3 alone: a rings only if q7's entry has the
+    ** membership the update wrote. */
+    ok(policy("mb", "t3",
+              "local P = {}\nfunction P.route(call, agents, ctx)\n"
+              "  for _, a in ipairs(agents) do\n"
+              "    if a.tier == 3 then return { ring = a.id } end\n"
+              "  end\n"
+              "  return { wait = 1 }\nend\nreturn P\n") == 0 &&
+           put(sb_queue_put, "mb",
+               "{\"id\":\"q7\",\"policy\":\"t3\",\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "past a batch: q7 rings tier 3 alone");
+    ok(offer("mb", "m6", "q7") == 0 && !find(SB_ACT_RING, "m6", "a"),
+       "past a batch: a, tier 1 in q7, is not rung");
+    evf("mb", "{\"type\":\"abandon\",\"call\":\"m6\"}");
     ok(sb_member_put(eng, "mb", "q7", "a", "{\"tier\":3}", 10, res) == 0,
-       "past a batch: a's tier in q7");
+       "past a batch: a's tier in q7 made 3");
     ok(offer("mb", "m7", "q7") == 0 && find(SB_ACT_RING, "m7", "a"),
-       "past a batch: a still rings in q7");
+       "past a batch: a rings in q7, its entry there rewritten with the tier");
     evf("mb", "{\"type\":\"abandon\",\"call\":\"m7\"}");
 }
-
-/* Ring a, b and c in turn, 10 s each. */
-static const char *const SEQ = "local P = {}\n"
-                               "function P.route(call, agents, ctx)\n"
-                               "  if #agents == 0 then return {} end\n"
-                               "  local ids = {}\n"
-                               "  for _, a in ipairs(agents) do ids[#ids + 1] = a.id end\n"
-                               "  table.sort(ids)\n"
-                               "  return { ring = ids, mode = 'sequence', timeout = 10 }\n"
-                               "end\nreturn P\n";
 
 /* 2b. A sequence: a busy ring moves on; an agent further down who pauses
 ** is skipped; ring all: one busy, the others ring on. */
