@@ -469,9 +469,10 @@ static void h_account_delete(ctx *x)
     int rc = (v ? sb_account_evict : sb_account_delete)(x->d->eng, x->p[0], x->d->res);
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0) {
-        /* What waited for its subscribers must not reach an account made
-        ** again under the same id. */
-        sbd_stream_forget(x->d, x->p[0]);
+        /* Its subscribers are told what its last requests caused and the
+        ** end of each live call, then their streams close; none of it
+        ** reaches an account made again under the same id. */
+        sbd_stream_forget(x->d, x->p[0], x->d->res);
         sbd_log(SB_LOG_INFO, "account deleted", "account=%s", sbd_q(x->p[0]));
     }
 }

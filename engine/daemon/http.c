@@ -1530,17 +1530,21 @@ int sbd_http_only_streams(const sbd *d)
     return 1;
 }
 
+void sbd_conn_end_stream(sbd_conn *c)
+{
+    if (c->state != CS_STREAM) return;
+    /* What it holds goes out first (write_cb), then the close. */
+    c->state = CS_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    if (!evbuffer_get_length(bufferevent_get_output(c->bev))) start_linger(c);
+}
+
 void sbd_http_end_streams(sbd *d)
 {
     sbd_conn *c = d->conns;
     while (c) {
         sbd_conn *next = c->next;
-        if (c->state == CS_STREAM) {
-            /* What it holds goes out first (write_cb), then the close. */
-            c->state = CS_CLOSING;
-            bufferevent_disable(c->bev, EV_READ);
-            if (!evbuffer_get_length(bufferevent_get_output(c->bev))) start_linger(c);
-        }
+        sbd_conn_end_stream(c); /* may free c */
         c = next;
     }
 }

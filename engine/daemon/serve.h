@@ -290,6 +290,8 @@ struct bufferevent *sbd_conn_bev(sbd_conn *c);
 uint64_t sbd_conn_id(const sbd_conn *c);
 const char *sbd_conn_peer(const sbd_conn *c);
 void sbd_conn_close(sbd_conn *c);
+/* An event stream's connection closes once it has sent what it holds. */
+void sbd_conn_end_stream(sbd_conn *c);
 void sbd_conn_set_sub(sbd_conn *c, sbd_sub *s);
 
 /* api.c */
@@ -342,8 +344,11 @@ void sbd_stream_close_all(sbd *d);
 void sbd_stream_stalled(sbd *d, sbd_sub *s);
 /* Free the actions kept for accounts without a subscriber. */
 void sbd_stream_free_backlogs(sbd *d);
-/* Drop what is kept or held for account's subscribers (it was deleted). */
-void sbd_stream_forget(sbd *d, const char *account);
+/* The account was deleted: what is kept for it is dropped; its subscribers
+** are sent what its last requests caused and the actions in res (the end
+** of each live call it had), once synced, and their streams then close.
+** Nothing of it reaches an account made again under its id. */
+void sbd_stream_forget(sbd *d, const char *account, const sb_result *res);
 /* The action as JSON, byte for byte as the library's result JSON renders
 ** it (sb_action_json), the account filled in if the action has none. */
 int sbd_action_write(struct evbuffer *out, const sb_action *a, const char *account,

@@ -48,11 +48,13 @@ struct sbd_sub {
     char account[132];
     char *auth;          /* the Authorization header it was opened with */
     uint64_t checked_ns; /* when those credentials were last verified */
+    int ending;          /* its account was deleted: told the last, then closed */
 };
 
 struct sbd_pub {
     sbd_pub *next;
     uint64_t seq; /* batch the action was committed in */
+    int last;     /* a deleted account's: for its ending subscribers alone */
     char *account;
     char *json;
 };
@@ -333,28 +335,53 @@ static void free_history(sbd *d, sbd_backlog *b)
         hent_free(d, b->head);
 }
 
-void sbd_stream_forget(sbd *d, const char *account)
+static void hold(sbd *d, const sb_action *a, const char *account, int last);
+static void end_told(sbd *d);
+
+/* The account was deleted. Its subscribers leave its entry, whose history
+** goes, and end: they are sent what its requests caused that is still
+** held for a sync, and the actions of res (the ends of its live calls), as
+** the last events of their streams, then closed (end_told). Held for them
+** alone, with ids after the last they were given: an account made again
+** under the id (the same entry) gets none of it, nor do they get its
+** actions. With no subscriber, nothing is held. */
+void sbd_stream_forget(sbd *d, const char *account, const sb_result *res)
 {
     sbd_backlog *b = backlog_of(d, account, 0);
+    int told = 0;
     if (b) {
         free_history(d, b);
         b->floor = b->last; /* a resume across the deletion is not whole */
         b->gone = 1;
-        backlog_release(d, b); /* its streams close as their credentials fail */
+        while (b->subs) {
+            sbd_sub *s = b->subs;
+            b->subs = s->anext;
+            s->anext = s->aprev = NULL;
+            s->acct = NULL;
+            s->ending = 1;
+            s->cur = b->last; /* the ids it is told go on from the account's */
+            told = 1;
+        }
+        b->nsubs = 0;
+        backlog_release(d, b);
     }
-    /* And what its last requests caused, still waiting for their sync. */
     sbd_pub **q = &d->pub_head;
     d->pub_tail = &d->pub_head;
     while (*q) {
         sbd_pub *p = *q;
-        if (!strcmp(p->account, account)) {
+        if (!strcmp(p->account, account) && !told) {
             *q = p->next;
             pub_free(p);
         } else {
+            if (!strcmp(p->account, account)) p->last = 1;
             q = &p->next;
             d->pub_tail = q;
         }
     }
+    if (!told) return;
+    size_t n = sb_result_count(res);
+    for (size_t i = 0; i < n; i++)
+        hold(d, sb_result_action(res, i), account, 1);
 }
 
 void sbd_stream_free_backlogs(sbd *d)
@@ -473,9 +500,12 @@ void sbd_stream_recheck(sbd *d, int force)
 {
     uint64_t now = sbd_now_ns();
     sbd_sub *s = d->subs;
+    int ending = 0;
     while (s) {
         sbd_sub *next = s->next;
-        if (force || now - s->checked_ns >= SBD_AUTH_CACHE_TTL_NS) {
+        if (s->ending) {
+            ending = 1; /* closed once told (end_told) */
+        } else if (force || now - s->checked_ns >= SBD_AUTH_CACHE_TTL_NS) {
             char acct[136];
             int rc = sbd_auth_basic(d, s->auth, acct, sizeof acct);
             s->checked_ns = now;
@@ -488,9 +518,10 @@ void sbd_stream_recheck(sbd *d, int force)
         }
         s = next;
     }
+    if (ending) end_told(d); /* those left with nothing to be told */
 }
 
-void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)
+static void hold(sbd *d, const sb_action *a, const char *account, int last)
 {
     const char *acct = a->account ? a->account : account;
     if (!acct) return;
@@ -509,7 +540,13 @@ void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)
     }
     /* An event of the open engine batch: held until it is committed. */
     p->seq = d->ebatch_open ? SBD_SEQ_UNCOMMITTED : sbd_seq(d);
+    p->last = last;
     pub_queue(d, p);
+}
+
+void sbd_stream_hold(sbd *d, const sb_action *a, const char *account)
+{
+    hold(d, a, account, 0);
 }
 
 void sbd_stream_settle(sbd *d, uint64_t seq, int failed)
@@ -656,6 +693,41 @@ int sbd_stream_drained(sbd *d, sbd_sub *s)
     return replay_step(d, s);
 }
 
+/* A deleted account's last action, to its subscribers (those that were
+** its subscribers when it was deleted). */
+static void tell_ending(sbd *d, const sbd_pub *p)
+{
+    size_t jl = strlen(p->json);
+    for (sbd_sub *s = d->subs, *next; s; s = next) {
+        next = s->next;
+        if (!s->ending || strcmp(s->account, p->account) != 0 || sbd_conn_held(s->conn)) continue;
+        if (lag_room(d, s, jl) && send_event(d, s, s->cur + 1, p->json, jl)) s->cur++;
+    }
+}
+
+static int last_held(const sbd *d, const char *account)
+{
+    for (const sbd_pub *p = d->pub_head; p; p = p->next)
+        if (p->last && !strcmp(p->account, account)) return 1;
+    return 0;
+}
+
+/* Ending subscribers with nothing more to be told: closed, once what
+** they were sent is out. */
+static void end_told(sbd *d)
+{
+    for (sbd_sub *s = d->subs, *next; s; s = next) {
+        next = s->next;
+        if (!s->ending || last_held(d, s->account)) continue;
+        sbd_conn *c = s->conn;
+        sbd_log(SB_LOG_INFO, "stream closed: its account was deleted",
+                "conn=%llu peer=%s account=%s", (unsigned long long)sbd_conn_id(c),
+                sbd_conn_peer(c), sbd_q(s->account));
+        sbd_stream_unsubscribe(d, s);
+        sbd_conn_end_stream(c);
+    }
+}
+
 void sbd_stream_publish(sbd *d, uint64_t upto)
 {
     /* Subscribers whose head went out with this release. */
@@ -663,10 +735,17 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
         next = s->next;
         if (s->replay && !s->started && s->since <= upto) replay_step(d, s);
     }
+    int told = 0;
     while (d->pub_head && d->pub_head->seq <= upto) {
         sbd_pub *p = d->pub_head;
         d->pub_head = p->next;
         if (!d->pub_head) d->pub_tail = &d->pub_head;
+        if (p->last) {
+            tell_ending(d, p);
+            pub_free(p);
+            told = 1;
+            continue;
+        }
         /* The history first: one made now starts at the clock, so this
         ** action is after its floor, for a resume to find. */
         sbd_backlog *b = backlog_of(d, p->account, 1);
@@ -694,6 +773,7 @@ void sbd_stream_publish(sbd *d, uint64_t upto)
         pub_free(p);
         if (d->lag_check) drop_lagging(d);
     }
+    if (told) end_told(d);
 }
 
 void sbd_stream_keepalive(sbd *d)

@@ -5,7 +5,7 @@
 # account's calls are never listed; bad parameters are refused.
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, provision  # noqa: E402
+from sbtest import TAP, Daemon, Stream, provision  # noqa: E402
 
 t = TAP()
 d = t.owned(Daemon()).start()
@@ -74,6 +74,9 @@ t.ok(r.status == 404 and "the id given is not one (ids are 1..128 letters" in
 # An operator removing an account whose calls are live: refused, unless its
 # live calls are to end with it (each gets an end, for the gateway).
 live = sorted(c["id"] for c in acme.get("/v1/calls").json["calls"])
+s = Stream(d, acme.auth)
+t.is_(s.status, 200, "acme's gateway listens on the stream")
+gs = Stream(d, globex.auth)
 r = d.admin("DELETE", "/v1/accounts/acme")
 t.ok(r.status == 409 and r.code == "SB_ESTATE" and "evict" in r.body,
      "DELETE of an account with live calls: 409, saying how to end them with it", r)
@@ -88,6 +91,19 @@ t.ok(r.status == 200 and ends == live and len(live) >= 2,
      "?live_calls=end: deleted, an end (account deleted) for each of its %d live calls" % len(live),
      r)
 t.is_(d.admin("GET", "/v1/accounts/acme").status, 404, "... the account gone")
+# Its gateway is told on its stream, which then closes.
+told = []
+while True:
+    ev = s.next(timeout=5)
+    if ev is None:
+        break
+    if ev.get("type") == "end":
+        told.append((ev["call"], ev.get("reason"), ev.get("account")))
+t.is_(sorted(told), [(c, "account deleted", "acme") for c in live],
+      "its stream's last events: an end for each live call")
+t.ok(s.closed(timeout=5), "... then the stream closes")
+t.is_(gs.next(timeout=0.5), None, "another account's stream is told nothing")
+t.ok(not gs.closed(timeout=0.2), "... and stays open")
 t.is_([c["id"] for c in globex.get("/v1/calls").json["calls"]], ["g1"],
       "... another account's call untouched")
 r = d.admin("DELETE", "/v1/accounts/globex/keys/x?live_calls=end")
