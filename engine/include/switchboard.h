@@ -389,7 +389,9 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** in a loop pass the caller round once).
 ** max_length bounds the calls waiting: an offer, a policy's move or an
 ** overflow into a full queue goes on to that queue's overflow, or is
-** rejected ("queue full"); a transfer into it is refused (SB_ESTATE).
+** rejected ("queue full"; "queue full (overflow queue 'A' had the call
+** already)" when that overflow would send it back to a queue it was in);
+** a transfer into it is refused (SB_ESTATE).
 ** An account's retention policy must be there too, and define `retain`.
 ** Unknown fields are rejected with SB_EINVAL naming the field.
 ** *_put creates or replaces; replacing keeps live state (an agent on a call
@@ -575,7 +577,11 @@ SB_API int sb_submit_json(sb_engine *eng, const char *account, const char *json,
                           sb_result *res);
 
 /* Fire every timer due at the clock's current time (ring timeouts, wrap-up
-** ends, policy wake-ups, max-wait overflows) and return their actions. */
+** ends, policy wake-ups, max-wait overflows) and return their actions.
+** Timers fire in the order they are due; policy wake-ups of one account due
+** in the same millisecond (32 at a time), in line order: priority, then
+** time in line, as a freed agent takes calls, so the caller at the head is
+** decided first. */
 SB_API int sb_tick(sb_engine *eng, sb_result *res);
 /* sb_tick for about max_ms milliseconds of work at most (0: no limit): one
 ** timer fires at least, and when timers are still due as the time runs out

@@ -727,12 +727,22 @@ static const char *call_history(void *arg)
     return h->id[0] ? h->id : NULL;
 }
 
+/* 1 when the agent is a member of q, 0 when not, else an error. */
+static int is_member(wtx *t, const queue_rec *q, const agent_rec *a)
+{
+    uint8_t k[12];
+    MDB_val v;
+    int rc = st_get(t->txn, t->e, DB_MEMBERS, k, key_acct3(k, t->acct, q->num, a->num), &v);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Ring targets beside those ringing already: reserve each agent that can be
-** rung now, emit RING (for `timeout` seconds, as part of the call's ring
-** attempt `attempt`), note the attempt. 0 when one or more rang, 1 when
-** nobody could be rung. */
+** rung now (with `member`, only a member of q still: a list the policy
+** gave earlier), emit RING (for `timeout` seconds, as part of the call's
+** ring attempt `attempt`), note the attempt. 0 when one or more rang, 1
+** when nobody could be rung. */
 static int ring_add(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, int n, int timeout,
-                    uint32_t attempt)
+                    uint32_t attempt, int member)
 {
     int rc = 0, rung = 0;
     for (int i = 0; i < n; i++) {
@@ -743,8 +753,11 @@ static int ring_add(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg, in
             return rc;
         }
         int di = dev_index(tg[i].dev);
-        if (a.status != SB_AGENT_AVAILABLE || di < 0 || !a.uri[di][0]) {
+        if (a.status != SB_AGENT_AVAILABLE || di < 0 || !a.uri[di][0] ||
+            (member && (rc = is_member(t, q, &a)) != 1)) {
             agent_free(&a);
+            if (rc < 0) return rc;
+            rc = 0;
             continue;
         }
         rc = agent_change(t, &a, SB_AGENT_RESERVED, NULL, c->id);
@@ -788,12 +801,14 @@ static int ring_targets(wtx *t, call_rec *c, queue_rec *q, const ring_target *tg
                         int timeout)
 {
     c->nring = 0;
-    int rc = ring_add(t, c, q, tg, n, timeout, c->attempts + 1);
+    int rc = ring_add(t, c, q, tg, n, timeout, c->attempts + 1, 0);
     return rc ? rc : ring_begin(t, c, timeout);
 }
 
 /* Ring the next agent of the call's list (seq, from seqpos) who can be
-** rung, beside those ringing now; those who cannot are skipped. 0 when one
+** rung, beside those ringing now; those who cannot (no longer available, or
+** no longer a member of the queue: the list was the policy's when it
+** decided) are skipped. 0 when one
 ** rang, 1 when the list ran out. Sequences and progressive rings both walk
 ** the list this way: a sequence's next agent is a new attempt (ring_begin
 ** follows), a progressive ring's joins the one ringing (`attempt`). */
@@ -801,7 +816,7 @@ static int ring_next(wtx *t, call_rec *c, queue_rec *q, int timeout, uint32_t at
 {
     int rc = 1;
     while (rc == 1 && c->seqpos < c->nseq)
-        rc = ring_add(t, c, q, &c->seq[c->seqpos++], 1, timeout, attempt);
+        rc = ring_add(t, c, q, &c->seq[c->seqpos++], 1, timeout, attempt, 1);
     return rc;
 }
 
@@ -944,20 +959,31 @@ static void engine_trace(wtx *t, call_rec *c, int kind, const char *detail)
     call_trace(c, t->now, kind, 0, "", "", detail);
 }
 
+static int overflow_had_call(wtx *t, const call_rec *c, const char *target, int *had);
+
 /* A call arriving at a full queue (offered, moved or overflowing to it):
-** on to that queue's overflow, or turned away. */
+** on to that queue's overflow, or turned away: when the overflows lead
+** round a loop of full queues, or back to a queue that had the call already
+** (it would wait there a second time: the caller has had it). */
 static int arrive_full(wtx *t, call_rec *c, queue_rec *q)
 {
-    int loop = 0, rc = q->overflow[0] ? overflow_loops_full(t, q, &loop) : 0;
+    int loop = 0, had = 0, rc = q->overflow[0] ? overflow_loops_full(t, q, &loop) : 0;
+    if (!rc && q->overflow[0] && !loop) rc = overflow_had_call(t, c, q->overflow, &had);
     if (rc) return rc;
-    if (q->overflow[0] && !loop) {
+    if (q->overflow[0] && !loop && !had) {
         char detail[64 + SB_ID_MAX];
         snprintf(detail, sizeof detail, "queue full: overflow to %s", q->overflow);
         engine_trace(t, c, TR_MOVE, detail);
         return move_call(t, c, q, q->overflow, "queue full");
     }
-    engine_trace(t, c, TR_REJECT, "queue full: rejected");
-    act(t, SB_ACT_REJECT, c->id, NULL, q->id, "queue full");
+    char why[96 + SB_ID_MAX] = "queue full";
+    if (had)
+        snprintf(why, sizeof why, "queue full (overflow queue '%s' had the call already)",
+                 q->overflow);
+    engine_trace(t, c, TR_REJECT,
+                 had ? "queue full: rejected (its overflow queue had the call already)"
+                     : "queue full: rejected");
+    act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
     return finish_call(t, c, q, "rejected", NULL);
 }
 
@@ -1009,8 +1035,9 @@ out:
     return rc;
 }
 
-/* Max wait ran out and the queue overflows to `target`: did that queue
-** have the call already, on its way here? Then sending it back would pass
+/* Max wait ran out, or the call came to a full queue, and the queue
+** overflows to `target`: did that queue have the call already, on its way
+** here? Then sending it back would pass
 ** the caller round a loop of queues overflowing into each other, one max
 ** wait each, until POL_MAX_MOVES turned it away as "too many queue moves".
 **
@@ -2557,6 +2584,88 @@ typedef struct tick_run {
     int cut;           /* it ended with timers still due */
 } tick_run;
 
+/* A timer of the tick, in the order it fires. */
+typedef struct tick_ent {
+    uint8_t key[13 + SB_ID_MAX];
+    size_t kl;
+    int64_t fire_due;
+    int32_t priority; /* policy wake-ups: the call's place in line */
+    int64_t queued;
+} tick_ent;
+
+/* Policy wake-ups due in the same millisecond, in one account, at most this
+** many at a time, fire in line order. */
+#define WAKE_GROUP 32
+
+/* Delete the timer and fire it. n: its place in the tick, for a failure. */
+static int fire_ent(wtx *t, tick_run *r, const tick_ent *te, int n)
+{
+    sb_engine *e = t->e;
+    int rc = st_del(t->txn, e, DB_TIMERS, te->key, te->kl);
+    if (rc) return rc;
+    r->fired++;
+    uint32_t acct = be32(te->key + 9);
+    uint8_t ak[4];
+    MDB_val av;
+    if (st_get(t->txn, e, DB_ACCOUNTS, ak, key_acct(ak, acct), &av) ||
+        dec_account(av.mv_data, av.mv_size, &t->account_buf))
+        return 0; /* account gone */
+    t->account = &t->account_buf;
+    t->acct = acct;
+    pol_host_sync_gen(e->pol, acct, t->account_buf.policy_gen);
+    if ((rc = fire_timer(t, te->key[8], te->key + 13, te->kl - 13, te->fire_due))) {
+        r->failed_at = n;
+        memcpy(r->key, te->key, te->kl);
+        r->kl = te->kl;
+    }
+    return rc;
+}
+
+static int line_cmp(const void *a, const void *b)
+{
+    const tick_ent *x = a, *y = b;
+    if (x->priority != y->priority) return x->priority > y->priority ? -1 : 1;
+    if (x->queued != y->queued) return x->queued < y->queued ? -1 : 1;
+    return memcmp(x->key, y->key, x->kl < y->kl ? x->kl : y->kl) < 0 ? -1 : 1;
+}
+
+/* The policy wake-ups due with `first` (the same millisecond and account):
+** in key order they would go by call id, so that of a caller further back
+** in line could take the agent its policy waited for (an agent's no-answer
+** delay ends for every call at once) from the one at the head. Read them
+** (up to `max`) and sort them by place in line: priority, then time in
+** line, as agents freed take calls. */
+static int wake_group(wtx *t, const tick_ent *first, tick_ent *g, int max, int *ng)
+{
+    st_iter it;
+    int n = 0, rc;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_TIMERS, first->key, 13); rc == 0 && n < max;
+         rc = st_iter_next(&it)) {
+        if (it.klen <= 13 || it.klen > sizeof g[n].key) continue;
+        tick_ent *te = &g[n++];
+        memcpy(te->key, it.key, it.klen);
+        te->kl = it.klen;
+        te->fire_due = it.v.mv_size == 8 ? (int64_t)be64(it.v.mv_data) : (int64_t)be64(te->key);
+    }
+    st_iter_close(&it);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    call_rec *c = &t->e->call;
+    for (int i = 0; i < n; i++) {
+        char id[SB_ID_MAX + 1];
+        memcpy(id, g[i].key + 13, g[i].kl - 13);
+        id[g[i].kl - 13] = 0;
+        g[i].priority = INT32_MIN; /* a stale one: last */
+        g[i].queued = INT64_MAX;
+        if (st_call_load(t->txn, t->e, be32(g[i].key + 9), id, c) == 0) {
+            g[i].priority = c->priority;
+            g[i].queued = c->queued;
+        }
+    }
+    qsort(g, (size_t)n, sizeof *g, line_cmp);
+    *ng = n;
+    return 0;
+}
+
 static int do_tick(wtx *t, void *arg)
 {
     sb_engine *e = t->e;
@@ -2593,23 +2702,23 @@ static int do_tick(wtx *t, void *arg)
             r->cut = 1;
             break;
         }
-        if ((rc = st_del(t->txn, e, DB_TIMERS, key, kl))) return rc;
-        r->fired++;
-        uint32_t acct = be32(key + 9);
-        uint8_t ak[4];
-        MDB_val av;
-        if (st_get(t->txn, e, DB_ACCOUNTS, ak, key_acct(ak, acct), &av) ||
-            dec_account(av.mv_data, av.mv_size, &t->account_buf))
-            continue; /* account gone */
-        t->account = &t->account_buf;
-        t->acct = acct;
-        pol_host_sync_gen(e->pol, acct, t->account_buf.policy_gen);
-        if ((rc = fire_timer(t, key[8], key + 13, kl - 13, fire_due))) {
-            r->failed_at = n;
-            memcpy(r->key, key, kl);
-            r->kl = kl;
-            return rc;
+        tick_ent te = {.kl = kl, .fire_due = fire_due};
+        memcpy(te.key, key, kl);
+        if (key[8] == TM_WAKE && r->limit - n > 1) {
+            tick_ent g[WAKE_GROUP];
+            int ng = 0, max = r->limit - n < WAKE_GROUP ? r->limit - n : WAKE_GROUP;
+            if ((rc = wake_group(t, &te, g, max, &ng))) return rc;
+            for (int i = 0; i < ng; i++) {
+                if (n + i && r->until_ns && mono_ns() >= r->until_ns) {
+                    r->cut = 1; /* the rest of the group, first in line, next time */
+                    return 0;
+                }
+                if ((rc = fire_ent(t, r, &g[i], n + i))) return rc;
+            }
+            if (ng) n += ng - 1;
+            continue;
         }
+        if ((rc = fire_ent(t, r, &te, n))) return rc;
     }
     return 0;
 }

@@ -747,6 +747,25 @@ static void test_overflow(void)
     evf("ov", "{\"type\":\"abandon\",\"call\":\"o2\"}");
     evf("ov", "{\"type\":\"abandon\",\"call\":\"o3\"}");
     ok(waiting("ov", "a") == 0 && waiting("ov", "b") == 0, "overflow: none waiting at the end");
+
+    /* Max wait in a into a full b, whose overflow is a again: the caller
+    ** has had a, and is turned away, not sent back to wait there again. */
+    ok(put(sb_queue_put, "ov",
+           "{\"id\":\"a\",\"policy\":\"lw\",\"max_wait\":20,\"max_length\":1,"
+           "\"overflow\":\"b\"}") == 0,
+       "overflow: a now has a 20 s max wait");
+    offer("ov", "o5", "a");
+    offer("ov", "o6", "a");
+    ok(waiting("ov", "a") == 1 && waiting("ov", "b") == 1, "overflow: o5 waits in a, o6 in b");
+    now_ms += 20000;
+    int trc = tick();
+    r = find(SB_ACT_REJECT, "o5", NULL);
+    ok(trc == 0 && find(SB_ACT_OVERFLOW, "o5", NULL) && r && find(SB_ACT_END, "o5", NULL) &&
+           !strcmp(r->reason, "queue full (overflow queue 'a' had the call already)"),
+       "overflow: at 20 s o5 goes on to b, full, and is turned away (%s)", r ? r->reason : "-");
+    is_int(waiting("ov", "a"), 0, "overflow: o5 does not wait in a again");
+    evf("ov", "{\"type\":\"abandon\",\"call\":\"o6\"}");
+    ok(waiting("ov", "a") == 0 && waiting("ov", "b") == 0, "overflow: none waiting at the end");
 }
 
 /* Max wait in queues overflowing into each other: a call goes on to each
@@ -814,6 +833,38 @@ static void test_maxwait_loop(void)
            waiting("ml", "x") == 0 && waiting("ml", "d") == 0 && waiting("ml", "e") == 0,
        "maxwait loop: no queue counts a call");
     ok(tick() == 0 && sb_next_deadline(eng) == INT64_MAX, "maxwait loop: no timer left");
+}
+
+/* Policy wake-ups due in the same millisecond (an agent's no-answer delay
+** ends for every waiting call at once) fire in line order, not by call id:
+** the caller at the head gets the agent. */
+static const char *const HOLD10 = "local P = {}\n"
+                                  "function P.route(call, agents, ctx)\n"
+                                  "  local t = math.floor(ctx.now)\n"
+                                  "  if #agents == 0 or t % 10 ~= 0 then\n"
+                                  "    return { wait = 10 - t % 10 }\n"
+                                  "  end\n"
+                                  "  return { ring = agents[1].id }\n"
+                                  "end\nreturn P\n";
+
+static void test_wake_order(void)
+{
+    ok(account("wo") == 0 && policy("wo", "h", HOLD10) == 0 &&
+           put(sb_queue_put, "wo",
+               "{\"id\":\"q\",\"policy\":\"h\",\"members\":[{\"agent\":\"a\"}]}") == 0 &&
+           status("wo", "b", "offline") == 0 && status("wo", "c", "offline") == 0,
+       "wake order: queue q (a), its policy rings only on whole ten seconds");
+    now_ms += 10000 - now_ms % 10000 + 1000;
+    ok(offer("wo", "zz", "q") == 0 && find(SB_ACT_WAIT, "zz", NULL), "wake order: zz waits");
+    now_ms += 1000;
+    ok(offer("wo", "aa", "q") == 0 && find(SB_ACT_WAIT, "aa", NULL),
+       "wake order: aa waits behind it, both until the same second");
+    now_ms += 8000;
+    ok(tick() == 0 && find(SB_ACT_RING, "zz", "a") && !find(SB_ACT_RING, "aa", NULL),
+       "wake order: both wake at once: a rings for zz, first in line, not aa (first by id)");
+    evf("wo", "{\"type\":\"abandon\",\"call\":\"zz\"}");
+    evf("wo", "{\"type\":\"abandon\",\"call\":\"aa\"}");
+    is_int(waiting("wo", "q"), 0, "wake order: none waiting at the end");
 }
 
 /* 6. Deleting agents and queues with calls on them. */
@@ -1181,6 +1232,19 @@ static void test_sequence(void)
            !strcmp(agent_status("sq", "b"), "available") &&
            !strcmp(agent_status("sq", "c"), "available"),
        "sequence: the caller leaves: three cancels, everyone free");
+
+    /* An agent taken out of the queue while the call rings the one before
+    ** it is not rung: the list was the policy's when it decided. */
+    ok(offer("sq", "s3", "q") == 0 && find(SB_ACT_RING, "s3", "a"), "sequence: s3 rings a");
+    ok(put(sb_queue_put, "sq",
+           "{\"id\":\"q\",\"policy\":\"seq\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+           "\"c\"}]}") == 0,
+       "sequence: b leaves queue q");
+    now_ms += 10000;
+    ok(tick() == 0 && find(SB_ACT_RING, "s3", "c") && !find(SB_ACT_RING, "s3", "b"),
+       "sequence: a does not answer: c rings, not b, no longer a member");
+    evf("sq", "{\"type\":\"abandon\",\"call\":\"s3\"}");
+    is_str(agent_status("sq", "b"), "available", "sequence: b was never reserved");
 }
 
 /* ctx.queue.position, longest_wait and waiting: the call's place in line
@@ -1703,6 +1767,7 @@ int main(void)
     test_connect_device();
     test_wait_due();
     test_trace_entries();
+    test_wake_order();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
