@@ -87,6 +87,16 @@ t.is_((r.status, r.field), (400, "number"),
 r = acme.get("/v1/records?limit=99999999999999999999")
 t.is_((r.status, r.field), (400, "limit"), "an integer out of range: 400", r)
 
+# An empty ?queue= names no queue: each list that filters by queue refuses
+# it, rather than reading it as no filter (records) or as a queue that does
+# not exist (calls, aggregates).
+for path in ("/v1/records?queue=", "/v1/records?limit=5&queue=", "/v1/calls?queue=",
+             "/v1/calls?queue=&limit=2", "/v1/aggregates?queue=",
+             "/v1/aggregates?queue=&from_ms=0"):
+    r = acme.get(path)
+    t.ok((r.status, r.code, r.field) == (400, "SB_EINVAL", "queue") and "is empty" in r.body,
+         "GET %s: 400 SB_EINVAL, field queue, saying it is empty" % path, r)
+
 # An access request returns every record of the number: the list's filters
 # do not apply, and are refused rather than ignored.
 for p in ("from_ms=1", "to_ms=1", "queue=support", "limit=5"):
