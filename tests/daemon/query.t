@@ -2,8 +2,8 @@
 # Query parameters: every route refuses one it does not take (as it refuses
 # an unknown JSON field) with 400 SB_EINVAL naming it in "field", and so a
 # parameter given twice, one without a value and a malformed percent-escape;
-# the parameters API.md lists still work, and a refused request changes
-# nothing.
+# the parameters API.md lists still work (its Conventions list the routes
+# that take any, and what each takes), and a refused request changes nothing.
 import sys, os, re
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision, ROOT
@@ -46,12 +46,25 @@ def state():
 
 before = state()
 wrong = []
-for method, path, who in ROUTES:
+takes = {}  # "GET /v1/records": the parameters its refusal says it takes
+for (method, path, who), (_, pattern) in zip(ROUTES, documented):
     r = call(method, path + "?bogus=1", who)
     if (r.status, r.code, r.field) != (400, "SB_EINVAL", "bogus") or "bogus" not in r.body:
         wrong.append((method, path, r))
+    m = re.search(r"takes ([a-z_, ]+)\)", (r.json or {}).get("error", {}).get("message", ""))
+    if m and m.group(1) != "no query parameters":
+        takes[method + " " + pattern] = m.group(1).split(", ")
 t.is_(wrong, [], "every route (%d) refuses ?bogus=1: 400 SB_EINVAL, field bogus" % len(ROUTES))
 t.is_(state(), before, "... and none of them changed anything")
+
+# The Conventions' list of the routes that take query parameters is the
+# routes' own: each route and what it takes, and no other route.
+with open(os.path.join(ROOT, "engine", "daemon", "API.md")) as f:
+    para = " ".join(f.read().split("**Query parameters.**", 1)[1].split("**Ids in the path.**")[0]
+                    .split())
+listed = {route: re.findall(r"`(\w+)`", names)
+          for route, names in re.findall(r"`([A-Z]+ /[^`]+)` \(((?:`\w+`(?:, )?)+)\)", para)}
+t.is_(listed, takes, "API.md's Query parameters list every route that takes any, and what it takes")
 
 r = acme.get("/v1/records?bogus=1")
 t.ok("GET /v1/records takes number, format, from_ms, to_ms, queue, limit" in r.body,
