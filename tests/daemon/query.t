@@ -137,6 +137,10 @@ t.is_((ids, pages), (["alice", "bob", "carl", "dora", "erin"], 3),
 r = acme.get("/v1/agents")
 t.ok(r.status == 200 and [a["id"] for a in r.json["agents"]] == ids and "next" not in r.json,
      "without limit: the first 1,000, all of them here, no next", r)
+for lst in ("agents", "queues"):
+    r, r2 = acme.get("/v1/%s?limit=2" % lst), acme.get("/v1/%s?after=&limit=2" % lst)
+    t.ok(r.status == 200 and r2.body == r.body,
+         "GET /v1/%s?after= (empty): from the first, as without it" % lst, (r, r2))
 r = acme.get("/v1/agents?after=bz&limit=1")
 t.ok(r.status == 200 and [a["id"] for a in r.json["agents"]] == ["carl"] and
      r.json.get("next") == "carl", "after an id that is none: from the next one (carl)", r)
@@ -163,6 +167,9 @@ r2 = acme.get("/v1/calls?limit=2&after=" + (r.json or {}).get("next", ""))
 t.ok(r.status == 200 and [c["id"] for c in r.json["calls"]] == ["p0", "p1"] and
      r.json.get("next") == "p1" and [c["id"] for c in r2.json["calls"]] == ["p2", "p3"] and
      "next" not in r2.json, "live calls page the same way", (r, r2))
+r2 = acme.get("/v1/calls?limit=2&after=")
+t.ok(r2.status == 200 and r2.body == r.body, "GET /v1/calls?after= (empty): from the first",
+     (r, r2))
 r = acme.get("/v1/calls?queue=support&limit=1&after=p0")
 r2 = acme.get("/v1/calls?queue=support&limit=2&after=p0")
 t.ok(r.status == 200 and [c["id"] for c in r.json["calls"]] == ["p2"] and
