@@ -1306,6 +1306,11 @@ static void h_hold_place(ctx *x)
     }
 }
 
+static void h_hold_get(ctx *x)
+{
+    reply_result(x, sb_hold_get(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
+}
+
 static void h_hold_release(ctx *x)
 {
     int rc = sb_hold_release(x->d->eng, x->account, x->p[0], x->d->res);
@@ -1464,7 +1469,11 @@ static const struct route routes[] = {
      "number format from_ms to_ms queue limit before_ms before_id"},
     {"/v1/erasure", AUTH_ACCOUNT, {[SBD_POST] = h_erasure}, NULL, NULL},
     {"/v1/holds", AUTH_ACCOUNT, {[SBD_GET] = h_hold_list, [SBD_POST] = h_hold_place}, NULL, NULL},
-    {"/v1/holds/{id}", AUTH_ACCOUNT, {[SBD_DELETE] = h_hold_release}, NULL, NULL},
+    {"/v1/holds/{id}",
+     AUTH_ACCOUNT,
+     {[SBD_GET] = h_hold_get, [SBD_DELETE] = h_hold_release},
+     NULL,
+     NULL},
     {"/v1/aggregates", AUTH_ACCOUNT, {[SBD_GET] = h_aggregates}, NULL, "queue from_ms to_ms"},
     {"/v1/audit", AUTH_ACCOUNT, {[SBD_GET] = h_audit}, NULL, "after limit"},
 };

@@ -846,8 +846,12 @@ SB_API int sb_hold_place(sb_engine *eng, const char *account, const char *json, 
                          sb_result *res);
 SB_API int sb_hold_release(sb_engine *eng, const char *account, const char *hold_id,
                            sb_result *res);
-/* {"holds":[hold...]} */
+/* {"holds":[hold...]}, in id order. */
 SB_API int sb_hold_list(sb_engine *eng, const char *account, sb_result *res);
+/* One hold of the account, as sb_hold_list gives it (a number hold shows no
+** number). SB_ENOTFOUND (field "hold") for an id the account has no hold
+** of, another account's too. */
+SB_API int sb_hold_get(sb_engine *eng, const char *account, const char *hold_id, sb_result *res);
 
 /* Daily aggregates, for one queue or (queue NULL) the account and each of
 ** its queues. res's JSON:

@@ -2496,6 +2496,33 @@ int sb_hold_list(sb_engine *e, const char *account, sb_result *res)
     return 0;
 }
 
+int sb_hold_get(sb_engine *e, const char *account, const char *hold_id, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    MDB_txn *txn;
+    acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
+    if (!id_valid(hold_id)) {
+        eng_read_end(e, txn);
+        return res_no_such(res, "hold", "hold", hold_id);
+    }
+    uint8_t k[4 + SB_ID_MAX];
+    size_t kl = hold_key(k, acc.num, hold_id);
+    MDB_val v;
+    hold h;
+    rc = st_get(txn, e, DB_HOLDS, k, kl, &v);
+    if (rc == 0) rc = dec_hold(k, kl, &v, &h);
+    eng_read_end(e, txn);
+    if (rc == MDB_NOTFOUND) return res_no_such(res, "hold", "hold", hold_id);
+    if (rc) return eng_mdb_err(res, rc, "read hold");
+    json_t *o = hold_json(&h);
+    if (!o) return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    res_doc(res, o);
+    return 0;
+}
+
 /* --- aggregates ------------------------------------------------------------------------------ */
 
 static json_t *aggr_json(const uint64_t *v, int64_t day, const char *queue)

@@ -244,6 +244,9 @@ EXPECT = [
      "number" not in r),
     (["$SB/v1/holds"], "GET /v1/holds: lit-1",
      lambda st, r: st == 200 and [h["id"] for h in r.get("holds", [])] == ["lit-1"]),
+    (["$SB/v1/holds/lit-1"], "GET /v1/holds/lit-1: the hold, as the list gives it",
+     lambda st, r: st == 200 and r.get("id") == "lit-1" and r.get("kind") == "number" and
+     r.get("reason") == "case 7" and "number" not in r),
     (["-X DELETE $SB/v1/holds/lit-1"], "releasing lit-1",
      lambda st, r: st == 200 and r.get("released") is True),
     (["aggregates?queue=support"], "GET /v1/aggregates: today's support counts (c3 answered "

@@ -107,6 +107,18 @@ hold = r.json.get("id", "")
 t.is_(r.headers.get("location"), "/v1/holds/" + hold, "... Location")
 r = acme.get("/v1/holds")
 t.is_([h["id"] for h in r.json["holds"]], [hold], "GET /v1/holds lists it")
+listed = r.json["holds"][0]
+r = acme.get("/v1/holds/" + hold)
+t.is_((r.status, r.json), (200, listed), "GET of its Location: the hold, as the list gives it", r)
+r = acme.req("HEAD", "/v1/holds/" + hold)
+t.is_((r.status, r.body), (200, ""), "... HEAD too, without the body")
+r = acme.get("/v1/holds/nope")
+t.is_((r.status, r.code, r.field), (404, "SB_ENOTFOUND", "hold"),
+      "GET /v1/holds/{id} of no hold: 404 SB_ENOTFOUND, field hold", r)
+other = provision(d, account="other", agents=(), queue=None)
+r = other.get("/v1/holds/" + hold)
+t.is_((r.status, r.code, r.field), (404, "SB_ENOTFOUND", "hold"),
+      "... and of another account's hold, as of none", r)
 r = d.admin("DELETE", "/v1/accounts/acme")
 t.is_((r.status, r.code, r.field), (409, "SB_EHOLD", "account"),
       "deleting an account with a legal hold: 409 SB_EHOLD naming the account", r)

@@ -335,6 +335,7 @@ static void test_null_arguments(void)
     NULL_ENGINE(sb_hold_place(NULL, "acme", "{}", 2, r));
     NULL_ENGINE(sb_hold_release(NULL, "acme", "h", r));
     NULL_ENGINE(sb_hold_list(NULL, "acme", r));
+    NULL_ENGINE(sb_hold_get(NULL, "acme", "h", r));
     NULL_ENGINE(sb_aggregates(NULL, "acme", NULL, 0, 0, r));
     NULL_ENGINE(sb_audit_list(NULL, "acme", 0, 0, r));
     NULL_ENGINE(sb_sweep(NULL, 0, NULL, NULL, r));

@@ -486,7 +486,30 @@ static void test_holds_and_erasure(void)
     json_decref(d);
     d = doc(sb_hold_list(eng, "acme", res));
     is_int(json_array_size(json_object_get(d, "holds")), 2, "two holds listed");
+    /* One hold read alone: as the list gives it. */
+    for (size_t i = 0; i < 2; i++) {
+        json_t *listed = json_array_get(json_object_get(d, "holds"), i), *one;
+        const char *id = jstr(listed, "id");
+        one = doc(sb_hold_get(eng, "acme", id, res));
+        ok(one && json_equal(one, listed), "sb_hold_get %s: the hold as the list gives it", id);
+        json_decref(one);
+    }
     json_decref(d);
+    ok(!strstr((sb_hold_get(eng, "acme", "lit-1", res), sb_result_json(res, NULL)), "7946"),
+       "... a number hold without the number");
+    ok(sb_hold_get(eng, "acme", "lit-2", res) == SB_ENOTFOUND &&
+           !strcmp(sb_result_field(res), "hold"),
+       "sb_hold_get of an id the account has no hold of: SB_ENOTFOUND, field hold (%s)",
+       sb_result_message(res));
+    ok(sb_hold_get(eng, "other", "lit-1", res) == SB_ENOTFOUND &&
+           !strcmp(sb_result_field(res), "hold"),
+       "... and of another account's hold");
+    ok(sb_hold_get(eng, "acme", "a b", res) == SB_ENOTFOUND &&
+           sb_hold_get(eng, "acme", NULL, res) == SB_ENOTFOUND,
+       "... and of an id no hold can have, or NULL");
+    ok(sb_hold_get(eng, "nobody", "lit-1", res) == SB_ENOTFOUND &&
+           !strcmp(sb_result_field(res), "account"),
+       "... and an unknown account: SB_ENOTFOUND, field account");
 
     d = doc(sb_erase(eng, "acme", "+442079460001", res));
     is_int(jint(d, "deleted"), 0, "erasure under a hold deletes nothing");
@@ -500,6 +523,7 @@ static void test_holds_and_erasure(void)
 
     ok(sb_hold_release(eng, "acme", "lit-1", res) == 0, "hold released");
     ok(sb_hold_release(eng, "acme", "lit-1", res) == SB_ENOTFOUND, "released only once");
+    ok(sb_hold_get(eng, "acme", "lit-1", res) == SB_ENOTFOUND, "a released hold is not found");
     d = doc(sb_erase(eng, "acme", "+442079460001", res));
     is_int(jint(d, "deleted"), 4, "the erasure now deletes all 4 records");
     json_decref(d);
