@@ -649,14 +649,19 @@ SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, 
 /* {"policies":[{"name","version","source":"account"|"shared","state":"ok"|
 ** "quarantined","failures":N}...]}: the policies the account's queues can
 ** name; an upload of the same name as a shared one stands in its place (and
-** carries "shadows_shared":true). */
+** carries "shadows_shared":true). Each has "loaded_version" as sb_policy_get
+** says. */
 SB_API int sb_policy_list(sb_engine *eng, const char *account, sb_result *res);
 /* The policy of that name the account runs, with its source:
 ** {"name","version","source":"account"|"shared","state":"ok"|"quarantined",
-**  "failures":N,"shadows_shared":bool,"code":"..."}, and "loaded_version"
-** once this engine has run it (as sb_policy_list). SB_ENOTFOUND when there
-** is none; SB_EINVAL (field "name") when no policy can have that name
-** (sb_policy_delete likewise). */
+**  "failures":N,"shadows_shared":bool,"code":"..."}, and "loaded_version":
+** the version loaded in this engine's current policy state of the account,
+** there once the policy has run in that state (routed a call, reviewed a
+** record) and absent before. The state starts afresh, without it, after any
+** upload or delete of one of the account's policies (of any name) and any
+** sb_reload on the data directory, so right after an upload it is absent
+** until the policy runs again. SB_ENOTFOUND when there is none; SB_EINVAL (field "name") when no
+** policy can have that name (sb_policy_delete likewise). */
 SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* Delete the account's upload of that name; a shared policy of the same
 ** name (policy_dir) decides from then on, with the policy's store (ctx.set)
