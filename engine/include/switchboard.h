@@ -387,6 +387,12 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** queue's overflow, or is rejected ("max wait exceeded"; also when the
 ** overflow queue had the call already: queues overflowing into each other
 ** in a loop pass the caller round once).
+** wrapup (seconds, 0..3600, 0 when left out; an agent's and a queue's): how
+** long an agent stays in SB_AGENT_WRAP_UP after it leaves a call (a hangup,
+** a transfer) before it is available again. The agent's wins when it is not
+** 0; an agent's 0 means "the queue's": the wrapup of the queue the call is in
+** when the agent leaves it (on a hangup the queue it ended in, on a transfer
+** the one it was in before). Both 0: no wrap-up.
 ** max_length bounds the calls waiting: an offer, a policy's move or an
 ** overflow into a full queue goes on to that queue's overflow, or is
 ** rejected ("queue full"; "queue full (overflow queue 'A' had the call
