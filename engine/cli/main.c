@@ -45,7 +45,8 @@ static void usage(FILE *f)
                "                                a consistent, compacted copy of the data\n"
                "                                (not the master key), while others work\n"
                "  serve [FLAGS]                 the HTTP/JSON daemon (serve --help)\n"
-               "  version                       print the version\n"
+               "  version                       print the versions of the command and the\n"
+               "                                library\n"
                "\n"
                "Every command takes --help (-h) for its usage. Usage errors exit 2.\n");
 }
@@ -540,15 +541,18 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "serve") == 0) return sb_daemon_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         if (argc > 2 && cli_is_help(argv[2], 1)) {
-            printf("usage: switchboard version\nPrint the version of the command and the "
-                   "library.\n");
+            printf("usage: switchboard version\nPrint the version of the command (switchboard "
+                   "X.Y.Z) and of the library it\nruns with (libswitchboard X.Y.Z), one a "
+                   "line.\n");
             return 0;
         }
         if (argc > 2) {
             fprintf(stderr, "switchboard: version takes no arguments ('%s')\n", argv[2]);
             return 2;
         }
-        printf("switchboard %s\n", sb_version());
+        /* The command as built (the header it was compiled with), then the
+        ** library it runs with: one build links both, and they agree. */
+        printf("switchboard %s\nlibswitchboard %s\n", SB_VERSION_STRING, sb_version());
         return 0;
     }
     if (cli_is_help(cmd, 1)) {

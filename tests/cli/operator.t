@@ -193,8 +193,17 @@ run sh -c 'ulimit -f 16 && exec "$0" replay "$1" --data-dir "$2" --policy-dir po
 check 1 "replay under a 16-block file size limit: exit 1, not killed by SIGXFSZ" err "File too large"
 
 # --- version ----------------------------------------------------------------
+# The command's version and the library's, one a line: the header's
+# SB_VERSION_STRING both, as the command links the library it was built with.
+v=$(sed -n 's/^#define SB_VERSION_STRING "\(.*\)"$/\1/p' engine/include/switchboard.h)
 run "$sb" version
-check 0 "version" out "switchboard "
+[ "$rc" -eq 0 ] && [ -n "$v" ] && [ "$out" = "switchboard $v
+libswitchboard $v" ]
+ok $? "version: the command's and the library's ($v), one a line" "$(shown)"
+run "$sb" --version
+[ "$rc" -eq 0 ] && [ "$out" = "switchboard $v
+libswitchboard $v" ]
+ok $? "--version: the same" "$(shown)"
 run "$sb" version --bogus
 check 2 "version takes no arguments" err "switchboard: version takes no arguments"
 
