@@ -1,6 +1,7 @@
 #!/bin/sh
 # make run: a simulated day of calls through the stock policies, then the
-# daemon on loopback with a demo account (data in ./var/switchboard).
+# daemon on loopback with a demo account (data in ./var/switchboard, unless
+# a --data-dir is given).
 # usage: run-demo.sh [CLI [SERVE FLAGS...]] (tests/daemon/make_run.t passes
 # --listen 127.0.0.1:0)
 set -eu
@@ -10,7 +11,6 @@ echo "== A simulated day of calls =="
 "$cli" simulate --policy-dir policies
 echo
 echo "== The daemon =="
-mkdir -p var
 # The flags given replace these defaults (serve refuses a flag given twice).
 data=1 pol=1 demo=1
 for a in "$@"; do
@@ -21,6 +21,11 @@ for a in "$@"; do
     esac
 done
 [ -n "$pol" ] && set -- --policy-dir policies "$@"
-[ -n "$data" ] && set -- --data-dir var/switchboard "$@"
+# ./var is made for the default data directory alone: with --data-dir
+# elsewhere the tree gets no empty var.
+if [ -n "$data" ]; then
+    mkdir -p var
+    set -- --data-dir var/switchboard "$@"
+fi
 [ -n "$demo" ] && set -- --demo "$@"
 exec "$cli" serve "$@"
