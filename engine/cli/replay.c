@@ -13,7 +13,9 @@
 **   {"type": "offer", ..., "account": "acme"}   an event (see sb_submit_json)
 ** "account" may be left out once an account exists: the last one named is
 ** used (one that names no account is not).
-** Each line's actions are printed; --json prints each result as JSON. The
+** Each line's actions are printed; with --json every line of the output is
+** one JSON object (json_line): a line's result, a clock move, the actions
+** of the timers it fired. The
 ** clock only moves forward. A line that is malformed or that the engine
 ** refuses is an error; at the end a summary goes to stderr, and the exit
 ** status is 1 when any line failed or any policy failed (a routing
@@ -71,7 +73,14 @@ static void replay_usage(FILE *f)
         "                    stock policies when run from the source tree). Every file\n"
         "                    must load: one that does not stops the replay before it\n"
         "                    starts. A missing default directory is a warning.\n"
-        "  --json            print each line's result as JSON\n"
+        "  --json            print JSON lines instead: one object a line, for each\n"
+        "                    line applied, each clock move and each firing of timers:\n"
+        "                    {\"t_ms\":N,\"time\":\"...Z\",\"line\":N,\"what\":\"offer\",\n"
+        "                    \"call\":\"c1\",\"result\":{\"actions\":[...]}}; \"what\" is\n"
+        "                    account, agent, queue, policy, an event's type, clock\n"
+        "                    (with \"to_ms\", \"to\") or timers (\"result\" as an\n"
+        "                    event's); a line the engine refused has \"error\":\n"
+        "                    {\"code\",\"message\",\"field\"} instead of \"result\"\n"
         "\n"
         "A summary (lines, errors, policy failures) goes to stderr at the end.\n"
         "Exit status: 0 every line applied and no policy failed; 1 a line was refused\n"
@@ -190,6 +199,33 @@ static void line_error(replay_run *r, const char *fmt, ...)
     r->errors++;
 }
 
+/* --json: what a line did, as one JSON object on its own line:
+** {"t_ms":N,"time":"...Z","line":N,"what":"offer",...extra, and "result":
+** the engine's result (an event's {"actions":[...]}, a document) or "error":
+** {"code","message","field"}}. rc is the engine's code for res; res NULL:
+** neither (a clock line). extra's members (taken) go after "what". */
+static void json_line(const replay_run *r, int64_t at, const char *what, json_t *extra, int rc,
+                      sb_result *res)
+{
+    char t[32];
+    json_t *o = json_pack("{s:I, s:s, s:i, s:s}", "t_ms", (json_int_t)at, "time",
+                          cli_iso_time(at, t, sizeof t), "line", r->lineno, "what", what);
+    if (o && extra) json_object_update(o, extra);
+    json_decref(extra);
+    if (o && res) {
+        json_t *j = json_loads(sb_result_json(res, NULL), 0, NULL);
+        if (rc)
+            json_object_set(o, "error", json_object_get(j, "error"));
+        else
+            json_object_set(o, "result", j ? j : json_object());
+        json_decref(j);
+    }
+    char *line = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | CLI_JSON_REALS) : NULL;
+    printf("%s\n", line ? line : "{\"what\":\"out of memory\"}");
+    free(line);
+    json_decref(o);
+}
+
 static const char *json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -210,36 +246,51 @@ static const char *json_kind(const json_t *v)
     }
 }
 
-/* Move the clock to target, firing every timer due on the way at its own time. */
-static void run_clock(sb_engine *eng, sb_result *res, int64_t target, replay_run *r)
+/* Move the clock to target, firing every timer due on the way at its own
+** time: each tick's actions are printed as "timers" (with --json, an object
+** whose "result" is {"actions":[...]}, as an event's). */
+static void run_clock(sb_engine *eng, sb_result *res, int64_t target, replay_run *r, int as_json)
 {
     int rc = 0;
-    printf(" clock -> ");
-    /* Another day: its date too ("09:02:15 clock -> 2026-11-20 09:00:00"
-    ** went back to the 20th, not to nine o'clock). */
-    if (target / 86400000 != clock_ms / 86400000) {
-        char day[40];
-        printf("%.10s ", cli_iso_time(target, day, sizeof day));
+    if (as_json) {
+        char t[32];
+        json_line(r, clock_ms, "clock",
+                  json_pack("{s:I, s:s}", "to_ms", (json_int_t)target, "to",
+                            cli_iso_time(target, t, sizeof t)),
+                  0, NULL);
+    } else {
+        print_time(clock_ms);
+        printf(" clock -> ");
+        /* Another day: its date too ("09:02:15 clock -> 2026-11-20 09:00:00"
+        ** went back to the 20th, not to nine o'clock). */
+        if (target / 86400000 != clock_ms / 86400000) {
+            char day[40];
+            printf("%.10s ", cli_iso_time(target, day, sizeof day));
+        }
+        print_time(target);
+        printf("\n");
     }
-    print_time(target);
-    printf("\n");
     for (int steps = 0; steps < 100000; steps++) {
         int64_t due = sb_next_deadline(eng);
         if (due > target) break;
         if (due > clock_ms) clock_ms = due;
         rc = sb_tick(eng, res);
         if (rc) break;
-        if (sb_result_count(res)) {
+        if (!sb_result_count(res)) continue;
+        if (as_json) {
+            json_line(r, clock_ms, "timers", NULL, 0, res);
+        } else {
             print_time(clock_ms);
             printf(" timers\n");
             print_actions(res);
         }
     }
-    clock_ms = target;
-    if (rc) {
+    if (rc && as_json)
+        json_line(r, clock_ms, "timers", NULL, rc, res);
+    else if (rc)
         printf("    tick failed: %s\n", sb_result_message(res));
-        r->errors++;
-    }
+    if (rc) r->errors++;
+    clock_ms = target;
 }
 
 /* One line: applied and printed, or an error counted in r. */
@@ -262,6 +313,7 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
     int rc = 0;
     char *doc = NULL;
     const char *what = NULL;
+    json_t *extra = NULL; /* --json: what the line names besides "what" */
     char label[300];
     if (type) {
         json_t *call = json_object_get(o, "call");
@@ -280,16 +332,23 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
         }
         snprintf(label, sizeof label, "%s%s%s", json_string_value(type), call ? " " : "",
                  call ? json_string_value(call) : "");
+        what = json_string_value(type);
+        if (call) extra = json_pack("{s:s}", "call", json_string_value(call));
         json_object_del(o, "account");
         doc = json_dumps(o, JSON_COMPACT | CLI_JSON_REALS);
-        print_time(clock_ms);
-        printf(" %s", label);
+        if (!as_json) {
+            print_time(clock_ms);
+            printf(" %s", label);
+        }
         rc = sb_submit_json(eng, account, doc, strlen(doc), res);
     } else if (json_is_object(acc)) {
         json_t *id = json_object_get(acc, "id");
         doc = json_dumps(acc, JSON_COMPACT | CLI_JSON_REALS);
-        print_time(clock_ms);
-        printf(" account");
+        what = "account";
+        if (!as_json) {
+            print_time(clock_ms);
+            printf(" account");
+        }
         rc = sb_account_put(eng, doc, strlen(doc), res);
         if (!rc && json_is_string(id)) snprintf(account, acap, "%s", json_string_value(id));
     } else if (json_object_get(o, "agent") || json_object_get(o, "queue")) {
@@ -307,8 +366,10 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
             return;
         }
         doc = json_dumps(d, JSON_COMPACT | CLI_JSON_REALS);
-        print_time(clock_ms);
-        printf(" %s", what);
+        if (!as_json) {
+            print_time(clock_ms);
+            printf(" %s", what);
+        }
         rc = is_agent ? sb_agent_put(eng, account, doc, strlen(doc), res)
                       : sb_queue_put(eng, account, doc, strlen(doc), res);
     } else if (json_object_get(o, "policy")) {
@@ -340,10 +401,14 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
             line_error(r, "policy '%s': cannot read %s", json_string_value(name), pf);
             return;
         }
-        print_time(clock_ms);
         /* The engine names the policy's chunk NAME.lua in its errors and
         ** logs: say which file that is. */
-        printf(" policy %s (from %s)", json_string_value(name), pf);
+        what = "policy";
+        extra = json_pack("{s:s, s:s}", "policy", json_string_value(name), "file", pf);
+        if (!as_json) {
+            print_time(clock_ms);
+            printf(" policy %s (from %s)", json_string_value(name), pf);
+        }
         rc = sb_policy_put(eng, account, json_string_value(name), src, sl, NULL, res);
         free(src);
     } else if (at || adv) {
@@ -382,8 +447,7 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
                 return;
             }
         }
-        print_time(clock_ms);
-        run_clock(eng, res, target, r);
+        run_clock(eng, res, target, r, as_json);
         return;
     } else {
         char keys[200] = "";
@@ -401,18 +465,21 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
                    *keys ? keys : "none");
         return;
     }
-    if (rc) {
+    if (as_json) {
+        json_line(r, clock_ms, what, extra, rc, res);
+    } else if (rc) {
         const char *m = sb_result_message(res);
         printf(" -> error %s\n", *m ? m : sb_strerror(rc));
+    } else {
+        printf("\n");
+        print_actions(res);
+    }
+    if (!as_json) json_decref(extra);
+    if (rc) {
         r->errors++;
         const char *f = sb_result_field(res);
         if (rc == SB_ENOTFOUND && named && f && !strcmp(f, "account"))
             snprintf(account, acap, "%s", before);
-    } else if (as_json) {
-        printf(" %s\n", sb_result_json(res, NULL));
-    } else {
-        printf("\n");
-        print_actions(res);
     }
     free(doc);
 }

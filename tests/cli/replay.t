@@ -2,7 +2,7 @@
 # tests/cli/replay.t — `switchboard replay`: a policy directory that does not
 # load stops it, the default directory, every bad line's own message, offers
 # from withheld numbers, the clock only moving forward, the summary and exit
-# status, the example file.
+# status, the example file, --json output (JSON lines throughout).
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
@@ -186,6 +186,37 @@ run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "examples/replay/first-calls.jsonl runs cleanly" err "0 errors, 0 policy failures"
 has "$out" "ring alice for c4" && ! has "$out" "error"
 ok $? "... the priority call c4 goes ahead of c3" "$(shown)"
+
+# --json: every line of the output is one JSON object, also the clock's
+# moves and the actions timers fire (a "result" as an event's), and a line
+# the engine refuses (an "error"); stderr keeps the summary.
+{ cat examples/replay/first-calls.jsonl
+  echo '{"type": "offer", "call": "c9", "queue": "nowhere", "caller": "+442079460009"}'; } \
+    >"$tmp/json.jsonl"
+run "$sb" replay "$tmp/json.jsonl" --json
+check 1 "--json with a refused line: exit 1" err "1 error,"
+bad=$(printf '%s\n' "$out" | while IFS= read -r l; do
+    printf '%s\n' "$l" | jq -e 'type == "object"' >/dev/null 2>&1 || printf '%s\n' "$l"; done)
+[ -n "$out" ] && [ -z "$bad" ]
+ok $? "--json: every line of the output is a JSON object" "not JSON:
+$bad"
+timers=$(printf '%s\n' "$out" | jq -c 'select(.what == "timers")')
+[ "$(printf '%s\n' "$timers" | jq -r '[.time, (.result.actions | map(.type) | join(","))] | join(" ")')" = \
+"2026-01-05T09:01:24Z agent,ring
+2026-01-05T09:02:15Z agent
+2026-01-05T09:02:35Z agent" ]
+ok $? "... timers as objects: the time they fired and their actions, as an event's result" \
+    "$timers"
+# one JQ-FILTER: the one line of the output it selects passes it
+one() { printf '%s\n' "$out" | jq -se "map(select($1)) | length == 1 and (.[0] | $2)" >/dev/null; }
+one '.what == "offer" and .call == "c1"' \
+    '.line == 14 and .t_ms == 1767603600000 and .result.actions[0].type == "ring"'
+ok $? "... an event: its line, time, call and result" "$(shown)"
+one '.what == "clock" and .line == 13' '.to == "2026-01-05T09:00:00Z" and .to_ms == 1767603600000'
+ok $? "... a clock line: where the clock moves to" "$(shown)"
+one '.call == "c9"' '.error.code == "SB_ENOTFOUND" and .error.field == "queue" and
+    (has("result") | not)'
+ok $? "... a refused line: the engine's error, no result" "$(shown)"
 
 run "$sb" replay --help
 check 0 "replay --help: usage on stdout, exit 0" out "usage: switchboard replay FILE"
