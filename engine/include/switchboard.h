@@ -399,7 +399,18 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** already)" when that overflow would send it back to a queue it was in);
 ** a transfer into it is refused (SB_ESTATE).
 ** An account's retention policy must be there too, and define `retain`.
-** Unknown fields are rejected with SB_EINVAL naming the field.
+** Unknown fields are rejected with SB_EINVAL naming the field, and so is a
+** value past its limit: "name" (account, agent, queue) at most 128 bytes.
+** Account: "personal_attrs" at most 16 names of 1..64 printable bytes,
+** "service_level_seconds" 1..3600; an account holds at most 64 API keys
+** and 1,000 legal holds (SB_ELIMIT past them). Agent: "devices" one or
+** more of landline, mobile, softphone, each dial URI 1..255 bytes; at most
+** 64 "skills", names 1..64 bytes, levels 0..100; "weight" 0.000001..1000000;
+** "wrapup" 0..3600; at most 64 "schedule" windows. Queue: "ring_timeout"
+** 1..600, "max_wait" 0..86400, "max_length" 0..1000000, "wrapup" 0..3600,
+** at most 10,000 "members" in the document; a member's "tier" and
+** "penalty" 0..1000, "position" 0..1000000, "weight" 0.000001..1000000.
+** engine/daemon/API.md's "Limits" lists them all, the events' too.
 ** *_put creates or replaces; replacing keeps live state (an agent on a call
 ** stays on the call, with its next status; a "status" in the document does
 ** not change it there). Reads place the stored document, plus live state,
@@ -514,13 +525,15 @@ typedef struct sb_event {
     int priority;            /* OFFER: higher is served first (0..100)  */
     sb_ring_outcome outcome; /* RING_RESULT                            */
     sb_agent_status status;  /* AGENT_STATUS: OFFLINE/AVAILABLE/PAUSED  */
-    const char *reason;      /* AGENT_STATUS (pause reason); optional;
-                             ** stored and shown with numbers as [number]
+    const char *reason;      /* AGENT_STATUS (pause reason); optional,
+                             ** at most 128 bytes; stored and shown
+                             ** with numbers as [number]
                              ** and control characters as spaces (see
                              ** sb_action's reason)                     */
     const char *attrs_json;  /* OFFER: JSON object of gateway attributes,
-                             ** e.g. {"language":"de","skills":{"billing":2}};
-                             ** may be NULL                             */
+                             ** e.g. {"language":"de","skills":{"billing":2}},
+                             ** at most 4096 bytes ("skills" levels
+                             ** 0..100); may be NULL                    */
     uint32_t attempt;        /* RING_RESULT, optional (0: not given): the
                              ** attempt of the ring action it answers; a
                              ** result for an attempt that is over (the
@@ -578,7 +591,9 @@ SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
 ** "attrs", and leaves "caller" out, or null or "", for a withheld number;
 ** a transfer "queue" or "agent") and no other: a field of another
 ** type is refused as unknown (SB_EINVAL naming it), as is any field no type
-** takes. */
+** takes. Limits as sb_event's; "caller" and "called" at most 63 bytes as
+** written, "attrs" at most 4096 bytes written compactly (no spaces between
+** tokens). */
 SB_API int sb_submit_json(sb_engine *eng, const char *account, const char *json, size_t len,
                           sb_result *res);
 
@@ -842,7 +857,8 @@ SB_API int sb_records_list(sb_engine *eng, const char *account, const char *quer
 ** of a number {"number":"+44..."} (also records written later), or every
 ** record of a call in progress at any time in [from_ms, to_ms) — offered
 ** before to_ms and ended at or after from_ms — {"from_ms":N,"to_ms":N};
-** "reason" is required, "id" optional (generated: "h" and 8 hex digits);
+** "reason" is required (at most 128 bytes), "id" optional (generated: "h"
+** and 8 hex digits);
 ** SB_EINVAL if either holds a phone number: holds are listed and audited
 ** by them. Control characters in the reason (line breaks, escapes, C1) are
 ** stored as spaces, as the audit log's reasons are.
