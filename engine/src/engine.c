@@ -141,13 +141,16 @@ static int check_writable(sb_engine *e, sb_result *res)
                    e->data_dir, strerror(err));
 }
 
-/* An existing data file keeps at least its size as the map size. */
-static void existing_size(const char *dir, size_t *map_size)
+/* An existing data file keeps at least its size as the map size; its size
+** (0: none yet). */
+static size_t existing_size(const char *dir, size_t *map_size)
 {
     char path[4096];
     struct stat st;
     snprintf(path, sizeof path, "%s/data.mdb", dir);
-    if (stat(path, &st) == 0 && (size_t)st.st_size > *map_size) *map_size = (size_t)st.st_size;
+    if (stat(path, &st) != 0) return 0;
+    if ((size_t)st.st_size > *map_size) *map_size = (size_t)st.st_size;
+    return (size_t)st.st_size;
 }
 
 const char *eng_size_str(char *buf, size_t cap, size_t bytes)
@@ -288,7 +291,7 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     mdb_env_set_maxdbs(sh->env, 8);
     size_t map = e->cfg.map_size ? e->cfg.map_size : MAP_DEFAULT;
     map = (map + 4095) & ~(size_t)4095;
-    existing_size(e->data_dir, &map);
+    size_t had = existing_size(e->data_dir, &map);
     mdb_env_set_mapsize(sh->env, map);
     /* Writes: through the map when nothing is synced (sync=none: a commit
     ** copies no pages), by pwrite at commit when syncs are wanted. Syncing a
@@ -328,7 +331,24 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     ** up front, a full disk is an error here, and later at map growth. */
     int fd = -1;
     mdb_env_get_fd(sh->env, &fd);
-    if ((rc = posix_fallocate(fd, 0, (off_t)sh->map_size))) {
+    rc = posix_fallocate(fd, 0, (off_t)sh->map_size);
+    if (rc && no_room(rc) && had >= MAP_MIN && had < sh->map_size &&
+        mdb_env_set_mapsize(sh->env, had) == 0 && mdb_env_info(sh->env, &info) == 0 &&
+        info.me_mapsize <= had) {
+        /* An existing file on a disk without room for the map asked for (it
+        ** filled up): it opens as large as it is, already reserved, so that
+        ** the calls in progress can end and space can be freed; the map
+        ** grows once there is room. */
+        char want[32], got[32];
+        sb_log(e, SB_LOG_WARN,
+               "%s: no room to reserve %s for data.mdb (%s): opened at its current size, %s; "
+               "writes that need more fail with storage full until space is freed on its disk",
+               e->data_dir, eng_size_str(want, sizeof want, sh->map_size), strerror(rc),
+               eng_size_str(got, sizeof got, info.me_mapsize));
+        sh->map_size = info.me_mapsize;
+        rc = 0;
+    }
+    if (rc) {
         char sz[32];
         return res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "data_dir",
                        "cannot reserve %s for %s/data.mdb: %s%s",
@@ -757,7 +777,7 @@ static int backup_dest(sb_engine *e, const char *dest, int *made, sb_result *res
         return 0;
     }
     if (errno != EEXIST)
-        return res_err(res, no_room(errno) ? SB_EFULL : SB_EINVAL, "dest", "cannot create %s: %s",
+        return res_err(res, no_room(errno) ? SB_EFULL : SB_ESTORE, "dest", "cannot create %s: %s",
                        dest, strerror(errno));
     struct stat ds, dd;
     if (stat(dest, &ds) || !S_ISDIR(ds.st_mode))

@@ -262,6 +262,9 @@ struct sb_engine {
 unsigned eng_forks(void);
 #define eng_forked(e) ((e)->forks != eng_forks())
 #define ENG_EFORKED (-30600) /* not an LMDB code (MDB_KEYEXIST..MDB_LAST_ERRCODE) */
+/* A write through an engine while this thread holds another engine's batch
+** transaction on the same data directory (store.c): SB_ESTATE. */
+#define ENG_EOTHERBATCH (-30601)
 
 /* One write transaction in progress. */
 typedef struct wtx {

@@ -1070,6 +1070,12 @@ int eng_mdb_err(sb_result *res, int rc, const char *what)
                        "%s: this engine was opened by another process (before fork()): open one "
                        "in this process",
                        what);
+    case ENG_EOTHERBATCH:
+        return res_err(res, SB_ESTATE, NULL,
+                       "%s: this thread has a batch open on another engine of this data "
+                       "directory, which holds its one writer: end that batch (sb_batch_end) "
+                       "first, or write through that engine",
+                       what);
     case MDB_MAP_FULL:
         return res_err(res, SB_EFULL, NULL,
                        "%s: storage full (%s); nothing was written: raise map_max and restart, "
@@ -1161,6 +1167,12 @@ static int adopt_map(sb_engine *e)
     return rc;
 }
 
+/* The data directory (its shared environment) whose batch transaction the
+** calling thread holds, if any: LMDB has one writer per environment, so a
+** write of this thread through another engine of that directory would wait
+** for itself forever. */
+static __thread const void *tl_batch_env;
+
 /* Is a batch open, and the calling thread its owner? */
 static int batch_mine(sb_engine *e)
 {
@@ -1227,6 +1239,7 @@ static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
     /* A write of the batch's owner that is not one of its events: the
     ** batch is committed first (LMDB has one writer, and this thread is it). */
     if (!(flags & MDB_RDONLY)) eng_batch_settle(e);
+    if (!(flags & MDB_RDONLY) && tl_batch_env == e->sh) return ENG_EOTHERBATCH;
     if (!(flags & MDB_RDONLY) && mark) {
         int rc = schema_settle(e);
         if (rc) return rc;
@@ -1992,6 +2005,7 @@ static int batch_commit(sb_engine *e)
 {
     MDB_txn *txn = e->batch_txn;
     e->batch_txn = NULL;
+    if (batch_mine(e)) tl_batch_env = NULL;
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
     uint64_t num;
     uint64_t seq = vc_ending(e, 1, dirty, e->batch_id);
@@ -2014,6 +2028,7 @@ static void batch_abort(sb_engine *e, int why)
     if (!e->sh->ordered) e->sh->scrub_rescan = 1;
     mdb_txn_abort(e->batch_txn);
     e->batch_txn = NULL;
+    if (batch_mine(e)) tl_batch_env = NULL;
     pthread_rwlock_unlock(&e->sh->maplock);
     if (!e->batch_err) e->batch_err = why;
 }
@@ -2082,6 +2097,7 @@ static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res, int
         if (batch_room(e)) return eng_write_ex(e, fn, arg, res, freeing);
         if ((rc = txn_begin(e, 0, &t.txn))) return eng_mdb_err(res, rc, "begin transaction");
         e->batch_txn = t.txn;
+        tl_batch_env = e->sh;
         e->batch_id = mdb_txn_id(t.txn);
         e->batch_wrote_gen = 0;
         if ((rc = txn_catch_up(&t))) {

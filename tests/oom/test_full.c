@@ -15,7 +15,8 @@
 ** above what fits; writes fail with SB_EFULL once the map cannot grow
 ** (posix_fallocate: ENOSPC), nothing is half-written, and once the filler
 ** is removed the next write grows the map and succeeds, still without
-** reopening.
+** reopening. A full directory opens again, at its size, where the disk has
+** no room for the map the configuration asks for.
 */
 #include "engine.h"
 #include "tap.h"
@@ -313,6 +314,14 @@ static void calls_end_when_full(const char *base)
 /* A file size limit (RLIMIT_FSIZE, SIGXFSZ ignored: EFBIG) is a full disk
 ** too: SB_EFULL, not SB_ESTORE (which the daemon's /healthz did not take
 ** for a lack of room). In a child, which the limit would outlive. */
+static int warned;
+
+static void warned_log(void *arg, sb_log_level l, const char *line)
+{
+    if (strstr(line, "opened at its current size")) warned = 1;
+    quiet(arg, l, line);
+}
+
 static void fsize_full(const char *base)
 {
     char data[400];
@@ -335,6 +344,27 @@ static void fsize_full(const char *base)
     is_int(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0,
            "fsize: writes past the file size limit fail with SB_EFULL, saying to free space "
            "(exit 0; 1: another code, 4: no next step)");
+    /* Opened again, with the default map_size (64 MiB), where the disk has
+    ** no room for it: it opens at the file's size, to end the calls in
+    ** progress and free space, saying so. */
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {(rlim_t)2 << 20, (rlim_t)2 << 20};
+        if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(2);
+        sb_config cfg;
+        sb_config_init(&cfg);
+        cfg.data_dir = data; /* synced: with sync=none the file is sized to the map */
+        cfg.log = warned_log;
+        if (sb_open(&eng, &cfg, res)) _exit(1);
+        int rc = sb_agent_get(eng, "acme", "alice", res);
+        sb_close(eng);
+        _exit(rc ? 3 : warned ? 0 : 4);
+    }
+    waitpid(pid, &st, 0);
+    is_int(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0,
+           "fsize: that directory, full, opens again with the default map_size, at its size, "
+           "saying so (exit 0; 1: refused, 3: no read, 4: no warning)");
     /* A first open whose map does not fit: the message names map_size. */
     snprintf(data, sizeof data, "%s/fsize-open", base);
     fflush(stdout);

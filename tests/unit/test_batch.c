@@ -6,6 +6,7 @@
 ** written before failing (its writes are undone: puts, deletes, deletes
 ** through an iterator), and the batch goes on; a write that is not an event
 ** commits the batch first; another thread can neither join nor end it;
+** the owner's write through another engine of the directory is refused;
 ** sb_close commits a batch left open. And st_put_last (timers appended):
 ** a key that does not sort last is put all the same, also by an event of a
 ** batch that fails and is undone.
@@ -193,6 +194,21 @@ static void test_threads_and_other_writes(void)
     ok(sb_batch_end(eng, res) == 0 && seen_elsewhere("b2", "d2"), "and ends");
     evf("b2", "{\"type\":\"abandon\",\"call\":\"d1\"}");
     evf("b2", "{\"type\":\"abandon\",\"call\":\"d2\"}");
+
+    /* The owner writing through another engine of the directory: refused
+    ** at once (LMDB's one writer is this thread's batch), nothing written. */
+    ok(sb_batch_begin(eng) == 0 && offer("b2", "d4", "q") == 0, "a batch with d4");
+    const char *d5 = "{\"type\":\"offer\",\"call\":\"d5\",\"queue\":\"q\"}";
+    int orc = sb_submit_json(other, "b2", d5, strlen(d5), res);
+    ok(orc == SB_ESTATE && strstr(sb_result_message(res), "batch open on another engine"),
+       "an event through the other engine from the batch's thread: SB_ESTATE (%s)",
+       sb_result_message(res));
+    ok(sb_batch_end(eng, res) == 0 && seen_elsewhere("b2", "d4") && !seen_elsewhere("b2", "d5"),
+       "the batch ends with d4; d5 was not offered");
+    ok(sb_submit_json(other, "b2", d5, strlen(d5), res) == 0 && seen_elsewhere("b2", "d5"),
+       "after the batch, the other engine writes from this thread");
+    evf("b2", "{\"type\":\"abandon\",\"call\":\"d4\"}");
+    evf("b2", "{\"type\":\"abandon\",\"call\":\"d5\"}");
 
     ok(sb_batch_begin(eng) == 0 && offer("b2", "d3", "q") == 0, "a batch left open with d3");
     sb_close(eng);
