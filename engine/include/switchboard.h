@@ -85,7 +85,7 @@ enum {
     SB_EFULL = -32005,     /* LMDB map or disk full; nothing was written */
     SB_ESTORE = -32006,    /* storage error (I/O, corrupt record) */
     SB_ENOMEM = -32007,    /* out of memory; nothing was written */
-    SB_EBUSY = -32008,     /* data directory locked by another engine mode */
+    SB_EBUSY = -32008,     /* busy: another backup is being written to the same place */
     SB_EAUTH = -32009,     /* credentials did not verify */
     SB_ELIMIT = -32010,    /* a configured limit was reached (keys, holds...) */
     SB_ECRYPTO = -32011,   /* key file or sealed data could not be used */
@@ -254,7 +254,10 @@ typedef struct sb_config {
     const char *data_dir; /* created if missing (mode 0700)             */
     sb_sync_mode sync;
     size_t map_size;        /* initial LMDB map size in bytes (0: 64 MiB,
-                               else at least 64 KiB); grows          */
+                               else at least 64 KiB); grows. An
+                               existing data file on a disk without
+                               room for it opens at its own size
+                               (logged), to end calls and free space */
     size_t map_max;         /* never grow the map past this (0: 64 GiB,
                                else at least 64 KiB and map_size)    */
     const char *policy_dir; /* stock/shared policies (*.lua); may be NULL */
@@ -380,7 +383,9 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 **            "members":[{"agent":"alice","tier":1,"position":1,"weight":1,"penalty":0}]}
 ** A queue's policy, when named, must be one the account uploaded or one of
 ** policy_dir's, and define `route` (omitted: longest-idle, or the fallback
-** when there is none); its overflow must name a queue of the account; an agent is a member once.
+** when there is none: logged once, counted as failures in sb_stats, and
+** never quarantined, as nothing runs); its overflow must name a queue of
+** the account; an agent is a member once.
 ** max_wait (seconds, 0: none) bounds a call's time in the queue, from its
 ** offer, move, overflow or transfer into it: when it passes, a ring in
 ** progress is cut (CANCEL "max wait"), and the call goes on to the
@@ -408,7 +413,7 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** 64 "skills", names 1..64 bytes, levels 0..100; "weight" 0.000001..1000000;
 ** "wrapup" 0..3600; at most 64 "schedule" windows. Queue: "ring_timeout"
 ** 1..600, "max_wait" 0..86400, "max_length" 0..1000000, "wrapup" 0..3600,
-** at most 10,000 "members" in the document; a member's "tier" and
+** at most 10,000 "members" (in the document, or by sb_member_put); a member's "tier" and
 ** "penalty" 0..1000, "position" 0..1000000, "weight" 0.000001..1000000.
 ** engine/daemon/API.md's "Limits" lists them all, the events' too.
 ** *_put creates or replaces; replacing keeps live state (an agent on a call
@@ -552,7 +557,9 @@ typedef struct sb_event {
 ** transaction and the batch goes on without it. The thread's reads see the
 ** batch's events; its other writes (a put, a tick, a sweep...) commit the
 ** batch first. Other threads and processes that write wait while a batch is
-** open, so keep it short. An event's result is given at once, but nothing
+** open, so keep it short. The thread's writes through another engine on the
+** same data directory are refused (SB_ESTATE) while its batch is open: the
+** batch holds the directory's one writer. An event's result is given at once, but nothing
 ** of the batch is stored until sb_batch_end returns 0: when it returns an
 ** error the batch's events did not happen (its result says why), whatever
 ** their calls returned; after a failed commit or undo inside the batch its
@@ -627,7 +634,8 @@ SB_API int64_t sb_next_deadline(sb_engine *eng);
 ** or personal attributes. */
 SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id, sb_result *res);
 /* The account's live calls (waiting, ringing or connected), all or those in
-** `queue` (may be NULL; an unknown queue is SB_ENOTFOUND, field "queue"):
+** `queue` (may be NULL; an unknown queue is SB_ENOTFOUND, field "queue",
+** and "" SB_EINVAL):
 ** {"calls":[{"id","state","queue","priority","offered_ms","queued_ms",
 ** "attempts","ringing":[{"agent","device"}] (empty once connected), and
 ** "agent","device","answered_ms" once connected}, ...]} in call id order;
@@ -849,7 +857,8 @@ SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_
 ** the same millisecond included). "queue" is the id of a queue of the
 ** account, or of one deleted since (its records, those of every queue that
 ** had the id, stay listed by it, as in sb_aggregates); an id no queue has
-** or had is SB_ENOTFOUND naming "queue". res's JSON: {"records":[record...]}. */
+** or had is SB_ENOTFOUND naming "queue", one that is no id ("") SB_EINVAL.
+** res's JSON: {"records":[record...]}. */
 SB_API int sb_records_list(sb_engine *eng, const char *account, const char *query_json, size_t len,
                            sb_result *res);
 
@@ -925,7 +934,8 @@ SB_API int sb_hold_get(sb_engine *eng, const char *account, const char *hold_id,
 **
 ** A deleted queue's rows keep its id, with "queue_deleted":true, and
 ** `queue` finds them by that id (beside the rows of a queue made again with
-** it); a queue id no queue has or had is SB_ENOTFOUND. Deleting or
+** it); a queue id no queue has or had is SB_ENOTFOUND, "" SB_EINVAL (NULL:
+** every queue). Deleting or
 ** anonymizing records changes no row. */
 SB_API int sb_aggregates(sb_engine *eng, const char *account, const char *queue, int64_t from_ms,
                          int64_t to_ms, sb_result *res);

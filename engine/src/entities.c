@@ -1268,6 +1268,11 @@ static int do_member(wtx *t, void *arg)
         int added;
         if (op->keep_position && (rc = member_position(t, q.num, a.num, &op->m.position))) goto out;
         if ((rc = member_set(t, &q, &a, &op->m, &added))) goto out;
+        if (added && q.members >= SB_MEMBERS_MAX) { /* as a queue document's (the write undone) */
+            rc = res_err(t->res, SB_EINVAL, "agent", "queue '%s' has %d members, the most it takes",
+                         q.id, SB_MEMBERS_MAX);
+            goto out;
+        }
         if (added) {
             q.members++;
             if ((rc = st_queue_save(t->txn, t->e, t->acct, &q))) goto out;

@@ -2907,6 +2907,9 @@ int sb_call_list_page(sb_engine *e, const char *account, const char *queue, cons
     res_reset(res);
     if (after && *after && !id_valid(after))
         return res_err(res, SB_EINVAL, "after", "'after' must be a call id, the last of a page");
+    if (queue && !*queue)
+        return res_err(res, SB_EINVAL, "queue",
+                       "'queue' is empty: give a queue id, or NULL for every queue's calls");
     MDB_txn *txn;
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);

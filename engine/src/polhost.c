@@ -24,6 +24,7 @@ typedef struct polfile {
     int refs[3];       /* route, retain, erase */
     char *error;       /* why it failed to load (kept until the state is rebuilt) */
     int transient;     /* the error may go away: retry on next use */
+    int missing;       /* there is no such policy (a queue's default, longest-idle, without it) */
     uint32_t failures; /* consecutive */
     uint64_t calls;
     int quarantined;
@@ -265,6 +266,7 @@ static polfile *file_get(pol_host *h, acct *a, polfile *f, const char *name, int
     sb_buf src = {0};
     char ver[17] = "";
     int rc = h->src ? h->src(h->src_arg, a->id, name, &src, ver) : SB_ENOTFOUND;
+    f->missing = rc == SB_ENOTFOUND;
     if (rc == SB_ENOTFOUND) {
         f->error = dupf("%s.lua: policy '%s' not found", name, name);
     } else if (rc) {
@@ -357,6 +359,16 @@ static void settle(pol_host *h, acct *a, polfile *f, const char *account_id, int
     }
     f->failures++;
     h->failures++;
+    if (f->missing) {
+        /* Nothing runs, so nothing to quarantine: said once, its calls get
+        ** the fallback until it is uploaded (or the files reloaded). */
+        if (f->failures == 1)
+            hlog(h, SB_LOG_WARN,
+                 "policy not found: account=%s policy=%s: its calls get the queue's fallback "
+                 "until it is uploaded, or put in the policy directory and reloaded",
+                 account_id ? account_id : "-", f->name);
+        return;
+    }
     hlog(h, SB_LOG_WARN, "policy failure: account=%s policy=%s version=%s: %s",
          account_id ? account_id : "-", f->name, f->version[0] ? f->version : "-", error);
     if (h->lim.quarantine_after && f->failures >= h->lim.quarantine_after) {

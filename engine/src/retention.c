@@ -2163,7 +2163,7 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
             (rc = jv_int(doc, "from_ms", NULL, 0, 0, INT64_MAX, &from, res)) ||
             (rc = jv_int(doc, "to_ms", NULL, 0, 0, INT64_MAX, &to, res)) ||
             (rc = jv_int(doc, "limit", NULL, 0, 1, 10000, &limit, res)) ||
-            (rc = jv_str(doc, "queue", NULL, 0, queue, sizeof queue, res)) ||
+            (rc = jv_id(doc, "queue", NULL, 0, queue, res)) ||
             (rc = jv_int(doc, "before_ms", NULL, 0, 0, INT64_MAX, &before, res)) ||
             (rc = jv_id(doc, "before_id", NULL, 0, before_id, res))) {
             json_decref(doc);
@@ -2595,6 +2595,9 @@ int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t 
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (from_ms < 0) return res_err(res, SB_EINVAL, "from_ms", "'from_ms' must not be negative");
+    if (queue && !*queue)
+        return res_err(res, SB_EINVAL, "queue",
+                       "'queue' is empty: give a queue id, or NULL for every queue's rows");
     if (to_ms == 0) to_ms = INT64_MAX;
     if (to_ms < from_ms) /* as sb_records_list says it */
         return res_err(res, SB_EINVAL, "to_ms",

@@ -295,6 +295,13 @@ static void test_anonymize_leaves_nothing(void)
     ok(brc == SB_EEXIST && !strcmp(sb_result_field(res), "dest"),
        "a second backup into the same directory is refused (%s)", sb_result_message(res));
     ok(sb_backup(eng, dir, res) != 0, "so is one into the data directory");
+    char nodir[700];
+    snprintf(nodir, sizeof nodir, "%s-no/such/dir", dir);
+    brc = sb_backup(eng, nodir, res);
+    ok(brc == SB_ESTORE && !strcmp(sb_result_field(res), "dest") &&
+           strstr(sb_result_message(res), "cannot create"),
+       "a backup where no directory can be made: SB_ESTORE on dest, as sb_open's data_dir (%s)",
+       sb_result_message(res));
     snprintf(cmd, sizeof cmd, "cp %s/master.key %s/", dir, bdir);
     if (system(cmd)) diag("cannot copy the master key");
     sb_config bc;

@@ -688,6 +688,25 @@ static void test_threads(void)
     rmdir(pdir);
 }
 
+/* An empty queue id filters nothing away silently: SB_EINVAL on "queue"
+** (NULL, or no "queue", is every queue), as the daemon's ?queue= answers. */
+static void test_empty_queue(void)
+{
+    int a = sb_call_list_page(eng, "acme", "", NULL, 0, res);
+    ok(a == SB_EINVAL && !strcmp(sb_result_field(res), "queue"),
+       "sb_call_list_page with queue \"\": SB_EINVAL on queue (%s)", sb_result_message(res));
+    int b = sb_aggregates(eng, "acme", "", 0, 0, res);
+    ok(b == SB_EINVAL && !strcmp(sb_result_field(res), "queue"),
+       "sb_aggregates with queue \"\": SB_EINVAL on queue (%s)", sb_result_message(res));
+    int c = sb_records_list(eng, "acme", "{\"queue\":\"\"}", 12, res);
+    ok(c == SB_EINVAL && !strcmp(sb_result_field(res), "queue"),
+       "sb_records_list with \"queue\":\"\": SB_EINVAL on queue (%s)", sb_result_message(res));
+    ok(sb_call_list_page(eng, "acme", NULL, NULL, 0, res) == 0 &&
+           sb_aggregates(eng, "acme", NULL, 0, 0, res) == 0 &&
+           sb_records_list(eng, "acme", "{}", 2, res) == 0,
+       "NULL, or no queue: every queue's");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-contract-%d", (int)getpid());
@@ -712,6 +731,7 @@ int main(void)
     test_action_fields();
     test_clock_backwards();
     test_json_bodies();
+    test_empty_queue();
     test_threads();
     sb_close(eng);
     sb_result_free(res);

@@ -361,6 +361,26 @@ static void test_failure_and_fallback(void)
     }
     json_decref(l);
     ok(still, "the previous version of 'garbage' is still in place");
+
+    /* A queue naming no policy, on an engine without a policy directory (so
+    ** without longest-idle): its calls get the fallback, said once in the
+    ** log, and nothing is quarantined (there is nothing to run). */
+    const char *plain = "{\"id\":\"q\",\"members\":[{\"agent\":\"a1\"}]}";
+    ok(sb_queue_put(eng, "acme", plain, strlen(plain), res) == 0, "queue q names no policy now");
+    log_clear();
+    int rang = 0;
+    for (int k = 0; k < 5; k++) {
+        id = offer();
+        rang += count(SB_ACT_RING) == 1;
+        snprintf(call, sizeof call, "%s", id);
+        end_call(call);
+    }
+    is_int(rang, 5, "five calls: each rings by the fallback");
+    int said = 0;
+    for (const char *q = logbuf; (q = strstr(q, "policy not found")); q++)
+        said++;
+    ok(said == 1 && !strstr(logbuf, "quarantined") && !strstr(logbuf, "policy failure"),
+       "the log says once that longest-idle is not there, and quarantines nothing:\n%s", logbuf);
 }
 
 /* Delete the key counts of the account's stores with LMDB itself, as a

@@ -685,6 +685,34 @@ static void test_references(void)
     json_decref(pq);
     ok(sb_queue_delete(eng, "acme", "pq", res) == 0, "(pq goes)");
 
+    /* A queue takes 10,000 members, in its document or added one by one. */
+    int made = sb_account_put(eng, "{\"id\":\"big\"}", 12, res) == 0;
+    char doc[128];
+    for (int i = 0; made && i <= 10000; i++) {
+        snprintf(doc, sizeof doc, "{\"id\":\"m%d\",\"devices\":{\"softphone\":\"sip:m%d@x\"}}", i,
+                 i);
+        made = sb_agent_put(eng, "big", doc, strlen(doc), res) == 0;
+    }
+    size_t cap = 10000 * 20 + 64, n = 0;
+    char *qd = malloc(cap);
+    n += (size_t)snprintf(qd + n, cap - n, "{\"id\":\"bq\",\"members\":[");
+    for (int i = 0; i < 10000; i++)
+        n += (size_t)snprintf(qd + n, cap - n, "%s{\"agent\":\"m%d\"}", i ? "," : "", i);
+    snprintf(qd + n, cap - n, "]}");
+    ok(made && sb_queue_put(eng, "big", qd, strlen(qd), res) == 0,
+       "queue bq with 10,000 members in its document (%s)", sb_result_message(res));
+    free(qd);
+    int mrc = sb_member_put(eng, "big", "bq", "m10000", NULL, 0, res);
+    ok(mrc == SB_EINVAL && !strcmp(sb_result_field(res), "agent") &&
+           strstr(sb_result_message(res), "10000"),
+       "a 10,001st member added alone: SB_EINVAL on agent (%s)", sb_result_message(res));
+    json_t *bq = get_json(sb_queue_get(eng, "big", "bq", res));
+    is_int((int)json_array_size(json_object_get(bq, "members")), 10000, "... bq still has 10,000");
+    json_decref(bq);
+    ok(sb_member_put(eng, "big", "bq", "m5", "{\"tier\":2}", 10, res) == 0,
+       "a member already there is still updated");
+    ok(sb_account_delete(eng, "big", res) == 0, "(account big goes)");
+
     /* A status set by the agent's document drops a pause's reason. */
     ok(ev("acme", "{\"type\":\"agent_status\",\"agent\":\"carol\",\"status\":\"paused\","
                   "\"reason\":\"lunch\"}") == 0,
