@@ -1574,7 +1574,10 @@ static const char *opt_string(lua_State *L, const char *k)
     return s;
 }
 
-static int opt_number(lua_State *L, const char *k, double below, double *out)
+/* Option k, a whole number from 0 to max, in *out; 0 when not given. The
+** bound is named as an integer: below - 1 as a double is below itself when
+** below is 2^64 (18446744073709551616), and luaL_error knows no %llu. */
+static int opt_number(lua_State *L, const char *k, uint64_t max, double *out)
 {
     lua_getfield(L, 1, k);
     int have = !lua_isnil(L, -1);
@@ -1582,9 +1585,11 @@ static int opt_number(lua_State *L, const char *k, double below, double *out)
         if (lua_type(L, -1) != LUA_TNUMBER)
             luaL_error(L, "switchboard.open: %s must be a number", k);
         *out = (double)lua_tonumber(L, -1);
-        if (!whole_below(*out, below)) {
-            char top[32]; /* luaL_error knows no %.0f */
-            snprintf(top, sizeof top, "%.0f", below - 1);
+        /* (double)max + 1 is 2^32, 2^63 or 2^64 exactly: a max of more
+        ** bits than a double holds rounds up to the power of two. */
+        if (!whole_below(*out, (double)max + 1)) {
+            char top[32];
+            snprintf(top, sizeof top, "%llu", (unsigned long long)max);
             luaL_error(L, "switchboard.open: %s must be a whole number from 0 to %s", k, top);
         }
     }
@@ -1654,13 +1659,13 @@ static int l_open(lua_State *L)
         lm = (log_mode)m;
     }
     double d;
-    if (opt_number(L, "map_size", BELOW_U64, &d)) cfg.map_size = (size_t)d;
-    if (opt_number(L, "map_max", BELOW_U64, &d)) cfg.map_max = (size_t)d;
-    if (opt_number(L, "seed", BELOW_U64, &d)) cfg.seed = (uint64_t)d;
-    if (opt_number(L, "policy_instructions", BELOW_U64, &d)) cfg.policy_instructions = (uint64_t)d;
-    if (opt_number(L, "policy_wall_ms", BELOW_U32, &d)) cfg.policy_wall_ms = (uint32_t)d;
-    if (opt_number(L, "policy_memory", BELOW_U64, &d)) cfg.policy_memory = (size_t)d;
-    if (opt_number(L, "quarantine_after", BELOW_U32, &d)) cfg.quarantine_after = (uint32_t)d;
+    if (opt_number(L, "map_size", SIZE_MAX, &d)) cfg.map_size = (size_t)d;
+    if (opt_number(L, "map_max", SIZE_MAX, &d)) cfg.map_max = (size_t)d;
+    if (opt_number(L, "seed", UINT64_MAX, &d)) cfg.seed = (uint64_t)d;
+    if (opt_number(L, "policy_instructions", UINT64_MAX, &d)) cfg.policy_instructions = (uint64_t)d;
+    if (opt_number(L, "policy_wall_ms", UINT32_MAX, &d)) cfg.policy_wall_ms = (uint32_t)d;
+    if (opt_number(L, "policy_memory", SIZE_MAX, &d)) cfg.policy_memory = (size_t)d;
+    if (opt_number(L, "quarantine_after", UINT32_MAX, &d)) cfg.quarantine_after = (uint32_t)d;
     lua_getfield(L, 1, "require_signed_policies");
     /* Not any value Lua reads as true: 0 and "false" would turn it on. */
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
@@ -1668,7 +1673,7 @@ static int l_open(lua_State *L)
     cfg.require_signed_policies = lua_toboolean(L, -1);
     lua_pop(L, 1);
     double clock0 = 0;
-    int manual = opt_number(L, "clock", BELOW_I64, &clock0);
+    int manual = opt_number(L, "clock", INT64_MAX, &clock0);
 
     engine_box *b = calloc(1, sizeof *b);
     if (!b) return luaL_error(L, "switchboard.open: out of memory");

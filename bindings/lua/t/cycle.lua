@@ -271,6 +271,14 @@ for _, bad in ipairs{ { "map_size", 0/0 }, { "map_size", 1e30 }, { "policy_wall_
   T.raises(function() sb.open{ data_dir = dir, [bad[1]] = bad[2] } end,
            bad[1] .. " must be a whole number", "sb.open refuses " .. bad[1] .. " = " .. tostring(bad[2]))
 end
+-- The range named exactly: a double's 2^64 - 1 is 2^64, which the message said.
+for _, o in ipairs{ { "map_size", "18446744073709551615" }, { "seed", "18446744073709551615" },
+                    { "policy_instructions", "18446744073709551615" },
+                    { "policy_wall_ms", "4294967295" }, { "clock", "9223372036854775807" } } do
+  T.raises(function() sb.open{ data_dir = dir, [o[1]] = -1 } end,
+           o[1] .. " must be a whole number from 0 to " .. o[2] .. "$",
+           "sb.open{" .. o[1] .. " = -1}: from 0 to " .. o[2])
+end
 
 -- Policies: stored from the host, validated by the engine's Lua 5.4.
 local src = T.read(HERE .. "/policies/pick54.lua")
