@@ -1574,10 +1574,25 @@ static const char *opt_string(lua_State *L, const char *k)
     return s;
 }
 
-/* Option k, a whole number from 0 to max, in *out; 0 when not given. The
-** bound is named as an integer: below - 1 as a double is below itself when
-** below is 2^64 (18446744073709551616), and luaL_error knows no %llu. */
-static int opt_number(lua_State *L, const char *k, uint64_t max, double *out)
+/* An option's value sb.open refuses for what it is (a string or number of
+** the right type): the first one found, returned as nil, message, SB_EINVAL,
+** field once every option's type is checked (a wrong type raises). */
+typedef struct {
+    const char *field;
+    char msg[160];
+} open_refusal;
+
+static void refuse(open_refusal *r, const char *field, const char *msg, const char *got)
+{
+    if (r->field) return;
+    r->field = field;
+    snprintf(r->msg, sizeof r->msg, "%s (got %.40s)", msg, got);
+}
+
+/* Option k, a whole number from 0 to max, in *out: 1 when given (a number
+** that is not such, refused in *r, gives 0). The bound is named as an
+** integer: a double's 2^64 - 1 is 2^64, and luaL_error knows no %llu. */
+static int opt_number(lua_State *L, const char *k, uint64_t max, double *out, open_refusal *r)
 {
     lua_getfield(L, 1, k);
     int have = !lua_isnil(L, -1);
@@ -1588,13 +1603,33 @@ static int opt_number(lua_State *L, const char *k, uint64_t max, double *out)
         /* (double)max + 1 is 2^32, 2^63 or 2^64 exactly: a max of more
         ** bits than a double holds rounds up to the power of two. */
         if (!whole_below(*out, (double)max + 1)) {
-            char top[32];
-            snprintf(top, sizeof top, "%llu", (unsigned long long)max);
-            luaL_error(L, "switchboard.open: %s must be a whole number from 0 to %s", k, top);
+            char msg[96], got[40];
+            snprintf(msg, sizeof msg, "%s must be a whole number from 0 to %llu", k,
+                     (unsigned long long)max);
+            if (isnan(*out))
+                snprintf(got, sizeof got, "NaN");
+            else
+                snprintf(got, sizeof got, "%.14g", *out);
+            refuse(r, k, msg, got);
+            have = 0;
         }
     }
     lua_pop(L, 1);
     return have;
+}
+
+/* Option k, one of names (its index in *out): 1 when given (a string that
+** is none of them, refused in *r with msg, gives 0). */
+static int opt_choice(lua_State *L, const char *k, const char *const *names, const char *msg,
+                      int *out, open_refusal *r)
+{
+    const char *s = opt_string(L, k);
+    if (!s) return 0;
+    char got[48];
+    snprintf(got, sizeof got, "'%.40s'", s);
+    *out = lookup(names, s);
+    if (*out < 0) refuse(r, k, msg, got);
+    return *out >= 0;
 }
 
 static const char *const open_keys[] = {"data_dir",
@@ -1634,38 +1669,28 @@ static int l_open(lua_State *L)
     cfg.policy_dir = opt_string(L, "policy_dir");
     cfg.key_file = opt_string(L, "key_file");
     cfg.policy_public_key = opt_string(L, "policy_public_key");
-    const char *sync = opt_string(L, "sync");
-    if (sync) {
-        static const char *const modes[] = {"group", "sync", "none", "defer", NULL};
-        int m = lookup(modes, sync);
-        if (m < 0)
-            return luaL_error(L, "switchboard.open: sync must be group, sync, none or defer");
+    /* Values of the right type that are none of those taken come back as
+    ** nil, message, code, field, as the engine's refusals do. */
+    open_refusal r = {NULL, ""};
+    static const char *const modes[] = {"group", "sync", "none", "defer", NULL};
+    static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+    static const char *const logs[] = {"stderr", "buffer", "none", NULL};
+    int m;
+    if (opt_choice(L, "sync", modes, "sync must be group, sync, none or defer", &m, &r))
         cfg.sync = (sb_sync_mode)m;
-    }
-    const char *lvl = opt_string(L, "log_level");
-    if (lvl) {
-        static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
-        int m = lookup(levels, lvl);
-        if (m < 0)
-            return luaL_error(L, "switchboard.open: log_level must be error, warn, info or debug");
+    if (opt_choice(L, "log_level", levels, "log_level must be error, warn, info or debug", &m, &r))
         cfg.log_level = (sb_log_level)m;
-    }
     log_mode lm = LOG_STDERR;
-    const char *log = opt_string(L, "log");
-    if (log) {
-        static const char *const modes[] = {"stderr", "buffer", "none", NULL};
-        int m = lookup(modes, log);
-        if (m < 0) return luaL_error(L, "switchboard.open: log must be stderr, buffer or none");
-        lm = (log_mode)m;
-    }
+    if (opt_choice(L, "log", logs, "log must be stderr, buffer or none", &m, &r)) lm = (log_mode)m;
     double d;
-    if (opt_number(L, "map_size", SIZE_MAX, &d)) cfg.map_size = (size_t)d;
-    if (opt_number(L, "map_max", SIZE_MAX, &d)) cfg.map_max = (size_t)d;
-    if (opt_number(L, "seed", UINT64_MAX, &d)) cfg.seed = (uint64_t)d;
-    if (opt_number(L, "policy_instructions", UINT64_MAX, &d)) cfg.policy_instructions = (uint64_t)d;
-    if (opt_number(L, "policy_wall_ms", UINT32_MAX, &d)) cfg.policy_wall_ms = (uint32_t)d;
-    if (opt_number(L, "policy_memory", SIZE_MAX, &d)) cfg.policy_memory = (size_t)d;
-    if (opt_number(L, "quarantine_after", UINT32_MAX, &d)) cfg.quarantine_after = (uint32_t)d;
+    if (opt_number(L, "map_size", SIZE_MAX, &d, &r)) cfg.map_size = (size_t)d;
+    if (opt_number(L, "map_max", SIZE_MAX, &d, &r)) cfg.map_max = (size_t)d;
+    if (opt_number(L, "seed", UINT64_MAX, &d, &r)) cfg.seed = (uint64_t)d;
+    if (opt_number(L, "policy_instructions", UINT64_MAX, &d, &r))
+        cfg.policy_instructions = (uint64_t)d;
+    if (opt_number(L, "policy_wall_ms", UINT32_MAX, &d, &r)) cfg.policy_wall_ms = (uint32_t)d;
+    if (opt_number(L, "policy_memory", SIZE_MAX, &d, &r)) cfg.policy_memory = (size_t)d;
+    if (opt_number(L, "quarantine_after", UINT32_MAX, &d, &r)) cfg.quarantine_after = (uint32_t)d;
     lua_getfield(L, 1, "require_signed_policies");
     /* Not any value Lua reads as true: 0 and "false" would turn it on. */
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
@@ -1673,7 +1698,8 @@ static int l_open(lua_State *L)
     cfg.require_signed_policies = lua_toboolean(L, -1);
     lua_pop(L, 1);
     double clock0 = 0;
-    int manual = opt_number(L, "clock", INT64_MAX, &clock0);
+    int manual = opt_number(L, "clock", INT64_MAX, &clock0, &r);
+    if (r.field) return push_fail(L, SB_EINVAL, r.msg, r.field);
 
     engine_box *b = calloc(1, sizeof *b);
     if (!b) return luaL_error(L, "switchboard.open: out of memory");

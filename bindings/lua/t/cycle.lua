@@ -264,21 +264,47 @@ T.raises(function() eng:submit("acme", 42) end, "bad argument", "an event that i
 T.raises(function() sb.open{ data_dir = dir, colour = "red" } end, "unknown option 'colour'",
          "sb.open refuses unknown options")
 T.raises(function() sb.open{} end, "data_dir is required", "sb.open needs data_dir")
--- Numbers the engine's settings cannot hold are refused, not converted
--- (a NaN or 1e30 converted to an integer is undefined behaviour in C).
+-- Values of the right type that sb.open does not take come back as nil,
+-- message, code, field, as the engine's refusals do (map_size = 100), and
+-- open nothing; wrong types raise. Numbers the engine's settings cannot hold
+-- are refused, not converted (a NaN or 1e30 converted to an integer is
+-- undefined behaviour in C).
+local function refused(opts, field, pattern, name)
+  local nodir = dir .. "-refused"
+  opts.data_dir = nodir
+  local okk, e, msg, code, f = pcall(sb.open, opts)
+  if okk and e then e:close() end
+  local r = T.ok(okk and e == nil and code == sb.EINVAL and f == field and type(msg) == "string"
+                 and msg:find(pattern) ~= nil and not io.open(nodir .. "/data.mdb"), name)
+  if not r then T.diag("  got: ", e, msg, code, f) end
+end
 for _, bad in ipairs{ { "map_size", 0/0 }, { "map_size", 1e30 }, { "policy_wall_ms", 5e9 },
                       { "seed", 1.5 }, { "quarantine_after", 1/0 }, { "clock", 0/0 } } do
-  T.raises(function() sb.open{ data_dir = dir, [bad[1]] = bad[2] } end,
-           bad[1] .. " must be a whole number", "sb.open refuses " .. bad[1] .. " = " .. tostring(bad[2]))
+  refused({ [bad[1]] = bad[2] }, bad[1], "^" .. bad[1] .. " must be a whole number",
+          "sb.open{" .. bad[1] .. " = " .. tostring(bad[2]) .. "}: nil, message, sb.EINVAL, \""
+          .. bad[1] .. "\"")
 end
 -- The range named exactly: a double's 2^64 - 1 is 2^64, which the message said.
 for _, o in ipairs{ { "map_size", "18446744073709551615" }, { "seed", "18446744073709551615" },
                     { "policy_instructions", "18446744073709551615" },
                     { "policy_wall_ms", "4294967295" }, { "clock", "9223372036854775807" } } do
-  T.raises(function() sb.open{ data_dir = dir, [o[1]] = -1 } end,
-           o[1] .. " must be a whole number from 0 to " .. o[2] .. "$",
-           "sb.open{" .. o[1] .. " = -1}: from 0 to " .. o[2])
+  refused({ [o[1]] = -1 }, o[1], o[1] .. " must be a whole number from 0 to " .. o[2] .. " %(got %-1%)$",
+          "sb.open{" .. o[1] .. " = -1}: from 0 to " .. o[2])
 end
+refused({ sync = "fast" }, "sync", "^sync must be group, sync, none or defer %(got 'fast'%)$",
+        "sb.open{sync = \"fast\"}: nil, message, sb.EINVAL, \"sync\"")
+refused({ log_level = "verbose" }, "log_level", "^log_level must be error, warn, info or debug",
+        "sb.open{log_level = \"verbose\"}: nil, message, sb.EINVAL, \"log_level\"")
+refused({ log = "loud" }, "log", "^log must be stderr, buffer or none",
+        "sb.open{log = \"loud\"}: nil, message, sb.EINVAL, \"log\"")
+refused({ map_size = 100 }, "map_size", "at least 64 KiB",
+        "sb.open{map_size = 100}: the engine's refusal, alike")
+refused({ map_size = 100, sync = "fast" }, "sync", "^sync must be",
+        "sb.open with two bad values: the first checked named")
+T.raises(function() sb.open{ data_dir = dir, sync = "fast", map_size = "big" } end,
+         "map_size must be a number", "a wrong type raises, also beside a bad value")
+T.raises(function() sb.open{ data_dir = dir, sync = 1 } end, "sync must be a string",
+         "sb.open{sync = 1} raises (a wrong type)")
 
 -- Policies: stored from the host, validated by the engine's Lua 5.4.
 local src = T.read(HERE .. "/policies/pick54.lua")
