@@ -40,12 +40,8 @@
 
 #if LUA_VERSION_NUM >= 502
 #define sbl_rawlen(L, i) lua_rawlen(L, i)
-#define sbl_newlib(L, l) luaL_newlib(L, l)
-#define sbl_setfuncs(L, l) luaL_setfuncs(L, l, 0)
 #else
 #define sbl_rawlen(L, i) lua_objlen(L, i)
-#define sbl_newlib(L, l) (lua_newtable(L), luaL_register(L, NULL, l))
-#define sbl_setfuncs(L, l) luaL_register(L, NULL, l)
 #endif
 
 #if LUA_VERSION_NUM >= 503
@@ -133,13 +129,78 @@ static void box_free(engine_box *b)
     free(b);
 }
 
+/* ---- argument errors ----------------------------------------------------------- */
+
+/* Lua's own argument errors (luaL_argerror) find the function's name from
+** how it was called: a method called through pcall(eng.tick_for, eng, -1),
+** as a tail call in LuaJIT (return eng:tick_for(-1)) or from a coroutine's
+** start gave "bad argument #2 to '?'". So every method and module function
+** is a closure whose upvalues are its name and whether it is a method, and
+** its argument errors name it, counting a method's arguments after self, as
+** eng:tick_for(-1) shows them: "bad argument #1 to 'tick_for' (...)". */
+static int arg_error(lua_State *L, int i, const char *msg)
+{
+    const char *name = lua_tostring(L, lua_upvalueindex(1));
+    int method = lua_toboolean(L, lua_upvalueindex(2));
+    if (!name) return luaL_argerror(L, i, msg); /* not one of those: Lua names it */
+    if (method && i == 1) return luaL_error(L, "calling '%s' on bad self (%s)", name, msg);
+    return luaL_error(L, "bad argument #%d to '%s' (%s)", method ? i - 1 : i, name, msg);
+}
+
+static int type_error(lua_State *L, int i, const char *expected)
+{
+    return arg_error(L, i,
+                     lua_pushfstring(L, "%s expected, got %s", expected, luaL_typename(L, i)));
+}
+
+/* luaL_checklstring, luaL_checktype, luaL_checknumber, luaL_checkinteger
+** and luaL_checkoption, with arg_error's names. */
+static const char *check_lstr(lua_State *L, int i, size_t *n)
+{
+    const char *s = lua_tolstring(L, i, n);
+    if (!s) type_error(L, i, "string");
+    return s;
+}
+
+static void check_type(lua_State *L, int i, int t)
+{
+    if (lua_type(L, i) != t) type_error(L, i, lua_typename(L, t));
+}
+
+static double check_num(lua_State *L, int i)
+{
+    if (!lua_isnumber(L, i)) type_error(L, i, "number");
+    return (double)lua_tonumber(L, i);
+}
+
+static double opt_num(lua_State *L, int i, double def)
+{
+    return lua_isnoneornil(L, i) ? def : check_num(L, i);
+}
+
+static lua_Integer check_int(lua_State *L, int i)
+{
+#if LUA_VERSION_NUM >= 503
+    int isnum;
+    lua_Integer v = lua_tointegerx(L, i, &isnum);
+    if (!isnum) {
+        if (lua_isnumber(L, i)) arg_error(L, i, "number has no integer representation");
+        type_error(L, i, "number");
+    }
+    return v;
+#else
+    check_num(L, i);
+    return lua_tointeger(L, i);
+#endif
+}
+
 /* A string argument as C will read it: one holding a NUL byte would be cut
 ** there (the id "alice\0zzz" naming alice), so it is refused. */
 static const char *check_str(lua_State *L, int i)
 {
     size_t n;
-    const char *s = luaL_checklstring(L, i, &n);
-    if (strlen(s) != n) luaL_argerror(L, i, "holds a NUL byte");
+    const char *s = check_lstr(L, i, &n);
+    if (strlen(s) != n) arg_error(L, i, "holds a NUL byte");
     return s;
 }
 
@@ -160,9 +221,24 @@ static int whole_below(double d, double below)
 #define BELOW_I64 9223372036854775808.0  /* 2^63 */
 #define BELOW_U64 18446744073709551616.0 /* 2^64 */
 
+/* The engine handle, self of every method (luaL_checkudata, with arg_error's
+** name). */
+static engine_ud *check_ud(lua_State *L)
+{
+    engine_ud *u = lua_touserdata(L, 1);
+    int ours = 0;
+    if (u && lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, ENGINE_MT);
+        ours = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    if (!ours) type_error(L, 1, ENGINE_MT);
+    return u;
+}
+
 static engine_box *check_box(lua_State *L)
 {
-    engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
+    engine_ud *u = check_ud(L);
     if (!u->b) luaL_error(L, "switchboard: engine is closed");
     if (u->b->pid != getpid())
         luaL_error(L, "switchboard: this engine was opened by another process (before a fork): "
@@ -429,9 +505,7 @@ static char *arg_json(lua_State *L, int i, size_t *len, int *borrowed, enc_err *
 static void check_doc(lua_State *L, int i)
 {
     int t = lua_type(L, i);
-    if (t != LUA_TTABLE && t != LUA_TSTRING)
-        luaL_argerror(
-            L, i, lua_pushfstring(L, "table or JSON text expected, got %s", luaL_typename(L, i)));
+    if (t != LUA_TTABLE && t != LUA_TSTRING) type_error(L, i, "table or JSON text");
 }
 
 /* A document argument: as arg_json, after check_doc. A table that cannot be
@@ -1077,7 +1151,7 @@ static int l_submit(lua_State *L)
         call c = begin(L);
         return finish(L, c, sb_submit_json(c.b->eng, acct, j, len, c.res), ret_actions);
     }
-    luaL_checktype(L, 3, LUA_TTABLE);
+    check_type(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
     call c = begin(L);
     sb_event ev;
@@ -1108,9 +1182,9 @@ static int l_tick(lua_State *L)
 static int l_tick_for(lua_State *L)
 {
     check_box(L);
-    double x = (double)luaL_checknumber(L, 2);
+    double x = check_num(L, 2);
     if (!whole_below(x, BELOW_U32))
-        luaL_argerror(L, 2, "expected a whole number of milliseconds from 0 to 4294967295");
+        arg_error(L, 2, "expected a whole number of milliseconds from 0 to 4294967295");
     call c = begin(L);
     int more = 0, rc = sb_tick_for(c.b->eng, (uint32_t)x, &more, c.res);
     int n = ret_actions(L, rc, c.res);
@@ -1140,7 +1214,7 @@ static int l_policy_put(lua_State *L)
     check_box(L);
     const char *acct = check_str(L, 2), *name = check_str(L, 3);
     size_t slen;
-    const char *src = luaL_checklstring(L, 4, &slen);
+    const char *src = check_lstr(L, 4, &slen);
     int have_cases = !lua_isnoneornil(L, 5);
     if (have_cases) check_doc(L, 5);
     call c = begin(L);
@@ -1217,7 +1291,7 @@ static int l_apikey_verify(lua_State *L)
 {
     check_box(L);
     size_t len;
-    const char *acct = check_str(L, 2), *key = luaL_checklstring(L, 3, &len);
+    const char *acct = check_str(L, 2), *key = check_lstr(L, 3, &len);
     engine_box *b = check_box(L); /* the arguments read: still open */
     lua_pushboolean(L, sb_apikey_verify(b->eng, acct, key, len) == 0);
     return 1;
@@ -1244,7 +1318,7 @@ static int l_apikey_revoke(lua_State *L)
 static int l_batch(lua_State *L)
 {
     check_box(L);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
+    check_type(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
     engine_box *b = check_box(L);
     if (b->batching) { /* nested: fn joins the open batch, which commits */
@@ -1321,7 +1395,9 @@ static int l_records_export(lua_State *L)
     static const char *const formats[] = {"json", "csv", NULL};
     check_box(L);
     const char *acct = check_str(L, 2), *number = check_str(L, 3);
-    int f = luaL_checkoption(L, 4, "json", formats);
+    const char *fmt = lua_isnoneornil(L, 4) ? "json" : check_str(L, 4);
+    int f = lookup(formats, fmt);
+    if (f < 0) arg_error(L, 4, lua_pushfstring(L, "invalid option '%s'", fmt));
     call c = begin(L);
     return finish(
         L, c, sb_records_export(c.b->eng, acct, number, f ? SB_EXPORT_CSV : SB_EXPORT_JSON, c.res),
@@ -1353,8 +1429,8 @@ static int l_hold_list(lua_State *L)
 /* An optional whole number argument (5.1 has no integers: through a double). */
 static int64_t opt_ms(lua_State *L, int i)
 {
-    double x = (double)luaL_optnumber(L, i, 0);
-    if (!whole_below(x, BELOW_I64)) luaL_argerror(L, i, "expected a number of milliseconds >= 0");
+    double x = opt_num(L, i, 0);
+    if (!whole_below(x, BELOW_I64)) arg_error(L, i, "expected a number of milliseconds >= 0");
     return (int64_t)x;
 }
 
@@ -1410,7 +1486,7 @@ static int l_sweep(lua_State *L)
 {
     check_box(L);
     int64_t budget = opt_ms(L, 2);
-    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+    if (!lua_isnoneornil(L, 3)) check_type(L, 3, LUA_TFUNCTION);
     lua_settop(L, 3);
     lua_pushnil(L);               /* 4: the progress function's error */
     engine_box *b = check_box(L); /* the arguments read: still open */
@@ -1443,7 +1519,7 @@ static int l_backup(lua_State *L)
 {
     check_box(L);
     size_t len;
-    const char *dest = luaL_checklstring(L, 2, &len);
+    const char *dest = check_lstr(L, 2, &len);
     /* C would read a path holding a NUL byte as a shorter one: a backup
     ** written where nobody asked. */
     if (strlen(dest) != len) return push_fail(L, SB_EINVAL, "dest holds a NUL byte", "dest");
@@ -1470,7 +1546,7 @@ static int l_set_clock(lua_State *L)
 {
     engine_box *b = check_box(L);
     if (!b->clock_manual) return luaL_error(L, "switchboard: set_clock needs sb.open{clock = ms}");
-    double d = (double)luaL_checknumber(L, 2);
+    double d = check_num(L, 2);
     b = check_box(L); /* the argument read: still open */
     if (!whole_below(d, BELOW_I64))
         return luaL_error(L, "switchboard: set_clock: ms must be a whole number of milliseconds "
@@ -1510,7 +1586,7 @@ static int l_logs(lua_State *L)
 
 static int l_close(lua_State *L)
 {
-    engine_ud *u = luaL_checkudata(L, 1, ENGINE_MT);
+    engine_ud *u = check_ud(L);
     if (u->b && u->b->sweeping)
         return luaL_error(L, "switchboard: the engine cannot be closed while it sweeps "
                              "(close it after eng:sweep returns, not in its progress function)");
@@ -1652,7 +1728,7 @@ static const char *const open_keys[] = {"data_dir",
 
 static int l_open(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    check_type(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     luaL_checkstack(L, 16, "switchboard.open"); /* the option strings stay on it */
     lua_pushnil(L);
@@ -1747,7 +1823,7 @@ static int l_version(lua_State *L)
 
 static int l_strerror(lua_State *L)
 {
-    lua_Integer code = luaL_checkinteger(L, 1);
+    lua_Integer code = check_int(L, 1);
     /* A code past int's range is no code (cast, 2^40 would read as SB_OK). */
     lua_pushstring(L, sb_strerror(code >= INT_MIN && code <= INT_MAX ? (int)code : -1));
     return 1;
@@ -1758,8 +1834,8 @@ static int l_strerror(lua_State *L)
 static int l_redact(lua_State *L)
 {
     size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    if (strlen(s) != n) return luaL_argerror(L, 1, "holds a NUL byte");
+    const char *s = check_lstr(L, 1, &n);
+    if (strlen(s) != n) return arg_error(L, 1, "holds a NUL byte");
     if (n > (SIZE_MAX - 1) / 3) return luaL_error(L, "sb.redact: text too long");
     char *out = lua_newuserdata(L, 3 * n + 1); /* "+12" reads as 8 bytes */
     sb_redact(s, out, 3 * n + 1);
@@ -1769,7 +1845,7 @@ static int l_redact(lua_State *L)
 
 static int l_json_encode(lua_State *L)
 {
-    luaL_checkany(L, 1);
+    if (lua_isnone(L, 1)) arg_error(L, 1, "value expected");
     lua_settop(L, 1);
     enc_err e;
     json_t *v = encode(L, 1, 0, "", &e);
@@ -1789,7 +1865,7 @@ static int l_json_encode(lua_State *L)
 static int l_json_decode(lua_State *L)
 {
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
+    const char *s = check_lstr(L, 1, &len);
     int n = push_decoded(L, s, len);
     if (n == 1) return 1;
     return push_fail(L, SB_EINVAL, lua_tostring(L, -1), NULL);
@@ -1802,7 +1878,7 @@ static int l_array(lua_State *L)
         lua_settop(L, 0);
         lua_newtable(L);
     }
-    luaL_checktype(L, 1, LUA_TTABLE);
+    check_type(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lua_pushlightuserdata(L, &array_mt_key);
     lua_rawget(L, LUA_REGISTRYINDEX);
@@ -1813,7 +1889,7 @@ static int l_array(lua_State *L)
 static int l_policy_check(lua_State *L)
 {
     size_t len;
-    const char *name = check_str(L, 1), *src = luaL_checklstring(L, 2, &len);
+    const char *name = check_str(L, 1), *src = check_lstr(L, 2, &len);
     sb_result *res = sb_result_new();
     if (!res) return luaL_error(L, "switchboard: out of memory");
     int rc = sb_policy_check(name, src, len, res);
@@ -1835,7 +1911,7 @@ static int l_policy_check(lua_State *L)
 static int l_policy_test(lua_State *L)
 {
     size_t len, clen;
-    const char *name = check_str(L, 1), *src = luaL_checklstring(L, 2, &len);
+    const char *name = check_str(L, 1), *src = check_lstr(L, 2, &len);
     int borrowed;
     enc_err e;
     char *cases = doc_arg(L, 3, &clen, &borrowed, &e);
@@ -1882,7 +1958,7 @@ static int l_policy_keygen(lua_State *L)
 static int l_policy_sign(lua_State *L)
 {
     size_t len;
-    const char *src = luaL_checklstring(L, 1, &len), *key = check_str(L, 2);
+    const char *src = check_lstr(L, 1, &len), *key = check_str(L, 2);
     sb_result *res = sb_result_new();
     if (!res) return luaL_error(L, "switchboard: out of memory");
     int rc = sb_policy_sign(src, len, key, res);
@@ -1913,7 +1989,7 @@ static int l_policy_sign(lua_State *L)
 static int l_policy_verify(lua_State *L)
 {
     size_t len;
-    const char *src = luaL_checklstring(L, 1, &len), *key = check_str(L, 2);
+    const char *src = check_lstr(L, 1, &len), *key = check_str(L, 2);
     sb_result *res = sb_result_new();
     if (!res) return luaL_error(L, "switchboard: out of memory");
     int n = ret_true(L, sb_policy_verify(src, len, key, res), res);
@@ -1999,6 +2075,19 @@ static const struct {
     {"EVERSION", SB_EVERSION}, {"EHOLD", SB_EHOLD},
 };
 
+/* A new table of the functions l, each a closure of its name (prefix and
+** its key) and whether it is a method: what arg_error names it by. */
+static void new_named(lua_State *L, const luaL_Reg *l, const char *prefix, int method)
+{
+    lua_newtable(L);
+    for (; l->name; l++) {
+        lua_pushfstring(L, "%s%s", prefix, l->name);
+        lua_pushboolean(L, method);
+        lua_pushcclosure(L, l->func, 2);
+        lua_setfield(L, -2, l->name);
+    }
+}
+
 /* The registry's metatable `name` on the stack; made now (returns 1) with
 ** __gc gc and, in Lua 5.4, __close close, or there already (returns 0). */
 static int new_mt(lua_State *L, const char *name, lua_CFunction gc, lua_CFunction close)
@@ -2028,14 +2117,14 @@ __attribute__((visibility("default"))) int luaopen_switchboard(lua_State *L)
     new_mt(L, GUARD_MT, l_guard_end, l_guard_end);
     lua_pop(L, 1);
     if (new_mt(L, ENGINE_MT, l_gc, l_close)) {
-        sbl_newlib(L, engine_methods);
+        new_named(L, engine_methods, "", 1);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_tostring);
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);
 
-    sbl_newlib(L, module_funcs);
+    new_named(L, module_funcs, "switchboard.", 0);
     push_null(L);
     lua_setfield(L, -2, "null");
     for (size_t i = 0; i < sizeof codes / sizeof *codes; i++) {

@@ -16,6 +16,10 @@ assert(eng:agent_put("acme", { id = "alice", status = "paused", devices = { soft
 assert(eng:queue_put("acme", { id = "support", policy = "longest-idle", members = { { agent = "alice" } } }))
 assert(eng:submit("acme", { type = "offer", call = "c1", queue = "support", caller = "+442079460001" }))
 
+-- unpack's place, and nils kept (args.n, or the border of those given).
+local unpack = table.unpack or unpack
+local function unpack_args(args) return unpack(args, 1, args.n or #args) end
+
 local function fails(want_code, want_field, label, res, m, c, f)
   local r = T.ok(res == nil and c == want_code and f == want_field,
                  label .. " -> nil, " .. tostring(m) .. ", " .. tostring(c) .. ", " .. tostring(f))
@@ -73,6 +77,48 @@ T.raises(function() eng:policy_put("acme", "p", "return {}", 5) end, "bad argume
          "policy_put with a number for its cases raises")
 T.raises(function() sb.policy_test("p.lua", "return {}") end, "bad argument #3",
          "sb.policy_test without cases raises")
+-- Argument errors name the method however it is called: through pcall (no
+-- caller to name it), as a tail call (LuaJIT keeps no frame for it) or
+-- from a coroutine's start, Lua's own said "bad argument #2 to '?'". A
+-- method's arguments count after self, as eng:tick_for(-1) shows them.
+local named = {
+  { "tick_for", { -1 }, "#1 to 'tick_for' %(expected a whole number of milliseconds" },
+  { "tick_for", {}, "#1 to 'tick_for' %(number expected, got no value%)" },
+  { "audit_list", { "acme", -1 }, "#2 to 'audit_list' %(expected a number of milliseconds" },
+  { "audit_list", { "acme", 0, "x" }, "#3 to 'audit_list' %(number expected, got string%)" },
+  { "aggregates", { "acme", nil, -1, n = 3 }, "#3 to 'aggregates' %(expected a number of milliseconds" },
+  { "sweep", { -1 }, "#1 to 'sweep' %(expected a number of milliseconds" },
+  { "sweep", { 0, 5 }, "#2 to 'sweep' %(function expected, got number%)" },
+  { "agent_get", { "acme", nil, n = 2 }, "#2 to 'agent_get' %(string expected, got nil%)" },
+  { "agent_get", { "acme\0x", "alice" }, "#1 to 'agent_get' %(holds a NUL byte%)" },
+  { "submit", { "acme", 42 }, "#2 to 'submit' %(table expected, got number%)" },
+  { "agent_put", { "acme" }, "#2 to 'agent_put' %(table or JSON text expected, got no value%)" },
+  { "records_export", { "acme", "+442079460001", "xml" }, "#3 to 'records_export' %(invalid option 'xml'%)" },
+  { "batch", { 5 }, "#1 to 'batch' %(function expected, got number%)" },
+  { "backup", {}, "#1 to 'backup' %(string expected, got no value%)" },
+  { "set_clock", { "soon" }, "#1 to 'set_clock' %(number expected, got string%)" },
+}
+for _, n in ipairs(named) do
+  local name, args, want = n[1], n[2], n[3]
+  local function call() return eng[name](eng, unpack_args(args)) end
+  local label = "eng:" .. name .. "(" .. (args.n or #args) .. " arguments)"
+  T.raises(function() return eng[name](eng, unpack_args(args)) end, want, label .. ", a tail call, names it")
+  local okk, err = pcall(eng[name], eng, unpack_args(args))
+  T.ok(not okk and tostring(err):find("^bad argument " .. want) ~= nil,
+       label .. " through pcall names it: " .. tostring(err))
+  okk, err = coroutine.resume(coroutine.create(call))
+  T.ok(not okk and tostring(err):find("bad argument " .. want) ~= nil, label .. " in a coroutine names it")
+end
+T.raises(function() return eng.agent_get("acme", "alice") end,
+         "calling 'agent_get' on bad self %(switchboard.engine expected, got string%)",
+         "a method called with . instead of : says so")
+local okk, err = pcall(sb.redact, nil)
+T.ok(not okk and tostring(err):find("^bad argument #1 to 'switchboard.redact' %(string expected") ~= nil,
+     "module functions are named too: " .. tostring(err))
+okk, err = pcall(sb.strerror, "x")
+T.ok(not okk and tostring(err):find("^bad argument #1 to 'switchboard.strerror' %(number expected") ~= nil,
+     "sb.strerror(\"x\"): " .. tostring(err))
+
 fails(sb.EINVAL, "attrs", "attrs = 5 is refused as a field of the event",
       eng:submit("acme", { type = "offer", call = "c5", queue = "support", caller = "+442079460005", attrs = 5 }))
 local nr, nm = eng:agent_put("acme", { id = "zed", devices = { softphone = "sip:z@x" }, weight = 0 / 0 })
