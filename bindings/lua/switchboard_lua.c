@@ -1829,6 +1829,16 @@ static int l_strerror(lua_State *L)
     return 1;
 }
 
+/* sb.code_name(code) -> "SB_ENOTFOUND" (sb_code_name): the name of the code a
+** failure returns as its third value, as Python's e.name and Go's
+** Code.Name() give it; "SB_E?" for a number that is no code. */
+static int l_code_name(lua_State *L)
+{
+    lua_Integer code = check_int(L, 1);
+    lua_pushstring(L, sb_code_name(code >= INT_MIN && code <= INT_MAX ? (int)code : -1));
+    return 1;
+}
+
 /* sb.redact(text): text with every phone number read "[number]"
 ** (sb_redact), for a gateway's own log lines. */
 static int l_redact(lua_State *L)
@@ -2052,6 +2062,7 @@ static const luaL_Reg module_funcs[] = {
     {"open", l_open},
     {"version", l_version},
     {"strerror", l_strerror},
+    {"code_name", l_code_name},
     {"redact", l_redact},
     {"json_encode", l_json_encode},
     {"json_decode", l_json_decode},

@@ -15,6 +15,14 @@ T.is(sb._ABI, want_abi, "module built for the host's ABI (" .. want_abi .. ")")
 T.is(sb.version(), sb._VERSION, "sb.version() is the linked library's version")
 T.is(sb.strerror(sb.ENOTFOUND):match("^SB_ENOTFOUND"), "SB_ENOTFOUND", "sb.strerror names the code")
 T.is(sb.strerror(2^40), "SB_E?: unknown error", "sb.strerror of a code past int's range")
+-- Each code by name, as the engine's JSON "code" has it.
+for _, c in ipairs{ "EINVAL", "ENOTFOUND", "EEXIST", "ESTATE", "EPOLICY", "EFULL", "ESTORE",
+                    "ENOMEM", "EBUSY", "EAUTH", "ELIMIT", "ECRYPTO", "EVERSION", "EHOLD" } do
+  T.is(sb.code_name(sb[c]), "SB_" .. c, "sb.code_name(sb." .. c .. ")")
+end
+T.is(sb.code_name(0), "SB_OK", "sb.code_name(0)")
+T.is(sb.code_name(-1), "SB_E?", "sb.code_name of a number that is no code")
+T.is(sb.code_name(2^40), "SB_E?", "sb.code_name of a number past int's range")
 T.is(sb.redact("caller +44 20 7946 0001 or (030) 1234567, queue q7, 12 s"),
      "caller [number] or [number], queue q7, 12 s", "sb.redact reads numbers as [number]")
 T.is(sb.redact("+12 +34"), "[number] [number]", "sb.redact: room for text that grows")
@@ -223,6 +231,8 @@ local function fails(want_code, want_field, label, res, m, c, f)
 end
 fails(sb.ENOTFOUND, "queue", "offer into an unknown queue",
       eng:submit("acme", { type = "offer", call = "x1", queue = "nope", caller = "+442079460009" }))
+T.is(sb.code_name(select(3, eng:agent_get("acme", "nobody"))), "SB_ENOTFOUND",
+     "a failure's code by name: sb.code_name(code)")
 fails(sb.EINVAL, "caller", "a caller that is not E.164",
       eng:submit("acme", { type = "offer", call = "x1", queue = "support", caller = "12345" }))
 fails(sb.EINVAL, "colour", "an unknown event field",
