@@ -797,6 +797,14 @@ static int l_account_delete(lua_State *L)
     return do_one(L, sb_account_delete, ret_actions);
 }
 
+/* eng:account_evict(id) -> the END actions of the account's live calls: it
+** is deleted with them (sb_account_evict), as account_delete refuses while
+** calls are live. */
+static int l_account_evict(lua_State *L)
+{
+    return do_one(L, sb_account_evict, ret_actions);
+}
+
 /* eng:X(account, id) */
 static int do_two(lua_State *L, get_fn fn, ret_fn ret)
 {
@@ -2012,6 +2020,7 @@ static const luaL_Reg engine_methods[] = {
     {"account_get", l_account_get},
     {"account_list", l_account_list},
     {"account_delete", l_account_delete},
+    {"account_evict", l_account_evict},
     {"agent_put", l_agent_put},
     {"agent_get", l_agent_get},
     {"agent_list", l_agent_list},

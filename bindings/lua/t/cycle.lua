@@ -504,6 +504,44 @@ do
   none:close()
 end
 
+-- An account "gone" of its own, evicted below with its live calls.
+do
+  assert(eng:account_put{ id = "gone" })
+  for _, a in ipairs{ "g3", "g1", "g2" } do
+    assert(eng:agent_put("gone", { id = a, status = "available", devices = { softphone = "sip:" .. a .. "@x" } }))
+  end
+  assert(eng:queue_put("gone", { id = "gq2", members = { { agent = "g3" } } }))
+  assert(eng:queue_put("gone", { id = "gq", members = { { agent = "g1" } } }))
+  for i, q in ipairs{ "gq", "gq", "gq", "gq2" } do
+    assert(eng:submit("gone", { type = "offer", call = "e" .. i, queue = q, caller = "+44207946001" .. i }))
+  end
+end
+
+-- account_evict: the account account_delete refuses while its calls are
+-- live goes with them, each call's end coming back for the gateway.
+do
+  local no, _, dcode, dfield = eng:account_delete("gone")
+  T.ok(no == nil and dcode == sb.ESTATE and dfield == "account",
+       "account_delete of an account with live calls: nil, message, sb.ESTATE, \"account\"")
+  local ends = eng:account_evict("gone")
+  local got = {}
+  for _, a in ipairs(ends or {}) do
+    got[#got + 1] = a.type .. ":" .. a.call .. ":" .. tostring(a.queue) .. ":" .. tostring(a.reason) .. ":" .. a.account
+  end
+  table.sort(got)
+  T.is(table.concat(got, " "), "end:e1:gq:account deleted:gone end:e2:gq:account deleted:gone " ..
+       "end:e3:gq:account deleted:gone end:e4:gq2:account deleted:gone",
+       "account_evict: an end action for each live call (reason \"account deleted\", its queue)")
+  T.is(select(3, eng:account_get("gone")), sb.ENOTFOUND, "the account is gone")
+  fails(sb.ENOTFOUND, "account", "account_evict of an account that does not exist", eng:account_evict("gone"))
+  T.raises(function() eng:account_evict("gone\0x") end, "bad argument #1 to 'account_evict' %(holds a NUL byte%)",
+           "account_evict of an id holding a NUL byte raises")
+  assert(eng:account_put{ id = "idle" })
+  local none = eng:account_evict("idle")
+  T.ok(none and #none == 0 and select(3, eng:account_get("idle")) == sb.ENOTFOUND,
+       "an account without live calls: evicted, no actions")
+end
+
 -- Stats, close, use after close, __gc.
 local st = eng:stats()
 T.ok(st and st.events.offer >= 4, "stats counts this handle's offers")

@@ -74,6 +74,8 @@ fails(sb.EINVAL, nil, "a hold that covers nothing", eng:hold_place("acme", { rea
 local hl = eng:hold_list("acme")
 T.is(hl and #hl.holds, 1, "hold_list: {holds = ...}")
 fails(sb.EHOLD, nil, "deleting an account under a hold", eng:account_delete("acme"))
+fails(sb.EHOLD, nil, "evicting an account under a hold", eng:account_evict("acme"))
+T.ok(eng:account_get("acme") ~= nil, "and it is still there")
 
 advance(8 * DAY)
 local seen, inner = {}, {}
