@@ -861,6 +861,61 @@ static int l_queue_delete(lua_State *L)
 {
     return do_delete(L, sb_queue_delete);
 }
+/* Pages of a list (sb_agent_list_page...): the list, and next, the last id
+** given, when more follow (nil when not): the next page's after. */
+static size_t check_limit(lua_State *L, int i)
+{
+    double x = opt_num(L, i, 0);
+    if (!whole_below(x, (double)SIZE_MAX + 1))
+        arg_error(L, i, "expected a whole number of items, 0 (all) or more");
+    return (size_t)x;
+}
+
+static int ret_page(lua_State *L, call c, int rc, const char *key)
+{
+    int n = ret_doc(L, rc, c.res);
+    if (!rc && n == 1) {
+        lua_getfield(L, -1, key);
+        lua_getfield(L, -2, "next");
+        lua_remove(L, -3);
+        n = 2;
+    }
+    guard_end(c.g);
+    return n;
+}
+
+typedef int (*page_fn)(sb_engine *, const char *, const char *, size_t, sb_result *);
+
+/* eng:X_list_page(account [, after [, limit]]) -> items, next */
+static int do_page(lua_State *L, page_fn fn, const char *key)
+{
+    check_box(L);
+    const char *acct = check_str(L, 2), *after = opt_str(L, 3, NULL);
+    size_t limit = check_limit(L, 4);
+    call c = begin(L);
+    return ret_page(L, c, fn(c.b->eng, acct, after, limit, c.res), key);
+}
+
+static int l_agent_list_page(lua_State *L)
+{
+    return do_page(L, sb_agent_list_page, "agents");
+}
+
+static int l_queue_list_page(lua_State *L)
+{
+    return do_page(L, sb_queue_list_page, "queues");
+}
+
+/* eng:call_list_page(account [, queue [, after [, limit]]]) -> calls, next */
+static int l_call_list_page(lua_State *L)
+{
+    check_box(L);
+    const char *acct = check_str(L, 2), *queue = opt_str(L, 3, NULL), *after = opt_str(L, 4, NULL);
+    size_t limit = check_limit(L, 5);
+    call c = begin(L);
+    return ret_page(L, c, sb_call_list_page(c.b->eng, acct, queue, after, limit, c.res), "calls");
+}
+
 /* eng:call_list(account [, queue]) -> {calls = {...}} */
 static int l_call_list(lua_State *L)
 {
@@ -2024,10 +2079,12 @@ static const luaL_Reg engine_methods[] = {
     {"agent_put", l_agent_put},
     {"agent_get", l_agent_get},
     {"agent_list", l_agent_list},
+    {"agent_list_page", l_agent_list_page},
     {"agent_delete", l_agent_delete},
     {"queue_put", l_queue_put},
     {"queue_get", l_queue_get},
     {"queue_list", l_queue_list},
+    {"queue_list_page", l_queue_list_page},
     {"queue_delete", l_queue_delete},
     {"member_put", l_member_put},
     {"member_delete", l_member_delete},
@@ -2038,6 +2095,7 @@ static const luaL_Reg engine_methods[] = {
     {"next_deadline", l_next_deadline},
     {"call_get", l_call_get},
     {"call_list", l_call_list},
+    {"call_list_page", l_call_list_page},
     {"policy_put", l_policy_put},
     {"policy_list", l_policy_list},
     {"policy_get", l_policy_get},

@@ -504,7 +504,14 @@ do
   none:close()
 end
 
--- An account "gone" of its own, evicted below with its live calls.
+-- Pages of the lists, in id order: the items and next, the last id given,
+-- while more follow (the next page's after). An account "gone" of its own,
+-- evicted below with its live calls.
+local function ids(list)
+  local out = {}
+  for i, x in ipairs(list or {}) do out[i] = x.id end
+  return table.concat(out, " ")
+end
 do
   assert(eng:account_put{ id = "gone" })
   for _, a in ipairs{ "g3", "g1", "g2" } do
@@ -515,6 +522,49 @@ do
   for i, q in ipairs{ "gq", "gq", "gq", "gq2" } do
     assert(eng:submit("gone", { type = "offer", call = "e" .. i, queue = q, caller = "+44207946001" .. i }))
   end
+  local p, n = eng:agent_list_page("gone", nil, 2)
+  T.ok(ids(p) == "g1 g2" and n == "g2", "agent_list_page(acct, nil, 2): g1 g2, next g2 (" .. ids(p) .. ", " ..
+       tostring(n) .. ")")
+  p, n = eng:agent_list_page("gone", n, 2)
+  T.ok(ids(p) == "g3" and n == nil, "the page after g2: g3, and no next (" .. ids(p) .. ", " .. tostring(n) .. ")")
+  p, n = eng:agent_list_page("gone")
+  T.ok(ids(p) == "g1 g2 g3" and n == nil, "no after, no limit: all of them, no next")
+  p, n = eng:agent_list_page("gone", "", 0)
+  T.ok(ids(p) == "g1 g2 g3" and n == nil, "after \"\" and limit 0 alike")
+  p, n = eng:agent_list_page("gone", "g3", 5)
+  T.ok(p and #p == 0 and n == nil and sb.json_encode(p) == "[]", "after the last: an empty list (encoding as [])")
+  local walked, after = {}, nil
+  repeat
+    local page, nxt = assert(eng:agent_list_page("gone", after, 1))
+    walked[#walked + 1] = ids(page)
+    after = nxt
+  until not after
+  T.is(table.concat(walked, "|"), "g1|g2|g3", "a walk one at a time meets each agent once")
+  p, n = eng:queue_list_page("gone", nil, 1)
+  T.ok(ids(p) == "gq" and n == "gq" and p[1].waiting == 2,
+       "queue_list_page(acct, nil, 1): gq (two calls waiting, one ringing), next gq")
+  p, n = eng:queue_list_page("gone", n, 1)
+  T.ok(ids(p) == "gq2" and n == nil, "then gq2, no next")
+  p, n = eng:call_list_page("gone", nil, nil, 2)
+  T.ok(ids(p) == "e1 e2" and n == "e2", "call_list_page(acct, nil, nil, 2): e1 e2, next e2")
+  p, n = eng:call_list_page("gone", nil, n, 2)
+  T.ok(ids(p) == "e3 e4" and n == nil, "then e3 e4, no next (" .. ids(p) .. ", " .. tostring(n) .. ")")
+  p, n = eng:call_list_page("gone", "gq", "e1", 1)
+  T.ok(ids(p) == "e2" and n == "e2", "one queue's calls after e1, one at a time: e2, next e2")
+  p, n = eng:call_list_page("gone", "gq2")
+  T.ok(ids(p) == "e4" and n == nil and p[1].queue == "gq2", "call_list_page(acct, queue): that queue's")
+  fails(sb.EINVAL, "after", "an after that is no id", eng:agent_list_page("gone", "no such id!", 1))
+  fails(sb.EINVAL, "after", "a call page's after that is no id", eng:call_list_page("gone", nil, "a b"))
+  fails(sb.ENOTFOUND, "account", "a page of an account that does not exist", eng:queue_list_page("nobody"))
+  fails(sb.ENOTFOUND, "queue", "a page of a queue the account does not have",
+        eng:call_list_page("gone", "nosuch", nil, 1))
+  for _, bad in ipairs{ -1, 1.5, 0 / 0, "x" } do
+    T.raises(function() eng:agent_list_page("gone", nil, bad) end, "bad argument #3 to 'agent_list_page'",
+             "agent_list_page with limit " .. tostring(bad) .. " raises")
+  end
+  T.raises(function() eng:call_list_page("gone", nil, true) end,
+           "bad argument #3 to 'call_list_page' %(string expected, got boolean%)",
+           "call_list_page with a boolean for after raises")
 end
 
 -- account_evict: the account account_delete refuses while its calls are
