@@ -353,8 +353,10 @@ def test_errors():
                "members[1].agent")
         raises(lambda: eng.agent_get("other", "ag0"), sb.NotFoundError,
                "another account's ids do not exist")
-        raises(lambda: eng.submit("acme", 42), sb.InvalidError,
-               "an event that is not an object: InvalidError", sb.EINVAL)
+        raises(lambda: eng.submit("acme", 42), TypeError,
+               "an event that is a number: TypeError (a wrong type)")
+        raises(lambda: eng.submit("acme", "42"), sb.InvalidError,
+               "an event's JSON text that is not an object: InvalidError", sb.EINVAL)
         raises(lambda: eng.submit("acme", {"type": "hangup", "call": object()}), TypeError,
                "an event Python cannot encode: TypeError")
         raises(lambda: eng.submit("acme"), TypeError, "no event at all: TypeError")
@@ -1178,6 +1180,23 @@ def test_arguments():
         ok(e is not None and "account" in str(e) and "len()" not in str(e),
            "... saying what is missing (%s)" % e)
         raises(lambda: eng.agent_put("acme", None), TypeError, "agent_put(acct, None): TypeError")
+        # A document that is a number or a boolean went out as JSON text the
+        # engine refused as malformed (InvalidError): a wrong type.
+        for v in (42, 3.5, True, 2 ** 70):
+            e = raises(lambda: eng.agent_put("acme", v), TypeError,
+                       "agent_put(acct, %r): TypeError" % (v,))
+            is_(e and str(e), "agent must be a dict, a list or JSON text, not %s"
+                % type(v).__name__, "... naming what was given")
+        for name, fn in (("account_put", lambda: eng.account_put(True)),
+                         ("queue_put", lambda: eng.queue_put("acme", 3.5)),
+                         ("member_put", lambda: eng.member_put("acme", "q", "a", 5)),
+                         ("submit", lambda: eng.submit("acme", 42)),
+                         ("hold_place", lambda: eng.hold_place("acme", False)),
+                         ("records_list", lambda: eng.records_list("acme", 7)),
+                         ("policy_put", lambda: eng.policy_put("acme", "p", "return {}", 1)),
+                         ("policy_test", lambda: sb.policy_test("p", "return {}", 1.5))):
+            raises(fn, TypeError, "%s with a number or boolean document: TypeError" % name)
+        is_(eng.agent_list("acme"), [], "and nothing was stored")
         for v, cls in ((float("nan"), ValueError), (float("inf"), ValueError),
                        (1.5, ValueError), ("5", TypeError), (None, TypeError)):
             raises(lambda: eng.aggregates("acme", None, v), cls,

@@ -429,6 +429,11 @@ def _doc(obj, what="document", optional=False):
         return obj
     if isinstance(obj, str):
         return obj.encode("utf-8")
+    if not isinstance(obj, (dict, list, tuple)):
+        # 42, 3.5 or True would go out as JSON the engine refuses as
+        # "malformed JSON": a wrong type, said as such.
+        raise TypeError("%s must be a dict, a list or JSON text, not %s"
+                        % (what, type(obj).__name__))
     try:
         # allow_nan=False: NaN and infinities are not JSON (ValueError here,
         # not "malformed JSON" from the engine).
