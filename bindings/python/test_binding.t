@@ -404,19 +404,50 @@ def test_clock_and_tick():
             "the first agent has one no-answer")
         is_(eng.call_get("acme", "t1")["attempts"], 2, "two attempts in the call")
         eng.submit("acme", type="abandon", call="t1")
-        # An engine whose clock raises keeps running on the system time.
-        bad = sb.Engine(os.path.join(TMP, "tick"), clock=lambda: 1 // 0, sync="none",
-                        log=lambda *a: None)
-        old, sys.stderr = sys.stderr, open(os.devnull, "w")
+        # An engine whose clock raises keeps running on the system time, and
+        # says so through its log function, each time, without a traceback.
+        lines, err = [], []
+
+        def boom():
+            raise RuntimeError("clock lost, call +44 20 7946 0001")
+
+        bad = sb.Engine(os.path.join(TMP, "tick"), clock=boom, sync="none",
+                        log=lambda lvl, line: lines.append((lvl, line)))
+        old, sys.stderr = sys.stderr, _Capture(err)
         try:
             bad.submit("acme", type="offer", call="t2", queue="support", caller="+15550000003")
             t2 = bad.call_get("acme", "t2")
+            bad.submit("acme", type="abandon", call="t2")
         finally:
-            sys.stderr.close()
             sys.stderr = old
             bad.close()
         ok(t2["offered_ms"] > 1767603600000 + 10 ** 9 or t2["offered_ms"] < 1767603600000,
            "a clock that raises falls back to the system time")
+        failed = [x for x in lines if "clock function" in x[1]]
+        ok(len(failed) >= 2 and all(lvl == "error" for lvl, _ in failed),
+           "each failing reading is reported through the log function, level error (%d: %r)"
+           % (len(failed), failed[:1]))
+        is_(failed and failed[0][1],
+            "the clock function raised RuntimeError: clock lost, call [number]; this reading "
+            "is the system time", "... naming the exception, its number redacted")
+        is_("".join(err), "", "and nothing goes to stderr (no traceback)")
+        # Without a log function: stderr, once, no traceback.
+        err = []
+        old, sys.stderr = sys.stderr, _Capture(err)
+        try:
+            with sb.Engine(os.path.join(TMP, "tick"), clock=boom, sync="none",
+                           log_level="error") as quiet:
+                quiet.submit("acme", type="offer", call="t3", queue="support",
+                             caller="+15550000003")
+                quiet.submit("acme", type="abandon", call="t3")
+                quiet.tick()
+        finally:
+            sys.stderr = old
+        text = "".join(err)
+        is_(text, "switchboard: the clock function raised RuntimeError: clock lost, call "
+                  "[number]; this reading is the system time (said once; give Engine a log "
+                  "function to see each)\n",
+            "without a log function: one line on stderr for all its failures, no traceback")
 
 
 SLOW_WAIT = """-- spins (a millisecond or so of work), then waits 1 s
@@ -1219,18 +1250,20 @@ def test_arguments():
                % (next(iter(kw)), next(iter(kw.values())), cls.__name__))
     ok(not os.path.exists(d), "and no data directory was created")
     # A clock value a C int64 cannot hold falls back to the system time, as a
-    # raising clock does (it was wrapped: 2**70 as 0).
-    for v in (1 << 70, float("nan"), None):
+    # raising clock does (it was wrapped: 2**70 as 0), and is reported.
+    for v, why in ((1 << 70, "1180591620717411303424 (the clock's value must be "
+                             "-9223372036854775808 .. 9223372036854775807, not "
+                             "1180591620717411303424)"),
+                   (float("nan"), "nan (the clock's value must be a finite number, not nan)"),
+                   (None, "None (the clock's value must be an int, not NoneType)")):
         warned = []
         with sb.Engine(os.path.join(TMP, "args-clock-%d" % len(os.listdir(TMP))), sync="none",
-                       clock=lambda v=v: v, log=lambda *a: None) as eng:
-            old, sys.stderr = sys.stderr, _Capture(warned)
-            try:
-                created = eng.account_put({"id": "acme"})["created_ms"]
-            finally:
-                sys.stderr = old
-        ok(abs(created / 1000.0 - __import__("time").time()) < 86400 and warned,
-           "a clock returning %r: the system time, with a warning (%r)" % (v, created))
+                       clock=lambda v=v: v, log=lambda lvl, line: warned.append(line)) as eng:
+            created = eng.account_put({"id": "acme"})["created_ms"]
+        ok(abs(created / 1000.0 - __import__("time").time()) < 86400,
+           "a clock returning %r: the system time (%r)" % (v, created))
+        is_(warned and warned[0], "the clock function returned %s; this reading is the "
+                                  "system time" % why, "... and a log line saying why")
 
 
 class _Capture:

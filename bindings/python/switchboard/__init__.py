@@ -557,10 +557,16 @@ def redact(text):
     engine's own log lines and audit reasons are (sb_redact in
     switchboard.h says what counts as a number): for a gateway's log lines.
     A NUL byte in ``text`` is refused (InvalidError)."""
-    t = _b(text, "text")
+    return _redacted(load_library(), _b(text, "text"))
+
+
+def _redacted(lib, t):
+    """sb_redact of t (str or bytes holding no NUL byte), as str."""
+    if isinstance(t, str):
+        t = t.replace("\0", " ").encode("utf-8")
     cap = 3 * len(t) + 1  # the shortest number, "+12", reads as 8 bytes
     buf = ctypes.create_string_buffer(cap)
-    load_library().sb_redact(t, buf, cap)
+    lib.sb_redact(t, buf, cap)
     return buf.value.decode("utf-8", "replace")
 
 
@@ -738,8 +744,11 @@ class Engine:
         calls, must not raise nor call the engine (the call that asked is
         still working), and stays referenced by the engine until
         :meth:`close`. If it raises, or returns something that is not a
-        time a C int64 holds, the system time is used and a warning
-        printed (once).
+        time a C int64 holds, that reading is the system time, and the
+        failure is reported: through ``log`` (level ``"error"``, a line
+        per failure naming the exception or value, numbers read
+        ``[number]``) when one is given, else on stderr, once, without a
+        traceback.
     ``log``
         a callable ``log(level, line)``, ``level`` one of ``"error"``,
         ``"warn"``, ``"info"``, ``"debug"``; default: the engine logs to
@@ -828,6 +837,35 @@ class Engine:
                 width = 8 * ctypes.sizeof(dict(_Config._fields_)[k])
                 setattr(cfg, k, _whole(v, width, k))
 
+        self._log = None
+        user_log = None
+        if log is not None:
+            if not callable(log):
+                raise TypeError("log must be callable")
+            user_log = log
+
+        def _emit(level, line):
+            # The log function, from inside an engine call on this thread.
+            tls = self._tls
+            prev = getattr(tls, "in_cb", None)
+            try:
+                tls.in_cb = "log"
+                user_log(level, line)
+            except (KeyboardInterrupt, SystemExit) as e:
+                tls.pending = e  # raised when the call returns (_leave)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                tls.in_cb = prev
+
+        if user_log is not None:
+            def _log_thunk(arg, level, line):
+                _emit(_LOG_NAMES[level] if 0 <= level < 4 else str(level),
+                      line.decode("utf-8", "replace"))
+
+            self._log = _LOG_FN(_log_thunk)
+            cfg.log = self._log
+
         self._clock = None
         self._clock_warned = False
         if clock is not None:
@@ -835,49 +873,48 @@ class Engine:
                 raise TypeError("clock must be callable")
             user_clock = clock
 
+            def _clock_failed(why):
+                # The engine's call goes on with the system time; said as the
+                # engine says what goes wrong: a log line (numbers redacted,
+                # as the engine's are), else stderr once, never a traceback.
+                line = _redacted(lib, "the clock function %s; this reading is the "
+                                      "system time" % why)
+                if user_log is not None:
+                    _emit("error", line)
+                elif not self._clock_warned:
+                    self._clock_warned = True
+                    sys.stderr.write("switchboard: %s (said once; give Engine a log "
+                                     "function to see each)\n" % line)
+
             def _clock_thunk(arg):
                 tls = self._tls
                 try:
                     tls.in_cb = "clock"
-                    # A value a C int64 cannot hold would be wrapped by ctypes.
-                    return _whole(user_clock(), 64, "the clock's value", signed=True)
+                    try:
+                        v = user_clock()
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except BaseException as e:  # noqa: BLE001 - reported
+                        _clock_failed("raised %s: %s" % (type(e).__name__, e))
+                        return int(time.time() * 1000)
+                    try:
+                        # A value a C int64 cannot hold would be wrapped by ctypes.
+                        return _whole(v, 64, "the clock's value", signed=True)
+                    except (TypeError, ValueError) as e:
+                        r = repr(v)
+                        _clock_failed("returned %s (%s)"
+                                      % (r if len(r) <= 40 else r[:37] + "...", e))
+                        return int(time.time() * 1000)
                 except (KeyboardInterrupt, SystemExit) as e:
                     tls.pending = e  # raised when the call returns (_leave)
                     return int(time.time() * 1000)
-                except BaseException:
-                    if not self._clock_warned:
-                        self._clock_warned = True
-                        sys.stderr.write("switchboard: the clock callable failed; "
-                                         "using the system time\n")
-                        traceback.print_exc()
+                except BaseException:  # noqa: BLE001 - the log function's own
                     return int(time.time() * 1000)
                 finally:
                     tls.in_cb = None
 
             self._clock = _CLOCK_FN(_clock_thunk)
             cfg.clock = self._clock
-        self._log = None
-        if log is not None:
-            if not callable(log):
-                raise TypeError("log must be callable")
-            user_log = log
-
-            def _log_thunk(arg, level, line):
-                tls = self._tls
-                prev = getattr(tls, "in_cb", None)
-                try:
-                    tls.in_cb = "log"
-                    user_log(_LOG_NAMES[level] if 0 <= level < 4 else str(level),
-                             line.decode("utf-8", "replace"))
-                except (KeyboardInterrupt, SystemExit) as e:
-                    tls.pending = e  # raised when the call returns (_leave)
-                except BaseException:
-                    traceback.print_exc()
-                finally:
-                    tls.in_cb = prev
-
-            self._log = _LOG_FN(_log_thunk)
-            cfg.log = self._log
         self._cfg = cfg
 
         eng = ctypes.c_void_p()
