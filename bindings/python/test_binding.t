@@ -309,6 +309,37 @@ def test_cycle():
            "log callback gets (level, line) strings")
 
 
+def test_evict():
+    """account_evict: the account account_delete refuses while its calls are
+    live goes with them, an end action for each coming back."""
+    clock = Clock()
+    with sb.Engine(os.path.join(TMP, "evict"), policy_dir=POLICIES, sync="none",
+                   clock=clock, log=lambda *a: None) as eng:
+        provision(eng, clock, n=1)
+        eng.queue_put("acme", {"id": "backup", "members": [{"agent": "ag0"}]})
+        for i, q in enumerate(("support", "support", "backup")):
+            eng.submit("acme", type="offer", call="e%d" % i, queue=q, caller="+4420794600%02d" % i)
+        raises(lambda: eng.account_delete("acme"), sb.StateError,
+               "account_delete of an account with live calls: StateError", sb.ESTATE, "account")
+        acts = eng.account_evict("acme")
+        is_(sorted((a["type"], a["call"], a["queue"], a["reason"], a["account"]) for a in acts),
+            [("end", "e0", "support", "account deleted", "acme"),
+             ("end", "e1", "support", "account deleted", "acme"),
+             ("end", "e2", "backup", "account deleted", "acme")],
+            "account_evict: an end action for each live call, ringing or waiting (reason "
+            "'account deleted', its queue)")
+        raises(lambda: eng.account_get("acme"), sb.NotFoundError, "the account is gone")
+        raises(lambda: eng.account_evict("acme"), sb.NotFoundError,
+               "account_evict of an account that does not exist: NotFoundError", sb.ENOTFOUND,
+               "account")
+        raises(lambda: eng.account_evict("acme\0x"), sb.InvalidError,
+               "account_evict of an id holding a NUL byte: InvalidError", sb.EINVAL, "account")
+        raises(lambda: eng.account_evict(None), TypeError, "account_evict(None): TypeError")
+        eng.account_put({"id": "idle"})
+        is_(eng.account_evict("idle"), [], "an account without live calls: evicted, no actions")
+        is_(eng.account_list(), [], "and gone")
+
+
 def test_errors():
     clock = Clock()
     with sb.Engine(os.path.join(TMP, "errors"), policy_dir=POLICIES, sync="none",
@@ -1056,6 +1087,9 @@ def test_records():
         is_([x["id"] for x in eng.hold_list("acme")], ["h1"], "hold_list: a list")
         raises(lambda: eng.account_delete("acme"), sb.HoldError,
                "deleting an account under a hold: HoldError", sb.EHOLD)
+        raises(lambda: eng.account_evict("acme"), sb.HoldError,
+               "evicting an account under a hold: HoldError", sb.EHOLD, "account")
+        ok(eng.account_get("acme")["id"] == "acme", "... and it is still there")
 
         clock.ms += 8 * 86400000
         seen, inner = [], []
@@ -1605,7 +1639,7 @@ def test_review_fixes():
 
 
 def main():
-    tests = [test_layout, test_basics, test_cycle, test_errors, test_clock_and_tick,
+    tests = [test_layout, test_basics, test_cycle, test_evict, test_errors, test_clock_and_tick,
              test_tick_for,
              test_policies, test_policy_tools, test_apikeys, test_withheld, test_records,
              test_backup,

@@ -287,6 +287,7 @@ def _declare(lib):
         "sb_account_get": (c_int, [E, c_char_p, R]),
         "sb_account_list": (c_int, [E, R]),
         "sb_account_delete": (c_int, [E, c_char_p, R]),
+        "sb_account_evict": (c_int, [E, c_char_p, R]),
         "sb_agent_put": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
         "sb_agent_get": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_agent_list": (c_int, [E, c_char_p, R]),
@@ -1099,8 +1100,19 @@ class Engine:
         return self._do(_json, self._lib.sb_account_list)["accounts"]
 
     def account_delete(self, account):
-        """Delete the account and everything it owns."""
+        """Delete the account and everything it owns. StateError while it has
+        live calls (waiting, ringing or connected: end them, or use
+        :meth:`account_evict`); HoldError while it has legal holds."""
         self._do(_nothing, self._lib.sb_account_delete, _b(account, "account"))
+
+    def account_evict(self, account):
+        """Delete the account with its live calls (``sb_account_evict``), for
+        an operator removing a tenant whose calls would hold it (where
+        :meth:`account_delete` raises StateError). Returns the actions: an
+        ``end`` for each live call (``"reason": "account deleted"``, its
+        ``queue``), for the gateway that had it; the calls leave no record.
+        HoldError while the account has legal holds."""
+        return self._do(_actions, self._lib.sb_account_evict, _b(account, "account"))
 
     def agent_put(self, account, agent):
         """Create or replace an agent (dict or JSON; see switchboard.h for the
