@@ -2,7 +2,8 @@
 """test_binding.t — the Python binding against the real library (TAP for prove).
 
 Covers: the ctypes structures against the compiler's layout of switchboard.h,
-provisioning and a full call cycle, errors carrying code/name/message/field,
+provisioning and a full call cycle, an account evicted with its live calls,
+lists read a page at a time, errors carrying code/name/message/field,
 an injected clock with a tick firing a ring timeout, tick_for's share of
 time (more left when it runs out, its argument checked), policy upload (cases,
 compile errors, a policy failing at run time falling back), policy tools
@@ -338,6 +339,72 @@ def test_evict():
         eng.account_put({"id": "idle"})
         is_(eng.account_evict("idle"), [], "an account without live calls: evicted, no actions")
         is_(eng.account_list(), [], "and gone")
+
+
+def ids(items):
+    return [x["id"] for x in items]
+
+
+def test_pages():
+    """Lists a page at a time: (items, next) and the iterators over every page."""
+    clock = Clock()
+    with sb.Engine(os.path.join(TMP, "pages"), policy_dir=POLICIES, sync="none",
+                   clock=clock, log=lambda *a: None) as eng:
+        provision(eng, clock, n=5)
+        eng.queue_put("acme", {"id": "backup", "members": [{"agent": "ag4"}]})
+        eng.queue_put("acme", {"id": "alpha"})
+        page, nxt = eng.agent_list_page("acme", limit=2)
+        is_((ids(page), nxt), (["ag0", "ag1"], "ag1"),
+            "agent_list_page(limit=2): the first two in id order, next the last id given")
+        page, nxt = eng.agent_list_page("acme", nxt, 2)
+        is_((ids(page), nxt), (["ag2", "ag3"], "ag3"), "the page after it")
+        page, nxt = eng.agent_list_page("acme", nxt, 2)
+        is_((ids(page), nxt), (["ag4"], None), "the last page: next None")
+        is_(eng.agent_list_page("acme"), (eng.agent_list("acme"), None),
+            "no after, no limit: the whole list, next None")
+        is_(eng.agent_list_page("acme", "", 5), (eng.agent_list("acme"), None),
+            "after '' and a limit of all of them: the whole list, next None")
+        is_(eng.agent_list_page("acme", "ag4", 2), ([], None), "after the last: []")
+        is_([ids(p) for p in eng.agent_pages("acme", 2)], [["ag0", "ag1"], ["ag2", "ag3"], ["ag4"]],
+            "agent_pages(acct, 2): every page in turn")
+        is_([ids(p) for p in eng.agent_pages("acme")], [["ag0", "ag1", "ag2", "ag3", "ag4"]],
+            "agent_pages(acct): pages of 1000, one here")
+        is_([ids(p) for p in eng.queue_pages("acme", 1)], [["alpha"], ["backup"], ["support"]],
+            "queue_pages(acct, 1): queues in id order, one a page")
+        page, nxt = eng.queue_list_page("acme", "alpha", 1)
+        is_((ids(page), nxt), (["backup"], "backup"), "queue_list_page(acct, 'alpha', 1)")
+        for i in range(5):
+            eng.submit("acme", type="offer", call="c%d" % i, queue="backup" if i == 3 else "support",
+                       caller="+4420794600%02d" % i)
+        page, nxt = eng.call_list_page("acme", limit=2)
+        is_((ids(page), nxt), (["c0", "c1"], "c1"), "call_list_page(limit=2): c0 c1, next c1")
+        is_([ids(p) for p in eng.call_pages("acme", limit=2)], [["c0", "c1"], ["c2", "c3"], ["c4"]],
+            "call_pages(acct, limit=2): every live call, a page at a time")
+        is_([ids(p) for p in eng.call_pages("acme", "support", 2)], [["c0", "c1"], ["c2", "c4"]],
+            "call_pages(acct, queue, 2): that queue's")
+        page, nxt = eng.call_list_page("acme", "support", "c1", 1)
+        is_((ids(page), nxt), (["c2"], "c2"), "call_list_page(acct, queue, after, 1)")
+        is_(eng.call_list_page("acme", "backup"), (eng.call_list("acme", "backup"), None),
+            "call_list_page(acct, queue): as call_list, next None")
+        raises(lambda: eng.agent_list_page("acme", "no such id!", 1), sb.InvalidError,
+               "an after that is no id: InvalidError", sb.EINVAL, "after")
+        raises(lambda: eng.call_list_page("acme", None, "a b"), sb.InvalidError,
+               "a call page's after that is no id: InvalidError", sb.EINVAL, "after")
+        raises(lambda: eng.queue_list_page("nobody"), sb.NotFoundError,
+               "a page of an account that does not exist: NotFoundError", sb.ENOTFOUND, "account")
+        raises(lambda: eng.call_list_page("acme", "nosuch"), sb.NotFoundError,
+               "a page of a queue the account does not have: NotFoundError", sb.ENOTFOUND, "queue")
+        raises(lambda: next(eng.call_pages("acme", "nosuch")), sb.NotFoundError,
+               "call_pages of such a queue: NotFoundError at the first page", sb.ENOTFOUND, "queue")
+        for v, cls in ((-1, ValueError), (1.5, ValueError), (float("nan"), ValueError),
+                       ("2", TypeError), (None, TypeError)):
+            raises(lambda: eng.agent_list_page("acme", None, v), cls,
+                   "agent_list_page(limit=%r): %s" % (v, cls.__name__))
+            raises(lambda: eng.agent_pages("acme", v), cls,
+                   "agent_pages(limit=%r): %s at the call" % (v, cls.__name__))
+        raises(lambda: eng.agent_list_page("acme", 5), TypeError, "after=5: TypeError")
+        raises(lambda: eng.agent_list_page("acme", "ag\0"), sb.InvalidError,
+               "an after holding a NUL byte: InvalidError", sb.EINVAL, "after")
 
 
 def test_errors():
@@ -1639,7 +1706,7 @@ def test_review_fixes():
 
 
 def main():
-    tests = [test_layout, test_basics, test_cycle, test_evict, test_errors, test_clock_and_tick,
+    tests = [test_layout, test_basics, test_cycle, test_evict, test_pages, test_errors, test_clock_and_tick,
              test_tick_for,
              test_policies, test_policy_tools, test_apikeys, test_withheld, test_records,
              test_backup,

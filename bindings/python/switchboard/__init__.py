@@ -232,6 +232,7 @@ _EXPORT_FORMATS = {"json": 0, "csv": 1}  # sb_export_format
 _LOG_LEVELS = {"error": 0, "warn": 1, "info": 2, "debug": 3}
 _LOG_NAMES = ("error", "warn", "info", "debug")
 _INT64_MAX = (1 << 63) - 1
+_SIZE_BITS = 8 * ctypes.sizeof(ctypes.c_size_t)
 
 # --------------------------------------------------------------------------
 # Loading the shared library.
@@ -291,10 +292,12 @@ def _declare(lib):
         "sb_agent_put": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
         "sb_agent_get": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_agent_list": (c_int, [E, c_char_p, R]),
+        "sb_agent_list_page": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
         "sb_agent_delete": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_queue_put": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
         "sb_queue_get": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_queue_list": (c_int, [E, c_char_p, R]),
+        "sb_queue_list_page": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
         "sb_queue_delete": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_member_put": (c_int, [E, c_char_p, c_char_p, c_char_p, c_char_p, c_size_t, R]),
         "sb_member_delete": (c_int, [E, c_char_p, c_char_p, c_char_p, R]),
@@ -306,6 +309,7 @@ def _declare(lib):
         "sb_next_deadline": (ctypes.c_int64, [E]),
         "sb_call_get": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_call_list": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_call_list_page": (c_int, [E, c_char_p, c_char_p, c_char_p, c_size_t, R]),
         "sb_policy_put": (c_int, [E, c_char_p, c_char_p, c_char_p, c_size_t, c_char_p, R]),
         "sb_policy_list": (c_int, [E, c_char_p, R]),
         "sb_policy_get": (c_int, [E, c_char_p, c_char_p, R]),
@@ -1128,7 +1132,44 @@ class Engine:
                         _b(agent, "agent"))
 
     def agent_list(self, account):
+        """Every agent of the account, in id order (a list)."""
         return self._do(_json, self._lib.sb_agent_list, _b(account, "account"))["agents"]
+
+    # Pages of the lists (sb_agent_list_page...): the items after the id
+    # ``after`` (None or "": from the first), ``limit`` at most (0: all), in
+    # id order, and the last id given while more follow (None on the last
+    # page): the next page's ``after``.
+
+    def _page(self, key, fn, *args):
+        d = self._do(_json, fn, *args)
+        return d[key], d.get("next")
+
+    def _pages(self, page, args, limit):
+        _whole(limit, _SIZE_BITS, "limit")  # raised at the call, not at the first page
+
+        def pages():
+            after = None
+            while True:
+                items, after = page(*args, after=after, limit=limit)
+                yield items
+                if after is None:
+                    return
+        return pages()
+
+    def agent_list_page(self, account, after=None, limit=0):
+        """A page of the account's agents, in id order: ``(agents, next)``,
+        the agents whose ids come after ``after`` (None or "": from the
+        first), ``limit`` at most (0: all), and ``next``, the last id given,
+        while more follow (None on the last page): the next page's
+        ``after``. InvalidError (field ``after``) for an ``after`` that is
+        no id."""
+        return self._page("agents", self._lib.sb_agent_list_page, _b(account, "account"),
+                          _b(after, "after", True), _whole(limit, _SIZE_BITS, "limit"))
+
+    def agent_pages(self, account, limit=1000):
+        """The account's agents a page of ``limit`` at a time (an iterator of
+        lists), each page read as the iteration reaches it."""
+        return self._pages(self.agent_list_page, (account,), limit)
 
     def agent_delete(self, account, agent):
         """Raises StateError while the agent is ringing or on a call."""
@@ -1143,7 +1184,19 @@ class Engine:
                         _b(queue, "queue"))
 
     def queue_list(self, account):
+        """Every queue of the account, in id order (a list)."""
         return self._do(_json, self._lib.sb_queue_list, _b(account, "account"))["queues"]
+
+    def queue_list_page(self, account, after=None, limit=0):
+        """A page of the account's queues: ``(queues, next)``, as
+        :meth:`agent_list_page`."""
+        return self._page("queues", self._lib.sb_queue_list_page, _b(account, "account"),
+                          _b(after, "after", True), _whole(limit, _SIZE_BITS, "limit"))
+
+    def queue_pages(self, account, limit=1000):
+        """The account's queues a page of ``limit`` at a time (an iterator of
+        lists)."""
+        return self._pages(self.queue_list_page, (account,), limit)
 
     def queue_delete(self, account, queue):
         """Raises StateError while calls wait in the queue."""
@@ -1340,6 +1393,24 @@ class Engine:
         ``"agent"`` once connected), in id order, without numbers."""
         return self._do(_json, self._lib.sb_call_list, _b(account, "account"),
                         _b(queue, "queue", True))["calls"]
+
+    def call_list_page(self, account, queue=None, after=None, limit=0):
+        """A page of :meth:`call_list`: ``(calls, next)``, the live calls (all,
+        or those in ``queue``) whose ids come after ``after`` (None or "":
+        from the first), ``limit`` at most (0: all), and ``next``, the last
+        id given, while more follow (None on the last page): the next
+        page's ``after``. NotFoundError (field ``queue``) for a queue the
+        account does not have; InvalidError (field ``after``) for an
+        ``after`` that is no call id."""
+        return self._page("calls", self._lib.sb_call_list_page, _b(account, "account"),
+                          _b(queue, "queue", True), _b(after, "after", True),
+                          _whole(limit, _SIZE_BITS, "limit"))
+
+    def call_pages(self, account, queue=None, limit=1000):
+        """The live calls (all, or those in ``queue``) a page of ``limit`` at a
+        time (an iterator of lists)."""
+        return self._pages(lambda account, after, limit: self.call_list_page(
+            account, queue, after, limit), (account,), limit)
 
     def call_get(self, account, call):
         """The call with its state and decision trace (or its record once ended)."""
