@@ -750,12 +750,38 @@ func (e *Engine) AccountList() ([]map[string]any, error) {
 	return list(m, "accounts", err)
 }
 
-// AccountDelete deletes an account and everything it owns.
+// AccountDelete deletes an account and everything it owns: its data key at
+// once, its records, aggregates and audit log by sweeps. ErrState while the
+// account has live calls (waiting, ringing or connected: end them, or use
+// AccountEvict); ErrHold while it has legal holds.
 func (e *Engine) AccountDelete(account string) error {
 	_, err := e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_account_delete(e.eng, s[0], res)
 	})
 	return err
+}
+
+// AccountEvict deletes an account with its live calls (sb_account_evict),
+// for an operator removing a tenant whose calls would hold it, where
+// AccountDelete refuses with ErrState. It returns an ActionEnd for each live
+// call (Reason "account deleted", the call's Queue) for the gateway that
+// had it; the calls leave no record (the account's records go anyway).
+// ErrHold while the account has legal holds, as AccountDelete.
+func (e *Engine) AccountEvict(account string) ([]Action, error) {
+	res, err := e.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer e.end(res)
+	s, block, err := cstrings("account", account)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(block)
+	if rc := C.sb_account_evict(e.eng, s[0], res); rc != 0 {
+		return nil, resultError(rc, res)
+	}
+	return resultActions(res), nil
 }
 
 // AgentPut creates or replaces an agent (see switchboard.h for the document).

@@ -208,6 +208,61 @@ func TestCallCycle(t *testing.T) {
 	}
 }
 
+// AccountEvict: the account AccountDelete refuses while its calls are live
+// goes with them, an ActionEnd for each coming back.
+func TestAccountEvict(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	provision(t, eng, clock)
+	must(t)(eng.QueuePut("acme", map[string]any{"id": "backup", "members": []map[string]any{{"agent": "ag0"}}}))
+	for i := 0; i < 5; i++ {
+		ev := offer(fmt.Sprintf("e%d", i))
+		if i == 4 {
+			ev.Queue = "backup"
+		}
+		must(t)(eng.Submit("acme", ev))
+	}
+	var se *switchboard.Error
+	if err := eng.AccountDelete("acme"); !errors.As(err, &se) || se.Code != switchboard.ErrState || se.Field != "account" {
+		t.Fatalf("AccountDelete of an account with live calls: %v", err)
+	}
+	acts, err := eng.AccountEvict("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range acts {
+		got = append(got, fmt.Sprintf("%v:%s:%s:%s:%s", a.Type, a.Call, a.Queue, a.Reason, a.Account))
+	}
+	sort.Strings(got)
+	want := "end:e0:support:account deleted:acme end:e1:support:account deleted:acme " +
+		"end:e2:support:account deleted:acme end:e3:support:account deleted:acme " +
+		"end:e4:backup:account deleted:acme"
+	if strings.Join(got, " ") != want {
+		t.Errorf("AccountEvict: an ActionEnd for each live call, ringing or waiting:\n got %v\nwant %v", got, want)
+	}
+	if _, err := eng.AccountGet("acme"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("the evicted account is gone: %v", err)
+	}
+	if _, err := eng.AccountEvict("acme"); !errors.As(err, &se) || se.Code != switchboard.ErrNotFound || se.Field != "account" {
+		t.Errorf("AccountEvict of an account that does not exist: %v", err)
+	}
+	if _, err := eng.AccountEvict("acme\x00x"); !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || se.Field != "account" {
+		t.Errorf("AccountEvict of an id holding a NUL byte: %v", err)
+	}
+	must(t)(eng.AccountPut(`{"id":"idle"}`))
+	if acts, err := eng.AccountEvict("idle"); err != nil || len(acts) != 0 {
+		t.Errorf("an account without live calls: evicted with no actions: %v %v", acts, err)
+	}
+	if l, err := eng.AccountList(); err != nil || len(l) != 0 {
+		t.Errorf("no account left: %v %v", l, err)
+	}
+	eng.Close()
+	if _, err := eng.AccountEvict("idle"); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("AccountEvict on a closed engine: %v", err)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	clock := newClock()
 	eng := open(t, t.TempDir(), clock, nil)
@@ -1088,6 +1143,12 @@ func TestRecords(t *testing.T) {
 	}
 	if err := eng.AccountDelete("acme"); !errors.Is(err, switchboard.ErrHold) {
 		t.Errorf("deleting an account under a hold: %v", err)
+	}
+	if acts, err := eng.AccountEvict("acme"); !errors.Is(err, switchboard.ErrHold) || acts != nil {
+		t.Errorf("evicting an account under a hold: %v %v", acts, err)
+	}
+	if _, err := eng.AccountGet("acme"); err != nil {
+		t.Errorf("the account under a hold is still there: %v", err)
 	}
 	eng.Close()
 	if _, err := eng.Sweep(0, nil); !errors.Is(err, switchboard.ErrInvalid) {
