@@ -825,12 +825,52 @@ func (e *Engine) PolicyDelete(account, name string) (map[string]any, error) {
 	})
 }
 
-// AgentList lists an account's agents.
+// AgentList lists an account's agents, in id order (AgentListPage reads
+// them a page at a time).
 func (e *Engine) AgentList(account string) ([]map[string]any, error) {
 	m, err := e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_agent_list(e.eng, s[0], res)
 	})
 	return list(m, "agents", err)
+}
+
+// page reads one page of a list (sb_agent_list_page...): the items under
+// key, and next, the last id given while more follow ("" on the last page).
+// A negative limit is ErrInvalid (field "limit").
+func (e *Engine) page(key string, limit int, ss []string, fn func(res *C.sb_result, s []*C.char, limit C.size_t) C.int) ([]map[string]any, string, error) {
+	if limit < 0 {
+		return nil, "", &Error{Code: ErrInvalid, Field: "limit",
+			Message: fmt.Sprintf("limit must be 0 (all) or more, not %d", limit)}
+	}
+	m, err := e.call(ss, func(res *C.sb_result, s []*C.char) C.int {
+		return fn(res, s, C.size_t(limit))
+	})
+	items, err := list(m, key, err)
+	if err != nil {
+		return nil, "", err
+	}
+	next, _ := m["next"].(string)
+	return items, next, nil
+}
+
+// AgentListPage reads a page of the account's agents, in id order: those
+// whose ids come after after ("": from the first), limit at most (0: all),
+// and next, the last id given, while more follow ("" on the last page): the
+// next page's after. An after that is no id is ErrInvalid (Field "after"),
+// as is a negative limit (Field "limit").
+//
+//	for after := ""; ; {
+//		agents, next, err := eng.AgentListPage("acme", after, 500)
+//		if err != nil { ... }
+//		... // agents
+//		if next == "" { break }
+//		after = next
+//	}
+func (e *Engine) AgentListPage(account, after string, limit int) (agents []map[string]any, next string, err error) {
+	return e.page("agents", limit, []string{"account", account, "after", after},
+		func(res *C.sb_result, s []*C.char, n C.size_t) C.int {
+			return C.sb_agent_list_page(e.eng, s[0], s[1], n, res)
+		})
 }
 
 // AgentDelete deletes an agent; ErrState while it is ringing or on a call.
@@ -864,12 +904,21 @@ func (e *Engine) QueueGet(account, queue string) (map[string]any, error) {
 	})
 }
 
-// QueueList lists an account's queues.
+// QueueList lists an account's queues, in id order, each with its
+// "waiting" count (QueueListPage reads them a page at a time).
 func (e *Engine) QueueList(account string) ([]map[string]any, error) {
 	m, err := e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_queue_list(e.eng, s[0], res)
 	})
 	return list(m, "queues", err)
+}
+
+// QueueListPage reads a page of the account's queues, as AgentListPage.
+func (e *Engine) QueueListPage(account, after string, limit int) (queues []map[string]any, next string, err error) {
+	return e.page("queues", limit, []string{"account", account, "after", after},
+		func(res *C.sb_result, s []*C.char, n C.size_t) C.int {
+			return C.sb_queue_list_page(e.eng, s[0], s[1], n, res)
+		})
 }
 
 // QueueDelete deletes a queue; ErrState while a call is in it (waiting,
@@ -1331,6 +1380,23 @@ func (e *Engine) CallList(account, queue string) ([]map[string]any, error) {
 		return C.sb_call_list(e.eng, s[0], q, res)
 	})
 	return list(m, "calls", err)
+}
+
+// CallListPage reads a page of CallList: the live calls (all, or those in
+// queue when it is not "") whose ids come after after ("": from the first),
+// limit at most (0: all), and next, the last id given, while more follow
+// ("" on the last page): the next page's after. ErrNotFound (Field "queue")
+// for a queue the account does not have; ErrInvalid for an after that is no
+// call id (Field "after") and a negative limit (Field "limit").
+func (e *Engine) CallListPage(account, queue, after string, limit int) (calls []map[string]any, next string, err error) {
+	return e.page("calls", limit, []string{"account", account, "queue", queue, "after", after},
+		func(res *C.sb_result, s []*C.char, n C.size_t) C.int {
+			q := s[1]
+			if queue == "" {
+				q = nil
+			}
+			return C.sb_call_list_page(e.eng, s[0], q, s[2], n, res)
+		})
 }
 
 // CallGet reads a call with its state and decision trace (its record once

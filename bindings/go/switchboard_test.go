@@ -263,6 +263,100 @@ func TestAccountEvict(t *testing.T) {
 	}
 }
 
+// AgentListPage, QueueListPage, CallListPage: a page in id order and the
+// cursor to the next, "" on the last page.
+func TestListPages(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	provision(t, eng, clock)
+	for _, id := range []string{"ag4", "ag3"} {
+		must(t)(eng.AgentPut("acme", agentDoc(id)))
+	}
+	must(t)(eng.QueuePut("acme", map[string]any{"id": "backup", "members": []map[string]any{{"agent": "ag4"}}}))
+	must(t)(eng.QueuePut("acme", `{"id":"alpha"}`))
+	type pg struct {
+		ids, next string
+	}
+	got := func(items []map[string]any, next string, err error) pg {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pg{ids(items), next}
+	}
+	var walked []string
+	for after := ""; ; {
+		agents, next, err := eng.AgentListPage("acme", after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		walked = append(walked, ids(agents))
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if w := strings.Join(walked, " "); w != "ag0,ag1 ag2,ag3 ag4" {
+		t.Errorf("AgentListPage two at a time: %s", w)
+	}
+	if p := got(eng.AgentListPage("acme", "ag1", 2)); p != (pg{"ag2,ag3", "ag3"}) {
+		t.Errorf("AgentListPage after ag1: %v", p)
+	}
+	if p := got(eng.AgentListPage("acme", "", 0)); p != (pg{"ag0,ag1,ag2,ag3,ag4", ""}) {
+		t.Errorf("AgentListPage with no after and no limit: all, no next: %v", p)
+	}
+	if p := got(eng.AgentListPage("acme", "ag4", 3)); p != (pg{"", ""}) {
+		t.Errorf("AgentListPage after the last: %v", p)
+	}
+	if agents, _, err := eng.AgentListPage("acme", "ag4", 3); err != nil || agents == nil {
+		t.Errorf("an empty page is an empty list, not nil: %#v %v", agents, err)
+	}
+	if p := got(eng.QueueListPage("acme", "", 2)); p != (pg{"alpha,backup", "backup"}) {
+		t.Errorf("QueueListPage: %v", p)
+	}
+	if p := got(eng.QueueListPage("acme", "backup", 2)); p != (pg{"support", ""}) {
+		t.Errorf("QueueListPage after backup: %v", p)
+	}
+	for i := 0; i < 5; i++ {
+		ev := offer(fmt.Sprintf("c%d", i))
+		if i == 3 {
+			ev.Queue = "backup"
+		}
+		must(t)(eng.Submit("acme", ev))
+	}
+	if p := got(eng.CallListPage("acme", "", "", 2)); p != (pg{"c0,c1", "c1"}) {
+		t.Errorf("CallListPage: %v", p)
+	}
+	if p := got(eng.CallListPage("acme", "", "c1", 2)); p != (pg{"c2,c3", "c3"}) {
+		t.Errorf("CallListPage after c1: %v", p)
+	}
+	if p := got(eng.CallListPage("acme", "support", "c1", 5)); p != (pg{"c2,c4", ""}) {
+		t.Errorf("CallListPage of one queue after c1: %v", p)
+	}
+	if p := got(eng.CallListPage("acme", "backup", "", 0)); p != (pg{"c3", ""}) {
+		t.Errorf("CallListPage of backup: %v", p)
+	}
+	var se *switchboard.Error
+	for _, c := range []struct {
+		name, code, field string
+		err               error
+	}{
+		{"an after that is no id", "SB_EINVAL", "after", second3(eng.AgentListPage("acme", "no such id!", 1))},
+		{"a call page's after that is no id", "SB_EINVAL", "after", second3(eng.CallListPage("acme", "", "a b", 1))},
+		{"a negative limit", "SB_EINVAL", "limit", second3(eng.QueueListPage("acme", "", -1))},
+		{"a negative call limit", "SB_EINVAL", "limit", second3(eng.CallListPage("acme", "", "", -1))},
+		{"an account that does not exist", "SB_ENOTFOUND", "account", second3(eng.AgentListPage("nobody", "", 1))},
+		{"a queue the account does not have", "SB_ENOTFOUND", "queue", second3(eng.CallListPage("acme", "nosuch", "", 1))},
+		{"an after holding a NUL byte", "SB_EINVAL", "after", second3(eng.AgentListPage("acme", "ag\x00", 1))},
+	} {
+		if !errors.As(c.err, &se) || se.Code.Name() != c.code || se.Field != c.field {
+			t.Errorf("%s: %v (want %s, field %s)", c.name, c.err, c.code, c.field)
+		}
+	}
+}
+
+func second3[A, B any](_ A, _ B, err error) error { return err }
+
 func TestErrors(t *testing.T) {
 	clock := newClock()
 	eng := open(t, t.TempDir(), clock, nil)
