@@ -154,6 +154,33 @@ func TestCloseWaitsForCalls(t *testing.T) {
 	}
 }
 
+// TestClosedWithoutError: NextDeadline and APIKeyVerify have no error to
+// return, so a closed engine is told by their zero answers (the README
+// says so): no timer, and no key that verifies, even those that did.
+func TestClosedWithoutError(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	provision(t, eng, clock)
+	must(t)(eng.Submit("acme", offer("c1")))
+	_, key, err := eng.APIKeyCreate("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := eng.NextDeadline(); !ok || !eng.APIKeyVerify("acme", key) {
+		t.Fatal("open: a ring timeout pending and the key verifying")
+	}
+	eng.Close()
+	if d, ok := eng.NextDeadline(); ok || !d.IsZero() {
+		t.Errorf("NextDeadline on a closed engine: %v %v, want no timer", d, ok)
+	}
+	if eng.APIKeyVerify("acme", key) {
+		t.Error("APIKeyVerify on a closed engine: true")
+	}
+	if _, err := eng.Tick(); !errors.Is(err, switchboard.ErrInvalid) || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Tick, which can say so: %v", err)
+	}
+}
+
 // TestArgumentsRefused: what C cannot take as given is refused, naming the
 // argument, and changes nothing.
 func TestArgumentsRefused(t *testing.T) {
