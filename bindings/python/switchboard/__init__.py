@@ -13,7 +13,7 @@ come out as plain Python values:
   same shape as ``sb_result_json`` and the daemon's action stream:
   ``{"type": "ring", "account": "acme", "call": "c1", "agent": "alice",
   "device": "softphone", "uri": "sip:alice@pbx.example", "queue": "support",
-  "timeout": 20}`` (keys whose value is absent are left out);
+  "timeout": 20, "attempt": 1}`` (keys whose value is absent are left out);
 - failures raise :class:`SwitchboardError` (a subclass per code, such as
   :class:`NotFoundError`) carrying the code's name, number, the engine's
   message and the offending field.
