@@ -217,9 +217,8 @@ static int whole_below(double d, double below)
     return isfinite(d) && d >= 0 && d < below && d == floor(d);
 }
 
-#define BELOW_U32 4294967296.0           /* 2^32 */
-#define BELOW_I64 9223372036854775808.0  /* 2^63 */
-#define BELOW_U64 18446744073709551616.0 /* 2^64 */
+#define BELOW_U32 4294967296.0          /* 2^32 */
+#define BELOW_I64 9223372036854775808.0 /* 2^63 */
 
 /* The engine handle, self of every method (luaL_checkudata, with arg_error's
 ** name). */
@@ -861,6 +860,7 @@ static int l_queue_delete(lua_State *L)
 {
     return do_delete(L, sb_queue_delete);
 }
+
 /* Pages of a list (sb_agent_list_page...): the list, and next, the last id
 ** given, when more follow (nil when not): the next page's after. */
 static size_t check_limit(lua_State *L, int i)
