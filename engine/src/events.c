@@ -1163,6 +1163,39 @@ static int queue_line(void *arg, int *position, double *longest_wait)
     return 0;
 }
 
+/* The members of the queue not offline, and those paused (ctx.queue's
+** logged_in and paused): a walk of its members, read only when a policy
+** asks (a queue "empty" as app_queue's joinempty and leavewhenempty, or
+** mod_callcenter's max-wait-time-with-no-agent, see it). */
+static int queue_staff(void *arg, int *logged_in, int *paused)
+{
+    const line_arg *la = arg;
+    wtx *t = la->t;
+    uint8_t p[8];
+    st_iter it;
+    int rc, in = 0, off = 0;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_MEMBERS, p, key_acct2(p, t->acct, la->queue));
+         rc == 0; rc = st_iter_next(&it)) {
+        if (it.klen != 12) continue;
+        agent_rec a = {0};
+        int lr = st_agent_load(t->txn, t->e, t->acct, be32(it.key + 8), &a);
+        if (lr == 0) {
+            in += a.status != SB_AGENT_OFFLINE;
+            off += a.status == SB_AGENT_PAUSED;
+        }
+        agent_free(&a);
+        if (lr && lr != SB_ENOTFOUND) {
+            st_iter_close(&it);
+            return SB_ESTORE;
+        }
+    }
+    st_iter_close(&it);
+    if (rc != MDB_NOTFOUND) return SB_ESTORE;
+    *logged_in = in;
+    *paused = off;
+    return 0;
+}
+
 /*
 ** Ask the queue's policy what to do with a waiting call and do it. `c` is
 ** in the WAITING state and in the waiting list. `announce`: the caller is
@@ -1269,6 +1302,7 @@ static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint
                     .ring_timeout = (int)q->ring_timeout,
                     .line = queue_line,
                     .line_arg = &la,
+                    .staff = queue_staff,
                     .queue_exists = queue_exists};
     kv_ctx kc = {t, q->policy};
     pol_kv kv = {kv_get, kv_set, kv_room, kv_added, &kc};

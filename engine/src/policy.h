@@ -89,6 +89,11 @@ typedef struct pol_queue {
     ** SB_* code), and the two fields above are not used. */
     int (*line)(void *arg, int *position, double *longest_wait);
     void *line_arg;
+    /* Members not offline, and paused ones: logged_in and paused, or, when
+    ** staff is set, worked out by staff(line_arg) the first time a policy
+    ** reads either (a walk of the members: 0 or an SB_* code). */
+    int logged_in, paused;
+    int (*staff)(void *arg, int *logged_in, int *paused);
     /* When set, a move decision's queue is looked up with it (1 the account
     ** has it, 0 not, or an SB_* code): a missing one is an invalid decision. */
     int (*queue_exists)(void *arg, const char *id);

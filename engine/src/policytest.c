@@ -726,7 +726,8 @@ static int build_case(cbuild *b, json_t *cs)
         "queue_waited", "attempts", "tried",  "last_agent", "previous_agent", "since_last_ring",
         "attrs",        NULL};
     static const char *const queue_keys[] = {"id",        "waiting",  "longest_wait", "members",
-                                             "available", "position", "ring_timeout", NULL};
+                                             "available", "position", "ring_timeout", "logged_in",
+                                             "paused",    NULL};
     if (call && only_keys(b, call, "call", call_keys)) return -1;
     if (queue && only_keys(b, queue, "queue", queue_keys)) return -1;
 
@@ -738,7 +739,8 @@ static int build_case(cbuild *b, json_t *cs)
     if (!cq) cq = qid;
     c->queue = cq;
     double waited = 0, qwaited = 0, lw = 0;
-    long long prio = 0, att = 0, waiting = 1, members = 0, avail = 0, position = 1, rt = 20;
+    long long prio = 0, att = 0, waiting = 1, members = 0, avail = 0, position = 1, rt = 20,
+              logged_in = 0, paused = 0;
     if (str_of(b, call, "id", "call", "c1", &c->id) ||
         str_of(b, call, "caller", "call", "+15550100", &c->caller) ||
         str_of(b, call, "called", "call", NULL, &c->called) ||
@@ -799,6 +801,8 @@ static int build_case(cbuild *b, json_t *cs)
         int_range(b, queue, "members", "queue", (long long)b->n, 0, INT32_MAX, &members) ||
         int_range(b, queue, "available", "queue", (long long)b->n, 0, INT32_MAX, &avail) ||
         int_range(b, queue, "position", "queue", 1, 0, INT32_MAX, &position) ||
+        int_range(b, queue, "logged_in", "queue", members, 0, INT32_MAX, &logged_in) ||
+        int_range(b, queue, "paused", "queue", 0, 0, INT32_MAX, &paused) ||
         int_range(b, queue, "ring_timeout", "queue", 20, 1, 600, &rt))
         return -1;
     q->waiting = (int)waiting;
@@ -806,6 +810,8 @@ static int build_case(cbuild *b, json_t *cs)
     q->members = (int)members;
     q->available = (int)avail;
     q->position = (int)position;
+    q->logged_in = (int)logged_in;
+    q->paused = (int)paused;
     q->ring_timeout = (int)rt;
     return 0;
 }

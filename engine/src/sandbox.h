@@ -122,6 +122,8 @@ enum sbx_key {
     K_LONGEST_WAIT,
     K_MEMBERS,
     K_AVAILABLE,
+    K_LOGGED_IN,
+    K_PAUSED,
     /* ctx (plus K_QUEUE) */
     K_NOW,
     K_RANDOM,

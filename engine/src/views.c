@@ -73,6 +73,7 @@ typedef struct vcall {
     sb_buf tmp;
     int line_read, line_pos; /* the queue's line, once read (pol_queue.line) */
     double line_wait;
+    int staff_read, logged_in, paused; /* its members' statuses, once read (pol_queue.staff) */
     int docs;         /* a candidate's doc was set in this call (freed at its end) */
     int needles_done; /* the call's numbers as ctx.set looks for them, once read */
     char needle[2][32];
@@ -536,10 +537,22 @@ static void queue_line(lua_State *L, vcall *vc)
         luaL_error(L, "ctx.queue: the queue's line cannot be read");
 }
 
+static void queue_staff(lua_State *L, vcall *vc)
+{
+    const pol_queue *q = vc->q;
+    if (!q || vc->staff_read) return;
+    vc->staff_read = 1;
+    vc->logged_in = q->logged_in;
+    vc->paused = q->paused;
+    if (q->staff && q->staff(q->line_arg, &vc->logged_in, &vc->paused))
+        luaL_error(L, "ctx.queue: the queue's members cannot be read");
+}
+
 static int queue_field(lua_State *L, vcall *vc, int k)
 {
     const pol_queue *q = vc->q;
     if (k == K_LONGEST_WAIT || k == K_POSITION) queue_line(L, vc);
+    if (k == K_LOGGED_IN || k == K_PAUSED) queue_staff(L, vc);
     switch (k) {
     case K_ID:
         return push_str_or_nil(L, q ? q->id : vc->call->queue);
@@ -553,6 +566,10 @@ static int queue_field(lua_State *L, vcall *vc, int k)
         return push_int(L, q ? q->available : (lua_Integer)vc->n);
     case K_POSITION:
         return push_int(L, q ? vc->line_pos : 0);
+    case K_LOGGED_IN:
+        return push_int(L, q ? vc->logged_in : 0);
+    case K_PAUSED:
+        return push_int(L, q ? vc->paused : 0);
     default:
         return no_field(L, H_QUEUE);
     }
@@ -717,7 +734,7 @@ int views_has_field(int kind, const char *name, size_t len, int *next)
     case VK_CALL:
         return k == K_ID || k == K_SKILLS || (k >= K_QUEUE && k <= K_ATTRS);
     case VK_QUEUE:
-        return k == K_ID || k == K_POSITION || (k >= K_WAITING && k <= K_AVAILABLE);
+        return k == K_ID || k == K_POSITION || (k >= K_WAITING && k <= K_PAUSED);
     case VK_CTX:
         if (k == K_QUEUE) *next = VK_QUEUE;
         return k == K_QUEUE || (k >= K_NOW && k <= K_LOG);

@@ -65,6 +65,8 @@
 ---@field members integer members of the queue
 ---@field available integer members available now
 ---@field position integer this call's place in the queue (1 = next)
+---@field logged_in integer members not offline (free, ringing, on a call, in wrap-up or paused)
+---@field paused integer members paused (logged_in - paused: who can take calls)
 
 ---What a hook may use besides its arguments.
 ---@class Ctx

@@ -27,6 +27,34 @@ check 1 "-v shows every case's log lines" out "#   log: agents: 1"
 run "$sb" policy test --verbose "$tmp/logp.lua" "$tmp/logp.cases.json"
 check 1 "--verbose, with the cases file named" out "#   log: agents: 1"
 
+# Cases give ctx.queue's logged_in and paused (default: the members, none
+# paused): a queue with nobody logged in, or only paused agents, and one
+# with someone on a call.
+cat >"$tmp/empty.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  if #agents > 0 then return { ring = agents[1].id } end
+  if ctx.queue.logged_in - ctx.queue.paused == 0 then return { reject = "nobody here" } end
+  return { wait = 10 }
+end
+return P
+L
+cat >"$tmp/empty.cases.json" <<'J'
+[{"name": "nobody logged in", "agents": [], "queue": {"members": 2, "logged_in": 0},
+  "expect": {"action": "reject"}},
+ {"name": "only paused ones", "agents": [], "queue": {"members": 2, "logged_in": 1, "paused": 1},
+  "expect": {"action": "reject"}},
+ {"name": "one on a call", "agents": [], "queue": {"members": 2, "logged_in": 1},
+  "expect": {"action": "wait"}},
+ {"name": "by default all members are logged in", "agents": [], "queue": {"members": 2},
+  "expect": {"action": "wait"}}]
+J
+run "$sb" policy test "$tmp/empty.lua"
+check 0 "cases set ctx.queue.logged_in and paused" out "4 passed"
+printf '[{"name": "x", "queue": {"logged_in": -1}, "expect": {}}]\n' >"$tmp/empty.cases.json"
+run "$sb" policy test "$tmp/empty.lua"
+check 1 "a logged_in below 0 fails the case, naming it" out "queue.logged_in: expected 0 or more"
+
 # A policy without a cases file: where to write them.
 printf 'local P = {}\nfunction P.route(call, agents, ctx) return { wait = 1 } end\nreturn P\n' >"$tmp/nocase.lua"
 run "$sb" policy test "$tmp/nocase.lua"

@@ -867,6 +867,39 @@ static void test_wake_order(void)
     is_int(waiting("wo", "q"), 0, "wake order: none waiting at the end");
 }
 
+/* ctx.queue.logged_in and paused: the members not offline, and those
+** paused, whatever the call (a queue app_queue would call empty). */
+static const char *const STAFF = "local P = {}\n"
+                                 "function P.route(call, agents, ctx)\n"
+                                 "  local q = ctx.queue\n"
+                                 "  return { reject = 'in ' .. q.logged_in .. ' paused ' .. "
+                                 "q.paused }\n"
+                                 "end\nreturn P\n";
+
+static const char *staff_of(const char *call)
+{
+    static char why[64];
+    const sb_action *r = offer("sf", call, "q") == 0 ? find(SB_ACT_REJECT, call, NULL) : NULL;
+    snprintf(why, sizeof why, "%s", r && r->reason ? r->reason : "-");
+    return why;
+}
+
+static void test_queue_staff(void)
+{
+    ok(account("sf") == 0 && policy("sf", "staff", STAFF) == 0 &&
+           put(sb_queue_put, "sf",
+               "{\"id\":\"q\",\"policy\":\"staff\",\"members\":[{\"agent\":\"a\"},{"
+               "\"agent\":\"b\"},{\"agent\":\"c\"}]}") == 0,
+       "staff: queue q (a, b, c), its policy says what it sees");
+    is_str(staff_of("f1"), "in 3 paused 0", "staff: all three free");
+    ok(status("sf", "b", "paused") == 0 && status("sf", "c", "offline") == 0,
+       "staff: b pauses, c goes offline");
+    is_str(staff_of("f2"), "in 2 paused 1", "staff: two logged in, one of them paused");
+    ok(status("sf", "a", "offline") == 0 && status("sf", "b", "offline") == 0,
+       "staff: a and b go offline too");
+    is_str(staff_of("f3"), "in 0 paused 0", "staff: nobody logged in");
+}
+
 /* 6. Deleting agents and queues with calls on them. */
 static void test_deletes(void)
 {
@@ -1768,6 +1801,7 @@ int main(void)
     test_wait_due();
     test_trace_entries();
     test_wake_order();
+    test_queue_staff();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
