@@ -119,7 +119,7 @@ for f in include/switchboard.h lib/libswitchboard.a lib/libswitchboard.so lib/li
 done
 # Every stock policy with its cases, the guide and the annotations, as in the tree.
 pol=share/switchboard/policies
-for f in $(cd policies && find . -name '*.lua' -o -name '*.cases.json' -o -name README.md | sort); do
+for f in $(cd policies && find . -name '*.lua' -o -name '*.cases.json' -o -name README.md -o -name MIGRATING.md | sort); do
     cmp -s "policies/$f" "$prefix/$pol/$f" || missing="$missing $pol/${f#./}"
 done
 [ -z "$missing" ]

@@ -41,13 +41,14 @@ PYTHONDIR ?= $(shell $(PYTHON) -c 'import sys; p = "$(PREFIX)/lib/"; \
 SB_DOCDIR = $(PREFIX)/share/doc/switchboard
 SB_DOC_FILES = examples/switchboard.conf engine/daemon/API.md
 
-# The stock policies with their cases, policies/README.md (the author's guide)
-# and policies/types/ (the Lua language server's annotations), as the source
-# tree has them: the directory is a policy_dir as it stands (a reload skips
-# README.md and types/), or a place to copy policies from.
+# The stock policies with their cases, policies/README.md (the author's guide),
+# policies/MIGRATING.md (which it links to) and policies/types/ (the Lua
+# language server's annotations), as the source tree has them: the directory
+# is a policy_dir as it stands (a reload skips the .md files and types/), or a
+# place to copy policies from.
 SB_POLICYDIR ?= $(PREFIX)/share/switchboard/policies
-STOCK_POLICY_FILES := $(patsubst policies/%,%,$(wildcard policies/README.md policies/*.lua \
-  policies/*.cases.json policies/*/*.lua policies/*/*.cases.json))
+STOCK_POLICY_FILES := $(patsubst policies/%,%,$(wildcard policies/README.md policies/MIGRATING.md \
+  policies/*.lua policies/*.cases.json policies/*/*.lua policies/*/*.cases.json))
 
 # Static linking needs the engine's own dependencies: Lua 5.4, LMDB, libsodium,
 # jansson (the daemon's libevent is not in the library).

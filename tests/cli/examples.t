@@ -8,7 +8,8 @@
 #    written, print the README's lines too (bindings/python/test_binding.t and
 #    bindings/go/go.t compare those gateways with the C one);
 #  - examples/replay/first-calls.jsonl decides as its header comment says
-#    (mine.jsonl is tests/cli/readme.t's);
+#    (mine.jsonl is tests/cli/readme.t's, migrating.jsonl
+#    tests/cli/policy_author.t's);
 #  - examples/kamailio: its policies pass `policy check`, their cases and
 #    luacheck; under LuaJIT (the 5.1 module) and Lua 5.4, contact-centre.json
 #    provisions through sbctl.lua (bindings/lua/sbctl.t checks its exit

@@ -1,50 +1,86 @@
 #!/bin/sh
 # tests/cli/policy_author.t — a routing policy's author with only the docs
-# and the command: every example policy in policies/README.md and the
-# switchboard-policy(7) synopsis passes `policy check`, and a worked example
-# passes the cases printed under it; the mistakes authors make are caught
-# where they can be — a field name a view does not have by `policy check`
-# (file:line, before deployment), a hook table with none of the hooks (its
-# keys named), a bad argument to a library function, a typo in a decision's
-# field, a hook assigning a global and a move to the call's own queue as
-# failures of the case with file:line — and never pass.
+# and the command: every example policy in policies/README.md and
+# policies/MIGRATING.md and the switchboard-policy(7) synopsis passes `policy
+# check`, and a worked example passes the cases printed under it;
+# MIGRATING.md's worked migration replays as the page shows; the mistakes
+# authors make are caught where they can be — a field name a view does not
+# have by `policy check` (file:line, before deployment), a hook table with
+# none of the hooks (its keys named), a bad argument to a library function, a
+# typo in a decision's field, a hook assigning a global and a move to the
+# call's own queue as failures of the case with file:line — and never pass.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
-# The fenced blocks of policies/README.md: ex<N>.lua for each ```lua block
-# that is a whole policy (ends with `return P`), ex<N>.cases.json for a
-# ```json block of cases that follows one under the same heading.
-awk -v dir="$tmp" '
-    /^## / { last = "" }
-    /^```lua$/ { n++; f = dir "/ex" n ".lua"; kind = "lua"; body = ""; next }
-    /^```json$/ { kind = "json"; body = ""; next }
-    /^```$/ && kind != "" {
-        if (kind == "lua" && body ~ /return P\n$/) { printf "%s", body > f; close(f); last = n }
-        if (kind == "json" && last != "" && body ~ /"expect"/) {
-            c = dir "/ex" last ".cases.json"; printf "%s", body > c; close(c); last = ""
+# The fenced blocks of a page: <P><N>.lua for each ```lua block that is a
+# whole policy (ends with `return P`), <P><N>.cases.json for a ```json block
+# of cases that follows one under the same heading.
+blocks() { # blocks PAGE P
+    awk -v dir="$tmp" -v pre="$2" '
+        /^## / { last = "" }
+        /^```lua$/ { n++; f = dir "/" pre n ".lua"; kind = "lua"; body = ""; next }
+        /^```json$/ { kind = "json"; body = ""; next }
+        /^```$/ && kind != "" {
+            if (kind == "lua" && body ~ /return P\n$/) { printf "%s", body > f; close(f); last = n }
+            if (kind == "json" && last != "" && body ~ /"expect"/) {
+                c = dir "/" pre last ".cases.json"; printf "%s", body > c; close(c); last = ""
+            }
+            kind = ""; next
         }
-        kind = ""; next
-    }
-    kind != "" { body = body $0 "\n" }
-' policies/README.md
+        kind != "" { body = body $0 "\n" }
+    ' "$1"
+}
+blocks policies/README.md ex
+blocks policies/MIGRATING.md mig
 
-nlua=0
-for f in "$tmp"/ex*.lua; do
-    nlua=$((nlua + 1))
-    run "$sb" policy check "$f"
-    check 0 "policies/README.md example $(basename "$f") passes policy check" out ": ok"
-done
-[ "$nlua" -ge 5 ]
-ok $? "the README's example policies were found ($nlua)"
-ncases=0
-for c in "$tmp"/ex*.cases.json; do
-    [ -f "$c" ] || continue
-    ncases=$((ncases + 1))
-    run "$sb" policy test "${c%.cases.json}.lua" "$c"
-    check 0 "policies/README.md example $(basename "$c") passes" out "0 failed"
-done
-[ "$ncases" -ge 3 ]
-ok $? "the README's worked examples with cases were found ($ncases)"
+# Every example policy of a page passes `policy check`, and every one with
+# cases passes them: at least MIN_LUA policies and MIN_CASES with cases.
+examples() { # examples PAGE P MIN_LUA MIN_CASES
+    nlua=0
+    for f in "$tmp/$2"[0-9]*.lua; do
+        [ -f "$f" ] || continue
+        nlua=$((nlua + 1))
+        run "$sb" policy check "$f"
+        check 0 "$1 example $(basename "$f") passes policy check" out ": ok"
+    done
+    [ "$nlua" -ge "$3" ]
+    ok $? "$1's example policies were found ($nlua)"
+    ncases=0
+    for c in "$tmp/$2"[0-9]*.cases.json; do
+        [ -f "$c" ] || continue
+        ncases=$((ncases + 1))
+        run "$sb" policy test "${c%.cases.json}.lua" "$c"
+        check 0 "$1 example $(basename "$c") passes" out "0 failed"
+    done
+    [ "$ncases" -ge "$4" ]
+    ok $? "$1's worked examples with cases were found ($ncases)"
+}
+examples policies/README.md ex 5 3
+examples policies/MIGRATING.md mig 2 2
+
+# MIGRATING.md's worked migration: examples/replay/migrating.jsonl replays
+# cleanly, and the page shows its calls and the output as they are.
+# fenced PAGE FIRST: the fenced block of PAGE whose first line is FIRST.
+fenced() {
+    awk -v want="$2" '
+        !inside && /^```/ { inside = 1; first = 1; keep = 0; next }
+        inside && /^```$/ { if (keep) exit; inside = 0; next }
+        inside { if (first && $0 == want) keep = 1; first = 0; if (keep) print }
+    ' "$1"
+}
+from() { awk -v want="$1" '$0 == want { p = 1 } p'; } # from LINE: stdin from LINE on
+run "$sb" replay examples/replay/migrating.jsonl
+check 0 "examples/replay/migrating.jsonl replays cleanly" err "0 errors, 0 policy failures"
+printf '%s\n' "$out" | from "09:00:00 offer c1" >"$tmp/mig.out"
+fenced policies/MIGRATING.md "09:00:00 offer c1" >"$tmp/mig.shown"
+[ -s "$tmp/mig.out" ] && cmp -s "$tmp/mig.out" "$tmp/mig.shown"
+ok $? "MIGRATING.md shows the replay's output as it is" "$(diff "$tmp/mig.shown" "$tmp/mig.out")"
+at='{"at": "2026-01-05T09:00:00Z"}'
+from "$at" <examples/replay/migrating.jsonl >"$tmp/mig.calls"
+fenced policies/MIGRATING.md "$at" >"$tmp/mig.calls.shown"
+[ -s "$tmp/mig.calls" ] && cmp -s "$tmp/mig.calls" "$tmp/mig.calls.shown"
+ok $? "MIGRATING.md shows the replay file's calls as they are" \
+    "$(diff "$tmp/mig.calls.shown" "$tmp/mig.calls")"
 
 # The man page's synopsis, as printed.
 sed -n '/^\.SH SYNOPSIS/,/^\.SH/p' engine/man/switchboard-policy.7 |
