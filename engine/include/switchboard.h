@@ -386,6 +386,9 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** when there is none: logged once, counted as failures in sb_stats, and
 ** never quarantined, as nothing runs); its overflow must name a queue of
 ** the account; an agent is a member once.
+** A queue's "fallback" (longest_idle, ring_all, wait or reject) decides its
+** calls when the policy fails; a queue that gives none takes its account's
+** "fallback" as it is when the queue is put (longest_idle by default).
 ** max_wait (seconds, 0: none) bounds a call's time in the queue, from its
 ** offer, move, overflow or transfer into it: when it passes, a ring in
 ** progress is cut (CANCEL "max wait"), and the call goes on to the
@@ -629,7 +632,9 @@ SB_API int64_t sb_next_deadline(sb_engine *eng);
 /* The call with its state and decision trace (every decision: time, policy,
 ** version, outcome, error); its numbers and attributes are decrypted for
 ** the owning account ("caller" and "called" left out when the call has no
-** such number: a withheld caller, none dialled). Once the call has ended:
+** such number: a withheld caller, none dialled); a waiting call has its
+** "position" in line (1: next; priority, then time in line), for a gateway
+** that announces it. Once the call has ended:
 ** its record (the latest, if the call id was used again), without numbers
 ** or personal attributes. */
 SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id, sb_result *res);

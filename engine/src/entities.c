@@ -932,6 +932,9 @@ static int do_queue_put(wtx *t, void *arg)
     if (json_object_get(op->doc, "policy") &&
         (rc = policy_must_have(t, t->acct, op->q.policy, "policy", POL_HOOK_ROUTE)))
         return rc;
+    /* No fallback of its own: the account's, as it is now. */
+    if (!json_object_get(op->doc, "fallback") || json_is_null(json_object_get(op->doc, "fallback")))
+        op->q.fallback = t->account->fallback;
     uint32_t onum;
     if (op->q.overflow[0] &&
         (rc = st_name_get(t->txn, e, NK_QUEUE, t->acct, op->q.overflow, &onum))) {

@@ -3040,6 +3040,15 @@ int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_resul
                           "offered_ms", (json_int_t)c->offered, "queued_ms", (json_int_t)c->queued,
                           "attempts", (int)c->attempts);
     queue_free(&q);
+    if (c->state == CALL_WAITING) {
+        /* Its place in line (1: next), for a gateway that announces it, as
+        ** the policy's ctx.queue.position gives it. */
+        wtx rt = {.e = e, .txn = txn, .acct = acc.num, .now = eng_now(e)};
+        line_arg la = {&rt, c, c->queue};
+        int pos = 0;
+        double lw = 0;
+        if (queue_line(&la, &pos, &lw) == 0) json_object_set_new(o, "position", json_integer(pos));
+    }
     /* A number the call does not have (a withheld caller, none dialled) is
     ** left out. */
     if (c->caller[0]) json_object_set_new(o, "caller", json_string(c->caller));

@@ -33,6 +33,15 @@ t.is_((calls["c1"]["state"], calls["c1"].get("agent"), calls["c1"]["queue"]),
       ("connected", "alice", "support"), "c1: connected, to alice")
 t.is_((calls["c1"].get("device"), calls["c1"]["ringing"]), ("softphone", []),
       "c1: on her softphone, nobody ringing (alice was listed ringing still)")
+r3 = acme.get("/v1/calls/c3")
+t.is_((r3.json.get("state"), r3.json.get("position")), ("waiting", 1),
+      "GET /v1/calls/c3: waiting, first in line", r3)
+t.ok("position" not in acme.get("/v1/calls/c2").json, "a ringing call has no position")
+r = acme.post("/v1/calls", {"call": "c5", "queue": "support", "caller": "+4930100005",
+                            "priority": 5})
+t.is_((acme.get("/v1/calls/c5").json.get("position"),
+       acme.get("/v1/calls/c3").json.get("position")), (1, 2),
+      "c5, of a higher priority, goes ahead of c3: positions 1 and 2", r)
 r1 = acme.get("/v1/calls/c1")
 t.is_((r1.json.get("device"), r1.json["ringing"]), ("softphone", []),
       "GET /v1/calls/c1: the same", r1)

@@ -381,6 +381,23 @@ static void test_failure_and_fallback(void)
         said++;
     ok(said == 1 && !strstr(logbuf, "quarantined") && !strstr(logbuf, "policy failure"),
        "the log says once that longest-idle is not there, and quarantines nothing:\n%s", logbuf);
+
+    /* A queue without a fallback of its own takes the account's. */
+    const char *arj = "{\"id\":\"acme\",\"fallback\":\"reject\"}";
+    ok(sb_account_put(eng, arj, strlen(arj), res) == 0, "the account's fallback: reject");
+    queue_with("broken");
+    id = offer();
+    ok(count(SB_ACT_REJECT) == 1 && count(SB_ACT_RING) == 0,
+       "queue q, naming none, fails: its call is rejected, the account's fallback");
+    const char *qra = "{\"id\":\"q\",\"policy\":\"broken\",\"fallback\":\"ring_all\","
+                      "\"members\":[{\"agent\":\"a1\"},{\"agent\":\"a2\"}]}";
+    ok(sb_queue_put(eng, "acme", qra, strlen(qra), res) == 0, "queue q sets ring_all");
+    id = offer();
+    snprintf(call, sizeof call, "%s", id);
+    is_int(count(SB_ACT_RING), 2, "its own fallback wins: both members ring");
+    end_call(call);
+    ok(sb_account_put(eng, "{\"id\":\"acme\"}", 13, res) == 0,
+       "the account's fallback back to longest_idle");
 }
 
 /* Delete the key counts of the account's stores with LMDB itself, as a
