@@ -2660,20 +2660,25 @@ static int line_cmp(const void *a, const void *b)
     const tick_ent *x = a, *y = b;
     if (x->priority != y->priority) return x->priority > y->priority ? -1 : 1;
     if (x->queued != y->queued) return x->queued < y->queued ? -1 : 1;
-    return memcmp(x->key, y->key, x->kl < y->kl ? x->kl : y->kl) < 0 ? -1 : 1;
+    int k = memcmp(x->key, y->key, x->kl < y->kl ? x->kl : y->kl);
+    if (k) return k;
+    return x->kl < y->kl ? -1 : x->kl > y->kl; /* as the keys sort */
 }
 
 /* The policy wake-ups due with `first` (the same millisecond and account):
 ** in key order they would go by call id, so that of a caller further back
 ** in line could take the agent its policy waited for (an agent's no-answer
 ** delay ends for every call at once) from the one at the head. Read them
-** (up to `max`) and sort them by place in line: priority, then time in
-** line, as agents freed take calls. */
+** (the first WAKE_GROUP in key order), sort them by place in line
+** (priority, then time in line, as agents freed take calls), and keep the
+** first `max`: the same ones in the same order for the same state, so a
+** tick run again up to a timer that failed (sb_tick_for) fires exactly
+** those before it. */
 static int wake_group(wtx *t, const tick_ent *first, tick_ent *g, int max, int *ng)
 {
     st_iter it;
     int n = 0, rc;
-    for (rc = st_iter_open(&it, t->txn, t->e, DB_TIMERS, first->key, 13); rc == 0 && n < max;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_TIMERS, first->key, 13); rc == 0 && n < WAKE_GROUP;
          rc = st_iter_next(&it)) {
         if (it.klen <= 13 || it.klen > sizeof g[n].key) continue;
         tick_ent *te = &g[n++];
@@ -2696,7 +2701,7 @@ static int wake_group(wtx *t, const tick_ent *first, tick_ent *g, int max, int *
         }
     }
     qsort(g, (size_t)n, sizeof *g, line_cmp);
-    *ng = n;
+    *ng = n < max ? n : max;
     return 0;
 }
 
@@ -2738,7 +2743,7 @@ static int do_tick(wtx *t, void *arg)
         }
         tick_ent te = {.kl = kl, .fire_due = fire_due};
         memcpy(te.key, key, kl);
-        if (key[8] == TM_WAKE && r->limit - n > 1) {
+        if (key[8] == TM_WAKE) {
             tick_ent g[WAKE_GROUP];
             int ng = 0, max = r->limit - n < WAKE_GROUP ? r->limit - n : WAKE_GROUP;
             if ((rc = wake_group(t, &te, g, max, &ng))) return rc;
