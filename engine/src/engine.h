@@ -129,6 +129,11 @@ typedef struct eng_env {
     MDB_dbi dbi[DB_COUNT];    /* per table: the main tree, or a tree of its own */
     pthread_rwlock_t maplock; /* readers: every txn of every engine; writer: map growth */
     size_t map_size;
+    /* The batch transaction open on the environment (one at most: LMDB has
+    ** one writer), and its engine and thread: a write of that thread
+    ** through another engine would wait for itself (store.c, txn_begin). */
+    const void *batch_engine; /* NULL: none; set and read under the write lock's owner */
+    pthread_t batch_thread;
 
     /* Syncs across every engine on the environment (store.c: "What is
     ** durable"). Commit numbers: commits by this process, numbered under the

@@ -1167,12 +1167,6 @@ static int adopt_map(sb_engine *e)
     return rc;
 }
 
-/* The data directory (its shared environment) whose batch transaction the
-** calling thread holds, if any: LMDB has one writer per environment, so a
-** write of this thread through another engine of that directory would wait
-** for itself forever. */
-static __thread const void *tl_batch_env;
-
 /* Is a batch open, and the calling thread its owner? */
 static int batch_mine(sb_engine *e)
 {
@@ -1181,6 +1175,14 @@ static int batch_mine(sb_engine *e)
 }
 
 static int batch_commit(sb_engine *e);
+
+/* The batch's transaction ends (committed or aborted): the environment's
+** writer is free again. */
+static void batch_owner_clear(sb_engine *e)
+{
+    if (__atomic_load_n(&e->sh->batch_engine, __ATOMIC_ACQUIRE) == (const void *)e)
+        __atomic_store_n(&e->sh->batch_engine, NULL, __ATOMIC_RELEASE);
+}
 
 void eng_batch_settle(sb_engine *e)
 {
@@ -1239,7 +1241,12 @@ static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
     /* A write of the batch's owner that is not one of its events: the
     ** batch is committed first (LMDB has one writer, and this thread is it). */
     if (!(flags & MDB_RDONLY)) eng_batch_settle(e);
-    if (!(flags & MDB_RDONLY) && tl_batch_env == e->sh) return ENG_EOTHERBATCH;
+    /* This thread holds the environment's one writer in another engine's
+    ** batch: a write here would wait for itself for ever. */
+    const void *owner = __atomic_load_n(&e->sh->batch_engine, __ATOMIC_ACQUIRE);
+    if (!(flags & MDB_RDONLY) && owner && owner != e &&
+        pthread_equal(e->sh->batch_thread, pthread_self()))
+        return ENG_EOTHERBATCH;
     if (!(flags & MDB_RDONLY) && mark) {
         int rc = schema_settle(e);
         if (rc) return rc;
@@ -2005,7 +2012,7 @@ static int batch_commit(sb_engine *e)
 {
     MDB_txn *txn = e->batch_txn;
     e->batch_txn = NULL;
-    if (batch_mine(e)) tl_batch_env = NULL;
+    batch_owner_clear(e);
     int dirty = e->txn_dirty; /* read while the write lock is still ours */
     uint64_t num;
     uint64_t seq = vc_ending(e, 1, dirty, e->batch_id);
@@ -2028,7 +2035,7 @@ static void batch_abort(sb_engine *e, int why)
     if (!e->sh->ordered) e->sh->scrub_rescan = 1;
     mdb_txn_abort(e->batch_txn);
     e->batch_txn = NULL;
-    if (batch_mine(e)) tl_batch_env = NULL;
+    batch_owner_clear(e);
     pthread_rwlock_unlock(&e->sh->maplock);
     if (!e->batch_err) e->batch_err = why;
 }
@@ -2097,7 +2104,8 @@ static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res, int
         if (batch_room(e)) return eng_write_ex(e, fn, arg, res, freeing);
         if ((rc = txn_begin(e, 0, &t.txn))) return eng_mdb_err(res, rc, "begin transaction");
         e->batch_txn = t.txn;
-        tl_batch_env = e->sh;
+        e->sh->batch_thread = pthread_self();
+        __atomic_store_n(&e->sh->batch_engine, (const void *)e, __ATOMIC_RELEASE);
         e->batch_id = mdb_txn_id(t.txn);
         e->batch_wrote_gen = 0;
         if ((rc = txn_catch_up(&t))) {

@@ -209,6 +209,32 @@ static void test_threads_and_other_writes(void)
        "after the batch, the other engine writes from this thread");
     evf("b2", "{\"type\":\"abandon\",\"call\":\"d4\"}");
     evf("b2", "{\"type\":\"abandon\",\"call\":\"d5\"}");
+    /* The same while this thread also has a batch open on an engine of
+    ** another data directory, and after that one ends. */
+    char dir2[300];
+    snprintf(dir2, sizeof dir2, "%s-2", dir);
+    rmtree(dir2);
+    sb_config c2;
+    test_engine_config(&c2, dir2, NULL, 8 << 20);
+    sb_engine *third = test_open(&c2, res);
+    ok(third && sb_account_put(third, "{\"id\":\"b2\"}", 11, res) == 0,
+       "a third engine, on another data directory");
+    ok(sb_batch_begin(eng) == 0 && offer("b2", "d6", "q") == 0 && third &&
+           sb_batch_begin(third) == 0 && sb_agent_get(third, "b2", "nobody", res) == SB_ENOTFOUND,
+       "batches open on this directory (d6) and on the other");
+    const char *d7 = "{\"type\":\"offer\",\"call\":\"d7\",\"queue\":\"q\"}";
+    ok(sb_submit_json(other, "b2", d7, strlen(d7), res) == SB_ESTATE,
+       "an event through the other engine of this directory: SB_ESTATE (%s)",
+       sb_result_message(res));
+    ok(third && sb_batch_end(third, res) == 0 &&
+           sb_submit_json(other, "b2", d7, strlen(d7), res) == SB_ESTATE,
+       "still, once the other directory's batch ended (%s)", sb_result_message(res));
+    ok(sb_batch_end(eng, res) == 0 && sb_submit_json(other, "b2", d7, strlen(d7), res) == 0,
+       "and taken once this directory's batch ended");
+    evf("b2", "{\"type\":\"abandon\",\"call\":\"d6\"}");
+    evf("b2", "{\"type\":\"abandon\",\"call\":\"d7\"}");
+    if (third) sb_close(third);
+    rmtree(dir2);
 
     ok(sb_batch_begin(eng) == 0 && offer("b2", "d3", "q") == 0, "a batch left open with d3");
     sb_close(eng);
