@@ -1533,10 +1533,11 @@ int sbd_http_only_streams(const sbd *d)
 void sbd_conn_end_stream(sbd_conn *c)
 {
     if (c->state != CS_STREAM) return;
-    /* What it holds goes out first (write_cb), then the close. */
+    /* What it holds goes out first (write_cb), then the close; a response
+    ** still held for its sync too. */
     c->state = CS_CLOSING;
     bufferevent_disable(c->bev, EV_READ);
-    if (!evbuffer_get_length(bufferevent_get_output(c->bev))) start_linger(c);
+    if (!c->in_batch && !evbuffer_get_length(bufferevent_get_output(c->bev))) start_linger(c);
 }
 
 void sbd_http_end_streams(sbd *d)

@@ -190,6 +190,7 @@ struct sbd {
     size_t npreq, cappreq;
     int ebatch_open; /* the loop's events share one engine transaction (sb_batch_begin) */
     sbd_pub *pub_head, **pub_tail;
+    uint64_t forget_serial; /* accounts deleted (stream.c, sbd_stream_forget) */
 
     /* stream subscribers, by account */
     sbd_sub *subs;

@@ -48,13 +48,13 @@ struct sbd_sub {
     char account[132];
     char *auth;          /* the Authorization header it was opened with */
     uint64_t checked_ns; /* when those credentials were last verified */
-    int ending;          /* its account was deleted: told the last, then closed */
+    uint64_t ending;     /* its account's deletion (serial): told the last, then closed */
 };
 
 struct sbd_pub {
     sbd_pub *next;
-    uint64_t seq; /* batch the action was committed in */
-    int last;     /* a deleted account's: for its ending subscribers alone */
+    uint64_t seq;  /* batch the action was committed in */
+    uint64_t last; /* a deleted account's (its deletion's serial): for those ending with it */
     char *account;
     char *json;
 };
@@ -335,7 +335,7 @@ static void free_history(sbd *d, sbd_backlog *b)
         hent_free(d, b->head);
 }
 
-static void hold(sbd *d, const sb_action *a, const char *account, int last);
+static void hold(sbd *d, const sb_action *a, const char *account, uint64_t last);
 static void end_told(sbd *d);
 
 /* The account was deleted. Its subscribers leave its entry, whose history
@@ -347,6 +347,9 @@ static void end_told(sbd *d);
 ** actions. With no subscriber, nothing is held. */
 void sbd_stream_forget(sbd *d, const char *account, const sb_result *res)
 {
+    /* Each deletion its serial: an account made again under the id and
+    ** deleted again before a sync has subscribers and actions of its own. */
+    uint64_t serial = ++d->forget_serial;
     sbd_backlog *b = backlog_of(d, account, 0);
     int told = 0;
     if (b) {
@@ -358,7 +361,7 @@ void sbd_stream_forget(sbd *d, const char *account, const sb_result *res)
             b->subs = s->anext;
             s->anext = s->aprev = NULL;
             s->acct = NULL;
-            s->ending = 1;
+            s->ending = serial;
             s->cur = b->last; /* the ids it is told go on from the account's */
             told = 1;
         }
@@ -369,11 +372,13 @@ void sbd_stream_forget(sbd *d, const char *account, const sb_result *res)
     d->pub_tail = &d->pub_head;
     while (*q) {
         sbd_pub *p = *q;
-        if (!strcmp(p->account, account) && !told) {
+        /* Those of an earlier deletion stay theirs. */
+        int mine = !p->last && !strcmp(p->account, account);
+        if (mine && !told) {
             *q = p->next;
             pub_free(p);
         } else {
-            if (!strcmp(p->account, account)) p->last = 1;
+            if (mine) p->last = serial;
             q = &p->next;
             d->pub_tail = q;
         }
@@ -381,7 +386,7 @@ void sbd_stream_forget(sbd *d, const char *account, const sb_result *res)
     if (!told) return;
     size_t n = sb_result_count(res);
     for (size_t i = 0; i < n; i++)
-        hold(d, sb_result_action(res, i), account, 1);
+        hold(d, sb_result_action(res, i), account, serial);
 }
 
 void sbd_stream_free_backlogs(sbd *d)
@@ -521,7 +526,7 @@ void sbd_stream_recheck(sbd *d, int force)
     if (ending) end_told(d); /* those left with nothing to be told */
 }
 
-static void hold(sbd *d, const sb_action *a, const char *account, int last)
+static void hold(sbd *d, const sb_action *a, const char *account, uint64_t last)
 {
     const char *acct = a->account ? a->account : account;
     if (!acct) return;
@@ -700,15 +705,17 @@ static void tell_ending(sbd *d, const sbd_pub *p)
     size_t jl = strlen(p->json);
     for (sbd_sub *s = d->subs, *next; s; s = next) {
         next = s->next;
-        if (!s->ending || strcmp(s->account, p->account) != 0 || sbd_conn_held(s->conn)) continue;
-        if (lag_room(d, s, jl) && send_event(d, s, s->cur + 1, p->json, jl)) s->cur++;
+        if (s->ending != p->last || sbd_conn_held(s->conn)) continue;
+        /* Without the lag check: one whose output cannot take it is
+        ** dropped, and logged, rather than left without its last events. */
+        if (send_event(d, s, s->cur + 1, p->json, jl)) s->cur++;
     }
 }
 
-static int last_held(const sbd *d, const char *account)
+static int last_held(const sbd *d, uint64_t serial)
 {
     for (const sbd_pub *p = d->pub_head; p; p = p->next)
-        if (p->last && !strcmp(p->account, account)) return 1;
+        if (p->last == serial) return 1;
     return 0;
 }
 
@@ -718,7 +725,8 @@ static void end_told(sbd *d)
 {
     for (sbd_sub *s = d->subs, *next; s; s = next) {
         next = s->next;
-        if (!s->ending || last_held(d, s->account)) continue;
+        /* Its response head is not out yet: at the next recheck. */
+        if (!s->ending || last_held(d, s->ending) || sbd_conn_held(s->conn)) continue;
         sbd_conn *c = s->conn;
         sbd_log(SB_LOG_INFO, "stream closed: its account was deleted",
                 "conn=%llu peer=%s account=%s", (unsigned long long)sbd_conn_id(c),
