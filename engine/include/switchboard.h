@@ -254,10 +254,11 @@ typedef struct sb_config {
     const char *data_dir; /* created if missing (mode 0700)             */
     sb_sync_mode sync;
     size_t map_size;        /* initial LMDB map size in bytes (0: 64 MiB,
-                               else at least 64 KiB); grows. An
-                               existing data file on a disk without
-                               room for it opens at its own size
-                               (logged), to end calls and free space */
+                               else at least 64 KiB); grows. In the
+                               synced modes an existing data file on
+                               a disk without room for it opens at
+                               its own size (logged), to end calls
+                               and free space                        */
     size_t map_max;         /* never grow the map past this (0: 64 GiB,
                                else at least 64 KiB and map_size)    */
     const char *policy_dir; /* stock/shared policies (*.lua); may be NULL */
@@ -394,7 +395,8 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** progress is cut (CANCEL "max wait"), and the call goes on to the
 ** queue's overflow, or is rejected ("max wait exceeded"; also when the
 ** overflow queue had the call already: queues overflowing into each other
-** in a loop pass the caller round once).
+** in a loop pass the caller round once, unless a policy moved the call
+** off the chain of overflows on its way).
 ** wrapup (seconds, 0..3600, 0 when left out; an agent's and a queue's): how
 ** long an agent stays in SB_AGENT_WRAP_UP after it leaves a call (a hangup,
 ** a transfer) before it is available again. The agent's wins when it is not

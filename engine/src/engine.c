@@ -332,7 +332,11 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     int fd = -1;
     mdb_env_get_fd(sh->env, &fd);
     rc = posix_fallocate(fd, 0, (off_t)sh->map_size);
-    if (rc && no_room(rc) && had >= MAP_MIN && had < sh->map_size &&
+    /* Synced modes only: they write with pwrite, where a block the file
+    ** lacks (a sparse copy) is an error on a full disk; a writable map
+    ** (sync=none) would fault on it, and resizing one truncates the file
+    ** that another process may have grown meanwhile. */
+    if (rc && no_room(rc) && sh->ordered && had >= MAP_MIN && had < sh->map_size &&
         mdb_env_set_mapsize(sh->env, had) == 0 && mdb_env_info(sh->env, &info) == 0 &&
         info.me_mapsize <= had) {
         /* An existing file on a disk without room for the map asked for (it

@@ -1073,6 +1073,8 @@ static json_t *queue_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue
     st_doc_load(txn, e, DB_QUEUEDOCS, acct, q->num, &d);
     json_t *o = doc_json(&d);
     buf_free(&d);
+    /* The fallback in force, also one taken from the account. */
+    json_object_set_new(o, "fallback", json_string(fallback_name(q->fallback)));
     json_object_set_new(o, "waiting", json_integer(q->waiting));
     int64_t since = longest_wait_since(txn, e, acct, q);
     if (since >= 0) json_object_set_new(o, "longest_wait_since_ms", json_integer(since));

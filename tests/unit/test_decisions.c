@@ -389,6 +389,9 @@ static void test_failure_and_fallback(void)
     id = offer();
     ok(count(SB_ACT_REJECT) == 1 && count(SB_ACT_RING) == 0,
        "queue q, naming none, fails: its call is rejected, the account's fallback");
+    int grc = sb_queue_get(eng, "acme", "q", res);
+    const char *qj = sb_result_json(res, NULL);
+    ok(grc == 0 && strstr(qj, "\"fallback\":\"reject\""), "GET of the queue says so (%s)", qj);
     const char *qra = "{\"id\":\"q\",\"policy\":\"broken\",\"fallback\":\"ring_all\","
                       "\"members\":[{\"agent\":\"a1\"},{\"agent\":\"a2\"}]}";
     ok(sb_queue_put(eng, "acme", qra, strlen(qra), res) == 0, "queue q sets ring_all");
