@@ -768,20 +768,14 @@ func (e *Engine) AccountDelete(account string) error {
 // had it; the calls leave no record (the account's records go anyway).
 // ErrHold while the account has legal holds, as AccountDelete.
 func (e *Engine) AccountEvict(account string) ([]Action, error) {
-	res, err := e.begin()
+	m, err := e.call([]string{"account", account}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_account_evict(e.eng, s[0], res)
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer e.end(res)
-	s, block, err := cstrings("account", account)
-	if err != nil {
-		return nil, err
-	}
-	defer C.free(block)
-	if rc := C.sb_account_evict(e.eng, s[0], res); rc != 0 {
-		return nil, resultError(rc, res)
-	}
-	return resultActions(res), nil
+	acts, _ := m["actions"].([]Action)
+	return acts, nil
 }
 
 // AgentPut creates or replaces an agent (see switchboard.h for the document).

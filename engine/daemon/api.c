@@ -1175,19 +1175,6 @@ static int query_int(ctx *x, const char *name, long long *v)
     return 0;
 }
 
-/* The queue filter of a list (?queue=): *q NULL when absent. An empty
-** value names no queue, and is refused rather than read as no filter (the
-** records list) or as a queue that does not exist (calls, aggregates);
-** -1 after a 400. */
-static int query_queue(ctx *x, char queue[136], const char **q)
-{
-    if (query_param(x, "queue", queue, 136, q)) return -1;
-    if (!*q || **q) return 0;
-    fail(x, 400, "SB_EINVAL", "queue",
-         "\"queue\" is empty: give a queue id, or leave the parameter out for every queue");
-    return -1;
-}
-
 static void h_erasure(ctx *x)
 {
     json_t *doc = body_object(x, 1);
@@ -1235,7 +1222,7 @@ static void h_records(ctx *x)
         char bid[136];
         const char *b = NULL;
         if (query_int(x, "from_ms", &from) || query_int(x, "to_ms", &to) ||
-            query_int(x, "limit", &limit) || query_queue(x, queue, &q) ||
+            query_int(x, "limit", &limit) || query_param(x, "queue", queue, sizeof queue, &q) ||
             query_int(x, "before_ms", &before) || query_param(x, "before_id", bid, sizeof bid, &b))
             return;
         json_t *qo = json_object();
@@ -1325,7 +1312,8 @@ static void h_call_list(ctx *x)
     char queue[136], after[136];
     const char *q, *a;
     long long limit;
-    if (query_queue(x, queue, &q) || page_params(x, after, &a, &limit)) return;
+    if (query_param(x, "queue", queue, sizeof queue, &q) || page_params(x, after, &a, &limit))
+        return;
     reply_result(x, sb_call_list_page(x->d->eng, x->account, q, a, (size_t)limit, x->d->res), 200,
                  NULL, NULL);
 }
@@ -1335,7 +1323,8 @@ static void h_aggregates(ctx *x)
     char queue[136];
     const char *q;
     long long from = 0, to = 0;
-    if (query_int(x, "from_ms", &from) || query_int(x, "to_ms", &to) || query_queue(x, queue, &q))
+    if (query_int(x, "from_ms", &from) || query_int(x, "to_ms", &to) ||
+        query_param(x, "queue", queue, sizeof queue, &q))
         return;
     reply_result(x, sb_aggregates(x->d->eng, x->account, q, from, to, x->d->res), 200, NULL, NULL);
 }

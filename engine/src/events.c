@@ -961,30 +961,42 @@ static void engine_trace(wtx *t, call_rec *c, int kind, const char *detail)
 
 static int overflow_had_call(wtx *t, const call_rec *c, const char *target, int *had);
 
+/* The call leaves q for q's overflow, or is turned away saying `cause`: when
+** q has none, when its overflows lead round full queues (`loop`), or when
+** its overflow had the call already (the caller has had it). `label` begins
+** the trace entries; `in_line`: the call is in q's line, taken out first. */
+static int overflow_or_reject(wtx *t, call_rec *c, queue_rec *q, const char *cause,
+                              const char *label, int loop, int in_line)
+{
+    int had = 0, rc = q->overflow[0] && !loop ? overflow_had_call(t, c, q->overflow, &had) : 0;
+    if (rc) return rc;
+    char detail[128 + SB_ID_MAX], why[128 + SB_ID_MAX];
+    if (q->overflow[0] && !loop && !had) {
+        snprintf(detail, sizeof detail, "%s: overflow to %s", label, q->overflow);
+        engine_trace(t, c, TR_MOVE, detail);
+        return move_call(t, c, q, q->overflow, cause);
+    }
+    snprintf(detail, sizeof detail, "%s: rejected%s", label,
+             had ? " (its overflow queue had the call already)" : "");
+    if (had)
+        snprintf(why, sizeof why, "%s (overflow queue '%s' had the call already)", cause,
+                 q->overflow);
+    else
+        snprintf(why, sizeof why, "%s", cause);
+    engine_trace(t, c, TR_REJECT, detail);
+    act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
+    if (in_line && (rc = waiting_remove(t, c, q))) return rc;
+    return finish_call(t, c, q, "rejected", NULL);
+}
+
 /* A call arriving at a full queue (offered, moved or overflowing to it):
 ** on to that queue's overflow, or turned away: when the overflows lead
 ** round a loop of full queues, or back to a queue that had the call already
 ** (it would wait there a second time: the caller has had it). */
 static int arrive_full(wtx *t, call_rec *c, queue_rec *q)
 {
-    int loop = 0, had = 0, rc = q->overflow[0] ? overflow_loops_full(t, q, &loop) : 0;
-    if (!rc && q->overflow[0] && !loop) rc = overflow_had_call(t, c, q->overflow, &had);
-    if (rc) return rc;
-    if (q->overflow[0] && !loop && !had) {
-        char detail[64 + SB_ID_MAX];
-        snprintf(detail, sizeof detail, "queue full: overflow to %s", q->overflow);
-        engine_trace(t, c, TR_MOVE, detail);
-        return move_call(t, c, q, q->overflow, "queue full");
-    }
-    char why[96 + SB_ID_MAX] = "queue full";
-    if (had)
-        snprintf(why, sizeof why, "queue full (overflow queue '%s' had the call already)",
-                 q->overflow);
-    engine_trace(t, c, TR_REJECT,
-                 had ? "queue full: rejected (its overflow queue had the call already)"
-                     : "queue full: rejected");
-    act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
-    return finish_call(t, c, q, "rejected", NULL);
+    int loop = 0, rc = q->overflow[0] ? overflow_loops_full(t, q, &loop) : 0;
+    return rc ? rc : overflow_or_reject(t, c, q, "queue full", "queue full", loop, 0);
 }
 
 /* Move c from q to the queue `target` (a policy's move or an overflow). */
@@ -1211,25 +1223,9 @@ static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint
     ** to a queue that had the call already (overflows in a loop): the
     ** caller has had every queue of the loop. */
     if (q->max_wait && t->now >= c->queued + (int64_t)q->max_wait * 1000) {
-        int had = 0, rc = q->overflow[0] ? overflow_had_call(t, c, q->overflow, &had) : 0;
-        if (rc) return rc;
-        char detail[128 + SB_ID_MAX];
-        if (q->overflow[0] && !had) {
-            snprintf(detail, sizeof detail, "max wait %u s: overflow to %s", (unsigned)q->max_wait,
-                     q->overflow);
-            engine_trace(t, c, TR_MOVE, detail);
-            return move_call(t, c, q, q->overflow, "max wait exceeded");
-        }
-        char why[128] = "max wait exceeded";
-        if (had)
-            snprintf(why, sizeof why,
-                     "max wait exceeded (overflow queue '%s' had the call already)", q->overflow);
-        snprintf(detail, sizeof detail, "max wait %u s: rejected%s", (unsigned)q->max_wait,
-                 had ? " (its overflow queue had the call already)" : "");
-        engine_trace(t, c, TR_REJECT, detail);
-        act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
-        rc = waiting_remove(t, c, q);
-        return rc ? rc : finish_call(t, c, q, "rejected", NULL);
+        char label[32];
+        snprintf(label, sizeof label, "max wait %u s", (unsigned)q->max_wait);
+        return overflow_or_reject(t, c, q, "max wait exceeded", label, 0, 1);
     }
     if (!e->cands && !(e->cands = calloc(1, sizeof *e->cands))) return SB_ENOMEM;
     cand_set *csp = e->cands; /* reused; only under the write lock */
@@ -2946,9 +2942,7 @@ int sb_call_list_page(sb_engine *e, const char *account, const char *queue, cons
     res_reset(res);
     if (after && *after && !id_valid(after))
         return res_err(res, SB_EINVAL, "after", "'after' must be a call id, the last of a page");
-    if (queue && !*queue)
-        return res_err(res, SB_EINVAL, "queue",
-                       "'queue' is empty: give a queue id, or NULL for every queue's calls");
+    if (queue && !*queue) return res_queue_empty(res);
     MDB_txn *txn;
     acct_rec acc;
     int rc = eng_read_account(e, account, &txn, &acc, res);

@@ -96,6 +96,9 @@ void res_reset(sb_result *res);
 /* SB_ENOTFOUND: "no such WHAT 'ID'", or, for an id id_valid refuses, why
 ** none can be found (without quoting it). */
 int res_no_such(sb_result *res, const char *field, const char *what, const char *id);
+/* SB_EINVAL on "queue" for a queue filter that is empty: it names no queue
+** (left out, the filter is every queue's), rather than read as none. */
+int res_queue_empty(sb_result *res);
 int res_err(sb_result *res, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Append an action; strings are copied into the result. NULL on OOM. */

@@ -76,6 +76,12 @@ int res_no_such(sb_result *r, const char *field, const char *what, const char *i
                    what);
 }
 
+int res_queue_empty(sb_result *r)
+{
+    return res_err(r, SB_EINVAL, "queue",
+                   "'queue' is empty: give a queue id, or leave it out for every queue");
+}
+
 int res_err(sb_result *r, int code, const char *field, const char *fmt, ...)
 {
     if (!r) return code;

@@ -2159,6 +2159,11 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
     int rc;
     if (query && len) {
         if ((rc = jv_parse(query, len, &doc, res))) return rc;
+        json_t *qv = json_object_get(doc, "queue");
+        if (json_is_string(qv) && !json_string_length(qv)) {
+            json_decref(doc);
+            return res_queue_empty(res);
+        }
         if ((rc = jv_keys(doc, keys, NULL, res)) ||
             (rc = jv_int(doc, "from_ms", NULL, 0, 0, INT64_MAX, &from, res)) ||
             (rc = jv_int(doc, "to_ms", NULL, 0, 0, INT64_MAX, &to, res)) ||
@@ -2595,9 +2600,7 @@ int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t 
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (from_ms < 0) return res_err(res, SB_EINVAL, "from_ms", "'from_ms' must not be negative");
-    if (queue && !*queue)
-        return res_err(res, SB_EINVAL, "queue",
-                       "'queue' is empty: give a queue id, or NULL for every queue's rows");
+    if (queue && !*queue) return res_queue_empty(res);
     if (to_ms == 0) to_ms = INT64_MAX;
     if (to_ms < from_ms) /* as sb_records_list says it */
         return res_err(res, SB_EINVAL, "to_ms",

@@ -101,13 +101,8 @@ t.ok(r.status == 200 and ends == live and len(live) >= 2,
      r)
 t.is_(d.admin("GET", "/v1/accounts/acme").status, 404, "... the account gone")
 # Its gateway is told on its stream, which then closes.
-told = []
-while True:
-    ev = s.next(timeout=5)
-    if ev is None:
-        break
-    if ev.get("type") == "end":
-        told.append((ev["call"], ev.get("reason"), ev.get("account")))
+told = [(ev["call"], ev.get("reason"), ev.get("account")) for ev in s.rest()
+        if ev.get("type") == "end"]
 t.is_(sorted(told), [(c, "account deleted", "acme") for c in live],
       "its stream's last events: an end for each live call")
 t.ok(s.closed(timeout=5), "... then the stream closes")

@@ -20,6 +20,17 @@ out, err = [], []
 for stream, sink in ((p.stdout, out), (p.stderr, err)):
     threading.Thread(target=lambda s=stream, k=sink: [k.append(l) for l in s], daemon=True).start()
 end = time.monotonic() + 90
+def stop(p):
+    """SIGTERM to the demo's daemon (if still up): its exit status."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return p.wait()
+
+
 def up():
     return any('msg="listening"' in l for l in err) and any("curl" in l for l in out)
 
@@ -41,14 +52,7 @@ r = subprocess.run(["bash", "-c", "\n".join(exports + ['curl -s -H "$ADMIN" $SB/
 t.ok('"demo"' in r.stdout, "the printed ADMIN line works from another directory", r.stdout + r.stderr)
 t.ok(re.search(r"The demo's state stays in /\S*/var/switchboard", text) is not None,
      "and the banner says where the demo's state is kept, to reset it", text[-1500:])
-if p.poll() is None:
-    p.send_signal(signal.SIGTERM)
-try:
-    rc = p.wait(timeout=30)
-except subprocess.TimeoutExpired:
-    p.kill()
-    rc = p.wait()
-t.is_(rc, 0, "SIGTERM: exit 0")
+t.is_(stop(p), 0, "SIGTERM: exit 0")
 subprocess.run(["rm", "-rf", work])
 
 # With a --data-dir of its own (make run ARGS='--data-dir ...') the data go
@@ -69,14 +73,7 @@ t.ok(p.poll() is None and up() and os.path.isdir(elsewhere),
      "with --data-dir DIR the demo's daemon is up, its data in DIR", "".join(out + err)[-3000:])
 t.ok(not os.path.exists(os.path.join(work, "var")), "... and no ./var is made",
      sorted(os.listdir(work)))
-if p.poll() is None:
-    p.send_signal(signal.SIGTERM)
-try:
-    rc = p.wait(timeout=30)
-except subprocess.TimeoutExpired:
-    p.kill()
-    rc = p.wait()
-t.is_(rc, 0, "SIGTERM: exit 0")
+t.is_(stop(p), 0, "SIGTERM: exit 0")
 subprocess.run(["rm", "-rf", work])
 # `make run ARGS=...` hands its flags to serve (README): what make would run.
 r = subprocess.run(["make", "-s", "-n", "-C", ROOT, "run", "ARGS=--listen 127.0.0.1:9"],

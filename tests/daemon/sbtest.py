@@ -545,6 +545,15 @@ class Stream:
             if data:
                 return json.loads("\n".join(data))
 
+    def rest(self, timeout=5):
+        """Every event until none comes within timeout (or the stream ends)."""
+        evs = []
+        while True:
+            ev = self.next(timeout)
+            if ev is None:
+                return evs
+            evs.append(ev)
+
     def next_where(self, pred, timeout=10):
         end = time.monotonic() + timeout
         while True:

@@ -29,12 +29,7 @@ out = d.raw(req("DELETE", "/v1/accounts/acme?live_calls=end") +
             timeout=5, read_until_close=False)
 t.is_(out.count(b"HTTP/1.1 20"), 3, "deleted, made again and deleted again in one write",
       out[:300])
-told = []
-while True:
-    ev = s.next(timeout=5)
-    if ev is None:
-        break
-    told.append((ev.get("type"), ev.get("call"), ev.get("reason")))
+told = [(ev.get("type"), ev.get("call"), ev.get("reason")) for ev in s.rest()]
 t.is_(sorted(x for x in told if x[0] == "end"),
       [("end", c, "account deleted") for c in ("c1", "c2", "c3")],
       "the first account's stream gets the three ends (%r)" % told)
@@ -48,13 +43,7 @@ t.is_(r.status, 201, "the account made again has a call", r)
 s2 = Stream(d, acme.auth)
 r = d.admin("DELETE", "/v1/accounts/acme?live_calls=end")
 t.is_(r.status, 200, "deleted with it", r)
-ends = []
-while True:
-    ev = s2.next(timeout=5)
-    if ev is None:
-        break
-    if ev.get("type") == "end":
-        ends.append(ev.get("call"))
+ends = [ev.get("call") for ev in s2.rest() if ev.get("type") == "end"]
 t.is_(ends, ["n1"], "its stream gets the end of its own call alone")
 t.ok(s2.closed(timeout=5), "... then closes")
 t.is_(d.stop(), 0, "exit 0")
