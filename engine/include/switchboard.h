@@ -782,7 +782,8 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** Its outcome is "answered" (an agent answered it, however it ended after
 ** a transfer), "abandoned" (the caller hung up before any answer) or
 ** "rejected" (turned away: a policy's reject, max wait or max length with
-** no overflow queue to go to, too many moves); its wait runs from the offer
+** no overflow queue to go to, too many moves), whose record has the
+** "reason" its REJECT action gave (no other record has one); its wait runs from the offer
 ** to the first answer (or the end), its talk is every agent's. A call that
 ** moves ends in one record, in the queue it ended in ("queue"; the one it
 ** was offered to is "first_queue"); "overflowed" is a queue's count in

@@ -91,14 +91,15 @@ enum {
 ** refuses it with a clear error rather than failing on the records written
 ** since; an open that writes nothing (a backup, a read) leaves it as it was. */
 #define SCHEMA_VERSION                                                                             \
-    7 /* 3: live calls keep their talk across transfers; 4: call records of                        \
+    8 /* 3: live calls keep their talk across transfers; 4: call records of                        \
        ** version 3 (records.h); 5: agent records keep a status asked for on a                     \
        ** call (model.c, agent format 3), and calls from withheld numbers (call                    \
        ** format 5, records flagged RF_WITHHELD, whose one pseudonym is the                        \
        ** called number's); 6: live calls keep the figures of the queue they                       \
        ** are in (call format 6); 7: agents keep when they last missed a ring                      \
        ** (agent format 4, availability format 2), API keys when they were                         \
-       ** made (a longer value, which an earlier version does not verify) */
+       ** made (a longer value, which an earlier version does not verify);                         \
+       ** 8: call records of version 4 (a rejected call's reason) */
 
 /* Name kinds in the names table. NK_QUEUE_GONE: a deleted queue's id,
 ** keyed by its number (its aggregates outlive it; numbers are never used

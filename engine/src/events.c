@@ -907,7 +907,7 @@ static const char *kind_detail(const pol_decision *d, pol_cand *cs, char *buf, s
 }
 
 static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
-                       const agent_rec *agent);
+                       const agent_rec *agent, const char *reason);
 
 /* Move a waiting call to another queue of the account and route it there. */
 /* Is the queue at its max length? A count that looks full is checked
@@ -986,7 +986,7 @@ static int overflow_or_reject(wtx *t, call_rec *c, queue_rec *q, const char *cau
     engine_trace(t, c, TR_REJECT, detail);
     act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
     if (in_line && (rc = waiting_remove(t, c, q))) return rc;
-    return finish_call(t, c, q, "rejected", NULL);
+    return finish_call(t, c, q, "rejected", NULL, why);
 }
 
 /* A call arriving at a full queue (offered, moved or overflowing to it):
@@ -1017,7 +1017,7 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
         }
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
         if ((rc = waiting_remove(t, c, q))) return rc;
-        return finish_call(t, c, q, "rejected", NULL);
+        return finish_call(t, c, q, "rejected", NULL, why);
     }
     int full = 0;
     if (rc || (rc = queue_full(t, &nq, &full))) {
@@ -1404,10 +1404,12 @@ static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint
     }
     case DEC_MOVE:
         return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy");
-    case DEC_REJECT:
-        act(t, SB_ACT_REJECT, c->id, NULL, q->id, dp->reason[0] ? dp->reason : "rejected");
+    case DEC_REJECT: {
+        const char *why = dp->reason[0] ? dp->reason : "rejected";
+        act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
         if ((rc = waiting_remove(t, c, q))) return rc;
-        return finish_call(t, c, q, "rejected", NULL);
+        return finish_call(t, c, q, "rejected", NULL, why);
+    }
     default:
     wait:
         if (c->state != CALL_WAITING && (rc = waiting_add(t, c, q))) return rc;
@@ -1582,9 +1584,10 @@ int dispatch_agent(wtx *t, const agent_rec *a)
 /* --- the end of a call ------------------------------------------------------------- */
 
 /* End the call: its record, the END action, the live call gone. `agent`:
-** the connected agent when the caller has it loaded (NULL otherwise). */
+** the connected agent when the caller has it loaded (NULL otherwise);
+** `reason`: why a rejected call was turned away (its REJECT action's). */
 static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
-                       const agent_rec *agent)
+                       const agent_rec *agent, const char *reason)
 {
     int rc;
     if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) ||
@@ -1594,7 +1597,7 @@ static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
     /* How it ended in its queue (its aggregates), then: a call an agent
     ** answered was answered, however it ends after a transfer (the caller
     ** hangs up waiting, max wait turns it away). */
-    if ((rc = record_write(t, c, q, outcome, agent))) return rc;
+    if ((rc = record_write(t, c, q, outcome, agent, reason))) return rc;
     if (c->answered) outcome = "answered";
     act(t, SB_ACT_END, c->id, NULL, q->id, outcome);
     return st_call_del(t->txn, t->e, t->acct, c->id);
@@ -1995,10 +1998,10 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
         rc = st_agent_load(t->txn, e, t->acct, c->agent, &a);
         if (rc == 0 && a.status == SB_AGENT_ON_CALL && strcmp(a.call, c->id) == 0) {
             /* Record first: the agent's wrap-up may route other calls. */
-            if ((rc = finish_call(t, c, &q, "answered", &a))) goto out;
+            if ((rc = finish_call(t, c, &q, "answered", &a, NULL))) goto out;
             rc = agent_leaves_call(t, &a, &q, 1);
         } else if (rc == 0 || rc == SB_ENOTFOUND) {
-            rc = finish_call(t, c, &q, "answered", NULL);
+            rc = finish_call(t, c, &q, "answered", NULL, NULL);
         }
         goto out;
     }
@@ -2006,7 +2009,7 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
     uint32_t freed[MAX_RING];
     int nf;
     if ((rc = rings_cut(t, c, &q, 0, "caller hung up", freed, &nf))) goto out;
-    if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned", NULL)))
+    if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned", NULL, NULL)))
         goto out;
     rc = redispatch_agents(t, freed, nf, 0);
 out:

@@ -23,6 +23,8 @@
 #define SB_NAME_MAX 128 /* longest policy name */
 #define SB_E164_MAX 16  /* "+" and up to 15 digits */
 #define SB_REASON_MAX 128
+/* A call record's reason: a policy's, or the engine's naming a queue. */
+#define REC_REASON_MAX (SB_REASON_MAX + SB_ID_MAX)
 #define SB_SKILLS_MAX 64     /* skills an agent may have */
 #define SB_MEMBERS_MAX 10000 /* members of one queue, so agents a route sees */
 

@@ -987,10 +987,10 @@ static int check_decided_by(cbuild *e, json_t *dec)
 static int build_rcase(rbuild *b, json_t *cs)
 {
     static const char *const case_keys[] = {"name", "now", "record", "request", "expect", NULL};
-    static const char *const rec_keys[] = {"id",    "queue",      "first_queue", "outcome",
-                                           "agent", "priority",   "age_days",    "wait",
-                                           "talk",  "anonymized", "legal_hold",  "overridden",
-                                           "attrs", "attempts",   "decided_by",  NULL};
+    static const char *const rec_keys[] = {
+        "id",         "queue",    "first_queue", "outcome",    "agent",      "reason",
+        "priority",   "age_days", "wait",        "talk",       "anonymized", "legal_hold",
+        "overridden", "attrs",    "attempts",    "decided_by", NULL};
     cbuild e; /* for its error helpers */
     memset(&e, 0, sizeof e);
     memset(b, 0, sizeof *b);
@@ -1008,6 +1008,7 @@ static int build_rcase(rbuild *b, json_t *cs)
         str_of(&e, r, "queue", "record", "support", &rec->queue) ||
         str_of(&e, r, "outcome", "record", "answered", &rec->outcome) ||
         str_of(&e, r, "agent", "record", NULL, &rec->agent) ||
+        str_of(&e, r, "reason", "record", NULL, &rec->reason) ||
         rbool(&e, r, "anonymized", &rec->anonymized) ||
         rbool(&e, r, "legal_hold", &rec->legal_hold) ||
         rbool(&e, r, "overridden", &rec->overridden)) {
@@ -1045,6 +1046,14 @@ static int build_rcase(rbuild *b, json_t *cs)
         goto bad;
     }
     if (answered && !rec->agent) rec->agent = "a1";
+    if (rec->reason && strcmp(rec->outcome, "rejected")) {
+        cb_bad(&e, "record.reason: only a rejected call has a reason (outcome '%s')", rec->outcome);
+        goto bad;
+    }
+    if (rec->reason && (!*rec->reason || strlen(rec->reason) > REC_REASON_MAX)) {
+        cb_bad(&e, "record.reason: expected 1 to %d bytes", REC_REASON_MAX);
+        goto bad;
+    }
     b->now_ms = (int64_t)llround(now * 1000);
     rec->priority = (int)prio;
     rec->ended_ms = b->now_ms - (int64_t)llround(age * 86400000.0);

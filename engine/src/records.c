@@ -16,7 +16,8 @@
 #include <unistd.h>
 
 /* Records: REC_VERSION (records.h); 1 was before sealing (no numbers at all),
-** 2 before the review due and the offered time in the associated data. */
+** 2 before the review due and the offered time in the associated data, 3
+** before a rejected call's reason. */
 #define V_SETTINGS 1
 #define V_AGGR 1
 #define KEY_SLOT 128
@@ -800,7 +801,7 @@ void rec_encode(wbuf *w, const rec_data *r)
     /* A version 2 record written as version 3 keeps its numbers as they
     ** were sealed: the old way, which the flag says. */
     wb_u8(w, (uint8_t)(r->flags |
-                       (r->version && r->version < REC_VERSION && r->pii_len ? RF_SEAL_V2 : 0)));
+                       (r->version && r->version < REC_V_DUE && r->pii_len ? RF_SEAL_V2 : 0)));
     wb_u32(w, r->epoch);
     wb_i64(w, r->review_due);
     wb_strn(w, r->id, r->idlen);
@@ -823,6 +824,7 @@ void rec_encode(wbuf *w, const rec_data *r)
     wb_u8(w, (uint8_t)r->npseudo);
     for (int i = 0; i < r->npseudo; i++)
         wb_put(w, r->pseudo[i], 16);
+    wb_strn(w, r->reason ? r->reason : "", r->reasonlen);
 }
 
 static int skip_str(rbuf *r)
@@ -873,9 +875,12 @@ int rec_decode(const void *p, size_t n, rec_data *r)
     if (r->npseudo > 2) b.err = 1;
     for (int i = 0; i < r->npseudo && !b.err; i++)
         rb_take(&b, r->pseudo[i], 16);
+    r->reason = "";
+    r->reasonlen = 0;
+    if (ver >= 4) r->reason = rb_strp(&b, &r->reasonlen);
     if (b.err || ver < 2 || ver > REC_VERSION || b.p != b.end || r->idlen == 0 ||
         r->idlen > SB_ID_MAX || r->queuelen > SB_ID_MAX || r->first_queuelen > SB_ID_MAX ||
-        r->agentlen > SB_ID_MAX)
+        r->agentlen > SB_ID_MAX || r->reasonlen > REC_REASON_MAX)
         return SB_ESTORE;
     return 0;
 }
@@ -918,6 +923,7 @@ json_t *rec_json(const rec_data *r)
     json_object_set_new(o, "wait", json_real((double)r->wait_ms / 1000.0));
     json_object_set_new(o, "talk", json_real((double)r->talk_ms / 1000.0));
     if (r->agentlen) json_object_set_new(o, "agent", jstrn(r->agent, r->agentlen));
+    if (r->reasonlen) json_object_set_new(o, "reason", jstrn(r->reason, r->reasonlen));
     json_object_set_new(o, "attempts", json_integer(r->natt));
     json_t *att = json_array();
     for (int i = 0; i < r->natt; i++) {
@@ -964,7 +970,7 @@ int rec_open(const uint8_t key[32], const char *account, const rec_data *r,
     ** record rewritten, a call live across the upgrade): the old associated
     ** data. Every other record: the new one alone. */
     if (open_pii(key, account, r->id, r->idlen, r->offered,
-                 r->version < REC_VERSION || (r->flags & RF_SEAL_V2), r->pii, r->pii_len,
+                 r->version < REC_V_DUE || (r->flags & RF_SEAL_V2), r->pii, r->pii_len,
                  (uint8_t *)pt)) {
         rc = SB_ECRYPTO;
     } else {
@@ -1104,7 +1110,7 @@ static const char *agent_name(wtx *t, uint32_t num, const agent_rec *known, agen
 }
 
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome_name,
-                 const agent_rec *known)
+                 const agent_rec *known, const char *reason)
 {
     sb_engine *e = t->e;
     rec_settings s;
@@ -1177,6 +1183,11 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
     const char *agent = agent_name(t, c->answered ? c->agent : 0, known, &a);
     char agent_id[SB_ID_MAX + 1];
     str_copy(agent_id, sizeof agent_id, agent);
+    char why[REC_REASON_MAX + 1] = "";
+    if (outcome == OUT_REJECTED && reason) {
+        snprintf(why, sizeof why, "%s", reason);
+        utf8_cut_end(why);
+    }
     const char *first_id = q->id;
     if (c->first_queue != c->queue &&
         st_queue_load(t->txn, e, t->acct, c->first_queue, &first) == 0)
@@ -1196,6 +1207,8 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         .agent = agent_id,
         .agentlen = strlen(agent_id),
         .outcome = outcome,
+        .reason = why,
+        .reasonlen = strlen(why),
         .epoch = s.epoch,
         .priority = c->priority,
         .offered = c->offered,

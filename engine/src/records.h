@@ -137,9 +137,11 @@ const char *rec_call_attrs(const call_rec *c, sb_buf *tmp, size_t *len);
 ** abandoned or rejected; the record says answered if it ever was),
 ** its pseudonym index entries and aggregates, and apply the account's
 ** retention policy to it. `known`: the call's agent when the caller has it
-** loaded (its id is not looked up again), or NULL. */
+** loaded (its id is not looked up again), or NULL. `reason`: why a
+** rejected call was turned away (kept when the record's outcome is
+** rejected), or NULL. */
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome,
-                 const agent_rec *known);
+                 const agent_rec *known, const char *reason);
 /* The live call c leaves `queue` for another (moved, overflowing,
 ** transferred): that queue's aggregates count it now, answered if an agent
 ** answered it there, else overflowed, with its wait and talk there; c's
@@ -152,10 +154,15 @@ int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res);
 
 /* --- a stored record, decoded (strings point into the value) ------------ */
-#define REC_VERSION 3 /* what rec_encode writes; rec_decode reads 2 and 3 */
+/* What rec_encode writes; rec_decode reads 2 to 4. 3: the review due at
+** REC_OFF_DUE and the offered time in the numbers' associated data
+** (REC_V_DUE: what tests for those two compare with); 4: the reason a
+** rejected call was turned away. */
+#define REC_VERSION 4
+#define REC_V_DUE 3
 #define REC_OFF_FLAGS 1
 #define REC_OFF_EPOCH 2
-#define REC_OFF_DUE 6        /* version 3 only */
+#define REC_OFF_DUE 6        /* version 3 and later */
 #define REC_DUE_UNKNOWN (-1) /* a version 2 record's: its review due was not kept */
 typedef struct rec_data {
     uint8_t version;    /* as stored (rec_decode); rec_encode writes REC_VERSION */
@@ -165,6 +172,8 @@ typedef struct rec_data {
     const char *id, *queue, *first_queue, *agent;
     size_t idlen, queuelen, first_queuelen, agentlen;
     int outcome;
+    const char *reason; /* why a rejected call was turned away; "" otherwise */
+    size_t reasonlen;
     int32_t priority;
     int64_t offered, answered, ended, wait_ms, talk_ms;
     int natt;

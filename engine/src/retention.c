@@ -140,7 +140,7 @@ typedef struct rctx {
     int scrub_noted;   /* eng_scrub_want called in this transaction */
     /* the record view */
     char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first_queue[SB_ID_MAX + 1], agent[SB_ID_MAX + 1],
-        att_agent[SB_ID_MAX + 1];
+        att_agent[SB_ID_MAX + 1], reason[REC_REASON_MAX + 1];
     char vpol[MAX_TRACE][SB_NAME_MAX + 1], vver[MAX_TRACE][17];
     const char *vpols[MAX_TRACE], *vvers[MAX_TRACE];
     const rec_data *cur;
@@ -415,6 +415,7 @@ static void view_of(rctx *x, const rec_data *r, const hold *h, pol_record *pr)
     cpy(x->queue, r->queue, r->queuelen);
     cpy(x->first_queue, r->first_queue, r->first_queuelen);
     cpy(x->agent, r->agent, r->agentlen);
+    cpy(x->reason, r->reason, r->reasonlen);
     x->cur = r;
     int nv = 0;
     rbuf b;
@@ -432,6 +433,7 @@ static void view_of(rctx *x, const rec_data *r, const hold *h, pol_record *pr)
         .first_queue = x->first_queue,
         .outcome = rec_outcome_name(r->outcome),
         .agent = r->agentlen ? x->agent : NULL,
+        .reason = r->reasonlen ? x->reason : NULL,
         .offered_ms = r->offered,
         .answered_ms = r->answered,
         .ended_ms = r->ended,
@@ -727,14 +729,14 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
         x->n.anonymized++;
     } else {
         /* Keep (or anonymize what is anonymous already). */
-        if (r->version < REC_VERSION && next != r->review_due) {
-            /* Written as version 3 now that its due is known. */
+        if (r->version < REC_V_DUE && next != r->review_due) {
+            /* Written in the current version now that its due is known. */
             r->flags = flags;
             r->review_due = next;
             if ((rc = rec_rewrite(x, rk, rkl, r))) return rc;
         } else if (flags != r->flags || next != r->review_due) {
             x->val.p[REC_OFF_FLAGS] = (char)flags; /* patch the copy */
-            if (r->version >= REC_VERSION) memcpy(x->val.p + REC_OFF_DUE, &next, 8);
+            if (r->version >= REC_V_DUE) memcpy(x->val.p + REC_OFF_DUE, &next, 8);
             if ((rc = rec_put(x, rk, rkl, x->val.p, x->val.len))) return rc;
         }
         if (action == RET_KEEP)
@@ -985,10 +987,10 @@ static int job_rescan(rctx *x, uint32_t acct, uint32_t epoch, uint8_t *cur, size
             uint8_t *v = (uint8_t *)x->val.p;
             const void *val = v;
             size_t vl = x->val.len;
-            if (r.version >= REC_VERSION) {
+            if (r.version >= REC_V_DUE) {
                 memcpy(v + REC_OFF_EPOCH, &epoch, 4);
                 memcpy(v + REC_OFF_DUE, &due, 8);
-            } else { /* written as version 3, with its due */
+            } else { /* written in the current version, with its due */
                 r.epoch = epoch;
                 r.review_due = due;
                 wb_reset(&x->w);
@@ -1991,6 +1993,7 @@ static const char *const csv_cols[] = {"id",
                                        "offered_at",
                                        "answered_at",
                                        "ended_at",
+                                       "reason",
                                        NULL};
 
 /* o's time field `ms` (Unix milliseconds) as `at`, 2026-01-05T09:00:03.311Z;

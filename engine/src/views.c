@@ -590,6 +590,8 @@ static int record_field(lua_State *L, vcall *vc, int k)
         return push_str_or_nil(L, r->outcome);
     case K_AGENT:
         return push_str_or_nil(L, r->agent);
+    case K_REASON:
+        return push_str_or_nil(L, r->reason);
     case K_PRIORITY:
         return push_int(L, r->priority);
     case K_OFFERED:

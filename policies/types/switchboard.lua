@@ -153,6 +153,7 @@ function Ctx.log(...) end
 ---@field first_queue string the queue it was offered to
 ---@field outcome "answered"|"abandoned"|"rejected" an overflowed call ends in one of these
 ---@field agent string? the agent who answered
+---@field reason string? why a rejected call was turned away (policy or engine); nil otherwise
 ---@field priority integer
 ---@field offered number Unix seconds
 ---@field answered number? Unix seconds, nil when nobody answered

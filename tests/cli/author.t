@@ -56,6 +56,8 @@ a record's priority past 100|{"name": "x", "record": {"priority": 101}, "expect"
 a record's wait below zero|{"name": "x", "record": {"wait": -2}, "expect": {"action": "keep"}}|record.wait: expected 0 or more
 talk time on a call nobody answered|{"name": "x", "record": {"outcome": "abandoned", "talk": 30}, "expect": {"action": "keep"}}|record.talk: only an answered call has talk time (outcome 'abandoned')
 an agent on a call nobody answered|{"name": "x", "record": {"outcome": "rejected", "agent": "bob"}, "expect": {"action": "keep"}}|record.agent: only an answered call has an agent (outcome 'rejected')
+a reason on a call that was not turned away|{"name": "x", "record": {"outcome": "abandoned", "reason": "queue full"}, "expect": {"action": "keep"}}|record.reason: only a rejected call has a reason (outcome 'abandoned')
+an empty reason|{"name": "x", "record": {"outcome": "rejected", "reason": ""}, "expect": {"action": "keep"}}|record.reason: expected 1 to 256 bytes
 CASES
 
 # Good cases still pass: a full attempt and decided_by, a valid schedule and
@@ -70,10 +72,12 @@ cat >"$tmp/good.cases.json" <<'J'
  {"name": "a full record", "record": {"priority": 100, "wait": 3,
    "attempts": [{"agent": "a", "device": "mobile", "outcome": "cancelled", "start": 1767261000, "duration": 4}],
    "decided_by": [{"policy": "p", "version": "v1"}]},
+  "expect": {"action": "keep"}},
+ {"name": "a call turned away, with its reason", "record": {"outcome": "rejected", "reason": "queue full"},
   "expect": {"action": "keep"}}]
 J
 run "$sb" policy test "$tmp/p.lua" "$tmp/good.cases.json"
-check 0 "valid agents, calls and records still pass" out "# 2 passed, 0 failed"
+check 0 "valid agents, calls and records still pass" out "# 3 passed, 0 failed"
 
 # erase: a review date is ignored by the engine (the record's own schedule
 # stands), so the runner shows none, with a note.

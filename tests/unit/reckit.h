@@ -258,21 +258,35 @@ static __attribute__((unused)) size_t seal_v2(const uint8_t key[32], const char 
     return cl + dl + 2 + pl + CR_SEAL_OVERHEAD;
 }
 
-/* Store r at rk as version 2 did: that version byte, no review due after
+/* Store r at rk as version `ver` (2 or 3) did: that version byte, no
+** reason at the end (version 4's), and for version 2 no review due after
 ** the epoch (offsets 6..13 of version 3). 0, or -1. */
-static __attribute__((unused)) int put_v2(const uint8_t *rk, size_t rkl, const rec_data *r)
+static __attribute__((unused)) int put_as(const uint8_t *rk, size_t rkl, const rec_data *r, int ver)
 {
-    wbuf w = {0};
-    rec_encode(&w, r);
-    int rc = w.err ? -1 : 0;
+    wbuf w = {0}, none = {0};
+    rec_data old = *r;
+    old.reason = "";
+    old.reasonlen = 0;
+    rec_encode(&w, &old);
+    wb_strn(&none, "", 0); /* the empty reason's bytes */
+    int rc = w.err || none.err ? -1 : 0;
     if (!rc) {
-        w.b.p[0] = 2;
-        memmove(w.b.p + 6, w.b.p + 14, w.b.len - 14);
-        w.b.len -= 8;
+        w.b.p[0] = (char)ver;
+        w.b.len -= none.b.len;
+        if (ver == 2) {
+            memmove(w.b.p + 6, w.b.p + 14, w.b.len - 14);
+            w.b.len -= 8;
+        }
         rc = store_put(DB_RECORDS, rk, rkl, w.b.p, w.b.len) ? -1 : 0;
     }
     buf_free(&w.b);
+    buf_free(&none.b);
     return rc;
+}
+
+static __attribute__((unused)) int put_v2(const uint8_t *rk, size_t rkl, const rec_data *r)
+{
+    return put_as(rk, rkl, r, 2);
 }
 #endif
 #endif

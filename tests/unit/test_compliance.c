@@ -610,13 +610,17 @@ static void test_version2_records(void)
     size_t rkl;
     rec_data r;
     int64_t due = review_due_of("u2");
-    ok(due > 0 && record_of(a.num, "u2", raw, sizeof raw, &r, rk, &rkl) == 0 && r.version == 3 &&
-           r.review_due == due,
+    ok(due > 0 && record_of(a.num, "u2", raw, sizeof raw, &r, rk, &rkl) == 0 &&
+           r.version == REC_VERSION && r.review_due == due,
        "a record carries the due of its review entry");
     ok(make_v2(a.num, "upg", "u1") == 0 &&
            record_of(a.num, "u1", raw, sizeof raw, &r, rk, &rkl) == 0 && r.version == 2 &&
            r.review_due < 0,
        "u1 rewritten as version 2 stored it (its review entry stays as it was)");
+    ok(record_of(a.num, "u2", raw, sizeof raw, &r, rk, &rkl) == 0 && put_as(rk, rkl, &r, 3) == 0 &&
+           record_of(a.num, "u2", raw, sizeof raw, &r, rk, &rkl) == 0 && r.version == 3 &&
+           r.reasonlen == 0 && r.review_due == due,
+       "u2 rewritten as version 3 stored it (no reason at its end)");
     is_int(exported("upg", num), 2,
            "an access request finds both, u1 opening as version 2 sealed it");
 
@@ -624,8 +628,11 @@ static void test_version2_records(void)
     is_int(swept("kept", NULL), 2, "day 11: the sweep keeps both for another 10 days");
     due = review_due_of("u1");
     ok(due > now_ms && record_of(a.num, "u1", raw, sizeof raw, &r, rk, &rkl) == 0 &&
-           r.version == 3 && r.review_due == due,
-       "u1 is written as version 3 with the due of its one new entry");
+           r.version == REC_VERSION && r.review_due == due,
+       "u1 is written in the current version with the due of its one new entry");
+    ok(record_of(a.num, "u2", raw, sizeof raw, &r, rk, &rkl) == 0 && r.version == 3 &&
+           r.review_due == review_due_of("u2"),
+       "u2 stays version 3, its due patched in place");
     is_int(exported("upg", num), 2, "its numbers still open");
 
     const char *pol = "{\"id\":\"upg\",\"retention\":\"retention/keep-90-days-then-delete\"}";

@@ -324,10 +324,10 @@ static void test_sealed_before_v3(uint32_t nc, const uint8_t kc[32])
     now_ms += 1000;
     ok(finish("carol", "c9", NULL) == 0, "it ends: its record is written");
     static rec_copy c9[1];
-    ok(records_of(nc, "c9", c9, 1) == 1 && c9[0].r.version == 3 &&
+    ok(records_of(nc, "c9", c9, 1) == 1 && c9[0].r.version == REC_VERSION &&
            rec_open(kc, "carol", &c9[0].r, caller, called, NULL) == 0 &&
            !strcmp(caller, "+442079460019"),
-       "a version 3 record whose numbers were sealed before version 3, and they open");
+       "a record of this version whose numbers were sealed before version 3, and they open");
     ok(sb_records_export(eng, "carol", "+442079460019", SB_EXPORT_JSON, res) == 0 &&
            strstr(sb_result_json(res, NULL), "+442079460019"),
        "an access request finds it");

@@ -428,8 +428,8 @@ static void test_export(void)
     ok(strstr(csv, ",3.311,0.015,") && strstr(csv, "\"\"duration\"\":3.311") &&
            !strstr(csv, "99999") && !strstr(csv, "00000"),
        "CSV: wait 3.311, talk 0.015, no binary noise (%s)", csv);
-    ok(strstr(csv, ",attempts_detail,offered_at,answered_at,ended_at\r\n") != NULL,
-       "CSV: the times as ISO 8601 are the last columns");
+    ok(strstr(csv, ",attempts_detail,offered_at,answered_at,ended_at,reason\r\n") != NULL,
+       "CSV: the times as ISO 8601 come after the other fields, then the reason");
     char iso[3][32], want[128];
     for (int i = 0; i < 3; i++) {
         int64_t t = offered + (i ? 3311 : 0) + (i == 2 ? 15 : 0);
@@ -442,7 +442,7 @@ static void test_export(void)
     snprintf(want, sizeof want, ",%lld,%lld,%lld,", (long long)offered, (long long)offered + 3311,
              (long long)offered + 3326);
     ok(strstr(csv, want) != NULL, "CSV: offered_ms, answered_ms and ended_ms, Unix ms (%s)", want);
-    snprintf(want, sizeof want, ",%s,%s,%s\r\n", iso[0], iso[1], iso[2]);
+    snprintf(want, sizeof want, ",%s,%s,%s,\r\n", iso[0], iso[1], iso[2]);
     ok(strstr(csv, want) != NULL, "CSV: and the same in UTC, to the ms (%s)", want);
     json_decref(d);
     /* A call id a spreadsheet would compute is shown as written. */
@@ -775,6 +775,95 @@ static void test_account_deletion(void)
     json_decref(d);
 }
 
+/* A rejected call's record says why it was turned away: the policy's reason,
+** or the engine's (a full queue); the CSV export has it in its last column,
+** and the retention hook reads it as record.reason. Answered and abandoned
+** calls have none. */
+static const char *gatekeeper =
+    "local P = {}\n"
+    "function P.route(call, agents, ctx)\n"
+    "  if call.attrs.closed then return { reject = 'closed: Sunday' } end\n"
+    "  if #agents == 0 then return { wait = 30 } end\n"
+    "  return { ring = agents[1].id }\n"
+    "end\n"
+    "return P\n";
+static const char *drop_full = "local P = {}\n"
+                               "function P.retain(record, ctx)\n"
+                               "  if record.reason == 'queue full' then\n"
+                               "    return { delete = true, reason = 'nobody heard it' }\n"
+                               "  end\n"
+                               "  return { keep = true }\n"
+                               "end\n"
+                               "return P\n";
+
+static void test_reject_reasons(void)
+{
+    const char *acct = "{\"id\":\"rj\"}";
+    ok(sb_account_put(eng, acct, strlen(acct), res) == 0 &&
+           sb_policy_put(eng, "rj", "gate", gatekeeper, strlen(gatekeeper), NULL, res) == 0 &&
+           support_team("rj", "gate") == 0,
+       "account rj, its gatekeeper policy and team");
+    const char *q = "{\"id\":\"tiny\",\"policy\":\"gate\",\"max_length\":1}";
+    ok(sb_queue_put(eng, "rj", q, strlen(q), res) == 0, "queue tiny holds one waiting call (%s)",
+       sb_result_message(res));
+    ev("rj", "{\"type\":\"offer\",\"call\":\"sun\",\"queue\":\"support\","
+             "\"caller\":\"+442079460031\",\"attrs\":{\"closed\":true}}");
+    const sb_action *a = find(SB_ACT_REJECT, "sun");
+    is_str(a ? a->reason : NULL, "closed: Sunday", "the policy turns sun away");
+    json_t *c = doc(sb_call_get(eng, "rj", "sun", res));
+    is_str(jstr(c, "outcome"), "rejected", "sun's record: rejected");
+    is_str(jstr(c, "reason"), "closed: Sunday", "with the policy's reason");
+    json_decref(c);
+
+    ev("rj", "{\"type\":\"offer\",\"call\":\"w1\",\"queue\":\"tiny\"}");
+    ev("rj", "{\"type\":\"offer\",\"call\":\"w2\",\"queue\":\"tiny\","
+             "\"caller\":\"+442079460031\"}");
+    a = find(SB_ACT_REJECT, "w2");
+    is_str(a ? a->reason : NULL, "queue full", "w2 finds tiny full");
+    c = doc(sb_call_get(eng, "rj", "w2", res));
+    is_str(jstr(c, "reason"), "queue full", "w2's record: the engine's reason");
+    json_decref(c);
+    ev("rj", "{\"type\":\"abandon\",\"call\":\"w1\"}");
+    c = doc(sb_call_get(eng, "rj", "w1", res));
+    ok(c && !strcmp(jstr(c, "outcome"), "abandoned") && !json_object_get(c, "reason"),
+       "an abandoned call's record has no reason");
+    json_decref(c);
+    cycle("rj", "ok1", "+442079460032", NULL, 1, 5);
+    c = doc(sb_call_get(eng, "rj", "ok1", res));
+    ok(c && !strcmp(jstr(c, "outcome"), "answered") && !json_object_get(c, "reason"),
+       "nor an answered one");
+    json_decref(c);
+
+    json_t *d = doc(sb_records_export(eng, "rj", "+442079460031", SB_EXPORT_CSV, res));
+    const char *csv = jstr(d, "csv");
+    ok(csv && strstr(csv, ",ended_at,reason\r\n") && strstr(csv, "Z,closed: Sunday\r\n") &&
+           strstr(csv, "Z,queue full\r\n"),
+       "the CSV export ends each line with the reason (%s)", csv ? csv : "none");
+    json_decref(d);
+    d = doc(sb_records_export(eng, "rj", "+442079460032", SB_EXPORT_CSV, res));
+    csv = jstr(d, "csv");
+    ok(csv && strlen(csv) > 4 && !strcmp(csv + strlen(csv) - 4, "Z,\r\n"),
+       "an empty last column for an answered call (%s)", csv ? csv : "none");
+    json_decref(d);
+
+    /* The retention hook reads the reason: calls nobody heard go at once. */
+    ok(sb_policy_put(eng, "rj", "drop-full", drop_full, strlen(drop_full), NULL, res) == 0,
+       "a retention policy that deletes records of calls turned away by a full queue");
+    acct = "{\"id\":\"rj\",\"retention\":\"drop-full\"}";
+    ok(sb_account_put(eng, acct, strlen(acct), res) == 0, "rj retains by it");
+    ev("rj", "{\"type\":\"offer\",\"call\":\"w3\",\"queue\":\"tiny\"}");
+    ev("rj", "{\"type\":\"offer\",\"call\":\"w4\",\"queue\":\"tiny\"}");
+    ok(find(SB_ACT_REJECT, "w4") != NULL, "w4 finds tiny full");
+    ok(sb_call_get(eng, "rj", "w4", res) == SB_ENOTFOUND,
+       "its record is deleted as it is written: the hook read record.reason");
+    ev("rj", "{\"type\":\"offer\",\"call\":\"sun2\",\"queue\":\"support\",\"attrs\":{\"closed\":"
+             "true}}");
+    c = doc(sb_call_get(eng, "rj", "sun2", res));
+    is_str(jstr(c, "reason"), "closed: Sunday", "a call the policy turned away is kept");
+    json_decref(c);
+    ev("rj", "{\"type\":\"abandon\",\"call\":\"w3\"}");
+}
+
 int main(void)
 {
     if (start_engine("records")) return done_testing();
@@ -796,6 +885,7 @@ int main(void)
     test_holds_and_erasure();
     test_no_plaintext();
     test_account_deletion();
+    test_reject_reasons();
     test_moved_calls(); /* last: its clock goes to midnight */
     return end_engine();
 }
