@@ -489,6 +489,13 @@ typedef enum sb_event_type {
     SB_EV_AGENT_STATUS, /* agent_id becomes `status` (with reason): see below */
 } sb_event_type;
 
+/* A queue with calls waiting that is left with no member who could take one
+** (each offline or paused, or none: a status event, an agent document, a
+** policy's pause, a status taken after a call, a membership removed or an
+** agent deleted) has its waiting calls decided again: their policy
+** wake-ups move to the time of that change, so the next sb_tick decides
+** them, in line order, and a policy reading ctx.queue.logged_in can turn
+** them away (app_queue's leavewhenempty). */
 /* SB_EV_AGENT_STATUS sets the agent's status at once when it is available,
 ** paused, offline, ringing (the ring ends as rejected, the call moves on;
 ** "available" leaves the ring alone) or in wrap-up (which it ends). The

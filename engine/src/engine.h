@@ -485,6 +485,13 @@ int agent_avail_in(wtx *t, const agent_rec *a, uint32_t queue, const member_rec 
 int dispatch_agent(wtx *t, const agent_rec *a);
 /* Try to route waiting calls of one queue. */
 int dispatch_queue(wtx *t, uint32_t queue);
+/* A queue with calls waiting whose members can take none any more (each
+** offline or paused, or none): its waiting calls are decided again at the
+** next tick. */
+int queue_emptied(wtx *t, uint32_t queue);
+/* The same for each queue of agent a, whose status was `old`, when it went
+** from one that can take calls to offline or paused. */
+int agent_left(wtx *t, const agent_rec *a, int old);
 /* Free what events.c keeps in the engine. */
 void events_free(sb_engine *e);
 

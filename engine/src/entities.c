@@ -542,7 +542,7 @@ static int do_agent_put(wtx *t, void *arg)
     } else {
         return rc;
     }
-    int was_avail = !op->created && cur.status == SB_AGENT_AVAILABLE;
+    int was_avail = !op->created && cur.status == SB_AGENT_AVAILABLE, old = cur.status;
     if (op->status >= 0 && cur.status != SB_AGENT_RESERVED && cur.status != SB_AGENT_ON_CALL &&
         cur.status != SB_AGENT_WRAP_UP && (int)cur.status != op->status) {
         cur.status = (uint8_t)op->status;
@@ -563,6 +563,7 @@ static int do_agent_put(wtx *t, void *arg)
         if ((rc = agent_set_avail(t, &cur, cur.status == SB_AGENT_AVAILABLE))) goto out;
         if (cur.status == SB_AGENT_AVAILABLE && (rc = dispatch_agent(t, &cur))) goto out;
     }
+    if (!op->created && (rc = agent_left(t, &cur, old))) goto out;
     op->a.status = cur.status;
     if (cur.status == SB_AGENT_AVAILABLE) { /* a waiting call may ring it now: its status then */
         agent_rec now = {0};
@@ -763,7 +764,7 @@ static int do_agent_delete(wtx *t, void *arg)
                 rc = st_queue_save(t->txn, t->e, t->acct, &q);
             }
             queue_free(&q);
-            if (rc) goto out;
+            if (rc || (rc = queue_emptied(t, qs[i]))) goto out;
         }
         if (n < 256) break;
     }
@@ -926,6 +927,7 @@ static int do_queue_put(wtx *t, void *arg)
     if (rc) return rc;
     sb_engine *e = t->e;
     queue_rec cur = {0};
+    int dropped = 0; /* members the new list left out */
     /* A policy named must be there; the default (longest-idle) may be
     ** missing, e.g. for an engine opened without a policy_dir: its calls
     ** then take the fallback. */
@@ -1015,6 +1017,7 @@ static int do_queue_put(wtx *t, void *arg)
             st_iter_close(&it);
             for (int d = 0; d < ndrop && !rc; d++)
                 rc = member_remove(t, cur.num, drop[d]);
+            dropped += ndrop;
         } while (!rc && ndrop == 512);
         free(keep);
         if (rc) goto out;
@@ -1024,7 +1027,8 @@ static int do_queue_put(wtx *t, void *arg)
         (rc = st_doc_save(t->txn, e, DB_QUEUEDOCS, t->acct, cur.num, op->docbuf.p, op->docbuf.len)))
         goto out;
     op->q.num = cur.num;
-    if (cur.waiting) rc = dispatch_queue(t, cur.num);
+    if (cur.waiting && !(rc = dispatch_queue(t, cur.num)) && dropped)
+        rc = queue_emptied(t, cur.num);
 out:
     queue_free(&cur);
     return rc;
@@ -1268,7 +1272,7 @@ static int do_member(wtx *t, void *arg)
         }
         if (rc || (rc = member_remove(t, q.num, a.num))) goto out;
         if (q.members) q.members--;
-        rc = st_queue_save(t->txn, t->e, t->acct, &q);
+        if (!(rc = st_queue_save(t->txn, t->e, t->acct, &q))) rc = queue_emptied(t, q.num);
     } else {
         int added;
         if (op->keep_position && (rc = member_position(t, q.num, a.num, &op->m.position))) goto out;

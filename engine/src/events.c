@@ -307,8 +307,8 @@ static int agent_change(wtx *t, agent_rec *a, int status, const char *reason, co
         a->no_answers = 0;
     if ((rc = st_agent_save(t->txn, t->e, t->acct, a))) return rc;
     int was = old == SB_AGENT_AVAILABLE, is = status == SB_AGENT_AVAILABLE;
-    if (was != is || is) rc = agent_set_avail(t, a, is);
-    return rc;
+    if ((was != is || is) && (rc = agent_set_avail(t, a, is))) return rc;
+    return agent_left(t, a, old);
 }
 
 static void act_agent(wtx *t, const agent_rec *a, const char *reason)
@@ -1179,15 +1179,16 @@ static int queue_line(void *arg, int *position, double *longest_wait)
 ** logged_in and paused): a walk of its members, read only when a policy
 ** asks (a queue "empty" as app_queue's joinempty and leavewhenempty, or
 ** mod_callcenter's max-wait-time-with-no-agent, see it). */
-static int queue_staff(void *arg, int *logged_in, int *paused)
+/* The queue's members logged in (not offline) and those of them paused;
+** with `stop`, the walk ends at the first member who could take a call
+** (logged in, not paused): *logged_in > *paused says whether there is one. */
+static int staff_walk(wtx *t, uint32_t queue, int stop, int *logged_in, int *paused)
 {
-    const line_arg *la = arg;
-    wtx *t = la->t;
     uint8_t p[8];
     st_iter it;
     int rc, in = 0, off = 0;
-    for (rc = st_iter_open(&it, t->txn, t->e, DB_MEMBERS, p, key_acct2(p, t->acct, la->queue));
-         rc == 0; rc = st_iter_next(&it)) {
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_MEMBERS, p, key_acct2(p, t->acct, queue));
+         rc == 0 && !(stop && in > off); rc = st_iter_next(&it)) {
         if (it.klen != 12) continue;
         agent_rec a = {0};
         int lr = st_agent_load(t->txn, t->e, t->acct, be32(it.key + 8), &a);
@@ -1202,10 +1203,16 @@ static int queue_staff(void *arg, int *logged_in, int *paused)
         }
     }
     st_iter_close(&it);
-    if (rc != MDB_NOTFOUND) return SB_ESTORE;
+    if (rc && rc != MDB_NOTFOUND) return SB_ESTORE;
     *logged_in = in;
     *paused = off;
     return 0;
+}
+
+static int queue_staff(void *arg, int *logged_in, int *paused)
+{
+    const line_arg *la = arg;
+    return staff_walk(la->t, la->queue, 0, logged_in, paused);
 }
 
 /*
@@ -1517,6 +1524,70 @@ static int dispatch_line(wtx *t, uint32_t queue, int all)
 int dispatch_queue(wtx *t, uint32_t queue)
 {
     return dispatch_line(t, queue, 1);
+}
+
+/* --- a queue left with nobody to take its calls ------------------------------------ */
+
+/* When no member of a queue with calls waiting can take one any more (each
+** offline or paused, or none left), its waiting calls are decided again at
+** once: their wake-ups move to now, so the next tick runs their policies,
+** in line order, 32 at a time. A policy that reads ctx.queue.logged_in
+** turns callers away the moment the last agent leaves (app_queue's
+** leavewhenempty) instead of at its next wake-up, or keeps them waiting.
+** Its own call buffer: this runs inside events holding e->call. */
+int queue_emptied(wtx *t, uint32_t queue)
+{
+    queue_rec q = {0};
+    int rc = st_queue_load(t->txn, t->e, t->acct, queue, &q), in = 0, paused = 0;
+    uint32_t waiting = q.waiting;
+    queue_free(&q);
+    if (rc) return rc == SB_ENOTFOUND ? 0 : rc;
+    if (!waiting || (rc = staff_walk(t, queue, 1, &in, &paused)) || in > paused) return rc;
+    call_rec *c = calloc(1, sizeof *c);
+    char(*ids)[SB_ID_MAX + 1] = malloc(DISPATCH_BATCH * sizeof *ids);
+    uint8_t last[17 + SB_ID_MAX];
+    size_t llen = 0;
+    int n = 0;
+    if (!c || !ids) rc = SB_ENOMEM;
+    /* The waiting list is read in batches and not written: a wake-up is
+    ** the call's and the timers'. */
+    while (!rc && (rc = waiting_ids(t, queue, last, &llen, ids, DISPATCH_BATCH, &n)) == 0) {
+        for (int i = 0; i < n && !rc; i++) {
+            if (st_call_load(t->txn, t->e, t->acct, ids[i], c) || c->state != CALL_WAITING ||
+                c->queue != queue || (c->wake_due && c->wake_due <= t->now))
+                continue;
+            c->wake_due = t->now; /* the one it had goes stale (call_timer_del) */
+            if (!(rc = timer_set(t, c->wake_due, TM_WAKE, c->id, strlen(c->id))))
+                rc = st_call_save(t->txn, t->e, t->acct, c);
+        }
+        if (n < DISPATCH_BATCH) break;
+    }
+    if (c) call_free(c);
+    free(c);
+    free(ids);
+    return rc;
+}
+
+/* The agent left the calls' reach (offline or paused from a status in which
+** it could take one): each of its queues, checked as above. */
+static int agent_left_queues(wtx *t, uint32_t agent)
+{
+    uint8_t last[12];
+    size_t llen = 0;
+    for (;;) {
+        uint32_t qs[AGENTQ_BATCH];
+        int n, rc = agentq_batch(t, agent, last, &llen, qs, NULL, &n);
+        for (int i = 0; i < n && !rc; i++)
+            rc = queue_emptied(t, qs[i]);
+        if (rc || n < AGENTQ_BATCH) return rc;
+    }
+}
+
+int agent_left(wtx *t, const agent_rec *a, int old)
+{
+    int could = old != SB_AGENT_OFFLINE && old != SB_AGENT_PAUSED;
+    int can = a->status != SB_AGENT_OFFLINE && a->status != SB_AGENT_PAUSED;
+    return could && !can ? agent_left_queues(t, a->num) : 0;
 }
 
 /* A queue of an agent's with a call waiting: the call first in its line

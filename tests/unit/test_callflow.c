@@ -900,6 +900,110 @@ static void test_queue_staff(void)
     is_str(staff_of("f3"), "in 0 paused 0", "staff: nobody logged in");
 }
 
+/* A queue left with nobody to take its calls: its waiting calls are decided
+** again at once, whichever way the last one went (a status event, a pause
+** the policy made, a status after a call, an agent document, a member
+** removed, an agent deleted), so a policy can turn them away the moment the
+** queue empties (app_queue's leavewhenempty). Calls keep their wake-ups
+** while someone can take them. */
+static const char *const EMPTY =
+    "local P = {}\n"
+    "function P.route(call, agents, ctx)\n"
+    "  local q = ctx.queue\n"
+    "  if q.logged_in - q.paused == 0 then return { reject = 'nobody to answer' } end\n"
+    "  if call.attrs.pause then\n"
+    "    return { wait = 600, pause = { { agent = call.attrs.pause, reason = 'told' } } }\n"
+    "  end\n"
+    "  return { wait = 600 }\n"
+    "end\nreturn P\n";
+
+static int emptied_rejects(const char *call)
+{
+    const sb_action *r = find(SB_ACT_REJECT, call, NULL);
+    return r && r->reason && !strcmp(r->reason, "nobody to answer");
+}
+
+static void test_queue_emptied(void)
+{
+    ok(account("em") == 0 && policy("em", "empty", EMPTY) == 0 &&
+           put(sb_queue_put, "em",
+               "{\"id\":\"q\",\"policy\":\"empty\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"}]}") == 0 &&
+           status("em", "c", "offline") == 0,
+       "emptied: queue q (a, b); its calls wait 600 s, turned away when nobody can answer");
+    ok(offer("em", "e1", "q") == 0 && find(SB_ACT_WAIT, "e1", NULL), "emptied: e1 waits");
+    now_ms += 1000;
+    ok(offer("em", "e2", "q") == 0 && find(SB_ACT_WAIT, "e2", NULL), "emptied: e2 waits behind");
+    ok(status("em", "a", "offline") == 0 && tick() == 0 && !find(SB_ACT_REJECT, "e1", NULL) &&
+           !find(SB_ACT_REJECT, "e2", NULL),
+       "emptied: a goes offline: b is there, both keep waiting");
+    ok(status("em", "b", "paused") == 0 && sb_next_deadline(eng) <= now_ms,
+       "emptied: b pauses: nobody left to answer, a timer is due now");
+    ok(tick() == 0 && emptied_rejects("e1") && emptied_rejects("e2"),
+       "emptied: the tick decides both again: turned away");
+    ok(find(SB_ACT_REJECT, "e1", NULL) < find(SB_ACT_REJECT, "e2", NULL),
+       "emptied: in line order, e1 first");
+    is_str(call_field("em", "e2", "reason"), "nobody to answer", "emptied: e2's record says why");
+    is_int(waiting("em", "q"), 0, "emptied: nothing waits");
+
+    /* The last agent paused by the policy, deciding another call. */
+    status("em", "a", "available");
+    status("em", "b", "available");
+    ok(offer("em", "e3", "q") == 0 && find(SB_ACT_WAIT, "e3", NULL), "emptied: e3 waits again");
+    status("em", "b", "offline");
+    ok(evf("em",
+           "{\"type\":\"offer\",\"call\":\"e4\",\"queue\":\"q\",\"attrs\":{\"pause\":\"a\"}}") ==
+               0 &&
+           find(SB_ACT_WAIT, "e4", NULL) && find(SB_ACT_AGENT, NULL, NULL),
+       "emptied: e4's decision pauses a, the last one there");
+    ok(tick() == 0 && emptied_rejects("e3") && !find(SB_ACT_REJECT, "e4", NULL),
+       "emptied: e3 is decided again at once and turned away; e4 keeps what its own "
+       "decision, which made the pause, said");
+    evf("em", "{\"type\":\"abandon\",\"call\":\"e4\"}");
+
+    /* After a call: the status asked for on it comes with its end. */
+    status("em", "a", "available");
+    ok(policy("em", "lw", LW) == 0 &&
+           put(sb_queue_put, "em",
+               "{\"id\":\"r\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "emptied: queue r (a), longest idle");
+    ok(offer("em", "r1", "r") == 0 && find(SB_ACT_RING, "r1", "a") &&
+           ring_result("em", "r1", "a", "answered") == 0,
+       "emptied: a answers r1");
+    ok(offer("em", "e5", "q") == 0 && find(SB_ACT_WAIT, "e5", NULL),
+       "emptied: e5 waits in q: a, on a call, could still take it");
+    ok(status("em", "a", "offline") == 0 && tick() == 0 && !find(SB_ACT_REJECT, "e5", NULL),
+       "emptied: a asks to go offline after the call: e5 keeps waiting");
+    ok(evf("em", "{\"type\":\"hangup\",\"call\":\"r1\"}") == 0 &&
+           !strcmp(agent_status("em", "a"), "offline"),
+       "emptied: r1 ends, a goes offline");
+    ok(tick() == 0 && emptied_rejects("e5"), "emptied: e5 is decided again and turned away");
+
+    /* An agent document, a member removed, an agent deleted. */
+    status("em", "a", "available");
+    ok(offer("em", "e6", "q") == 0 && find(SB_ACT_WAIT, "e6", NULL), "emptied: e6 waits");
+    ok(put(sb_agent_put, "em",
+           "{\"id\":\"a\",\"devices\":{\"softphone\":\"sip:a@x\"},\"status\":\"offline\"}") == 0,
+       "emptied: a's document puts it offline");
+    ok(tick() == 0 && emptied_rejects("e6"), "emptied: e6 is turned away");
+    status("em", "a", "available");
+    ok(offer("em", "e7", "q") == 0 && find(SB_ACT_WAIT, "e7", NULL), "emptied: e7 waits");
+    ok(sb_member_delete(eng, "em", "q", "a", res) == 0 && tick() == 0 && emptied_rejects("e7"),
+       "emptied: a leaves q: e7 is turned away");
+    sb_member_put(eng, "em", "q", "a", NULL, 0, res);
+    ok(offer("em", "e8", "q") == 0 && find(SB_ACT_WAIT, "e8", NULL),
+       "emptied: a back in q, e8 waits");
+    ok(put(sb_queue_put, "em",
+           "{\"id\":\"q\",\"policy\":\"empty\",\"members\":[{\"agent\":\"b\"}]}") == 0 &&
+           tick() == 0 && emptied_rejects("e8"),
+       "emptied: q's members now b alone, offline: e8 is turned away");
+    put(sb_queue_put, "em", "{\"id\":\"q\",\"policy\":\"empty\",\"members\":[{\"agent\":\"a\"}]}");
+    ok(offer("em", "e9", "q") == 0 && find(SB_ACT_WAIT, "e9", NULL), "emptied: e9 waits");
+    ok(sb_agent_delete(eng, "em", "a", res) == 0 && tick() == 0 && emptied_rejects("e9"),
+       "emptied: a deleted: e9 is turned away");
+    is_int(waiting("em", "q"), 0, "emptied: nothing waits at the end");
+}
+
 /* 6. Deleting agents and queues with calls on them. */
 static void test_deletes(void)
 {
@@ -1802,6 +1906,7 @@ int main(void)
     test_trace_entries();
     test_wake_order();
     test_queue_staff();
+    test_queue_emptied();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
