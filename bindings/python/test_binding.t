@@ -1152,6 +1152,16 @@ def test_records():
         raises(lambda: eng.hold_place("acme", reason="x"), sb.InvalidError,
                "a hold that covers nothing: InvalidError", sb.EINVAL)
         is_([x["id"] for x in eng.hold_list("acme")], ["h1"], "hold_list: a list")
+        is_(eng.hold_get("acme", "h1"), eng.hold_list("acme")[0],
+            "hold_get: the hold, as hold_list gives it")
+        raises(lambda: eng.hold_get("acme", "h2"), sb.NotFoundError,
+               "hold_get of an id the account has no hold of: NotFoundError", sb.ENOTFOUND,
+               "hold")
+        raises(lambda: eng.hold_get("nobody", "h1"), sb.NotFoundError,
+               "hold_get in an unknown account: NotFoundError", sb.ENOTFOUND, "account")
+        raises(lambda: eng.hold_get("acme", None), TypeError, "hold_get(acct, None): TypeError")
+        raises(lambda: eng.hold_get("acme", "h1\0x"), sb.InvalidError,
+               "hold_get of an id holding a NUL byte: InvalidError", sb.EINVAL, "hold_id")
         raises(lambda: eng.account_delete("acme"), sb.HoldError,
                "deleting an account under a hold: HoldError", sb.EHOLD)
         raises(lambda: eng.account_evict("acme"), sb.HoldError,
@@ -1212,6 +1222,8 @@ def test_records():
         r = eng.hold_release("acme", "h1")
         ok(r["id"] == "h1" and r["released"] is True, "hold_release: the hold, released")
         is_(eng.hold_list("acme"), [], "hold_list is empty")
+        raises(lambda: eng.hold_get("acme", "h1"), sb.NotFoundError,
+               "hold_get of the released hold: NotFoundError", sb.ENOTFOUND, "hold")
         raises(lambda: eng.hold_release("acme", "h1"), sb.NotFoundError,
                "releasing it again: NotFoundError", sb.ENOTFOUND, "hold")
 

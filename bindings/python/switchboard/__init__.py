@@ -331,6 +331,7 @@ def _declare(lib):
         "sb_hold_place": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
         "sb_hold_release": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_hold_list": (c_int, [E, c_char_p, R]),
+        "sb_hold_get": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_aggregates": (c_int, [E, c_char_p, c_char_p, ctypes.c_int64, ctypes.c_int64, R]),
         "sb_audit_list": (c_int, [E, c_char_p, ctypes.c_uint64, c_size_t, R]),
         "sb_sweep": (c_int, [E, ctypes.c_uint32, _PROGRESS_FN, c_void_p, R]),
@@ -1559,6 +1560,13 @@ class Engine:
     def hold_list(self, account):
         """The account's holds (a list; a number hold shows no number)."""
         return self._do(_json, self._lib.sb_hold_list, _b(account, "account"))["holds"]
+
+    def hold_get(self, account, hold_id):
+        """One hold of the account, as :meth:`hold_list` gives it (a number
+        hold shows no number). NotFoundError (field ``hold``) for an id the
+        account has no hold of (a released one, another account's)."""
+        return self._do(_json, self._lib.sb_hold_get, _b(account, "account"),
+                        _b(hold_id, "hold_id"))
 
     def aggregates(self, account, queue=None, from_ms=0, to_ms=0):
         """Daily aggregates of every whole day (UTC) that [from_ms, to_ms)
