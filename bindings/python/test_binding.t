@@ -7,7 +7,7 @@ lists read a page at a time, errors carrying code/name/message/field,
 an injected clock with a tick firing a ring timeout, tick_for's share of
 time (more left when it runs out, its argument checked), policy upload (cases,
 compile errors, a policy failing at run time falling back), policy tools
-without an engine, API keys, two engines on one data directory (also from
+without an engine (also under budgets given), code names, API keys, two engines on one data directory (also from
 several threads at once: nobody double-booked), calls from withheld numbers
 (caller left out, None or ""), call records and retention
 (listing, access requests as JSON and CSV, legal holds, sweeps with a
@@ -208,6 +208,12 @@ def ctypes_sizeof(t):
 def test_basics():
     is_(sb.version(), "0.2.0", "version() is the library's")
     is_(sb.strerror(sb.ENOTFOUND), "SB_ENOTFOUND: not found", "strerror names the code")
+    is_([sb.code_name(c) for c in (sb.ENOTFOUND, sb.EHOLD, 0, 5)],
+        ["SB_ENOTFOUND", "SB_EHOLD", "SB_OK", "SB_E?"],
+        "code_name: the code's name (sb_code_name), SB_E? for a number that is no code")
+    raises(lambda: sb.code_name(1 << 40), ValueError,
+           "code_name(2**40): ValueError, not the name of 0")
+    raises(lambda: sb.code_name("SB_EINVAL"), TypeError, "code_name of a string: TypeError")
     ok(sb.library_path() == LIB, "the library came from SWITCHBOARD_LIB")
     is_(sb.redact("caller +44 20 7946 0001 or (030) 1234567, queue q7, 12 s"),
         "caller [number] or [number], queue q7, 12 s", "redact reads numbers as [number]")
@@ -721,6 +727,33 @@ def test_policy_tools():
        "a failing case comes back in the report, with what it got")
     raises(lambda: sb.policy_test("first.lua", ROUTE_FIRST, "[{"), sb.InvalidError,
            "malformed cases: InvalidError", sb.EINVAL, "cases")
+
+    # The budgets an engine would run them under (sb_policy_check_cfg,
+    # sb_policy_test_cfg): 10,000 load instructions for a budget of 1,000.
+    slow = ROUTE_FIRST.replace("  local best\n",
+                               "  local n = 0\n  for i = 1, 20000 do n = n + i end\n"
+                               "  local best\n")
+    loop = "local n = 0\nfor i = 1, 20000 do n = n + i end\n" + slow
+    ok(sb.policy_check("loop.lua", loop) is None, "policy_check: a loop at the top level "
+                                                  "fits the default budgets")
+    e = raises(lambda: sb.policy_check("loop.lua", loop, policy_instructions=1000),
+               sb.PolicyError, "... and not policy_instructions=1000", sb.EPOLICY, "source")
+    ok(e is not None and "instruction budget" in e.message, "... saying so: %s" % e)
+    ok(sb.policy_check("loop.lua", loop, policy_instructions=0, policy_wall_ms=None) is None,
+       "policy_instructions=0 (no budget) passes it; a budget given as None is left out")
+    is_(sb.policy_test("slow.lua", slow, CASES)["failed"], 0,
+        "policy_test: a slow route passes under the default budgets")
+    rep = sb.policy_test("slow.lua", slow, CASES, policy_instructions=1000)
+    ok(rep["failed"] == 1 and "budget" in json.dumps(rep["cases"][0]),
+       "... and fails its case under policy_instructions=1000: %r" % rep["cases"][0])
+    raises(lambda: sb.policy_check("loop.lua", loop, policy_memory=-1), ValueError,
+           "a budget below 0: ValueError")
+    raises(lambda: sb.policy_test("slow.lua", slow, CASES, policy_wall_ms=1 << 32), ValueError,
+           "policy_wall_ms past 32 bits: ValueError, not wrapped")
+    raises(lambda: sb.policy_check("loop.lua", loop, policy_instructions="1000"), TypeError,
+           "a budget that is a string: TypeError")
+    raises(lambda: sb.policy_check("loop.lua", loop, quarantine_after=1), TypeError,
+           "a setting that is no policy budget: TypeError")
     keys = sb.policy_keygen()
     ok(re.fullmatch(r"[0-9a-f]{64}", keys["public_key"]) and
        re.fullmatch(r"[0-9a-f]{128}", keys["secret_key"]), "policy_keygen: hex key pair")

@@ -42,7 +42,7 @@ __all__ = [
     "Engine", "SwitchboardError", "InvalidError", "NotFoundError", "ExistsError",
     "StateError", "PolicyError", "FullError", "StoreError", "OutOfMemoryError",
     "BusyError", "AuthError", "LimitError", "CryptoError", "VersionError", "HoldError",
-    "version", "strerror", "redact", "policy_check", "policy_test", "policy_keygen",
+    "version", "strerror", "code_name", "redact", "policy_check", "policy_test", "policy_keygen",
     "policy_sign", "policy_verify", "load_library", "library_path",
 ]
 
@@ -266,9 +266,11 @@ def _declare(lib):
     c_char_p, c_int, c_size_t, c_void_p = (ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t,
                                             ctypes.c_void_p)
     E, R = c_void_p, c_void_p  # sb_engine *, sb_result *
+    C = ctypes.POINTER(_Config)
     sigs = {
         "sb_version": (c_char_p, []),
         "sb_strerror": (c_char_p, [c_int]),
+        "sb_code_name": (c_char_p, [c_int]),
         "sb_redact": (c_int, [c_char_p, c_void_p, c_size_t]),
         "sb_result_new": (R, []),
         "sb_result_free": (None, [R]),
@@ -278,8 +280,8 @@ def _declare(lib):
         "sb_result_count": (c_size_t, [R]),
         "sb_result_action": (c_void_p, [R, c_size_t]),  # read with _Action.from_address
         "sb_result_json": (c_char_p, [R, ctypes.POINTER(c_size_t)]),
-        "sb_config_init": (None, [ctypes.POINTER(_Config)]),
-        "sb_open": (c_int, [ctypes.POINTER(E), ctypes.POINTER(_Config), R]),
+        "sb_config_init": (None, [C]),
+        "sb_open": (c_int, [ctypes.POINTER(E), C, R]),
         "sb_close": (None, [E]),
         "sb_sync": (c_int, [E]),
         "sb_sync_progress": (c_int, [E, ctypes.POINTER(ctypes.c_uint64),
@@ -317,6 +319,8 @@ def _declare(lib):
         "sb_reload": (c_int, [E, R]),
         "sb_policy_check": (c_int, [c_char_p, c_char_p, c_size_t, R]),
         "sb_policy_test": (c_int, [c_char_p, c_char_p, c_size_t, c_char_p, c_size_t, R]),
+        "sb_policy_check_cfg": (c_int, [C, c_char_p, c_char_p, c_size_t, R]),
+        "sb_policy_test_cfg": (c_int, [C, c_char_p, c_char_p, c_size_t, c_char_p, c_size_t, R]),
         "sb_policy_keygen": (c_int, [R]),
         "sb_policy_sign": (c_int, [c_char_p, c_size_t, c_char_p, R]),
         "sb_policy_verify": (c_int, [c_char_p, c_size_t, c_char_p, R]),
@@ -558,6 +562,13 @@ def strerror(code):
     return _s(load_library().sb_strerror(_whole(code, 32, "code", signed=True)))
 
 
+def code_name(code):
+    """The code's name, e.g. ``"SB_ENOTFOUND"``: what the result JSON's
+    ``"code"`` and an error's ``name`` hold; ``"SB_E?"`` for a number that
+    is no code."""
+    return _s(load_library().sb_code_name(_whole(code, 32, "code", signed=True)))
+
+
 def redact(text):
     """``text`` with every phone number in it read ``[number]``, as the
     engine's own log lines and audit reasons are (sb_redact in
@@ -576,29 +587,70 @@ def _redacted(lib, t):
     return buf.value.decode("utf-8", "replace")
 
 
-def policy_check(name, source):
+_BUDGETS = ("policy_instructions", "policy_wall_ms", "policy_memory")
+
+
+def _set_number(cfg, k, v):
+    """cfg.k = v, a whole number the field's own width holds: ctypes would
+    wrap -1 or 2**64 silently (policy_instructions=2**64 as 0, which
+    switches the budget off)."""
+    width = 8 * ctypes.sizeof(dict(_Config._fields_)[k])
+    setattr(cfg, k, _whole(v, width, k))
+
+
+def _budgets(lib, what, budgets):
+    """The sb_config the policy tools take (sb_policy_check_cfg...): the
+    library's defaults with the budgets given, as Engine takes them; None
+    when none is given (the plain function, the same defaults)."""
+    for k in budgets:
+        if k not in _BUDGETS:
+            raise TypeError("%s() got an unexpected keyword argument %r" % (what, k))
+    given = {k: v for k, v in budgets.items() if v is not None}
+    if not given:
+        return None
+    cfg = _Config()
+    lib.sb_config_init(ctypes.byref(cfg))
+    for k, v in given.items():
+        _set_number(cfg, k, v)
+    return cfg
+
+
+def policy_check(name, source, **budgets):
     """Compile and lint a policy without an engine.
 
     Returns None when the policy is clean; raises :class:`PolicyError`
-    whose ``problems`` are its ``file:line: message`` lines otherwise."""
+    whose ``problems`` are its ``file:line: message`` lines otherwise.
+    The keywords ``policy_instructions``, ``policy_wall_ms`` and
+    ``policy_memory`` check it under those budgets (``sb_policy_check_cfg``),
+    as Engine takes them (0 switches one off): what a reload or an upload on
+    such an engine would find. Left out, the library's defaults."""
     src = _bytes(source, "source")
     with _Scratch() as s:
-        rc = s.lib.sb_policy_check(_b(name, "name", True), src, len(src), s.res)
+        cfg, nm = _budgets(s.lib, "policy_check", budgets), _b(name, "name", True)
+        if cfg is None:
+            rc = s.lib.sb_policy_check(nm, src, len(src), s.res)
+        else:
+            rc = s.lib.sb_policy_check_cfg(ctypes.byref(cfg), nm, src, len(src), s.res)
         if rc:
             _raise(s.lib, rc, s.res)
 
 
-def policy_test(name, source, cases):
+def policy_test(name, source, cases, **budgets):
     """Run scenario cases (a list, or JSON text) against a policy.
 
     Returns the report ``{"passed": N, "failed": N, "cases": [{"name", "ok",
     "got", "expected"}...]}`` whether or not every case passed (check
     ``report["failed"]``); raises :class:`SwitchboardError` when the policy
-    or the cases cannot be run at all (a compile error, malformed cases)."""
+    or the cases cannot be run at all (a compile error, malformed cases).
+    The budget keywords are :func:`policy_check`'s (``sb_policy_test_cfg``)."""
     src, cj = _bytes(source, "source"), _doc(cases, "cases", True)
     with _Scratch() as s:
-        rc = s.lib.sb_policy_test(_b(name, "name", True), src, len(src), cj,
-                                  len(cj) if cj is not None else 0, s.res)
+        cfg, nm = _budgets(s.lib, "policy_test", budgets), _b(name, "name", True)
+        cn = len(cj) if cj is not None else 0
+        if cfg is None:
+            rc = s.lib.sb_policy_test(nm, src, len(src), cj, cn, s.res)
+        else:
+            rc = s.lib.sb_policy_test_cfg(ctypes.byref(cfg), nm, src, len(src), cj, cn, s.res)
         if rc and s.lib.sb_result_code(s.res):
             _raise(s.lib, rc, s.res)
         return _json(s.lib, s.res)
@@ -838,10 +890,7 @@ class Engine:
             cfg.log_level = _whole(log_level, 32, "log_level", signed=True)
         for k, v in numbers.items():
             if v is not None:
-                # The field's own width: ctypes would wrap -1 or 2**64 silently
-                # (policy_instructions=2**64 as 0, which switches the budget off).
-                width = 8 * ctypes.sizeof(dict(_Config._fields_)[k])
-                setattr(cfg, k, _whole(v, width, k))
+                _set_number(cfg, k, v)
 
         self._log = None
         user_log = None
