@@ -201,6 +201,8 @@ func TestArgumentsRefused(t *testing.T) {
 	}
 	_, err = eng.HoldRelease("acme\x00", "h1")
 	check("NUL in the account", err, switchboard.ErrInvalid, "account")
+	_, err = eng.HoldGet("acme", "h1\x00")
+	check("NUL in a hold id", err, switchboard.ErrInvalid, "hold_id")
 	_, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Hangup, Call: "c1\x00"})
 	check("NUL in the event's call", err, switchboard.ErrInvalid, "call")
 	// json.Marshal writes a NUL in an attribute as \u0000, which the engine

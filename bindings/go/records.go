@@ -229,11 +229,25 @@ func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
 // HoldRelease releases a hold; it no longer protects anything, and records
 // whose deletion it prevented are reviewed again within a day.
 func (e *Engine) HoldRelease(account, holdID string) (*Hold, error) {
-	var hj holdJSON
-	err := e.callInto([]string{"account", account, "hold_id", holdID}, &hj, func(res *C.sb_result, s []*C.char) C.int {
+	return e.holdByID(account, holdID, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_hold_release(e.eng, s[0], s[1], res)
 	})
-	if err != nil {
+}
+
+// HoldGet reads one hold of the account by its ID, as HoldList gives it (a
+// number hold shows no number): ErrNotFound (field "hold") for an ID the
+// account has no hold of, a released one or another account's.
+func (e *Engine) HoldGet(account, holdID string) (*Hold, error) {
+	return e.holdByID(account, holdID, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_hold_get(e.eng, s[0], s[1], res)
+	})
+}
+
+// holdByID is HoldRelease and HoldGet: fn, given the account and the hold's
+// ID as C strings, answers with one hold.
+func (e *Engine) holdByID(account, holdID string, fn func(*C.sb_result, []*C.char) C.int) (*Hold, error) {
+	var hj holdJSON
+	if err := e.callInto([]string{"account", account, "hold_id", holdID}, &hj, fn); err != nil {
 		return nil, err
 	}
 	out := hj.hold()

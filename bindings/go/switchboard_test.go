@@ -1106,6 +1106,9 @@ func TestRecords(t *testing.T) {
 	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 1 || holds[0] != *h {
 		t.Errorf("HoldList: %+v %v", holds, err)
 	}
+	if got, err := eng.HoldGet("acme", "h1"); err != nil || *got != *h {
+		t.Errorf("HoldGet: %+v %v, want %+v", got, err, h)
+	}
 	if _, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "h1", Call: "c1", Reason: "x"}); !errors.Is(err, switchboard.ErrExists) {
 		t.Errorf("a taken hold id: %v", err)
 	}
@@ -1179,6 +1182,9 @@ func TestRecords(t *testing.T) {
 	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 0 {
 		t.Errorf("HoldList after release: %+v %v", holds, err)
 	}
+	if got, err := eng.HoldGet("acme", "h1"); !errors.Is(err, switchboard.ErrNotFound) || got != nil {
+		t.Errorf("HoldGet of the released hold: %+v %v", got, err)
+	}
 	// The erasure the hold kept from c2's record runs again at the next sweep.
 	if sw, err := eng.Sweep(0, nil); err != nil || sw.Erased != 1 || sw.ThisCall.Erased != 1 || sw.Deleted != 1 {
 		t.Errorf("the sweep after the release: %+v %v", sw, err)
@@ -1222,6 +1228,9 @@ func TestRecords(t *testing.T) {
 		{"bad format", second(eng.RecordsExport("acme", "+442079460001", 7)), switchboard.ErrInvalid, "format"},
 		{"hold on nothing", second(eng.HoldPlace("acme", switchboard.HoldRequest{Reason: "x"})), switchboard.ErrInvalid, ""},
 		{"unknown hold", second(eng.HoldRelease("acme", "nope")), switchboard.ErrNotFound, "hold"},
+		{"HoldGet of an unknown hold", second(eng.HoldGet("acme", "nope")), switchboard.ErrNotFound, "hold"},
+		{"HoldGet of no id", second(eng.HoldGet("acme", "")), switchboard.ErrNotFound, "hold"},
+		{"HoldGet in another account", second(eng.HoldGet("other", "h1")), switchboard.ErrNotFound, "account"},
 		{"unknown queue", second(eng.Aggregates("acme", "nope", time.Time{}, time.Time{})), switchboard.ErrNotFound, "queue"},
 		{"other account", second(eng.Erase("other", "+442079460001")), switchboard.ErrNotFound, "account"},
 		{"NUL in a number", second(eng.Erase("acme", "+44\x00")), switchboard.ErrInvalid, ""},
