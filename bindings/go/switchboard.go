@@ -106,15 +106,19 @@ const (
 )
 
 // Error returns the code's static message, e.g. "SB_ENOTFOUND: not found".
-func (c Code) Error() string { return C.GoString(C.sb_strerror(C.int(c))) }
+func (c Code) Error() string { return C.GoString(C.sb_strerror(c.c())) }
 
-// Name returns the code's name, e.g. "SB_ENOTFOUND".
-func (c Code) Name() string {
-	s := c.Error()
-	if i := strings.IndexByte(s, ':'); i > 0 {
-		return s[:i]
+// Name returns the code's name, e.g. "SB_ENOTFOUND" (sb_code_name), as the
+// engine's JSON "code" has it; "SB_E?" for a number that is no code.
+func (c Code) Name() string { return C.GoString(C.sb_code_name(c.c())) }
+
+// c is the code as C's int: one past its range is no code (-1), not the
+// low bits (Code(1<<40) would read as SB_OK).
+func (c Code) c() C.int {
+	if int64(c) != int64(int32(c)) {
+		return -1
 	}
-	return s
+	return C.int(c)
 }
 
 // Error is a failure reported by the engine.
@@ -420,6 +424,37 @@ func Open(cfg Config) (*Engine, error) {
 		c.log_level = C.sb_log_level(cfg.LogLevel - 1)
 	}
 	c.seed = C.uint64_t(cfg.Seed)
+	setBudgets(&c, &cfg)
+	e := &Engine{pool: make(chan *C.sb_result, poolSize), all: map[*C.sb_result]struct{}{}}
+	e.idle.L = &e.mu
+	if cfg.Clock != nil {
+		e.clock = cgo.NewHandle(cfg.Clock)
+		C.sbgo_set_clock(&c, C.uintptr_t(e.clock))
+	}
+	if cfg.Log != nil {
+		e.log = cgo.NewHandle(cfg.Log)
+		C.sbgo_set_log(&c, C.uintptr_t(e.log))
+	}
+	res := C.sb_result_new()
+	if res == nil {
+		e.freeHandles()
+		return nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
+	}
+	e.all[res] = struct{}{}
+	if rc := C.sb_open(&e.eng, &c, res); rc != 0 {
+		err := resultError(rc, res)
+		delete(e.all, res)
+		C.sb_result_free(res)
+		e.freeHandles()
+		return nil, err
+	}
+	e.pool <- res
+	return e, nil
+}
+
+// setBudgets puts cfg's policy budgets into c, as Config says them: zero
+// keeps the default c holds (sb_config_init), negative switches one off.
+func setBudgets(c *C.sb_config, cfg *Config) {
 	switch {
 	case cfg.PolicyInstructions > 0:
 		c.policy_instructions = C.uint64_t(cfg.PolicyInstructions)
@@ -455,31 +490,6 @@ func Open(cfg Config) (*Engine, error) {
 	case cfg.QuarantineAfter < 0:
 		c.quarantine_after = 0
 	}
-	e := &Engine{pool: make(chan *C.sb_result, poolSize), all: map[*C.sb_result]struct{}{}}
-	e.idle.L = &e.mu
-	if cfg.Clock != nil {
-		e.clock = cgo.NewHandle(cfg.Clock)
-		C.sbgo_set_clock(&c, C.uintptr_t(e.clock))
-	}
-	if cfg.Log != nil {
-		e.log = cgo.NewHandle(cfg.Log)
-		C.sbgo_set_log(&c, C.uintptr_t(e.log))
-	}
-	res := C.sb_result_new()
-	if res == nil {
-		e.freeHandles()
-		return nil, &Error{Code: ErrNoMemory, Message: "out of memory"}
-	}
-	e.all[res] = struct{}{}
-	if rc := C.sb_open(&e.eng, &c, res); rc != 0 {
-		err := resultError(rc, res)
-		delete(e.all, res)
-		C.sb_result_free(res)
-		e.freeHandles()
-		return nil, err
-	}
-	e.pool <- res
-	return e, nil
 }
 
 func (e *Engine) freeHandles() {
@@ -1492,6 +1502,29 @@ func scratch(fn func(res *C.sb_result) error) error {
 // returns an ErrPolicy *Error whose Message lists them as "file:line: message",
 // one per line.
 func PolicyCheck(name string, source []byte) error {
+	return policyCheck(nil, name, source)
+}
+
+// PolicyCheckConfig is PolicyCheck under cfg's policy budgets
+// (PolicyInstructions, PolicyWallTime, PolicyMemory, as Open takes them: zero
+// the default, negative switched off) instead of the defaults
+// (sb_policy_check_cfg): what a reload or an upload on an engine opened with
+// cfg would find. No other field of cfg is read.
+func PolicyCheckConfig(cfg Config, name string, source []byte) error {
+	return policyCheck(&cfg, name, source)
+}
+
+// budgets is the sb_config the policy tools take: the library's defaults
+// with cfg's policy budgets.
+func budgets(cfg *Config) C.sb_config {
+	var c C.sb_config
+	C.sb_config_init(&c)
+	setBudgets(&c, cfg)
+	return c
+}
+
+// policyCheck is PolicyCheck (cfg nil: sb_policy_check) and PolicyCheckConfig.
+func policyCheck(cfg *Config, name string, source []byte) error {
 	return scratch(func(res *C.sb_result) error {
 		s, block, err := cstrings("name", name)
 		if err != nil {
@@ -1499,7 +1532,14 @@ func PolicyCheck(name string, source []byte) error {
 		}
 		defer C.free(block)
 		p, n := bytesPtr(source)
-		if rc := C.sb_policy_check(s[0], p, n, res); rc != 0 {
+		var rc C.int
+		if cfg == nil {
+			rc = C.sb_policy_check(s[0], p, n, res)
+		} else {
+			c := budgets(cfg)
+			rc = C.sb_policy_check_cfg(&c, s[0], p, n, res)
+		}
+		if rc != 0 {
 			return resultError(rc, res)
 		}
 		return nil
@@ -1527,6 +1567,17 @@ type TestReport struct {
 // (check Failed); err is set only when the cases could not run at all (the
 // policy does not compile, the cases are malformed).
 func PolicyTest(name string, source, cases []byte) (*TestReport, error) {
+	return policyTest(nil, name, source, cases)
+}
+
+// PolicyTestConfig is PolicyTest under cfg's policy budgets, as
+// PolicyCheckConfig takes them (sb_policy_test_cfg).
+func PolicyTestConfig(cfg Config, name string, source, cases []byte) (*TestReport, error) {
+	return policyTest(&cfg, name, source, cases)
+}
+
+// policyTest is PolicyTest (cfg nil: sb_policy_test) and PolicyTestConfig.
+func policyTest(cfg *Config, name string, source, cases []byte) (*TestReport, error) {
 	var rep *TestReport
 	err := scratch(func(res *C.sb_result) error {
 		s, block, err := cstrings("name", name)
@@ -1539,7 +1590,13 @@ func PolicyTest(name string, source, cases []byte) (*TestReport, error) {
 		if cp == nil {
 			cp, cn = s[0], 0 // a non-NULL pointer to no cases: "malformed", not "none given"
 		}
-		rc := C.sb_policy_test(s[0], sp, sn, cp, cn, res)
+		var rc C.int
+		if cfg == nil {
+			rc = C.sb_policy_test(s[0], sp, sn, cp, cn, res)
+		} else {
+			c := budgets(cfg)
+			rc = C.sb_policy_test_cfg(&c, s[0], sp, sn, cp, cn, res)
+		}
 		if rc != 0 && C.sb_result_code(res) != 0 {
 			return resultError(rc, res)
 		}

@@ -376,6 +376,12 @@ func TestErrors(t *testing.T) {
 	if switchboard.ErrNotFound.Name() != "SB_ENOTFOUND" || switchboard.ErrNotFound.Error() != "SB_ENOTFOUND: not found" {
 		t.Errorf("Code names: %q %q", switchboard.ErrNotFound.Name(), switchboard.ErrNotFound.Error())
 	}
+	for code, name := range map[switchboard.Code]string{switchboard.ErrHold: "SB_EHOLD", 0: "SB_OK", 5: "SB_E?",
+		1 << 40: "SB_E?", switchboard.ErrInvalid + 1<<32: "SB_E?"} {
+		if got := code.Name(); got != name {
+			t.Errorf("Code(%d).Name() = %q, want %q (sb_code_name; no code past C's int)", int(code), got, name)
+		}
+	}
 
 	cases := []struct {
 		name  string
@@ -675,6 +681,38 @@ func TestPolicyTools(t *testing.T) {
 	}
 	if _, err := switchboard.PolicyTest("first.lua", []byte(routeFirst), []byte("[{")); !errors.Is(err, switchboard.ErrInvalid) {
 		t.Errorf("malformed cases: %v", err)
+	}
+
+	// Under the budgets an engine would run them with (sb_policy_check_cfg,
+	// sb_policy_test_cfg): 10,000 load instructions for a budget of 1,000.
+	slow := strings.Replace(routeFirst, "  local best\n", "  local n = 0\n  for i = 1, 20000 do n = n + i end\n  local best\n", 1)
+	loop := []byte("local n = 0\nfor i = 1, 20000 do n = n + i end\n" + slow)
+	tight := switchboard.Config{PolicyInstructions: 1000}
+	if err := switchboard.PolicyCheckConfig(switchboard.Config{}, "loop.lua", loop); err != nil {
+		t.Errorf("PolicyCheckConfig with the default budgets: %v", err)
+	}
+	if err := switchboard.PolicyCheckConfig(tight, "loop.lua", loop); !errors.Is(err, switchboard.ErrPolicy) ||
+		!strings.Contains(err.Error(), "instruction budget") {
+		t.Errorf("PolicyCheckConfig with 1,000 instructions: %v", err)
+	}
+	if err := switchboard.PolicyCheckConfig(switchboard.Config{PolicyInstructions: -1, PolicyWallTime: -1, PolicyMemory: -1},
+		"loop.lua", loop); err != nil {
+		t.Errorf("PolicyCheckConfig with the budgets switched off: %v", err)
+	}
+	if rep, err := switchboard.PolicyTestConfig(switchboard.Config{}, "slow.lua", []byte(slow), cj); err != nil || rep.Failed != 0 {
+		t.Errorf("PolicyTestConfig with the default budgets: %+v %v", rep, err)
+	}
+	if rep, err := switchboard.PolicyTestConfig(tight, "slow.lua", []byte(slow), cj); err != nil || rep.Failed != 1 ||
+		!strings.Contains(string(rep.Cases[0].Got), "instruction budget") {
+		t.Errorf("PolicyTestConfig with 1,000 instructions: %+v %v", rep, err)
+	}
+	var se *switchboard.Error
+	if err := switchboard.PolicyCheckConfig(tight, "loop\x00.lua", loop); !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || se.Field != "name" {
+		t.Errorf("PolicyCheckConfig of a name holding a NUL byte: %v", err)
+	}
+	if _, err := switchboard.PolicyTestConfig(tight, "slow.lua", []byte(slow), []byte("[{")); !errors.As(err, &se) ||
+		se.Code != switchboard.ErrInvalid || se.Field != "cases" {
+		t.Errorf("PolicyTestConfig of malformed cases: %v", err)
 	}
 	pub, sec, err := switchboard.PolicyKeygen()
 	if err != nil || len(pub) != 64 || len(sec) != 128 {
