@@ -1489,6 +1489,12 @@ static int l_hold_list(lua_State *L)
     return do_list(L, sb_hold_list);
 }
 
+/* eng:hold_get(account, id) -> the hold, as hold_list gives it */
+static int l_hold_get(lua_State *L)
+{
+    return do_get(L, sb_hold_get);
+}
+
 /* An optional whole number argument (5.1 has no integers: through a double). */
 static int64_t opt_ms(lua_State *L, int i)
 {
@@ -2114,6 +2120,7 @@ static const luaL_Reg engine_methods[] = {
     {"hold_place", l_hold_place},
     {"hold_release", l_hold_release},
     {"hold_list", l_hold_list},
+    {"hold_get", l_hold_get},
     {"aggregates", l_aggregates},
     {"audit_list", l_audit_list},
     {"sweep", l_sweep},

@@ -1,7 +1,8 @@
 -- records.lua — call records and retention through the binding, run by
 -- lua51.t (LuaJIT, lua5.1) and lua54.t (lua5.4): listing, access requests
--- (JSON and CSV), legal holds, sweeps with a progress function, the audit
--- log, erasure, aggregates, and their errors (nil, message, code, field);
+-- (JSON and CSV), legal holds (placed, read, listed, released), sweeps with
+-- a progress function, the audit log, erasure, aggregates, and their errors
+-- (nil, message, code, field);
 -- calls from withheld numbers (caller left out, "" or sb.null).
 -- Run from the repository root (the stock policies in policies/).
 local T = require "tap"
@@ -73,6 +74,14 @@ fails(sb.EEXIST, nil, "the same hold id again", eng:hold_place("acme", '{"id":"h
 fails(sb.EINVAL, nil, "a hold that covers nothing", eng:hold_place("acme", { reason = "x" }))
 local hl = eng:hold_list("acme")
 T.is(hl and #hl.holds, 1, "hold_list: {holds = ...}")
+local hg = eng:hold_get("acme", "h1")
+T.ok(hg and hl and sb.json_encode(hg) == sb.json_encode(hl.holds[1]), "hold_get: the hold, as hold_list gives it")
+fails(sb.ENOTFOUND, "hold", "hold_get of an id the account has no hold of", eng:hold_get("acme", "h2"))
+fails(sb.ENOTFOUND, "account", "hold_get in an unknown account", eng:hold_get("nobody", "h1"))
+T.raises(function() eng:hold_get("acme") end, "bad argument #2 to 'hold_get' %(string expected, got no value%)",
+         "hold_get without an id raises")
+T.raises(function() eng:hold_get("acme", "h1\0x") end, "bad argument #2 to 'hold_get' %(holds a NUL byte%)",
+         "hold_get of an id holding a NUL byte raises")
 fails(sb.EHOLD, nil, "deleting an account under a hold", eng:account_delete("acme"))
 fails(sb.EHOLD, nil, "evicting an account under a hold", eng:account_evict("acme"))
 T.ok(eng:account_get("acme") ~= nil, "and it is still there")
@@ -119,6 +128,7 @@ local rel = eng:hold_release("acme", "h1")
 T.ok(rel and rel.id == "h1" and rel.released == true, "hold_release: the hold, released")
 hl = eng:hold_list("acme")
 T.is(hl and #hl.holds, 0, "hold_list is empty")
+fails(sb.ENOTFOUND, "hold", "hold_get of the released hold", eng:hold_get("acme", "h1"))
 fails(sb.ENOTFOUND, "hold", "releasing it again", eng:hold_release("acme", "h1"))
 
 local ag = eng:aggregates("acme")
