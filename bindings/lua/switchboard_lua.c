@@ -507,14 +507,6 @@ static void check_doc(lua_State *L, int i)
     if (t != LUA_TTABLE && t != LUA_TSTRING) type_error(L, i, "table or JSON text");
 }
 
-/* A document argument: as arg_json, after check_doc. A table that cannot be
-** encoded is NULL with e->msg set. */
-static char *doc_arg(lua_State *L, int i, size_t *len, int *borrowed, enc_err *e)
-{
-    check_doc(L, i);
-    return arg_json(L, i, len, borrowed, e);
-}
-
 /* An optional document argument (check_doc it first unless nil): *doc is
 ** NULL when it is absent. 0, or -1 with e->msg set. Free *doc unless
 ** *borrowed. */
@@ -1734,16 +1726,17 @@ static void refuse(open_refusal *r, const char *field, const char *msg, const ch
     snprintf(r->msg, sizeof r->msg, "%s (got %.40s)", msg, got);
 }
 
-/* Option k, a whole number from 0 to max, in *out: 1 when given (a number
-** that is not such, refused in *r, gives 0). The bound is named as an
-** integer: a double's 2^64 - 1 is 2^64, and luaL_error knows no %llu. */
-static int opt_number(lua_State *L, const char *k, uint64_t max, double *out, open_refusal *r)
+/* Option k of the table at t, a whole number from 0 to max, in *out: 1 when
+** given (a number that is not such, refused in *r, gives 0); another type
+** raises, naming the function who. The bound is named as an integer: a
+** double's 2^64 - 1 is 2^64, and luaL_error knows no %llu. */
+static int opt_number(lua_State *L, int t, const char *who, const char *k, uint64_t max,
+                      double *out, open_refusal *r)
 {
-    lua_getfield(L, 1, k);
+    lua_getfield(L, t, k);
     int have = !lua_isnil(L, -1);
     if (have) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "switchboard.open: %s must be a number", k);
+        if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "%s: %s must be a number", who, k);
         *out = (double)lua_tonumber(L, -1);
         /* (double)max + 1 is 2^32, 2^63 or 2^64 exactly: a max of more
         ** bits than a double holds rounds up to the power of two. */
@@ -1777,6 +1770,32 @@ static int opt_choice(lua_State *L, const char *k, const char *const *names, con
     return *out >= 0;
 }
 
+/* The table at t holds no key but those of keys (which may also come
+** through an __index metamethod: they are read with lua_getfield); one
+** that is not raises, naming the function who. */
+static void check_options(lua_State *L, int t, const char *const *keys, const char *who)
+{
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING || lookup(keys, lua_tostring(L, -1)) < 0)
+            luaL_error(L, "%s: unknown option '%s'", who,
+                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+    }
+}
+
+/* The policy budgets of the options at t, into cfg (sb.open, and the policy
+** tools' budgets table). */
+static void opt_budgets(lua_State *L, int t, const char *who, sb_config *cfg, open_refusal *r)
+{
+    double d;
+    if (opt_number(L, t, who, "policy_instructions", UINT64_MAX, &d, r))
+        cfg->policy_instructions = (uint64_t)d;
+    if (opt_number(L, t, who, "policy_wall_ms", UINT32_MAX, &d, r))
+        cfg->policy_wall_ms = (uint32_t)d;
+    if (opt_number(L, t, who, "policy_memory", SIZE_MAX, &d, r)) cfg->policy_memory = (size_t)d;
+}
+
 static const char *const open_keys[] = {"data_dir",
                                         "policy_dir",
                                         "key_file",
@@ -1800,13 +1819,7 @@ static int l_open(lua_State *L)
     check_type(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     luaL_checkstack(L, 16, "switchboard.open"); /* the option strings stay on it */
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING || lookup(open_keys, lua_tostring(L, -1)) < 0)
-            return luaL_error(L, "switchboard.open: unknown option '%s'",
-                              lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
-    }
+    check_options(L, 1, open_keys, "switchboard.open");
     sb_config cfg;
     sb_config_init(&cfg);
     cfg.data_dir = opt_string(L, "data_dir");
@@ -1827,15 +1840,14 @@ static int l_open(lua_State *L)
         cfg.log_level = (sb_log_level)m;
     log_mode lm = LOG_STDERR;
     if (opt_choice(L, "log", logs, "log must be stderr, buffer or none", &m, &r)) lm = (log_mode)m;
+    static const char *const who = "switchboard.open";
     double d;
-    if (opt_number(L, "map_size", SIZE_MAX, &d, &r)) cfg.map_size = (size_t)d;
-    if (opt_number(L, "map_max", SIZE_MAX, &d, &r)) cfg.map_max = (size_t)d;
-    if (opt_number(L, "seed", UINT64_MAX, &d, &r)) cfg.seed = (uint64_t)d;
-    if (opt_number(L, "policy_instructions", UINT64_MAX, &d, &r))
-        cfg.policy_instructions = (uint64_t)d;
-    if (opt_number(L, "policy_wall_ms", UINT32_MAX, &d, &r)) cfg.policy_wall_ms = (uint32_t)d;
-    if (opt_number(L, "policy_memory", SIZE_MAX, &d, &r)) cfg.policy_memory = (size_t)d;
-    if (opt_number(L, "quarantine_after", UINT32_MAX, &d, &r)) cfg.quarantine_after = (uint32_t)d;
+    if (opt_number(L, 1, who, "map_size", SIZE_MAX, &d, &r)) cfg.map_size = (size_t)d;
+    if (opt_number(L, 1, who, "map_max", SIZE_MAX, &d, &r)) cfg.map_max = (size_t)d;
+    if (opt_number(L, 1, who, "seed", UINT64_MAX, &d, &r)) cfg.seed = (uint64_t)d;
+    opt_budgets(L, 1, who, &cfg, &r);
+    if (opt_number(L, 1, who, "quarantine_after", UINT32_MAX, &d, &r))
+        cfg.quarantine_after = (uint32_t)d;
     lua_getfield(L, 1, "require_signed_policies");
     /* Not any value Lua reads as true: 0 and "false" would turn it on. */
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
@@ -1843,7 +1855,7 @@ static int l_open(lua_State *L)
     cfg.require_signed_policies = lua_toboolean(L, -1);
     lua_pop(L, 1);
     double clock0 = 0;
-    int manual = opt_number(L, "clock", INT64_MAX, &clock0, &r);
+    int manual = opt_number(L, 1, who, "clock", INT64_MAX, &clock0, &r);
     if (r.field) return push_fail(L, SB_EINVAL, r.msg, r.field);
 
     engine_box *b = calloc(1, sizeof *b);
@@ -1965,13 +1977,38 @@ static int l_array(lua_State *L)
     return 1;
 }
 
+/* The budgets table of sb.policy_check and sb.policy_test, argument i:
+** policy_instructions, policy_wall_ms, policy_memory, as sb.open takes them
+** (0 switches one off). NULL when the argument is nil (the defaults: the
+** plain function), else cfg, the defaults with the budgets given; a value
+** refused for what it is sets r->field. Another option or type raises. */
+static const char *const budget_keys[] = {"policy_instructions", "policy_wall_ms", "policy_memory",
+                                          NULL};
+
+static const sb_config *budgets_arg(lua_State *L, int i, sb_config *cfg, open_refusal *r)
+{
+    if (lua_isnoneornil(L, i)) return NULL;
+    check_type(L, i, LUA_TTABLE);
+    const char *who = lua_tostring(L, lua_upvalueindex(1));
+    check_options(L, i, budget_keys, who);
+    sb_config_init(cfg);
+    opt_budgets(L, i, who, cfg, r);
+    return cfg;
+}
+
+/* sb.policy_check(name, source [, budgets]) -> true | nil, message, code */
 static int l_policy_check(lua_State *L)
 {
     size_t len;
     const char *name = check_str(L, 1), *src = check_lstr(L, 2, &len);
+    sb_config cfg;
+    open_refusal r = {NULL, ""};
+    const sb_config *budgets = budgets_arg(L, 3, &cfg, &r);
+    if (r.field) return push_fail(L, SB_EINVAL, r.msg, r.field);
     sb_result *res = sb_result_new();
     if (!res) return luaL_error(L, "switchboard: out of memory");
-    int rc = sb_policy_check(name, src, len, res);
+    int rc = budgets ? sb_policy_check_cfg(budgets, name, src, len, res)
+                     : sb_policy_check(name, src, len, res);
     int n;
     if (rc) {
         lua_pushnil(L);
@@ -1986,21 +2023,28 @@ static int l_policy_check(lua_State *L)
     return n;
 }
 
-/* sb.policy_test(name, source, cases) -> report | nil, message, code, report */
+/* sb.policy_test(name, source, cases [, budgets]) -> report | nil, message,
+** code, report (nil, message, code, field for a budget refused) */
 static int l_policy_test(lua_State *L)
 {
     size_t len, clen;
     const char *name = check_str(L, 1), *src = check_lstr(L, 2, &len);
+    check_doc(L, 3);
+    sb_config cfg;
+    open_refusal r = {NULL, ""};
+    const sb_config *budgets = budgets_arg(L, 4, &cfg, &r);
+    if (r.field) return push_fail(L, SB_EINVAL, r.msg, r.field);
     int borrowed;
     enc_err e;
-    char *cases = doc_arg(L, 3, &clen, &borrowed, &e);
+    char *cases = arg_json(L, 3, &clen, &borrowed, &e);
     if (!cases) return push_fail(L, SB_EINVAL, e.msg, "cases");
     sb_result *res = sb_result_new();
     if (!res) {
         if (!borrowed) free(cases);
         return luaL_error(L, "switchboard: out of memory");
     }
-    int rc = sb_policy_test(name, src, len, cases, clen, res);
+    int rc = budgets ? sb_policy_test_cfg(budgets, name, src, len, cases, clen, res)
+                     : sb_policy_test(name, src, len, cases, clen, res);
     if (!borrowed) free(cases);
     size_t jl;
     const char *j = sb_result_json(res, &jl);

@@ -1,8 +1,8 @@
 -- cycle.lua — the binding's API end to end, run by lua51.t (LuaJIT, lua5.1)
 -- and lua54.t (lua5.4): provisioning, a full call cycle routed by a Lua 5.4
 -- policy inside the engine, timers on a manual clock (tick_for's share of
--- time too), the error conventions, the JSON helpers, API keys, signed
--- policies, backups, sync_progress, and closing. Needs SB_LUA_T (this folder) and the module on LUA_CPATH.
+-- time too), the error conventions, the JSON helpers, API keys, the policy
+-- tools (under budgets given too), signed policies, backups, sync_progress, and closing. Needs SB_LUA_T (this folder) and the module on LUA_CPATH.
 local T = require "tap"
 local sb = require "switchboard"
 
@@ -338,6 +338,49 @@ local no, m2, c2, rep2 = sb.policy_test("pick54.lua", src, cases)
 T.ok(no == nil and c2 == sb.EPOLICY and rep2 and rep2.failed == 1,
      "a failing case: nil, message, SB_EPOLICY, report (" .. tostring(m2) .. ")")
 T.ok(sb.policy_check("ok.lua", src), "sb.policy_check accepts the policy")
+-- The budgets an engine would run them under (sb_policy_check_cfg,
+-- sb_policy_test_cfg): 10,000 load instructions for a budget of 1,000.
+do
+  local slow = (src:gsub("  local want = call%.attrs%.want\n",
+                         "  local n = 0\n  for i = 1, 20000 do n = n + i end\n%0", 1))
+  local loop = "local n = 0\nfor i = 1, 20000 do n = n + i end\n" .. slow
+  local want_b = { { name = "rings b", call = { id = "k1", attrs = { want = "b" } },
+                     agents = { { id = "a" }, { id = "b" } },
+                     expect = { action = "ring", agents = { "b" }, timeout = 20 } } }
+  local tight = { policy_instructions = 1000 }
+  T.ok(slow ~= src and sb.policy_check("loop.lua", loop), "sb.policy_check: a loop fits the default budgets")
+  local no, msg, code = sb.policy_check("loop.lua", loop, tight)
+  T.ok(no == nil and code == sb.EPOLICY and tostring(msg):find("instruction budget"),
+       "... and not { policy_instructions = 1000 }: nil, message, sb.EPOLICY (" .. tostring(msg) .. ")")
+  T.ok(sb.policy_check("loop.lua", loop, { policy_instructions = 0, policy_wall_ms = 0 }),
+       "{ policy_instructions = 0 } (no budget) passes it")
+  T.is(sb.policy_test("slow.lua", slow, want_b).passed, 1, "sb.policy_test: a slow route passes by default")
+  local rep
+  no, msg, code, rep = sb.policy_test("slow.lua", slow, want_b, tight)
+  T.ok(no == nil and code == sb.EPOLICY and rep and rep.failed == 1
+       and tostring(rep.cases[1].got.error):find("instruction budget"),
+       "... and fails its case under { policy_instructions = 1000 } (" .. tostring(msg) .. ")")
+  local function refused(what, field, pattern, ...)
+    local r, m, c, f = ...
+    T.ok(r == nil and c == sb.EINVAL and f == field and tostring(m):find(pattern) ~= nil,
+         what .. ": nil, message, sb.EINVAL, \"" .. field .. "\" (" .. tostring(m) .. ")")
+  end
+  refused("sb.policy_check{ policy_wall_ms = -1 }", "policy_wall_ms",
+          "^policy_wall_ms must be a whole number from 0 to 4294967295 %(got %-1%)$",
+          sb.policy_check("loop.lua", loop, { policy_wall_ms = -1 }))
+  refused("sb.policy_test{ policy_memory = 1.5 }", "policy_memory", "^policy_memory must be a whole number",
+          sb.policy_test("slow.lua", slow, want_b, { policy_memory = 1.5 }))
+  T.raises(function() sb.policy_check("loop.lua", loop, { quarantine_after = 1 }) end,
+           "switchboard.policy_check: unknown option 'quarantine_after'", "a setting that is no budget raises")
+  T.raises(function() sb.policy_test("slow.lua", slow, want_b, { policy_instructions = "1000" }) end,
+           "switchboard.policy_test: policy_instructions must be a number", "a budget of the wrong type raises")
+  T.raises(function() sb.policy_check("loop.lua", loop, 1000) end,
+           "bad argument #3 to 'switchboard.policy_check' %(table expected, got number%)",
+           "budgets that are not a table raise")
+  T.raises(function() sb.policy_test("slow.lua", slow, 7, tight) end,
+           "bad argument #3 to 'switchboard.policy_test' %(table or JSON text expected, got number%)",
+           "cases that are neither a table nor JSON text raise first")
+end
 T.ok(eng:reload(), "reload re-reads the policy folder")
 
 -- Signed policies: keys, signing and the check require_signed_policies makes.
