@@ -59,18 +59,23 @@ static char array_mt_key, null_key;
 
 #define LOG_KEEP 256 /* lines kept in "buffer" log mode */
 
-typedef enum { LOG_STDERR, LOG_BUFFER, LOG_NONE } log_mode;
+typedef enum { LOG_STDERR, LOG_BUFFER, LOG_NONE, LOG_FUNCTION } log_mode;
 
 typedef struct engine_box {
     sb_engine *eng;
     sb_result *res;
     int64_t clock_ms; /* manual clock: the engine's time when clock_manual */
     int clock_manual;
-    int sweeping;      /* sweeps with a progress function running on the engine */
-    int batching;      /* eng:batch calls running (nested ones join the first) */
-    pid_t pid;         /* the process that opened it: a child of a fork may not use it */
-    int busy;          /* methods pushing their answer from the engine's result */
-    int close_pending; /* closed while busy: freed by the last of them */
+    int clock_ref;      /* the clock function (registry), or LUA_NOREF */
+    int log_ref;        /* the log function (registry), or LUA_NOREF */
+    lua_State *L;       /* the thread calling the engine now: the functions run on it */
+    const char *in_cb;  /* "clock" or "log" while that function runs, else NULL */
+    int clock_reported; /* a failing clock said once on stderr */
+    int sweeping;       /* sweeps with a progress function running on the engine */
+    int batching;       /* eng:batch calls running (nested ones join the first) */
+    pid_t pid;          /* the process that opened it: a child of a fork may not use it */
+    int busy;           /* methods pushing their answer from the engine's result */
+    int close_pending;  /* closed while busy: freed by the last of them */
     log_mode log;
     pthread_mutex_t mu; /* the engine may log from its own threads */
     char *lines[LOG_KEEP];
@@ -88,45 +93,6 @@ static int64_t manual_clock(void *arg)
 {
     const engine_box *b = arg;
     return __atomic_load_n(&b->clock_ms, __ATOMIC_RELAXED);
-}
-
-static void box_log(void *arg, sb_log_level level, const char *line)
-{
-    engine_box *b = arg;
-    if (b->log == LOG_NONE) return;
-    if (b->log == LOG_STDERR) {
-        static const char *const names[] = {"error", "warn", "info", "debug"};
-        fprintf(stderr, "switchboard %s: %s\n", level <= SB_LOG_DEBUG ? names[level] : "?", line);
-        return;
-    }
-    char *copy = strdup(line);
-    if (!copy) return;
-    pthread_mutex_lock(&b->mu);
-    size_t at;
-    if (b->count == LOG_KEEP) { /* full: the oldest line makes room */
-        at = b->first;
-        free(b->lines[at]);
-        b->first = (b->first + 1) % LOG_KEEP;
-    } else {
-        at = (b->first + b->count++) % LOG_KEEP;
-    }
-    b->lines[at] = copy;
-    b->levels[at] = level;
-    pthread_mutex_unlock(&b->mu);
-}
-
-/* Free the box; its engine is closed only in the process that opened it (in
-** a child after fork() the engine is the parent's, which LMDB forbids
-** closing there: the child's copy is left as it is). */
-static void box_free(engine_box *b)
-{
-    if (!b) return;
-    if (b->pid == getpid()) sb_close(b->eng);
-    sb_result_free(b->res);
-    for (size_t i = 0; i < b->count; i++)
-        free(b->lines[(b->first + i) % LOG_KEEP]);
-    pthread_mutex_destroy(&b->mu);
-    free(b);
 }
 
 /* ---- argument errors ----------------------------------------------------------- */
@@ -239,10 +205,214 @@ static engine_box *check_box(lua_State *L)
 {
     engine_ud *u = check_ud(L);
     if (!u->b) luaL_error(L, "switchboard: engine is closed");
+    if (u->b->in_cb)
+        luaL_error(L,
+                   "switchboard: the %s function may not call the engine (it runs inside a call "
+                   "on it)",
+                   u->b->in_cb);
     if (u->b->pid != getpid())
         luaL_error(L, "switchboard: this engine was opened by another process (before a fork): "
                       "open one in this process");
     return u->b;
+}
+
+/* ---- the clock and log functions ----------------------------------------------- */
+
+/* sb.open{clock = function, log = function}: Lua functions the engine calls
+** from inside its calls (sb_config.clock and .log), on the thread that
+** called the engine (b->L, set by use() before every call on it). A Lua
+** error must not unwind through the engine's C frames (it would leave its
+** write transaction and locks held for good): each runs under a protected
+** call, and nothing that can raise runs outside it. A clock function that
+** fails (raises, or returns no time) gives that reading the system time,
+** and says so in the engine's log; a log function that fails loses its
+** line, said on stderr. While one runs, the engine refuses to be called or
+** closed from it (check_box, l_close): the call that called it still holds
+** the engine, maybe in its write transaction. */
+
+#define CB_SLOTS 4 /* stack slots a function's call takes on top of the method's */
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+static const char *level_name(sb_log_level level)
+{
+    return (unsigned)level <= SB_LOG_DEBUG ? level_names[level] : "?";
+}
+
+static int64_t system_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* b's engine, for a call on it now from L: the functions run on L (never on
+** a coroutine that called the engine before and may be gone), with room on
+** its stack made now, outside the engine. lua_checkstack finds the room a C
+** function is given (LUA_MINSTACK) without growing the stack; when it
+** cannot be had, the functions fail as above instead of running. */
+static sb_engine *use(engine_box *b, lua_State *L)
+{
+    b->L = L;
+    lua_checkstack(L, CB_SLOTS);
+    return b->eng;
+}
+
+typedef struct cb_call {
+    int ref;            /* the function */
+    sb_log_level level; /* log: its arguments */
+    const char *line;
+    int64_t ms;     /* clock: the reading, or -1 ... */
+    char value[64]; /* ... and what it returned instead */
+} cb_call;
+
+/* Protected: the log function with its level and line. */
+static int cb_log_body(lua_State *L)
+{
+    const cb_call *c = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    lua_pushstring(L, level_name(c->level));
+    lua_pushstring(L, c->line);
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+/* Protected: the clock function's reading, a whole number of milliseconds
+** from 0 to 2^63 - 1 as sb.open{clock = ms} takes them, or what it was. */
+static int cb_clock_body(lua_State *L)
+{
+    cb_call *c = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    lua_call(L, 0, 1);
+    if (sbl_isinteger(L, -1)) {
+        lua_Integer v = lua_tointeger(L, -1);
+        if (v >= 0)
+            c->ms = (int64_t)v;
+        else
+            snprintf(c->value, sizeof c->value, "%lld", (long long)v);
+    } else if (lua_type(L, -1) == LUA_TNUMBER) {
+        double d = (double)lua_tonumber(L, -1);
+        if (whole_below(d, BELOW_I64))
+            c->ms = (int64_t)d;
+        else
+            snprintf(c->value, sizeof c->value, "%.14g", d);
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+        snprintf(c->value, sizeof c->value, "the string \"%.32s\"", lua_tostring(L, -1));
+    } else {
+        snprintf(c->value, sizeof c->value, "%s", luaL_typename(L, -1));
+    }
+    return 0;
+}
+
+/* Run body(c) on b->L, protected. 0, or -1 with why it failed in why (the
+** error as a string when it is one, numbers in it read [number] as in every
+** line the engine logs). */
+static int cb_run(engine_box *b, const char *what, lua_CFunction body, cb_call *c, char *why,
+                  size_t n)
+{
+    lua_State *L = b->L;
+    if (!L || !lua_checkstack(L, CB_SLOTS)) {
+        snprintf(why, n, "could not be called (no room on the Lua stack)");
+        return -1;
+    }
+    int top = lua_gettop(L);
+    const char *outer = b->in_cb;
+    b->in_cb = what;
+#if LUA_VERSION_NUM >= 502
+    lua_pushcfunction(L, body); /* a light C function: nothing allocated */
+    lua_pushlightuserdata(L, c);
+    int rc = lua_pcall(L, 1, 0, 0);
+#else
+    int rc = lua_cpcall(L, body, c); /* makes its closure inside the protection */
+#endif
+    b->in_cb = outer;
+    if (rc) {
+        char raw[512];
+        if (lua_type(L, -1) == LUA_TSTRING) /* a string already: no conversion */
+            snprintf(raw, sizeof raw, "raised: %s", lua_tostring(L, -1));
+        else
+            snprintf(raw, sizeof raw, "raised an error object that is a %s", luaL_typename(L, -1));
+        sb_redact(raw, why, n);
+    }
+    lua_settop(L, top);
+    return rc ? -1 : 0;
+}
+
+static void box_log(void *arg, sb_log_level level, const char *line)
+{
+    engine_box *b = arg;
+    if (b->log == LOG_NONE) return;
+    if (b->log == LOG_STDERR) {
+        fprintf(stderr, "switchboard %s: %s\n", level_name(level), line);
+        return;
+    }
+    if (b->log == LOG_FUNCTION) {
+        cb_call c = {.ref = b->log_ref, .level = level, .line = line};
+        char why[600];
+        if (cb_run(b, "log", cb_log_body, &c, why, sizeof why))
+            fprintf(stderr, "switchboard: the log function %s; line dropped\n", why);
+        return;
+    }
+    char *copy = strdup(line);
+    if (!copy) return;
+    pthread_mutex_lock(&b->mu);
+    size_t at;
+    if (b->count == LOG_KEEP) { /* full: the oldest line makes room */
+        at = b->first;
+        free(b->lines[at]);
+        b->first = (b->first + 1) % LOG_KEEP;
+    } else {
+        at = (b->first + b->count++) % LOG_KEEP;
+    }
+    b->lines[at] = copy;
+    b->levels[at] = level;
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* The clock function's reading; when it fails, the system time, and the
+** failure said as the engine says what goes wrong: an error line in its log
+** (the log function's, the buffer's), each time; on stderr, the default,
+** once; with log = "none", not at all. */
+static int64_t box_clock(void *arg)
+{
+    engine_box *b = arg;
+    cb_call c = {.ref = b->clock_ref, .ms = -1};
+    char why[600], line[700];
+    if (cb_run(b, "clock", cb_clock_body, &c, why, sizeof why) == 0) {
+        if (c.ms >= 0) return c.ms;
+        char raw[sizeof why];
+        snprintf(raw, sizeof raw,
+                 "returned %s, not a whole number of milliseconds from 0 to 2^63 - 1", c.value);
+        sb_redact(raw, why, sizeof why);
+    }
+    snprintf(line, sizeof line, "the clock function %s; this reading is the system time", why);
+    if (b->log == LOG_FUNCTION || b->log == LOG_BUFFER)
+        box_log(b, SB_LOG_ERROR, line);
+    else if (b->log == LOG_STDERR && !b->clock_reported) {
+        b->clock_reported = 1;
+        fprintf(stderr,
+                "switchboard: %s (said once: give sb.open a log function, or log = \"buffer\", "
+                "to see each)\n",
+                line);
+    }
+    return system_ms();
+}
+
+/* Free the box; its engine is closed only in the process that opened it (in
+** a child after fork() the engine is the parent's, which LMDB forbids
+** closing there: the child's copy is left as it is). L: the thread closing
+** it, on which the log function runs for the lines the close writes. */
+static void box_free(lua_State *L, engine_box *b)
+{
+    if (!b) return;
+    if (b->pid == getpid()) sb_close(use(b, L));
+    luaL_unref(L, LUA_REGISTRYINDEX, b->clock_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, b->log_ref);
+    sb_result_free(b->res);
+    for (size_t i = 0; i < b->count; i++)
+        free(b->lines[(b->first + i) % LOG_KEEP]);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
 }
 
 /* ---- JSON <-> Lua (jansson, the engine's own JSON library) ------------------ */
@@ -650,20 +820,20 @@ typedef struct call {
 
 /* The method's use of the engine ends: its result goes back, and a close that came
 ** meanwhile takes effect. */
-static void guard_end(guard *g)
+static void guard_end(lua_State *L, guard *g)
 {
     if (!g->held) return;
     engine_box *b = g->b;
     g->held = 0;
     b->busy--;
     if (g->res != b->res) sb_result_free(g->res);
-    if (b->close_pending && !b->busy) box_free(b);
+    if (b->close_pending && !b->busy) box_free(L, b);
 }
 
 /* __close and __gc of a guard: the method ended without finish or abandon. */
 static int l_guard_end(lua_State *L)
 {
-    guard_end(luaL_checkudata(L, 1, GUARD_MT));
+    guard_end(L, luaL_checkudata(L, 1, GUARD_MT));
     return 0;
 }
 
@@ -696,14 +866,14 @@ static call begin(lua_State *L)
 static int finish(lua_State *L, call c, int rc, ret_fn ret)
 {
     int n = ret(L, rc, c.res);
-    guard_end(c.g);
+    guard_end(L, c.g);
     return n;
 }
 
 /* A method ending without the engine's answer (bad input found after begin). */
-static void abandon(call c)
+static void abandon(lua_State *L, call c)
 {
-    guard_end(c.g);
+    guard_end(L, c.g);
 }
 
 static int ret_true(lua_State *L, int rc, sb_result *res)
@@ -731,10 +901,10 @@ static int do_put_ret(lua_State *L, put_fn fn, ret_fn ret)
     enc_err e;
     char *doc = arg_json(L, 3, &len, &borrowed, &e);
     if (!doc) {
-        abandon(c);
+        abandon(L, c);
         return push_fail(L, SB_EINVAL, e.msg, NULL);
     }
-    int rc = fn(c.b->eng, acct, doc, len, c.res);
+    int rc = fn(use(c.b, L), acct, doc, len, c.res);
     if (!borrowed) free(doc);
     return finish(L, c, rc, ret);
 }
@@ -755,10 +925,10 @@ static int l_account_put(lua_State *L)
     enc_err e;
     char *doc = arg_json(L, 2, &len, &borrowed, &e);
     if (!doc) {
-        abandon(c);
+        abandon(L, c);
         return push_fail(L, SB_EINVAL, e.msg, NULL);
     }
-    int rc = sb_account_put(c.b->eng, doc, len, c.res);
+    int rc = sb_account_put(use(c.b, L), doc, len, c.res);
     if (!borrowed) free(doc);
     return finish(L, c, rc, ret_actions);
 }
@@ -769,7 +939,7 @@ static int do_one(lua_State *L, list_fn fn, ret_fn ret)
     check_box(L);
     const char *id = check_str(L, 2);
     call c = begin(L);
-    return finish(L, c, fn(c.b->eng, id, c.res), ret);
+    return finish(L, c, fn(use(c.b, L), id, c.res), ret);
 }
 
 static int l_account_get(lua_State *L)
@@ -780,7 +950,7 @@ static int l_account_get(lua_State *L)
 static int l_account_list(lua_State *L)
 {
     call c = begin(L);
-    return finish(L, c, sb_account_list(c.b->eng, c.res), ret_doc);
+    return finish(L, c, sb_account_list(use(c.b, L), c.res), ret_doc);
 }
 
 static int l_account_delete(lua_State *L)
@@ -802,7 +972,7 @@ static int do_two(lua_State *L, get_fn fn, ret_fn ret)
     check_box(L);
     const char *acct = check_str(L, 2), *id = check_str(L, 3);
     call c = begin(L);
-    return finish(L, c, fn(c.b->eng, acct, id, c.res), ret);
+    return finish(L, c, fn(use(c.b, L), acct, id, c.res), ret);
 }
 
 static int do_get(lua_State *L, get_fn fn)
@@ -872,7 +1042,7 @@ static int ret_page(lua_State *L, call c, int rc, const char *key)
         lua_remove(L, -3);
         n = 2;
     }
-    guard_end(c.g);
+    guard_end(L, c.g);
     return n;
 }
 
@@ -885,7 +1055,7 @@ static int do_page(lua_State *L, page_fn fn, const char *key)
     const char *acct = check_str(L, 2), *after = opt_str(L, 3, NULL);
     size_t limit = check_limit(L, 4);
     call c = begin(L);
-    return ret_page(L, c, fn(c.b->eng, acct, after, limit, c.res), key);
+    return ret_page(L, c, fn(use(c.b, L), acct, after, limit, c.res), key);
 }
 
 static int l_agent_list_page(lua_State *L)
@@ -905,7 +1075,8 @@ static int l_call_list_page(lua_State *L)
     const char *acct = check_str(L, 2), *queue = opt_str(L, 3, NULL), *after = opt_str(L, 4, NULL);
     size_t limit = check_limit(L, 5);
     call c = begin(L);
-    return ret_page(L, c, sb_call_list_page(c.b->eng, acct, queue, after, limit, c.res), "calls");
+    return ret_page(L, c, sb_call_list_page(use(c.b, L), acct, queue, after, limit, c.res),
+                    "calls");
 }
 
 /* eng:call_list(account [, queue]) -> {calls = {...}} */
@@ -914,7 +1085,7 @@ static int l_call_list(lua_State *L)
     check_box(L);
     const char *acct = check_str(L, 2), *queue = opt_str(L, 3, NULL);
     call c = begin(L);
-    return finish(L, c, sb_call_list(c.b->eng, acct, queue, c.res), ret_doc);
+    return finish(L, c, sb_call_list(use(c.b, L), acct, queue, c.res), ret_doc);
 }
 
 static int l_call_get(lua_State *L)
@@ -946,10 +1117,10 @@ static int l_member_put(lua_State *L)
     char *doc;
     enc_err e;
     if (opt_arg_json(L, 5, &doc, &len, &borrowed, &e)) {
-        abandon(c);
+        abandon(L, c);
         return push_fail(L, SB_EINVAL, e.msg, NULL);
     }
-    int rc = sb_member_put(c.b->eng, acct, q, agent, doc, len, c.res);
+    int rc = sb_member_put(use(c.b, L), acct, q, agent, doc, len, c.res);
     if (!borrowed) free(doc);
     return finish(L, c, rc, ret_actions);
 }
@@ -959,7 +1130,7 @@ static int l_member_delete(lua_State *L)
     check_box(L);
     const char *acct = check_str(L, 2), *q = check_str(L, 3), *agent = check_str(L, 4);
     call c = begin(L);
-    return finish(L, c, sb_member_delete(c.b->eng, acct, q, agent, c.res), ret_actions);
+    return finish(L, c, sb_member_delete(use(c.b, L), acct, q, agent, c.res), ret_actions);
 }
 
 /* Events given as tables fill an sb_event; names match the JSON events. */
@@ -1204,7 +1375,7 @@ static int l_submit(lua_State *L)
         size_t len;
         const char *j = lua_tolstring(L, 3, &len);
         call c = begin(L);
-        return finish(L, c, sb_submit_json(c.b->eng, acct, j, len, c.res), ret_actions);
+        return finish(L, c, sb_submit_json(use(c.b, L), acct, j, len, c.res), ret_actions);
     }
     check_type(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
@@ -1215,11 +1386,11 @@ static int l_submit(lua_State *L)
     int rc = event_from_table(L, 3, &ev, &attrs, &e, field, sizeof field);
     if (rc) {
         free(attrs);
-        abandon(c);
+        abandon(L, c);
         return push_fail(L, rc, e.msg, *field ? field : NULL);
     }
     ev.account = acct;
-    rc = sb_submit(c.b->eng, &ev, c.res);
+    rc = sb_submit(use(c.b, L), &ev, c.res);
     free(attrs);
     return finish(L, c, rc, ret_actions);
 }
@@ -1227,7 +1398,7 @@ static int l_submit(lua_State *L)
 static int l_tick(lua_State *L)
 {
     call c = begin(L);
-    return finish(L, c, sb_tick(c.b->eng, c.res), ret_actions);
+    return finish(L, c, sb_tick(use(c.b, L), c.res), ret_actions);
 }
 
 /* eng:tick_for(max_ms) -> actions, more (sb_tick_for): due timers fired for
@@ -1241,13 +1412,13 @@ static int l_tick_for(lua_State *L)
     if (!whole_below(x, BELOW_U32))
         arg_error(L, 2, "expected a whole number of milliseconds from 0 to 4294967295");
     call c = begin(L);
-    int more = 0, rc = sb_tick_for(c.b->eng, (uint32_t)x, &more, c.res);
+    int more = 0, rc = sb_tick_for(use(c.b, L), (uint32_t)x, &more, c.res);
     int n = ret_actions(L, rc, c.res);
     if (!rc) {
         lua_pushboolean(L, more);
         n++;
     }
-    guard_end(c.g);
+    guard_end(L, c.g);
     return n;
 }
 
@@ -1255,7 +1426,7 @@ static int l_tick_for(lua_State *L)
 static int l_next_deadline(lua_State *L)
 {
     engine_box *b = check_box(L);
-    int64_t t = sb_next_deadline(b->eng);
+    int64_t t = sb_next_deadline(use(b, L));
     if (t == INT64_MAX)
         lua_pushnil(L);
     else
@@ -1280,11 +1451,11 @@ static int l_policy_put(lua_State *L)
     if (have_cases) {
         cases = arg_json(L, 5, &clen, &borrowed, &e);
         if (!cases) {
-            abandon(c);
+            abandon(L, c);
             return push_fail(L, SB_EINVAL, e.msg, "cases");
         }
     }
-    int rc = sb_policy_put(c.b->eng, acct, name, src, slen, cases, c.res);
+    int rc = sb_policy_put(use(c.b, L), acct, name, src, slen, cases, c.res);
     if (!borrowed) free(cases);
     return finish(L, c, rc, ret_doc);
 }
@@ -1292,13 +1463,13 @@ static int l_policy_put(lua_State *L)
 static int l_reload(lua_State *L)
 {
     call c = begin(L);
-    return finish(L, c, sb_reload(c.b->eng, c.res), ret_true);
+    return finish(L, c, sb_reload(use(c.b, L), c.res), ret_true);
 }
 
 static int l_sync(lua_State *L)
 {
     engine_box *b = check_box(L);
-    int rc = sb_sync(b->eng);
+    int rc = sb_sync(use(b, L));
     if (rc) return push_fail(L, rc, NULL, NULL);
     lua_pushboolean(L, 1);
     return 1;
@@ -1315,7 +1486,7 @@ static int l_sync_progress(lua_State *L)
 {
     engine_box *b = check_box(L);
     uint64_t written = 0, durable = 0;
-    int rc = sb_sync_progress(b->eng, &written, &durable);
+    int rc = sb_sync_progress(use(b, L), &written, &durable);
     if (rc && rc != SB_ESTATE) return push_fail(L, rc, NULL, NULL);
     lua_pushinteger(L, (lua_Integer)written);
     lua_pushinteger(L, (lua_Integer)durable);
@@ -1326,7 +1497,7 @@ static int l_sync_progress(lua_State *L)
 static int l_stats(lua_State *L)
 {
     call c = begin(L);
-    return finish(L, c, sb_stats(c.b->eng, c.res), ret_doc);
+    return finish(L, c, sb_stats(use(c.b, L), c.res), ret_doc);
 }
 
 static int l_apikey_create(lua_State *L)
@@ -1348,7 +1519,7 @@ static int l_apikey_verify(lua_State *L)
     size_t len;
     const char *acct = check_str(L, 2), *key = check_lstr(L, 3, &len);
     engine_box *b = check_box(L); /* the arguments read: still open */
-    lua_pushboolean(L, sb_apikey_verify(b->eng, acct, key, len) == 0);
+    lua_pushboolean(L, sb_apikey_verify(use(b, L), acct, key, len) == 0);
     return 1;
 }
 
@@ -1381,7 +1552,7 @@ static int l_batch(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    int rc = sb_batch_begin(b->eng);
+    int rc = sb_batch_begin(use(b, L));
     if (rc) /* SB_ESTATE: another thread's batch, through the engine's C API */
         return push_fail(
             L, rc, rc == SB_ESTATE ? "another thread's batch is open on this engine" : NULL, NULL);
@@ -1391,7 +1562,7 @@ static int l_batch(lua_State *L)
     /* A result of its own (fn may have left the box's in any state); NULL
     ** when out of memory: sb_batch_end takes it, and the commit must run. */
     sb_result *res = sb_result_new();
-    rc = sb_batch_end(b->eng, res);
+    rc = sb_batch_end(use(b, L), res);
     int n;
     if (rc && failed) {
         /* The message in C first and the result freed: pushing it may raise
@@ -1436,10 +1607,10 @@ static int l_records_list(lua_State *L)
     char *q;
     enc_err e;
     if (opt_arg_json(L, 3, &q, &len, &borrowed, &e)) {
-        abandon(c);
+        abandon(L, c);
         return push_fail(L, SB_EINVAL, e.msg, NULL);
     }
-    int rc = sb_records_list(c.b->eng, acct, q, len, c.res);
+    int rc = sb_records_list(use(c.b, L), acct, q, len, c.res);
     if (!borrowed) free(q);
     return finish(L, c, rc, ret_doc);
 }
@@ -1455,7 +1626,8 @@ static int l_records_export(lua_State *L)
     if (f < 0) arg_error(L, 4, lua_pushfstring(L, "invalid option '%s'", fmt));
     call c = begin(L);
     return finish(
-        L, c, sb_records_export(c.b->eng, acct, number, f ? SB_EXPORT_CSV : SB_EXPORT_JSON, c.res),
+        L, c,
+        sb_records_export(use(c.b, L), acct, number, f ? SB_EXPORT_CSV : SB_EXPORT_JSON, c.res),
         ret_doc);
 }
 
@@ -1502,7 +1674,7 @@ static int l_aggregates(lua_State *L)
     const char *acct = check_str(L, 2), *queue = opt_str(L, 3, NULL);
     int64_t from = opt_ms(L, 4), to = opt_ms(L, 5);
     call c = begin(L);
-    return finish(L, c, sb_aggregates(c.b->eng, acct, queue, from, to, c.res), ret_doc);
+    return finish(L, c, sb_aggregates(use(c.b, L), acct, queue, from, to, c.res), ret_doc);
 }
 
 /* eng:audit_list(account [, after [, limit]]) -> {entries = {...}, next = N} */
@@ -1512,7 +1684,7 @@ static int l_audit_list(lua_State *L)
     const char *acct = check_str(L, 2);
     int64_t after = opt_ms(L, 3), limit = opt_ms(L, 4);
     call c = begin(L);
-    return finish(L, c, sb_audit_list(c.b->eng, acct, (uint64_t)after, (size_t)limit, c.res),
+    return finish(L, c, sb_audit_list(use(c.b, L), acct, (uint64_t)after, (size_t)limit, c.res),
                   ret_doc);
 }
 
@@ -1521,6 +1693,7 @@ static int l_audit_list(lua_State *L)
 ** it is kept in the stack slot err, and the function is not called again. */
 typedef struct sweep_cb {
     lua_State *L;
+    engine_box *b;
     int fn, err, failed;
 } sweep_cb;
 
@@ -1536,6 +1709,9 @@ static void sweep_progress(void *arg, uint64_t done, uint64_t total)
         c->failed = 1;
         lua_replace(L, c->err);
     }
+    /* progress may have called the engine from a coroutine: the clock and
+    ** log functions run on the sweep's thread again. */
+    use(c->b, L);
 }
 
 /* eng:sweep([budget_ms [, progress]]) -> the sweep's summary. progress(done,
@@ -1551,13 +1727,13 @@ static int l_sweep(lua_State *L)
     lua_settop(L, 3);
     lua_pushnil(L);               /* 4: the progress function's error */
     engine_box *b = check_box(L); /* the arguments read: still open */
-    sweep_cb c = {L, 3, 4, 0};
+    sweep_cb c = {L, b, 3, 4, 0};
     sb_result *res = sb_result_new();
     if (!res) return luaL_error(L, "switchboard: out of memory");
     /* While progress may run, the engine must stay open (eng:close() in it
     ** is refused): the sweep carries on with it when progress returns. */
     b->sweeping++;
-    int rc = sb_sweep(b->eng, budget > UINT32_MAX ? UINT32_MAX : (uint32_t)budget,
+    int rc = sb_sweep(use(b, L), budget > UINT32_MAX ? UINT32_MAX : (uint32_t)budget,
                       lua_isnil(L, 3) ? NULL : sweep_progress, &c, res);
     b->sweeping--;
     if (c.failed) {
@@ -1585,21 +1761,24 @@ static int l_backup(lua_State *L)
     ** written where nobody asked. */
     if (strlen(dest) != len) return push_fail(L, SB_EINVAL, "dest holds a NUL byte", "dest");
     call c = begin(L);
-    return finish(L, c, sb_backup(c.b->eng, dest, c.res), ret_doc);
+    return finish(L, c, sb_backup(use(c.b, L), dest, c.res), ret_doc);
 }
 
-/* eng:clock() -> ms; eng:set_clock(ms): only for engines opened with a
+/* eng:clock() -> ms, the engine's time (a clock function's reading, as the
+** engine takes it); eng:set_clock(ms): only for engines opened with a
 ** manual clock (sb.open{clock = ms}). */
 static int l_clock(lua_State *L)
 {
     engine_box *b = check_box(L);
+    int64_t ms;
     if (b->clock_manual)
-        lua_pushinteger(L, (lua_Integer)manual_clock(b));
-    else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        lua_pushinteger(L, (lua_Integer)((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
-    }
+        ms = manual_clock(b);
+    else if (b->clock_ref != LUA_NOREF) {
+        use(b, L);
+        ms = box_clock(b);
+    } else
+        ms = system_ms();
+    lua_pushinteger(L, (lua_Integer)ms);
     return 1;
 }
 
@@ -1620,7 +1799,6 @@ static int l_set_clock(lua_State *L)
 /* eng:logs() -> { {level=, message=}... } and forgets them ("buffer" mode). */
 static int l_logs(lua_State *L)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
     engine_box *b = check_box(L);
     pthread_mutex_lock(&b->mu);
     size_t n = b->count;
@@ -1635,7 +1813,7 @@ static int l_logs(lua_State *L)
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         lua_createtable(L, 0, 2);
-        lua_pushstring(L, levels[i] <= SB_LOG_DEBUG ? names[levels[i]] : "?");
+        lua_pushstring(L, level_name(levels[i]));
         lua_setfield(L, -2, "level");
         lua_pushstring(L, lines[i]);
         lua_setfield(L, -2, "message");
@@ -1654,6 +1832,11 @@ static int l_close(lua_State *L)
     if (u->b && u->b->batching)
         return luaL_error(L, "switchboard: the engine cannot be closed inside eng:batch's function "
                              "(the batch still uses it): close it after eng:batch returns");
+    if (u->b && u->b->in_cb)
+        return luaL_error(L,
+                          "switchboard: the engine cannot be closed from its %s function (the "
+                          "call that called it still uses the engine)",
+                          u->b->in_cb);
     engine_box *b = u->b;
     u->b = NULL;
     /* A finalizer closing the engine while a method pushes its answer (see
@@ -1661,7 +1844,7 @@ static int l_close(lua_State *L)
     if (b && b->busy)
         b->close_pending = 1;
     else
-        box_free(b);
+        box_free(L, b);
     return 0;
 }
 
@@ -1676,7 +1859,7 @@ static int l_gc(lua_State *L)
     if (b && b->busy)
         b->close_pending = 1;
     else
-        box_free(b);
+        box_free(L, b);
     return 0;
 }
 
@@ -1796,6 +1979,26 @@ static void opt_budgets(lua_State *L, int t, const char *who, sb_config *cfg, op
     if (opt_number(L, t, who, "policy_memory", SIZE_MAX, &d, r)) cfg->policy_memory = (size_t)d;
 }
 
+/* Whether option k is a function; a value that is neither nil, a function
+** nor of type other raises. */
+static int opt_is_function(lua_State *L, const char *k, int other)
+{
+    lua_getfield(L, 1, k);
+    int t = lua_type(L, -1);
+    lua_pop(L, 1);
+    if (t != LUA_TNIL && t != LUA_TFUNCTION && t != other)
+        luaL_error(L, "switchboard.open: %s must be a %s or a function", k, lua_typename(L, other));
+    return t == LUA_TFUNCTION;
+}
+
+/* A registry reference to option k's value, kept until the engine's box
+** goes (box_free). */
+static int opt_ref(lua_State *L, const char *k)
+{
+    lua_getfield(L, 1, k);
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 static const char *const open_keys[] = {"data_dir",
                                         "policy_dir",
                                         "key_file",
@@ -1838,8 +2041,10 @@ static int l_open(lua_State *L)
         cfg.sync = (sb_sync_mode)m;
     if (opt_choice(L, "log_level", levels, "log_level must be error, warn, info or debug", &m, &r))
         cfg.log_level = (sb_log_level)m;
-    log_mode lm = LOG_STDERR;
-    if (opt_choice(L, "log", logs, "log must be stderr, buffer or none", &m, &r)) lm = (log_mode)m;
+    int log_fn = opt_is_function(L, "log", LUA_TSTRING);
+    log_mode lm = log_fn ? LOG_FUNCTION : LOG_STDERR;
+    if (!log_fn && opt_choice(L, "log", logs, "log must be stderr, buffer or none", &m, &r))
+        lm = (log_mode)m;
     static const char *const who = "switchboard.open";
     double d;
     if (opt_number(L, 1, who, "map_size", SIZE_MAX, &d, &r)) cfg.map_size = (size_t)d;
@@ -1855,11 +2060,21 @@ static int l_open(lua_State *L)
     cfg.require_signed_policies = lua_toboolean(L, -1);
     lua_pop(L, 1);
     double clock0 = 0;
-    int manual = opt_number(L, 1, who, "clock", INT64_MAX, &clock0, &r);
+    int clock_fn = opt_is_function(L, "clock", LUA_TNUMBER);
+    int manual = !clock_fn && opt_number(L, 1, who, "clock", INT64_MAX, &clock0, &r);
     if (r.field) return push_fail(L, SB_EINVAL, r.msg, r.field);
 
+    /* The functions' references before the box: making one may raise. */
+    int clock_ref = clock_fn ? opt_ref(L, "clock") : LUA_NOREF;
+    int log_ref = log_fn ? opt_ref(L, "log") : LUA_NOREF;
     engine_box *b = calloc(1, sizeof *b);
-    if (!b) return luaL_error(L, "switchboard.open: out of memory");
+    if (!b) {
+        luaL_unref(L, LUA_REGISTRYINDEX, clock_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, log_ref);
+        return luaL_error(L, "switchboard.open: out of memory");
+    }
+    b->clock_ref = clock_ref;
+    b->log_ref = log_ref;
     pthread_mutex_init(&b->mu, NULL);
     b->pid = getpid();
     b->log = lm;
@@ -1867,15 +2082,15 @@ static int l_open(lua_State *L)
     b->clock_ms = (int64_t)clock0;
     b->res = sb_result_new();
     if (!b->res) {
-        box_free(b);
+        box_free(L, b);
         return luaL_error(L, "switchboard.open: out of memory");
     }
     if (lm != LOG_STDERR) {
         cfg.log = box_log;
         cfg.log_arg = b;
     }
-    if (manual) {
-        cfg.clock = manual_clock;
+    if (manual || clock_fn) {
+        cfg.clock = manual ? manual_clock : box_clock;
         cfg.clock_arg = b;
     }
     /* The userdata first, so a Lua memory error cannot leak the engine. */
@@ -1883,11 +2098,12 @@ static int l_open(lua_State *L)
     u->b = NULL;
     luaL_getmetatable(L, ENGINE_MT);
     lua_setmetatable(L, -2);
+    use(b, L); /* the functions run while it opens */
     int rc = sb_open(&b->eng, &cfg, b->res);
     if (rc) {
         int n = push_engine_fail(L, rc, b->res);
         /* the strings are copied onto the stack; the box can go */
-        box_free(b);
+        box_free(L, b);
         return n;
     }
     u->b = b;
