@@ -97,7 +97,7 @@ const (
 	ErrFull     Code = C.SB_EFULL     // LMDB map or disk full; nothing was written
 	ErrStore    Code = C.SB_ESTORE    // storage error (I/O, corrupt record)
 	ErrNoMemory Code = C.SB_ENOMEM    // out of memory; nothing was written
-	ErrBusy     Code = C.SB_EBUSY     // data directory locked by another engine mode
+	ErrBusy     Code = C.SB_EBUSY     // another backup is being written to the same place
 	ErrAuth     Code = C.SB_EAUTH     // credentials did not verify
 	ErrLimit    Code = C.SB_ELIMIT    // a configured limit was reached
 	ErrCrypto   Code = C.SB_ECRYPTO   // key file or sealed data could not be used

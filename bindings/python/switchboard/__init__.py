@@ -137,7 +137,7 @@ class OutOfMemoryError(SwitchboardError):
 
 
 class BusyError(SwitchboardError):
-    """SB_EBUSY: the data directory is locked by another engine mode."""
+    """SB_EBUSY: another backup is being written to the same place."""
 
 
 class AuthError(SwitchboardError):
