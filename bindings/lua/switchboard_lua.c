@@ -77,7 +77,7 @@ typedef struct engine_box {
     int busy;           /* methods pushing their answer from the engine's result */
     int close_pending;  /* closed while busy: freed by the last of them */
     log_mode log;
-    pthread_mutex_t mu; /* the engine may log from its own threads */
+    pthread_mutex_t mu; /* log lines come from the threads calling the engine */
     char *lines[LOG_KEEP];
     sb_log_level levels[LOG_KEEP];
     size_t first, count;
