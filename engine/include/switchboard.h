@@ -143,7 +143,8 @@ typedef struct sb_action {
                           ** sequence ran out), "answered elsewhere"
                           ** (another agent rung with it answered),
                           ** "caller hung up" (abandon or hangup while
-                          ** it rang), "transferred" (the call was
+                          ** it rang), "call failed" (the same by the
+                          ** system), "transferred" (the call was
                           ** transferred while it rang), "agent left" (the
                           ** agent's own status event took it away), "max
                           ** wait" (the queue's max_wait passed while it
@@ -520,6 +521,15 @@ typedef enum sb_ring_outcome {
     SB_RING_REJECTED,
 } sb_ring_outcome;
 
+/* Who ended a call (SB_EV_HANGUP, SB_EV_ABANDON; optional, 0: not said).
+** SB_END_SYSTEM: neither party, the gateway or the network (a failure, a
+** lost leg, a shutdown): a call never answered then ends as "failed". */
+typedef enum sb_end_party {
+    SB_END_CALLER = 1,
+    SB_END_AGENT,
+    SB_END_SYSTEM,
+} sb_end_party;
+
 typedef enum sb_agent_status {
     SB_AGENT_OFFLINE = 0,
     SB_AGENT_AVAILABLE,
@@ -557,6 +567,14 @@ typedef struct sb_event {
                              ** ring timed out and the agent rings again
                              ** as a later one) is refused, SB_ESTATE
                              ** field "attempt", and changes nothing   */
+    sb_end_party by;         /* HANGUP, ABANDON, optional (0: not said):
+                             ** who ended it, kept in its record as
+                             ** "ended_by". A hangup of a connected call
+                             ** takes any; of a call not connected (and
+                             ** an abandon), the caller (abandoned, as
+                             ** without it) or the system (failed); the
+                             ** agent is refused (SB_ESTATE: an agent
+                             ** who lets a ring go sends a ring_result) */
 } sb_event;
 
 /* Apply one event. Returns 0 and the actions in res, or an error code with
@@ -603,12 +621,13 @@ SB_API int sb_submit(sb_engine *eng, const sb_event *ev, sb_result *res);
 **   {"type":"offer","call":"c1","queue":"support","caller":"+4930123456"}
 **   {"type":"ring_result","call":"c1","agent":"alice","outcome":"answered"}
 **   {"type":"hangup","call":"c1"}   {"type":"abandon","call":"c1"}
+**   {"type":"hangup","call":"c1","by":"agent"}   (by: caller, agent, system)
 **   {"type":"transfer","call":"c1","queue":"billing"}
 **   {"type":"agent_status","agent":"alice","status":"paused","reason":"lunch"}
 ** Types: offer, ring_result, hangup, abandon, transfer, agent_status. Each
 ** takes the fields shown for it (an offer also "called", "priority" and
 ** "attrs", and leaves "caller" out, or null or "", for a withheld number;
-** a transfer "queue" or "agent") and no other: a field of another
+** a transfer "queue" or "agent"; a hangup or an abandon "by") and no other: a field of another
 ** type is refused as unknown (SB_EINVAL naming it), as is any field no type
 ** takes. Limits as sb_event's; "caller" and "called" at most 63 bytes as
 ** written, "attrs" at most 4096 bytes written compactly (no spaces between
@@ -787,10 +806,13 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** attempt, the policy versions that decided and the gateway's attributes.
 ** sb_call_get() reads it once the call is over (without the numbers).
 ** Its outcome is "answered" (an agent answered it, however it ended after
-** a transfer), "abandoned" (the caller hung up before any answer) or
-** "rejected" (turned away: a policy's reject, max wait or max length with
-** no overflow queue to go to, too many moves), whose record has the
-** "reason" its REJECT action gave (no other record has one); its wait runs from the offer
+** a transfer), "abandoned" (the caller hung up before any answer),
+** "failed" (the system ended it before any answer: a hangup or abandon
+** with by SB_END_SYSTEM) or "rejected" (turned away: a policy's reject,
+** max wait or max length with no overflow queue to go to, too many moves),
+** whose record has the "reason" its REJECT action gave (no other record
+** has one); "ended_by" says who ended it, when its hangup or abandon said
+** ("caller", "agent", "system"); its wait runs from the offer
 ** to the first answer (or the end), its talk is every agent's. A call that
 ** moves ends in one record, in the queue it ended in ("queue"; the one it
 ** was offered to is "first_queue"); "overflowed" is a queue's count in
@@ -921,13 +943,13 @@ SB_API int sb_hold_get(sb_engine *eng, const char *account, const char *hold_id,
 ** the day it starts.
 **
 ** The account's row (queue null) counts each call once: its outcome
-** answered if an agent ever answered it, else abandoned or rejected (never
-** overflowed, nor failed); its wait from the offer to its first answer (or
+** answered if an agent ever answered it, else abandoned, failed or
+** rejected (never overflowed); its wait from the offer to its first answer (or
 ** to its end); all its talk. A queue's row counts each call that came to
 ** that queue (offered to it, overflowed or moved there by max wait, max
 ** length or a policy, transferred there), once for each time it came:
 ** answered if an agent answered it while there (also if it was then
-** transferred away), abandoned or rejected if it ended there so,
+** transferred away), abandoned, failed or rejected if it ended there so,
 ** overflowed if it left unanswered (max wait, max length, a policy's
 ** move, a transfer to another queue before an answer). Its wait there runs
 ** from when it came to its first answer there, or to when it left or

@@ -907,7 +907,7 @@ static const char *kind_detail(const pol_decision *d, pol_cand *cs, char *buf, s
 }
 
 static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
-                       const agent_rec *agent, const char *reason);
+                       const agent_rec *agent, const char *reason, int by);
 
 /* Move a waiting call to another queue of the account and route it there. */
 /* Is the queue at its max length? A count that looks full is checked
@@ -986,7 +986,7 @@ static int overflow_or_reject(wtx *t, call_rec *c, queue_rec *q, const char *cau
     engine_trace(t, c, TR_REJECT, detail);
     act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
     if (in_line && (rc = waiting_remove(t, c, q))) return rc;
-    return finish_call(t, c, q, "rejected", NULL, why);
+    return finish_call(t, c, q, "rejected", NULL, why, 0);
 }
 
 /* A call arriving at a full queue (offered, moved or overflowing to it):
@@ -1017,7 +1017,7 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
         }
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
         if ((rc = waiting_remove(t, c, q))) return rc;
-        return finish_call(t, c, q, "rejected", NULL, why);
+        return finish_call(t, c, q, "rejected", NULL, why, 0);
     }
     int full = 0;
     if (rc || (rc = queue_full(t, &nq, &full))) {
@@ -1415,7 +1415,7 @@ static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint
         const char *why = dp->reason[0] ? dp->reason : "rejected";
         act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
         if ((rc = waiting_remove(t, c, q))) return rc;
-        return finish_call(t, c, q, "rejected", NULL, why);
+        return finish_call(t, c, q, "rejected", NULL, why, 0);
     }
     default:
     wait:
@@ -1656,9 +1656,10 @@ int dispatch_agent(wtx *t, const agent_rec *a)
 
 /* End the call: its record, the END action, the live call gone. `agent`:
 ** the connected agent when the caller has it loaded (NULL otherwise);
-** `reason`: why a rejected call was turned away (its REJECT action's). */
+** `reason`: why a rejected call was turned away (its REJECT action's);
+** `by`: who ended it (sb_end_party; 0: not said). */
 static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
-                       const agent_rec *agent, const char *reason)
+                       const agent_rec *agent, const char *reason, int by)
 {
     int rc;
     if ((rc = call_timer_del(t, &c->ring_due, TM_RING, c)) ||
@@ -1668,7 +1669,7 @@ static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
     /* How it ended in its queue (its aggregates), then: a call an agent
     ** answered was answered, however it ends after a transfer (the caller
     ** hangs up waiting, max wait turns it away). */
-    if ((rc = record_write(t, c, q, outcome, agent, reason))) return rc;
+    if ((rc = record_write(t, c, q, outcome, agent, reason, by))) return rc;
     if (c->answered) outcome = "answered";
     act(t, SB_ACT_END, c->id, NULL, q->id, outcome);
     return st_call_del(t->txn, t->e, t->acct, c->id);
@@ -2069,18 +2070,28 @@ static int ev_end(wtx *t, ev_op *op, int abandon)
         rc = st_agent_load(t->txn, e, t->acct, c->agent, &a);
         if (rc == 0 && a.status == SB_AGENT_ON_CALL && strcmp(a.call, c->id) == 0) {
             /* Record first: the agent's wrap-up may route other calls. */
-            if ((rc = finish_call(t, c, &q, "answered", &a, NULL))) goto out;
+            if ((rc = finish_call(t, c, &q, "answered", &a, NULL, ev->by))) goto out;
             rc = agent_leaves_call(t, &a, &q, 1);
         } else if (rc == 0 || rc == SB_ENOTFOUND) {
-            rc = finish_call(t, c, &q, "answered", NULL, NULL);
+            rc = finish_call(t, c, &q, "answered", NULL, NULL, ev->by);
         }
         goto out;
     }
-    /* Not connected: the caller gave up. */
+    /* Not connected: the caller gave up, or (by the system) the call failed. */
+    if (ev->by == SB_END_AGENT) {
+        rc = res_err(t->res, SB_ESTATE, "by",
+                     "call '%s' is not connected: no agent can hang it up (an agent who lets a "
+                     "ring go sends a ring_result)",
+                     c->id);
+        goto out;
+    }
+    int failed = ev->by == SB_END_SYSTEM;
     uint32_t freed[MAX_RING];
     int nf;
-    if ((rc = rings_cut(t, c, &q, 0, "caller hung up", freed, &nf))) goto out;
-    if ((rc = waiting_remove(t, c, &q)) || (rc = finish_call(t, c, &q, "abandoned", NULL, NULL)))
+    if ((rc = rings_cut(t, c, &q, 0, failed ? "call failed" : "caller hung up", freed, &nf)))
+        goto out;
+    if ((rc = waiting_remove(t, c, &q)) ||
+        (rc = finish_call(t, c, &q, failed ? "failed" : "abandoned", NULL, NULL, ev->by)))
         goto out;
     rc = redispatch_agents(t, freed, nf, 0);
 out:
@@ -2311,9 +2322,9 @@ static const char bad_caller[] = "'caller' must be an E.164 number like +4930123
 ** takes, as bits of ev_names (type first): one table for the JSON form and
 ** the C struct. A field another type takes is as unknown as one no type
 ** takes. */
-static const char *const ev_names[] = {"type",   "call",     "queue",   "agent",  "caller",
-                                       "called", "priority", "outcome", "status", "reason",
-                                       "attrs",  "attempt",  NULL}; /* NULL: jv_keys' end */
+static const char *const ev_names[] = {
+    "type",    "call",   "queue",  "agent", "caller",  "called", "priority",
+    "outcome", "status", "reason", "attrs", "attempt", "by",     NULL}; /* NULL: jv_keys' end */
 #define EV_NFIELDS (countof(ev_names) - 1)
 enum {
     EVF_TYPE = 1u << 0,
@@ -2327,14 +2338,15 @@ enum {
     EVF_STATUS = 1u << 8,
     EVF_REASON = 1u << 9,
     EVF_ATTRS = 1u << 10,
-    EVF_ATTEMPT = 1u << 11
+    EVF_ATTEMPT = 1u << 11,
+    EVF_BY = 1u << 12
 };
 static const unsigned ev_takes[] = {
     [SB_EV_OFFER] =
         EVF_TYPE | EVF_CALL | EVF_QUEUE | EVF_CALLER | EVF_CALLED | EVF_PRIORITY | EVF_ATTRS,
     [SB_EV_RING_RESULT] = EVF_TYPE | EVF_CALL | EVF_AGENT | EVF_OUTCOME | EVF_ATTEMPT,
-    [SB_EV_HANGUP] = EVF_TYPE | EVF_CALL,
-    [SB_EV_ABANDON] = EVF_TYPE | EVF_CALL,
+    [SB_EV_HANGUP] = EVF_TYPE | EVF_CALL | EVF_BY,
+    [SB_EV_ABANDON] = EVF_TYPE | EVF_CALL | EVF_BY,
     [SB_EV_TRANSFER] = EVF_TYPE | EVF_CALL | EVF_QUEUE | EVF_AGENT,
     [SB_EV_AGENT_STATUS] = EVF_TYPE | EVF_AGENT | EVF_STATUS | EVF_REASON,
 };
@@ -2385,7 +2397,7 @@ static int ev_struct_fields(const sb_event *ev, sb_result *res)
                      (ev->called ? EVF_CALLED : 0) | (ev->priority ? EVF_PRIORITY : 0) |
                      (ev->outcome ? EVF_OUTCOME : 0) | (ev->status ? EVF_STATUS : 0) |
                      (ev->reason ? EVF_REASON : 0) | (ev->attrs_json ? EVF_ATTRS : 0) |
-                     (ev->attempt ? EVF_ATTEMPT : 0);
+                     (ev->attempt ? EVF_ATTEMPT : 0) | (ev->by ? EVF_BY : 0);
     unsigned extra = given & ~ev_takes[ev->type];
     for (int i = 0; extra; i++)
         if (extra & (1u << i)) return ev_unknown((int)ev->type, i, NULL, res);
@@ -2446,6 +2458,12 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
     case SB_EV_HANGUP:
     case SB_EV_ABANDON:
         if (!id_valid(ev->call_id)) return res_err(res, SB_EINVAL, "call", "invalid call id");
+        if (ev->type == SB_EV_OFFER) return 0;
+        if (ev->by && !end_party_name((int)ev->by))
+            return res_err(res, SB_EINVAL, "by", "'by' must be caller, agent or system");
+        if (ev->type == SB_EV_ABANDON && ev->by == SB_END_AGENT)
+            return res_err(res, SB_EINVAL, "by",
+                           "an abandon is the caller's (or, by the system, a failed call's)");
         return 0;
     case SB_EV_RING_RESULT:
         if (!id_valid(ev->call_id)) return res_err(res, SB_EINVAL, "call", "invalid call id");
@@ -2511,7 +2529,7 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
     }
     char type[32] = "", call[SB_ID_MAX + 1] = "", queue[SB_ID_MAX + 1] = "",
          agent[SB_ID_MAX + 1] = "", caller[64] = "", called[64] = "", outcome[32] = "",
-         status[32] = "", reason[SB_REASON_MAX + 1] = "";
+         status[32] = "", reason[SB_REASON_MAX + 1] = "", by[16] = "";
     long long prio = 0, attempt = 0;
     sb_event ev = {.account = account};
     char *attrs = NULL;
@@ -2544,8 +2562,14 @@ int sb_submit_json(sb_engine *e, const char *account, const char *json, size_t l
         (rc = jv_str(doc, "status", NULL, ev.type == SB_EV_AGENT_STATUS, status, sizeof status,
                      res)) ||
         (rc = jv_str(doc, "reason", NULL, 0, reason, sizeof reason, res)) ||
-        (rc = jv_int(doc, "attempt", NULL, 0, 1, UINT32_MAX, &attempt, res)))
+        (rc = jv_int(doc, "attempt", NULL, 0, 1, UINT32_MAX, &attempt, res)) ||
+        (rc = jv_str(doc, "by", NULL, 0, by, sizeof by, res)))
         goto out;
+    if (by[0] && end_party_parse(by) < 0) {
+        rc = res_err(res, SB_EINVAL, "by", "'by' must be caller, agent or system");
+        goto out;
+    }
+    ev.by = by[0] ? (sb_end_party)end_party_parse(by) : 0;
     ev.attempt = (uint32_t)attempt;
     if (ev.type == SB_EV_OFFER && caller[0] && e164_normalize(caller, (char[17]){0})) {
         rc = res_err(res, SB_EINVAL, "caller", "%s", bad_caller);

@@ -192,5 +192,8 @@ const char *agent_status_name(int st);
 int agent_status_parse(const char *s);
 const char *ring_outcome_name(int o);
 int ring_outcome_parse(const char *s);
+/* sb_end_party: "caller", "agent", "system"; NULL for none. */
+const char *end_party_name(int p);
+int end_party_parse(const char *s);
 
 #endif

@@ -219,10 +219,11 @@ typedef struct pol_attempt {
 
 typedef struct pol_record {
     const char *id, *queue, *first_queue;
-    const char *outcome; /* answered, abandoned, rejected; a policy test case may
-                         ** give overflowed or failed too, which no record has */
-    const char *agent;   /* the agent who answered; NULL if none */
-    const char *reason;  /* why a rejected call was turned away; NULL if none */
+    const char *outcome;  /* answered, abandoned, rejected; a policy test case may
+                          ** give overflowed or failed too, which no record has */
+    const char *agent;    /* the agent who answered; NULL if none */
+    const char *reason;   /* why a rejected call was turned away; NULL if none */
+    const char *ended_by; /* "caller", "agent", "system"; NULL when not said */
     int64_t offered_ms, answered_ms, ended_ms; /* answered_ms 0: never answered */
     int64_t wait_ms, talk_ms;
     int priority;

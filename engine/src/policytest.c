@@ -988,9 +988,9 @@ static int build_rcase(rbuild *b, json_t *cs)
 {
     static const char *const case_keys[] = {"name", "now", "record", "request", "expect", NULL};
     static const char *const rec_keys[] = {
-        "id",         "queue",    "first_queue", "outcome",    "agent",      "reason",
-        "priority",   "age_days", "wait",        "talk",       "anonymized", "legal_hold",
-        "overridden", "attrs",    "attempts",    "decided_by", NULL};
+        "id",         "queue",      "first_queue", "outcome",  "agent",      "reason",
+        "ended_by",   "priority",   "age_days",    "wait",     "talk",       "anonymized",
+        "legal_hold", "overridden", "attrs",       "attempts", "decided_by", NULL};
     cbuild e; /* for its error helpers */
     memset(&e, 0, sizeof e);
     memset(b, 0, sizeof *b);
@@ -1009,6 +1009,7 @@ static int build_rcase(rbuild *b, json_t *cs)
         str_of(&e, r, "outcome", "record", "answered", &rec->outcome) ||
         str_of(&e, r, "agent", "record", NULL, &rec->agent) ||
         str_of(&e, r, "reason", "record", NULL, &rec->reason) ||
+        str_of(&e, r, "ended_by", "record", NULL, &rec->ended_by) ||
         rbool(&e, r, "anonymized", &rec->anonymized) ||
         rbool(&e, r, "legal_hold", &rec->legal_hold) ||
         rbool(&e, r, "overridden", &rec->overridden)) {
@@ -1018,14 +1019,14 @@ static int build_rcase(rbuild *b, json_t *cs)
     if (str_of(&e, r, "first_queue", "record", rec->queue, &rec->first_queue)) goto bad;
     /* What records say: an overflowed call ends in one of these (so the
     ** aggregates' overflowed and failed are no record's outcome). */
-    static const char *const outcomes[] = {"answered", "abandoned", "rejected", NULL};
+    static const char *const outcomes[] = {"answered", "abandoned", "rejected", "failed", NULL};
     int known = 0;
     for (int i = 0; outcomes[i]; i++)
         known |= !strcmp(rec->outcome, outcomes[i]);
     if (!known) {
         cb_bad(&e,
-               "record.outcome: '%s' is not an outcome (answered, abandoned or rejected; a "
-               "call that overflowed ends in one of these)",
+               "record.outcome: '%s' is not an outcome (answered, abandoned, rejected or "
+               "failed; a call that overflowed ends in one of these)",
                rec->outcome);
         goto bad;
     }
@@ -1048,6 +1049,18 @@ static int build_rcase(rbuild *b, json_t *cs)
     if (answered && !rec->agent) rec->agent = "a1";
     if (rec->reason && strcmp(rec->outcome, "rejected")) {
         cb_bad(&e, "record.reason: only a rejected call has a reason (outcome '%s')", rec->outcome);
+        goto bad;
+    }
+    if (rec->ended_by &&
+        (end_party_parse(rec->ended_by) < 0 || (!answered && !strcmp(rec->ended_by, "agent")) ||
+         (!strcmp(rec->outcome, "abandoned") && strcmp(rec->ended_by, "caller")) ||
+         (!strcmp(rec->outcome, "failed") && strcmp(rec->ended_by, "system")) ||
+         !strcmp(rec->outcome, "rejected"))) {
+        cb_bad(&e,
+               "record.ended_by: '%s' cannot end a call whose outcome is '%s' (caller, agent or "
+               "system hang up an answered call; the caller abandons, the system fails one "
+               "never answered; nobody ends a rejected one)",
+               rec->ended_by, rec->outcome);
         goto bad;
     }
     if (rec->reason && (!*rec->reason || strlen(rec->reason) > REC_REASON_MAX)) {

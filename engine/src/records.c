@@ -825,6 +825,7 @@ void rec_encode(wbuf *w, const rec_data *r)
     for (int i = 0; i < r->npseudo; i++)
         wb_put(w, r->pseudo[i], 16);
     wb_strn(w, r->reason ? r->reason : "", r->reasonlen);
+    wb_u8(w, r->ended_by);
 }
 
 static int skip_str(rbuf *r)
@@ -877,10 +878,14 @@ int rec_decode(const void *p, size_t n, rec_data *r)
         rb_take(&b, r->pseudo[i], 16);
     r->reason = "";
     r->reasonlen = 0;
-    if (ver >= 4) r->reason = rb_strp(&b, &r->reasonlen);
+    r->ended_by = 0;
+    if (ver >= 4) {
+        r->reason = rb_strp(&b, &r->reasonlen);
+        r->ended_by = rb_u8(&b);
+    }
     if (b.err || ver < 2 || ver > REC_VERSION || b.p != b.end || r->idlen == 0 ||
         r->idlen > SB_ID_MAX || r->queuelen > SB_ID_MAX || r->first_queuelen > SB_ID_MAX ||
-        r->agentlen > SB_ID_MAX || r->reasonlen > REC_REASON_MAX)
+        r->agentlen > SB_ID_MAX || r->reasonlen > REC_REASON_MAX || r->ended_by > SB_END_SYSTEM)
         return SB_ESTORE;
     return 0;
 }
@@ -924,6 +929,7 @@ json_t *rec_json(const rec_data *r)
     json_object_set_new(o, "talk", json_real((double)r->talk_ms / 1000.0));
     if (r->agentlen) json_object_set_new(o, "agent", jstrn(r->agent, r->agentlen));
     if (r->reasonlen) json_object_set_new(o, "reason", jstrn(r->reason, r->reasonlen));
+    if (r->ended_by) json_object_set_new(o, "ended_by", json_string(end_party_name(r->ended_by)));
     json_object_set_new(o, "attempts", json_integer(r->natt));
     json_t *att = json_array();
     for (int i = 0; i < r->natt; i++) {
@@ -1110,7 +1116,7 @@ static const char *agent_name(wtx *t, uint32_t num, const agent_rec *known, agen
 }
 
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome_name,
-                 const agent_rec *known, const char *reason)
+                 const agent_rec *known, const char *reason, int by)
 {
     sb_engine *e = t->e;
     rec_settings s;
@@ -1209,6 +1215,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         .outcome = outcome,
         .reason = why,
         .reasonlen = strlen(why),
+        .ended_by = (uint8_t)by,
         .epoch = s.epoch,
         .priority = c->priority,
         .offered = c->offered,

@@ -139,9 +139,9 @@ const char *rec_call_attrs(const call_rec *c, sb_buf *tmp, size_t *len);
 ** retention policy to it. `known`: the call's agent when the caller has it
 ** loaded (its id is not looked up again), or NULL. `reason`: why a
 ** rejected call was turned away (kept when the record's outcome is
-** rejected), or NULL. */
+** rejected), or NULL; `by`: who ended it (sb_end_party, 0: not said). */
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome,
-                 const agent_rec *known, const char *reason);
+                 const agent_rec *known, const char *reason, int by);
 /* The live call c leaves `queue` for another (moved, overflowing,
 ** transferred): that queue's aggregates count it now, answered if an agent
 ** answered it there, else overflowed, with its wait and talk there; c's
@@ -157,7 +157,7 @@ int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, s
 /* What rec_encode writes; rec_decode reads 2 to 4. 3: the review due at
 ** REC_OFF_DUE and the offered time in the numbers' associated data
 ** (REC_V_DUE: what tests for those two compare with); 4: the reason a
-** rejected call was turned away. */
+** rejected call was turned away and who ended the call. */
 #define REC_VERSION 4
 #define REC_V_DUE 3
 #define REC_OFF_FLAGS 1
@@ -174,6 +174,7 @@ typedef struct rec_data {
     int outcome;
     const char *reason; /* why a rejected call was turned away; "" otherwise */
     size_t reasonlen;
+    uint8_t ended_by; /* sb_end_party: who ended it; 0 when not said */
     int32_t priority;
     int64_t offered, answered, ended, wait_ms, talk_ms;
     int natt;

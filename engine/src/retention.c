@@ -434,6 +434,7 @@ static void view_of(rctx *x, const rec_data *r, const hold *h, pol_record *pr)
         .outcome = rec_outcome_name(r->outcome),
         .agent = r->agentlen ? x->agent : NULL,
         .reason = r->reasonlen ? x->reason : NULL,
+        .ended_by = end_party_name(r->ended_by),
         .offered_ms = r->offered,
         .answered_ms = r->answered,
         .ended_ms = r->ended,
@@ -1971,30 +1972,12 @@ static void csv_json(sb_buf *b, json_t *v)
 /* The columns of a CSV export: the record's fields, then its times as
 ** ISO 8601 UTC for a reader without a converter (after the others, so that
 ** the columns of earlier versions keep their places). */
-static const char *const csv_cols[] = {"id",
-                                       "role",
-                                       "caller",
-                                       "called",
-                                       "queue",
-                                       "first_queue",
-                                       "outcome",
-                                       "offered_ms",
-                                       "answered_ms",
-                                       "ended_ms",
-                                       "wait",
-                                       "talk",
-                                       "agent",
-                                       "attempts",
-                                       "priority",
-                                       "attrs",
-                                       "personal_attrs",
-                                       "policy_versions",
-                                       "attempts_detail",
-                                       "offered_at",
-                                       "answered_at",
-                                       "ended_at",
-                                       "reason",
-                                       NULL};
+static const char *const csv_cols[] = {
+    "id",          "role",           "caller",          "called",          "queue",
+    "first_queue", "outcome",        "offered_ms",      "answered_ms",     "ended_ms",
+    "wait",        "talk",           "agent",           "attempts",        "priority",
+    "attrs",       "personal_attrs", "policy_versions", "attempts_detail", "offered_at",
+    "answered_at", "ended_at",       "reason",          "ended_by",        NULL};
 
 /* o's time field `ms` (Unix milliseconds) as `at`, 2026-01-05T09:00:03.311Z;
 ** nothing when o has no such time. */

@@ -73,6 +73,7 @@ const char *const sbx_key_names[K_COUNT] = {
     [K_RETAIN] = "retain",
     [K_ERASE] = "erase",
     [K_FIRST_QUEUE] = "first_queue",
+    [K_ENDED_BY] = "ended_by",
     [K_OUTCOME] = "outcome",
     [K_OFFERED] = "offered",
     [K_ANSWERED] = "answered",

@@ -146,8 +146,10 @@ enum sbx_key {
     K_ROUTE,
     K_RETAIN,
     K_ERASE,
-    /* record (plus K_ID, K_QUEUE, K_AGENT, K_PRIORITY, K_WAIT, K_ATTRS, K_ATTEMPTS) */
+    /* record (plus K_ID, K_QUEUE, K_AGENT, K_PRIORITY, K_WAIT, K_ATTRS, K_ATTEMPTS,
+    ** K_REASON) */
     K_FIRST_QUEUE,
+    K_ENDED_BY,
     K_OUTCOME,
     K_OFFERED,
     K_ANSWERED,

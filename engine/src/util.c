@@ -286,6 +286,20 @@ int ring_outcome_parse(const char *s)
     return -1;
 }
 
+static const char *const party_names[] = {NULL, "caller", "agent", "system"};
+
+const char *end_party_name(int p)
+{
+    return p >= 1 && p < (int)countof(party_names) ? party_names[p] : NULL;
+}
+
+int end_party_parse(const char *s)
+{
+    for (int i = 1; s && i < (int)countof(party_names); i++)
+        if (strcmp(s, party_names[i]) == 0) return i;
+    return -1;
+}
+
 /* --- jansson's allocator ---------------------------------------------------- */
 static __thread unsigned json_failures;
 

@@ -592,6 +592,8 @@ static int record_field(lua_State *L, vcall *vc, int k)
         return push_str_or_nil(L, r->agent);
     case K_REASON:
         return push_str_or_nil(L, r->reason);
+    case K_ENDED_BY:
+        return push_str_or_nil(L, r->ended_by);
     case K_PRIORITY:
         return push_int(L, r->priority);
     case K_OFFERED:
@@ -744,7 +746,8 @@ int views_has_field(int kind, const char *name, size_t len, int *next)
         return k >= K_NOW && k <= K_LOG;
     case VK_RECORD:
         return k == K_ID || k == K_QUEUE || k == K_AGENT || k == K_PRIORITY || k == K_WAIT ||
-               k == K_ATTRS || k == K_ATTEMPTS || (k >= K_FIRST_QUEUE && k <= K_DECIDED_BY);
+               k == K_ATTRS || k == K_ATTEMPTS || k == K_REASON ||
+               (k >= K_FIRST_QUEUE && k <= K_DECIDED_BY);
     case VK_REQUEST:
         return k == K_ROLE || k == K_RECEIVED;
     default:

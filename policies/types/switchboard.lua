@@ -151,9 +151,10 @@ function Ctx.log(...) end
 ---@field id string the gateway's call id
 ---@field queue string the queue it ended in
 ---@field first_queue string the queue it was offered to
----@field outcome "answered"|"abandoned"|"rejected" an overflowed call ends in one of these
+---@field outcome "answered"|"abandoned"|"failed"|"rejected" an overflowed call ends in one of these
 ---@field agent string? the agent who answered
 ---@field reason string? why a rejected call was turned away (policy or engine); nil otherwise
+---@field ended_by "caller"|"agent"|"system"|nil who ended the call, when its hangup or abandon said
 ---@field priority integer
 ---@field offered number Unix seconds
 ---@field answered number? Unix seconds, nil when nobody answered

@@ -58,6 +58,9 @@ talk time on a call nobody answered|{"name": "x", "record": {"outcome": "abandon
 an agent on a call nobody answered|{"name": "x", "record": {"outcome": "rejected", "agent": "bob"}, "expect": {"action": "keep"}}|record.agent: only an answered call has an agent (outcome 'rejected')
 a reason on a call that was not turned away|{"name": "x", "record": {"outcome": "abandoned", "reason": "queue full"}, "expect": {"action": "keep"}}|record.reason: only a rejected call has a reason (outcome 'abandoned')
 an empty reason|{"name": "x", "record": {"outcome": "rejected", "reason": ""}, "expect": {"action": "keep"}}|record.reason: expected 1 to 256 bytes
+an agent ending an abandoned call|{"name": "x", "record": {"outcome": "abandoned", "ended_by": "agent"}, "expect": {"action": "keep"}}|record.ended_by: 'agent' cannot end a call whose outcome is 'abandoned'
+a party that is none|{"name": "x", "record": {"ended_by": "robot"}, "expect": {"action": "keep"}}|record.ended_by: 'robot' cannot end a call whose outcome is 'answered'
+an outcome no record has|{"name": "x", "record": {"outcome": "lost"}, "expect": {"action": "keep"}}|record.outcome: 'lost' is not an outcome (answered, abandoned, rejected or failed
 CASES
 
 # Good cases still pass: a full attempt and decided_by, a valid schedule and
@@ -74,10 +77,12 @@ cat >"$tmp/good.cases.json" <<'J'
    "decided_by": [{"policy": "p", "version": "v1"}]},
   "expect": {"action": "keep"}},
  {"name": "a call turned away, with its reason", "record": {"outcome": "rejected", "reason": "queue full"},
+  "expect": {"action": "keep"}},
+ {"name": "a call the system ended", "record": {"outcome": "failed", "ended_by": "system"},
   "expect": {"action": "keep"}}]
 J
 run "$sb" policy test "$tmp/p.lua" "$tmp/good.cases.json"
-check 0 "valid agents, calls and records still pass" out "# 3 passed, 0 failed"
+check 0 "valid agents, calls and records still pass" out "# 4 passed, 0 failed"
 
 # erase: a review date is ignored by the engine (the record's own schedule
 # stands), so the runner shows none, with a note.

@@ -259,7 +259,7 @@ static __attribute__((unused)) size_t seal_v2(const uint8_t key[32], const char 
 }
 
 /* Store r at rk as version `ver` (2 or 3) did: that version byte, no
-** reason at the end (version 4's), and for version 2 no review due after
+** reason and ended_by at the end (version 4's), and for version 2 no review due after
 ** the epoch (offsets 6..13 of version 3). 0, or -1. */
 static __attribute__((unused)) int put_as(const uint8_t *rk, size_t rkl, const rec_data *r, int ver)
 {
@@ -267,8 +267,10 @@ static __attribute__((unused)) int put_as(const uint8_t *rk, size_t rkl, const r
     rec_data old = *r;
     old.reason = "";
     old.reasonlen = 0;
+    old.ended_by = 0;
     rec_encode(&w, &old);
     wb_strn(&none, "", 0); /* the empty reason's bytes */
+    wb_u8(&none, 0);       /* and ended_by's */
     int rc = w.err || none.err ? -1 : 0;
     if (!rc) {
         w.b.p[0] = (char)ver;

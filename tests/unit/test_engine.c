@@ -524,7 +524,7 @@ static void test_foreign_fields(void)
     ok(ev("acme", "{\"type\":\"hangup\",\"call\":\"ff1\",\"colour\":\"red\"}") == SB_EINVAL &&
            !strcmp(sb_result_field(res), "colour") &&
            !strcmp(sb_result_message(res),
-                   "unknown field 'colour' for a hangup event (expected call)"),
+                   "unknown field 'colour' for a hangup event (expected call, by)"),
        "a field no event takes, with a known type: the fields it takes (%s)",
        sb_result_message(res));
     snprintf(after, sizeof after,

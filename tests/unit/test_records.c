@@ -428,8 +428,8 @@ static void test_export(void)
     ok(strstr(csv, ",3.311,0.015,") && strstr(csv, "\"\"duration\"\":3.311") &&
            !strstr(csv, "99999") && !strstr(csv, "00000"),
        "CSV: wait 3.311, talk 0.015, no binary noise (%s)", csv);
-    ok(strstr(csv, ",attempts_detail,offered_at,answered_at,ended_at,reason\r\n") != NULL,
-       "CSV: the times as ISO 8601 come after the other fields, then the reason");
+    ok(strstr(csv, ",attempts_detail,offered_at,answered_at,ended_at,reason,ended_by\r\n") != NULL,
+       "CSV: the times as ISO 8601 come after the other fields, then reason and ended_by");
     char iso[3][32], want[128];
     for (int i = 0; i < 3; i++) {
         int64_t t = offered + (i ? 3311 : 0) + (i == 2 ? 15 : 0);
@@ -442,7 +442,7 @@ static void test_export(void)
     snprintf(want, sizeof want, ",%lld,%lld,%lld,", (long long)offered, (long long)offered + 3311,
              (long long)offered + 3326);
     ok(strstr(csv, want) != NULL, "CSV: offered_ms, answered_ms and ended_ms, Unix ms (%s)", want);
-    snprintf(want, sizeof want, ",%s,%s,%s,\r\n", iso[0], iso[1], iso[2]);
+    snprintf(want, sizeof want, ",%s,%s,%s,,\r\n", iso[0], iso[1], iso[2]);
     ok(strstr(csv, want) != NULL, "CSV: and the same in UTC, to the ms (%s)", want);
     json_decref(d);
     /* A call id a spreadsheet would compute is shown as written. */
@@ -796,13 +796,56 @@ static const char *drop_full = "local P = {}\n"
                                "end\n"
                                "return P\n";
 
+/* An account with the gatekeeper policy and alice, bob and carol. */
+static int gate_account(const char *id)
+{
+    char json[64];
+    snprintf(json, sizeof json, "{\"id\":\"%s\"}", id);
+    return sb_account_put(eng, json, strlen(json), res) ||
+                   sb_policy_put(eng, id, "gate", gatekeeper, strlen(gatekeeper), NULL, res) ||
+                   support_team(id, "gate")
+               ? -1
+               : 0;
+}
+
+/* The account's records retained by the policy src, stored as `name`. */
+static int retain_by(const char *id, const char *name, const char *src)
+{
+    char json[128];
+    snprintf(json, sizeof json, "{\"id\":\"%s\",\"retention\":\"%s\"}", id, name);
+    return sb_policy_put(eng, id, name, src, strlen(src), NULL, res) ||
+                   sb_account_put(eng, json, strlen(json), res)
+               ? -1
+               : 0;
+}
+
+/* The CSV of an access request for the number (static; "" when none). */
+static const char *csv_of(const char *acct, const char *number)
+{
+    static char out[8192];
+    json_t *d = doc(sb_records_export(eng, acct, number, SB_EXPORT_CSV, res));
+    const char *csv = jstr(d, "csv");
+    snprintf(out, sizeof out, "%s", csv ? csv : "");
+    json_decref(d);
+    return out;
+}
+
+/* Whether the record of call has that outcome and `key` as want (NULL:
+** no such key). */
+static int record_is(const char *acct, const char *call, const char *outcome, const char *key,
+                     const char *want)
+{
+    json_t *c = doc(sb_call_get(eng, acct, call, res));
+    const char *got = jstr(c, key);
+    int is = c && !strcmp(jstr(c, "outcome"), outcome) &&
+             (want ? got && !strcmp(got, want) : !json_object_get(c, key));
+    json_decref(c);
+    return is;
+}
+
 static void test_reject_reasons(void)
 {
-    const char *acct = "{\"id\":\"rj\"}";
-    ok(sb_account_put(eng, acct, strlen(acct), res) == 0 &&
-           sb_policy_put(eng, "rj", "gate", gatekeeper, strlen(gatekeeper), NULL, res) == 0 &&
-           support_team("rj", "gate") == 0,
-       "account rj, its gatekeeper policy and team");
+    ok(gate_account("rj") == 0, "account rj, its gatekeeper policy and team");
     const char *q = "{\"id\":\"tiny\",\"policy\":\"gate\",\"max_length\":1}";
     ok(sb_queue_put(eng, "rj", q, strlen(q), res) == 0, "queue tiny holds one waiting call (%s)",
        sb_result_message(res));
@@ -824,33 +867,22 @@ static void test_reject_reasons(void)
     is_str(jstr(c, "reason"), "queue full", "w2's record: the engine's reason");
     json_decref(c);
     ev("rj", "{\"type\":\"abandon\",\"call\":\"w1\"}");
-    c = doc(sb_call_get(eng, "rj", "w1", res));
-    ok(c && !strcmp(jstr(c, "outcome"), "abandoned") && !json_object_get(c, "reason"),
+    ok(record_is("rj", "w1", "abandoned", "reason", NULL),
        "an abandoned call's record has no reason");
-    json_decref(c);
     cycle("rj", "ok1", "+442079460032", NULL, 1, 5);
-    c = doc(sb_call_get(eng, "rj", "ok1", res));
-    ok(c && !strcmp(jstr(c, "outcome"), "answered") && !json_object_get(c, "reason"),
-       "nor an answered one");
-    json_decref(c);
+    ok(record_is("rj", "ok1", "answered", "reason", NULL), "nor an answered one");
 
-    json_t *d = doc(sb_records_export(eng, "rj", "+442079460031", SB_EXPORT_CSV, res));
-    const char *csv = jstr(d, "csv");
-    ok(csv && strstr(csv, ",ended_at,reason\r\n") && strstr(csv, "Z,closed: Sunday\r\n") &&
-           strstr(csv, "Z,queue full\r\n"),
-       "the CSV export ends each line with the reason (%s)", csv ? csv : "none");
-    json_decref(d);
-    d = doc(sb_records_export(eng, "rj", "+442079460032", SB_EXPORT_CSV, res));
-    csv = jstr(d, "csv");
-    ok(csv && strlen(csv) > 4 && !strcmp(csv + strlen(csv) - 4, "Z,\r\n"),
-       "an empty last column for an answered call (%s)", csv ? csv : "none");
-    json_decref(d);
+    const char *csv = csv_of("rj", "+442079460031");
+    ok(strstr(csv, ",ended_at,reason,ended_by\r\n") && strstr(csv, "Z,closed: Sunday,\r\n") &&
+           strstr(csv, "Z,queue full,\r\n"),
+       "the CSV export ends each line with the reason (%s)", csv);
+    csv = csv_of("rj", "+442079460032");
+    ok(strlen(csv) > 5 && !strcmp(csv + strlen(csv) - 5, "Z,,\r\n"),
+       "an empty last column for an answered call (%s)", csv);
 
     /* The retention hook reads the reason: calls nobody heard go at once. */
-    ok(sb_policy_put(eng, "rj", "drop-full", drop_full, strlen(drop_full), NULL, res) == 0,
-       "a retention policy that deletes records of calls turned away by a full queue");
-    acct = "{\"id\":\"rj\",\"retention\":\"drop-full\"}";
-    ok(sb_account_put(eng, acct, strlen(acct), res) == 0, "rj retains by it");
+    ok(retain_by("rj", "drop-full", drop_full) == 0,
+       "rj retains by a policy that deletes records of calls turned away by a full queue");
     ev("rj", "{\"type\":\"offer\",\"call\":\"w3\",\"queue\":\"tiny\"}");
     ev("rj", "{\"type\":\"offer\",\"call\":\"w4\",\"queue\":\"tiny\"}");
     ok(find(SB_ACT_REJECT, "w4") != NULL, "w4 finds tiny full");
@@ -862,6 +894,106 @@ static void test_reject_reasons(void)
     is_str(jstr(c, "reason"), "closed: Sunday", "a call the policy turned away is kept");
     json_decref(c);
     ev("rj", "{\"type\":\"abandon\",\"call\":\"w3\"}");
+}
+
+/* Who ended a call: the hangup or abandon says (by: caller, agent, system),
+** its record keeps it (ended_by, also in the CSV and for retention), and a
+** call the system ended before anyone answered is failed, counted so in
+** the aggregates. What cannot be is refused and changes nothing. */
+static const char *keep_agent_ended = "local P = {}\n"
+                                      "function P.retain(record, ctx)\n"
+                                      "  if record.ended_by == 'system' then\n"
+                                      "    return { delete = true, reason = 'no caller spoke' }\n"
+                                      "  end\n"
+                                      "  return { keep = true }\n"
+                                      "end\n"
+                                      "return P\n";
+
+static long long failed_in(const char *acct, const char *queue)
+{
+    json_t *d = doc(sb_aggregates(eng, acct, NULL, 0, 0, res)), *row;
+    long long n = -1;
+    size_t i;
+    json_array_foreach(json_object_get(d, "days"), i, row)
+    {
+        json_t *q = json_object_get(row, "queue");
+        if (queue ? json_is_string(q) && !strcmp(json_string_value(q), queue) : json_is_null(q))
+            n = jint(row, "failed");
+    }
+    json_decref(d);
+    return n;
+}
+
+static void test_ended_by(void)
+{
+    ok(gate_account("eb") == 0, "ended by: account eb and its team");
+    ev("eb", "{\"type\":\"offer\",\"call\":\"h1\",\"queue\":\"support\","
+             "\"caller\":\"+442079460041\"}");
+    ev("eb", "{\"type\":\"ring_result\",\"call\":\"h1\",\"agent\":\"alice\",\"outcome\":"
+             "\"answered\"}");
+    ok(ev("eb", "{\"type\":\"hangup\",\"call\":\"h1\",\"by\":\"agent\"}") == 0,
+       "ended by: the agent hangs up h1 (%s)", sb_result_message(res));
+    json_t *c = doc(sb_call_get(eng, "eb", "h1", res));
+    ok(c && !strcmp(jstr(c, "outcome"), "answered") && !strcmp(jstr(c, "ended_by"), "agent"),
+       "ended by: h1's record: answered, ended by the agent");
+    json_decref(c);
+
+    ev("eb", "{\"type\":\"offer\",\"call\":\"h2\",\"queue\":\"support\","
+             "\"caller\":\"+442079460041\"}");
+    is_int(ev("eb", "{\"type\":\"hangup\",\"call\":\"h2\",\"by\":\"agent\"}"), SB_ESTATE,
+           "ended by: an agent cannot hang up a call that rings (%s)", sb_result_message(res));
+    c = doc(sb_call_get(eng, "eb", "h2", res));
+    is_str(jstr(c, "state"), "ringing", "ended by: and h2 rings on");
+    json_decref(c);
+    is_int(ev("eb", "{\"type\":\"abandon\",\"call\":\"h2\",\"by\":\"agent\"}"), SB_EINVAL,
+           "ended by: nor abandon one (%s)", sb_result_message(res));
+    is_int(ev("eb", "{\"type\":\"hangup\",\"call\":\"h2\",\"by\":\"nobody\"}"), SB_EINVAL,
+           "ended by: 'nobody' is no party (%s)", sb_result_message(res));
+    is_str(sb_result_field(res), "by", "ended by: the field is named");
+    is_int(ev("eb", "{\"type\":\"offer\",\"call\":\"h9\",\"queue\":\"support\",\"by\":\"caller\"}"),
+           SB_EINVAL, "ended by: an offer takes no 'by' (%s)", sb_result_message(res));
+    sb_event se = {.type = SB_EV_OFFER,
+                   .account = "eb",
+                   .call_id = "h9",
+                   .queue_id = "support",
+                   .by = SB_END_CALLER};
+    is_int(sb_submit(eng, &se, res), SB_EINVAL, "ended by: nor in C (%s)", sb_result_message(res));
+    se = (sb_event){.type = SB_EV_HANGUP, .account = "eb", .call_id = "h2", .by = 9};
+    is_int(sb_submit(eng, &se, res), SB_EINVAL, "ended by: a value past the enum is refused");
+    long long before = failed_in("eb", NULL);
+    ok(ev("eb", "{\"type\":\"hangup\",\"call\":\"h2\",\"by\":\"system\"}") == 0 &&
+           find(SB_ACT_CANCEL, "h2") && !strcmp(find(SB_ACT_CANCEL, "h2")->reason, "call failed") &&
+           !strcmp(find(SB_ACT_END, "h2")->reason, "failed"),
+       "ended by: the system ends h2 while it rings: its ring cancelled, 'call failed'; it ends "
+       "failed");
+    ok(record_is("eb", "h2", "failed", "ended_by", "system"),
+       "ended by: h2's record: failed, ended by the system");
+    is_int(failed_in("eb", NULL), before + 1, "ended by: the account's row counts it failed");
+    is_int(failed_in("eb", "support"), before + 1, "ended by: and so does the queue's");
+
+    ev("eb", "{\"type\":\"offer\",\"call\":\"h3\",\"queue\":\"support\","
+             "\"caller\":\"+442079460041\"}");
+    ok(ev("eb", "{\"type\":\"abandon\",\"call\":\"h3\",\"by\":\"caller\"}") == 0,
+       "ended by: the caller abandons h3");
+    ok(record_is("eb", "h3", "abandoned", "ended_by", "caller"),
+       "ended by: h3's record: abandoned, by the caller");
+    ev("eb", "{\"type\":\"offer\",\"call\":\"h4\",\"queue\":\"support\","
+             "\"caller\":\"+442079460041\"}");
+    ev("eb", "{\"type\":\"abandon\",\"call\":\"h4\"}");
+    ok(record_is("eb", "h4", "abandoned", "ended_by", NULL),
+       "ended by: an abandon that does not say: no ended_by");
+
+    const char *csv = csv_of("eb", "+442079460041");
+    ok(strstr(csv, ",reason,ended_by\r\n") && strstr(csv, "Z,,agent\r\n") &&
+           strstr(csv, "Z,,system\r\n") && strstr(csv, "Z,,\r\n"),
+       "ended by: the CSV's last column (%s)", csv);
+
+    ok(retain_by("eb", "drop-failed", keep_agent_ended) == 0,
+       "ended by: eb retains by a policy deleting calls the system ended");
+    ev("eb", "{\"type\":\"offer\",\"call\":\"h5\",\"queue\":\"support\"}");
+    ev("eb", "{\"type\":\"hangup\",\"call\":\"h5\",\"by\":\"system\"}");
+    ok(sb_call_get(eng, "eb", "h5", res) == SB_ENOTFOUND,
+       "ended by: h5's record goes as it is written: the hook read record.ended_by");
 }
 
 int main(void)
@@ -886,6 +1018,7 @@ int main(void)
     test_no_plaintext();
     test_account_deletion();
     test_reject_reasons();
+    test_ended_by();
     test_moved_calls(); /* last: its clock goes to midnight */
     return end_engine();
 }
