@@ -420,7 +420,8 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** "wrapup" 0..3600; at most 64 "schedule" windows. Queue: "ring_timeout"
 ** 1..600, "max_wait" 0..86400, "max_length" 0..1000000, "wrapup" 0..3600,
 ** at most 10,000 "members" (in the document, or by sb_member_put); a member's "tier" and
-** "penalty" 0..1000, "position" 0..1000000, "weight" 0.000001..1000000.
+** "penalty" 0..1000, "position" 0..1000000, "weight" 0.000001..1000000,
+** "paused" true or false (paused in that queue alone; left out: as it was).
 ** engine/daemon/API.md's "Limits" lists them all, the events' too.
 ** *_put creates or replaces; replacing keeps live state (an agent on a call
 ** stays on the call, with its next status; a "status" in the document does
@@ -471,7 +472,13 @@ SB_API int sb_queue_delete(sb_engine *eng, const char *account, const char *queu
 
 /* Add or replace one membership: {"tier":1,"position":2,"weight":1,"penalty":0}
 ** (json may be NULL for defaults: tier 1, weight 1, penalty 0). Without a
-** position a member keeps its own, and a new one goes after the last. */
+** position a member keeps its own, and a new one goes after the last.
+** {"paused":true} pauses the member in this queue alone (app_queue's pause
+** in one queue): its agent keeps its status and is rung for its other
+** queues, not this one's calls (a ring in progress goes on); the queue's
+** ctx.queue.paused counts it. {"paused":false} lifts it, and a call waiting
+** may ring the agent at once. Left out (here or in a queue's document), the
+** membership stays as paused as it was; a new one is not. */
 SB_API int sb_member_put(sb_engine *eng, const char *account, const char *queue, const char *agent,
                          const char *json, size_t len, sb_result *res);
 SB_API int sb_member_delete(sb_engine *eng, const char *account, const char *queue,

@@ -804,18 +804,34 @@ static int parse_member(const json_t *m, const char *prefix, member_rec *out, in
     out->position = (int32_t)pos;
     out->penalty = (int32_t)pen;
     out->weight = w;
+    out->paused = MEMBER_PAUSED_KEEP;
+    json_t *p = json_object_get(m, "paused");
+    if (p && !json_is_null(p)) {
+        if (!json_is_boolean(p)) {
+            char field[48];
+            snprintf(field, sizeof field, "%s%spaused", prefix ? prefix : "", prefix ? "." : "");
+            return res_err(res, SB_EINVAL, field, "'%s' must be true or false", field);
+        }
+        out->paused = json_is_true(p);
+    }
     return 0;
 }
 
-/* Add or update one membership; makes the avail entry match the agent. */
-static int member_set(wtx *t, queue_rec *q, agent_rec *a, const member_rec *m, int *added)
+/* Add or update one membership; makes the avail entry match the agent.
+** *paused: the membership was not paused in this queue and now is. */
+static int member_set(wtx *t, queue_rec *q, agent_rec *a, const member_rec *given, int *added,
+                      int *paused)
 {
     uint8_t k[12];
     MDB_val v;
     sb_engine *e = t->e;
+    member_rec was = {0}, mr = *given, *m = &mr;
     int rc = st_get(t->txn, e, DB_MEMBERS, k, key_acct3(k, t->acct, q->num, a->num), &v);
     if (rc && rc != MDB_NOTFOUND) return rc;
     *added = rc == MDB_NOTFOUND;
+    if (!*added && dec_member(v.mv_data, v.mv_size, &was)) return SB_ESTORE;
+    if (m->paused == MEMBER_PAUSED_KEEP) m->paused = was.paused;
+    *paused = m->paused && !was.paused;
     wb_reset(&e->wb);
     enc_member(&e->wb, m);
     if (e->wb.err) return SB_ENOMEM;
@@ -881,7 +897,8 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
         return res_err(res, SB_EINVAL, "members", "at most %d members", SB_MEMBERS_MAX);
     size_t i;
     json_t *m;
-    static const char *const mkeys[] = {"agent", "tier", "position", "penalty", "weight", NULL};
+    static const char *const mkeys[] = {"agent",  "tier",   "position", "penalty",
+                                        "weight", "paused", NULL};
     json_t *seen = json_object(); /* agent -> its index, to catch an agent listed twice */
     rc = seen ? 0 : SB_ENOMEM;
     json_array_foreach(mem, i, m)
@@ -989,7 +1006,9 @@ static int do_queue_put(wtx *t, void *arg)
                 snprintf(field, sizeof field, "members[%zu].agent", i);
                 rc = res_err(t->res, SB_EINVAL, field, "unknown agent '%s'", id);
             }
-            if (!rc) rc = member_set(t, &cur, &a, &mr, &added);
+            int paused = 0;
+            if (!rc) rc = member_set(t, &cur, &a, &mr, &added, &paused);
+            dropped += paused; /* as good as gone for the calls waiting */
             if (!rc) keep[nkeep++] = a.num;
             agent_free(&a);
             if (rc) {
@@ -1092,10 +1111,11 @@ static json_t *queue_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const queue
             agent_rec a = {0};
             if (it.klen == 12 && dec_member(it.v.mv_data, it.v.mv_size, &m) == 0 &&
                 st_agent_load(txn, e, acct, be32(it.key + 8), &a) == 0)
-                json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:i, s:f, s:s}", "agent",
-                                                     a.id, "tier", m.tier, "position", m.position,
-                                                     "penalty", m.penalty, "weight", m.weight,
-                                                     "status", agent_status_name(a.status)));
+                json_array_append_new(arr,
+                                      json_pack("{s:s, s:i, s:i, s:i, s:f, s:b, s:s}", "agent",
+                                                a.id, "tier", m.tier, "position", m.position,
+                                                "penalty", m.penalty, "weight", m.weight, "paused",
+                                                m.paused, "status", agent_status_name(a.status)));
             agent_free(&a);
         }
     }
@@ -1276,7 +1296,8 @@ static int do_member(wtx *t, void *arg)
     } else {
         int added;
         if (op->keep_position && (rc = member_position(t, q.num, a.num, &op->m.position))) goto out;
-        if ((rc = member_set(t, &q, &a, &op->m, &added))) goto out;
+        int paused = 0;
+        if ((rc = member_set(t, &q, &a, &op->m, &added, &paused))) goto out;
         if (added && q.members >= SB_MEMBERS_MAX) { /* as a queue document's (the write undone) */
             rc = res_err(t->res, SB_EINVAL, "agent", "queue '%s' has %d members, the most it takes",
                          q.id, SB_MEMBERS_MAX);
@@ -1287,6 +1308,7 @@ static int do_member(wtx *t, void *arg)
             if ((rc = st_queue_save(t->txn, t->e, t->acct, &q))) goto out;
         }
         if (a.status == SB_AGENT_AVAILABLE && q.waiting) rc = dispatch_queue(t, q.num);
+        if (!rc && paused) rc = queue_emptied(t, q.num);
     }
 out:
     queue_free(&q);
@@ -1297,7 +1319,7 @@ out:
 int sb_member_put(sb_engine *e, const char *account, const char *queue, const char *agent,
                   const char *json, size_t len, sb_result *res)
 {
-    static const char *const keys[] = {"tier", "position", "penalty", "weight", NULL};
+    static const char *const keys[] = {"tier", "position", "penalty", "weight", "paused", NULL};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     member_op op = {.account = account, .queue = queue, .agent = agent};
@@ -1311,7 +1333,8 @@ int sb_member_put(sb_engine *e, const char *account, const char *queue, const ch
         json_decref(doc);
         if (rc) return rc;
     } else {
-        op.m = (member_rec){.tier = 1, .position = 0, .penalty = 0, .weight = 1};
+        op.m = (member_rec){
+            .tier = 1, .position = 0, .penalty = 0, .weight = 1, .paused = MEMBER_PAUSED_KEEP};
         op.keep_position = 1;
     }
     return eng_write(e, do_member, &op, res);

@@ -209,7 +209,7 @@ static int avail_one(wtx *t, const agent_rec *a, uint32_t queue, const member_re
 
 int agent_avail_in(wtx *t, const agent_rec *a, uint32_t queue, const member_rec *m)
 {
-    return a->status == SB_AGENT_AVAILABLE ? avail_one(t, a, queue, m, 1) : 0;
+    return a->status == SB_AGENT_AVAILABLE ? avail_one(t, a, queue, m, !m->paused) : 0;
 }
 
 /* A walk of the range under an 8-byte prefix in batches: the first from
@@ -262,7 +262,7 @@ int agent_set_avail(wtx *t, agent_rec *a, int available)
         member_rec ms[AGENTQ_BATCH];
         int n, rc = agentq_batch(t, a->num, last, &llen, qs, ms, &n);
         for (int i = 0; i < n && !rc; i++)
-            rc = avail_one(t, a, qs[i], &ms[i], available);
+            rc = avail_one(t, a, qs[i], &ms[i], available && !ms[i].paused);
         if (rc || n < AGENTQ_BATCH) return rc;
     }
 }
@@ -727,13 +727,16 @@ static const char *call_history(void *arg)
     return h->id[0] ? h->id : NULL;
 }
 
-/* 1 when the agent is a member of q, 0 when not, else an error. */
+/* 1 when the agent is a member of q not paused there, 0 when not, else an
+** error. */
 static int is_member(wtx *t, const queue_rec *q, const agent_rec *a)
 {
     uint8_t k[12];
     MDB_val v;
+    member_rec m;
     int rc = st_get(t->txn, t->e, DB_MEMBERS, k, key_acct3(k, t->acct, q->num, a->num), &v);
-    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : rc;
+    if (rc) return rc == MDB_NOTFOUND ? 0 : rc;
+    return dec_member(v.mv_data, v.mv_size, &m) ? SB_ESTORE : !m.paused;
 }
 
 /* Ring targets beside those ringing already: reserve each agent that can be
@@ -1179,9 +1182,10 @@ static int queue_line(void *arg, int *position, double *longest_wait)
 ** logged_in and paused): a walk of its members, read only when a policy
 ** asks (a queue "empty" as app_queue's joinempty and leavewhenempty, or
 ** mod_callcenter's max-wait-time-with-no-agent, see it). */
-/* The queue's members logged in (not offline) and those of them paused;
-** with `stop`, the walk ends at the first member who could take a call
-** (logged in, not paused): *logged_in > *paused says whether there is one. */
+/* The queue's members logged in (not offline) and those of them paused
+** (the agent, or its membership in this queue); with `stop`, the walk ends
+** at the first member who could take a call (logged in, not paused):
+** *logged_in > *paused says whether there is one. */
 static int staff_walk(wtx *t, uint32_t queue, int stop, int *logged_in, int *paused)
 {
     uint8_t p[8];
@@ -1189,12 +1193,13 @@ static int staff_walk(wtx *t, uint32_t queue, int stop, int *logged_in, int *pau
     int rc, in = 0, off = 0;
     for (rc = st_iter_open(&it, t->txn, t->e, DB_MEMBERS, p, key_acct2(p, t->acct, queue));
          rc == 0 && !(stop && in > off); rc = st_iter_next(&it)) {
-        if (it.klen != 12) continue;
+        member_rec m;
+        if (it.klen != 12 || dec_member(it.v.mv_data, it.v.mv_size, &m)) continue;
         agent_rec a = {0};
         int lr = st_agent_load(t->txn, t->e, t->acct, be32(it.key + 8), &a);
-        if (lr == 0) {
-            in += a.status != SB_AGENT_OFFLINE;
-            off += a.status == SB_AGENT_PAUSED;
+        if (lr == 0 && a.status != SB_AGENT_OFFLINE) {
+            in++;
+            off += a.status == SB_AGENT_PAUSED || m.paused;
         }
         agent_free(&a);
         if (lr && lr != SB_ENOTFOUND) {

@@ -15,8 +15,8 @@
     4 /* 1: before plain_devices; 2: before the status after a call; 3: before                     \
       ** missed_at */
 #define V_QUEUE 1
-#define V_MEMBER 1
-#define V_AVAIL 2 /* 1: before missed_at */
+#define V_MEMBER 2 /* 2: paused (1 read as not) */
+#define V_AVAIL 2  /* 1: before missed_at */
 #define V_CALL                                                                                     \
     6 /* 2: numbers sealed (pii), pseudonyms, caller history; 3: talk across                       \
       ** transfers (connected, talked); 4: sealed_v3; 5: withheld; 6: the                          \
@@ -192,6 +192,7 @@ void enc_member(wbuf *w, const member_rec *m)
     wb_i32(w, m->position);
     wb_i32(w, m->penalty);
     wb_f64(w, m->weight);
+    wb_u8(w, m->paused == 1);
 }
 
 int dec_member(const void *p, size_t n, member_rec *m)
@@ -203,7 +204,8 @@ int dec_member(const void *p, size_t n, member_rec *m)
     m->position = rb_i32(&r);
     m->penalty = rb_i32(&r);
     m->weight = rb_f64(&r);
-    return done(&r, v == V_MEMBER);
+    m->paused = v >= 2 ? rb_u8(&r) : 0;
+    return done(&r, v >= 1 && v <= V_MEMBER && m->paused <= 1);
 }
 
 void enc_avail(wbuf *w, const avail_rec *a)

@@ -74,7 +74,11 @@ typedef struct queue_rec {
 typedef struct member_rec {
     int32_t tier, position, penalty;
     double weight;
+    uint8_t paused; /* paused in this queue alone (app_queue's pause in one queue) */
 } member_rec;
+/* member_rec.paused as parsed when a document leaves it out: the stored
+** membership's stands (0 for a new one). Never stored. */
+#define MEMBER_PAUSED_KEEP 2
 
 /* Value of the avail index: what a policy reads about a free member. */
 /* avail_rec.devices: bits 0-2 the devices with a URI; this bit copies the

@@ -1004,6 +1004,72 @@ static void test_queue_emptied(void)
     is_int(waiting("em", "q"), 0, "emptied: nothing waits at the end");
 }
 
+/* A member paused in one queue (app_queue's pause in one queue): not rung
+** for that queue's calls, rung for its others'; counted in that queue's
+** ctx.queue.paused; kept when a document leaves the flag out; lifting it
+** lets a waiting call ring; pausing the last one there wakes the line. */
+static int member_paused(const char *acct, const char *queue, const char *agent, int paused)
+{
+    const char *json = paused ? "{\"paused\":true}" : "{\"paused\":false}";
+    return sb_member_put(eng, acct, queue, agent, json, strlen(json), res);
+}
+
+static void test_member_pause(void)
+{
+    ok(account("mp") == 0 && policy("mp", "lw", LW) == 0 && policy("mp", "staff", STAFF) == 0 &&
+           put(sb_queue_put, "mp",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\"},{\"agent\":\"b\","
+               "\"paused\":true}]}") == 0 &&
+           put(sb_queue_put, "mp",
+               "{\"id\":\"r\",\"policy\":\"lw\",\"members\":[{\"agent\":\"b\"}]}") == 0 &&
+           put(sb_queue_put, "mp",
+               "{\"id\":\"s\",\"policy\":\"staff\",\"members\":[{\"agent\":\"a\"},{\"agent\":"
+               "\"b\"},{\"agent\":\"c\"}]}") == 0,
+       "member pause: q (a, b paused there), r (b), s (a, b, c; says what it sees)");
+    is_int(member_paused("mp", "q", "a", 1), 0, "member pause: a paused in q too");
+    is_str(agent_status("mp", "a"), "available", "member pause: a is still available");
+    ok(offer("mp", "p1", "q") == 0 && find(SB_ACT_WAIT, "p1", NULL),
+       "member pause: p1 in q waits: nobody unpaused there");
+    ok(offer("mp", "p2", "r") == 0 && find(SB_ACT_RING, "p2", "b"),
+       "member pause: p2 in r rings b, paused in q only");
+    evf("mp", "{\"type\":\"abandon\",\"call\":\"p2\"}");
+    json_t *q = get_json(sb_queue_get(eng, "mp", "q", res));
+    json_t *m0 = json_array_get(json_object_get(q, "members"), 0);
+    ok(json_is_true(json_object_get(m0, "paused")), "member pause: GET q shows a paused");
+    json_decref(q);
+    ok(put(sb_queue_put, "mp",
+           "{\"id\":\"q\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\",\"tier\":2},{\"agent\":"
+           "\"b\"}]}") == 0 &&
+           !find(SB_ACT_RING, "p1", NULL),
+       "member pause: q's document put again without the flag: both stay paused there");
+    ok(member_paused("mp", "q", "a", 0) == 0 && find(SB_ACT_RING, "p1", "a"),
+       "member pause: a's pause in q lifted: p1 rings a at once");
+    ring_result("mp", "p1", "a", "answered");
+    evf("mp", "{\"type\":\"hangup\",\"call\":\"p1\"}");
+    ok(put(sb_queue_put, "mp",
+           "{\"id\":\"s\",\"policy\":\"staff\",\"members\":[{\"agent\":\"a\",\"paused\":true},{"
+           "\"agent\":\"b\"},{\"agent\":\"c\"}]}") == 0,
+       "member pause: a paused in s by s's document");
+    const sb_action *r = offer("mp", "p3", "s") == 0 ? find(SB_ACT_REJECT, "p3", NULL) : NULL;
+    is_str(r ? r->reason : "-", "in 3 paused 1", "member pause: s's policy counts a as paused");
+
+    ok(policy("mp", "empty", EMPTY) == 0 &&
+           put(sb_queue_put, "mp",
+               "{\"id\":\"e\",\"policy\":\"empty\",\"members\":[{\"agent\":\"c\"}]}") == 0,
+       "member pause: e (c), turning callers away when nobody can answer");
+    ok(offer("mp", "p4", "e") == 0 && find(SB_ACT_WAIT, "p4", NULL), "member pause: p4 waits");
+    ok(member_paused("mp", "e", "c", 1) == 0 && tick() == 0 && emptied_rejects("p4"),
+       "member pause: c paused in e, its last: p4 is decided again and turned away");
+
+    is_int(sb_member_put(eng, "mp", "q", "a", "{\"paused\":\"yes\"}", 16, res), SB_EINVAL,
+           "member pause: a paused that is not a boolean is refused (%s)", sb_result_message(res));
+    is_str(sb_result_field(res), "paused", "member pause: naming the field");
+    is_int(put(sb_queue_put, "mp",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"members\":[{\"agent\":\"a\",\"paused\":1}]}"),
+           SB_EINVAL, "member pause: in a queue's document too (%s)", sb_result_message(res));
+    is_str(sb_result_field(res), "members[0].paused", "member pause: naming the member");
+}
+
 /* 6. Deleting agents and queues with calls on them. */
 static void test_deletes(void)
 {
@@ -1907,6 +1973,7 @@ int main(void)
     test_wake_order();
     test_queue_staff();
     test_queue_emptied();
+    test_member_pause();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
