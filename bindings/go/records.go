@@ -276,8 +276,9 @@ func (e *Engine) HoldList(account string) ([]Hold, error) {
 // of the calls offered that day (UTC). The account's row counts each call
 // once, answered if it ever was; a queue's row counts each call that came
 // to it, with its outcome, wait and talk there (answered if answered there,
-// overflowed if it left unanswered). Failed is always 0. See sb_aggregates
-// in switchboard.h.
+// overflowed if it left unanswered). Failed counts the calls the system
+// ended before an answer (a Hangup or Abandon By BySystem). See
+// sb_aggregates in switchboard.h.
 type AggregateDay struct {
 	Day                                                string // "2026-01-05"
 	Queue                                              string // "" for the account's row

@@ -985,6 +985,16 @@ const (
 	Rejected RingOutcome = C.SB_RING_REJECTED
 )
 
+// EndParty is who ended a call (sb_end_party), said by a Hangup or an
+// Abandon in Event.By. The zero value is not said.
+type EndParty int
+
+const (
+	ByCaller EndParty = C.SB_END_CALLER
+	ByAgent  EndParty = C.SB_END_AGENT  // only of a connected call's Hangup
+	BySystem EndParty = C.SB_END_SYSTEM // the gateway or the network: a call never answered is "failed"
+)
+
 // Status is an agent's status. Gateways set Offline, Available and Paused;
 // the engine sets the others. The zero value is no status: an AgentStatus
 // event without one is refused (ErrInvalid naming "status"), where it would
@@ -1017,6 +1027,11 @@ type Event struct {
 	// answers; a result for an attempt that is over (the ring timed out and
 	// the agent rings again) is refused with ErrState and changes nothing.
 	Attempt uint32
+	// Hangup, Abandon, optional (0: not said): who ended the call, kept in
+	// its record as "ended_by". BySystem ends a call never answered as
+	// "failed"; ByAgent of a call not connected is ErrState (an Abandon's,
+	// ErrInvalid), field "by", and changes nothing.
+	By EndParty
 }
 
 // ActionType is the kind of an Action.
@@ -1166,23 +1181,27 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 		}
 		return s[i]
 	}
-	// sb_event.priority is a C int: a Go int beyond it must reach the engine
-	// as out of range (refused), not cut to its low 32 bits.
-	prio := ev.Priority
-	if prio > math.MaxInt32 {
-		prio = math.MaxInt32
-	} else if prio < math.MinInt32 {
-		prio = math.MinInt32
-	}
 	cev := C.sb_event{_type: C.sb_event_type(ev.Type), account: s[0], call_id: opt(1, ev.Call),
 		queue_id: opt(2, ev.Queue), agent_id: opt(3, ev.Agent), caller: opt(4, ev.Caller),
-		called: opt(5, ev.Called), priority: C.int(prio), outcome: C.sb_ring_outcome(ev.Outcome),
+		called: opt(5, ev.Called), priority: C.int(int32Sat(ev.Priority)), outcome: C.sb_ring_outcome(ev.Outcome),
 		status: C.sb_agent_status(cstatus), reason: opt(6, ev.Reason), attrs_json: opt(7, string(attrs)),
-		attempt: C.uint32_t(ev.Attempt)}
+		attempt: C.uint32_t(ev.Attempt), by: C.sb_end_party(int32Sat(int(ev.By)))}
 	if rc := C.sb_submit(e.eng, &cev, res); rc != 0 {
 		return nil, resultError(rc, res)
 	}
 	return resultActions(res), nil
+}
+
+// int32Sat is v held to C's int: sb_event.priority and .by are 32 bits, and
+// a Go int beyond them must reach the engine as out of range (refused), not
+// cut to its low 32 bits (1<<32 + 50 as priority 50, 1<<32 + 1 as the caller).
+func int32Sat(v int) int32 {
+	if v > math.MaxInt32 {
+		return math.MaxInt32
+	} else if v < math.MinInt32 {
+		return math.MinInt32
+	}
+	return int32(v)
 }
 
 // SubmitJSON applies one event given as JSON (sb_submit_json), e.g.

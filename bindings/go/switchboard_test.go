@@ -1104,6 +1104,72 @@ func TestWithheldCaller(t *testing.T) {
 	}
 }
 
+// Event.By says who ended a call: the record keeps it as "ended_by", a
+// ringing call the system ends is failed, and what the engine refuses of a
+// by (an agent ending a call not connected, an agent's abandon, an unknown
+// party, a by on an offer) comes back naming "by".
+func TestEndedBy(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	provision(t, eng, clock)
+	acts, err := eng.Submit("acme", offer("e1"))
+	ring := find(acts, switchboard.ActionRing, "e1")
+	if err != nil || ring == nil {
+		t.Fatalf("offer e1: %v %v", acts, err)
+	}
+	clock.advance(2 * time.Second)
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.RingResult, Call: "e1", Agent: ring.Agent,
+		Outcome: switchboard.Answered}))
+	clock.advance(30 * time.Second)
+	acts, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Hangup, Call: "e1", By: switchboard.ByAgent})
+	if end := find(acts, switchboard.ActionEnd, "e1"); err != nil || end == nil || end.Reason != "answered" {
+		t.Fatalf("hangup by the agent: %v %v", acts, err)
+	}
+	if c, err := eng.CallGet("acme", "e1"); err != nil || c["outcome"] != "answered" || c["ended_by"] != "agent" {
+		t.Errorf("the record of a hangup by the agent: %v %v", c, err)
+	}
+
+	acts, err = eng.Submit("acme", offer("e2"))
+	ring = find(acts, switchboard.ActionRing, "e2")
+	if err != nil || ring == nil {
+		t.Fatalf("offer e2: %v %v", acts, err)
+	}
+	var se *switchboard.Error
+	cases := []struct {
+		name  string
+		ev    switchboard.Event
+		code  switchboard.Code
+		field string
+	}{
+		{"the agent hanging up a ringing call", switchboard.Event{Type: switchboard.Hangup, Call: "e2", By: switchboard.ByAgent}, switchboard.ErrState, "by"},
+		{"an abandon by the agent", switchboard.Event{Type: switchboard.Abandon, Call: "e2", By: switchboard.ByAgent}, switchboard.ErrInvalid, "by"},
+		{"an unknown party", switchboard.Event{Type: switchboard.Hangup, Call: "e2", By: switchboard.BySystem + 1}, switchboard.ErrInvalid, "by"},
+		// Not cut to C's 32 bits, where it would read as the caller.
+		{"a party past C's int", switchboard.Event{Type: switchboard.Hangup, Call: "e2", By: 1<<32 + switchboard.ByCaller}, switchboard.ErrInvalid, "by"},
+		{"a by on an offer", switchboard.Event{Type: switchboard.Offer, Call: "e3", Queue: "support", Caller: "+15550000001", By: switchboard.ByCaller}, switchboard.ErrInvalid, "by"},
+	}
+	for _, c := range cases {
+		if _, err := eng.Submit("acme", c.ev); !errors.As(err, &se) || se.Code != c.code || se.Field != c.field {
+			t.Errorf("%s: got %v, want %s field %q", c.name, err, c.code.Name(), c.field)
+		}
+	}
+	if live, err := eng.CallList("acme", ""); err != nil || len(live) != 1 || live[0]["id"] != "e2" || live[0]["state"] != "ringing" {
+		t.Fatalf("after the refusals only e2 is live, and rings: %v %v", live, err)
+	}
+	acts, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Hangup, Call: "e2", By: switchboard.BySystem})
+	cancel, end := find(acts, switchboard.ActionCancel, "e2"), find(acts, switchboard.ActionEnd, "e2")
+	if err != nil || cancel == nil || cancel.Reason != "call failed" || end == nil || end.Reason != "failed" {
+		t.Fatalf("hangup of a ringing call by the system: %v %v", acts, err)
+	}
+	if c, err := eng.CallGet("acme", "e2"); err != nil || c["outcome"] != "failed" || c["ended_by"] != "system" {
+		t.Errorf("the record of a ringing call the system ended: %v %v", c, err)
+	}
+	days, err := eng.Aggregates("acme", "", time.Time{}, time.Time{})
+	if err != nil || len(days) == 0 || days[0].Queue != "" || days[0].Answered != 1 || days[0].Failed != 1 {
+		t.Errorf("the account's aggregates: one answered, one failed: %+v %v", days, err)
+	}
+}
+
 func TestRecords(t *testing.T) {
 	clock := newClock()
 	eng := open(t, t.TempDir(), clock, nil)
