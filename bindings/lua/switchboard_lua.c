@@ -1138,17 +1138,18 @@ static const char *const ev_types[] = {"offer",    "ring_result",  "hangup", "ab
                                        "transfer", "agent_status", NULL};
 static const char *const outcomes[] = {"answered", "no_answer", "busy", "rejected", NULL};
 static const char *const statuses[] = {"offline", "available", "paused", NULL};
+static const char *const parties[] = {"caller", "agent", "system", NULL}; /* sb_end_party */
 /* The fields of events, and those each type takes (bits of ev_fields), as
 ** sb_submit_json takes them. */
 static const char *const ev_fields[] = {"type",   "call",    "queue",  "agent",  "caller",
                                         "called", "outcome", "status", "reason", "priority",
-                                        "attrs",  "attempt", NULL};
+                                        "attrs",  "attempt", "by",     NULL};
 #define EVF(i) (1u << (i))
 static const unsigned ev_takes[] = {
     [SB_EV_OFFER] = EVF(0) | EVF(1) | EVF(2) | EVF(4) | EVF(5) | EVF(9) | EVF(10),
     [SB_EV_RING_RESULT] = EVF(0) | EVF(1) | EVF(3) | EVF(6) | EVF(11),
-    [SB_EV_HANGUP] = EVF(0) | EVF(1),
-    [SB_EV_ABANDON] = EVF(0) | EVF(1),
+    [SB_EV_HANGUP] = EVF(0) | EVF(1) | EVF(12),
+    [SB_EV_ABANDON] = EVF(0) | EVF(1) | EVF(12),
     [SB_EV_TRANSFER] = EVF(0) | EVF(1) | EVF(2) | EVF(3),
     [SB_EV_AGENT_STATUS] = EVF(0) | EVF(3) | EVF(7) | EVF(8),
 };
@@ -1157,6 +1158,25 @@ static int lookup(const char *const *names, const char *s)
 {
     for (int i = 0; names[i]; i++)
         if (strcmp(names[i], s) == 0) return i;
+    return -1;
+}
+
+/* The index of s among the values an event field takes (names), or -1 with
+** field set to its name and e->msg saying what it must be in the engine's
+** words ("'by' must be caller, agent or system"). */
+static int ev_value(const char *const *names, const char *s, const char *name, enc_err *e,
+                    char *field, size_t fsize)
+{
+    int i = lookup(names, s);
+    if (i >= 0) return i;
+    snprintf(field, fsize, "%s", name);
+    size_t n = (size_t)snprintf(e->msg, sizeof e->msg, "'%s' must be ", name);
+    for (int j = 0; names[j] && n < sizeof e->msg; j++)
+        n += (size_t)snprintf(e->msg + n, sizeof e->msg - n, "%s%s",
+                              !j             ? ""
+                              : names[j + 1] ? ", "
+                                             : " or ",
+                              names[j]);
     return -1;
 }
 
@@ -1197,8 +1217,9 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
             lua_pop(L, 1);
             continue;
         }
-        static const char *const strf[] = {"type",   "call",    "queue",  "agent",  "caller",
-                                           "called", "outcome", "status", "reason", NULL};
+        static const char *const strf[] = {"type",   "call",   "queue",   "agent",
+                                           "caller", "called", "outcome", "status",
+                                           "reason", "by",     NULL};
         int si = lookup(strf, k);
         if (si >= 0 && vt != LUA_TSTRING) {
             snprintf(field, fsize, "%s", strf[si]);
@@ -1211,6 +1232,14 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
         if (s && strlen(s) != sl) {
             snprintf(field, fsize, "%s", strf[si]);
             snprintf(e->msg, sizeof e->msg, "event field %s holds a NUL byte", k);
+            lua_pop(L, 2);
+            return SB_EINVAL;
+        }
+        /* Fields taking one of a few names (strf's outcome, status, by). */
+        static const char *const *const values[] = {[6] = outcomes, [7] = statuses, [9] = parties};
+        int v = 0;
+        if (si >= 0 && si < (int)(sizeof values / sizeof *values) && values[si] &&
+            (v = ev_value(values[si], s, k, e, field, fsize)) < 0) {
             lua_pop(L, 2);
             return SB_EINVAL;
         }
@@ -1241,31 +1270,18 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
         case 5:
             ev->called = s;
             break;
-        case 6: {
-            int o = lookup(outcomes, s);
-            if (o < 0) {
-                snprintf(field, fsize, "%s", "outcome");
-                snprintf(e->msg, sizeof e->msg, "unknown ring outcome '%.64s'", s);
-                lua_pop(L, 2);
-                return SB_EINVAL;
-            }
-            ev->outcome = (sb_ring_outcome)(SB_RING_ANSWERED + o);
+        case 6:
+            ev->outcome = (sb_ring_outcome)(SB_RING_ANSWERED + v);
             break;
-        }
-        case 7: {
-            int st = lookup(statuses, s);
-            if (st < 0) {
-                snprintf(field, fsize, "%s", "status");
-                snprintf(e->msg, sizeof e->msg, "status must be offline, available or paused");
-                lua_pop(L, 2);
-                return SB_EINVAL;
-            }
-            ev->status = (sb_agent_status)st;
+        case 7:
+            ev->status = (sb_agent_status)v;
             has_status = 1;
             break;
-        }
         case 8:
             ev->reason = s;
+            break;
+        case 9:
+            ev->by = (sb_end_party)(SB_END_CALLER + v);
             break;
         default:
             if (strcmp(k, "priority") == 0) {

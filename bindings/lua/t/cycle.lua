@@ -266,6 +266,55 @@ fails(sb.EINVAL, "devices.fax", "a bad agent document names the field",
 fails(sb.ESTATE, "call", "hangup of a call that has ended",
       eng:submit("acme", { type = "hangup", call = "c2" }))
 T.ok(eng:call_get("acme", "x1") == nil, "and none of those created a call")
+
+-- by: who ended a call (a hangup's or an abandon's), kept in its record as
+-- ended_by; a ringing call the system ends is failed. What the engine
+-- refuses of it comes back naming by, said as it says it of JSON.
+advance(1000)
+acts = eng:submit("acme", { type = "offer", call = "b1", queue = "support", caller = "+442079460005" })
+local ering = acts and find(acts, "ring", "b1")
+T.ok(ering, "b1 rings " .. tostring(ering and ering.agent))
+advance(2000)
+acts = eng:submit("acme", { type = "ring_result", call = "b1", agent = ering and ering.agent,
+                            outcome = "answered" })
+T.ok(acts and find(acts, "connect", "b1"), "b1 answered")
+advance(30000)
+acts = eng:submit("acme", { type = "hangup", call = "b1", by = "agent" })
+T.is(acts and find(acts, "end", "b1") and find(acts, "end", "b1").reason, "answered",
+     "a hangup by the agent ends b1 as answered")
+local erec = eng:call_get("acme", "b1")
+T.ok(erec and erec.outcome == "answered" and erec.ended_by == "agent",
+     "b1's record: answered, ended_by agent")
+acts = eng:submit("acme", { type = "offer", call = "b2", queue = "support", caller = "+442079460005" })
+T.ok(acts and find(acts, "ring", "b2"), "b2 rings")
+fails(sb.ESTATE, "by", "the agent hanging up a ringing call",
+      eng:submit("acme", { type = "hangup", call = "b2", by = "agent" }))
+fails(sb.EINVAL, "by", "an abandon by the agent",
+      eng:submit("acme", { type = "abandon", call = "b2", by = "agent" }))
+fails(sb.EINVAL, "by", "a by that is not a string",
+      eng:submit("acme", { type = "hangup", call = "b2", by = 3 }))
+for _, bad in ipairs{
+  { "an unknown party", "by", { type = "hangup", call = "b2", by = "nobody" },
+    '{"type":"hangup","call":"b2","by":"nobody"}' },
+  { "a by on an offer", "by", { type = "offer", call = "b3", queue = "support", by = "caller" },
+    '{"type":"offer","call":"b3","queue":"support","by":"caller"}' },
+  { "an unknown ring outcome", "outcome",
+    { type = "ring_result", call = "b2", agent = "bob", outcome = "maybe" },
+    '{"type":"ring_result","call":"b2","agent":"bob","outcome":"maybe"}' },
+} do
+  local r1, m1, c1, f1 = eng:submit("acme", bad[3])
+  local _, m2 = eng:submit("acme", bad[4])
+  fails(sb.EINVAL, bad[2], bad[1], r1, m1, c1, f1)
+  T.is(m1, m2, "... said as the engine says it of JSON")
+end
+T.is(eng:call_get("acme", "b2").state, "ringing", "b2 rings on after the refusals")
+acts = eng:submit("acme", { type = "hangup", call = "b2", by = "system" })
+T.ok(acts and find(acts, "cancel", "b2") and find(acts, "cancel", "b2").reason == "call failed"
+     and find(acts, "end", "b2") and find(acts, "end", "b2").reason == "failed",
+     "a hangup by the system of the ringing b2: its ring cancelled as 'call failed', ended failed")
+erec = eng:call_get("acme", "b2")
+T.ok(erec and erec.outcome == "failed" and erec.ended_by == "system",
+     "b2's record: failed, ended_by system")
 T.ok(select(2, eng:agent_put("acme", { id = "zed", devices = { softphone = "sip:z@x" },
                                        weight = 0 / 0 })):find("finite"),
      "NaN in a document is refused before it reaches the engine")
