@@ -2,7 +2,8 @@
 """test_binding.t — the Python binding against the real library (TAP for prove).
 
 Covers: the ctypes structures against the compiler's layout of switchboard.h,
-provisioning and a full call cycle, an account evicted with its live calls,
+provisioning and a full call cycle, who ended a call (by: the record's
+ended_by, a failed call, the refusals), an account evicted with its live calls,
 lists read a page at a time, errors carrying code/name/message/field,
 an injected clock with a tick firing a ring timeout, tick_for's share of
 time (more left when it runs out, its argument checked), policy upload (cases,
@@ -1123,6 +1124,58 @@ def test_withheld():
             "erase of the number dialled deletes the withheld call's record")
 
 
+def test_ended_by():
+    """An event's "by" says who ended a call: a hangup by the agent is kept in
+    the record as ended_by, a ringing call the system hangs up is failed, and
+    what the engine refuses of it raises naming the field by."""
+    clock = Clock()
+    with sb.Engine(os.path.join(TMP, "ended_by"), policy_dir=POLICIES, sync="none",
+                   clock=clock, log=lambda *a: None) as eng:
+        provision(eng, clock)
+        acts = eng.submit("acme", type="offer", call="e1", queue="support",
+                          caller="+442079460005")
+        clock.ms += 2000
+        eng.submit("acme", type="ring_result", call="e1", agent=find(acts, "ring")["agent"],
+                   outcome="answered")
+        clock.ms += 30000
+        acts = eng.submit("acme", type="hangup", call="e1", by="agent")
+        end = find(acts, "end", "e1")
+        ok(end is not None and end["reason"] == "answered", "a hangup by the agent: answered")
+        c = eng.call_get("acme", "e1")
+        is_((c["outcome"], c.get("ended_by")), ("answered", "agent"),
+            "call_get: the record says ended_by agent")
+
+        acts = eng.submit("acme", {"type": "offer", "call": "e2", "queue": "support",
+                                   "caller": "+442079460005"})
+        ok(find(acts, "ring", "e2") is not None, "e2 rings")
+        raises(lambda: eng.submit("acme", type="hangup", call="e2", by="agent"), sb.StateError,
+               "the agent hanging up a ringing call: StateError", sb.ESTATE, "by")
+        raises(lambda: eng.submit("acme", type="abandon", call="e2", by="agent"),
+               sb.InvalidError, "an abandon by the agent: InvalidError", sb.EINVAL, "by")
+        e = raises(lambda: eng.submit("acme", type="hangup", call="e2", by="nobody"),
+                   sb.InvalidError, "an unknown party: InvalidError", sb.EINVAL, "by")
+        ok(e is not None and "caller, agent or system" in e.message,
+           "whose message names the parties (%s)" % (e and e.message))
+        e = raises(lambda: eng.submit("acme", type="offer", call="e3", queue="support",
+                                      by="caller"),
+                   sb.InvalidError, "a by on an offer: InvalidError", sb.EINVAL, "by")
+        ok(e is not None and "offer" in e.message,
+           "refused as a field an offer does not take (%s)" % (e and e.message))
+        is_([(x["id"], x["state"]) for x in eng.call_list("acme")], [("e2", "ringing")],
+            "after the refusals e2 rings on, and no e3")
+        acts = eng.submit("acme", '{"type":"hangup","call":"e2","by":"system"}')
+        cancel, end = find(acts, "cancel", "e2"), find(acts, "end", "e2")
+        ok(cancel is not None and cancel["reason"] == "call failed" and end is not None and
+           end["reason"] == "failed", "a hangup by the system of the ringing e2 (JSON text): its "
+                                      "ring cancelled as 'call failed', ended failed")
+        c = eng.call_get("acme", "e2")
+        is_((c["outcome"], c.get("ended_by")), ("failed", "system"),
+            "call_get: the record says failed, ended_by system")
+        day = eng.aggregates("acme")[0]
+        is_((day["queue"], day["answered"], day["failed"]), (None, 1, 1),
+            "the account's aggregates: one answered, one failed")
+
+
 def records_setup(eng, clock):
     """acme with a retention policy (abandoned calls deleted after 7 days) and
     a personal attribute; c1 answered and c2 abandoned from one number, c3
@@ -1753,7 +1806,8 @@ def test_review_fixes():
 def main():
     tests = [test_layout, test_basics, test_cycle, test_evict, test_pages, test_errors, test_clock_and_tick,
              test_tick_for,
-             test_policies, test_policy_tools, test_apikeys, test_withheld, test_records,
+             test_policies, test_policy_tools, test_apikeys, test_withheld, test_ended_by,
+             test_records,
              test_backup,
              test_two_engines, test_defer_and_reopen, test_sync_progress, test_arguments,
              test_close_and_threads, test_batch, test_fork, test_gateway_example, test_review_fixes]

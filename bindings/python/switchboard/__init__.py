@@ -1280,7 +1280,12 @@ class Engine:
         offer from a withheld number leaves ``caller`` out (or passes None
         or ""); ``call_get`` then shows no caller, and ``records_export``
         finds its record by the called number alone, with ``"caller":
-        None``. Raises
+        None``. A ring_result may carry the ring action's ``attempt``. A
+        hangup or an abandon may say who ended the call, ``by="caller"``,
+        ``"agent"`` or ``"system"``, kept in its record as ``ended_by``: a
+        call the system ended before an answer is ``"failed"``, and an
+        agent cannot end a call not connected (StateError) nor an abandon
+        (InvalidError), both naming the field ``by``. Raises
         SwitchboardError with nothing changed when the event is refused."""
         if fields:
             event = fields if event is None else _merged(event, fields, "event")
