@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "utf8.h"
 
 enum auth { AUTH_NONE, AUTH_ADMIN, AUTH_ACCOUNT };
 
@@ -91,23 +92,57 @@ int sbd_api_status(int code)
     }
 }
 
+/* s as a JSON string: '"', '\\' and control characters escaped, a byte
+** that is no part of a UTF-8 character written as U+FFFD. */
+static void add_json_string(struct evbuffer *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    evbuffer_add(out, "\"", 1);
+    while (n) {
+        size_t k = sbd_utf8_char(p, n);
+        if (!k) {
+            evbuffer_add(out, "\\ufffd", 6);
+            k = 1;
+        } else if (*p == '"' || *p == '\\') {
+            evbuffer_add_printf(out, "\\%c", *p);
+        } else if (*p < 0x20) {
+            evbuffer_add_printf(out, "\\u%04x", *p);
+        } else {
+            evbuffer_add(out, p, k);
+        }
+        p += k;
+        n -= k;
+    }
+    evbuffer_add(out, "\"", 1);
+}
+
 void sbd_api_error(sbd_reply *rep, int status, const char *code, const char *message,
                    const char *field)
 {
-    json_t *o =
-        json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message ? message : "",
-                  "field", field ? json_string(field) : json_null());
+    if (!message) message = "";
+    json_t *o = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", code, "message", message, "field",
+                          field ? json_string(field) : json_null());
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     rep->status = status;
     rep->content_type = NULL;
     /* Storage failed: nothing later on this connection is to be mistaken
     ** for the answer, so it closes (API.md, "Durability"). */
     rep->close = status == 500 && !strcmp(code, "SB_ESTORE");
-    if (s)
+    if (s) {
         evbuffer_add(rep->body, s, strlen(s));
-    else
-        evbuffer_add_printf(rep->body,
-                            "{\"error\":{\"code\":\"%s\",\"message\":\"\",\"field\":null}}", code);
+    } else {
+        /* Text jansson would not take (bytes that are not UTF-8, quoted
+        ** from a request), or memory ran out: written here, whole. */
+        evbuffer_add_printf(rep->body, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+        add_json_string(rep->body, message);
+        evbuffer_add(rep->body, ",\"field\":", 9);
+        if (field)
+            add_json_string(rep->body, field);
+        else
+            evbuffer_add(rep->body, "null", 4);
+        evbuffer_add(rep->body, "}}", 2);
+    }
     free(s);
     json_decref(o);
 }
@@ -119,7 +154,7 @@ static void fail(ctx *x, int status, const char *code, const char *field, const 
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    sbd_utf8_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     sbd_api_error(x->rep, status, code, msg, field);
 }
@@ -243,38 +278,6 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
 
 /* ------------------------------------------------------------------------ */
 /* Request bodies. */
-
-int sbd_valid_utf8(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf)
-            len = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            len = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            len = 4, cp = c & 0x07;
-        else
-            return 0;
-        if (n - i < len) return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
 
 static int check_utf8(ctx *x)
 {

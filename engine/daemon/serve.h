@@ -310,9 +310,6 @@ int sbd_api_route_of(const char *target);
 void sbd_api_error(sbd_reply *rep, int status, const char *code, const char *message,
                    const char *field);
 int sbd_api_status(int sb_code);
-/* Is s[0..n) valid UTF-8 (no overlong forms, surrogates or code points past
-** U+10FFFF)? */
-int sbd_valid_utf8(const unsigned char *s, size_t n);
 
 /* stream.c */
 /* account: whose actions; auth: the Authorization header the stream was

@@ -5,11 +5,16 @@
 **
 ** The codes are found through sb_strerror(), so a code added to the library
 ** and not given a status here (and in sbd_api_status) fails this test.
+**
+** And the error body the daemon writes (sbd_api_error) keeps its code,
+** message and field whatever their bytes: text that is not UTF-8, which
+** JSON cannot hold, has those bytes replaced, not the whole field dropped.
 */
 #include "serve.h"
 #include "switchboard.h"
 #include "tap.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +99,42 @@ int main(void)
         ok(found[i], "%s is a library code", want[i].name);
     is_int(sbd_api_status(SB_OK), 200, "SB_OK answers 200");
     is_int(sbd_api_status(-31999), 500, "an unknown code answers 500");
+
+    /* Error bodies: message and field as given, or with their stray bytes
+    ** replaced by U+FFFD. */
+    static const struct {
+        const char *message, *field, *want_message, *want_field;
+    } errs[] = {
+        {"plain", "name", "plain", "name"},
+        {"caf\xc3\xa9 \"q\" \\ \n", "k\xc3\xa9y", "caf\xc3\xa9 \"q\" \\ \n", "k\xc3\xa9y"},
+        {"bad \xff byte", "name", "bad \xef\xbf\xbd byte", "name"},
+        {"cut \xc3", "f\xfe\x01\"", "cut \xef\xbf\xbd", "f\xef\xbf\xbd\x01\""},
+        {"", NULL, "", NULL},
+    };
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        sbd_reply rep;
+        memset(&rep, 0, sizeof rep);
+        rep.body = evbuffer_new();
+        sbd_api_error(&rep, 400, "SB_EINVAL", errs[i].message, errs[i].field);
+        size_t n = evbuffer_get_length(rep.body);
+        char *body = calloc(1, n + 1);
+        evbuffer_remove(rep.body, body, n);
+        json_t *j = json_loads(body, 0, NULL);
+        json_t *e = json_object_get(j, "error");
+        const char *m = json_string_value(json_object_get(e, "message"));
+        json_t *f = json_object_get(e, "field");
+        ok(j && rep.status == 400 && json_is_string(json_object_get(e, "code")) &&
+               !strcmp(json_string_value(json_object_get(e, "code")), "SB_EINVAL"),
+           "error body %zu: valid JSON, status and code kept (%s)", i, body);
+        ok(m && !strcmp(m, errs[i].want_message), "... the message kept");
+        ok(errs[i].want_field
+               ? json_is_string(f) && !strcmp(json_string_value(f), errs[i].want_field)
+               : json_is_null(f),
+           "... the field kept");
+        json_decref(j);
+        free(body);
+        evbuffer_free(rep.body);
+    }
     free(doc);
     return done_testing();
 }
