@@ -325,22 +325,36 @@ static json_t *body_object(ctx *x, int required)
     return o;
 }
 
+/* A string from the request's path or query as JSON. Its bytes that are
+** not UTF-8 cannot go in as they are: they become U+FFFD, and the library
+** refuses the value as one of the wrong characters (jansson would give
+** NULL, and the value would be left out). NULL when memory runs out. */
+static json_t *json_text(const char *s)
+{
+    if (sbd_valid_utf8((const unsigned char *)s, strlen(s))) return json_string(s);
+    char *fixed = sbd_utf8_fix(s);
+    json_t *j = fixed ? json_string(fixed) : NULL;
+    free(fixed);
+    return j;
+}
+
 /* Fill doc[key] with the path's value, or check that it matches. */
 static int fill(ctx *x, json_t *doc, const char *key, const char *value)
 {
-    json_t *v = json_object_get(doc, key);
-    if (!v) {
-        json_object_set_new(doc, key, json_string(value));
-        return 0;
-    }
-    if (json_is_string(v) && !strcmp(json_string_value(v), value)) return 0;
-    if (!json_is_string(v))
+    json_t *path = json_text(value), *v = json_object_get(doc, key);
+    int rc = -1;
+    if (!path || (!v && json_object_set(doc, key, path) != 0))
+        fail(x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
+    else if (!v || json_equal(v, path))
+        rc = 0;
+    else if (!json_is_string(v))
         fail(x, 400, "SB_EINVAL", key, "\"%s\" must be a string (or left out: the path gives it)",
              key);
     else
         fail(x, 400, "SB_EINVAL", key, "\"%s\" in the body does not match the path (%s)", key,
-             value);
-    return -1;
+             json_string_value(path));
+    json_decref(path);
+    return rc;
 }
 
 static char *dump(ctx *x, json_t *doc, size_t *len)
@@ -1230,11 +1244,11 @@ static void h_records(ctx *x)
             return;
         json_t *qo = json_object();
         if (before >= 0) json_object_set_new(qo, "before_ms", json_integer(before));
-        if (b) json_object_set_new(qo, "before_id", json_string(b));
+        if (b) json_object_set_new(qo, "before_id", json_text(b));
         if (from >= 0) json_object_set_new(qo, "from_ms", json_integer(from));
         if (to >= 0) json_object_set_new(qo, "to_ms", json_integer(to));
         if (limit >= 0) json_object_set_new(qo, "limit", json_integer(limit));
-        if (q) json_object_set_new(qo, "queue", json_string(q));
+        if (q) json_object_set_new(qo, "queue", json_text(q));
         char *qs = json_dumps(qo, JSON_COMPACT);
         json_decref(qo);
         reply_result(x, sb_records_list(x->d->eng, x->account, qs, qs ? strlen(qs) : 0, x->d->res),

@@ -137,6 +137,38 @@ t.ok(r.startswith(b"HTTP/1.1 501 "), "an unsupported transfer coding: 501", r[:2
 r = acme.get("/v1/agents/%zz")
 t.is_((r.status, r.code), (400, "HTTP_BAD_REQUEST"), "a malformed percent-escape: 400")
 
+# -- ids in the path that are not UTF-8 ------------------------------------------------
+# Answered as an id of the wrong characters is (%C3%A9, a well-formed "é"):
+# the same 400, naming the field, not "missing field" nor an empty message.
+ADMIN_AUTH = "Bearer " + d.token
+for method, path, body, auth in [
+        ("PUT", "/v1/agents/%s", agent_doc("x"), acme.auth),
+        ("PUT", "/v1/queues/%s", {"policy": "first"}, acme.auth),
+        ("POST", "/v1/agents/%s/status", {"status": "available"}, acme.auth),
+        ("POST", "/v1/calls/%s/hangup", None, acme.auth),
+        ("POST", "/v1/calls/%s/ring_result", {"agent": "alice", "outcome": "answered"}, acme.auth),
+        ("PUT", "/v1/accounts/%s", {"name": "X"}, ADMIN_AUTH)]:
+    want = d.request(method, path % "%C3%A9", body, auth=auth)
+    for bad in ("%FF", "a%FEb", "%C3"):
+        r = d.request(method, path % bad, body, auth=auth)
+        t.ok(r.status == 400 and (r.code, r.field, r.json["error"]["message"]) ==
+             (want.code, want.field, want.json["error"]["message"]) and r.field,
+             "%s %s: %d %s naming %s, as for %%C3%%A9" % (method, path % bad, want.status, want.code,
+                                                          want.field), (r, want))
+# In a query too: a filter of bytes that are not UTF-8 filters, as "é" does
+# (it was left out, and the records list gave every record).
+for q in ("/v1/records?queue=%s", "/v1/records?before_ms=1&before_id=%s"):
+    want, r = acme.get(q % "%C3%A9"), acme.get(q % "%FF")
+    t.ok(r.status >= 400 and (r.status, r.code, r.field) == (want.status, want.code, want.field),
+         "GET %s: %d %s naming %s, as for %%C3%%A9" % (q % "%FF", want.status, want.code,
+                                                      want.field), (r, want))
+r = d.request("PUT", "/v1/accounts/%FF", {"id": "x", "name": "X"}, auth=ADMIN_AUTH)
+msg = ((r.json or {}).get("error") or {}).get("message", "")
+t.ok(r.status == 400 and r.field == "id" and "does not match the path" in msg,
+     "PUT /v1/accounts/%FF with another id in the body: 400 naming id, saying so", r)
+t.is_([a.get("id") for a in d.admin("GET", "/v1/accounts").json["accounts"]], ["acme"],
+      "... and no account was made")
+
 t.is_(snapshot(), base, "after all of that, nothing changed")
 
 # -- fields of another event ---------------------------------------------------------
