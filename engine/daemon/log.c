@@ -2,6 +2,7 @@
 ** log.c — timestamped key=value log lines on stderr.
 */
 #include "log.h"
+#include "utf8.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -39,7 +40,10 @@ int sbd_log_parse_level(const char *s)
     return -1;
 }
 
-/* Escape s into out (size n) as a quoted log value. */
+/* Escape s into out (size n) as a quoted log value: '"', '\\' and newlines
+** escaped, other control characters '?', a byte that is no part of a UTF-8
+** character \xHH (a client's text may hold any: the log stays text). Cut
+** between characters to fit. */
 static void quote_into(char *out, size_t n, const char *s)
 {
     size_t o = 0;
@@ -48,19 +52,28 @@ static void quote_into(char *out, size_t n, const char *s)
         return;
     }
     out[o++] = '"';
-    for (; s && *s && o + 4 < n; s++) {
+    while (s && *s) {
         unsigned char c = (unsigned char)*s;
+        size_t take = sbd_utf8_char((const unsigned char *)s, strnlen(s, 4));
+        char esc[5];
+        const char *piece = esc;
+        size_t len = 2;
         if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
+            esc[0] = '\\', esc[1] = (char)c;
         } else if (c == '\n') {
-            out[o++] = '\\';
-            out[o++] = 'n';
+            esc[0] = '\\', esc[1] = 'n';
         } else if (c < 0x20 || c == 0x7f) {
-            out[o++] = '?';
+            esc[0] = '?', len = 1;
+        } else if (!take) {
+            snprintf(esc, sizeof esc, "\\x%02X", c);
+            len = 4, take = 1;
         } else {
-            out[o++] = (char)c;
+            piece = s, len = take;
         }
+        if (o + len + 2 > n) break; /* and the closing quote, and the NUL */
+        memcpy(out + o, piece, len);
+        o += len;
+        s += take;
     }
     out[o++] = '"';
     out[o] = 0;
@@ -133,7 +146,7 @@ void sbd_errorf(const char *fmt, ...)
     char text[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    sbd_utf8_vformat(text, sizeof text, fmt, ap);
     va_end(ap);
     fprintf(stderr, "%s%s", journal_prefix() ? "<3>" : "", text);
 }
@@ -145,7 +158,7 @@ void sbd_log(sb_log_level level, const char *msg, const char *fmt, ...)
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(kv, sizeof kv, fmt, ap);
+        sbd_utf8_vformat(kv, sizeof kv, fmt, ap);
         va_end(ap);
     }
     emit(level, NULL, msg, kv);

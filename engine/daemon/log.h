@@ -39,8 +39,9 @@ typedef struct sbd_log_limit {
 ** line with; 0 when it is left out (and counted). */
 int sbd_log_limit_take(sbd_log_limit *l, int kind, char *more, size_t n);
 
-/* s quoted for a log line ("..." with \" \\ \n escaped), in one of a few
-** rotating static buffers: valid until a few more sbd_q() calls. */
+/* s quoted for a log line ("..." with \" \\ \n escaped, a byte that is not
+** UTF-8 as \xHH), in one of a few rotating static buffers: valid until a few
+** more sbd_q() calls. */
 const char *sbd_q(const char *s);
 
 /* sbd_q() of s with its phone numbers redacted (sb_redact): for text that may echo

@@ -41,7 +41,20 @@ t.ok(d.wait_log(r"policy failure", timeout=5), "the policy failures were logged"
 t.ok(d.wait_log(r"policy log", timeout=5), "... and the ctx.log lines")
 t.ok(d.wait_log(r'msg="api key created" account="acme" key_id="[0-9a-f]{16}"', timeout=2),
      "a key created is logged with its key_id, as a key revoked is")
+# Text a client sent, quoted in a line: bytes that are not UTF-8 escaped
+# (\xFF), so that the log stays text (grep took it for binary), UTF-8 kept.
+import base64
+for acct in (b"\xff\xfe", "acm\u00e9".encode(), b"x\xc3"):
+    time.sleep(1.05)  # a refused key is logged one line a second
+    mark = len(d.lines)
+    r = d.request("GET", "/v1/agents", auth="Basic " + base64.b64encode(acct + b":k").decode())
+    t.is_(r.status, 401, "credentials of account %r refused" % acct)
+    line = d.wait_log(r'msg="authentication failed"', after=mark, timeout=5) or ""
+    want = {b"\xff\xfe": r'account="\xFF\xFE"', b"x\xc3": r'account="x\xC3"'}.get(
+        acct, 'account="acm\u00e9"')
+    t.ok(want in line, "... logged with the account as %s" % want, line)
 t.is_(d.stop(), 0, "exit 0")
+t.is_([l for l in d.lines if "\ufffd" in l], [], "every line is UTF-8")
 
 digits = [CALLER, CALLER[1:], CALLED, CALLED[1:]]
 leaks = [l for l in d.lines if any(n in l for n in digits)]
