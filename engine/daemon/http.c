@@ -517,7 +517,9 @@ static int parse_head(char *h, struct head *hd, const char **why)
         *why = "an HTTP/1.1 request needs a Host header field";
         return 400;
     }
-    if (hd->close) hd->keepalive = 0;
+    /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has framing
+    ** another HTTP/1.0 hop may not share: close after answering it. */
+    if (hd->close || (hd->chunked && hd->minor == 0)) hd->keepalive = 0;
     return 0;
 }
 

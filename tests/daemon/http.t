@@ -92,6 +92,23 @@ r = d.raw(("GET /v1/agents/alice HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\nCon
            % acme.auth).encode())
 t.ok(r.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in r, "Connection: close is honoured", r[:120])
 
+# An HTTP/1.0 request with Transfer-Encoding (RFC 9112 6.1): answered, then
+# the connection closed, keep-alive asked for or not; a request after it on
+# the connection is not read.
+for extra in ("", "Connection: keep-alive\r\n"):
+    s = socket.create_connection((d.host, d.port))
+    body = b'{"status":"available"}'
+    s.sendall(("POST /v1/agents/alice/status HTTP/1.0\r\nAuthorization: %s\r\n%s"
+               "Transfer-Encoding: chunked\r\n\r\n" % (acme.auth, extra)).encode() +
+              b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) +
+              ("GET /healthz HTTP/1.0\r\n%s\r\n" % extra).encode())
+    resps, left = read_responses(s, 2, timeout=3)
+    t.ok(resps[0][0] == 200 and resps[0][1].get("connection") == "close" and
+         resps[1][0] is None and left == b"",
+         "HTTP/1.0 with Transfer-Encoding%s: answered with Connection: close, and closed"
+         % (" and keep-alive" if extra else ""), (resps, left))
+    s.close()
+
 # -- a client that half-closes after its request still gets the answer -------------------------
 s = socket.create_connection((d.host, d.port))
 s.sendall(req("GET", "/v1/agents/alice"))
