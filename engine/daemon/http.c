@@ -378,6 +378,23 @@ static int has_token(const char *v, const char *tok)
     return 0;
 }
 
+/* An absolute-form request target, "http://authority/path?query" (RFC 9112
+** 3.2.2, what a client sends to a proxy), which a server must take too: *t
+** moves to its path and query, the authority's last byte made the '/' of a
+** path it leaves out. The authority is not checked, as Host's value is not.
+** 0, or -1 when *t is no http or https URI with an authority. */
+static int origin_form(char **t)
+{
+    char *p = *t;
+    size_t n = !strncasecmp(p, "http://", 7) ? 7 : !strncasecmp(p, "https://", 8) ? 8 : 0;
+    if (!n) return -1;
+    char *path = p + n + strcspn(p + n, "/?");
+    if (path == p + n) return -1;
+    if (*path != '/') *--path = '/';
+    *t = path;
+    return 0;
+}
+
 /* Parse the header block h (NUL-terminated, ends with CRLF CRLF) in place.
 ** Returns 0, or an HTTP status for the error (with *why). */
 static int parse_head(char *h, struct head *hd, const char **why)
@@ -399,15 +416,15 @@ static int parse_head(char *h, struct head *hd, const char **why)
             *why = "malformed method";
             return 400;
         }
-    if (!*h || hd->target[0] != '/') {
-        *why = "request target must be an absolute path";
-        return 400;
-    }
     for (char *t = hd->target; *t; t++)
         if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f) {
             *why = "malformed request target";
             return 400;
         }
+    if (!*h || (hd->target[0] != '/' && origin_form(&hd->target))) {
+        *why = "request target must be an absolute path (or an http: or https: URI)";
+        return 400;
+    }
     const char *ver = sp2 + 1;
     if (!strcmp(ver, "HTTP/1.1"))
         hd->minor = 1;

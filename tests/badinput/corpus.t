@@ -279,7 +279,11 @@ case("a double slash", request("GET", "//v1/agents"), 404, "HTTP_NOT_FOUND")
 
 # -- request line ------------------------------------------------------------------------
 for name, line, status, code in [
-        ("an absolute-form target", b"GET http://x/v1/agents HTTP/1.1", 400, "HTTP_BAD_REQUEST"),
+        ("an absolute-form target of another scheme", b"GET ftp://x/v1/agents HTTP/1.1", 400,
+         "HTTP_BAD_REQUEST"),
+        ("an absolute-form target without an authority", b"GET http:///v1/agents HTTP/1.1", 400,
+         "HTTP_BAD_REQUEST"),
+        ("an asterisk-form target", b"OPTIONS * HTTP/1.1", 400, "HTTP_BAD_REQUEST"),
         ("a tab for a space", b"GET\t/v1/agents HTTP/1.1", 400, "HTTP_BAD_REQUEST"),
         ("two spaces", b"GET  /v1/agents HTTP/1.1", 400, "HTTP_BAD_REQUEST"),
         ("no version", b"GET /v1/agents", 400, "HTTP_BAD_REQUEST"),

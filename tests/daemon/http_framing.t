@@ -167,6 +167,43 @@ t.ok([x[0] for x in resps] == [200, 400, None] and left == b"",
      (resps, left))
 s.close()
 
+# -- absolute-form targets (RFC 9112 3.2.2: a server must take them) ----------------------------
+# The path and query are served; the authority is not checked (as Host's
+# value is not), and Host is still required on HTTP/1.1.
+def absolute(target, extra="Host: t\r\n", method="GET", body=b""):
+    cl = "Content-Length: %d\r\n" % len(body) if body else ""
+    r = d.raw(("%s %s HTTP/1.1\r\n%sAuthorization: %s\r\n%sConnection: close\r\n\r\n"
+               % (method, target, extra, acme.auth, cl)).encode() + body)
+    head, _, body = r.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.") else None, js(body)
+
+
+for target in ("http://127.0.0.1/v1/agents/alice", "HTTP://switchboard.example:8470/v1/agents/alice",
+               "https://user@[::1]:1/v1/agents/alice"):
+    st, o = absolute(target)
+    t.is_((st, o.get("id")), (200, "alice"), "GET %s: alice's document" % target)
+st, o = absolute("http://a.example/v1/agents/alice", extra="Host: b.example\r\n")
+t.is_(st, 200, "an authority other than Host's: served (neither is checked)")
+st, o = absolute("http://x/v1/agents?limit=1")
+t.is_((st, len(o.get("agents", []))), (200, 1), "a query in an absolute-form target is taken")
+st, o = absolute("http://x/v1/agents?limit=0")
+t.is_((st, o.get("error", {}).get("field")), (400, "limit"), "... and checked as any query is")
+st, o = absolute("http://x/v1/agents/abs", method="PUT", body=json.dumps(agent_doc("abs")).encode())
+t.ok(st == 200 and acme.get("/v1/agents/abs").status == 200, "a PUT to an absolute-form target",
+     (st, o))
+for target in ("http://x", "http://x?limit=1"):
+    st, o = absolute(target)
+    t.ok(st == 404 and o.get("error", {}).get("message") == "no route for GET /",
+         "%s (no path): the path is /, 404" % target, (st, o))
+st, o = absolute("http://127.0.0.1/v1/agents/alice", extra="")
+t.ok(st == 400 and "Host" in o.get("error", {}).get("message", ""),
+     "an absolute-form target on HTTP/1.1 without Host: 400, Host is still required", (st, o))
+for target in ("ftp://x/v1/agents/alice", "http:///v1/agents/alice", "http:/v1/agents/alice",
+               "x/v1/agents/alice", "*"):
+    st, o = absolute(target)
+    t.ok(st == 400 and o.get("error", {}).get("code") == "HTTP_BAD_REQUEST",
+         "target %s: 400" % target, (st, o))
+
 # -- chunked request bodies ---------------------------------------------------------------------
 
 
