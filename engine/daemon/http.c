@@ -639,8 +639,10 @@ static int dechunk(sbd_conn *c, struct evbuffer *in, size_t max_body, const char
             *why = "malformed chunk size";
             return 400;
         }
+        /* The size's value counts, not its digits (leading zeros are
+        ** allowed): past max_body it stops growing, and is refused below. */
         uint64_t sz = 0;
-        size_t i = 0, digits = 0;
+        size_t i = 0;
         for (; i < ll - 1; i++) {
             char ch = line[i];
             int v = ch >= '0' && ch <= '9'   ? ch - '0'
@@ -648,11 +650,7 @@ static int dechunk(sbd_conn *c, struct evbuffer *in, size_t max_body, const char
                     : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
                                              : -1;
             if (v < 0) break;
-            if (++digits > 15) {
-                *why = "chunk too large";
-                return 413;
-            }
-            sz = sz * 16 + (uint64_t)v;
+            if (sz <= max_body) sz = sz * 16 + (uint64_t)v;
         }
         /* After the digits, only chunk extensions (RFC 9112 7.1.1: BWS ";"
         ** name ["=" value], ignored here), with no control character in
@@ -664,7 +662,7 @@ static int dechunk(sbd_conn *c, struct evbuffer *in, size_t max_body, const char
         int ext_ok = j == ll - 1 ? j == i : line[j] == ';';
         for (; ext_ok && j < ll - 1; j++)
             if (((unsigned char)line[j] < 0x20 && line[j] != '\t') || line[j] == 0x7f) ext_ok = 0;
-        if (!digits || !ext_ok) {
+        if (!i || !ext_ok) {
             *why = "malformed chunk size";
             return 400;
         }

@@ -275,6 +275,27 @@ resps, _ = read_responses(s, 1)
 s.close()
 t.is_(resps and resps[0][0], 200, "chunk extensions after whitespace, quoted, several: taken")
 
+# A chunk size is its value, whatever its leading zeros (RFC 9112 7.1:
+# 1*HEXDIG); a value past max_body is 413, however it is written.
+body = json.dumps(agent_doc("zeros")).encode()
+for zeros in (14, 200):
+    s = connect()
+    s.sendall(("PUT /v1/agents/zeros HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode() +
+              b"0" * zeros + b"%x\r\n%s\r\n" % (len(body), body) + b"0" * zeros + b"\r\n\r\n")
+    resps, _ = read_responses(s, 1)
+    s.close()
+    t.is_(resps[0][0], 200, "a chunk size and the last chunk's with %d leading zeros: 200" % zeros,
+          resps)
+for size in (b"0000000000000001001", b"00000000000000000000000000000000000010000000000000000"):
+    s = connect()
+    s.sendall(("PUT /v1/agents/zeros HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode() + size + b"\r\n")
+    resps, left = read_responses(s, 1)
+    s.close()
+    t.ok(resps[0][0] == 413 and error(resps[0][2]).get("code") == "HTTP_BODY_TOO_LARGE",
+         "chunk size %s (past max_body): 413" % size.decode(), resps)
+
 # Over max_body decoded: 413, however small its chunks.
 for size, what in ((1, "one-byte chunks"), (1024, "1K chunks")):
     s = connect(30)
