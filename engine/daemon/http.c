@@ -852,6 +852,22 @@ static int take_chunked(sbd_conn *c, uint64_t t0)
     return 1;
 }
 
+/* Is the start of a request's head, p[0..n) (n >= 1, past any empty
+** lines), no HTTP/1.x whatever follows? Then why, answered at once, rather
+** than with a 408 once request_timeout is over: a TLS handshake (https://
+** to this port), bytes no method begins with, lines ending in a bare LF.
+** NULL when it may still be a request. */
+static const char *not_http(const unsigned char *p, size_t n)
+{
+    if (p[0] == 0x16) return "a TLS handshake: this port speaks plain HTTP (http://, not https://)";
+    for (const unsigned char *lf = memchr(p, '\n', n); lf;
+         lf = memchr(lf + 1, '\n', n - (size_t)(lf + 1 - p)))
+        if (lf == p || lf[-1] != '\r') return "lines of a request must end in CRLF, not a bare LF";
+    if (!is_tchar(p[0]) && !(p[0] == '\r' && n == 1))
+        return "not an HTTP request: it must begin with a request line (GET /path HTTP/1.1)";
+    return NULL;
+}
+
 /* Take one request off the input if it is complete. Returns 1 if one was
 ** handled (or answered with an error), 0 if more input is needed. */
 static int take_request(sbd_conn *c)
@@ -875,21 +891,20 @@ static int take_request(sbd_conn *c)
     if (!avail) return 0;
     uint64_t t0 = sbd_now_ns();
 
+    /* The head, or as much of it as has come. */
     struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-    if (end.pos < 0) {
-        if (avail > cfg->max_header) {
-            queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", NULL,
-                        0, t0);
-            return 1;
-        }
-        return 0;
-    }
-    size_t hlen = (size_t)end.pos + 4;
+    size_t hlen = end.pos < 0 ? avail : (size_t)end.pos + 4;
     if (hlen > cfg->max_header) {
         queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", NULL, 0,
                     t0);
         return 1;
     }
+    const char *bad = not_http(evbuffer_pullup(in, (ev_ssize_t)hlen), hlen);
+    if (bad) {
+        queue_error(c, 400, "HTTP_BAD_REQUEST", bad, NULL, 0, t0);
+        return 1;
+    }
+    if (end.pos < 0) return 0;
     char *hbuf = malloc(hlen + 1);
     if (!hbuf) {
         queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", NULL, 0, t0);

@@ -204,6 +204,40 @@ for target in ("ftp://x/v1/agents/alice", "http:///v1/agents/alice", "http:/v1/a
     t.ok(st == 400 and o.get("error", {}).get("code") == "HTTP_BAD_REQUEST",
          "target %s: 400" % target, (st, o))
 
+# -- what is not HTTP/1.x: answered at once, not after request_timeout (30 s) ---------------------
+def at_once(data, pause=None, more=b""):
+    """Send data (and `more` after `pause` seconds); (seconds to the answer
+    and the close, status, error message)."""
+    s = connect(10)
+    t0 = time.monotonic()
+    s.sendall(data)
+    if pause:
+        time.sleep(pause)
+        s.sendall(more)
+    (r,), left = read_responses(s, [False], timeout=10)
+    left += rest_of(s, 10)
+    s.close()
+    return (time.monotonic() - t0, r[0], error(r[2]).get("message", ""), left)
+
+
+HELLO = bytes.fromhex("160301020001000" "1fc0303") + bytes(range(32)) + b"\x00\x02\x13\x01"
+for data, what, says in (
+        (HELLO, "a TLS ClientHello", "TLS"),
+        (b"\x16", "a TLS record's first byte alone", "TLS"),
+        (b"GET /healthz HTTP/1.1\nHost: t\n\n", "a request in bare LFs", "CRLF"),
+        (b"GET /healthz HTTP/1.1\n", "a request line ending in a bare LF", "CRLF"),
+        (b"GET /healthz HTTP/1.1\r\nHost: t\n", "a header line ending in a bare LF", "CRLF"),
+        (b"\n", "a bare LF before the request", "CRLF"),
+        (b"\x80\x81binary", "binary", "not an HTTP request")):
+    secs, st, msg, left = at_once(data)
+    t.ok(st == 400 and says in msg and left == b"" and secs < 5,
+         "%s: 400 at once (%.1f s), saying %s, then closed" % (what, secs, says), (st, msg, left))
+# Bytes that may yet make a request line ending in CRLF are waited for.
+secs, st, msg, left = at_once(b"GET /healthz HTTP/1.1\r", 0.3, b"\nHost: t\r\nConnection: close\r\n\r\n")
+t.is_(st, 200, "a CR, then its LF in the next write: served")
+secs, st, msg, left = at_once(b"\r", 0.3, b"\nGET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+t.is_(st, 200, "an empty line's CR, then its LF and a request: served")
+
 # -- chunked request bodies ---------------------------------------------------------------------
 
 
