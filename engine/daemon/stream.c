@@ -436,7 +436,10 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     s->replay = 1;
     s->resume = resume;
     s->after = after;
-    s->cur = resume ? after : 0;
+    /* An id past the account's last (of an earlier start whose clock ran
+    ** ahead, or made up) resumes from the last: the resync goes out with
+    ** it, and the ids after it are the ones to send. */
+    s->cur = !resume ? 0 : after < b->last ? after : b->last;
     s->from_id = b->last;
     snprintf(s->account, sizeof s->account, "%s", account);
     s->next = d->subs;

@@ -142,10 +142,16 @@ newest = s.last_id
 s.close()
 
 # -- not whole: an id not given yet ------------------------------------------------------
+# The resync carries the account's last id, not the one given: ids go on
+# from it, and the next actions are sent (their ids are below the one given).
 s = Stream(d, acme.auth, last_event_id=str(int(newest) + 1000))
 t.cleanups.append(s.close)
 ev = s.next(timeout=3)
 t.ok(ev and ev.get("type") == "resync", "an id this daemon has not given: resync", ev)
+t.is_(s.last_id, newest, "... with the account's last id, not the one given")
+nxt = stream_ring()
+t.is_(read(s, 1), [(str(int(newest) + 1), nxt)], "... and the next action follows, the id after it")
+newest = s.last_id or newest
 s.close()
 m = d.admin("GET", "/metrics").body
 t.ok(re.search(r"^switchboard_stream_resumes_total [1-9]", m, re.M), "resumes are counted")
