@@ -1202,6 +1202,42 @@ static void refused(sbd *d, const struct sockaddr *sa, const char *answer, int p
                 more);
 }
 
+/* The 503 a connection past the limits is answered with, into out. */
+static void refusal(struct evbuffer *out, int per_peer)
+{
+    sbd_reply rep;
+    memset(&rep, 0, sizeof rep);
+    rep.body = scratch_body();
+    sbd_api_error(&rep, 503, "HTTP_TOO_MANY_CONNECTIONS",
+                  per_peer ? "too many connections from this address; try again later"
+                           : "too many connections; try again later",
+                  NULL);
+    snprintf(rep.headers, sizeof rep.headers, "Retry-After: 1\r\n");
+    format_response(out, &rep, 1, 0, 0);
+}
+
+/* Past MAX_REJECTING connections being refused (each waits up to
+** LINGER_SECONDS for its client to close, so the client reads the 503
+** rather than a reset), a burst of them is refused without a connection
+** of its own: the 503 written at once (a fresh socket's buffer takes it
+** whole), what the client sent so far read off (unread, the close would
+** be a reset), and the socket closed. A request still arriving then may
+** meet a reset instead. */
+static void refuse_at_once(evutil_socket_t fd, int per_peer)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (out) {
+        refusal(out, per_peer);
+        evbuffer_write(out, fd);
+        evbuffer_free(out);
+    }
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+        ;
+    shutdown(fd, SHUT_WR);
+    evutil_closesocket(fd);
+}
+
 /* The peer's address as a key: its family, and its bytes. An IPv6 peer
 ** counts by its /64 (one client is given a /64 and may use any address in
 ** it); an IPv4 address mapped into IPv6 counts as the IPv4 one. */
@@ -1249,8 +1285,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
                    peer_conns(d, fam, addr) >= d->cfg->max_connections_per_peer;
     reject |= per_peer;
     if (reject && d->nrejecting >= MAX_REJECTING) {
-        refused(d, sa, "closed", per_peer); /* MAX_REJECTING 503s are being sent already */
-        evutil_closesocket(fd);
+        refused(d, sa, "503", per_peer);
+        refuse_at_once(fd, per_peer);
         return;
     }
     sbd_conn *c = calloc(1, sizeof *c);
@@ -1287,16 +1323,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (reject) {
         d->nrejecting++;
         refused(d, sa, "503", per_peer);
-        sbd_reply rep;
-        memset(&rep, 0, sizeof rep);
-        rep.body = scratch_body();
-        sbd_api_error(&rep, 503, "HTTP_TOO_MANY_CONNECTIONS",
-                      per_peer ? "too many connections from this address; try again later"
-                               : "too many connections; try again later",
-                      NULL);
-        snprintf(rep.headers, sizeof rep.headers, "Retry-After: 1\r\n");
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        format_response(out, &rep, 1, 0, 0);
+        refusal(bufferevent_get_output(c->bev), per_peer);
         c->state = CS_CLOSING;
         bufferevent_enable(c->bev, EV_WRITE);
         bufferevent_enable(c->bev, EV_READ);
