@@ -98,8 +98,13 @@ struct sbd_conn {
     } ck;
 };
 
-#define OUTPUT_LIMIT (4u * 1024 * 1024) /* stop parsing requests past this backlog */
-#define BATCH_LIMIT 512                 /* flush early when this many responses wait */
+/* A connection's responses waiting to go out (held for a sync, or not yet
+** taken by the socket) past which its requests are no longer read: a
+** client that pipelines and never reads holds this much of the daemon's
+** memory (and its last response, which may be larger), not what it asks
+** for. A client that reads keeps it far below: the socket takes them. */
+#define OUTPUT_LIMIT (64u * 1024)
+#define BATCH_LIMIT 512 /* flush early when this many responses wait */
 #define MAX_HEADERS 100
 #define LINGER_SECONDS 2
 #define LINGER_BYTES (1024 * 1024)

@@ -204,9 +204,10 @@ c.close()
 t.ok(len(r) == 1 and r[0][0] == 200, "a request then a half-close: answered", r)
 
 # 11. A flood of pipelined requests sent without reading the answers
-#     (about 8 MB of them): the daemon stops reading that client instead of
-#     buffering without bound, serves others meanwhile, and every request
-#     sent is answered in order once the client reads.
+#     (about 8 MB of them): the daemon stops reading that client once 64 KiB
+#     of its answers wait, instead of buffering them, serves others
+#     meanwhile, and every request sent is answered in order once the client
+#     reads.
 N = 60000
 flood = get("/v1/agents/alice") * N + get("/healthz", b"Connection: close\r\n")
 c = conn()
