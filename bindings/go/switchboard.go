@@ -1181,20 +1181,23 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 		}
 		return s[i]
 	}
-	cev := C.sb_event{_type: C.sb_event_type(ev.Type), account: s[0], call_id: opt(1, ev.Call),
-		queue_id: opt(2, ev.Queue), agent_id: opt(3, ev.Agent), caller: opt(4, ev.Caller),
-		called: opt(5, ev.Called), priority: C.int(int32Sat(ev.Priority)), outcome: C.sb_ring_outcome(ev.Outcome),
-		status: C.sb_agent_status(cstatus), reason: opt(6, ev.Reason), attrs_json: opt(7, string(attrs)),
-		attempt: C.uint32_t(ev.Attempt), by: C.sb_end_party(int32Sat(int(ev.By)))}
+	cev := C.sb_event{_type: C.sb_event_type(int32Sat(int(ev.Type))), account: s[0],
+		call_id: opt(1, ev.Call), queue_id: opt(2, ev.Queue), agent_id: opt(3, ev.Agent),
+		caller: opt(4, ev.Caller), called: opt(5, ev.Called), priority: C.int(int32Sat(ev.Priority)),
+		outcome: C.sb_ring_outcome(int32Sat(int(ev.Outcome))),
+		status:  C.sb_agent_status(int32Sat(cstatus)), reason: opt(6, ev.Reason),
+		attrs_json: opt(7, string(attrs)), attempt: C.uint32_t(ev.Attempt),
+		by: C.sb_end_party(int32Sat(int(ev.By)))}
 	if rc := C.sb_submit(e.eng, &cev, res); rc != 0 {
 		return nil, resultError(rc, res)
 	}
 	return resultActions(res), nil
 }
 
-// int32Sat is v held to C's int: sb_event.priority and .by are 32 bits, and
-// a Go int beyond them must reach the engine as out of range (refused), not
-// cut to its low 32 bits (1<<32 + 50 as priority 50, 1<<32 + 1 as the caller).
+// int32Sat is v held to C's int: sb_event's numbers and enums are 32 bits,
+// and a Go int beyond them must reach the engine as out of range (refused),
+// not cut to its low 32 bits (1<<32 + 50 as priority 50, 1<<32 + 1 as the
+// caller or as answered).
 func int32Sat(v int) int32 {
 	if v > math.MaxInt32 {
 		return math.MaxInt32

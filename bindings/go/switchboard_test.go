@@ -410,6 +410,8 @@ func TestErrors(t *testing.T) {
 		// bits (1<<32 + 50 as 50, a valid priority).
 		{"priority 1<<32 + 50", second(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "p1", Queue: "support", Caller: "+15550000001", Priority: 1<<32 + 50})), switchboard.ErrInvalid, "priority"},
 		{"priority -1<<32", second(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "p2", Queue: "support", Caller: "+15550000001", Priority: -1 << 32})), switchboard.ErrInvalid, "priority"},
+		// The same for an enum: 1<<32 + 1 is no outcome, not answered.
+		{"outcome 1<<32 + 1", second(eng.Submit("acme", switchboard.Event{Type: switchboard.RingResult, Call: "p3", Agent: "ag0", Outcome: 1<<32 + switchboard.Answered})), switchboard.ErrInvalid, "outcome"},
 	}
 	for _, c := range cases {
 		if !errors.Is(c.err, c.code) || !errors.As(c.err, &se) || (c.field != "" && se.Field != c.field) {

@@ -2459,11 +2459,11 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
                 }
             }
         }
-        /* fall through */
+        if (!id_valid(ev->call_id)) return res_err(res, SB_EINVAL, "call", "invalid call id");
+        return 0;
     case SB_EV_HANGUP:
     case SB_EV_ABANDON:
         if (!id_valid(ev->call_id)) return res_err(res, SB_EINVAL, "call", "invalid call id");
-        if (ev->type == SB_EV_OFFER) return 0;
         if (ev->by && !end_party_name((int)ev->by))
             return res_err(res, SB_EINVAL, "by", "'by' must be caller, agent or system");
         if (ev->type == SB_EV_ABANDON && ev->by == SB_END_AGENT)
