@@ -177,7 +177,10 @@ EXPECT = [
     (["$SB/v1/queues/support"], "GET /v1/queues/support: alice tier 1, bob tier 2",
      lambda st, r: st == 200 and [(m["agent"], m["tier"]) for m in r.get("members", [])] ==
      [("alice", 1), ("bob", 2)]),
-    (["-X PUT $SB/v1/queues/support/members/carol"], "PUT member carol: {\"actions\":[]}",
+    (["-X PUT $SB/v1/queues/support/members/carol", '"tier":2'], "PUT member carol: {\"actions\":[]}",
+     lambda st, r: (st, r) == (200, {"actions": []})),
+    (["-X PUT $SB/v1/queues/support/members/carol", '"paused":true'],
+     "PUT member carol paused in support: {\"actions\":[]}",
      lambda st, r: (st, r) == (200, {"actions": []})),
     (["-X DELETE $SB/v1/queues/support/members/carol"], "DELETE member carol: {\"actions\":[]}",
      lambda st, r: (st, r) == (200, {"actions": []})),
@@ -194,12 +197,13 @@ EXPECT = [
      lambda st, r: st == 200 and r.get("state") == "connected" and
      r.get("caller") == "+442079460001" and r.get("trace") and "policy_versions" not in r and
      r["trace"][0]["policy"] == "freeswitch/longest-idle-agent"),
-    (["-X POST $SB/v1/calls/c1/hangup"], "the hangup answers the documented end action",
+    (['{"by":"agent"}', "$SB/v1/calls/c1/hangup"], "the hangup answers the documented end action",
      lambda st, r: (st, r) == (200, {"actions": [{"type": "end", "account": "acme", "call": "c1",
                                                   "queue": "support", "reason": "answered"}]})),
     (["$SB/v1/calls/c1"], "GET /v1/calls/c1 once ended: the record, no trace, no number",
      lambda st, r: st == 200 and r.get("state") == "ended" and "trace" not in r and
-     "caller" not in r and r.get("policy_versions") and r.get("attempts_detail")),
+     "caller" not in r and r.get("policy_versions") and r.get("attempts_detail") and
+     r.get("ended_by") == "agent"),
     (['"call":"c2"', "$SB/v1/calls"], "offering c2 rings alice again",
      lambda st, r: st == 201 and kinds(r) == [("ring", "c2", "alice")]),
     (["c2/abandon"], "abandoning c2: a cancel for alice, then the end (abandoned)",
