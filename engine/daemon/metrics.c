@@ -141,7 +141,12 @@ static const struct {
      "1 when the last load of policy_dir (at start or SIGHUP) succeeded; 0: the policies "
      "stored before decide (see the log's error)."},
     {"lmdb", "map_size_bytes", "LMDB map size in bytes (it grows up to map_max)."},
-    {"lmdb", "used_bytes", "Bytes of the LMDB map in use (up to its last used page)."},
+    {"lmdb", "used_bytes",
+     "Bytes of the LMDB map in use: its pages less the free ones LMDB hands out again (what "
+     "map_max is weighed against; it goes down as data is deleted)."},
+    {"lmdb", "high_water_bytes",
+     "Bytes of the LMDB map up to its last page ever used (a high-water mark: free pages "
+     "below it are reused, never given back)."},
     {"lmdb", "readers",
      "LMDB reader slots taken in the lock table, by every process on the data directory "
      "(a high-water mark: slots freed are reused, not given back)."},

@@ -1039,7 +1039,15 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 **            sb_reload, succeeded: 0 when what the directory holds is not
 **            what decides)},
 **  "latency_us":{"le":[10,20,50,...],"counts":[...],"sum":N,"count":N},
-**  "lmdb":{"map_size":N,"used_bytes":N,"readers":N,"max_readers":N}} */
+**  "lmdb":{"map_size":N,"used_bytes":N,"high_water_bytes":N,"readers":N,
+**          "max_readers":N}}
+** (lmdb: used_bytes, the map's bytes in use: its pages less the free pages
+** LMDB hands out again, those no reader's snapshot still needs; what a
+** write past map_max is weighed against, and it goes down as records are
+** deleted and accounts purged (the pages the last commit freed count until
+** the next commit). high_water_bytes, the map up to the last page it ever
+** used: free pages below it are reused and never given back, so it only
+** grows. used_bytes was that figure before 0.2.0.) */
 SB_API int sb_stats(sb_engine *eng, sb_result *res);
 
 /* A consistent copy of the data directory into dest (created, or an empty

@@ -170,8 +170,9 @@ typedef struct eng_env {
     ** written into free pages listed under ids already cleared: the next
     ** clearing reads every entry again (under the write lock). */
     int scrub_rescan;
-    /* The map in use past map_max (store.c, past_max): the bytes, and when
-    ** they were counted (monotonic ns); read and written atomically. */
+    /* The map in use (store.c, eng_map_in_use: past_max, sb_stats): the
+    ** bytes, and when they were counted (monotonic ns); read and written
+    ** atomically. */
     int64_t inuse_bytes, inuse_at;
 } eng_env;
 
@@ -339,6 +340,12 @@ int64_t eng_now(sb_engine *e);
 const char *eng_size_str(char *buf, size_t cap, size_t bytes);
 /* The largest the map grows: map_max, 64 GiB when it is 0. */
 size_t effective_map_max(const sb_config *cfg);
+/* The bytes of the map in use (store.c): its pages up to the last one used
+** less the free pages LMDB may hand out again, a walk of its free list; a
+** count taken less than max_age_ns ago (by any engine on the environment)
+** is taken as it is. -1 when it cannot be read. Not inside a transaction
+** of the calling thread's (it takes the map lock and a read transaction). */
+int64_t eng_map_in_use(sb_engine *e, int64_t max_age_ns);
 /* Count an event of type (sb_event_type, 0 a tick, -1 none: counted only when it
 ** failed) and its latency. */
 void eng_count_event(sb_engine *e, int type, int failed, uint64_t us);

@@ -1868,7 +1868,7 @@ static void vc_committed(sb_engine *e, uint64_t seq)
 ** free pages LMDB may hand out again (those freed before every reader's
 ** snapshot, by its own rule: a page a reader may still read is in use).
 ** Under the map lock, as every transaction. -1 when it cannot be read. */
-static int64_t map_in_use(sb_engine *e)
+static int64_t map_in_use_count(sb_engine *e)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -1900,6 +1900,18 @@ out:
     return used;
 }
 
+int64_t eng_map_in_use(sb_engine *e, int64_t max_age_ns)
+{
+    eng_env *sh = e->sh;
+    int64_t now = (int64_t)mono_ns(), used = __atomic_load_n(&sh->inuse_bytes, __ATOMIC_RELAXED);
+    if (now - __atomic_load_n(&sh->inuse_at, __ATOMIC_RELAXED) > max_age_ns) {
+        used = map_in_use_count(e);
+        __atomic_store_n(&sh->inuse_bytes, used, __ATOMIC_RELAXED);
+        __atomic_store_n(&sh->inuse_at, now, __ATOMIC_RELAXED);
+    }
+    return used;
+}
+
 /* A write that may not use the reserve (see grow_map), when the map has
 ** grown into it: refused until the pages in use are a margin below map_max
 ** (a sixteenth of it, 256 KiB at least, half of it at most: room for the
@@ -1915,12 +1927,7 @@ static int past_max(sb_engine *e, sb_result *res)
     if (__atomic_load_n(&sh->map_size, __ATOMIC_RELAXED) <= max) return 0;
     size_t margin = max / 16 > ((size_t)256 << 10) ? max / 16 : ((size_t)256 << 10);
     if (margin > max / 2) margin = max / 2;
-    int64_t now = (int64_t)mono_ns(), used = __atomic_load_n(&sh->inuse_bytes, __ATOMIC_RELAXED);
-    if (now - __atomic_load_n(&sh->inuse_at, __ATOMIC_RELAXED) > 20000000) {
-        used = map_in_use(e);
-        __atomic_store_n(&sh->inuse_bytes, used, __ATOMIC_RELAXED);
-        __atomic_store_n(&sh->inuse_at, now, __ATOMIC_RELAXED);
-    }
+    int64_t used = eng_map_in_use(e, 20000000);
     if (used < 0 || (size_t)used + margin < max) return 0;
     return res_err(res, SB_EFULL, NULL,
                    "storage full (map_max reached; its reserve is kept for the calls in "

@@ -240,7 +240,7 @@ probs, s1, types = parse(r1.body)
 t.is_(probs, [], "/metrics is valid Prometheus text: HELP and TYPE once per family, "
       "before its samples")
 for name in ("switchboard_lmdb_map_size_bytes", "switchboard_lmdb_used_bytes",
-             "switchboard_lmdb_readers", "switchboard_lmdb_max_readers",
+             "switchboard_lmdb_high_water_bytes", "switchboard_lmdb_readers", "switchboard_lmdb_max_readers",
              "switchboard_lmdb_map_max_bytes"):
     t.ok(s1.get(name, 0) > 0 and types.get(name) == "gauge", "%s is a gauge (%s)" %
          (name, s1.get(name)))

@@ -186,8 +186,30 @@ r = acme.get("/v1/records?number=%2B442079460007&format=csv")
 t.is_(r.headers.get("switchboard-live-calls"), "1", "... and in CSV's Switchboard-Live-Calls")
 acme.post("/v1/calls/c9/abandon")
 
+# Records enough to fill some pages, for the map's gauges below.
+for i in range(300):
+    call("f%d" % i, "+4420794611%02d" % (i % 100), attrs={"note": "x" * 300})
+used0 = d.metric("switchboard_lmdb_used_bytes")
+high0 = d.metric("switchboard_lmdb_high_water_bytes")
+t.ok(used0 and high0 and used0 <= high0,
+     "/metrics: switchboard_lmdb_used_bytes (%s) within switchboard_lmdb_high_water_bytes (%s)"
+     % (used0, high0))
+
 # Deleting an account: its records are purged in the background.
 r = d.admin("DELETE", "/v1/accounts/acme")
 t.is_(r.status, 200, "account deleted")
 t.ok(d.wait_log("sweep: deleted account", timeout=10) is not None, "... and purged by a sweep")
+# What an operator alerts on against map_max goes down with what was
+# deleted; the high-water mark, the last page ever used, does not. (The
+# pages the last commit freed are in use until the next one, by LMDB's
+# rule: a write after the purge.)
+t.is_(d.admin("PUT", "/v1/accounts/later", {}).status, 200, "another account made after it")
+deadline = time.time() + 10
+while time.time() < deadline and d.metric("switchboard_lmdb_used_bytes") >= used0 / 2:
+    time.sleep(0.2)
+used1 = d.metric("switchboard_lmdb_used_bytes")
+t.ok(used1 < used0 / 2, "switchboard_lmdb_used_bytes goes down after the purge (%s -> %s)"
+     % (used0, used1))
+t.ok(d.metric("switchboard_lmdb_high_water_bytes") >= high0,
+     "switchboard_lmdb_high_water_bytes does not")
 t.done()
