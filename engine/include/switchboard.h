@@ -846,7 +846,12 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** reason); its `erase` hook decides for each record an erasure request
 ** reaches. A record under a legal hold is never deleted or anonymized: the
 ** hook sees legal_hold = true and a decision to delete or anonymize is
-** overridden (the audit log says so). Every retention action lands in the
+** overridden (the audit log says so, record by record; the engine's log at
+** info says it once per hold with a count: at the end of a sweep run, of an
+** erasure request, and for records as they are written, a hold's first at
+** once and then at most one line a minute of the engine's clock, those in
+** between counted into its next line or said at the next sweep run's end).
+** Every retention action lands in the
 ** account's audit log, which holds no personal data. Daily aggregates are
 ** counted when records are written and never change when records go.
 ** policies/README.md documents the hooks. */

@@ -292,6 +292,7 @@ int records_open(sb_engine *e, sb_result *res)
     if (!rs) return res_err(res, SB_ENOMEM, NULL, "out of memory");
     cr_protect(rs->kc, sizeof rs->kc);
     pthread_mutex_init(&rs->mu, NULL);
+    pthread_mutex_init(&rs->held_mu, NULL);
     char path[4096];
     snprintf(path, sizeof path, "%s/data.keys", e->data_dir);
     rs->keyfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -349,6 +350,7 @@ void records_close(sb_engine *e)
     if (rs->tmp.p) cr_wipe(rs->tmp.p, rs->tmp.cap);
     buf_free(&rs->tmp);
     pthread_mutex_destroy(&rs->mu);
+    pthread_mutex_destroy(&rs->held_mu);
     free(rs);
     e->rec = NULL;
 }

@@ -261,14 +261,25 @@ typedef struct rec_keyc {
     uint8_t psub[32]; /* its pseudonyms' subkey (cr_pseudonym_subkey) */
 } rec_keyc;
 
-struct ret_state;
+/* retention.c: decisions legal holds overrode, counted per hold for the
+** log, which has one line per hold and sweep, erasure request or minute of
+** records written, not one per record (the audit log has each). */
+struct held_count;
+typedef struct held_tally {
+    struct held_count *v;
+    int n, cap;
+} held_tally;
+
 typedef struct rec_state {
     pthread_mutex_t mu; /* the key cache (reads may run on any thread) */
     int keyfd;          /* data.keys */
     rec_keyc kc[64];
-    uint64_t kc_epoch;     /* key_epoch when kc was last known good */
-    sb_buf tmp;            /* scratch, only under the write lock */
-    struct ret_state *ret; /* retention.c, only under the write lock */
+    uint64_t kc_epoch; /* key_epoch when kc was last known good */
+    sb_buf tmp;        /* scratch, only under the write lock */
+    /* retention.c: what a sweep run counted so far (its calls may be many,
+    ** on any thread) and the records written since each hold's last line */
+    pthread_mutex_t held_mu;
+    held_tally held;
 } rec_state;
 
 /* --- retention.c ----------------------------------------------------------- */
@@ -295,7 +306,7 @@ int ret_account_deleted(wtx *t, uint32_t acct);
 ** stored as version 2 its review due (sweeps run it). Nothing is queued
 ** when the review index is empty, nor again while a walk is queued. */
 int ret_upgrade_queue(MDB_txn *txn, sb_engine *e);
-/* Free what retention.c keeps in the engine. */
+/* Log what retention.c counted and has not said yet, and free it (sb_close). */
 void ret_free(sb_engine *e);
 
 #endif

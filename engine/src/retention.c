@@ -135,6 +135,7 @@ typedef struct rctx {
     int64_t due; /* sweeps: what counts as now for this run (a rescan's reviews are due by it) */
     int64_t reviewing; /* sweeps: due of the entry under review (deleted already) */
     int erase_held;    /* erasure decisions a hold overrode in this transaction */
+    held_tally held;   /* the decisions holds overrode in it, per hold (for the log) */
     json_t *reasons;   /* erasure: "action: reason" -> count */
     int memo;          /* audit_add: memo_raw and memo_clean hold a reason */
     int scrub_noted;   /* eng_scrub_want called in this transaction */
@@ -162,6 +163,7 @@ static void rctx_init(rctx *x, wtx *t)
 static void rctx_free(rctx *x)
 {
     free(x->holds);
+    free(x->held.v);
     buf_free(&x->val);
     buf_free(&x->w.b);
     buf_free(&x->audit.b);
@@ -171,9 +173,128 @@ static void rctx_free(rctx *x)
     if (x->reasons) json_decref(x->reasons);
 }
 
+/* --- what legal holds overrode, for the log ------------------------------------ */
+/* A decision a hold overrode is in the audit log, with its record. The
+** engine's log says so once per hold, with a count: for a sweep run (the
+** daemon's is many calls, one a turn of its loop), for an erasure request,
+** and for records as they are written, at once for a hold's first and then
+** at most once a minute of the engine's clock, those between counted into
+** its next line or said at the end of the next sweep run. A line per record
+** made a time-range hold over a busy month, reviewed again daily, hundreds
+** of thousands of lines a day. */
+#define HELD_LOG_MS 60000
+enum { HELD_WRITE, HELD_SWEEP, HELD_ERASURE };
+
+struct held_count {
+    int scope; /* HELD_*; 0 in a transaction's own tally */
+    char account[SB_ID_MAX + 1], hold[SB_ID_MAX + 1];
+    uint64_t n[2];  /* what the policy decided: delete, anonymize */
+    int64_t logged; /* HELD_WRITE: when its last line was said (0: never) */
+};
+
+/* The count of hold hold_id of account `account` in t, made if need be;
+** NULL when there is no memory for it. */
+static struct held_count *held_find(held_tally *t, int scope, const char *account,
+                                    const char *hold_id)
+{
+    for (int i = 0; i < t->n; i++) {
+        struct held_count *c = &t->v[i];
+        if (c->scope == scope && !strcmp(c->hold, hold_id) && !strcmp(c->account, account))
+            return c;
+    }
+    if (t->n == t->cap) {
+        int nc = t->cap ? 2 * t->cap : 4;
+        struct held_count *nv = realloc(t->v, (size_t)nc * sizeof *nv);
+        if (!nv) return NULL;
+        t->v = nv;
+        t->cap = nc;
+    }
+    struct held_count *c = &t->v[t->n++];
+    memset(c, 0, sizeof *c);
+    c->scope = scope;
+    str_copy(c->account, sizeof c->account, account);
+    str_copy(c->hold, sizeof c->hold, hold_id);
+    return c;
+}
+
+static void held_say(sb_engine *e, const struct held_count *c, int scope)
+{
+    static const char *const where[] = {"as records were written since its last line",
+                                        "in this sweep", "in an erasure request"};
+    unsigned long long n = c->n[0] + c->n[1];
+    if (n)
+        sb_log(e, SB_LOG_INFO,
+               "retention: account %s: %llu decision%s overridden by legal hold %s %s (%llu "
+               "delete, %llu anonymize; the audit log has each)",
+               c->account, n, n == 1 ? "" : "s", c->hold, where[scope], (unsigned long long)c->n[0],
+               (unsigned long long)c->n[1]);
+}
+
+/* Add src's counts into dst under scope; a count there is no memory for is
+** said at once. */
+static void held_merge(sb_engine *e, held_tally *dst, const held_tally *src, int scope)
+{
+    for (int i = 0; src && i < src->n; i++) {
+        const struct held_count *s = &src->v[i];
+        struct held_count *c = held_find(dst, scope, s->account, s->hold);
+        if (!c) {
+            held_say(e, s, scope);
+            continue;
+        }
+        c->n[0] += s->n[0];
+        c->n[1] += s->n[1];
+    }
+}
+
+/* Move src's counts into dst (src left empty). */
+static void held_take(held_tally *dst, held_tally *src)
+{
+    free(dst->v);
+    *dst = *src;
+    memset(src, 0, sizeof *src);
+}
+
+/* The engine's counts: src (a committed transaction's, or NULL) added
+** under scope, then what is due said (after the lock, as the log callback
+** runs outside it): with all, every count (a sweep run ended, the engine
+** closes); else the records written, by each hold's minute. */
+static void held_engine(sb_engine *e, const held_tally *src, int scope, int64_t now, int all)
+{
+    rec_state *rs = e->rec;
+    held_tally due = {0};
+    pthread_mutex_lock(&rs->held_mu);
+    held_merge(e, &rs->held, src, scope);
+    int k = 0;
+    for (int i = 0; i < rs->held.n; i++) {
+        struct held_count c = rs->held.v[i];
+        int write = c.scope == HELD_WRITE, have = c.n[0] + c.n[1] > 0;
+        if (have && (all || (write && (!c.logged || now - c.logged >= HELD_LOG_MS)))) {
+            struct held_count *d = held_find(&due, c.scope, c.account, c.hold);
+            if (d) {
+                d->n[0] = c.n[0];
+                d->n[1] = c.n[1];
+            } else {
+                held_say(e, &c, c.scope);
+            }
+            c.n[0] = c.n[1] = 0;
+            c.logged = now;
+            have = 0;
+        }
+        /* Kept while it has a count, or while a write's minute runs. */
+        if (have || (write && now - c.logged < HELD_LOG_MS)) rs->held.v[k++] = c;
+    }
+    rs->held.n = k;
+    pthread_mutex_unlock(&rs->held_mu);
+    for (int i = 0; i < due.n; i++)
+        held_say(e, &due.v[i], due.v[i].scope);
+    free(due.v);
+}
+
 void ret_free(sb_engine *e)
 {
-    (void)e; /* nothing kept between transactions */
+    held_engine(e, NULL, 0, eng_now(e), 1);
+    free(e->rec->held.v);
+    memset(&e->rec->held, 0, sizeof e->rec->held);
 }
 
 /* --- holds ------------------------------------------------------------------- */
@@ -692,10 +813,15 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
         reason = audited;
         x->n.overridden++;
         if (source == SRC_ERASURE) x->erase_held++;
-        sb_log(e, SB_LOG_INFO,
-               "retention: account %s call %.*s: %s (%s) overridden by legal hold %s",
-               x->exists ? x->a.id : "?", (int)r->idlen, r->id, act_names[decided],
-               d->policy[0] ? d->policy : "default", h->id);
+        /* Logged per hold with a count once the work is done (held_engine). */
+        struct held_count *c = held_find(&x->held, 0, x->exists ? x->a.id : "?", h->id);
+        if (c)
+            c->n[decided == RET_DELETE ? 0 : 1]++;
+        else
+            sb_log(e, SB_LOG_INFO,
+                   "retention: account %s call %.*s: %s (%s) overridden by legal hold %s",
+                   x->exists ? x->a.id : "?", (int)r->idlen, r->id, act_names[decided],
+                   d->policy[0] ? d->policy : "default", h->id);
     }
     if (d->failed) x->n.failed++;
     int rc = 0;
@@ -810,6 +936,7 @@ int ret_on_write(wtx *t, const uint8_t *rk, size_t rkl, const rec_settings *s, c
     if (!rc) rc = decide_retain(&x, &r, &d);
     if (!rc) rc = apply(&x, rk, rkl, &r, &d, SRC_WRITE);
     if (!rc) rc = audit_flush(&x);
+    if (!rc && x.held.n) held_engine(t->e, &x.held, HELD_WRITE, t->now, 0);
     rctx_free(&x);
     return rc;
 }
@@ -1408,6 +1535,7 @@ typedef struct sweep_run {
     int yielded; /* ended early: events were waiting */
     int64_t started;
     uint64_t txn_ns; /* time one transaction may take */
+    held_tally held; /* decisions holds overrode in this transaction */
 } sweep_run;
 
 static void enc_counts(uint8_t *b, const counts *c, int64_t started)
@@ -1464,6 +1592,7 @@ static int do_sweep(wtx *t, void *arg)
     sr->more = 0;
     sr->yielded = 0;
     memset(&sr->n, 0, sizeof sr->n);
+    sr->held.n = 0;
     uint64_t deadline = mono_ns() + sr->txn_ns;
     MDB_txn *txn = t->txn;
     /* The run's state: carried on when an earlier sweep was cut short. */
@@ -1550,6 +1679,7 @@ static int do_sweep(wtx *t, void *arg)
     } else {
         rc = st_del(txn, t->e, DB_JOBS, sk, 1);
     }
+    if (!rc) held_take(&sr->held, &x.held);
 out:
     rctx_free(&x);
     return rc;
@@ -1600,6 +1730,7 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
     do {
         rc = eng_write_ex(e, do_sweep, &sr, res, 1); /* it deletes: so may a full map */
         if (rc) break;
+        if (sr.held.n) held_engine(e, &sr.held, HELD_SWEEP, eng_now(e), 0);
         if (txns == 0) resumed = sr.resumed;
         txns++;
         add_counts(&own, &sr.n);
@@ -1621,7 +1752,11 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
             } while (quiet < 2 && mono_ns() < until);
         }
     } while (sr.more);
+    free(sr.held.v);
     if (rc) return rc;
+    /* The run's end: one line per hold that overrode decisions in it, and
+    ** those of records written since each hold's last line. */
+    if (!sr.more) held_engine(e, NULL, 0, eng_now(e), 1);
     /* Done: the pages that held what it removed are cleared. A failure
     ** leaves them for the next sweep's end. */
     if (!sr.more) (void)eng_scrub(e);
@@ -1743,6 +1878,7 @@ typedef struct erase_op {
     counts n;        /* this transaction */
     counts all;      /* the committed transactions */
     json_t *reasons; /* this transaction */
+    held_tally over; /* decisions holds overrode in this transaction */
 } erase_op;
 
 /* The request itself in the audit log, with what it did (in its last
@@ -1769,6 +1905,7 @@ static int do_erase(wtx *t, void *arg)
     op->live = 0;
     op->held_now = 0;
     memset(&op->n, 0, sizeof op->n);
+    op->over.n = 0;
     json_object_clear(op->reasons);
     int rc = tx_account(t, op->account);
     if (rc) return rc;
@@ -1824,6 +1961,7 @@ static int do_erase(wtx *t, void *arg)
     if (!rc) rc = audit_flush(&x);
 out:
     op->n = x.n;
+    if (!rc) held_take(&op->over, &x.held);
     rctx_free(&x);
     return rc;
 }
@@ -1872,6 +2010,7 @@ int ret_erase_on_write(wtx *t, const uint8_t *rk, size_t rkl, const char *call_i
             rc = st_del(t->txn, t->e, DB_ERASURES, k, pend_key(k, t->acct, pseudo[i]));
     }
     if (!rc) rc = audit_flush(&x);
+    if (!rc && x.held.n) held_engine(t->e, &x.held, HELD_WRITE, t->now, 0);
     rctx_free(&x);
     return rc;
 }
@@ -1894,9 +2033,11 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     if (rc) return rc;
     op.reasons = json_object();
     json_t *reasons = json_object();
+    held_tally over = {0}; /* the request's, per hold: one line each */
     do {
         rc = eng_write_ex(e, do_erase, &op, res, 1); /* it deletes */
         if (rc) break;
+        held_merge(e, &over, &op.over, HELD_ERASURE);
         op.held |= op.held_now;
         memcpy(op.cur, op.next, op.nextlen);
         op.curlen = op.nextlen;
@@ -1910,6 +2051,10 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
                 reasons, k, json_integer(json_integer_value(v) + (o ? json_integer_value(o) : 0)));
         }
     } while (!op.done);
+    for (int i = 0; i < over.n; i++)
+        held_say(e, &over.v[i], HELD_ERASURE);
+    free(over.v);
+    free(op.over.v);
     cr_wipe(op.number, sizeof op.number);
     json_decref(op.reasons);
     if (rc) {

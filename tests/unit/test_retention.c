@@ -935,6 +935,114 @@ static void test_budget(void)
     json_decref(s);
 }
 
+/* The engine's lines saying a legal hold overrode a decision, counted (the
+** engine reopened with this log callback for the test below). */
+static int hold_lines;
+static char hold_line[1024];
+static void count_hold_lines(void *arg, sb_log_level l, const char *line)
+{
+    if (strstr(line, "overridden by legal hold")) {
+        hold_lines++;
+        snprintf(hold_line + strlen(hold_line), sizeof hold_line - strlen(hold_line), "%s|", line);
+    }
+    quiet(arg, l, line);
+}
+
+static int hold_lines_since(void)
+{
+    int n = hold_lines;
+    hold_lines = 0;
+    hold_line[0] = 0;
+    return n;
+}
+
+/* Decisions a legal hold overrides are each in the audit log; the engine's
+** log says so once per hold with a count: per sweep (also one cut into
+** many calls, as the daemon makes), per erasure request, and for records
+** as they are written, at most once a minute of the clock (the first at
+** once). One line per record made a time-range hold over a busy month
+** hundreds of thousands of lines a day. */
+static void test_hold_log_lines(void)
+{
+    sb_close(eng);
+    sb_config cfg;
+    test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
+    cfg.log = count_hold_lines;
+    eng = test_open(&cfg, res);
+    if (!eng) return;
+    const char *gone = "local P = {}\n"
+                       "function P.retain(record, ctx) return { delete = true } end\n"
+                       "function P.erase(record, request, ctx) return { delete = true } end\n"
+                       "return P\n";
+    ok(with_policy("hl", "ret-gone", gone) == 0, "a retention policy that deletes every record");
+    char range[160];
+    snprintf(range, sizeof range,
+             "{\"id\":\"month\",\"from_ms\":%lld,\"to_ms\":%lld,\"reason\":\"audit\"}",
+             (long long)now_ms, (long long)(now_ms + 30 * DAY));
+    ok(hold("hl", "{\"id\":\"lit\",\"number\":\"+442079469001\",\"reason\":\"case 9\"}") == 0 &&
+           hold("hl", range) == 0,
+       "a number hold and a month's time-range hold");
+    hold_lines_since();
+    /* Calls in the same second: the number's held by lit, the others by the range. */
+    int errors = 0;
+    for (int i = 0; i < 1200; i++) {
+        char json[160];
+        snprintf(json, sizeof json,
+                 "{\"type\":\"offer\",\"call\":\"w%d\",\"queue\":\"support\","
+                 "\"caller\":\"%s\"}",
+                 i, i < 1170 ? "+442079469001" : "+442079469002");
+        errors += ev("hl", json) != 0;
+        snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"w%d\"}", i);
+        errors += ev("hl", json) != 0;
+    }
+    is_int(errors, 0, "1,200 calls, all held at their write");
+    is_int(audit_count("hl", "keep", "legal hold"), 1200, "the audit log has each override");
+    is_int(hold_lines_since(), 2, "written in the same minute: one line per hold, at its first");
+    now_ms += 61000;
+    call("hl", "w-late", "+442079469001", 0, NULL);
+    int n = hold_lines;
+    ok(n == 2 && strstr(hold_line, "account hl: 1170 decisions overridden by legal hold lit") &&
+           strstr(hold_line, "account hl: 29 decisions overridden by legal hold month"),
+       "a minute on, the next write's lines count those since, of either hold (%s)", hold_line);
+    hold_lines_since();
+    /* The held records come up for review a day later. */
+    now_ms += DAY + 1000;
+    json_t *s = sweep();
+    is_int(jint(s, "overridden"), 1201, "a sweep: 1,201 decisions overridden");
+    json_decref(s);
+    n = hold_lines;
+    ok(n == 2 && strstr(hold_line, "1171 decisions overridden by legal hold lit in this sweep") &&
+           strstr(hold_line, "30 decisions overridden by legal hold month in this sweep"),
+       "one line per hold for the sweep, with its count (%d: %s)", n, hold_line);
+    hold_lines_since();
+    /* The daemon's way: one short transaction per call, the run over many. */
+    now_ms += DAY + 1000;
+    int calls = 0, done = 0;
+    while (!done && calls < 10000) {
+        s = doc(sb_sweep(eng, 1, NULL, NULL, res));
+        done = !s || json_is_true(json_object_get(s, "done"));
+        calls++;
+        json_decref(s);
+    }
+    n = hold_lines;
+    ok(calls > 1 && n == 2, "a sweep cut into %d calls: one line per hold for the run (%d)", calls,
+       n);
+    hold_lines_since();
+    for (int i = 0; i < 3; i++) {
+        json_t *d = doc(sb_erase(eng, "hl", "+442079469001", res));
+        is_int(jint(d, "held"), 1171, "erasure request %d: 1,171 records held", i + 1);
+        json_decref(d);
+    }
+    n = hold_lines;
+    is_int(n, 3, "one line per erasure request (in three transactions each)");
+    hold_lines_since();
+    ok(sb_hold_release(eng, "hl", "lit", res) == 0 && sb_hold_release(eng, "hl", "month", res) == 0,
+       "the holds released");
+    s = sweep(); /* the erasure requests run again: nothing held now */
+    json_decref(s);
+    ok(sb_account_delete(eng, "hl", res) == 0, "account removed");
+}
+
 int main(void)
 {
     if (start_engine("retention")) return done_testing();
@@ -958,5 +1066,6 @@ int main(void)
     test_killed_sweep();
     test_list_pages();
     test_budget();
+    test_hold_log_lines();
     return end_engine();
 }
