@@ -845,14 +845,19 @@ int cli_sweep(int argc, char **argv)
                      ", %llu records reached by erasure requests run again now that a legal "
                      "hold was released",
                      N("erased"));
+        /* Audit entries past their account's audit_days, when there were any. */
+        char audit[96] = "";
+        if (N("audit_expired"))
+            snprintf(audit, sizeof audit, ", %llu audit log entries past audit_days removed",
+                     N("audit_expired"));
         printf("sweep %s%s: %llu reviewed%s (%llu kept, %llu anonymized, %llu deleted; %llu "
-               "overridden by legal holds, %llu failed), %llu purged, %llu transactions, "
+               "overridden by legal holds, %llu failed), %llu purged%s, %llu transactions, "
                "%.2f s\n",
                json_is_true(json_object_get(d, "done")) ? "done" : "stopped (budget used up)",
                json_is_true(json_object_get(d, "resumed")) ? " (carried on an interrupted sweep)"
                                                            : "",
                N("reviewed"), erased, N("kept"), N("anonymized"), N("deleted"), N("overridden"),
-               N("failed"), N("purged"), N("transactions"), secs);
+               N("failed"), N("purged"), audit, N("transactions"), secs);
         /* A run carried on: the counts above are the whole run's, the rate
         ** this command's own. */
         json_t *own = json_object_get(d, "this_call");

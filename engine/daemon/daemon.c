@@ -185,7 +185,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 #define SWEPT(k) ((uint64_t)json_integer_value(json_object_get(s, k)))
         /* Reviews, purges, and records an erasure request reached once the
         ** hold that kept them was released. */
-        uint64_t total = SWEPT("reviewed") + SWEPT("purged") + SWEPT("erased");
+        uint64_t total =
+            SWEPT("reviewed") + SWEPT("purged") + SWEPT("erased") + SWEPT("audit_expired");
         json_t *own = json_object_get(s, "this_call");
         d->m.swept += (uint64_t)json_integer_value(json_object_get(own, "reviewed")) +
                       (uint64_t)json_integer_value(json_object_get(own, "purged")) +
@@ -195,11 +196,12 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         if (!more && total)
             sbd_log(SWEPT("failed") ? SB_LOG_WARN : SB_LOG_INFO, "sweep done",
                     "reviewed=%llu deleted=%llu anonymized=%llu kept=%llu overridden=%llu "
-                    "failed=%llu purged=%llu erased=%llu ms=%.1f next_in=%us",
+                    "failed=%llu purged=%llu erased=%llu audit_expired=%llu ms=%.1f next_in=%us",
                     (unsigned long long)SWEPT("reviewed"), (unsigned long long)SWEPT("deleted"),
                     (unsigned long long)SWEPT("anonymized"), (unsigned long long)SWEPT("kept"),
                     (unsigned long long)SWEPT("overridden"), (unsigned long long)SWEPT("failed"),
                     (unsigned long long)SWEPT("purged"), (unsigned long long)SWEPT("erased"),
+                    (unsigned long long)SWEPT("audit_expired"),
                     (double)(sbd_now_ns() - sweep_t0_ns) / 1e6, d->cfg->sweep_interval);
 #undef SWEPT
     }

@@ -345,8 +345,9 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 **
 ** Account:  {"id":"acme","name":"Acme Ltd","fallback":"longest_idle",
 **            "retention":"retention/keep-90-days-then-delete",
-**            "personal_attrs":["name","email"],"service_level_seconds":20}
-**            (the last three: see "Call records and retention" below)
+**            "personal_attrs":["name","email"],"service_level_seconds":20,
+**            "audit_days":400}
+**            (the last four: see "Call records and retention" below)
 ** Agent:    {"id":"alice","name":"Alice","weight":1,"status":"available",
 **            "devices":{"softphone":"sip:alice@pbx.example","mobile":"tel:+447700900001"},
 **            "skills":{"english":5,"billing":3},
@@ -413,7 +414,8 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** Unknown fields are rejected with SB_EINVAL naming the field, and so is a
 ** value past its limit: "name" (account, agent, queue) at most 128 bytes.
 ** Account: "personal_attrs" at most 16 names of 1..64 printable bytes,
-** "service_level_seconds" 1..3600; an account holds at most 64 API keys
+** "service_level_seconds" 1..3600, "audit_days" 1..36500 or null; an
+** account holds at most 64 API keys
 ** and 1,000 legal holds (SB_ELIMIT past them). Agent: "devices" one or
 ** more of landline, mobile, softphone, each dial URI 1..255 bytes; at most
 ** 64 "skills", names 1..64 bytes, levels 0..100; "weight" 0.000001..1000000;
@@ -839,6 +841,19 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 **   "service_level_seconds": 20          answered after a wait of at most
 **                                        this counts as within the service
 **                                        level (sb_aggregates)
+**   "audit_days": 400                    sweeps remove audit log entries
+**                (sb_audit_list) older than this many days, 1..36500; null,
+**                the default: kept as long as the account. The log is the
+**                trace left of each record deleted or anonymized, of each
+**                erasure request and of each decision a hold overrode (a
+**                held record's, at every daily review), which is what shows
+**                retention was done, and how long that must be kept is the
+**                account holder's decision, not the engine's: it holds no
+**                personal data, so nothing is removed unless asked. It costs
+**                about 100-130 bytes of the data file an entry: a policy
+**                that deletes every record adds one per call ever made.
+**                400 keeps a year of it (what PCI DSS asks of audit trails)
+**                and a month to export it in.
 **
 ** The retention policy's `retain` hook decides when a record is written and
 ** at each review date it asks for (keep until a date, anonymize — drop the
@@ -996,7 +1011,11 @@ SB_API int sb_aggregates(sb_engine *eng, const char *account, const char *queue,
 **   "erasure_request" (one per sb_erase, after its records' entries, with
 **   what it did as its reason),
 **   "decision":..,"overridden":bool,"reason":..,"source":"write"|"review"|
-**   "erasure"|"hold","policy":..,"version":..}],"next":N} */
+**   "erasure"|"hold","policy":..,"version":..}],"next":N}
+** Entries older than the account's "audit_days" are removed by sweeps,
+** oldest first; sequence numbers go on after them and are never given
+** twice, so a reader paging with `after` misses only what expired before it
+** read, and a page from the start begins with the oldest entry left. */
 SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, size_t limit,
                          sb_result *res);
 
@@ -1013,16 +1032,20 @@ SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, si
 ** (may be NULL) is called after each transaction with the records handled
 ** so far and an estimate of the total. res's JSON: {"reviewed":N,"kept":N,
 ** "anonymized":N,"deleted":N,"overridden":N,"failed":N,"purged":N,"erased":N,
-** "transactions":N,"yields":N,"seconds":s,"done":bool,"resumed":bool,
-** "this_call":{...}}
+** "audit_expired":N,"transactions":N,"yields":N,"seconds":s,"done":bool,
+** "resumed":bool,"this_call":{...}}
 ** — yields: the times it ended a transaction early and waited for events
 ** of this engine that were waiting for the write lock
 ** — erased: records reached by erasure requests run again because a legal
 ** hold that kept them was released (their decisions are counted too)
+** — audit_expired: audit log entries older than their account's audit_days,
+** removed after the reviews: a run reads each account's settings once, and
+** the log of one that sets audit_days no further than its first entry young
+** enough
 ** — resumed: an interrupted sweep was carried on, and the counts include
 ** its work (one sweep's run is shared: a sweep started beside another, in
 ** this process or another, carries on the same run). this_call: the same
-** eight counts for the work of this call alone: what to add up across calls,
+** nine counts for the work of this call alone: what to add up across calls,
 ** as a daemon sweeping one transaction a turn does. */
 typedef void (*sb_sweep_progress_fn)(void *arg, uint64_t done, uint64_t total);
 SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn progress, void *arg,

@@ -18,7 +18,7 @@
 /* Records: REC_VERSION (records.h); 1 was before sealing (no numbers at all),
 ** 2 before the review due and the offered time in the associated data, 3
 ** before a rejected call's reason. */
-#define V_SETTINGS 1
+#define V_SETTINGS 2 /* 1: before audit_days */
 #define V_AGGR 1
 #define KEY_SLOT 128
 #define KEY_MAGIC "SBK1"
@@ -69,6 +69,28 @@ void rec_settings_default(rec_settings *s)
     s->epoch = 0;
     s->sl_seconds = REC_SL_DEFAULT;
     s->npersonal = 0;
+    s->audit_days = 0;
+}
+
+int rec_settings_decode(const MDB_val *v, rec_settings *s)
+{
+    rbuf r;
+    rec_settings_default(s);
+    rb_init(&r, v->mv_data, v->mv_size);
+    int ver = rb_u8(&r);
+    rb_str(&r, s->retention, sizeof s->retention);
+    s->epoch = rb_u32(&r);
+    s->sl_seconds = rb_u32(&r);
+    s->npersonal = rb_u8(&r);
+    if (s->npersonal > REC_PERSONAL_MAX) r.err = 1, s->npersonal = 0;
+    for (int i = 0; i < s->npersonal; i++)
+        rb_str(&r, s->personal[i], sizeof s->personal[i]);
+    if (ver >= 2) s->audit_days = rb_u32(&r); /* version 1 had none: kept for ever */
+    if (r.err || ver < 1 || ver > V_SETTINGS || r.p != r.end) {
+        rec_settings_default(s);
+        return SB_ESTORE;
+    }
+    return 0;
 }
 
 int rec_settings_load(MDB_txn *txn, sb_engine *e, uint32_t acct, rec_settings *s)
@@ -78,22 +100,7 @@ int rec_settings_load(MDB_txn *txn, sb_engine *e, uint32_t acct, rec_settings *s
     rec_settings_default(s);
     int rc = st_get_hot(txn, e, DB_PRIVACY, k, key_acct(k, acct), &v);
     if (rc == MDB_NOTFOUND) return 0;
-    if (rc) return rc;
-    rbuf r;
-    rb_init(&r, v.mv_data, v.mv_size);
-    int ver = rb_u8(&r);
-    rb_str(&r, s->retention, sizeof s->retention);
-    s->epoch = rb_u32(&r);
-    s->sl_seconds = rb_u32(&r);
-    s->npersonal = rb_u8(&r);
-    if (s->npersonal > REC_PERSONAL_MAX) r.err = 1, s->npersonal = 0;
-    for (int i = 0; i < s->npersonal; i++)
-        rb_str(&r, s->personal[i], sizeof s->personal[i]);
-    if (r.err || ver != V_SETTINGS || r.p != r.end) {
-        rec_settings_default(s);
-        return SB_ESTORE;
-    }
-    return 0;
+    return rc ? rc : rec_settings_decode(&v, s);
 }
 
 static int attr_name_valid(const char *s)
@@ -153,6 +160,16 @@ int rec_settings_parse(const json_t *doc, rec_settings *s, sb_result *res)
     int rc = jv_int(doc, "service_level_seconds", NULL, 0, 1, 3600, &sl, res);
     if (rc) return rc;
     s->sl_seconds = (uint32_t)sl;
+    json_t *ad = json_object_get(doc, "audit_days");
+    long long days = s->audit_days;
+    if (ad && json_is_null(ad))
+        days = 0;
+    else if (ad && jv_int(doc, "audit_days", NULL, 0, 1, REC_AUDIT_DAYS_MAX, &days, res))
+        return res_err(res, SB_EINVAL, "audit_days",
+                       "'audit_days' must be a whole number of days from 1 to %d, or null to "
+                       "keep the audit log as long as the account",
+                       REC_AUDIT_DAYS_MAX);
+    s->audit_days = (uint32_t)days;
     return 0;
 }
 
@@ -165,6 +182,7 @@ static void enc_settings(wbuf *w, const rec_settings *s)
     wb_u8(w, (uint8_t)s->npersonal);
     for (int i = 0; i < s->npersonal; i++)
         wb_str(w, s->personal[i]);
+    wb_u32(w, s->audit_days);
 }
 
 int rec_settings_save(wtx *t, uint32_t acct, const rec_settings *s)
@@ -194,6 +212,7 @@ void rec_settings_json(const rec_settings *s, json_t *o)
         json_array_append_new(arr, json_string(s->personal[i]));
     json_object_set_new(o, "personal_attrs", arr);
     json_object_set_new(o, "service_level_seconds", json_integer(s->sl_seconds));
+    json_object_set_new(o, "audit_days", s->audit_days ? json_integer(s->audit_days) : json_null());
 }
 
 /* --- data keys ------------------------------------------------------------ */

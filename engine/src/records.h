@@ -76,7 +76,8 @@ enum { RF_ANONYMIZED = 1, RF_OVERRIDDEN = 2, RF_SEAL_V2 = 4, RF_WITHHELD = 8 };
 
 /* An account's record settings (DB_PRIVACY); absent means the defaults:
 ** no retention policy (keep forever), nothing personal beyond the numbers,
-** a 20 s service level. */
+** a 20 s service level, an audit log kept as long as the account. */
+#define REC_AUDIT_DAYS_MAX 36500 /* "audit_days": at most a hundred years */
 typedef struct rec_settings {
     char retention[SB_NAME_MAX + 1];
     uint32_t epoch; /* bumped when the retention policy changes (reviews of
@@ -84,13 +85,18 @@ typedef struct rec_settings {
     uint32_t sl_seconds;
     int npersonal;
     char personal[REC_PERSONAL_MAX][REC_ATTR_NAME_MAX + 1];
+    uint32_t audit_days; /* sweeps remove audit entries older than this many
+                         ** days (retention.c); 0: kept as long as the account */
 } rec_settings;
 
 void rec_settings_default(rec_settings *s);
 int rec_settings_load(MDB_txn *txn, sb_engine *e, uint32_t acct, rec_settings *s);
-/* Read "retention", "personal_attrs" and "service_level_seconds" of an
-** account document over s (fields left out keep their value in s).
-** SB_EINVAL naming the field when one is malformed. */
+/* Decode a stored value of the settings; SB_ESTORE (s the defaults) when it
+** is not one. */
+int rec_settings_decode(const MDB_val *v, rec_settings *s);
+/* Read "retention", "personal_attrs", "service_level_seconds" and
+** "audit_days" of an account document over s (fields left out keep their
+** value in s). SB_EINVAL naming the field when one is malformed. */
 int rec_settings_parse(const json_t *doc, rec_settings *s, sb_result *res);
 /* Store the settings (s->epoch is managed here); when the retention policy
 ** changed, every record of the account is queued for review by sweeps. */

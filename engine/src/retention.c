@@ -84,9 +84,17 @@ static const char *const act_names[] = {"none", "keep", "anonymize", "delete"};
 enum { HK_CALL = 1, HK_NUMBER, HK_RANGE };
 static const char *const hk_names[] = {"", "call", "number", "range"};
 
-/* Job keys: kind(1) acct(4); the sweep's run state is the single key "S".
+/* Job keys: kind(1) acct(4); the sweep's run state is the single key "S",
+** and where its walk of the accounts' audit logs is the single key "A".
 ** The upgrade walk (JOB_UPGRADE) is of the whole index: account 0. */
-enum { JOB_ERASURE = 'E', JOB_PURGE = 'P', JOB_RESCAN = 'R', JOB_SWEEP = 'S', JOB_UPGRADE = 'U' };
+enum {
+    JOB_AUDIT = 'A',
+    JOB_ERASURE = 'E',
+    JOB_PURGE = 'P',
+    JOB_RESCAN = 'R',
+    JOB_SWEEP = 'S',
+    JOB_UPGRADE = 'U'
+};
 
 typedef struct hold {
     char id[SB_ID_MAX + 1];
@@ -100,9 +108,10 @@ typedef struct hold {
 
 typedef struct counts {
     uint64_t reviewed, kept, anonymized, deleted, overridden, failed, purged;
-    uint64_t erased; /* records an erasure request a hold had kept from reached */
+    uint64_t erased;        /* records an erasure request a hold had kept from reached */
+    uint64_t audit_expired; /* audit entries older than their account's audit_days, removed */
 } counts;
-#define NCOUNTS 8 /* as stored: 7 before erased came */
+#define NCOUNTS 9 /* as stored: 7 before erased came, 8 before audit_expired */
 
 /* The context of one transaction's retention work. Built per transaction
 ** (eng_write may run a function again from scratch), never kept across. */
@@ -482,6 +491,59 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
     x->audit_n++;
     if (w->err) return SB_ENOMEM;
     return w->b.len >= AUDIT_VALUE_MAX ? audit_flush(x) : 0;
+}
+
+/* The audit log's own retention: an account's "audit_days" (records.h; 0,
+** the default: as long as the account). A value holds the entries of one
+** transaction, all of one time (its t), and the values of an account follow
+** its sequence numbers, so in time: the oldest entries are its first. The
+** sweep deletes values from the account's first while they are older than
+** `before` and stops at the first that is not (a clock that stepped back
+** leaves an older one after it for a later sweep), never reading the rest.
+** The last value deleted gives way to an empty one (count 0) at the next
+** sequence number, which audit_next reads as the last and the next entries
+** then replace: numbers go on and are never given twice, so a reader paging
+** with `after` misses nothing. budget: values at most. Returns the values
+** removed (their entries are counted in x->n); *done when the account has
+** no more to remove. */
+static int audit_expire(rctx *x, uint32_t acct, int64_t before, int budget, int *done)
+{
+    uint8_t p[4];
+    st_iter it;
+    int values = 0, rc;
+    uint64_t next = 0;
+    *done = 0;
+    for (rc = st_iter_open(&it, x->t->txn, x->e, DB_AUDIT, p, key_acct(p, acct));
+         rc == 0 && values < budget;) {
+        rbuf r;
+        rb_init(&r, it.v.mv_data, it.v.mv_size);
+        int ver = rb_u8(&r);
+        uint32_t count = rb_u32(&r);
+        int64_t t = count ? rb_i64(&r) : 0;
+        if (it.klen != 12 || r.err || ver != V_AUDIT) { /* not one of ours: left as it is */
+            rc = st_iter_next(&it);
+            continue;
+        }
+        if (!count || t >= before) break; /* the numbers' mark, or young enough: done */
+        next = be64(it.key + 4) + count;
+        values++;
+        x->n.audit_expired += count;
+        rc = st_iter_del(&it);            /* moves on to the next */
+        if (rc == MDB_NOTFOUND && next) { /* that was the last: numbers go on from it */
+            uint8_t k[12], v[5] = {V_AUDIT, 0, 0, 0, 0};
+            put_be32(k, acct);
+            put_be64(k + 4, next);
+            st_iter_close(&it);
+            rc = st_put(x->t->txn, x->e, DB_AUDIT, k, 12, v, 5);
+            if (rc) return rc;
+            *done = 1;
+            return values;
+        }
+    }
+    st_iter_close(&it);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    *done = values < budget;
+    return values;
 }
 
 /* --- the account of the work at hand -------------------------------------------- */
@@ -1555,6 +1617,70 @@ static void add_counts(counts *a, const counts *b)
         x[i] += y[i];
 }
 
+/* A sweep run's walk of the accounts' audit logs, after its reviews: the
+** accounts whose settings give audit_days, after the one the walk finished
+** last (JOB_AUDIT: its number; from the first when there is none), each once
+** a run: a read of each account's settings, in order, and a seek into the
+** log of each that sets audit_days, which reads no further than its first
+** value young enough (audit_expire). Returns the work done (settings read,
+** values removed); *done when the walk has ended, *yielded when it stopped
+** for events waiting. */
+static int sweep_audit(rctx *x, int budget, uint64_t deadline, int *yielded, int *done)
+{
+    MDB_txn *txn = x->t->txn;
+    uint8_t jk[1] = {JOB_AUDIT}, after[4] = {0};
+    size_t alen = 0;
+    MDB_val v;
+    int used = 0, rc = st_get(txn, x->e, DB_JOBS, jk, 1, &v);
+    if (rc == 0 && v.mv_size == 5 && ((const uint8_t *)v.mv_data)[0] == V_JOB) {
+        memcpy(after, (const uint8_t *)v.mv_data + 1, 4);
+        alen = 4;
+    } else if (rc && rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    *done = 0;
+    while (used < budget && !*done) {
+        rec_settings s;
+        uint32_t acct = 0;
+        st_iter it;
+        for (rc = st_iter_after(&it, txn, x->e, DB_PRIVACY, "", 0, after, alen); rc == 0;
+             rc = st_iter_next(&it)) {
+            if (it.klen != 4) continue;
+            memcpy(after, it.key, 4);
+            alen = 4;
+            used++;
+            if (rec_settings_decode(&it.v, &s) == 0 && s.audit_days) {
+                acct = be32(it.key);
+                break;
+            }
+            if (used >= budget) break;
+        }
+        st_iter_close(&it);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        *done = rc == MDB_NOTFOUND;
+        if (acct) {
+            int whole = 0;
+            int k = audit_expire(x, acct, x->t->now - (int64_t)s.audit_days * DAY_MS,
+                                 budget > used ? budget - used : 1, &whole);
+            if (k < 0 || IS_SB_ERR(k)) return k;
+            used += k;
+            if (!whole) { /* the rest of its log in the next transaction */
+                put_be32(after, acct - 1);
+                break;
+            }
+        }
+        if (mono_ns() >= deadline) break;
+        if (used >= SWEEP_MIN && __atomic_load_n(&x->e->live_events, __ATOMIC_RELAXED)) {
+            *yielded = 1;
+            break;
+        }
+    }
+    uint8_t cur[5] = {V_JOB};
+    memcpy(cur + 1, after, 4);
+    rc = *done ? st_del(txn, x->e, DB_JOBS, jk, 1) : st_put(txn, x->e, DB_JOBS, jk, 1, cur, 5);
+    return rc ? rc : used;
+}
+
 /* Review the record of the entry under the cursor; the entry goes. */
 static int review_one(rctx *x, st_iter *it)
 {
@@ -1602,8 +1728,8 @@ static int do_sweep(wtx *t, void *arg)
     memset(&sr->total, 0, sizeof sr->total);
     sr->resumed = 0;
     sr->started = t->now;
-    if (rc == 0 && (v.mv_size == sizeof sv || v.mv_size == sizeof sv - 8) &&
-        ((uint8_t *)v.mv_data)[0] == V_JOB) {
+    if (rc == 0 && v.mv_size >= 9 + 7 * 8 && v.mv_size <= sizeof sv && (v.mv_size - 9) % 8 == 0 &&
+        ((uint8_t *)v.mv_data)[0] == V_JOB) { /* counts added since are 0 */
         const uint8_t *b = v.mv_data;
         sr->started = (int64_t)be64(b + 1);
         uint64_t *c = &sr->total.reviewed;
@@ -1671,6 +1797,18 @@ static int do_sweep(wtx *t, void *arg)
     } while (left && !sr->yielded && i < budget && mono_ns() < deadline);
     sr->more = jobs_more || left;
     if ((rc = audit_flush(&x))) goto out;
+    /* Then the audit logs past their accounts' audit_days, once a run. */
+    if (!sr->more) {
+        int walked = 0;
+        if (!sr->yielded && i < budget && mono_ns() < deadline) {
+            int k = sweep_audit(&x, budget - i, deadline, &sr->yielded, &walked);
+            if (k < 0 || IS_SB_ERR(k)) {
+                rc = k;
+                goto out;
+            }
+        }
+        sr->more = !walked;
+    }
     sr->n = x.n;
     add_counts(&sr->total, &x.n);
     if (sr->more) {
@@ -1706,11 +1844,11 @@ static uint64_t count_due(sb_engine *e, int64_t now)
 /* A sweep's counts as a JSON object. */
 static json_t *counts_json(const counts *c)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "reviewed", (json_int_t)c->reviewed,
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "reviewed", (json_int_t)c->reviewed,
                      "kept", (json_int_t)c->kept, "anonymized", (json_int_t)c->anonymized,
                      "deleted", (json_int_t)c->deleted, "overridden", (json_int_t)c->overridden,
                      "failed", (json_int_t)c->failed, "purged", (json_int_t)c->purged, "erased",
-                     (json_int_t)c->erased);
+                     (json_int_t)c->erased, "audit_expired", (json_int_t)c->audit_expired);
 }
 
 int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, void *arg,
