@@ -414,6 +414,9 @@ type SweepCounts struct {
 	// Erased: records reached by erasure requests run again because a legal
 	// hold that kept them was released (their decisions are counted too).
 	Erased int `json:"erased"`
+	// AuditExpired: audit log entries past their account's audit_days,
+	// removed.
+	AuditExpired int `json:"audit_expired"`
 }
 
 // SweepReport is the outcome of a sweep. Resumed: an interrupted sweep was
