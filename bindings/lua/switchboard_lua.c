@@ -1395,11 +1395,22 @@ static int l_submit(lua_State *L)
     }
     check_type(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
+    /* The event's strings are read from a copy of the table, kept on the
+    ** stack until the engine returns: the engine calls the clock and log
+    ** functions, whose Lua code could change the caller's table and let
+    ** the collector free a string sb_event points to. */
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, 4);
+    }
     call c = begin(L);
     sb_event ev;
     char *attrs = NULL, field[80];
     enc_err e;
-    int rc = event_from_table(L, 3, &ev, &attrs, &e, field, sizeof field);
+    int rc = event_from_table(L, 4, &ev, &attrs, &e, field, sizeof field);
     if (rc) {
         free(attrs);
         abandon(L, c);

@@ -88,6 +88,7 @@ struct sbd_backlog {
     uint64_t start; /* the id it started from */
     int gone;       /* the account was deleted: freed once nothing holds it */
     int warned;     /* "backlog full" logged since the last delivery */
+    int told;       /* a resync gave a client its id (start): kept as one that gave ids */
 };
 
 /* Across accounts, the histories hold at most this many stream_buffers. */
@@ -194,10 +195,11 @@ static sbd_backlog *backlog_of(sbd *d, const char *account, int create)
 
 /* An account with no subscriber and nothing kept leaves the table, when
 ** it gave no id (or was deleted): one that did keeps its last id, or a
-** subscriber resuming after it would be told its actions are lost. */
+** subscriber resuming after it would be told its actions are lost. A
+** resync's id counts as given: a client reconnecting with it resumes. */
 static void backlog_release(sbd *d, sbd_backlog *b)
 {
-    if (b->subs || b->head || (b->last != b->start && !b->gone)) return;
+    if (b->subs || b->head || ((b->last != b->start || b->told) && !b->gone)) return;
     sbd_backlog **pp = &d->acct_tab[acct_hash(b->account) & (d->acct_cap - 1)];
     while (*pp != b)
         pp = &(*pp)->hnext;
@@ -668,6 +670,7 @@ static int replay_step(sbd *d, sbd_sub *s)
             /* With the id it resumes from: a client that reconnects after
             ** it gives that, not the old id, and is not resynced again. */
             if (s->cur < b->floor) s->cur = b->floor;
+            b->told = 1;
             int ok = t && send_event(d, s, s->cur, t, strlen(t));
             free(t);
             if (!ok) return 1;

@@ -504,8 +504,9 @@ typedef enum sb_event_type {
 ** policy's pause, a status taken after a call, a membership removed or an
 ** agent deleted) has its waiting calls decided again: their policy
 ** wake-ups move to the time of that change, so the next sb_tick decides
-** them, in line order, and a policy reading ctx.queue.logged_in can turn
-** them away (app_queue's leavewhenempty). */
+** them, in line order (the line's first 32, then the next 32 a millisecond
+** later...), and a policy reading ctx.queue.logged_in can turn them away
+** (app_queue's leavewhenempty). */
 /* SB_EV_AGENT_STATUS sets the agent's status at once when it is available,
 ** paused, offline, ringing (the ring ends as rejected, the call moves on;
 ** "available" leaves the ring alone) or in wrap-up (which it ends). The
@@ -582,8 +583,9 @@ typedef struct sb_event {
                              ** takes any; of a call not connected (and
                              ** an abandon), the caller (abandoned, as
                              ** without it) or the system (failed); the
-                             ** agent is refused (SB_ESTATE: an agent
-                             ** who lets a ring go sends a ring_result) */
+                             ** agent is refused: SB_ESTATE on a hangup
+                             ** (an agent who lets a ring go sends a
+                             ** ring_result), SB_EINVAL on an abandon */
 } sb_event;
 
 /* Apply one event. Returns 0 and the actions in res, or an error code with

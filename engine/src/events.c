@@ -15,8 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DISPATCH_HEAD 16    /* waiting calls read at first per dispatch */
-#define DISPATCH_BATCH 256  /* and then per read, when those all keep waiting */
+#define DISPATCH_HEAD 16   /* waiting calls read at first per dispatch */
+#define DISPATCH_BATCH 256 /* and then per read, when those all keep waiting */
+/* Policy wake-ups due in the same millisecond, in one account, at most this
+** many at a time, fire in line order. */
+#define WAKE_GROUP 32
 #define TICK_BATCH 256      /* timers fired per tick transaction */
 #define TICK_RETRY_MS 60000 /* a timer whose firing failed is tried again after this */
 
@@ -1536,9 +1539,12 @@ int dispatch_queue(wtx *t, uint32_t queue)
 /* When no member of a queue with calls waiting can take one any more (each
 ** offline or paused, or none left), its waiting calls are decided again at
 ** once: their wake-ups move to now, so the next tick runs their policies,
-** in line order, 32 at a time. A policy that reads ctx.queue.logged_in
-** turns callers away the moment the last agent leaves (app_queue's
-** leavewhenempty) instead of at its next wake-up, or keeps them waiting.
+** in line order. A tick takes a millisecond's wake-ups of an account 32 at a
+** time, each 32 read by call id and then sorted into line order, so the
+** line's first 32 wake now, the next 32 a millisecond later, and so on. A
+** policy that reads ctx.queue.logged_in turns callers away the moment the
+** last agent leaves (app_queue's leavewhenempty) instead of at its next
+** wake-up, or keeps them waiting.
 ** Its own call buffer: this runs inside events holding e->call. */
 int queue_emptied(wtx *t, uint32_t queue)
 {
@@ -1556,12 +1562,15 @@ int queue_emptied(wtx *t, uint32_t queue)
     if (!c || !ids) rc = SB_ENOMEM;
     /* The waiting list is read in batches and not written: a wake-up is
     ** the call's and the timers'. */
+    int64_t woken = 0;
     while (!rc && (rc = waiting_ids(t, queue, last, &llen, ids, DISPATCH_BATCH, &n)) == 0) {
         for (int i = 0; i < n && !rc; i++) {
+            int64_t due = t->now + woken / WAKE_GROUP;
             if (st_call_load(t->txn, t->e, t->acct, ids[i], c) || c->state != CALL_WAITING ||
-                c->queue != queue || (c->wake_due && c->wake_due <= t->now))
+                c->queue != queue || (c->wake_due && c->wake_due <= due))
                 continue;
-            c->wake_due = t->now; /* the one it had goes stale (call_timer_del) */
+            woken++;
+            c->wake_due = due; /* the one it had goes stale (call_timer_del) */
             if (!(rc = timer_set(t, c->wake_due, TM_WAKE, c->id, strlen(c->id))))
                 rc = st_call_save(t->txn, t->e, t->acct, c);
         }
@@ -2725,10 +2734,6 @@ typedef struct tick_ent {
     int32_t priority; /* policy wake-ups: the call's place in line */
     int64_t queued;
 } tick_ent;
-
-/* Policy wake-ups due in the same millisecond, in one account, at most this
-** many at a time, fire in line order. */
-#define WAKE_GROUP 32
 
 /* Delete the timer and fire it. n: its place in the tick, for a failure. */
 static int fire_ent(wtx *t, tick_run *r, const tick_ent *te, int n)

@@ -219,8 +219,7 @@ typedef struct pol_attempt {
 
 typedef struct pol_record {
     const char *id, *queue, *first_queue;
-    const char *outcome;  /* answered, abandoned, rejected; a policy test case may
-                          ** give overflowed or failed too, which no record has */
+    const char *outcome;  /* answered, abandoned, failed or rejected */
     const char *agent;    /* the agent who answered; NULL if none */
     const char *reason;   /* why a rejected call was turned away; NULL if none */
     const char *ended_by; /* "caller", "agent", "system"; NULL when not said */

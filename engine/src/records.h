@@ -241,8 +241,9 @@ int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r);
 /* Daily aggregates (DB_AGGR): counters of calls by the day they were offered
 ** (UTC), per account (queue 0) and per queue, as sb_aggregates documents
 ** them: the account's row and the last queue's at the call's end
-** (record_write), each queue it left when it left (rec_aggr_leave). No call
-** ends as OUT_FAILED, so AG_FAILED stays 0. */
+** (record_write), each queue it left when it left (rec_aggr_leave). A call
+** ends as OUT_FAILED when the system ended it before an answer (a hangup
+** or abandon by SB_END_SYSTEM). */
 enum {
     AG_OFFERED,
     AG_ANSWERED,

@@ -5,7 +5,7 @@
 # nothing another subscriber is sent twice. A resume that cannot be whole
 # (an id from before a restart, one older than the history holds, one not
 # given yet) begins with a resync action. A malformed id is a 400.
-import os, re, sys
+import os, re, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Stream, provision
 
@@ -209,5 +209,25 @@ s = Stream(d, acme.auth, last_event_id=rid)
 t.cleanups.append(s.close)
 t.is_([g and g[1] for g in read(s, 2)], [c5, c6],
       "a resume from the resync's id is whole: no resync, both actions after it")
+s.close()
+
+# -- a quiet account: its resync's id is kept ------------------------------------------------
+# After a restart, an account whose stream has given no id yet is resynced;
+# a client that reconnects with the resync's id, nothing having happened, is
+# not resynced again (the account's entry, which gave no other id, was
+# dropped when the client left, and made anew at a later start).
+t.is_(d.stop(), 0, "the daemon stops again")
+d.start()
+s = Stream(d, acme.auth, last_event_id=newest)
+ev = s.next(timeout=3)
+qid = s.last_id
+t.ok(ev and ev.get("type") == "resync" and qid, "a quiet account after a restart: resync", ev)
+s.close()
+time.sleep(0.3)
+s = Stream(d, acme.auth, last_event_id=qid)
+t.cleanups.append(s.close)
+ev = s.next(timeout=1)
+t.ok(not (ev and ev.get("type") == "resync"),
+     "reconnecting with the resync's id: no second resync (%s)" % (ev,))
 s.close()
 t.done()

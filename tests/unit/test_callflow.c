@@ -1002,6 +1002,38 @@ static void test_queue_emptied(void)
     ok(sb_agent_delete(eng, "em", "a", res) == 0 && tick() == 0 && emptied_rejects("e9"),
        "emptied: a deleted: e9 is turned away");
     is_int(waiting("em", "q"), 0, "emptied: nothing waits at the end");
+
+    /* Forty in line, their ids against their order: decided in line order,
+    ** 32 a millisecond. */
+    ok(put(sb_agent_put, "em", AGENT("a", "")) == 0 &&
+           put(sb_queue_put, "em",
+               "{\"id\":\"q\",\"policy\":\"empty\",\"members\":[{\"agent\":\"a\"}]}") == 0 &&
+           status("em", "a", "available") == 0,
+       "emptied: a again, q's only member");
+    int lined = 0;
+    for (int i = 40; i >= 1; i--) {
+        char id[8];
+        snprintf(id, sizeof id, "k%02d", i);
+        now_ms += 10;
+        lined += offer("em", id, "q") == 0 && find(SB_ACT_WAIT, id, NULL);
+    }
+    is_int(lined, 40, "emptied: forty wait, k40 first, k01 last");
+    status("em", "a", "paused");
+    char order[256] = "";
+    size_t o = 0;
+    for (int round = 0; round < 2; round++, now_ms += 1) {
+        tick();
+        for (size_t i = 0; i < sb_result_count(res); i++) {
+            const sb_action *x = sb_result_action(res, i);
+            if (x->type == SB_ACT_REJECT && o + 4 < sizeof order)
+                o += (size_t)snprintf(order + o, sizeof order - o, "%s ", x->call_id + 1);
+        }
+    }
+    char want[256] = "";
+    size_t w = 0;
+    for (int i = 40; i >= 1; i--)
+        w += (size_t)snprintf(want + w, sizeof want - w, "%02d ", i);
+    is_str(order, want, "emptied: all forty turned away in line order, over two milliseconds");
 }
 
 /* A member paused in one queue (app_queue's pause in one queue): not rung

@@ -236,6 +236,28 @@ do
   b:close()
 end
 
+-- A clock function that changes the event table eng:submit was given, then
+-- collects: the engine reads the event as it was given (a copy), not
+-- strings freed under it.
+do
+  local ev = { type = "offer", call = "uaf-" .. string.rep("x", 40), queue = "q" }
+  behave = function()
+    if ev.call then
+      ev.call, ev.queue = nil, nil
+      collectgarbage("collect")
+      local junk = {}
+      for i = 1, 2000 do junk[i] = string.rep("Z", 44) .. i end
+    end
+    return now
+  end
+  local acts, m = eng:submit("acme", ev)
+  behave = function() return now end
+  local got = eng:call_get("acme", "uaf-" .. string.rep("x", 40))
+  T.ok(acts ~= nil and got ~= nil and got.queue == "q",
+       "a clock function emptying the event table: the event goes in as given (" .. tostring(m) .. ")")
+  if got then assert(eng:submit("acme", { type = "abandon", call = got.id })) end
+end
+
 -- Options of the wrong type raise, as sb.open's others do.
 T.raises(function() sb.open{ data_dir = dir, clock = "now" } end,
          "switchboard.open: clock must be a number or a function", "clock = \"now\" raises")
