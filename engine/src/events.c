@@ -967,6 +967,16 @@ static void engine_trace(wtx *t, call_rec *c, int kind, const char *detail)
 
 static int overflow_had_call(wtx *t, const call_rec *c, const char *target, int *had);
 
+/* Turn the call away saying `why`: the REJECT action, out of q's line (when
+** `in_line`), and its record, which keeps the reason. */
+static int reject_call(wtx *t, call_rec *c, queue_rec *q, const char *why, int in_line)
+{
+    int rc;
+    act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
+    if (in_line && (rc = waiting_remove(t, c, q))) return rc;
+    return finish_call(t, c, q, "rejected", NULL, why, 0);
+}
+
 /* The call leaves q for q's overflow, or is turned away saying `cause`: when
 ** q has none, when its overflows lead round full queues (`loop`), or when
 ** its overflow had the call already (the caller has had it). `label` begins
@@ -990,9 +1000,7 @@ static int overflow_or_reject(wtx *t, call_rec *c, queue_rec *q, const char *cau
     else
         snprintf(why, sizeof why, "%s", cause);
     engine_trace(t, c, TR_REJECT, detail);
-    act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
-    if (in_line && (rc = waiting_remove(t, c, q))) return rc;
-    return finish_call(t, c, q, "rejected", NULL, why, 0);
+    return reject_call(t, c, q, why, in_line);
 }
 
 /* A call arriving at a full queue (offered, moved or overflowing to it):
@@ -1021,9 +1029,7 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
             snprintf(why, sizeof why, "%s",
                      c->moves < POL_MAX_MOVES ? "moved to its own queue" : "too many queue moves");
         }
-        act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
-        if ((rc = waiting_remove(t, c, q))) return rc;
-        return finish_call(t, c, q, "rejected", NULL, why, 0);
+        return reject_call(t, c, q, why, 1);
     }
     int full = 0;
     if (rc || (rc = queue_full(t, &nq, &full))) {
@@ -1419,12 +1425,8 @@ static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint
     }
     case DEC_MOVE:
         return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy");
-    case DEC_REJECT: {
-        const char *why = dp->reason[0] ? dp->reason : "rejected";
-        act(t, SB_ACT_REJECT, c->id, NULL, q->id, why);
-        if ((rc = waiting_remove(t, c, q))) return rc;
-        return finish_call(t, c, q, "rejected", NULL, why, 0);
-    }
+    case DEC_REJECT:
+        return reject_call(t, c, q, dp->reason[0] ? dp->reason : "rejected", 1);
     default:
     wait:
         if (c->state != CALL_WAITING && (rc = waiting_add(t, c, q))) return rc;
