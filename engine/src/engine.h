@@ -396,6 +396,12 @@ int st_iter_open(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void 
 ** it did. */
 int st_iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
                   size_t plen, const uint8_t *after, size_t afterlen);
+/* The same, starting at the last key at or before `at` (without the table
+** byte) within the prefix, or at the prefix's first key when there is none:
+** for values keyed by the first of the numbered entries they hold, the one
+** holding entry `at`. */
+int st_iter_floor(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
+                  size_t plen, const uint8_t *at, size_t atlen);
 /* st_iter_open for reading the entries of one agent's memberships, one
 ** queue's available agents or its line (DB_AGENTQ, DB_AVAIL, DB_WAITING;
 ** plen 8) in a write

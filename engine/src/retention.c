@@ -2952,9 +2952,13 @@ int sb_audit_list(sb_engine *e, const char *account, uint64_t after, size_t limi
     if (rc) return rc;
     json_t *arr = json_array();
     uint64_t next = after;
-    uint8_t p[4];
+    uint8_t p[4], at[12];
     st_iter it;
-    for (rc = st_iter_open(&it, txn, e, DB_AUDIT, p, key_acct(p, acc.num));
+    /* From the value holding entry after + 1 (a value's key is its first
+    ** entry's number): a page far into a long log reads no value before it. */
+    key_acct(at, acc.num);
+    put_be64(at + 4, after < UINT64_MAX ? after + 1 : after);
+    for (rc = st_iter_floor(&it, txn, e, DB_AUDIT, p, key_acct(p, acc.num), at, after ? 12 : 0);
          rc == 0 && json_array_size(arr) < limit; rc = st_iter_next(&it)) {
         if (it.klen != 12 || it.v.mv_size < 5) continue;
         uint64_t seq = be64(it.key + 4);

@@ -704,19 +704,46 @@ int st_iter_del(st_iter *it)
     return it_check(it, rc);
 }
 
+/* st_iter_open, then the cursor to the first key at or after `at` (when
+** atlen is not 0): MDB_SET_RANGE's code, *exact when that key is `at`. */
+static int iter_seek(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
+                     size_t plen, const uint8_t *at, size_t atlen, int *exact)
+{
+    *exact = 0;
+    int rc = st_iter_open(it, txn, e, table, prefix, plen);
+    if (rc || !atlen) return rc;
+    uint8_t kb[TB_KEY_MAX];
+    if (atlen >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
+    size_t kl = tb_key(kb, table, at, atlen);
+    it->k = (MDB_val){kl, kb};
+    rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_SET_RANGE);
+    *exact = rc == 0 && it->k.mv_size == kl && !memcmp(it->k.mv_data, kb, kl);
+    return rc;
+}
+
 int st_iter_after(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
                   size_t plen, const uint8_t *after, size_t afterlen)
 {
-    int rc = st_iter_open(it, txn, e, table, prefix, plen);
-    if (rc || !afterlen) return rc;
-    uint8_t kb[TB_KEY_MAX];
-    if (afterlen >= TB_KEY_MAX) return MDB_BAD_VALSIZE;
-    size_t kl = tb_key(kb, table, after, afterlen);
-    it->k = (MDB_val){kl, kb};
-    rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_SET_RANGE);
-    if (rc == 0 && it->k.mv_size == kl && !memcmp(it->k.mv_data, kb, kl))
-        rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_NEXT);
+    int exact, rc = iter_seek(it, txn, e, table, prefix, plen, after, afterlen, &exact);
+    if (!afterlen || (rc && !it->c)) return rc;
+    if (exact) rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_NEXT);
     return it_check(it, rc);
+}
+
+int st_iter_floor(st_iter *it, MDB_txn *txn, sb_engine *e, int table, const void *prefix,
+                  size_t plen, const uint8_t *at, size_t atlen)
+{
+    int exact, rc = iter_seek(it, txn, e, table, prefix, plen, at, atlen, &exact);
+    if (!atlen || (rc && !it->c)) return rc;
+    if (exact) return it_check(it, 0);
+    if (rc == 0)
+        rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_PREV);
+    else if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(it->c, &it->k, &it->v, MDB_LAST);
+    if (rc == 0 && it_check(it, 0) == 0) return 0;
+    if (rc && rc != MDB_NOTFOUND) return it_check(it, rc);
+    it->k = (MDB_val){it->plen, it->pre}; /* nothing at or before `at`: the range's first */
+    return it_check(it, mdb_cursor_get(it->c, &it->k, &it->v, MDB_SET_RANGE));
 }
 
 void st_iter_close(st_iter *it)

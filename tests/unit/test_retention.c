@@ -1156,6 +1156,30 @@ static void test_audit_days(void)
        "a sweep with nothing old enough reads no further than the first value (%ld reads)",
        audit_reads);
     json_decref(s);
+    /* Paging far into the log starts at the value holding the next entry:
+    ** an auditor reading a long log page by page read every value before
+    ** its page again for each page. */
+    count_audit_reads = 1;
+    audit_reads = 0;
+    d = doc(sb_audit_list(eng, "ad", 2600, 5, res));
+    count_audit_reads = 0;
+    json_t *es = json_object_get(d, "entries");
+    ok(json_array_size(es) == 5 && jint(json_array_get(es, 0), "seq") == 2601 &&
+           jint(d, "next") == 2605,
+       "a page after entry 2600 holds 2601..2605 (next %lld)", jint(d, "next"));
+    ok(audit_reads <= 8, "... and reads the values it shows, not the 2,450 before (%ld reads)",
+       audit_reads);
+    json_decref(d);
+    d = doc(sb_audit_list(eng, "ad", 2651, 5, res));
+    es = json_object_get(d, "entries");
+    ok(json_array_size(es) == 0 && jint(d, "next") == 2651,
+       "a page after the last entry is empty, next unchanged");
+    json_decref(d);
+    d = doc(sb_audit_list(eng, "ad", 1, 2, res));
+    es = json_object_get(d, "entries");
+    ok(json_array_size(es) == 2 && jint(json_array_get(es, 0), "seq") == 151,
+       "a page after a number already removed starts at the first kept");
+    json_decref(d);
     now_ms += 30 * DAY;
     int calls = 0, done = 0;
     long long own = 0, run = 0, txns = 0;
