@@ -392,6 +392,8 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** A queue's "fallback" (longest_idle, ring_all, wait or reject) decides its
 ** calls when the policy fails; a queue that gives none takes its account's
 ** "fallback" as it is when the queue is put (longest_idle by default).
+** longest_idle and ring_all ring among the agents the call has rung least,
+** of the lowest tier, then the lowest penalty.
 ** max_wait (seconds, 0: none) bounds a call's time in the queue, from its
 ** offer, move, overflow or transfer into it: when it passes, a ring in
 ** progress is cut (CANCEL "max wait"), and the call goes on to the

@@ -621,6 +621,22 @@ static int tries_of(const call_rec *c, uint32_t agent)
     return 0;
 }
 
+/* How the fallback orders agents, as the stock policies do: those this call
+** has rung least first, then the lowest tier, then the lowest penalty (a
+** queue's backup tier rings once its first has let the call ring, not while
+** the first has agents free); for longest_idle then the longest idle, then
+** the list's order. <0, 0, >0 as a comes before, with, after b. */
+static int fallback_cmp(const call_rec *c, const pol_cand *cs, size_t a, size_t b, int fb)
+{
+    int ta = tries_of(c, cs[a].num), tb = tries_of(c, cs[b].num);
+    if (ta != tb) return ta < tb ? -1 : 1;
+    if (cs[a].tier != cs[b].tier) return cs[a].tier < cs[b].tier ? -1 : 1;
+    if (cs[a].penalty != cs[b].penalty) return cs[a].penalty < cs[b].penalty ? -1 : 1;
+    if (fb == FB_RING_ALL) return 0;
+    if (cs[a].idle_since != cs[b].idle_since) return cs[a].idle_since < cs[b].idle_since ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
 static void fallback_decide(const queue_rec *q, const call_rec *c, int fb, pol_cand *cs, size_t n,
                             int64_t now, pol_decision *d)
 {
@@ -640,31 +656,24 @@ static void fallback_decide(const queue_rec *q, const call_rec *c, int fb, pol_c
         return;
     }
     d->kind = DEC_RING;
-    if (fb == FB_RING_ALL) {
-        for (size_t i = 0; i < n && d->nring < POL_MAX_RING; i++) {
+    /* The first in that order (ring_all: all that come with it) that has a
+    ** device to ring now; when none has, the next, up to 8 times. */
+    size_t prev = n;
+    for (int round = 0; round < 8 && d->nring == 0; round++) {
+        size_t best = n;
+        for (size_t i = 0; i < n; i++)
+            if (cs[i].devices && (prev == n || fallback_cmp(c, cs, i, prev, fb) > 0) &&
+                (best == n || fallback_cmp(c, cs, i, best, fb) < 0))
+                best = i;
+        if (best == n) break;
+        for (size_t i = best; i < n && d->nring < POL_MAX_RING; i++) {
+            if (!cs[i].devices || fallback_cmp(c, cs, i, best, fb) != 0) continue;
             int dev = pol_default_device(&cs[i], now);
             if (!dev) continue;
             d->ring[d->nring].cand = (int)i;
             d->ring[d->nring++].dev = dev;
         }
-    } else {
-        /* Longest idle, preferring agents this call has rung least. */
-        size_t best = n;
-        int best_tries = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!cs[i].devices) continue;
-            int tries = tries_of(c, cs[i].num);
-            if (best == n || tries < best_tries ||
-                (tries == best_tries && cs[i].idle_since < cs[best].idle_since)) {
-                best = i;
-                best_tries = tries;
-            }
-        }
-        if (best < n) {
-            d->ring[0].cand = (int)best;
-            d->ring[0].dev = pol_default_device(&cs[best], now);
-            d->nring = d->ring[0].dev ? 1 : 0;
-        }
+        prev = best;
     }
     if (d->nring == 0) {
         d->kind = DEC_WAIT;

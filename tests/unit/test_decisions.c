@@ -406,6 +406,73 @@ static void test_failure_and_fallback(void)
        "the account's fallback back to longest_idle");
 }
 
+/* Put q with the broken policy, this fallback and these members (JSON). */
+static void fallback_queue(const char *fb, const char *members)
+{
+    char q[512];
+    snprintf(q, sizeof q,
+             "{\"id\":\"q\",\"policy\":\"broken\",\"fallback\":\"%s\",\"ring_timeout\":20,"
+             "\"members\":[%s]}",
+             fb, members);
+    if (sb_queue_put(eng, "acme", q, strlen(q), res)) diag("queue: %s", sb_result_message(res));
+}
+
+/* The ids the last event rang, in order, joined by commas. */
+static const char *rang(void)
+{
+    static char out[64];
+    out[0] = 0;
+    for (int i = 0; i < count(SB_ACT_RING); i++)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", i ? "," : "",
+                 nth(SB_ACT_RING, i)->agent_id);
+    return out;
+}
+
+/* The fallback keeps to the queue's tiers and penalties, as the stock
+** policies do: a backup tier (supervisors, another site) rings once the
+** first tier has let the call ring, not while the first has agents free.
+** It took the longest idle, or everyone, whatever their tier. */
+static void test_fallback_tiers(void)
+{
+    char call[32];
+    fallback_queue("longest_idle", "{\"agent\":\"a1\",\"tier\":2},{\"agent\":\"a2\",\"tier\":1},"
+                                   "{\"agent\":\"a3\",\"tier\":2}");
+    snprintf(call, sizeof call, "%s", offer());
+    is_str(rang(), "a2", "longest_idle: the one agent of tier 1 rings, whoever is idle longest");
+    char json[160];
+    snprintf(
+        json, sizeof json,
+        "{\"type\":\"ring_result\",\"call\":\"%s\",\"agent\":\"a2\",\"outcome\":\"no_answer\"}",
+        call);
+    ok(ev(json) == 0 && count(SB_ACT_RING) == 1 && strcmp(rang(), "a2") != 0,
+       "a2 lets it ring: an agent of tier 2 rings next (%s)", rang());
+    end_call(call);
+    static const struct {
+        const char *fb, *members, *want, *what;
+    } cases[] = {
+        {"longest_idle",
+         "{\"agent\":\"a1\",\"tier\":1},{\"agent\":\"a2\",\"tier\":2},{\"agent\":\"a3\","
+         "\"tier\":2}",
+         "a1", "tiers the other way round: a1 rings"},
+        {"longest_idle",
+         "{\"agent\":\"a1\",\"penalty\":5},{\"agent\":\"a2\",\"penalty\":5},{\"agent\":"
+         "\"a3\",\"penalty\":0}",
+         "a3", "one tier: the lowest penalty rings"},
+        {"ring_all",
+         "{\"agent\":\"a1\",\"tier\":1},{\"agent\":\"a2\",\"tier\":2},{\"agent\":\"a3\","
+         "\"tier\":1}",
+         "a1,a3", "ring_all: every agent of tier 1, not a2 of tier 2"},
+        {"ring_all", "{\"agent\":\"a1\"},{\"agent\":\"a2\"},{\"agent\":\"a3\"}", "a1,a2,a3",
+         "ring_all in one tier: everyone"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        fallback_queue(cases[k].fb, cases[k].members);
+        snprintf(call, sizeof call, "%s", offer());
+        is_str(rang(), cases[k].want, "%s", cases[k].what);
+        end_call(call);
+    }
+}
+
 /* Delete the key counts of the account's stores with LMDB itself, as a
 ** store written by an earlier version has none (the engine closed). */
 static int drop_store_counts(void)
@@ -1013,6 +1080,7 @@ int main(void)
     test_wait_move_reject();
     test_pause_and_store();
     test_failure_and_fallback();
+    test_fallback_tiers();
     test_store_limit();
     test_pause_unknown_agent();
     test_not_offered();
