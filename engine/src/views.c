@@ -1404,6 +1404,7 @@ static int ring_target(dctx *d, int idx, const char *path, int def_dev, int *can
         if (lua_isnil(L, base)) return bad(d, "%s: missing 'agent'", path);
         vidx = base;
         if (!lua_isnil(L, base + 1)) devname_idx = base + 1;
+        snprintf(p3, sizeof p3, "%.40s.device", path); /* the entry's field, not the agent's */
         snprintf(p2, sizeof p2, "%s.agent", path);
         path = p2;
     }
@@ -1412,7 +1413,6 @@ static int ring_target(dctx *d, int idx, const char *path, int def_dev, int *can
     pol_cand *pc = &d->vc->cands[c];
     int bit = def_dev;
     if (devname_idx) {
-        snprintf(p3, sizeof p3, "%.40s.device", path);
         if (lua_type(L, devname_idx) != LUA_TSTRING ||
             !(bit = pol_dev_parse(lua_tostring(L, devname_idx))))
             return bad(d, "%s: expected landline, mobile or softphone, got %s", p3,

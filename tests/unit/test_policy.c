@@ -485,7 +485,9 @@ static void test_decisions(void)
         {"{ ring = { { agent = 'bob', device = 'mobile' } } }",
          "ring[1].agent: agent 'bob' has no mobile"},
         {"{ ring = { { agent = 'bob', device = 7 } } }",
-         "ring[1].agent.device: expected landline, mobile or softphone, got 7"},
+         "ring[1].device: expected landline, mobile or softphone, got 7"},
+        {"{ ring = { { agent = agents[1], device = 'mobil' } } }",
+         "ring[1].device: expected landline, mobile or softphone, got 'mobil'"},
         {"{ ring = { agent = 'alice', dev = 'x' } }",
          "ring: unknown field 'dev' (did you mean 'device'?)"},
         /* A field close to a known one (2 edits or fewer, or a prefix) is named. */
