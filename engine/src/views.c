@@ -1797,6 +1797,20 @@ static int decide_retention(dctx *d, int idx, int erase)
 /* ------------------------------------------------------------------------ */
 /* One route call */
 
+/* A hook's results above top: one value (none reads as nil, as Lua's
+** truncation gave). A second one would be dropped with nothing said, the
+** pause meant to go with a ring say: -1, naming how one table holds both. */
+static int one_result(dctx *d, int top, const char *whole)
+{
+    int n = lua_gettop(d->L) - top;
+    if (n == 0) lua_pushnil(d->L);
+    if (n <= 1) return 0;
+    return bad(d,
+               "expected one decision table, got %d values (one table holds a whole decision: "
+               "%s)",
+               n, whole);
+}
+
 typedef struct rjob {
     sbx *sb;
     vcall *vc;
@@ -1833,11 +1847,12 @@ static int route_job(lua_State *L)
     lua_pushlightuserdata(L, hmake(H_CALL, vc->gen, 0));
     fill_agents(L, sb, vc);
     lua_pushlightuserdata(L, hmake(H_CTX, vc->gen, 0));
-    lua_call(L, 3, 1);
+    int top = lua_gettop(L) - 4;
+    lua_call(L, 3, LUA_MULTRET);
     sbx_pause(sb);
     if (sb->trip) return 0;
     dctx d = {L, sb, vc, j->out, NULL, j->err, sizeof j->err, "route"};
-    j->invalid = decide(&d, lua_gettop(L)) != 0;
+    j->invalid = one_result(&d, top, "{ ring = ..., pause = ... }") || decide(&d, top + 1) != 0;
     return 0;
 }
 
@@ -2033,11 +2048,13 @@ static int retain_job(lua_State *L)
     lua_pushlightuserdata(L, hmake(H_RECORD, vc->gen, 0)), n++;
     if (vc->req) lua_pushlightuserdata(L, hmake(H_REQUEST, vc->gen, 0)), n++;
     lua_pushlightuserdata(L, hmake(H_CTX, vc->gen, 0)), n++;
-    lua_call(L, n, 1);
+    int top = lua_gettop(L) - n - 1;
+    lua_call(L, n, LUA_MULTRET);
     sbx_pause(j->sb);
     if (j->sb->trip) return 0;
     dctx d = {L, j->sb, vc, NULL, j->out, j->err, sizeof j->err, vc->req ? "erase" : "retain"};
-    j->invalid = decide_retention(&d, lua_gettop(L), vc->req != NULL) != 0;
+    j->invalid = one_result(&d, top, "{ anonymize = true, review_in_days = ... }") ||
+                 decide_retention(&d, top + 1, vc->req != NULL) != 0;
     return 0;
 }
 

@@ -7,8 +7,9 @@
 # authors make are caught where they can be — a field name a view does not
 # have by `policy check` (file:line, before deployment), a hook table with
 # none of the hooks (its keys named), a bad argument to a library function, a
-# typo in a decision's field, a hook assigning a global and a move to the
-# call's own queue as failures of the case with file:line — and never pass.
+# typo in a decision's field, two decisions returned, a hook assigning a global
+# and a move to the call's own queue as failures of the case with file:line —
+# and never pass.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
@@ -177,5 +178,20 @@ printf '[{"name": "nobody free", "agents": [], "expect": {"action": "move"}}]\n'
 run "$sb" policy test "$tmp/stay.lua"
 check 1 "policy test: a move to the call's own queue fails" out \
     "stay.lua:2: route returned invalid decision: move: the call waits in queue 'support' already"
+
+
+# Two decisions returned: the second is not dropped with nothing said.
+cat >"$tmp/two.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  return { ring = agents[1] }, { pause = { agent = "b", reason = "break" } }
+end
+return P
+L
+printf '[{"name": "a and b", "agents": [{"id": "a"}, {"id": "b"}], "expect": {"action": "ring"}}]\n' \
+    >"$tmp/two.cases.json"
+run "$sb" policy test "$tmp/two.lua"
+check 1 "policy test: a hook returning two decisions fails, saying one table holds both" out \
+    "two.lua:3: route returned invalid decision: expected one decision table, got 2 values"
 
 done_testing

@@ -547,6 +547,12 @@ static void test_decisions(void)
         {"{ 'alice' }", "unexpected list entry [1]"},
         {"{ [true] = 1 }", "unexpected key of type boolean"},
         {"'alice'", "expected a table, got 'alice'"},
+        /* A second decision would be dropped with nothing said (the pause
+        ** an author meant to go with the ring, say). */
+        {"{ ring = 'alice' }, { pause = { agent = 'bob' } }",
+         "expected one decision table, got 2 values (one table holds a whole decision: "
+         "{ ring = ..., pause = ... })"},
+        {"{ wait = 5 }, nil, 'why'", "expected one decision table, got 3 values"},
         {"{ ring = 'ZED\\n\\1' }", "ring: agent 'ZED\?\?' is not eligible"},
         /* Fields behind a metatable would be read raw, and so lost: the
         ** first became {}, a wait, with nothing said. */
@@ -1218,6 +1224,9 @@ static void test_retention_cases(void)
          "unknown field 'keep_untill' (did you mean 'keep_until'?)"},
         {"{ keep = false }", "keep: expected true, got false"},
         {"'delete'", "expected a table, got 'delete'"},
+        {"{ keep = true }, { delete = true }",
+         "expected one decision table, got 2 values (one table holds a whole decision: "
+         "{ anonymize = true, review_in_days = ... })"},
         {"setmetatable({}, {__index = function() return true end})",
          "a table with a metatable is not a decision; return a plain table"},
     };

@@ -158,7 +158,7 @@ static const struct hostile hostile[] = {
     {"deep-recursion-pcall", R("local function f() pcall(f) f() end f() return {}"), "exceeded"},
     {"unpack-huge", R("return table.unpack({}, 1, 1e8)"), "instruction budget exceeded"},
     {"return-many-values", R("return table.unpack({}, 1, 5e5)"),
-     "route returned invalid decision: expected a table, got a nil"},
+     "route returned invalid decision: expected one decision table, got 500000 values"},
     /* reaching out */
     {"os-execute", R("os.execute('true')"), "attempt to call a nil value (field 'execute')"},
     {"os-getenv", R("return os.getenv('HOME')"), "attempt to call a nil value (field 'getenv')"},
