@@ -892,9 +892,37 @@ static vcall *need_call(lua_State *L, const char *what)
     return vc;
 }
 
+/* ctx:get(...) for ctx.get(...): ctx itself came first, and would be
+** refused as a "userdata" key (or, for random, as one argument too many). */
+static void not_method(lua_State *L, const char *name)
+{
+    if (lua_type(L, 1) == LUA_TLIGHTUSERDATA && tag_of((uintptr_t)lua_touserdata(L, 1)) == H_CTX)
+        luaL_error(L, "ctx:%s(...) passes ctx itself first; call ctx.%s(...), with a dot", name,
+                   name);
+}
+
+/* The type of a store key or value that is not one, for messages: a view
+** named as one (luaL_typename says "userdata", which the policy never
+** made), with the field it likely meant. */
+static const char *kv_arg_type(lua_State *L, int idx, const char *verb, char *buf, size_t cap)
+{
+    static const char *const kinds[] = {
+        [H_AGENT] = "an agent", [H_CALL] = "a call",     [H_QUEUE] = "a queue",
+        [H_CTX] = "the ctx",    [H_RECORD] = "a record", [H_REQUEST] = "a request"};
+    static const char *const eg[] = {
+        [H_AGENT] = "agents[i].id", [H_CALL] = "call.id",     [H_QUEUE] = "ctx.queue.id",
+        [H_CTX] = "ctx.now",        [H_RECORD] = "record.id", [H_REQUEST] = "request.role"};
+    int tag =
+        lua_type(L, idx) == LUA_TLIGHTUSERDATA ? tag_of((uintptr_t)lua_touserdata(L, idx)) : 0;
+    if (!tag) return luaL_typename(L, idx);
+    snprintf(buf, cap, "%s view: %s one of its fields, such as %s", kinds[tag], verb, eg[tag]);
+    return buf;
+}
+
 static int ctx_random(lua_State *L)
 {
     need_call(L, "ctx.random");
+    not_method(L, "random");
     return rng_lua(L, sbx_rng(sbx_of(L)));
 }
 
@@ -906,8 +934,10 @@ static int ctx_log(lua_State *L)
 
 static const char *kv_key_arg(lua_State *L, const char *what, size_t *kl)
 {
+    char t[96];
     if (lua_type(L, 1) != LUA_TSTRING)
-        luaL_error(L, "%s: key must be a string (got %s)", what, luaL_typename(L, 1));
+        luaL_error(L, "%s: key must be a string (got %s)", what,
+                   kv_arg_type(L, 1, "use", t, sizeof t));
     const char *k = lua_tolstring(L, 1, kl);
     if (*kl == 0 || *kl > SBX_KV_KEY_MAX)
         luaL_error(L, "%s: key must be 1..%d bytes (got %d)", what, SBX_KV_KEY_MAX, (int)*kl);
@@ -945,6 +975,7 @@ static int push_typed(lua_State *L, char type, const char *v, size_t len)
 static int ctx_get(lua_State *L)
 {
     vcall *vc = need_call(L, "ctx.get");
+    not_method(L, "get");
     size_t kl;
     const char *k = kv_key_arg(L, "ctx.get", &kl);
     if (!vc->call) { /* retention hooks have no store: nil */
@@ -1006,6 +1037,7 @@ static void kv_refuse_numbers(lua_State *L, vcall *vc, const char *what, const c
 static int ctx_set(lua_State *L)
 {
     vcall *vc = need_call(L, "ctx.set");
+    not_method(L, "set");
     size_t kl, vl = 0;
     const char *k = kv_key_arg(L, "ctx.set", &kl);
     if (!vc->call) return 0; /* retention hooks have no store: dropped */
@@ -1040,9 +1072,11 @@ static int ctx_set(lua_State *L)
         if (vl > SBX_KV_VAL_MAX)
             return luaL_error(L, "ctx.set: value longer than %d bytes", SBX_KV_VAL_MAX);
         break;
-    default:
+    default: {
+        char t[96];
         return luaL_error(L, "ctx.set: value must be a string, number, boolean or nil (got %s)",
-                          luaL_typename(L, 2));
+                          kv_arg_type(L, 2, "store", t, sizeof t));
+    }
     }
     kv_refuse_numbers(L, vc, "key", k, kl);
     if (type == 's') {

@@ -402,6 +402,19 @@ static void test_kv(void)
         {"ctx.set('k', ('v'):rep(1025))", "ctx.set: value longer than 1024 bytes"},
         {"ctx.set('k', {})", "ctx.set: value must be a string, number, boolean or nil (got table)"},
         {"for i = 1, 65 do ctx.set('k' .. i, i) end", "ctx.set: more than 64 keys set in one call"},
+        /* A view where a key or value goes, and ctx's functions called as
+        ** methods: said as such, not as a "userdata" the policy never made. */
+        {"ctx.set('k', agents[1])",
+         "ctx.set: value must be a string, number, boolean or nil (got an agent view: store one "
+         "of its fields, such as agents[i].id)"},
+        {"ctx.get(agents[1])",
+         "ctx.get: key must be a string (got an agent view: use one of its fields, such as "
+         "agents[i].id)"},
+        {"ctx.set('k', call)", "(got a call view: store one of its fields"},
+        {"ctx:get('k')", "ctx:get(...) passes ctx itself first; call ctx.get(...), with a dot"},
+        {"ctx:set('k', 1)", "ctx:set(...) passes ctx itself first; call ctx.set(...), with a dot"},
+        {"ctx:random(1, 10)",
+         "ctx:random(...) passes ctx itself first; call ctx.random(...), with a dot"},
     };
     for (size_t i = 0; i < countof(bad); i++) {
         char s[300];
