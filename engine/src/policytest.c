@@ -1987,6 +1987,19 @@ static void lint_fields(lint *l, fnread *f, int hook)
                                     {VK_RECORD, VK_RCTX, VK_NONE},
                                     {VK_RECORD, VK_REQUEST, VK_RCTX}};
     int params[3] = {VK_NONE, VK_NONE, VK_NONE};
+    /* return a, b: the hook's second value makes the decision invalid
+    ** (views.c, one_result). RETURN's B is the count plus one; 0 is "what
+    ** a call returned", which cannot be known here. */
+    static const char *const hook_names[3] = {"route", "retain", "erase"};
+    for (int pc = 0; pc < f->ncode; pc++) {
+        uint32_t ins = ins_at(f, pc);
+        int b = (int)((ins >> 16) & 0xff);
+        if ((ins & 0x7f) == OP_RETURN && b >= 3)
+            add_finding(l, line_at(f, pc),
+                        "%s returns %d values here; a decision is one table (the second value "
+                        "makes it invalid)",
+                        hook_names[hook], b - 1);
+    }
     if (f->nloc > 0 && f->loc[0].name.n == 4 && memcmp(f->loc[0].name.s, "self", 4) == 0)
         return; /* declared with ':': check_params says so */
     for (int i = 0; i < 3 && i < f->nparams; i++)

@@ -193,5 +193,8 @@ printf '[{"name": "a and b", "agents": [{"id": "a"}, {"id": "b"}], "expect": {"a
 run "$sb" policy test "$tmp/two.lua"
 check 1 "policy test: a hook returning two decisions fails, saying one table holds both" out \
     "two.lua:3: route returned invalid decision: expected one decision table, got 2 values"
+run "$sb" policy check "$tmp/two.lua"
+check 1 "policy check: a hook returning two values is found before deployment" err \
+    "two.lua:3: route returns 2 values here; a decision is one table"
 
 done_testing

@@ -1020,6 +1020,27 @@ static void test_check(void)
     if (json_array_size(json_object_get(res_get_doc(r), "problems")) != countof(want))
         diag("%s", m);
 
+    /* A hook returning two values: the second would be an invalid
+    ** decision every time that return runs. A helper may return two, and a
+    ** hook may return what a call returns (how many is not known). */
+    const char *two = "local P = {}\n"                                                   /* 1 */
+                      "local function pick(agents) return agents[1], 'why' end\n"        /* 2 */
+                      "function P.route(call, agents, ctx)\n"                            /* 3 */
+                      "  if call.attrs.x then return { ring = 'a' }, { wait = 1 } end\n" /* 4 */
+                      "  local a = pick(agents) return { ring = a }\n"                   /* 5 */
+                      "end\n"                                                            /* 6 */
+                      "function P.retain(record, ctx) return { keep = true }, nil end\n" /* 7 */
+                      "function P.erase(record, request, ctx) return P.retain(record, ctx) end\n"
+                      "return P\n";
+    rc = sb_policy_check("two", two, strlen(two), r);
+    m = sb_result_message(r);
+    ok(rc == SB_EPOLICY &&
+           strstr(m, "two.lua:4: route returns 2 values here; a decision is one table (the "
+                     "second value makes it invalid)") &&
+           strstr(m, "two.lua:7: retain returns 2 values here") && !strstr(m, "two.lua:2:") &&
+           !strstr(m, "two.lua:8:") &&
+           json_array_size(json_object_get(res_get_doc(r), "problems")) == 2,
+       "lint: a hook's return of two values, and only a hook's: %s", m);
     rc = sb_policy_check("syn", "local P = {\nreturn P", 19, r);
     ok(rc == SB_EPOLICY && strstr(sb_result_message(r), "syn.lua:2:"), "syntax errors: %s",
        sb_result_message(r));
