@@ -797,7 +797,7 @@ static int build_case(cbuild *b, json_t *cs)
     pol_queue *q = &b->q;
     q->id = qid;
     if (int_range(b, queue, "waiting", "queue", 1, 0, INT32_MAX, &waiting) ||
-        num_min(b, queue, "longest_wait", "queue", waited, 0, 0, &lw) ||
+        num_min(b, queue, "longest_wait", "queue", qwaited, 0, 0, &lw) ||
         int_range(b, queue, "members", "queue", (long long)b->n, 0, INT32_MAX, &members) ||
         int_range(b, queue, "available", "queue", (long long)b->n, 0, INT32_MAX, &avail) ||
         int_range(b, queue, "position", "queue", 1, 0, INT32_MAX, &position) ||

@@ -61,7 +61,7 @@
 ---@class QueueFigures
 ---@field id string
 ---@field waiting integer calls waiting in the queue
----@field longest_wait number seconds the longest-waiting call has waited
+---@field longest_wait number seconds the longest-waiting call has waited in this queue
 ---@field members integer members of the queue
 ---@field available integer members available now
 ---@field position integer this call's place in the queue (1 = next)

@@ -943,6 +943,30 @@ static void test_cases(void)
     sb_result_free(r);
 }
 
+/* ctx.queue.longest_wait left out of a case: the engine's figure for a call
+** alone in its queue, its time in this queue (queue_waited), not its time
+** since it was offered (a call moved after 30 s showed 30 in a queue it had
+** been in for 10). */
+static void test_cases_longest_wait(void)
+{
+    const char *src = "local P = {}\n"
+                      "function P.route(call, agents, ctx)\n"
+                      "  return { wait = math.floor(ctx.queue.longest_wait) }\n"
+                      "end\n"
+                      "return P\n";
+    const char *cases =
+        "[{\"name\":\"moved\",\"call\":{\"waited\":30,\"queue_waited\":10},"
+        "  \"expect\":{\"wait\":10}},"
+        " {\"name\":\"not moved\",\"call\":{\"waited\":30},\"expect\":{\"wait\":30}},"
+        " {\"name\":\"given\",\"call\":{\"waited\":30,\"queue_waited\":10},"
+        "  \"queue\":{\"waiting\":2,\"longest_wait\":50},\"expect\":{\"wait\":50}}]";
+    sb_result *r = sb_result_new();
+    int rc = sb_policy_test("lw", src, strlen(src), cases, strlen(cases), r);
+    ok(rc == 0, "cases: longest_wait defaults to the call's time in the queue: %s",
+       sb_result_json(r, NULL));
+    sb_result_free(r);
+}
+
 /* --- the lint ------------------------------------------------------------------ */
 
 /* A case's call from a withheld number: "caller": null (or ""), which the
@@ -1369,6 +1393,7 @@ int main(void)
     test_host();
     test_cases();
     test_cases_withheld();
+    test_cases_longest_wait();
     test_check();
     test_check_fields();
     test_retention_cases();
