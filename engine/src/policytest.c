@@ -383,6 +383,7 @@ typedef struct cbuild {
     pol_cand *cands;
     size_t n;
     char **configs;
+    json_t *queues; /* the case's "queues" (borrowed), or NULL */
     const char **tried_ids;
     int *tried_n;
     char *attrs;
@@ -690,10 +691,21 @@ static int dup_agent(cbuild *b)
     return rc;
 }
 
+/* pol_queue.queue_exists for a case that lists its account's queues. */
+static int case_queue_exists(void *arg, const char *id)
+{
+    cbuild *b = arg;
+    size_t i;
+    json_t *v;
+    json_array_foreach(b->queues, i, v) if (strcmp(json_string_value(v), id) == 0) return 1;
+    return strcmp(b->q.id, id) == 0;
+}
+
 static int build_case(cbuild *b, json_t *cs)
 {
-    static const char *const case_keys[] = {"name",   "now",   "seed",   "queue",        "call",
-                                            "agents", "store", "expect", "expect_store", NULL};
+    static const char *const case_keys[] = {"name",   "now",          "seed",   "queue",
+                                            "queues", "call",         "agents", "store",
+                                            "expect", "expect_store", NULL};
     memset(b, 0, sizeof *b);
     if (!json_is_object(cs)) return cb_bad(b, "a case must be an object");
     if (only_keys(b, cs, "case", case_keys)) return -1;
@@ -813,6 +825,21 @@ static int build_case(cbuild *b, json_t *cs)
     q->logged_in = (int)logged_in;
     q->paused = (int)paused;
     q->ring_timeout = (int)rt;
+    /* "queues": the account's other queues; a move to one not listed is
+    ** then an invalid decision, as the engine makes it. */
+    json_t *qs = json_object_get(cs, "queues");
+    if (qs) {
+        size_t i;
+        json_t *v;
+        if (!json_is_array(qs)) return cb_bad(b, "queues: expected an array of queue ids");
+        json_array_foreach(
+            qs, i, v) if (!json_is_string(v) ||
+                          !id_valid(json_string_value(
+                              v))) return cb_bad(b, "queues[%zu]: expected a queue id", i + 1);
+        b->queues = qs;
+        q->queue_exists = case_queue_exists;
+        q->line_arg = b;
+    }
     return 0;
 }
 

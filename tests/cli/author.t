@@ -60,6 +60,8 @@ a reason on a call that was not turned away|{"name": "x", "record": {"outcome": 
 an empty reason|{"name": "x", "record": {"outcome": "rejected", "reason": ""}, "expect": {"action": "keep"}}|record.reason: expected 1 to 256 bytes
 an agent ending an abandoned call|{"name": "x", "record": {"outcome": "abandoned", "ended_by": "agent"}, "expect": {"action": "keep"}}|record.ended_by: 'agent' cannot end a call whose outcome is 'abandoned'
 a party that is none|{"name": "x", "record": {"ended_by": "robot"}, "expect": {"action": "keep"}}|record.ended_by: 'robot' cannot end a call whose outcome is 'answered'
+queues that are not a list|{"name": "x", "queues": "backup", "expect": {"action": "wait"}}|queues: expected an array of queue ids
+a queue id that is not one|{"name": "x", "queues": ["backup", 3], "expect": {"action": "wait"}}|queues[2]: expected a queue id
 an outcome no record has|{"name": "x", "record": {"outcome": "lost"}, "expect": {"action": "keep"}}|record.outcome: 'lost' is not an outcome (answered, abandoned, rejected or failed
 CASES
 
@@ -83,6 +85,31 @@ cat >"$tmp/good.cases.json" <<'J'
 J
 run "$sb" policy test "$tmp/p.lua" "$tmp/good.cases.json"
 check 0 "valid agents, calls and records still pass" out "# 4 passed, 0 failed"
+
+# "queues" lists the account's queues: a move to another is an invalid
+# decision, as the engine makes it (a typo in a move passed every case and
+# failed at its first call); without the list any queue is taken.
+cat >"$tmp/mv.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx) return { move = call.attrs.to } end
+return P
+L
+cat >"$tmp/mv.cases.json" <<'J'
+[{"name": "a typo", "queues": ["overflow"], "call": {"attrs": {"to": "overfolw"}},
+  "expect": {"action": "error"}},
+ {"name": "a queue listed", "queues": ["overflow"], "call": {"attrs": {"to": "overflow"}},
+  "expect": {"action": "move", "queue": "overflow"}},
+ {"name": "its own queue", "queues": ["overflow"], "call": {"attrs": {"to": "support"}},
+  "expect": {"action": "error"}},
+ {"name": "no list: any queue", "call": {"attrs": {"to": "overfolw"}},
+  "expect": {"action": "move", "queue": "overfolw"}}]
+J
+run "$sb" policy test "$tmp/mv.lua" "$tmp/mv.cases.json"
+check 0 "queues: a move to a queue not listed fails, one listed moves" out "# 4 passed, 0 failed"
+printf '[{"name": "t", "queues": ["overflow"], "call": {"attrs": {"to": "overfolw"}}, "expect": {"action": "move"}}]' \
+    >"$tmp/mv1.cases.json"
+run "$sb" policy test "$tmp/mv.lua" "$tmp/mv1.cases.json"
+check 1 "... the failing case names the queue" out "mv.lua:2: route returned invalid decision: move: no queue 'overfolw' in this account"
 
 # erase: a review date is ignored by the engine (the record's own schedule
 # stands), so the runner shows none, with a note.
