@@ -30,6 +30,14 @@ int cli_is_help(const char *a, int word);
 ** holds dir's serve.lock: replay and simulate, which run their own clock,
 ** must not write into a live daemon's data. 0 otherwise; creates nothing. */
 int cli_refuse_served_dir(const char *cmd, const char *dir);
+/* A temporary data directory for replay or simulate (name), under $TMPDIR
+** (default /tmp), removed by cli_tmpdir_remove() or, should a signal end the
+** command first (SIGPIPE, SIGINT, SIGTERM, SIGHUP), by the signal's handler
+** before the command dies of it. Its path, or NULL (said why). One at a
+** time. */
+char *cli_tmpdir_make(const char *name);
+/* Remove the directory cli_tmpdir_make made (0; -1 said why). */
+int cli_tmpdir_remove(void);
 int cli_replay(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
 int cli_records(int argc, char **argv); /* records.c */

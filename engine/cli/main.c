@@ -7,6 +7,7 @@
 #include "../daemon/daemon.h"
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -167,6 +168,95 @@ int cli_refuse_served_dir(const char *cmd, const char *dir)
     }
     close(fd); /* also drops the shared lock taken when it was free */
     return held;
+}
+
+/* --- a temporary data directory ------------------------------------------
+** replay and simulate without --data-dir make one of their own: a master key
+** and the numbers they were given, sealed with it. It goes when the command
+** ends, also when a signal ends it (`| head` closing the pipe, Ctrl-C, a
+** kill): the handler removes it, then the command dies of the signal as it
+** would have. Everything the handler calls is async-signal-safe; the
+** directory is flat (the engine's files only). */
+static char tmp_path[4096];
+static int tmp_fd = -1;
+static volatile sig_atomic_t tmp_armed;
+static const int tmp_signals[] = {SIGHUP, SIGINT, SIGTERM, SIGPIPE};
+
+/* Remove the files in the directory open as fd, then the directory. */
+static int remove_flat(int fd, const char *path)
+{
+    char buf[4096] __attribute__((aligned(8)));
+    for (int passes = 0; fd >= 0 && passes < 64; passes++) {
+        if (lseek(fd, 0, SEEK_SET) < 0) break;
+        ssize_t n = getdents64(fd, buf, sizeof buf);
+        int removed = 0;
+        for (ssize_t off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(void *)(buf + off);
+            const char *nm = d->d_name;
+            if (!(nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2]))) && unlinkat(fd, nm, 0) == 0)
+                removed++;
+            off += d->d_reclen;
+        }
+        if (n <= 0 || !removed) break;
+    }
+    return rmdir(path);
+}
+
+static void tmp_on_signal(int sig)
+{
+    if (tmp_armed) {
+        tmp_armed = 0;
+        remove_flat(tmp_fd, tmp_path);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered as the handler returns: the command dies of it */
+}
+
+char *cli_tmpdir_make(const char *name)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    if (snprintf(tmp_path, sizeof tmp_path, "%s/switchboard-%s-XXXXXX", base, name) >=
+        (int)sizeof tmp_path) {
+        fprintf(stderr, "switchboard: TMPDIR %s: name too long\n", base);
+        return NULL;
+    }
+    if (!mkdtemp(tmp_path)) {
+        fprintf(stderr, "switchboard: cannot make a temporary directory in %s: %s\n", base,
+                strerror(errno));
+        return NULL;
+    }
+    tmp_fd = open(tmp_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    tmp_armed = 1;
+    for (size_t i = 0; i < sizeof tmp_signals / sizeof tmp_signals[0]; i++) {
+        struct sigaction sa, old;
+        if (sigaction(tmp_signals[i], NULL, &old) || old.sa_handler == SIG_IGN)
+            continue; /* ignored (nohup, a background job's SIGINT): left so */
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = tmp_on_signal;
+        sigemptyset(&sa.sa_mask);
+        for (size_t j = 0; j < sizeof tmp_signals / sizeof tmp_signals[0]; j++)
+            sigaddset(&sa.sa_mask, tmp_signals[j]);
+        sigaction(tmp_signals[i], &sa, NULL);
+    }
+    return tmp_path;
+}
+
+int cli_tmpdir_remove(void)
+{
+    if (!tmp_armed) return 0;
+    sigset_t set, old;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof tmp_signals / sizeof tmp_signals[0]; i++)
+        sigaddset(&set, tmp_signals[i]);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    tmp_armed = 0;
+    int rc = remove_flat(tmp_fd, tmp_path);
+    if (rc) fprintf(stderr, "switchboard: could not remove %s: %s\n", tmp_path, strerror(errno));
+    if (tmp_fd >= 0) close(tmp_fd);
+    tmp_fd = -1;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 static const char policy_usage_text[] =
@@ -520,7 +610,28 @@ static int cmd_policy(int argc, char **argv)
     return policy_usage(stderr, "unknown policy command", argv[0]);
 }
 
+/* What the command printed must have reached its standard output: a full
+** disk (or a closed pipe, when SIGPIPE is ignored) loses it, and a command
+** that says nothing and exits 0 then loses a key, an export or a report.
+** rc, or 1 when the output could not be written. */
+static int output_written(int rc)
+{
+    errno = 0;
+    int flushed = fflush(stdout) == 0, err = errno;
+    if (flushed && !ferror(stdout)) return rc;
+    fprintf(stderr, "switchboard: standard output: %s (what was printed is not all there)\n",
+            err ? strerror(err) : "a write failed");
+    return rc ? rc : 1;
+}
+
+static int run_command(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    return output_written(run_command(argc, argv));
+}
+
+static int run_command(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);

@@ -67,7 +67,8 @@ static void replay_usage(FILE *f)
         "policies/README.md (\"Replaying events\") has the details.\n"
         "\n"
         "  --data-dir DIR    keep the engine's data there (default: a temporary\n"
-        "                    directory, removed at the end); not one a running\n"
+        "                    directory in $TMPDIR, removed at the end, also when\n"
+        "                    a signal ends the replay); not one a running\n"
         "                    `switchboard serve` holds: that is refused\n"
         "  --policy-dir DIR  the shared policies queues name (default: ./policies, the\n"
         "                    stock policies when run from the source tree). Every file\n"
@@ -548,9 +549,8 @@ int cli_replay(int argc, char **argv)
         fprintf(stderr, "switchboard replay: %s: %s\n", file, strerror(errno));
         return 2;
     }
-    char tmpdir[] = "/tmp/switchboard-replay-XXXXXX";
-    if (!data_dir && !(data_dir = mkdtemp(tmpdir))) {
-        perror("switchboard: mkdtemp");
+    const char *tmpdir = NULL; /* removed at the end, or by a signal ending the replay */
+    if (!data_dir && !(data_dir = tmpdir = cli_tmpdir_make("replay"))) {
         if (f != stdin) fclose(f);
         return 1;
     }
@@ -631,10 +631,6 @@ int cli_replay(int argc, char **argv)
     }
     sb_result_free(res);
     sb_close(eng);
-    if (data_dir == tmpdir) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0) fprintf(stderr, "switchboard: could not remove %s\n", tmpdir);
-    }
+    if (tmpdir) cli_tmpdir_remove();
     return status;
 }

@@ -125,8 +125,8 @@ static heap h;
 static callinfo *calls;
 static const char *const demo_account = "demo";
 
-/* The temporary data directory ("" when --data-dir was given). */
-static char tmpdir[64];
+/* A temporary data directory is in use (not when --data-dir was given). */
+static int tmpdir;
 
 /* Close the engine and remove the temporary data directory. */
 static void finish(void)
@@ -135,12 +135,8 @@ static void finish(void)
     eng = NULL;
     sb_result_free(res);
     res = NULL;
-    if (tmpdir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-        tmpdir[0] = 0;
-    }
+    if (tmpdir) cli_tmpdir_remove();
+    tmpdir = 0;
 }
 
 static void must(int rc, const char *what)
@@ -303,8 +299,9 @@ int cli_simulate(int argc, char **argv)
                     "A working day of N calls (default 1000) through the stock policies in DIR\n"
                     "(default ./policies) on an injected clock, with a summary; the same seed\n"
                     "gives the same day. --data-dir keeps the engine's data there (default: a\n"
-                    "temporary directory, removed at the end); one a running `switchboard serve`\n"
-                    "holds is refused. Exit status: 0 done, 1 an error, 2 a usage error.\n");
+                    "temporary directory in $TMPDIR, removed at the end); one a running\n"
+                    "`switchboard serve` holds is refused. Exit status: 0 done, 1 an error, 2 a\n"
+                    "usage error.\n");
             return help ? 0 : 2;
         }
     }
@@ -315,12 +312,8 @@ int cli_simulate(int argc, char **argv)
     if (cli_refuse_served_dir("simulate", data_dir)) return 1;
     rng_state = seed;
     if (!data_dir) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/switchboard-sim-XXXXXX");
-        if (!(data_dir = mkdtemp(tmpdir))) {
-            perror("mkdtemp");
-            tmpdir[0] = 0;
-            return 1;
-        }
+        if (!(data_dir = cli_tmpdir_make("sim"))) return 1;
+        tmpdir = 1;
     }
     now_ms = 1767600000000; /* Monday 2026-01-05 08:00 UTC */
     int64_t day_end = now_ms + 10 * 3600 * 1000LL;

@@ -7,7 +7,10 @@
 # that range) and name a missing --account or argument; the sweep's progress
 # bar never claims 100% before it knows how much there is; CSV exports quote
 # commas, quotes and newlines; a command under a file size limit says the
-# storage is full instead of dying of SIGXFSZ; `version` takes no arguments.
+# storage is full instead of dying of SIGXFSZ; output that cannot be written
+# (a full disk) is an error, not exit 0; replay's and simulate's temporary
+# data directory goes also when `| head` or a signal ends them; `version`
+# takes no arguments.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
@@ -191,6 +194,81 @@ fi
 run sh -c 'ulimit -f 16 && exec "$0" replay "$1" --data-dir "$2" --policy-dir policies' \
     "$sb" "$tmp/calls.jsonl" "$tmp/limited"
 check 1 "replay under a 16-block file size limit: exit 1, not killed by SIGXFSZ" err "File too large"
+
+# --- standard output that cannot be written --------------------------------
+# A full disk under `> file` (here /dev/full) loses what the command printed:
+# it says so and exits 1, never 0 with the key, the export or the replay gone.
+if [ -w /dev/full ]; then
+    for c in "policy keygen" \
+        "policy sign --key $tmp/sign.key $ROOT/policies/longest-idle.lua" \
+        "records export +442079460001 --data-dir $data --account acme --format csv" \
+        "records list --data-dir $data --account acme" \
+        "replay $tmp/calls.jsonl --policy-dir policies" \
+        "simulate --calls 20 --policy-dir policies"; do
+        [ -f "$tmp/sign.key" ] || "$sb" policy keygen >"$tmp/sign.key"
+        # shellcheck disable=SC2086
+        "$sb" $c >/dev/full 2>"$tmp/.err"
+        rc=$? out="" err=$(cat "$tmp/.err")
+        check 1 "${c%% --*} > /dev/full: exit 1, saying the output is not all there" err \
+            "switchboard: standard output: "
+    done
+else
+    ok 0 "# SKIP no writable /dev/full"
+fi
+
+# --- a temporary data directory, whatever ends the command -----------------
+# replay and simulate without --data-dir work in a directory of their own
+# under $TMPDIR (with a master key and the numbers they were given, sealed
+# with it): it goes when the command ends, also when `| head` closes the pipe
+# (SIGPIPE) or the command is interrupted (SIGINT, SIGTERM, SIGHUP), which end it as
+# before, with the signal's status.
+td="$tmp/tmpdir"
+mkdir "$td"
+{
+    cat "$tmp/calls.jsonl"
+    i=0
+    while [ $i -lt 3000 ]; do
+        printf '{"type": "offer", "call": "p%d", "queue": "support", "caller": "+442079460001"}\n' $i
+        i=$((i + 1))
+    done
+} >"$tmp/many.jsonl"
+first=$(TMPDIR=$td "$sb" replay "$tmp/many.jsonl" --policy-dir policies 2>/dev/null | head -n 1)
+[ "$first" = "08:00:00 account" ] && [ -z "$(ls -A "$td")" ]
+ok $? "replay | head -n 1: the temporary data directory is removed" \
+    "first line: $first; left in \$TMPDIR: $(ls -A "$td")"
+first=$(TMPDIR=$td "$sb" simulate --calls 20000 --policy-dir policies 2>/dev/null | head -c 10)
+[ -n "$first" ] && [ -z "$(ls -A "$td")" ]
+ok $? "simulate | head -c 10: the temporary data directory is removed" "left: $(ls -A "$td")"
+# (SIGINT is what Ctrl-C sends; a shell script's background job ignores it,
+# so SIGHUP, a closed terminal, stands in for it here.)
+for sig in TERM HUP; do
+    rm -f "$tmp/fifo"
+    mkfifo "$tmp/fifo"
+    # The replay reads a FIFO kept open, so it waits there until the signal.
+    TMPDIR=$td "$sb" replay "$tmp/fifo" --policy-dir policies >"$tmp/fifo.out" 2>&1 &
+    pid=$!
+    exec 3>"$tmp/fifo"
+    printf '{"account": {"id": "acme"}}\n' >&3
+    i=0
+    until [ -n "$(ls -A "$td")" ] && grep -q account "$tmp/fifo.out" || [ $i -ge 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    made=$(ls -A "$td")
+    kill -s "$sig" "$pid"
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid"
+    st=$?
+    exec 3>&-
+    [ -n "$made" ] && [ -z "$(ls -A "$td")" ] && [ "$(kill -l "$st")" = "$sig" ]
+    ok $? "replay ended by SIG$sig: its temporary directory is removed, and it dies of the signal" \
+        "made: $made; left: $(ls -A "$td"); status $st; $(cat "$tmp/fifo.out")"
+done
 
 # --- version ----------------------------------------------------------------
 # The command's version and the library's, one a line: the header's
