@@ -11,6 +11,7 @@
 #   - the stock policies, policies/README.md and types/ in
 #     PREFIX/share/switchboard/policies, a policy directory the installed
 #     command routes a simulated day with;
+#   - the man pages, which groff renders without a warning;
 #   - the daemon's documents (examples/switchboard.conf, engine/daemon/API.md)
 #     in PREFIX/share/doc/switchboard, where the installed `serve --help`
 #     names them;
@@ -35,7 +36,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/sb-install.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM
 prefix=$tmp/prefix
-echo "1..16"
+echo "1..17"
 
 n=0
 failed=0
@@ -137,7 +138,19 @@ ok $? "switchboard.conf and API.md in PREFIX/share/doc/switchboard, named by the
     "$(ls -l "$doc" 2>&1)
 $out"
 
-# 4: the installed policies are a policy directory: every one loads, and the
+# 4: the installed man pages render without a warning from groff (a stray
+# control character, an unknown escape or request), as `man switchboard` shows them.
+if command -v groff >/dev/null 2>&1; then
+    out=$(for m in man1/switchboard.1 man7/switchboard-policy.7; do
+        groff -man -ww -z "$prefix/share/man/$m" 2>&1 | sed "s|^|$m: |"
+    done)
+    [ -z "$out" ]
+    ok $? "the installed man pages render without groff warnings" "$out"
+else
+    skip "the installed man pages render without groff warnings" "no groff (Debian: groff-base)"
+fi
+
+# 5: the installed policies are a policy directory: every one loads, and the
 # installed command routes a simulated day through them with no failure.
 out=$(timeout 60 "$prefix/bin/switchboard" simulate --policy-dir "$prefix/$pol" --calls 200 2>&1) &&
     printf '%s\n' "$out" | grep -q "policy failures 0, fallbacks 0"
@@ -145,14 +158,14 @@ ok $? "switchboard simulate --policy-dir PREFIX/$pol routes through the installe
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 
-# 5-6: shared, against the installed library.
+# 6-7: shared, against the installed library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-shared" $(pkg-config --cflags --libs switchboard) 2>&1) &&
     out=$(LD_LIBRARY_PATH="$prefix/lib" ldd "$tmp/prog-shared") &&
     printf '%s\n' "$out" | grep -q "libswitchboard.so.1 => $prefix/lib/libswitchboard.so.1"
 ok $? "installed, shared: cc prog.c \$(pkg-config --cflags --libs switchboard) uses $prefix/lib/libswitchboard.so.1" "$out"
 run installed-shared "$tmp/prog-shared" LD_LIBRARY_PATH="$prefix/lib"
 
-# 7-8: static, against the installed library.
+# 8-9: static, against the installed library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-static" $(pkg-config --cflags --libs switchboard-static) 2>&1) &&
     out=$(ldd "$tmp/prog-static") && ! printf '%s\n' "$out" | grep -q libswitchboard
 ok $? "installed, static: cc prog.c \$(pkg-config --cflags --libs switchboard-static) has no libswitchboard in ldd" \
@@ -160,14 +173,14 @@ ok $? "installed, static: cc prog.c \$(pkg-config --cflags --libs switchboard-st
 $out"
 run installed-static "$tmp/prog-static"
 
-# 9-10: in the tree, static (README.md's command).
+# 10-11: in the tree, static (README.md's command).
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-static" -Iengine/include build/libswitchboard.a \
     $(pkg-config --libs lua5.4 lmdb libsodium jansson) -lpthread -lm 2>&1) &&
     out=$(ldd "$tmp/prog-tree-static") && ! printf '%s\n' "$out" | grep -q libswitchboard
 ok $? "in the tree, static: build/libswitchboard.a with Lua 5.4, LMDB, libsodium, jansson" "$out"
 run tree-static "$tmp/prog-tree-static"
 
-# 11-12: in the tree, shared (README.md's command): the .so needs no other library.
+# 12-13: in the tree, shared (README.md's command): the .so needs no other library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-shared" -Iengine/include -Lbuild -lswitchboard \
     -Wl,-rpath,"$root/build" 2>&1) &&
     out=$(ldd "$tmp/prog-tree-shared") &&
@@ -175,7 +188,7 @@ out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-shared" -Iengine/include -Lbu
 ok $? "in the tree, shared: -Lbuild -lswitchboard" "$out"
 run tree-shared "$tmp/prog-tree-shared"
 
-# 13-14: the installed Lua modules, from that directory alone.
+# 14-15: the installed Lua modules, from that directory alone.
 lua_load() { # lua_load LUA VERSION
     env LUA_CPATH="$prefix/lib/lua/$2/?.so" timeout 30 "$1" -e \
         'local sb = require "switchboard"; io.write(sb.version(), " ", package.searchpath and
@@ -191,7 +204,7 @@ if [ -n "$lua51" ]; then
     ok $? "$(basename "$lua51") loads the module installed in PREFIX/lib/lua/5.1" "$out"
 else skip "luajit loads the installed module" "no luajit or lua5.1 (Debian: luajit)"; fi
 
-# 15: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
+# 16: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
 ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || cc -print-multiarch)
 stage=$tmp/stage
 out=$(mk install PREFIX=/usr DESTDIR="$stage" 2>&1) &&
@@ -202,7 +215,7 @@ ok $? "make install PREFIX=/usr DESTDIR=<tmp>: Lua modules in /usr/lib/$ma/lua/5
     "$out
 $(cd "$stage" && find . -type f | sort)"
 
-# 16: uninstall removes every file install put there.
+# 17: uninstall removes every file install put there.
 out=$(mk uninstall PREFIX="$prefix" 2>&1) && left=$(find "$prefix" -type f) && [ -z "$left" ] &&
     [ ! -e "$prefix/share/switchboard" ] && [ ! -e "$doc" ]
 ok $? "make uninstall PREFIX=<tmp> leaves no file, and no share/switchboard or share/doc/switchboard" "$out
