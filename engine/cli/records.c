@@ -733,6 +733,7 @@ out:
 
 typedef struct bar {
     int tty, estimated; /* estimated: a total ahead of done was seen */
+    int drawn;          /* the width of the line drawn last (0: none yet) */
     double t0;
     uint64_t last_done;
 } bar;
@@ -744,32 +745,47 @@ static double mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void progress(void *arg, uint64_t done, uint64_t total)
+/* The bar at done of total records: full and 100% only when finished. */
+static void bar_draw(bar *b, uint64_t done, uint64_t total, int finished)
 {
-    bar *b = arg;
-    if (!b->tty) return;
     double el = mono() - b->t0, rate = el > 0 ? (double)done / el : 0.0;
-    char line[128];
-    /* total is an estimate made as the sweep starts, never below done: the
-    ** records a retention change queues for review are found on the way.
-    ** Until an estimate ahead of done is seen: no bar, no percentage (not
-    ** "100%" of 0/0 before the work is found). */
-    if (total > done) b->estimated = 1;
-    if (b->estimated && total) {
-        int width = 30, fill = (int)((double)done / (double)total * width);
+    char line[160];
+    if (finished || (b->estimated && total > done)) {
+        if (finished) total = done;
+        int width = 30, fill = total ? (int)((double)done / (double)total * width) : width;
         char fillbar[31];
         for (int i = 0; i < width; i++)
             fillbar[i] = i < fill ? '#' : '.';
         fillbar[width] = 0;
         snprintf(line, sizeof line, "[%s] %3.0f%%  %llu/%llu records  %.0f/s", fillbar,
-                 100.0 * (double)done / (double)total, (unsigned long long)done,
+                 total ? 100.0 * (double)done / (double)total : 100.0, (unsigned long long)done,
                  (unsigned long long)total, rate);
+    } else if (b->estimated) {
+        /* The estimate is used up, but the sweep goes on: the records a
+        ** retention change queues for review are found on the way, so
+        ** there is no percentage to give (not "100%" with work left). */
+        snprintf(line, sizeof line, "sweeping: %llu records so far, more than estimated  %.0f/s",
+                 (unsigned long long)done, rate);
     } else {
         snprintf(line, sizeof line, "sweeping: %llu records so far  %.0f/s",
                  (unsigned long long)done, rate);
     }
     /* padded to overwrite a longer line before it */
-    fprintf(stderr, "\r%-64s", line);
+    int n = (int)strlen(line);
+    fprintf(stderr, "\r%-*s", n > b->drawn ? n : b->drawn, line);
+    b->drawn = n;
+}
+
+static void progress(void *arg, uint64_t done, uint64_t total)
+{
+    bar *b = arg;
+    if (!b->tty) return;
+    /* total is an estimate made as the sweep starts, never below done: the
+    ** records a retention change queues for review are found on the way.
+    ** Until an estimate ahead of done is seen: no bar, no percentage (not
+    ** "100%" of 0/0 before the work is found). */
+    if (total > done) b->estimated = 1;
+    bar_draw(b, done, total, 0);
     b->last_done = done;
 }
 
@@ -826,7 +842,14 @@ int cli_sweep(int argc, char **argv)
     if (st) return st;
     bar b = {.tty = !o.quiet && !o.json && isatty(2), .t0 = mono()};
     int rc = sb_sweep(e, (uint32_t)budget, progress, &b, res);
-    if (b.tty) fprintf(stderr, "\n");
+    if (b.drawn) {
+        /* Finished: the bar full, at last (the last report cannot tell). */
+        json_t *d = rc ? NULL : result_doc(res);
+        if (b.estimated && json_is_true(json_object_get(d, "done")))
+            bar_draw(&b, b.last_done, b.last_done, 1);
+        json_decref(d);
+        fprintf(stderr, "\n");
+    }
     if (rc) {
         fprintf(stderr, "switchboard: sweep failed: %s\n", sb_result_message(res));
     } else if (o.json) {
