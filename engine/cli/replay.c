@@ -587,6 +587,16 @@ int cli_replay(int argc, char **argv)
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
         char *p = line;
+        /* An editor's UTF-8 byte-order mark, as the configuration file
+        ** skips it. */
+        if (r.lineno == 1 && n >= 3 && !memcmp(p, "\xef\xbb\xbf", 3)) p += 3;
+        /* A NUL would end the text JSON reads: the rest of the line unseen. */
+        const char *nul = memchr(line, 0, (size_t)n);
+        if (nul) {
+            lines++;
+            line_error(&r, "a NUL byte at column %d: a line is JSON text", (int)(nul - line) + 1);
+            continue;
+        }
         while (*p == ' ' || *p == '\t')
             p++;
         if (!*p || *p == '#') continue;

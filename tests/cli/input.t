@@ -106,4 +106,19 @@ ok $rc "replay into it again with its own key" "$(shown)"
 run "$sb" records export --data-dir "$data" --account acme +442079460001
 check 0 "... and the first call's record is still readable" out '"id": "c1"'
 
+# Bytes a replay line cannot be: a NUL ends what JSON reads of the line, so
+# the rest would be dropped unseen; it is an error naming the line and
+# column. A UTF-8 byte-order mark (an editor's) at the start of the file is
+# skipped, as in the configuration file.
+printf '{"account": {"id": "acme"}}\n{"advance": 5}\000{"type": "bogus"}\n{"advance": 1}\n' >"$tmp/nul.jsonl"
+run "$sb" replay "$tmp/nul.jsonl" --policy-dir policies
+check 1 "replay: a NUL byte in a line is an error" err "nul.jsonl:2: a NUL byte at column 15"
+has "$out" "clock -> 08:00:01" && ! has "$out" "08:00:05"
+ok $? "... the line is not applied, the next one is" "$(shown)"
+printf '\357\273\277{"account": {"id": "acme"}}\n{"advance": 1}\n' >"$tmp/bom.jsonl"
+run "$sb" replay "$tmp/bom.jsonl" --policy-dir policies
+check 0 "replay: a byte-order mark at the start of the file is skipped" err "replay: 2 lines, 0 errors"
+has "$out" "08:00:00 account"
+ok $? "... and the first line is applied" "$(shown)"
+
 done_testing
