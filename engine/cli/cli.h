@@ -38,6 +38,10 @@ int cli_refuse_served_dir(const char *cmd, const char *dir);
 char *cli_tmpdir_make(const char *name);
 /* Remove the directory cli_tmpdir_make made (0; -1 said why). */
 int cli_tmpdir_remove(void);
+/* argv[*i] is flag with its value: `flag VALUE` (*i moves on to it) or
+** `flag=VALUE`. 1 with *val set (NULL: flag came last, without one), or 0
+** when argv[*i] is another argument. */
+int cli_flag(const char *flag, int argc, char **argv, int *i, const char **val);
 int cli_replay(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
 int cli_records(int argc, char **argv); /* records.c */

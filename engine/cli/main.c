@@ -202,6 +202,18 @@ static int remove_flat(int fd, const char *path)
     return rmdir(path);
 }
 
+int cli_flag(const char *flag, int argc, char **argv, int *i, const char **val)
+{
+    size_t n = strlen(flag);
+    const char *a = argv[*i];
+    if (strncmp(a, flag, n) != 0 || (a[n] && a[n] != '=')) return 0;
+    if (a[n] == '=')
+        *val = a + n + 1;
+    else
+        *val = *i + 1 < argc ? argv[++*i] : NULL;
+    return 1;
+}
+
 static void tmp_on_signal(int sig)
 {
     if (tmp_armed) {

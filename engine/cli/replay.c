@@ -500,15 +500,18 @@ int cli_replay(int argc, char **argv)
             replay_usage(stdout);
             return 0;
         }
-        if ((!strcmp(a, "--data-dir") || !strcmp(a, "--policy-dir")) && i + 1 >= argc) {
-            fprintf(stderr, "switchboard replay: %s needs a directory\n", a);
+        const char *v, *flag = NULL;
+        if (cli_flag("--data-dir", argc, argv, &i, &v))
+            flag = "--data-dir", data_dir = v;
+        else if (cli_flag("--policy-dir", argc, argv, &i, &v))
+            flag = "--policy-dir", policy_dir = v;
+        if (flag && (!v || !*v)) {
+            fprintf(stderr, "switchboard replay: %s needs a directory\n", flag);
             replay_usage(stderr);
             return 2;
         }
-        if (!strcmp(a, "--data-dir"))
-            data_dir = argv[++i];
-        else if (!strcmp(a, "--policy-dir"))
-            policy_dir = argv[++i];
+        if (flag)
+            continue;
         else if (!strcmp(a, "--json"))
             as_json = 1;
         else if (a[0] == '-' && a[1]) {

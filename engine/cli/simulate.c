@@ -276,20 +276,22 @@ int cli_simulate(int argc, char **argv)
     int ncalls = 1000;
     unsigned long long seed = 1;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--policy-dir") == 0 && i + 1 < argc)
-            policy_dir = argv[++i];
-        else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc)
-            data_dir = argv[++i];
-        else if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc) {
+        const char *v = NULL;
+        int at = i; /* argv[at] is the flag, for a message */
+        if (cli_flag("--policy-dir", argc, argv, &i, &v) && v && *v)
+            policy_dir = v;
+        else if (i == at && cli_flag("--data-dir", argc, argv, &i, &v) && v && *v)
+            data_dir = v;
+        else if (i == at && cli_flag("--calls", argc, argv, &i, &v) && v) {
             unsigned long long n;
-            ncalls = whole(argv[++i], &n) || n > 1000000 ? 0 : (int)n; /* 0: refused below */
-        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            if (whole(argv[++i], &seed)) {
-                fprintf(stderr, "switchboard simulate: --seed '%s': expected a whole number\n",
-                        argv[i]);
+            ncalls = whole(v, &n) || n > 1000000 ? 0 : (int)n; /* 0: refused below */
+        } else if (i == at && cli_flag("--seed", argc, argv, &i, &v) && v) {
+            if (whole(v, &seed)) {
+                fprintf(stderr, "switchboard simulate: --seed '%s': expected a whole number\n", v);
                 return 2;
             }
         } else {
+            i = at;
             int help = cli_is_help(argv[i], 0);
             if (!help)
                 fprintf(stderr, "switchboard simulate: unknown or incomplete '%s'\n", argv[i]);

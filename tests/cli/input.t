@@ -121,4 +121,19 @@ check 0 "replay: a byte-order mark at the start of the file is skipped" err "rep
 has "$out" "08:00:00 account"
 ok $? "... and the first line is applied" "$(shown)"
 
+# --flag=VALUE, as records, sweep, backup and serve take it.
+run "$sb" replay "$tmp/bom.jsonl" --policy-dir=policies --data-dir="$tmp/eq-data"
+check 0 "replay --policy-dir=DIR --data-dir=DIR" err "replay: 2 lines, 0 errors"
+[ -f "$tmp/eq-data/data.mdb" ]
+ok $? "... the data kept in that --data-dir" "$(shown)"
+run "$sb" replay "$tmp/bom.jsonl" --data-dir=
+check 2 "replay --data-dir=: exit 2, a directory needed" err "--data-dir needs a directory"
+run "$sb" simulate --calls=30 --seed=7 --policy-dir=policies
+check 0 "simulate --calls=30 --seed=7 --policy-dir=DIR" out "30 calls"
+run "$sb" simulate --calls 30 --seed 7 --policy-dir policies
+[ "$rc" -eq 0 ] && [ "$(printf '%s' "$out" | sed 's/ *$//')" = "$(sh -c '"$0" simulate --calls=30 --seed=7 --policy-dir=policies' "$sb" | sed 's/ *$//')" ]
+ok $? "... the same day as with the values apart" "$(shown)"
+run "$sb" simulate --seed=x --policy-dir policies
+check 2 "simulate --seed=x: exit 2, named" err "--seed 'x': expected a whole number"
+
 done_testing
