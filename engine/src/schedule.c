@@ -546,10 +546,20 @@ int tz_offset(const char *tz, int64_t utc_s, int32_t *offset)
     return 0;
 }
 
+/* Files of the tz directory that load but name no zone: "localtime" (on Debian a link to
+** /etc/localtime: the server's own zone, whatever it is set to), "posixrules" (the rules
+** POSIX TZ strings default to), and right/ (zones counting leap seconds, whose times are
+** 27 s apart from the POSIX clock the engine keeps). */
+static int not_a_zone(const char *tz)
+{
+    return tz && (strcmp(tz, "localtime") == 0 || strcmp(tz, "posixrules") == 0 ||
+                  strncmp(tz, "right/", 6) == 0);
+}
+
 int tz_valid(const char *tz)
 {
     int32_t off;
-    return tz_offset(tz, 0, &off) == 0;
+    return !not_a_zone(tz) && tz_offset(tz, 0, &off) == 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -72,7 +72,8 @@ unsigned sched_devices_told(const json_t *schedule, const char *tz, int64_t now_
 int tz_offset(const char *tz, int64_t utc_s, int32_t *offset);
 
 /* 1 if tz is a loadable zone name, else 0. Names are 1..64 bytes of [A-Za-z0-9/_+-], in
-** non-empty '/'-separated components not starting with '/'. */
+** non-empty '/'-separated components not starting with '/'; "localtime", "posixrules" and
+** right/... are files of the tz directory but not zones, and are not valid. */
 int tz_valid(const char *tz);
 
 #endif

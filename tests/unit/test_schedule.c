@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BAD_OFF (-999999)
@@ -223,6 +224,21 @@ static void test_tzdir(void)
     write_file("Copy", berlin, len);
     is_int(off("Copy", utc(2026, 7, 1, 0, 0, 0)), 7200, "a copy of Berlin in TZDIR loads");
 
+    /* Files of the tz directory that are not zones: "localtime" is the server's own zone
+    ** (a link to /etc/localtime), "posixrules" the default rules of POSIX TZ strings, and
+    ** right/ the zones counting leap seconds (their times run 27 s apart from the clock's).
+    ** An agent's schedule is not to follow them, whatever they hold. */
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s/right", tzdir);
+    mkdir(sub, 0700);
+    write_file("localtime", berlin, len);
+    write_file("posixrules", berlin, len);
+    write_file("right/Copy", berlin, len);
+    ok(!tz_valid("localtime") && !tz_valid("posixrules") && !tz_valid("right/Copy"),
+       "localtime, posixrules and right/ are not zone names, even where their files load");
+    is_str(check("[]", "localtime"), "timezone", "an agent in 'localtime' is refused");
+    ok(tz_valid("Copy"), "the same file under a zone's name is valid");
+
     /* Routing: a zone file that is not there is told once and not read again
     ** at every decision; validation still reads it. */
     json_t *always =
@@ -358,13 +374,15 @@ static void test_tzdir(void)
     is_int(bad_full, 0, "zones and schedules work past a full cache");
     is_int(off("Copy", utc(2026, 1, 1, 0, 0, 0)), 3600, "zones still work with the cache full");
 
-    static const char *files[] = {"Copy",   "Trunc",    "BadMagic", "BadFooter", "V1",
-                                  "BadIdx", "BadOrder", "J",        "N",         "AllDST",
-                                  "Neg",    "Default",  "HalfStd",  "BadF"};
+    static const char *files[] = {"Copy",       "Trunc",     "BadMagic", "BadFooter", "V1",
+                                  "BadIdx",     "BadOrder",  "J",        "N",         "AllDST",
+                                  "Neg",        "Default",   "HalfStd",  "BadF",      "localtime",
+                                  "posixrules", "right/Copy"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         snprintf((char *)buf, sizeof buf, "%s/%s", tzdir, files[i]);
         unlink((char *)buf);
     }
+    rmdir(sub);
     rmdir(tzdir);
     unsetenv("TZDIR");
     free(mut);
