@@ -493,6 +493,7 @@ static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
         }
     }
     json_t *tz = json_object_get(doc, "timezone");
+    if (json_is_null(tz)) tz = NULL; /* no zone: UTC, as everywhere a zone is read */
     if (tz && (!json_is_string(tz) || !tz_valid(json_string_value(tz))))
         return res_err(res, SB_EINVAL, "timezone", "'timezone' must be a known IANA zone name");
     json_t *sch = json_object_get(doc, "schedule");

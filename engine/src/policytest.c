@@ -545,6 +545,7 @@ static int check_agent_doc(cbuild *b, json_t *a, const char *what, unsigned devi
                           dn ? dn : "(not a string)");
     }
     json_t *tz = json_object_get(a, "timezone");
+    if (json_is_null(tz)) tz = NULL; /* UTC, as sb_agent_put takes it */
     if (tz && !json_is_string(tz)) return cb_bad(b, "%s.timezone: expected a string", what);
     if (tz && !tz_valid(json_string_value(tz)))
         return cb_bad(b, "%s.timezone: '%s' is not a known IANA zone name", what,

@@ -81,10 +81,14 @@ cat >"$tmp/good.cases.json" <<'J'
  {"name": "a call turned away, with its reason", "record": {"outcome": "rejected", "reason": "queue full"},
   "expect": {"action": "keep"}},
  {"name": "a call the system ended", "record": {"outcome": "failed", "ended_by": "system"},
-  "expect": {"action": "keep"}}]
+  "expect": {"action": "keep"}},
+ {"name": "timezone null: UTC, as the engine takes it", "now": 1767261600,
+  "agents": [{"id": "a", "timezone": null,
+   "schedule": [{"days": ["thu"], "from": "10:00", "to": "11:00"}]}],
+  "expect": {"action": "ring", "agents": ["a"]}}]
 J
 run "$sb" policy test "$tmp/p.lua" "$tmp/good.cases.json"
-check 0 "valid agents, calls and records still pass" out "# 4 passed, 0 failed"
+check 0 "valid agents, calls and records still pass" out "# 5 passed, 0 failed"
 
 # "queues" lists the account's queues: a move to another is an invalid
 # decision, as the engine makes it (a typo in a move passed every case and

@@ -410,6 +410,12 @@ static void test_bad_input(void)
            "bad agent %zu refused naming %s (%s)", i, bad_agents[i][1], sb_result_message(res));
     }
     ok(sb_agent_get(eng, "acme", "z", res) == SB_ENOTFOUND, "and no agent was created");
+    /* "timezone": null is no zone (UTC), as "schedule": null is no schedule. */
+    const char *ntz = "{\"id\":\"ntz\",\"devices\":{\"mobile\":\"tel:+15550001\"},"
+                      "\"timezone\":null,\"schedule\":null}";
+    ok(sb_agent_put(eng, "acme", ntz, strlen(ntz), res) == 0,
+       "an agent with \"timezone\": null is taken, as in UTC (%s)", sb_result_message(res));
+    sb_agent_delete(eng, "acme", "ntz", res);
     const char *q = "{\"id\":\"bq\",\"members\":[{\"agent\":\"alice\"},{\"agent\":\"ghost\"}]}";
     ok(sb_queue_put(eng, "acme", q, strlen(q), res) == SB_EINVAL &&
            strcmp(sb_result_field(res), "members[1].agent") == 0,
