@@ -356,6 +356,9 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 **            "schedule":[{"days":["mon","tue","wed","thu","fri"],"from":"09:00",
 **                         "to":"17:00","devices":["landline","softphone"]}],
 **            "wrapup":10}
+**           ("timezone": an IANA zone, UTC when left out or null; "schedule":
+**           windows on the agent's wall clock, "from" > "to" crossing
+**           midnight: engine/daemon/API.md, "Schedules", has the rules.)
 **           ("status": available, paused or offline: the agent's status on
 **           creation, or a change when it is not ringing, on a call or in
 **           wrap-up; live state, not kept in the document. Omitted: a new

@@ -53,9 +53,9 @@
 ---@field skills table<string, integer> skill -> level (a new table each read)
 ---@field devices table<DeviceName, string> device name -> dial URI
 ---@field preferences table<string, any> the agent's free-form preferences
----@field timezone string IANA zone of the schedule
+---@field timezone string IANA zone of the schedule ("UTC" when it has none)
 ---@field on_schedule boolean inside a schedule window now (true when no schedule)
----@field devices_now DeviceName[] device names the schedule allows now
+---@field devices_now DeviceName[] the agent's devices the schedule allows now (a new table)
 
 ---The live figures of the call's queue (`ctx.queue`).
 ---@class QueueFigures
