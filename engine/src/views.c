@@ -195,14 +195,16 @@ static const char *doc_str(json_t *doc, const char *key)
 
 /* The devices c's schedule allows now. A zone that cannot be loaded (no
 ** tzdata where the engine runs, another TZDIR) leaves the agent outside its
-** schedule: the operator hears of it through the log (sb NULL: not told). */
+** schedule: the operator hears of it through the log. With sb NULL (the core
+** picking a device outside a policy) there is no log to tell: the failure is
+** not asked about, so it is still told at the next decision that can. */
 static unsigned doc_allowed(sbx *sb, const pol_cand *c, json_t *doc, int64_t now_ms)
 {
     json_t *sch = doc ? json_object_get(doc, "schedule") : NULL;
     if (!sch || json_is_null(sch)) return DEV_ALL;
     const char *tz = doc_str(doc, "timezone");
-    char failed[256];
-    unsigned m = sched_devices_told(sch, tz, now_ms, failed, sizeof failed);
+    char failed[256] = "";
+    unsigned m = sched_devices_told(sch, tz, now_ms, sb ? failed : NULL, sb ? sizeof failed : 0);
     if (sb && failed[0])
         sbx_logf(sb, SB_LOG_WARN,
                  "time zone '%s' of agent '%s' cannot be loaded from %s: agents in it count as "

@@ -403,11 +403,13 @@ static void keep_log(void *arg, sb_log_level l, const char *line)
 
 static void test_engine_zone(void)
 {
-    char dir[64], zdir[64], empty[64], path[128];
+    char dir[64], zdir[64], empty[64], empty2[64], path[128];
     snprintf(dir, sizeof dir, "/tmp/sch_engXXXXXX");
     snprintf(zdir, sizeof zdir, "/tmp/sch_zoneXXXXXX");
     snprintf(empty, sizeof empty, "/tmp/sch_emptyXXXXXX");
-    if (!mkdtemp(dir) || !mkdtemp(zdir) || !mkdtemp(empty)) diag("setup failed");
+    snprintf(empty2, sizeof empty2, "/tmp/sch_empty2XXXXXX");
+    if (!mkdtemp(dir) || !mkdtemp(zdir) || !mkdtemp(empty) || !mkdtemp(empty2))
+        diag("setup failed");
     size_t len;
     uint8_t *berlin = read_all("/usr/share/zoneinfo/Europe/Berlin", &len);
     snprintf(path, sizeof path, "%s/Office", zdir);
@@ -426,6 +428,9 @@ static void test_engine_zone(void)
                              "function P.route(call, agents, ctx)\n"
                              "  return { reject = tostring(agents[1].on_schedule) }\n"
                              "end\nreturn P\n";
+    static const char *boom = "local P = {}\n"
+                              "function P.route(call, agents, ctx) error('boom') end\n"
+                              "return P\n";
     static const char *ev1 =
         "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"q\",\"caller\":\"+15550001111\"}";
     static const char *ev2 =
@@ -438,7 +443,14 @@ static void test_engine_zone(void)
                  "\"timezone\":\"Office\",\"schedule\":[{\"days\":[\"all\"],"
                  "\"from\":\"00:00\",\"to\":\"24:00\"}]}") ||
         test_put(e, res, sb_queue_put, "acme",
-                 "{\"id\":\"q\",\"policy\":\"sched\",\"members\":[{\"agent\":\"a1\"}]}");
+                 "{\"id\":\"q\",\"policy\":\"sched\",\"members\":[{\"agent\":\"a1\"}]}") ||
+        sb_policy_put(e, "acme", "boom", boom, strlen(boom), NULL, res) ||
+        test_put(e, res, sb_agent_put, "acme",
+                 "{\"id\":\"a2\",\"status\":\"available\",\"devices\":{\"softphone\":\"sip:a2@x\"},"
+                 "\"timezone\":\"Office\",\"schedule\":[{\"days\":[\"all\"],"
+                 "\"from\":\"00:00\",\"to\":\"24:00\"}]}") ||
+        test_put(e, res, sb_queue_put, "acme",
+                 "{\"id\":\"qf\",\"policy\":\"boom\",\"members\":[{\"agent\":\"a2\"}]}");
     ok(!rc, "an agent in zone Office, put where TZDIR has it (%s)", sb_result_message(res));
     const sb_action *r = (test_event(e, res, "acme", ev1), test_action_nth(res, SB_ACT_REJECT, 0));
     ok(r && strcmp(r->reason, "true") == 0, "on schedule there");
@@ -455,12 +467,31 @@ static void test_engine_zone(void)
     ok(nlogged && strstr(logged[0], "time zone 'Office' of agent 'a1' cannot be loaded from ") &&
            strstr(logged[0], "/Office") && strstr(logged[0], "account=acme"),
        "naming the zone, the agent, the file and the account (%s)", nlogged ? logged[0] : "-");
+
+    /* Missing again elsewhere, met first where the engine picks a device itself (the
+    ** fallback of a failing policy rings a2): that cannot log, and must not use up the
+    ** one time it is told, so the next policy that reads the schedule says so. */
+    setenv("TZDIR", empty2, 1);
+    test_event(e, res, "acme",
+               "{\"type\":\"offer\",\"call\":\"c4\",\"queue\":\"qf\",\"caller\":\"+15550001111\"}");
+    ok(test_action_nth(res, SB_ACT_RING, 0) != NULL, "the fallback rings a2");
+    r = (test_event(
+             e, res, "acme",
+             "{\"type\":\"offer\",\"call\":\"c5\",\"queue\":\"q\",\"caller\":\"+15550001111\"}"),
+         test_action_nth(res, SB_ACT_REJECT, 0));
+    ok(r && strcmp(r->reason, "false") == 0, "off schedule in the other directory too");
+    is_int(nlogged, 2, "the log says so for it, though the fallback met it first");
+    ok(nlogged == 2 &&
+           strstr(logged[1], "time zone 'Office' of agent 'a1' cannot be loaded from ") &&
+           strstr(logged[1], empty2),
+       "naming the zone, the agent and the file (%s)", nlogged > 1 ? logged[1] : "-");
     sb_close(e);
     sb_result_free(res);
     unsetenv("TZDIR");
     unlink(path);
     rmdir(zdir);
     rmdir(empty);
+    rmdir(empty2);
     rmtree(dir);
 }
 
