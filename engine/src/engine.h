@@ -104,7 +104,9 @@ enum {
 /* Name kinds in the names table. NK_QUEUE_GONE: a deleted queue's id,
 ** keyed by its number (its aggregates outlive it; numbers are never used
 ** again), kept until its account is deleted. */
-enum { NK_ACCOUNT = 'A', NK_AGENT = 'a', NK_QUEUE = 'q', NK_QUEUE_GONE = 'Q' };
+/* NK_*_GONE: number -> id of a deleted queue or agent, kept for the records
+** and live calls that name it by number. */
+enum { NK_ACCOUNT = 'A', NK_AGENT = 'a', NK_QUEUE = 'q', NK_QUEUE_GONE = 'Q', NK_AGENT_GONE = 'G' };
 
 /* Timer kinds. */
 enum { TM_RING = 1, TM_WRAPUP, TM_WAKE, TM_MAXWAIT };
@@ -445,8 +447,11 @@ int st_name_put(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char 
 int st_name_del(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id);
 /* A deleted queue's id by its number: put when it is deleted; read into
 ** id (SB_ID_MAX + 1 bytes), MDB_NOTFOUND for none. */
-int st_queue_gone_put(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, const char *id);
-int st_queue_gone_id(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, char *id);
+int st_gone_put(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, uint32_t num, const char *id);
+int st_gone_id(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, uint32_t num, char *id);
+/* An agent's id by number: the agent's, or the one a deleted agent had
+** (NK_AGENT_GONE); "" when neither. Fills a (loaded, or just its id). */
+const char *st_agent_id_of(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent_rec *a);
 
 /* Load an account by id (SB_ENOTFOUND when missing). */
 int st_account_by_id(MDB_txn *txn, sb_engine *e, const char *id, acct_rec *out);

@@ -343,6 +343,8 @@ static int do_account_delete(wtx *t, void *arg)
     if ((rc = del_prefix(t->txn, e, DB_NAMES, p, 5))) return rc;
     p[0] = NK_QUEUE_GONE;
     if ((rc = del_prefix(t->txn, e, DB_NAMES, p, 5))) return rc;
+    p[0] = NK_AGENT_GONE;
+    if ((rc = del_prefix(t->txn, e, DB_NAMES, p, 5))) return rc;
     /* Timers of the account are dropped when they fire: they find no account. */
     pol_host_drop(e->pol, t->acct);
     /* Other engines on the data directory drop theirs when they see it. */
@@ -774,7 +776,10 @@ static int do_agent_delete(wtx *t, void *arg)
     if ((rc = st_del(t->txn, t->e, DB_AGENTS, k, key_acct2(k, t->acct, a.num))) ||
         (rc = st_del(t->txn, t->e, DB_AGENTDOCS, k, key_acct2(k, t->acct, a.num))))
         goto out;
-    rc = st_name_del(t->txn, t->e, NK_AGENT, t->acct, a.id);
+    /* Its id stays known by number: calls it rang or answered, still live,
+    ** name it in their records when they end. */
+    if ((rc = st_name_del(t->txn, t->e, NK_AGENT, t->acct, a.id)) == 0)
+        rc = st_gone_put(t->txn, t->e, NK_AGENT_GONE, t->acct, a.num, a.id);
 out:
     agent_free(&a);
     return rc;
@@ -1226,7 +1231,7 @@ static int do_queue_delete(wtx *t, void *arg)
         (rc = st_del(t->txn, t->e, DB_QUEUEDOCS, k, key_acct2(k, t->acct, q.num))))
         goto out;
     /* Its id stays for its aggregates (sb_aggregates). */
-    if ((rc = st_queue_gone_put(t->txn, t->e, t->acct, q.num, q.id))) goto out;
+    if ((rc = st_gone_put(t->txn, t->e, NK_QUEUE_GONE, t->acct, q.num, q.id))) goto out;
     rc = st_name_del(t->txn, t->e, NK_QUEUE, t->acct, q.id);
 out:
     queue_free(&q);

@@ -3182,8 +3182,8 @@ int sb_call_get(sb_engine *e, const char *account, const char *call_id, sb_resul
     json_t *att = json_array();
     for (int i = 0; i < c->natt; i++) {
         const attempt_rec *x = &c->att[i];
-        const char *id = st_agent_load(txn, e, acc.num, x->agent, &a) == 0 ? a.id : "?";
-        str_copy(buf, sizeof buf, id);
+        const char *id = st_agent_id_of(txn, e, acc.num, x->agent, &a);
+        str_copy(buf, sizeof buf, id[0] ? id : "?");
         json_array_append_new(att, json_pack("{s:s, s:s, s:s, s:I, s:f}", "agent", buf, "device",
                                              pol_dev_name(x->dev), "outcome",
                                              x->outcome ? ring_outcome_name(x->outcome) : "ringing",

@@ -1131,9 +1131,7 @@ static const char *agent_name(wtx *t, uint32_t num, const agent_rec *known, agen
     if (!num) return "";
     if (known && known->num == num) return known->id;
     if (a->num == num && a->id[0]) return a->id;
-    a->id[0] = 0;
-    if (st_agent_load(t->txn, t->e, t->acct, num, a)) return "";
-    return a->id;
+    return st_agent_id_of(t->txn, t->e, t->acct, num, a);
 }
 
 int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outcome_name,

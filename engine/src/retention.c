@@ -2844,7 +2844,7 @@ static int aggr_rows(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t *p
                 qid[0] = 0;
             else if (st_queue_load(txn, e, acct, qn, &qq) == 0)
                 str_copy(qid, sizeof qid, qq.id);
-            else if (st_queue_gone_id(txn, e, acct, qn, qid) == 0)
+            else if (st_gone_id(txn, e, NK_QUEUE_GONE, acct, qn, qid) == 0)
                 gone = 1;
             else /* deleted before deleted queues kept their ids */
                 snprintf(qid, sizeof qid, "#%u", (unsigned)qn);

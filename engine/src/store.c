@@ -791,25 +791,25 @@ int st_name_del(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char 
     return st_del(txn, e, DB_NAMES, k, name_key(k, kind, acct, id));
 }
 
-static size_t gone_key(uint8_t k[9], uint32_t acct, uint32_t num)
+static size_t gone_key(uint8_t k[9], int kind, uint32_t acct, uint32_t num)
 {
-    k[0] = NK_QUEUE_GONE;
+    k[0] = (uint8_t)kind;
     put_be32(k + 1, acct);
     put_be32(k + 5, num);
     return 9;
 }
 
-int st_queue_gone_put(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, const char *id)
+int st_gone_put(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, uint32_t num, const char *id)
 {
     uint8_t k[9];
-    return st_put(txn, e, DB_NAMES, k, gone_key(k, acct, num), id, strlen(id));
+    return st_put(txn, e, DB_NAMES, k, gone_key(k, kind, acct, num), id, strlen(id));
 }
 
-int st_queue_gone_id(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, char *id)
+int st_gone_id(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, uint32_t num, char *id)
 {
     uint8_t k[9];
     MDB_val v;
-    int rc = st_get(txn, e, DB_NAMES, k, gone_key(k, acct, num), &v);
+    int rc = st_get(txn, e, DB_NAMES, k, gone_key(k, kind, acct, num), &v);
     if (rc) return rc;
     if (v.mv_size > SB_ID_MAX) return SB_ESTORE;
     memcpy(id, v.mv_data, v.mv_size);
@@ -937,6 +937,14 @@ int st_agent_load(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent
     if (rc == MDB_NOTFOUND) return SB_ENOTFOUND;
     if (rc) return rc;
     return dec_agent(v.mv_data, v.mv_size, out);
+}
+
+const char *st_agent_id_of(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, agent_rec *a)
+{
+    if (st_agent_load(txn, e, acct, num, a) == 0) return a->id;
+    a->num = num;
+    if (st_gone_id(txn, e, NK_AGENT_GONE, acct, num, a->id)) a->id[0] = 0;
+    return a->id;
 }
 
 static int agent_by_num(MDB_txn *txn, sb_engine *e, uint32_t acct, uint32_t num, void *out)
