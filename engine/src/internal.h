@@ -74,6 +74,9 @@ int utf8_valid(const char *s);
 /* The offset of the first byte of s[0..len) that is not valid UTF-8
 ** (NUL bytes are), or len. */
 size_t utf8_bad_at(const char *s, size_t len);
+/* 3 when s[0..len) starts with a UTF-8 byte-order mark (some editors write
+** one first), else 0: the length to skip before the text. */
+size_t utf8_bom(const char *s, size_t len);
 /* jansson reports some failed allocations as syntax errors; our allocator
 ** for it counts failures per thread so callers can tell the two apart.
 ** json_alloc_init installs it (once per process); json_oom_reset/json_oom_seen

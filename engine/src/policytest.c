@@ -1413,7 +1413,8 @@ static json_t *parse_cases(const char *nm, const char *cases, size_t len, char *
 {
     json_error_t je;
     json_oom_reset();
-    json_t *j = json_loadb(cases, len, JSON_REJECT_DUPLICATES, &je);
+    size_t bom = utf8_bom(cases, len);
+    json_t *j = json_loadb(cases + bom, len - bom, JSON_REJECT_DUPLICATES, &je);
     if (!j && json_oom(&je)) {
         snprintf(err, errlen, "%s.cases.json: out of memory", nm);
         return NULL;
@@ -2164,7 +2165,8 @@ static int check_job(lua_State *L)
     checkjob *j = lua_touserdata(L, 1);
     char chunk[SB_NAME_MAX + 24];
     snprintf(chunk, sizeof chunk, "@%s", j->l->file);
-    if (luaL_loadbufferx(L, j->src, j->len, chunk, "t") != LUA_OK) return lua_error(L);
+    size_t bom = utf8_bom(j->src, j->len);
+    if (luaL_loadbufferx(L, j->src + bom, j->len - bom, chunk, "t") != LUA_OK) return lua_error(L);
     sb_buf dump = {0};
     if (lua_dump(L, dump_writer, &dump, 0) == 0 && dump.len > 32) {
         rd r = {(const uint8_t *)dump.p, (const uint8_t *)dump.p + dump.len, 0};

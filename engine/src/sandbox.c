@@ -2423,7 +2423,8 @@ static int load_job(lua_State *L)
     sbx *sb = j->sb;
     char chunk[SB_NAME_MAX + 8];
     snprintf(chunk, sizeof chunk, "@%s.lua", j->name);
-    if (luaL_loadbufferx(L, j->src, j->len, chunk, "t") != LUA_OK) return lua_error(L);
+    size_t bom = utf8_bom(j->src, j->len); /* as luaL_loadfile skips one */
+    if (luaL_loadbufferx(L, j->src + bom, j->len - bom, chunk, "t") != LUA_OK) return lua_error(L);
     int fn = lua_gettop(L);
 
     lua_createtable(L, 0, 4); /* this file's own _ENV */

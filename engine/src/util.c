@@ -191,6 +191,11 @@ void utf8_cut_end(char *s)
     if (need > n - (i - 1)) s[i - 1] = 0;
 }
 
+size_t utf8_bom(const char *s, size_t len)
+{
+    return len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+}
+
 size_t utf8_bad_at(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -121,6 +121,25 @@ check 0 "replay: a byte-order mark at the start of the file is skipped" err "rep
 has "$out" "08:00:00 account"
 ok $? "... and the first line is applied" "$(shown)"
 
+# A policy and its cases file saved with a byte-order mark load as plain Lua
+# loads a file (luaL_loadfile skips one): they were refused ("unexpected
+# symbol near '<\239>'", "'[' or '{' expected"). The policy directory and an
+# upload read it as the check does.
+printf '\357\273\277local P = {}\nfunction P.route(call, agents, ctx) return { wait = 5 } end\nreturn P\n' \
+    >"$tmp/bom.lua"
+printf '\357\273\277[{"name": "waits", "expect": {"action": "wait", "wait": 5}}]\n' >"$tmp/bom.cases.json"
+run "$sb" policy check "$tmp/bom.lua"
+check 0 "policy check: a byte-order mark before the code is skipped" out "bom.lua: ok"
+run "$sb" policy test "$tmp/bom.lua"
+check 0 "policy test: so is one before the cases" out "# 1 passed, 0 failed"
+mkdir -p "$tmp/bompol" && cp "$tmp/bom.lua" "$tmp/bompol/"
+printf '{"account": {"id": "acme"}}\n{"queue": {"id": "q", "policy": "bom"}}\n{"type": "offer", "call": "c1", "queue": "q", "caller": "+442079460001"}\n' \
+    >"$tmp/bomq.jsonl"
+run "$sb" replay "$tmp/bomq.jsonl" --policy-dir "$tmp/bompol"
+check 0 "replay: a policy directory's file with one decides" out "wait"
+! has "$out$err" "fallback"
+ok $? "... with no fallback" "$(shown)"
+
 # --flag=VALUE, as records, sweep, backup and serve take it.
 run "$sb" replay "$tmp/bom.jsonl" --policy-dir=policies --data-dir="$tmp/eq-data"
 check 0 "replay --policy-dir=DIR --data-dir=DIR" err "replay: 2 lines, 0 errors"
