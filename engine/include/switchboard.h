@@ -367,7 +367,9 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 **           it has them), "next_status" and "next_reason" while a status
 **           asked for on a call waits for its end (see SB_EV_AGENT_STATUS;
 **           absent when none waits, or it has no reason), "stats" and
-**           "queues" (the queues it is a member of). "stats", totals since
+**           "queues" (the queues it is a member of), "on_schedule" and
+**           "devices_now" at the engine's clock (as a policy reads them).
+**           "stats", totals since
 **           the agent was made (a put keeps them), times in Unix ms:
 **           status_since_ms (its status taken, reserved for a ring too),
 **           idle_since_ms (when it last became available from a call, at its

@@ -401,6 +401,68 @@ static void keep_log(void *arg, sb_log_level l, const char *line)
     if (strstr(line, "time zone") && nlogged < 8) snprintf(logged[nlogged++], 512, "%s", line);
 }
 
+/* GET of an agent says what a policy reads as on_schedule and devices_now,
+** at the engine's clock: a supervisor could not see whether an agent was in
+** hours without a policy. Desk phone 09:00-17:00 London on weekdays, mobile
+** 17:00-20:00; no schedule: always on, every device. */
+static int agent_now(sb_engine *e, sb_result *res, const char *id, char *devs, size_t cap)
+{
+    devs[0] = 0;
+    if (sb_agent_get(e, "acme", id, res)) return -1;
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(o, "devices_now"), i, v) snprintf(
+        devs + strlen(devs), cap - strlen(devs), "%s%s", i ? "," : "", json_string_value(v));
+    json_t *on = json_object_get(o, "on_schedule");
+    int r = json_is_boolean(on) ? json_is_true(on) : -2;
+    json_decref(o);
+    return r;
+}
+
+static void test_agent_get_now(void)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/sch_getXXXXXX");
+    if (!mkdtemp(dir)) diag("setup failed");
+    sb_result *res = sb_result_new();
+    sb_config cfg;
+    test_engine_config(&cfg, dir, NULL, 0);
+    sb_engine *e = test_open(&cfg, res);
+    int rc = !e || sb_account_put(e, "{\"id\":\"acme\"}", 13, res) ||
+             test_put(e, res, sb_agent_put, "acme",
+                      "{\"id\":\"desk\",\"devices\":{\"landline\":\"sip:d@x\",\"mobile\":"
+                      "\"tel:+447700900001\",\"softphone\":\"sip:s@x\"},\"timezone\":"
+                      "\"Europe/London\",\"schedule\":[{\"days\":[\"mon\",\"tue\",\"wed\",\"thu\","
+                      "\"fri\"],\"from\":\"09:00\",\"to\":\"17:00\",\"devices\":[\"landline\"]},"
+                      "{\"days\":[\"mon\"],\"from\":\"17:00\",\"to\":\"20:00\",\"devices\":["
+                      "\"mobile\"]}]}") ||
+             test_put(e, res, sb_agent_put, "acme",
+                      "{\"id\":\"free\",\"devices\":{\"mobile\":\"tel:+447700900002\","
+                      "\"softphone\":\"sip:f@x\"}}");
+    ok(!rc, "two agents, one with a schedule (%s)", sb_result_message(res));
+    static const struct {
+        int h, on;
+        const char *devs;
+    } at_h[] = {{8, 0, ""}, {10, 1, "landline"}, {18, 1, "mobile"}, {21, 0, ""}};
+    int64_t saved = now_ms;
+    char devs[64];
+    for (size_t i = 0; i < sizeof at_h / sizeof at_h[0]; i++) {
+        now_ms = utc(2026, 6, 1, at_h[i].h - 1, 30, 0) * 1000; /* a Monday; London is UTC+1 */
+        int on = agent_now(e, res, "desk", devs, sizeof devs);
+        ok(on == at_h[i].on && strcmp(devs, at_h[i].devs) == 0,
+           "Monday %02d:30 in London: on_schedule %d, devices_now [%s] (got %d, [%s])", at_h[i].h,
+           at_h[i].on, at_h[i].devs, on, devs);
+    }
+    int on = agent_now(e, res, "free", devs, sizeof devs);
+    ok(on == 1 && strcmp(devs, "softphone,mobile") == 0,
+       "no schedule: on, its devices in the order a ring picks them (got %d, [%s])", on, devs);
+    now_ms = saved;
+    sb_close(e);
+    sb_result_free(res);
+    rmtree(dir);
+}
+
 static void test_engine_zone(void)
 {
     char dir[64], zdir[64], empty[64], empty2[64], path[128];
@@ -735,6 +797,7 @@ int main(void)
     test_fall_back();
     test_validate();
     test_threads();
+    test_agent_get_now();
     test_engine_zone();
     test_tzdir(); /* last: it fills the zone cache */
     return done_testing();
