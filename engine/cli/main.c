@@ -365,12 +365,11 @@ static int in_types_folder(const char *path)
 
 /* --config FILE at argv[*i]: the daemon's budgets from FILE into cfg; the
 ** two arguments are taken out of argv. 0, or the exit status. */
-static int config_flag(int argc, char **argv, int *i, sb_config *cfg, int *have)
+/* --config FILE or --config=FILE (v, from cli_flag): the budgets of FILE. */
+static int config_flag(const char *v, sb_config *cfg, int *have)
 {
-    if (*i + 1 >= argc) return policy_usage(stderr, "--config needs a file", NULL);
-    argv[*i] = NULL;
-    int rc = sbd_config_budgets(argv[++*i], cfg);
-    argv[*i] = NULL;
+    if (!v || !*v) return policy_usage(stderr, "--config needs a file", NULL);
+    int rc = sbd_config_budgets(v, cfg);
     *have = rc == 0;
     return rc;
 }
@@ -383,13 +382,18 @@ static int cmd_check(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!argv[i]) continue;
         if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
-        if (!strcmp(argv[i], "--public-key")) {
-            if (i + 1 >= argc) return policy_usage(stderr, "--public-key needs a key", NULL);
-            pubarg = argv[++i];
-            argv[i - 1] = argv[i] = NULL;
-        } else if (!strcmp(argv[i], "--config")) {
-            int rc = config_flag(argc, argv, &i, &cfg, &have_cfg);
+        const char *v;
+        int at = i;
+        if (cli_flag("--public-key", argc, argv, &i, &v)) {
+            if (!v || !*v) return policy_usage(stderr, "--public-key needs a key", NULL);
+            pubarg = v;
+            while (at <= i) /* the flag and its value are no FILE */
+                argv[at++] = NULL;
+        } else if (cli_flag("--config", argc, argv, &i, &v)) {
+            int rc = config_flag(v, &cfg, &have_cfg);
             if (rc) return rc;
+            while (at <= i)
+                argv[at++] = NULL;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return policy_usage(stderr, "unknown flag", argv[i]);
         } else {
@@ -461,10 +465,11 @@ static int cmd_test(int argc, char **argv)
     sb_config cfg;
     for (int i = 0; i < argc; i++) {
         if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
+        const char *v;
         if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
             verbose = 1;
-        } else if (!strcmp(argv[i], "--config")) {
-            int rc = config_flag(argc, argv, &i, &cfg, &have_cfg);
+        } else if (cli_flag("--config", argc, argv, &i, &v)) {
+            int rc = config_flag(v, &cfg, &have_cfg);
             if (rc) return rc;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return policy_usage(stderr, "unknown flag", argv[i]);
@@ -576,9 +581,10 @@ static int cmd_sign(int argc, char **argv)
     const char *keyfile = NULL, *file = NULL;
     for (int i = 0; i < argc; i++) {
         if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
-        if (strcmp(argv[i], "--key") == 0) {
-            if (i + 1 >= argc) return policy_usage(stderr, "--key needs a key file", NULL);
-            keyfile = argv[++i];
+        const char *v;
+        if (cli_flag("--key", argc, argv, &i, &v)) {
+            if (!v || !*v) return policy_usage(stderr, "--key needs a key file", NULL);
+            keyfile = v;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return policy_usage(stderr, "unknown flag", argv[i]);
         } else if (file) {

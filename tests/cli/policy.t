@@ -106,6 +106,17 @@ check 1 "... and an unsigned one" err "unsigned"
 run "$sb" policy check --public-key "$tmp/key.json" "$tmp/appended.lua"
 check 1 "... and one with text after its signature says it changed" err "changed after signing"
 
+# --flag=VALUE, as replay, records, sweep, backup and serve take it: sign
+# --key=F, check --public-key=K and --config=F, test --config=F (refused as
+# unknown flags before).
+run "$sb" policy sign --key="$tmp/key.json" "$tmp/logp.lua"
+[ "$rc" -eq 0 ] && [ "$out" = "$(cat "$tmp/signed.lua")" ]
+ok $? "sign --key=KEYFILE" "$(shown)"
+run "$sb" policy check --public-key="$pub" "$tmp/signed.lua"
+check 0 "check --public-key=KEY" out "signed.lua: ok, signature verified"
+run "$sb" policy check --public-key= "$tmp/signed.lua"
+check 2 "check --public-key=: exit 2, a key needed" err "--public-key needs a key"
+
 # Retention cases against a file without the hooks get the engine's defaults.
 printf 'local P = {}\nfunction P.route(call, agents, ctx) return {} end\nreturn P\n' >"$tmp/ronly.lua"
 cat >"$tmp/ronly.cases.json" <<'J'
@@ -222,6 +233,10 @@ run "$sb" policy check "$tmp/heavy.lua"
 check 0 "a policy within the default budgets checks ok" out "heavy.lua: ok"
 run "$sb" policy check --config "$tmp/tight.conf" "$tmp/heavy.lua"
 check 1 "check --config: its top level over ten times policy_instructions fails, file:line" err "heavy.lua:2: instruction budget exceeded (50,000 instructions)"
+run "$sb" policy check --config="$tmp/tight.conf" "$tmp/heavy.lua"
+check 1 "check --config=FILE: the same" err "heavy.lua:2: instruction budget exceeded (50,000 instructions)"
+run "$sb" policy test --config="$tmp/tight.conf" "$tmp/heavy.lua"
+check 1 "test --config=FILE: the same" err "instruction budget exceeded"
 run "$sb" policy check --config "$tmp/small.conf" "$tmp/heavy.lua"
 check 1 "check --config: over policy_memory_kib fails" err "memory"
 run "$sb" policy test "$tmp/heavy.lua"
