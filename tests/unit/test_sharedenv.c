@@ -345,7 +345,10 @@ static void *grow_writer(void *p)
             diag("grow %d/%d: %s", a->id, i, sb_result_message(res));
             a->failures++;
         }
-        if (i % 8 == 0 && !has_agent(a->e, "n1", res)) a->failures++;
+        if (i % 8 == 0 && !has_agent(a->e, "n1", res)) {
+            diag("grow %d/%d: reading n1: %s", a->id, i, sb_result_message(res));
+            a->failures++;
+        }
     }
     sb_result_free(res);
     return NULL;
