@@ -684,8 +684,9 @@ int cli_records(int argc, char **argv)
             json_t *d = result_doc(res);
             size_t i;
             json_t *x;
-            printf("%-10s %-12s %8s %8s %8s %8s %8s %9s %9s %7s\n", "day", "queue", "offered",
-                   "answered", "abandon", "reject", "overflow", "avg wait", "avg talk", "SL");
+            printf("%-10s %-12s %8s %8s %8s %8s %8s %8s %9s %9s %7s\n", "day", "queue", "offered",
+                   "answered", "abandon", "reject", "overflow", "failed", "avg wait", "avg talk",
+                   "SL");
             /* avg wait: over every offered call, answered or not (an abandoned
             ** call's wait counts); avg talk: over answered calls. */
             json_array_foreach(json_object_get(d, "days"), i, x)
@@ -699,11 +700,12 @@ int cli_records(int argc, char **argv)
                          json_is_true(json_object_get(x, "queue_deleted")) ? " (deleted)" : "");
                 if (json_is_number(sl))
                     snprintf(slb, sizeof slb, "%.1f%%", 100 * json_number_value(sl));
-                printf("%-10s %-12s %8lld %8.0f %8lld %8lld %8lld %8.1fs %8.1fs %7s\n",
+                printf("%-10s %-12s %8lld %8.0f %8lld %8lld %8lld %8lld %8.1fs %8.1fs %7s\n",
                        jstr(x, "day"), qb, (long long)offered, ans,
                        (long long)json_integer_value(json_object_get(x, "abandoned")),
                        (long long)json_integer_value(json_object_get(x, "rejected")),
                        (long long)json_integer_value(json_object_get(x, "overflowed")),
+                       (long long)json_integer_value(json_object_get(x, "failed")),
                        offered ? json_number_value(json_object_get(x, "wait_total")) / offered : 0,
                        ans ? json_number_value(json_object_get(x, "talk_total")) / ans : 0, slb);
             }

@@ -428,6 +428,7 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** 64 "skills", names 1..64 bytes, levels 0..100; "weight" 0.000001..1000000;
 ** "wrapup" 0..3600; at most 64 "schedule" windows. Queue: "ring_timeout"
 ** 1..600, "max_wait" 0..86400, "max_length" 0..1000000, "wrapup" 0..3600,
+** "service_level_seconds" 1..3600 (left out: the account's),
 ** at most 10,000 "members" (in the document, or by sb_member_put); a member's "tier" and
 ** "penalty" 0..1000, "position" 0..1000000, "weight" 0.000001..1000000,
 ** "paused" true or false (paused in that queue alone; left out: as it was).
@@ -997,11 +998,13 @@ SB_API int sb_hold_get(sb_engine *eng, const char *account, const char *hold_id,
 **
 ** wait_total sums the waits of every call counted (abandoned ones too),
 ** answer_wait_total those of the answered ones, and max_wait is the longest
-** of them; times in seconds, kept to the millisecond. failed is always 0:
-** no call ends so (the field stays for readers of earlier versions).
+** of them; times in seconds, kept to the millisecond. failed counts the
+** calls the system ended before an answer (a hangup or abandon with "by":
+** "system"), in the account's row and the queue's they ended in.
 ** answered_within_sl counts the calls answered after a wait (as above, the
-** row's own) of at most the account's service_level_seconds, as set when
-** the figures were added; service_level is answered_within_sl / offered,
+** row's own) of at most the service level: a queue's row its queue's
+** service_level_seconds when the queue sets one, else the account's, as set
+** when the figures were added; service_level is answered_within_sl / offered,
 ** offered including those abandoned, rejected and overflowed away (null
 ** for no call).
 **

@@ -885,9 +885,18 @@ typedef struct {
 
 static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
 {
-    static const char *const keys[] = {"id",       "name",       "policy",   "ring_timeout",
-                                       "max_wait", "max_length", "overflow", "wrapup",
-                                       "fallback", "members",    NULL};
+    static const char *const keys[] = {"id",
+                                       "name",
+                                       "policy",
+                                       "ring_timeout",
+                                       "max_wait",
+                                       "max_length",
+                                       "overflow",
+                                       "wrapup",
+                                       "fallback",
+                                       "members",
+                                       "service_level_seconds",
+                                       NULL};
     char name[SB_ID_MAX + 1];
     int rc;
     queue_rec *q = &op->q;
@@ -899,8 +908,9 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
     if (!policy_name_valid(q->policy))
         return res_err(res, SB_EINVAL, "policy",
                        "'policy' must be a policy name like 'longest-idle' or 'asterisk/rrmemory'");
-    long long rt = 20, mw = 0, ml = 0, wu = 0;
+    long long rt = 20, mw = 0, ml = 0, wu = 0, sl = 0;
     if ((rc = jv_int(doc, "ring_timeout", NULL, 0, 1, 600, &rt, res)) ||
+        (rc = jv_int(doc, "service_level_seconds", NULL, 0, 1, 3600, &sl, res)) ||
         (rc = jv_int(doc, "max_wait", NULL, 0, 0, 86400, &mw, res)) ||
         (rc = jv_int(doc, "max_length", NULL, 0, 0, 1000000, &ml, res)) ||
         (rc = jv_int(doc, "wrapup", NULL, 0, 0, 3600, &wu, res)) ||
@@ -912,6 +922,7 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
     q->max_wait = (uint32_t)mw;
     q->max_length = (uint32_t)ml;
     q->wrapup = (uint32_t)wu;
+    q->sl_seconds = (uint32_t)sl;
     char fb[32] = "longest_idle";
     if ((rc = jv_str(doc, "fallback", NULL, 0, fb, sizeof fb, res))) return rc;
     int f = fallback_parse(fb);

@@ -1048,7 +1048,7 @@ static int move_call(wtx *t, call_rec *c, queue_rec *q, const char *target, cons
     if ((rc = waiting_remove(t, c, q)) || (rc = call_timer_del(t, &c->wake_due, TM_WAKE, c)) ||
         (rc = call_timer_del(t, &c->maxwait_due, TM_MAXWAIT, c)))
         goto out;
-    if ((rc = rec_aggr_leave(t, c, q->num))) goto out;
+    if ((rc = rec_aggr_leave(t, c, q))) goto out;
     c->queue = nq.num;
     c->queued = t->now;
     c->moves++;
@@ -2189,7 +2189,7 @@ static int ev_transfer(wtx *t, ev_op *op)
                          (unsigned)nq.max_length);
             goto out;
         }
-        if (nq.num != q.num && (rc = rec_aggr_leave(t, c, q.num))) goto out;
+        if (nq.num != q.num && (rc = rec_aggr_leave(t, c, &q))) goto out;
         c->queue = nq.num;
         c->queued = t->now;
         if (nq.max_wait) {

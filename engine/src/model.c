@@ -12,9 +12,9 @@
 
 #define V_ACCOUNT 1
 #define V_AGENT                                                                                    \
-    4 /* 1: before plain_devices; 2: before the status after a call; 3: before                     \
-      ** missed_at */
-#define V_QUEUE 1
+    4              /* 1: before plain_devices; 2: before the status after a call; 3: before        \
+                   ** missed_at */
+#define V_QUEUE 2  /* 2: sl_seconds */
 #define V_MEMBER 2 /* 2: paused (1 read as not) */
 #define V_AVAIL 2  /* 1: before missed_at */
 #define V_CALL                                                                                     \
@@ -164,6 +164,7 @@ void enc_queue(wbuf *w, const queue_rec *q)
     wb_u8(w, q->fallback);
     wb_u32(w, q->waiting);
     wb_u32(w, q->members);
+    wb_u32(w, q->sl_seconds);
 }
 
 int dec_queue(const void *p, size_t n, queue_rec *q)
@@ -182,7 +183,8 @@ int dec_queue(const void *p, size_t n, queue_rec *q)
     q->fallback = rb_u8(&r);
     q->waiting = rb_u32(&r);
     q->members = rb_u32(&r);
-    return done(&r, v == V_QUEUE && q->fallback <= FB_REJECT);
+    q->sl_seconds = v >= 2 ? rb_u32(&r) : 0;
+    return done(&r, v >= 1 && v <= V_QUEUE && q->fallback <= FB_REJECT && q->sl_seconds <= 3600);
 }
 
 void enc_member(wbuf *w, const member_rec *m)

@@ -66,6 +66,7 @@ typedef struct queue_rec {
     char policy[SB_NAME_MAX + 1];
     char overflow[SB_ID_MAX + 1];
     uint32_t ring_timeout, max_wait, max_length, wrapup;
+    uint32_t sl_seconds; /* its service level threshold; 0: the account's */
     uint8_t fallback;
     uint32_t waiting; /* calls waiting now */
     uint32_t members;

@@ -1084,13 +1084,20 @@ static int aggr_owed(wtx *t, const call_rec *c, uint32_t sl_seconds)
                     c->q_talked, before && wait <= (int64_t)sl_seconds * 1000);
 }
 
-int rec_aggr_leave(wtx *t, call_rec *c, uint32_t queue)
+/* A queue's row counts answers within its own threshold, when it has one. */
+static uint32_t queue_sl(const queue_rec *q, const rec_settings *s)
+{
+    return q->sl_seconds ? q->sl_seconds : s->sl_seconds;
+}
+
+int rec_aggr_leave(wtx *t, call_rec *c, const queue_rec *q)
 {
     rec_settings s;
     int rc = rec_settings_load(t->txn, t->e, t->acct, &s);
     if (!rc && c->q_owed) rc = aggr_owed(t, c, s.sl_seconds);
     if (!rc)
-        rc = aggr_queue(t, c, queue, OUT_OVERFLOWED, t->now, talk_so_far(c, t->now), s.sl_seconds);
+        rc = aggr_queue(t, c, q->num, OUT_OVERFLOWED, t->now, talk_so_far(c, t->now),
+                        queue_sl(q, &s));
     if (rc) return rc;
     c->q_owed = 0;
     c->q_entered = t->now;
@@ -1105,12 +1112,12 @@ int rec_aggr_leave(wtx *t, call_rec *c, uint32_t queue)
 ** (`ended`: abandoned or rejected there unless answered there). The queues
 ** it left counted it then (rec_aggr_leave). */
 static int aggr_call(wtx *t, const call_rec *c, const queue_rec *q, int outcome, int ended,
-                     int64_t end, int64_t wait, int64_t talk, uint32_t sl_seconds)
+                     int64_t end, int64_t wait, int64_t talk, const rec_settings *s)
 {
-    int within = outcome == OUT_ANSWERED && wait <= (int64_t)sl_seconds * 1000;
+    int within = outcome == OUT_ANSWERED && wait <= (int64_t)s->sl_seconds * 1000;
     int rc = aggr_add(t, 0, c->offered, outcome, wait, talk, within);
-    if (!rc && c->q_owed) rc = aggr_owed(t, c, sl_seconds);
-    if (!rc) rc = aggr_queue(t, c, q->num, ended, end, talk, sl_seconds);
+    if (!rc && c->q_owed) rc = aggr_owed(t, c, s->sl_seconds);
+    if (!rc) rc = aggr_queue(t, c, q->num, ended, end, talk, queue_sl(q, s));
     return rc;
 }
 
@@ -1294,7 +1301,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
         rc = st_put(t->txn, e, DB_RIDX, ik,
                     ridx_key(ik, t->acct, pseudo[i], rec_role(&r, i), end, c->id, idlen), iv,
                     sizeof iv);
-    if (!rc) rc = aggr_call(t, c, q, outcome, ended, r.ended, wait, talk, s.sl_seconds);
+    if (!rc) rc = aggr_call(t, c, q, outcome, ended, r.ended, wait, talk, &s);
     if (!rc && s.retention[0]) rc = ret_on_write(t, rk, rkl, &s, wp->b.p, wp->b.len);
     if (!rc) rc = ret_erase_on_write(t, rk, rkl, c->id, c->offered, pseudo, npseudo);
 out:

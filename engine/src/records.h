@@ -152,7 +152,7 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
 ** transferred): that queue's aggregates count it now, answered if an agent
 ** answered it there, else overflowed, with its wait and talk there; c's
 ** queue figures (model.h) start afresh for the queue it goes to. */
-int rec_aggr_leave(wtx *t, call_rec *c, uint32_t queue);
+int rec_aggr_leave(wtx *t, call_rec *c, const queue_rec *q);
 /* Has the account a record of that call id? */
 int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id);
 /* Put the latest record of a finished call of account acct into res as JSON

@@ -158,13 +158,28 @@ J
 run "$sb" replay "$tmp/xfer.jsonl" --data-dir "$tmp/xfer" --policy-dir policies
 ok $rc "a call answered in sales and transferred to backup" "$(shown)"
 run "$sb" records stats --data-dir "$tmp/xfer" --account acme
-row() { printf '%s\n' "$out" | grep -q "^2026-01-05 $1 *1 *1 *0 *0 *0 *$2 *$3 *100.0%$"; }
+row() { printf '%s\n' "$out" | grep -q "^2026-01-05 $1 *1 *1 *0 *0 *0 *0 *$2 *$3 *100.0%$"; }
 row sales 4.0s 50.0s
 ok $? "stats: sales answered it, its 4 s wait and 50 s of talk" "$(shown)"
 row backup 6.0s 30.0s
 ok $? "stats: backup answered it, its 6 s wait and 30 s of talk" "$(shown)"
 row '(all)' 4.0s 80.0s
 ok $? "stats: the account's row counts it once, all its talk" "$(shown)"
+# A call the system ended before an answer counts as failed, in a column of
+# its own (the rows did not add up to the offered calls without it).
+cat >"$tmp/failed.jsonl" <<J
+{"account": {"id": "acme"}}
+{"queue": {"id": "support"}}
+{"type": "offer", "call": "f1", "queue": "support", "caller": "+442079460001"}
+{"advance": 3}
+{"type": "hangup", "call": "f1", "by": "system"}
+J
+run "$sb" replay "$tmp/failed.jsonl" --data-dir "$tmp/failed" --policy-dir policies
+ok $rc "a call the system ended while it waited" "$(shown)"
+run "$sb" records stats --data-dir "$tmp/failed" --account acme
+printf '%s\n' "$out" | grep -q '^2026-01-05 (all) *1 *0 *0 *0 *0 *1 *3\.0s' &&
+    printf '%s\n' "$out" | grep -q ' overflow *failed *avg wait'
+ok $? "stats: its row shows it failed" "$(shown)"
 run "$sb" records stats --data-dir "$tmp/xfer" --account acme --from 2026-01-05T12:00:00Z
 [ "$(printf '%s\n' "$out" | grep -c '^2026-01-05 ')" -eq 3 ]
 ok $? "stats --from noon gives that whole day (the call came at 11:00)" "$(shown)"

@@ -307,6 +307,47 @@ static void test_moved_calls(void)
     is_str(jstr(r, "outcome"), "answered", "moves: x5's record says answered, as it was");
     json_decref(r);
 
+    /* A queue's own service level (app_queue's servicelevel): sales 3 s,
+    ** backup 10 s, the account 20 s. x1's day again: answered in sales
+    ** after 4 s (past sales' 3 s, within the account's 20 s), in backup
+    ** after 6 s. Every row took the account's threshold before. */
+    int64_t before_mv7 = now_ms; /* put back after: the checks below count on the time */
+    ok(moves_account("mv7") == 0, "moves: account mv7");
+    ok(sb_queue_put(eng, "mv7",
+                    "{\"id\":\"sales\",\"service_level_seconds\":3,\"members\":[{\"agent\":"
+                    "\"alice\"}]}",
+                    strlen("{\"id\":\"sales\",\"service_level_seconds\":3,\"members\":[{"
+                           "\"agent\":\"alice\"}]}"),
+                    res) == 0 &&
+           sb_queue_put(eng, "mv7",
+                        "{\"id\":\"backup\",\"service_level_seconds\":10,\"members\":[{"
+                        "\"agent\":\"carol\"}]}",
+                        strlen("{\"id\":\"backup\",\"service_level_seconds\":10,\"members\":[{"
+                               "\"agent\":\"carol\"}]}"),
+                        res) == 0,
+       "sales with a 3 s service level, backup with 10 s (%s)", sb_result_message(res));
+    EV("mv7",
+       "{\"type\":\"offer\",\"call\":\"x7\",\"queue\":\"sales\",\"caller\":\"+4420794607\"}");
+    now_ms += 4000;
+    ANSWER("mv7", "x7", "alice");
+    now_ms += 50000;
+    EV("mv7", "{\"type\":\"transfer\",\"call\":\"x7\",\"queue\":\"backup\"}");
+    now_ms += 6000;
+    ANSWER("mv7", "x7", "carol");
+    now_ms += 30000;
+    EV("mv7", "{\"type\":\"hangup\",\"call\":\"x7\"}");
+    row_is("mv7", "sales", day, (int[]){1, 1, 0, 0, 0, 0}, (long long[]){4000, 4000, 50000, 4000},
+           "queue service levels: 4 s is past sales' 3 s");
+    row_is("mv7", "backup", day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){6000, 6000, 30000, 6000},
+           "queue service levels: 6 s is within backup's 10 s");
+    row_is("mv7", NULL, day, (int[]){1, 1, 0, 0, 0, 1}, (long long[]){4000, 4000, 80000, 4000},
+           "queue service levels: the account's row keeps the account's 20 s");
+    static const char zero[] = "{\"id\":\"sales\",\"service_level_seconds\":0}";
+    ok(sb_queue_put(eng, "mv7", zero, strlen(zero), res) == SB_EINVAL &&
+           !strcmp(sb_result_field(res), "service_level_seconds"),
+       "a service level of 0 is refused, naming the field (%s)", sb_result_message(res));
+    now_ms = before_mv7;
+
     /* Transferred while ringing alice in sales, 5 s in; answered in backup
     ** 3 s later, 20 s of talk. */
     ok(moves_account("mv2") == 0, "moves: account mv2");
