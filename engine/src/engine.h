@@ -514,7 +514,8 @@ int agent_left(wtx *t, const agent_rec *a, int old);
 void events_free(sb_engine *e);
 
 /* --- policy sources (policies.c) --------------------------------------------- */
-int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17]);
+int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17],
+                    int64_t *stamp);
 /* SB_EINVAL naming field when neither the account nor policy_dir has the
 ** policy `name` (a typo would otherwise show only when calls arrive). */
 int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field);

@@ -5,8 +5,10 @@
 ** Each account gets one sandboxed state, built on first use; each policy
 ** file is fetched (pol_source_fn) and loaded into it on first use, and kept
 ** with its version. When the account's policy generation changes, or on a
-** flush, the state is thrown away and rebuilt lazily: that is also what
-** lifts a quarantine. Failures are counted per (account, policy): after
+** flush, the state is thrown away and rebuilt lazily. A flush (a reload)
+** lifts every quarantine; a new generation (an upload or a delete) only that
+** of the policy uploaded or deleted: the others keep their failures while
+** their source is the one stored then. Failures are counted per (account, policy): after
 ** quarantine_after in a row the policy is quarantined and route returns
 ** failed=1 without running Lua.
 */
@@ -21,6 +23,7 @@ typedef struct polfile {
     struct polfile *next;
     char name[SB_NAME_MAX + 1];
     char version[17];
+    int64_t stamp;     /* when the source was stored (pol_source_fn) */
     int refs[3];       /* route, retain, erase */
     char *error;       /* why it failed to load (kept until the state is rebuilt) */
     int transient;     /* the error may go away: retry on next use */
@@ -28,6 +31,7 @@ typedef struct polfile {
     uint32_t failures; /* consecutive */
     uint64_t calls;
     int quarantined;
+    int stale; /* from a state rebuilt since: fetched again at its next use */
 } polfile;
 
 typedef struct acct {
@@ -115,6 +119,30 @@ static void acct_reset(acct *a)
     a->sb = NULL;
 }
 
+/* The account's policies changed (an upload or a delete, of any name): its
+** state is rebuilt, but a policy that was failing keeps its count and its
+** quarantine while the same source (version and time stored) is what it
+** runs. Only what was uploaded or deleted starts afresh, as a reload lifts
+** every quarantine (acct_reset). */
+static void acct_rebuild(acct *a)
+{
+    polfile **pp = &a->files;
+    while (*pp) {
+        polfile *f = *pp;
+        if ((f->failures || f->quarantined) && !f->error && !f->missing && !f->transient) {
+            f->refs[0] = f->refs[1] = f->refs[2] = LUA_NOREF;
+            f->stale = 1;
+            pp = &f->next;
+            continue;
+        }
+        *pp = f->next;
+        free(f->error);
+        free(f);
+    }
+    sbx_free(a->sb); /* drops every reference with it */
+    a->sb = NULL;
+}
+
 static void acct_remove(pol_host *h, uint32_t id)
 {
     if (!h->cap) return;
@@ -184,7 +212,7 @@ void pol_host_sync_gen(pol_host *h, uint32_t acct_id, uint64_t gen)
     host_fresh(h);
     acct *a = acct_get(h, acct_id);
     if (!a) return;
-    if (a->have_gen && a->gen != gen) acct_reset(a);
+    if (a->have_gen && a->gen != gen) acct_rebuild(a);
     a->gen = gen;
     a->have_gen = 1;
 }
@@ -195,6 +223,13 @@ int pol_host_gen(pol_host *h, uint32_t acct_id, uint64_t *gen)
     if (!a || !a->have_gen) return 0;
     *gen = a->gen;
     return 1;
+}
+
+void pol_host_lift(pol_host *h, uint32_t acct_id, const char *name)
+{
+    acct *a = h->stale ? NULL : acct_find(h, acct_id);
+    for (polfile *f = a ? a->files : NULL; f; f = f->next)
+        if (!strcmp(f->name, name) && f->stale) f->failures = 0, f->quarantined = 0;
 }
 
 void pol_host_flush(pol_host *h)
@@ -250,7 +285,7 @@ static char *dupf(const char *fmt, ...)
 ** entry when the account has one already (enter looked it up). */
 static polfile *file_get(pol_host *h, acct *a, polfile *f, const char *name, int64_t now_ms)
 {
-    if (f && !f->transient) return f;
+    if (f && !f->transient && !f->stale) return f;
     if (!f) {
         f = calloc(1, sizeof *f);
         if (!f) return NULL;
@@ -265,7 +300,15 @@ static polfile *file_get(pol_host *h, acct *a, polfile *f, const char *name, int
 
     sb_buf src = {0};
     char ver[17] = "";
-    int rc = h->src ? h->src(h->src_arg, a->id, name, &src, ver) : SB_ENOTFOUND;
+    int64_t stamp = 0;
+    int rc = h->src ? h->src(h->src_arg, a->id, name, &src, ver, &stamp) : SB_ENOTFOUND;
+    if (f->stale) { /* still the source that failed? Then it keeps its count */
+        char v[17] = "";
+        if (!rc && !ver[0]) cr_version(src.p ? src.p : "", src.len, v);
+        if (rc || strcmp(ver[0] ? ver : v, f->version) || stamp != f->stamp)
+            f->failures = 0, f->quarantined = 0;
+        f->stale = 0;
+    }
     f->missing = rc == SB_ENOTFOUND;
     if (rc == SB_ENOTFOUND) {
         f->error = dupf("%s.lua: policy '%s' not found", name, name);
@@ -276,9 +319,12 @@ static polfile *file_get(pol_host *h, acct *a, polfile *f, const char *name, int
         if (!ver[0]) cr_version(src.p ? src.p : "", src.len, ver);
         memcpy(f->version, ver, sizeof f->version);
         f->version[16] = 0;
+        f->stamp = stamp;
         char err[512];
         a->sb->now_ms = now_ms;
-        if (sbx_load(a->sb, name, src.p ? src.p : "", src.len, h->lim.load_instructions,
+        /* A quarantined one is not loaded: its hooks never run. */
+        if (!f->quarantined &&
+            sbx_load(a->sb, name, src.p ? src.p : "", src.len, h->lim.load_instructions,
                      sbx_load_wall(h->lim.wall_ms), f->refs, NULL, err, sizeof err))
             f->error = strdup(err);
     }

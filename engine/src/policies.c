@@ -185,8 +185,8 @@ int sb_policy_keygen(sb_result *res)
 
 /* --- stored sources ----------------------------------------------------------- */
 
-static int read_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
-                       char version[17])
+static int read_policy_at(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
+                          char version[17], int64_t *stamp)
 {
     uint8_t k[4 + SB_NAME_MAX];
     MDB_val v;
@@ -200,8 +200,10 @@ static int read_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *na
     rb_str(&r, vbuf, sizeof vbuf);
     size_t sl;
     const char *s = rb_strp(&r, &sl);
+    int64_t at = rb_i64(&r);
     if (r.err || ver != V_POLICY) return SB_ESTORE;
     if (version) memcpy(version, vbuf, 17);
+    if (stamp) *stamp = at;
     if (src) {
         src->len = 0;
         if (buf_put(src, s, sl)) return SB_ENOMEM;
@@ -209,14 +211,26 @@ static int read_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *na
     return 0;
 }
 
+static int read_policy(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
+                       char version[17])
+{
+    return read_policy_at(txn, e, acct, name, src, version, NULL);
+}
+
 /* The policy an account runs under that name: its own upload, else the
-** shared one (acct 0: the shared one only). As read_policy. */
+** shared one (acct 0: the shared one only). As read_policy_at. */
+static int read_running_at(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
+                           char version[17], int64_t *stamp)
+{
+    int rc = read_policy_at(txn, e, acct, name, src, version, stamp);
+    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy_at(txn, e, 0, name, src, version, stamp);
+    return rc;
+}
+
 static int read_running(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
                         char version[17])
 {
-    int rc = read_policy(txn, e, acct, name, src, version);
-    if (rc == SB_ENOTFOUND && acct != 0) rc = read_policy(txn, e, 0, name, src, version);
-    return rc;
+    return read_running_at(txn, e, acct, name, src, version, NULL);
 }
 
 int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field)
@@ -292,7 +306,8 @@ int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field,
 
 /* pol_source_fn: called by the runtime inside the event's transaction, so
 ** it reads through that transaction. */
-int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17])
+int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17],
+                    int64_t *stamp)
 {
     sb_engine *e = arg;
     if (!policy_name_valid(name)) return SB_ENOTFOUND;
@@ -302,7 +317,7 @@ int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, cha
         if (eng_read_begin(e, &txn)) return SB_ESTORE;
         own = 1;
     }
-    int rc = read_running(txn, e, acct, name, src, version);
+    int rc = read_running_at(txn, e, acct, name, src, version, stamp);
     if (own) eng_read_end(e, txn);
     /* Stored before signatures were required? Then it does not run. */
     if (rc == 0 && e->cfg.require_signed_policies &&
@@ -347,6 +362,7 @@ static int bump_account_gen(wtx *t, uint64_t *gen)
 typedef struct {
     uint32_t acct;
     uint64_t gen;
+    const char *name; /* the policy uploaded or deleted: it starts afresh */
 } gen_arg;
 
 static void adopt_account_gen(sb_engine *e, void *arg)
@@ -355,11 +371,12 @@ static void adopt_account_gen(sb_engine *e, void *arg)
     uint64_t have;
     if (pol_host_gen(e->pol, a->acct, &have) && have < a->gen)
         pol_host_sync_gen(e->pol, a->acct, a->gen);
+    pol_host_lift(e->pol, a->acct, a->name);
 }
 
-static void adopt_account(sb_engine *e, uint32_t acct, uint64_t gen)
+static void adopt_account(sb_engine *e, uint32_t acct, uint64_t gen, const char *name)
 {
-    gen_arg a = {acct, gen};
+    gen_arg a = {acct, gen, name};
     if (eng_write_locked(e, adopt_account_gen, &a)) /* its next event does it then */
         sb_log(e, SB_LOG_WARN,
                "account policies changed; this engine moves to them at the "
@@ -573,7 +590,7 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     put_op op = {.account = account, .name = name, .src = source, .len = len, .hooks = hooks};
     cr_version(source, len, op.version);
     if ((rc = eng_write(e, do_policy_put, &op, res))) return rc;
-    adopt_account(e, op.acct, op.gen);
+    adopt_account(e, op.acct, op.gen, name);
     sb_log(e, SB_LOG_INFO, "policy loaded account=%s policy=%s version=%s", account, name,
            op.version);
     json_t *doc = json_pack("{s:s, s:s}", "name", name, "version", op.version);
@@ -588,9 +605,9 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
 
 /* The policy host's status of an account, read under the write lock: only
 ** when its state was built for the generations stored now (the account's
-** and the shared one). Otherwise its next event rebuilds it, lifting any
-** quarantine and forgetting the failures of what it loaded: an empty status
-** (every policy ok) is what the account runs then. */
+** and the shared one). Otherwise its next event rebuilds it (a reload lifts
+** every quarantine; an upload or a delete, that of the policy it changed):
+** the status is empty (every policy ok) until this engine has moved. */
 typedef struct status_arg {
     uint32_t acct;
     uint64_t policy_gen, shared_gen; /* as stored */
@@ -831,7 +848,7 @@ int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_res
     del_op op = {account, name, 0, 0, 0};
     int rc = eng_write_ex(e, do_policy_delete, &op, res, 1); /* a delete */
     if (rc) return rc;
-    adopt_account(e, op.acct, op.gen);
+    adopt_account(e, op.acct, op.gen, name);
     sb_log(e, SB_LOG_INFO, "policy deleted account=%s policy=%s", account, name);
     res_doc(res, json_pack("{s:s, s:b, s:s?}", "name", name, "deleted", 1, "now",
                            op.shared ? "shared" : NULL));

@@ -164,10 +164,12 @@ typedef struct pol_limits {
 pol_limits pol_limits_of(const sb_config *cfg);
 
 /* Where the runtime gets policy sources: fill src and version (16 hex) for
-** `name` as seen by account `acct` (the account's own first, then shared).
+** `name` as seen by account `acct` (the account's own first, then shared),
+** and *stamp with when it was stored (0 when unknown): a source stored again
+** is a new one to the failure counts, even with the same text.
 ** Returns 0, SB_ENOTFOUND, or another SB_E* code. */
 typedef int (*pol_source_fn)(void *arg, uint32_t acct, const char *name, sb_buf *src,
-                             char version[17]);
+                             char version[17], int64_t *stamp);
 
 /* Log sink for policy failures and ctx.log lines. */
 typedef void (*pol_log_fn)(void *arg, sb_log_level lvl, const char *line);
@@ -184,7 +186,12 @@ void pol_host_sync_gen(pol_host *h, uint32_t acct, uint64_t gen);
 /* The generation the account's state was last synced to: 1 and *gen, or 0
 ** when there is none (its status is then empty). */
 int pol_host_gen(pol_host *h, uint32_t acct, uint64_t *gen);
-/* Drop every state (shared policies changed); rebuilt lazily. */
+/* Policy `name` of the account was uploaded or deleted: it starts afresh
+** (no failures, no quarantine) while the account's other policies keep
+** theirs across the rebuild pol_host_sync_gen makes. */
+void pol_host_lift(pol_host *h, uint32_t acct, const char *name);
+/* Drop every state (shared policies changed); rebuilt lazily. Lifts every
+** quarantine. */
 void pol_host_flush(pol_host *h);
 /* Drop one account's state (account deleted). */
 void pol_host_drop(pol_host *h, uint32_t acct);

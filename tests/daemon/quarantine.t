@@ -82,6 +82,23 @@ t.is_(acme.post("/v1/agents/alice/status", {"status": "paused"}).status, 200, "a
 for _ in range(5):
     call()
 t.is_(state("mine"), "quarantined/5", "mine is quarantined")
+# Another of the account's policies uploaded, then deleted: mine is as it
+# was (the quarantine lasts "until it is reloaded or uploaded again").
+OTHER = "local P = {}\nfunction P.route(call, agents, ctx) return { wait = 5 } end\nreturn P\n"
+r = acme.put("/v1/policies/other", OTHER, headers={"Content-Type": "text/x-lua"})
+t.is_(r.status, 200, "another policy, other, uploaded")
+t.is_(state("mine"), "quarantined/5", "mine stays quarantined: other's upload lifts nothing of it")
+t.is_(d.metric("switchboard_policy_quarantined"), 1.0, "/metrics still counts it")
+t.is_(call(), None, "alice paused: the fallback decides, mine does not run")
+t.is_(state("mine"), "quarantined/5", "... and its count stays (it did not run)")
+t.is_(acme.delete("/v1/policies/other").status, 200, "other deleted")
+t.is_(state("mine"), "quarantined/5", "mine stays quarantined after other's delete too")
+r = acme.put("/v1/policies/mine", PICKY, headers={"Content-Type": "text/x-lua"})
+t.is_(r.status, 200, "the same text of mine uploaded again")
+t.is_(state("mine"), "ok/0", "that lifts it")
+for _ in range(5):
+    call()
+t.is_(state("mine"), "quarantined/5", "failing on, mine is quarantined again")
 FIXED = "local P = {}\nfunction P.route(call, agents, ctx) return { reject = 'fixed' } end\nreturn P\n"
 r = acme.put("/v1/policies/mine", FIXED, headers={"Content-Type": "text/x-lua"})
 t.is_(r.status, 200, "a fixed version uploaded")

@@ -43,9 +43,10 @@ static __attribute__((unused)) void add_src(uint32_t acct, const char *name, con
 }
 
 static __attribute__((unused)) int get_src(void *arg, uint32_t acct, const char *name, sb_buf *out,
-                                           char version[17])
+                                           char version[17], int64_t *stamp)
 {
     (void)arg;
+    *stamp = 0;
     for (int i = 0; i < nsrc; i++)
         if (srcs[i].acct == acct && strcmp(srcs[i].name, name) == 0) {
             version[0] = 0;

@@ -35,9 +35,11 @@ static void set_src(uint32_t acct, const char *name, const char *src)
     srcs[nsrc++].src = strdup(src);
 }
 
-static int get_src(void *arg, uint32_t acct, const char *name, sb_buf *out, char version[17])
+static int get_src(void *arg, uint32_t acct, const char *name, sb_buf *out, char version[17],
+                   int64_t *stamp)
 {
     (void)arg;
+    *stamp = 0;
     src_calls++;
     for (int i = 0; i < nsrc; i++)
         if (srcs[i].acct == acct && strcmp(srcs[i].name, name) == 0) {

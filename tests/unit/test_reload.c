@@ -201,6 +201,19 @@ static void test_quarantine_ends(sb_engine *e1, sb_engine *e2)
         decide_in(e1, "oq", 400 + i);
     s1 = state_of(e1, "own");
     ok(!strcmp(s1, "quarantined/5"), "5 failures quarantine it (%s)", s1);
+    /* Another policy of the account uploaded and deleted: 'own' is not
+    ** uploaded again, so it stays quarantined (it was lifted). */
+    ok(sb_policy_put(e1, "acme", "spare", PICKY, strlen(PICKY), NULL, res) == 0,
+       "another policy, spare, uploaded");
+    s1 = state_of(e1, "own");
+    ok(!strcmp(s1, "quarantined/5"), "own stays quarantined (%s)", s1);
+    is_int((int)policy_stat(e1, "quarantined"), 1, "the statistics count it still");
+    is_str(decide_in(e1, "oq", 405), "", "the fallback decides oq's call");
+    s1 = state_of(e1, "own");
+    ok(!strcmp(s1, "quarantined/5"), "own did not run: still quarantined/5 (%s)", s1);
+    ok(sb_policy_delete(e1, "acme", "spare", res) == 0, "spare deleted");
+    s1 = state_of(e1, "own");
+    ok(!strcmp(s1, "quarantined/5"), "own stays quarantined after that too (%s)", s1);
     ok(sb_policy_put(e1, "acme", "own", PICKY, strlen(PICKY), NULL, res) == 0,
        "the same text uploaded again");
     is_int((int)policy_stat(e1, "quarantined"), 0, "the statistics count no quarantine");
