@@ -1020,10 +1020,18 @@ static void h_policy_put(ctx *x)
     }
     int rc = sb_policy_put(x->d->eng, x->account, x->p[0], src, len, cases, x->d->res);
     u->owed_ms += (double)(sbd_now_ns() - t0) / 1e6;
+    if (rc == 0) { /* which version is live now, and which it replaced */
+        json_t *o = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
+        const char *v = json_string_value(json_object_get(o, "version")),
+                   *pv = json_string_value(json_object_get(o, "previous"));
+        sbd_log(SB_LOG_INFO, "policy stored", "account=%s policy=%s version=%s previous=%s",
+                sbd_q(x->account), sbd_q(x->p[0]), v ? v : "?", pv ? pv : "none");
+        json_decref(o);
+    } else {
+        sbd_log(SB_LOG_WARN, "policy rejected", "account=%s policy=%s error=%s", sbd_q(x->account),
+                sbd_q(x->p[0]), sbd_qn(sb_result_message(x->d->res)));
+    }
     reply_result(x, rc, 200, NULL, NULL);
-    sbd_log(rc ? SB_LOG_WARN : SB_LOG_INFO, rc ? "policy rejected" : "policy stored",
-            "account=%s policy=%s%s%s", sbd_q(x->account), sbd_q(x->p[0]), rc ? " error=" : "",
-            rc ? sbd_qn(sb_result_message(x->d->res)) : "");
 out:
     free(cases);
     json_decref(doc);

@@ -637,6 +637,19 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
         json_t *o = json_loads(sb_result_json(d->res, NULL), 0, NULL);
         long long changed = o ? (long long)json_integer_value(json_object_get(o, "changed")) : 0;
         size_t warnings = json_array_size(json_object_get(o, "warnings"));
+        /* Which version of each shared policy decides from now on, and which
+        ** it replaced: one line each, before the reload's own. */
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(o, "policies"), i, p)
+        {
+            const char *v = json_string_value(json_object_get(p, "version")),
+                       *pv = json_string_value(json_object_get(p, "previous"));
+            sbd_log(SB_LOG_INFO, v ? "shared policy changed" : "shared policy removed",
+                    "policy=%s version=%s previous=%s",
+                    sbd_q(json_string_value(json_object_get(p, "name"))), v ? v : "none",
+                    pv ? pv : "none");
+        }
         json_decref(o);
         /* Each warning is a line of the engine's before this one. */
         sbd_log(warnings ? SB_LOG_WARN : SB_LOG_INFO, "reload ok",

@@ -723,7 +723,9 @@ SB_API int sb_call_list_page(sb_engine *eng, const char *account, const char *qu
 ** queue routes with the policy and this version has no route hook, or an
 ** account's retention setting names it and this version has no retain hook
 ** (a reload refuses such a shared file too). res's JSON: {"name":..,
-** "version":..}, and "warnings":["file:line: ...",...] when
+** "version":..}, with "previous": the version of the account's upload it
+** replaced (left out when there was none; equal to "version" when the same
+** text was uploaded again), and "warnings":["file:line: ...",...] when
 ** sb_policy_check finds something (stored all the same). */
 SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, const char *source,
                          size_t len, const char *cases_json, sb_result *res);
@@ -758,7 +760,10 @@ SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *nam
 ** queue or retention setting of an account without an upload of that name
 ** still names it fails the reload too (SB_EPOLICY naming the user). A
 ** reload that succeeds lifts every quarantine, in every engine on the data
-** directory, also when no file changed. Its document: {"changed":N} and,
+** directory, also when no file changed. Its document: {"changed":N},
+** "policies":[{"name","version","previous"}...] when N is not 0 (each
+** policy stored, "previous" the version it replaced or left out for a new
+** one; each removed, "version" null), and,
 ** when sb_policy_check faults a policy this reload stored (new or changed)
 ** that loads all the same, "warnings":["<policy_dir>/<name>.lua:<line>:
 ** ..."], each also logged as a warning (as at sb_open). */

@@ -387,6 +387,7 @@ typedef struct {
     const char *account, *name, *src;
     size_t len;
     char version[17];
+    char previous[17]; /* the account's upload it replaced ("" for none) */
     unsigned hooks;
     uint32_t acct;
     uint64_t gen;
@@ -410,6 +411,11 @@ static int do_policy_put(wtx *t, void *arg)
                        "%s %s with policy '%s', and this version has no %s hook; add one, or %s "
                        "first",
                        who, hook_users_do(miss), op->name, hook_name(miss), hook_users_fix(miss));
+    op->previous[0] = 0;
+    rc = read_policy(t->txn, t->e, t->acct, op->name, NULL, op->previous);
+    if (rc && rc != SB_ENOTFOUND)
+        return res_err(t->res, rc, "name", "cannot read policy '%s'", op->name);
+    if (rc) op->previous[0] = 0;
     if ((rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version, t->now)))
         return rc;
     op->acct = t->acct;
@@ -591,9 +597,10 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
     cr_version(source, len, op.version);
     if ((rc = eng_write(e, do_policy_put, &op, res))) return rc;
     adopt_account(e, op.acct, op.gen, name);
-    sb_log(e, SB_LOG_INFO, "policy loaded account=%s policy=%s version=%s", account, name,
-           op.version);
+    sb_log(e, SB_LOG_INFO, "policy loaded account=%s policy=%s version=%s previous=%s", account,
+           name, op.version, op.previous[0] ? op.previous : "none");
     json_t *doc = json_pack("{s:s, s:s}", "name", name, "version", op.version);
+    if (doc && op.previous[0]) json_object_set_new(doc, "previous", json_string(op.previous));
     /* What `switchboard policy check` would say of it: stored all the same,
     ** as it loads and passes its cases, but the author hears of it. */
     json_t *w = lint_findings(NULL, NULL, name, source, len);
@@ -912,8 +919,9 @@ typedef struct dir_policy {
     char *src;
     size_t len;
     char version[17];
-    unsigned hooks; /* POL_HOOK_* */
-    int changed;    /* this load stored it: new, or not the version stored */
+    unsigned hooks;    /* POL_HOOK_* */
+    int changed;       /* this load stored it: new, or not the version stored */
+    char previous[17]; /* the version it replaced ("" when new) */
 } dir_policy;
 
 typedef struct dir_scan {
@@ -1048,6 +1056,7 @@ typedef struct {
     int lift;     /* an operator's reload: move every engine to a new generation even
                   ** when no file changed, which lifts every quarantine */
     uint64_t gen; /* the generation written, 0: none */
+    json_t *gone; /* {"name","previous"} of each shared policy removed */
 } reload_op;
 
 static int do_reload(wtx *t, void *arg)
@@ -1056,12 +1065,15 @@ static int do_reload(wtx *t, void *arg)
     sb_engine *e = t->e;
     int rc = 0;
     op->changed = 0;
+    json_array_clear(op->gone); /* a transaction tried again starts afresh */
     for (size_t i = 0; i < op->s->n && !rc; i++) {
         dir_policy *p = &op->s->p[i];
         char have[17];
         p->changed = 0;
-        if (read_policy(t->txn, e, 0, p->name, NULL, have) == 0 && strcmp(have, p->version) == 0)
-            continue;
+        p->previous[0] = 0;
+        int hrc = read_policy(t->txn, e, 0, p->name, NULL, have);
+        if (hrc == 0 && strcmp(have, p->version) == 0) continue;
+        if (hrc == 0) memcpy(p->previous, have, sizeof p->previous);
         char who[SB_ID_MAX * 2 + 64];
         unsigned miss =
             hooks_needed(t->txn, e, ALL_ACCOUNTS, p->name, p->hooks, who, sizeof who, &rc);
@@ -1100,6 +1112,10 @@ static int do_reload(wtx *t, void *arg)
                                  name, who);
                     break;
                 }
+                char gone_v[17];
+                if (op->gone && read_policy(t->txn, e, 0, name, NULL, gone_v) == 0)
+                    json_array_append_new(op->gone, json_pack("{s:s, s:n, s:s}", "name", name,
+                                                              "version", "previous", gone_v));
                 r = st_iter_del(&it);
                 op->changed++;
                 continue;
@@ -1152,9 +1168,11 @@ static json_t *dir_lint(sb_engine *e, const dir_scan *s)
 
 /* Validate policy_dir and swap it in. lift: sb_reload's, see reload_op.
 ** *warnings: what dir_lint found (or NULL), the caller's to free. */
-static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warnings, int lift)
+static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warnings, int lift,
+                      json_t **changes)
 {
     *warnings = NULL;
+    if (changes) *changes = NULL;
     dir_scan s = {0};
     *changed = 0;
     int rc = scan_dir(e, e->policy_dir, "", &s, 0, res);
@@ -1186,6 +1204,8 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
             size_t nl = strlen(p->name);
             if (!strncmp(m, p->name, nl) && !strncmp(m + nl, ".lua:", 5))
                 snprintf(msg, sizeof msg, "%s/%s", e->policy_dir, m);
+            else if (!strncmp(m, p->name, nl) && !strncmp(m + nl, ": ", 2)) /* a signature's */
+                snprintf(msg, sizeof msg, "%s/%s.lua: %s", e->policy_dir, p->name, m + nl + 2);
             else
                 snprintf(msg, sizeof msg, "%s/%s.lua: %s", e->policy_dir, p->name, m);
             res_err(res, SB_EPOLICY, p->name, "%s", msg);
@@ -1194,10 +1214,24 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
         cr_version(p->src, p->len, p->version);
     }
     if (!rc) {
-        reload_op op = {&s, 0, lift, 0};
+        reload_op op = {&s, 0, lift, 0, json_array()};
         res_reset(res);
         rc = eng_write_ex(e, do_reload, &op, res, 1); /* small, and how a fix reaches a full map */
         *changed = op.changed;
+        /* What changed, for the operator's log: each policy stored, with the
+        ** version it replaced, then each removed. */
+        if (rc == 0 && changes && (*changes = json_array())) {
+            for (size_t i = 0; i < s.n; i++)
+                if (s.p[i].changed)
+                    json_array_append_new(
+                        *changes, s.p[i].previous[0]
+                                      ? json_pack("{s:s, s:s, s:s}", "name", s.p[i].name, "version",
+                                                  s.p[i].version, "previous", s.p[i].previous)
+                                      : json_pack("{s:s, s:s}", "name", s.p[i].name, "version",
+                                                  s.p[i].version));
+            json_array_extend(*changes, op.gone);
+        }
+        json_decref(op.gone);
         if (rc == 0 && op.gen) {
             int lrc = eng_write_locked(e, adopt_shared_gen, &op.gen);
             if (lrc) /* the next event moves to it then */
@@ -1222,7 +1256,7 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
 int policies_reload_dir(sb_engine *e, sb_result *res, int *changed)
 {
     json_t *warnings;
-    int rc = reload_dir(e, res, changed, &warnings, 0);
+    int rc = reload_dir(e, res, changed, &warnings, 0, NULL);
     json_decref(warnings);
     return rc;
 }
@@ -1238,8 +1272,8 @@ int sb_reload(sb_engine *e, sb_result *res)
     if (!e->policy_dir)
         return res_err(res, SB_EINVAL, "policy_dir", "no policy directory configured");
     int changed = 0;
-    json_t *warnings;
-    int rc = reload_dir(e, res, &changed, &warnings, 1);
+    json_t *warnings, *changes;
+    int rc = reload_dir(e, res, &changed, &warnings, 1, &changes);
     /* The caller has the outcome in res and says it (the daemon's one log
     ** line a reload): the engine's own lines are for debugging. */
     if (rc) {
@@ -1253,7 +1287,9 @@ int sb_reload(sb_engine *e, sb_result *res)
     sb_log(e, SB_LOG_DEBUG, "policies reloaded from %s: %d changed", e->policy_dir, changed);
     json_t *doc = json_pack("{s:i}", "changed", changed);
     if (doc && json_array_size(warnings)) json_object_set(doc, "warnings", warnings);
+    if (doc && json_array_size(changes)) json_object_set(doc, "policies", changes);
     json_decref(warnings);
+    json_decref(changes);
     res_doc(res, doc);
     return 0;
 }

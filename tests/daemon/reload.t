@@ -69,6 +69,11 @@ for k in range(3):
         t.is_(len(about), 1, "a reload is one log line above debug, not one from the engine and "
               "one from the daemon", "\n".join(about))
         t.ok(line and " changed=1" in line, "... saying how many files changed", line)
+        changed = [x for x in d.lines[mark:] if 'msg="shared policy changed"' in x]
+        t.ok(len(changed) == 1 and 'policy="shared"' in changed[0] and
+             " previous=%s" % v0 in changed[0] and shared_version() in changed[0],
+             "... and which policy changed, to which version, from which",
+             "\n".join(changed))
 v1 = shared_version()
 t.ok(v1 and v1 != v0, "the shared policy's version changed (%s -> %s)" % (v0, v1))
 
@@ -105,11 +110,35 @@ t.ok(line and "level=warn" in line and " warnings=1" in line,
 warned = [x for x in d.lines[mark:] if "policy warning" in x]
 t.ok(len(warned) == 1 and lintme + ":3: accessing undefined variable 'retrun'" in warned[0],
      "... after a warning naming the file, the line and the finding", "\n".join(warned))
+new = [x for x in d.lines[mark:] if 'msg="shared policy changed"' in x]
+t.ok(len(new) == 1 and 'policy="lintme"' in new[0] and "previous=none" in new[0],
+     "a new policy: logged with its version, replacing none", "\n".join(new))
 os.unlink(lintme)
 mark = len(d.lines)
 d.signal(signal.SIGHUP)
 line = d.wait_log(r'msg="reload ok"', after=mark, timeout=15)
 t.ok(line and "level=info" in line and " warnings=0" in line, "mended: reload ok at info", line)
+gone = [x for x in d.lines[mark:] if 'msg="shared policy removed"' in x]
+t.ok(len(gone) == 1 and 'policy="lintme"' in gone[0] and "version=none" in gone[0] and
+     "previous=none" not in gone[0], "its file removed: logged, with the version that went",
+     "\n".join(gone))
+
+# An upload answers, and logs, the version it replaced.
+r = acme.put("/v1/policies/mine", FIRST_POLICY, headers={"Content-Type": "text/x-lua"})
+t.ok(r.status == 200 and "previous" not in r.json, "a first upload replaces nothing", r)
+first = r.json["version"]
+line = d.wait_log(r'msg="policy stored".*policy="mine"', timeout=5)
+t.ok(line and "version=%s previous=none" % first in line, "the log says its version", line)
+mark = len(d.lines)
+r = acme.put("/v1/policies/mine", FIRST_POLICY + "-- v2\n", headers={"Content-Type": "text/x-lua"})
+t.ok(r.status == 200 and r.json.get("previous") == first and r.json["version"] != first,
+     "a second answers the version it replaced", r)
+line = d.wait_log(r'msg="policy stored"', after=mark, timeout=5)
+t.ok(line and "version=%s previous=%s" % (r.json["version"], first) in line,
+     "... and the log says both", line)
+r = acme.put("/v1/policies/mine", FIRST_POLICY, headers={"Content-Type": "text/x-lua"})
+t.ok(r.status == 200 and r.json["version"] == first,
+     "rolling back is uploading the earlier text again: its version comes back", r)
 
 time.sleep(0.2)   # let the traffic run on the restored policy for a moment
 stop.set()

@@ -879,6 +879,17 @@ int main(void)
            "an unsigned upload is refused");
         ok(sb_policy_put(s, "acme", "mine", signed_a, strlen(signed_a), NULL, res) == 0,
            "a signed upload is accepted");
+        /* An unsigned file in the directory: the reload names it once, not
+        ** "<dir>/plain.lua: plain: unsigned, ...". */
+        write_file("plain.lua", POLICY_B);
+        char want[600];
+        snprintf(want, sizeof want, "%s/plain.lua: unsigned, and require_signed_policies is on",
+                 pdir);
+        ok(sb_reload(s, res) == SB_EPOLICY && !strcmp(sb_result_message(res), want),
+           "a reload meeting an unsigned file says so, naming it once (%s)",
+           sb_result_message(res));
+        snprintf(want, sizeof want, "%s/plain.lua", pdir);
+        unlink(want);
         free(tampered);
         sb_close(s);
     }
