@@ -1552,11 +1552,11 @@ static int match(const char *pattern, char **segs, int n, ctx *x)
         if (p[0] == '{') {
             if (!*segs[i]) return 0;
             if (pl > 5 && !strncmp(p + pl - 4, "...}", 4)) {
-                /* The rest of the path, joined back with '/'. */
-                for (int k = i + 1; k < n; k++) {
-                    if (!*segs[k]) return 0;
+                /* The rest of the path, joined back with '/', empty parts
+                ** too ("a//b", "team/"): the handler says why no name can be
+                ** that (400), rather than "no route" (404). */
+                for (int k = i + 1; k < n; k++)
                     segs[k][-1] = '/';
-                }
                 x->p[x->np++] = segs[i];
                 return 1;
             }

@@ -89,8 +89,10 @@ t.ok(r.status == 200 and r.json.get("code") == FIRST_POLICY and r.json.get("sour
      "GET /v1/policies/first: its code and source", r)
 t.is_((acme.get("/v1/policies/nope").status), 404, "GET of no such policy is 404")
 # A name no policy can have is a bad request, saying why and quoting it.
-for bad in ("a:b", ".hidden", "a/.b"):
-    for r, how in ((acme.get("/v1/policies/" + bad), "GET"), (acme.delete("/v1/policies/" + bad), "DELETE")):
+for bad in ("a:b", ".hidden", "a/.b", "a//b", "team/"):
+    for r, how in ((acme.get("/v1/policies/" + bad), "GET"), (acme.delete("/v1/policies/" + bad), "DELETE"),
+                   (acme.put("/v1/policies/" + bad, FIRST_POLICY,
+                             headers={"Content-Type": "text/x-lua"}), "PUT")):
         t.ok(r.status == 400 and r.code == "SB_EINVAL" and r.field == "name" and
              ("'%s' is not a policy name" % bad) in r.json["error"]["message"],
              "%s of the invalid name %s is 400 SB_EINVAL, quoting it" % (how, bad), r)
