@@ -148,6 +148,10 @@ typedef struct rctx {
     json_t *reasons;   /* erasure: "action: reason" -> count */
     int memo;          /* audit_add: memo_raw and memo_clean hold a reason */
     int scrub_noted;   /* eng_scrub_want called in this transaction */
+    /* sweeps: the account whose rescan job was looked up last, and that
+    ** job's epoch (rescan 0: none pending) */
+    uint32_t rescan_acct, rescan_epoch;
+    int rescan;
     /* the record view */
     char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first_queue[SB_ID_MAX + 1], agent[SB_ID_MAX + 1],
         att_agent[SB_ID_MAX + 1], reason[REC_REASON_MAX + 1];
@@ -1681,6 +1685,25 @@ static int sweep_audit(rctx *x, int budget, uint64_t deadline, int *yielded, int
     return rc ? rc : used;
 }
 
+/* Whether the account's rescan (its retention policy changed) is still to
+** reach record r, which it will give an entry due in this sweep's run:
+** *ahead 1 or 0; returns 0 or an error. */
+static int rescan_ahead(rctx *x, uint32_t acct, const rec_data *r, int *ahead)
+{
+    if (x->rescan_acct != acct) {
+        uint8_t k[5] = {JOB_RESCAN};
+        put_be32(k + 1, acct);
+        MDB_val v;
+        int rc = st_get(x->t->txn, x->e, DB_JOBS, k, 5, &v);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        x->rescan_acct = acct;
+        x->rescan = rc == 0 && v.mv_size >= 5;
+        x->rescan_epoch = x->rescan ? be32((const uint8_t *)v.mv_data + 1) : 0;
+    }
+    *ahead = x->rescan && r->epoch != x->rescan_epoch;
+    return 0;
+}
+
 /* Review the record of the entry under the cursor; the entry goes. */
 static int review_one(rctx *x, st_iter *it)
 {
@@ -1703,6 +1726,13 @@ static int review_one(rctx *x, st_iter *it)
         return 0;
     }
     if (rc) return rc;
+    /* Not yet rescanned after a change of policy (a transaction that ran
+    ** out of time before the rescan job, or one cut in the middle of it):
+    ** the rescan gives it an entry due in this run, so this one goes
+    ** unreviewed, or the record would be reviewed twice. */
+    int ahead;
+    if ((rc = rescan_ahead(x, be32(rk), &r, &ahead))) return rc;
+    if (ahead) return 0;
     pol_retention d;
     if ((rc = decide_retain(x, &r, &d))) return rc;
     x->n.reviewed++;
