@@ -180,6 +180,9 @@ int cli_refuse_served_dir(const char *cmd, const char *dir)
 static char tmp_path[4096];
 static int tmp_fd = -1;
 static volatile sig_atomic_t tmp_armed;
+/* cli_tmpdir_remove at work: it blocks the signals in its own thread only,
+** so a signal another thread (the engine's) takes then waits for it. */
+static volatile sig_atomic_t tmp_removing;
 static const int tmp_signals[] = {SIGHUP, SIGINT, SIGTERM, SIGPIPE};
 
 /* Remove the files in the directory open as fd, then the directory. */
@@ -216,6 +219,10 @@ int cli_flag(const char *flag, int argc, char **argv, int *i, const char **val)
 
 static void tmp_on_signal(int sig)
 {
+    while (tmp_removing) { /* the directory is going already: let it go, then die */
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
     if (tmp_armed) {
         tmp_armed = 0;
         remove_flat(tmp_fd, tmp_path);
@@ -239,6 +246,11 @@ char *cli_tmpdir_make(const char *name)
         return NULL;
     }
     tmp_fd = open(tmp_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (tmp_fd < 0) { /* the signal handler removes it through this */
+        fprintf(stderr, "switchboard: cannot open %s: %s\n", tmp_path, strerror(errno));
+        rmdir(tmp_path);
+        return NULL;
+    }
     tmp_armed = 1;
     for (size_t i = 0; i < sizeof tmp_signals / sizeof tmp_signals[0]; i++) {
         struct sigaction sa, old;
@@ -262,11 +274,13 @@ int cli_tmpdir_remove(void)
     for (size_t i = 0; i < sizeof tmp_signals / sizeof tmp_signals[0]; i++)
         sigaddset(&set, tmp_signals[i]);
     sigprocmask(SIG_BLOCK, &set, &old);
+    tmp_removing = 1;
     tmp_armed = 0;
     int rc = remove_flat(tmp_fd, tmp_path);
     if (rc) fprintf(stderr, "switchboard: could not remove %s: %s\n", tmp_path, strerror(errno));
     if (tmp_fd >= 0) close(tmp_fd);
     tmp_fd = -1;
+    tmp_removing = 0;
     sigprocmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -656,24 +656,17 @@ static void fallback_decide(const queue_rec *q, const call_rec *c, int fb, pol_c
         return;
     }
     d->kind = DEC_RING;
-    /* The first in that order (ring_all: all that come with it) that has a
-    ** device to ring now; when none has, the next, up to 8 times. */
-    size_t prev = n;
-    for (int round = 0; round < 8 && d->nring == 0; round++) {
-        size_t best = n;
-        for (size_t i = 0; i < n; i++)
-            if (cs[i].devices && (prev == n || fallback_cmp(c, cs, i, prev, fb) > 0) &&
-                (best == n || fallback_cmp(c, cs, i, best, fb) < 0))
-                best = i;
-        if (best == n) break;
-        for (size_t i = best; i < n && d->nring < POL_MAX_RING; i++) {
-            if (!cs[i].devices || fallback_cmp(c, cs, i, best, fb) != 0) continue;
-            int dev = pol_default_device(&cs[i], now);
-            if (!dev) continue;
-            d->ring[d->nring].cand = (int)i;
-            d->ring[d->nring++].dev = dev;
-        }
-        prev = best;
+    /* The first in that order (ring_all: all that come with it), each on its
+    ** default device (the one its schedule allows now, else any it has). */
+    size_t best = n;
+    for (size_t i = 0; i < n; i++)
+        if (cs[i].devices && (best == n || fallback_cmp(c, cs, i, best, fb) < 0)) best = i;
+    for (size_t i = best; i < n && d->nring < POL_MAX_RING; i++) {
+        if (!cs[i].devices || fallback_cmp(c, cs, i, best, fb) != 0) continue;
+        int dev = pol_default_device(&cs[i], now);
+        if (!dev) continue;
+        d->ring[d->nring].cand = (int)i;
+        d->ring[d->nring++].dev = dev;
     }
     if (d->nring == 0) {
         d->kind = DEC_WAIT;
@@ -3034,7 +3027,7 @@ static void call_agents_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const ca
                              json_t *o)
 {
     agent_rec a = {0};
-    if (c->state == CALL_CONNECTED && st_agent_load(txn, e, acct, c->agent, &a) == 0) {
+    if (c->state == CALL_CONNECTED && st_agent_id_of(txn, e, acct, c->agent, &a)[0]) {
         json_object_set_new(o, "agent", json_string(a.id));
         for (int i = 0; i < c->nring; i++)
             if (c->ring[i].agent == c->agent)

@@ -305,9 +305,12 @@ static polfile *file_get(pol_host *h, acct *a, polfile *f, const char *name, int
     if (f->stale) { /* still the source that failed? Then it keeps its count */
         char v[17] = "";
         if (!rc && !ver[0]) cr_version(src.p ? src.p : "", src.len, v);
-        if (rc || strcmp(ver[0] ? ver : v, f->version) || stamp != f->stamp)
+        /* Gone or changed: afresh. A read that failed (unavailable for now,
+        ** below) tells neither: it keeps its count and is asked again. */
+        if (rc == SB_ENOTFOUND ||
+            (!rc && (strcmp(ver[0] ? ver : v, f->version) || stamp != f->stamp)))
             f->failures = 0, f->quarantined = 0;
-        f->stale = 0;
+        if (!rc || rc == SB_ENOTFOUND) f->stale = 0;
     }
     f->missing = rc == SB_ENOTFOUND;
     if (rc == SB_ENOTFOUND) {

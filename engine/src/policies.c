@@ -413,7 +413,10 @@ static int do_policy_put(wtx *t, void *arg)
                        who, hook_users_do(miss), op->name, hook_name(miss), hook_users_fix(miss));
     op->previous[0] = 0;
     rc = read_policy(t->txn, t->e, t->acct, op->name, NULL, op->previous);
-    if (rc && rc != SB_ENOTFOUND)
+    if (rc == SB_ESTORE) /* a stored value it cannot read: the upload replaces it */
+        sb_log(t->e, SB_LOG_WARN, "policy '%s' of account=%s could not be read; replaced", op->name,
+               op->account);
+    else if (rc && rc != SB_ENOTFOUND)
         return res_err(t->res, rc, "name", "cannot read policy '%s'", op->name);
     if (rc) op->previous[0] = 0;
     if ((rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version, t->now)))

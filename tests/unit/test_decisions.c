@@ -501,6 +501,37 @@ static int drop_store_counts(void)
     return n;
 }
 
+/* Overwrite the stored value of account policy `name` with bytes no
+** version wrote (the engine closed): 1 when one was found. */
+static int garble_policy(const char *name)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    int n = 0;
+    size_t nl = strlen(name);
+    if (mdb_env_create(&env)) return 0;
+    mdb_env_set_mapsize(env, 64 << 20);
+    if (mdb_env_open(env, dir, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0) {
+        unsigned char t = DB_POLICIES + 1, junk = 0xEE; /* the table byte (store.c) */
+        MDB_val k = {1, &t}, v;
+        if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0 && mdb_cursor_open(txn, dbi, &c) == 0) {
+            for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+                 rc == 0 && ((unsigned char *)k.mv_data)[0] == t;
+                 rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+                if (k.mv_size == 5 + nl && !memcmp((char *)k.mv_data + 5, name, nl)) {
+                    MDB_val jv = {1, &junk};
+                    n += mdb_cursor_put(c, &k, &jv, MDB_CURRENT) == 0;
+                }
+            mdb_cursor_close(c);
+        }
+        mdb_txn_commit(txn);
+    }
+    mdb_env_close(env);
+    return n;
+}
+
 /* Offer a call from `caller` and give its reject reason ("" if none). */
 static const char *offer_from(const char *caller)
 {
@@ -562,6 +593,19 @@ static void test_store_limit(void)
        "the trace says the store is full (%s)", detail ? detail : "-");
     json_decref(c);
     end_call(call);
+    /* An upload replaces a stored version that cannot be read (the way
+    ** out of it): reading the one it replaced, to answer "previous", made
+    ** it fail. */
+    ok(policy("garbled", "local P = {}\nfunction P.route() return { wait = 1 } end\nreturn P\n") ==
+           0,
+       "policy 'garbled' uploaded");
+    sb_close(eng);
+    is_int(garble_policy("garbled"), 1,
+           "its stored value overwritten with a byte no version wrote");
+    eng = open_engine();
+    ok(policy("garbled", "local P = {}\nfunction P.route() return { wait = 2 } end\nreturn P\n") ==
+           0,
+       "uploading it again replaces it (%s)", sb_result_message(res));
     /* A store an earlier version wrote has no count: it is counted. */
     sb_close(eng);
     ok(drop_store_counts() >= 1, "the store's count removed, as an earlier version left it");

@@ -35,12 +35,14 @@ static void set_src(uint32_t acct, const char *name, const char *src)
     srcs[nsrc++].src = strdup(src);
 }
 
+static int src_fail; /* when set, get_src fails with it */
 static int get_src(void *arg, uint32_t acct, const char *name, sb_buf *out, char version[17],
                    int64_t *stamp)
 {
     (void)arg;
     *stamp = 0;
     src_calls++;
+    if (src_fail) return src_fail;
     for (int i = 0; i < nsrc; i++)
         if (srcs[i].acct == acct && strcmp(srcs[i].name, name) == 0) {
             cr_version(srcs[i].src, strlen(srcs[i].src), version);
@@ -707,8 +709,20 @@ static void test_host(void)
     d = route("flaky", NULL);
     ok(d->failed && strstr(d->error, "quarantined") && src_calls == before,
        "same generation: nothing rebuilt, nothing fetched");
-    set_src(1, "flaky", HOOK("return { wait = 7 }"));
+    /* Another policy's upload rebuilds the state; a read of flaky's source
+    ** that fails then (a transient store error) tells nothing of it: it
+    ** stays quarantined. It ran again for 5 more calls. */
     pol_host_sync_gen(H, 1, 101);
+    src_fail = SB_ESTORE;
+    d = route("flaky", NULL);
+    src_fail = 0;
+    ok(d->failed, "a rebuild, then flaky's source cannot be read: the call fails (%s)", d->error);
+    d = route("flaky", NULL);
+    ok(d->failed && strstr(d->error, "quarantined after 5"),
+       "read again, the same source: still quarantined (%s)", d->error);
+    before = src_calls;
+    set_src(1, "flaky", HOOK("return { wait = 7 }"));
+    pol_host_sync_gen(H, 1, 102);
     d = route("flaky", NULL);
     ok(!d->failed && d->wait == 7 && src_calls == before + 1,
        "a new generation rebuilds: the fixed policy runs (%s)", d->error);
