@@ -518,7 +518,7 @@ static int cmd_test(int argc, char **argv)
     }
     /* A case file that is not JSON: say which file, with the line. */
     json_error_t jerr;
-    size_t bom = cl >= 3 && !memcmp(cases, "\xEF\xBB\xBF", 3) ? 3 : 0; /* the engine skips it */
+    size_t bom = sbd_bom(cases, cl); /* the engine skips it */
     json_t *parsed = json_loadb(cases + bom, cl - bom, 0, &jerr);
     if (!parsed) {
         fprintf(stderr, "%s:%d: not JSON: %s\n", cases_path, jerr.line, sbd_json_error(&jerr));

@@ -592,7 +592,7 @@ int cli_replay(int argc, char **argv)
         char *p = line;
         /* An editor's UTF-8 byte-order mark, as the configuration file
         ** skips it. */
-        if (r.lineno == 1 && n >= 3 && !memcmp(p, "\xef\xbb\xbf", 3)) p += 3;
+        if (r.lineno == 1) p += sbd_bom(p, (size_t)n);
         /* A NUL would end the text JSON reads: the rest of the line unseen. */
         const char *nul = memchr(line, 0, (size_t)n);
         if (nul) {

@@ -288,6 +288,11 @@ static int check_utf8(ctx *x)
 
 /* The body as a JSON object; NULL after replying 400. An empty body is {}
 ** unless `required`. */
+size_t sbd_bom(const char *text, size_t len)
+{
+    return len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+}
+
 const char *sbd_json_error(const json_error_t *e)
 {
     enum json_error_code ec = json_error_code(e);

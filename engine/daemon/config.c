@@ -356,7 +356,7 @@ static int load_file(sbd_config *c, const char *path, struct origin *org)
         }
         char *s = line;
         /* A byte-order mark some editors put first is no part of the key. */
-        if (lineno == 1 && !strncmp(s, "\xEF\xBB\xBF", 3)) s += 3;
+        if (lineno == 1) s += sbd_bom(s, strlen(s));
         s = trim(s);
         if (!*s || *s == '#') continue;
         char *eq = strchr(s, '=');

@@ -31,4 +31,9 @@ int sbd_config_budgets(const char *file, sb_config *cfg);
 ** says it the same way). */
 const char *sbd_json_error(const json_error_t *e);
 
+/* 3 when text (len bytes; len may run past a NUL) starts with the UTF-8
+** byte-order mark some editors write first, else 0: what to skip. The
+** engine skips one before a policy's code the same way (util.c). */
+size_t sbd_bom(const char *text, size_t len);
+
 #endif

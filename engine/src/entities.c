@@ -582,20 +582,15 @@ out:
 /* What a policy reads as agent.on_schedule and agent.devices_now, at the
 ** engine's clock: whether the schedule has the agent in hours now, and its
 ** devices the schedule allows now, in the order a ring picks them. */
-static void schedule_now_json(json_t *o, int64_t now_ms)
+static void schedule_now_json(json_t *o, const agent_rec *a, int64_t now_ms)
 {
-    static const char *const order[] = {"softphone", "landline", "mobile"};
-    json_t *sch = json_object_get(o, "schedule"), *devs = json_object_get(o, "devices");
-    unsigned allowed =
-        !sch || json_is_null(sch)
-            ? DEV_ALL
-            : sched_devices_at(sch, json_string_value(json_object_get(o, "timezone")), now_ms);
+    unsigned allowed = pol_doc_allowed(o, now_ms), have = 0;
+    for (int bit = 1; bit <= 4; bit <<= 1)
+        if (a->uri[dev_index(bit)][0]) have |= (unsigned)bit;
+    int devs[3], n = pol_dev_ordered(allowed & have, devs);
     json_t *now = json_array();
-    for (int i = 0; i < 3; i++) {
-        const char *uri = json_string_value(json_object_get(devs, order[i]));
-        if (uri && uri[0] && (allowed & (unsigned)sched_device_bit(order[i])))
-            json_array_append_new(now, json_string(order[i]));
-    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(now, json_string(pol_dev_name(devs[i])));
     json_object_set_new(o, "on_schedule", json_boolean(allowed != 0));
     json_object_set_new(o, "devices_now", now);
 }
@@ -604,7 +599,7 @@ static json_t *agent_json(MDB_txn *txn, sb_engine *e, uint32_t acct, agent_rec *
 {
     st_agent_doc_load(txn, e, acct, a->num, &a->doc);
     json_t *o = doc_json(&a->doc);
-    schedule_now_json(o, eng_now(e));
+    schedule_now_json(o, a, eng_now(e));
     json_object_set_new(o, "status", json_string(agent_status_name(a->status)));
     if (a->reason[0]) json_object_set_new(o, "reason", json_string(a->reason));
     if (a->call[0]) json_object_set_new(o, "call", json_string(a->call));

@@ -321,6 +321,15 @@ int pol_default_device(pol_cand *c, int64_t now_ms);
 ** mentions a schedule or preferences. */
 int pol_doc_picks_device(const char *doc, size_t len);
 
+/* The devices an agent document's schedule allows at now_ms (POL_DEV_*
+** bits; every one without a schedule; a zone that cannot be loaded: none),
+** what a policy reads as on_schedule (not 0) and, with the agent's own
+** devices, devices_now. */
+unsigned pol_doc_allowed(json_t *doc, int64_t now_ms);
+/* The devices of mask in the order a ring tries them (softphone, landline,
+** mobile): their bits in out, how many returned. */
+int pol_dev_ordered(unsigned mask, int out[3]);
+
 /* Device names. */
 const char *pol_dev_name(int bit);
 int pol_dev_parse(const char *name);

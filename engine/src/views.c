@@ -215,6 +215,19 @@ static unsigned doc_allowed(sbx *sb, const pol_cand *c, json_t *doc, int64_t now
 
 static const int dev_order[3] = {POL_DEV_SOFTPHONE, POL_DEV_LANDLINE, POL_DEV_MOBILE};
 
+unsigned pol_doc_allowed(json_t *doc, int64_t now_ms)
+{
+    return doc_allowed(NULL, NULL, doc, now_ms);
+}
+
+int pol_dev_ordered(unsigned mask, int out[3])
+{
+    int n = 0;
+    for (int b = 0; b < 3; b++)
+        if (mask & (unsigned)dev_order[b]) out[n++] = dev_order[b];
+    return n;
+}
+
 static int default_dev(sbx *sb, const pol_cand *c, json_t *doc, int64_t now_ms)
 {
     unsigned have = c->devices & 7u, allowed = doc_allowed(sb, c, doc, now_ms);
@@ -434,14 +447,13 @@ static int agent_field(lua_State *L, sbx *sb, vcall *vc, size_t i, int k)
     case K_ON_SCHEDULE:
         return push_bool(L, doc_allowed(sb, c, views_cand_doc(sb, c), vc->now_ms) != 0);
     case K_DEVICES_NOW: {
-        unsigned m = doc_allowed(sb, c, views_cand_doc(sb, c), vc->now_ms) & c->devices;
-        lua_createtable(L, 3, 0);
-        int n = 0;
-        for (int b = 0; b < 3; b++)
-            if (m & (unsigned)dev_order[b]) {
-                lua_pushstring(L, pol_dev_name(dev_order[b]));
-                lua_rawseti(L, -2, ++n);
-            }
+        int devs[3], n = pol_dev_ordered(
+                         doc_allowed(sb, c, views_cand_doc(sb, c), vc->now_ms) & c->devices, devs);
+        lua_createtable(L, n, 0);
+        for (int d = 0; d < n; d++) {
+            lua_pushstring(L, pol_dev_name(devs[d]));
+            lua_rawseti(L, -2, d + 1);
+        }
         return 1;
     }
     default:

@@ -60,23 +60,6 @@ static sb_engine *eng;
 static sb_result *res, *rd; /* res: the write's result; rd: reads */
 static const char ACCT[] = "acme";
 
-/* --- randomness: splitmix64, seeded per run ------------------------------------------ */
-
-static uint64_t rng;
-
-static uint64_t rnd64(void)
-{
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int rnd(int n)
-{
-    return n > 0 ? (int)(rnd64() % (uint64_t)n) : 0;
-}
-
 /* --- the invariants and their violations --------------------------------------------- */
 
 enum { INV_BIND, INV_ELIGIBLE, INV_REFS, INV_CONSIST, INV_RECORD, INV_TIME, INV_REFUSED, NINV };
@@ -1086,7 +1069,7 @@ static int step(int *after_tick, int *must_fail)
 static void run(unsigned seed, int steps)
 {
     cur_seed = seed;
-    rng = seed * 0x2545F4914F6CDD1Dull + 1;
+    test_rng = seed * 0x2545F4914F6CDD1Dull + 1;
     memset(violations, 0, sizeof violations);
     memset(rec_counts, 0, sizeof rec_counts);
     memset(arrivals, 0, sizeof arrivals);

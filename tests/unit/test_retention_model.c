@@ -87,21 +87,6 @@ int clock_gettime(clockid_t id, struct timespec *ts)
     return rc;
 }
 
-/* --- randomness: splitmix64 ------------------------------------------------------------- */
-
-static uint64_t rng;
-static uint64_t rnd64(void)
-{
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static int rnd(int n)
-{
-    return n > 0 ? (int)(rnd64() % (uint64_t)n) : 0;
-}
-
 /* --- violations ------------------------------------------------------------------------ */
 
 enum {
@@ -1338,7 +1323,7 @@ static void after_sweep(void)
 static void run(unsigned seed, int steps)
 {
     cur_seed = seed;
-    rng = seed * 0x2545F4914F6CDD1Dull + 7;
+    test_rng = seed * 0x2545F4914F6CDD1Dull + 7;
     memset(violations, 0, sizeof violations);
     memset(A, 0, sizeof A);
     memset(H, 0, sizeof H);

@@ -139,6 +139,24 @@ static inline int rmtree_entry(const char *path, const struct stat *st, int flag
     return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
+/* A seeded random stream for the randomized tests (splitmix64): the same
+** seed, the same run. test_rng is the state; set it to seed a run. */
+__attribute__((unused)) static uint64_t test_rng;
+
+static inline uint64_t rnd64(void)
+{
+    uint64_t z = (test_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A draw in [0, n) (0 when n <= 0). */
+static inline int rnd(int n)
+{
+    return n > 0 ? (int)(rnd64() % (uint64_t)n) : 0;
+}
+
 /* Remove a directory and everything under it (links are not followed). */
 static inline void rmtree(const char *path)
 {
