@@ -356,6 +356,9 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 **            "schedule":[{"days":["mon","tue","wed","thu","fri"],"from":"09:00",
 **                         "to":"17:00","devices":["landline","softphone"]}],
 **            "wrapup":10}
+**           (An optional object or list given as null is as if left out:
+**           "skills":null is no skills, a window's "devices":null every
+**           device; the document read back leaves it out.)
 **           ("timezone": an IANA zone, UTC when left out or null; "schedule":
 **           windows on the agent's wall clock, "from" > "to" crossing
 **           midnight: engine/daemon/API.md, "Schedules", has the rules.)

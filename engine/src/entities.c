@@ -446,6 +446,12 @@ static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
     if ((rc = jv_keys(doc, keys, NULL, res)) || (rc = jv_id(doc, "id", NULL, 1, a->id, res)) ||
         (rc = jv_str(doc, "name", NULL, 0, buf, sizeof buf, res)))
         return rc;
+    jv_drop_null(doc, "skills");
+    jv_drop_null(doc, "preferences");
+    jv_drop_null(json_object_get(doc, "preferences"), "device");
+    size_t wi;
+    json_t *win;
+    json_array_foreach(json_object_get(doc, "schedule"), wi, win) jv_drop_null(win, "devices");
     a->weight = 1;
     if ((rc = jv_num(doc, "weight", NULL, 0.000001, 1000000, &a->weight, res))) return rc;
     long long wrap = 0;
@@ -925,6 +931,7 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
         return res_err(res, SB_EINVAL, "fallback",
                        "'fallback' must be longest_idle, ring_all, wait or reject");
     q->fallback = (uint8_t)f;
+    jv_drop_null(doc, "members");
     json_t *mem = json_object_get(doc, "members");
     if (mem && !json_is_array(mem))
         return res_err(res, SB_EINVAL, "members", "'members' must be an array");

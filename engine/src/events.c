@@ -2456,6 +2456,7 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
                 return res_err(res, SB_ENOMEM, "attrs", "out of memory reading 'attrs'");
             if (!op->attrs || !json_is_object(op->attrs))
                 return res_err(res, SB_EINVAL, "attrs", "'attrs' must be a JSON object");
+            jv_drop_null(op->attrs, "skills");
             json_t *sk = json_object_get(op->attrs, "skills");
             if (sk) {
                 const char *k;

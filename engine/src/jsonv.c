@@ -167,3 +167,8 @@ int jv_num(const json_t *obj, const char *key, const char *prefix, double lo, do
     *v = x;
     return 0;
 }
+
+void jv_drop_null(json_t *obj, const char *key)
+{
+    if (json_is_object(obj) && json_is_null(json_object_get(obj, key))) json_object_del(obj, key);
+}

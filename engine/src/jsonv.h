@@ -27,6 +27,12 @@ int jv_int(const json_t *obj, const char *key, const char *prefix, int required,
 /* A number field in [lo, hi]. */
 int jv_num(const json_t *obj, const char *key, const char *prefix, double lo, double hi, double *v,
            sb_result *res);
+/* An optional object or list sent as null is left out, as a null scalar is
+** (jv_str, jv_int): a client that writes an empty map or list as null (Go's
+** encoding/json does) means "none". Removed from obj itself, so a stored
+** document and everything reading it see the field absent. obj may be any
+** value (nothing happens unless it is an object). */
+void jv_drop_null(json_t *obj, const char *key);
 /* Build "prefix.key" (or "key") into buf. */
 const char *jv_path(char *buf, size_t cap, const char *prefix, const char *key);
 

@@ -416,6 +416,43 @@ static void test_bad_input(void)
     ok(sb_agent_put(eng, "acme", ntz, strlen(ntz), res) == 0,
        "an agent with \"timezone\": null is taken, as in UTC (%s)", sb_result_message(res));
     sb_agent_delete(eng, "acme", "ntz", res);
+    /* null is "none" for the optional objects and lists too (Go's encoding/json
+    ** writes an empty map or slice as null): left out of the stored document. */
+    const char *nul_agent =
+        "{\"id\":\"nul\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"skills\":null,"
+        "\"preferences\":{\"device\":null},\"schedule\":[{\"days\":[\"all\"],\"from\":\"00:00\","
+        "\"to\":\"24:00\",\"devices\":null}]}";
+    ok(sb_agent_put(eng, "acme", nul_agent, strlen(nul_agent), res) == 0,
+       "an agent with skills, preferences.device and a window's devices null is taken (%s)",
+       sb_result_message(res));
+    {
+        const char *got =
+            sb_agent_get(eng, "acme", "nul", res) == 0 ? sb_result_json(res, NULL) : "";
+        ok(!strstr(got, "null") && strstr(got, "\"devices_now\":[\"mobile\"]"),
+           "read back without the nulls, the window allowing every device (%s)", got);
+    }
+    const char *nul_prefs =
+        "{\"id\":\"nul\",\"devices\":{\"mobile\":\"tel:+15550001\"},\"preferences\":null}";
+    ok(sb_agent_put(eng, "acme", nul_prefs, strlen(nul_prefs), res) == 0 &&
+           sb_agent_get(eng, "acme", "nul", res) == 0 &&
+           !strstr(sb_result_json(res, NULL), "preferences"),
+       "\"preferences\": null is no preferences (%s)", sb_result_message(res));
+    sb_agent_delete(eng, "acme", "nul", res);
+    const char *nul_queue = "{\"id\":\"nulq\",\"members\":null}";
+    ok(sb_queue_put(eng, "acme", nul_queue, strlen(nul_queue), res) == 0 &&
+           sb_queue_get(eng, "acme", "nulq", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"members\":[]"),
+       "a queue with \"members\": null has none (%s)", sb_result_json(res, NULL));
+    const char *nul_offer =
+        "{\"type\":\"offer\",\"call\":\"nulc\",\"queue\":\"nulq\",\"attrs\":{\"skills\":null}}";
+    ok(sb_submit_json(eng, "acme", nul_offer, strlen(nul_offer), res) == 0,
+       "an offer with attrs.skills null is taken (%s)", sb_result_message(res));
+    {
+        const char *ab = "{\"type\":\"abandon\",\"call\":\"nulc\"}";
+        ok(sb_submit_json(eng, "acme", ab, strlen(ab), res) == 0, "and ended (%s)",
+           sb_result_message(res));
+    }
+    sb_queue_delete(eng, "acme", "nulq", res);
     const char *q = "{\"id\":\"bq\",\"members\":[{\"agent\":\"alice\"},{\"agent\":\"ghost\"}]}";
     ok(sb_queue_put(eng, "acme", q, strlen(q), res) == SB_EINVAL &&
            strcmp(sb_result_field(res), "members[1].agent") == 0,
