@@ -31,7 +31,8 @@ typedef struct polfile {
     uint32_t failures; /* consecutive */
     uint64_t calls;
     int quarantined;
-    int stale; /* from a state rebuilt since: fetched again at its next use */
+    int stale;                   /* from a state rebuilt since: fetched again at its next use */
+    char account[SB_ID_MAX + 1]; /* the account's id, for the log line of a quarantine's end */
 } polfile;
 
 typedef struct acct {
@@ -104,6 +105,20 @@ static acct *acct_get(pol_host *h, uint32_t id)
     return a;
 }
 
+__attribute__((format(printf, 3, 4))) static void hlog(pol_host *h, sb_log_level lvl,
+                                                       const char *fmt, ...);
+
+/* The policy starts afresh: no failures; a quarantine it was in ends, said
+** in the log (as its start was) with why. */
+static void lift(pol_host *h, polfile *f, const char *why)
+{
+    if (f->quarantined)
+        hlog(h, SB_LOG_WARN, "policy quarantine lifted: account=%s policy=%s version=%s: %s",
+             f->account[0] ? f->account : "-", f->name, f->version[0] ? f->version : "-", why);
+    f->failures = 0;
+    f->quarantined = 0;
+}
+
 /* Throw away the account's state and loaded files (rebuilt lazily). */
 static void acct_reset(acct *a)
 {
@@ -124,7 +139,7 @@ static void acct_reset(acct *a)
 ** quarantine while the same source (version and time stored) is what it
 ** runs. Only what was uploaded or deleted starts afresh, as a reload lifts
 ** every quarantine (acct_reset). */
-static void acct_rebuild(acct *a)
+static void acct_rebuild(pol_host *h, acct *a)
 {
     polfile **pp = &a->files;
     while (*pp) {
@@ -135,6 +150,8 @@ static void acct_rebuild(acct *a)
             pp = &f->next;
             continue;
         }
+        /* One that failed to load is read and loaded anew. */
+        lift(h, f, "the account's policies changed: it is loaded again");
         *pp = f->next;
         free(f->error);
         free(f);
@@ -203,8 +220,12 @@ static void host_fresh(pol_host *h)
 {
     if (!h->stale) return;
     h->stale = 0;
-    for (size_t i = 0; i < h->cap; i++)
-        if (h->slot[i]) acct_reset(h->slot[i]);
+    for (size_t i = 0; i < h->cap; i++) {
+        if (!h->slot[i]) continue;
+        for (polfile *f = h->slot[i]->files; f; f = f->next)
+            lift(h, f, "the policies were reloaded");
+        acct_reset(h->slot[i]);
+    }
 }
 
 void pol_host_sync_gen(pol_host *h, uint32_t acct_id, uint64_t gen)
@@ -212,7 +233,7 @@ void pol_host_sync_gen(pol_host *h, uint32_t acct_id, uint64_t gen)
     host_fresh(h);
     acct *a = acct_get(h, acct_id);
     if (!a) return;
-    if (a->have_gen && a->gen != gen) acct_rebuild(a);
+    if (a->have_gen && a->gen != gen) acct_rebuild(h, a);
     a->gen = gen;
     a->have_gen = 1;
 }
@@ -229,7 +250,7 @@ void pol_host_lift(pol_host *h, uint32_t acct_id, const char *name)
 {
     acct *a = h->stale ? NULL : acct_find(h, acct_id);
     for (polfile *f = a ? a->files : NULL; f; f = f->next)
-        if (!strcmp(f->name, name) && f->stale) f->failures = 0, f->quarantined = 0;
+        if (!strcmp(f->name, name) && f->stale) lift(h, f, "it was uploaded or deleted");
 }
 
 void pol_host_flush(pol_host *h)
@@ -307,9 +328,10 @@ static polfile *file_get(pol_host *h, acct *a, polfile *f, const char *name, int
         if (!rc && !ver[0]) cr_version(src.p ? src.p : "", src.len, v);
         /* Gone or changed: afresh. A read that failed (unavailable for now,
         ** below) tells neither: it keeps its count and is asked again. */
-        if (rc == SB_ENOTFOUND ||
-            (!rc && (strcmp(ver[0] ? ver : v, f->version) || stamp != f->stamp)))
-            f->failures = 0, f->quarantined = 0;
+        if (rc == SB_ENOTFOUND)
+            lift(h, f, "it was deleted");
+        else if (!rc && (strcmp(ver[0] ? ver : v, f->version) || stamp != f->stamp))
+            lift(h, f, "its source changed");
         if (!rc || rc == SB_ENOTFOUND) f->stale = 0;
     }
     f->missing = rc == SB_ENOTFOUND;
@@ -422,6 +444,7 @@ static void settle(pol_host *h, acct *a, polfile *f, const char *account_id, int
          account_id ? account_id : "-", f->name, f->version[0] ? f->version : "-", error);
     if (h->lim.quarantine_after && f->failures >= h->lim.quarantine_after) {
         f->quarantined = 1;
+        snprintf(f->account, sizeof f->account, "%s", account_id ? account_id : "");
         /* What stands in for its hooks, said before they go. */
         int routes = f->refs[0] != LUA_NOREF,
             retains = f->refs[1] != LUA_NOREF || f->refs[2] != LUA_NOREF;

@@ -720,10 +720,14 @@ static void test_host(void)
     d = route("flaky", NULL);
     ok(d->failed && strstr(d->error, "quarantined after 5"),
        "read again, the same source: still quarantined (%s)", d->error);
+    ok(!logged("quarantine lifted"), "nothing said of a lift while none happened");
     before = src_calls;
     set_src(1, "flaky", HOOK("return { wait = 7 }"));
     pol_host_sync_gen(H, 1, 102);
     d = route("flaky", NULL);
+    ok(logged("policy quarantine lifted: account=acme policy=flaky version=") &&
+           logged(": its source changed"),
+       "the end of the quarantine is logged, with why");
     ok(!d->failed && d->wait == 7 && src_calls == before + 1,
        "a new generation rebuilds: the fixed policy runs (%s)", d->error);
     char ver[17];
@@ -758,6 +762,33 @@ static void test_host(void)
     for (int k = 0; k < 12; k++)
         fails += route("mixed", NULL)->failed;
     ok(fails == 9 && !strstr(D.error, "quarantined"), "3 failures then a success never quarantine");
+
+    /* A reload and an upload end a quarantine: each said in the log. */
+    set_src(1, "sulky", HOOK("error('no')"));
+    for (int k = 0; k < 5; k++)
+        route("sulky", NULL);
+    nlogs = 0;
+    pol_host_flush(H);
+    d = route("sulky", NULL);
+    ok(d->failed && !strstr(d->error, "quarantined") &&
+           logged("policy quarantine lifted: account=acme policy=sulky version=") &&
+           logged(": the policies were reloaded"),
+       "a reload lifts the quarantine and says so (%s)", logs[0]);
+    pol_host_sync_gen(H, 1, 200);
+    for (int k = 0; k < 4; k++)
+        route("sulky", NULL);
+    nlogs = 0;
+    pol_host_sync_gen(H, 1, 201); /* as an upload of it by this engine goes */
+    pol_host_lift(H, 1, "sulky");
+    d = route("sulky", NULL);
+    ok(d->failed && !strstr(d->error, "quarantined") &&
+           logged("policy quarantine lifted: account=acme policy=sulky") &&
+           logged(": it was uploaded or deleted"),
+       "an upload of it lifts it and says so (%s)", logs[0]);
+    nlogs = 0;
+    pol_host_flush(H);
+    route("sulky", NULL);
+    ok(!logged("quarantine lifted"), "a policy that was not quarantined: no such line");
 
     /* A coroutine made at load time keeps working across calls. */
     set_src(1, "gen",
