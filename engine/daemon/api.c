@@ -908,14 +908,83 @@ static void h_policy_list(ctx *x)
     reply_result(x, sb_policy_list(x->d->eng, x->account, x->d->res), 200, NULL, NULL);
 }
 
+/* The ETag of a policy answer: the "version" of the account's upload, for
+** an If-Match on its next upload or delete (none for a shared policy the
+** account has no upload of: If-Match conditions the account's upload). */
+static void policy_etag(ctx *x)
+{
+    json_t *o = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
+    const char *v = json_string_value(json_object_get(o, "version")),
+               *src = json_string_value(json_object_get(o, "source"));
+    if (v && (!src || !strcmp(src, "account")) && strlen(v) == 16 &&
+        strspn(v, "0123456789abcdef") == 16)
+        add_header(x->rep, "ETag: \"%s\"\r\n", v);
+    json_decref(o);
+}
+
+/* A policy upload's or delete's condition, from If-Match ("version" or *)
+** and If-None-Match (* alone: there must be none; an upload only), into the
+** library's if_version (NULL: none). 0, or -1 with the 400 sent. */
+static int policy_condition(ctx *x, char iv[20], const char **out)
+{
+    const char *m = x->req->if_match, *nm = x->req->if_none_match;
+    *out = NULL;
+    if (m && nm) {
+        fail(x, 400, "SB_EINVAL", "If-None-Match", "If-Match and If-None-Match cannot go together");
+        return -1;
+    }
+    if (nm) {
+        if (strcmp(nm, "*") || x->req->method != SBD_PUT) {
+            fail(x, 400, "SB_EINVAL", "If-None-Match",
+                 "If-None-Match takes * alone, on an upload (there must be no upload of the "
+                 "policy yet)");
+            return -1;
+        }
+        iv[0] = 0;
+        *out = iv;
+        return 0;
+    }
+    if (!m) return 0;
+    size_t n = strlen(m);
+    if (!strcmp(m, "*")) {
+        strcpy(iv, "*");
+    } else if (n == 18 && m[0] == '"' && m[17] == '"' && strspn(m + 1, "0123456789abcdef") == 16) {
+        memcpy(iv, m + 1, 16);
+        iv[16] = 0;
+    } else {
+        fail(x, 400, "SB_EINVAL", "If-Match",
+             "If-Match takes one policy version in quotes, as the ETag gives it "
+             "(\"d784b7ecbfa91075\"), or *");
+        return -1;
+    }
+    *out = iv;
+    return 0;
+}
+
+/* A condition that did not hold: 412, naming the header. */
+static int policy_precondition_failed(ctx *x, int rc)
+{
+    const char *f = sb_result_field(x->d->res);
+    if (rc != SB_ESTATE || !f || strcmp(f, "if_version")) return 0;
+    fail(x, 412, "SB_ESTATE", x->req->if_none_match ? "If-None-Match" : "If-Match", "%s",
+         sb_result_message(x->d->res));
+    return 1;
+}
+
 static void h_policy_get(ctx *x)
 {
-    reply_result(x, sb_policy_get(x->d->eng, x->account, x->p[0], x->d->res), 200, NULL, NULL);
+    int rc = sb_policy_get(x->d->eng, x->account, x->p[0], x->d->res);
+    if (rc == 0) policy_etag(x);
+    reply_result(x, rc, 200, NULL, NULL);
 }
 
 static void h_policy_delete(ctx *x)
 {
-    int rc = sb_policy_delete(x->d->eng, x->account, x->p[0], x->d->res);
+    char ivb[20];
+    const char *iv;
+    if (policy_condition(x, ivb, &iv)) return;
+    int rc = sb_policy_delete_if(x->d->eng, x->account, x->p[0], iv, x->d->res);
+    if (policy_precondition_failed(x, rc)) return;
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0)
         sbd_log(SB_LOG_INFO, "policy deleted", "account=%s policy=%s", sbd_q(x->account),
@@ -988,6 +1057,9 @@ static void h_policy_put(ctx *x)
              owed, wait_s);
         return;
     }
+    char ivb[20];
+    const char *iv;
+    if (policy_condition(x, ivb, &iv)) return;
     uint64_t t0 = sbd_now_ns();
     const char *src = x->req->body;
     size_t len = x->req->body_len;
@@ -1023,7 +1095,7 @@ static void h_policy_put(ctx *x)
     } else if (check_utf8(x)) {
         return;
     }
-    int rc = sb_policy_put(x->d->eng, x->account, x->p[0], src, len, cases, x->d->res);
+    int rc = sb_policy_put_if(x->d->eng, x->account, x->p[0], src, len, cases, iv, x->d->res);
     u->owed_ms += (double)(sbd_now_ns() - t0) / 1e6;
     if (rc == 0) { /* which version is live now, and which it replaced */
         json_t *o = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
@@ -1032,11 +1104,12 @@ static void h_policy_put(ctx *x)
         sbd_log(SB_LOG_INFO, "policy stored", "account=%s policy=%s version=%s previous=%s",
                 sbd_q(x->account), sbd_q(x->p[0]), v ? v : "?", pv ? pv : "none");
         json_decref(o);
+        policy_etag(x);
     } else {
         sbd_log(SB_LOG_WARN, "policy rejected", "account=%s policy=%s error=%s", sbd_q(x->account),
                 sbd_q(x->p[0]), sbd_qn(sb_result_message(x->d->res)));
     }
-    reply_result(x, rc, 200, NULL, NULL);
+    if (!policy_precondition_failed(x, rc)) reply_result(x, rc, 200, NULL, NULL);
 out:
     free(cases);
     json_decref(doc);

@@ -36,7 +36,7 @@ enum { CS_HTTP, CS_STREAM, CS_CLOSING, CS_LINGER };
 
 /* A request's head, parsed in place (the strings point into its buffer). */
 struct head {
-    char *method, *target, *auth, *ctype, *last_id;
+    char *method, *target, *auth, *ctype, *last_id, *if_match, *if_none_match;
     int minor;
     int close, keepalive, chunked, expect;
     int has_cl;
@@ -187,6 +187,8 @@ static const char *reason_phrase(int status)
         return "Request Timeout";
     case 409:
         return "Conflict";
+    case 412:
+        return "Precondition Failed";
     case 413:
         return "Content Too Large";
     case 415:
@@ -517,6 +519,14 @@ static int parse_head(char *h, struct head *hd, const char **why)
                 return 400;
             }
             hd->last_id = v;
+        } else if (!strcasecmp(line, "if-match") || !strcasecmp(line, "if-none-match")) {
+            int none = line[3] == 'n' || line[3] == 'N';
+            if (none ? hd->if_none_match : hd->if_match) {
+                *why = none ? "more than one If-None-Match header field"
+                            : "more than one If-Match header field";
+                return 400;
+            }
+            *(none ? &hd->if_none_match : &hd->if_match) = v;
         } else if (!strcasecmp(line, "expect")) {
             if (strcasecmp(v, "100-continue") != 0) {
                 *why = "unsupported expectation";
@@ -731,6 +741,8 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
         .authorization = hd->auth,
         .content_type = hd->ctype,
         .last_event_id = hd->last_id,
+        .if_match = hd->if_match,
+        .if_none_match = hd->if_none_match,
         .body = body,
         .body_len = body_len,
         .auth_cache = &c->auth,

@@ -67,6 +67,8 @@ typedef struct sbd_req {
     const char *authorization; /* header value or NULL                       */
     const char *content_type;  /* header value or NULL                       */
     const char *last_event_id; /* header value or NULL                       */
+    const char *if_match;      /* header value or NULL                       */
+    const char *if_none_match; /* header value or NULL                       */
     const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
     size_t body_len;
     sbd_auth_cache *auth_cache; /* the connection's, or NULL */

@@ -732,6 +732,18 @@ SB_API int sb_call_list_page(sb_engine *eng, const char *account, const char *qu
 ** sb_policy_check finds something (stored all the same). */
 SB_API int sb_policy_put(sb_engine *eng, const char *account, const char *name, const char *source,
                          size_t len, const char *cases_json, sb_result *res);
+/* sb_policy_put only when the account's upload of that name is the one the
+** caller expects, for a release tool that read a version, changed it, and
+** must not overwrite an upload made since: if_version is a version (16 hex
+** digits, as "version" gives it: the upload must have it), "*" (there must
+** be an upload of it) or "" (there must be none). NULL: no condition, as
+** sb_policy_put. Checked in the transaction that stores the upload; when it
+** does not hold, SB_ESTATE with field "if_version", the version there is (or
+** that there is none) in the message, and nothing changed. A malformed
+** if_version is SB_EINVAL (field "if_version"). */
+SB_API int sb_policy_put_if(sb_engine *eng, const char *account, const char *name,
+                            const char *source, size_t len, const char *cases_json,
+                            const char *if_version, sb_result *res);
 /* {"policies":[{"name","version","source":"account"|"shared","state":"ok"|
 ** "quarantined","failures":N}...]}: the policies the account's queues can
 ** name; an upload of the same name as a shared one stands in its place (and
@@ -758,6 +770,10 @@ SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, 
 ** stands in, or the shared one that would has no route hook (a queue names
 ** it) or no retain hook (the retention setting does). */
 SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *name, sb_result *res);
+/* sb_policy_delete only when the account's upload has the version
+** if_version ("*": any), as sb_policy_put_if; "" is SB_EINVAL. */
+SB_API int sb_policy_delete_if(sb_engine *eng, const char *account, const char *name,
+                               const char *if_version, sb_result *res);
 /* Re-read cfg->policy_dir, validate every file, and swap all at once, or
 ** change nothing and say which file failed and why. A file removed while a
 ** queue or retention setting of an account without an upload of that name

@@ -383,9 +383,53 @@ static void adopt_account(sb_engine *e, uint32_t acct, uint64_t gen, const char 
                "account's next event");
 }
 
+/* An if_version: NULL (no condition), "*" (an upload of it), "" (none) or a
+** version. Else SB_EINVAL. */
+static int if_version_check(const char *iv, sb_result *res)
+{
+    if (!iv || !strcmp(iv, "*") || !iv[0]) return 0;
+    if (strlen(iv) == 16 && strspn(iv, "0123456789abcdef") == 16) return 0;
+    return res_err(res, SB_EINVAL, "if_version",
+                   "'if_version' must be a policy version (16 hex digits, as \"version\" gives "
+                   "it), \"*\" or \"\"");
+}
+
+/* The condition of a conditional put or delete, in its transaction: the
+** account's upload of name has the version iv asks for (rc: how reading it
+** went, have: its version then), or SB_ESTATE naming what it has. */
+static int if_version_met(sb_result *res, const char *name, const char *iv, int rc,
+                          const char *have)
+{
+    if (!iv) return 0;
+    if (rc && rc != SB_ENOTFOUND && rc != SB_ESTORE)
+        return res_err(res, rc, "name", "cannot read policy '%s'", name);
+    int exists = rc != SB_ENOTFOUND;
+    const char *shown = rc ? "(unreadable)" : have;
+    if (!strcmp(iv, "*")) {
+        if (exists) return 0;
+    } else if (!iv[0]) {
+        if (!exists) return 0;
+        return res_err(res, SB_ESTATE, "if_version",
+                       "policy '%s' is uploaded already (version %s), and none was expected: "
+                       "nothing changed",
+                       name, shown);
+    } else if (exists && !rc && !strcmp(iv, have)) {
+        return 0;
+    }
+    if (!exists)
+        return res_err(res, SB_ESTATE, "if_version",
+                       "the account has no upload of policy '%s' (expected %s%s): nothing changed",
+                       name, strcmp(iv, "*") ? "version " : "one", strcmp(iv, "*") ? iv : "");
+    return res_err(res, SB_ESTATE, "if_version",
+                   "policy '%s' is at version %s, not %s (changed since it was read?): nothing "
+                   "changed",
+                   name, shown, iv);
+}
+
 typedef struct {
     const char *account, *name, *src;
     size_t len;
+    const char *if_version; /* sb_policy_put_if's condition (NULL: none) */
     char version[17];
     char previous[17]; /* the account's upload it replaced ("" for none) */
     unsigned hooks;
@@ -413,6 +457,8 @@ static int do_policy_put(wtx *t, void *arg)
                        who, hook_users_do(miss), op->name, hook_name(miss), hook_users_fix(miss));
     op->previous[0] = 0;
     rc = read_policy(t->txn, t->e, t->acct, op->name, NULL, op->previous);
+    int met = if_version_met(t->res, op->name, op->if_version, rc, op->previous);
+    if (met) return met;
     if (rc == SB_ESTORE) /* a stored value it cannot read: the upload replaces it */
         sb_log(t->e, SB_LOG_WARN, "policy '%s' of account=%s could not be read; replaced", op->name,
                op->account);
@@ -571,9 +617,16 @@ static int fits_beside(sb_engine *e, const char *account, const char *name, cons
 int sb_policy_put(sb_engine *e, const char *account, const char *name, const char *source,
                   size_t len, const char *cases_json, sb_result *res)
 {
+    return sb_policy_put_if(e, account, name, source, len, cases_json, NULL, res);
+}
+
+int sb_policy_put_if(sb_engine *e, const char *account, const char *name, const char *source,
+                     size_t len, const char *cases_json, const char *if_version, sb_result *res)
+{
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!policy_name_valid(name)) return bad_name(res, name);
+    if (if_version_check(if_version, res)) return SB_EINVAL;
     size_t nl = strlen(name);
     if (nl > 4 && !strcasecmp(name + nl - 4, ".lua")) /* a file's name, not the policy's */
         return res_err(res, SB_EINVAL, "name",
@@ -596,7 +649,12 @@ int sb_policy_put(sb_engine *e, const char *account, const char *name, const cha
         return rc;
     res_reset(res);
     if ((rc = fits_beside(e, account, name, source, len, &lim, res))) return rc;
-    put_op op = {.account = account, .name = name, .src = source, .len = len, .hooks = hooks};
+    put_op op = {.account = account,
+                 .name = name,
+                 .src = source,
+                 .len = len,
+                 .if_version = if_version,
+                 .hooks = hooks};
     cr_version(source, len, op.version);
     if ((rc = eng_write(e, do_policy_put, &op, res))) return rc;
     adopt_account(e, op.acct, op.gen, name);
@@ -792,7 +850,8 @@ static const char *hook_users_fix(unsigned hook)
 
 typedef struct {
     const char *account, *name;
-    int shared; /* policy_dir has one of that name: it decides from now on */
+    const char *if_version; /* sb_policy_delete_if's condition (NULL: none) */
+    int shared;             /* policy_dir has one of that name: it decides from now on */
     uint32_t acct;
     uint64_t gen;
 } del_op;
@@ -806,6 +865,11 @@ static int do_policy_delete(wtx *t, void *arg)
     uint8_t k[4 + SB_NAME_MAX];
     size_t kl = pol_key(k, t->acct, op->name);
     MDB_val v;
+    if (op->if_version) {
+        char have[17] = "";
+        rc = read_policy(t->txn, e, t->acct, op->name, NULL, have);
+        if ((rc = if_version_met(t->res, op->name, op->if_version, rc, have))) return rc;
+    }
     if ((rc = st_get(t->txn, e, DB_POLICIES, k, kl, &v)) == MDB_NOTFOUND)
         return res_err(t->res, SB_ENOTFOUND, "name",
                        "no policy '%s' uploaded to this account (policy_dir's are changed there)",
@@ -851,11 +915,22 @@ static int do_policy_delete(wtx *t, void *arg)
 
 int sb_policy_delete(sb_engine *e, const char *account, const char *name, sb_result *res)
 {
+    return sb_policy_delete_if(e, account, name, NULL, res);
+}
+
+int sb_policy_delete_if(sb_engine *e, const char *account, const char *name, const char *if_version,
+                        sb_result *res)
+{
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
     if (!policy_name_valid(name)) return bad_name(res, name);
-    del_op op = {account, name, 0, 0, 0};
+    if (if_version && !if_version[0])
+        return res_err(res, SB_EINVAL, "if_version",
+                       "a delete's 'if_version' is a version or \"*\" (\"\": none, there is "
+                       "nothing to delete)");
+    if (if_version_check(if_version, res)) return SB_EINVAL;
+    del_op op = {account, name, if_version, 0, 0, 0};
     int rc = eng_write_ex(e, do_policy_delete, &op, res, 1); /* a delete */
     if (rc) return rc;
     adopt_account(e, op.acct, op.gen, name);

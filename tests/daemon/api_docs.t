@@ -134,6 +134,15 @@ def stream_ring(st, r):
             [(a["type"], a.get("call"), a.get("agent")) for a in stream.data()] == [ring])
 
 
+def etag_upload(r):
+    """The If-Match example: it stored the text again, and its first half
+    read the ETag the answer names (an empty one would send no If-Match)."""
+    m = re.match(r'\{"name":"my-policy","version":"([0-9a-f]{16})","previous":"\1"\}\n', r)
+    cmd = next(c for c in commands if c.startswith("ETAG=$("))
+    st, got = run(cmd.split(" &&")[0] + '\necho "[$ETAG]"')
+    return m is not None and ('["%s"]' % m.group(1)) in got
+
+
 NOW = time.time() * 1000
 # Each example in document order: parts its command holds, what it is, and a
 # check of (status, body).
@@ -225,6 +234,8 @@ EXPECT = [
      lambda st, r: st == 200 and r.get("name") == "my-policy" and "warnings" not in r),
     (["jq -Rs . my-policy.lua", "my-policy.cases.json"], "uploading it with its cases",
      lambda st, r: st == 200 and r.get("name") == "my-policy" and "warnings" not in r),
+    (["ETAG=$(curl -sI", '-H "If-Match: $ETAG"'], "an upload with If-Match: the ETag read",
+     lambda st, r: st == 0 and etag_upload(r)),
     (["$SB/v1/policies"], "GET /v1/policies: the upload and the shared ones",
      lambda st, r: st == 200 and {"my-policy", "freeswitch/longest-idle-agent"} <=
      {p["name"] for p in r.get("policies", [])}),

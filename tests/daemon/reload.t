@@ -140,6 +140,33 @@ r = acme.put("/v1/policies/mine", FIRST_POLICY, headers={"Content-Type": "text/x
 t.ok(r.status == 200 and r.json["version"] == first,
      "rolling back is uploading the earlier text again: its version comes back", r)
 
+# Conditional uploads and deletes: a release tool reads the version (ETag),
+# changes the policy and uploads with If-Match, never over an upload made since.
+LUA = {"Content-Type": "text/x-lua"}
+r = acme.get("/v1/policies/mine")
+etag = r.headers.get("etag")
+t.ok(r.status == 200 and etag == '"%s"' % first, "GET gives the version as its ETag", r.headers)
+r = acme.put("/v1/policies/mine", FIRST_POLICY + "-- v3\n", headers=dict(LUA, **{"If-Match": etag}))
+v3 = r.json.get("version") if r.status == 200 else None
+t.ok(r.status == 200 and r.headers.get("etag") == '"%s"' % v3,
+     "an upload with If-Match of the version there: stored, its ETag the new version", r)
+r = acme.put("/v1/policies/mine", FIRST_POLICY + "-- v4\n", headers=dict(LUA, **{"If-Match": etag}))
+t.ok(r.status == 412 and r.code == "SB_ESTATE" and r.field == "If-Match" and
+     v3 in r.json["error"]["message"], "a second tool with the same, now stale, ETag: 412 naming the "
+     "version there", r)
+t.is_(acme.get("/v1/policies/mine").json.get("version"), v3, "... and the upload made since stands")
+r = acme.put("/v1/policies/mine", FIRST_POLICY, headers=dict(LUA, **{"If-None-Match": "*"}))
+t.ok(r.status == 412 and r.field == "If-None-Match", "If-None-Match: * over an upload: 412", r)
+for bad in ('d784b7ecbfa91075', 'W/"%s"' % v3, '"%s", "%s"' % (v3, first)):
+    r = acme.put("/v1/policies/mine", FIRST_POLICY, headers=dict(LUA, **{"If-Match": bad}))
+    t.ok(r.status == 400 and r.field == "If-Match", "If-Match %s: 400" % bad, r)
+r = acme.delete("/v1/policies/mine", headers={"If-Match": etag})
+t.ok(r.status == 412 and r.field == "If-Match", "a delete with a stale ETag: 412", r)
+r = acme.delete("/v1/policies/mine", headers={"If-Match": '"%s"' % v3})
+t.ok(r.status == 200 and r.json.get("deleted") is True, "with the version there: deleted", r)
+r = acme.put("/v1/policies/mine", FIRST_POLICY, headers=dict(LUA, **{"If-None-Match": "*"}))
+t.ok(r.status == 200 and r.json["version"] == first, "If-None-Match: * with none: stored", r)
+
 time.sleep(0.2)   # let the traffic run on the restored policy for a moment
 stop.set()
 for th in threads:

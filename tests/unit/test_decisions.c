@@ -1112,6 +1112,57 @@ static void test_upload_cases_bounded(void)
     if (system(cmd)) diag("cleanup failed");
 }
 
+/* Conditional uploads and deletes: a release tool's read-modify-write. */
+static void test_conditional_put(void)
+{
+    const char *v1 = "local P = {}\nfunction P.route() return { wait = 1 } end\nreturn P\n",
+               *v2 = "local P = {}\nfunction P.route() return { wait = 2 } end\nreturn P\n",
+               *v3 = "local P = {}\nfunction P.route() return { wait = 3 } end\nreturn P\n";
+    char ver1[17] = "", ver2[17] = "";
+    ok(sb_policy_put_if(eng, "acme", "cond", v1, strlen(v1), NULL, "*", res) == SB_ESTATE &&
+           !strcmp(sb_result_field(res), "if_version") &&
+           strstr(sb_result_message(res), "no upload of policy 'cond'"),
+       "\"*\" with no upload: refused (%s)", sb_result_message(res));
+    ok(sb_policy_get(eng, "acme", "cond", res) == SB_ENOTFOUND, "and nothing stored");
+    ok(sb_policy_put_if(eng, "acme", "cond", v1, strlen(v1), NULL, "", res) == 0,
+       "\"\": created when there is none (%s)", sb_result_message(res));
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    snprintf(ver1, sizeof ver1, "%s", json_string_value(json_object_get(o, "version")));
+    json_decref(o);
+    ok(sb_policy_put_if(eng, "acme", "cond", v2, strlen(v2), NULL, "", res) == SB_ESTATE &&
+           strstr(sb_result_message(res), "is uploaded already"),
+       "\"\" again: refused (%s)", sb_result_message(res));
+    ok(sb_policy_put_if(eng, "acme", "cond", v2, strlen(v2), NULL, ver1, res) == 0,
+       "the version read: replaced (%s)", sb_result_message(res));
+    o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    snprintf(ver2, sizeof ver2, "%s", json_string_value(json_object_get(o, "version")));
+    is_str(json_string_value(json_object_get(o, "previous")), ver1, "its previous is the one read");
+    json_decref(o);
+    /* A second tool that read ver1 too loses, and is told what is there. */
+    int rc = sb_policy_put_if(eng, "acme", "cond", v3, strlen(v3), NULL, ver1, res);
+    ok(rc == SB_ESTATE && !strcmp(sb_result_field(res), "if_version") &&
+           strstr(sb_result_message(res), ver2) && strstr(sb_result_message(res), ver1),
+       "a stale version: refused, naming both (%s)", sb_result_message(res));
+    ok(sb_policy_get(eng, "acme", "cond", res) == 0 && strstr(sb_result_json(res, NULL), ver2),
+       "and the upload made since stands");
+    ok(sb_policy_put_if(eng, "acme", "cond", v3, strlen(v3), NULL, "ABC", res) == SB_EINVAL &&
+           !strcmp(sb_result_field(res), "if_version"),
+       "a malformed version: SB_EINVAL (%s)", sb_result_message(res));
+    ok(sb_policy_delete_if(eng, "acme", "cond", ver1, res) == SB_ESTATE &&
+           sb_policy_get(eng, "acme", "cond", res) == 0,
+       "a delete of a stale version: refused, the policy still there");
+    ok(sb_policy_delete_if(eng, "acme", "cond", "", res) == SB_EINVAL,
+       "a delete expecting none: SB_EINVAL");
+    ok(sb_policy_delete_if(eng, "acme", "cond", ver2, res) == 0 &&
+           sb_policy_get(eng, "acme", "cond", res) == SB_ENOTFOUND,
+       "a delete of the version there: deleted");
+    ok(sb_policy_delete_if(eng, "acme", "cond", "*", res) == SB_ESTATE,
+       "\"*\" once it is gone: refused");
+    ok(sb_policy_put_if(eng, "acme", "cond", v1, strlen(v1), NULL, NULL, res) == 0 &&
+           sb_policy_delete_if(eng, "acme", "cond", NULL, res) == 0,
+       "NULL: no condition, as sb_policy_put and sb_policy_delete");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-decisions-%d", (int)getpid());
@@ -1134,6 +1185,7 @@ int main(void)
     test_log_redacted();
     test_store_refuses_numbers();
     test_upload_cases_bounded();
+    test_conditional_put();
     sb_close(eng);
     sb_result_free(res);
     char cmd[300];
