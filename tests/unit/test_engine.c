@@ -442,7 +442,15 @@ static void test_bad_input(void)
     ok(sb_queue_put(eng, "acme", nul_queue, strlen(nul_queue), res) == 0 &&
            sb_queue_get(eng, "acme", "nulq", res) == 0 &&
            strstr(sb_result_json(res, NULL), "\"members\":[]"),
-       "a queue with \"members\": null has none (%s)", sb_result_json(res, NULL));
+       "a queue with \"members\": null has none (%s)", sb_result_message(res));
+    const char *with_alice = "{\"id\":\"nulq\",\"members\":[{\"agent\":\"alice\"}]}";
+    ok(sb_queue_put(eng, "acme", with_alice, strlen(with_alice), res) == 0 &&
+           sb_queue_put(eng, "acme", nul_queue, strlen(nul_queue), res) == 0 &&
+           sb_queue_get(eng, "acme", "nulq", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"agent\":\"alice\""),
+       "replaced with \"members\": null, it keeps them, as left out (%s)", sb_result_message(res));
+    const char *no_members = "{\"id\":\"nulq\",\"members\":[]}";
+    ok(sb_queue_put(eng, "acme", no_members, strlen(no_members), res) == 0, "[] empties it");
     const char *nul_offer =
         "{\"type\":\"offer\",\"call\":\"nulc\",\"queue\":\"nulq\",\"attrs\":{\"skills\":null}}";
     ok(sb_submit_json(eng, "acme", nul_offer, strlen(nul_offer), res) == 0,
