@@ -660,9 +660,17 @@ def test_policies():
            "policy_get: the upload with its code")
         raises(lambda: eng.policy_get("acme", "no-such"), sb.NotFoundError,
                "policy_get of no policy: NotFoundError", sb.ENOTFOUND, "name")
-        eng.policy_put("acme", "spare", ROUTE_FIRST)
-        ok(eng.policy_delete("acme", "spare") == {"name": "spare", "deleted": True, "now": None},
-           "policy_delete of an upload no queue uses")
+        v = eng.policy_put("acme", "spare", ROUTE_FIRST, if_version="")["version"]
+        raises(lambda: eng.policy_put("acme", "spare", ROUTE_FIRST + "-- 2\n", if_version=""),
+               sb.StateError, "policy_put if_version='' over an upload: StateError", sb.ESTATE,
+               "if_version")
+        v2 = eng.policy_put("acme", "spare", ROUTE_FIRST + "-- 2\n", if_version=v)["version"]
+        raises(lambda: eng.policy_delete("acme", "spare", if_version=v), sb.StateError,
+               "policy_delete if_version of a replaced version: StateError", sb.ESTATE,
+               "if_version")
+        ok(eng.policy_delete("acme", "spare", if_version=v2) ==
+           {"name": "spare", "deleted": True, "now": None},
+           "policy_delete of an upload no queue uses, if_version the one there")
         raises(lambda: eng.policy_delete("acme", "longest-idle"), sb.NotFoundError,
                "a shared policy cannot be deleted through the account", sb.ENOTFOUND, "name")
         eng.queue_put("acme", {"id": "firstq", "policy": "first",

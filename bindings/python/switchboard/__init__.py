@@ -316,6 +316,9 @@ def _declare(lib):
         "sb_policy_list": (c_int, [E, c_char_p, R]),
         "sb_policy_get": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_policy_delete": (c_int, [E, c_char_p, c_char_p, R]),
+        "sb_policy_put_if": (c_int, [E, c_char_p, c_char_p, c_char_p, c_size_t, c_char_p,
+                                     c_char_p, R]),
+        "sb_policy_delete_if": (c_int, [E, c_char_p, c_char_p, c_char_p, R]),
         "sb_reload": (c_int, [E, R]),
         "sb_policy_check": (c_int, [c_char_p, c_char_p, c_size_t, R]),
         "sb_policy_test": (c_int, [c_char_p, c_char_p, c_size_t, c_char_p, c_size_t, R]),
@@ -1474,15 +1477,22 @@ class Engine:
 
     # -- policies --------------------------------------------------------------
 
-    def policy_put(self, account, name, source, cases=None):
+    def policy_put(self, account, name, source, cases=None, if_version=None):
         """Validate then store an account policy (and its scenario cases: a
-        list or JSON text). Returns ``{"name", "version"}``; raises
-        PolicyError (nothing changed) when it fails to compile, load or
-        pass its cases."""
+        list or JSON text). Returns ``{"name", "version"}`` (and
+        ``"previous"``); raises PolicyError (nothing changed) when it fails to
+        compile, load or pass its cases. ``if_version``: store it only if the
+        account's upload of that name has this version (``"*"``: has one;
+        ``""``: has none), else StateError and nothing changed
+        (sb_policy_put_if)."""
         src, cj = _bytes(source, "source"), _doc(cases, "cases", True)
         # cases_json is a C string without a length (Python bytes end with a NUL).
         if cj is not None:
             cj = _b(cj, "cases")
+        if if_version is not None:
+            return self._do(_json, self._lib.sb_policy_put_if, _b(account, "account"),
+                            _b(name, "name"), src, len(src), cj,
+                            _b(if_version, "if_version"))
         return self._do(_json, self._lib.sb_policy_put, _b(account, "account"),
                         _b(name, "name"), src, len(src), cj)
 
@@ -1498,10 +1508,15 @@ class Engine:
         return self._do(_json, self._lib.sb_policy_get, _b(account, "account"),
                         _b(name, "name"))
 
-    def policy_delete(self, account, name):
+    def policy_delete(self, account, name, if_version=None):
         """Delete the account's upload of that name (a shared one of the same
         name decides from then on). Returns ``{"name", "deleted", "now"}``;
-        StateError while a queue or the retention setting needs it."""
+        StateError while a queue or the retention setting needs it, or when
+        ``if_version`` is given and the upload does not have it
+        (sb_policy_delete_if)."""
+        if if_version is not None:
+            return self._do(_json, self._lib.sb_policy_delete_if, _b(account, "account"),
+                            _b(name, "name"), _b(if_version, "if_version"))
         return self._do(_json, self._lib.sb_policy_delete, _b(account, "account"),
                         _b(name, "name"))
 
