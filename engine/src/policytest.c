@@ -1901,6 +1901,7 @@ enum {
     OP_LOADNIL = 8,
     OP_GETTABLE = 12,
     OP_GETI = 13,
+    OP_NEWTABLE = 19,
     OP_TFORPREP = 75,
     OP_CALL = 68
 };
@@ -2006,6 +2007,39 @@ static int ipairs_agents(lint *l, const fnread *f, const int *params, int pc)
            (int)((ins_at(f, pc) >> 7) & 0xff) == a;
 }
 
+/* A table the hook returns as it was built ({ keep = true, ... }, or a local
+** {} given fields and returned as the same register): each field it is given
+** must be one of the hook's decision (views.c), or the decision is invalid.
+** A table whose register is written before the return is not judged. */
+static void lint_decision(lint *l, const fnread *f, int hook)
+{
+    static const char *const names[3] = {"route", "retain", "erase"};
+    for (int pc = 0; pc < f->ncode; pc++) {
+        uint32_t ins = ins_at(f, pc);
+        if ((ins & 0x7f) != OP_NEWTABLE) continue;
+        int reg = (int)((ins >> 7) & 0xff), end = -1;
+        for (int q = pc + 1; q < f->ncode && end < 0; q++) {
+            uint32_t x = ins_at(f, q);
+            int op = (int)(x & 0x7f), a = (int)((x >> 7) & 0xff);
+            if ((op == OP_RETURN1 || (op == OP_RETURN && ((x >> 16) & 0xff) == 2)) && a == reg)
+                end = q;
+            else if (op == OP_RETURN || op == OP_RETURN0 || op == OP_RETURN1 || writes(x, reg))
+                break;
+        }
+        for (int q = pc + 1; q < end; q++) {
+            uint32_t x = ins_at(f, q);
+            if ((x & 0x7f) != OP_SETFIELD || (int)((x >> 7) & 0xff) != reg) continue;
+            kstr k = kget(f, (int)((x >> 16) & 0xff));
+            const char *near;
+            if (!k.s || views_decision_field(hook, k.s, k.n, &near)) continue;
+            add_finding(l, line_at(f, q),
+                        "%s returns a decision with unknown field '%.*s'%s%s%s: it is invalid",
+                        names[hook], (int)k.n, k.s, near ? " (did you mean '" : "",
+                        near ? near : "", near ? "'?)" : "");
+        }
+    }
+}
+
 /* A hook's body: field names read from its views (route: call, agents,
 ** ctx; retain: record, ctx; erase: record, request, ctx), from ctx.queue,
 ** and from agents: an ipairs loop's value, a local set from agents[i] and
@@ -2029,6 +2063,7 @@ static void lint_fields(lint *l, fnread *f, int hook)
                         "makes it invalid)",
                         hook_names[hook], b - 1);
     }
+    lint_decision(l, f, hook);
     if (f->nloc > 0 && f->loc[0].name.n == 4 && memcmp(f->loc[0].name.s, "self", 4) == 0)
         return; /* declared with ':': check_params says so */
     for (int i = 0; i < 3 && i < f->nparams; i++)

@@ -392,6 +392,10 @@ const char *views_kind_name(int kind);
 /* Whether a view of this kind has the field `name` (len bytes); *next: the
 ** kind of view the field holds (VK_QUEUE for ctx.queue), else VK_NONE. */
 int views_has_field(int kind, const char *name, size_t len, int *next);
+/* Whether `name` (len bytes) is a field of the decision hook (0 route, 1
+** retain, 2 erase) returns; when not, *near is the field it is most likely a
+** typo of (sbx_suggest), or NULL. */
+int views_decision_field(int hook, const char *name, size_t len, const char **near);
 
 /* Push a JSON value as a fresh Lua value (tables copied; depth bounded). */
 void views_push_json(lua_State *L, const json_t *j, int depth);

@@ -1779,6 +1779,18 @@ enum { R_KEEP, R_ANONYMIZE, R_DELETE, R_REVIEW, R_UNTIL, R_REASON, R_N };
 static const int ret_keys[R_N] = {K_KEEP,           K_ANONYMIZE,  K_DELETE,
                                   K_REVIEW_IN_DAYS, K_KEEP_UNTIL, K_REASON};
 
+int views_decision_field(int hook, const char *name, size_t len, const char **near)
+{
+    const int *keys = hook == 0 ? field_keys : ret_keys;
+    int nkeys = hook == 0 ? F_N : R_N;
+    *near = NULL;
+    for (int i = 0; i < nkeys; i++)
+        if (strlen(sbx_key_names[keys[i]]) == len && memcmp(sbx_key_names[keys[i]], name, len) == 0)
+            return 1;
+    *near = sbx_suggest(name, len, keys, nkeys);
+    return 0;
+}
+
 static int decide_retention(dctx *d, int idx, int erase)
 {
     lua_State *L = d->L;

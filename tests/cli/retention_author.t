@@ -391,6 +391,43 @@ run "$sb" policy test "$tmp/who.lua" "$tmp/who.cases.json"
 check 0 "an answered case record has an agent (a1) and an answer time; an abandoned one neither" \
     out "# 2 passed, 0 failed"
 
+# --- policy check: a decision's field names, before deployment --------------
+# A table a hook returns as written ({ ... } or a local {} given fields) must
+# have only its decision's fields; one that is not is named with the field it
+# is close to, at its line. A table not returned, a field inside a pause, and
+# a correct decision say nothing.
+cat >"$tmp/dtypo.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  if #agents == 0 then return { wiat = 10 } end
+  return { ring = agents[1].id, pause = { agent = agents[1].id, reason = "x" } }
+end
+function P.retain(record, ctx)
+  local scratch = { deleet = true }
+  ctx.log(scratch.deleet)
+  if record.age_days < 30 then return { keep = true, reveiw_in_days = 30 - record.age_days } end
+  local d = {}
+  d.delete = true
+  d.reasn = "old"
+  return d
+end
+function P.erase(record, request, ctx)
+  return record.attrs.x and { delete = true } or { anonymise = true }
+end
+return P
+L
+run "$sb" policy check "$tmp/dtypo.lua"
+check 1 "policy check: a typo in retain's decision is named with the field it is close to" err \
+    "dtypo.lua:9: retain returns a decision with unknown field 'reveiw_in_days' (did you mean 'review_in_days'?): it is invalid"
+check 1 "policy check: a field given to a local table retain returns" err \
+    "dtypo.lua:12: retain returns a decision with unknown field 'reasn' (did you mean 'reason'?)"
+check 1 "policy check: a typo in erase's decision" err \
+    "dtypo.lua:16: erase returns a decision with unknown field 'anonymise' (did you mean 'anonymize'?)"
+check 1 "policy check: a typo in route's decision" err \
+    "dtypo.lua:3: route returns a decision with unknown field 'wiat' (did you mean 'wait'?)"
+! has "$err" "deleet" && ! has "$err" "dtypo.lua:4:"
+ok $? "policy check: a table the hook does not return, and a pause's fields, say nothing" "$(shown)"
+
 # --- Docs -------------------------------------------------------------------
 grep -q 'at most 100 years (36,600 days) ahead' policies/README.md &&
     grep -q 'at most 100 years ahead' policies/types/switchboard.lua
