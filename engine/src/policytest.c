@@ -441,6 +441,18 @@ static int num_of(cbuild *b, json_t *o, const char *k, const char *what, double 
     return 0;
 }
 
+/* A case's time (now, request.received): Unix seconds, as the policy sees
+** them. One written in milliseconds, as the API gives times, is past ~30,000
+** years: refused saying which unit is wanted. */
+static int time_of(cbuild *b, json_t *o, const char *k, const char *what, double def, double *out)
+{
+    json_t *v = json_object_get(o, k);
+    if (json_is_number(v) && fabs(json_number_value(v)) > 1e12)
+        return cb_bad(b, "%s.%s: expected Unix seconds, got %.0f (milliseconds? divide by 1000)",
+                      what, k, json_number_value(v));
+    return num_of(b, o, k, what, def, out);
+}
+
 static int int_of(cbuild *b, json_t *o, const char *k, const char *what, long long def,
                   long long *out)
 {
@@ -712,7 +724,7 @@ static int build_case(cbuild *b, json_t *cs)
     if (only_keys(b, cs, "case", case_keys)) return -1;
     double now = CASE_NOW_DEFAULT;
     long long seed = 1;
-    if (num_of(b, cs, "now", "case", CASE_NOW_DEFAULT, &now) ||
+    if (time_of(b, cs, "now", "case", CASE_NOW_DEFAULT, &now) ||
         int_of(b, cs, "seed", "case", 1, &seed))
         return -1;
     b->now_ms = (int64_t)llround(now * 1000);
@@ -1027,7 +1039,7 @@ static int build_rcase(rbuild *b, json_t *cs)
     long long prio = 0;
     pol_record *rec = &b->rec;
     if (only_keys(&e, cs, "case", case_keys) || !json_is_object(r) ||
-        only_keys(&e, r, "record", rec_keys) || num_of(&e, cs, "now", "case", now, &now) ||
+        only_keys(&e, r, "record", rec_keys) || time_of(&e, cs, "now", "case", now, &now) ||
         num_of(&e, r, "age_days", "record", 0, &age) ||
         num_min(&e, r, "wait", "record", 0, 0, 0, &wait) ||
         num_min(&e, r, "talk", "record", 0, 0, 0, &talk) ||
@@ -1141,12 +1153,22 @@ static int build_rcase(rbuild *b, json_t *cs)
         double rcv = now;
         if (!json_is_object(q) || only_keys(&e, q, "request", req_keys) ||
             str_of(&e, q, "role", "request", "caller", &b->req.role) ||
-            num_of(&e, q, "received", "request", now, &rcv)) {
+            time_of(&e, q, "received", "request", now, &rcv)) {
             if (!e.err[0]) cb_bad(&e, "request: expected an object");
             goto bad;
         }
         if (strcmp(b->req.role, "caller") && strcmp(b->req.role, "called")) {
             cb_bad(&e, "request.role: '%s' is not a role (caller or called)", b->req.role);
+            goto bad;
+        }
+        /* The engine runs erase when the request comes, or later (a call
+        ** in progress then ends; a hold that kept the record is released):
+        ** never before it is received. */
+        if (rcv > now) {
+            cb_bad(&e,
+                   "request.received: %.0f is after the case's now (%.0f): erase runs when a "
+                   "request is received or later, never before",
+                   rcv, now);
             goto bad;
         }
         b->req.received_ms = (int64_t)llround(rcv * 1000);

@@ -136,14 +136,21 @@ cat >"$tmp/bad.cases.json" <<'J'
  {"name": "lost", "record": {"outcome": "lost"}, "expect": {"action": "keep"}},
  {"name": "boss", "record": {}, "request": {"role": "boss"}, "expect": {"action": "delete"}},
  {"name": "neg", "record": {"age_days": -1}, "expect": {"action": "keep"}},
- {"name": "frac", "record": {"age_days": 1.5}, "expect": {"action": "keep"}}]
+ {"name": "frac", "record": {"age_days": 1.5}, "expect": {"action": "keep"}},
+ {"name": "now in ms", "now": 1767261600000, "record": {}, "expect": {"action": "keep"}},
+ {"name": "route now in ms", "now": 1767261600000, "agents": [{"id": "a"}], "expect": {"action": "wait"}},
+ {"name": "received in ms", "record": {}, "request": {"received": 1767261600000}, "expect": {"action": "delete"}},
+ {"name": "received later", "now": 1767261600, "record": {}, "request": {"received": 1767261601}, "expect": {"action": "delete"}}]
 J
 run "$sb" policy test "$tmp/ronly.lua" "$tmp/bad.cases.json"
-check 1 "bad cases: exit 1" out "# 0 passed, 6 failed"
+check 1 "bad cases: exit 1" out "# 0 passed, 10 failed"
 for pat in "case has no expect" "agents[1].id: 'a' is agents[0]'s id already" \
     "record.outcome: 'lost' is not an outcome" "request.role: 'boss' is not a role" \
     "record.age_days: expected whole days, 0 or more (got -1)" \
-    "record.age_days: expected whole days, 0 or more (got 1.5)"; do
+    "record.age_days: expected whole days, 0 or more (got 1.5)" \
+    "case.now: expected Unix seconds, got 1767261600000 (milliseconds? divide by 1000)" \
+    "request.received: expected Unix seconds, got 1767261600000 (milliseconds?" \
+    "request.received: 1767261601 is after the case's now (1767261600)"; do
     has "$out" "$pat"
     ok $? "refused: $pat" "$(shown)"
 done
