@@ -6,6 +6,7 @@
 ** loading a policy file into its own _ENV. See sandbox.h for the model.
 */
 #include "sandbox.h"
+#include "schedule.h"
 
 #include <lualib.h>
 #include <math.h>
@@ -1885,6 +1886,71 @@ static int sb_os_time(lua_State *L)
     return 1;
 }
 
+/* os.date(format, t, zone): the date of Unix time t (default: the engine's
+** clock) as a table, in UTC or in an IANA zone. Only the "*t" forms: the
+** text ones would depend on the process's locale, and the sandbox has no
+** local time zone of its own (os.time reads a table as UTC). */
+static int sb_os_date(lua_State *L)
+{
+    sbx *sb = sbx_of(L);
+    char shown[72];
+    size_t n;
+    const char *fmt = luaL_optlstring(L, 1, "*t", &n);
+    int utc = fmt[0] == '!';
+    if (n != (size_t)utc + 2 || strcmp(fmt + utc, "*t") != 0)
+        return luaL_error(L,
+                          "os.date: only the formats '*t' and '!*t' (a date table) are "
+                          "available in policies, got '%s'",
+                          sbx_show(L, 1, shown, sizeof shown));
+    int64_t t;
+    if (lua_isnoneornil(L, 2)) {
+        int64_t ms = sb->now_ms;
+        t = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    } else {
+        lua_Number v = luaL_checknumber(L, 2);
+        /* Years -30,000..30,000: what the date arithmetic and a zone take. */
+        if (!(fabs(v) <= 1e12))
+            return luaL_error(L, "os.date: time %f out of range (Unix seconds)", v);
+        t = (int64_t)floor(v);
+    }
+    const char *zone = luaL_optstring(L, 3, NULL);
+    int32_t off = 0;
+    if (zone && utc) return luaL_error(L, "os.date: '!*t' is UTC; give a zone with '*t' instead");
+    if (zone && (!tz_valid(zone) || tz_offset(zone, t, &off)))
+        return luaL_error(L, "os.date: unknown time zone '%s'",
+                          sbx_show(L, 3, shown, sizeof shown));
+    int64_t local = t + off, days = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
+    int64_t secs = local - days * 86400;
+    /* Days since 1970-01-01 to a civil date (proleptic Gregorian). */
+    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    int64_t wd = (days % 7 + 11) % 7; /* 1970-01-01 was a Thursday: wday 5 */
+    lua_createtable(L, 0, 10);
+    lua_pushinteger(L, (lua_Integer)y);
+    lua_setfield(L, -2, "year");
+    lua_pushinteger(L, (lua_Integer)m);
+    lua_setfield(L, -2, "month");
+    lua_pushinteger(L, (lua_Integer)d);
+    lua_setfield(L, -2, "day");
+    lua_pushinteger(L, (lua_Integer)(secs / 3600));
+    lua_setfield(L, -2, "hour");
+    lua_pushinteger(L, (lua_Integer)(secs / 60 % 60));
+    lua_setfield(L, -2, "min");
+    lua_pushinteger(L, (lua_Integer)(secs % 60));
+    lua_setfield(L, -2, "sec");
+    lua_pushinteger(L, (lua_Integer)(wd + 1));
+    lua_setfield(L, -2, "wday");
+    lua_pushinteger(L, (lua_Integer)(days - days_civil(y, 1, 1) + 1));
+    lua_setfield(L, -2, "yday");
+    lua_pushinteger(L, off);
+    lua_setfield(L, -2, "utc_offset");
+    return 1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Building the state */
 
@@ -2139,6 +2205,7 @@ static int setup(lua_State *L)
 
     lua_newtable(L);
     set_fn(L, lua_gettop(L), "time", sb_os_time);
+    set_fn(L, lua_gettop(L), "date", sb_os_date);
     push_proxy(L, sb, -1, "os");
     lua_setfield(L, g, "os");
     lua_settop(L, g);

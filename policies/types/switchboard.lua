@@ -188,6 +188,28 @@ function Ctx.log(...) end
 ---later than now and at most 100 years ahead; not with delete or review_in_days
 ---@field reason string? at most 128 bytes; lands in the audit log
 
+---What os.date returns: a date and time of day, in UTC or in the zone asked for.
+---@class DateTable
+---@field year integer
+---@field month integer 1..12
+---@field day integer 1..31
+---@field hour integer 0..23
+---@field min integer 0..59
+---@field sec integer 0..59
+---@field wday integer 1..7, 1 is Sunday
+---@field yday integer 1..366
+---@field utc_offset integer seconds east of UTC at that time (3600 in Berlin's winter)
+
+---The date of Unix time t (seconds; default: the engine's clock) as a table:
+---"!*t" in UTC, "*t" in the IANA zone given (UTC without one), summer time
+---included. Only these two formats; an unknown zone is an error.
+---os.time(d) - d.utc_offset is t again.
+---@param format? "*t"|"!*t"
+---@param t? number
+---@param zone? string an IANA zone such as "Europe/Berlin", with "*t" only
+---@return DateTable
+function os.date(format, t, zone) end -- luacheck: ignore 122 (declared for the language server)
+
 ---A policy file returns one of these (at least one hook).
 ---@class Policy
 ---@field route? fun(call: Call, agents: AgentView[], ctx: Ctx): Decision

@@ -428,6 +428,74 @@ check 1 "policy check: a typo in route's decision" err \
 ! has "$err" "deleet" && ! has "$err" "dtypo.lua:4:"
 ok $? "policy check: a table the hook does not return, and a pause's fields, say nothing" "$(shown)"
 
+# --- os.date: dates in UTC and in a time zone --------------------------------
+# The calendar-year policy of the README in Berlin's calendar: a call at 00:30
+# on 1 January there (23:30 UTC the day before) belongs to the new year; the
+# record goes at midnight in Berlin (23:00 UTC). The date table across the
+# spring change, on 29 February, in UTC; a text format, an unknown zone and a
+# zone with '!*t' fail naming what is wrong.
+cat >"$tmp/berlin.lua" <<'L'
+local YEARS = 7
+local ZONE = "Europe/Berlin"
+local P = {}
+local function show(d)
+  return ("%04d-%02d-%02d %02d:%02d:%02d wday %d yday %d offset %d"):format(d.year, d.month,
+    d.day, d.hour, d.min, d.sec, d.wday, d.yday, d.utc_offset)
+end
+function P.retain(record, ctx)
+  local f = record.attrs.f
+  if f == "utc" then return { keep = true, reason = show(os.date("!*t", record.ended)) } end
+  if f == "zone" then return { keep = true, reason = show(os.date("*t", record.ended, ZONE)) } end
+  if f == "now" then return { keep = true, reason = show(os.date()) } end
+  if f == "text" then return { reason = os.date("%Y") } end
+  if f == "typo" then return { reason = tostring(os.date("*t", ctx.now, "Europe/Berln")) } end
+  if f == "bang" then return { reason = tostring(os.date("!*t", ctx.now, ZONE)) } end
+  local year = os.date("*t", record.ended, ZONE).year
+  local t = os.time({ year = year + YEARS + 1, month = 1, day = 1, hour = 0 })
+  local after = t - os.date("*t", t, ZONE).utc_offset
+  if ctx.now >= after then return { delete = true, reason = "year " .. year } end
+  return { keep = true, keep_until = after, reason = "year " .. year }
+end
+return P
+L
+cat >"$tmp/berlin.cases.json" <<'J'
+[{"name": "00:30 on 1 January 2027 in Berlin belongs to 2027: kept to 1 January 2035, 00:00 there",
+  "now": 1798759800, "record": {"age_days": 0},
+  "expect": {"action": "keep", "review_in_days": 2921.9791666666665, "reason": "year 2027"}},
+ {"name": "22:30 UTC, 23:30 in Berlin, belongs to 2026",
+  "now": 1798756200, "record": {"age_days": 0},
+  "expect": {"action": "keep", "reason": "year 2026"}},
+ {"name": "a 2026 call is deleted at 23:00 UTC on 31 December 2033, midnight in Berlin",
+  "now": 2019682800, "record": {"age_days": 2558},
+  "expect": {"action": "delete", "reason": "year 2026"}},
+ {"name": "a second before the spring change: 01:59:59 CET",
+  "now": 1774745999, "record": {"attrs": {"f": "zone"}},
+  "expect": {"reason": "2026-03-29 01:59:59 wday 1 yday 88 offset 3600"}},
+ {"name": "at it: 03:00:00 CEST",
+  "now": 1774746000, "record": {"attrs": {"f": "zone"}},
+  "expect": {"reason": "2026-03-29 03:00:00 wday 1 yday 88 offset 7200"}},
+ {"name": "29 February 2028 in UTC, a Tuesday",
+  "now": 1835438400, "record": {"attrs": {"f": "utc"}},
+  "expect": {"reason": "2028-02-29 12:00:00 wday 3 yday 60 offset 0"}},
+ {"name": "os.date() is the engine's clock in UTC",
+  "record": {"attrs": {"f": "now"}},
+  "expect": {"reason": "2026-01-01 10:00:00 wday 5 yday 1 offset 0"}},
+ {"name": "a text format is an error",
+  "record": {"attrs": {"f": "text"}},
+  "expect": {"action": "error", "error": "berlin.lua:13: os.date: only the formats '*t' and '!*t' (a date table) are available in policies, got '%Y'"}},
+ {"name": "so is an unknown zone",
+  "record": {"attrs": {"f": "typo"}},
+  "expect": {"action": "error", "error": "berlin.lua:14: os.date: unknown time zone 'Europe/Berln'"}},
+ {"name": "and a zone with '!*t'",
+  "record": {"attrs": {"f": "bang"}},
+  "expect": {"action": "error", "error": "berlin.lua:15: os.date: '!*t' is UTC; give a zone with '*t' instead"}}]
+J
+run env -C "$tmp" "$sb" policy test berlin.lua
+check 0 "os.date: Berlin's calendar year, its summer time, 29 February and the errors" out \
+    "# 10 passed, 0 failed"
+run "$sb" policy check "$tmp/berlin.lua"
+check 0 "policy check takes os.date" out "berlin.lua: ok"
+
 # --- Docs -------------------------------------------------------------------
 grep -q 'at most 100 years (36,600 days) ahead' policies/README.md &&
     grep -q 'at most 100 years ahead' policies/types/switchboard.lua
