@@ -859,7 +859,13 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** to the first answer (or the end), its talk is every agent's. A call that
 ** moves ends in one record, in the queue it ended in ("queue"; the one it
 ** was offered to is "first_queue"); "overflowed" is a queue's count in
-** sb_aggregates, never a record's outcome.
+** sb_aggregates, never a record's outcome. A record's document says where
+** its retention stands: "anonymized", "review_ms" (Unix ms: when the
+** retention policy looks at it again, as its last decision asked, or daily
+** under a hold or after a failure; null: never, a keep with no date or no
+** policy; absent for a record written before 0.2.0 until a sweep writes it;
+** a change of the account's "retention" has the next sweep review it
+** sooner) and "overridden" (a legal hold overrode its last decision).
 **
 ** Personal data is sealed at rest with the account's data key: the caller
 ** and called numbers, and the attributes named in the account's

@@ -979,6 +979,13 @@ json_t *rec_json(const rec_data *r)
     json_t *attrs = r->attrs_len ? json_loadb(r->attrs, r->attrs_len, 0, NULL) : NULL;
     json_object_set_new(o, "attrs", attrs ? attrs : json_object());
     json_object_set_new(o, "anonymized", json_boolean(r->flags & RF_ANONYMIZED));
+    /* Its retention: when the policy looks at it again (null: never; not
+    ** known for a version 2 record until a sweep writes it), and whether a
+    ** legal hold overrode the last decision. */
+    if (r->review_due != REC_DUE_UNKNOWN)
+        json_object_set_new(o, "review_ms",
+                            r->review_due > 0 ? json_integer(r->review_due) : json_null());
+    json_object_set_new(o, "overridden", json_boolean(r->flags & RF_OVERRIDDEN));
     return o;
 }
 

@@ -428,6 +428,51 @@ check 1 "policy check: a typo in route's decision" err \
 ! has "$err" "deleet" && ! has "$err" "dtypo.lua:4:"
 ok $? "policy check: a table the hook does not return, and a pause's fields, say nothing" "$(shown)"
 
+# --- Where a record's retention stands, on the record ------------------------
+# A keep_until shows as the record's review_ms (the date the policy gave, in
+# ms); a keep for good as null; a record a hold kept from a delete says
+# overridden, and is looked at again a day after the sweep that did it.
+cat >"$tmp/until.lua" <<'L'
+local P = {}
+function P.retain(record, ctx)
+  if record.outcome == "abandoned" then return { keep = true } end
+  local until_t = record.ended + 10 * 86400
+  if ctx.now >= until_t then return { delete = true, reason = "ten days" } end
+  return { keep = true, keep_until = until_t }
+end
+return P
+L
+calls "$tmp/until.lua" >"$tmp/until.jsonl"
+run "$sb" replay "$tmp/until.jsonl" --data-dir "$tmp/until" --policy-dir policies
+check 0 "review_ms: replay writes the records" err "0 policy failures"
+"$sb" records get --data-dir "$tmp/until" --account acme --json b1 >"$tmp/b1.json"
+"$sb" records get --data-dir "$tmp/until" --account acme --json b2 >"$tmp/b2.json"
+python3 - "$tmp" <<'P'
+import json, sys
+b1 = json.load(open(sys.argv[1] + "/b1.json"))
+b2 = json.load(open(sys.argv[1] + "/b2.json"))
+assert b1["review_ms"] == b1["ended_ms"] + 10 * 86400000, b1
+assert b1["overridden"] is False, b1
+assert "review_ms" in b2 and b2["review_ms"] is None and b2["overridden"] is False, b2
+P
+ok $? "a record shows the keep_until its policy gave as review_ms; a keep for good as null" \
+    "$(cat "$tmp/b1.json" "$tmp/b2.json")"
+"$sb" records hold --data-dir "$tmp/until" --account acme --call b1 --reason "case 7" >/dev/null &&
+    "$sb" sweep --data-dir "$tmp/until" >/dev/null
+"$sb" records get --data-dir "$tmp/until" --account acme --json b1 >"$tmp/b1.json"
+"$sb" records audit --data-dir "$tmp/until" --account acme --json >"$tmp/audit.json"
+python3 - "$tmp" <<'P'
+import json, sys
+b1 = json.load(open(sys.argv[1] + "/b1.json"))
+entries = json.load(open(sys.argv[1] + "/audit.json"))["entries"]
+over = [e for e in entries if e.get("call") == "b1" and e["overridden"]]
+assert len(over) == 1, entries
+assert b1["overridden"] is True, b1
+assert b1["review_ms"] == over[0]["t_ms"] + 86400000, (b1, over)
+P
+ok $? "a delete a hold overrode: overridden, and looked at again a day after the sweep" \
+    "$(cat "$tmp/b1.json" "$tmp/audit.json")"
+
 # --- os.date: dates in UTC and in a time zone --------------------------------
 # The calendar-year policy of the README in Berlin's calendar: a call at 00:30
 # on 1 January there (23:30 UTC the day before) belongs to the new year; the
