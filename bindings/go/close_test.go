@@ -5,7 +5,9 @@ package switchboard_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -276,4 +278,59 @@ func TestResultPoolBounded(t *testing.T) {
 	if n := switchboard.LiveResults(eng); n != 0 {
 		t.Errorf("after Close: %d results held", n)
 	}
+}
+
+// openFiles counts this process's open file descriptors.
+func openFiles(t *testing.T) int {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	return len(fds)
+}
+
+// TestDroppedEngineClosed: an Engine dropped without Close kept its data
+// directory's files open, its memory and its Clock and Log functions for the
+// life of the process (Python's and Lua's engines close when collected): a
+// gateway opening one per request ran out of file descriptors. The garbage
+// collector now closes it.
+func TestDroppedEngineClosed(t *testing.T) {
+	dir := t.TempDir()
+	clock := newClock()
+	open := func() {
+		eng, err := switchboard.Open(switchboard.Config{DataDir: dir, PolicyDir: policies,
+			Sync: switchboard.SyncNone, Clock: clock.now, Log: func(switchboard.LogLevel, string) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eng.AccountPut(`{"id":"acme"}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open() // the first opens what the process keeps for the directory
+	runtime.GC()
+	before := openFiles(t)
+	const n = 20
+	for i := 0; i < n; i++ {
+		open()
+	}
+	if open := openFiles(t); open < before+n {
+		t.Fatalf("%d engines open: %d descriptors, %d before", n, open, before)
+	}
+	// Finalizers run on a goroutine of their own after a collection: wait
+	// for it (the limit only keeps a failure from hanging the test).
+	for limit := time.Now().Add(30 * time.Second); openFiles(t) > before; {
+		if time.Now().After(limit) {
+			t.Fatalf("%d engines dropped: %d descriptors still open, %d before", n, openFiles(t), before)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The data survived them: each committed its account before it went.
+	eng, err := switchboard.Open(switchboard.Config{DataDir: dir, PolicyDir: policies})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	must(t)(eng.AccountGet("acme"))
 }

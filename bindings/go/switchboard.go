@@ -362,7 +362,10 @@ func bytesPtr(b []byte) (*C.char, C.size_t) {
 // The engine
 
 // Engine is an open engine on a data directory. Its methods may be called
-// from many goroutines at once; Close waits for the calls in flight.
+// from many goroutines at once; Close waits for the calls in flight. An
+// Engine the program drops without closing it is closed when the garbage
+// collector finds it unreachable (a finalizer), as Python's and Lua's are:
+// its files, memory and callbacks are not held for the life of the process.
 type Engine struct {
 	mu      sync.Mutex
 	idle    sync.Cond // on mu: the last call in flight returned, or Close ended
@@ -449,6 +452,9 @@ func Open(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.pool <- res
+	// Dropped without Close: closed on the finalizer goroutine. No call is in
+	// flight then (each method holds e until its call has left).
+	runtime.SetFinalizer(e, (*Engine).Close)
 	return e, nil
 }
 
