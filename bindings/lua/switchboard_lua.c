@@ -1709,10 +1709,16 @@ static int l_audit_list(lua_State *L)
 {
     check_box(L);
     const char *acct = check_str(L, 2);
-    int64_t after = opt_ms(L, 3), limit = opt_ms(L, 4);
+    double x = opt_num(L, 3, 0);
+    if (!whole_below(x, BELOW_I64))
+        arg_error(L, 3, "expected an audit entry's seq, 0 (from the first) or more");
+    uint64_t after = (uint64_t)x;
+    x = opt_num(L, 4, 0);
+    if (!whole_below(x, (double)SIZE_MAX + 1))
+        arg_error(L, 4, "expected a whole number of entries, 0 (1000) or more");
+    size_t limit = (size_t)x;
     call c = begin(L);
-    return finish(L, c, sb_audit_list(use(c.b, L), acct, (uint64_t)after, (size_t)limit, c.res),
-                  ret_doc);
+    return finish(L, c, sb_audit_list(use(c.b, L), acct, after, limit, c.res), ret_doc);
 }
 
 /* The sweep's progress function, called from inside sb_sweep on the host's
