@@ -574,7 +574,8 @@ typedef struct sb_event {
     sb_ring_outcome outcome; /* RING_RESULT                            */
     sb_agent_status status;  /* AGENT_STATUS: OFFLINE/AVAILABLE/PAUSED  */
     const char *reason;      /* AGENT_STATUS (pause reason); optional,
-                             ** at most 128 bytes; stored and shown
+                             ** at most 128 bytes of UTF-8 (SB_EINVAL
+                             ** otherwise, as in JSON); stored and shown
                              ** with numbers as [number]
                              ** and control characters as spaces (see
                              ** sb_action's reason)                     */

@@ -2509,6 +2509,10 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
         if (ev->reason && strlen(ev->reason) > SB_REASON_MAX)
             return res_err(res, SB_EINVAL, "reason", "'reason' is longer than %d bytes",
                            SB_REASON_MAX);
+        /* As JSON text cannot hold it: the struct's reason is not cleaned
+        ** into something the gateway never sent. */
+        if (ev->reason && !utf8_valid(ev->reason))
+            return res_err(res, SB_EINVAL, "reason", "'reason' is not valid UTF-8");
         return 0;
     }
     return res_err(res, SB_EINVAL, "type", "unknown event type %d", (int)ev->type);

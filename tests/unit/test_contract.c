@@ -534,6 +534,23 @@ static void test_action_fields(void)
            sb_submit(eng, &(sb_event){.type = SB_EV_ABANDON, .account = "acme", .call_id = "f9"},
                      res) == 0,
        "struct: an offer with an empty caller (withheld) and its abandon: fine");
+    /* A reason that is not UTF-8 is refused, as JSON text cannot hold it,
+    ** not stored with its bytes made '?'; the agent stays as it was. */
+    sb_event pause = {.type = SB_EV_AGENT_STATUS,
+                      .account = "acme",
+                      .agent_id = "alice",
+                      .status = SB_AGENT_PAUSED,
+                      .reason = "lu\xffnch"};
+    int rc = sb_submit(eng, &pause, res);
+    ok(rc == SB_EINVAL && !strcmp(field_of(res), "reason") &&
+           strstr(sb_result_message(res), "UTF-8"),
+       "struct: a reason that is not UTF-8 is refused (%s)", sb_result_message(res));
+    ok(sb_agent_get(eng, "acme", "alice", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"status\":\"available\""),
+       "struct: the agent refused a reason is still available");
+    ok(ev("{\"type\":\"agent_status\",\"agent\":\"alice\",\"status\":\"paused\",\"reason\":"
+          "\"lu\xffnch\"}") == SB_EINVAL,
+       "JSON: the same reason is refused");
 }
 
 /* 8. Timers under a clock that goes backwards. */
