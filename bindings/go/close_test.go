@@ -334,3 +334,54 @@ func TestDroppedEngineClosed(t *testing.T) {
 	defer eng.Close()
 	must(t)(eng.AccountGet("acme"))
 }
+
+// TestInvalidUTF8Refused: json.Marshal writes each byte of a string that is
+// not UTF-8 as U+FFFD, so a document, an attribute or a hold reason holding
+// such bytes (a SIP display name in Latin-1, say) was stored with characters
+// the gateway never gave, where the same JSON text is refused. It is refused,
+// naming where, and changes nothing.
+func TestInvalidUTF8Refused(t *testing.T) {
+	eng := open(t, t.TempDir(), newClock(), nil)
+	var se *switchboard.Error
+	check := func(what string, err error, field string) {
+		t.Helper()
+		if !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || se.Field != field ||
+			!strings.Contains(se.Message, "not valid UTF-8") {
+			t.Errorf("%s: %v, want SB_EINVAL field %q, not valid UTF-8", what, err, field)
+		}
+	}
+	_, err := eng.AccountPut(map[string]any{"id": "acme", "name": "M\xfcller GmbH"})
+	check("an account's name", err, "name")
+	if _, err := eng.AccountGet("acme"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("the refused account was made: %v", err)
+	}
+	must(t)(eng.AccountPut(map[string]any{"id": "acme", "name": "M\u00fcller \ufffd"}))
+	type device struct {
+		Softphone string `json:"softphone"`
+	}
+	_, err = eng.AgentPut("acme", struct {
+		ID      string `json:"id"`
+		Devices device `json:"devices"`
+	}{"alice", device{"sip:al\xe9@pbx.example"}})
+	check("an agent's device, from a struct", err, "devices.softphone")
+	must(t)(eng.QueuePut("acme", `{"id":"support"}`))
+	offer := switchboard.Event{Type: switchboard.Offer, Call: "c1", Queue: "support",
+		Caller: "+442079460001"}
+	offer.Attrs = map[string]any{"lang": "de", "display": "J\xf6rg"}
+	_, err = eng.Submit("acme", offer)
+	check("an attribute", err, "attrs.display")
+	offer.Attrs = map[string]any{"tags": []any{"a", map[string]any{"k\xff": 1}}}
+	_, err = eng.Submit("acme", offer)
+	check("a nested attribute's name", err, "attrs.tags[1]")
+	if c, err := eng.CallGet("acme", "c1"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("a refused offer made a call: %v %v", c, err)
+	}
+	_, err = eng.HoldPlace("acme", switchboard.HoldRequest{Number: "+442079460001", Reason: "case \xa71"})
+	check("a hold's reason", err, "reason")
+	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 0 {
+		t.Errorf("the refused hold was placed: %v %v", holds, err)
+	}
+	// Bytes are not text: json.Marshal writes them as base64.
+	offer.Attrs = map[string]any{"raw": []byte{0xff}}
+	must(t)(eng.Submit("acme", offer))
+}

@@ -214,6 +214,9 @@ func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
 	if err != nil {
 		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the hold: " + err.Error()}
 	}
+	if err := checkUTF8("", doc); err != nil {
+		return nil, err
+	}
 	var hj holdJSON
 	err = e.callInto([]string{"account", account}, &hj, func(res *C.sb_result, s []*C.char) C.int {
 		p, n := bytesPtr(b)

@@ -45,15 +45,18 @@ uintptr_t sbgo_thread(void);
 import "C"
 
 import (
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"runtime"
 	"runtime/cgo"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -297,7 +300,93 @@ func document(doc any) ([]byte, error) {
 	if err != nil {
 		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the document: " + err.Error()}
 	}
+	if err := checkUTF8("", doc); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+var (
+	jsonMarshaler = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
+	textMarshaler = reflect.TypeOf((*encoding.TextMarshaler)(nil)).Elem()
+)
+
+// checkUTF8 refuses v, a value json.Marshal took, when a string in it (a
+// value or an object's name) is not valid UTF-8: json.Marshal writes each
+// such byte as U+FFFD, and the engine would store a character the caller
+// never gave where JSON text holding the bytes is refused. The error names
+// where: path (the field, "" for the document), path.name or path[i].
+func checkUTF8(path string, v any) error {
+	if at, ok := badUTF8(path, reflect.ValueOf(v)); ok {
+		field := strings.TrimPrefix(at, ".")
+		what := field
+		if what == "" {
+			what = "the document"
+		}
+		return &Error{Code: ErrInvalid, Field: field, Message: what + " is not valid UTF-8"}
+	}
+	return nil
+}
+
+func badUTF8(path string, v reflect.Value) (string, bool) {
+	if !v.IsValid() {
+		return "", false
+	}
+	if v.Kind() != reflect.Interface && v.Kind() != reflect.Pointer &&
+		(v.Type().Implements(jsonMarshaler) || v.Type().Implements(textMarshaler)) {
+		return "", false // its own encoding: what it writes is its to answer for
+	}
+	switch v.Kind() {
+	case reflect.String:
+		if !utf8.ValidString(v.String()) {
+			return path, true
+		}
+	case reflect.Interface, reflect.Pointer:
+		if !v.IsNil() {
+			return badUTF8(path, v.Elem())
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+		for _, k := range keys {
+			name := fmt.Sprint(k)
+			if k.Kind() == reflect.String && !utf8.ValidString(k.String()) {
+				return path, true
+			}
+			if at, ok := badUTF8(path+"."+name, v.MapIndex(k)); ok {
+				return at, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return "", false // base64
+		}
+		for i := 0; i < v.Len(); i++ {
+			if at, ok := badUTF8(fmt.Sprintf("%s[%d]", path, i), v.Index(i)); ok {
+				return at, true
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			sub := path + "." + name
+			if f.Anonymous {
+				sub = path
+			}
+			if at, ok := badUTF8(sub, v.Field(i)); ok {
+				return at, true
+			}
+		}
+	}
+	return "", false
 }
 
 // jsonHasNUL reports whether the JSON text b holds a NUL byte, escaped:
@@ -1155,6 +1244,9 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 			f := nulPath("attrs", map[string]any(ev.Attrs))
 			return nil, &Error{Code: ErrInvalid, Field: f,
 				Message: f + " holds a NUL byte (a C string would end there)"}
+		}
+		if err := checkUTF8("attrs", map[string]any(ev.Attrs)); err != nil {
+			return nil, err
 		}
 		attrs = b
 	}
