@@ -506,6 +506,12 @@ static int push_decoded(lua_State *L, const char *text, size_t len)
 
 typedef struct {
     char msg[300];
+    /* Where the value that could not be encoded is ("name", "devices.mobile",
+    ** "tags[1]"), when a string is the trouble; "" otherwise. */
+    char field[256];
+    /* Encoding for the engine: a string holding a NUL byte is refused (the
+    ** engine refuses \u0000 in JSON text, naming no field). */
+    int for_engine;
 } enc_err;
 
 static int is_array_table(lua_State *L, int i)
@@ -545,8 +551,16 @@ static json_t *encode(lua_State *L, int i, int depth, const char *path, enc_err 
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, i, &n);
+        if (e->for_engine && memchr(s, 0, n)) {
+            snprintf(e->field, sizeof e->field, "%s", path);
+            snprintf(e->msg, sizeof e->msg, "json: %s holds a NUL byte", *path ? path : "value");
+            return NULL;
+        }
         json_t *v = json_stringn(s, n);
-        if (!v) snprintf(e->msg, sizeof e->msg, "json: %s is not valid UTF-8", path);
+        if (!v) {
+            snprintf(e->field, sizeof e->field, "%s", path);
+            snprintf(e->msg, sizeof e->msg, "json: %s is not valid UTF-8", path);
+        }
         return v;
     }
     case LUA_TLIGHTUSERDATA:
@@ -648,6 +662,8 @@ static json_t *encode(lua_State *L, int i, int depth, const char *path, enc_err 
 static char *arg_json(lua_State *L, int i, size_t *len, int *borrowed, enc_err *e)
 {
     *borrowed = 0;
+    e->field[0] = 0;
+    e->for_engine = 1;
     if (lua_type(L, i) == LUA_TSTRING) {
         *borrowed = 1;
         return (char *)lua_tolstring(L, i, len);
@@ -902,7 +918,7 @@ static int do_put_ret(lua_State *L, put_fn fn, ret_fn ret)
     char *doc = arg_json(L, 3, &len, &borrowed, &e);
     if (!doc) {
         abandon(L, c);
-        return push_fail(L, SB_EINVAL, e.msg, NULL);
+        return push_fail(L, SB_EINVAL, e.msg, *e.field ? e.field : NULL);
     }
     int rc = fn(use(c.b, L), acct, doc, len, c.res);
     if (!borrowed) free(doc);
@@ -926,7 +942,7 @@ static int l_account_put(lua_State *L)
     char *doc = arg_json(L, 2, &len, &borrowed, &e);
     if (!doc) {
         abandon(L, c);
-        return push_fail(L, SB_EINVAL, e.msg, NULL);
+        return push_fail(L, SB_EINVAL, e.msg, *e.field ? e.field : NULL);
     }
     int rc = sb_account_put(use(c.b, L), doc, len, c.res);
     if (!borrowed) free(doc);
@@ -1118,7 +1134,7 @@ static int l_member_put(lua_State *L)
     enc_err e;
     if (opt_arg_json(L, 5, &doc, &len, &borrowed, &e)) {
         abandon(L, c);
-        return push_fail(L, SB_EINVAL, e.msg, NULL);
+        return push_fail(L, SB_EINVAL, e.msg, *e.field ? e.field : NULL);
     }
     int rc = sb_member_put(use(c.b, L), acct, q, agent, doc, len, c.res);
     if (!borrowed) free(doc);
@@ -1320,7 +1336,7 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
                 *attrs = NULL;
                 char *j = arg_json(L, lua_gettop(L), &len, &borrowed, e);
                 if (!j) {
-                    snprintf(field, fsize, "%s", "attrs");
+                    snprintf(field, fsize, "attrs%s%s", *e->field ? "." : "", e->field);
                     lua_pop(L, 2);
                     return SB_EINVAL;
                 }
@@ -1635,7 +1651,7 @@ static int l_records_list(lua_State *L)
     enc_err e;
     if (opt_arg_json(L, 3, &q, &len, &borrowed, &e)) {
         abandon(L, c);
-        return push_fail(L, SB_EINVAL, e.msg, NULL);
+        return push_fail(L, SB_EINVAL, e.msg, *e.field ? e.field : NULL);
     }
     int rc = sb_records_list(use(c.b, L), acct, q, len, c.res);
     if (!borrowed) free(q);
@@ -2187,7 +2203,7 @@ static int l_json_encode(lua_State *L)
 {
     if (lua_isnone(L, 1)) arg_error(L, 1, "value expected");
     lua_settop(L, 1);
-    enc_err e;
+    enc_err e = {.for_engine = 0};
     json_t *v = encode(L, 1, 0, "", &e);
     if (!v) return push_fail(L, SB_EINVAL, e.msg, NULL);
     /* 15 significant digits: a real read from the engine's JSON (12 at

@@ -47,6 +47,29 @@ fails(sb.EINVAL, "attrs", "attrs given as JSON text holding a NUL byte",
       eng:submit("acme", { type = "offer", call = "c2", queue = "support", caller = "+442079460002",
                            attrs = '{"language":"en"}\0junk' }))
 T.is(state("c2"), nil, "and c2 was not offered")
+-- A table's string holding a NUL byte went to the engine as \u0000, which
+-- refused it naming no field ("strings may not contain \u0000 (line 1
+-- column 30)", of JSON text the gateway never wrote; in attrs, "'attrs' must
+-- be a JSON object"). It is refused naming where it is; so is a string
+-- that is not UTF-8.
+_, m = fails(sb.EINVAL, "attrs.x_header", "an attribute holding a NUL byte",
+             eng:submit("acme", { type = "offer", call = "c2", queue = "support", caller = "+442079460002",
+                                  attrs = { language = "en", x_header = "a\0b" } }))
+T.like(m, "NUL byte", "the message says why")
+fails(sb.EINVAL, "attrs.tags[1]", "a nested attribute that is not UTF-8",
+      eng:submit("acme", { type = "offer", call = "c2", queue = "support", caller = "+442079460002",
+                           attrs = { tags = { "a", "J\246rg" } } }))
+T.is(state("c2"), nil, "and c2 was not offered")
+_, m = fails(sb.EINVAL, "name", "an account's name holding a NUL byte",
+             eng:account_put{ id = "acme2", name = "Acme\0Ltd" })
+T.like(m, "NUL byte", "the message says why")
+T.is(eng:account_get("acme2"), nil, "and acme2 was not made")
+fails(sb.EINVAL, "devices.softphone", "an agent's device holding a NUL byte",
+      eng:agent_put("acme", { id = "bob", devices = { softphone = "sip:b@x\0y" } }))
+fails(sb.EINVAL, "reason", "a hold's reason holding a NUL byte",
+      eng:hold_place("acme", { number = "+442079460001", reason = "case\0 1" }))
+T.is(#eng:hold_list("acme").holds, 0, "and no hold was placed")
+T.is(sb.json_encode{ a = "x\0y" }, '{"a":"x\\u0000y"}', "sb.json_encode writes a NUL byte as \\u0000")
 
 -- priority: a whole number, as the JSON event requires; NaN would be
 -- undefined behaviour converted to C's int, 1.5 silently became 1.
