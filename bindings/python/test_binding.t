@@ -1349,8 +1349,11 @@ def test_records():
         raises(lambda: eng.sweep(budget_ms=1 << 32), ValueError,
                "sweep(budget_ms=2**32): ValueError, not a sweep without a budget")
         raises(lambda: eng.sweep(budget_ms=-1), ValueError, "sweep(budget_ms=-1): ValueError")
-        is_(eng.audit_list("acme", after=(1 << 64) - 1)["entries"], [],
-            "after=2**64-1, the largest, is taken")
+        is_(eng.audit_list("acme", after=(1 << 63) - 1)["entries"], [],
+            "after=2**63-1, the largest seq, is taken")
+        # Past it the engine's "next" (a JSON integer) came back negative.
+        raises(lambda: eng.audit_list("acme", after=(1 << 64) - 1), sb.InvalidError,
+               "after=2**64-1: InvalidError naming after, not next = -1", field="after")
 
 
 def test_backup():

@@ -1048,7 +1048,8 @@ SB_API int sb_aggregates(sb_engine *eng, const char *account, const char *queue,
                          int64_t to_ms, sb_result *res);
 
 /* The account's retention audit log, oldest first, entries after sequence
-** number `after` (0: from the start), at most `limit` (0: 1000). res's JSON:
+** number `after` (0: from the start; past INT64_MAX, which "next" could not
+** give back, SB_EINVAL naming "after"), at most `limit` (0: 1000). res's JSON:
 ** {"entries":[{"seq":N,"t_ms":N,"call":"c1","ended_ms":N,"action":"delete"|
 **   "anonymize"|"keep"|"error"|"hold_placed"|"hold_released"|
 **   "erasure_request" (one per sb_erase, after its records' entries, with

@@ -2975,6 +2975,11 @@ int sb_audit_list(sb_engine *e, const char *account, uint64_t after, size_t limi
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    /* "next" is a JSON integer, at most INT64_MAX: a larger cursor would
+    ** come back negative (and after + 1 wrap to 0). No entry has such a seq. */
+    if (after > INT64_MAX)
+        return res_err(res, SB_EINVAL, "after", "'after' must be an audit entry's seq, 0 to %lld",
+                       (long long)INT64_MAX);
     if (!limit || limit > 100000) limit = limit ? 100000 : 1000;
     MDB_txn *txn;
     acct_rec acc;

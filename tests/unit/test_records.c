@@ -604,6 +604,18 @@ static void test_holds_and_erasure(void)
     is_int(overridden, 5, "audit: five decisions overridden by holds");
     is_int(deleted, 4, "audit: four deletions");
     json_decref(d);
+    /* A cursor past what "next" can say came back as a negative "next"
+    ** ((uint64_t)-1 as -1): refused, naming it. */
+    uint64_t far[] = {(uint64_t)INT64_MAX + 1, UINT64_MAX};
+    for (size_t k = 0; k < 2; k++)
+        ok(sb_audit_list(eng, "acme", far[k], 0, res) == SB_EINVAL &&
+               !strcmp(sb_result_field(res), "after"),
+           "audit: after = %llu refused (%s)", (unsigned long long)far[k], sb_result_message(res));
+    d = doc(sb_audit_list(eng, "acme", INT64_MAX, 0, res));
+    ok(d && json_array_size(json_object_get(d, "entries")) == 0 &&
+           json_integer_value(json_object_get(d, "next")) == INT64_MAX,
+       "audit: after = INT64_MAX: no entries, next as given");
+    json_decref(d);
 }
 
 /* --- no number in the clear anywhere ----------------------------------------- */
