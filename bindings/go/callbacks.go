@@ -34,6 +34,7 @@ package switchboard
 import "C"
 
 import (
+	"math"
 	"os"
 	"runtime/cgo"
 	"runtime/debug"
@@ -85,12 +86,26 @@ func goSwitchboardClock(h C.uintptr_t) C.int64_t {
 				"using the system time\n")
 		}
 		t = time.Now()
+	} else if t.Before(minClock) || t.After(maxClock) {
+		// The engine's times are milliseconds from 1970 in an int64: the
+		// zero time.Time (a clock never set) would date calls and records
+		// in year 1, where no query by time finds them.
+		if !clockOutOfRange.Swap(true) {
+			os.Stderr.WriteString("switchboard: the Clock function returned " + t.String() +
+				", before 1970 or past what the engine's milliseconds hold; using the system time\n")
+		}
+		t = time.Now()
 	}
 	returned = true
 	return C.int64_t(t.UnixMilli())
 }
 
-var clockPanicked atomic.Bool
+var (
+	clockPanicked   atomic.Bool
+	clockOutOfRange atomic.Bool
+	minClock        = time.UnixMilli(0)
+	maxClock        = time.UnixMilli(math.MaxInt64)
+)
 
 //export goSwitchboardLog
 func goSwitchboardLog(h C.uintptr_t, level C.int, line *C.char) {

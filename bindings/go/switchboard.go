@@ -221,8 +221,9 @@ type Config struct {
 	// Clock is the engine's clock for events and timers (tests, simulations);
 	// nil: the system clock. It is called from inside the engine's calls,
 	// must be safe for concurrent use, must not block nor call the engine;
-	// a panic (of any value, nil too) falls back to the system time.
-	// runtime.Goexit in it — t.Fatal, t.FailNow, t.SkipNow — cannot be
+	// a panic (of any value, nil too) falls back to the system time, and so
+	// does a time before 1970 (the zero time.Time) or past what int64
+	// milliseconds hold. runtime.Goexit in it — t.Fatal, t.FailNow, t.SkipNow — cannot be
 	// stopped and would leave the engine inside its transaction for good: it
 	// ends the process (status 2) with a message naming the function.
 	Clock func() time.Time

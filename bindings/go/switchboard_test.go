@@ -1019,6 +1019,30 @@ func TestClockPanicFallsBack(t *testing.T) {
 	}
 }
 
+// TestClockOutOfRangeFallsBack: a Clock returning a time the engine's
+// milliseconds cannot hold — before 1970, as the zero time.Time of a clock
+// never set is — dated the account, calls and records in year 1
+// (created_ms -62135596800000), where no query by time finds them. That
+// reading is the system time, as after a panic.
+func TestClockOutOfRangeFallsBack(t *testing.T) {
+	for _, at := range []time.Time{{}, time.UnixMilli(-1), time.Date(300000000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		at := at
+		eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone, Log: quiet,
+			PolicyDir: policies, Clock: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := time.Now().UnixMilli()
+		must(t)(eng.AccountPut(`{"id":"acme"}`))
+		after := time.Now().UnixMilli()
+		acc, _ := eng.AccountGet("acme")
+		if ms, _ := acc["created_ms"].(float64); int64(ms) < before || int64(ms) > after {
+			t.Errorf("clock %v: created_ms %v is not the system time (%d..%d)", at, acc["created_ms"], before, after)
+		}
+		eng.Close()
+	}
+}
+
 // recordsSetup: acme with a retention policy (abandoned calls deleted after 7
 // days) and a personal attribute; c1 answered and c2 abandoned from one
 // number, c3 abandoned from another.
