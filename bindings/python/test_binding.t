@@ -1460,10 +1460,11 @@ def test_arguments():
                % (next(iter(kw)), next(iter(kw.values())), cls.__name__))
     ok(not os.path.exists(d), "and no data directory was created")
     # A clock value a C int64 cannot hold falls back to the system time, as a
-    # raising clock does (it was wrapped: 2**70 as 0), and is reported.
+    # raising clock does (it was wrapped: 2**70 as 0), and is reported; so
+    # does one before 1970 (it dated the account then).
     for v, why in ((1 << 70, "1180591620717411303424 (the clock's value must be "
-                             "-9223372036854775808 .. 9223372036854775807, not "
-                             "1180591620717411303424)"),
+                             "0 .. 9223372036854775807, not 1180591620717411303424)"),
+                   (-1, "-1 (the clock's value must be 0 .. 9223372036854775807, not -1)"),
                    (float("nan"), "nan (the clock's value must be a finite number, not nan)"),
                    (None, "None (the clock's value must be an int, not NoneType)")):
         warned = []

@@ -956,8 +956,10 @@ class Engine:
                         _clock_failed("raised %s: %s" % (type(e).__name__, e))
                         return int(time.time() * 1000)
                     try:
-                        # A value a C int64 cannot hold would be wrapped by ctypes.
-                        return _whole(v, 64, "the clock's value", signed=True)
+                        # A value a C int64 cannot hold would be wrapped by
+                        # ctypes; one before 1970 dates calls where no query
+                        # by time finds them (as the Lua and Go bindings).
+                        return _whole(v, 63, "the clock's value")
                     except (TypeError, ValueError) as e:
                         r = repr(v)
                         _clock_failed("returned %s (%s)"
