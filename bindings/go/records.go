@@ -37,7 +37,8 @@ type RecordsQuery struct {
 	Queue    string
 	Limit    int // zero: 100
 	// After: the last record of the page before (as RecordsList gave it):
-	// this page goes on from the record after it.
+	// this page goes on from the record after it. One without "ended_ms"
+	// and "id" is ErrInvalid (field after).
 	After map[string]any
 }
 
@@ -58,6 +59,12 @@ func (e *Engine) RecordsList(account string, q RecordsQuery) ([]map[string]any, 
 		query["queue"] = q.Queue
 	}
 	if q.After != nil {
+		// Both absent would be JSON nulls, which the engine reads as no
+		// cursor at all: the first page again, a reader looping on it.
+		if q.After["ended_ms"] == nil || q.After["id"] == nil {
+			return nil, &Error{Code: ErrInvalid, Field: "after", Message: "RecordsQuery.After must be " +
+				"a record of the page before, with its \"ended_ms\" and \"id\""}
+		}
 		query["before_ms"] = q.After["ended_ms"]
 		query["before_id"] = q.After["id"]
 	}

@@ -1043,6 +1043,30 @@ func TestClockOutOfRangeFallsBack(t *testing.T) {
 	}
 }
 
+// TestRecordsAfterRefused: a RecordsQuery.After that is no record (an empty
+// map, say) sent null cursors, which the engine reads as none: the first
+// page came back again, and a reader paging until it ends never ended.
+func TestRecordsAfterRefused(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	recordsSetup(t, eng, clock)
+	for _, after := range []map[string]any{{}, {"id": "c3"}, {"ended_ms": 1.0}} {
+		recs, err := eng.RecordsList("acme", switchboard.RecordsQuery{Limit: 1, After: after})
+		var se *switchboard.Error
+		if !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || se.Field != "after" {
+			t.Errorf("After %v: %v %v, want ErrInvalid field after", after, ids(recs), err)
+		}
+	}
+	first, err := eng.RecordsList("acme", switchboard.RecordsQuery{Limit: 1})
+	if err != nil || len(first) != 1 {
+		t.Fatal(first, err)
+	}
+	next, err := eng.RecordsList("acme", switchboard.RecordsQuery{Limit: 1, After: first[0]})
+	if err != nil || len(next) != 1 || next[0]["id"] == first[0]["id"] {
+		t.Errorf("the page after %s: %s %v", ids(first), ids(next), err)
+	}
+}
+
 // recordsSetup: acme with a retention policy (abandoned calls deleted after 7
 // days) and a personal attribute; c1 answered and c2 abandoned from one
 // number, c3 abandoned from another.
