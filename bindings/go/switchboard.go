@@ -925,6 +925,15 @@ func (e *Engine) PolicyDelete(account, name string) (map[string]any, error) {
 	})
 }
 
+// PolicyDeleteIf is PolicyDelete only when the account's upload has the
+// version ifVersion ("*": any upload); else ErrState with field
+// "if_version", and nothing changed (sb_policy_delete_if).
+func (e *Engine) PolicyDeleteIf(account, name, ifVersion string) (map[string]any, error) {
+	return e.call([]string{"account", account, "name", name, "if_version", ifVersion}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_policy_delete_if(e.eng, s[0], s[1], s[2], res)
+	})
+}
+
 // AgentList lists an account's agents, in id order (AgentListPage reads
 // them a page at a time).
 func (e *Engine) AgentList(account string) ([]map[string]any, error) {
@@ -1541,17 +1550,37 @@ func (e *Engine) CallGet(account, call string) (map[string]any, error) {
 // and every engine on the data directory moves to it. It returns the
 // policy's name and version.
 func (e *Engine) PolicyPut(account, name string, source []byte, cases any) (version string, err error) {
+	return e.policyPut(account, name, source, cases, nil)
+}
+
+// PolicyPutIf is PolicyPut only when the account's upload of that name is
+// the one the caller read: ifVersion is its version ("*": any upload; "":
+// none yet). Otherwise ErrState with field "if_version", the version there
+// in the message, and nothing changed (sb_policy_put_if): a release tool
+// never overwrites an upload made since it read the policy.
+func (e *Engine) PolicyPutIf(account, name string, source []byte, cases any, ifVersion string) (version string, err error) {
+	return e.policyPut(account, name, source, cases, &ifVersion)
+}
+
+func (e *Engine) policyPut(account, name string, source []byte, cases any, ifVersion *string) (version string, err error) {
 	cj, err := document(cases)
 	if err != nil {
 		return "", err
 	}
-	m, err := e.call([]string{"account", account, "name", name, "cases", string(cj)}, func(res *C.sb_result, s []*C.char) C.int {
-		var cp *C.char
+	iv := ""
+	if ifVersion != nil {
+		iv = *ifVersion
+	}
+	m, err := e.call([]string{"account", account, "name", name, "cases", string(cj), "if_version", iv}, func(res *C.sb_result, s []*C.char) C.int {
+		var cp, ivp *C.char
 		if cj != nil {
 			cp = s[2]
 		}
+		if ifVersion != nil {
+			ivp = s[3]
+		}
 		p, n := bytesPtr(source)
-		return C.sb_policy_put(e.eng, s[0], s[1], p, n, cp, res)
+		return C.sb_policy_put_if(e.eng, s[0], s[1], p, n, cp, ivp, res)
 	})
 	if err != nil {
 		return "", err

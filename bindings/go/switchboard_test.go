@@ -614,6 +614,19 @@ func TestPolicies(t *testing.T) {
 	if _, err := eng.PolicyGet("acme", "no-such"); !errors.Is(err, switchboard.ErrNotFound) {
 		t.Errorf("PolicyGet of no policy: %v", err)
 	}
+	sv, err := eng.PolicyPutIf("acme", "spare", []byte(routeFirst), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.PolicyPutIf("acme", "spare", []byte(routeFirst+"-- 2\n"), nil, ""); !errors.Is(err, switchboard.ErrState) {
+		t.Errorf("PolicyPutIf \"\" over an upload: %v", err)
+	}
+	if _, err := eng.PolicyDeleteIf("acme", "spare", "0000000000000000"); !errors.Is(err, switchboard.ErrState) {
+		t.Errorf("PolicyDeleteIf of another version: %v", err)
+	}
+	if d, err := eng.PolicyDeleteIf("acme", "spare", sv); err != nil || d["deleted"] != true {
+		t.Errorf("PolicyDeleteIf of the version there: %v %v", d, err)
+	}
 	if _, err := eng.PolicyPut("acme", "spare", []byte(routeFirst), nil); err != nil {
 		t.Fatal(err)
 	}

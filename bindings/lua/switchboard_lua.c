@@ -1116,9 +1116,13 @@ static int l_policy_get(lua_State *L)
 {
     return do_get(L, sb_policy_get);
 }
+/* eng:policy_delete(account, name [, if_version]) -> {name=, deleted=, now=} */
 static int l_policy_delete(lua_State *L)
 {
-    return do_get(L, sb_policy_delete); /* its answer is a document */
+    check_box(L);
+    const char *acct = check_str(L, 2), *name = check_str(L, 3), *iv = opt_str(L, 4, NULL);
+    call c = begin(L);
+    return finish(L, c, sb_policy_delete_if(use(c.b, L), acct, name, iv, c.res), ret_doc);
 }
 
 /* eng:member_put(account, queue, agent [, doc]) */
@@ -1477,7 +1481,8 @@ static int l_next_deadline(lua_State *L)
     return 1;
 }
 
-/* eng:policy_put(account, name, source [, cases]) -> {name=, version=} */
+/* eng:policy_put(account, name, source [, cases [, if_version]]) -> {name=, version=}:
+** if_version as sb_policy_put_if ("*": over any upload, "": only when none) */
 static int l_policy_put(lua_State *L)
 {
     check_box(L);
@@ -1486,6 +1491,7 @@ static int l_policy_put(lua_State *L)
     const char *src = check_lstr(L, 4, &slen);
     int have_cases = !lua_isnoneornil(L, 5);
     if (have_cases) check_doc(L, 5);
+    const char *iv = opt_str(L, 6, NULL);
     call c = begin(L);
     char *cases = NULL;
     size_t clen;
@@ -1498,7 +1504,7 @@ static int l_policy_put(lua_State *L)
             return push_fail(L, SB_EINVAL, e.msg, "cases");
         }
     }
-    int rc = sb_policy_put(use(c.b, L), acct, name, src, slen, cases, c.res);
+    int rc = sb_policy_put_if(use(c.b, L), acct, name, src, slen, cases, iv, c.res);
     if (!borrowed) free(cases);
     return finish(L, c, rc, ret_doc);
 }
