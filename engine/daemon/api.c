@@ -449,7 +449,7 @@ static void h_account_create(ctx *x)
         reply_result(x, rc, 201, NULL, NULL);
         if (rc == 0) {
             add_header(x->rep, "Location: /v1/accounts/%s\r\n", idc);
-            sbd_log(SB_LOG_INFO, "account created", "account=%s", sbd_q(idc));
+            sbd_log(SB_LOG_INFO, "account created", "account=%s", sbd_qacct(idc));
         }
     }
     free(idc);
@@ -495,7 +495,7 @@ static void h_account_delete(ctx *x)
         ** end of each live call, then their streams close; none of it
         ** reaches an account made again under the same id. */
         sbd_stream_forget(x->d, x->p[0], x->d->res);
-        sbd_log(SB_LOG_INFO, "account deleted", "account=%s", sbd_q(x->p[0]));
+        sbd_log(SB_LOG_INFO, "account deleted", "account=%s", sbd_qacct(x->p[0]));
     }
 }
 
@@ -513,7 +513,7 @@ static void h_key_create(ctx *x)
     reply_result(x, rc, 201, NULL, NULL);
     if (rc == 0) {
         json_t *made = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
-        sbd_log(SB_LOG_INFO, "api key created", "account=%s key_id=%s", sbd_q(x->p[0]),
+        sbd_log(SB_LOG_INFO, "api key created", "account=%s key_id=%s", sbd_qacct(x->p[0]),
                 sbd_q(json_string_value(json_object_get(made, "key_id"))));
         json_decref(made);
     }
@@ -529,7 +529,7 @@ static void h_key_revoke(ctx *x)
     int rc = sb_apikey_revoke(x->d->eng, x->p[0], x->p[1], x->d->res);
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0)
-        sbd_log(SB_LOG_INFO, "api key revoked", "account=%s key_id=%s", sbd_q(x->p[0]),
+        sbd_log(SB_LOG_INFO, "api key revoked", "account=%s key_id=%s", sbd_qacct(x->p[0]),
                 sbd_q(x->p[1]));
 }
 
@@ -987,7 +987,7 @@ static void h_policy_delete(ctx *x)
     if (policy_precondition_failed(x, rc)) return;
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0)
-        sbd_log(SB_LOG_INFO, "policy deleted", "account=%s policy=%s", sbd_q(x->account),
+        sbd_log(SB_LOG_INFO, "policy deleted", "account=%s policy=%s", sbd_qacct(x->account),
                 sbd_q(x->p[0]));
 }
 
@@ -1102,12 +1102,12 @@ static void h_policy_put(ctx *x)
         const char *v = json_string_value(json_object_get(o, "version")),
                    *pv = json_string_value(json_object_get(o, "previous"));
         sbd_log(SB_LOG_INFO, "policy stored", "account=%s policy=%s version=%s previous=%s",
-                sbd_q(x->account), sbd_q(x->p[0]), v ? v : "?", pv ? pv : "none");
+                sbd_qacct(x->account), sbd_q(x->p[0]), v ? v : "?", pv ? pv : "none");
         json_decref(o);
         policy_etag(x);
     } else {
-        sbd_log(SB_LOG_WARN, "policy rejected", "account=%s policy=%s error=%s", sbd_q(x->account),
-                sbd_q(x->p[0]), sbd_qn(sb_result_message(x->d->res)));
+        sbd_log(SB_LOG_WARN, "policy rejected", "account=%s policy=%s error=%s",
+                sbd_qacct(x->account), sbd_q(x->p[0]), sbd_qn(sb_result_message(x->d->res)));
     }
     if (!policy_precondition_failed(x, rc)) reply_result(x, rc, 200, NULL, NULL);
 out:
@@ -1300,7 +1300,7 @@ static void h_erasure(ctx *x)
         int rc = sb_erase(x->d->eng, x->account, json_string_value(n), x->d->res);
         reply_result(x, rc, 200, NULL, NULL);
         /* The log names the account and counts, never the number. */
-        if (rc == 0) sbd_log(SB_LOG_INFO, "erasure request", "account=%s", sbd_q(x->account));
+        if (rc == 0) sbd_log(SB_LOG_INFO, "erasure request", "account=%s", sbd_qacct(x->account));
     }
     json_decref(doc);
 }
@@ -1390,7 +1390,7 @@ static void h_hold_place(ctx *x)
         json_t *h = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
         const char *id = json_string_value(json_object_get(h, "id"));
         add_header(x->rep, "Location: /v1/holds/%s\r\n", id ? id : "");
-        sbd_log(SB_LOG_INFO, "legal hold placed", "account=%s hold=%s", sbd_q(x->account),
+        sbd_log(SB_LOG_INFO, "legal hold placed", "account=%s hold=%s", sbd_qacct(x->account),
                 sbd_qn(id ? id : ""));
         json_decref(h);
     }
@@ -1406,7 +1406,7 @@ static void h_hold_release(ctx *x)
     int rc = sb_hold_release(x->d->eng, x->account, x->p[0], x->d->res);
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0)
-        sbd_log(SB_LOG_INFO, "legal hold released", "account=%s hold=%s", sbd_q(x->account),
+        sbd_log(SB_LOG_INFO, "legal hold released", "account=%s hold=%s", sbd_qacct(x->account),
                 sbd_qn(x->p[0]));
 }
 
@@ -1482,8 +1482,8 @@ static void h_events(ctx *x)
         x->d->m.stream_refused++;
         if (sbd_log_limit_take(&limit, 0, more, sizeof more))
             sbd_log(SB_LOG_WARN, "stream refused: the account has stream_max_per_account open",
-                    "account=%s open=%u stream_max_per_account=%u%s", sbd_q(x->account), open, cap,
-                    more);
+                    "account=%s open=%u stream_max_per_account=%u%s", sbd_qacct(x->account), open,
+                    cap, more);
         fail(x, 429, "SB_ELIMIT", NULL,
              "this account has %u event streams open, stream_max_per_account (%u): close one "
              "first, or raise stream_max_per_account in the daemon's configuration",

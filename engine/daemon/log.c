@@ -186,6 +186,19 @@ const char *sbd_qpath(const char *path)
     return sbd_qn(plain);
 }
 
+/* Ids may be written with '+' and digits ("+4930123456" is an account id
+** the API takes): the daemon's lines say an account as the engine's do,
+** through sb_redact as the value of their account= key, so that the same
+** account reads the same in both and a number written with '+' never shows. */
+const char *sbd_qacct(const char *id)
+{
+    static const char key[] = "account=";
+    char line[sizeof key + 512], clean[sizeof line];
+    snprintf(line, sizeof line, "%s%s", key, id ? id : "");
+    sb_redact(line, clean, sizeof clean);
+    return sbd_q(clean + sizeof key - 1);
+}
+
 const char *sbd_qn(const char *s)
 {
     char clean[1024];

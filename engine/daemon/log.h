@@ -48,6 +48,11 @@ const char *sbd_q(const char *s);
 ** input (a library error message, a policy's). */
 const char *sbd_qn(const char *s);
 
+/* sbd_q() of an account id, a phone number in it redacted as the engine's
+** lines redact the value of their account= key (sb_redact): one written with
+** '+' reads [number], other digits are kept. */
+const char *sbd_qacct(const char *id);
+
 /* sbd_qn() of a request's path, "%2B" read as '+' (log.c says why). */
 const char *sbd_qpath(const char *path);
 

@@ -309,7 +309,7 @@ static void history_keep(sbd *d, sbd_backlog *b, const char *json, uint64_t id, 
     if (d->m.stream_backlog_dropped != before && !b->warned) {
         b->warned = 1;
         sbd_log(SB_LOG_WARN, "stream backlog full: oldest actions dropped",
-                "account=%s backlog_bytes=%zu stream_buffer=%zu", sbd_q(b->account), b->bytes,
+                "account=%s backlog_bytes=%zu stream_buffer=%zu", sbd_qacct(b->account), b->bytes,
                 d->cfg->stream_buffer);
     }
 }
@@ -422,7 +422,7 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
     ** of holding the exit until shutdown_timeout. */
     if (d->draining) {
         sbd_log(SB_LOG_INFO, "stream not opened: shutting down", "conn=%llu peer=%s account=%s",
-                (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account));
+                (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_qacct(account));
         return -1;
     }
     sbd_backlog *b = backlog_of(d, account, 1);
@@ -462,11 +462,11 @@ int sbd_stream_subscribe(sbd *d, sbd_conn *c, const char *account, const char *a
         d->m.stream_resumes++;
         sbd_log(SB_LOG_INFO, "stream subscribed",
                 "conn=%llu peer=%s account=%s last_event_id=%llu backlog=%zu whole=%s",
-                (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account),
+                (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_qacct(account),
                 (unsigned long long)after, kept, resume_gap(d, s, b) ? "no" : "yes");
     } else {
         sbd_log(SB_LOG_INFO, "stream subscribed", "conn=%llu peer=%s account=%s backlog=%zu",
-                (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_q(account), kept);
+                (unsigned long long)sbd_conn_id(c), sbd_conn_peer(c), sbd_qacct(account), kept);
     }
     return 0;
 }
@@ -496,7 +496,7 @@ void sbd_stream_unsubscribe(sbd *d, sbd_sub *s)
     d->nsubs--;
     sbd_conn_set_sub(s->conn, NULL);
     sbd_log(SB_LOG_INFO, "stream closed", "conn=%llu account=%s",
-            (unsigned long long)sbd_conn_id(s->conn), sbd_q(s->account));
+            (unsigned long long)sbd_conn_id(s->conn), sbd_qacct(s->account));
     sodium_memzero(s->auth, strlen(s->auth));
     free(s->auth);
     free(s);
@@ -522,7 +522,7 @@ void sbd_stream_recheck(sbd *d, int force)
             if (rc == SB_EAUTH || (rc == 0 && strcmp(acct, s->account) != 0)) {
                 sbd_log(SB_LOG_INFO, "stream closed: its credentials no longer verify",
                         "conn=%llu peer=%s account=%s", (unsigned long long)sbd_conn_id(s->conn),
-                        sbd_conn_peer(s->conn), sbd_q(s->account));
+                        sbd_conn_peer(s->conn), sbd_qacct(s->account));
                 sbd_conn_close(s->conn); /* unsubscribes s */
             }
         }
@@ -580,7 +580,7 @@ static void drop(sbd *d, sbd_sub *s, size_t queued)
 {
     sbd_log(SB_LOG_WARN, "stream subscriber dropped: slow consumer",
             "conn=%llu peer=%s account=%s queued_bytes=%zu stream_buffer=%zu",
-            (unsigned long long)sbd_conn_id(s->conn), sbd_conn_peer(s->conn), sbd_q(s->account),
+            (unsigned long long)sbd_conn_id(s->conn), sbd_conn_peer(s->conn), sbd_qacct(s->account),
             queued, d->cfg->stream_buffer);
     d->m.stream_dropped++;
     sbd_conn_close(s->conn); /* unsubscribes s */
@@ -591,7 +591,7 @@ void sbd_stream_stalled(sbd *d, sbd_sub *s)
     struct evbuffer *out = bufferevent_get_output(sbd_conn_bev(s->conn));
     sbd_log(SB_LOG_WARN, "stream subscriber dropped: stalled",
             "conn=%llu peer=%s account=%s queued_bytes=%zu idle_timeout=%u",
-            (unsigned long long)sbd_conn_id(s->conn), sbd_conn_peer(s->conn), sbd_q(s->account),
+            (unsigned long long)sbd_conn_id(s->conn), sbd_conn_peer(s->conn), sbd_qacct(s->account),
             evbuffer_get_length(out), d->cfg->idle_timeout);
     d->m.stream_dropped++;
     sbd_conn_close(s->conn); /* unsubscribes s */
@@ -736,7 +736,7 @@ static void end_told(sbd *d)
         sbd_conn *c = s->conn;
         sbd_log(SB_LOG_INFO, "stream closed: its account was deleted",
                 "conn=%llu peer=%s account=%s", (unsigned long long)sbd_conn_id(c),
-                sbd_conn_peer(c), sbd_q(s->account));
+                sbd_conn_peer(c), sbd_qacct(s->account));
         sbd_stream_unsubscribe(d, s);
         sbd_conn_end_stream(c);
     }

@@ -2,7 +2,8 @@
 # The log: one line per event in the documented format, the level honoured,
 # and never a caller's number or an API key or the admin token in it, also
 # at debug level and also when a policy's error message or its ctx.log
-# lines quote the number (the engine's lines pass through the daemon's log).
+# lines quote the number (the engine's lines pass through the daemon's log),
+# or an account's id is one.
 import sys, os, re, signal, socket, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Stream, provision
@@ -96,4 +97,38 @@ acme.post("/v1/calls", {"call": "w1", "queue": "q", "caller": CALLER})
 t.is_(dw.stop(), 0, "log_level = warn: exit 0")
 t.is_([l for l in dw.lines if not re.search(r"level=(warn|error) ", l)], [],
       "... and only warn and error lines")
+
+# An account id may be written as a phone number ("+4930100088": ids take
+# '+' and digits). The daemon's own lines say the account as the engine's
+# do, as the value of their account= key: a number written with '+' reads
+# [number] in every line, other digits are kept in every line alike.
+da = t.owned(Daemon(conf={"log_level": "info"})).start()
+PLUS, BARE = "+4930100088", "4930100099"
+for acct in (PLUS, BARE):
+    a = provision(da, account=acct)
+    st = Stream(da, a.auth)
+    st.close()
+    r = a.post("/v1/holds", {"id": "h1", "number": CALLER, "reason": "case 7"})
+    t.is_(r.status, 201, "account %s: a legal hold placed" % acct, r)
+    a.delete("/v1/holds/h1")
+    a.post("/v1/erasure", {"number": CALLER})
+    k = da.admin("POST", "/v1/accounts/%s/keys" % acct).json["key_id"]
+    da.admin("DELETE", "/v1/accounts/%s/keys/%s" % (acct, k))
+    a.delete("/v1/queues/support")
+    a.delete("/v1/policies/first")
+    r = da.admin("DELETE", "/v1/accounts/" + acct)
+    t.is_(r.status, 200, "account %s deleted" % acct, r)
+t.is_(da.stop(), 0, "exit 0")
+daemon_lines = [l for l in da.lines if "account=" in l and "src=engine" not in l]
+for want in ("account created", "api key created", "api key revoked", "policy stored",
+             "policy deleted", "stream subscribed", "stream closed", "legal hold placed",
+             "legal hold released", "erasure request", "account deleted"):
+    t.is_(sorted(set(re.findall(r'account="([^"]*)"', " ".join(
+        l for l in daemon_lines if 'msg="%s"' % want in l)))), ["4930100099", "[number]"],
+        "%s: the account written with '+' reads [number], the other is kept" % want)
+t.is_([l for l in da.lines if PLUS[1:] in l], [],
+      "no line holds the account id written as a number with '+'")
+eng = re.findall(r'src=engine msg="policy loaded account=(\S+) ', "\n".join(da.lines))
+t.is_(sorted(eng), ["4930100099", "[number]"],
+      "... as the engine's own lines say the two accounts")
 t.done()
