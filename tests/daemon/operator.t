@@ -5,7 +5,8 @@
 # what the log says of the policy directory and of scheduled sweeps; the
 # sweep counters; /metrics in valid Prometheus text, counters monotonic, refused
 # events counted under their type and as errors, the map's limit beside its
-# size, and every route label and help text as API.md describes them.
+# size, every family named in API.md's GET /metrics (and every name there
+# shown), and every route label and help text as API.md describes them.
 import sys, os, re, signal, socket, subprocess, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, binary, provision, ROOT
@@ -274,6 +275,25 @@ t.is_(types_seen, sorted(["offer", "ring_result", "hangup", "abandon", "transfer
       "switchboard_events_total's type label holds event types only (no \"errors\")")
 t.ok("switchboard_event_errors_total" in s1 and types.get("switchboard_event_errors_total")
      == "counter", "failed events are their own counter, switchboard_event_errors_total")
+# Each family /metrics shows is named in API.md's GET /metrics, and each name
+# there is one /metrics shows: `switchboard_{a,b}_total` names two, labels in
+# braces at the end (`{type}`, `{route,method,code}`) none; `switchboard_lmdb_*`
+# is followed by its names.
+sec = api_md.split("### `GET /metrics` (admin)", 1)[1].split("\n## ", 1)[0]
+documented = set()
+for tok in re.findall(r"`(switchboard_[a-z_]*(?:\{[a-z_,]+\}[a-z_]*)?)`", sec):
+    m = re.match(r"^(switchboard_[a-z_]*)\{([a-z_]+(?:,[a-z_]+)+)\}([a-z_]+)$", tok)
+    if m:
+        documented |= {m.group(1) + x + m.group(3) for x in m.group(2).split(",")}
+    else:
+        documented.add(re.sub(r"\{.*$", "", tok))
+lmdb = sec.split("`switchboard_lmdb_*`:", 1)[1].split("and the\ndaemon's own", 1)[0]
+documented |= {"switchboard_lmdb_" + x for x in re.findall(r"`([a-z_]+)`", lmdb)
+               if not x.startswith("switchboard_")}
+t.is_(sorted(set(types) - documented), [],
+      "API.md's GET /metrics names every family /metrics shows")
+t.is_(sorted(documented - set(types)), [],
+      "... and /metrics shows every name API.md's GET /metrics gives")
 ds.request("GET", "/healthz")
 ds.request("GET", "/nowhere")
 ds.request("GET", "/v1/agents")
