@@ -9,7 +9,7 @@
 # shown), and every route label and help text as API.md describes them.
 import sys, os, re, signal, socket, subprocess, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, binary, provision, ROOT
+from sbtest import TAP, Daemon, Stream, binary, provision, ROOT
 
 t = TAP(deadline=150)
 scratch = t.owned(Daemon())
@@ -231,6 +231,29 @@ def parse(text):
             samples[key] = float(m.group(4))
         except ValueError:
             probs.append("bad value: %r" % ln)
+        if types.get(fam) == "counter" and samples.get(key, 0) < 0:
+            probs.append("counter below 0: %r" % ln)
+    # A histogram: buckets by le ascending, ending in +Inf, cumulative, +Inf
+    # equal to _count, and _sum there.
+    for fam_, ty in types.items():
+        if ty != "histogram":
+            continue
+        les = [(k, v) for k, v in samples.items() if k.startswith(fam_ + "_bucket{")]
+        bounds = [re.search(r'le="([^"]*)"', k).group(1) for k, _ in les]
+        try:
+            nums = [float(b) for b in bounds]
+        except ValueError:
+            probs.append("%s: an le that is no number: %s" % (fam_, bounds))
+            continue
+        if not les or bounds[-1] != "+Inf" or nums != sorted(nums) or len(set(nums)) != len(nums):
+            probs.append("%s: buckets not ascending to +Inf: %s" % (fam_, bounds))
+        counts = [v for _, v in les]
+        if counts != sorted(counts):
+            probs.append("%s: buckets not cumulative: %s" % (fam_, counts))
+        if les and samples.get(fam_ + "_count") != counts[-1]:
+            probs.append("%s: +Inf %s, _count %s" % (fam_, counts[-1], samples.get(fam_ + "_count")))
+        if fam_ + "_sum" not in samples:
+            probs.append("%s: no _sum" % fam_)
     return probs, samples, types
 
 
@@ -358,6 +381,61 @@ t.ok("/v1/policies/{name...}" in routes, "the policy routes count as /v1/policie
      routes)
 t.is_([x for x in routes if not re.search(re.escape(x) + r"(?![\w/{.])", api_md)], [],
       "API.md names every route label /metrics shows")
+
+# Counters only go up, and each moves when its event happens: through a
+# policy failing until it is quarantined, a stream opened and closed, a
+# SIGHUP that lifts the quarantine, a policy deleted and the account
+# deleted with its live calls. Each scrape is valid, histograms whole.
+def scrape(what, last):
+    probs, now, ty = parse(dm.admin("GET", "/metrics").body)
+    t.is_(probs, [], "%s: /metrics is valid Prometheus text, its histograms whole" % what)
+    if last is not None:
+        down = [(k, v, now.get(k)) for k, v in last.items()
+                if ty.get(re.sub(r"(_bucket|_sum|_count)?(\{.*)?$", "", k)) in ("counter", "histogram")
+                and (now.get(k) is None or now[k] < v)]
+        t.is_(down, [], "%s: no counter went down or vanished" % what)
+    return now
+
+
+def moved(a, b, name):
+    return b.get(name, 0) - a.get(name, 0)
+
+
+m0 = scrape("before", None)
+BOOM = "local P = {}\nfunction P.route(c, a, x) error('boom') end\nreturn P\n"
+r = acme.put("/v1/policies/boom", BOOM, headers={"Content-Type": "text/x-lua"})
+r2 = acme.put("/v1/queues/qb", {"policy": "boom", "members": [{"agent": "alice"}]})
+t.ok(r.status == 200 and r2.status == 200, "a failing policy on queue qb", [r, r2])
+for i in range(6):
+    acme.post("/v1/calls", {"call": "qb%d" % i, "queue": "qb", "caller": "+4930100001"})
+m1 = scrape("quarantine", m0)
+t.is_((moved(m0, m1, "switchboard_policy_failures_total"),
+       m1.get("switchboard_policy_quarantined"),
+       moved(m0, m1, 'switchboard_decisions_total{decision="fallback"}'),
+       moved(m0, m1, 'switchboard_events_total{type="offer"}')), (5.0, 1.0, 6.0, 6.0),
+      "five failures counted, the policy quarantined, six fallback decisions, six offers")
+st = Stream(dm, acme.auth)
+m2 = scrape("stream open", m1)
+st.close()
+t.ok(m2.get("switchboard_stream_subscribers") == 1.0, "a stream open: subscribers 1")
+mark = len(dm.lines)
+dm.signal(signal.SIGHUP)
+t.ok(dm.wait_log(r'msg="reload ok"', after=mark), "SIGHUP: reload ok")
+m3 = scrape("reload", m2)
+t.is_((moved(m2, m3, "switchboard_reloads_total"), m3.get("switchboard_policy_quarantined"),
+       m3.get("switchboard_stream_subscribers")), (1.0, 0.0, 0.0),
+      "reload counted, the quarantine lifted, the stream gone")
+r = acme.put("/v1/policies/spare", BOOM, headers={"Content-Type": "text/x-lua"})
+r2 = acme.delete("/v1/policies/spare")
+r3 = acme.get("/v1/policies/spare")
+t.ok((r.status, r2.status, r3.status) == (200, 200, 404), "a policy uploaded and deleted",
+     [r, r2, r3])
+m4 = scrape("policy deleted", m3)
+t.is_(moved(m3, m4, 'switchboard_http_requests_total{route="/v1/policies/{name...}",'
+                    'method="GET",code="404"}'), 1.0, "the 404 counted under its route")
+r = dm.admin("DELETE", "/v1/accounts/acme?live_calls=end")
+t.is_(r.status, 200, "the account deleted with its live calls", r)
+scrape("account deleted", m4)
 t.is_(dm.stop(), 0, "exit 0")
 dmx = t.owned(Daemon(conf={"map_max": "1G"})).start()
 t.is_(dmx.metric("switchboard_lmdb_map_max_bytes"), float(1 << 30),
