@@ -610,6 +610,18 @@ static const char *code_name(int rc, char *buf, size_t n)
 
 static void reload_admin_token(sbd *d);
 
+/* The policies quarantined now in this process (sb_stats' policy.quarantined):
+** a reload that succeeds lifts them all, which its line says. */
+static long long quarantined_now(sbd *d)
+{
+    if (sb_stats(d->eng, d->res) != 0) return 0;
+    json_t *o = json_loads(sb_result_json(d->res, NULL), 0, NULL);
+    long long n =
+        (long long)json_integer_value(json_object_get(json_object_get(o, "policy"), "quarantined"));
+    json_decref(o);
+    return n;
+}
+
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
     sbd *d = arg;
@@ -626,6 +638,7 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
         return;
     }
     sbd_batch_close(d);
+    long long quarantined = quarantined_now(d);
     uint64_t t = sbd_now_ns();
     int rc = sb_reload(d->eng, d->res);
     double ms = (double)(sbd_now_ns() - t) / 1e6;
@@ -651,10 +664,12 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
                     pv ? pv : "none");
         }
         json_decref(o);
-        /* Each warning is a line of the engine's before this one. */
+        /* Each warning is a line of the engine's before this one. The
+        ** quarantines the reload lifted: the operator told "until the policy
+        ** is reloaded" sees that it was. */
         sbd_log(warnings ? SB_LOG_WARN : SB_LOG_INFO, "reload ok",
-                "policy_dir=%s changed=%lld warnings=%zu ms=%.1f", sbd_q(d->cfg->policy_dir),
-                changed, warnings, ms);
+                "policy_dir=%s changed=%lld warnings=%zu quarantines_lifted=%lld ms=%.1f",
+                sbd_q(d->cfg->policy_dir), changed, warnings, quarantined, ms);
     } else {
         d->m.reloads_failed++;
         char code[32];

@@ -66,12 +66,20 @@ gen = d.metric("switchboard_policy_generation")
 
 mark = len(d.lines)
 d.signal(signal.SIGHUP)
-t.ok(d.wait_log(r'msg="reload ok"', after=mark, timeout=15), "SIGHUP, no file changed: reload ok")
+line = d.wait_log(r'msg="reload ok"', after=mark, timeout=15)
+t.ok(line, "SIGHUP, no file changed: reload ok")
+t.ok(line and " changed=0 " in line and " quarantines_lifted=1 " in line,
+     "... and the line says it lifted the quarantine (quarantines_lifted=1)", line)
 t.is_(state("picky"), "ok/0", "GET /v1/policies: the quarantine is lifted at once")
 t.is_(d.metric("switchboard_policy_quarantined"), 0.0, "/metrics: no quarantine")
 t.ok((d.metric("switchboard_policy_generation") or 0) > (gen or 0),
      "/metrics: a new policy generation (%r -> %r)" % (gen, d.metric("switchboard_policy_generation")))
 t.is_(call(), "alice", "the next call is picky's again")
+mark = len(d.lines)
+d.signal(signal.SIGHUP)
+line = d.wait_log(r'msg="reload ok"', after=mark, timeout=15)
+t.ok(line and " quarantines_lifted=0 " in line, "a SIGHUP with nothing quarantined: "
+     "quarantines_lifted=0", line)
 
 # An upload, quarantined, then fixed.
 r = acme.put("/v1/policies/mine", PICKY, headers={"Content-Type": "text/x-lua"})
