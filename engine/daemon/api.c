@@ -223,6 +223,12 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
         x->d->storage_full = 1;
     else if (rc == 0 && x->req->method != SBD_GET && !uses_reserve(x))
         x->d->storage_full = 0;
+    /* A storage error (an I/O error, a broken page): /healthz says so until
+    ** a write works (its commit or sync failing sets it again). */
+    if (rc == SB_ESTORE)
+        sbd_storage_failed(x->d, sb_result_message(res));
+    else if (rc == 0 && x->req->method != SBD_GET)
+        x->d->storage_error[0] = 0;
     if (rc != 0) {
         const char *js = sb_result_json(res, &len);
         x->rep->status = sbd_api_status(rc);
@@ -395,6 +401,20 @@ static void h_health(ctx *x)
                             "space is freed on it. The failed request's message names the "
                             "cause\"}",
                             sb_version());
+        return;
+    }
+    if (x->d->storage_error[0]) {
+        json_t *j = json_pack("{s:s, s:s, s:s+}", "status", "storage_failing", "version",
+                              sb_version(), "message",
+                              "a write failed for a storage error, not for lack of room (its "
+                              "request was answered 500 SB_ESTORE; see the log's error lines and "
+                              "the kernel's for the disk): ",
+                              x->d->storage_error);
+        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        x->rep->status = 503;
+        evbuffer_add_printf(x->rep->body, "%s", t ? t : "{\"status\":\"storage_failing\"}");
+        free(t);
+        json_decref(j);
         return;
     }
     if (x->d->tick_error[0]) {

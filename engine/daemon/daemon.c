@@ -333,8 +333,14 @@ static void collect_syncs(sbd *d)
     d->m.sync_seconds = (double)d->sync_ns / 1e9;
     pthread_mutex_unlock(&d->sync_mu);
     if (failed) {
+        char why[160];
+        snprintf(why, sizeof why, "sync: %s", sb_strerror(rc));
         sbd_log(SB_LOG_ERROR, "sync failed; unsynced changes answered with 500", "error=%s",
                 sbd_q(sb_strerror(rc)));
+        if (rc == SB_EFULL)
+            d->storage_full = 1; /* no room: what /healthz's storage_full says */
+        else
+            sbd_storage_failed(d, why);
         release(d, failed, 1);
         /* Answered for: the failed batch counts as settled, as if synced. */
         pthread_mutex_lock(&d->sync_mu);
@@ -361,6 +367,11 @@ static void sync_done_cb(evutil_socket_t fd, short what, void *arg)
     sbd_flush(d);
 }
 
+void sbd_storage_failed(sbd *d, const char *why)
+{
+    snprintf(d->storage_error, sizeof d->storage_error, "%s", why && *why ? why : "storage error");
+}
+
 void sbd_batch_open(sbd *d)
 {
     if (!d->ebatch_open && sb_batch_begin(d->eng) == 0) d->ebatch_open = 1;
@@ -377,9 +388,15 @@ void sbd_batch_close(sbd *d)
     d->m.batch_commit_seconds += (double)(sbd_now_ns() - t) / 1e9;
     d->ebatch_open = 0;
     if (rc) {
+        const char *why =
+            sb_result_message(d->res)[0] ? sb_result_message(d->res) : sb_strerror(rc);
         d->m.batch_errors++;
         sbd_log(SB_LOG_ERROR, "events not stored; their requests answered with 500", "error=%s",
-                sbd_qn(sb_result_message(d->res)[0] ? sb_result_message(d->res) : sb_strerror(rc)));
+                sbd_qn(why));
+        if (rc == SB_EFULL)
+            d->storage_full = 1;
+        else
+            sbd_storage_failed(d, why);
     }
     /* Tagged after the commit, as every response that answers one is. */
     uint64_t seq = rc ? sbd_seq(d) : sbd_commit_tag(d);

@@ -208,6 +208,9 @@ struct sbd {
     int lag_check;        /* the history dropped entries a lagging subscriber may need */
     int storage_full;     /* the last write failed with SB_EFULL (GET /healthz) */
     char tick_error[256]; /* the last tick's failure, "" after one that worked (/healthz) */
+    /* the last storage error of a request, a turn's commit or a sync (an
+    ** I/O error, a broken page), "" after a write that worked (/healthz) */
+    char storage_error[256];
     sbd_upload_debt uploads[SBD_UPLOAD_SLOTS];
     uint64_t event_id_base;
 
@@ -242,6 +245,9 @@ struct sbd {
 
 /* daemon.c */
 uint64_t sbd_now_ns(void); /* monotonic */
+/* Storage failed (SB_ESTORE, why: what failed): /healthz says
+** storage_failing until a write request works. */
+void sbd_storage_failed(sbd *d, const char *why);
 /* Events (POST /v1/calls..., agent status) run in one engine transaction
 ** per turn of the loop: sbd_batch_open before one, sbd_batch_close before
 ** anything else that uses the engine and at the end of the turn. Closing

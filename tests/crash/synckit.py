@@ -14,11 +14,11 @@ SHIM = os.path.join(_build if os.path.isabs(_build) else os.path.join(ROOT, _bui
                     "tests", "crash", "synctrace.so")
 
 
-def traced(t, fail_every=0, fail_after=0):
+def traced(t, fail_every=0, fail_after=0, conf=None):
     """Start a sync=group daemon under the shim, cleaned up with t; every
-    fail_every-th sync after the first fail_after fails (0: none). Returns
-    the daemon and the path of its trace."""
-    d = Daemon(conf={"sync": "group", "log_level": "info"})
+    fail_every-th sync after the first fail_after fails (0: none); conf:
+    more settings. Returns the daemon and the path of its trace."""
+    d = Daemon(conf=dict({"sync": "group", "log_level": "info"}, **(conf or {})))
     t.cleanups.append(d.cleanup)
     log = os.path.join(d.tmp, "synctrace.log")
     asan = os.environ.get("ASAN_OPTIONS")
