@@ -164,19 +164,30 @@ void sbd_log(sb_log_level level, const char *msg, const char *fmt, ...)
     emit(level, NULL, msg, kv);
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 /* A request's path for the log: ids in it may be numbers too (a gateway
 ** may name a call after its caller, "/v1/calls/+4930123456/hangup"), so it
-** is redacted like any echo of input, with "%2B" read as the '+' it
-** encodes first. A path segment of 7 to 15 digits therefore reads
-** "[number]" even when it is an id: the daemon cannot tell the two apart;
-** conn= still ties the line to its connection. */
+** is redacted like any echo of input, percent-escapes read first as the
+** router reads them ("%2B" the '+', "%34%39" the digits 49: a number
+** written so is the same number). A path segment of 7 to 15 digits
+** therefore reads "[number]" even when it is an id: the daemon cannot tell
+** the two apart; conn= still ties the line to its connection. "%00" stays
+** as written (no path holds it: the router refuses it). */
 const char *sbd_qpath(const char *path)
 {
     char plain[1024];
     size_t o = 0;
     for (const char *p = path ? path : ""; *p && o + 1 < sizeof plain; p++) {
-        if (p[0] == '%' && p[1] == '2' && (p[2] == 'B' || p[2] == 'b')) {
-            plain[o++] = '+';
+        int hi = p[0] == '%' ? hex_digit(p[1]) : -1, lo = hi >= 0 ? hex_digit(p[2]) : -1;
+        if (lo >= 0 && (hi || lo)) {
+            plain[o++] = (char)(hi << 4 | lo);
             p += 2;
         } else {
             plain[o++] = *p;

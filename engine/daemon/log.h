@@ -53,7 +53,7 @@ const char *sbd_qn(const char *s);
 ** '+' reads [number], other digits are kept. */
 const char *sbd_qacct(const char *id);
 
-/* sbd_qn() of a request's path, "%2B" read as '+' (log.c says why). */
+/* sbd_qn() of a request's path, its percent-escapes read (log.c says why). */
 const char *sbd_qpath(const char *path);
 
 /* The engine's log sink (sb_config.log): tags engine lines src=engine. */

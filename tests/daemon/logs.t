@@ -38,6 +38,11 @@ for i, name in enumerate(POLICIES):
     acme.post("/v1/calls/c%d/abandon" % i)
 r = acme.get("/v1/records?number=" + CALLER.replace("+", "%2B"))
 t.is_(r.status, 200, "the caller's records looked up by number")
+# A call named after its caller, the name percent-encoded byte by byte in
+# the path: the router reads it as the number, and so does the log.
+ENCODED = "".join("%%%02X" % ord(ch) for ch in CALLER)
+r = acme.get("/v1/calls/" + ENCODED)
+t.is_(r.status, 404, "a call id written in percent-escapes, looked up")
 t.ok(d.wait_log(r"policy failure", timeout=5), "the policy failures were logged")
 t.ok(d.wait_log(r"policy log", timeout=5), "... and the ctx.log lines")
 t.ok(d.wait_log(r'msg="api key created" account="acme" key_id="[0-9a-f]{16}"', timeout=2),
@@ -60,6 +65,10 @@ t.is_([l for l in d.lines if "\ufffd" in l], [], "every line is UTF-8")
 digits = [CALLER, CALLER[1:], CALLED, CALLED[1:]]
 leaks = [l for l in d.lines if any(n in l for n in digits)]
 t.is_(leaks, [], "no log line holds the caller's or the called number")
+t.is_([l for l in d.lines if ENCODED[3:] in l], [],
+      "... nor the caller's number in percent-escapes, from a request's path")
+t.ok(any('path="/v1/calls/[number]" status=404' in l for l in d.lines),
+     "... which the request's line shows as [number]")
 secrets = [acme.key, d.token]
 t.is_([l for l in d.lines if any(k in l for k in secrets)], [],
       "no log line holds the API key or the admin token")
