@@ -45,6 +45,8 @@ r = acme.get("/v1/calls/" + ENCODED)
 t.is_(r.status, 404, "a call id written in percent-escapes, looked up")
 t.ok(d.wait_log(r"policy failure", timeout=5), "the policy failures were logged")
 t.ok(d.wait_log(r"policy log", timeout=5), "... and the ctx.log lines")
+t.is_(sorted(set(re.search(r"level=(\w+)", l).group(1) for l in d.lines if "policy log:" in l)),
+      ["info"], "ctx.log lines are at info level, as policies/README.md says")
 t.ok(d.wait_log(r'msg="api key created" account="acme" key_id="[0-9a-f]{16}"', timeout=2),
      "a key created is logged with its key_id, as a key revoked is")
 # Text a client sent, quoted in a line: bytes that are not UTF-8 escaped
