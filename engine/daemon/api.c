@@ -511,11 +511,20 @@ static void h_account_delete(ctx *x)
     int rc = (v ? sb_account_evict : sb_account_delete)(x->d->eng, x->p[0], x->d->res);
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0) {
+        /* The live calls an eviction ended, for the log: an operator asked
+        ** why calls dropped finds them there. */
+        size_t ended = 0, n = sb_result_count(x->d->res);
+        for (size_t i = 0; i < n; i++)
+            ended += sb_result_action(x->d->res, i)->type == SB_ACT_END;
         /* Its subscribers are told what its last requests caused and the
         ** end of each live call, then their streams close; none of it
         ** reaches an account made again under the same id. */
         sbd_stream_forget(x->d, x->p[0], x->d->res);
-        sbd_log(SB_LOG_INFO, "account deleted", "account=%s", sbd_qacct(x->p[0]));
+        if (v)
+            sbd_log(SB_LOG_INFO, "account deleted", "account=%s live_calls_ended=%zu",
+                    sbd_qacct(x->p[0]), ended);
+        else
+            sbd_log(SB_LOG_INFO, "account deleted", "account=%s", sbd_qacct(x->p[0]));
     }
 }
 

@@ -433,8 +433,13 @@ t.ok((r.status, r2.status, r3.status) == (200, 200, 404), "a policy uploaded and
 m4 = scrape("policy deleted", m3)
 t.is_(moved(m3, m4, 'switchboard_http_requests_total{route="/v1/policies/{name...}",'
                     'method="GET",code="404"}'), 1.0, "the 404 counted under its route")
+mark = len(dm.lines)
 r = dm.admin("DELETE", "/v1/accounts/acme?live_calls=end")
 t.is_(r.status, 200, "the account deleted with its live calls", r)
+ended = len([x for x in (r.json or {}).get("actions", []) if x.get("type") == "end"])
+line = dm.wait_log(r'msg="account deleted"', after=mark) or ""
+t.ok(ended > 0 and 'account="acme" live_calls_ended=%d' % ended in line,
+     "the log's account deleted line says how many live calls it ended (%d)" % ended, line)
 scrape("account deleted", m4)
 t.is_(dm.stop(), 0, "exit 0")
 dmx = t.owned(Daemon(conf={"map_max": "1G"})).start()
