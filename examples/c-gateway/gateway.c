@@ -13,8 +13,9 @@
 ** ({"error":{"code":"SB_EINVAL","message":"...","field":"caller"}}) and the
 ** gateway carries on. Between events it sleeps until the engine's next
 ** timer (sb_next_deadline) and fires it with sb_tick, printing those actions
-** too: ring timeouts, wrap-up ends, policy wake-ups. It exits at the end of
-** its input or on SIGINT/SIGTERM.
+** too: ring timeouts, wrap-up ends, policy wake-ups; a tick that fails is
+** reported on stderr ("gateway: tick: ...") and tried again a second later.
+** It exits at the end of its input or on SIGINT/SIGTERM.
 **
 **   usage: gateway --data-dir DIR [--policy-dir DIR] [--account ID]
 **                  [--sync group|sync|none]
@@ -40,6 +41,11 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
+
+/* A tick that fails (a full or failing disk) leaves its timers due, and
+** sb_next_deadline in the past: it is tried again this much later, not at
+** once, or the loop would spin and print an error line after another. */
+#define TICK_RETRY_MS 1000
 
 static void on_signal(int sig)
 {
@@ -180,10 +186,12 @@ int main(int argc, char **argv)
     size_t cap = 4096, used = 0;
     char *buf = malloc(cap);
     int eof = 0, rc = 0;
+    int64_t retry_at = 0; /* after a failed tick, the next not before this */
     while (buf && !eof && !stop) {
         /* Sleep until input arrives or the next timer is due. */
         int64_t due = sb_next_deadline(eng), wait = -1;
         if (due != INT64_MAX) {
+            if (due < retry_at) due = retry_at;
             wait = due - now_ms();
             if (wait < 0) wait = 0;
             if (wait > INT_MAX) wait = INT_MAX;
@@ -197,10 +205,12 @@ int main(int argc, char **argv)
             break;
         }
         if (n == 0 || (due != INT64_MAX && now_ms() >= due)) {
-            if (sb_tick(eng, res) != 0)
+            if (sb_tick(eng, res) != 0) {
                 fprintf(stderr, "gateway: tick: %s\n", sb_result_message(res));
-            else
+                retry_at = now_ms() + TICK_RETRY_MS;
+            } else {
                 print_actions(res);
+            }
         }
         if (n > 0) {
             if (used == cap) {

@@ -9,8 +9,9 @@ the actions it caused, one JSON object per line:
 
 A refused event prints {"error":{"code":...,"message":...,"field":...}} and
 the gateway carries on. Between events it sleeps until the engine's next
-timer and fires it with tick(), printing those actions too. It exits at the
-end of its input or on SIGINT/SIGTERM.
+timer and fires it with tick(), printing those actions too; a tick that
+fails is reported on stderr ("gateway: tick: ...") and tried again a second
+later. It exits at the end of its input or on SIGINT/SIGTERM.
 
     usage: gateway.py --data-dir DIR [--policy-dir DIR] [--account ID]
                       [--sync group|sync|none]
@@ -31,6 +32,11 @@ import select
 import signal
 import sys
 import time
+
+# A tick that fails (a full or failing disk) leaves its timers due, and
+# next_deadline() in the past: it is tried again this much later, not at once,
+# or the loop would spin and print an error line after another.
+TICK_RETRY_S = 1.0
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, os.pardir, "bindings", "python"))
@@ -76,9 +82,12 @@ def main():
                             log_level="warn") as eng:
         fd = sys.stdin.fileno()
         pending = b""
+        retry_at = 0.0  # after a failed tick, the next not before this (ms)
         while not stop:
             # Sleep until input arrives or the next timer is due.
             due = eng.next_deadline()
+            if due is not None:
+                due = max(due, retry_at)
             timeout = None if due is None else max(0.0, due / 1000.0 - time.time())
             readable, _, _ = select.select([fd, wake_r], [], [], timeout)
             if stop:
@@ -87,8 +96,12 @@ def main():
                 os.read(wake_r, 512)
             readable = [r for r in readable if r == fd]
             if due is not None and time.time() * 1000 >= due:
-                for a in eng.tick():
-                    emit(a)
+                try:
+                    for a in eng.tick():
+                        emit(a)
+                except switchboard.SwitchboardError as e:
+                    print("gateway: tick: %s" % e.message, file=sys.stderr, flush=True)
+                    retry_at = (time.time() + TICK_RETRY_S) * 1000
             if readable:
                 chunk = os.read(fd, 65536)
                 if not chunk:  # end of input; a last line without a newline counts

@@ -3,7 +3,9 @@
 # docs as a new user would, for what no other test runs:
 #  - examples/c-gateway: built with its README's cc line, run on setup.jsonl and
 #    calls.jsonl, prints exactly the lines the README shows; the C, Python and
-#    Go gateways each exit 0 on SIGTERM and SIGINT while waiting for input;
+#    Go gateways each exit 0 on SIGTERM and SIGINT while waiting for input,
+#    and each reports a failing tick and tries it again a second later (not
+#    in a loop, not dying);
 #    the commands in the Python and Go gateways' header comments, run as
 #    written, print the README's lines too (bindings/python/test_binding.t and
 #    bindings/go/go.t compare those gateways with the C one);
@@ -199,6 +201,61 @@ else
         echo "$n $failed" >"$tmp/counts"
     )
     read -r n failed <"$tmp/counts"
+fi
+
+# A tick that fails (every sync failing, through synctrace.so's
+# SB_SYNCFAIL_EVERY=1, on a directory whose call's ring timeout is long past
+# due) is reported on stderr and tried again a second later, as the
+# gateways' header comments say: the gateway neither spins, printing error
+# after error, nor dies. The k-th report comes k - 1 s at least after the
+# start, so by the time they are counted there are at most 1 + the whole
+# seconds since the start (one that spins prints thousands at once).
+shim=$B/tests/crash/synctrace.so
+{ cat examples/c-gateway/setup.jsonl
+  echo '{"type": "offer", "call": "c9", "queue": "support", "caller": "+44 20 7946 0009"}'; } >"$tmp/tf.jsonl"
+# wait_count FILE TEXT N: waits (at most 20 s) for N lines holding TEXT in FILE
+wait_count() {
+    i=0
+    while [ "$(grep -cF -- "$2" "$1" 2>/dev/null)" -lt "$3" ] && [ $i -lt 200 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    [ "$(grep -cF -- "$2" "$1" 2>/dev/null)" -ge "$3" ]
+}
+tick_fail_check() { # tick_fail_check NAME CMD...
+    name=$1
+    shift
+    rm -rf "$tmp/tf" "$tmp/fifo"
+    "$sb" replay "$tmp/tf.jsonl" --data-dir "$tmp/tf" >/dev/null 2>&1
+    mkfifo "$tmp/fifo"
+    t0=$(date +%s)
+    env SB_SYNCTRACE=/dev/null SB_SYNCFAIL_EVERY=1 LD_PRELOAD="$shim" \
+        "$@" --data-dir "$tmp/tf" --policy-dir policies <"$tmp/fifo" >"$tmp/tf.out" 2>"$tmp/tf.err" &
+    pid=$!
+    exec 3>"$tmp/fifo"
+    wait_count "$tmp/tf.err" "gateway: tick: " 3
+    seen=$?
+    kill -TERM "$pid" 2>/dev/null
+    wait_exit "$pid"
+    exec 3>&-
+    count=$(grep -cF "gateway: tick: " "$tmp/tf.err")
+    secs=$(($(date +%s) - t0))
+    [ "$seen" -eq 0 ] && [ "$count" -le $((secs + 1)) ] && [ "$rc" -eq 0 ]
+    ok $? "$name: a failing tick is reported and tried again a second later, not at once" \
+        "$count reports in $secs s, status $rc
+--- stderr (head)
+$(head -5 "$tmp/tf.err")
+--- stdout (head)
+$(head -5 "$tmp/tf.out")"
+}
+if [ -n "$san" ]; then
+    skip "the gateways on a failing tick" "not under sanitizers (the shim is preloaded)"
+elif [ ! -f "$shim" ]; then
+    skip "the gateways on a failing tick" "no $shim (run make tests)"
+else
+    [ -n "$cgw" ] && tick_fail_check "the C gateway" "$cgw"
+    have python3 && tick_fail_check "the Python gateway" python3 examples/python/gateway.py
+    [ -x "$tmp/gateway-go" ] && tick_fail_check "the Go gateway" "$tmp/gateway-go"
 fi
 
 # --- examples/replay/first-calls.jsonl ---------------------------------------

@@ -9,8 +9,9 @@
 //
 // A refused event prints {"error":{"code":...,"message":...,"field":...}} and
 // the gateway carries on. Between events it sleeps until the engine's next
-// timer and fires it with Tick, printing those actions too. It exits at the
-// end of its input or on SIGINT/SIGTERM.
+// timer and fires it with Tick, printing those actions too; a tick that
+// fails is reported on stderr ("gateway: tick: ...") and tried again a second
+// later. It exits at the end of its input or on SIGINT/SIGTERM.
 //
 //	usage: gateway --data-dir DIR [--policy-dir DIR] [--account ID] [--sync group|sync|none]
 //
@@ -35,6 +36,11 @@ import (
 
 	"switchboard"
 )
+
+// A tick that fails (a full or failing disk) leaves its timers due, and
+// NextDeadline in the past: it is tried again this much later, not at once,
+// or the loop would spin and print an error line after another.
+const tickRetry = time.Second
 
 func main() {
 	dataDir := flag.String("data-dir", "", "the engine's data directory (required)")
@@ -102,11 +108,20 @@ func main() {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 
 	timer := time.NewTimer(time.Hour)
+	var retryAt time.Time // after a failed tick, the next not before this
 	for {
 		// Sleep until input arrives or the next timer is due.
-		timer.Stop()
+		if !timer.Stop() {
+			select { // a time it fired at that was not taken: not a wake-up now
+			case <-timer.C:
+			default:
+			}
+		}
 		var wake <-chan time.Time
 		if due, ok := eng.NextDeadline(); ok {
+			if due.Before(retryAt) {
+				due = retryAt
+			}
 			timer.Reset(time.Until(due))
 			wake = timer.C
 		}
@@ -120,7 +135,17 @@ func main() {
 				emit(eng.SubmitJSON(*account, line))
 			}
 		case <-wake:
-			emit(eng.Tick())
+			actions, err := eng.Tick()
+			if err != nil {
+				var se *switchboard.Error
+				msg := err.Error()
+				if errors.As(err, &se) {
+					msg = se.Message
+				}
+				fmt.Fprintln(os.Stderr, "gateway: tick:", msg)
+				retryAt = time.Now().Add(tickRetry)
+			}
+			emit(actions, nil)
 		case <-signals:
 			return
 		}
