@@ -601,7 +601,13 @@ typedef struct sb_event {
 } sb_event;
 
 /* Apply one event. Returns 0 and the actions in res, or an error code with
-** nothing changed. */
+** nothing changed, but for one case: in the synced modes, SB_ESTORE from a
+** sync that failed after the event committed (message "sync: ..."). The
+** event then stands (reads show it; a later sync that succeeds writes it
+** to disk whole, see sb_sync) and res keeps the actions it caused
+** (sb_result_count, sb_result_action; sb_result_json shows the error
+** alone): apply them as on success. (A commit that fails leaves no
+** actions in res: nothing of the event was made.) */
 /* Batches: from sb_batch_begin to sb_batch_end, the calling thread's
 ** sb_submit calls share one write transaction, committed (and synced as the
 ** engine's mode says) by sb_batch_end: one commit for many events, which is
@@ -660,6 +666,10 @@ SB_API int sb_submit_json(sb_engine *eng, const char *account, const char *json,
 
 /* Fire every timer due at the clock's current time (ring timeouts, wrap-up
 ** ends, policy wake-ups, max-wait overflows) and return their actions.
+** When it fails, res still holds the actions of the timers that fired (in
+** transactions committed before the failure, or one whose sync failed, as
+** for sb_submit): apply them too. The timers not fired stay due, and
+** sb_next_deadline in the past: try again a little later, not at once.
 ** Timers fire in the order they are due; policy wake-ups of one account due
 ** in the same millisecond (32 at a time), in line order: priority, then
 ** time in line, as a freed agent takes calls, so the caller at the head is

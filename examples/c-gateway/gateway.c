@@ -11,7 +11,9 @@
 **
 ** A refused event prints the engine's error instead
 ** ({"error":{"code":"SB_EINVAL","message":"...","field":"caller"}}) and the
-** gateway carries on. Between events it sleeps until the engine's next
+** gateway carries on; an event whose sync failed after it committed prints
+** its error ("sync: ...") and then its actions, as the event stands. Between events it sleeps until
+*the engine's next
 ** timer (sb_next_deadline) and fires it with sb_tick, printing those actions
 ** too: ring timeouts, wrap-up ends, policy wake-ups; a tick that fails is
 ** reported on stderr ("gateway: tick: ...") and tried again a second later.
@@ -119,8 +121,9 @@ static void handle_line(sb_engine *eng, const char *account, char *line, size_t 
     if (!len || *line == '#') return;
     if (sb_submit_json(eng, account, line, len, res) != 0)
         puts(sb_result_json(res, NULL)); /* {"error":{"code":..,"message":..,"field":..}} */
-    else
-        print_actions(res);
+    /* Also after an error: an event whose sync failed after it committed
+    ** (SB_ESTORE, "sync: ...") stands, and its actions are in res. */
+    print_actions(res);
 }
 
 static void usage(void)
@@ -208,9 +211,8 @@ int main(int argc, char **argv)
             if (sb_tick(eng, res) != 0) {
                 fprintf(stderr, "gateway: tick: %s\n", sb_result_message(res));
                 retry_at = now_ms() + TICK_RETRY_MS;
-            } else {
-                print_actions(res);
             }
+            print_actions(res); /* the timers that did fire, failed or not */
         }
         if (n > 0) {
             if (used == cap) {

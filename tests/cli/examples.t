@@ -5,7 +5,8 @@
 #    calls.jsonl, prints exactly the lines the README shows; the C, Python and
 #    Go gateways each exit 0 on SIGTERM and SIGINT while waiting for input,
 #    and each reports a failing tick and tries it again a second later (not
-#    in a loop, not dying);
+#    in a loop, not dying); the C gateway prints the actions of an offer
+#    whose sync failed after its commit (the offer stands);
 #    the commands in the Python and Go gateways' header comments, run as
 #    written, print the README's lines too (bindings/python/test_binding.t and
 #    bindings/go/go.t compare those gateways with the C one);
@@ -256,6 +257,35 @@ else
     [ -n "$cgw" ] && tick_fail_check "the C gateway" "$cgw"
     have python3 && tick_fail_check "the Python gateway" python3 examples/python/gateway.py
     [ -x "$tmp/gateway-go" ] && tick_fail_check "the Go gateway" "$tmp/gateway-go"
+fi
+
+# An offer whose sync fails after its commit stands, and its ring action is
+# in the result beside the error (switchboard.h, sb_submit): the C gateway
+# prints the error, then the ring. Syncs fail from the Nth on, N = 0..6, so
+# that one run fails the offer's commit (nothing made, no ring printed) and
+# another only the sync after it.
+if [ -n "$san" ] || [ ! -f "$shim" ] || [ -z "$cgw" ]; then
+    skip "the C gateway on an offer whose sync fails" "no shim or C gateway, or sanitizers"
+else
+    bad= synced=0
+    for after in 0 1 2 3 4 5 6; do
+        provision "$tmp/sf"
+        printf '%s\n' '{"type":"offer","call":"c9","queue":"support","caller":"+442079460009"}' |
+            env SB_SYNCTRACE=/dev/null SB_SYNCFAIL_EVERY=1 SB_SYNCFAIL_AFTER=$after LD_PRELOAD="$shim" \
+                timeout 60 "$cgw" --data-dir "$tmp/sf" --policy-dir policies >"$tmp/sf.out" 2>/dev/null
+        first=$(sed -n 1p "$tmp/sf.out") second=$(sed -n 2p "$tmp/sf.out")
+        case $first in
+        *'"code":"SB_ESTORE","message":"sync:'*)
+            synced=$((synced + 1))
+            has "$second" '{"type":"ring","account":"acme","call":"c9","agent":"alice"' ||
+                bad="$bad; after $after: $(cat "$tmp/sf.out")" ;;
+        *'"code":"SB_ESTORE"'*)
+            [ -z "$second" ] || bad="$bad; after $after, a failed commit: $(cat "$tmp/sf.out")" ;;
+        esac
+    done
+    [ "$synced" -gt 0 ] && [ -z "$bad" ]
+    ok $? "the C gateway prints the ring of an offer whose sync failed after its commit" \
+        "runs whose sync failed after the commit: $synced$bad"
 fi
 
 # --- examples/replay/first-calls.jsonl ---------------------------------------

@@ -415,6 +415,38 @@ static void group_failure(sb_result *res)
     sb_close(e);
 }
 
+/* 4, group, for an event: committed, its sync failing, it stands, and res
+** keeps its actions for the caller to apply (switchboard.h, sb_submit). */
+static void group_failure_event(sb_result *res)
+{
+    sb_engine *e = open_mode("gfailev", SB_SYNC_GROUP, res);
+    static const char pol[] = "return { route = function(call, agents) "
+                              "return { ring = agents[1].id } end }\n";
+    static const char agent[] =
+        "{\"id\":\"g1\",\"status\":\"available\",\"devices\":{\"softphone\":\"sip:g1@pbx\"}}";
+    static const char queue[] =
+        "{\"id\":\"q\",\"policy\":\"first\",\"members\":[{\"agent\":\"g1\"}]}";
+    if (!ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0 &&
+                sb_policy_put(e, "acme", "first", pol, strlen(pol), NULL, res) == 0 &&
+                sb_agent_put(e, "acme", agent, strlen(agent), res) == 0 &&
+                sb_queue_put(e, "acme", queue, strlen(queue), res) == 0,
+            "group: an account with an agent and a queue (%s)", sb_result_message(res))) {
+        sb_close(e);
+        return;
+    }
+    fail_next(1, 1); /* the commit's own sync works; the one for its meta page fails */
+    static const char offer[] = "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"q\"}";
+    int rc = sb_submit_json(e, "acme", offer, strlen(offer), res);
+    const sb_action *a = sb_result_count(res) == 1 ? sb_result_action(res, 0) : NULL;
+    ok(rc == SB_ESTORE && a && a->type == SB_ACT_RING && !strcmp(a->agent_id, "g1"),
+       "group: an offer committed whose sync then fails reports SB_ESTORE (%s) and keeps its ring "
+       "action (%zu actions)",
+       sb_result_message(res), sb_result_count(res));
+    ok(sb_call_get(e, "acme", "c1", res) == 0 && strstr(sb_result_json(res, NULL), "\"ringing\""),
+       "group: ... and the call is there, ringing g1, as the action says");
+    sb_close(e);
+}
+
 /* 2 with two processes: each write on disk when it returns, also when
 ** the other process's commit is what made it so (the engine sees that by
 ** the transaction id; the check sees the other's syncs through S). */
@@ -735,6 +767,7 @@ int main(void)
     covered_by_other(res);
     deferred(res);
     group_failure(res);
+    group_failure_event(res);
     noted_out_of_order(res);
     batch_settled(res);
     failed_once(res);
