@@ -6,7 +6,8 @@
 #    Go gateways each exit 0 on SIGTERM and SIGINT while waiting for input,
 #    and each reports a failing tick and tries it again a second later (not
 #    in a loop, not dying); the C gateway prints the actions of an offer
-#    whose sync failed after its commit (the offer stands);
+#    whose sync failed after its commit (the offer stands); each reads on
+#    after a line longer than 16 MiB;
 #    the commands in the Python and Go gateways' header comments, run as
 #    written, print the README's lines too (bindings/python/test_binding.t and
 #    bindings/go/go.t compare those gateways with the C one);
@@ -287,6 +288,30 @@ else
     ok $? "the C gateway prints the ring of an offer whose sync failed after its commit" \
         "runs whose sync failed after the commit: $synced$bad"
 fi
+
+# A line longer than 16 MiB (no gateway limits a line: the engine refuses
+# what it must), then an event: each gateway answers both, as the C one does,
+# and reads on.
+{ printf '{"type":"hangup","call":"'
+  head -c $((17 * 1024 * 1024)) /dev/zero | tr '\0' x
+  printf '"}\n{"type":"hangup","call":"c1"}\n'; } >"$tmp/long.jsonl"
+long_check() { # long_check NAME CMD...
+    name=$1
+    shift
+    provision "$tmp/gw"
+    run timeout 60 "$@" --data-dir "$tmp/gw" --policy-dir policies <"$tmp/long.jsonl"
+    printf '%s\n' "$out" >"$tmp/long.got"
+    [ "$rc" -eq 0 ] && cmp -s "$tmp/long.want" "$tmp/long.got"
+    ok $? "$name answers a line longer than 16 MiB and the event after it" \
+        "$(shown | cut -c1-300; echo; diff "$tmp/long.want" "$tmp/long.got" | cut -c1-300)"
+}
+cat >"$tmp/long.want" <<'EOF'
+{"error":{"code":"SB_EINVAL","message":"'call' must be 1..128 characters of A-Z a-z 0-9 . _ : @ + -","field":"call"}}
+{"error":{"code":"SB_ENOTFOUND","message":"no such call 'c1'","field":"call"}}
+EOF
+[ -n "$cgw" ] && long_check "the C gateway" "$cgw"
+[ -z "$san" ] && have python3 && long_check "the Python gateway" python3 examples/python/gateway.py
+[ -x "$tmp/gateway-go" ] && long_check "the Go gateway" "$tmp/gateway-go"
 
 # --- examples/replay/first-calls.jsonl ---------------------------------------
 

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -91,16 +92,23 @@ func main() {
 		}
 	}
 
-	// Lines arrive on a channel, so the loop can also wake for timers.
+	// Lines arrive on a channel, so the loop can also wake for timers. A
+	// line of any length is read whole (a bufio.Scanner would stop at its
+	// buffer's size) and handed to the engine, which refuses what it must.
 	lines := make(chan []byte)
 	go func() {
-		sc := bufio.NewScanner(os.Stdin)
-		sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-		for sc.Scan() {
-			lines <- append([]byte(nil), sc.Bytes()...)
-		}
-		if err := sc.Err(); err != nil {
-			fmt.Fprintln(os.Stderr, "gateway: reading input:", err)
+		in := bufio.NewReader(os.Stdin)
+		for {
+			line, err := in.ReadBytes('\n')
+			if len(line) > 0 { // a last line without a newline counts
+				lines <- line
+			}
+			if err != nil {
+				if err != io.EOF {
+					fmt.Fprintln(os.Stderr, "gateway: reading input:", err)
+				}
+				break
+			}
 		}
 		close(lines)
 	}()
