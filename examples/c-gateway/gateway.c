@@ -217,13 +217,22 @@ int main(int argc, char **argv)
         if (n > 0) {
             if (used == cap) {
                 char *nb = realloc(buf, cap * 2);
-                if (!nb) break;
+                if (!nb) {
+                    fprintf(stderr, "gateway: out of memory for a line of %zu bytes\n", used);
+                    rc = 1;
+                    break;
+                }
                 buf = nb;
                 cap *= 2;
             }
             ssize_t got = read(STDIN_FILENO, buf + used, cap - used);
             if (got < 0 && errno == EINTR) continue;
-            if (got <= 0) {
+            if (got < 0) { /* not an end of input: say so, and fail */
+                perror("gateway: reading input");
+                rc = 1;
+                break;
+            }
+            if (got == 0) {
                 eof = 1; /* a last line without a newline still counts */
                 if (used) handle_line(eng, account, buf, used, res);
                 used = 0;

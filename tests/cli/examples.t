@@ -7,7 +7,8 @@
 #    and each reports a failing tick and tries it again a second later (not
 #    in a loop, not dying); the C gateway prints the actions of an offer
 #    whose sync failed after its commit (the offer stands); each reads on
-#    after a line longer than 16 MiB;
+#    after a line longer than 16 MiB; the C and Go gateways exit 1 on input
+#    that cannot be read, and the C one on a line it has no memory for;
 #    the commands in the Python and Go gateways' header comments, run as
 #    written, print the README's lines too (bindings/python/test_binding.t and
 #    bindings/go/go.t compare those gateways with the C one);
@@ -312,6 +313,30 @@ EOF
 [ -n "$cgw" ] && long_check "the C gateway" "$cgw"
 [ -z "$san" ] && have python3 && long_check "the Python gateway" python3 examples/python/gateway.py
 [ -x "$tmp/gateway-go" ] && long_check "the Go gateway" "$tmp/gateway-go"
+
+# Input that cannot be read (standard input a directory: read fails with
+# EISDIR) is an error, exit 1, not an end of input with exit 0; so is a line
+# the C gateway has no memory left to hold (under a 200 MB address-space
+# limit, a line of 256 MB).
+provision "$tmp/gw"
+for g in "the C gateway:$cgw" "the Go gateway:$tmp/gateway-go"; do
+    name=${g%%:*} bin=${g#*:}
+    [ -n "$bin" ] && [ -x "$bin" ] || continue
+    run timeout 60 "$bin" --data-dir "$tmp/gw" --policy-dir policies <"$tmp"
+    [ "$rc" -eq 1 ] && has "$err" "gateway: reading input: "
+    ok $? "$name: input that cannot be read is an error, exit 1" "$(shown)"
+done
+if [ -n "$cgw" ] && [ -z "$san" ]; then
+    rc=$(
+        ulimit -v 200000 || exit 99
+        head -c $((256 * 1024 * 1024)) /dev/zero |
+            "$cgw" --data-dir "$tmp/gw" --policy-dir policies >/dev/null 2>"$tmp/oom.err"
+        echo $?
+    )
+    [ "$rc" -eq 1 ] && grep -q "^gateway: out of memory for a line of" "$tmp/oom.err"
+    ok $? "the C gateway: a line it has no memory for is an error, exit 1" \
+        "status $rc; $(cat "$tmp/oom.err")"
+fi
 
 # --- examples/replay/first-calls.jsonl ---------------------------------------
 

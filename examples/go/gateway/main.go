@@ -63,6 +63,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}
+	// Exits 1 when reading the input failed (not its end), once the engine
+	// is closed and the output flushed: deferred first, this runs last.
+	exitCode := 0
+	defer func() {
+		if exitCode != 0 {
+			os.Exit(exitCode)
+		}
+	}()
 	defer eng.Close()
 
 	out := bufio.NewWriter(os.Stdout)
@@ -96,6 +104,7 @@ func main() {
 	// line of any length is read whole (a bufio.Scanner would stop at its
 	// buffer's size) and handed to the engine, which refuses what it must.
 	lines := make(chan []byte)
+	var readErr error // set before lines is closed
 	go func() {
 		in := bufio.NewReader(os.Stdin)
 		for {
@@ -105,7 +114,7 @@ func main() {
 			}
 			if err != nil {
 				if err != io.EOF {
-					fmt.Fprintln(os.Stderr, "gateway: reading input:", err)
+					readErr = err
 				}
 				break
 			}
@@ -136,6 +145,10 @@ func main() {
 		select {
 		case line, open := <-lines:
 			if !open {
+				if readErr != nil {
+					fmt.Fprintln(os.Stderr, "gateway: reading input:", readErr)
+					exitCode = 1
+				}
 				return
 			}
 			line = bytes.TrimSpace(line)
