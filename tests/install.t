@@ -6,6 +6,8 @@
 #     installed copy with `pkg-config switchboard` (shared: ldd finds the
 #     installed libswitchboard.so.1) and `pkg-config switchboard-static`
 #     (static: ldd shows no libswitchboard), each routing a call;
+#   - examples/c-gateway/gateway.c built the same two ways, as its README's
+#     "Building" says, printing the README's session output;
 #   - the same program linked in the tree, against build/libswitchboard.a with
 #     the libraries it needs, and against build/libswitchboard.so;
 #   - the stock policies, policies/README.md and types/ in
@@ -36,7 +38,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/sb-install.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM
 prefix=$tmp/prefix
-echo "1..17"
+echo "1..21"
 
 n=0
 failed=0
@@ -173,14 +175,43 @@ ok $? "installed, static: cc prog.c \$(pkg-config --cflags --libs switchboard-st
 $out"
 run installed-static "$tmp/prog-static"
 
-# 10-11: in the tree, static (README.md's command).
+# 10-13: examples/c-gateway/gateway.c built as its README's "Building" says,
+# against the installed library, shared and static: each prints the README's
+# session output for setup.jsonl and calls.jsonl (replayed with the installed
+# command), the static one with no libswitchboard in ldd.
+awk '/^```/ { if (inside) { if (bare) exit; inside = 0; next } inside = 1; bare = ($0 == "```"); next }
+     inside && bare { print }' examples/c-gateway/README.md >"$tmp/gw.want"
+gateway_run() { # gateway_run NAME BINARY [ENV...]
+    name=$1 bin=$2
+    shift 2
+    rm -rf "$tmp/gw-data"
+    out=$("$prefix/bin/switchboard" replay examples/c-gateway/setup.jsonl --data-dir "$tmp/gw-data" 2>&1) &&
+        out=$(env "$@" timeout 60 "$bin" --data-dir "$tmp/gw-data" --policy-dir "$prefix/$pol" \
+            <examples/c-gateway/calls.jsonl 2>&1) &&
+        [ -s "$tmp/gw.want" ] && [ "$out" = "$(cat "$tmp/gw.want")" ]
+    ok $? "$name: the c-gateway example prints its README's session" \
+        "$(printf '%s\n' "$out" | diff "$tmp/gw.want" - 2>&1)"
+}
+for kind in switchboard switchboard-static; do
+    out=$(cc -std=c11 examples/c-gateway/gateway.c -o "$tmp/gateway-$kind" \
+        $(pkg-config --cflags --libs $kind) 2>&1)
+    st=$?
+    if [ $kind = switchboard-static ] && [ $st -eq 0 ] && ldd "$tmp/gateway-$kind" | grep -q libswitchboard; then
+        st=1 out="ldd shows libswitchboard: $(ldd "$tmp/gateway-$kind")"
+    fi
+    ok $st "installed: cc -std=c11 examples/c-gateway/gateway.c \$(pkg-config --cflags --libs $kind)" "$out"
+done
+gateway_run "installed, shared" "$tmp/gateway-switchboard" LD_LIBRARY_PATH="$prefix/lib"
+gateway_run "installed, static" "$tmp/gateway-switchboard-static"
+
+# 14-15: in the tree, static (README.md's command).
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-static" -Iengine/include build/libswitchboard.a \
     $(pkg-config --libs lua5.4 lmdb libsodium jansson) -lpthread -lm 2>&1) &&
     out=$(ldd "$tmp/prog-tree-static") && ! printf '%s\n' "$out" | grep -q libswitchboard
 ok $? "in the tree, static: build/libswitchboard.a with Lua 5.4, LMDB, libsodium, jansson" "$out"
 run tree-static "$tmp/prog-tree-static"
 
-# 12-13: in the tree, shared (README.md's command): the .so needs no other library.
+# 16-17: in the tree, shared (README.md's command): the .so needs no other library.
 out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-shared" -Iengine/include -Lbuild -lswitchboard \
     -Wl,-rpath,"$root/build" 2>&1) &&
     out=$(ldd "$tmp/prog-tree-shared") &&
@@ -188,7 +219,7 @@ out=$(cc -std=c11 "$tmp/prog.c" -o "$tmp/prog-tree-shared" -Iengine/include -Lbu
 ok $? "in the tree, shared: -Lbuild -lswitchboard" "$out"
 run tree-shared "$tmp/prog-tree-shared"
 
-# 14-15: the installed Lua modules, from that directory alone.
+# 18-19: the installed Lua modules, from that directory alone.
 lua_load() { # lua_load LUA VERSION
     env LUA_CPATH="$prefix/lib/lua/$2/?.so" timeout 30 "$1" -e \
         'local sb = require "switchboard"; io.write(sb.version(), " ", package.searchpath and
@@ -204,7 +235,7 @@ if [ -n "$lua51" ]; then
     ok $? "$(basename "$lua51") loads the module installed in PREFIX/lib/lua/5.1" "$out"
 else skip "luajit loads the installed module" "no luajit or lua5.1 (Debian: luajit)"; fi
 
-# 16: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
+# 20: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
 ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || cc -print-multiarch)
 stage=$tmp/stage
 out=$(mk install PREFIX=/usr DESTDIR="$stage" 2>&1) &&
@@ -215,7 +246,7 @@ ok $? "make install PREFIX=/usr DESTDIR=<tmp>: Lua modules in /usr/lib/$ma/lua/5
     "$out
 $(cd "$stage" && find . -type f | sort)"
 
-# 17: uninstall removes every file install put there.
+# 21: uninstall removes every file install put there.
 out=$(mk uninstall PREFIX="$prefix" 2>&1) && left=$(find "$prefix" -type f) && [ -z "$left" ] &&
     [ ! -e "$prefix/share/switchboard" ] && [ ! -e "$doc" ]
 ok $? "make uninstall PREFIX=<tmp> leaves no file, and no share/switchboard or share/doc/switchboard" "$out
