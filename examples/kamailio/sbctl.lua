@@ -8,9 +8,11 @@
 --   luajit sbctl.lua DATA_DIR POLICY_DIR status ACCOUNT AGENT available|paused|offline
 --
 -- The provisioning file holds {"account": {...}, "agents": [...], "queues": [...]},
--- documents as switchboard.h describes them. Exits 0 when every request
--- succeeded, 1 with a message on stderr when the engine refused one, 2 on a
--- usage error. `calls` prints a line for every id, a refused one as
+-- documents as switchboard.h describes them ("agents" and "queues" arrays of
+-- objects, or left out: anything else is refused before anything is made).
+-- Exits 0 when every request succeeded, 1 with a message on stderr when the
+-- file is not of that shape or the engine refused one, 2 on a usage error.
+-- `calls` prints a line for every id, a refused one as
 -- {"id":...,"error":...,"code":...}, and then exits 1 if any was refused.
 local sb = require "switchboard"
 
@@ -42,9 +44,21 @@ if cmd == "provision" then
   if type(doc) ~= "table" or type(doc.account) ~= "table" then
     die(arg[4], "no \"account\" object")
   end
+  -- "agents" and "queues", when given, are arrays of objects: anything else
+  -- is refused before anything is provisioned (an object would otherwise
+  -- read as an empty list, and "0 agents" would pass for success).
+  local array = getmetatable(sb.array{})
+  for _, key in ipairs{ "agents", "queues" } do
+    local list = doc[key]
+    if list ~= nil then
+      local bad = getmetatable(list) ~= array
+      for _, d in ipairs(bad and {} or list) do bad = bad or type(d) ~= "table" end
+      if bad then die(arg[4], string.format("%q must be an array of %s objects", key, key:sub(1, -2))) end
+    end
+  end
   local acct = doc.account.id
   local ok, msg, code = eng:account_put(doc.account)
-  if not ok then die("account " .. acct, msg, code) end
+  if not ok then die(acct ~= nil and "account " .. tostring(acct) or "account", msg, code) end
   for _, a in ipairs(doc.agents or {}) do
     ok, msg, code = eng:agent_put(acct, a)
     if not ok then die("agent " .. tostring(a.id), msg, code) end

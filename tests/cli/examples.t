@@ -20,7 +20,9 @@
 #    provisions through sbctl.lua (bindings/lua/sbctl.t checks its exit
 #    codes), and route.lua, driven through a stand-in for Kamailio's KSR,
 #    rings carol at the URI and for the time the README's "How a call goes"
-#    names, and `sbctl.lua calls` reads the call back; kamailio.cfg
+#    names, and `sbctl.lua calls` reads the call back; provisioning files
+#    with agents or queues that are no array, or an account without an id,
+#    are refused with a message and exit 1, nothing made; kamailio.cfg
 #    passes `kamailio -c`, and the module path its header names is the one
 #    `make install` uses (tests/multiproc/kamailio.t runs the whole example
 #    inside Kamailio);
@@ -476,6 +478,21 @@ for host in "luajit 5.1" "lua5.4 5.4"; do
     has "$out" '"agent":"carol"' && has "$out" '"outcome":"answered"' &&
         has "$out" '"state":"ended"'
     ok $? "$lua: sbctl.lua calls: carol answered it, and it ended" "$(shown)"
+    # Provisioning files that are wrong: refused with a message naming what
+    # is wrong, exit 1, and nothing provisioned (no account made).
+    for bad in '{"account":{"id":"beta"},"agents":{"id":"a","devices":{"softphone":"sip:a@x"}}}|"agents" must be an array' \
+        '{"account":{"id":"beta"},"queues":["support"]}|"queues" must be an array' \
+        '{"account":{"name":"Beta"}}|sbctl: account: '; do
+        printf '%s\n' "${bad%%|*}" >"$tmp/bad.json"
+        run env LUA_CPATH="$mod;;" timeout 60 "$lua" $K/sbctl.lua "$D" $K/policies \
+            provision "$tmp/bad.json"
+        st=$rc
+        out1=$out err1=$err
+        run env LUA_CPATH="$mod;;" timeout 60 "$lua" $K/sbctl.lua "$D" $K/policies agents beta
+        [ "$st" -eq 1 ] && has "$err1" "${bad#*|}" && ! has "$err1" traceback && [ "$rc" -eq 1 ]
+        ok $? "$lua: sbctl.lua provision ${bad%%|*}: refused, exit 1, nothing made" \
+            "status $st, stdout: $out1; stderr: $err1; then agents beta: $(shown)"
+    done
 done
 
 if ! have kamailio; then
