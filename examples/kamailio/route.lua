@@ -145,10 +145,10 @@ end
 -- Requests inside a dialog follow the Record-Route; a BYE ends the call.
 local function in_dialog()
   if KSR.rr.loose_route() > 0 then
-    if KSR.is_BYE() then
-      local e = engine()
-      local ok, msg, code = e and e:submit(ACCOUNT, { type = "hangup", call = call_id() })
-      if e and not ok and code ~= sb.ENOTFOUND then log_fail("hangup", msg, code) end
+    local e = KSR.is_BYE() and engine()
+    if e then
+      local ok, msg, code = e:submit(ACCOUNT, { type = "hangup", call = call_id() })
+      if not ok and code ~= sb.ENOTFOUND then log_fail("hangup", msg, code) end
     end
     if KSR.tm.t_relay() < 0 then KSR.sl.sl_reply_error() end
     return

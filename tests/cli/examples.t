@@ -16,13 +16,15 @@
 #    (mine.jsonl is tests/cli/readme.t's, migrating.jsonl
 #    tests/cli/policy_author.t's);
 #  - examples/kamailio: its policies pass `policy check`, their cases and
-#    luacheck; under LuaJIT (the 5.1 module) and Lua 5.4, contact-centre.json
-#    provisions through sbctl.lua (bindings/lua/sbctl.t checks its exit
-#    codes), and route.lua, driven through a stand-in for Kamailio's KSR,
-#    rings carol at the URI and for the time the README's "How a call goes"
-#    names, and `sbctl.lua calls` reads the call back; provisioning files
-#    with agents or queues that are no array, or an account without an id,
-#    are refused with a message and exit 1, nothing made; kamailio.cfg
+#    luacheck, and route.lua and sbctl.lua luacheck too; under LuaJIT (the
+#    5.1 module) and Lua 5.4, contact-centre.json provisions through
+#    sbctl.lua (bindings/lua/sbctl.t checks its exit codes), and route.lua,
+#    driven through a stand-in for Kamailio's KSR, rings carol at the URI
+#    and for the time the README's "How a call goes" names (a second BYE
+#    logged with the engine's message), and `sbctl.lua calls` reads the
+#    call back; provisioning files with agents or queues that are no array,
+#    or an account without an id, are refused with a message and exit 1,
+#    nothing made; kamailio.cfg
 #    passes `kamailio -c`, and the module path its header names is the one
 #    `make install` uses (tests/multiproc/kamailio.t runs the whole example
 #    inside Kamailio);
@@ -378,6 +380,12 @@ if ! have luacheck; then
 else
     run luacheck --no-color --config policies/.luacheckrc $K/policies
     ok "$rc" "luacheck $K/policies (with the stock policies' settings)" "$(shown)"
+    # The Kamailio script and the control script, as LuaJIT runs them: KSR
+    # is Kamailio's, the ksr_* functions are the routes kamailio.cfg names.
+    run luacheck --no-color --no-config --std luajit --read-globals KSR \
+        --globals ksr_request_route ksr_switchboard_reply ksr_switchboard_failure \
+        ksr_switchboard_tick -- $K/route.lua $K/sbctl.lua
+    ok "$rc" "luacheck $K/route.lua $K/sbctl.lua" "$(shown)"
 fi
 
 # route.lua through a stand-in for Kamailio's KSR: an INVITE to support from
@@ -435,6 +443,7 @@ ksr_switchboard_reply()
 method = "BYE"
 ksr_request_route()
 ksr_switchboard_tick()
+if arg[2] == "bye-again" then ksr_request_route() end -- a BYE for the call ended
 print(table.concat(did, "\n"))
 EOF
 cat >"$tmp/ksr.want" <<'EOF'
@@ -473,6 +482,12 @@ for host in "luajit 5.1" "lua5.4 5.4"; do
     [ "$rc" -eq 0 ] && [ -z "$err" ] && cmp -s "$tmp/ksr.want" "$tmp/ksr.got"
     ok $? "$lua: route.lua loads, rings carol at sip:carol@127.0.0.1:5073 for 15 s less 0.5" \
         "$(shown; echo; diff "$tmp/ksr.want" "$tmp/ksr.got")"
+    # A BYE the engine refuses (the call has ended) is logged with the
+    # engine's message and code, not "nil (nil)".
+    run env LUA_CPATH="$mod;;" SWITCHBOARD_DATA_DIR="$D" SWITCHBOARD_POLICY_DIR="$PWD/$K/policies" \
+        timeout 60 "$lua" "$tmp/ksr.lua" $K/route.lua bye-again
+    has "$err" "KSR.warn: switchboard: hangup: call 'call-1@127.0.0.1' has already ended (-32003)"
+    ok $? "$lua: route.lua logs a refused hangup with the engine's message and code" "$(shown)"
     run env LUA_CPATH="$mod;;" timeout 60 "$lua" $K/sbctl.lua "$D" $K/policies \
         calls acme call-1@127.0.0.1
     has "$out" '"agent":"carol"' && has "$out" '"outcome":"answered"' &&
