@@ -617,6 +617,33 @@ serve_check "the unit's ExecStart arguments" \
 [ -f "$tmp/state/admin.token" ]
 ok $? "... the admin token is made in the data directory, as the header says"
 
+# The header's reason to leave key_file unset: a key file that is root's
+# (mode 0600, as an administrator would make it in /etc/switchboard) is
+# refused to a daemon running as another user (as the unit's DynamicUser),
+# naming the key file. Needs root, to start the daemon as nobody.
+if [ "$(id -u)" -ne 0 ] || ! have setpriv; then
+    skip "a root-owned key_file refused to the service's user" "not root, or no setpriv"
+elif ! setpriv --reuid=65534 --regid=65534 --clear-groups "$sb" --version >/dev/null 2>&1; then
+    skip "a root-owned key_file refused to the service's user" "$sb not runnable by nobody"
+else
+    mkdir -p "$tmp/du/etc" "$tmp/du/state"
+    head -c 32 /dev/urandom >"$tmp/du/etc/master.key"
+    chmod 600 "$tmp/du/etc/master.key"
+    chown 65534 "$tmp/du/state"
+    chmod 700 "$tmp/du/state"
+    chmod 755 "$tmp" "$tmp/du" "$tmp/du/etc"
+    sed -e "s|^data_dir = .*|data_dir = $tmp/du/state|" \
+        -e "s|^policy_dir = .*|policy_dir = $tmp/etc/policies|" \
+        -e "s|^listen = .*|listen = 127.0.0.1:0|" \
+        -e "s|^# key_file = .*|key_file = $tmp/du/etc/master.key|" \
+        examples/switchboard.conf >"$tmp/du/etc/switchboard.conf"
+    run timeout 30 setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$sb" serve --config "$tmp/du/etc/switchboard.conf"
+    [ "$rc" -eq 1 ] && has "$err" "master key $tmp/du/etc/master.key: Permission denied"
+    ok $? "a root-owned key_file is refused to the service's user, as the unit's header says" \
+        "$(shown)"
+fi
+
 if ! have systemd-analyze; then
     skip "systemd-analyze verify $unit" "no systemd-analyze (Debian: systemd)"
 else
