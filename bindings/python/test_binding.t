@@ -266,8 +266,10 @@ def test_cycle():
             "call_list: the live call, connected to ag0, without its numbers"
             if all("caller" not in c for c in live) else "call_list shows numbers")
         is_(eng.call_list("acme", "support"), live, "call_list by queue: the same")
-        raises(lambda: eng.call_list("acme", "nosuch"), sb.NotFoundError,
-               "call_list of a queue the account does not have")
+        e = raises(lambda: eng.call_list("acme", "nosuch"), sb.NotFoundError,
+                   "call_list of a queue the account does not have")
+        is_(e and e.actions, [], "a refusal's .actions: none (only a commit whose sync "
+                                 "failed has some; tests/cli/examples.t)")
         clock.ms += 60000
         acts = eng.submit("acme", '{"type":"hangup","call":"c1"}')
         end = find(acts, "end", "c1")

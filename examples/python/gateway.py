@@ -8,7 +8,8 @@ the actions it caused, one JSON object per line:
     {"type":"ring","account":"acme","call":"c1","agent":"alice",...,"timeout":20,"attempt":1}
 
 A refused event prints {"error":{"code":...,"message":...,"field":...}} and
-the gateway carries on. Between events it sleeps until the engine's next
+the gateway carries on; an event whose sync failed after it committed prints
+its error ("sync: ...") and then its actions, as the event stands. Between events it sleeps until the engine's next
 timer and fires it with tick(), printing those actions too; a tick that
 fails is reported on stderr ("gateway: tick: ...") and tried again a second
 later. It exits at the end of its input or on SIGINT/SIGTERM.
@@ -55,7 +56,7 @@ def handle_line(eng, account, line):
         actions = eng.submit(account, line)
     except switchboard.SwitchboardError as e:
         emit({"error": {"code": e.name, "message": e.message, "field": e.field}})
-        return
+        actions = e.actions  # an event whose sync failed after its commit stands
     for a in actions:
         emit(a)
 
@@ -102,6 +103,8 @@ def main():
                 except switchboard.SwitchboardError as e:
                     print("gateway: tick: %s" % e.message, file=sys.stderr, flush=True)
                     retry_at = (time.time() + TICK_RETRY_S) * 1000
+                    for a in e.actions:  # the timers that did fire
+                        emit(a)
             if readable:
                 chunk = os.read(fd, 65536)
                 if not chunk:  # end of input; a last line without a newline counts

@@ -5,8 +5,8 @@
 #    calls.jsonl, prints exactly the lines the README shows; the C, Python and
 #    Go gateways each exit 0 on SIGTERM and SIGINT while waiting for input,
 #    and each reports a failing tick and tries it again a second later (not
-#    in a loop, not dying); the C gateway prints the actions of an offer
-#    whose sync failed after its commit (the offer stands); each reads on
+#    in a loop, not dying); the C and Python gateways print the actions of
+#    an offer whose sync failed after its commit (the offer stands); each reads on
 #    after a line longer than 16 MiB; the C and Go gateways exit 1 on input
 #    that cannot be read, and the C one on a line it has no memory for;
 #    the commands in the Python and Go gateways' header comments, run as
@@ -266,19 +266,20 @@ else
 fi
 
 # An offer whose sync fails after its commit stands, and its ring action is
-# in the result beside the error (switchboard.h, sb_submit): the C gateway
-# prints the error, then the ring. Syncs fail from the Nth on, N = 0..6, so
+# in the result beside the error (switchboard.h, sb_submit; the Python
+# binding's error's .actions): the C and Python gateways print the error,
+# then the ring. Syncs fail from the Nth on, N = 0..6, so
 # that one run fails the offer's commit (nothing made, no ring printed) and
 # another only the sync after it.
-if [ -n "$san" ] || [ ! -f "$shim" ] || [ -z "$cgw" ]; then
-    skip "the C gateway on an offer whose sync fails" "no shim or C gateway, or sanitizers"
-else
+sync_fail_check() { # sync_fail_check NAME CMD...
+    name=$1
+    shift
     bad='' synced=0
     for after in 0 1 2 3 4 5 6; do
         provision "$tmp/sf"
         printf '%s\n' '{"type":"offer","call":"c9","queue":"support","caller":"+442079460009"}' |
             env SB_SYNCTRACE=/dev/null SB_SYNCFAIL_EVERY=1 SB_SYNCFAIL_AFTER=$after LD_PRELOAD="$shim" \
-                timeout 60 "$cgw" --data-dir "$tmp/sf" --policy-dir policies >"$tmp/sf.out" 2>/dev/null
+                timeout 60 "$@" --data-dir "$tmp/sf" --policy-dir policies >"$tmp/sf.out" 2>/dev/null
         first=$(sed -n 1p "$tmp/sf.out") second=$(sed -n 2p "$tmp/sf.out")
         case $first in
         *'"code":"SB_ESTORE","message":"sync:'*)
@@ -290,8 +291,14 @@ else
         esac
     done
     [ "$synced" -gt 0 ] && [ -z "$bad" ]
-    ok $? "the C gateway prints the ring of an offer whose sync failed after its commit" \
+    ok $? "$name prints the ring of an offer whose sync failed after its commit" \
         "runs whose sync failed after the commit: $synced$bad"
+}
+if [ -n "$san" ] || [ ! -f "$shim" ]; then
+    skip "the gateways on an offer whose sync fails" "no shim, or sanitizers"
+else
+    [ -n "$cgw" ] && sync_fail_check "the C gateway" "$cgw"
+    have python3 && sync_fail_check "the Python gateway" python3 examples/python/gateway.py
 fi
 
 # A line longer than 16 MiB (no gateway limits a line: the engine refuses

@@ -82,6 +82,10 @@ class SwitchboardError(Exception):
     ``message`` (the engine's message; policy errors carry ``file:line``)
     and ``field`` (the offending input field, e.g. ``"devices.mobile"``, or
     None). Catch a subclass (:class:`NotFoundError`...) for one code.
+    ``actions``: what the failed call did all the same, as a list of action
+    dicts, most often empty: an event or a tick whose sync failed after it
+    committed (:class:`StoreError`, "sync: ...") stands, and these are its
+    actions, to apply as on success (switchboard.h, sb_submit and sb_tick).
     """
 
     def __init__(self, name, code, message, field=None):
@@ -90,6 +94,7 @@ class SwitchboardError(Exception):
         self.code = code
         self.message = message
         self.field = field
+        self.actions = []
 
     def __str__(self):
         s = "%s: %s" % (self.name, self.message or "error")
@@ -480,7 +485,9 @@ def _s(p):
 
 def _raise(lib, rc, res):
     field = lib.sb_result_field(res)
-    raise _error(rc, _s(lib.sb_result_message(res)) or _s(lib.sb_strerror(rc)), _s(field))
+    e = _error(rc, _s(lib.sb_result_message(res)) or _s(lib.sb_strerror(rc)), _s(field))
+    e.actions = _actions(lib, res)  # what a commit whose sync failed did
+    raise e
 
 
 def _json(lib, res):
