@@ -9,10 +9,11 @@ the actions it caused, one JSON object per line:
 
 A refused event prints {"error":{"code":...,"message":...,"field":...}} and
 the gateway carries on; an event whose sync failed after it committed prints
-its error ("sync: ...") and then its actions, as the event stands. Between events it sleeps until the engine's next
-timer and fires it with tick(), printing those actions too; a tick that
-fails is reported on stderr ("gateway: tick: ...") and tried again a second
-later. It exits at the end of its input or on SIGINT/SIGTERM.
+its error ("sync: ...") and then its actions, as the event stands. Between
+events it sleeps until the engine's next timer and fires it with tick(),
+printing those actions too; a tick that fails is reported on stderr
+("gateway: tick: ...") and tried again a second later. It exits at the end
+of its input or on SIGINT/SIGTERM.
 
     usage: gateway.py --data-dir DIR [--policy-dir DIR] [--account ID]
                       [--sync group|sync|none]
