@@ -129,6 +129,11 @@ type Error struct {
 	Code    Code   // the SB_E* code
 	Message string // the engine's message (policy errors carry file:line)
 	Field   string // the offending input field, e.g. "devices.mobile", or ""
+	// Actions: what the failed call did all the same, most often none: an
+	// event or a tick whose sync failed after it committed (ErrStore,
+	// "sync: ...") stands, and these are its actions, to apply as on success
+	// (switchboard.h, sb_submit and sb_tick).
+	Actions []Action
 }
 
 func (e *Error) Error() string {
@@ -160,6 +165,9 @@ func resultError(rc C.int, res *C.sb_result) error {
 	}
 	if e.Message == "" {
 		e.Message = strings.TrimPrefix(e.Code.Error(), e.Code.Name()+": ")
+	}
+	if C.sb_result_count(res) > 0 {
+		e.Actions = resultActions(res)
 	}
 	return e
 }

@@ -423,6 +423,8 @@ func TestErrors(t *testing.T) {
 	}
 	if _, err := eng.Submit("acme", offer("d1")); !errors.Is(err, switchboard.ErrExists) {
 		t.Errorf("same call twice: %v", err)
+	} else if se := (*switchboard.Error)(nil); !errors.As(err, &se) || se.Actions != nil {
+		t.Errorf("a refused event's error carries no actions: %#v", err)
 	}
 	_, err = eng.Submit("acme", switchboard.Event{Type: switchboard.RingResult, Call: "d1", Agent: "ag2", Outcome: switchboard.Answered})
 	if !errors.Is(err, switchboard.ErrState) {

@@ -775,11 +775,13 @@ static void push_actions(lua_State *L, const sb_result *res)
 }
 
 /* After a call that changes state: the actions list, or the failure. */
+/* A failure gives a fifth value: the actions of an event or tick whose sync
+** failed after it committed (it stands: sb_submit, sb_tick), else {}. */
 static int ret_actions(lua_State *L, int rc, sb_result *res)
 {
-    if (rc) return push_engine_fail(L, rc, res);
+    int n = rc ? push_engine_fail(L, rc, res) : 0;
     push_actions(L, res);
-    return 1;
+    return n + 1;
 }
 
 /* After a read: the document as a table, or the failure. */

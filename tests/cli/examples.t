@@ -299,6 +299,7 @@ if [ -n "$san" ] || [ ! -f "$shim" ]; then
 else
     [ -n "$cgw" ] && sync_fail_check "the C gateway" "$cgw"
     have python3 && sync_fail_check "the Python gateway" python3 examples/python/gateway.py
+    [ -x "$tmp/gateway-go" ] && sync_fail_check "the Go gateway" "$tmp/gateway-go"
 fi
 
 # A line longer than 16 MiB (no gateway limits a line: the engine refuses

@@ -87,11 +87,14 @@ end
 T.ok(saw54, "the policy's ctx.log reports _VERSION 'Lua 5.4' and math.type(1) 'integer'")
 T.is(eng:agent_get("acme", "bob").status, "reserved", "bob is reserved while ringing")
 
-local dup, msg, code, field = eng:submit("acme", { type = "offer", call = "c1", queue = "support",
-                                                    caller = "+442079460001" })
+local dup, msg, code, field, dacts = eng:submit("acme", { type = "offer", call = "c1",
+                                                           queue = "support",
+                                                           caller = "+442079460001" })
 T.ok(dup == nil and code == sb.EEXIST, "offering c1 again: nil, message, SB_EEXIST")
 T.like(msg, "c1", "the message names the call")
 T.is(field, "call", "and the field")
+T.ok(type(dacts) == "table" and #dacts == 0,
+     "and a fifth value: the actions it caused all the same, none")
 
 advance(4000)
 local ring1 = find(acts, "ring", "c1")

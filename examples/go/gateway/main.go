@@ -92,6 +92,9 @@ func main() {
 			enc.Encode(struct {
 				Error detail `json:"error"`
 			}{d})
+			// An event whose sync failed after its commit stands: its
+			// actions come with the error, and are applied all the same.
+			actions = se.Actions
 		} else if err != nil {
 			fmt.Fprintln(os.Stderr, "gateway:", err)
 		}
@@ -165,6 +168,9 @@ func main() {
 				}
 				fmt.Fprintln(os.Stderr, "gateway: tick:", msg)
 				retryAt = time.Now().Add(tickRetry)
+				if se != nil {
+					actions = se.Actions // timers it fired before the sync failed
+				}
 			}
 			emit(actions, nil)
 		case <-signals:
