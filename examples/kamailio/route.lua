@@ -128,8 +128,15 @@ local function new_invite()
   local attrs = {}
   local lang = KSR.pv.get("$hdr(X-Language)")
   if lang then attrs.language = lang end
-  local acts, msg, code = e:submit(ACCOUNT, { type = "offer", call = call, queue = queue,
-                                              caller = caller, attrs = attrs })
+  local acts, msg, code, _, stood = e:submit(ACCOUNT, { type = "offer", call = call,
+                                                         queue = queue, caller = caller,
+                                                         attrs = attrs })
+  if not acts and stood and #stood > 0 then
+    -- Committed, only its sync failed (a failing disk): the call is in the
+    -- engine and its agents are reserved, so it is routed all the same.
+    log_fail("offer " .. call .. " (routed: only the sync failed)", msg, code)
+    acts = stood
+  end
   if not acts then
     log_fail("offer " .. call, msg, code)
     if code == sb.ENOTFOUND then KSR.sl.sl_send_reply(404, "No Such Queue")
