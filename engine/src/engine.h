@@ -153,6 +153,8 @@ typedef struct eng_env {
     int schema_pending;
     uint64_t meta_written; /* fsync_mu: the last commit that wrote its meta page */
     uint64_t lost_upto;    /* fsync_mu: meta pages up to this one a failed sync may have lost */
+    int64_t sync_said_s;   /* fsync_mu: the second (monotonic) a failed sync was last logged */
+    uint64_t sync_unsaid;  /* fsync_mu: failed syncs not logged since */
     uint64_t commit_seq;   /* commits begun */
     uint64_t commit_ended; /* the last commit that ended, well or not */
     uint64_t written;      /* the last commit that wrote something */

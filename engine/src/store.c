@@ -1363,8 +1363,30 @@ static int file_sync(sb_engine *e, uint64_t *claim, uint64_t *lost)
     *claim = rc == 0 && newest > sh->lost_upto ? newest : 0;
     if (rc) sh->lost_upto = sh->meta_written;
     *lost = sh->lost_upto;
+    /* A failed sync is logged with the system's reason (the caller has only
+    ** SB_ESTORE): one line a second at most, saying how many it stands for. */
+    int say = 0;
+    uint64_t unsaid = 0;
+    if (rc) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((int64_t)ts.tv_sec != sh->sync_said_s || !sh->sync_said_s) {
+            say = 1;
+            unsaid = sh->sync_unsaid;
+            sh->sync_unsaid = 0;
+            sh->sync_said_s = (int64_t)ts.tv_sec;
+        } else {
+            sh->sync_unsaid++;
+        }
+    }
     pthread_mutex_unlock(&sh->fsync_mu);
     pthread_rwlock_unlock(&sh->maplock);
+    if (say)
+        sb_log(e, SB_LOG_ERROR,
+               "sync of %s/data.mdb failed: %s; what was committed since the last sync that "
+               "worked is not durable until a later one works%s%.0llu%s",
+               e->data_dir, mdb_strerror(rc), unsaid ? " (" : "", (unsigned long long)unsaid,
+               unsaid ? " more failed syncs since the last such line)" : "");
     return rc;
 }
 
