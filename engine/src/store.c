@@ -1139,25 +1139,34 @@ int eng_mdb_err(sb_result *res, int rc, const char *what)
 
 /* --- map growth ------------------------------------------------------------------- */
 
-/* Grow the map (and reserve the disk blocks first, so a full disk shows as
-** an error here rather than as SIGBUS on a write through the map). */
+/* The reserve past map_max (see grow_map). */
+static size_t map_reserve(size_t max)
+{
+    return max / 16 < ((size_t)1 << 20) ? ((size_t)1 << 20) : max / 16;
+}
+
+/* How far below map_max the pages in use must be for a write that may not
+** use the reserve, once the map has grown into it (see past_max). */
+static size_t reserve_margin(size_t max)
+{
+    size_t margin = max / 16 > ((size_t)256 << 10) ? max / 16 : ((size_t)256 << 10);
+    return margin > max / 2 ? max / 2 : margin;
+}
+
 /* Grow the map (and reserve the disk blocks first, so a full disk shows as
 ** an error here rather than as SIGBUS on a write through the map).
 **
 ** LMDB copies pages even to delete, so a map filled to map_max could not
 ** free anything. Writes that free space (deletes) may therefore grow the
 ** map past map_max into a reserve of map_max/16 (at least 1 MiB); so may
-** the events of calls already taken (a hangup writes the call's record),
-** or a full map would leave them ringing and connected for good. Other
+** the events of calls already taken (a hangup writes the call's record)
+** and their timers, or a full map would leave them ringing and connected for good. Other
 ** writes (a new call, a new agent) stop at map_max, and reuse the pages the
 ** deletes freed. */
 static int grow_map(sb_engine *e, size_t had, int freeing)
 {
-    size_t max = effective_map_max(&e->cfg);
-    if (freeing) {
-        size_t reserve = max / 16 < ((size_t)1 << 20) ? ((size_t)1 << 20) : max / 16;
-        max += reserve;
-    }
+    size_t limit = effective_map_max(&e->cfg), max = limit;
+    if (freeing) max += map_reserve(limit);
     int rc = 0;
     pthread_rwlock_wrlock(&e->sh->maplock);
     if (e->sh->map_size == had) {
@@ -1181,9 +1190,24 @@ static int grow_map(sb_engine *e, size_t had, int freeing)
             } else if ((rc = mdb_env_set_mapsize(e->env, want)) == 0) {
                 __atomic_store_n(&e->sh->map_size, want,
                                  __ATOMIC_RELAXED); /* past_max reads it unlocked */
-                char sz[32];
-                sb_log(e, SB_LOG_INFO, "storage map grown to %s",
-                       eng_size_str(sz, sizeof sz, want));
+                char sz[32], lim[32], top[32], mg[32];
+                /* Past map_max it is the reserve, which only a freeing write
+                ** takes: said at warn, with what it means for new calls, or
+                ** the line would read as the last write of any kind, a new
+                ** call, having grown the map past its limit. */
+                if (want > limit)
+                    sb_log(e, SB_LOG_WARN,
+                           "storage map grown to %s, past map_max (%s) into its reserve (to %s "
+                           "at most) for a write that ends calls in progress or makes room (an "
+                           "event or timer of a call taken, a delete, a sweep); new calls and "
+                           "documents go in only while what is in use is %s or more below "
+                           "map_max",
+                           eng_size_str(sz, sizeof sz, want), eng_size_str(lim, sizeof lim, limit),
+                           eng_size_str(top, sizeof top, max),
+                           eng_size_str(mg, sizeof mg, reserve_margin(limit)));
+                else
+                    sb_log(e, SB_LOG_INFO, "storage map grown to %s",
+                           eng_size_str(sz, sizeof sz, want));
             }
         }
     }
@@ -1982,10 +2006,8 @@ static int past_max(sb_engine *e, sb_result *res)
     eng_env *sh = e->sh;
     size_t max = effective_map_max(&e->cfg);
     if (__atomic_load_n(&sh->map_size, __ATOMIC_RELAXED) <= max) return 0;
-    size_t margin = max / 16 > ((size_t)256 << 10) ? max / 16 : ((size_t)256 << 10);
-    if (margin > max / 2) margin = max / 2;
     int64_t used = eng_map_in_use(e, 20000000);
-    if (used < 0 || (size_t)used + margin < max) return 0;
+    if (used < 0 || (size_t)used + reserve_margin(max) < max) return 0;
     return res_err(res, SB_EFULL, NULL,
                    "storage full (map_max reached; its reserve is kept for the calls in "
                    "progress to end); nothing was written: raise map_max and restart, or make "

@@ -45,6 +45,23 @@ static const char policy[] = "local P = {}\n"
                              "end\n"
                              "return P\n";
 
+/* The map's growth as the engine logs it: the lines since the last
+** grown_clear(), each in brackets with its level. */
+static char grown[2048];
+
+static void grown_clear(void)
+{
+    grown[0] = 0;
+}
+
+static void grown_log(void *arg, sb_log_level l, const char *line)
+{
+    size_t n = strlen(grown);
+    if (strstr(line, "storage map grown"))
+        snprintf(grown + n, sizeof grown - n, "[%s: %s]", l == SB_LOG_WARN ? "warn" : "info", line);
+    quiet(arg, l, line);
+}
+
 static int open_engine(const char *data, size_t map, size_t max)
 {
     sb_config cfg;
@@ -52,9 +69,9 @@ static int open_engine(const char *data, size_t map, size_t max)
     cfg.data_dir = data;
     cfg.sync = SB_SYNC_NONE;
     cfg.clock = test_clock;
-    cfg.log = quiet;
     cfg.map_size = map;
     cfg.map_max = max;
+    cfg.log = grown_log;
     if (sb_open(&eng, &cfg, res)) {
         diag("open: %s", sb_result_message(res));
         return -1;
@@ -276,6 +293,7 @@ static void calls_end_when_full(const char *base)
     memset(pad, 'y', 300);
     pad[300] = 0;
     int n = 0, rc = 0;
+    grown_clear();
     while (n < 100000) {
         rc = ev("{\"type\":\"offer\",\"call\":\"k%d\",\"queue\":\"support\",\"caller\":"
                 "\"+49301%06d\",\"attrs\":{\"note\":\"%s\"}}",
@@ -285,6 +303,11 @@ static void calls_end_when_full(const char *base)
     }
     ok(rc == SB_EFULL && n > 10, "calls: offered until the map is full (%d), then SB_EFULL: %s", n,
        sb_result_message(res));
+    if (!ok(strstr(grown, "[info: storage map grown to 512 KiB]") && !strstr(grown, "warn:") &&
+                !strstr(grown, "reserve"),
+            "calls: the offers grew the map to map_max and no further, logged at info"))
+        diag("logged: %s", grown);
+    grown_clear();
     int failed = 0, taken = 0;
     for (int i = 1; i <= n; i++) {
         failed += ev("{\"type\":\"abandon\",\"call\":\"k%d\"}", i) != 0;
@@ -296,6 +319,19 @@ static void calls_end_when_full(const char *base)
     }
     is_int(failed, 0, "calls: every one of them can still end (each abandon writes its record)");
     is_int(taken, 0, "calls: meanwhile a new call is refused (SB_EFULL) each time it is tried");
+    /* The growth into the reserve says so, and for what: a line that read
+    ** as any growth had operators take it for the new calls'. */
+    if (!ok(strstr(grown,
+                   "[warn: storage map grown to 1 MiB, past map_max (512 KiB) into its reserve "
+                   "(to 1.5 MiB at most) for a write that ends calls in progress or makes room") &&
+                strstr(grown,
+                       "new calls and documents go in only while what is in use is 256 KiB or "
+                       "more below map_max") &&
+                !strstr(grown, "info:"),
+            "calls: the abandons grew the map past map_max, into its reserve, logged at warn "
+            "saying "
+            "so"))
+        diag("logged: %s", grown);
     /* Room is made again by what deletes records: a sweep, an erasure. */
     ok(sb_erase(eng, "acme", "+49301000001", res) == 0,
        "calls: an erasure request runs with the reserve in use: %s", sb_result_message(res));
