@@ -406,9 +406,9 @@ static void h_health(ctx *x)
     if (x->d->storage_error[0]) {
         json_t *j = json_pack("{s:s, s:s, s:s+}", "status", "storage_failing", "version",
                               sb_version(), "message",
-                              "a write failed for a storage error, not for lack of room (its "
-                              "request was answered 500 SB_ESTORE; see the log's error lines and "
-                              "the kernel's for the disk): ",
+                              "a storage error, not for lack of room (a request, read or write, "
+                              "answered 500 SB_ESTORE, or a turn's commit or a sync that failed; "
+                              "see the log's error lines and the kernel's for the disk): ",
                               x->d->storage_error);
         char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
         x->rep->status = 503;

@@ -369,7 +369,10 @@ static void sync_done_cb(evutil_socket_t fd, short what, void *arg)
 
 void sbd_storage_failed(sbd *d, const char *why)
 {
-    snprintf(d->storage_error, sizeof d->storage_error, "%s", why && *why ? why : "storage error");
+    /* /healthz answers anyone: the library's message may name a call after
+    ** its caller ("record of call '+4930...' is corrupt"), read [number]
+    ** there as in the log. */
+    sb_redact(why && *why ? why : "storage error", d->storage_error, sizeof d->storage_error);
 }
 
 void sbd_batch_open(sbd *d)

@@ -4,11 +4,12 @@
 # (EIO) once set-up is done. A write whose sync or commit fails is answered
 # 500 SB_ESTORE, and from then /healthz answers 503 storage_failing with the
 # failure, where it said ok while every other write failed; reads do not
-# clear it, and a write that works (committed and synced) does.
-import os, sys
+# clear it, and a write that works (committed and synced) does. A broken
+# record found by a read sets it too, a number in its message redacted.
+import os, struct, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synckit import SHIM, traced  # noqa: E402
-from sbtest import TAP, agent_doc, provision  # noqa: E402
+from sbtest import TAP, Daemon, agent_doc, provision  # noqa: E402
 
 t = TAP(deadline=120)
 t.ok(os.path.exists(SHIM), "the shim is built (%s)" % SHIM)
@@ -41,7 +42,7 @@ msg = (h.json or {}).get("message", "")
 t.is_((h.status, (h.json or {}).get("status")), (503, "storage_failing"),
       "/healthz: 503 storage_failing", h)
 t.ok("storage error" in msg and "SB_ESTORE" in msg and "not for lack of room" in msg,
-     "... its message says a write failed for a storage error, and which", h)
+     "... its message says it is a storage error, and which", h)
 said = [x for x in d.lines if "data.mdb failed: Input/output error" in x]
 t.ok(said and "level=error" in said[0] and "not durable until a later one works" in said[0],
      "the log names the failed sync's reason (the daemon has SB_ESTORE alone)", said[:1])
@@ -57,5 +58,47 @@ t.is_(r.status, 200, "a later write is synced: 200", r)
 h = d.request("GET", "/healthz")
 t.is_((h.status, (h.json or {}).get("status")), (200, "ok"),
       "/healthz ok again once a write works", h)
+d.stop()
+
+# A broken record (its stored version byte overwritten) is a storage error
+# too, found by a read: GET of the ended call is 500 SB_ESTORE and /healthz
+# says storage_failing. Its message quotes the engine's, which names the
+# call: /healthz answers anyone, and a call named after its caller showed
+# the number there, where the log and the README say [number]; the message
+# also said a write had failed.
+d = t.owned(Daemon())
+d.start()
+acme = provision(d, agents=("alice",))
+CALL = "+4930123456"
+path = "/v1/calls/" + CALL.replace("+", "%2B")
+acme.post("/v1/calls", {"call": CALL, "queue": "support", "caller": "+442079460001"})
+t.is_(acme.post(path + "/abandon").status, 200, "a call named after its caller, ended")
+d.stop()
+mdb = os.path.join(d.data_dir, "data.mdb")
+with open(mdb, "rb") as f:
+    data = bytearray(f.read())
+# A record: version, flags, epoch (4), review due (8), the id's length (4)
+# and the id; the key that holds the id too has no version 4 there.
+idb = CALL.encode()
+pat, hits, i = struct.pack("<I", len(idb)) + idb, [], -1
+while (i := data.find(pat, i + 1)) >= 0:
+    if i >= 14 and data[i - 14] == 4:
+        hits.append(i)
+t.is_(len(hits), 1, "the record found in data.mdb")
+for i in hits:
+    data[i - 14] = 0x7F
+with open(mdb, "wb") as f:
+    f.write(data)
+d.start()
+r = acme.get(path)
+t.ok(r.status == 500 and r.code == "SB_ESTORE", "reading the broken record: 500 SB_ESTORE", r)
+h = d.request("GET", "/healthz")
+msg = (h.json or {}).get("message", "")
+t.is_((h.status, (h.json or {}).get("status")), (503, "storage_failing"),
+      "/healthz: 503 storage_failing", h)
+t.ok("[number]" in msg and CALL[1:] not in msg,
+     "... its message reads the call named after its caller as [number]", h)
+t.ok("a write failed" not in msg and "SB_ESTORE" in msg,
+     "... and does not say a write failed, when a read did", h)
 d.stop()
 t.done()
