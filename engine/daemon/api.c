@@ -224,11 +224,12 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
     else if (rc == 0 && x->req->method != SBD_GET && !uses_reserve(x))
         x->d->storage_full = 0;
     /* A storage error (an I/O error, a broken page): /healthz says so until
-    ** a write works (its commit or sync failing sets it again). */
+    ** a write works: committed and durable, not while its sync may still
+    ** fail. */
     if (rc == SB_ESTORE)
         sbd_storage_failed(x->d, sb_result_message(res));
     else if (rc == 0 && x->req->method != SBD_GET)
-        x->d->storage_error[0] = 0;
+        sbd_storage_wrote(x->d);
     if (rc != 0) {
         const char *js = sb_result_json(res, &len);
         x->rep->status = sbd_api_status(rc);

@@ -315,6 +315,11 @@ static void account_requests(sbd *d, uint64_t upto)
 /* Send what is held up to batch `upto` (SBD_SEQ_ALL: everything committed). */
 static void release(sbd *d, uint64_t upto, int failed)
 {
+    /* The write that succeeded after a storage error is durable now. */
+    if (!failed && d->storage_ok_seq && upto >= d->storage_ok_seq) {
+        d->storage_error[0] = 0;
+        d->storage_ok_seq = 0;
+    }
     sbd_http_release(d, upto, failed);
     d->m.batches++;
     account_requests(d, upto);
@@ -373,6 +378,17 @@ void sbd_storage_failed(sbd *d, const char *why)
     ** its caller ("record of call '+4930...' is corrupt"), read [number]
     ** there as in the log. */
     sb_redact(why && *why ? why : "storage error", d->storage_error, sizeof d->storage_error);
+    d->storage_ok_seq = 0; /* a write before this one no longer says storage works */
+    d->storage_ok_batch = 0;
+}
+
+void sbd_storage_wrote(sbd *d)
+{
+    if (!d->storage_error[0]) return;
+    if (d->ebatch_open)
+        d->storage_ok_batch = 1; /* its batch: once it commits (sbd_batch_close) */
+    else if (!d->storage_ok_seq)
+        d->storage_ok_seq = sbd_seq(d); /* committed: a sync from now covers it */
 }
 
 void sbd_batch_open(sbd *d)
@@ -403,6 +419,11 @@ void sbd_batch_close(sbd *d)
     }
     /* Tagged after the commit, as every response that answers one is. */
     uint64_t seq = rc ? sbd_seq(d) : sbd_commit_tag(d);
+    if (!rc && d->storage_ok_batch) {
+        d->storage_ok_batch = 0;
+        if (!d->storage_ok_seq) d->storage_ok_seq = seq;
+    }
+    if (rc) d->storage_ok_batch = 0;
     sbd_http_settle(d, seq, rc != 0);
     sbd_stream_settle(d, seq, rc != 0);
 }

@@ -211,6 +211,12 @@ struct sbd {
     /* the last storage error of a request, a turn's commit or a sync (an
     ** I/O error, a broken page), "" after a write that worked (/healthz) */
     char storage_error[256];
+    /* a write that succeeded while storage_error is set: it is cleared once
+    ** that write is durable, batch storage_ok_seq released as synced (0:
+    ** none yet); storage_ok_batch: the write is an event of the engine
+    ** batch still open, its batch not known before it commits */
+    uint64_t storage_ok_seq;
+    int storage_ok_batch;
     sbd_upload_debt uploads[SBD_UPLOAD_SLOTS];
     uint64_t event_id_base;
 
@@ -248,6 +254,9 @@ uint64_t sbd_now_ns(void); /* monotonic */
 /* Storage failed (SB_ESTORE, why: what failed): /healthz says
 ** storage_failing until a write request works. */
 void sbd_storage_failed(sbd *d, const char *why);
+/* A write request succeeded: storage_failing ends once it is committed and
+** durable (with sync = group, once its sync has worked). */
+void sbd_storage_wrote(sbd *d);
 /* Events (POST /v1/calls..., agent status) run in one engine transaction
 ** per turn of the loop: sbd_batch_open before one, sbd_batch_close before
 ** anything else that uses the engine and at the end of the turn. Closing

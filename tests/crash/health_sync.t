@@ -6,7 +6,7 @@
 # failure, where it said ok while every other write failed; reads do not
 # clear it, and a write that works (committed and synced) does. A broken
 # record found by a read sets it too, a number in its message redacted.
-import os, struct, sys
+import os, shutil, struct, sys, tempfile, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synckit import SHIM, traced  # noqa: E402
 from sbtest import TAP, Daemon, agent_doc, provision  # noqa: E402
@@ -18,6 +18,14 @@ d, _ = traced(t, 3, fail_after=40, conf={"sweep_interval": 0})
 acme = provision(d, agents=("alice",))
 h = d.request("GET", "/healthz")
 t.is_((h.status, (h.json or {}).get("status")), (200, "ok"), "set up: /healthz ok", h)
+
+
+def wait_file(path, limit=30):
+    """Waits (at most limit s, against a hang) for path to exist."""
+    end = time.monotonic() + limit
+    while not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.01)
+    return os.path.exists(path)
 
 
 def put(i):
@@ -58,6 +66,47 @@ t.is_(r.status, 200, "a later write is synced: 200", r)
 h = d.request("GET", "/healthz")
 t.is_((h.status, (h.json or {}).get("status")), (200, "ok"),
       "/healthz ok again once a write works", h)
+d.stop()
+
+# A write committed after the failure is no write that worked until its sync
+# has: a /healthz asked while that sync is under way (the shim holds it)
+# answered ok, and came out so after the sync had failed and the write been
+# answered 500. Syncs fail while FAIL exists; the sync thread waits while
+# HOLD does.
+tmp = tempfile.mkdtemp()
+t.cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+FAIL, HOLD = os.path.join(tmp, "fail"), os.path.join(tmp, "hold")
+d, _ = traced(t, conf={"sweep_interval": 0, "log_level": "debug"},
+              env={"SB_SYNCFAIL_FILE": FAIL, "SB_SYNCHOLD": HOLD})
+acme = provision(d, agents=("alice",))
+open(FAIL, "w").close()
+r = put(100)
+os.unlink(FAIL)
+t.ok(r.status == 500 and r.code == "SB_ESTORE", "a write whose sync fails: 500 SB_ESTORE", r)
+open(HOLD, "w").close()
+got = {}
+writer = threading.Thread(target=lambda: got.update(put=put(101)))
+writer.start()
+t.ok(wait_file(HOLD + ".held"), "the next write committed, its sync held")
+mark = len(d.lines)
+asker = threading.Thread(target=lambda: got.update(health=d.request("GET", "/healthz")))
+asker.start()
+t.ok(d.wait_log(r'method=GET path="/healthz"', after=mark, timeout=20),
+     "/healthz asked while that sync is held")
+open(FAIL, "w").close()
+os.unlink(HOLD)
+writer.join(30)
+asker.join(30)
+os.unlink(FAIL)
+r, h = got.get("put"), got.get("health")
+t.ok(r is not None and r.status == 500 and r.code == "SB_ESTORE",
+     "its sync failed: the write answered 500 SB_ESTORE", r)
+t.is_((h.status, (h.json or {}).get("status")) if h else None, (503, "storage_failing"),
+      "/healthz asked before: 503 storage_failing, not ok", h)
+r = put(102)
+h = d.request("GET", "/healthz")
+t.ok(r.status == 200 and (h.status, (h.json or {}).get("status")) == (200, "ok"),
+     "a write committed and synced: /healthz ok", (r, h))
 d.stop()
 
 # A broken record (its stored version byte overwritten) is a storage error

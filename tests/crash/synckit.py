@@ -14,10 +14,11 @@ SHIM = os.path.join(_build if os.path.isabs(_build) else os.path.join(ROOT, _bui
                     "tests", "crash", "synctrace.so")
 
 
-def traced(t, fail_every=0, fail_after=0, conf=None):
+def traced(t, fail_every=0, fail_after=0, conf=None, env=None):
     """Start a sync=group daemon under the shim, cleaned up with t; every
     fail_every-th sync after the first fail_after fails (0: none); conf:
-    more settings. Returns the daemon and the path of its trace."""
+    more settings; env: more of the shim's variables (SB_SYNCFAIL_FILE,
+    SB_SYNCHOLD). Returns the daemon and the path of its trace."""
     d = Daemon(conf=dict({"sync": "group", "log_level": "info"}, **(conf or {})))
     t.cleanups.append(d.cleanup)
     log = os.path.join(d.tmp, "synctrace.log")
@@ -26,5 +27,6 @@ def traced(t, fail_every=0, fail_after=0, conf=None):
              "SB_SYNCFAIL_EVERY": str(fail_every) if fail_every else None,
              "SB_SYNCFAIL_AFTER": str(fail_after) if fail_every else None,
              "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+    d.env.update(env or {})
     d.start()
     return d, log

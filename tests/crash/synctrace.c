@@ -16,6 +16,12 @@
 ** (without syncing), as a failing disk would — after the first
 ** $SB_SYNCFAIL_AFTER syncs (default 0), so a test can set up first.
 **
+** With $SB_SYNCFAIL_FILE=PATH, every sync fails while PATH exists. With
+** $SB_SYNCHOLD=PATH, a sync made by a thread other than the process's first
+** (the daemon's sync thread) waits while PATH exists, having made
+** "PATH.held" (removed as it goes on): a test sees the sync under way and
+** what the process answers meanwhile.
+**
 ** Kill points: with $SB_KILLAT=N, the Nth sync or rename(2), counted
 ** together, kills the process with SIGKILL before it is made: a kill -9
 ** at a chosen step of writing files (backup.t runs N = 1, 2, ... until the
@@ -158,10 +164,26 @@ int close(int fd)
     return REAL(close)(fd);
 }
 
-/* Should this sync fail (SB_SYNCFAIL_EVERY)? */
+/* SB_SYNCHOLD: wait while its file exists (the sync thread only). */
+static void hold(void)
+{
+    const char *p = getenv("SB_SYNCHOLD");
+    if (!p || syscall(SYS_gettid) == getpid() || access(p, F_OK) != 0) return;
+    char held[4096];
+    snprintf(held, sizeof held, "%s.held", p);
+    int fd = open(held, O_WRONLY | O_CREAT, 0600);
+    if (fd >= 0) REAL(close)(fd);
+    while (access(p, F_OK) == 0)
+        usleep(10000);
+    unlink(held);
+}
+
+/* Should this sync fail (SB_SYNCFAIL_EVERY, SB_SYNCFAIL_FILE)? */
 static int inject(void)
 {
     static unsigned long every = (unsigned long)-1, after, n;
+    const char *f = getenv("SB_SYNCFAIL_FILE");
+    if (f && access(f, F_OK) == 0) return 1;
     pthread_mutex_lock(&mu);
     if (every == (unsigned long)-1) {
         const char *e = getenv("SB_SYNCFAIL_EVERY"), *a = getenv("SB_SYNCFAIL_AFTER");
@@ -190,6 +212,7 @@ static void kill_point(void)
 static void sync_start(int fd)
 {
     kill_point();
+    hold();
     char b[64];
     struct iovec v = {b, (size_t)snprintf(b, sizeof b, "tid=%ld data=%d", (long)syscall(SYS_gettid),
                                           fd >= 0 && is_data_file(fd))};
