@@ -938,6 +938,12 @@ static void h_policy_list(ctx *x)
     reply_result(x, sb_policy_list(x->d->eng, x->account, x->d->res), 200, NULL, NULL);
 }
 
+/* Are s's first 16 characters a policy version (lowercase hex), and n 16? */
+static int is_version(const char *s, size_t n)
+{
+    return n == 16 && strspn(s, "0123456789abcdef") >= 16;
+}
+
 /* The ETag of a policy answer: the "version" of the account's upload, for
 ** an If-Match on its next upload or delete (none for a shared policy the
 ** account has no upload of: If-Match conditions the account's upload). */
@@ -946,8 +952,7 @@ static void policy_etag(ctx *x)
     json_t *o = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
     const char *v = json_string_value(json_object_get(o, "version")),
                *src = json_string_value(json_object_get(o, "source"));
-    if (v && (!src || !strcmp(src, "account")) && strlen(v) == 16 &&
-        strspn(v, "0123456789abcdef") == 16)
+    if (v && (!src || !strcmp(src, "account")) && is_version(v, strlen(v)))
         add_header(x->rep, "ETag: \"%s\"\r\n", v);
     json_decref(o);
 }
@@ -978,7 +983,7 @@ static int policy_condition(ctx *x, char iv[20], const char **out)
     size_t n = strlen(m);
     if (!strcmp(m, "*")) {
         strcpy(iv, "*");
-    } else if (n == 18 && m[0] == '"' && m[17] == '"' && strspn(m + 1, "0123456789abcdef") == 16) {
+    } else if (n == 18 && m[0] == '"' && m[17] == '"' && is_version(m + 1, 16)) {
         memcpy(iv, m + 1, 16);
         iv[16] = 0;
     } else {
@@ -1188,6 +1193,23 @@ static int check_no_body(ctx *x)
     if (x->req->method != SBD_DELETE || !x->req->body_len) return 0;
     fail(x, 400, "SB_EINVAL", NULL, "DELETE %s takes no body (%zu bytes sent); nothing was deleted",
          x->rt->pattern, x->req->body_len);
+    return -1;
+}
+
+/* If-Match and If-None-Match on a write to a route without versions: HTTP
+** says a condition that does not hold must not be carried out, and ignoring
+** it would be an unconditional overwrite the client did not ask for. A
+** read's are ignored (its answer is the same whatever they say). */
+static int check_conditions(ctx *x, handler h)
+{
+    const sbd_req *r = x->req;
+    if ((!r->if_match && !r->if_none_match) || r->method == SBD_GET || r->method == SBD_HEAD ||
+        h == h_policy_put || h == h_policy_delete)
+        return 0;
+    fail(x, 400, "SB_EINVAL", r->if_match ? "If-Match" : "If-None-Match",
+         "%s %s takes no %s: conditional requests are taken by PUT and DELETE "
+         "/v1/policies/{name} alone (nothing else has versions to compare); nothing changed",
+         r->method_name, x->rt->pattern, r->if_match ? "If-Match" : "If-None-Match");
     return -1;
 }
 
@@ -1901,7 +1923,7 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
     }
     if (((rt->auth == AUTH_ADMIN && auth_admin(&x) == 0) ||
          (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE) &&
-        check_query(&x) == 0 && check_no_body(&x) == 0) {
+        check_query(&x) == 0 && check_no_body(&x) == 0 && check_conditions(&x, h) == 0) {
         /* Events join the loop's engine batch; anything else sees it
         ** committed first. */
         if (h != h_call_offer && h != h_call_event && h != h_agent_status) sbd_batch_close(d);

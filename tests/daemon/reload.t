@@ -166,6 +166,18 @@ r = acme.delete("/v1/policies/mine", headers={"If-Match": '"%s"' % v3})
 t.ok(r.status == 200 and r.json.get("deleted") is True, "with the version there: deleted", r)
 r = acme.put("/v1/policies/mine", FIRST_POLICY, headers=dict(LUA, **{"If-None-Match": "*"}))
 t.ok(r.status == 200 and r.json["version"] == first, "If-None-Match: * with none: stored", r)
+# A condition on a route without versions is refused, not ignored (an
+# unconditional overwrite the client did not ask for).
+before = acme.get("/v1/agents/alice").json
+r = acme.put("/v1/agents/alice", {"name": "Changed", "devices": {"softphone": "sip:a@pbx.example"}},
+             headers={"If-Match": '"0000000000000000"'})
+t.ok(r.status == 400 and r.field == "If-Match" and "nothing changed" in r.json["error"]["message"],
+     "If-Match on PUT /v1/agents/{id}: 400 naming it", r)
+t.is_(acme.get("/v1/agents/alice").json.get("name"), before.get("name"), "... and alice unchanged")
+r = acme.delete("/v1/agents/alice", headers={"If-None-Match": "*"})
+t.ok(r.status == 400 and r.field == "If-None-Match", "If-None-Match on a DELETE: 400", r)
+t.is_(acme.get("/v1/agents/alice", headers={"If-None-Match": '"x"'}).status, 200,
+      "a read's conditions are ignored")
 
 time.sleep(0.2)   # let the traffic run on the restored policy for a moment
 stop.set()
