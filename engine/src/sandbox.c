@@ -1838,16 +1838,6 @@ static int sb_charged(lua_State *L)
 /* ------------------------------------------------------------------------ */
 /* os.time: the engine's clock; with a date table, that date in UTC. */
 
-static int64_t days_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* A field of os.time's table, read as stock Lua's getfield does: a float
 ** with an integral value counts (day = 1.0), and so does a string that
 ** converts to one ('10'). */
@@ -1881,7 +1871,8 @@ static int sb_os_time(lua_State *L)
     int64_t m0 = mo - 1, carry = m0 >= 0 ? m0 / 12 : -((11 - m0) / 12);
     y += carry;
     mo = m0 - carry * 12 + 1;
-    int64_t t = days_civil(y, mo, 1) * 86400 + (d - 1) * 86400 + h * 3600 + mi * 60 + s;
+    int64_t t =
+        sched_days_from_civil(y, (int)mo, 1) * 86400 + (d - 1) * 86400 + h * 3600 + mi * 60 + s;
     lua_pushinteger(L, (lua_Integer)t);
     return 1;
 }
@@ -1921,13 +1912,9 @@ static int sb_os_date(lua_State *L)
                           sbx_show(L, 3, shown, sizeof shown));
     int64_t local = t + off, days = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
     int64_t secs = local - days * 86400;
-    /* Days since 1970-01-01 to a civil date (proleptic Gregorian). */
-    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
+    int64_t y;
+    int m, d;
+    sched_civil_from_days(days, &y, &m, &d);
     int64_t wd = (days % 7 + 11) % 7; /* 1970-01-01 was a Thursday: wday 5 */
     lua_createtable(L, 0, 10);
     lua_pushinteger(L, (lua_Integer)y);
@@ -1944,7 +1931,7 @@ static int sb_os_date(lua_State *L)
     lua_setfield(L, -2, "sec");
     lua_pushinteger(L, (lua_Integer)(wd + 1));
     lua_setfield(L, -2, "wday");
-    lua_pushinteger(L, (lua_Integer)(days - days_civil(y, 1, 1) + 1));
+    lua_pushinteger(L, (lua_Integer)(days - sched_days_from_civil(y, 1, 1) + 1));
     lua_setfield(L, -2, "yday");
     lua_pushinteger(L, off);
     lua_setfield(L, -2, "utc_offset");

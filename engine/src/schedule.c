@@ -46,7 +46,7 @@ static int month_len(int64_t y, int m)
 
 /* Days from 1970-01-01 to y-m-d. Years are counted from March so that the leap day is
 ** the last day of a counting year; 146097 days make a 400-year cycle. */
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t sched_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = floordiv(y, 400), yoe = y - era * 400;           /* year of era, 0..399 */
@@ -54,12 +54,23 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
 }
 
+void sched_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
+{
+    int64_t z = days + 719468, era = floordiv(z, 146097);
+    int64_t doe = z - era * 146097;                                      /* day of era */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* year of era */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
 static int64_t year_of_day(int64_t day)
 {
     int64_t y = 1970 + floordiv(day * 400, 146097); /* estimate, then correct */
-    while (days_from_civil(y, 1, 1) > day)
+    while (sched_days_from_civil(y, 1, 1) > day)
         y--;
-    while (days_from_civil(y + 1, 1, 1) <= day)
+    while (sched_days_from_civil(y + 1, 1, 1) <= day)
         y++;
     return y;
 }
@@ -166,13 +177,13 @@ static int parse_posix_tz(const char *s, tz_rule *r)
 /* UTC instant of date d of year y, whose time of day is in local time at offset off. */
 static int64_t rule_instant(int64_t y, const tz_date *d, int32_t off)
 {
-    int64_t day = days_from_civil(y, 1, 1);
+    int64_t day = sched_days_from_civil(y, 1, 1);
     if (d->kind == 'J') {
         day += d->n - 1 + (is_leap(y) && d->n >= 60);
     } else if (d->kind == 'N') {
         day += d->n;
     } else {
-        int64_t first = days_from_civil(y, d->m, 1);
+        int64_t first = sched_days_from_civil(y, d->m, 1);
         int wd1 = (int)floormod(first + 4, 7); /* 1970-01-01 was a Thursday */
         day = first + (d->d - wd1 + 7) % 7 + (d->w - 1) * 7;
         if (day >= first + month_len(y, d->m)) day -= 7; /* week 5: the last one */

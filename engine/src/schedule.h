@@ -43,6 +43,9 @@
 enum { DEV_LANDLINE = 1, DEV_MOBILE = 2, DEV_SOFTPHONE = 4, DEV_ALL = 7 };
 
 /* "landline"/"mobile"/"softphone" -> its DEV_* bit; anything else (or NULL) -> 0. */
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d (m 1..12), and back. */
+int64_t sched_days_from_civil(int64_t y, int m, int d);
+void sched_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 int sched_device_bit(const char *name);
 /* Inverse of sched_device_bit: a static name, or NULL if bit is not exactly one known bit. */
 const char *sched_device_name(int bit);

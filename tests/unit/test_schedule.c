@@ -789,8 +789,32 @@ static void test_threads(void)
     is_int(total, 0, "8 threads loading and reading zones concurrently");
 }
 
+/* The calendar both ways (os.time, os.date and the zones' rules use it)
+** against glibc's gmtime over years -2000 to 5000. */
+static void test_civil(void)
+{
+    int bad = 0;
+    long n = 0;
+    for (int64_t day = -1450000; day <= 1100000 && bad < 3; day += 13, n++) {
+        time_t t = (time_t)(day * 86400);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        int64_t y;
+        int m, d;
+        sched_civil_from_days(day, &y, &m, &d);
+        if (y != (int64_t)tm.tm_year + 1900 || m != tm.tm_mon + 1 || d != tm.tm_mday ||
+            sched_days_from_civil(y, m, d) != day) {
+            diag("day %lld: %lld-%d-%d, glibc %d-%d-%d", (long long)day, (long long)y, m, d,
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+            bad++;
+        }
+    }
+    ok(bad == 0, "%ld days from year -2000 to 5000: the calendar both ways as glibc has it", n);
+}
+
 int main(void)
 {
+    test_civil();
     test_devices();
     test_offsets();
     test_windows();
