@@ -2056,7 +2056,14 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
                 return rc;
             }
         }
-        if (rc == MDB_MAP_FULL && attempt < 3) {
+        /* Full: grow the map and run again. A growth by another thread or
+        ** engine between this one's MDB_MAP_FULL and grow_map counts as an
+        ** attempt too, and under contention a writer may lose that race
+        ** several times in a row while the map doubles (four threads on a
+        ** 256 KiB map lost it four times running, 1 in about 40 runs on a
+        ** loaded machine); each round needs a growth, so the map's
+        ** doublings up to map_max bound them, and 40 is past any. */
+        if (rc == MDB_MAP_FULL && attempt < 40) {
             res_truncate(res, mark);
             int g = grow_map(e, map_before, freeing);
             if (g == 0) {
