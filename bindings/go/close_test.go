@@ -297,7 +297,7 @@ func openFiles(t *testing.T) int {
 func TestDroppedEngineClosed(t *testing.T) {
 	dir := t.TempDir()
 	clock := newClock()
-	open := func() {
+	open := func() *switchboard.Engine {
 		eng, err := switchboard.Open(switchboard.Config{DataDir: dir, PolicyDir: policies,
 			Sync: switchboard.SyncNone, Clock: clock.now, Log: func(switchboard.LogLevel, string) {}})
 		if err != nil {
@@ -306,17 +306,22 @@ func TestDroppedEngineClosed(t *testing.T) {
 		if _, err := eng.AccountPut(`{"id":"acme"}`); err != nil {
 			t.Fatal(err)
 		}
+		return eng
 	}
-	open() // the first opens what the process keeps for the directory
-	runtime.GC()
+	open().Close() // the first opens what the process keeps for the directory
 	before := openFiles(t)
 	const n = 20
-	for i := 0; i < n; i++ {
-		open()
+	// Held until counted: a collection may come at any time (the sanitizer
+	// build's allocations bring one on), and would close one of them early.
+	engs := make([]*switchboard.Engine, n)
+	for i := range engs {
+		engs[i] = open()
 	}
 	if open := openFiles(t); open < before+n {
 		t.Fatalf("%d engines open: %d descriptors, %d before", n, open, before)
 	}
+	runtime.KeepAlive(engs)
+	engs = nil // dropped without Close
 	// Finalizers run on a goroutine of their own after a collection: wait
 	// for it (the limit only keeps a failure from hanging the test).
 	for limit := time.Now().Add(30 * time.Second); openFiles(t) > before; {
