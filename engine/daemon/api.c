@@ -383,6 +383,22 @@ static char *dump(ctx *x, json_t *doc, size_t *len)
 /* ------------------------------------------------------------------------ */
 /* Handlers: service. */
 
+/* /healthz's 503 for a failing state: its status, and why (what it says,
+** then the failure's own text). */
+static void health_failing(ctx *x, const char *status, const char *what, const char *why)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s+}", "status", status, "version", sb_version(), "message",
+                          what, why);
+    char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    x->rep->status = 503;
+    if (t)
+        evbuffer_add_printf(x->rep->body, "%s", t);
+    else
+        evbuffer_add_printf(x->rep->body, "{\"status\":\"%s\"}", status);
+    free(t);
+    json_decref(j);
+}
+
 static void h_health(ctx *x)
 {
     if (x->d->draining) {
@@ -405,30 +421,18 @@ static void h_health(ctx *x)
         return;
     }
     if (x->d->storage_error[0]) {
-        json_t *j = json_pack("{s:s, s:s, s:s+}", "status", "storage_failing", "version",
-                              sb_version(), "message",
-                              "a storage error, not for lack of room (a request, read or write, "
-                              "answered 500 SB_ESTORE, or a turn's commit or a sync that failed; "
-                              "see the log's error lines and the kernel's for the disk): ",
-                              x->d->storage_error);
-        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        x->rep->status = 503;
-        evbuffer_add_printf(x->rep->body, "%s", t ? t : "{\"status\":\"storage_failing\"}");
-        free(t);
-        json_decref(j);
+        health_failing(x, "storage_failing",
+                       "a storage error, not for lack of room (a request, read or write, "
+                       "answered 500 SB_ESTORE, or a turn's commit or a sync that failed; "
+                       "see the log's error lines and the kernel's for the disk): ",
+                       x->d->storage_error);
         return;
     }
     if (x->d->tick_error[0]) {
-        json_t *j = json_pack("{s:s, s:s, s:s+}", "status", "timers_failing", "version",
-                              sb_version(), "message",
-                              "timers fail to fire (ring timeouts, wrap-ups, wake-ups, max waits "
-                              "wait until they do): ",
-                              x->d->tick_error);
-        char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        x->rep->status = 503;
-        evbuffer_add_printf(x->rep->body, "%s", t ? t : "{\"status\":\"timers_failing\"}");
-        free(t);
-        json_decref(j);
+        health_failing(x, "timers_failing",
+                       "timers fail to fire (ring timeouts, wrap-ups, wake-ups, max waits "
+                       "wait until they do): ",
+                       x->d->tick_error);
         return;
     }
     x->rep->status = 200;
@@ -944,17 +948,16 @@ static int is_version(const char *s, size_t n)
     return n == 16 && strspn(s, "0123456789abcdef") >= 16;
 }
 
-/* The ETag of a policy answer: the "version" of the account's upload, for
-** an If-Match on its next upload or delete (none for a shared policy the
-** account has no upload of: If-Match conditions the account's upload). */
-static void policy_etag(ctx *x)
+/* The ETag of a policy answer (doc: its JSON, read back once by the
+** caller): the "version" of the account's upload, for an If-Match on its
+** next upload or delete (none for a shared policy the account has no
+** upload of: If-Match conditions the account's upload). */
+static void policy_etag(ctx *x, const json_t *doc)
 {
-    json_t *o = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
-    const char *v = json_string_value(json_object_get(o, "version")),
-               *src = json_string_value(json_object_get(o, "source"));
+    const char *v = json_string_value(json_object_get(doc, "version")),
+               *src = json_string_value(json_object_get(doc, "source"));
     if (v && (!src || !strcmp(src, "account")) && is_version(v, strlen(v)))
         add_header(x->rep, "ETag: \"%s\"\r\n", v);
-    json_decref(o);
 }
 
 /* A policy upload's or delete's condition, from If-Match ("version" or *)
@@ -1009,7 +1012,11 @@ static int policy_precondition_failed(ctx *x, int rc)
 static void h_policy_get(ctx *x)
 {
     int rc = sb_policy_get(x->d->eng, x->account, x->p[0], x->d->res);
-    if (rc == 0) policy_etag(x);
+    if (rc == 0) {
+        json_t *o = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
+        policy_etag(x, o);
+        json_decref(o);
+    }
     reply_result(x, rc, 200, NULL, NULL);
 }
 
@@ -1138,8 +1145,8 @@ static void h_policy_put(ctx *x)
                    *pv = json_string_value(json_object_get(o, "previous"));
         sbd_log(SB_LOG_INFO, "policy stored", "account=%s policy=%s version=%s previous=%s",
                 sbd_qacct(x->account), sbd_q(x->p[0]), v ? v : "?", pv ? pv : "none");
+        policy_etag(x, o);
         json_decref(o);
-        policy_etag(x);
     } else {
         sbd_log(SB_LOG_WARN, "policy rejected", "account=%s policy=%s error=%s",
                 sbd_qacct(x->account), sbd_q(x->p[0]), sbd_qn(sb_result_message(x->d->res)));
