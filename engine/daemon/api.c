@@ -218,18 +218,13 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
     size_t len = 0;
     /* Writes failing for lack of storage: /healthz says so until one works
     ** that does not use the reserve kept for calls in progress (their events
-    ** succeed there while new calls are refused). */
-    if (rc == SB_EFULL)
-        x->d->storage_full = 1;
-    else if (rc == 0 && x->req->method != SBD_GET && !uses_reserve(x))
-        x->d->storage_full = 0;
-    /* A storage error (an I/O error, a broken page): /healthz says so until
-    ** a write works: committed and durable, not while its sync may still
-    ** fail. */
-    if (rc == SB_ESTORE)
-        sbd_storage_failed(x->d, sb_result_message(res));
+    ** succeed there while new calls are refused). A storage error (an I/O
+    ** error, a broken page): until any write works. Works: committed and
+    ** durable, not while its sync may still fail. */
+    if (rc == SB_EFULL || rc == SB_ESTORE)
+        sbd_storage_failed(x->d, rc, sb_result_message(res));
     else if (rc == 0 && x->req->method != SBD_GET)
-        sbd_storage_wrote(x->d);
+        sbd_storage_wrote(x->d, !uses_reserve(x));
     if (rc != 0) {
         const char *js = sb_result_json(res, &len);
         x->rep->status = sbd_api_status(rc);
@@ -407,7 +402,7 @@ static void h_health(ctx *x)
                             sb_version());
         return;
     }
-    if (x->d->storage_full) {
+    if (x->d->full.on) {
         x->rep->status = 503;
         evbuffer_add_printf(x->rep->body,
                             "{\"status\":\"storage_full\",\"version\":\"%s\",\"message\":"
@@ -420,7 +415,7 @@ static void h_health(ctx *x)
                             sb_version());
         return;
     }
-    if (x->d->storage_error[0]) {
+    if (x->d->failing.on) {
         health_failing(x, "storage_failing",
                        "a storage error, not for lack of room (a request, read or write, "
                        "answered 500 SB_ESTORE, or a turn's commit or a sync that failed; "

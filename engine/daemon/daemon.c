@@ -312,18 +312,54 @@ static void account_requests(sbd *d, uint64_t upto)
     }
 }
 
-/* Send what is held up to batch `upto` (SBD_SEQ_ALL: everything committed). */
-static void release(sbd *d, uint64_t upto, int failed)
+/* A write that worked while h is on: h ends once that write is durable. */
+static void health_wrote(sbd *d, sbd_health *h)
 {
-    /* The write that succeeded after a storage error is durable now. */
-    if (!failed && d->storage_ok_seq && upto >= d->storage_ok_seq) {
-        d->storage_error[0] = 0;
-        d->storage_ok_seq = 0;
+    if (!h->on) return;
+    if (d->ebatch_open)
+        h->ok_batch = 1; /* its batch: once it commits (sbd_batch_close) */
+    else if (!h->ok_seq)
+        h->ok_seq = sbd_seq(d); /* committed: a sync from now covers it */
+}
+
+/* The engine batch closed, as batch seq (failed: not stored). */
+static void health_batch(sbd_health *h, uint64_t seq, int failed)
+{
+    if (h->ok_batch && !failed && !h->ok_seq) h->ok_seq = seq;
+    h->ok_batch = 0;
+}
+
+/* Batches to upto are durable: does that end h? */
+static int health_released(sbd_health *h, uint64_t upto)
+{
+    if (!h->on || !h->ok_seq || upto < h->ok_seq) return 0;
+    memset(h, 0, sizeof *h);
+    return 1;
+}
+
+/* Send what is held up to batch `upto` (SBD_SEQ_ALL: everything committed);
+** sync_rc: the code of the sync that failed for them (0: none). */
+static void release(sbd *d, uint64_t upto, int sync_rc)
+{
+    /* The write that succeeded after a storage failure is durable now. */
+    if (!sync_rc) {
+        health_released(&d->full, upto);
+        if (health_released(&d->failing, upto)) d->storage_error[0] = 0;
     }
-    sbd_http_release(d, upto, failed);
+    sbd_http_release(d, upto, sync_rc);
     d->m.batches++;
     account_requests(d, upto);
     sbd_stream_publish(d, upto);
+}
+
+/* A sync failed with rc: the log and /healthz say so. */
+static void sync_failed(sbd *d, int rc)
+{
+    char why[160];
+    snprintf(why, sizeof why, "sync: %s", sb_strerror(rc));
+    sbd_log(SB_LOG_ERROR, "sync failed; unsynced changes answered with an error", "error=%s",
+            sbd_q(sb_strerror(rc)));
+    sbd_storage_failed(d, rc, why);
 }
 
 /* What the sync thread has done since we last looked: answer for a failed
@@ -338,15 +374,8 @@ static void collect_syncs(sbd *d)
     d->m.sync_seconds = (double)d->sync_ns / 1e9;
     pthread_mutex_unlock(&d->sync_mu);
     if (failed) {
-        char why[160];
-        snprintf(why, sizeof why, "sync: %s", sb_strerror(rc));
-        sbd_log(SB_LOG_ERROR, "sync failed; unsynced changes answered with 500", "error=%s",
-                sbd_q(sb_strerror(rc)));
-        if (rc == SB_EFULL)
-            d->storage_full = 1; /* no room: what /healthz's storage_full says */
-        else
-            sbd_storage_failed(d, why);
-        release(d, failed, 1);
+        sync_failed(d, rc);
+        release(d, failed, rc);
         /* Answered for: the failed batch counts as settled, as if synced. */
         pthread_mutex_lock(&d->sync_mu);
         d->sync_failed = 0;
@@ -372,23 +401,23 @@ static void sync_done_cb(evutil_socket_t fd, short what, void *arg)
     sbd_flush(d);
 }
 
-void sbd_storage_failed(sbd *d, const char *why)
+void sbd_storage_failed(sbd *d, int rc, const char *why)
 {
+    sbd_health *h = rc == SB_EFULL ? &d->full : &d->failing;
+    /* A write before this one no longer says storage works. */
+    memset(h, 0, sizeof *h);
+    h->on = 1;
     /* /healthz answers anyone: the library's message may name a call after
     ** its caller ("record of call '+4930...' is corrupt"), read [number]
     ** there as in the log. */
-    sb_redact(why && *why ? why : "storage error", d->storage_error, sizeof d->storage_error);
-    d->storage_ok_seq = 0; /* a write before this one no longer says storage works */
-    d->storage_ok_batch = 0;
+    if (rc != SB_EFULL)
+        sb_redact(why && *why ? why : "storage error", d->storage_error, sizeof d->storage_error);
 }
 
-void sbd_storage_wrote(sbd *d)
+void sbd_storage_wrote(sbd *d, int room)
 {
-    if (!d->storage_error[0]) return;
-    if (d->ebatch_open)
-        d->storage_ok_batch = 1; /* its batch: once it commits (sbd_batch_close) */
-    else if (!d->storage_ok_seq)
-        d->storage_ok_seq = sbd_seq(d); /* committed: a sync from now covers it */
+    health_wrote(d, &d->failing);
+    if (room) health_wrote(d, &d->full);
 }
 
 void sbd_batch_open(sbd *d)
@@ -410,21 +439,15 @@ void sbd_batch_close(sbd *d)
         const char *why =
             sb_result_message(d->res)[0] ? sb_result_message(d->res) : sb_strerror(rc);
         d->m.batch_errors++;
-        sbd_log(SB_LOG_ERROR, "events not stored; their requests answered with 500", "error=%s",
-                sbd_qn(why));
-        if (rc == SB_EFULL)
-            d->storage_full = 1;
-        else
-            sbd_storage_failed(d, why);
+        sbd_log(SB_LOG_ERROR, "events not stored; their requests answered with an error",
+                "error=%s", sbd_qn(why));
+        sbd_storage_failed(d, rc, why);
     }
     /* Tagged after the commit, as every response that answers one is. */
     uint64_t seq = rc ? sbd_seq(d) : sbd_commit_tag(d);
-    if (!rc && d->storage_ok_batch) {
-        d->storage_ok_batch = 0;
-        if (!d->storage_ok_seq) d->storage_ok_seq = seq;
-    }
-    if (rc) d->storage_ok_batch = 0;
-    sbd_http_settle(d, seq, rc != 0);
+    health_batch(&d->full, seq, rc != 0);
+    health_batch(&d->failing, seq, rc != 0);
+    sbd_http_settle(d, seq, rc);
     sbd_stream_settle(d, seq, rc != 0);
 }
 
@@ -484,14 +507,12 @@ void sbd_flush(sbd *d)
     if (d->batch_dirty && d->cfg->sync == SBD_SYNC_GROUP) {
         /* No sync thread (start-up failed to make one): sync here. */
         uint64_t t = sbd_now_ns();
-        int rc = sb_sync(d->eng);
+        failed = sb_sync(d->eng);
         d->m.syncs++;
         d->m.sync_seconds += (double)(sbd_now_ns() - t) / 1e9;
-        if (rc != 0) {
-            failed = 1;
+        if (failed) {
             d->m.sync_errors++;
-            sbd_log(SB_LOG_ERROR, "sync failed; unsynced changes answered with 500", "error=%s",
-                    sbd_q(sb_strerror(rc)));
+            sync_failed(d, failed);
         }
     }
     d->batch_dirty = 0;

@@ -1514,7 +1514,7 @@ static void send_pending(sbd_conn *c, size_t bytes)
 /* What was about to be acknowledged on c is not stored or not durable: say
 ** so with a 500, and close so no later response on this connection is
 ** mistaken for the lost one. */
-static void fail_held(sbd *d, sbd_conn *c, const char *msg)
+static void fail_held(sbd *d, sbd_conn *c, int rc, const char *msg)
 {
     int head = c->nheld && c->held[0].head;
     batch_leave(c);
@@ -1522,7 +1522,15 @@ static void fail_held(sbd *d, sbd_conn *c, const char *msg)
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);
     rep.body = scratch_body();
-    sbd_api_error(&rep, 500, "SB_ESTORE", msg, NULL);
+    /* For want of room, 503 SB_EFULL as a write refused so is answered,
+    ** with the why; else 500 SB_ESTORE. */
+    char full[320];
+    if (rc == SB_EFULL) {
+        snprintf(full, sizeof full, "%s: %s", msg, sb_strerror(rc));
+        sbd_api_error(&rep, sbd_api_status(rc), sb_code_name(rc), full, NULL);
+    } else {
+        sbd_api_error(&rep, 500, "SB_ESTORE", msg, NULL);
+    }
     format_response(c->pending, &rep, 1, 0, head);
     if (c->state == CS_STREAM && c->sub) {
         sbd_stream_unsubscribe(d, c->sub);
@@ -1532,7 +1540,7 @@ static void fail_held(sbd *d, sbd_conn *c, const char *msg)
     bufferevent_write_buffer(c->bev, c->pending);
 }
 
-void sbd_http_settle(sbd *d, uint64_t seq, int failed)
+void sbd_http_settle(sbd *d, uint64_t seq, int rc)
 {
     for (sbd_conn *c = d->batch, *next; c; c = next) {
         next = c->bnext;
@@ -1542,8 +1550,8 @@ void sbd_http_settle(sbd *d, uint64_t seq, int failed)
                 c->held[i].seq = seq;
                 mine = 1;
             }
-        if (mine && failed)
-            fail_held(d, c,
+        if (mine && rc)
+            fail_held(d, c, rc,
                       "storage failed while this change was being committed: it may not have "
                       "been made; read the state back before trying again");
     }
@@ -1551,7 +1559,7 @@ void sbd_http_settle(sbd *d, uint64_t seq, int failed)
         if (d->preq[i].seq == SBD_SEQ_UNCOMMITTED) d->preq[i].seq = seq;
 }
 
-void sbd_http_release(sbd *d, uint64_t upto, int sync_failed)
+void sbd_http_release(sbd *d, uint64_t upto, int sync_rc)
 {
     sbd_conn *c = d->batch;
     while (c) {
@@ -1560,11 +1568,11 @@ void sbd_http_release(sbd *d, uint64_t upto, int sync_failed)
         size_t bytes = 0;
         while (n < c->nheld && c->held[n].seq <= upto) {
             bytes += c->held[n].bytes;
-            failed |= sync_failed && c->held[n].mutating;
+            failed |= sync_rc && c->held[n].mutating;
             n++;
         }
         if (failed) {
-            fail_held(d, c, "the change was committed but could not be synced to disk");
+            fail_held(d, c, sync_rc, "the change was committed but could not be synced to disk");
         } else if (n) {
             if (n == c->nheld) {
                 batch_leave(c);

@@ -144,6 +144,14 @@ typedef struct sbd_upload_debt {
     uint64_t at_ns;
 } sbd_upload_debt;
 
+/* A state of GET /healthz that a storage failure sets and a later write
+** that worked ends, once that write is durable. */
+typedef struct sbd_health {
+    int on;
+    uint64_t ok_seq; /* that write's batch, ended when released as synced (0: none yet) */
+    int ok_batch;    /* that write is an event of the engine batch still open */
+} sbd_health;
+
 struct sbd {
     sbd_config *cfg;
     sb_engine *eng;
@@ -206,17 +214,13 @@ struct sbd {
     size_t backlog_n;     /* entries of it no subscriber was sent yet */
     sbd_hent *sent_head, *sent_tail;
     int lag_check;        /* the history dropped entries a lagging subscriber may need */
-    int storage_full;     /* the last write failed with SB_EFULL (GET /healthz) */
     char tick_error[256]; /* the last tick's failure, "" after one that worked (/healthz) */
-    /* the last storage error of a request, a turn's commit or a sync (an
-    ** I/O error, a broken page), "" after a write that worked (/healthz) */
+    /* GET /healthz's storage_full: a write failed for lack of room (SB_EFULL),
+    ** ended by a write that needed room; storage_failing: a request, a
+    ** turn's commit or a sync failed for another storage error (an I/O
+    ** error, a broken page; storage_error says which), ended by any write */
+    sbd_health full, failing;
     char storage_error[256];
-    /* a write that succeeded while storage_error is set: it is cleared once
-    ** that write is durable, batch storage_ok_seq released as synced (0:
-    ** none yet); storage_ok_batch: the write is an event of the engine
-    ** batch still open, its batch not known before it commits */
-    uint64_t storage_ok_seq;
-    int storage_ok_batch;
     sbd_upload_debt uploads[SBD_UPLOAD_SLOTS];
     uint64_t event_id_base;
 
@@ -251,12 +255,14 @@ struct sbd {
 
 /* daemon.c */
 uint64_t sbd_now_ns(void); /* monotonic */
-/* Storage failed (SB_ESTORE, why: what failed): /healthz says
-** storage_failing until a write request works. */
-void sbd_storage_failed(sbd *d, const char *why);
-/* A write request succeeded: storage_failing ends once it is committed and
-** durable (with sync = group, once its sync has worked). */
-void sbd_storage_wrote(sbd *d);
+/* Storage failed with rc (why: what failed): SB_EFULL, /healthz says
+** storage_full until a write that needed room works; another code,
+** storage_failing until any write works. */
+void sbd_storage_failed(sbd *d, int rc, const char *why);
+/* A write request succeeded (room: not one that a full map or disk lets
+** through, see api.c's uses_reserve): the states it ends end once it is
+** committed and durable (with sync = group, once its sync has worked). */
+void sbd_storage_wrote(sbd *d, int room);
 /* Events (POST /v1/calls..., agent status) run in one engine transaction
 ** per turn of the loop: sbd_batch_open before one, sbd_batch_close before
 ** anything else that uses the engine and at the end of the turn. Closing
@@ -287,14 +293,15 @@ int sbd_http_listen(sbd *d);
 /* Can the listen address be bound now? Tried and let go before anything is
 ** made on disk; -1 after saying why not. */
 int sbd_http_can_listen(sbd *d);
-/* Hand the held responses tagged <= upto to the connections. sync_failed:
-** answer every connection with a mutating request tagged <= upto with a 500
-** instead, and close it. */
-void sbd_http_release(sbd *d, uint64_t upto, int sync_failed);
-/* The responses tagged SBD_SEQ_UNCOMMITTED take tag seq; failed: the
-** engine batch they answer was not stored, and their connections get a 500
-** instead (and close), as for a failed sync. */
-void sbd_http_settle(sbd *d, uint64_t seq, int failed);
+/* Hand the held responses tagged <= upto to the connections. sync_rc, the
+** code of a sync that failed (0: none): answer every connection with a
+** mutating request tagged <= upto with its error instead (503 SB_EFULL for
+** want of room, else 500 SB_ESTORE), and close it. */
+void sbd_http_release(sbd *d, uint64_t upto, int sync_rc);
+/* The responses tagged SBD_SEQ_UNCOMMITTED take tag seq; rc, nonzero: the
+** engine batch they answer was not stored, and their connections get its
+** error instead (and close), as for a failed sync. */
+void sbd_http_settle(sbd *d, uint64_t seq, int rc);
 /* Does c still have responses held for a sync? */
 int sbd_conn_held(const sbd_conn *c);
 /* Stop accepting; close idle connections; let in-flight requests finish. */

@@ -6,7 +6,7 @@
 # failure, where it said ok while every other write failed; reads do not
 # clear it, and a write that works (committed and synced) does. A broken
 # record found by a read sets it too, a number in its message redacted.
-import os, shutil, struct, sys, tempfile, threading, time
+import errno, os, shutil, struct, sys, tempfile, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synckit import SHIM, traced  # noqa: E402
 from sbtest import TAP, Daemon, agent_doc, provision  # noqa: E402
@@ -28,11 +28,12 @@ def wait_file(path, limit=30):
     return os.path.exists(path)
 
 
-def put(i):
+def put(i, who=None):
     """PUT an agent on a fresh connection (a 500 SB_ESTORE closes its own)."""
-    c = d.conn()
+    who = who or acme
+    c = who.d.conn()
     try:
-        return acme.put("/v1/agents/w%d" % i, agent_doc("w%d" % i), conn=c)
+        return who.put("/v1/agents/w%d" % i, agent_doc("w%d" % i), conn=c)
     finally:
         c.close()
 
@@ -71,43 +72,56 @@ d.stop()
 # A write committed after the failure is no write that worked until its sync
 # has: a /healthz asked while that sync is under way (the shim holds it)
 # answered ok, and came out so after the sync had failed and the write been
-# answered 500. Syncs fail while FAIL exists; the sync thread waits while
-# HOLD does.
+# answered 500. Syncs fail while FAIL exists (with errno err); the sync
+# thread waits while HOLD does. The same for a disk that fills up under a
+# sync (ENOSPC): a write committed cleared storage_full at once, and a sync
+# that failed for want of room answered its write 500 SB_ESTORE.
 tmp = tempfile.mkdtemp()
 t.cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
 FAIL, HOLD = os.path.join(tmp, "fail"), os.path.join(tmp, "hold")
-d, _ = traced(t, conf={"sweep_interval": 0, "log_level": "debug"},
-              env={"SB_SYNCFAIL_FILE": FAIL, "SB_SYNCHOLD": HOLD})
-acme = provision(d, agents=("alice",))
-open(FAIL, "w").close()
-r = put(100)
-os.unlink(FAIL)
-t.ok(r.status == 500 and r.code == "SB_ESTORE", "a write whose sync fails: 500 SB_ESTORE", r)
-open(HOLD, "w").close()
-got = {}
-writer = threading.Thread(target=lambda: got.update(put=put(101)))
-writer.start()
-t.ok(wait_file(HOLD + ".held"), "the next write committed, its sync held")
-mark = len(d.lines)
-asker = threading.Thread(target=lambda: got.update(health=d.request("GET", "/healthz")))
-asker.start()
-t.ok(d.wait_log(r'method=GET path="/healthz"', after=mark, timeout=20),
-     "/healthz asked while that sync is held")
-open(FAIL, "w").close()
-os.unlink(HOLD)
-writer.join(30)
-asker.join(30)
-os.unlink(FAIL)
-r, h = got.get("put"), got.get("health")
-t.ok(r is not None and r.status == 500 and r.code == "SB_ESTORE",
-     "its sync failed: the write answered 500 SB_ESTORE", r)
-t.is_((h.status, (h.json or {}).get("status")) if h else None, (503, "storage_failing"),
-      "/healthz asked before: 503 storage_failing, not ok", h)
-r = put(102)
-h = d.request("GET", "/healthz")
-t.ok(r.status == 200 and (h.status, (h.json or {}).get("status")) == (200, "ok"),
-     "a write committed and synced: /healthz ok", (r, h))
-d.stop()
+
+
+def held_sync(err, status, code, health, base):
+    d, _ = traced(t, conf={"sweep_interval": 0, "log_level": "debug"},
+                  env={"SB_SYNCFAIL_FILE": FAIL, "SB_SYNCHOLD": HOLD,
+                       "SB_SYNCFAIL_ERRNO": str(err)})
+    who = provision(d, agents=("alice",))
+    answer = "%d %s" % (status, code)
+    open(FAIL, "w").close()
+    r = put(base, who)
+    os.unlink(FAIL)
+    t.ok(r.status == status and r.code == code, "a write whose sync fails: " + answer, r)
+    h = d.request("GET", "/healthz")
+    t.is_((h.status, (h.json or {}).get("status")), (503, health), "/healthz: " + health, h)
+    open(HOLD, "w").close()
+    got = {}
+    writer = threading.Thread(target=lambda: got.update(put=put(base + 1, who)))
+    writer.start()
+    t.ok(wait_file(HOLD + ".held"), "the next write committed, its sync held")
+    mark = len(d.lines)
+    asker = threading.Thread(target=lambda: got.update(health=d.request("GET", "/healthz")))
+    asker.start()
+    t.ok(d.wait_log(r'method=GET path="/healthz"', after=mark, timeout=20),
+         "/healthz asked while that sync is held")
+    open(FAIL, "w").close()
+    os.unlink(HOLD)
+    writer.join(30)
+    asker.join(30)
+    os.unlink(FAIL)
+    r, h = got.get("put"), got.get("health")
+    t.ok(r is not None and r.status == status and r.code == code,
+         "its sync failed: the write answered " + answer, r)
+    t.is_((h.status, (h.json or {}).get("status")) if h else None, (503, health),
+          "/healthz asked before: 503 %s, not ok" % health, h)
+    r = put(base + 2, who)
+    h = d.request("GET", "/healthz")
+    t.ok(r.status == 200 and (h.status, (h.json or {}).get("status")) == (200, "ok"),
+         "a write committed and synced: /healthz ok", (r, h))
+    d.stop()
+
+
+held_sync(errno.EIO, 500, "SB_ESTORE", "storage_failing", 100)
+held_sync(errno.ENOSPC, 503, "SB_EFULL", "storage_full", 200)
 
 # A broken record (its stored version byte overwritten) is a storage error
 # too, found by a read: GET of the ended call is 500 SB_ESTORE and /healthz

@@ -16,7 +16,9 @@
 ** (without syncing), as a failing disk would — after the first
 ** $SB_SYNCFAIL_AFTER syncs (default 0), so a test can set up first.
 **
-** With $SB_SYNCFAIL_FILE=PATH, every sync fails while PATH exists. With
+** With $SB_SYNCFAIL_FILE=PATH, every sync fails while PATH exists.
+** $SB_SYNCFAIL_ERRNO=N: the injected failure's errno (default EIO; 28,
+** ENOSPC, is a disk that filled up under the sync). With
 ** $SB_SYNCHOLD=PATH, a sync made by a thread other than the process's first
 ** (the daemon's sync thread) waits while PATH exists, having made
 ** "PATH.held" (removed as it goes on): a test sees the sync under way and
@@ -178,12 +180,17 @@ static void hold(void)
     unlink(held);
 }
 
-/* Should this sync fail (SB_SYNCFAIL_EVERY, SB_SYNCFAIL_FILE)? */
+/* Should this sync fail (SB_SYNCFAIL_EVERY, SB_SYNCFAIL_FILE)? Sets errno
+** to the failure's (SB_SYNCFAIL_ERRNO) when it should. */
 static int inject(void)
 {
     static unsigned long every = (unsigned long)-1, after, n;
-    const char *f = getenv("SB_SYNCFAIL_FILE");
-    if (f && access(f, F_OK) == 0) return 1;
+    const char *f = getenv("SB_SYNCFAIL_FILE"), *en = getenv("SB_SYNCFAIL_ERRNO");
+    int err = en ? atoi(en) : EIO;
+    if (f && access(f, F_OK) == 0) {
+        errno = err;
+        return 1;
+    }
     pthread_mutex_lock(&mu);
     if (every == (unsigned long)-1) {
         const char *e = getenv("SB_SYNCFAIL_EVERY"), *a = getenv("SB_SYNCFAIL_AFTER");
@@ -192,6 +199,7 @@ static int inject(void)
     }
     int fail = every && ++n > after && (n - after) % every == 0;
     pthread_mutex_unlock(&mu);
+    if (fail) errno = err;
     return fail;
 }
 
@@ -230,24 +238,30 @@ static void sync_end(int fd, int r)
 int msync(void *addr, size_t len, int flags)
 {
     sync_start(-1);
-    int r = inject() ? (errno = EIO, -1) : REAL(msync)(addr, len, flags);
+    int r = inject() ? -1 : REAL(msync)(addr, len, flags);
+    int err = errno;
     sync_end(-1, r);
+    errno = err;
     return r;
 }
 
 int fsync(int fd)
 {
     sync_start(fd);
-    int r = inject() ? (errno = EIO, -1) : REAL(fsync)(fd);
+    int r = inject() ? -1 : REAL(fsync)(fd);
+    int err = errno;
     sync_end(fd, r);
+    errno = err;
     return r;
 }
 
 int fdatasync(int fd)
 {
     sync_start(fd);
-    int r = inject() ? (errno = EIO, -1) : REAL(fdatasync)(fd);
+    int r = inject() ? -1 : REAL(fdatasync)(fd);
+    int err = errno;
     sync_end(fd, r);
+    errno = err;
     return r;
 }
 
