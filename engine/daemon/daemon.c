@@ -407,11 +407,26 @@ void sbd_storage_failed(sbd *d, int rc, const char *why)
     /* A write before this one no longer says storage works. */
     memset(h, 0, sizeof *h);
     h->on = 1;
-    /* /healthz answers anyone: the library's message may name a call after
-    ** its caller ("record of call '+4930...' is corrupt"), read [number]
-    ** there as in the log. */
-    if (rc != SB_EFULL)
-        sb_redact(why && *why ? why : "storage error", d->storage_error, sizeof d->storage_error);
+    /* /healthz answers anyone, without a key: what the library's message
+    ** quotes of an account's data, the id of a call ("record of call
+    ** 'c-7@pbx.acme.example' is corrupt"), reads '...' there, and a number
+    ** [number] as in the log, which has the rest. */
+    if (rc == SB_EFULL) return;
+    const char *s = why && *why ? why : "storage error";
+    char elided[sizeof d->storage_error];
+    char *o = elided, *end = o + sizeof elided - 1;
+    for (const char *p = s; *p && o < end; p++) {
+        const char *close = *p == '\'' && (p == s || p[-1] == ' ') ? strchr(p + 1, '\'') : NULL;
+        if (close && end - o >= 5) {
+            memcpy(o, "'...'", 5);
+            o += 5;
+            p = close;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = 0;
+    sb_redact(elided, d->storage_error, sizeof d->storage_error);
 }
 
 void sbd_storage_wrote(sbd *d, int room)

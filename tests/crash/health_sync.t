@@ -126,9 +126,11 @@ held_sync(errno.ENOSPC, 503, "SB_EFULL", "storage_full", 200)
 # A broken record (its stored version byte overwritten) is a storage error
 # too, found by a read: GET of the ended call is 500 SB_ESTORE and /healthz
 # says storage_failing. Its message quotes the engine's, which names the
-# call: /healthz answers anyone, and a call named after its caller showed
-# the number there, where the log and the README say [number]; the message
-# also said a write had failed.
+# call: /healthz answers anyone, without a key, and a call named after its
+# caller showed the number there, where the log and the README say
+# [number]; any other id a client chose (a SIP Call-ID naming its host)
+# showed as it was. It reads '...' there. The message also said a write had
+# failed.
 d = t.owned(Daemon())
 d.start()
 acme = provision(d, agents=("alice",))
@@ -159,8 +161,8 @@ h = d.request("GET", "/healthz")
 msg = (h.json or {}).get("message", "")
 t.is_((h.status, (h.json or {}).get("status")), (503, "storage_failing"),
       "/healthz: 503 storage_failing", h)
-t.ok("[number]" in msg and CALL[1:] not in msg,
-     "... its message reads the call named after its caller as [number]", h)
+t.ok("record of call '...' is corrupt" in msg and CALL[1:] not in msg,
+     "... its message leaves out the call's id (here its caller's number)", h)
 t.ok("a write failed" not in msg and "SB_ESTORE" in msg,
      "... and does not say a write failed, when a read did", h)
 d.stop()
