@@ -837,6 +837,21 @@ static int sync_dir(const char *dir)
     return err;
 }
 
+/* How many times a backup copies again when accounts were deleted during
+** its copy (backup_write). */
+#define BACKUP_ROUNDS 5
+
+/* The count of account deletions ever committed in the data directory. */
+static int deleted_gen(sb_engine *e, uint64_t *gen)
+{
+    MDB_txn *txn;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return rc;
+    rc = st_meta_u64(txn, e, "deleted_gen", gen);
+    eng_read_end(e, txn);
+    return rc;
+}
+
 static int backup_write(sb_engine *e, const char *dest, sb_result *res)
 {
     int rc, kfd = -1, step = 0; /* 1 data.mdb.partial made, 2 data.keys.partial, 3 data.keys */
@@ -846,6 +861,7 @@ static int backup_write(sb_engine *e, const char *dest, sb_result *res)
     snprintf(kpart, sizeof kpart, "%s/data.keys" BACKUP_PART, dest);
     snprintf(mpath, sizeof mpath, "%s/data.mdb", dest);
     snprintf(kpath, sizeof kpath, "%s/data.keys", dest);
+    struct stat st;
     int fd = backup_open(mpart, res);
     if (fd < 0) return sb_result_code(res);
     step = 1;
@@ -855,24 +871,51 @@ static int backup_write(sb_engine *e, const char *dest, sb_result *res)
         rc = res_err(res, SB_EBUSY, "dest", "another backup is being written into %s", dest);
         goto fail;
     }
-    /* One read transaction's snapshot, written page by page without the
-    ** free ones: old versions of changed or deleted data stay behind. */
-    eng_batch_settle(e); /* the copy takes a transaction of its own */
-    rc = mdb_env_copyfd2(e->env, fd, MDB_CP_COMPACT);
-    if (!rc && fsync(fd)) rc = errno;
-    struct stat st;
-    if (!rc && fstat(fd, &st)) rc = errno;
-    if (rc) {
-        rc = res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "dest",
-                     "cannot write the copy in %s: %s", dest, mdb_strerror(rc));
-        goto fail;
+    /* data.mdb as one read transaction saw it, then data.keys: an account
+    ** deleted in between (here or by another process) has its slot wiped
+    ** after its deletion commits, so the copy of data.keys would lack the
+    ** key of an account the snapshot still holds, and the backup would not
+    ** open. Each deletion moves deleted_gen in its transaction, before the
+    ** wipe: when it moved across the two copies, both are taken again. */
+    for (int round = 1;; round++) {
+        uint64_t gen0, gen1;
+        if ((rc = deleted_gen(e, &gen0))) {
+            rc = eng_mdb_err(res, rc, "backup: read the data directory");
+            goto fail;
+        }
+        if (round > 1 && (ftruncate(fd, 0) || lseek(fd, 0, SEEK_SET) < 0)) {
+            rc = errno;
+            goto fail_copy;
+        }
+        /* One read transaction's snapshot, written page by page without the
+        ** free ones: old versions of changed or deleted data stay behind. */
+        eng_batch_settle(e); /* the copy takes a transaction of its own */
+        rc = mdb_env_copyfd2(e->env, fd, MDB_CP_COMPACT);
+        if (!rc && fsync(fd)) rc = errno;
+        if (!rc && fstat(fd, &st)) rc = errno;
+        if (rc) goto fail_copy;
+        if ((kfd = backup_open(kpart, res)) < 0) {
+            rc = sb_result_code(res);
+            goto fail;
+        }
+        step = 2;
+        if ((rc = rec_keys_copy(e, kfd, kpart, res))) goto fail; /* it closes kfd */
+        if ((rc = deleted_gen(e, &gen1))) {
+            rc = eng_mdb_err(res, rc, "backup: read the data directory");
+            goto fail;
+        }
+        if (gen1 == gen0) break;
+        unlink(kpart);
+        step = 1;
+        if (round == BACKUP_ROUNDS) {
+            rc = res_err(res, SB_EBUSY, NULL,
+                         "accounts were deleted while each of %d copies was taken: run the "
+                         "backup again",
+                         BACKUP_ROUNDS);
+            goto fail;
+        }
+        sb_log(e, SB_LOG_INFO, "backup: an account was deleted during the copy; copying again");
     }
-    if ((kfd = backup_open(kpart, res)) < 0) {
-        rc = sb_result_code(res);
-        goto fail;
-    }
-    step = 2;
-    if ((rc = rec_keys_copy(e, kfd, kpart, res))) goto fail; /* it closes kfd */
     /* data.keys in place (and so on the disk) before data.mdb: a directory
     ** with data.mdb holds a whole backup, even after a power loss. */
     if (rename(kpart, kpath)) goto fail_errno;
@@ -891,6 +934,10 @@ static int backup_write(sb_engine *e, const char *dest, sb_result *res)
                       "not copied: the backup opens only with this data directory's "
                       "master key, kept apart from it"));
     return 0;
+fail_copy:
+    rc = res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "dest", "cannot write the copy in %s: %s",
+                 dest, mdb_strerror(rc));
+    goto fail;
 fail_errno:
     rc = res_err(res, SB_ESTORE, "dest", "cannot put %s in place in %s: %s", what, dest,
                  strerror(errno));

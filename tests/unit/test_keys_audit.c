@@ -8,7 +8,9 @@
 ** checks cost the same whatever the account (counted, not timed: this
 ** program interposes libsodium's crypto_generichash_final), and the modes of
 ** every file of the data directory and of a backup, also while the backup
-** is written (this program interposes write(2)).
+** is written (this program interposes write(2)), and a backup taken while
+** an account is deleted opening (fsync(2) interposed to delete it between
+** the backup's two copies).
 */
 #include "crypto.h"
 #include "engine.h"
@@ -65,6 +67,30 @@ ssize_t write(int fd, const void *buf, size_t n)
         }
     }
     return real(fd, buf, n);
+}
+
+/* While on_mdb_synced is set: called once, and cleared, when the copy of
+** data.mdb in a backup is synced (between its snapshot and the copy of
+** data.keys). */
+static void (*on_mdb_synced)(void);
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "fsync");
+    if (on_mdb_synced) {
+        char link[64], target[600];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t l = readlink(link, target, sizeof target - 1);
+        const char *tail = "/data.mdb.partial";
+        size_t tl = strlen(tail);
+        if (l > (ssize_t)tl && !memcmp(target + l - tl, tail, tl)) {
+            void (*f)(void) = on_mdb_synced;
+            on_mdb_synced = NULL;
+            f();
+        }
+    }
+    return real(fd);
 }
 
 /* --- helpers ----------------------------------------------------------------- */
@@ -593,6 +619,51 @@ static void test_modes(void)
     umask(old);
 }
 
+/* An account deleted (by another engine, as a daemon beside the backup
+** command) after the backup's snapshot of data.mdb and before its copy of
+** data.keys: the copy would hold the account without its data key, a
+** backup that does not open. */
+static sb_engine *other;
+
+static void delete_gina(void)
+{
+    if (sb_account_delete(other, "gina", res)) diag("delete gina: %s", sb_result_message(res));
+}
+
+static void test_backup_during_delete(void)
+{
+    ok(account("gina") == 0 && call("gina", "g1", "+442079460031") == 0, "account gina, a call");
+    sb_config cfg;
+    test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
+    other = test_open(&cfg, res);
+    ok(other != NULL, "a second engine on the directory");
+    if (!other) return;
+    char bdir[400];
+    snprintf(bdir, sizeof bdir, "%s-backup", dir);
+    rmtree(bdir);
+    on_mdb_synced = delete_gina;
+    int rc = sb_backup(eng, bdir, res);
+    ok(rc == 0 && on_mdb_synced == NULL, "a backup while gina is deleted between its copies (%s)",
+       sb_result_message(res));
+    on_mdb_synced = NULL;
+    sb_close(other);
+    other = NULL;
+
+    char key[600];
+    snprintf(key, sizeof key, "%s/master.key", dir);
+    sb_config bc;
+    test_engine_config(&bc, bdir, NULL, 0);
+    bc.key_file = key;
+    sb_engine *be = test_open(&bc, res);
+    ok(be != NULL, "the backup opens with the master key (%s)", be ? "" : sb_result_message(res));
+    if (be) {
+        ok(sb_account_get(be, "gina", res) == SB_ENOTFOUND && sb_account_get(be, "frank", res) == 0,
+           "without gina, as the data directory after the deletion");
+        sb_close(be);
+    }
+    rmtree(bdir);
+}
+
 /* Memory locked by this process, from /proc/self/status (kB; -1: unknown). */
 static long locked_kb(void)
 {
@@ -631,6 +702,7 @@ int main(void)
         test_delete_shreds();
         test_apikeys();
         test_modes();
+        test_backup_during_delete();
         test_locked();
         sb_close(eng);
     }
