@@ -3,7 +3,9 @@
 # written by replay, taken while it is in use, opens with the directory's
 # master key and holds its records; it is said once; the master key is not in it; a
 # directory that is not empty, a missing DEST and a data directory that is
-# not there are refused and change nothing. A backup killed (-9) at each of
+# not there are refused and change nothing. The check switchboard(1) gives
+# (records audit with the key kept apart) passes, and fails saying why with
+# another key or without data.keys. A backup killed (-9) at each of
 # its syncs and renames in turn (the synctrace.so shim's SB_KILLAT) leaves no
 # data.mdb unless beside the rest of a whole backup, and data.keys only
 # beside data.mdb.partial; run again into the same directory, it removes
@@ -33,6 +35,18 @@ ok $? "both readable by the owner only" "$(ls -l "$tmp/b1")"
 run "$sb" records list --data-dir "$tmp/b1" --account acme --key-file "$data/master.key"
 [ "$rc" -eq 0 ] && [ "$out" = "$before" ]
 ok $? "the copy opens with the master key and lists the same records" "$(shown)"
+
+# Checking a backup as switchboard(1) says: read with the key kept apart.
+run "$sb" records audit --data-dir "$tmp/b1" --key-file "$data/master.key" --account acme --limit 1
+ok $rc "the check switchboard(1) gives passes with the master key" "$(shown)"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/other.key"
+chmod 600 "$tmp/other.key"
+run "$sb" records audit --data-dir "$tmp/b1" --key-file "$tmp/other.key" --account acme --limit 1
+check 1 "... and fails with another key, saying so" err "is not the one this data directory"
+mkdir "$tmp/nokeys" && cp "$tmp/b1/data.mdb" "$tmp/nokeys/" && chmod 700 "$tmp/nokeys"
+run "$sb" records audit --data-dir "$tmp/nokeys" --key-file "$data/master.key" --account acme \
+    --limit 1
+check 1 "... and on a data.mdb without its data.keys, saying so" err "holds no data key"
 
 run "$sb" backup --data-dir "$data" "$tmp/b1"
 check 1 "a directory that is not empty is refused" err "is not empty"
@@ -90,4 +104,6 @@ else
 fi
 run "$sb" backup --help
 check 0 "backup --help says how to restore" out "To restore"
+has "$out" "switchboard(1) says how to"
+ok $? "... and where to read how to check a backup and what a restore undoes" "$(shown)"
 done_testing

@@ -651,6 +651,35 @@ else
     [ "$rc" -eq 1 ] && has "$err" "master key $tmp/du/etc/master.key: Permission denied"
     ok $? "a root-owned key_file is refused to the service's user, as the unit's header says" \
         "$(shown)"
+
+    # The header's restore, as root into the service's directory: the files
+    # copied in stay root's, and the service's user starts on them once they
+    # are chown'd to the directory's owner.
+    mkdir -p "$tmp/du/rs"
+    chown 65534 "$tmp/du/rs"
+    chmod 700 "$tmp/du/rs"
+    run "$sb" backup --data-dir "$tmp/state" "$tmp/du/bk"
+    cp "$tmp/du/bk/data.mdb" "$tmp/du/bk/data.keys" "$tmp/state/master.key" "$tmp/du/rs/"
+    chmod 600 "$tmp/du/rs"/*
+    sed -e "s|^data_dir = .*|data_dir = $tmp/du/rs|" \
+        -e "s|^policy_dir = .*|policy_dir = $tmp/etc/policies|" \
+        -e "s|^listen = .*|listen = 127.0.0.1:0|" \
+        examples/switchboard.conf >"$tmp/du/etc/restored.conf"
+    run timeout 30 setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$sb" serve --config "$tmp/du/etc/restored.conf"
+    [ "$rc" -eq 1 ] && has "$err" "Permission denied"
+    ok $? "a restore copied in as root: the service's user cannot start on it" "$(shown)"
+    chown --reference="$tmp/du/rs" "$tmp/du/rs"/*
+    chmod 600 "$tmp/du/rs"/*
+    rm -f "$tmp/du/restored.log"
+    setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$sb" serve --config "$tmp/du/etc/restored.conf" 2>"$tmp/du/restored.log" &
+    pid=$!
+    wait_for "$tmp/du/restored.log" 'msg="listening"'
+    ok $? "... and starts once they are chown'd as the unit's header says" \
+        "$(cat "$tmp/du/restored.log")"
+    kill -TERM "$pid"
+    wait_exit "$pid"
 fi
 
 if ! have systemd-analyze; then

@@ -10,7 +10,8 @@
 ** every file of the data directory and of a backup, also while the backup
 ** is written (this program interposes write(2)), and a backup taken while
 ** an account is deleted opening (fsync(2) interposed to delete it between
-** the backup's two copies).
+** the backup's two copies), and one restored after a ring it held timed out
+** firing that timeout once.
 */
 #include "crypto.h"
 #include "engine.h"
@@ -664,6 +665,53 @@ static void test_backup_during_delete(void)
     rmtree(bdir);
 }
 
+/* The actions of call `id` that tick gave back with `reason` (NULL: any). */
+static int actions_of(sb_engine *e, const char *id, const char *type, const char *reason)
+{
+    json_t *d = doc(sb_tick(e, res)), *a;
+    size_t i;
+    int n = 0;
+    json_array_foreach(json_object_get(d, "actions"), i, a)
+    {
+        n += !strcmp(jstr(a, "call"), id) && !strcmp(jstr(a, "type"), type) &&
+             (!reason || !strcmp(jstr(a, "reason"), reason));
+    }
+    json_decref(d);
+    return n;
+}
+
+/* A backup holds the calls in progress with their timers: restored after
+** the ring timeout of one fell due, that timer fires once, at the first
+** tick, as the daemon's start does (switchboard(1), backup). */
+static void test_restored_timers(void)
+{
+    ok(account("hank") == 0 &&
+           ev("hank", "{\"type\":\"offer\",\"call\":\"h1\",\"queue\":\"support\","
+                      "\"caller\":\"+442079460041\"}") == 0,
+       "account hank, a call ringing a1");
+    char bdir[400], key[600];
+    snprintf(bdir, sizeof bdir, "%s-backup", dir);
+    rmtree(bdir);
+    ok(sb_backup(eng, bdir, res) == 0, "a backup while it rings (%s)", sb_result_message(res));
+    now_ms += 10 * 60000; /* the daemon down past the ring timeout */
+    snprintf(key, sizeof key, "%s/master.key", dir);
+    sb_config bc;
+    test_engine_config(&bc, bdir, "policies", 0);
+    bc.key_file = key;
+    sb_engine *be = test_open(&bc, res);
+    ok(be != NULL, "the backup opens");
+    if (!be) return;
+    is_int(actions_of(be, "h1", "cancel", "ring timeout"), 1,
+           "its first tick ends the ring that timed out while it was down");
+    is_int(actions_of(be, "h1", "cancel", NULL), 0, "once: the next tick has nothing for it");
+    json_t *c = doc(sb_call_get(be, "hank", "h1", res));
+    ok(c && strcmp(jstr(c, "state"), "ended") != 0,
+       "the call is in progress again in the restored copy (%s)", jstr(c, "state"));
+    json_decref(c);
+    sb_close(be);
+    rmtree(bdir);
+}
+
 /* Memory locked by this process, from /proc/self/status (kB; -1: unknown). */
 static long locked_kb(void)
 {
@@ -703,6 +751,7 @@ int main(void)
         test_apikeys();
         test_modes();
         test_backup_during_delete();
+        test_restored_timers();
         test_locked();
         sb_close(eng);
     }
