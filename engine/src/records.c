@@ -314,12 +314,24 @@ int records_open(sb_engine *e, sb_result *res)
     pthread_mutex_init(&rs->held_mu, NULL);
     char path[4096];
     snprintf(path, sizeof path, "%s/data.keys", e->data_dir);
-    rs->keyfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* Made when missing, and removed again when the open is refused (a
+    ** data.mdb whose accounts have no keys: a backup restored without its
+    ** data.keys): an empty file left there would be taken for the data
+    ** keys by whoever looks, and a check of a backup would change it. */
+    int made = 0;
+    rs->keyfd = open(path, O_RDWR | O_CLOEXEC);
+    if (rs->keyfd < 0 && errno == ENOENT) {
+        rs->keyfd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        made = rs->keyfd >= 0;
+        if (rs->keyfd < 0 && errno == EEXIST) rs->keyfd = open(path, O_RDWR | O_CLOEXEC);
+    }
     e->rec = rs;
     if (rs->keyfd < 0)
         return res_err(res, SB_ECRYPTO, "data_dir", "cannot open the data key file %s: %s", path,
                        strerror(errno));
-    return master_check(e, res);
+    int rc = master_check(e, res);
+    if (rc && made) unlink(path);
+    return rc;
 }
 
 int rec_keys_copy(sb_engine *e, int out, const char *path, sb_result *res)

@@ -47,6 +47,8 @@ mkdir "$tmp/nokeys" && cp "$tmp/b1/data.mdb" "$tmp/nokeys/" && chmod 700 "$tmp/n
 run "$sb" records audit --data-dir "$tmp/nokeys" --key-file "$data/master.key" --account acme \
     --limit 1
 check 1 "... and on a data.mdb without its data.keys, saying so" err "holds no data key"
+[ ! -e "$tmp/nokeys/data.keys" ]
+ok $? "... making no data.keys there" "$(ls -l "$tmp/nokeys")"
 
 run "$sb" backup --data-dir "$data" "$tmp/b1"
 check 1 "a directory that is not empty is refused" err "is not empty"

@@ -139,6 +139,7 @@ static void test_data_keys_lost(void)
     ok(strstr(m, "holds no data key for account 'acme' (1 of 1 accounts)") &&
            strstr(m, "Restore it from the backup") && strstr(m, "SWITCHBOARD_DATA_KEYS_LOST=1"),
        "... saying which account, what to do, and how to go on without (%s)", m);
+    ok(access(keys, F_OK) != 0, "... and leaves no data.keys in the missing one's place");
     sb_close(e);
 
     ok(rename(master, msaved) == 0, "master.key taken away too");
