@@ -1452,16 +1452,19 @@ static int l_tick(lua_State *L)
 
 /* eng:tick_for(max_ms) -> actions, more (sb_tick_for): due timers fired for
 ** about max_ms of work at most (0: no limit), more true when timers were
-** still due as the time ran out. A max_ms that is not a whole number from 0
-** to 2^32 - 1 raises, nothing fired. */
+** still due as the time ran out. Past 2^32 - 1 (the C argument's limit)
+** max_ms counts as that, as sweep's budget and the Python and Go bindings'
+** do; one that is not a whole number from 0 to 2^63 - 1 raises, nothing
+** fired. */
 static int l_tick_for(lua_State *L)
 {
     check_box(L);
     double x = check_num(L, 2);
-    if (!whole_below(x, BELOW_U32))
-        arg_error(L, 2, "expected a whole number of milliseconds from 0 to 4294967295");
+    if (!whole_below(x, BELOW_I64))
+        arg_error(L, 2, "expected a whole number of milliseconds from 0");
     call c = begin(L);
-    int more = 0, rc = sb_tick_for(use(c.b, L), (uint32_t)x, &more, c.res);
+    int more = 0,
+        rc = sb_tick_for(use(c.b, L), x >= BELOW_U32 ? UINT32_MAX : (uint32_t)x, &more, c.res);
     int n = ret_actions(L, rc, c.res);
     if (!rc) {
         lua_pushboolean(L, more);

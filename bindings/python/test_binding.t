@@ -594,7 +594,7 @@ def test_tick_for():
             eng.submit("acme", type="offer", call="s%d" % i, queue="slow",
                        caller="+15550000005")
         clock.ms += 1000
-        for v, cls in ((-1, ValueError), (1 << 32, ValueError), (1.5, ValueError),
+        for v, cls in ((-1, ValueError), (1.5, ValueError), (float("inf"), ValueError),
                        (float("nan"), ValueError), ("5", TypeError), (None, TypeError)):
             raises(lambda: eng.tick_for(v), cls, "tick_for(%r): %s" % (v, cls.__name__))
         ok(eng.next_deadline() <= clock.ms, "... and nothing fired: the wake-ups are still due")
@@ -611,6 +611,14 @@ def test_tick_for():
         acts, more = eng.tick_for(0)
         ok(more is False and eng.next_deadline() > clock.ms,
            "tick_for(0): no limit, every due wake-up fired at once")
+        # Past the C argument's 32 bits a share counts as 2**32 - 1 ms, as in
+        # the Lua and Go bindings: not refused, and not wrapped (2**32 + 1 as
+        # 1 ms would leave wake-ups due).
+        for v in ((1 << 32) + 1, float(1 << 40), 1 << 70):
+            clock.ms += 1000
+            acts, more = eng.tick_for(v)
+            ok(more is False and eng.next_deadline() > clock.ms,
+               "tick_for(%r): as 2**32 - 1 ms, every due wake-up fired" % v)
         for i in range(8):
             eng.submit("acme", type="abandon", call="s%d" % i)
 
@@ -1339,7 +1347,8 @@ def test_records():
 
         # Numbers a C integer cannot hold are refused, not wrapped by ctypes
         # into another value (2**64 ms as 0: "all days"; after=-1 as the
-        # largest sequence number: "nothing"; a budget of 2**32 ms as 0).
+        # largest sequence number: "nothing"); a budget past 2**32 - 1 ms
+        # counts as that, as in the Lua and Go bindings, not as 0.
         raises(lambda: eng.aggregates("acme", None, 1 << 64), ValueError,
                "aggregates(from_ms=2**64): ValueError, not every day")
         raises(lambda: eng.aggregates("acme", None, 0, -1), ValueError,
@@ -1348,8 +1357,9 @@ def test_records():
                "audit_list(after=-1): ValueError, not an empty page")
         raises(lambda: eng.audit_list("acme", limit=-1), ValueError,
                "audit_list(limit=-1): ValueError")
-        raises(lambda: eng.sweep(budget_ms=1 << 32), ValueError,
-               "sweep(budget_ms=2**32): ValueError, not a sweep without a budget")
+        for v in (1 << 32, (1 << 32) + 1, 1 << 70):
+            ok(eng.sweep(budget_ms=v)["done"] is True,
+               "sweep(budget_ms=%r): a sweep with the largest budget, done" % v)
         raises(lambda: eng.sweep(budget_ms=-1), ValueError, "sweep(budget_ms=-1): ValueError")
         is_(eng.audit_list("acme", after=(1 << 63) - 1)["entries"], [],
             "after=2**63-1, the largest seq, is taken")

@@ -436,6 +436,21 @@ def _whole(v, bits, what, signed=False):
     return n
 
 
+_U32_MAX = (1 << 32) - 1
+
+
+def _budget(v, what):
+    """A budget of milliseconds for a C uint32_t (sb_tick_for, sb_sweep): a
+    whole number from 0, as _whole takes it; one past 2**32 - 1 (about 49.7
+    days) counts as that, as in the Lua and Go bindings (ctypes would wrap
+    2**32 + 1 to 1 ms)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v > _U32_MAX:
+        return _U32_MAX
+    if isinstance(v, float) and v == v and v != float("inf") and v.is_integer() and v > _U32_MAX:
+        return _U32_MAX
+    return _whole(v, 32, what)
+
+
 def _doc(obj, what="document", optional=False):
     """A document (dict/list, or JSON text) -> UTF-8 JSON bytes; None only
     when ``optional`` (then NULL: the engine's defaults)."""
@@ -1329,9 +1344,10 @@ class Engine:
         and ``more`` True when timers were still due as the time ran out —
         call it again, letting the server's other work run in between, so
         that thousands of calls waking at once cannot hold its loop.
-        ``max_ms`` is a whole number 0 .. 2**32 - 1: anything else raises
+        ``max_ms`` is a whole number from 0; past 2**32 - 1 (about 49.7
+        days, the C argument's limit) it counts as that. Anything else raises
         (ValueError, TypeError) with nothing fired."""
-        max_ms = _whole(max_ms, 32, "max_ms")
+        max_ms = _budget(max_ms, "max_ms")
         more = ctypes.c_int(0)
         actions = self._do(_actions, self._lib.sb_tick_for, max_ms, ctypes.byref(more))
         return actions, bool(more.value)
@@ -1668,7 +1684,8 @@ class Engine:
     def sweep(self, budget_ms=0, progress=None):
         """Run a retention sweep (``sb_sweep``): review the records whose
         review date has come, purge deleted accounts' records. ``budget_ms``:
-        stop after about this long (0: until nothing is due). ``progress``: a
+        stop after about this long (0: until nothing is due; past 2**32 - 1,
+        the C argument's limit, as that, as ``tick_for``). ``progress``: a
         callable ``progress(done, total)`` called after each transaction, on
         this thread; it may call the engine (not close it: StateError).
         Returns ``{"reviewed", "kept", "anonymized", "deleted",
@@ -1682,7 +1699,7 @@ class Engine:
         again, and the exception is raised once the sweep has returned."""
         if progress is not None and not callable(progress):
             raise TypeError("progress must be callable")
-        budget_ms = _whole(budget_ms, 32, "budget_ms")
+        budget_ms = _budget(budget_ms, "budget_ms")
         failure = []
 
         def _progress_thunk(arg, done, total):
