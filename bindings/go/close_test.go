@@ -171,7 +171,19 @@ func TestClosedWithoutError(t *testing.T) {
 	if _, ok := eng.NextDeadline(); !ok || !eng.APIKeyVerify("acme", key) {
 		t.Fatal("open: a ring timeout pending and the key verifying")
 	}
+	if eng.Closed() {
+		t.Error("Closed on an open engine: true")
+	}
 	eng.Close()
+	// Closed tells it apart from an engine with no timer or an unknown key
+	// (Python's Engine.closed, Lua's eng:closed()).
+	if !eng.Closed() {
+		t.Error("Closed after Close: false")
+	}
+	var none *switchboard.Engine
+	if !none.Closed() {
+		t.Error("Closed on a nil *Engine: false")
+	}
 	if d, ok := eng.NextDeadline(); ok || !d.IsZero() {
 		t.Errorf("NextDeadline on a closed engine: %v %v, want no timer", d, ok)
 	}

@@ -666,6 +666,20 @@ func (e *Engine) Close() error {
 	return nil
 }
 
+// Closed reports whether Close has closed the engine (Python's
+// Engine.closed, Lua's eng:closed()): then every method fails with ErrInvalid
+// ("the engine is closed"), NextDeadline reports no timer and APIKeyVerify
+// false. It is false while a Close waits for the calls in flight, and may be
+// asked from a Clock, Log or Sweep progress function. A nil *Engine is closed.
+func (e *Engine) Closed() bool {
+	if e == nil {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.eng == nil
+}
+
 // enter starts one call on the engine; leave ends it.
 func (e *Engine) enter() (*C.sb_engine, error) {
 	e.mu.Lock()

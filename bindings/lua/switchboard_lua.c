@@ -204,7 +204,7 @@ static engine_ud *check_ud(lua_State *L)
 static engine_box *check_box(lua_State *L)
 {
     engine_ud *u = check_ud(L);
-    if (!u->b) luaL_error(L, "switchboard: engine is closed");
+    if (!u->b) luaL_error(L, "switchboard: the engine is closed");
     if (u->b->in_cb)
         luaL_error(L,
                    "switchboard: the %s function may not call the engine (it runs inside a call "
@@ -1883,6 +1883,15 @@ static int l_logs(lua_State *L)
     return 1;
 }
 
+/* eng:closed() -> true once eng:close() (or a finalizer's close) has run on
+** this handle: Python's Engine.closed, Go's Closed. Never raises for a
+** closed engine, and may be asked from a clock, log or progress function. */
+static int l_closed(lua_State *L)
+{
+    lua_pushboolean(L, check_ud(L)->b == NULL);
+    return 1;
+}
+
 static int l_close(lua_State *L)
 {
     engine_ud *u = check_ud(L);
@@ -2449,6 +2458,7 @@ static const luaL_Reg engine_methods[] = {
     {"set_clock", l_set_clock},
     {"logs", l_logs},
     {"close", l_close},
+    {"closed", l_closed},
     {NULL, NULL},
 };
 

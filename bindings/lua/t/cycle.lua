@@ -703,10 +703,14 @@ end
 -- Stats, close, use after close, __gc.
 local st = eng:stats()
 T.ok(st and st.events.offer >= 4, "stats counts this handle's offers")
+T.is(eng:closed(), false, "eng:closed() is false while the engine is open")
 eng:close()
-T.raises(function() eng:agent_get("acme", "bob") end, "closed", "use after close raises")
+T.is(eng:closed(), true, "eng:closed() is true once closed, and does not raise")
+T.raises(function() eng:agent_get("acme", "bob") end, "switchboard: the engine is closed$",
+         "use after close raises \"the engine is closed\", as the other bindings say it")
 eng:close()
-T.ok(true, "closing twice is harmless")
+T.ok(eng:closed(), "closing twice is harmless, still closed")
+T.raises(function() eng.closed(42) end, "switchboard.engine expected", "closed() of something else raises")
 do
   local again = assert(sb.open{ data_dir = dir, policy_dir = HERE .. "/policies", sync = "none", log = "none" })
   local rec = again:call_get("acme", "c1")
