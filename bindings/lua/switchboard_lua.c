@@ -1097,6 +1097,90 @@ static int l_call_list_page(lua_State *L)
                     "calls");
 }
 
+/* Iterators over the pages (Python's agent_pages...): eng:agent_pages(account
+** [, limit]), eng:queue_pages(account [, limit]) and eng:call_pages(account
+** [, queue [, limit]]) return a function for a generic for that gives one
+** page (a list, read as the loop reaches it) a call, limit items each (nil:
+** 1000; 0: the whole list in one page), then nil. The arguments are checked
+** at the call, as the page method's; the engine's refusal of a page (an
+** unknown account or queue...) cannot be a nil, message return, which would
+** end the loop as if the list were done: it is raised, as "switchboard:
+** SB_ENOTFOUND: message (field account)". The iterator's upvalues: 1 the
+** page method, 2 the engine, 3 the account, 4 the queue (call_pages; nil:
+** none), 5 the limit, 6 the cursor (nil: from the first; false: done), 7
+** whether the queue is an argument. */
+static int pages_next(lua_State *L)
+{
+    if (lua_isboolean(L, lua_upvalueindex(6))) return 0; /* the last page was given */
+    int calls = lua_toboolean(L, lua_upvalueindex(7));
+    lua_settop(L, 0);
+    for (int i = 1; i <= 4; i++)
+        if (i != 4 || calls) lua_pushvalue(L, lua_upvalueindex(i));
+    lua_pushvalue(L, lua_upvalueindex(6));
+    lua_pushvalue(L, lua_upvalueindex(5));
+    lua_call(L, lua_gettop(L) - 1, 4);
+    if (lua_isnil(L, 1)) {
+        lua_Integer code = lua_tointeger(L, 3);
+        const char *field = lua_tostring(L, 4);
+        lua_settop(L, 2);
+        if (field)
+            return luaL_error(L, "switchboard: %s: %s (field %s)", sb_code_name((int)code),
+                              lua_tostring(L, 2), field);
+        return luaL_error(L, "switchboard: %s: %s", sb_code_name((int)code), lua_tostring(L, 2));
+    }
+    /* next: the cursor of the page after, or none (false: done) */
+    if (lua_isnil(L, 2))
+        lua_pushboolean(L, 0);
+    else
+        lua_pushvalue(L, 2);
+    lua_replace(L, lua_upvalueindex(6));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int do_pages(lua_State *L, const char *page_method, int calls)
+{
+    check_box(L);
+    check_str(L, 2);
+    int li = 3;
+    if (calls) {
+        opt_str(L, 3, NULL);
+        li = 4;
+    }
+    if (!lua_isnoneornil(L, li)) check_limit(L, li);
+    lua_settop(L, li);
+    lua_getfield(L, 1, page_method); /* 1: the page method, through __index */
+    lua_pushvalue(L, 1);             /* 2: the engine */
+    lua_pushvalue(L, 2);             /* 3: the account */
+    if (calls)
+        lua_pushvalue(L, 3); /* 4: the queue */
+    else
+        lua_pushnil(L);
+    if (lua_isnoneornil(L, li))
+        lua_pushinteger(L, 1000); /* 5: the limit */
+    else
+        lua_pushvalue(L, li);
+    lua_pushnil(L);            /* 6: the cursor: from the first */
+    lua_pushboolean(L, calls); /* 7 */
+    lua_pushcclosure(L, pages_next, 7);
+    return 1;
+}
+
+static int l_agent_pages(lua_State *L)
+{
+    return do_pages(L, "agent_list_page", 0);
+}
+
+static int l_queue_pages(lua_State *L)
+{
+    return do_pages(L, "queue_list_page", 0);
+}
+
+static int l_call_pages(lua_State *L)
+{
+    return do_pages(L, "call_list_page", 1);
+}
+
 /* eng:call_list(account [, queue]) -> {calls = {...}} */
 static int l_call_list(lua_State *L)
 {
@@ -2415,11 +2499,13 @@ static const luaL_Reg engine_methods[] = {
     {"agent_get", l_agent_get},
     {"agent_list", l_agent_list},
     {"agent_list_page", l_agent_list_page},
+    {"agent_pages", l_agent_pages},
     {"agent_delete", l_agent_delete},
     {"queue_put", l_queue_put},
     {"queue_get", l_queue_get},
     {"queue_list", l_queue_list},
     {"queue_list_page", l_queue_list_page},
+    {"queue_pages", l_queue_pages},
     {"queue_delete", l_queue_delete},
     {"member_put", l_member_put},
     {"member_delete", l_member_delete},
@@ -2431,6 +2517,7 @@ static const luaL_Reg engine_methods[] = {
     {"call_get", l_call_get},
     {"call_list", l_call_list},
     {"call_list_page", l_call_list_page},
+    {"call_pages", l_call_pages},
     {"policy_put", l_policy_put},
     {"policy_list", l_policy_list},
     {"policy_get", l_policy_get},

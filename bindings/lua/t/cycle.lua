@@ -673,6 +673,34 @@ do
   T.raises(function() eng:call_list_page("gone", nil, true) end,
            "bad argument #3 to 'call_list_page' %(string expected, got boolean%)",
            "call_list_page with a boolean for after raises")
+
+  -- The iterators, as Python's agent_pages...: a page a loop turn.
+  local function walk(it)
+    local out = {}
+    for page in it do out[#out + 1] = ids(page) end
+    return table.concat(out, "|")
+  end
+  T.is(walk(eng:agent_pages("gone", 2)), "g1 g2|g3", "for page in eng:agent_pages(acct, 2): g1 g2, then g3")
+  T.is(walk(eng:agent_pages("gone")), "g1 g2 g3", "agent_pages without a limit: pages of 1000")
+  T.is(walk(eng:agent_pages("gone", 0)), "g1 g2 g3", "agent_pages(acct, 0): the whole list in one page")
+  T.is(walk(eng:queue_pages("gone", 1)), "gq|gq2", "queue_pages(acct, 1): gq, then gq2")
+  T.is(walk(eng:call_pages("gone", nil, 3)), "e1 e2 e3|e4", "call_pages(acct, nil, 3): e1 e2 e3, then e4")
+  T.is(walk(eng:call_pages("gone", "gq", 1)), "e1|e2|e3", "call_pages(acct, queue, 1): that queue's, one a turn")
+  local it = eng:agent_pages("gone", 3)
+  local first, second, third = it(), it(), it()
+  T.ok(ids(first) == "g1 g2 g3" and second == nil and third == nil,
+       "a last page that is full is the last (no empty page after it), then nil for good")
+  T.raises(function() walk(eng:agent_pages("nobody")) end,
+           "switchboard: SB_ENOTFOUND: .*nobody.* %(field account%)",
+           "a page the engine refuses raises in the loop (nil would end it as if the list were done)")
+  T.raises(function() walk(eng:call_pages("gone", "nosuch")) end, "SB_ENOTFOUND: .*%(field queue%)",
+           "call_pages of a queue the account does not have raises, naming the field")
+  for _, bad in ipairs{ -1, 1.5, 0 / 0, "x" } do
+    T.raises(function() eng:agent_pages("gone", bad) end, "bad argument #2 to 'agent_pages'",
+             "agent_pages with limit " .. tostring(bad) .. " raises at the call")
+  end
+  T.raises(function() eng:call_pages("gone", true) end, "bad argument #2 to 'call_pages'",
+           "call_pages with a boolean for the queue raises at the call")
 end
 
 -- account_evict: the account account_delete refuses while its calls are
