@@ -1004,6 +1004,75 @@ func (e *Engine) AgentListPage(account, after string, limit int) (agents []map[s
 		})
 }
 
+// Pages walks a list a page at a time (AgentPages, QueuePages, CallPages),
+// as Python's agent_pages and Lua's eng:agent_pages do, in the way of
+// bufio.Scanner: Next reads the next page, Page gives it, and Err the error
+// that ended the walk (nil once the last page was given).
+//
+//	pages := eng.AgentPages("acme", 500)
+//	for pages.Next() {
+//		for _, agent := range pages.Page() { ... }
+//	}
+//	if err := pages.Err(); err != nil { ... }
+//
+// Each page is its own read, not a snapshot of the whole list: an item made
+// or deleted meanwhile is listed or not as its id falls before or after the
+// cursor, and none is given twice. A Pages is for one goroutine.
+type Pages struct {
+	read  func(after string) ([]map[string]any, string, error)
+	after string
+	page  []map[string]any
+	err   error
+	done  bool
+}
+
+// Next reads the next page: false once the last page was given, or when
+// reading one failed (Err says why; Page is nil then).
+func (p *Pages) Next() bool {
+	if p.done {
+		p.page = nil
+		return false
+	}
+	page, next, err := p.read(p.after)
+	if err != nil {
+		p.page, p.err, p.done = nil, err, true
+		return false
+	}
+	p.page, p.after, p.done = page, next, next == ""
+	return true
+}
+
+// Page is the page the last Next read.
+func (p *Pages) Page() []map[string]any { return p.page }
+
+// Err is the error that ended the walk, nil when it reached the last page.
+func (p *Pages) Err() error { return p.err }
+
+// AgentPages walks the account's agents a page of limit at a time (0: the
+// whole list in one page), in id order: AgentListPage page after page. The
+// refusals of AgentListPage (an account that does not exist, a negative
+// limit) are Err after the first Next.
+func (e *Engine) AgentPages(account string, limit int) *Pages {
+	return &Pages{read: func(after string) ([]map[string]any, string, error) {
+		return e.AgentListPage(account, after, limit)
+	}}
+}
+
+// QueuePages walks the account's queues a page at a time, as AgentPages.
+func (e *Engine) QueuePages(account string, limit int) *Pages {
+	return &Pages{read: func(after string) ([]map[string]any, string, error) {
+		return e.QueueListPage(account, after, limit)
+	}}
+}
+
+// CallPages walks the account's live calls, all or those in queue ("": all),
+// a page at a time, as AgentPages.
+func (e *Engine) CallPages(account, queue string, limit int) *Pages {
+	return &Pages{read: func(after string) ([]map[string]any, string, error) {
+		return e.CallListPage(account, queue, after, limit)
+	}}
+}
+
 // AgentDelete deletes an agent; ErrState while it is ringing or on a call.
 // It causes no actions (a ring it was part of cannot be going on).
 func (e *Engine) AgentDelete(account, agent string) error {

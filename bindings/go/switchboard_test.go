@@ -336,7 +336,49 @@ func TestListPages(t *testing.T) {
 	if p := got(eng.CallListPage("acme", "backup", "", 0)); p != (pg{"c3", ""}) {
 		t.Errorf("CallListPage of backup: %v", p)
 	}
+	// The iterators, as Python's agent_pages and Lua's eng:agent_pages.
+	walk := func(p *switchboard.Pages) string {
+		t.Helper()
+		var out []string
+		for p.Next() {
+			out = append(out, ids(p.Page()))
+		}
+		if err := p.Err(); err != nil {
+			t.Errorf("walk: %v", err)
+		}
+		if p.Next() || p.Page() != nil {
+			t.Error("Next after the last page: true, or a page")
+		}
+		return strings.Join(out, " ")
+	}
+	for _, c := range []struct {
+		name, want string
+		p          *switchboard.Pages
+	}{
+		{"AgentPages two at a time", "ag0,ag1 ag2,ag3 ag4", eng.AgentPages("acme", 2)},
+		{"AgentPages with no limit", "ag0,ag1,ag2,ag3,ag4", eng.AgentPages("acme", 0)},
+		{"AgentPages of five, a full last page", "ag0,ag1,ag2,ag3,ag4", eng.AgentPages("acme", 5)},
+		{"QueuePages", "alpha,backup support", eng.QueuePages("acme", 2)},
+		{"CallPages", "c0,c1,c2 c3,c4", eng.CallPages("acme", "", 3)},
+		{"CallPages of one queue", "c0 c1 c2 c4", eng.CallPages("acme", "support", 1)},
+	} {
+		if w := walk(c.p); w != c.want {
+			t.Errorf("%s: %s, want %s", c.name, w, c.want)
+		}
+	}
 	var se *switchboard.Error
+	for _, c := range []struct {
+		name, code, field string
+		p                 *switchboard.Pages
+	}{
+		{"AgentPages of an account that does not exist", "SB_ENOTFOUND", "account", eng.AgentPages("nobody", 2)},
+		{"CallPages of a queue the account does not have", "SB_ENOTFOUND", "queue", eng.CallPages("acme", "nosuch", 2)},
+		{"QueuePages with a negative limit", "SB_EINVAL", "limit", eng.QueuePages("acme", -1)},
+	} {
+		if c.p.Next() || c.p.Page() != nil || !errors.As(c.p.Err(), &se) || se.Code.Name() != c.code || se.Field != c.field {
+			t.Errorf("%s: Next true or Err %v, want %s naming %s", c.name, c.p.Err(), c.code, c.field)
+		}
+	}
 	for _, c := range []struct {
 		name, code, field string
 		err               error
