@@ -82,6 +82,24 @@ func (e *Engine) RecordsList(account string, q RecordsQuery) ([]map[string]any, 
 	return list(m, "records", err)
 }
 
+// RecordsPages walks the records RecordsList gives for q, newest first, a
+// page of q.Limit at a time (zero: 100), each page's After the last record
+// of the page before (a q.After of its own: from the record after it). The
+// refusals of RecordsList are Err after the Next that met them. See Pages.
+func (e *Engine) RecordsPages(account string, q RecordsQuery) *Pages[map[string]any] {
+	limit := q.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	return &Pages[map[string]any]{read: func() ([]map[string]any, bool, error) {
+		page, err := e.RecordsList(account, q)
+		if len(page) > 0 {
+			q.After = page[len(page)-1]
+		}
+		return page, len(page) < limit, err
+	}}
+}
+
 // ExportFormat is the form of an access request's answer.
 type ExportFormat int
 
@@ -410,6 +428,19 @@ func (e *Engine) AuditList(account string, after uint64, limit int) (entries []A
 			Source: x.Source, Policy: x.Policy, Version: x.Version}
 	}
 	return entries, doc.Next, nil
+}
+
+// AuditPages walks the account's audit log, oldest first, from the entry
+// after sequence number after (0: from the start), a page of at most limit
+// entries at a time (0: 1000): AuditList page after page, until no entry is
+// left. The refusals of AuditList (a negative limit, an unknown account) are
+// Err after the first Next. See Pages.
+func (e *Engine) AuditPages(account string, after uint64, limit int) *Pages[AuditEntry] {
+	return &Pages[AuditEntry]{read: func() ([]AuditEntry, bool, error) {
+		page, next, err := e.AuditList(account, after, limit)
+		after = next
+		return page, len(page) == 0, err
+	}}
 }
 
 // SweepCounts are a sweep's counts of records.

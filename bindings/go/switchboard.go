@@ -1004,10 +1004,11 @@ func (e *Engine) AgentListPage(account, after string, limit int) (agents []map[s
 		})
 }
 
-// Pages walks a list a page at a time (AgentPages, QueuePages, CallPages),
-// as Python's agent_pages and Lua's eng:agent_pages do, in the way of
-// bufio.Scanner: Next reads the next page, Page gives it, and Err the error
-// that ended the walk (nil once the last page was given).
+// Pages walks a list a page at a time (AgentPages, QueuePages, CallPages,
+// RecordsPages, AuditPages), as Python's agent_pages and Lua's
+// eng:agent_pages do, in the way of bufio.Scanner: Next reads the next page,
+// Page gives it, and Err the error that ended the walk (nil once the last
+// page was given).
 //
 //	pages := eng.AgentPages("acme", 500)
 //	for pages.Next() {
@@ -1016,61 +1017,79 @@ func (e *Engine) AgentListPage(account, after string, limit int) (agents []map[s
 //	if err := pages.Err(); err != nil { ... }
 //
 // Each page is its own read, not a snapshot of the whole list: an item made
-// or deleted meanwhile is listed or not as its id falls before or after the
-// cursor, and none is given twice. A Pages is for one goroutine.
-type Pages struct {
-	read  func(after string) ([]map[string]any, string, error)
-	after string
-	page  []map[string]any
+// or deleted meanwhile is listed or not as it falls before or after the
+// cursor, and none is given twice. Only the first page may be empty (a list
+// with nothing in it). A Pages is for one goroutine.
+type Pages[T any] struct {
+	read  func() (page []T, last bool, err error) // the cursor in its closure
+	page  []T
 	err   error
+	first bool // a page was read
 	done  bool
 }
 
 // Next reads the next page: false once the last page was given, or when
 // reading one failed (Err says why; Page is nil then).
-func (p *Pages) Next() bool {
+func (p *Pages[T]) Next() bool {
+	p.page = nil
 	if p.done {
-		p.page = nil
 		return false
 	}
-	page, next, err := p.read(p.after)
+	page, last, err := p.read()
 	if err != nil {
-		p.page, p.err, p.done = nil, err, true
+		p.err, p.done = err, true
 		return false
 	}
-	p.page, p.after, p.done = page, next, next == ""
+	p.done = last
+	if len(page) == 0 && p.first {
+		// The page after a full last one, of a list whose end is known only
+		// by reading past it (records, the audit log).
+		p.done = true
+		return false
+	}
+	p.page, p.first = page, true
 	return true
 }
 
 // Page is the page the last Next read.
-func (p *Pages) Page() []map[string]any { return p.page }
+func (p *Pages[T]) Page() []T { return p.page }
 
 // Err is the error that ended the walk, nil when it reached the last page.
-func (p *Pages) Err() error { return p.err }
+func (p *Pages[T]) Err() error { return p.err }
+
+// idPages walks a list whose pages give the next page's cursor.
+func idPages(read func(after string) ([]map[string]any, string, error)) *Pages[map[string]any] {
+	after := ""
+	return &Pages[map[string]any]{read: func() ([]map[string]any, bool, error) {
+		page, next, err := read(after)
+		after = next
+		return page, next == "", err
+	}}
+}
 
 // AgentPages walks the account's agents a page of limit at a time (0: the
 // whole list in one page), in id order: AgentListPage page after page. The
 // refusals of AgentListPage (an account that does not exist, a negative
 // limit) are Err after the first Next.
-func (e *Engine) AgentPages(account string, limit int) *Pages {
-	return &Pages{read: func(after string) ([]map[string]any, string, error) {
+func (e *Engine) AgentPages(account string, limit int) *Pages[map[string]any] {
+	return idPages(func(after string) ([]map[string]any, string, error) {
 		return e.AgentListPage(account, after, limit)
-	}}
+	})
 }
 
 // QueuePages walks the account's queues a page at a time, as AgentPages.
-func (e *Engine) QueuePages(account string, limit int) *Pages {
-	return &Pages{read: func(after string) ([]map[string]any, string, error) {
+func (e *Engine) QueuePages(account string, limit int) *Pages[map[string]any] {
+	return idPages(func(after string) ([]map[string]any, string, error) {
 		return e.QueueListPage(account, after, limit)
-	}}
+	})
 }
 
 // CallPages walks the account's live calls, all or those in queue ("": all),
 // a page at a time, as AgentPages.
-func (e *Engine) CallPages(account, queue string, limit int) *Pages {
-	return &Pages{read: func(after string) ([]map[string]any, string, error) {
+func (e *Engine) CallPages(account, queue string, limit int) *Pages[map[string]any] {
+	return idPages(func(after string) ([]map[string]any, string, error) {
 		return e.CallListPage(account, queue, after, limit)
-	}}
+	})
 }
 
 // AgentDelete deletes an agent; ErrState while it is ringing or on a call.

@@ -337,7 +337,7 @@ func TestListPages(t *testing.T) {
 		t.Errorf("CallListPage of backup: %v", p)
 	}
 	// The iterators, as Python's agent_pages and Lua's eng:agent_pages.
-	walk := func(p *switchboard.Pages) string {
+	walk := func(p *switchboard.Pages[map[string]any]) string {
 		t.Helper()
 		var out []string
 		for p.Next() {
@@ -353,7 +353,7 @@ func TestListPages(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, want string
-		p          *switchboard.Pages
+		p          *switchboard.Pages[map[string]any]
 	}{
 		{"AgentPages two at a time", "ag0,ag1 ag2,ag3 ag4", eng.AgentPages("acme", 2)},
 		{"AgentPages with no limit", "ag0,ag1,ag2,ag3,ag4", eng.AgentPages("acme", 0)},
@@ -369,7 +369,7 @@ func TestListPages(t *testing.T) {
 	var se *switchboard.Error
 	for _, c := range []struct {
 		name, code, field string
-		p                 *switchboard.Pages
+		p                 *switchboard.Pages[map[string]any]
 	}{
 		{"AgentPages of an account that does not exist", "SB_ENOTFOUND", "account", eng.AgentPages("nobody", 2)},
 		{"CallPages of a queue the account does not have", "SB_ENOTFOUND", "queue", eng.CallPages("acme", "nosuch", 2)},
@@ -1118,6 +1118,32 @@ func TestRecordsAfterRefused(t *testing.T) {
 	if err != nil || len(first) != 1 {
 		t.Fatal(first, err)
 	}
+	// RecordsPages: the pages, each After the last record of the one before.
+	for _, c := range []struct {
+		q    switchboard.RecordsQuery
+		want string
+	}{
+		{switchboard.RecordsQuery{Limit: 1}, "c3 c2 c1"},
+		{switchboard.RecordsQuery{Limit: 2}, "c3,c2 c1"},
+		{switchboard.RecordsQuery{Limit: 3}, "c3,c2,c1"},
+		{switchboard.RecordsQuery{}, "c3,c2,c1"},
+		{switchboard.RecordsQuery{Limit: 1, After: first[0]}, "c2 c1"},
+		{switchboard.RecordsQuery{Queue: "nosuch"}, ""},
+	} {
+		pages := eng.RecordsPages("acme", c.q)
+		var got []string
+		for pages.Next() {
+			got = append(got, ids(pages.Page()))
+		}
+		var se *switchboard.Error
+		if c.want == "" {
+			if !errors.As(pages.Err(), &se) || se.Code != switchboard.ErrNotFound || se.Field != "queue" {
+				t.Errorf("RecordsPages of a queue never had: %v %v", got, pages.Err())
+			}
+		} else if pages.Err() != nil || strings.Join(got, " ") != c.want {
+			t.Errorf("RecordsPages %+v: %v %v, want %s", c.q, got, pages.Err(), c.want)
+		}
+	}
 	next, err := eng.RecordsList("acme", switchboard.RecordsQuery{Limit: 1, After: first[0]})
 	if err != nil || len(next) != 1 || next[0]["id"] == first[0]["id"] {
 		t.Errorf("the page after %s: %s %v", ids(first), ids(next), err)
@@ -1381,6 +1407,38 @@ func TestRecords(t *testing.T) {
 	}
 	if page, next2, err := eng.AuditList("acme", 2, 1); err != nil || len(page) != 1 || page[0].Seq != 3 || next2 != 3 {
 		t.Errorf("AuditList(after 2, limit 1): %+v %d %v", page, next2, err)
+	}
+	// AuditPages: the same entries, a page at a time (Python's audit_pages,
+	// Lua's eng:audit_pages).
+	var seqs, want []string
+	for _, e := range entries {
+		want = append(want, fmt.Sprint(e.Seq))
+	}
+	for _, limit := range []int{2, len(entries), 0} {
+		seqs = seqs[:0]
+		pages, n := eng.AuditPages("acme", 0, limit), 0
+		for pages.Next() {
+			n++
+			if len(pages.Page()) == 0 || (limit > 0 && len(pages.Page()) > limit) {
+				t.Errorf("AuditPages limit %d: page %d of %d entries", limit, n, len(pages.Page()))
+			}
+			for _, e := range pages.Page() {
+				seqs = append(seqs, fmt.Sprint(e.Seq))
+			}
+		}
+		if pages.Err() != nil || strings.Join(seqs, ",") != strings.Join(want, ",") {
+			t.Errorf("AuditPages limit %d: %v %v, want %v", limit, seqs, pages.Err(), want)
+		}
+	}
+	if pages := eng.AuditPages("acme", 2, 1); !pages.Next() || len(pages.Page()) != 1 || pages.Page()[0].Seq != 3 {
+		t.Errorf("AuditPages after 2: %+v %v", pages.Page(), pages.Err())
+	}
+	if pages := eng.AuditPages("acme", entries[len(entries)-1].Seq, 0); !pages.Next() || len(pages.Page()) != 0 || pages.Next() {
+		t.Errorf("AuditPages after the last entry: one empty page, then none: %+v %v", pages.Page(), pages.Err())
+	}
+	var ae *switchboard.Error
+	if pages := eng.AuditPages("acme", 0, -1); pages.Next() || !errors.As(pages.Err(), &ae) || ae.Field != "limit" {
+		t.Errorf("AuditPages limit -1: %v", pages.Err())
 	}
 
 	er, err := eng.Erase("acme", "+442079460001")

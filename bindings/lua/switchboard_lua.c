@@ -1109,6 +1109,18 @@ static int l_call_list_page(lua_State *L)
 ** page method, 2 the engine, 3 the account, 4 the queue (call_pages; nil:
 ** none), 5 the limit, 6 the cursor (nil: from the first; false: done), 7
 ** whether the queue is an argument. */
+/* A page method's nil, message, code, field at 1..4, raised. */
+static int page_refused(lua_State *L)
+{
+    lua_Integer code = lua_tointeger(L, 3);
+    const char *field = lua_tostring(L, 4);
+    lua_settop(L, 4);
+    if (field)
+        return luaL_error(L, "switchboard: %s: %s (field %s)", sb_code_name((int)code),
+                          lua_tostring(L, 2), field);
+    return luaL_error(L, "switchboard: %s: %s", sb_code_name((int)code), lua_tostring(L, 2));
+}
+
 static int pages_next(lua_State *L)
 {
     if (lua_isboolean(L, lua_upvalueindex(6))) return 0; /* the last page was given */
@@ -1119,15 +1131,7 @@ static int pages_next(lua_State *L)
     lua_pushvalue(L, lua_upvalueindex(6));
     lua_pushvalue(L, lua_upvalueindex(5));
     lua_call(L, lua_gettop(L) - 1, 4);
-    if (lua_isnil(L, 1)) {
-        lua_Integer code = lua_tointeger(L, 3);
-        const char *field = lua_tostring(L, 4);
-        lua_settop(L, 2);
-        if (field)
-            return luaL_error(L, "switchboard: %s: %s (field %s)", sb_code_name((int)code),
-                              lua_tostring(L, 2), field);
-        return luaL_error(L, "switchboard: %s: %s", sb_code_name((int)code), lua_tostring(L, 2));
-    }
+    if (lua_isnil(L, 1)) return page_refused(L);
     /* next: the cursor of the page after, or none (false: done) */
     if (lua_isnil(L, 2))
         lua_pushboolean(L, 0);
@@ -1832,6 +1836,136 @@ static int l_audit_list(lua_State *L)
     return finish(L, c, sb_audit_list(use(c.b, L), acct, after, limit, c.res), ret_doc);
 }
 
+/* eng:records_pages(account [, query]) -> an iterator of pages (lists of
+** records), as the *_pages of the lists: records_list page after page, the
+** query's limit (100 when not given) each, its before_ms and before_id the
+** last record of the page before; only the first page may be empty. The
+** query (a table, copied, or JSON text of an object) is read at the call.
+** Upvalues: 1 records_list, 2 the engine, 3 the account, 4 the query (the
+** iterator's own copy), 5 the limit, 6 nil (first page), true, or false
+** (done). */
+static int records_pages_next(lua_State *L)
+{
+    if (lua_isboolean(L, lua_upvalueindex(6)) && !lua_toboolean(L, lua_upvalueindex(6))) return 0;
+    int first = lua_isnil(L, lua_upvalueindex(6));
+    lua_settop(L, 0);
+    for (int i = 1; i <= 4; i++)
+        lua_pushvalue(L, lua_upvalueindex(i));
+    lua_call(L, 3, 4);
+    if (lua_isnil(L, 1)) return page_refused(L);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "records"); /* 2 */
+    size_t n = lua_istable(L, 2) ? sbl_rawlen(L, 2) : 0;
+    if (n == 0 && !first) {
+        lua_pushboolean(L, 0);
+        lua_replace(L, lua_upvalueindex(6));
+        return 0;
+    }
+    lua_pushboolean(L, (double)n >= lua_tonumber(L, lua_upvalueindex(5)));
+    lua_replace(L, lua_upvalueindex(6));
+    if (n) { /* the cursor: the last record's ended_ms and id */
+        lua_rawgeti(L, 2, (int)n);
+        lua_getfield(L, -1, "ended_ms");
+        lua_setfield(L, lua_upvalueindex(4), "before_ms");
+        lua_getfield(L, -1, "id");
+        lua_setfield(L, lua_upvalueindex(4), "before_id");
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static int l_records_pages(lua_State *L)
+{
+    check_box(L);
+    check_str(L, 2);
+    lua_settop(L, 3);
+    lua_newtable(L); /* 4: the iterator's query */
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        size_t len;
+        const char *q = lua_tolstring(L, 3, &len);
+        if (push_decoded(L, q, len) != 1 || !lua_istable(L, -1) || is_array_table(L, lua_gettop(L)))
+            arg_error(L, 3, "expected a query, a table or JSON text of an object");
+        lua_replace(L, 3);
+    } else if (!lua_isnil(L, 3)) {
+        check_type(L, 3, LUA_TTABLE);
+    }
+    if (!lua_isnil(L, 3)) {
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, 4);
+        }
+    }
+    lua_getfield(L, 4, "limit");
+    if (lua_type(L, -1) != LUA_TNUMBER) { /* none: 100; another type: the engine says */
+        lua_pop(L, 1);
+        lua_pushinteger(L, 100);
+    }
+    int limit = lua_gettop(L);
+    lua_getfield(L, 1, "records_list");
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 4);
+    lua_pushvalue(L, limit);
+    lua_pushnil(L);
+    lua_pushcclosure(L, records_pages_next, 6);
+    return 1;
+}
+
+/* eng:audit_pages(account [, after [, limit]]) -> an iterator of pages
+** (lists of entries): audit_list page after page until no entry is left;
+** only the first page may be empty. Upvalues: 1 audit_list, 2 the engine,
+** 3 the account, 4 the cursor (after), 5 the limit, 6 nil (first page),
+** true, or false (done). */
+static int audit_pages_next(lua_State *L)
+{
+    if (lua_isboolean(L, lua_upvalueindex(6)) && !lua_toboolean(L, lua_upvalueindex(6))) return 0;
+    int first = lua_isnil(L, lua_upvalueindex(6));
+    lua_settop(L, 0);
+    for (int i = 1; i <= 5; i++)
+        lua_pushvalue(L, lua_upvalueindex(i));
+    lua_call(L, 4, 4);
+    if (lua_isnil(L, 1)) return page_refused(L);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "entries"); /* 2 */
+    size_t n = lua_istable(L, 2) ? sbl_rawlen(L, 2) : 0;
+    lua_pushboolean(L, n != 0);
+    lua_replace(L, lua_upvalueindex(6));
+    if (n == 0 && !first) return 0;
+    lua_getfield(L, 1, "next");
+    lua_replace(L, lua_upvalueindex(4));
+    lua_settop(L, 2);
+    return 1;
+}
+
+static int l_audit_pages(lua_State *L)
+{
+    check_box(L);
+    check_str(L, 2);
+    double x = opt_num(L, 3, 0);
+    if (!whole_below(x, BELOW_I64))
+        arg_error(L, 3, "expected an audit entry's seq, 0 (from the first) or more");
+    x = opt_num(L, 4, 0);
+    if (!whole_below(x, (double)SIZE_MAX + 1))
+        arg_error(L, 4, "expected a whole number of entries, 0 (1000) or more");
+    lua_settop(L, 4);
+    lua_getfield(L, 1, "audit_list");
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    if (lua_isnil(L, 3))
+        lua_pushinteger(L, 0);
+    else
+        lua_pushvalue(L, 3);
+    if (lua_isnil(L, 4))
+        lua_pushinteger(L, 0);
+    else
+        lua_pushvalue(L, 4);
+    lua_pushnil(L);
+    lua_pushcclosure(L, audit_pages_next, 6);
+    return 1;
+}
+
 /* The sweep's progress function, called from inside sb_sweep on the host's
 ** own thread and state. An error in it cannot unwind through the engine:
 ** it is kept in the stack slot err, and the function is not called again. */
@@ -2531,6 +2665,7 @@ static const luaL_Reg engine_methods[] = {
     {"apikey_verify", l_apikey_verify},
     {"apikey_revoke", l_apikey_revoke},
     {"records_list", l_records_list},
+    {"records_pages", l_records_pages},
     {"records_export", l_records_export},
     {"erase", l_erase},
     {"hold_place", l_hold_place},
@@ -2539,6 +2674,7 @@ static const luaL_Reg engine_methods[] = {
     {"hold_get", l_hold_get},
     {"aggregates", l_aggregates},
     {"audit_list", l_audit_list},
+    {"audit_pages", l_audit_pages},
     {"sweep", l_sweep},
     {"backup", l_backup},
     {"clock", l_clock},

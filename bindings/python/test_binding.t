@@ -1233,6 +1233,31 @@ def test_records():
         raises(lambda: eng.records_list("acme", colour="red"), sb.InvalidError,
                "an unknown query field: InvalidError naming it", sb.EINVAL, "colour")
 
+        # records_pages: the pages, each from the last record of the one
+        # before (Lua's eng:records_pages, Go's RecordsPages).
+        def walk(it):
+            return [[r["id"] for r in page] for page in it]
+        is_(walk(eng.records_pages("acme", limit=1)), [["c3"], ["c2"], ["c1"]],
+            "records_pages(limit=1): a record a page")
+        is_(walk(eng.records_pages("acme", {"limit": 2})), [["c3", "c2"], ["c1"]],
+            "records_pages({limit: 2}): two, then one")
+        is_(walk(eng.records_pages("acme", limit=3)), [["c3", "c2", "c1"]],
+            "records_pages(limit=3): a full last page, no empty page after it")
+        is_(walk(eng.records_pages("acme")), [["c3", "c2", "c1"]], "records_pages(): pages of 100")
+        is_(walk(eng.records_pages("acme", '{"limit":1}', before_ms=recs[0]["ended_ms"],
+                                   before_id=recs[0]["id"])), [["c2"], ["c1"]],
+            "records_pages from a cursor of its own, with JSON text and keywords")
+        is_(walk(eng.records_pages("acme", queue="support", from_ms=recs[0]["ended_ms"] + 1)), [[]],
+            "records_pages of no record: one empty page")
+        it = eng.records_pages("acme", queue="nosuch")
+        raises(lambda: next(it), sb.NotFoundError,
+               "records_pages of a queue never had: NotFoundError at the first page",
+               sb.ENOTFOUND, "queue")
+        raises(lambda: eng.records_pages("acme", limit=1.5), ValueError,
+               "records_pages(limit=1.5): ValueError at the call")
+        raises(lambda: eng.records_pages("acme", 7), TypeError,
+               "records_pages with a number for the query: TypeError at the call")
+
         ex = eng.records_export("acme", "+44 20 7946 0001")
         ok(ex["number"] == "+442079460001" and [r["id"] for r in ex["records"]] == ["c1", "c2"],
            "records_export: the number's two records, decrypted")
@@ -1308,6 +1333,21 @@ def test_records():
             "audit_list: the hold, the overridden deletion, the deletion")
         ok(log["next"] == 3 and log["entries"][1]["overridden"] is True,
            "with 'next' and the override marked")
+        # audit_pages: the same entries a page at a time, until none is left
+        # (Lua's eng:audit_pages, Go's AuditPages).
+        for limit in (1, 2, 3, 0):
+            pages = list(eng.audit_pages("acme", limit=limit))
+            is_([[e["seq"] for e in p] for p in pages],
+                [[1], [2], [3]] if limit == 1 else [[1, 2], [3]] if limit == 2 else [[1, 2, 3]],
+                "audit_pages(limit=%d): every entry once, no empty page" % limit)
+        is_([[e["seq"] for e in p] for p in eng.audit_pages("acme", after=1, limit=1)], [[2], [3]],
+            "audit_pages(after=1, limit=1): from the entry after 1")
+        is_(list(eng.audit_pages("acme", after=3)), [[]], "audit_pages after the last: one empty page")
+        raises(lambda: eng.audit_pages("acme", limit=-1), ValueError,
+               "audit_pages(limit=-1): ValueError at the call")
+        raises(lambda: next(eng.audit_pages("nobody")), sb.NotFoundError,
+               "audit_pages of an account that does not exist: NotFoundError at the first page",
+               sb.ENOTFOUND, "account")
 
         er = eng.erase("acme", "+442079460001")
         is_((er["deleted"], er["kept"], er["failed"]), (1, 1, 0),

@@ -55,6 +55,34 @@ l = eng:records_list("acme", '{"limit":2}')
 T.is(l and ids(l.records), "c3,c2", "a query as JSON text")
 fails(sb.EINVAL, "colour", "an unknown query field", eng:records_list("acme", { colour = "red" }))
 
+-- records_pages: records_list page after page, each from the last record of
+-- the one before (Python's records_pages, Go's RecordsPages).
+local function walk(it, key)
+  local out = {}
+  for page in it do
+    local t = {}
+    for i, r in ipairs(page) do t[i] = r[key or "id"] end
+    out[#out + 1] = table.concat(t, ",")
+  end
+  return table.concat(out, "|")
+end
+local all = eng:records_list("acme").records
+T.is(walk(eng:records_pages("acme", { limit = 1 })), "c3|c2|c1", "records_pages(acct, {limit = 1}): a record a turn")
+T.is(walk(eng:records_pages("acme", '{"limit":2}')), "c3,c2|c1", "records_pages with JSON text: two, then one")
+T.is(walk(eng:records_pages("acme", { limit = 3 })), "c3,c2,c1", "a full last page, no empty page after it")
+T.is(walk(eng:records_pages("acme")), "c3,c2,c1", "records_pages(acct): pages of 100")
+local q = { limit = 1, before_ms = all[1].ended_ms, before_id = all[1].id }
+T.is(walk(eng:records_pages("acme", q)), "c2|c1", "from a cursor of its own")
+T.ok(q.before_id == all[1].id and q.limit == 1, "... and the caller's query table is left as it was")
+T.is(walk(eng:records_pages("acme", { queue = "support", from_ms = all[1].ended_ms + 1 })), "",
+     "no record: one empty page")
+T.raises(function() walk(eng:records_pages("acme", { queue = "nosuch" })) end,
+         "switchboard: SB_ENOTFOUND: .*%(field queue%)", "a queue never had raises in the loop, naming the field")
+T.raises(function() eng:records_pages("acme", 7) end, "bad argument #2 to 'records_pages'",
+         "a query that is neither a table nor text raises at the call")
+T.raises(function() eng:records_pages("acme", "[1]") end, "bad argument #2 to 'records_pages'",
+         "JSON text that is no object raises at the call")
+
 local x = eng:records_export("acme", "+44 20 7946 0001")
 T.is(x and x.number, "+442079460001", "records_export: the number, normalized")
 T.is(x and ids(x.records), "c1,c2", "... its two records")
@@ -120,6 +148,21 @@ T.ok(log and log.next == 3 and log.entries[2].overridden == true and log.entries
      "with next, and the override marked")
 local page = eng:audit_list("acme", 1, 1)
 T.ok(page and #page.entries == 1 and page.entries[1].seq == 2 and page.next == 2, "audit_list(after, limit)")
+-- audit_pages: audit_list page after page until no entry is left (Python's
+-- audit_pages, Go's AuditPages).
+T.is(walk(eng:audit_pages("acme", 0, 1), "seq"), "1|2|3", "audit_pages(acct, 0, 1): an entry a turn")
+T.is(walk(eng:audit_pages("acme", nil, 2), "seq"), "1,2|3", "audit_pages(acct, nil, 2): two, then one")
+T.is(walk(eng:audit_pages("acme"), "seq"), "1,2,3", "audit_pages(acct): pages of 1000, no empty page after")
+T.is(walk(eng:audit_pages("acme", 1, 1), "seq"), "2|3", "audit_pages from after 1")
+local it = eng:audit_pages("acme", 3)
+local p1, p2 = it(), it()
+T.ok(p1 and #p1 == 0 and p2 == nil, "after the last entry: one empty page, then nil")
+T.raises(function() walk(eng:audit_pages("nobody")) end, "SB_ENOTFOUND: .*%(field account%)",
+         "an account that does not exist raises in the loop")
+for _, bad in ipairs{ -1, 1.5, "x" } do
+  T.raises(function() eng:audit_pages("acme", 0, bad) end, "bad argument #3 to 'audit_pages'",
+           "audit_pages with limit " .. tostring(bad) .. " raises at the call")
+end
 
 local er = eng:erase("acme", "+442079460001")
 T.ok(er and er.deleted == 1 and er.kept == 1 and er.failed == 0 and

@@ -1630,6 +1630,32 @@ class Engine:
         return self._do(_json, self._lib.sb_records_list, _b(account, "account"), d,
                         len(d) if d is not None else 0)["records"]
 
+    def records_pages(self, account, query=None, **fields):
+        """The records :meth:`records_list` gives for the query, newest first,
+        a page of ``limit`` (100 when not given) at a time: an iterator of
+        lists, each page read as the iteration reaches it, its
+        ``before_ms``/``before_id`` the last record of the page before (a
+        query's own: from the record after it). Only the first page may be
+        empty. The query (a dict, JSON text of an object, keywords) is read
+        at the call; the engine's refusals are raised by the page that
+        meets them, as :meth:`agent_pages`'."""
+        query = _merged({} if query is None else query, fields, "query")
+        limit = query.get("limit")
+        limit = 100 if limit is None or isinstance(limit, bool) else _whole(limit, 64, "limit",
+                                                                             signed=True)
+
+        def pages():
+            q, first = dict(query), True
+            while True:
+                page = self.records_list(account, q)
+                if page or first:
+                    yield page
+                if len(page) < limit:
+                    return
+                first = False
+                q["before_ms"], q["before_id"] = page[-1]["ended_ms"], page[-1]["id"]
+        return pages()
+
     def hold_place(self, account, hold=None, **fields):
         """Place a legal hold: ``hold_place("acme", call="c1", reason="...")``,
         ``number="+44..."`` or ``from_ms=..., to_ms=...`` (or a dict; ``id``
@@ -1680,6 +1706,29 @@ class Engine:
         return self._do(_json, self._lib.sb_audit_list, _b(account, "account"),
                         _whole(after, 64, "after"),
                         _whole(limit, 8 * ctypes.sizeof(ctypes.c_size_t), "limit"))
+
+    def audit_pages(self, account, after=0, limit=0):
+        """The account's audit log, oldest first, from the entry after
+        ``after``: :meth:`audit_list` page after page (``limit`` entries at
+        most each, 0: 1000), an iterator of lists of entries, until no entry
+        is left. Only the first page may be empty. ``after`` and ``limit``
+        are checked at the call; the engine's refusals are raised by the page
+        that meets them."""
+        after = _whole(after, 64, "after")
+        limit = _whole(limit, _SIZE_BITS, "limit")
+
+        def pages():
+            nonlocal after
+            first = True
+            while True:
+                d = self.audit_list(account, after, limit)
+                if not d["entries"]:
+                    if first:
+                        yield []
+                    return
+                yield d["entries"]
+                first, after = False, d["next"]
+        return pages()
 
     def sweep(self, budget_ms=0, progress=None):
         """Run a retention sweep (``sb_sweep``): review the records whose
