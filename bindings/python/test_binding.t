@@ -568,6 +568,37 @@ return P
 """
 
 
+def test_log_modes():
+    """log="buffer", "none" and "stderr", as the Lua binding takes them."""
+    d = os.path.join(TMP, "log_modes")
+    with sb.Engine(d, sync="none", log="buffer", clock=lambda: "soon") as eng:
+        eng.account_put({"id": "acme"})
+        got = eng.logs()
+        ok(isinstance(got, list) and got and got[0]["level"] == "error"
+           and "the clock function returned 'soon'" in got[0]["message"],
+           "log=\"buffer\": the clock's failure is an error line in logs()")
+        is_(eng.logs(), [], "... and logs() forgets what it gave")
+        for i in range(300):
+            eng.account_put({"id": "acme"})  # a failing clock reading each
+        got = eng.logs()
+        ok(len(got) == 256 and all(g["level"] == "error" for g in got),
+           "the last 256 lines are kept, as Lua's buffer (%d)" % len(got))
+    raises(lambda: eng.logs(), sb.InvalidError, "logs() of a closed engine: InvalidError", sb.EINVAL)
+    with sb.Engine(d, sync="none", log="none", clock=lambda: "soon") as eng:
+        eng.account_put({"id": "acme"})
+        is_(eng.logs(), [], "log=\"none\": nothing kept, logs() is []")
+    r = subprocess.run([sys.executable, "-c", "import switchboard as sb\n"
+                        "e = sb.Engine(%r, sync='none', log='stderr', clock=lambda: 'soon')\n"
+                        "e.account_put({'id': 'acme'})\n" % d],
+                       env=dict(os.environ, PYTHONPATH=os.path.dirname(sb.__path__[0])),
+                       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, timeout=60)
+    ok(r.returncode == 0 and b"the clock function returned 'soon'" in r.stderr,
+       "log=\"stderr\": the engine's default, on stderr (%r)" % r.stderr[-120:])
+    for v, cls in (("file", ValueError), ("", ValueError), (42, TypeError)):
+        raises(lambda: sb.Engine(d, sync="none", log=v), cls,
+               "log=%r: %s, nothing opened" % (v, cls.__name__))
+
+
 def test_tick_for():
     clock = Clock()
     with sb.Engine(os.path.join(TMP, "tick_for"), policy_dir=POLICIES, sync="none", clock=clock,
@@ -1869,7 +1900,7 @@ def test_review_fixes():
 
 def main():
     tests = [test_layout, test_basics, test_cycle, test_evict, test_pages, test_errors, test_clock_and_tick,
-             test_tick_for,
+             test_tick_for, test_log_modes,
              test_policies, test_policy_tools, test_apikeys, test_withheld, test_ended_by,
              test_records,
              test_backup,

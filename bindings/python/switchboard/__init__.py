@@ -28,6 +28,7 @@ its own result buffer, freed when the thread ends; the GIL is released while
 the engine works). :meth:`Engine.close` waits for the calls in flight.
 """
 
+import collections
 import ctypes
 import ctypes.util
 import json
@@ -437,6 +438,7 @@ def _whole(v, bits, what, signed=False):
 
 
 _U32_MAX = (1 << 32) - 1
+_LOG_KEEP = 256  # lines an engine opened with log="buffer" keeps, as Lua's
 
 
 def _budget(v, what):
@@ -834,8 +836,10 @@ class Engine:
         traceback.
     ``log``
         a callable ``log(level, line)``, ``level`` one of ``"error"``,
-        ``"warn"``, ``"info"``, ``"debug"``; default: the engine logs to
-        stderr. Exceptions it raises are printed and ignored.
+        ``"warn"``, ``"info"``, ``"debug"``; exceptions it raises are
+        printed and ignored. Or, as in the Lua binding, ``"stderr"`` (the
+        default: the engine logs to stderr), ``"buffer"`` (the last
+        256 lines kept for :meth:`logs`) or ``"none"``.
     ``log_level``
         ``"error"``, ``"warn"``, ``"info"`` (default) or ``"debug"``.
     ``seed``, ``map_size``, ``map_max``, ``key_file``
@@ -919,9 +923,26 @@ class Engine:
 
         self._log = None
         user_log = None
+        # log="buffer": the last _LOG_KEEP lines, for logs(), under a lock of
+        # their own (the engine calls log from every thread that calls it).
+        self._logbuf = collections.deque(maxlen=_LOG_KEEP)
+        self._logbuf_lock = threading.Lock()
+        if isinstance(log, str):
+            if log == "buffer":
+                def log(level, line):
+                    with self._logbuf_lock:
+                        self._logbuf.append({"level": level, "message": line})
+            elif log == "none":
+                def log(level, line):
+                    pass
+            elif log == "stderr":
+                log = None
+            else:
+                raise ValueError('log must be a callable, "stderr", "buffer" or "none", not %r'
+                                 % (log,))
         if log is not None:
             if not callable(log):
-                raise TypeError("log must be callable")
+                raise TypeError('log must be callable (or "stderr", "buffer", "none")')
             user_log = log
 
         def _emit(level, line):
@@ -1062,6 +1083,20 @@ class Engine:
                 self._idle.notify_all()
             self._results.free_all()
             self._tls = threading.local()
+
+    def logs(self):
+        """The engine's log lines kept since the last call, oldest first (the
+        last 256 at most), as ``[{"level": "warn", "message": "..."}, ...]``,
+        and forgets them: an engine opened with ``log="buffer"`` (Lua's
+        ``eng:logs()``); ``[]`` for the others. InvalidError on a closed
+        engine, as every method."""
+        with self._lock:
+            if self._eng is None:
+                raise InvalidError("SB_EINVAL", EINVAL, "the engine is closed")
+        with self._logbuf_lock:
+            out = list(self._logbuf)
+            self._logbuf.clear()
+        return out
 
     @property
     def closed(self):
