@@ -34,10 +34,12 @@ package switchboard
 import "C"
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"runtime/cgo"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -73,27 +75,53 @@ func goexitGuard(name string, returned *bool) {
 	os.Exit(2)
 }
 
+// engineClock is what an engine's clock handle holds: its Clock, and the Log
+// that a failing reading is said through (nil: stderr, once per engine).
+type engineClock struct {
+	clock  func() time.Time
+	log    func(LogLevel, string)
+	warned atomic.Bool
+}
+
+// failed says that a reading of the Clock failed, as the Python and Lua
+// bindings say it: a LogError line through Log for each (numbers in it read
+// [number], as the engine's own lines), else once on stderr.
+func (ec *engineClock) failed(why string) {
+	line := "the Clock function " + why + "; this reading is the system time"
+	if r, err := Redact(strings.ReplaceAll(line, "\x00", " ")); err == nil {
+		line = r
+	}
+	if ec.log == nil {
+		if !ec.warned.Swap(true) {
+			os.Stderr.WriteString("switchboard: " + line +
+				" (said once; give Config a Log function to see each)\n")
+		}
+		return
+	}
+	if panicked, _ := protect(func() { ec.log(LogError, line) }); panicked {
+		os.Stderr.WriteString("switchboard: the Log function panicked; line dropped\n")
+	}
+}
+
 //export goSwitchboardClock
 func goSwitchboardClock(h C.uintptr_t) C.int64_t {
 	returned := false
 	defer goexitGuard("Clock", &returned)
-	f := cgo.Handle(h).Value().(func() time.Time)
+	ec := cgo.Handle(h).Value().(*engineClock)
 	var t time.Time
-	if panicked, _ := protect(func() { t = f() }); panicked {
-		// Fall back to the system clock and say so once.
-		if !clockPanicked.Swap(true) {
-			os.Stderr.WriteString("switchboard: the Clock function panicked; " +
-				"using the system time\n")
-		}
+	if panicked, v := protect(func() { t = ec.clock() }); panicked {
+		// Fall back to the system clock and say so. The panic's value is
+		// printed under protect too: its String method may panic as well.
+		why := "panicked"
+		protect(func() { why = fmt.Sprintf("panicked: %v", v) })
+		ec.failed(why)
 		t = time.Now()
 	} else if t.Before(minClock) || t.After(maxClock) {
 		// The engine's times are milliseconds from 1970 in an int64: the
 		// zero time.Time (a clock never set) would date calls and records
 		// in year 1, where no query by time finds them.
-		if !clockOutOfRange.Swap(true) {
-			os.Stderr.WriteString("switchboard: the Clock function returned " + t.String() +
-				", before 1970 or past what the engine's milliseconds hold; using the system time\n")
-		}
+		ec.failed("returned " + t.UTC().Format(time.RFC3339Nano) +
+			", before 1970 or past what the engine's milliseconds hold")
 		t = time.Now()
 	}
 	returned = true
@@ -101,10 +129,8 @@ func goSwitchboardClock(h C.uintptr_t) C.int64_t {
 }
 
 var (
-	clockPanicked   atomic.Bool
-	clockOutOfRange atomic.Bool
-	minClock        = time.UnixMilli(0)
-	maxClock        = time.UnixMilli(math.MaxInt64)
+	minClock = time.UnixMilli(0)
+	maxClock = time.UnixMilli(math.MaxInt64)
 )
 
 //export goSwitchboardLog

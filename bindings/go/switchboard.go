@@ -231,7 +231,9 @@ type Config struct {
 	// must be safe for concurrent use, must not block nor call the engine;
 	// a panic (of any value, nil too) falls back to the system time, and so
 	// does a time before 1970 (the zero time.Time) or past what int64
-	// milliseconds hold. runtime.Goexit in it — t.Fatal, t.FailNow, t.SkipNow — cannot be
+	// milliseconds hold. Each such reading is said through Log, as a LogError
+	// line naming the panic or the time (numbers read [number]), as the
+	// Python and Lua bindings say it; without a Log, once on stderr. runtime.Goexit in it — t.Fatal, t.FailNow, t.SkipNow — cannot be
 	// stopped and would leave the engine inside its transaction for good: it
 	// ends the process (status 2) with a message naming the function.
 	Clock func() time.Time
@@ -529,7 +531,7 @@ func Open(cfg Config) (*Engine, error) {
 	e := &Engine{pool: make(chan *C.sb_result, poolSize), all: map[*C.sb_result]struct{}{}}
 	e.idle.L = &e.mu
 	if cfg.Clock != nil {
-		e.clock = cgo.NewHandle(cfg.Clock)
+		e.clock = cgo.NewHandle(&engineClock{clock: cfg.Clock, log: cfg.Log})
 		C.sbgo_set_clock(&c, C.uintptr_t(e.clock))
 	}
 	if cfg.Log != nil {

@@ -1076,6 +1076,47 @@ func TestClockPanicFallsBack(t *testing.T) {
 	}
 }
 
+// TestClockFailureLogged: a Clock that panics or returns a time the engine
+// cannot hold is said through Log, a LogError line for each reading, as the
+// Python and Lua bindings say it through theirs; before, Go wrote one line
+// on stderr for the whole process and Log never heard of it.
+func TestClockFailureLogged(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		clock func() time.Time
+		want  string
+	}{
+		{"a panic", func() time.Time { panic("no clock at +442079460001") },
+			"the Clock function panicked: no clock at [number]; this reading is the system time"},
+		{"the zero time", func() time.Time { return time.Time{} },
+			"the Clock function returned 0001-01-01T00:00:00Z, before 1970 or past what the engine's milliseconds hold; this reading is the system time"},
+	} {
+		var mu sync.Mutex
+		var lines []string
+		eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone,
+			Clock: c.clock, Log: func(level switchboard.LogLevel, line string) {
+				mu.Lock()
+				defer mu.Unlock()
+				lines = append(lines, level.String()+" "+line)
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(t)(eng.AccountPut(`{"id":"acme"}`))
+		must(t)(eng.AccountPut(`{"id":"acme"}`))
+		eng.Close()
+		n := 0
+		for _, l := range lines {
+			if l == "error "+c.want {
+				n++
+			}
+		}
+		if n < 2 {
+			t.Errorf("%s: %d error lines %q through Log for two puts, want one a reading; got %q", c.name, n, c.want, lines)
+		}
+	}
+}
+
 // TestClockOutOfRangeFallsBack: a Clock returning a time the engine's
 // milliseconds cannot hold — before 1970, as the zero time.Time of a clock
 // never set is — dated the account, calls and records in year 1
