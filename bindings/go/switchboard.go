@@ -215,6 +215,57 @@ func (l LogLevel) String() string {
 	return fmt.Sprintf("LogLevel(%d)", int(l))
 }
 
+// LogLine is a log line a LogBuffer kept.
+type LogLine struct {
+	Level   LogLevel
+	Message string
+}
+
+// LogBufferLines is how many lines a LogBuffer keeps: the last ones.
+const LogBufferLines = 256
+
+// LogBuffer keeps the last LogBufferLines lines given to its Log method, for
+// Take: what the Lua binding's log = "buffer" with eng:logs() and Python's
+// log="buffer" with eng.logs() give, for a loop that reads the engine's lines
+// when it likes rather than inside the engine's calls. Its zero value is
+// ready; give its Log method as Config.Log. It is safe for concurrent use.
+//
+//	var logs switchboard.LogBuffer
+//	eng, err := switchboard.Open(switchboard.Config{DataDir: dir, Log: logs.Log})
+//	...
+//	for _, l := range logs.Take() {
+//		fmt.Println(l.Level, l.Message)
+//	}
+type LogBuffer struct {
+	mu    sync.Mutex
+	lines []LogLine // a ring once full: the oldest at first
+	first int
+}
+
+// Log keeps one line, the oldest kept making room when LogBufferLines are.
+func (b *LogBuffer) Log(level LogLevel, line string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.lines) < LogBufferLines {
+		b.lines = append(b.lines, LogLine{level, line})
+		return
+	}
+	b.lines[b.first] = LogLine{level, line}
+	b.first = (b.first + 1) % LogBufferLines
+}
+
+// Take returns the lines kept since the last Take, oldest first, and
+// forgets them.
+func (b *LogBuffer) Take() []LogLine {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]LogLine, 0, len(b.lines))
+	out = append(out, b.lines[b.first:]...)
+	out = append(out, b.lines[:b.first]...)
+	b.lines, b.first = nil, 0
+	return out
+}
+
 // Config holds the settings of Open, mirroring sb_config. The zero value of
 // every field but DataDir means the library's default; a negative budget
 // switches that budget off.

@@ -1117,6 +1117,37 @@ func TestClockFailureLogged(t *testing.T) {
 	}
 }
 
+// TestLogBuffer: a LogBuffer's Log as Config.Log keeps the engine's lines
+// for Take (Lua's and Python's log = "buffer" with logs()), the last 256.
+func TestLogBuffer(t *testing.T) {
+	var logs switchboard.LogBuffer
+	if got := logs.Take(); len(got) != 0 {
+		t.Errorf("a new LogBuffer: %v", got)
+	}
+	eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone,
+		Clock: func() time.Time { panic("no clock") }, Log: logs.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	must(t)(eng.AccountPut(`{"id":"acme"}`))
+	got := logs.Take()
+	if len(got) == 0 || got[0].Level != switchboard.LogError ||
+		!strings.Contains(got[0].Message, "the Clock function panicked: no clock") {
+		t.Errorf("the clock's failure in Take: %+v", got)
+	}
+	if again := logs.Take(); len(again) != 0 {
+		t.Errorf("Take forgets what it gave: %+v", again)
+	}
+	for i := 0; i < 300; i++ {
+		logs.Log(switchboard.LogInfo, fmt.Sprint(i))
+	}
+	got = logs.Take()
+	if len(got) != switchboard.LogBufferLines || got[0].Message != "44" || got[255].Message != "299" {
+		t.Errorf("300 lines: %d kept, from %v to %v; want the last 256, 44 to 299", len(got), got[0], got[len(got)-1])
+	}
+}
+
 // TestClockOutOfRangeFallsBack: a Clock returning a time the engine's
 // milliseconds cannot hold — before 1970, as the zero time.Time of a clock
 // never set is — dated the account, calls and records in year 1
