@@ -803,6 +803,19 @@ static int ret_doc(lua_State *L, int rc, sb_result *res)
     return 1;
 }
 
+/* After a put: the actions caused, then the engine's answer as a table (the
+** document: "created", the id, an account's created_ms...; Python's and
+** Go's puts return it), or the failure as ret_actions gives it. */
+static int ret_put(lua_State *L, int rc, sb_result *res)
+{
+    if (rc) return ret_actions(L, rc, res);
+    push_actions(L, res);
+    int top = lua_gettop(L);
+    if (ret_doc(L, 0, res) == 1) return 2;
+    lua_settop(L, top); /* no memory for the document: the actions alone */
+    return 1;
+}
+
 /* ---- a method's use of its engine ------------------------------------------------ */
 
 /* Lua code can run in the middle of a method: a garbage collection step,
@@ -927,10 +940,10 @@ static int do_put_ret(lua_State *L, put_fn fn, ret_fn ret)
     return finish(L, c, rc, ret);
 }
 
-/* eng:X_put(account, doc): the actions caused. */
+/* eng:X_put(account, doc): the actions caused, and the put's document. */
 static int do_put(lua_State *L, put_fn fn)
 {
-    return do_put_ret(L, fn, ret_actions);
+    return do_put_ret(L, fn, ret_put);
 }
 
 static int l_account_put(lua_State *L)
@@ -948,7 +961,7 @@ static int l_account_put(lua_State *L)
     }
     int rc = sb_account_put(use(c.b, L), doc, len, c.res);
     if (!borrowed) free(doc);
-    return finish(L, c, rc, ret_actions);
+    return finish(L, c, rc, ret_put);
 }
 
 /* eng:X(id) for the engine's functions of one id (or account). */
@@ -1232,7 +1245,7 @@ static int l_member_put(lua_State *L)
     }
     int rc = sb_member_put(use(c.b, L), acct, q, agent, doc, len, c.res);
     if (!borrowed) free(doc);
-    return finish(L, c, rc, ret_actions);
+    return finish(L, c, rc, ret_put);
 }
 
 static int l_member_delete(lua_State *L)

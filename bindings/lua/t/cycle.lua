@@ -42,9 +42,14 @@ local function find(actions, typ, call)
   end
 end
 
--- Provisioning: tables in, actions (a list, usually empty) out.
-local r = eng:account_put{ id = "acme", name = "Acme Ltd" }
+-- Provisioning: tables in, actions (a list, usually empty) out, and the
+-- put's document, as Python's and Go's puts return it.
+local r, rdoc = eng:account_put{ id = "acme", name = "Acme Ltd" }
 T.ok(type(r) == "table" and #r == 0, "account_put returns an empty action list")
+T.ok(type(rdoc) == "table" and rdoc.id == "acme" and rdoc.created == true and type(rdoc.created_ms) == "number",
+     "... and the account's document: created, created_ms")
+r, rdoc = eng:account_put{ id = "acme", name = "Acme Ltd" }
+T.ok(rdoc and rdoc.created == false and rdoc.name == "Acme Ltd", "a second put: created false")
 for i, id in ipairs{ "alice", "bob", "carol" } do
   T.ok(eng:agent_put("acme", { id = id, name = id:upper(), status = "available",
                                devices = { softphone = "sip:" .. id .. "@127.0.0.1:" .. (5070 + i) },
@@ -54,6 +59,14 @@ end
 T.ok(eng:queue_put("acme", '{"id":"support","policy":"pick54","ring_timeout":45,' ..
                    '"members":[{"agent":"alice"},{"agent":"bob"}]}'), "queue_put from a JSON string")
 T.ok(eng:member_put("acme", "support", "carol", { tier = 1, position = 3 }), "member_put carol")
+r, rdoc = eng:queue_put("acme", { id = "spare" })
+T.ok(r and #r == 0 and rdoc and rdoc.id == "spare" and rdoc.created == true and rdoc.actions == nil,
+     "queue_put: actions, and its document (created; no empty actions in it)")
+r, rdoc = eng:agent_put("acme", { id = "carol", name = "CAROL", status = "available",
+                                  devices = { softphone = "sip:carol@127.0.0.1:5073" }, skills = { english = 5 } })
+T.ok(r and rdoc and rdoc.id == "carol" and rdoc.created == false, "agent_put of an agent there: created false")
+T.ok(select(2, eng:member_put("acme", "spare", "carol")), "member_put: a document too")
+assert(eng:queue_delete("acme", "spare"))
 local q = eng:queue_get("acme", "support")
 T.is(q and q.policy, "pick54", "queue_get returns the document as a table")
 T.is(q and q.ring_timeout, 45, "with its numbers")
