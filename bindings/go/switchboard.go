@@ -1789,16 +1789,43 @@ func (e *Engine) PolicyList(account string) ([]PolicyInfo, error) {
 
 // Reload re-reads Config.PolicyDir, validates every file and swaps them all
 // at once — or changes nothing and returns an ErrPolicy error naming the file.
-// It returns how many policies changed.
+// It returns how many policies changed; ReloadReport says which, and the
+// warnings.
 func (e *Engine) Reload() (changed int, err error) {
-	m, err := e.call(nil, func(res *C.sb_result, _ []*C.char) C.int {
-		return C.sb_reload(e.eng, res)
-	})
+	r, err := e.ReloadReport()
 	if err != nil {
 		return 0, err
 	}
-	f, _ := m["changed"].(float64)
-	return int(f), nil
+	return r.Changed, nil
+}
+
+// ReloadedPolicy is a policy a reload stored or removed.
+type ReloadedPolicy struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`  // "" for a policy removed
+	Previous string `json:"previous"` // the version it replaced; "" for a new one
+}
+
+// ReloadReport is what a reload changed (sb_reload's document).
+type ReloadReport struct {
+	Changed  int              `json:"changed"`
+	Policies []ReloadedPolicy `json:"policies"` // each policy stored or removed
+	// "<policy_dir>/<name>.lua:<line>: ..." for a policy stored that
+	// PolicyCheck faults but that loads all the same.
+	Warnings []string `json:"warnings"`
+}
+
+// ReloadReport is Reload with its whole answer, as Python's reload() and
+// Lua's eng:reload() give it: the policies stored or removed, each with its
+// version and the one it replaced, and the warnings.
+func (e *Engine) ReloadReport() (*ReloadReport, error) {
+	var r ReloadReport
+	if err := e.callInto(nil, &r, func(res *C.sb_result, _ []*C.char) C.int {
+		return C.sb_reload(e.eng, res)
+	}); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }
 
 // scratch runs fn with a private result (for the functions without an engine).

@@ -720,6 +720,50 @@ func TestPolicies(t *testing.T) {
 	}
 }
 
+// TestReloadReport: the reload's whole answer (Python's reload(), Lua's
+// eng:reload()): each policy changed with its versions, and the warning of
+// one that loads all the same. Reload gave the count alone.
+func TestReloadReport(t *testing.T) {
+	pdir := t.TempDir()
+	put := func(name, src string) {
+		if err := os.WriteFile(filepath.Join(pdir, name+".lua"), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("p", "local P = {}\nfunction P.route(call, agents, ctx) return { wait = 1 } end\nreturn P\n")
+	eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), PolicyDir: pdir, Sync: switchboard.SyncNone, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if r, err := eng.ReloadReport(); err != nil || r.Changed != 0 || len(r.Policies) != 0 || len(r.Warnings) != 0 {
+		t.Errorf("nothing changed: %+v %v", r, err)
+	}
+	put("p", "local P = {}\nfunction P.route(call, agents, ctx) return { wait = 2 } end\nreturn P\n")
+	put("lintme", "local P = {}\nfunction P.route(call, agents, ctx)\n"+
+		"  if call.attempts > 5 then retrun {} end\n  return { wait = 5 }\nend\nreturn P\n")
+	r, err := eng.ReloadReport()
+	if err != nil || r.Changed != 2 || len(r.Policies) != 2 {
+		t.Fatalf("two changed: %+v %v", r, err)
+	}
+	for _, p := range r.Policies {
+		if p.Version == "" || (p.Name == "p") != (p.Previous != "") {
+			t.Errorf("policy %+v: want its version, and a previous one for p alone", p)
+		}
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "lintme.lua:3: accessing undefined variable 'retrun'") {
+		t.Errorf("the warning: %q", r.Warnings)
+	}
+	os.Remove(filepath.Join(pdir, "lintme.lua"))
+	if r, err := eng.ReloadReport(); err != nil || r.Changed != 1 || len(r.Policies) != 1 ||
+		r.Policies[0] != (switchboard.ReloadedPolicy{Name: "lintme", Previous: r.Policies[0].Previous}) || r.Policies[0].Previous == "" {
+		t.Errorf("a policy removed: no version: %+v %v", r, err)
+	}
+	if n, err := eng.Reload(); err != nil || n != 0 {
+		t.Errorf("Reload after: %d %v", n, err)
+	}
+}
+
 func TestPolicyTools(t *testing.T) {
 	if err := switchboard.PolicyCheck("first.lua", []byte(routeFirst)); err != nil {
 		t.Errorf("PolicyCheck: %v", err)

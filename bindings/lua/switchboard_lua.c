@@ -1615,10 +1615,13 @@ static int l_policy_put(lua_State *L)
     return finish(L, c, rc, ret_doc);
 }
 
+/* eng:reload() -> {changed = N, policies = {...}, warnings = {...}}: the
+** reload's document (sb_reload), as Python's reload() and Go's
+** ReloadReport give it; a table, so assert(eng:reload()) reads as before. */
 static int l_reload(lua_State *L)
 {
     call c = begin(L);
-    return finish(L, c, sb_reload(use(c.b, L), c.res), ret_true);
+    return finish(L, c, sb_reload(use(c.b, L), c.res), ret_doc);
 }
 
 static int l_sync(lua_State *L)

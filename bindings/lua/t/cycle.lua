@@ -459,7 +459,38 @@ do
            "bad argument #3 to 'switchboard.policy_test' %(table or JSON text expected, got number%)",
            "cases that are neither a table nor JSON text raise first")
 end
-T.ok(eng:reload(), "reload re-reads the policy folder")
+local rl = eng:reload()
+T.ok(type(rl) == "table" and rl.changed == 0, "reload re-reads the policy folder: {changed = 0}")
+-- The reload's document, as Python's reload() and Go's ReloadReport give it:
+-- what changed, and the warnings of a policy that loads all the same.
+do
+  local pdir = T.tmpdir()
+  local function put(name, src)
+    local f = assert(io.open(pdir .. "/" .. name .. ".lua", "w"))
+    f:write(src)
+    f:close()
+  end
+  put("p", "local P = {}\nfunction P.route(call, agents, ctx) return { wait = 1 } end\nreturn P\n")
+  local re = assert(sb.open{ data_dir = T.tmpdir(), policy_dir = pdir, sync = "none", log = "none" })
+  local first = re:reload()
+  T.ok(first and first.changed == 0 and first.policies == nil, "nothing changed: changed 0, no policies")
+  put("p", "local P = {}\nfunction P.route(call, agents, ctx) return { wait = 2 } end\nreturn P\n")
+  put("lintme", "local P = {}\nfunction P.route(call, agents, ctx)\n" ..
+                "  if call.attempts > 5 then retrun {} end\n  return { wait = 5 }\nend\nreturn P\n")
+  local d = re:reload()
+  local got = {}
+  for _, x in ipairs(d and d.policies or {}) do got[#got + 1] = x.name .. ":" .. tostring(x.previous ~= nil) end
+  table.sort(got)
+  T.ok(d and d.changed == 2 and table.concat(got, " ") == "lintme:false p:true",
+       "two changed: each with its version, p with the previous one (" .. table.concat(got, " ") .. ")")
+  T.ok(d and d.warnings and #d.warnings == 1 and d.warnings[1]:find("lintme.lua:3: accessing undefined variable 'retrun'", 1, true),
+       "and the warning of the policy that loads all the same")
+  os.remove(pdir .. "/lintme.lua")
+  d = re:reload()
+  T.ok(d and d.changed == 1 and d.policies[1].name == "lintme" and d.policies[1].version == sb.null,
+       "a policy removed: version null")
+  re:close()
+end
 
 -- Signed policies: keys, signing and the check require_signed_policies makes.
 do

@@ -1582,7 +1582,12 @@ class Engine:
 
     def reload(self):
         """Re-read policy_dir and swap every policy at once, or change nothing
-        and raise PolicyError naming the file. Returns ``{"changed": N}``."""
+        and raise PolicyError naming the file. Returns ``{"changed": N}``,
+        with ``"policies"`` (``{"name", "version", "previous"}`` each:
+        ``version`` None for one removed, no ``previous`` for a new one) when
+        N is not 0, and ``"warnings"`` for a policy stored that
+        :func:`policy_check` faults but that loads all the same (Lua's
+        ``eng:reload()``, Go's ``ReloadReport``)."""
         return self._do(_json, self._lib.sb_reload)
 
     policy_check = staticmethod(policy_check)
