@@ -1726,15 +1726,38 @@ func (e *Engine) PolicyPutIf(account, name string, source []byte, cases any, ifV
 }
 
 func (e *Engine) policyPut(account, name string, source []byte, cases any, ifVersion *string) (version string, err error) {
-	cj, err := document(cases)
+	r, err := e.PolicyPutReport(account, name, source, cases, ifVersion)
 	if err != nil {
 		return "", err
+	}
+	return r.Version, nil
+}
+
+// PolicyUpload is a policy upload's whole answer (sb_policy_put's document).
+type PolicyUpload struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Previous string `json:"previous"` // the version of the upload it replaced; "" when none
+	// "file:line: ..." for what PolicyCheck faults in it (stored all the
+	// same: a typo in a branch, say).
+	Warnings []string `json:"warnings"`
+}
+
+// PolicyPutReport is PolicyPut (ifVersion nil) or PolicyPutIf (ifVersion
+// given) with the upload's whole answer, as Python's policy_put and Lua's
+// eng:policy_put give it: the version replaced, and the warnings of a
+// policy that PolicyCheck faults but that is stored all the same.
+func (e *Engine) PolicyPutReport(account, name string, source []byte, cases any, ifVersion *string) (*PolicyUpload, error) {
+	cj, err := document(cases)
+	if err != nil {
+		return nil, err
 	}
 	iv := ""
 	if ifVersion != nil {
 		iv = *ifVersion
 	}
-	m, err := e.call([]string{"account", account, "name", name, "cases", string(cj), "if_version", iv}, func(res *C.sb_result, s []*C.char) C.int {
+	var r PolicyUpload
+	err = e.callInto([]string{"account", account, "name", name, "cases", string(cj), "if_version", iv}, &r, func(res *C.sb_result, s []*C.char) C.int {
 		var cp, ivp *C.char
 		if cj != nil {
 			cp = s[2]
@@ -1746,10 +1769,9 @@ func (e *Engine) policyPut(account, name string, source []byte, cases any, ifVer
 		return C.sb_policy_put_if(e.eng, s[0], s[1], p, n, cp, ivp, res)
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	v, _ := m["version"].(string)
-	return v, nil
+	return &r, nil
 }
 
 // PolicyInfo describes one policy an account's queues can use.
@@ -1759,6 +1781,11 @@ type PolicyInfo struct {
 	Source   string `json:"source"` // "account" or "shared"
 	State    string `json:"state"`  // "ok" or "quarantined"
 	Failures int    `json:"failures"`
+	// An account's upload standing in place of a shared policy of its name.
+	ShadowsShared bool `json:"shadows_shared"`
+	// The version loaded in this engine's policy state of the account, once
+	// the policy has run there ("" before): see sb_policy_get.
+	LoadedVersion string `json:"loaded_version"`
 }
 
 // PolicyList lists the account's own policies and the shared ones.

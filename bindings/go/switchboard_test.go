@@ -685,6 +685,30 @@ func TestPolicies(t *testing.T) {
 	if r := find(acts, switchboard.ActionRing, "p1"); r == nil || r.Agent != "ag2" || r.Device != "mobile" || r.Timeout != 7*time.Second {
 		t.Fatalf("the uploaded policy decides: %+v", acts)
 	}
+	pl, err = eng.PolicyList("acme")
+	for _, p := range pl {
+		if p.Name == "first" && (p.LoadedVersion != v || p.ShadowsShared) {
+			t.Errorf("PolicyList after first routed: loaded_version %q (want %q), shadows_shared %v", p.LoadedVersion, v, p.ShadowsShared)
+		}
+	}
+
+	// The upload's whole answer (Python's policy_put, Lua's eng:policy_put):
+	// the version replaced and what PolicyCheck faults, stored all the same.
+	lint := "local P = {}\nfunction P.route(call, agents, ctx)\n" +
+		"  if call.attempts > 5 then retrun {} end\n  return { wait = 5 }\nend\nreturn P\n"
+	up, err := eng.PolicyPutReport("acme", "lint", []byte(lint), nil, nil)
+	if err != nil || up.Name != "lint" || up.Version == "" || up.Previous != "" || len(up.Warnings) != 1 ||
+		!strings.Contains(up.Warnings[0], ":3: accessing undefined variable 'retrun'") {
+		t.Errorf("PolicyPutReport of a policy with a typo: %+v %v", up, err)
+	}
+	again := up.Version
+	up, err = eng.PolicyPutReport("acme", "lint", []byte(routeFirst), nil, &again)
+	if err != nil || up.Previous != again || up.Version == again || len(up.Warnings) != 0 {
+		t.Errorf("PolicyPutReport over that version: %+v %v", up, err)
+	}
+	if _, err := eng.PolicyPutReport("acme", "lint", []byte(routeFirst), nil, &again); !errors.Is(err, switchboard.ErrState) {
+		t.Errorf("PolicyPutReport over a version no longer there: %v", err)
+	}
 
 	_, err = eng.PolicyPut("acme", "broken", []byte("local P = {\nfunction P.route(\n"), nil)
 	var se *switchboard.Error
