@@ -2277,8 +2277,9 @@ static void opt_budgets(lua_State *L, int t, const char *who, sb_config *cfg, op
     double d;
     if (opt_number(L, t, who, "policy_instructions", UINT64_MAX, &d, r))
         cfg->policy_instructions = (uint64_t)d;
-    if (opt_number(L, t, who, "policy_wall_ms", UINT32_MAX, &d, r))
-        cfg->policy_wall_ms = (uint32_t)d;
+    /* A 32-bit bound past 2^32 - 1 counts as that, as in Python and Go. */
+    if (opt_number(L, t, who, "policy_wall_ms", INT64_MAX, &d, r))
+        cfg->policy_wall_ms = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
     if (opt_number(L, t, who, "policy_memory", SIZE_MAX, &d, r)) cfg->policy_memory = (size_t)d;
 }
 
@@ -2354,8 +2355,8 @@ static int l_open(lua_State *L)
     if (opt_number(L, 1, who, "map_max", SIZE_MAX, &d, &r)) cfg.map_max = (size_t)d;
     if (opt_number(L, 1, who, "seed", UINT64_MAX, &d, &r)) cfg.seed = (uint64_t)d;
     opt_budgets(L, 1, who, &cfg, &r);
-    if (opt_number(L, 1, who, "quarantine_after", UINT32_MAX, &d, &r))
-        cfg.quarantine_after = (uint32_t)d;
+    if (opt_number(L, 1, who, "quarantine_after", INT64_MAX, &d, &r))
+        cfg.quarantine_after = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
     lua_getfield(L, 1, "require_signed_policies");
     /* Not any value Lua reads as true: 0 and "false" would turn it on. */
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)

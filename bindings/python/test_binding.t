@@ -476,9 +476,19 @@ def test_errors():
         # Budgets a C field cannot hold are refused, not wrapped by ctypes
         # (2**64 instructions as 0, which switches the budget off).
         for kw in ({"policy_instructions": 1 << 64}, {"quarantine_after": -1},
-                   {"policy_wall_ms": 1 << 32}, {"policy_memory": -1}):
+                   {"policy_wall_ms": -1}, {"policy_memory": -1}, {"map_max": 1 << 64}):
             raises(lambda: sb.Engine(os.path.join(TMP, "errors"), sync="none", **kw), ValueError,
                    "Engine(%s=%d): ValueError" % next(iter(kw.items())))
+        # The two 32-bit bounds, a hook's milliseconds and the failures
+        # before quarantine, count as 2**32 - 1 past it, as the Lua and Go
+        # bindings take them.
+        for kw in ({"policy_wall_ms": 1 << 32}, {"quarantine_after": 1 << 40},
+                   {"policy_wall_ms": float(1 << 33), "quarantine_after": (1 << 32) + 1}):
+            try:
+                sb.Engine(os.path.join(TMP, "errors"), sync="none", log="none", **kw).close()
+                ok(True, "Engine(%s): opens, as 2**32 - 1" % kw)
+            except Exception as e:  # noqa: BLE001 - reported
+                ok(False, "Engine(%s): opens, as 2**32 - 1 (%r)" % (kw, e))
     raises(lambda: eng.stats(), sb.InvalidError, "a closed engine raises InvalidError",
            sb.EINVAL)
     eng.close()
@@ -798,8 +808,10 @@ def test_policy_tools():
        "... and fails its case under policy_instructions=1000: %r" % rep["cases"][0])
     raises(lambda: sb.policy_check("loop.lua", loop, policy_memory=-1), ValueError,
            "a budget below 0: ValueError")
-    raises(lambda: sb.policy_test("slow.lua", slow, CASES, policy_wall_ms=1 << 32), ValueError,
-           "policy_wall_ms past 32 bits: ValueError, not wrapped")
+    is_(sb.policy_test("slow.lua", slow, CASES, policy_wall_ms=1 << 32)["failed"], 0,
+        "policy_wall_ms past 32 bits: as 2**32 - 1 ms (Lua and Go alike), the case passes")
+    raises(lambda: sb.policy_test("slow.lua", slow, CASES, policy_wall_ms=-1), ValueError,
+           "policy_wall_ms=-1: ValueError, not wrapped")
     raises(lambda: sb.policy_check("loop.lua", loop, policy_instructions="1000"), TypeError,
            "a budget that is a string: TypeError")
     raises(lambda: sb.policy_check("loop.lua", loop, quarantine_after=1), TypeError,

@@ -620,9 +620,19 @@ _BUDGETS = ("policy_instructions", "policy_wall_ms", "policy_memory")
 def _set_number(cfg, k, v):
     """cfg.k = v, a whole number the field's own width holds: ctypes would
     wrap -1 or 2**64 silently (policy_instructions=2**64 as 0, which
-    switches the budget off)."""
+    switches the budget off); policy_wall_ms and quarantine_after past
+    2**32 - 1 as 2**32 - 1."""
+    if k in _SATURATING:
+        setattr(cfg, k, _budget(v, k))
+        return
     width = 8 * ctypes.sizeof(dict(_Config._fields_)[k])
     setattr(cfg, k, _whole(v, width, k))
+
+
+# The 32-bit bounds of sb_config (milliseconds, failures in a row): past
+# 2**32 - 1 they count as that, as in the Lua and Go bindings, where the
+# other numbers past their field are refused.
+_SATURATING = ("policy_wall_ms", "quarantine_after")
 
 
 def _budgets(lib, what, budgets):
