@@ -55,6 +55,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -213,6 +214,39 @@ func (l LogLevel) String() string {
 		return "debug"
 	}
 	return fmt.Sprintf("LogLevel(%d)", int(l))
+}
+
+// ManualClock is a clock moved by hand, for Config.Clock (tests,
+// simulations): give its Now method as Config.Clock, then Set or Advance it
+// and Tick. What the Lua binding's clock = ms with eng:set_clock and
+// Python's clock=<ms> with set_clock give. Safe for concurrent use.
+//
+//	clk := switchboard.NewManualClock(time.UnixMilli(1767571200000))
+//	eng, err := switchboard.Open(switchboard.Config{DataDir: dir, Clock: clk.Now})
+//	...
+//	clk.Advance(20 * time.Second)
+//	actions, err := eng.Tick()
+type ManualClock struct {
+	ms atomic.Int64 // Unix milliseconds
+}
+
+// NewManualClock returns a ManualClock reading t (to the millisecond).
+func NewManualClock(t time.Time) *ManualClock {
+	c := &ManualClock{}
+	c.Set(t)
+	return c
+}
+
+// Now is the clock's time: give it as Config.Clock.
+func (c *ManualClock) Now() time.Time { return time.UnixMilli(c.ms.Load()) }
+
+// Set moves the clock to t (to the millisecond).
+func (c *ManualClock) Set(t time.Time) { c.ms.Store(t.UnixMilli()) }
+
+// Advance moves the clock on by d (to the millisecond) and returns the new
+// time.
+func (c *ManualClock) Advance(d time.Duration) time.Time {
+	return time.UnixMilli(c.ms.Add(d.Milliseconds()))
 }
 
 // LogLine is a log line a LogBuffer kept.

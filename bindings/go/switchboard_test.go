@@ -1185,6 +1185,41 @@ func TestClockFailureLogged(t *testing.T) {
 	}
 }
 
+// TestManualClock: a ManualClock's Now as Config.Clock dates what the engine
+// does and fires its timers as it is moved (Lua's clock = ms with
+// eng:set_clock, Python's clock=<ms> with set_clock).
+func TestManualClock(t *testing.T) {
+	t0 := time.UnixMilli(1767571200000)
+	clk := switchboard.NewManualClock(t0)
+	eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone,
+		PolicyDir: policies, Log: quiet, Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	must(t)(eng.AccountPut(`{"id":"acme"}`))
+	if acc, _ := eng.AccountGet("acme"); acc["created_ms"] != float64(t0.UnixMilli()) {
+		t.Errorf("created_ms %v, want the clock's %d", acc["created_ms"], t0.UnixMilli())
+	}
+	must(t)(eng.AgentPut("acme", agentDoc("ag0")))
+	must(t)(eng.QueuePut("acme", `{"id":"support","ring_timeout":20,"members":[{"agent":"ag0"}]}`))
+	must(t)(eng.Submit("acme", offer("m1")))
+	if d, ok := eng.NextDeadline(); !ok || !d.Equal(t0.Add(20*time.Second)) {
+		t.Errorf("NextDeadline %v %v, want 20 s on", d, ok)
+	}
+	if now := clk.Advance(20 * time.Second); !now.Equal(t0.Add(20 * time.Second)) {
+		t.Errorf("Advance: %v", now)
+	}
+	acts, err := eng.Tick()
+	if err != nil || find(acts, switchboard.ActionCancel, "m1") == nil {
+		t.Errorf("Tick after Advance: the ring timeout: %+v %v", acts, err)
+	}
+	clk.Set(t0)
+	if !clk.Now().Equal(t0) {
+		t.Errorf("Set: %v", clk.Now())
+	}
+}
+
 // TestLogBuffer: a LogBuffer's Log as Config.Log keeps the engine's lines
 // for Take (Lua's and Python's log = "buffer" with logs()), the last 256.
 func TestLogBuffer(t *testing.T) {

@@ -609,6 +609,41 @@ def test_log_modes():
                "log=%r: %s, nothing opened" % (v, cls.__name__))
 
 
+def test_manual_clock():
+    """clock=<ms>, set_clock and clock(), as the Lua binding's clock = ms."""
+    t0 = 1767571200000
+    with sb.Engine(os.path.join(TMP, "manual_clock"), policy_dir=POLICIES, sync="none",
+                   log="none", clock=t0) as eng:
+        is_(eng.clock(), t0, "clock=<ms>: the engine's time starts there")
+        eng.account_put({"id": "acme"})
+        is_(eng.account_get("acme")["created_ms"], t0, "... and dates what it does")
+        eng.agent_put("acme", agent("ag0"))
+        eng.queue_put("acme", {"id": "support", "ring_timeout": 20, "members": [{"agent": "ag0"}]})
+        eng.submit("acme", type="offer", call="m1", queue="support", caller="+15550000007")
+        is_(eng.next_deadline(), t0 + 20000, "a ring times out 20 s on")
+        eng.set_clock(t0 + 20000)
+        is_(eng.clock(), t0 + 20000, "set_clock moves it")
+        ok(find(eng.tick(), "cancel", "m1"), "and tick() fires the ring timeout")
+        eng.set_clock(float(t0 + 30000))
+        is_(eng.clock(), t0 + 30000, "a float holding a whole number is taken")
+        for v, cls in ((-1, ValueError), (1.5, ValueError), ("5", TypeError)):
+            raises(lambda: eng.set_clock(v), cls, "set_clock(%r): %s" % (v, cls.__name__))
+        is_(eng.clock(), t0 + 30000, "... and leaves the clock as it was")
+        eng.submit("acme", type="abandon", call="m1")
+    raises(lambda: eng.clock(), sb.InvalidError, "clock() of a closed engine: InvalidError")
+    raises(lambda: eng.set_clock(t0), sb.InvalidError, "set_clock() of a closed engine: InvalidError")
+    with sb.Engine(os.path.join(TMP, "manual_clock"), sync="none", log="none") as eng:
+        now = int(time.time() * 1000)
+        ok(abs(eng.clock() - now) < 60000, "no clock: clock() is the system time")
+        raises(lambda: eng.set_clock(t0), sb.StateError,
+               "set_clock without a manual clock: StateError", sb.ESTATE, "clock")
+    with sb.Engine(os.path.join(TMP, "manual_clock"), sync="none", log="none",
+                   clock=lambda: t0 + 5) as eng:
+        is_(eng.clock(), t0 + 5, "a clock function: clock() is its reading")
+    raises(lambda: sb.Engine(os.path.join(TMP, "manual_clock"), clock=-5), ValueError,
+           "clock=-5: ValueError")
+
+
 def test_tick_for():
     clock = Clock()
     with sb.Engine(os.path.join(TMP, "tick_for"), policy_dir=POLICIES, sync="none", clock=clock,
@@ -1912,7 +1947,7 @@ def test_review_fixes():
 
 def main():
     tests = [test_layout, test_basics, test_cycle, test_evict, test_pages, test_errors, test_clock_and_tick,
-             test_tick_for, test_log_modes,
+             test_tick_for, test_log_modes, test_manual_clock,
              test_policies, test_policy_tools, test_apikeys, test_withheld, test_ended_by,
              test_records,
              test_backup,

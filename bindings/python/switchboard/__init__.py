@@ -833,7 +833,9 @@ class Engine:
         ``"group"`` (default), ``"sync"``, ``"none"`` or ``"defer"`` (then
         call :meth:`sync` before acknowledging).
     ``clock``
-        a callable returning milliseconds since the Unix epoch (an int, or
+        a number of milliseconds: a manual clock starting there, moved by
+        :meth:`set_clock` (the Lua binding's ``clock = ms``). Or a callable
+        returning milliseconds since the Unix epoch (an int, or
         a float holding a whole number) — the engine's clock for events and
         timers (tests, simulations). It is called from inside the engine's
         calls, must not raise nor call the engine (the call that asked is
@@ -978,10 +980,17 @@ class Engine:
             cfg.log = self._log
 
         self._clock = None
+        self._clock_py = None
         self._clock_warned = False
+        # clock=<ms>: a manual clock starting there, moved by set_clock (as
+        # the Lua binding's clock = ms and eng:set_clock).
+        self._manual = None
+        if isinstance(clock, (int, float)) and not isinstance(clock, bool):
+            manual = self._manual = [_whole(clock, 63, "clock")]
+            clock = lambda: manual[0]  # noqa: E731 - read by the thunk below
         if clock is not None:
             if not callable(clock):
-                raise TypeError("clock must be callable")
+                raise TypeError("clock must be callable, or a number of milliseconds")
             user_clock = clock
 
             def _clock_failed(why):
@@ -1026,6 +1035,7 @@ class Engine:
                 finally:
                     tls.in_cb = None
 
+            self._clock_py = _clock_thunk
             self._clock = _CLOCK_FN(_clock_thunk)
             cfg.clock = self._clock
         self._cfg = cfg
@@ -1093,6 +1103,38 @@ class Engine:
                 self._idle.notify_all()
             self._results.free_all()
             self._tls = threading.local()
+
+    def clock(self):
+        """The engine's time, milliseconds since the epoch, as the engine
+        takes it: the manual clock's, the ``clock`` function's reading (the
+        system time for a reading that fails, reported as for the engine's
+        own), or the system time (Lua's ``eng:clock()``). InvalidError on a
+        closed engine."""
+        self._admit()  # a call on the engine: refused as every other one
+        try:
+            ms = int(time.time() * 1000) if self._clock_py is None else self._clock_py(None)
+        finally:
+            self._done()
+        tls = self._tls
+        exc = getattr(tls, "pending", None)
+        if exc is not None and not getattr(tls, "depth", 0):
+            tls.pending = None  # Ctrl-C or sys.exit in the clock function
+            raise exc
+        return ms
+
+    def set_clock(self, ms):
+        """Set the manual clock of an engine opened with ``clock=<ms>`` (Lua's
+        ``eng:set_clock``): ``ms`` a whole number of milliseconds from 0
+        (ValueError otherwise). StateError for an engine with another clock;
+        InvalidError on a closed engine."""
+        ms = _whole(ms, 63, "ms")
+        with self._lock:
+            if self._eng is None:
+                raise InvalidError("SB_EINVAL", EINVAL, "the engine is closed")
+        if self._manual is None:
+            raise StateError("SB_ESTATE", ESTATE, "set_clock needs Engine(clock=<ms>), a manual "
+                             "clock", "clock")
+        self._manual[0] = ms
 
     def logs(self):
         """The engine's log lines kept since the last call, oldest first (the
