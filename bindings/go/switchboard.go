@@ -1119,7 +1119,7 @@ type Pages[T any] struct {
 // reading one failed (Err says why; Page is nil then).
 func (p *Pages[T]) Next() bool {
 	p.page = nil
-	if p.done {
+	if p.done || p.read == nil { // a Pages not made by the engine reads nothing
 		return false
 	}
 	page, last, err := p.read()

@@ -366,6 +366,10 @@ func TestListPages(t *testing.T) {
 			t.Errorf("%s: %s, want %s", c.name, w, c.want)
 		}
 	}
+	var zero switchboard.Pages[map[string]any]
+	if zero.Next() || zero.Page() != nil || zero.Err() != nil {
+		t.Error("a zero Pages: Next true, a page or an error")
+	}
 	var se *switchboard.Error
 	for _, c := range []struct {
 		name, code, field string
