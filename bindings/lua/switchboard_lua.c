@@ -1110,18 +1110,6 @@ static int l_call_list_page(lua_State *L)
                     "calls");
 }
 
-/* Iterators over the pages (Python's agent_pages...): eng:agent_pages(account
-** [, limit]), eng:queue_pages(account [, limit]) and eng:call_pages(account
-** [, queue [, limit]]) return a function for a generic for that gives one
-** page (a list, read as the loop reaches it) a call, limit items each (nil:
-** 1000; 0: the whole list in one page), then nil. The arguments are checked
-** at the call, as the page method's; the engine's refusal of a page (an
-** unknown account or queue...) cannot be a nil, message return, which would
-** end the loop as if the list were done: it is raised, as "switchboard:
-** SB_ENOTFOUND: message (field account)". The iterator's upvalues: 1 the
-** page method, 2 the engine, 3 the account, 4 the queue (call_pages; nil:
-** none), 5 the limit, 6 the cursor (nil: from the first; false: done), 7
-** whether the queue is an argument. */
 /* A page method's nil, message, code, field at 1..4, raised. */
 static int page_refused(lua_State *L)
 {
@@ -1134,6 +1122,18 @@ static int page_refused(lua_State *L)
     return luaL_error(L, "switchboard: %s: %s", sb_code_name((int)code), lua_tostring(L, 2));
 }
 
+/* Iterators over the pages (Python's agent_pages...): eng:agent_pages(account
+** [, limit]), eng:queue_pages(account [, limit]) and eng:call_pages(account
+** [, queue [, limit]]) return a function for a generic for that gives one
+** page (a list, read as the loop reaches it) a call, limit items each (nil:
+** 1000; 0: the whole list in one page), then nil. The arguments are checked
+** at the call, as the page method's; the engine's refusal of a page (an
+** unknown account or queue...) cannot be a nil, message return, which would
+** end the loop as if the list were done: it is raised, as "switchboard:
+** SB_ENOTFOUND: message (field account)". The iterator's upvalues: 1 the
+** page method, 2 the engine, 3 the account, 4 the queue (call_pages; nil:
+** none), 5 the limit, 6 the cursor (nil: from the first; false: done), 7
+** whether the queue is an argument. */
 static int pages_next(lua_State *L)
 {
     if (lua_isboolean(L, lua_upvalueindex(6))) return 0; /* the last page was given */
