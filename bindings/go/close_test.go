@@ -184,6 +184,23 @@ func TestClosedWithoutError(t *testing.T) {
 	if !none.Closed() {
 		t.Error("Closed on a nil *Engine: false")
 	}
+	// A nil *Engine (an Open that failed, closed by a defer written before
+	// the error check) is a closed engine, not a nil dereference.
+	if err := none.Close(); err != nil {
+		t.Errorf("Close on a nil *Engine: %v", err)
+	}
+	if _, err := none.AgentGet("acme", "ag0"); !errors.Is(err, switchboard.ErrInvalid) || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("AgentGet on a nil *Engine: %v", err)
+	}
+	if err := none.Batch(func() error { return nil }); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("Batch on a nil *Engine: %v", err)
+	}
+	if _, ok := none.NextDeadline(); ok || none.APIKeyVerify("acme", key) {
+		t.Error("NextDeadline or APIKeyVerify on a nil *Engine: a timer or true")
+	}
+	if p := none.AgentPages("acme", 10); p.Next() || !errors.Is(p.Err(), switchboard.ErrInvalid) {
+		t.Errorf("AgentPages on a nil *Engine: %v", p.Err())
+	}
 	if d, ok := eng.NextDeadline(); ok || !d.IsZero() {
 		t.Errorf("NextDeadline on a closed engine: %v %v, want no timer", d, ok)
 	}

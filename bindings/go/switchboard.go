@@ -703,6 +703,9 @@ func (e *Engine) freeHandles() {
 // it still uses the engine, and waiting for it would never end. An open Batch
 // counts as a call in flight; Close inside its function is ErrState too.
 func (e *Engine) Close() error {
+	if e == nil { // sb_close(NULL): nothing to close
+		return nil
+	}
 	if C.sbgo_in_callback() != 0 {
 		return &Error{Code: ErrState, Message: "Close called from a Clock, Log or Sweep progress " +
 			"function: the engine is inside a call; close it after that call returns"}
@@ -769,6 +772,9 @@ func (e *Engine) Closed() bool {
 
 // enter starts one call on the engine; leave ends it.
 func (e *Engine) enter() (*C.sb_engine, error) {
+	if e == nil { // a nil *Engine (an Open that failed) is closed, as a nil *os.File is
+		return nil, errClosed
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.eng == nil {
@@ -1619,6 +1625,9 @@ func (e *Engine) TickFor(budget time.Duration) (actions []Action, more bool, err
 // call in flight (a Batch still waiting then returns ErrInvalid, "the engine
 // is closing"); inside fn it returns ErrState.
 func (e *Engine) Batch(fn func() error) (err error) {
+	if e == nil {
+		return errClosed
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	self := C.sbgo_thread()
