@@ -199,6 +199,33 @@ static int parse_range(const opts *o, int64_t *from, int64_t *to, int need_both)
     return 0;
 }
 
+/* A date given to stats' --from or --to (YYYY-MM-DD, nothing else) is a day
+** of the account's: its midnight on the wall clock of the account's zone
+** tz (next: the midnight after it, where --to's day ends). -1 for another
+** form, which means the instant it names. */
+static int64_t local_midnight(const char *s, const char *tz, int next)
+{
+    struct tm tm = {0};
+    const char *end = s ? strptime(s, "%Y-%m-%d", &tm) : NULL;
+    if (!end || *end) return -1;
+    tm.tm_mday += next;
+    tm.tm_isdst = -1; /* whichever the zone has that day */
+    const char *was = getenv("TZ");
+    char *old = was ? strdup(was) : NULL;
+    char zone[80];
+    snprintf(zone, sizeof zone, ":%s", tz);
+    setenv("TZ", zone, 1);
+    tzset();
+    time_t t = mktime(&tm);
+    if (old)
+        setenv("TZ", old, 1);
+    else
+        unsetenv("TZ");
+    free(old);
+    tzset();
+    return t == (time_t)-1 ? -1 : (int64_t)t * 1000;
+}
+
 /* The flag behind a field the library names in an error. */
 static const char *flag_of(const char *field)
 {
@@ -677,6 +704,14 @@ int cli_records(int argc, char **argv)
         int64_t from, to;
         if (parse_range(&o, &from, &to, 0)) goto out;
         if (!(e = open_dir(&o, res))) goto fail;
+        json_t *acc =
+            (o.from || o.to) && !sb_account_get(e, o.account, res) ? result_doc(res) : NULL;
+        const char *tz = json_string_value(json_object_get(acc, "timezone"));
+        int64_t lf = tz ? local_midnight(o.from, tz, 0) : -1,
+                lt = tz ? local_midnight(o.to, tz, 1) : -1;
+        if (lf >= 0) from = lf;
+        if (lt >= 0) to = lt;
+        json_decref(acc);
         rc = sb_aggregates(e, o.account, o.queue, from, to, res);
         if (!rc && o.json) {
             print_json(res);
@@ -700,17 +735,22 @@ int cli_records(int argc, char **argv)
                          json_is_true(json_object_get(x, "queue_deleted")) ? " (deleted)" : "");
                 if (json_is_number(sl))
                     snprintf(slb, sizeof slb, "%.1f%%", 100 * json_number_value(sl));
-                printf("%-10s %-12s %8lld %8.0f %8lld %8lld %8lld %8lld %8.1fs %8.1fs %7s\n",
+                /* a row written in the zone the account had before */
+                const char *rowtz = jstr(x, "timezone");
+                int other = strcmp(rowtz, jstr(d, "timezone")) != 0;
+                printf("%-10s %-12s %8lld %8.0f %8lld %8lld %8lld %8lld %8.1fs %8.1fs %7s%s%s%s\n",
                        jstr(x, "day"), qb, (long long)offered, ans,
                        (long long)json_integer_value(json_object_get(x, "abandoned")),
                        (long long)json_integer_value(json_object_get(x, "rejected")),
                        (long long)json_integer_value(json_object_get(x, "overflowed")),
                        (long long)json_integer_value(json_object_get(x, "failed")),
                        offered ? json_number_value(json_object_get(x, "wait_total")) / offered : 0,
-                       ans ? json_number_value(json_object_get(x, "talk_total")) / ans : 0, slb);
+                       ans ? json_number_value(json_object_get(x, "talk_total")) / ans : 0, slb,
+                       other ? "  (a day in " : "", other ? rowtz : "", other ? ")" : "");
             }
-            printf("avg wait: over all offered calls, answered or not; avg talk: over answered "
-                   "calls; SL: service level\n");
+            printf("days in %s; avg wait: over all offered calls, answered or not; avg talk: over "
+                   "answered calls; SL: service level\n",
+                   jstr(d, "timezone"));
             json_decref(d);
         }
     }

@@ -346,8 +346,8 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** Account:  {"id":"acme","name":"Acme Ltd","fallback":"longest_idle",
 **            "retention":"retention/keep-90-days-then-delete",
 **            "personal_attrs":["name","email"],"service_level_seconds":20,
-**            "audit_days":400}
-**            (the last four: see "Call records and retention" below)
+**            "audit_days":400,"timezone":"America/New_York"}
+**            (the last five: see "Call records and retention" below)
 ** Agent:    {"id":"alice","name":"Alice","weight":1,"status":"available",
 **            "devices":{"softphone":"sip:alice@pbx.example","mobile":"tel:+447700900001"},
 **            "skills":{"english":5,"billing":3},
@@ -905,6 +905,10 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 **                that deletes every record adds one per call ever made.
 **                400 keeps a year of it (what PCI DSS asks of audit trails)
 **                and a month to export it in.
+**   "timezone": "America/New_York"       the IANA zone whose days the daily
+**                aggregates count in (sb_aggregates), as an agent's
+**                "timezone" is read; null or left out, the default: UTC.
+**                An unknown zone is SB_EINVAL naming "timezone".
 **
 ** The retention policy's `retain` hook decides when a record is written and
 ** at each review date it asks for (keep until a date, anonymize — drop the
@@ -1006,19 +1010,35 @@ SB_API int sb_hold_get(sb_engine *eng, const char *account, const char *hold_id,
 
 /* Daily aggregates, for one queue or (queue NULL) the account and each of
 ** its queues. res's JSON:
-** {"days":[{"day":"2026-01-05","queue":"support"|null,"offered":N,
+** {"timezone":"America/New_York",
+**  "days":[{"day":"2026-01-05","timezone":"America/New_York",
+**   "queue":"support"|null,"offered":N,
 **   "answered":N,"abandoned":N,"rejected":N,"overflowed":N,"failed":N,
 **   "wait_total":s,"answer_wait_total":s,"talk_total":s,"max_wait":s,
 **   "answered_within_sl":N,"service_level":0.95}]}
-** Days are UTC. A call counts on the day it was offered, in every row it
+** Days are those of the account's "timezone" (UTC without one): a call
+** counts on the date its offer had on that zone's wall clock (a day the
+** clocks change is 23 or 25 hours long, the repeated hour of a fall-back
+** day is that day's), in every row it
 ** counts in, also where it reached a queue or ended after midnight. Its
 ** figures are added when it leaves a queue (for that queue) and when it
 ** ends (for the queue it ends in and the account's row): a live call is in
 ** no row but those of the queues it left, and a day's rows go on changing
 ** after midnight while calls offered that day are live. from_ms and to_ms
 ** choose whole days: every day [from_ms, to_ms) touches (0, 0: all), so
-** from_ms at noon gives that whole day, and to_ms at midnight stops before
-** the day it starts.
+** from_ms at noon gives that whole day, and to_ms at (local) midnight stops
+** before the day it starts.
+**
+** The answer's "timezone" is the account's zone now ("UTC" without one),
+** and each row's "timezone" the zone its day is in. Rows stay on the days
+** they were counted on: after a change of the account's zone, calls count
+** on the new zone's days and those before stay where they were, so the day
+** of the change can have a row in each zone (each in the one it says, the
+** calls of neither counted twice), and from_ms and to_ms pick each row's
+** days in the row's own zone. A call live across the change has the
+** figures added after it on its offer's day in the new zone. A zone whose
+** tzdata can no longer be loaded counts calls on their UTC days, in UTC
+** rows, and the engine logs it (at warn, at most once a minute).
 **
 ** The account's row (queue null) counts each call once: its outcome
 ** answered if an agent ever answered it, else abandoned, failed or

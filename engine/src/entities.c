@@ -138,9 +138,9 @@ static json_t *account_json(const acct_rec *a)
 
 int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
 {
-    static const char *const keys[] = {
-        "id",         "name", "fallback", "retention", "personal_attrs", "service_level_seconds",
-        "audit_days", NULL};
+    static const char *const keys[] = {"id",         "name",           "fallback",
+                                       "retention",  "personal_attrs", "service_level_seconds",
+                                       "audit_days", "timezone",       NULL};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     acct_op op = {0};

@@ -7,6 +7,7 @@
 #include "records.h"
 #include "crypto.h"
 #include "jsonv.h"
+#include "schedule.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +19,7 @@
 /* Records: REC_VERSION (records.h); 1 was before sealing (no numbers at all),
 ** 2 before the review due and the offered time in the associated data, 3
 ** before a rejected call's reason. */
-#define V_SETTINGS 2 /* 1: before audit_days */
+#define V_SETTINGS 3 /* 1: before audit_days, 2: before timezone */
 #define V_AGGR 1
 #define KEY_SLOT 128
 #define KEY_MAGIC "SBK1"
@@ -70,6 +71,7 @@ void rec_settings_default(rec_settings *s)
     s->sl_seconds = REC_SL_DEFAULT;
     s->npersonal = 0;
     s->audit_days = 0;
+    s->tz[0] = 0;
 }
 
 int rec_settings_decode(const MDB_val *v, rec_settings *s)
@@ -85,7 +87,8 @@ int rec_settings_decode(const MDB_val *v, rec_settings *s)
     if (s->npersonal > REC_PERSONAL_MAX) r.err = 1, s->npersonal = 0;
     for (int i = 0; i < s->npersonal; i++)
         rb_str(&r, s->personal[i], sizeof s->personal[i]);
-    if (ver >= 2) s->audit_days = rb_u32(&r); /* version 1 had none: kept for ever */
+    if (ver >= 2) s->audit_days = rb_u32(&r);      /* version 1 had none: kept for ever */
+    if (ver >= 3) rb_str(&r, s->tz, sizeof s->tz); /* before 3 none: UTC */
     if (r.err || ver < 1 || ver > V_SETTINGS || r.p != r.end) {
         rec_settings_default(s);
         return SB_ESTORE;
@@ -170,6 +173,17 @@ int rec_settings_parse(const json_t *doc, rec_settings *s, sb_result *res)
                        "keep the audit log as long as the account",
                        REC_AUDIT_DAYS_MAX);
     s->audit_days = (uint32_t)days;
+    json_t *tz = json_object_get(doc, "timezone");
+    if (tz && json_is_null(tz)) {
+        s->tz[0] = 0;
+    } else if (tz) {
+        const char *name = json_string_value(tz);
+        if (!name || strlen(name) > REC_TZ_MAX || !tz_valid(name))
+            return res_err(res, SB_EINVAL, "timezone",
+                           "'timezone' must be a known IANA zone name, such as "
+                           "\"America/New_York\", or null for UTC");
+        strcpy(s->tz, name);
+    }
     return 0;
 }
 
@@ -183,6 +197,7 @@ static void enc_settings(wbuf *w, const rec_settings *s)
     for (int i = 0; i < s->npersonal; i++)
         wb_str(w, s->personal[i]);
     wb_u32(w, s->audit_days);
+    wb_str(w, s->tz);
 }
 
 int rec_settings_save(wtx *t, uint32_t acct, const rec_settings *s)
@@ -213,6 +228,7 @@ void rec_settings_json(const rec_settings *s, json_t *o)
     json_object_set_new(o, "personal_attrs", arr);
     json_object_set_new(o, "service_level_seconds", json_integer(s->sl_seconds));
     json_object_set_new(o, "audit_days", s->audit_days ? json_integer(s->audit_days) : json_null());
+    json_object_set_new(o, "timezone", s->tz[0] ? json_string(s->tz) : json_null());
 }
 
 /* --- data keys ------------------------------------------------------------ */
@@ -1036,15 +1052,55 @@ int rec_open(const uint8_t key[32], const char *account, const rec_data *r,
 
 /* --- aggregates --------------------------------------------------------------------- */
 
-static int aggr_add(wtx *t, uint32_t queue, int64_t offered, int outcome, int64_t wait_ms,
-                    int64_t talk_ms, int within_sl)
+int rec_tz_utc(const char *tz)
 {
-    uint8_t k[12];
+    return !tz || !tz[0] || strcmp(tz, "UTC") == 0 || strcmp(tz, "Etc/UTC") == 0;
+}
+
+int rec_day_in(const char *tz, int64_t t_ms, int64_t *day)
+{
+    int32_t off = 0;
+    int rc = 0;
+    int64_t s = t_ms / 1000 - (t_ms % 1000 < 0);
+    if (!rec_tz_utc(tz) && tz_offset(tz, s, &off)) rc = -1, off = 0;
+    int64_t w = i64_add_sat(t_ms, (int64_t)off * 1000); /* to_ms may be near INT64_MAX */
+    *day = w / REC_DAY_MS - (w % REC_DAY_MS < 0);
+    return rc;
+}
+
+/* The key of the row a call offered at `offered` counts in for queue (0:
+** the account's), in the account's zone tz: a zone that cannot be loaded
+** (its tzdata gone since it was set) counts it on its UTC day, in a UTC row,
+** and the log says so at most once a minute. */
+static size_t aggr_key(wtx *t, uint8_t k[REC_AGGR_KEY_MAX], uint32_t queue, int64_t offered,
+                       const char *tz)
+{
+    int64_t day;
+    if (rec_day_in(tz, offered, &day)) {
+        rec_state *rs = t->e->rec;
+        if (!rs->tz_warned_ms || t->now - rs->tz_warned_ms >= 60000 || t->now < rs->tz_warned_ms) {
+            rs->tz_warned_ms = t->now ? t->now : 1;
+            sb_log(t->e, SB_LOG_WARN,
+                   "time zone '%s' of account '%s' cannot be loaded (is tzdata installed? is "
+                   "TZDIR right?): its aggregates count calls on their UTC days until it can",
+                   tz, t->account ? t->account->id : "?");
+        }
+        tz = NULL;
+    }
+    size_t n = rec_tz_utc(tz) ? 0 : strlen(tz);
+    key_acct3(k, t->acct, queue, (uint32_t)(day < 0 ? 0 : day > UINT32_MAX ? UINT32_MAX : day));
+    if (n) memcpy(k + 12, tz, n);
+    return 12 + n;
+}
+
+static int aggr_add(wtx *t, uint32_t queue, int64_t offered, int outcome, int64_t wait_ms,
+                    int64_t talk_ms, int within_sl, const char *tz)
+{
+    uint8_t k[REC_AGGR_KEY_MAX];
     uint64_t v[AG_COUNT] = {0};
     MDB_val old;
-    int64_t day = offered / 86400000;
-    key_acct3(k, t->acct, queue, (uint32_t)(day < 0 ? 0 : day));
-    int rc = st_get_hot(t->txn, t->e, DB_AGGR, k, 12, &old);
+    size_t kl = aggr_key(t, k, queue, offered, tz);
+    int rc = st_get_hot(t->txn, t->e, DB_AGGR, k, kl, &old);
     if (rc == 0 && old.mv_size == 1 + sizeof v && ((uint8_t *)old.mv_data)[0] == V_AGGR)
         memcpy(v, (uint8_t *)old.mv_data + 1, sizeof v);
     else if (rc && rc != MDB_NOTFOUND)
@@ -1067,7 +1123,7 @@ static int aggr_add(wtx *t, uint32_t queue, int64_t offered, int outcome, int64_
     uint8_t buf[1 + sizeof v];
     buf[0] = V_AGGR;
     memcpy(buf + 1, v, sizeof v);
-    return st_put(t->txn, t->e, DB_AGGR, k, 12, buf, sizeof buf);
+    return st_put(t->txn, t->e, DB_AGGR, k, kl, buf, sizeof buf);
 }
 
 /* The figures of the queue c is in, from when it came there to `until`:
@@ -1075,13 +1131,13 @@ static int aggr_add(wtx *t, uint32_t queue, int64_t offered, int outcome, int64_
 ** first answer there or to `until`, the talk since it came (total_talk: the
 ** call's talk so far). */
 static int aggr_queue(wtx *t, const call_rec *c, uint32_t queue, int left, int64_t until,
-                      int64_t total_talk, uint32_t sl_seconds)
+                      int64_t total_talk, uint32_t sl_seconds, const char *tz)
 {
     int outcome = c->q_answered ? OUT_ANSWERED : left;
     int64_t wait = i64_sub_sat(c->q_answered ? c->q_answered : until, c->q_entered);
     int within = outcome == OUT_ANSWERED && wait <= (int64_t)sl_seconds * 1000;
     return aggr_add(t, queue, c->offered, outcome, wait, i64_sub_sat(total_talk, c->q_talked),
-                    within);
+                    within, tz);
 }
 
 /* The call's talk up to now: its agents' before the one it is with, and
@@ -1095,12 +1151,12 @@ static int64_t talk_so_far(const call_rec *c, int64_t now)
 ** queue's figures (q_owed), never added: as it was counted then, overflowed
 ** after waiting until the call was queued where it is, or answered if
 ** answered before that. Added when the call next leaves a queue or ends. */
-static int aggr_owed(wtx *t, const call_rec *c, uint32_t sl_seconds)
+static int aggr_owed(wtx *t, const call_rec *c, uint32_t sl_seconds, const char *tz)
 {
     int before = c->answered && c->answered < c->q_entered;
     int64_t wait = i64_sub_sat(before ? c->answered : c->q_entered, c->offered);
     return aggr_add(t, c->first_queue, c->offered, before ? OUT_ANSWERED : OUT_OVERFLOWED, wait,
-                    c->q_talked, before && wait <= (int64_t)sl_seconds * 1000);
+                    c->q_talked, before && wait <= (int64_t)sl_seconds * 1000, tz);
 }
 
 /* A queue's row counts answers within its own threshold, when it has one. */
@@ -1113,10 +1169,10 @@ int rec_aggr_leave(wtx *t, call_rec *c, const queue_rec *q)
 {
     rec_settings s;
     int rc = rec_settings_load(t->txn, t->e, t->acct, &s);
-    if (!rc && c->q_owed) rc = aggr_owed(t, c, s.sl_seconds);
+    if (!rc && c->q_owed) rc = aggr_owed(t, c, s.sl_seconds, s.tz);
     if (!rc)
         rc = aggr_queue(t, c, q->num, OUT_OVERFLOWED, t->now, talk_so_far(c, t->now),
-                        queue_sl(q, &s));
+                        queue_sl(q, &s), s.tz);
     if (rc) return rc;
     c->q_owed = 0;
     c->q_entered = t->now;
@@ -1134,9 +1190,9 @@ static int aggr_call(wtx *t, const call_rec *c, const queue_rec *q, int outcome,
                      int64_t end, int64_t wait, int64_t talk, const rec_settings *s)
 {
     int within = outcome == OUT_ANSWERED && wait <= (int64_t)s->sl_seconds * 1000;
-    int rc = aggr_add(t, 0, c->offered, outcome, wait, talk, within);
-    if (!rc && c->q_owed) rc = aggr_owed(t, c, s->sl_seconds);
-    if (!rc) rc = aggr_queue(t, c, q->num, ended, end, talk, queue_sl(q, s));
+    int rc = aggr_add(t, 0, c->offered, outcome, wait, talk, within, s->tz);
+    if (!rc && c->q_owed) rc = aggr_owed(t, c, s->sl_seconds, s->tz);
+    if (!rc) rc = aggr_queue(t, c, q->num, ended, end, talk, queue_sl(q, s), s->tz);
     return rc;
 }
 

@@ -76,8 +76,10 @@ enum { RF_ANONYMIZED = 1, RF_OVERRIDDEN = 2, RF_SEAL_V2 = 4, RF_WITHHELD = 8 };
 
 /* An account's record settings (DB_PRIVACY); absent means the defaults:
 ** no retention policy (keep forever), nothing personal beyond the numbers,
-** a 20 s service level, an audit log kept as long as the account. */
+** a 20 s service level, an audit log kept as long as the account, daily
+** aggregates by UTC days. */
 #define REC_AUDIT_DAYS_MAX 36500 /* "audit_days": at most a hundred years */
+#define REC_TZ_MAX 64            /* a zone name's bytes (schedule.h, tz_valid) */
 typedef struct rec_settings {
     char retention[SB_NAME_MAX + 1];
     uint32_t epoch; /* bumped when the retention policy changes (reviews of
@@ -85,8 +87,10 @@ typedef struct rec_settings {
     uint32_t sl_seconds;
     int npersonal;
     char personal[REC_PERSONAL_MAX][REC_ATTR_NAME_MAX + 1];
-    uint32_t audit_days; /* sweeps remove audit entries older than this many
-                         ** days (retention.c); 0: kept as long as the account */
+    uint32_t audit_days;     /* sweeps remove audit entries older than this many
+                             ** days (retention.c); 0: kept as long as the account */
+    char tz[REC_TZ_MAX + 1]; /* "timezone": the IANA zone whose days the
+                             ** aggregates count in; "": UTC */
 } rec_settings;
 
 void rec_settings_default(rec_settings *s);
@@ -94,8 +98,8 @@ int rec_settings_load(MDB_txn *txn, sb_engine *e, uint32_t acct, rec_settings *s
 /* Decode a stored value of the settings; SB_ESTORE (s the defaults) when it
 ** is not one. */
 int rec_settings_decode(const MDB_val *v, rec_settings *s);
-/* Read "retention", "personal_attrs", "service_level_seconds" and
-** "audit_days" of an account document over s (fields left out keep their
+/* Read "retention", "personal_attrs", "service_level_seconds",
+** "audit_days" and "timezone" of an account document over s (fields left out keep their
 ** value in s). SB_EINVAL naming the field when one is malformed. */
 int rec_settings_parse(const json_t *doc, rec_settings *s, sb_result *res);
 /* Store the settings (s->epoch is managed here); when the retention policy
@@ -239,11 +243,17 @@ static inline int rec_role(const rec_data *r, int i)
 int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r);
 
 /* Daily aggregates (DB_AGGR): counters of calls by the day they were offered
-** (UTC), per account (queue 0) and per queue, as sb_aggregates documents
-** them: the account's row and the last queue's at the call's end
-** (record_write), each queue it left when it left (rec_aggr_leave). A call
-** ends as OUT_FAILED when the system ended it before an answer (a hangup
-** or abandon by SB_END_SYSTEM). */
+** in the account's time zone, per account (queue 0) and per queue, as
+** sb_aggregates documents them: the account's row and the last queue's at
+** the call's end (record_write), each queue it left when it left
+** (rec_aggr_leave). A call ends as OUT_FAILED when the system ended it
+** before an answer (a hangup or abandon by SB_END_SYSTEM).
+** Key: acct(4) queue(4) day(4) then, for a zone other than UTC, the zone's
+** name: day is the date's day number (days since 1970-01-01) on the wall
+** clock of the account's "timezone" as it was when the figures were added.
+** UTC rows, every row written before accounts had zones among them, are
+** the 12 bytes alone; a day counted in two zones (the account's zone
+** changed that day) has a row in each, which the answer tells apart. */
 enum {
     AG_OFFERED,
     AG_ANSWERED,
@@ -259,6 +269,14 @@ enum {
     AG_COUNT
 };
 int rec_aggr_decode(const MDB_val *val, uint64_t *v);
+#define REC_DAY_MS 86400000LL
+#define REC_AGGR_KEY_MAX (12 + REC_TZ_MAX)
+/* Is tz UTC: NULL, "" (no zone set), "UTC" or "Etc/UTC"? */
+int rec_tz_utc(const char *tz);
+/* *day: the day number of the date at t_ms on zone tz's wall clock (a day of
+** a change of offset is 23 or 25 hours long). -1 when the zone cannot be
+** loaded, *day then the UTC one. */
+int rec_day_in(const char *tz, int64_t t_ms, int64_t *day);
 
 /* The module's state in the engine (e->rec). */
 typedef struct rec_keyc {
@@ -287,6 +305,8 @@ typedef struct rec_state {
     ** on any thread) and the records written since each hold's last line */
     pthread_mutex_t held_mu;
     held_tally held;
+    int64_t tz_warned_ms; /* when a zone that cannot be loaded was last logged
+                          ** (aggregates, under the write lock) */
 } rec_state;
 
 /* --- retention.c ----------------------------------------------------------- */

@@ -2829,7 +2829,7 @@ int sb_hold_get(sb_engine *e, const char *account, const char *hold_id, sb_resul
 
 /* --- aggregates ------------------------------------------------------------------------------ */
 
-static json_t *aggr_json(const uint64_t *v, int64_t day, const char *queue)
+static json_t *aggr_json(const uint64_t *v, int64_t day, const char *queue, const char *tz)
 {
     char d[16];
     time_t secs = (time_t)(day * 86400);
@@ -2837,22 +2837,43 @@ static json_t *aggr_json(const uint64_t *v, int64_t day, const char *queue)
     gmtime_r(&secs, &tm);
     strftime(d, sizeof d, "%Y-%m-%d", &tm);
     double offered = (double)v[AG_OFFERED];
-    return json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:I,s:o}", "day", d, "queue",
-                     queue ? json_string(queue) : json_null(), "offered", (json_int_t)v[AG_OFFERED],
-                     "answered", (json_int_t)v[AG_ANSWERED], "abandoned",
-                     (json_int_t)v[AG_ABANDONED], "rejected", (json_int_t)v[AG_REJECTED],
-                     "overflowed", (json_int_t)v[AG_OVERFLOWED], "failed", (json_int_t)v[AG_FAILED],
-                     "wait_total", (double)v[AG_WAIT_MS] / 1000.0, "answer_wait_total",
-                     (double)v[AG_ANSWER_WAIT_MS] / 1000.0, "talk_total",
-                     (double)v[AG_TALK_MS] / 1000.0, "max_wait", (double)v[AG_MAX_WAIT_MS] / 1000.0,
-                     "answered_within_sl", (json_int_t)v[AG_ANSWERED_SL], "service_level",
-                     offered > 0 ? json_real((double)v[AG_ANSWERED_SL] / offered) : json_null());
+    return json_pack(
+        "{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:I,s:o,s:s}", "day", d, "queue",
+        queue ? json_string(queue) : json_null(), "offered", (json_int_t)v[AG_OFFERED], "answered",
+        (json_int_t)v[AG_ANSWERED], "abandoned", (json_int_t)v[AG_ABANDONED], "rejected",
+        (json_int_t)v[AG_REJECTED], "overflowed", (json_int_t)v[AG_OVERFLOWED], "failed",
+        (json_int_t)v[AG_FAILED], "wait_total", (double)v[AG_WAIT_MS] / 1000.0, "answer_wait_total",
+        (double)v[AG_ANSWER_WAIT_MS] / 1000.0, "talk_total", (double)v[AG_TALK_MS] / 1000.0,
+        "max_wait", (double)v[AG_MAX_WAIT_MS] / 1000.0, "answered_within_sl",
+        (json_int_t)v[AG_ANSWERED_SL], "service_level",
+        offered > 0 ? json_real((double)v[AG_ANSWERED_SL] / offered) : json_null(), "timezone", tz);
+}
+
+/* The days a range picks in one zone: every day [from_ms, to_ms) touches
+** on its wall clock (to_ms INT64_MAX: every day from from_ms's on). */
+typedef struct {
+    char tz[REC_TZ_MAX + 1]; /* "": UTC */
+    int64_t from_ms, to_ms;
+    int64_t dfrom, dto; /* [dfrom, dto) */
+} day_range;
+
+static void range_in(day_range *r, const char *tz, size_t n)
+{
+    memcpy(r->tz, tz, n);
+    r->tz[n] = 0;
+    rec_day_in(r->tz, r->from_ms, &r->dfrom); /* a zone that cannot be loaded: UTC days */
+    r->dto = INT64_MAX;
+    if (r->to_ms != INT64_MAX) {
+        rec_day_in(r->tz, r->to_ms - 1, &r->dto);
+        r->dto++;
+    }
 }
 
 /* The rows of the aggregates under prefix p (an account's, or one queue's)
-** of days [dfrom, dto) onto arr: MDB_NOTFOUND at the end, or an error. */
+** of the days r picks, each in its row's own zone, onto arr: MDB_NOTFOUND
+** at the end, or an error. */
 static int aggr_rows(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t *p, size_t pl,
-                     int64_t dfrom, int64_t dto, json_t *arr)
+                     day_range *r, json_t *arr)
 {
     st_iter it;
     int rc;
@@ -2860,9 +2881,13 @@ static int aggr_rows(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t *p
     int gone = 0;
     char qid[SB_ID_MAX + 1] = "";
     for (rc = st_iter_open(&it, txn, e, DB_AGGR, p, pl); rc == 0; rc = st_iter_next(&it)) {
-        if (it.klen != 12) continue;
+        /* a zone's name after the day, none for UTC (records.h) */
+        if (it.klen < 12 || it.klen > REC_AGGR_KEY_MAX) continue;
+        const char *tz = (const char *)it.key + 12;
+        size_t tzl = it.klen - 12;
+        if (strlen(r->tz) != tzl || memcmp(r->tz, tz, tzl)) range_in(r, tz, tzl);
         int64_t day = be32(it.key + 8);
-        if (day < dfrom || day >= dto) continue;
+        if (day < r->dfrom || day >= r->dto) continue;
         uint64_t v[AG_COUNT];
         if (rec_aggr_decode(&it.v, v)) continue;
         uint32_t qn = be32(it.key + 4);
@@ -2879,7 +2904,7 @@ static int aggr_rows(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t *p
             else /* deleted before deleted queues kept their ids */
                 snprintf(qid, sizeof qid, "#%u", (unsigned)qn);
         }
-        json_t *row = aggr_json(v, day, qn ? qid : NULL);
+        json_t *row = aggr_json(v, day, qn ? qid : NULL, r->tz[0] ? r->tz : "UTC");
         if (gone) json_object_set_new(row, "queue_deleted", json_true());
         json_array_append_new(arr, row);
     }
@@ -2911,11 +2936,16 @@ int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t 
     if (rc) return rc;
     json_t *arr = json_array();
     sb_buf nums = {0}; /* uint32_t: the queues' numbers */
-    int64_t dfrom = from_ms / DAY_MS,
-            dto = to_ms == INT64_MAX ? INT64_MAX : (to_ms + DAY_MS - 1) / DAY_MS;
+    rec_settings s;    /* its zone: the answer's */
+    if ((rc = rec_settings_load(txn, e, acc.num, &s)) && rc != SB_ESTORE) {
+        rc = eng_mdb_err(res, rc, "read account settings");
+        goto out;
+    }
+    day_range r = {.from_ms = from_ms, .to_ms = to_ms};
+    range_in(&r, "", 0);
     uint8_t p[8];
     if (!queue) {
-        rc = aggr_rows(txn, e, acc.num, p, key_acct(p, acc.num), dfrom, dto, arr);
+        rc = aggr_rows(txn, e, acc.num, p, key_acct(p, acc.num), &r, arr);
     } else {
         /* The queue of that id, and the deleted queues that had it: each
         ** with its own rows, the deleted ones' marked. */
@@ -2951,14 +2981,14 @@ int sb_aggregates(sb_engine *e, const char *account, const char *queue, int64_t 
         qsort(num, nn, sizeof *num, cmp_u32);
         rc = MDB_NOTFOUND;
         for (size_t i = 0; i < nn && rc == MDB_NOTFOUND; i++)
-            rc = aggr_rows(txn, e, acc.num, p, key_acct2(p, acc.num, num[i]), dfrom, dto, arr);
+            rc = aggr_rows(txn, e, acc.num, p, key_acct2(p, acc.num, num[i]), &r, arr);
     }
     if (rc != MDB_NOTFOUND) {
         rc = eng_mdb_err(res, rc, "read aggregates");
         goto out;
     }
     rc = 0;
-    res_doc(res, json_pack("{s:O}", "days", arr));
+    res_doc(res, json_pack("{s:s,s:O}", "timezone", rec_tz_utc(s.tz) ? "UTC" : s.tz, "days", arr));
     goto out;
 oom:
     rc = res_err(res, SB_ENOMEM, NULL, "out of memory");

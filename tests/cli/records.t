@@ -183,6 +183,28 @@ ok $? "stats: its row shows it failed" "$(shown)"
 run "$sb" records stats --data-dir "$tmp/xfer" --account acme --from 2026-01-05T12:00:00Z
 [ "$(printf '%s\n' "$out" | grep -c '^2026-01-05 ')" -eq 3 ]
 ok $? "stats --from noon gives that whole day (the call came at 11:00)" "$(shown)"
+# An account in New York: its days are New York's, and a date given to
+# --from and --to is its own day (midnight to midnight there), not UTC's.
+cat >"$tmp/ny.jsonl" <<J
+{"account": {"id": "acme", "timezone": "America/New_York"}}
+{"queue": {"id": "support"}}
+{"at": "2026-01-06T03:00:00Z"}
+{"type": "offer", "call": "n1", "queue": "support", "caller": "+12125550001"}
+{"type": "abandon", "call": "n1"}
+{"at": "2026-01-06T06:00:00Z"}
+{"type": "offer", "call": "n2", "queue": "support", "caller": "+12125550002"}
+{"type": "abandon", "call": "n2"}
+J
+run "$sb" replay "$tmp/ny.jsonl" --data-dir "$tmp/ny" --policy-dir policies
+ok $rc "calls at 22:00 on the 5th and 01:00 on the 6th, New York time" "$(shown)"
+run "$sb" records stats --data-dir "$tmp/ny" --account acme
+printf '%s\n' "$out" | grep -q '^2026-01-05 (all) *1 ' &&
+    printf '%s\n' "$out" | grep -q '^2026-01-06 (all) *1 ' && has "$out" "days in America/New_York"
+ok $? "stats: each call on its New York day, and the table says whose days" "$(shown)"
+run "$sb" records stats --data-dir "$tmp/ny" --account acme --from 2026-01-06 --to 2026-01-06
+[ "$(printf '%s\n' "$out" | grep -c '^2026-01-0')" -eq 2 ] &&
+    printf '%s\n' "$out" | grep -q '^2026-01-06 (all) *1 '
+ok $? "stats --from 2026-01-06 --to 2026-01-06: the 6th in New York alone" "$(shown)"
 run "$sb" records release --data-dir "$data" --account acme nope
 check 1 "release of an unknown hold: exit 1" err "nope"
 

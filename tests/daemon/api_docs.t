@@ -144,6 +144,27 @@ def etag_upload(r):
 
 
 NOW = time.time() * 1000
+
+
+def ny_offset(t):
+    """New York's UTC offset at t (Unix seconds), from the tz database as
+    the engine reads it: the day its statistics are counted in."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    off = time.localtime(t).tm_gmtoff
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+    return off
+
+
+def ny_date(t):
+    """The date in New York at t (Unix seconds)."""
+    return time.strftime("%Y-%m-%d", time.gmtime(t + ny_offset(t)))
+
 # Each example in document order: parts its command holds, what it is, and a
 # check of (status, body).
 EXPECT = [
@@ -157,8 +178,9 @@ EXPECT = [
      lambda st, r: st == 200 and [a["id"] for a in r.get("accounts", [])] == ["acme"]),
     (["$SB/v1/accounts/acme"], "GET /v1/accounts/acme",
      lambda st, r: st == 200 and r.get("name") == "Acme Ltd"),
-    (["-X PUT", '"name":"Acme Group"'], "PUT /v1/accounts/acme: created false",
-     lambda st, r: st == 200 and r.get("name") == "Acme Group" and r.get("created") is False),
+    (["-X PUT", '"name":"Acme Group"'], "PUT /v1/accounts/acme: created false, in New York",
+     lambda st, r: st == 200 and r.get("name") == "Acme Group" and r.get("created") is False and
+     r.get("timezone") == "America/New_York"),
     (["-X POST $SB/v1/accounts/acme/keys"],
      "POST keys: 201 {account, key_id (16 hex), key, created_ms}",
      key_made),
@@ -264,11 +286,12 @@ EXPECT = [
      r.get("reason") == "case 7" and "number" not in r),
     (["-X DELETE $SB/v1/holds/lit-1"], "releasing lit-1",
      lambda st, r: st == 200 and r.get("released") is True),
-    (["aggregates?queue=support"], "GET /v1/aggregates: today's support counts (c3 answered "
-     "there before its transfer)",
-     lambda st, r: st == 200 and [(x["queue"], x["offered"], x["answered"], x["abandoned"],
-                                   x["overflowed"]) for x in r.get("days", [])] ==
-     [("support", 3, 2, 1, 0)]),
+    (["aggregates?queue=support"], "GET /v1/aggregates: today's support counts in New York "
+     "(c3 answered there before its transfer)",
+     lambda st, r: st == 200 and r.get("timezone") == "America/New_York" and
+     [(x["queue"], x["offered"], x["answered"], x["abandoned"], x["overflowed"], x["timezone"])
+      for x in r.get("days", [])] == [("support", 3, 2, 1, 0, "America/New_York")] and
+     r["days"][0]["day"] in (ny_date(NOW / 1000), ny_date(time.time()))),
     (["audit?after=0"], "GET /v1/audit: the erasure's delete and the request, the hold placed "
      "and released",
      lambda st, r: st == 200 and [e["action"] for e in r.get("entries", [])] ==
