@@ -301,7 +301,9 @@ func (e *Engine) HoldList(account string) ([]Hold, error) {
 }
 
 // AggregateDay is one day's figures for the account (Queue "") or a queue,
-// of the calls offered that day (UTC). The account's row counts each call
+// of the calls offered that day on the wall clock of Timezone: the
+// account's "timezone" when the figures were added ("UTC" without one; a
+// day the account's zone changed may have a row in each). The account's row counts each call
 // once, answered if it ever was; a queue's row counts each call that came
 // to it, with its outcome, wait and talk there (answered if answered there,
 // overflowed if it left unanswered). Failed counts the calls the system
@@ -317,10 +319,12 @@ type AggregateDay struct {
 	// QueueDeleted: the row is a deleted queue's (Queue is the id it had;
 	// a queue made again with that id has rows of its own).
 	QueueDeleted bool
+	Timezone     string // "America/New_York", "UTC"
 }
 
 type aggrJSON struct {
 	Day              string  `json:"day"`
+	Timezone         string  `json:"timezone"`
 	Queue            *string `json:"queue"`
 	QueueDeleted     bool    `json:"queue_deleted"`
 	Offered          int     `json:"offered"`
@@ -337,8 +341,8 @@ type aggrJSON struct {
 	ServiceLevel     float64 `json:"service_level"`
 }
 
-// Aggregates returns the daily aggregates of every whole day (UTC) that
-// [from, to) touches (both zero: all), for one queue or (queue "") the
+// Aggregates returns the daily aggregates of every whole day (each row's,
+// in its Timezone) that [from, to) touches (both zero: all), for one queue or (queue "") the
 // account and each of its queues. Deleting records never changes them.
 func (e *Engine) Aggregates(account, queue string, from, to time.Time) ([]AggregateDay, error) {
 	var fromMs, toMs int64
@@ -367,7 +371,8 @@ func (e *Engine) Aggregates(account, queue string, from, to time.Time) ([]Aggreg
 			Abandoned: d.Abandoned, Rejected: d.Rejected, Overflowed: d.Overflowed, Failed: d.Failed,
 			AnsweredWithinSL: d.AnsweredWithinSL, WaitTotal: seconds(d.WaitTotal),
 			AnswerWaitTotal: seconds(d.AnswerWaitTotal), TalkTotal: seconds(d.TalkTotal),
-			MaxWait: seconds(d.MaxWait), ServiceLevel: d.ServiceLevel, QueueDeleted: d.QueueDeleted}
+			MaxWait: seconds(d.MaxWait), ServiceLevel: d.ServiceLevel, QueueDeleted: d.QueueDeleted,
+			Timezone: d.Timezone}
 		if d.Queue != nil {
 			out[i].Queue = *d.Queue
 		}

@@ -1646,6 +1646,27 @@ func TestRecords(t *testing.T) {
 	if days, err := eng.Aggregates("acme", "support", day, day.Add(24*time.Hour)); err != nil || len(days) != 1 {
 		t.Errorf("Aggregates of one queue, one day: %+v %v", days, err)
 	}
+	if days[0].Timezone != "UTC" {
+		t.Errorf("an account without a timezone: a row's Timezone %q, want UTC", days[0].Timezone)
+	}
+	// In the account's zone: 03:00 UTC is the evening before in New York.
+	acct, err := eng.AccountGet("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct["timezone"] = "America/New_York"
+	if _, err := eng.AccountPut(acct); err != nil {
+		t.Fatal(err)
+	}
+	clock.set(time.Date(2026, 2, 3, 3, 0, 0, 0, time.UTC))
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "ny1", Queue: "support",
+		Caller: "+442079460079"}))
+	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Abandon, Call: "ny1"}))
+	feb2 := time.Date(2026, 2, 2, 12, 0, 0, 0, time.UTC)
+	if days, err := eng.Aggregates("acme", "", feb2, feb2.Add(time.Hour)); err != nil || len(days) != 2 ||
+		days[0].Day != "2026-02-02" || days[0].Timezone != "America/New_York" || days[0].Offered != 1 {
+		t.Errorf("Aggregates of a New York account: %+v %v", days, err)
+	}
 	// A call of a number in progress is in no record yet: Live counts it.
 	must(t)(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "lv1", Queue: "support",
 		Caller: "+442079460077"}))

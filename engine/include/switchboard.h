@@ -443,6 +443,12 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** or connected), each member's agent "status", and in sb_queue_get
 ** "longest_wait_since_ms" (when the call longest in line came to the
 ** queue, Unix ms; absent when none waits; a walk of the line).
+** What a read answers can be put back: *_put ignores the fields reads add
+** (an account's "created_ms"; an agent's "on_schedule", "devices_now",
+** "reason", "call", "next_status", "next_reason", "stats", "queues"; a
+** queue's "waiting", "longest_wait_since_ms", a member's "status"), and an
+** agent's "status" reserved, on_call or wrap_up is the live state a replace
+** keeps (SB_EINVAL for a new agent).
 */
 SB_API int sb_account_put(sb_engine *eng, const char *json, size_t len, sb_result *res);
 SB_API int sb_account_get(sb_engine *eng, const char *account, sb_result *res);

@@ -148,6 +148,8 @@ int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
     int rc = jv_parse(json, len, &doc, res);
     if (rc) return rc;
     char fb[32] = "longest_idle";
+    static const char *const readonly[] = {"created_ms", NULL}; /* what GET adds */
+    jv_drop_readonly(doc, readonly);
     if ((rc = jv_keys(doc, keys, NULL, res)) || (rc = jv_id(doc, "id", NULL, 1, op.a.id, res)) ||
         (rc = jv_str(doc, "name", NULL, 0, op.a.name, sizeof op.a.name, res)) ||
         (rc = jv_str(doc, "fallback", NULL, 0, fb, sizeof fb, res)))
@@ -388,6 +390,7 @@ typedef struct {
     json_t *doc;
     agent_rec a; /* parsed fields of the document */
     int status;  /* initial status, -1 = keep / offline */
+    int live;    /* the live state "status" named (reserved...): kept, not set; 0 none */
     int created;
 } agent_op;
 
@@ -440,9 +443,14 @@ static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
     static const char *const keys[] = {"id",     "name",        "weight",   "devices",
                                        "skills", "preferences", "timezone", "schedule",
                                        "wrapup", "status",      NULL};
+    /* What GET adds: the live state and figures (agent_json). */
+    static const char *const readonly[] = {"on_schedule", "devices_now", "reason",
+                                           "call",        "next_status", "next_reason",
+                                           "stats",       "queues",      NULL};
     char buf[SB_ID_MAX + 1];
     int rc;
     agent_rec *a = &op->a;
+    jv_drop_readonly(doc, readonly);
     if ((rc = jv_keys(doc, keys, NULL, res)) || (rc = jv_id(doc, "id", NULL, 1, a->id, res)) ||
         (rc = jv_str(doc, "name", NULL, 0, buf, sizeof buf, res)))
         return rc;
@@ -515,10 +523,13 @@ static int parse_agent(json_t *doc, agent_op *op, sb_result *res)
     json_t *st = json_object_get(doc, "status");
     if (st) {
         int s = json_is_string(st) ? agent_status_parse(json_string_value(st)) : -1;
-        if (s != SB_AGENT_OFFLINE && s != SB_AGENT_AVAILABLE && s != SB_AGENT_PAUSED)
+        /* A live state, as GET answers an agent ringing, on a call or in
+        ** wrap-up: what a replace keeps anyway; a new agent cannot start so. */
+        op->live = s == SB_AGENT_RESERVED || s == SB_AGENT_ON_CALL || s == SB_AGENT_WRAP_UP ? s : 0;
+        if (s != SB_AGENT_OFFLINE && s != SB_AGENT_AVAILABLE && s != SB_AGENT_PAUSED && !op->live)
             return res_err(res, SB_EINVAL, "status",
                            "'status' must be available, paused or offline");
-        op->status = s;
+        op->status = op->live ? -1 : s;
         json_object_del(doc, "status"); /* live state, not part of the document */
     }
     return store_doc(&a->doc, doc);
@@ -540,6 +551,11 @@ static int do_agent_put(wtx *t, void *arg)
         op->created = 0;
     } else if (rc == SB_ENOTFOUND) {
         acct_rec *acc = t->account;
+        if (op->live)
+            return res_err(t->res, SB_EINVAL, "status",
+                           "'status' of a new agent must be available, paused or offline (%s is "
+                           "the state of an agent ringing, on a call or in wrap-up)",
+                           agent_status_name(op->live));
         cur = op->a;
         memset(&cur.doc, 0, sizeof cur.doc);
         cur.num = acc->next_agent++;
@@ -898,9 +914,13 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
                                        "members",
                                        "service_level_seconds",
                                        NULL};
+    /* What GET adds: the line's figures (queue_json); a member's status. */
+    static const char *const readonly[] = {"waiting", "longest_wait_since_ms", NULL};
+    static const char *const mreadonly[] = {"status", NULL};
     char name[SB_ID_MAX + 1];
     int rc;
     queue_rec *q = &op->q;
+    jv_drop_readonly(doc, readonly);
     if ((rc = jv_keys(doc, keys, NULL, res)) || (rc = jv_id(doc, "id", NULL, 1, q->id, res)) ||
         (rc = jv_str(doc, "name", NULL, 0, name, sizeof name, res)))
         return rc;
@@ -952,6 +972,7 @@ static int parse_queue(json_t *doc, queue_op *op, sb_result *res)
             rc = res_err(res, SB_EINVAL, prefix, "a member must be an object");
             break;
         }
+        jv_drop_readonly(m, mreadonly);
         if ((rc = jv_keys(m, mkeys, prefix, res)) ||
             (rc = jv_id(m, "agent", prefix, 1, agent, res)) ||
             (rc = parse_member(m, prefix, &mr, (int)i + 1, res)))

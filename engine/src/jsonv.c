@@ -172,3 +172,10 @@ void jv_drop_null(json_t *obj, const char *key)
 {
     if (json_is_object(obj) && json_is_null(json_object_get(obj, key))) json_object_del(obj, key);
 }
+
+void jv_drop_readonly(json_t *obj, const char *const *names)
+{
+    if (!json_is_object(obj)) return;
+    for (const char *const *n = names; *n; n++)
+        json_object_del(obj, *n);
+}

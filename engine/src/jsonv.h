@@ -33,6 +33,11 @@ int jv_num(const json_t *obj, const char *key, const char *prefix, double lo, do
 ** document and everything reading it see the field absent. obj may be any
 ** value (nothing happens unless it is an object). */
 void jv_drop_null(json_t *obj, const char *key);
+/* The fields a read answers that a write does not set (names, NULL-ended),
+** removed from obj: a document as GET answers it can be put back, its live
+** and derived figures (an agent's stats, a queue's waiting) ignored. obj
+** may be any value. */
+void jv_drop_readonly(json_t *obj, const char *const *names);
 /* Build "prefix.key" (or "key") into buf. */
 const char *jv_path(char *buf, size_t cap, const char *prefix, const char *key);
 

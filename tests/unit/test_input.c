@@ -301,6 +301,111 @@ static void test_corrupt_call(sb_result *res)
     sb_close(eng);
 }
 
+static int field_is(const sb_result *res, const char *f)
+{
+    return sb_result_field(res) && !strcmp(sb_result_field(res), f);
+}
+
+/* Read one document (get) and put it back as it was read (put): its code. */
+static int put_back(sb_engine *eng, sb_result *res, int get_rc, const char *acct,
+                    int (*put)(sb_engine *, const char *, const char *, size_t, sb_result *))
+{
+    if (get_rc) return get_rc;
+    size_t n;
+    char *doc = strdup(sb_result_json(res, &n));
+    int rc = put ? put(eng, acct, doc, n, res) : sb_account_put(eng, doc, n, res);
+    if (rc) diag("put back %s: %s", doc, sb_result_message(res));
+    free(doc);
+    return rc;
+}
+
+/* A document as GET answers it can be put back (read, edit, put): the
+** fields a read adds (an account's created_ms, an agent's live state and
+** figures, a queue's line, a member's status) are ignored by a put, not
+** refused as unknown, and none of them is stored or changes anything. */
+static void test_put_back(sb_result *res)
+{
+    sb_config cfg;
+    test_engine_config(&cfg, dir, NULL, 32 << 20);
+    rmtree(dir);
+    sb_engine *eng = test_open(&cfg, res);
+    if (!eng) return;
+    static const char acct[] = "{\"id\":\"acme\",\"timezone\":\"Europe/Berlin\"}";
+    ok(sb_account_put(eng, acct, strlen(acct), res) == 0 &&
+           test_put(eng, res, sb_agent_put, "acme",
+                    "{\"id\":\"alice\",\"status\":\"available\","
+                    "\"devices\":{\"softphone\":\"sip:alice@pbx.example\"}}") == 0 &&
+           test_put(eng, res, sb_agent_put, "acme",
+                    "{\"id\":\"bob\",\"devices\":{\"mobile\":\"sip:bob@pbx.example\"}}") == 0 &&
+           test_put(
+               eng, res, sb_queue_put, "acme",
+               "{\"id\":\"support\",\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"}]}") ==
+               0 &&
+           test_event(eng, res, "acme",
+                      "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"support\"}") == 0 &&
+           test_event(eng, res, "acme",
+                      "{\"type\":\"ring_result\",\"call\":\"c1\",\"agent\":\"alice\","
+                      "\"outcome\":\"answered\"}") == 0 &&
+           test_event(eng, res, "acme",
+                      "{\"type\":\"agent_status\",\"agent\":\"bob\",\"status\":\"paused\","
+                      "\"reason\":\"lunch\"}") == 0 &&
+           test_event(eng, res, "acme",
+                      "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"support\"}") == 0,
+       "put back: alice on c1, bob paused for lunch, c2 waiting");
+    is_int(put_back(eng, res, sb_account_get(eng, "acme", res), NULL, NULL), 0,
+           "put back: the account as read (created_ms)");
+    is_int(put_back(eng, res, sb_agent_get(eng, "acme", "alice", res), "acme", sb_agent_put), 0,
+           "put back: alice as read on a call (status on_call, call, stats, queues...)");
+    is_int(put_back(eng, res, sb_agent_get(eng, "acme", "bob", res), "acme", sb_agent_put), 0,
+           "put back: bob as read while paused (reason)");
+    is_int(put_back(eng, res, sb_queue_get(eng, "acme", "support", res), "acme", sb_queue_put), 0,
+           "put back: the queue as read with a call waiting (waiting, members' status)");
+    size_t n;
+    sb_agent_get(eng, "acme", "alice", res);
+    json_t *a = json_loads(sb_result_json(res, &n), 0, NULL);
+    sb_agent_get(eng, "acme", "bob", res);
+    json_t *b = json_loads(sb_result_json(res, &n), 0, NULL);
+    sb_queue_get(eng, "acme", "support", res);
+    json_t *q = json_loads(sb_result_json(res, &n), 0, NULL);
+    ok(a && !strcmp(json_string_value(json_object_get(a, "status")), "on_call") &&
+           !strcmp(json_string_value(json_object_get(a, "call")), "c1") && b &&
+           !strcmp(json_string_value(json_object_get(b, "status")), "paused") &&
+           !strcmp(json_string_value(json_object_get(b, "reason")), "lunch") && q &&
+           json_integer_value(json_object_get(q, "waiting")) == 1,
+       "put back: nothing changed (alice on c1, bob paused for lunch, c2 waiting)");
+    json_decref(a);
+    json_decref(b);
+    json_decref(q);
+    /* Figures put with a document are not stored: the next read has the
+    ** engine's own. */
+    ok(test_put(eng, res, sb_agent_put, "acme",
+                "{\"id\":\"bob\",\"devices\":{\"mobile\":\"sip:bob@pbx.example\"},"
+                "\"stats\":{\"calls_taken\":99},\"queues\":[\"elsewhere\"],"
+                "\"on_schedule\":false}") == 0 &&
+           sb_agent_get(eng, "acme", "bob", res) == 0 &&
+           strstr(sb_result_json(res, &n), "\"calls_taken\":0") &&
+           strstr(sb_result_json(res, &n), "\"queues\":[\"support\"]") &&
+           strstr(sb_result_json(res, &n), "\"on_schedule\":true"),
+       "put back: an agent's figures put are not stored");
+    /* A live state names what a replace keeps; a new agent cannot start so. */
+    static const char carol[] = "{\"id\":\"carol\",\"status\":\"on_call\","
+                                "\"devices\":{\"mobile\":\"sip:carol@pbx.example\"}}",
+                      busy[] = "{\"id\":\"bob\",\"status\":\"busy\","
+                               "\"devices\":{\"mobile\":\"sip:bob@pbx.example\"}}",
+                      stat[] = "{\"id\":\"bob\",\"stat\":{}}";
+    int rc = sb_agent_put(eng, "acme", carol, strlen(carol), res);
+    ok(rc == SB_EINVAL && field_is(res, "status") && strstr(sb_result_message(res), "new agent"),
+       "put back: a new agent with status on_call refused: %s", sb_result_message(res));
+    ok(sb_agent_get(eng, "acme", "carol", res) == SB_ENOTFOUND, "... and not made");
+    rc = sb_agent_put(eng, "acme", busy, strlen(busy), res);
+    ok(rc == SB_EINVAL && field_is(res, "status"),
+       "put back: a status no read answers is still refused: %s", sb_result_message(res));
+    rc = sb_agent_put(eng, "acme", stat, strlen(stat), res);
+    ok(rc == SB_EINVAL && field_is(res, "stat"), "put back: an unknown field is still refused: %s",
+       sb_result_message(res));
+    sb_close(eng);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-input-%d", (int)getpid());
@@ -312,6 +417,7 @@ int main(void)
     test_cut_utf8(res);
     test_call_codec();
     test_corrupt_call(res);
+    test_put_back(res);
     sb_result_free(res);
     rmtree(dir);
     return done_testing();
