@@ -63,7 +63,8 @@ typedef struct opts {
     const char *data_dir, *account, *key_file, *policy_dir;
     const char *format, *queue, *call, *number, *reason, *id;
     const char *from, *to, *after, *limit, *budget, *before;
-    int json, quiet, help;
+    const char *policy, *policy_name, *now, *in_days, *scope, *sample; /* sweep --dry-run */
+    int json, quiet, help, dry_run;
     int warn_only; /* the engine logs warnings and errors only */
     const char *args[4];
     int nargs;
@@ -89,6 +90,9 @@ static const struct {
     {"--from", offsetof(opts, from)},         {"--to", offsetof(opts, to)},
     {"--after", offsetof(opts, after)},       {"--limit", offsetof(opts, limit)},
     {"--budget-ms", offsetof(opts, budget)},  {"--before", offsetof(opts, before)},
+    {"--policy", offsetof(opts, policy)},     {"--policy-name", offsetof(opts, policy_name)},
+    {"--now", offsetof(opts, now)},           {"--in-days", offsetof(opts, in_days)},
+    {"--scope", offsetof(opts, scope)},       {"--sample", offsetof(opts, sample)},
 };
 
 /* flag is one of the space-separated words of list. */
@@ -113,6 +117,7 @@ static int only_flags(const char *cmd, const opts *o, const char *allowed)
             bad = flags[f].flag;
     if (!bad && o->json && !listed(allowed, "--json")) bad = "--json";
     if (!bad && o->quiet && !listed(allowed, "--quiet")) bad = "--quiet";
+    if (!bad && o->dry_run && !listed(allowed, "--dry-run")) bad = "--dry-run";
     if (!bad) return 0;
     fprintf(stderr, "switchboard: %s does not take %s (switchboard %s --help lists its flags)\n",
             cmd, bad, strncmp(cmd, "records ", 8) ? cmd : "records");
@@ -130,6 +135,10 @@ static int parse_opts(int argc, char **argv, opts *o)
         }
         if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o->quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--dry-run")) {
+            o->dry_run = 1;
             continue;
         }
         if (cli_is_help(a, 0)) {
@@ -151,7 +160,8 @@ static int parse_opts(int argc, char **argv, opts *o)
                 continue;
             /* --account "" names no account, --data-dir= no directory (numbers,
             ** times and the reason say what they expect themselves) */
-            if (!**dst && listed("--data-dir --account --key-file --policy-dir --queue --call --id",
+            if (!**dst && listed("--data-dir --account --key-file --policy-dir --queue --call --id "
+                                 "--policy --policy-name --scope",
                                  flags[f].flag)) {
                 fprintf(stderr, "switchboard: %s needs a value (it is empty)\n", flags[f].flag);
                 return -1;
@@ -853,10 +863,215 @@ static int open_for(const char *cmd, const char *usage, int bad, int nargs, cons
     return 1;
 }
 
+/* --- sweep --dry-run -------------------------------------------------------- */
+
+static const char dry_usage[] =
+    "sweep --dry-run --data-dir DIR --account ID [--policy FILE] [--policy-name NAME]\n"
+    "        [--now T | --in-days N] [--scope due|all] [--sample N] [--key-file F]\n"
+    "        [--policy-dir DIR] [--json]";
+
+/* The reasons of a preview, most frequent first. */
+static int by_count(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "n")),
+               y = json_integer_value(json_object_get(*(json_t *const *)b, "n"));
+    if (x != y) return x > y ? -1 : 1;
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "r")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "r")));
+}
+
+static void print_preview(json_t *d)
+{
+#define N(k) ((unsigned long long)json_integer_value(json_object_get(d, k)))
+    char t[32];
+    const char *pol = json_string_value(json_object_get(d, "policy"));
+    const char *ver = json_string_value(json_object_get(d, "version"));
+    int all = !strcmp(json_string_value(json_object_get(d, "scope")), "all");
+    printf("dry run for account %s: a sweep at %s, %s, %s%s%s%s%s; nothing was changed\n",
+           jstr(d, "account"),
+           cli_iso_time((int64_t)json_integer_value(json_object_get(d, "now_ms")), t, sizeof t),
+           all ? "every record" : "the records due by then",
+           pol ? "policy " : "no retention policy", pol ? shown(pol) : "",
+           !strcmp(jstr(d, "source"), "given") ? " (the source given)" : "", ver ? " version " : "",
+           ver ? shown(ver) : "");
+    printf("%llu reviewed: %llu kept (%llu overridden by legal holds, %llu failed), %llu "
+           "anonymized, %llu deleted\n",
+           N("reviewed"), N("kept"), N("overridden"), N("failed"), N("anonymized"), N("deleted"));
+#undef N
+    json_t *reasons = json_object_get(d, "reasons");
+    size_t n = json_object_size(reasons), i = 0;
+    json_t **v = n ? calloc(n, sizeof *v) : NULL;
+    const char *k;
+    json_t *c;
+    json_object_foreach(reasons, k, c)
+    {
+        if (v) v[i++] = json_pack("{s:s,s:O}", "r", k, "n", c);
+    }
+    if (v && n) {
+        qsort(v, n, sizeof *v, by_count);
+        printf("reasons:\n");
+        for (i = 0; i < n; i++) {
+            printf("  %8llu  %s\n",
+                   (unsigned long long)json_integer_value(json_object_get(v[i], "n")),
+                   jstr(v[i], "r"));
+            json_decref(v[i]);
+        }
+    }
+    free(v);
+    static const char *const kinds[] = {"deleted", "anonymized", "overridden", "failed", "kept"};
+    json_t *samples = json_object_get(d, "samples");
+    for (size_t j = 0; j < sizeof kinds / sizeof kinds[0]; j++) {
+        json_t *ids = json_object_get(samples, kinds[j]);
+        if (!json_array_size(ids)) continue;
+        unsigned long long all_n =
+            (unsigned long long)json_integer_value(json_object_get(d, kinds[j]));
+        printf("%s%s:", kinds[j], all_n > json_array_size(ids) ? ", for example" : "");
+        json_array_foreach(ids, i, c)
+        {
+            printf(" %s", shown(json_string_value(c)));
+        }
+        printf("\n");
+    }
+}
+
+static int sweep_dry_run(opts *o, int bad)
+{
+    if (!bad && only_flags("sweep --dry-run", o,
+                           "--dry-run --data-dir --account --key-file --policy-dir --policy "
+                           "--policy-name --now --in-days --scope --sample --json"))
+        return 2;
+    unsigned long long days = 0, sample = 0;
+    if (!bad) bad = whole_number("--in-days", o->in_days, 36600, &days);
+    if (!bad) bad = whole_number("--sample", o->sample, 1000, &sample);
+    int64_t now = -1;
+    if (!bad && o->now && (now = cli_parse_time(o->now)) < 0) {
+        fprintf(stderr,
+                "switchboard: --now '%s' is not a time (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix "
+                "seconds)\n",
+                o->now);
+        bad = -1;
+    }
+    if (!bad && o->now && o->in_days) {
+        fprintf(stderr, "switchboard: give --now or --in-days, not both\n");
+        bad = -1;
+    }
+    if (!bad && o->scope && strcmp(o->scope, "due") && strcmp(o->scope, "all")) {
+        fprintf(stderr, "switchboard: --scope '%s': expected due or all\n", o->scope);
+        bad = -1;
+    }
+    if (!bad && !o->account) {
+        fprintf(stderr, "switchboard: sweep --dry-run: --account ID is required (a dry run is of "
+                        "one account)\n");
+        bad = -1;
+    }
+    if (bad || o->nargs || !o->data_dir) {
+        if (!bad && !o->data_dir)
+            fprintf(stderr, "switchboard: sweep: --data-dir DIR is required\n");
+        else if (!bad)
+            fprintf(stderr, "switchboard: sweep: unexpected argument '%s'\n", o->args[0]);
+        fprintf(stderr, "usage: switchboard %s\n", dry_usage);
+        return 2;
+    }
+    /* The options, built before the engine opens: a file that cannot be read
+    ** is said before anything else. */
+    json_t *q = json_object();
+    if (o->policy) {
+        size_t len;
+        char *src = cli_read_file(o->policy, &len);
+        if (!src) {
+            json_decref(q);
+            return 1;
+        }
+        json_t *sv = json_stringn(src, len);
+        free(src);
+        if (!sv) {
+            fprintf(stderr, "switchboard: %s: not UTF-8 text, which a policy source must be\n",
+                    o->policy);
+            json_decref(q);
+            return 1;
+        }
+        json_object_set_new(q, "source", sv);
+    }
+    if (o->policy_name) json_object_set_new(q, "policy", json_string(o->policy_name));
+    if (o->now) json_object_set_new(q, "now_ms", json_integer(now));
+    if (o->in_days) json_object_set_new(q, "in_days", json_integer((json_int_t)days));
+    if (o->scope) json_object_set_new(q, "scope", json_string(o->scope));
+    if (o->sample) json_object_set_new(q, "sample", json_integer((json_int_t)sample));
+    char *text = json_dumps(q, 0);
+    json_decref(q);
+    sb_result *res = sb_result_new();
+    o->warn_only = 1; /* what it did is what it prints */
+    sb_engine *e = text ? open_dir(o, res) : NULL;
+    if (!e) {
+        free(text);
+        sb_result_free(res);
+        return 1;
+    }
+    int rc = sb_retention_preview(e, o->account, text, strlen(text), res), st = 0;
+    free(text);
+    if (rc) {
+        const char *field = sb_result_field(res);
+        const char *flag = !field                      ? NULL
+                           : !strcmp(field, "source")  ? "--policy"
+                           : !strcmp(field, "policy")  ? (o->policy_name ? "--policy-name" : NULL)
+                           : !strcmp(field, "in_days") ? "--in-days"
+                           : !strcmp(field, "now_ms")  ? "--now"
+                           : !strcmp(field, "account") ? "--account"
+                                                       : NULL;
+        const char *arg = !flag                            ? NULL
+                          : !strcmp(flag, "--policy")      ? o->policy
+                          : !strcmp(flag, "--policy-name") ? o->policy_name
+                          : !strcmp(flag, "--in-days")     ? o->in_days
+                          : !strcmp(flag, "--now")         ? o->now
+                                                           : o->account;
+        fprintf(stderr, "switchboard: sweep --dry-run failed: %s%s%s%s%s%s\n",
+                sb_result_message(res), flag ? " (" : "", flag ? flag : "", arg ? " " : "",
+                arg ? arg : "", flag ? ")" : "");
+        st = 1;
+    } else {
+        json_t *d = result_doc(res);
+        if (o->json)
+            print_json(res);
+        else
+            print_preview(d);
+        /* As records erase: some reviews would fail (kept, tried again a
+        ** day later), which the policy's author wants to hear of. */
+        if (json_integer_value(json_object_get(d, "failed"))) st = 3;
+        json_decref(d);
+    }
+    sb_close(e);
+    sb_result_free(res);
+    return st;
+}
+
 int cli_sweep(int argc, char **argv)
 {
     opts o = {0};
     int bad = parse_opts(argc, argv, &o);
+    if (!bad && o.help && o.dry_run) {
+        printf("usage: switchboard %s\n"
+               "What a sweep would do to one account's records, without doing it: the\n"
+               "account's retention policy (or, with --policy FILE, that Lua source, not\n"
+               "uploaded; --policy-name NAME: a stored policy of that name, or the name FILE\n"
+               "is run under) decides about each record as a sweep's review would (legal\n"
+               "holds, failures and budgets as there), and the counts per decision and per\n"
+               "reason are printed, with a few record ids of each. Nothing is written: no\n"
+               "record, review date, audit entry or policy state changes.\n"
+               "--now T: the sweep's time (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix seconds);\n"
+               "--in-days N: N days from now (0..36600); default: now.\n"
+               "--scope due: the records a sweep then would review (their review date has\n"
+               "come, or the account's retention changed since the last sweep): the default\n"
+               "without --policy or --policy-name. all: every record, as the sweep after a\n"
+               "change of the account's retention to that policy would: the default with\n"
+               "them.\n"
+               "--sample N: record ids shown per decision (0..1000, default 10).\n"
+               "Exit status: 0 done, 1 an error (an unknown account, a policy that does not\n"
+               "load or has no retain hook), 2 a usage error, 3 done but some reviews would\n"
+               "fail (those records would be kept and tried again a day later).\n",
+               dry_usage);
+        return 0;
+    }
+    if (o.dry_run) return sweep_dry_run(&o, bad);
     if (!bad && o.help) {
         printf("usage: switchboard sweep --data-dir DIR [--budget-ms N] [--policy-dir DIR]\n"
                "                         [--key-file F] [--json] [--quiet]\n"
@@ -868,6 +1083,8 @@ int cli_sweep(int argc, char **argv)
                "default: until nothing is due). Stopped half way (the budget, a kill,\n"
                "Ctrl-C), the next sweep carries on without redoing or skipping a record.\n"
                "DIR must be an existing data directory: a sweep never creates one.\n"
+               "--dry-run --account ID: what a sweep would do to that account's records,\n"
+               "changing nothing (switchboard sweep --dry-run --help).\n"
                "Exit status: 0 done, 1 an error, 2 a usage error.\n");
         return 0;
     }

@@ -1131,6 +1131,60 @@ typedef void (*sb_sweep_progress_fn)(void *arg, uint64_t done, uint64_t total);
 SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn progress, void *arg,
                     sb_result *res);
 
+/* A retention preview (a dry run): what a sweep would do to the account's
+** records, decided and counted, nothing applied or written (no record, review
+** date, audit entry, job or policy state of the engine's changes). The
+** account's retention hook, or another policy's, runs over the records as
+** a sweep's reviews run it: with the same record view (legal_hold,
+** overridden, anonymized), at the preview's now, its decisions to delete or
+** anonymize a held record overridden, a failure (an error, a budget run
+** out, a decision the engine refuses, a policy without retain) kept and
+** counted as failed. The hook runs in a policy state of the preview's own,
+** fresh (failures counted and quarantine after policy_quarantine_after in a
+** row, as in a sweep, but none of the engine's counts or quarantines
+** touched; ctx.log lines and failures go to the engine's log at debug).
+** The records are read in short read transactions, so a preview of a large
+** account holds no snapshot for long and blocks no writer; records written
+** or changed meanwhile are seen as they are when their turn comes.
+** opts (JSON, all optional; NULL or "" for none):
+**   "now_ms": N     the time the sweep runs at (default: the engine's clock)
+**   "in_days": N    or that many days (0..36600) after the engine's clock
+**                   (not both: SB_EINVAL naming in_days)
+**   "policy": name  the policy to preview instead of the account's
+**                   "retention" (stored: the account's own or a shared one,
+**                   SB_ENOTFOUND naming policy when there is none)
+**   "source": "..." a Lua source, not stored, previewed under "policy" (or
+**                   the account's retention name when "policy" is not
+**                   given; neither: SB_EINVAL naming policy)
+**   "scope": "due"  the records a sweep at now would review: those whose
+**                   review date has come by then, and those a pending change
+**                   of the account's retention has still to reach (the
+**                   default without "policy" or "source"). One sweep at now,
+**                   none between: a record a daily sweep would review
+**                   earlier is reviewed once, at now.
+**            "all"  every record of the account, as the sweep after a change
+**                   of the account's "retention" to the policy would review
+**                   them (the default with "policy" or "source"; uploading a
+**                   new version under the same name keeps the records'
+**                   review dates, which "due" previews)
+**   "sample": N     ids shown per count, 0..1000 (default 10)
+** A policy named or given must load and define retain, as the account's
+** "retention" requires: SB_EPOLICY (what is wrong, file:line) or SB_EINVAL
+** naming source (too large, not UTF-8, no retain hook) otherwise.
+** res's JSON: {"account":"acme","policy":"retention/x"|null,"version":..|null,
+**   "source":"stored"|"given","now_ms":N,"scope":"due"|"all","reviewed":N,
+**   "kept":N,"anonymized":N,"deleted":N,"overridden":N,"failed":N,
+**   "reasons":{"delete: older than 90 days":N,"keep: legal hold h1: ...":N,
+**              "failed: retention.lua:3: ...":N,...},
+**   "samples":{"kept":["c1",...],"anonymized":[..],"deleted":[..],
+**              "overridden":[..],"failed":[..]}}
+** counted as sb_sweep counts: kept includes the overridden and the failed;
+** reasons as sb_erase's (numbers shown as [number]). The erasure requests a
+** released hold would have a sweep run again, the purge of deleted accounts
+** and the audit log's expiry are not previewed. */
+SB_API int sb_retention_preview(sb_engine *eng, const char *account, const char *opts, size_t len,
+                                sb_result *res);
+
 /* ------------------------------------------------------------------------ */
 /* Introspection. */
 

@@ -518,6 +518,9 @@ void events_free(sb_engine *e);
 /* --- policy sources (policies.c) --------------------------------------------- */
 int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17],
                     int64_t *stamp);
+/* The same through txn (a read or write transaction of the caller's). */
+int policies_source_at(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
+                       char version[17], int64_t *stamp);
 /* SB_EINVAL naming field when neither the account nor policy_dir has the
 ** policy `name` (a typo would otherwise show only when calls arrive). */
 int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field);

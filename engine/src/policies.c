@@ -310,15 +310,22 @@ int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, cha
                     int64_t *stamp)
 {
     sb_engine *e = arg;
-    if (!policy_name_valid(name)) return SB_ENOTFOUND;
     MDB_txn *txn = e->cur_txn;
     int own = 0;
     if (!txn) {
         if (eng_read_begin(e, &txn)) return SB_ESTORE;
         own = 1;
     }
-    int rc = read_running_at(txn, e, acct, name, src, version, stamp);
+    int rc = policies_source_at(txn, e, acct, name, src, version, stamp);
     if (own) eng_read_end(e, txn);
+    return rc;
+}
+
+int policies_source_at(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
+                       char version[17], int64_t *stamp)
+{
+    if (!policy_name_valid(name)) return SB_ENOTFOUND;
+    int rc = read_running_at(txn, e, acct, name, src, version, stamp);
     /* Stored before signatures were required? Then it does not run. */
     if (rc == 0 && e->cfg.require_signed_policies &&
         check_signature(e, name, src->p, src->len, NULL))

@@ -152,6 +152,7 @@ typedef struct rctx {
     ** job's epoch (rescan 0: none pending) */
     uint32_t rescan_acct, rescan_epoch;
     int rescan;
+    pol_host *pol; /* the policy state that decides (NULL: the engine's; previews: their own) */
     /* the record view */
     char id[SB_ID_MAX + 1], queue[SB_ID_MAX + 1], first_queue[SB_ID_MAX + 1], agent[SB_ID_MAX + 1],
         att_agent[SB_ID_MAX + 1], reason[REC_REASON_MAX + 1];
@@ -983,7 +984,8 @@ static int decide_retain(rctx *x, const rec_data *r, pol_retention *d)
     }
     pol_record pr;
     view_of(x, r, x->nholds ? hold_match(x, r) : NULL, &pr);
-    int rc = pol_retain(x->e->pol, x->acct, x->a.id, x->s.retention, &pr, x->t->now, d);
+    int rc = pol_retain(x->pol ? x->pol : x->e->pol, x->acct, x->a.id, x->s.retention, &pr,
+                        x->t->now, d);
     x->cur = NULL;
     if (!rc) pol_retention_default(d, x->s.retention, 0);
     return rc;
@@ -1685,23 +1687,29 @@ static int sweep_audit(rctx *x, int budget, uint64_t deadline, int *yielded, int
     return rc ? rc : used;
 }
 
+/* Look up the account's rescan job (pending since its retention policy
+** changed): x->rescan and its epoch. */
+static int rescan_load(rctx *x, uint32_t acct)
+{
+    uint8_t k[5] = {JOB_RESCAN};
+    put_be32(k + 1, acct);
+    MDB_val v;
+    int rc = st_get(x->t->txn, x->e, DB_JOBS, k, 5, &v);
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    x->rescan_acct = acct;
+    x->rescan = rc == 0 && v.mv_size >= 5;
+    x->rescan_epoch = x->rescan ? be32((const uint8_t *)v.mv_data + 1) : 0;
+    return 0;
+}
+
 /* Whether the account's rescan (its retention policy changed) is still to
 ** reach record r, which it will give an entry due in this sweep's run:
 ** *ahead 1 or 0; returns 0 or an error. */
 static int rescan_ahead(rctx *x, uint32_t acct, const rec_data *r, int *ahead)
 {
-    if (x->rescan_acct != acct) {
-        uint8_t k[5] = {JOB_RESCAN};
-        put_be32(k + 1, acct);
-        MDB_val v;
-        int rc = st_get(x->t->txn, x->e, DB_JOBS, k, 5, &v);
-        if (rc && rc != MDB_NOTFOUND) return rc;
-        x->rescan_acct = acct;
-        x->rescan = rc == 0 && v.mv_size >= 5;
-        x->rescan_epoch = x->rescan ? be32((const uint8_t *)v.mv_data + 1) : 0;
-    }
-    *ahead = x->rescan && r->epoch != x->rescan_epoch;
-    return 0;
+    int rc = x->rescan_acct != acct ? rescan_load(x, acct) : 0;
+    *ahead = !rc && x->rescan && r->epoch != x->rescan_epoch;
+    return rc;
 }
 
 /* Review the record of the entry under the cursor; the entry goes. */
@@ -1937,6 +1945,340 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
                                      !sr.more, "resumed", resumed, "this_call", counts_json(&own)));
     res_doc(res, o);
     return 0;
+}
+
+/* --- retention previews ------------------------------------------------------------------ */
+/* What a sweep would do to an account's records, decided and counted but not
+** applied: the records walked in read transactions of PREVIEW_KEYS each (no
+** snapshot held for long), the retention hook run in a policy state of the
+** preview's own (the engine's, its Lua globals, failure counts and
+** quarantines, stay as they are), nothing written. */
+
+#define PREVIEW_KEYS 256        /* keys one read transaction of a preview walks */
+#define PREVIEW_SAMPLE_MAX 1000 /* ids a preview shows per count, at most */
+#define PREVIEW_SAMPLE 10
+#define PREVIEW_DAYS_MAX 36600
+#define PREVIEW_NOW_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+
+enum { PV_KEPT, PV_ANONYMIZED, PV_DELETED, PV_OVERRIDDEN, PV_FAILED, PV_N };
+static const char *const pv_names[PV_N] = {"kept", "anonymized", "deleted", "overridden", "failed"};
+
+typedef struct preview {
+    wtx t;           /* t.txn: the read transaction of the round at hand; nothing writes */
+    rctx x;          /* the account, its settings (retention: the policy previewed), holds */
+    int all;         /* every record of the account, not only those due */
+    const char *src; /* the source previewed as x.s.retention, or NULL: the stored one */
+    size_t srclen;
+    char version[17];     /* src's */
+    char ran_version[17]; /* the version that decided, as the hook reported it */
+    size_t sample;
+    uint64_t reviewed, n[PV_N];
+    json_t *ids[PV_N];
+    uint8_t keys[PREVIEW_KEYS][8 + REC_KEY_MAX];
+    size_t kls[PREVIEW_KEYS];
+    uint32_t epochs[PREVIEW_KEYS];
+} preview;
+
+/* pol_source_fn of the preview's policy state: the source given for the
+** policy previewed, else the stored one (read through the round's read
+** transaction, which is open whenever a hook runs). */
+static int preview_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17],
+                          int64_t *stamp)
+{
+    preview *p = arg;
+    if (p->src && !strcmp(name, p->x.s.retention)) {
+        src->len = 0;
+        if (buf_put(src, p->src, p->srclen)) return SB_ENOMEM;
+        memcpy(version, p->version, 17);
+        if (stamp) *stamp = 0;
+        return 0;
+    }
+    return policies_source_at(p->t.txn, p->t.e, acct, name, src, version, stamp);
+}
+
+/* The preview's policy failures and ctx.log lines: at debug level, said to
+** be a preview's (a quarantine there is no quarantine of the engine's). */
+static void preview_log(void *arg, sb_log_level lvl, const char *line)
+{
+    (void)lvl;
+    sb_log(arg, SB_LOG_DEBUG, "retention preview: %s", line);
+}
+
+static void preview_count(preview *p, int k, const rec_data *r)
+{
+    p->n[k]++;
+    if (json_array_size(p->ids[k]) < p->sample)
+        json_array_append_new(p->ids[k], json_stringn(r->id, r->idlen));
+}
+
+/* The decision a review of r would take and apply, as apply() takes it,
+** counted. */
+static int preview_one(preview *p, rec_data *r)
+{
+    rctx *x = &p->x;
+    pol_retention d;
+    int rc = decide_retain(x, r, &d);
+    if (rc) return rc;
+    int action = d.failed || d.action == RET_NONE ? RET_KEEP : d.action;
+    const char *reason = d.failed ? d.error : d.reason;
+    char held[SB_ID_MAX + SB_REASON_MAX + 16];
+    const hold *h = x->nholds ? hold_match(x, r) : NULL;
+    int overridden = h && (action == RET_DELETE || action == RET_ANONYMIZE);
+    if (overridden) {
+        action = RET_KEEP;
+        snprintf(held, sizeof held, "legal hold %s: %s", h->id, h->reason);
+        reason = held;
+    }
+    p->reviewed++;
+    preview_count(p,
+                  action == RET_DELETE      ? PV_DELETED
+                  : action == RET_ANONYMIZE ? PV_ANONYMIZED
+                                            : PV_KEPT,
+                  r);
+    if (overridden) preview_count(p, PV_OVERRIDDEN, r);
+    if (d.failed) preview_count(p, PV_FAILED, r);
+    count_reason(x, d.failed ? "failed" : act_names[action], reason);
+    if (d.version[0]) memcpy(p->ran_version, d.version, sizeof p->ran_version);
+    return 0;
+}
+
+/* One read transaction of the walk, from just after cur: the review index
+** (index: the entries due by now; of other accounts skipped) or the
+** account's records (every one, or with a rescan pending only those it has
+** still to reach). *done once the walk has ended. */
+static int preview_round(preview *p, int index, uint8_t *cur, size_t *curlen, int *done)
+{
+    rctx *x = &p->x;
+    sb_engine *e = p->t.e;
+    MDB_txn *txn;
+    if (eng_read_begin(e, &txn)) return SB_ESTORE;
+    p->t.txn = txn;
+    int k = 0, seen = 0, rc;
+    uint8_t pre[4];
+    key_acct(pre, x->acct);
+    st_iter it;
+    if (index)
+        rc = st_iter_after(&it, txn, e, DB_REVIEW, "", 0, cur, *curlen);
+    else
+        rc = st_iter_after(&it, txn, e, DB_RECORDS, pre, 4, cur, *curlen);
+    for (; rc == 0 && seen < PREVIEW_KEYS; rc = st_iter_next(&it), seen++) {
+        if (it.klen > 8 + REC_KEY_MAX) continue;
+        memcpy(cur, it.key, it.klen);
+        *curlen = it.klen;
+        if (index) {
+            if ((int64_t)be64(it.key) > p->t.now) {
+                rc = MDB_NOTFOUND; /* nothing more is due */
+                break;
+            }
+            if (it.klen < 8 + 13 || be32((const uint8_t *)it.key + 8) != x->acct) continue;
+            p->epochs[k] = it.v.mv_size == 4 ? be32(it.v.mv_data) : UINT32_MAX;
+        } else if (it.klen > REC_KEY_MAX || it.v.mv_size < 6) {
+            continue;
+        }
+        memcpy(p->keys[k], it.key, it.klen);
+        p->kls[k++] = it.klen;
+    }
+    st_iter_close(&it);
+    *done = rc == MDB_NOTFOUND;
+    if (rc && rc != MDB_NOTFOUND) goto out;
+    rc = 0;
+    for (int i = 0; i < k && !rc; i++) {
+        const uint8_t *rk = index ? p->keys[i] + 8 : p->keys[i];
+        size_t rkl = index ? p->kls[i] - 8 : p->kls[i];
+        rec_data r;
+        if ((rc = load_record(x, rk, rkl, &r))) {
+            if (rc == SB_ENOTFOUND || rc == SB_ESTORE) rc = 0; /* a sweep drops it */
+            continue;
+        }
+        int ahead = 0;
+        if (!p->all && (rc = rescan_ahead(x, x->acct, &r, &ahead))) break;
+        /* The index: an entry of an older epoch is dropped, and a record
+        ** the pending rescan has still to reach is reviewed by it (the walk
+        ** of the records), as in review_one. The records: all, or those. */
+        if (index ? r.epoch != p->epochs[i] || ahead : !p->all && !ahead) continue;
+        rc = preview_one(p, &r);
+    }
+out:
+    eng_read_end(e, txn);
+    p->t.txn = NULL;
+    return rc;
+}
+
+/* Walk the index (index 1) or the account's records to the end. */
+static int preview_walk(preview *p, int index)
+{
+    uint8_t cur[8 + REC_KEY_MAX];
+    size_t curlen = 0;
+    int done = 0, rc = 0;
+    while (!done && !rc)
+        rc = preview_round(p, index, cur, &curlen, &done);
+    return rc;
+}
+
+int sb_retention_preview(sb_engine *e, const char *account, const char *opts, size_t len,
+                         sb_result *res)
+{
+    static const char *const keys[] = {"now_ms", "in_days", "policy", "source",
+                                       "scope",  "sample",  NULL};
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    json_t *doc = NULL;
+    long long now = -1, days = -1, sample = PREVIEW_SAMPLE;
+    char name[SB_NAME_MAX + 1] = "", scope[8] = "";
+    const char *src = NULL;
+    size_t srclen = 0;
+    int rc;
+    if (opts && len) {
+        if ((rc = jv_parse(opts, len, &doc, res))) return rc;
+        json_t *sv = json_object_get(doc, "source"), *pv = json_object_get(doc, "policy");
+        if ((rc = jv_keys(doc, keys, NULL, res)) ||
+            (rc = jv_int(doc, "now_ms", NULL, 0, 0, PREVIEW_NOW_MAX, &now, res)) ||
+            (rc = jv_int(doc, "in_days", NULL, 0, 0, PREVIEW_DAYS_MAX, &days, res)) ||
+            (rc = jv_int(doc, "sample", NULL, 0, 0, PREVIEW_SAMPLE_MAX, &sample, res)) ||
+            (rc = jv_str(doc, "scope", NULL, 0, scope, sizeof scope, res)))
+            goto fail;
+        if (pv && !json_is_null(pv) &&
+            (!json_is_string(pv) || !policy_name_valid(json_string_value(pv)))) {
+            rc = res_err(res, SB_EINVAL, "policy", "'policy' must be a policy name");
+            goto fail;
+        }
+        if (json_is_string(pv)) str_copy(name, sizeof name, json_string_value(pv));
+        if (sv && !json_is_null(sv) && (!json_is_string(sv) || !json_string_length(sv))) {
+            rc = res_err(res, SB_EINVAL, "source", "'source' must be a policy's Lua source text");
+            goto fail;
+        }
+        if (json_is_string(sv)) {
+            src = json_string_value(sv);
+            srclen = json_string_length(sv);
+        }
+    }
+    if (now >= 0 && days >= 0) {
+        rc = res_err(res, SB_EINVAL, "in_days", "give now_ms or in_days, not both");
+        goto fail;
+    }
+    if (scope[0] && strcmp(scope, "due") && strcmp(scope, "all")) {
+        rc = res_err(res, SB_EINVAL, "scope",
+                     "'scope' must be \"due\" (the records a sweep then would review) or "
+                     "\"all\" (every record, as after a change of the account's retention)");
+        goto fail;
+    }
+    preview *p = calloc(1, sizeof *p);
+    if (!p) {
+        rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    p->t.e = e;
+    rctx_init(&p->x, &p->t);
+    rctx *x = &p->x;
+    p->sample = (size_t)sample;
+    p->src = src;
+    p->srclen = srclen;
+    for (int i = 0; i < PV_N; i++)
+        p->ids[i] = json_array();
+    x->reasons = json_object();
+    MDB_txn *txn;
+    if ((rc = eng_read_account(e, account, &txn, &x->a, res))) goto done;
+    x->acct = x->a.num;
+    x->exists = 1;
+    p->t.acct = x->acct;
+    p->t.now = now >= 0 ? now : eng_now(e) + (days > 0 ? days * DAY_MS : 0);
+    rc = rec_settings_load(txn, e, x->acct, &x->s);
+    if (rc == SB_ESTORE) rc = 0;
+    if (!rc) rc = holds_load(txn, e, x->acct, &x->holds, &x->nholds, &x->capholds);
+    p->t.txn = txn;
+    if (!rc) rc = rescan_load(x, x->acct);
+    p->t.txn = NULL;
+    if (rc) rc = eng_mdb_err(res, rc, "read the account's retention");
+    /* The policy previewed: the one named, else the account's. A name or a
+    ** source given must be one a setting of retention could take: it loads
+    ** and defines retain. */
+    int named = name[0] || src;
+    if (!rc && name[0]) str_copy(x->s.retention, sizeof x->s.retention, name);
+    sb_buf stored = {0};
+    if (!rc && src) cr_version(src, srclen, p->version);
+    if (!rc && named && !x->s.retention[0])
+        rc = res_err(res, SB_EINVAL, "policy",
+                     "the account has no retention policy: name the one the source is to be "
+                     "previewed as ('policy')");
+    else if (!rc && named && !src) {
+        rc = policies_source_at(txn, e, x->acct, x->s.retention, &stored, p->version, NULL);
+        if (rc == SB_ENOTFOUND)
+            rc = res_err(res, SB_ENOTFOUND, "policy",
+                         "no policy '%s' for account %s (neither its own nor a shared one)",
+                         x->s.retention, x->a.id);
+        else if (rc == SB_EPOLICY)
+            rc = res_err(res, SB_EPOLICY, "policy",
+                         "policy '%s' is not signed, and the engine runs only signed policies",
+                         x->s.retention);
+        else if (rc)
+            rc = eng_mdb_err(res, rc, "read the policy");
+    } else if (!rc && !named && x->s.retention[0]) {
+        /* The account's own: what it runs, as a sweep would run it (a
+        ** missing or broken one fails each review, as there). */
+        if (policies_source_at(txn, e, x->acct, x->s.retention, NULL, p->version, NULL))
+            p->version[0] = 0;
+    }
+    eng_read_end(e, txn);
+    if (!rc && named) {
+        char file[SB_NAME_MAX + 8], why[SB_NAME_MAX + 128];
+        snprintf(file, sizeof file, "%s.lua", x->s.retention);
+        const char *text = src ? src : stored.p;
+        size_t tl = src ? srclen : stored.len;
+        pol_limits vlim = pol_limits_of(&e->cfg);
+        unsigned hooks = 0;
+        if (src && pol_source_check(file, text, tl, why, sizeof why))
+            rc = res_err(res, SB_EINVAL, "source", "%s", why);
+        else if (!(rc =
+                       pol_validate_hooks(&vlim, x->s.retention, text, tl, NULL, 0, res, &hooks)) &&
+                 !(hooks & POL_HOOK_RETAIN))
+            rc = res_err(res, SB_EINVAL, src ? "source" : "policy",
+                         "%s '%s' has no retain hook; records are reviewed by a policy that "
+                         "defines retain",
+                         src ? "the source previewed as" : "policy", x->s.retention);
+        if (!rc) res_reset(res);
+    }
+    buf_free(&stored);
+    if (rc) goto done;
+    p->all = scope[0] ? !strcmp(scope, "all") : named;
+    pol_limits lim = pol_limits_of(&e->cfg);
+    if (!(x->pol = pol_host_new(&lim, preview_source, p, preview_log, e))) {
+        rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+        goto done;
+    }
+    /* Due: the index's entries, then the records a pending rescan (the
+    ** account's retention changed since the last sweep) has still to reach;
+    ** all: every record. */
+    if (!p->all) rc = preview_walk(p, 1);
+    if (!rc && (p->all || x->rescan)) rc = preview_walk(p, 0);
+    if (rc) {
+        rc = rc == SB_ENOMEM ? res_err(res, SB_ENOMEM, NULL, "out of memory")
+                             : eng_mdb_err(res, rc, "read the records");
+        goto done;
+    }
+    const char *ver = p->ran_version[0] ? p->ran_version : p->version;
+    json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:I,s:s,s:I}", "account", x->a.id, "policy",
+                          x->s.retention[0] ? json_string(x->s.retention) : json_null(), "version",
+                          ver[0] ? json_string(ver) : json_null(), "source",
+                          src ? "given" : "stored", "now_ms", (json_int_t)p->t.now, "scope",
+                          p->all ? "all" : "due", "reviewed", (json_int_t)p->reviewed);
+    json_t *samples = json_object();
+    for (int i = 0; i < PV_N; i++) {
+        json_object_set_new(o, pv_names[i], json_integer((json_int_t)p->n[i]));
+        json_object_set(samples, pv_names[i], p->ids[i]);
+    }
+    json_object_set(o, "reasons", x->reasons);
+    json_object_set_new(o, "samples", samples);
+    res_doc(res, o);
+done:
+    if (x->pol) pol_host_free(x->pol);
+    x->pol = NULL;
+    for (int i = 0; i < PV_N; i++)
+        json_decref(p->ids[i]);
+    rctx_free(x);
+    free(p);
+fail:
+    json_decref(doc);
+    return rc;
 }
 
 /* --- erasure requests --------------------------------------------------------------- */

@@ -339,6 +339,7 @@ static void test_null_arguments(void)
     NULL_ENGINE(sb_aggregates(NULL, "acme", NULL, 0, 0, r));
     NULL_ENGINE(sb_audit_list(NULL, "acme", 0, 0, r));
     NULL_ENGINE(sb_sweep(NULL, 0, NULL, NULL, r));
+    NULL_ENGINE(sb_retention_preview(NULL, "acme", NULL, 0, r));
     NULL_ENGINE(sb_stats(NULL, r));
     NULL_ENGINE(sb_submit(eng, NULL, r));
     NULL_ENGINE(sb_account_put(eng, NULL, 5, r));
@@ -374,6 +375,7 @@ static void test_null_arguments(void)
     NOT_FOUND(sb_policy_get(eng, "acme", NULL, r));
     NOT_FOUND(sb_hold_release(eng, "acme", NULL, r));
     NOT_FOUND(sb_member_delete(eng, "acme", NULL, NULL, r));
+    NOT_FOUND(sb_retention_preview(eng, NULL, NULL, 0, r));
 #undef NOT_FOUND
     ok(bad == 0, "null: a NULL id is SB_ENOTFOUND naming its field");
 
