@@ -1359,6 +1359,44 @@ static void h_erasure(ctx *x)
     json_decref(doc);
 }
 
+/* A retention preview runs in the event loop like every request, so it
+** takes a time budget: 100 ms unless the body gives one, 1000 at most; a
+** preview it cuts short answers "next" to carry on from. */
+#define PREVIEW_BUDGET_MS 100
+#define PREVIEW_BUDGET_MAX_MS 1000
+
+static void h_retention_preview(ctx *x)
+{
+    json_t *doc = body_object(x, 0);
+    if (!doc) return;
+    json_t *b = json_object_get(doc, "budget_ms");
+    if (json_is_integer(b) && json_integer_value(b) > PREVIEW_BUDGET_MAX_MS) {
+        fail(x, 400, "SB_EINVAL", "budget_ms",
+             "\"budget_ms\" is at most %d here (the daemon's requests share one event loop): "
+             "carry on from the answer's \"next\"",
+             PREVIEW_BUDGET_MAX_MS);
+        json_decref(doc);
+        return;
+    }
+    if (!b) json_object_set_new(doc, "budget_ms", json_integer(PREVIEW_BUDGET_MS));
+    char *body = json_dumps(doc, 0);
+    json_decref(doc);
+    sb_result *res = x->d->res;
+    int rc =
+        body ? sb_retention_preview(x->d->eng, x->account, body, strlen(body), res) : SB_ENOMEM;
+    free(body);
+    if (rc) {
+        reply_result(x, rc, 200, NULL, NULL);
+        return;
+    }
+    /* It writes nothing: answered as a read is (no sync to wait for, and
+    ** not a write that worked to /healthz). */
+    size_t len = 0;
+    const char *js = sb_result_json(res, &len);
+    x->rep->status = 200;
+    evbuffer_add(x->rep->body, js, len);
+}
+
 static void h_records(ctx *x)
 {
     char number[64], format[16], queue[136];
@@ -1614,6 +1652,7 @@ static const struct route routes[] = {
      NULL,
      "number format from_ms to_ms queue limit before_ms before_id"},
     {"/v1/erasure", AUTH_ACCOUNT, {[SBD_POST] = h_erasure}, NULL, NULL},
+    {"/v1/retention/preview", AUTH_ACCOUNT, {[SBD_POST] = h_retention_preview}, NULL, NULL},
     {"/v1/holds", AUTH_ACCOUNT, {[SBD_GET] = h_hold_list, [SBD_POST] = h_hold_place}, NULL, NULL},
     {"/v1/holds/{id}",
      AUTH_ACCOUNT,

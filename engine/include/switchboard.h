@@ -1168,6 +1168,11 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 **                   new version under the same name keeps the records'
 **                   review dates, which "due" previews)
 **   "sample": N     ids shown per count, 0..1000 (default 10)
+**   "budget_ms": N  stop after about N ms (1..3600000; default: none), at a
+**                   record's end: the answer has "done":false and "next"
+**   "next": "..."   carry on where the answer that gave it stopped (give its
+**                   now_ms and the same options: the counts are this call's,
+**                   to add up; a "next" that is no answer's: SB_EINVAL)
 ** A policy named or given must load and define retain, as the account's
 ** "retention" requires: SB_EPOLICY (what is wrong, file:line) or SB_EINVAL
 ** naming source (too large, not UTF-8, no retain hook) otherwise.
@@ -1177,7 +1182,7 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 **   "reasons":{"delete: older than 90 days":N,"keep: legal hold h1: ...":N,
 **              "failed: retention.lua:3: ...":N,...},
 **   "samples":{"kept":["c1",...],"anonymized":[..],"deleted":[..],
-**              "overridden":[..],"failed":[..]}}
+**              "overridden":[..],"failed":[..]},"done":true}
 ** counted as sb_sweep counts: kept includes the overridden and the failed;
 ** reasons as sb_erase's (numbers shown as [number]). The erasure requests a
 ** released hold would have a sweep run again, the purge of deleted accounts

@@ -1959,6 +1959,7 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
 #define PREVIEW_SAMPLE 10
 #define PREVIEW_DAYS_MAX 36600
 #define PREVIEW_NOW_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define PREVIEW_BUDGET_MAX 3600000        /* ms */
 
 enum { PV_KEPT, PV_ANONYMIZED, PV_DELETED, PV_OVERRIDDEN, PV_FAILED, PV_N };
 static const char *const pv_names[PV_N] = {"kept", "anonymized", "deleted", "overridden", "failed"};
@@ -1977,6 +1978,10 @@ typedef struct preview {
     uint8_t keys[PREVIEW_KEYS][8 + REC_KEY_MAX];
     size_t kls[PREVIEW_KEYS];
     uint32_t epochs[PREVIEW_KEYS];
+    uint8_t ours[PREVIEW_KEYS]; /* the key is of a record to consider */
+    uint64_t deadline;          /* mono_ns: stop at it (0: no budget) */
+    uint64_t handled;           /* keys walked in this call */
+    int stopped;                /* the budget ran out before the end */
 } preview;
 
 /* pol_source_fn of the preview's policy state: the source given for the
@@ -2043,9 +2048,10 @@ static int preview_one(preview *p, rec_data *r)
 }
 
 /* One read transaction of the walk, from just after cur: the review index
-** (index: the entries due by now; of other accounts skipped) or the
+** (index: the entries due by now; of other accounts passed over) or the
 ** account's records (every one, or with a rescan pending only those it has
-** still to reach). *done once the walk has ended. */
+** still to reach); cur moves on with each key handled. *done once the walk
+** has ended; p->stopped when the time budget ran out first. */
 static int preview_round(preview *p, int index, uint8_t *cur, size_t *curlen, int *done)
 {
     rctx *x = &p->x;
@@ -2053,7 +2059,7 @@ static int preview_round(preview *p, int index, uint8_t *cur, size_t *curlen, in
     MDB_txn *txn;
     if (eng_read_begin(e, &txn)) return SB_ESTORE;
     p->t.txn = txn;
-    int k = 0, seen = 0, rc;
+    int k = 0, rc;
     uint8_t pre[4];
     key_acct(pre, x->acct);
     st_iter it;
@@ -2061,28 +2067,35 @@ static int preview_round(preview *p, int index, uint8_t *cur, size_t *curlen, in
         rc = st_iter_after(&it, txn, e, DB_REVIEW, "", 0, cur, *curlen);
     else
         rc = st_iter_after(&it, txn, e, DB_RECORDS, pre, 4, cur, *curlen);
-    for (; rc == 0 && seen < PREVIEW_KEYS; rc = st_iter_next(&it), seen++) {
+    for (; rc == 0 && k < PREVIEW_KEYS; rc = st_iter_next(&it)) {
         if (it.klen > 8 + REC_KEY_MAX) continue;
-        memcpy(cur, it.key, it.klen);
-        *curlen = it.klen;
-        if (index) {
-            if ((int64_t)be64(it.key) > p->t.now) {
-                rc = MDB_NOTFOUND; /* nothing more is due */
-                break;
-            }
-            if (it.klen < 8 + 13 || be32((const uint8_t *)it.key + 8) != x->acct) continue;
-            p->epochs[k] = it.v.mv_size == 4 ? be32(it.v.mv_data) : UINT32_MAX;
-        } else if (it.klen > REC_KEY_MAX || it.v.mv_size < 6) {
-            continue;
+        if (index && (int64_t)be64(it.key) > p->t.now) {
+            rc = MDB_NOTFOUND; /* nothing more is due */
+            break;
         }
         memcpy(p->keys[k], it.key, it.klen);
-        p->kls[k++] = it.klen;
+        p->kls[k] = it.klen;
+        if (index)
+            p->ours[k] = it.klen >= 8 + 13 && be32((const uint8_t *)it.key + 8) == x->acct;
+        else
+            p->ours[k] = it.klen <= REC_KEY_MAX && it.v.mv_size >= 6;
+        p->epochs[k++] = index && it.v.mv_size == 4 ? be32(it.v.mv_data) : UINT32_MAX;
     }
     st_iter_close(&it);
     *done = rc == MDB_NOTFOUND;
     if (rc && rc != MDB_NOTFOUND) goto out;
     rc = 0;
     for (int i = 0; i < k && !rc; i++) {
+        /* Out of time: stop before this key (one key a call at least). */
+        if (p->deadline && p->handled && mono_ns() > p->deadline) {
+            p->stopped = 1;
+            *done = 0;
+            break;
+        }
+        p->handled++;
+        memcpy(cur, p->keys[i], p->kls[i]);
+        *curlen = p->kls[i];
+        if (!p->ours[i]) continue;
         const uint8_t *rk = index ? p->keys[i] + 8 : p->keys[i];
         size_t rkl = index ? p->kls[i] - 8 : p->kls[i];
         rec_data r;
@@ -2104,27 +2117,41 @@ out:
     return rc;
 }
 
-/* Walk the index (index 1) or the account's records to the end. */
-static int preview_walk(preview *p, int index)
+/* Walk the index (index 1) or the account's records from cur to the end, or
+** until the time budget runs out (p->stopped, cur where to go on). */
+static int preview_walk(preview *p, int index, uint8_t *cur, size_t *curlen)
 {
-    uint8_t cur[8 + REC_KEY_MAX];
-    size_t curlen = 0;
     int done = 0, rc = 0;
-    while (!done && !rc)
-        rc = preview_round(p, index, cur, &curlen, &done);
+    while (!done && !rc && !p->stopped)
+        rc = preview_round(p, index, cur, curlen, &done);
     return rc;
+}
+
+/* A preview's "next": where it stopped, as "i" (the index) or "r" (the
+** records) and the hex of the last key handled. 0, or -1 when s is none. */
+static int preview_cursor(const char *s, int *index, uint8_t *cur, size_t *curlen)
+{
+    size_t n = strlen(s);
+    if (n < 1 || (s[0] != 'i' && s[0] != 'r') || (n - 1) % 2 || (n - 1) / 2 > 8 + REC_KEY_MAX)
+        return -1;
+    *index = s[0] == 'i';
+    *curlen = (n - 1) / 2;
+    return cr_hex_decode(s + 1, n - 1, cur, *curlen) ? -1 : 0;
 }
 
 int sb_retention_preview(sb_engine *e, const char *account, const char *opts, size_t len,
                          sb_result *res)
 {
-    static const char *const keys[] = {"now_ms", "in_days", "policy", "source",
-                                       "scope",  "sample",  NULL};
+    static const char *const keys[] = {"now_ms", "in_days",   "policy", "source", "scope",
+                                       "sample", "budget_ms", "next",   NULL};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     json_t *doc = NULL;
-    long long now = -1, days = -1, sample = PREVIEW_SAMPLE;
-    char name[SB_NAME_MAX + 1] = "", scope[8] = "";
+    long long now = -1, days = -1, sample = PREVIEW_SAMPLE, budget = 0;
+    char name[SB_NAME_MAX + 1] = "", scope[8] = "", next[2 + 2 * (8 + REC_KEY_MAX)] = "";
+    uint8_t cur[8 + REC_KEY_MAX];
+    size_t curlen = 0;
+    int index = -1;
     const char *src = NULL;
     size_t srclen = 0;
     int rc;
@@ -2135,8 +2162,15 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
             (rc = jv_int(doc, "now_ms", NULL, 0, 0, PREVIEW_NOW_MAX, &now, res)) ||
             (rc = jv_int(doc, "in_days", NULL, 0, 0, PREVIEW_DAYS_MAX, &days, res)) ||
             (rc = jv_int(doc, "sample", NULL, 0, 0, PREVIEW_SAMPLE_MAX, &sample, res)) ||
-            (rc = jv_str(doc, "scope", NULL, 0, scope, sizeof scope, res)))
+            (rc = jv_int(doc, "budget_ms", NULL, 0, 1, PREVIEW_BUDGET_MAX, &budget, res)) ||
+            (rc = jv_str(doc, "scope", NULL, 0, scope, sizeof scope, res)) ||
+            (rc = jv_str(doc, "next", NULL, 0, next, sizeof next, res)))
             goto fail;
+        if (json_object_get(doc, "next") && preview_cursor(next, &index, cur, &curlen)) {
+            rc = res_err(res, SB_EINVAL, "next",
+                         "'next' must be the \"next\" of an earlier preview's answer");
+            goto fail;
+        }
         if (pv && !json_is_null(pv) &&
             (!json_is_string(pv) || !policy_name_valid(json_string_value(pv)))) {
             rc = res_err(res, SB_EINVAL, "policy", "'policy' must be a policy name");
@@ -2240,6 +2274,12 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
     buf_free(&stored);
     if (rc) goto done;
     p->all = scope[0] ? !strcmp(scope, "all") : named;
+    if (index == 1 && p->all) {
+        rc = res_err(res, SB_EINVAL, "next", "this 'next' is of a preview of scope \"due\"");
+        goto done;
+    }
+    if (index < 0) index = !p->all;
+    if (budget) p->deadline = mono_ns() + (uint64_t)budget * 1000000u;
     pol_limits lim = pol_limits_of(&e->cfg);
     if (!(x->pol = pol_host_new(&lim, preview_source, p, preview_log, e))) {
         rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
@@ -2248,8 +2288,12 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
     /* Due: the index's entries, then the records a pending rescan (the
     ** account's retention changed since the last sweep) has still to reach;
     ** all: every record. */
-    if (!p->all) rc = preview_walk(p, 1);
-    if (!rc && (p->all || x->rescan)) rc = preview_walk(p, 0);
+    if (index) {
+        rc = preview_walk(p, 1, cur, &curlen);
+        index = rc || p->stopped;
+        if (!index) curlen = 0; /* on to the records, from the first */
+    }
+    if (!rc && !index && (p->all || x->rescan)) rc = preview_walk(p, 0, cur, &curlen);
     if (rc) {
         rc = rc == SB_ENOMEM ? res_err(res, SB_ENOMEM, NULL, "out of memory")
                              : eng_mdb_err(res, rc, "read the records");
@@ -2268,6 +2312,12 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
     }
     json_object_set(o, "reasons", x->reasons);
     json_object_set_new(o, "samples", samples);
+    json_object_set_new(o, "done", json_boolean(!p->stopped));
+    if (p->stopped) {
+        next[0] = index ? 'i' : 'r';
+        cr_hex_encode(cur, curlen, next + 1);
+        json_object_set_new(o, "next", json_string(next));
+    }
     res_doc(res, o);
 done:
     if (x->pol) pol_host_free(x->pol);

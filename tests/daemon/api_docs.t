@@ -296,6 +296,11 @@ EXPECT = [
      "and released",
      lambda st, r: st == 200 and [e["action"] for e in r.get("entries", [])] ==
      ["delete", "erasure_request", "hold_placed", "hold_released"]),
+    (["$SB/v1/retention/preview", '"in_days":91'],
+     "the dry run 91 days on: c2 and c3 would be deleted, nothing written",
+     lambda st, r: st == 200 and (r.get("reviewed"), r.get("deleted"), r.get("done")) ==
+     (2, 2, True) and r["samples"]["deleted"] == ["c2", "c3"] and
+     r.get("reasons") == {"delete: older than 90 days": 2}),
     (["curl -sN $AUTH $SB/v1/events &"], "the stream, opened in the background", None),
     (['"status":"paused"', "agents/alice/status"], "pausing alice",
      lambda st, r: (st, r) == (200, {"actions": []})),
