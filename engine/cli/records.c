@@ -1011,8 +1011,8 @@ static int sweep_dry_run(opts *o, int bad)
     free(text);
     if (rc) {
         const char *field = sb_result_field(res);
-        const char *flag = !field                      ? NULL
-                           : !strcmp(field, "source")  ? "--policy"
+        const char *flag = !field                                                    ? NULL
+                           : !strcmp(field, "source") || !strcmp(field, "signature") ? "--policy"
                            : !strcmp(field, "policy")  ? (o->policy_name ? "--policy-name" : NULL)
                            : !strcmp(field, "in_days") ? "--in-days"
                            : !strcmp(field, "now_ms")  ? "--now"

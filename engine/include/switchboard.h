@@ -1175,7 +1175,9 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 **                   to add up; a "next" that is no answer's: SB_EINVAL)
 ** A policy named or given must load and define retain, as the account's
 ** "retention" requires: SB_EPOLICY (what is wrong, file:line) or SB_EINVAL
-** naming source (too large, not UTF-8, no retain hook) otherwise.
+** naming source (too large, not UTF-8, no retain hook) otherwise; with
+** require_signed_policies, a source given must be signed as an upload must
+** (SB_EPOLICY naming signature).
 ** res's JSON: {"account":"acme","policy":"retention/x"|null,"version":..|null,
 **   "source":"stored"|"given","now_ms":N,"scope":"due"|"all","reviewed":N,
 **   "kept":N,"anonymized":N,"deleted":N,"overridden":N,"failed":N,

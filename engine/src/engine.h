@@ -518,6 +518,10 @@ void events_free(sb_engine *e);
 /* --- policy sources (policies.c) --------------------------------------------- */
 int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17],
                     int64_t *stamp);
+/* 0 when the engine runs unsigned policies or src (named name) is signed
+** with its key; else SB_EPOLICY naming "signature". */
+int policy_signature_check(sb_engine *e, const char *name, const char *src, size_t len,
+                           sb_result *res);
 /* The same through txn (a read or write transaction of the caller's). */
 int policies_source_at(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, sb_buf *src,
                        char version[17], int64_t *stamp);

@@ -143,6 +143,12 @@ static int check_signature(sb_engine *e, const char *name, const char *src, size
     return 0;
 }
 
+int policy_signature_check(sb_engine *e, const char *name, const char *src, size_t len,
+                           sb_result *res)
+{
+    return check_signature(e, name, src, len, res);
+}
+
 int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_result *res)
 {
     uint8_t sk[64], sig[64];

@@ -2262,6 +2262,8 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
         unsigned hooks = 0;
         if (src && pol_source_check(file, text, tl, why, sizeof why))
             rc = res_err(res, SB_EINVAL, "source", "%s", why);
+        else if (src && (rc = policy_signature_check(e, x->s.retention, text, tl, res)))
+            ; /* what runs must be signed, as an upload must be */
         else if (!(rc =
                        pol_validate_hooks(&vlim, x->s.retention, text, tl, NULL, 0, res, &hooks)) &&
                  !(hooks & POL_HOOK_RETAIN))

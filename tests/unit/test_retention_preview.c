@@ -410,6 +410,37 @@ static void test_bad_input(void)
     ok(sb_retention_preview(eng, "bi", NULL, 0, res) == 0, "and the engine previews on");
 }
 
+/* An engine that runs only signed policies runs no unsigned source in a
+** preview either, as it stores none: signed, it is previewed. */
+static void test_signed(void)
+{
+    if (fresh_engine("signed")) return;
+    json_t *kp = doc(sb_policy_keygen(res));
+    char pk[80], sk[160];
+    snprintf(pk, sizeof pk, "%s", jstr(kp, "public_key"));
+    snprintf(sk, sizeof sk, "%s", jstr(kp, "secret_key"));
+    json_decref(kp);
+    sb_close(eng);
+    rmtree(dir);
+    sb_config cfg;
+    test_engine_config(&cfg, dir, NULL, RECKIT_MAP_SIZE);
+    cfg.require_signed_policies = 1;
+    cfg.policy_public_key = pk;
+    eng = test_open(&cfg, res);
+    if (!eng) return;
+    const char *acc = "{\"id\":\"sg\"}";
+    ok(sb_account_put(eng, acc, strlen(acc), res) == 0, "an engine that runs signed policies only");
+    char opts[1024];
+    json_opts(opts, sizeof opts, "retention/x", delete_all);
+    refused("sg", opts, SB_EPOLICY, "signature", "unsigned", "an unsigned source");
+    json_t *signed_src = doc(sb_policy_sign(delete_all, strlen(delete_all), sk, res));
+    json_opts(opts, sizeof opts, "retention/x", jstr(signed_src, "source"));
+    json_decref(signed_src);
+    json_t *p = preview("sg", opts);
+    ok(p && jint(p, "reviewed") == 0, "the same source signed is previewed");
+    json_decref(p);
+}
+
 static const char *slow_delete =
     "local P = {}\n"
     "function P.retain(record, ctx)\n"
@@ -491,5 +522,6 @@ int main(void)
     test_other_policy();
     test_bad_input();
     test_paged();
+    test_signed();
     return end_engine();
 }
