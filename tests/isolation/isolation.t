@@ -18,8 +18,8 @@
 #    untouched);
 #  - deleting an account and creating it again shows none of the old data;
 #  - and through all of it A's state reads back unchanged.
-# The records routes likewise: access and erasure requests, holds,
-# aggregates and the audit log.
+# The records routes likewise: access and erasure requests, holds, a
+# retention dry run, aggregates and the audit log.
 # (tests/daemon/cross_account.t checks a first set of these; this goes
 # through the whole route table.)
 import os, re, sys
@@ -152,6 +152,15 @@ same_ok("POST", "/v1/holds", {"id": "hb-{ID}", "call": "{ID}", "reason": "x"}, "
         "call id for a hold")
 same_ok("POST", "/v1/erasure", {"number": "{ID}"}, "+4930100055", "+4930999999", "caller number")
 t.is_(A.get("/v1/calls/c5").status, 200, "A's record c5 survives B's erasure request")
+# B's dry run of a policy over every record: B's records alone.
+B.post("/v1/calls", {"call": "bz", "queue": "sales", "caller": "+4930200077"})
+B.post("/v1/calls/bz/abandon")
+r = B.post("/v1/retention/preview", {"policy": "x", "sample": 1000, "source":
+                                     "local P = {}\nfunction P.retain(r, c) return { delete = true } end\nreturn P\n"})
+b_ids = sorted(x["id"] for x in B.get("/v1/records").json.get("records", []))
+t.ok(r.status == 200 and sorted(r.json["samples"]["deleted"]) == b_ids and
+     not {"c0", "c5"} & set(r.json["samples"]["deleted"]),
+     "B's dry run over every record: B's records (%d), none of A's" % len(b_ids), r)
 ids = [x["id"] for x in B.get("/v1/records").json.get("records", [])]
 t.ok(not set(ids) & {"c0", "c5"}, "B's records list: none of A's", ids)
 t.is_(sorted(h["id"] for h in B.get("/v1/holds").json.get("holds", [])), [],

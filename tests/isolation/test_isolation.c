@@ -614,6 +614,23 @@ static void records(void)
     ok(offered > 0 && offered == b_records,
        "B's aggregates count B's %lld finished calls only (%lld)", (long long)b_records,
        (long long)offered);
+    /* B's dry run of a policy over every record: B's records alone, none of
+    ** A's ids in its samples, A's hold on h1 overriding nothing of B's. */
+    static const char all[] =
+        "{\"policy\":\"retention/t\",\"sample\":1000,\"source\":\"local P = {} "
+        "function P.retain(r, c) return { delete = true } end return P\"}";
+    char pv[1 << 14];
+    snprintf(pv, sizeof pv, "%s",
+             sb_retention_preview(eng, "globex", all, strlen(all), res) == 0
+                 ? sb_result_json(res, NULL)
+                 : "");
+    json_t *pj = json_loads(pv, 0, NULL);
+    ok(pj && json_integer_value(json_object_get(pj, "reviewed")) == b_records &&
+           json_integer_value(json_object_get(pj, "overridden")) == 0 && !strstr(pv, "\"c0\"") &&
+           !strstr(pv, "\"h1\"") && !strstr(pv, "\"s2\"") && strstr(pv, "\"p1\""),
+       "B's retention preview reviews B's %lld records and none of A's (%s)", (long long)b_records,
+       pv);
+    json_decref(pj);
     const char *audit =
         sb_audit_list(eng, "globex", 0, 0, res) == 0 ? sb_result_json(res, NULL) : "";
     ok(!strstr(audit, "ha1") && !strstr(audit, "\"h1\"") && !strstr(audit, "\"s2\""),
