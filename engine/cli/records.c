@@ -119,8 +119,13 @@ static int only_flags(const char *cmd, const opts *o, const char *allowed)
     if (!bad && o->quiet && !listed(allowed, "--quiet")) bad = "--quiet";
     if (!bad && o->dry_run && !listed(allowed, "--dry-run")) bad = "--dry-run";
     if (!bad) return 0;
-    fprintf(stderr, "switchboard: %s does not take %s (switchboard %s --help lists its flags)\n",
-            cmd, bad, strncmp(cmd, "records ", 8) ? cmd : "records");
+    /* A sweep of one account, or at another time, is a dry run's. */
+    int dry = !strcmp(cmd, "sweep") && listed("--account --policy --policy-name --now --in-days "
+                                              "--scope --sample",
+                                              bad);
+    fprintf(stderr, "switchboard: %s does not take %s (switchboard %s --help lists its flags%s)\n",
+            cmd, bad, strncmp(cmd, "records ", 8) ? cmd : "records",
+            dry ? "; what a sweep would do to one account: sweep --dry-run --account ID" : "");
     return -1;
 }
 

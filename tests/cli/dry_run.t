@@ -110,6 +110,8 @@ done <<T
 1|a stored policy that is not there|--account acme --policy-name retention/nope|no policy 'retention/nope' for account acme (neither its own nor a shared one) (--policy-name retention/nope)
 2|an empty --policy-name|--account acme --policy-name=|--policy-name needs a value
 T
+run "$sb" sweep --data-dir "$data" --account acme
+check 2 "sweep --account without --dry-run: refused, pointing at the dry run" err "does not take --account (switchboard sweep --help lists its flags; what a sweep would do to one account: sweep --dry-run --account ID)"
 run "$sb" records list --data-dir "$data" --account acme --dry-run
 check 2 "records list refuses --dry-run" err "does not take --dry-run"
 unchanged "refused dry runs"
