@@ -1140,12 +1140,15 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 ** anonymize a held record overridden, a failure (an error, a budget run
 ** out, a decision the engine refuses, a policy without retain) kept and
 ** counted as failed. The hook runs in a policy state of the preview's own,
-** fresh (failures counted and quarantine after policy_quarantine_after in a
-** row, as in a sweep, but none of the engine's counts or quarantines
-** touched; ctx.log lines and failures go to the engine's log at debug).
+** fresh (failures counted and quarantine after quarantine_after in a row,
+** as in a sweep, but none of the engine's counts or quarantines touched;
+** ctx.log lines and failures go to the engine's log at debug).
 ** The records are read in short read transactions, so a preview of a large
 ** account holds no snapshot for long and blocks no writer; records written
-** or changed meanwhile are seen as they are when their turn comes.
+** or changed meanwhile are seen as they are when their turn comes. It only
+** reads: any thread may call it beside events and sweeps. account and opts
+** are read during the call and not kept; the answer is in res, the
+** caller's. An unknown account is SB_ENOTFOUND naming account.
 ** opts (JSON, all optional; NULL or "" for none):
 **   "now_ms": N     the time the sweep runs at (default: the engine's clock)
 **   "in_days": N    or that many days (0..36600) after the engine's clock
