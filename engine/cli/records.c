@@ -872,8 +872,7 @@ static int open_for(const char *cmd, const char *usage, int bad, int nargs, cons
 
 static const char dry_usage[] =
     "sweep --dry-run --data-dir DIR --account ID [--policy FILE] [--policy-name NAME]\n"
-    "        [--now T | --in-days N] [--scope due|all] [--sample N] [--key-file F]\n"
-    "        [--policy-dir DIR] [--json]";
+    "        [--now T | --in-days N] [--scope due|all] [--sample N] [--key-file F] [--json]";
 
 /* The reasons of a preview, most frequent first. */
 static int by_count(const void *a, const void *b)
@@ -941,8 +940,17 @@ static void print_preview(json_t *d)
 
 static int sweep_dry_run(opts *o, int bad)
 {
+    /* Opening the engine with a policy directory stores what it holds as the
+    ** shared policies, which sweeps and the daemon then run: a write. */
+    if (!bad && o->policy_dir) {
+        fprintf(stderr, "switchboard: sweep --dry-run does not take --policy-dir: loading a policy "
+                        "directory stores its policies in the data, which a dry run must not "
+                        "change (it runs the policies the data holds; --policy FILE previews "
+                        "one that is not there)\n");
+        return 2;
+    }
     if (!bad && only_flags("sweep --dry-run", o,
-                           "--dry-run --data-dir --account --key-file --policy-dir --policy "
+                           "--dry-run --data-dir --account --key-file --policy "
                            "--policy-name --now --in-days --scope --sample --json"))
         return 2;
     unsigned long long days = 0, sample = 0;

@@ -78,7 +78,7 @@ has "$out" '"scope": "all"' && has "$out" '"source": "given"' && has "$out" '"c2
 ok $? "... with the scope, the source and the samples" "$(shown)"
 run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy "$tmp/new.lua" --scope due --now 2026-02-01
 check 0 "--scope due: the records' own review dates (none yet)" out "0 reviewed"
-run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy-name retention/anonymize-30-days-delete-2-years --policy-dir policies --now 2026-03-01
+run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy-name retention/anonymize-30-days-delete-2-years --now 2026-03-01
 check 0 "a stored policy by name" out "2 anonymized"
 printf 'local P = {}\nfunction P.retain(r, c) while true do end end\nreturn P\n' >"$tmp/loop.lua"
 run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy "$tmp/loop.lua"
@@ -110,6 +110,12 @@ done <<T
 1|a stored policy that is not there|--account acme --policy-name retention/nope|no policy 'retention/nope' for account acme (neither its own nor a shared one) (--policy-name retention/nope)
 2|an empty --policy-name|--account acme --policy-name=|--policy-name needs a value
 T
+# --policy-dir would store the directory's policies in the data: refused.
+mkdir "$tmp/pol2" && cp -r policies/. "$tmp/pol2" &&
+    sed -i 's/older than 90 days/older than ninety days/' "$tmp/pol2/retention/keep-90-days-then-delete.lua" \
+        "$tmp/pol2/retention/keep-90-days-then-delete.cases.json"
+run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy-dir "$tmp/pol2"
+check 2 "--policy-dir: refused, saying why" err "sweep --dry-run does not take --policy-dir: loading a policy directory stores its policies in the data"
 run "$sb" sweep --data-dir "$data" --account acme
 check 2 "sweep --account without --dry-run: refused, pointing at the dry run" err "does not take --account (switchboard sweep --help lists its flags; what a sweep would do to one account: sweep --dry-run --account ID)"
 run "$sb" records list --data-dir "$data" --account acme --dry-run
