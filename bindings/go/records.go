@@ -546,3 +546,92 @@ func (e *Engine) Sweep(budget time.Duration, progress func(done, total uint64)) 
 	r.Duration = seconds(r.Seconds)
 	return &r.SweepReport, nil
 }
+
+// RetentionPreviewOptions are a retention dry run's options
+// (sb_retention_preview in switchboard.h).
+type RetentionPreviewOptions struct {
+	At     time.Time     // the sweep's time (zero: now, or InDays from now)
+	InDays int           // days from now (not with At)
+	Policy string        // a stored policy to preview instead of the account's retention
+	Source string        // a Lua source, not stored, previewed under Policy
+	Scope  string        // "due", "all" or "" (due, or all with Policy or Source)
+	Sample int           // record ids shown per count (0: 10; -1: none)
+	Budget time.Duration // stop after about this long (0: none), with Next to carry on
+	Next   string        // carry on where the answer that gave it stopped (with its At)
+}
+
+// RetentionPreview is what a retention sweep would do to an account's
+// records, none of it done. Kept includes Overridden and Failed; Reasons
+// counts the decisions by "action: reason"; Samples holds a few ids of each
+// ("kept", "anonymized", "deleted", "overridden", "failed"). Done is false
+// when Budget cut it short: pass Next and At to carry on, and add the counts.
+type RetentionPreview struct {
+	Policy, Version, Source, Scope                  string
+	At                                              time.Time
+	Reviewed, Kept, Anonymized, Deleted, Overridden int
+	Failed                                          int
+	Reasons                                         map[string]int
+	Samples                                         map[string][]string
+	Done                                            bool
+	Next                                            string
+}
+
+// RetentionPreview runs the account's retention hook (or opts.Policy, or
+// opts.Source) over its records as a sweep at opts.At would, writing nothing.
+func (e *Engine) RetentionPreview(account string, opts RetentionPreviewOptions) (*RetentionPreview, error) {
+	doc := map[string]any{}
+	if !opts.At.IsZero() {
+		doc["now_ms"] = opts.At.UnixMilli()
+	}
+	if opts.InDays != 0 {
+		doc["in_days"] = opts.InDays
+	}
+	for k, v := range map[string]string{"policy": opts.Policy, "source": opts.Source,
+		"scope": opts.Scope, "next": opts.Next} {
+		if v != "" {
+			doc[k] = v
+		}
+	}
+	if opts.Sample > 0 {
+		doc["sample"] = opts.Sample
+	} else if opts.Sample < 0 {
+		doc["sample"] = 0
+	}
+	if opts.Budget < 0 {
+		return nil, &Error{Code: ErrInvalid, Field: "budget_ms",
+			Message: fmt.Sprintf("Budget must be 0 (none) or more, not %v", opts.Budget)}
+	}
+	if ms := opts.Budget.Milliseconds(); opts.Budget > 0 && ms < 1 {
+		doc["budget_ms"] = 1
+	} else if opts.Budget > 0 {
+		doc["budget_ms"] = ms
+	}
+	if err := checkUTF8("", doc); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the options: " + err.Error()}
+	}
+	var r struct {
+		RetentionPreview
+		Policy  *string `json:"policy"`
+		Version *string `json:"version"`
+		NowMs   int64   `json:"now_ms"`
+	}
+	err = e.callInto([]string{"account", account}, &r, func(res *C.sb_result, s []*C.char) C.int {
+		p, n := bytesPtr(b)
+		return C.sb_retention_preview(e.eng, s[0], p, n, res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r.Policy != nil {
+		r.RetentionPreview.Policy = *r.Policy
+	}
+	if r.Version != nil {
+		r.RetentionPreview.Version = *r.Version
+	}
+	r.At = time.UnixMilli(r.NowMs)
+	return &r.RetentionPreview, nil
+}

@@ -1487,6 +1487,24 @@ func TestRecords(t *testing.T) {
 	eng := open(t, t.TempDir(), clock, nil)
 	recordsSetup(t, eng, clock)
 
+	// A dry run of the sweep a year on: every record would go, none does.
+	pv, err := eng.RetentionPreview("acme", switchboard.RetentionPreviewOptions{InDays: 365, Sample: -1})
+	if err != nil || pv.Reviewed == 0 || pv.Deleted != pv.Reviewed || !pv.Done || len(pv.Samples["deleted"]) != 0 ||
+		pv.Policy != "retention/delete-abandoned-7-days" || pv.At.Before(clock.now()) {
+		t.Errorf("RetentionPreview: %+v %v", pv, err)
+	}
+	if recs, err := eng.RecordsList("acme", switchboard.RecordsQuery{}); err != nil || len(recs) == 0 {
+		t.Errorf("RecordsList after the preview: %v %v", ids(recs), err)
+	}
+	pv, err = eng.RetentionPreview("acme", switchboard.RetentionPreviewOptions{Policy: "mine",
+		Source: "return {retain = function() return {keep = true, reason = 'x'} end}", Scope: "all"})
+	if err != nil || pv.Kept != pv.Reviewed || pv.Source != "given" || pv.Reasons["keep: x"] != pv.Kept {
+		t.Errorf("RetentionPreview of a source: %+v %v", pv, err)
+	}
+	if _, err := eng.RetentionPreview("acme", switchboard.RetentionPreviewOptions{InDays: -1}); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("RetentionPreview InDays -1: %v", err)
+	}
+
 	recs, err := eng.RecordsList("acme", switchboard.RecordsQuery{})
 	if err != nil || ids(recs) != "c3,c2,c1" {
 		t.Fatalf("RecordsList: %v %v", ids(recs), err)

@@ -1801,6 +1801,13 @@ static int l_hold_place(lua_State *L)
     return do_put_ret(L, sb_hold_place, ret_doc);
 }
 
+/* eng:retention_preview(account, opts) -> the dry run's answer (opts: a
+** table or JSON text, sb_retention_preview's) */
+static int l_retention_preview(lua_State *L)
+{
+    return do_put_ret(L, sb_retention_preview, ret_doc);
+}
+
 static int l_hold_release(lua_State *L)
 {
     return do_get(L, sb_hold_release);
@@ -2686,6 +2693,7 @@ static const luaL_Reg engine_methods[] = {
     {"records_export", l_records_export},
     {"erase", l_erase},
     {"hold_place", l_hold_place},
+    {"retention_preview", l_retention_preview},
     {"hold_release", l_hold_release},
     {"hold_list", l_hold_list},
     {"hold_get", l_hold_get},

@@ -1336,6 +1336,21 @@ def test_records():
         raises(lambda: eng.records_pages("acme", 7), TypeError,
                "records_pages with a number for the query: TypeError at the call")
 
+        # retention_preview: the sweep eight days on, told, nothing done.
+        pv = eng.retention_preview("acme", in_days=8)
+        is_((pv["reviewed"], pv["deleted"], pv["kept"], sorted(pv["samples"]["deleted"])),
+            (2, 2, 0, ["c2", "c3"]),
+            "retention_preview(in_days=8): the two abandoned calls due would go")
+        is_([r["id"] for r in eng.records_list("acme")], ["c3", "c2", "c1"],
+            "... and all three records are still there")
+        pv = eng.retention_preview("acme", {"source": "return {retain = function() "
+                                                     "return {keep = true, reason = 'x'} end}",
+                                            "policy": "mine"}, sample=0)
+        is_((pv["kept"], pv["samples"]["kept"]), (3, []),
+            "a source not stored, options as a dict and keywords")
+        raises(lambda: eng.retention_preview("acme", in_days=-1), sb.InvalidError,
+               "retention_preview(in_days=-1): InvalidError naming it", sb.EINVAL, "in_days")
+
         ex = eng.records_export("acme", "+44 20 7946 0001")
         ok(ex["number"] == "+442079460001" and [r["id"] for r in ex["records"]] == ["c1", "c2"],
            "records_export: the number's two records, decrypted")

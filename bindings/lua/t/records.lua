@@ -83,6 +83,15 @@ T.raises(function() eng:records_pages("acme", 7) end, "bad argument #2 to 'recor
 T.raises(function() eng:records_pages("acme", "[1]") end, "bad argument #2 to 'records_pages'",
          "JSON text that is no object raises at the call")
 
+-- retention_preview: the sweep eight days on, told, nothing done.
+local pv = eng:retention_preview("acme", { in_days = 8 })
+T.ok(pv and pv.reviewed == 2 and pv.deleted == 2 and pv.done == true and
+     table.concat(pv.samples.deleted, ",") == "c2,c3", "retention_preview: the two abandoned calls due would go")
+T.is(ids(eng:records_list("acme").records), "c3,c2,c1", "... and all three records are still there")
+pv = eng:retention_preview("acme", '{"policy":"mine","source":"return {retain = function() return {keep = true} end}"}')
+T.ok(pv and pv.kept == 3 and pv.source == "given", "a source not stored, as JSON text")
+fails(sb.EINVAL, "in_days", "a negative in_days", eng:retention_preview("acme", { in_days = -1 }))
+
 local x = eng:records_export("acme", "+44 20 7946 0001")
 T.is(x and x.number, "+442079460001", "records_export: the number, normalized")
 T.is(x and ids(x.records), "c1,c2", "... its two records")

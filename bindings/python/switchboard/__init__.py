@@ -342,6 +342,7 @@ def _declare(lib):
         "sb_erase": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_records_list": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
         "sb_hold_place": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
+        "sb_retention_preview": (c_int, [E, c_char_p, c_char_p, c_size_t, R]),
         "sb_hold_release": (c_int, [E, c_char_p, c_char_p, R]),
         "sb_hold_list": (c_int, [E, c_char_p, R]),
         "sb_hold_get": (c_int, [E, c_char_p, c_char_p, R]),
@@ -1747,6 +1748,21 @@ class Engine:
                 first = False
                 q["before_ms"], q["before_id"] = page[-1]["ended_ms"], page[-1]["id"]
         return pages()
+
+    def retention_preview(self, account, opts=None, **fields):
+        """A retention dry run: the account's retention hook (or
+        ``policy="retention/x"``, or a ``source="..."`` not stored) over its
+        records as a sweep would, ``in_days=N`` from now or at ``now_ms``,
+        writing nothing. Returns ``{"reviewed", "kept", "anonymized",
+        "deleted", "overridden", "failed", "reasons", "samples", "done",
+        ...}``; the options (``scope``, ``sample``, ``budget_ms``, ``next``)
+        are sb_retention_preview's in switchboard.h."""
+        if opts is None:
+            opts = fields
+        elif fields:
+            opts = _merged(opts, fields, "opts")
+        a, d = _b(account, "account"), _doc(opts, "opts")
+        return self._do(_json, self._lib.sb_retention_preview, a, d, len(d))
 
     def hold_place(self, account, hold=None, **fields):
         """Place a legal hold: ``hold_place("acme", call="c1", reason="...")``,
