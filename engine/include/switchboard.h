@@ -791,6 +791,41 @@ SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *nam
 ** if_version ("*": any), as sb_policy_put_if; "" is SB_EINVAL. */
 SB_API int sb_policy_delete_if(sb_engine *eng, const char *account, const char *name,
                                const char *if_version, sb_result *res);
+/* Version history. The library keeps the account's past uploads and deletes
+** of each policy name, written in the transaction of the upload or delete:
+** the last 50 of a name, and 16 MiB of them an account (each counting its
+** source and 64 bytes), the oldest dropped first, but never a name's newest
+** (what it is now). An upload of the text the history ends with adds
+** nothing; a delete is an entry of its own, and the history stays after it
+** (an upload of the name again carries on with it). It goes with the
+** account. Shared policies (policy_dir) have none: their history is the
+** operator's files'. A policy uploaded by a version before format 9 has its
+** history from its next upload or delete, which first records the upload it
+** replaces (with the time that one was stored).
+** sb_policy_versions: res's JSON {"name",..,"versions":[{"seq":N,"change":
+** "upload"|"delete","version":..|null (a delete),"previous":.. (the version
+** it replaced or deleted; left out for none),"at_ms":N (the engine's clock
+** when it was stored),"bytes":N (an upload's source),"current":bool (the
+** upload in use now)}...],"next":N}, newest first: the entries whose seq is
+** below `before` (0: from the newest; past INT64_MAX SB_EINVAL, field
+** "before"), `limit` at most (0, or past 50: 50), and "next", the last seq given, when
+** more follow (the next page's `before`). Seqs count the account's entries
+** of every name, so a name's have gaps. An upload stored before histories
+** were kept and not changed since is one entry with seq 0. SB_ENOTFOUND when
+** the account has neither an upload of the name nor a history of it (a
+** shared policy's name included); SB_EINVAL (field "name") as sb_policy_get.
+** Another account's policy reads as none. */
+SB_API int sb_policy_versions(sb_engine *eng, const char *account, const char *name,
+                              uint64_t before, size_t limit, sb_result *res);
+/* One version of the account's policy name, with its code, from its history
+** (the newest upload of that version) or the upload in use: as an entry of
+** sb_policy_versions with "name" and "code". A rollback uploads that code
+** again (sb_policy_put_if with the version in use as if_version). SB_EINVAL
+** (field "version") when version is not 16 lowercase hex digits;
+** SB_ENOTFOUND (field "version") when the history has no upload of it (never
+** uploaded, or dropped as above). */
+SB_API int sb_policy_version_get(sb_engine *eng, const char *account, const char *name,
+                                 const char *version, sb_result *res);
 /* Re-read cfg->policy_dir, validate every file, and swap all at once, or
 ** change nothing and say which file failed and why. A file removed while a
 ** queue or retention setting of an account without an upload of that name

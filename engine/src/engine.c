@@ -372,10 +372,10 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
     for (int i = 0; i < DB_COUNT && !rc; i++) {
         static const char *const own[DB_COUNT] = {
-            [DB_TIMERS] = "timers",  [DB_RECORDS] = "records",   [DB_AGENTDOCS] = "docs",
-            [DB_QUEUEDOCS] = "docs", [DB_RIDX] = "records",      [DB_RECID] = "records",
-            [DB_AGGR] = "records",   [DB_REVIEW] = "retention",  [DB_JOBS] = "retention",
-            [DB_AUDIT] = "audit",    [DB_ERASURES] = "retention"};
+            [DB_TIMERS] = "timers",  [DB_RECORDS] = "records",    [DB_AGENTDOCS] = "docs",
+            [DB_QUEUEDOCS] = "docs", [DB_RIDX] = "records",       [DB_RECID] = "records",
+            [DB_AGGR] = "records",   [DB_REVIEW] = "retention",   [DB_JOBS] = "retention",
+            [DB_AUDIT] = "audit",    [DB_ERASURES] = "retention", [DB_POLHIST] = "polhist"};
         sh->dbi[i] = main_dbi;
         if (own[i]) rc = mdb_dbi_open(txn, own[i], MDB_CREATE, &sh->dbi[i]);
     }

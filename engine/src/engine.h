@@ -18,6 +18,9 @@
 **   timers    due_ms(8) kind(1) acct(4) ref -> ""
 **   kv        acct(4) policy 0 key        -> typed value     policy stores
 **   policies  acct(4) name                -> policy record  (acct 0: shared)
+**   polhist   acct(4) 'h' name 0 ~seq(8)  -> a past upload or delete of it (own tree)
+**             acct(4) 'o' seq(8)          -> name, bytes   (oldest first)
+**             acct(4) 's'                 -> next seq, bytes kept
 **   apikeys   acct(4) key_id              -> keyed hash
 **   agentdocs acct(4) agent(4)            -> the agent's JSON document
 **   queuedocs acct(4) queue(4)            -> the queue's JSON document
@@ -32,8 +35,10 @@
 **   audit     acct(4) seq(8)              -> retention action, no personal data
 ** Records, recid, ridx and aggr share the "records" tree (a call's end
 ** touches them all); review and jobs the "retention" tree; audit has its
-** own. Records are keyed by time so that retention sweeps, which mostly
-** meet records in the order they ended, read and write them in order. Account
+** own, and so has polhist (an account's past policy sources, written only by
+** its uploads and deletes). Records are keyed by time so that retention
+** sweeps, which mostly meet records in the order they ended, read and write
+** them in order. Account
 ** data keys are not in LMDB at all (records.h says why).
 **
 ** An agent's live state (status, statistics, dial URIs) is apart from its
@@ -82,6 +87,7 @@ enum {
     DB_JOBS,
     DB_AUDIT,
     DB_ERASURES, /* erasure requests a legal hold kept from records (retention.c) */
+    DB_POLHIST,  /* accounts' past uploads and deletes of their policies (policies.c) */
     DB_COUNT
 };
 
@@ -91,7 +97,7 @@ enum {
 ** refuses it with a clear error rather than failing on the records written
 ** since; an open that writes nothing (a backup, a read) leaves it as it was. */
 #define SCHEMA_VERSION                                                                             \
-    8 /* 3: live calls keep their talk across transfers; 4: call records of                        \
+    9 /* 3: live calls keep their talk across transfers; 4: call records of                        \
        ** version 3 (records.h); 5: agent records keep a status asked for on a                     \
        ** call (model.c, agent format 3), and calls from withheld numbers (call                    \
        ** format 5, records flagged RF_WITHHELD, whose one pseudonym is the                        \
@@ -99,7 +105,9 @@ enum {
        ** are in (call format 6); 7: agents keep when they last missed a ring                      \
        ** (agent format 4, availability format 2), API keys when they were                         \
        ** made (a longer value, which an earlier version does not verify);                         \
-       ** 8: call records of version 4 (a rejected call's reason) */
+       ** 8: call records of version 4 (a rejected call's reason); 9: accounts'                    \
+       ** policy histories (polhist), which an account's deletion by an earlier                    \
+       ** version would leave behind */
 
 /* Name kinds in the names table. NK_QUEUE_GONE: a deleted queue's id,
 ** keyed by its number (its aggregates outlive it; numbers are never used

@@ -332,9 +332,9 @@ static int do_account_delete(wtx *t, void *arg)
     if ((rc = ret_account_deleted(t, t->acct))) return rc;
     if (op->evict && (rc = end_live_calls(t))) return rc;
     uint8_t p[5];
-    static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS,    DB_QUEUES,   DB_MEMBERS, DB_AGENTQ,
-                              DB_AVAIL,    DB_CALLS,     DB_WAITING,  DB_KV,      DB_POLICIES,
-                              DB_APIKEYS,  DB_AGENTDOCS, DB_QUEUEDOCS};
+    static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS,    DB_QUEUES,    DB_MEMBERS, DB_AGENTQ,
+                              DB_AVAIL,    DB_CALLS,     DB_WAITING,   DB_KV,      DB_POLICIES,
+                              DB_APIKEYS,  DB_AGENTDOCS, DB_QUEUEDOCS, DB_POLHIST};
     key_acct(p, t->acct);
     for (size_t i = 0; i < countof(dbs); i++)
         if ((rc = del_prefix(t->txn, e, dbs[i], p, 4))) return rc;

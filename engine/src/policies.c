@@ -359,6 +359,422 @@ static pol_limits limits_of(sb_engine *e)
     return pol_limits_of(&e->cfg);
 }
 
+static int bad_name(sb_result *res, const char *name);
+
+/* --- version history ------------------------------------------------------------- */
+
+/* Each account's past uploads and deletes of each of its policies, written
+** in the transaction of the upload or delete (DB_POLHIST; keys after
+** acct(4)):
+**   'h' name 0 ~seq(8) -> V_POLHIST(1) change(1) version previous at_ms source
+**   'o' seq(8)         -> name, bytes     the account's entries, oldest first
+**   's'                -> next seq(8), bytes kept(8)
+** ~seq (UINT64_MAX - seq) walks a name's entries newest first. Bounded: the
+** last HIST_PER_NAME entries of a name, and HIST_ACCOUNT_BYTES of an
+** account's entries (each counts its source and HIST_ENTRY_BYTES), the
+** oldest dropped first; a name's newest entry (what it is now: the upload in
+** use, or its delete) is never dropped. Histories began with format 9: a
+** name's first entry after that also records the upload it replaced. */
+#define V_POLHIST 1
+#define HIST_PER_NAME 50
+#define HIST_ACCOUNT_BYTES (16u << 20)
+#define HIST_ENTRY_BYTES 64
+enum { HIST_UPLOAD = 1, HIST_DELETE = 2 };
+
+typedef struct {
+    uint64_t seq;
+    int change; /* HIST_* */
+    char version[17], previous[17];
+    int64_t at;
+    const char *src; /* in the transaction's memory */
+    size_t len;
+} hist_ent;
+
+static size_t hist_prefix(uint8_t *k, uint32_t acct, const char *name)
+{
+    size_t n = strlen(name);
+    put_be32(k, acct);
+    k[4] = 'h';
+    memcpy(k + 5, name, n);
+    k[5 + n] = 0;
+    return 6 + n;
+}
+
+static size_t hist_key(uint8_t *k, uint32_t acct, const char *name, uint64_t seq)
+{
+    size_t n = hist_prefix(k, acct, name);
+    put_be64(k + n, UINT64_MAX - seq);
+    return n + 8;
+}
+
+static size_t hist_okey(uint8_t *k, uint32_t acct, uint64_t seq)
+{
+    put_be32(k, acct);
+    k[4] = 'o';
+    put_be64(k + 5, seq);
+    return 13;
+}
+
+static int hist_decode(const uint8_t *key, size_t klen, const MDB_val *v, hist_ent *h)
+{
+    rbuf r;
+    rb_init(&r, v->mv_data, v->mv_size);
+    int ver = rb_u8(&r);
+    h->change = rb_u8(&r);
+    rb_str(&r, h->version, sizeof h->version);
+    rb_str(&r, h->previous, sizeof h->previous);
+    h->at = rb_i64(&r);
+    h->src = rb_strp(&r, &h->len);
+    if (r.err || ver != V_POLHIST || klen < 8) return SB_ESTORE;
+    h->seq = UINT64_MAX - be64(key + klen - 8);
+    return 0;
+}
+
+static int hist_state(MDB_txn *txn, sb_engine *e, uint32_t acct, uint64_t *next, uint64_t *bytes)
+{
+    uint8_t k[5];
+    put_be32(k, acct);
+    k[4] = 's';
+    MDB_val v;
+    int rc = st_get(txn, e, DB_POLHIST, k, 5, &v);
+    *next = 1, *bytes = 0;
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    if (v.mv_size != 16) return SB_ESTORE;
+    *next = be64(v.mv_data);
+    *bytes = be64((const uint8_t *)v.mv_data + 8);
+    return 0;
+}
+
+static int hist_state_put(MDB_txn *txn, sb_engine *e, uint32_t acct, uint64_t next, uint64_t bytes)
+{
+    uint8_t k[5], v[16];
+    put_be32(k, acct);
+    k[4] = 's';
+    put_be64(v, next);
+    put_be64(v + 8, bytes);
+    return st_put(txn, e, DB_POLHIST, k, 5, v, 16);
+}
+
+/* The newest entry of the account's history of name: 0, MDB_NOTFOUND, or
+** an error. */
+static int hist_newest(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, hist_ent *h)
+{
+    uint8_t p[6 + SB_NAME_MAX];
+    st_iter it;
+    int rc = st_iter_open(&it, txn, e, DB_POLHIST, p, hist_prefix(p, acct, name));
+    if (rc == 0 && hist_decode(it.key, it.klen, &it.v, h)) rc = SB_ESTORE;
+    st_iter_close(&it);
+    return rc;
+}
+
+static int hist_write(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name,
+                      const hist_ent *h, uint64_t *bytes)
+{
+    wbuf w = {0};
+    wb_u8(&w, V_POLHIST);
+    wb_u8(&w, (uint8_t)h->change);
+    wb_str(&w, h->version);
+    wb_str(&w, h->previous);
+    wb_i64(&w, h->at);
+    wb_strn(&w, h->src ? h->src : "", h->len);
+    uint8_t k[6 + SB_NAME_MAX + 8];
+    int rc = w.err ? SB_ENOMEM
+                   : st_put(txn, e, DB_POLHIST, k, hist_key(k, acct, name, h->seq), w.b.p, w.b.len);
+    /* The account's index: name and the bytes the entry counts. */
+    uint64_t cost = h->len + HIST_ENTRY_BYTES;
+    wb_reset(&w);
+    wb_str(&w, name);
+    wb_i64(&w, (int64_t)cost);
+    if (!rc)
+        rc = w.err ? SB_ENOMEM
+                   : st_put(txn, e, DB_POLHIST, k, hist_okey(k, acct, h->seq), w.b.p, w.b.len);
+    buf_free(&w.b);
+    if (!rc) *bytes += cost;
+    return rc;
+}
+
+static int hist_drop(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, uint64_t seq,
+                     uint64_t cost, uint64_t *bytes)
+{
+    uint8_t k[6 + SB_NAME_MAX + 8];
+    int rc = st_del(txn, e, DB_POLHIST, k, hist_key(k, acct, name, seq));
+    if (!rc) rc = st_del(txn, e, DB_POLHIST, k, hist_okey(k, acct, seq));
+    *bytes = *bytes > cost ? *bytes - cost : 0;
+    return rc;
+}
+
+/* Name's entries past its HIST_PER_NAME newest go. */
+static int hist_trim_name(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name,
+                          uint64_t *bytes)
+{
+    uint8_t p[6 + SB_NAME_MAX];
+    uint64_t seqs[8], costs[8];
+    for (;;) {
+        size_t n = 0, i = 0;
+        st_iter it;
+        int rc;
+        for (rc = st_iter_open(&it, txn, e, DB_POLHIST, p, hist_prefix(p, acct, name));
+             rc == 0 && n < 8; rc = st_iter_next(&it)) {
+            hist_ent h;
+            if (i++ < HIST_PER_NAME) continue;
+            if (hist_decode(it.key, it.klen, &it.v, &h)) {
+                rc = SB_ESTORE;
+                break;
+            }
+            seqs[n] = h.seq;
+            costs[n++] = h.len + HIST_ENTRY_BYTES;
+        }
+        st_iter_close(&it);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+        for (i = 0; i < n; i++)
+            if ((rc = hist_drop(txn, e, acct, name, seqs[i], costs[i], bytes))) return rc;
+        if (n < 8) return 0;
+    }
+}
+
+/* The account's oldest entries go while it keeps more than
+** HIST_ACCOUNT_BYTES, but never a name's newest. */
+static int hist_trim_account(MDB_txn *txn, sb_engine *e, uint32_t acct, uint64_t *bytes)
+{
+    uint8_t p[5], after[13];
+    size_t alen = 0;
+    put_be32(p, acct);
+    p[4] = 'o';
+    while (*bytes > HIST_ACCOUNT_BYTES) {
+        st_iter it;
+        char name[SB_NAME_MAX + 1];
+        uint64_t seq = 0, cost = 0;
+        int rc = st_iter_after(&it, txn, e, DB_POLHIST, p, 5, after, alen);
+        if (rc == 0) {
+            rbuf r;
+            rb_init(&r, it.v.mv_data, it.v.mv_size);
+            rb_str(&r, name, sizeof name);
+            cost = (uint64_t)rb_i64(&r);
+            seq = it.klen == 13 ? be64(it.key + 5) : 0;
+            memcpy(after, it.key, it.klen == 13 ? 13 : 0);
+            alen = 13;
+            if (r.err || it.klen != 13) rc = SB_ESTORE;
+        }
+        st_iter_close(&it);
+        if (rc == MDB_NOTFOUND) return 0; /* only names' newest left */
+        if (rc) return rc;
+        hist_ent newest;
+        if ((rc = hist_newest(txn, e, acct, name, &newest)) && rc != MDB_NOTFOUND) return rc;
+        if (rc == 0 && newest.seq == seq) continue;
+        if ((rc = hist_drop(txn, e, acct, name, seq, cost, bytes))) return rc;
+    }
+    return 0;
+}
+
+/* Record a change of the account's policy name in its history, in the
+** transaction that makes it (before it writes: the upload there now is
+** read as what was replaced): an upload of version (src, len) or, with
+** change HIST_DELETE, a delete. previous: the version replaced ("" none).
+** An upload of the version the history ends with adds nothing. */
+static int hist_add(wtx *t, const char *name, int change, const char *version, const char *previous,
+                    const char *src, size_t len)
+{
+    MDB_txn *txn = t->txn;
+    sb_engine *e = t->e;
+    uint64_t next, bytes;
+    hist_ent last;
+    int was_seeded = 0;
+    int rc = hist_state(txn, e, t->acct, &next, &bytes);
+    if (rc) return rc;
+    rc = hist_newest(txn, e, t->acct, name, &last);
+    if (rc == MDB_NOTFOUND && previous[0]) {
+        /* The first entry of a name uploaded before histories were kept:
+        ** the upload it replaces comes first. */
+        sb_buf cur = {0};
+        hist_ent seed = {.seq = next++, .change = HIST_UPLOAD};
+        rc = read_policy_at(txn, e, t->acct, name, &cur, seed.version, &seed.at);
+        if (rc == 0) {
+            seed.src = cur.p, seed.len = cur.len;
+            rc = hist_write(txn, e, t->acct, name, &seed, &bytes);
+            last = seed;
+            was_seeded = 1;
+        } else if (rc == SB_ESTORE) { /* unreadable: there is nothing to keep of it */
+            rc = MDB_NOTFOUND;
+        }
+        buf_free(&cur);
+        if (rc && rc != MDB_NOTFOUND) return rc;
+    } else if (rc && rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    int same = rc == 0 && change == HIST_UPLOAD && last.change == HIST_UPLOAD &&
+               !strcmp(last.version, version); /* the same text again */
+    if (same && !was_seeded) return 0;
+    if (!same) {
+        hist_ent h = {.seq = next++, .change = change, .at = t->now, .src = src, .len = len};
+        snprintf(h.version, sizeof h.version, "%s", version ? version : "");
+        snprintf(h.previous, sizeof h.previous, "%s", previous);
+        if ((rc = hist_write(txn, e, t->acct, name, &h, &bytes)) ||
+            (rc = hist_trim_name(txn, e, t->acct, name, &bytes)) ||
+            (rc = hist_trim_account(txn, e, t->acct, &bytes)))
+            return rc;
+    }
+    return hist_state_put(txn, e, t->acct, next, bytes);
+}
+
+/* A version as the API names one: 16 lowercase hex digits. */
+static int version_check(const char *v, sb_result *res)
+{
+    if (v && strlen(v) == 16 && strspn(v, "0123456789abcdef") == 16) return 0;
+    return res_err(res, SB_EINVAL, "version",
+                   "'version' must be a policy version: 16 lowercase hex digits, as \"version\" "
+                   "gives it");
+}
+
+static json_t *hist_json(const hist_ent *h, int current)
+{
+    json_t *o = json_pack("{s:I, s:s, s:s?, s:I}", "seq", (json_int_t)h->seq, "change",
+                          h->change == HIST_DELETE ? "delete" : "upload", "version",
+                          h->change == HIST_DELETE ? NULL : h->version, "at_ms", (json_int_t)h->at);
+    if (o && h->previous[0]) json_object_set_new(o, "previous", json_string(h->previous));
+    if (o && h->change == HIST_UPLOAD)
+        json_object_set_new(o, "bytes", json_integer((json_int_t)h->len));
+    if (o) json_object_set_new(o, "current", json_boolean(current));
+    return o;
+}
+
+int sb_policy_versions(sb_engine *e, const char *account, const char *name, uint64_t before,
+                       size_t limit, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
+    if (!policy_name_valid(name)) return bad_name(res, name);
+    if (before > INT64_MAX)
+        return res_err(res, SB_EINVAL, "before", "'before' must be a \"seq\" a list gave");
+    if (limit == 0 || limit > HIST_PER_NAME) limit = HIST_PER_NAME;
+    MDB_txn *txn;
+    acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
+    char cur[17] = "";
+    int64_t stamp = 0;
+    int has = read_policy_at(txn, e, acc.num, name, NULL, cur, &stamp) == 0;
+    hist_ent top;
+    int named = has || hist_newest(txn, e, acc.num, name, &top) == 0; /* a page past its end: [] */
+    json_t *arr = json_array();
+    uint8_t p[6 + SB_NAME_MAX], after[6 + SB_NAME_MAX + 8];
+    size_t pl = hist_prefix(p, acc.num, name);
+    size_t al = before ? hist_key(after, acc.num, name, before) : 0;
+    uint64_t last = 0;
+    int more = 0, any = 0;
+    st_iter it;
+    for (rc = st_iter_after(&it, txn, e, DB_POLHIST, p, pl, after, al); rc == 0;
+         rc = st_iter_next(&it)) {
+        hist_ent h;
+        if (json_array_size(arr) == limit) {
+            more = 1;
+            break;
+        }
+        if (hist_decode(it.key, it.klen, &it.v, &h)) {
+            rc = SB_ESTORE;
+            break;
+        }
+        /* The newest entry is what the name is now. */
+        int newest = !any && !before;
+        any = 1;
+        json_array_append_new(arr, hist_json(&h, newest && has && h.change == HIST_UPLOAD &&
+                                                     !strcmp(h.version, cur)));
+        last = h.seq;
+    }
+    st_iter_close(&it);
+    if (rc == MDB_NOTFOUND || (rc == 0 && more)) rc = 0;
+    if (!rc && !any && !before && has) {
+        /* Uploaded before histories were kept, and not changed since. */
+        hist_ent h = {.seq = 0, .change = HIST_UPLOAD, .at = stamp};
+        sb_buf src = {0};
+        memcpy(h.version, cur, sizeof cur);
+        if (read_policy(txn, e, acc.num, name, &src, NULL) == 0) h.len = src.len;
+        buf_free(&src);
+        json_array_append_new(arr, hist_json(&h, 1));
+        any = 1;
+    }
+    eng_read_end(e, txn);
+    if (rc) {
+        json_decref(arr);
+        return res_err(res, SB_ESTORE, "name", "cannot read the history of policy '%s'", name);
+    }
+    if (!any && (!before || !named)) {
+        json_decref(arr);
+        return res_err(res, SB_ENOTFOUND, "name",
+                       "no policy '%s' uploaded to this account, now or before (shared "
+                       "policies' versions are policy_dir's files)",
+                       name);
+    }
+    json_t *doc = json_pack("{s:s, s:o}", "name", name, "versions", arr);
+    if (doc && more) json_object_set_new(doc, "next", json_integer((json_int_t)last));
+    res_doc(res, doc);
+    return 0;
+}
+
+int sb_policy_version_get(sb_engine *e, const char *account, const char *name, const char *version,
+                          sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
+    if (!policy_name_valid(name)) return bad_name(res, name);
+    if (version_check(version, res)) return SB_EINVAL;
+    MDB_txn *txn;
+    acct_rec acc;
+    int rc = eng_read_account(e, account, &txn, &acc, res);
+    if (rc) return rc;
+    char cur[17] = "";
+    int has = read_policy(txn, e, acc.num, name, NULL, cur) == 0;
+    uint8_t p[6 + SB_NAME_MAX];
+    st_iter it;
+    hist_ent h;
+    int i = 0, found = 0;
+    for (rc = st_iter_open(&it, txn, e, DB_POLHIST, p, hist_prefix(p, acc.num, name)); rc == 0;
+         rc = st_iter_next(&it), i++) {
+        if (hist_decode(it.key, it.klen, &it.v, &h)) {
+            rc = SB_ESTORE;
+            break;
+        }
+        if (h.change == HIST_UPLOAD && !strcmp(h.version, version)) {
+            found = 1;
+            break;
+        }
+    }
+    json_t *doc = NULL;
+    if (found) {
+        doc = hist_json(&h, i == 0 && has && !strcmp(cur, version));
+        json_object_set_new(doc, "name", json_string(name));
+        json_object_set_new(doc, "code", json_stringn(h.src, h.len));
+    }
+    st_iter_close(&it);
+    if (!found && (rc == 0 || rc == MDB_NOTFOUND) && has && !strcmp(cur, version)) {
+        /* Uploaded before histories were kept, and not changed since. */
+        sb_buf src = {0};
+        hist_ent c = {.seq = 0, .change = HIST_UPLOAD};
+        memcpy(c.version, cur, sizeof cur);
+        if ((rc = read_policy_at(txn, e, acc.num, name, &src, NULL, &c.at)) == 0) {
+            c.len = src.len;
+            doc = hist_json(&c, 1);
+            json_object_set_new(doc, "name", json_string(name));
+            json_object_set_new(doc, "code", json_stringn(src.p ? src.p : "", src.len));
+            found = 1;
+        }
+        buf_free(&src);
+    }
+    eng_read_end(e, txn);
+    if (!found && rc != 0 && rc != MDB_NOTFOUND)
+        return res_err(res, SB_ESTORE, "name", "cannot read the history of policy '%s'", name);
+    if (!found)
+        return res_err(res, SB_ENOTFOUND, "version",
+                       "policy '%s' has no version %s in this account's history (it keeps the "
+                       "last %d versions of each name, %u MiB an account)",
+                       name, version, HIST_PER_NAME, HIST_ACCOUNT_BYTES >> 20);
+    if (!doc) return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    res_doc(res, doc);
+    return 0;
+}
+
 /* --- account uploads ------------------------------------------------------------- */
 
 /* The account's policies changed: a new generation, which every engine's
@@ -478,7 +894,8 @@ static int do_policy_put(wtx *t, void *arg)
     else if (rc && rc != SB_ENOTFOUND)
         return res_err(t->res, rc, "name", "cannot read policy '%s'", op->name);
     if (rc) op->previous[0] = 0;
-    if ((rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version, t->now)))
+    if ((rc = hist_add(t, op->name, HIST_UPLOAD, op->version, op->previous, op->src, op->len)) ||
+        (rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version, t->now)))
         return rc;
     op->acct = t->acct;
     return bump_account_gen(t, &op->gen);
@@ -918,7 +1335,11 @@ static int do_policy_delete(wtx *t, void *arg)
                            who, hook_users_do(miss), op->name, hook_name(miss),
                            hook_users_fix(miss));
     }
-    if ((rc = st_del(t->txn, e, DB_POLICIES, k, kl))) return rc;
+    char had[17] = "";
+    if (read_policy(t->txn, e, t->acct, op->name, NULL, had)) had[0] = 0;
+    if ((rc = hist_add(t, op->name, HIST_DELETE, NULL, had, NULL, 0)) ||
+        (rc = st_del(t->txn, e, DB_POLICIES, k, kl)))
+        return rc;
     /* Its store goes with it, unless the shared policy of that name decides
     ** from now on (it carries on with the store, as before the upload). */
     if (!op->shared && (rc = st_kv_drop(t->txn, e, t->acct, op->name))) return rc;
