@@ -924,6 +924,10 @@ static void h_call_get(ctx *x)
 
 /* Handlers: policies (account). */
 
+/* The most entries a page of a policy's history gives (the library keeps
+** 50 of a name). */
+#define SBD_POLICY_VERSIONS_MAX 50
+
 static int is_json_type(const char *ct)
 {
     if (!ct) return 0;
@@ -1013,6 +1017,39 @@ static void h_policy_get(ctx *x)
         json_decref(o);
     }
     reply_result(x, rc, 200, NULL, NULL);
+}
+
+/* A policy's version history (sb_policy_versions), or with ?version= one
+** version's code (sb_policy_version_get). No ETag: If-Match conditions the
+** upload in use, which GET /v1/policies/{name} gives. */
+static void h_policy_versions(ctx *x)
+{
+    char vb[64];
+    const char *v;
+    long long before = -1, limit = -1; /* -1: not given */
+    if (query_param(x, "version", vb, sizeof vb, &v) || query_int(x, "before", &before) ||
+        query_int(x, "limit", &limit))
+        return;
+    if (v && (before >= 0 || limit >= 0)) {
+        fail(x, 400, "SB_EINVAL", before >= 0 ? "before" : "limit",
+             "\"version\" reads one version: it takes no \"before\" or \"limit\"");
+        return;
+    }
+    if (v) {
+        reply_result(x, sb_policy_version_get(x->d->eng, x->account, x->p[0], v, x->d->res), 200,
+                     NULL, NULL);
+        return;
+    }
+    if (limit == 0 || limit > SBD_POLICY_VERSIONS_MAX) {
+        fail(x, 400, "SB_EINVAL", "limit", "\"limit\" must be between 1 and %d",
+             SBD_POLICY_VERSIONS_MAX);
+        return;
+    }
+    reply_result(x,
+                 sb_policy_versions(x->d->eng, x->account, x->p[0],
+                                    before < 0 ? 0 : (uint64_t)before,
+                                    limit < 0 ? 0 : (size_t)limit, x->d->res),
+                 200, NULL, NULL);
 }
 
 static void h_policy_delete(ctx *x)
@@ -1646,6 +1683,11 @@ static const struct route routes[] = {
      {[SBD_GET] = h_policy_get, [SBD_PUT] = h_policy_put, [SBD_DELETE] = h_policy_delete},
      NULL,
      NULL},
+    {"/v1/policy-versions/{name...}",
+     AUTH_ACCOUNT,
+     {[SBD_GET] = h_policy_versions},
+     NULL,
+     "version before limit"},
     {"/v1/events", AUTH_ACCOUNT, {[SBD_GET] = h_events}, NULL, NULL},
     {"/v1/records",
      AUTH_ACCOUNT,

@@ -143,6 +143,21 @@ def etag_upload(r):
     return m is not None and ('["%s"]' % m.group(1)) in got
 
 
+def first_json(text):
+    """The JSON object a command printed first (curl's status line follows)."""
+    try:
+        return json.JSONDecoder().raw_decode(text.lstrip())[0]
+    except ValueError:
+        return {}
+
+
+def policy_version(path):
+    """A policy file's version: the first 16 hex digits of its SHA-256."""
+    import hashlib
+    with open(os.path.join(work, path), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
 NOW = time.time() * 1000
 
 
@@ -264,6 +279,21 @@ EXPECT = [
     (["$SB/v1/policies/my-policy"], "GET /v1/policies/my-policy: its code",
      lambda st, r: st == 200 and r.get("source") == "account" and
      r.get("code", "").startswith("local P = {}")),
+    (["sed 's/or \"english\"/or \"german\"/' my-policy.lua", "--data-binary @-"],
+     "uploading a changed version: it replaced the first",
+     lambda st, r: st == 0 and first_json(r).get("previous") == policy_version("my-policy.lua")),
+    (["$SB/v1/policy-versions/my-policy"], "GET /v1/policy-versions/my-policy: the two, newest first",
+     lambda st, r: st == 200 and [(v["change"], v["current"]) for v in r.get("versions", [])] ==
+     [("upload", True), ("upload", False)] and
+     r["versions"][1]["version"] == policy_version("my-policy.lua") and
+     r["versions"][0]["previous"] == r["versions"][1]["version"]),
+    (["?version=$(sha256sum my-policy.lua | cut -c1-16)"], "?version=: the first one's code",
+     lambda st, r: st == 200 and
+     r.get("code") == open(os.path.join(work, "my-policy.lua")).read()),
+    (["PREV=$(curl", "--data-binary @rollback.lua", '-H "If-Match: $ETAG"'],
+     "the rollback: the first version back, replacing the second",
+     lambda st, r: st == 0 and first_json(r).get("version") == policy_version("my-policy.lua") and
+     first_json(r).get("previous") not in (None, policy_version("my-policy.lua"))),
     (["-X DELETE $SB/v1/policies/my-policy"], "DELETE my-policy: none stands in",
      lambda st, r: (st, r) == (200, {"name": "my-policy", "deleted": True, "now": None})),
     (["records?queue=support"], "GET /v1/records?queue=support: c2 and c1 (c3 ended in backup)",
