@@ -1008,9 +1008,31 @@ static int policy_precondition_failed(ctx *x, int rc)
     return 1;
 }
 
+/* The length of the policy name before a trailing "/versions" or
+** "/versions/<version>" in name (0: none), as a client guessing where a
+** policy's history is would write it. */
+static size_t versions_suffix(const char *name)
+{
+    const char *s = strstr(name, "/versions");
+    for (; s; s = strstr(s + 1, "/versions")) {
+        const char *rest = s + strlen("/versions");
+        if (s > name && (!*rest || (*rest == '/' && is_version(rest + 1, strlen(rest + 1)))))
+            return (size_t)(s - name);
+    }
+    return 0;
+}
+
 static void h_policy_get(ctx *x)
 {
     int rc = sb_policy_get(x->d->eng, x->account, x->p[0], x->d->res);
+    size_t vn = rc == SB_ENOTFOUND ? versions_suffix(x->p[0]) : 0;
+    if (vn) { /* a policy named so could exist: what is not there is said as before */
+        fail(x, 404, "SB_ENOTFOUND", "name",
+             "%s (a policy's versions are at /v1/policy-versions/%.*s, and one version's code "
+             "at ?version=)",
+             sb_result_message(x->d->res), (int)vn, x->p[0]);
+        return;
+    }
     if (rc == 0) {
         json_t *o = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
         policy_etag(x, o);

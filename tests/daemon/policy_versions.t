@@ -58,6 +58,12 @@ r = acme.get("/v1/policy-versions/nothing")
 t.is_(r.status, 404, "a name never uploaded: 404")
 r = acme.get("/v1/policy-versions/../x")
 t.ok(r.status in (400, 404), "a name no policy can have: refused", r)
+# Where a client would guess the history is, a 404 says where it is (a policy
+# could be named team/vip/versions: the path cannot be taken for the history).
+for path in ("/v1/policies/team/vip/versions", "/v1/policies/team/vip/versions/" + v2):
+    r = acme.get(path)
+    t.ok(r.status == 404 and "/v1/policy-versions/team/vip" in r.json["error"]["message"],
+         "GET %s: 404 pointing to the history" % path.replace(v2, "V"), r)
 r = acme.put("/v1/policy-versions/team/vip", V2, headers=LUA)
 t.is_(r.status, 405, "the history is read-only: PUT is 405")
 
