@@ -1074,6 +1074,20 @@ static void h_policy_versions(ctx *x)
                  200, NULL, NULL);
 }
 
+/* Forget entries of a policy's history (sb_policy_versions_forget): with
+** ?version= the earlier uploads of that version, else all but the newest. */
+static void h_policy_versions_forget(ctx *x)
+{
+    char vb[64];
+    const char *v;
+    if (query_param(x, "version", vb, sizeof vb, &v)) return;
+    int rc = sb_policy_versions_forget(x->d->eng, x->account, x->p[0], v, x->d->res);
+    reply_result(x, rc, 200, NULL, NULL);
+    if (rc == 0)
+        sbd_log(SB_LOG_INFO, "policy history forgotten", "account=%s policy=%s version=%s",
+                sbd_qacct(x->account), sbd_q(x->p[0]), v ? v : "all-past");
+}
+
 static void h_policy_delete(ctx *x)
 {
     char ivb[20];
@@ -1277,7 +1291,9 @@ static int check_conditions(ctx *x, handler h)
 /* The query parameters a DELETE takes (a route's params are its GET's). */
 static const char *delete_params(const struct route *rt)
 {
-    return rt->h[SBD_DELETE] == h_account_delete ? "live_calls" : NULL;
+    return rt->h[SBD_DELETE] == h_account_delete           ? "live_calls"
+           : rt->h[SBD_DELETE] == h_policy_versions_forget ? "version"
+                                                           : NULL;
 }
 
 static int check_query(ctx *x)
@@ -1707,7 +1723,7 @@ static const struct route routes[] = {
      NULL},
     {"/v1/policy-versions/{name...}",
      AUTH_ACCOUNT,
-     {[SBD_GET] = h_policy_versions},
+     {[SBD_GET] = h_policy_versions, [SBD_DELETE] = h_policy_versions_forget},
      NULL,
      "version before limit"},
     {"/v1/events", AUTH_ACCOUNT, {[SBD_GET] = h_events}, NULL, NULL},

@@ -826,6 +826,18 @@ SB_API int sb_policy_versions(sb_engine *eng, const char *account, const char *n
 ** uploaded, or dropped as above). */
 SB_API int sb_policy_version_get(sb_engine *eng, const char *account, const char *name,
                                  const char *version, sb_result *res);
+/* Drop entries of the account's history of name, for code that must not be
+** kept (a secret or personal data uploaded by mistake): with version (16
+** lowercase hex digits), every earlier upload of that version; NULL, every
+** entry but the newest (what the name is now: the upload in use, or its
+** delete). res's JSON: {"name":..,"forgotten":N}. SB_ESTATE (field
+** "version") when version is the upload in use (upload another, or delete
+** the policy, first); SB_ENOTFOUND when the history has no upload of it
+** (field "version"), or the account has neither an upload nor a history of
+** name (field "name"); SB_EINVAL as sb_policy_version_get. Nothing is
+** recorded in the history; the engine's log says it at info. */
+SB_API int sb_policy_versions_forget(sb_engine *eng, const char *account, const char *name,
+                                     const char *version, sb_result *res);
 /* Re-read cfg->policy_dir, validate every file, and swap all at once, or
 ** change nothing and say which file failed and why. A file removed while a
 ** queue or retention setting of an account without an upload of that name

@@ -775,6 +775,88 @@ int sb_policy_version_get(sb_engine *e, const char *account, const char *name, c
     return 0;
 }
 
+/* sb_policy_versions_forget: drop entries of a name's history. */
+typedef struct {
+    const char *account, *name, *version; /* version NULL: all but the newest */
+    size_t dropped;
+} forget_op;
+
+static int do_versions_forget(wtx *t, void *arg)
+{
+    forget_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    MDB_txn *txn = t->txn;
+    sb_engine *e = t->e;
+    uint64_t next, bytes;
+    if ((rc = hist_state(txn, e, t->acct, &next, &bytes))) return rc;
+    char cur[17] = "";
+    if (read_policy(txn, e, t->acct, op->name, NULL, cur)) cur[0] = 0;
+    uint8_t p[6 + SB_NAME_MAX];
+    struct {
+        uint64_t seq, cost;
+    } *drop = NULL;
+    size_t n = 0, i = 0;
+    int any = 0;
+    st_iter it;
+    for (rc = st_iter_open(&it, txn, e, DB_POLHIST, p, hist_prefix(p, t->acct, op->name)); rc == 0;
+         rc = st_iter_next(&it), i++) {
+        hist_ent h;
+        if (hist_decode(it.key, it.klen, &it.v, &h)) {
+            rc = SB_ESTORE;
+            break;
+        }
+        any = 1;
+        /* Never the newest (what the name is now); at most HIST_PER_NAME. */
+        if (i == 0 || (op->version && (h.change != HIST_UPLOAD || strcmp(h.version, op->version))))
+            continue;
+        if (!drop && !(drop = malloc(HIST_PER_NAME * sizeof *drop))) {
+            rc = SB_ENOMEM;
+            break;
+        }
+        if (n < HIST_PER_NAME) drop[n].seq = h.seq, drop[n++].cost = h.len + HIST_ENTRY_BYTES;
+    }
+    st_iter_close(&it);
+    if (rc == MDB_NOTFOUND) rc = 0;
+    if (!rc && op->version && !strcmp(cur, op->version))
+        rc = res_err(t->res, SB_ESTATE, "version",
+                     "version %s is the upload of policy '%s' in use: upload another version, "
+                     "or delete the policy, first; nothing changed",
+                     op->version, op->name);
+    else if (!rc && !any && !cur[0])
+        rc = res_err(t->res, SB_ENOTFOUND, "name",
+                     "no policy '%s' uploaded to this account, now or before (shared policies' "
+                     "versions are policy_dir's files)",
+                     op->name);
+    else if (!rc && op->version && !n)
+        rc = res_err(t->res, SB_ENOTFOUND, "version",
+                     "policy '%s' has no earlier version %s in this account's history", op->name,
+                     op->version);
+    for (i = 0; !rc && i < n; i++)
+        rc = hist_drop(txn, e, t->acct, op->name, drop[i].seq, drop[i].cost, &bytes);
+    free(drop);
+    if (rc) return rc;
+    op->dropped = n;
+    return n ? hist_state_put(txn, e, t->acct, next, bytes) : 0;
+}
+
+int sb_policy_versions_forget(sb_engine *e, const char *account, const char *name,
+                              const char *version, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
+    if (!policy_name_valid(name)) return bad_name(res, name);
+    if (version && version_check(version, res)) return SB_EINVAL;
+    forget_op op = {account, name, version, 0};
+    int rc = eng_write_ex(e, do_versions_forget, &op, res, 1); /* a delete */
+    if (rc) return rc;
+    sb_log(e, SB_LOG_INFO, "policy history forgotten account=%s policy=%s version=%s entries=%zu",
+           account, name, version ? version : "all-past", op.dropped);
+    res_doc(res, json_pack("{s:s, s:I}", "name", name, "forgotten", (json_int_t)op.dropped));
+    return 0;
+}
+
 /* --- account uploads ------------------------------------------------------------- */
 
 /* The account's policies changed: a new generation, which every engine's

@@ -294,6 +294,8 @@ EXPECT = [
      "the rollback: the first version back, replacing the second",
      lambda st, r: st == 0 and first_json(r).get("version") == policy_version("my-policy.lua") and
      first_json(r).get("previous") not in (None, policy_version("my-policy.lua"))),
+    (["-X DELETE \"$SB/v1/policy-versions/my-policy?version="], "forgetting the changed version",
+     lambda st, r: (st, r) == (200, {"name": "my-policy", "forgotten": 1})),
     (["-X DELETE $SB/v1/policies/my-policy"], "DELETE my-policy: none stands in",
      lambda st, r: (st, r) == (200, {"name": "my-policy", "deleted": True, "now": None})),
     (["records?queue=support"], "GET /v1/records?queue=support: c2 and c1 (c3 ended in backup)",

@@ -90,6 +90,20 @@ t.is_(shape(globex.get("/v1/policy-versions/team/vip?version=" + v2)),
 r = globex.get("/v1/policy-versions/first")
 t.ok(r.status == 200 and len(r.json["versions"]) == 1, "globex has its own", r)
 
+# Forgetting code the history must not keep.
+r = globex.delete("/v1/policy-versions/team/vip?version=" + v2)
+t.is_(shape(r), shape(globex.delete("/v1/policy-versions/nope?version=" + v2)),
+      "another account cannot forget acme's: the same 404 as none")
+r = acme.delete("/v1/policy-versions/team/vip?version=" + v2)
+t.ok(r.status == 200 and r.json == {"name": "team/vip", "forgotten": 1}, "v2 forgotten", r)
+t.is_(acme.get("/v1/policy-versions/team/vip?version=" + v2).status, 404, "... its code gone")
+r = acme.delete("/v1/policy-versions/team/vip?version=" + first)
+t.ok(r.status == 409 and r.field == "version", "the version in use: 409", r)
+r = acme.delete("/v1/policy-versions/team/vip?before=1")
+t.ok(r.status == 400 and r.field == "before", "a DELETE takes version alone", r)
+t.is_([v["version"] for v in acme.get("/v1/policy-versions/team/vip").json["versions"]],
+      [first, v3, first], "the rest stays")
+
 # A delete is an entry; the history stays after it.
 r0 = acme.put("/v1/policies/first", FIRST_POLICY, headers=LUA)
 r = acme.put("/v1/queues/support", {"policy": "first", "members": [{"agent": "alice"}]})
@@ -100,7 +114,7 @@ r = acme.get("/v1/policy-versions/team/vip")
 top = r.json["versions"][0] if r.status == 200 else {}
 t.ok(top.get("change") == "delete" and top.get("version") is None and top.get("previous") == first,
      "the delete is the newest entry, naming the version deleted", r)
-t.is_(acme.get("/v1/policy-versions/team/vip?version=" + v2).status, 200,
+t.is_(acme.get("/v1/policy-versions/team/vip?version=" + v3).status, 200,
       "old versions still read after the delete")
 
 # An account's deletion takes its history: made again, it has none.

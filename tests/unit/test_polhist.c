@@ -251,6 +251,52 @@ static void test_account_budget(void)
     json_decref(b);
 }
 
+/* Forgetting: code that must not be kept goes from the history. */
+static void test_forget(void)
+{
+    char v1[17], v2[17], v3[17];
+    put_at("acme", "secret",
+           "local P = {}\n-- token SECRET-123\nfunction P.route() return { "
+           "wait = 1 } end\nreturn P\n",
+           50000000, v1);
+    put_at("acme", "secret", src_of(2, 0), 50001000, v2);
+    put_at("acme", "secret", src_of(3, 0), 50002000, v3);
+    ok(sb_policy_versions_forget(eng, "acme", "secret", v1, res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"forgotten\":1"),
+       "an earlier version forgotten (%s)", sb_result_json(res, NULL));
+    ok(sb_policy_version_get(eng, "acme", "secret", v1, res) == SB_ENOTFOUND,
+       "its code no longer reads");
+    json_t *l = versions("acme", "secret", 0, 0);
+    ok(l && count(l) == 2 && !strcmp(field(l, 1, "version"), v2), "the others stay");
+    json_decref(l);
+    ok(sb_policy_versions_forget(eng, "acme", "secret", v3, res) == SB_ESTATE &&
+           !strcmp(sb_result_field(res), "version"),
+       "the version in use: SB_ESTATE (%s)", sb_result_message(res));
+    ok(sb_policy_versions_forget(eng, "acme", "secret", v1, res) == SB_ENOTFOUND &&
+           !strcmp(sb_result_field(res), "version"),
+       "one no longer there: SB_ENOTFOUND (%s)", sb_result_message(res));
+    ok(sb_policy_versions_forget(eng, "acme", "secret", "ABC", res) == SB_EINVAL,
+       "a malformed version: SB_EINVAL");
+    ok(sb_policy_versions_forget(eng, "globex", "secret", v2, res) == SB_ENOTFOUND &&
+           !strcmp(sb_result_field(res), "name"),
+       "another account's: SB_ENOTFOUND, as none (%s)", sb_result_message(res));
+    ok(sb_policy_versions_forget(eng, "acme", "secret", NULL, res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"forgotten\":1"),
+       "NULL: every entry but the newest (%s)", sb_result_json(res, NULL));
+    l = versions("acme", "secret", 0, 0);
+    ok(l && count(l) == 1 && !strcmp(field(l, 0, "version"), v3), "the upload in use stays");
+    json_decref(l);
+    now_ms = 50003000;
+    sb_policy_delete(eng, "acme", "secret", res);
+    ok(sb_policy_versions_forget(eng, "acme", "secret", v3, res) == 0,
+       "deleted, its last version can go too");
+    l = versions("acme", "secret", 0, 0);
+    ok(l && count(l) == 1 && !strcmp(field(l, 0, "change"), "delete"),
+       "leaving the delete alone (%s)", sb_result_json(res, NULL));
+    json_decref(l);
+    ok(sb_policy_version_get(eng, "acme", "secret", v3, res) == SB_ENOTFOUND, "no code left");
+}
+
 static void test_isolation(void)
 {
     char v[17];
@@ -407,6 +453,7 @@ int main(void)
     test_name_limit_and_paging();
     test_account_budget();
     test_isolation();
+    test_forget();
     test_account_delete();
     test_before_history();
     sb_close(eng);
