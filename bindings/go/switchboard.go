@@ -1049,6 +1049,44 @@ func (e *Engine) PolicyDeleteIf(account, name, ifVersion string) (map[string]any
 	})
 }
 
+// PolicyVersions reads the account's history of policy name, newest first
+// ("name", "versions": [{"seq", "change": "upload" or "delete", "version",
+// "previous", "at_ms", "bytes", "current"}...], and "next" while more follow):
+// the entries below seq before (0: from the newest), at most limit (0: 50);
+// pass "next" as before for the following page (sb_policy_versions). A
+// negative limit is ErrInvalid (field "limit").
+func (e *Engine) PolicyVersions(account, name string, before uint64, limit int) (map[string]any, error) {
+	if limit < 0 {
+		return nil, &Error{Code: ErrInvalid, Field: "limit",
+			Message: fmt.Sprintf("limit must be 0 (50) or more, not %d", limit)}
+	}
+	return e.call([]string{"account", account, "name", name}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_policy_versions(e.eng, s[0], s[1], C.uint64_t(before), C.size_t(limit), res)
+	})
+}
+
+// PolicyVersion reads one version of the account's policy name from its
+// history, with its "code": roll back by uploading that code again
+// (sb_policy_version_get).
+func (e *Engine) PolicyVersion(account, name, version string) (map[string]any, error) {
+	return e.call([]string{"account", account, "name", name, "version", version}, func(res *C.sb_result, s []*C.char) C.int {
+		return C.sb_policy_version_get(e.eng, s[0], s[1], s[2], res)
+	})
+}
+
+// PolicyVersionsForget drops the earlier uploads of version from the
+// history of policy name ("": every entry but the newest); ErrState for the
+// version in use (sb_policy_versions_forget).
+func (e *Engine) PolicyVersionsForget(account, name, version string) (map[string]any, error) {
+	return e.call([]string{"account", account, "name", name, "version", version}, func(res *C.sb_result, s []*C.char) C.int {
+		v := s[2]
+		if version == "" {
+			v = nil
+		}
+		return C.sb_policy_versions_forget(e.eng, s[0], s[1], v, res)
+	})
+}
+
 // AgentList lists an account's agents, in id order (AgentListPage reads
 // them a page at a time).
 func (e *Engine) AgentList(account string) ([]map[string]any, error) {

@@ -669,6 +669,32 @@ func TestPolicies(t *testing.T) {
 	if _, err := eng.PolicyPutIf("acme", "spare", []byte(routeFirst+"-- 2\n"), nil, ""); !errors.Is(err, switchboard.ErrState) {
 		t.Errorf("PolicyPutIf \"\" over an upload: %v", err)
 	}
+	sv2, err := eng.PolicyPut("acme", "spare", []byte(routeFirst+"-- 2\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := eng.PolicyVersions("acme", "spare", 0, 0); err != nil || len(h["versions"].([]any)) != 2 ||
+		h["versions"].([]any)[0].(map[string]any)["version"] != sv2 {
+		t.Errorf("PolicyVersions: %v %v", h, err)
+	}
+	if h, err := eng.PolicyVersions("acme", "spare", 0, 1); err != nil || h["next"] == nil {
+		t.Errorf("PolicyVersions, a page of 1: %v %v", h, err)
+	}
+	if o, err := eng.PolicyVersion("acme", "spare", sv); err != nil || o["code"] != routeFirst {
+		t.Errorf("PolicyVersion of the first: %v %v", o, err)
+	}
+	if _, err := eng.PolicyVersion("acme", "spare", "XYZ"); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("PolicyVersion of a malformed version: %v", err)
+	}
+	if _, err := eng.PolicyVersionsForget("acme", "spare", sv2); !errors.Is(err, switchboard.ErrState) {
+		t.Errorf("PolicyVersionsForget of the version in use: %v", err)
+	}
+	if f, err := eng.PolicyVersionsForget("acme", "spare", ""); err != nil || f["forgotten"] != float64(1) {
+		t.Errorf("PolicyVersionsForget of all but the newest: %v %v", f, err)
+	}
+	if sv, err = eng.PolicyPut("acme", "spare", []byte(routeFirst), nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := eng.PolicyDeleteIf("acme", "spare", "0000000000000000"); !errors.Is(err, switchboard.ErrState) {
 		t.Errorf("PolicyDeleteIf of another version: %v", err)
 	}

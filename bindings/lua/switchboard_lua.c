@@ -1228,6 +1228,39 @@ static int l_policy_delete(lua_State *L)
     return finish(L, c, sb_policy_delete_if(use(c.b, L), acct, name, iv, c.res), ret_doc);
 }
 
+/* eng:policy_versions(account, name [, before [, limit]]) -> {name=, versions={...}, next=} */
+static int l_policy_versions(lua_State *L)
+{
+    check_box(L);
+    const char *acct = check_str(L, 2), *name = check_str(L, 3);
+    double x = opt_num(L, 4, 0);
+    if (!whole_below(x, BELOW_I64))
+        arg_error(L, 4, "expected a history entry's seq, 0 (from the newest) or more");
+    uint64_t before = (uint64_t)x;
+    x = opt_num(L, 5, 0);
+    if (!whole_below(x, (double)SIZE_MAX + 1))
+        arg_error(L, 5, "expected a whole number of entries, 0 (50) or more");
+    size_t limit = (size_t)x;
+    call c = begin(L);
+    return finish(L, c, sb_policy_versions(use(c.b, L), acct, name, before, limit, c.res), ret_doc);
+}
+/* eng:policy_version(account, name, version) -> {name=, version=, code=, ...} */
+static int l_policy_version(lua_State *L)
+{
+    check_box(L);
+    const char *acct = check_str(L, 2), *name = check_str(L, 3), *v = check_str(L, 4);
+    call c = begin(L);
+    return finish(L, c, sb_policy_version_get(use(c.b, L), acct, name, v, c.res), ret_doc);
+}
+/* eng:policy_versions_forget(account, name [, version]) -> {name=, forgotten=} */
+static int l_policy_versions_forget(lua_State *L)
+{
+    check_box(L);
+    const char *acct = check_str(L, 2), *name = check_str(L, 3), *v = opt_str(L, 4, NULL);
+    call c = begin(L);
+    return finish(L, c, sb_policy_versions_forget(use(c.b, L), acct, name, v, c.res), ret_doc);
+}
+
 /* eng:member_put(account, queue, agent [, doc]) */
 static int l_member_put(lua_State *L)
 {
@@ -2680,6 +2713,9 @@ static const luaL_Reg engine_methods[] = {
     {"policy_list", l_policy_list},
     {"policy_get", l_policy_get},
     {"policy_delete", l_policy_delete},
+    {"policy_versions", l_policy_versions},
+    {"policy_version", l_policy_version},
+    {"policy_versions_forget", l_policy_versions_forget},
     {"reload", l_reload},
     {"sync", l_sync},
     {"sync_progress", l_sync_progress},

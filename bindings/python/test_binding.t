@@ -751,6 +751,21 @@ def test_policies():
                sb.StateError, "policy_put if_version='' over an upload: StateError", sb.ESTATE,
                "if_version")
         v2 = eng.policy_put("acme", "spare", ROUTE_FIRST + "-- 2\n", if_version=v)["version"]
+        hist = eng.policy_versions("acme", "spare")
+        ok([x["version"] for x in hist["versions"]] == [v2, v] and hist["versions"][0]["current"],
+           "policy_versions: the two uploads, newest first")
+        ok(eng.policy_version("acme", "spare", v)["code"] == ROUTE_FIRST,
+           "policy_version: the first one's code")
+        raises(lambda: eng.policy_version("acme", "spare", "XYZ"), sb.InvalidError,
+               "policy_version of a malformed version: InvalidError", sb.EINVAL, "version")
+        page = eng.policy_versions("acme", "spare", limit=1)
+        ok(len(page["versions"]) == 1 and
+           eng.policy_versions("acme", "spare", before=page["next"])["versions"][0]["version"] == v,
+           "policy_versions pages with before/next")
+        ok(eng.policy_versions_forget("acme", "spare", v) == {"name": "spare", "forgotten": 1},
+           "policy_versions_forget: the earlier version dropped")
+        raises(lambda: eng.policy_versions_forget("acme", "spare", v2), sb.StateError,
+               "policy_versions_forget of the version in use: StateError", sb.ESTATE, "version")
         raises(lambda: eng.policy_delete("acme", "spare", if_version=v), sb.StateError,
                "policy_delete if_version of a replaced version: StateError", sb.ESTATE,
                "if_version")

@@ -325,6 +325,9 @@ def _declare(lib):
         "sb_policy_put_if": (c_int, [E, c_char_p, c_char_p, c_char_p, c_size_t, c_char_p,
                                      c_char_p, R]),
         "sb_policy_delete_if": (c_int, [E, c_char_p, c_char_p, c_char_p, R]),
+        "sb_policy_versions": (c_int, [E, c_char_p, c_char_p, ctypes.c_uint64, c_size_t, R]),
+        "sb_policy_version_get": (c_int, [E, c_char_p, c_char_p, c_char_p, R]),
+        "sb_policy_versions_forget": (c_int, [E, c_char_p, c_char_p, c_char_p, R]),
         "sb_reload": (c_int, [E, R]),
         "sb_policy_check": (c_int, [c_char_p, c_char_p, c_size_t, R]),
         "sb_policy_test": (c_int, [c_char_p, c_char_p, c_size_t, c_char_p, c_size_t, R]),
@@ -1632,6 +1635,32 @@ class Engine:
                             _b(name, "name"), _b(if_version, "if_version"))
         return self._do(_json, self._lib.sb_policy_delete, _b(account, "account"),
                         _b(name, "name"))
+
+    def policy_versions(self, account, name, before=0, limit=0):
+        """The account's history of policy ``name``, newest first:
+        ``{"name", "versions": [{"seq", "change": "upload"|"delete",
+        "version", "previous", "at_ms", "bytes", "current"}...], "next"}``;
+        the entries below seq ``before`` (0: from the newest), at most
+        ``limit`` (0: 50); pass ``next`` as ``before`` for the following page
+        (sb_policy_versions)."""
+        return self._do(_json, self._lib.sb_policy_versions, _b(account, "account"),
+                        _b(name, "name"), _whole(before, 64, "before"),
+                        _whole(limit, 8 * ctypes.sizeof(ctypes.c_size_t), "limit"))
+
+    def policy_version(self, account, name, version):
+        """One version of the account's policy ``name`` from its history, with
+        its ``"code"``: roll back by uploading that code again
+        (sb_policy_version_get)."""
+        return self._do(_json, self._lib.sb_policy_version_get, _b(account, "account"),
+                        _b(name, "name"), _b(version, "version"))
+
+    def policy_versions_forget(self, account, name, version=None):
+        """Drop the earlier uploads of ``version`` from the history of policy
+        ``name`` (None: every entry but the newest). Returns ``{"name",
+        "forgotten": N}``; StateError for the version in use
+        (sb_policy_versions_forget)."""
+        return self._do(_json, self._lib.sb_policy_versions_forget, _b(account, "account"),
+                        _b(name, "name"), _b(version, "version", True))
 
     def reload(self):
         """Re-read policy_dir and swap every policy at once, or change nothing
