@@ -1445,8 +1445,9 @@ static void h_retention_preview(ctx *x)
 {
     json_t *doc = body_object(x, 0);
     if (!doc) return;
+    /* null is the default, as the library reads it; 100.0 is 100, as there. */
     json_t *b = json_object_get(doc, "budget_ms");
-    if (json_is_integer(b) && json_integer_value(b) > PREVIEW_BUDGET_MAX_MS) {
+    if (json_is_number(b) && json_number_value(b) > PREVIEW_BUDGET_MAX_MS) {
         fail(x, 400, "SB_EINVAL", "budget_ms",
              "\"budget_ms\" is at most %d here (the daemon's requests share one event loop): "
              "carry on from the answer's \"next\"",
@@ -1454,7 +1455,8 @@ static void h_retention_preview(ctx *x)
         json_decref(doc);
         return;
     }
-    if (!b) json_object_set_new(doc, "budget_ms", json_integer(PREVIEW_BUDGET_MS));
+    if (!b || json_is_null(b))
+        json_object_set_new(doc, "budget_ms", json_integer(PREVIEW_BUDGET_MS));
     char *body = json_dumps(doc, 0);
     json_decref(doc);
     sb_result *res = x->d->res;

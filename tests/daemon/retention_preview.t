@@ -107,6 +107,7 @@ for what, b, st, field in [
         ("now_ms and in_days", {"in_days": 1, "now_ms": 5}, 400, "in_days"),
         ("an unknown field", {"bogus": 1}, 400, "bogus"),
         ("a budget past the daemon's 100 ms", {"budget_ms": 101}, 400, "budget_ms"),
+        ("a budget past it written as a real", {"budget_ms": 1000.0}, 400, "budget_ms"),
         ("a policy that is not there", {"policy": "nope"}, 404, "policy"),
         ("a source that does not compile", {"policy": "x", "source": "local P = {"}, 422, "source"),
         ("a source without retain", {"policy": "x", "source": "return { route = function() end }"},
