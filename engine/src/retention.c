@@ -1978,11 +1978,43 @@ typedef struct preview {
     uint8_t keys[PREVIEW_KEYS][8 + REC_KEY_MAX];
     size_t kls[PREVIEW_KEYS];
     uint32_t epochs[PREVIEW_KEYS];
-    uint8_t ours[PREVIEW_KEYS]; /* the key is of a record to consider */
-    uint64_t deadline;          /* mono_ns: stop at it (0: no budget) */
-    uint64_t handled;           /* keys walked in this call */
-    int stopped;                /* the budget ran out before the end */
+    uint8_t ours[PREVIEW_KEYS];    /* the key is of a record to consider */
+    uint64_t deadline;             /* mono_ns: stop at it (0: no budget) */
+    int from_index;                /* where this call began: the index or the records, */
+    uint8_t from[8 + REC_KEY_MAX]; /* after this "next" key (preview_shown) */
+    size_t fromlen;
+    int stopped; /* the budget ran out before the end */
 } preview;
+
+/* The "next" key for the walk at cur: cur itself, unless cur is an entry of
+** the index of another account's record (its due time, account, offered
+** time and call id: none of them this account's to see). That becomes
+** the due time and the first account number after it that is sure to
+** leave nothing of this account's unwalked: this account's number when the
+** entry's is smaller (its entries of that due time are all still to come),
+** the next one when greater (they were all walked). Carrying on from there
+** walks again only other accounts' entries, which count for nothing. */
+static size_t preview_shown(const preview *p, int index, const uint8_t *cur, size_t curlen,
+                            uint8_t *out)
+{
+    uint32_t own = p->x.acct;
+    if (!index || curlen < 12 || be32(cur + 8) == own) {
+        memcpy(out, cur, curlen);
+        return curlen;
+    }
+    memcpy(out, cur, 8);
+    put_be32(out + 8, be32(cur + 8) < own ? own : own + 1);
+    return 12;
+}
+
+/* Has the walk moved on, in what "next" would say, since this call began?
+** A call stops for its budget only then, so each comes nearer the end. */
+static int preview_moved(const preview *p, int index, const uint8_t *cur, size_t curlen)
+{
+    uint8_t k[8 + REC_KEY_MAX];
+    size_t kl = preview_shown(p, index, cur, curlen, k);
+    return index != p->from_index || kl != p->fromlen || memcmp(k, p->from, kl);
+}
 
 /* pol_source_fn of the preview's policy state: the source given for the
 ** policy previewed, else the stored one (read through the round's read
@@ -2086,13 +2118,12 @@ static int preview_round(preview *p, int index, uint8_t *cur, size_t *curlen, in
     if (rc && rc != MDB_NOTFOUND) goto out;
     rc = 0;
     for (int i = 0; i < k && !rc; i++) {
-        /* Out of time: stop before this key (one key a call at least). */
-        if (p->deadline && p->handled && mono_ns() > p->deadline) {
+        /* Out of time: stop before this key (once "next" has moved on). */
+        if (p->deadline && mono_ns() > p->deadline && preview_moved(p, index, cur, *curlen)) {
             p->stopped = 1;
             *done = 0;
             break;
         }
-        p->handled++;
         memcpy(cur, p->keys[i], p->kls[i]);
         *curlen = p->kls[i];
         if (!p->ours[i]) continue;
@@ -2281,6 +2312,9 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
         goto done;
     }
     if (index < 0) index = !p->all;
+    p->from_index = index;
+    memcpy(p->from, cur, curlen);
+    p->fromlen = curlen;
     if (budget) p->deadline = mono_ns() + (uint64_t)budget * 1000000u;
     pol_limits lim = pol_limits_of(&e->cfg);
     if (!(x->pol = pol_host_new(&lim, preview_source, p, preview_log, e))) {
@@ -2316,8 +2350,10 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
     json_object_set_new(o, "samples", samples);
     json_object_set_new(o, "done", json_boolean(!p->stopped));
     if (p->stopped) {
+        uint8_t shown[8 + REC_KEY_MAX];
+        size_t shownlen = preview_shown(p, index, cur, curlen, shown);
         next[0] = index ? 'i' : 'r';
-        cr_hex_encode(cur, curlen, next + 1);
+        cr_hex_encode(shown, shownlen, next + 1);
         json_object_set_new(o, "next", json_string(next));
     }
     res_doc(res, o);
