@@ -455,6 +455,20 @@ static void test_signed(void)
     json_t *p = preview("sg", opts);
     ok(p && jint(p, "reviewed") == 0, "the same source signed is previewed");
     json_decref(p);
+
+    /* Stored, signed, and the account's: a preview without options runs it
+    ** (its version read, its signature checked, as a sweep's would be). */
+    signed_src = doc(sb_policy_sign(delete_all, strlen(delete_all), sk, res));
+    const char *ss = jstr(signed_src, "source");
+    ok(sb_policy_put(eng, "sg", "retention/x", ss, strlen(ss), NULL, res) == 0,
+       "the signed source stored as the account's retention/x");
+    json_decref(signed_src);
+    acc = "{\"id\":\"sg\",\"retention\":\"retention/x\"}";
+    ok(sb_account_put(eng, acc, strlen(acc), res) == 0, "and set as its retention");
+    p = preview("sg", NULL);
+    ok(p && jstr(p, "version") && strlen(jstr(p, "version")) == 16,
+       "a preview of the account's own signed policy: its version");
+    json_decref(p);
 }
 
 static const char *slow_delete =
