@@ -64,14 +64,45 @@ def state():
             acme.get("/v1/policies").body, mdb)
 
 
+
+def whole(who, body=None):
+    """A preview carried on with "next" until done, as a client does: the
+    default budget (20 ms) may cut one short on a loaded machine (loading
+    the policy counts). The counts, reasons and samples added up; the last
+    answer's other fields; the first failure as it came."""
+    body = dict(body or {})
+    tot = None
+    for _ in range(1000):
+        r = who.post("/v1/retention/preview", body)
+        if r.status != 200:
+            return r
+        j = r.json
+        if tot is None:
+            tot = dict(j, reasons={}, samples={})
+            for k in ("reviewed", "kept", "anonymized", "deleted", "overridden", "failed"):
+                tot[k] = 0
+        for k in ("reviewed", "kept", "anonymized", "deleted", "overridden", "failed"):
+            tot[k] += j[k]
+        for k, n in j["reasons"].items():
+            tot["reasons"][k] = tot["reasons"].get(k, 0) + n
+        for k, ids in j["samples"].items():
+            tot["samples"][k] = tot["samples"].get(k, []) + ids
+        tot["done"] = j["done"]
+        if j["done"]:
+            break
+        body.update(next=j["next"], now_ms=j["now_ms"])
+        body.pop("in_days", None)
+    r.json = tot
+    return r
+
 globex = provision(d, account="globex", agents=("gina",))
 before = state()
 
-r = acme.post("/v1/retention/preview")
+r = whole(acme)
 t.ok(r.status == 200 and r.json["reviewed"] == 0 and r.json["scope"] == "due" and
      r.json["policy"] == "ret" and r.json["done"] is True,
      "no body: the next sweep's, nothing due yet", r)
-r = acme.post("/v1/retention/preview", {"in_days": 11})
+r = whole(acme, {"in_days": 11})
 j = r.json if r.status == 200 else {}
 t.is_((r.status, j.get("reviewed"), j.get("anonymized"), j.get("deleted"), j.get("overridden"),
        j.get("kept")), (200, 5, 3, 1, 1, 1), "11 days on: 3 anonymized, 1 deleted, 1 held", r)
@@ -81,7 +112,7 @@ t.is_((j.get("samples") or {}).get("deleted"), ["c4"], "c4 would be deleted", r)
 t.is_((j.get("samples") or {}).get("overridden"), ["c3"], "c3's deletion held", r)
 
 body = {"policy": "retention/delete-all", "source": DELETE_ALL, "sample": 1000}
-r = acme.post("/v1/retention/preview", body)
+r = whole(acme, body)
 j = r.json if r.status == 200 else {}
 t.is_((r.status, j.get("scope"), j.get("source"), j.get("reviewed"), j.get("deleted")),
       (200, "all", "given", 5, 4), "a source not uploaded: every record, 4 deleted", r)
@@ -119,7 +150,7 @@ r = acme.post("/v1/retention/preview", "[1]")
 t.is_(r.status, 400, "a body that is no object: 400", r)
 r = d.request("POST", "/v1/retention/preview", {})
 t.is_(r.status, 401, "no key: 401", r)
-r = globex.post("/v1/retention/preview", {"in_days": 11})
+r = whole(globex, {"in_days": 11})
 t.ok(r.status == 200 and r.json["reviewed"] == 0 and r.json["account"] == "globex",
      "another account's key previews its own records: none", r)
 

@@ -155,7 +155,7 @@ t.is_(A.get("/v1/calls/c5").status, 200, "A's record c5 survives B's erasure req
 # B's dry run of a policy over every record: B's records alone.
 B.post("/v1/calls", {"call": "bz", "queue": "sales", "caller": "+4930200077"})
 B.post("/v1/calls/bz/abandon")
-r = B.post("/v1/retention/preview", {"policy": "x", "sample": 1000, "source":
+r = B.post("/v1/retention/preview", {"policy": "x", "sample": 1000, "budget_ms": 100, "source":
                                      "local P = {}\nfunction P.retain(r, c) return { delete = true } end\nreturn P\n"})
 b_ids = sorted(x["id"] for x in B.get("/v1/records").json.get("records", []))
 t.ok(r.status == 200 and sorted(r.json["samples"]["deleted"]) == b_ids and
