@@ -1068,12 +1068,17 @@ int rec_day_in(const char *tz, int64_t t_ms, int64_t *day)
     return rc;
 }
 
-/* The key of the row a call offered at `offered` counts in for queue (0:
-** the account's), in the account's zone tz: a zone that cannot be loaded
-** (its tzdata gone since it was set) counts it on its UTC day, in a UTC row,
-** and the log says so at most once a minute. */
-static size_t aggr_key(wtx *t, uint8_t k[REC_AGGR_KEY_MAX], uint32_t queue, int64_t offered,
-                       const char *tz)
+/* The day a call's rows count it on: the date it was offered on the wall
+** clock of the account's zone tz, found once for all the rows one event
+** adds to. A zone that cannot be loaded (its tzdata gone since it was set)
+** counts it on its UTC day, in UTC rows, and the log says so at most once a
+** minute. */
+typedef struct {
+    uint32_t day;
+    const char *tz; /* the zone the rows are keyed by, NULL for UTC */
+} aggr_day;
+
+static aggr_day aggr_day_of(wtx *t, int64_t offered, const char *tz)
 {
     int64_t day;
     if (rec_day_in(tz, offered, &day)) {
@@ -1087,19 +1092,28 @@ static size_t aggr_key(wtx *t, uint8_t k[REC_AGGR_KEY_MAX], uint32_t queue, int6
         }
         tz = NULL;
     }
-    size_t n = rec_tz_utc(tz) ? 0 : strlen(tz);
-    key_acct3(k, t->acct, queue, (uint32_t)(day < 0 ? 0 : day > UINT32_MAX ? UINT32_MAX : day));
-    if (n) memcpy(k + 12, tz, n);
+    return (aggr_day){.day = (uint32_t)(day < 0            ? 0
+                                        : day > UINT32_MAX ? UINT32_MAX
+                                                           : day),
+                      .tz = rec_tz_utc(tz) ? NULL : tz};
+}
+
+/* The key of queue's row (0: the account's) of day ad. */
+static size_t aggr_key(wtx *t, uint8_t k[REC_AGGR_KEY_MAX], uint32_t queue, const aggr_day *ad)
+{
+    size_t n = ad->tz ? strlen(ad->tz) : 0;
+    key_acct3(k, t->acct, queue, ad->day);
+    if (n) memcpy(k + 12, ad->tz, n);
     return 12 + n;
 }
 
-static int aggr_add(wtx *t, uint32_t queue, int64_t offered, int outcome, int64_t wait_ms,
-                    int64_t talk_ms, int within_sl, const char *tz)
+static int aggr_add(wtx *t, uint32_t queue, const aggr_day *ad, int outcome, int64_t wait_ms,
+                    int64_t talk_ms, int within_sl)
 {
     uint8_t k[REC_AGGR_KEY_MAX];
     uint64_t v[AG_COUNT] = {0};
     MDB_val old;
-    size_t kl = aggr_key(t, k, queue, offered, tz);
+    size_t kl = aggr_key(t, k, queue, ad);
     int rc = st_get_hot(t->txn, t->e, DB_AGGR, k, kl, &old);
     if (rc == 0 && old.mv_size == 1 + sizeof v && ((uint8_t *)old.mv_data)[0] == V_AGGR)
         memcpy(v, (uint8_t *)old.mv_data + 1, sizeof v);
@@ -1131,13 +1145,12 @@ static int aggr_add(wtx *t, uint32_t queue, int64_t offered, int outcome, int64_
 ** first answer there or to `until`, the talk since it came (total_talk: the
 ** call's talk so far). */
 static int aggr_queue(wtx *t, const call_rec *c, uint32_t queue, int left, int64_t until,
-                      int64_t total_talk, uint32_t sl_seconds, const char *tz)
+                      int64_t total_talk, uint32_t sl_seconds, const aggr_day *ad)
 {
     int outcome = c->q_answered ? OUT_ANSWERED : left;
     int64_t wait = i64_sub_sat(c->q_answered ? c->q_answered : until, c->q_entered);
     int within = outcome == OUT_ANSWERED && wait <= (int64_t)sl_seconds * 1000;
-    return aggr_add(t, queue, c->offered, outcome, wait, i64_sub_sat(total_talk, c->q_talked),
-                    within, tz);
+    return aggr_add(t, queue, ad, outcome, wait, i64_sub_sat(total_talk, c->q_talked), within);
 }
 
 /* The call's talk up to now: its agents' before the one it is with, and
@@ -1151,12 +1164,12 @@ static int64_t talk_so_far(const call_rec *c, int64_t now)
 ** queue's figures (q_owed), never added: as it was counted then, overflowed
 ** after waiting until the call was queued where it is, or answered if
 ** answered before that. Added when the call next leaves a queue or ends. */
-static int aggr_owed(wtx *t, const call_rec *c, uint32_t sl_seconds, const char *tz)
+static int aggr_owed(wtx *t, const call_rec *c, uint32_t sl_seconds, const aggr_day *ad)
 {
     int before = c->answered && c->answered < c->q_entered;
     int64_t wait = i64_sub_sat(before ? c->answered : c->q_entered, c->offered);
-    return aggr_add(t, c->first_queue, c->offered, before ? OUT_ANSWERED : OUT_OVERFLOWED, wait,
-                    c->q_talked, before && wait <= (int64_t)sl_seconds * 1000, tz);
+    return aggr_add(t, c->first_queue, ad, before ? OUT_ANSWERED : OUT_OVERFLOWED, wait,
+                    c->q_talked, before && wait <= (int64_t)sl_seconds * 1000);
 }
 
 /* A queue's row counts answers within its own threshold, when it has one. */
@@ -1169,10 +1182,12 @@ int rec_aggr_leave(wtx *t, call_rec *c, const queue_rec *q)
 {
     rec_settings s;
     int rc = rec_settings_load(t->txn, t->e, t->acct, &s);
-    if (!rc && c->q_owed) rc = aggr_owed(t, c, s.sl_seconds, s.tz);
+    if (rc) return rc;
+    aggr_day ad = aggr_day_of(t, c->offered, s.tz);
+    if (c->q_owed) rc = aggr_owed(t, c, s.sl_seconds, &ad);
     if (!rc)
         rc = aggr_queue(t, c, q->num, OUT_OVERFLOWED, t->now, talk_so_far(c, t->now),
-                        queue_sl(q, &s), s.tz);
+                        queue_sl(q, &s), &ad);
     if (rc) return rc;
     c->q_owed = 0;
     c->q_entered = t->now;
@@ -1190,9 +1205,10 @@ static int aggr_call(wtx *t, const call_rec *c, const queue_rec *q, int outcome,
                      int64_t end, int64_t wait, int64_t talk, const rec_settings *s)
 {
     int within = outcome == OUT_ANSWERED && wait <= (int64_t)s->sl_seconds * 1000;
-    int rc = aggr_add(t, 0, c->offered, outcome, wait, talk, within, s->tz);
-    if (!rc && c->q_owed) rc = aggr_owed(t, c, s->sl_seconds, s->tz);
-    if (!rc) rc = aggr_queue(t, c, q->num, ended, end, talk, queue_sl(q, s), s->tz);
+    aggr_day ad = aggr_day_of(t, c->offered, s->tz);
+    int rc = aggr_add(t, 0, &ad, outcome, wait, talk, within);
+    if (!rc && c->q_owed) rc = aggr_owed(t, c, s->sl_seconds, &ad);
+    if (!rc) rc = aggr_queue(t, c, q->num, ended, end, talk, queue_sl(q, s), &ad);
     return rc;
 }
 
