@@ -1222,7 +1222,10 @@ SB_API int sb_sweep(sb_engine *eng, uint32_t budget_ms, sb_sweep_progress_fn pro
 **                   record's end: the answer has "done":false and "next"
 **   "next": "..."   carry on where the answer that gave it stopped (give its
 **                   now_ms and the same options: the counts are this call's,
-**                   to add up; a "next" that is no answer's: SB_EINVAL)
+**                   to add up; a "next" that is no answer's to this
+**                   account, or changed: SB_EINVAL). It is opaque, sealed
+**                   with the account's data key: another account's records
+**                   near it in the review index show nowhere in it
 ** A policy named or given must load and define retain, as the account's
 ** "retention" requires: SB_EPOLICY (what is wrong, file:line) or SB_EINVAL
 ** naming source (too large, not UTF-8, no retain hook) otherwise; with

@@ -2158,16 +2158,82 @@ static int preview_walk(preview *p, int index, uint8_t *cur, size_t *curlen)
     return rc;
 }
 
-/* A preview's "next": where it stopped, as "i" (the index) or "r" (the
-** records) and the hex of the last key handled. 0, or -1 when s is none. */
-static int preview_cursor(const char *s, int *index, uint8_t *cur, size_t *curlen)
+/* A preview's "next": where it stopped ('i' the index or 'r' the records,
+** then the last key handled, as preview_shown gives it), sealed with the
+** account's data key under associated data naming the account. The
+** position is of a key that may be another account's neighbour in the
+** index, and a handle nobody can forge or read is all a caller needs:
+** the caller gets the hex of the sealed bytes, and another account's
+** "next", or one changed, does not open. */
+#define PREVIEW_NEXT_PT (1 + 8 + REC_KEY_MAX)
+#define PREVIEW_NEXT_MAX (PREVIEW_NEXT_PT + CR_SEAL_OVERHEAD)
+
+static size_t preview_next_ad(uint8_t *ad, const char *account)
+{
+    static const char tag[] = "switchboard retention preview next";
+    size_t al = strlen(account);
+    memcpy(ad, tag, sizeof tag); /* its NUL separates the account's id */
+    memcpy(ad + sizeof tag, account, al);
+    return sizeof tag + al;
+}
+
+/* The account's data key into key: 0, 1 when it has none (it never had a
+** record), or an error said in res. */
+static int preview_key(sb_engine *e, const rctx *x, uint8_t key[32], sb_result *res)
+{
+    int rc = rec_key(e, x->acct, x->a.id, 0, key);
+    if (rc == REC_NO_KEY) return 1;
+    if (rc)
+        return res_err(res, rc == SB_ECRYPTO ? SB_ECRYPTO : SB_ESTORE, NULL,
+                       "the data key of account '%s' %s", x->a.id,
+                       rc == SB_ECRYPTO ? "does not open" : "cannot be read");
+    return 0;
+}
+
+/* The sealed cursor of hex s into sealed (*len bytes). -1 when s is none. */
+static int preview_next_hex(const char *s, uint8_t *sealed, size_t *len)
 {
     size_t n = strlen(s);
-    if (n < 1 || (s[0] != 'i' && s[0] != 'r') || (n - 1) % 2 || (n - 1) / 2 > 8 + REC_KEY_MAX)
-        return -1;
-    *index = s[0] == 'i';
-    *curlen = (n - 1) / 2;
-    return cr_hex_decode(s + 1, n - 1, cur, *curlen) ? -1 : 0;
+    if (n % 2 || n / 2 <= CR_SEAL_OVERHEAD || n / 2 > PREVIEW_NEXT_MAX) return -1;
+    *len = n / 2;
+    return cr_hex_decode(s, n, sealed, *len) ? -1 : 0;
+}
+
+/* Open the account's sealed cursor: where to carry on (*index, cur). */
+static int preview_next_open(sb_engine *e, const rctx *x, const uint8_t *sealed, size_t len,
+                             int *index, uint8_t *cur, size_t *curlen, sb_result *res)
+{
+    uint8_t key[32], ad[64 + SB_ID_MAX], pt[PREVIEW_NEXT_MAX];
+    int rc = preview_key(e, x, key, res);
+    if (rc < 0) return rc;
+    size_t n = len - CR_SEAL_OVERHEAD;
+    int bad = rc || cr_open(key, ad, preview_next_ad(ad, x->a.id), sealed, len, pt) ||
+              (pt[0] != 'i' && pt[0] != 'r');
+    cr_wipe(key, sizeof key);
+    if (bad)
+        return res_err(res, SB_EINVAL, "next",
+                       "'next' must be the \"next\" of an earlier preview's answer for "
+                       "this account");
+    *index = pt[0] == 'i';
+    *curlen = n - 1;
+    memcpy(cur, pt + 1, n - 1);
+    return 0;
+}
+
+/* Seal where the preview stopped into next (hex, NUL-terminated). 1 when
+** the account has no data key: it never had a record, so nothing of its
+** is left to walk. */
+static int preview_next_seal(sb_engine *e, const rctx *x, const uint8_t *pt, size_t n, char *next,
+                             sb_result *res)
+{
+    uint8_t key[32], ad[64 + SB_ID_MAX], sealed[PREVIEW_NEXT_MAX];
+    int rc = preview_key(e, x, key, res);
+    if (rc) return rc;
+    rc = cr_seal(key, ad, preview_next_ad(ad, x->a.id), pt, n, sealed);
+    cr_wipe(key, sizeof key);
+    if (rc) return res_err(res, SB_ECRYPTO, NULL, "could not seal the preview's next");
+    cr_hex_encode(sealed, n + CR_SEAL_OVERHEAD, next);
+    return 0;
 }
 
 int sb_retention_preview(sb_engine *e, const char *account, const char *opts, size_t len,
@@ -2179,9 +2245,9 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     json_t *doc = NULL;
     long long now = -1, days = -1, sample = PREVIEW_SAMPLE, budget = 0;
-    char name[SB_NAME_MAX + 1] = "", scope[8] = "", next[2 + 2 * (8 + REC_KEY_MAX)] = "";
-    uint8_t cur[8 + REC_KEY_MAX];
-    size_t curlen = 0;
+    char name[SB_NAME_MAX + 1] = "", scope[8] = "", next[2 * PREVIEW_NEXT_MAX + 1] = "";
+    uint8_t cur[8 + REC_KEY_MAX], sealed[PREVIEW_NEXT_MAX];
+    size_t curlen = 0, sealedlen = 0;
     int index = -1;
     const char *src = NULL;
     size_t srclen = 0;
@@ -2197,7 +2263,7 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
             (rc = jv_str(doc, "scope", NULL, 0, scope, sizeof scope, res)) ||
             (rc = jv_str(doc, "next", NULL, 0, next, sizeof next, res)))
             goto fail;
-        if (json_object_get(doc, "next") && preview_cursor(next, &index, cur, &curlen)) {
+        if (json_object_get(doc, "next") && preview_next_hex(next, sealed, &sealedlen)) {
             rc = res_err(res, SB_EINVAL, "next",
                          "'next' must be the \"next\" of an earlier preview's answer");
             goto fail;
@@ -2305,6 +2371,8 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
         if (!rc) res_reset(res);
     }
     buf_free(&stored);
+    if (!rc && sealedlen)
+        rc = preview_next_open(e, x, sealed, sealedlen, &index, cur, &curlen, res);
     if (rc) goto done;
     p->all = scope[0] ? !strcmp(scope, "all") : named;
     if (index == 1 && p->all) {
@@ -2348,14 +2416,21 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
     }
     json_object_set(o, "reasons", x->reasons);
     json_object_set_new(o, "samples", samples);
-    json_object_set_new(o, "done", json_boolean(!p->stopped));
     if (p->stopped) {
-        uint8_t shown[8 + REC_KEY_MAX];
-        size_t shownlen = preview_shown(p, index, cur, curlen, shown);
-        next[0] = index ? 'i' : 'r';
-        cr_hex_encode(shown, shownlen, next + 1);
-        json_object_set_new(o, "next", json_string(next));
+        uint8_t pt[PREVIEW_NEXT_PT];
+        pt[0] = index ? 'i' : 'r';
+        size_t n = 1 + preview_shown(p, index, cur, curlen, pt + 1);
+        int none = preview_next_seal(e, x, pt, n, next, res);
+        cr_wipe(pt, sizeof pt);
+        if (none < 0) {
+            json_decref(o);
+            rc = none;
+            goto done;
+        }
+        if (none == 0) json_object_set_new(o, "next", json_string(next));
+        p->stopped = !none;
     }
+    json_object_set_new(o, "done", json_boolean(!p->stopped));
     res_doc(res, o);
 done:
     if (x->pol) pol_host_free(x->pol);

@@ -539,8 +539,13 @@ static void test_paged(void)
 
     refused("pg", "{\"next\":\"x12\"}", SB_EINVAL, "next", NULL, "a next that is none");
     refused("pg", "{\"next\":\"i1\"}", SB_EINVAL, "next", NULL, "a next of odd length");
-    refused("pg", "{\"next\":\"i12\",\"scope\":\"all\"}", SB_EINVAL, "next", "scope",
-            "an index next for scope all");
+    refused("pg", "{\"next\":\"i12\"}", SB_EINVAL, "next", NULL, "a next that is not hex");
+    char forged[2 * 120 + 16];
+    memset(forged, 'a', 2 * 60);
+    forged[2 * 60] = 0;
+    char body[sizeof forged + 16];
+    snprintf(body, sizeof body, "{\"next\":\"%s\"}", forged);
+    refused("pg", body, SB_EINVAL, "next", NULL, "a next made up");
     refused("pg", "{\"budget_ms\":0}", SB_EINVAL, "budget_ms", NULL, "budget_ms 0");
 }
 
@@ -578,6 +583,7 @@ static void test_paged_isolated(void)
                              1000, "budget_ms", 1);
     long long reviewed = 0;
     int calls = 0, done = 0, leaked = 0;
+    char *first = NULL;
     while (!done && calls < 10000) {
         char *text = json_dumps(base, 0);
         mono_step_ns = 100000;
@@ -590,20 +596,43 @@ static void test_paged_isolated(void)
         done = json_is_true(json_object_get(p, "done"));
         const char *next = json_string_value(json_object_get(p, "next"));
         if (!done && !next) break;
-        /* "i", then the hex of the due time (8 bytes) and an account's
-        ** number (4); what more there is, a record's key (offered time and
-        ** call id), of me's alone (account 2) */
-        if (next &&
-            (strlen(next) < 25 || (strlen(next) > 25 && strncmp(next + 17, "00000002", 8)))) {
+        /* Sealed, nothing of lo's or hi's (accounts 1 and 3) in it as there
+        ** was in the clear before: after "i" and a due time's 8 bytes, an
+        ** account's number (4). A sealed one begins with its nonce, whose
+        ** last 8 bytes are a counter, in the clear: looked for after it. */
+        const char *sealed_part = next && strlen(next) > 48 ? next + 48 : next;
+        if (next && (strstr(sealed_part, "00000001") || strstr(sealed_part, "00000003"))) {
             if (!leaked++) diag("next %s", next);
         }
+        if (next && !first) first = strdup(next);
         if (next) json_object_set_new(base, "next", json_string(next));
         json_decref(p);
     }
     ok(done, "budget_ms 1: carried on from each next, the preview comes to the end (%d calls)",
        calls);
     is_int(reviewed, mine, "it reviewed me's %d records, each once", mine);
-    is_int(leaked, 0, "no next held another account's entry");
+    is_int(leaked, 0, "no next held another account's number in the clear");
+    ok(first != NULL, "a preview stopped by its budget answered a next");
+    if (first) {
+        /* Only the account it was made for can carry on from it, unchanged,
+        ** with the scope it was made for. */
+        char body[512];
+        snprintf(body, sizeof body, "{\"now_ms\":%lld,\"next\":\"%s\"}",
+                 (long long)(now_ms + 11 * DAY), first);
+        json_t *p = preview("me", body);
+        ok(p != NULL, "me carries on from its first next again");
+        json_decref(p);
+        refused("lo", body, SB_EINVAL, "next", "this account", "me's next given by lo");
+        refused("hi", body, SB_EINVAL, "next", "this account", "me's next given by hi");
+        char *at = strstr(body, first);
+        at[10] = at[10] == '0' ? '1' : '0';
+        refused("me", body, SB_EINVAL, "next", NULL, "a next with one digit changed");
+        at[10] = first[10];
+        snprintf(body, sizeof body, "{\"now_ms\":%lld,\"scope\":\"all\",\"next\":\"%s\"}",
+                 (long long)(now_ms + 11 * DAY), first);
+        refused("me", body, SB_EINVAL, "next", "scope", "an index next for scope all");
+        free(first);
+    }
     json_decref(base);
 }
 
