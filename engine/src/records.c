@@ -590,19 +590,26 @@ static int seal_pii(const uint8_t key[32], const char *account, const char *id, 
     return rc;
 }
 
-/* Does attribute value v hold one of needles (the call's own numbers)? */
-static int holds_own_number(const json_t *v, char needle[2][32], const size_t nl[2])
+/* Does the attribute, its name k or its value v, hold one of needles (the
+** call's own numbers)? A value that is not a string is read as its JSON
+** text: a number (whole or not), or an object or array at any depth, its
+** names included. */
+static int holds_own_number(const char *k, const json_t *v, char needle[2][32], const size_t nl[2])
 {
-    char num[32];
     const char *text = json_string_value(v);
-    size_t len = text ? strlen(text) : 0;
-    if (json_is_integer(v)) {
-        len = (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        text = num;
+    char *dumped = NULL;
+    if (!text) text = dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text) return -1;
+    size_t len = strlen(text), kl = strlen(k);
+    int r = 0;
+    for (int i = 0; i < 2 && !r; i++)
+        r = nl[i] &&
+            (text_holds(k, kl, needle[i], nl[i]) || text_holds(text, len, needle[i], nl[i]));
+    if (dumped) {
+        cr_wipe(dumped, len);
+        free(dumped);
     }
-    for (int i = 0; text && i < 2; i++)
-        if (nl[i] && text_holds(text, len, needle[i], nl[i])) return 1;
-    return 0;
+    return r;
 }
 
 /* Move the account's personal attributes out of c->attrs into c->pattrs,
@@ -644,7 +651,12 @@ static int split_attrs(const rec_settings *s, call_rec *c)
     void *tmp;
     json_object_foreach_safe(a, tmp, k, v)
     {
-        if (!p || !holds_own_number(v, needle, nl)) continue;
+        int hit = p ? holds_own_number(k, v, needle, nl) : 0;
+        if (hit < 0) {
+            json_decref(p);
+            p = NULL;
+        }
+        if (hit <= 0) continue;
         json_object_set(p, k, v);
         json_object_del(a, k);
     }

@@ -1079,6 +1079,38 @@ static void test_own_number_in_attrs(void)
     json_decref(c);
 }
 
+/* The caller's number deeper in an attribute: in an object or an array, as
+** an attribute's name, as a number that is not whole. Each is sealed as a
+** number in a string at the top is, and goes with an erasure request. */
+static void test_own_number_nested_attrs(void)
+{
+    ok(account("deep", "retention/anonymize-30-days-delete-2-years") == 0,
+       "an account that anonymizes, with only 'name' marked personal");
+    const char *o = "{\"type\":\"offer\",\"call\":\"n1\",\"queue\":\"support\","
+                    "\"caller\":\"+4930555124\",\"attrs\":{\"contact\":{\"phone\":\"030 555124\"},"
+                    "\"tried\":[\"+49 30 555124\"],\"+4930555124\":\"vip\",\"ani\":4930555124.0,"
+                    "\"ref\":\"A-78\",\"tags\":[\"gold\"]}}";
+    ok(ev("deep", o) == 0 && finish("deep", "n1", "") == 0,
+       "a call whose attributes give its caller's number back inside an object, an array, "
+       "a name and a number with a fraction");
+    is_int(mdb_count("555124", 6), 0, "data.mdb never held those digits in the clear");
+    json_t *c = doc(sb_call_get(eng, "deep", "n1", res));
+    char *text = c ? json_dumps(c, JSON_COMPACT) : NULL;
+    ok(text && !strstr(text, "555124") && strstr(text, "A-78") && strstr(text, "gold"),
+       "the record shows the other attributes, not those four: %s", text ? text : "-");
+    free(text);
+    json_decref(c);
+    json_t *d = doc(sb_erase(eng, "deep", "+4930555124", res));
+    ok(d && erase_count(d, "anonymized") == 1, "an erasure request anonymizes the record");
+    json_decref(d);
+    c = doc(sb_call_get(eng, "deep", "n1", res));
+    text = c ? json_dumps(c, JSON_COMPACT) : NULL;
+    ok(text && !strstr(text, "555124") && strstr(text, "A-78"),
+       "what is left of it holds none of them: %s", text ? text : "-");
+    free(text);
+    json_decref(c);
+}
+
 /* --- the audit log holds no number, whatever the reasons say ------------------ */
 
 static const char *quoting_erase =
@@ -1535,6 +1567,7 @@ int main(void)
     test_odd_review_dates();
     test_account_deletion();
     test_own_number_in_attrs();
+    test_own_number_nested_attrs();
     test_erasure_answer_reasons();
     test_audit_reasons();
     test_reason_bytes();
