@@ -570,7 +570,8 @@ typedef enum sb_agent_status {
 typedef struct sb_event {
     sb_event_type type;
     const char *account;
-    const char *call_id;
+    const char *call_id;     /* OFFER: never holding caller or called
+                             ** (SB_EINVAL): ids outlive erasure       */
     const char *queue_id;    /* OFFER; TRANSFER to a queue              */
     const char *agent_id;    /* RING_RESULT, AGENT_STATUS; TRANSFER to agent */
     const char *caller;      /* OFFER: E.164 caller number; NULL or "":

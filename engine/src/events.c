@@ -6,6 +6,7 @@
 ** actions each step causes — for this call and for others (an agent freed
 ** up, so a waiting call rings now) — are appended to the caller's result.
 */
+#include "crypto.h"
 #include "engine.h"
 #include "jsonv.h"
 #include "records.h"
@@ -2444,6 +2445,24 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
         if (ev->called && e164_normalize(ev->called, op->called))
             return res_err(res, SB_EINVAL, "called",
                            "'called' must be an E.164 number like +4930123456");
+        if (ev->call_id) {
+            /* The call id outlives the numbers: the audit log names it, and
+            ** an anonymized record keeps it. */
+            const char *num[2] = {op->caller, op->called}, *role[2] = {"caller", "called"};
+            size_t idl = strlen(ev->call_id);
+            for (int i = 0; i < 2; i++) {
+                char needle[32];
+                size_t nl = number_needle(num[i], needle, sizeof needle);
+                int hit = nl && text_holds(ev->call_id, idl, needle, nl);
+                cr_wipe(needle, sizeof needle);
+                if (hit)
+                    return res_err(res, SB_EINVAL, "call",
+                                   "the call id holds the call's %s number: ids stay in the "
+                                   "audit log and in anonymized records, where erasure "
+                                   "requests cannot reach; give the call an id without it",
+                                   role[i]);
+            }
+        }
         if (ev->attrs_json) {
             json_error_t err;
             size_t n = strlen(ev->attrs_json);

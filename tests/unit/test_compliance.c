@@ -1111,6 +1111,30 @@ static void test_own_number_nested_attrs(void)
     json_decref(c);
 }
 
+/* A call id that holds the call's own number would outlive an erasure
+** request: the audit log names the call, an anonymized record keeps its id.
+** Such an offer is refused, changing nothing. */
+static void test_own_number_in_call_id(void)
+{
+    ok(account("cid", "retention/anonymize-30-days-delete-2-years") == 0,
+       "an account that anonymizes");
+    int rc = offer("cid", "in-+4930555125", "support", "+4930555125", NULL);
+    const char *m = sb_result_message(res), *f = sb_result_field(res);
+    ok(rc == SB_EINVAL && strstr(m, "caller number") && f && !strcmp(f, "call"),
+       "an offer whose call id holds its caller number is refused: %s", m);
+    rc = offer("cid", "to-030-555126", "support", "+4930555127", "+4930555126");
+    m = sb_result_message(res);
+    ok(rc == SB_EINVAL && strstr(m, "called number"),
+       "and one whose call id holds its called number, written the national way: %s", m);
+    is_int(doc_len(sb_call_list(eng, "cid", NULL, res), "calls"), 0, "neither call was taken");
+    is_int(mdb_count("555125", 6), 0, "data.mdb never held the number's digits");
+    ok(call("cid", "1796075656.42", "support", "+4930555125", 1) == 0,
+       "a call id with digits of its own (an Asterisk uniqueid) is taken");
+    json_t *d = doc(sb_erase(eng, "cid", "+4930555125", res));
+    ok(d && erase_count(d, "anonymized") == 1, "and its record anonymized by an erasure request");
+    json_decref(d);
+}
+
 /* --- the audit log holds no number, whatever the reasons say ------------------ */
 
 static const char *quoting_erase =
@@ -1568,6 +1592,7 @@ int main(void)
     test_account_deletion();
     test_own_number_in_attrs();
     test_own_number_nested_attrs();
+    test_own_number_in_call_id();
     test_erasure_answer_reasons();
     test_audit_reasons();
     test_reason_bytes();
