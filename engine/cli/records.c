@@ -47,8 +47,9 @@ static void records_usage(FILE *f)
                "integer of 12 digits or more is read as Unix milliseconds). stats: \"avg\n"
                "wait\" is over all offered calls (abandoned ones too), \"avg talk\" over\n"
                "answered calls.\n"
-               "A command refuses a flag it does not take. When list or audit fill a page,\n"
-               "stderr says there may be more (audit: the --after SEQ of the next page).\n"
+               "A command refuses a flag it does not take, and one given twice. When list\n"
+               "or audit fill a page, stderr says there may be more (audit: the --after SEQ\n"
+               "of the next page).\n"
                "\n"
                "DIR must be an existing data directory (with its data.mdb and master key):\n"
                "these commands never create one.\n"
@@ -154,6 +155,7 @@ static int parse_opts(int argc, char **argv, opts *o)
             size_t n = strlen(flags[f].flag);
             if (strncmp(a, flags[f].flag, n) != 0) continue;
             const char **dst = (const char **)((char *)o + flags[f].off);
+            const char *was = *dst;
             if (a[n] == '=')
                 *dst = a + n + 1;
             else if (a[n] == 0 && i + 1 < argc)
@@ -163,6 +165,12 @@ static int parse_opts(int argc, char **argv, opts *o)
                 return -1;
             } else
                 continue;
+            /* Given twice: which was meant? (`records erase N --account A
+            ** --account B` must not erase in B alone.) */
+            if (was) {
+                fprintf(stderr, "switchboard: %s given twice: give it once\n", flags[f].flag);
+                return -1;
+            }
             /* --account "" names no account, --data-dir= no directory (numbers,
             ** times and the reason say what they expect themselves) */
             if (!**dst && listed("--data-dir --account --key-file --policy-dir --queue --call --id "

@@ -5,7 +5,8 @@
 # and its policy lines); an impossible date (2026-02-30, a 60th second) is
 # not carried into the next month; a flag given last without its value is
 # said to need one (not "unknown flag"); --budget-ms and --after take whole
-# numbers only; export and erase name their NUMBER argument, not --number;
+# numbers only; a flag given twice is refused; export and erase name their
+# NUMBER argument, not --number;
 # records list --queue of a queue never there is an error, not no records;
 # `switchboard --key-file` of another master key does not open the data.
 cd "$(dirname "$0")/../.." || exit 1
@@ -73,6 +74,15 @@ check 2 "a flag given last without its value: exit 2" err "--account needs a val
 ok $? "... not called an unknown flag" "$(shown)"
 run "$sb" sweep --data-dir
 check 2 "sweep --data-dir without a value: exit 2" err "--data-dir needs a value"
+
+# A flag given twice is refused, whichever value came last: an erasure
+# request is not made in the second account named.
+run "$sb" records erase +442079460001 --data-dir "$data" --account other --account acme
+check 2 "records erase with --account given twice: exit 2" err "--account given twice: give it once"
+run "$sb" records export +442079460001 --data-dir "$data" --account acme
+check 0 "... and nothing was erased" out "c1"
+run "$sb" sweep --data-dir "$data" --budget-ms 5 --budget-ms=0
+check 2 "sweep --budget-ms given twice, once with =: exit 2" err "--budget-ms given twice"
 
 for v in abc -5 1.5 4294967296; do
     run "$sb" sweep --data-dir "$data" --budget-ms "$v"
