@@ -3204,10 +3204,16 @@ int sb_hold_place(sb_engine *e, const char *account, const char *json, size_t le
             int f_bad = from && from < ms_floor;
             const char *f = f_bad ? "from_ms" : "to_ms";
             long long v = f_bad ? from : to;
-            rc = res_err(res, SB_EINVAL, f,
-                         "\"%s\" %lld is before 1973 in Unix milliseconds: times here are "
-                         "milliseconds (%lld000 if seconds were meant)",
-                         f, v, v);
+            if (!v) /* to_ms 0: no time, in seconds or milliseconds */
+                rc = res_err(res, SB_EINVAL, f,
+                             "\"to_ms\" 0 ends the range before it starts: give its end in "
+                             "Unix milliseconds (from_ms 0 is from the start; to_ms has no "
+                             "such value)");
+            else
+                rc = res_err(res, SB_EINVAL, f,
+                             "\"%s\" %lld is before 1973 in Unix milliseconds: times here are "
+                             "milliseconds (%lld000 if seconds were meant)",
+                             f, v, v);
         } else if (to <= from) {
             rc =
                 res_err(res, SB_EINVAL, "to_ms", "a time range hold needs \"from_ms\" < \"to_ms\"");

@@ -1246,6 +1246,8 @@ static void test_audit_reasons(void)
          "1795900000000 if seconds were meant"},
         {"{\"from_ms\":1795900000000,\"to_ms\":1796000000,\"reason\":\"r\"}", "to_ms",
          "times here are milliseconds"},
+        {"{\"from_ms\":0,\"to_ms\":0,\"reason\":\"r\"}", "to_ms",
+         "\"to_ms\" 0 ends the range before it starts"},
         {"{\"from_ms\":1795900000000,\"reason\":\"r\"}", "to_ms", "needs \"to_ms\" too"},
         {"{\"to_ms\":1795900000000,\"reason\":\"r\"}", "from_ms", "needs \"from_ms\" too"},
     };
