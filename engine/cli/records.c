@@ -526,6 +526,13 @@ int cli_records(int argc, char **argv)
                        "after a hold is released)",
                        held);
             printf("\n");
+            /* Calls of the number in progress: in no count above, yet the
+            ** request reaches each as it ends. */
+            long long live = (long long)json_integer_value(json_object_get(d, "live"));
+            if (live)
+                printf("%lld call%s of the number in progress: the request reaches %s when it "
+                       "ends (calls offered from now on are not covered)\n",
+                       live, live == 1 ? "" : "s", live == 1 ? "it" : "each");
             const char *k;
             json_t *v;
             json_object_foreach(json_object_get(d, "reasons"), k, v)

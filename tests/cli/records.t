@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/cli/records.t — `switchboard records` and `switchboard sweep` on a
-# data directory written by replay: an erasure the policy fails exits 3; a
+# data directory written by replay: an erasure the policy fails exits 3; one
+# of a number with a call in progress says it reaches the call at its end; a
 # mistyped --data-dir is refused and nothing is created; flags named in
 # errors; times as seconds, ISO or milliseconds; holds show their range;
 # stats' average wait, and each queue's figures of a transferred call.
@@ -37,6 +38,21 @@ run "$sb" records erase +442079460001 --data-dir "$data" --account acme --json
 check 3 "... also with --json" out '"failed": 2'
 run "$sb" records --help
 check 0 "records --help documents the exit codes" out "3 erase: some records"
+
+# An erasure request for a number with a call in progress says so: the
+# call is in no count, and the request reaches it when it ends.
+cat >"$tmp/live.jsonl" <<J
+{"account": {"id": "acme"}}
+{"agent": {"id": "alice", "devices": {"softphone": "sip:alice@pbx.example"}, "status": "available"}}
+{"queue": {"id": "support", "policy": "longest-idle", "members": [{"agent": "alice"}]}}
+{"type": "offer", "call": "l1", "queue": "support", "caller": "+442079460002"}
+J
+run "$sb" replay "$tmp/live.jsonl" --data-dir "$tmp/live" --policy-dir policies
+ok $rc "a data directory with a call in progress" "$(shown)"
+run "$sb" records erase +442079460002 --data-dir "$tmp/live" --account acme
+check 0 "erase of its number: exit 0" out "deleted 0, anonymized 0, kept 0"
+has "$out" "1 call of the number in progress: the request reaches it when it ends"
+ok $? "... saying the call in progress will be reached" "$(shown)"
 
 # Maintenance commands refuse a directory without Switchboard data.
 for cmd in "sweep" "records holds --account acme" "records list --account acme" \
