@@ -402,12 +402,21 @@ static const char *jstr(json_t *o, const char *k)
 
 static void print_record_line(json_t *r)
 {
-    char t[32];
+    char t[32], held[256] = "";
     cli_iso_time((int64_t)json_integer_value(json_object_get(r, "ended_ms")), t, sizeof t);
-    printf("%-20s %s  %-10s %-11s wait %5.0fs talk %5.0fs  %s%s\n", jstr(r, "id"), t,
+    size_t i, n = 0;
+    json_t *h;
+    json_array_foreach(json_object_get(r, "held_by"), i, h)
+    {
+        if (n < sizeof held)
+            n += (size_t)snprintf(held + n, sizeof held - n, "%s%s", i ? ", " : "  (held by ",
+                                  shown(json_string_value(h)));
+    }
+    if (n && n < sizeof held) snprintf(held + n, sizeof held - n, ")");
+    printf("%-20s %s  %-10s %-11s wait %5.0fs talk %5.0fs  %s%s%s\n", jstr(r, "id"), t,
            jstr(r, "queue"), jstr(r, "outcome"), json_number_value(json_object_get(r, "wait")),
            json_number_value(json_object_get(r, "talk")), jstr(r, "agent"),
-           json_is_true(json_object_get(r, "anonymized")) ? "  (anonymized)" : "");
+           json_is_true(json_object_get(r, "anonymized")) ? "  (anonymized)" : "", held);
 }
 
 /* A command's --account and its n arguments (the first named argname):

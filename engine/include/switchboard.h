@@ -930,7 +930,8 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** under a hold or after a failure; null: never, a keep with no date or no
 ** policy; absent for a record written before 0.2.0 until a sweep writes it;
 ** a change of the account's "retention" has the next sweep review it
-** sooner) and "overridden" (a legal hold overrode its last decision).
+** sooner), "overridden" (a legal hold overrode its last decision) and
+** "held_by" (the ids of the legal holds that cover it now; [] for none).
 **
 ** Personal data is sealed at rest with the account's data key: the caller
 ** and called numbers, and the attributes named in the account's

@@ -1459,6 +1459,12 @@ int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, s
     rec_data r;
     if (rec_decode(last.mv_data, last.mv_size, &r))
         return res_err(res, SB_ESTORE, NULL, "record of call '%s' is corrupt", call_id);
-    res_doc(res, rec_json(&r));
+    json_t *o = rec_json(&r);
+    if ((rc = rec_held_by(txn, e, acct, &r, o))) {
+        json_decref(o);
+        return rc == SB_ENOMEM ? res_err(res, rc, NULL, "out of memory")
+                               : eng_mdb_err(res, rc, "read the legal holds");
+    }
+    res_doc(res, o);
     return 0;
 }

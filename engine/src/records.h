@@ -211,6 +211,9 @@ int rec_attempt(const rec_data *r, int i, char *agent, size_t cap, int *dev, int
                 int64_t *start, int32_t *dur_ms);
 /* The record as JSON (no personal data; export adds it). */
 json_t *rec_json(const rec_data *r);
+/* Set o's "held_by" (retention.c): the ids of the account's legal holds
+** that cover r now. An MDB error or SB_ENOMEM. */
+int rec_held_by(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r, json_t *o);
 /* Open r->pii: caller, called (may be "") and personal attributes (JSON
 ** object or NULL). A version 3 record's are sealed with its offered time in
 ** the associated data; those sealed before (version 2 records, calls that

@@ -377,24 +377,45 @@ static int holds_load(MDB_txn *txn, sb_engine *e, uint32_t acct, hold **out, int
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static int hold_covers(const hold *h, const rec_data *r)
+{
+    switch (h->kind) {
+    case HK_CALL:
+        return strlen(h->call) == r->idlen && memcmp(h->call, r->id, r->idlen) == 0;
+    case HK_NUMBER:
+        for (int k = 0; k < r->npseudo; k++)
+            if (memcmp(h->pseudo, r->pseudo[k], 16) == 0) return 1;
+        return 0;
+    case HK_RANGE: /* a call in progress at any time in [from, to) */
+        return r->offered < h->to && r->ended >= h->from;
+    }
+    return 0;
+}
+
 static const hold *hold_match(const rctx *x, const rec_data *r)
 {
-    for (int i = 0; i < x->nholds; i++) {
-        const hold *h = &x->holds[i];
-        switch (h->kind) {
-        case HK_CALL:
-            if (strlen(h->call) == r->idlen && memcmp(h->call, r->id, r->idlen) == 0) return h;
-            break;
-        case HK_NUMBER:
-            for (int k = 0; k < r->npseudo; k++)
-                if (memcmp(h->pseudo, r->pseudo[k], 16) == 0) return h;
-            break;
-        case HK_RANGE: /* a call in progress at any time in [from, to) */
-            if (r->offered < h->to && r->ended >= h->from) return h;
-            break;
-        }
-    }
+    for (int i = 0; i < x->nholds; i++)
+        if (hold_covers(&x->holds[i], r)) return &x->holds[i];
     return NULL;
+}
+
+/* A record's document gets "held_by": the ids of the legal holds that
+** cover it now (of hs, the account's n), in id order; [] for none. */
+static void held_by(json_t *o, const hold *hs, int n, const rec_data *r)
+{
+    json_t *ids = json_array();
+    for (int i = 0; i < n; i++)
+        if (hold_covers(&hs[i], r)) json_array_append_new(ids, json_string(hs[i].id));
+    json_object_set_new(o, "held_by", ids);
+}
+
+int rec_held_by(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r, json_t *o)
+{
+    hold *hs = NULL;
+    int n = 0, cap = 0, rc = holds_load(txn, e, acct, &hs, &n, &cap);
+    if (!rc) held_by(o, hs, n, r);
+    free(hs);
+    return rc;
 }
 
 /* --- audit log ---------------------------------------------------------------- */
@@ -2853,6 +2874,15 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
                                : eng_mdb_err(res, live, "read live calls");
         goto out;
     }
+    hold *hs = NULL;
+    int nh = 0, caph = 0;
+    if ((rc = holds_load(txn, e, acc.num, &hs, &nh, &caph))) {
+        cr_wipe(key, sizeof key);
+        free(hs);
+        rc = rc == SB_ENOMEM ? res_err(res, SB_ENOMEM, NULL, "out of memory")
+                             : eng_mdb_err(res, rc, "read the legal holds");
+        goto out;
+    }
     st_iter it;
     for (rc = st_iter_open(&it, txn, e, DB_RIDX, p, 20); rc == 0; rc = st_iter_next(&it)) {
         if (it.klen < 30) continue;
@@ -2883,12 +2913,14 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
         json_object_set_new(o, "caller", caller[0] ? json_string(caller) : json_null());
         json_object_set_new(o, "called", called[0] ? json_string(called) : json_null());
         json_object_set_new(o, "personal_attrs", pattrs ? pattrs : json_object());
+        held_by(o, hs, nh, &r);
         json_array_append_new(arr, o);
         cr_wipe(caller, sizeof caller);
         cr_wipe(called, sizeof called);
     }
     st_iter_close(&it);
     cr_wipe(key, sizeof key);
+    free(hs);
     if (rc != MDB_NOTFOUND) {
         rc = eng_mdb_err(res, rc, "read records");
         goto out;
@@ -3013,6 +3045,9 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
     json_t *out = json_array();
     MDB_cursor *cur;
     size_t ql = strlen(queue);
+    hold *hs = NULL;
+    int nh = 0, caph = 0;
+    if ((rc = holds_load(txn, e, acc.num, &hs, &nh, &caph))) goto out;
     if ((rc = mdb_cursor_open(txn, e->dbi[DB_RECORDS], &cur))) goto out;
     MDB_val k = {kl, kb}, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -3026,11 +3061,14 @@ int sb_records_list(sb_engine *e, const char *account, const char *query, size_t
         rec_data r;
         if (rec_decode(v.mv_data, v.mv_size, &r)) continue;
         if (ql && (r.queuelen != ql || memcmp(r.queue, queue, ql) != 0)) continue;
-        json_array_append_new(out, rec_json(&r));
+        json_t *o = rec_json(&r);
+        held_by(o, hs, nh, &r);
+        json_array_append_new(out, o);
     }
     mdb_cursor_close(cur);
     if (rc == MDB_NOTFOUND) rc = 0;
 out:
+    free(hs);
     eng_read_end(e, txn);
     if (rc) {
         json_decref(out);

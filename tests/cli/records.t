@@ -242,6 +242,10 @@ check 0 "its record reads with reals as the API writes them" out '"wait": 3.95'
 ok $? "... not as 3.9500000000000002" "$(shown)"
 run "$sb" records hold --data-dir "$data" --account beta --call h1 --reason dispute --id hb
 check 0 "a hold on it" out "hb"
+run "$sb" records list --data-dir "$data" --account beta
+check 0 "the list says which holds cover a record" out "(held by hb)"
+run "$sb" records get --data-dir "$data" --account beta h1
+check 0 "so does its record" out '"held_by": ['
 run "$sb" records erase +442079460002 --data-dir "$data" --account beta
 check 0 "erase under a hold: exit 0" out "1 under a legal hold: the request reaches them"
 run "$sb" records release --data-dir "$data" --account beta hb

@@ -246,6 +246,36 @@ static const char *held_policy =
     "function P.erase(record, request, ctx) return { delete = true } end\n"
     "return P\n";
 
+/* The "held_by" of call id's record: in its document, in the account's
+** list, and (number given) in an access request's export, joined with
+** ","; "(differ)" when they do not agree. */
+static void held_ids(const char *acct, const char *id, const char *number, char *out, size_t n)
+{
+    char where[3][128] = {"(none)", "(none)", "(none)"};
+    json_t *docs[3] = {
+        doc(sb_call_get(eng, acct, id, res)), doc(sb_records_list(eng, acct, NULL, 0, res)),
+        number ? doc(sb_records_export(eng, acct, number, SB_EXPORT_JSON, res)) : NULL};
+    for (int d = 0; d < 3; d++) {
+        json_t *r = d == 0 ? docs[0] : NULL, *x;
+        size_t i;
+        json_array_foreach(json_object_get(docs[d], "records"), i,
+                           x) if (!strcmp(jstr(x, "id"), id)) r = x;
+        json_t *ids = json_object_get(r, "held_by");
+        if (!json_is_array(ids)) continue;
+        where[d][0] = 0;
+        json_array_foreach(ids, i, x)
+        {
+            size_t l = strlen(where[d]);
+            snprintf(where[d] + l, sizeof where[d] - l, "%s%s", i ? "," : "", json_string_value(x));
+        }
+    }
+    int same = !strcmp(where[0], where[1]) && (!number || !strcmp(where[0], where[2]));
+    snprintf(out, n, "%s", same ? where[0] : "(differ)");
+    if (!same) diag("%s: get %s, list %s, export %s", id, where[0], where[1], where[2]);
+    for (int d = 0; d < 3; d++)
+        json_decref(docs[d]);
+}
+
 static void test_holds(void)
 {
     ok(with_policy("held", "ret-held", held_policy) == 0,
@@ -263,6 +293,20 @@ static void test_holds(void)
              "{\"id\":\"audit-q1\",\"from_ms\":%lld,\"to_ms\":%lld,\"reason\":\"auditors\"}",
              (long long)t0, (long long)t1);
     ok(sb_hold_place(eng, "held", range, strlen(range), res) == 0, "hold on a time range (h4)");
+    const char *one = "{\"id\":\"one\",\"call\":\"h1\",\"reason\":\"case 8\"}";
+    ok(sb_hold_place(eng, "held", one, strlen(one), res) == 0, "a second hold on h1 alone");
+    char ids[128];
+    held_ids("held", "h1", "+442079463333", ids, sizeof ids);
+    is_str(ids, "lit,one", "h1's record is held by lit and one (get, list, export)");
+    held_ids("held", "h2", "+442079463333", ids, sizeof ids);
+    is_str(ids, "lit", "h2's by lit");
+    held_ids("held", "h3", "+442079464444", ids, sizeof ids);
+    is_str(ids, "", "h3's by none");
+    held_ids("held", "h4", NULL, ids, sizeof ids);
+    is_str(ids, "audit-q1", "h4's by audit-q1");
+    ok(sb_hold_release(eng, "held", "one", res) == 0, "release one");
+    held_ids("held", "h1", "+442079463333", ids, sizeof ids);
+    is_str(ids, "lit", "h1's record then by lit alone");
     now_ms += 11 * DAY;
     json_t *s = sweep();
     is_int(jint(s, "reviewed"), 4, "day 11: 4 reviewed");
