@@ -710,7 +710,9 @@ SB_API int sb_call_get(sb_engine *eng, const char *account, const char *call_id,
 ** `queue` (may be NULL; an unknown queue is SB_ENOTFOUND, field "queue",
 ** and "" SB_EINVAL):
 ** {"calls":[{"id","state","queue","priority","offered_ms","queued_ms",
-** "attempts","ringing":[{"agent","device"}] (empty once connected), and
+** "attempts","ringing":[{"agent","device","uri","attempt"}] (each ring as
+** its RING action gave it, the device's URI as the agent has it now; empty
+** once connected), and
 ** "agent","device","answered_ms" once connected}, ...]} in call id order;
 ** no numbers, attributes or history (sb_call_get has those). For a gateway
 ** that lost track of its calls. */

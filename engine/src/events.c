@@ -3058,11 +3058,20 @@ static void call_agents_json(MDB_txn *txn, sb_engine *e, uint32_t acct, const ca
                 json_object_set_new(o, "device", json_string(pol_dev_name(c->ring[i].dev)));
         json_object_set_new(o, "answered_ms", json_integer(c->answered));
     }
+    /* Each ring as its RING action gave it (the device's URI as the agent
+    ** has it now, the call's ring attempt): what a gateway whose answer was
+    ** lost (a timeout, a restart) needs to ring the phone and report the
+    ** result. */
     json_t *ringing = json_array();
     for (int i = 0; i < c->nring && c->state == CALL_RINGING; i++)
-        if (st_agent_load(txn, e, acct, c->ring[i].agent, &a) == 0)
-            json_array_append_new(ringing, json_pack("{s:s, s:s}", "agent", a.id, "device",
-                                                     pol_dev_name(c->ring[i].dev)));
+        if (st_agent_load(txn, e, acct, c->ring[i].agent, &a) == 0) {
+            json_t *r =
+                json_pack("{s:s, s:s}", "agent", a.id, "device", pol_dev_name(c->ring[i].dev));
+            int di = dev_index(c->ring[i].dev);
+            if (r && di >= 0 && a.uri[di][0]) json_object_set_new(r, "uri", json_string(a.uri[di]));
+            if (r) json_object_set_new(r, "attempt", json_integer((json_int_t)c->attempts));
+            json_array_append_new(ringing, r);
+        }
     json_object_set_new(o, "ringing", ringing);
     agent_free(&a);
 }

@@ -45,9 +45,10 @@ t.is_((acme.get("/v1/calls/c5").json.get("position"),
 r1 = acme.get("/v1/calls/c1")
 t.is_((r1.json.get("device"), r1.json["ringing"]), ("softphone", []),
       "GET /v1/calls/c1: the same", r1)
-t.is_((calls["c2"]["state"], calls["c2"]["ringing"]), ("ringing", [{"agent": "bob",
-                                                                    "device": "softphone"}]),
-      "c2: ringing bob on his softphone")
+t.is_((calls["c2"]["state"], calls["c2"]["ringing"]),
+      ("ringing", [{"agent": "bob", "device": "softphone", "uri": "sip:bob@pbx.example",
+                    "attempt": 1}]),
+      "c2: ringing bob on his softphone, its URI and ring attempt as the ring gave them")
 t.is_((calls["c3"]["state"], calls["c3"]["ringing"], calls["c3"]["attempts"]),
       ("waiting", [], 0), "c3: waiting, nobody free")
 t.ok(all(k not in c for c in calls.values() for k in ("caller", "called", "attrs", "trace")),
