@@ -3,7 +3,7 @@
 # out-of-range values are errors with file:line (flags: naming the flag),
 # flags override the file, the admin token file is created 0600,
 # and a second `serve` on a data directory in use fails clearly with exit 1.
-import sys, os, socket, stat, subprocess
+import sys, os, re, socket, stat, subprocess
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, binary
 
@@ -243,6 +243,27 @@ except RuntimeError as e:
     t.ok(False, "examples/switchboard.conf loads", e)
     t.ok(False, "... exit 0")
 
+# API.md's "Transport limits" has a row for each setting of the example's
+# network and event stream sections (but where to listen and the sweeps),
+# whose default is the example's: a gateway writer reads the stream's
+# keep-alive interval there to set a read timeout by.
+with open(example) as f:
+    conf = f.read()
+with open(os.path.join(os.path.dirname(example), "..", "engine", "daemon", "API.md")) as f:
+    api = f.read()
+table = api.split("## Transport limits", 1)[1].split("\n\n", 2)[1]
+rows = {}
+for line in table.splitlines():
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    if len(cells) >= 2 and cells[0].startswith("`"):
+        rows[cells[0].strip("`")] = cells[1]
+sections = conf.split("# --- storage", 1)[0]
+for key, value in re.findall(r"^([a-z_]+) = (\S+)", sections, re.M):
+    if key in ("listen", "sweep_interval"):
+        continue
+    doc = rows.get(key)
+    t.ok(doc is not None and re.match(r"%s\b" % re.escape(value), doc),
+         "API.md's transport limits: %s, %s by default, as the example" % (key, value), doc)
 # 0 turns a policy budget off (documented in examples/switchboard.conf):
 # the daemon starts with policy_wall_ms = 0 and routes.
 d0 = t.owned(Daemon(conf={"policy_wall_ms": 0, "quarantine_after": 0, "policy_memory_kib": 0})).start()
