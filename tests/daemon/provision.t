@@ -122,6 +122,17 @@ r = acme.get("/v1/agents/bob")
 t.is_((r.json.get("status"), r.json.get("reason")), ("paused", "lunch"), "bob is paused for lunch")
 r = acme.post("/v1/agents/bob/status", {"status": "available"})
 t.is_(r.status, 200, "bob is available again")
+# Left out, "status" is offline for a new agent (API.md, PUT /v1/agents/{id})
+# and as it was for a replaced one.
+doc = {"devices": {"softphone": "sip:dave@pbx.example"}}
+r = acme.put("/v1/agents/dave", doc)
+t.is_((r.status, r.json.get("created"), r.json.get("status")), (200, True, "offline"),
+      "a new agent put without a status starts offline", r)
+acme.post("/v1/agents/dave/status", {"status": "available"})
+r = acme.put("/v1/agents/dave", doc)
+t.is_((r.json.get("created"), r.json.get("status")), (False, "available"),
+      "... and replaced without one keeps the status it has", r)
+t.is_(acme.delete("/v1/agents/dave").status, 200, "dave deleted")
 
 # -- queues and members ----------------------------------------------------------
 r = acme.put("/v1/queues/support", {"policy": "first", "ring_timeout": 15})
