@@ -2045,6 +2045,19 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
         free(buf);
         return;
     }
+    /* A JSON body saved with a UTF-8 byte-order mark (an editor's or a
+    ** shell's, sent with curl -d @file) reads as it would without it, as
+    ** RFC 8259 8.1 lets a parser do and as policy files and the config
+    ** are read; a policy's Lua source keeps its own, which the library
+    ** reads as it reads a file's. */
+    sbd_req nobom;
+    size_t bom = sbd_bom(req->body, req->body_len);
+    if (bom && (h != h_policy_put || is_json_type(req->content_type))) {
+        nobom = *req;
+        nobom.body += bom;
+        nobom.body_len -= bom;
+        x.req = &nobom;
+    }
     if (((rt->auth == AUTH_ADMIN && auth_admin(&x) == 0) ||
          (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE) &&
         check_query(&x) == 0 && check_no_body(&x) == 0 && check_conditions(&x, h) == 0) {
