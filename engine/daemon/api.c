@@ -1991,19 +1991,77 @@ static int allowed(const struct route *rt, int m)
     return m != SBD_OTHER && (rt->h[m] || (m == SBD_HEAD && rt->h[SBD_GET]));
 }
 
+/* What a request's head alone decides: its route, its method and its
+** credentials. 0 with x->rt set when the request goes on (for an account
+** route, x->account set); -1 once it is answered (404, 405, 401...). buf
+** holds the decoded path segments x->p point into (as long as the path). */
+static int front(ctx *x, char *buf)
+{
+    const sbd_req *req = x->req;
+    sbd_reply *rep = x->rep;
+    int ri = find_route(req->path, buf, x);
+    if (ri == -2) {
+        fail(x, 400, "HTTP_BAD_REQUEST", NULL, "malformed percent-encoding in the path");
+        return -1;
+    }
+    const struct route *rt = ri >= 0 ? &routes[ri] : NULL;
+    rep->route = ri;
+    if (!rt) {
+        fail(x, 404, "HTTP_NOT_FOUND", NULL, "no route for %s %s", req->method_name, req->path);
+        return -1;
+    }
+    x->rt = rt;
+    handler h = rt->h[req->method];
+    if (req->method == SBD_OTHER || !h) {
+        static const int order[] = {SBD_GET, SBD_HEAD, SBD_PUT, SBD_POST, SBD_DELETE};
+        char allow[64] = "";
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+            if (allowed(rt, order[i])) {
+                if (*allow) strcat(allow, ", ");
+                strcat(allow, method_names[order[i]]);
+            }
+        fail(x, 405, "HTTP_METHOD_NOT_ALLOWED", NULL, "%s is not allowed on %s (allowed: %s)",
+             req->method_name, rt->pattern, allow);
+        add_header(rep, "Allow: %s\r\n", allow);
+        return -1;
+    }
+    if (rt->auth == AUTH_ADMIN) return auth_admin(x);
+    if (rt->auth == AUTH_ACCOUNT) return auth_account(x);
+    return 0;
+}
+
+/* HEAD is GET without the body (RFC 9110 9.3.2): it is answered exactly as
+** the GET would be, 404, 405 and all, and http.c leaves the body out. GET
+** handlers only read (see routes[]), so a HEAD changes nothing. */
+static const sbd_req *as_get(const sbd_req *req, sbd_req *get)
+{
+    if (req->method != SBD_HEAD) return req;
+    *get = *req;
+    get->method = SBD_GET;
+    get->method_name = "GET"; /* messages name it: the same length as GET's */
+    return get;
+}
+
+int sbd_api_refuse_head(sbd *d, const sbd_req *req, sbd_reply *rep)
+{
+    sbd_req get;
+    ctx x;
+    memset(&x, 0, sizeof x);
+    x.d = d;
+    x.req = as_get(req, &get);
+    x.rep = rep;
+    rep->route = -1;
+    char *buf = malloc(strlen(req->path) + 1);
+    if (!buf) return 0; /* the request itself will say so */
+    int refused = front(&x, buf) != 0 || check_query(&x) != 0;
+    free(buf);
+    return refused;
+}
+
 void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
 {
-    /* HEAD is GET without the body (RFC 9110 9.3.2): it is answered here
-    ** exactly as the GET would be, 404, 405 and all, and http.c leaves the
-    ** body out. GET handlers only read (see routes[]), so a HEAD changes
-    ** nothing. */
     sbd_req get;
-    if (req->method == SBD_HEAD) {
-        get = *req;
-        get.method = SBD_GET;
-        get.method_name = "GET"; /* messages name it: the same length as GET's */
-        req = &get;
-    }
+    req = as_get(req, &get);
     ctx x;
     memset(&x, 0, sizeof x);
     x.d = d;
@@ -2016,35 +2074,12 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
         fail(&x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
         return;
     }
-    int ri = find_route(req->path, buf, &x);
-    if (ri == -2) {
-        fail(&x, 400, "HTTP_BAD_REQUEST", NULL, "malformed percent-encoding in the path");
+    if (front(&x, buf)) {
         free(buf);
         return;
     }
-    const struct route *rt = ri >= 0 ? &routes[ri] : NULL;
-    rep->route = ri;
-    if (!rt) {
-        fail(&x, 404, "HTTP_NOT_FOUND", NULL, "no route for %s %s", req->method_name, req->path);
-        free(buf);
-        return;
-    }
-    x.rt = rt;
+    const struct route *rt = x.rt;
     handler h = rt->h[req->method];
-    if (req->method == SBD_OTHER || !h) {
-        static const int order[] = {SBD_GET, SBD_HEAD, SBD_PUT, SBD_POST, SBD_DELETE};
-        char allow[64] = "";
-        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-            if (allowed(rt, order[i])) {
-                if (*allow) strcat(allow, ", ");
-                strcat(allow, method_names[order[i]]);
-            }
-        fail(&x, 405, "HTTP_METHOD_NOT_ALLOWED", NULL, "%s is not allowed on %s (allowed: %s)",
-             req->method_name, rt->pattern, allow);
-        add_header(rep, "Allow: %s\r\n", allow);
-        free(buf);
-        return;
-    }
     /* A JSON body saved with a UTF-8 byte-order mark (an editor's or a
     ** shell's, sent with curl -d @file) reads as it would without it, as
     ** RFC 8259 8.1 lets a parser do and as policy files and the config
@@ -2058,9 +2093,7 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
         nobom.body_len -= bom;
         x.req = &nobom;
     }
-    if (((rt->auth == AUTH_ADMIN && auth_admin(&x) == 0) ||
-         (rt->auth == AUTH_ACCOUNT && auth_account(&x) == 0) || rt->auth == AUTH_NONE) &&
-        check_query(&x) == 0 && check_no_body(&x) == 0 && check_conditions(&x, h) == 0) {
+    if (check_query(&x) == 0 && check_no_body(&x) == 0 && check_conditions(&x, h) == 0) {
         /* Events join the loop's engine batch; anything else sees it
         ** committed first. */
         if (h != h_call_offer && h != h_call_event && h != h_agent_status) sbd_batch_close(d);

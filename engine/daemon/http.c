@@ -814,6 +814,48 @@ static int is_head(const struct head *hd)
     return hd->method && !strcmp(hd->method, "HEAD");
 }
 
+/* An Expect: 100-continue request whose body is still to come, refused on
+** its head alone (no route, a method its route does not take, credentials
+** refused, a query parameter it does not take): answered now, as RFC 9110 10.1.1 has it, rather
+*than after a
+** 100 Continue invited a body that changes nothing; the connection closes,
+** as the body is not read. 1 if so. */
+static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
+{
+    if (!hd->expect || c->expect_sent || hd->minor != 1 || !hd->target) return 0;
+    char *path = strdup(hd->target), *q = path ? strchr(path, '?') : NULL;
+    if (!path) return 0; /* the request itself will say so */
+    if (q) *q++ = 0;
+    sbd_req req = {
+        .method = method_index(hd->method),
+        .method_name = hd->method,
+        .path = path,
+        .query = q ? q : "",
+        .authorization = hd->auth,
+        .content_type = hd->ctype,
+        .last_event_id = hd->last_id,
+        .auth_cache = &c->auth,
+        .peer = c->peer,
+    };
+    sbd_reply rep;
+    memset(&rep, 0, sizeof rep);
+    rep.body = scratch_body();
+    rep.route = -1;
+    int refused = sbd_api_refuse_head(c->d, &req, &rep);
+    free(path);
+    if (!refused) return 0;
+    int head = is_head(hd);
+    size_t before = evbuffer_get_length(c->pending);
+    format_response(c->pending, &rep, hd->minor, 0, head);
+    c->state = CS_CLOSING;
+    uint64_t seq = sbd_seq(c->d);
+    hold(c, before, 0, seq, head);
+    c->d->batch_len++;
+    note_request(c->d, rep.route, req.method, rep.status, t0, seq);
+    chunked_end(c); /* the last: hd may be its head */
+    return 1;
+}
+
 /* An Expect: 100-continue request whose body is still to come: invite it,
 ** once. */
 static void send_continue(sbd_conn *c, const struct head *hd)
@@ -851,6 +893,7 @@ static int take_chunked(sbd_conn *c, uint64_t t0)
             queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body too large", &k->hd, head, t0);
             return 1;
         }
+        if (refuse_expect(c, &k->hd, t0)) return 1;
         send_continue(c, &k->hd);
         return 0;
     }
@@ -968,6 +1011,10 @@ static int take_request(sbd_conn *c)
     }
     size_t body_len = hd.has_cl ? (size_t)hd.cl : 0;
     if (avail - hlen < body_len) {
+        if (refuse_expect(c, &hd, t0)) {
+            free(hbuf);
+            return 1;
+        }
         send_continue(c, &hd);
         free(hbuf);
         return 0;

@@ -321,6 +321,12 @@ void sbd_conn_set_sub(sbd_conn *c, sbd_sub *s);
 
 /* api.c */
 void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep);
+/* A request whose body is still to come, refused on its head alone (no
+** route, a method the route does not take, credentials refused, a query
+** parameter it does not take): 1 with
+** rep filled as sbd_api_handle would fill it; 0 when it may go on. For an
+** Expect: 100-continue, answered without inviting the body. */
+int sbd_api_refuse_head(sbd *d, const sbd_req *req, sbd_reply *rep);
 /* Verify an Authorization header "Basic base64(account:key)": 0 with the
 ** account in acct, SB_EAUTH, or another SB_E* (storage). */
 int sbd_auth_basic(sbd *d, const char *header, char *acct, size_t cap);

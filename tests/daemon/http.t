@@ -4,7 +4,7 @@
 # and max_connections (503 with a JSON error).
 import sys, os, socket, time, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, provision, agent_doc, read_responses
+from sbtest import TAP, Daemon, provision, agent_doc, read_responses, rest_of
 
 t = TAP()
 d = t.owned(Daemon(conf={"max_connections": 4})).start()
@@ -84,6 +84,35 @@ s.sendall(body)
 rest, _ = read_responses(s, 1)
 t.is_(rest and rest[0][0], 200, "... then the answer")
 s.close()
+
+# Refused on its head (credentials, route, method, a query parameter): the
+# final answer comes at once, with no 100 Continue inviting a body that would
+# change nothing, and the connection closes; the body, sent anyway, is not
+# taken. Nothing was made.
+body = json.dumps(agent_doc("refused")).encode()
+for what, line, auth, want in (
+        ("a wrong key", "PUT /v1/agents/refused", "Basic YWNtZTpub3Bl", 401),
+        ("no credentials", "PUT /v1/agents/refused", None, 401),
+        ("no route", "PUT /v1/agentz/refused", acme.auth, 404),
+        ("a method the route does not take", "PATCH /v1/agents/refused", acme.auth, 405),
+        ("a query parameter the route does not take", "PUT /v1/agents/refused?x=1",
+         acme.auth, 400)):
+    for framing in ("Content-Length: %d\r\n" % len(body), "Transfer-Encoding: chunked\r\n"):
+        s = socket.create_connection((d.host, d.port))
+        s.sendall(("%s HTTP/1.1\r\nHost: t\r\n%s%sExpect: 100-continue\r\n\r\n"
+                   % (line, "Authorization: %s\r\n" % auth if auth else "", framing)).encode())
+        first, _ = read_responses(s, 1, timeout=3)
+        name = "Expect: 100-continue, %s (%s)" % (what, framing.split(":")[0])
+        t.is_((first[0][0], first[0][1].get("connection")), (want, "close"),
+              name + ": %d at once, no 100 Continue, closed" % want, first)
+        try:
+            s.sendall(body if framing.startswith("Content") else
+                      b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        except OSError:
+            pass
+        t.is_(rest_of(s, 2), b"", "... nothing more: the body is not taken")
+        s.close()
+t.is_(acme.get("/v1/agents/refused").status, 404, "no agent was made")
 
 # -- HTTP/1.0 and Connection: close ------------------------------------------------------------
 r = d.raw(("GET /v1/agents/alice HTTP/1.0\r\nAuthorization: %s\r\n\r\n" % acme.auth).encode())
