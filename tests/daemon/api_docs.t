@@ -405,5 +405,22 @@ t.is_((r.status, r.json), (200, json.loads(json.dumps(want).replace("acme", "sid
       "pausing ringing bob: the agent action")
 t.ok(json.dumps(want, separators=(",", ":")) in doc.replace("\n", ""), "... as API.md shows it")
 
+# The Responses table's bodies have the fields the daemon answers with.
+table = doc.split("**Responses.**", 1)[1].split("\n\n", 2)[1]
+shown = {}
+for line in table.splitlines():
+    m = re.match(r"\| `(PUT|POST) (/v1/[^`]+)` \| `(\{.*\})` \|", line)
+    if m:
+        shown[m.group(1) + " " + m.group(2)] = json.loads(m.group(3).replace("…", ""))
+answers = {
+    "PUT /v1/agents/{id}": side.put("/v1/agents/dora", {"devices": {"softphone": "sip:d@x"}}),
+    "PUT /v1/queues/{id}": side.put("/v1/queues/third", {"policy": "first"}),
+    "POST /v1/accounts/{id}/keys": d.admin("POST", "/v1/accounts/side/keys"),
+}
+t.is_(sorted(shown), sorted(answers), "the table shows the bodies of %s" % ", ".join(answers))
+for route, r in answers.items():
+    t.is_(sorted(shown.get(route, {})), sorted(r.json or {}),
+          "%s: the table's body has the answer's fields" % route, r)
+
 t.is_(d.stop(), 0, "exit 0")
 t.done()
