@@ -687,7 +687,7 @@ static int dechunk(sbd_conn *c, struct evbuffer *in, size_t max_body, const char
         }
         /* max_body bounds the decoded body, checked before the data comes. */
         if ((uint64_t)evbuffer_get_length(k->body) + sz > max_body) {
-            *why = "request body too large";
+            *why = "request body exceeds max_body (its chunks' sizes together)";
             return 413;
         }
         k->left = sz;
@@ -890,7 +890,11 @@ static int take_chunked(sbd_conn *c, uint64_t t0)
         /* Decoded, it is within max_body so far; on the wire, chunk
         ** framing may not make it much bigger than a body could be. */
         if (k->wire + evbuffer_get_length(in) >= read_limit(d)) {
-            queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body too large", &k->hd, head, t0);
+            queue_error(c, 413, "HTTP_BODY_TOO_LARGE",
+                        "chunked request too large on the wire: its head and chunk framing "
+                        "reached max_header + max_body + 64K before its last chunk, its body "
+                        "within max_body so far (send it in fewer, larger chunks)",
+                        &k->hd, head, t0);
             return 1;
         }
         if (refuse_expect(c, &k->hd, t0)) return 1;

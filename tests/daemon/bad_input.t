@@ -83,7 +83,17 @@ chunked = ("PUT /v1/agents/carol HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
            "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode()
 chunked += b"".join(b"400\r\n" + b" " * 1024 + b"\r\n" for _ in range(5)) + b"0\r\n\r\n"
 r = d.raw(chunked)
-t.ok(r.startswith(b"HTTP/1.1 413 "), "a chunked body over max_body is 413", r[:200])
+t.ok(r.startswith(b"HTTP/1.1 413 ") and b"exceeds max_body" in r,
+     "a chunked body over max_body is 413, saying so", r[:300])
+# Its body small, its chunks' framing too large (a byte a chunk, each with a
+# long extension): the 413 says it is the framing, not the body.
+framed = ("PUT /v1/agents/carol HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode()
+framed += b"".join(b"1;x=" + b"e" * 900 + b"\r\n \r\n" for _ in range(90)) + b"0\r\n\r\n"
+r = d.raw(framed)
+t.ok(r.startswith(b"HTTP/1.1 413 ") and b"chunk framing" in r and b"fewer, larger chunks" in r,
+     "90 bytes in chunks framed past max_header + max_body + 64K: 413 naming the framing",
+     r[:400])
 r = acme.get("/v1/agents", headers={"X-Padding": "p" * 3000})
 t.is_((r.status, r.code), (431, "HTTP_HEADERS_TOO_LARGE"), "a header over max_header (2K): 431")
 r = d.raw(b"GET /v1/agents HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 400)
@@ -92,8 +102,8 @@ t.ok(r.startswith(b"HTTP/1.1 431 "), "a header block that never ends within max_
 # names, where the head was read; one without a readable head is unmatched.
 m = d.admin("GET", "/metrics").body
 t.is_(re.findall(r'^switchboard_http_requests_total\{route="([^"]*)",method="PUT",code="413"\} (\d+)',
-                 m, re.M), [("/v1/agents/{id}", "3")],
-      "the three 413s count under PUT /v1/agents/{id}, not as unmatched", re.findall(r".*413.*", m))
+                 m, re.M), [("/v1/agents/{id}", "4")],
+      "the four 413s count under PUT /v1/agents/{id}, not as unmatched", re.findall(r".*413.*", m))
 t.ok('route="unmatched",method="OTHER",code="431"' in m,
      "a header over max_header counts as unmatched (its head was not read)", m[-2000:])
 r = acme.put("/v1/agents/carol", dict(agent_doc("carol"), preferences={"note": "x" * 3500}))
