@@ -1153,6 +1153,15 @@ static double upload_owed(sbd_upload_debt *u)
     return u->owed_ms;
 }
 
+/* Is the body a policy upload as JSON, {"source": ...}? */
+static int is_json_upload(const char *body, size_t len)
+{
+    json_t *o = json_loadb(body, len, 0, NULL);
+    int yes = json_is_object(o) && json_object_get(o, "source");
+    json_decref(o);
+    return yes;
+}
+
 static void h_policy_put(ctx *x)
 {
     sbd_upload_debt *u = upload_slot(x->d, x->account);
@@ -1219,7 +1228,17 @@ static void h_policy_put(ctx *x)
         sbd_log(SB_LOG_WARN, "policy rejected", "account=%s policy=%s error=%s",
                 sbd_qacct(x->account), sbd_q(x->p[0]), sbd_qn(sb_result_message(x->d->res)));
     }
-    if (!policy_precondition_failed(x, rc)) reply_result(x, rc, 200, NULL, NULL);
+    if (rc == SB_EPOLICY && !doc && is_json_upload(src, len)) {
+        /* A JSON upload sent as something else (curl -d's form type): its
+        ** Lua error alone would not say why. */
+        const char *ct = x->req->content_type;
+        fail(x, 422, "SB_EPOLICY", "source",
+             "%s (the body was read as Lua source, its Content-Type being %s%.64s%s: an upload "
+             "as JSON, {\"source\": ...}, needs Content-Type: application/json)",
+             sb_result_message(x->d->res), ct ? "\"" : "", ct ? ct : "none", ct ? "\"" : "");
+    } else if (!policy_precondition_failed(x, rc)) {
+        reply_result(x, rc, 200, NULL, NULL);
+    }
 out:
     free(cases);
     json_decref(doc);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Provisioning over HTTP: the admin creates an account and keys; the account
 # stores a policy, agents, a queue and its members; reads, lists and deletes.
-import sys, os
+import json, sys, os
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, Account, FIRST_POLICY, agent_doc
 
@@ -79,6 +79,16 @@ t.is_((r.status, r.code), (422, "SB_EPOLICY"), "a policy that does not compile i
 t.ok(r.json and ":" in r.json["error"]["message"], "... with file:line in the message", r)
 r = acme.put("/v1/policies/viajson", {"source": FIRST_POLICY, "cases": []})
 t.is_(r.status, 200, "PUT /v1/policies/{name} as JSON {source, cases}")
+# The JSON form sent without its Content-Type (curl -d's is a form's) is read
+# as Lua and fails to load: the 422 says why, and nothing is stored.
+body = json.dumps({"source": FIRST_POLICY})
+for ct in ("application/x-www-form-urlencoded", None):
+    r = acme.put("/v1/policies/untyped", body, headers={"Content-Type": ct} if ct else {})
+    t.ok(r.status == 422 and r.code == "SB_EPOLICY" and r.field == "source" and
+         "needs Content-Type: application/json" in r.json["error"]["message"] and
+         ('"%s"' % ct if ct else "being none") in r.json["error"]["message"],
+         "a JSON upload sent as %s: 422 saying it was read as Lua" % (ct or "no type"), r)
+t.is_(acme.get("/v1/policies/untyped").status, 404, "... and nothing was stored")
 r = acme.put("/v1/policies/viajson", {"source": FIRST_POLICY, "extra": 1})
 t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "extra"), "an unknown field in the JSON form is 400")
 r = acme.get("/v1/policies")
