@@ -375,21 +375,36 @@ static int num_digit(const char *text, size_t len, size_t i, size_t *w)
     return -1;
 }
 
-/* Does text hold the needle among the digits of one of its numbers, however
+/* The first number in text[from..len) whose digits hold the needle, however
 ** written (digit groups between one or two separators, num_sep; ASCII or
-** fullwidth digits)? */
-int text_holds(const char *text, size_t len, const char *needle, size_t nl)
+** fullwidth digits): 1 with its span, the first digit to past the last, in
+** [*s, *e); 0 when none does. A number of any length is read whole: its
+** digits pass through a window that keeps, when it fills, the last nl - 1
+** (where a match may still begin), so a needle after 64 other digits is
+** found as at the start ("0000...0447911001234": the window kept the first
+** 64 digits, and the number went into reasons and the store in the clear). */
+static int find_held(const char *text, size_t len, size_t from, const char *needle, size_t nl,
+                     size_t *s, size_t *e)
 {
     char run[64];
-    size_t r = 0, w;
-    for (size_t i = 0; i <= len; i++) {
+    size_t r = 0, w, start = 0, end = 0;
+    int in = 0, held = 0;
+    if (!nl || nl >= sizeof run) return 0;
+    for (size_t i = from; i <= len; i++) {
         int d = i < len ? num_digit(text, len, i, &w) : -1;
         if (d >= 0) {
-            if (r < sizeof run) run[r++] = (char)('0' + d);
+            if (!in) in = 1, start = i, r = 0, held = 0;
+            if (r == sizeof run) {
+                held |= memmem(run, r, needle, nl) != NULL;
+                memmove(run, run + r - (nl - 1), nl - 1);
+                r = nl - 1;
+            }
+            run[r++] = (char)('0' + d);
             i += w - 1;
+            end = i + 1;
             continue;
         }
-        size_t s1 = r ? num_sep(text, len, i) : 0;
+        size_t s1 = in ? num_sep(text, len, i) : 0;
         if (s1) { /* a separator inside the number: "(555) 765-4321" */
             size_t s2 = num_sep(text, len, i + s1), j = i + s1 + s2;
             if (num_digit(text, len, j, &w) >= 0) {
@@ -397,8 +412,18 @@ int text_holds(const char *text, size_t len, const char *needle, size_t nl)
                 continue;
             }
         }
-        if (r >= nl && memmem(run, r, needle, nl)) return 1;
-        r = 0;
+        if (in && (held || (r >= nl && memmem(run, r, needle, nl)))) {
+            *s = start;
+            *e = end;
+            return 1;
+        }
+        in = 0;
     }
     return 0;
+}
+
+int text_holds(const char *text, size_t len, const char *needle, size_t nl)
+{
+    size_t s, e;
+    return find_held(text, len, 0, needle, nl, &s, &e);
 }

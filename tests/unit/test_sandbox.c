@@ -471,6 +471,32 @@ int main(void)
     ok(d->failed && strstr(d->error, "'%p' is not available in policies"),
        "also as a method with a width: %s", d->error);
 
+    /* The call's own number (+15550100) kept out of reasons and the store
+    ** also after a long run of other digits: the check read the first 64
+    ** digits of a number only, and these went through in the clear. */
+    static const struct {
+        const char *name, *src, *expect;
+    } longruns[] = {
+        {"own-reason-after-64", R("return { reject = string.rep('0', 64) .. call.caller:sub(2) }"),
+         "reject: holds the call's caller number"},
+        {"own-reason-after-200",
+         R("return { move = 'x', reason = string.rep('9', 100) .. call.caller:sub(2) .. "
+           "string.rep('9', 20) }"),
+         "reason: holds the call's caller number"},
+        {"own-store-after-64",
+         R("ctx.set('k', string.rep('1', 70) .. call.caller:sub(2)) return {}"),
+         "ctx.set: the value holds the call's caller number"},
+    };
+    for (size_t i = 0; i < countof(longruns); i++) {
+        add_src(4, longruns[i].name, longruns[i].src);
+        d = route(h, 4, longruns[i].name);
+        ok(d->failed && strstr(d->error, longruns[i].expect), "%s: %s", longruns[i].name, d->error);
+    }
+    add_src(4, "long-run-other", R("return { reject = string.rep('0', 64) .. '5550199' }"));
+    d = route(h, 4, "long-run-other");
+    ok(!d->failed && d->kind == DEC_REJECT,
+       "a long run of other digits is no number of the call (%s)", d->error);
+
     pol_host_free(h);
     return done_testing();
 }
