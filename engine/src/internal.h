@@ -175,6 +175,10 @@ size_t number_needle(const char *number, char *out, size_t cap);
 /* Does text hold needle among the digits of one of its numbers, however
 ** written (digit groups between one or two of " -./()")? */
 int text_holds(const char *text, size_t len, const char *needle, size_t nl);
+/* Each number in text (NUL-terminated, cap bytes) that holds needle, as
+** text_holds reads them, replaced by "[number]", the text cut to cap; how
+** many were. */
+int text_mask(char *text, size_t cap, const char *needle, size_t nl);
 
 /* a - b and a + b, held at the int64 range's ends instead of overflowing
 ** (times read back from a damaged store may be anything). */

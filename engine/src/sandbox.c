@@ -522,6 +522,7 @@ static void log_line(sbx *sb, sb_log_level lvl, char *msg, size_t len, int cut)
         if (!msg[i]) msg[i] = ' ';
     msg[len] = 0;
     if (cut) utf8_cut_end(msg);
+    views_mask_own(sb, msg, SBX_LOG_LEN + 1);
     text_clean(msg);
     snprintf(line, sizeof line, "policy log: account=%s policy=%s: %s",
              sb->account ? sb->account : "-", sb->policy ? sb->policy : "-", msg);

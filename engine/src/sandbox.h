@@ -373,6 +373,12 @@ void views_retain(sbx *sb, const char *name, int ref, const pol_record *rec, con
 json_t *views_cand_doc(sbx *sb, pol_cand *c);
 /* Free what the views keep in the state (sbx_free). */
 void views_release(sbx *sb);
+/* The route call's own caller and called numbers in text (NUL-terminated,
+** cap bytes), however written, replaced by "[number]": a policy's error
+** message and its log lines quote what it chose to, and the log's and the
+** trace's redaction keep a run of more than 15 digits (a hash, an id), so a
+** number behind other digits would get through. No call: nothing. */
+void views_mask_own(sbx *sb, char *text, size_t cap);
 
 /* Kinds of view, for the lint (policytest.c), which judges field names the
 ** way the views do when a hook reads them. */

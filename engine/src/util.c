@@ -427,3 +427,36 @@ int text_holds(const char *text, size_t len, const char *needle, size_t nl)
     size_t s, e;
     return find_held(text, len, 0, needle, nl, &s, &e);
 }
+
+int text_mask(char *text, size_t cap, const char *needle, size_t nl)
+{
+    size_t len = strlen(text), from = 0, o = 0, s, e;
+    int found = 0;
+    if (!cap || !find_held(text, len, 0, needle, nl, &s, &e)) return 0;
+    char *out = malloc(len + 8 * (len / 7 + 1) + 1);
+    if (!out) { /* no memory: the text goes, not the number */
+        snprintf(text, cap, "[number]");
+        return 1;
+    }
+    do {
+        /* its plus goes with it, however written (+, %2B, fullwidth) */
+        if (s >= from + 1 && text[s - 1] == '+')
+            s -= 1;
+        else if (s >= from + 3 &&
+                 (!memcmp(text + s - 3, "%2B", 3) || !memcmp(text + s - 3, "%2b", 3) ||
+                  !memcmp(text + s - 3, "\xef\xbc\x8b", 3)))
+            s -= 3;
+        memcpy(out + o, text + from, s - from);
+        o += s - from;
+        memcpy(out + o, "[number]", 8);
+        o += 8;
+        from = e;
+        found++;
+    } while (find_held(text, len, from, needle, nl, &s, &e));
+    memcpy(out + o, text + from, len - from);
+    o += len - from;
+    out[o] = 0;
+    snprintf(text, cap, "%s", out);
+    free(out);
+    return found;
+}

@@ -1033,6 +1033,14 @@ static int own_number(vcall *vc, const char *text, size_t len)
     return -1;
 }
 
+void views_mask_own(sbx *sb, char *text, size_t cap)
+{
+    vcall *vc = sb->vc;
+    if (!vc || !vc->call || own_number(vc, text, strlen(text)) < 0) return;
+    for (int i = 0; i < 2; i++)
+        if (vc->needle_len[i]) text_mask(text, cap, vc->needle[i], vc->needle_len[i]);
+}
+
 /* The route call's caller or called number in a key or value for the
 ** policy's store: refused. The store has no pseudonym index, so erasure
 ** requests and anonymization could never reach it. */
@@ -2069,6 +2077,7 @@ void views_route(sbx *sb, const char *name, int route_ref, const pol_call *call,
         char where[LUA_IDSIZE + 24];
         hook_where(sb, route_ref, 0, where, sizeof where);
         sbx_position(out->error, sizeof out->error, where);
+        views_mask_own(sb, out->error, sizeof out->error);
     }
     if (sb->log_dropped)
         sbx_logf(sb, SB_LOG_WARN, "%d log lines dropped (at most %d per call)", sb->log_dropped,

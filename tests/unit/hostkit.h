@@ -19,7 +19,7 @@
 
 /* --- a host serving sources from a table -------------------------------- */
 
-#define MAXSRC 128
+#define MAXSRC 256
 static struct {
     uint32_t acct;
     char name[64];
@@ -37,6 +37,10 @@ static __attribute__((unused)) void add_src(uint32_t acct, const char *name, con
             srcs[i].src = src;
             return;
         }
+    if (nsrc == MAXSRC) {
+        fprintf(stderr, "hostkit: more than %d sources: raise MAXSRC\n", MAXSRC);
+        exit(1);
+    }
     srcs[nsrc].acct = acct;
     snprintf(srcs[nsrc].name, sizeof srcs[nsrc].name, "%s", name);
     srcs[nsrc++].src = src;

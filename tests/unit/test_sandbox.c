@@ -497,6 +497,39 @@ int main(void)
     ok(!d->failed && d->kind == DEC_REJECT,
        "a long run of other digits is no number of the call (%s)", d->error);
 
+    /* Nor into the log or the error the call's trace keeps: a policy's
+    ** error and its log lines have the call's own numbers as [number],
+    ** however written, also where the log's redaction keeps a long run of
+    ** digits (a hash, an id); other digits stay. */
+    static const struct {
+        const char *name, *src, *expect;
+    } quoted[] = {
+        {"own-error", R("error('e ' .. string.rep('0', 10) .. call.caller:sub(2), 0)"),
+         "own-error.lua:2: e [number]"},
+        {"own-error-twice", R("error(call.caller .. ' x 0-555-0100 y 4412345678901234567', 0)"),
+         "own-error-twice.lua:2: [number] x [number] y 4412345678901234567"},
+        {"own-error-value", R("return { ring = string.rep('0', 10) .. call.caller:sub(2) }"),
+         "ring: agent '[number]' is not eligible"},
+    };
+    for (size_t i = 0; i < countof(quoted); i++) {
+        add_src(4, quoted[i].name, quoted[i].src);
+        d = route(h, 4, quoted[i].name);
+        ok(d->failed && strstr(d->error, quoted[i].expect) && strstr(lastlog, quoted[i].expect) &&
+               !strstr(d->error, "5550100") && !strstr(lastlog, "5550100"),
+           "%s: %s | %s", quoted[i].name, d->error, lastlog);
+    }
+    add_src(4, "own-log",
+            R("ctx.log('a', string.rep('0', 10) .. call.caller:sub(2), 'x', 12345678901234567)\n"
+              "return {}"));
+    d = route(h, 4, "own-log");
+    ok(!d->failed && strstr(lastlog, "own-log: a [number] x 12345678901234567") &&
+           !strstr(lastlog, "5550100"),
+       "ctx.log: %s", lastlog);
+    add_src(4, "own-print", R("print('b', '(555)\\t0100' .. string.rep('7', 20)) return {}"));
+    d = route(h, 4, "own-print");
+    ok(!d->failed && strstr(lastlog, "own-print: b ([number]") && !strstr(lastlog, "0100"),
+       "print: %s", lastlog);
+
     pol_host_free(h);
     return done_testing();
 }
