@@ -403,6 +403,8 @@ static int positioned(const char *msg);
 static int sb_charged(lua_State *L);
 static int sb_str_format(lua_State *L);
 static int sb_tonumber(lua_State *L);
+static int sb_u8_codes(lua_State *L);
+static int sb_u8_iter(lua_State *L);
 
 /* The message at idx of L, raised at `level` of co's stack (1 in a message
 ** handler; 0 in a coroutine the error ended, whose stack stays as the
@@ -421,7 +423,9 @@ static void position_wrapped(lua_State *L, int idx, lua_State *co, int level)
         return;
     lua_CFunction f = lua_tocfunction(co, -1);
     lua_pop(co, 1);
-    if (f != sb_charged && f != sb_str_format && f != sb_tonumber) return;
+    if (f != sb_charged && f != sb_str_format && f != sb_tonumber && f != sb_u8_codes &&
+        f != sb_u8_iter)
+        return;
     char where[LUA_IDSIZE + 24];
     where_lua(co, level + 1, where, sizeof where);
     if (!where[0]) return;
@@ -1836,6 +1840,42 @@ static int sb_charged(lua_State *L)
     return run_stock(L);
 }
 
+/* utf8.codes' iterator (the stock one, upvalue 1) first skips the
+** continuation bytes at the position it is given, all of them in one C
+** call: called by hand, f(s, 0) with f taken from utf8.codes('a') and s
+** megabytes of them, each call walked the whole string uncharged (a loop of
+** those ran ten times its wall-clock limit, and for good with the wall
+** clock off). The bytes it will skip are charged as they are counted, at
+** utf8.offset's rate, before it runs; a loop over a string's characters
+** skips at most three a step. */
+static int sb_u8_iter(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        size_t len;
+        const unsigned char *s = (const unsigned char *)lua_tolstring(L, 1, &len);
+        lua_Unsigned i = (lua_Unsigned)lua_tointegerx(L, 2, NULL), k = 0;
+        for (; i < len && (s[i] & 0xC0) == 0x80; i++)
+            if (++k == 4096) {
+                sbx_charge(L, k >> 3);
+                k = 0;
+            }
+        sbx_charge(L, 1 + (k >> 3));
+    }
+    return run_stock(L);
+}
+
+/* utf8.codes (the stock one, upvalue 1): its iterator charged (sb_u8_iter). */
+static int sb_u8_codes(lua_State *L)
+{
+    int n = run_stock(L);
+    if (n >= 1 && lua_tocfunction(L, -n)) {
+        lua_pushvalue(L, -n);
+        lua_pushcclosure(L, sb_u8_iter, 1);
+        lua_replace(L, -n - 1);
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------------------ */
 /* os.time: the engine's clock; with a date table, that date in UTC. */
 
@@ -2169,8 +2209,11 @@ static int setup(lua_State *L)
     lua_newtable(L);
     int u = lua_gettop(L);
     register_lib(L, u, "utf8");
-    static const char *const utf8_names[] = {"char", "charpattern", "codes", NULL};
+    static const char *const utf8_names[] = {"char", "charpattern", NULL};
     copy_fields(L, u, ul, utf8_names);
+    stock_fn(L, ul, "codes");
+    lua_pushcclosure(L, sb_u8_codes, 1);
+    lua_setfield(L, u, "codes");
     wrap_charged(L, u, ul, "len", W_U8LEN);
     wrap_charged(L, u, ul, "codepoint", W_U8CP);
     wrap_charged(L, u, ul, "offset", W_U8OFF);

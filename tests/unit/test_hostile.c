@@ -80,6 +80,16 @@ static const struct hostile hostile[] = {
     {"utf8-len-long",
      R("local s = string.rep('a', 3000000) utf8.len(s) utf8.len(s) return { wait = 1 }"),
      "instruction budget exceeded"},
+    /* utf8.codes' iterator, called by hand, skips every continuation byte
+    ** from where it is told to start: each call walked 3 MB uncharged. */
+    {"utf8-codes-by-hand",
+     R("local f = utf8.codes('a') local s = string.rep('\\x80', 3000000)\n"
+       "for i = 1, 8 do f(s, 0) end return { wait = 1 }"),
+     "instruction budget exceeded"},
+    {"utf8-codes-lax-by-hand",
+     R("local f = utf8.codes('a', true) local s = string.rep('\\x80', 3000000)\n"
+       "for i = 1, 8 do f(s, 0) end return { wait = 1 }"),
+     "instruction budget exceeded"},
     /* Argument errors of wrapped library functions name the function (as
     ** the call did, like plain Lua). */
     {"insert-bad-position", R("table.insert({}, 5, 1)"),
@@ -136,6 +146,8 @@ static const struct {
     {"w-utf8-len", AT5("utf8.len({})"), "bad argument #1 to 'len'"},
     {"w-utf8-codepoint", AT5("utf8.codepoint('a', 5)"), "bad argument #3 to 'codepoint'"},
     {"w-utf8-offset", AT5("utf8.offset('a', 1, 5)"), "bad argument #3 to 'offset'"},
+    {"w-utf8-codes", AT5("utf8.codes({})"), "bad argument #1 to 'codes'"},
+    {"w-utf8-codes-iter", AT5("for p, c in utf8.codes('a\\xffb') do end"), "invalid UTF-8 code"},
     {"w-tonumber", AT5("return tonumber('10', 99)"),
      "bad argument #2 to 'tonumber' (base out of range)"},
     /* A tail call, and inside a coroutine, pcall, xpcall: the message the
@@ -195,6 +207,9 @@ static const struct fits {
        "local a, b, c = string.unpack('<i4 s1 z', s)\n"
        "assert(a == 7 and b == 'ab' and c == 'cd' and string.packsize('<i4 i8') == 12)\n"
        "assert(utf8.len('h\\u{e9}llo') == 5)\n"
+       "local t = {} for p, c in utf8.codes('h\\u{e9}\\u{1F600}!') do t[#t + 1] = p .. ':' .. c "
+       "end\n"
+       "assert(table.concat(t, ' ') == '1:104 2:233 4:128512 8:33', table.concat(t, ' '))\n"
        "return { wait = 1 }")},
     {"rep-everyday",
      R("assert(string.rep('ab', 3, ', ') == 'ab, ab, ab' and string.rep('x', 1) == 'x')\n"
