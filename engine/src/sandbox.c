@@ -1793,14 +1793,25 @@ static int sb_charged(lua_State *L)
         break;
     case W_FMT: /* unpack, packsize: each format byte is an option to parse */
         cost += 3 * (uint64_t)len1;
+        /* unpack's 'z' looks for the end of a string in the data: strlen
+        ** from where it stands, to the data's end when no zero comes (all
+        ** of it, each call, when the error is caught); at most the data
+        ** whatever the options, read at a plain find's rate */
+        if (len1 && lua_type(L, 2) == LUA_TSTRING && memchr(lua_tostring(L, 1), 'z', len1))
+            cost += lua_rawlen(L, 2) >> 4;
         break;
     case W_PACK: {
         cost += 3 * (uint64_t)len1;
         if (lua_type(L, 1) != LUA_TSTRING) break;
         /* pack writes at most 16 bytes an option, plus its strings */
         size_t out = len1 < SIZE_MAX / 64 ? 16 * len1 : SIZE_MAX / 4;
+        /* and reads its strings: 'z' scans each for a zero first, and a
+        ** refusal ("string contains zeros") allocates nothing to charge */
         for (int i = 2, top = lua_gettop(L); i <= top && out < SIZE_MAX / 4; i++)
-            if (lua_type(L, i) == LUA_TSTRING) out += lua_rawlen(L, i) + 16;
+            if (lua_type(L, i) == LUA_TSTRING) {
+                out += lua_rawlen(L, i) + 16;
+                cost += lua_rawlen(L, i) >> 4;
+            }
         need = 3 * out;
         break;
     }

@@ -61,6 +61,17 @@ static const struct hostile hostile[] = {
      "instruction budget exceeded"},
     {"unpack-spaces", R("string.unpack(string.rep(' ', 1000000), '') return { wait = 1 }"),
      "instruction budget exceeded"},
+    /* 'z' looks for a zero through the data (unpack) or the string
+    ** (pack), to its end when there is none, or up to one whose refusal
+    ** allocates nothing: each call read megabytes for a few units. */
+    {"unpack-z-scan",
+     R("local s = string.rep('x', 3000000)\n"
+       "for i = 1, 100 do pcall(string.unpack, 'z', s) end return { wait = 1 }"),
+     "instruction budget exceeded"},
+    {"pack-z-scan",
+     R("local s = string.rep('x', 1500000) .. '\\0'\n"
+       "for i = 1, 100 do pcall(string.pack, 'z', s) end return { wait = 1 }"),
+     "instruction budget exceeded"},
     /* %q writes each control byte through snprintf. */
     {"format-q-controls", R("string.format('%q', string.rep('\\1', 300000)) return { wait = 1 }"),
      "instruction budget exceeded"},
