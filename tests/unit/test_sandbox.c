@@ -132,6 +132,25 @@ static const struct hostile hostile[] = {
     {"pattern-too-complex", R("string.find(string.rep('a', 300), string.rep('a?', 300) .. 'b')"),
      "pattern too complex"},
     {"pattern-malformed", R("string.find('a', '[a')"), "malformed pattern"},
+    /* A set is read at each character it is matched against, and whether
+    ** a pattern has specials at all by reading it whole: a set or a
+    ** pattern of megabytes made each step, or each call, milliseconds. */
+    {"pattern-long-set",
+     R("local pat = '[' .. string.rep('a', 1000000) .. ']'\n"
+       "string.find(string.rep('b', 300), pat) return {}"),
+     "instruction budget exceeded"},
+    {"pattern-long-set-expand",
+     R("local pat = '[' .. string.rep('a', 1000000) .. 'b]*c'\n"
+       "string.match(string.rep('b', 300), pat) return {}"),
+     "instruction budget exceeded"},
+    {"pattern-long-frontier",
+     R("local pat = '%f[' .. string.rep('a', 1000000) .. ']'\n"
+       "string.gsub(string.rep('b', 300), pat, '') return {}"),
+     "instruction budget exceeded"},
+    {"pattern-long-plain",
+     R("local pat = string.rep('a', 3000000)\n"
+       "for i = 1, 20 do string.find('', pat) end return {}"),
+     "instruction budget exceeded"},
     /* memory */
     {"table-growth",
      R("local t = {} for i = 1, 1e12 do t[i] = {i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i} "
