@@ -35,8 +35,11 @@
 **    read-only proxies; each policy file gets its own _ENV; no __gc
 **    (setmetatable refuses it), so collecting never runs script code.
 **  - Not bounded per instruction: comparing two long strings that share a
-**    long prefix (== and < are VM operations on memory-capped operands);
-**    the wall clock, checked at each hook, catches a loop of those.
+**    long prefix (== and < are VM operations on memory-capped operands),
+**    and next(t) from the start of a table whose entries were mostly set
+**    to nil (it walks the emptied slots, up to the memory cap's worth;
+**    pairs' iterator is the same next); the wall clock, checked at each
+**    hook, catches a loop of those.
 */
 #ifndef SB_SANDBOX_H
 #define SB_SANDBOX_H
