@@ -1489,6 +1489,12 @@ static void gsub_string(pmatch *m, luaL_Buffer *b, const char *s, const char *e)
     size_t l;
     const char *r = lua_tolstring(L, 3, &l);
     const char *end = r + l;
+    /* The replacement is read at every match, and what it adds may be
+    ** nothing ('%0' of an empty match) or a capture made into a string
+    ** ('%1' of a position): charged for its length and its captures, where
+    ** its output alone left string.rep('%0', 5e5) over 1,000 empty matches
+    ** a 3 s call. */
+    pm_work(m, l >> 2);
     for (const char *q = r; q < end; q++) {
         if (*q != '%') {
             luaL_addchar(b, *q);
@@ -1501,6 +1507,7 @@ static void gsub_string(pmatch *m, luaL_Buffer *b, const char *s, const char *e)
             if (*q == '0')
                 luaL_addlstring(b, s, (size_t)(e - s));
             else {
+                pm_work(m, 16); /* a value pushed, written, added */
                 pm_push_one(m, *q - '1', s, e);
                 sbx_tolstring(L, -1, NULL);
                 lua_remove(L, -2);

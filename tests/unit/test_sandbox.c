@@ -147,6 +147,14 @@ static const struct hostile hostile[] = {
      R("local pat = '%f[' .. string.rep('a', 1000000) .. ']'\n"
        "string.gsub(string.rep('b', 300), pat, '') return {}"),
      "instruction budget exceeded"},
+    /* gsub reads its replacement at every match, and '%0' of an empty
+    ** match adds nothing: a long replacement made each match milliseconds. */
+    {"gsub-empty-replacements",
+     R("string.gsub(string.rep('b', 200), '', string.rep('%0', 500000)) return {}"),
+     "instruction budget exceeded"},
+    {"gsub-position-captures",
+     R("string.gsub(string.rep('b', 200), '()', string.rep('%1', 50000)) return {}"),
+     "instruction budget exceeded"},
     {"pattern-long-plain",
      R("local pat = string.rep('a', 3000000)\n"
        "for i = 1, 20 do string.find('', pat) end return {}"),
