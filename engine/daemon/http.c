@@ -726,6 +726,29 @@ static size_t read_limit(const sbd *d)
     return d->cfg->max_header + d->cfg->max_body + 64 * 1024;
 }
 
+/* The request the API reads from the head hd (path and query q as split
+** from its target; no body yet), and an empty reply. */
+static void request_of(sbd_conn *c, const struct head *hd, char *path, const char *q, sbd_req *req,
+                       sbd_reply *rep)
+{
+    *req = (sbd_req){
+        .method = method_index(hd->method),
+        .method_name = hd->method,
+        .path = path,
+        .query = q ? q : "",
+        .authorization = hd->auth,
+        .content_type = hd->ctype,
+        .last_event_id = hd->last_id,
+        .if_match = hd->if_match,
+        .if_none_match = hd->if_none_match,
+        .auth_cache = &c->auth,
+        .peer = c->peer,
+    };
+    memset(rep, 0, sizeof *rep);
+    rep->body = scratch_body();
+    rep->route = -1;
+}
+
 /* Handle one complete request. */
 static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, uint64_t t0)
 {
@@ -733,25 +756,11 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     struct evbuffer *in = bufferevent_get_input(c->bev);
     char *q = strchr(hd->target, '?');
     if (q) *q++ = 0;
-    sbd_req req = {
-        .method = method_index(hd->method),
-        .method_name = hd->method,
-        .path = hd->target,
-        .query = q ? q : "",
-        .authorization = hd->auth,
-        .content_type = hd->ctype,
-        .last_event_id = hd->last_id,
-        .if_match = hd->if_match,
-        .if_none_match = hd->if_none_match,
-        .body = body,
-        .body_len = body_len,
-        .auth_cache = &c->auth,
-        .peer = c->peer,
-    };
+    sbd_req req;
     sbd_reply rep;
-    memset(&rep, 0, sizeof rep);
-    rep.body = scratch_body();
-    rep.route = -1;
+    request_of(c, hd, hd->target, q, &req, &rep);
+    req.body = body;
+    req.body_len = body_len;
     sbd_api_handle(d, &req, &rep);
 
     int head = req.method == SBD_HEAD;
@@ -816,31 +825,19 @@ static int is_head(const struct head *hd)
 
 /* An Expect: 100-continue request whose body is still to come, refused on
 ** its head alone (no route, a method its route does not take, credentials
-** refused, a query parameter it does not take): answered now, as RFC 9110 10.1.1 has it, rather
-*than after a
-** 100 Continue invited a body that changes nothing; the connection closes,
-** as the body is not read. 1 if so. */
+** refused, a query parameter it does not take): answered now, as RFC 9110
+** 10.1.1 has it, rather than after a 100 Continue invited a body that
+** changes nothing; the connection closes, as the body is not read. 1 if
+** so. */
 static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
 {
     if (!hd->expect || c->expect_sent || hd->minor != 1 || !hd->target) return 0;
     char *path = strdup(hd->target), *q = path ? strchr(path, '?') : NULL;
     if (!path) return 0; /* the request itself will say so */
     if (q) *q++ = 0;
-    sbd_req req = {
-        .method = method_index(hd->method),
-        .method_name = hd->method,
-        .path = path,
-        .query = q ? q : "",
-        .authorization = hd->auth,
-        .content_type = hd->ctype,
-        .last_event_id = hd->last_id,
-        .auth_cache = &c->auth,
-        .peer = c->peer,
-    };
+    sbd_req req;
     sbd_reply rep;
-    memset(&rep, 0, sizeof rep);
-    rep.body = scratch_body();
-    rep.route = -1;
+    request_of(c, hd, path, q, &req, &rep);
     int refused = sbd_api_refuse_head(c->d, &req, &rep);
     free(path);
     if (!refused) return 0;
