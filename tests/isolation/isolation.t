@@ -57,6 +57,10 @@ def snapshot():
     return {p: A.get(p).body for p in A_PATHS}
 
 
+# A's own hold on c0, placed before the snapshot: its record names the holds
+# that cover it ("held_by"), and B's requests below must not change that.
+r = A.post("/v1/holds", {"id": "ha1", "call": "c0", "reason": "litigation"})
+t.is_(r.status, 201, "A holds its record c0", r)
 before = snapshot()
 
 
@@ -122,8 +126,6 @@ same("POST", "/v1/calls", {"call": "c1", "queue": "{ID}", "caller": "+4930200009
 # -- records, erasure, holds, aggregates, audit -------------------------------------------
 A.post("/v1/calls", {"call": "c5", "queue": "private", "caller": "+4930100055"})
 A.post("/v1/calls/c5/abandon")
-r = A.post("/v1/holds", {"id": "ha1", "call": "c0", "reason": "litigation"})
-t.is_(r.status, 201, "A holds its record c0", r)
 same("DELETE", "/v1/holds/{ID}", None, "ha1", "hnothere", "hold id")
 same("GET", "/v1/aggregates?queue={ID}", None, "private", "nothere", "queue")
 
