@@ -1162,14 +1162,14 @@ int cli_sweep(int argc, char **argv)
         char erased[160] = "";
         if (N("erased"))
             snprintf(erased, sizeof erased,
-                     ", %llu records reached by erasure requests run again now that a legal "
+                     ", %llu record%s reached by erasure requests run again now that a legal "
                      "hold was released",
-                     N("erased"));
+                     N("erased"), N("erased") == 1 ? "" : "s");
         /* Audit entries past their account's audit_days, when there were any. */
         char audit[96] = "";
         if (N("audit_expired"))
-            snprintf(audit, sizeof audit, ", %llu audit log entries past audit_days removed",
-                     N("audit_expired"));
+            snprintf(audit, sizeof audit, ", %llu audit log entr%s past audit_days removed",
+                     N("audit_expired"), N("audit_expired") == 1 ? "y" : "ies");
         printf("sweep %s%s: %llu reviewed%s (%llu kept, %llu anonymized, %llu deleted; %llu "
                "overridden by legal holds, %llu failed), %llu purged%s, %llu transactions, "
                "%.2f s\n",

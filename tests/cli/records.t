@@ -251,7 +251,7 @@ check 0 "erase under a hold: exit 0" out "1 under a legal hold: the request reac
 run "$sb" records release --data-dir "$data" --account beta hb
 check 0 "the hold released" out "hb"
 run "$sb" sweep --data-dir "$data"
-check 0 "the next sweep says how many records the erasure run again reached, before the decisions" out "0 reviewed, 1 records reached by erasure requests run again now that a legal hold was released (0 kept, 0 anonymized, 1 deleted"
+check 0 "the next sweep says how many records the erasure run again reached, before the decisions" out "0 reviewed, 1 record reached by erasure requests run again now that a legal hold was released (0 kept, 0 anonymized, 1 deleted"
 run "$sb" records get --data-dir "$data" --account beta h1
 check 1 "has deleted the record the erasure asked for" err "h1"
 
