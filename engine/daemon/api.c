@@ -1414,11 +1414,12 @@ static int query_int(ctx *x, const char *name, long long *v)
     char *end;
     errno = 0;
     long long n = strtoll(s, &end, 10);
-    if (*s && !*end && errno == ERANGE && n > 0) {
+    if (*s >= '0' && *s <= '9' && !*end && errno == ERANGE && n > 0) {
         fail(x, 400, "SB_EINVAL", name, "\"%s\" is too large (at most %lld)", name, LLONG_MAX);
         return -1;
     }
-    if (!*s || *end || n < 0 || errno) {
+    /* digits only: strtoll would also take a sign and leading spaces */
+    if (*s < '0' || *s > '9' || *end || n < 0 || errno) {
         fail(x, 400, "SB_EINVAL", name, "\"%s\" must be a non-negative integer", name);
         return -1;
     }

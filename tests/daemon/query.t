@@ -151,7 +151,7 @@ r2 = acme.get("/v1/queues?limit=1&after=" + (r.json or {}).get("next", ""))
 t.ok(r.status == 200 and [q["id"] for q in r.json["queues"]] == ["aaa"] and
      r.json.get("next") == "aaa" and [q["id"] for q in r2.json["queues"]] == ["support"] and
      "next" not in r2.json, "queues page the same way", (r, r2))
-for q in ("limit=0", "limit=10001", "limit=x", "limit=-1"):
+for q in ("limit=0", "limit=10001", "limit=x", "limit=-1", "limit=+2", "limit=%202", "limit=2%20"):
     r = acme.get("/v1/agents?" + q)
     t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "limit"), "?%s: 400, field limit" % q, r)
 r = acme.get("/v1/agents?after=a%20b")
