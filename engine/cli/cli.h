@@ -42,6 +42,10 @@ int cli_tmpdir_remove(void);
 ** `flag=VALUE`. 1 with *val set (NULL: flag came last, without one), or 0
 ** when argv[*i] is another argument. */
 int cli_flag(const char *flag, int argc, char **argv, int *i, const char **val);
+/* A flag of flags (NULL-terminated) that argv gives twice (`flag`, or
+** `flag=`): said on stderr for command cmd, and 1 (a usage error: which
+** value was meant?); else 0. */
+int cli_twice(const char *cmd, int argc, char **argv, const char *const *flags);
 int cli_replay(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
 int cli_records(int argc, char **argv); /* records.c */

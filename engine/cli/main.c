@@ -222,6 +222,23 @@ int cli_flag(const char *flag, int argc, char **argv, int *i, const char **val)
     return 1;
 }
 
+int cli_twice(const char *cmd, int argc, char **argv, const char *const *flags)
+{
+    for (const char *const *f = flags; *f; f++) {
+        size_t n = strlen(*f);
+        int seen = 0;
+        for (int i = 0; i < argc; i++) {
+            const char *a = argv[i];
+            if (!a || strncmp(a, *f, n) != 0 || (a[n] && a[n] != '=')) continue;
+            if (seen++) {
+                fprintf(stderr, "switchboard %s: %s given twice: give it once\n", cmd, *f);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 static void tmp_on_signal(int sig)
 {
     while (tmp_removing) { /* the directory is going already: let it go, then die */
@@ -398,6 +415,8 @@ static int cmd_check(int argc, char **argv)
     const char *pubarg = NULL;
     int nfiles = 0, have_cfg = 0;
     sb_config cfg;
+    static const char *const once[] = {"--public-key", "--config", NULL};
+    if (cli_twice("policy check", argc, argv, once)) return 2;
     for (int i = 0; i < argc; i++) {
         if (!argv[i]) continue;
         if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
@@ -482,6 +501,8 @@ static int cmd_test(int argc, char **argv)
     const char *args[2];
     int nargs = 0, verbose = 0, have_cfg = 0;
     sb_config cfg;
+    static const char *const once[] = {"--config", NULL};
+    if (cli_twice("policy test", argc, argv, once)) return 2;
     for (int i = 0; i < argc; i++) {
         if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
         const char *v;
@@ -598,6 +619,8 @@ static int cmd_keygen(int argc, char **argv)
 static int cmd_sign(int argc, char **argv)
 {
     const char *keyfile = NULL, *file = NULL;
+    static const char *const once[] = {"--key", NULL};
+    if (cli_twice("policy sign", argc, argv, once)) return 2;
     for (int i = 0; i < argc; i++) {
         if (cli_is_help(argv[i], 1)) return policy_usage(stdout, NULL, NULL);
         const char *v;

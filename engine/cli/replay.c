@@ -494,6 +494,11 @@ int cli_replay(int argc, char **argv)
 {
     const char *file = NULL, *data_dir = NULL, *policy_dir = NULL;
     int as_json = 0;
+    static const char *const once[] = {"--data-dir", "--policy-dir", NULL};
+    if (cli_twice("replay", argc, argv, once)) {
+        replay_usage(stderr);
+        return 2;
+    }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a, 0)) {

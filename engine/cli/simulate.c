@@ -275,6 +275,8 @@ int cli_simulate(int argc, char **argv)
     const char *policy_dir = "policies", *data_dir = NULL;
     int ncalls = 1000;
     unsigned long long seed = 1;
+    static const char *const once[] = {"--policy-dir", "--data-dir", "--calls", "--seed", NULL};
+    if (cli_twice("simulate", argc, argv, once)) return 2;
     for (int i = 0; i < argc; i++) {
         const char *v = NULL;
         int at = i; /* argv[at] is the flag, for a message */

@@ -83,6 +83,19 @@ run "$sb" records export +442079460001 --data-dir "$data" --account acme
 check 0 "... and nothing was erased" out "c1"
 run "$sb" sweep --data-dir "$data" --budget-ms 5 --budget-ms=0
 check 2 "sweep --budget-ms given twice, once with =: exit 2" err "--budget-ms given twice"
+# ... by every command: replay would have written to the second directory.
+run "$sb" replay examples/replay/first-calls.jsonl --data-dir "$tmp/r1" --data-dir="$tmp/r2"
+check 2 "replay --data-dir given twice: exit 2" err "replay: --data-dir given twice"
+[ ! -e "$tmp/r1" ] && [ ! -e "$tmp/r2" ]
+ok $? "... and neither directory was made" "$(shown)"
+run "$sb" simulate --calls 5 --seed 1 --seed 2
+check 2 "simulate --seed given twice: exit 2" err "simulate: --seed given twice"
+run "$sb" policy check --config /dev/null --config=/dev/null policies/longest-idle.lua
+check 2 "policy check --config given twice: exit 2" err "policy check: --config given twice"
+run "$sb" policy test --config /dev/null --config /dev/null policies/longest-idle.lua
+check 2 "policy test --config given twice: exit 2" err "policy test: --config given twice"
+run "$sb" policy sign --key a --key b policies/longest-idle.lua
+check 2 "policy sign --key given twice: exit 2" err "policy sign: --key given twice"
 
 for v in abc -5 1.5 4294967296; do
     run "$sb" sweep --data-dir "$data" --budget-ms "$v"
