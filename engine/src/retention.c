@@ -2002,39 +2002,16 @@ typedef struct preview {
     uint8_t ours[PREVIEW_KEYS];    /* the key is of a record to consider */
     uint64_t deadline;             /* mono_ns: stop at it (0: no budget) */
     int from_index;                /* where this call began: the index or the records, */
-    uint8_t from[8 + REC_KEY_MAX]; /* after this "next" key (preview_shown) */
+    uint8_t from[8 + REC_KEY_MAX]; /* after this key ("next") */
     size_t fromlen;
     int stopped; /* the budget ran out before the end */
 } preview;
 
-/* The "next" key for the walk at cur: cur itself, unless cur is an entry of
-** the index of another account's record (its due time, account, offered
-** time and call id: none of them this account's to see). That becomes
-** the due time and the first account number after it that is sure to
-** leave nothing of this account's unwalked: this account's number when the
-** entry's is smaller (its entries of that due time are all still to come),
-** the next one when greater (they were all walked). Carrying on from there
-** walks again only other accounts' entries, which count for nothing. */
-static size_t preview_shown(const preview *p, int index, const uint8_t *cur, size_t curlen,
-                            uint8_t *out)
-{
-    uint32_t own = p->x.acct;
-    if (!index || curlen < 12 || be32(cur + 8) == own) {
-        memcpy(out, cur, curlen);
-        return curlen;
-    }
-    memcpy(out, cur, 8);
-    put_be32(out + 8, be32(cur + 8) < own ? own : own + 1);
-    return 12;
-}
-
-/* Has the walk moved on, in what "next" would say, since this call began?
-** A call stops for its budget only then, so each comes nearer the end. */
+/* Has the walk moved on since this call began? A call stops for its
+** budget only then, so each comes nearer the end. */
 static int preview_moved(const preview *p, int index, const uint8_t *cur, size_t curlen)
 {
-    uint8_t k[8 + REC_KEY_MAX];
-    size_t kl = preview_shown(p, index, cur, curlen, k);
-    return index != p->from_index || kl != p->fromlen || memcmp(k, p->from, kl);
+    return index != p->from_index || curlen != p->fromlen || memcmp(cur, p->from, curlen);
 }
 
 /* pol_source_fn of the preview's policy state: the source given for the
@@ -2180,10 +2157,10 @@ static int preview_walk(preview *p, int index, uint8_t *cur, size_t *curlen)
 }
 
 /* A preview's "next": where it stopped ('i' the index or 'r' the records,
-** then the last key handled, as preview_shown gives it), sealed with the
-** account's data key under associated data naming the account. The
-** position is of a key that may be another account's neighbour in the
-** index, and a handle nobody can forge or read is all a caller needs:
+** then the last key walked), sealed with the account's data key under
+** associated data naming the account. That key may be an entry of another
+** account's record in the index (its due time, account, offered time and
+** call id), and a handle nobody can forge or read is all a caller needs:
 ** the caller gets the hex of the sealed bytes, and another account's
 ** "next", or one changed, does not open. */
 #define PREVIEW_NEXT_PT (1 + 8 + REC_KEY_MAX)
@@ -2440,7 +2417,8 @@ int sb_retention_preview(sb_engine *e, const char *account, const char *opts, si
     if (p->stopped) {
         uint8_t pt[PREVIEW_NEXT_PT];
         pt[0] = index ? 'i' : 'r';
-        size_t n = 1 + preview_shown(p, index, cur, curlen, pt + 1);
+        memcpy(pt + 1, cur, curlen);
+        size_t n = 1 + curlen;
         int none = preview_next_seal(e, x, pt, n, next, res);
         cr_wipe(pt, sizeof pt);
         if (none < 0) {
