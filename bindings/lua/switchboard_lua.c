@@ -186,6 +186,27 @@ static int whole_below(double d, double below)
 #define BELOW_U32 4294967296.0          /* 2^32 */
 #define BELOW_I64 9223372036854775808.0 /* 2^63 */
 
+/* Arguments i and i + 1 of a log's or a history's page: the seq of the
+** entry to page from (0: from its `from` end; entry names whose, "an audit
+** entry's") and a number of entries (0: deflt). Raises for anything else. */
+static void opt_page(lua_State *L, int i, const char *entry, const char *from, int deflt,
+                     uint64_t *seq, size_t *limit)
+{
+    char msg[96];
+    double x = opt_num(L, i, 0);
+    if (!whole_below(x, BELOW_I64)) {
+        snprintf(msg, sizeof msg, "expected %s seq, 0 (from the %s) or more", entry, from);
+        arg_error(L, i, msg);
+    }
+    double y = opt_num(L, i + 1, 0);
+    if (!whole_below(y, (double)SIZE_MAX + 1)) {
+        snprintf(msg, sizeof msg, "expected a whole number of entries, 0 (%d) or more", deflt);
+        arg_error(L, i + 1, msg);
+    }
+    *seq = (uint64_t)x;
+    *limit = (size_t)y;
+}
+
 /* The engine handle, self of every method (luaL_checkudata, with arg_error's
 ** name). */
 static engine_ud *check_ud(lua_State *L)
@@ -1233,14 +1254,9 @@ static int l_policy_versions(lua_State *L)
 {
     check_box(L);
     const char *acct = check_str(L, 2), *name = check_str(L, 3);
-    double x = opt_num(L, 4, 0);
-    if (!whole_below(x, BELOW_I64))
-        arg_error(L, 4, "expected a history entry's seq, 0 (from the newest) or more");
-    uint64_t before = (uint64_t)x;
-    x = opt_num(L, 5, 0);
-    if (!whole_below(x, (double)SIZE_MAX + 1))
-        arg_error(L, 5, "expected a whole number of entries, 0 (50) or more");
-    size_t limit = (size_t)x;
+    uint64_t before;
+    size_t limit;
+    opt_page(L, 4, "a history entry's", "newest", 50, &before, &limit);
     call c = begin(L);
     return finish(L, c, sb_policy_versions(use(c.b, L), acct, name, before, limit, c.res), ret_doc);
 }
@@ -1880,14 +1896,9 @@ static int l_audit_list(lua_State *L)
 {
     check_box(L);
     const char *acct = check_str(L, 2);
-    double x = opt_num(L, 3, 0);
-    if (!whole_below(x, BELOW_I64))
-        arg_error(L, 3, "expected an audit entry's seq, 0 (from the first) or more");
-    uint64_t after = (uint64_t)x;
-    x = opt_num(L, 4, 0);
-    if (!whole_below(x, (double)SIZE_MAX + 1))
-        arg_error(L, 4, "expected a whole number of entries, 0 (1000) or more");
-    size_t limit = (size_t)x;
+    uint64_t after;
+    size_t limit;
+    opt_page(L, 3, "an audit entry's", "first", 1000, &after, &limit);
     call c = begin(L);
     return finish(L, c, sb_audit_list(use(c.b, L), acct, after, limit, c.res), ret_doc);
 }
@@ -1999,12 +2010,9 @@ static int l_audit_pages(lua_State *L)
 {
     check_box(L);
     check_str(L, 2);
-    double x = opt_num(L, 3, 0);
-    if (!whole_below(x, BELOW_I64))
-        arg_error(L, 3, "expected an audit entry's seq, 0 (from the first) or more");
-    x = opt_num(L, 4, 0);
-    if (!whole_below(x, (double)SIZE_MAX + 1))
-        arg_error(L, 4, "expected a whole number of entries, 0 (1000) or more");
+    uint64_t after;
+    size_t limit;
+    opt_page(L, 3, "an audit entry's", "first", 1000, &after, &limit); /* audit_list reads them */
     lua_settop(L, 4);
     lua_getfield(L, 1, "audit_list");
     lua_pushvalue(L, 1);
