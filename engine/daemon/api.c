@@ -288,8 +288,7 @@ static int check_utf8(ctx *x)
     return -1;
 }
 
-/* The body as a JSON object; NULL after replying 400. An empty body is {}
-** unless `required`. */
+/* The length of a UTF-8 byte-order mark text begins with (3), or 0. */
 size_t sbd_bom(const char *text, size_t len)
 {
     return len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
@@ -303,6 +302,8 @@ const char *sbd_json_error(const json_error_t *e)
     return e->text;
 }
 
+/* The body as a JSON object; NULL after replying 400. An empty body is {}
+** unless `required`. */
 static json_t *body_object(ctx *x, int required)
 {
     if (x->req->body_len == 0) {
