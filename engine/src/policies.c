@@ -1558,6 +1558,22 @@ static int read_file(const char *path, char **out, size_t *len, size_t max)
 /* Subdirectories below policy_dir that are read: "a/b/c/d/name.lua" at most. */
 #define MAX_DIR_DEPTH 4
 
+/* A folder or policy file of policy_dir that any user may write into: its
+** policies would run for every account, deciding their calls and which
+** records are deleted, as that user wrote them. Refused (the load fails, a
+** reload keeps what was loaded) unless signatures are required, which
+** makes what the directory holds not matter. Group write is left alone: a
+** user's own group often has that user alone. */
+static int others_may_write(sb_engine *e, const char *path, const struct stat *st, sb_result *res)
+{
+    if (!(st->st_mode & S_IWOTH) || e->cfg.require_signed_policies) return 0;
+    return res_err(res, SB_EPOLICY, "policy_dir",
+                   "%s has mode %04o: any user on this machine may %s, and every account runs "
+                   "the policies here (chmod o-w it, or turn require_signed_policies on)",
+                   path, (unsigned)(st->st_mode & 07777),
+                   S_ISDIR(st->st_mode) ? "put policies in it" : "change it");
+}
+
 /* Collect every .lua below dir (not *.cases.json, not hidden, not the types
 ** folder). What is passed over that looks meant to load (a folder too deep,
 ** a .lua whose name no queue could give) is logged through e's log. */
@@ -1569,8 +1585,15 @@ static int scan_dir(sb_engine *e, const char *root, const char *rel, dir_scan *s
     DIR *d = opendir(path);
     if (!d)
         return res_err(res, SB_EPOLICY, "policy_dir", "cannot read %s: %s", path, strerror(errno));
+    struct stat dst;
+    int rc = fstat(dirfd(d), &dst)
+                 ? res_err(res, SB_EPOLICY, "policy_dir", "%s: %s", path, strerror(errno))
+                 : others_may_write(e, path, &dst, res);
+    if (rc) {
+        closedir(d);
+        return rc;
+    }
     struct dirent *de;
-    int rc = 0;
     while (!rc && (de = readdir(d))) {
         const char *n = de->d_name;
         if (n[0] == '.') continue;
@@ -1605,6 +1628,7 @@ static int scan_dir(sb_engine *e, const char *root, const char *rel, dir_scan *s
         }
         size_t l = strlen(relp);
         if (l < 5 || strcmp(relp + l - 4, ".lua") != 0) continue;
+        if ((rc = others_may_write(e, full, &st, res))) break;
         if (s->n == s->cap) {
             size_t cap = s->cap ? s->cap * 2 : 32;
             dir_policy *np = realloc(s->p, cap * sizeof *np);

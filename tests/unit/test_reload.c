@@ -490,6 +490,58 @@ static void test_unstatable_entries(sb_engine *e1, sb_engine *e2)
        "with the file gone for real, the reload removes it (%s)", sb_result_message(res));
 }
 
+/* Policies of the directory run for every account and decide its calls and
+** which records are deleted: a folder or file of it that any user on the
+** machine may write into is refused, naming it and its mode, and changes
+** nothing (a 0777 directory and 0666 files were loaded as they came). Group
+** write is taken. */
+static void test_others_may_write(sb_engine *e1, sb_engine *e2)
+{
+    char sub[600], file[700];
+    write_file("spare.lua", POLICY_A);
+    ok(sb_reload(e1, res) == 0, "a shared policy nobody uses, spare (%s)", sb_result_message(res));
+    snprintf(file, sizeof file, "%s/spare.lua", pdir);
+    chmod(file, 0666);
+    int rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "spare.lua has mode 0666: any user") &&
+           strstr(sb_result_message(res), "chmod o-w"),
+       "a policy file any user may write: the reload fails, naming it (%s)",
+       sb_result_message(res));
+    write_file("spare.lua", POLICY_B);
+    ok(sb_reload(e1, res) == SB_EPOLICY, "nor once another user has written into it");
+    ok(sb_policy_get(e2, "acme", "spare", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "reject = 'A'") != NULL,
+       "what was written is not taken: spare is still A");
+    chmod(file, 0664);
+    ok(sb_reload(e1, res) == 0, "group write is taken (%s)", sb_result_message(res));
+    snprintf(sub, sizeof sub, "%s/team", pdir);
+    mkdir(sub, 0700);
+    write_file("team/vip.lua", POLICY_A);
+    chmod(sub, 0777);
+    rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "team has mode 0777: any user") &&
+           strstr(sb_result_message(res), "put policies in it"),
+       "a folder any user may write into: refused, naming it (%s)", sb_result_message(res));
+    ok(strcmp(state_of(e2, "team/vip"), "none") == 0, "and team/vip is not loaded");
+    chmod(sub, 01777);
+    ok(sb_reload(e1, res) == SB_EPOLICY && strstr(sb_result_message(res), "mode 1777"),
+       "sticky is no better: any user may still add a policy (%s)", sb_result_message(res));
+    chmod(sub, 0755);
+    chmod(pdir, 0777);
+    ok(sb_reload(e1, res) == SB_EPOLICY && strstr(sb_result_message(res), "has mode 0777") &&
+           !strstr(sb_result_message(res), "team"),
+       "policy_dir itself too (%s)", sb_result_message(res));
+    chmod(pdir, 0700);
+    ok(sb_reload(e1, res) == 0 && strcmp(state_of(e2, "team/vip"), "ok/0") == 0,
+       "with the modes fixed, the reload takes them (%s)", sb_result_message(res));
+    snprintf(file, sizeof file, "%s/vip.lua", sub);
+    unlink(file);
+    rmdir(sub);
+    snprintf(file, sizeof file, "%s/spare.lua", pdir);
+    unlink(file);
+    ok(sb_reload(e1, res) == 0, "spare and team/vip go (%s)", sb_result_message(res));
+}
+
 /* A source that is not UTF-8 is refused the same way from the policy
 ** directory and by upload, naming its line (sources come back inside JSON):
 ** a reload that met one used to take it, an upload of the same refused it. */
@@ -772,6 +824,7 @@ int main(void)
     test_deleted_account(e1, e2);
     test_delete_shadowing(e1, e2);
     test_unstatable_entries(e1, e2);
+    test_others_may_write(e1, e2);
     test_not_utf8(e1, e2);
     test_upload_fits_beside(e1);
     test_skipped_entries(e1);
@@ -879,6 +932,12 @@ int main(void)
            "an unsigned upload is refused");
         ok(sb_policy_put(s, "acme", "mine", signed_a, strlen(signed_a), NULL, res) == 0,
            "a signed upload is accepted");
+        chmod(pdir, 0777);
+        ok(sb_reload(s, res) == 0,
+           "with signatures required, a directory any user may write into loads: only signed "
+           "code runs from it (%s)",
+           sb_result_message(res));
+        chmod(pdir, 0700);
         /* An unsigned file in the directory: the reload names it once, not
         ** "<dir>/plain.lua: plain: unsigned, ...". */
         write_file("plain.lua", POLICY_B);
