@@ -1942,7 +1942,9 @@ int sbd_auth_basic(sbd *d, const char *h, char *acct, size_t cap)
             h++;
         if (sodium_base642bin(buf, sizeof buf - 1, h, strlen(h), NULL, &len, NULL,
                               sodium_base64_VARIANT_ORIGINAL) == 0) {
-            unsigned char *colon = memchr(buf, ':', len);
+            /* At the last colon: an account id may hold one (ids take ':'), a
+            ** key never does, so "acme:eu:sbk_..." is account "acme:eu". */
+            unsigned char *colon = memrchr(buf, ':', len);
             size_t al = colon ? (size_t)(colon - buf) : 0;
             if (colon && al > 0 && al < cap && !memchr(buf, 0, al)) {
                 memcpy(acct, buf, al);
