@@ -449,6 +449,13 @@ static void h_account_list(ctx *x)
     reply_result(x, sb_account_list(x->d->eng, x->d->res), 200, NULL, NULL);
 }
 
+/* The address an admin change came from, for its log line: what a key
+** or an account became is told with who asked. */
+static const char *peer_of(const ctx *x)
+{
+    return x->req->peer ? x->req->peer : "-";
+}
+
 static void h_account_create(ctx *x)
 {
     json_t *doc = body_object(x, 1);
@@ -470,7 +477,8 @@ static void h_account_create(ctx *x)
         reply_result(x, rc, 201, NULL, NULL);
         if (rc == 0) {
             add_header(x->rep, "Location: /v1/accounts/%s\r\n", idc);
-            sbd_log(SB_LOG_INFO, "account created", "account=%s", sbd_qacct(idc));
+            sbd_log(SB_LOG_INFO, "account created", "account=%s peer=%s", sbd_qacct(idc),
+                    peer_of(x));
         }
     }
     free(idc);
@@ -489,8 +497,19 @@ static void h_account_put(ctx *x)
     char *s;
     if (!doc) return;
     if (fill(x, doc, "id", x->p[0]) == 0 && (s = dump(x, doc, &len))) {
-        reply_result(x, sb_account_put(x->d->eng, s, len, x->d->res), 200, NULL, NULL);
+        int rc = sb_account_put(x->d->eng, s, len, x->d->res);
+        reply_result(x, rc, 200, NULL, NULL);
         free(s);
+        /* As POST's and DELETE's are: a replacement can change which
+        ** records are kept (retention, personal_attrs, audit_days). */
+        if (rc == 0) {
+            json_t *put = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
+            sbd_log(SB_LOG_INFO,
+                    json_is_false(json_object_get(put, "created")) ? "account replaced"
+                                                                   : "account created",
+                    "account=%s peer=%s", sbd_qacct(x->p[0]), peer_of(x));
+            json_decref(put);
+        }
     }
     json_decref(doc);
 }
@@ -522,10 +541,11 @@ static void h_account_delete(ctx *x)
         ** reaches an account made again under the same id. */
         sbd_stream_forget(x->d, x->p[0], x->d->res);
         if (v)
-            sbd_log(SB_LOG_INFO, "account deleted", "account=%s live_calls_ended=%zu",
-                    sbd_qacct(x->p[0]), ended);
+            sbd_log(SB_LOG_INFO, "account deleted", "account=%s live_calls_ended=%zu peer=%s",
+                    sbd_qacct(x->p[0]), ended, peer_of(x));
         else
-            sbd_log(SB_LOG_INFO, "account deleted", "account=%s", sbd_qacct(x->p[0]));
+            sbd_log(SB_LOG_INFO, "account deleted", "account=%s peer=%s", sbd_qacct(x->p[0]),
+                    peer_of(x));
     }
 }
 
@@ -543,8 +563,8 @@ static void h_key_create(ctx *x)
     reply_result(x, rc, 201, NULL, NULL);
     if (rc == 0) {
         json_t *made = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
-        sbd_log(SB_LOG_INFO, "api key created", "account=%s key_id=%s", sbd_qacct(x->p[0]),
-                sbd_q(json_string_value(json_object_get(made, "key_id"))));
+        sbd_log(SB_LOG_INFO, "api key created", "account=%s key_id=%s peer=%s", sbd_qacct(x->p[0]),
+                sbd_q(json_string_value(json_object_get(made, "key_id"))), peer_of(x));
         json_decref(made);
     }
 }
@@ -559,8 +579,8 @@ static void h_key_revoke(ctx *x)
     int rc = sb_apikey_revoke(x->d->eng, x->p[0], x->p[1], x->d->res);
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0)
-        sbd_log(SB_LOG_INFO, "api key revoked", "account=%s key_id=%s", sbd_qacct(x->p[0]),
-                sbd_q(x->p[1]));
+        sbd_log(SB_LOG_INFO, "api key revoked", "account=%s key_id=%s peer=%s", sbd_qacct(x->p[0]),
+                sbd_q(x->p[1]), peer_of(x));
 }
 
 /* Handlers: agents and queues (account). */
