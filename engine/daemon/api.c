@@ -2038,6 +2038,29 @@ static int allowed(const struct route *rt, int m)
 ** credentials. 0 with x->rt set when the request goes on (for an account
 ** route, x->account set); -1 once it is answered (404, 405, 401...). buf
 ** holds the decoded path segments x->p point into (as long as the path). */
+/* A request that changes something, sent by a browser from a page of
+** another site (its Sec-Fetch-Site): refused, 1. A browser that holds an
+** account's Basic login (the 401's WWW-Authenticate asks it for one) sends
+** it with any page's form or fetch, and the daemon answers no CORS: such a
+** request is a forgery, never a client of the API (Go's net/http
+** CrossOriginProtection draws the same line). Gateways and other programs
+** send no Sec-Fetch-Site; a browser sends "same-origin" from a page the
+** daemon's own origin serves (through a proxy), "none" when its user typed
+** the address. */
+static int cross_site(ctx *x)
+{
+    const sbd_req *req = x->req;
+    const char *s = req->fetch_site;
+    if (!s || req->method == SBD_GET || req->method == SBD_HEAD || !strcasecmp(s, "same-origin") ||
+        !strcasecmp(s, "none"))
+        return 0;
+    fail(x, 403, "HTTP_FORBIDDEN", NULL,
+         "a browser sent this %s from a page of another site (Sec-Fetch-Site: %.32s): "
+         "changes are taken from programs and from pages of this origin only",
+         req->method_name, s);
+    return 1;
+}
+
 static int front(ctx *x, char *buf)
 {
     const sbd_req *req = x->req;
@@ -2068,6 +2091,7 @@ static int front(ctx *x, char *buf)
         add_header(rep, "Allow: %s\r\n", allow);
         return -1;
     }
+    if (cross_site(x)) return -1;
     if (rt->auth == AUTH_ADMIN) return auth_admin(x);
     if (rt->auth == AUTH_ACCOUNT) return auth_account(x);
     return 0;

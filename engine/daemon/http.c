@@ -37,6 +37,7 @@ enum { CS_HTTP, CS_STREAM, CS_CLOSING, CS_LINGER };
 /* A request's head, parsed in place (the strings point into its buffer). */
 struct head {
     char *method, *target, *auth, *ctype, *last_id, *if_match, *if_none_match;
+    char *fetch_site; /* Sec-Fetch-Site, a browser's */
     int minor;
     int close, keepalive, chunked, expect;
     int has_cl;
@@ -242,7 +243,8 @@ static void format_response(struct evbuffer *out, sbd_reply *rep, int minor, int
     size_t len = evbuffer_get_length(rep->body);
     evbuffer_add_printf(out,
                         "HTTP/1.%d %d %s\r\nDate: %s\r\nServer: switchboard/%s\r\n"
-                        "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                        "Content-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+                        "%s%s\r\n",
                         minor, rep->status, reason_phrase(rep->status), http_date(),
                         SB_VERSION_STRING,
                         rep->content_type ? rep->content_type : "application/json", len,
@@ -513,6 +515,12 @@ static int parse_head(char *h, struct head *hd, const char **why)
                 return 400;
             }
             hd->ctype = v;
+        } else if (!strcasecmp(line, "sec-fetch-site")) {
+            if (hd->fetch_site) {
+                *why = "more than one Sec-Fetch-Site header field";
+                return 400;
+            }
+            hd->fetch_site = v;
         } else if (!strcasecmp(line, "last-event-id")) {
             if (hd->last_id) {
                 *why = "more than one Last-Event-ID header field";
@@ -741,6 +749,7 @@ static void request_of(sbd_conn *c, const struct head *hd, char *path, const cha
         .last_event_id = hd->last_id,
         .if_match = hd->if_match,
         .if_none_match = hd->if_none_match,
+        .fetch_site = hd->fetch_site,
         .auth_cache = &c->auth,
         .peer = c->peer,
     };
@@ -773,7 +782,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     if (rep.stream) {
         evbuffer_add_printf(c->pending,
                             "HTTP/1.%d 200 OK\r\nDate: %s\r\nServer: switchboard/%s\r\n"
-                            "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                            "Content-Type: text/event-stream\r\nCache-Control: no-store\r\n"
                             "X-Accel-Buffering: no\r\n%s\r\n%s",
                             hd->minor, http_date(), SB_VERSION_STRING,
                             connection_field(hd->minor, keep), stream ? ": connected\n\n" : "");

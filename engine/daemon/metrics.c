@@ -13,8 +13,8 @@
 
 #include "log.h"
 
-static const int statuses[SBD_NSTATUS - 1] = {200, 201, 400, 401, 404, 405, 408, 409, 413,
-                                              417, 422, 429, 431, 500, 501, 503, 505};
+static const int statuses[SBD_NSTATUS - 1] = {200, 201, 400, 401, 403, 404, 405, 408, 409,
+                                              413, 417, 422, 429, 431, 500, 501, 503, 505};
 
 /* Upper bounds of the latency buckets, seconds. */
 static const double lat_le[SBD_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,

@@ -69,6 +69,7 @@ typedef struct sbd_req {
     const char *last_event_id; /* header value or NULL                       */
     const char *if_match;      /* header value or NULL                       */
     const char *if_none_match; /* header value or NULL                       */
+    const char *fetch_site;    /* Sec-Fetch-Site (a browser's) or NULL        */
     const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
     size_t body_len;
     sbd_auth_cache *auth_cache; /* the connection's, or NULL */
@@ -100,7 +101,7 @@ typedef struct sbd_reply {
 /* A tick's share of the loop (sb_tick_for): the timers still due fire at
 ** the next turn. */
 #define SBD_TICK_MS 10
-#define SBD_NSTATUS 18
+#define SBD_NSTATUS 19
 #define SBD_LAT_BUCKETS 16
 
 typedef struct sbd_metrics {
