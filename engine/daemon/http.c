@@ -1097,9 +1097,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     struct evbuffer *in = bufferevent_get_input(c->bev);
     if (c->state != CS_HTTP || c->paused || !mid_request(c)) return;
-    sbd_log(SB_LOG_INFO, "request timed out: closing", "conn=%llu peer=%s received=%zu",
-            (unsigned long long)c->id, c->peer,
-            c->ck.hbuf ? c->ck.wire + evbuffer_get_length(in) : evbuffer_get_length(in));
+    /* Many slow clients at once (a flood of them) write a line a second. */
+    static sbd_log_limit limit;
+    char more[48];
+    if (sbd_log_limit_take(&limit, 0, more, sizeof more))
+        sbd_log(SB_LOG_INFO, "request timed out: closing", "conn=%llu peer=%s received=%zu%s",
+                (unsigned long long)c->id, c->peer,
+                c->ck.hbuf ? c->ck.wire + evbuffer_get_length(in) : evbuffer_get_length(in), more);
     char msg[128];
     snprintf(msg, sizeof msg, "the request was not complete within request_timeout (%u s)",
              c->d->cfg->request_timeout);

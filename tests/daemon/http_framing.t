@@ -5,7 +5,7 @@
 # are decoded as they arrive, in any number of chunks and writes, within
 # max_body (decoded) and a cap on their size on the wire; Host is required
 # on HTTP/1.1 (RFC 9112 3.2) and may be given only once.
-import sys, os, socket, time, json, signal
+import sys, os, re, socket, time, json, signal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision, agent_doc, read_responses, rest_of
 
@@ -391,6 +391,29 @@ t.ok(resps[0][0] == 408,
      "a chunked body stalled between chunks (nothing undecoded left): 408 after request_timeout",
      resps)
 s.close()
+
+# Twenty clients stalled at once time out together: their lines are one a
+# second, the next one written saying how many were left out.
+before = len(d.lines)
+slow = [connect() for _ in range(20)]
+for x in slow:
+    x.sendall(b"GET /v1/agents HTTP/1.1\r\nHost: t\r\n")
+got = [read_responses(x, [False], timeout=10)[0][0][0] for x in slow]
+for x in slow:
+    x.close()
+t.is_(got, [408] * 20, "twenty stalled requests: each answered 408")
+timed_out = lambda: [l for l in d.lines[before:] if "request timed out" in l]
+t.ok(1 <= len(timed_out()) <= 3, "... in at most a line a second (%d lines)" % len(timed_out()))
+time.sleep(1.1)
+x = connect()
+x.sendall(b"GET /v1/agents HTTP/1.1\r\nHost: t\r\n")
+read_responses(x, [False], timeout=10)
+x.close()
+line = d.wait_log(r"request timed out.*not_logged_before=\d+", after=before)
+told = sum(1 + int(re.search(r"not_logged_before=(\d+)", l).group(1)
+                   if "not_logged_before=" in l else 0) for l in timed_out())
+t.ok(line is not None and told == 21, "the next line says how many were left out: all 21 told",
+     (told, line))
 
 s = connect()
 body = json.dumps(agent_doc("late")).encode()
