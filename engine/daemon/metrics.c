@@ -13,7 +13,9 @@
 
 #include "log.h"
 
-static const int statuses[SBD_NSTATUS - 1] = {200, 201, 400, 401, 403, 404, 405, 408, 409,
+/* Every status the daemon answers (its own code label); another would count
+** as "other". */
+static const int statuses[SBD_NSTATUS - 1] = {200, 201, 400, 401, 403, 404, 405, 408, 409, 412,
                                               413, 417, 422, 429, 431, 500, 501, 503, 505};
 
 /* Upper bounds of the latency buckets, seconds. */

@@ -101,7 +101,7 @@ typedef struct sbd_reply {
 /* A tick's share of the loop (sb_tick_for): the timers still due fire at
 ** the next turn. */
 #define SBD_TICK_MS 10
-#define SBD_NSTATUS 19
+#define SBD_NSTATUS 20
 #define SBD_LAT_BUCKETS 16
 
 typedef struct sbd_metrics {

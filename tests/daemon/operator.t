@@ -433,6 +433,17 @@ t.ok((r.status, r2.status, r3.status) == (200, 200, 404), "a policy uploaded and
 m4 = scrape("policy deleted", m3)
 t.is_(moved(m3, m4, 'switchboard_http_requests_total{route="/v1/policies/{name...}",'
                     'method="GET",code="404"}'), 1.0, "the 404 counted under its route")
+# Every status the daemon answers has its own code label: a PUT whose If-Match
+# does not hold is 412, which was counted as code="other".
+r = acme.put("/v1/policies/spare", BOOM,
+             headers={"Content-Type": "text/x-lua", "If-Match": '"0123456789abcdef"'})
+t.is_(r.status, 412, "an upload whose If-Match does not hold: 412", r)
+m4b = scrape("precondition failed", m4)
+t.is_((moved(m4, m4b, 'switchboard_http_requests_total{route="/v1/policies/{name...}",'
+                      'method="PUT",code="412"}'),
+       [k for k in m4b if k.startswith("switchboard_http_requests_total{") and 'code="other"' in k]),
+      (1.0, []), "the 412 counted as code=\"412\", not as \"other\"")
+m4 = m4b
 mark = len(dm.lines)
 r = dm.admin("DELETE", "/v1/accounts/acme?live_calls=end")
 t.is_(r.status, 200, "the account deleted with its live calls", r)
