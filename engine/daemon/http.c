@@ -1268,6 +1268,7 @@ static void refused(sbd *d, const struct sockaddr *sa, const char *answer, int p
     static sbd_log_limit limit, peer_limit;
     char more[48], peer[64];
     d->m.conns_rejected++;
+    if (per_peer) d->m.conns_rejected_per_peer++;
     if (!sbd_log_limit_take(per_peer ? &peer_limit : &limit, 0, more, sizeof more)) return;
     describe_peer(sa, peer, sizeof peer);
     if (per_peer)

@@ -274,7 +274,13 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
     metric_u(o, "switchboard_http_connections_accepted_total", "counter",
              "HTTP connections accepted.", m->conns_accepted);
     metric_u(o, "switchboard_http_connections_rejected_total", "counter",
-             "Connections refused with 503 past max_connections.", m->conns_rejected);
+             "Connections refused with 503 past max_connections or past "
+             "max_connections_per_peer (those also in "
+             "switchboard_http_connections_rejected_per_peer_total).",
+             m->conns_rejected);
+    metric_u(o, "switchboard_http_connections_rejected_per_peer_total", "counter",
+             "Connections refused with 503 past max_connections_per_peer (one address's).",
+             m->conns_rejected_per_peer);
     evbuffer_add_printf(o,
                         "# HELP switchboard_auth_failures_total Requests whose credentials were "
                         "refused (401): an API key, or the admin token, given and wrong.\n"

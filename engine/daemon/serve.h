@@ -110,6 +110,7 @@ typedef struct sbd_metrics {
     double lat_sum;
     uint64_t lat_count;
     uint64_t conns_accepted, conns_rejected;
+    uint64_t conns_rejected_per_peer; /* also in conns_rejected */
     uint64_t syncs, sync_errors;
     uint64_t syncs_saved; /* batches a later commit's own sync made durable */
     uint64_t turns_cut;   /* turns ended by TURN_LIMIT_US */

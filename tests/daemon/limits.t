@@ -113,6 +113,8 @@ while rejected is None and time.monotonic() < end:   # until the daemon has seen
         time.sleep(0.05)
 t.is_(rejected, 101.0 + tries,
       "... and every one counted in switchboard_http_connections_rejected_total")
+t.is_(d.metric("switchboard_http_connections_rejected_per_peer_total"), 0.0,
+      "... none of them in switchboard_http_connections_rejected_per_peer_total")
 t.is_(d.stop(), 0, "exit 0")
 
 # -- a burst past max_connections: every connection answered 503, also past ----
@@ -223,5 +225,26 @@ while time.monotonic() < end:   # until the daemon has seen it close
 t.is_(got, [200], "one of the three closed: 127.0.0.1 gets its next one")
 for s in held + other:
     s.close()
+# The refusals past max_connections_per_peer are told apart from those past
+# max_connections: an operator raises one setting or the other.
+end, body = time.monotonic() + 5, None
+while body is None and time.monotonic() < end:   # until the daemon has seen them close
+    try:
+        r = d.admin("GET", "/metrics")
+        body = r.body if r.status == 200 else None
+    except Exception:
+        pass
+    if body is None:
+        time.sleep(0.05)
+vals = dict(re.findall(r"^(switchboard_http_connections_rejected(?:_per_peer)?_total) (\S+)$",
+                       body or "", re.M))
+t.ok(float(vals.get("switchboard_http_connections_rejected_per_peer_total", -1)) >= 2 and
+     vals.get("switchboard_http_connections_rejected_per_peer_total") ==
+     vals.get("switchboard_http_connections_rejected_total"),
+     "the refusals from one address counted in switchboard_http_connections_rejected_per_peer_total,"
+     " and in switchboard_http_connections_rejected_total", vals)
+helps = dict(re.findall(r"^# HELP (switchboard_http_connections_rejected\S*) (.*)$", body or "", re.M))
+t.ok("max_connections_per_peer" in helps.get("switchboard_http_connections_rejected_total", ""),
+     "... whose HELP says it counts both", helps)
 t.is_(d.stop(), 0, "exit 0")
 t.done()
