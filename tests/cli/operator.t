@@ -303,4 +303,33 @@ ok $? "--version: the same" "$(shown)"
 run "$sb" version --bogus
 check 2 "version takes no arguments" err "switchboard: version takes no arguments"
 
+# --- the flags each command's --help shows, as switchboard(1) and --help --
+# The operator's commands: the usage line of `CMD --help`, the man page's
+# heading for it and the command's entry in `switchboard --help` name the
+# same flags (sweep --dry-run's --sample and --key-file were missing from
+# the last two).
+flags() { grep -o -- '--[a-z][a-z-]*' | grep -vx -- '--help\|--dry-run\|--account' | sort -u | tr '\n' ' '; }
+run "$sb" --help
+top=$out
+for c in "sweep" "sweep --dry-run" "backup"; do
+    # shellcheck disable=SC2086
+    help=$("$sb" $c --help 2>&1 | sed '/^[A-Z]/,$d' | flags)
+    case $c in
+    "sweep --dry-run")
+        man=$(grep '^\.SS sweep \\-\\-dry\\-run' engine/man/switchboard.1 | sed 's/\\-/-/g' | flags)
+        usage=$(printf '%s\n' "$top" | sed -n '/^  sweep --dry-run/,/^    *[a-z]/p' | flags) ;;
+    sweep)
+        man=$(grep '^\.SS sweep \\-\\-data' engine/man/switchboard.1 | sed 's/\\-/-/g' | flags)
+        usage=$(printf '%s\n' "$top" | sed -n '/^  sweep --data-dir/,/^    *[a-z]/p' | flags) ;;
+    *)
+        man=$(grep "^\\.SS $c " engine/man/switchboard.1 | sed 's/\\-/-/g' | flags)
+        usage=$(printf '%s\n' "$top" | sed -n "/^  $c /,/^    *[a-z]/p" | flags) ;;
+    esac
+    [ -n "$help" ] && [ "$help" = "$man" ] && [ "$help" = "$usage" ]
+    ok $? "$c: --help, switchboard(1) and switchboard --help name the same flags" \
+        "--help: $help
+man: $man
+switchboard --help: $usage"
+done
+
 done_testing
