@@ -901,16 +901,43 @@ static int read_admin_token(int fd, const char *path, int at_start, unsigned cha
         return -1;
     }
     tok[n] = 0;
-    size_t len = strcspn(tok, " \t\r\n");
-    if (len < 16) {
-        snprintf(err, errlen,
-                 "admin token file %s: the token is %s; it needs 16 characters or more%s", path,
-                 len ? "too short" : "empty",
-                 at_start ? " (remove the file and a random one is made)" : "");
+    /* The token is the file's one line, without the blanks around it: what
+    ** an Authorization: Bearer header carries whole. A blank inside it, a
+    ** byte such a header cannot carry or a second line is refused, not cut
+    ** off: the old token would stop working and the text written there
+    ** would not work. */
+    const char *t = tok + strspn(tok, " \t");
+    size_t line = strcspn(t, "\r\n"), len = line;
+    while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+        len--;
+    const char *rest = t + line + strspn(t + line, " \t\r\n");
+    char bad[96] = "";
+    for (size_t i = 0; i < len && !bad[0]; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == ' ' || c == '\t')
+            snprintf(bad, sizeof bad, "holds a blank (a %s at character %zu)",
+                     c == ' ' ? "space" : "tab", i + 1);
+        else if (c < 0x21 || c > 0x7e)
+            snprintf(bad, sizeof bad,
+                     "holds a byte a Bearer header cannot carry (0x%02x at character %zu)", c,
+                     i + 1);
+    }
+    if (!bad[0] && *rest) snprintf(bad, sizeof bad, "holds more than one line");
+    if (bad[0] || len < 16) {
+        if (bad[0])
+            snprintf(err, errlen,
+                     "admin token file %s: the file %s; the token is one line of printable "
+                     "ASCII without blanks, 16 characters or more",
+                     path, bad);
+        else
+            snprintf(err, errlen,
+                     "admin token file %s: the token is %s; it needs 16 characters or more%s", path,
+                     len ? "too short" : "empty",
+                     at_start ? " (remove the file and a random one is made)" : "");
         sodium_memzero(tok, sizeof tok);
         return -1;
     }
-    crypto_generichash(hash, 32, (const unsigned char *)tok, len, NULL, 0);
+    crypto_generichash(hash, 32, (const unsigned char *)t, len, NULL, 0);
     sodium_memzero(tok, sizeof tok);
     return 0;
 }

@@ -153,8 +153,18 @@ t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + new).status, 200, "... t
 keep.close()
 t.is_(acme.get("/v1/agents/alice").status, 200, "... and account keys are unaffected")
 
+# A token a Bearer header cannot carry as the file holds it is refused: the
+# daemon took the text up to the first blank, so "...0123 with-a-space" made
+# "...0123" the token (the old one stopped working, and the whole line did
+# not work), and a control character was taken into it.
 for text, mode, want in (("short\n", 0o600, "too short"),
                          ("", 0o600, "empty"),
+                         ("rotated-admin-token-0123 with-a-space\n", 0o600,
+                          "holds a blank (a space at character 25)"),
+                         ("rotated-admin\x01token-0123456789\n", 0o600,
+                          "holds a byte a Bearer header cannot carry (0x01 at character 14)"),
+                         ("rotated-admin-token-0123456789\nsecond-line\n", 0o600,
+                          "holds more than one line"),
                          ("another-long-enough-admin-token\n", 0o644,
                           "group or others may read or write it")):
     rewrite(text, mode)
@@ -163,9 +173,13 @@ for text, mode, want in (("short\n", 0o600, "too short"),
          "a token file %s (mode %o) on SIGHUP: an error line saying so" % (want, mode), line)
     t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + new).status, 200,
           "... and the token in use still works")
-    if len(text.strip()) >= 16:
-        t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + text.strip()).status, 401,
+    first = text.split("\n")[0].strip()
+    if len(first) >= 16 and first.isprintable():
+        t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + first).status, 401,
               "... the refused one does not")
+    if " " in first:
+        t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + first.split()[0]).status, 401,
+              "... nor its text up to the blank")
 # The audit's case: another user's token file put in place (they could, in a
 # data directory they may write into) must not give them the admin routes.
 if os.geteuid() == 0:
@@ -195,6 +209,11 @@ t.ok(line and "No such file" in line, "a removed token file on SIGHUP: refused, 
      line)
 t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + new).status, 200, "... and it works")
 t.ok(not os.path.exists(tokfile), "... and no new token file is made")
+# Blanks around the token, and empty lines after it, are no part of it.
+rewrite("  \t" + new + " \t\r\n\n \n")
+line = hup(r'msg="admin token (changed|unchanged|file refused)')
+t.is_(d.request("GET", "/v1/accounts", auth="Bearer " + new).status, 200,
+      "a token with blanks around it and empty lines after it: taken without them", line)
 rewrite(new + "\n")
 d.token = new
 t.is_(d.stop(), 0, "exit 0")
