@@ -1144,6 +1144,39 @@ static void fit_fd_limit(sbd_config *cfg)
     cfg->max_connections = fit;
 }
 
+/* The directory of a file named by a setting: 1 when it is the data
+** directory (not made yet on a first start). */
+static int in_data_dir(const char *path, const char *data_dir)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0, m = strlen(data_dir);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    while (m > 1 && data_dir[m - 1] == '/')
+        m--;
+    if (!slash) return m == 1 && data_dir[0] == '.';
+    return n == m && !strncmp(path, data_dir, n);
+}
+
+/* key_file and admin_token_file set apart from the data directory: their
+** directories are checked before anything is made (the data directory, an
+** admin token in it), as the data directory's is; the same checks run
+** again where the files are read. */
+static int files_apart_unsafe(const sbd_config *cfg, int data_dir_there)
+{
+    const char *files[2] = {cfg->key_file, cfg->admin_token_file};
+    const char *names[2] = {"key_file", "admin token file"};
+    char why[PATH_MAX + 200];
+    for (int i = 0; i < 2; i++) {
+        if (!files[i] || (!data_dir_there && in_data_dir(files[i], cfg->data_dir))) continue;
+        if (dir_unsafe(NULL, files[i], 1, why, sizeof why)) {
+            sbd_errorf("switchboard: %s %s: %s\n", names[i], files[i], why);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int sb_daemon_main(int argc, char **argv)
 {
     /* SIGHUP's default action ends the process: until the loop handles it,
@@ -1197,6 +1230,7 @@ int sb_daemon_main(int argc, char **argv)
         sbd_errorf("switchboard: data_dir: %s\n", why);
         goto out;
     }
+    if (files_apart_unsafe(&cfg, dir_there)) goto out;
     if (dir_there && (lockfd = lock_data_dir(cfg.data_dir, &lock_made)) < 0) goto out;
     /* The address before anything is made: a daemon that cannot listen
     ** leaves no data directory behind (a bind tried and let go;

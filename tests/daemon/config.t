@@ -423,6 +423,16 @@ for what, name in (("key_file", "master.key"), ("admin_token_file", "admin.token
                                 os.path.join(kd, name)) in l and "has mode 0777" in l
                      for l in dk.lines), "... naming the file and the directory's mode", dk.lines)
             t.ok(not os.path.exists(os.path.join(kd, name)), "... and not making the file")
+            t.ok(not os.path.exists(dk.data_dir),
+                 "... before the data directory (and an admin token in it) is made")
+    # A key or token file in a directory that is not there: refused so too.
+    missing = os.path.join(tmp, "%s-missing" % what, name)
+    dk = t.owned(Daemon(conf={what: missing}))
+    dk.start(expect_listen=False)
+    t.is_(dk.wait(20), 1, "%s in a directory that does not exist: exit 1" % what)
+    t.ok(any(missing in l and "No such file or directory" in l for l in dk.lines),
+         "... naming the file", dk.lines)
+    t.ok(not os.path.exists(dk.data_dir), "... before the data directory is made")
 
 # Owners: only root can make a file another user's, so as root alone.
 if os.geteuid() == 0:
