@@ -706,6 +706,54 @@ int sbd_config_load(sbd_config *c, int argc, char **argv)
     return set_str(&c->listen_origin, w) ? 3 : 0;
 }
 
+int sbd_config_differs(const sbd_config *a, const sbd_config *b, char *names, size_t n)
+{
+    int count = 0;
+    size_t used = 0;
+    if (n) names[0] = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+        int same;
+        switch (k->kind) {
+        case K_STR: {
+            const char *sa = *(char *const *)(const void *)pa,
+                       *sb = *(char *const *)(const void *)pb;
+            same = sa && sb ? !strcmp(sa, sb) : sa == sb;
+            break;
+        }
+        case K_SIZE:
+            same = *(const size_t *)(const void *)pa == *(const size_t *)(const void *)pb;
+            break;
+        case K_UINT:
+            same = *(const unsigned *)(const void *)pa == *(const unsigned *)(const void *)pb;
+            break;
+        case K_U32:
+            same = *(const uint32_t *)(const void *)pa == *(const uint32_t *)(const void *)pb;
+            break;
+        case K_U64:
+            same = *(const uint64_t *)(const void *)pa == *(const uint64_t *)(const void *)pb;
+            break;
+        case K_BOOL:
+            same = *(const int *)(const void *)pa == *(const int *)(const void *)pb;
+            break;
+        case K_SYNC:
+            same = *(const sbd_sync *)(const void *)pa == *(const sbd_sync *)(const void *)pb;
+            break;
+        default: /* K_LEVEL */
+            same =
+                *(const sb_log_level *)(const void *)pa == *(const sb_log_level *)(const void *)pb;
+            break;
+        }
+        if (same) continue;
+        count++;
+        int w =
+            snprintf(names + used, used < n ? n - used : 0, "%s%s", count > 1 ? "," : "", k->name);
+        if (w > 0) used += (size_t)w;
+    }
+    return count;
+}
+
 void sbd_config_free(sbd_config *c)
 {
     free(c->config_file);

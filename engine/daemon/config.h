@@ -64,6 +64,9 @@ typedef struct sbd_config {
 ** sbd_config_free() releases c. */
 int sbd_config_load(sbd_config *c, int argc, char **argv);
 void sbd_config_free(sbd_config *c);
+/* The keys whose values differ between a and b, as "k1,k2" in names (size
+** n); returns how many. */
+int sbd_config_differs(const sbd_config *a, const sbd_config *b, char *names, size_t n);
 
 /* Where `make install` put the daemon's document `name` (switchboard.conf,
 ** API.md) into buf (size n): its absolute path in share/doc/switchboard

@@ -699,11 +699,43 @@ static long long quarantined_now(sbd *d)
     return n;
 }
 
+/* SIGHUP reloads the policies and the admin token, not the configuration:
+** its file (and the flags) read again, a warning names the settings that
+** differ from those in use, which take a restart, or the file's error. */
+static void config_check(sbd *d)
+{
+    if (!d->cfg->config_file || !d->argv) return;
+    sbd_config now;
+    char err[1024];
+    sbd_errorf_capture(err, sizeof err);
+    int rc = sbd_config_load(&now, d->argc, d->argv);
+    sbd_errorf_capture(NULL, 0);
+    if (rc) {
+        const char *e = err;
+        if (!strncmp(e, "switchboard: ", 13)) e += 13;
+        sbd_log(SB_LOG_WARN,
+                "configuration file has an error: a restart would fail (SIGHUP does not apply "
+                "it)",
+                "config=%s error=%s", sbd_q(d->cfg->config_file), sbd_q(e));
+    } else {
+        sbd_config in_use = *d->cfg;
+        in_use.max_connections = d->max_connections_set;
+        char names[1024];
+        if (sbd_config_differs(&in_use, &now, names, sizeof names))
+            sbd_log(SB_LOG_WARN,
+                    "configuration changed: its settings take a restart (SIGHUP does not apply "
+                    "them)",
+                    "config=%s keys=%s", sbd_q(d->cfg->config_file), sbd_q(names));
+    }
+    sbd_config_free(&now);
+}
+
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
     sbd *d = arg;
     (void)sig;
     (void)what;
+    config_check(d);
     reload_admin_token(d);
     if (d->cfg->policy_dir_absent) {
         d->m.reloads_failed++;
@@ -1203,11 +1235,15 @@ int sb_daemon_main(int argc, char **argv)
     ** fails with EFBIG, a full disk to the engine (503 SB_EFULL, /healthz
     ** storage_full), instead of SIGXFSZ killing the daemon. */
     signal(SIGXFSZ, SIG_IGN);
+    unsigned max_connections_set = cfg.max_connections;
     fit_fd_limit(&cfg);
 
     sbd d;
     memset(&d, 0, sizeof d);
     d.cfg = &cfg;
+    d.argc = argc;
+    d.argv = argv;
+    d.max_connections_set = max_connections_set;
     d.pub_tail = &d.pub_head;
     /* Event ids go on from where an earlier start's left off, while the
     ** clock does: a Last-Event-ID from before the start is told apart. */

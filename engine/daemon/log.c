@@ -141,6 +141,16 @@ static void emit(sb_log_level level, const char *src, const char *msg, const cha
             src ? src : "", qmsg, kv && *kv ? " " : "", kv ? kv : "");
 }
 
+static char *capture;
+static size_t capture_n;
+
+void sbd_errorf_capture(char *buf, size_t n)
+{
+    capture = buf;
+    capture_n = n;
+    if (buf && n) buf[0] = 0;
+}
+
 void sbd_errorf(const char *fmt, ...)
 {
     char text[4096];
@@ -148,6 +158,13 @@ void sbd_errorf(const char *fmt, ...)
     va_start(ap, fmt);
     sbd_utf8_vformat(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (capture) {
+        if (capture_n && !capture[0]) {
+            snprintf(capture, capture_n, "%s", text);
+            capture[strcspn(capture, "\n")] = 0; /* its first line: a usage follows some */
+        }
+        return;
+    }
     fprintf(stderr, "%s%s", journal_prefix() ? "<3>" : "", text);
 }
 

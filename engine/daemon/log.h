@@ -20,6 +20,10 @@ int sbd_log_enabled(sb_log_level level);
 ** a person ("switchboard: cannot ..."); under the journal it carries the
 ** error priority, so `journalctl -p warning` shows it with the log's errors. */
 void sbd_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* While buf is set (NULL ends it), sbd_errorf writes its message into buf
+** (size n, the first message kept) instead of stderr: the daemon's log
+** says it in a line of its own. */
+void sbd_errorf_capture(char *buf, size_t n);
 /* Log `msg` at `level`, then the key=value pairs printf-formatted from fmt
 ** (may be NULL). */
 __attribute__((format(printf, 3, 4))) void sbd_log(sb_log_level level, const char *msg,

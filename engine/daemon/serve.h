@@ -156,6 +156,9 @@ typedef struct sbd_health {
 
 struct sbd {
     sbd_config *cfg;
+    int argc;                     /* serve's arguments: SIGHUP reads the configuration again, */
+    char **argv;                  /* to say what changed in it (it takes a restart) */
+    unsigned max_connections_set; /* before fit_fd_limit lowered it */
     sb_engine *eng;
     sb_result *res;
     struct event_base *base;

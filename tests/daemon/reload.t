@@ -238,4 +238,41 @@ if line:
 else:
     t.ok(False, "... and serves")
 t.is_(ds.stop(), 0, "exit 0")
+
+# -- SIGHUP does not re-read the configuration file: it says so ------------------
+# An operator who edits the file (log_level = info, say) and sends SIGHUP is
+# told which settings changed and that they take a restart, and a file that
+# would not load is named with its error, instead of nothing at all.
+import re
+dc = t.owned(Daemon(conf={"log_level": "debug", "max_body": "1M"}))
+dc.start()
+mark = len(dc.lines)
+dc.signal(signal.SIGHUP)
+t.ok(dc.wait_log(r'msg="reload ok"', after=mark, timeout=10), "SIGHUP, the file unchanged: reload ok")
+t.is_([l for l in dc.lines[mark:] if "configuration" in l], [],
+      "... and nothing said of the configuration")
+with open(dc.conf_path) as f:
+    text = f.read()
+with open(dc.conf_path, "w") as f:
+    f.write(text.replace("log_level = debug", "log_level = info").replace("max_body = 1M", "max_body = 2M"))
+mark = len(dc.lines)
+dc.signal(signal.SIGHUP)
+line = dc.wait_log(r'msg="configuration', after=mark, timeout=10) or ""
+t.ok("level=warn" in line and "restart" in line and 'keys="max_body,log_level"' in line
+     and dc.conf_path in line,
+     "the file edited, SIGHUP: a warning naming the changed keys and the file, and that they "
+     "take a restart", line)
+t.ok(dc.wait_log(r'msg="reload ok"', after=mark, timeout=10), "... the policies reloaded as ever")
+t.is_(dc.request("GET", "/healthz").status, 200, "... and the daemon serves")
+with open(dc.conf_path, "a") as f:
+    f.write("no_such_key = 1\n")
+mark = len(dc.lines)
+dc.signal(signal.SIGHUP)
+line = dc.wait_log(r'msg="configuration', after=mark, timeout=10) or ""
+t.ok("level=warn" in line and "unknown key 'no_such_key'" in line,
+     "a file that would not load, SIGHUP: a warning with its error", line)
+t.ok(not any(l.startswith("switchboard:") for l in dc.lines[mark:]),
+     "... as a log line, not a bare message on stderr", dc.lines[mark:])
+t.is_(dc.request("GET", "/healthz").status, 200, "... and the daemon serves on")
+t.is_(dc.stop(), 0, "exit 0")
 t.done()
