@@ -1245,7 +1245,9 @@ static void h_policy_put(ctx *x)
                 sbd_qacct(x->account), sbd_q(x->p[0]), v ? v : "?", pv ? pv : "none");
         policy_etag(x, o);
         json_decref(o);
-    } else {
+    } else if (sbd_api_status(rc) < 500) {
+        /* The upload's own fault; one the daemon failed to store (no room, a
+        ** storage error) is logged as a failed request, not as the code's. */
         sbd_log(SB_LOG_WARN, "policy rejected", "account=%s policy=%s error=%s",
                 sbd_qacct(x->account), sbd_q(x->p[0]), sbd_qn(sb_result_message(x->d->res)));
     }

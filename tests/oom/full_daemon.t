@@ -103,6 +103,26 @@ if not answered:
                    for p in before if before[p] != after[p]))
 t.ok(d.request("GET", "/healthz").status in (200, 503), "map: /healthz still answers")
 t.is_(a.get("/v1/agents").status, 200, "map: reads still work")
+# A policy upload refused for want of room is no rejected policy: the log
+# says the request failed (at error, one line a second), not "policy
+# rejected", which tells its author to fix the code. A wrong admin token
+# after each puts a line behind it in the log (writing nothing).
+mark = len(d.lines)
+r = a.put("/v1/policies/roomless", "-- " + "p" * 60000 +
+          "\nlocal P = {}\nfunction P.route(c, a, x) return { wait = 1 } end\nreturn P\n",
+          headers={"Content-Type": "text/x-lua"})
+t.ok(is_full(r), "map: a policy upload is 503 SB_EFULL", r)
+d.request("GET", "/v1/accounts", auth="Bearer not-the-admin-token-at-all")
+d.wait_log(r'msg="authentication failed"', after=mark, timeout=10)
+t.is_([x for x in d.lines[mark:] if 'msg="policy rejected"' in x], [],
+      "map: ... and is not logged as a policy rejected")
+mark = len(d.lines)
+r = a.put("/v1/policies/roomless", "return {", headers={"Content-Type": "text/x-lua"})
+d.request("GET", "/v1/accounts", auth="Bearer not-the-admin-token-at-all")
+d.wait_log(r'msg="authentication failed"', after=mark, timeout=10)
+t.ok(r.status == 422 and any('msg="policy rejected"' in x and "roomless" in x
+                             for x in d.lines[mark:]),
+     "map: a policy that does not load is logged as rejected (%d)" % r.status, r)
 dels = [a.delete("/v1/agents/f%d" % i) for i in range(1, 9)]
 t.ok(all(x.status == 200 for x in dels),
      "map: with the map full, deleting agents through the API frees space (%s)" %
