@@ -1202,8 +1202,9 @@ int cli_backup(int argc, char **argv)
     int bad = parse_opts(argc, argv, &o);
     if (!bad && o.help) {
         printf("usage: switchboard backup --data-dir DIR [--key-file F] [--json] DEST\n"
-               "Copy the data directory into DEST (created, or an empty directory) while\n"
-               "the daemon and others keep working: the data as one transaction saw it,\n"
+               "Copy the data directory into DEST (created, or an empty directory;\n"
+               "not inside DIR, where it would be lost with it) while the daemon and\n"
+               "others keep working: the data as one transaction saw it,\n"
                "compacted (old versions of anonymized or deleted records left behind),\n"
                "and the wrapped data keys. The master key is not copied: keep it apart;\n"
                "the backup opens only with it. A backup is whole when DEST holds data.mdb\n"

@@ -1289,8 +1289,10 @@ SB_API int sb_stats(sb_engine *eng, sb_result *res);
 ** stop every engine on the data directory and put the backup's files in
 ** its place.
 ** res's JSON: {"dir":"...","bytes":N,"master_key":"not copied: ..."}.
-** SB_EEXIST if dest is not empty; SB_EBUSY if another backup is being
-** written into it; SB_EFULL if the disk is full. */
+** SB_EEXIST if dest is not empty; SB_EINVAL if it is the data directory or
+** inside it (through symbolic links too: the copy would be lost with it);
+** SB_EBUSY if another backup is being written into it; SB_EFULL if the disk
+** is full. */
 SB_API int sb_backup(sb_engine *eng, const char *dest, sb_result *res);
 
 #ifdef __cplusplus

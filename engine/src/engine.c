@@ -770,12 +770,53 @@ static int backup_clean(sb_engine *e, const char *dest, int mdb_part, int keys_p
     return 0;
 }
 
+/* 2 when dest is the data directory, 1 when it is inside it, or would be
+** made inside it (through symbolic links too): the longest part of dest that
+** exists, and its parents up to the root as ".." finds them. */
+static int backup_in_data_dir(const sb_engine *e, const char *dest)
+{
+    struct stat dd, st;
+    char p[4096];
+    if (stat(e->data_dir, &dd) != 0 || snprintf(p, sizeof p, "%s", dest) >= (int)sizeof p) return 0;
+    int whole = 1;
+    while (stat(p, &st) != 0) {
+        char *slash = strrchr(p, '/');
+        whole = 0;
+        if (!slash)
+            snprintf(p, sizeof p, ".");
+        else
+            slash[slash == p] = 0; /* "/x": "/" */
+        if (!slash || slash == p) {
+            if (stat(p, &st) != 0) return 0;
+            break;
+        }
+    }
+    for (int depth = 0; depth < 512; depth++) {
+        if (st.st_dev == dd.st_dev && st.st_ino == dd.st_ino) return whole && !depth ? 2 : 1;
+        size_t n = strlen(p);
+        struct stat up;
+        if (n + 4 > sizeof p) return 0;
+        memcpy(p + n, "/..", 4);
+        if (stat(p, &up) != 0 || (up.st_dev == st.st_dev && up.st_ino == st.st_ino)) return 0;
+        st = up;
+    }
+    return 0;
+}
+
 /* A backup directory: created, or an empty one given (or one holding only
 ** what an interrupted backup left, removed); never the data directory
-** itself. */
+** itself, nor one inside it (the backup would go with it: a lost disk, a
+** restore that moves the directory aside). */
 static int backup_dest(sb_engine *e, const char *dest, int *made, sb_result *res)
 {
     *made = 0;
+    int in = backup_in_data_dir(e, dest);
+    if (in == 2) return res_err(res, SB_EINVAL, "dest", "%s is the data directory itself", dest);
+    if (in)
+        return res_err(res, SB_EINVAL, "dest",
+                       "%s is inside the data directory %s: a backup there is lost with it "
+                       "(give a directory elsewhere, on another disk at best)",
+                       dest, e->data_dir);
     if (mkdir(dest, 0700) == 0) {
         *made = 1;
         return 0;

@@ -57,6 +57,19 @@ check 2 "DEST is required" err "usage: switchboard backup"
 run "$sb" backup --data-dir "$tmp/nowhere" "$tmp/b2"
 [ "$rc" -ne 0 ] && [ ! -e "$tmp/b2" ] && [ ! -e "$tmp/nowhere" ]
 ok $? "a data directory that is not there: refused, nothing created" "$(shown)"
+# Inside the data directory a backup goes with it (a lost disk, a restore
+# that moves the directory aside): refused, and nothing made there.
+for dest in "$data/bk" "$data/sub/bk" "$data/./bk"; do
+    run "$sb" backup --data-dir "$data" "$dest"
+    [ "$rc" -eq 1 ] && has "$err" "is inside the data directory" && [ ! -e "$data/bk" ] &&
+        [ ! -e "$data/sub" ]
+    ok $? "a DEST inside the data directory ($dest): refused, nothing made" "$(shown)"
+done
+ln -s "$data" "$tmp/via-link"
+run "$sb" backup --data-dir "$data" "$tmp/via-link/bk"
+[ "$rc" -eq 1 ] && has "$err" "is inside the data directory" && [ ! -e "$data/bk" ]
+ok $? "... also through a symbolic link to it" "$(shown)"
+rm -f "$tmp/via-link"
 run "$sb" backup --data-dir "$data" --json "$tmp/b3"
 check 0 "--json prints the result" out '"bytes":'
 shim="$SB_BUILD/tests/crash/synctrace.so"
