@@ -1171,13 +1171,14 @@ int cli_sweep(int argc, char **argv)
             snprintf(audit, sizeof audit, ", %llu audit log entr%s past audit_days removed",
                      N("audit_expired"), N("audit_expired") == 1 ? "y" : "ies");
         printf("sweep %s%s: %llu reviewed%s (%llu kept, %llu anonymized, %llu deleted; %llu "
-               "overridden by legal holds, %llu failed), %llu purged%s, %llu transactions, "
+               "overridden by legal holds, %llu failed), %llu purged%s, %llu transaction%s, "
                "%.2f s\n",
                json_is_true(json_object_get(d, "done")) ? "done" : "stopped (budget used up)",
                json_is_true(json_object_get(d, "resumed")) ? " (carried on an interrupted sweep)"
                                                            : "",
                N("reviewed"), erased, N("kept"), N("anonymized"), N("deleted"), N("overridden"),
-               N("failed"), N("purged"), audit, N("transactions"), secs);
+               N("failed"), N("purged"), audit, N("transactions"),
+               N("transactions") == 1 ? "" : "s", secs);
         /* A run carried on: the counts above are the whole run's, the rate
         ** this command's own. */
         json_t *own = json_object_get(d, "this_call");

@@ -73,6 +73,8 @@ check 1 "a missing --key-file is refused" err "no master key at $tmp/nokey"
 ok $? "... and not created" "$(shown)"
 run "$sb" sweep --data-dir "$data"
 check 0 "sweep on the real directory works" out "sweep done"
+run "$sb" sweep --data-dir "$data"
+check 0 "a sweep with nothing due: one transaction, in the singular" out " purged, 1 transaction, "
 run "$sb" sweep --help
 check 0 "sweep --help: exit 0" out "usage: switchboard sweep"
 run "$sb" records holds --account acme --data-dir "$data" -h
