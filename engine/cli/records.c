@@ -1230,9 +1230,18 @@ int cli_backup(int argc, char **argv)
         print_json(res);
     } else {
         json_t *d = result_doc(res);
-        printf("backup written to %s (%.1f MiB); the master key was not copied: keep it apart, "
+        /* In the unit that fits it: a small backup read "0.0 MiB", as if empty. */
+        double b = (double)json_integer_value(json_object_get(d, "bytes"));
+        int unit = b < 1048576.0 ? 1 : b < 1073741824.0 ? 2 : 3;
+        printf("backup written to %s (%.1f %s); the master key was not copied: keep it apart, "
                "the backup opens only with it\n",
-               o.args[0], (double)json_integer_value(json_object_get(d, "bytes")) / 1048576.0);
+               o.args[0],
+               b / (unit == 1   ? 1024.0
+                    : unit == 2 ? 1048576.0
+                                : 1073741824.0),
+               unit == 1   ? "KiB"
+               : unit == 2 ? "MiB"
+                           : "GiB");
         json_decref(d);
     }
     sb_close(e);

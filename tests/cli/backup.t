@@ -23,6 +23,11 @@ ok $? "records in it" "$(shown)"
 
 run "$sb" backup --data-dir "$data" "$tmp/b1"
 check 0 "backup writes a copy" out "backup written to $tmp/b1"
+# Its size as it is: a small backup is not "0.0 MiB", which reads as empty.
+bytes=$(stat -c %s "$tmp/b1/data.mdb")
+want=$(awk -v b="$bytes" 'BEGIN { printf "%.1f KiB", b / 1024 }')
+has "$out" "($want)"
+ok $? "... its size in KiB when under a MiB ($want)" "$(shown)"
 has "$out" "the master key was not copied"
 ok $? "... and says the master key is not in it" "$(shown)"
 [ -z "$err" ]
