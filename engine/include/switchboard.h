@@ -170,8 +170,10 @@ typedef struct sb_action {
 /* One action as a JSON object, the same shape sb_result_json uses:
 ** {"type":"ring","account":..,"call":..,"agent":..,"device":..,"uri":..,
 **  "queue":..,"reason":..,"status":..,"timeout":N,"attempt":N,"due_ms":N} (absent fields
-** left out). Writes at most cap bytes into buf, NUL-terminated when it fits;
-** returns the length needed (like snprintf), 0 for a NULL action. */
+** left out). Writes at most cap bytes into buf, always NUL-terminated when
+** cap > 0 (cut short, as snprintf does, when it does not fit); returns the
+** length needed, without the NUL (like snprintf: the text is whole when
+** that is below cap), 0 for a NULL action. */
 SB_API size_t sb_action_json(const sb_action *a, char *buf, size_t cap);
 
 /* Create an empty result. Returns NULL only when out of memory. */

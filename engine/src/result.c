@@ -346,7 +346,9 @@ const char *sb_version(void)
 /* sb_action_json writes its text directly (the daemon sends every action
 ** through it): byte for byte what jansson prints with JSON_COMPACT |
 ** JSON_ENSURE_ASCII, which sb_result_json uses. Output goes to a buffer of
-** cap bytes and is counted past it, as snprintf does. */
+** cap bytes and is counted past it, as snprintf does; like snprintf, a text
+** cut short ends in a NUL at buf[cap - 1], so that a caller printing a
+** fixed buffer never reads past it. */
 typedef struct sink {
     char *buf;
     size_t cap, len;
@@ -433,6 +435,6 @@ size_t sb_action_json(const sb_action *a, char *buf, size_t cap)
             sk_str(&k, num);
         }
     sk_put(&k, "}", 1);
-    if (k.len < k.cap) buf[k.len] = 0;
+    if (k.cap) buf[k.len < k.cap ? k.len : k.cap - 1] = 0;
     return k.len;
 }

@@ -555,6 +555,44 @@ static void test_action_fields(void)
        "JSON: the same reason is refused");
 }
 
+/* 7b. sb_action_json into a buffer too small: cut and NUL-terminated as
+** snprintf does, so that printing a fixed buffer never reads past it (a
+** RING of long ids and a 255-byte URI is well past 512 bytes). */
+static void test_action_json_cut(void)
+{
+    char id[129], uri[256], full[2048], buf[512];
+    memset(id, 'x', 128);
+    id[128] = 0;
+    memcpy(uri, "sip:", 4);
+    memset(uri + 4, 'u', 251);
+    uri[255] = 0;
+    sb_action a = {.type = SB_ACT_RING,
+                   .account = id,
+                   .call_id = id,
+                   .agent_id = id,
+                   .device = "softphone",
+                   .uri = uri,
+                   .queue_id = id,
+                   .timeout_s = 20,
+                   .attempt = 1};
+    size_t need = sb_action_json(&a, full, sizeof full);
+    ok(need > sizeof buf && need < sizeof full && strlen(full) == need,
+       "action json: a long RING needs %zu bytes, whole in a large buffer", need);
+    memset(buf, 'Z', sizeof buf);
+    size_t n = sb_action_json(&a, buf, sizeof buf);
+    ok(n == need && buf[sizeof buf - 1] == 0 && strlen(buf) == sizeof buf - 1 &&
+           !memcmp(buf, full, sizeof buf - 1),
+       "action json: into 512 bytes it is cut at 511 and NUL-terminated, returning %zu", n);
+    char exact[2048];
+    memset(exact, 'Z', sizeof exact);
+    ok(sb_action_json(&a, exact, need) == need && exact[need - 1] == 0 && strlen(exact) == need - 1,
+       "action json: cap equal to the length leaves room for the NUL only (as snprintf)");
+    ok(sb_action_json(&a, exact, need + 1) == need && !strcmp(exact, full),
+       "action json: cap of the length plus one holds it whole");
+    char one = 'Z';
+    ok(sb_action_json(&a, &one, 1) == need && one == 0, "action json: cap 1 holds the NUL alone");
+}
+
 /* 8. Timers under a clock that goes backwards. */
 static void test_clock_backwards(void)
 {
@@ -748,6 +786,7 @@ int main(void)
     test_null_arguments();
     test_reset();
     test_action_fields();
+    test_action_json_cut();
     test_clock_backwards();
     test_json_bodies();
     test_empty_queue();
