@@ -880,7 +880,8 @@ SB_API int sb_policy_test_cfg(const sb_config *cfg, const char *name, const char
 ** with policy_public_key load.
 ** sb_policy_keygen: res's JSON {"public_key":hex,"secret_key":hex}.
 ** sb_policy_sign: res's JSON {"source":signed source} (an existing signature
-** line is replaced). secret_hex: the 128-hex secret key. */
+** line is replaced; a last line without a newline is given one, which the
+** signature covers). secret_hex: the 128-hex secret key. */
 SB_API int sb_policy_keygen(sb_result *res);
 SB_API int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_result *res);
 /* Verify a signed policy's source (its last line "--@signature <hex>")

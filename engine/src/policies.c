@@ -159,13 +159,23 @@ int sb_policy_sign(const char *source, size_t len, const char *secret_hex, sb_re
     size_t n = signed_part(source, len, &old);
     if (!secret_hex || cr_hex_decode(secret_hex, strlen(secret_hex), sk, 64))
         return res_err(res, SB_EINVAL, "secret_key", "the secret key must be 128 hex characters");
-    int rc = cr_sign(sk, source, n, sig);
-    cr_wipe(sk, sizeof sk);
-    if (rc) return res_err(res, SB_ECRYPTO, NULL, "signing failed");
-    cr_hex_encode(sig, 64, hex);
+    /* What is signed is the text as handed back, up to its signature line:
+    ** the source, with the newline that ends its last line added when it
+    ** has none (sig_check verifies everything before that line). */
     sb_buf out = {0};
-    if (buf_put(&out, source, n) || (n && source[n - 1] != '\n' && buf_puts(&out, "\n")) ||
-        buf_printf(&out, "%s%s\n", SIG_TAG, hex)) {
+    if (buf_put(&out, source, n) || (n && source[n - 1] != '\n' && buf_puts(&out, "\n"))) {
+        cr_wipe(sk, sizeof sk);
+        buf_free(&out);
+        return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    }
+    int rc = cr_sign(sk, out.p, out.len, sig);
+    cr_wipe(sk, sizeof sk);
+    if (rc) {
+        buf_free(&out);
+        return res_err(res, SB_ECRYPTO, NULL, "signing failed");
+    }
+    cr_hex_encode(sig, 64, hex);
+    if (buf_printf(&out, "%s%s\n", SIG_TAG, hex)) {
         buf_free(&out);
         return res_err(res, SB_ENOMEM, NULL, "out of memory");
     }

@@ -938,6 +938,21 @@ int main(void)
            "code runs from it (%s)",
            sb_result_message(res));
         chmod(pdir, 0700);
+        /* A source without a newline at its end (a string built in code):
+        ** the signer ends its last line before the signature line, and the
+        ** signature covers the text as handed back, so it verifies. */
+        char bare[200];
+        snprintf(bare, sizeof bare, "%.*s", (int)strlen(POLICY_B) - 1, POLICY_B);
+        int rc = sb_policy_sign(bare, strlen(bare), sk, res);
+        json_t *signed_bare = rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
+        const char *sb_src =
+            signed_bare ? json_string_value(json_object_get(signed_bare, "source")) : NULL;
+        ok(sb_src && sb_policy_verify(sb_src, strlen(sb_src), pk, res) == 0,
+           "a source signed without a final newline verifies (%s)",
+           sb_src ? sb_result_message(res) : "not signed");
+        ok(sb_src && sb_policy_put(s, "acme", "bare", sb_src, strlen(sb_src), NULL, res) == 0,
+           "and is accepted as an upload (%s)", sb_src ? sb_result_message(res) : "not signed");
+        json_decref(signed_bare);
         /* An unsigned file in the directory: the reload names it once, not
         ** "<dir>/plain.lua: plain: unsigned, ...". */
         write_file("plain.lua", POLICY_B);
