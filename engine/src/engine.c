@@ -585,6 +585,15 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
                            strerror(bad));
     }
     if (cr_init()) return res_err(res, SB_ECRYPTO, NULL, "libsodium failed to initialise");
+    /* Checked with the rest of the configuration, before the data directory
+    ** is made: a refused open leaves nothing behind. */
+    if (cfg->require_signed_policies) {
+        uint8_t pk[32];
+        if (!cfg->policy_public_key ||
+            cr_hex_decode(cfg->policy_public_key, strlen(cfg->policy_public_key), pk, 32))
+            return res_err(res, SB_EINVAL, "policy_public_key",
+                           "require_signed_policies needs policy_public_key: 64 hex characters");
+    }
     json_alloc_init();
 
     pthread_once(&fork_once, watch_forks);
@@ -624,15 +633,6 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
         goto fail;
     }
     if ((rc = check_writable(e, res))) goto fail;
-    if (cfg->require_signed_policies) {
-        uint8_t pk[32];
-        if (!cfg->policy_public_key ||
-            cr_hex_decode(cfg->policy_public_key, strlen(cfg->policy_public_key), pk, 32)) {
-            rc = res_err(res, SB_EINVAL, "policy_public_key",
-                         "require_signed_policies needs policy_public_key: 64 hex characters");
-            goto fail;
-        }
-    }
     /* A key file this open creates goes again when the data directory turns
     ** out to hold data keys of another master key (it could open nothing) or
     ** to have lost its data keys (restored, they need the old one). */

@@ -208,6 +208,21 @@ static void test_open_refusals(void)
     test_engine_config(&c, "", NULL, 0);
     ok(open_rc(&c) == SB_EINVAL && !strcmp(field_of(res), "data_dir"), "open: empty data_dir");
     rmtree(path);
+    /* Signatures required without a key to check them: refused like the
+    ** other settings, before the data directory is made. */
+    const char *pks[] = {NULL, "not hex"};
+    for (int i = 0; i < 2; i++) {
+        test_engine_config(&c, path, NULL, 0);
+        c.require_signed_policies = 1;
+        c.policy_public_key = pks[i];
+        rc = open_rc(&c);
+        ok(rc == SB_EINVAL && !strcmp(field_of(res), "policy_public_key") &&
+               access(path, F_OK) != 0,
+           "open: require_signed_policies with %s policy_public_key is refused, and no data "
+           "directory is made: %s",
+           i ? "a malformed" : "no", sb_result_message(res));
+        rmtree(path);
+    }
 
     /* A load budget of ten times policy_instructions must not wrap round. */
     snprintf(path, sizeof path, "%s-budget", dir);
