@@ -1259,8 +1259,12 @@ SB_API int sb_retention_preview(sb_engine *eng, const char *account, const char 
 ** {"events":{"offer":N,"ring_result":N,"hangup":N,"abandon":N,"transfer":N,
 **            "agent_status":N,"tick":N,"errors":N} (each event submitted
 **            under its type, failed ones too, also those sb_submit_json
-**            refuses for their JSON; "errors" the failed ones, also those of
-**            no known type, which no type counts),
+**            refuses for their JSON; "tick" the sb_tick and sb_tick_for
+**            calls that fired timers, once a call however many fired: a
+**            tick that found none due is not counted (API.md's
+**            switchboard_events_total has the details); "errors" the
+**            failed ones, also those of no known type, which no type
+**            counts),
 **  "decisions":{"ring":N,"wait":N,"move":N,"reject":N,"fallback":N},
 **  "policy":{"failures":N,"quarantined":N,"reloads":N,"generation":N,
 **            "memory_bytes":N (the Lua states' memory, all accounts),
