@@ -43,7 +43,16 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(O)/tests/%)
 
-STATIC := $(O)/libswitchboard.a
+# Two archives of the engine. $(STATIC), what the tests, the command, the
+# daemon and the Lua module link: the objects as compiled, their internal
+# names (buf_free, mono_ms, utf8_valid...) global between them. $(PUBLIC),
+# libswitchboard.a, what a gateway links (README.md, the c-gateway example,
+# the Go binding, `make install`): the same objects combined into one, every
+# global but the public sb_* API made local, as the shared library exports
+# sb_* alone, so that a gateway keeps names of its own that the engine's
+# internals also use.
+STATIC := $(O)/libswitchboard-internal.a
+PUBLIC := $(O)/libswitchboard.a
 SHARED := $(O)/libswitchboard.so.$(VERSION)
 CLI := $(O)/switchboard
 
@@ -58,7 +67,7 @@ all: deps lib cli lua
 deps:
 	@engine/tools/deps.sh build
 
-lib: $(STATIC) $(SHARED)
+lib: $(STATIC) $(PUBLIC) $(SHARED)
 cli: $(CLI)
 tests: $(TEST_BIN) $(BENCH_BIN)
 
@@ -77,6 +86,14 @@ $(O)/engine/%.o: engine/%.c engine/include/switchboard.h $(wildcard engine/daemo
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(PUBLIC): $(STATIC)
+	$(CC) -r -nostdlib -o $@.o -Wl,--whole-archive $(STATIC) -Wl,--no-whole-archive
+	nm -g --defined-only $(STATIC) | awk 'NF == 3 && $$3 ~ /^sb_/ { print $$3 }' | sort -u > $@.keep
+	objcopy --keep-global-symbols=$@.keep $@.o
+	@rm -f $@ $@.keep
+	ar rcs $@ $@.o
+	@rm -f $@.o
 
 $(CLI): $(CLI_OBJ) $(STATIC)
 	$(CC) $(LDSAN) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS)
@@ -112,7 +129,7 @@ check-format:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 644 engine/include/switchboard.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(PUBLIC) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libswitchboard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libswitchboard.so.$(SOVER)
 	ln -sf libswitchboard.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libswitchboard.so

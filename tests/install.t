@@ -38,7 +38,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/sb-install.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' INT TERM
 prefix=$tmp/prefix
-echo "1..21"
+echo "1..23"
 
 n=0
 failed=0
@@ -235,7 +235,31 @@ if [ -n "$lua51" ]; then
     ok $? "$(basename "$lua51") loads the module installed in PREFIX/lib/lua/5.1" "$out"
 else skip "luajit loads the installed module" "no luajit or lua5.1 (Debian: luajit)"; fi
 
-# 20: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
+# 20-21: a gateway of its own names, linked statically against the installed
+# archive: it defines functions the engine's internals also name (buf_free,
+# mono_ms, utf8_valid, str_copy), which the archive keeps to itself, as the
+# shared library does; it exports sb_* alone.
+cat >"$tmp/own.c" <<'EOF'
+#include <stddef.h>
+#include <stdint.h>
+void buf_free(void *b);
+int64_t mono_ms(void);
+int utf8_valid(const char *s);
+void str_copy(char *d, const char *s, size_t n);
+void buf_free(void *b) { (void)b; }
+int64_t mono_ms(void) { return 42; }
+int utf8_valid(const char *s) { return s != NULL; }
+void str_copy(char *d, const char *s, size_t n) { (void)d; (void)s; (void)n; }
+EOF
+others=$(nm -g --defined-only "$prefix/lib/libswitchboard.a" 2>&1 | awk 'NF == 3 && $3 !~ /^sb_/')
+out=$(cc -std=c11 "$tmp/prog.c" "$tmp/own.c" -o "$tmp/prog-own" \
+    $(pkg-config --cflags --libs switchboard-static) 2>&1) && [ -z "$others" ]
+ok $? "installed, static: a program defining buf_free, mono_ms, utf8_valid and str_copy of its own links (the archive exports sb_* alone)" \
+    "$out
+globals other than sb_*: $(printf '%s\n' "$others" | head -5)"
+run installed-static-own-names "$tmp/prog-own"
+
+# 22: a package staging (PREFIX=/usr): the modules where Debian's Lua looks.
 ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || cc -print-multiarch)
 stage=$tmp/stage
 out=$(mk install PREFIX=/usr DESTDIR="$stage" 2>&1) &&
@@ -246,7 +270,7 @@ ok $? "make install PREFIX=/usr DESTDIR=<tmp>: Lua modules in /usr/lib/$ma/lua/5
     "$out
 $(cd "$stage" && find . -type f | sort)"
 
-# 21: uninstall removes every file install put there.
+# 23: uninstall removes every file install put there.
 out=$(mk uninstall PREFIX="$prefix" 2>&1) && left=$(find "$prefix" -type f) && [ -z "$left" ] &&
     [ ! -e "$prefix/share/switchboard" ] && [ ! -e "$doc" ]
 ok $? "make uninstall PREFIX=<tmp> leaves no file, and no share/switchboard or share/doc/switchboard" "$out

@@ -10,5 +10,5 @@ test-go: lib cli
 bench-go: lib
 	@cd bindings/go && GOCACHE=/tmp/switchboard-go-$$(id -u)/cache GOPROXY=off GOFLAGS=-buildvcs=false \
 	  CGO_LDFLAGS="-L$(abspath $(O))" \
-	  CGO_CFLAGS="-g -O2 -DSB_GO_LIB_ID=$$(cat ../../engine/include/switchboard.h $(abspath $(STATIC)) | cksum | cut -d' ' -f1)" \
+	  CGO_CFLAGS="-g -O2 -DSB_GO_LIB_ID=$$(cat ../../engine/include/switchboard.h $(abspath $(PUBLIC)) | cksum | cut -d' ' -f1)" \
 	  go test -run '^$$' -bench CallCycle -benchtime $(or $(SB_BENCH_CYCLES),50000)x .

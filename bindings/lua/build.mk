@@ -8,7 +8,7 @@
 # dynamic linker would accept for the engine's lua_*@LUA_5.4 references, and a
 # module linked against liblua5.4 would bind its own 5.1 calls to 5.4 code).
 # So the module is linked in two steps:
-#  1. engine.o: the engine (libswitchboard.a, whole) and Lua 5.4 (liblua5.4.a)
+#  1. engine.o: the engine (libswitchboard-internal.a, whole) and Lua 5.4 (liblua5.4.a)
 #     combined into one relocatable object, the engine's calls into Lua bound
 #     inside it; then every global but the public sb_* API made local
 #     (objcopy --keep-global-symbols). No lua_* is global in it any more.

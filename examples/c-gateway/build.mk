@@ -3,8 +3,8 @@
 # the binding tests can run it beside the Python and Go gateways.
 C_GATEWAY := $(O)/examples/c-gateway
 
-$(C_GATEWAY): examples/c-gateway/gateway.c engine/include/switchboard.h $(STATIC)
+$(C_GATEWAY): examples/c-gateway/gateway.c engine/include/switchboard.h $(PUBLIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(STATIC) $(LIBS) $(LDSAN)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(PUBLIC) $(LIBS) $(LDSAN)
 
 tests: $(C_GATEWAY)
