@@ -24,7 +24,12 @@
 **    the callbacks clock and log and their arguments clock_arg and log_arg
 **    as given, and calls them until sb_close() returns (from the threads
 **    that call the engine, several at once when several do): what
-**    clock_arg and log_arg point to must stay valid until then.
+**    clock_arg and log_arg point to must stay valid until then. They run
+**    inside the engine's calls, maybe in the write transaction of the call
+**    that called them: from there, a call on an engine of the same data
+**    directory that writes, or reads under the write lock (sb_stats), is
+**    refused with SB_ESTATE rather than waiting for that transaction for
+**    ever; reads work.
 **    Strings and structs handed out by a result are owned by that result and
 **    stay valid until the next call that uses the same result, or
 **    sb_result_free().

@@ -41,9 +41,30 @@ static int64_t system_clock(void *arg)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The data directory (its shared environment, or the engine itself before
+** it has one) whose clock or log function this thread is running, NULL
+** when none: a write from inside one is refused (txn_begin), as it would
+** wait for ever for the write transaction its caller may hold. */
+static __thread const void *cb_dir;
+
+static const void *dir_of(const sb_engine *e)
+{
+    return e->sh ? (const void *)e->sh : (const void *)e;
+}
+
+int eng_in_callback(const sb_engine *e)
+{
+    return cb_dir && cb_dir == dir_of(e);
+}
+
 int64_t eng_now(sb_engine *e)
 {
-    return e->cfg.clock ? e->cfg.clock(e->cfg.clock_arg) : system_clock(NULL);
+    if (!e->cfg.clock) return system_clock(NULL);
+    const void *outer = cb_dir;
+    cb_dir = dir_of(e);
+    int64_t t = e->cfg.clock(e->cfg.clock_arg);
+    cb_dir = outer;
+    return t;
 }
 
 static void stderr_log(void *arg, sb_log_level lvl, const char *line)
@@ -71,10 +92,14 @@ void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
     ** caller's number: no engine log line holds one. */
     char clean[sizeof line];
     sb_redact(line, clean, sizeof clean);
-    if (e && e->cfg.log)
+    if (e && e->cfg.log) {
+        const void *outer = cb_dir;
+        cb_dir = dir_of(e);
         e->cfg.log(e->cfg.log_arg, lvl, clean);
-    else
+        cb_dir = outer;
+    } else {
         stderr_log(NULL, lvl, clean);
+    }
 }
 
 static void pol_log(void *arg, sb_log_level lvl, const char *line)

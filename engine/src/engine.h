@@ -284,6 +284,14 @@ unsigned eng_forks(void);
 /* A write through an engine while this thread holds another engine's batch
 ** transaction on the same data directory (store.c): SB_ESTATE. */
 #define ENG_EOTHERBATCH (-30601)
+/* A write from inside the clock or log function of an engine on the same
+** data directory (store.c): SB_ESTATE. The function may run inside the
+** write transaction of the call that called it, and a write there would
+** wait for that transaction, held by its own thread, for ever. */
+#define ENG_ECALLBACK (-30602)
+/* Whether this thread is running the clock or log function of an engine on
+** e's data directory (engine.c). */
+int eng_in_callback(const sb_engine *e);
 
 /* One write transaction in progress. */
 typedef struct wtx {

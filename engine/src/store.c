@@ -1105,6 +1105,13 @@ int eng_mdb_err(sb_result *res, int rc, const char *what)
                        "%s: this engine was opened by another process (before fork()): open one "
                        "in this process",
                        what);
+    case ENG_ECALLBACK:
+        return res_err(res, SB_ESTATE, NULL,
+                       "%s: called from the engine's clock or log function, which may run "
+                       "inside the write transaction of the call that called it: this would "
+                       "wait for that transaction for ever; make it once that call has "
+                       "returned",
+                       what);
     case ENG_EOTHERBATCH:
         return res_err(res, SB_ESTATE, NULL,
                        "%s: this thread has a batch open on another engine of this data "
@@ -1295,6 +1302,7 @@ static int schema_settle(sb_engine *e)
 static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
 {
     if (eng_forked(e)) return ENG_EFORKED;
+    if (!(flags & MDB_RDONLY) && eng_in_callback(e)) return ENG_ECALLBACK;
     int mark = !(flags & TXN_NO_MARK);
     flags &= ~TXN_NO_MARK;
     /* A write of the batch's owner that is not one of its events: the

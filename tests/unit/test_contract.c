@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -779,6 +780,76 @@ static void test_empty_queue(void)
        "NULL, or no queue: every queue's");
 }
 
+/* 11. The clock and log functions calling the engine. They run inside the
+** engine's calls, maybe in the write transaction of the call that called
+** them: a write from there (or sb_stats, which reads under the write lock)
+** is refused with SB_ESTATE rather than waiting for that transaction for
+** ever; a read works. A watchdog fails the test instead of hanging it. */
+typedef struct cb_state {
+    sb_engine *e;
+    int lines, stats_rc, put_rc, get_rc, tick_rc;
+    char put_msg[512];
+} cb_state;
+
+static cb_state cbs;
+
+static void cb_log(void *arg, sb_log_level level, const char *line)
+{
+    cb_state *s = arg;
+    if (!s->e || s->lines++) return; /* the first line only */
+    sb_result *r = sb_result_new();
+    s->stats_rc = sb_stats(s->e, r);
+    s->put_rc = sb_account_put(s->e, "{\"id\":\"other\"}", 14, r);
+    snprintf(s->put_msg, sizeof s->put_msg, "%s", sb_result_message(r));
+    s->get_rc = sb_account_get(s->e, "acme", r);
+    s->tick_rc = sb_tick(s->e, r);
+    sb_result_free(r);
+}
+
+static void watchdog(int sig)
+{
+    static const char msg[] = "not ok - callbacks: a call from the log function hung\n";
+    (void)sig;
+    if (write(1, msg, sizeof msg - 1)) _exit(1);
+    _exit(1);
+}
+
+static void test_callbacks_reentry(void)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s-cb", dir);
+    sb_config c;
+    test_engine_config(&c, path, NULL, 0);
+    c.log = cb_log;
+    c.log_arg = &cbs;
+    c.log_level = SB_LOG_WARN;
+    sb_engine *e = test_open(&c, res);
+    ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0 &&
+           sb_queue_put(e, "acme", "{\"id\":\"q\"}", 10, res) == 0,
+       "callbacks: an engine whose log function calls the engine; a queue without a policy");
+    if (!e) return;
+    cbs.e = e;
+    signal(SIGALRM, watchdog);
+    alarm(60);
+    /* The queue's policy is not there: the offer logs a warning from inside
+    ** its write transaction. */
+    int rc = test_event(e, res, "acme", "{\"type\":\"offer\",\"call\":\"k1\",\"queue\":\"q\"}");
+    alarm(0);
+    ok(rc == 0 && cbs.lines >= 1, "callbacks: the offer went through and logged (%d lines)",
+       cbs.lines);
+    ok(cbs.put_rc == SB_ESTATE && strstr(cbs.put_msg, "clock or log function"),
+       "callbacks: a put from the log function is refused, SB_ESTATE (%s)", cbs.put_msg);
+    ok(cbs.stats_rc == SB_ESTATE, "callbacks: so is sb_stats (%d)", cbs.stats_rc);
+    ok(cbs.tick_rc == SB_ESTATE, "callbacks: and sb_tick (%d)", cbs.tick_rc);
+    ok(cbs.get_rc == 0, "callbacks: a read works (%d)", cbs.get_rc);
+    cbs.e = NULL;
+    ok(sb_account_get(e, "other", res) == SB_ENOTFOUND && sb_stats(e, res) == 0 &&
+           sb_account_put(e, "{\"id\":\"other\"}", 14, res) == 0,
+       "callbacks: nothing of the refused put was made, and the engine writes afterwards");
+    sb_close(e);
+    rmtree(path);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-contract-%d", (int)getpid());
@@ -806,6 +877,7 @@ int main(void)
     test_json_bodies();
     test_empty_queue();
     test_threads();
+    test_callbacks_reentry();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
