@@ -675,23 +675,6 @@ static void fallback_decide(const queue_rec *q, const call_rec *c, int fb, pol_c
     }
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static uint64_t call_seed(uint64_t seed, const call_rec *c)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = c->id; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    return mix64(seed ^ h ^ ((uint64_t)c->attempts << 32));
-}
-
 /* Seconds since the last of c's ring attempts that has ended ended, or -1
 ** when none has (call.since_last_ring). */
 static double since_last_ring(const call_rec *c, int64_t now)
@@ -1327,8 +1310,11 @@ static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint
     kv_ctx kc = {t, q->policy};
     pol_kv kv = {kv_get, kv_set, kv_room, kv_added, &kc};
     pol_decision *dp = &e->dec; /* pol_route clears it first */
+    /* The engine's seed as it is: the policy host mixes in the call's id and
+    ** attempt (views_route), as for a scenario case with that seed, so a
+    ** case reproduces what ctx.random drew here. */
     rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv, t->now,
-                   call_seed(e->cfg.seed, c), dp);
+                   e->cfg.seed, dp);
     if (left_out && !rc && dp->kind == DEC_WAIT) {
         /* It would keep the call waiting beside that agent: decided again
         ** with every candidate, the first decision not applied (what it
@@ -1338,7 +1324,7 @@ static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint
         csp->n++;
         pq.available = (int)csp->n;
         rc = pol_route(e->pol, t->acct, acct_id(t), q->policy, &pc, csp->c, csp->n, &pq, &kv,
-                       t->now, call_seed(e->cfg.seed, c), dp);
+                       t->now, e->cfg.seed, dp);
     } else if (left_out) {
         csp->ver = 0; /* the decision names candidates by place: gathered whole next time */
     }

@@ -182,6 +182,43 @@ ok $? "... saying why, with file:line" "$(shown)"
 has "$out" "ring alice for c1" && ! has "$out" "too many queue moves"
 ok $? "... and the fallback rings alice" "$(shown)"
 
+# ctx.random draws the same numbers in a replay as in a scenario case with
+# the engine's seed (replay's is 0), the same call id and attempt, as
+# policies/README.md promises: the engine mixed the call id and attempt into
+# the seed before the policy host mixed them in again, so no case could
+# reproduce a replayed draw.
+mkdir -p "$tmp/rnd"
+cat >"$tmp/rnd/draw.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  if call.attempts == 0 and agents[1] then return { ring = agents[1] } end
+  return { reject = ("draw %d"):format(ctx.random(1, 999999)) }
+end
+return P
+L
+cat >"$tmp/rnd.jsonl" <<J
+{"account": {"id": "acme"}}
+{"agent": {"id": "a", "devices": {"softphone": "sip:a@x"}, "status": "available"}}
+{"queue": {"id": "q", "policy": "draw", "members": []}}
+{"type": "offer", "call": "r1", "queue": "q", "caller": "+442079460001"}
+{"type": "offer", "call": "r2", "queue": "q", "caller": "+442079460002"}
+{"queue": {"id": "q", "policy": "draw", "members": [{"agent": "a"}]}}
+{"type": "offer", "call": "r3", "queue": "q", "caller": "+442079460003"}
+{"type": "ring_result", "call": "r3", "agent": "a", "outcome": "no_answer"}
+J
+run "$sb" replay "$tmp/rnd.jsonl" --policy-dir "$tmp/rnd"
+replayed=$(printf '%s\n' "$out" | sed -n 's/^ *reject \(r[0-9]\): draw \([0-9]*\)$/\1 \2/p')
+[ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$replayed" | wc -l)" -eq 3 ]
+ok $? "a policy drawing with ctx.random replays (three draws)" "$(shown)"
+printf '%s\n' "$replayed" | awk 'BEGIN { printf "[" }
+    { printf "%s{\"name\": \"%s\", \"seed\": 0, \"call\": {\"id\": \"%s\", \"attempts\": %d%s}, \"agents\": [%s], \"expect\": {\"action\": \"reject\", \"reason\": \"draw %s\"}}",
+          (NR > 1 ? ", " : ""), $1, $1, ($1 == "r3"), ($1 == "r3" ? ", \"tried\": {\"a\": 1}" : ""),
+          ($1 == "r3" ? "{\"id\": \"a\"}" : ""), $2 }
+    END { print "]" }' >"$tmp/rnd/draw.cases.json"
+run "$sb" policy test "$tmp/rnd/draw.lua"
+check 0 "... and scenario cases with the engine's seed, call id and attempt draw the same" \
+    out "# 3 passed, 0 failed"
+
 run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "examples/replay/first-calls.jsonl runs cleanly" err "0 errors, 0 policy failures"
 has "$out" "ring alice for c4" && ! has "$out" "error"
