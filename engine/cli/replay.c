@@ -469,8 +469,16 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
     if (as_json) {
         json_line(r, clock_ms, what, extra, rc, res);
     } else if (rc) {
-        const char *m = sb_result_message(res);
-        printf(" -> error %s\n", *m ? m : sb_strerror(rc));
+        /* The field the engine names leads, unless the message says it
+        ** already: "schedule[1].from: expected HH:MM", not the message alone,
+        ** which does not say which window of which list was wrong. A policy
+        ** line's error says its file:line, the place that matters there. */
+        const char *m = sb_result_message(res), *f = sb_result_field(res);
+        if (!*m) m = sb_strerror(rc);
+        if (f && *f && strcmp(what, "policy") != 0 && !strstr(m, f))
+            printf(" -> error %s: %s\n", f, m);
+        else
+            printf(" -> error %s\n", m);
     } else {
         printf("\n");
         print_actions(res);

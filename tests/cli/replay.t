@@ -114,6 +114,25 @@ run "$sb" replay "$tmp/nul.jsonl" --policy-dir "$ROOT/policies"
 has "$err" "nul.jsonl:1: not JSON: strings may not contain \\u0000 (column"
 ok $? "a NUL is said in our terms, not jansson's" "$(shown)"
 
+# A document the engine refuses: the text output names the field, as
+# --json's "field" does, where it printed the message alone ("expected HH:MM
+# (00:00..24:00)", not saying which window of which list was wrong); a
+# message that names its field already is printed as it is.
+cat >"$tmp/field.jsonl" <<'J'
+{"account": {"id": "acme"}}
+{"agent": {"id": "ana", "devices": {"softphone": "sip:a@x"}, "schedule": [{"days": ["mon"], "from": "09:00", "to": "17:00"}, {"days": ["tue"], "from": "9", "to": "17:00"}]}}
+{"agent": {"id": "ben", "devices": {"softphone": "sip:b@x"}, "skills": {"en": 500}}}
+{"type": "offer", "call": "c1", "queue": "nope", "caller": "+442079460001"}
+J
+run "$sb" replay "$tmp/field.jsonl" --policy-dir policies
+check 1 "refused documents: exit 1" err "replay: 4 lines, 3 errors"
+has "$out" "agent -> error schedule[1].from: expected HH:MM (00:00..24:00)"
+ok $? "... a bad window: its field named" "$(shown)"
+has "$out" "agent -> error skills.en: 'en' must be between 0 and 100"
+ok $? "... a skill out of range: its field named" "$(shown)"
+has "$out" "offer c1 -> error no such queue 'nope'" && ! has "$out" "error queue:"
+ok $? "... a message naming its field already: as it is" "$(shown)"
+
 # A policy that fails: the call falls back, the summary says so, exit 1.
 printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
     >"$tmp/failing.lua"
