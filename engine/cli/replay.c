@@ -13,7 +13,8 @@
 **   {"type": "offer", ..., "account": "acme"}   an event (see sb_submit_json)
 ** "account" may be left out once an account exists: the last one named is
 ** used (one that names no account is not).
-** Each line's actions are printed; with --json every line of the output is
+** Each line's actions are printed, and the decisions that kept a call
+** waiting without one (print_waits); with --json every line of the output is
 ** one JSON object (json_line): a line's result, a clock move, the actions
 ** of the timers it fired. The
 ** clock only moves forward. A line that is malformed or that the engine
@@ -54,8 +55,10 @@ static void replay_usage(FILE *f)
         "usage: switchboard replay FILE [--data-dir DIR] [--policy-dir DIR] [--json]\n"
         "\n"
         "Run JSON-lines events (FILE, or - for stdin) through an engine on an injected\n"
-        "clock (starting 2026-01-05T08:00:00Z) and print each line's actions. One JSON\n"
-        "object a line; blank lines and lines starting with # are skipped:\n"
+        "clock (starting 2026-01-05T08:00:00Z) and print each line's actions, and the\n"
+        "policies' decisions to keep a waiting call waiting (\"c1 waits in support: wait\n"
+        "10 (policy longest-idle)\"). One JSON object a line; blank lines and lines\n"
+        "starting with # are skipped:\n"
         "  {\"account\": {\"id\": \"acme\", ...}}          create or replace an account\n"
         "  {\"agent\": {...}}  {\"queue\": {...}}         create or replace an agent, a queue\n"
         "  {\"policy\": \"NAME\", \"file\": \"x.lua\"}       upload an account policy\n"
@@ -247,6 +250,109 @@ static const char *json_kind(const json_t *v)
     }
 }
 
+/* The calls the file's events named that may still be live, each with the
+** count of decisions its trace had when last read. A decision that keeps a
+** call waiting makes an action only when the call comes to its queue (the
+** offer's "waits in"): a wait after a failed ring, or a wake-up that decides
+** to wait again, showed nothing, and an author could not tell the call was
+** still there, nor when its policy would look again. The text output shows
+** those decisions from the call's trace (GET /v1/calls/{id}'s). */
+typedef struct live_call {
+    char account[256], id[256];
+    long long decisions;
+    char last[512]; /* the last decision seen: queue, policy, fallback, detail */
+} live_call;
+
+static live_call *live;
+static size_t nlive, live_cap;
+
+static void track_call(const char *account, const char *id)
+{
+    for (size_t i = 0; i < nlive; i++)
+        if (!strcmp(live[i].id, id) && !strcmp(live[i].account, account)) return;
+    if (nlive == live_cap) {
+        size_t cap = live_cap ? live_cap * 2 : 16;
+        live_call *v = realloc(live, cap * sizeof *v);
+        if (!v) return; /* not shown, nothing else lost */
+        live = v, live_cap = cap;
+    }
+    live_call *c = &live[nlive++];
+    snprintf(c->account, sizeof c->account, "%s", account);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->decisions = 0;
+    c->last[0] = 0;
+}
+
+/* Did res announce that call id waits (an SB_ACT_WAIT, printed already)? */
+static int announced_wait(sb_result *res, const char *account, const char *id)
+{
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        if (a->type == SB_ACT_WAIT && !strcmp(a->call_id, id) && !strcmp(a->account, account))
+            return 1;
+    }
+    return 0;
+}
+
+/* Print the policies' wait decisions since the last look ("    c1 waits in
+** support: wait 10 (policy mine)"), besides those res announced and those
+** the same as the call's decision before (a policy waking every 10 s to
+** wait again would print a line every 10 s); forget the calls that are
+** over. header: a tick whose "timers" line is not printed yet (it had no
+** action), printed before the first decision. */
+static void print_waits(sb_engine *eng, sb_result *res, int header)
+{
+    sb_result *got = sb_result_new();
+    for (size_t i = 0; got && i < nlive;) {
+        live_call *c = &live[i];
+        json_t *doc = NULL;
+        if (sb_call_get(eng, c->account, c->id, got) == 0)
+            doc = json_loads(sb_result_json(got, NULL), 0, NULL);
+        const char *state = json_string_value(json_object_get(doc, "state"));
+        if (!state || !strcmp(state, "ended")) {
+            json_decref(doc);
+            live[i] = live[--nlive];
+            continue;
+        }
+        long long n = json_integer_value(json_object_get(doc, "decisions"));
+        json_t *trace = json_object_get(doc, "trace");
+        size_t len = json_array_size(trace),
+               fresh = n > c->decisions ? (size_t)(n - c->decisions) : 0;
+        if (fresh > len) fresh = len; /* the trace keeps the first 4 and the last 12 */
+        int skip = fresh && announced_wait(res, c->account, c->id);
+        const char *queue = json_string_value(json_object_get(doc, "queue"));
+        for (size_t j = len - fresh; j < len; j++) {
+            json_t *e = json_array_get(trace, j);
+            const char *d = json_string_value(json_object_get(e, "decision")),
+                       *pol = json_string_value(json_object_get(e, "policy")),
+                       *detail = json_string_value(json_object_get(e, "detail"));
+            int fb = json_is_true(json_object_get(e, "fallback"));
+            char key[sizeof c->last];
+            snprintf(key, sizeof key, "%s|%s|%s|%d|%s", d ? d : "", queue ? queue : "",
+                     pol ? pol : "", fb, detail ? detail : "");
+            int same = !strcmp(key, c->last);
+            snprintf(c->last, sizeof c->last, "%s", key);
+            if (!d || strcmp(d, "wait") != 0 || !pol || !*pol) continue;
+            if (skip) { /* the offer's "waits in" said it */
+                skip = 0;
+                continue;
+            }
+            if (same) continue;
+            if (header) {
+                print_time(clock_ms);
+                printf(" timers\n");
+                header = 0;
+            }
+            printf("    %s waits in %s: %s (%s%s)\n", c->id, queue ? queue : "?",
+                   detail ? detail : "wait", fb ? "fallback for policy " : "policy ", pol);
+        }
+        c->decisions = n;
+        json_decref(doc);
+        i++;
+    }
+    sb_result_free(got);
+}
+
 /* Move the clock to target, firing every timer due on the way at its own
 ** time: each tick's actions are printed as "timers" (with --json, an object
 ** whose "result" is {"actions":[...]}, as an event's). */
@@ -277,13 +383,15 @@ static void run_clock(sb_engine *eng, sb_result *res, int64_t target, replay_run
         if (due > clock_ms) clock_ms = due;
         rc = sb_tick(eng, res);
         if (rc) break;
-        if (!sb_result_count(res)) continue;
         if (as_json) {
-            json_line(r, clock_ms, "timers", NULL, 0, res);
+            if (sb_result_count(res)) json_line(r, clock_ms, "timers", NULL, 0, res);
+        } else if (!sb_result_count(res)) {
+            print_waits(eng, res, 1);
         } else {
             print_time(clock_ms);
             printf(" timers\n");
             print_actions(res);
+            print_waits(eng, res, 0);
         }
     }
     if (rc && as_json)
@@ -482,6 +590,9 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
     } else {
         printf("\n");
         print_actions(res);
+        if (type && json_is_string(json_object_get(o, "call")))
+            track_call(account, json_string_value(json_object_get(o, "call")));
+        print_waits(eng, res, 0);
     }
     if (!as_json) json_decref(extra);
     if (rc) {
@@ -657,6 +768,8 @@ int cli_replay(int argc, char **argv)
     }
     sb_result_free(res);
     sb_close(eng);
+    free(live);
+    live = NULL, nlive = live_cap = 0;
     if (tmpdir) cli_tmpdir_remove();
     return status;
 }

@@ -238,6 +238,43 @@ run "$sb" policy test "$tmp/rnd/draw.lua"
 check 0 "... and scenario cases with the engine's seed, call id and attempt draw the same" \
     out "# 3 passed, 0 failed"
 
+# A decision that keeps a call waiting after a ring nobody answered, or when
+# its wait ran out, makes no action: the text output showed nothing under the
+# ring_result, and no "timers" at the wake-ups, so the call seemed gone. It
+# is printed from the call's trace now; the offer's own "waits in" is not
+# printed twice, nor a wait the same as the decision before it (a policy
+# polling every few seconds), and a call that ended is not looked at again.
+mkdir -p "$tmp/waits"
+cat >"$tmp/waits/w.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  if call.id == "c1" and call.attempts == 0 and agents[1] then return { ring = agents[1] } end
+  return { wait = call.waited < 5 and 7 or 3 }
+end
+return P
+L
+cat >"$tmp/waits.jsonl" <<J
+{"account": {"id": "acme"}}
+{"agent": {"id": "a", "devices": {"softphone": "sip:a@x"}, "status": "available"}}
+{"queue": {"id": "q", "policy": "w", "ring_timeout": 10, "members": [{"agent": "a"}]}}
+{"type": "offer", "call": "c1", "queue": "q", "caller": "+442079460001"}
+{"advance": 2}
+{"type": "ring_result", "call": "c1", "agent": "a", "outcome": "no_answer"}
+{"type": "offer", "call": "c2", "queue": "q", "caller": "+442079460002"}
+{"type": "abandon", "call": "c2"}
+{"advance": 11}
+J
+run "$sb" replay "$tmp/waits.jsonl" --policy-dir "$tmp/waits"
+check 0 "waits: the replay runs" err "0 errors, 0 policy failures"
+printf '%s\n' "$out" | grep -A1 '^08:00:02 ring_result c1$' | grep -qx '    c1 waits in q: wait 7 (policy w)'
+ok $? "... a wait after an unanswered ring is shown under its line" "$(shown)"
+printf '%s\n' "$out" | grep -A1 '^08:00:09 timers$' | grep -qx '    c1 waits in q: wait 3 (policy w)'
+ok $? "... and one at a wake-up, under its timers" "$(shown)"
+! has "$out" "08:00:12 timers"
+ok $? "... but not the same wait again at the next wake-up" "$(shown)"
+[ "$(printf '%s\n' "$out" | grep -c 'c2 waits in q')" -eq 1 ]
+ok $? "... an offer's wait is said once" "$(shown)"
+
 run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "examples/replay/first-calls.jsonl runs cleanly" err "0 errors, 0 policy failures"
 has "$out" "ring alice for c4" && ! has "$out" "error"
