@@ -773,9 +773,14 @@ static int build_case(cbuild *b, json_t *cs)
         str_of(b, call, "previous_agent", "call", NULL, &c->previous_agent) ||
         int_range(b, call, "priority", "call", 0, 0, 100, &prio) ||
         int_range(b, call, "attempts", "call", 0, 0, INT32_MAX, &att) ||
-        num_min(b, call, "waited", "call", 0, 0, 0, &waited))
+        num_min(b, call, "queue_waited", "call", 0, 0, 0, &qwaited))
         return -1;
-    if (num_min(b, call, "queue_waited", "call", waited, 0, 0, &qwaited)) return -1;
+    /* Each left out is the other: a call offered to this queue (waited
+    ** alone: in it since it was offered; queue_waited alone: offered here). */
+    int has_qw = json_object_get(call, "queue_waited") &&
+                 !json_is_null(json_object_get(call, "queue_waited"));
+    if (num_min(b, call, "waited", "call", qwaited, 0, 0, &waited)) return -1;
+    if (!has_qw) qwaited = waited;
     /* "caller": null (or "") is a call from a withheld number, nil to the
     ** policy as in the engine; left out, the default number. */
     if (json_is_null(json_object_get(call, "caller")) || !c->caller[0]) c->caller = NULL;
@@ -786,6 +791,20 @@ static int build_case(cbuild *b, json_t *cs)
     if (json_object_get(call, "since_last_ring") &&
         num_min(b, call, "since_last_ring", "call", 0, 0, 0, &c->since_last_ring))
         return -1;
+    if (qwaited > waited)
+        return cb_bad(b,
+                      "call.queue_waited: %g is more than call.waited (%g): a call is in its "
+                      "queue no longer than since it was offered",
+                      qwaited, waited);
+    if (att == 0) {
+        static const char *const rung[] = {"last_agent", "since_last_ring", NULL};
+        for (const char *const *k = rung; *k; k++)
+            if (json_object_get(call, *k) && !json_is_null(json_object_get(call, *k)))
+                return cb_bad(b,
+                              "call.%s: given for a call with attempts 0, which has rung "
+                              "nobody yet (give attempts too)",
+                              *k);
+    }
     c->priority = (int)prio;
     c->attempts = (int)att;
     c->waited = waited;
@@ -812,6 +831,11 @@ static int build_case(cbuild *b, json_t *cs)
             if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                 json_integer_value(v) > INT32_MAX)
                 return cb_bad(b, "call.tried.%s: expected a number of rings, 1 or more", k);
+            if (att == 0)
+                return cb_bad(b,
+                              "call.tried.%s: given for a call with attempts 0, which has "
+                              "rung nobody yet (give attempts too)",
+                              k);
             b->tried_ids[c->ntried] = k;
             b->tried_n[c->ntried++] = (int)json_integer_value(v);
         }
@@ -821,15 +845,61 @@ static int build_case(cbuild *b, json_t *cs)
 
     pol_queue *q = &b->q;
     q->id = qid;
+    /* members left out: the agents given, or those logged_in says are
+    ** logged in when more ("logged_in": 3, "paused": 3 and no agents). */
+    long long li_given = (long long)b->n;
+    if (json_is_integer(json_object_get(queue, "logged_in")) &&
+        json_integer_value(json_object_get(queue, "logged_in")) > li_given)
+        li_given = json_integer_value(json_object_get(queue, "logged_in"));
     if (int_range(b, queue, "waiting", "queue", 1, 0, INT32_MAX, &waiting) ||
         num_min(b, queue, "longest_wait", "queue", qwaited, 0, 0, &lw) ||
-        int_range(b, queue, "members", "queue", (long long)b->n, 0, INT32_MAX, &members) ||
+        int_range(b, queue, "members", "queue", li_given, 0, INT32_MAX, &members) ||
         int_range(b, queue, "available", "queue", (long long)b->n, 0, INT32_MAX, &avail) ||
         int_range(b, queue, "position", "queue", 1, 0, INT32_MAX, &position) ||
         int_range(b, queue, "logged_in", "queue", members, 0, INT32_MAX, &logged_in) ||
         int_range(b, queue, "paused", "queue", 0, 0, INT32_MAX, &paused) ||
         int_range(b, queue, "ring_timeout", "queue", 20, 1, 600, &rt))
         return -1;
+    /* What no engine gives a policy is refused, as a call's impossible
+    ** values are: the call is counted among the calls waiting and in
+    ** longest_wait (alone, waiting 1); the agents offered are members,
+    ** logged in and not paused; paused members are logged in. */
+    if (waiting < 1)
+        return cb_bad(b,
+                      "queue.waiting: expected 1 or more (got %lld): the call being decided "
+                      "is counted among the calls waiting",
+                      waiting);
+    if (position < 1 || position > waiting)
+        return cb_bad(b,
+                      "queue.position: expected 1..%lld, the call's place among the %lld "
+                      "calls waiting (got %lld)",
+                      waiting, waiting, position);
+    if (lw < qwaited)
+        return cb_bad(b,
+                      "queue.longest_wait: %g is less than the call's own queue_waited (%g): "
+                      "the call being decided is counted in it",
+                      lw, qwaited);
+    if (avail != (long long)b->n)
+        return cb_bad(b,
+                      "queue.available: %lld, but %zu agent%s given: available is the "
+                      "number of agents offered to the call (leave it out)",
+                      avail, b->n, b->n == 1 ? " is" : "s are");
+    if (members < (long long)b->n)
+        return cb_bad(b, "queue.members: %lld, fewer than the %zu agents given, who are members",
+                      members, b->n);
+    if (logged_in > members)
+        return cb_bad(b, "queue.logged_in: %lld, more than the queue's %lld members", logged_in,
+                      members);
+    if (paused > logged_in)
+        return cb_bad(b,
+                      "queue.paused: %lld, more than the %lld members logged in (the paused "
+                      "are counted among them)",
+                      paused, logged_in);
+    if (logged_in - paused < (long long)b->n)
+        return cb_bad(b,
+                      "queue.logged_in - queue.paused: %lld, fewer than the %zu agents given, "
+                      "who are logged in and not paused",
+                      logged_in - paused, b->n);
     q->waiting = (int)waiting;
     q->longest_wait = lw;
     q->members = (int)members;

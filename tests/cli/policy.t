@@ -154,6 +154,53 @@ for pat in "case has no expect" "agents[1].id: 'a' is agents[0]'s id already" \
     has "$out" "$pat"
     ok $? "refused: $pat" "$(shown)"
 done
+# A queue or a call no engine gives a policy is refused too, naming the
+# field: "logged_in": 1, "paused": 3 gave a policy logged_in - paused = -2,
+# and a case for a situation that cannot happen passed. queue_waited alone
+# is a call offered to this queue (waited the same), as the docs' cases
+# write it; both given, the one in the queue is the shorter.
+cat >"$tmp/qw.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  return { wait = math.floor(call.waited) + ctx.queue.logged_in - ctx.queue.paused }
+end
+return P
+L
+cat >"$tmp/impossible.cases.json" <<'J'
+[{"name": "paused", "queue": {"logged_in": 1, "paused": 3}, "expect": {"action": "wait"}},
+ {"name": "members", "queue": {"members": 1}, "agents": [{"id": "a"}, {"id": "b"}], "expect": {"action": "wait"}},
+ {"name": "available", "queue": {"available": 5}, "agents": [{"id": "a"}], "expect": {"action": "wait"}},
+ {"name": "position", "queue": {"waiting": 2, "position": 5}, "expect": {"action": "wait"}},
+ {"name": "waiting", "queue": {"waiting": 0, "position": 0}, "expect": {"action": "wait"}},
+ {"name": "longest", "call": {"queue_waited": 50}, "queue": {"longest_wait": 10}, "expect": {"action": "wait"}},
+ {"name": "in queue", "call": {"waited": 5, "queue_waited": 50}, "expect": {"action": "wait"}},
+ {"name": "tried", "call": {"tried": {"a": 1}}, "agents": [{"id": "a"}], "expect": {"action": "wait"}},
+ {"name": "last", "call": {"last_agent": "a"}, "agents": [{"id": "a"}], "expect": {"action": "wait"}},
+ {"name": "not logged in", "queue": {"logged_in": 2, "paused": 1}, "agents": [{"id": "a"}, {"id": "b"}], "expect": {"action": "wait"}}]
+J
+run "$sb" policy test "$tmp/qw.lua" "$tmp/impossible.cases.json"
+check 1 "impossible queues and calls: exit 1" out "# 0 passed, 10 failed"
+for pat in "queue.paused: 3, more than the 1 members logged in" \
+    "queue.members: 1, fewer than the 2 agents given" \
+    "queue.available: 5, but 1 agent is given" \
+    "queue.position: expected 1..2, the call's place among the 2 calls waiting (got 5)" \
+    "queue.waiting: expected 1 or more (got 0)" \
+    "queue.longest_wait: 10 is less than the call's own queue_waited (50)" \
+    "call.queue_waited: 50 is more than call.waited (5)" \
+    "call.tried.a: given for a call with attempts 0" \
+    "call.last_agent: given for a call with attempts 0" \
+    "queue.logged_in - queue.paused: 1, fewer than the 2 agents given"; do
+    has "$out" "$pat"
+    ok $? "refused: $pat" "$(shown)"
+done
+cat >"$tmp/qw.cases.json" <<'J'
+[{"name": "queue_waited alone: waited the same", "call": {"queue_waited": 30}, "expect": {"wait": 30}},
+ {"name": "nobody free, all paused", "queue": {"logged_in": 3, "paused": 3}, "expect": {"wait": 0}},
+ {"name": "both", "call": {"waited": 40, "queue_waited": 30}, "queue": {"logged_in": 3, "paused": 1}, "agents": [{"id": "a"}], "expect": {"wait": 42}}]
+J
+run "$sb" policy test "$tmp/qw.lua" "$tmp/qw.cases.json"
+check 0 "... and possible ones pass: queue_waited alone, everyone paused" out "# 3 passed, 0 failed"
+
 # A case lists at most a queue's members (10,000), and an id given twice is
 # found among them however far apart (sorted, where each pair was compared:
 # 45,000 agents in one upload held the daemon's loop for 4 s).

@@ -83,6 +83,13 @@ fenced policies/MIGRATING.md "$at" >"$tmp/mig.calls.shown"
 ok $? "MIGRATING.md shows the replay file's calls as they are" \
     "$(diff "$tmp/mig.calls.shown" "$tmp/mig.calls")"
 
+# The case format's example in "Testing a policy" (a case with every key) is
+# one the runner takes, and longest-idle decides it as it expects.
+awk '/^## Testing a policy/ { f = 1 } f && /^```json$/ { p = 1; next } p && /^```$/ { exit } p' \
+    policies/README.md >"$tmp/format.cases.json"
+run "$sb" policy test policies/longest-idle.lua "$tmp/format.cases.json"
+check 0 "README's example case passes against longest-idle" out "# 1 passed, 0 failed"
+
 # The man page's synopsis, as printed.
 sed -n '/^\.SH SYNOPSIS/,/^\.SH/p' engine/man/switchboard-policy.7 |
     sed -e '1,/^\.nf/d' -e '/^\.fi/,$d' -e 's/\\(dq/"/g' -e 's/\\e/\\/g' >"$tmp/synopsis.lua"

@@ -47,9 +47,9 @@ EVENTS = [
     {"type": "offer", "call": "c3", "queue": "support", "caller": None, "called": "+4930999000"},
 ]
 CASE = {"name": "rings", "now": 1767261600, "seed": 1,
-        "queue": {"id": "support", "waiting": 1, "longest_wait": 0, "members": 3, "available": 3,
+        "queue": {"id": "support", "waiting": 1, "longest_wait": 0, "members": 3, "available": 2,
                   "ring_timeout": 20},
-        "call": {"id": "c1", "queue": "support", "priority": 0, "waited": 0, "attempts": 0,
+        "call": {"id": "c1", "queue": "support", "priority": 0, "waited": 0, "attempts": 1,
                  "tried": {"b": 1}, "attrs": {"skills": {"billing": 2}}},
         "agents": [{"id": "a", "idle_for": 10, "tier": 1, "position": 1, "skills": {"billing": 3},
                     "devices": {"softphone": "sip:a@pbx.example", "mobile": "tel:+447700900001"},
