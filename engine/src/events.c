@@ -1413,9 +1413,9 @@ static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint
         return st_call_save(t->txn, e, t->acct, c);
     }
     case DEC_MOVE:
-        return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : "moved by policy");
+        return move_call(t, c, q, dp->queue, dp->reason[0] ? dp->reason : POL_MOVE_REASON);
     case DEC_REJECT:
-        return reject_call(t, c, q, dp->reason[0] ? dp->reason : "rejected", 1);
+        return reject_call(t, c, q, dp->reason[0] ? dp->reason : POL_REJECT_REASON, 1);
     default:
     wait:
         if (c->state != CALL_WAITING && (rc = waiting_add(t, c, q))) return rc;

@@ -20,6 +20,10 @@
 #define POL_MAX_STEP 600 /* seconds between agents of a progressive ring */
 #define POL_MAX_PAUSE 8  /* agents paused by one decision */
 #define POL_MAX_MOVES 8  /* queue moves in a call's life (a policy's, an overflow's) */
+/* The reason a move or a reject without one of its own is sent and stored
+** with (events.c); the case runner shows the same (policytest.c). */
+#define POL_MOVE_REASON "moved by policy"
+#define POL_REJECT_REASON "rejected"
 
 /* Devices, as bits (shared with schedule.h's DEV_*). */
 enum { POL_DEV_LANDLINE = 1, POL_DEV_MOBILE = 2, POL_DEV_SOFTPHONE = 4 };

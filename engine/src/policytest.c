@@ -967,11 +967,12 @@ static json_t *normalize(const pol_decision *d, const pol_cand *cands)
     case DEC_MOVE:
         json_object_set_new(o, "action", json_string("move"));
         json_object_set_new(o, "queue", json_string(d->queue));
-        if (d->reason[0]) json_object_set_new(o, "reason", reason_json(d->reason));
+        /* Without a reason of its own, the engine's: what the gateway gets. */
+        json_object_set_new(o, "reason", reason_json(d->reason[0] ? d->reason : POL_MOVE_REASON));
         break;
     case DEC_REJECT:
         json_object_set_new(o, "action", json_string("reject"));
-        json_object_set_new(o, "reason", reason_json(d->reason));
+        json_object_set_new(o, "reason", reason_json(d->reason[0] ? d->reason : POL_REJECT_REASON));
         break;
     default:
         json_object_set_new(o, "action", json_string("wait"));

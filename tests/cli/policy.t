@@ -201,6 +201,37 @@ J
 run "$sb" policy test "$tmp/qw.lua" "$tmp/qw.cases.json"
 check 0 "... and possible ones pass: queue_waited alone, everyone paused" out "# 3 passed, 0 failed"
 
+# A move or a reject without a reason of its own: the case shows the reason
+# the engine sends and stores ("moved by policy", "rejected"), where it showed
+# none for the move and "" for the reject, so a case could not expect what
+# the gateway gets.
+mkdir -p "$tmp/noreason"
+cat >"$tmp/noreason/nr.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  if call.id == "m" then return { move = "b" } end
+  return { reject = "" }
+end
+return P
+L
+cat >"$tmp/noreason/nr.cases.json" <<'J'
+[{"name": "a move", "call": {"id": "m"}, "expect": {"action": "move", "queue": "b", "reason": "moved by policy"}},
+ {"name": "a reject", "call": {"id": "r"}, "expect": {"action": "reject", "reason": "rejected"}}]
+J
+run "$sb" policy test "$tmp/noreason/nr.lua"
+check 0 "a move and a reject without a reason: the engine's reasons" out "# 2 passed, 0 failed"
+cat >"$tmp/noreason.jsonl" <<'J'
+{"account": {"id": "acme"}}
+{"queue": {"id": "b", "policy": "longest-idle", "members": []}}
+{"queue": {"id": "q", "policy": "nr", "members": []}}
+{"type": "offer", "call": "m", "queue": "q", "caller": "+442079460001"}
+{"type": "offer", "call": "r", "queue": "q", "caller": "+442079460002"}
+J
+cp policies/longest-idle.lua "$tmp/noreason/"
+run "$sb" replay "$tmp/noreason.jsonl" --policy-dir "$tmp/noreason"
+has "$out" "move m to queue b: moved by policy" && has "$out" "reject r: rejected"
+ok $? "... as the engine sends them" "$(shown)"
+
 # A case lists at most a queue's members (10,000), and an id given twice is
 # found among them however far apart (sorted, where each pair was compared:
 # 45,000 agents in one upload held the daemon's loop for 4 s).
