@@ -2183,8 +2183,10 @@ static void lint_fields(lint *l, fnread *f, int hook)
         kstr k = kget(f, (int)((ins >> 24) & 0xff));
         if (kind == VK_NONE || kind == VK_AGENTS || !k.s || views_has_field(kind, k.s, k.n, &next))
             continue;
-        add_finding(l, line_at(f, pc), "%s has no field '%.*s'", views_kind_name(kind), (int)k.n,
-                    k.s);
+        const char *near = views_field_near(kind, k.s, k.n);
+        add_finding(l, line_at(f, pc), "%s has no field '%.*s'%s%s%s", views_kind_name(kind),
+                    (int)k.n, k.s, near ? " (did you mean '" : "", near ? near : "",
+                    near ? "'?)" : "");
     }
 }
 

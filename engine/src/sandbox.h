@@ -401,6 +401,9 @@ const char *views_kind_name(int kind);
 /* Whether a view of this kind has the field `name` (len bytes); *next: the
 ** kind of view the field holds (VK_QUEUE for ctx.queue), else VK_NONE. */
 int views_has_field(int kind, const char *name, size_t len, int *next);
+/* The field of a view of this kind that `name` (len bytes) is most likely a
+** typo of (sbx_suggest), or NULL. */
+const char *views_field_near(int kind, const char *name, size_t len);
 /* Whether `name` (len bytes) is a field of the decision hook (0 route, 1
 ** retain, 2 erase) returns; when not, *near is the field it is most likely a
 ** typo of (sbx_suggest), or NULL. */

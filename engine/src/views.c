@@ -334,11 +334,25 @@ static int tag_of(uintptr_t h)
     return t >= H_AGENT && t <= H_REQUEST ? t : 0;
 }
 
+/* kind: the fields a name is compared with for a suggestion (VK_*; a
+** retention hook's ctx has no queue). */
+static int no_field_as(lua_State *L, int tag, int kind)
+{
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        size_t len;
+        const char *name = lua_tolstring(L, 2, &len);
+        const char *near = views_field_near(kind, name, len);
+        return luaL_error(L, "%s has no field '%s'%s%s%s", tag_names[tag], name,
+                          near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    }
+    return luaL_error(L, "%s has no field of type %s", tag_names[tag], luaL_typename(L, 2));
+}
+
 static int no_field(lua_State *L, int tag)
 {
-    if (lua_type(L, 2) == LUA_TSTRING)
-        return luaL_error(L, "%s has no field '%s'", tag_names[tag], lua_tostring(L, 2));
-    return luaL_error(L, "%s has no field of type %s", tag_names[tag], luaL_typename(L, 2));
+    static const int kinds[] = {VK_NONE, VK_AGENT,  VK_CALL,   VK_QUEUE,
+                                VK_CTX,  VK_RECORD, VK_REQUEST};
+    return no_field_as(L, tag, kinds[tag]);
 }
 
 static int push_int(lua_State *L, lua_Integer v)
@@ -710,11 +724,11 @@ static int ctx_field(lua_State *L, vcall *vc, int k)
         lua_pushcfunction(L, ctx_log);
         return 1;
     case K_QUEUE:
-        if (!vc->call) return no_field(L, H_CTX); /* retention hooks have no queue */
+        if (!vc->call) return no_field_as(L, H_CTX, VK_RCTX); /* retention hooks have no queue */
         lua_pushlightuserdata(L, hmake(H_QUEUE, vc->gen, 0));
         return 1;
     default:
-        return no_field(L, H_CTX);
+        return no_field_as(L, H_CTX, vc->call ? VK_CTX : VK_RCTX);
     }
 }
 
@@ -767,6 +781,15 @@ int views_has_field(int kind, const char *name, size_t len, int *next)
     default:
         return 1;
     }
+}
+
+const char *views_field_near(int kind, const char *name, size_t len)
+{
+    int keys[K_COUNT], n = 0, next;
+    if (kind == VK_NONE || kind == VK_AGENTS) return NULL;
+    for (int i = 1; i < K_COUNT; i++)
+        if (views_has_field(kind, sbx_key_names[i], strlen(sbx_key_names[i]), &next)) keys[n++] = i;
+    return n ? sbx_suggest(name, len, keys, n) : NULL;
 }
 
 static int stale(lua_State *L, int tag)

@@ -110,9 +110,30 @@ end
 return P
 L
 run "$sb" policy check "$tmp/typo.lua"
-check 1 "policy check: a typo in an agent's field" err "typo.lua:5: agent has no field 'idle_fro'"
-check 1 "policy check: a typo in a call's field" err "typo.lua:7: call has no field 'prority'"
-check 1 "policy check: a typo in a queue figure" err "typo.lua:7: queue has no field 'wating'"
+check 1 "policy check: a typo in an agent's field" err \
+    "typo.lua:5: agent has no field 'idle_fro' (did you mean 'idle_for'?)"
+check 1 "policy check: a typo in a call's field" err \
+    "typo.lua:7: call has no field 'prority' (did you mean 'priority'?)"
+check 1 "policy check: a typo in a queue figure" err \
+    "typo.lua:7: queue has no field 'wating' (did you mean 'waiting'?)"
+# ... named with the field it is close to, as a decision's typo is; and when
+# the hook runs, a field read where the check cannot see it (in a helper)
+# fails with the same words. A name close to none is left alone.
+cat >"$tmp/near.lua" <<'L'
+local P = {}
+local function idle(a) return a.idel_for end
+function P.route(call, agents, ctx)
+  if call.attrs.far then return { wait = ctx.queue.zzzzzzzz } end
+  return { wait = idle(agents[1]) }
+end
+return P
+L
+printf '[{"name": "a", "agents": [{"id": "a"}], "expect": {"action": "wait"}}, {"name": "b", "call": {"attrs": {"far": true}}, "expect": {"action": "wait"}}]\n' \
+    >"$tmp/near.cases.json"
+run "$sb" policy test "$tmp/near.lua"
+has "$out" "near.lua:2: agent has no field 'idel_for' (did you mean 'idle_for'?)" &&
+    has "$out" "queue has no field 'zzzzzzzz'\"}" && ! has "$out" "zzzzzzzz' (did"
+ok $? "policy test: a field read in a helper, named with the field it is close to" "$(shown)"
 
 # An error inside a library function: the line of the call, as plain Lua
 # gives it (not the line of the hook's `function`).
