@@ -232,6 +232,17 @@ run "$sb" replay "$tmp/noreason.jsonl" --policy-dir "$tmp/noreason"
 has "$out" "move m to queue b: moved by policy" && has "$out" "reject r: rejected"
 ok $? "... as the engine sends them" "$(shown)"
 
+# A failing case with only expect_store says that no decision was expected,
+# where it printed "expected null", as if the decision had to be null.
+printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  ctx.set("k", 1)\n  return {}\nend\nreturn P\n' \
+    >"$tmp/store.lua"
+printf '[{"name": "store only", "expect_store": {"k": 2}}]\n' >"$tmp/store.cases.json"
+run "$sb" policy test "$tmp/store.lua"
+check 1 "a case with only expect_store: no 'expected null'" out \
+    "#   expected (no expect: the store only, expect_store)"
+! has "$out" "expected null" && has "$out" 'store: expected {"k":2}, got {"k":1}'
+ok $? "... and the store's difference is shown" "$(shown)"
+
 # A case lists at most a queue's members (10,000), and an id given twice is
 # found among them however far apart (sorted, where each pair was compared:
 # 45,000 agents in one upload held the daemon's loop for 4 s).
