@@ -41,7 +41,7 @@
 ---@field idle_since number Unix seconds
 ---@field calls_taken integer answered calls
 ---@field talk_time number seconds on calls
----@field no_answers integer consecutive rings not answered
+---@field no_answers integer rings in a row that ran to their end unanswered (not busy or rejected)
 ---@field last_call number? Unix seconds of the last call's end, nil if never
 ---@field missed_for number? seconds since the agent's last ring it did not answer (no answer, busy,
 ---rejected or timed out; on any call) ended, nil before the first

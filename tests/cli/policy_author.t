@@ -90,6 +90,37 @@ awk '/^## Testing a policy/ { f = 1 } f && /^```json$/ { p = 1; next } p && /^``
 run "$sb" policy test policies/longest-idle.lua "$tmp/format.cases.json"
 check 0 "README's example case passes against longest-idle" out "# 1 passed, 0 failed"
 
+# An agent's no_answers as the policy docs say it: a busy or rejected ring
+# is not counted (missed_for sees it), a ring that ran out unanswered is; the
+# README's row said "consecutive rings not answered", which a busy ring is.
+mkdir -p "$tmp/na"
+cat >"$tmp/na/na.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  local a = agents[1]
+  if a then ctx.log("seen", a.no_answers, a.missed_for ~= nil) end
+  if a and call.attempts < 3 then return { ring = a } end
+  return {}
+end
+return P
+L
+cat >"$tmp/na.jsonl" <<'J'
+{"account": {"id": "acme"}}
+{"agent": {"id": "ana", "devices": {"softphone": "sip:a@x"}, "status": "available"}}
+{"queue": {"id": "q", "policy": "na", "ring_timeout": 10, "members": [{"agent": "ana"}]}}
+{"type": "offer", "call": "c1", "queue": "q", "caller": "+442079460001"}
+{"type": "ring_result", "call": "c1", "agent": "ana", "outcome": "busy"}
+{"type": "ring_result", "call": "c1", "agent": "ana", "outcome": "rejected"}
+{"type": "ring_result", "call": "c1", "agent": "ana", "outcome": "no_answer"}
+J
+run "$sb" replay "$tmp/na.jsonl" --policy-dir "$tmp/na"
+[ "$(printf '%s\n' "$err" | sed -n 's/.*policy=na: seen //p' | tr '\n' ' ')" = \
+    "0 false 0 true 0 true 1 true " ]
+ok $? "no_answers counts a no_answer, not a busy or a rejected ring" "$(shown)"
+grep -q '^| `no_answers` | integer | .*`busy` or `rejected` ring.* do not count' policies/README.md
+ok $? "... as policies/README.md's agents table says" \
+    "$(grep '^| `no_answers`' policies/README.md)"
+
 # The man page's synopsis, as printed.
 sed -n '/^\.SH SYNOPSIS/,/^\.SH/p' engine/man/switchboard-policy.7 |
     sed -e '1,/^\.nf/d' -e '/^\.fi/,$d' -e 's/\\(dq/"/g' -e 's/\\e/\\/g' >"$tmp/synopsis.lua"
