@@ -9,6 +9,9 @@ N=0
 FAILED=0
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sb-lua-t.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT INT TERM
+# The scripts' data directories go in it too (t/tap.lua's T.tmpdir), so that
+# one a script could not remove (a crash on purpose, a failure) goes with it.
+export SB_LUA_TMP="$TMP"
 
 # Under sanitizers the module carries ASan/UBSan code; the hosts are plain
 # executables, so the runtimes must come first in the process.

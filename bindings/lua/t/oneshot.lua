@@ -3,6 +3,8 @@
 local sb = require "switchboard"
 local dir = os.tmpname()
 os.remove(dir)
+-- In the driver's directory, which goes when it ends, also after a crash.
+if os.getenv("SB_LUA_TMP") then dir = os.getenv("SB_LUA_TMP") .. "/" .. dir:match("[^/]+$") end
 local eng = assert(sb.open{ data_dir = dir, policy_dir = assert(os.getenv("SB_LUA_T")) .. "/policies",
                             sync = "none", log = "none" })
 assert(eng:account_put{ id = "acme" })

@@ -37,8 +37,11 @@ function T.raises(f, pattern, name)
   return r
 end
 
--- The exit status the driver reads: 0 when every test passed.
+-- The exit status the driver reads: 0 when every test passed. The
+-- directories T.tmpdir made go first, also those of a script that does not
+-- call T.cleanup itself.
 function T.done()
+  T.cleanup()
   os.exit(failed == 0 and 0 or 1)
 end
 
@@ -47,6 +50,8 @@ local dirs = {}
 function T.tmpdir()
   local p = os.tmpname()
   os.remove(p)
+  local base = os.getenv("SB_LUA_TMP") -- the driver's, removed when it ends
+  if base then p = base .. "/" .. p:match("[^/]+$") end
   assert(os.execute("mkdir -m 700 '" .. p .. "'"))
   dirs[#dirs + 1] = p
   return p
