@@ -97,7 +97,7 @@ enum {
 ** refuses it with a clear error rather than failing on the records written
 ** since; an open that writes nothing (a backup, a read) leaves it as it was. */
 #define SCHEMA_VERSION                                                                             \
-    9 /* 3: live calls keep their talk across transfers; 4: call records of                        \
+    10 /* 3: live calls keep their talk across transfers; 4: call records of                       \
        ** version 3 (records.h); 5: agent records keep a status asked for on a                     \
        ** call (model.c, agent format 3), and calls from withheld numbers (call                    \
        ** format 5, records flagged RF_WITHHELD, whose one pseudonym is the                        \
@@ -107,7 +107,9 @@ enum {
        ** made (a longer value, which an earlier version does not verify);                         \
        ** 8: call records of version 4 (a rejected call's reason); 9: accounts'                    \
        ** policy histories (polhist), which an account's deletion by an earlier                    \
-       ** version would leave behind */
+       ** version would leave behind; 10: accounts keep their limits and what                      \
+       ** they have (account format 2), which an earlier version would not                         \
+       ** count */
 
 /* Name kinds in the names table. NK_QUEUE_GONE: a deleted queue's id,
 ** keyed by its number (its aggregates outlive it; numbers are never used
@@ -510,6 +512,19 @@ size_t key_acct3(uint8_t *k, uint32_t acct, uint32_t a, uint32_t b);
 /* --- entities.c ------------------------------------------------------------ */
 /* Resolve the event's account into t (SB_ENOTFOUND if unknown). */
 int tx_account(wtx *t, const char *account);
+/* Quotas: the account document's "limits" (entities.c), by LIM_*, checked
+** against the counts the account record keeps (acct_rec.used), so a check
+** costs nothing but the account read every write does. acct_take: one more
+** for t's account, SB_ELIMIT naming "limits.<name>" (and nothing counted)
+** when it has its limit already; acct_give one fewer. Neither saves the
+** account: the caller does, in its transaction (acct_give_save gives and
+** saves). An account whose counts are not kept yet (stored before account
+** format 2, until its next put) has no limits: both do nothing. */
+const char *lim_name(int lim);
+int acct_at_limit(const acct_rec *a, int lim);
+int acct_take(wtx *t, int lim);
+void acct_give(wtx *t, int lim);
+int acct_give_save(wtx *t, int lim);
 
 /* --- events.c ---------------------------------------------------------------- */
 /* The agent's status changed to/from available: keep the avail index right. */

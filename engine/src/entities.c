@@ -74,6 +74,112 @@ static int del_prefix(MDB_txn *txn, sb_engine *e, int table, const uint8_t *pref
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* --- quotas ------------------------------------------------------------------ */
+
+static const char *const lim_names[LIM_COUNT] = {"agents", "queues", "live_calls", "policies"};
+
+const char *lim_name(int lim)
+{
+    return lim >= 0 && lim < LIM_COUNT ? lim_names[lim] : "?";
+}
+
+int acct_at_limit(const acct_rec *a, int lim)
+{
+    return a->counted && a->limit[lim] != LIM_NONE && a->used[lim] >= (uint32_t)a->limit[lim];
+}
+
+int acct_take(wtx *t, int lim)
+{
+    static const char *const what[LIM_COUNT] = {"agent", "queue", "live call", "policy"};
+    static const char *const whats[LIM_COUNT] = {"agents", "queues", "live calls", "policies"};
+    acct_rec *a = t->account;
+    if (!a->counted) return 0;
+    if (acct_at_limit(a, lim)) {
+        char field[32];
+        snprintf(field, sizeof field, "limits.%s", lim_names[lim]);
+        return res_err(t->res, SB_ELIMIT, field,
+                       "account '%s' has %u %s, its limit (limits.%s is %d): no %s was added; "
+                       "delete one first, or have the limit raised",
+                       a->id, a->used[lim], a->used[lim] == 1 ? what[lim] : whats[lim],
+                       lim_names[lim], (int)a->limit[lim], what[lim]);
+    }
+    if (a->used[lim] < UINT32_MAX) a->used[lim]++;
+    return 0;
+}
+
+void acct_give(wtx *t, int lim)
+{
+    acct_rec *a = t->account;
+    if (a->counted && a->used[lim] > 0) a->used[lim]--;
+}
+
+int acct_give_save(wtx *t, int lim)
+{
+    if (!t->account->counted) return 0;
+    acct_give(t, lim);
+    return st_account_save(t->txn, t->e, t->account);
+}
+
+/* How many records of the account a table holds under its number. */
+static int count_acct(MDB_txn *txn, sb_engine *e, int table, uint32_t acct, uint32_t *n)
+{
+    st_iter it;
+    uint8_t p[4];
+    int rc;
+    *n = 0;
+    for (rc = st_iter_open(&it, txn, e, table, p, key_acct(p, acct)); rc == 0;
+         rc = st_iter_next(&it))
+        (*n)++;
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Count what an account stored before account format 2 has, once, so its
+** counts are kept from now on (an admin's put, not an event). */
+static int acct_recount(MDB_txn *txn, sb_engine *e, acct_rec *a)
+{
+    static const int tables[LIM_COUNT] = {DB_AGENTS, DB_QUEUES, DB_CALLS, DB_POLICIES};
+    for (int i = 0; i < LIM_COUNT; i++) {
+        int rc = count_acct(txn, e, tables[i], a->num, &a->used[i]);
+        if (rc) return rc;
+    }
+    a->counted = 1;
+    return 0;
+}
+
+/* The document's "limits": absent or null, no limits; an object of the
+** LIM_* names, each a whole number 0..LIM_MAX or null (none). */
+static int limits_parse(const json_t *doc, int32_t lim[LIM_COUNT], sb_result *res)
+{
+    for (int i = 0; i < LIM_COUNT; i++)
+        lim[i] = LIM_NONE;
+    json_t *l = json_object_get(doc, "limits");
+    if (!l || json_is_null(l)) return 0;
+    if (!json_is_object(l))
+        return res_err(res, SB_EINVAL, "limits",
+                       "'limits' must be an object like {\"agents\":100,\"queues\":10,"
+                       "\"live_calls\":50,\"policies\":20}, or null for none");
+    const char *k;
+    json_t *v;
+    json_object_foreach(l, k, v)
+    {
+        int i = 0;
+        while (i < LIM_COUNT && strcmp(k, lim_names[i]) != 0)
+            i++;
+        char path[256];
+        if (i == LIM_COUNT)
+            return res_err(res, SB_EINVAL, jv_path(path, sizeof path, "limits", k),
+                           "unknown limit '%s' (limits are agents, queues, live_calls and "
+                           "policies)",
+                           k);
+        long long x = LIM_NONE; /* null: none */
+        int rc = jv_int(l, k, "limits", 0, 0, LIM_MAX, &x, res);
+        if (rc) return rc;
+        lim[i] = (int32_t)x;
+    }
+    return 0;
+}
+
 /* --- accounts ------------------------------------------------------------------ */
 
 typedef struct {
@@ -82,6 +188,7 @@ typedef struct {
     const char *id;
     int created;
     rec_settings rs; /* records and retention settings (records.h) */
+    int32_t limit[LIM_COUNT];
 } acct_op;
 
 static int do_account_put(wtx *t, void *arg)
@@ -95,6 +202,7 @@ static int do_account_put(wtx *t, void *arg)
         strcpy(cur.name, op->a.name);
         op->a = cur;
         op->created = 0;
+        if (!op->a.counted && (rc = acct_recount(t->txn, e, &op->a))) return rc;
     } else if (rc == SB_ENOTFOUND) {
         uint64_t next;
         if ((rc = st_meta_u64(t->txn, e, "next_account", &next))) return rc;
@@ -103,12 +211,15 @@ static int do_account_put(wtx *t, void *arg)
         op->a.num = (uint32_t)next;
         op->a.next_agent = op->a.next_queue = 1;
         op->a.created = t->now;
+        op->a.counted = 1;
+        memset(op->a.used, 0, sizeof op->a.used);
         if ((rc = st_meta_put_u64(t->txn, e, "next_account", next + 1))) return rc;
         if ((rc = st_name_put(t->txn, e, NK_ACCOUNT, 0, op->a.id, op->a.num))) return rc;
         op->created = 1;
     } else {
         return rc;
     }
+    memcpy(op->a.limit, op->limit, sizeof op->a.limit);
     if (op->rs.retention[0] &&
         (rc = policy_must_have(t, op->a.num, op->rs.retention, "retention", POL_HOOK_RETAIN)))
         return rc;
@@ -132,15 +243,29 @@ static int do_account_put(wtx *t, void *arg)
 
 static json_t *account_json(const acct_rec *a)
 {
-    return json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "name", a->name, "fallback",
-                     fallback_name(a->fallback), "created_ms", (json_int_t)a->created);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "name", a->name, "fallback",
+                          fallback_name(a->fallback), "created_ms", (json_int_t)a->created);
+    json_t *lim = json_object(), *used = json_object();
+    for (int i = 0; i < LIM_COUNT; i++) {
+        if (a->limit[i] != LIM_NONE)
+            json_object_set_new(lim, lim_names[i], json_integer(a->limit[i]));
+        json_object_set_new(used, lim_names[i], json_integer(a->used[i]));
+    }
+    json_object_set_new(o, "limits", json_object_size(lim) ? lim : json_null());
+    if (!json_object_size(lim)) json_decref(lim);
+    if (a->counted)
+        json_object_set_new(o, "usage", used);
+    else
+        json_decref(used);
+    return o;
 }
 
 int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
 {
     static const char *const keys[] = {"id",         "name",           "fallback",
                                        "retention",  "personal_attrs", "service_level_seconds",
-                                       "audit_days", "timezone",       NULL};
+                                       "audit_days", "timezone",       "limits",
+                                       NULL};
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     acct_op op = {0};
@@ -148,7 +273,7 @@ int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
     int rc = jv_parse(json, len, &doc, res);
     if (rc) return rc;
     char fb[32] = "longest_idle";
-    static const char *const readonly[] = {"created_ms", NULL}; /* what GET adds */
+    static const char *const readonly[] = {"created_ms", "usage", NULL}; /* what GET adds */
     jv_drop_readonly(doc, readonly);
     if ((rc = jv_keys(doc, keys, NULL, res)) || (rc = jv_id(doc, "id", NULL, 1, op.a.id, res)) ||
         (rc = jv_str(doc, "name", NULL, 0, op.a.name, sizeof op.a.name, res)) ||
@@ -161,6 +286,9 @@ int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
         goto out;
     }
     op.a.fallback = (uint8_t)f;
+    for (int i = 0; i < LIM_COUNT; i++)
+        op.a.limit[i] = LIM_NONE;
+    if ((rc = limits_parse(doc, op.limit, res))) goto out;
     rec_settings_default(&op.rs);
     if ((rc = rec_settings_parse(doc, &op.rs, res))) goto out;
     rc = eng_write(e, do_account_put, &op, res);
@@ -556,6 +684,7 @@ static int do_agent_put(wtx *t, void *arg)
                            "'status' of a new agent must be available, paused or offline (%s is "
                            "the state of an agent ringing, on a call or in wrap-up)",
                            agent_status_name(op->live));
+        if ((rc = acct_take(t, LIM_AGENTS))) return rc;
         cur = op->a;
         memset(&cur.doc, 0, sizeof cur.doc);
         cur.num = acc->next_agent++;
@@ -817,8 +946,9 @@ static int do_agent_delete(wtx *t, void *arg)
         goto out;
     /* Its id stays known by number: calls it rang or answered, still live,
     ** name it in their records when they end. */
-    if ((rc = st_name_del(t->txn, t->e, NK_AGENT, t->acct, a.id)) == 0)
-        rc = st_gone_put(t->txn, t->e, NK_AGENT_GONE, t->acct, a.num, a.id);
+    if ((rc = st_name_del(t->txn, t->e, NK_AGENT, t->acct, a.id)) == 0 &&
+        (rc = st_gone_put(t->txn, t->e, NK_AGENT_GONE, t->acct, a.num, a.id)) == 0)
+        rc = acct_give_save(t, LIM_AGENTS);
 out:
     agent_free(&a);
     return rc;
@@ -1034,6 +1164,7 @@ static int do_queue_put(wtx *t, void *arg)
         cur.members = members;
         op->created = 0;
     } else if (rc == SB_ENOTFOUND) {
+        if ((rc = acct_take(t, LIM_QUEUES))) return rc;
         cur = op->q;
         cur.num = t->account->next_queue++;
         cur.waiting = cur.members = 0;
@@ -1288,7 +1419,8 @@ static int do_queue_delete(wtx *t, void *arg)
         goto out;
     /* Its id stays for its aggregates (sb_aggregates). */
     if ((rc = st_gone_put(t->txn, t->e, NK_QUEUE_GONE, t->acct, q.num, q.id))) goto out;
-    rc = st_name_del(t->txn, t->e, NK_QUEUE, t->acct, q.id);
+    if ((rc = st_name_del(t->txn, t->e, NK_QUEUE, t->acct, q.id)) == 0)
+        rc = acct_give_save(t, LIM_QUEUES);
 out:
     queue_free(&q);
     return rc;

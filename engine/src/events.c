@@ -1677,6 +1677,7 @@ static int finish_call(wtx *t, call_rec *c, queue_rec *q, const char *outcome,
     if ((rc = record_write(t, c, q, outcome, agent, reason, by))) return rc;
     if (c->answered) outcome = "answered";
     act(t, SB_ACT_END, c->id, NULL, q->id, outcome);
+    if ((rc = acct_give_save(t, LIM_LIVE_CALLS))) return rc; /* counted at its offer */
     return st_call_del(t->txn, t->e, t->acct, c->id);
 }
 
@@ -1908,6 +1909,22 @@ static int ev_offer(wtx *t, ev_op *op)
     }
     /* From here on the numbers are stored only sealed. */
     if ((rc = rec_seal_call(t, c))) goto out;
+    /* A live call of the account from here until finish_call; one past its
+    ** limits.live_calls is turned away as a full queue turns one away. */
+    int over = acct_at_limit(t->account, LIM_LIVE_CALLS);
+    if (t->account->counted) {
+        t->account->used[LIM_LIVE_CALLS]++;
+        if ((rc = st_account_save(t->txn, e, t->account))) goto out;
+    }
+    if (over) {
+        char why[96];
+        snprintf(why, sizeof why, "account live call limit (limits.live_calls %d)",
+                 (int)t->account->limit[LIM_LIVE_CALLS]);
+        c->state = CALL_WAITING;
+        engine_trace(t, c, TR_REJECT, why);
+        rc = reject_call(t, c, &q, why, 0);
+        goto out;
+    }
     int full = 0;
     if ((rc = queue_full(t, &q, &full))) goto out;
     if (full) {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define V_ACCOUNT 1
+#define V_ACCOUNT 2 /* 2: limits and counts */
 #define V_AGENT                                                                                    \
     4              /* 1: before plain_devices; 2: before the status after a call; 3: before        \
                    ** missed_at */
@@ -67,6 +67,11 @@ void enc_account(wbuf *w, const acct_rec *a)
     wb_u32(w, a->next_queue);
     wb_i64(w, (int64_t)a->policy_gen);
     wb_i64(w, a->created);
+    wb_u8(w, a->counted);
+    for (int i = 0; i < LIM_COUNT; i++) {
+        wb_u32(w, (uint32_t)a->limit[i]);
+        wb_u32(w, a->used[i]);
+    }
 }
 
 int dec_account(const void *p, size_t n, acct_rec *a)
@@ -82,7 +87,22 @@ int dec_account(const void *p, size_t n, acct_rec *a)
     a->next_queue = rb_u32(&r);
     a->policy_gen = (uint64_t)rb_i64(&r);
     a->created = rb_i64(&r);
-    return done(&r, v == V_ACCOUNT && a->fallback <= FB_REJECT);
+    a->counted = 0;
+    int lim_ok = 1;
+    for (int i = 0; i < LIM_COUNT; i++) {
+        a->limit[i] = LIM_NONE;
+        a->used[i] = 0;
+    }
+    if (v >= 2) { /* format 1: no limits, nothing counted */
+        a->counted = rb_u8(&r);
+        for (int i = 0; i < LIM_COUNT; i++) {
+            a->limit[i] = (int32_t)rb_u32(&r);
+            a->used[i] = rb_u32(&r);
+            if (a->limit[i] != LIM_NONE && (a->limit[i] < 0 || a->limit[i] > LIM_MAX)) lim_ok = 0;
+        }
+        if (a->counted > 1) lim_ok = 0;
+    }
+    return done(&r, v >= 1 && v <= V_ACCOUNT && a->fallback <= FB_REJECT && lim_ok);
 }
 
 void enc_agent(wbuf *w, const agent_rec *a)

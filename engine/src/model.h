@@ -23,6 +23,12 @@ int fallback_parse(const char *s);
 /* Device slots: index 0 landline, 1 mobile, 2 softphone; bit = 1 << index. */
 int dev_index(int bit);
 
+/* An account's quotas, the document's "limits" (entities.c): what it may
+** have at once. */
+enum { LIM_AGENTS, LIM_QUEUES, LIM_LIVE_CALLS, LIM_POLICIES, LIM_COUNT };
+#define LIM_NONE (-1)   /* no limit */
+#define LIM_MAX 1000000 /* the highest limit a document may set */
+
 typedef struct acct_rec {
     uint32_t num;
     char id[SB_ID_MAX + 1];
@@ -31,6 +37,14 @@ typedef struct acct_rec {
     uint32_t next_agent, next_queue;
     uint64_t policy_gen; /* bumped when the account's policies change */
     int64_t created;
+    int32_t limit[LIM_COUNT]; /* by LIM_*: LIM_NONE or 0..LIM_MAX */
+    /* What the account has now, by LIM_*: its agents, queues, live calls
+    ** (waiting, ringing or connected) and uploaded policies, kept by the
+    ** writes that add or remove one, in their transaction. counted 0: not
+    ** kept (an account stored before account format 2, until its next put
+    ** counts them once). */
+    uint8_t counted;
+    uint32_t used[LIM_COUNT];
 } acct_rec;
 
 typedef struct agent_rec {

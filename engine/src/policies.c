@@ -990,7 +990,9 @@ static int do_policy_put(wtx *t, void *arg)
                op->account);
     else if (rc && rc != SB_ENOTFOUND)
         return res_err(t->res, rc, "name", "cannot read policy '%s'", op->name);
+    int added = rc == SB_ENOTFOUND; /* a new one: one more of the account's */
     if (rc) op->previous[0] = 0;
+    if (added && (rc = acct_take(t, LIM_POLICIES))) return rc;
     if ((rc = hist_add(t, op->name, HIST_UPLOAD, op->version, op->previous, op->src, op->len)) ||
         (rc = write_policy(t->txn, t->e, t->acct, op->name, op->src, op->len, op->version, t->now)))
         return rc;
@@ -1440,6 +1442,7 @@ static int do_policy_delete(wtx *t, void *arg)
     /* Its store goes with it, unless the shared policy of that name decides
     ** from now on (it carries on with the store, as before the upload). */
     if (!op->shared && (rc = st_kv_drop(t->txn, e, t->acct, op->name))) return rc;
+    acct_give(t, LIM_POLICIES); /* saved with its generation */
     op->acct = t->acct;
     return bump_account_gen(t, &op->gen);
 }

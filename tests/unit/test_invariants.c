@@ -35,6 +35,8 @@
 **              call not connected has passed its queue's max_wait
 **  - refused:  an event or document the engine refuses returns no action and
 **              changes nothing that can be read
+**  - usage:    the counts the account keeps for its limits (GET's "usage")
+**              are the agents, queues and live calls its lists hold
 **
 ** usage: test_invariants [SEED [STEPS]] (without: the seeds below);
 ** SB_INV_TRACE=1 shows each step and its actions.
@@ -62,9 +64,19 @@ static const char ACCT[] = "acme";
 
 /* --- the invariants and their violations --------------------------------------------- */
 
-enum { INV_BIND, INV_ELIGIBLE, INV_REFS, INV_CONSIST, INV_RECORD, INV_TIME, INV_REFUSED, NINV };
-static const char *const inv_names[NINV] = {"bind",   "eligible", "refs",   "consist",
-                                            "record", "time",     "refused"};
+enum {
+    INV_BIND,
+    INV_ELIGIBLE,
+    INV_REFS,
+    INV_CONSIST,
+    INV_RECORD,
+    INV_TIME,
+    INV_REFUSED,
+    INV_USAGE,
+    NINV
+};
+static const char *const inv_names[NINV] = {"bind",   "eligible", "refs",    "consist",
+                                            "record", "time",     "refused", "usage"};
 static int violations[NINV];
 static unsigned cur_seed;
 static int cur_step;
@@ -173,6 +185,27 @@ static void view_free(view *v)
 static int queues_touched = 1, agg_dirty = 1;
 static int trace; /* SB_INV_TRACE: every step and its actions on the TAP stream */
 
+/* The account's kept counts against its lists (INV_USAGE). */
+static void usage_check(void)
+{
+    static const char *const what[] = {"agents", "queues", "calls"};
+    json_t *u = NULL;
+    if (sb_account_get(eng, ACCT, rd) == 0) u = json_loads(sb_result_json(rd, NULL), 0, NULL);
+    for (int k = 0; k < 3; k++) {
+        int rc = k == 0   ? sb_agent_list(eng, ACCT, rd)
+                 : k == 1 ? sb_queue_list(eng, ACCT, rd)
+                          : sb_call_list(eng, ACCT, NULL, rd);
+        json_t *d = rc ? NULL : json_loads(sb_result_json(rd, NULL), 0, NULL);
+        long long have = (long long)json_array_size(json_object_get(d, what[k]));
+        json_t *n = json_object_get(json_object_get(u, "usage"), k == 2 ? "live_calls" : what[k]);
+        if (!json_is_integer(n) || json_integer_value(n) != have)
+            bad(INV_USAGE, "usage.%s is %lld, the list has %lld", k == 2 ? "live_calls" : what[k],
+                json_is_integer(n) ? (long long)json_integer_value(n) : -1LL, have);
+        json_decref(d);
+    }
+    json_decref(u);
+}
+
 static void view_read(view *v, const view *prev, int force)
 {
     call_view *calls = v->calls ? v->calls : malloc(MAXC * sizeof *calls);
@@ -250,6 +283,7 @@ static void view_read(view *v, const view *prev, int force)
         d = read_doc(sb_aggregates(eng, ACCT, NULL, 0, 0, rd), "aggregates", &v->aggtext);
         json_decref(d);
     }
+    usage_check();
     d = read_doc(sb_call_list(eng, ACCT, NULL, rd), "call list", &v->text);
     json_array_foreach(json_object_get(d, "calls"), i, o)
     {
