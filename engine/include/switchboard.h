@@ -353,8 +353,10 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** Account:  {"id":"acme","name":"Acme Ltd","fallback":"longest_idle",
 **            "retention":"retention/keep-90-days-then-delete",
 **            "personal_attrs":["name","email"],"service_level_seconds":20,
-**            "audit_days":400,"timezone":"America/New_York"}
-**            (the last five: see "Call records and retention" below)
+**            "audit_days":400,"timezone":"America/New_York",
+**            "limits":{"agents":200,"queues":20,"live_calls":100,"policies":10}}
+**            ("retention" to "timezone": see "Call records and retention"
+**            below; "limits": below)
 ** Agent:    {"id":"alice","name":"Alice","weight":1,"status":"available",
 **            "devices":{"softphone":"sip:alice@pbx.example","mobile":"tel:+447700900001"},
 **            "skills":{"english":5,"billing":3},
@@ -433,7 +435,27 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** Account: "personal_attrs" at most 16 names of 1..64 printable bytes,
 ** "service_level_seconds" 1..3600, "audit_days" 1..36500 or null; an
 ** account holds at most 64 API keys
-** and 1,000 legal holds (SB_ELIMIT past them). Agent: "devices" one or
+** and 1,000 legal holds (SB_ELIMIT past them).
+** An account's "limits" (a platform operator's quotas on a tenant; left
+** out or null: none, as each of its fields left out or null) caps what it
+** has at once: "agents", "queues", "policies" (its own uploads, not
+** policy_dir's) and "live_calls" (waiting, ringing or connected), each a
+** whole number 0..1000000; another name, or another value, is SB_EINVAL
+** naming "limits.<name>". Past a limit, a put of a new agent or queue, or
+** an upload of a policy name the account does not have, is refused with
+** SB_ELIMIT, field "limits.<name>", a message saying what the account has
+** and the limit, and nothing changes; replacing one it has (an agent, a
+** queue, a new version of an upload) is not one more. An offer past
+** live_calls is not an error: the call is rejected as a full queue's is,
+** a REJECT action with reason "account live call limit
+** (limits.live_calls N)", its END, and a record (outcome rejected). A
+** limit may be set below what the account has: what it has stays, and
+** new ones are refused until it has fewer. Reads answer the limits set
+** (null when none), and sb_account_get adds "usage":
+** what the account has now, by the same names (kept by the writes that
+** change it, so a check costs no scan). An account stored by a version
+** before 0.2.0's data directory format 10 has no "usage" until it is put
+** again (that put counts it once); until then it has no limits. Agent: "devices" one or
 ** more of landline, mobile, softphone, each dial URI 1..255 bytes; at most
 ** 64 "skills", names 1..64 bytes, levels 0..100; "weight" 0.000001..1000000;
 ** "wrapup" 0..3600; at most 64 "schedule" windows. Queue: "ring_timeout"
@@ -451,7 +473,7 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** "longest_wait_since_ms" (when the call longest in line came to the
 ** queue, Unix ms; absent when none waits; a walk of the line).
 ** What a read answers can be put back: *_put ignores the fields reads add
-** (an account's "created_ms"; an agent's "on_schedule", "devices_now",
+** (an account's "created_ms" and "usage"; an agent's "on_schedule", "devices_now",
 ** "reason", "call", "next_status", "next_reason", "stats", "queues"; a
 ** queue's "waiting", "longest_wait_since_ms", a member's "status"), and an
 ** agent's "status" reserved, on_call or wrap_up is the live state a replace

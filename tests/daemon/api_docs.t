@@ -189,10 +189,15 @@ EXPECT = [
      lambda st, r: st == 200 and "switchboard_events_total{" in r),
     (['"id":"acme","name":"Acme Ltd"', "/v1/accounts"], "POST /v1/accounts: 201, created",
      lambda st, r: st == 201 and r.get("id") == "acme" and r.get("created") is True),
+    (['"limits":{"agents":200,"live_calls":100}', "/v1/accounts/acme"],
+     "PUT /v1/accounts/acme with limits: read back, with usage",
+     lambda st, r: st == 200 and r.get("limits") == {"agents": 200, "live_calls": 100} and
+     r.get("usage") == {"agents": 0, "queues": 0, "live_calls": 0, "policies": 0}),
     (["$SB/v1/accounts"], "GET /v1/accounts lists acme",
      lambda st, r: st == 200 and [a["id"] for a in r.get("accounts", [])] == ["acme"]),
-    (["$SB/v1/accounts/acme"], "GET /v1/accounts/acme",
-     lambda st, r: st == 200 and r.get("name") == "Acme Ltd"),
+    (["$SB/v1/accounts/acme"], "GET /v1/accounts/acme, its limits and usage",
+     lambda st, r: st == 200 and r.get("name") == "Acme Ltd" and
+     r.get("limits") == {"agents": 200, "live_calls": 100} and "usage" in r),
     (["-X PUT", '"name":"Acme Group"'], "PUT /v1/accounts/acme: created false, in New York",
      lambda st, r: st == 200 and r.get("name") == "Acme Group" and r.get("created") is False and
      r.get("timezone") == "America/New_York"),
