@@ -98,10 +98,10 @@ int acct_take(wtx *t, int lim)
         char field[32];
         snprintf(field, sizeof field, "limits.%s", lim_names[lim]);
         return res_err(t->res, SB_ELIMIT, field,
-                       "account '%s' has %u %s, its limit (limits.%s is %d): no %s was added; "
-                       "delete one first, or have the limit raised",
+                       "account '%s' has %u %s and may have %d (limits.%s is %d): no %s was "
+                       "added; delete one first, or have the limit raised",
                        a->id, a->used[lim], a->used[lim] == 1 ? what[lim] : whats[lim],
-                       lim_names[lim], (int)a->limit[lim], what[lim]);
+                       (int)a->limit[lim], lim_names[lim], (int)a->limit[lim], what[lim]);
     }
     if (a->used[lim] < UINT32_MAX) a->used[lim]++;
     return 0;
