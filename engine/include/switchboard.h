@@ -453,7 +453,9 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** new ones are refused until it has fewer. Reads answer the limits set
 ** (null when none), and sb_account_get adds "usage":
 ** what the account has now, by the same names (kept by the writes that
-** change it, so a check costs no scan). An account stored by a version
+** change it, so a check costs no scan; live calls only while "live_calls"
+** is set, so that an offer and a call's end write no more than they did
+** without limits: without it, a read counts them). An account stored by a version
 ** before 0.2.0's data directory format 10 has no "usage" until it is put
 ** again (that put counts it once); until then it has no limits. Agent: "devices" one or
 ** more of landline, mobile, softphone, each dial URI 1..255 bytes; at most

@@ -525,6 +525,9 @@ int acct_at_limit(const acct_rec *a, int lim);
 int acct_take(wtx *t, int lim);
 void acct_give(wtx *t, int lim);
 int acct_give_save(wtx *t, int lim);
+/* Whether a's live calls are counted: only while it has a limit on them,
+** so that an offer and a call's end write the account then alone. */
+int acct_live_kept(const acct_rec *a);
 
 /* --- events.c ---------------------------------------------------------------- */
 /* The agent's status changed to/from available: keep the avail index right. */

@@ -113,9 +113,14 @@ void acct_give(wtx *t, int lim)
     if (a->counted && a->used[lim] > 0) a->used[lim]--;
 }
 
+int acct_live_kept(const acct_rec *a)
+{
+    return a->counted && a->limit[LIM_LIVE_CALLS] != LIM_NONE;
+}
+
 int acct_give_save(wtx *t, int lim)
 {
-    if (!t->account->counted) return 0;
+    if (!t->account->counted || (lim == LIM_LIVE_CALLS && !acct_live_kept(t->account))) return 0;
     acct_give(t, lim);
     return st_account_save(t->txn, t->e, t->account);
 }
@@ -189,6 +194,7 @@ typedef struct {
     int created;
     rec_settings rs; /* records and retention settings (records.h) */
     int32_t limit[LIM_COUNT];
+    uint32_t live_now; /* its live calls, for the answer's "usage" */
 } acct_op;
 
 static int do_account_put(wtx *t, void *arg)
@@ -219,7 +225,16 @@ static int do_account_put(wtx *t, void *arg)
     } else {
         return rc;
     }
+    /* Live calls are counted only while the account has a limit on them
+    ** (an offer and a call's end do not write the account otherwise): a
+    ** limit set where there was none counts them now. */
+    int live_was_kept = acct_live_kept(&op->a) && !op->created;
     memcpy(op->a.limit, op->limit, sizeof op->a.limit);
+    if ((!live_was_kept || !acct_live_kept(&op->a)) &&
+        (rc = count_acct(t->txn, e, DB_CALLS, op->a.num, &op->a.used[LIM_LIVE_CALLS])))
+        return rc;
+    op->live_now = op->a.used[LIM_LIVE_CALLS];
+    if (!acct_live_kept(&op->a)) op->a.used[LIM_LIVE_CALLS] = 0;
     if (op->rs.retention[0] &&
         (rc = policy_must_have(t, op->a.num, op->rs.retention, "retention", POL_HOOK_RETAIN)))
         return rc;
@@ -241,7 +256,10 @@ static int do_account_put(wtx *t, void *arg)
     return 0;
 }
 
-static json_t *account_json(const acct_rec *a)
+/* The account as a document. txn: to count its live calls for "usage"
+** where they are not kept (no live_calls limit); NULL: they are (a put's
+** answer, which counted them, or 0 when it has none). */
+static json_t *account_json(MDB_txn *txn, sb_engine *e, const acct_rec *a)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "name", a->name, "fallback",
                           fallback_name(a->fallback), "created_ms", (json_int_t)a->created);
@@ -249,7 +267,11 @@ static json_t *account_json(const acct_rec *a)
     for (int i = 0; i < LIM_COUNT; i++) {
         if (a->limit[i] != LIM_NONE)
             json_object_set_new(lim, lim_names[i], json_integer(a->limit[i]));
-        json_object_set_new(used, lim_names[i], json_integer(a->used[i]));
+        uint32_t n = a->used[i];
+        if (i == LIM_LIVE_CALLS && !acct_live_kept(a) && txn &&
+            count_acct(txn, e, DB_CALLS, a->num, &n))
+            n = 0;
+        json_object_set_new(used, lim_names[i], json_integer(n));
     }
     json_object_set_new(o, "limits", json_object_size(lim) ? lim : json_null());
     if (!json_object_size(lim)) json_decref(lim);
@@ -293,7 +315,9 @@ int sb_account_put(sb_engine *e, const char *json, size_t len, sb_result *res)
     if ((rc = rec_settings_parse(doc, &op.rs, res))) goto out;
     rc = eng_write(e, do_account_put, &op, res);
     if (!rc) {
-        json_t *o = account_json(&op.a);
+        acct_rec shown = op.a;
+        shown.used[LIM_LIVE_CALLS] = op.live_now;
+        json_t *o = account_json(NULL, e, &shown);
         rec_settings_json(&op.rs, o);
         json_object_set_new(o, "created", json_boolean(op.created));
         res_doc(res, o);
@@ -313,7 +337,7 @@ int sb_account_get(sb_engine *e, const char *account, sb_result *res)
     acct_rec a;
     rc = eng_account(txn, e, account, &a, res);
     if (!rc) {
-        json_t *o = account_json(&a);
+        json_t *o = account_json(txn, e, &a);
         rec_settings rs;
         if (rec_settings_load(txn, e, a.num, &rs) == 0) rec_settings_json(&rs, o);
         res_doc(res, o);
@@ -334,7 +358,7 @@ int sb_account_list(sb_engine *e, sb_result *res)
     for (rc = st_iter_open(&it, txn, e, DB_ACCOUNTS, "", 0); rc == 0; rc = st_iter_next(&it)) {
         acct_rec a;
         if (dec_account(it.v.mv_data, it.v.mv_size, &a) == 0) {
-            json_t *o = account_json(&a);
+            json_t *o = account_json(txn, e, &a);
             rec_settings rs;
             if (rec_settings_load(txn, e, a.num, &rs) == 0) rec_settings_json(&rs, o);
             json_array_append_new(arr, o);

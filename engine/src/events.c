@@ -1912,7 +1912,7 @@ static int ev_offer(wtx *t, ev_op *op)
     /* A live call of the account from here until finish_call; one past its
     ** limits.live_calls is turned away as a full queue turns one away. */
     int over = acct_at_limit(t->account, LIM_LIVE_CALLS);
-    if (t->account->counted) {
+    if (acct_live_kept(t->account)) {
         t->account->used[LIM_LIVE_CALLS]++;
         if ((rc = st_account_save(t->txn, e, t->account))) goto out;
     }

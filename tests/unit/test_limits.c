@@ -217,6 +217,35 @@ static void test_live_calls(void)
     ok(test_event(eng, res, "acme", "{\"type\":\"abandon\",\"call\":\"c3\"}") == 0 &&
            usage("acme", "live_calls") == 0,
        "the live call ends as ever");
+
+    /* Live calls are counted only while the limit is set (an offer and a
+    ** call's end write the account then alone): without it a read counts
+    ** them, and setting it counts them, also after the limit was off. */
+    ok(acct_put("{\"id\":\"acme\"}") == 0 && offer("acme", "c5") == 0 && offer("acme", "c6") == 0,
+       "no limit: two calls offered");
+    is_int((int)usage("acme", "live_calls"), 2, "usage.live_calls 2 without a limit");
+    ok(acct_put("{\"id\":\"acme\",\"limits\":{\"live_calls\":2}}") == 0, "live_calls 2 set");
+    is_int((int)usage("acme", "live_calls"), 2, "the two counted when it is set");
+    ok(offer("acme", "c7") == 0 && sb_result_count(res) == 2 &&
+           sb_result_action(res, 0)->type == SB_ACT_REJECT,
+       "a third is rejected");
+    ok(test_event(eng, res, "acme", "{\"type\":\"abandon\",\"call\":\"c5\"}") == 0 &&
+           offer("acme", "c8") == 0 && sb_result_count(res) &&
+           sb_result_action(res, 0)->type != SB_ACT_REJECT,
+       "one ends, the next is taken");
+    ok(acct_put("{\"id\":\"acme\"}") == 0 &&
+           test_event(eng, res, "acme", "{\"type\":\"abandon\",\"call\":\"c6\"}") == 0,
+       "the limit lifted, a call ends");
+    is_int((int)usage("acme", "live_calls"), 1, "usage.live_calls 1");
+    ok(acct_put("{\"id\":\"acme\",\"limits\":{\"live_calls\":1}}") == 0 &&
+           usage("acme", "live_calls") == 1,
+       "set again: counted again, not the count kept before (2)");
+    ok(offer("acme", "c9") == 0 && sb_result_count(res) == 2 &&
+           sb_result_action(res, 0)->type == SB_ACT_REJECT,
+       "and held to");
+    ok(test_event(eng, res, "acme", "{\"type\":\"abandon\",\"call\":\"c8\"}") == 0 &&
+           usage("acme", "live_calls") == 0,
+       "the last call ends");
 }
 
 static void test_other_account(void)
