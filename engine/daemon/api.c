@@ -1103,10 +1103,17 @@ static void h_policy_versions_forget(ctx *x)
     const char *v;
     if (query_param(x, "version", vb, sizeof vb, &v)) return;
     int rc = sb_policy_versions_forget(x->d->eng, x->account, x->p[0], v, x->d->res);
+    long long entries = 0;
+    if (rc == 0) {
+        json_t *o = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
+        entries = (long long)json_integer_value(json_object_get(o, "forgotten"));
+        json_decref(o);
+    }
     reply_result(x, rc, 200, NULL, NULL);
     if (rc == 0)
-        sbd_log(SB_LOG_INFO, "policy history forgotten", "account=%s policy=%s version=%s",
-                sbd_qacct(x->account), sbd_q(x->p[0]), v ? v : "all-past");
+        sbd_log(SB_LOG_INFO, "policy history forgotten",
+                "account=%s policy=%s version=%s entries=%lld", sbd_qacct(x->account),
+                sbd_q(x->p[0]), v ? v : "all-past", entries);
 }
 
 static void h_policy_delete(ctx *x)

@@ -866,7 +866,9 @@ int sb_policy_versions_forget(sb_engine *e, const char *account, const char *nam
     forget_op op = {account, name, version, 0};
     int rc = eng_write_ex(e, do_versions_forget, &op, res, 1); /* a delete */
     if (rc) return rc;
-    sb_log(e, SB_LOG_INFO, "policy history forgotten account=%s policy=%s version=%s entries=%zu",
+    /* The caller has it in res and says it (the daemon's one log line):
+    ** the engine's own line is for debugging, as a reload's. */
+    sb_log(e, SB_LOG_DEBUG, "policy history forgotten account=%s policy=%s version=%s entries=%zu",
            account, name, version ? version : "all-past", op.dropped);
     res_doc(res, json_pack("{s:s, s:I}", "name", name, "forgotten", (json_int_t)op.dropped));
     return 0;
@@ -1187,7 +1189,8 @@ int sb_policy_put_if(sb_engine *e, const char *account, const char *name, const 
     cr_version(source, len, op.version);
     if ((rc = eng_write(e, do_policy_put, &op, res))) return rc;
     adopt_account(e, op.acct, op.gen, name);
-    sb_log(e, SB_LOG_INFO, "policy loaded account=%s policy=%s version=%s previous=%s", account,
+    /* (At debug: the caller has it in res, as a reload's outcome.) */
+    sb_log(e, SB_LOG_DEBUG, "policy loaded account=%s policy=%s version=%s previous=%s", account,
            name, op.version, op.previous[0] ? op.previous : "none");
     json_t *doc = json_pack("{s:s, s:s}", "name", name, "version", op.version);
     if (doc && op.previous[0]) json_object_set_new(doc, "previous", json_string(op.previous));
@@ -1468,7 +1471,7 @@ int sb_policy_delete_if(sb_engine *e, const char *account, const char *name, con
     int rc = eng_write_ex(e, do_policy_delete, &op, res, 1); /* a delete */
     if (rc) return rc;
     adopt_account(e, op.acct, op.gen, name);
-    sb_log(e, SB_LOG_INFO, "policy deleted account=%s policy=%s", account, name);
+    sb_log(e, SB_LOG_DEBUG, "policy deleted account=%s policy=%s", account, name); /* as above */
     res_doc(res, json_pack("{s:s, s:b, s:s?}", "name", name, "deleted", 1, "now",
                            op.shared ? "shared" : NULL));
     return 0;

@@ -113,7 +113,7 @@ t.is_([l for l in dw.lines if not re.search(r"level=(warn|error) ", l)], [],
 # '+' and digits). The daemon's own lines say the account as the engine's
 # do, as the value of their account= key: a number written with '+' reads
 # [number] in every line, other digits are kept in every line alike.
-da = t.owned(Daemon(conf={"log_level": "info"})).start()
+da = t.owned(Daemon(conf={"log_level": "debug"})).start()
 PLUS, BARE = "+4930100088", "4930100099"
 for acct in (PLUS, BARE):
     a = provision(da, account=acct)
@@ -142,4 +142,34 @@ t.is_([l for l in da.lines if PLUS[1:] in l], [],
 eng = re.findall(r'src=engine msg="policy loaded account=(\S+) ', "\n".join(da.lines))
 t.is_(sorted(eng), ["4930100099", "[number]"],
       "... as the engine's own lines say the two accounts")
+
+# A policy's upload, delete and forgotten history are one line each at
+# info, the daemon's, with their fields as key=value a log pipeline can
+# filter on: the engine's line of the same event (its fields inside msg)
+# is at debug, as a reload's is.
+di = t.owned(Daemon(conf={"log_level": "info"})).start()
+a = provision(di, account="acme", queue=None)
+mark = len(di.lines)
+SRC = "local P = {}\nfunction P.route(c, a, x) return { wait = %d } end\nreturn P\n"
+for n in (5, 6):
+    r = a.put("/v1/policies/spare", SRC % n, headers={"Content-Type": "text/x-lua"})
+    t.is_(r.status, 200, "policy spare uploaded (wait = %d)" % n, r)
+r = a.delete("/v1/policy-versions/spare")
+t.is_((r.status, (r.json or {}).get("forgotten")), (200, 1), "its earlier version forgotten", r)
+r = a.delete("/v1/policies/spare")
+t.is_(r.status, 200, "policy spare deleted", r)
+t.is_(di.stop(), 0, "exit 0")
+said = [l for l in di.lines[mark:] if "spare" in l]
+kv = r'(?: [a-z_]+=(?:"[^"]*"|\S+))*$'
+t.is_([re.sub(r"^\S+ ", "", l) for l in said if not re.search(
+          r'level=info msg="policy (stored|deleted|history forgotten)"' + kv, l)], [],
+      "each line of a policy's upload, delete and forget is the daemon's, fields outside msg")
+t.is_([re.search(r'msg="([^"]*)"', l).group(1) for l in said],
+      ["policy stored", "policy stored", "policy history forgotten", "policy deleted"],
+      "... one line each")
+t.ok(len(said) == 4 and re.search(r' account="acme" policy="spare" version=[0-9a-f]{16} '
+                                  r'previous=[0-9a-f]{16}$', said[1])
+     and said[2].endswith(' account="acme" policy="spare" version=all-past entries=1')
+     and said[3].endswith(' account="acme" policy="spare"'),
+     "... with the account, the policy, the versions and the entries forgotten", said)
 t.done()
