@@ -130,11 +130,13 @@ typedef struct sbd_metrics {
 
 /* ------------------------------------------------------------------------ */
 
-/* One request waiting in the batch for the sync (for the latency histogram). */
+/* One request waiting in the batch for the sync (for the latency histogram,
+** and its debug log line, written once it is answered). */
 typedef struct sbd_pending_req {
     int route, method, status;
     uint64_t t0_ns;
-    uint64_t seq; /* batch it was answered in */
+    uint64_t seq;   /* batch it was answered in */
+    char *log_line; /* at debug: the `request` line's fields but ms= (malloc'd) */
 } sbd_pending_req;
 
 /* What one account's policy uploads took of the event loop lately
