@@ -659,7 +659,23 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 static const char *sig_name(int sig)
 {
-    return sig == SIGTERM ? "TERM" : sig == SIGINT ? "INT" : "other";
+    return sig == SIGTERM   ? "TERM"
+           : sig == SIGINT  ? "INT"
+           : sig == SIGUSR1 ? "USR1"
+           : sig == SIGUSR2 ? "USR2"
+                            : "other";
+}
+
+/* SIGUSR1 and SIGUSR2 mean nothing to the daemon: their default action
+** would end it, and an operator who sent one in place of SIGHUP (other
+** daemons reopen their logs or dump their state on them) would lose the
+** service. Ignored, and the log says which signals do something. */
+static void usr_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    sbd_log(SB_LOG_WARN, "signal ignored", "signal=%s note=%s", sig_name((int)sig),
+            sbd_q("SIGHUP reloads the policies and the admin token, SIGTERM or SIGINT stops"));
 }
 
 static void term_cb(evutil_socket_t sig, short what, void *arg)
@@ -1139,7 +1155,8 @@ static const char *sync_name(sbd_sync s)
 static void teardown(sbd *d)
 {
     struct event **evs[] = {&d->deadline_ev, &d->housekeeping_ev, &d->keepalive_ev, &d->drain_ev,
-                            &d->sig_hup,     &d->sig_term,        &d->sig_int,      &d->sweep_ev};
+                            &d->sig_hup,     &d->sig_term,        &d->sig_int,      &d->sig_usr1,
+                            &d->sig_usr2,    &d->sweep_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {
             event_free(*evs[i]);
@@ -1222,10 +1239,13 @@ int sb_daemon_main(int argc, char **argv)
 {
     /* SIGHUP's default action ends the process: until the loop handles it,
     ** hold one that arrives (a reload asked for while starting) and take it
-    ** once the daemon is up. */
+    ** once the daemon is up. SIGUSR1 and SIGUSR2 likewise, to be logged and
+    ** ignored (usr_cb). */
     sigset_t hup;
     sigemptyset(&hup);
     sigaddset(&hup, SIGHUP);
+    sigaddset(&hup, SIGUSR1);
+    sigaddset(&hup, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &hup, NULL);
     sbd_config cfg;
     int rc = sbd_config_load(&cfg, argc, argv);
@@ -1304,8 +1324,10 @@ int sb_daemon_main(int argc, char **argv)
     d.sig_hup = evsignal_new(d.base, SIGHUP, hup_cb, &d);
     d.sig_term = evsignal_new(d.base, SIGTERM, term_cb, &d);
     d.sig_int = evsignal_new(d.base, SIGINT, term_cb, &d);
+    d.sig_usr1 = evsignal_new(d.base, SIGUSR1, usr_cb, &d);
+    d.sig_usr2 = evsignal_new(d.base, SIGUSR2, usr_cb, &d);
     if (!d.deadline_ev || !d.housekeeping_ev || !d.keepalive_ev || !d.drain_ev || !d.sweep_ev ||
-        !d.sig_hup || !d.sig_term || !d.sig_int) {
+        !d.sig_hup || !d.sig_term || !d.sig_int || !d.sig_usr1 || !d.sig_usr2) {
         sbd_errorf("switchboard: cannot create events\n");
         goto out;
     }
@@ -1317,6 +1339,8 @@ int sb_daemon_main(int argc, char **argv)
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
+    event_add(d.sig_usr1, NULL);
+    event_add(d.sig_usr2, NULL);
     pthread_sigmask(SIG_UNBLOCK, &hup, NULL); /* a held SIGHUP: a reload in the loop */
 
     started = 1;

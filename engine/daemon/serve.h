@@ -233,7 +233,7 @@ struct sbd {
 
     /* timers and signals */
     struct event *deadline_ev, *housekeeping_ev, *keepalive_ev, *drain_ev, *sweep_ev;
-    struct event *sig_hup, *sig_term, *sig_int;
+    struct event *sig_hup, *sig_term, *sig_int, *sig_usr1, *sig_usr2;
     int64_t armed_deadline;
     int64_t stuck_deadline; /* a deadline a tick left due: back off */
     int draining, stop;

@@ -183,6 +183,24 @@ for sig2, conf in ((None, {"shutdown_timeout": 1}), (signal.SIGTERM, {"shutdown_
     t.is_(dd.wait(20), 0, "... exit 0")
     sk.close()
 
+# --- a signal the daemon does not take: logged and ignored -------------------------
+# SIGUSR1 and SIGUSR2 end a process by default; sent by mistake (other daemons
+# reopen their logs on them) they must not take the service down.
+du = t.owned(Daemon(conf={"log_level": "info"})).start()
+for sig, name in ((signal.SIGUSR1, "USR1"), (signal.SIGUSR2, "USR2")):
+    mark = len(du.lines)
+    du.signal(sig)
+    line = du.wait_log(r'msg="signal ignored"', after=mark, timeout=10) or ""
+    t.ok("level=warn " in line and "signal=%s " % name in line and "SIGHUP" in line,
+         "SIG%s: logged at warn as ignored, naming the signals that do something" % name,
+         du.lines[mark:])
+    try:
+        st = du.request("GET", "/healthz").status
+    except OSError as e:
+        st = "%s (exit %s)" % (e, du.proc.poll())
+    t.is_(st, 200, "... and the daemon goes on serving")
+t.is_(du.stop(), 0, "... and stops on SIGTERM, exit 0")
+
 # --- /metrics: valid Prometheus text, counters that only go up -----------------
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABELS = r'%s="(?:\\.|[^"\\\n])*"' % NAME
