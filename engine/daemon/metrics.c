@@ -136,7 +136,9 @@ static const struct {
 } stat_help[] = {
     {"policy", "failures", "Policy hook calls that failed (errors, budgets, bad decisions)."},
     {"policy", "quarantined", "Policies quarantined now (fallback routing until reloaded)."},
-    {"policy", "reloads", "Policy directory reloads by this engine."},
+    {"policy", "reloads",
+     "Reloads of policy_dir by this engine that succeeded (in the daemon its SIGHUPs', as "
+     "switchboard_reloads_total); failed ones are not counted."},
     {"policy", "generation", "Generation of the shared policies in use."},
     {"policy", "memory_bytes", "Memory of the accounts' Lua policy states, in bytes."},
     {"policy", "dir_loaded",
@@ -346,9 +348,11 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
              m->tick_actions);
     metric_u(o, "switchboard_tick_cuts_total", "counter",
              "Ticks ended at their 10 ms share of the loop with timers still due.", m->tick_cuts);
-    metric_u(o, "switchboard_reloads_total", "counter", "SIGHUP reloads that succeeded.",
-             m->reloads_ok);
-    metric_u(o, "switchboard_reload_failures_total", "counter", "SIGHUP reloads that failed.",
+    metric_u(o, "switchboard_reloads_total", "counter",
+             "SIGHUP reloads of policy_dir that succeeded (reload ok in the log).", m->reloads_ok);
+    metric_u(o, "switchboard_reload_failures_total", "counter",
+             "SIGHUP reloads of policy_dir that failed, the policies left unchanged (reload "
+             "failed in the log), also for want of a policy directory.",
              m->reloads_failed);
     metric_u(o, "switchboard_sweeps_total", "counter", "Retention sweep turns (sb_sweep).",
              m->sweeps);

@@ -1295,7 +1295,8 @@ SB_API int sb_retention_preview(sb_engine *eng, const char *account, const char 
 **            failed ones, also those of no known type, which no type
 **            counts),
 **  "decisions":{"ring":N,"wait":N,"move":N,"reject":N,"fallback":N},
-**  "policy":{"failures":N,"quarantined":N,"reloads":N,"generation":N,
+**  "policy":{"failures":N,"quarantined":N,"reloads":N (sb_reload calls that
+**            succeeded),"generation":N,
 **            "memory_bytes":N (the Lua states' memory, all accounts),
 **            "dir_loaded":0|1 (the last load of policy_dir, at sb_open or
 **            sb_reload, succeeded: 0 when what the directory holds is not

@@ -443,6 +443,34 @@ m3 = scrape("reload", m2)
 t.is_((moved(m2, m3, "switchboard_reloads_total"), m3.get("switchboard_policy_quarantined"),
        m3.get("switchboard_stream_subscribers")), (1.0, 0.0, 0.0),
       "reload counted, the quarantine lifted, the stream gone")
+t.is_(moved(m2, m3, "switchboard_policy_reloads_total"), 1.0,
+      "... and the engine's switchboard_policy_reloads_total with it")
+# A reload that fails counts as a failure alone: the help texts say which
+# reloads each counter counts, as API.md does.
+with open(os.path.join(dm.policy_dir, "broken.lua"), "w") as f:
+    f.write("return {\n")
+mark = len(dm.lines)
+dm.signal(signal.SIGHUP)
+t.ok(dm.wait_log(r'msg="reload failed', after=mark), "SIGHUP with a broken policy: reload failed")
+m3f = scrape("failed reload", m3)
+t.is_((moved(m3, m3f, "switchboard_reload_failures_total"),
+       moved(m3, m3f, "switchboard_reloads_total"),
+       moved(m3, m3f, "switchboard_policy_reloads_total")), (1.0, 0.0, 0.0),
+      "a failed reload counts in switchboard_reload_failures_total only")
+helps = dict(re.findall(r"^# HELP (\S+) (.*)$", dm.admin("GET", "/metrics").body, re.M))
+t.ok("succeeded" in helps.get("switchboard_policy_reloads_total", "")
+     and "succeeded" in helps.get("switchboard_reloads_total", "")
+     and "failed" in helps.get("switchboard_reload_failures_total", ""),
+     "... and each reload counter's help says whether it counts those that succeeded or "
+     "those that failed", {k: v for k, v in helps.items() if "reload" in k})
+t.ok(re.search(r"`switchboard_reloads_total` \(SIGHUPs whose reload of `policy_dir` succeeded",
+               api_md) and "`switchboard_reload_failures_total` (those that failed" in api_md,
+     "API.md says the same of switchboard_reloads_total and switchboard_reload_failures_total")
+os.remove(os.path.join(dm.policy_dir, "broken.lua"))
+mark = len(dm.lines)
+dm.signal(signal.SIGHUP)
+t.ok(dm.wait_log(r'msg="reload ok"', after=mark), "the broken file removed: reload ok")
+m3 = scrape("reload again", m3f)
 r = acme.put("/v1/policies/spare", BOOM, headers={"Content-Type": "text/x-lua"})
 r2 = acme.delete("/v1/policies/spare")
 r3 = acme.get("/v1/policies/spare")
