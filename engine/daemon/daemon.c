@@ -155,14 +155,41 @@ static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
     sbd_stream_recheck(d, 0);
 }
 
+void sbd_sweep_clock_turn(sbd_sweep_clock *c, uint64_t now_ns)
+{
+    if (!c->running) c->t0_ns = now_ns;
+    c->turn_ns = now_ns;
+    c->running = 1;
+}
+
+void sbd_sweep_clock_failed(sbd_sweep_clock *c, uint64_t now_ns)
+{
+    /* The next sweep, sweep_interval on, carries the run on: the wait
+    ** until then is no part of its time. */
+    if (c->running) c->before_ns += now_ns - c->t0_ns;
+    c->running = 0;
+}
+
+double sbd_sweep_clock_done(sbd_sweep_clock *c, int resumed, int more, uint64_t now_ns)
+{
+    if (!resumed) { /* the run began with this turn */
+        c->before_ns = 0;
+        c->t0_ns = c->turn_ns;
+    }
+    if (more) return 0;
+    double ms = (double)(c->before_ns + (now_ns - c->t0_ns)) / 1e6;
+    *c = (sbd_sweep_clock){0};
+    return ms;
+}
+
 /* Retention sweeps: one short transaction per turn of the loop (requests
 ** are served in between) until nothing is due, then wait sweep_interval.
 ** sb_sweep() reports the totals of the whole run, the turns before this one
-** included (a run cut short, by a turn's budget or a crash, is carried on
-** by the next call), and this_call, what the turn did: the counter adds the
-** latter, so each record counts once, also beside another process's sweep. */
-static int sweep_running;    /* a run is in progress in this process */
-static uint64_t sweep_t0_ns; /* when this process began it */
+** included (a run cut short, by a turn's budget, a failure or a crash, is
+** carried on by the next call), and this_call, what the turn did: the
+** counter adds the latter, so each record counts once, also beside another
+** process's sweep. */
+static sbd_sweep_clock sweep_clock; /* the run in progress in this process */
 
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -170,13 +197,14 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (d->draining) return;
-    if (!sweep_running) sweep_t0_ns = sbd_now_ns();
+    sbd_sweep_clock_turn(&sweep_clock, sbd_now_ns());
     sbd_batch_close(d);
     int rc = sb_sweep(d->eng, 1, NULL, NULL, d->res);
     d->m.sweeps++;
     json_t *s = rc ? NULL : json_loads(sb_result_json(d->res, NULL), 0, NULL);
     int more = s && !json_is_true(json_object_get(s, "done"));
     if (rc) {
+        sbd_sweep_clock_failed(&sweep_clock, sbd_now_ns());
         d->m.sweep_errors++;
         sbd_log(SB_LOG_ERROR, "sweep failed", "error=%s next_in=%us",
                 sbd_qn(sb_result_message(d->res)), d->cfg->sweep_interval);
@@ -191,7 +219,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         d->m.swept += (uint64_t)json_integer_value(json_object_get(own, "reviewed")) +
                       (uint64_t)json_integer_value(json_object_get(own, "purged")) +
                       (uint64_t)json_integer_value(json_object_get(own, "erased"));
-        sweep_running = more;
+        double ms = sbd_sweep_clock_done(&sweep_clock, json_is_true(json_object_get(s, "resumed")),
+                                         more, sbd_now_ns());
         /* Records whose retention hook failed were kept as they were: warn. */
         if (!more && total)
             sbd_log(SWEPT("failed") ? SB_LOG_WARN : SB_LOG_INFO, "sweep done",
@@ -201,8 +230,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
                     (unsigned long long)SWEPT("anonymized"), (unsigned long long)SWEPT("kept"),
                     (unsigned long long)SWEPT("overridden"), (unsigned long long)SWEPT("failed"),
                     (unsigned long long)SWEPT("purged"), (unsigned long long)SWEPT("erased"),
-                    (unsigned long long)SWEPT("audit_expired"),
-                    (double)(sbd_now_ns() - sweep_t0_ns) / 1e6, d->cfg->sweep_interval);
+                    (unsigned long long)SWEPT("audit_expired"), ms, d->cfg->sweep_interval);
 #undef SWEPT
     }
     json_decref(s);

@@ -130,6 +130,26 @@ typedef struct sbd_metrics {
 
 /* ------------------------------------------------------------------------ */
 
+/* How long a retention sweep run took (daemon.c, sweep_cb; its `sweep done`
+** line's ms=): from its first turn to its last, less the wait between a
+** turn that failed and the next sweep, which carries the run on (its totals
+** include the turns before the failure). Zeroed to start. */
+typedef struct sbd_sweep_clock {
+    int running;        /* a stretch of the run's turns is in progress */
+    uint64_t t0_ns;     /* when that stretch began */
+    uint64_t turn_ns;   /* when the turn in progress began */
+    uint64_t before_ns; /* the run's stretches before failures, added up */
+} sbd_sweep_clock;
+/* A turn begins at now_ns. */
+void sbd_sweep_clock_turn(sbd_sweep_clock *c, uint64_t now_ns);
+/* The turn failed at now_ns: the run's stretch ends there. */
+void sbd_sweep_clock_failed(sbd_sweep_clock *c, uint64_t now_ns);
+/* The turn worked, at now_ns. resumed: it carried on a run begun before it
+** (sb_sweep's "resumed"; not: the run began with it, and what failed before
+** is no part of it); more: the run goes on. The run's time in ms once it is
+** over (more 0), and the clock ready for the next; 0 before. */
+double sbd_sweep_clock_done(sbd_sweep_clock *c, int resumed, int more, uint64_t now_ns);
+
 /* One request waiting in the batch for the sync (for the latency histogram,
 ** and its debug log line, written once it is answered). */
 typedef struct sbd_pending_req {

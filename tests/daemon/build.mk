@@ -1,8 +1,9 @@
 # tests/daemon/build.mk — C tests of the daemon's parts, linked with its
 # objects: the status of every SB_E* code (test_status.c, run by status.t)
-# and the action JSON it writes itself (test_actions.c, run by actions.t).
+# and the action JSON it writes itself (test_actions.c, run by actions.t), the
+# time a sweep's log line gives (test_sweep_clock.c, run by sweep_clock.t).
 DAEMON_OBJ := $(filter $(O)/engine/daemon/%,$(CLI_OBJ))
-tests: $(O)/tests/daemon/test_status $(O)/tests/daemon/test_actions
+tests: $(O)/tests/daemon/test_status $(O)/tests/daemon/test_actions $(O)/tests/daemon/test_sweep_clock
 
 $(O)/tests/daemon/test_%: tests/daemon/test_%.c tests/unit/tap.h tests/unit/testkit.h $(DAEMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
