@@ -7,7 +7,9 @@
 ** take a short wrap-up; impatient callers hang up. Everything the gateway
 ** would do is driven by the engine's actions, and the engine's own timers
 ** (ring timeouts, wrap-ups, wake-ups) are fired by sb_tick as the clock
-** moves. The same seed gives the same day.
+** moves. The same seed gives the same day. --policy FILE puts a policy
+** author's own policy in place of the stock ones, on every queue or on
+** those --queue names.
 */
 #include "switchboard.h"
 
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int64_t now_ms;
@@ -89,12 +92,25 @@ static sim_ev pop(heap *h)
 
 typedef struct qstat {
     const char *id;
+    const char *policy; /* the policy the queue routes with */
     int offered, answered, abandoned, rejected, moved;
     double wait_sum;
 } qstat;
 
 #define NQ 4
-static qstat qs[NQ] = {{.id = "support"}, {.id = "sales"}, {.id = "billing"}, {.id = "vip"}};
+static qstat qs[NQ] = {{.id = "support", .policy = "longest-idle"},
+                       {.id = "sales", .policy = "freeswitch/round-robin"},
+                       {.id = "billing", .policy = "switchboard/skills-escalation"},
+                       {.id = "vip", .policy = "switchboard/caller-priority"}};
+
+/* --policy FILE: its path, source and the name it is uploaded under (the
+** file's name without .lua, as `policy test` and replay name a policy), and
+** which queues route with it (all of them unless --queue says). */
+static const char *own_path;
+static char *own_src;
+static size_t own_len;
+static char own_name[160];
+static int own_queue[NQ];
 
 /* Calls offered and answered so far, over every queue. */
 static int to_offered(void)
@@ -137,6 +153,8 @@ static void finish(void)
     res = NULL;
     if (tmpdir) cli_tmpdir_remove();
     tmpdir = 0;
+    free(own_src);
+    own_src = NULL;
 }
 
 static void must(int rc, const char *what)
@@ -201,6 +219,37 @@ static void submit(const char *json)
     /* Stale gateway events (a ring already cancelled) are refused: fine. */
 }
 
+/* Upload --policy's FILE to the day's account, as the daemon takes an
+** author's policy: what stops it from loading ends the command (exit 1), with
+** its line in FILE; what `policy check` finds in a policy that loads is
+** shown as warnings, and the day runs. */
+static void upload_own(void)
+{
+    if (sb_policy_put(eng, demo_account, own_name, own_src, own_len, NULL, res)) {
+        /* The engine names the chunk NAME.lua: say FILE, where the line is. */
+        const char *m = sb_result_message(res);
+        size_t n = strlen(own_name);
+        if (!strncmp(m, own_name, n) && !strncmp(m + n, ".lua:", 5))
+            fprintf(stderr, "switchboard simulate: --policy does not load: %s%s\n", own_path,
+                    m + n + 4);
+        else
+            fprintf(stderr, "switchboard simulate: --policy %s: %s\n", own_path, m);
+        finish();
+        exit(1);
+    }
+    sb_result *r = sb_result_new();
+    if (sb_policy_check(own_path, own_src, own_len, r)) {
+        /* "FILE:LINE: message", a line each. */
+        const char *m = sb_result_message(r);
+        while (*m) {
+            size_t n = strcspn(m, "\n");
+            fprintf(stderr, "switchboard simulate: warning: %.*s\n", (int)n, m);
+            m += n + (m[n] == '\n');
+        }
+    }
+    sb_result_free(r);
+}
+
 static void setup(void)
 {
     const char *account = "{\"id\":\"demo\",\"name\":\"Demo Ltd\"}";
@@ -233,23 +282,39 @@ static void setup(void)
     };
     for (size_t i = 0; i < sizeof agents / sizeof *agents; i++)
         must(sb_agent_put(eng, demo_account, agents[i], strlen(agents[i]), res), "agent");
+    if (own_src) upload_own();
     /* A queue another overflows into must be there first: sales before
-    ** support. */
-    static const char *const queues[] = {
-        "{\"id\":\"sales\",\"policy\":\"freeswitch/round-robin\",\"ring_timeout\":20,"
-        "\"members\":[{\"agent\":\"dave\"},{\"agent\":\"erin\"},{\"agent\":\"frank\",\"tier\":2}]}",
-        "{\"id\":\"billing\",\"policy\":\"switchboard/skills-escalation\",\"ring_timeout\":20,"
-        "\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},{\"agent\":\"erin\"},"
-        "{\"agent\":\"grace\"}]}",
-        "{\"id\":\"vip\",\"policy\":\"switchboard/caller-priority\",\"ring_timeout\":20,"
-        "\"members\":[{\"agent\":\"alice\",\"tier\":1},{\"agent\":\"grace\",\"tier\":1},"
-        "{\"agent\":\"dave\",\"tier\":2}]}",
-        "{\"id\":\"support\",\"policy\":\"longest-idle\",\"ring_timeout\":15,\"max_wait\":600,"
-        "\"overflow\":\"sales\",\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},"
-        "{\"agent\":\"carol\"},{\"agent\":\"frank\"},{\"agent\":\"heidi\"}]}",
+    ** support. Each is qs[q], with its policy, then the rest of its
+    ** document. */
+    static const struct {
+        int q;
+        const char *rest;
+    } queues[] = {
+        {1, "\"ring_timeout\":20,\"members\":[{\"agent\":\"dave\"},{\"agent\":\"erin\"},"
+            "{\"agent\":\"frank\",\"tier\":2}]"},
+        {2, "\"ring_timeout\":20,\"members\":[{\"agent\":\"alice\"},{\"agent\":\"bob\"},"
+            "{\"agent\":\"erin\"},{\"agent\":\"grace\"}]"},
+        {3, "\"ring_timeout\":20,\"members\":[{\"agent\":\"alice\",\"tier\":1},"
+            "{\"agent\":\"grace\",\"tier\":1},{\"agent\":\"dave\",\"tier\":2}]"},
+        {0, "\"ring_timeout\":15,\"max_wait\":600,\"overflow\":\"sales\",\"members\":["
+            "{\"agent\":\"alice\"},{\"agent\":\"bob\"},{\"agent\":\"carol\"},"
+            "{\"agent\":\"frank\"},{\"agent\":\"heidi\"}]"},
     };
-    for (size_t i = 0; i < sizeof queues / sizeof *queues; i++)
-        must(sb_queue_put(eng, demo_account, queues[i], strlen(queues[i]), res), "queue");
+    for (size_t i = 0; i < sizeof queues / sizeof *queues; i++) {
+        char doc[512];
+        int q = queues[i].q;
+        snprintf(doc, sizeof doc, "{\"id\":\"%s\",\"policy\":\"%s\",%s}", qs[q].id, qs[q].policy,
+                 queues[i].rest);
+        if (sb_queue_put(eng, demo_account, doc, strlen(doc), res) == 0) continue;
+        if (own_queue[q]) /* no route hook, say: the author's policy is why */
+            fprintf(stderr,
+                    "switchboard simulate: --policy %s: queue %s cannot route with it: %s\n",
+                    own_path, qs[q].id, sb_result_message(res));
+        else
+            fprintf(stderr, "switchboard simulate: queue: %s\n", sb_result_message(res));
+        finish();
+        exit(1);
+    }
 }
 
 /* Arrival intensity over the day: peaks at 10:30 and 15:00. */
@@ -270,20 +335,95 @@ static int whole(const char *s, unsigned long long *out)
     return 0;
 }
 
+/* The queues --queue names (a comma-separated list of qs' ids; NULL: all)
+** into own_queue: 0, or 2 (said why). */
+static int own_queues(const char *arg)
+{
+    for (int q = 0; q < NQ; q++)
+        own_queue[q] = !arg;
+    for (const char *p = arg; p && *p;) {
+        size_t n = strcspn(p, ",");
+        int q = 0;
+        while (q < NQ && (strlen(qs[q].id) != n || strncmp(qs[q].id, p, n) != 0))
+            q++;
+        if (q == NQ) {
+            fprintf(stderr,
+                    "switchboard simulate: --queue '%.*s': the simulated queues are support, "
+                    "sales, billing and vip (several: --queue support,sales)\n",
+                    (int)n, p);
+            return 2;
+        }
+        own_queue[q] = 1;
+        p += n;
+        if (*p == ',' && !*++p) { /* "support," */
+            fprintf(stderr, "switchboard simulate: --queue '%s': a queue name after the ','\n",
+                    arg);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* --policy own_path: read it, name it, and give it to the queues --queue
+** names (queue_arg, NULL: all of them); upload_own loads it. 0, or 2 (said
+** why): a usage error, or a file that cannot be read. */
+static int own_policy(const char *queue_arg)
+{
+    if (own_queues(queue_arg)) return 2;
+    FILE *f = fopen(own_path, "rb");
+    if (!f) {
+        fprintf(stderr, "switchboard simulate: --policy %s: %s\n", own_path, strerror(errno));
+        return 2;
+    }
+    struct stat st;
+    int dir = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
+    fclose(f);
+    if (dir) {
+        fprintf(stderr,
+                "switchboard simulate: --policy %s: a directory: give the policy's .lua file\n",
+                own_path);
+        return 2;
+    }
+    if (!(own_src = cli_read_file(own_path, &own_len))) return 2; /* said why */
+    const char *base = strrchr(own_path, '/');
+    snprintf(own_name, sizeof own_name, "%s", base ? base + 1 : own_path);
+    size_t n = strlen(own_name);
+    if (n > 4 && strcmp(own_name + n - 4, ".lua") == 0) own_name[n - 4] = 0;
+    /* An upload stands in for the shared policy of its name: one a queue
+    ** that keeps its stock policy routes with would change that queue. */
+    for (int q = 0; q < NQ; q++) {
+        if (own_queue[q] || strcmp(qs[q].policy, own_name) != 0) continue;
+        fprintf(stderr,
+                "switchboard simulate: --policy %s: it would be uploaded as '%s', the stock "
+                "policy queue %s keeps, and route that queue too: give the file another name, "
+                "or --queue %s as well\n",
+                own_path, own_name, qs[q].id, qs[q].id);
+        return 2;
+    }
+    for (int q = 0; q < NQ; q++)
+        if (own_queue[q]) qs[q].policy = own_name;
+    return 0;
+}
+
 int cli_simulate(int argc, char **argv)
 {
-    const char *policy_dir = "policies", *data_dir = NULL;
-    int ncalls = 1000;
+    const char *policy_dir = "policies", *data_dir = NULL, *queue_arg = NULL;
+    int ncalls = 1000, policy_dir_given = 0;
     unsigned long long seed = 1;
-    static const char *const once[] = {"--policy-dir", "--data-dir", "--calls", "--seed", NULL};
+    static const char *const once[] = {"--policy-dir", "--data-dir", "--calls", "--seed",
+                                       "--policy",     "--queue",    NULL};
     if (cli_twice("simulate", argc, argv, once)) return 2;
     for (int i = 0; i < argc; i++) {
         const char *v = NULL;
         int at = i; /* argv[at] is the flag, for a message */
         if (cli_flag("--policy-dir", argc, argv, &i, &v) && v && *v)
-            policy_dir = v;
+            policy_dir = v, policy_dir_given = 1;
         else if (i == at && cli_flag("--data-dir", argc, argv, &i, &v) && v && *v)
             data_dir = v;
+        else if (i == at && cli_flag("--policy", argc, argv, &i, &v) && v && *v)
+            own_path = v;
+        else if (i == at && cli_flag("--queue", argc, argv, &i, &v) && v && *v)
+            queue_arg = v;
         else if (i == at && cli_flag("--calls", argc, argv, &i, &v) && v) {
             unsigned long long n;
             ncalls = whole(v, &n) || n > 1000000 ? 0 : (int)n; /* 0: refused below */
@@ -300,12 +440,25 @@ int cli_simulate(int argc, char **argv)
             fprintf(help ? stdout : stderr,
                     "usage: switchboard simulate [--policy-dir DIR] [--calls N] [--seed N] "
                     "[--data-dir DIR]\n"
+                    "                            [--policy FILE [--queue Q[,Q...]]]\n"
                     "A working day of N calls (default 1000) through the stock policies in DIR\n"
-                    "(default ./policies) on an injected clock, with a summary; the same seed\n"
-                    "gives the same day. --data-dir keeps the engine's data there (default: a\n"
-                    "temporary directory in $TMPDIR, removed at the end); one a running\n"
-                    "`switchboard serve` holds is refused. Exit status: 0 done, 1 an error, 2 a\n"
-                    "usage error.\n");
+                    "(default ./policies, not needed when --policy routes every queue) on an\n"
+                    "injected clock, with a summary; the same seed gives the same day. Its\n"
+                    "queues: support (longest-idle, overflowing to sales after 10 minutes),\n"
+                    "sales (freeswitch/round-robin), billing (switchboard/skills-escalation;\n"
+                    "its calls ask for the skill billing 4) and vip\n"
+                    "(switchboard/caller-priority; its calls have priority 60).\n"
+                    "--policy FILE routes every queue with your policy instead, uploaded to the\n"
+                    "day's account as the daemon takes one, under FILE's name without .lua\n"
+                    "(its cases are `policy test`'s to run); --queue support,billing routes\n"
+                    "only those queues with it, the others keep theirs. A FILE that does not\n"
+                    "load is refused with its file:line and no day runs; what `policy check`\n"
+                    "finds in one that loads is shown as warnings; the policy's failures during\n"
+                    "the day are logged on stderr and counted in the summary.\n"
+                    "--data-dir keeps the engine's data there (default: a temporary directory\n"
+                    "in $TMPDIR, removed at the end); one a running `switchboard serve` holds\n"
+                    "is refused. Exit status: 0 done, 1 an error (a policy that does not load\n"
+                    "included), 2 a usage error (a FILE that cannot be read included).\n");
             return help ? 0 : 2;
         }
     }
@@ -313,6 +466,18 @@ int cli_simulate(int argc, char **argv)
         fprintf(stderr, "switchboard simulate: --calls must be 1..1000000\n");
         return 2;
     }
+    if (queue_arg && !own_path) {
+        fprintf(stderr, "switchboard simulate: --queue says which queues route with --policy FILE: "
+                        "give --policy too\n");
+        return 2;
+    }
+    if (own_path && own_policy(queue_arg)) return 2;
+    /* Every queue on the author's policy needs no stock one: run outside
+    ** the source tree (no ./policies) without a policy directory. */
+    struct stat pd;
+    if (!policy_dir_given && own_path && !queue_arg &&
+        (stat(policy_dir, &pd) || !S_ISDIR(pd.st_mode)))
+        policy_dir = NULL;
     if (cli_refuse_served_dir("simulate", data_dir)) return 1;
     rng_state = seed;
     if (!data_dir) {
@@ -327,6 +492,7 @@ int cli_simulate(int argc, char **argv)
     cfg.policy_dir = policy_dir;
     cfg.sync = SB_SYNC_NONE;
     cfg.clock = sim_clock;
+    cfg.log_level = SB_LOG_WARN; /* a policy's failures, not its upload's "policy loaded" */
     cfg.seed = seed;
     cfg.map_size = 32 << 20;
     res = sb_result_new();
@@ -354,8 +520,11 @@ int cli_simulate(int argc, char **argv)
     }
     printf("Switchboard: a simulated day, %d calls, 8 agents, 4 queues (seed %llu)\n", ncalls,
            (unsigned long long)seed);
-    printf("policies: support=longest-idle  sales=freeswitch/round-robin  "
-           "billing=switchboard/skills-escalation  vip=switchboard/caller-priority\n\n");
+    printf("policies:");
+    for (int q = 0; q < NQ; q++)
+        printf("%s%s=%s", q ? "  " : " ", qs[q].id, qs[q].policy);
+    if (own_path) printf("  (%s: %s)", own_name, own_path);
+    printf("\n\n");
     /* Each hour's own figures, printed once the clock has passed the hour
     ** (everything due before its end handled), and the last hour's after
     ** the day: the lines add up to the summary's. */

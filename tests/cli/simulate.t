@@ -41,4 +41,102 @@ for pd in "$tmp/nopolicies" "$tmp/empty"; do
     ok $? "... and its temporary data directory is removed" "$(diff "$tmp/before" "$tmp/after")"
 done
 
+# --policy FILE: README's ten-line policy, as the README runs it. Its
+# callers give no language, so it finds no `en` speaker and rings no one.
+awk '/^```lua$/ { inside = 1; next } inside && /^```$/ { exit } inside { print }' README.md \
+    >"$tmp/mine.lua"
+has "$(cat README.md)" "build/switchboard simulate --policy policies/mine.lua"
+ok $? "README runs its policy with simulate --policy"
+run "$sb" simulate --calls 60 --seed 7 --policy "$tmp/mine.lua"
+check 0 "simulate --policy FILE: exit 0 with the summary" out "0 of 60 calls answered"
+has "$out" "policies: support=mine  sales=mine  billing=mine  vip=mine  (mine: $tmp/mine.lua)"
+ok $? "... every queue routes with FILE's policy, named after the file" "$(shown)"
+has "$out" "decisions: 0 ring, " && has "$out" "policy failures 0, fallbacks 0"
+ok $? "... which decided every call (a wait, as README says), with no fallback" "$(shown)"
+second=$out
+run "$sb" simulate --calls 60 --seed 7 --policy "$tmp/mine.lua" --policy-dir policies
+[ "$rc" -eq 0 ] && [ "$out" = "$second" ]
+ok $? "... and the same seed gives the same day" "$(shown)"
+
+# Every queue on it needs no stock policy: it runs outside the source tree.
+mkdir "$tmp/elsewhere"
+run sh -c 'cd "$1" && "$2" simulate --calls 60 --seed 7 --policy "$3"' sh "$tmp/elsewhere" "$sb" "$tmp/mine.lua"
+[ "$rc" -eq 0 ] && [ "$out" = "$second" ]
+ok $? "... also outside the source tree (no ./policies), the same day" "$(shown)"
+
+# --queue: only the queues named route with it. A policy that turns every
+# call away shows where it ran: vip's calls all rejected, no other's.
+printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  return { reject = "closed" }\nend\nreturn P\n' \
+    >"$tmp/turn-away.lua"
+row() { printf '%s\n' "$out" | awk -v q="$1" '$1 == q { print $2, $5 }'; } # offered rejected
+run "$sb" simulate --calls 200 --seed 7 --policy "$tmp/turn-away.lua" --queue vip
+check 0 "simulate --policy FILE --queue vip: exit 0" out "vip=turn-away"
+has "$out" "support=longest-idle  sales=freeswitch/round-robin  billing=switchboard/skills-escalation"
+ok $? "... the other queues keep their stock policies" "$(shown)"
+# shellcheck disable=SC2046
+set -- $(row vip)
+[ "${1:-0}" -gt 0 ] && [ "$1" = "$2" ]
+ok $? "... every vip call is rejected by it (${1:-?} offered, ${2:-?} rejected)" "$(shown)"
+for q in support sales billing; do
+    # shellcheck disable=SC2046
+    set -- $(row $q)
+    [ "${1:-0}" -gt 0 ] && [ "$2" = 0 ]
+    ok $? "... and no $q call (${1:-?} offered, ${2:-?} rejected)" "$(shown)"
+done
+run "$sb" simulate --calls 200 --seed 7 --policy="$tmp/turn-away.lua" --queue=sales,vip
+# shellcheck disable=SC2046
+set -- $(row sales) $(row vip) $(row billing)
+[ "$rc" -eq 0 ] && [ "${1:-0}" -gt 0 ] && [ "$1" = "$2" ] && [ "$3" = "$4" ] && [ "$6" = 0 ]
+ok $? "--queue=sales,vip: both of those queues route with it, billing not" "$(shown)"
+
+# A policy that loads with what `policy check` finds in it: warnings, and
+# the day runs.
+sed 's/a.idle_for > best.idle_for/a.idel_for > best.idle_for/' "$tmp/mine.lua" >"$tmp/typo.lua"
+run "$sb" simulate --calls 20 --policy "$tmp/typo.lua" --queue billing
+check 0 "a policy with a lint finding: the day runs" out "of 20 calls answered"
+has "$err" "switchboard simulate: warning: $tmp/typo.lua:7: agent has no field 'idel_for' (did you mean 'idle_for'?)"
+ok $? "... and the finding is shown as a warning with FILE:line" "$(shown)"
+
+# Refused before the day: nothing on stdout, the temporary directory gone.
+printf 'local P = {}\nfunction P.route(call, agents)\n  return { ring =\nend\nreturn P\n' \
+    >"$tmp/broken.lua"
+printf 'local P = {}\n\nerror("not today")\nreturn P\n' >"$tmp/throws.lua"
+printf 'local P = {}\nfunction P.retain(record, ctx)\n  return { keep = true }\nend\nreturn P\n' \
+    >"$tmp/keeper.lua"
+for c in "broken|--policy does not load: $tmp/broken.lua:4: unexpected symbol near 'end'" \
+    "throws|--policy does not load: $tmp/throws.lua:3: not today" \
+    "keeper|--policy $tmp/keeper.lua: queue sales cannot route with it: policy 'keeper' has no route hook"; do
+    f=${c%%|*} want=${c#*|}
+    mkdir "$tmp/td-$f"
+    run env TMPDIR="$tmp/td-$f" "$sb" simulate --calls 10 --policy "$tmp/$f.lua"
+    [ "$rc" -eq 1 ] && [ -z "$out" ] && has "$err" "switchboard simulate: $want"
+    ok $? "simulate --policy $f.lua: exit 1, no day, saying: $want" "$(shown)"
+    [ -z "$(ls -A "$tmp/td-$f")" ]
+    ok $? "... and its temporary data directory is removed" "$(ls -A "$tmp/td-$f")"
+done
+
+# Usage errors (exit 2), no day simulated.
+mkdir "$tmp/adir"
+cp "$tmp/mine.lua" "$tmp/longest-idle.lua"
+for c in "--policy $tmp/nope.lua|--policy $tmp/nope.lua: No such file or directory" \
+    "--policy $tmp/adir|--policy $tmp/adir: a directory" \
+    "--policy $tmp/mine.lua --policy $tmp/mine.lua|--policy given twice" \
+    "--policy $tmp/mine.lua --queue vip --queue=sales|--queue given twice" \
+    "--queue vip|--queue says which queues route with --policy FILE: give --policy too" \
+    "--policy $tmp/mine.lua --queue suport|--queue 'suport': the simulated queues are support, sales, billing and vip" \
+    "--policy $tmp/mine.lua --queue vip,|--queue 'vip,': a queue name after the ','" \
+    "--policy $tmp/longest-idle.lua --queue sales|it would be uploaded as 'longest-idle', the stock policy queue support keeps" \
+    "--policy|unknown or incomplete '--policy'"; do
+    a=${c%%|*} want=${c#*|}
+    # shellcheck disable=SC2086
+    run "$sb" simulate --calls 10 $a
+    [ "$rc" -eq 2 ] && [ -z "$out" ] && has "$err" "$want"
+    ok $? "simulate $a: a usage error: $want" "$(shown)"
+done
+run "$sb" simulate --calls 10 --policy "$tmp/longest-idle.lua" --queue support
+check 0 "a longest-idle.lua of one's own on support itself runs" out "support=longest-idle  sales=freeswitch/round-robin"
+
+run "$sb" simulate --help
+check 0 "simulate --help shows --policy and --queue" out "[--policy FILE [--queue Q[,Q...]]]"
+
 done_testing
