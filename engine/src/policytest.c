@@ -412,6 +412,9 @@ __attribute__((format(printf, 2, 3))) static int cb_bad(cbuild *b, const char *f
     return -1;
 }
 
+/* Every key of o is one of allowed (NULL-terminated); else what's "unknown
+** field 'idel_for' (did you mean 'idle_for'?)", the hint by the rule the
+** views' and decisions' unknown fields get theirs (sbx_suggest_in). */
 static int only_keys(cbuild *b, json_t *o, const char *what, const char *const *allowed)
 {
     const char *k;
@@ -421,7 +424,10 @@ static int only_keys(cbuild *b, json_t *o, const char *what, const char *const *
         const char *const *a = allowed;
         while (*a && strcmp(*a, k) != 0)
             a++;
-        if (!*a) return cb_bad(b, "%s: unknown field '%s'", what, k);
+        if (*a) continue;
+        const char *near = sbx_suggest_in(k, strlen(k), allowed, NULL, (int)(a - allowed));
+        return cb_bad(b, "%s: unknown field '%s'%s%s%s", what, k, near ? " (did you mean '" : "",
+                      near ? near : "", near ? "'?)" : "");
     }
     return 0;
 }
@@ -1287,16 +1293,21 @@ static int compare_expect(json_t *expect, json_t *got, int failed, const char *e
     {
         json_t *g = json_object_get(got, k);
         if (!g && !failed) {
-            /* A key the decision does not have: often a typo ("agent"). */
+            /* A key the decision does not have: often a typo ("agent"),
+            ** named with the key it is close to. */
             char keys[200] = "";
-            const char *gk;
+            const char *gk, *names[16];
+            int nn = 0;
             json_t *gv;
             json_object_foreach(got, gk, gv)
             {
                 size_t n = strlen(keys);
                 snprintf(keys + n, sizeof keys - n, "%s%s", n ? ", " : "", gk);
+                if (nn < 16) names[nn++] = gk;
             }
-            snprintf(why, cap, "expect.%s: the decision has no '%s' (it has %s)", k, k, keys);
+            const char *near = sbx_suggest_in(k, strlen(k), names, NULL, nn);
+            snprintf(why, cap, "expect.%s: the decision has no '%s' (%s%s%sit has %s)", k, k,
+                     near ? "did you mean '" : "", near ? near : "", near ? "'? " : "", keys);
             return -1;
         }
         if (!g || !same(g, v)) {

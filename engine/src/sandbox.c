@@ -2390,10 +2390,16 @@ const char *sbx_show(lua_State *L, int idx, char *buf, size_t cap)
 
 const char *sbx_suggest(const char *word, size_t len, const int *keys, int nkeys)
 {
+    return sbx_suggest_in(word, len, sbx_key_names, keys, nkeys);
+}
+
+const char *sbx_suggest_in(const char *word, size_t len, const char *const *names, const int *idx,
+                           int n)
+{
     const char *best = NULL;
     int score = 4;
-    for (int i = 0; i < nkeys; i++) {
-        const char *k = sbx_key_names[keys[i]];
+    for (int i = 0; i < n; i++) {
+        const char *k = names[idx ? idx[i] : i];
         size_t kl = strlen(k), m = len < kl ? len : kl;
         int s = edits_upto2(word, len, k, kl);
         if (s == 0) continue;

@@ -255,6 +255,12 @@ void sbx_push_key(lua_State *L, int key);
 ** least 3 bytes long. The fewest edits win, then the first in keys. NULL
 ** when none is close. For "did you mean ...?" hints in messages. */
 const char *sbx_suggest(const char *word, size_t len, const int *keys, int nkeys);
+/* sbx_suggest's rule over names written out: names[idx[0..n)], or
+** names[0..n) when idx is NULL (a case file's keys, a decision's). The one
+** rule every "did you mean" hint uses; sbx_suggest is it over interned keys
+** (sbx_key_names). */
+const char *sbx_suggest_in(const char *word, size_t len, const char *const *names, const int *idx,
+                           int n);
 /* The string at idx, shortened to fit cap and made printable ('?' for any
 ** other byte, "..." when cut), for messages: buf. */
 const char *sbx_show(lua_State *L, int idx, char *buf, size_t cap);

@@ -134,11 +134,11 @@ run "$sb" policy test "$tmp/lone.lua"
 ok $? "policy test without cases: the hint alone" "$(shown)"
 
 # An expect key the decision does not have (a typo of "agents") says which
-# keys it has.
+# keys it has, and the one it is close to.
 printf '[{"name": "typo", "agents": [{"id": "a"}], "expect": {"action": "ring", "agent": "a"}}]\n' >"$tmp/typo.json"
 run "$sb" policy test "$tmp/p.lua" "$tmp/typo.json"
 check 1 "an expect key the decision lacks: its keys are listed" out \
-    "expect.agent: the decision has no 'agent' (it has action, agents, mode, devices, timeout)"
+    "expect.agent: the decision has no 'agent' (did you mean 'agents'? it has action, agents, mode, devices, timeout)"
 
 # A cases file that tests nothing, or is not a list, is said so, naming the
 # file given (not the policy's default cases file).

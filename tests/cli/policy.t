@@ -154,6 +154,29 @@ for pat in "case has no expect" "agents[1].id: 'a' is agents[0]'s id already" \
     has "$out" "$pat"
     ok $? "refused: $pat" "$(shown)"
 done
+# A misspelt key is named with the key it is close to, as a view's field is
+# in the policy; one close to none is named alone.
+printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  return { ring = agents[1].id }\nend\nreturn P\n' \
+    >"$tmp/near.lua"
+cat >"$tmp/near.cases.json" <<'J'
+[{"name": "idle", "agents": [{"id": "a", "idel_for": 30}], "expect": {"action": "ring"}},
+ {"name": "prio", "agents": [{"id": "a"}], "call": {"priorty": 5}, "expect": {"action": "ring"}},
+ {"name": "expect", "agents": [{"id": "a"}], "expcet": {"action": "ring"}},
+ {"name": "agent", "agents": [{"id": "a"}], "expect": {"action": "ring", "agent": ["a"]}},
+ {"name": "far", "agents": [{"id": "a", "colour": "red"}], "expect": {"action": "ring"}}]
+J
+run "$sb" policy test "$tmp/near.lua"
+check 1 "misspelt case keys: exit 1" out "# 0 passed, 5 failed"
+for pat in "agents[1]: unknown field 'idel_for' (did you mean 'idle_for'?)" \
+    "call: unknown field 'priorty' (did you mean 'priority'?)" \
+    "case: unknown field 'expcet' (did you mean 'expect'?)" \
+    "expect.agent: the decision has no 'agent' (did you mean 'agents'? it has action, agents, mode, devices, timeout)" \
+    "agents[1]: unknown field 'colour'"; do
+    has "$out" "$pat"
+    ok $? "named: $pat" "$(shown)"
+done
+printf '%s\n' "$out" | grep -F "unknown field 'colour'" | grep -qvF "did you mean"
+ok $? "... 'colour', close to no field, without a suggestion" "$(shown)"
 # A queue or a call no engine gives a policy is refused too, naming the
 # field: "logged_in": 1, "paused": 3 gave a policy logged_in - paused = -2,
 # and a case for a situation that cannot happen passed. queue_waited alone

@@ -1112,6 +1112,23 @@ static void test_upload_cases_bounded(void)
     if (system(cmd)) diag("cleanup failed");
 }
 
+/* An upload's cases are read as `policy test` reads them: an unknown field
+** is refused with the field it is close to, and nothing is stored. */
+static void test_upload_case_typo(void)
+{
+    const char *src = "local P = {}\n"
+                      "function P.route(call, agents, ctx) return { ring = agents[1].id } end\n"
+                      "return P\n";
+    const char *cases = "[{\"name\":\"typo\",\"agents\":[{\"id\":\"a\",\"idel_for\":3}],"
+                        "\"expect\":{\"action\":\"ring\"}}]";
+    int rc = sb_policy_put(eng, "acme", "neartypo", src, strlen(src), cases, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res),
+                                  "agents[1]: unknown field 'idel_for' (did you mean 'idle_for'?)"),
+       "an upload's case with a typo is refused, naming the field it is close to (%s)",
+       sb_result_message(res));
+    ok(sb_policy_get(eng, "acme", "neartypo", res) == SB_ENOTFOUND, "and not stored");
+}
+
 /* Conditional uploads and deletes: a release tool's read-modify-write. */
 static void test_conditional_put(void)
 {
@@ -1185,6 +1202,7 @@ int main(void)
     test_log_redacted();
     test_store_refuses_numbers();
     test_upload_cases_bounded();
+    test_upload_case_typo();
     test_conditional_put();
     sb_close(eng);
     sb_result_free(res);

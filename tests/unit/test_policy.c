@@ -1048,6 +1048,83 @@ static void test_cases_withheld(void)
     sb_result_free(r);
 }
 
+/* A case file's unknown field is named with the field it is close to, as a
+** view's and a decision's are (the one rule, sbx_suggest_in): routing and
+** retention cases, every object of them, and an expect key the decision
+** does not have. A name close to none is left as it was. */
+static void test_cases_suggest(void)
+{
+    const char *route = "local P = {}\n"
+                        "function P.route(call, agents, ctx) return { ring = agents[1].id } end\n"
+                        "return P\n";
+    const char *retain = "local P = {}\n"
+                         "function P.retain(record, ctx) return { keep = true } end\n"
+                         "function P.erase(record, request, ctx) return { delete = true } end\n"
+                         "return P\n";
+    static const struct {
+        int retention;
+        const char *cs, *want;
+    } t[] = {
+        {0,
+         "{\"name\":\"x\",\"agents\":[{\"id\":\"a\"},{\"id\":\"b\",\"idel_for\":3}],"
+         "\"expect\":{\"action\":\"ring\"}}",
+         "agents[2]: unknown field 'idel_for' (did you mean 'idle_for'?)"},
+        {0, "{\"name\":\"x\",\"agents\":[{\"id\":\"a\"}],\"expcet\":{\"action\":\"ring\"}}",
+         "case: unknown field 'expcet' (did you mean 'expect'?)"},
+        {0,
+         "{\"name\":\"x\",\"agents\":[{\"id\":\"a\"}],\"call\":{\"priorty\":5},"
+         "\"expect\":{\"action\":\"ring\"}}",
+         "call: unknown field 'priorty' (did you mean 'priority'?)"},
+        {0,
+         "{\"name\":\"x\",\"agents\":[{\"id\":\"a\"}],\"queue\":{\"loggedin\":1},"
+         "\"expect\":{\"action\":\"ring\"}}",
+         "queue: unknown field 'loggedin' (did you mean 'logged_in'?)"},
+        {0,
+         "{\"name\":\"x\",\"agents\":[{\"id\":\"a\"}],\"expect\":{\"action\":\"ring\","
+         "\"agent\":[\"a\"]}}",
+         "expect.agent: the decision has no 'agent' (did you mean 'agents'? it has action, "
+         "agents, mode, devices, timeout)"},
+        {1, "{\"name\":\"x\",\"record\":{\"outcom\":\"answered\"},\"expect\":{}}",
+         "record: unknown field 'outcom' (did you mean 'outcome'?)"},
+        {1,
+         "{\"name\":\"x\",\"record\":{\"attempts\":[{\"agent\":\"a\",\"devcie\":"
+         "\"mobile\"}]},\"expect\":{}}",
+         "record.attempts[1]: unknown field 'devcie' (did you mean 'device'?)"},
+        {1,
+         "{\"name\":\"x\",\"record\":{\"decided_by\":[{\"polcy\":\"p\",\"version\":"
+         "\"v\"}]},\"expect\":{}}",
+         "record.decided_by[1]: unknown field 'polcy' (did you mean 'policy'?)"},
+        {1, "{\"name\":\"x\",\"record\":{},\"request\":{\"rol\":\"called\"},\"expect\":{}}",
+         "request: unknown field 'rol' (did you mean 'role'?)"},
+        /* close to nothing: no hint */
+        {0,
+         "{\"name\":\"x\",\"agents\":[{\"id\":\"a\",\"colour\":\"red\"}],"
+         "\"expect\":{\"action\":\"ring\"}}",
+         "agents[1]: unknown field 'colour'"},
+        {1, "{\"name\":\"x\",\"record\":{\"zzz\":1},\"expect\":{}}", "record: unknown field 'zzz'"},
+        {0,
+         "{\"name\":\"x\",\"agents\":[{\"id\":\"a\"}],\"expect\":{\"action\":\"ring\","
+         "\"reason\":\"r\"}}",
+         "expect.reason: the decision has no 'reason' (it has action, agents, mode, devices, "
+         "timeout)"},
+    };
+    sb_result *r = sb_result_new();
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        char cases[512];
+        snprintf(cases, sizeof cases, "[%s]", t[i].cs);
+        const char *src = t[i].retention ? retain : route;
+        int rc = sb_policy_test("t/near.lua", src, strlen(src), cases, strlen(cases), r);
+        json_t *j = test_json(r);
+        const char *m = json_string_value(
+            json_object_get(json_array_get(json_object_get(j, "cases"), 0), "message"));
+        int exact = m && strstr(m, t[i].want) &&
+                    (strstr(t[i].want, "did you mean") || !strstr(m, "did you mean"));
+        ok(rc == SB_EPOLICY && exact, "%s (%s)", t[i].want, m ? m : sb_result_message(r));
+        json_decref(j);
+    }
+    sb_result_free(r);
+}
+
 static void test_check(void)
 {
     sb_result *r = sb_result_new();
@@ -1441,6 +1518,7 @@ int main(void)
     test_cases();
     test_cases_withheld();
     test_cases_longest_wait();
+    test_cases_suggest();
     test_check();
     test_check_fields();
     test_retention_cases();
