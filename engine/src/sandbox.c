@@ -387,7 +387,7 @@ const char *sbx_errstr(lua_State *L, int idx, char *buf, size_t cap)
 }
 
 /* "src:line: " of the first Lua function at or above `level`. */
-static void where_lua(lua_State *L, int level, char *buf, size_t cap)
+void sbx_where(lua_State *L, int level, char *buf, size_t cap)
 {
     lua_Debug ar;
     buf[0] = 0;
@@ -427,7 +427,7 @@ static void position_wrapped(lua_State *L, int idx, lua_State *co, int level)
         f != sb_u8_iter)
         return;
     char where[LUA_IDSIZE + 24];
-    where_lua(co, level + 1, where, sizeof where);
+    sbx_where(co, level + 1, where, sizeof where);
     if (!where[0]) return;
     idx = lua_absindex(L, idx);
     lua_pushfstring(L, "%s%s", where, lua_tostring(L, idx));
@@ -441,7 +441,7 @@ static int sbx_msgh(lua_State *L)
         return 1;
     }
     char where[LUA_IDSIZE + 24], what[80];
-    where_lua(L, 1, where, sizeof where);
+    sbx_where(L, 1, where, sizeof where);
     sbx_errstr(L, 1, what, sizeof what);
     lua_pushfstring(L, "%s%s", where, what);
     return 1;

@@ -264,6 +264,10 @@ const char *sbx_suggest_in(const char *word, size_t len, const char *const *name
 /* The string at idx, shortened to fit cap and made printable ('?' for any
 ** other byte, "..." when cut), for messages: buf. */
 const char *sbx_show(lua_State *L, int idx, char *buf, size_t cap);
+/* "src:line: " of the first Lua function at or above call level `level`
+** (a C function's own level has no line: table.insert, say), into buf;
+** "" when there is none. */
+void sbx_where(lua_State *L, int level, char *buf, size_t cap);
 
 /* Create a state with `limit` bytes of memory (0: no limit). NULL when out of memory or
 ** when the base library alone does not fit. Free with sbx_free (NULL ok). */

@@ -834,26 +834,56 @@ static int view_newindex(lua_State *L)
                       tag_names[tag_of((uintptr_t)lua_touserdata(L, 1))]);
 }
 
+/* A few of each view's fields, for the messages of what a view cannot do. */
+static const char *const view_reads[] = {[H_AGENT] = "agent.id, agent.idle_for, ...",
+                                         [H_CALL] = "call.queue, call.caller, ...",
+                                         [H_QUEUE] = "ctx.queue.waiting, ctx.queue.available, ...",
+                                         [H_CTX] = "ctx.now, ctx.queue, ...",
+                                         [H_RECORD] = "record.id, record.queue, ...",
+                                         [H_REQUEST] = "request.role, request.received"};
+
 /* pairs(view): a view is not a table (its fields are answered when read),
 ** so nothing can list them; Lua's own message named the light userdata
 ** ("'for iterator' (table expected, got light userdata)"). The fields are
 ** in policies/README.md. */
 static int view_pairs(lua_State *L)
 {
-    static const char *const reads[] = {[H_AGENT] = "agent.id, agent.idle_for, ...",
-                                        [H_CALL] = "call.queue, call.caller, ...",
-                                        [H_QUEUE] = "ctx.queue.waiting, ctx.queue.available, ...",
-                                        [H_CTX] = "ctx.now, ctx.queue, ...",
-                                        [H_RECORD] = "record.id, record.queue, ...",
-                                        [H_REQUEST] = "request.role, request.received"};
     int tag = tag_of((uintptr_t)lua_touserdata(L, 1));
     luaL_where(L, 2); /* the line of the pairs call (1 is pairs itself) */
     if (tag)
         lua_pushfstring(L, "%s view cannot be iterated; read its fields by name (%s)",
-                        tag_names[tag], reads[tag]);
+                        tag_names[tag], view_reads[tag]);
     else
         lua_pushliteral(L, "a view cannot be iterated; read its fields by name");
     lua_concat(L, 2);
+    return lua_error(L);
+}
+
+/* #view: a view is not a list, so it has no length. Lua's own message was
+** "attempt to get length of a userdata value (field 'integer index')" for
+** #agents[1], which counted neither the agents nor anything of the agent's:
+** say so, and what counts what was meant. */
+static int view_len(lua_State *L)
+{
+    static const char *const counts[H_REQUEST + 1] = {
+        [H_AGENT] = "#agents counts the agents; ",
+        [H_RECORD] = "#record.attempts counts its ring attempts; ",
+    };
+    int tag = tag_of((uintptr_t)lua_touserdata(L, 1));
+    char where[300];
+    /* The policy's line: the # itself, or the call of a function that took
+    ** the length (table.insert, table.unpack). */
+    sbx_where(L, 1, where, sizeof where);
+    if (!tag)
+        lua_pushfstring(L, "%sa view has no length (#); read its fields by name", where);
+    else if (tag == H_QUEUE)
+        lua_pushfstring(L,
+                        "%squeue view has no length (#): ctx.queue.waiting counts the calls "
+                        "waiting, ctx.queue.available the agents free to ring",
+                        where);
+    else
+        lua_pushfstring(L, "%s%s view has no length (#): %sread its fields by name (%s)", where,
+                        tag_names[tag], counts[tag] ? counts[tag] : "", view_reads[tag]);
     return lua_error(L);
 }
 
@@ -902,7 +932,7 @@ void views_open(lua_State *L)
 {
     sbx *sb = sbx_of(L);
     lua_pushlightuserdata(L, NULL);
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushcfunction(L, view_index);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, view_newindex);
@@ -911,6 +941,8 @@ void views_open(lua_State *L)
     lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, view_pairs);
     lua_setfield(L, -2, "__pairs");
+    lua_pushcfunction(L, view_len);
+    lua_setfield(L, -2, "__len");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);

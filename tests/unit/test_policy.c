@@ -282,6 +282,10 @@ static void test_views(void)
         "  true), 'pairs(ctx): ' .. tostring(ep))\n"
         "okp, ep = pcall(pairs, ctx.queue)\n"
         "check(not okp and ep:find('(ctx.queue.waiting, ', 1, true), 'pairs(ctx.queue): ' .. ep)\n"
+        "okp, ep = pcall(function() return #a end)\n"
+        "check(not okp and ep:find('agent view has no length (#): #agents counts the agents; read "
+        "its fields by name (agent.id, ', 1, true), '#agent: ' .. tostring(ep))\n"
+        "check(#agents == 3, '#agents, a list, is its length')\n"
         "table.sort(agents, function(x, y) return x.id > y.id end)\n"
         "return { ring = agents[1] }");
     pol_decision *d = route("views", src);
@@ -1482,6 +1486,15 @@ static void test_retention_host(void)
     ok(pol_erase(H, 1, "acme", "counter", &rec, &req, NOW, &out) == 0 && out.action == RET_NONE &&
            !out.failed,
        "no erase hook: no decision, no failure");
+    /* A record view has no length; its attempts, a list, have one. */
+    set_src(1, "retlen",
+            "local P = {}\nfunction P.retain(record, ctx)\n"
+            "  if #record.attempts ~= 2 then error('attempts: ' .. #record.attempts) end\n"
+            "  return { keep = true, reason = tostring(#record) }\nend\nreturn P\n");
+    ok(pol_retain(H, 1, "acme", "retlen", &rec, NOW, &out) == 0 && out.failed &&
+           strstr(out.error, "retlen.lua:4: record view has no length (#): #record.attempts "
+                             "counts its ring attempts; read its fields by name (record.id, "),
+       "#record: the record view has no length, #record.attempts counts (%s)", out.error);
     pol_decision *d = route("ret7", NULL);
     ok(d->failed && strstr(d->error, "ret7.lua: the policy has no 'route' hook"),
        "routing through a retention-only policy fails: %s", d->error);

@@ -226,6 +226,21 @@ static const struct hostile hostile[] = {
      "(call.queue, call.caller, ...)"},
     {"view-pairs-agent", R("for k in pairs(agents[1]) do end"),
      "agent view cannot be iterated; read its fields by name (agent.id, agent.idle_for, ...)"},
+    /* Nor a length: "attempt to get length of a userdata value (field
+    ** 'integer index')" was Lua's word for #agents[1]. */
+    {"view-len-agent", R("local n = #agents[1]"),
+     "hostile-view-len-agent.lua:3: agent view has no length (#): #agents counts the agents; "
+     "read its fields by name (agent.id, agent.idle_for, ...)"},
+    {"view-len-call", R("if #call > 0 then return { wait = 1 } end"),
+     "call view has no length (#): read its fields by name (call.queue, call.caller, ...)"},
+    {"view-len-queue", R("local q = ctx.queue\nlocal n = #q"),
+     "hostile-view-len-queue.lua:4: queue view has no length (#): ctx.queue.waiting counts the "
+     "calls waiting, ctx.queue.available the agents free to ring"},
+    /* A length taken by a library function: the policy's line still. */
+    {"view-len-insert", R("table.insert(agents[1], 1)"),
+     "hostile-view-len-insert.lua:3: agent view has no length (#)"},
+    {"view-len-ctx", R("local n = #ctx"),
+     "ctx view has no length (#): read its fields by name (ctx.now, ctx.queue, ...)"},
     /* error objects */
     {"error-tostring-loop",
      R("error(setmetatable({}, {__tostring = function() while true do end end}))"),
