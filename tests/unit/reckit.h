@@ -4,7 +4,8 @@
 ** with the stock policies, events as JSON (each refusal shown on the TAP
 ** stream), the documents the engine returns and their fields, sweeps, holds,
 ** and a file read whole. Include after switchboard.h, tap.h and testkit.h
-** (define RECKIT_MAP_SIZE first for a map other than 16 MB); main opens the
+** (define RECKIT_MAP_SIZE first for a map other than 16 MB, RECKIT_NO_WALL for
+** hooks without the wall-clock budget); main opens the
 ** engine with start_engine("NAME") (open_engine() opens it again on dir)
 ** and returns end_engine().
 */
@@ -33,6 +34,9 @@ static __attribute__((unused)) sb_engine *open_engine(void)
 {
     sb_config cfg;
     test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
+#ifdef RECKIT_NO_WALL
+    cfg.policy_wall_ms = 0; /* hooks bounded by their instruction budget alone */
+#endif
     return test_open(&cfg, res);
 }
 
