@@ -324,21 +324,14 @@ static void *sync_main(void *arg)
     return NULL;
 }
 
-/* Metrics for the requests answered in batches <= upto, and at debug their
-** `request` lines: each with its time, from the request to its answer
-** released (after the sync that covers it), as the histogram has it. */
+/* Metrics for the requests answered in batches <= upto. */
 static void account_requests(sbd *d, uint64_t upto)
 {
     uint64_t now = sbd_now_ns();
     size_t i = 0;
     while (i < d->npreq && d->preq[i].seq <= upto) {
-        sbd_pending_req *p = &d->preq[i];
+        const sbd_pending_req *p = &d->preq[i];
         sbd_metrics_request(d, p->route, p->method, p->status, (double)(now - p->t0_ns) / 1e9);
-        if (p->log_line) {
-            sbd_log(SB_LOG_DEBUG, "request", "%s ms=%.1f", p->log_line,
-                    (double)(now - p->t0_ns) / 1e6);
-            free(p->log_line);
-        }
         i++;
     }
     if (i) {
@@ -1195,8 +1188,6 @@ static void teardown(sbd *d)
     sbd_stream_free_backlogs(d);
     if (d->base) event_base_free(d->base);
     d->base = NULL;
-    for (size_t i = 0; i < d->npreq; i++)
-        free(d->preq[i].log_line);
     free(d->preq);
     d->preq = NULL;
 }

@@ -300,35 +300,16 @@ static void hold(sbd_conn *c, size_t before, int mutating, uint64_t seq, int hea
     h->mutating |= mutating;
 }
 
-/* A request answered, its answer held for batch seq: counted, and at debug
-** logged, once that is released. line: its `request` line's fields but the
-** time (malloc'd, taken; NULL: none), written with the time then. */
-static void note_request(sbd *d, int route, int method, int status, uint64_t t0, uint64_t seq,
-                         char *line)
+static void note_request(sbd *d, int route, int method, int status, uint64_t t0, uint64_t seq)
 {
     if (d->npreq == d->cappreq) {
         size_t cap = d->cappreq ? d->cappreq * 2 : 64;
         sbd_pending_req *p = realloc(d->preq, cap * sizeof *p);
-        if (!p) {
-            if (line) sbd_log(SB_LOG_DEBUG, "request", "%s", line); /* without its time */
-            free(line);
-            return;
-        }
+        if (!p) return;
         d->preq = p;
         d->cappreq = cap;
     }
-    d->preq[d->npreq++] = (sbd_pending_req){route, method, status, t0, seq, line};
-}
-
-/* The fields of a request's debug `request` line but its time, malloc'd;
-** NULL below debug (or without memory: the line is then left out). */
-static char *request_line(const sbd_conn *c, const char *method, const char *path, int status)
-{
-    if (!sbd_log_enabled(SB_LOG_DEBUG)) return NULL;
-    char line[2048];
-    snprintf(line, sizeof line, "conn=%llu method=%s path=%s status=%d", (unsigned long long)c->id,
-             method, sbd_qpath(path), status);
-    return strdup(line);
+    d->preq[d->npreq++] = (sbd_pending_req){route, method, status, t0, seq};
 }
 
 static struct evbuffer *scratch_body(void)
@@ -374,7 +355,7 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     uint64_t seq = sbd_seq(c->d);
     hold(c, before, 0, seq, head);
     c->d->batch_len++;
-    note_request(c->d, route, method, status, t0, seq, NULL);
+    note_request(c->d, route, method, status, t0, seq);
     sbd_log(SB_LOG_DEBUG, "bad request", "conn=%llu peer=%s status=%d code=%s",
             (unsigned long long)c->id, c->peer, status, code);
 }
@@ -819,8 +800,10 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     }
     hold(c, before, rep.mutating, seq, head);
     d->batch_len++;
-    note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0, seq,
-                 request_line(c, hd->method, req.path, rep.status));
+    note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0, seq);
+    if (sbd_log_enabled(SB_LOG_DEBUG))
+        sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
+                (unsigned long long)c->id, hd->method, sbd_qpath(req.path), rep.status);
     if (stream) {
         if (sbd_stream_subscribe(d, c, rep.stream_account, rep.stream_auth, rep.stream_resume,
                                  rep.stream_after) == 0) {
@@ -865,7 +848,6 @@ static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
     sbd_reply rep;
     request_of(c, hd, path, q, &req, &rep);
     int refused = sbd_api_refuse_head(c->d, &req, &rep);
-    char *line = refused ? request_line(c, hd->method, path, rep.status) : NULL;
     free(path);
     if (!refused) return 0;
     int head = is_head(hd);
@@ -875,7 +857,7 @@ static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
     uint64_t seq = sbd_seq(c->d);
     hold(c, before, 0, seq, head);
     c->d->batch_len++;
-    note_request(c->d, rep.route, req.method, rep.status, t0, seq, line);
+    note_request(c->d, rep.route, req.method, rep.status, t0, seq);
     chunked_end(c); /* the last: hd may be its head */
     return 1;
 }

@@ -150,13 +150,11 @@ void sbd_sweep_clock_failed(sbd_sweep_clock *c, uint64_t now_ns);
 ** over (more 0), and the clock ready for the next; 0 before. */
 double sbd_sweep_clock_done(sbd_sweep_clock *c, int resumed, int more, uint64_t now_ns);
 
-/* One request waiting in the batch for the sync (for the latency histogram,
-** and its debug log line, written once it is answered). */
+/* One request waiting in the batch for the sync (for the latency histogram). */
 typedef struct sbd_pending_req {
     int route, method, status;
     uint64_t t0_ns;
-    uint64_t seq;   /* batch it was answered in */
-    char *log_line; /* at debug: the `request` line's fields but ms= (malloc'd) */
+    uint64_t seq; /* batch it was answered in */
 } sbd_pending_req;
 
 /* What one account's policy uploads took of the event loop lately
