@@ -52,9 +52,11 @@ t.is_((h.status, (h.json or {}).get("status")), (503, "storage_failing"),
       "/healthz: 503 storage_failing", h)
 t.ok("storage error" in msg and "SB_ESTORE" in msg and "not for lack of room" in msg,
      "... its message says it is a storage error, and which", h)
-said = [x for x in d.lines if "data.mdb failed: Input/output error" in x]
-t.ok(said and "level=error" in said[0] and "not durable until a later one works" in said[0],
-     "the log names the failed sync's reason (the daemon has SB_ESTORE alone)", said[:1])
+# Waited for: the daemon's stderr is read by another thread, which may not
+# have the line yet when the answer is in.
+said = d.wait_log("data.mdb failed: Input/output error")
+t.ok(said and "level=error" in said and "not durable until a later one works" in said,
+     "the log names the failed sync's reason (the daemon has SB_ESTORE alone)", said)
 t.is_(acme.get("/v1/agents/alice").status, 200, "reads still work")
 t.is_(d.request("GET", "/healthz").json.get("status"), "storage_failing",
       "... and do not clear it")
