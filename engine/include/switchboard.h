@@ -319,7 +319,14 @@ SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result
 ** A batch open in a thread is that thread using it: close on the batch's
 ** thread (which commits the batch) or after its sb_batch_end, never from
 ** another thread while it is open (its write transaction is the batch
-** thread's, and it would be left open). */
+** thread's, and it would be left open). The engine's own clock, log and
+** sweep progress functions are that thread using it too: sb_close called
+** from inside one of them (or from inside the clock or log function of
+** another engine on the same data directory), on the thread running it,
+** closes nothing and logs an error ("sb_close: called from inside a clock,
+** log or sweep progress function ..."); the engine goes on working, and the
+** call that ran the function returns as it would have. Close it once that
+** call has returned. */
 SB_API void sb_close(sb_engine *eng);
 
 /* Make every event committed so far by this process durable (fdatasync,
@@ -1193,10 +1200,11 @@ SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, si
 ** event loop passes 1: one short transaction per turn). In-process events
 ** waiting for the write lock end a sweep transaction early. progress
 ** (may be NULL) is called after each transaction with the records handled
-** so far and an estimate of the total. res's JSON: {"reviewed":N,"kept":N,
-** "anonymized":N,"deleted":N,"overridden":N,"failed":N,"purged":N,"erased":N,
-** "audit_expired":N,"transactions":N,"yields":N,"seconds":s,"done":bool,
-** "resumed":bool,"this_call":{...}}
+** so far and an estimate of the total, outside any transaction: it may call
+** the engine, writes too, but not close it (sb_close). res's JSON:
+** {"reviewed":N,"kept":N,"anonymized":N,"deleted":N,"overridden":N,
+** "failed":N,"purged":N,"erased":N,"audit_expired":N,"transactions":N,
+** "yields":N,"seconds":s,"done":bool,"resumed":bool,"this_call":{...}}
 ** — yields: the times it ended a transaction early and waited for events
 ** of this engine that were waiting for the write lock
 ** — erased: records reached by erasure requests run again because a legal

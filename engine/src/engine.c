@@ -41,29 +41,57 @@ static int64_t system_clock(void *arg)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The data directory (its shared environment, or the engine itself before
-** it has one) whose clock or log function this thread is running, NULL
-** when none: a write from inside one is refused (txn_begin), as it would
-** wait for ever for the write transaction its caller may hold. */
-static __thread const void *cb_dir;
+/* The clock, log and sweep progress functions this thread is running,
+** innermost first, each with the engine running it. From inside a clock or
+** log function, a write on that engine's data directory (its shared
+** environment, or the engine itself before it has one) is refused
+** (txn_begin), as it would wait for ever for the write transaction its
+** caller may hold; from inside any of them, sb_close of the engine is
+** refused, as the call that ran the function goes on using the engine. */
+static __thread eng_cb *cb_top;
 
 static const void *dir_of(const sb_engine *e)
 {
     return e->sh ? (const void *)e->sh : (const void *)e;
 }
 
+void eng_cb_enter(eng_cb *f, const sb_engine *e, int blocks_writes)
+{
+    f->e = e;
+    f->blocks_writes = blocks_writes;
+    f->up = cb_top;
+    cb_top = f;
+}
+
+void eng_cb_leave(eng_cb *f)
+{
+    cb_top = f->up;
+}
+
 int eng_in_callback(const sb_engine *e)
 {
-    return cb_dir && cb_dir == dir_of(e);
+    for (const eng_cb *f = cb_top; f; f = f->up)
+        if (f->blocks_writes && dir_of(f->e) == dir_of(e)) return 1;
+    return 0;
+}
+
+/* Whether this thread is inside a function e runs, or one whose writes on
+** e's data directory are refused: closing e there would free what the call
+** below is using, or sync and commit from inside a write transaction. */
+static int in_callback_of(const sb_engine *e)
+{
+    for (const eng_cb *f = cb_top; f; f = f->up)
+        if (f->e == e) return 1;
+    return eng_in_callback(e);
 }
 
 int64_t eng_now(sb_engine *e)
 {
     if (!e->cfg.clock) return system_clock(NULL);
-    const void *outer = cb_dir;
-    cb_dir = dir_of(e);
+    eng_cb f;
+    eng_cb_enter(&f, e, 1);
     int64_t t = e->cfg.clock(e->cfg.clock_arg);
-    cb_dir = outer;
+    eng_cb_leave(&f);
     return t;
 }
 
@@ -93,10 +121,10 @@ void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
     char clean[sizeof line];
     sb_redact(line, clean, sizeof clean);
     if (e && e->cfg.log) {
-        const void *outer = cb_dir;
-        cb_dir = dir_of(e);
+        eng_cb f;
+        eng_cb_enter(&f, e, 1);
         e->cfg.log(e->cfg.log_arg, lvl, clean);
-        cb_dir = outer;
+        eng_cb_leave(&f);
     } else {
         stderr_log(NULL, lvl, clean);
     }
@@ -705,6 +733,23 @@ void sb_close(sb_engine *e)
     ** be held by threads that did not come along, and closing LMDB here is
     ** what LMDB forbids. Left as it is (copy-on-write memory). */
     if (eng_forked(e)) return;
+    /* From inside a function the engine runs (its clock, log or a sweep's
+    ** progress), the call that ran it is still using the engine: freeing
+    ** it would pull everything from under that call. Refused, said in the
+    ** log (once: a log function closing at every line is not asked again
+    ** from inside this line). */
+    if (in_callback_of(e)) {
+        static __thread int refusing;
+        if (!refusing) {
+            refusing = 1;
+            sb_log(e, SB_LOG_ERROR,
+                   "sb_close: called from inside a clock, log or sweep progress function of "
+                   "the engine (or of one on its data directory) while the call that ran it "
+                   "still uses the engine: not closed; close it once that call has returned");
+            refusing = 0;
+        }
+        return;
+    }
     sb_batch_end(e, NULL); /* a batch left open is committed */
     eng_batch_free(e);
     st_cache_free(e);

@@ -294,6 +294,17 @@ unsigned eng_forks(void);
 /* Whether this thread is running the clock or log function of an engine on
 ** e's data directory (engine.c). */
 int eng_in_callback(const sb_engine *e);
+/* A function of the caller's that engine e runs on this thread, from
+** eng_cb_enter before the call to eng_cb_leave after it: blocks_writes for
+** the clock and log functions (writes on e's data directory refused from
+** inside), 0 for a sweep's progress. sb_close of e is refused inside either. */
+typedef struct eng_cb {
+    const sb_engine *e;
+    int blocks_writes;
+    struct eng_cb *up;
+} eng_cb;
+void eng_cb_enter(eng_cb *f, const sb_engine *e, int blocks_writes);
+void eng_cb_leave(eng_cb *f);
 
 /* One write transaction in progress. */
 typedef struct wtx {

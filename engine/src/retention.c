@@ -1932,7 +1932,12 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
         txns++;
         add_counts(&own, &sr.n);
         done += sr.n.reviewed + sr.n.purged;
-        if (progress) progress(arg, done, total > done ? total : done);
+        if (progress) {
+            eng_cb f;
+            eng_cb_enter(&f, e, 0);
+            progress(arg, done, total > done ? total : done);
+            eng_cb_leave(&f);
+        }
         if (budget_ms && (mono_ns() - t0) / 1000000 >= budget_ms) break;
         /* Let waiting events in before the next transaction. */
         if (sr.more && sr.yielded) {

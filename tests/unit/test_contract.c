@@ -850,6 +850,118 @@ static void test_callbacks_reentry(void)
     rmtree(path);
 }
 
+/* sb_close from inside the engine's own clock, log and sweep progress
+** functions: the call that ran the function still uses the engine, so the
+** close is refused and said in the log, and the engine goes on working (a
+** close that went through would leave that call on freed memory: the
+** sanitizer build and valgrind see it). A log function closing at every
+** line, the refusal's line too, is not asked again from inside it. */
+typedef struct close_cb {
+    sb_engine *e;
+    int close_in_log, close_in_clock, close_in_progress;
+    int closes, refusals, lines;
+    int64_t now;
+} close_cb;
+
+static void close_log(void *arg, sb_log_level level, const char *line)
+{
+    close_cb *s = arg;
+    s->lines++;
+    if (level == SB_LOG_ERROR && strstr(line, "sb_close: called from inside")) s->refusals++;
+    if (s->e && s->close_in_log) {
+        s->closes++;
+        sb_close(s->e);
+    }
+}
+
+static int64_t close_clock(void *arg)
+{
+    close_cb *s = arg;
+    if (s->e && s->close_in_clock) {
+        s->close_in_clock = 0; /* once */
+        s->closes++;
+        sb_close(s->e);
+    }
+    return s->now;
+}
+
+static void close_progress(void *arg, uint64_t done, uint64_t total)
+{
+    close_cb *s = arg;
+    if (s->e && s->close_in_progress) {
+        s->closes++;
+        sb_close(s->e);
+    }
+}
+
+static void test_close_in_callbacks(void)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s-close", dir);
+    static close_cb cc = {.now = 1767600000000};
+    sb_config c;
+    test_engine_config(&c, path, NULL, 0);
+    c.log = close_log;
+    c.log_arg = &cc;
+    c.clock = close_clock;
+    c.clock_arg = &cc;
+    c.log_level = SB_LOG_WARN;
+    sb_engine *e = test_open(&c, res);
+    ok(e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0 &&
+           sb_queue_put(e, "acme", "{\"id\":\"q\"}", 10, res) == 0,
+       "close in callbacks: an engine with a queue without a policy");
+    if (!e) return;
+    cc.e = e;
+
+    /* The log function: the offer's warning comes from inside its write
+    ** transaction. */
+    cc.close_in_log = 1;
+    int rc = test_event(e, res, "acme", "{\"type\":\"offer\",\"call\":\"k1\",\"queue\":\"q\"}");
+    cc.close_in_log = 0;
+    ok(rc == 0 && cc.closes >= 1,
+       "close in callbacks: the log function closed (%d times) and the "
+       "offer went through (%s)",
+       cc.closes, rc ? sb_result_message(res) : "ok");
+    is_int(cc.refusals, 1, "close in callbacks: the refusal logged at error, once");
+    ok(sb_call_get(e, "acme", "k1", res) == 0 &&
+           test_event(e, res, "acme", "{\"type\":\"abandon\",\"call\":\"k1\"}") == 0,
+       "close in callbacks: the engine still reads and writes (%s)", sb_result_message(res));
+
+    /* The clock, read at the start of an event. */
+    int refusals = cc.refusals, closes = cc.closes;
+    cc.close_in_clock = 1;
+    rc = test_event(e, res, "acme", "{\"type\":\"offer\",\"call\":\"k2\",\"queue\":\"q\"}");
+    ok(rc == 0 && cc.closes == closes + 1,
+       "close in callbacks: the clock function closed and the offer went through (%s)",
+       rc ? sb_result_message(res) : "ok");
+    is_int(cc.refusals, refusals + 1, "close in callbacks: the clock's refusal logged");
+    cc.now += 1000;
+    ok(test_event(e, res, "acme", "{\"type\":\"abandon\",\"call\":\"k2\"}") == 0 &&
+           sb_call_get(e, "acme", "k2", res) == 0,
+       "close in callbacks: the engine goes on (%s)", sb_result_message(res));
+
+    /* A sweep's progress, called outside its transactions. */
+    refusals = cc.refusals;
+    closes = cc.closes;
+    cc.close_in_progress = 1;
+    rc = sb_sweep(e, 0, close_progress, &cc, res);
+    cc.close_in_progress = 0;
+    ok(rc == 0 && cc.closes > closes,
+       "close in callbacks: the progress function closed (%d) and "
+       "the sweep ended (%s)",
+       cc.closes - closes, rc ? sb_result_message(res) : "ok");
+    is_int(cc.refusals, refusals + (cc.closes - closes), "close in callbacks: each refusal logged");
+    ok(sb_sweep(e, 0, NULL, NULL, res) == 0 && sb_account_get(e, "acme", res) == 0,
+       "close in callbacks: the engine goes on");
+
+    /* Closed once the calls have returned. */
+    cc.e = NULL;
+    refusals = cc.refusals;
+    sb_close(e);
+    is_int(cc.refusals, refusals, "close in callbacks: a close outside them is no refusal");
+    rmtree(path);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-contract-%d", (int)getpid());
@@ -878,6 +990,7 @@ int main(void)
     test_empty_queue();
     test_threads();
     test_callbacks_reentry();
+    test_close_in_callbacks();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
