@@ -235,7 +235,12 @@ typedef enum sb_log_level {
 /* Clock: returns milliseconds since the Unix epoch. */
 typedef int64_t (*sb_clock_fn)(void *arg);
 /* Log sink: one line, no trailing newline; `line` is valid during the call.
-** Lines hold no phone number: each reads [number] (sb_redact). */
+** Lines hold no phone number: each reads [number] (sb_redact). Without one
+** (sb_config.log NULL) each line goes to stderr after its time, in UTC to
+** the millisecond, and level: "2026-01-05T08:00:00.000Z warn <line>". The
+** time is the engine's clock's, an injected clock's reading too (a replay
+** or a test on its own clock logs the same times at every run); a line
+** logged from inside the clock function itself carries the system time. */
 typedef void (*sb_log_fn)(void *arg, sb_log_level level, const char *line);
 
 /* `text` with every phone number in it replaced by "[number]", into out
@@ -273,7 +278,7 @@ typedef struct sb_config {
     const char *key_file;   /* master key; NULL: <data_dir>/master.key    */
     sb_clock_fn clock;      /* NULL: the system clock                      */
     void *clock_arg;        /* kept, not copied: valid until sb_close()    */
-    sb_log_fn log;          /* NULL: log to stderr                         */
+    sb_log_fn log;          /* NULL: log to stderr (see sb_log_fn)         */
     void *log_arg;          /* kept, not copied: valid until sb_close()    */
     sb_log_level log_level; /* SB_LOG_ERROR..SB_LOG_DEBUG; others refused */
     uint64_t seed;          /* seeds ctx.random (with call id and attempt) */

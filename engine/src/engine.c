@@ -55,10 +55,10 @@ static const void *dir_of(const sb_engine *e)
     return e->sh ? (const void *)e->sh : (const void *)e;
 }
 
-void eng_cb_enter(eng_cb *f, const sb_engine *e, int blocks_writes)
+void eng_cb_enter(eng_cb *f, const sb_engine *e, int kind)
 {
     f->e = e;
-    f->blocks_writes = blocks_writes;
+    f->kind = kind;
     f->up = cb_top;
     cb_top = f;
 }
@@ -71,7 +71,7 @@ void eng_cb_leave(eng_cb *f)
 int eng_in_callback(const sb_engine *e)
 {
     for (const eng_cb *f = cb_top; f; f = f->up)
-        if (f->blocks_writes && dir_of(f->e) == dir_of(e)) return 1;
+        if (f->kind != ENG_CB_PROGRESS && dir_of(f->e) == dir_of(e)) return 1;
     return 0;
 }
 
@@ -89,22 +89,41 @@ int64_t eng_now(sb_engine *e)
 {
     if (!e->cfg.clock) return system_clock(NULL);
     eng_cb f;
-    eng_cb_enter(&f, e, 1);
+    eng_cb_enter(&f, e, ENG_CB_CLOCK);
     int64_t t = e->cfg.clock(e->cfg.clock_arg);
     eng_cb_leave(&f);
     return t;
 }
 
-static void stderr_log(void *arg, sb_log_level lvl, const char *line)
+/* The time a line on stderr carries: the engine's clock, an injected one
+** too (a replay or a test on a clock of its own logs the times its events
+** have, the same at every run). The system time for a line logged from
+** inside the engine's clock function (reading it there again could go
+** round for ever), and without an engine. */
+static int64_t log_time(sb_engine *e)
+{
+    if (!e || !e->cfg.clock) return system_clock(NULL);
+    for (const eng_cb *f = cb_top; f; f = f->up)
+        if (f->e == e && f->kind == ENG_CB_CLOCK) return system_clock(NULL);
+    return eng_now(e);
+}
+
+static void stderr_log(int64_t ms, sb_log_level lvl, const char *line)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
-    struct timespec ts;
     struct tm tm;
     char when[32];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ldZ %s %s\n", when, ts.tv_nsec / 1000000, names[lvl & 3], line);
+    int64_t s = ms / 1000, milli = ms % 1000;
+    if (milli < 0) { /* before 1970: the second before, and what is past it */
+        s--;
+        milli += 1000;
+    }
+    time_t t = (time_t)s;
+    if (!gmtime_r(&t, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm)) {
+        fprintf(stderr, "@%lldms %s %s\n", (long long)ms, names[lvl & 3], line);
+        return;
+    }
+    fprintf(stderr, "%s.%03dZ %s %s\n", when, (int)milli, names[lvl & 3], line);
 }
 
 void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
@@ -122,11 +141,11 @@ void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
     sb_redact(line, clean, sizeof clean);
     if (e && e->cfg.log) {
         eng_cb f;
-        eng_cb_enter(&f, e, 1);
+        eng_cb_enter(&f, e, ENG_CB_LOG);
         e->cfg.log(e->cfg.log_arg, lvl, clean);
         eng_cb_leave(&f);
     } else {
-        stderr_log(NULL, lvl, clean);
+        stderr_log(log_time(e), lvl, clean);
     }
 }
 

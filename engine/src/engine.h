@@ -295,15 +295,16 @@ unsigned eng_forks(void);
 ** e's data directory (engine.c). */
 int eng_in_callback(const sb_engine *e);
 /* A function of the caller's that engine e runs on this thread, from
-** eng_cb_enter before the call to eng_cb_leave after it: blocks_writes for
-** the clock and log functions (writes on e's data directory refused from
-** inside), 0 for a sweep's progress. sb_close of e is refused inside either. */
+** eng_cb_enter before the call to eng_cb_leave after it. Writes on e's data
+** directory are refused from inside its clock and log functions, not from
+** a sweep's progress; sb_close of e is refused inside any. */
+enum { ENG_CB_CLOCK, ENG_CB_LOG, ENG_CB_PROGRESS };
 typedef struct eng_cb {
     const sb_engine *e;
-    int blocks_writes;
+    int kind; /* ENG_CB_* */
     struct eng_cb *up;
 } eng_cb;
-void eng_cb_enter(eng_cb *f, const sb_engine *e, int blocks_writes);
+void eng_cb_enter(eng_cb *f, const sb_engine *e, int kind);
 void eng_cb_leave(eng_cb *f);
 
 /* One write transaction in progress. */

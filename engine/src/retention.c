@@ -1934,7 +1934,7 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
         done += sr.n.reviewed + sr.n.purged;
         if (progress) {
             eng_cb f;
-            eng_cb_enter(&f, e, 0);
+            eng_cb_enter(&f, e, ENG_CB_PROGRESS);
             progress(arg, done, total > done ? total : done);
             eng_cb_leave(&f);
         }

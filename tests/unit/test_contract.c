@@ -962,6 +962,69 @@ static void test_close_in_callbacks(void)
     rmtree(path);
 }
 
+/* Without a log function the lines go to stderr after their time: the
+** engine's clock's, the injected one's too (a replay or a test logs the
+** same times at every run), in UTC to the millisecond. stderr is sent to a
+** file for the while. */
+static int64_t fixed_ms;
+
+static int64_t fixed_clock(void *arg)
+{
+    return fixed_ms;
+}
+
+static void test_stderr_time(void)
+{
+    char path[300], out[320];
+    snprintf(path, sizeof path, "%s-stderr", dir);
+    snprintf(out, sizeof out, "%s-stderr.log", dir);
+    sb_config c;
+    test_engine_config(&c, path, NULL, 0);
+    c.clock = fixed_clock;
+    c.log = NULL;
+    c.log_level = SB_LOG_WARN;
+    fixed_ms = 1767600000123; /* 2026-01-05T08:00:00.123Z */
+    fflush(stderr);
+    int saved = dup(2), fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (saved < 0 || fd < 0 || dup2(fd, 2) < 0) {
+        ok(0, "stderr log: stderr sent to %s (%s)", out, strerror(errno));
+        return;
+    }
+    close(fd);
+    sb_engine *e = test_open(&c, res);
+    int made = e && sb_account_put(e, "{\"id\":\"acme\"}", 13, res) == 0 &&
+               sb_queue_put(e, "acme", "{\"id\":\"q\"}", 10, res) == 0 &&
+               sb_account_put(e, "{\"id\":\"beta\"}", 13, res) == 0 &&
+               sb_queue_put(e, "beta", "{\"id\":\"q\"}", 10, res) == 0;
+    /* The queues' policy is not there: the first offer of each account
+    ** logs a warning. */
+    int rc1 =
+        made ? test_event(e, res, "acme", "{\"type\":\"offer\",\"call\":\"s1\",\"queue\":\"q\"}")
+             : -1;
+    fixed_ms = -1; /* 1969-12-31T23:59:59.999Z */
+    int rc2 =
+        made ? test_event(e, res, "beta", "{\"type\":\"offer\",\"call\":\"s2\",\"queue\":\"q\"}")
+             : -1;
+    if (e) sb_close(e);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ok(made && rc1 == 0 && rc2 == 0, "stderr log: two offers to a queue without its policy");
+    char text[8192] = "";
+    FILE *f = fopen(out, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = 0;
+    if (f) fclose(f);
+    const char *l1 = strstr(text, "2026-01-05T08:00:00.123Z warn ");
+    const char *l2 = strstr(text, "1969-12-31T23:59:59.999Z warn ");
+    ok(l1 && (l1 == text || l1[-1] == '\n'),
+       "stderr log: a line at the injected clock's time, its level after it");
+    ok(l2 && l2 > l1, "stderr log: the next at the clock's next reading, one before 1970 too");
+    if (!l1 || !l2) diag("stderr: %s", text);
+    unlink(out);
+    rmtree(path);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-contract-%d", (int)getpid());
@@ -991,6 +1054,7 @@ int main(void)
     test_threads();
     test_callbacks_reentry();
     test_close_in_callbacks();
+    test_stderr_time();
     sb_close(eng);
     sb_result_free(res);
     rmtree(dir);
