@@ -493,6 +493,51 @@ func TestErrors(t *testing.T) {
 
 func second[T any](_ T, err error) error { return err }
 
+// TestNumbersTooBig: a number the engine's JSON cannot hold (past int64
+// for whole numbers: a uint64, a json.Number, a big integer in JSON text)
+// is refused naming its field and saying what is wrong with it, as any
+// other bad value is, not as "malformed JSON" with no field; a whole
+// float64 past an integer field's range is out of that range, not "not an
+// integer". Nothing is written.
+func TestNumbersTooBig(t *testing.T) {
+	clock := newClock()
+	eng := open(t, t.TempDir(), clock, nil)
+	provision(t, eng, clock)
+	cases := []struct {
+		name, field, says string
+		err               error
+	}{
+		{"an agent's weight uint64(1<<64 - 1)", "weight", "too big a number",
+			second(eng.AgentPut("acme", map[string]any{"id": "big", "weight": uint64(1<<64 - 1)}))},
+		{"a member's position json.Number(-10^20)", "members[1].position", "too small a number",
+			second(eng.QueuePut("acme", map[string]any{"id": "bq", "members": []map[string]any{
+				{"agent": "ag0"}, {"agent": "ag1", "position": json.Number("-100000000000000000000")}}}))},
+		{"an offer's attrs holding uint64(1<<63)", "attrs.vip", "too big a number",
+			second(eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "n1", Queue: "support",
+				Caller: "+15550000001", Attrs: map[string]any{"vip": uint64(1 << 63)}}))},
+		{"10^30 in JSON text", "priority", "too big a number",
+			second(eng.SubmitJSON("acme", []byte(`{"type":"offer","call":"n1","queue":"support","priority":1000000000000000000000000000000}`)))},
+		{"a ring_timeout of float64 1e30", "ring_timeout", "between",
+			second(eng.QueuePut("acme", map[string]any{"id": "bq", "ring_timeout": 1e30}))},
+	}
+	for _, c := range cases {
+		var se *switchboard.Error
+		if !errors.As(c.err, &se) || se.Code != switchboard.ErrInvalid || se.Field != c.field ||
+			!strings.Contains(se.Message, c.says) || strings.Contains(se.Message, "malformed") {
+			t.Errorf("%s: got %v, want SB_EINVAL on %s saying %q", c.name, c.err, c.field, c.says)
+		}
+	}
+	if _, err := eng.AgentGet("acme", "big"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("the agent refused was made: %v", err)
+	}
+	if _, err := eng.QueueGet("acme", "bq"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("the queue refused was made: %v", err)
+	}
+	if _, err := eng.CallGet("acme", "n1"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("the offer refused made a call: %v", err)
+	}
+}
+
 func TestClockAndTick(t *testing.T) {
 	clock := newClock()
 	eng := open(t, t.TempDir(), clock, nil)

@@ -458,6 +458,32 @@ def test_errors():
                                                                       {"agent": "ghost"}]}),
                sb.InvalidError, "queue naming an unknown agent: members[1].agent", sb.EINVAL,
                "members[1].agent")
+        # A number past what JSON carries to the engine (a C int64): a dict
+        # is no JSON text, so no "malformed JSON", but the field and what
+        # is wrong with it, as for any other bad value; nothing is written.
+        e = raises(lambda: eng.agent_put("acme", {"id": "big", "weight": 10**30}),
+                   sb.InvalidError, "an agent's weight=10**30: InvalidError naming weight",
+                   sb.EINVAL, "weight")
+        if e:
+            ok("too big a number" in e.message and "malformed" not in e.message
+               and "1000000000000000000000000000000" in e.message,
+               "said as a number too big, not malformed JSON (%s)" % e.message)
+        raises(lambda: eng.agent_get("acme", "big"), sb.NotFoundError, "and no agent was made")
+        e = raises(lambda: eng.queue_put("acme", {"id": "bq", "members": [
+                       {"agent": "ag0"}, {"agent": "ag1", "position": -2**64}]}),
+                   sb.InvalidError, "a member's position=-2**64: its path, members[1].position",
+                   sb.EINVAL, "members[1].position")
+        if e:
+            ok("too small a number" in e.message, "said as too small (%s)" % e.message)
+        raises(lambda: eng.submit("acme", type="offer", call="b1", queue="support",
+                                  caller="+15550000001", attrs={"tags": [1, 2**80]}),
+               sb.InvalidError, "an offer's attrs holding 2**80: attrs.tags[1]", sb.EINVAL,
+               "attrs.tags[1]")
+        e = raises(lambda: eng.queue_put("acme", {"id": "bq", "ring_timeout": 1e30}),
+                   sb.InvalidError, "ring_timeout=1e30 (a float, whole): InvalidError",
+                   sb.EINVAL, "ring_timeout")
+        if e:
+            ok("between" in e.message, "said as out of its range, as 10**6 is (%s)" % e.message)
         raises(lambda: eng.agent_get("other", "ag0"), sb.NotFoundError,
                "another account's ids do not exist")
         raises(lambda: eng.submit("acme", 42), TypeError,

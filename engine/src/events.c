@@ -2476,6 +2476,8 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
             op->attrs = json_loadb(ev->attrs_json, n, JSON_REJECT_DUPLICATES, &err);
             if (!op->attrs && json_oom(&err))
                 return res_err(res, SB_ENOMEM, "attrs", "out of memory reading 'attrs'");
+            if (!op->attrs && json_error_code(&err) == json_error_numeric_overflow)
+                return jv_too_big(ev->attrs_json, n, &err, "attrs", res);
             if (!op->attrs || !json_is_object(op->attrs))
                 return res_err(res, SB_EINVAL, "attrs", "'attrs' must be a JSON object");
             jv_drop_null(op->attrs, "skills");

@@ -10,8 +10,16 @@
 /* jansson's error text as we say it: its text for a NUL names a flag of its
 ** API. */
 const char *jv_error_text(const json_error_t *e);
-/* Parse text as one JSON object. SB_EINVAL with the position on failure. */
+/* Parse text as one JSON object. SB_EINVAL with the position on failure;
+** a number too big for a document (jv_too_big) with its field. */
 int jv_parse(const char *text, size_t len, json_t **out, sb_result *res);
+/* SB_EINVAL for the number jansson could not hold in text (err: its
+** json_error_numeric_overflow), named by its field (prefix.path, the path
+** in text): "'weight' is 1000000000000000000000000000000: too big a number
+** (whole numbers go up to 9223372036854775807)". Without a field found (a
+** text malformed after it as well), by its line and column. */
+int jv_too_big(const char *text, size_t len, const json_error_t *err, const char *prefix,
+               sb_result *res);
 /* Refuse keys of obj not in allowed (NULL-terminated). prefix names obj. */
 int jv_keys(const json_t *obj, const char *const *allowed, const char *prefix, sb_result *res);
 /* Read a string field into dst (cap with terminator). required: missing is

@@ -677,8 +677,43 @@ static void test_json_bodies(void)
        "json: a real past 2^53 is not taken for an integer");
     static const char huge[] = "{\"from_ms\":99999999999999999999}";
     ok(sb_records_list(eng, "acme", huge, sizeof huge - 1, res) == SB_EINVAL &&
-           strstr(sb_result_message(res), "too big"),
-       "json: an integer past 2^63: %s", sb_result_message(res));
+           strstr(sb_result_message(res), "too big") && !strcmp(field_of(res), "from_ms"),
+       "json: an integer past 2^63, named by its field: %s", sb_result_message(res));
+    /* A number jansson cannot hold is named by its field and said for what
+    ** it is, not "malformed JSON" at a column: a binding's dict or map
+    ** holding one is no malformed text to its caller. */
+    static const char weight[] = "{\"id\":\"big\",\"weight\":1000000000000000000000000000000}";
+    ok(sb_agent_put(eng, "acme", weight, sizeof weight - 1, res) == SB_EINVAL &&
+           !strcmp(field_of(res), "weight") &&
+           !strcmp(sb_result_message(res), "'weight' is 1000000000000000000000000000000: too big "
+                                           "a number (whole numbers go up to "
+                                           "9223372036854775807)"),
+       "json: 10^30 for a weight: %s (field %s)", sb_result_message(res), field_of(res));
+    ok(sb_agent_get(eng, "acme", "big", res) == SB_ENOTFOUND, "json: and no agent made");
+    static const char member[] = "{\"id\":\"bq\",\"members\":[{\"agent\":\"alice\"},"
+                                 "{\"agent\":\"alice\",\"tier\":-1e400}],\"max_wait\":2e400}";
+    ok(sb_queue_put(eng, "acme", member, sizeof member - 1, res) == SB_EINVAL &&
+           !strcmp(field_of(res), "members[1].tier") &&
+           strstr(sb_result_message(res), "-1e400: too small a number"),
+       "json: the first of two reals past a double, with its path: %s (field %s)",
+       sb_result_message(res), field_of(res));
+    sb_event ev = {.type = SB_EV_OFFER,
+                   .account = "acme",
+                   .call_id = "big1",
+                   .queue_id = "q",
+                   .attrs_json = "{\"ids\":[1,2,99999999999999999999]}"};
+    ok(sb_submit(eng, &ev, res) == SB_EINVAL && !strcmp(field_of(res), "attrs.ids[2]") &&
+           strstr(sb_result_message(res), "too big a number"),
+       "json: an offer's attrs_json holding one: %s (field %s)", sb_result_message(res),
+       field_of(res));
+    static const char cut[] = "{\"type\":\"offer\",\"priority\":\n  -99999999999999999999,";
+    ok(sb_submit_json(eng, "acme", cut, sizeof cut - 1, res) == SB_EINVAL &&
+           !sb_result_field(res) &&
+           !strcmp(sb_result_message(res),
+                   "-99999999999999999999 at line 2 column 3: too small a number (whole "
+                   "numbers go down to -9223372036854775808)"),
+       "json: in a text malformed after it, by line and column: %s", sb_result_message(res));
+    ok(sb_call_get(eng, "acme", "big1", res) == SB_ENOTFOUND, "json: and no call made");
     static const char back[] = "{\"from_ms\":100,\"to_ms\":1}";
     int brc = sb_records_list(eng, "acme", back, sizeof back - 1, res);
     ok(brc == SB_EINVAL && !strcmp(field_of(res), "to_ms"),

@@ -285,6 +285,26 @@ fails(sb.EINVAL, "outcome", "an unknown ring outcome",
 fails(sb.EINVAL, "call", "a field of the wrong type",
       eng:submit("acme", { type = "hangup", call = 42 }))
 fails(sb.EINVAL, nil, "malformed JSON text", eng:submit("acme", '{"type":"offer",'))
+-- Numbers past what the engine's JSON holds (a C int64 for whole numbers):
+-- the field named and what is wrong with it, as for any other bad value.
+-- A float of either Lua (2^63, 1e30) that is whole is out of an integer
+-- field's range, not "not an integer"; a JSON text's 10^30 too big.
+do
+  local r, m, c, f = eng:agent_put("acme", '{"id":"big","weight":1000000000000000000000000000000}')
+  fails(sb.EINVAL, "weight", "an agent's weight of 10^30 in JSON text", r, m, c, f)
+  T.like(tostring(m), "too big a number", "... said as too big, not malformed JSON")
+  T.ok(eng:agent_get("acme", "big") == nil, "... and no agent made")
+  r, m, c, f = eng:queue_put("acme", { id = "bq", ring_timeout = 2^63 })
+  fails(sb.EINVAL, "ring_timeout", "a queue's ring_timeout of 2^63 (a float)", r, m, c, f)
+  T.like(tostring(m), "between 1 and", "... said as out of its range (" .. tostring(m) .. ")")
+  r, m, c, f = eng:queue_put("acme", { id = "bq", max_wait = 1e30 })
+  fails(sb.EINVAL, "max_wait", "a queue's max_wait of 1e30", r, m, c, f)
+  T.like(tostring(m), "between", "... said as out of its range (" .. tostring(m) .. ")")
+  r, m, c, f = eng:submit("acme", '{"type":"offer","call":"x9","queue":"support",'
+                                  .. '"attrs":{"vip":[1,-100000000000000000000]}}')
+  fails(sb.EINVAL, "attrs.vip[1]", "an offer's attrs holding -10^20 in JSON text", r, m, c, f)
+  T.like(tostring(m), "too small a number", "... said as too small")
+end
 fails(sb.ENOTFOUND, nil, "reading an unknown agent", eng:agent_get("acme", "zed"))
 fails(sb.EINVAL, "devices.fax", "a bad agent document names the field",
       eng:agent_put("acme", { id = "zed", devices = { fax = "x" } }))
