@@ -1,5 +1,17 @@
 package switchboard
 
+import "encoding/json"
+
+// AggregateDaysFromJSON reads rows as sb_aggregates gives them, "days"'
+// items (for the tests: no engine writes a row without a call offered).
+func AggregateDaysFromJSON(b []byte) ([]AggregateDay, error) {
+	var days []aggrJSON
+	if err := json.Unmarshal(b, &days); err != nil {
+		return nil, err
+	}
+	return aggregateDays(days), nil
+}
+
 // Closing reports whether a Close waits for calls in flight (for the tests).
 func Closing(e *Engine) bool {
 	e.mu.Lock()

@@ -315,7 +315,10 @@ type AggregateDay struct {
 	Offered, Answered, Abandoned, Rejected, Overflowed int
 	Failed, AnsweredWithinSL                           int
 	WaitTotal, AnswerWaitTotal, TalkTotal, MaxWait     time.Duration
-	ServiceLevel                                       float64 // answered within the service level / offered
+	// ServiceLevel is AnsweredWithinSL / Offered; nil when the engine gives
+	// null, a row without a call offered (Python's None, Lua's sb.null),
+	// which 0 (no call answered in time) is not.
+	ServiceLevel *float64
 	// QueueDeleted: the row is a deleted queue's (Queue is the id it had;
 	// a queue made again with that id has rows of its own).
 	QueueDeleted bool
@@ -323,22 +326,22 @@ type AggregateDay struct {
 }
 
 type aggrJSON struct {
-	Day              string  `json:"day"`
-	Timezone         string  `json:"timezone"`
-	Queue            *string `json:"queue"`
-	QueueDeleted     bool    `json:"queue_deleted"`
-	Offered          int     `json:"offered"`
-	Answered         int     `json:"answered"`
-	Abandoned        int     `json:"abandoned"`
-	Rejected         int     `json:"rejected"`
-	Overflowed       int     `json:"overflowed"`
-	Failed           int     `json:"failed"`
-	WaitTotal        float64 `json:"wait_total"`
-	AnswerWaitTotal  float64 `json:"answer_wait_total"`
-	TalkTotal        float64 `json:"talk_total"`
-	MaxWait          float64 `json:"max_wait"`
-	AnsweredWithinSL int     `json:"answered_within_sl"`
-	ServiceLevel     float64 `json:"service_level"`
+	Day              string   `json:"day"`
+	Timezone         string   `json:"timezone"`
+	Queue            *string  `json:"queue"`
+	QueueDeleted     bool     `json:"queue_deleted"`
+	Offered          int      `json:"offered"`
+	Answered         int      `json:"answered"`
+	Abandoned        int      `json:"abandoned"`
+	Rejected         int      `json:"rejected"`
+	Overflowed       int      `json:"overflowed"`
+	Failed           int      `json:"failed"`
+	WaitTotal        float64  `json:"wait_total"`
+	AnswerWaitTotal  float64  `json:"answer_wait_total"`
+	TalkTotal        float64  `json:"talk_total"`
+	MaxWait          float64  `json:"max_wait"`
+	AnsweredWithinSL int      `json:"answered_within_sl"`
+	ServiceLevel     *float64 `json:"service_level"` // null: no call offered
 }
 
 // Aggregates returns the daily aggregates of every whole day (each row's,
@@ -365,8 +368,13 @@ func (e *Engine) Aggregates(account, queue string, from, to time.Time) ([]Aggreg
 	if err != nil {
 		return nil, err
 	}
-	out := make([]AggregateDay, len(doc.Days))
-	for i, d := range doc.Days {
+	return aggregateDays(doc.Days), nil
+}
+
+// aggregateDays turns the engine's rows into AggregateDays.
+func aggregateDays(days []aggrJSON) []AggregateDay {
+	out := make([]AggregateDay, len(days))
+	for i, d := range days {
 		out[i] = AggregateDay{Day: d.Day, Offered: d.Offered, Answered: d.Answered,
 			Abandoned: d.Abandoned, Rejected: d.Rejected, Overflowed: d.Overflowed, Failed: d.Failed,
 			AnsweredWithinSL: d.AnsweredWithinSL, WaitTotal: seconds(d.WaitTotal),
@@ -377,7 +385,7 @@ func (e *Engine) Aggregates(account, queue string, from, to time.Time) ([]Aggreg
 			out[i].Queue = *d.Queue
 		}
 	}
-	return out, nil
+	return out
 }
 
 // AuditEntry is one entry of an account's retention audit log; it holds no

@@ -1553,6 +1553,28 @@ func TestEndedBy(t *testing.T) {
 	}
 }
 
+// TestAggregateServiceLevelNull: a row's service_level is null without a
+// call offered (switchboard.h), None in Python and sb.null in Lua; Go's is
+// nil, not 0, which is a row whose calls were none answered in time.
+func TestAggregateServiceLevelNull(t *testing.T) {
+	days, err := switchboard.AggregateDaysFromJSON([]byte(`[
+		{"day":"2026-01-05","timezone":"UTC","queue":null,"offered":0,"answered":0,"abandoned":0,
+		 "rejected":0,"overflowed":0,"failed":0,"wait_total":0,"answer_wait_total":0,"talk_total":0,
+		 "max_wait":0,"answered_within_sl":0,"service_level":null},
+		{"day":"2026-01-05","timezone":"UTC","queue":"support","offered":2,"answered":0,"abandoned":2,
+		 "rejected":0,"overflowed":0,"failed":0,"wait_total":40,"answer_wait_total":0,"talk_total":0,
+		 "max_wait":30,"answered_within_sl":0,"service_level":0}]`))
+	if err != nil || len(days) != 2 {
+		t.Fatalf("rows: %v %v", days, err)
+	}
+	if days[0].ServiceLevel != nil {
+		t.Errorf("service_level null: ServiceLevel %v, want nil", *days[0].ServiceLevel)
+	}
+	if sl := days[1].ServiceLevel; sl == nil || *sl != 0 {
+		t.Errorf("service_level 0: ServiceLevel %v, want a pointer to 0", sl)
+	}
+}
+
 func TestRecords(t *testing.T) {
 	clock := newClock()
 	eng := open(t, t.TempDir(), clock, nil)
@@ -1737,6 +1759,9 @@ func TestRecords(t *testing.T) {
 	}
 	if days[0].Timezone != "UTC" {
 		t.Errorf("an account without a timezone: a row's Timezone %q, want UTC", days[0].Timezone)
+	}
+	if sl := days[0].ServiceLevel; sl == nil || days[0].AnsweredWithinSL != 1 || *sl < 0.3333 || *sl > 0.3334 {
+		t.Errorf("a row with calls: ServiceLevel %v, want AnsweredWithinSL/Offered (%d/%d)", fmtSL(sl), days[0].AnsweredWithinSL, days[0].Offered)
 	}
 	// In the account's zone: 03:00 UTC is the evening before in New York.
 	acct, err := eng.AccountGet("acme")
@@ -2064,4 +2089,11 @@ func TestQuarantineAfterLarge(t *testing.T) {
 			t.Errorf("after 2 failures: %+v %v", p, err)
 		}
 	}
+}
+
+func fmtSL(sl *float64) string {
+	if sl == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*sl)
 }
