@@ -122,7 +122,8 @@ static void test_bad_limits(void)
            "%s refused naming %s (%s: %s)", bad[i].doc, bad[i].field,
            sb_result_field(res) ? sb_result_field(res) : "no field", sb_result_message(res));
     }
-    ok(acct_put("{\"id\":\"acme\",\"limits\":{\"agent\":1}}") == SB_EINVAL &&
+    int unknown = acct_put("{\"id\":\"acme\",\"limits\":{\"agent\":1}}");
+    ok(unknown == SB_EINVAL &&
            strstr(sb_result_message(res), "agents, queues, live_calls and policies"),
        "an unknown limit is told the names: %s", sb_result_message(res));
     is_int((int)limit("acme", "agents"), 5, "and nothing changed");
@@ -145,8 +146,12 @@ static void test_agents_queues_policies(void)
     ok(acct_put("{\"id\":\"acme\",\"limits\":{\"agents\":2,\"queues\":1,\"policies\":1}}") == 0,
        "limits set");
     ok(agent_put("acme", "a1") == 0 && agent_put("acme", "a2") == 0, "two agents");
-    ok(refused_limit(agent_put("acme", "a3"), "limits.agents", "limits.agents is 2"),
-       "a third refused: %s", sb_result_message(res));
+    {
+        /* The call first: ok()'s arguments are evaluated in no set order. */
+        int rc = agent_put("acme", "a3");
+        ok(refused_limit(rc, "limits.agents", "limits.agents is 2"), "a third refused: %s",
+           sb_result_message(res));
+    }
     ok(sb_agent_get(eng, "acme", "a3", res) == SB_ENOTFOUND, "and not made");
     is_int((int)usage("acme", "agents"), 2, "usage.agents 2");
     ok(agent_put("acme", "a1") == 0, "replacing an agent is not one more");
@@ -155,14 +160,22 @@ static void test_agents_queues_policies(void)
     ok(agent_put("acme", "a3") == 0, "and makes room");
 
     ok(queue_put("acme", "q1") == 0, "a queue");
-    ok(refused_limit(queue_put("acme", "q2"), "limits.queues", "limits.queues is 1"),
-       "a second refused: %s", sb_result_message(res));
+    {
+        /* The call first: ok()'s arguments are evaluated in no set order. */
+        int rc = queue_put("acme", "q2");
+        ok(refused_limit(rc, "limits.queues", "limits.queues is 1"), "a second refused: %s",
+           sb_result_message(res));
+    }
     ok(sb_queue_get(eng, "acme", "q2", res) == SB_ENOTFOUND, "and not made");
     ok(queue_put("acme", "q1") == 0, "replacing the queue is not one more");
 
     ok(policy_put("acme", "p1") == 0, "a policy");
-    ok(refused_limit(policy_put("acme", "p2"), "limits.policies", "limits.policies is 1"),
-       "a second refused: %s", sb_result_message(res));
+    {
+        /* The call first: ok()'s arguments are evaluated in no set order. */
+        int rc = policy_put("acme", "p2");
+        ok(refused_limit(rc, "limits.policies", "limits.policies is 1"), "a second refused: %s",
+           sb_result_message(res));
+    }
     ok(sb_policy_get(eng, "acme", "p2", res) == SB_ENOTFOUND, "and not stored");
     ok(policy_put("acme", "p1") == 0, "a new version of the one uploaded is not one more");
     ok(sb_policy_delete(eng, "acme", "p1", res) == 0 && usage("acme", "policies") == 0,
@@ -176,8 +189,12 @@ static void test_agents_queues_policies(void)
        "agents lowered to 1 with 2 agents");
     ok(sb_agent_get(eng, "acme", "a1", res) == 0 && sb_agent_get(eng, "acme", "a3", res) == 0,
        "both agents stay");
-    ok(refused_limit(agent_put("acme", "a4"), "limits.agents", "has 2 agents"),
-       "a new one is refused: %s", sb_result_message(res));
+    {
+        /* The call first: ok()'s arguments are evaluated in no set order. */
+        int rc = agent_put("acme", "a4");
+        ok(refused_limit(rc, "limits.agents", "has 2 agents"), "a new one is refused: %s",
+           sb_result_message(res));
+    }
     ok(agent_put("acme", "a3") == 0, "an existing one can still be replaced");
     ok(sb_agent_delete(eng, "acme", "a3", res) == 0, "one deleted");
     ok(agent_put("acme", "a4") == SB_ELIMIT, "at the limit, still refused");
