@@ -2043,10 +2043,6 @@ static int allowed(const struct route *rt, int m)
     return m != SBD_OTHER && (rt->h[m] || (m == SBD_HEAD && rt->h[SBD_GET]));
 }
 
-/* What a request's head alone decides: its route, its method and its
-** credentials. 0 with x->rt set when the request goes on (for an account
-** route, x->account set); -1 once it is answered (404, 405, 401...). buf
-** holds the decoded path segments x->p point into (as long as the path). */
 /* A request that changes something, sent by a browser from a page of
 ** another site (its Sec-Fetch-Site): refused, 1. A browser that holds an
 ** account's Basic login (the 401's WWW-Authenticate asks it for one) sends
@@ -2070,6 +2066,11 @@ static int cross_site(ctx *x)
     return 1;
 }
 
+/* What a request's head alone decides: its route, its method (and, for a
+** browser's, the site that sent it: cross_site) and its credentials. 0 with x->rt set when the
+*request goes on (for an account
+** route, x->account set); -1 once it is answered (404, 405, 401...). buf
+** holds the decoded path segments x->p point into (as long as the path). */
 static int front(ctx *x, char *buf)
 {
     const sbd_req *req = x->req;
