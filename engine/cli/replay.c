@@ -283,17 +283,6 @@ static void track_call(const char *account, const char *id)
     c->last[0] = 0;
 }
 
-/* Did res announce that call id waits (an SB_ACT_WAIT, printed already)? */
-static int announced_wait(sb_result *res, const char *account, const char *id)
-{
-    for (size_t i = 0; i < sb_result_count(res); i++) {
-        const sb_action *a = sb_result_action(res, i);
-        if (a->type == SB_ACT_WAIT && !strcmp(a->call_id, id) && !strcmp(a->account, account))
-            return 1;
-    }
-    return 0;
-}
-
 /* The engine's count of wait decisions (sb_stats), -1 when not read. */
 static long long waits_decided(sb_engine *eng)
 {
@@ -307,12 +296,15 @@ static long long waits_decided(sb_engine *eng)
     return n;
 }
 
-/* Does an action of res name call id of account? */
-static int res_names(sb_result *res, const char *account, const char *id)
+/* Does an action of res name call id of account (of type, or any with
+** type -1: an SB_ACT_WAIT is a wait announced, and printed already)? */
+static int res_names(sb_result *res, const char *account, const char *id, int type)
 {
     for (size_t i = 0; i < sb_result_count(res); i++) {
         const sb_action *a = sb_result_action(res, i);
-        if (a->call_id && !strcmp(a->call_id, id) && !strcmp(a->account, account)) return 1;
+        if ((type < 0 || (int)a->type == type) && a->call_id && !strcmp(a->call_id, id) &&
+            !strcmp(a->account, account))
+            return 1;
     }
     return 0;
 }
@@ -340,7 +332,7 @@ static void print_waits(sb_engine *eng, sb_result *res, int header)
     sb_result *got = sb_result_new();
     for (size_t i = 0; got && i < nlive;) {
         live_call *c = &live[i];
-        if (!all && !res_names(res, c->account, c->id)) {
+        if (!all && !res_names(res, c->account, c->id, -1)) {
             i++;
             continue;
         }
@@ -358,7 +350,7 @@ static void print_waits(sb_engine *eng, sb_result *res, int header)
         size_t len = json_array_size(trace),
                fresh = n > c->decisions ? (size_t)(n - c->decisions) : 0;
         if (fresh > len) fresh = len; /* the trace keeps the first 4 and the last 12 */
-        int skip = fresh && announced_wait(res, c->account, c->id);
+        int skip = fresh && res_names(res, c->account, c->id, SB_ACT_WAIT);
         const char *queue = json_string_value(json_object_get(doc, "queue"));
         for (size_t j = len - fresh; j < len; j++) {
             json_t *e = json_array_get(trace, j);

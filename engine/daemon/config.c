@@ -714,36 +714,18 @@ int sbd_config_differs(const sbd_config *a, const sbd_config *b, char *names, si
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key *k = &keys[i];
         const char *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+        /* Numbers, switches and enums are compared as their bytes. */
+        static const size_t width[] = {[K_SIZE] = sizeof(size_t),       [K_UINT] = sizeof(unsigned),
+                                       [K_U32] = sizeof(uint32_t),      [K_U64] = sizeof(uint64_t),
+                                       [K_BOOL] = sizeof(int),          [K_SYNC] = sizeof(sbd_sync),
+                                       [K_LEVEL] = sizeof(sb_log_level)};
         int same;
-        switch (k->kind) {
-        case K_STR: {
+        if (k->kind == K_STR) {
             const char *sa = *(char *const *)(const void *)pa,
                        *sb = *(char *const *)(const void *)pb;
             same = sa && sb ? !strcmp(sa, sb) : sa == sb;
-            break;
-        }
-        case K_SIZE:
-            same = *(const size_t *)(const void *)pa == *(const size_t *)(const void *)pb;
-            break;
-        case K_UINT:
-            same = *(const unsigned *)(const void *)pa == *(const unsigned *)(const void *)pb;
-            break;
-        case K_U32:
-            same = *(const uint32_t *)(const void *)pa == *(const uint32_t *)(const void *)pb;
-            break;
-        case K_U64:
-            same = *(const uint64_t *)(const void *)pa == *(const uint64_t *)(const void *)pb;
-            break;
-        case K_BOOL:
-            same = *(const int *)(const void *)pa == *(const int *)(const void *)pb;
-            break;
-        case K_SYNC:
-            same = *(const sbd_sync *)(const void *)pa == *(const sbd_sync *)(const void *)pb;
-            break;
-        default: /* K_LEVEL */
-            same =
-                *(const sb_log_level *)(const void *)pa == *(const sb_log_level *)(const void *)pb;
-            break;
+        } else {
+            same = !memcmp(pa, pb, width[k->kind]);
         }
         if (same) continue;
         count++;

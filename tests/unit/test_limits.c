@@ -75,24 +75,24 @@ static json_t *acct_get(const char *acct)
     return o;
 }
 
-/* usage.<what> of the account; -1 when it has none. */
-static long long usage(const char *acct, const char *what)
+/* <part>.<what> of the account ("usage" or "limits"); -1 when it has none. */
+static long long acct_num(const char *acct, const char *part, const char *what)
 {
     json_t *o = acct_get(acct);
-    json_t *n = json_object_get(json_object_get(o, "usage"), what);
+    json_t *n = json_object_get(json_object_get(o, part), what);
     long long v = json_is_integer(n) ? (long long)json_integer_value(n) : -1;
     json_decref(o);
     return v;
 }
 
-/* limits.<what>; -1 when not set. */
+static long long usage(const char *acct, const char *what)
+{
+    return acct_num(acct, "usage", what);
+}
+
 static long long limit(const char *acct, const char *what)
 {
-    json_t *o = acct_get(acct);
-    json_t *n = json_object_get(json_object_get(o, "limits"), what);
-    long long v = json_is_integer(n) ? (long long)json_integer_value(n) : -1;
-    json_decref(o);
-    return v;
+    return acct_num(acct, "limits", what);
 }
 
 static int refused_limit(int rc, const char *field, const char *said)
