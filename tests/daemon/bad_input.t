@@ -50,6 +50,28 @@ refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), colour="blue")),
         400, "SB_EINVAL", "an unknown field", "colour", True)
 refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), weight="heavy")),
         400, "SB_EINVAL", "a wrong type", "weight", True)
+# A number too big for the engine's JSON is named by its field, in the words
+# the library gives the bindings, not as malformed JSON.
+carol = json.dumps(agent_doc("carol"))[:-1]
+for path, body, field, shown, how in (
+        ("/v1/agents/carol", carol + ', "weight": 1e400}', "weight", "1e400",
+         "too big a number (numbers go up to about 1.8e308)"),
+        ("/v1/agents/carol", carol + ', "weight": 9223372036854775808}', "weight",
+         "9223372036854775808",
+         "too big a number (whole numbers go up to 9223372036854775807)"),
+        ("/v1/agents/carol", carol + ', "skills": {"de": -99999999999999999999}}', "skills.de",
+         "-99999999999999999999",
+         "too small a number (whole numbers go down to -9223372036854775808)"),
+        ("/v1/calls", '{"call": "c9", "queue": "support", "attrs": {"tier": [1, 2e999]}}',
+         "attrs.tier[1]", "2e999", "too big a number (numbers go up to about 1.8e308)")):
+    r = (acme.put if path.startswith("/v1/agents/carol") else acme.post)(path, body, headers=JSON)
+    refused(r, 400, "SB_EINVAL", "%s in %s" % (shown, field), field, True)
+    t.is_(((r.json or {}).get("error") or {}).get("message"), "'%s' is %s: %s" % (field, shown, how),
+          "... saying what the bindings say")
+r = acme.put("/v1/agents/carol", carol + ', "weight": 1e400, "name": }', headers=JSON)
+refused(r, 400, "SB_EINVAL", "a number too big in a body malformed after it", None, True)
+t.ok("1e400 at line 1 column" in r.body and "too big a number" in r.body,
+     "... named by its line and column", r)
 refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), devices={"fax": "tel:+1"})),
         400, "SB_EINVAL", "an unknown device", "devices.fax", True)
 refused(acme.put("/v1/queues/support", {"policy": "first", "ring_timeout": "soon"}),
