@@ -30,10 +30,14 @@ enum auth { AUTH_NONE, AUTH_ADMIN, AUTH_ACCOUNT };
 
 #define MAX_SEGS 8
 
-/* The most audit entries one page holds (sb_audit_list cuts there). */
+/* The most audit entries one page holds (sb_audit_list cuts there), and
+** those it holds when ?limit= is not given (the library's default). */
 #define SBD_AUDIT_LIMIT_MAX 100000
-#define SBD_LIST_LIMIT 1000      /* agents, queues or calls a list gives by default */
-#define SBD_LIST_LIMIT_MAX 10000 /* and at most */
+#define SBD_AUDIT_LIMIT 1000
+#define SBD_RECORDS_LIMIT 100       /* records a page holds by default (sb_records_list's) */
+#define SBD_RECORDS_LIMIT_MAX 10000 /* and at most */
+#define SBD_LIST_LIMIT 1000         /* agents, queues or calls a list gives by default */
+#define SBD_LIST_LIMIT_MAX 10000    /* and at most */
 
 typedef struct ctx {
     sbd *d;
@@ -621,19 +625,200 @@ static int page_params(ctx *x, char after[136], const char **a, long long *limit
     return -1;
 }
 
-static void list_page(ctx *x,
-                      int (*page)(sb_engine *, const char *, const char *, size_t, sb_result *))
+/* Pages bounded by bytes as well as by count. The loop serves no other
+** request, account, stream or timer while it builds an answer, and a page
+** of `limit` large documents takes seconds: so a page is built from the
+** library's pages of a few items each, its items copied as the library
+** wrote them, until it holds `limit` of them or `max_page` bytes of them
+** (one at least, however large), and says where to go on from as any page
+** does. Each of the library's pages asks for one item more than it takes,
+** to tell whether more follow. */
+#define PAGE_FIRST 16       /* items the first of the library's pages asks for */
+#define PAGE_CHUNK_MAX 1000 /* and any other at most */
+
+enum page_kind { PAGE_AGENTS, PAGE_QUEUES, PAGE_CALLS, PAGE_RECORDS, PAGE_AUDIT };
+
+/* Where a page goes on from, as the request gave it and then past each
+** item taken. */
+typedef struct page_cursor {
+    enum page_kind kind;
+    const char *key; /* the list's name in the answer: "agents" */
+    char id[136];    /* the last id read: agents', queues', calls' after; records' before_id */
+    int has_id;      /* records: before_id given (agents...: id "" is from the first) */
+    long long ms;    /* records: before_ms (-1: none) */
+    long long from_ms, to_ms; /* records (-1: not given) */
+    uint64_t seq;             /* audit: after */
+    const char *queue;        /* calls, records: ?queue= (NULL: every queue) */
+} page_cursor;
+
+/* The library's page of at most n items after c, into the result. */
+static int page_fetch(ctx *x, const page_cursor *c, size_t n)
 {
-    char after[136];
+    sb_engine *e = x->d->eng;
+    sb_result *res = x->d->res;
+    const char *a = c->id[0] ? c->id : NULL;
+    switch (c->kind) {
+    case PAGE_AGENTS:
+        return sb_agent_list_page(e, x->account, a, n, res);
+    case PAGE_QUEUES:
+        return sb_queue_list_page(e, x->account, a, n, res);
+    case PAGE_CALLS:
+        return sb_call_list_page(e, x->account, c->queue, a, n, res);
+    case PAGE_AUDIT:
+        return sb_audit_list(e, x->account, c->seq, n, res);
+    case PAGE_RECORDS:
+        break;
+    }
+    json_t *q = json_object();
+    if (c->ms >= 0) json_object_set_new(q, "before_ms", json_integer(c->ms));
+    if (c->has_id) json_object_set_new(q, "before_id", json_text(c->id));
+    if (c->from_ms >= 0) json_object_set_new(q, "from_ms", json_integer(c->from_ms));
+    if (c->to_ms >= 0) json_object_set_new(q, "to_ms", json_integer(c->to_ms));
+    json_object_set_new(q, "limit", json_integer((json_int_t)n));
+    if (c->queue) json_object_set_new(q, "queue", json_text(c->queue));
+    char *qs = json_dumps(q, JSON_COMPACT);
+    json_decref(q);
+    int rc = sb_records_list(e, x->account, qs, qs ? strlen(qs) : 0, res);
+    free(qs);
+    return rc;
+}
+
+/* Move c past item, the JSON text of the last item taken: 0, or -1 when it
+** does not say where it is. */
+static int page_past(page_cursor *c, const char *item, size_t len)
+{
+    json_t *o = json_loadb(item, len, 0, NULL);
+    json_t *id = json_object_get(o, "id"), *v;
+    int rc = -1;
+    if (c->kind == PAGE_AUDIT) {
+        if (json_is_integer(v = json_object_get(o, "seq")) && json_integer_value(v) >= 0) {
+            c->seq = (uint64_t)json_integer_value(v);
+            rc = 0;
+        }
+    } else if (json_is_string(id) && json_string_length(id) < sizeof c->id) {
+        snprintf(c->id, sizeof c->id, "%s", json_string_value(id));
+        c->has_id = 1;
+        rc = 0;
+        if (c->kind == PAGE_RECORDS) {
+            v = json_object_get(o, "ended_ms");
+            c->ms = json_is_integer(v) ? json_integer_value(v) : -1;
+            rc = c->ms >= 0 ? 0 : -1;
+        }
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* The end of the JSON object starting at js[i] (just past its '}'), or 0. */
+static size_t object_end(const char *js, size_t len, size_t i)
+{
+    size_t depth = 0;
+    if (i >= len || js[i] != '{') return 0;
+    for (; i < len; i++) {
+        char ch = js[i];
+        if (ch == '"') {
+            for (i++; i < len && js[i] != '"'; i++)
+                if (js[i] == '\\') i++;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if ((ch == '}' || ch == ']') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+static size_t skip_blanks(const char *js, size_t len, size_t i)
+{
+    while (i < len && strchr(" \t\r\n", js[i]) && js[i])
+        i++;
+    return i;
+}
+
+/* Answer a page of at most `limit` items from c on, bounded by max_page. */
+static void page_reply(ctx *x, page_cursor *c, long long limit)
+{
+    struct evbuffer *out = x->rep->body;
+    size_t budget = x->d->cfg->max_page, bytes = 0, klen = strlen(c->key);
+    long long taken = 0;
+    int more = 0;
+    evbuffer_add_printf(out, "{\"%s\":[", c->key);
+    while (taken < limit && !more) {
+        /* As many as the items so far say fit in what is left, at least one. */
+        size_t n = (size_t)(limit - taken), each = taken ? bytes / (size_t)taken : 1,
+               fit = taken ? (bytes < budget ? (budget - bytes) / (each ? each : 1) : 0) + 1
+                           : PAGE_FIRST;
+        if (n > fit) n = fit;
+        if (n > PAGE_CHUNK_MAX) n = PAGE_CHUNK_MAX;
+        int rc = page_fetch(x, c, n + 1);
+        if (rc) {
+            evbuffer_drain(out, evbuffer_get_length(out));
+            reply_result(x, rc, 200, NULL, NULL);
+            return;
+        }
+        size_t len, got = 0, last = 0, last_len = 0;
+        const char *js = sb_result_json(x->d->res, &len);
+        /* {"<key>":[item,...]...}: the library's lists begin so. */
+        size_t i = klen + 5;
+        if (len < i || memcmp(js, "{\"", 2) || memcmp(js + 2, c->key, klen) ||
+            memcmp(js + 2 + klen, "\":[", 3))
+            goto broken;
+        for (;;) {
+            i = skip_blanks(js, len, i);
+            if (i < len && js[i] == ']') break;
+            size_t end = object_end(js, len, i);
+            if (!end) goto broken;
+            if (got == n || (taken && bytes + 1 + (end - i) > budget)) {
+                more = 1; /* an item after those taken: the one asked for to tell */
+                break;
+            }
+            if (taken) evbuffer_add(out, ",", 1);
+            evbuffer_add(out, js + i, end - i);
+            bytes += end - i + (taken > 0);
+            taken++, got++;
+            last = i, last_len = end - i;
+            i = skip_blanks(js, len, end);
+            if (i < len && js[i] == ',') i++;
+        }
+        if (got && page_past(c, js + last, last_len)) goto broken;
+        if (got < n) break;                  /* the list ended, or max_page was reached */
+        if (more && taken < limit) more = 0; /* n taken: the next page of the library's */
+    }
+    evbuffer_add(out, "]", 1);
+    if (c->kind == PAGE_AUDIT) {
+        evbuffer_add_printf(out, ",\"next\":%llu", (unsigned long long)c->seq);
+    } else if (more) {
+        json_t *id = json_text(c->id);
+        char *ids = id ? json_dumps(id, JSON_ENCODE_ANY) : NULL;
+        json_decref(id);
+        if (!ids) goto broken;
+        if (c->kind == PAGE_RECORDS)
+            evbuffer_add_printf(out, ",\"next\":{\"before_ms\":%lld,\"before_id\":%s}", c->ms, ids);
+        else
+            evbuffer_add_printf(out, ",\"next\":%s", ids);
+        free(ids);
+    }
+    evbuffer_add(out, "}", 1);
+    x->rep->status = 200;
+    return;
+broken: /* memory ran out (or an answer not shaped as the library's lists are) */
+    evbuffer_drain(out, evbuffer_get_length(out));
+    fail(x, 503, "SB_ENOMEM", NULL, "out of memory building a page of %s: try again", c->key);
+}
+
+static void list_page(ctx *x, enum page_kind kind, const char *key)
+{
+    page_cursor c = {.kind = kind, .key = key, .ms = -1, .from_ms = -1, .to_ms = -1};
     const char *a;
     long long limit;
-    if (page_params(x, after, &a, &limit)) return;
-    reply_result(x, page(x->d->eng, x->account, a, (size_t)limit, x->d->res), 200, NULL, NULL);
+    if (page_params(x, c.id, &a, &limit)) return;
+    if (!a) c.id[0] = 0;
+    page_reply(x, &c, limit);
 }
 
 static void h_agent_list(ctx *x)
 {
-    list_page(x, sb_agent_list_page);
+    list_page(x, PAGE_AGENTS, "agents");
 }
 
 static void h_agent_get(ctx *x)
@@ -896,7 +1081,7 @@ static void h_agent_status(ctx *x)
 
 static void h_queue_list(ctx *x)
 {
-    list_page(x, sb_queue_list_page);
+    list_page(x, PAGE_QUEUES, "queues");
 }
 
 static void h_queue_get(ctx *x)
@@ -1557,18 +1742,20 @@ static void h_records(ctx *x)
             query_int(x, "limit", &limit) || query_param(x, "queue", queue, sizeof queue, &q) ||
             query_int(x, "before_ms", &before) || query_param(x, "before_id", bid, sizeof bid, &b))
             return;
-        json_t *qo = json_object();
-        if (before >= 0) json_object_set_new(qo, "before_ms", json_integer(before));
-        if (b) json_object_set_new(qo, "before_id", json_text(b));
-        if (from >= 0) json_object_set_new(qo, "from_ms", json_integer(from));
-        if (to >= 0) json_object_set_new(qo, "to_ms", json_integer(to));
-        if (limit >= 0) json_object_set_new(qo, "limit", json_integer(limit));
-        if (q) json_object_set_new(qo, "queue", json_text(q));
-        char *qs = json_dumps(qo, JSON_COMPACT);
-        json_decref(qo);
-        reply_result(x, sb_records_list(x->d->eng, x->account, qs, qs ? strlen(qs) : 0, x->d->res),
-                     200, NULL, NULL);
-        free(qs);
+        if (limit == 0 || limit > SBD_RECORDS_LIMIT_MAX) {
+            fail(x, 400, "SB_EINVAL", "limit", "\"limit\" must be between 1 and %d",
+                 SBD_RECORDS_LIMIT_MAX);
+            return;
+        }
+        page_cursor c = {.kind = PAGE_RECORDS,
+                         .key = "records",
+                         .ms = before,
+                         .has_id = !!b,
+                         .from_ms = from,
+                         .to_ms = to,
+                         .queue = q};
+        snprintf(c.id, sizeof c.id, "%s", b ? b : "");
+        page_reply(x, &c, limit < 0 ? SBD_RECORDS_LIMIT : limit);
         return;
     }
     /* An access request is every record of the number: the list's filters
@@ -1646,8 +1833,10 @@ static void h_call_list(ctx *x)
     long long limit;
     if (query_param(x, "queue", queue, sizeof queue, &q) || page_params(x, after, &a, &limit))
         return;
-    reply_result(x, sb_call_list_page(x->d->eng, x->account, q, a, (size_t)limit, x->d->res), 200,
-                 NULL, NULL);
+    page_cursor c = {
+        .kind = PAGE_CALLS, .key = "calls", .ms = -1, .from_ms = -1, .to_ms = -1, .queue = q};
+    snprintf(c.id, sizeof c.id, "%s", a ? a : "");
+    page_reply(x, &c, limit);
 }
 
 static void h_aggregates(ctx *x)
@@ -1672,9 +1861,8 @@ static void h_audit(ctx *x)
              SBD_AUDIT_LIMIT_MAX);
         return;
     }
-    if (limit < 0) limit = 0; /* not given: the library's default, 1,000 */
-    reply_result(x, sb_audit_list(x->d->eng, x->account, (uint64_t)after, (size_t)limit, x->d->res),
-                 200, NULL, NULL);
+    page_cursor c = {.kind = PAGE_AUDIT, .key = "entries", .seq = (uint64_t)after};
+    page_reply(x, &c, limit < 0 ? SBD_AUDIT_LIMIT : limit);
 }
 
 /* The event stream (account). */

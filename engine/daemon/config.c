@@ -42,6 +42,7 @@ static const struct key {
     {"sync", K_SYNC, offsetof(sbd_config, sync), 0, 0, NULL, NULL},
     {"max_body", K_SIZE, offsetof(sbd_config, max_body), 1024, 1024ull << 20, NULL, "bytes"},
     {"max_header", K_SIZE, offsetof(sbd_config, max_header), 256, 1024 * 1024, NULL, "bytes"},
+    {"max_page", K_SIZE, offsetof(sbd_config, max_page), 4096, 1024ull << 20, NULL, "bytes"},
     {"max_connections", K_UINT, offsetof(sbd_config, max_connections), 1, 0, NULL, "connections"},
     {"max_connections_per_peer", K_UINT, offsetof(sbd_config, max_connections_per_peer), 1, 0,
      "no limit", "connections"},
@@ -437,6 +438,7 @@ static void defaults(sbd_config *c)
     c->sync = SBD_SYNC_GROUP;
     c->max_body = 1024 * 1024;
     c->max_header = 8 * 1024;
+    c->max_page = 1024 * 1024;
     c->max_connections = 1024;
     c->log_level = SB_LOG_INFO;
     c->policy_instructions = lib.policy_instructions;

@@ -30,6 +30,7 @@ typedef struct sbd_config {
     sbd_sync sync;
     size_t max_body;
     size_t max_header;
+    size_t max_page; /* bytes of items a page of a list is built to */
     unsigned max_connections;
     unsigned max_connections_per_peer; /* from one IP address (0: no limit) */
     sb_log_level log_level;

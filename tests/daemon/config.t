@@ -50,6 +50,8 @@ for v in ("0", "86401"):
 for line, want in (("max_body = 0", "max_body must be 1K to 1G"),
                    ("max_body = 2G", "max_body must be 1K to 1G"),
                    ("max_header = 100", "max_header must be 256 bytes to 1M"),
+                   ("max_page = 1K", "max_page must be 4K to 1G"),
+                   ("max_page = 2G", "max_page must be 4K to 1G"),
                    ("max_connections = 0", "max_connections must be at least 1"),
                    ("idle_timeout = 0", "idle_timeout must be at least 1 second"),
                    ("shutdown_timeout = 0", "shutdown_timeout must be at least 1 second"),
