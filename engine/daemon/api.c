@@ -631,8 +631,11 @@ static int page_params(ctx *x, char after[136], const char **a, long long *limit
 ** library's pages of a few items each, its items copied as the library
 ** wrote them, until it holds `limit` of them or `max_page` bytes of them
 ** (one at least, however large), and says where to go on from as any page
-** does. Each of the library's pages asks for one item more than it takes,
-** to tell whether more follow. */
+** does. The pages of one turn of the loop share max_page: pipelined
+** requests, or many connections' at once, are answered in the same turn,
+** whose answers all wait for its end; a page after max_page was built in
+** the turn holds one item. Each of the library's pages asks for one item
+** more than it takes, to tell whether more follow. */
 #define PAGE_FIRST 16       /* items the first of the library's pages asks for */
 #define PAGE_CHUNK_MAX 1000 /* and any other at most */
 
@@ -739,15 +742,19 @@ static size_t skip_blanks(const char *js, size_t len, size_t i)
 static void page_reply(ctx *x, page_cursor *c, long long limit)
 {
     struct evbuffer *out = x->rep->body;
-    size_t budget = x->d->cfg->max_page, bytes = 0, klen = strlen(c->key);
+    size_t budget = x->d->cfg->max_page > x->d->turn_page_bytes
+                        ? x->d->cfg->max_page - x->d->turn_page_bytes
+                        : 0,
+           bytes = 0, klen = strlen(c->key);
     long long taken = 0;
     int more = 0;
     evbuffer_add_printf(out, "{\"%s\":[", c->key);
     while (taken < limit && !more) {
         /* As many as the items so far say fit in what is left, at least one. */
         size_t n = (size_t)(limit - taken), each = taken ? bytes / (size_t)taken : 1,
-               fit = taken ? (bytes < budget ? (budget - bytes) / (each ? each : 1) : 0) + 1
-                           : PAGE_FIRST;
+               fit = taken    ? (bytes < budget ? (budget - bytes) / (each ? each : 1) : 0) + 1
+                     : budget ? PAGE_FIRST
+                              : 1;
         if (n > fit) n = fit;
         if (n > PAGE_CHUNK_MAX) n = PAGE_CHUNK_MAX;
         int rc = page_fetch(x, c, n + 1);
@@ -800,6 +807,7 @@ static void page_reply(ctx *x, page_cursor *c, long long limit)
     }
     evbuffer_add(out, "}", 1);
     x->rep->status = 200;
+    x->d->turn_page_bytes += bytes;
     return;
 broken: /* memory ran out (or an answer not shaped as the library's lists are) */
     evbuffer_drain(out, evbuffer_get_length(out));

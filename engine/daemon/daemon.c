@@ -586,6 +586,7 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
 #define TURN_LIMIT_US 2000
 static void turn_begin(sbd *d)
 {
+    d->turn_page_bytes = 0; /* the turn's pages share max_page (api.c, page_reply) */
     d->turn_t0_ns = d->idle_ev && event_pending(d->idle_ev, EV_TIMEOUT, NULL) ? sbd_now_ns() : 0;
 }
 

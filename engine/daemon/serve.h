@@ -220,7 +220,8 @@ struct sbd {
     uint64_t deferred_seq;    /* 0: none */
     uint64_t deferred_commit; /* the engine's commit number it waits for (sb_sync_progress) */
     struct event *idle_ev;
-    uint64_t turn_t0_ns; /* when a turn with a batch deferred began, 0: none */
+    uint64_t turn_t0_ns;    /* when a turn with a batch deferred began, 0: none */
+    size_t turn_page_bytes; /* bytes of pages of lists built this turn (api.c, max_page) */
     sbd_pending_req *preq;
     size_t npreq, cappreq;
     int ebatch_open; /* the loop's events share one engine transaction (sb_batch_begin) */

@@ -4,10 +4,12 @@
 # live calls, records and audit entries each page so: a page holds its items
 # up to max_page bytes (one at least, however large), says where to go on
 # from ("next") when more follow, and paging on gives every item once, in
-# order. Sizes and cursors only, no times.
-import sys, os, json
+# order. The pages of one turn of the loop share max_page: pipelined page
+# requests, answered in the turn that reads them, get one item each once the
+# first has it. Sizes and cursors only, no times.
+import sys, os, json, socket
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, provision, agent_doc
+from sbtest import TAP, Daemon, provision, agent_doc, read_responses
 
 MAX_PAGE = 4096
 t = TAP()
@@ -83,6 +85,20 @@ t.is_(([a["id"] for a in r.json["agents"]], r.json.get("next")), (ids[:2], ids[1
 r = acme.get("/v1/agents?after=%s" % ids[-2])
 t.is_(([a["id"] for a in r.json["agents"]], "next" in r.json), ([ids[-1]], False),
       "agents: the last page says no next")
+# Three page requests pipelined in one write are read, and answered, in one
+# turn of the loop: the first takes its max_page, the others one item each,
+# each saying where to go on from.
+s = socket.create_connection((d.host, d.port), timeout=10)
+get = ("GET /v1/agents?after=%s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n")
+s.sendall("".join(get % (a, acme.auth) for a in ("", ids[5], ids[8])).encode())
+resps, _ = read_responses(s, 3)
+s.close()
+got = [json.loads(b) if st == 200 else None for st, _, b in resps]
+t.is_([[a["id"] for a in j["agents"]] if j else None for j in got],
+      [[a["id"] for a in pages[0][0]["agents"]], [ids[6]], [ids[9]]],
+      "pipelined pages: the first as a page alone, the next two one agent each")
+t.is_([j.get("next") if j else None for j in got], [pages[0][0]["next"], ids[6], ids[9]],
+      "... each with its next")
 # One agent larger than max_page alone: a page holds it.
 big = agent_doc("big", skills={"s%02d_%s" % (i, "x" * 60): 1 for i in range(64)})
 r = acme.put("/v1/agents/ag05a", big)
