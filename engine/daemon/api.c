@@ -22,7 +22,6 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "../src/jsonv.h" /* jv_too_big: a number too big named as the library names it */
 #include "log.h"
 #include "utf8.h"
 
@@ -328,7 +327,7 @@ static json_t *body_object(ctx *x, int required)
         /* A number too big for the engine: named by its field, in the words
         ** the library gives the bindings ("'weight' is 1e400: too big a
         ** number ..."). */
-        jv_too_big(x->req->body, x->req->body_len, &err, NULL, x->d->res);
+        sb_json_check(x->req->body, x->req->body_len, x->d->res);
         fail(x, 400, "SB_EINVAL", sb_result_field(x->d->res), "%s", sb_result_message(x->d->res));
         return NULL;
     }

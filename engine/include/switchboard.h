@@ -260,6 +260,14 @@ typedef void (*sb_log_fn)(void *arg, sb_log_level level, const char *line);
 ** "". */
 SB_API int sb_redact(const char *text, char *out, size_t n);
 
+/* Does the engine read `json` (len bytes, any JSON value) as JSON? SB_OK if
+** so; else SB_EINVAL, and res says why in the words the engine's own calls
+** use: a number too big or too small for it named by its field ("'weight'
+** is 1e400: too big a number ..."; sb_result_field "weight"), anything else
+** by its line and column. For a gateway that parses a body itself before
+** handing it over, as the daemon does. res may be NULL. */
+SB_API int sb_json_check(const char *json, size_t len, sb_result *res);
+
 #define SB_CONFIG_VERSION 1
 
 typedef struct sb_config {

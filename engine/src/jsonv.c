@@ -132,13 +132,14 @@ int jv_too_big(const char *text, size_t len, const json_error_t *err, const char
     return res_err(res, SB_EINVAL, field, "'%s' is %s: %s", field, shown, how);
 }
 
-int jv_parse(const char *text, size_t len, json_t **out, sb_result *res)
+/* text as JSON (jansson's flags), or SB_EINVAL (SB_ENOMEM) saying why not. */
+static int load(const char *text, size_t len, size_t flags, json_t **out, sb_result *res)
 {
     json_error_t err;
     *out = NULL;
     if (!text) return res_err(res, SB_EINVAL, NULL, "no JSON document given");
     json_oom_reset();
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *j = json_loadb(text, len, flags | JSON_REJECT_DUPLICATES, &err);
     if (!j && json_oom(&err)) return res_err(res, SB_ENOMEM, NULL, "out of memory reading JSON");
     size_t nul = j ? len : strnlen(text, len);
     if (!j && len && nul == len - 1)
@@ -160,12 +161,27 @@ int jv_parse(const char *text, size_t len, json_t **out, sb_result *res)
     if (!j)
         return res_err(res, SB_EINVAL, NULL, "malformed JSON at line %d column %d: %s", err.line,
                        err.column, err.text);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return res_err(res, SB_EINVAL, NULL, "expected a JSON object");
-    }
     *out = j;
     return 0;
+}
+
+int jv_parse(const char *text, size_t len, json_t **out, sb_result *res)
+{
+    int rc = load(text, len, 0, out, res);
+    if (rc || json_is_object(*out)) return rc;
+    json_decref(*out);
+    *out = NULL;
+    return res_err(res, SB_EINVAL, NULL, "expected a JSON object");
+}
+
+int sb_json_check(const char *json, size_t len, sb_result *res)
+{
+    json_t *j;
+    res_reset(res);
+    int rc = load(json, len, JSON_DECODE_ANY, &j, res);
+    if (rc) return rc;
+    json_decref(j);
+    return SB_OK;
 }
 
 int jv_keys(const json_t *obj, const char *const *allowed, const char *prefix, sb_result *res)

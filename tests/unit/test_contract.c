@@ -714,6 +714,23 @@ static void test_json_bodies(void)
                    "numbers go down to -9223372036854775808)"),
        "json: in a text malformed after it, by line and column: %s", sb_result_message(res));
     ok(sb_call_get(eng, "acme", "big1", res) == SB_ENOTFOUND, "json: and no call made");
+    /* sb_json_check: the same words for a gateway that parses a body itself
+    ** (the daemon does), on any JSON value. */
+    static const char jbody[] = "{\"skills\":{\"de\":1e400}}";
+    int jrc = sb_json_check(jbody, sizeof jbody - 1, res);
+    ok(jrc == SB_EINVAL && !strcmp(field_of(res), "skills.de") &&
+           !strcmp(sb_result_message(res), "'skills.de' is 1e400: too big a number (numbers go "
+                                           "up to about 1.8e308)"),
+       "sb_json_check: a number too big named by its field: %s (field %s)", sb_result_message(res),
+       field_of(res));
+    jrc = sb_json_check("[1,", 3, res);
+    ok(jrc == SB_EINVAL && !sb_result_field(res) && strstr(sb_result_message(res), "line 1"),
+       "sb_json_check: malformed text by its line and column: %s", sb_result_message(res));
+    jrc = sb_json_check("[1,2]", 5, res);
+    ok(jrc == SB_OK && sb_result_code(res) == SB_OK, "sb_json_check: any JSON value is JSON");
+    ok(sb_json_check("{\"a\":1,\"a\":2}", 13, NULL) == SB_EINVAL &&
+           sb_json_check(NULL, 0, NULL) == SB_EINVAL,
+       "sb_json_check: a duplicate key and no text refused, res NULL");
     static const char back[] = "{\"from_ms\":100,\"to_ms\":1}";
     int brc = sb_records_list(eng, "acme", back, sizeof back - 1, res);
     ok(brc == SB_EINVAL && !strcmp(field_of(res), "to_ms"),
