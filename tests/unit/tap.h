@@ -2,6 +2,12 @@
 ** tap.h — a tiny Test Anything Protocol emitter for the C tests; prove reads it.
 ** ok(cond, fmt, ...) prints "ok N - name" or "not ok N - name"; done_testing()
 ** prints the plan and returns the exit code for main().
+**
+** ok() and ok_todo() evaluate their condition before the name's arguments: C
+** evaluates a function's arguments in no set order, so a check such as
+** ok(call(e, res) == 0, "%s", sb_result_message(res)) could read the message
+** before the call wrote it (or, if the call moved its buffer, read freed
+** memory). The macros store the condition first, then format the name.
 */
 #ifndef SB_TAP_H
 #define SB_TAP_H
@@ -22,7 +28,7 @@ __attribute__((constructor, unused)) static void tap_deadline(void)
     alarm(s ? (unsigned)atoi(s) : 600);
 }
 
-__attribute__((format(printf, 2, 3), unused)) static int ok(int cond, const char *fmt, ...)
+__attribute__((format(printf, 2, 3), unused)) static int tap_ok(int cond, const char *fmt, ...)
 {
     va_list ap;
     tap_n++;
@@ -38,8 +44,8 @@ __attribute__((format(printf, 2, 3), unused)) static int ok(int cond, const char
 
 /* A check for a known bug: printed with "# TODO reason", so prove reports it
 ** without failing the run. */
-__attribute__((format(printf, 3, 4), unused)) static int ok_todo(int cond, const char *reason,
-                                                                 const char *fmt, ...)
+__attribute__((format(printf, 3, 4), unused)) static int tap_ok_todo(int cond, const char *reason,
+                                                                     const char *fmt, ...)
 {
     va_list ap;
     tap_n++;
@@ -51,6 +57,19 @@ __attribute__((format(printf, 3, 4), unused)) static int ok_todo(int cond, const
     fflush(stdout);
     return cond;
 }
+
+/* The condition is read into a local of its own (a statement, so before the
+** call's arguments), and the value of the whole is the condition's, 0 or 1. */
+#define ok(cond, ...)                                                                              \
+    __extension__({                                                                                \
+        int tap_cond_ = !!(cond);                                                                  \
+        tap_ok(tap_cond_, __VA_ARGS__);                                                            \
+    })
+#define ok_todo(cond, reason, ...)                                                                 \
+    __extension__({                                                                                \
+        int tap_cond_ = !!(cond);                                                                  \
+        tap_ok_todo(tap_cond_, reason, __VA_ARGS__);                                               \
+    })
 
 __attribute__((format(printf, 1, 2), unused)) static void diag(const char *fmt, ...)
 {
