@@ -398,6 +398,17 @@ def provision(d, account="acme", agents=("alice", "bob"), queue="support", polic
     return a
 
 
+def until(probe, timeout=30, every=0.05):
+    """Call probe() until it gives a true value or timeout seconds pass; its
+    last value. For a condition a test waits on (a timer's effect, a line a
+    process will write): a sleep then a check fails when the machine is slow,
+    this waits as long as it takes and no longer."""
+    end = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got or time.monotonic() >= end:
+            return got
+        time.sleep(every)
 
 
 def library_env(lib):

@@ -7,13 +7,18 @@
 # nothing for idle_timeout is dropped, logged and counted.
 import sys, os, signal, socket, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, Stream, provision, QUICK_POLICY
+from sbtest import TAP, Daemon, Stream, provision, until, QUICK_POLICY
+
+# QUICK_POLICY's first ring of a call lasts 1 s, the next ones 60 s: a call
+# whose first ring timed out rests ringing its second agent, so what a test
+# reads after that timeout stays as it is however long it takes to look.
+FIRST_QUICK = QUICK_POLICY.replace("timeout = 1", "timeout = next(call.tried) and 60 or 1")
 
 
 t = TAP(deadline=120)
 d = t.owned(Daemon(conf={"stream_keepalive": 0, "shutdown_timeout": 5})).start()
 acme = provision(d, agents=("alice", "bob"))
-acme.put("/v1/policies/quick", QUICK_POLICY, headers={"Content-Type": "text/x-lua"})
+acme.put("/v1/policies/quick", FIRST_QUICK, headers={"Content-Type": "text/x-lua"})
 acme.put("/v1/queues/fast", {"policy": "quick", "members": [{"agent": "alice"}, {"agent": "bob"}]})
 
 
@@ -26,7 +31,8 @@ s = Stream(d, acme.auth)
 r = acme.post("/v1/calls", {"call": "g1", "queue": "fast", "caller": "+4930100001"})
 t.is_(rang(r), ["alice"], "g1 rings alice for 1 s")
 s.close()
-time.sleep(1.6)  # the ring times out with no stream open: cancel alice, ring bob
+# the ring times out with no stream open: cancel alice, ring bob (for 60 s)
+until(lambda: d.metric("switchboard_stream_backlog_actions") == 2.0)
 t.is_(d.metric("switchboard_stream_backlog_actions"), 2.0,
       "switchboard_stream_backlog_actions: the two wait for a subscriber")
 s = Stream(d, acme.auth)
@@ -43,11 +49,13 @@ s.close()
 
 # -- an account deleted with a backlog: an account made again under its id gets none of it
 gx = provision(d, account="globex", agents=("xavier", "yuri"))
-gx.put("/v1/policies/quick", QUICK_POLICY, headers={"Content-Type": "text/x-lua"})
+gx.put("/v1/policies/quick", FIRST_QUICK, headers={"Content-Type": "text/x-lua"})
 gx.put("/v1/queues/fast", {"policy": "quick", "members": [{"agent": "xavier"}, {"agent": "yuri"}]})
 r = gx.post("/v1/calls", {"call": "x1", "queue": "fast", "caller": "+4930100009"})
 t.is_(rang(r), ["xavier"], "globex: x1 rings xavier for 1 s, nobody subscribed")
-time.sleep(1.6)  # its ring times out: cancel xavier, ring yuri, kept for a subscriber
+# its ring times out: cancel xavier, ring yuri, kept for a subscriber
+t.ok(until(lambda: d.metric("switchboard_stream_backlog_actions") == 2.0),
+     "globex: the ring's timeout and the next ring wait for a subscriber")
 gx.post("/v1/calls/x1/abandon")
 t.is_(d.admin("DELETE", "/v1/accounts/globex").status, 200, "globex deleted with that backlog")
 gx = provision(d, account="globex", agents=("xavier",))
@@ -83,9 +91,11 @@ r = acme.post("/v1/calls", {"call": "g5", "queue": "support", "caller": "+493010
 t.is_([a["type"] for a in r.actions()], ["wait"], "g5 waits: both its agents talk")
 r = acme.post("/v1/calls", {"call": "g6", "queue": "fast", "caller": "+4930100006"})
 t.is_(rang(r), ["carol"], "g6 rings carol for 1 s")
+mark = len(d.lines)
 busy = socket.create_connection((d.host, d.port))
 busy.sendall(("POST /v1/calls/g3/hangup HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n" % acme.auth).encode())
-time.sleep(0.3)
+# the daemon holds the connection (accepted: what it has not read yet keeps it in flight)
+d.wait_log(r'msg="connection accepted" .*peer=%s:%d' % busy.getsockname(), after=mark, timeout=30)
 mark = len(d.lines)
 d.signal(signal.SIGTERM)
 t.ok(d.wait_log(r'msg="shutting down', after=mark, timeout=5) is not None, "SIGTERM")
