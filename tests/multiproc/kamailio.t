@@ -185,8 +185,8 @@ try:
 
     calls = {}  # call id -> (what the caller saw, expectation)
 
-    def call(label, language, caller="+442079460001", queue="support", hold=0.3):
-        res = uac_for_thread().call(queue, caller, language, hold=hold)
+    def call(label, language, caller="+442079460001", queue="support", hold=0.3, **kw):
+        res = uac_for_thread().call(queue, caller, language, hold=hold, **kw)
         calls[res["call_id"]] = res
         res["label"] = label
         return res
@@ -229,14 +229,22 @@ try:
     for a in ("bob", "dave"):
         r = sbctl("status", "acme", a, "offline")
         ok(r.returncode == 0, "%s set offline by another process on the data directory" % a)
+    # The three hold their calls until the fourth has had its answer (30 s at
+    # most), and it is placed once all three are answered: on a slow machine
+    # the calls take as long as they take, and all three are on at the time.
     results = []
-    threads = [threading.Thread(target=lambda i=i: results.append(call("concurrent %d" % i, "en",
-                                                                       hold=2.5)))
+    up = [threading.Event() for _ in range(3)]
+    release = threading.Event()
+    threads = [threading.Thread(target=lambda i=i: results.append(call(
+        "concurrent %d" % i, "en", hold=30, answered=up[i], release=release)))
                for i in range(3)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
+    end = time.monotonic() + 30
+    for e in up:
+        e.wait(max(0.0, end - time.monotonic()))
     late = call("fourth while all busy", "en")
+    release.set()
     for t in threads:
         t.join(30)
     answered = sorted(r.get("contact", "?").split("@")[0][4:] for r in results if r["final"] == 200)

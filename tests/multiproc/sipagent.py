@@ -178,8 +178,12 @@ class Uac:
         first, _ = self._recv(time.time() + wait)
         return first is not None
 
-    def call(self, queue, caller, language=None, hold=0.3, call_id=None):
-        """INVITE sip:QUEUE@proxy; on 200 ACK, hold, BYE. Returns a dict."""
+    def call(self, queue, caller, language=None, hold=0.3, call_id=None, answered=None,
+             release=None):
+        """INVITE sip:QUEUE@proxy; on 200 ACK, hold, BYE. Returns a dict.
+        answered: a threading.Event set once the 200 is ACKed; release: an
+        Event the call holds until (hold seconds at most), where it holds for
+        hold seconds without one."""
         cid = call_id or "call-%x@%s" % (random.getrandbits(48), HOST)
         ftag = "%08x" % random.getrandbits(32)
         ruri = "sip:%s@%s:%d" % (queue, self.proxy[0], self.proxy[1])
@@ -231,7 +235,12 @@ class Uac:
                      "CSeq: %d %s" % (cseq, method), "Content-Length: 0"])
 
         self._send(in_dialog("ACK", 1))
-        time.sleep(hold)
+        if answered is not None:
+            answered.set()
+        if release is not None:
+            release.wait(hold)
+        else:
+            time.sleep(hold)
         self._send(in_dialog("BYE", 2))
         deadline = time.time() + 5
         out["bye"] = None
