@@ -174,6 +174,12 @@ class Daemon:
             "policy_dir": self.policy_dir,
             "log_level": "debug",
             "sync": "group",
+            # A hook's wall-clock limit (50 ms by default) is lost to a loaded
+            # machine's scheduler: a trivial hook descheduled for 50 ms fails
+            # ("wall-clock limit exceeded") and the test sees a fallback or a
+            # failed review. The instruction limit still stops a runaway
+            # hook; a test of the wall-clock limit sets its own.
+            "policy_wall_ms": 10000,
         }
         settings.update(conf or {})
         self.settings = settings
