@@ -71,10 +71,13 @@ def run(every):
         if h.status == 500 and h.code == "SB_ESTORE":
             hung_500 += 1
         # What the stream says about b: a ring, if any, goes out with the
-        # hangup's answer (when a sync covers its batch, failed or not).
-        ev = sub.next_where(lambda e: e.get("call") == b, timeout=0.3)
-        rang = ev is not None and ev.get("type") == "ring" and ev.get("agent") == "alice"
+        # hangup's answer (when a sync covers its batch, failed or not). It
+        # comes on another connection, so it may be read a moment after the
+        # answer: for a call that rings, wait for it as long as it takes; for
+        # one that does not, a moment shows none is coming.
         st = call_state(b).get("state")
+        ev = sub.next_where(lambda e: e.get("call") == b, timeout=20 if st == "ringing" else 0.3)
+        rang = ev is not None and ev.get("type") == "ring" and ev.get("agent") == "alice"
         told += rang
         told_500 += rang and h.status == 500
         if rang != (st == "ringing"):
