@@ -12,7 +12,7 @@
 ** account left garbage behind; the account keeps serving and another
 ** account never notices.
 **
-** The wall-clock limit is 1 s (SB_TEST_WALL_MS overrides it, e.g. under
+** The wall-clock limit is 10 s (SB_TEST_WALL_MS overrides it, e.g. under
 ** valgrind), so that the instruction and memory budgets are what stops
 ** the scripts here. The two wall-clock cases need no timing: their work
 ** takes far longer than their 1 ms on any machine.

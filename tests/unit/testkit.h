@@ -59,7 +59,12 @@ static void log_keep(void *arg, sb_log_level l, const char *line)
 #endif
 
 /* The engine the C tests open: on dir, with the injected clock, quiet logs,
-** nothing synced, a map of `map` bytes and policy_dir (may be NULL). */
+** nothing synced, a map of `map` bytes and policy_dir (may be NULL). Hooks
+** get 10 s of wall-clock time, not the default 50 ms: on a loaded machine
+** (the sanitizer build, other jobs) a trivial hook is now and then
+** descheduled for longer and fails, which a test sees as a fallback or a
+** failed review. The instruction budget still stops a runaway hook; a test
+** of the wall-clock limit sets its own. */
 static inline void test_engine_config(sb_config *cfg, const char *dir, const char *policy_dir,
                                       size_t map)
 {
@@ -70,6 +75,7 @@ static inline void test_engine_config(sb_config *cfg, const char *dir, const cha
     cfg->clock = test_clock;
     cfg->map_size = map;
     cfg->log = quiet;
+    cfg->policy_wall_ms = 10000;
 }
 
 /* Open it; NULL, and the reason on the TAP stream, if that fails. */
