@@ -423,14 +423,17 @@ wait_told(21)
 t.ok(told() == 21 and any("not_logged_before=" in l for l in timed_out()),
      "the next line says how many were left out: all 21 told", (told(), timed_out()))
 
+mark = len(d.lines)
 s = connect()
 body = json.dumps(agent_doc("late")).encode()
 wire = chunked(body, 10)
 s.sendall(("PUT /v1/agents/late HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
            "Transfer-Encoding: chunked\r\n\r\n" % acme.auth).encode() + wire[:40])
-time.sleep(0.3)
+# Each step waits for the daemon's line saying it is done, however slow the
+# machine: the connection taken, then the signal handled.
+d.wait_log(r'msg="connection accepted" .*peer=%s:%d' % s.getsockname(), after=mark, timeout=30)
 d.signal(signal.SIGTERM)
-time.sleep(0.3)
+d.wait_log(r'msg="shutting down', after=mark, timeout=30)
 s.sendall(wire[40:])
 resps, left = read_responses(s, [False], timeout=10)
 t.ok(resps[0][0] == 200 and resps[0][1].get("connection") == "close",
