@@ -73,15 +73,22 @@ static __attribute__((unused)) void logline(void *arg, sb_log_level lvl, const c
 ** backstop here: at 1 s, a script a memory or instruction budget stops was
 ** stopped by the wall clock instead on a loaded machine with the sanitizer
 ** build, and its check of the message failed. */
-static __attribute__((unused)) pol_host *host_new(uint32_t quarantine_after)
+static __attribute__((unused)) pol_host *host_new_wall(uint32_t quarantine_after, uint32_t wall_ms)
 {
     const char *wall = getenv("SB_TEST_WALL_MS");
     pol_limits lim = {.instructions = 1000000,
-                      .wall_ms = wall ? (uint32_t)atoi(wall) : 10000,
+                      .wall_ms = wall_ms ? wall_ms
+                                 : wall  ? (uint32_t)atoi(wall)
+                                         : 10000,
                       .memory = 8u << 20,
                       .quarantine_after = quarantine_after,
                       .load_instructions = 2000000};
     return pol_host_new(&lim, get_src, NULL, logline, NULL);
+}
+
+static __attribute__((unused)) pol_host *host_new(uint32_t quarantine_after)
+{
+    return host_new_wall(quarantine_after, 0);
 }
 
 /* --- the candidates and one call ------------------------------------------- */

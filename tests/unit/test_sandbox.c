@@ -49,6 +49,14 @@ static const char *GOOD = "local P = {}\n"
 
 /* --- the hostile scripts ---------------------------------------------- */
 
+/* The scripts only the wall clock stops run on a host whose wall clock is
+** 500 ms: the suite's 10 s (the backstop for the others on a loaded machine)
+** would be spent on each. */
+static int wall_only(const char *name)
+{
+    return !strcmp(name, "long-string-compare") || !strcmp(name, "deep-recursion-pcall");
+}
+
 static const struct hostile hostile[] = {
     /* CPU */
     {"loop", R("while true do end"), "instruction budget exceeded"},
@@ -310,11 +318,13 @@ int main(void)
     char names[countof(hostile)][80];
     for (size_t i = 0; i < countof(hostile); i++) {
         const struct hostile *t = &hostile[i];
+        pol_host *on = wall_only(t->name) ? host_new_wall(0, 500) : h;
         snprintf(names[i], sizeof names[i], "hostile-%s", t->name);
-        hostile_fails(h, route, t, names[i]);
-        d = route(h, 1, "good");
+        hostile_fails(on, route, t, names[i]);
+        d = route(on, 1, "good");
         ok(!d->failed && d->kind == DEC_RING && d->ring[0].cand == 2,
            "%s: the account keeps serving (%s)", t->name, d->error);
+        if (on != h) pol_host_free(on);
     }
     d = route(h, 2, "good");
     ok(!d->failed && d->kind == DEC_RING, "the other account was never affected");
@@ -341,7 +351,9 @@ int main(void)
     uint64_t took = (mono_ns() - t0) / 1000000;
     ok(dec.failed && strstr(dec.error, "wall-clock limit exceeded (20 ms)"), "wall clock: %s",
        dec.error);
-    ok(took < 200, "wall clock enforced promptly (%llu ms)", (unsigned long long)took);
+    /* Promptly, not to the millisecond: its instruction budget would take
+    ** minutes, and a loaded machine may keep the process off the CPU. */
+    ok(took < 5000, "wall clock enforced promptly (%llu ms)", (unsigned long long)took);
     pol_host_free(hw);
 
     /* Cross-file and cross-account isolation. */
