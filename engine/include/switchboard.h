@@ -1072,7 +1072,13 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 ** when it is received, never later ones. Audit reasons show numbers as
 ** [number]; the request's own audit entry ("erasure_request") follows its
 ** records'. Runs in short transactions; a request cut short (crash) is
-** finished by running it again. */
+** finished by running it again, or at the next sb_open. Before it changes
+** anything the request is appended to the data directory's erasure journal
+** (erasures.journal: the number's pseudonym, no number), which no backup
+** holds: sb_open applies again each request of the journal that data.mdb
+** has not seen (one restored from an earlier backup), logging it at warn and
+** auditing it. A journal that cannot be written (a full disk: SB_EFULL)
+** refuses the request, erasing nothing. */
 SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
 
 /* Records of the account without their sealed data (numbers, personal

@@ -738,6 +738,14 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
                    e->policy_dir, sb_result_message(tmp));
         sb_result_free(tmp);
     }
+    /* Erasure requests data.mdb has not seen (restored from a backup taken
+    ** before them): applied again now, before anything reads the records
+    ** they erased. A failure is said and does not keep the engine from
+    ** opening; the next erasure request tries again, and is refused while
+    ** they cannot be. */
+    sb_result *tmp = sb_result_new();
+    if (ret_erasures_catch_up(e, tmp)) sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(tmp));
+    sb_result_free(tmp);
     *out = e;
     return 0;
 fail:

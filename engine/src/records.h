@@ -338,5 +338,46 @@ int ret_account_deleted(wtx *t, uint32_t acct);
 int ret_upgrade_queue(MDB_txn *txn, sb_engine *e);
 /* Log what retention.c counted and has not said yet, and free it (sb_close). */
 void ret_free(sb_engine *e);
+/* Apply again the erasure requests of the journal that data.mdb has not
+** seen (restored from a backup taken before them; a request cut short by a
+** crash): each logged at warn and audited as an erasure request. Nothing to
+** do without a journal. sb_open runs it; sb_erase does before its own. */
+int ret_erasures_catch_up(sb_engine *e, sb_result *res);
+
+/* --- journal.c: the erasure journal ---------------------------------------- */
+typedef struct ejr_entry {
+    uint64_t seq;
+    uint32_t acct;
+    char account[SB_ID_MAX + 1];
+    uint8_t pseudo[16];
+    int64_t received;
+} ejr_entry;
+
+typedef struct ejr {
+    int fd; /* -1: no journal (opened without create) */
+    char path[4096];
+    ejr_entry *v; /* the whole entries, in order */
+    size_t n, cap;
+    uint64_t last; /* the last entry's seq (0: none) */
+    size_t good;   /* bytes of whole lines */
+    size_t prev;   /* good before the last append */
+    int torn;      /* bytes past good: an append cut short */
+    int busy;      /* EJR_TRY, and another holds the lock: not opened */
+} ejr;
+
+enum { EJR_CREATE = 1, EJR_TRY = 2 };
+
+/* Open the data directory's journal (EJR_CREATE: make it when missing;
+** else fd -1 when there is none), lock it (flock, exclusive; EJR_TRY: fd -1
+** and busy when another holds it) and read its whole entries; a torn end
+** is logged and left for ejr_append to write over. */
+int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res);
+/* Append x (its seq set by the caller) and sync it: on any failure
+** nothing of it stays, SB_EFULL on a full disk, SB_ESTORE otherwise. */
+int ejr_append(sb_engine *e, ejr *j, ejr_entry *x, sb_result *res);
+/* Take back the entry the last ejr_append wrote (its request was refused). */
+void ejr_unappend(sb_engine *e, ejr *j);
+/* Unlock, close and free. */
+void ejr_close(ejr *j);
 
 #endif

@@ -2556,7 +2556,27 @@ typedef struct erase_op {
     counts all;      /* the committed transactions */
     json_t *reasons; /* this transaction */
     held_tally over; /* decisions holds overrode in this transaction */
+    /* The request's entry in the erasure journal (journal.c): its seq, kept
+    ** in data.mdb by the request's last transaction (0: none), and the
+    ** pseudonym it holds, which stands for the number once known. */
+    uint64_t seq;
+    int have_pseudo;
+    uint8_t pseudo[16];
+    uint32_t acct; /* again: the account's number the entry names */
+    ejr *j;        /* the journal, locked: the request goes in it (sb_erase) */
+    int again;     /* applied again from the journal */
+    int gone;      /* again, and the account is gone (or another now) */
 } erase_op;
+
+/* data.mdb has seen the journal's requests up to op's (in its last
+** transaction). */
+static int seq_put(wtx *t, const erase_op *op)
+{
+    uint64_t seen = 0;
+    int rc = st_meta_u64(t->txn, t->e, "erasure_seq", &seen);
+    if (!rc && op->seq > seen) rc = st_meta_put_u64(t->txn, t->e, "erasure_seq", op->seq);
+    return rc;
+}
 
 /* The request itself in the audit log, with what it did (in its last
 ** transaction, beside its last records' entries): a request that found
@@ -2565,14 +2585,42 @@ static int audit_request(rctx *x, const erase_op *op)
 {
     counts c = op->all;
     add_counts(&c, &x->n);
-    char why[256];
+    char why[320];
     snprintf(why, sizeof why,
-             "erasure request: %llu deleted, %llu anonymized, %llu kept (%llu held, %llu "
+             "erasure request%s: %llu deleted, %llu anonymized, %llu kept (%llu held, %llu "
              "failed); %d live call%s",
+             op->again ? " (applied again from the erasure journal: data.mdb had not seen it)" : "",
              (unsigned long long)c.deleted, (unsigned long long)c.anonymized,
              (unsigned long long)c.kept, (unsigned long long)c.overridden,
              (unsigned long long)c.failed, op->live, op->live == 1 ? "" : "s");
     return audit_add(x, NULL, 0, 0, "erasure_request", NULL, 0, why, SRC_ERASURE, NULL, NULL);
+}
+
+/* The request's entry in the journal, before its first change (the
+** transaction that meets a full disk here is refused whole), numbered past
+** both the journal's last and data.mdb's (a journal lost or begun again).
+** None when the account has no data key: nothing of it was ever sealed. */
+static int journal_request(wtx *t, erase_op *op, const uint8_t pseudo[16])
+{
+    uint64_t seen;
+    int rc = st_meta_u64(t->txn, t->e, "erasure_seq", &seen);
+    if (rc) return eng_mdb_err(t->res, rc, "read the erasure journal's place");
+    ejr_entry x = {.seq = (op->j->last > seen ? op->j->last : seen) + 1,
+                   .acct = t->acct,
+                   .received = op->received};
+    snprintf(x.account, sizeof x.account, "%s", t->account->id);
+    memcpy(x.pseudo, pseudo, sizeof x.pseudo);
+    if ((rc = ejr_append(t->e, op->j, &x, t->res))) {
+        t->no_room = rc == SB_EFULL; /* the journal's disk: no map to grow */
+        char why[512];
+        snprintf(why, sizeof why, "%s", sb_result_message(t->res));
+        return res_err(t->res, rc, sb_result_field(t->res),
+                       "%s: the erasure request is refused, nothing was erased", why);
+    }
+    op->seq = x.seq;
+    op->have_pseudo = 1;
+    memcpy(op->pseudo, pseudo, sizeof op->pseudo);
+    return 0;
 }
 
 static int do_erase(wtx *t, void *arg)
@@ -2585,6 +2633,13 @@ static int do_erase(wtx *t, void *arg)
     op->over.n = 0;
     json_object_clear(op->reasons);
     int rc = tx_account(t, op->account);
+    if (op->again && (rc == SB_ENOTFOUND || (!rc && t->acct != op->acct))) {
+        /* Deleted since, or deleted and made again: its data key, and with
+        ** it every record the request could reach, is gone. */
+        res_reset(t->res);
+        op->done = op->gone = 1;
+        return seq_put(t, op);
+    }
     if (rc) return rc;
     rctx x;
     rctx_init(&x, t);
@@ -2594,7 +2649,7 @@ static int do_erase(wtx *t, void *arg)
     rc = rec_key(t->e, t->acct, t->account->id, 0, key);
     if (rc == REC_NO_KEY) { /* no data key: nothing was ever sealed */
         op->done = 1;
-        if ((rc = audit_request(&x, op)) == 0) rc = audit_flush(&x);
+        if ((rc = audit_request(&x, op)) == 0 && (rc = seq_put(t, op)) == 0) rc = audit_flush(&x);
         goto out;
     }
     if (rc == SB_ECRYPTO) {
@@ -2606,8 +2661,12 @@ static int do_erase(wtx *t, void *arg)
         goto out;
     }
     if (rc) goto out;
-    cr_pseudonym(key, op->number, pseudo);
+    if (op->have_pseudo)
+        memcpy(pseudo, op->pseudo, sizeof pseudo);
+    else
+        cr_pseudonym(key, op->number, pseudo);
     cr_wipe(key, sizeof key);
+    if (op->j && !op->seq && (rc = journal_request(t, op, pseudo))) goto out;
     int handled;
     rc = erase_batch(&x, pseudo, op->received, op->cur, op->curlen, op->next, &op->nextlen,
                      &op->done, &handled);
@@ -2634,7 +2693,7 @@ static int do_erase(wtx *t, void *arg)
         else
             rc = st_del(t->txn, t->e, DB_ERASURES, k, pend_key(k, t->acct, pseudo));
     }
-    if (!rc && op->done) rc = audit_request(&x, op);
+    if (!rc && op->done && (rc = audit_request(&x, op)) == 0) rc = seq_put(t, op);
     if (!rc) rc = audit_flush(&x);
 out:
     op->n = x.n;
@@ -2700,6 +2759,116 @@ static int number_arg(const char *number, char out[SB_E164_MAX + 1], sb_result *
     return 0;
 }
 
+/* Run the request in op to its end, its reasons merged into reasons;
+** committed: whether a transaction of it committed (a failure after one
+** leaves the request part done). */
+static int erase_run(sb_engine *e, erase_op *op, json_t *reasons, int *committed, sb_result *res)
+{
+    held_tally over = {0}; /* the request's, per hold: one line each */
+    int rc;
+    *committed = 0;
+    op->reasons = json_object();
+    do {
+        rc = eng_write_ex(e, do_erase, op, res, 1); /* it deletes */
+        if (rc) break;
+        *committed = 1;
+        held_merge(e, &over, &op->over, HELD_ERASURE);
+        op->held |= op->held_now;
+        memcpy(op->cur, op->next, op->nextlen);
+        op->curlen = op->nextlen;
+        add_counts(&op->all, &op->n);
+        const char *k;
+        json_t *v;
+        json_object_foreach(op->reasons, k, v)
+        {
+            json_t *o = json_object_get(reasons, k);
+            json_object_set_new(
+                reasons, k, json_integer(json_integer_value(v) + (o ? json_integer_value(o) : 0)));
+        }
+    } while (!op->done);
+    for (int i = 0; i < over.n; i++)
+        held_say(e, &over.v[i], HELD_ERASURE);
+    free(over.v);
+    free(op->over.v);
+    op->over.v = NULL;
+    json_decref(op->reasons);
+    op->reasons = NULL;
+    return rc;
+}
+
+/* The journal's seq data.mdb has seen (its last request's). Read in a
+** write transaction that writes nothing: sb_erase may be called from a
+** thread holding a read transaction, and LMDB gives a thread one. */
+static int read_seen(wtx *t, void *arg)
+{
+    int rc = st_meta_u64(t->txn, t->e, "erasure_seq", arg);
+    return rc ? eng_mdb_err(t->res, rc, "read the erasure journal's place") : 0;
+}
+
+static int seq_seen(sb_engine *e, uint64_t *seen, sb_result *res)
+{
+    return eng_write_ex(e, read_seen, seen, res, 1);
+}
+
+/* ret_erasures_catch_up with the journal open and locked. */
+static int catch_up(sb_engine *e, const ejr *j, sb_result *res)
+{
+    uint64_t seen;
+    int rc = seq_seen(e, &seen, res);
+    for (size_t i = 0; i < j->n && !rc; i++) {
+        const ejr_entry *x = &j->v[i];
+        if (x->seq <= seen) continue;
+        erase_op op = {.account = x->account,
+                       .received = x->received,
+                       .seq = x->seq,
+                       .have_pseudo = 1,
+                       .acct = x->acct,
+                       .again = 1};
+        memcpy(op.pseudo, x->pseudo, sizeof op.pseudo);
+        json_t *reasons = json_object();
+        int committed;
+        rc = erase_run(e, &op, reasons, &committed, res);
+        json_decref(reasons);
+        if (rc) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", sb_result_message(res));
+            rc = res_err(res, rc, sb_result_field(res),
+                         "erasure request %llu of %s (account '%s'), which data.mdb has not "
+                         "seen, cannot be applied again: %s",
+                         (unsigned long long)x->seq, j->path, x->account, why);
+            break;
+        }
+        if (op.gone)
+            sb_log(e, SB_LOG_INFO,
+                   "erasure request %llu of the erasure journal: account '%s' no longer exists "
+                   "(nor its data key): nothing to apply again",
+                   (unsigned long long)x->seq, x->account);
+        else
+            sb_log(e, SB_LOG_WARN,
+                   "erasure request %llu of the erasure journal (account '%s') applied again, "
+                   "as data.mdb had not seen it (restored from a backup taken before it, or "
+                   "the request was cut short): %llu deleted, %llu anonymized, %llu kept "
+                   "(%llu held, %llu failed); the audit log has it",
+                   (unsigned long long)x->seq, x->account, (unsigned long long)op.all.deleted,
+                   (unsigned long long)op.all.anonymized, (unsigned long long)op.all.kept,
+                   (unsigned long long)op.all.overridden, (unsigned long long)op.all.failed);
+    }
+    return rc;
+}
+
+int ret_erasures_catch_up(sb_engine *e, sb_result *res)
+{
+    ejr j;
+    /* Another holding the journal is catching up itself (sb_erase does
+    ** before its request): not waited for. */
+    int rc = ejr_open(e, EJR_TRY, &j, res);
+    if (rc || j.fd < 0) return rc;
+    rc = catch_up(e, &j, res);
+    ejr_close(&j);
+    if (!rc) (void)eng_scrub(e);
+    return rc;
+}
+
 int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *res)
 {
     res_reset(res);
@@ -2708,36 +2877,33 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     if (!id_valid(account)) return res_no_such(res, "account", "account", account);
     int rc = number_arg(number, op.number, res);
     if (rc) return rc;
-    op.reasons = json_object();
-    json_t *reasons = json_object();
-    held_tally over = {0}; /* the request's, per hold: one line each */
-    do {
-        rc = eng_write_ex(e, do_erase, &op, res, 1); /* it deletes */
-        if (rc) break;
-        held_merge(e, &over, &op.over, HELD_ERASURE);
-        op.held |= op.held_now;
-        memcpy(op.cur, op.next, op.nextlen);
-        op.curlen = op.nextlen;
-        add_counts(&op.all, &op.n);
-        const char *k;
-        json_t *v;
-        json_object_foreach(op.reasons, k, v)
-        {
-            json_t *o = json_object_get(reasons, k);
-            json_object_set_new(
-                reasons, k, json_integer(json_integer_value(v) + (o ? json_integer_value(o) : 0)));
-        }
-    } while (!op.done);
-    for (int i = 0; i < over.n; i++)
-        held_say(e, &over.v[i], HELD_ERASURE);
-    free(over.v);
-    free(op.over.v);
-    cr_wipe(op.number, sizeof op.number);
-    json_decref(op.reasons);
-    if (rc) {
-        json_decref(reasons);
-        return rc;
+    /* The request goes in the journal first, after the requests before it
+    ** that data.mdb has not seen: a restore of an older data.mdb, or a crash
+    ** part way, has it applied again at the next open. */
+    ejr j;
+    /* This thread's batch first: its write lock, held while the journal's
+    ** lock is waited for, would keep the holder from finishing. */
+    eng_batch_settle(e);
+    if ((rc = ejr_open(e, EJR_CREATE, &j, res))) goto out;
+    if ((rc = catch_up(e, &j, res))) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", sb_result_message(res));
+        rc = res_err(res, rc, sb_result_field(res), "%s; this request was not taken", why);
+        goto out;
     }
+    op.j = &j;
+    json_t *reasons = json_object();
+    int committed;
+    rc = erase_run(e, &op, reasons, &committed, res);
+    if (rc) {
+        /* Refused before it changed anything: out of the journal too. One
+        ** that did part of its work stays there, to be finished. */
+        if (!committed && op.seq) ejr_unappend(e, &j);
+        json_decref(reasons);
+        goto out;
+    }
+    ejr_close(&j);
+    cr_wipe(op.number, sizeof op.number);
     (void)eng_scrub(e);
     /* Kept and failed records both stay: "kept" counts every record left. */
     res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "deleted", (json_int_t)op.all.deleted,
@@ -2745,6 +2911,10 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
                            (json_int_t)(op.all.kept), "failed", (json_int_t)op.all.failed, "held",
                            (json_int_t)op.all.overridden, "live", op.live, "reasons", reasons));
     return 0;
+out:
+    ejr_close(&j);
+    cr_wipe(op.number, sizeof op.number);
+    return rc;
 }
 
 /* --- access requests ------------------------------------------------------------------- */

@@ -1,0 +1,239 @@
+/*
+** journal.c — the erasure journal: every erasure request, kept in the data
+** directory outside LMDB (erasures.journal), so that a data.mdb restored
+** from a backup taken before a request has it applied again when the
+** directory next opens (retention.c, ret_erasures_catch_up).
+**
+** One request a line, numbered from 1:
+**
+**   e <seq> <account number> <account id> <pseudonym, 32 hex> <received ms> <check>
+**
+** No number: the pseudonym, keyed with the account's data key, is what the
+** records' index holds. <check> is 16 hex digits of an FNV-1a hash of the
+** line before it: a line torn by a crash (or a full disk) mid-append, and
+** whatever follows it, is not an entry, and the next append writes over it.
+** Lines starting with '#' are notes for whoever opens the file. data.mdb
+** keeps the number of the last request it has seen (meta "erasure_seq"), so
+** a restored one is behind the journal by the requests since its backup.
+** Appends and catching up hold an exclusive flock on the file, across the
+** processes sharing the directory.
+*/
+#include "engine.h"
+#include "records.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char head[] = "# Switchboard erasure journal: one erasure request a line, by the "
+                           "number's pseudonym (no number).\n# Keep it in the data directory: a "
+                           "restore replaces data.mdb and data.keys, never this file.\n";
+
+static uint64_t fnv(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* One line (without its '\n') as an entry: 0, or -1 if it is none. */
+static int parse_line(const char *p, size_t n, ejr_entry *x)
+{
+    char line[512];
+    if (n < 20 || n >= sizeof line) return -1;
+    memcpy(line, p, n);
+    line[n] = 0;
+    char *sp = strrchr(line, ' ');
+    if (!sp || strlen(sp + 1) != 16) return -1;
+    char want[17];
+    snprintf(want, sizeof want, "%016" PRIx64, fnv(line, (size_t)(sp - line)));
+    if (memcmp(sp + 1, want, 16)) return -1;
+    *sp = 0;
+    char account[SB_ID_MAX + 2], hex[40];
+    unsigned long long seq, acct;
+    long long received;
+    if (sscanf(line, "e %llu %llu %129s %39s %lld", &seq, &acct, account, hex, &received) != 5 ||
+        !seq || acct > UINT32_MAX || !id_valid(account) || strlen(hex) != 32)
+        return -1;
+    for (int i = 0; i < 16; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        x->pseudo[i] = (uint8_t)(hi << 4 | lo);
+    }
+    x->seq = seq;
+    x->acct = (uint32_t)acct;
+    snprintf(x->account, sizeof x->account, "%s", account);
+    x->received = received;
+    return 0;
+}
+
+static int journal_err(sb_result *res, int err, const char *what, const char *path)
+{
+    int full = err == ENOSPC || err == EDQUOT || err == EFBIG;
+    return res_err(res, full ? SB_EFULL : SB_ESTORE, "data_dir",
+                   "cannot %s the erasure journal %s: %s%s", what, path, strerror(err),
+                   full ? ": free space on its disk" : "");
+}
+
+void ejr_close(ejr *j)
+{
+    if (j->fd >= 0) close(j->fd); /* and the lock with it */
+    j->fd = -1;
+    free(j->v);
+    j->v = NULL;
+    j->n = j->cap = 0;
+}
+
+int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
+{
+    int create = flags & EJR_CREATE;
+    memset(j, 0, sizeof *j);
+    j->fd = -1;
+    snprintf(j->path, sizeof j->path, "%s/erasures.journal", e->data_dir);
+    int fd = open(j->path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    if (fd < 0) {
+        if (errno == ENOENT && !create) return 0;
+        return journal_err(res, errno, "open", j->path);
+    }
+    j->fd = fd;
+    int rc;
+    while ((rc = flock(fd, LOCK_EX | (flags & EJR_TRY ? LOCK_NB : 0))) && errno == EINTR)
+        ;
+    if (rc && errno == EWOULDBLOCK) {
+        ejr_close(j);
+        j->busy = 1;
+        return 0;
+    }
+    struct stat st;
+    if (rc || fstat(fd, &st)) {
+        int err = errno;
+        ejr_close(j);
+        return journal_err(res, err, "lock", j->path);
+    }
+    char *buf = st.st_size ? malloc((size_t)st.st_size) : NULL;
+    if (st.st_size && !buf) {
+        ejr_close(j);
+        return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    }
+    size_t len = 0;
+    while (len < (size_t)st.st_size) {
+        ssize_t r = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int err = r < 0 ? errno : EIO;
+            free(buf);
+            ejr_close(j);
+            return journal_err(res, err, "read", j->path);
+        }
+        len += (size_t)r;
+    }
+    /* The entries up to the first line that is not whole: past it, nothing
+    ** was acknowledged (an append syncs before its request runs). */
+    size_t at = 0;
+    while (at < len) {
+        char *nl = memchr(buf + at, '\n', len - at);
+        if (!nl) break;
+        size_t n = (size_t)(nl - (buf + at));
+        if (buf[at] != '#') {
+            ejr_entry x;
+            if (parse_line(buf + at, n, &x) || x.seq <= j->last) break;
+            if (j->n == j->cap) {
+                size_t cap = j->cap ? j->cap * 2 : 16;
+                ejr_entry *v = realloc(j->v, cap * sizeof *v);
+                if (!v) {
+                    free(buf);
+                    ejr_close(j);
+                    return res_err(res, SB_ENOMEM, NULL, "out of memory");
+                }
+                j->v = v;
+                j->cap = cap;
+            }
+            j->v[j->n++] = x;
+            j->last = x.seq;
+        }
+        at += n + 1;
+    }
+    j->good = at;
+    j->torn = at < len;
+    free(buf);
+    if (j->torn)
+        sb_log(e, SB_LOG_WARN,
+               "%s: %zu bytes at its end are no whole entry (an append cut short): ignored, "
+               "and written over by the next erasure request",
+               j->path, len - at);
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n, off_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? errno : ENOSPC;
+        p += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+int ejr_append(sb_engine *e, ejr *j, ejr_entry *x, sb_result *res)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "e %llu %lu %s ", (unsigned long long)x->seq,
+                     (unsigned long)x->acct, x->account);
+    for (int i = 0; i < 16; i++)
+        n += snprintf(line + n, sizeof line - (size_t)n, "%02x", x->pseudo[i]);
+    n += snprintf(line + n, sizeof line - (size_t)n, " %lld", (long long)x->received);
+    n += snprintf(line + n, sizeof line - (size_t)n, " %016" PRIx64 "\n", fnv(line, (size_t)n));
+    off_t at = (off_t)j->good;
+    int err = 0;
+    /* A torn tail goes first, so that nothing before this entry is half a
+    ** line; a new file starts with its notes. */
+    if (j->torn && ftruncate(j->fd, at)) err = errno;
+    if (!err && at == 0) {
+        err = write_all(j->fd, head, sizeof head - 1, 0);
+        at = sizeof head - 1;
+    }
+    if (!err) err = write_all(j->fd, line, (size_t)n, at);
+    if (!err && fdatasync(j->fd)) err = errno;
+    if (!err && j->good == 0) { /* a new file: its name too */
+        int d = open(e->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d < 0 || fsync(d)) err = errno;
+        if (d >= 0) close(d);
+    }
+    if (err) {
+        /* Nothing of it stays: the request is refused. */
+        if (ftruncate(j->fd, (off_t)j->good) == 0) (void)fdatasync(j->fd);
+        return journal_err(res, err, "append to", j->path);
+    }
+    j->torn = 0;
+    j->prev = j->good;
+    j->good = (size_t)at + (size_t)n;
+    j->last = x->seq;
+    return 0;
+}
+
+void ejr_unappend(sb_engine *e, ejr *j)
+{
+    if (ftruncate(j->fd, (off_t)j->prev) || fdatasync(j->fd)) {
+        sb_log(e, SB_LOG_ERROR,
+               "%s: cannot take back the entry of a refused erasure request (%s): it will be "
+               "applied when the directory next opens",
+               j->path, strerror(errno));
+        return;
+    }
+    j->good = j->prev;
+}

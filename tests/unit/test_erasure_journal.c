@@ -1,0 +1,261 @@
+/*
+** test_erasure_journal.c — erasure requests survive a restore. A backup is
+** taken, a caller's records are erased, and the backup's data.mdb and
+** data.keys are put back in the data directory as switchboard(1) says (the
+** master key and erasures.journal stay): at the next open the request is
+** applied again (the caller's records are gone, the other caller's stay),
+** the log and the audit log say so, and it is not applied a second time at
+** the open after. The journal holds no number. A line torn by a crash at
+** its end is ignored (the directory opens, nothing is applied from it) and
+** written over by the next request. A full disk (the file size limit) while
+** the request is appended refuses it with SB_EFULL, erasing nothing and
+** leaving the journal as it was. A request for an account deleted since
+** is applied again when a restore brings the account back, and passed over,
+** saying so, when the restored data.mdb does not have the account.
+*/
+#include "engine.h"
+#include "records.h"
+#include "switchboard.h"
+#include "tap.h"
+#define TESTKIT_LOG_KEEP
+#include "testkit.h"
+#include "reckit.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+static sb_engine *open_logged(void)
+{
+    sb_config cfg;
+    test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
+    cfg.log = log_keep;
+    log_clear();
+    return test_open(&cfg, res);
+}
+
+static int reopen(void)
+{
+    sb_close(eng);
+    eng = open_logged();
+    return eng ? 0 : -1;
+}
+
+/* Records of number in the account (an access request), -1 on failure. */
+static long long records_of(const char *acct, const char *number)
+{
+    json_t *d = doc(sb_records_export(eng, acct, number, SB_EXPORT_JSON, res));
+    long long n = d ? (long long)json_array_size(json_object_get(d, "records")) : -1;
+    json_decref(d);
+    return n;
+}
+
+/* The account's audit entries of action erasure_request; the last one's
+** reason into why. */
+static int requests_audited(const char *acct, char *why, size_t cap)
+{
+    json_t *d = doc(sb_audit_list(eng, acct, 0, 10000, res));
+    int n = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(d, "entries"), i, x)
+    {
+        if (strcmp(jstr(x, "action"), "erasure_request")) continue;
+        n++;
+        if (why) snprintf(why, cap, "%s", jstr(x, "reason"));
+    }
+    json_decref(d);
+    return d ? n : -1;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    size_t n;
+    unsigned char *b = slurp(from, &n);
+    if (!b) return -1;
+    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int rc = fd >= 0 && write(fd, b, n) == (ssize_t)n ? 0 : -1;
+    if (fd >= 0) close(fd);
+    free(b);
+    return rc;
+}
+
+/* The restore switchboard(1) gives: the backup's two files in place. */
+static int restore(const char *bk)
+{
+    char from[600], to[600];
+    sb_close(eng);
+    eng = NULL;
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
+        const char *f = i ? "data.keys" : "data.mdb";
+        snprintf(from, sizeof from, "%s/%s", bk, f);
+        snprintf(to, sizeof to, "%s/%s", dir, f);
+        rc = copy_file(from, to);
+    }
+    eng = open_logged();
+    return rc || !eng ? -1 : 0;
+}
+
+static char jpath[600];
+
+static size_t journal_size(void)
+{
+    struct stat st;
+    return stat(jpath, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+static void three_calls(const char *prefix, const char *number)
+{
+    char id[64], json[256];
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        snprintf(json, sizeof json,
+                 "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\",\"caller\":\"%s\"}", id,
+                 number);
+        ev("acme", json);
+        now_ms += 2000;
+        finish("acme", id, NULL); /* abandoned: no agent to wait for */
+    }
+}
+
+int main(void)
+{
+    if (start_engine("ejournal")) return done_testing();
+    sb_close(eng);
+    eng = open_logged();
+    snprintf(jpath, sizeof jpath, "%s/erasures.journal", dir);
+    const char *acct = "{\"id\":\"acme\"}";
+    sb_account_put(eng, acct, strlen(acct), res);
+    ok(support_team("acme", "longest-idle") == 0, "an account with a team");
+    three_calls("x", "+442079460101");
+    three_calls("y", "+442079460202");
+    ok(records_of("acme", "+442079460101") == 3 && records_of("acme", "+442079460202") == 3,
+       "three records of each caller");
+
+    char bk[600];
+    snprintf(bk, sizeof bk, "%s-backup", dir);
+    ok(sb_backup(eng, bk, res) == 0, "a backup (%s)", sb_result_message(res));
+    ok(journal_size() == 0, "no journal before the first erasure request");
+
+    now_ms += 60000;
+    json_t *d = doc(sb_erase(eng, "acme", "+44 20 7946 0101", res));
+    ok(d && jint(d, "deleted") == 3, "the erasure request deletes the caller's three records");
+    json_decref(d);
+    ok(records_of("acme", "+442079460101") == 0, "... none left");
+
+    size_t n;
+    unsigned char *b = slurp(jpath, &n);
+    ok(b && n > 0, "the request is in the journal (%zu bytes)", n);
+    if (b) b[n] = 0;
+    ok(b && !strstr((char *)b, "2079460101") && !strstr((char *)b, "+44"),
+       "... which holds no number, nor a part of one");
+    struct stat st;
+    ok(stat(jpath, &st) == 0 && (st.st_mode & 0777) == 0600, "... readable by the owner only");
+    free(b);
+
+    /* The restore: the erased caller's records would be back. */
+    ok(restore(bk) == 0, "the backup restored in place, the directory opened");
+    ok(records_of("acme", "+442079460101") == 0,
+       "the erasure request since the backup is applied again at the open");
+    ok(records_of("acme", "+442079460202") == 3, "... the other caller's records stay");
+    ok(strstr(logbuf, "erasure request 1 of the erasure journal (account 'acme') applied again") &&
+           strstr(logbuf, "3 deleted"),
+       "... the log says so, with what it did");
+    char why[400] = "";
+    ok(requests_audited("acme", why, sizeof why) == 1 && strstr(why, "applied again") &&
+           strstr(why, "3 deleted"),
+       "... and the audit log has it (%s)", why);
+    ok(reopen() == 0 && !strstr(logbuf, "applied again") && requests_audited("acme", NULL, 0) == 1,
+       "opened again: not applied a second time");
+
+    /* A request after the restore is numbered after those before it. */
+    now_ms += 60000;
+    three_calls("z", "+442079460303");
+    d = doc(sb_erase(eng, "acme", "+442079460303", res));
+    ok(d && jint(d, "deleted") == 3, "a new request after the restore deletes its caller's");
+    json_decref(d);
+    b = slurp(jpath, &n);
+    int lines = 0;
+    for (size_t i = 0; b && i < n; i++)
+        lines += b[i] == '\n' && i + 2 < n && b[i + 1] == 'e';
+    ok(b && lines == 2 && b[n - 1] == '\n' && strstr((char *)b, "\ne 2 "),
+       "... as the journal's second entry");
+    free(b);
+
+    /* A crash mid-append: half a line at the end. */
+    int fd = open(jpath, O_WRONLY | O_APPEND);
+    ok(fd >= 0 && write(fd, "e 3 1 acme torn", 15) == 15, "a torn line at the journal's end");
+    if (fd >= 0) close(fd);
+    ok(reopen() == 0 && strstr(logbuf, "no whole entry") && !strstr(logbuf, "applied again") &&
+           records_of("acme", "+442079460202") == 3,
+       "the directory opens, the torn line is said and ignored, nothing applied");
+    three_calls("w", "+442079460404");
+    d = doc(sb_erase(eng, "acme", "+442079460404", res));
+    ok(d && jint(d, "deleted") == 3, "the next request works");
+    json_decref(d);
+    b = slurp(jpath, &n);
+    if (b) b[n] = 0;
+    ok(b && !strstr((char *)b, "torn") && strstr((char *)b, "\ne 3 ") && b[n - 1] == '\n',
+       "... written over the torn line, as entry 3");
+    free(b);
+    ok(reopen() == 0 && !strstr(logbuf, "no whole entry") && !strstr(logbuf, "applied again"),
+       "... and the journal reads whole again");
+
+    /* A full disk while appending: refused, nothing changes. */
+    size_t before = journal_size();
+    int audited = requests_audited("acme", NULL, 0);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = before;
+    signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    int rc = sb_erase(eng, "acme", "+442079460202", res);
+    setrlimit(RLIMIT_FSIZE, &old);
+    ok(rc == SB_EFULL && strstr(sb_result_message(res), "erasure journal") &&
+           strstr(sb_result_message(res), "nothing was erased"),
+       "a full disk while the request is journaled: SB_EFULL, saying so (%s)",
+       sb_result_message(res));
+    ok(records_of("acme", "+442079460202") == 3 && journal_size() == before &&
+           requests_audited("acme", NULL, 0) == audited,
+       "... nothing erased, the journal and the audit log as they were");
+    ok(reopen() == 0 && !strstr(logbuf, "applied again") && !strstr(logbuf, "no whole entry"),
+       "... and nothing of it is applied at the next open");
+
+    /* A request for an account deleted since the backup's data.mdb. */
+    sb_close(eng);
+    eng = open_logged();
+    char bk2[600];
+    snprintf(bk2, sizeof bk2, "%s-backup2", dir);
+    const char *other = "{\"id\":\"other\"}";
+    sb_account_put(eng, other, strlen(other), res);
+    ok(support_team("other", "longest-idle") == 0, "a second account");
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"type\":\"offer\",\"call\":\"o1\",\"queue\":\"support\",\"caller\":\"%s\"}",
+             "+442079460505");
+    ev("other", json);
+    finish("other", "o1", NULL);
+    ok(sb_backup(eng, bk2, res) == 0, "a backup with it");
+    d = doc(sb_erase(eng, "other", "+442079460505", res));
+    ok(d && jint(d, "deleted") == 1, "its caller erased");
+    json_decref(d);
+    ok(sb_account_delete(eng, "other", res) == 0, "... then the account deleted (%s)",
+       sb_result_message(res));
+    ok(restore(bk2) == 0 && records_of("other", "+442079460505") == 0 &&
+           strstr(logbuf, "applied again"),
+       "restored: the account is back, its caller's erasure applied again");
+    /* The first backup, from before the second account: its request is
+    ** passed over, those of the first applied again. */
+    ok(restore(bk) == 0 && records_of("acme", "+442079460303") == 0 &&
+           records_of("acme", "+442079460202") == 3 &&
+           strstr(logbuf, "account 'other' no longer exists") &&
+           strstr(logbuf, "erasure request 3 of the erasure journal (account 'acme') applied"),
+       "an older backup: the requests of its accounts applied again, one of an account it "
+       "does not have passed over, saying so");
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", bk, bk2);
+    if (system(cmd)) diag("could not remove the backups");
+    return end_engine();
+}
