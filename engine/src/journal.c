@@ -139,16 +139,22 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
         }
         len += (size_t)r;
     }
-    /* The entries up to the first line that is not whole: past it, nothing
-    ** was acknowledged (an append syncs before its request runs). */
-    size_t at = 0;
+    /* The entries up to the last newline: past it is an append cut short,
+    ** never acknowledged (an append syncs before its request runs). A whole
+    ** line that is no entry (damaged) is skipped, not written over: the
+    ** entries after it stand. */
+    size_t at = 0, bad = 0;
     while (at < len) {
         char *nl = memchr(buf + at, '\n', len - at);
         if (!nl) break;
         size_t n = (size_t)(nl - (buf + at));
         if (buf[at] != '#') {
             ejr_entry x;
-            if (parse_line(buf + at, n, &x) || x.seq <= j->last) break;
+            if (parse_line(buf + at, n, &x) || x.seq <= j->last) {
+                bad++;
+                at += n + 1;
+                continue;
+            }
             if (j->n == j->cap) {
                 size_t cap = j->cap ? j->cap * 2 : 16;
                 ejr_entry *v = realloc(j->v, cap * sizeof *v);
@@ -168,6 +174,11 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
     j->good = at;
     j->torn = at < len;
     free(buf);
+    if (bad)
+        sb_log(e, SB_LOG_ERROR,
+               "%s: %zu whole line%s no entry (damaged): skipped; the erasure requests they "
+               "held are lost to a restore",
+               j->path, bad, bad == 1 ? " is" : "s are");
     if (j->torn)
         sb_log(e, SB_LOG_WARN,
                "%s: %zu bytes at its end are no whole entry (an append cut short): ignored, "

@@ -7,7 +7,8 @@
 ** the log and the audit log say so, and it is not applied a second time at
 ** the open after. The journal holds no number. A line torn by a crash at
 ** its end is ignored (the directory opens, nothing is applied from it) and
-** written over by the next request. A full disk (the file size limit) while
+** written over by the next request; a damaged line in the middle is
+** skipped, saying so, and the entries after it stand. A full disk (the file size limit) while
 ** the request is appended refuses it with SB_EFULL, erasing nothing and
 ** leaving the journal as it was. A request for an account deleted since
 ** is applied again when a restore brings the account back, and passed over,
@@ -201,6 +202,27 @@ int main(void)
     free(b);
     ok(reopen() == 0 && !strstr(logbuf, "no whole entry") && !strstr(logbuf, "applied again"),
        "... and the journal reads whole again");
+
+    /* A damaged line in the middle: skipped, those after it stand. */
+    b = slurp(jpath, &n);
+    unsigned char *e2 = b ? (unsigned char *)strstr((char *)b, "\ne 2 ") : NULL;
+    if (e2) e2[6] = e2[6] == '1' ? '2' : '1'; /* its account number: the check fails */
+    fd = open(jpath, O_WRONLY);
+    ok(e2 && fd >= 0 && write(fd, b, n) == (ssize_t)n, "entry 2 damaged in place");
+    if (fd >= 0) close(fd);
+    free(b);
+    ok(reopen() == 0 && strstr(logbuf, "1 whole line is no entry (damaged): skipped") &&
+           !strstr(logbuf, "no whole entry"),
+       "... the open says so");
+    three_calls("v", "+442079460606");
+    d = doc(sb_erase(eng, "acme", "+442079460606", res));
+    b = slurp(jpath, &n);
+    if (b) b[n] = 0;
+    ok(d && jint(d, "deleted") == 3 && b && strstr((char *)b, "\ne 3 ") &&
+           strstr((char *)b, "\ne 4 ") && b[n - 1] == '\n',
+       "... the next request is entry 4, entry 3 after the damaged line kept");
+    json_decref(d);
+    free(b);
 
     /* A full disk while appending: refused, nothing changes. */
     size_t before = journal_size();
