@@ -163,14 +163,13 @@ for v, what in [("1e400", "a double overflow"), ("99999999999999999999", "an int
                 ("-1", "-1"), ("101", "101"), ("50.5", "a fraction"), ('"50"', "a string"),
                 ("true", "a boolean"), ("[50]", "an array")]:
     body = '{"call":"c9","queue":"support","caller":"+4930100009","priority":%s}' % v
-    fld = None if v in ("1e400", "99999999999999999999") else "priority"
-    case("offer priority %s" % what, request("POST", EV, body), 400, "SB_EINVAL", fld)
+    case("offer priority %s" % what, request("POST", EV, body), 400, "SB_EINVAL", "priority")
 for fld, v in [("ring_timeout", 0), ("ring_timeout", 601), ("ring_timeout", 2 ** 31),
                ("ring_timeout", -2 ** 31), ("ring_timeout", 2 ** 63), ("max_wait", -1),
                ("max_wait", 2 ** 40), ("max_length", -1), ("wrapup", -5), ("wrapup", 10 ** 12),
                ("ring_timeout", 1.5), ("ring_timeout", "20")]:
     case("queue %s = %r" % (fld, v), request("PUT", "/v1/queues/q2", {"policy": "first", fld: v}),
-         400, "SB_EINVAL", None if v == 2 ** 63 else fld)
+         400, "SB_EINVAL", fld)
 for fld, v in [("weight", -1), ("weight", 1e308), ("weight", "1"), ("wrapup", -1),
                ("wrapup", 10 ** 15), ("wrapup", 2.5)]:
     case("agent %s = %r" % (fld, v), request("PUT", AG, dict(OK_AGENT, **{fld: v})), 400,
