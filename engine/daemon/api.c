@@ -1742,6 +1742,12 @@ static void h_records(ctx *x)
             fail(x, 400, "SB_EINVAL", "format", "CSV is for access requests (?number=...)");
             return;
         }
+        if (query_has(x->req->query, "after", 5)) {
+            fail(x, 400, "SB_EINVAL", "after",
+                 "\"after\" is for access requests (?number=...): a page of the list goes on "
+                 "from \"before_ms\" and \"before_id\"");
+            return;
+        }
         long long from = -1, to = -1, limit = -1, before = -1;
         char bid[136];
         const char *b = NULL;
@@ -1767,8 +1773,7 @@ static void h_records(ctx *x)
     }
     /* An access request is every record of the number: the list's filters
     ** do not apply to it. */
-    static const char *const list_only[] = {"from_ms", "to_ms",     "queue",
-                                            "limit",   "before_ms", "before_id"};
+    static const char *const list_only[] = {"from_ms", "to_ms", "queue", "before_ms", "before_id"};
     for (size_t i = 0; i < sizeof list_only / sizeof list_only[0]; i++)
         if (query_has(x->req->query, list_only[i], strlen(list_only[i]))) {
             fail(x, 400, "SB_EINVAL", list_only[i],
@@ -1778,22 +1783,54 @@ static void h_records(ctx *x)
             sodium_memzero(number, sizeof number);
             return;
         }
+    /* It is paged as the lists are: at most `limit` records and max_page
+    ** bytes of them (shared by the pages of the turn, one record at least),
+    ** "next" (CSV: Switchboard-Next) the next page's ?after=. A number on
+    ** every call has every record of the account, and its export built
+    ** whole held the loop for seconds. */
+    long long limit = SBD_RECORDS_LIMIT_MAX;
+    char after[192];
+    const char *a = NULL;
+    if (query_int(x, "limit", &limit) || query_param(x, "after", after, sizeof after, &a)) {
+        sodium_memzero(number, sizeof number);
+        return;
+    }
+    if (limit < 1 || limit > SBD_RECORDS_LIMIT_MAX) {
+        fail(x, 400, "SB_EINVAL", "limit", "\"limit\" must be between 1 and %d",
+             SBD_RECORDS_LIMIT_MAX);
+        sodium_memzero(number, sizeof number);
+        return;
+    }
+    size_t budget = x->d->cfg->max_page > x->d->turn_page_bytes
+                        ? x->d->cfg->max_page - x->d->turn_page_bytes
+                        : 1;
     int csv = fmt && !strcmp(fmt, "csv");
-    int rc = sb_records_export(x->d->eng, x->account, num, csv ? SB_EXPORT_CSV : SB_EXPORT_JSON,
-                               x->d->res);
+    int rc =
+        sb_records_export_page(x->d->eng, x->account, num, csv ? SB_EXPORT_CSV : SB_EXPORT_JSON, a,
+                               (size_t)limit, budget, x->d->res);
     sodium_memzero(number, sizeof number);
     if (rc || !csv) {
+        if (!rc) {
+            size_t len = 0;
+            (void)sb_result_json(x->d->res, &len);
+            x->d->turn_page_bytes += len;
+        }
         reply_result(x, rc, 200, NULL, NULL);
         return;
     }
     json_t *d = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
-    json_t *c = json_object_get(d, "csv");
+    json_t *c = json_object_get(d, "csv"), *nx = json_object_get(d, "next");
     x->rep->status = 200;
     x->rep->content_type = "text/csv; charset=utf-8";
     /* Calls of the number in progress, in no record yet (JSON: "live"). */
     add_header(x->rep, "Switchboard-Live-Calls: %lld\r\n",
                (long long)json_integer_value(json_object_get(d, "live")));
-    if (json_is_string(c)) evbuffer_add(x->rep->body, json_string_value(c), json_string_length(c));
+    /* More follow: the next page's ?after= (JSON: "next"). */
+    if (json_is_string(nx)) add_header(x->rep, "Switchboard-Next: %s\r\n", json_string_value(nx));
+    if (json_is_string(c)) {
+        evbuffer_add(x->rep->body, json_string_value(c), json_string_length(c));
+        x->d->turn_page_bytes += json_string_length(c);
+    }
     json_decref(d);
 }
 
@@ -1987,7 +2024,7 @@ static const struct route routes[] = {
      AUTH_ACCOUNT,
      {[SBD_GET] = h_records},
      NULL,
-     "number format from_ms to_ms queue limit before_ms before_id"},
+     "number format from_ms to_ms queue limit before_ms before_id after"},
     {"/v1/erasure", AUTH_ACCOUNT, {[SBD_POST] = h_erasure}, NULL, NULL},
     {"/v1/retention/preview", AUTH_ACCOUNT, {[SBD_POST] = h_retention_preview}, NULL, NULL},
     {"/v1/holds", AUTH_ACCOUNT, {[SBD_GET] = h_hold_list, [SBD_POST] = h_hold_place}, NULL, NULL},

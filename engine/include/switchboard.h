@@ -1051,10 +1051,29 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 **                   would evaluate, starting with = + - @ tab CR and not a plain
 **                   number such as an E.164 one, starts with ')
 ** live: calls of the number in progress, which are in no record yet.
-** Anonymized records no longer carry the number and are not found. */
+** Anonymized records no longer carry the number and are not found.
+** Records come in the order of the number's index: those where it is the
+** caller, then those where it is the called one, each by when they ended,
+** then id. An access request writes nothing (no audit log entry). */
 typedef enum sb_export_format { SB_EXPORT_JSON = 0, SB_EXPORT_CSV = 1 } sb_export_format;
 SB_API int sb_records_export(sb_engine *eng, const char *account, const char *number,
                              sb_export_format format, sb_result *res);
+/* A page of it, for a caller that must not build every record at once (the
+** daemon, whose one event loop waits for it): the records after `after`
+** (NULL or "": from the first), at most `limit` of them (0: no bound) and
+** at most `max_bytes` bytes of them (0: no bound; one record at least
+** however large), counted as the answer has them: a JSON record written
+** compactly, a CSV record's line. res's JSON is sb_records_export's (CSV:
+** "count" the page's records, the header line only on the first page, so
+** the pages' "csv" one after another are the whole export), with "next"
+** when more follow: the next page's `after`, "caller:" or "called:", when
+** the last record ended (Unix ms), ':' and its id ("caller:1767603603311:c7").
+** An `after` that is not one is SB_EINVAL naming "after". Each page is read
+** on its own: a record written, deleted or anonymized between pages may be
+** found or not, every other is found once. */
+SB_API int sb_records_export_page(sb_engine *eng, const char *account, const char *number,
+                                  sb_export_format format, const char *after, size_t limit,
+                                  size_t max_bytes, sb_result *res);
 
 /* An erasure request: every record of `number` in the account goes through
 ** the retention policy's `erase` hook (no policy or no hook: deleted).

@@ -2987,8 +2987,36 @@ static void csv_iso_time(json_t *o, const char *ms, const char *at)
     json_object_set_new(o, at, json_string(s));
 }
 
-int sb_records_export(sb_engine *e, const char *account, const char *number,
-                      sb_export_format format, sb_result *res)
+/* An access request's cursor, "caller:<ended_ms>:<call id>" or "called:...":
+** the rest of the pseudonym index's key of the last record a page gave
+** (role, when it ended, its id), into k (after the 20 bytes of the
+** pseudonym's prefix). Its length, or 0 when it is not one. */
+static size_t export_after(const char *s, uint8_t *k)
+{
+    int role = !strncmp(s, "caller:", 7)   ? ROLE_CALLER
+               : !strncmp(s, "called:", 7) ? ROLE_CALLED
+                                           : 0;
+    if (!role) return 0;
+    const char *q = s + 7;
+    uint64_t ms = 0;
+    size_t digits = 0;
+    for (; *q >= '0' && *q <= '9' && digits < 19; q++, digits++)
+        ms = ms * 10 + (uint64_t)(*q - '0');
+    if (!digits || *q != ':' || !id_valid(q + 1)) return 0;
+    size_t il = strlen(q + 1);
+    k[20] = (uint8_t)role;
+    put_be64(k + 21, ms);
+    memcpy(k + 29, q + 1, il);
+    return 29 + il;
+}
+
+/* sb_records_export and its pages: from the record after `after` (NULL or
+** "": the first), at most `limit` records (0: every one) and, past the
+** first, at most `max_bytes` of them (0: no bound), as the answer has them
+** (JSON: each record written compactly; CSV: its line). */
+static int export_run(sb_engine *e, const char *account, const char *number,
+                      sb_export_format format, const char *after, size_t limit, size_t max_bytes,
+                      sb_result *res)
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
@@ -2997,12 +3025,32 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
     char num[SB_E164_MAX + 1];
     int rc = number_arg(number, num, res);
     if (rc) return rc;
+    uint8_t ak[29 + SB_ID_MAX];
+    size_t akl = 0;
+    if (after && after[0] && !(akl = export_after(after, ak))) {
+        cr_wipe(num, sizeof num);
+        return res_err(res, SB_EINVAL, "after",
+                       "\"after\" is not a page's \"next\" (\"caller:\" or \"called:\", when the "
+                       "record ended, ':' and its id)");
+    }
     MDB_txn *txn;
     acct_rec acc;
-    if ((rc = eng_read_account(e, account, &txn, &acc, res))) return rc;
+    if ((rc = eng_read_account(e, account, &txn, &acc, res))) {
+        cr_wipe(num, sizeof num);
+        return rc;
+    }
     json_t *arr = json_array();
-    uint8_t key[32], p[20];
-    int live = 0;
+    sb_buf b = {0}; /* CSV: the header line (on the first page), then a line a record */
+    if (format == SB_EXPORT_CSV && !akl) {
+        for (int c = 0; csv_cols[c]; c++) {
+            if (c) buf_put(&b, ",", 1);
+            buf_puts(&b, csv_cols[c]);
+        }
+        buf_put(&b, "\r\n", 2);
+    }
+    uint8_t key[32], p[20], last[29 + SB_ID_MAX];
+    size_t taken = 0, bytes = 0, lastl = 0;
+    int live = 0, more = 0;
     rc = rec_key(e, acc.num, acc.id, 0, key);
     if (rc == REC_NO_KEY) { /* no key: nothing sealed, nothing to find */
         rc = 0;
@@ -3036,8 +3084,10 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
                              : eng_mdb_err(res, rc, "read the legal holds");
         goto out;
     }
+    if (akl) memcpy(ak, p, 20);
     st_iter it;
-    for (rc = st_iter_open(&it, txn, e, DB_RIDX, p, 20); rc == 0; rc = st_iter_next(&it)) {
+    for (rc = st_iter_after(&it, txn, e, DB_RIDX, p, 20, ak, akl); rc == 0;
+         rc = st_iter_next(&it)) {
         if (it.klen < 30) continue;
         uint8_t rk[REC_KEY_MAX];
         size_t rkl = rec_key_of(rk, acc.num, (const char *)it.key + 29, it.klen - 29,
@@ -3067,32 +3117,16 @@ int sb_records_export(sb_engine *e, const char *account, const char *number,
         json_object_set_new(o, "called", called[0] ? json_string(called) : json_null());
         json_object_set_new(o, "personal_attrs", pattrs ? pattrs : json_object());
         held_by(o, hs, nh, &r);
-        json_array_append_new(arr, o);
         cr_wipe(caller, sizeof caller);
         cr_wipe(called, sizeof called);
-    }
-    st_iter_close(&it);
-    cr_wipe(key, sizeof key);
-    free(hs);
-    if (rc != MDB_NOTFOUND) {
-        rc = eng_mdb_err(res, rc, "read records");
-        goto out;
-    }
-    rc = 0;
-done:
-    if (format == SB_EXPORT_JSON) {
-        res_doc(res, json_pack("{s:s,s:O,s:i}", "number", num, "records", arr, "live", live));
-    } else {
-        sb_buf b = {0};
-        for (int c = 0; csv_cols[c]; c++) {
-            if (c) buf_put(&b, ",", 1);
-            buf_puts(&b, csv_cols[c]);
+        /* The page is full: this record, which follows it, says more do. */
+        if (taken && limit && taken == limit) {
+            json_decref(o);
+            more = 1;
+            break;
         }
-        buf_put(&b, "\r\n", 2);
-        size_t i;
-        json_t *o;
-        json_array_foreach(arr, i, o)
-        {
+        size_t at = b.len, size;
+        if (format == SB_EXPORT_CSV) {
             csv_iso_time(o, "offered_ms", "offered_at");
             csv_iso_time(o, "answered_ms", "answered_at");
             csv_iso_time(o, "ended_ms", "ended_at");
@@ -3101,18 +3135,71 @@ done:
                 csv_json(&b, json_object_get(o, csv_cols[c]));
             }
             buf_put(&b, "\r\n", 2);
+            size = b.len - at;
+        } else {
+            size = max_bytes
+                       ? json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII | SB_JSON_REALS)
+                       : 0;
         }
-        res_doc(res, json_pack("{s:s,s:I,s:i,s:s%}", "number", num, "count",
-                               (json_int_t)json_array_size(arr), "live", live, "csv",
-                               b.p ? b.p : "", b.len));
-        if (b.p) cr_wipe(b.p, b.len);
-        buf_free(&b);
+        if (taken && max_bytes && bytes + size > max_bytes) {
+            if (b.p) cr_wipe(b.p + at, b.len - at);
+            b.len = at;
+            json_decref(o);
+            more = 1;
+            break;
+        }
+        if (format == SB_EXPORT_CSV)
+            json_decref(o);
+        else
+            json_array_append_new(arr, o);
+        bytes += size;
+        taken++;
+        lastl = it.klen;
+        memcpy(last, it.key, lastl);
     }
+    st_iter_close(&it);
+    cr_wipe(key, sizeof key);
+    free(hs);
+    if (!more && rc != MDB_NOTFOUND) {
+        rc = eng_mdb_err(res, rc, "read records");
+        goto out;
+    }
+    rc = 0;
+done:;
+    json_t *doc = format == SB_EXPORT_JSON
+                      ? json_pack("{s:s,s:O,s:i}", "number", num, "records", arr, "live", live)
+                      : json_pack("{s:s,s:I,s:i,s:s%}", "number", num, "count", (json_int_t)taken,
+                                  "live", live, "csv", b.p ? b.p : "", b.len);
+    if (doc && more) {
+        char nx[7 + 21 + 1 + SB_ID_MAX + 1];
+        snprintf(nx, sizeof nx, "%s:%llu:%.*s", last[20] == ROLE_CALLER ? "caller" : "called",
+                 (unsigned long long)be64(last + 21), (int)(lastl - 29), (const char *)last + 29);
+        json_object_set_new(doc, "next", json_string(nx));
+    }
+    if (doc)
+        res_doc(res, doc);
+    else
+        rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
 out:
+    if (b.p) cr_wipe(b.p, b.len);
+    buf_free(&b);
     json_decref(arr);
     eng_read_end(e, txn);
     cr_wipe(num, sizeof num);
     return rc;
+}
+
+int sb_records_export(sb_engine *e, const char *account, const char *number,
+                      sb_export_format format, sb_result *res)
+{
+    return export_run(e, account, number, format, NULL, 0, 0, res);
+}
+
+int sb_records_export_page(sb_engine *e, const char *account, const char *number,
+                           sb_export_format format, const char *after, size_t limit,
+                           size_t max_bytes, sb_result *res)
+{
+    return export_run(e, account, number, format, after, limit, max_bytes, res);
 }
 
 /* --- listing records ---------------------------------------------------------------------- */

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 # A page of a list is bounded by bytes (max_page) as well as by count: the
 # daemon's one event loop builds it while every other account waits. Agents,
-# live calls, records and audit entries each page so: a page holds its items
-# up to max_page bytes (one at least, however large), says where to go on
-# from ("next") when more follow, and paging on gives every item once, in
-# order. The pages of one turn of the loop share max_page: pipelined page
-# requests, answered in the turn that reads them, get one item each once the
-# first has it. Sizes and cursors only, no times.
+# live calls, records, an access request's records and audit entries each
+# page so: a page holds its items up to max_page bytes (one at least,
+# however large), says where to go on from ("next") when more follow, and
+# paging on gives every item once, in order. The pages of one turn of the
+# loop share max_page: pipelined page requests, answered in the turn that
+# reads them, get one item each once the first has it. Sizes and cursors
+# only, no times.
 import sys, os, json, socket
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision, agent_doc, read_responses
@@ -152,6 +153,61 @@ t.ok(r.json["records"] == last and "next" not in r.json,
 for q, field in (("limit=0", "limit"), ("limit=10001", "limit")):
     r = acme.get("/v1/records?" + q)
     t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", field), "records: ?%s is 400" % q)
+
+# An access request of the number on every call: paged the same way, "next"
+# the next page's after (CSV: the Switchboard-Next header).
+NUM = "/v1/records?number=%2B442079460001"
+
+
+def export_walk(fmt):
+    pages, path = [], NUM + fmt
+    while path is not None and len(pages) < 200:
+        r = acme.get(path)
+        if r.status != 200:
+            t.ok(False, "access request: %s answers 200" % path, r)
+            break
+        pages.append(r)
+        nx = r.json.get("next") if fmt == "" else r.headers.get("switchboard-next")
+        path = None if nx is None else NUM + fmt + "&after=" + nx
+    return pages
+
+
+pages = export_walk("")
+got = [x for p in pages for x in p.json["records"]]
+t.is_(sorted(x["id"] for x in got), calls, "access request: paging on gives each record once")
+t.is_(len(got), len(set(x["id"] for x in got)), "... none twice")
+t.ok(all(x["caller"] == "+442079460001" for x in got), "... decrypted")
+sizes = [[len(json.dumps(x, separators=(",", ":"))) for x in p.json["records"]] for p in pages]
+t.ok(len(pages) > 3 and all(len(z) == 1 or sum(z) <= MAX_PAGE for z in sizes),
+     "access request: cut into pages of at most max_page bytes of records (%s a page)"
+     % [len(z) for z in sizes])
+t.ok(all(sum(z) + sizes[i + 1][0] > MAX_PAGE for i, z in enumerate(sizes[:-1])),
+     "access request: a page is cut at max_page, not before")
+t.ok(all(p.json.get("next") == "caller:%d:%s" % (p.json["records"][-1]["ended_ms"],
+                                                 p.json["records"][-1]["id"]) for p in pages[:-1])
+     and "next" not in pages[-1].json and all(p.json.get("live") == 0 for p in pages),
+     "access request: each page but the last says next (caller:<ended_ms>:<id>); each its live")
+csv_pages = export_walk("&format=csv")
+body = "".join(p.body for p in csv_pages)
+lines = body.strip().split("\r\n")
+t.ok(len(csv_pages) > 3 and len(lines) == 61 and lines[0].startswith("id,role,caller,called,")
+     and sorted(x.split(",")[0] for x in lines[1:]) == calls,
+     "access request as CSV: %d pages, together a header and each record once"
+     % len(csv_pages))
+t.ok(all(len(p.body) <= MAX_PAGE + 600 for p in csv_pages) and
+     all(p.headers.get("switchboard-live-calls") == "0" for p in csv_pages) and
+     "switchboard-next" not in csv_pages[-1].headers,
+     "... each at most max_page bytes and a record; the last without Switchboard-Next")
+r = acme.get(NUM + "&limit=2")
+t.ok(len(r.json["records"]) == 2 and r.json.get("next", "").endswith(":" + got[1]["id"]),
+     "access request: limit=2 (under what fits) is two records and next", r.body[:200])
+for q, field in (("&limit=0", "limit"), ("&limit=10001", "limit"), ("&after=x", "after"),
+                 ("&after=caller:1", "after"), ("&before_id=c1", "before_id")):
+    r = acme.get(NUM + q)
+    t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", field), "access request: %s is 400" % q)
+r = acme.get("/v1/records?after=caller:1:c1")
+t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "after"),
+      "the list: after, which is the access request's, is 400")
 
 # The audit log: an erasure request deletes the records, an entry each.
 r = acme.post("/v1/erasure", {"number": "+442079460001"})

@@ -110,9 +110,10 @@ for path in ("/v1/records?queue=", "/v1/records?limit=5&queue=", "/v1/calls?queu
     t.ok((r.status, r.code, r.field) == (400, "SB_EINVAL", "queue") and "is empty" in r.body,
          "GET %s: 400 SB_EINVAL, field queue, saying it is empty" % path, r)
 
-# An access request returns every record of the number: the list's filters
-# do not apply, and are refused rather than ignored.
-for p in ("from_ms=1", "to_ms=1", "queue=support", "limit=5"):
+# An access request returns every record of the number, in pages of its own
+# (limit and after): the list's filters do not apply, and are refused rather
+# than ignored.
+for p in ("from_ms=1", "to_ms=1", "queue=support", "before_ms=1", "before_id=c1"):
     r = acme.get("/v1/records?number=%2B442079460001&" + p)
     name = p.split("=")[0]
     t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", name),

@@ -504,6 +504,110 @@ static void test_export(void)
        "a number that is not E.164 is refused");
 }
 
+/* The pages of an access request (sb_records_export_page): the number as
+** caller, then as called; pages of `limit` records or `max_bytes` bytes of
+** them, each saying "next" while more follow, give the whole export, each
+** record once and in its order; CSV pages one after another are the whole
+** CSV. Sizes and cursors only. */
+static void test_export_pages(void)
+{
+    provision("pages");
+    char extra[64];
+    snprintf(extra, sizeof extra, ",\"called\":\"+442079460066\"");
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "pa%d", i);
+        cycle("pages", id, "+442079460055", extra, 1, 1);
+        snprintf(id, sizeof id, "pb%d", i);
+        cycle("pages", id, "+442079460066", ",\"called\":\"+442079460055\"", 1, 1);
+    }
+    const char *num = "+442079460055";
+    json_t *all = doc(sb_records_export(eng, "pages", num, SB_EXPORT_JSON, res));
+    json_t *recs = json_object_get(all, "records");
+    is_int(json_array_size(recs), 6, "the number's 6 records, whole");
+    ok(!json_object_get(all, "next"), "the whole export says no next");
+    char order[64] = "";
+    for (size_t i = 0; i < json_array_size(recs); i++)
+        snprintf(order + strlen(order), sizeof order - strlen(order), "%s%s", i ? " " : "",
+                 jstr(json_array_get(recs, i), "id"));
+    is_str(order, "pa0 pa1 pa2 pb0 pb1 pb2", "as caller, then as called, each by end time");
+    /* Pages of limit 1..7: together the whole export, in order. */
+    for (size_t limit = 1; limit <= 7; limit++) {
+        json_t *got = json_array();
+        char after[256] = "";
+        int pages = 0, bad = 0;
+        for (; pages < 20; pages++) {
+            json_t *d = doc(
+                sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, after, limit, 0, res));
+            json_t *pr = json_object_get(d, "records"), *nx = json_object_get(d, "next");
+            if (!d || json_array_size(pr) > limit) bad++;
+            json_array_extend(got, pr);
+            if (nx && json_array_size(pr) != limit) bad++;
+            if (nx) snprintf(after, sizeof after, "%s", json_string_value(nx));
+            json_decref(d);
+            if (!nx) break;
+        }
+        ok(!bad && json_equal(got, recs) && pages + 1 == (int)((6 + limit - 1) / limit),
+           "limit %zu: %d pages, together the whole export in order, next on each but the last",
+           limit, pages + 1);
+        json_decref(got);
+    }
+    json_t *d = doc(sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, NULL, 3, 0, res));
+    char want[128];
+    snprintf(want, sizeof want, "caller:%lld:pa2",
+             jint(json_array_get(json_object_get(d, "records"), 2), "ended_ms"));
+    is_str(jstr(d, "next"), want, "a page of the 3 as caller: next is the last's role, end, id");
+    json_decref(d);
+    d = doc(sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, want, 0, 0, res));
+    is_int(json_array_size(json_object_get(d, "records")), 3, "after it: the 3 as called");
+    is_str(jstr(json_array_get(json_object_get(d, "records"), 0), "id"), "pb0", "... from pb0");
+    json_decref(d);
+    /* Bytes: one record at least; then as many as fit. */
+    char *one = json_dumps(json_array_get(recs, 0), JSON_COMPACT | JSON_ENSURE_ASCII);
+    size_t each = one ? strlen(one) : 0;
+    free(one);
+    d = doc(sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, NULL, 0, 1, res));
+    ok(json_array_size(json_object_get(d, "records")) == 1 && json_object_get(d, "next"),
+       "max_bytes 1: one record, however large, and next");
+    json_decref(d);
+    d = doc(sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, NULL, 0, each * 2 + 5, res));
+    ok(json_array_size(json_object_get(d, "records")) == 2 && json_object_get(d, "next"),
+       "max_bytes for two records and a bit: two, and next (%zu bytes a record)", each);
+    json_decref(d);
+    /* CSV: the header on the first page only; the pages together are the
+    ** whole CSV. */
+    json_t *wc = doc(sb_records_export(eng, "pages", num, SB_EXPORT_CSV, res));
+    char csv[16384] = "", after[256] = "";
+    int pages = 0, counts = 0;
+    for (; pages < 20; pages++) {
+        d = doc(sb_records_export_page(eng, "pages", num, SB_EXPORT_CSV, after, 0, 300, res));
+        json_t *nx = json_object_get(d, "next");
+        snprintf(csv + strlen(csv), sizeof csv - strlen(csv), "%s", jstr(d, "csv"));
+        counts += (int)jint(d, "count");
+        if (nx) snprintf(after, sizeof after, "%s", json_string_value(nx));
+        json_decref(d);
+        if (!nx) break;
+    }
+    ok(pages >= 5 && counts == 6, "CSV pages of 300 bytes: one record each (%d pages, %d records)",
+       pages + 1, counts);
+    is_str(csv, jstr(wc, "csv"), "... together the whole CSV, its header once");
+    json_decref(wc);
+    /* An after that is no page's next. */
+    const char *bads[] = {
+        "x", "caller:", "caller:12", "caller:12:", "called:1x:pa0", "callee:1:pa0", "caller:1:a b"};
+    for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++)
+        ok(sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, bads[i], 0, 0, res) ==
+                   SB_EINVAL &&
+               !strcmp(sb_result_field(res), "after"),
+           "after \"%s\": SB_EINVAL naming after", bads[i]);
+    d = doc(sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, "called:99999999999999:z", 0,
+                                   0, res));
+    ok(d && json_array_size(json_object_get(d, "records")) == 0 && !json_object_get(d, "next"),
+       "after past the last record: an empty page, no next");
+    json_decref(d);
+    json_decref(all);
+}
+
 static int place(const char *json)
 {
     return sb_hold_place(eng, "acme", json, strlen(json), res);
@@ -1087,6 +1191,7 @@ int main(void)
     test_caller_history();
     test_aggregates();
     test_export();
+    test_export_pages();
     test_holds_and_erasure();
     test_no_plaintext();
     test_account_deletion();
