@@ -276,12 +276,25 @@ try:
             if ev.get("sb_call") != ev["call_id"]:
                 ok(False, "X-Switchboard-Call header carries the engine's call id")
     bye_by = {ev["call_id"]: ev["agent"] for ev in seen if ev["event"] == "bye"}
-    r = sbctl("calls", "acme", *calls.keys())
+    # Every call the engine took has a record; a call refused before the
+    # engine took it (404, 403) has none, and sbctl prints its error in its
+    # place, says how many it could not read and exits 1.
+    r = subprocess.run([LUA, os.path.join(EXAMPLE, "sbctl.lua"), DATA, POLICIES, "calls", "acme"]
+                       + list(calls), env=env, capture_output=True, text=True, timeout=30)
     records = {}
     for line in r.stdout.splitlines():
         rec = json.loads(line)
         records[rec["id"]] = rec
-    ok(len(records) == len(calls), "read %d call records through the binding" % len(records))
+    taken = sorted(cid for cid, c in calls.items() if c["final"] not in (404, 403))
+    refused = sorted(cid for cid, c in calls.items() if c["final"] in (404, 403))
+    read = sorted(cid for cid, rec in records.items() if "error" not in rec)
+    ok(read == taken, "read the %d call records of the %d calls the engine took, through the "
+       "binding (read %d)" % (len(taken), len(taken), len(read)))
+    want = "sbctl: calls: %d of %d not read\n" % (len(refused), len(calls)) if refused else ""
+    ok(sorted(records) == sorted(calls) and r.stderr == want and
+       r.returncode == (1 if refused else 0),
+       "... and for the %d refused before it (404, 403) an error in the record's place: "
+       "%r, exit %d" % (len(refused), r.stderr, r.returncode))
     for cid, c in calls.items():
         rec = records.get(cid, {})
         label = c["label"]
