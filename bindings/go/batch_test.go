@@ -202,10 +202,16 @@ func TestBatch(t *testing.T) {
 	<-inside
 	closed := make(chan error)
 	go func() { closed <- eng.Close() }()
-	time.Sleep(100 * time.Millisecond)
-	if !switchboard.Closing(eng) {
-		t.Error("Close does not wait for the open Batch")
+	// Close has begun once the engine says it is closing (a loaded machine
+	// may take a while to run its goroutine); it must then wait for the
+	// Batch, not return, for as long as the Batch stays open.
+	for limit := time.Now().Add(60 * time.Second); !switchboard.Closing(eng) && time.Now().Before(limit); {
+		time.Sleep(time.Millisecond)
 	}
+	if !switchboard.Closing(eng) {
+		t.Error("Close did not begin in 60 s while another goroutine's Batch was open")
+	}
+	time.Sleep(100 * time.Millisecond)
 	select {
 	case <-closed:
 		t.Error("Close returned while another goroutine's Batch was open")
