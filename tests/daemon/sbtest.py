@@ -390,14 +390,18 @@ def agent_doc(aid, **extra):
 
 
 def provision(d, account="acme", agents=("alice", "bob"), queue="support", policy="first",
-              wrapup=0):
-    """Create an account with a key, the FIRST policy, agents and one queue."""
+              wrapup=0, ring=20):
+    """Create an account with a key, the FIRST policy, agents and one queue.
+    The policy rings an agent for `ring` seconds (1 to 600): a test that
+    keeps calls ringing while it compares state before and after gives them
+    600, so that no ring times out however slow the machine."""
     r = d.admin("POST", "/v1/accounts", {"id": account, "name": account.title()})
     assert r.status == 201, r
     r = d.admin("POST", "/v1/accounts/%s/keys" % account)
     assert r.status == 201, r
     a = Account(d, account, r.json["key"])
-    r = a.put("/v1/policies/" + policy, FIRST_POLICY, headers={"Content-Type": "text/x-lua"})
+    r = a.put("/v1/policies/" + policy, FIRST_POLICY.replace("timeout = 20", "timeout = %d" % ring),
+              headers={"Content-Type": "text/x-lua"})
     assert r.status == 200, r
     for ag in agents:
         r = a.put("/v1/agents/" + ag, agent_doc(ag, wrapup=wrapup))
