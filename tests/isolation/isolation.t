@@ -29,7 +29,10 @@ from sbtest import TAP, Daemon, Stream, Account, provision, agent_doc, basic  # 
 
 t = TAP(deadline=180)
 d = t.owned(Daemon()).start()
-A = provision(d, account="acme", agents=("alice", "bob", "carol"), queue="support")
+# A's calls ring for 600 s, the longest a ring may: a ring timed out (on a
+# loaded machine the test can take longer than provision's 20 s) would
+# change A's state and put A's own actions on its stream.
+A = provision(d, account="acme", agents=("alice", "bob", "carol"), queue="support", ring=600)
 B = provision(d, account="globex", agents=("xavier", "yolanda"), queue="sales")
 # A: c0 finished (alice), c1 ringing alice, c2 ringing bob, c3 ringing carol, c4 waiting.
 A.post("/v1/calls", {"call": "c0", "queue": "support", "caller": "+4930100000"})
