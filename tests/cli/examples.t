@@ -49,11 +49,11 @@ skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
 # the environment of a plain make (not the suite's MAKEFLAGS).
 install_plan() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -n --no-print-directory "$@"; }
 
-# wait_exit PID: waits (at most 20 s) for PID to exit, then reaps it into $rc;
+# wait_exit PID: waits (at most 60 s) for PID to exit, then reaps it into $rc;
 # 1 (and the process killed) if it did not.
 wait_exit() {
     i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 200 ]; do
+    while kill -0 "$1" 2>/dev/null && [ $i -lt 600 ]; do
         # a zombie still answers kill -0: ask ps whether it has finished
         [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" = Z ] && break
         sleep 0.1
@@ -132,7 +132,7 @@ signal_check() { # signal_check NAME SIGNAL CMD...
     exec 3>&-
     [ "$st" -eq 0 ] && [ "$rc" -eq 0 ]
     ok $? "$name exits 0 on SIG$sig while waiting for input" \
-        "status $rc (137: still running 20 s after the signal, killed)
+        "status $rc (137: still running 60 s after the signal, killed)
 $(cat "$tmp/sig.out")"
 }
 if [ -n "$cgw" ]; then
@@ -220,10 +220,10 @@ fi
 shim=$B/tests/crash/synctrace.so
 { cat examples/c-gateway/setup.jsonl
   echo '{"type": "offer", "call": "c9", "queue": "support", "caller": "+44 20 7946 0009"}'; } >"$tmp/tf.jsonl"
-# wait_count FILE TEXT N: waits (at most 20 s) for N lines holding TEXT in FILE
+# wait_count FILE TEXT N: waits (at most 60 s) for N lines holding TEXT in FILE
 wait_count() {
     i=0
-    while [ "$(grep -cF -- "$2" "$1" 2>/dev/null)" -lt "$3" ] && [ $i -lt 200 ]; do
+    while [ "$(grep -cF -- "$2" "$1" 2>/dev/null)" -lt "$3" ] && [ $i -lt 600 ]; do
         sleep 0.1
         i=$((i + 1))
     done

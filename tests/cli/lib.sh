@@ -48,11 +48,11 @@ done_testing() {
     [ "$failed" -eq 0 ]
 }
 
-# wait_for FILE TEXT: waits (at most 20 s) for the fixed string TEXT to appear
+# wait_for FILE TEXT: waits (at most 60 s) for the fixed string TEXT to appear
 # in FILE (a daemon's log, say); 1 if it never does.
 wait_for() {
     i=0
-    while [ $i -lt 200 ]; do
+    while [ $i -lt 600 ]; do
         grep -qF -- "$2" "$1" 2>/dev/null && return 0
         sleep 0.1
         i=$((i + 1))

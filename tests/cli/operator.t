@@ -268,14 +268,14 @@ for sig in TERM HUP; do
     exec 3>"$tmp/fifo"
     printf '{"account": {"id": "acme"}}\n' >&3
     i=0
-    until [ -n "$(ls -A "$td")" ] && grep -q account "$tmp/fifo.out" || [ $i -ge 100 ]; do
+    until [ -n "$(ls -A "$td")" ] && grep -q account "$tmp/fifo.out" || [ $i -ge 600 ]; do
         sleep 0.1
         i=$((i + 1))
     done
     made=$(ls -A "$td")
     kill -s "$sig" "$pid"
     i=0
-    while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 600 ]; do
         sleep 0.1
         i=$((i + 1))
     done
