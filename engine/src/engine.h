@@ -357,6 +357,10 @@ int eng_read_account(sb_engine *e, const char *account, MDB_txn **txn, acct_rec 
 ** thread could meet what that event frees). Not from inside a write (a log
 ** callback): the lock is not recursive. */
 int eng_write_locked(sb_engine *e, void (*fn)(sb_engine *e, void *arg), void *arg);
+/* Run fn in a write transaction that is always aborted and does not mark
+** the directory's format: a read under the write lock from a thread that
+** may hold a read transaction already (LMDB gives a thread one). */
+int eng_write_peek(sb_engine *e, write_fn fn, void *arg, sb_result *res);
 /* A read transaction; release with eng_read_end. */
 int eng_read_begin(sb_engine *e, MDB_txn **txn);
 void eng_read_end(sb_engine *e, MDB_txn *txn);

@@ -2798,7 +2798,10 @@ static int erase_run(sb_engine *e, erase_op *op, json_t *reasons, int *committed
 
 /* The journal's seq data.mdb has seen (its last request's). Read in a
 ** write transaction that writes nothing: sb_erase may be called from a
-** thread holding a read transaction, and LMDB gives a thread one. */
+** thread holding a read transaction, and LMDB gives a thread one. One that
+** is aborted and leaves the format as it was: an open that finds nothing
+** to apply again writes nothing, and a directory an older version wrote
+** stays open to it (a backup or a read taken beside its daemon). */
 static int read_seen(wtx *t, void *arg)
 {
     int rc = st_meta_u64(t->txn, t->e, "erasure_seq", arg);
@@ -2807,17 +2810,18 @@ static int read_seen(wtx *t, void *arg)
 
 static int seq_seen(sb_engine *e, uint64_t *seen, sb_result *res)
 {
-    return eng_write_ex(e, read_seen, seen, res, 1);
+    return eng_write_peek(e, read_seen, seen, res);
 }
 
 /* ret_erasures_catch_up with the journal open and locked. */
-static int catch_up(sb_engine *e, const ejr *j, sb_result *res)
+static int catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *res)
 {
     uint64_t seen;
     int rc = seq_seen(e, &seen, res);
     for (size_t i = 0; i < j->n && !rc; i++) {
         const ejr_entry *x = &j->v[i];
         if (x->seq <= seen) continue;
+        if (applied) *applied = 1;
         erase_op op = {.account = x->account,
                        .received = x->received,
                        .seq = x->seq,
@@ -2863,9 +2867,10 @@ int ret_erasures_catch_up(sb_engine *e, sb_result *res)
     ** before its request): not waited for. */
     int rc = ejr_open(e, EJR_TRY, &j, res);
     if (rc || j.fd < 0) return rc;
-    rc = catch_up(e, &j, res);
+    int applied = 0;
+    rc = catch_up(e, &j, &applied, res);
     ejr_close(&j);
-    if (!rc) (void)eng_scrub(e);
+    if (!rc && applied) (void)eng_scrub(e); /* nothing written, nothing to clear */
     return rc;
 }
 
@@ -2885,7 +2890,7 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     ** lock is waited for, would keep the holder from finishing. */
     eng_batch_settle(e);
     if ((rc = ejr_open(e, EJR_CREATE, &j, res))) goto out;
-    if ((rc = catch_up(e, &j, res))) {
+    if ((rc = catch_up(e, &j, NULL, res))) {
         char why[1024];
         snprintf(why, sizeof why, "%s", sb_result_message(res));
         rc = res_err(res, rc, sb_result_field(res), "%s; this request was not taken", why);

@@ -1345,6 +1345,18 @@ int eng_write_locked(sb_engine *e, void (*fn)(sb_engine *e, void *arg), void *ar
     return 0;
 }
 
+int eng_write_peek(sb_engine *e, write_fn fn, void *arg, sb_result *res)
+{
+    wtx t = {.e = e, .res = res};
+    int rc = txn_begin(e, TXN_NO_MARK, &t.txn);
+    if (rc) return eng_mdb_err(res, rc, "begin transaction");
+    t.now = eng_now(e);
+    rc = fn(&t, arg);
+    mdb_txn_abort(t.txn);
+    pthread_rwlock_unlock(&e->sh->maplock);
+    return rc;
+}
+
 /* The batch's owner reads through the batch's transaction: it sees the
 ** batch's events, and a thread may not hold two transactions. */
 int eng_read_begin(sb_engine *e, MDB_txn **txn)

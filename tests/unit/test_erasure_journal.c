@@ -10,7 +10,8 @@
 ** written over by the next request; a damaged line in the middle is
 ** skipped, saying so, and the entries after it stand. A full disk (the file size limit) while
 ** the request is appended refuses it with SB_EFULL, erasing nothing and
-** leaving the journal as it was. A request for an account deleted since
+** leaving the journal as it was. An open that finds nothing to apply again
+** writes nothing: a directory of an earlier format keeps it. A request for an account deleted since
 ** is applied again when a restore brings the account back, and passed over,
 ** saying so, when the restored data.mdb does not have the account.
 */
@@ -99,6 +100,38 @@ static int restore(const char *bk)
 }
 
 static char jpath[600];
+
+/* The data directory's format version (the meta record "schema"), read or
+** written with LMDB directly (the engine closed); -1 on error. */
+static long long schema_at(long long set)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {7, "\x01schema"}, v;
+    long long got = -1;
+    if (mdb_env_create(&env)) return -1;
+    mdb_env_set_mapsize(env, RECKIT_MAP_SIZE);
+    if (mdb_env_open(env, dir, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0) {
+        if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0) {
+            unsigned char b[8];
+            if (set >= 0) {
+                for (int i = 0; i < 8; i++)
+                    b[i] = (unsigned char)((unsigned long long)set >> (56 - 8 * i));
+                v = (MDB_val){8, b};
+                mdb_put(txn, dbi, &k, &v, 0);
+            }
+            if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 8) {
+                got = 0;
+                for (int i = 0; i < 8; i++)
+                    got = (got << 8) | ((unsigned char *)v.mv_data)[i];
+            }
+        }
+        mdb_txn_commit(txn);
+    }
+    mdb_env_close(env);
+    return got;
+}
 
 static size_t journal_size(void)
 {
@@ -244,6 +277,23 @@ int main(void)
        "... nothing erased, the journal and the audit log as they were");
     ok(reopen() == 0 && !strstr(logbuf, "applied again") && !strstr(logbuf, "no whole entry"),
        "... and nothing of it is applied at the next open");
+
+    /* With a journal data.mdb has seen whole, an open writes nothing: a
+    ** directory an older version wrote stays open to it. */
+    sb_close(eng);
+    eng = NULL;
+    long long cur = schema_at(-1);
+    schema_at(cur - 1);
+    sb_config cfg;
+    test_engine_config(&cfg, dir, NULL, RECKIT_MAP_SIZE); /* (a policy folder is stored) */
+    eng = test_open(&cfg, res);
+    ok(eng && sb_account_list(eng, res) == 0, "a directory of the format before opened and read");
+    sb_close(eng);
+    eng = NULL;
+    ok(schema_at(-1) == cur - 1,
+       "... its format left as it was: nothing to apply again, nothing written (%lld)", cur - 1);
+    schema_at(cur);
+    eng = open_logged();
 
     /* A request for an account deleted since the backup's data.mdb. */
     sb_close(eng);
