@@ -1212,9 +1212,9 @@ int cli_backup(int argc, char **argv)
                "(put in place last): an interrupted one leaves none; run it again into\n"
                "the same DEST. To restore, stop everything using DIR and put DEST's\n"
                "files (and the master key) in its place, leaving DIR/erasures.journal\n"
-               "there: the next open applies again the erasure requests made since the\n"
-               "backup. switchboard(1) says how to check a backup, what a restore\n"
-               "undoes and what to do about it.\n"
+               "there: the next open applies again the erasure requests and account\n"
+               "deletions made since the backup. switchboard(1) says how to check a\n"
+               "backup, what a restore undoes and what to do about it.\n"
                "Exit status: 0 written, 1 an error, 2 a usage error.\n");
         return 0;
     }

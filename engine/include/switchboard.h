@@ -508,13 +508,27 @@ SB_API int sb_account_list(sb_engine *eng, sb_result *res);
 ** this call (everything sealed with it becomes unreadable at once); its
 ** call records, indexes, aggregates and audit log are purged by sweeps (see
 ** sb_sweep). SB_EHOLD while the account has legal holds; SB_ESTATE while
-** it has live calls (waiting, ringing or connected: end them first). */
+** it has live calls (waiting, ringing or connected: end them first).
+** Before it changes anything the deletion is appended to the data
+** directory's erasure journal (erasures.journal: the account's id, its
+** internal number and creation time, when it was deleted; nothing
+** personal), which no backup holds: sb_open deletes again an account the
+** journal says was deleted after what data.mdb has seen (one restored from
+** an earlier backup; a deletion cut short by a crash), data key slot and
+** all, logging it at warn, so a restore never brings a deleted account
+** back. There its live calls end with it (sb_account_evict: the deletion
+** came after them); legal holds keep it, as here: it stays, said at warn
+** and audited ("account_delete_held"), and is not tried again. An account
+** made again under the same id after the deletion is another (its number
+** or creation time differ) and stays. A journal that cannot be written (a
+** full disk: SB_EFULL) refuses the deletion, deleting nothing. */
 SB_API int sb_account_delete(sb_engine *eng, const char *account, sb_result *res);
 /* sb_account_delete, the account's live calls too: each ends at once, with
 ** an END action in res (reason "account deleted", the call's queue) for the
 ** gateway that had it, and no call record (the account's go anyway). For
 ** an operator removing a tenant whose calls would otherwise hold it.
-** SB_EHOLD while the account has legal holds, as sb_account_delete. */
+** SB_EHOLD while the account has legal holds, as sb_account_delete; journaled
+** as sb_account_delete is. */
 SB_API int sb_account_evict(sb_engine *eng, const char *account, sb_result *res);
 
 SB_API int sb_agent_put(sb_engine *eng, const char *account, const char *json, size_t len,
@@ -1217,7 +1231,9 @@ SB_API int sb_aggregates(sb_engine *eng, const char *account, const char *queue,
 ** {"entries":[{"seq":N,"t_ms":N,"call":"c1","ended_ms":N,"action":"delete"|
 **   "anonymize"|"keep"|"error"|"hold_placed"|"hold_released"|
 **   "erasure_request" (one per sb_erase, after its records' entries, with
-**   what it did as its reason),
+**   what it did as its reason), "account_delete_held" (source "hold": an
+**   account deletion of the erasure journal, applied again at sb_open, that
+**   the account's legal holds kept from it; see sb_account_delete),
 **   "decision":..,"overridden":bool,"reason":..,"source":"write"|"review"|
 **   "erasure"|"hold","policy":..,"version":..}],"next":N}
 ** Entries older than the account's "audit_days" are removed by sweeps,

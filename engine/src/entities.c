@@ -378,7 +378,13 @@ int sb_account_list(sb_engine *e, sb_result *res)
 typedef struct {
     const char *id;
     uint32_t num;
-    int evict; /* its live calls end with it (sb_account_evict) */
+    int evict;              /* its live calls end with it (sb_account_evict) */
+    ejr *j;                 /* the erasure journal, locked: the deletion goes in it */
+    uint64_t seq;           /* its entry's seq, once appended (0: none) */
+    const ejr_entry *again; /* applied again from this entry of the journal */
+    int outcome;            /* again: ACCT_AGAIN_* */
+    uint32_t ended;         /* live calls ended */
+    char why[600];          /* ACCT_AGAIN_HELD: the holds */
 } acct_del_op;
 
 /* A stored call's id and queue, read from the head of enc_call (version,
@@ -463,26 +469,81 @@ static int end_live_calls(wtx *t)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The deletion's entry in the erasure journal, before it commits (a
+** transaction that meets a full disk here is refused whole). */
+static int journal_deletion(wtx *t, acct_del_op *op)
+{
+    ejr_entry x = {
+        .kind = EJR_DELETION, .acct = t->acct, .created = t->account->created, .received = t->now};
+    snprintf(x.account, sizeof x.account, "%s", t->account->id);
+    int rc = ret_journal_next(t, op->j, &x.seq);
+    if (!rc && (rc = ejr_append(t->e, op->j, &x, t->res))) {
+        t->no_room = rc == SB_EFULL; /* the journal's disk: no map to grow */
+        char why[512];
+        snprintf(why, sizeof why, "%s", sb_result_message(t->res));
+        return res_err(t->res, rc, sb_result_field(t->res),
+                       "%s: the account deletion is refused, account '%s' was not deleted", why,
+                       t->account->id);
+    }
+    if (!rc) op->seq = x.seq;
+    return rc;
+}
+
 static int do_account_delete(wtx *t, void *arg)
 {
     acct_del_op *op = arg;
+    const ejr_entry *again = op->again;
+    op->ended = 0;
     int rc = tx_account(t, op->id);
+    if (again && (rc == SB_ENOTFOUND ||
+                  (!rc && (t->acct != again->acct || t->account->created != again->created)))) {
+        /* Not restored, or the id is another account's now: one made again
+        ** after the deletion (and the backup), which it does not reach. */
+        res_reset(t->res);
+        op->outcome = ACCT_AGAIN_GONE;
+        return ret_journal_seen_put(t, again->seq);
+    }
     if (rc) return rc;
     sb_engine *e = t->e;
     op->num = t->acct;
     /* Refused while calls are live: the gateway would go on ringing agents
-    ** (or holding callers) for calls the engine no longer knows. */
+    ** (or holding callers) for calls the engine no longer knows. Applied
+    ** again, the calls are the backup's: they ended before the deletion
+    ** (which they could not outlive) and end with it. */
     uint32_t live;
     char ids[LIVE_IDS * (SB_ID_MAX + 2) + 8];
     if ((rc = live_calls(t, 0, &live, ids))) return rc;
-    if (live && !op->evict)
+    if (live && !op->evict && !again)
         return res_err(t->res, SB_ESTATE, "account",
                        "account '%s' has %u live call%s (%s); end them, then delete it (or "
                        "evict the account: its live calls end with it)",
                        t->account->id, live, live == 1 ? "" : "s", ids);
-    /* Refused while legal holds exist; records are purged by sweeps. */
-    if ((rc = ret_account_deleted(t, t->acct))) return rc;
-    if (op->evict && (rc = end_live_calls(t))) return rc;
+    /* Refused while legal holds exist; records are purged by sweeps. Applied
+    ** again the same: no account is deleted under a hold, also one the
+    ** restored data.mdb holds again after its release. The account stays,
+    ** said and audited; data.mdb has seen the entry. */
+    rc = ret_account_deleted(t, t->acct);
+    if (rc == SB_EHOLD && again) {
+        snprintf(op->why, sizeof op->why, "%s", sb_result_message(t->res));
+        res_reset(t->res);
+        op->outcome = ACCT_AGAIN_HELD;
+        char reason[800];
+        snprintf(reason, sizeof reason,
+                 "account deletion of the erasure journal not applied again (data.mdb had not "
+                 "seen it): %s",
+                 op->why);
+        if ((rc = ret_audit_hold_note(t, "account_delete_held", reason))) return rc;
+        return ret_journal_seen_put(t, again->seq);
+    }
+    if (rc) return rc;
+    if ((op->evict || again) && (rc = end_live_calls(t))) return rc;
+    op->ended = live;
+    /* In the journal before anything commits; data.mdb has seen it after. */
+    if (op->j && !op->seq && (rc = journal_deletion(t, op))) return rc;
+    if (op->seq || again) {
+        if ((rc = ret_journal_seen_put(t, again ? again->seq : op->seq))) return rc;
+        op->outcome = ACCT_AGAIN_DELETED;
+    }
     uint8_t p[5];
     static const int dbs[] = {DB_ACCOUNTS, DB_AGENTS,    DB_QUEUES,    DB_MEMBERS, DB_AGENTQ,
                               DB_AVAIL,    DB_CALLS,     DB_WAITING,   DB_KV,      DB_POLICIES,
@@ -509,20 +570,75 @@ static int do_account_delete(wtx *t, void *arg)
     return st_name_del(t->txn, e, NK_ACCOUNT, 0, t->account->id);
 }
 
-static int account_delete(sb_engine *e, const char *account, int evict, sb_result *res)
+/* Committed: destroy its data key now (everything sealed with it becomes
+** unreadable); a crash before this is made good by the purge. */
+static void key_destroy(sb_engine *e, const char *account, uint32_t num)
 {
-    res_reset(res);
-    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    acct_del_op op = {account, 0, evict};
-    int rc = eng_write_ex(e, do_account_delete, &op, res, 1);
-    /* Committed: destroy its data key now (everything sealed with it becomes
-    ** unreadable); a crash before this is made good by the purge. */
-    if (rc == 0 && rec_key_destroy(e, op.num))
+    if (rec_key_destroy(e, num))
         sb_log(e, SB_LOG_ERROR,
                "account %s deleted but its data key slot could not be wiped yet; "
                "the next sweep retries",
                account);
+}
+
+static int account_delete(sb_engine *e, const char *account, int evict, sb_result *res)
+{
+    res_reset(res);
+    if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
+    if (!id_valid(account)) return res_no_such(res, "account", "account", account);
+    /* The deletion goes in the erasure journal first, after the entries
+    ** data.mdb has not seen: a restore of an older data.mdb, or a crash
+    ** before the commit, has the account deleted again at the next open.
+    ** This thread's batch first: its write lock, held while the journal's
+    ** lock is waited for, would keep the holder from finishing. */
+    eng_batch_settle(e);
+    ejr j;
+    int rc = ejr_open(e, EJR_CREATE, &j, res);
+    if (rc) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", sb_result_message(res));
+        return res_err(res, rc, sb_result_field(res), "%s; account '%s' was not deleted", why,
+                       account);
+    }
+    if ((rc = ret_journal_catch_up(e, &j, NULL, res))) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", sb_result_message(res));
+        ejr_close(&j);
+        return res_err(res, rc, sb_result_field(res), "%s; account '%s' was not deleted", why,
+                       account);
+    }
+    acct_del_op op = {.id = account, .evict = evict, .j = &j};
+    rc = eng_write_ex(e, do_account_delete, &op, res, 1);
+    int done = rc == 0;
+    if (rc && op.seq) {
+        /* Refused before it committed: out of the journal too. One that
+        ** committed (a sync failed after) stays there: data.mdb has seen it,
+        ** or the next open deletes the account again. */
+        uint64_t seen = 0;
+        sb_result *tmp = sb_result_new();
+        int rrc = tmp ? ret_journal_seen(e, &seen, tmp) : SB_ENOMEM;
+        sb_result_free(tmp);
+        if (rrc == 0 && seen < op.seq)
+            ejr_unappend(e, &j);
+        else
+            done = 1;
+    }
+    ejr_close(&j);
+    if (done) key_destroy(e, account, op.num);
     return rc;
+}
+
+int acct_delete_again(sb_engine *e, const ejr_entry *x, int *outcome, uint32_t *ended, char *why,
+                      size_t cap, sb_result *res)
+{
+    acct_del_op op = {.id = x->account, .again = x};
+    int rc = eng_write_ex(e, do_account_delete, &op, res, 1);
+    if (rc) return rc;
+    *outcome = op.outcome;
+    *ended = op.ended;
+    snprintf(why, cap, "%s", op.why);
+    if (op.outcome == ACCT_AGAIN_DELETED) key_destroy(e, x->account, op.num);
+    return 0;
 }
 
 int sb_account_delete(sb_engine *e, const char *account, sb_result *res)

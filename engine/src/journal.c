@@ -1,15 +1,20 @@
 /*
-** journal.c — the erasure journal: every erasure request, kept in the data
-** directory outside LMDB (erasures.journal), so that a data.mdb restored
-** from a backup taken before a request has it applied again when the
-** directory next opens (retention.c, ret_erasures_catch_up).
+** journal.c — the erasure journal: every erasure request and every account
+** deletion, kept in the data directory outside LMDB (erasures.journal), so
+** that a data.mdb restored from a backup taken before one has it applied
+** again when the directory next opens (retention.c, ret_erasures_catch_up).
 **
-** One request a line, numbered from 1:
+** One a line, numbered from 1 in the order they were made, both kinds in
+** one sequence:
 **
 **   e <seq> <account number> <account id> <pseudonym, 32 hex> <received ms> <check>
+**   d <seq> <account number> <account id> <created ms> <deleted ms> <check>
 **
 ** No number: the pseudonym, keyed with the account's data key, is what the
-** records' index holds. <check> is 16 hex digits of an FNV-1a hash of the
+** records' index holds. A deletion names the account by its id, its
+** internal number and when it was created: an account made again under the
+** same id after it (a later line) is another, and is not deleted by it.
+** Nothing personal is in either. <check> is 16 hex digits of an FNV-1a hash of the
 ** line before it: a line torn by a crash (or a full disk) mid-append, and
 ** whatever follows it, is not an entry, and the next append writes over it.
 ** Lines starting with '#' are notes for whoever opens the file. data.mdb
@@ -31,9 +36,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char head[] = "# Switchboard erasure journal: one erasure request a line, by the "
-                           "number's pseudonym (no number).\n# Keep it in the data directory: a "
-                           "restore replaces data.mdb and data.keys, never this file.\n";
+static const char head[] = "# Switchboard erasure journal: one erasure request (e, by the "
+                           "number's pseudonym: no number) or account deletion (d) a line.\n"
+                           "# Keep it in the data directory: a restore replaces data.mdb and "
+                           "data.keys, never this file.\n";
 
 static uint64_t fnv(const char *p, size_t n)
 {
@@ -63,15 +69,26 @@ static int parse_line(const char *p, size_t n, ejr_entry *x)
     *sp = 0;
     char account[SB_ID_MAX + 2], hex[40];
     unsigned long long seq, acct;
-    long long received;
-    if (sscanf(line, "e %llu %llu %129s %39s %lld", &seq, &acct, account, hex, &received) != 5 ||
-        !seq || acct > UINT32_MAX || !id_valid(account) || strlen(hex) != 32)
+    long long received, created = 0;
+    memset(x, 0, sizeof *x);
+    if (line[0] == EJR_DELETION) {
+        if (sscanf(line, "d %llu %llu %129s %lld %lld", &seq, &acct, account, &created,
+                   &received) != 5)
+            return -1;
+    } else if (sscanf(line, "e %llu %llu %129s %39s %lld", &seq, &acct, account, hex, &received) !=
+                   5 ||
+               strlen(hex) != 32) {
         return -1;
-    for (int i = 0; i < 16; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) return -1;
-        x->pseudo[i] = (uint8_t)(hi << 4 | lo);
+    } else {
+        for (int i = 0; i < 16; i++) {
+            int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+            if (hi < 0 || lo < 0) return -1;
+            x->pseudo[i] = (uint8_t)(hi << 4 | lo);
+        }
     }
+    if (!seq || acct > UINT32_MAX || !id_valid(account)) return -1;
+    x->kind = line[0];
+    x->created = created;
     x->seq = seq;
     x->acct = (uint32_t)acct;
     snprintf(x->account, sizeof x->account, "%s", account);
@@ -176,13 +193,13 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
     free(buf);
     if (bad)
         sb_log(e, SB_LOG_ERROR,
-               "%s: %zu whole line%s no entry (damaged): skipped; the erasure requests they "
-               "held are lost to a restore",
+               "%s: %zu whole line%s no entry (damaged): skipped; the erasure requests or "
+               "account deletions they held are lost to a restore",
                j->path, bad, bad == 1 ? " is" : "s are");
     if (j->torn)
         sb_log(e, SB_LOG_WARN,
                "%s: %zu bytes at its end are no whole entry (an append cut short): ignored, "
-               "and written over by the next erasure request",
+               "and written over by the next erasure request or account deletion",
                j->path, len - at);
     return 0;
 }
@@ -203,10 +220,13 @@ static int write_all(int fd, const char *p, size_t n, off_t off)
 int ejr_append(sb_engine *e, ejr *j, ejr_entry *x, sb_result *res)
 {
     char line[512];
-    int n = snprintf(line, sizeof line, "e %llu %lu %s ", (unsigned long long)x->seq,
-                     (unsigned long)x->acct, x->account);
-    for (int i = 0; i < 16; i++)
-        n += snprintf(line + n, sizeof line - (size_t)n, "%02x", x->pseudo[i]);
+    int n = snprintf(line, sizeof line, "%c %llu %lu %s ", x->kind == EJR_DELETION ? 'd' : 'e',
+                     (unsigned long long)x->seq, (unsigned long)x->acct, x->account);
+    if (x->kind == EJR_DELETION)
+        n += snprintf(line + n, sizeof line - (size_t)n, "%lld", (long long)x->created);
+    else
+        for (int i = 0; i < 16; i++)
+            n += snprintf(line + n, sizeof line - (size_t)n, "%02x", x->pseudo[i]);
     n += snprintf(line + n, sizeof line - (size_t)n, " %lld", (long long)x->received);
     n += snprintf(line + n, sizeof line - (size_t)n, " %016" PRIx64 "\n", fnv(line, (size_t)n));
     off_t at = (off_t)j->good;
@@ -241,8 +261,8 @@ void ejr_unappend(sb_engine *e, ejr *j)
 {
     if (ftruncate(j->fd, (off_t)j->prev) || fdatasync(j->fd)) {
         sb_log(e, SB_LOG_ERROR,
-               "%s: cannot take back the entry of a refused erasure request (%s): it will be "
-               "applied when the directory next opens",
+               "%s: cannot take back the entry of a refused erasure request or account "
+               "deletion (%s): it will be applied when the directory next opens",
                j->path, strerror(errno));
         return;
     }

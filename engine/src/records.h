@@ -338,19 +338,24 @@ int ret_account_deleted(wtx *t, uint32_t acct);
 int ret_upgrade_queue(MDB_txn *txn, sb_engine *e);
 /* Log what retention.c counted and has not said yet, and free it (sb_close). */
 void ret_free(sb_engine *e);
-/* Apply again the erasure requests of the journal that data.mdb has not
-** seen (restored from a backup taken before them; a request cut short by a
-** crash): each logged at warn and audited as an erasure request. Nothing to
-** do without a journal. sb_open runs it; sb_erase does before its own. */
+/* Apply again the erasure requests and account deletions of the journal
+** that data.mdb has not seen (restored from a backup taken before them; one
+** cut short by a crash), in the journal's order: each logged at warn, an
+** erasure request audited as one. Nothing to do without a journal. sb_open
+** runs it. */
 int ret_erasures_catch_up(sb_engine *e, sb_result *res);
 
 /* --- journal.c: the erasure journal ---------------------------------------- */
+enum { EJR_ERASURE = 'e', EJR_DELETION = 'd' };
+
 typedef struct ejr_entry {
+    int kind; /* EJR_ERASURE or EJR_DELETION */
     uint64_t seq;
     uint32_t acct;
     char account[SB_ID_MAX + 1];
-    uint8_t pseudo[16];
-    int64_t received;
+    uint8_t pseudo[16]; /* an erasure: the number's pseudonym */
+    int64_t received;   /* an erasure: when received; a deletion: when deleted */
+    int64_t created;    /* a deletion: when the account was created */
 } ejr_entry;
 
 typedef struct ejr {
@@ -379,5 +384,32 @@ int ejr_append(sb_engine *e, ejr *j, ejr_entry *x, sb_result *res);
 void ejr_unappend(sb_engine *e, ejr *j);
 /* Unlock, close and free. */
 void ejr_close(ejr *j);
+
+/* ret_erasures_catch_up with the journal open and locked: sb_erase and
+** sb_account_delete run it before they append their own entry. *applied
+** (applied not NULL): set when an entry was unseen. */
+int ret_journal_catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *res);
+/* In t: the seq the next entry of j takes (past both the journal's last and
+** data.mdb's: a journal lost or begun again); data.mdb has seen the
+** journal up to seq (in the entry's last transaction); the seq it has seen,
+** read in a write transaction of its own (a thread may hold a read one). */
+int ret_journal_next(wtx *t, const ejr *j, uint64_t *seq);
+int ret_journal_seen_put(wtx *t, uint64_t seq);
+int ret_journal_seen(sb_engine *e, uint64_t *seen, sb_result *res);
+/* An entry in the audit log of t's account, for no call (source "hold":
+** the account's legal holds decided it). */
+int ret_audit_hold_note(wtx *t, const char *action, const char *reason);
+
+/* entities.c: delete again the account a deletion entry x of the journal
+** names, as data.mdb has not seen x; its live calls end with it (they are
+** from before the deletion, which they could not have outlived). outcome:
+** ACCT_AGAIN_DELETED (its data key slot overwritten too); ACCT_AGAIN_GONE:
+** data.mdb has no account of that id, or another (its number or creation
+** time differ: made again since); ACCT_AGAIN_HELD: legal holds keep it, as
+** they keep sb_account_delete from it (why says which; audited). ended: its
+** live calls ended. data.mdb has seen x after it, whichever. */
+enum { ACCT_AGAIN_DELETED, ACCT_AGAIN_GONE, ACCT_AGAIN_HELD };
+int acct_delete_again(sb_engine *e, const ejr_entry *x, int *outcome, uint32_t *ended, char *why,
+                      size_t cap, sb_result *res);
 
 #endif

@@ -2568,14 +2568,28 @@ typedef struct erase_op {
     int gone;      /* again, and the account is gone (or another now) */
 } erase_op;
 
+int ret_journal_seen_put(wtx *t, uint64_t seq)
+{
+    uint64_t seen = 0;
+    int rc = st_meta_u64(t->txn, t->e, "erasure_seq", &seen);
+    if (!rc && seq > seen) rc = st_meta_put_u64(t->txn, t->e, "erasure_seq", seq);
+    return rc;
+}
+
+int ret_journal_next(wtx *t, const ejr *j, uint64_t *seq)
+{
+    uint64_t seen;
+    int rc = st_meta_u64(t->txn, t->e, "erasure_seq", &seen);
+    if (rc) return eng_mdb_err(t->res, rc, "read the erasure journal's place");
+    *seq = (j->last > seen ? j->last : seen) + 1;
+    return 0;
+}
+
 /* data.mdb has seen the journal's requests up to op's (in its last
 ** transaction). */
 static int seq_put(wtx *t, const erase_op *op)
 {
-    uint64_t seen = 0;
-    int rc = st_meta_u64(t->txn, t->e, "erasure_seq", &seen);
-    if (!rc && op->seq > seen) rc = st_meta_put_u64(t->txn, t->e, "erasure_seq", op->seq);
-    return rc;
+    return ret_journal_seen_put(t, op->seq);
 }
 
 /* The request itself in the audit log, with what it did (in its last
@@ -2602,12 +2616,9 @@ static int audit_request(rctx *x, const erase_op *op)
 ** None when the account has no data key: nothing of it was ever sealed. */
 static int journal_request(wtx *t, erase_op *op, const uint8_t pseudo[16])
 {
-    uint64_t seen;
-    int rc = st_meta_u64(t->txn, t->e, "erasure_seq", &seen);
-    if (rc) return eng_mdb_err(t->res, rc, "read the erasure journal's place");
-    ejr_entry x = {.seq = (op->j->last > seen ? op->j->last : seen) + 1,
-                   .acct = t->acct,
-                   .received = op->received};
+    ejr_entry x = {.kind = EJR_ERASURE, .acct = t->acct, .received = op->received};
+    int rc = ret_journal_next(t, op->j, &x.seq);
+    if (rc) return rc;
     snprintf(x.account, sizeof x.account, "%s", t->account->id);
     memcpy(x.pseudo, pseudo, sizeof x.pseudo);
     if ((rc = ejr_append(t->e, op->j, &x, t->res))) {
@@ -2796,7 +2807,7 @@ static int erase_run(sb_engine *e, erase_op *op, json_t *reasons, int *committed
     return rc;
 }
 
-/* The journal's seq data.mdb has seen (its last request's). Read in a
+/* The journal's seq data.mdb has seen (its last entry's). Read in a
 ** write transaction that writes nothing: sb_erase may be called from a
 ** thread holding a read transaction, and LMDB gives a thread one. One that
 ** is aborted and leaves the format as it was: an open that finds nothing
@@ -2808,20 +2819,77 @@ static int read_seen(wtx *t, void *arg)
     return rc ? eng_mdb_err(t->res, rc, "read the erasure journal's place") : 0;
 }
 
-static int seq_seen(sb_engine *e, uint64_t *seen, sb_result *res)
+int ret_journal_seen(sb_engine *e, uint64_t *seen, sb_result *res)
 {
     return eng_write_peek(e, read_seen, seen, res);
 }
 
-/* ret_erasures_catch_up with the journal open and locked. */
-static int catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *res)
+int ret_audit_hold_note(wtx *t, const char *action, const char *reason)
+{
+    rctx x;
+    rctx_init(&x, t);
+    int rc = audit_add(&x, NULL, 0, 0, action, NULL, 0, reason, SRC_HOLD, NULL, NULL);
+    if (!rc) rc = audit_flush(&x);
+    rctx_free(&x);
+    return rc;
+}
+
+/* An account deletion of the journal that data.mdb has not seen: the
+** account deleted again (entities.c), said at warn. */
+static int deletion_again(sb_engine *e, const ejr *j, const ejr_entry *x, sb_result *res)
+{
+    int outcome;
+    uint32_t ended = 0;
+    char held[600] = "";
+    /* Its own result: the END actions of the calls it ends are for no one
+    ** (they ended long ago), least of all the caller of sb_account_delete. */
+    sb_result *own = sb_result_new();
+    if (!own) return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    int rc = acct_delete_again(e, x, &outcome, &ended, held, sizeof held, own);
+    if (rc)
+        res_err(res, rc, sb_result_field(own),
+                "account deletion %llu of %s (account '%s'), which data.mdb has not seen, "
+                "cannot be applied again: %s",
+                (unsigned long long)x->seq, j->path, x->account, sb_result_message(own));
+    sb_result_free(own);
+    if (rc) return rc;
+    if (outcome == ACCT_AGAIN_GONE)
+        sb_log(e, SB_LOG_INFO,
+               "account deletion %llu of the erasure journal: data.mdb has no account '%s' "
+               "(#%lu, created at %lld ms), or another made since under its id: nothing to "
+               "delete again",
+               (unsigned long long)x->seq, x->account, (unsigned long)x->acct,
+               (long long)x->created);
+    else if (outcome == ACCT_AGAIN_HELD)
+        sb_log(e, SB_LOG_WARN,
+               "account deletion %llu of the erasure journal: account '%s' is back (data.mdb "
+               "is from a backup taken before its deletion) and is NOT deleted again, as no "
+               "account is deleted under a legal hold: %s (released after the backup, before "
+               "the deletion, and holding again since the restore); the audit log has it",
+               (unsigned long long)x->seq, x->account, held);
+    else
+        sb_log(e, SB_LOG_WARN,
+               "account deletion %llu of the erasure journal: account '%s' deleted again, as "
+               "data.mdb had not seen its deletion (restored from a backup taken before it, "
+               "or the deletion was cut short): its data key, agents, queues, API keys and "
+               "settings are gone, its records purged by sweeps; %lu live call%s it held ended "
+               "with it (the deletion came after them)",
+               (unsigned long long)x->seq, x->account, (unsigned long)ended, ended == 1 ? "" : "s");
+    return 0;
+}
+
+int ret_journal_catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *res)
 {
     uint64_t seen;
-    int rc = seq_seen(e, &seen, res);
+    int rc = ret_journal_seen(e, &seen, res);
     for (size_t i = 0; i < j->n && !rc; i++) {
         const ejr_entry *x = &j->v[i];
         if (x->seq <= seen) continue;
         if (applied) *applied = 1;
+        if (x->kind == EJR_DELETION) {
+            rc = deletion_again(e, j, x, res);
+            continue;
+        }
         erase_op op = {.account = x->account,
                        .received = x->received,
                        .seq = x->seq,
@@ -2868,7 +2936,7 @@ int ret_erasures_catch_up(sb_engine *e, sb_result *res)
     int rc = ejr_open(e, EJR_TRY, &j, res);
     if (rc || j.fd < 0) return rc;
     int applied = 0;
-    rc = catch_up(e, &j, &applied, res);
+    rc = ret_journal_catch_up(e, &j, &applied, res);
     ejr_close(&j);
     if (!rc && applied) (void)eng_scrub(e); /* nothing written, nothing to clear */
     return rc;
@@ -2890,7 +2958,7 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     ** lock is waited for, would keep the holder from finishing. */
     eng_batch_settle(e);
     if ((rc = ejr_open(e, EJR_CREATE, &j, res))) goto out;
-    if ((rc = catch_up(e, &j, NULL, res))) {
+    if ((rc = ret_journal_catch_up(e, &j, NULL, res))) {
         char why[1024];
         snprintf(why, sizeof why, "%s", sb_result_message(res));
         rc = res_err(res, rc, sb_result_field(res), "%s; this request was not taken", why);

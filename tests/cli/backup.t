@@ -10,7 +10,8 @@
 # data.mdb unless beside the rest of a whole backup, and data.keys only
 # beside data.mdb.partial; run again into the same directory, it removes
 # what the killed one left and is whole. Restored as switchboard(1) says,
-# an erasure request made since the backup is applied again (the erasure
+# an erasure request made since the backup is applied again, and an
+# account deleted since (through the daemon) is deleted again (the erasure
 # journal stays in the data directory), saying so.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
@@ -147,6 +148,38 @@ ok $? "... and the audit log has it" "$(shown)"
 run "$sb" records export --data-dir "$rdata" --account acme "+44 20 7946 0002"
 [ "$rc" -eq 0 ] && ! has "$out" '"records": []' && [ -z "$err" ]
 ok $? "... another caller's record is there, and nothing is applied twice" "$(shown)"
+# An account deleted (through the daemon, as an operator does) after the
+# backup: the restore does not bring it back.
+ddata="$tmp/ddata"
+run "$sb" replay examples/replay/first-calls.jsonl --data-dir "$ddata" --policy-dir policies
+run "$sb" backup --data-dir "$ddata" "$tmp/db"
+ok $rc "a backup of a third directory" "$(shown)"
+"$sb" serve --data-dir "$ddata" --listen 127.0.0.1:0 --policy-dir policies --sync none \
+    >/dev/null 2>"$tmp/dserve.log" &
+serve_pid=$!
+code=""
+if wait_for "$tmp/dserve.log" 'msg="listening"'; then
+    addr=$(grep -o 'addr=[^ ]*' "$tmp/dserve.log" | head -n 1 | cut -d= -f2)
+    code=$(curl -s -o "$tmp/ddel.out" -w '%{http_code}' -X DELETE \
+        -H "Authorization: Bearer $(cat "$ddata/admin.token")" \
+        "http://$addr/v1/accounts/acme?live_calls=end")
+fi
+kill -TERM "$serve_pid" 2>/dev/null
+wait "$serve_pid"
+[ "$code" = 200 ]
+ok $? "account acme deleted through the daemon (HTTP $code)" \
+    "$(cat "$tmp/ddel.out" "$tmp/dserve.log" 2>/dev/null)"
+grep -q "^d 1 [0-9]* acme " "$ddata/erasures.journal" && ! grep -q "7946" "$ddata/erasures.journal"
+ok $? "... in the erasure journal, which holds no number" "$(cat "$ddata/erasures.journal")"
+cp "$tmp/db/data.mdb" "$tmp/db/data.keys" "$ddata/"
+run "$sb" records list --data-dir "$ddata" --account acme
+check 1 "restored: the deleted account is not back" err "no such account 'acme'"
+has "$err" "account deletion 1 of the erasure journal: account 'acme' deleted again"
+ok $? "... the command says it was deleted again" "$(shown)"
+run "$sb" records list --data-dir "$ddata" --account acme
+check 1 "... and stays deleted, not deleted twice" err "no such account 'acme'"
+! has "$err" "deleted again"
+ok $? "... saying nothing more" "$(shown)"
 run "$sb" backup --help
 check 0 "backup --help says how to restore" out "To restore"
 has "$out" "switchboard(1) says how to"
