@@ -95,6 +95,9 @@ int res_err(sb_result *r, int code, const char *field, const char *fmt, ...)
     if (n >= (int)sizeof tmp) utf8_cut_end(tmp); /* cut between characters, not in one */
     utf8_clean(tmp);
     buf_puts(&r->msg, tmp);
+    /* The field r has already (sb_result_field(r), a message wrapped in
+    ** another): kept, not cleared under itself. */
+    if (field && field == r->field.p) return code;
     buf_clear(&r->field);
     if (field) {
         /* A field may be a path built from a document's keys (and cut to

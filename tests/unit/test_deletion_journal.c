@@ -301,6 +301,9 @@ int main(void)
            strstr(sb_result_message(res), "account 'full' was not deleted"),
        "a full disk while the deletion is journaled: SB_EFULL, saying so (%s)",
        sb_result_message(res));
+    ok(rc == SB_EFULL && sb_result_field(res) && !strcmp(sb_result_field(res), "data_dir"),
+       "... naming the data directory as the field to see to (%s)",
+       sb_result_field(res) ? sb_result_field(res) : "none");
     ok(account_exists("full") && data_key_of("full", dk) == 0 && journal_size() == before,
        "... the account and its data key there, the journal as it was");
     ok(reopen() == 0 && account_exists("full") && !strstr(logbuf, "account deletion"),

@@ -274,6 +274,8 @@ int main(void)
            strstr(sb_result_message(res), "nothing was erased"),
        "a full disk while the request is journaled: SB_EFULL, saying so (%s)",
        sb_result_message(res));
+    ok(rc == SB_EFULL && sb_result_field(res) && !strcmp(sb_result_field(res), "data_dir"),
+       "... naming the data directory as the field to see to");
     ok(records_of("acme", "+442079460202") == 3 && journal_size() == before &&
            requests_audited("acme", NULL, 0) == audited,
        "... nothing erased, the journal and the audit log as they were");
