@@ -25,63 +25,11 @@
 #define TESTKIT_LOG_KEEP
 #include "testkit.h"
 #include "reckit.h"
+#include "restorekit.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <sys/resource.h>
-
-static sb_engine *open_logged(void)
-{
-    sb_config cfg;
-    test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
-    cfg.log = log_keep;
-    log_clear();
-    return test_open(&cfg, res);
-}
-
-static int reopen(void)
-{
-    sb_close(eng);
-    eng = open_logged();
-    return eng ? 0 : -1;
-}
-
-static int copy_file(const char *from, const char *to)
-{
-    size_t n;
-    unsigned char *b = slurp(from, &n);
-    if (!b) return -1;
-    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int rc = fd >= 0 && write(fd, b, n) == (ssize_t)n ? 0 : -1;
-    if (fd >= 0) close(fd);
-    free(b);
-    return rc;
-}
-
-/* The restore switchboard(1) gives: the backup's two files in place. */
-static int restore(const char *bk)
-{
-    char from[600], to[600];
-    sb_close(eng);
-    eng = NULL;
-    int rc = 0;
-    for (int i = 0; i < 2 && !rc; i++) {
-        const char *f = i ? "data.keys" : "data.mdb";
-        snprintf(from, sizeof from, "%s/%s", bk, f);
-        snprintf(to, sizeof to, "%s/%s", dir, f);
-        rc = copy_file(from, to);
-    }
-    eng = open_logged();
-    return rc || !eng ? -1 : 0;
-}
-
-static char jpath[600];
-
-static size_t journal_size(void)
-{
-    struct stat st;
-    return stat(jpath, &st) == 0 ? (size_t)st.st_size : 0;
-}
 
 /* The journal as text (malloc'd), or NULL. */
 static char *journal_text(void)
@@ -116,15 +64,6 @@ static int put_seen(wtx *t, void *arg)
     return st_meta_put_u64(t->txn, t->e, "erasure_seq", *(uint64_t *)arg);
 }
 
-/* Records of number in the account (an access request), -1 on failure. */
-static long long records_of(const char *acct, const char *number)
-{
-    json_t *d = doc(sb_records_export(eng, acct, number, SB_EXPORT_JSON, res));
-    long long n = d ? (long long)json_array_size(json_object_get(d, "records")) : -1;
-    json_decref(d);
-    return n;
-}
-
 /* An account with agents, a queue and n abandoned calls from number. */
 static int account_with_calls(const char *acct, const char *prefix, const char *number, int n)
 {
@@ -142,23 +81,6 @@ static int account_with_calls(const char *acct, const char *prefix, const char *
         if (finish(acct, id, NULL)) return -1;
     }
     return 0;
-}
-
-/* The account's audit entries of action; the last one's reason into why. */
-static int audited(const char *acct, const char *action, char *why, size_t cap)
-{
-    json_t *d = doc(sb_audit_list(eng, acct, 0, 10000, res));
-    int n = 0;
-    size_t i;
-    json_t *x;
-    json_array_foreach(json_object_get(d, "entries"), i, x)
-    {
-        if (strcmp(jstr(x, "action"), action)) continue;
-        n++;
-        if (why) snprintf(why, cap, "%s", jstr(x, "reason"));
-    }
-    json_decref(d);
-    return d ? n : -1;
 }
 
 int main(void)
@@ -289,12 +211,8 @@ int main(void)
     ok(sb_account_put(eng, full, strlen(full), res) == 0 && data_key_of("full", dk) == 0,
        "an account 'full'");
     size_t before = journal_size();
-    struct rlimit old, lim;
-    getrlimit(RLIMIT_FSIZE, &old);
-    lim = old;
-    lim.rlim_cur = before;
-    signal(SIGXFSZ, SIG_IGN);
-    setrlimit(RLIMIT_FSIZE, &lim);
+    struct rlimit old;
+    fsize_limit(before, &old);
     int rc = sb_account_delete(eng, "full", res);
     setrlimit(RLIMIT_FSIZE, &old);
     ok(rc == SB_EFULL && strstr(sb_result_message(res), "erasure journal") &&

@@ -896,36 +896,9 @@ static void test_persistence(void)
     is_str(agent_status("acme", who), "available", "and can be finished");
 }
 
-/* The data directory's format version (the meta record "schema", behind
-** its table's byte), read or written with LMDB directly; -1 on error. */
 static long long schema_at(long long set)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_val k = {7, "\x01schema"}, v;
-    long long got = -1;
-    if (mdb_env_create(&env)) return -1;
-    mdb_env_set_mapsize(env, 64 << 20);
-    if (mdb_env_open(env, dir, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0) {
-        if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0) {
-            unsigned char b[8];
-            if (set >= 0) {
-                for (int i = 0; i < 8; i++)
-                    b[i] = (unsigned char)((unsigned long long)set >> (56 - 8 * i));
-                v = (MDB_val){8, b};
-                mdb_put(txn, dbi, &k, &v, 0);
-            }
-            if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 8) {
-                got = 0;
-                for (int i = 0; i < 8; i++)
-                    got = (got << 8) | ((unsigned char *)v.mv_data)[i];
-            }
-        }
-        mdb_txn_commit(txn);
-    }
-    mdb_env_close(env);
-    return got;
+    return test_schema_at(dir, 64 << 20, set);
 }
 
 /* A directory written by a newer Switchboard is refused with a clear error;

@@ -24,121 +24,20 @@
 #define TESTKIT_LOG_KEEP
 #include "testkit.h"
 #include "reckit.h"
+#include "restorekit.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <sys/resource.h>
 
-static sb_engine *open_logged(void)
-{
-    sb_config cfg;
-    test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
-    cfg.log = log_keep;
-    log_clear();
-    return test_open(&cfg, res);
-}
-
-static int reopen(void)
-{
-    sb_close(eng);
-    eng = open_logged();
-    return eng ? 0 : -1;
-}
-
-/* Records of number in the account (an access request), -1 on failure. */
-static long long records_of(const char *acct, const char *number)
-{
-    json_t *d = doc(sb_records_export(eng, acct, number, SB_EXPORT_JSON, res));
-    long long n = d ? (long long)json_array_size(json_object_get(d, "records")) : -1;
-    json_decref(d);
-    return n;
-}
-
-/* The account's audit entries of action erasure_request; the last one's
-** reason into why. */
 static int requests_audited(const char *acct, char *why, size_t cap)
 {
-    json_t *d = doc(sb_audit_list(eng, acct, 0, 10000, res));
-    int n = 0;
-    size_t i;
-    json_t *x;
-    json_array_foreach(json_object_get(d, "entries"), i, x)
-    {
-        if (strcmp(jstr(x, "action"), "erasure_request")) continue;
-        n++;
-        if (why) snprintf(why, cap, "%s", jstr(x, "reason"));
-    }
-    json_decref(d);
-    return d ? n : -1;
+    return audited(acct, "erasure_request", why, cap);
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    size_t n;
-    unsigned char *b = slurp(from, &n);
-    if (!b) return -1;
-    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int rc = fd >= 0 && write(fd, b, n) == (ssize_t)n ? 0 : -1;
-    if (fd >= 0) close(fd);
-    free(b);
-    return rc;
-}
-
-/* The restore switchboard(1) gives: the backup's two files in place. */
-static int restore(const char *bk)
-{
-    char from[600], to[600];
-    sb_close(eng);
-    eng = NULL;
-    int rc = 0;
-    for (int i = 0; i < 2 && !rc; i++) {
-        const char *f = i ? "data.keys" : "data.mdb";
-        snprintf(from, sizeof from, "%s/%s", bk, f);
-        snprintf(to, sizeof to, "%s/%s", dir, f);
-        rc = copy_file(from, to);
-    }
-    eng = open_logged();
-    return rc || !eng ? -1 : 0;
-}
-
-static char jpath[600];
-
-/* The data directory's format version (the meta record "schema"), read or
-** written with LMDB directly (the engine closed); -1 on error. */
 static long long schema_at(long long set)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_val k = {7, "\x01schema"}, v;
-    long long got = -1;
-    if (mdb_env_create(&env)) return -1;
-    mdb_env_set_mapsize(env, RECKIT_MAP_SIZE);
-    if (mdb_env_open(env, dir, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0) {
-        if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0) {
-            unsigned char b[8];
-            if (set >= 0) {
-                for (int i = 0; i < 8; i++)
-                    b[i] = (unsigned char)((unsigned long long)set >> (56 - 8 * i));
-                v = (MDB_val){8, b};
-                mdb_put(txn, dbi, &k, &v, 0);
-            }
-            if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 8) {
-                got = 0;
-                for (int i = 0; i < 8; i++)
-                    got = (got << 8) | ((unsigned char *)v.mv_data)[i];
-            }
-        }
-        mdb_txn_commit(txn);
-    }
-    mdb_env_close(env);
-    return got;
-}
-
-static size_t journal_size(void)
-{
-    struct stat st;
-    return stat(jpath, &st) == 0 ? (size_t)st.st_size : 0;
+    return test_schema_at(dir, RECKIT_MAP_SIZE, set);
 }
 
 static void three_calls(const char *prefix, const char *number)
@@ -262,12 +161,8 @@ int main(void)
     /* A full disk while appending: refused, nothing changes. */
     size_t before = journal_size();
     int audited = requests_audited("acme", NULL, 0);
-    struct rlimit old, lim;
-    getrlimit(RLIMIT_FSIZE, &old);
-    lim = old;
-    lim.rlim_cur = before;
-    signal(SIGXFSZ, SIG_IGN);
-    setrlimit(RLIMIT_FSIZE, &lim);
+    struct rlimit old;
+    fsize_limit(before, &old);
     int rc = sb_erase(eng, "acme", "+442079460202", res);
     setrlimit(RLIMIT_FSIZE, &old);
     ok(rc == SB_EFULL && strstr(sb_result_message(res), "erasure journal") &&

@@ -9,6 +9,7 @@
 #include "switchboard.h"
 
 #include <ftw.h>
+#include <lmdb.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -167,6 +168,39 @@ static inline int rnd(int n)
 static inline void rmtree(const char *path)
 {
     nftw(path, rmtree_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The format version of the data directory d (the meta record "schema",
+** behind its table's byte), read, or first written when set >= 0, with LMDB
+** directly (the engine closed); -1 on error. map: the map size to open at. */
+static __attribute__((unused)) long long test_schema_at(const char *d, size_t map, long long set)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {7, "\x01schema"}, v;
+    long long got = -1;
+    if (mdb_env_create(&env)) return -1;
+    mdb_env_set_mapsize(env, map);
+    if (mdb_env_open(env, d, 0, 0600) == 0 && mdb_txn_begin(env, NULL, 0, &txn) == 0) {
+        if (mdb_dbi_open(txn, NULL, 0, &dbi) == 0) {
+            unsigned char b[8];
+            if (set >= 0) {
+                for (int i = 0; i < 8; i++)
+                    b[i] = (unsigned char)((unsigned long long)set >> (56 - 8 * i));
+                v = (MDB_val){8, b};
+                mdb_put(txn, dbi, &k, &v, 0);
+            }
+            if (mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 8) {
+                got = 0;
+                for (int i = 0; i < 8; i++)
+                    got = (got << 8) | ((unsigned char *)v.mv_data)[i];
+            }
+        }
+        mdb_txn_commit(txn);
+    }
+    mdb_env_close(env);
+    return got;
 }
 
 #endif
