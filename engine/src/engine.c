@@ -447,7 +447,8 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
             [DB_TIMERS] = "timers",  [DB_RECORDS] = "records",    [DB_AGENTDOCS] = "docs",
             [DB_QUEUEDOCS] = "docs", [DB_RIDX] = "records",       [DB_RECID] = "records",
             [DB_AGGR] = "records",   [DB_REVIEW] = "retention",   [DB_JOBS] = "retention",
-            [DB_AUDIT] = "audit",    [DB_ERASURES] = "retention", [DB_POLHIST] = "polhist"};
+            [DB_AUDIT] = "audit",    [DB_ERASURES] = "retention", [DB_POLHIST] = "polhist",
+            [DB_RECIDT] = "records", [DB_RIDXT] = "records"};
         sh->dbi[i] = main_dbi;
         if (own[i]) rc = mdb_dbi_open(txn, own[i], MDB_CREATE, &sh->dbi[i]);
     }

@@ -29,6 +29,8 @@
 **   records   acct(4) ended(8) call id    -> call record (finished calls, by time)
 **   recid     acct(4) call id 0 ended(8)  -> ""   a call's records by call id
 **   ridx      acct(4) pseudonym(16) role(1) ended(8) call id -> agent, outcome
+**   recidt    acct(4) period(2) call id 0 ended(8) -> ""   (recid, ridx: before format 11)
+**   ridxt     acct(4) period(2) pseudonym(16) role(1) ended(8) call id -> agent, outcome
 **   aggr      acct(4) queue(4) day(4)     -> daily counters (queue 0: account)
 **   review    due(8) acct(4) call id 0 ended(8) -> ""  retention reviews
 **   jobs      kind(1) ...                 -> background work (purges, rescans)
@@ -38,8 +40,9 @@
 ** own, and so has polhist (an account's past policy sources, written only by
 ** its uploads and deletes). Records are keyed by time so that retention
 ** sweeps, which mostly meet records in the order they ended, read and write
-** them in order. Account
-** data keys are not in LMDB at all (records.h says why).
+** them in order; for the same reason a record's call-id and pseudonym index
+** entries lead with the period it ended in (recidt, ridxt; records.c says
+** more). Account data keys are not in LMDB at all (records.h says why).
 **
 ** An agent's live state (status, statistics, dial URIs) is apart from its
 ** document (skills, schedule, preferences...), so the events that change
@@ -88,6 +91,8 @@ enum {
     DB_AUDIT,
     DB_ERASURES, /* erasure requests a legal hold kept from records (retention.c) */
     DB_POLHIST,  /* accounts' past uploads and deletes of their policies (policies.c) */
+    DB_RECIDT,   /* recid and ridx of records written since format 11 (records.c) */
+    DB_RIDXT,
     DB_COUNT
 };
 
@@ -97,7 +102,7 @@ enum {
 ** refuses it with a clear error rather than failing on the records written
 ** since; an open that writes nothing (a backup, a read) leaves it as it was. */
 #define SCHEMA_VERSION                                                                             \
-    10 /* 3: live calls keep their talk across transfers; 4: call records of                       \
+    11 /* 3: live calls keep their talk across transfers; 4: call records of                       \
        ** version 3 (records.h); 5: agent records keep a status asked for on a                     \
        ** call (model.c, agent format 3), and calls from withheld numbers (call                    \
        ** format 5, records flagged RF_WITHHELD, whose one pseudonym is the                        \
@@ -109,7 +114,9 @@ enum {
        ** policy histories (polhist), which an account's deletion by an earlier                    \
        ** version would leave behind; 10: accounts keep their limits and what                      \
        ** they have (account format 2), which an earlier version would not                         \
-       ** count */
+       ** count; 11: records' call-id and pseudonym index entries lead with                        \
+       ** the period the call ended in (recidt, ridxt), which an earlier                           \
+       ** version would not find */
 
 /* Name kinds in the names table. NK_QUEUE_GONE: a deleted queue's id,
 ** keyed by its number (its aggregates outlive it; numbers are never used

@@ -72,7 +72,8 @@ int rec_outcome_parse(const char *s);
 ** RF_WITHHELD: the caller withheld the number, so the record has no caller
 ** pseudonym (its only one, if any, is the called number's) and its sealed
 ** caller is "" (data directories of format 5 and later). */
-enum { RF_ANONYMIZED = 1, RF_OVERRIDDEN = 2, RF_SEAL_V2 = 4, RF_WITHHELD = 8 };
+/* RF_TIDX: the record's index entries are in recidt and ridxt (records.c). */
+enum { RF_ANONYMIZED = 1, RF_OVERRIDDEN = 2, RF_SEAL_V2 = 4, RF_WITHHELD = 8, RF_TIDX = 16 };
 
 /* An account's record settings (DB_PRIVACY); absent means the defaults:
 ** no retention policy (keep forever), nothing personal beyond the numbers,
@@ -157,8 +158,9 @@ int record_write(wtx *t, const call_rec *c, const queue_rec *q, const char *outc
 ** answered it there, else overflowed, with its wait and talk there; c's
 ** queue figures (model.h) start afresh for the queue it goes to. */
 int rec_aggr_leave(wtx *t, call_rec *c, const queue_rec *q);
-/* Has the account a record of that call id? */
-int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id);
+/* Has the account a record of that call id, of a call that ended at `since`
+** or later (or a little earlier: by period; since 0, any)? */
+int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, int64_t since);
 /* Put the latest record of a finished call of account acct into res as JSON
 ** (numbers not included); SB_ENOTFOUND if none. */
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res);
@@ -227,12 +229,15 @@ int rec_open(const uint8_t key[32], const char *account, const rec_data *r,
 size_t rec_seal_ad(uint8_t *ad, const char *account, const char *id, size_t idlen, int64_t offered);
 
 /* Keys: a record's (acct ended id) and its call-id index entry's (acct id
-** NUL ended). */
+** NUL ended: recid's layout). */
 size_t rec_key_of(uint8_t *k, uint32_t acct, const char *id, size_t idlen, int64_t ended);
 size_t recid_key(uint8_t *k, uint32_t acct, const char *id, size_t idlen, int64_t ended);
-/* Delete the record at rk and its call-id index entry (not its pseudonym
-** index entries: rec_ridx_del). */
-int rec_delete(MDB_txn *txn, sb_engine *e, const uint8_t *rk, size_t rkl);
+/* Delete the record at rk, whose flags are flags, and its call-id index
+** entry (not its pseudonym index entries: rec_ridx_del). */
+int rec_delete(MDB_txn *txn, sb_engine *e, const uint8_t *rk, size_t rkl, int flags);
+/* A pseudonym index entry's key as ridx lays it out, which callers see
+** whichever table holds it (records.c: the index entries). */
+#define REC_RIDX_MAX (31 + SB_ID_MAX)
 size_t ridx_key(uint8_t *k, uint32_t acct, const uint8_t pseudo[16], int role, int64_t ended,
                 const char *id, size_t idlen);
 enum { ROLE_CALLER = 'c', ROLE_CALLED = 'd' };
@@ -242,8 +247,56 @@ static inline int rec_role(const rec_data *r, int i)
 {
     return i || (r->flags & RF_WITHHELD) ? ROLE_CALLED : ROLE_CALLER;
 }
+/* Write record r's call-id and pseudonym index entries (r->flags has
+** RF_TIDX), each pseudonym's with the value val (agent, outcome). */
+int rec_index_put(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r,
+                  const uint8_t val[5]);
+/* The key in *table of the call-id index entry of the record at rk with
+** flags (k: REC_KEY_MAX + 3 bytes), and of record r's i-th pseudonym's
+** (k: REC_RIDX_MAX bytes), for deletes put off. */
+size_t rec_recid_entry(uint8_t *k, const uint8_t *rk, size_t rkl, int flags, int *table);
+size_t rec_ridx_entry(uint8_t *k, uint32_t acct, const rec_data *r, int i, int *table);
 /* Delete the pseudonym index entries of record r (key acct). */
 int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r);
+/* Read and delete the pseudonym index entry with ridx's key k, in the
+** table that has it. */
+int rec_ridx_get(MDB_txn *txn, sb_engine *e, const uint8_t *k, size_t kl, MDB_val *v);
+int rec_ridx_del_key(MDB_txn *txn, sb_engine *e, const uint8_t *k, size_t kl);
+
+/* The number of the agent a caller with this pseudonym last spoke to in a
+** call that ended at `since` or later (0: none); call.previous_agent looks
+** back REC_HISTORY_MS. */
+#define REC_HISTORY_MS (90 * 86400000LL)
+uint32_t rec_history(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t pseudo[16],
+                     int64_t since);
+
+/* A walk over one pseudonym's index entries in ridx's order (role, end, call
+** id), both tables' merged: rec_walk_after stands on the first entry after
+** `after` (ridx's layout, 29 bytes at least; afterlen 0: the first), and
+** rec_walk_next on the next: 0 with key, klen (ridx's layout) and val, or
+** MDB_NOTFOUND at the end. The key is good until the next step. */
+typedef struct rec_walk {
+    MDB_txn *txn;
+    sb_engine *e;
+    uint32_t acct;
+    uint8_t pseudo[16];
+    st_iter old, cur;   /* ridx's entries; ridxt's of one period and role */
+    int old_rc, new_rc; /* 0: that one stands on an entry */
+    MDB_cursor *pc;     /* finds ridxt's periods */
+    int role;
+    unsigned period;
+    uint8_t kb[REC_RIDX_MAX]; /* ridxt's entry in ridx's layout */
+    size_t nklen;
+    MDB_val nv;
+    const uint8_t *key;
+    size_t klen;
+    MDB_val val;
+    int from_old;
+} rec_walk;
+int rec_walk_after(rec_walk *w, MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t pseudo[16],
+                   const uint8_t *after, size_t afterlen);
+int rec_walk_next(rec_walk *w);
+void rec_walk_close(rec_walk *w);
 
 /* Daily aggregates (DB_AGGR): counters of calls by the day they were offered
 ** in the account's time zone, per account (queue 0) and per queue, as

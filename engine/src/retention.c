@@ -783,10 +783,11 @@ static int ridx_del(rctx *x, const rec_data *r)
         x->scrub_noted = 1;
     }
     if (!x->defer) return rec_ridx_del(x->t->txn, x->e, x->acct, r);
-    uint8_t k[29 + SB_ID_MAX];
+    uint8_t k[REC_RIDX_MAX];
+    int table;
     for (int i = 0; i < r->npseudo; i++) {
-        size_t kl = ridx_key(k, x->acct, r->pseudo[i], rec_role(r, i), r->ended, r->id, r->idlen);
-        int rc = batch_add(&x->dels, DB_RIDX, k, kl, NULL, 0);
+        size_t kl = rec_ridx_entry(k, x->acct, r, i, &table);
+        int rc = batch_add(&x->dels, table, k, kl, NULL, 0);
         if (rc) return rc;
         x->ndels++;
     }
@@ -838,10 +839,10 @@ static int rec_rewrite(rctx *x, const uint8_t *rk, size_t rkl, const rec_data *r
     return rec_put(x, rk, rkl, x->w.b.p, x->w.b.len);
 }
 
-/* Delete the record at rk and its call-id index entry. */
-static int rec_del(rctx *x, const uint8_t *rk, size_t rkl)
+/* Delete the record at rk (flags: its RF_*) and its call-id index entry. */
+static int rec_del(rctx *x, const uint8_t *rk, size_t rkl, int flags)
 {
-    if (!x->rcur) return rec_delete(x->t->txn, x->e, rk, rkl);
+    if (!x->rcur) return rec_delete(x->t->txn, x->e, rk, rkl, flags);
     if (rkl <= 12 || rkl > 12 + SB_ID_MAX) return SB_ESTORE;
     int rc = rcur_at(x, rk, rkl);
     if (rc == 0 && (rc = mdb_cursor_del(x->rcur, 0)) == 0)
@@ -849,11 +850,11 @@ static int rec_del(rctx *x, const uint8_t *rk, size_t rkl)
     else if (rc == MDB_NOTFOUND)
         rc = 0;
     if (rc) return rc;
-    uint8_t k[REC_KEY_MAX + 1];
+    uint8_t k[REC_KEY_MAX + 3];
+    int table;
     x->ndels++;
-    return batch_add(&x->dels, DB_RECID, k,
-                     recid_key(k, be32(rk), (const char *)rk + 12, rkl - 12, (int64_t)be64(rk + 4)),
-                     NULL, 0);
+    size_t kl = rec_recid_entry(k, rk, rkl, flags, &table);
+    return batch_add(&x->dels, table, k, kl, NULL, 0);
 }
 
 static void count_reason(rctx *x, const char *action, const char *reason)
@@ -931,7 +932,7 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
     if (had > 0 && had != next && (rc = review_del(x, rk, rkl, had))) return rc;
 
     if (action == RET_DELETE) {
-        if ((rc = ridx_del(x, r)) || (rc = rec_del(x, rk, rkl))) return rc;
+        if ((rc = ridx_del(x, r)) || (rc = rec_del(x, rk, rkl, r->flags))) return rc;
         x->n.deleted++;
     } else if (action == RET_ANONYMIZE && !(r->flags & RF_ANONYMIZED)) {
         if ((rc = ridx_del(x, r))) return rc;
@@ -1135,7 +1136,8 @@ static int purge_reviews(rctx *x, uint32_t acct, uint8_t *cur, size_t *curlen, i
 static int job_purge(rctx *x, uint32_t acct, uint8_t *stage, uint8_t *cur, size_t *curlen,
                      int budget, int *done)
 {
-    static const int tables[] = {DB_RECORDS, DB_RECID, DB_RIDX, DB_AGGR, DB_AUDIT, DB_ERASURES};
+    static const int tables[] = {DB_RECORDS, DB_RECID, DB_RIDX,  DB_RECIDT,
+                                 DB_RIDXT,   DB_AGGR,  DB_AUDIT, DB_ERASURES};
     MDB_txn *txn = x->t->txn;
     uint8_t p[4];
     key_acct(p, acct);
@@ -2479,9 +2481,7 @@ static int erase_batch(rctx *x, const uint8_t pseudo[16], int64_t received, cons
 {
     wtx *t = x->t;
     uint32_t acct = x->acct;
-    uint8_t p[20];
-    pend_key(p, acct, pseudo);
-    uint8_t(*keys)[29 + SB_ID_MAX] = malloc(ERASE_BATCH * sizeof *keys);
+    uint8_t(*keys)[REC_RIDX_MAX] = malloc(ERASE_BATCH * sizeof *keys);
     size_t *kls = malloc(ERASE_BATCH * sizeof *kls);
     int k = 0, rc;
     *handled = 0;
@@ -2489,14 +2489,14 @@ static int erase_batch(rctx *x, const uint8_t pseudo[16], int64_t received, cons
         rc = SB_ENOMEM;
         goto out;
     }
-    st_iter it;
-    for (rc = st_iter_after(&it, t->txn, x->e, DB_RIDX, p, 20, cur, curlen);
-         rc == 0 && k < ERASE_BATCH; rc = st_iter_next(&it)) {
+    rec_walk it;
+    for (rc = rec_walk_after(&it, t->txn, x->e, acct, pseudo, cur, curlen);
+         rc == 0 && k < ERASE_BATCH; rc = rec_walk_next(&it)) {
         if (it.klen < 30 || it.klen > sizeof keys[0]) continue;
         memcpy(keys[k], it.key, it.klen);
         kls[k++] = it.klen;
     }
-    st_iter_close(&it);
+    rec_walk_close(&it);
     if (rc && rc != MDB_NOTFOUND) goto out;
     rc = 0;
     *done = k < ERASE_BATCH;
@@ -2511,11 +2511,11 @@ static int erase_batch(rctx *x, const uint8_t pseudo[16], int64_t received, cons
         /* A record whose caller and called number are this number has an
         ** entry in each role: it is decided once, in the caller's. Its
         ** called entry is gone if that decision dropped the pseudonyms. */
-        if (role == ROLE_CALLED && st_get(t->txn, x->e, DB_RIDX, ik, kls[i], &iv) == MDB_NOTFOUND)
+        if (role == ROLE_CALLED && rec_ridx_get(t->txn, x->e, ik, kls[i], &iv) == MDB_NOTFOUND)
             continue;
         rc = load_record(x, rk, rkl, &r);
         if (rc == SB_ENOTFOUND) { /* a stale entry: the record is gone */
-            rc = st_del(t->txn, x->e, DB_RIDX, ik, kls[i]);
+            rc = rec_ridx_del_key(t->txn, x->e, ik, kls[i]);
             continue;
         }
         if (rc) break;
@@ -3158,9 +3158,9 @@ static int export_run(sb_engine *e, const char *account, const char *number,
         goto out;
     }
     if (akl) memcpy(ak, p, 20);
-    st_iter it;
-    for (rc = st_iter_after(&it, txn, e, DB_RIDX, p, 20, ak, akl); rc == 0;
-         rc = st_iter_next(&it)) {
+    rec_walk it;
+    for (rc = rec_walk_after(&it, txn, e, acc.num, p + 4, ak, akl); rc == 0;
+         rc = rec_walk_next(&it)) {
         if (it.klen < 30) continue;
         uint8_t rk[REC_KEY_MAX];
         size_t rkl = rec_key_of(rk, acc.num, (const char *)it.key + 29, it.klen - 29,
@@ -3230,7 +3230,7 @@ static int export_run(sb_engine *e, const char *account, const char *number,
         lastl = it.klen;
         memcpy(last, it.key, lastl);
     }
-    st_iter_close(&it);
+    rec_walk_close(&it);
     cr_wipe(key, sizeof key);
     free(hs);
     if (!more && rc != MDB_NOTFOUND) {
@@ -3448,7 +3448,7 @@ static int do_hold_place(wtx *t, void *arg)
     /* A hold on a call id: one live (its record comes when it ends) or with
     ** a record; a mistyped id would hold nothing while the list said it did. */
     if (op->h.kind == HK_CALL && !st_call_exists(t->txn, t->e, t->acct, op->h.call) &&
-        !record_exists(t->e, t->txn, t->acct, op->h.call)) {
+        !record_exists(t->e, t->txn, t->acct, op->h.call, 0)) {
         rc = res_err(t->res, SB_ENOTFOUND, "call",
                      "no call '%s' in this account, live or with a record: nothing to hold",
                      op->h.call);

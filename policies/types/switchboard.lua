@@ -27,7 +27,7 @@
 ---@field attempts integer rings tried so far for this call
 ---@field tried table<string, integer> agent id -> times rung for this call
 ---@field last_agent string? agent of the previous ring attempt
----@field previous_agent string? agent this caller last spoke to (caller history; nil if withheld)
+---@field previous_agent string? agent this caller last spoke to in 90 days (nil: none, or withheld)
 ---@field since_last_ring number? seconds since this call's last ring attempt ended (nil: none has)
 ---@field attrs table<string, any> attributes from the gateway (copied each read)
 ---@field skills table<string, integer> `attrs.skills`: skill -> minimum level, or empty

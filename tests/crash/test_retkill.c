@@ -510,8 +510,8 @@ static void kill_purge(void)
     MDB_txn *txn;
     int left = 0;
     if (mdb_txn_begin(eng->env, NULL, MDB_RDONLY, &txn) == 0) {
-        static const int tables[] = {DB_RECORDS, DB_RECID,    DB_RIDX,  DB_AGGR,
-                                     DB_AUDIT,   DB_ERASURES, DB_REVIEW};
+        static const int tables[] = {DB_RECORDS, DB_RECID, DB_RIDX,     DB_RECIDT, DB_RIDXT,
+                                     DB_AGGR,    DB_AUDIT, DB_ERASURES, DB_REVIEW};
         for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
             st_iter it;
             int here = 0;

@@ -427,9 +427,9 @@ typedef struct snap_reader {
 /* Every key and value of the records and their pseudonym index, summed. */
 static unsigned long long snapshot_sum(MDB_txn *txn, int *rc)
 {
-    static const int tables[] = {DB_RECORDS, DB_RIDX};
+    static const int tables[] = {DB_RECORDS, DB_RIDX, DB_RIDXT};
     unsigned long long sum = 0;
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 3; t++) {
         st_iter it;
         for (*rc = st_iter_open(&it, txn, eng, tables[t], "", 0); *rc == 0;
              *rc = st_iter_next(&it)) {

@@ -279,19 +279,25 @@ static int ridx_scan(const char *acct, ridx_seen *s)
     uint8_t p[4];
     put_be32(p, a.num);
     st_iter it;
-    int rc;
-    for (rc = st_iter_open(&it, txn, eng, DB_RIDX, p, 4); rc == 0; rc = st_iter_next(&it)) {
-        if (it.klen < 30) continue;
-        s->entries++;
-        s->empty += !memcmp(it.key + 4, empty, 16);
-        for (int i = 0; i < 2; i++)
-            if (!memcmp(it.key + 4, num[i], 16)) {
-                s->as_caller[i] += it.key[20] == ROLE_CALLER;
-                s->as_called[i] += it.key[20] == ROLE_CALLED;
-            }
-        s->withheld += strchr("sjpw", it.key[29]) != NULL;
+    int rc = MDB_NOTFOUND;
+    /* Both layouts: ridx's, and ridxt's with the period after the account. */
+    for (int t = 0; t < 2 && rc == MDB_NOTFOUND; t++) {
+        const int o = t ? 2 : 0;
+        for (rc = st_iter_open(&it, txn, eng, t ? DB_RIDXT : DB_RIDX, p, 4); rc == 0;
+             rc = st_iter_next(&it)) {
+            if (it.klen < 30u + o) continue;
+            const uint8_t *k = it.key + o;
+            s->entries++;
+            s->empty += !memcmp(k + 4, empty, 16);
+            for (int i = 0; i < 2; i++)
+                if (!memcmp(k + 4, num[i], 16)) {
+                    s->as_caller[i] += k[20] == ROLE_CALLER;
+                    s->as_called[i] += k[20] == ROLE_CALLED;
+                }
+            s->withheld += strchr("sjpw", k[29]) != NULL;
+        }
+        st_iter_close(&it);
     }
-    st_iter_close(&it);
     eng_read_end(eng, txn);
     return rc == MDB_NOTFOUND ? 0 : -1;
 }
