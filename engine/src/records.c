@@ -902,7 +902,8 @@ size_t rec_key_of(uint8_t *k, uint32_t acct, const char *id, size_t idlen, int64
 ** entries in instead of one: caller history looks back REC_HISTORY_MS (15
 ** periods), an event for an ended call the same, while access and erasure
 ** requests and a record read by its call id see every period. Entries of
-** earlier versions stay in recid and ridx, and are read and deleted there; a
+** earlier versions are in recid and ridx, read and deleted there, until a
+** walk the sweeps run moves them (rec_reindex; retention.c, JOB_REINDEX); a
 ** record says which (RF_TIDX). Callers see every entry as ridx lays it out
 ** (ridx_key), whichever table holds it. */
 
@@ -1031,6 +1032,46 @@ static int period_near(MDB_cursor *c, int table, uint32_t acct, unsigned from, u
     if (k.mv_size < 7 || key[0] != table + 1 || memcmp(key + 1, at, 4)) return MDB_NOTFOUND;
     *got = period_at(key + 5);
     return 0;
+}
+
+int rec_reindex(MDB_txn *txn, sb_engine *e, const uint8_t *rk, size_t rkl, const void *val,
+                size_t vl)
+{
+    rec_data r;
+    uint8_t *copy = NULL;
+    if (rkl <= 12 || rkl > 12 + SB_ID_MAX || vl <= REC_OFF_FLAGS) return 0;
+    if (((const uint8_t *)val)[REC_OFF_FLAGS] & RF_TIDX) return 0;
+    if (!(copy = malloc(vl))) return SB_ENOMEM;
+    memcpy(copy, val, vl); /* the value moves under the writes below */
+    int rc = rec_decode(copy, vl, &r) ? 0 : 1;
+    if (rc != 1) goto out; /* unreadable: left as it is, where the sweep logs it */
+    uint32_t acct = be32(rk);
+    uint8_t k[REC_RIDX_MAX + 3], tk[REC_RIDX_MAX + 3], iv[8];
+    int table;
+    size_t kl = rec_recid_entry(k, rk, rkl, 0, &table);
+    if ((rc = st_del(txn, e, DB_RECID, k, kl))) goto out;
+    r.flags |= RF_TIDX;
+    kl = rec_recid_entry(tk, rk, rkl, r.flags, &table);
+    if ((rc = st_put(txn, e, DB_RECIDT, tk, kl, "", 0))) goto out;
+    for (int i = 0; i < r.npseudo; i++) {
+        MDB_val v;
+        r.flags &= ~RF_TIDX;
+        kl = rec_ridx_entry(k, acct, &r, i, &table);
+        rc = st_get(txn, e, DB_RIDX, k, kl, &v);
+        if (rc == MDB_NOTFOUND) continue; /* gone with an erasure that met it */
+        size_t n = v.mv_size < sizeof iv ? v.mv_size : sizeof iv;
+        if (!rc) memcpy(iv, v.mv_data, n);
+        if (rc || (rc = st_del(txn, e, DB_RIDX, k, kl))) goto out;
+        r.flags |= RF_TIDX;
+        kl = rec_ridx_entry(tk, acct, &r, i, &table);
+        if ((rc = st_put(txn, e, DB_RIDXT, tk, kl, iv, n))) goto out;
+    }
+    copy[REC_OFF_FLAGS] |= RF_TIDX;
+    rc = st_put(txn, e, DB_RECORDS, rk, rkl, copy, vl);
+    if (!rc) rc = 1;
+out:
+    free(copy);
+    return rc;
 }
 
 /* --- walking one pseudonym's entries -------------------------------------- */

@@ -270,6 +270,12 @@ int rec_ridx_del_key(MDB_txn *txn, sb_engine *e, const uint8_t *k, size_t kl);
 uint32_t rec_history(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t pseudo[16],
                      int64_t since);
 
+/* The record at rk, whose stored value is val, with its index entries moved
+** from recid and ridx to recidt and ridxt (format 11's walk, retention.c):
+** 1 if it moved them, 0 if it had them there already (or is unreadable). */
+int rec_reindex(MDB_txn *txn, sb_engine *e, const uint8_t *rk, size_t rkl, const void *val,
+                size_t vl);
+
 /* A walk over one pseudonym's index entries in ridx's order (role, end, call
 ** id), both tables' merged: rec_walk_after stands on the first entry after
 ** `after` (ridx's layout, 29 bytes at least; afterlen 0: the first), and
@@ -389,6 +395,9 @@ int ret_account_deleted(wtx *t, uint32_t acct);
 ** stored as version 2 its review due (sweeps run it). Nothing is queued
 ** when the review index is empty, nor again while a walk is queued. */
 int ret_upgrade_queue(MDB_txn *txn, sb_engine *e);
+/* Queue the walk that moves the index entries of records written before
+** format 11 to where this version writes them (records.c), if any has. */
+int ret_reindex_queue(MDB_txn *txn, sb_engine *e);
 /* Log what retention.c counted and has not said yet, and free it (sb_close). */
 void ret_free(sb_engine *e);
 /* Apply again the erasure requests and account deletions of the journal

@@ -86,10 +86,12 @@ static const char *const hk_names[] = {"", "call", "number", "range"};
 
 /* Job keys: kind(1) acct(4); the sweep's run state is the single key "S",
 ** and where its walk of the accounts' audit logs is the single key "A".
-** The upgrade walk (JOB_UPGRADE) is of the whole index: account 0. */
+** The upgrade walks (JOB_UPGRADE, JOB_REINDEX) are of every account's
+** records: account 0. */
 enum {
     JOB_AUDIT = 'A',
     JOB_ERASURE = 'E',
+    JOB_REINDEX = 'I',
     JOB_PURGE = 'P',
     JOB_RESCAN = 'R',
     JOB_SWEEP = 'S',
@@ -1263,51 +1265,38 @@ int ret_upgrade_queue(MDB_txn *txn, sb_engine *e)
     return rc == MDB_KEYEXIST ? 0 : rc; /* queued already: its cursor stays */
 }
 
-/* One step of the walk: the entries after cur (curlen 0: from the first)
-** while the budget and the deadline last (a batch at least). Returns the
-** entries met. */
-static int job_upgrade(rctx *x, uint8_t *cur, size_t *curlen, int budget, uint64_t deadline,
-                       int *done)
+/* A walk of the whole of a table for a job, in steps: the entries after cur
+** (curlen 0: from the first; keys of keymax bytes at most, others skipped),
+** batch by batch while the budget and the deadline last (a batch at least),
+** each given to `each` with the first 4 bytes of its value (vl: its size);
+** cur is then the last entry handled. Returns the entries met. */
+typedef int (*walk_fn)(rctx *x, const uint8_t *k, size_t kl, const uint8_t *vh, size_t vl);
+
+static int job_walk(rctx *x, int table, size_t keymax, walk_fn each, uint8_t *cur, size_t *curlen,
+                    int budget, uint64_t deadline, int *done)
 {
     enum { B = 64 };
-    MDB_txn *txn = x->t->txn;
-    uint8_t keys[B][8 + REC_KEY_MAX];
-    size_t kls[B];
-    uint32_t epochs[B];
+    uint8_t keys[B][8 + REC_KEY_MAX], vh[B][4];
+    size_t kls[B], vls[B];
     int n = 0, rc;
     *done = 0;
+    if (keymax > sizeof keys[0]) keymax = sizeof keys[0];
     while (n < budget && (n == 0 || mono_ns() < deadline)) {
         int k = 0;
         st_iter it;
-        for (rc = st_iter_after(&it, txn, x->e, DB_REVIEW, "", 0, cur, *curlen); rc == 0 && k < B;
+        for (rc = st_iter_after(&it, x->t->txn, x->e, table, "", 0, cur, *curlen); rc == 0 && k < B;
              rc = st_iter_next(&it)) {
-            if (it.klen > 8 + REC_KEY_MAX) continue; /* not ours: the sweep drops it */
+            if (it.klen > keymax) continue; /* not ours: the sweep drops it */
             memcpy(keys[k], it.key, it.klen);
             kls[k] = it.klen;
-            epochs[k++] = it.v.mv_size == 4 ? be32(it.v.mv_data) : UINT32_MAX;
+            vls[k] = it.v.mv_size;
+            memcpy(vh[k++], it.v.mv_data, it.v.mv_size < 4 ? it.v.mv_size : 4);
         }
         st_iter_close(&it);
         if (rc && rc != MDB_NOTFOUND) return rc;
         int end = rc == MDB_NOTFOUND;
-        for (int i = 0; i < k; i++) {
-            const uint8_t *rk = keys[i] + 8;
-            size_t rkl = kls[i] - 8;
-            rec_data r;
-            if (kls[i] < 8 + 13) continue; /* not ours: the sweep drops it */
-            rc = load_record(x, rk, rkl, &r);
-            if (rc == SB_ENOTFOUND) { /* its record is gone */
-                if ((rc = st_del(txn, x->e, DB_REVIEW, keys[i], kls[i])) && rc != MDB_NOTFOUND)
-                    return rc;
-                continue;
-            }
-            if (rc == SB_ESTORE) continue; /* the sweep logs it when it comes up */
-            if (rc) return rc;
-            /* Its due known (or an older epoch's entry): nothing to write. A
-            ** version 3 record may lack it too: one an erasure rewrote. */
-            if (r.review_due >= 0 || r.epoch != epochs[i]) continue;
-            r.review_due = (int64_t)be64(keys[i]);
-            if ((rc = rec_rewrite(x, rk, rkl, &r))) return rc; /* no cursor in jobs: st_put */
-        }
+        for (int i = 0; i < k; i++)
+            if ((rc = each(x, keys[i], kls[i], vh[i], vls[i]))) return rc;
         if (k) {
             memcpy(cur, keys[k - 1], kls[k - 1]);
             *curlen = kls[k - 1];
@@ -1319,6 +1308,58 @@ static int job_upgrade(rctx *x, uint8_t *cur, size_t *curlen, int budget, uint64
         }
     }
     return n;
+}
+
+/* The review walk's step for one entry of the review index (value: the
+** epoch it was written in). */
+static int upgrade_one(rctx *x, const uint8_t *k, size_t kl, const uint8_t *vh, size_t vl)
+{
+    const uint8_t *rk = k + 8;
+    size_t rkl = kl - 8;
+    rec_data r;
+    if (kl < 8 + 13) return 0; /* not ours: the sweep drops it */
+    int rc = load_record(x, rk, rkl, &r);
+    if (rc == SB_ENOTFOUND) { /* its record is gone */
+        rc = st_del(x->t->txn, x->e, DB_REVIEW, k, kl);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    if (rc == SB_ESTORE) return 0; /* the sweep logs it when it comes up */
+    if (rc) return rc;
+    /* Its due known (or an older epoch's entry): nothing to write. A
+    ** version 3 record may lack it too: one an erasure rewrote. */
+    if (r.review_due >= 0 || r.epoch != (vl == 4 ? be32(vh) : UINT32_MAX)) return 0;
+    r.review_due = (int64_t)be64(k);
+    return rec_rewrite(x, rk, rkl, &r); /* no cursor in jobs: st_put */
+}
+
+/* The index entries of records written before format 11 are in recid and
+** ridx, where they are read and deleted as they are; this walk moves them to
+** recidt and ridxt (records.c says why), record by record in key order
+** (value V_JOB then the last record key handled), so that a sweep meets
+** them where it meets those of newer records. Records written meanwhile have
+** theirs there already. */
+int ret_reindex_queue(MDB_txn *txn, sb_engine *e)
+{
+    int rc = MDB_NOTFOUND;
+    for (int i = 0; i < 2 && rc == MDB_NOTFOUND; i++) {
+        st_iter it;
+        rc = st_iter_open(&it, txn, e, i ? DB_RIDX : DB_RECID, "", 0);
+        st_iter_close(&it);
+    }
+    if (rc == MDB_NOTFOUND) return 0; /* nothing to move */
+    if (rc) return rc;
+    uint8_t k[5] = {JOB_REINDEX, 0, 0, 0, 0}, v[1] = {V_JOB};
+    rc = st_put_new(txn, e, DB_JOBS, k, 5, v, 1);
+    return rc == MDB_KEYEXIST ? 0 : rc;
+}
+
+/* The reindex walk's step for one record. */
+static int reindex_one(rctx *x, const uint8_t *k, size_t kl, const uint8_t *vh, size_t vl)
+{
+    MDB_val v;
+    int rc = st_get(x->t->txn, x->e, DB_RECORDS, k, kl, &v);
+    if (rc == 0) rc = rec_reindex(x->t->txn, x->e, k, kl, v.mv_data, v.mv_size);
+    return rc == 1 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* Erasure requests a hold kept from records (DB_ERASURES): key acct(4)
@@ -1554,7 +1595,7 @@ static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
         for (rc = st_iter_open(&it, txn, x->e, DB_JOBS, "", 0); rc == 0; rc = st_iter_next(&it)) {
             if (it.klen == 5 &&
                 (it.key[0] == JOB_PURGE || it.key[0] == JOB_RESCAN || it.key[0] == JOB_ERASURE ||
-                 it.key[0] == JOB_UPGRADE) &&
+                 it.key[0] == JOB_UPGRADE || it.key[0] == JOB_REINDEX) &&
                 it.v.mv_size <= sizeof val) {
                 memcpy(key, it.key, 5);
                 memcpy(val, it.v.mv_data, it.v.mv_size);
@@ -1580,11 +1621,22 @@ static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
                 sb_log(x->e, SB_LOG_INFO, "sweep: deleted account #%u purged", (unsigned)acct);
         } else if (key[0] == JOB_UPGRADE) {
             size_t curlen = vl > 1 ? vl - 1 : 0; /* V_JOB, the last entry handled */
-            n = job_upgrade(x, val + 1, &curlen, budget - used, deadline, &done);
+            n = job_walk(x, DB_REVIEW, 8 + REC_KEY_MAX, upgrade_one, val + 1, &curlen,
+                         budget - used, deadline, &done);
             if (n < 0 || IS_SB_ERR(n)) return n;
             val[0] = V_JOB;
             vl = 1 + curlen;
             if (done) sb_log(x->e, SB_LOG_INFO, "sweep: every record carries its review due");
+        } else if (key[0] == JOB_REINDEX) {
+            size_t curlen = vl > 1 ? vl - 1 : 0; /* V_JOB, the last record handled */
+            n = job_walk(x, DB_RECORDS, REC_KEY_MAX, reindex_one, val + 1, &curlen, budget - used,
+                         deadline, &done);
+            if (n < 0 || IS_SB_ERR(n)) return n;
+            val[0] = V_JOB;
+            vl = 1 + curlen;
+            if (done)
+                sb_log(x->e, SB_LOG_INFO,
+                       "sweep: every record's index entries are kept by period (format 11)");
         } else if (key[0] == JOB_ERASURE) {
             size_t curlen = vl == 17 ? 16 : 0; /* V_JOB, the last pseudonym done */
             n = job_erasure(x, acct, val + 1, &curlen, budget - used, &done);

@@ -1276,6 +1276,7 @@ static int schema_settle(sb_engine *e)
     int done = !__atomic_load_n(&e->sh->schema_pending, __ATOMIC_ACQUIRE);
     if (!done && !(rc = st_meta_u64(txn, e, "schema", &schema)) && schema < SCHEMA_VERSION) {
         if (schema < 4) rc = ret_upgrade_queue(txn, e);
+        if (!rc && schema < 11) rc = ret_reindex_queue(txn, e);
         if (!rc) rc = st_meta_put_u64(txn, e, "schema", SCHEMA_VERSION);
     }
     if (done || rc || schema >= SCHEMA_VERSION)

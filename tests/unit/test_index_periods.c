@@ -9,7 +9,8 @@
 ** latest of a call id used twice), an event for an ended call says so, an
 ** erasure removes every entry, and a sweep leaves none. Then the same with
 ** the entries of older records moved to the earlier layout, as a directory
-** written before format 11 has them, and newer records beside them.
+** written before format 11 has them, and newer records beside them; and a
+** directory of format 10 whose first write queues the walk that moves them.
 */
 #include "engine.h"  /* the tables */
 #include "records.h" /* RF_TIDX, REC_OFF_FLAGS */
@@ -338,10 +339,52 @@ static void test_old_layout(void)
            0, "and no entry is left in either layout");
 }
 
+/* A directory of format 10 with the entries in the earlier layout, opened
+** by this version: its first write queues the walk that moves them, and
+** sweeps run it. */
+static void test_reindex(void)
+{
+    long long t0 = 0;
+    char ids[512];
+    ok(account("ri") == 0, "account ri");
+    month_of_calls("ri", "c", &t0);
+    ok(eng_write(eng, to_old_layout, NULL, res) == 0, "its entries in the earlier layout");
+    sb_close(eng);
+    ok(test_schema_at(dir, RECKIT_MAP_SIZE, 10) == 10, "the directory marked format 10");
+    eng = open_engine();
+    ok(eng != NULL, "opened again");
+    is_int(entries("ri", DB_RECID) + entries("ri", DB_RIDX), 30, "30 entries in recid and ridx");
+    is_str(call("ri", "n1", CALLER, NULL), "bob", "a call (the first write): history reads them");
+    ok(test_schema_at(dir, RECKIT_MAP_SIZE, -1) == SCHEMA_VERSION, "the directory is format %d",
+       SCHEMA_VERSION);
+    int sweeps = 0;
+    while (entries("ri", DB_RECID) + entries("ri", DB_RIDX) > 0 && sweeps < 20) {
+        if (swept("reviewed", NULL) < 0) break;
+        sweeps++;
+    }
+    is_int(entries("ri", DB_RECID) + entries("ri", DB_RIDX), 0, "sweeps move them all (%d sweeps)",
+           sweeps);
+    is_int(entries("ri", DB_RECIDT), 11, "11 call-id entries by period");
+    is_int(entries("ri", DB_RIDXT), 22, "and 22 pseudonym entries");
+    is_int(exported("ri", CALLER, 1, ids, sizeof ids), 6, "an access request, pages of one");
+    is_str(ids, "c1,c2,c3,c4,c5,n1", "each once, oldest first");
+    is_str(call("ri", "n2", CALLER, NULL), "bob", "caller history");
+    ok(t0 > 0 && ended_of("ri", "c1") == t0, "a record read by its call id");
+    json_t *d = doc(sb_erase(eng, "ri", CALLER, res));
+    is_int(d ? jint(d, "deleted") : -1, 7, "an erasure deletes all 7 of the caller's");
+    json_decref(d);
+    is_int(entries("ri", DB_RIDXT), 10, "and their pseudonym entries (10 left, of OTHER's)");
+    now_ms += 6 * 365 * DAY;
+    is_int(swept("deleted", NULL), 5, "the sweep deletes the rest");
+    is_int(entries("ri", DB_RECIDT) + entries("ri", DB_RIDXT) + entries("ri", DB_RECORDS), 0,
+           "and leaves no entry");
+}
+
 int main(void)
 {
     if (start_engine("index_periods")) return done_testing();
     test_periods();
     test_old_layout();
+    test_reindex();
     return end_engine();
 }
