@@ -771,8 +771,11 @@ uint32_t rec_history(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t ps
     }
     agent = 0;
     if (look > 0) {
-        mdb_cursor_close(c);
-        if (mdb_cursor_open(txn, e->dbi[DB_RIDX], &c)) return 0;
+        /* ridx shares ridxt's tree (engine.c): the same cursor serves. */
+        if (e->dbi[DB_RIDX] != e->dbi[DB_RIDXT]) {
+            mdb_cursor_close(c);
+            if (mdb_cursor_open(txn, e->dbi[DB_RIDX], &c)) return 0;
+        }
         memmove(p + 4, p + 6, 17);
         if (!newest_answered(c, DB_RIDX, p, 21, since, &look, &agent, &more)) agent = 0;
     }
@@ -950,7 +953,7 @@ static size_t ridxt_of(uint8_t *out, const uint8_t *k, size_t kl)
 int rec_index_put(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r,
                   const uint8_t val[5])
 {
-    uint8_t k[REC_KEY_MAX + 3], ik[29 + SB_ID_MAX], tk[31 + SB_ID_MAX];
+    uint8_t k[REC_RIDX_MAX], ik[REC_RIDX_MAX], tk[REC_RIDX_MAX];
     int rc = st_put(txn, e, DB_RECIDT, k, recidt_key(k, acct, r->id, r->idlen, r->ended), "", 0);
     for (int i = 0; i < r->npseudo && !rc; i++) {
         size_t kl = ridx_key(ik, acct, r->pseudo[i], rec_role(r, i), r->ended, r->id, r->idlen);
@@ -971,7 +974,7 @@ size_t rec_recid_entry(uint8_t *k, const uint8_t *rk, size_t rkl, int flags, int
 
 size_t rec_ridx_entry(uint8_t *k, uint32_t acct, const rec_data *r, int i, int *table)
 {
-    uint8_t ik[29 + SB_ID_MAX];
+    uint8_t ik[REC_RIDX_MAX];
     size_t kl = ridx_key(ik, acct, r->pseudo[i], rec_role(r, i), r->ended, r->id, r->idlen);
     *table = r->flags & RF_TIDX ? DB_RIDXT : DB_RIDX;
     if (!(r->flags & RF_TIDX)) {
@@ -1043,28 +1046,26 @@ int rec_reindex(MDB_txn *txn, sb_engine *e, const uint8_t *rk, size_t rkl, const
     if (((const uint8_t *)val)[REC_OFF_FLAGS] & RF_TIDX) return 0;
     if (!(copy = malloc(vl))) return SB_ENOMEM;
     memcpy(copy, val, vl); /* the value moves under the writes below */
-    int rc = rec_decode(copy, vl, &r) ? 0 : 1;
-    if (rc != 1) goto out; /* unreadable: left as it is, where the sweep logs it */
+    int rc = 0;
+    if (rec_decode(copy, vl, &r)) goto out; /* unreadable: left, where the sweep logs it */
     uint32_t acct = be32(rk);
-    uint8_t k[REC_RIDX_MAX + 3], tk[REC_RIDX_MAX + 3], iv[8];
-    int table;
-    size_t kl = rec_recid_entry(k, rk, rkl, 0, &table);
-    if ((rc = st_del(txn, e, DB_RECID, k, kl))) goto out;
-    r.flags |= RF_TIDX;
-    kl = rec_recid_entry(tk, rk, rkl, r.flags, &table);
-    if ((rc = st_put(txn, e, DB_RECIDT, tk, kl, "", 0))) goto out;
+    int64_t ended = (int64_t)be64(rk + 4);
+    const char *id = (const char *)rk + 12;
+    uint8_t k[REC_RIDX_MAX], tk[REC_RIDX_MAX], iv[8];
+    if ((rc = st_del(txn, e, DB_RECID, k, recid_key(k, acct, id, rkl - 12, ended))) ||
+        (rc = st_put(txn, e, DB_RECIDT, tk, recidt_key(tk, acct, id, rkl - 12, ended), "", 0)))
+        goto out;
     for (int i = 0; i < r.npseudo; i++) {
+        size_t kl = ridx_key(k, acct, r.pseudo[i], rec_role(&r, i), r.ended, r.id, r.idlen);
         MDB_val v;
-        r.flags &= ~RF_TIDX;
-        kl = rec_ridx_entry(k, acct, &r, i, &table);
         rc = st_get(txn, e, DB_RIDX, k, kl, &v);
         if (rc == MDB_NOTFOUND) continue; /* gone with an erasure that met it */
-        size_t n = v.mv_size < sizeof iv ? v.mv_size : sizeof iv;
-        if (!rc) memcpy(iv, v.mv_data, n);
-        if (rc || (rc = st_del(txn, e, DB_RIDX, k, kl))) goto out;
-        r.flags |= RF_TIDX;
-        kl = rec_ridx_entry(tk, acct, &r, i, &table);
-        if ((rc = st_put(txn, e, DB_RIDXT, tk, kl, iv, n))) goto out;
+        if (rc) goto out;
+        size_t n = v.mv_size < sizeof iv ? v.mv_size : sizeof iv; /* agent, outcome */
+        memcpy(iv, v.mv_data, n);
+        if ((rc = st_del(txn, e, DB_RIDX, k, kl)) ||
+            (rc = st_put(txn, e, DB_RIDXT, tk, ridxt_of(tk, k, kl), iv, n)))
+            goto out;
     }
     copy[REC_OFF_FLAGS] |= RF_TIDX;
     rc = st_put(txn, e, DB_RECORDS, rk, rkl, copy, vl);

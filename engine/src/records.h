@@ -236,7 +236,9 @@ size_t recid_key(uint8_t *k, uint32_t acct, const char *id, size_t idlen, int64_
 ** entry (not its pseudonym index entries: rec_ridx_del). */
 int rec_delete(MDB_txn *txn, sb_engine *e, const uint8_t *rk, size_t rkl, int flags);
 /* A pseudonym index entry's key as ridx lays it out, which callers see
-** whichever table holds it (records.c: the index entries). */
+** whichever table holds it (records.c: the index entries). REC_RIDX_MAX:
+** room for one in either layout (ridxt's is 2 bytes longer), or for a
+** call-id entry's. */
 #define REC_RIDX_MAX (31 + SB_ID_MAX)
 size_t ridx_key(uint8_t *k, uint32_t acct, const uint8_t pseudo[16], int role, int64_t ended,
                 const char *id, size_t idlen);

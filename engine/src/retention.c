@@ -2637,13 +2637,6 @@ int ret_journal_next(wtx *t, const ejr *j, uint64_t *seq)
     return 0;
 }
 
-/* data.mdb has seen the journal's requests up to op's (in its last
-** transaction). */
-static int seq_put(wtx *t, const erase_op *op)
-{
-    return ret_journal_seen_put(t, op->seq);
-}
-
 /* The request itself in the audit log, with what it did (in its last
 ** transaction, beside its last records' entries): a request that found
 ** nothing is on record too. No number: the log holds none. */
@@ -2701,7 +2694,7 @@ static int do_erase(wtx *t, void *arg)
         ** it every record the request could reach, is gone. */
         res_reset(t->res);
         op->done = op->gone = 1;
-        return seq_put(t, op);
+        return ret_journal_seen_put(t, op->seq);
     }
     if (rc) return rc;
     rctx x;
@@ -2712,7 +2705,8 @@ static int do_erase(wtx *t, void *arg)
     rc = rec_key(t->e, t->acct, t->account->id, 0, key);
     if (rc == REC_NO_KEY) { /* no data key: nothing was ever sealed */
         op->done = 1;
-        if ((rc = audit_request(&x, op)) == 0 && (rc = seq_put(t, op)) == 0) rc = audit_flush(&x);
+        if ((rc = audit_request(&x, op)) == 0 && (rc = ret_journal_seen_put(t, op->seq)) == 0)
+            rc = audit_flush(&x);
         goto out;
     }
     if (rc == SB_ECRYPTO) {
@@ -2756,7 +2750,7 @@ static int do_erase(wtx *t, void *arg)
         else
             rc = st_del(t->txn, t->e, DB_ERASURES, k, pend_key(k, t->acct, pseudo));
     }
-    if (!rc && op->done && (rc = audit_request(&x, op)) == 0) rc = seq_put(t, op);
+    if (!rc && op->done && (rc = audit_request(&x, op)) == 0) rc = ret_journal_seen_put(t, op->seq);
     if (!rc) rc = audit_flush(&x);
 out:
     op->n = x.n;
@@ -3150,7 +3144,7 @@ static int export_run(sb_engine *e, const char *account, const char *number,
     char num[SB_E164_MAX + 1];
     int rc = number_arg(number, num, res);
     if (rc) return rc;
-    uint8_t ak[29 + SB_ID_MAX];
+    uint8_t ak[REC_RIDX_MAX];
     size_t akl = 0;
     if (after && after[0] && !(akl = export_after(after, ak))) {
         cr_wipe(num, sizeof num);
@@ -3173,7 +3167,7 @@ static int export_run(sb_engine *e, const char *account, const char *number,
         }
         buf_put(&b, "\r\n", 2);
     }
-    uint8_t key[32], p[20], last[29 + SB_ID_MAX];
+    uint8_t key[32], p[20], last[REC_RIDX_MAX];
     size_t taken = 0, bytes = 0, lastl = 0;
     int live = 0, more = 0;
     rc = rec_key(e, acc.num, acc.id, 0, key);
