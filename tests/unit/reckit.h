@@ -3,7 +3,8 @@
 ** test_retention, test_compliance) share: one engine on a scratch directory
 ** with the stock policies, events as JSON (each refusal shown on the TAP
 ** stream), the documents the engine returns and their fields, sweeps, holds,
-** and a file read whole. Include after switchboard.h, tap.h and testkit.h
+** audit entries, an account's entries in a table (with engine.h first), and
+** a file read whole. Include after switchboard.h, tap.h and testkit.h
 ** (define RECKIT_MAP_SIZE first for a map other than 16 MB, RECKIT_NO_WALL for
 ** hooks without the wall-clock budget); main opens the
 ** engine with start_engine("NAME") (open_engine() opens it again on dir)
@@ -159,6 +160,50 @@ static __attribute__((unused)) int hold(const char *acct, const char *json)
     if (rc) diag("hold %s: %s", json, sb_result_message(res));
     return rc;
 }
+
+/* The account's audit entries of action (NULL: any) whose reason has
+** reason_has (NULL: any); the last one's reason into why (cap bytes) when
+** why is given. -1 when the log could not be read. */
+static __attribute__((unused)) int audit_matching(const char *acct, const char *action,
+                                                  const char *reason_has, char *why, size_t cap)
+{
+    json_t *d = doc(sb_audit_list(eng, acct, 0, 100000, res));
+    int n = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(d, "entries"), i, x)
+    {
+        if (action && strcmp(jstr(x, "action"), action)) continue;
+        if (reason_has && !strstr(jstr(x, "reason"), reason_has)) continue;
+        n++;
+        if (why) snprintf(why, cap, "%s", jstr(x, "reason"));
+    }
+    json_decref(d);
+    return d ? n : -1;
+}
+
+#ifdef SB_ENGINE_H
+/* The entries of table under account acct's number, each given to `each`
+** (when not NULL) as the store has it without its table byte: their
+** count, or -1. */
+static __attribute__((unused)) int
+acct_entries(const char *acct, int table, void (*each)(const uint8_t *k, size_t kl, void *arg),
+             void *arg)
+{
+    MDB_txn *txn;
+    acct_rec a;
+    if (eng_read_account(eng, acct, &txn, &a, res)) return -1;
+    uint8_t p[4];
+    put_be32(p, a.num);
+    st_iter it;
+    int n = 0, rc;
+    for (rc = st_iter_open(&it, txn, eng, table, p, 4); rc == 0; rc = st_iter_next(&it), n++)
+        if (each) each(it.key, it.klen, arg);
+    st_iter_close(&it);
+    eng_read_end(eng, txn);
+    return rc == MDB_NOTFOUND ? n : -1;
+}
+#endif
 
 /* Whether the call (live, or its record) exists. */
 static __attribute__((unused)) int exists(const char *acct, const char *call_id)

@@ -73,23 +73,6 @@ static size_t journal_size(void)
     return stat(jpath, &st) == 0 ? (size_t)st.st_size : 0;
 }
 
-/* The account's audit entries of action; the last one's reason into why. */
-static int audited(const char *acct, const char *action, char *why, size_t cap)
-{
-    json_t *d = doc(sb_audit_list(eng, acct, 0, 10000, res));
-    int n = 0;
-    size_t i;
-    json_t *x;
-    json_array_foreach(json_object_get(d, "entries"), i, x)
-    {
-        if (strcmp(jstr(x, "action"), action)) continue;
-        n++;
-        if (why) snprintf(why, cap, "%s", jstr(x, "reason"));
-    }
-    json_decref(d);
-    return d ? n : -1;
-}
-
 /* Writes past `bytes` of a file fail from now as on a full disk (EFBIG,
 ** SIGXFSZ ignored), until setrlimit(RLIMIT_FSIZE, old). */
 static void fsize_limit(size_t bytes, struct rlimit *old)

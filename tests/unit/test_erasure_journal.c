@@ -32,7 +32,7 @@
 
 static int requests_audited(const char *acct, char *why, size_t cap)
 {
-    return audited(acct, "erasure_request", why, cap);
+    return audit_matching(acct, "erasure_request", NULL, why, cap);
 }
 
 static long long schema_at(long long set)

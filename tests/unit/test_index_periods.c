@@ -16,6 +16,7 @@
 #include "records.h" /* RF_TIDX, REC_OFF_FLAGS */
 #include "switchboard.h"
 #include "tap.h"
+#define TESTKIT_LOG_KEEP /* the upgrade walk's lines */
 #include "testkit.h"
 #include "reckit.h"
 
@@ -93,23 +94,6 @@ static const char *call(const char *acct, const char *id, const char *caller, co
 }
 
 /* --- the tables ------------------------------------------------------------ */
-
-/* The entries of account acct's records in table. */
-static int entries(const char *acct, int table)
-{
-    MDB_txn *txn;
-    acct_rec a;
-    if (eng_read_account(eng, acct, &txn, &a, res)) return -1;
-    uint8_t p[4];
-    put_be32(p, a.num);
-    st_iter it;
-    int n = 0, rc;
-    for (rc = st_iter_open(&it, txn, eng, table, p, 4); rc == 0; rc = st_iter_next(&it))
-        n++;
-    st_iter_close(&it);
-    eng_read_end(eng, txn);
-    return rc == MDB_NOTFOUND ? n : -1;
-}
 
 /* Move every index entry to the layout of a directory written before
 ** format 11 (recidt to recid, ridxt to ridx, records without RF_TIDX), as
@@ -245,9 +229,12 @@ static void test_periods(void)
     char ids[512];
     ok(account("per") == 0, "account per");
     month_of_calls("per", "c", &t0);
-    is_int(entries("per", DB_RECIDT), 10, "10 records: 10 call-id entries by period");
-    is_int(entries("per", DB_RIDXT), 20, "and 20 pseudonym entries (caller and called)");
-    is_int(entries("per", DB_RECID) + entries("per", DB_RIDX), 0, "none in the earlier layout");
+    is_int(acct_entries("per", DB_RECIDT, NULL, NULL), 10,
+           "10 records: 10 call-id entries by period");
+    is_int(acct_entries("per", DB_RIDXT, NULL, NULL), 20,
+           "and 20 pseudonym entries (caller and called)");
+    is_int(acct_entries("per", DB_RECID, NULL, NULL) + acct_entries("per", DB_RIDX, NULL, NULL), 0,
+           "none in the earlier layout");
     /* Calls 4 days apart: in periods next to each other (6.2 days each). */
     for (int i = 1; i <= 3; i++) {
         char id[8];
@@ -286,12 +273,13 @@ static void test_periods(void)
     is_int(exported("per", CALLER, 0, ids, sizeof ids), 0, "an access request finds none");
     is_int(exported("per", DIALLED, 0, ids, sizeof ids), 7, "the number dialled keeps 7");
     is_str(ids, "co1,co2,co3,co4,co5,h2,c1", "those of the others");
-    is_int(entries("per", DB_RECIDT), 7, "7 call-id entries left");
-    is_int(entries("per", DB_RIDXT), 14, "14 pseudonym entries");
+    is_int(acct_entries("per", DB_RECIDT, NULL, NULL), 7, "7 call-id entries left");
+    is_int(acct_entries("per", DB_RIDXT, NULL, NULL), 14, "14 pseudonym entries");
     now_ms += 6 * 365 * DAY;
     is_int(swept("deleted", NULL), 7, "at 6 years the sweep deletes the rest");
-    is_int(entries("per", DB_RECIDT) + entries("per", DB_RIDXT) + entries("per", DB_RECORDS), 0,
-           "and leaves no entry");
+    is_int(acct_entries("per", DB_RECIDT, NULL, NULL) + acct_entries("per", DB_RIDXT, NULL, NULL) +
+               acct_entries("per", DB_RECORDS, NULL, NULL),
+           0, "and leaves no entry");
 }
 
 static void test_old_layout(void)
@@ -302,11 +290,12 @@ static void test_old_layout(void)
     month_of_calls("old", "c", &t0);
     ok(eng_write(eng, to_old_layout, NULL, res) == 0,
        "its entries moved to the layout of a directory written before format 11");
-    is_int(entries("old", DB_RECID), 10, "10 call-id entries in recid");
-    is_int(entries("old", DB_RIDX), 20, "20 pseudonym entries in ridx");
-    is_int(entries("old", DB_RECIDT) + entries("old", DB_RIDXT), 0, "none by period");
+    is_int(acct_entries("old", DB_RECID, NULL, NULL), 10, "10 call-id entries in recid");
+    is_int(acct_entries("old", DB_RIDX, NULL, NULL), 20, "20 pseudonym entries in ridx");
+    is_int(acct_entries("old", DB_RECIDT, NULL, NULL) + acct_entries("old", DB_RIDXT, NULL, NULL),
+           0, "none by period");
     is_str(call("old", "h1", CALLER, NULL), "bob", "caller history reads them");
-    is_int(entries("old", DB_RECIDT), 1, "a new record's entries go by period");
+    is_int(acct_entries("old", DB_RECIDT, NULL, NULL), 1, "a new record's entries go by period");
     now_ms += 30 * DAY;
     is_str(call("old", "h2", CALLER, "alice"), "alice", "another talks to alice");
     is_str(call("old", "h3", CALLER, NULL), "alice", "history: the newer layout's alice first");
@@ -330,12 +319,16 @@ static void test_old_layout(void)
     is_int(d ? jint(d, "deleted") : -1, 9, "an erasure of the caller deletes all 9");
     json_decref(d);
     is_int(exported("old", CALLER, 0, ids, sizeof ids), 0, "none is found after");
-    is_int(entries("old", DB_RECID) + entries("old", DB_RECIDT), 5, "5 call-id entries left");
-    is_int(entries("old", DB_RIDX) + entries("old", DB_RIDXT), 10, "10 pseudonym entries left");
+    is_int(acct_entries("old", DB_RECID, NULL, NULL) + acct_entries("old", DB_RECIDT, NULL, NULL),
+           5, "5 call-id entries left");
+    is_int(acct_entries("old", DB_RIDX, NULL, NULL) + acct_entries("old", DB_RIDXT, NULL, NULL), 10,
+           "10 pseudonym entries left");
     now_ms += 6 * 365 * DAY;
     is_int(swept("deleted", NULL), 5, "at 6 years the sweep deletes the rest");
-    is_int(entries("old", DB_RECID) + entries("old", DB_RIDX) + entries("old", DB_RECIDT) +
-               entries("old", DB_RIDXT) + entries("old", DB_RECORDS),
+    is_int(acct_entries("old", DB_RECID, NULL, NULL) + acct_entries("old", DB_RIDX, NULL, NULL) +
+               acct_entries("old", DB_RECIDT, NULL, NULL) +
+               acct_entries("old", DB_RIDXT, NULL, NULL) +
+               acct_entries("old", DB_RECORDS, NULL, NULL),
            0, "and no entry is left in either layout");
 }
 
@@ -351,21 +344,30 @@ static void test_reindex(void)
     ok(eng_write(eng, to_old_layout, NULL, res) == 0, "its entries in the earlier layout");
     sb_close(eng);
     ok(test_schema_at(dir, RECKIT_MAP_SIZE, 10) == 10, "the directory marked format 10");
-    eng = open_engine();
+    sb_config cfg;
+    test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
+    cfg.log = log_keep;
+    log_clear();
+    eng = test_open(&cfg, res);
     ok(eng != NULL, "opened again");
-    is_int(entries("ri", DB_RECID) + entries("ri", DB_RIDX), 30, "30 entries in recid and ridx");
+    is_int(acct_entries("ri", DB_RECID, NULL, NULL) + acct_entries("ri", DB_RIDX, NULL, NULL), 30,
+           "30 entries in recid and ridx");
     is_str(call("ri", "n1", CALLER, NULL), "bob", "a call (the first write): history reads them");
     ok(test_schema_at(dir, RECKIT_MAP_SIZE, -1) == SCHEMA_VERSION, "the directory is format %d",
        SCHEMA_VERSION);
     int sweeps = 0;
-    while (entries("ri", DB_RECID) + entries("ri", DB_RIDX) > 0 && sweeps < 20) {
+    while (acct_entries("ri", DB_RECID, NULL, NULL) + acct_entries("ri", DB_RIDX, NULL, NULL) > 0 &&
+           sweeps < 20) {
         if (swept("reviewed", NULL) < 0) break;
         sweeps++;
     }
-    is_int(entries("ri", DB_RECID) + entries("ri", DB_RIDX), 0, "sweeps move them all (%d sweeps)",
-           sweeps);
-    is_int(entries("ri", DB_RECIDT), 11, "11 call-id entries by period");
-    is_int(entries("ri", DB_RIDXT), 22, "and 22 pseudonym entries");
+    is_int(acct_entries("ri", DB_RECID, NULL, NULL) + acct_entries("ri", DB_RIDX, NULL, NULL), 0,
+           "sweeps move them all (%d sweeps)", sweeps);
+    ok(strstr(logbuf, "marked as format 11") &&
+           strstr(logbuf, "every record's index entries are kept by period"),
+       "the log says the directory was marked, and when the walk was done");
+    is_int(acct_entries("ri", DB_RECIDT, NULL, NULL), 11, "11 call-id entries by period");
+    is_int(acct_entries("ri", DB_RIDXT, NULL, NULL), 22, "and 22 pseudonym entries");
     is_int(exported("ri", CALLER, 1, ids, sizeof ids), 6, "an access request, pages of one");
     is_str(ids, "c1,c2,c3,c4,c5,n1", "each once, oldest first");
     is_str(call("ri", "n2", CALLER, NULL), "bob", "caller history");
@@ -373,11 +375,13 @@ static void test_reindex(void)
     json_t *d = doc(sb_erase(eng, "ri", CALLER, res));
     is_int(d ? jint(d, "deleted") : -1, 7, "an erasure deletes all 7 of the caller's");
     json_decref(d);
-    is_int(entries("ri", DB_RIDXT), 10, "and their pseudonym entries (10 left, of OTHER's)");
+    is_int(acct_entries("ri", DB_RIDXT, NULL, NULL), 10,
+           "and their pseudonym entries (10 left, of OTHER's)");
     now_ms += 6 * 365 * DAY;
     is_int(swept("deleted", NULL), 5, "the sweep deletes the rest");
-    is_int(entries("ri", DB_RECIDT) + entries("ri", DB_RIDXT) + entries("ri", DB_RECORDS), 0,
-           "and leaves no entry");
+    is_int(acct_entries("ri", DB_RECIDT, NULL, NULL) + acct_entries("ri", DB_RIDXT, NULL, NULL) +
+               acct_entries("ri", DB_RECORDS, NULL, NULL),
+           0, "and leaves no entry");
 }
 
 int main(void)
