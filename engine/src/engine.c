@@ -468,6 +468,7 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
         rc = st_meta_put_u64(txn, e, "schema", SCHEMA_VERSION);
     else if (!rc && schema < SCHEMA_VERSION)
         sh->schema_from = schema, sh->schema_pending = 1;
+    if (!rc && !sh->schema_pending) rc = rec_old_empty(txn, e, &sh->tidx_only);
     if (rc) {
         mdb_txn_abort(txn);
         return eng_mdb_err(res, rc, "open tables");

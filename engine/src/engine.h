@@ -168,6 +168,12 @@ typedef struct eng_env {
     ** a running older one leaves the directory as that one can open it. */
     uint64_t schema_from;
     int schema_pending;
+    /* Every record's index entries are in recidt and ridxt: recid and ridx
+    ** were empty in a directory of format 11 or later (records.c,
+    ** rec_tidx_settle), so lookups leave them alone. Read relaxed; once set
+    ** it stays (only a version before format 11 writes those tables, and
+    ** such a version does not open the directory). */
+    int tidx_only;
     uint64_t meta_written; /* fsync_mu: the last commit that wrote its meta page */
     uint64_t lost_upto;    /* fsync_mu: meta pages up to this one a failed sync may have lost */
     int64_t sync_said_s;   /* fsync_mu: the second (monotonic) a failed sync was last logged */

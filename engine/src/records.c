@@ -770,7 +770,7 @@ uint32_t rec_history(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t ps
         if (period < first) break;
     }
     agent = 0;
-    if (look > 0) {
+    if (look > 0 && rec_old_layout(e)) {
         /* ridx shares ridxt's tree (engine.c): the same cursor serves. */
         if (e->dbi[DB_RIDX] != e->dbi[DB_RIDXT]) {
             mdb_cursor_close(c);
@@ -1007,18 +1007,44 @@ int rec_ridx_del(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r)
     return 0;
 }
 
+int rec_old_layout(const sb_engine *e)
+{
+    return !__atomic_load_n(&e->sh->tidx_only, __ATOMIC_RELAXED);
+}
+
+int rec_old_empty(MDB_txn *txn, sb_engine *e, int *empty)
+{
+    int rc = MDB_NOTFOUND;
+    for (int i = 0; i < 2 && rc == MDB_NOTFOUND; i++) {
+        st_iter it;
+        rc = st_iter_open(&it, txn, e, i ? DB_RIDX : DB_RECID, "", 0);
+        st_iter_close(&it);
+    }
+    *empty = rc == MDB_NOTFOUND;
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+int rec_tidx_settle(MDB_txn *txn, sb_engine *e)
+{
+    int empty = 0, rc;
+    if (!rec_old_layout(e) || __atomic_load_n(&e->sh->schema_pending, __ATOMIC_ACQUIRE)) return 0;
+    if (!(rc = rec_old_empty(txn, e, &empty)) && empty)
+        __atomic_store_n(&e->sh->tidx_only, 1, __ATOMIC_RELAXED);
+    return rc;
+}
+
 int rec_ridx_get(MDB_txn *txn, sb_engine *e, const uint8_t *k, size_t kl, MDB_val *v)
 {
     uint8_t tk[REC_RIDX_MAX];
     int rc = st_get(txn, e, DB_RIDXT, tk, ridxt_of(tk, k, kl), v);
-    return rc == MDB_NOTFOUND ? st_get(txn, e, DB_RIDX, k, kl, v) : rc;
+    return rc == MDB_NOTFOUND && rec_old_layout(e) ? st_get(txn, e, DB_RIDX, k, kl, v) : rc;
 }
 
 int rec_ridx_del_key(MDB_txn *txn, sb_engine *e, const uint8_t *k, size_t kl)
 {
     uint8_t tk[REC_RIDX_MAX];
     int rc = st_del(txn, e, DB_RIDXT, tk, ridxt_of(tk, k, kl));
-    return rc ? rc : st_del(txn, e, DB_RIDX, k, kl);
+    return rc || !rec_old_layout(e) ? rc : st_del(txn, e, DB_RIDX, k, kl);
 }
 
 /* The first period at or after `from` with an entry of acct in table
@@ -1163,7 +1189,8 @@ int rec_walk_after(rec_walk *w, MDB_txn *txn, sb_engine *e, uint32_t acct, const
     uint8_t p[20];
     put_be32(p, acct);
     memcpy(p + 4, pseudo, 16);
-    w->old_rc = st_iter_after(&w->old, txn, e, DB_RIDX, p, sizeof p, after, afterlen);
+    if (rec_old_layout(e))
+        w->old_rc = st_iter_after(&w->old, txn, e, DB_RIDX, p, sizeof p, after, afterlen);
     if (w->old_rc && w->old_rc != MDB_NOTFOUND) return w->old_rc;
     w->new_rc = afterlen
                     ? rw_seek(w, after[20], tidx_period((int64_t)be64(after + 21)), after, afterlen)
@@ -1762,34 +1789,39 @@ static int recid_latest(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *c
                         int64_t since, int64_t *ended)
 {
     size_t n = strlen(call_id);
-    uint8_t p[7 + SB_ID_MAX];
+    uint8_t p[7 + SB_ID_MAX], kb[8 + SB_ID_MAX];
     st_iter it;
     int rc;
     *ended = -1;
     put_be32(p, acct);
-    memcpy(p + 4, call_id, n);
-    p[4 + n] = 0; /* recid: acct, id, NUL, end */
-    for (rc = st_iter_open(&it, txn, e, DB_RECID, p, n + 5); rc == 0; rc = st_iter_next(&it))
-        if (it.klen == n + 13 && (int64_t)be64(it.key + n + 5) > *ended)
-            *ended = (int64_t)be64(it.key + n + 5);
-    st_iter_close(&it);
-    if (rc != MDB_NOTFOUND) return rc;
+    if (rec_old_layout(e)) {
+        memcpy(p + 4, call_id, n);
+        p[4 + n] = 0; /* recid: acct, id, NUL, end */
+        for (rc = st_iter_open(&it, txn, e, DB_RECID, p, n + 5); rc == 0; rc = st_iter_next(&it))
+            if (it.klen == n + 13 && (int64_t)be64(it.key + n + 5) > *ended)
+                *ended = (int64_t)be64(it.key + n + 5);
+        st_iter_close(&it);
+        if (rc != MDB_NOTFOUND) return rc;
+    }
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(txn, e->dbi[DB_RECIDT], &c))) return rc;
     unsigned period = tidx_period(since), got;
     memcpy(p + 6, call_id, n);
     p[6 + n] = 0; /* recidt: acct, period, id, NUL, end */
+    /* One cursor finds the periods and, in each, the id's entries. */
     while ((rc = period_near(c, DB_RECIDT, acct, period, &got)) == 0) {
         put_period(p + 4, got);
-        for (rc = st_iter_open(&it, txn, e, DB_RECIDT, p, n + 7); rc == 0; rc = st_iter_next(&it))
-            if (it.klen == n + 15 && (int64_t)be64(it.key + n + 7) > *ended)
-                *ended = (int64_t)be64(it.key + n + 7);
-        st_iter_close(&it);
-        if (rc != MDB_NOTFOUND || got == 0xFFFF) break;
+        MDB_val pre = tkey(kb, DB_RECIDT, p, n + 7), k = pre, v;
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+             rc == 0 && k.mv_size >= pre.mv_size && !memcmp(k.mv_data, pre.mv_data, pre.mv_size);
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+            if (k.mv_size == n + 16 && (int64_t)be64((uint8_t *)k.mv_data + n + 8) > *ended)
+                *ended = (int64_t)be64((uint8_t *)k.mv_data + n + 8);
+        if ((rc && rc != MDB_NOTFOUND) || got == 0xFFFF) break;
         period = got + 1;
     }
     mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
 int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, int64_t since)

@@ -272,6 +272,17 @@ int rec_ridx_del_key(MDB_txn *txn, sb_engine *e, const uint8_t *k, size_t kl);
 uint32_t rec_history(MDB_txn *txn, sb_engine *e, uint32_t acct, const uint8_t pseudo[16],
                      int64_t since);
 
+/* Note that the directory's records keep every index entry in recidt and
+** ridxt (sh->tidx_only) when recid and ridx are empty in a directory marked
+** format 11 or later: at open, and after each sweep run until then (the
+** upgrade walk empties them). Lookups then leave the old tables alone. */
+int rec_tidx_settle(MDB_txn *txn, sb_engine *e);
+/* Whether recid and ridx are empty (*empty), as rec_tidx_settle asks (the
+** open asks before e->sh is set). */
+int rec_old_empty(MDB_txn *txn, sb_engine *e, int *empty);
+/* Whether recid and ridx may still hold entries. */
+int rec_old_layout(const sb_engine *e);
+
 /* The record at rk, whose stored value is val, with its index entries moved
 ** from recid and ridx to recidt and ridxt (format 11's walk, retention.c):
 ** 1 if it moved them, 0 if it had them there already (or is unreadable). */

@@ -2016,6 +2016,13 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
     /* Done: the pages that held what it removed are cleared. A failure
     ** leaves them for the next sweep's end. */
     if (!sr.more) (void)eng_scrub(e);
+    /* Once the upgrade walk has emptied recid and ridx, lookups leave them
+    ** alone (rec_tidx_settle). */
+    MDB_txn *rtxn;
+    if (!sr.more && rec_old_layout(e) && !eng_read_begin(e, &rtxn)) {
+        (void)rec_tidx_settle(rtxn, e);
+        eng_read_end(e, rtxn);
+    }
     /* The run's totals: a resumed run's include the work done before it
     ** was interrupted. */
     json_t *o = counts_json(&sr.total);

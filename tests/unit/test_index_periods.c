@@ -97,10 +97,12 @@ static const char *call(const char *acct, const char *id, const char *caller, co
 
 /* Move every index entry to the layout of a directory written before
 ** format 11 (recidt to recid, ridxt to ridx, records without RF_TIDX), as
-** the records of such a directory have them. */
+** the records of such a directory have them, and have the engine look for
+** them there, as one that opened such a directory does. */
 static int to_old_layout(wtx *t, void *arg)
 {
     (void)arg;
+    __atomic_store_n(&t->e->sh->tidx_only, 0, __ATOMIC_RELAXED);
     static const int from[2] = {DB_RECIDT, DB_RIDXT}, to[2] = {DB_RECID, DB_RIDX};
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++) {
@@ -228,6 +230,7 @@ static void test_periods(void)
     long long t0 = 0;
     char ids[512];
     ok(account("per") == 0, "account per");
+    ok(!rec_old_layout(eng), "a new directory: lookups read the tables by period alone");
     month_of_calls("per", "c", &t0);
     is_int(acct_entries("per", DB_RECIDT, NULL, NULL), 10,
            "10 records: 10 call-id entries by period");
@@ -350,6 +353,7 @@ static void test_reindex(void)
     log_clear();
     eng = test_open(&cfg, res);
     ok(eng != NULL, "opened again");
+    ok(rec_old_layout(eng), "lookups read recid and ridx too");
     is_int(acct_entries("ri", DB_RECID, NULL, NULL) + acct_entries("ri", DB_RIDX, NULL, NULL), 30,
            "30 entries in recid and ridx");
     is_str(call("ri", "n1", CALLER, NULL), "bob", "a call (the first write): history reads them");
@@ -363,6 +367,7 @@ static void test_reindex(void)
     }
     is_int(acct_entries("ri", DB_RECID, NULL, NULL) + acct_entries("ri", DB_RIDX, NULL, NULL), 0,
            "sweeps move them all (%d sweeps)", sweeps);
+    ok(!rec_old_layout(eng), "and lookups leave recid and ridx alone from then on");
     ok(strstr(logbuf, "marked as format 11") &&
            strstr(logbuf, "every record's index entries are kept by period"),
        "the log says the directory was marked, and when the walk was done");
