@@ -102,7 +102,7 @@ enum {
 ** refuses it with a clear error rather than failing on the records written
 ** since; an open that writes nothing (a backup, a read) leaves it as it was. */
 #define SCHEMA_VERSION                                                                             \
-    11 /* 3: live calls keep their talk across transfers; 4: call records of                       \
+    12 /* 3: live calls keep their talk across transfers; 4: call records of                       \
        ** version 3 (records.h); 5: agent records keep a status asked for on a                     \
        ** call (model.c, agent format 3), and calls from withheld numbers (call                    \
        ** format 5, records flagged RF_WITHHELD, whose one pseudonym is the                        \
@@ -116,7 +116,9 @@ enum {
        ** they have (account format 2), which an earlier version would not                         \
        ** count; 11: records' call-id and pseudonym index entries lead with                        \
        ** the period the call ended in (recidt, ridxt), which an earlier                           \
-       ** version would not find */
+       ** version would not find; 12: audit values of version 2 (retention.c,                      \
+       ** the strings their entries share written once), which an earlier                          \
+       ** version would skip */
 
 /* Name kinds in the names table. NK_QUEUE_GONE: a deleted queue's id,
 ** keyed by its number (its aggregates outlive it; numbers are never used

@@ -70,7 +70,12 @@
 #define AUDIT_VALUE_MAX                                                                            \
     1500 /* bytes of entries per audit value: no overflow pages                                    \
           ** (contiguous runs LMDB must search its free list for) */
+/* Audit values: V_AUDIT before format 12 (read, no longer written), V_AUDIT2
+** since (the strings a value's entries share written once). */
 #define V_AUDIT 1
+#define V_AUDIT2 2
+#define AUDIT_STRS_MAX 32 /* strings one audit value defines, at most */
+#define AUDIT_NEW_STR 0xFF
 #define V_HOLD 1
 #define V_JOB 1
 
@@ -131,6 +136,11 @@ typedef struct rctx {
     uint64_t audit_first; /* sequence number of the first buffered entry */
     int audit_n;
     wbuf audit;
+    /* the strings the buffered value defines: where in it, how long */
+    int audit_nstr;
+    struct {
+        uint32_t off, len;
+    } audit_str[AUDIT_STRS_MAX];
     /* Sweeps: review entries to put once the cursor on the index is closed,
     ** and the index entries to delete (pseudonym index, call-id index);
     ** both go in key order at the end of the transaction's batch. */
@@ -421,10 +431,76 @@ int rec_held_by(MDB_txn *txn, sb_engine *e, uint32_t acct, const rec_data *r, js
 }
 
 /* --- audit log ---------------------------------------------------------------- */
-/* Key acct(4) seq(8) (the first entry's number); value V_AUDIT, u32 count,
-** then the entries: t, call id, ended, action, decision, overridden,
-** reason, source, policy, version. A value holds the entries of one
-** transaction and account, up to about AUDIT_VALUE_MAX bytes. */
+/* Key acct(4) seq(8) (the first entry's number). A value holds the entries
+** of one transaction and account, up to about AUDIT_VALUE_MAX bytes:
+** V_AUDIT2, u32 count, t (the transaction's time, every entry's), then the
+** entries: call id, ended, action, decision, overridden, reason, source,
+** policy, version. Each of the five strings but the call id is a byte: the
+** number of a string the value defined before, or AUDIT_NEW_STR and the
+** string, which takes the next number. A sweep's entries repeat their
+** action, reason, policy and version record after record: an entry is
+** about 40 bytes where spelling them out took about 170. Values of V_AUDIT
+** (before format 12) have t in each entry and every string spelled out. */
+
+/* A string of an audit entry: by its number if the value defined it. */
+static void audit_sref(rctx *x, const char *s)
+{
+    wbuf *w = &x->audit;
+    size_t n = strlen(s);
+    for (int i = 0; i < x->audit_nstr; i++)
+        if (x->audit_str[i].len == n && !memcmp(w->b.p + x->audit_str[i].off, s, n)) {
+            wb_u8(w, (uint8_t)i);
+            return;
+        }
+    wb_u8(w, AUDIT_NEW_STR);
+    wb_strn(w, s, n);
+    if (w->err || x->audit_nstr >= AUDIT_STRS_MAX) return; /* audit_add keeps room */
+    x->audit_str[x->audit_nstr].off = (uint32_t)(w->b.len - n);
+    x->audit_str[x->audit_nstr].len = (uint32_t)n;
+    x->audit_nstr++;
+}
+
+/* The audit entry's strings as audit_sref wrote them (V_AUDIT2), or
+** spelled out (V_AUDIT), into dst. */
+typedef struct audit_strs {
+    int n;
+    struct {
+        const char *p;
+        size_t len;
+    } s[AUDIT_STRS_MAX];
+} audit_strs;
+
+static void audit_sread(rbuf *r, int ver, audit_strs *t, char *dst, size_t cap)
+{
+    if (ver == V_AUDIT) {
+        rb_str(r, dst, cap);
+        return;
+    }
+    int tag = rb_u8(r);
+    const char *s = "";
+    size_t n = 0;
+    if (tag == AUDIT_NEW_STR) {
+        s = rb_strp(r, &n);
+        if (t->n < AUDIT_STRS_MAX) {
+            t->s[t->n].p = s;
+            t->s[t->n].len = n;
+            t->n++;
+        } else {
+            r->err = 1;
+        }
+    } else if (tag < t->n) {
+        s = t->s[tag].p;
+        n = t->s[tag].len;
+    } else {
+        r->err = 1;
+    }
+    if (r->err || n >= cap || memchr(s, 0, n)) {
+        r->err = 1;
+        n = 0;
+    }
+    memcpy(dst, s, n);
+    dst[n] = 0;
+}
 
 static int audit_flush(rctx *x)
 {
@@ -476,16 +552,19 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
         if ((rc = audit_next(x, acct, &x->audit_first))) return rc;
     }
     wbuf *w = &x->audit;
+    /* Room for the entry's five strings in the value's table. */
+    if (x->audit_n && x->audit_nstr > AUDIT_STRS_MAX - 5 && (rc = audit_flush(x))) return rc;
     if (!x->audit_n) {
         wb_reset(w);
-        wb_u8(w, V_AUDIT);
+        wb_u8(w, V_AUDIT2);
         wb_u32(w, 0); /* the count, filled in by audit_flush */
+        wb_i64(w, x->t->now);
+        x->audit_nstr = 0;
     }
-    wb_i64(w, x->t->now);
     wb_strn(w, call ? call : "", call ? calllen : 0);
     wb_i64(w, ended);
-    wb_str(w, action);
-    wb_str(w, decision ? decision : "");
+    audit_sref(x, action);
+    audit_sref(x, decision ? decision : "");
     wb_u8(w, (uint8_t)overridden);
     /* Reasons are the policy's or the customer's text and may quote a
     ** number, written any way: the audit log holds none. (Room for every
@@ -512,10 +591,10 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
     } else if (reason && sb_redact(reason, NULL, 0)) {
         reason = "[reason withheld: it quotes a number]";
     }
-    wb_str(w, reason ? reason : "");
+    audit_sref(x, reason ? reason : "");
     wb_u8(w, (uint8_t)source);
-    wb_str(w, policy ? policy : "");
-    wb_str(w, version ? version : "");
+    audit_sref(x, policy ? policy : "");
+    audit_sref(x, version ? version : "");
     x->audit_n++;
     if (w->err) return SB_ENOMEM;
     return w->b.len >= AUDIT_VALUE_MAX ? audit_flush(x) : 0;
@@ -548,7 +627,7 @@ static int audit_expire(rctx *x, uint32_t acct, int64_t before, int budget, int 
         int ver = rb_u8(&r);
         uint32_t count = rb_u32(&r);
         int64_t t = count ? rb_i64(&r) : 0;
-        if (it.klen != 12 || r.err || ver != V_AUDIT) { /* not one of ours: left as it is */
+        if (it.klen != 12 || r.err || (ver != V_AUDIT && ver != V_AUDIT2)) { /* not one of ours */
             rc = st_iter_next(&it);
             continue;
         }
@@ -3946,20 +4025,23 @@ int sb_audit_list(sb_engine *e, const char *account, uint64_t after, size_t limi
         rb_init(&r, it.v.mv_data, it.v.mv_size);
         int ver = rb_u8(&r);
         uint32_t n = rb_u32(&r);
-        if (ver != V_AUDIT || seq + n <= after + 1) continue; /* all before `after` */
+        if ((ver != V_AUDIT && ver != V_AUDIT2) || seq + n <= after + 1)
+            continue; /* not ours, or all before `after` */
+        int64_t vt = ver == V_AUDIT2 ? rb_i64(&r) : 0;
+        audit_strs strs = {0};
         for (uint32_t i = 0; i < n && !r.err && json_array_size(arr) < limit; i++, seq++) {
             char call[SB_ID_MAX + 1], action[32], decision[32], reason[SB_REASON_MAX + 300],
                 policy[SB_NAME_MAX + 1], version[17];
-            int64_t t = rb_i64(&r);
+            int64_t t = ver == V_AUDIT ? rb_i64(&r) : vt;
             rb_str(&r, call, sizeof call);
             int64_t ended = rb_i64(&r);
-            rb_str(&r, action, sizeof action);
-            rb_str(&r, decision, sizeof decision);
+            audit_sread(&r, ver, &strs, action, sizeof action);
+            audit_sread(&r, ver, &strs, decision, sizeof decision);
             int overridden = rb_u8(&r);
-            rb_str(&r, reason, sizeof reason);
+            audit_sread(&r, ver, &strs, reason, sizeof reason);
             int src = rb_u8(&r);
-            rb_str(&r, policy, sizeof policy);
-            rb_str(&r, version, sizeof version);
+            audit_sread(&r, ver, &strs, policy, sizeof policy);
+            audit_sread(&r, ver, &strs, version, sizeof version);
             if (r.err || seq <= after) continue;
             text_clean(reason); /* entries written before reasons were cleaned */
             text_clean(call);

@@ -184,11 +184,11 @@ static __attribute__((unused)) int audit_matching(const char *acct, const char *
 
 #ifdef SB_ENGINE_H
 /* The entries of table under account acct's number, each given to `each`
-** (when not NULL) as the store has it without its table byte: their
-** count, or -1. */
-static __attribute__((unused)) int
-acct_entries(const char *acct, int table, void (*each)(const uint8_t *k, size_t kl, void *arg),
-             void *arg)
+** (when not NULL) as the store has it, the key without its table byte:
+** their count, or -1. */
+typedef void (*entry_fn)(const uint8_t *k, size_t kl, const MDB_val *v, void *arg);
+static __attribute__((unused)) int acct_entries(const char *acct, int table, entry_fn each,
+                                                void *arg)
 {
     MDB_txn *txn;
     acct_rec a;
@@ -198,7 +198,7 @@ acct_entries(const char *acct, int table, void (*each)(const uint8_t *k, size_t 
     st_iter it;
     int n = 0, rc;
     for (rc = st_iter_open(&it, txn, eng, table, p, 4); rc == 0; rc = st_iter_next(&it), n++)
-        if (each) each(it.key, it.klen, arg);
+        if (each) each(it.key, it.klen, &it.v, arg);
     st_iter_close(&it);
     eng_read_end(eng, txn);
     return rc == MDB_NOTFOUND ? n : -1;

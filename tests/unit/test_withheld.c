@@ -273,7 +273,7 @@ typedef struct ridx_tally {
     uint8_t empty[16], num[2][16];
 } ridx_tally;
 
-static void ridx_count(const uint8_t *key, size_t kl, void *arg)
+static void ridx_count(const uint8_t *key, size_t kl, const MDB_val *v, void *arg)
 {
     ridx_tally *c = arg;
     if (kl < 30u + c->o) return;
