@@ -6,7 +6,8 @@
 **    it ended), reviewed by the stock Lua policy
 **    retention/anonymize-30-days-delete-2-years (anonymized under two
 **    years, deleted after): records reviewed per second on one thread
-**    (target: 500,000/s).
+**    (target: 500,000/s), and the pages of the data file the audit log's
+**    entries of them take (one an anonymization or deletion).
 **    Then as many records of an account whose policy keeps every record
 **    another year: the cost of a review itself, without deleting or
 **    anonymizing.
@@ -177,6 +178,20 @@ static void timed_sweep(sb_engine *e, sb_result *res, const char *label)
     json_decref(d);
 }
 
+/* The audit log's pages in the data file, per entry it holds (n entries). */
+static void audit_size(sb_engine *e, long long n)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    if (eng_read_begin(e, &txn)) exit(1);
+    int rc = mdb_stat(txn, e->dbi[DB_AUDIT], &st);
+    eng_read_end(e, txn);
+    if (rc || n <= 0) return;
+    size_t pages = st.ms_leaf_pages + st.ms_branch_pages + st.ms_overflow_pages;
+    printf("audit log: %lld entries in %zu pages of the data file, %.0f bytes an entry\n", n,
+           pages, (double)pages * st.ms_psize / (double)n);
+}
+
 /* --- the sweep thread --------------------------------------------------------- */
 
 typedef struct sweeper {
@@ -329,8 +344,10 @@ int main(int argc, char **argv)
     history(e, "ret", records, 10000, 0);
     history(e, "ret", records, 10000, 1);
 
-    /* 1. The sweep alone: every review anonymizes or deletes. */
+    /* 1. The sweep alone: every review anonymizes or deletes (each an entry
+    ** of the audit log). */
     timed_sweep(e, res, "sweep");
+    audit_size(e, records);
     /* 1b. As many records of an account whose policy keeps them another
     ** year: the review machinery and Lua alone. */
     const char *yearly = "local P = {}\n"
