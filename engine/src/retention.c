@@ -1423,14 +1423,8 @@ static int upgrade_one(rctx *x, const uint8_t *k, size_t kl, const uint8_t *vh, 
 ** theirs there already. */
 int ret_reindex_queue(MDB_txn *txn, sb_engine *e)
 {
-    int rc = MDB_NOTFOUND;
-    for (int i = 0; i < 2 && rc == MDB_NOTFOUND; i++) {
-        st_iter it;
-        rc = st_iter_open(&it, txn, e, i ? DB_RIDX : DB_RECID, "", 0);
-        st_iter_close(&it);
-    }
-    if (rc == MDB_NOTFOUND) return 0; /* nothing to move */
-    if (rc) return rc;
+    int empty, rc = rec_old_empty(txn, e, &empty);
+    if (rc || empty) return rc; /* nothing to move */
     uint8_t k[5] = {JOB_REINDEX, 0, 0, 0, 0}, v[1] = {V_JOB};
     rc = st_put_new(txn, e, DB_JOBS, k, 5, v, 1);
     return rc == MDB_KEYEXIST ? 0 : rc;

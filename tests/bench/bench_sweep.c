@@ -188,8 +188,8 @@ static void audit_size(sb_engine *e, long long n)
     eng_read_end(e, txn);
     if (rc || n <= 0) return;
     size_t pages = st.ms_leaf_pages + st.ms_branch_pages + st.ms_overflow_pages;
-    printf("audit log: %lld entries in %zu pages of the data file, %.0f bytes an entry\n", n,
-           pages, (double)pages * st.ms_psize / (double)n);
+    printf("audit log: %lld entries in %zu pages of the data file, %.0f bytes an entry\n", n, pages,
+           (double)pages * st.ms_psize / (double)n);
 }
 
 /* --- the sweep thread --------------------------------------------------------- */

@@ -3,9 +3,10 @@
 ** a value's entries name the strings they share with its earlier entries
 ** (action, reason, policy, version) by number, so a sweep's entries take
 ** about 40 bytes each; a transaction whose entries bring more strings than
-** one value defines goes on in the next value; and values written before
-** (version 1, every string spelled out in every entry) list and expire
-** beside the new ones, with the numbers going on after them.
+** one value defines goes on in the next value (an erasure request's, one
+** transaction, shows it); and values written before (version 1, every
+** string spelled out in every entry) list and expire beside the new ones,
+** with the numbers going on after them.
 */
 #include "engine.h"
 #include "switchboard.h"
@@ -30,6 +31,9 @@ static const char *policy = "local P = {}\n"
                             "    return { delete = true, reason = 'unique ' .. record.id }\n"
                             "  end\n"
                             "  return { delete = true, reason = 'routine' }\n"
+                            "end\n"
+                            "function P.erase(record, request, ctx)\n"
+                            "  return { delete = true, reason = 'erased ' .. record.id }\n"
                             "end\n"
                             "return P\n";
 
@@ -139,10 +143,7 @@ int main(void)
 
     values vs = {0};
     int nv = acct_entries("a", DB_AUDIT, value_of, &vs);
-    ok(nv >= 3 && vs.v2 == nv,
-       "the sweep's entries are in %d values of version 2 (60 reasons of their own take more "
-       "than one value's strings)",
-       nv);
+    ok(nv >= 3 && vs.v2 == nv, "the sweep's entries are in %d values, all of version 2", nv);
     ok(vs.bytes / 120 <= 60, "about %zu bytes an entry (spelled out, about 170)", vs.bytes / 120);
 
     /* A value written before format 12 after them, then another sweep's. */
@@ -168,6 +169,42 @@ int main(void)
     ok(e && jint(e, "seq") == last + 3 && !strcmp(jstr(e, "reason"), "routine"),
        "the new entries are numbered after them");
     json_decref(d);
+
+    /* An erasure request's records are decided in one transaction: 60
+    ** reasons of their own are more strings than one value defines. */
+    const char *eacct = "{\"id\":\"e\",\"retention\":\"perrec\"}";
+    ok(sb_account_put(eng, "{\"id\":\"e\"}", 10, res) == 0 &&
+           sb_policy_put(eng, "e", "perrec", policy, strlen(policy), NULL, res) == 0 &&
+           sb_account_put(eng, eacct, strlen(eacct), res) == 0 &&
+           support_team("e", "longest-idle") == 0,
+       "account e, with an erase hook giving each record a reason of its own");
+    for (int k = 1; k <= 60; k++) {
+        char json[160];
+        snprintf(json, sizeof json,
+                 "{\"type\":\"offer\",\"call\":\"e%d\",\"queue\":\"support\","
+                 "\"caller\":\"+442079460001\"}",
+                 k);
+        ev("e", json);
+        snprintf(json, sizeof json, "e%d", k);
+        finish("e", json, NULL);
+    }
+    d = doc(sb_erase(eng, "e", "+442079460001", res));
+    is_int(d ? jint(d, "deleted") : -1, 60, "an erasure request deletes its 60 records");
+    json_decref(d);
+    int erased = 0;
+    d = doc(sb_audit_list(eng, "e", 0, 1000, res));
+    json_array_foreach(json_object_get(d, "entries"), i, e)
+    {
+        char want[64];
+        snprintf(want, sizeof want, "erased %s", jstr(e, "call"));
+        erased += !strcmp(jstr(e, "reason"), want);
+    }
+    json_decref(d);
+    is_int(erased, 60, "each entry with its record's reason");
+    values ve = {0};
+    nv = acct_entries("e", DB_AUDIT, value_of, &ve);
+    ok(nv >= 3 && ve.bytes < 2 * 1500,
+       "in %d values of %zu bytes in all: cut for their strings, not their size", nv, ve.bytes);
 
     /* The audit log's retention removes values of both versions. */
     const char *days = "{\"id\":\"a\",\"retention\":\"perrec\",\"audit_days\":1}";

@@ -285,14 +285,21 @@ static void test_periods(void)
            0, "and leaves no entry");
 }
 
+/* Account acct with month_of_calls' records (the first one's end in *t0),
+** their entries moved to the layout of a directory written before format 11. */
+static void old_layout_month(const char *acct, long long *t0)
+{
+    ok(account(acct) == 0, "account %s", acct);
+    month_of_calls(acct, "c", t0);
+    ok(eng_write(eng, to_old_layout, NULL, res) == 0,
+       "its entries moved to the layout of a directory written before format 11");
+}
+
 static void test_old_layout(void)
 {
     long long t0 = 0;
     char ids[512];
-    ok(account("old") == 0, "account old");
-    month_of_calls("old", "c", &t0);
-    ok(eng_write(eng, to_old_layout, NULL, res) == 0,
-       "its entries moved to the layout of a directory written before format 11");
+    old_layout_month("old", &t0);
     is_int(acct_entries("old", DB_RECID, NULL, NULL), 10, "10 call-id entries in recid");
     is_int(acct_entries("old", DB_RIDX, NULL, NULL), 20, "20 pseudonym entries in ridx");
     is_int(acct_entries("old", DB_RECIDT, NULL, NULL) + acct_entries("old", DB_RIDXT, NULL, NULL),
@@ -342,9 +349,7 @@ static void test_reindex(void)
 {
     long long t0 = 0;
     char ids[512];
-    ok(account("ri") == 0, "account ri");
-    month_of_calls("ri", "c", &t0);
-    ok(eng_write(eng, to_old_layout, NULL, res) == 0, "its entries in the earlier layout");
+    old_layout_month("ri", &t0);
     sb_close(eng);
     ok(test_schema_at(dir, RECKIT_MAP_SIZE, 10) == 10, "the directory marked format 10");
     sb_config cfg;
