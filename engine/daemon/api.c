@@ -47,6 +47,7 @@ typedef struct ctx {
     char acct[136];
     const char *p[MAX_SEGS]; /* path parameters, decoded */
     int np;
+    sb_result *res; /* reply_result's; NULL: d->res */
 } ctx;
 
 typedef void (*handler)(ctx *x);
@@ -218,7 +219,7 @@ static int uses_reserve(const ctx *x)
 ** JSON would, written here without building it. */
 static void reply_result(ctx *x, int rc, int ok_status, const char *call, const char *agent)
 {
-    sb_result *res = x->d->res;
+    sb_result *res = x->res ? x->res : x->d->res;
     size_t len = 0;
     /* Writes failing for lack of storage: /healthz says so until one works
     ** that does not use the reserve kept for calls in progress (their events
@@ -979,15 +980,46 @@ static int plain(const char *s)
     return 1;
 }
 
-/* Submit an event document in the loop's engine batch, and answer it. */
+/* Leave an event document for the engine (daemon.c, "Events"); it is
+** answered once applied (sbd_api_finish). */
 static void run_event(ctx *x, const char *doc, size_t len, int ok_status, const char *call,
                       const char *agent)
 {
-    sbd_batch_open(x->d);
-    int rc = sb_submit_json(x->d->eng, x->account, doc, len, x->d->res);
-    x->rep->batched = x->d->ebatch_open;
-    reply_result(x, rc, ok_status, call, agent);
-    if (rc == 0 && ok_status == 201 && call) add_header(x->rep, "Location: /v1/calls/%s\r\n", call);
+    sbd_job *j = sbd_job_new(x->d);
+    if (j && (!(j->doc = malloc(len + 1)) || !(j->path = strdup(x->req->path)) ||
+              (call && !(j->call = strdup(call))) || (agent && !(j->agent = strdup(agent))))) {
+        sbd_job_free(x->d, j);
+        j = NULL;
+    }
+    if (!j) {
+        fail(x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
+        return;
+    }
+    memcpy(j->doc, doc, len);
+    j->doc[len] = 0;
+    j->len = len;
+    snprintf(j->account, sizeof j->account, "%s", x->account);
+    j->rt = x->rt;
+    j->method = x->req->method;
+    snprintf(j->method_name, sizeof j->method_name, "%s", x->req->method_name);
+    j->ok_status = ok_status;
+    x->rep->job = j;
+}
+
+void sbd_api_finish(sbd *d, sbd_job *j, sbd_reply *rep)
+{
+    sbd_req req = {.method = j->method, .method_name = j->method_name, .path = j->path};
+    ctx x;
+    memset(&x, 0, sizeof x);
+    x.d = d;
+    x.req = &req;
+    x.rep = rep;
+    x.rt = j->rt;
+    x.account = j->account;
+    x.res = j->res;
+    reply_result(&x, j->rc, j->ok_status, j->call, j->agent);
+    if (j->rc == 0 && j->ok_status == 201 && j->call)
+        add_header(rep, "Location: /v1/calls/%s\r\n", j->call);
 }
 
 /* The fast path of submit(): 1 if it answered, 0 if the body needs the

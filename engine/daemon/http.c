@@ -76,8 +76,12 @@ struct sbd_conn {
     sbd_conn *next, *prev;   /* d->conns */
     sbd_conn *bnext, *bprev; /* d->batch */
     int in_batch;
-    int expect_sent; /* 100 Continue sent for the request being received */
-    int paused;      /* reading stopped until the output drains */
+    int expect_sent;    /* 100 Continue sent for the request being received */
+    int paused;         /* reading stopped until the output drains */
+    unsigned njobs;     /* its event requests the engine has, not yet answered */
+    int last_taken;     /* it asked to close after a request the engine has */
+    int answered_close; /* an answer closed it: later jobs go unanswered */
+    int resume;         /* take requests again once a job is answered (sbd_http_resume) */
     sbd_sub *sub;
     size_t lingered;
     sbd_auth_cache auth; /* the last account credentials verified here */
@@ -106,6 +110,9 @@ struct sbd_conn {
 ** for. A client that reads keeps it far below: the socket takes them. */
 #define OUTPUT_LIMIT (64u * 1024)
 #define BATCH_LIMIT 512 /* flush early when this many responses wait */
+/* A connection's event requests the engine may have at once (pipelined):
+** more wait in its input until some are answered. */
+#define JOBS_PER_CONN 64
 #define MAX_HEADERS 100
 #define LINGER_SECONDS 2
 #define LINGER_BYTES (1024 * 1024)
@@ -312,14 +319,19 @@ static void note_request(sbd *d, int route, int method, int status, uint64_t t0,
     d->preq[d->npreq++] = (sbd_pending_req){route, method, status, t0, seq};
 }
 
-static struct evbuffer *scratch_body(void)
+/* An empty buffer for a response's body, reused: one for each kind of
+** response that may be made while another is (a request's; an applied
+** event's, answered as sbd_batch_close runs before that request's is
+** formatted; a failed batch's 500s). */
+enum { SCRATCH_REQUEST, SCRATCH_JOB, SCRATCH_FAILED, SCRATCH_N };
+static struct evbuffer *scratch_body(int which)
 {
-    static struct evbuffer *b;
-    if (!b)
-        b = evbuffer_new();
+    static struct evbuffer *b[SCRATCH_N];
+    if (!b[which])
+        b[which] = evbuffer_new();
     else
-        evbuffer_drain(b, evbuffer_get_length(b));
-    return b;
+        evbuffer_drain(b[which], evbuffer_get_length(b[which]));
+    return b[which];
 }
 
 /* Drop the chunked body being received on c, if any. */
@@ -343,9 +355,11 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     int known = hd && hd->method && hd->target && hd->target[0] == '/';
     int route = known ? sbd_api_route_of(hd->target) : -1;
     int method = known ? method_index(hd->method) : SBD_OTHER;
+    /* Behind the answers to the connection's events before it. */
+    if (c->njobs) sbd_batch_close(c->d);
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);
-    rep.body = scratch_body();
+    rep.body = scratch_body(SCRATCH_REQUEST);
     rep.route = -1;
     sbd_api_error(&rep, status, code, msg, NULL);
     size_t before = evbuffer_get_length(c->pending);
@@ -754,8 +768,32 @@ static void request_of(sbd_conn *c, const struct head *hd, char *path, const cha
         .peer = c->peer,
     };
     memset(rep, 0, sizeof *rep);
-    rep->body = scratch_body();
+    rep->body = scratch_body(SCRATCH_REQUEST);
     rep->route = -1;
+}
+
+/* Hold rep's response on c, tagged seq (or, while a batch's events are
+** answered, untagged for sbd_http_settle), and count it. */
+static void answer(sbd_conn *c, sbd_reply *rep, int minor, int keepalive, int head, int method,
+                   const char *method_name, const char *path, uint64_t t0, uint64_t seq)
+{
+    sbd *d = c->d;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    int keep = keepalive && !rep->close;
+    /* Shutting down: the last request we have gets "Connection: close". */
+    if (d->draining && keep && !evbuffer_get_length(in) && !kernel_has_data(c->fd)) keep = 0;
+    size_t before = evbuffer_get_length(c->pending);
+    format_response(c->pending, rep, minor, keep, head);
+    hold(c, before, rep->mutating, seq, head);
+    d->batch_len++;
+    note_request(d, rep->route, method, rep->status, t0, seq);
+    if (sbd_log_enabled(SB_LOG_DEBUG))
+        sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
+                (unsigned long long)c->id, method_name, sbd_qpath(path), rep->status);
+    if (!keep) {
+        c->state = CS_CLOSING;
+        c->answered_close = 1;
+    }
 }
 
 /* Handle one complete request. */
@@ -773,34 +811,45 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     sbd_api_handle(d, &req, &rep);
 
     int head = req.method == SBD_HEAD;
+    if (rep.job) {
+        /* An event: answered once the engine has applied it. */
+        sbd_job *j = rep.job;
+        j->c = c;
+        j->rep = rep;
+        j->rep.job = NULL;
+        j->minor = hd->minor;
+        j->keepalive = hd->keepalive;
+        j->head = head;
+        j->t0 = t0;
+        c->njobs++;
+        if (!hd->keepalive) c->last_taken = 1;
+        sbd_job_add(d, j);
+        d->batch_len++;
+        return;
+    }
+    if (!rep.stream) {
+        /* Behind the answers to the connection's events before it. */
+        if (c->njobs) sbd_batch_close(d);
+        answer(c, &rep, hd->minor, hd->keepalive, head, req.method, hd->method, req.path, t0,
+               rep.mutating ? sbd_commit_tag(d) : sbd_seq(d));
+        return;
+    }
     /* HEAD /v1/events: the stream's head alone; nothing is subscribed. */
-    int stream = rep.stream && !head;
+    int stream = !head;
     int keep = hd->keepalive && !stream && !rep.close;
-    /* Shutting down: the last request we have gets "Connection: close". */
     if (d->draining && keep && !evbuffer_get_length(in) && !kernel_has_data(c->fd)) keep = 0;
     size_t before = evbuffer_get_length(c->pending);
-    if (rep.stream) {
-        evbuffer_add_printf(c->pending,
-                            "HTTP/1.%d 200 OK\r\nDate: %s\r\nServer: switchboard/%s\r\n"
-                            "Content-Type: text/event-stream\r\nCache-Control: no-store\r\n"
-                            "X-Accel-Buffering: no\r\n%s\r\n%s",
-                            hd->minor, http_date(), SB_VERSION_STRING,
-                            connection_field(hd->minor, keep), stream ? ": connected\n\n" : "");
-    } else {
-        format_response(c->pending, &rep, hd->minor, keep, head);
-    }
-    uint64_t seq;
-    if (rep.batched) {
-        seq = SBD_SEQ_UNCOMMITTED;
-    } else {
-        /* After the engine batch's events: answered after them, synced with
-        ** or after them. */
-        sbd_batch_close(d);
-        seq = rep.mutating ? sbd_commit_tag(d) : sbd_seq(d);
-    }
+    evbuffer_add_printf(c->pending,
+                        "HTTP/1.%d 200 OK\r\nDate: %s\r\nServer: switchboard/%s\r\n"
+                        "Content-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+                        "X-Accel-Buffering: no\r\n%s\r\n%s",
+                        hd->minor, http_date(), SB_VERSION_STRING,
+                        connection_field(hd->minor, keep), stream ? ": connected\n\n" : "");
+    sbd_batch_close(d);
+    uint64_t seq = rep.mutating ? sbd_commit_tag(d) : sbd_seq(d);
     hold(c, before, rep.mutating, seq, head);
     d->batch_len++;
-    note_request(d, rep.route, req.method, rep.stream ? 200 : rep.status, t0, seq);
+    note_request(d, rep.route, req.method, 200, t0, seq);
     if (sbd_log_enabled(SB_LOG_DEBUG))
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
                 (unsigned long long)c->id, hd->method, sbd_qpath(req.path), rep.status);
@@ -823,6 +872,52 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
         }
     } else if (!keep) {
         c->state = CS_CLOSING;
+    }
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sbd_http_resume(arg);
+}
+
+void sbd_http_finish(sbd *d, sbd_job *j)
+{
+    sbd_reply rep = j->rep;
+    rep.body = scratch_body(SCRATCH_JOB);
+    sbd_api_finish(d, j, &rep);
+    sbd_conn *c = j->c;
+    if (!c) return; /* gone: the event was applied all the same */
+    c->njobs--;
+    /* An answer before closed it: applied, answered to no one, as when the
+    ** connection drops. (Closing as the client half-closed: answered.) */
+    if (c->answered_close || (c->state != CS_HTTP && c->state != CS_CLOSING)) return;
+    answer(c, &rep, j->minor, j->keepalive, j->head, j->method, j->method_name, j->path, j->t0,
+           SBD_SEQ_UNCOMMITTED);
+    if (!c->resume) return;
+    /* From the loop, as a read would be: this may run inside a request's
+    ** handling (sbd_batch_close). */
+    if (!d->resume_ev) {
+        d->resume_ev = event_new(d->base, -1, 0, resume_cb, d);
+        if (d->resume_ev) event_priority_set(d->resume_ev, 1);
+    }
+    if (d->resume_ev) event_active(d->resume_ev, EV_TIMEOUT, 1);
+}
+
+void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c)
+{
+    for (; j; j = j->next)
+        if (j->c == c) j->c = NULL;
+}
+
+void sbd_http_resume(sbd *d)
+{
+    for (sbd_conn *c = d->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->resume || c->njobs >= JOBS_PER_CONN) continue;
+        c->resume = 0;
+        if (c->state == CS_HTTP && !c->paused) process_input(c); /* may free c */
     }
 }
 
@@ -1055,7 +1150,12 @@ static int mid_request(sbd_conn *c)
 static void process_input(sbd_conn *c)
 {
     sbd *d = c->d;
-    while (c->state == CS_HTTP) {
+    while (c->state == CS_HTTP && !c->last_taken) {
+        if (c->njobs >= JOBS_PER_CONN) {
+            /* Taken again once the engine has answered some. */
+            c->resume = 1;
+            break;
+        }
         size_t backlog =
             evbuffer_get_length(bufferevent_get_output(c->bev)) + evbuffer_get_length(c->pending);
         if (backlog > OUTPUT_LIMIT) {
@@ -1078,7 +1178,7 @@ static void process_input(sbd_conn *c)
     ** byte, or the end of the request before it) to arrive whole. Not while
     ** reading is paused: then the wait is ours, not the client's. */
     if (c->state == CS_HTTP) {
-        if (!c->paused && mid_request(c))
+        if (!c->paused && !c->resume && !c->last_taken && mid_request(c))
             conn_timer(c, d->cfg->request_timeout, 0);
         else
             conn_timer(c, 0, 0);
@@ -1096,7 +1196,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    if (c->state != CS_HTTP || c->paused || !mid_request(c)) return;
+    if (c->state != CS_HTTP || c->paused || c->resume || c->last_taken || !mid_request(c)) return;
     /* Many slow clients at once (a flood of them) write a line a second. */
     static sbd_log_limit limit;
     char more[48];
@@ -1123,6 +1223,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_free(sbd_conn *c)
 {
     sbd *d = c->d;
+    if (c->njobs) sbd_jobs_forget(d, c); /* applied all the same, answered to no one */
     batch_leave(c);
     if (c->sub) sbd_stream_unsubscribe(d, c->sub);
     c->sub = NULL;
@@ -1166,7 +1267,7 @@ static void start_linger(sbd_conn *c)
 
 static int conn_idle(sbd_conn *c)
 {
-    return c->state == CS_HTTP && !c->in_batch && !mid_request(c) &&
+    return c->state == CS_HTTP && !c->in_batch && !c->njobs && !mid_request(c) &&
            !evbuffer_get_length(bufferevent_get_output(c->bev)) && !kernel_has_data(c->fd);
 }
 
@@ -1218,7 +1319,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_EOF) {
         /* A client may half-close after its last request: answer it first. */
         if ((c->state == CS_HTTP || c->state == CS_CLOSING) &&
-            (c->in_batch || evbuffer_get_length(bufferevent_get_output(c->bev)))) {
+            (c->in_batch || c->njobs || evbuffer_get_length(bufferevent_get_output(c->bev)))) {
             c->state = CS_CLOSING;
             bufferevent_disable(c->bev, EV_READ);
             return;
@@ -1286,7 +1387,7 @@ static void refusal(struct evbuffer *out, int per_peer)
 {
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);
-    rep.body = scratch_body();
+    rep.body = scratch_body(SCRATCH_REQUEST);
     sbd_api_error(&rep, 503, "HTTP_TOO_MANY_CONNECTIONS",
                   per_peer ? "too many connections from this address; try again later"
                            : "too many connections; try again later",
@@ -1583,7 +1684,7 @@ static void fail_held(sbd *d, sbd_conn *c, int rc, const char *msg)
     evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);
-    rep.body = scratch_body();
+    rep.body = scratch_body(SCRATCH_FAILED);
     /* For want of room, 503 SB_EFULL as a write refused so is answered,
     ** with the why; else 500 SB_ESTORE. */
     char full[320];

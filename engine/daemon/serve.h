@@ -9,7 +9,9 @@
 **   demo.c     the --demo account
 ** Everything runs on the one event loop thread, except sb_sync() in group
 ** mode, which runs on a dedicated sync thread (daemon.c) so the loop keeps
-** serving while the disk syncs.
+** serving while the disk syncs, and the call and agent events, which the
+** engine thread applies and commits a batch at a time while the loop goes
+** on reading requests and sending what is synced (daemon.c, "Events").
 */
 #ifndef SBD_SERVE_H
 #define SBD_SERVE_H
@@ -89,10 +91,36 @@ typedef struct sbd_reply {
     int stream;               /* turn the connection into an event stream   */
     char stream_account[132];
     const char *stream_auth; /* its Authorization header, checked again later */
-    int batched;             /* an event of the open engine batch (sbd_batch_open) */
+    struct sbd_job *job;     /* an event left for the engine thread (api.c, run_event) */
     int stream_resume;       /* Last-Event-ID was given: */
     uint64_t stream_after;   /* ... its value */
 } sbd_reply;
+
+/* An event request between its parse and its answer (daemon.c, "Events"):
+** made by api.c's run_event on the loop, applied by the engine thread (or
+** the loop, in sbd_batch_close), answered on the loop again (sbd_http_finish).
+** Owns copies of all it names: the request's buffers are gone by then. */
+typedef struct sbd_job {
+    struct sbd_job *next;
+    sbd_conn *c; /* whose request; NULL once the connection is gone */
+    /* The event, for sb_submit_json; its outcome. */
+    char *doc;
+    size_t len;
+    char account[136];
+    sb_result *res;
+    int rc;
+    /* What the answer needs: api.c's reply (sbd_api_finish) ... */
+    const void *rt; /* the route (api.c's struct route) */
+    int method;
+    char method_name[8];
+    char *path;
+    int ok_status;
+    char *call, *agent; /* the call or agent the answer names; NULL: none */
+    sbd_reply rep;      /* as the handler left it (its body is taken anew) */
+    /* ... and http.c's (sbd_http_finish). */
+    int minor, keepalive, head;
+    uint64_t t0;
+} sbd_job;
 
 /* ------------------------------------------------------------------------ */
 /* Metrics kept by the daemon itself. */
@@ -224,7 +252,25 @@ struct sbd {
     size_t turn_page_bytes; /* bytes of pages of lists built this turn (api.c, max_page) */
     sbd_pending_req *preq;
     size_t npreq, cappreq;
-    int ebatch_open; /* the loop's events share one engine transaction (sb_batch_begin) */
+    /* Events (daemon.c): jobs collected this turn, not yet handed on; the
+    ** batch the engine thread has (0 or 1); results kept for reuse. With the
+    ** engine thread running, eng_run, eng_done, eng_rc and eng_quit are
+    ** guarded by eng_mu. */
+    int answering; /* answers to a committed batch's events are being made, not yet tagged */
+    sbd_job *jobs, **jobs_tail;
+    size_t njobs;
+    sbd_job *eng_run;     /* handed to the engine thread, not yet answered */
+    int eng_done, eng_rc; /* it has applied eng_run: the batch's commit code */
+    sb_result *eng_res;   /* the engine thread's batch result */
+    sb_result **res_pool; /* results for jobs, free */
+    size_t nres_pool, res_pool_cap;
+    pthread_t eng_thread;
+    int eng_thread_started, eng_quit;
+    pthread_mutex_t eng_mu;
+    pthread_cond_t eng_cv, eng_done_cv;
+    int eng_efd; /* eventfd: the engine thread -> the loop */
+    struct event *eng_ev;
+    struct event *resume_ev; /* connections whose answer came take their next request */
     sbd_pub *pub_head, **pub_tail;
     uint64_t forget_serial; /* accounts deleted (stream.c, sbd_stream_forget) */
 
@@ -290,12 +336,21 @@ void sbd_storage_failed(sbd *d, int rc, const char *why);
 ** committed and durable (with sync = group, once its sync has worked). */
 void sbd_storage_wrote(sbd *d, int room);
 /* Events (POST /v1/calls..., agent status) run in one engine transaction
-** per turn of the loop: sbd_batch_open before one, sbd_batch_close before
-** anything else that uses the engine and at the end of the turn. Closing
-** commits; what answered the batch's events is then tagged for its sync,
-** or, when the commit failed, answered with a 500 (its actions dropped). */
-void sbd_batch_open(sbd *d);
+** per batch: api.c leaves each as a job (sbd_job_new, then sbd_job_add),
+** which the engine thread applies with the rest of the turn's, and the loop
+** answers once that batch is committed. sbd_batch_close, before anything
+** else that uses the engine: every job applied, committed and answered
+** (their responses tagged for its sync, or, when the commit failed, answered
+** with a 500 and their actions dropped). */
+sbd_job *sbd_job_new(sbd *d);
+void sbd_job_free(sbd *d, sbd_job *j);
+void sbd_job_add(sbd *d, sbd_job *j);
+/* c is closing: its jobs are applied all the same, answered to no one. */
+void sbd_jobs_forget(sbd *d, const sbd_conn *c);
 void sbd_batch_close(sbd *d);
+/* Every job applied and answered; what holds them freed (the engine thread
+** stopped first, if it ran). */
+void sbd_events_free(sbd *d);
 /* The open batch: the tag for what is held now (read after the commit it
 ** answers, if any). */
 uint64_t sbd_seq(sbd *d);
@@ -328,6 +383,13 @@ void sbd_http_release(sbd *d, uint64_t upto, int sync_rc);
 ** engine batch they answer was not stored, and their connections get its
 ** error instead (and close), as for a failed sync. */
 void sbd_http_settle(sbd *d, uint64_t seq, int rc);
+/* An applied job: its response held on its connection (untagged, as
+** sbd_http_settle then tags), which takes its next request after. */
+void sbd_http_finish(sbd *d, sbd_job *j);
+/* The connections whose job was answered take their next request. */
+void sbd_http_resume(sbd *d);
+/* The jobs of list j that are c's answer to no one. */
+void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c);
 /* Does c still have responses held for a sync? */
 int sbd_conn_held(const sbd_conn *c);
 /* Stop accepting; close idle connections; let in-flight requests finish. */
@@ -347,6 +409,9 @@ void sbd_conn_set_sub(sbd_conn *c, sbd_sub *s);
 
 /* api.c */
 void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep);
+/* The answer to an applied job, in rep (its body empty): what
+** sbd_api_handle would have made of it. */
+void sbd_api_finish(sbd *d, sbd_job *j, sbd_reply *rep);
 /* A request whose body is still to come, refused on its head alone (no
 ** route, a method the route does not take, credentials refused, a query
 ** parameter it does not take): 1 with

@@ -548,8 +548,8 @@ static void hold(sbd *d, const sb_action *a, const char *account, uint64_t last)
         free(p);
         return;
     }
-    /* An event of the open engine batch: held until it is committed. */
-    p->seq = d->ebatch_open ? SBD_SEQ_UNCOMMITTED : sbd_seq(d);
+    /* An event of the batch being answered: held until it is tagged. */
+    p->seq = d->answering ? SBD_SEQ_UNCOMMITTED : sbd_seq(d);
     p->last = last;
     pub_queue(d, p);
 }

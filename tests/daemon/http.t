@@ -61,6 +61,52 @@ t.is_([x[0] for x in resps], [200] * 10, "ten pipelined status events answered")
 t.ok(1 <= commits <= 2 and d.metric("switchboard_batch_commit_seconds_total") > secs0,
      "... in %d commit(s), not ten, their time counted" % commits)
 
+
+# -- events and other requests pipelined together: answered in order, each seeing
+# what came before it (events go to the engine thread; a request of another kind
+# waits until the connection's events before it are applied and answered) -------
+s = socket.create_connection((d.host, d.port))
+s.sendall(req("POST", "/v1/agents/g0/status", b'{"status":"paused","reason":"lunch"}') +
+          req("GET", "/v1/agents/g0") +
+          req("POST", "/v1/agents/g0/status", b'{"status":"sleeping"}') +
+          req("POST", "/v1/agents/g0/status", b'{"status":"offline"}') +
+          req("POST", "/v1/agents/nobody/status", b'{"status":"offline"}') +
+          req("GET", "/v1/agents/g0") +
+          req("POST", "/v1/agents/g0/status", b'{"status":"available"}') +
+          req("GET", "/v1/agents/g0/nothing"))
+resps, _ = read_responses(s, 8)
+s.close()
+t.is_([x[0] for x in resps], [200, 200, 400, 200, 404, 200, 200, 404],
+      "events, reads and refusals pipelined on one connection: answered in order")
+bodies = [json.loads(x[2]) for x in resps]
+t.is_((bodies[1].get("status"), bodies[1].get("reason")), ("paused", "lunch"),
+      "... a read after an event sees it applied")
+t.is_(bodies[5].get("status"), "offline", "... and after the next ones")
+t.ok(bodies[2]["error"]["field"] == "status" and bodies[4]["error"]["code"] == "SB_ENOTFOUND",
+     "... refusals in their own places", bodies[2:5])
+t.is_(acme.get("/v1/agents/g0").json.get("status"), "available", "... the last event applied")
+
+# -- a client that half-closes after pipelined events gets every answer ---------------------
+s = socket.create_connection((d.host, d.port))
+s.sendall(b"".join(req("POST", "/v1/agents/g%d/status" % i, b'{"status":"paused","reason":"y"}')
+                   for i in range(1, 6)))
+s.shutdown(socket.SHUT_WR)
+resps, rest = read_responses(s, 5)
+t.is_([x[0] for x in resps], [200] * 5, "events sent before a half-close: all answered")
+s.close()
+
+# -- a client that goes away with events in flight: applied all the same -------------------
+s = socket.create_connection((d.host, d.port))
+s.sendall(b"".join(req("POST", "/v1/agents/g%d/status" % i, b'{"status":"offline"}')
+                   for i in range(6, 10)))
+s.close()
+deadline = time.time() + 10
+while time.time() < deadline and any(acme.get("/v1/agents/g%d" % i).json.get("status") != "offline"
+                                     for i in range(6, 10)):
+    time.sleep(0.05)
+t.ok(all(acme.get("/v1/agents/g%d" % i).json.get("status") == "offline" for i in range(6, 10)),
+     "events whose client left before the answer: applied")
+t.is_(d.request("GET", "/healthz").status, 200, "... and the daemon serves on")
 # -- chunked request body ------------------------------------------------------------------
 s = socket.create_connection((d.host, d.port))
 body = json.dumps(agent_doc("chunky")).encode()

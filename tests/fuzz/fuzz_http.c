@@ -57,6 +57,7 @@ static void reset_engine(void)
 
 static void close_all(void)
 {
+    sbd_events_free(&D);
     sbd_stream_close_all(&D);
     sbd_http_close_all(&D);
     sbd_stream_free_backlogs(&D); /* what the daemon's teardown frees */
@@ -151,8 +152,8 @@ static void bad(const char *why, const char *p, size_t n)
     abort();
 }
 
-static const int known_status[] = {200, 201, 400, 401, 404, 405, 409, 413,
-                                   417, 422, 429, 431, 501, 503, 505};
+static const int known_status[] = {200, 201, 400, 401, 403, 404, 405, 409, 412,
+                                   413, 417, 422, 429, 431, 501, 503, 505};
 
 /* The output must be well-formed HTTP/1.x responses. */
 /* The responses the daemon wrote, one after the other: each a status line,
