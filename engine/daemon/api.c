@@ -2446,7 +2446,15 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
     if (check_query(&x) == 0 && check_no_body(&x) == 0 && check_conditions(&x, h) == 0) {
         /* Events join the loop's engine batch; anything else sees it
         ** committed first. */
-        if (h != h_call_offer && h != h_call_event && h != h_agent_status) sbd_batch_close(d);
+        if (h != h_call_offer && h != h_call_event && h != h_agent_status) {
+            sbd_batch_close(d);
+            /* One of those answers closed the connection: nothing more. */
+            if (req->conn_closed && *req->conn_closed) {
+                rep->dropped = 1;
+                free(buf);
+                return;
+            }
+        }
         h(&x);
         /* An admin change (a key created or revoked, an account deleted...):
         ** every connection's cached credentials are checked afresh. */

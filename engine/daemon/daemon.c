@@ -479,6 +479,8 @@ void sbd_storage_wrote(sbd *d, int room)
 }
 
 /* ------------------------------------------------------------------------ */
+static void maybe_stop(sbd *d);
+
 /* Events: the engine thread.
 **
 ** An event request (api.c, run_event) is parsed and checked on the loop,
@@ -561,7 +563,7 @@ static int apply_jobs(sb_engine *eng, sbd_job *jobs, sb_result *res)
     ** this thread, or storage) each event is its own transaction. */
     int batched = sb_batch_begin(eng) == 0;
     for (sbd_job *j = jobs; j; j = j->next)
-        j->rc = sb_submit_json(eng, j->account, j->doc, j->len, j->res);
+        if (!j->skip) j->rc = sb_submit_json(eng, j->account, j->doc, j->len, j->res);
     return batched ? sb_batch_end(eng, res) : 0;
 }
 
@@ -651,10 +653,19 @@ static int eng_collect(sbd *d, int wait)
     return 1;
 }
 
+/* The jobs of connections an answer closed since they were taken are not
+** applied: nobody will be told of them. */
+static void skip_closed(sbd_job *jobs)
+{
+    for (sbd_job *j = jobs; j; j = j->next)
+        j->skip = j->c && sbd_conn_closing(j->c);
+}
+
 /* Hand the collected jobs to the engine thread, if it is free. */
 static void eng_hand(sbd *d)
 {
     if (!d->jobs || d->eng_run) return;
+    skip_closed(d->jobs);
     eng_handed_ns = sbd_now_ns();
     pthread_mutex_lock(&d->eng_mu);
     d->eng_run = d->jobs;
@@ -673,6 +684,7 @@ void sbd_batch_close(sbd *d)
     sbd_job *jobs = d->jobs;
     d->jobs = NULL;
     d->njobs = 0;
+    skip_closed(jobs);
     uint64_t t = sbd_now_ns();
     int rc = apply_jobs(d->eng, jobs, d->res);
     char why[512];
@@ -685,7 +697,9 @@ static void eng_done_cb(evutil_socket_t fd, short what, void *arg)
     sbd *d = arg;
     (void)what;
     report_taken(fd);
-    if (eng_collect(d, 0)) sbd_flush(d);
+    if (!eng_collect(d, 0)) return;
+    sbd_flush(d);
+    maybe_stop(d); /* draining: that batch may have been the last thing in flight */
 }
 
 static int eng_thread_start(sbd *d)

@@ -80,7 +80,9 @@ struct sbd_conn {
     int paused;         /* reading stopped until the output drains */
     unsigned njobs;     /* its event requests the engine has, not yet answered */
     int last_taken;     /* it asked to close after a request the engine has */
-    int answered_close; /* an answer closed it: later jobs go unanswered */
+    int answered_close; /* an answer closed it: later requests go unanswered */
+    int dispatching;    /* a request of it is being handled (dispatch) */
+    int eof;            /* the client half-closed while requests wait in its input */
     int resume;         /* take requests again once a job is answered (sbd_http_resume) */
     sbd_sub *sub;
     size_t lingered;
@@ -120,6 +122,7 @@ struct sbd_conn {
 
 static void conn_free(sbd_conn *c);
 static void process_input(sbd_conn *c);
+static void start_linger(sbd_conn *c);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Arm c's timer to fire `seconds` from now (a no-op if it is armed and
@@ -365,6 +368,7 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, &rep, 1, 0, head);
     c->state = CS_CLOSING;
+    c->answered_close = 1;
     chunked_end(c);
     uint64_t seq = sbd_seq(c->d);
     hold(c, before, 0, seq, head);
@@ -780,8 +784,11 @@ static void answer(sbd_conn *c, sbd_reply *rep, int minor, int keepalive, int he
     sbd *d = c->d;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     int keep = keepalive && !rep->close;
-    /* Shutting down: the last request we have gets "Connection: close". */
-    if (d->draining && keep && !evbuffer_get_length(in) && !kernel_has_data(c->fd)) keep = 0;
+    /* Shutting down: the last request we have gets "Connection: close" (not
+    ** an event's answer while a request after it is in hand). */
+    if (d->draining && keep && !c->njobs && !c->dispatching && !evbuffer_get_length(in) &&
+        !kernel_has_data(c->fd))
+        keep = 0;
     size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, rep, minor, keep, head);
     hold(c, before, rep->mutating, seq, head);
@@ -808,7 +815,14 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     request_of(c, hd, hd->target, q, &req, &rep);
     req.body = body;
     req.body_len = body_len;
+    req.conn_closed = &c->answered_close;
+    c->dispatching = 1;
     sbd_api_handle(d, &req, &rep);
+    /* Behind an answer that closed the connection: not handled, unanswered. */
+    if (rep.dropped) {
+        c->dispatching = 0;
+        return;
+    }
 
     int head = req.method == SBD_HEAD;
     if (rep.job) {
@@ -822,14 +836,18 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
         j->head = head;
         j->t0 = t0;
         c->njobs++;
+        c->dispatching = 0;
         if (!hd->keepalive) c->last_taken = 1;
         sbd_job_add(d, j);
         d->batch_len++;
         return;
     }
+    /* Behind the answers to the connection's events before it (a request
+    ** refused before it became an event's job). */
+    if (c->njobs) sbd_batch_close(d);
+    c->dispatching = 0;
+    if (c->answered_close) return; /* one of those closed it */
     if (!rep.stream) {
-        /* Behind the answers to the connection's events before it. */
-        if (c->njobs) sbd_batch_close(d);
         answer(c, &rep, hd->minor, hd->keepalive, head, req.method, hd->method, req.path, t0,
                rep.mutating ? sbd_commit_tag(d) : sbd_seq(d));
         return;
@@ -884,6 +902,10 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 
 void sbd_http_finish(sbd *d, sbd_job *j)
 {
+    if (j->skip) { /* not applied: nothing to answer, nobody to tell */
+        if (j->c) j->c->njobs--;
+        return;
+    }
     sbd_reply rep = j->rep;
     rep.body = scratch_body(SCRATCH_JOB);
     sbd_api_finish(d, j, &rep);
@@ -903,6 +925,11 @@ void sbd_http_finish(sbd *d, sbd_job *j)
         if (d->resume_ev) event_priority_set(d->resume_ev, 1);
     }
     if (d->resume_ev) event_active(d->resume_ev, EV_TIMEOUT, 1);
+}
+
+int sbd_conn_closing(const sbd_conn *c)
+{
+    return c->answered_close;
 }
 
 void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c)
@@ -936,6 +963,13 @@ static int is_head(const struct head *hd)
 static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
 {
     if (!hd->expect || c->expect_sent || hd->minor != 1 || !hd->target) return 0;
+    /* Whatever it answers goes behind the answers to the connection's events
+    ** before it; if one of those closed the connection, nothing more is. */
+    if (c->njobs) sbd_batch_close(c->d);
+    if (c->answered_close) {
+        chunked_end(c); /* hd may be its head */
+        return 1;
+    }
     char *path = strdup(hd->target), *q = path ? strchr(path, '?') : NULL;
     if (!path) return 0; /* the request itself will say so */
     if (q) *q++ = 0;
@@ -949,6 +983,7 @@ static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
     size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, &rep, hd->minor, 0, head);
     c->state = CS_CLOSING;
+    c->answered_close = 1;
     uint64_t seq = sbd_seq(c->d);
     hold(c, before, 0, seq, head);
     c->d->batch_len++;
@@ -963,7 +998,10 @@ static void send_continue(sbd_conn *c, const struct head *hd)
 {
     if (!hd->expect || c->expect_sent || hd->minor != 1) return;
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    /* Behind held responses it must wait its turn; otherwise send it now. */
+    /* Behind held responses it must wait its turn, and behind the answers
+    ** to the connection's events in hand; otherwise send it now. */
+    if (c->njobs) sbd_batch_close(c->d);
+    if (c->answered_close) return;
     if (c->in_batch) {
         size_t before = evbuffer_get_length(c->pending);
         evbuffer_add(c->pending, cont, sizeof cont - 1);
@@ -1170,6 +1208,14 @@ static void process_input(sbd_conn *c)
         ** commit or a sync makes it durable). */
         if (d->batch_len >= BATCH_LIMIT) sbd_flush(d);
     }
+    if (c->eof && c->state == CS_HTTP && !c->resume && !c->paused) {
+        /* Half-closed, and all it sent is taken: close once it is answered. */
+        c->state = CS_CLOSING;
+        if (!c->in_batch && !c->njobs && !evbuffer_get_length(bufferevent_get_output(c->bev))) {
+            start_linger(c); /* may free c */
+            return;
+        }
+    }
     if (c->state != CS_HTTP && c->state != CS_STREAM) {
         struct evbuffer *in = bufferevent_get_input(c->bev);
         evbuffer_drain(in, evbuffer_get_length(in));
@@ -1297,7 +1343,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
     sbd_turn_check(c->d);
     if (c->state == CS_STREAM && c->sub && sbd_stream_drained(c->d, c->sub)) return; /* freed */
     if (evbuffer_get_length(bufferevent_get_output(bev))) return;
-    if (c->state == CS_CLOSING && !c->in_batch) {
+    if (c->state == CS_CLOSING && !c->in_batch && (!c->njobs || c->answered_close)) {
         start_linger(c);
         return;
     }
@@ -1317,7 +1363,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     sbd_conn *c = arg;
     (void)bev;
     if (what & BEV_EVENT_EOF) {
-        /* A client may half-close after its last request: answer it first. */
+        /* A client may half-close after its last request: answer it first,
+        ** and take the requests still waiting in its input (while its
+        ** events in hand are at JOBS_PER_CONN) once it may. */
+        if (c->state == CS_HTTP && c->resume) {
+            c->eof = 1;
+            bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
         if ((c->state == CS_HTTP || c->state == CS_CLOSING) &&
             (c->in_batch || c->njobs || evbuffer_get_length(bufferevent_get_output(c->bev)))) {
             c->state = CS_CLOSING;
@@ -1681,6 +1734,7 @@ static void fail_held(sbd *d, sbd_conn *c, int rc, const char *msg)
 {
     int head = c->nheld && c->held[0].head;
     batch_leave(c);
+    c->answered_close = 1; /* its events still in hand go unanswered */
     evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);

@@ -75,6 +75,7 @@ typedef struct sbd_req {
     const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
     size_t body_len;
     sbd_auth_cache *auth_cache; /* the connection's, or NULL */
+    const int *conn_closed;     /* set once an answer closed the connection, or NULL */
     const char *peer;           /* the client's address, for the log; NULL: unknown */
 } sbd_req;
 
@@ -92,6 +93,7 @@ typedef struct sbd_reply {
     char stream_account[132];
     const char *stream_auth; /* its Authorization header, checked again later */
     struct sbd_job *job;     /* an event left for the engine thread (api.c, run_event) */
+    int dropped;             /* not handled: an answer before it closed the connection */
     int stream_resume;       /* Last-Event-ID was given: */
     uint64_t stream_after;   /* ... its value */
 } sbd_reply;
@@ -106,6 +108,7 @@ typedef struct sbd_job {
     /* The event, for sb_submit_json; its outcome. */
     char *doc;
     size_t len;
+    int skip; /* not applied: its connection was closed by an answer before it */
     char account[136];
     sb_result *res;
     int rc;
@@ -390,6 +393,8 @@ void sbd_http_finish(sbd *d, sbd_job *j);
 void sbd_http_resume(sbd *d);
 /* The jobs of list j that are c's answer to no one. */
 void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c);
+/* Has an answer closed c (its later requests go unanswered)? */
+int sbd_conn_closing(const sbd_conn *c);
 /* Does c still have responses held for a sync? */
 int sbd_conn_held(const sbd_conn *c);
 /* Stop accepting; close idle connections; let in-flight requests finish. */

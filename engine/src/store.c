@@ -1252,7 +1252,7 @@ static void batch_owner_clear(sb_engine *e)
 
 void eng_batch_settle(sb_engine *e)
 {
-    if (e->batch_txn && batch_mine(e)) batch_commit(e);
+    if (batch_mine(e) && e->batch_txn) batch_commit(e);
 }
 
 static void zero_ahead(sb_engine *e);
@@ -1362,7 +1362,7 @@ int eng_write_peek(sb_engine *e, write_fn fn, void *arg, sb_result *res)
 ** batch's events, and a thread may not hold two transactions. */
 int eng_read_begin(sb_engine *e, MDB_txn **txn)
 {
-    if (e->batch_txn && batch_mine(e)) {
+    if (batch_mine(e) && e->batch_txn) {
         *txn = e->batch_txn;
         return eng_forked(e) ? ENG_EFORKED : 0;
     }
@@ -1371,7 +1371,7 @@ int eng_read_begin(sb_engine *e, MDB_txn **txn)
 
 void eng_read_end(sb_engine *e, MDB_txn *txn)
 {
-    if (txn == e->batch_txn && batch_mine(e)) return;
+    if (batch_mine(e) && txn == e->batch_txn) return;
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&e->sh->maplock);
 }

@@ -95,6 +95,27 @@ resps, rest = read_responses(s, 5)
 t.is_([x[0] for x in resps], [200] * 5, "events sent before a half-close: all answered")
 s.close()
 
+# -- more events pipelined than a connection may have in hand (64), then a half-close:
+# the rest are taken as answers come, and every one is answered ---------------------------
+s = socket.create_connection((d.host, d.port))
+s.sendall(b"".join(req("POST", "/v1/agents/g%d/status" % (i % 10), b'{"status":"paused","reason":"z"}')
+                   for i in range(150)))
+s.shutdown(socket.SHUT_WR)
+resps, rest = read_responses(s, 150)
+t.is_([x[0] for x in resps], [200] * 150, "150 pipelined events, then a half-close: all answered")
+s.close()
+
+# -- an event, then a request its head alone refuses (Expect: 100-continue, no route):
+# the event's answer comes first ----------------------------------------------------------
+s = socket.create_connection((d.host, d.port))
+s.sendall(req("POST", "/v1/agents/g1/status", b'{"status":"paused","reason":"e"}') +
+          ("POST /v1/nothing HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\nContent-Length: 10\r\n"
+           "Expect: 100-continue\r\n\r\n" % acme.auth).encode())
+resps, rest = read_responses(s, 2)
+t.is_([x[0] for x in resps], [200, 404],
+      "an event, then a request refused on its head: answered in that order")
+s.close()
+
 # -- a client that goes away with events in flight: applied all the same -------------------
 s = socket.create_connection((d.host, d.port))
 s.sendall(b"".join(req("POST", "/v1/agents/g%d/status" % i, b'{"status":"offline"}')
