@@ -552,8 +552,8 @@ void sbd_job_add(sbd *d, sbd_job *j)
 void sbd_jobs_forget(sbd *d, const sbd_conn *c)
 {
     /* (The engine thread reads no job's c.) */
-    sbd_jobs_forget_conn(d->jobs, c);
-    sbd_jobs_forget_conn(d->eng_run, c);
+    sbd_jobs_forget_conn(d->jobs, c, 0);
+    sbd_jobs_forget_conn(d->eng_run, c, 1);
 }
 
 /* Apply a batch of jobs in one engine transaction: the commit's code. */
@@ -648,7 +648,11 @@ static int eng_collect(sbd *d, int wait)
     char why[512];
     commit_why(rc, d->eng_res, why, sizeof why);
     uint64_t t = eng_handed_ns;
-    if (!wait) eng_hand(d);
+    /* A failed commit closes its connections as it is answered: the next
+    ** batch is handed over after that (eng_done_cb's sbd_flush), so their
+    ** later events are not applied. (A failed sync closes them later, with
+    ** their later events maybe applied already.) */
+    if (!wait && !rc) eng_hand(d);
     batch_answer(d, jobs, rc, why, t);
     return 1;
 }
@@ -658,7 +662,7 @@ static int eng_collect(sbd *d, int wait)
 static void skip_closed(sbd_job *jobs)
 {
     for (sbd_job *j = jobs; j; j = j->next)
-        j->skip = j->c && sbd_conn_closing(j->c);
+        if (j->c && sbd_conn_closing(j->c)) j->skip = 1;
 }
 
 /* Hand the collected jobs to the engine thread, if it is free. */

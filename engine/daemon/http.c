@@ -358,8 +358,13 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     int known = hd && hd->method && hd->target && hd->target[0] == '/';
     int route = known ? sbd_api_route_of(hd->target) : -1;
     int method = known ? method_index(hd->method) : SBD_OTHER;
-    /* Behind the answers to the connection's events before it. */
+    /* Behind the answers to the connection's events before it; if one of
+    ** those closed the connection, nothing more is. */
     if (c->njobs) sbd_batch_close(c->d);
+    if (c->answered_close) {
+        chunked_end(c);
+        return;
+    }
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);
     rep.body = scratch_body(SCRATCH_REQUEST);
@@ -932,19 +937,34 @@ int sbd_conn_closing(const sbd_conn *c)
     return c->answered_close;
 }
 
-void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c)
+void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c, int handed)
 {
     for (; j; j = j->next)
-        if (j->c == c) j->c = NULL;
+        if (j->c == c) {
+            /* Closed by an answer before them: not applied either (jobs the
+            ** engine thread has are past stopping). */
+            if (!handed && c->answered_close) j->skip = 1;
+            j->c = NULL;
+        }
 }
 
 void sbd_http_resume(sbd *d)
 {
-    for (sbd_conn *c = d->conns, *next; c; c = next) {
-        next = c->next;
-        if (!c->resume || c->njobs >= JOBS_PER_CONN) continue;
+    /* From the start after each: taking requests may free any connection
+    ** (an admin request closing streams, a slow subscriber dropped). Each
+    ** is taken once, its flag cleared first. */
+    for (sbd_conn *c = d->conns; c;) {
+        if (!c->resume || c->njobs >= JOBS_PER_CONN) {
+            c = c->next;
+            continue;
+        }
         c->resume = 0;
-        if (c->state == CS_HTTP && !c->paused) process_input(c); /* may free c */
+        if (c->state == CS_HTTP && !c->paused) {
+            process_input(c); /* may free c, and others */
+            c = d->conns;
+        } else {
+            c = c->next;
+        }
     }
 }
 

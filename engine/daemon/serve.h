@@ -391,8 +391,9 @@ void sbd_http_settle(sbd *d, uint64_t seq, int rc);
 void sbd_http_finish(sbd *d, sbd_job *j);
 /* The connections whose job was answered take their next request. */
 void sbd_http_resume(sbd *d);
-/* The jobs of list j that are c's answer to no one. */
-void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c);
+/* The jobs of list j that are c's answer to no one (handed: the engine
+** thread has them; else those behind an answer that closed c are skipped). */
+void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c, int handed);
 /* Has an answer closed c (its later requests go unanswered)? */
 int sbd_conn_closing(const sbd_conn *c);
 /* Does c still have responses held for a sync? */
