@@ -985,18 +985,26 @@ static int plain(const char *s)
 static void run_event(ctx *x, const char *doc, size_t len, int ok_status, const char *call,
                       const char *agent)
 {
+    /* The document, the path and the ids, each with its NUL, in the job's
+    ** buffer (kept from job to job: no allocation once it is big enough). */
+    const char *part[4] = {doc, x->req->path, call, agent};
+    size_t plen[4] = {len, strlen(x->req->path), call ? strlen(call) : 0,
+                      agent ? strlen(agent) : 0};
     sbd_job *j = sbd_job_new(x->d);
-    if (j && (!(j->doc = malloc(len + 1)) || !(j->path = strdup(x->req->path)) ||
-              (call && !(j->call = strdup(call))) || (agent && !(j->agent = strdup(agent))))) {
-        sbd_job_free(x->d, j);
-        j = NULL;
-    }
-    if (!j) {
+    char *p = j ? sbd_job_room(j, plen[0] + plen[1] + plen[2] + plen[3] + 4) : NULL;
+    if (!p) {
+        if (j) sbd_job_free(x->d, j);
         fail(x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
         return;
     }
-    memcpy(j->doc, doc, len);
-    j->doc[len] = 0;
+    char **at[4] = {&j->doc, &j->path, &j->call, &j->agent};
+    for (int i = 0; i < 4; i++) {
+        if (!part[i]) continue; /* no call, or no agent: NULL */
+        memcpy(p, part[i], plen[i]);
+        p[plen[i]] = 0;
+        *at[i] = p;
+        p += plen[i] + 1;
+    }
     j->len = len;
     snprintf(j->account, sizeof j->account, "%s", x->account);
     j->rt = x->rt;

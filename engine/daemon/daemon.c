@@ -257,6 +257,14 @@ static int report_event(sbd *d, int *efd, struct event **ev, event_callback_fn c
     return *ev && event_priority_set(*ev, 0) == 0 && event_add(*ev, NULL) == 0 ? 0 : -1;
 }
 
+/* Report to the loop, from a helper thread. */
+static void report_send(int efd)
+{
+    uint64_t one = 1;
+    while (write(efd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
 /* Take a report off the eventfd (any number count as one). */
 static void report_taken(evutil_socket_t fd)
 {
@@ -332,9 +340,7 @@ static void *sync_main(void *arg)
                 d->sync_failed = seq;
                 d->sync_rc = rc;
             }
-            uint64_t one = 1;
-            while (write(d->sync_efd, &one, sizeof one) < 0 && errno == EINTR) {
-            }
+            report_send(d->sync_efd);
         }
     }
     pthread_mutex_unlock(&d->sync_mu);
@@ -505,39 +511,41 @@ static void maybe_stop(sbd *d);
 
 sbd_job *sbd_job_new(sbd *d)
 {
-    sbd_job *j = calloc(1, sizeof *j);
-    if (!j) return NULL;
-    if (d->nres_pool)
-        j->res = d->res_pool[--d->nres_pool];
-    else if (!(j->res = sb_result_new())) {
+    sbd_job *j = d->free_jobs;
+    if (j) {
+        d->free_jobs = j->next;
+        sb_result *res = j->res;
+        char *buf = j->buf;
+        size_t cap = j->cap;
+        memset(j, 0, sizeof *j);
+        j->res = res;
+        j->buf = buf;
+        j->cap = cap;
+        return j;
+    }
+    if (!(j = calloc(1, sizeof *j))) return NULL;
+    if (!(j->res = sb_result_new())) {
         free(j);
         return NULL;
     }
     return j;
 }
 
+char *sbd_job_room(sbd_job *j, size_t n)
+{
+    if (n > j->cap) {
+        char *p = realloc(j->buf, n);
+        if (!p) return NULL;
+        j->buf = p;
+        j->cap = n;
+    }
+    return j->buf;
+}
+
 void sbd_job_free(sbd *d, sbd_job *j)
 {
-    if (!j) return;
-    if (j->res) {
-        if (d->nres_pool == d->res_pool_cap) {
-            size_t cap = d->res_pool_cap ? d->res_pool_cap * 2 : 64;
-            sb_result **p = realloc(d->res_pool, cap * sizeof *p);
-            if (p) {
-                d->res_pool = p;
-                d->res_pool_cap = cap;
-            }
-        }
-        if (d->nres_pool < d->res_pool_cap)
-            d->res_pool[d->nres_pool++] = j->res;
-        else
-            sb_result_free(j->res);
-    }
-    free(j->doc);
-    free(j->path);
-    free(j->call);
-    free(j->agent);
-    free(j);
+    j->next = d->free_jobs;
+    d->free_jobs = j;
 }
 
 void sbd_job_add(sbd *d, sbd_job *j)
@@ -546,14 +554,6 @@ void sbd_job_add(sbd *d, sbd_job *j)
     if (!d->jobs) d->jobs_tail = &d->jobs;
     *d->jobs_tail = j;
     d->jobs_tail = &j->next;
-    d->njobs++;
-}
-
-void sbd_jobs_forget(sbd *d, const sbd_conn *c)
-{
-    /* (The engine thread reads no job's c.) */
-    sbd_jobs_forget_conn(d->jobs, c, 0);
-    sbd_jobs_forget_conn(d->eng_run, c, 1);
 }
 
 /* Apply a batch of jobs in one engine transaction: the commit's code. */
@@ -582,9 +582,7 @@ static void *eng_main(void *arg)
         d->eng_rc = rc;
         d->eng_done = 1;
         pthread_cond_broadcast(&d->eng_done_cv);
-        uint64_t one = 1;
-        while (write(d->eng_efd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
+        report_send(d->eng_efd);
     }
     pthread_mutex_unlock(&d->eng_mu);
     return NULL;
@@ -617,7 +615,6 @@ static void batch_answer(sbd *d, sbd_job *jobs, int rc, const char *why, uint64_
     sbd_stream_settle(d, seq, rc != 0);
 }
 
-static uint64_t eng_handed_ns; /* when the batch in hand was handed over */
 static void eng_hand(sbd *d);
 
 /* Why a batch's commit failed (rc), from res: copied into buf. */
@@ -647,7 +644,7 @@ static int eng_collect(sbd *d, int wait)
     if (!done) return 0;
     char why[512];
     commit_why(rc, d->eng_res, why, sizeof why);
-    uint64_t t = eng_handed_ns;
+    uint64_t t = d->eng_handed_ns;
     /* A failed commit closes its connections as it is answered: the next
     ** batch is handed over after that (eng_done_cb's sbd_flush), so their
     ** later events are not applied. (A failed sync closes them later, with
@@ -657,27 +654,17 @@ static int eng_collect(sbd *d, int wait)
     return 1;
 }
 
-/* The jobs of connections an answer closed since they were taken are not
-** applied: nobody will be told of them. */
-static void skip_closed(sbd_job *jobs)
-{
-    for (sbd_job *j = jobs; j; j = j->next)
-        if (j->c && sbd_conn_closing(j->c)) j->skip = 1;
-}
-
 /* Hand the collected jobs to the engine thread, if it is free. */
 static void eng_hand(sbd *d)
 {
     if (!d->jobs || d->eng_run) return;
-    skip_closed(d->jobs);
-    eng_handed_ns = sbd_now_ns();
+    d->eng_handed_ns = sbd_now_ns();
     pthread_mutex_lock(&d->eng_mu);
     d->eng_run = d->jobs;
     d->eng_done = 0;
     pthread_cond_signal(&d->eng_cv);
     pthread_mutex_unlock(&d->eng_mu);
     d->jobs = NULL;
-    d->njobs = 0;
 }
 
 void sbd_batch_close(sbd *d)
@@ -687,8 +674,6 @@ void sbd_batch_close(sbd *d)
     /* Applied here, on the loop, with the engine thread idle. */
     sbd_job *jobs = d->jobs;
     d->jobs = NULL;
-    d->njobs = 0;
-    skip_closed(jobs);
     uint64_t t = sbd_now_ns();
     int rc = apply_jobs(d->eng, jobs, d->res);
     char why[512];
@@ -753,11 +738,13 @@ void sbd_events_free(sbd *d)
     d->resume_ev = NULL;
     sb_result_free(d->eng_res);
     d->eng_res = NULL;
-    while (d->nres_pool)
-        sb_result_free(d->res_pool[--d->nres_pool]);
-    free(d->res_pool);
-    d->res_pool = NULL;
-    d->res_pool_cap = 0;
+    while (d->free_jobs) {
+        sbd_job *j = d->free_jobs;
+        d->free_jobs = j->next;
+        sb_result_free(j->res);
+        free(j->buf);
+        free(j);
+    }
 }
 
 void sbd_flush(sbd *d)

@@ -291,6 +291,27 @@ static void batch_leave(sbd_conn *c)
     c->bnext = c->bprev = NULL;
 }
 
+/* c is gone: its jobs are applied all the same, answered to no one. (The
+** engine thread reads no job's c.) */
+static void jobs_forget(sbd *d, const sbd_conn *c)
+{
+    for (sbd_job *j = d->jobs; j; j = j->next)
+        if (j->c == c) j->c = NULL;
+    for (sbd_job *j = d->eng_run; j; j = j->next)
+        if (j->c == c) j->c = NULL;
+}
+
+/* An answer just put on c closes it: nothing after it is answered, and its
+** events not yet handed to the engine thread are not applied either (the
+** client will not be told of them; those the thread has are past stopping). */
+static void close_by_answer(sbd_conn *c)
+{
+    c->state = CS_CLOSING;
+    c->answered_close = 1;
+    for (sbd_job *j = c->d->jobs; j; j = j->next)
+        if (j->c == c) j->skip = 1;
+}
+
 /* What was appended to c->pending since it was `before` bytes long belongs to
 ** batch `seq` (sbd_seq() or sbd_commit_tag()): tag it, and put c on the
 ** batch list. head: it answers a HEAD (or is the 100 Continue of one). */
@@ -372,8 +393,7 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     sbd_api_error(&rep, status, code, msg, NULL);
     size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, &rep, 1, 0, head);
-    c->state = CS_CLOSING;
-    c->answered_close = 1;
+    close_by_answer(c);
     chunked_end(c);
     uint64_t seq = sbd_seq(c->d);
     hold(c, before, 0, seq, head);
@@ -797,15 +817,11 @@ static void answer(sbd_conn *c, sbd_reply *rep, int minor, int keepalive, int he
     size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, rep, minor, keep, head);
     hold(c, before, rep->mutating, seq, head);
-    d->batch_len++;
     note_request(d, rep->route, method, rep->status, t0, seq);
     if (sbd_log_enabled(SB_LOG_DEBUG))
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
                 (unsigned long long)c->id, method_name, sbd_qpath(path), rep->status);
-    if (!keep) {
-        c->state = CS_CLOSING;
-        c->answered_close = 1;
-    }
+    if (!keep) close_by_answer(c);
 }
 
 /* Handle one complete request. */
@@ -855,6 +871,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     if (!rep.stream) {
         answer(c, &rep, hd->minor, hd->keepalive, head, req.method, hd->method, req.path, t0,
                rep.mutating ? sbd_commit_tag(d) : sbd_seq(d));
+        d->batch_len++;
         return;
     }
     /* HEAD /v1/events: the stream's head alone; nothing is subscribed. */
@@ -868,7 +885,6 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
                         "X-Accel-Buffering: no\r\n%s\r\n%s",
                         hd->minor, http_date(), SB_VERSION_STRING,
                         connection_field(hd->minor, keep), stream ? ": connected\n\n" : "");
-    sbd_batch_close(d);
     uint64_t seq = rep.mutating ? sbd_commit_tag(d) : sbd_seq(d);
     hold(c, before, rep.mutating, seq, head);
     d->batch_len++;
@@ -932,22 +948,6 @@ void sbd_http_finish(sbd *d, sbd_job *j)
     if (d->resume_ev) event_active(d->resume_ev, EV_TIMEOUT, 1);
 }
 
-int sbd_conn_closing(const sbd_conn *c)
-{
-    return c->answered_close;
-}
-
-void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c, int handed)
-{
-    for (; j; j = j->next)
-        if (j->c == c) {
-            /* Closed by an answer before them: not applied either (jobs the
-            ** engine thread has are past stopping). */
-            if (!handed && c->answered_close) j->skip = 1;
-            j->c = NULL;
-        }
-}
-
 void sbd_http_resume(sbd *d)
 {
     /* From the start after each: taking requests may free any connection
@@ -1002,8 +1002,7 @@ static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
     int head = is_head(hd);
     size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, &rep, hd->minor, 0, head);
-    c->state = CS_CLOSING;
-    c->answered_close = 1;
+    close_by_answer(c);
     uint64_t seq = sbd_seq(c->d);
     hold(c, before, 0, seq, head);
     c->d->batch_len++;
@@ -1289,7 +1288,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_free(sbd_conn *c)
 {
     sbd *d = c->d;
-    if (c->njobs) sbd_jobs_forget(d, c); /* applied all the same, answered to no one */
+    if (c->njobs) jobs_forget(d, c);
     batch_leave(c);
     if (c->sub) sbd_stream_unsubscribe(d, c->sub);
     c->sub = NULL;
@@ -1754,7 +1753,6 @@ static void fail_held(sbd *d, sbd_conn *c, int rc, const char *msg)
 {
     int head = c->nheld && c->held[0].head;
     batch_leave(c);
-    c->answered_close = 1; /* its events still in hand go unanswered */
     evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
     sbd_reply rep;
     memset(&rep, 0, sizeof rep);
@@ -1773,7 +1771,7 @@ static void fail_held(sbd *d, sbd_conn *c, int rc, const char *msg)
         sbd_stream_unsubscribe(d, c->sub);
         c->sub = NULL;
     }
-    c->state = CS_CLOSING;
+    close_by_answer(c); /* its events in hand go unanswered */
     bufferevent_write_buffer(c->bev, c->pending);
 }
 

@@ -105,7 +105,10 @@ typedef struct sbd_reply {
 typedef struct sbd_job {
     struct sbd_job *next;
     sbd_conn *c; /* whose request; NULL once the connection is gone */
-    /* The event, for sb_submit_json; its outcome. */
+    /* The event, for sb_submit_json; its outcome. doc, path, call and agent
+    ** lie in buf, kept with the job for the next (sbd_job_room). */
+    char *buf;
+    size_t cap;
     char *doc;
     size_t len;
     int skip; /* not applied: its connection was closed by an answer before it */
@@ -256,17 +259,16 @@ struct sbd {
     sbd_pending_req *preq;
     size_t npreq, cappreq;
     /* Events (daemon.c): jobs collected this turn, not yet handed on; the
-    ** batch the engine thread has (0 or 1); results kept for reuse. With the
+    ** batch the engine thread has (0 or 1); answered jobs kept for reuse. With the
     ** engine thread running, eng_run, eng_done, eng_rc and eng_quit are
     ** guarded by eng_mu. */
     int answering; /* answers to a committed batch's events are being made, not yet tagged */
     sbd_job *jobs, **jobs_tail;
-    size_t njobs;
-    sbd_job *eng_run;     /* handed to the engine thread, not yet answered */
-    int eng_done, eng_rc; /* it has applied eng_run: the batch's commit code */
-    sb_result *eng_res;   /* the engine thread's batch result */
-    sb_result **res_pool; /* results for jobs, free */
-    size_t nres_pool, res_pool_cap;
+    sbd_job *eng_run;       /* handed to the engine thread, not yet answered */
+    int eng_done, eng_rc;   /* it has applied eng_run: the batch's commit code */
+    sb_result *eng_res;     /* the engine thread's batch result */
+    sbd_job *free_jobs;     /* answered, kept for reuse with their result and buffer */
+    uint64_t eng_handed_ns; /* when the batch in hand was handed over */
     pthread_t eng_thread;
     int eng_thread_started, eng_quit;
     pthread_mutex_t eng_mu;
@@ -346,10 +348,10 @@ void sbd_storage_wrote(sbd *d, int room);
 ** (their responses tagged for its sync, or, when the commit failed, answered
 ** with a 500 and their actions dropped). */
 sbd_job *sbd_job_new(sbd *d);
+/* j's buffer, at least n bytes; NULL when out of memory. */
+char *sbd_job_room(sbd_job *j, size_t n);
 void sbd_job_free(sbd *d, sbd_job *j);
 void sbd_job_add(sbd *d, sbd_job *j);
-/* c is closing: its jobs are applied all the same, answered to no one. */
-void sbd_jobs_forget(sbd *d, const sbd_conn *c);
 void sbd_batch_close(sbd *d);
 /* Every job applied and answered; what holds them freed (the engine thread
 ** stopped first, if it ran). */
@@ -391,11 +393,6 @@ void sbd_http_settle(sbd *d, uint64_t seq, int rc);
 void sbd_http_finish(sbd *d, sbd_job *j);
 /* The connections whose job was answered take their next request. */
 void sbd_http_resume(sbd *d);
-/* The jobs of list j that are c's answer to no one (handed: the engine
-** thread has them; else those behind an answer that closed c are skipped). */
-void sbd_jobs_forget_conn(sbd_job *j, const sbd_conn *c, int handed);
-/* Has an answer closed c (its later requests go unanswered)? */
-int sbd_conn_closing(const sbd_conn *c);
 /* Does c still have responses held for a sync? */
 int sbd_conn_held(const sbd_conn *c);
 /* Stop accepting; close idle connections; let in-flight requests finish. */
