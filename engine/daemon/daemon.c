@@ -15,13 +15,11 @@
 ** the loop (an eventfd), which releases exactly the responses and stream
 ** events tagged with a batch the sync covered. At most one sync is in
 ** flight. Nothing is acknowledged before it is durable.
-** Without the engine thread (it could not start) the turn's events are
-** applied on the loop at the end of the turn, and a batch is closed without
-** a sync: under load the next turn's commit, whose own sync covers every
-** meta page written before it, makes it durable (sb_sync_progress() says
-** so) and its responses go out at the end of that turn; where no commit
-** follows (the next turn found nothing ready: idle_ev keeps that turn from
-** blocking, TURN_LIMIT_US from lasting) the sync thread syncs it.
+** A daemon that cannot start its engine thread, or its sync thread under
+** group commit, does not start: running without them would take paths
+** that nothing else runs. (Without the engine thread, batches were left for
+** the next turn's commit to make durable, its own sync covering every meta
+** page written before it; that path went with the last use of it.)
 **
 ** A batch's events share one engine transaction (sb_batch_begin and
 ** sb_batch_end): one commit, and one write of each page they touch, for all
@@ -252,9 +250,9 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 static int report_event(sbd *d, int *efd, struct event **ev, event_callback_fn cb)
 {
     *efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (*efd < 0) return -1;
+    if (*efd < 0) return errno;
     *ev = event_new(d->base, *efd, EV_READ | EV_PERSIST, cb, d);
-    return *ev && event_priority_set(*ev, 0) == 0 && event_add(*ev, NULL) == 0 ? 0 : -1;
+    return *ev && event_priority_set(*ev, 0) == 0 && event_add(*ev, NULL) == 0 ? 0 : ENOMEM;
 }
 
 /* Report to the loop, from a helper thread. */
@@ -298,13 +296,12 @@ uint64_t sbd_commit_tag(sbd *d)
     return seq;
 }
 
-/* The sync thread: kicked by the loop when a turn ends with a batch that
-** no commit of the turn made durable (deferred before, or the open one when
-** a batch is still deferred) and no sync in flight; closes the open batch
+/* The sync thread: kicked by the loop when a turn ends with something
+** committed in the open batch and no sync in flight; closes the open batch
 ** if it committed anything, syncs, and reports through the eventfd. The
 ** loop takes the report first in its next turn (the eventfd's event has the
 ** highest priority): it hands the synced responses to the sockets and, at
-** the end of that turn, defers or kicks what was committed meanwhile.
+** the end of that turn, kicks what was committed meanwhile.
 ** (Going straight on from one sync to the next without the loop was tried:
 ** more, smaller syncs cost more CPU per request than the shorter wait
 ** saved.) After a failed sync nothing is synced until the loop has answered
@@ -318,12 +315,10 @@ static void *sync_main(void *arg)
             pthread_cond_wait(&d->sync_cv, &d->sync_mu);
         if (!d->sync_kick) break; /* quit, nothing asked */
         d->sync_kick = 0;
-        int open_dirty = d->dirty_seq == d->open_seq;
-        if ((open_dirty || d->deferred_seq) && !d->sync_failed) {
-            /* The open batch closes here; a deferred one closed before. */
-            uint64_t seq = open_dirty ? d->open_seq : d->deferred_seq;
-            if (open_dirty) __atomic_store_n(&d->open_seq, seq + 1, __ATOMIC_RELEASE);
-            d->deferred_seq = 0;
+        if (d->dirty_seq == d->open_seq && !d->sync_failed) {
+            /* The open batch closes here. */
+            uint64_t seq = d->open_seq;
+            __atomic_store_n(&d->open_seq, seq + 1, __ATOMIC_RELEASE);
             d->inflight_seq = seq;
             pthread_mutex_unlock(&d->sync_mu);
             uint64_t t = sbd_now_ns();
@@ -691,19 +686,20 @@ static void eng_done_cb(evutil_socket_t fd, short what, void *arg)
     maybe_stop(d); /* draining: that batch may have been the last thing in flight */
 }
 
+/* 0, or why not (an errno value). */
 static int eng_thread_start(sbd *d)
 {
-    if (!(d->eng_res = sb_result_new()) ||
-        report_event(d, &d->eng_efd, &d->eng_ev, eng_done_cb) != 0)
-        return -1;
+    if (!(d->eng_res = sb_result_new())) return ENOMEM;
+    int rc = report_event(d, &d->eng_efd, &d->eng_ev, eng_done_cb);
+    if (rc) return rc;
     pthread_mutex_init(&d->eng_mu, NULL);
     pthread_cond_init(&d->eng_cv, NULL);
     pthread_cond_init(&d->eng_done_cv, NULL);
-    if (pthread_create(&d->eng_thread, NULL, eng_main, d) != 0) {
+    if ((rc = pthread_create(&d->eng_thread, NULL, eng_main, d)) != 0) {
         pthread_mutex_destroy(&d->eng_mu);
         pthread_cond_destroy(&d->eng_cv);
         pthread_cond_destroy(&d->eng_done_cv);
-        return -1;
+        return rc;
     }
     d->eng_thread_started = 1;
     return 0;
@@ -749,55 +745,28 @@ void sbd_events_free(sbd *d)
 
 void sbd_flush(sbd *d)
 {
-    /* The turn's events go to the engine thread; without it (it could not
-    ** start, or the loop is stopping) they are applied here. */
+    /* The turn's events go to the engine thread; once it has stopped (the
+    ** daemon is stopping) they are applied here. */
     if (d->eng_thread_started && !d->stop)
         eng_hand(d);
     else
         sbd_batch_close(d);
     d->batch_len = 0;
     if (d->cfg->sync == SBD_SYNC_GROUP && d->sync_thread_started) {
-        uint64_t written = 0, durable = 0, covered = 0;
-        int ordered = sb_sync_progress(d->eng, &written, &durable) == 0;
         pthread_mutex_lock(&d->sync_mu);
-        if (d->deferred_seq && ordered && durable >= d->deferred_commit) {
-            /* This turn's commit synced the deferred batch's meta page. */
-            covered = d->deferred_seq;
-            if (d->synced_seq < covered) d->synced_seq = covered;
-            d->deferred_seq = 0;
-            d->m.syncs_saved++;
-        }
-        int open_dirty = d->dirty_seq == d->open_seq;
-        int can_sync = !d->inflight_seq && !d->sync_failed;
-        /* With the engine thread, a batch is not left for the next one's
-        ** commit: the sync thread syncs it (its meta page) at once, while
-        ** the engine thread applies the next. Left to the next commit, each
-        ** request waited for two, the batches held a third of the
-        ** connections, and the HTTP call cycle ran at 0.7-0.85x the
-        ** requests/s; the engine thread syncing the meta page itself before
-        ** it took the next batch, at 0.85-0.93x (paired runs). */
-        if (open_dirty && can_sync && !d->deferred_seq && ordered && !d->eng_thread_started) {
-            /* Closed without a sync, and a kick not yet taken can go: every
-            ** batch before it is durable. */
-            uint64_t seq = d->open_seq;
-            __atomic_store_n(&d->open_seq, seq + 1, __ATOMIC_RELEASE);
-            d->sync_kick = 0;
-            if (durable >= written) {
-                covered = d->synced_seq = seq; /* its commits wrote nothing */
-            } else {
-                /* The next turn's commit, if that turn changes something,
-                ** makes it durable. idle_ev makes sure the loop comes round
-                ** again without waiting for a socket. */
-                d->deferred_seq = seq;
-                d->deferred_commit = written;
-                event_active(d->idle_ev, EV_TIMEOUT, 1);
-            }
-        } else if ((open_dirty || d->deferred_seq) && can_sync) {
+        /* A batch is not left for the next one's commit to make durable
+        ** (its own sync covers every meta page written before it): the
+        ** sync thread syncs it at once, while the engine thread applies
+        ** the next. Left to the next commit, each request waited for two,
+        ** the batches held a third of the connections, and the HTTP call
+        ** cycle ran at 0.7-0.85x the requests/s; the engine thread syncing
+        ** the meta page itself before it took the next batch, at
+        ** 0.85-0.93x (paired runs). */
+        if (d->dirty_seq == d->open_seq && !d->inflight_seq && !d->sync_failed) {
             d->sync_kick = 1; /* the responses wait for sync_done_cb */
             pthread_cond_signal(&d->sync_cv);
         }
         int unsynced = d->dirty_seq > d->synced_seq || d->sync_failed;
-        uint64_t synced = d->synced_seq;
         if (!unsynced && (d->batch || d->pub_head || d->npreq)) {
             /* Nothing unsynced anywhere: release at once. */
             __atomic_store_n(&d->open_seq, d->open_seq + 1, __ATOMIC_RELEASE);
@@ -805,7 +774,6 @@ void sbd_flush(sbd *d)
             release(d, SBD_SEQ_ALL, 0);
         } else {
             pthread_mutex_unlock(&d->sync_mu);
-            if (covered) release(d, synced, 0);
         }
         arm_deadline(d);
         return;
@@ -813,7 +781,7 @@ void sbd_flush(sbd *d)
     if (!d->batch && !d->pub_head && !d->batch_dirty && !d->npreq) return;
     int failed = 0;
     if (d->batch_dirty && d->cfg->sync == SBD_SYNC_GROUP) {
-        /* No sync thread (start-up failed to make one): sync here. */
+        /* No sync thread (stopped: the daemon is stopping): sync here. */
         uint64_t t = sbd_now_ns();
         failed = sb_sync(d->eng);
         d->m.syncs++;
@@ -829,54 +797,24 @@ void sbd_flush(sbd *d)
     arm_deadline(d);
 }
 
-/* Nothing to do: being active, it only keeps the loop from blocking. At
-** the lowest priority it runs once a poll finds nothing else ready, and
-** the turn ends there: under load the turn goes on while the clients whose
-** answers just went out send their next requests, and the next commit
-** holds more of them (at the sockets' priority, a turn being a single poll:
-** 0.98x the requests/s, side by side, 6.6 requests a commit against 15.8).
-** TURN_LIMIT_US bounds that: a client that keeps sending (even junk a
-** closing connection drains) could otherwise keep the turn from ending, and
-** hold every answer (seen without the bound: a PUT held 7.6 s). */
-static void idle_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* A turn while a batch waits for the next commit may run TURN_LIMIT_US at
-** most: the sockets' callbacks look (sbd_turn_check). A libevent timer
-** cannot say it: its clock is the coarse one, ticking every few ms. */
-#define TURN_LIMIT_US 2000
 static void turn_begin(sbd *d)
 {
     d->turn_page_bytes = 0; /* the turn's pages share max_page (api.c, page_reply) */
-    d->turn_t0_ns = d->idle_ev && event_pending(d->idle_ev, EV_TIMEOUT, NULL) ? sbd_now_ns() : 0;
 }
 
-void sbd_turn_check(sbd *d)
-{
-    if (d->turn_t0_ns && sbd_now_ns() - d->turn_t0_ns > TURN_LIMIT_US * 1000ull) {
-        d->turn_t0_ns = 0;
-        d->m.turns_cut++;
-        event_base_loopbreak(d->base);
-    }
-}
-
+/* 0, or why not (an errno value). */
 static int sync_thread_start(sbd *d)
 {
-    d->idle_ev = event_new(d->base, -1, 0, idle_cb, d);
-    if (!d->idle_ev || event_priority_set(d->idle_ev, 2) != 0) return -1;
     /* First in its turn of the loop: held responses go out before new
     ** requests are read. */
-    if (report_event(d, &d->sync_efd, &d->sync_ev, sync_done_cb) != 0) return -1;
+    int rc = report_event(d, &d->sync_efd, &d->sync_ev, sync_done_cb);
+    if (rc) return rc;
     pthread_mutex_init(&d->sync_mu, NULL);
     pthread_cond_init(&d->sync_cv, NULL);
-    if (pthread_create(&d->sync_thread, NULL, sync_main, d) != 0) {
+    if ((rc = pthread_create(&d->sync_thread, NULL, sync_main, d)) != 0) {
         pthread_mutex_destroy(&d->sync_mu);
         pthread_cond_destroy(&d->sync_cv);
-        return -1;
+        return rc;
     }
     d->synced_seq = d->dirty_seq = d->open_seq - 1;
     d->sync_thread_started = 1;
@@ -900,8 +838,6 @@ static void sync_thread_stop(sbd *d)
     }
     if (d->sync_ev) event_free(d->sync_ev);
     d->sync_ev = NULL;
-    if (d->idle_ev) event_free(d->idle_ev);
-    d->idle_ev = NULL;
     if (d->sync_efd >= 0) close(d->sync_efd);
     d->sync_efd = -1;
 }
@@ -1625,6 +1561,17 @@ int sb_daemon_main(int argc, char **argv)
     event_add(d.sig_usr1, NULL);
     event_add(d.sig_usr2, NULL);
     pthread_sigmask(SIG_UNBLOCK, &hup, NULL); /* a held SIGHUP: a reload in the loop */
+    /* The helper threads: without them the daemon would be another one,
+    ** with paths no test runs, so a start that cannot make them fails. */
+    int trc = cfg.sync == SBD_SYNC_GROUP ? sync_thread_start(&d) : 0;
+    if (trc) {
+        sbd_errorf("switchboard: cannot start the sync thread: %s\n", strerror(trc));
+        goto out;
+    }
+    if ((trc = eng_thread_start(&d)) != 0) {
+        sbd_errorf("switchboard: cannot start the engine thread: %s\n", strerror(trc));
+        goto out;
+    }
 
     started = 1;
     sbd_log(SB_LOG_INFO, "listening",
@@ -1632,11 +1579,6 @@ int sb_daemon_main(int argc, char **argv)
             d.listen_addr, sbd_q(cfg.data_dir),
             cfg.policy_dir_absent ? "none" : sbd_q(cfg.policy_dir), sync_name(cfg.sync),
             cfg.sweep_interval, sb_version(), (long)getpid());
-    if (cfg.sync == SBD_SYNC_GROUP && sync_thread_start(&d) != 0)
-        sbd_log(SB_LOG_WARN, "cannot start the sync thread; syncing on the loop thread", NULL);
-    if (eng_thread_start(&d) != 0)
-        sbd_log(SB_LOG_WARN, "cannot start the engine thread; events applied on the loop thread",
-                NULL);
     if (cfg.demo) sbd_demo_setup(&d);
     arm_deadline(&d);
 

@@ -1340,7 +1340,6 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
     sbd_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    sbd_turn_check(c->d);
     switch (c->state) {
     case CS_HTTP:
         process_input(c);
@@ -1359,7 +1358,6 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     sbd_conn *c = arg;
-    sbd_turn_check(c->d);
     if (c->state == CS_STREAM && c->sub && sbd_stream_drained(c->d, c->sub)) return; /* freed */
     if (evbuffer_get_length(bufferevent_get_output(bev))) return;
     if (c->state == CS_CLOSING && !c->in_batch && (!c->njobs || c->answered_close)) {
@@ -1528,7 +1526,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     sbd *d = arg;
     (void)l;
     (void)socklen;
-    sbd_turn_check(d);
     uint8_t addr[16], fam = peer_key(sa, addr);
     int reject = d->nconns >= d->cfg->max_connections;
     /* One address may not take them all (a client, or an attacker, holding

@@ -334,11 +334,6 @@ void sbd_metrics_render(sbd *d, struct evbuffer *o)
              m->syncs);
     metric_u(o, "switchboard_sync_errors_total", "counter", "sb_sync() calls that failed.",
              m->sync_errors);
-    metric_u(o, "switchboard_syncs_saved_total", "counter",
-             "Batches made durable by the next batch's commit, without a sb_sync().",
-             m->syncs_saved);
-    metric_u(o, "switchboard_turns_cut_total", "counter",
-             "Turns of the loop ended by their time limit while a batch waited.", m->turns_cut);
     family(o, "switchboard_sync_seconds_total", "counter", "Time spent in sb_sync().");
     evbuffer_add_printf(o, "switchboard_sync_seconds_total %.9f\n", m->sync_seconds);
     metric_u(o, "switchboard_ticks_total", "counter", "sb_tick() calls.", m->ticks);

@@ -146,8 +146,6 @@ typedef struct sbd_metrics {
     uint64_t conns_accepted, conns_rejected;
     uint64_t conns_rejected_per_peer; /* also in conns_rejected */
     uint64_t syncs, sync_errors;
-    uint64_t syncs_saved; /* batches a later commit's own sync made durable */
-    uint64_t turns_cut;   /* turns ended by TURN_LIMIT_US */
     double sync_seconds;
     uint64_t batches;
     uint64_t ticks, tick_errors, tick_actions, tick_cuts;
@@ -233,28 +231,20 @@ struct sbd {
     /* The batches: responses and stream events held until the sync that
     ** covers them. Everything held is tagged with open_seq, the batch being
     ** collected, read after the commit it answers. A batch closes (open_seq
-    ** becomes N + 1) at the end of its turn, deferred: a later commit's own
-    ** sync makes it durable; or just before the sync thread's sync begins,
-    ** so a sync covers every commit tagged <= N, and releases exactly what
-    ** is tagged <= N. At most one sync in flight; the next batch collects
-    ** meanwhile (sbd_seq(), sbd_commit_tag()).
+    ** becomes N + 1) just before the sync thread's sync begins, so a sync
+    ** covers every commit tagged <= N, and releases exactly what is tagged
+    ** <= N. At most one sync in flight; the next batch collects meanwhile
+    ** (sbd_seq(), sbd_commit_tag()).
     ** With the sync thread running, open_seq, dirty_seq, synced_seq,
-    ** inflight_seq, deferred_*, the sync_* fields and sync_kick are guarded
-    ** by sync_mu (open_seq is also read atomically, without it). */
-    sbd_conn *batch;       /* connections with responses held */
-    int batch_dirty;       /* no sync thread: something committed in the open batch */
-    size_t batch_len;      /* responses since the last flush */
-    uint64_t open_seq;     /* the batch being collected (>= 1) */
-    uint64_t dirty_seq;    /* the last batch something was committed in */
-    uint64_t synced_seq;   /* the last batch a sync covered */
-    uint64_t inflight_seq; /* the batch the sync thread is syncing, 0: none */
-    /* A batch closed at the end of its turn without a sync: the next turn's
-    ** commit, whose own sync covers it, usually releases it; else the sync
-    ** thread syncs it, once the loop is idle (idle_ev) or sees it uncovered. */
-    uint64_t deferred_seq;    /* 0: none */
-    uint64_t deferred_commit; /* the engine's commit number it waits for (sb_sync_progress) */
-    struct event *idle_ev;
-    uint64_t turn_t0_ns;    /* when a turn with a batch deferred began, 0: none */
+    ** inflight_seq, the sync_* fields and sync_kick are guarded by sync_mu
+    ** (open_seq is also read atomically, without it). */
+    sbd_conn *batch;        /* connections with responses held */
+    int batch_dirty;        /* something committed in the open batch (no sync thread) */
+    size_t batch_len;       /* responses since the last flush */
+    uint64_t open_seq;      /* the batch being collected (>= 1) */
+    uint64_t dirty_seq;     /* the last batch something was committed in */
+    uint64_t synced_seq;    /* the last batch a sync covered */
+    uint64_t inflight_seq;  /* the batch the sync thread is syncing, 0: none */
     size_t turn_page_bytes; /* bytes of pages of lists built this turn (api.c, max_page) */
     sbd_pending_req *preq;
     size_t npreq, cappreq;
@@ -361,7 +351,6 @@ void sbd_events_free(sbd *d);
 uint64_t sbd_seq(sbd *d);
 /* In the sockets' callbacks: end a turn that has run too long while a
 ** batch waits for the next commit (daemon.c, TURN_LIMIT_US). */
-void sbd_turn_check(sbd *d);
 /* After a commit: the tag for what answers it; the open batch needs a sync. */
 uint64_t sbd_commit_tag(sbd *d);
 int64_t sbd_wall_ms(void);

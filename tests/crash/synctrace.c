@@ -24,6 +24,9 @@
 ** "PATH.held" (removed as it goes on): a test sees the sync under way and
 ** what the process answers meanwhile.
 **
+** With $SB_THREADFAIL=N, the Nth pthread_create fails with EAGAIN, as it
+** would for a process at its limit of threads or memory.
+**
 ** Kill points: with $SB_KILLAT=N, the Nth sync or rename(2), counted
 ** together, kills the process with SIGKILL before it is made: a kill -9
 ** at a chosen step of writing files (backup.t runs N = 1, 2, ... until the
@@ -203,18 +206,39 @@ static int inject(void)
     return fail;
 }
 
+/* A count of calls and the one of them named by an environment variable
+** (0: none). */
+typedef struct nth {
+    const char *env;
+    unsigned long at, n;
+    int read;
+} nth;
+
+/* Is this call the one named? */
+static int nth_call(nth *x)
+{
+    pthread_mutex_lock(&mu);
+    if (!x->read) {
+        const char *k = getenv(x->env);
+        x->at = k ? strtoul(k, NULL, 10) : 0;
+        x->read = 1;
+    }
+    int hit = x->at && ++x->n == x->at;
+    pthread_mutex_unlock(&mu);
+    return hit;
+}
+
 /* SB_KILLAT: is this the call to die at? */
 static void kill_point(void)
 {
-    static unsigned long at = (unsigned long)-1, n;
-    pthread_mutex_lock(&mu);
-    if (at == (unsigned long)-1) {
-        const char *k = getenv("SB_KILLAT");
-        at = k ? strtoul(k, NULL, 10) : 0;
-    }
-    int die = at && ++n == at;
-    pthread_mutex_unlock(&mu);
-    if (die) raise(SIGKILL);
+    static nth killat = {"SB_KILLAT", 0, 0, 0};
+    if (nth_call(&killat)) raise(SIGKILL);
+}
+
+int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    static nth threadfail = {"SB_THREADFAIL", 0, 0, 0};
+    return nth_call(&threadfail) ? EAGAIN : REAL(pthread_create)(th, attr, fn, arg);
 }
 
 static void sync_start(int fd)
