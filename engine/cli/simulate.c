@@ -7,9 +7,13 @@
 ** take a short wrap-up; impatient callers hang up. Everything the gateway
 ** would do is driven by the engine's actions, and the engine's own timers
 ** (ring timeouts, wrap-ups, wake-ups) are fired by sb_tick as the clock
-** moves. The same seed gives the same day. --policy FILE puts a policy
-** author's own policy in place of the stock ones, on every queue or on
-** those --queue names.
+** moves. The same seed gives the same day. The calls themselves (when
+** each arrives, its queue, caller, patience and talk time) are drawn before
+** the day starts, and how agents answer rings from a generator of their
+** own, so that another policy on the same seed meets the same calls: only
+** what routing changes changes. --policy FILE puts a policy author's own
+** policy in place of the stock ones, on every queue or on those --queue
+** names.
 */
 #include "switchboard.h"
 
@@ -30,19 +34,21 @@ static int64_t sim_clock(void *arg)
     return now_ms;
 }
 
-/* A small deterministic generator (splitmix64). */
-static uint64_t rng_state;
-static double rnd(void)
+/* A small deterministic generator (splitmix64), in [0, 1). Two streams:
+** the calls, drawn before the day starts, and the rings' outcomes, drawn as
+** agents are rung (their number depends on the policy). */
+static uint64_t calls_rng, rings_rng;
+static double rnd(uint64_t *state)
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
     return (double)(z >> 11) / 9007199254740992.0;
 }
-static double expo(double mean)
+static double expo(uint64_t *state, double mean)
 {
-    return -mean * log(1.0 - rnd());
+    return -mean * log(1.0 - rnd(state));
 }
 
 enum { S_ARRIVE, S_ANSWER, S_NOANSWER, S_HANGUP, S_ABANDON };
@@ -130,7 +136,8 @@ static int to_answered(void)
 }
 
 typedef struct callinfo {
-    int q;
+    int q, caller;                /* drawn before the day, with the arrival */
+    int64_t patience_ms, talk_ms; /* hangs up unanswered after; talks for, once answered */
     int64_t offered;
     int connected, ended;
 } callinfo;
@@ -177,13 +184,13 @@ static void handle_actions(void)
         case SB_ACT_RING:
             e.call = cn;
             snprintf(e.agent, sizeof e.agent, "%s", a->agent_id);
-            if (rnd() < 0.88) {
+            if (rnd(&rings_rng) < 0.88) {
                 e.kind = S_ANSWER;
-                e.t = now_ms + (int64_t)(2000 + rnd() * 9000);
+                e.t = now_ms + (int64_t)(2000 + rnd(&rings_rng) * 9000);
             } else {
                 e.kind = S_NOANSWER;
-                e.t = now_ms + (int64_t)(rnd() * 4000) + 1000;
-                if (rnd() < 0.5) break; /* some rings just time out */
+                e.t = now_ms + (int64_t)(rnd(&rings_rng) * 4000) + 1000;
+                if (rnd(&rings_rng) < 0.5) break; /* some rings just time out */
             }
             push(&h, e);
             break;
@@ -193,7 +200,7 @@ static void handle_actions(void)
             qs[calls[cn].q].wait_sum += (double)(now_ms - calls[cn].offered) / 1000.0;
             e.kind = S_HANGUP;
             e.call = cn;
-            e.t = now_ms + (int64_t)(20000 + expo(130000));
+            e.t = now_ms + calls[cn].talk_ms;
             push(&h, e);
             break;
         case SB_ACT_REJECT:
@@ -443,7 +450,9 @@ int cli_simulate(int argc, char **argv)
                     "                            [--policy FILE [--queue Q[,Q...]]]\n"
                     "A working day of N calls (default 1000) through the stock policies in DIR\n"
                     "(default ./policies, not needed when --policy routes every queue) on an\n"
-                    "injected clock, with a summary; the same seed gives the same day. Its\n"
+                    "injected clock, with a summary; the same seed gives the same day, and\n"
+                    "the same calls whatever the policy (arrivals, queues, callers, patience\n"
+                    "and talk times are drawn first), so policies are compared on one set. Its\n"
                     "queues: support (longest-idle, overflowing to sales after 10 minutes),\n"
                     "sales (freeswitch/round-robin), billing (switchboard/skills-escalation;\n"
                     "its calls ask for the skill billing 4) and vip\n"
@@ -479,7 +488,8 @@ int cli_simulate(int argc, char **argv)
         (stat(policy_dir, &pd) || !S_ISDIR(pd.st_mode)))
         policy_dir = NULL;
     if (cli_refuse_served_dir("simulate", data_dir)) return 1;
-    rng_state = seed;
+    calls_rng = seed;
+    rings_rng = seed ^ 0x5deece66dULL; /* another stream of the same seed */
     if (!data_dir) {
         if (!(data_dir = cli_tmpdir_make("sim"))) return 1;
         tmpdir = 1;
@@ -512,9 +522,15 @@ int cli_simulate(int argc, char **argv)
     double mean_gap = 36000.0 * 1000.0 / ncalls / 1.2;
     int64_t t = now_ms;
     for (int n = 0; n < ncalls;) {
-        t += (int64_t)expo(mean_gap * 0.6);
-        if (t >= day_end) t = now_ms + (int64_t)(rnd() * (double)(day_end - now_ms));
-        if (rnd() * 1.6 > busyness(t)) continue;
+        t += (int64_t)expo(&calls_rng, mean_gap * 0.6);
+        if (t >= day_end) t = now_ms + (int64_t)(rnd(&calls_rng) * (double)(day_end - now_ms));
+        if (rnd(&calls_rng) * 1.6 > busyness(t)) continue;
+        callinfo *c = &calls[n];
+        double r = rnd(&calls_rng);
+        c->q = r < 0.5 ? 0 : r < 0.75 ? 1 : r < 0.93 ? 2 : 3;
+        c->caller = (int)(rnd(&calls_rng) * 9999);
+        c->patience_ms = (int64_t)(20000 + expo(&calls_rng, 240000));
+        c->talk_ms = (int64_t)(20000 + expo(&calls_rng, 130000));
         sim_ev e = {.t = t, .kind = S_ARRIVE, .call = n++};
         push(&h, e);
     }
@@ -555,19 +571,16 @@ int cli_simulate(int argc, char **argv)
         callinfo *c = &calls[e.call];
         switch (e.kind) {
         case S_ARRIVE: {
-            double r = rnd();
-            int q = r < 0.5 ? 0 : r < 0.75 ? 1 : r < 0.93 ? 2 : 3;
-            c->q = q;
+            int q = c->q;
             c->offered = now_ms;
             qs[q].offered++;
             const char *attrs = q == 2 ? ",\"attrs\":{\"skills\":{\"billing\":4}}" : "";
             snprintf(json, sizeof json,
                      "{\"type\":\"offer\",\"call\":\"c%d\",\"queue\":\"%s\","
                      "\"caller\":\"+44207946%04d\",\"priority\":%d%s}",
-                     e.call, qs[q].id, (int)(rnd() * 9999), q == 3 ? 60 : 0, attrs);
+                     e.call, qs[q].id, c->caller, q == 3 ? 60 : 0, attrs);
             submit(json);
-            sim_ev ab = {
-                .t = now_ms + (int64_t)(20000 + expo(240000)), .kind = S_ABANDON, .call = e.call};
+            sim_ev ab = {.t = now_ms + c->patience_ms, .kind = S_ABANDON, .call = e.call};
             push(&h, ab);
             break;
         }
