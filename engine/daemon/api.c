@@ -1431,6 +1431,15 @@ static int is_json_upload(const char *body, size_t len)
     return yes;
 }
 
+/* A source sent as a form (curl -d) with no line break in it. */
+static int form_flattened(const ctx *x, const char *src, size_t len)
+{
+    const char *ct = x->req->content_type;
+    static const char form[] = "application/x-www-form-urlencoded";
+    return ct && strncasecmp(ct, form, sizeof form - 1) == 0 &&
+           (ct[sizeof form - 1] == 0 || ct[sizeof form - 1] == ';') && !memchr(src, '\n', len);
+}
+
 static void h_policy_put(ctx *x)
 {
     sbd_upload_debt *u = upload_slot(x->d, x->account);
@@ -1507,6 +1516,15 @@ static void h_policy_put(ctx *x)
              "%s (the body was read as Lua source, its Content-Type being %s%.64s%s: an upload "
              "as JSON, {\"source\": ...}, needs Content-Type: application/json)",
              sb_result_message(x->d->res), ct ? "\"" : "", ct ? ct : "none", ct ? "\"" : "");
+    } else if (rc == SB_EPOLICY && !doc && form_flattened(x, src, len)) {
+        /* curl -d @file sends a form and drops the file's line breaks: the
+        ** first -- comment then runs to the end, and Lua's error (often
+        ** "'end' expected near <eof>") would not say why. */
+        fail(x, 422, "SB_EPOLICY", "source",
+             "%s (the body has no line breaks and was sent as a form, Content-Type "
+             "\"application/x-www-form-urlencoded\": curl -d drops a file's line breaks; send "
+             "it with --data-binary @FILE)",
+             sb_result_message(x->d->res));
     } else if (!policy_precondition_failed(x, rc)) {
         reply_result(x, rc, 200, NULL, NULL);
     }

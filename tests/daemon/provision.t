@@ -89,6 +89,19 @@ for ct in ("application/x-www-form-urlencoded", None):
          ('"%s"' % ct if ct else "being none") in r.json["error"]["message"],
          "a JSON upload sent as %s: 422 saying it was read as Lua" % (ct or "no type"), r)
 t.is_(acme.get("/v1/policies/untyped").status, 404, "... and nothing was stored")
+# Lua source sent as curl -d @file sends it: a form, its line breaks dropped,
+# so the first -- comment runs to the end. The 422 says so; nothing stored.
+flat = "-- my policy\n" + FIRST_POLICY
+r = acme.put("/v1/policies/flat", flat.replace("\n", ""),
+             headers={"Content-Type": "application/x-www-form-urlencoded"})
+t.ok(r.status == 422 and r.code == "SB_EPOLICY" and "curl -d drops a file's line breaks" in
+     r.json["error"]["message"] and "--data-binary @FILE" in r.json["error"]["message"],
+     "Lua source flattened by curl -d: 422 saying why, and to use --data-binary", r)
+t.is_(acme.get("/v1/policies/flat").status, 404, "... and nothing was stored")
+r = acme.put("/v1/policies/broken", "local P = {\nfunction P.route(\nreturn P\n",
+             headers={"Content-Type": "application/x-www-form-urlencoded"})
+t.ok(r.status == 422 and "curl -d" not in r.json["error"]["message"],
+     "a form with line breaks that does not compile: the Lua error alone", r)
 r = acme.put("/v1/policies/viajson", {"source": FIRST_POLICY, "extra": 1})
 t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "extra"), "an unknown field in the JSON form is 400")
 r = acme.get("/v1/policies")
