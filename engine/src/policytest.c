@@ -1707,13 +1707,17 @@ static uint8_t rd_byte(rd *r)
 }
 
 typedef struct kstr {
-    const char *s;
+    const char *s; /* a string constant's bytes, else NULL */
     size_t n;
+    int tag; /* the dump's tag of the constant: 0 nil, 1 false, 17 true, 3 integer, 19 float,
+             ** 4 or 20 a string */
+    lua_Integer i;
+    lua_Number x;
 } kstr;
 
 static kstr rd_string(rd *r)
 {
-    kstr k = {NULL, 0};
+    kstr k = {NULL, 0, 0, 0, 0};
     size_t n = rd_size(r);
     if (n == 0) return k;
     k.n = n - 1;
@@ -1855,7 +1859,7 @@ static uint32_t ins_at(const fnread *f, int pc)
 
 static kstr kget(const fnread *f, int idx)
 {
-    kstr none = {NULL, 0};
+    kstr none = {NULL, 0, 0, 0, 0};
     return idx >= 0 && idx < f->nk ? f->k[idx] : none;
 }
 
@@ -1944,7 +1948,7 @@ static void return_lines(lint *l, const fnread *f)
 
 static void lint_fn(lint *l, const fnread *f)
 {
-    kstr none = {NULL, 0};
+    kstr none = {NULL, 0, 0, 0, 0};
     int envreg = -1; /* a register holding _ENV (GETUPVAL), until overwritten */
     for (int pc = 0; pc < f->ncode; pc++) {
         uint32_t ins = ins_at(f, pc);
@@ -2102,13 +2106,39 @@ static int ipairs_agents(lint *l, const fnread *f, const int *params, int pc)
     if (pc < 3) return 0;
     uint32_t g = ins_at(f, pc - 3), m = ins_at(f, pc - 2), c = ins_at(f, pc - 1);
     int a = (int)((g >> 7) & 0xff);
-    kstr name = kget(f, (int)((g >> 24) & 0xff)), none = {NULL, 0};
+    kstr name = kget(f, (int)((g >> 24) & 0xff)), none = {NULL, 0, 0, 0, 0};
     return (g & 0x7f) == OP_GETTABUP && (int)((g >> 16) & 0xff) == f->env && name.n == 6 &&
            memcmp(name.s, "ipairs", 6) == 0 && known(l, name, none) && (m & 0x7f) == OP_MOVE &&
            (int)((m >> 7) & 0xff) == a + 1 &&
            kind_at(f, params, pc - 2, (int)((m >> 16) & 0xff), 0) == VK_AGENTS &&
            (c & 0x7f) == OP_CALL && (int)((c >> 7) & 0xff) == a &&
            (int)((ins_at(f, pc) >> 7) & 0xff) == a;
+}
+
+/* Push constant k onto L: 1, or 0 (nothing pushed) if it is none a
+** decision's field takes as it is (nil, or no room). */
+static int push_const(lua_State *L, kstr k)
+{
+    if (!L || !lua_checkstack(L, 2)) return 0;
+    switch (k.tag) {
+    case 1:
+    case 17:
+        lua_pushboolean(L, k.tag == 17);
+        return 1;
+    case 3:
+        lua_pushinteger(L, k.i);
+        return 1;
+    case 19:
+        lua_pushnumber(L, k.x);
+        return 1;
+    case 4:
+    case 20:
+        if (!k.s) return 0;
+        lua_pushlstring(L, k.s, k.n);
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* A table the hook returns as it was built ({ keep = true, ... }, or a local
@@ -2135,11 +2165,24 @@ static void lint_decision(lint *l, const fnread *f, int hook)
             if ((x & 0x7f) != OP_SETFIELD || (int)((x >> 7) & 0xff) != reg) continue;
             kstr k = kget(f, (int)((x >> 16) & 0xff));
             const char *near;
-            if (!k.s || views_decision_field(hook, k.s, k.n, &near)) continue;
-            add_finding(l, line_at(f, q),
-                        "%s returns a decision with unknown field '%.*s'%s%s%s: it is invalid",
-                        names[hook], (int)k.n, k.s, near ? " (did you mean '" : "",
-                        near ? near : "", near ? "'?)" : "");
+            if (!k.s) continue;
+            if (!views_decision_field(hook, k.s, k.n, &near)) {
+                add_finding(l, line_at(f, q),
+                            "%s returns a decision with unknown field '%.*s'%s%s%s: it is invalid",
+                            names[hook], (int)k.n, k.s, near ? " (did you mean '" : "",
+                            near ? near : "", near ? "'?)" : "");
+                continue;
+            }
+            /* A constant value (the instruction's k bit: C is a constant's
+            ** index) that the field can never take. */
+            char msg[400];
+            if (((x >> 15) & 1) && push_const(l->L, kget(f, (int)((x >> 24) & 0xff)))) {
+                int bad = views_decision_const(hook, k.s, k.n, l->L, -1, msg, sizeof msg);
+                lua_pop(l->L, 1);
+                if (bad)
+                    add_finding(l, line_at(f, q), "%s returns an invalid decision here: %s",
+                                names[hook], msg);
+            }
         }
     }
 }
@@ -2224,10 +2267,14 @@ static void read_fn(lint *l, rd *r, int depth)
     }
     f.k = calloc((size_t)f.nk + 1, sizeof *f.k);
     for (int i = 0; i < f.nk && !r->err && f.k; i++) {
-        switch (rd_byte(r)) {
-        case 3:  /* integer */
+        int tag = rd_byte(r);
+        const uint8_t *p;
+        switch (tag) {
+        case 3: /* integer */
+            if ((p = rd_skip(r, sizeof(lua_Integer)))) memcpy(&f.k[i].i, p, sizeof(lua_Integer));
+            break;
         case 19: /* float */
-            rd_skip(r, 8);
+            if ((p = rd_skip(r, sizeof(lua_Number)))) memcpy(&f.k[i].x, p, sizeof(lua_Number));
             break;
         case 4:  /* short string */
         case 20: /* long string */
@@ -2236,6 +2283,7 @@ static void read_fn(lint *l, rd *r, int depth)
         default: /* nil, false, true */
             break;
         }
+        f.k[i].tag = tag;
     }
     int nup = (int)rd_size(r);
     rd_skip(r, (size_t)nup * 3);

@@ -418,6 +418,13 @@ const char *views_field_near(int kind, const char *name, size_t len);
 ** retain, 2 erase) returns; when not, *near is the field it is most likely a
 ** typo of (sbx_suggest), or NULL. */
 int views_decision_field(int hook, const char *name, size_t len, const char **near);
+/* A constant the hook's code gives field `name` of a decision it returns
+** (policy check's lint; the value at idx of L): -1 with the run time's
+** message in msg (after its "<hook> returned invalid decision: ") when no
+** decision with that value can pass, else 0. Fields whose check needs the
+** call (ring, pause, keep_until, a reason holding its numbers) pass. */
+int views_decision_const(int hook, const char *name, size_t len, lua_State *L, int idx, char *msg,
+                         size_t cap);
 
 /* Push a JSON value as a fresh Lua value (tables copied; depth bounded). */
 void views_push_json(lua_State *L, const json_t *j, int depth);

@@ -1854,6 +1854,61 @@ int views_decision_field(int hook, const char *name, size_t len, const char **ne
     return 0;
 }
 
+int views_decision_const(int hook, const char *name, size_t len, lua_State *L, int idx, char *msg,
+                         size_t cap)
+{
+    static const char *const hooks[3] = {"route", "retain", "erase"};
+    char full[512], w[96], buf[SB_REASON_MAX + 1];
+    dctx d = {
+        .L = L, .err = full, .errlen = sizeof full, .hook = hooks[hook < 0 || hook > 2 ? 0 : hook]};
+    idx = lua_absindex(L, idx);
+    int v, rc = 0;
+#define IS(lit) (len == sizeof lit - 1 && memcmp(name, lit, len) == 0)
+    if (hook == 0) {
+        if (IS("timeout"))
+            rc = int_field(&d, idx, "timeout", 1, 600, &v);
+        else if (IS("step"))
+            rc = int_field(&d, idx, "step", 1, POL_MAX_STEP, &v);
+        else if (IS("wait"))
+            rc = int_field(&d, idx, "wait", 0, 3600, &v);
+        else if (IS("device") &&
+                 (lua_type(L, idx) != LUA_TSTRING || !pol_dev_parse(lua_tostring(L, idx))))
+            rc = bad(&d, "device: expected landline, mobile or softphone, got %s",
+                     what(L, idx, w, sizeof w));
+        else if (IS("mode")) {
+            const char *m = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "";
+            if (strcmp(m, "all") && strcmp(m, "sequence") && strcmp(m, "progressive"))
+                rc = bad(&d, "mode: expected 'all', 'sequence' or 'progressive', got %s",
+                         what(L, idx, w, sizeof w));
+        } else if (IS("move")) {
+            rc = str_field(&d, idx, "move", SB_ID_MAX, buf, sizeof buf);
+            if (!rc && !id_valid(buf)) rc = bad(&d, "move: '%s' is not a valid queue id", buf);
+        } else if (IS("reject") || IS("reason")) {
+            rc = str_field(&d, idx, IS("reject") ? "reject" : "reason", SB_REASON_MAX, buf,
+                           sizeof buf);
+        }
+    } else {
+        if (IS("keep") || IS("anonymize") || IS("delete")) {
+            if (lua_type(L, idx) != LUA_TBOOLEAN || !lua_toboolean(L, idx))
+                rc = bad(&d, "%.*s: expected true, got %s", (int)len, name,
+                         what(L, idx, w, sizeof w));
+        } else if (IS("review_in_days")) {
+            double x = lua_type(L, idx) == LUA_TNUMBER ? (double)lua_tonumber(L, idx) : NAN;
+            if (!(x > 0 && x <= 36600))
+                rc = bad(&d, "review_in_days: expected a number of days in (0, 36600], got %s",
+                         what(L, idx, w, sizeof w));
+        } else if (IS("reason")) {
+            rc = str_field(&d, idx, "reason", SB_REASON_MAX, buf, sizeof buf);
+        }
+    }
+#undef IS
+    if (rc) {
+        size_t skip = strlen(d.hook) + sizeof " returned invalid decision: " - 1;
+        snprintf(msg, cap, "%s", strlen(full) > skip ? full + skip : full);
+    }
+    return rc ? -1 : 0;
+}
+
 static int decide_retention(dctx *d, int idx, int erase)
 {
     lua_State *L = d->L;

@@ -428,6 +428,43 @@ check 1 "policy check: a typo in route's decision" err \
 ! has "$err" "deleet" && ! has "$err" "dtypo.lua:4:"
 ok $? "policy check: a table the hook does not return, and a pause's fields, say nothing" "$(shown)"
 
+# A constant a returned decision's field can never take is found the same
+# way, in the run time's words (which a case, a replay or a day would show
+# only once that return ran); a constant that fits, and a value only the run
+# time knows, say nothing.
+cat >"$tmp/dconst.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  if #agents == 0 then return { wait = 7200 } end
+  if call.attempts > 2 then return { reject = 42 } end
+  if call.attempts > 1 then return { ring = agents[1].id, timeout = "20s", mode = "sequence" } end
+  return { ring = agents[1].id, device = "fax", timeout = ctx.queue.waiting + 20 }
+end
+function P.retain(record, ctx)
+  if record.age_days > 30 then return { delete = "yes", reason = "old" } end
+  return { keep = true, review_in_days = 0 }
+end
+function P.erase(record, request, ctx)
+  return { anonymize = true, reason = "erasure" }
+end
+return P
+L
+run "$sb" policy check "$tmp/dconst.lua"
+check 1 "policy check: a wait out of range, as the run time words it" err \
+    "dconst.lua:3: route returns an invalid decision here: wait: expected an integer 0..3600, got 7200"
+check 1 "policy check: a reject reason that is no string" err \
+    "dconst.lua:4: route returns an invalid decision here: reject: expected a string, got 42"
+check 1 "policy check: a timeout given as text" err \
+    "dconst.lua:5: route returns an invalid decision here: timeout: expected an integer 1..600, got '20s'"
+check 1 "policy check: a device there is none of" err \
+    "dconst.lua:6: route returns an invalid decision here: device: expected landline, mobile or softphone, got 'fax'"
+check 1 "policy check: retain's delete given a string" err \
+    "dconst.lua:9: retain returns an invalid decision here: delete: expected true, got 'yes'"
+check 1 "policy check: a review in 0 days" err \
+    "dconst.lua:10: retain returns an invalid decision here: review_in_days: expected a number of days in (0, 36600], got 0"
+[ "$(printf '%s\n' "$err" | grep -c 'invalid decision here')" -eq 6 ]
+ok $? "... and nothing else: a mode that fits, a computed timeout and erase's decision pass" "$(shown)"
+
 # --- Where a record's retention stands, on the record ------------------------
 # A keep_until shows as the record's review_ms (the date the policy gave, in
 # ms); a keep for good as null; a record a hold kept from a delete says
