@@ -133,10 +133,11 @@ ok $? "the library, header, command, pkg-config files, Lua modules, man pages an
 doc=$prefix/share/doc/switchboard
 out=$("$prefix/bin/switchboard" serve --help 2>&1)
 cmp -s examples/switchboard.conf "$doc/switchboard.conf" && cmp -s engine/daemon/API.md "$doc/API.md" &&
+    cmp -s engine/UPGRADING.md "$doc/UPGRADING.md" &&
     printf '%s\n' "$out" | grep -qx "  $(cd "$doc" && pwd -P)/switchboard.conf" &&
     printf '%s\n' "$out" | grep -qx "  $(cd "$doc" && pwd -P)/API.md" &&
     ! printf '%s\n' "$out" | grep -q "source tree"
-ok $? "switchboard.conf and API.md in PREFIX/share/doc/switchboard, named by the installed serve --help" \
+ok $? "switchboard.conf and API.md (with UPGRADING.md) in PREFIX/share/doc/switchboard, named by the installed serve --help" \
     "$(ls -l "$doc" 2>&1)
 $out"
 

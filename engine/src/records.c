@@ -900,7 +900,7 @@ size_t rec_key_of(uint8_t *k, uint32_t acct, const char *id, size_t idlen, int64
 ** and ridx, ordered by call id and pseudonym alone, each was on a page of its
 ** own and every delete copied one: those deletes were half of a sweep's time
 ** that anonymized or deleted, and the sweep benchmark's mix runs 1.2-2.1x as
-** fast (median 1.72x, seven pairs; README.md, Performance). A lookup by
+** fast (median 1.72x, seven pairs; engine/PERFORMANCE.md). A lookup by
 ** pseudonym or call id pays a seek or two for each period the account has
 ** entries in instead of one: caller history looks back REC_HISTORY_MS (15
 ** periods), an event for an ended call the same, while access and erasure

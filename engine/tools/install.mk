@@ -37,9 +37,10 @@ PYTHONDIR ?= $(shell $(PYTHON) -c 'import sys; p = "$(PREFIX)/lib/"; \
 # every config key (examples/switchboard.conf) and every route
 # (engine/daemon/API.md). `serve --help` finds them here, from the command's
 # own place in PREFIX/bin, so the directory is share/doc/switchboard under
-# the same PREFIX.
+# the same PREFIX. With them, what changed from 0.1.0 (engine/UPGRADING.md),
+# for whoever upgrades an installed daemon.
 SB_DOCDIR = $(PREFIX)/share/doc/switchboard
-SB_DOC_FILES = examples/switchboard.conf engine/daemon/API.md
+SB_DOC_FILES = examples/switchboard.conf engine/daemon/API.md engine/UPGRADING.md
 
 # The stock policies with their cases, policies/README.md (the author's guide),
 # policies/MIGRATING.md (which it links to) and policies/types/ (the Lua
