@@ -1431,13 +1431,15 @@ static int is_json_upload(const char *body, size_t len)
     return yes;
 }
 
-/* A source sent as a form (curl -d) with no line break in it. */
+/* A source sent as a form (curl -d) with no line break in it and a "--"
+** comment, which the lost line breaks make run to the end. */
 static int form_flattened(const ctx *x, const char *src, size_t len)
 {
     const char *ct = x->req->content_type;
     static const char form[] = "application/x-www-form-urlencoded";
     return ct && strncasecmp(ct, form, sizeof form - 1) == 0 &&
-           (ct[sizeof form - 1] == 0 || ct[sizeof form - 1] == ';') && !memchr(src, '\n', len);
+           (ct[sizeof form - 1] == 0 || ct[sizeof form - 1] == ';') && !memchr(src, '\n', len) &&
+           memmem(src, len, "--", 2);
 }
 
 static void h_policy_put(ctx *x)

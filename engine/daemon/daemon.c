@@ -502,7 +502,7 @@ static void maybe_stop(sbd *d);
 ** takes no more requests until some are answered.
 ** (The commit's sync held the loop for about 40% of its time: the HTTP
 ** call cycle ran at 16,200 requests/s with sync = group and 48,700 with
-** sync = none, the loop's CPU the bound; see the README's figures.) */
+** sync = none, the loop's CPU the bound; see engine/PERFORMANCE.md.) */
 
 sbd_job *sbd_job_new(sbd *d)
 {
@@ -1534,6 +1534,18 @@ int sb_daemon_main(int argc, char **argv)
         sbd_errorf("switchboard: cannot create the event loop\n");
         goto out;
     }
+    /* The helper threads, before the socket listens: without them the
+    ** daemon would be another one, with paths no test runs, so a start that
+    ** cannot make them fails, no client having connected. */
+    int trc = cfg.sync == SBD_SYNC_GROUP ? sync_thread_start(&d) : 0;
+    if (trc) {
+        sbd_errorf("switchboard: cannot start the sync thread: %s\n", strerror(trc));
+        goto out;
+    }
+    if ((trc = eng_thread_start(&d)) != 0) {
+        sbd_errorf("switchboard: cannot start the engine thread: %s\n", strerror(trc));
+        goto out;
+    }
     if (sbd_http_listen(&d) != 0) goto out;
     d.deadline_ev = evtimer_new(d.base, deadline_cb, &d);
     d.housekeeping_ev = event_new(d.base, -1, EV_PERSIST, housekeeping_cb, &d);
@@ -1561,17 +1573,6 @@ int sb_daemon_main(int argc, char **argv)
     event_add(d.sig_usr1, NULL);
     event_add(d.sig_usr2, NULL);
     pthread_sigmask(SIG_UNBLOCK, &hup, NULL); /* a held SIGHUP: a reload in the loop */
-    /* The helper threads: without them the daemon would be another one,
-    ** with paths no test runs, so a start that cannot make them fails. */
-    int trc = cfg.sync == SBD_SYNC_GROUP ? sync_thread_start(&d) : 0;
-    if (trc) {
-        sbd_errorf("switchboard: cannot start the sync thread: %s\n", strerror(trc));
-        goto out;
-    }
-    if ((trc = eng_thread_start(&d)) != 0) {
-        sbd_errorf("switchboard: cannot start the engine thread: %s\n", strerror(trc));
-        goto out;
-    }
 
     started = 1;
     sbd_log(SB_LOG_INFO, "listening",

@@ -349,8 +349,6 @@ void sbd_events_free(sbd *d);
 /* The open batch: the tag for what is held now (read after the commit it
 ** answers, if any). */
 uint64_t sbd_seq(sbd *d);
-/* In the sockets' callbacks: end a turn that has run too long while a
-** batch waits for the next commit (daemon.c, TURN_LIMIT_US). */
 /* After a commit: the tag for what answers it; the open batch needs a sync. */
 uint64_t sbd_commit_tag(sbd *d);
 int64_t sbd_wall_ms(void);

@@ -2009,9 +2009,16 @@ enum {
     OP_LOADNIL = 8,
     OP_GETTABLE = 12,
     OP_GETI = 13,
+    OP_SETTABLE = 16,
+    OP_SETI = 17,
     OP_NEWTABLE = 19,
+    OP_CONCAT = 53,
+    OP_CALL = 68,
+    OP_TAILCALL = 69,
     OP_TFORPREP = 75,
-    OP_CALL = 68
+    OP_TFORCALL = 76,
+    OP_SETLIST = 78,
+    OP_VARARG = 80
 };
 
 /* Does the instruction write register reg? (Lua 5.4: the opcodes whose A is
@@ -2141,6 +2148,41 @@ static int push_const(lua_State *L, kstr k)
     }
 }
 
+/* Could the instructions from..to (the table in reg being built, then
+** returned at `to`) let anything else see or change the table: an operand
+** naming reg other than as the table stored into, or a call, concatenation
+** or list store whose register range may hold it? Over-approximated (a
+** constant's index equal to reg counts): a yes only leaves a value unjudged. */
+static int table_seen(const fnread *f, int reg, int from, int to)
+{
+    for (int q = from; q < to; q++) {
+        uint32_t x = ins_at(f, q);
+        int op = (int)(x & 0x7f), a = (int)((x >> 7) & 0xff), b = (int)((x >> 16) & 0xff),
+            c = (int)((x >> 24) & 0xff);
+        int store = (op == OP_SETFIELD || op == OP_SETI || op == OP_SETTABLE) && a == reg;
+        if (store ? (op == OP_SETTABLE && b == reg) || (!((x >> 15) & 1) && c == reg)
+                  : b == reg || c == reg)
+            return 1;
+        if ((op == OP_CALL || op == OP_TAILCALL || op == OP_CONCAT || op == OP_SETLIST ||
+             op == OP_TFORCALL || op == OP_VARARG) &&
+            a < reg)
+            return 1;
+    }
+    return 0;
+}
+
+/* Is key k set again on reg between from and to? */
+static int key_set_again(const fnread *f, int reg, kstr k, int from, int to)
+{
+    for (int q = from; q < to; q++) {
+        uint32_t x = ins_at(f, q);
+        if ((x & 0x7f) != OP_SETFIELD || (int)((x >> 7) & 0xff) != reg) continue;
+        kstr o = kget(f, (int)((x >> 16) & 0xff));
+        if (o.s && o.n == k.n && memcmp(o.s, k.s, k.n) == 0) return 1;
+    }
+    return 0;
+}
+
 /* A table the hook returns as it was built ({ keep = true, ... }, or a local
 ** {} given fields and returned as the same register): each field it is given
 ** must be one of the hook's decision (views.c), or the decision is invalid.
@@ -2174,9 +2216,13 @@ static void lint_decision(lint *l, const fnread *f, int hook)
                 continue;
             }
             /* A constant value (the instruction's k bit: C is a constant's
-            ** index) that the field can never take. */
+            ** index) that the field can never take, and that is what is
+            ** returned: not set again, the table seen by nothing else (a
+            ** helper given it could change it) on the way to the return. */
             char msg[400];
-            if (((x >> 15) & 1) && push_const(l->L, kget(f, (int)((x >> 24) & 0xff)))) {
+            if (((x >> 15) & 1) && !key_set_again(f, reg, k, q + 1, end) &&
+                !table_seen(f, reg, pc + 1, end) &&
+                push_const(l->L, kget(f, (int)((x >> 24) & 0xff)))) {
                 int bad = views_decision_const(hook, k.s, k.n, l->L, -1, msg, sizeof msg);
                 lua_pop(l->L, 1);
                 if (bad)

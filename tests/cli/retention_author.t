@@ -430,14 +430,25 @@ ok $? "policy check: a table the hook does not return, and a pause's fields, say
 
 # A constant a returned decision's field can never take is found the same
 # way, in the run time's words (which a case, a replay or a day would show
-# only once that return ran); a constant that fits, and a value only the run
-# time knows, say nothing.
+# only once that return ran); a constant that fits, a value only the run
+# time knows, and a constant set again or the table handed to a function
+# before the return (which may change it) say nothing.
 cat >"$tmp/dconst.lua" <<'L'
 local P = {}
 function P.route(call, agents, ctx)
   if #agents == 0 then return { wait = 7200 } end
   if call.attempts > 2 then return { reject = 42 } end
   if call.attempts > 1 then return { ring = agents[1].id, timeout = "20s", mode = "sequence" } end
+  if call.waited > 60 then
+    local d = { ring = agents[1].id, timeout = 0 }
+    d.timeout = ctx.queue.waiting + 20
+    return d
+  end
+  if call.waited > 30 then
+    local d = { ring = agents[1].id, timeout = 0 }
+    ctx.log(d)
+    return d
+  end
   return { ring = agents[1].id, device = "fax", timeout = ctx.queue.waiting + 20 }
 end
 function P.retain(record, ctx)
@@ -457,13 +468,13 @@ check 1 "policy check: a reject reason that is no string" err \
 check 1 "policy check: a timeout given as text" err \
     "dconst.lua:5: route returns an invalid decision here: timeout: expected an integer 1..600, got '20s'"
 check 1 "policy check: a device there is none of" err \
-    "dconst.lua:6: route returns an invalid decision here: device: expected landline, mobile or softphone, got 'fax'"
+    "dconst.lua:16: route returns an invalid decision here: device: expected landline, mobile or softphone, got 'fax'"
 check 1 "policy check: retain's delete given a string" err \
-    "dconst.lua:9: retain returns an invalid decision here: delete: expected true, got 'yes'"
+    "dconst.lua:19: retain returns an invalid decision here: delete: expected true, got 'yes'"
 check 1 "policy check: a review in 0 days" err \
-    "dconst.lua:10: retain returns an invalid decision here: review_in_days: expected a number of days in (0, 36600], got 0"
+    "dconst.lua:20: retain returns an invalid decision here: review_in_days: expected a number of days in (0, 36600], got 0"
 [ "$(printf '%s\n' "$err" | grep -c 'invalid decision here')" -eq 6 ]
-ok $? "... and nothing else: a mode that fits, a computed timeout and erase's decision pass" "$(shown)"
+ok $? "... and nothing else: a mode that fits, a computed timeout, a constant set again or the table given to a function before the return, and erase's decision pass" "$(shown)"
 
 # --- Where a record's retention stands, on the record ------------------------
 # A keep_until shows as the record's review_ms (the date the policy gave, in

@@ -89,14 +89,14 @@ set -- $(row sales) $(row vip) $(row billing)
 [ "$rc" -eq 0 ] && [ "${1:-0}" -gt 0 ] && [ "$1" = "$2" ] && [ "$3" = "$4" ] && [ "$6" = 0 ]
 ok $? "--queue=sales,vip: both of those queues route with it, billing not" "$(shown)"
 
-# The same seed, another policy: the same calls (each queue offered as many,
-# the callers the same), only what became of them differs.
+# The same seed, another policy: each queue is offered as many calls (what
+# the summary shows of the calls drawn before the day), however they fare.
 offered() { printf '%s\n' "$out" | awk '$1 ~ /^(support|sales|billing|vip)$/ { printf "%s=%s ", $1, $2 }'; }
 run "$sb" simulate --calls 200 --seed 7 --policy-dir policies
-stock=$(offered) stock_out=$out
+stock=$(offered)
 run "$sb" simulate --calls 200 --seed 7 --policy "$tmp/turn-away.lua"
-[ "$rc" -eq 0 ] && [ -n "$stock" ] && [ "$(offered)" = "$stock" ] && [ "$out" != "$stock_out" ]
-ok $? "the same seed with another policy: each queue offered the same calls ($stock), routed otherwise" "$(shown)"
+[ "$rc" -eq 0 ] && [ -n "$stock" ] && [ "$(offered)" = "$stock" ]
+ok $? "the same seed with another policy: each queue offered the same number of calls ($stock)" "$(shown)"
 
 # A policy that loads with what `policy check` finds in it: warnings, and
 # the day runs.

@@ -7,8 +7,9 @@
 # events are
 #  1. collected on the loop, behind a batch the engine thread has in hand;
 #  2. in the batch the engine thread has in hand.
-# Run under ASan as every crash test is, a job left naming the freed
-# connection would be a use after free here.
+# A job left naming the freed connection would be a use after free here:
+# the sanitizer build (make test SANITIZE=address,undefined, as CI runs it)
+# fails on it; a plain build may not notice.
 import os, shutil, socket, struct, sys, tempfile, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synckit import SHIM, traced  # noqa: E402

@@ -347,9 +347,12 @@ for sync, nth, which in (("group", 1, "sync"), ("group", 2, "engine"), ("none", 
     d.start(expect_listen=False)
     rc = d.wait(20)
     said = [l for l in d.lines if "cannot start the %s thread" % which in l]
-    t.ok(rc == 1 and said and not any('msg="listening"' in l for l in d.lines),
+    lock = os.path.join(d.data_dir, "serve.lock")
+    t.ok(rc == 1 and said and not any('msg="listening"' in l for l in d.lines) and
+         not os.path.exists(lock),
          "sync=%s, pthread_create #%d failing: exit 1 with \"cannot start the %s thread\", "
-         "never listening" % (sync, nth, which), "rc=%s\n%s" % (rc, "\n".join(d.lines[-5:])))
+         "never listening, no serve.lock left" % (sync, nth, which),
+         "rc=%s lock=%s\n%s" % (rc, os.path.exists(lock), "\n".join(d.lines[-5:])))
     t.diag(said[0] if said else "(not said)")
     d.env = None
     d.start()

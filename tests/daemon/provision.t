@@ -102,6 +102,10 @@ r = acme.put("/v1/policies/broken", "local P = {\nfunction P.route(\nreturn P\n"
              headers={"Content-Type": "application/x-www-form-urlencoded"})
 t.ok(r.status == 422 and "curl -d" not in r.json["error"]["message"],
      "a form with line breaks that does not compile: the Lua error alone", r)
+r = acme.put("/v1/policies/oneline", "return { route = 1 }",
+             headers={"Content-Type": "application/x-www-form-urlencoded"})
+t.ok(r.status == 422 and "curl -d" not in r.json["error"]["message"],
+     "a one-line form with no comment that does not load: the Lua error alone", r)
 r = acme.put("/v1/policies/viajson", {"source": FIRST_POLICY, "extra": 1})
 t.is_((r.status, r.code, r.field), (400, "SB_EINVAL", "extra"), "an unknown field in the JSON form is 400")
 r = acme.get("/v1/policies")
