@@ -12,9 +12,9 @@
 ** A refused event prints the engine's error instead
 ** ({"error":{"code":"SB_EINVAL","message":"...","field":"caller"}}) and the
 ** gateway carries on; an event whose sync failed after it committed prints
-** its error ("sync: ...") and then its actions, as the event stands. Between events it sleeps until
-*the engine's next
-** timer (sb_next_deadline) and fires it with sb_tick, printing those actions
+** its error ("sync: ...") and then its actions, as the event stands.
+** Between events it sleeps until the engine's next timer
+** (sb_next_deadline) and fires it with sb_tick, printing those actions
 ** too: ring timeouts, wrap-up ends, policy wake-ups; a tick that fails is
 ** reported on stderr ("gateway: tick: ...") and tried again a second later.
 ** It exits at the end of its input or on SIGINT/SIGTERM.
@@ -126,10 +126,10 @@ static void handle_line(sb_engine *eng, const char *account, char *line, size_t 
     print_actions(res);
 }
 
-static void usage(void)
+static void usage(FILE *to)
 {
-    fprintf(stderr, "usage: gateway --data-dir DIR [--policy-dir DIR] [--account ID] "
-                    "[--sync group|sync|none]\n");
+    fprintf(to, "usage: gateway --data-dir DIR [--policy-dir DIR] [--account ID] "
+                "[--sync group|sync|none]\n");
 }
 
 int main(int argc, char **argv)
@@ -144,13 +144,16 @@ int main(int argc, char **argv)
             account = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--sync") == 0)
             sync = argv[++i];
-        else {
-            usage();
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout); /* asked for: exit 0, as the Python and Go gateways do */
+            return 0;
+        } else {
+            usage(stderr);
             return 2;
         }
     }
     if (!data_dir) {
-        usage();
+        usage(stderr);
         return 2;
     }
 
@@ -163,7 +166,7 @@ int main(int argc, char **argv)
     else if (strcmp(sync, "none") == 0)
         cfg.sync = SB_SYNC_NONE;
     else if (strcmp(sync, "group") != 0) {
-        usage();
+        usage(stderr);
         return 2;
     }
     cfg.log_level = SB_LOG_WARN;

@@ -67,8 +67,9 @@ if cmd == "provision" then
     ok, msg, code = eng:queue_put(acct, q)
     if not ok then die("queue " .. tostring(q.id), msg, code) end
   end
-  print(string.format("provisioned account %s: %d agents, %d queues", acct, #(doc.agents or {}),
-                      #(doc.queues or {})))
+  local na, nq = #(doc.agents or {}), #(doc.queues or {})
+  print(string.format("provisioned account %s: %d agent%s, %d queue%s", acct, na,
+                      na == 1 and "" or "s", nq, nq == 1 and "" or "s"))
 elseif cmd == "calls" then
   local refused = 0
   for i = 5, #arg do

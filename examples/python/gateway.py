@@ -80,8 +80,14 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.append(True))
 
-    with switchboard.Engine(args.data_dir, policy_dir=args.policy_dir, sync=args.sync,
-                            log_level="warn") as eng:
+    try:
+        eng = switchboard.Engine(args.data_dir, policy_dir=args.policy_dir, sync=args.sync,
+                                 log_level="warn")
+    except switchboard.SwitchboardError as e:
+        # The engine's message alone, as the C and Go gateways print it.
+        print("gateway: %s" % e.message, file=sys.stderr)
+        return 1
+    with eng:
         fd = sys.stdin.fileno()
         pending = b""
         retry_at = 0.0  # after a failed tick, the next not before this (ms)

@@ -484,7 +484,7 @@ for host in "luajit 5.1" "lua5.4 5.4"; do
     run env LUA_CPATH="$mod;;" timeout 60 "$lua" $K/sbctl.lua "$D" $K/policies \
         provision $K/contact-centre.json
     check 0 "$lua: sbctl.lua provisions contact-centre.json" out \
-        "provisioned account acme: 3 agents, 1 queues"
+        "provisioned account acme: 3 agents, 1 queue"
     run env LUA_CPATH="$mod;;" SWITCHBOARD_DATA_DIR="$D" SWITCHBOARD_POLICY_DIR="$PWD/$K/policies" \
         timeout 60 "$lua" "$tmp/ksr.lua" $K/route.lua
     printf '%s\n' "$out" >"$tmp/ksr.got"

@@ -60,7 +60,13 @@ func main() {
 	eng, err := switchboard.Open(switchboard.Config{DataDir: *dataDir, PolicyDir: *policyDir,
 		Sync: mode, LogLevel: switchboard.LogWarn})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "gateway:", err)
+		// The engine's message alone, as the C and Python gateways print it.
+		var se *switchboard.Error
+		msg := err.Error()
+		if errors.As(err, &se) {
+			msg = se.Message
+		}
+		fmt.Fprintln(os.Stderr, "gateway:", msg)
 		os.Exit(1)
 	}
 	// Exits 1 when reading the input failed (not its end), once the engine
