@@ -338,6 +338,18 @@ for g in "the C gateway:$cgw" "the Go gateway:$tmp/gateway-go"; do
     [ "$rc" -eq 1 ] && has "$err" "gateway: reading input: "
     ok $? "$name: input that cannot be read is an error, exit 1" "$(shown)"
 done
+# An engine that cannot open (a policy directory that is not there): one
+# line, the same from each gateway, and exit 1 (the Python one printed a
+# traceback, the Go one the code before the message).
+for g in "the C gateway:$cgw" "the Go gateway:$tmp/gateway-go" "the Python gateway:python3 examples/python/gateway.py"; do
+    name=${g%%:*} cmd=${g#*:}
+    case $name in *Python*) [ -z "$san" ] && have python3 || continue ;; *) [ -n "$cmd" ] && [ -x "$cmd" ] || continue ;; esac
+    # shellcheck disable=SC2086 # the Python gateway's command is two words
+    run timeout 60 $cmd --data-dir "$tmp/gw-open" --policy-dir "$tmp/no-such-dir" </dev/null
+    [ "$rc" -eq 1 ] && [ -z "$out" ] &&
+        [ "$err" = "gateway: policy directory $tmp/no-such-dir: No such file or directory" ]
+    ok $? "$name: an engine that cannot open is one line on stderr, the same from each, exit 1" "$(shown)"
+done
 # shellcheck disable=SC3045 # ulimit -v: dash, bash and busybox sh have it
 if [ -n "$cgw" ] && [ -z "$san" ] && (ulimit -v 200000) 2>/dev/null; then
     rc=$(
