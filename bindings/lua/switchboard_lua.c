@@ -1420,7 +1420,10 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
             int ty = lookup(ev_types, s);
             if (ty < 0) {
                 snprintf(field, fsize, "%s", "type");
-                snprintf(e->msg, sizeof e->msg, "unknown event type '%.64s'", s);
+                /* The engine's words for it (sb_submit_json), as Python and Go give. */
+                snprintf(e->msg, sizeof e->msg,
+                         "'type' must be offer, ring_result, hangup, abandon, transfer or "
+                         "agent_status");
                 lua_pop(L, 2);
                 return SB_EINVAL;
             }

@@ -264,6 +264,9 @@ fails(sb.EINVAL, "colour", "an unknown event field",
       eng:submit("acme", { type = "offer", call = "x1", queue = "support", caller = "+442079460009",
                            colour = "red" }))
 fails(sb.EINVAL, "type", "an unknown event type", eng:submit("acme", { type = "launch" }))
+T.is(select(2, eng:submit("acme", { type = "launch" })),
+     "'type' must be offer, ring_result, hangup, abandon, transfer or agent_status",
+     "... in the words the engine gives the Python and Go bindings")
 fails(sb.EINVAL, "caller", "a field another event type takes (a ring_result's caller)",
       eng:submit("acme", { type = "ring_result", call = "x1", agent = "bob", outcome = "answered",
                            caller = "+442079460009" }))
