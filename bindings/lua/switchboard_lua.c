@@ -1362,8 +1362,9 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
     memset(ev, 0, sizeof *ev);
     *attrs = NULL;
     *field = 0;
-    int has_status = 0; /* offline is 0: a missing status must not read as one */
-    unsigned seen = 0;  /* fields given, by their bit in ev_fields */
+    int has_status = 0;    /* offline is 0: a missing status must not read as one */
+    unsigned seen = 0;     /* fields given, by their bit in ev_fields */
+    char unknown[72] = ""; /* the first field no event takes */
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
@@ -1511,15 +1512,20 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
                     snprintf(e->msg, sizeof e->msg, "out of memory");
                     return SB_ENOMEM;
                 }
-            } else {
-                /* Keep the engine's strictness: unknown fields are refused. */
-                snprintf(field, fsize, "%s", k);
-                snprintf(e->msg, sizeof e->msg, "unknown event field '%.64s'", k);
-                lua_pop(L, 2);
-                return SB_EINVAL;
+            } else if (!unknown[0]) {
+                /* Keep the engine's strictness: unknown fields are refused,
+                ** once the type is known, in its words (below). */
+                snprintf(unknown, sizeof unknown, "%.64s", k);
             }
         }
         lua_pop(L, 1);
+    }
+    if (unknown[0] && !ev->type) {
+        free(*attrs);
+        *attrs = NULL;
+        snprintf(field, fsize, "%s", unknown);
+        snprintf(e->msg, sizeof e->msg, "unknown event field '%s'", unknown);
+        return SB_EINVAL;
     }
     if (!ev->type) {
         snprintf(field, fsize, "type");
@@ -1528,10 +1534,11 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
     }
     /* As in the JSON events, each type takes its own fields only. */
     unsigned foreign = seen & ~ev_takes[ev->type];
-    if (foreign) {
+    if (foreign || unknown[0]) {
         int bit = 0;
-        while (!(foreign & 1u << bit))
+        while (foreign && !(foreign & 1u << bit))
             bit++;
+        const char *name = unknown[0] ? unknown : ev_fields[bit];
         const char *ty = ev_types[ev->type - SB_EV_OFFER];
         char list[96] = "";
         size_t n = 0;
@@ -1541,9 +1548,9 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
                                       ev_fields[i]);
         free(*attrs);
         *attrs = NULL;
-        snprintf(field, fsize, "%s", ev_fields[bit]);
-        snprintf(e->msg, sizeof e->msg, "unknown field '%s' for a%s %s event (expected %s)",
-                 ev_fields[bit], strchr("aeiou", ty[0]) ? "n" : "", ty, list);
+        snprintf(field, fsize, "%s", name);
+        snprintf(e->msg, sizeof e->msg, "unknown field '%s' for a%s %s event (expected %s)", name,
+                 strchr("aeiou", ty[0]) ? "n" : "", ty, list);
         return SB_EINVAL;
     }
     if (ev->type == SB_EV_AGENT_STATUS && !has_status) {

@@ -263,6 +263,11 @@ fails(sb.EINVAL, "caller", "a caller that is not E.164",
 fails(sb.EINVAL, "colour", "an unknown event field",
       eng:submit("acme", { type = "offer", call = "x1", queue = "support", caller = "+442079460009",
                            colour = "red" }))
+T.is(select(2, eng:submit("acme", { type = "offer", call = "x1", queue = "support",
+                                    caller = "+442079460009", colour = "red" })),
+     "unknown field 'colour' for an offer event (expected call, queue, caller, called, "
+       .. "priority, attrs)",
+     "... in the words the engine gives the Python and Go bindings, naming what an offer takes")
 fails(sb.EINVAL, "type", "an unknown event type", eng:submit("acme", { type = "launch" }))
 T.is(select(2, eng:submit("acme", { type = "launch" })),
      "'type' must be offer, ring_result, hangup, abandon, transfer or agent_status",
