@@ -583,13 +583,17 @@ static int cmd_test(int argc, char **argv)
                 char *exp = json_dumps(json_object_get(c, "expected"),
                                        JSON_COMPACT | JSON_ENCODE_ANY | CLI_JSON_REALS);
                 /* A case with only expect_store checks no decision: "expected
-                ** null" read as if the decision had to be null. */
+                ** null" read as if the decision had to be null. One with
+                ** neither (a retention case takes no expect_store) is told
+                ** so by its message. */
+                const char *why = json_string_value(json_object_get(c, "message"));
                 if (json_is_null(json_object_get(c, "expected")))
-                    printf("#   expected (no expect: the store only, expect_store)\n");
+                    printf("#   expected (no expect%s)\n", why && strstr(why, "case has no expect")
+                                                               ? ""
+                                                               : ": the store only, expect_store");
                 else
                     printf("#   expected %s\n", exp ? exp : "?");
                 if (got) printf("#   got      %s\n", got);
-                const char *why = json_string_value(json_object_get(c, "message"));
                 if (why) printf("#   %s\n", why);
                 free(got);
                 free(exp);

@@ -415,21 +415,33 @@ __attribute__((format(printf, 2, 3))) static int cb_bad(cbuild *b, const char *f
 /* Every key of o is one of allowed (NULL-terminated); else what's "unknown
 ** field 'idel_for' (did you mean 'idle_for'?)", the hint by the rule the
 ** views' and decisions' unknown fields get theirs (sbx_suggest_in). */
-static int only_keys(cbuild *b, json_t *o, const char *what, const char *const *allowed)
+/* Every key of o is one of allowed; an unknown one is named with the key of
+** near_in (allowed when NULL) it is most likely a typo of. */
+static int only_keys_near(cbuild *b, json_t *o, const char *what, const char *const *allowed,
+                          const char *const *near_in)
 {
     const char *k;
     json_t *v;
+    if (!near_in) near_in = allowed;
+    int nn = 0;
+    while (near_in[nn])
+        nn++;
     json_object_foreach(o, k, v)
     {
         const char *const *a = allowed;
         while (*a && strcmp(*a, k) != 0)
             a++;
         if (*a) continue;
-        const char *near = sbx_suggest_in(k, strlen(k), allowed, NULL, (int)(a - allowed));
+        const char *near = sbx_suggest_in(k, strlen(k), near_in, NULL, nn);
         return cb_bad(b, "%s: unknown field '%s'%s%s%s", what, k, near ? " (did you mean '" : "",
                       near ? near : "", near ? "'?)" : "");
     }
     return 0;
+}
+
+static int only_keys(cbuild *b, json_t *o, const char *what, const char *const *allowed)
+{
+    return only_keys_near(b, o, what, allowed, NULL);
 }
 
 static int num_of(cbuild *b, json_t *o, const char *k, const char *what, double def, double *out)
@@ -725,9 +737,17 @@ static int build_case(cbuild *b, json_t *cs)
     static const char *const case_keys[] = {"name",   "now",          "seed",   "queue",
                                             "queues", "call",         "agents", "store",
                                             "expect", "expect_store", NULL};
+    /* A case without "record" is a routing case: a misspelt "record" is
+    ** named as one of a retention case's keys. */
+    static const char *const any_keys[] = {"name",   "now",     "seed",  "queue",  "queues",
+                                           "call",   "agents",  "store", "expect", "expect_store",
+                                           "record", "request", NULL};
     memset(b, 0, sizeof *b);
     if (!json_is_object(cs)) return cb_bad(b, "a case must be an object");
-    if (only_keys(b, cs, "case", case_keys)) return -1;
+    if (json_object_get(cs, "request"))
+        return cb_bad(b, "case: 'request' goes with 'record' (an erase case gives both, a "
+                         "retain case 'record' alone, a routing case neither)");
+    if (only_keys_near(b, cs, "case", case_keys, any_keys)) return -1;
     double now = CASE_NOW_DEFAULT;
     long long seed = 1;
     if (time_of(b, cs, "now", "case", CASE_NOW_DEFAULT, &now) ||

@@ -594,4 +594,24 @@ grep -q 'at most 100 years (36,600 days) ahead' policies/README.md &&
     grep -q 'at most 100 years ahead' policies/types/switchboard.lua
 ok $? "README and types say how far keep_until may go"
 
+# Cases that mistake a retention case's keys: a case without "record" is a
+# routing case, so a misspelt record is named as the key it is close to, a
+# request without a record says what goes with what, and a retention case
+# without expect is not told about expect_store (a routing case's key).
+cp policies/retention/keep-90-days-then-delete.lua "$tmp/k90.lua"
+cat >"$tmp/k90.cases.json" <<'J'
+[{"name": "x", "recrd": {"age_days": 0}, "expect": {"action": "keep"}},
+ {"name": "y", "request": {"received": 1}, "expect": {"action": "keep"}},
+ {"name": "z", "record": {"age_days": 1}, "expct": {"action": "keep"}}]
+J
+run "$sb" policy test "$tmp/k90.lua"
+check 1 "a case with a misspelt record: the key it is close to" out \
+    "case: unknown field 'recrd' (did you mean 'record'?)"
+check 1 "a request without a record: what goes with what" out \
+    "case: 'request' goes with 'record' (an erase case gives both"
+check 1 "a retention case without expect: no word of expect_store" out \
+    "#   expected (no expect)"
+! has "$out" "expect_store"
+ok $? "... nor anywhere in its report" "$(shown)"
+
 done_testing
