@@ -458,7 +458,7 @@ static void settle(pol_host *h, acct *a, polfile *f, const char *account_id, int
         sbx_collect(a->sb);
         hlog(h, SB_LOG_ERROR,
              "policy quarantined: account=%s policy=%s version=%s after %u consecutive failures; "
-             "%s%s%s until the policy is reloaded",
+             "%s%s%s until a fixed version is uploaded or the policies are reloaded",
              account_id ? account_id : "-", f->name, f->version[0] ? f->version : "-", f->failures,
              routes || !retains ? "calls get the queue's fallback" : "",
              routes && retains ? " and " : "",

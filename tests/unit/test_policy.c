@@ -684,7 +684,8 @@ static void test_host(void)
     ok(logged("policy failure: account=acme policy=flaky version=") && logged("flaky.lua:3: nope"),
        "failures are logged with account, policy, version and file:line");
     ok(logged("policy quarantined: account=acme policy=flaky") &&
-           logged("; calls get the queue's fallback until the policy is reloaded"),
+           logged("; calls get the queue's fallback until a fixed version is uploaded or the "
+                  "policies are reloaded"),
        "the quarantine is logged, with what routes instead");
     int before = src_calls;
     d = route("flaky", NULL);
