@@ -1122,7 +1122,8 @@ int cli_sweep(int argc, char **argv)
                "DIR must be an existing data directory: a sweep never creates one.\n"
                "--dry-run --account ID: what a sweep would do to that account's records,\n"
                "changing nothing (switchboard sweep --dry-run --help).\n"
-               "Exit status: 0 done, 1 an error, 2 a usage error.\n");
+               "Exit status: 0 done, 1 an error, 2 a usage error, 3 done but some reviews\n"
+               "failed (those records were kept, and are tried again a day later).\n");
         return 0;
     }
     if (!bad &&
@@ -1146,6 +1147,12 @@ int cli_sweep(int argc, char **argv)
             bar_draw(&b, b.last_done, b.last_done, 1);
         json_decref(d);
         fprintf(stderr, "\n");
+    }
+    int failed = 0;
+    if (!rc) { /* as sweep --dry-run and records erase: reviews that failed are told */
+        json_t *d = result_doc(res);
+        failed = json_integer_value(json_object_get(d, "failed")) > 0;
+        json_decref(d);
     }
     if (rc) {
         fprintf(stderr, "switchboard: sweep failed: %s\n", sb_result_message(res));
@@ -1192,7 +1199,7 @@ int cli_sweep(int argc, char **argv)
     }
     sb_close(e);
     sb_result_free(res);
-    return rc ? 1 : 0;
+    return rc ? 1 : failed ? 3 : 0;
 }
 
 /* --- backup --------------------------------------------------------------- */

@@ -234,7 +234,7 @@ ok $? "... the records kept" "$(shown)"
 run "$sb" records get --data-dir "$tmp/bad" --account acme b2
 check 0 "... as they were (not anonymized)" out '"anonymized": false'
 run "$sb" sweep --data-dir "$tmp/bad"
-check 0 "the sweep tries them again" out "3 reviewed (3 kept, 0 anonymized, 0 deleted; 0 overridden by legal holds, 3 failed)"
+check 3 "the sweep tries them again, and exits 3 as some failed" out "3 reviewed (3 kept, 0 anonymized, 0 deleted; 0 overridden by legal holds, 3 failed)"
 ! has "$out" "erasure requests run again"
 ok $? "... and does not claim erasure requests ran again (no hold was ever placed)" "$(shown)"
 run "$sb" records audit --data-dir "$tmp/bad" --account acme --after 3
