@@ -466,8 +466,16 @@ int cli_records(int argc, char **argv)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i][0])) takes = cmds[i][1];
     if (!takes) {
-        fprintf(stderr, "switchboard: unknown records command '%s'\n", cmd);
-        records_usage(stderr);
+        /* One line, not the whole usage: a script's loop of commands with
+        ** one mistake would print it at each. */
+        char names[128] = "";
+        size_t n = 0;
+        for (size_t i = 0; i < sizeof cmds / sizeof cmds[0] && n < sizeof names; i++)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", cmds[i][0]);
+        fprintf(stderr,
+                "switchboard: unknown records command '%s' (one of %s, given before its flags: "
+                "switchboard records --help)\n",
+                cmd, names);
         return 2;
     }
     char name[64], allowed[160];

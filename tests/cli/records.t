@@ -278,4 +278,12 @@ run "$sb" records holds --data-dir "$data" --account beta --json
 ! has "$out" '\r' && ! has "$out" '\u001b'
 ok $? "... nor in the JSON: the reason is stored without them" "$(shown)"
 
+# Flags before the command (a slip in a script's loop of commands): one line
+# naming the commands, not the whole usage.
+run "$sb" records --data-dir "$tmp/none" --account acme list
+check 2 "records with its flags before the command: exit 2, one line" err \
+    "switchboard: unknown records command '--data-dir' (one of export, erase, list, get, hold, release, holds, audit, stats, given before its flags: switchboard records --help)"
+[ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
+ok $? "... and nothing more" "$(shown)"
+
 done_testing
