@@ -10,6 +10,9 @@
 -- up. Knobs: ANONYMIZE_AFTER, DELETE_AFTER.
 local ANONYMIZE_AFTER = 30 -- days
 local DELETE_AFTER = 730 -- days (two years)
+-- The reasons, made once: they say what the knobs say.
+local OLD = "older than " .. (DELETE_AFTER == 730 and "two years" or DELETE_AFTER .. " days")
+local ANONYMIZED = "older than " .. ANONYMIZE_AFTER .. " days: numbers removed"
 
 ---@type Policy
 local P = {}
@@ -17,13 +20,13 @@ local P = {}
 function P.retain(record, ctx)
   local age = record.age_days
   if age >= DELETE_AFTER then
-    return { delete = true, reason = "older than two years" }
+    return { delete = true, reason = OLD }
   end
   if age >= ANONYMIZE_AFTER then
     return {
       anonymize = true,
       review_in_days = DELETE_AFTER - age,
-      reason = "older than 30 days: numbers removed",
+      reason = ANONYMIZED,
     }
   end
   return { keep = true, review_in_days = ANONYMIZE_AFTER - age, reason = "recent" }

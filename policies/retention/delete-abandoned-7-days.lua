@@ -6,6 +6,9 @@
 -- no review date). An erasure request deletes the record, whatever it is.
 -- Knobs: DAYS.
 local DAYS = 7
+-- The reasons, made once: they say what DAYS says.
+local OLDER = "abandoned, older than " .. DAYS .. " days"
+local KEPT = "abandoned, kept " .. DAYS .. " days"
 
 ---@type Policy
 local P = {}
@@ -15,8 +18,8 @@ function P.retain(record, ctx)
     return { keep = true, reason = "not abandoned: kept" }
   end
   local age = record.age_days
-  if age >= DAYS then return { delete = true, reason = "abandoned, older than 7 days" } end
-  return { keep = true, review_in_days = DAYS - age, reason = "abandoned, kept 7 days" }
+  if age >= DAYS then return { delete = true, reason = OLDER } end
+  return { keep = true, review_in_days = DAYS - age, reason = KEPT }
 end
 
 function P.erase(record, request, ctx)

@@ -7,6 +7,9 @@
 -- whatever this returns (the engine overrides the decision and looks again
 -- daily). Knobs: DAYS.
 local DAYS = 90 -- days a record is kept
+-- The reasons, made once: they say what DAYS says.
+local KEPT = "kept for " .. DAYS .. " days"
+local OLDER = "older than " .. DAYS .. " days"
 
 ---@type Policy
 local P = {}
@@ -14,9 +17,9 @@ local P = {}
 function P.retain(record, ctx)
   local age = record.age_days
   if age < DAYS then
-    return { keep = true, review_in_days = DAYS - age, reason = "kept for 90 days" }
+    return { keep = true, review_in_days = DAYS - age, reason = KEPT }
   end
-  return { delete = true, reason = "older than 90 days" }
+  return { delete = true, reason = OLDER }
 end
 
 function P.erase(record, request, ctx)

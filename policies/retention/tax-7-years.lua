@@ -13,6 +13,10 @@ local YEARS = 7
 -- YEARS calendar years hold at most (YEARS + 3) // 4 leap days (29 February):
 -- kept that long, a record is never deleted before its YEARS years are up.
 local KEEP_DAYS = YEARS * 365 + (YEARS + 3) // 4
+-- The reasons, made once: they say what YEARS says.
+local OVER = (YEARS == 7 and "seven" or tostring(YEARS)) .. "-year tax retention over"
+local KEPT = "tax: billing fields kept for " .. YEARS .. " years, numbers removed"
+local ERASED = "tax: billing record kept " .. YEARS .. " years, numbers removed"
 
 ---@type Policy
 local P = {}
@@ -29,13 +33,13 @@ function P.retain(record, ctx)
     return { keep = true, review_in_days = ANONYMIZE_AFTER - age, reason = "recent" }
   end
   if age >= KEEP_DAYS then
-    return { delete = true, reason = "seven-year tax retention over" }
+    return { delete = true, reason = OVER }
   end
   if age >= ANONYMIZE_AFTER then
     return {
       anonymize = true,
       review_in_days = KEEP_DAYS - age,
-      reason = "tax: billing fields kept for 7 years, numbers removed",
+      reason = KEPT,
     }
   end
   return { keep = true, review_in_days = ANONYMIZE_AFTER - age, reason = "recent" }
@@ -43,7 +47,7 @@ end
 
 function P.erase(record, request, ctx)
   if billable(record) then
-    return { anonymize = true, reason = "tax: billing record kept 7 years, numbers removed" }
+    return { anonymize = true, reason = ERASED }
   end
   return { delete = true, reason = "erasure request" }
 end
