@@ -420,9 +420,11 @@ static void quarantine_error(char *out, size_t cap, const polfile *f)
 }
 
 /* The end of every hook call that ran (or would have): count, log, and
-** quarantine after quarantine_after failures in a row. */
+** quarantine after quarantine_after failures in a row. what: the call or
+** record it ran for, as the log line names it ("call", "record"), id its
+** id (NULL: none). */
 static void settle(pol_host *h, acct *a, polfile *f, const char *account_id, int failed,
-                   const char *error)
+                   const char *error, const char *what, const char *id)
 {
     if (!failed) {
         f->failures = 0;
@@ -440,8 +442,9 @@ static void settle(pol_host *h, acct *a, polfile *f, const char *account_id, int
                  account_id ? account_id : "-", f->name);
         return;
     }
-    hlog(h, SB_LOG_WARN, "policy failure: account=%s policy=%s version=%s: %s",
-         account_id ? account_id : "-", f->name, f->version[0] ? f->version : "-", error);
+    hlog(h, SB_LOG_WARN, "policy failure: account=%s policy=%s version=%s %s=%s: %s",
+         account_id ? account_id : "-", f->name, f->version[0] ? f->version : "-", what,
+         id && *id ? id : "-", error);
     if (h->lim.quarantine_after && f->failures >= h->lim.quarantine_after) {
         f->quarantined = 1;
         snprintf(f->account, sizeof f->account, "%s", account_id ? account_id : "");
@@ -506,7 +509,7 @@ int pol_route(pol_host *h, uint32_t acct_id, const char *account_id, const char 
                     h->lim.instructions, h->lim.wall_ms, out);
         a->sb->account = NULL;
     }
-    settle(h, a, f, account_id, out->failed, out->error);
+    settle(h, a, f, account_id, out->failed, out->error, "call", call ? call->id : NULL);
     return 0;
 }
 
@@ -551,7 +554,7 @@ static int retention(pol_host *h, uint32_t acct_id, const char *account_id, cons
                      out);
         a->sb->account = NULL;
     }
-    settle(h, a, f, account_id, out->failed, out->error);
+    settle(h, a, f, account_id, out->failed, out->error, "record", rec ? rec->id : NULL);
     return 0;
 }
 

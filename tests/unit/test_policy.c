@@ -681,8 +681,9 @@ static void test_host(void)
     pol_decision *d = route("flaky", NULL);
     ok(d->failed && strstr(d->error, "flaky.lua:3: nope"), "failures carry file:line (%s)",
        d->error);
-    ok(logged("policy failure: account=acme policy=flaky version=") && logged("flaky.lua:3: nope"),
-       "failures are logged with account, policy, version and file:line");
+    ok(logged("policy failure: account=acme policy=flaky version=") && logged(" call=c1: ") &&
+           logged("flaky.lua:3: nope"),
+       "failures are logged with account, policy, version, the call and file:line");
     ok(logged("policy quarantined: account=acme policy=flaky") &&
            logged("; calls get the queue's fallback until a fixed version is uploaded or the "
                   "policies are reloaded"),
@@ -1503,6 +1504,8 @@ static void test_retention_host(void)
     nlogs = 0;
     for (int i = 0; i < 5; i++)
         pol_retain(H, 1, "acme", "retbad", &rec, NOW, &out);
+    ok(logged(" record=r1: retbad.lua:2: nope"),
+       "a retention failure's log line names the record it met");
     ok(logged("policy quarantined: account=acme policy=retbad") &&
            logged("; records it reviews are kept and retried a day later until") &&
            !logged("fallback"),
