@@ -473,8 +473,8 @@ int cli_records(int argc, char **argv)
         for (size_t i = 0; i < sizeof cmds / sizeof cmds[0] && n < sizeof names; i++)
             n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", cmds[i][0]);
         fprintf(stderr,
-                "switchboard: unknown records command '%s' (one of %s, given before its flags: "
-                "switchboard records --help)\n",
+                "switchboard: unknown records command '%s'; usage: switchboard records COMMAND "
+                "[FLAGS], COMMAND one of %s (switchboard records --help)\n",
                 cmd, names);
         return 2;
     }

@@ -282,7 +282,7 @@ ok $? "... nor in the JSON: the reason is stored without them" "$(shown)"
 # naming the commands, not the whole usage.
 run "$sb" records --data-dir "$tmp/none" --account acme list
 check 2 "records with its flags before the command: exit 2, one line" err \
-    "switchboard: unknown records command '--data-dir' (one of export, erase, list, get, hold, release, holds, audit, stats, given before its flags: switchboard records --help)"
+    "switchboard: unknown records command '--data-dir'; usage: switchboard records COMMAND [FLAGS], COMMAND one of export, erase, list, get, hold, release, holds, audit, stats (switchboard records --help)"
 [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
 ok $? "... and nothing more" "$(shown)"
 
