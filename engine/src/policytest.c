@@ -444,14 +444,36 @@ static int only_keys(cbuild *b, json_t *o, const char *what, const char *const *
     return only_keys_near(b, o, what, allowed, NULL);
 }
 
+/* What a case's value is, for "got ..." (strings quoted, cut short). */
+static const char *jgot(const json_t *v, char *buf, size_t cap)
+{
+    if (json_is_string(v))
+        snprintf(buf, cap, "'%.40s%s'", json_string_value(v),
+                 json_string_length(v) > 40 ? "..." : "");
+    else if (json_is_integer(v))
+        snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(buf, cap, "%.14g", json_real_value(v));
+    else
+        snprintf(buf, cap, "%s",
+                 json_is_true(v)     ? "true"
+                 : json_is_false(v)  ? "false"
+                 : json_is_array(v)  ? "a list"
+                 : json_is_object(v) ? "an object"
+                                     : "null");
+    return buf;
+}
+
 static int num_of(cbuild *b, json_t *o, const char *k, const char *what, double def, double *out)
 {
+    char g[64];
     json_t *v = json_object_get(o, k);
     if (!v || json_is_null(v)) {
         *out = def;
         return 0;
     }
-    if (!json_is_number(v)) return cb_bad(b, "%s.%s: expected a number", what, k);
+    if (!json_is_number(v))
+        return cb_bad(b, "%s.%s: expected a number, got %s", what, k, jgot(v, g, sizeof g));
     *out = json_number_value(v);
     /* Seconds and weights: anything past ~30,000 years is a mistake, and
     ** would overflow the millisecond arithmetic. */
@@ -480,7 +502,9 @@ static int int_of(cbuild *b, json_t *o, const char *k, const char *what, long lo
         return 0;
     }
     double x = json_is_number(v) ? json_number_value(v) : NAN;
-    if (!(x == floor(x)) || fabs(x) > 9e15) return cb_bad(b, "%s.%s: expected an integer", what, k);
+    char g[64];
+    if (!(x == floor(x)) || fabs(x) > 9e15)
+        return cb_bad(b, "%s.%s: expected an integer, got %s", what, k, jgot(v, g, sizeof g));
     *out = (long long)x;
     return 0;
 }
@@ -493,7 +517,9 @@ static int str_of(cbuild *b, json_t *o, const char *k, const char *what, const c
         *out = def;
         return 0;
     }
-    if (!json_is_string(v)) return cb_bad(b, "%s.%s: expected a string", what, k);
+    char g[64];
+    if (!json_is_string(v))
+        return cb_bad(b, "%s.%s: expected a string, got %s", what, k, jgot(v, g, sizeof g));
     *out = json_string_value(v);
     return 0;
 }

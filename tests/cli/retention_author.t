@@ -614,4 +614,13 @@ check 1 "a retention case without expect: no word of expect_store" out \
 ! has "$out" "expect_store"
 ok $? "... nor anywhere in its report" "$(shown)"
 
+# A case's value of the wrong type says what it got.
+cat >"$tmp/k90.cases.json" <<'J'
+[{"name": "a", "record": {"age_days": "0"}, "expect": {"action": "keep"}},
+ {"name": "b", "record": {"queue": 5}, "expect": {"action": "keep"}}]
+J
+run "$sb" policy test "$tmp/k90.lua"
+check 1 "a number given as text: what it got" out "record.age_days: expected a number, got '0'"
+check 1 "a string given as a number: what it got" out "record.queue: expected a string, got 5"
+
 done_testing
