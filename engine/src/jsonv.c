@@ -2,6 +2,7 @@
 ** jsonv.c — strict JSON field readers (see jsonv.h).
 */
 #include "jsonv.h"
+#include "sandbox.h" /* sbx_suggest_in: "did you mean" for an unknown field */
 
 #include <math.h>
 #include <stdio.h>
@@ -198,8 +199,13 @@ int jv_keys(const json_t *obj, const char *const *allowed, const char *prefix, s
             }
         if (!found) {
             char path[256];
+            int n = 0;
+            while (allowed[n])
+                n++;
+            const char *near = sbx_suggest_in(k, strlen(k), allowed, NULL, n);
             return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, k),
-                           "unknown field '%s'", k);
+                           "unknown field '%s'%s%s%s", k, near ? " (did you mean '" : "",
+                           near ? near : "", near ? "'?)" : "");
         }
     }
     return 0;
