@@ -1365,6 +1365,7 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
     int has_status = 0;    /* offline is 0: a missing status must not read as one */
     unsigned seen = 0;     /* fields given, by their bit in ev_fields */
     char unknown[72] = ""; /* the first field no event takes */
+    int bad_type = 0;      /* a type that is none of the events' */
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
@@ -1420,13 +1421,8 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
         case 0: {
             int ty = lookup(ev_types, s);
             if (ty < 0) {
-                snprintf(field, fsize, "%s", "type");
-                /* The engine's words for it (sb_submit_json), as Python and Go give. */
-                snprintf(e->msg, sizeof e->msg,
-                         "'type' must be offer, ring_result, hangup, abandon, transfer or "
-                         "agent_status");
-                lua_pop(L, 2);
-                return SB_EINVAL;
+                bad_type = 1; /* refused after the loop: an unknown field goes first */
+                break;
             }
             ev->type = (sb_event_type)(SB_EV_OFFER + ty);
             break;
@@ -1520,11 +1516,21 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
         }
         lua_pop(L, 1);
     }
+    /* The engine's words and order (sb_submit_json), as Python and Go give:
+    ** with no type it knows, a field no event takes first, then the type. */
     if (unknown[0] && !ev->type) {
         free(*attrs);
         *attrs = NULL;
         snprintf(field, fsize, "%s", unknown);
-        snprintf(e->msg, sizeof e->msg, "unknown event field '%s'", unknown);
+        snprintf(e->msg, sizeof e->msg, "unknown field '%s'", unknown);
+        return SB_EINVAL;
+    }
+    if (bad_type) {
+        free(*attrs);
+        *attrs = NULL;
+        snprintf(field, fsize, "%s", "type");
+        snprintf(e->msg, sizeof e->msg,
+                 "'type' must be offer, ring_result, hangup, abandon, transfer or agent_status");
         return SB_EINVAL;
     }
     if (!ev->type) {

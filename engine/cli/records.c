@@ -1130,8 +1130,9 @@ int cli_sweep(int argc, char **argv)
                "DIR must be an existing data directory: a sweep never creates one.\n"
                "--dry-run --account ID: what a sweep would do to that account's records,\n"
                "changing nothing (switchboard sweep --dry-run --help).\n"
-               "Exit status: 0 done, 1 an error, 2 a usage error, 3 done but some reviews\n"
-               "failed (those records were kept, and are tried again a day later).\n");
+               "Exit status: 0 done, 1 an error, 2 a usage error, 3 done but some of this\n"
+               "command's reviews failed (those records were kept, and are tried again a\n"
+               "day later).\n");
         return 0;
     }
     if (!bad &&
@@ -1159,7 +1160,8 @@ int cli_sweep(int argc, char **argv)
     int failed = 0;
     if (!rc) { /* as sweep --dry-run and records erase: reviews that failed are told */
         json_t *d = result_doc(res);
-        failed = json_integer_value(json_object_get(d, "failed")) > 0;
+        /* This command's own (a carried-on run's counts hold the earlier one's). */
+        failed = json_integer_value(json_object_get(json_object_get(d, "this_call"), "failed")) > 0;
         json_decref(d);
     }
     if (rc) {

@@ -483,8 +483,9 @@ int pol_route(pol_host *h, uint32_t acct_id, const char *account_id, const char 
         drop_docs(cands, ncands);
         out->failed = 1;
         snprintf(out->error, sizeof out->error, "%s", why);
-        hlog(h, SB_LOG_ERROR, "policy failure: account=%s policy=%s: %s",
-             account_id ? account_id : "-", policy ? policy : "-", why);
+        hlog(h, SB_LOG_ERROR, "policy failure: account=%s policy=%s call=%s: %s",
+             account_id ? account_id : "-", policy ? policy : "-",
+             call && call->id && *call->id ? call->id : "-", why);
         return rc;
     }
     memcpy(out->version, f->version, sizeof out->version);
@@ -532,8 +533,9 @@ static int retention(pol_host *h, uint32_t acct_id, const char *account_id, cons
     if (!f) {
         out->failed = 1;
         snprintf(out->error, sizeof out->error, "%s", why);
-        hlog(h, SB_LOG_ERROR, "policy failure: account=%s policy=%s: %s",
-             account_id ? account_id : "-", policy ? policy : "-", why);
+        hlog(h, SB_LOG_ERROR, "policy failure: account=%s policy=%s record=%s: %s",
+             account_id ? account_id : "-", policy ? policy : "-",
+             rec && rec->id && *rec->id ? rec->id : "-", why);
         return rc;
     }
     memcpy(out->version, f->version, sizeof out->version);

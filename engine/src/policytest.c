@@ -412,11 +412,10 @@ __attribute__((format(printf, 2, 3))) static int cb_bad(cbuild *b, const char *f
     return -1;
 }
 
-/* Every key of o is one of allowed (NULL-terminated); else what's "unknown
-** field 'idel_for' (did you mean 'idle_for'?)", the hint by the rule the
-** views' and decisions' unknown fields get theirs (sbx_suggest_in). */
-/* Every key of o is one of allowed; an unknown one is named with the key of
-** near_in (allowed when NULL) it is most likely a typo of. */
+/* Every key of o is one of allowed (NULL-terminated); else "unknown field
+** 'idel_for' (did you mean 'idle_for'?)", the hint the key of near_in
+** (allowed when NULL) it is most likely a typo of, by the rule the views'
+** and decisions' unknown fields get theirs (sbx_suggest_in). */
 static int only_keys_near(cbuild *b, json_t *o, const char *what, const char *const *allowed,
                           const char *const *near_in)
 {
@@ -439,18 +438,28 @@ static int only_keys_near(cbuild *b, json_t *o, const char *what, const char *co
     return 0;
 }
 
+/* only_keys_near, the hint from allowed itself. */
 static int only_keys(cbuild *b, json_t *o, const char *what, const char *const *allowed)
 {
     return only_keys_near(b, o, what, allowed, NULL);
 }
 
-/* What a case's value is, for "got ..." (strings quoted, cut short). */
+/* What a case's value is, for "got ..." (strings quoted, cut short at a
+** character's start, control bytes shown as '?': the report prints it on a
+** line of its own). */
 static const char *jgot(const json_t *v, char *buf, size_t cap)
 {
-    if (json_is_string(v))
-        snprintf(buf, cap, "'%.40s%s'", json_string_value(v),
-                 json_string_length(v) > 40 ? "..." : "");
-    else if (json_is_integer(v))
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v), m = n > 40 ? 40 : n, o = 0;
+        while (m < n && m > 0 && ((unsigned char)s[m] & 0xC0) == 0x80)
+            m--; /* not inside a UTF-8 sequence */
+        char t[48];
+        for (size_t i = 0; i < m && o + 1 < sizeof t; i++)
+            t[o++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+        t[o] = 0;
+        snprintf(buf, cap, "'%s%s'", t, m < n ? "..." : "");
+    } else if (json_is_integer(v))
         snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
     else if (json_is_real(v))
         snprintf(buf, cap, "%.14g", json_real_value(v));

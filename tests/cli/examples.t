@@ -338,6 +338,16 @@ for g in "the C gateway:$cgw" "the Go gateway:$tmp/gateway-go"; do
     [ "$rc" -eq 1 ] && has "$err" "gateway: reading input: "
     ok $? "$name: input that cannot be read is an error, exit 1" "$(shown)"
 done
+# --help: the usage on stdout, exit 0, from each gateway (a bad flag is the
+# usage on stderr, exit 2).
+if [ -n "$cgw" ]; then
+    run "$cgw" --help
+    [ "$rc" -eq 0 ] && has "$out" "usage: gateway --data-dir DIR" && [ -z "$err" ]
+    ok $? "the C gateway --help: its usage on stdout, exit 0" "$(shown)"
+    run "$cgw" --bogus
+    [ "$rc" -eq 2 ] && has "$err" "usage: gateway --data-dir DIR" && [ -z "$out" ]
+    ok $? "the C gateway with a bad flag: its usage on stderr, exit 2" "$(shown)"
+fi
 # An engine that cannot open (a policy directory that is not there): one
 # line, the same from each gateway, and exit 1 (the Python one printed a
 # traceback, the Go one the code before the message).

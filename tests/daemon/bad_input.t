@@ -50,6 +50,15 @@ refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), colour="blue")),
         400, "SB_EINVAL", "an unknown field", "colour", True)
 refused(acme.put("/v1/agents/carol", dict(agent_doc("carol"), weight="heavy")),
         400, "SB_EINVAL", "a wrong type", "weight", True)
+# An unknown field close to one the document takes is named with it.
+r = acme.put("/v1/agents/carol", dict(agent_doc("carol"), wieght=3))
+t.ok(r.status == 400 and r.field == "wieght" and
+     r.json["error"]["message"] == "unknown field 'wieght' (did you mean 'weight'?)",
+     "a misspelt field: 400 naming the field it is close to", r)
+r = acme.post("/v1/retention/preview", {"indays": 8})
+t.ok(r.status == 400 and r.json["error"]["message"] ==
+     "unknown field 'indays' (did you mean 'in_days'?)",
+     "... in every document, a retention preview's too", r)
 # A number too big for the engine's JSON is named by its field, in the words
 # the library gives the bindings, not as malformed JSON.
 carol = json.dumps(agent_doc("carol"))[:-1]

@@ -44,6 +44,18 @@ ENCODED = "".join("%%%02X" % ord(ch) for ch in CALLER)
 r = acme.get("/v1/calls/" + ENCODED)
 t.is_(r.status, 404, "a call id written in percent-escapes, looked up")
 t.ok(d.wait_log(r"policy failure", timeout=5), "the policy failures were logged")
+t.ok(any(re.search(r"policy failure: account=acme policy=raise version=\S+ call=c\d+: ", l)
+         for l in d.lines), "... naming the call each met", [l for l in d.lines if "failure" in l])
+# A call id that reads as a number (not the call's own, which an offer refuses):
+# the failure's line names it as the rest of a line says a number, [number].
+NUMERIC_ID = "7911123456"
+mark = len(d.lines)
+r = acme.post("/v1/calls", {"call": NUMERIC_ID, "queue": "q-raise", "caller": CALLER})
+t.is_(r.status, 201, "a call whose id reads as a number, through a failing policy")
+line = d.wait_log(r"policy failure: account=acme policy=raise", after=mark, timeout=5) or ""
+t.ok(" call=[number]: " in line and NUMERIC_ID not in line,
+     "... its failure's line names it [number]", line)
+acme.post("/v1/calls/%s/abandon" % NUMERIC_ID)
 t.ok(d.wait_log(r"policy log", timeout=5), "... and the ctx.log lines")
 t.is_(sorted(set(re.search(r"level=(\w+)", l).group(1) for l in d.lines if "policy log:" in l)),
       ["info"], "ctx.log lines are at info level, as policies/README.md says")
@@ -64,7 +76,7 @@ for acct in (b"\xff\xfe", "acm\u00e9".encode(), b"x\xc3"):
 t.is_(d.stop(), 0, "exit 0")
 t.is_([l for l in d.lines if "\ufffd" in l], [], "every line is UTF-8")
 
-digits = [CALLER, CALLER[1:], CALLED, CALLED[1:]]
+digits = [CALLER, CALLER[1:], CALLED, CALLED[1:], NUMERIC_ID]
 leaks = [l for l in d.lines if any(n in l for n in digits)]
 t.is_(leaks, [], "no log line holds the caller's or the called number")
 t.is_([l for l in d.lines if ENCODED[3:] in l], [],

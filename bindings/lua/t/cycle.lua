@@ -272,6 +272,10 @@ fails(sb.EINVAL, "type", "an unknown event type", eng:submit("acme", { type = "l
 T.is(select(2, eng:submit("acme", { type = "launch" })),
      "'type' must be offer, ring_result, hangup, abandon, transfer or agent_status",
      "... in the words the engine gives the Python and Go bindings")
+T.is(select(2, eng:submit("acme", { type = "launch", colour = "red" })), "unknown field 'colour'",
+     "a type that is none and a field no event takes: the field first, as the engine says it")
+T.is(select(2, eng:submit("acme", { colour = "red" })), "unknown field 'colour'",
+     "a field no event takes, with no type: as the engine says it")
 fails(sb.EINVAL, "caller", "a field another event type takes (a ring_result's caller)",
       eng:submit("acme", { type = "ring_result", call = "x1", agent = "bob", outcome = "answered",
                            caller = "+442079460009" }))
