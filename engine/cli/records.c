@@ -1149,27 +1149,22 @@ int cli_sweep(int argc, char **argv)
     if (st) return st;
     bar b = {.tty = !o.quiet && !o.json && isatty(2), .t0 = mono()};
     int rc = sb_sweep(e, (uint32_t)budget, progress, &b, res);
+    json_t *d = rc ? NULL : result_doc(res);
     if (b.drawn) {
         /* Finished: the bar full, at last (the last report cannot tell). */
-        json_t *d = rc ? NULL : result_doc(res);
         if (b.estimated && json_is_true(json_object_get(d, "done")))
             bar_draw(&b, b.last_done, b.last_done, 1);
-        json_decref(d);
         fprintf(stderr, "\n");
     }
-    int failed = 0;
-    if (!rc) { /* as sweep --dry-run and records erase: reviews that failed are told */
-        json_t *d = result_doc(res);
-        /* This command's own (a carried-on run's counts hold the earlier one's). */
-        failed = json_integer_value(json_object_get(json_object_get(d, "this_call"), "failed")) > 0;
-        json_decref(d);
-    }
+    /* As sweep --dry-run and records erase, reviews that failed are told:
+    ** this command's own (a carried-on run's counts hold the earlier one's). */
+    json_t *own = json_object_get(d, "this_call");
+    int failed = json_integer_value(json_object_get(own, "failed")) > 0;
     if (rc) {
         fprintf(stderr, "switchboard: sweep failed: %s\n", sb_result_message(res));
     } else if (o.json) {
         print_json(res);
     } else {
-        json_t *d = result_doc(res);
 #define N(k) ((unsigned long long)json_integer_value(json_object_get(d, k)))
         double secs = json_number_value(json_object_get(d, "seconds"));
         /* Decisions without a review come first when there are any: erasure
@@ -1198,15 +1193,14 @@ int cli_sweep(int argc, char **argv)
                N("transactions") == 1 ? "" : "s", secs);
         /* A run carried on: the counts above are the whole run's, the rate
         ** this command's own. */
-        json_t *own = json_object_get(d, "this_call");
         unsigned long long mine =
             (unsigned long long)json_integer_value(json_object_get(own, "reviewed"));
         if (json_is_true(json_object_get(d, "resumed")))
             printf("this command reviewed %llu of them\n", mine);
         if (secs > 0 && mine) printf("%.0f records/s reviewed\n", (double)mine / secs);
 #undef N
-        json_decref(d);
     }
+    json_decref(d);
     sb_close(e);
     sb_result_free(res);
     return rc ? 1 : failed ? 3 : 0;

@@ -255,6 +255,26 @@ static int report_event(sbd *d, int *efd, struct event **ev, event_callback_fn c
     return *ev && event_priority_set(*ev, 0) == 0 && event_add(*ev, NULL) == 0 ? 0 : ENOMEM;
 }
 
+/* report_event's eventfd and event, gone. */
+static void report_close(int *efd, struct event **ev)
+{
+    if (*ev) event_free(*ev);
+    *ev = NULL;
+    if (*efd >= 0) close(*efd);
+    *efd = -1;
+}
+
+/* Tell a helper thread to quit (the flag under its mutex, its condition
+** signalled), and wait for it to end. */
+static void helper_quit(pthread_t th, pthread_mutex_t *mu, pthread_cond_t *cv, int *quit)
+{
+    pthread_mutex_lock(mu);
+    *quit = 1;
+    pthread_cond_signal(cv);
+    pthread_mutex_unlock(mu);
+    pthread_join(th, NULL);
+}
+
 /* Report to the loop, from a helper thread. */
 static void report_send(int efd)
 {
@@ -710,20 +730,13 @@ static void eng_thread_stop(sbd *d)
 {
     if (d->eng_thread_started) {
         sbd_batch_close(d);
-        pthread_mutex_lock(&d->eng_mu);
-        d->eng_quit = 1;
-        pthread_cond_signal(&d->eng_cv);
-        pthread_mutex_unlock(&d->eng_mu);
-        pthread_join(d->eng_thread, NULL);
+        helper_quit(d->eng_thread, &d->eng_mu, &d->eng_cv, &d->eng_quit);
         pthread_mutex_destroy(&d->eng_mu);
         pthread_cond_destroy(&d->eng_cv);
         pthread_cond_destroy(&d->eng_done_cv);
         d->eng_thread_started = 0;
     }
-    if (d->eng_ev) event_free(d->eng_ev);
-    d->eng_ev = NULL;
-    if (d->eng_efd >= 0) close(d->eng_efd);
-    d->eng_efd = -1;
+    report_close(&d->eng_efd, &d->eng_ev);
     sbd_events_free(d);
 }
 
@@ -826,20 +839,13 @@ static int sync_thread_start(sbd *d)
 static void sync_thread_stop(sbd *d)
 {
     if (d->sync_thread_started) {
-        pthread_mutex_lock(&d->sync_mu);
-        d->sync_quit = 1;
-        pthread_cond_signal(&d->sync_cv);
-        pthread_mutex_unlock(&d->sync_mu);
-        pthread_join(d->sync_thread, NULL);
+        helper_quit(d->sync_thread, &d->sync_mu, &d->sync_cv, &d->sync_quit);
         collect_syncs(d);
         pthread_mutex_destroy(&d->sync_mu);
         pthread_cond_destroy(&d->sync_cv);
         d->sync_thread_started = 0;
     }
-    if (d->sync_ev) event_free(d->sync_ev);
-    d->sync_ev = NULL;
-    if (d->sync_efd >= 0) close(d->sync_efd);
-    d->sync_efd = -1;
+    report_close(&d->sync_efd, &d->sync_ev);
 }
 
 /* ------------------------------------------------------------------------ */

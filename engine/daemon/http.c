@@ -83,7 +83,7 @@ struct sbd_conn {
     int answered_close; /* an answer closed it: later requests go unanswered */
     int dispatching;    /* a request of it is being handled (dispatch) */
     int eof;            /* the client half-closed while requests wait in its input */
-    int resume;         /* take requests again once a job is answered (sbd_http_resume) */
+    int resume;         /* take requests again once a job is answered (resume_cb) */
     sbd_sub *sub;
     size_t lingered;
     sbd_auth_cache auth; /* the last account credentials verified here */
@@ -312,6 +312,15 @@ static void close_by_answer(sbd_conn *c)
         if (j->c == c) j->skip = 1;
 }
 
+/* An answer on c goes behind the answers to its events in hand: they are
+** applied and answered first. 1 if one of those closed c (nothing more is
+** answered on it). */
+static int behind_jobs(sbd_conn *c)
+{
+    if (c->njobs) sbd_batch_close(c->d);
+    return c->answered_close;
+}
+
 /* What was appended to c->pending since it was `before` bytes long belongs to
 ** batch `seq` (sbd_seq() or sbd_commit_tag()): tag it, and put c on the
 ** batch list. head: it answers a HEAD (or is the 100 Continue of one). */
@@ -381,8 +390,7 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     int method = known ? method_index(hd->method) : SBD_OTHER;
     /* Behind the answers to the connection's events before it; if one of
     ** those closed the connection, nothing more is. */
-    if (c->njobs) sbd_batch_close(c->d);
-    if (c->answered_close) {
+    if (behind_jobs(c)) {
         chunked_end(c);
         return;
     }
@@ -865,9 +873,9 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     }
     /* Behind the answers to the connection's events before it (a request
     ** refused before it became an event's job). */
-    if (c->njobs) sbd_batch_close(d);
+    int closed = behind_jobs(c);
     c->dispatching = 0;
-    if (c->answered_close) return; /* one of those closed it */
+    if (closed) return;
     if (!rep.stream) {
         answer(c, &rep, hd->minor, hd->keepalive, head, req.method, hd->method, req.path, t0,
                rep.mutating ? sbd_commit_tag(d) : sbd_seq(d));
@@ -914,11 +922,28 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     }
 }
 
+/* The connections whose job was answered take their next request. */
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
 {
+    sbd *d = arg;
     (void)fd;
     (void)what;
-    sbd_http_resume(arg);
+    /* From the start after each: taking requests may free any connection
+    ** (an admin request closing streams, a slow subscriber dropped). Each
+    ** is taken once, its flag cleared first. */
+    for (sbd_conn *c = d->conns; c;) {
+        if (!c->resume || c->njobs >= JOBS_PER_CONN) {
+            c = c->next;
+            continue;
+        }
+        c->resume = 0;
+        if (c->state == CS_HTTP && !c->paused) {
+            process_input(c); /* may free c, and others */
+            c = d->conns;
+        } else {
+            c = c->next;
+        }
+    }
 }
 
 void sbd_http_finish(sbd *d, sbd_job *j)
@@ -948,26 +973,6 @@ void sbd_http_finish(sbd *d, sbd_job *j)
     if (d->resume_ev) event_active(d->resume_ev, EV_TIMEOUT, 1);
 }
 
-void sbd_http_resume(sbd *d)
-{
-    /* From the start after each: taking requests may free any connection
-    ** (an admin request closing streams, a slow subscriber dropped). Each
-    ** is taken once, its flag cleared first. */
-    for (sbd_conn *c = d->conns; c;) {
-        if (!c->resume || c->njobs >= JOBS_PER_CONN) {
-            c = c->next;
-            continue;
-        }
-        c->resume = 0;
-        if (c->state == CS_HTTP && !c->paused) {
-            process_input(c); /* may free c, and others */
-            c = d->conns;
-        } else {
-            c = c->next;
-        }
-    }
-}
-
 /* Is the request (as parsed) a HEAD? */
 static int is_head(const struct head *hd)
 {
@@ -985,8 +990,7 @@ static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
     if (!hd->expect || c->expect_sent || hd->minor != 1 || !hd->target) return 0;
     /* Whatever it answers goes behind the answers to the connection's events
     ** before it; if one of those closed the connection, nothing more is. */
-    if (c->njobs) sbd_batch_close(c->d);
-    if (c->answered_close) {
+    if (behind_jobs(c)) {
         chunked_end(c); /* hd may be its head */
         return 1;
     }
@@ -1019,8 +1023,7 @@ static void send_continue(sbd_conn *c, const struct head *hd)
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     /* Behind held responses it must wait its turn, and behind the answers
     ** to the connection's events in hand; otherwise send it now. */
-    if (c->njobs) sbd_batch_close(c->d);
-    if (c->answered_close) return;
+    if (behind_jobs(c)) return;
     if (c->in_batch) {
         size_t before = evbuffer_get_length(c->pending);
         evbuffer_add(c->pending, cont, sizeof cont - 1);

@@ -378,8 +378,6 @@ void sbd_http_settle(sbd *d, uint64_t seq, int rc);
 /* An applied job: its response held on its connection (untagged, as
 ** sbd_http_settle then tags), which takes its next request after. */
 void sbd_http_finish(sbd *d, sbd_job *j);
-/* The connections whose job was answered take their next request. */
-void sbd_http_resume(sbd *d);
 /* Does c still have responses held for a sync? */
 int sbd_conn_held(const sbd_conn *c);
 /* Stop accepting; close idle connections; let in-flight requests finish. */

@@ -1334,6 +1334,77 @@ static int str_field(dctx *d, int idx, const char *name, size_t max, char *dst, 
 ** go to the gateway; other numbers in them read [number] there
 ** (events.c, reason_clean), but a policy quoting the caller's number in a
 ** reason is one to fix, not one to run. */
+/* The checks of a decision's fields that need nothing but the value: the
+** run time's (decide_route, decide_retention) and the lint's of constants
+** (views_decision_const) are these, so both say the same. */
+enum { MODE_ALL, MODE_SEQUENCE, MODE_PROGRESSIVE };
+
+static int device_field(dctx *d, int idx, int *dev)
+{
+    char w[96];
+    if (lua_type(d->L, idx) != LUA_TSTRING || !(*dev = pol_dev_parse(lua_tostring(d->L, idx))))
+        return bad(d, "device: expected landline, mobile or softphone, got %s",
+                   what(d->L, idx, w, sizeof w));
+    return 0;
+}
+
+static int mode_field(dctx *d, int idx, int *mode)
+{
+    char w[96];
+    const char *m = lua_type(d->L, idx) == LUA_TSTRING ? lua_tostring(d->L, idx) : "";
+    *mode = !strcmp(m, "all")           ? MODE_ALL
+            : !strcmp(m, "sequence")    ? MODE_SEQUENCE
+            : !strcmp(m, "progressive") ? MODE_PROGRESSIVE
+                                        : -1;
+    if (*mode < 0)
+        return bad(d, "mode: expected 'all', 'sequence' or 'progressive', got %s",
+                   what(d->L, idx, w, sizeof w));
+    return 0;
+}
+
+static int timeout_field(dctx *d, int idx, int *out)
+{
+    return int_field(d, idx, "timeout", 1, 600, out);
+}
+
+static int step_field(dctx *d, int idx, int *out)
+{
+    return int_field(d, idx, "step", 1, POL_MAX_STEP, out);
+}
+
+static int wait_field(dctx *d, int idx, int *out)
+{
+    return int_field(d, idx, "wait", 0, 3600, out);
+}
+
+/* move's queue: a string that is a valid id (whether the account has it is
+** the run time's to ask). */
+static int move_field(dctx *d, int idx, char *dst, size_t cap)
+{
+    if (str_field(d, idx, "move", SB_ID_MAX, dst, cap)) return -1;
+    if (!id_valid(dst)) return bad(d, "move: '%s' is not a valid queue id", dst);
+    return 0;
+}
+
+/* keep, anonymize, delete: true, or left out. */
+static int true_field(dctx *d, int idx, const char *name)
+{
+    char w[96];
+    if (lua_type(d->L, idx) != LUA_TBOOLEAN || !lua_toboolean(d->L, idx))
+        return bad(d, "%s: expected true, got %s", name, what(d->L, idx, w, sizeof w));
+    return 0;
+}
+
+static int review_days_field(dctx *d, int idx, double *x)
+{
+    char w[96];
+    *x = lua_type(d->L, idx) == LUA_TNUMBER ? (double)lua_tonumber(d->L, idx) : NAN;
+    if (!(*x > 0 && *x <= 36600))
+        return bad(d, "review_in_days: expected a number of days in (0, 36600], got %s",
+                   what(d->L, idx, w, sizeof w));
+    return 0;
+}
+
 static int reason_field(dctx *d, int idx, const char *name, char *dst, size_t cap)
 {
     if (str_field(d, idx, name, SB_REASON_MAX, dst, cap)) return -1;
@@ -1748,26 +1819,12 @@ static int decide(dctx *d, int idx)
 
     switch (first) {
     case F_RING: {
-        int def_dev = 0;
-        if (HAS(F_DEVICE)) {
-            int di = base + F_DEVICE;
-            if (lua_type(L, di) != LUA_TSTRING || !(def_dev = pol_dev_parse(lua_tostring(L, di))))
-                return bad(d, "device: expected landline, mobile or softphone, got %s",
-                           what(L, di, w, sizeof w));
-        }
+        int def_dev = 0, mode = MODE_ALL;
+        if (HAS(F_DEVICE) && device_field(d, base + F_DEVICE, &def_dev)) return -1;
         ring_defaults(d);
-        int progressive = 0;
-        if (HAS(F_MODE)) {
-            int mi = base + F_MODE;
-            const char *m = lua_type(L, mi) == LUA_TSTRING ? lua_tostring(L, mi) : "";
-            if (strcmp(m, "sequence") == 0)
-                o->sequence = 1;
-            else if (strcmp(m, "progressive") == 0)
-                progressive = 1;
-            else if (strcmp(m, "all") != 0)
-                return bad(d, "mode: expected 'all', 'sequence' or 'progressive', got %s",
-                           what(L, mi, w, sizeof w));
-        }
+        if (HAS(F_MODE) && mode_field(d, base + F_MODE, &mode)) return -1;
+        if (mode == MODE_SEQUENCE) o->sequence = 1;
+        int progressive = mode == MODE_PROGRESSIVE;
         /* The step has no default: nothing in the queue says how fast a
         ** progressive ring should grow. */
         if (HAS(F_STEP) && !progressive) return bad(d, "'step' goes only with mode 'progressive'");
@@ -1776,10 +1833,8 @@ static int decide(dctx *d, int idx)
                        "mode 'progressive' needs 'step' (seconds before each next agent "
                        "joins, 1..%d)",
                        POL_MAX_STEP);
-        if (progressive && int_field(d, base + F_STEP, "step", 1, POL_MAX_STEP, &o->step))
-            return -1;
-        if (HAS(F_TIMEOUT) && int_field(d, base + F_TIMEOUT, "timeout", 1, 600, &o->timeout))
-            return -1;
+        if (progressive && step_field(d, base + F_STEP, &o->step)) return -1;
+        if (HAS(F_TIMEOUT) && timeout_field(d, base + F_TIMEOUT, &o->timeout)) return -1;
         if (parse_ring(d, base + F_RING, def_dev)) return -1;
         /* Ringing an agent while pausing it: one of the two is a mistake. */
         for (int i = 0; i < o->nring; i++)
@@ -1793,8 +1848,7 @@ static int decide(dctx *d, int idx)
         break;
     }
     case F_MOVE:
-        if (str_field(d, base + F_MOVE, "move", SB_ID_MAX, o->queue, sizeof o->queue)) return -1;
-        if (!id_valid(o->queue)) return bad(d, "move: '%s' is not a valid queue id", o->queue);
+        if (move_field(d, base + F_MOVE, o->queue, sizeof o->queue)) return -1;
         if (d->vc->call && d->vc->call->queue && strcmp(o->queue, d->vc->call->queue) == 0)
             return bad(d, "move: the call waits in queue '%s' already", o->queue);
         if (d->vc->call && d->vc->call->moves >= POL_MAX_MOVES)
@@ -1820,7 +1874,7 @@ static int decide(dctx *d, int idx)
         o->kind = DEC_REJECT;
         break;
     case F_WAIT:
-        if (int_field(d, base + F_WAIT, "wait", 0, 3600, &o->wait)) return -1;
+        if (wait_field(d, base + F_WAIT, &o->wait)) return -1;
         o->kind = DEC_WAIT;
         break;
     default:
@@ -1858,48 +1912,30 @@ int views_decision_const(int hook, const char *name, size_t len, lua_State *L, i
                          size_t cap)
 {
     static const char *const hooks[3] = {"route", "retain", "erase"};
-    char full[512], w[96], buf[SB_REASON_MAX + 1];
+    char full[512], buf[SB_REASON_MAX + 1];
     dctx d = {
         .L = L, .err = full, .errlen = sizeof full, .hook = hooks[hook < 0 || hook > 2 ? 0 : hook]};
     idx = lua_absindex(L, idx);
     int v, rc = 0;
+    double x;
 #define IS(lit) (len == sizeof lit - 1 && memcmp(name, lit, len) == 0)
     if (hook == 0) {
-        if (IS("timeout"))
-            rc = int_field(&d, idx, "timeout", 1, 600, &v);
-        else if (IS("step"))
-            rc = int_field(&d, idx, "step", 1, POL_MAX_STEP, &v);
-        else if (IS("wait"))
-            rc = int_field(&d, idx, "wait", 0, 3600, &v);
-        else if (IS("device") &&
-                 (lua_type(L, idx) != LUA_TSTRING || !pol_dev_parse(lua_tostring(L, idx))))
-            rc = bad(&d, "device: expected landline, mobile or softphone, got %s",
-                     what(L, idx, w, sizeof w));
-        else if (IS("mode")) {
-            const char *m = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "";
-            if (strcmp(m, "all") && strcmp(m, "sequence") && strcmp(m, "progressive"))
-                rc = bad(&d, "mode: expected 'all', 'sequence' or 'progressive', got %s",
-                         what(L, idx, w, sizeof w));
-        } else if (IS("move")) {
-            rc = str_field(&d, idx, "move", SB_ID_MAX, buf, sizeof buf);
-            if (!rc && !id_valid(buf)) rc = bad(&d, "move: '%s' is not a valid queue id", buf);
-        } else if (IS("reject") || IS("reason")) {
-            rc = str_field(&d, idx, IS("reject") ? "reject" : "reason", SB_REASON_MAX, buf,
-                           sizeof buf);
-        }
+        rc = IS("timeout")                  ? timeout_field(&d, idx, &v)
+             : IS("step")                   ? step_field(&d, idx, &v)
+             : IS("wait")                   ? wait_field(&d, idx, &v)
+             : IS("device")                 ? device_field(&d, idx, &v)
+             : IS("mode")                   ? mode_field(&d, idx, &v)
+             : IS("move")                   ? move_field(&d, idx, buf, sizeof buf)
+             : IS("reject") || IS("reason") ? str_field(&d, idx, IS("reject") ? "reject" : "reason",
+                                                        SB_REASON_MAX, buf, sizeof buf)
+                                            : 0;
     } else {
-        if (IS("keep") || IS("anonymize") || IS("delete")) {
-            if (lua_type(L, idx) != LUA_TBOOLEAN || !lua_toboolean(L, idx))
-                rc = bad(&d, "%.*s: expected true, got %s", (int)len, name,
-                         what(L, idx, w, sizeof w));
-        } else if (IS("review_in_days")) {
-            double x = lua_type(L, idx) == LUA_TNUMBER ? (double)lua_tonumber(L, idx) : NAN;
-            if (!(x > 0 && x <= 36600))
-                rc = bad(&d, "review_in_days: expected a number of days in (0, 36600], got %s",
-                         what(L, idx, w, sizeof w));
-        } else if (IS("reason")) {
-            rc = str_field(&d, idx, "reason", SB_REASON_MAX, buf, sizeof buf);
-        }
+        rc = IS("keep")             ? true_field(&d, idx, "keep")
+             : IS("anonymize")      ? true_field(&d, idx, "anonymize")
+             : IS("delete")         ? true_field(&d, idx, "delete")
+             : IS("review_in_days") ? review_days_field(&d, idx, &x)
+             : IS("reason")         ? str_field(&d, idx, "reason", SB_REASON_MAX, buf, sizeof buf)
+                                    : 0;
     }
 #undef IS
     if (rc) {
@@ -1929,9 +1965,7 @@ static int decide_retention(dctx *d, int idx, int erase)
     for (int i = 0; i < 3; i++) {
         int f = acts[i];
         if (!HAS(f)) continue;
-        if (lua_type(L, base + f) != LUA_TBOOLEAN || !lua_toboolean(L, base + f))
-            return bad(d, "%s: expected true, got %s", sbx_key_names[ret_keys[f]],
-                       what(L, base + f, w, sizeof w));
+        if (true_field(d, base + f, sbx_key_names[ret_keys[f]])) return -1;
         if (first >= 0)
             return bad(d, "'%s' and '%s' cannot go together", sbx_key_names[ret_keys[acts[first]]],
                        sbx_key_names[ret_keys[f]]);
@@ -1950,9 +1984,7 @@ static int decide_retention(dctx *d, int idx, int erase)
         double x = lua_type(L, vi) == LUA_TNUMBER ? (double)lua_tonumber(L, vi) : NAN;
         int64_t now = d->vc->now_ms, max = now + 36600 * 86400000LL;
         if (rf == R_REVIEW) {
-            if (!(x > 0 && x <= 36600))
-                return bad(d, "review_in_days: expected a number of days in (0, 36600], got %s",
-                           what(L, vi, w, sizeof w));
+            if (review_days_field(d, vi, &x)) return -1;
             o->review_ms = now + (int64_t)llround(x * 86400000.0);
         } else {
             if (!(x * 1000 > (double)now && x * 1000 <= (double)max))

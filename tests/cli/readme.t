@@ -24,6 +24,19 @@ for want in "ring ben for m0" "ring ana for m1" "ring cleo for m2" "m3 waits in 
     ok $? "it decides as the file says: $want" "$(shown)"
 done
 
+# The lines README quotes for its own policy given timeout = "20s": what
+# policy check prints for it (the README's text, its line breaks as spaces).
+sed 's/timeout = 20 }/timeout = "20s" }/' "$tmp/policies/mine.lua" >"$tmp/mine20s.lua"
+run "$sb" policy check "$tmp/mine20s.lua"
+said=${err#"$tmp/"}
+flat=$(tr '\n' ' ' <README.md | tr -s ' ')
+[ "$rc" -eq 1 ] && has "$said" "mine20s.lua:" && has "$flat" "mine.lua:${said#mine20s.lua:}"
+ok $? "policy check prints for it the line README quotes" "$(shown)"
+flat_run=$(printf '%s' "$flat" | grep -o "mine.lua:3: route returned invalid decision: ... (it returns at lines [0-9, ]*)")
+lines=$(awk '/return \{/ { printf "%s%d", n++ ? ", " : "", NR }' "$tmp/mine20s.lua")
+has "$flat_run" "(it returns at lines $lines)" && grep -n 'function P.route' "$tmp/mine20s.lua" | grep -q '^3:'
+ok $? "... and the run-time message's lines it quotes are the policy's" "$flat_run / $lines"
+
 run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "README's other example, first-calls.jsonl, exits 0" err "0 errors"
 
