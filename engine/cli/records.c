@@ -500,6 +500,7 @@ int cli_records(int argc, char **argv)
             fprintf(stderr, "switchboard: --format is json or csv\n");
             goto out;
         }
+        o.warn_only = 1; /* the records it prints are what it disclosed */
         if (!(e = open_dir(&o, res))) goto fail;
         rc = sb_records_export(e, o.account, o.args[0], csv ? SB_EXPORT_CSV : SB_EXPORT_JSON, res);
         if (!rc) {
@@ -727,12 +728,12 @@ int cli_records(int argc, char **argv)
             {
                 char t[32];
                 cli_iso_time((int64_t)json_integer_value(json_object_get(x, "t_ms")), t, sizeof t);
-                int ovr = json_is_true(json_object_get(x, "overridden"));
-                printf("%6lld %s %-8s %-13s %-12s %s%s%s%s\n",
+                /* An overridden decision's reason names the hold, then what
+                ** the policy decided and said: "legal hold h1: dispute 7
+                ** (policy: delete: older than 90 days)". */
+                printf("%6lld %s %-8s %-13s %-12s %s\n",
                        (long long)json_integer_value(json_object_get(x, "seq")), t,
-                       jstr(x, "source"), jstr(x, "action"), jstr(x, "call"),
-                       ovr ? "(policy said " : "", ovr ? jstr(x, "decision") : "", ovr ? ") " : "",
-                       jstr(x, "reason"));
+                       jstr(x, "source"), jstr(x, "action"), jstr(x, "call"), jstr(x, "reason"));
             }
             size_t got = json_array_size(json_object_get(d, "entries"));
             if (!got)

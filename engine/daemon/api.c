@@ -1738,9 +1738,19 @@ static void h_erasure(ctx *x)
              n ? "\"number\" must be a string" : "\"number\" is required");
     } else {
         int rc = sb_erase(x->d->eng, x->account, json_string_value(n), x->d->res);
-        reply_result(x, rc, 200, NULL, NULL);
         /* The log names the account and counts, never the number. */
-        if (rc == 0) sbd_log(SB_LOG_INFO, "erasure request", "account=%s", sbd_qacct(x->account));
+        if (rc == 0) {
+            json_t *o = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
+#define COUNT(k) (long long)json_integer_value(json_object_get(o, k))
+            sbd_log(SB_LOG_INFO, "erasure request",
+                    "account=%s deleted=%lld anonymized=%lld kept=%lld held=%lld failed=%lld "
+                    "live=%lld",
+                    sbd_qacct(x->account), COUNT("deleted"), COUNT("anonymized"), COUNT("kept"),
+                    COUNT("held"), COUNT("failed"), COUNT("live"));
+#undef COUNT
+            json_decref(o);
+        }
+        reply_result(x, rc, 200, NULL, NULL);
     }
     json_decref(doc);
 }

@@ -1068,7 +1068,9 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** Anonymized records no longer carry the number and are not found.
 ** Records come in the order of the number's index: those where it is the
 ** caller, then those where it is the called one, each by when they ended,
-** then id. An access request writes nothing (no audit log entry). */
+** then id. An access request writes nothing (no audit log entry); the
+** engine logs at info the account and how many records it disclosed, never
+** the number. */
 typedef enum sb_export_format { SB_EXPORT_JSON = 0, SB_EXPORT_CSV = 1 } sb_export_format;
 SB_API int sb_records_export(sb_engine *eng, const char *account, const char *number,
                              sb_export_format format, sb_result *res);

@@ -3379,10 +3379,16 @@ done:;
                  (unsigned long long)be64(last + 21), (int)(lastl - 29), (const char *)last + 29);
         json_object_set_new(doc, "next", json_string(nx));
     }
-    if (doc)
+    if (doc) {
         res_doc(res, doc);
-    else
+        /* Who disclosed what, for the operator: the account and the count,
+        ** never the number (the audit log is retention's: no entry). */
+        sb_log(e, SB_LOG_INFO, "access request: account %s: %zu record%s disclosed as %s%s%s",
+               acc.id, taken, taken == 1 ? "" : "s", format == SB_EXPORT_CSV ? "CSV" : "JSON",
+               akl ? ", a later page" : "", more ? ", more to follow" : "");
+    } else {
         rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+    }
 out:
     if (b.p) cr_wipe(b.p, b.len);
     buf_free(&b);

@@ -133,5 +133,12 @@ run "$sb" sweep --data-dir "$data" --quiet
 check 0 "the sweep does the same" out "3 reviewed (1 kept, 0 anonymized, 2 deleted; 1 overridden by legal holds, 0 failed)"
 [ "$(sum)" != "$before" ]
 ok $? "... and changed the data, as the dry runs did not" "$(shown)"
+# The audit log's line for the overridden record says the hold, then what
+# the policy decided and said, each once.
+run "$sb" records audit --data-dir "$data" --account acme
+line=$(printf '%s\n' "$out" | grep " review   keep ")
+[ "$rc" -eq 0 ] && has "$line" " c2           legal hold h1: dispute 7 (policy: delete: older than 90 days)" &&
+    [ "$(printf '%s' "$line" | grep -o delete | wc -l)" -eq 1 ]
+ok $? "records audit: the overridden record's line says the hold and the policy's decision once" "$(shown)"
 
 done_testing

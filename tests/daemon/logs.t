@@ -38,6 +38,10 @@ for i, name in enumerate(POLICIES):
     acme.post("/v1/calls/c%d/abandon" % i)
 r = acme.get("/v1/records?number=" + CALLER.replace("+", "%2B"))
 t.is_(r.status, 200, "the caller's records looked up by number")
+n = len((r.json or {}).get("records", []))
+t.ok(n and d.wait_log(r'src=engine msg="access request: account acme: %d records disclosed as '
+                      r'JSON"' % n, timeout=5),
+     "the access request is logged with the account and the count (%d), not the number" % n)
 # A call named after its caller, the name percent-encoded byte by byte in
 # the path: the router reads it as the number, and so does the log.
 ENCODED = "".join("%%%02X" % ord(ch) for ch in CALLER)
@@ -149,6 +153,10 @@ for want in ("account created", "api key created", "api key revoked", "policy st
     t.is_(sorted(set(re.findall(r'account="([^"]*)"', " ".join(
         l for l in daemon_lines if 'msg="%s"' % want in l)))), ["4930100099", "[number]"],
         "%s: the account written with '+' reads [number], the other is kept" % want)
+erased = [l for l in daemon_lines if 'msg="erasure request"' in l]
+t.ok(len(erased) == 2 and all(re.search(r" deleted=\d+ anonymized=\d+ kept=\d+ held=\d+ "
+                                        r"failed=\d+ live=\d+$", l) for l in erased),
+     "each erasure request's line has its counts", erased)
 t.is_([l for l in da.lines if PLUS[1:] in l], [],
       "no line holds the account id written as a number with '+'")
 eng = re.findall(r'src=engine msg="policy loaded account=(\S+) ', "\n".join(da.lines))
