@@ -121,11 +121,123 @@ static void note_refusal(sbx *sb)
 #endif
 }
 
+/* Long strings. Lua allocates a string in one block, never resized, and
+** names the kind of object when it allocates one (osize, with ptr NULL);
+** it frees a block giving its size. The set holds the blocks of the live
+** strings of SBX_STR_LONG bytes or more, so a free of a block that large
+** says whether a long string went. */
+static int floor_log2(size_t n)
+{
+    return 63 - __builtin_clzll((unsigned long long)n);
+}
+
+static size_t long_slot(const sbx *sb, const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (sb->longs_cap - 1);
+}
+
+static int long_put(sbx *sb, void *p)
+{
+    if (2 * (sb->longs_n + 1) > sb->longs_cap) {
+        size_t cap = sb->longs_cap ? 2 * sb->longs_cap : 64;
+        void **old = sb->longs, **nw = calloc(cap, sizeof *nw);
+        if (!nw) return -1;
+        size_t oldcap = sb->longs_cap;
+        sb->longs = nw;
+        sb->longs_cap = cap;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i]) {
+                size_t j = long_slot(sb, old[i]);
+                while (nw[j])
+                    j = (j + 1) & (cap - 1);
+                nw[j] = old[i];
+            }
+        free(old);
+    }
+    size_t j = long_slot(sb, p);
+    while (sb->longs[j])
+        j = (j + 1) & (sb->longs_cap - 1);
+    sb->longs[j] = p;
+    sb->longs_n++;
+    return 0;
+}
+
+/* Remove p from the set: 1 if it was there. */
+static int long_take(sbx *sb, const void *p)
+{
+    if (!sb->longs_n) return 0;
+    size_t mask = sb->longs_cap - 1, i = long_slot(sb, p);
+    while (sb->longs[i] != p) {
+        if (!sb->longs[i]) return 0;
+        i = (i + 1) & mask;
+    }
+    /* Backward shift: an entry after the hole moves into it when its home
+    ** slot is not between the hole and where it stands. */
+    for (size_t k = (i + 1) & mask; sb->longs[k]; k = (k + 1) & mask) {
+        size_t home = long_slot(sb, sb->longs[k]);
+        if (((k - home) & mask) >= ((k - i) & mask)) {
+            sb->longs[i] = sb->longs[k];
+            i = k;
+        }
+    }
+    sb->longs[i] = NULL;
+    sb->longs_n--;
+    return 1;
+}
+
+static void sbx_hook(lua_State *L, lua_Debug *ar);
+
+/* The count hook's interval for thread L while the longest live string
+** has long_top: `base` (SBX_HOOK_EVERY, SBX_CO_HOOK_EVERY) shortened in
+** proportion, so that interval times the longest string stays about what
+** it is for 4 KiB ones; 1 from 4 MiB in the main thread. */
+static int sbx_every(const sbx *sb, const lua_State *L)
+{
+    int base = L == sb->L ? SBX_HOOK_EVERY : SBX_CO_HOOK_EVERY;
+    if (!sb->long_top) return base;
+    int shift = sb->long_top - 11;
+    return shift >= 30 || (base >> shift) < 1 ? 1 : base >> shift;
+}
+
+/* L's hook to the interval the live strings call for, if shorter. */
+static void hook_tighten(sbx *sb, lua_State *L)
+{
+    if (!L || !sb->hooked || sb->trip) return;
+    int want = sbx_every(sb, L);
+    if (lua_gethookcount(L) > want) lua_sethook(L, sbx_hook, LUA_MASKCOUNT, want);
+}
+
+static void long_add(sbx *sb, void *p, size_t size)
+{
+    if (long_put(sb, p)) return; /* out of memory: the hook keeps its interval */
+    int b = floor_log2(size);
+    sb->long_count[b]++;
+    if (b > sb->long_top) {
+        sb->long_top = b;
+        /* A loop comparing it may start at the next instruction: the
+        ** running thread's hook comes sooner from now on. lua_sethook is
+        ** safe to call from anywhere, like a signal handler would. */
+        if (sb->active) hook_tighten(sb, sb->cur);
+    }
+}
+
+static void long_drop(sbx *sb, void *p, size_t size)
+{
+    if (!long_take(sb, p)) return;
+    int b = floor_log2(size);
+    if (--sb->long_count[b] == 0 && b == sb->long_top) {
+        while (sb->long_top > 0 && !sb->long_count[sb->long_top])
+            sb->long_top--;
+    }
+}
+
 static void *sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     sbx *sb = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
+        if (old >= SBX_STR_LONG) long_drop(sb, ptr, old); /* strings are never resized */
         free(ptr);
         sb->mem -= old;
         return NULL;
@@ -160,6 +272,7 @@ static void *sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     void *p = realloc(ptr, nsize);
     if (!p) return NULL;
+    if (!ptr && nsize >= SBX_STR_LONG && (osize & 0x0f) == LUA_TSTRING) long_add(sb, p, nsize);
     sb->mem = sb->mem - old + nsize;
     if (sb->mem > sb->peak) sb->peak = sb->mem;
     return p;
@@ -167,8 +280,6 @@ static void *sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* ------------------------------------------------------------------------ */
 /* Budgets */
-
-static void sbx_hook(lua_State *L, lua_Debug *ar);
 
 static void trip_async(sbx *sb, int kind)
 {
@@ -266,7 +377,7 @@ static void sbx_hook(lua_State *L, lua_Debug *ar)
             sb->trip = TRIP_INSTR;
         } else {
             sb->budget -= every;
-            int want = L == sb->L ? SBX_HOOK_EVERY : SBX_CO_HOOK_EVERY;
+            int want = sbx_every(sb, L);
             if (every != want) lua_sethook(L, sbx_hook, LUA_MASKCOUNT, want);
             if (sb->budget >= 0 && mono_ns() <= sb->deadline_ns) return;
             sb->trip = sb->budget < 0 ? TRIP_INSTR : TRIP_WALL;
@@ -349,8 +460,9 @@ void sbx_arm(sbx *sb, uint64_t instructions, uint32_t wall_ms)
     sb->cur = sb->L;
     sb->log_lines = sb->log_dropped = 0;
     sb->active = 1;
-    if (instructions || wall_ms)
-        lua_sethook(sb->L, sbx_hook, LUA_MASKCOUNT, SBX_HOOK_EVERY);
+    sb->hooked = instructions || wall_ms;
+    if (sb->hooked)
+        lua_sethook(sb->L, sbx_hook, LUA_MASKCOUNT, sbx_every(sb, sb->L));
     else
         lua_sethook(sb->L, NULL, 0, 0);
 }
@@ -735,6 +847,114 @@ static int frozen_env(lua_State *L, int idx)
     return is;
 }
 
+/* Metatables and their guards (sandbox.h, "Library"). A table becomes a
+** metatable only through setmetatable, which refuses one holding __gc or
+** __mode and gives it a guard as its own metatable: __newindex refusing
+** those two keys (and passing any other on as the metatable's own
+** __newindex would, or storing it), __metatable hiding the guard. One with
+** a metatable of its own gets a copy of that as its guard, taken then:
+** getmetatable still answers the original, whose later changes no longer
+** apply. rawset refuses the two keys in a metatable. */
+static int is_guard(lua_State *L, int idx)
+{
+    return in_set(L, sbx_of(L)->ref_guards, idx);
+}
+
+/* The reserved key at idx, or NULL. */
+static const char *reserved_key(lua_State *L, int idx)
+{
+    size_t n;
+    const char *k = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+    if (k && n == 6 && !memcmp(k, "__mode", 6)) return "__mode";
+    if (k && n == 4 && !memcmp(k, "__gc", 4)) return "__gc";
+    return NULL;
+}
+
+static int reserved_error(lua_State *L, const char *k)
+{
+    return luaL_error(L, strcmp(k, "__gc") == 0
+                             ? "__gc metamethods are not allowed in policies"
+                             : "__mode (weak tables) is not allowed in policies: a table of weak "
+                               "keys can make every garbage collection of the account's policies "
+                               "slow");
+}
+
+/* A guarded metatable's __newindex: t, k, v; upvalue 1 the metatable's
+** own __newindex at the time it was guarded, or nil. */
+static int guard_newindex(lua_State *L)
+{
+    const char *k = reserved_key(L, 2);
+    if (k) return reserved_error(L, k);
+    lua_settop(L, 3);
+    switch (lua_type(L, lua_upvalueindex(1))) {
+    case LUA_TNIL:
+        lua_rawset(L, 1);
+        return 0;
+    case LUA_TFUNCTION:
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, 3, 0);
+        return 0;
+    default: /* as Lua does with a __newindex that is not a function */
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 2);
+        lua_settable(L, 2);
+        return 0;
+    }
+}
+
+/* Push a guard standing for metatable m (a copy of it). */
+static void push_guard_copy(lua_State *L, int m)
+{
+    m = lua_absindex(L, m);
+    lua_newtable(L);
+    int c = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, m)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (reserved_key(L, -2) || !strcmp(k, "__newindex") || !strcmp(k, "__metatable")) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, c);
+    }
+    lua_pushliteral(L, "__newindex");
+    lua_rawget(L, m);
+    lua_pushcclosure(L, guard_newindex, 1);
+    lua_setfield(L, c, "__newindex");
+    lua_pushvalue(L, m);
+    lua_setfield(L, c, "__metatable");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sbx_of(L)->ref_guards);
+    lua_pushvalue(L, c);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+/* The table at x is to be a metatable: give it a guard. */
+static void guard_table(lua_State *L, int x)
+{
+    x = lua_absindex(L, x);
+    if (!lua_getmetatable(L, x)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, sbx_of(L)->ref_guard);
+        lua_setmetatable(L, x);
+        return;
+    }
+    int m = lua_gettop(L);
+    if (!is_guard(L, m)) {
+        lua_pushliteral(L, "__metatable");
+        if (lua_rawget(L, m) != LUA_TNIL)
+            luaL_error(L, "setmetatable: a table whose own metatable is protected cannot be a "
+                          "metatable in a policy");
+        lua_pop(L, 1);
+        push_guard_copy(L, m);
+        lua_setmetatable(L, x);
+    }
+    lua_settop(L, m - 1);
+}
+
 static int sb_rawset(lua_State *L)
 {
     sbx *sb = sbx_of(L);
@@ -743,6 +963,8 @@ static int sb_rawset(lua_State *L)
     luaL_checkany(L, 3);
     if (is_protected(L, 1) || frozen_env(L, 1))
         return luaL_error(L, "attempt to modify a read-only table");
+    const char *k = reserved_key(L, 2);
+    if (k && lua_getmetatable(L, 1) && is_guard(L, -1)) return reserved_error(L, k);
     lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_agents);
     if (lua_rawequal(L, 1, -1)) sb->agents_dirty = 1;
     lua_pop(L, 1);
@@ -756,16 +978,32 @@ static int sb_setmetatable(lua_State *L)
     int t = lua_type(L, 2);
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+    /* The first table is a metatable itself: it keeps a guard. */
+    int is_meta = lua_getmetatable(L, 1) && is_guard(L, -1);
+    lua_settop(L, 2);
+    if (!is_meta && luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
         return luaL_error(L, "cannot change a protected metatable");
     if (t == LUA_TTABLE) {
-        lua_pushliteral(L, "__gc");
-        if (lua_rawget(L, 2) != LUA_TNIL)
-            return luaL_error(L, "__gc metamethods are not allowed in policies");
-        lua_pop(L, 1);
+        static const char *const reserved[] = {"__gc", "__mode"};
+        for (int i = 0; i < 2; i++) {
+            lua_pushstring(L, reserved[i]);
+            if (lua_rawget(L, 2) != LUA_TNIL) return reserved_error(L, reserved[i]);
+            lua_pop(L, 1);
+        }
+        if (lua_rawequal(L, 1, 2))
+            return luaL_error(L, "setmetatable: a table cannot be its own metatable in a policy");
+        guard_table(L, 2);
     }
-    lua_settop(L, 2);
+    if (is_meta) {
+        if (t == LUA_TTABLE)
+            push_guard_copy(L, 2);
+        else
+            lua_rawgeti(L, LUA_REGISTRYINDEX, sbx_of(L)->ref_guard);
+    } else {
+        lua_pushvalue(L, 2);
+    }
     lua_setmetatable(L, 1);
+    lua_settop(L, 1);
     return 1;
 }
 
@@ -914,8 +1152,10 @@ static int resume_thread(lua_State *L, lua_State *co, int narg)
     lua_xmove(L, co, narg);
     lua_State *prev = sb->cur;
     sb->cur = co;
+    hook_tighten(sb, co); /* long strings made since it last ran */
     int st = lua_resume(co, L, narg, &nres);
     sb->cur = prev;
+    hook_tighten(sb, L); /* and those it made */
     if (st == LUA_OK || st == LUA_YIELD) {
         if (sb->trip) raise_trip(L, NULL);
         if (!lua_checkstack(L, nres + 1)) {
@@ -1867,7 +2107,29 @@ static int sb_charged(lua_State *L)
             uint64_t lg = 1;
             while (n > 0 && ((uint64_t)1 << lg) < (uint64_t)n)
                 lg++;
-            cost += (uint64_t)(n > 0 ? n : 0) * lg;
+            uint64_t cmps = (uint64_t)(n > 0 ? n : 0) * lg;
+            cost += cmps;
+            /* Without a comparator, two strings compare in one C call, up
+            ** to where they differ (about 10 ns a byte when full of zero
+            ** bytes): each comparison is charged a unit per 8 bytes of the
+            ** longest string sorted, or of the longest alive when entries
+            ** may come from __index. */
+            if (lua_isnoneornil(L, 2) && cmps && cmps <= (uint64_t)INT64_MAX / 2) {
+                sbx *sb = sbx_of(L);
+                size_t longest = 0;
+                if (lua_getmetatable(L, 1)) {
+                    lua_pop(L, 1);
+                    if (sb->long_top) longest = (size_t)2 << sb->long_top;
+                }
+                if ((int64_t)cmps <= sb->budget)
+                    for (lua_Integer i = 1; i <= n; i++) {
+                        if (lua_rawgeti(L, 1, i) == LUA_TSTRING && lua_rawlen(L, -1) > longest)
+                            longest = lua_rawlen(L, -1);
+                        lua_pop(L, 1);
+                    }
+                uint64_t per = longest >> 3;
+                cost += per && cmps > UINT64_MAX / 4 / per ? UINT64_MAX / 4 : cmps * per;
+            }
         } else {
             cost += n > 0 ? (uint64_t)n : 0;
         }
@@ -2152,6 +2414,20 @@ static int setup(lua_State *L)
     sb->ref_protected = new_ref_table(L, NULL);
     sb->ref_threads = new_ref_table(L, "k");
     sb->ref_tainted = new_ref_table(L, "k");
+    sb->ref_guards = new_ref_table(L, "k");
+    /* The guard of a metatable that had none (guard_table). */
+    lua_createtable(L, 0, 2);
+    lua_pushnil(L);
+    lua_pushcclosure(L, guard_newindex, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_guards);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    sb->ref_guard = luaL_ref(L, LUA_REGISTRYINDEX);
 
     lua_newtable(L); /* the shared globals every policy's _ENV reads through */
     int g = lua_gettop(L);
@@ -2304,7 +2580,7 @@ sbx *sbx_new(size_t limit, pol_log_fn log, void *log_arg)
     sb->log = log;
     sb->log_arg = log_arg;
     sb->ref_genv = sb->ref_envmt = sb->ref_protected = sb->ref_threads = LUA_NOREF;
-    sb->ref_agents = sb->ref_keys = sb->ref_tainted = LUA_NOREF;
+    sb->ref_agents = sb->ref_keys = sb->ref_tainted = sb->ref_guard = sb->ref_guards = LUA_NOREF;
     rng_seed(sb->rng, 0);
     sb->L = lua_newstate(sbx_alloc, sb);
     if (!sb->L) {
@@ -2335,6 +2611,7 @@ void sbx_free(sbx *sb)
     }
     views_release(sb);
     free(sb->idptr);
+    free(sb->longs);
     free(sb);
 }
 

@@ -33,13 +33,26 @@
 **    both instructions and wall clock installs no hook at all.
 **  - Library: an allow-list in the spirit of linit.c; shared tables are
 **    read-only proxies; each policy file gets its own _ENV; no __gc
-**    (setmetatable refuses it), so collecting never runs script code.
-**  - Not bounded per instruction: comparing two long strings that share a
-**    long prefix (== and < are VM operations on memory-capped operands),
-**    and next(t) from the start of a table whose entries were mostly set
-**    to nil (it walks the emptied slots, up to the memory cap's worth;
-**    pairs' iterator is the same next); the wall clock, checked at each
-**    hook, catches a loop of those.
+**    (setmetatable refuses it), so collecting never runs script code; no
+**    __mode, so no weak tables: the collector settles a table of weak keys
+**    (ephemerons) in passes, one entry a pass at worst, and 32,768 of them
+**    chained in the worst order took one collection 6 s, outside any
+**    budget. Lua reads __mode at each collection, so a table refused
+**    nothing when it became a metatable could gain one later: every table
+**    set as a metatable gets a guard as its own metatable, whose
+**    __newindex refuses __mode and __gc (sandbox.c, guard_table).
+**  - Long strings: comparing two strings (== and <, VM operations) reads
+**    them up to where they differ, and < costs about 10 ns a byte on one
+**    full of zero bytes (strcoll a piece between zeros): a loop of 4 MB
+**    ones ran 18 s before a hook every SBX_HOOK_EVERY instructions saw
+**    its 50 ms wall clock. So while a string of SBX_STR_LONG bytes or
+**    more is alive, the hook runs more often, in proportion to the
+**    longest (sbx_every: every instruction from 4 MB), and table.sort
+**    without a comparator is charged for the longest string it sorts.
+**  - Not bounded per instruction: next(t) from the start of a table whose
+**    entries were mostly set to nil (it walks the emptied slots, up to the
+**    memory cap's worth; pairs' iterator is the same next); the wall clock,
+**    checked at each hook, catches a loop of those.
 */
 #ifndef SB_SANDBOX_H
 #define SB_SANDBOX_H
@@ -52,6 +65,7 @@
 #define SBX_HOOK_EVERY 1000    /* VM instructions between budget checks */
 #define SBX_CO_HOOK_EVERY 64   /* the same in a coroutine, charged again at each resume */
 #define SBX_ALLOC_SHIFT 5      /* one instruction charged per 32 bytes allocated */
+#define SBX_STR_LONG 8192      /* strings from this size shorten the hook's interval */
 #define SBX_SRC_MAX (1u << 20) /* largest policy source accepted */
 #define SBX_LOG_LINES 32       /* ctx.log/print lines per hook call */
 #define SBX_LOG_LEN 480        /* longest log message kept */
@@ -197,6 +211,13 @@ typedef struct sbx {
     int rearmed; /* every known thread re-armed after the trip */
     char trip_msg[256];
     lua_State *cur; /* thread running now (main or a coroutine) */
+    int hooked;     /* the run has a budget: the count hook is set */
+    /* live strings of SBX_STR_LONG bytes or more (sandbox.c, long_add):
+    ** their blocks in an open-addressed set, counted by floor(log2(size)) */
+    void **longs;
+    size_t longs_cap, longs_n;
+    uint32_t long_count[64];
+    int long_top; /* the largest one's floor(log2(size)); 0: none */
     /* logging */
     pol_log_fn log;
     void *log_arg;
@@ -218,6 +239,7 @@ typedef struct sbx {
     int rng_fresh;      /* rng not yet seeded from rng_seedv */
     /* registry references */
     int ref_genv, ref_envmt, ref_protected, ref_threads, ref_tainted, ref_agents, ref_keys;
+    int ref_guard, ref_guards; /* setmetatable's guards (sandbox.c, guard_table) */
     /* key interning: the key string's identity (lua_topointer: every
     ** short string is interned, so a script's "idle_for" is the same
     ** object) -> enum sbx_key */

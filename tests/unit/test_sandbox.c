@@ -128,6 +128,38 @@ static const struct hostile hostile[] = {
      R("local a = string.rep('x', 2000000) local b = a:sub(1, -2) .. 'y'\n"
        "while true do local same = a == b end"),
      "exceeded"},
+    /* table.sort compares strings in one C call, each comparison up to the
+    ** strings' length: charged for the longest (64 of 1 MB of zero bytes,
+    ** about 10 ms a comparison, sorted in 4 s uncharged before). */
+    {"sort-long-strings",
+     R("local a = ('\\0'):rep(1000000) local t = {}\n"
+       "for i = 1, 64 do t[i] = a end table.sort(t) return { wait = 1 }"),
+     "instruction budget exceeded"},
+    /* weak tables: a chain of weak keys makes each collection quadratic */
+    {"weak-keys", R("setmetatable({}, {__mode = 'k'})"), "__mode (weak tables) is not allowed"},
+    {"weak-values", R("setmetatable({}, {__mode = 'v'})"), "__mode (weak tables) is not allowed"},
+    {"weak-later", R("local mt = {} local t = setmetatable({}, mt) mt.__mode = 'k'"),
+     "__mode (weak tables) is not allowed"},
+    {"weak-later-rawset", R("local mt = {} setmetatable({}, mt) rawset(mt, '__mode', 'k')"),
+     "__mode (weak tables) is not allowed"},
+    {"weak-later-own-newindex",
+     R("local mt = setmetatable({}, {__newindex = function(t, k, v) rawset(t, k, v) end})\n"
+       "setmetatable({}, mt) mt.__mode = 'k'"),
+     "__mode (weak tables) is not allowed"},
+    {"weak-guard-removed",
+     R("local mt = {} setmetatable({}, mt) setmetatable(mt, nil)\n"
+       "mt.__mode = 'k'"),
+     "__mode (weak tables) is not allowed"},
+    {"weak-guard-replaced",
+     R("local mt = {} setmetatable({}, mt) setmetatable(mt, {})\n"
+       "mt.__mode = 'k'"),
+     "__mode (weak tables) is not allowed"},
+    {"gc-later", R("local mt = {} setmetatable({}, mt) mt.__gc = function() end"),
+     "__gc metamethods are not allowed"},
+    {"own-metatable", R("local t = {} setmetatable(t, t)"),
+     "a table cannot be its own metatable in a policy"},
+    {"env-as-metatable", R("setmetatable({}, _ENV)"),
+     "a table whose own metatable is protected cannot be a metatable"},
     /* patterns */
     {"pattern-backtrack", R("string.find(string.rep('a', 5000), '.-.-.-.-.-.-.-b')"),
      "instruction budget exceeded"},
@@ -329,6 +361,35 @@ int main(void)
     d = route(h, 2, "good");
     ok(!d->failed && d->kind == DEC_RING, "the other account was never affected");
 
+    /* Metatables as Lua code uses them, with their guards: classes,
+    ** inheritance through a metatable's own metatable, defaults, a
+    ** __newindex of the policy's, methods and metamethods added later. */
+    add_src(1, "classes",
+            R("local Base = {} Base.__index = Base\n"
+              "function Base.new(x) return setmetatable({x = x}, Base) end\n"
+              "function Base:get() return self.x end\n"
+              "local Derived = setmetatable({}, {__index = Base}) Derived.__index = Derived\n"
+              "function Derived.new(x) return setmetatable(Base.new(x), Derived) end\n"
+              "function Derived:twice() return 2 * self:get() end\n"
+              "local o = Derived.new(21)\n"
+              "assert(o:twice() == 42 and o:get() == 21)\n"
+              "assert(getmetatable(o) == Derived and getmetatable(Derived).__index == Base)\n"
+              "assert(getmetatable(Base) == false)\n"
+              "function Derived.late() return 'late' end assert(o.late() == 'late')\n"
+              "Base.__tostring = function(b) return 'base ' .. b.x end\n"
+              "assert(tostring(Base.new(7)) == 'base 7')\n"
+              "local defaults = setmetatable({}, {__index = function() return 0 end})\n"
+              "defaults.x = defaults.x + 1 assert(defaults.x == 1)\n"
+              "local doubled = setmetatable({}, {__newindex = function(t, k, v)\n"
+              "  rawset(t, k, v * 2) end})\n"
+              "doubled.a = 2 assert(doubled.a == 4)\n"
+              "local mt = {} setmetatable({}, mt) setmetatable(mt, nil) mt.y = 1\n"
+              "rawset(mt, 'z', 2) assert(mt.y == 1 and mt.z == 2)\n"
+              "return { wait = 1 }"));
+    d = route(h, 1, "classes");
+    ok(!d->failed && d->kind == DEC_WAIT && d->wait == 1,
+       "classes, inheritance, defaults and __newindex work with metatables guarded (%s)", d->error);
+
     /* Bounded, not failing. */
     add_src(1, "rep-empty",
             R("local s = string.rep('', 1e15) .. string.rep('', 1e15, '')\n"
@@ -354,6 +415,20 @@ int main(void)
     /* Promptly, not to the millisecond: its instruction budget would take
     ** minutes, and a loaded machine may keep the process off the CPU. */
     ok(took < 5000, "wall clock enforced promptly (%llu ms)", (unsigned long long)took);
+    /* A comparison of two long strings is one VM instruction, 10 ns a byte
+    ** when they are zero bytes: the hook comes at every instruction while
+    ** such a string lives (1,000 instructions between two before: 15 s). */
+    pol_host_free(hw);
+    wl.memory = 32u << 20;
+    hw = pol_host_new(&wl, get_src, NULL, logline, NULL);
+    add_src(3, "compare-zeros",
+            R("local a = ('\\0'):rep(6000000) while not (a < a) do end return {}"));
+    t0 = mono_ns();
+    route_bare(hw, 3, "compare-zeros");
+    took = (mono_ns() - t0) / 1000000;
+    ok(dec.failed && strstr(dec.error, "wall-clock limit exceeded (20 ms)") && took < 5000,
+       "a loop comparing 6 MB strings stops at its wall clock promptly (%llu ms): %s",
+       (unsigned long long)took, dec.error);
     pol_host_free(hw);
 
     /* Cross-file and cross-account isolation. */
