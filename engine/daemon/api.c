@@ -307,6 +307,25 @@ const char *sbd_json_error(const json_error_t *e)
     return e->text;
 }
 
+/* A NUL byte in the body (valid UTF-8): -1 after a 400 saying where, by
+** line and column as jansson counts them (a column in characters), rather
+** than what jansson makes of the end of the text it takes it for. */
+static int nul_in_body(ctx *x)
+{
+    const char *b = x->req->body, *nul = memchr(b, 0, x->req->body_len);
+    if (!nul) return 0;
+    int line = 1, column = 1;
+    for (const char *p = b; p < nul; p++)
+        if (*p == '\n') {
+            line++;
+            column = 1;
+        } else if (((unsigned char)*p & 0xC0) != 0x80) {
+            column++;
+        }
+    fail(x, 400, "SB_EINVAL", NULL, "the body holds a NUL byte (line %d, column %d)", line, column);
+    return -1;
+}
+
 /* The body as a JSON object; NULL after replying 400. An empty body is {}
 ** unless `required`. */
 static json_t *body_object(ctx *x, int required)
@@ -319,6 +338,7 @@ static json_t *body_object(ctx *x, int required)
         return json_object();
     }
     if (check_utf8(x)) return NULL;
+    if (nul_in_body(x)) return NULL;
     json_error_t err;
     /* Any JSON value is read, so that a number, a string or an array is
     ** refused as not an object rather than as malformed. */
@@ -1647,13 +1667,19 @@ static int check_query(ctx *x)
                  name);
             return -1;
         }
-        for (size_t i = nl + 1; i < len; i++)
-            if (p[i] == '%' && (i + 2 >= len || hexval(p[i + 1]) < 0 || hexval(p[i + 2]) < 0 ||
-                                (p[i + 1] == '0' && p[i + 2] == '0'))) {
+        for (size_t i = nl + 1; i < len; i++) {
+            if (p[i] != '%') continue;
+            if (i + 2 >= len || hexval(p[i + 1]) < 0 || hexval(p[i + 2]) < 0) {
                 fail(x, 400, "SB_EINVAL", name,
                      "malformed percent-escape in query parameter \"%s\"", name);
                 return -1;
             }
+            if (p[i + 1] == '0' && p[i + 2] == '0') {
+                fail(x, 400, "SB_EINVAL", name,
+                     "query parameter \"%s\" may not hold a NUL byte (%%00)", name);
+                return -1;
+            }
+        }
         p += len;
         if (*p) p++;
     }
@@ -2129,7 +2155,8 @@ static int hexval(char c)
 }
 
 /* Split path into percent-decoded segments in buf. Returns the count, or -1
-** for a bad escape (or an encoded NUL), -2 for too many segments. */
+** for a malformed escape, -2 for too many segments, -3 for a %00 (well
+** formed, but a NUL no name can hold). */
 static int split_path(const char *path, char *buf, char **segs)
 {
     int n = 0;
@@ -2141,7 +2168,8 @@ static int split_path(const char *path, char *buf, char **segs)
         while (*s && *s != '/') {
             if (*s == '%') {
                 int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
-                if (lo < 0 || (hi == 0 && lo == 0)) return -1;
+                if (lo < 0) return -1;
+                if (hi == 0 && lo == 0) return -3;
                 *o++ = (char)(hi * 16 + lo);
                 s += 3;
             } else {
@@ -2187,13 +2215,15 @@ static int match(const char *pattern, char **segs, int n, ctx *x)
 }
 
 /* The route a path names: its index in routes[], -1 for none, -2 for a
-** path with malformed percent-encoding. buf holds the decoded segments
-** (strlen(path) + 1 bytes), which x's parameters point into. */
+** path with malformed percent-encoding, -3 for one with a %00. buf holds
+** the decoded segments (strlen(path) + 1 bytes), which x's parameters
+** point into. */
 static int find_route(const char *path, char *buf, ctx *x)
 {
     char *segs[MAX_SEGS];
     int n = split_path(path, buf, segs);
     if (n == -1) return -2;
+    if (n == -3) return -3;
     for (int i = 0; n > 0 && i < NROUTES; i++)
         if (match(routes[i].pattern, segs, n, x)) return i;
     return -1;
@@ -2387,8 +2417,10 @@ static int front(ctx *x, char *buf)
     const sbd_req *req = x->req;
     sbd_reply *rep = x->rep;
     int ri = find_route(req->path, buf, x);
-    if (ri == -2) {
-        fail(x, 400, "HTTP_BAD_REQUEST", NULL, "malformed percent-encoding in the path");
+    if (ri == -2 || ri == -3) {
+        fail(x, 400, "HTTP_BAD_REQUEST", NULL, "%s",
+             ri == -2 ? "malformed percent-encoding in the path"
+                      : "the path may not hold a NUL byte (%00)");
         return -1;
     }
     const struct route *rt = ri >= 0 ? &routes[ri] : NULL;

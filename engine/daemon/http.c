@@ -438,6 +438,53 @@ static int has_token(const char *v, const char *tok)
     return 0;
 }
 
+/* Take a Transfer-Encoding field's value v: a list of transfer codings in
+** the order they were applied (RFC 9112 6.1), empty elements ignored (RFC
+** 9110 5.6.1). Chunked alone is taken, and only once: "chunked, chunked"
+** and two fields each saying chunked are one list (RFC 9110 5.3), applying
+** it twice. 0, or an HTTP status for the error (with *why). */
+static int take_codings(const char *v, struct head *hd, const char **why)
+{
+    int any = 0;
+    for (;;) {
+        size_t n = strcspn(v, ",");
+        const char *s = v, *e = v + n;
+        while (s < e && (*s == ' ' || *s == '\t'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > s) {
+            if (e - s != 7 || strncasecmp(s, "chunked", 7) != 0) {
+                *why = "only the chunked transfer coding is supported";
+                return 501;
+            }
+            if (hd->chunked) {
+                *why = "the chunked transfer coding is applied more than once (RFC 9112 6.1)";
+                return 400;
+            }
+            hd->chunked = 1;
+            any = 1;
+        }
+        if (!v[n]) break;
+        v += n + 1;
+    }
+    if (!any) {
+        /* No coding at all: not chunked, and no other either. */
+        *why = "only the chunked transfer coding is supported";
+        return 501;
+    }
+    return 0;
+}
+
+/* Is v a well-formed HTTP-version, HTTP/DIGIT.DIGIT (RFC 9112 2.3), or a
+** major version alone as HTTP/2 and HTTP/3 are named? */
+static int is_http_version(const char *v)
+{
+    if (strncmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9') return 0;
+    if (!v[6]) return 1;
+    return v[6] == '.' && v[7] >= '0' && v[7] <= '9' && !v[8];
+}
+
 /* An absolute-form request target, "http://authority/path?query" (RFC 9112
 ** 3.2.2, what a client sends to a proxy), which a server must take too: *t
 ** moves to its path and query, the authority's last byte made the '/' of a
@@ -490,7 +537,7 @@ static int parse_head(char *h, struct head *hd, const char **why)
         hd->minor = 1;
     else if (!strcmp(ver, "HTTP/1.0"))
         hd->minor = 0;
-    else if (!strncmp(ver, "HTTP/", 5)) {
+    else if (is_http_version(ver)) {
         *why = "only HTTP/1.0 and HTTP/1.1 are supported";
         return 505;
     } else {
@@ -544,11 +591,8 @@ static int parse_head(char *h, struct head *hd, const char **why)
             hd->has_cl = 1;
             hd->cl = cl;
         } else if (!strcasecmp(line, "transfer-encoding")) {
-            if (strcasecmp(v, "chunked") != 0) {
-                *why = "only the chunked transfer coding is supported";
-                return 501;
-            }
-            hd->chunked = 1;
+            int st = take_codings(v, hd, why);
+            if (st) return st;
         } else if (!strcasecmp(line, "connection")) {
             if (has_token(v, "close")) hd->close = 1;
             if (has_token(v, "keep-alive")) hd->keepalive = 1;
@@ -979,6 +1023,17 @@ static int is_head(const struct head *hd)
     return hd->method && !strcmp(hd->method, "HEAD");
 }
 
+/* Is the request at the front of in a HEAD, whether or not its head is
+** whole or parses? (One after empty lines is told once its head parses.) The method comes first: an
+*answer
+** refusing it before (or without) its head being read is the head alone
+** all the same. */
+static int starts_head(struct evbuffer *in)
+{
+    unsigned char *p = evbuffer_pullup(in, 5);
+    return p && !memcmp(p, "HEAD ", 5);
+}
+
 /* An Expect: 100-continue request whose body is still to come, refused on
 ** its head alone (no route, a method its route does not take, credentials
 ** refused, a query parameter it does not take): answered now, as RFC 9110
@@ -1115,30 +1170,31 @@ static int take_request(sbd_conn *c)
     size_t avail = evbuffer_get_length(in);
     if (!avail) return 0;
     uint64_t t0 = sbd_now_ns();
+    int head = starts_head(in);
 
     /* The head, or as much of it as has come. */
     struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
     size_t hlen = end.pos < 0 ? avail : (size_t)end.pos + 4;
     if (hlen > cfg->max_header) {
-        queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", NULL, 0,
-                    t0);
+        queue_error(c, 431, "HTTP_HEADERS_TOO_LARGE", "request header exceeds max_header", NULL,
+                    head, t0);
         return 1;
     }
     const char *bad = not_http(evbuffer_pullup(in, (ev_ssize_t)hlen), hlen);
     if (bad) {
-        queue_error(c, 400, "HTTP_BAD_REQUEST", bad, NULL, 0, t0);
+        queue_error(c, 400, "HTTP_BAD_REQUEST", bad, NULL, head, t0);
         return 1;
     }
     if (end.pos < 0) return 0;
     char *hbuf = malloc(hlen + 1);
     if (!hbuf) {
-        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", NULL, 0, t0);
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", NULL, head, t0);
         return 1;
     }
     evbuffer_copyout(in, hbuf, hlen);
     hbuf[hlen] = 0;
     if (memchr(hbuf, 0, hlen)) {
-        queue_error(c, 400, "HTTP_BAD_REQUEST", "NUL byte in the request header", NULL, 0, t0);
+        queue_error(c, 400, "HTTP_BAD_REQUEST", "NUL byte in the request header", NULL, head, t0);
         free(hbuf);
         return 1;
     }
@@ -1146,7 +1202,7 @@ static int take_request(sbd_conn *c)
     const char *why = NULL;
     int st = parse_head(hbuf, &hd, &why);
     if (st) {
-        queue_error(c, st, http_code(st), why, &hd, is_head(&hd), t0);
+        queue_error(c, st, http_code(st), why, &hd, head || is_head(&hd), t0);
         free(hbuf);
         return 1;
     }
@@ -1156,7 +1212,7 @@ static int take_request(sbd_conn *c)
         struct chunked *k = &c->ck;
         if (!k->body && !(k->body = evbuffer_new())) {
             queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd,
-                        is_head(&hd), t0);
+                        head || is_head(&hd), t0);
             free(hbuf);
             return 1;
         }
@@ -1170,7 +1226,7 @@ static int take_request(sbd_conn *c)
     }
     if (hd.has_cl && hd.cl > cfg->max_body) {
         queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body exceeds max_body", &hd,
-                    is_head(&hd), t0);
+                    head || is_head(&hd), t0);
         free(hbuf);
         return 1;
     }
@@ -1186,8 +1242,8 @@ static int take_request(sbd_conn *c)
     }
     char *body = malloc(body_len + 1);
     if (!body) {
-        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd, is_head(&hd),
-                    t0);
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd,
+                    head || is_head(&hd), t0);
         free(hbuf);
         return 1;
     }
@@ -1275,10 +1331,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     char msg[128];
     snprintf(msg, sizeof msg, "the request was not complete within request_timeout (%u s)",
              c->d->cfg->request_timeout);
-    /* Was it a HEAD? The method comes first (a chunked request's head is in
-    ** c->ck, off the input). */
-    unsigned char *p = evbuffer_pullup(in, 5);
-    int head = c->ck.hbuf ? is_head(&c->ck.hd) : p && !memcmp(p, "HEAD ", 5);
+    /* Was it a HEAD? (A chunked request's head is in c->ck, off the input.) */
+    int head = c->ck.hbuf ? is_head(&c->ck.hd) : starts_head(in);
     /* Sent behind the responses held on c, when the loop flushes the batch. */
     queue_error(c, 408, "HTTP_REQUEST_TIMEOUT", msg, c->ck.hbuf ? &c->ck.hd : NULL, head,
                 sbd_now_ns());

@@ -4,7 +4,10 @@
 # HEAD is answered wherever GET is, as GET would be; chunked request bodies
 # are decoded as they arrive, in any number of chunks and writes, within
 # max_body (decoded) and a cap on their size on the wire; Host is required
-# on HTTP/1.1 (RFC 9112 3.2) and may be given only once.
+# on HTTP/1.1 (RFC 9112 3.2) and may be given only once. Refusals say what
+# they refuse: 505 only for a well-formed HTTP-version, chunked applied twice
+# (one field or two) 400, a raw NUL in a body or %00 in a path or query named
+# as such.
 import sys, os, re, socket, time, json, signal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision, agent_doc, read_responses, rest_of
@@ -137,6 +140,25 @@ head, _, body = r.partition(b"\r\n\r\n")
 t.ok(head.startswith(b"HTTP/1.0 200 ") and b"Connection: close" in head and body == b"",
      "HEAD over HTTP/1.0: 200, its head alone, closed", r)
 
+# Refused before its head is parsed (too big, a NUL, bare LFs, a request line
+# that does not split in three): a HEAD still, its answer the head alone, its
+# Content-Length that of the body the same request as a GET is answered with.
+for data, status, what in (
+        (b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431,
+         "a header over max_header"),
+        (b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", 400, "a NUL in a header"),
+        (b"HEAD /healthz HTTP/1.1\nHost: x\n\n", 400, "lines ending in a bare LF"),
+        (b"HEAD /x HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400, "a request line in four parts")):
+    r = d.raw(data)
+    head, _, body = r.partition(b"\r\n\r\n")
+    m = re.search(rb"\r\nContent-Length: (\d+)\r\n", head + b"\r\n")
+    g = d.raw(b"GET " + data[5:]).partition(b"\r\n\r\n")
+    t.ok(head.startswith(b"HTTP/1.1 %d " % status) and b"Connection: close" in head and
+         body == b"" and m and int(m.group(1)) == len(g[2]) > 0 and
+         g[0].startswith(b"HTTP/1.1 %d " % status),
+         "HEAD with %s: %d, its head alone (Content-Length %s, the GET's body's), closed"
+         % (what, status, m and m.group(1).decode()), (r, g))
+
 # -- Host ------------------------------------------------------------------------------------
 r = d.raw(b"GET /healthz HTTP/1.1\r\n\r\n")
 head, _, body = r.partition(b"\r\n\r\n")
@@ -166,6 +188,25 @@ t.ok([x[0] for x in resps] == [200, 400, None] and left == b"",
      "pipelined, a request without Host after a good one: 200, then 400 and the close",
      (resps, left))
 s.close()
+
+# -- the HTTP-version: 505 for a well-formed one other than 1.0 and 1.1, 400 for anything else ---
+for line, status, what in (
+        (b"GET /healthz HTTP/1.1\rX", 400, "a bare CR and more after HTTP/1.1"),
+        (b"GET /healthz HTTP/1.1\r", 400, "a bare CR before the CRLF"),
+        (b"GET /healthz HTTP/1.1x", 400, "HTTP/1.1x"),
+        (b"GET /healthz HTTP/1.", 400, "HTTP/1."),
+        (b"GET /healthz HTTP/", 400, "HTTP/"),
+        (b"GET /healthz HTTP/11.1", 400, "HTTP/11.1"),
+        (b"GET /healthz HTTP/1.2", 505, "HTTP/1.2"),
+        (b"GET /healthz HTTP/2.0", 505, "HTTP/2.0"),
+        (b"GET /healthz HTTP/3", 505, "HTTP/3 (as the version is named)")):
+    r = d.raw(line + b"\r\nHost: x\r\n\r\n")
+    head, _, body = r.partition(b"\r\n\r\n")
+    msg = error(body).get("message")
+    want = ("malformed request line" if status == 400 else
+            "only HTTP/1.0 and HTTP/1.1 are supported")
+    t.ok(head.startswith(b"HTTP/1.1 %d " % status) and msg == want,
+         "%s: %d, %s" % (what, status, want), r)
 
 # -- absolute-form targets (RFC 9112 3.2.2: a server must take them) ----------------------------
 # The path and query are served; the authority is not checked (as Host's
@@ -260,6 +301,31 @@ def trickle(sock, data, step, pause_every=8):
         return False
     return True
 
+
+# -- Transfer-Encoding: chunked applied once (RFC 9112 6.1), on one line or over two ---------------
+for tes, what in (("Transfer-Encoding: chunked, chunked", "chunked, chunked"),
+                  ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+                   "two Transfer-Encoding: chunked lines"),
+                  ("Transfer-Encoding: chunked,chunked", "chunked,chunked"),
+                  ("Transfer-Encoding: CHUNKED , Chunked", "CHUNKED , Chunked")):
+    r = d.raw(("PUT /v1/agents/twice HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n%s\r\n\r\n"
+               % (acme.auth, tes)).encode() + chunked(json.dumps(agent_doc("twice")).encode(), 64))
+    head, _, body = r.partition(b"\r\n\r\n")
+    e = error(body)
+    t.ok(head.startswith(b"HTTP/1.1 400 ") and e.get("code") == "HTTP_BAD_REQUEST" and
+         "chunked" in e.get("message", "") and "more than once" in e.get("message", ""),
+         "%s: 400, chunked applied more than once" % what, r)
+t.is_(acme.get("/v1/agents/twice").status, 404, "... and nothing was stored")
+for tes in ("gzip", "chunked, gzip", "gzip, chunked", "chunked;x=1"):
+    r = d.raw(("POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: %s\r\n\r\n0\r\n\r\n"
+               % tes).encode())
+    head, _, body = r.partition(b"\r\n\r\n")
+    t.ok(head.startswith(b"HTTP/1.1 501 ") and error(body).get("message") ==
+         "only the chunked transfer coding is supported",
+         "Transfer-Encoding: %s: 501, as before" % tes, r)
+r = d.raw(b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n")
+t.ok(r.startswith(b"HTTP/1.1 405 "),
+     "Transfer-Encoding: chunked, (an empty list element, RFC 9110 5.6.1): taken", r[:200])
 
 note = "".join(chr(0x41 + i % 26) for i in range(3000)) + " caf\u00e9 \u2603"
 doc = dict(agent_doc("tiny"), preferences={"note": note})
@@ -378,6 +444,63 @@ trickle(s, b"1\r\na\r\n" * 200000 + b"0\r\n\r\n", 240, 1)
 resps, left = read_responses(s, [False], timeout=60)
 s.close()
 t.is_(resps[0][0], 405, "200,000 one-byte chunks in 5,000 writes: answered")
+
+# -- NUL bytes said as such --------------------------------------------------------------------
+# A raw NUL in a JSON body: where it is, not what jansson makes of the end it
+# ends the text at. The same whichever route and whichever way the body
+# came (a flat event body, a document, chunked).
+for method, path, body, at, what in (
+        ("POST", "/v1/agents/alice/status", b'{"status":"paused"}\x00', (1, 20),
+         "after an event's object"),
+        ("POST", "/v1/agents/alice/status", b'{"status":\x00"paused"}', (1, 11),
+         "where an event's value goes"),
+        ("PUT", "/v1/agents/nul", b'{"name":"N",\n "id": "nul"\x00}', (2, 13),
+         "in a document, on its second line"),
+        ("PUT", "/v1/agents/nul", b'{"name":"caf\xc3\xa9\x00"}', (1, 14),
+         "in a string after an \u00e9 (its column in characters)"),
+        ("PUT", "/v1/queues/nul", b'\xef\xbb\xbf{"x":1}\x00', (1, 8),
+         "after a byte-order mark (not counted)"),
+        ("POST", "/v1/calls", b"\x00", (1, 1), "alone in an offer"),
+        ("PUT", "/v1/policies/nul", b'{"source":"return {}"}\x00', (1, 23),
+         "in a policy upload as JSON")):
+    for framing in ("length", "chunked"):
+        if framing == "length":
+            wire = ("Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+        else:
+            wire = b"Transfer-Encoding: chunked\r\n\r\n" + chunked(body, 5)
+        r = d.raw(("%s %s HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\n"
+                   "Content-Type: application/json\r\nConnection: close\r\n"
+                   % (method, path, acme.auth)).encode() + wire)
+        head, _, rb = r.partition(b"\r\n\r\n")
+        e = error(rb)
+        want = "the body holds a NUL byte (line %d, column %d)" % at
+        t.ok(head.startswith(b"HTTP/1.1 400 ") and e.get("code") == "SB_EINVAL" and
+             e.get("message") == want, "a NUL byte %s (%s): 400 SB_EINVAL, %s"
+             % (what, framing, want), r)
+t.ok(acme.get("/v1/agents/nul").status == 404 and acme.get("/v1/queues/nul").status == 404 and
+     acme.get("/v1/agents/alice").json.get("status") != "paused",
+     "... and nothing was stored or applied")
+
+# %00 is a well-formed escape: refused for the NUL it encodes, and said so.
+for path, what in (("/v1/agents/a%00b", "an agent id"), ("/v1/agents/%00", "a whole segment"),
+                   ("/v1/x%00/agents", "a fixed segment")):
+    r = acme.get(path)
+    t.ok((r.status, r.code) == (400, "HTTP_BAD_REQUEST") and
+         r.json["error"]["message"] == "the path may not hold a NUL byte (%00)",
+         "%%00 in %s: 400, the path may not hold a NUL byte (%%00)" % what, r)
+r = acme.get("/v1/agents/%0")
+t.ok(r.status == 400 and r.json["error"]["message"] == "malformed percent-encoding in the path",
+     "a truncated escape in the path: still malformed percent-encoding", r)
+for q, name in (("after=a%00b", "after"), ("limit=1&after=%00", "after"),
+                ("after=%2500&limit=%00", "limit")):
+    r = acme.get("/v1/agents?" + q)
+    t.ok((r.status, r.code, r.field) == (400, "SB_EINVAL", name) and
+         r.json["error"]["message"] == 'query parameter "%s" may not hold a NUL byte (%%00)' % name,
+         "?%s: 400 naming %s, may not hold a NUL byte (%%00)" % (q, name), r)
+r = acme.get("/v1/agents?after=%0g")
+t.ok(r.status == 400 and r.field == "after" and
+     r.json["error"]["message"] == 'malformed percent-escape in query parameter "after"',
+     "a malformed escape in a query parameter: still malformed percent-escape", r)
 
 # -- request_timeout and shutdown with a chunked body part-way -------------------------------------
 first = d
