@@ -30,6 +30,9 @@ int cli_is_help(const char *a, int word);
 ** holds dir's serve.lock: replay and simulate, which run their own clock,
 ** must not write into a live daemon's data. 0 otherwise; creates nothing. */
 int cli_refuse_served_dir(const char *cmd, const char *dir);
+/* 1 when a running `switchboard serve` holds dir's serve.lock, its pid (as
+** the lock file says it, "" if not) in pid; 0 otherwise. */
+int cli_served(const char *dir, char *pid, size_t cap);
 /* A temporary data directory for replay or simulate (name), under $TMPDIR
 ** (default /tmp), removed by cli_tmpdir_remove() or, should a signal end the
 ** command first (SIGPIPE, SIGINT, SIGTERM, SIGHUP), by the signal's handler

@@ -153,27 +153,34 @@ char *cli_read_file(const char *path, size_t *len)
     return buf;
 }
 
-int cli_refuse_served_dir(const char *cmd, const char *dir)
+int cli_served(const char *dir, char *pid, size_t cap)
 {
     char path[4096];
+    if (cap) pid[0] = 0;
     if (!dir || snprintf(path, sizeof path, "%s/serve.lock", dir) >= (int)sizeof path) return 0;
     /* Opened, never created: a directory no daemon ever ran on has none. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) return 0;
     int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    char pid[32] = "";
-    if (held) {
-        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    if (held && cap > 1) {
+        ssize_t n = pread(fd, pid, cap - 1, 0);
         pid[n > 0 ? n : 0] = 0;
         pid[strcspn(pid, "\r\n")] = 0;
-        fprintf(stderr,
-                "switchboard %s: --data-dir %s is in use by a running `switchboard serve`%s%s%s: "
-                "%s runs its own clock and would write into its data; stop the daemon or use "
-                "another directory\n",
-                cmd, dir, *pid ? " (pid " : "", pid, *pid ? ")" : "", cmd);
     }
     close(fd); /* also drops the shared lock taken when it was free */
     return held;
+}
+
+int cli_refuse_served_dir(const char *cmd, const char *dir)
+{
+    char pid[32];
+    if (!cli_served(dir, pid, sizeof pid)) return 0;
+    fprintf(stderr,
+            "switchboard %s: --data-dir %s is in use by a running `switchboard serve`%s%s%s: "
+            "%s runs its own clock and would write into its data; stop the daemon or use "
+            "another directory\n",
+            cmd, dir, *pid ? " (pid " : "", pid, *pid ? ")" : "", cmd);
+    return 1;
 }
 
 /* --- a temporary data directory ------------------------------------------

@@ -41,15 +41,17 @@ static void records_usage(FILE *f)
                "                                      100000; --after SEQ: those after SEQ)\n"
                "  stats [--queue Q] [--from T] [--to T]  daily aggregates\n"
                "\n"
-               "Common flags: --key-file F (default DIR/master.key), --policy-dir DIR (shared\n"
-               "policies to load first), --json (print results as JSON). Times T are UTC:\n"
+               "Common flags: --key-file F (default DIR/master.key), --json (print results as\n"
+               "JSON). erase, hold and release take --policy-dir DIR (shared policies to load,\n"
+               "and so store in the data, first; refused while `switchboard serve` runs on\n"
+               "DIR, which routes with the policies the data holds). Times T are UTC:\n"
                "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix seconds, as replay's \"at\" (an\n"
                "integer of 12 digits or more is read as Unix milliseconds). stats: \"avg\n"
                "wait\" is over all offered calls (abandoned ones too), \"avg talk\" over\n"
                "answered calls.\n"
                "A command refuses a flag it does not take, and one given twice. When list\n"
-               "or audit fill a page, stderr says there may be more (audit: the --after SEQ\n"
-               "of the next page).\n"
+               "or audit fill a page, stderr says there may be more, with the next page's\n"
+               "--before MS:ID or --after SEQ (with --json, also the JSON's \"next\").\n"
                "\n"
                "DIR must be an existing data directory (with its data.mdb and master key):\n"
                "these commands never create one.\n"
@@ -341,6 +343,19 @@ static sb_engine *open_dir(const opts *o, sb_result *res)
     cfg.data_dir = o->data_dir;
     cfg.key_file = o->key_file;
     cfg.policy_dir = o->policy_dir;
+    /* A policy directory's policies are stored in the data as they load,
+    ** and a daemon serving it routes with them from then on: not behind
+    ** its back (its own policy_dir comes back only at its next reload). */
+    char pid[32];
+    if (o->policy_dir && cli_served(o->data_dir, pid, sizeof pid)) {
+        fprintf(stderr,
+                "switchboard: --policy-dir would store the policies of %s in %s, which a running "
+                "`switchboard serve`%s%s%s routes with: leave --policy-dir out (the data holds "
+                "the policies the daemon uses), or change the daemon's policy_dir and send it "
+                "SIGHUP\n",
+                o->policy_dir, o->data_dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+        return NULL;
+    }
     /* Info: a retention hook's ctx.log lines (a policy author debugging
     ** record.overridden runs a sweep or an erasure here), and what changed. */
     cfg.log_level = o->warn_only ? SB_LOG_WARN : SB_LOG_INFO;
@@ -450,14 +465,16 @@ int cli_records(int argc, char **argv)
         records_usage(stdout);
         return 0;
     }
-    /* Each command and the flags it takes besides the common ones. */
+    /* Each command and the flags it takes besides the common ones. Those
+    ** that run no policy take no --policy-dir: loading one stores its
+    ** policies in the data, a write no reading command should make. */
     static const char *const cmds[][2] = {
         {"export", "--format"},
-        {"erase", ""},
+        {"erase", "--policy-dir"},
         {"list", "--from --to --queue --limit --before"},
         {"get", ""},
-        {"hold", "--call --number --from --to --reason --id"},
-        {"release", ""},
+        {"hold", "--call --number --from --to --reason --id --policy-dir"},
+        {"release", "--policy-dir"},
         {"holds", ""},
         {"audit", "--after --limit"},
         {"stats", "--queue --from --to"},
@@ -480,8 +497,15 @@ int cli_records(int argc, char **argv)
     }
     char name[64], allowed[160];
     snprintf(name, sizeof name, "records %s", cmd);
-    snprintf(allowed, sizeof allowed, "--data-dir --account --key-file --policy-dir --json %s",
-             takes);
+    snprintf(allowed, sizeof allowed, "--data-dir --account --key-file --json %s", takes);
+    if (o.policy_dir && !strstr(takes, "--policy-dir")) {
+        fprintf(stderr,
+                "switchboard: records %s does not take --policy-dir: it runs no policy, and "
+                "loading a policy directory stores its policies in the data (a running daemon "
+                "would route with them)\n",
+                cmd);
+        return 2;
+    }
     if (only_flags(name, &o, allowed)) return 2;
     if (!o.data_dir) {
         fprintf(stderr, "switchboard: records %s: --data-dir DIR is required\n", cmd);
@@ -598,27 +622,37 @@ int cli_records(int argc, char **argv)
         if ((e = open_dir(&o, res))) rc = sb_records_list(e, o.account, qs, strlen(qs), res);
         free(qs);
         if (!e) goto fail;
-        if (!rc && o.json) {
-            print_json(res);
-        } else if (!rc) {
+        if (!rc) {
             json_t *d = result_doc(res);
-            size_t i;
-            json_t *r;
             json_t *recs = json_object_get(d, "records");
-            json_array_foreach(recs, i, r) print_record_line(r);
-            if (!json_array_size(recs))
-                fprintf(stderr, "switchboard: no records in account %s%s\n", o.account,
-                        o.from || o.to || o.queue ? " that match" : "");
             /* A full page may not be all: say so where scripts reading
-            ** stdout do not see it. */
+            ** stdout do not see it, and in the JSON as "next" (the
+            ** --before of the next page), as audit's says its --after. */
             json_t *last = json_array_get(recs, json_array_size(recs) - 1);
+            char next[48 + 256] = "";
             if (last && json_array_size(recs) == (size_t)limit)
+                snprintf(next, sizeof next, "%lld:%s",
+                         (long long)json_integer_value(json_object_get(last, "ended_ms")),
+                         jstr(last, "id"));
+            if (o.json) {
+                json_object_del(d, "actions");
+                if (*next) json_object_set_new(d, "next", json_string(next));
+                char *text = json_dumps(d, JSON_INDENT(2) | JSON_SORT_KEYS | CLI_JSON_REALS);
+                if (text) printf("%s\n", text);
+                free(text);
+            } else {
+                size_t i;
+                json_t *r;
+                json_array_foreach(recs, i, r) print_record_line(r);
+                if (!json_array_size(recs))
+                    fprintf(stderr, "switchboard: no records in account %s%s\n", o.account,
+                            o.from || o.to || o.queue ? " that match" : "");
+            }
+            if (*next)
                 fprintf(stderr,
                         "switchboard: %lld record%s shown (the newest): there may be more "
-                        "(--limit N up to %d; the next page: --before %lld:%s)\n",
-                        limit, limit == 1 ? "" : "s", LIST_MAX,
-                        (long long)json_integer_value(json_object_get(last, "ended_ms")),
-                        jstr(last, "id"));
+                        "(--limit N up to %d; the next page: --before %s)\n",
+                        limit, limit == 1 ? "" : "s", LIST_MAX, next);
             json_decref(d);
         }
     } else if (!strcmp(cmd, "get")) {
@@ -1130,7 +1164,9 @@ int cli_sweep(int argc, char **argv)
                "Ctrl-C), the next sweep carries on without redoing or skipping a record.\n"
                "DIR must be an existing data directory: a sweep never creates one.\n"
                "--dry-run --account ID: what a sweep would do to that account's records,\n"
-               "changing nothing (switchboard sweep --dry-run --help).\n"
+               "changing nothing (switchboard sweep --dry-run --help). --policy-dir DIR\n"
+               "loads, and so stores in the data, those shared policies first: refused while\n"
+               "`switchboard serve` runs on DIR (the data holds the policies it uses).\n"
                "Exit status: 0 done, 1 an error, 2 a usage error, 3 done but some of this\n"
                "command's reviews failed (those records were kept, and are tried again a\n"
                "day later).\n");

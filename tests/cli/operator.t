@@ -52,6 +52,16 @@ if wait_for "$tmp/serve.log" 'msg="listening"'; then
         "no such account 'intruder'"
     run "$sb" sweep --data-dir "$live"
     check 0 "sweep beside the daemon works" out "sweep done"
+    # A policy directory loaded beside the daemon would be stored in its
+    # data and route its calls from then on, behind its back.
+    before=$(cksum <"$live/data.mdb")
+    run "$sb" sweep --data-dir "$live" --policy-dir policies
+    check 1 "sweep --policy-dir beside the daemon is refused, saying why" err \
+        "--policy-dir would store the policies of policies in $live, which a running \`switchboard serve\` (pid $serve_pid) routes with: leave --policy-dir out"
+    run "$sb" records erase --data-dir "$live" --account demo --policy-dir policies "+442079460001"
+    check 1 "... and so is records erase --policy-dir" err "which a running \`switchboard serve\`"
+    [ "$(cksum <"$live/data.mdb")" = "$before" ]
+    ok $? "... neither wrote anything" "$(shown)"
     kill -TERM "$serve_pid"
     wait "$serve_pid"
     ok $? "the daemon stops, exit 0" "$(cat "$tmp/serve.log")"
@@ -96,8 +106,16 @@ has "$err" "no legal holds in account acme"
 ok $? "... and stderr says so, rather than nothing at all" "$(shown)"
 # Flags each command does take still work.
 run "$sb" records list --data-dir "$data" --account acme --from 2026-01-05 --to 2026-01-06 \
-    --queue support --limit 1 --json --key-file "$data/master.key" --policy-dir policies
+    --queue support --limit 1 --json --key-file "$data/master.key"
 check 0 "records list with all of its flags" out '"id": "c2"'
+# A command that runs no policy takes no policy directory: loading one
+# stores its policies in the data.
+for c in "list" "export +442079460001" "audit" "holds" "stats" "get c1"; do
+    # shellcheck disable=SC2086
+    run "$sb" records $c --data-dir "$data" --account acme --policy-dir policies
+    check 2 "records ${c%% *} refuses --policy-dir, saying why" err \
+        "records ${c%% *} does not take --policy-dir: it runs no policy"
+done
 run "$sb" records audit --data-dir "$data" --account acme --after 0 --limit 5
 ok $rc "records audit --after --limit" "$(shown)"
 run "$sb" sweep --data-dir "$data" --budget-ms 0 --quiet --policy-dir policies
@@ -108,6 +126,14 @@ run "$sb" records list --data-dir "$data" --account acme --limit 1
 check 0 "records list --limit 1: one record on stdout" out "c2 "
 ! has "$out" "c1 " && has "$err" "1 record shown (the newest): there may be more"
 ok $? "... and stderr says there may be more" "$(shown)"
+next=$(printf '%s\n' "$err" | sed -n 's/.*--before \([0-9]*:c2\)).*/\1/p')
+run "$sb" records list --data-dir "$data" --account acme --limit 1 --json
+[ "$rc" -eq 0 ] && [ -n "$next" ] && has "$out" "\"next\": \"$next\"" &&
+    has "$err" "1 record shown (the newest): there may be more"
+ok $? "... and with --json, the JSON's next and stderr say so too" "$(shown)"
+run "$sb" records list --data-dir "$data" --account acme --before "$next" --json
+[ "$rc" -eq 0 ] && has "$out" '"id": "c1"' && ! has "$out" '"next"' && [ -z "$err" ]
+ok $? "... the next page has the other record, and no next" "$(shown)"
 run "$sb" records list --data-dir "$data" --account acme
 [ "$rc" -eq 0 ] && [ -z "$err" ]
 ok $? "records list showing everything says nothing more" "$(shown)"
