@@ -1107,7 +1107,10 @@ SB_API int sb_records_export_page(sb_engine *eng, const char *account, const cha
 ** when it is received, never later ones. Audit reasons show numbers as
 ** [number]; the request's own audit entry ("erasure_request") follows its
 ** records'. Runs in short transactions; a request cut short (crash) is
-** finished by running it again, or at the next sb_open. Before it changes
+** finished by running it again, at the next sb_open, or by the next
+** sb_sweep of an engine open on the directory (a daemon's); its audit entry
+** and log line then count the whole request, what it did before it was cut
+** short too. Before it changes
 ** anything the request is appended to the data directory's erasure journal
 ** (erasures.journal: the number's pseudonym, no number), which no backup
 ** holds: sb_open applies again each request of the journal that data.mdb

@@ -283,6 +283,11 @@ struct sb_engine {
     int live_events;       /* events.c: sb_submit/sb_tick calls in flight; a
                            ** sweep ends its transaction early when one waits */
     unsigned forks;        /* eng_forks() when opened: another in a child of fork() */
+    /* retention.c: the erasure journal as it was when this engine last
+    ** caught up with it (size and modification time): a sweep catches up
+    ** again when it changed. */
+    long long ejr_size;
+    struct timespec ejr_mtim;
     /* events.c, sb_tick_for: a timer that fails is logged one line a second
     ** of the engine's clock; the others in between are counted into the
     ** next line. */

@@ -29,9 +29,11 @@
 #include "jsonv.h"
 #include "records.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* Records per sweep transaction, or time, whichever comes first. The time
@@ -2051,6 +2053,14 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
     sweep_run sr = {.now = eng_now(e), .txn_ns = SWEEP_TXN_NS};
     if (budget_ms && (uint64_t)budget_ms * 1000000u < sr.txn_ns)
         sr.txn_ns = (uint64_t)budget_ms * 1000000u;
+    /* An erasure request another process left cut short (killed part way)
+    ** is finished by the next sweep, before the reviews: its number's
+    ** records could otherwise be read until some process opened the
+    ** directory again. A failure is logged; the sweep goes on. */
+    sb_result *ejr_res = sb_result_new();
+    if (ejr_res && ret_erasures_catch_up_changed(e, ejr_res))
+        sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(ejr_res));
+    sb_result_free(ejr_res);
     uint64_t t0 = mono_ns();
     uint64_t total = progress ? count_due(e, sr.now) : 0, done = 0;
     int txns = 0, rc = 0, resumed = 0, yields = 0;
@@ -2701,6 +2711,8 @@ typedef struct erase_op {
     uint32_t acct; /* again: the account's number the entry names */
     ejr *j;        /* the journal, locked: the request goes in it (sb_erase) */
     int again;     /* applied again from the journal */
+    int started;   /* a transaction of it committed in this run */
+    counts before; /* again: what a run of it cut short had done */
     int gone;      /* again, and the account is gone (or another now) */
 } erase_op;
 
@@ -2718,6 +2730,52 @@ int ret_journal_next(wtx *t, const ejr *j, uint64_t *seq)
     int rc = st_meta_u64(t->txn, t->e, "erasure_seq", &seen);
     if (rc) return eng_mdb_err(t->res, rc, "read the erasure journal's place");
     *seq = (j->last > seen ? j->last : seen) + 1;
+    return 0;
+}
+
+/* A request runs in many transactions; should it be cut short, the next
+** run of it (ret_journal_catch_up) starts again from the first record it
+** had left and would count only those. So each transaction keeps the
+** request's counts so far (meta "erasure_run": its journal seq, then the
+** counts as the sweep's run state has them), and a run again of the same
+** request starts from them: its answer, log line and audit entry count
+** the whole request. */
+#define ERASE_RUN_KEY "erasure_run"
+
+static int erase_progress_put(wtx *t, const erase_op *op, const counts *now)
+{
+    if (op->done) {
+        int rc = st_del(t->txn, t->e, DB_META, ERASE_RUN_KEY, sizeof ERASE_RUN_KEY - 1);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    uint8_t v[8 + 9 + NCOUNTS * 8];
+    counts c = op->all;
+    add_counts(&c, now);
+    put_be64(v, op->seq);
+    enc_counts(v + 8, &c, 0);
+    return st_put(t->txn, t->e, DB_META, ERASE_RUN_KEY, sizeof ERASE_RUN_KEY - 1, v, sizeof v);
+}
+
+/* Run again (op->again, before any transaction of this run committed):
+** what the run cut short had done, into op->before, and what it had
+** deleted or anonymized into op->all. */
+static int erase_progress_get(wtx *t, erase_op *op)
+{
+    MDB_val v;
+    memset(&op->all, 0, sizeof op->all);
+    memset(&op->before, 0, sizeof op->before);
+    int rc = st_get(t->txn, t->e, DB_META, ERASE_RUN_KEY, sizeof ERASE_RUN_KEY - 1, &v);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return rc;
+    const uint8_t *b = v.mv_data;
+    if (v.mv_size != 8 + 9 + NCOUNTS * 8 || be64(b) != op->seq || b[8] != V_JOB) return 0;
+    uint64_t *c = &op->before.reviewed;
+    for (int i = 0; i < NCOUNTS; i++)
+        c[i] = be64(b + 17 + 8 * i);
+    /* The records it deleted or anonymized are gone from the number's
+    ** index; those it kept (held or failed ones too) are met again. */
+    op->all.deleted = op->before.deleted;
+    op->all.anonymized = op->before.anonymized;
     return 0;
 }
 
@@ -2781,6 +2839,7 @@ static int do_erase(wtx *t, void *arg)
         return ret_journal_seen_put(t, op->seq);
     }
     if (rc) return rc;
+    if (op->again && !op->started && (rc = erase_progress_get(t, op))) return rc;
     rctx x;
     rctx_init(&x, t);
     x.reasons = json_incref(op->reasons);
@@ -2835,6 +2894,7 @@ static int do_erase(wtx *t, void *arg)
             rc = st_del(t->txn, t->e, DB_ERASURES, k, pend_key(k, t->acct, pseudo));
     }
     if (!rc && op->done && (rc = audit_request(&x, op)) == 0) rc = ret_journal_seen_put(t, op->seq);
+    if (!rc && op->seq) rc = erase_progress_put(t, op, &x.n);
     if (!rc) rc = audit_flush(&x);
 out:
     op->n = x.n;
@@ -2912,7 +2972,7 @@ static int erase_run(sb_engine *e, erase_op *op, json_t *reasons, int *committed
     do {
         rc = eng_write_ex(e, do_erase, op, res, 1); /* it deletes */
         if (rc) break;
-        *committed = 1;
+        *committed = op->started = 1;
         held_merge(e, &over, &op->over, HELD_ERASURE);
         op->held |= op->held_now;
         memcpy(op->cur, op->next, op->nextlen);
@@ -3045,30 +3105,66 @@ int ret_journal_catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *re
                    "erasure request %llu of the erasure journal: account '%s' no longer exists "
                    "(nor its data key): nothing to apply again",
                    (unsigned long long)x->seq, x->account);
-        else
+        else {
+            char cut[160] = "";
+            if (op.before.deleted || op.before.anonymized)
+                snprintf(cut, sizeof cut,
+                         " (%llu deleted and %llu anonymized before it was cut short)",
+                         (unsigned long long)op.before.deleted,
+                         (unsigned long long)op.before.anonymized);
             sb_log(e, SB_LOG_WARN,
                    "erasure request %llu of the erasure journal (account '%s') applied again, "
                    "as data.mdb had not seen it (restored from a backup taken before it, or "
                    "the request was cut short): %llu deleted, %llu anonymized, %llu kept "
-                   "(%llu held, %llu failed); the audit log has it",
+                   "(%llu held, %llu failed) in all%s; the audit log has it",
                    (unsigned long long)x->seq, x->account, (unsigned long long)op.all.deleted,
                    (unsigned long long)op.all.anonymized, (unsigned long long)op.all.kept,
-                   (unsigned long long)op.all.overridden, (unsigned long long)op.all.failed);
+                   (unsigned long long)op.all.overridden, (unsigned long long)op.all.failed, cut);
+        }
     }
+    return rc;
+}
+
+/* checked: whether the journal was read (not when another holds it). */
+static int catch_up(sb_engine *e, int *checked, sb_result *res)
+{
+    ejr j;
+    *checked = 0;
+    /* Another holding the journal is catching up itself (sb_erase does
+    ** before its request): not waited for. */
+    int rc = ejr_open(e, EJR_TRY, &j, res);
+    if (rc || j.fd < 0) return rc;
+    *checked = 1;
+    int applied = 0;
+    rc = ret_journal_catch_up(e, &j, &applied, res);
+    ejr_close(&j);
+    if (!rc && applied) (void)eng_scrub(e); /* nothing written, nothing to clear */
     return rc;
 }
 
 int ret_erasures_catch_up(sb_engine *e, sb_result *res)
 {
-    ejr j;
-    /* Another holding the journal is catching up itself (sb_erase does
-    ** before its request): not waited for. */
-    int rc = ejr_open(e, EJR_TRY, &j, res);
-    if (rc || j.fd < 0) return rc;
-    int applied = 0;
-    rc = ret_journal_catch_up(e, &j, &applied, res);
-    ejr_close(&j);
-    if (!rc && applied) (void)eng_scrub(e); /* nothing written, nothing to clear */
+    int checked;
+    return catch_up(e, &checked, res);
+}
+
+int ret_erasures_catch_up_changed(sb_engine *e, sb_result *res)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/erasures.journal", e->data_dir) >= (int)sizeof path ||
+        stat(path, &st) != 0)
+        return 0; /* none yet, or unreadable: the next erasure request says so */
+    if ((long long)st.st_size == e->ejr_size && st.st_mtim.tv_sec == e->ejr_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == e->ejr_mtim.tv_nsec)
+        return 0;
+    int checked, rc = catch_up(e, &checked, res);
+    /* Read as it was at least: a change made while it was read is seen by
+    ** the next call (and one held by another, by a call after it lets go). */
+    if (!rc && checked) {
+        e->ejr_size = (long long)st.st_size;
+        e->ejr_mtim = st.st_mtim;
+    }
     return rc;
 }
 

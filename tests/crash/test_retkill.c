@@ -456,6 +456,26 @@ static void kill_rescan(void)
     free(ag);
 }
 
+/* The records the account's erasure requests say they deleted, added up
+** from their audit entries ("erasure request...: N deleted, ..."). */
+static long long erasure_requests_deleted(void)
+{
+    json_t *a = doc(sb_audit_list(eng, "acme", 0, 100000, res));
+    long long sum = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(a, "entries"), i, v)
+    {
+        const char *why = jstr(v, "reason"), *p = strstr(why, " deleted,");
+        if (strcmp(jstr(v, "action"), "erasure_request") || !p) continue;
+        while (p > why && p[-1] >= '0' && p[-1] <= '9')
+            p--;
+        sum += atoll(p);
+    }
+    json_decref(a);
+    return sum;
+}
+
 static void kill_erase(void)
 {
     ok(build("mix") == 0, "erase: %d calls, %d of them from the number erased", TOTAL, N_ERASED);
@@ -484,9 +504,39 @@ static void kill_erase(void)
     ok(x && jint(x, "deleted") == 0 && jint(x, "kept") == 0,
        "erasure: running it again finds nothing left");
     json_decref(x);
+    /* Each killed request was finished when the directory next opened:
+    ** its audit entry counts what it did before the kill too. */
+    is_int(erasure_requests_deleted(), N_ERASED,
+           "erasure: the requests' audit entries count each deleted record once");
     sb_close(eng);
     eng = NULL;
     free(ag);
+}
+
+/* An erasure request killed part way beside an engine that stays open, as a
+** daemon does: that engine's next sweep finishes it (not the next sb_open
+** alone), and its audit entry counts the whole request. */
+static void sweep_finishes_erase(void)
+{
+    ok(build("mix") == 0, "erase beside an open engine: %d calls", TOTAL);
+    eng = open_engine();
+    ok(child(op_erase, NULL, 1, 1) == 1, "erase beside an open engine: killed after its first "
+                                         "commit");
+    json_t *x = doc(sb_records_export(eng, "acme", ERASED, SB_EXPORT_JSON, res));
+    size_t left = json_array_size(json_object_get(x, "records"));
+    json_decref(x);
+    ok(left > 0 && left < N_ERASED, "... which left %zu of the number's %d records", left,
+       N_ERASED);
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0, "... the open engine sweeps (%s)",
+       sb_result_message(res));
+    x = doc(sb_records_export(eng, "acme", ERASED, SB_EXPORT_JSON, res));
+    is_int(json_array_size(json_object_get(x, "records")), 0,
+           "... and the sweep finished the request: an access request finds nothing");
+    json_decref(x);
+    is_int(erasure_requests_deleted(), N_ERASED,
+           "... its audit entry counts the whole request, the part before the kill too");
+    sb_close(eng);
+    eng = NULL;
 }
 
 static void kill_purge(void)
@@ -874,6 +924,7 @@ int main(void)
     kill_sweep();
     kill_rescan();
     kill_erase();
+    sweep_finishes_erase();
     kill_purge();
     full_map();
     backup_full();
