@@ -232,7 +232,10 @@ typedef enum sb_log_level {
     SB_LOG_DEBUG,
 } sb_log_level;
 
-/* Clock: returns milliseconds since the Unix epoch. */
+/* Clock: returns milliseconds since the Unix epoch. The engine reads a
+** value before 1970 as 1970 and one past 9999-12-31T23:59:59.999Z
+** (253402300799999) as that time: later times and durations are added to
+** it. */
 typedef int64_t (*sb_clock_fn)(void *arg);
 /* Log sink: one line, no trailing newline; `line` is valid during the call.
 ** Lines hold no phone number: each reads [number] (sb_redact). Without one

@@ -92,7 +92,10 @@ int64_t eng_now(sb_engine *e)
     eng_cb_enter(&f, e, ENG_CB_CLOCK);
     int64_t t = e->cfg.clock(e->cfg.clock_arg);
     eng_cb_leave(&f);
-    return t;
+    /* An injected clock is read within 1970..9999, as every time the API
+    ** takes is: timers and waits add to it, and a reading near 2^63 made
+    ** each deadline wrap to the past (sb_tick fired for ever). */
+    return t < 0 ? 0 : t > SB_CLOCK_MAX ? SB_CLOCK_MAX : t;
 }
 
 /* The time a line on stderr carries: the engine's clock, an injected one
@@ -781,6 +784,7 @@ void sb_close(sb_engine *e)
         return;
     }
     sb_batch_end(e, NULL); /* a batch left open is committed */
+    ret_flush(e);          /* reads the clock, which may read the engine */
     eng_batch_free(e);
     st_cache_free(e);
     env_release(e);

@@ -54,6 +54,8 @@
 ** an event's cost grows only with the queues the agent is in.
 */
 #ifndef SB_ENGINE_H
+/* The latest time the engine's clock reads: 9999-12-31T23:59:59.999Z (eng_now). */
+#define SB_CLOCK_MAX 253402300799999LL
 #define SB_ENGINE_H
 
 #include "internal.h"
@@ -238,7 +240,7 @@ struct sb_engine {
     /* A batch (sb_batch_begin): the owner thread's events share batch_txn,
     ** committed by sb_batch_end. batch_on is read by other threads (are
     ** they the owner?); the rest is the owner's. */
-    int batch_on;
+    int batch_on; /* 0 off, 2 being claimed (sb_batch_begin), 1 on */
     pthread_t batch_owner;
     MDB_txn *batch_txn;   /* open while the batch has events not committed */
     size_t batch_id;      /* its transaction id */

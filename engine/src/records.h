@@ -412,6 +412,9 @@ int ret_upgrade_queue(MDB_txn *txn, sb_engine *e);
 ** format 11 to where this version writes them (records.c), if any has. */
 int ret_reindex_queue(MDB_txn *txn, sb_engine *e);
 /* Log what retention.c counted and has not said yet, and free it (sb_close). */
+/* The counts of decisions holds overrode not said yet, said (sb_close, while
+** the engine can still be read: the clock may read it). */
+void ret_flush(sb_engine *e);
 void ret_free(sb_engine *e);
 /* Apply again the erasure requests and account deletions of the journal
 ** that data.mdb has not seen (restored from a backup taken before them; one

@@ -318,9 +318,13 @@ static void held_engine(sb_engine *e, const held_tally *src, int scope, int64_t 
     free(due.v);
 }
 
+void ret_flush(sb_engine *e)
+{
+    if (e->rec) held_engine(e, NULL, 0, eng_now(e), 1);
+}
+
 void ret_free(sb_engine *e)
 {
-    held_engine(e, NULL, 0, eng_now(e), 1);
     free(e->rec->held.v);
     memset(&e->rec->held, 0, sizeof e->rec->held);
 }

@@ -1236,7 +1236,7 @@ static int adopt_map(sb_engine *e)
 /* Is a batch open, and the calling thread its owner? */
 static int batch_mine(sb_engine *e)
 {
-    return __atomic_load_n(&e->batch_on, __ATOMIC_ACQUIRE) &&
+    return __atomic_load_n(&e->batch_on, __ATOMIC_ACQUIRE) == 1 &&
            pthread_equal(e->batch_owner, pthread_self());
 }
 
@@ -2114,7 +2114,11 @@ int sb_batch_begin(sb_engine *e)
 {
     if (!e) return SB_EINVAL;
     if (eng_forked(e)) return SB_ESTATE;
-    if (__atomic_load_n(&e->batch_on, __ATOMIC_ACQUIRE)) return batch_mine(e) ? 0 : SB_ESTATE;
+    /* Claimed (2) in one step, so that two threads beginning at once
+    ** cannot both take it; the owner is set before it reads as on (1). */
+    int was = 0;
+    if (!__atomic_compare_exchange_n(&e->batch_on, &was, 2, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return batch_mine(e) ? 0 : SB_ESTATE;
     e->batch_owner = pthread_self();
     e->batch_err = 0;
     e->batch_committed = 0;

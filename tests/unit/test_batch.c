@@ -311,6 +311,47 @@ static void test_put_last(void)
     sb_result_free(r);
 }
 
+/* Two threads beginning a batch at the same moment: one gets it, the other
+** SB_ESTATE, every time (both got it, in about one round in twenty, before
+** sb_batch_begin claimed it in one step). */
+static pthread_barrier_t race_bar;
+static int race_spin, race_got[2], race_rounds = 4000;
+
+static void *race_thread(void *arg)
+{
+    long k = (long)arg;
+    sb_result *r = sb_result_new();
+    for (int i = 0; i < race_rounds; i++) {
+        pthread_barrier_wait(&race_bar);
+        __atomic_add_fetch(&race_spin, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&race_spin, __ATOMIC_SEQ_CST) < 2 * (i + 1))
+            ;
+        int b = sb_batch_begin(eng);
+        pthread_barrier_wait(&race_bar);
+        if (b == 0) {
+            race_got[k]++;
+            (void)sb_batch_end(eng, r);
+        }
+        pthread_barrier_wait(&race_bar);
+    }
+    sb_result_free(r);
+    return NULL;
+}
+
+static void test_begin_race(void)
+{
+    pthread_t t[2];
+    pthread_barrier_init(&race_bar, NULL, 2);
+    for (long k = 0; k < 2; k++)
+        pthread_create(&t[k], NULL, race_thread, (void *)k);
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
+    pthread_barrier_destroy(&race_bar);
+    is_int(race_got[0] + race_got[1], race_rounds,
+           "two threads beginning a batch at once, %d times: one batch each time (%d and %d)",
+           race_rounds, race_got[0], race_got[1]);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-batch-%d", (int)getpid());
@@ -324,6 +365,7 @@ int main(void)
     test_failed_event_undone();
     test_threads_and_other_writes();
     test_put_last();
+    test_begin_race();
     sb_close(other);
     sb_close(eng);
     sb_result_free(res);

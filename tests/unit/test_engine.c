@@ -856,6 +856,40 @@ static void *offer_worker(void *arg)
     return NULL;
 }
 
+/* An injected clock at the end of int64_t (2^63 - 1, which every binding
+** takes): the engine reads it as 9999-12-31T23:59:59.999Z, so a ring's
+** timeout lands after it and sb_tick returns. It wrapped to the past, and
+** sb_tick fired the same timer for ever. */
+static void test_clock_extremes(void)
+{
+    int64_t saved = now_ms;
+    now_ms = INT64_MAX;
+    ok(sb_account_put(eng, "{\"id\":\"far\"}", 12, res) == 0 &&
+           put(sb_agent_put, "far", AGENT("zed", "")) == 0 &&
+           put(sb_queue_put, "far", "{\"id\":\"q\",\"members\":[{\"agent\":\"zed\"}]}") == 0,
+       "clock at 2^63 - 1: an account provisioned (%s)", sb_result_message(res));
+    ok(ev("far", "{\"type\":\"offer\",\"call\":\"f1\",\"queue\":\"q\"}") == 0 &&
+           find(SB_ACT_RING, "f1"),
+       "... a call offered rings (%s)", sb_result_message(res));
+    alarm(30); /* a tick that never returns fails the test, not the suite */
+    int trc = sb_tick(eng, res);
+    alarm(0);
+    int f1_acted = 0;
+    for (size_t i = 0; i < sb_result_count(res); i++) {
+        const sb_action *a = sb_result_action(res, i);
+        f1_acted |= a->call_id && !strcmp(a->call_id, "f1");
+    }
+    ok(trc == 0 && !f1_acted, "... and a tick returns, the ring's timeout not come: it falls after "
+                              "9999-12-31T23:59:59.999Z, not in the past");
+    ok(ev("far", "{\"type\":\"abandon\",\"call\":\"f1\"}") == 0, "... the call ends");
+    now_ms = -1000;
+    ok(ev("far", "{\"type\":\"offer\",\"call\":\"f2\",\"queue\":\"q\"}") == 0 &&
+           ev("far", "{\"type\":\"abandon\",\"call\":\"f2\"}") == 0,
+       "a clock before 1970 is read as 1970: a call offered and ended (%s)",
+       sb_result_message(res));
+    now_ms = saved;
+}
+
 static void test_threads(void)
 {
     pthread_t th[4];
@@ -1073,6 +1107,7 @@ int main(void)
     test_persistence();
     test_fork();
     test_schema();
+    test_clock_extremes();
     sb_close(eng);
     sb_result_free(res);
     char cmd[300];
