@@ -2144,12 +2144,18 @@ static int l_set_clock(lua_State *L)
 {
     engine_box *b = check_box(L);
     if (!b->clock_manual) return luaL_error(L, "switchboard: set_clock needs sb.open{clock = ms}");
-    double d = check_num(L, 2);
-    b = check_box(L); /* the argument read: still open */
-    if (!whole_below(d, BELOW_I64))
-        return luaL_error(L, "switchboard: set_clock: ms must be a whole number of milliseconds "
-                             "from 0");
-    int64_t ms = (int64_t)d;
+    int64_t ms;
+    if (sbl_isinteger(L, 2) && lua_tointeger(L, 2) >= 0) { /* whole, math.maxinteger too */
+        ms = (int64_t)lua_tointeger(L, 2);
+        b = check_box(L);
+    } else {
+        double d = check_num(L, 2);
+        b = check_box(L); /* the argument read: still open */
+        if (!whole_below(d, BELOW_I64))
+            return luaL_error(L, "switchboard: set_clock: ms must be a whole number of "
+                                 "milliseconds from 0");
+        ms = (int64_t)d;
+    }
     __atomic_store_n(&b->clock_ms, ms, __ATOMIC_RELAXED);
     return 0;
 }
@@ -2428,8 +2434,14 @@ static int l_open(lua_State *L)
     cfg.require_signed_policies = lua_toboolean(L, -1);
     lua_pop(L, 1);
     double clock0 = 0;
+    int64_t clock_ms0 = -1; /* an integer clock, taken whole (math.maxinteger too) */
     int clock_fn = opt_is_function(L, "clock", LUA_TNUMBER);
-    int manual = !clock_fn && opt_number(L, 1, who, "clock", INT64_MAX, &clock0, &r);
+    lua_getfield(L, 1, "clock");
+    if (sbl_isinteger(L, -1) && lua_tointeger(L, -1) >= 0)
+        clock_ms0 = (int64_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    int manual =
+        !clock_fn && (clock_ms0 >= 0 || opt_number(L, 1, who, "clock", INT64_MAX, &clock0, &r));
     if (r.field) return push_fail(L, SB_EINVAL, r.msg, r.field);
 
     /* The functions' references before the box: making one may raise. */
@@ -2447,7 +2459,7 @@ static int l_open(lua_State *L)
     b->pid = getpid();
     b->log = lm;
     b->clock_manual = manual;
-    b->clock_ms = (int64_t)clock0;
+    b->clock_ms = clock_ms0 >= 0 ? clock_ms0 : (int64_t)clock0;
     b->res = sb_result_new();
     if (!b->res) {
         box_free(L, b);

@@ -644,7 +644,8 @@ typedef struct sb_event {
     const char *agent_id;    /* RING_RESULT, AGENT_STATUS; TRANSFER to agent */
     const char *caller;      /* OFFER: E.164 caller number; NULL or "":
                              ** withheld (see sb_submit)               */
-    const char *called;      /* OFFER: E.164 number dialled (optional)  */
+    const char *called;      /* OFFER: E.164 number dialled; NULL or "":
+                             ** none                                   */
     int priority;            /* OFFER: higher is served first (0..100)  */
     sb_ring_outcome outcome; /* RING_RESULT                            */
     sb_agent_status status;  /* AGENT_STATUS: OFFLINE/AVAILABLE/PAUSED  */

@@ -2438,8 +2438,9 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
         op->caller[0] = 0;
         if (ev->caller && ev->caller[0] && e164_normalize(ev->caller, op->caller))
             return res_err(res, SB_EINVAL, "caller", "%s", bad_caller);
+        /* No called number (NULL or ""), as "called":"" in JSON. */
         op->called[0] = 0;
-        if (ev->called && e164_normalize(ev->called, op->called))
+        if (ev->called && ev->called[0] && e164_normalize(ev->called, op->called))
             return res_err(res, SB_EINVAL, "called",
                            "'called' must be an E.164 number like +4930123456");
         if (ev->call_id) {

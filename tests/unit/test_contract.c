@@ -552,6 +552,17 @@ static void test_action_fields(void)
            sb_submit(eng, &(sb_event){.type = SB_EV_ABANDON, .account = "acme", .call_id = "f9"},
                      res) == 0,
        "struct: an offer with an empty caller (withheld) and its abandon: fine");
+    sb_event nocalled = {.type = SB_EV_OFFER,
+                         .account = "acme",
+                         .call_id = "f10",
+                         .queue_id = "q",
+                         .caller = "+442079460003",
+                         .called = ""};
+    ok(sb_submit(eng, &nocalled, res) == 0 &&
+           sb_submit(eng, &(sb_event){.type = SB_EV_ABANDON, .account = "acme", .call_id = "f10"},
+                     res) == 0,
+       "struct: an empty called is none, as \"called\":\"\" is in JSON (%s)",
+       sb_result_message(res));
     /* A reason that is not UTF-8 is refused, as JSON text cannot hold it,
     ** not stored with its bytes made '?'; the agent stays as it was. */
     sb_event pause = {.type = SB_EV_AGENT_STATUS,

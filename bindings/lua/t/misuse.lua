@@ -231,6 +231,20 @@ else
   T.ok(true, "# SKIP fork() needs LuaJIT's FFI")
 end
 
+-- The clock's range is 0 to 2^63 - 1, as the README says: math.maxinteger
+-- taken whole (it went through a double, 2^63, and was refused).
+if math.maxinteger then
+  local far = assert(sb.open{ data_dir = T.tmpdir(), sync = "none", clock = math.maxinteger,
+                              log = "none" })
+  T.is(far:clock(), math.maxinteger, "sb.open{clock = math.maxinteger}: the clock reads it whole")
+  T.ok(pcall(far.set_clock, far, math.maxinteger) and far:clock() == math.maxinteger,
+       "set_clock(math.maxinteger) too")
+  T.raises(function() far:set_clock(-1) end, "from 0", "set_clock(-1) still raises")
+  far:close()
+else
+  T.ok(true, "# SKIP no integers in this Lua")
+end
+
 eng:close()
 T.cleanup()
 T.done()
