@@ -27,7 +27,7 @@
 #include "../daemon/daemon.h"
 #include "cli.h"
 
-/* Timers one move of the clock fires, at most (replay_clock). */
+/* Ticks one move of the clock makes, at most (replay_clock). */
 #define REPLAY_TICKS_MAX 100000
 
 #include <errno.h>
@@ -441,7 +441,7 @@ static void run_clock(sb_engine *eng, sb_result *res, int64_t target, replay_run
     if (steps == REPLAY_TICKS_MAX && next <= target) {
         char t[40], n[40];
         fprintf(stderr,
-                "switchboard: replay: moving the clock to %s fired %d timers and more were "
+                "switchboard: replay: moving the clock to %s ticked %d times and timers were "
                 "still due (the next at %s): those were not fired at their times\n",
                 cli_iso_time(target, t, sizeof t), REPLAY_TICKS_MAX,
                 cli_iso_time(next, n, sizeof n));

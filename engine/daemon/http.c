@@ -1023,11 +1023,10 @@ static int is_head(const struct head *hd)
     return hd->method && !strcmp(hd->method, "HEAD");
 }
 
-/* Is the request at the front of in a HEAD, whether or not its head is
-** whole or parses? (One after empty lines is told once its head parses.) The method comes first: an
-*answer
-** refusing it before (or without) its head being read is the head alone
-** all the same. */
+/* Is the request at the front of in (its leading empty lines drained) a
+** HEAD, whether or not its head is whole or parses? The method comes first:
+** an answer refusing it before (or without) its head being read is the
+** head alone all the same. */
 static int starts_head(struct evbuffer *in)
 {
     unsigned char *p = evbuffer_pullup(in, 5);
@@ -1201,8 +1200,9 @@ static int take_request(sbd_conn *c)
     struct head hd;
     const char *why = NULL;
     int st = parse_head(hbuf, &hd, &why);
+    head |= is_head(&hd);
     if (st) {
-        queue_error(c, st, http_code(st), why, &hd, head || is_head(&hd), t0);
+        queue_error(c, st, http_code(st), why, &hd, head, t0);
         free(hbuf);
         return 1;
     }
@@ -1211,8 +1211,7 @@ static int take_request(sbd_conn *c)
         /* The head is done with: from here on the input holds the body. */
         struct chunked *k = &c->ck;
         if (!k->body && !(k->body = evbuffer_new())) {
-            queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd,
-                        head || is_head(&hd), t0);
+            queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd, head, t0);
             free(hbuf);
             return 1;
         }
@@ -1225,8 +1224,7 @@ static int take_request(sbd_conn *c)
         return take_chunked(c, t0);
     }
     if (hd.has_cl && hd.cl > cfg->max_body) {
-        queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body exceeds max_body", &hd,
-                    head || is_head(&hd), t0);
+        queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body exceeds max_body", &hd, head, t0);
         free(hbuf);
         return 1;
     }
@@ -1242,8 +1240,7 @@ static int take_request(sbd_conn *c)
     }
     char *body = malloc(body_len + 1);
     if (!body) {
-        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd,
-                    head || is_head(&hd), t0);
+        queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd, head, t0);
         free(hbuf);
         return 1;
     }

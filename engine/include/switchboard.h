@@ -1253,7 +1253,10 @@ SB_API int sb_audit_list(sb_engine *eng, const char *account, uint64_t after, si
                          sb_result *res);
 
 /* Sweeps: review every record whose review date has come, purge the records
-** of deleted accounts, queue reviews after a retention policy changed. Each
+** of deleted accounts, queue reviews after a retention policy changed; first,
+** when the erasure journal changed since this engine last read it, go on
+** with an erasure request another process left cut short (for about
+** budget_ms, then again at the next call; see sb_erase). Each
 ** transaction handles at most 1,000 records or 1 ms of work, so events are
 ** never held up for long (those of other processes on the data directory
 ** included, which cannot make it yield early); a sweep stopped half way (crash, kill) loses

@@ -424,8 +424,9 @@ void ret_free(sb_engine *e);
 int ret_erasures_catch_up(sb_engine *e, sb_result *res);
 /* The same when the journal changed since this engine last caught up with
 ** it (sb_sweep): a request another process left cut short is finished by
-** the next sweep of a running daemon, not only at the next sb_open. */
-int ret_erasures_catch_up_changed(sb_engine *e, sb_result *res);
+** the next sweeps of a running daemon, not only at the next sb_open, each
+** going on with it for about budget_ms (0: to its end). */
+int ret_erasures_catch_up_changed(sb_engine *e, uint32_t budget_ms, sb_result *res);
 
 /* --- journal.c: the erasure journal ---------------------------------------- */
 enum { EJR_ERASURE = 'e', EJR_DELETION = 'd' };

@@ -2062,7 +2062,7 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
     ** records could otherwise be read until some process opened the
     ** directory again. A failure is logged; the sweep goes on. */
     sb_result *ejr_res = sb_result_new();
-    if (ejr_res && ret_erasures_catch_up_changed(e, ejr_res))
+    if (ejr_res && ret_erasures_catch_up_changed(e, budget_ms, ejr_res))
         sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(ejr_res));
     sb_result_free(ejr_res);
     uint64_t t0 = mono_ns();
@@ -2712,12 +2712,14 @@ typedef struct erase_op {
     uint64_t seq;
     int have_pseudo;
     uint8_t pseudo[16];
-    uint32_t acct; /* again: the account's number the entry names */
-    ejr *j;        /* the journal, locked: the request goes in it (sb_erase) */
-    int again;     /* applied again from the journal */
-    int started;   /* a transaction of it committed in this run */
-    counts before; /* again: what a run of it cut short had done */
-    int gone;      /* again, and the account is gone (or another now) */
+    uint32_t acct;        /* again: the account's number the entry names */
+    ejr *j;               /* the journal, locked: the request goes in it (sb_erase) */
+    int again;            /* applied again from the journal */
+    int started;          /* a transaction of it committed in this run */
+    uint64_t deadline_ns; /* again, from a sweep: stop after this (0: never) */
+    int paused;           /* stopped at the deadline, not done: a later run goes on */
+    counts before;        /* again: what a run of it cut short had done */
+    int gone;             /* again, and the account is gone (or another now) */
 } erase_op;
 
 int ret_journal_seen_put(wtx *t, uint64_t seq)
@@ -2990,7 +2992,8 @@ static int erase_run(sb_engine *e, erase_op *op, json_t *reasons, int *committed
             json_object_set_new(
                 reasons, k, json_integer(json_integer_value(v) + (o ? json_integer_value(o) : 0)));
         }
-    } while (!op->done);
+        if (!op->done && op->deadline_ns && mono_ns() > op->deadline_ns) op->paused = 1;
+    } while (!op->done && !op->paused);
     for (int i = 0; i < over.n; i++)
         held_say(e, &over.v[i], HELD_ERASURE);
     free(over.v);
@@ -3072,7 +3075,10 @@ static int deletion_again(sb_engine *e, const ejr *j, const ejr_entry *x, sb_res
     return 0;
 }
 
-int ret_journal_catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *res)
+/* ret_journal_catch_up with a deadline (0: none): a request still running
+** at it is left for a later call (*unfinished set). */
+static int journal_catch_up(sb_engine *e, const ejr *j, int *applied, uint64_t deadline_ns,
+                            int *unfinished, sb_result *res)
 {
     uint64_t seen;
     int rc = ret_journal_seen(e, &seen, res);
@@ -3089,12 +3095,17 @@ int ret_journal_catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *re
                        .seq = x->seq,
                        .have_pseudo = 1,
                        .acct = x->acct,
-                       .again = 1};
+                       .again = 1,
+                       .deadline_ns = deadline_ns};
         memcpy(op.pseudo, x->pseudo, sizeof op.pseudo);
         json_t *reasons = json_object();
         int committed;
         rc = erase_run(e, &op, reasons, &committed, res);
         json_decref(reasons);
+        if (!rc && op.paused) {
+            if (unfinished) *unfinished = 1;
+            break;
+        }
         if (rc) {
             char why[512];
             snprintf(why, sizeof why, "%s", sb_result_message(res));
@@ -3129,8 +3140,14 @@ int ret_journal_catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *re
     return rc;
 }
 
-/* checked: whether the journal was read (not when another holds it). */
-static int catch_up(sb_engine *e, int *checked, sb_result *res)
+int ret_journal_catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *res)
+{
+    return journal_catch_up(e, j, applied, 0, NULL, res);
+}
+
+/* checked: whether the journal was read to its end (not when another
+** holds it, nor when a request was left at the deadline). */
+static int catch_up(sb_engine *e, int *checked, uint64_t deadline_ns, sb_result *res)
 {
     ejr j;
     *checked = 0;
@@ -3138,10 +3155,10 @@ static int catch_up(sb_engine *e, int *checked, sb_result *res)
     ** before its request): not waited for. */
     int rc = ejr_open(e, EJR_TRY, &j, res);
     if (rc || j.fd < 0) return rc;
-    *checked = 1;
-    int applied = 0;
-    rc = ret_journal_catch_up(e, &j, &applied, res);
+    int applied = 0, unfinished = 0;
+    rc = journal_catch_up(e, &j, &applied, deadline_ns, &unfinished, res);
     ejr_close(&j);
+    *checked = !unfinished;
     if (!rc && applied) (void)eng_scrub(e); /* nothing written, nothing to clear */
     return rc;
 }
@@ -3149,25 +3166,33 @@ static int catch_up(sb_engine *e, int *checked, sb_result *res)
 int ret_erasures_catch_up(sb_engine *e, sb_result *res)
 {
     int checked;
-    return catch_up(e, &checked, res);
+    return catch_up(e, &checked, 0, res);
 }
 
-int ret_erasures_catch_up_changed(sb_engine *e, sb_result *res)
+int ret_erasures_catch_up_changed(sb_engine *e, uint32_t budget_ms, sb_result *res)
 {
     char path[PATH_MAX];
     struct stat st;
     if (snprintf(path, sizeof path, "%s/erasures.journal", e->data_dir) >= (int)sizeof path ||
         stat(path, &st) != 0)
         return 0; /* none yet, or unreadable: the next erasure request says so */
-    if ((long long)st.st_size == e->ejr_size && st.st_mtim.tv_sec == e->ejr_mtim.tv_sec &&
-        st.st_mtim.tv_nsec == e->ejr_mtim.tv_nsec)
-        return 0;
-    int checked, rc = catch_up(e, &checked, res);
-    /* Read as it was at least: a change made while it was read is seen by
-    ** the next call (and one held by another, by a call after it lets go). */
-    if (!rc && checked) {
+    pthread_mutex_lock(&e->stats_mu); /* sweeps of several threads */
+    int same = (long long)st.st_size == e->ejr_size && st.st_mtim.tv_sec == e->ejr_mtim.tv_sec &&
+               st.st_mtim.tv_nsec == e->ejr_mtim.tv_nsec;
+    pthread_mutex_unlock(&e->stats_mu);
+    if (same) return 0;
+    int checked;
+    int rc = catch_up(e, &checked, budget_ms ? mono_ns() + (uint64_t)budget_ms * 1000000u : 0, res);
+    /* Read to its end as it was at least: a change made while it was read
+    ** is seen by the next call (and one held by another, or left at the
+    ** deadline, by a call after). One that failed is not tried again
+    ** until it changes (or the next sb_open, or an erasure request): its
+    ** error is said once. */
+    if (rc || checked) {
+        pthread_mutex_lock(&e->stats_mu);
         e->ejr_size = (long long)st.st_size;
         e->ejr_mtim = st.st_mtim;
+        pthread_mutex_unlock(&e->stats_mu);
     }
     return rc;
 }

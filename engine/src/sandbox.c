@@ -191,7 +191,8 @@ static void sbx_hook(lua_State *L, lua_Debug *ar);
 /* The count hook's interval for thread L while the longest live string
 ** has long_top: `base` (SBX_HOOK_EVERY, SBX_CO_HOOK_EVERY) shortened in
 ** proportion, so that interval times the longest string stays about what
-** it is for 4 KiB ones; 1 from 4 MiB in the main thread. */
+** it is for 4 KiB ones: every instruction from 1 MiB in the main thread
+** (every 3 from 512 KiB, 250 from 8 KiB), slower for such a policy. */
 static int sbx_every(const sbx *sb, const lua_State *L)
 {
     int base = L == sb->L ? SBX_HOOK_EVERY : SBX_CO_HOOK_EVERY;
@@ -851,10 +852,10 @@ static int frozen_env(lua_State *L, int idx)
 ** metatable only through setmetatable, which refuses one holding __gc or
 ** __mode and gives it a guard as its own metatable: __newindex refusing
 ** those two keys (and passing any other on as the metatable's own
-** __newindex would, or storing it), __metatable hiding the guard. One with
-** a metatable of its own gets a copy of that as its guard, taken then:
-** getmetatable still answers the original, whose later changes no longer
-** apply. rawset refuses the two keys in a metatable. */
+** __newindex would, or storing it). One with a metatable of its own gets a
+** copy of that as its guard, taken then (its later changes no longer
+** apply). getmetatable answers as if there were no guard: nil, or the
+** original. rawset refuses the two keys in a metatable. */
 static int is_guard(lua_State *L, int idx)
 {
     return in_set(L, sbx_of(L)->ref_guards, idx);
@@ -903,32 +904,47 @@ static int guard_newindex(lua_State *L)
     }
 }
 
-/* Push a guard standing for metatable m (a copy of it). */
-static void push_guard_copy(lua_State *L, int m)
+/* Push a new guard: standing for metatable m (a copy of its fields, and
+** getmetatable's answer), or for none when m is 0. A metatable whose own
+** __metatable protects it is refused: its copy could not keep that. */
+static void push_guard(lua_State *L, int m)
 {
-    m = lua_absindex(L, m);
+    if (m) m = lua_absindex(L, m);
+    if (m) {
+        lua_pushliteral(L, "__metatable");
+        if (lua_rawget(L, m) != LUA_TNIL)
+            luaL_error(L, "setmetatable: a table whose own metatable is protected cannot be a "
+                          "metatable in a policy");
+        lua_pop(L, 1);
+    }
     lua_newtable(L);
     int c = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, m)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        if (reserved_key(L, -2) || !strcmp(k, "__newindex") || !strcmp(k, "__metatable")) {
-            lua_pop(L, 1);
-            continue;
+    if (m) {
+        lua_pushnil(L);
+        while (lua_next(L, m)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            if (reserved_key(L, -2) || !strcmp(k, "__newindex")) {
+                lua_pop(L, 1);
+                continue;
+            }
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, c);
         }
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, c);
+        lua_pushliteral(L, "__newindex");
+        lua_rawget(L, m);
+    } else {
+        lua_pushnil(L);
     }
-    lua_pushliteral(L, "__newindex");
-    lua_rawget(L, m);
     lua_pushcclosure(L, guard_newindex, 1);
     lua_setfield(L, c, "__newindex");
-    lua_pushvalue(L, m);
-    lua_setfield(L, c, "__metatable");
+    /* What getmetatable answers for it (sb_getmetatable): the original. */
     lua_rawgeti(L, LUA_REGISTRYINDEX, sbx_of(L)->ref_guards);
     lua_pushvalue(L, c);
-    lua_pushboolean(L, 1);
+    if (m)
+        lua_pushvalue(L, m);
+    else
+        lua_pushboolean(L, 0);
     lua_rawset(L, -3);
     lua_pop(L, 1);
 }
@@ -944,15 +960,64 @@ static void guard_table(lua_State *L, int x)
     }
     int m = lua_gettop(L);
     if (!is_guard(L, m)) {
-        lua_pushliteral(L, "__metatable");
-        if (lua_rawget(L, m) != LUA_TNIL)
-            luaL_error(L, "setmetatable: a table whose own metatable is protected cannot be a "
-                          "metatable in a policy");
-        lua_pop(L, 1);
-        push_guard_copy(L, m);
+        push_guard(L, m);
         lua_setmetatable(L, x);
     }
     lua_settop(L, m - 1);
+}
+
+static int sb_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    /* The first table is a metatable itself: it keeps a guard. */
+    int is_meta = lua_getmetatable(L, 1) && is_guard(L, -1);
+    lua_settop(L, 2);
+    if (!is_meta && luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    if (t == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, 2)) { /* __gc or __mode among its keys */
+            const char *k = reserved_key(L, -2);
+            if (k) return reserved_error(L, k);
+            lua_pop(L, 1);
+        }
+        if (lua_rawequal(L, 1, 2))
+            return luaL_error(L, "setmetatable: a table cannot be its own metatable in a policy");
+        guard_table(L, 2);
+    }
+    if (is_meta) {
+        if (t == LUA_TTABLE)
+            push_guard(L, 2);
+        else
+            lua_rawgeti(L, LUA_REGISTRYINDEX, sbx_of(L)->ref_guard);
+    } else {
+        lua_pushvalue(L, 2);
+    }
+    lua_setmetatable(L, 1);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* getmetatable as if the guards were not there: a guarded metatable's
+** metatable is nil, or the one its guard is a copy of. */
+static int sb_getmetatable(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (!lua_getmetatable(L, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sbx_of(L)->ref_guards);
+    lua_pushvalue(L, -2);
+    if (lua_rawget(L, -2) != LUA_TNIL) {
+        if (lua_isboolean(L, -1)) lua_pushnil(L);
+        return 1;
+    }
+    lua_pop(L, 2);
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) return 1;
+    return 1; /* the metatable itself */
 }
 
 static int sb_rawset(lua_State *L)
@@ -970,40 +1035,6 @@ static int sb_rawset(lua_State *L)
     lua_pop(L, 1);
     lua_settop(L, 3);
     lua_rawset(L, 1);
-    return 1;
-}
-
-static int sb_setmetatable(lua_State *L)
-{
-    int t = lua_type(L, 2);
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-    /* The first table is a metatable itself: it keeps a guard. */
-    int is_meta = lua_getmetatable(L, 1) && is_guard(L, -1);
-    lua_settop(L, 2);
-    if (!is_meta && luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
-        return luaL_error(L, "cannot change a protected metatable");
-    if (t == LUA_TTABLE) {
-        static const char *const reserved[] = {"__gc", "__mode"};
-        for (int i = 0; i < 2; i++) {
-            lua_pushstring(L, reserved[i]);
-            if (lua_rawget(L, 2) != LUA_TNIL) return reserved_error(L, reserved[i]);
-            lua_pop(L, 1);
-        }
-        if (lua_rawequal(L, 1, 2))
-            return luaL_error(L, "setmetatable: a table cannot be its own metatable in a policy");
-        guard_table(L, 2);
-    }
-    if (is_meta) {
-        if (t == LUA_TTABLE)
-            push_guard_copy(L, 2);
-        else
-            lua_rawgeti(L, LUA_REGISTRYINDEX, sbx_of(L)->ref_guard);
-    } else {
-        lua_pushvalue(L, 2);
-    }
-    lua_setmetatable(L, 1);
-    lua_settop(L, 1);
     return 1;
 }
 
@@ -2112,21 +2143,24 @@ static int sb_charged(lua_State *L)
             /* Without a comparator, two strings compare in one C call, up
             ** to where they differ (about 10 ns a byte when full of zero
             ** bytes): each comparison is charged a unit per 8 bytes of the
-            ** longest string sorted, or of the longest alive when entries
-            ** may come from __index. */
+            ** longest string sorted, or, when an entry is missing and may
+            ** come from __index, of the longest alive. */
             if (lua_isnoneornil(L, 2) && cmps && cmps <= (uint64_t)INT64_MAX / 2) {
                 sbx *sb = sbx_of(L);
                 size_t longest = 0;
-                if (lua_getmetatable(L, 1)) {
-                    lua_pop(L, 1);
-                    if (sb->long_top) longest = (size_t)2 << sb->long_top;
-                }
+                int missing = 0;
                 if ((int64_t)cmps <= sb->budget)
                     for (lua_Integer i = 1; i <= n; i++) {
-                        if (lua_rawgeti(L, 1, i) == LUA_TSTRING && lua_rawlen(L, -1) > longest)
+                        int ty = lua_rawgeti(L, 1, i);
+                        if (ty == LUA_TSTRING && lua_rawlen(L, -1) > longest)
                             longest = lua_rawlen(L, -1);
+                        missing |= ty == LUA_TNIL;
                         lua_pop(L, 1);
                     }
+                if (missing && sb->long_top && luaL_getmetafield(L, 1, "__index") != LUA_TNIL) {
+                    lua_pop(L, 1);
+                    if (((size_t)2 << sb->long_top) > longest) longest = (size_t)2 << sb->long_top;
+                }
                 uint64_t per = longest >> 3;
                 cost += per && cmps > UINT64_MAX / 4 / per ? UINT64_MAX / 4 : cmps * per;
             }
@@ -2415,18 +2449,7 @@ static int setup(lua_State *L)
     sb->ref_threads = new_ref_table(L, "k");
     sb->ref_tainted = new_ref_table(L, "k");
     sb->ref_guards = new_ref_table(L, "k");
-    /* The guard of a metatable that had none (guard_table). */
-    lua_createtable(L, 0, 2);
-    lua_pushnil(L);
-    lua_pushcclosure(L, guard_newindex, 1);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->ref_guards);
-    lua_pushvalue(L, -2);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
+    push_guard(L, 0); /* the guard of a metatable that had none (guard_table) */
     sb->ref_guard = luaL_ref(L, LUA_REGISTRYINDEX);
 
     lua_newtable(L); /* the shared globals every policy's _ENV reads through */
@@ -2452,6 +2475,7 @@ static int setup(lua_State *L)
     lua_setfield(L, g, "tonumber");
     set_fn(L, g, "rawset", sb_rawset);
     set_fn(L, g, "setmetatable", sb_setmetatable);
+    set_fn(L, g, "getmetatable", sb_getmetatable);
     set_fn(L, g, "collectgarbage", sb_collectgarbage);
     set_fn(L, g, "print", sb_print);
     set_fn(L, g, "tostring", sb_tostring);

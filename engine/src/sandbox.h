@@ -47,7 +47,7 @@
 **    ones ran 18 s before a hook every SBX_HOOK_EVERY instructions saw
 **    its 50 ms wall clock. So while a string of SBX_STR_LONG bytes or
 **    more is alive, the hook runs more often, in proportion to the
-**    longest (sbx_every: every instruction from 4 MB), and table.sort
+**    longest (sbx_every: every instruction from 1 MiB), and table.sort
 **    without a comparator is charged for the longest string it sorts.
 **  - Not bounded per instruction: next(t) from the start of a table whose
 **    entries were mostly set to nil (it walks the emptied slots, up to the

@@ -918,11 +918,16 @@ static void test_callbacks_reentry(void)
 ** had let its data go, and the read crashed). */
 static sb_engine *reading_engine;
 static sb_result *reading_res;
+static int reading_closing, reading_at_close, reading_failed_at_close;
 
 static int64_t reading_clock(void *arg)
 {
     (void)arg;
-    if (reading_engine) (void)sb_account_get(reading_engine, "acme", reading_res);
+    if (reading_engine) {
+        int rc = sb_account_get(reading_engine, "acme", reading_res);
+        reading_at_close += reading_closing;
+        reading_failed_at_close += reading_closing && rc != 0;
+    }
     return now_ms;
 }
 
@@ -937,9 +942,13 @@ static void test_clock_reads_at_close(void)
     reading_engine = test_open(&c, res);
     ok(reading_engine && sb_account_put(reading_engine, "{\"id\":\"acme\"}", 13, res) == 0,
        "a clock that reads the engine: an account put");
+    reading_closing = 1;
     sb_close(reading_engine);
     reading_engine = NULL;
-    ok(1, "... and the engine closes, its clock read while it still can be");
+    ok(reading_at_close > 0 && reading_failed_at_close == 0,
+       "... and the engine closes, its clock read %d times while the engine could still be "
+       "read (%d failed)",
+       reading_at_close, reading_failed_at_close);
     sb_result_free(reading_res);
     rmtree(path);
 }

@@ -156,6 +156,9 @@ static const struct hostile hostile[] = {
      "__mode (weak tables) is not allowed"},
     {"gc-later", R("local mt = {} setmetatable({}, mt) mt.__gc = function() end"),
      "__gc metamethods are not allowed"},
+    {"protected-meta-meta",
+     R("local mt = {} setmetatable({}, mt) setmetatable(mt, {__metatable = 'locked'})"),
+     "a table whose own metatable is protected cannot be a metatable"},
     {"own-metatable", R("local t = {} setmetatable(t, t)"),
      "a table cannot be its own metatable in a policy"},
     {"env-as-metatable", R("setmetatable({}, _ENV)"),
@@ -363,7 +366,9 @@ int main(void)
 
     /* Metatables as Lua code uses them, with their guards: classes,
     ** inheritance through a metatable's own metatable, defaults, a
-    ** __newindex of the policy's, methods and metamethods added later. */
+    ** __newindex of the policy's, methods and metamethods added later, a
+    ** copy's metatable from getmetatable, and a table of numbers with a
+    ** metatable sorted while a long string lives (charged as numbers). */
     add_src(1, "classes",
             R("local Base = {} Base.__index = Base\n"
               "function Base.new(x) return setmetatable({x = x}, Base) end\n"
@@ -374,7 +379,8 @@ int main(void)
               "local o = Derived.new(21)\n"
               "assert(o:twice() == 42 and o:get() == 21)\n"
               "assert(getmetatable(o) == Derived and getmetatable(Derived).__index == Base)\n"
-              "assert(getmetatable(Base) == false)\n"
+              "assert(getmetatable(Base) == nil)\n"
+              "local copy = setmetatable({}, getmetatable(o)) assert(copy.get == Base.get)\n"
               "function Derived.late() return 'late' end assert(o.late() == 'late')\n"
               "Base.__tostring = function(b) return 'base ' .. b.x end\n"
               "assert(tostring(Base.new(7)) == 'base 7')\n"
@@ -385,6 +391,10 @@ int main(void)
               "doubled.a = 2 assert(doubled.a == 4)\n"
               "local mt = {} setmetatable({}, mt) setmetatable(mt, nil) mt.y = 1\n"
               "rawset(mt, 'z', 2) assert(mt.y == 1 and mt.z == 2)\n"
+              "local big = ('x'):rep(20000)\n"
+              "local l = setmetatable({}, {__index = table})\n"
+              "for i = 1, 300 do l[i] = (i * 7919) % 300 end\n"
+              "l:sort() assert(l[1] == 0 and l[300] == 299 and #big == 20000)\n"
               "return { wait = 1 }"));
     d = route(h, 1, "classes");
     ok(!d->failed && d->kind == DEC_WAIT && d->wait == 1,
