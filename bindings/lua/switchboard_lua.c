@@ -186,6 +186,24 @@ static int whole_below(double d, double below)
 #define BELOW_U32 4294967296.0          /* 2^32 */
 #define BELOW_I64 9223372036854775808.0 /* 2^63 */
 
+/* A clock's milliseconds at idx: a whole number from 0 to 2^63 - 1, an
+** integer taken whole (math.maxinteger too, which a double makes 2^63).
+** 1 with *ms, or 0. */
+static int clock_value(lua_State *L, int idx, int64_t *ms)
+{
+    if (sbl_isinteger(L, idx)) {
+        lua_Integer v = lua_tointeger(L, idx);
+        if (v < 0) return 0;
+        *ms = (int64_t)v;
+        return 1;
+    }
+    if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+    double d = (double)lua_tonumber(L, idx);
+    if (!whole_below(d, BELOW_I64)) return 0;
+    *ms = (int64_t)d;
+    return 1;
+}
+
 /* Arguments i and i + 1 of a log's or a history's page: the seq of the
 ** entry to page from (0: from its `from` end; entry names whose, "an audit
 ** entry's") and a number of entries (0: deflt). Raises for anything else. */
@@ -305,18 +323,12 @@ static int cb_clock_body(lua_State *L)
     cb_call *c = lua_touserdata(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
     lua_call(L, 0, 1);
-    if (sbl_isinteger(L, -1)) {
-        lua_Integer v = lua_tointeger(L, -1);
-        if (v >= 0)
-            c->ms = (int64_t)v;
-        else
-            snprintf(c->value, sizeof c->value, "%lld", (long long)v);
+    if (clock_value(L, -1, &c->ms)) {
+        /* taken */
+    } else if (sbl_isinteger(L, -1)) {
+        snprintf(c->value, sizeof c->value, "%lld", (long long)lua_tointeger(L, -1));
     } else if (lua_type(L, -1) == LUA_TNUMBER) {
-        double d = (double)lua_tonumber(L, -1);
-        if (whole_below(d, BELOW_I64))
-            c->ms = (int64_t)d;
-        else
-            snprintf(c->value, sizeof c->value, "%.14g", d);
+        snprintf(c->value, sizeof c->value, "%.14g", (double)lua_tonumber(L, -1));
     } else if (lua_type(L, -1) == LUA_TSTRING) {
         snprintf(c->value, sizeof c->value, "the string \"%.32s\"", lua_tostring(L, -1));
     } else {
@@ -2145,17 +2157,11 @@ static int l_set_clock(lua_State *L)
     engine_box *b = check_box(L);
     if (!b->clock_manual) return luaL_error(L, "switchboard: set_clock needs sb.open{clock = ms}");
     int64_t ms;
-    if (sbl_isinteger(L, 2) && lua_tointeger(L, 2) >= 0) { /* whole, math.maxinteger too */
-        ms = (int64_t)lua_tointeger(L, 2);
-        b = check_box(L);
-    } else {
-        double d = check_num(L, 2);
-        b = check_box(L); /* the argument read: still open */
-        if (!whole_below(d, BELOW_I64))
-            return luaL_error(L, "switchboard: set_clock: ms must be a whole number of "
-                                 "milliseconds from 0");
-        ms = (int64_t)d;
-    }
+    (void)check_num(L, 2); /* a number: the type's error first */
+    b = check_box(L);      /* the argument read: still open */
+    if (!clock_value(L, 2, &ms))
+        return luaL_error(L, "switchboard: set_clock: ms must be a whole number of milliseconds "
+                             "from 0");
     __atomic_store_n(&b->clock_ms, ms, __ATOMIC_RELAXED);
     return 0;
 }
@@ -2434,11 +2440,10 @@ static int l_open(lua_State *L)
     cfg.require_signed_policies = lua_toboolean(L, -1);
     lua_pop(L, 1);
     double clock0 = 0;
-    int64_t clock_ms0 = -1; /* an integer clock, taken whole (math.maxinteger too) */
+    int64_t clock_ms0 = -1; /* a clock taken whole (clock_value); else opt_number says why */
     int clock_fn = opt_is_function(L, "clock", LUA_TNUMBER);
     lua_getfield(L, 1, "clock");
-    if (sbl_isinteger(L, -1) && lua_tointeger(L, -1) >= 0)
-        clock_ms0 = (int64_t)lua_tointeger(L, -1);
+    if (!clock_value(L, -1, &clock_ms0)) clock_ms0 = -1;
     lua_pop(L, 1);
     int manual =
         !clock_fn && (clock_ms0 >= 0 || opt_number(L, 1, who, "clock", INT64_MAX, &clock0, &r));
