@@ -749,8 +749,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     ** opening; the next erasure request tries again, and is refused while
     ** they cannot be. */
     sb_result *tmp = sb_result_new();
-    if (ret_erasures_catch_up_changed(e, 0, tmp))
-        sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(tmp));
+    if (ret_erasures_catch_up(e, 0, tmp)) sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(tmp));
     sb_result_free(tmp);
     *out = e;
     return 0;

@@ -419,14 +419,12 @@ void ret_free(sb_engine *e);
 /* Apply again the erasure requests and account deletions of the journal
 ** that data.mdb has not seen (restored from a backup taken before them; one
 ** cut short by a crash), in the journal's order: each logged at warn, an
-** erasure request audited as one. Nothing to do without a journal. sb_open
-** runs it. */
-int ret_erasures_catch_up(sb_engine *e, sb_result *res);
-/* The same when the journal changed since this engine last caught up with
-** it (sb_sweep): a request another process left cut short is finished by
-** the next sweeps of a running daemon, not only at the next sb_open, each
-** going on with it for about budget_ms (0: to its end). */
-int ret_erasures_catch_up_changed(sb_engine *e, uint32_t budget_ms, sb_result *res);
+** erasure request audited as one. Nothing to do without a journal, nor
+** when it has not changed since this engine last read it to its end.
+** sb_open runs it (to its end: budget_ms 0), and sb_sweep, so that a
+** request another process left cut short is finished by a running
+** daemon's sweeps, each going on with it for about budget_ms. */
+int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res);
 
 /* --- journal.c: the erasure journal ---------------------------------------- */
 enum { EJR_ERASURE = 'e', EJR_DELETION = 'd' };

@@ -2061,10 +2061,11 @@ int sb_sweep(sb_engine *e, uint32_t budget_ms, sb_sweep_progress_fn progress, vo
     ** is finished by the next sweep, before the reviews: its number's
     ** records could otherwise be read until some process opened the
     ** directory again. A failure is logged; the sweep goes on. */
-    sb_result *ejr_res = sb_result_new();
-    if (ejr_res && ret_erasures_catch_up_changed(e, budget_ms, ejr_res))
-        sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(ejr_res));
-    sb_result_free(ejr_res);
+    int jrc = ret_erasures_catch_up(e, budget_ms, res);
+    if (jrc)
+        sb_log(e, SB_LOG_ERROR, "%s",
+               *sb_result_message(res) ? sb_result_message(res) : sb_strerror(jrc));
+    res_reset(res);
     uint64_t t0 = mono_ns();
     uint64_t total = progress ? count_due(e, sr.now) : 0, done = 0;
     int txns = 0, rc = 0, resumed = 0, yields = 0;
@@ -3163,13 +3164,7 @@ static int catch_up(sb_engine *e, int *checked, uint64_t deadline_ns, sb_result 
     return rc;
 }
 
-int ret_erasures_catch_up(sb_engine *e, sb_result *res)
-{
-    int checked;
-    return catch_up(e, &checked, 0, res);
-}
-
-int ret_erasures_catch_up_changed(sb_engine *e, uint32_t budget_ms, sb_result *res)
+int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res)
 {
     char path[PATH_MAX];
     struct stat st;

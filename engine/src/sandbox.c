@@ -977,15 +977,19 @@ static int sb_setmetatable(lua_State *L)
     if (!is_meta && luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
         return luaL_error(L, "cannot change a protected metatable");
     if (t == LUA_TTABLE) {
-        lua_pushnil(L);
-        while (lua_next(L, 2)) { /* __gc or __mode among its keys */
-            const char *k = reserved_key(L, -2);
-            if (k) return reserved_error(L, k);
+        /* A metatable guarded already cannot have gained either key: the
+        ** check is for one set as a metatable the first time. */
+        int guarded = lua_getmetatable(L, 2) && is_guard(L, -1);
+        lua_settop(L, 2);
+        for (const char *const *k = (const char *const[]){"__gc", "__mode", NULL}; !guarded && *k;
+             k++) {
+            lua_pushstring(L, *k);
+            if (lua_rawget(L, 2) != LUA_TNIL) return reserved_error(L, *k);
             lua_pop(L, 1);
         }
         if (lua_rawequal(L, 1, 2))
             return luaL_error(L, "setmetatable: a table cannot be its own metatable in a policy");
-        guard_table(L, 2);
+        if (!guarded) guard_table(L, 2);
     }
     if (is_meta) {
         if (t == LUA_TTABLE)

@@ -883,10 +883,13 @@ static void test_clock_extremes(void)
                               "9999-12-31T23:59:59.999Z, not in the past");
     ok(ev("far", "{\"type\":\"abandon\",\"call\":\"f1\"}") == 0, "... the call ends");
     now_ms = -1000;
-    ok(ev("far", "{\"type\":\"offer\",\"call\":\"f2\",\"queue\":\"q\"}") == 0 &&
+    int offered = ev("far", "{\"type\":\"offer\",\"call\":\"f2\",\"queue\":\"q\"}");
+    json_t *c = get_json(sb_call_get(eng, "far", "f2", res));
+    ok(offered == 0 && c && json_integer_value(json_object_get(c, "offered_ms")) == 0 &&
            ev("far", "{\"type\":\"abandon\",\"call\":\"f2\"}") == 0,
-       "a clock before 1970 is read as 1970: a call offered and ended (%s)",
+       "a clock before 1970 is read as 1970: a call offered at 0 ms, and ended (%s)",
        sb_result_message(res));
+    json_decref(c);
     now_ms = saved;
 }
 
