@@ -37,10 +37,88 @@
 #define MAX_UPLOAD_CASES_MS 500
 #define SIG_TAG "--@signature "
 
+/* Lua's parser takes time that grows with the square of a function's gotos
+** (each one resolved shifts the rest of the pending list; each label scans
+** it) and of its labels (each checks the function's others for a repeat):
+** 30,000 forward gotos to one label compile in 0.4-1.7 s, outside any
+** budget, on whichever thread loads the file. At most this many of each. */
+#define MAX_POLICY_GOTOS 1000
+
+/* Skip a long bracket "[", "="*, "[" at s[i] (a long string, or a comment's
+** after "--"), to just past its closing bracket; i if s[i] opens none. */
+static size_t skip_long(const char *s, size_t len, size_t i, int *line)
+{
+    size_t j = i + 1, level = 0;
+    while (j < len && s[j] == '=')
+        j++, level++;
+    if (j >= len || s[j] != '[') return i;
+    for (j++; j < len; j++) {
+        if (s[j] == '\n') (*line)++;
+        if (s[j] != ']') continue;
+        size_t k = j + 1, n = 0;
+        while (k < len && s[k] == '=')
+            k++, n++;
+        if (n == level && k < len && s[k] == ']') return k + 1;
+    }
+    return len;
+}
+
+/* A letter, digit or underscore: a name's, or a number's (skipped whole). */
+static int name_char(char c)
+{
+    return c == '_' || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* The line of the first goto or label past MAX_POLICY_GOTOS of either, and
+** which, or 0. A token scan: comments and strings skipped as Lua's lexer
+** does (an unfinished one runs to the end, where the parser will fail). */
+static int too_many_gotos(const char *s, size_t len, const char **what)
+{
+    int line = 1, gotos = 0, labels = 0;
+    for (size_t i = 0; i < len;) {
+        char c = s[i];
+        if (c == '\n') {
+            line++, i++;
+        } else if (c == '-' && i + 1 < len && s[i + 1] == '-') {
+            size_t j = i + 2 < len && s[i + 2] == '[' ? skip_long(s, len, i + 2, &line) : i + 2;
+            if (j == i + 2)
+                while (j < len && s[j] != '\n')
+                    j++;
+            i = j;
+        } else if (c == '[') {
+            size_t j = skip_long(s, len, i, &line);
+            i = j > i ? j : i + 1;
+        } else if (c == '"' || c == '\'') {
+            for (i++; i < len && s[i] != c && s[i] != '\n'; i++)
+                if (s[i] == '\\' && i + 1 < len && s[++i] == '\n') line++;
+            i++;
+        } else if (c == ':' && i + 1 < len && s[i + 1] == ':') {
+            if (++labels > 2 * MAX_POLICY_GOTOS) { /* "::" twice a label */
+                *what = "labels";
+                return line;
+            }
+            i += 2;
+        } else if (name_char(c)) {
+            size_t j = i;
+            while (j < len && name_char(s[j]))
+                j++;
+            if (j - i == 4 && !memcmp(s + i, "goto", 4) && ++gotos > MAX_POLICY_GOTOS) {
+                *what = "goto statements";
+                return line;
+            }
+            i = j;
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
 /* What every policy source must be, wherever it comes from (an upload, the
 ** policy directory, `switchboard policy check`): at most MAX_POLICY_BYTES,
-** and UTF-8 text, since the API hands sources back inside JSON. 0, or a
-** message "FILE: ..." / "FILE:LINE: ..." in err. */
+** UTF-8 text, since the API hands sources back inside JSON, and at most
+** MAX_POLICY_GOTOS gotos and labels. 0, or a message "FILE: ..." /
+** "FILE:LINE: ..." in err. */
 int pol_source_check(const char *file, const char *src, size_t len, char *err, size_t errlen)
 {
     if (len > MAX_POLICY_BYTES) {
@@ -55,6 +133,15 @@ int pol_source_check(const char *file, const char *src, size_t len, char *err, s
             line += src[i] == '\n';
         snprintf(err, errlen, "%s:%d: not valid UTF-8 (byte 0x%02x): policy sources are UTF-8 text",
                  file, line, (unsigned char)src[bad]);
+        return -1;
+    }
+    const char *what = NULL;
+    int line = too_many_gotos(src, len, &what);
+    if (line) {
+        snprintf(err, errlen,
+                 "%s:%d: more than %d %s in one file (Lua takes time that grows with the square "
+                 "of their number to compile them, outside any budget)",
+                 file, line, MAX_POLICY_GOTOS, what);
         return -1;
     }
     return 0;
