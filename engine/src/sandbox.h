@@ -49,6 +49,11 @@
 **    more is alive, the hook runs more often, in proportion to the
 **    longest (sbx_every: every instruction from 1 MiB), and table.sort
 **    without a comparator is charged for the longest string it sorts.
+**  - Many extra arguments: a function holding SBX_VA_MANY or more (`...`,
+**    from a table.unpack, say) pays for each of its instructions one more
+**    per SBX_VA_UNIT of them, its hook that much sooner (va_cost): passing
+**    them on (g(...), math.max(...), select(2, ...), return ...) moves all
+**    of them in one instruction.
 **  - Not bounded per instruction: next(t) from the start of a table whose
 **    entries were mostly set to nil (it walks the emptied slots, up to the
 **    memory cap's worth; pairs' iterator is the same next); the wall clock,
@@ -66,6 +71,8 @@
 #define SBX_CO_HOOK_EVERY 64   /* the same in a coroutine, charged again at each resume */
 #define SBX_ALLOC_SHIFT 5      /* one instruction charged per 32 bytes allocated */
 #define SBX_STR_LONG 8192      /* strings from this size shorten the hook's interval */
+#define SBX_VA_MANY 256        /* extra arguments (...) from which a function pays for them */
+#define SBX_VA_UNIT 16         /* one instruction charged per this many, each instruction */
 #define SBX_SRC_MAX (1u << 20) /* largest policy source accepted */
 #define SBX_LOG_LINES 32       /* ctx.log/print lines per hook call */
 #define SBX_LOG_LEN 480        /* longest log message kept */

@@ -441,6 +441,55 @@ int main(void)
        (unsigned long long)took, dec.error);
     pol_host_free(hw);
 
+    /* Many extra arguments: each instruction that passes them on moves them
+    ** all, and math.max walks them all. A function holding 60,000 ran 4-54 s
+    ** on a 1,000,000-instruction budget (the wall clock off): it pays for
+    ** them at each instruction now, so the budget stops it in milliseconds. */
+    {
+        pol_limits il = {.instructions = 1000000, .wall_ms = 600000, .memory = 32u << 20};
+        pol_host *hi = pol_host_new(&il, get_src, NULL, logline, NULL);
+#define VA_TOP "local t = {} for i = 1, 60000 do t[i] = i end\n"
+#define VA_END "\nlocal P = {} function P.route() f(table.unpack(t)) end return P"
+        static const char *const shapes[][2] = {
+            {"va-max", VA_TOP "local function f(...) while true do math.max(...) end end" VA_END},
+            {"va-min", VA_TOP "local function f(...) while true do math.min(...) end end" VA_END},
+            {"va-select",
+             VA_TOP "local function f(...) while true do select(2, ...) end end" VA_END},
+            {"va-call", VA_TOP "local function g(...) end\n"
+                               "local function f(...) while true do g(...) end end" VA_END},
+            {"va-pcall", VA_TOP "local function g(...) end\n"
+                                "local function f(...) while true do pcall(g, ...) end end" VA_END},
+            {"va-co", VA_TOP "local co = coroutine.wrap(function(...) local a = table.pack(...)\n"
+                             "  while true do coroutine.yield(table.unpack(a)) end end)\n"
+                             "local function f(...) while true do co(...) end end" VA_END},
+        };
+#undef VA_TOP
+#undef VA_END
+        for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+            add_src(5, shapes[k][0], shapes[k][1]);
+            uint64_t s0 = mono_ns();
+            route_bare(hi, 5, shapes[k][0]);
+            uint64_t ms = (mono_ns() - s0) / 1000000;
+            ok(dec.failed && strstr(dec.error, "instruction budget exceeded") && ms < 2000,
+               "60,000 extra arguments passed on in a loop: the budget stops it (%s, %llu ms): %s",
+               shapes[k][0], (unsigned long long)ms, dec.error);
+        }
+        /* Work that holds a few hundred is charged for them, and fits. */
+        add_src(5, "va-fits",
+                "local function sum(...) local s = 0\n"
+                "  for i = 1, select('#', ...) do s = s + (select(i, ...)) end\n"
+                "  return s, math.max(...), math.min(...) end\n"
+                "local t = {} for i = 1, 300 do t[i] = i end\n"
+                "local P = {} function P.route()\n"
+                "  local s, hi, lo = sum(table.unpack(t))\n"
+                "  assert(s == 45150 and hi == 300 and lo == 1)\n"
+                "  assert(not pcall(math.max)) return { wait = 1 } end return P");
+        route_bare(hi, 5, "va-fits");
+        ok(!dec.failed && dec.kind == DEC_WAIT, "300 extra arguments summed fit the budget (%s)",
+           dec.error);
+        pol_host_free(hi);
+    }
+
     /* Cross-file and cross-account isolation. */
     add_src(1, "leak-a", R("leaked = 'secret' _G.leaked2 = 1 ctx.set('k', 1) return {}"));
     add_src(1, "leak-b",
