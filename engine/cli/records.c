@@ -1104,9 +1104,18 @@ static int sweep_dry_run(opts *o, int bad)
                           : !strcmp(flag, "--in-days")     ? o->in_days
                           : !strcmp(flag, "--now")         ? o->now
                                                            : o->account;
-        fprintf(stderr, "switchboard: sweep --dry-run failed: %s%s%s%s%s%s\n",
-                sb_result_message(res), flag ? " (" : "", flag ? flag : "", arg ? " " : "",
-                arg ? arg : "", flag ? ")" : "");
+        const char *msg = sb_result_message(res);
+        /* The API's field, named in its message, is a flag here. */
+        static const char api_field[] = " ('policy')";
+        size_t ml = strlen(msg), al = sizeof api_field - 1;
+        if (field && !strcmp(field, "policy") && !flag && ml > al &&
+            !strcmp(msg + ml - al, api_field))
+            fprintf(stderr, "switchboard: sweep --dry-run failed: %.*s with --policy-name NAME\n",
+                    (int)(ml - al), msg);
+        else
+            fprintf(stderr, "switchboard: sweep --dry-run failed: %s%s%s%s%s%s\n", msg,
+                    flag ? " (" : "", flag ? flag : "", arg ? " " : "", arg ? arg : "",
+                    flag ? ")" : "");
         st = 1;
     } else {
         json_t *d = result_doc(res);

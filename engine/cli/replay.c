@@ -117,6 +117,29 @@ static void print_time(int64_t ms)
     printf("%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* The calls whose routing decision fell back since the last actions were
+** printed: the engine logs each failure naming the call ("policy failure:
+** account=... call=ID: ..."), and the actions alone do not say. */
+static char fb_calls[16][128];
+static int fb_n;
+
+static void note_fallback(const char *line)
+{
+    const char *c = strncmp(line, "policy failure: ", 16) ? NULL : strstr(line, " call=");
+    const char *end = c ? strstr(c + 6, ": ") : NULL;
+    if (!end || fb_n == (int)(sizeof fb_calls / sizeof *fb_calls) ||
+        (size_t)(end - c - 6) >= sizeof *fb_calls)
+        return;
+    snprintf(fb_calls[fb_n++], sizeof *fb_calls, "%.*s", (int)(end - c - 6), c + 6);
+}
+
+static int fell_back(const char *call)
+{
+    for (int i = 0; call && i < fb_n; i++)
+        if (!strcmp(fb_calls[i], call)) return 1;
+    return 0;
+}
+
 static void print_actions(sb_result *res)
 {
     for (size_t i = 0; i < sb_result_count(res); i++) {
@@ -150,8 +173,12 @@ static void print_actions(sb_result *res)
                    a->reason ? a->reason : "");
             break;
         }
-        printf("\n");
+        int decided = a->type == SB_ACT_RING || a->type == SB_ACT_REJECT ||
+                      a->type == SB_ACT_OVERFLOW || a->type == SB_ACT_WAIT;
+        printf("%s\n",
+               decided && fell_back(a->call_id) ? " (the fallback: the policy failed)" : "");
     }
+    fb_n = 0;
 }
 
 /* The engine's log while the replay runs goes to stderr, stamped with the
@@ -167,6 +194,7 @@ static void log_sink(void *arg, sb_log_level lvl, const char *line)
     static const char *const names[] = {"error", "warn", "info", "debug"};
     replay_log *l = arg;
     if (l->opening && lvl == SB_LOG_ERROR) return;
+    note_fallback(line);
     char t[32];
     fprintf(stderr, "%s %s %s\n", cli_iso_time(clock_ms, t, sizeof t), names[lvl & 3], line);
 }
@@ -758,6 +786,7 @@ int cli_replay(int argc, char **argv)
     int lines = 0;
     char account[256] = "";
     while (!status && (n = getline(&line, &cap, f)) > 0) {
+        fb_n = 0;
         r.lineno++;
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;

@@ -24,6 +24,7 @@ cat >"$tmp/calls.jsonl" <<J
 {"type": "offer", "call": "c3", "queue": "support", "caller": "+442079460003"}
 {"advance": 4}
 {"type": "abandon", "call": "c3"}
+{"account": {"id": "bare"}}
 J
 data="$tmp/data"
 run "$sb" replay "$tmp/calls.jsonl" --data-dir "$data" --policy-dir policies
@@ -109,6 +110,7 @@ done <<T
 1|a policy file without retain|--account acme --policy $tmp/route.lua|the source previewed as 'retention/keep-90-days-then-delete' has no retain hook; records are reviewed by a policy that defines retain (--policy $tmp/route.lua)
 1|a stored policy that is not there|--account acme --policy-name retention/nope|no policy 'retention/nope' for account acme (neither its own nor a shared one) (--policy-name retention/nope)
 2|an empty --policy-name|--account acme --policy-name=|--policy-name needs a value
+1|a file for an account with no retention policy|--account bare --policy $tmp/route.lua|the account has no retention policy: name the one the source is to be previewed as with --policy-name NAME
 T
 # --policy-dir would store the directory's policies in the data: refused.
 mkdir "$tmp/pol2" && cp -r policies/. "$tmp/pol2" &&

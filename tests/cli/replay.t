@@ -147,6 +147,8 @@ run "$sb" replay "$tmp/fail.jsonl" --policy-dir policies
 check 1 "a policy failure: exit 1" err "0 errors, 1 policy failure (1 routing decision fell back)"
 has "$err" "failing.lua:3: boom"
 ok $? "... with the failure's file:line" "$(shown)"
+has "$out" "ring alice for c1 on softphone (sip:a@x) for 20s (the fallback: the policy failed)"
+ok $? "... and the ring it printed says it was the fallback's" "$(shown)"
 
 # A line naming an account that does not exist fails alone: the lines after
 # it go on with the account before (they failed too, naming it).
