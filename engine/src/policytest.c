@@ -2238,13 +2238,68 @@ static int key_set_again(const fnread *f, int reg, kstr k, int from, int to)
     return 0;
 }
 
+/* Could the instructions from..to-1 not all run, one after the other, when
+** `from` does: a branch among them (a jump, a test, a loop, LFALSESKIP), or
+** a jump from anywhere landing after `from`, up to `to`? */
+static int branches(const fnread *f, int from, int to)
+{
+    for (int q = 0; q < f->ncode; q++) {
+        uint32_t x = ins_at(f, q);
+        int op = (int)(x & 0x7f), bx = (int)((x >> 15) & 0x1ffff), t = -1;
+        int inside = q >= from && q < to;
+        if (inside && (op == OP_JMP || op == 6 || (op >= 57 && op <= 67) || (op >= 73 && op <= 77)))
+            return 1;
+        if (op == OP_JMP) t = q + 1 + ((int)((x >> 7) & 0x1ffffff) - 0xffffff);
+        if (op == 73 || op == 77) t = q + 1 - bx; /* FORLOOP, TFORLOOP */
+        if (op == 74) t = q + bx + 2;             /* FORPREP */
+        if (op == 75) t = q + 1 + bx;             /* TFORPREP */
+        if (t > from && t <= to) return 1;
+    }
+    return 0;
+}
+
+/* A constant returned as the decision (return 42, return nil, return
+** 'wait'): LOADI, LOADF, LOADK, LOADFALSE, LOADTRUE or LOADNIL into the
+** register a reachable RETURN1 returns, just before it, no jump landing on
+** the return. A decision is a table, always. */
+static void lint_const_return(lint *l, const fnread *f, int hook)
+{
+    static const char *const names[3] = {"route", "retain", "erase"};
+    uint8_t *seen = reachable(f);
+    if (!seen) return;
+    for (int pc = 1; pc < f->ncode; pc++) {
+        uint32_t ins = ins_at(f, pc), prev = ins_at(f, pc - 1);
+        int op = (int)(prev & 0x7f), a = (int)((ins >> 7) & 0xff), pa = (int)((prev >> 7) & 0xff);
+        if (!seen[pc] || (ins & 0x7f) != OP_RETURN1 || branches(f, pc - 1, pc)) continue;
+        const char *what = op == 1 || op == 2   ? "a number"
+                           : op == 5 || op == 7 ? "a boolean"
+                           : op == 8 && a >= pa && a <= pa + (int)((prev >> 16) & 0xff) ? "nil"
+                                                                                        : NULL;
+        if (op == 3) {
+            kstr k = kget(f, (int)(prev >> 15));
+            what = k.s ? "a string" : k.tag == 3 || k.tag == 19 ? "a number" : NULL;
+        }
+        if (what && (op == 8 || pa == a))
+            add_finding(l, line_at(f, pc),
+                        "%s returns %s here: a decision is a table (%s), so this one is invalid",
+                        names[hook], what,
+                        hook == 0 ? "{ ring = agent.id }, { wait = 10 }, ..."
+                                  : "{ keep = true, review_in_days = 30 }, { delete = true }, ...");
+    }
+    free(seen);
+}
+
 /* A table the hook returns as it was built ({ keep = true, ... }, or a local
 ** {} given fields and returned as the same register): each field it is given
 ** must be one of the hook's decision (views.c), or the decision is invalid.
-** A table whose register is written before the return is not judged. */
+** A table whose register is written before the return is not judged. Built
+** and returned in a straight line, seen by nothing else on the way, its
+** fields must also be able to go together ({ ring = ..., wait = 10 }, an
+** erase's {}). */
 static void lint_decision(lint *l, const fnread *f, int hook)
 {
     static const char *const names[3] = {"route", "retain", "erase"};
+    lint_const_return(l, f, hook);
     for (int pc = 0; pc < f->ncode; pc++) {
         uint32_t ins = ins_at(f, pc);
         if ((ins & 0x7f) != OP_NEWTABLE) continue;
@@ -2285,6 +2340,24 @@ static void lint_decision(lint *l, const fnread *f, int hook)
                                 names[hook], msg);
             }
         }
+        if (end < 0 || table_seen(f, reg, pc + 1, end) || branches(f, pc, end)) continue;
+        unsigned has = 0;
+        int judged = 1;
+        for (int q = pc + 1; q < end && judged; q++) {
+            uint32_t x = ins_at(f, q);
+            int op = (int)(x & 0x7f);
+            if ((int)((x >> 7) & 0xff) != reg) continue;
+            kstr k = op == OP_SETFIELD ? kget(f, (int)((x >> 16) & 0xff)) : (kstr){0};
+            int bit = k.s ? views_decision_key_bit(hook, k.s, k.n) : -1;
+            if (op == OP_SETFIELD && bit >= 0)
+                has |= 1u << bit;
+            else if (op == OP_SETFIELD || op == OP_SETTABLE || op == OP_SETI || op == OP_SETLIST)
+                judged = 0; /* a field it cannot have, reported above, or keys unknown here */
+        }
+        char msg[400];
+        if (judged && views_decision_keys(hook, has, msg, sizeof msg))
+            add_finding(l, line_at(f, end), "%s returns an invalid decision here: %s", names[hook],
+                        msg);
     }
 }
 

@@ -447,6 +447,13 @@ const char *views_field_near(int kind, const char *name, size_t len);
 ** retain, 2 erase) returns; when not, *near is the field it is most likely a
 ** typo of (sbx_suggest), or NULL. */
 int views_decision_field(int hook, const char *name, size_t len, const char **near);
+/* The bit of decision field `name` (len bytes) of the hook (0 route, 1
+** retain, 2 erase) in views_decision_keys' set, or -1 for no such field. */
+int views_decision_key_bit(int hook, const char *name, size_t len);
+/* -1 with the run time's message in msg (after its "<hook> returned invalid
+** decision: ") when a decision holding just the fields in `has` (bits of
+** views_decision_key_bit) cannot pass whatever their values, else 0. */
+int views_decision_keys(int hook, unsigned has, char *msg, size_t cap);
 /* A constant the hook's code gives field `name` of a decision it returns
 ** (policy check's lint; the value at idx of L): -1 with the run time's
 ** message in msg (after its "<hook> returned invalid decision: ") when no

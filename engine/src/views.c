@@ -1782,6 +1782,40 @@ static int decide_one(dctx *d, int idx)
     return 0;
 }
 
+/* The fields present in a routing decision (bit F_x for field x) that cannot
+** go together, whatever their values: -2 with the message in err, after
+** "<hook> returned invalid decision: ", else the decision's action field
+** (F_RING, F_WAIT, F_MOVE, F_REJECT) or -1 for none. */
+static int route_keys(unsigned has, char *err, size_t errlen, const char *hook)
+{
+    static const int acts[4] = {F_RING, F_WAIT, F_MOVE, F_REJECT};
+    static const int ring_only[4] = {F_MODE, F_DEVICE, F_TIMEOUT, F_STEP};
+    int first = -1;
+    for (int i = 0; i < 4; i++) {
+        if (!(has & 1u << acts[i])) continue;
+        if (first >= 0) {
+            snprintf(err, errlen, "%s returned invalid decision: '%s' and '%s' cannot go together",
+                     hook, sbx_key_names[field_keys[first]], sbx_key_names[field_keys[acts[i]]]);
+            return -2;
+        }
+        first = acts[i];
+    }
+    for (int i = 0; i < 4; i++)
+        if (has & 1u << ring_only[i] && first != F_RING) {
+            snprintf(err, errlen, "%s returned invalid decision: '%s' goes only with 'ring'", hook,
+                     sbx_key_names[field_keys[ring_only[i]]]);
+            return -2;
+        }
+    if (has & 1u << F_REASON && first != F_MOVE) {
+        snprintf(err, errlen,
+                 "%s returned invalid decision: 'reason' goes only with 'move' (a reject's value "
+                 "is its reason)",
+                 hook);
+        return -2;
+    }
+    return first;
+}
+
 static int decide(dctx *d, int idx)
 {
     lua_State *L = d->L;
@@ -1798,21 +1832,11 @@ static int decide(dctx *d, int idx)
         lua_pushnil(L);
     if (read_fields(d, idx, "", field_keys, F_N, base)) return -1;
 #define HAS(f) (!lua_isnil(L, base + (f)))
-    static const int acts[4] = {F_RING, F_WAIT, F_MOVE, F_REJECT};
-    int first = -1;
-    for (int i = 0; i < 4; i++) {
-        if (!HAS(acts[i])) continue;
-        if (first >= 0)
-            return bad(d, "'%s' and '%s' cannot go together", sbx_key_names[field_keys[first]],
-                       sbx_key_names[field_keys[acts[i]]]);
-        first = acts[i];
-    }
-    static const int ring_only[4] = {F_MODE, F_DEVICE, F_TIMEOUT, F_STEP};
-    for (int i = 0; i < 4; i++)
-        if (HAS(ring_only[i]) && first != F_RING)
-            return bad(d, "'%s' goes only with 'ring'", sbx_key_names[field_keys[ring_only[i]]]);
-    if (HAS(F_REASON) && first != F_MOVE)
-        return bad(d, "'reason' goes only with 'move' (a reject's value is its reason)");
+    unsigned has = 0;
+    for (int i = 0; i < F_N; i++)
+        has |= HAS(i) ? 1u << i : 0;
+    int first = route_keys(has, d->err, d->errlen, d->hook);
+    if (first < -1) return -1;
 
     o->npause = 0;
     if (HAS(F_PAUSE) && parse_pause(d, base + F_PAUSE)) return -1;
@@ -1857,11 +1881,11 @@ static int decide(dctx *d, int idx)
                        "moving it back and forth?): ring, wait or reject it",
                        d->vc->call->moves);
         if (d->vc->q && d->vc->q->queue_exists) {
-            int has = d->vc->q->queue_exists(d->vc->q->line_arg, o->queue);
-            if (has < 0)
+            int there = d->vc->q->queue_exists(d->vc->q->line_arg, o->queue);
+            if (there < 0)
                 return bad(d, "move: queue '%s' could not be looked up (%s)", o->queue,
-                           sb_strerror(has));
-            if (!has) return bad(d, "move: no queue '%s' in this account", o->queue);
+                           sb_strerror(there));
+            if (!there) return bad(d, "move: no queue '%s' in this account", o->queue);
         }
         o->reason[0] = 0;
         if (HAS(F_REASON) &&
@@ -1945,6 +1969,64 @@ int views_decision_const(int hook, const char *name, size_t len, lua_State *L, i
     return rc ? -1 : 0;
 }
 
+/* The fields present in a retention decision (bit R_x for field x) that
+** cannot go together, whatever their values, or none where erase needs one:
+** -2 with the message in err, after "<hook> returned invalid decision: ",
+** else the action's index (R_KEEP, R_ANONYMIZE, R_DELETE), or -1 for none. */
+static int retention_keys(unsigned has, int erase, char *err, size_t errlen, const char *hook)
+{
+    static const int acts[3] = {R_KEEP, R_ANONYMIZE, R_DELETE};
+    int first = -1;
+    const char *why = NULL;
+    char two[96];
+    for (int i = 0; i < 3 && !why; i++) {
+        if (!(has & 1u << acts[i])) continue;
+        if (first >= 0) {
+            snprintf(two, sizeof two, "'%s' and '%s' cannot go together",
+                     sbx_key_names[ret_keys[acts[first]]], sbx_key_names[ret_keys[acts[i]]]);
+            why = two;
+        }
+        first = i;
+    }
+    int rf = has & 1u << R_REVIEW ? R_REVIEW : has & 1u << R_UNTIL ? R_UNTIL : -1;
+    if (why) {
+    } else if (first < 0 && erase) {
+        why = "expected one of 'delete', 'anonymize' or 'keep'";
+    } else if (has & 1u << R_REVIEW && has & 1u << R_UNTIL) {
+        why = "'review_in_days' and 'keep_until' cannot go together";
+    } else if (rf >= 0 && first == R_DELETE) {
+        snprintf(two, sizeof two, "'%s' goes only with 'keep' or 'anonymize'",
+                 sbx_key_names[ret_keys[rf]]);
+        why = two;
+    }
+    if (!why) return first;
+    snprintf(err, errlen, "%s returned invalid decision: %s", hook, why);
+    return -2;
+}
+
+int views_decision_keys(int hook, unsigned has, char *msg, size_t cap)
+{
+    static const char *const hooks[3] = {"route", "retain", "erase"};
+    const char *h = hooks[hook < 0 || hook > 2 ? 0 : hook];
+    char full[512];
+    int rc = hook == 0 ? route_keys(has, full, sizeof full, h)
+                       : retention_keys(has, hook == 2, full, sizeof full, h);
+    if (rc >= -1) return 0;
+    size_t skip = strlen(h) + sizeof " returned invalid decision: " - 1;
+    snprintf(msg, cap, "%s", strlen(full) > skip ? full + skip : full);
+    return -1;
+}
+
+int views_decision_key_bit(int hook, const char *name, size_t len)
+{
+    const int *keys = hook == 0 ? field_keys : ret_keys;
+    int nkeys = hook == 0 ? F_N : R_N;
+    for (int i = 0; i < nkeys; i++)
+        if (strlen(sbx_key_names[keys[i]]) == len && memcmp(sbx_key_names[keys[i]], name, len) == 0)
+            return i;
+    return -1;
+}
+
 static int decide_retention(dctx *d, int idx, int erase)
 {
     lua_State *L = d->L;
@@ -1959,28 +2041,20 @@ static int decide_retention(dctx *d, int idx, int erase)
         lua_pushnil(L);
     if (read_fields(d, idx, "", ret_keys, R_N, base)) return -1;
 #define HAS(f) (!lua_isnil(L, base + (f)))
-    static const int acts[3] = {R_KEEP, R_ANONYMIZE, R_DELETE};
     static const int codes[3] = {RET_KEEP, RET_ANONYMIZE, RET_DELETE};
-    int first = -1;
-    for (int i = 0; i < 3; i++) {
-        int f = acts[i];
+    unsigned has = 0;
+    for (int f = 0; f < R_N; f++) {
         if (!HAS(f)) continue;
-        if (true_field(d, base + f, sbx_key_names[ret_keys[f]])) return -1;
-        if (first >= 0)
-            return bad(d, "'%s' and '%s' cannot go together", sbx_key_names[ret_keys[acts[first]]],
-                       sbx_key_names[ret_keys[f]]);
-        first = i;
+        has |= 1u << f;
+        if (f <= R_DELETE && true_field(d, base + f, sbx_key_names[ret_keys[f]])) return -1;
     }
-    if (first < 0 && erase) return bad(d, "expected one of 'delete', 'anonymize' or 'keep'");
+    int first = retention_keys(has, erase, d->err, d->errlen, d->hook);
+    if (first < -1) return -1;
     o->action = first < 0 ? RET_KEEP : codes[first];
-    if (HAS(R_REVIEW) && HAS(R_UNTIL))
-        return bad(d, "'review_in_days' and 'keep_until' cannot go together");
     int rf = HAS(R_REVIEW) ? R_REVIEW : HAS(R_UNTIL) ? R_UNTIL : -1;
     o->review_ms = 0;
     if (rf >= 0) {
         int vi = base + rf;
-        if (o->action == RET_DELETE)
-            return bad(d, "'%s' goes only with 'keep' or 'anonymize'", sbx_key_names[ret_keys[rf]]);
         double x = lua_type(L, vi) == LUA_TNUMBER ? (double)lua_tonumber(L, vi) : NAN;
         int64_t now = d->vc->now_ms, max = now + 36600 * 86400000LL;
         if (rf == R_REVIEW) {

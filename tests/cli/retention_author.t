@@ -476,6 +476,46 @@ check 1 "policy check: a review in 0 days" err \
 [ "$(printf '%s\n' "$err" | grep -c 'invalid decision here')" -eq 6 ]
 ok $? "... and nothing else: a mode that fits, a computed timeout, a constant set again or the table given to a function before the return, and erase's decision pass" "$(shown)"
 
+# A constant returned where a decision goes, and fields that cannot go
+# together whatever their values, in a table built and returned in a straight
+# line, are found too; fields set on branches, or a value chosen by one, say
+# nothing.
+cat >"$tmp/dkeys.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  if #agents == 0 then return 42 end
+  if call.attempts > 3 then return nil end
+  if call.attempts > 2 then return { wait = 10, ring = agents[1].id } end
+  local d = {}
+  if call.attempts > 1 then d.ring = agents[1].id else d.wait = 5 end
+  if ctx.queue.waiting > 3 then return d end
+  return { ring = agents[1].id, timeout = call.attempts > 0 and 10 or 20 }
+end
+function P.retain(record, ctx)
+  if record.wait > 3 then return { delete = true, review_in_days = 3 } end
+  if record.wait > 2 then return "keep" end
+  return { keep = true, review_in_days = record.wait > 1 and 3 or 4 }
+end
+function P.erase(record, request, ctx)
+  if record.wait > 1 then return {} end
+  return { delete = true }
+end
+return P
+L
+run "$sb" policy check "$tmp/dkeys.lua"
+check 1 "policy check: a number returned as the decision" err \
+    "dkeys.lua:3: route returns a number here: a decision is a table"
+check 1 "policy check: nil returned as the decision" err "dkeys.lua:4: route returns nil here"
+check 1 "policy check: ring and wait together" err \
+    "dkeys.lua:5: route returns an invalid decision here: 'ring' and 'wait' cannot go together"
+check 1 "policy check: a delete with a review date" err \
+    "dkeys.lua:12: retain returns an invalid decision here: 'review_in_days' goes only with 'keep' or 'anonymize'"
+check 1 "policy check: retain returning a string" err "dkeys.lua:13: retain returns a string here"
+check 1 "policy check: erase returning {}" err \
+    "dkeys.lua:17: erase returns an invalid decision here: expected one of 'delete', 'anonymize' or 'keep'"
+[ "$(printf '%s\n' "$err" | grep -c 'dkeys.lua:[0-9]')" -eq 6 ]
+ok $? "... and nothing else: fields set on branches, values chosen by one" "$(shown)"
+
 # --- Where a record's retention stands, on the record ------------------------
 # A keep_until shows as the record's review_ms (the date the policy gave, in
 # ms); a keep for good as null; a record a hold kept from a delete says
