@@ -331,6 +331,27 @@ static int data_dir_exists(const opts *o)
     return 1;
 }
 
+/* The width of the progress bar's line on the terminal, while a sweep draws
+** one (records.c's sweep), else NULL: the engine's log lines start a line
+** of their own rather than end the bar's. */
+static int *bar_drawn;
+
+static void cli_log(void *arg, sb_log_level lvl, const char *line)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char t[40];
+    (void)arg;
+    if (bar_drawn && *bar_drawn) {
+        fputc('\n', stderr);
+        *bar_drawn = 0;
+    }
+    fprintf(stderr, "%s %s %s\n",
+            cli_iso_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, t, sizeof t),
+            names[lvl & 3], line);
+}
+
 static sb_engine *open_dir(const opts *o, sb_result *res)
 {
     if (!o->data_dir) {
@@ -359,6 +380,7 @@ static sb_engine *open_dir(const opts *o, sb_result *res)
     /* Info: a retention hook's ctx.log lines (a policy author debugging
     ** record.overridden runs a sweep or an erasure here), and what changed. */
     cfg.log_level = o->warn_only ? SB_LOG_WARN : SB_LOG_INFO;
+    cfg.log = cli_log;
     sb_engine *e = NULL;
     if (sb_open(&e, &cfg, res)) {
         fprintf(stderr, "switchboard: %s\n", sb_result_message(res));
@@ -771,8 +793,8 @@ int cli_records(int argc, char **argv)
             }
             size_t got = json_array_size(json_object_get(d, "entries"));
             if (!got)
-                fprintf(stderr, "switchboard: no audit entries in account %s%s\n", o.account,
-                        after ? " after that --after" : "");
+                fprintf(stderr, "switchboard: no audit entries in account %s%s%.0llu\n", o.account,
+                        after ? " after entry " : "", after);
             if (got == (size_t)limit)
                 fprintf(stderr, "switchboard: %zu entr%s shown: more may follow (--after %lld)\n",
                         got, got == 1 ? "y" : "ies",
@@ -888,8 +910,8 @@ static void bar_draw(bar *b, uint64_t done, uint64_t total, int finished)
         /* The estimate is used up, but the sweep goes on: the records a
         ** retention change queues for review are found on the way, so
         ** there is no percentage to give (not "100%" with work left). */
-        snprintf(line, sizeof line, "sweeping: %llu records so far, more than estimated  %.0f/s",
-                 (unsigned long long)done, rate);
+        snprintf(line, sizeof line, "sweeping: %llu records so far, %s estimated  %.0f/s",
+                 (unsigned long long)done, done > total ? "more than" : "as many as", rate);
     } else {
         snprintf(line, sizeof line, "sweeping: %llu records so far  %.0f/s",
                  (unsigned long long)done, rate);
@@ -1194,7 +1216,9 @@ int cli_sweep(int argc, char **argv)
                       bad, 0, &o, &e, &res);
     if (st) return st;
     bar b = {.tty = !o.quiet && !o.json && isatty(2), .t0 = mono()};
+    bar_drawn = &b.drawn;
     int rc = sb_sweep(e, (uint32_t)budget, progress, &b, res);
+    bar_drawn = NULL;
     json_t *d = rc ? NULL : result_doc(res);
     if (b.drawn) {
         /* Finished: the bar full, at last (the last report cannot tell). */

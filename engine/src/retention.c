@@ -967,6 +967,17 @@ static void count_reason(rctx *x, const char *action, const char *reason)
     json_object_set_new(x->reasons, key, json_integer(v ? json_integer_value(v) + 1 : 1));
 }
 
+/* The action decision d takes on r: a failure's, or no action's, is a keep,
+** and so is anonymizing a record anonymous already, which changes nothing
+** (not an anonymization again at each review, counted and audited as one,
+** nor one a legal hold overrides). */
+static int keep_or(const pol_retention *d, const rec_data *r)
+{
+    if (d->failed || d->action == RET_NONE) return RET_KEEP;
+    if (d->action == RET_ANONYMIZE && (r->flags & RF_ANONYMIZED)) return RET_KEEP;
+    return d->action;
+}
+
 /* Apply decision d to the record at rk (decoded into r from x->val). Its
 ** review entry, if it had one, is gone already (sweeps: x->reviewing), goes
 ** with it (deleted) or stays (erasure: its schedule is not the request's). */
@@ -975,7 +986,7 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
 {
     sb_engine *e = x->e;
     int64_t now = x->t->now;
-    int action = d->failed || d->action == RET_NONE ? RET_KEEP : d->action;
+    int action = keep_or(d, r);
     int64_t due = d->failed ? now + FAIL_RETRY_MS : d->review_ms;
     const char *reason = d->failed ? d->error : d->reason, *counted = NULL;
     char held[SB_ID_MAX + SB_REASON_MAX + 16], audited[2 * SB_REASON_MAX + SB_ID_MAX + 48];
@@ -1025,7 +1036,7 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
     if (action == RET_DELETE) {
         if ((rc = ridx_del(x, r)) || (rc = rec_del(x, rk, rkl, r->flags))) return rc;
         x->n.deleted++;
-    } else if (action == RET_ANONYMIZE && !(r->flags & RF_ANONYMIZED)) {
+    } else if (action == RET_ANONYMIZE) {
         if ((rc = ridx_del(x, r))) return rc;
         r->flags = flags | RF_ANONYMIZED;
         r->review_due = next;
@@ -1035,7 +1046,7 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
         if ((rc = rec_rewrite(x, rk, rkl, r))) return rc;
         x->n.anonymized++;
     } else {
-        /* Keep (or anonymize what is anonymous already). */
+        /* Keep. */
         if (r->version < REC_V_DUE && next != r->review_due) {
             /* Written in the current version now that its due is known. */
             r->flags = flags;
@@ -1046,10 +1057,7 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
             if (r->version >= REC_V_DUE) memcpy(x->val.p + REC_OFF_DUE, &next, 8);
             if ((rc = rec_put(x, rk, rkl, x->val.p, x->val.len))) return rc;
         }
-        if (action == RET_KEEP)
-            x->n.kept++;
-        else
-            x->n.anonymized++;
+        x->n.kept++;
     }
     if (action != RET_DELETE && due && (rc = review_put(x, rk, rkl, due, r->epoch))) return rc;
     const char *applied = act_names[action];
@@ -2212,7 +2220,7 @@ static int preview_one(preview *p, rec_data *r)
     pol_retention d;
     int rc = decide_retain(x, r, &d);
     if (rc) return rc;
-    int action = d.failed || d.action == RET_NONE ? RET_KEEP : d.action;
+    int action = keep_or(&d, r);
     const char *reason = d.failed ? d.error : d.reason;
     char held[SB_ID_MAX + SB_REASON_MAX + 16];
     const hold *h = x->nholds ? hold_match(x, r) : NULL;

@@ -219,6 +219,37 @@ static void test_anonymize(void)
     json_decref(s);
 }
 
+/* A policy that anonymizes at every review: the second time, the record is
+** anonymous already and nothing changes, so nothing is counted or audited as
+** an anonymization (it was, at every review, an audit entry a review without
+** end) nor as a hold's override. */
+static void test_anonymize_again(void)
+{
+    with_policy("again", "again",
+                "local P = {}\n"
+                "function P.retain(record, ctx)\n"
+                "  return { anonymize = true, review_in_days = 1, reason = 'again' }\n"
+                "end\nreturn P\n");
+    call("again", "g1", "+442079463333", 1, NULL);
+    call("again", "g2", "+442079464444", 1, NULL);
+    is_int(audit_matching("again", "anonymize", "again", NULL, 0), 2,
+           "anonymized as written, audited");
+    ok(hold("again", "{\"id\":\"hg\",\"call\":\"g2\",\"reason\":\"kept\"}") == 0, "a hold on g2");
+    for (int i = 0; i < 3; i++) {
+        now_ms += DAY + 1000;
+        json_t *s = sweep();
+        ok(jint(s, "reviewed") == 2 && jint(s, "kept") == 2 && jint(s, "anonymized") == 0 &&
+               jint(s, "overridden") == 0,
+           "review %d: both anonymous already: kept, not anonymized again nor overridden (%lld "
+           "reviewed, %lld anonymized, %lld overridden)",
+           i + 1, jint(s, "reviewed"), jint(s, "anonymized"), jint(s, "overridden"));
+        json_decref(s);
+    }
+    is_int(audit_matching("again", "anonymize", NULL, NULL, 0), 2,
+           "the audit holds the two anonymizations, no more");
+    is_int(audit_matching("again", "keep", NULL, NULL, 0), 0, "and no override of the hold");
+}
+
 static const char *held_policy =
     "local P = {}\n"
     "function P.retain(record, ctx)\n"
@@ -1375,5 +1406,6 @@ int main(void)
     test_audit_days_setting();
     test_audit_days();
     test_hold_log_lines();
+    test_anonymize_again(); /* last: its account is reviewed every day */
     return end_engine();
 }
