@@ -815,6 +815,10 @@ static int do_agent_put(wtx *t, void *arg)
         /* Replace the document, keep the live state. */
         cur.weight = op->a.weight;
         cur.wrapup_s = op->a.wrapup_s;
+        /* A device's URI is often an agent's own phone number, kept in the
+        ** clear: the pages its old one was on are cleared when the next sweep
+        ** ends (as for what a retention action removes). */
+        if (memcmp(cur.uri, op->a.uri, sizeof cur.uri)) eng_scrub_want(t->txn, e);
         memcpy(cur.uri, op->a.uri, sizeof cur.uri);
         op->created = 0;
     } else if (rc == SB_ENOTFOUND) {
@@ -1084,6 +1088,7 @@ static int do_agent_delete(wtx *t, void *arg)
     if ((rc = st_del(t->txn, t->e, DB_AGENTS, k, key_acct2(k, t->acct, a.num))) ||
         (rc = st_del(t->txn, t->e, DB_AGENTDOCS, k, key_acct2(k, t->acct, a.num))))
         goto out;
+    eng_scrub_want(t->txn, t->e); /* its devices' URIs, as for a changed one */
     /* Its id stays known by number: calls it rang or answered, still live,
     ** name it in their records when they end. */
     if ((rc = st_name_del(t->txn, t->e, NK_AGENT, t->acct, a.id)) == 0 &&

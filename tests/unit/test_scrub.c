@@ -456,6 +456,57 @@ static void test_all_free_pages_zero(void)
             "no free page at all holds an erased pseudonym after its erasure (%d copies)", copies);
 }
 
+/* Copies of pat anywhere in data.mdb. */
+static int file_copies(const char *pat)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    size_t len, pl = strlen(pat);
+    unsigned char *b = slurp(path, &len);
+    int n = 0;
+    for (size_t o = 0; b && o + pl <= len; o++)
+        n += !memcmp(b + o, pat, pl);
+    free(b);
+    return b ? n : -1;
+}
+
+/* An agent's device URI is often the agent's own phone number, kept in the
+** clear in its record, which every status change rewrites: a changed one's
+** old copies, and a deleted agent's, were left in free pages until some
+** retention action happened to clear them (on an account that never deletes
+** or anonymizes a record, for good). The next sweep's end clears them. */
+static void test_agent_devices(void)
+{
+    static const char *const status[] = {"paused", "available"};
+    char json[256];
+    int rc = 0;
+    for (int i = 0; i < 7; i++) {
+        snprintf(json, sizeof json,
+                 "{\"id\":\"temp\",\"devices\":{\"mobile\":\"tel:%s\"},\"status\":\"%s\"}",
+                 i < 6 ? "+35399887766" : "+35399880000", status[i & 1]);
+        rc |= sb_agent_put(eng, "acc", json, strlen(json), res);
+    }
+    ok(rc == 0, "an agent's mobile changed after status changes");
+    fp_stat s;
+    free_scan(0, (const uint8_t *)"35399887766", 11, &s);
+    diag("before the sweep: %d+%zu copies of the old number in free pages, %d in the file", s.hits,
+         s.hits_ge, file_copies("35399887766"));
+    sb_sweep(eng, 0, NULL, NULL, res);
+    free_scan(0, (const uint8_t *)"35399887766", 11, &s);
+    ok(s.hits == 0 && s.hits_ge == 0,
+       "after the next sweep no free page holds the old number (%d+%zu copies)", s.hits, s.hits_ge);
+    ok(sb_agent_delete(eng, "acc", "temp", res) == 0, "the agent deleted");
+    free_scan(0, (const uint8_t *)"35399880000", 11, &s);
+    diag("before the sweep: %d+%zu copies of its number in free pages, %d in the file", s.hits,
+         s.hits_ge, file_copies("35399880000"));
+    sb_sweep(eng, 0, NULL, NULL, res);
+    free_scan(0, (const uint8_t *)"35399880000", 11, &s);
+    ok(s.hits == 0 && s.hits_ge == 0,
+       "after the next sweep no free page holds the deleted agent's number (%d+%zu copies)", s.hits,
+       s.hits_ge);
+    diag("in the file: %d and %d copies", file_copies("35399887766"), file_copies("35399880000"));
+}
+
 /* A crash right after an erasure that loses the newest meta page (it is
 ** written, not synced, with MDB_NOMETASYNC): LMDB opens the one before,
 ** whose tree must be whole. Checked on a copy of data.mdb, walked by a
@@ -939,6 +990,7 @@ int main(void)
     if (!only || strstr(only, "kill")) test_kill9();
     if (!only || strstr(only, "batch")) test_batch();
     if (!only || strstr(only, "restore")) test_restored_backup();
+    if (!only || strstr(only, "agent")) test_agent_devices();
     if (only && strstr(only, "perf")) test_first_scrub_cost();
     sb_close(eng);
     sb_result_free(res);
