@@ -51,10 +51,11 @@
 ** never past 15 digits in all, and not a group of one digit that follows
 ** it; so two numbers in a row are two numbers, a time stamp beside a count
 ** stays a time stamp, and "1 2 3 4 5 6 7" (a policy logging counts) is
-** not a number. Such counts in groups of two ("12 34 56 78") are redacted:
-** that is how many countries write their numbers. After a '+' a number
-** is unmistakable, and single digits join across spaces too: "+4 4 7 9 1
-** 1 0 0 0 6 6 6" (a policy spacing the caller's digits out).
+** not a number, unless there are 9 or more of them in a row ("4 9 3 0 1 2
+** 3 4 5 6 7": someone spacing a number's digits out). Such counts in groups
+** of two ("12 34 56 78") are redacted: that is how many countries write
+** their numbers. After a '+' a number is unmistakable, and single digits
+** join across spaces at once: "+4 4 7 9 1 1 0 0 0 6 6 6".
 **
 ** Other ways of writing the same characters read as them first: fullwidth
 ** digits (U+FF10..U+FF19) as digits and a fullwidth plus (U+FF0B) before
@@ -64,6 +65,8 @@
 ** kept as written. An underscore joins groups as a space does (at most 8
 ** digits each side), so "+44_7911_000666" is a number and a time stamp
 ** with a count after it ("1767603600123_5") is not. */
+
+#define SPACED_MIN 9
 
 static int is_digit(char c)
 {
@@ -108,6 +111,15 @@ static void scan_number(const char *s, num_run *r, int plus)
 {
     const char *p = s + (*s == '(');
     memset(r, 0, sizeof *r);
+    /* Single digits spaced out: from SPACED_MIN of them a number ("4 9 3 0 1
+    ** 2 3 4 5 6 7"), fewer a list of counts; after a '+' at once. */
+    int spaced = plus;
+    if (!plus && group_len(p) == 1) {
+        int k = 1;
+        for (const char *q = p + 1; q[0] == ' ' && is_digit(q[1]) && !is_digit(q[2]); q += 2)
+            k++;
+        spaced = k >= SPACED_MIN;
+    }
     for (;;) {
         size_t gl = group_len(p);
         if (r->groups < 4) r->glen[r->groups] = (int)gl;
@@ -123,7 +135,7 @@ static void scan_number(const char *s, num_run *r, int plus)
         if (memchr(p, '_', sl) && (gl > 8 || nl > 8)) return;
         if (memchr(p, ' ', sl)) {
             if (gl > 8 || nl > 8 || (size_t)r->digits + nl > 15) return;
-            if (sl == 1 && nl == 1 && !plus) return;
+            if (sl == 1 && nl == 1 && !spaced) return;
             if (next[nl] == ':' && is_digit(next[nl + 1])) return;
         }
         for (size_t i = 0; i < sl; i++)

@@ -178,6 +178,11 @@ void text_clean(char *s)
             *p = ' ';
         else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* C1: U+009B is a CSI too */
             p[0] = p[1] = ' ';
+        /* Bidirectional overrides and isolates (U+202A..U+202E, U+2066..U+2069):
+        ** "\u202egnp.exe" shows as "exe.png" in a terminal's list. */
+        else if (*p == 0xe2 && ((p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+                                (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)))
+            p[0] = p[1] = p[2] = ' ';
 }
 
 void utf8_cut_end(char *s)

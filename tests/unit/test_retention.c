@@ -248,6 +248,18 @@ static void test_anonymize_again(void)
     is_int(audit_matching("again", "anonymize", NULL, NULL, 0), 2,
            "the audit holds the two anonymizations, no more");
     is_int(audit_matching("again", "keep", NULL, NULL, 0), 0, "and no override of the hold");
+    /* A reason shown in lists: a right-to-left override would show
+    ** "\u202egnp.exe" as "exe.png"; numbers with their digits spaced out are
+    ** numbers. */
+    const char *bidi = "{\"id\":\"hb\",\"call\":\"g1\",\"reason\":\"\xe2\x80\xaegnp.exe\"}";
+    ok(hold("again", bidi) == 0, "a hold whose reason has a right-to-left override");
+    json_t *h = doc(sb_hold_get(eng, "again", "hb", res));
+    is_str(jstr(h, "reason"), "   gnp.exe", "... kept as a space");
+    json_decref(h);
+    const char *spaced = "{\"id\":\"hs\",\"call\":\"g1\",\"reason\":\"4 9 3 0 1 2 3 4 5 6 7\"}";
+    ok(sb_hold_place(eng, "again", spaced, strlen(spaced), res) == SB_EINVAL &&
+           strstr(sb_result_message(res), "number"),
+       "a hold reason of a number's digits spaced out is refused: %s", sb_result_message(res));
 }
 
 static const char *held_policy =
