@@ -262,6 +262,36 @@ static void test_anonymize_again(void)
        "a hold reason of a number's digits spaced out is refused: %s", sb_result_message(res));
 }
 
+/* A hold by call id holds the calls of that id offered by the time it was
+** placed: a later call reusing the id (another caller, another person) is
+** not kept from its policy by it. */
+static void test_call_hold_reuse(void)
+{
+    account("reuse", "retention/keep-90-days-then-delete");
+    call("reuse", "r1", "+442079467777", 1, NULL);
+    ok(hold("reuse", "{\"id\":\"hr\",\"call\":\"r1\",\"reason\":\"case 9\"}") == 0,
+       "a hold on call r1");
+    now_ms += 1000;
+    call("reuse", "r1", "+442079468888", 1, NULL);
+    json_t *d = doc(sb_records_list(eng, "reuse", "", 0, res));
+    json_t *recs = json_object_get(d, "records");
+    int held = 0, free_ = 0;
+    size_t nrec = json_array_size(recs);
+    for (size_t i = 0; i < nrec; i++) {
+        size_t n = json_array_size(json_object_get(json_array_get(recs, i), "held_by"));
+        held += n == 1, free_ += n == 0;
+    }
+    json_decref(d);
+    ok(nrec == 2 && held == 1 && free_ == 1,
+       "two records of r1: the first held by hr, the later one not (%d held, %d not)", held, free_);
+    now_ms += 91 * DAY;
+    json_t *s = sweep();
+    ok(jint(s, "deleted") == 1 && jint(s, "overridden") == 1,
+       "at 90 days the later call is deleted, the held one kept (%lld deleted, %lld overridden)",
+       jint(s, "deleted"), jint(s, "overridden"));
+    json_decref(s);
+}
+
 static const char *held_policy =
     "local P = {}\n"
     "function P.retain(record, ctx)\n"
@@ -1418,6 +1448,7 @@ int main(void)
     test_audit_days_setting();
     test_audit_days();
     test_hold_log_lines();
-    test_anonymize_again(); /* last: its account is reviewed every day */
+    test_anonymize_again(); /* its account is reviewed every day */
+    test_call_hold_reuse();
     return end_engine();
 }
