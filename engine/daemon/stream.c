@@ -629,13 +629,18 @@ static int lag_room(sbd *d, sbd_sub *s, size_t jl)
     return evbuffer_get_length(out) + jl + EVENT_FRAMING <= d->cfg->stream_buffer / 2;
 }
 
-/* Behind further than the history reaches: what it still needed is gone
-** (a subscriber catching up on its backlog only is not: those are the
-** backlog's losses, counted as such). */
+/* Behind further than the history reaches: what it still needed is gone.
+** The history drops its oldest first, and floor is the newest dropped: past
+** the cursor, it is one this subscriber was owed, unless it is of the
+** backlog the subscriber came for (an id it was not given at its subscribe,
+** one no subscriber was sent): those are the backlog's losses, counted as
+** such. One that came for a backlog and fell behind while catching up, so
+** that actions published after it subscribed went too, has lost its place
+** as one that had caught up does. */
 static int lost_place(const sbd_sub *s)
 {
     return s->replay && s->started && s->acct && s->cur < s->acct->floor &&
-           (s->was_live || s->resume);
+           (s->was_live || s->resume || s->acct->floor > s->from_id);
 }
 
 /* After the history dropped entries: those that lost their place go now,
@@ -659,12 +664,18 @@ static int replay_step(sbd *d, sbd_sub *s)
     if (!b) return 0;
     if (!s->started) {
         s->started = 1;
-        if (resume_gap(d, s, b)) {
+        /* Without Last-Event-ID: actions published after it subscribed went
+        ** before its first step (its response's head waits for the batch
+        ** before it to be durable), more than the history holds meanwhile. */
+        int gap = resume_gap(d, s, b), missed = !s->resume && b->floor > s->from_id;
+        if (gap || missed) {
             d->m.stream_resyncs++;
-            json_t *j =
-                json_pack("{s:s, s:s, s:s}", "type", "resync", "account", s->account, "reason",
-                          "actions after the given Last-Event-ID are no longer held: read "
-                          "the state of your calls again");
+            json_t *j = json_pack(
+                "{s:s, s:s, s:s}", "type", "resync", "account", s->account, "reason",
+                gap ? "actions after the given Last-Event-ID are no longer held: read the state "
+                      "of your calls again"
+                    : "actions published since this stream opened are no longer held: read the "
+                      "state of your calls again");
             char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
             json_decref(j);
             /* With the id it resumes from: a client that reconnects after

@@ -114,6 +114,53 @@ t.ok(slow.next(timeout=0.5) is None, "... once each")
 t.ok(d.wait_log(r"slow consumer", timeout=0.5) is None, "... and was not dropped as slow")
 slow.close()
 
+# -- a subscriber that came for a backlog and fell behind while catching up ------------
+# A call ringing for 600 s: pausing the agent it rings moves it to the other, a
+# cancel and a ring on the stream, small ones, so that the history (2 KiB here)
+# holds more of them than the connection takes. Actions published after it
+# subscribed that the history dropped before it read them were skipped
+# without a word (the stream went on, a gap in its ids; 353 of 467 in one
+# run): it is dropped as slow, as one that had caught up is, and what it was
+# sent has no gap.
+lt = provision(d, account="latecomer", agents=("al", "bo"), queue=None)
+lt.put("/v1/policies/one", "local P = {}\nfunction P.route(call, agents, ctx)\n"
+       "  if #agents == 0 then return {} end\n  return { ring = agents[1].id }\nend\nreturn P\n",
+       headers={"Content-Type": "text/x-lua"})
+lt.put("/v1/queues/gen", {"policy": "one", "ring_timeout": 600,
+                          "members": [{"agent": "al"}, {"agent": "bo"}]})
+lt.post("/v1/calls", {"call": "g1", "queue": "gen", "caller": "+4930100077"})
+gen = d.conn()
+
+
+def flip(n):
+    for i in range(n):
+        for ag in ("al", "bo"):
+            lt.post("/v1/agents/%s/status" % ag, {"status": "paused"}, conn=gen)
+            lt.post("/v1/agents/%s/status" % ag, {"status": "available"}, conn=gen)
+
+
+flip(20)  # nobody subscribed: a backlog, the history full
+mark = len(d.lines)
+late = Stream(d, lt.auth, rcvbuf=1024)
+t.cleanups.append(late.close)
+t.ok(d.wait_log(r'msg="stream subscribed".* account="latecomer" backlog=[1-9]', after=mark,
+                timeout=2) is not None, "a subscriber takes the backlog")
+flip(100)  # far more than the history holds, while it reads nothing
+got = []
+while True:
+    ev = late.next(timeout=1)
+    if not ev:
+        break
+    got.append(int(late.last_id))
+t.ok(d.wait_log(r'stream subscriber dropped: slow consumer.* account="latecomer"', after=mark,
+                timeout=2) is not None,
+     "... and, behind further than the history while catching up, is dropped as slow "
+     "(%d events read)" % len(got))
+t.ok(got and all(b == a + 1 for a, b in zip(got, got[1:])),
+     "... what it read has no gap in its ids (%s)" %
+     ([(a, b) for a, b in zip(got, got[1:]) if b != a + 1][:3]))
+late.close()
+
 # -- bad ids ----------------------------------------------------------------------------
 for bad in ("abc", "-1", "12x", "99999999999999999999999"):
     r = Stream(d, acme.auth, last_event_id=bad)
