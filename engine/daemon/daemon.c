@@ -876,8 +876,13 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     sbd *d = arg;
     (void)fd;
     (void)what;
+    /* A subscriber that stopped reading holds its stream open to the end:
+    ** said so, not taken for a request that hung. */
+    size_t unsent = 0;
+    unsigned streams = sbd_http_unsent(d, &unsent);
     sbd_log(SB_LOG_WARN, "shutdown timeout: closing remaining connections",
-            "connections=%u shutdown_timeout=%u", d->nconns, d->cfg->shutdown_timeout);
+            "connections=%u streams_not_reading=%u unsent_bytes=%zu shutdown_timeout=%u", d->nconns,
+            streams, unsent, d->cfg->shutdown_timeout);
     sbd_flush(d);
     sbd_http_close_all(d);
     maybe_stop(d);

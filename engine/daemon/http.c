@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +86,7 @@ struct sbd_conn {
     int eof;            /* the client half-closed while requests wait in its input */
     int resume;         /* take requests again once a job is answered (resume_cb) */
     sbd_sub *sub;
+    int streamed; /* it was an event stream (it may be closing now) */
     size_t lingered;
     sbd_auth_cache auth; /* the last account credentials verified here */
     /* The request deadline (CS_HTTP: a request begun must be complete within
@@ -948,6 +950,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
         if (sbd_stream_subscribe(d, c, rep.stream_account, rep.stream_auth, rep.stream_resume,
                                  rep.stream_after) == 0) {
             c->state = CS_STREAM;
+            c->streamed = 1;
             /* Bound the kernel's buffering too, so stream_buffer measures
             ** how far behind the subscriber really is. */
             int sndbuf = d->cfg->stream_buffer > INT32_MAX ? INT32_MAX : (int)d->cfg->stream_buffer;
@@ -1918,6 +1921,21 @@ void sbd_http_end_streams(sbd *d)
         sbd_conn_end_stream(c); /* may free c */
         c = next;
     }
+}
+
+unsigned sbd_http_unsent(const sbd *d, size_t *bytes)
+{
+    unsigned n = 0;
+    *bytes = 0;
+    for (const sbd_conn *c = d->conns; c; c = c->next) {
+        if (!c->streamed) continue;
+        /* What waits in its buffer, and in the kernel's for the peer to read. */
+        size_t b = evbuffer_get_length(bufferevent_get_output(c->bev));
+        int queued = 0;
+        if (ioctl(c->fd, TIOCOUTQ, &queued) == 0 && queued > 0) b += (size_t)queued;
+        if (b) n++, *bytes += b;
+    }
+    return n;
 }
 
 void sbd_http_close_all(sbd *d)

@@ -386,6 +386,8 @@ void sbd_http_drain(sbd *d);
 int sbd_http_only_streams(const sbd *d);
 /* Close the event streams once they have sent what they hold. */
 void sbd_http_end_streams(sbd *d);
+/* The streams whose connection still holds unsent events, and those bytes. */
+unsigned sbd_http_unsent(const sbd *d, size_t *bytes);
 void sbd_http_close_all(sbd *d);
 struct bufferevent *sbd_conn_bev(sbd_conn *c);
 uint64_t sbd_conn_id(const sbd_conn *c);

@@ -49,6 +49,7 @@ struct sbd_sub {
     char *auth;          /* the Authorization header it was opened with */
     uint64_t checked_ns; /* when those credentials were last verified */
     uint64_t ending;     /* its account's deletion (serial): told the last, then closed */
+    int said;            /* why it closes is logged already: no "stream closed" after */
 };
 
 struct sbd_pub {
@@ -495,8 +496,9 @@ void sbd_stream_unsubscribe(sbd *d, sbd_sub *s)
     }
     d->nsubs--;
     sbd_conn_set_sub(s->conn, NULL);
-    sbd_log(SB_LOG_INFO, "stream closed", "conn=%llu account=%s",
-            (unsigned long long)sbd_conn_id(s->conn), sbd_qacct(s->account));
+    if (!s->said)
+        sbd_log(SB_LOG_INFO, "stream closed", "conn=%llu account=%s",
+                (unsigned long long)sbd_conn_id(s->conn), sbd_qacct(s->account));
     sodium_memzero(s->auth, strlen(s->auth));
     free(s->auth);
     free(s);
@@ -523,6 +525,7 @@ void sbd_stream_recheck(sbd *d, int force)
                 sbd_log(SB_LOG_INFO, "stream closed: its credentials no longer verify",
                         "conn=%llu peer=%s account=%s", (unsigned long long)sbd_conn_id(s->conn),
                         sbd_conn_peer(s->conn), sbd_qacct(s->account));
+                s->said = 1;
                 sbd_conn_close(s->conn); /* unsubscribes s */
             }
         }
@@ -583,6 +586,7 @@ static void drop(sbd *d, sbd_sub *s, size_t queued)
             (unsigned long long)sbd_conn_id(s->conn), sbd_conn_peer(s->conn), sbd_qacct(s->account),
             queued, d->cfg->stream_buffer);
     d->m.stream_dropped++;
+    s->said = 1;
     sbd_conn_close(s->conn); /* unsubscribes s */
 }
 
@@ -594,6 +598,7 @@ void sbd_stream_stalled(sbd *d, sbd_sub *s)
             (unsigned long long)sbd_conn_id(s->conn), sbd_conn_peer(s->conn), sbd_qacct(s->account),
             evbuffer_get_length(out), d->cfg->idle_timeout);
     d->m.stream_dropped++;
+    s->said = 1;
     sbd_conn_close(s->conn); /* unsubscribes s */
 }
 
@@ -748,6 +753,7 @@ static void end_told(sbd *d)
         sbd_log(SB_LOG_INFO, "stream closed: its account was deleted",
                 "conn=%llu peer=%s account=%s", (unsigned long long)sbd_conn_id(c),
                 sbd_conn_peer(c), sbd_qacct(s->account));
+        s->said = 1;
         sbd_stream_unsubscribe(d, s);
         sbd_conn_end_stream(c);
     }

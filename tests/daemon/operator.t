@@ -178,10 +178,37 @@ for sig2, conf in ((None, {"shutdown_timeout": 1}), (signal.SIGTERM, {"shutdown_
              "... a second signal closes at once, named as the first was", line)
     else:
         line = dd.wait_log(r'msg="shutdown timeout', timeout=10) or ""
-        t.ok("connections=1 shutdown_timeout=1" in line,
+        t.ok("connections=1 streams_not_reading=0 unsent_bytes=0 shutdown_timeout=1" in line,
              "... shutdown_timeout closes it, and says so", line)
     t.is_(dd.wait(20), 0, "... exit 0")
     sk.close()
+
+# --- SIGTERM with a stream that stopped reading ------------------------------------
+# Its events wait on its connection until shutdown_timeout: the warning says it
+# was a stream not reading (not a request that hung), and how much it left.
+dd = t.owned(Daemon(conf={"shutdown_timeout": 1, "stream_buffer": 4096,
+                          "stream_keepalive": 0})).start()
+ac = provision(dd, account="acme", agents=("al", "bo"), queue=None)
+ac.put("/v1/policies/one", "local P = {}\nfunction P.route(call, agents, ctx)\n"
+       "  if #agents == 0 then return {} end\n  return { ring = agents[1].id }\nend\nreturn P\n",
+       headers={"Content-Type": "text/x-lua"})
+ac.put("/v1/queues/gen", {"policy": "one", "ring_timeout": 600,
+                          "members": [{"agent": "al"}, {"agent": "bo"}]})
+ac.post("/v1/calls", {"call": "g1", "queue": "gen", "caller": "+4930100077"})
+st = Stream(dd, ac.auth, rcvbuf=1024)
+gc = dd.conn()
+for _ in range(3):  # pauses move the ring between the two: a cancel and a ring each
+    for ag in ("al", "bo"):
+        ac.post("/v1/agents/%s/status" % ag, {"status": "paused"}, conn=gc)
+        ac.post("/v1/agents/%s/status" % ag, {"status": "available"}, conn=gc)
+gc.close()
+dd.signal(signal.SIGTERM)
+line = dd.wait_log(r'msg="shutdown timeout', timeout=10) or ""
+t.ok(re.search(r"connections=1 streams_not_reading=1 unsent_bytes=[1-9]", line),
+     "SIGTERM with a stream that reads nothing: shutdown_timeout closes it, naming it a stream "
+     "and its unsent bytes", line)
+t.is_(dd.wait(20), 0, "... exit 0")
+st.close()
 
 # --- a signal the daemon does not take: logged and ignored -------------------------
 # SIGUSR1 and SIGUSR2 end a process by default; sent by mistake (other daemons

@@ -159,6 +159,8 @@ t.ok(d.wait_log(r'stream subscriber dropped: slow consumer.* account="latecomer"
 t.ok(got and all(b == a + 1 for a, b in zip(got, got[1:])),
      "... what it read has no gap in its ids (%s)" %
      ([(a, b) for a, b in zip(got, got[1:]) if b != a + 1][:3]))
+t.ok(not [l for l in d.lines[mark:] if 'msg="stream closed"' in l and '"latecomer"' in l],
+     "... one line says why it closed: no 'stream closed' after the drop")
 late.close()
 
 # -- bad ids ----------------------------------------------------------------------------
