@@ -2513,7 +2513,9 @@ static int check_event(const sb_event *ev, ev_op *op, sb_result *res)
     case SB_EV_TRANSFER:
         if (!id_valid(ev->call_id)) return res_err(res, SB_EINVAL, "call", "invalid call id");
         if (!!ev->queue_id == !!ev->agent_id)
-            return res_err(res, SB_EINVAL, "queue", "a transfer names a queue or an agent");
+            return res_err(res, SB_EINVAL, "queue",
+                           ev->queue_id ? "a transfer names a queue or an agent, not both"
+                                        : "a transfer names a queue or an agent");
         if (ev->queue_id && !id_valid(ev->queue_id))
             return res_err(res, SB_EINVAL, "queue", "invalid queue id");
         if (ev->agent_id && !id_valid(ev->agent_id))

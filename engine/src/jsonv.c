@@ -203,9 +203,22 @@ int jv_keys(const json_t *obj, const char *const *allowed, const char *prefix, s
             while (allowed[n])
                 n++;
             const char *near = sbx_suggest_in(k, strlen(k), allowed, NULL, n);
+            /* Nothing it is close to, among a few: those few ('deskphone' in
+            ** devices: expected landline, mobile or softphone). */
+            char few[160] = "";
+            if (!near && n <= 4) {
+                size_t o = 0;
+                for (int i = 0; i < n && o < sizeof few; i++)
+                    o += (size_t)snprintf(few + o, sizeof few - o, "%s%s",
+                                          i == 0       ? " (expected "
+                                          : i == n - 1 ? " or "
+                                                       : ", ",
+                                          allowed[i]);
+                if (o < sizeof few) snprintf(few + o, sizeof few - o, ")");
+            }
             return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, k),
-                           "unknown field '%s'%s%s%s", k, near ? " (did you mean '" : "",
-                           near ? near : "", near ? "'?)" : "");
+                           "unknown field '%s'%s%s%s%s", k, near ? " (did you mean '" : "",
+                           near ? near : "", near ? "'?)" : "", few);
         }
     }
     return 0;

@@ -1263,6 +1263,10 @@ static const char *what(lua_State *L, int idx, char *buf, size_t cap)
     case LUA_TBOOLEAN:
         snprintf(buf, cap, "%s", lua_toboolean(L, idx) ? "true" : "false");
         return buf;
+    case LUA_TNIL:
+    case LUA_TNONE:
+        snprintf(buf, cap, "nil");
+        return buf;
     default:
         snprintf(buf, cap, "a %s", luaL_typename(L, idx));
         return buf;

@@ -25,6 +25,11 @@ with open(bad, "w") as f:
 rc, out, err = run(["--config", bad])
 t.is_(rc, 1, "an unknown key: exit 1")
 t.ok("bad.conf:4" in err and "bogus_key" in err, "... naming file:line and the key", err)
+with open(bad, "w") as f:
+    f.write("listen = 127.0.0.1:0\npolicy_instrucions = 5\n")
+rc, out, err = run(["--config", bad])
+t.ok(rc == 1 and "bad.conf:2: unknown key 'policy_instrucions' (did you mean "
+     "'policy_instructions'?)" in err, "a misspelt key: the one it is close to", err)
 
 with open(bad, "w") as f:
     f.write("listen = 127.0.0.1:0\nsync = sometimes\n")

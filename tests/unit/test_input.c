@@ -403,6 +403,19 @@ static void test_put_back(sb_result *res)
     rc = sb_agent_put(eng, "acme", stat, strlen(stat), res);
     ok(rc == SB_EINVAL && field_is(res, "stat"), "put back: an unknown field is still refused: %s",
        sb_result_message(res));
+    /* An unknown field close to none of a few: those few named. */
+    static const char desk[] =
+        "{\"id\":\"dan\",\"devices\":{\"deskphone\":\"sip:dan@pbx.example\"}}";
+    rc = sb_agent_put(eng, "acme", desk, strlen(desk), res);
+    ok(rc == SB_EINVAL && field_is(res, "devices.deskphone") &&
+           strstr(sb_result_message(res),
+                  "unknown field 'deskphone' (expected landline, mobile or softphone)"),
+       "an unknown device names the three there are: %s", sb_result_message(res));
+    static const char both[] =
+        "{\"type\":\"transfer\",\"call\":\"c1\",\"queue\":\"support\",\"agent\":\"bob\"}";
+    rc = sb_submit_json(eng, "acme", both, strlen(both), res);
+    ok(rc == SB_EINVAL && strstr(sb_result_message(res), "a queue or an agent, not both"),
+       "a transfer to a queue and an agent: not both: %s", sb_result_message(res));
     sb_close(eng);
 }
 

@@ -627,7 +627,7 @@ static void test_decisions(void)
          "    if a.idle_for > 1e9 then return { ring = a.id } end\n"
          "  end\n"
          "end",
-         "wh0.lua:3: route returned invalid decision: expected a table, got a nil (it returns at "
+         "wh0.lua:3: route returned invalid decision: expected a table, got nil (it returns at "
          "lines 5, 7)"},
         {"function P.route(call, agents, ctx)\n"
          "  if call.attrs.x then return { wait = -1 } else return { wait = -2 } end\n"

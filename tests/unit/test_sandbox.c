@@ -305,7 +305,7 @@ static const struct hostile hostile[] = {
     {"return-deep", R("local t = {} for i = 1, 100000 do t = { t } end return { ring = t }"),
      "route returned invalid decision: ring[1]: unexpected list entry [1]"},
     {"return-number", R("return 42"), "route returned invalid decision: expected a table, got 42"},
-    {"return-nil", R("return nil"), "route returned invalid decision: expected a table, got a nil"},
+    {"return-nil", R("return nil"), "route returned invalid decision: expected a table, got nil"},
     {"return-string-wait", R("return { wait = 'soon' }"),
      "route returned invalid decision: wait: expected an integer 0..3600, got 'soon'"},
     {"return-unknown-agent", R("return { ring = 'zed' }"),
