@@ -603,6 +603,7 @@ int cli_simulate(int argc, char **argv)
             break;
         }
     }
+    printf("answered: the calls answered in that hour, whichever hour they were offered in\n");
     printf("\n%-10s %8s %9s %10s %9s %6s %9s\n", "queue", "offered", "answered", "abandoned",
            "rejected", "moved", "ans. wait");
     int to = 0, ta = 0;
@@ -614,6 +615,9 @@ int cli_simulate(int argc, char **argv)
     }
     printf("ans. wait: the average wait of the answered calls (`records stats`' avg wait "
            "counts every offered call)\n");
+    printf("a call counts in the queue it was first offered to, its outcome too when it "
+           "moved on;\nmoved: the calls that left a queue, by a policy's move (the 'move' "
+           "decisions below) or its max_wait\n");
     printf("\nagents:\n");
     if (sb_agent_list(eng, demo_account, res) == 0) {
         json_t *doc = json_loads(sb_result_json(res, NULL), 0, NULL);
