@@ -539,6 +539,14 @@ static int cmd_test(int argc, char **argv)
         if (n > 4 && strcmp(cases_path + n - 4, ".lua") == 0) cases_path[n - 4] = 0;
         strncat(cases_path, ".cases.json", sizeof cases_path - strlen(cases_path) - 1);
     }
+    /* As policy check: annotations in a types/ folder are no policy. */
+    if (in_types_folder(args[0]) && nargs == 1) {
+        fprintf(stderr,
+                "switchboard: %s is in a types/ folder (type annotations for an editor, which "
+                "policy_dir's reload skips): no policy to test\n",
+                args[0]);
+        return 2;
+    }
     size_t sl, cl;
     char *src = cli_read_file(args[0], &sl);
     int had_cases = nargs == 2 || access(cases_path, F_OK) == 0;

@@ -2068,8 +2068,12 @@ static int decide_retention(dctx *d, int idx, int erase)
             if (!(x * 1000 > (double)now && x * 1000 <= (double)max))
                 return bad(d,
                            "keep_until: expected a Unix time after now (and within 100 "
-                           "years), got %s",
-                           what(L, vi, w, sizeof w));
+                           "years), got %s%s",
+                           what(L, vi, w, sizeof w),
+                           x > (double)now && x <= (double)max
+                               ? " (milliseconds? keep_until is in seconds, as ctx.now and "
+                                 "os.time are)"
+                               : "");
             o->review_ms = (int64_t)llround(x * 1000);
         }
     }

@@ -70,6 +70,9 @@ check 0 "policy check over policies/ by glob passes" out "policies/types/switchb
 printf -- '---@meta\nlocal P = {\nreturn P\n' >"$tmp/meta.lua"
 run "$sb" policy check "$tmp/meta.lua"
 check 1 "a ---@meta file outside types/ is checked like any (a reload would load it)" err "meta.lua:"
+run "$sb" policy test policies/types/switchboard.lua
+check 2 "policy test on the type annotations: no policy to test, not a call for cases" err \
+    "is in a types/ folder (type annotations for an editor, which policy_dir's reload skips): no policy to test"
 { printf 'local P = {}\n'; i=0; while [ $i -lt 5000 ]; do printf -- '-- %060d\n' $i; i=$((i + 1)); done
   printf 'function P.route(c, a, ctx) return { wait = 1 } end\nreturn P\n'; } >"$tmp/big.lua"
 run "$sb" policy check "$tmp/big.lua"

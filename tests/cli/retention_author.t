@@ -36,7 +36,7 @@ a reason of 128 bytes|{ delete = true, reason = string.rep("x", 128) }|"action":
 keep_until in the past|{ keep = true, keep_until = ctx.now - 86400 }|keep_until: expected a Unix time after now (and within 100 years), got 1767175200
 keep_until now|{ keep = true, keep_until = ctx.now }|keep_until: expected a Unix time after now
 keep_until past 100 years|{ keep = true, keep_until = ctx.now + 36601 * 86400 }|keep_until: expected a Unix time after now (and within 100 years)
-keep_until in milliseconds|{ keep = true, keep_until = (ctx.now + 86400) * 1000 }|keep_until: expected a Unix time after now (and within 100 years), got 1767348000000
+keep_until in milliseconds|{ keep = true, keep_until = (ctx.now + 86400) * 1000 }|keep_until: expected a Unix time after now (and within 100 years), got 1767348000000 (milliseconds? keep_until is in seconds, as ctx.now and os.time are)
 keep_until NaN|{ keep = true, keep_until = 0/0 }|keep_until: expected a Unix time after now (and within 100 years), got nan
 keep_until infinite|{ keep = true, keep_until = math.huge }|keep_until: expected a Unix time after now (and within 100 years), got inf
 keep_until as a date string|{ keep = true, keep_until = "2027-01-01" }|keep_until: expected a Unix time after now (and within 100 years), got '2027-01-01'
