@@ -70,6 +70,11 @@ check 0 "policy check over policies/ by glob passes" out "policies/types/switchb
 printf -- '---@meta\nlocal P = {\nreturn P\n' >"$tmp/meta.lua"
 run "$sb" policy check "$tmp/meta.lua"
 check 1 "a ---@meta file outside types/ is checked like any (a reload would load it)" err "meta.lua:"
+printf 'local home = os.getenv("HOME")\nlocal P = {}\nfunction P.route() return { wait = 1 } end\nreturn P\n' >"$tmp/getenv.lua"
+run "$sb" policy check "$tmp/getenv.lua"
+check 1 "os.getenv at the top level: named as not available" err "getenv.lua:1: 'os.getenv' is not available in policies"
+[ "$(printf '%s\n' "$err" | grep -c 'getenv.lua:1:')" -eq 1 ]
+ok $? "... once, not also as a call of nil" "$(shown)"
 run "$sb" policy test policies/types/switchboard.lua
 check 2 "policy test on the type annotations: no policy to test, not a call for cases" err \
     "is in a types/ folder (type annotations for an editor, which policy_dir's reload skips): no policy to test"
