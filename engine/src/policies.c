@@ -38,11 +38,20 @@
 #define SIG_TAG "--@signature "
 
 /* Lua's parser takes time that grows with the square of a function's gotos
-** (each one resolved shifts the rest of the pending list; each label scans
-** it) and of its labels (each checks the function's others for a repeat):
-** 30,000 forward gotos to one label compile in 0.4-1.7 s, outside any
-** budget, on whichever thread loads the file. At most this many of each. */
+** and breaks (each one resolved shifts the rest of the pending list; each
+** label scans it) and of its labels (each checks the function's others for
+** a repeat): 30,000 forward gotos to one label, or breaks out of one loop,
+** compile in 0.4-1.7 s, outside any budget, on whichever thread loads the
+** file. At most this many of each. */
 #define MAX_POLICY_GOTOS 1000
+
+/* The line end at s[i], as Lua's lexer reads one: "\n", "\r", "\r\n" or
+** "\n\r" (a pair is one line); its length, 0 for none. */
+static size_t line_end(const char *s, size_t len, size_t i)
+{
+    if (i >= len || (s[i] != '\n' && s[i] != '\r')) return 0;
+    return i + 1 < len && (s[i + 1] == '\n' || s[i + 1] == '\r') && s[i + 1] != s[i] ? 2 : 1;
+}
 
 /* Skip a long bracket "[", "="*, "[" at s[i] (a long string, or a comment's
 ** after "--"), to just past its closing bracket; i if s[i] opens none. */
@@ -52,15 +61,45 @@ static size_t skip_long(const char *s, size_t len, size_t i, int *line)
     while (j < len && s[j] == '=')
         j++, level++;
     if (j >= len || s[j] != '[') return i;
-    for (j++; j < len; j++) {
-        if (s[j] == '\n') (*line)++;
-        if (s[j] != ']') continue;
-        size_t k = j + 1, n = 0;
+    for (j++; j < len;) {
+        size_t n = line_end(s, len, j);
+        if (n) {
+            (*line)++, j += n;
+            continue;
+        }
+        if (s[j++] != ']') continue;
+        size_t k = j, eq = 0;
         while (k < len && s[k] == '=')
-            k++, n++;
-        if (n == level && k < len && s[k] == ']') return k + 1;
+            k++, eq++;
+        if (eq == level && k < len && s[k] == ']') return k + 1;
     }
     return len;
+}
+
+/* Skip the short string opening with quote s[i], to just past its closing
+** quote, or to the line end that leaves it unfinished (the parser's error).
+** Inside: a backslash escapes the next character, and before a line end
+** continues the string on the next line; \z skips the white space after it,
+** line ends too. */
+static size_t skip_short(const char *s, size_t len, size_t i, int *line)
+{
+    char q = s[i++];
+    while (i < len && s[i] != q && !line_end(s, len, i)) {
+        if (s[i++] != '\\' || i >= len) continue;
+        size_t n = line_end(s, len, i);
+        if (n) {
+            (*line)++, i += n;
+        } else if (s[i] == 'z') {
+            for (i++; i < len && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r'));)
+                if ((n = line_end(s, len, i)))
+                    (*line)++, i += n;
+                else
+                    i++;
+        } else {
+            i++;
+        }
+    }
+    return i < len && s[i] == q ? i + 1 : i;
 }
 
 /* A letter, digit or underscore: a name's, or a number's (skipped whole). */
@@ -69,7 +108,8 @@ static int name_char(char c)
     return c == '_' || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9');
 }
 
-/* The line of the first goto or label past MAX_POLICY_GOTOS of either, and
+/* The line of the first goto (or break, which Lua compiles as a goto to a
+** label at the loop's end) or label past MAX_POLICY_GOTOS of either, and
 ** which, or 0. A token scan: comments and strings skipped as Lua's lexer
 ** does (an unfinished one runs to the end, where the parser will fail). */
 static int too_many_gotos(const char *s, size_t len, const char **what)
@@ -77,21 +117,20 @@ static int too_many_gotos(const char *s, size_t len, const char **what)
     int line = 1, gotos = 0, labels = 0;
     for (size_t i = 0; i < len;) {
         char c = s[i];
-        if (c == '\n') {
-            line++, i++;
+        size_t n = line_end(s, len, i);
+        if (n) {
+            line++, i += n;
         } else if (c == '-' && i + 1 < len && s[i + 1] == '-') {
             size_t j = i + 2 < len && s[i + 2] == '[' ? skip_long(s, len, i + 2, &line) : i + 2;
             if (j == i + 2)
-                while (j < len && s[j] != '\n')
+                while (j < len && !line_end(s, len, j))
                     j++;
             i = j;
         } else if (c == '[') {
             size_t j = skip_long(s, len, i, &line);
             i = j > i ? j : i + 1;
         } else if (c == '"' || c == '\'') {
-            for (i++; i < len && s[i] != c && s[i] != '\n'; i++)
-                if (s[i] == '\\' && i + 1 < len && s[++i] == '\n') line++;
-            i++;
+            i = skip_short(s, len, i, &line);
         } else if (c == ':' && i + 1 < len && s[i + 1] == ':') {
             if (++labels > 2 * MAX_POLICY_GOTOS) { /* "::" twice a label */
                 *what = "labels";
@@ -102,8 +141,10 @@ static int too_many_gotos(const char *s, size_t len, const char **what)
             size_t j = i;
             while (j < len && name_char(s[j]))
                 j++;
-            if (j - i == 4 && !memcmp(s + i, "goto", 4) && ++gotos > MAX_POLICY_GOTOS) {
-                *what = "goto statements";
+            if (((j - i == 4 && !memcmp(s + i, "goto", 4)) ||
+                 (j - i == 5 && !memcmp(s + i, "break", 5))) &&
+                ++gotos > MAX_POLICY_GOTOS) {
+                *what = "goto and break statements";
                 return line;
             }
             i = j;

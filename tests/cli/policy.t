@@ -100,7 +100,25 @@ printf 'local P = {}\nfunction P.route(c, a, ctx)\n  if ctx then\n' >"$tmp/gotos
 i=0; while [ $i -lt 1001 ]; do printf '    goto out\n' >>"$tmp/gotos2.lua"; i=$((i + 1)); done
 printf '  end\n  ::out::\n  return { wait = 1 }\nend\nreturn P\n' >>"$tmp/gotos2.lua"
 run "$sb" policy check "$tmp/gotos2.lua"
-check 1 "the 1,001st goto is refused, with its line" err "gotos2.lua:1004: more than 1000 goto statements"
+check 1 "the 1,001st goto is refused, with its line" err "gotos2.lua:1004: more than 1000 goto and break statements"
+# break is a goto to the loop's end, on the same list; '\r' ends a line (and a
+# comment), '\r\n' is one line end; a string continued with '\z' or a
+# backslash before its line end hides nothing.
+{ printf 'local P = {}\nfunction P.route(c, a, ctx)\n  while ctx do\n'; i=0
+  while [ $i -lt 1001 ]; do printf '    break\n'; i=$((i + 1)); done
+  printf '  end\n  return { wait = 1 }\nend\nreturn P\n'; } >"$tmp/breaks.lua"
+run "$sb" policy check "$tmp/breaks.lua"
+check 1 "the 1,001st break is refused, with its line" err "breaks.lua:1004: more than 1000 goto and break statements"
+{ printf 'local P = {}\rfunction P.route(c, a, ctx) -- x\r'; i=0
+  while [ $i -lt 1001 ]; do printf '  goto L\r\n'; i=$((i + 1)); done
+  printf '  ::L::\r  return { wait = 1 }\rend\rreturn P\r'; } >"$tmp/cr.lua"
+run "$sb" policy check "$tmp/cr.lua"
+check 1 "gotos after a comment ended by a carriage return are counted, CR LF one line" err "cr.lua:1003: more than 1000 goto and break statements"
+{ printf 'local P = {}\nfunction P.route(c, a, ctx)\n  local s = "\\z\n  " local t = "[["\n  local u = "a\\\n"\n'; i=0
+  while [ $i -lt 1001 ]; do printf '  goto L\n'; i=$((i + 1)); done
+  printf '  ::L:: local v = "]]"\n  return { wait = 1 }\nend\nreturn P\n'; } >"$tmp/z.lua"
+run "$sb" policy check "$tmp/z.lua"
+check 1 "gotos after strings continued across lines are counted" err "z.lua:1007: more than 1000 goto and break statements"
 { printf 'local x = 0\n'; i=0
   while [ $i -lt 1001 ]; do printf '::l%d:: x = x + 1\n' $i; i=$((i + 1)); done
   printf 'return { route = function() return { wait = 1 } end }\n'; } >"$tmp/labels.lua"
