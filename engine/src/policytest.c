@@ -1810,6 +1810,9 @@ typedef struct lint {
     int set_line;                    /* ... the first a hook's own body sets, and its name */
     char set_name[80];
     int *ret_lines, nret, maxret; /* pol_return_lines: the hook's returns, distinct lines */
+    int count_only;               /* a first walk: only count hook_protos */
+    int hook_protos[3];           /* functions defined on the lines of each hook (0: not counted):
+                                  ** more than one, and which is the hook is not known */
 } lint;
 
 static void add_finding(lint *l, int line, const char *fmt, ...)
@@ -2302,6 +2305,32 @@ static void lint_const_return(lint *l, const fnread *f, int hook)
     free(seen);
 }
 
+/* What SETFIELD x (at q, of a table built from `from` on, in a straight line)
+** stores: 1 a value that is not nil, 0 nil, -1 either. A constant; or a
+** register last written there by a load of a constant, a table, a function
+** or a not, which are never nil. */
+static int set_value(const fnread *f, uint32_t x, int from, int q)
+{
+    int c = (int)((x >> 24) & 0xff);
+    if ((x >> 15) & 1) return kget(f, c).tag == 0 ? 0 : 1;
+    for (int p = q - 1; p >= from; p--) {
+        uint32_t y = ins_at(f, p);
+        int op = (int)(y & 0x7f), a = (int)((y >> 7) & 0xff);
+        if (op == 8) { /* LOADNIL A B: A..A+B */
+            if (c >= a && c <= a + (int)((y >> 16) & 0xff)) return 0;
+            continue;
+        }
+        if (a != c) continue;
+        /* LOADI, LOADF, LOADK, LOADKX, LOADFALSE, LOADTRUE, NOT, NEWTABLE, CLOSURE */
+        if (op == 3) return kget(f, (int)(y >> 15)).tag == 0 ? 0 : 1;
+        return op == 1 || op == 2 || op == 4 || op == 5 || op == 7 || op == 51 || op == 19 ||
+                       op == 79
+                   ? 1
+                   : -1;
+    }
+    return -1;
+}
+
 /* A table the hook returns as it was built ({ keep = true, ... }, or a local
 ** {} given fields and returned as the same register): each field it is given
 ** must be one of the hook's decision (views.c), or the decision is invalid.
@@ -2312,6 +2341,7 @@ static void lint_const_return(lint *l, const fnread *f, int hook)
 static void lint_decision(lint *l, const fnread *f, int hook)
 {
     static const char *const names[3] = {"route", "retain", "erase"};
+    if (l->hook_protos[hook] > 1) return; /* which function is the hook is not known */
     lint_const_return(l, f, hook);
     for (int pc = 0; pc < f->ncode; pc++) {
         uint32_t ins = ins_at(f, pc);
@@ -2354,7 +2384,9 @@ static void lint_decision(lint *l, const fnread *f, int hook)
             }
         }
         if (end < 0 || table_seen(f, reg, pc + 1, end) || branches(f, pc, end)) continue;
-        unsigned has = 0;
+        /* A field set to nil is no field: one whose value is surely not nil
+        ** is there (definite), one whose value may be nil may be (maybe). */
+        unsigned definite = 0, maybe = 0;
         int judged = 1;
         for (int q = pc + 1; q < end && judged; q++) {
             uint32_t x = ins_at(f, q);
@@ -2362,13 +2394,21 @@ static void lint_decision(lint *l, const fnread *f, int hook)
             if ((int)((x >> 7) & 0xff) != reg) continue;
             kstr k = op == OP_SETFIELD ? kget(f, (int)((x >> 16) & 0xff)) : (kstr){0};
             int bit = k.s ? views_decision_key_bit(hook, k.s, k.n) : -1;
-            if (op == OP_SETFIELD && bit >= 0)
-                has |= 1u << bit;
-            else if (op == OP_SETFIELD || op == OP_SETTABLE || op == OP_SETI || op == OP_SETLIST)
+            if (op == OP_SETFIELD && bit >= 0) {
+                int v = set_value(f, x, pc + 1, q); /* the last set wins */
+                definite = v > 0 ? definite | 1u << bit : definite & ~(1u << bit);
+                maybe = v < 0 ? maybe | 1u << bit : maybe & ~(1u << bit);
+            } else if (op == OP_SETFIELD || op == OP_SETTABLE || op == OP_SETI ||
+                       op == OP_SETLIST) {
                 judged = 0; /* a field it cannot have, reported above, or keys unknown here */
+            }
         }
-        char msg[400];
-        if (judged && views_decision_keys(hook, has, msg, sizeof msg))
+        /* Invalid only if no choice of the maybe fields passes. */
+        char msg[400], other[400];
+        if (!judged || !views_decision_keys(hook, definite, msg, sizeof msg)) continue;
+        for (unsigned sub = maybe; sub && judged; sub = (sub - 1) & maybe)
+            if (!views_decision_keys(hook, definite | sub, other, sizeof other)) judged = 0;
+        if (judged)
             add_finding(l, line_at(f, end), "%s returns an invalid decision here: %s", names[hook],
                         msg);
     }
@@ -2506,7 +2546,11 @@ static void read_fn(lint *l, rd *r, int depth)
         kstr s = rd_string(r);
         if (s.n == 4 && memcmp(s.s, "_ENV", 4) == 0) f.env = i;
     }
-    if (!r->err && f.k && (f.nabs == 0 || f.abs) && l->ret_lines) {
+    if (!r->err && l->count_only) {
+        for (int h = 0; h < 3; h++)
+            l->hook_protos[h] += l->hook_first[h] && l->hook_first[h] == f.linedefined &&
+                                 l->hook_last[h] == f.lastlinedefined;
+    } else if (!r->err && f.k && (f.nabs == 0 || f.abs) && l->ret_lines) {
         return_lines(l, &f);
     } else if (!r->err && f.k && (f.nabs == 0 || f.abs)) {
         lint_fn(l, &f);
@@ -2545,11 +2589,16 @@ static int check_job(lua_State *L)
     if (luaL_loadbufferx(L, j->src + bom, j->len - bom, chunk, "t") != LUA_OK) return lua_error(L);
     sb_buf dump = {0};
     if (lua_dump(L, dump_writer, &dump, 0) == 0 && dump.len > 32) {
-        rd r = {(const uint8_t *)dump.p, (const uint8_t *)dump.p + dump.len, 0};
-        rd_skip(&r, 4 + 1 + 1 + 6 + 3 + 8 + 8); /* header */
-        rd_byte(&r);                            /* upvalues of the main closure */
-        read_fn(j->l, &r, 0);
-        j->ok = !r.err;
+        /* Twice: first to count the functions on each hook's lines (a helper
+        ** defined on the hook's one line is told from it by nothing else). */
+        for (int pass = 1; pass >= 0; pass--) {
+            rd r = {(const uint8_t *)dump.p, (const uint8_t *)dump.p + dump.len, 0};
+            rd_skip(&r, 4 + 1 + 1 + 6 + 3 + 8 + 8); /* header */
+            rd_byte(&r);                            /* upvalues of the main closure */
+            j->l->count_only = pass;
+            read_fn(j->l, &r, 0);
+            j->ok = !r.err;
+        }
     }
     buf_free(&dump);
     return 0;

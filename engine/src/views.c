@@ -2046,11 +2046,15 @@ static int decide_retention(dctx *d, int idx, int erase)
     if (read_fields(d, idx, "", ret_keys, R_N, base)) return -1;
 #define HAS(f) (!lua_isnil(L, base + (f)))
     static const int codes[3] = {RET_KEEP, RET_ANONYMIZE, RET_DELETE};
+    /* Each action in turn, its value and then whether it goes with those
+    ** before it ({ keep = true, anonymize = true, delete = false } is the
+    ** pair's error); then the rest of what goes together (retention_keys). */
     unsigned has = 0;
     for (int f = 0; f < R_N; f++) {
         if (!HAS(f)) continue;
-        has |= 1u << f;
         if (f <= R_DELETE && true_field(d, base + f, sbx_key_names[ret_keys[f]])) return -1;
+        has |= 1u << f;
+        if (f <= R_DELETE && retention_keys(has, 0, d->err, d->errlen, d->hook) < -1) return -1;
     }
     int first = retention_keys(has, erase, d->err, d->errlen, d->hook);
     if (first < -1) return -1;

@@ -477,23 +477,32 @@ check 1 "policy check: a review in 0 days" err \
 ok $? "... and nothing else: a mode that fits, a computed timeout, a constant set again or the table given to a function before the return, and erase's decision pass" "$(shown)"
 
 # A constant returned where a decision goes, and fields that cannot go
-# together whatever their values, in a table built and returned in a straight
-# line, are found too; fields set on branches, or a value chosen by one, say
-# nothing.
+# together, in a table built and returned in a straight line, are found too:
+# fields whose values cannot be nil (a field set to nil is none); fields set on
+# branches, values that may be nil (a variable, a call: { ring = ring, wait =
+# wait } with one of the two nil is valid), and a hook sharing its one line with
+# a helper say nothing.
 cat >"$tmp/dkeys.lua" <<'L'
 local P = {}
 function P.route(call, agents, ctx)
   if #agents == 0 then return 42 end
   if call.attempts > 3 then return nil end
-  if call.attempts > 2 then return { wait = 10, ring = agents[1].id } end
+  if call.attempts > 2 then return { wait = 10, ring = "al" } end
   local d = {}
   if call.attempts > 1 then d.ring = agents[1].id else d.wait = 5 end
   if ctx.queue.waiting > 3 then return d end
-  return { ring = agents[1].id, timeout = call.attempts > 0 and 10 or 20 }
+  if call.attempts > 0 then return { ring = agents[1].id, timeout = call.attempts > 0 and 10 or 20 } end
+  local ring, wait
+  if #agents > 0 then ring = agents[1].id else wait = 10 end
+  if call.waited > 9 then return { ring = ring, wait = wait } end
+  return { ring = agents[1].id, wait = nil }
 end
 function P.retain(record, ctx)
   if record.wait > 3 then return { delete = true, review_in_days = 3 } end
   if record.wait > 2 then return "keep" end
+  local days, till
+  if record.outcome == "answered" then days = 30 else till = 1900000000 end
+  if record.wait > 1 then return { keep = true, review_in_days = days, keep_until = till } end
   return { keep = true, review_in_days = record.wait > 1 and 3 or 4 }
 end
 function P.erase(record, request, ctx)
@@ -509,12 +518,15 @@ check 1 "policy check: nil returned as the decision" err "dkeys.lua:4: route ret
 check 1 "policy check: ring and wait together" err \
     "dkeys.lua:5: route returns an invalid decision here: 'ring' and 'wait' cannot go together"
 check 1 "policy check: a delete with a review date" err \
-    "dkeys.lua:12: retain returns an invalid decision here: 'review_in_days' goes only with 'keep' or 'anonymize'"
-check 1 "policy check: retain returning a string" err "dkeys.lua:13: retain returns a string here"
+    "dkeys.lua:16: retain returns an invalid decision here: 'review_in_days' goes only with 'keep' or 'anonymize'"
+check 1 "policy check: retain returning a string" err "dkeys.lua:17: retain returns a string here"
 check 1 "policy check: erase returning {}" err \
-    "dkeys.lua:17: erase returns an invalid decision here: expected one of 'delete', 'anonymize' or 'keep'"
+    "dkeys.lua:24: erase returns an invalid decision here: expected one of 'delete', 'anonymize' or 'keep'"
 [ "$(printf '%s\n' "$err" | grep -c 'dkeys.lua:[0-9]')" -eq 6 ]
-ok $? "... and nothing else: fields set on branches, values chosen by one" "$(shown)"
+ok $? "... and nothing else: fields set on branches, values chosen by one, values that may be nil" "$(shown)"
+printf 'local P = {}\nlocal function none() return nil end function P.route(c, a, ctx) return { ring = none() or a[1].id } end\nreturn P\n' >"$tmp/oneline.lua"
+run "$sb" policy check "$tmp/oneline.lua"
+check 0 "a helper defined on the hook's one line: its returns are not the hook's" out "oneline.lua: ok"
 
 # --- Where a record's retention stands, on the record ------------------------
 # A keep_until shows as the record's review_ms (the date the policy gave, in
