@@ -375,14 +375,41 @@ static int raise_trip(lua_State *L, const char *where)
 ** instruction, and a C function given them may walk them all: 60,000 of
 ** them passed to math.max in a loop ran 54 s on a 1,000,000-instruction
 ** budget and three times a 50 ms wall clock. */
-static int64_t va_cost(lua_State *L, lua_Debug *ar)
+static int va_held(lua_State *L, lua_Debug *ar)
 {
     int n = SBX_VA_MANY;
     while (n <= (1 << 20) && lua_getlocal(L, ar, -n)) {
         lua_pop(L, 1);
         n <<= 1;
     }
-    return n == SBX_VA_MANY ? 1 : 1 + (n >> 1) / SBX_VA_UNIT;
+    return n == SBX_VA_MANY ? 0 : n >> 1;
+}
+
+/* The most any of the function the hook came in and its callers up to
+** SBX_VA_DEPTH levels holds: a loop passing them on (f(...) calling g(...))
+** spends most of its instructions in what it calls, where a hook that only
+** asked the running function could land every time (and, with the interval
+** a multiple of the loop's length, did: 6 s on a 1,000,000 budget). */
+static int64_t va_cost(lua_State *L, lua_Debug *ar)
+{
+    int most = va_held(L, ar);
+    lua_Debug up;
+    for (int level = 1; level <= SBX_VA_DEPTH && lua_getstack(L, level, &up); level++) {
+        int n = va_held(L, &up);
+        if (n > most) most = n;
+    }
+    return 1 + most / SBX_VA_UNIT;
+}
+
+/* want, varied by up to an eighth either way: a loop whose length divides
+** the interval would otherwise meet every hook at the same instruction. */
+static int jittered(sbx *sb, int want)
+{
+    if (want < 8) return want;
+    uint32_t x = sb->jitter ? sb->jitter : 0x9e3779b9u;
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    sb->jitter = x;
+    return want - want / 8 + (int)(x % (uint32_t)(want / 4 + 1));
 }
 
 static void sbx_hook(lua_State *L, lua_Debug *ar)
@@ -394,10 +421,13 @@ static void sbx_hook(lua_State *L, lua_Debug *ar)
             /* Script code outside a budgeted run: never expected. */
             sb->trip = TRIP_INSTR;
         } else {
-            int64_t cost = va_cost(L, ar);
+            /* Only a library call's results can be that many extra arguments
+            ** (a call written out has at most 250): none yet, none to look for. */
+            int64_t cost = sb->va_live ? va_cost(L, ar) : 1;
             sb->budget -= every * cost;
             int want = sbx_every(sb, L);
             if (cost > 1) want = want / cost ? (int)(want / cost) : 1;
+            want = jittered(sb, want);
             if (every != want) lua_sethook(L, sbx_hook, LUA_MASKCOUNT, want);
             if (sb->budget >= 0 && mono_ns() <= sb->deadline_ns) return;
             sb->trip = sb->budget < 0 ? TRIP_INSTR : TRIP_WALL;
@@ -2208,7 +2238,13 @@ static int sb_charged(lua_State *L)
     ** there rather than a whole interval later. */
     if (n >= SBX_VA_MANY) {
         sbx *sb = sbx_of(L);
-        if (sb->hooked && !sb->trip) lua_sethook(L, sbx_hook, LUA_MASKCOUNT, 1);
+        sb->va_live = 1;
+        /* The instructions run since the last hook are not known: the whole
+        ** interval is charged, which the next hook will not. */
+        if (sb->hooked && !sb->trip) {
+            sbx_charge(L, (uint64_t)lua_gethookcount(L));
+            lua_sethook(L, sbx_hook, LUA_MASKCOUNT, 1);
+        }
     }
     return n;
 }

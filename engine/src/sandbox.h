@@ -50,10 +50,13 @@
 **    longest (sbx_every: every instruction from 1 MiB), and table.sort
 **    without a comparator is charged for the longest string it sorts.
 **  - Many extra arguments: a function holding SBX_VA_MANY or more (`...`,
-**    from a table.unpack, say) pays for each of its instructions one more
-**    per SBX_VA_UNIT of them, its hook that much sooner (va_cost): passing
-**    them on (g(...), math.max(...), select(2, ...), return ...) moves all
-**    of them in one instruction.
+**    from a table.unpack, say) pays for each of its instructions, and those
+**    of the functions it calls (SBX_VA_DEPTH levels), one more per
+**    SBX_VA_UNIT of them, its hook that much sooner (va_cost): passing them
+**    on (g(...), math.max(...), select(2, ...), return ...) moves all of
+**    them in one instruction. Only a library call returns that many values,
+**    so the hook looks once one has (va_live). Its interval varies by an
+**    eighth, so that no loop meets every hook at the same instruction.
 **  - Not bounded per instruction: next(t) from the start of a table whose
 **    entries were mostly set to nil (it walks the emptied slots, up to the
 **    memory cap's worth; pairs' iterator is the same next); the wall clock,
@@ -73,6 +76,7 @@
 #define SBX_STR_LONG 8192      /* strings from this size shorten the hook's interval */
 #define SBX_VA_MANY 256        /* extra arguments (...) from which a function pays for them */
 #define SBX_VA_UNIT 16         /* one instruction charged per this many, each instruction */
+#define SBX_VA_DEPTH 8         /* callers the hook asks, beside the function it came in */
 #define SBX_SRC_MAX (1u << 20) /* largest policy source accepted */
 #define SBX_LOG_LINES 32       /* ctx.log/print lines per hook call */
 #define SBX_LOG_LEN 480        /* longest log message kept */
@@ -224,7 +228,10 @@ typedef struct sbx {
     void **longs;
     size_t longs_cap, longs_n;
     uint32_t long_count[64];
-    int long_top; /* the largest one's floor(log2(size)); 0: none */
+    int long_top;    /* the largest one's floor(log2(size)); 0: none */
+    uint32_t jitter; /* xorshift state: the hook's interval varies by an eighth */
+    int va_live;     /* a library call returned SBX_VA_MANY values or more, once:
+                     ** from then on the hook looks for functions holding them */
     /* logging */
     pol_log_fn log;
     void *log_arg;

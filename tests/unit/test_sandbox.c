@@ -463,8 +463,6 @@ int main(void)
                              "  while true do coroutine.yield(table.unpack(a)) end end)\n"
                              "local function f(...) while true do co(...) end end" VA_END},
         };
-#undef VA_TOP
-#undef VA_END
         for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
             add_src(5, shapes[k][0], shapes[k][1]);
             uint64_t s0 = mono_ns();
@@ -474,6 +472,40 @@ int main(void)
                "60,000 extra arguments passed on in a loop: the budget stops it (%s, %llu ms): %s",
                shapes[k][0], (unsigned long long)ms, dec.error);
         }
+        /* Counted, not timed: how many rounds ran before the budget stopped
+        ** them (the second call answers with the first's count). A loop
+        ** passing them to a function that takes one spends its instructions
+        ** there, where the hook, asking only the running function, could land
+        ** every time (6 s on this budget); s:byte(1, -1) of 256 bytes reset
+        ** the hook's count, and the instructions before it went uncharged
+        ** (13 times the budget ran). */
+        static const char *const counted[][3] = {
+            {"va-lock",
+             VA_TOP "local n = 0\nlocal function g(a) end\n"
+                    "local function f(...) local y0 = 0 while true do n = n + 1 g(...) end end\n"
+                    "local P = {} function P.route(call)\n"
+                    "  if n > 0 then return { wait = n } end f(table.unpack(t)) end return P",
+             "400"},
+            {"va-reset",
+             "local s, n = string.rep('x', 256), 0\n"
+             "local P = {} function P.route(call)\n"
+             "  if n > 0 then return { wait = n } end\n"
+             "  local x = 0\n"
+             "  while true do n = n + 1 for j = 1, 490 do x = x + j end local a = s:byte(1, -1) "
+             "end\n"
+             "end return P",
+             "1500"}};
+        for (size_t k = 0; k < sizeof counted / sizeof *counted; k++) {
+            add_src(5, counted[k][0], counted[k][1]);
+            route_bare(hi, 5, counted[k][0]);
+            int stopped = dec.failed && strstr(dec.error, "instruction budget exceeded");
+            route_bare(hi, 5, counted[k][0]);
+            ok(stopped && !dec.failed && dec.wait > 0 && dec.wait < atoi(counted[k][2]),
+               "%s: the budget stops it after %d rounds (under %s)", counted[k][0], dec.wait,
+               counted[k][2]);
+        }
+#undef VA_TOP
+#undef VA_END
         /* Work that holds a few hundred is charged for them, and fits. */
         add_src(5, "va-fits",
                 "local function sum(...) local s = 0\n"
