@@ -252,8 +252,7 @@ typedef void (*sb_log_fn)(void *arg, sb_log_level level, const char *line);
 ** 7 to 15 digits standing as a word, grouped the ways numbers are written
 ** ("030 1234567", "(212) 555-0123", "01 23 45 67 89", "sip:0301234567@pbx").
 ** Also written to slip past: '_' between digit groups ("+44_7911_000666"),
-** single digits spaced out after a '+' ("+4 4 7 9 ...") or nine or more of
-** them without ("4 9 3 0 1 2 3 4 5 ..."), "%2B" for the '+' and "%20" or
+** single digits spaced out after a '+' ("+4 4 7 9 ..."), "%2B" for the '+' and "%20" or
 ** a tab for a space, fullwidth digits (U+FF10..U+FF19) and plus; what is
 ** kept is kept as written.
 ** Kept: shorter and longer digit runs, digits inside a word (c1234567),

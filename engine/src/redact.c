@@ -51,8 +51,9 @@
 ** never past 15 digits in all, and not a group of one digit that follows
 ** it; so two numbers in a row are two numbers, a time stamp beside a count
 ** stays a time stamp, and "1 2 3 4 5 6 7" (a policy logging counts) is
-** not a number, unless there are 9 or more of them in a row ("4 9 3 0 1 2
-** 3 4 5 6 7": someone spacing a number's digits out). Such counts in groups
+** not a number, unless there are 9 or more of them in a row in a reason
+** (a hold's, the audit's: "4 9 3 0 1 2 3 4 5 6 7", someone spacing a
+** number's digits out; in a log line they stay counts). Such counts in groups
 ** of two ("12 34 56 78") are redacted: that is how many countries write
 ** their numbers. After a '+' a number is unmistakable, and single digits
 ** join across spaces at once: "+4 4 7 9 1 1 0 0 0 6 6 6".
@@ -106,15 +107,17 @@ static size_t group_len(const char *s)
 }
 
 /* Scan the run of digit groups at s (a digit, or '(' and a digit); plus:
-** it follows a '+'. */
-static void scan_number(const char *s, num_run *r, int plus)
+** it follows a '+'; spaced_ok: nine or more single digits spaced out are
+** one number (in reasons, not in log lines, where a policy's logged counts
+** would read as one: "waiting per queue: 0 0 0 0 0 0 0 0 0"). */
+static void scan_number(const char *s, num_run *r, int plus, int spaced_ok)
 {
     const char *p = s + (*s == '(');
     memset(r, 0, sizeof *r);
     /* Single digits spaced out: from SPACED_MIN of them a number ("4 9 3 0 1
     ** 2 3 4 5 6 7"), fewer a list of counts; after a '+' at once. */
     int spaced = plus;
-    if (!plus && group_len(p) == 1) {
+    if (!plus && spaced_ok && group_len(p) == 1) {
         int k = 1;
         for (const char *q = p + 1; q[0] == ' ' && is_digit(q[1]) && !is_digit(q[2]); q += 2)
             k++;
@@ -284,11 +287,11 @@ int redact_numbers_min(const char *text, char *out, size_t n, int broad, int nat
         const char *e = NULL;
         num_run r;
         if (s[0] == '+' && (is_digit(s[1]) || (s[1] == '(' && is_digit(s[2])))) {
-            scan_number(s + 1, &r, 1);
+            scan_number(s + 1, &r, 1, 0);
             if (r.digits >= (broad ? 2 : 7)) e = r.end;
         } else if (national_min && (is_digit(s[0]) || (s[0] == '(' && is_digit(s[1]))) &&
                    (s == norm || (!is_word(s[-1]) && s[-1] != '.') || joined(norm, s))) {
-            scan_number(s, &r, 0);
+            scan_number(s, &r, 0, !broad);
             if (national_number(norm, s, &r, national_min)) {
                 e = r.end;
             } else { /* kept whole: its digits do not start another number */

