@@ -434,7 +434,8 @@ static void run_clock(sb_engine *eng, sb_result *res, int64_t target, replay_run
         ** went back to the 20th, not to nine o'clock). */
         if (target / 86400000 != clock_ms / 86400000) {
             char day[40];
-            printf("%.10s ", cli_iso_time(target, day, sizeof day));
+            const char *iso = cli_iso_time(target, day, sizeof day), *tee = strchr(iso, 'T');
+            printf("%.*s ", tee ? (int)(tee - iso) : (int)strlen(iso), iso); /* year 10000 too */
         }
         print_time(target);
         printf("\n");

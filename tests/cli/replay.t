@@ -133,6 +133,11 @@ ok $? "... a skill out of range: its field named" "$(shown)"
 has "$out" "offer c1 -> error no such queue 'nope'" && ! has "$out" "error queue:"
 ok $? "... a message naming its field already: as it is" "$(shown)"
 
+# A clock line into another day shows the date whole, a five-digit year too.
+printf '{"account": {"id": "a"}}\n{"at": "9999-12-31T23:59:00Z"}\n{"advance": 120}\n' >"$tmp/y10k.jsonl"
+run "$sb" replay "$tmp/y10k.jsonl" --policy-dir policies
+check 0 "a clock move into the year 10000 shows its date whole" out "clock -> 10000-01-01 00:01:00"
+
 # A policy that fails: the call falls back, the summary says so, exit 1.
 printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
     >"$tmp/failing.lua"
