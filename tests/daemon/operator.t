@@ -197,7 +197,7 @@ ac.put("/v1/queues/gen", {"policy": "one", "ring_timeout": 600,
 ac.post("/v1/calls", {"call": "g1", "queue": "gen", "caller": "+4930100077"})
 st = Stream(dd, ac.auth, rcvbuf=1024)
 gc = dd.conn()
-for _ in range(3):  # pauses move the ring between the two: a cancel and a ring each
+for _ in range(5):  # pauses move the ring between the two: a cancel and a ring each
     for ag in ("al", "bo"):
         ac.post("/v1/agents/%s/status" % ag, {"status": "paused"}, conn=gc)
         ac.post("/v1/agents/%s/status" % ag, {"status": "available"}, conn=gc)
