@@ -1727,16 +1727,45 @@ int sb_policy_test_cfg(const sb_config *cfg, const char *name, const char *sourc
 /* ------------------------------------------------------------------------ */
 /* Lint: reading our own compile's dump (Lua 5.4 format). */
 
+/* The Lua 5.4 opcodes the lint reads (lopcodes.h). */
 enum {
+    OP_MOVE = 0,
+    OP_LOADI = 1,
+    OP_LOADF = 2,
+    OP_LOADK = 3,
+    OP_LOADKX = 4,
+    OP_LOADFALSE = 5,
+    OP_LFALSESKIP = 6,
+    OP_LOADTRUE = 7,
+    OP_LOADNIL = 8,
     OP_GETUPVAL = 9,
     OP_GETTABUP = 11,
+    OP_GETTABLE = 12,
+    OP_GETI = 13,
     OP_GETFIELD = 14,
     OP_SETTABUP = 15,
+    OP_SETTABLE = 16,
+    OP_SETI = 17,
     OP_SETFIELD = 18,
+    OP_NEWTABLE = 19,
+    OP_NOT = 51,
+    OP_CONCAT = 53,
     OP_JMP = 56,
+    OP_EQ = 57, /* the tests, EQ to TESTSET (57..67), skip the jump after them or not */
+    OP_TESTSET = 67,
+    OP_CALL = 68,
+    OP_TAILCALL = 69,
     OP_RETURN = 70,
     OP_RETURN0 = 71,
-    OP_RETURN1 = 72
+    OP_RETURN1 = 72,
+    OP_FORLOOP = 73,
+    OP_FORPREP = 74,
+    OP_TFORPREP = 75,
+    OP_TFORCALL = 76,
+    OP_TFORLOOP = 77,
+    OP_SETLIST = 78,
+    OP_CLOSURE = 79,
+    OP_VARARG = 80
 };
 
 typedef struct rd {
@@ -1937,8 +1966,44 @@ static kstr kget(const fnread *f, int idx)
     return idx >= 0 && idx < f->nk ? f->k[idx] : none;
 }
 
-/* Which of f's instructions can run (Lua 5.4's control flow, lvm.c): a
-** malloc'd array of ncode flags, or NULL. */
+/* Where instruction pc of f goes next (Lua 5.4's control flow, lvm.c): up
+** to two places, -1 for none (a return). */
+static void successors(const fnread *f, int pc, int next[2])
+{
+    uint32_t ins = ins_at(f, pc);
+    int op = (int)(ins & 0x7f), bx = (int)((ins >> 15) & 0x1ffff);
+    next[0] = pc + 1, next[1] = -1;
+    switch (op) {
+    case OP_RETURN:
+    case OP_RETURN0:
+    case OP_RETURN1:
+        next[0] = -1;
+        break;
+    case OP_JMP:
+        next[0] = pc + 1 + ((int)((ins >> 7) & 0x1ffffff) - 0xffffff);
+        break;
+    case OP_LOADKX:     /* skips its EXTRAARG */
+    case OP_LFALSESKIP: /* skips the LOADTRUE after it */
+        next[0] = pc + 2;
+        break;
+    case OP_FORLOOP:
+    case OP_TFORLOOP:
+        next[1] = pc + 1 - bx;
+        break;
+    case OP_FORPREP: /* past the loop when it runs 0 times */
+        next[1] = pc + bx + 2;
+        break;
+    case OP_TFORPREP: /* to its TFORCALL */
+        next[0] = pc + 1 + bx;
+        break;
+    default: /* a test: on to the jump after it, or past that jump */
+        if (op >= OP_EQ && op <= OP_TESTSET) next[1] = pc + 2;
+        break;
+    }
+}
+
+/* Which of f's instructions can run: a malloc'd array of ncode flags, or
+** NULL. */
 static uint8_t *reachable(const fnread *f)
 {
     int n = f->ncode, top = 0;
@@ -1952,38 +2017,8 @@ static uint8_t *reachable(const fnread *f)
     seen[0] = 1;
     work[top++] = 0;
     while (top > 0) {
-        int pc = work[--top], next[2] = {pc + 1, -1};
-        uint32_t ins = ins_at(f, pc);
-        int op = (int)(ins & 0x7f), bx = (int)((ins >> 15) & 0x1ffff);
-        switch (op) {
-        case OP_RETURN:
-        case OP_RETURN0:
-        case OP_RETURN1:
-            next[0] = -1;
-            break;
-        case OP_JMP:
-            next[0] = pc + 1 + ((int)((ins >> 7) & 0x1ffffff) - 0xffffff);
-            break;
-        case 4: /* LOADKX: skips its EXTRAARG */
-        case 6: /* LFALSESKIP */
-            next[0] = pc + 2;
-            break;
-
-        case 73: /* FORLOOP */
-        case 77: /* TFORLOOP */
-            next[1] = pc + 1 - bx;
-            break;
-        case 74: /* FORPREP: past the loop when it runs 0 times */
-            next[1] = pc + bx + 2;
-            break;
-        case 75: /* TFORPREP: to its TFORCALL */
-            next[0] = pc + 1 + bx;
-            break;
-        default: /* EQ, LT, LE, EQK, EQI, LTI, LEI, GTI, GEI, TEST, TESTSET (57..67):
-                 ** on to the jump after it, or past that jump */
-            if (op >= 57 && op <= 67) next[1] = pc + 2;
-            break;
-        }
+        int next[2];
+        successors(f, work[--top], next);
         for (int k = 0; k < 2; k++)
             if (next[k] >= 0 && next[k] < n && !seen[next[k]]) {
                 seen[next[k]] = 1;
@@ -1992,6 +2027,50 @@ static uint8_t *reachable(const fnread *f)
     }
     free(work);
     return seen;
+}
+
+/* Straight lines through f, made once for its lint: br[q] counts the
+** instructions before q that do not just go on to the next one (a jump, a
+** test, a loop, a skip, a return), lands[q] the places before q that an
+** instruction other than the one before goes to. */
+typedef struct flow {
+    int *br, *lands;
+} flow;
+
+static int flow_init(flow *fl, const fnread *f)
+{
+    int n = f->ncode;
+    fl->br = calloc((size_t)n + 1, sizeof *fl->br);
+    fl->lands = calloc((size_t)n + 1, sizeof *fl->lands);
+    if (!fl->br || !fl->lands) {
+        free(fl->br);
+        free(fl->lands);
+        return -1;
+    }
+    for (int q = 0; q < n; q++) {
+        int next[2];
+        successors(f, q, next);
+        fl->br[q + 1] = fl->br[q] + (next[0] != q + 1 || next[1] >= 0);
+        for (int k = 0; k < 2; k++)
+            if (next[k] >= 0 && next[k] < n && next[k] != q + 1) fl->lands[next[k] + 1]++;
+    }
+    for (int q = 0; q < n; q++)
+        fl->lands[q + 1] += fl->lands[q];
+    return 0;
+}
+
+static void flow_free(flow *fl)
+{
+    free(fl->br);
+    free(fl->lands);
+}
+
+/* Could the instructions from..to-1 not all run, one after the other, when
+** `from` does: one among them that does not go on to the next, or one from
+** anywhere going to a place after `from`, up to `to`? */
+static int branches(const flow *fl, int from, int to)
+{
+    return fl->br[to] > fl->br[from] || fl->lands[to + 1] > fl->lands[from + 1];
 }
 
 /* One line among pol_return_lines' (each line once: returns can share one). */
@@ -2077,23 +2156,6 @@ static void lint_fn(lint *l, const fnread *f)
 }
 
 /* --- view fields: the hooks' parameters and what comes from them ---------- */
-
-enum {
-    OP_MOVE = 0,
-    OP_LOADNIL = 8,
-    OP_GETTABLE = 12,
-    OP_GETI = 13,
-    OP_SETTABLE = 16,
-    OP_SETI = 17,
-    OP_NEWTABLE = 19,
-    OP_CONCAT = 53,
-    OP_CALL = 68,
-    OP_TAILCALL = 69,
-    OP_TFORPREP = 75,
-    OP_TFORCALL = 76,
-    OP_SETLIST = 78,
-    OP_VARARG = 80
-};
 
 /* Does the instruction write register reg? (Lua 5.4: the opcodes whose A is
 ** an operand write nothing; LOADNIL writes A..A+B; a call's or loop's other
@@ -2257,51 +2319,59 @@ static int key_set_again(const fnread *f, int reg, kstr k, int from, int to)
     return 0;
 }
 
-/* Could the instructions from..to-1 not all run, one after the other, when
-** `from` does: a branch among them (a jump, a test, a loop, LFALSESKIP), or
-** a jump from anywhere landing after `from`, up to `to`? */
-static int branches(const fnread *f, int from, int to)
+static const char *const hook_names[3] = {"route", "retain", "erase"};
+
+/* What instruction y of f puts in register c when it is a load whose value
+** is known to be nil or not: "nil", or what it is ("a number", "a table",
+** ...); NULL for any other (or another register's). */
+static const char *loads(const fnread *f, uint32_t y, int c)
 {
-    for (int q = 0; q < f->ncode; q++) {
-        uint32_t x = ins_at(f, q);
-        int op = (int)(x & 0x7f), bx = (int)((x >> 15) & 0x1ffff), t = -1;
-        int inside = q >= from && q < to;
-        if (inside && (op == OP_JMP || op == 6 || (op >= 57 && op <= 67) || (op >= 73 && op <= 77)))
-            return 1;
-        if (op == OP_JMP) t = q + 1 + ((int)((x >> 7) & 0x1ffffff) - 0xffffff);
-        if (op == 73 || op == 77) t = q + 1 - bx; /* FORLOOP, TFORLOOP */
-        if (op == 74) t = q + bx + 2;             /* FORPREP */
-        if (op == 75) t = q + 1 + bx;             /* TFORPREP */
-        if (t > from && t <= to) return 1;
+    int op = (int)(y & 0x7f), a = (int)((y >> 7) & 0xff);
+    if (op == OP_LOADNIL) /* A..A+B */
+        return c >= a && c <= a + (int)((y >> 16) & 0xff) ? "nil" : NULL;
+    if (a != c) return NULL;
+    switch (op) {
+    case OP_LOADI:
+    case OP_LOADF:
+        return "a number";
+    case OP_LOADK: {
+        kstr k = kget(f, (int)(y >> 15));
+        return k.s                         ? "a string"
+               : k.tag == 0                ? "nil"
+               : k.tag == 1 || k.tag == 17 ? "a boolean"
+                                           : "a number";
     }
-    return 0;
+    case OP_LOADKX:
+        return "a constant";
+    case OP_LOADFALSE:
+    case OP_LOADTRUE:
+    case OP_NOT:
+        return "a boolean";
+    case OP_NEWTABLE:
+        return "a table";
+    case OP_CLOSURE:
+        return "a function";
+    default:
+        return NULL;
+    }
 }
 
 /* A constant returned as the decision (return 42, return nil, return
-** 'wait'): LOADI, LOADF, LOADK, LOADFALSE, LOADTRUE or LOADNIL into the
-** register a reachable RETURN1 returns, just before it, no jump landing on
-** the return. A decision is a table, always. */
-static void lint_const_return(lint *l, const fnread *f, int hook)
+** 'wait'): a load of anything but a table into the register a reachable
+** RETURN1 returns, just before it, nothing else going to the return. A
+** decision is a table, always. */
+static void lint_const_return(lint *l, const fnread *f, const flow *fl, int hook)
 {
-    static const char *const names[3] = {"route", "retain", "erase"};
     uint8_t *seen = reachable(f);
     if (!seen) return;
     for (int pc = 1; pc < f->ncode; pc++) {
-        uint32_t ins = ins_at(f, pc), prev = ins_at(f, pc - 1);
-        int op = (int)(prev & 0x7f), a = (int)((ins >> 7) & 0xff), pa = (int)((prev >> 7) & 0xff);
-        if (!seen[pc] || (ins & 0x7f) != OP_RETURN1 || branches(f, pc - 1, pc)) continue;
-        const char *what = op == 1 || op == 2   ? "a number"
-                           : op == 5 || op == 7 ? "a boolean"
-                           : op == 8 && a >= pa && a <= pa + (int)((prev >> 16) & 0xff) ? "nil"
-                                                                                        : NULL;
-        if (op == 3) {
-            kstr k = kget(f, (int)(prev >> 15));
-            what = k.s ? "a string" : k.tag == 3 || k.tag == 19 ? "a number" : NULL;
-        }
-        if (what && (op == 8 || pa == a))
+        uint32_t ins = ins_at(f, pc);
+        if (!seen[pc] || (ins & 0x7f) != OP_RETURN1 || branches(fl, pc - 1, pc)) continue;
+        const char *what = loads(f, ins_at(f, pc - 1), (int)((ins >> 7) & 0xff));
+        if (what && strcmp(what, "a table"))
             add_finding(l, line_at(f, pc),
                         "%s returns %s here: a decision is a table (%s), so this one is invalid",
-                        names[hook], what,
+                        hook_names[hook], what,
                         hook == 0 ? "{ ring = agent.id }, { wait = 10 }, ..."
                                   : "{ keep = true, review_in_days = 30 }, { delete = true }, ...");
     }
@@ -2309,9 +2379,8 @@ static void lint_const_return(lint *l, const fnread *f, int hook)
 }
 
 /* What SETFIELD x (at q, of a table built from `from` on, in a straight line)
-** stores: 1 a value that is not nil, 0 nil, -1 either. A constant; or a
-** register last written there by a load of a constant, a table, a function
-** or a not, which are never nil. */
+** stores: 1 a value that is not nil, 0 nil, -1 either. A constant, or the
+** last load into its register (loads). */
 static int set_value(const fnread *f, uint32_t x, int from, int q)
 {
     int c = (int)((x >> 24) & 0xff);
@@ -2319,17 +2388,12 @@ static int set_value(const fnread *f, uint32_t x, int from, int q)
     for (int p = q - 1; p >= from; p--) {
         uint32_t y = ins_at(f, p);
         int op = (int)(y & 0x7f), a = (int)((y >> 7) & 0xff);
-        if (op == 8) { /* LOADNIL A B: A..A+B */
-            if (c >= a && c <= a + (int)((y >> 16) & 0xff)) return 0;
-            continue;
-        }
-        if (a != c) continue;
-        /* LOADI, LOADF, LOADK, LOADKX, LOADFALSE, LOADTRUE, NOT, NEWTABLE, CLOSURE */
-        if (op == 3) return kget(f, (int)(y >> 15)).tag == 0 ? 0 : 1;
-        return op == 1 || op == 2 || op == 4 || op == 5 || op == 7 || op == 51 || op == 19 ||
-                       op == 79
-                   ? 1
-                   : -1;
+        const char *what = loads(f, y, c);
+        if (what) return strcmp(what, "nil") ? 1 : 0;
+        /* Anything else that writes it: unknown (a call or ... may write
+        ** registers from A on). */
+        if (a == c || ((op == OP_CALL || op == OP_VARARG || op == OP_TFORCALL) && a <= c))
+            return -1;
     }
     return -1;
 }
@@ -2343,9 +2407,10 @@ static int set_value(const fnread *f, uint32_t x, int from, int q)
 ** erase's {}). */
 static void lint_decision(lint *l, const fnread *f, int hook)
 {
-    static const char *const names[3] = {"route", "retain", "erase"};
     if (l->hook_protos[hook] > 1) return; /* which function is the hook is not known */
-    lint_const_return(l, f, hook);
+    flow fl;
+    if (flow_init(&fl, f)) return;
+    lint_const_return(l, f, &fl, hook);
     for (int pc = 0; pc < f->ncode; pc++) {
         uint32_t ins = ins_at(f, pc);
         if ((ins & 0x7f) != OP_NEWTABLE) continue;
@@ -2367,7 +2432,7 @@ static void lint_decision(lint *l, const fnread *f, int hook)
             if (!views_decision_field(hook, k.s, k.n, &near)) {
                 add_finding(l, line_at(f, q),
                             "%s returns a decision with unknown field '%.*s'%s%s%s: it is invalid",
-                            names[hook], (int)k.n, k.s, near ? " (did you mean '" : "",
+                            hook_names[hook], (int)k.n, k.s, near ? " (did you mean '" : "",
                             near ? near : "", near ? "'?)" : "");
                 continue;
             }
@@ -2383,10 +2448,10 @@ static void lint_decision(lint *l, const fnread *f, int hook)
                 lua_pop(l->L, 1);
                 if (bad)
                     add_finding(l, line_at(f, q), "%s returns an invalid decision here: %s",
-                                names[hook], msg);
+                                hook_names[hook], msg);
             }
         }
-        if (end < 0 || table_seen(f, reg, pc + 1, end) || branches(f, pc, end)) continue;
+        if (end < 0 || table_seen(f, reg, pc + 1, end) || branches(&fl, pc, end)) continue;
         /* A field set to nil is no field: one whose value is surely not nil
         ** is there (definite), one whose value may be nil may be (maybe). */
         unsigned definite = 0, maybe = 0;
@@ -2412,9 +2477,10 @@ static void lint_decision(lint *l, const fnread *f, int hook)
         for (unsigned sub = maybe; sub && judged; sub = (sub - 1) & maybe)
             if (!views_decision_keys(hook, definite | sub, other, sizeof other)) judged = 0;
         if (judged)
-            add_finding(l, line_at(f, end), "%s returns an invalid decision here: %s", names[hook],
-                        msg);
+            add_finding(l, line_at(f, end), "%s returns an invalid decision here: %s",
+                        hook_names[hook], msg);
     }
+    flow_free(&fl);
 }
 
 /* A hook's body: field names read from its views (route: call, agents,
@@ -2430,7 +2496,6 @@ static void lint_fields(lint *l, fnread *f, int hook)
     /* return a, b: the hook's second value makes the decision invalid
     ** (views.c, one_result). RETURN's B is the count plus one; 0 is "what
     ** a call returned", which cannot be known here. */
-    static const char *const hook_names[3] = {"route", "retain", "erase"};
     for (int pc = 0; pc < f->ncode; pc++) {
         uint32_t ins = ins_at(f, pc);
         int b = (int)((ins >> 16) & 0xff);
