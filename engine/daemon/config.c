@@ -328,44 +328,13 @@ static const struct key *find_key(const char *name)
     return NULL;
 }
 
-/* Edits (insert, delete, replace, swap two neighbours) from a to b, up to
-** 3 (4 for more): for "did you mean" on a misspelt key. */
-static int edits(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 40 || lb > 40 || (la > lb ? la - lb : lb - la) > 3) return 4;
-    int d[41][41];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            int v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    return d[la][lb] > 3 ? 4 : d[la][lb];
-}
-
-/* The key `name` is most likely a misspelling of (a third of its letters
-** wrong at most, and no tie), or NULL. */
+/* The key `name` is most likely a misspelling of, or NULL (sb_suggest). */
 static const char *near_key(const char *name)
 {
-    const char *best = NULL;
-    int bd = 4, ties = 0;
-    for (size_t i = 0; i < NKEYS; i++) {
-        int e = edits(name, keys[i].name);
-        if (e < bd)
-            bd = e, best = keys[i].name, ties = 0;
-        else if (e == bd)
-            ties++;
-    }
-    return best && !ties && bd <= (int)strlen(name) / 3 ? best : NULL;
+    const char *names[NKEYS];
+    for (size_t i = 0; i < NKEYS; i++)
+        names[i] = keys[i].name;
+    return sb_suggest(name, names, NKEYS);
 }
 
 static char *trim(char *s)

@@ -263,6 +263,11 @@ typedef void (*sb_log_fn)(void *arg, sb_log_level level, const char *line);
 ** "". */
 SB_API int sb_redact(const char *text, char *out, size_t n);
 
+/* The one of names[0..n) that `word` is most likely a misspelling of, by the
+** rule of every "did you mean" the engine's messages give, or NULL when none
+** is close (or word is NULL). The pointer is one of names. */
+SB_API const char *sb_suggest(const char *word, const char *const *names, size_t n);
+
 /* Does the engine read `json` (len bytes, any JSON value) as JSON? SB_OK if
 ** so; else SB_EINVAL, and res says why in the words the engine's own calls
 ** use: a number too big or too small for it named by its field ("'weight'

@@ -1069,8 +1069,9 @@ static int sb_getmetatable(lua_State *L)
         return 1;
     }
     lua_pop(L, 2);
-    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) return 1;
-    return 1; /* the metatable itself */
+    /* Its __metatable when it has one (pushed on top), else the metatable. */
+    luaL_getmetafield(L, 1, "__metatable");
+    return 1;
 }
 
 static int sb_rawset(lua_State *L)
@@ -2782,6 +2783,12 @@ const char *sbx_suggest_in(const char *word, size_t len, const char *const *name
         if (s < score) score = s, best = k;
     }
     return best;
+}
+
+const char *sb_suggest(const char *word, const char *const *names, size_t n)
+{
+    return word && names && n <= INT_MAX ? sbx_suggest_in(word, strlen(word), names, NULL, (int)n)
+                                         : NULL;
 }
 
 void sbx_unref(sbx *sb, int ref)

@@ -1787,10 +1787,10 @@ static int decide_one(dctx *d, int idx)
 }
 
 /* The fields present in a routing decision (bit F_x for field x) that cannot
-** go together, whatever their values: -2 with the message in err, after
-** "<hook> returned invalid decision: ", else the decision's action field
-** (F_RING, F_WAIT, F_MOVE, F_REJECT) or -1 for none. */
-static int route_keys(unsigned has, char *err, size_t errlen, const char *hook)
+** go together, whatever their values: -2 with why (the run time's message
+** after "route returned invalid decision: "), else the decision's action
+** field (F_RING, F_WAIT, F_MOVE, F_REJECT) or -1 for none. */
+static int route_keys(unsigned has, char *why, size_t cap)
 {
     static const int acts[4] = {F_RING, F_WAIT, F_MOVE, F_REJECT};
     static const int ring_only[4] = {F_MODE, F_DEVICE, F_TIMEOUT, F_STEP};
@@ -1798,23 +1798,20 @@ static int route_keys(unsigned has, char *err, size_t errlen, const char *hook)
     for (int i = 0; i < 4; i++) {
         if (!(has & 1u << acts[i])) continue;
         if (first >= 0) {
-            snprintf(err, errlen, "%s returned invalid decision: '%s' and '%s' cannot go together",
-                     hook, sbx_key_names[field_keys[first]], sbx_key_names[field_keys[acts[i]]]);
+            snprintf(why, cap, "'%s' and '%s' cannot go together", sbx_key_names[field_keys[first]],
+                     sbx_key_names[field_keys[acts[i]]]);
             return -2;
         }
         first = acts[i];
     }
     for (int i = 0; i < 4; i++)
         if (has & 1u << ring_only[i] && first != F_RING) {
-            snprintf(err, errlen, "%s returned invalid decision: '%s' goes only with 'ring'", hook,
+            snprintf(why, cap, "'%s' goes only with 'ring'",
                      sbx_key_names[field_keys[ring_only[i]]]);
             return -2;
         }
     if (has & 1u << F_REASON && first != F_MOVE) {
-        snprintf(err, errlen,
-                 "%s returned invalid decision: 'reason' goes only with 'move' (a reject's value "
-                 "is its reason)",
-                 hook);
+        snprintf(why, cap, "'reason' goes only with 'move' (a reject's value is its reason)");
         return -2;
     }
     return first;
@@ -1839,8 +1836,9 @@ static int decide(dctx *d, int idx)
     unsigned has = 0;
     for (int i = 0; i < F_N; i++)
         has |= HAS(i) ? 1u << i : 0;
-    int first = route_keys(has, d->err, d->errlen, d->hook);
-    if (first < -1) return -1;
+    char why[96];
+    int first = route_keys(has, why, sizeof why);
+    if (first < -1) return bad(d, "%s", why);
 
     o->npause = 0;
     if (HAS(F_PAUSE) && parse_pause(d, base + F_PAUSE)) return -1;
@@ -1926,13 +1924,10 @@ static const int ret_keys[R_N] = {K_KEEP,           K_ANONYMIZE,  K_DELETE,
 
 int views_decision_field(int hook, const char *name, size_t len, const char **near)
 {
-    const int *keys = hook == 0 ? field_keys : ret_keys;
-    int nkeys = hook == 0 ? F_N : R_N;
     *near = NULL;
-    for (int i = 0; i < nkeys; i++)
-        if (strlen(sbx_key_names[keys[i]]) == len && memcmp(sbx_key_names[keys[i]], name, len) == 0)
-            return 1;
-    *near = sbx_suggest(name, len, keys, nkeys);
+    if (views_decision_key_bit(hook, name, len) >= 0) return 1;
+    *near =
+        hook == 0 ? sbx_suggest(name, len, field_keys, F_N) : sbx_suggest(name, len, ret_keys, R_N);
     return 0;
 }
 
@@ -1975,50 +1970,40 @@ int views_decision_const(int hook, const char *name, size_t len, lua_State *L, i
 
 /* The fields present in a retention decision (bit R_x for field x) that
 ** cannot go together, whatever their values, or none where erase needs one:
-** -2 with the message in err, after "<hook> returned invalid decision: ",
-** else the action's index (R_KEEP, R_ANONYMIZE, R_DELETE), or -1 for none. */
-static int retention_keys(unsigned has, int erase, char *err, size_t errlen, const char *hook)
+** -2 with why (the run time's message after "<hook> returned invalid
+** decision: "), else the action's index (R_KEEP, R_ANONYMIZE, R_DELETE), or
+** -1 for none. */
+static int retention_keys(unsigned has, int erase, char *why, size_t cap)
 {
     static const int acts[3] = {R_KEEP, R_ANONYMIZE, R_DELETE};
     int first = -1;
-    const char *why = NULL;
-    char two[96];
-    for (int i = 0; i < 3 && !why; i++) {
+    for (int i = 0; i < 3; i++) {
         if (!(has & 1u << acts[i])) continue;
         if (first >= 0) {
-            snprintf(two, sizeof two, "'%s' and '%s' cannot go together",
+            snprintf(why, cap, "'%s' and '%s' cannot go together",
                      sbx_key_names[ret_keys[acts[first]]], sbx_key_names[ret_keys[acts[i]]]);
-            why = two;
+            return -2;
         }
         first = i;
     }
     int rf = has & 1u << R_REVIEW ? R_REVIEW : has & 1u << R_UNTIL ? R_UNTIL : -1;
-    if (why) {
-    } else if (first < 0 && erase) {
-        why = "expected one of 'delete', 'anonymize' or 'keep'";
-    } else if (has & 1u << R_REVIEW && has & 1u << R_UNTIL) {
-        why = "'review_in_days' and 'keep_until' cannot go together";
-    } else if (rf >= 0 && first == R_DELETE) {
-        snprintf(two, sizeof two, "'%s' goes only with 'keep' or 'anonymize'",
+    if (first < 0 && erase)
+        snprintf(why, cap, "expected one of 'delete', 'anonymize' or 'keep'");
+    else if (has & 1u << R_REVIEW && has & 1u << R_UNTIL)
+        snprintf(why, cap, "'review_in_days' and 'keep_until' cannot go together");
+    else if (rf >= 0 && first == R_DELETE)
+        snprintf(why, cap, "'%s' goes only with 'keep' or 'anonymize'",
                  sbx_key_names[ret_keys[rf]]);
-        why = two;
-    }
-    if (!why) return first;
-    snprintf(err, errlen, "%s returned invalid decision: %s", hook, why);
+    else
+        return first;
     return -2;
 }
 
 int views_decision_keys(int hook, unsigned has, char *msg, size_t cap)
 {
-    static const char *const hooks[3] = {"route", "retain", "erase"};
-    const char *h = hooks[hook < 0 || hook > 2 ? 0 : hook];
-    char full[512];
-    int rc = hook == 0 ? route_keys(has, full, sizeof full, h)
-                       : retention_keys(has, hook == 2, full, sizeof full, h);
-    if (rc >= -1) return 0;
-    size_t skip = strlen(h) + sizeof " returned invalid decision: " - 1;
-    snprintf(msg, cap, "%s", strlen(full) > skip ? full + skip : full);
-    return -1;
+    return (hook == 0 ? route_keys(has, msg, cap) : retention_keys(has, hook == 2, msg, cap)) < -1
+               ? -1
+               : 0;
 }
 
 int views_decision_key_bit(int hook, const char *name, size_t len)
@@ -2050,14 +2035,15 @@ static int decide_retention(dctx *d, int idx, int erase)
     ** before it ({ keep = true, anonymize = true, delete = false } is the
     ** pair's error); then the rest of what goes together (retention_keys). */
     unsigned has = 0;
+    char why[96];
     for (int f = 0; f < R_N; f++) {
         if (!HAS(f)) continue;
         if (f <= R_DELETE && true_field(d, base + f, sbx_key_names[ret_keys[f]])) return -1;
         has |= 1u << f;
-        if (f <= R_DELETE && retention_keys(has, 0, d->err, d->errlen, d->hook) < -1) return -1;
+        if (f <= R_DELETE && retention_keys(has, 0, why, sizeof why) < -1) return bad(d, "%s", why);
     }
-    int first = retention_keys(has, erase, d->err, d->errlen, d->hook);
-    if (first < -1) return -1;
+    int first = retention_keys(has, erase, why, sizeof why);
+    if (first < -1) return bad(d, "%s", why);
     o->action = first < 0 ? RET_KEEP : codes[first];
     int rf = HAS(R_REVIEW) ? R_REVIEW : HAS(R_UNTIL) ? R_UNTIL : -1;
     o->review_ms = 0;

@@ -87,43 +87,37 @@ run "$sb" policy check "$tmp/latin1.lua"
 check 1 "a policy that is not UTF-8 is refused, with its line" err "latin1.lua:2: not valid UTF-8"
 # Lua compiles n gotos (or labels) in time growing with n squared, outside any
 # budget: 30,000 to one label took 0.4-1.7 s. At most 1,000 of each; the word in
-# comments and strings (short and long) is not counted.
-{ printf 'local P = {}\nfunction P.route(c, a, ctx)\n  local s\n'; i=0
-  while [ $i -lt 1200 ]; do
-    printf -- '-- goto x ::y:: [[\ns = "goto ::" .. [==[goto ]] ::x::]==] .. [[\ngoto]] .. "\\"goto"\n'
-    i=$((i + 1)); done
-  i=0; while [ $i -lt 1000 ]; do printf 'goto L%d ::L%d::\n' $i $i; i=$((i + 1)); done
-  printf 'return { wait = 1 }\nend\nreturn P\n'; } >"$tmp/gotos.lua"
+# comments and strings (short and long) is not counted. break is a goto to the
+# loop's end, on the same list; '\r' ends a line (and a comment), '\r\n' is one
+# line end; a string continued with '\z' or a backslash before its line end
+# hides nothing.
+# repeat_n N FORMAT: FORMAT N times, %d (once or twice) the count from 0.
+repeat_n() { seq 0 $(($1 - 1)) | awk -v f="$2" '{ printf f, $1, $1 }'; }
+# refused NAME HEAD N LINE TAIL LINE_NO TEST WHAT: a file of HEAD, LINE N
+# times and TAIL is refused at LINE_NO for more than 1000 WHAT.
+refused() {
+    { printf -- "$2"; repeat_n "$3" "$4"; printf -- "$5"; } >"$tmp/$1.lua"
+    run "$sb" policy check "$tmp/$1.lua"
+    check 1 "$7" err "$1.lua:$6: more than 1000 $8"
+}
+body='local P = {}\nfunction P.route(c, a, ctx)\n'
+{ printf "$body"'  local s\n'
+  repeat_n 1200 '-- goto x ::y:: [[\ns = "goto ::" .. [==[goto ]] ::x::]==] .. [[\ngoto]] .. "\\"goto"\n'
+  repeat_n 1000 'goto L%d ::L%d::\n'; printf 'return { wait = 1 }\nend\nreturn P\n'; } >"$tmp/gotos.lua"
 run "$sb" policy check "$tmp/gotos.lua"
-check 0 "1,000 gotos and labels compile; the words in comments and strings do not count" out "ok"
-printf 'local P = {}\nfunction P.route(c, a, ctx)\n  if ctx then\n' >"$tmp/gotos2.lua"
-i=0; while [ $i -lt 1001 ]; do printf '    goto out\n' >>"$tmp/gotos2.lua"; i=$((i + 1)); done
-printf '  end\n  ::out::\n  return { wait = 1 }\nend\nreturn P\n' >>"$tmp/gotos2.lua"
-run "$sb" policy check "$tmp/gotos2.lua"
-check 1 "the 1,001st goto is refused, with its line" err "gotos2.lua:1004: more than 1000 goto and break statements"
-# break is a goto to the loop's end, on the same list; '\r' ends a line (and a
-# comment), '\r\n' is one line end; a string continued with '\z' or a
-# backslash before its line end hides nothing.
-{ printf 'local P = {}\nfunction P.route(c, a, ctx)\n  while ctx do\n'; i=0
-  while [ $i -lt 1001 ]; do printf '    break\n'; i=$((i + 1)); done
-  printf '  end\n  return { wait = 1 }\nend\nreturn P\n'; } >"$tmp/breaks.lua"
-run "$sb" policy check "$tmp/breaks.lua"
-check 1 "the 1,001st break is refused, with its line" err "breaks.lua:1004: more than 1000 goto and break statements"
-{ printf 'local P = {}\rfunction P.route(c, a, ctx) -- x\r'; i=0
-  while [ $i -lt 1001 ]; do printf '  goto L\r\n'; i=$((i + 1)); done
-  printf '  ::L::\r  return { wait = 1 }\rend\rreturn P\r'; } >"$tmp/cr.lua"
-run "$sb" policy check "$tmp/cr.lua"
-check 1 "gotos after a comment ended by a carriage return are counted, CR LF one line" err "cr.lua:1003: more than 1000 goto and break statements"
-{ printf 'local P = {}\nfunction P.route(c, a, ctx)\n  local s = "\\z\n  " local t = "[["\n  local u = "a\\\n"\n'; i=0
-  while [ $i -lt 1001 ]; do printf '  goto L\n'; i=$((i + 1)); done
-  printf '  ::L:: local v = "]]"\n  return { wait = 1 }\nend\nreturn P\n'; } >"$tmp/z.lua"
-run "$sb" policy check "$tmp/z.lua"
-check 1 "gotos after strings continued across lines are counted" err "z.lua:1007: more than 1000 goto and break statements"
-{ printf 'local x = 0\n'; i=0
-  while [ $i -lt 1001 ]; do printf '::l%d:: x = x + 1\n' $i; i=$((i + 1)); done
-  printf 'return { route = function() return { wait = 1 } end }\n'; } >"$tmp/labels.lua"
-run "$sb" policy check "$tmp/labels.lua"
-check 1 "the 1,001st label is refused, with its line" err "labels.lua:1002: more than 1000 labels"
+check 0 "1,000 gotos and labels compile; the words in comments and strings do not count" out "gotos.lua: ok"
+refused gotos2 "$body  if ctx then\n" 1001 '    goto out\n' '  end\n  ::out::\n  return { wait = 1 }\nend\nreturn P\n' \
+    1004 "the 1,001st goto is refused, with its line" "goto and break statements"
+refused breaks "$body  while ctx do\n" 1001 '    break\n' '  end\n  return { wait = 1 }\nend\nreturn P\n' \
+    1004 "the 1,001st break is refused, with its line" "goto and break statements"
+refused cr 'local P = {}\rfunction P.route(c, a, ctx) -- x\r' 1001 '  goto L\r\n' \
+    '  ::L::\r  return { wait = 1 }\rend\rreturn P\r' 1003 \
+    "gotos after a comment ended by a carriage return are counted, CR LF one line" "goto and break statements"
+refused z "$body"'  local s = "\\z\n  " local t = "[["\n  local u = "a\\\n"\n' 1001 '  goto L\n' \
+    '  ::L:: local v = "]]"\n  return { wait = 1 }\nend\nreturn P\n' 1007 \
+    "gotos after strings continued across lines are counted" "goto and break statements"
+refused labels 'local x = 0\n' 1001 '::l%d:: x = x + 1\n' 'return { route = function() return { wait = 1 } end }\n' \
+    1002 "the 1,001st label is refused, with its line" labels
 
 # Signing: keygen's JSON is a key file; check verifies with the public key.
 run "$sb" policy keygen

@@ -9,7 +9,7 @@
 # shown), and every route label and help text as API.md describes them.
 import sys, os, re, signal, socket, subprocess, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, Stream, binary, provision, ROOT
+from sbtest import TAP, Daemon, Stream, binary, provision, ring_mover, ROOT
 
 t = TAP(deadline=150)
 scratch = t.owned(Daemon())
@@ -188,20 +188,9 @@ for sig2, conf in ((None, {"shutdown_timeout": 1}), (signal.SIGTERM, {"shutdown_
 # was a stream not reading (not a request that hung), and how much it left.
 dd = t.owned(Daemon(conf={"shutdown_timeout": 1, "stream_buffer": 4096,
                           "stream_keepalive": 0})).start()
-ac = provision(dd, account="acme", agents=("al", "bo"), queue=None)
-ac.put("/v1/policies/one", "local P = {}\nfunction P.route(call, agents, ctx)\n"
-       "  if #agents == 0 then return {} end\n  return { ring = agents[1].id }\nend\nreturn P\n",
-       headers={"Content-Type": "text/x-lua"})
-ac.put("/v1/queues/gen", {"policy": "one", "ring_timeout": 600,
-                          "members": [{"agent": "al"}, {"agent": "bo"}]})
-ac.post("/v1/calls", {"call": "g1", "queue": "gen", "caller": "+4930100077"})
+ac, move = ring_mover(dd, "acme")
 st = Stream(dd, ac.auth, rcvbuf=1024)
-gc = dd.conn()
-for _ in range(5):  # pauses move the ring between the two: a cancel and a ring each
-    for ag in ("al", "bo"):
-        ac.post("/v1/agents/%s/status" % ag, {"status": "paused"}, conn=gc)
-        ac.post("/v1/agents/%s/status" % ag, {"status": "available"}, conn=gc)
-gc.close()
+move(5)  # each round a cancel and a ring per agent: more than the kernel's buffers
 dd.signal(signal.SIGTERM)
 line = dd.wait_log(r'msg="shutdown timeout', timeout=10) or ""
 t.ok(re.search(r"connections=1 streams_not_reading=1 unsent_bytes=[1-9]", line),

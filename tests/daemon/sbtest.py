@@ -413,6 +413,29 @@ def provision(d, account="acme", agents=("alice", "bob"), queue="support", polic
     return a
 
 
+def ring_mover(d, account):
+    """An account whose call g1 rings one of two agents, al and bo, for 600 s
+    (queue gen, policy one: the first agent free): pausing the agent it rings
+    moves it to the other, a cancel and a ring on the event stream, small
+    ones. Returns the account and move(n): n rounds of pausing and freeing
+    each agent, over one connection."""
+    a = provision(d, account=account, agents=("al", "bo"), queue=None)
+    a.put("/v1/policies/one", "local P = {}\nfunction P.route(call, agents, ctx)\n"
+          "  if #agents == 0 then return {} end\n  return { ring = agents[1].id }\nend\n"
+          "return P\n", headers={"Content-Type": "text/x-lua"})
+    a.put("/v1/queues/gen", {"policy": "one", "ring_timeout": 600,
+                             "members": [{"agent": "al"}, {"agent": "bo"}]})
+    a.post("/v1/calls", {"call": "g1", "queue": "gen", "caller": "+4930100077"})
+    conn = d.conn()
+
+    def move(n):
+        for _ in range(n):
+            for ag in ("al", "bo"):
+                a.post("/v1/agents/%s/status" % ag, {"status": "paused"}, conn=conn)
+                a.post("/v1/agents/%s/status" % ag, {"status": "available"}, conn=conn)
+    return a, move
+
+
 def until(probe, timeout=30, every=0.05):
     """Call probe() until it gives a true value or timeout seconds pass; its
     last value. For a condition a test waits on (a timer's effect, a line a

@@ -7,7 +7,7 @@
 # given yet) begins with a resync action. A malformed id is a 400.
 import os, re, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sbtest import TAP, Daemon, Stream, provision
+from sbtest import TAP, Daemon, Stream, provision, ring_mover
 
 
 t = TAP(deadline=120)
@@ -122,23 +122,7 @@ slow.close()
 # without a word (the stream went on, a gap in its ids; 353 of 467 in one
 # run): it is dropped as slow, as one that had caught up is, and what it was
 # sent has no gap.
-lt = provision(d, account="latecomer", agents=("al", "bo"), queue=None)
-lt.put("/v1/policies/one", "local P = {}\nfunction P.route(call, agents, ctx)\n"
-       "  if #agents == 0 then return {} end\n  return { ring = agents[1].id }\nend\nreturn P\n",
-       headers={"Content-Type": "text/x-lua"})
-lt.put("/v1/queues/gen", {"policy": "one", "ring_timeout": 600,
-                          "members": [{"agent": "al"}, {"agent": "bo"}]})
-lt.post("/v1/calls", {"call": "g1", "queue": "gen", "caller": "+4930100077"})
-gen = d.conn()
-
-
-def flip(n):
-    for i in range(n):
-        for ag in ("al", "bo"):
-            lt.post("/v1/agents/%s/status" % ag, {"status": "paused"}, conn=gen)
-            lt.post("/v1/agents/%s/status" % ag, {"status": "available"}, conn=gen)
-
-
+lt, flip = ring_mover(d, "latecomer")
 flip(20)  # nobody subscribed: a backlog, the history full
 mark = len(d.lines)
 late = Stream(d, lt.auth, rcvbuf=1024)

@@ -122,6 +122,21 @@ static void test_redact(void)
     is_str(out, "", "redact: and gives empty");
 }
 
+/* sb_suggest: the engine's "did you mean" rule, for a gateway's or the
+** daemon's own names. */
+static void test_suggest(void)
+{
+    static const char *const names[] = {"policy_instructions", "policy_wall_ms", "log_level"};
+    is_str(sb_suggest("policy_instrucions", names, 3), "policy_instructions",
+           "suggest: a letter left out");
+    is_str(sb_suggest("log_levle", names, 3), "log_level", "suggest: two letters swapped");
+    ok(sb_suggest("bogus_key", names, 3) == NULL, "suggest: nothing close, nothing suggested");
+    ok(sb_suggest("log_level", names, 3) == NULL,
+       "suggest: a name given exactly is no misspelling");
+    ok(sb_suggest(NULL, names, 3) == NULL && sb_suggest("x", NULL, 0) == NULL,
+       "suggest: NULL reads as nothing");
+}
+
 static void test_config_defaults(void)
 {
     sb_config c;
@@ -1135,6 +1150,7 @@ int main(void)
     res = sb_result_new();
     test_strerror();
     test_redact();
+    test_suggest();
     test_config_defaults();
     test_open_refusals();
     test_open_readonly();
