@@ -342,6 +342,12 @@ type Config struct {
 	// secret key of PolicyPublicKey (64 hex characters).
 	RequireSignedPolicies bool
 	PolicyPublicKey       string
+
+	// Days an applied erasure request stays in the erasure journal before
+	// sweeps take it out: zero keeps it for good (the library's default);
+	// past 36600, or negative, Open fails with EINVAL naming
+	// erasure_journal_days.
+	ErasureJournalDays int
 }
 
 // ---------------------------------------------------------------------------
@@ -680,6 +686,13 @@ func setBudgets(c *C.sb_config, cfg *Config) {
 		c.quarantine_after = C.uint32_t(cfg.QuarantineAfter)
 	case cfg.QuarantineAfter < 0:
 		c.quarantine_after = 0
+	}
+	switch {
+	case cfg.ErasureJournalDays < 0 || int64(cfg.ErasureJournalDays) > math.MaxUint32:
+		// Out of the engine's range, whose refusal names the field.
+		c.erasure_journal_days = C.uint32_t(math.MaxUint32)
+	default:
+		c.erasure_journal_days = C.uint32_t(cfg.ErasureJournalDays)
 	}
 }
 

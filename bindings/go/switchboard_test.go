@@ -2064,6 +2064,28 @@ func TestHoldOpenRange(t *testing.T) {
 	}
 }
 
+// TestErasureJournalDays: the setting reaches the engine, whose range
+// (0 to 36600) refuses the rest naming it, negative ones too.
+func TestErasureJournalDays(t *testing.T) {
+	for _, days := range []int{36601, -1, 1<<32 + 30} {
+		eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone,
+			Log: quiet, ErasureJournalDays: days})
+		var se *switchboard.Error
+		if err == nil || !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || se.Field != "erasure_journal_days" {
+			t.Errorf("ErasureJournalDays %d: %v", days, err)
+		}
+		if eng != nil {
+			eng.Close()
+		}
+	}
+	eng, err := switchboard.Open(switchboard.Config{DataDir: t.TempDir(), Sync: switchboard.SyncNone, Log: quiet,
+		ErasureJournalDays: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Close()
+}
+
 // TestQuarantineAfterLarge: a QuarantineAfter past the C field's 32 bits is
 // the largest it holds, not its low 32 bits (2^32+1 quarantined a policy at
 // its first failure).

@@ -2395,6 +2395,7 @@ static const char *const open_keys[] = {"data_dir",
                                         "quarantine_after",
                                         "require_signed_policies",
                                         "policy_public_key",
+                                        "erasure_journal_days",
                                         NULL};
 
 static int l_open(lua_State *L)
@@ -2433,6 +2434,9 @@ static int l_open(lua_State *L)
     opt_budgets(L, 1, who, &cfg, &r);
     if (opt_number(L, 1, who, "quarantine_after", INT64_MAX, &d, &r))
         cfg.quarantine_after = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+    /* Past its field: the engine's range (0 to 36600) refuses it. */
+    if (opt_number(L, 1, who, "erasure_journal_days", INT64_MAX, &d, &r))
+        cfg.erasure_journal_days = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
     lua_getfield(L, 1, "require_signed_policies");
     /* Not any value Lua reads as true: 0 and "false" would turn it on. */
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)

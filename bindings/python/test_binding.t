@@ -505,6 +505,10 @@ def test_errors():
                    {"policy_wall_ms": -1}, {"policy_memory": -1}, {"map_max": 1 << 64}):
             raises(lambda: sb.Engine(os.path.join(TMP, "errors"), sync="none", **kw), ValueError,
                    "Engine(%s=%d): ValueError" % next(iter(kw.items())))
+        # erasure_journal_days reaches the engine, whose range names it.
+        raises(lambda: sb.Engine(os.path.join(TMP, "errors"), sync="none", log="none",
+                                 erasure_journal_days=36601), sb.InvalidError,
+               "Engine(erasure_journal_days=36601): the engine's range refuses it", sb.EINVAL)
         # The two 32-bit bounds, a hook's milliseconds and the failures
         # before quarantine, count as 2**32 - 1 past it, as the Lua and Go
         # bindings take them.

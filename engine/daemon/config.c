@@ -69,6 +69,8 @@ static const struct key {
     {"request_timeout", K_UINT, offsetof(sbd_config, request_timeout), 1, 86400, NULL, "seconds"},
     {"shutdown_timeout", K_UINT, offsetof(sbd_config, shutdown_timeout), 1, 0, NULL, "seconds"},
     {"sweep_interval", K_UINT, offsetof(sbd_config, sweep_interval), 0, 0, NULL, "seconds"},
+    {"erasure_journal_days", K_U32, offsetof(sbd_config, erasure_journal_days), 0, 36600, NULL,
+     "days"},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -465,6 +467,9 @@ static void defaults(sbd_config *c)
     c->request_timeout = 30;
     c->shutdown_timeout = 10;
     c->sweep_interval = 300;
+    /* Longer than a year of backups; the library's own default keeps them
+    ** for good (its CLI tools never take requests out). */
+    c->erasure_journal_days = 400;
 }
 
 static const struct flag {

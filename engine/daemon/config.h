@@ -40,6 +40,7 @@ typedef struct sbd_config {
     uint32_t policy_wall_ms;
     uint64_t policy_memory_kib;
     uint32_t quarantine_after;
+    uint32_t erasure_journal_days;
     int require_signed_policies;
     char *policy_public_key;
     uint64_t seed;

@@ -1340,6 +1340,7 @@ static int open_engine(sbd *d)
     lc.policy_wall_ms = c->policy_wall_ms;
     lc.policy_memory = (size_t)c->policy_memory_kib * 1024;
     lc.quarantine_after = c->quarantine_after;
+    lc.erasure_journal_days = c->erasure_journal_days;
     lc.require_signed_policies = c->require_signed_policies;
     lc.policy_public_key = c->policy_public_key;
     /* The engine makes the master key when its file is missing, and does not

@@ -308,12 +308,20 @@ typedef struct sb_config {
                                       (0: never quarantined)              */
     int require_signed_policies;   /* 1: policies need a valid signature    */
     const char *policy_public_key; /* hex Ed25519 key used when signed     */
+    /* Days an erasure request stays in the erasure journal (sb_erase) once
+    ** data.mdb has seen it: sb_sweep then takes it out, so that no keyed
+    ** pseudonym of a number that asked to be erased is kept for good. A
+    ** data.mdb restored from a backup older than a request taken out can no
+    ** longer have it applied again, and sb_open refuses it: keep this longer
+    ** than the oldest backup you keep. 0 (sb_config_init's): kept for good;
+    ** at most 36,600. switchboard serve's default is 400. */
+    uint32_t erasure_journal_days;
 } sb_config;
 
 /* Fill cfg with defaults: group sync, 64 MiB map (map_max 0: 64 GiB),
 ** 1,000,000 instructions, 50 ms, 8 MiB per account, quarantine after 5
-** failures, SB_LOG_INFO; every pointer NULL, seed 0, unsigned policies.
-** NULL is a no-op. */
+** failures, SB_LOG_INFO; every pointer NULL, seed 0, unsigned policies,
+** erasure requests journaled for good. NULL is a no-op. */
 SB_API void sb_config_init(sb_config *cfg);
 
 /* Open (creating if needed) the engine on cfg->data_dir. On success *out is
@@ -332,7 +340,10 @@ SB_API void sb_config_init(sb_config *cfg);
 ** that is a file, a policy_dir that is not a directory, a missing
 ** policy_public_key when signatures are required. A data directory that
 ** cannot be created or written in is SB_ESTORE on "data_dir"; a key file
-** that cannot be read or created, SB_ECRYPTO on "key_file". */
+** that cannot be read or created, SB_ECRYPTO on "key_file". A data.mdb
+** restored from before erasure requests the erasure journal has taken out
+** at its horizon (erasure_journal_days), with an account made before them,
+** is SB_ESTORE on "data_dir": they cannot be applied again (sb_erase). */
 SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res);
 /* Close the engine: syncs, then frees everything. NULL is a no-op. Call it
 ** once per handle, when no other thread is using the handle; the handle is
@@ -1125,7 +1136,10 @@ SB_API int sb_records_export_page(sb_engine *eng, const char *account, const cha
 ** holds: sb_open applies again each request of the journal that data.mdb
 ** has not seen (one restored from an earlier backup), logging it at warn and
 ** auditing it. A journal that cannot be written (a full disk: SB_EFULL)
-** refuses the request, erasing nothing. */
+** refuses the request, erasing nothing. With sb_config.erasure_journal_days
+** set, sb_sweep (and sb_open) take out of the journal the requests older
+** than that which data.mdb has applied, leaving a line with the last one's
+** number and time; a data.mdb from before it is then refused by sb_open. */
 SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
 
 /* Records of the account without their sealed data (numbers, personal

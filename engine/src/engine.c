@@ -652,6 +652,10 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     if (cfg->map_size > effective_map_max(cfg))
         return res_err(res, SB_EINVAL, "map_size",
                        "map_size is above map_max (64 GiB by default): raise map_max too");
+    if (cfg->erasure_journal_days > 36600)
+        return res_err(res, SB_EINVAL, "erasure_journal_days",
+                       "erasure_journal_days must be 0 (kept for good) to 36600, not %lu",
+                       (unsigned long)cfg->erasure_journal_days);
     /* A policy directory that is not there is a typo, not a broken policy
     ** (which the engine starts with, below). */
     if (cfg->policy_dir) {
@@ -747,9 +751,16 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     ** before them): applied again now, before anything reads the records
     ** they erased. A failure is said and does not keep the engine from
     ** opening; the next erasure request tries again, and is refused while
-    ** they cannot be. */
+    ** they cannot be. Requests the journal no longer has (its horizon)
+    ** never can be: that data.mdb is not opened. */
     sb_result *tmp = sb_result_new();
-    if (ret_erasures_catch_up(e, 0, tmp)) sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(tmp));
+    int jrc = ret_erasures_catch_up(e, 0, tmp);
+    if (jrc && e->ejr_behind) {
+        rc = res_err(res, jrc, sb_result_field(tmp), "%s", sb_result_message(tmp));
+        sb_result_free(tmp);
+        goto fail;
+    }
+    if (jrc) sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(tmp));
     sb_result_free(tmp);
     *out = e;
     return 0;

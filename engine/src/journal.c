@@ -9,6 +9,7 @@
 **
 **   e <seq> <account number> <account id> <pseudonym, 32 hex> <received ms> <check>
 **   d <seq> <account number> <account id> <created ms> <deleted ms> <check>
+**   p <seq> <received ms> <check>
 **
 ** No number: the pseudonym, keyed with the account's data key, is what the
 ** records' index holds. A deletion names the account by its id, its
@@ -22,6 +23,18 @@
 ** a restored one is behind the journal by the requests since its backup.
 ** Appends and catching up hold an exclusive flock on the file, across the
 ** processes sharing the directory.
+**
+** The journal's horizon (sb_config.erasure_journal_days): a pseudonym kept
+** for good would let whoever holds the directory and its master key find,
+** by hashing every number, who asked to be erased. So the sweeps take out
+** the erasure requests older than the horizon that data.mdb has seen
+** (ejr_prune), leaving one 'p' line: every erasure request up to <seq> is
+** gone, the last of them received at <received ms>. A data.mdb restored
+** from before that seq would need them applied again, which cannot be:
+** sb_open refuses it (retention.c). Account deletions, which hold nothing
+** personal, stay. The copy without them is renamed over the file; a
+** process that was waiting for the old file's lock finds its name now
+** names another and opens that one.
 */
 #include "engine.h"
 #include "records.h"
@@ -71,6 +84,14 @@ static int parse_line(const char *p, size_t n, ejr_entry *x)
     unsigned long long seq, acct;
     long long received, created = 0;
     memset(x, 0, sizeof *x);
+    if (line[0] == EJR_PRUNED) {
+        char end;
+        if (sscanf(line, "p %llu %lld%c", &seq, &received, &end) != 2 || !seq) return -1;
+        x->kind = EJR_PRUNED;
+        x->seq = seq;
+        x->received = received;
+        return 0;
+    }
     if (line[0] == EJR_DELETION) {
         if (sscanf(line, "d %llu %llu %129s %lld %lld", &seq, &acct, account, &created,
                    &received) != 5)
@@ -125,6 +146,7 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
         return journal_err(res, errno, "open", j->path);
     }
     j->fd = fd;
+    j->oldest = INT64_MAX;
     int rc;
     while ((rc = flock(fd, LOCK_EX | (flags & EJR_TRY ? LOCK_NB : 0))) && errno == EINTR)
         ;
@@ -133,11 +155,16 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
         j->busy = 1;
         return 0;
     }
-    struct stat st;
+    struct stat st, named;
     if (rc || fstat(fd, &st)) {
         int err = errno;
         ejr_close(j);
         return journal_err(res, err, "lock", j->path);
+    }
+    /* Pruned while this waited for the lock: the name is another file's. */
+    if (stat(j->path, &named) == 0 && (named.st_ino != st.st_ino || named.st_dev != st.st_dev)) {
+        ejr_close(j);
+        return ejr_open(e, flags, j, res);
     }
     char *buf = st.st_size ? malloc((size_t)st.st_size) : NULL;
     if (st.st_size && !buf) {
@@ -161,17 +188,25 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
     ** line that is no entry (damaged) is skipped, not written over: the
     ** entries after it stand. */
     size_t at = 0, bad = 0;
+    uint64_t prev = 0; /* the last entry's seq: entries come in order */
     while (at < len) {
         char *nl = memchr(buf + at, '\n', len - at);
         if (!nl) break;
         size_t n = (size_t)(nl - (buf + at));
         if (buf[at] != '#') {
             ejr_entry x;
-            if (parse_line(buf + at, n, &x) || x.seq <= j->last) {
+            if (parse_line(buf + at, n, &x) || (x.kind != EJR_PRUNED && x.seq <= prev)) {
                 bad++;
                 at += n + 1;
                 continue;
             }
+            if (x.kind == EJR_PRUNED) {
+                if (x.seq > j->pruned) j->pruned = x.seq, j->pruned_at = x.received;
+                if (x.seq > j->last) j->last = x.seq;
+                at += n + 1;
+                continue;
+            }
+            if (x.kind == EJR_ERASURE && x.received < j->oldest) j->oldest = x.received;
             if (j->n == j->cap) {
                 size_t cap = j->cap ? j->cap * 2 : 16;
                 ejr_entry *v = realloc(j->v, cap * sizeof *v);
@@ -184,7 +219,8 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
                 j->cap = cap;
             }
             j->v[j->n++] = x;
-            j->last = x.seq;
+            prev = x.seq;
+            if (x.seq > j->last) j->last = x.seq;
         }
         at += n + 1;
     }
@@ -217,18 +253,30 @@ static int write_all(int fd, const char *p, size_t n, off_t off)
     return 0;
 }
 
+/* x as its line, '\n' and all, into line (512 bytes): its length. */
+static int format_line(const ejr_entry *x, char *line)
+{
+    const size_t cap = 512;
+    int n;
+    if (x->kind == EJR_PRUNED)
+        n = snprintf(line, cap, "p %llu", (unsigned long long)x->seq);
+    else
+        n = snprintf(line, cap, "%c %llu %lu %s ", x->kind == EJR_DELETION ? 'd' : 'e',
+                     (unsigned long long)x->seq, (unsigned long)x->acct, x->account);
+    if (x->kind == EJR_DELETION)
+        n += snprintf(line + n, cap - (size_t)n, "%lld", (long long)x->created);
+    else if (x->kind == EJR_ERASURE)
+        for (int i = 0; i < 16; i++)
+            n += snprintf(line + n, cap - (size_t)n, "%02x", x->pseudo[i]);
+    n += snprintf(line + n, cap - (size_t)n, " %lld", (long long)x->received);
+    n += snprintf(line + n, cap - (size_t)n, " %016" PRIx64 "\n", fnv(line, (size_t)n));
+    return n;
+}
+
 int ejr_append(sb_engine *e, ejr *j, ejr_entry *x, sb_result *res)
 {
     char line[512];
-    int n = snprintf(line, sizeof line, "%c %llu %lu %s ", x->kind == EJR_DELETION ? 'd' : 'e',
-                     (unsigned long long)x->seq, (unsigned long)x->acct, x->account);
-    if (x->kind == EJR_DELETION)
-        n += snprintf(line + n, sizeof line - (size_t)n, "%lld", (long long)x->created);
-    else
-        for (int i = 0; i < 16; i++)
-            n += snprintf(line + n, sizeof line - (size_t)n, "%02x", x->pseudo[i]);
-    n += snprintf(line + n, sizeof line - (size_t)n, " %lld", (long long)x->received);
-    n += snprintf(line + n, sizeof line - (size_t)n, " %016" PRIx64 "\n", fnv(line, (size_t)n));
+    int n = format_line(x, line);
     off_t at = (off_t)j->good;
     int err = 0;
     /* A torn tail goes first, so that nothing before this entry is half a
@@ -267,4 +315,73 @@ void ejr_unappend(sb_engine *e, ejr *j)
         return;
     }
     j->good = j->prev;
+}
+
+static int prunable(const ejr_entry *x, uint64_t seen, int64_t before)
+{
+    return x->kind == EJR_ERASURE && x->seq <= seen && x->received < before;
+}
+
+int ejr_prune(sb_engine *e, ejr *j, uint64_t seen, int64_t before, size_t *removed, sb_result *res)
+{
+    *removed = 0;
+    ejr_entry mark = {.kind = EJR_PRUNED, .seq = j->pruned, .received = j->pruned_at};
+    size_t gone = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        const ejr_entry *x = &j->v[i];
+        if (!prunable(x, seen, before)) continue;
+        gone++;
+        if (x->seq > mark.seq) mark.seq = x->seq;
+        if (x->received > mark.received) mark.received = x->received;
+    }
+    if (!gone) return 0;
+    /* The copy: its notes, the mark, the entries that stay. */
+    size_t cap = sizeof head + 512 * (j->n - gone + 1), len = sizeof head - 1;
+    char *buf = malloc(cap);
+    if (!buf) return res_err(res, SB_ENOMEM, NULL, "out of memory");
+    memcpy(buf, head, len);
+    len += (size_t)format_line(&mark, buf + len);
+    for (size_t i = 0; i < j->n; i++) {
+        const ejr_entry *x = &j->v[i];
+        if (!prunable(x, seen, before)) len += (size_t)format_line(x, buf + len);
+    }
+    char tmp[sizeof j->path + 8];
+    snprintf(tmp, sizeof tmp, "%s.new", j->path);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), err = 0;
+    /* Locked before its name is the journal's: whoever opens it then waits. */
+    if (fd < 0 || flock(fd, LOCK_EX)) err = errno;
+    if (!err) err = write_all(fd, buf, len, 0);
+    if (!err && fdatasync(fd)) err = errno;
+    if (!err && rename(tmp, j->path)) err = errno;
+    free(buf);
+    if (err) { /* the journal as it was */
+        if (fd >= 0) close(fd);
+        (void)unlink(tmp);
+        return journal_err(res, err, "write the pruned copy of", j->path);
+    }
+    int d = open(e->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0 || fsync(d))
+        sb_log(e, SB_LOG_WARN,
+               "%s: its directory not synced after pruning (%s): a crash may "
+               "bring back the erasure requests pruned",
+               j->path, strerror(errno));
+    if (d >= 0) close(d);
+    close(j->fd); /* the old file, and its lock */
+    j->fd = fd;
+    size_t kept = 0;
+    int64_t oldest = INT64_MAX;
+    for (size_t i = 0; i < j->n; i++) {
+        const ejr_entry *x = &j->v[i];
+        if (prunable(x, seen, before)) continue;
+        if (x->kind == EJR_ERASURE && x->received < oldest) oldest = x->received;
+        j->v[kept++] = *x;
+    }
+    j->n = kept;
+    j->good = j->prev = len;
+    j->torn = 0;
+    j->pruned = mark.seq;
+    j->pruned_at = mark.received;
+    j->oldest = oldest;
+    *removed = gone;
+    return 0;
 }

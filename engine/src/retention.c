@@ -3086,6 +3086,53 @@ static int deletion_again(sb_engine *e, const ejr *j, const ejr_entry *x, sb_res
     return 0;
 }
 
+/* An account of data.mdb made by `at` (ms): its id, or "" when none is. */
+typedef struct {
+    int64_t at;
+    char id[SB_ID_MAX + 1];
+} acct_by;
+
+static int find_acct_by(wtx *t, void *arg)
+{
+    acct_by *o = arg;
+    st_iter it;
+    int rc;
+    for (rc = st_iter_open(&it, t->txn, t->e, DB_ACCOUNTS, "", 0); rc == 0 && !o->id[0];
+         rc = st_iter_next(&it)) {
+        acct_rec a;
+        if (dec_account(it.v.mv_data, it.v.mv_size, &a) == 0 && a.created <= o->at)
+            snprintf(o->id, sizeof o->id, "%s", a.id);
+    }
+    st_iter_close(&it);
+    if (rc == MDB_NOTFOUND) rc = 0;
+    return rc ? eng_mdb_err(t->res, rc, "read the accounts") : 0;
+}
+
+/* data.mdb has not seen erasure requests the journal took out at its
+** horizon (journal.c): they cannot be applied again. Refused when it has an
+** account made by the last of them, which may hold records they erased; a
+** data.mdb without one (a new one) has nothing of them. */
+static int journal_behind(sb_engine *e, const ejr *j, uint64_t seen, sb_result *res)
+{
+    acct_by o = {.at = j->pruned_at};
+    int rc = eng_write_peek(e, find_acct_by, &o, res);
+    if (rc || !o.id[0]) return rc;
+    char when[40] = "?";
+    time_t secs = (time_t)(j->pruned_at / 1000);
+    struct tm tm;
+    if (gmtime_r(&secs, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    __atomic_store_n(&e->ejr_behind, 1, __ATOMIC_RELAXED);
+    char seen_s[48] = "none of them";
+    if (seen) snprintf(seen_s, sizeof seen_s, "up to request %llu", (unsigned long long)seen);
+    return res_err(res, SB_ESTORE, "data_dir",
+                   "data.mdb is from a backup taken before erasure requests that %s has taken "
+                   "out at its horizon (erasure_journal_days: every request up to %llu, the last "
+                   "received %s; data.mdb has seen %s): it may hold records they erased "
+                   "(account '%s' is older than they are), which nothing can find to erase "
+                   "again. Restore a backup taken after %s",
+                   j->path, (unsigned long long)j->pruned, when, seen_s, o.id, when);
+}
+
 /* ret_journal_catch_up with a deadline (0: none): a request still running
 ** at it is left for a later call (*unfinished set). */
 static int journal_catch_up(sb_engine *e, const ejr *j, int *applied, uint64_t deadline_ns,
@@ -3093,6 +3140,7 @@ static int journal_catch_up(sb_engine *e, const ejr *j, int *applied, uint64_t d
 {
     uint64_t seen;
     int rc = ret_journal_seen(e, &seen, res);
+    if (!rc && seen < j->pruned) rc = journal_behind(e, j, seen, res);
     for (size_t i = 0; i < j->n && !rc; i++) {
         const ejr_entry *x = &j->v[i];
         if (x->seq <= seen) continue;
@@ -3156,9 +3204,33 @@ int ret_journal_catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *re
     return journal_catch_up(e, j, applied, 0, NULL, res);
 }
 
+/* The erasure requests past the horizon that data.mdb has seen, out of the
+** journal; *prune_at: when the next one passes it. */
+static int prune(sb_engine *e, ejr *j, int64_t *prune_at, sb_result *res)
+{
+    int64_t horizon = (int64_t)e->cfg.erasure_journal_days * DAY_MS;
+    uint64_t seen;
+    size_t removed = 0;
+    *prune_at = INT64_MAX;
+    if (!horizon) return 0;
+    int rc = ret_journal_seen(e, &seen, res);
+    if (!rc) rc = ejr_prune(e, j, seen, i64_sub_sat(eng_now(e), horizon), &removed, res);
+    if (!rc && removed)
+        sb_log(e, SB_LOG_INFO,
+               "%s: %zu erasure request%s older than %lu days (erasure_journal_days) taken "
+               "out, data.mdb having applied them; a backup from before request %llu can no "
+               "longer be opened",
+               j->path, removed, removed == 1 ? "" : "s",
+               (unsigned long)e->cfg.erasure_journal_days, (unsigned long long)j->pruned);
+    if (j->oldest != INT64_MAX) *prune_at = i64_add_sat(j->oldest, horizon);
+    return rc;
+}
+
 /* checked: whether the journal was read to its end (not when another
-** holds it, nor when a request was left at the deadline). */
-static int catch_up(sb_engine *e, int *checked, uint64_t deadline_ns, sb_result *res)
+** holds it, nor when a request was left at the deadline); *prune_at then
+** says when it is to be read again for its horizon. */
+static int catch_up(sb_engine *e, int *checked, int64_t *prune_at, uint64_t deadline_ns,
+                    sb_result *res)
 {
     ejr j;
     *checked = 0;
@@ -3168,6 +3240,7 @@ static int catch_up(sb_engine *e, int *checked, uint64_t deadline_ns, sb_result 
     if (rc || j.fd < 0) return rc;
     int applied = 0, unfinished = 0;
     rc = journal_catch_up(e, &j, &applied, deadline_ns, &unfinished, res);
+    if (!rc && !unfinished) rc = prune(e, &j, prune_at, res);
     ejr_close(&j);
     *checked = !unfinished;
     if (!rc && applied) (void)eng_scrub(e); /* nothing written, nothing to clear */
@@ -3181,13 +3254,15 @@ int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res)
     if (snprintf(path, sizeof path, "%s/erasures.journal", e->data_dir) >= (int)sizeof path ||
         stat(path, &st) != 0)
         return 0; /* none yet, or unreadable: the next erasure request says so */
+    int64_t now = eng_now(e), prune_at = INT64_MAX;
     pthread_mutex_lock(&e->stats_mu); /* sweeps of several threads */
     int same = (long long)st.st_size == e->ejr_size && st.st_mtim.tv_sec == e->ejr_mtim.tv_sec &&
-               st.st_mtim.tv_nsec == e->ejr_mtim.tv_nsec;
+               st.st_mtim.tv_nsec == e->ejr_mtim.tv_nsec && now < e->ejr_prune_at;
     pthread_mutex_unlock(&e->stats_mu);
     if (same) return 0;
     int checked;
-    int rc = catch_up(e, &checked, budget_ms ? mono_ns() + (uint64_t)budget_ms * 1000000u : 0, res);
+    int rc = catch_up(e, &checked, &prune_at,
+                      budget_ms ? mono_ns() + (uint64_t)budget_ms * 1000000u : 0, res);
     /* Read to its end as it was at least: a change made while it was read
     ** is seen by the next call (and one held by another, or left at the
     ** deadline, by a call after). One that failed is not tried again
@@ -3197,6 +3272,7 @@ int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res)
         pthread_mutex_lock(&e->stats_mu);
         e->ejr_size = (long long)st.st_size;
         e->ejr_mtim = st.st_mtim;
+        e->ejr_prune_at = prune_at;
         pthread_mutex_unlock(&e->stats_mu);
     }
     return rc;

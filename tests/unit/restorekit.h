@@ -20,7 +20,7 @@ static sb_engine *open_logged(void)
     return test_open(&cfg, res);
 }
 
-static int reopen(void)
+static __attribute__((unused)) int reopen(void)
 {
     sb_close(eng);
     eng = open_logged();
@@ -49,7 +49,7 @@ static int copy_file(const char *from, const char *to)
 }
 
 /* The restore switchboard(1) gives: the backup's two files in place. */
-static int restore(const char *bk)
+static __attribute__((unused)) int restore(const char *bk)
 {
     char from[600], to[600];
     sb_close(eng);
@@ -65,9 +65,24 @@ static int restore(const char *bk)
     return rc || !eng ? -1 : 0;
 }
 
+/* n calls of `number` to acme's support queue, each abandoned 2 s in. */
+static void calls_from(const char *prefix, const char *number, int n)
+{
+    char id[64], json[256];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        snprintf(json, sizeof json,
+                 "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\",\"caller\":\"%s\"}", id,
+                 number);
+        ev("acme", json);
+        now_ms += 2000;
+        finish("acme", id, NULL); /* abandoned: no agent to wait for */
+    }
+}
+
 static char jpath[600];
 
-static size_t journal_size(void)
+static __attribute__((unused)) size_t journal_size(void)
 {
     struct stat st;
     return stat(jpath, &st) == 0 ? (size_t)st.st_size : 0;
@@ -75,7 +90,7 @@ static size_t journal_size(void)
 
 /* Writes past `bytes` of a file fail from now as on a full disk (EFBIG,
 ** SIGXFSZ ignored), until setrlimit(RLIMIT_FSIZE, old). */
-static void fsize_limit(size_t bytes, struct rlimit *old)
+static __attribute__((unused)) void fsize_limit(size_t bytes, struct rlimit *old)
 {
     struct rlimit lim;
     getrlimit(RLIMIT_FSIZE, old);

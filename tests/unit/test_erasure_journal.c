@@ -40,18 +40,9 @@ static long long schema_at(long long set)
     return test_schema_at(dir, RECKIT_MAP_SIZE, set);
 }
 
-static void three_calls(const char *prefix, const char *number)
+static void calls3(const char *prefix, const char *number)
 {
-    char id[64], json[256];
-    for (int i = 0; i < 3; i++) {
-        snprintf(id, sizeof id, "%s%d", prefix, i);
-        snprintf(json, sizeof json,
-                 "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"support\",\"caller\":\"%s\"}", id,
-                 number);
-        ev("acme", json);
-        now_ms += 2000;
-        finish("acme", id, NULL); /* abandoned: no agent to wait for */
-    }
+    calls_from(prefix, number, 3);
 }
 
 int main(void)
@@ -63,8 +54,8 @@ int main(void)
     const char *acct = "{\"id\":\"acme\"}";
     sb_account_put(eng, acct, strlen(acct), res);
     ok(support_team("acme", "longest-idle") == 0, "an account with a team");
-    three_calls("x", "+442079460101");
-    three_calls("y", "+442079460202");
+    calls3("x", "+442079460101");
+    calls3("y", "+442079460202");
     ok(records_of("acme", "+442079460101") == 3 && records_of("acme", "+442079460202") == 3,
        "three records of each caller");
 
@@ -106,7 +97,7 @@ int main(void)
 
     /* A request after the restore is numbered after those before it. */
     now_ms += 60000;
-    three_calls("z", "+442079460303");
+    calls3("z", "+442079460303");
     d = doc(sb_erase(eng, "acme", "+442079460303", res));
     ok(d && jint(d, "deleted") == 3, "a new request after the restore deletes its caller's");
     json_decref(d);
@@ -125,7 +116,7 @@ int main(void)
     ok(reopen() == 0 && strstr(logbuf, "no whole entry") && !strstr(logbuf, "applied again") &&
            records_of("acme", "+442079460202") == 3,
        "the directory opens, the torn line is said and ignored, nothing applied");
-    three_calls("w", "+442079460404");
+    calls3("w", "+442079460404");
     d = doc(sb_erase(eng, "acme", "+442079460404", res));
     ok(d && jint(d, "deleted") == 3, "the next request works");
     json_decref(d);
@@ -148,7 +139,7 @@ int main(void)
     ok(reopen() == 0 && strstr(logbuf, "1 whole line is no entry (damaged): skipped") &&
            !strstr(logbuf, "no whole entry"),
        "... the open says so");
-    three_calls("v", "+442079460606");
+    calls3("v", "+442079460606");
     d = doc(sb_erase(eng, "acme", "+442079460606", res));
     b = slurp(jpath, &n);
     if (b) b[n] = 0;

@@ -417,6 +417,13 @@ do
   big:close()
   os.execute("rm -rf '" .. dir .. "-big'")
 end
+-- erasure_journal_days reaches the engine, whose range refuses 36601 (and 2^40,
+-- held as 2^32 - 1) naming it.
+for _, n in ipairs{ 36601, 2^40 } do
+  refused({ erasure_journal_days = n }, "erasure_journal_days",
+          "^erasure_journal_days must be 0 %(kept for good%) to 36600, not",
+          "sb.open{erasure_journal_days = " .. string.format("%.0f", n) .. "}: the engine's range")
+end
 refused({ sync = "fast" }, "sync", "^sync must be group, sync, none or defer %(got 'fast'%)$",
         "sb.open{sync = \"fast\"}: nil, message, sb.EINVAL, \"sync\"")
 refused({ log_level = "verbose" }, "log_level", "^log_level must be error, warn, info or debug",

@@ -211,6 +211,7 @@ class _Config(ctypes.Structure):
         ("quarantine_after", ctypes.c_uint32),
         ("require_signed_policies", ctypes.c_int),
         ("policy_public_key", ctypes.c_char_p),
+        ("erasure_journal_days", ctypes.c_uint32),
     ]
 
 
@@ -865,6 +866,9 @@ class Engine:
         the budgets of every policy hook call (0 disables a budget).
     ``require_signed_policies``, ``policy_public_key``
         only load policies signed with this hex Ed25519 key.
+    ``erasure_journal_days``
+        days an applied erasure request stays in the erasure journal before
+        sweeps take it out (0, the default: kept for good; at most 36600).
     ``library``
         path of ``libswitchboard.so`` (default: see :func:`library_path`).
 
@@ -872,7 +876,7 @@ class Engine:
     """
 
     _NUMERIC = ("map_size", "map_max", "seed", "policy_instructions", "policy_wall_ms",
-                "policy_memory", "quarantine_after")
+                "policy_memory", "quarantine_after", "erasure_journal_days")
 
     def __init__(self, data_dir, *, policy_dir=None, sync=None, clock=None, log=None,
                  log_level=None, key_file=None, require_signed_policies=None,

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+# The erasure journal's horizon through the daemon (erasure_journal_days):
+# the setting's range is checked at start; a request older than it is taken
+# out of the journal by the daemon's sweep; a data directory whose journal has
+# taken out erasure requests its data.mdb has not seen (a backup restored from
+# before them, made here by writing the journal's 'p' line as a sweep would)
+# is refused at start, naming the request and the backup to restore, and
+# nothing is served; a new data directory beside the same journal starts.
+import sys, os, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sbtest import TAP, Daemon, provision
+
+t = TAP()
+
+
+def fnv(b):
+    h = 0xcbf29ce484222325
+    for c in b:
+        h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def mark_line(seq, received):
+    body = "p %d %d" % (seq, received)
+    return "%s %016x\n" % (body, fnv(body.encode()))
+
+
+bad = t.owned(Daemon(conf={"erasure_journal_days": 36601}))
+bad.start(expect_listen=False)
+t.ok(bad.proc.wait(timeout=20) != 0 and
+     bad.wait_log(r"erasure_journal_days must be at most 36600 days", timeout=5),
+     "erasure_journal_days = 36601: the daemon does not start, saying the range",
+     "\n".join(bad.lines))
+
+d = t.owned(Daemon(conf={"erasure_journal_days": 30})).start()
+acme = provision(d)
+r = acme.post("/v1/erasure", {"number": "+442079460999"})
+t.is_(r.status, 200, "an erasure request")
+t.is_(d.stop(), 0, "stopped")
+jpath = os.path.join(d.data_dir, "erasures.journal")
+with open(jpath) as f:
+    text = f.read()
+t.ok("\ne 1 " in text, "... the request is the journal's entry 1")
+
+# The request made 40 days old: the first sweep (a second after the start)
+# takes it out, data.mdb having applied it, and leaves the 'p' line.
+lines = text.split("\n")
+for i, line in enumerate(lines):
+    if line.startswith("e 1 "):
+        parts = line.split(" ")
+        pseudonym = parts[4]
+        parts[5] = str(int(parts[5]) - 40 * 86400 * 1000)
+        body = " ".join(parts[:6])
+        lines[i] = "%s %016x" % (body, fnv(body.encode()))
+        old_received = int(parts[5])
+with open(jpath, "w") as f:
+    f.write("\n".join(lines))
+d.start()
+t.ok(d.wait_log(r"1 erasure request older than 30 days \(erasure_journal_days\) taken out",
+                timeout=30),
+     "a request 40 days old: the daemon takes it out of the journal (its start or first sweep), saying so")
+with open(jpath) as f:
+    text = f.read()
+t.ok(pseudonym not in text and ("\np 1 %d " % old_received) in text,
+     "... its pseudonym gone, the line 'p 1 <received>' in its place")
+t.is_(d.stop(), 0, "... and the daemon stops")
+
+# As if a sweep had taken out requests up to 7, the last received after the
+# account was made, which this data.mdb (it has seen 1) never applied.
+received = int(time.time() * 1000) + 1000
+with open(jpath, "a") as f:
+    f.write(mark_line(7, received))
+d.start(expect_listen=False)
+t.ok(d.proc.wait(timeout=20) != 0, "the daemon does not start on a data.mdb behind the horizon")
+t.ok(d.wait_log(r"every request up to 7", timeout=5) and
+     d.wait_log(r"data\.mdb has seen up to request 1", timeout=5) and
+     d.wait_log(r"Restore a backup taken after", timeout=5),
+     "... saying which requests, what data.mdb has seen and what to restore",
+     "\n".join(d.lines))
+
+# A new data.mdb (no account made before those requests) starts.
+for f in ("data.mdb", "data.keys", "lock.mdb"):
+    try:
+        os.unlink(os.path.join(d.data_dir, f))
+    except FileNotFoundError:
+        pass
+d.start()
+t.is_(d.request("GET", "/healthz").status, 200, "a new data.mdb beside that journal starts")
+t.is_(d.stop(), 0, "... and stops")
+t.done()

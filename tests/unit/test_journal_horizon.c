@@ -1,0 +1,270 @@
+/*
+** test_journal_horizon.c — the erasure journal's horizon
+** (sb_config.erasure_journal_days). A sweep takes out of the journal the
+** erasure requests older than the horizon that data.mdb has applied, so no
+** pseudonym of an erased number is kept for good: not one day early, never
+** one data.mdb has not seen, never an account deletion, and never with the
+** horizon 0. The line left says up to which request it did; a data.mdb
+** restored from a backup taken before such a request is refused at open,
+** saying which backup to restore, while one taken after it opens and has
+** the later requests applied again, and a new data.mdb (no account older
+** than the requests) opens. An erasure request waiting for the journal's
+** lock while the journal is replaced by its pruned copy goes in the copy.
+** The setting's range is checked.
+*/
+#include "engine.h"
+#include "records.h"
+#include "switchboard.h"
+#include "tap.h"
+#define TESTKIT_LOG_KEEP
+#include "testkit.h"
+#include "reckit.h"
+#include "restorekit.h"
+
+#include <pthread.h>
+#include <sys/file.h>
+
+#define DAY (86400000ll)
+
+static sb_engine *open_days(uint32_t days, sb_result *r)
+{
+    sb_config cfg;
+    test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
+    cfg.log = log_keep;
+    cfg.erasure_journal_days = days;
+    log_clear();
+    sb_engine *e = NULL;
+    if (sb_open(&e, &cfg, r)) return NULL;
+    return e;
+}
+
+static char *journal(void)
+{
+    size_t n;
+    unsigned char *b = slurp(jpath, &n);
+    if (b) b[n] = 0;
+    return (char *)b;
+}
+
+/* The pseudonym (32 hex) of the journal's erasure request seq. */
+static int journal_pseudonym(int seq, char out[33])
+{
+    char *b = journal(), want[32];
+    snprintf(want, sizeof want, "\ne %d ", seq);
+    char *at = b ? strstr(b, want) : NULL;
+    int rc = -1;
+    if (at && sscanf(at + strlen(want), "%*s %*s %32s", out) == 1 && strlen(out) == 32) rc = 0;
+    free(b);
+    return rc;
+}
+
+static int journal_has(const char *s)
+{
+    char *b = journal();
+    int has = b && strstr(b, s);
+    free(b);
+    return has;
+}
+
+static int erase_deleted(const char *number)
+{
+    json_t *d = doc(sb_erase(eng, "acme", number, res));
+    int n = d ? (int)jint(d, "deleted") : -1;
+    json_decref(d);
+    return n;
+}
+
+static int backup_to(const char *bk)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", bk);
+    if (system(cmd)) return -1;
+    return sb_backup(eng, bk, res);
+}
+
+/* The backup's two files in place, then an open with the horizon. */
+static sb_engine *restore_days(const char *bk, uint32_t days, sb_result *r)
+{
+    char from[700], to[700];
+    sb_close(eng);
+    eng = NULL;
+    for (int i = 0; i < 2; i++) {
+        const char *f = i ? "data.keys" : "data.mdb";
+        snprintf(from, sizeof from, "%s/%s", bk, f);
+        snprintf(to, sizeof to, "%s/%s", dir, f);
+        if (copy_file(from, to)) return NULL;
+    }
+    return open_days(days, r);
+}
+
+/* Whether a lock on the journal's file (inode ino) is being waited for:
+** /proc/locks shows a waiter as "N: -> FLOCK ...". */
+static int lock_waited(unsigned long ino)
+{
+    FILE *f = fopen("/proc/locks", "r");
+    char line[256], want[40];
+    int found = 0;
+    snprintf(want, sizeof want, ":%lu ", ino);
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, "->") && strstr(line, "FLOCK") && strstr(line, want);
+    if (f) fclose(f);
+    return found;
+}
+
+static int erase_rc;
+static void *erase_thread(void *arg)
+{
+    sb_result *r = sb_result_new();
+    erase_rc = sb_erase(eng, "acme", arg, r);
+    sb_result_free(r);
+    return NULL;
+}
+
+int main(void)
+{
+    if (start_engine("jhorizon")) return done_testing();
+    sb_close(eng);
+    snprintf(jpath, sizeof jpath, "%s/erasures.journal", dir);
+
+    /* The setting's range. */
+    sb_engine *bad = open_days(36601, res);
+    ok(!bad && sb_result_code(res) == SB_EINVAL && sb_result_field(res) &&
+           !strcmp(sb_result_field(res), "erasure_journal_days") &&
+           strstr(sb_result_message(res), "0 (kept for good) to 36600"),
+       "erasure_journal_days 36601: SB_EINVAL naming it (%s)", sb_result_message(res));
+    sb_close(bad);
+
+    eng = open_days(30, res);
+    ok(eng != NULL, "opened with a horizon of 30 days");
+    const char *acct = "{\"id\":\"acme\"}", *other = "{\"id\":\"other\"}";
+    sb_account_put(eng, acct, strlen(acct), res);
+    sb_account_put(eng, other, strlen(other), res);
+    ok(support_team("acme", "longest-idle") == 0, "an account with a team");
+    calls_from("a", "+442079460111", 2);
+    calls_from("b", "+442079460222", 2);
+    calls_from("c", "+442079460333", 2);
+    char bk0[600], bk1[600];
+    snprintf(bk0, sizeof bk0, "%s-bk0", dir);
+    snprintf(bk1, sizeof bk1, "%s-bk1", dir);
+    ok(backup_to(bk0) == 0, "a backup before any erasure request");
+
+    /* Day 0: A erased and an account deleted; day 10: B erased. */
+    int64_t day0 = now_ms;
+    ok(erase_deleted("+442079460111") == 2, "day 0: the first caller erased");
+    ok(sb_account_delete(eng, "other", res) == 0, "... and an account deleted");
+    char pa[33] = "", pb[33] = "";
+    ok(journal_pseudonym(1, pa) == 0 && journal_has(pa) && journal_has("\nd 2 "),
+       "... both in the journal (request 1's pseudonym %s, deletion 2)", pa);
+    ok(backup_to(bk1) == 0, "a backup after request 1");
+    now_ms = day0 + 10 * DAY;
+    ok(erase_deleted("+442079460222") == 2 && journal_pseudonym(3, pb) == 0,
+       "day 10: the second caller erased (request 3)");
+
+    /* Day 29.9: nothing is older than 30 days. */
+    now_ms = day0 + 30 * DAY - 1000;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pa) && journal_has(pb) &&
+           !journal_has("\np "),
+       "a sweep a second before request 1 is 30 days old takes nothing out");
+
+    /* Day 30: request 1 goes, the deletion and request 3 stay. */
+    now_ms = day0 + 30 * DAY + 1000;
+    log_clear();
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0, "a sweep past 30 days (%s)", sb_result_message(res));
+    char mark[64];
+    snprintf(mark, sizeof mark, "\np 1 %lld ", (long long)day0);
+    ok(!journal_has(pa), "... request 1's pseudonym is gone from the journal");
+    ok(journal_has(mark) && journal_has("\nd 2 ") && journal_has(pb),
+       "... a line says up to which request ('p 1 <received>'); the deletion and request 3 "
+       "stay");
+    ok(strstr(logbuf, "1 erasure request older than 30 days (erasure_journal_days) taken out") !=
+           NULL,
+       "... logged at info");
+    struct stat st;
+    ok(stat(jpath, &st) == 0 && (st.st_mode & 0777) == 0600, "... the file still the owner's only");
+
+    /* The journal reads whole, and numbering goes on after the mark. */
+    sb_close(eng);
+    eng = open_days(30, res);
+    ok(eng && !strstr(logbuf, "no entry") && !strstr(logbuf, "no whole entry"),
+       "reopened: the pruned journal reads whole");
+    calls_from("d", "+442079460444", 2);
+    ok(erase_deleted("+442079460444") == 2 && journal_has("\ne 4 "),
+       "the next request is numbered 4");
+
+    /* A request waiting for the journal's lock while it is replaced goes in
+    ** the replacement: hold the lock, start a request, put a copy in place,
+    ** let go. */
+    calls_from("w", "+442079460555", 2);
+    int fd = open(jpath, O_RDWR);
+    ok(fd >= 0 && flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0, "the journal's lock held");
+    pthread_t th;
+    pthread_create(&th, NULL, erase_thread, "+442079460555");
+    int waited = 0;
+    for (int i = 0; i < 5000 && !(waited = lock_waited((unsigned long)st.st_ino)); i++)
+        usleep(1000);
+    ok(waited, "... an erasure request waits for it");
+    char copy[700];
+    snprintf(copy, sizeof copy, "cp '%s' '%s.copy' && mv '%s.copy' '%s'", jpath, jpath, jpath,
+             jpath);
+    ok(system(copy) == 0, "... the journal replaced by a copy");
+    close(fd);
+    pthread_join(th, NULL);
+    ok(erase_rc == 0 && journal_has("\ne 5 "), "... the request is in the file the name has now");
+
+    /* Restores. */
+    sb_engine *refused = restore_days(bk0, 30, res);
+    ok(refused == NULL && sb_result_code(res) == SB_ESTORE && sb_result_field(res) &&
+           !strcmp(sb_result_field(res), "data_dir"),
+       "a backup from before request 1 (taken out): the open is refused, SB_ESTORE on data_dir");
+    ok(strstr(sb_result_message(res), "every request up to 1, the last received 2026-") &&
+           strstr(sb_result_message(res), "data.mdb has seen none of them") &&
+           strstr(sb_result_message(res), "account 'acme' is older") &&
+           strstr(sb_result_message(res), "Restore a backup taken after"),
+       "... saying why and what to restore (%s)", sb_result_message(res));
+    sb_close(refused);
+    refused = restore_days(bk0, 0, res);
+    ok(refused == NULL && sb_result_code(res) == SB_ESTORE,
+       "... whatever the horizon of the engine opening it");
+    sb_close(refused);
+    eng = restore_days(bk1, 30, res);
+    ok(eng != NULL, "a backup from after request 1 opens (%s)", sb_result_message(res));
+    ok(eng &&
+           strstr(logbuf, "erasure request 3 of the erasure journal (account 'acme') applied "
+                          "again") &&
+           records_of("acme", "+442079460222") == 0 && records_of("acme", "+442079460333") == 2,
+       "... the requests after it applied again, the other caller's records kept");
+
+    /* A new data.mdb: nothing of the requests taken out can be in it. */
+    sb_close(eng);
+    eng = NULL;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -f '%s/data.mdb' '%s/data.keys' '%s/lock.mdb'", dir, dir, dir);
+    ok(system(cmd) == 0 && (eng = open_days(30, res)) != NULL,
+       "a new data.mdb beside the journal opens (%s)", sb_result_message(res));
+
+    /* Horizon 0: kept for good. */
+    sb_account_put(eng, acct, strlen(acct), res);
+    ok(support_team("acme", "longest-idle") == 0, "an account again");
+    calls_from("k", "+442079460666", 2);
+    ok(erase_deleted("+442079460666") == 2, "a request with the horizon 0 ahead");
+    char pk[33] = "";
+    char *b = journal();
+    char *last = b ? strrchr(b, '\n') : NULL;
+    while (last && last > b && last[-1] != '\n')
+        last--;
+    ok(last && sscanf(last, "e %*s %*s %*s %32s", pk) == 1, "... its pseudonym %s", pk);
+    free(b);
+    sb_close(eng);
+    eng = open_days(0, res);
+    now_ms += 1000 * DAY;
+    ok(eng && sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pk),
+       "horizon 0: a sweep 1,000 days later keeps it");
+    sb_close(eng);
+    eng = open_days(30, res);
+    ok(eng && sb_sweep(eng, 0, NULL, NULL, res) == 0 && !journal_has(pk),
+       "... and the horizon of 30 days takes it out");
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", bk0, bk1);
+    if (system(cmd)) diag("could not remove the backups");
+    return end_engine();
+}
