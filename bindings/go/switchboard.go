@@ -343,10 +343,10 @@ type Config struct {
 	RequireSignedPolicies bool
 	PolicyPublicKey       string
 
-	// Days an applied erasure request stays in the erasure journal before
-	// sweeps take it out: zero keeps it for good (the library's default);
-	// past 36600, or negative, Open fails with EINVAL naming
-	// erasure_journal_days.
+	// Days after an erasure request came that the erasure journal keeps its
+	// number's pseudonym, once applied: zero keeps it for good (the
+	// library's default); past 36600, or negative, Open fails with
+	// ErrInvalid naming erasure_journal_days.
 	ErasureJournalDays int
 }
 

@@ -308,12 +308,13 @@ typedef struct sb_config {
                                       (0: never quarantined)              */
     int require_signed_policies;   /* 1: policies need a valid signature    */
     const char *policy_public_key; /* hex Ed25519 key used when signed     */
-    /* Days an erasure request stays in the erasure journal (sb_erase) once
-    ** data.mdb has seen it: sb_sweep then takes it out, so that no keyed
-    ** pseudonym of a number that asked to be erased is kept for good. A
-    ** data.mdb restored from a backup older than a request taken out can no
-    ** longer have it applied again, and sb_open refuses it: keep this longer
-    ** than the oldest backup you keep. 0 (sb_config_init's): kept for good;
+    /* Days after an erasure request came that its number's keyed pseudonym
+    ** stays in the erasure journal (sb_erase): sb_sweep then takes it out,
+    ** once data.mdb has applied the request, so that no pseudonym of a
+    ** number that asked to be erased is kept for good. A data.mdb restored
+    ** from a backup older than such a request can no longer have it applied
+    ** again, and sb_open refuses it when it has the request's account: keep
+    ** this longer than the oldest backup you keep. 0 (sb_config_init's): kept for good;
     ** at most 36,600. switchboard serve's default is 400. */
     uint32_t erasure_journal_days;
 } sb_config;
@@ -341,9 +342,10 @@ SB_API void sb_config_init(sb_config *cfg);
 ** policy_public_key when signatures are required. A data directory that
 ** cannot be created or written in is SB_ESTORE on "data_dir"; a key file
 ** that cannot be read or created, SB_ECRYPTO on "key_file". A data.mdb
-** restored from before erasure requests the erasure journal has taken out
-** at its horizon (erasure_journal_days), with an account made before them,
-** is SB_ESTORE on "data_dir": they cannot be applied again (sb_erase). */
+** restored from before an erasure request whose pseudonym the erasure
+** journal has taken out (erasure_journal_days), that has the request's
+** account, is SB_ESTORE on "data_dir": it cannot be applied again
+** (sb_erase). */
 SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res);
 /* Close the engine: syncs, then frees everything. NULL is a no-op. Call it
 ** once per handle, when no other thread is using the handle; the handle is
@@ -1137,9 +1139,10 @@ SB_API int sb_records_export_page(sb_engine *eng, const char *account, const cha
 ** has not seen (one restored from an earlier backup), logging it at warn and
 ** auditing it. A journal that cannot be written (a full disk: SB_EFULL)
 ** refuses the request, erasing nothing. With sb_config.erasure_journal_days
-** set, sb_sweep (and sb_open) take out of the journal the requests older
-** than that which data.mdb has applied, leaving a line with the last one's
-** number and time; a data.mdb from before it is then refused by sb_open. */
+** set, sb_sweep (and sb_open) take the pseudonym out of each request
+** received that long ago which data.mdb has applied (its number in the
+** journal, account and time stay); sb_open then refuses a data.mdb from
+** before such a request that has its account. */
 SB_API int sb_erase(sb_engine *eng, const char *account, const char *number, sb_result *res);
 
 /* Records of the account without their sealed data (numbers, personal

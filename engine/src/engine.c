@@ -751,16 +751,12 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     ** before them): applied again now, before anything reads the records
     ** they erased. A failure is said and does not keep the engine from
     ** opening; the next erasure request tries again, and is refused while
-    ** they cannot be. Requests the journal no longer has (its horizon)
-    ** never can be: that data.mdb is not opened. */
+    ** they cannot be. Requests whose pseudonym the journal no longer has
+    ** (its horizon) never can be: that data.mdb is not opened, whoever
+    ** holds the journal's lock (the check reads it without). */
+    if ((rc = ret_journal_check(e, res))) goto fail;
     sb_result *tmp = sb_result_new();
-    int jrc = ret_erasures_catch_up(e, 0, tmp);
-    if (jrc && e->ejr_behind) {
-        rc = res_err(res, jrc, sb_result_field(tmp), "%s", sb_result_message(tmp));
-        sb_result_free(tmp);
-        goto fail;
-    }
-    if (jrc) sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(tmp));
+    if (ret_erasures_catch_up(e, 0, tmp)) sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(tmp));
     sb_result_free(tmp);
     *out = e;
     return 0;

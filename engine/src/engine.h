@@ -294,9 +294,6 @@ struct sb_engine {
     ** (INT64_MAX: none, or no horizon): a sweep reads it again then, the
     ** file unchanged or not. Set with ejr_size. */
     int64_t ejr_prune_at;
-    /* The last catch-up found data.mdb older than requests taken out at
-    ** the horizon: sb_open refuses it. */
-    int ejr_behind;
     /* events.c, sb_tick_for: a timer that fails is logged one line a second
     ** of the engine's clock; the others in between are counted into the
     ** next line. */

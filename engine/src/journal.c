@@ -9,7 +9,7 @@
 **
 **   e <seq> <account number> <account id> <pseudonym, 32 hex> <received ms> <check>
 **   d <seq> <account number> <account id> <created ms> <deleted ms> <check>
-**   p <seq> <received ms> <check>
+**   x <seq> <account number> <account id> <received ms> <check>
 **
 ** No number: the pseudonym, keyed with the account's data key, is what the
 ** records' index holds. A deletion names the account by its id, its
@@ -26,13 +26,13 @@
 **
 ** The journal's horizon (sb_config.erasure_journal_days): a pseudonym kept
 ** for good would let whoever holds the directory and its master key find,
-** by hashing every number, who asked to be erased. So the sweeps take out
-** the erasure requests older than the horizon that data.mdb has seen
-** (ejr_prune), leaving one 'p' line: every erasure request up to <seq> is
-** gone, the last of them received at <received ms>. A data.mdb restored
-** from before that seq would need them applied again, which cannot be:
-** sb_open refuses it (retention.c). Account deletions, which hold nothing
-** personal, stay. The copy without them is renamed over the file; a
+** by hashing every number, who asked to be erased. So the sweeps take the
+** pseudonym out of each erasure request received before the horizon that
+** data.mdb has applied (ejr_prune): its 'e' line becomes an 'x' line, the
+** request's number in the sequence, its account and when it was received.
+** A data.mdb restored from before such a request cannot have it applied
+** again; sb_open refuses one that has its account as it was then
+** (retention.c, ret_journal_check). The copy is renamed over the file; a
 ** process that was waiting for the old file's lock finds its name now
 ** names another and opens that one.
 */
@@ -86,13 +86,9 @@ static int parse_line(const char *p, size_t n, ejr_entry *x)
     memset(x, 0, sizeof *x);
     if (line[0] == EJR_PRUNED) {
         char end;
-        if (sscanf(line, "p %llu %lld%c", &seq, &received, &end) != 2 || !seq) return -1;
-        x->kind = EJR_PRUNED;
-        x->seq = seq;
-        x->received = received;
-        return 0;
-    }
-    if (line[0] == EJR_DELETION) {
+        if (sscanf(line, "x %llu %llu %129s %lld%c", &seq, &acct, account, &received, &end) != 4)
+            return -1;
+    } else if (line[0] == EJR_DELETION) {
         if (sscanf(line, "d %llu %llu %129s %lld %lld", &seq, &acct, account, &created,
                    &received) != 5)
             return -1;
@@ -140,15 +136,16 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
     memset(j, 0, sizeof *j);
     j->fd = -1;
     snprintf(j->path, sizeof j->path, "%s/erasures.journal", e->data_dir);
-    int fd = open(j->path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    int peek = flags & EJR_PEEK;
+    int fd = open(j->path, (peek ? O_RDONLY : O_RDWR) | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
     if (fd < 0) {
         if (errno == ENOENT && !create) return 0;
         return journal_err(res, errno, "open", j->path);
     }
     j->fd = fd;
     j->oldest = INT64_MAX;
-    int rc;
-    while ((rc = flock(fd, LOCK_EX | (flags & EJR_TRY ? LOCK_NB : 0))) && errno == EINTR)
+    int rc = 0;
+    while (!peek && (rc = flock(fd, LOCK_EX | (flags & EJR_TRY ? LOCK_NB : 0))) && errno == EINTR)
         ;
     if (rc && errno == EWOULDBLOCK) {
         ejr_close(j);
@@ -162,7 +159,8 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
         return journal_err(res, err, "lock", j->path);
     }
     /* Pruned while this waited for the lock: the name is another file's. */
-    if (stat(j->path, &named) == 0 && (named.st_ino != st.st_ino || named.st_dev != st.st_dev)) {
+    if (!peek && stat(j->path, &named) == 0 &&
+        (named.st_ino != st.st_ino || named.st_dev != st.st_dev)) {
         ejr_close(j);
         return ejr_open(e, flags, j, res);
     }
@@ -188,21 +186,14 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
     ** line that is no entry (damaged) is skipped, not written over: the
     ** entries after it stand. */
     size_t at = 0, bad = 0;
-    uint64_t prev = 0; /* the last entry's seq: entries come in order */
     while (at < len) {
         char *nl = memchr(buf + at, '\n', len - at);
         if (!nl) break;
         size_t n = (size_t)(nl - (buf + at));
         if (buf[at] != '#') {
             ejr_entry x;
-            if (parse_line(buf + at, n, &x) || (x.kind != EJR_PRUNED && x.seq <= prev)) {
+            if (parse_line(buf + at, n, &x) || x.seq <= j->last) {
                 bad++;
-                at += n + 1;
-                continue;
-            }
-            if (x.kind == EJR_PRUNED) {
-                if (x.seq > j->pruned) j->pruned = x.seq, j->pruned_at = x.received;
-                if (x.seq > j->last) j->last = x.seq;
                 at += n + 1;
                 continue;
             }
@@ -219,8 +210,7 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
                 j->cap = cap;
             }
             j->v[j->n++] = x;
-            prev = x.seq;
-            if (x.seq > j->last) j->last = x.seq;
+            j->last = x.seq;
         }
         at += n + 1;
     }
@@ -257,17 +247,13 @@ static int write_all(int fd, const char *p, size_t n, off_t off)
 static int format_line(const ejr_entry *x, char *line)
 {
     const size_t cap = 512;
-    int n;
-    if (x->kind == EJR_PRUNED)
-        n = snprintf(line, cap, "p %llu", (unsigned long long)x->seq);
-    else
-        n = snprintf(line, cap, "%c %llu %lu %s ", x->kind == EJR_DELETION ? 'd' : 'e',
-                     (unsigned long long)x->seq, (unsigned long)x->acct, x->account);
+    int n = snprintf(line, cap, "%c %llu %lu %s", x->kind, (unsigned long long)x->seq,
+                     (unsigned long)x->acct, x->account);
     if (x->kind == EJR_DELETION)
-        n += snprintf(line + n, cap - (size_t)n, "%lld", (long long)x->created);
+        n += snprintf(line + n, cap - (size_t)n, " %lld", (long long)x->created);
     else if (x->kind == EJR_ERASURE)
         for (int i = 0; i < 16; i++)
-            n += snprintf(line + n, cap - (size_t)n, "%02x", x->pseudo[i]);
+            n += snprintf(line + n, cap - (size_t)n, "%s%02x", i ? "" : " ", x->pseudo[i]);
     n += snprintf(line + n, cap - (size_t)n, " %lld", (long long)x->received);
     n += snprintf(line + n, cap - (size_t)n, " %016" PRIx64 "\n", fnv(line, (size_t)n));
     return n;
@@ -325,31 +311,58 @@ static int prunable(const ejr_entry *x, uint64_t seen, int64_t before)
 int ejr_prune(sb_engine *e, ejr *j, uint64_t seen, int64_t before, size_t *removed, sb_result *res)
 {
     *removed = 0;
-    ejr_entry mark = {.kind = EJR_PRUNED, .seq = j->pruned, .received = j->pruned_at};
     size_t gone = 0;
-    for (size_t i = 0; i < j->n; i++) {
-        const ejr_entry *x = &j->v[i];
-        if (!prunable(x, seen, before)) continue;
-        gone++;
-        if (x->seq > mark.seq) mark.seq = x->seq;
-        if (x->received > mark.received) mark.received = x->received;
-    }
+    for (size_t i = 0; i < j->n; i++)
+        gone += prunable(&j->v[i], seen, before);
     if (!gone) return 0;
-    /* The copy: its notes, the mark, the entries that stay. */
-    size_t cap = sizeof head + 512 * (j->n - gone + 1), len = sizeof head - 1;
-    char *buf = malloc(cap);
-    if (!buf) return res_err(res, SB_ENOMEM, NULL, "out of memory");
-    memcpy(buf, head, len);
-    len += (size_t)format_line(&mark, buf + len);
-    for (size_t i = 0; i < j->n; i++) {
-        const ejr_entry *x = &j->v[i];
-        if (!prunable(x, seen, before)) len += (size_t)format_line(x, buf + len);
+    /* The copy: the file's whole lines as they are (notes, damaged lines,
+    ** kinds a later version may add), each request past the horizon as its
+    ** 'x' line. What follows the last whole line is an append cut short. */
+    char *old = malloc(j->good + 1), *buf = malloc(j->good + 1);
+    if (!old || !buf) {
+        free(old);
+        free(buf);
+        return res_err(res, SB_ENOMEM, NULL, "out of memory");
     }
+    size_t got = 0, len = 0;
+    int err = 0;
+    while (got < j->good && !err) {
+        ssize_t r = pread(j->fd, old + got, j->good - got, (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            err = r < 0 ? errno : EIO;
+        else
+            got += (size_t)r;
+    }
+    for (size_t at = 0; !err && at < j->good;) {
+        char *nl = memchr(old + at, '\n', j->good - at);
+        size_t n = nl ? (size_t)(nl - (old + at)) : j->good - at;
+        ejr_entry x;
+        if (old[at] != '#' && parse_line(old + at, n, &x) == 0 && prunable(&x, seen, before)) {
+            x.kind = EJR_PRUNED;
+            len += (size_t)format_line(&x, buf + len); /* never longer than the 'e' line */
+        } else {
+            memcpy(buf + len, old + at, n);
+            buf[len + n] = '\n';
+            len += n + 1;
+        }
+        at += n + 1;
+    }
+    free(old);
     char tmp[sizeof j->path + 8];
     snprintf(tmp, sizeof tmp, "%s.new", j->path);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), err = 0;
-    /* Locked before its name is the journal's: whoever opens it then waits. */
-    if (fd < 0 || flock(fd, LOCK_EX)) err = errno;
+    struct stat st;
+    int fd = -1;
+    if (!err && fstat(j->fd, &st)) err = errno;
+    if (!err && (fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) err = errno;
+    /* Locked before its name is the journal's: whoever opens it then waits.
+    ** Its owner and mode the old file's (a prune by root keeps the daemon's
+    ** user's file). */
+    if (!err && flock(fd, LOCK_EX)) err = errno;
+    if (!err && fchmod(fd, st.st_mode & 07777)) err = errno;
+    if (!err && (st.st_uid != geteuid() || st.st_gid != getegid()) &&
+        fchown(fd, st.st_uid, st.st_gid))
+        err = errno;
     if (!err) err = write_all(fd, buf, len, 0);
     if (!err && fdatasync(fd)) err = errno;
     if (!err && rename(tmp, j->path)) err = errno;
@@ -357,31 +370,30 @@ int ejr_prune(sb_engine *e, ejr *j, uint64_t seen, int64_t before, size_t *remov
     if (err) { /* the journal as it was */
         if (fd >= 0) close(fd);
         (void)unlink(tmp);
-        return journal_err(res, err, "write the pruned copy of", j->path);
+        return journal_err(res, err, "write the copy without the pseudonyms past its horizon of",
+                           j->path);
     }
     int d = open(e->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d < 0 || fsync(d))
         sb_log(e, SB_LOG_WARN,
-               "%s: its directory not synced after pruning (%s): a crash may "
-               "bring back the erasure requests pruned",
+               "%s: its directory not synced after taking pseudonyms out (%s): a crash may "
+               "bring back the journal before it, and lose what was appended since",
                j->path, strerror(errno));
     if (d >= 0) close(d);
     close(j->fd); /* the old file, and its lock */
     j->fd = fd;
-    size_t kept = 0;
-    int64_t oldest = INT64_MAX;
+    j->oldest = INT64_MAX;
     for (size_t i = 0; i < j->n; i++) {
-        const ejr_entry *x = &j->v[i];
-        if (prunable(x, seen, before)) continue;
-        if (x->kind == EJR_ERASURE && x->received < oldest) oldest = x->received;
-        j->v[kept++] = *x;
+        ejr_entry *x = &j->v[i];
+        if (prunable(x, seen, before)) {
+            x->kind = EJR_PRUNED;
+            memset(x->pseudo, 0, sizeof x->pseudo);
+        } else if (x->kind == EJR_ERASURE && x->received < j->oldest) {
+            j->oldest = x->received;
+        }
     }
-    j->n = kept;
     j->good = j->prev = len;
     j->torn = 0;
-    j->pruned = mark.seq;
-    j->pruned_at = mark.received;
-    j->oldest = oldest;
     *removed = gone;
     return 0;
 }

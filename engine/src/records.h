@@ -425,9 +425,15 @@ void ret_free(sb_engine *e);
 ** request another process left cut short is finished by a running
 ** daemon's sweeps, each going on with it for about budget_ms. */
 int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res);
+/* SB_ESTORE when data.mdb has not seen an erasure request whose pseudonym
+** the journal no longer holds and may hold records it erased (sb_open
+** refuses it). Reads the journal without its lock. */
+int ret_journal_check(sb_engine *e, sb_result *res);
 
 /* --- journal.c: the erasure journal ---------------------------------------- */
-enum { EJR_ERASURE = 'e', EJR_DELETION = 'd', EJR_PRUNED = 'p' };
+/* EJR_PRUNED: an erasure request whose pseudonym was taken out at the
+** journal's horizon (ejr_prune): its account and time stay. */
+enum { EJR_ERASURE = 'e', EJR_DELETION = 'd', EJR_PRUNED = 'x' };
 
 typedef struct ejr_entry {
     int kind; /* EJR_ERASURE or EJR_DELETION */
@@ -444,20 +450,18 @@ typedef struct ejr {
     char path[4096];
     ejr_entry *v; /* the whole entries, in order */
     size_t n, cap;
-    uint64_t last; /* the last seq given (0: none), a pruned one's included */
-    /* Erasure requests taken out of it at its horizon (ejr_prune), every
-    ** one up to pruned: a data.mdb that has not seen that far cannot have
-    ** them applied again. pruned_at: when the last of them was received. */
-    uint64_t pruned;
-    int64_t pruned_at;
-    int64_t oldest; /* when its first erasure request was received (0: none) */
+    uint64_t last;  /* the last entry's seq (0: none) */
+    int64_t oldest; /* when its first whole erasure request was received
+                       (INT64_MAX: none) */
     size_t good;    /* bytes of whole lines */
     size_t prev;    /* good before the last append */
     int torn;       /* bytes past good: an append cut short */
     int busy;       /* EJR_TRY, and another holds the lock: not opened */
 } ejr;
 
-enum { EJR_CREATE = 1, EJR_TRY = 2 };
+/* EJR_PEEK: read only, no lock (what a crash or an append leaves
+** half-written is ignored as at any open); ejr_close after. */
+enum { EJR_CREATE = 1, EJR_TRY = 2, EJR_PEEK = 4 };
 
 /* Open the data directory's journal (EJR_CREATE: make it when missing;
 ** else fd -1 when there is none), lock it (flock, exclusive; EJR_TRY: fd -1
@@ -469,9 +473,11 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res);
 int ejr_append(sb_engine *e, ejr *j, ejr_entry *x, sb_result *res);
 /* Take back the entry the last ejr_append wrote (its request was refused). */
 void ejr_unappend(sb_engine *e, ejr *j);
-/* Take out of the journal the erasure requests data.mdb has seen (seq up
-** to seen) that were received before `before`, in a copy renamed over it
-** (synced, then its directory): *removed of them; j read again. */
+/* The pseudonyms of the erasure requests data.mdb has seen (seq up to
+** seen) that were received before `before`, out of the journal: each such
+** line becomes an EJR_PRUNED one, in a copy renamed over the file (synced,
+** then its directory; its owner and mode the old one's), every other line
+** as it was. *removed: how many; j as the file is now. */
 int ejr_prune(sb_engine *e, ejr *j, uint64_t seen, int64_t before, size_t *removed, sb_result *res);
 /* Unlock, close and free. */
 void ejr_close(ejr *j);

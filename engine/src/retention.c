@@ -3086,51 +3086,70 @@ static int deletion_again(sb_engine *e, const ejr *j, const ejr_entry *x, sb_res
     return 0;
 }
 
-/* An account of data.mdb made by `at` (ms): its id, or "" when none is. */
+/* The first erasure request of the journal that data.mdb has not seen and
+** cannot have applied again, its pseudonym taken out at the horizon
+** (journal.c), though data.mdb may hold records it erased: data.mdb has its
+** account, made by the time the request came, and no deletion of that
+** account follows in the journal (one would delete it again, records and
+** all). Found: *hit. */
 typedef struct {
-    int64_t at;
-    char id[SB_ID_MAX + 1];
-} acct_by;
+    const ejr *j;
+    uint64_t seen;
+    const ejr_entry *hit;
+} behind_arg;
 
-static int find_acct_by(wtx *t, void *arg)
+static int find_behind(wtx *t, void *arg)
 {
-    acct_by *o = arg;
-    st_iter it;
-    int rc;
-    for (rc = st_iter_open(&it, t->txn, t->e, DB_ACCOUNTS, "", 0); rc == 0 && !o->id[0];
-         rc = st_iter_next(&it)) {
+    behind_arg *b = arg;
+    const ejr *j = b->j;
+    for (size_t i = 0; i < j->n && !b->hit; i++) {
+        const ejr_entry *x = &j->v[i];
+        if (x->kind != EJR_PRUNED || x->seq <= b->seen) continue;
         acct_rec a;
-        if (dec_account(it.v.mv_data, it.v.mv_size, &a) == 0 && a.created <= o->at)
-            snprintf(o->id, sizeof o->id, "%s", a.id);
+        int rc = st_account_by_id(t->txn, t->e, x->account, &a);
+        if (rc == SB_ENOTFOUND) continue;
+        if (rc) return eng_mdb_err(t->res, rc, "read the accounts");
+        if (a.num != x->acct || a.created > x->received) continue; /* made since */
+        int deleted = 0;
+        for (size_t k = 0; k < j->n && !deleted; k++) {
+            const ejr_entry *d = &j->v[k];
+            deleted = d->kind == EJR_DELETION && d->seq > b->seen && d->acct == a.num &&
+                      d->created == a.created && !strcmp(d->account, a.id);
+        }
+        if (!deleted) b->hit = x;
     }
-    st_iter_close(&it);
-    if (rc == MDB_NOTFOUND) rc = 0;
-    return rc ? eng_mdb_err(t->res, rc, "read the accounts") : 0;
+    return 0;
 }
 
-/* data.mdb has not seen erasure requests the journal took out at its
-** horizon (journal.c): they cannot be applied again. Refused when it has an
-** account made by the last of them, which may hold records they erased; a
-** data.mdb without one (a new one) has nothing of them. */
 static int journal_behind(sb_engine *e, const ejr *j, uint64_t seen, sb_result *res)
 {
-    acct_by o = {.at = j->pruned_at};
-    int rc = eng_write_peek(e, find_acct_by, &o, res);
-    if (rc || !o.id[0]) return rc;
+    behind_arg b = {.j = j, .seen = seen};
+    int rc = eng_write_peek(e, find_behind, &b, res);
+    if (rc || !b.hit) return rc;
     char when[40] = "?";
-    time_t secs = (time_t)(j->pruned_at / 1000);
+    time_t secs = (time_t)(b.hit->received / 1000);
     struct tm tm;
     if (gmtime_r(&secs, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    __atomic_store_n(&e->ejr_behind, 1, __ATOMIC_RELAXED);
-    char seen_s[48] = "none of them";
-    if (seen) snprintf(seen_s, sizeof seen_s, "up to request %llu", (unsigned long long)seen);
     return res_err(res, SB_ESTORE, "data_dir",
-                   "data.mdb is from a backup taken before erasure requests that %s has taken "
-                   "out at its horizon (erasure_journal_days: every request up to %llu, the last "
-                   "received %s; data.mdb has seen %s): it may hold records they erased "
-                   "(account '%s' is older than they are), which nothing can find to erase "
-                   "again. Restore a backup taken after %s",
-                   j->path, (unsigned long long)j->pruned, when, seen_s, o.id, when);
+                   "data.mdb has not seen erasure request %llu of account '%s' (received %s), "
+                   "whose number's pseudonym %s no longer holds (taken out after "
+                   "erasure_journal_days; raising it does not bring it back): data.mdb is older "
+                   "than that request and may hold records it erased, which nothing can find "
+                   "to erase again. Restore a backup taken after the request was done (one "
+                   "whose data.mdb has seen request %llu)",
+                   (unsigned long long)b.hit->seq, b.hit->account, when, j->path,
+                   (unsigned long long)b.hit->seq);
+}
+
+int ret_journal_check(sb_engine *e, sb_result *res)
+{
+    ejr j;
+    uint64_t seen;
+    int rc = ejr_open(e, EJR_PEEK, &j, res);
+    if (!rc && j.fd >= 0 && !(rc = ret_journal_seen(e, &seen, res)))
+        rc = journal_behind(e, &j, seen, res);
+    ejr_close(&j);
+    return rc;
 }
 
 /* ret_journal_catch_up with a deadline (0: none): a request still running
@@ -3140,10 +3159,10 @@ static int journal_catch_up(sb_engine *e, const ejr *j, int *applied, uint64_t d
 {
     uint64_t seen;
     int rc = ret_journal_seen(e, &seen, res);
-    if (!rc && seen < j->pruned) rc = journal_behind(e, j, seen, res);
+    if (!rc) rc = journal_behind(e, j, seen, res);
     for (size_t i = 0; i < j->n && !rc; i++) {
         const ejr_entry *x = &j->v[i];
-        if (x->seq <= seen) continue;
+        if (x->seq <= seen || x->kind == EJR_PRUNED) continue;
         if (applied) *applied = 1;
         if (x->kind == EJR_DELETION) {
             rc = deletion_again(e, j, x, res);
@@ -3217,11 +3236,11 @@ static int prune(sb_engine *e, ejr *j, int64_t *prune_at, sb_result *res)
     if (!rc) rc = ejr_prune(e, j, seen, i64_sub_sat(eng_now(e), horizon), &removed, res);
     if (!rc && removed)
         sb_log(e, SB_LOG_INFO,
-               "%s: %zu erasure request%s older than %lu days (erasure_journal_days) taken "
-               "out, data.mdb having applied them; a backup from before request %llu can no "
-               "longer be opened",
+               "%s: the pseudonyms of %zu erasure request%s received more than %lu days ago "
+               "(erasure_journal_days) taken out, data.mdb having applied them; a backup "
+               "from before one of them, holding its account, no longer opens",
                j->path, removed, removed == 1 ? "" : "s",
-               (unsigned long)e->cfg.erasure_journal_days, (unsigned long long)j->pruned);
+               (unsigned long)e->cfg.erasure_journal_days);
     if (j->oldest != INT64_MAX) *prune_at = i64_add_sat(j->oldest, horizon);
     return rc;
 }

@@ -2,8 +2,9 @@
 # The erasure journal's horizon through the daemon (erasure_journal_days):
 # the setting's range is checked at start; a request older than it is taken
 # out of the journal by the daemon's sweep; a data directory whose journal has
-# taken out erasure requests its data.mdb has not seen (a backup restored from
-# before them, made here by writing the journal's 'p' line as a sweep would)
+# taken the pseudonym out of an erasure request of an account its data.mdb
+# has, which data.mdb has not seen (a backup restored from before it, made
+# here by writing the journal's 'x' line as a sweep would)
 # is refused at start, naming the request and the backup to restore, and
 # nothing is served; a new data directory beside the same journal starts.
 import sys, os, time
@@ -20,8 +21,8 @@ def fnv(b):
     return h
 
 
-def mark_line(seq, received):
-    body = "p %d %d" % (seq, received)
+def pruned_line(seq, acct_num, account, received):
+    body = "x %d %d %s %d" % (seq, acct_num, account, received)
     return "%s %016x\n" % (body, fnv(body.encode()))
 
 
@@ -56,27 +57,27 @@ for i, line in enumerate(lines):
 with open(jpath, "w") as f:
     f.write("\n".join(lines))
 d.start()
-t.ok(d.wait_log(r"1 erasure request older than 30 days \(erasure_journal_days\) taken out",
-                timeout=30),
-     "a request 40 days old: the daemon takes it out of the journal (its start or first sweep), saying so")
+t.ok(d.wait_log(r"the pseudonyms of 1 erasure request received more than 30 days ago "
+                r"\(erasure_journal_days\) taken out", timeout=30),
+     "a request 40 days old: the daemon takes its pseudonym out of the journal (at its start "
+     "or first sweep), saying so")
 with open(jpath) as f:
     text = f.read()
-t.ok(pseudonym not in text and ("\np 1 %d " % old_received) in text,
-     "... its pseudonym gone, the line 'p 1 <received>' in its place")
+t.ok(pseudonym not in text and ("\nx 1 1 acme %d " % old_received) in text,
+     "... its line now 'x 1 1 acme <received>'")
 t.is_(d.stop(), 0, "... and the daemon stops")
 
-# As if a sweep had taken out requests up to 7, the last received after the
-# account was made, which this data.mdb (it has seen 1) never applied.
+# As if a sweep had taken the pseudonym out of request 7 of acme, received
+# after the account was made, which this data.mdb (it has seen 1) never
+# applied: a backup from before it.
 received = int(time.time() * 1000) + 1000
 with open(jpath, "a") as f:
-    f.write(mark_line(7, received))
+    f.write(pruned_line(7, 1, "acme", received))
 d.start(expect_listen=False)
 t.ok(d.proc.wait(timeout=20) != 0, "the daemon does not start on a data.mdb behind the horizon")
-t.ok(d.wait_log(r"every request up to 7", timeout=5) and
-     d.wait_log(r"data\.mdb has seen up to request 1", timeout=5) and
-     d.wait_log(r"Restore a backup taken after", timeout=5),
-     "... saying which requests, what data.mdb has seen and what to restore",
-     "\n".join(d.lines))
+t.ok(d.wait_log(r"data\.mdb has not seen erasure request 7 of account 'acme'", timeout=5) and
+     d.wait_log(r"whose data\.mdb has seen request 7", timeout=5),
+     "... saying which request and what to restore", "\n".join(d.lines))
 
 # A new data.mdb (no account made before those requests) starts.
 for f in ("data.mdb", "data.keys", "lock.mdb"):

@@ -66,7 +66,7 @@ static __attribute__((unused)) int restore(const char *bk)
 }
 
 /* n calls of `number` to acme's support queue, each abandoned 2 s in. */
-static void calls_from(const char *prefix, const char *number, int n)
+static __attribute__((unused)) void calls_from(const char *prefix, const char *number, int n)
 {
     char id[64], json[256];
     for (int i = 0; i < n; i++) {

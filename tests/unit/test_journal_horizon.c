@@ -1,16 +1,19 @@
 /*
 ** test_journal_horizon.c — the erasure journal's horizon
-** (sb_config.erasure_journal_days). A sweep takes out of the journal the
-** erasure requests older than the horizon that data.mdb has applied, so no
-** pseudonym of an erased number is kept for good: not one day early, never
-** one data.mdb has not seen, never an account deletion, and never with the
-** horizon 0. The line left says up to which request it did; a data.mdb
-** restored from a backup taken before such a request is refused at open,
-** saying which backup to restore, while one taken after it opens and has
-** the later requests applied again, and a new data.mdb (no account older
-** than the requests) opens. An erasure request waiting for the journal's
-** lock while the journal is replaced by its pruned copy goes in the copy.
-** The setting's range is checked.
+** (sb_config.erasure_journal_days). A sweep takes the pseudonym out of each
+** erasure request received longer ago than the horizon that data.mdb has
+** applied, so no pseudonym of an erased number is kept for good: not one day
+** early, never one data.mdb has not seen, never with the horizon 0; its line
+** keeps the request's number, account and time, and every other line (an
+** account deletion, a note, a damaged line) stays as it was, as do the
+** file's mode and owner. A data.mdb restored from a backup taken before such
+** a request, that has its account, is refused at open, saying which backup
+** to restore, also while another holds the journal's lock; one taken after
+** it opens and has the later requests applied again; one whose only account
+** had no such request opens, as does one whose account a later line of the
+** journal deletes (deleted again), and a new data.mdb. An erasure request
+** waiting for the journal's lock while the journal is replaced by its
+** pruned copy goes in the copy. The setting's range is checked.
 */
 #include "engine.h"
 #include "records.h"
@@ -137,15 +140,17 @@ int main(void)
     eng = open_days(30, res);
     ok(eng != NULL, "opened with a horizon of 30 days");
     const char *acct = "{\"id\":\"acme\"}", *other = "{\"id\":\"other\"}";
-    sb_account_put(eng, acct, strlen(acct), res);
+    char bk0[600], bk1[600], bko[600];
+    snprintf(bk0, sizeof bk0, "%s-bk0", dir);
+    snprintf(bk1, sizeof bk1, "%s-bk1", dir);
+    snprintf(bko, sizeof bko, "%s-bko", dir);
     sb_account_put(eng, other, strlen(other), res);
+    ok(backup_to(bko) == 0, "a backup with one account, 'other', whose numbers no request names");
+    sb_account_put(eng, acct, strlen(acct), res);
     ok(support_team("acme", "longest-idle") == 0, "an account with a team");
     calls_from("a", "+442079460111", 2);
     calls_from("b", "+442079460222", 2);
     calls_from("c", "+442079460333", 2);
-    char bk0[600], bk1[600];
-    snprintf(bk0, sizeof bk0, "%s-bk0", dir);
-    snprintf(bk1, sizeof bk1, "%s-bk1", dir);
     ok(backup_to(bk0) == 0, "a backup before any erasure request");
 
     /* Day 0: A erased and an account deleted; day 10: B erased. */
@@ -163,30 +168,41 @@ int main(void)
     /* Day 29.9: nothing is older than 30 days. */
     now_ms = day0 + 30 * DAY - 1000;
     ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pa) && journal_has(pb) &&
-           !journal_has("\np "),
+           !journal_has("\nx "),
        "a sweep a second before request 1 is 30 days old takes nothing out");
+
+    /* A note and a damaged line an operator left: kept as they are. */
+    int fd = open(jpath, O_WRONLY | O_APPEND);
+    ok(fd >= 0 && write(fd, "# restored on day 29\ne 9 damaged\n", 34) == 34 &&
+           chmod(jpath, 0640) == 0,
+       "a note and a damaged line appended, the file made group-readable");
+    if (fd >= 0) close(fd);
 
     /* Day 30: request 1 goes, the deletion and request 3 stay. */
     now_ms = day0 + 30 * DAY + 1000;
     log_clear();
     ok(sb_sweep(eng, 0, NULL, NULL, res) == 0, "a sweep past 30 days (%s)", sb_result_message(res));
     char mark[64];
-    snprintf(mark, sizeof mark, "\np 1 %lld ", (long long)day0);
+    snprintf(mark, sizeof mark, "\nx 1 2 acme %lld ", (long long)day0);
     ok(!journal_has(pa), "... request 1's pseudonym is gone from the journal");
     ok(journal_has(mark) && journal_has("\nd 2 ") && journal_has(pb),
-       "... a line says up to which request ('p 1 <received>'); the deletion and request 3 "
-       "stay");
-    ok(strstr(logbuf, "1 erasure request older than 30 days (erasure_journal_days) taken out") !=
-           NULL,
+       "... its line keeps its number, account and time ('x 1 2 acme <received>'); the "
+       "deletion and request 3 stay");
+    ok(journal_has("\n# restored on day 29\ne 9 damaged\n"),
+       "... the note and the damaged line as they were");
+    ok(strstr(logbuf, "the pseudonyms of 1 erasure request received more than 30 days ago "
+                      "(erasure_journal_days) taken out") != NULL,
        "... logged at info");
     struct stat st;
-    ok(stat(jpath, &st) == 0 && (st.st_mode & 0777) == 0600, "... the file still the owner's only");
+    ok(stat(jpath, &st) == 0 && (st.st_mode & 0777) == 0640 && st.st_uid == geteuid(),
+       "... the file's mode and owner as they were");
+    chmod(jpath, 0600);
 
     /* The journal reads whole, and numbering goes on after the mark. */
     sb_close(eng);
     eng = open_days(30, res);
-    ok(eng && !strstr(logbuf, "no entry") && !strstr(logbuf, "no whole entry"),
-       "reopened: the pruned journal reads whole");
+    ok(eng && strstr(logbuf, "1 whole line is no entry") && !strstr(logbuf, "no whole entry"),
+       "reopened: the pruned journal reads whole, the damaged line said as before");
     calls_from("d", "+442079460444", 2);
     ok(erase_deleted("+442079460444") == 2 && journal_has("\ne 4 "),
        "the next request is numbered 4");
@@ -195,7 +211,7 @@ int main(void)
     ** the replacement: hold the lock, start a request, put a copy in place,
     ** let go. */
     calls_from("w", "+442079460555", 2);
-    int fd = open(jpath, O_RDWR);
+    fd = open(jpath, O_RDWR);
     ok(fd >= 0 && flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0, "the journal's lock held");
     pthread_t th;
     pthread_create(&th, NULL, erase_thread, "+442079460555");
@@ -216,16 +232,28 @@ int main(void)
     ok(refused == NULL && sb_result_code(res) == SB_ESTORE && sb_result_field(res) &&
            !strcmp(sb_result_field(res), "data_dir"),
        "a backup from before request 1 (taken out): the open is refused, SB_ESTORE on data_dir");
-    ok(strstr(sb_result_message(res), "every request up to 1, the last received 2026-") &&
-           strstr(sb_result_message(res), "data.mdb has seen none of them") &&
-           strstr(sb_result_message(res), "account 'acme' is older") &&
-           strstr(sb_result_message(res), "Restore a backup taken after"),
+    ok(strstr(sb_result_message(res), "data.mdb has not seen erasure request 1 of account "
+                                      "'acme' (received 2026-") &&
+           strstr(sb_result_message(res), "raising it does not bring it back") &&
+           strstr(sb_result_message(res), "whose data.mdb has seen request 1"),
        "... saying why and what to restore (%s)", sb_result_message(res));
     sb_close(refused);
     refused = restore_days(bk0, 0, res);
     ok(refused == NULL && sb_result_code(res) == SB_ESTORE,
        "... whatever the horizon of the engine opening it");
     sb_close(refused);
+    /* Whoever holds the journal's lock: the check reads it without. */
+    fd = open(jpath, O_RDWR);
+    ok(fd >= 0 && flock(fd, LOCK_EX) == 0, "the journal's lock held by another");
+    refused = open_days(30, res);
+    ok(refused == NULL && sb_result_code(res) == SB_ESTORE, "... the open is refused all the same");
+    sb_close(refused);
+    if (fd >= 0) close(fd);
+    eng = restore_days(bko, 30, res);
+    ok(eng != NULL, "a backup whose one account had no request taken out opens (%s)",
+       sb_result_message(res));
+    sb_close(eng);
+    eng = NULL;
     eng = restore_days(bk1, 30, res);
     ok(eng != NULL, "a backup from after request 1 opens (%s)", sb_result_message(res));
     ok(eng &&
@@ -233,6 +261,17 @@ int main(void)
                           "again") &&
            records_of("acme", "+442079460222") == 0 && records_of("acme", "+442079460333") == 2,
        "... the requests after it applied again, the other caller's records kept");
+
+    /* The account of request 1 deleted since: the backup from before the
+    ** request opens, the account deleted again with everything it had. */
+    ok(eng && sb_account_delete(eng, "acme", res) == 0, "acme deleted (%s)",
+       sb_result_message(res));
+    eng = restore_days(bk0, 30, res);
+    ok(eng && sb_account_get(eng, "acme", res) == SB_ENOTFOUND &&
+           strstr(logbuf, "account 'acme' deleted again"),
+       "the backup from before request 1 opens once its account's deletion follows in the "
+       "journal, and the account is deleted again (%s)",
+       eng ? "" : sb_result_message(res));
 
     /* A new data.mdb: nothing of the requests taken out can be in it. */
     sb_close(eng);
@@ -264,7 +303,7 @@ int main(void)
     ok(eng && sb_sweep(eng, 0, NULL, NULL, res) == 0 && !journal_has(pk),
        "... and the horizon of 30 days takes it out");
 
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", bk0, bk1);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", bk0, bk1, bko);
     if (system(cmd)) diag("could not remove the backups");
     return end_engine();
 }

@@ -867,8 +867,9 @@ class Engine:
     ``require_signed_policies``, ``policy_public_key``
         only load policies signed with this hex Ed25519 key.
     ``erasure_journal_days``
-        days an applied erasure request stays in the erasure journal before
-        sweeps take it out (0, the default: kept for good; at most 36600).
+        days after an erasure request came that the erasure journal keeps its
+        number's pseudonym, once applied (0, the default: kept for good; at
+        most 36600).
     ``library``
         path of ``libswitchboard.so`` (default: see :func:`library_path`).
 
