@@ -324,6 +324,38 @@ static void setup(void)
     }
 }
 
+/* The policies quarantined during the day, each said on stderr with the
+** queues it was to route; how many. Their calls went to the queue's
+** fallback from then on, so the day shown is not the policy's: a run that
+** checks a policy must not pass on it, and replay exits 1 for the same. */
+static int quarantined(void)
+{
+    if (sb_policy_list(eng, demo_account, res)) return 0;
+    json_t *doc = json_loads(sb_result_json(res, NULL), 0, NULL);
+    size_t i;
+    json_t *p;
+    int n = 0;
+    json_array_foreach(json_object_get(doc, "policies"), i, p)
+    {
+        const char *name = json_string_value(json_object_get(p, "name"));
+        const char *state = json_string_value(json_object_get(p, "state"));
+        if (!name || !state || strcmp(state, "quarantined")) continue;
+        char queues[64] = ""; /* "support, sales, billing, vip" at most */
+        for (int q = 0; q < NQ; q++)
+            if (!strcmp(qs[q].policy, name))
+                snprintf(queues + strlen(queues), sizeof queues - strlen(queues), "%s%s",
+                         *queues ? ", " : "", qs[q].id);
+        fprintf(stderr,
+                "switchboard simulate: policy '%s' was quarantined during the day (too many "
+                "failures in a row, logged above): from then on its queues' calls (%s) got "
+                "their fallback, so the summary is not that policy's routing\n",
+                name, queues);
+        n++;
+    }
+    json_decref(doc);
+    return n;
+}
+
 /* Arrival intensity over the day: peaks at 10:30 and 15:00. */
 static double busyness(int64_t ms)
 {
@@ -463,11 +495,14 @@ int cli_simulate(int argc, char **argv)
                     "only those queues with it, the others keep theirs. A FILE that does not\n"
                     "load is refused with its file:line and no day runs; what `policy check`\n"
                     "finds in one that loads is shown as warnings; the policy's failures during\n"
-                    "the day are logged on stderr and counted in the summary.\n"
+                    "the day are logged on stderr and counted in the summary; one quarantined\n"
+                    "(too many failures in a row: its queues' calls got their fallback from\n"
+                    "then on) is said after the summary, and the day counts as failed.\n"
                     "--data-dir keeps the engine's data there (default: a temporary directory\n"
                     "in $TMPDIR, removed at the end); one a running `switchboard serve` holds\n"
                     "is refused. Exit status: 0 done, 1 an error (a policy that does not load\n"
-                    "included), 2 a usage error (a FILE that cannot be read included).\n");
+                    "included) or a policy quarantined during the day, 2 a usage error (a FILE\n"
+                    "that cannot be read included).\n");
             return help ? 0 : 2;
         }
     }
@@ -648,8 +683,9 @@ int cli_simulate(int argc, char **argv)
         json_decref(doc);
     }
     printf("%d of %d calls answered (%.1f%%)\n", ta, to, to ? 100.0 * ta / to : 0);
+    int status = quarantined() ? 1 : 0;
     finish();
     free(calls);
     free(h.v);
-    return 0;
+    return status;
 }

@@ -2,7 +2,8 @@
 # tests/cli/simulate.t — `switchboard simulate`, the day of calls `make run`
 # starts with: it provisions its queues in an order the engine accepts (a
 # queue's overflow queue first), routes every call and exits 0 with its
-# summary; the same seed gives the same day; malformed --calls and --seed
+# summary (1 when a policy was quarantined during the day); the same seed
+# gives the same day; malformed --calls and --seed
 # are usage errors; a run that fails removes its temporary data directory.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
@@ -105,6 +106,26 @@ run "$sb" simulate --calls 20 --policy "$tmp/typo.lua" --queue billing
 check 0 "a policy with a lint finding: the day runs" out "of 20 calls answered"
 has "$err" "switchboard simulate: warning: $tmp/typo.lua:7: agent has no field 'idel_for' (did you mean 'idle_for'?)"
 ok $? "... and the finding is shown as a warning with FILE:line" "$(shown)"
+
+# A policy quarantined during the day (five failures in a row): its queues'
+# calls got their fallback from then on, so the day is not the policy's. The
+# summary is still printed, the policy is named after it and the exit status
+# is 1, as replay's for a policy that failed. A policy that fails now and
+# then but is never quarantined (only call c0, rung twice) leaves a day that
+# counts its failures and exits 0.
+printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
+    >"$tmp/boom.lua"
+run "$sb" simulate --calls 60 --seed 7 --policy "$tmp/boom.lua"
+check 1 "a policy quarantined during the day: exit 1" err \
+    "switchboard simulate: policy 'boom' was quarantined during the day (too many failures in a row, logged above): from then on its queues' calls (support, sales, billing, vip) got their fallback"
+has "$out" "of 60 calls answered" && has "$err" "error policy quarantined: account=demo policy=boom"
+ok $? "... after the day's summary, and the quarantine's log line" "$(shown)"
+printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  if call.id == "c0" then error("not c0") end\n  if agents[1] then return { ring = agents[1] } end\n  return { wait = 10 }\nend\nreturn P\n' \
+    >"$tmp/once.lua"
+run "$sb" simulate --calls 60 --seed 7 --policy "$tmp/once.lua"
+check 0 "a policy that failed but was not quarantined: exit 0" out "of 60 calls answered"
+has "$err" "once.lua:3: not c0" && ! has "$err" "quarantined"
+ok $? "... its failures logged, no quarantine said" "$(shown)"
 
 # Refused before the day: nothing on stdout, the temporary directory gone.
 printf 'local P = {}\nfunction P.route(call, agents)\n  return { ring =\nend\nreturn P\n' \
