@@ -50,6 +50,13 @@
 **    it with SB_EINVAL (field "account", "invalid account id"; an unknown
 **    valid id is SB_ENOTFOUND there too), and sb_apikey_verify (SB_EAUTH,
 **    as for any account). The puts check their document before the account.
+**  - A policy name that is NULL, "" or not one a policy can have (see
+**    sb_policy_get) is SB_EINVAL (field "name") from every sb_policy_* call
+**    that takes an account's policy by name, before the account is looked
+**    at: it is the caller's mistake, where a valid name the account has no
+**    policy of is SB_ENOTFOUND to the calls that look one up. (sb_policy_check
+**    and sb_policy_test take a file name for their messages instead: NULL or
+**    "" is written "policy".)
 */
 #ifndef SWITCHBOARD_H
 #define SWITCHBOARD_H
@@ -866,7 +873,7 @@ SB_API int sb_policy_list(sb_engine *eng, const char *account, sb_result *res);
 ** upload or delete of one of the account's policies (of any name) and any
 ** sb_reload on the data directory, so right after an upload it is absent
 ** until the policy runs again. SB_ENOTFOUND when there is none; SB_EINVAL (field "name") when no
-** policy can have that name (sb_policy_delete likewise). */
+** policy can have that name, NULL included (sb_policy_delete likewise). */
 SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* Delete the account's upload of that name; a shared policy of the same
 ** name (policy_dir) decides from then on, with the policy's store (ctx.set)

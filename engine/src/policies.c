@@ -786,7 +786,6 @@ int sb_policy_versions(sb_engine *e, const char *account, const char *name, uint
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
     if (!policy_name_valid(name)) return bad_name(res, name);
     if (before > INT64_MAX)
         return res_err(res, SB_EINVAL, "before", "'before' must be a \"seq\" a list gave");
@@ -860,7 +859,6 @@ int sb_policy_version_get(sb_engine *e, const char *account, const char *name, c
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
     if (!policy_name_valid(name)) return bad_name(res, name);
     if (version_check(version, res)) return SB_EINVAL;
     MDB_txn *txn;
@@ -988,7 +986,6 @@ int sb_policy_versions_forget(sb_engine *e, const char *account, const char *nam
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
     if (!policy_name_valid(name)) return bad_name(res, name);
     if (version && version_check(version, res)) return SB_EINVAL;
     forget_op op = {account, name, version, 0};
@@ -1136,15 +1133,17 @@ static int do_policy_put(wtx *t, void *arg)
 ** log line that quotes it is redacted. */
 static int bad_name(sb_result *res, const char *name)
 {
+    /* NULL too, as "" (switchboard.h's conventions), said as no name. */
+    if (!name) return res_err(res, SB_EINVAL, "name", "no policy name given");
     char shown[64];
     size_t o = 0;
-    for (const char *p = name ? name : ""; *p && o + 4 < sizeof shown; p++)
+    for (const char *p = name; *p && o + 4 < sizeof shown; p++)
         shown[o++] = (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f ? *p : '?';
     shown[o] = 0;
     return res_err(res, SB_EINVAL, "name",
                    "'%s%s' is not a policy name: names are 1..128 characters of A-Z a-z 0-9 . _ "
                    "- in parts separated by /, none starting with '.'",
-                   shown, name && strlen(name) > o ? "..." : "");
+                   shown, strlen(name) > o ? "..." : "");
 }
 
 /* The sources an account's policy state would hold beside a new version of
@@ -1392,7 +1391,6 @@ int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
     if (!policy_name_valid(name)) return bad_name(res, name);
     MDB_txn *txn;
     acct_rec acc;
@@ -1588,7 +1586,6 @@ int sb_policy_delete_if(sb_engine *e, const char *account, const char *name, con
 {
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
-    if (!name) return res_err(res, SB_ENOTFOUND, "name", "no policy name given");
     if (!policy_name_valid(name)) return bad_name(res, name);
     if (if_version && !if_version[0])
         return res_err(res, SB_EINVAL, "if_version",

@@ -403,12 +403,51 @@ static void test_null_arguments(void)
     NOT_FOUND(sb_queue_get(eng, "acme", NULL, r));
     NOT_FOUND(sb_call_get(eng, "acme", NULL, r));
     NOT_FOUND(sb_call_get(eng, NULL, "c1", r));
-    NOT_FOUND(sb_policy_get(eng, "acme", NULL, r));
     NOT_FOUND(sb_hold_release(eng, "acme", NULL, r));
     NOT_FOUND(sb_member_delete(eng, "acme", NULL, NULL, r));
     NOT_FOUND(sb_retention_preview(eng, NULL, NULL, 0, r));
 #undef NOT_FOUND
     ok(bad == 0, "null: a NULL id is SB_ENOTFOUND naming its field");
+
+    /* A NULL policy name is no policy's name, as "" is: SB_EINVAL naming
+    ** "name", from every call that takes one, before the account is looked
+    ** at (a NULL account beside it is not what is said). */
+    static const char pol[] = "return { route = function() return { wait = 5 } end }";
+    const char *v16 = "0123456789abcdef";
+    bad = 0;
+#define NO_NAME(call)                                                                              \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ != SB_EINVAL || !sb_result_field(r) || strcmp(sb_result_field(r), "name") ||       \
+            !strstr(sb_result_message(r), "no policy name given")) {                               \
+            diag("%s: %d %s", #call, rc_, sb_result_message(r));                                   \
+            bad++;                                                                                 \
+        }                                                                                          \
+    } while (0)
+    for (int i = 0; i < 2; i++) {
+        const char *acct = i ? NULL : "acme";
+        NO_NAME(sb_policy_put(eng, acct, NULL, pol, sizeof pol - 1, NULL, r));
+        NO_NAME(sb_policy_put_if(eng, acct, NULL, pol, sizeof pol - 1, NULL, "", r));
+        NO_NAME(sb_policy_get(eng, acct, NULL, r));
+        NO_NAME(sb_policy_delete(eng, acct, NULL, r));
+        NO_NAME(sb_policy_delete_if(eng, acct, NULL, "*", r));
+        NO_NAME(sb_policy_versions(eng, acct, NULL, 0, 0, r));
+        NO_NAME(sb_policy_version_get(eng, acct, NULL, v16, r));
+        NO_NAME(sb_policy_versions_forget(eng, acct, NULL, NULL, r));
+    }
+#undef NO_NAME
+    ok(bad == 0,
+       "null: a NULL policy name is SB_EINVAL naming \"name\", from every call taking one");
+    ok(sb_policy_get(eng, "acme", "", r) == SB_EINVAL && sb_result_field(r) &&
+           !strcmp(sb_result_field(r), "name"),
+       "null: ... as \"\" is");
+    ok(sb_policy_get(eng, "acme", "nope", r) == SB_ENOTFOUND && sb_result_field(r) &&
+           !strcmp(sb_result_field(r), "name"),
+       "null: a valid name the account has no policy of is SB_ENOTFOUND: %s", sb_result_message(r));
+    ok(sb_policy_check(NULL, "return {", 8, r) == SB_EPOLICY &&
+           strstr(sb_result_message(r), "policy.lua:1:"),
+       "null: sb_policy_check's name is a file name for its messages: NULL is \"policy\": %s",
+       sb_result_message(r));
 
     /* res NULL: only the code. */
     ok(sb_agent_get(eng, "acme", "alice", NULL) == 0 && sb_stats(eng, NULL) == 0 &&
