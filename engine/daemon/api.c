@@ -436,6 +436,16 @@ static void h_health(ctx *x)
                             sb_version());
         return;
     }
+    if (x->d->full.on && x->d->full.at_start) {
+        health_failing(x, "storage_full",
+                       "the map was found past map_max at start, in the reserve kept for calls "
+                       "in progress to end: new calls and documents are refused (503 SB_EFULL, "
+                       "map_max reached) until room is made (deletes, a sweep, an erasure "
+                       "request) or map_max is raised and the daemon restarted; reads work and "
+                       "calls in progress can end",
+                       "");
+        return;
+    }
     if (x->d->full.on) {
         x->rep->status = 503;
         evbuffer_add_printf(x->rep->body,

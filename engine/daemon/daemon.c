@@ -1379,6 +1379,36 @@ static int open_engine(sbd *d)
     return 0;
 }
 
+/* A data directory left where the engine refuses new calls and documents
+** before it tries them (its map grown past map_max into the reserve, too
+** little of it free: a restart that did not raise map_max): /healthz says
+** storage_full from the start, as the first new call refused would have it
+** say, instead of ok until then. What ends it is what ends it after a
+** failed write. A full disk is not known so: writes go into the data file's free
+** pages whatever room the disk has, and the room for the map to grow is
+** found when it grows (an open "at its current size" had no room for
+** map_size, but may have for the smaller steps a growth takes), so there
+** the first write that cannot be made says so. */
+static void storage_at_start(sbd *d)
+{
+    if (sb_stats(d->eng, d->res) != 0) return;
+    json_t *o = json_loads(sb_result_json(d->res, NULL), 0, NULL);
+    json_t *l = json_object_get(o, "lmdb");
+    int reached = json_integer_value(json_object_get(l, "map_max_reached")) == 1;
+    long long size = (long long)json_integer_value(json_object_get(l, "map_size")),
+              used = (long long)json_integer_value(json_object_get(l, "used_bytes"));
+    json_decref(o);
+    if (!reached) return;
+    d->full.on = d->full.at_start = 1;
+    unsigned long long max = d->cfg->map_max ? (unsigned long long)d->cfg->map_max
+                                             : (unsigned long long)SBD_DEFAULT_MAP_MAX;
+    sbd_log(SB_LOG_WARN, "storage full at start: new calls and documents are refused",
+            "map_size=%lld used_bytes=%lld map_max=%llu note=%s", size, used, max,
+            sbd_q("the map has grown past map_max into the reserve kept for calls in progress "
+                  "to end; make room (deletes, a sweep, an erasure request) or raise map_max "
+                  "and restart"));
+}
+
 static const char *sync_name(sbd_sync s)
 {
     return s == SBD_SYNC_GROUP ? "group" : s == SBD_SYNC_SYNC ? "sync" : "none";
@@ -1541,6 +1571,7 @@ int sb_daemon_main(int argc, char **argv)
     if (admin_token(&d) != 0) goto out;
     if (!(d.res = sb_result_new())) goto out;
     if (open_engine(&d) != 0) goto out;
+    storage_at_start(&d);
 
     if (!(d.base = event_base_new()) || event_base_priority_init(d.base, 3) != 0) {
         sbd_errorf("switchboard: cannot create the event loop\n");

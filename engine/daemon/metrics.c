@@ -155,6 +155,10 @@ static const struct {
      "LMDB reader slots taken in the lock table, by every process on the data directory "
      "(a high-water mark: slots freed are reused, not given back)."},
     {"lmdb", "max_readers", "LMDB reader slots the lock table holds."},
+    {"lmdb", "map_max_reached",
+     "1 while new calls and documents are refused for want of room (503 SB_EFULL, map_max "
+     "reached): the map has grown past map_max into the reserve kept for calls in progress, "
+     "and what is in use is too near map_max; 0 otherwise."},
 };
 
 static const char *stat_help_of(const char *sec, const char *key)

@@ -202,6 +202,7 @@ typedef struct sbd_upload_debt {
 ** that worked ends, once that write is durable. */
 typedef struct sbd_health {
     int on;
+    int at_start;    /* set at start, no write having failed (storage_at_start) */
     uint64_t ok_seq; /* that write's batch, ended when released as synced (0: none yet) */
     int ok_batch;    /* that write is an event of the engine batch still open */
 } sbd_health;

@@ -1406,14 +1406,20 @@ SB_API int sb_retention_preview(sb_engine *eng, const char *account, const char 
 **            what decides)},
 **  "latency_us":{"le":[10,20,50,...],"counts":[...],"sum":N,"count":N},
 **  "lmdb":{"map_size":N,"used_bytes":N,"high_water_bytes":N,"readers":N,
-**          "max_readers":N}}
+**          "max_readers":N,"map_max_reached":0|1}}
 ** (lmdb: used_bytes, the map's bytes in use: its pages less the free pages
 ** LMDB hands out again, those no reader's snapshot still needs; what a
 ** write past map_max is weighed against, and it goes down as records are
 ** deleted and accounts purged (the pages the last commit freed count until
 ** the next commit). high_water_bytes, the map up to the last page it ever
 ** used: free pages below it are reused and never given back, so it only
-** grows. used_bytes was that figure before 0.2.0.) */
+** grows. used_bytes was that figure before 0.2.0. map_max_reached: 1 while
+** new calls and documents are refused for want of room (SB_EFULL, "map_max
+** reached") before they are tried: the map has grown past map_max into the
+** reserve kept for the calls in progress to end, and used_bytes is not a
+** sixteenth of map_max (256 KiB at least, half of it at most) below it,
+** also right after sb_open on a data directory left so; deletes, sweeps and
+** erasure requests make room, or a larger map_max.) */
 SB_API int sb_stats(sb_engine *eng, sb_result *res);
 
 /* A consistent copy of the data directory into dest (created, or an empty

@@ -1132,6 +1132,9 @@ int sb_stats(sb_engine *e, sb_result *res)
     ** below it, and never gives them back). */
     uint64_t high = (info.me_last_pgno + 1) * (uint64_t)mst.ms_psize;
     int64_t used = eng_map_in_use(e, 0);
+    /* New calls and documents refused for want of room below map_max, by
+    ** the rule writes are refused by, on the count just taken. */
+    int reached = eng_map_max_reached(e, INT64_MAX);
     if (used < 0 || (uint64_t)used > high) used = (int64_t)high;
     json_t *lat_le = json_array(), *lat_n = json_array();
     for (int i = 0; i < LAT_BUCKETS; i++) {
@@ -1144,7 +1147,7 @@ int sb_stats(sb_engine *e, sb_result *res)
         " s:{s:I,s:I,s:I,s:I,s:I},"
         " s:{s:I,s:I,s:I,s:I,s:I,s:i},"
         " s:{s:o,s:o,s:I,s:I},"
-        " s:{s:I,s:I,s:I,s:i,s:i}}",
+        " s:{s:I,s:I,s:I,s:i,s:i,s:i}}",
         "events", "offer", (json_int_t)s.events[SB_EV_OFFER], "ring_result",
         (json_int_t)s.events[SB_EV_RING_RESULT], "hangup", (json_int_t)s.events[SB_EV_HANGUP],
         "abandon", (json_int_t)s.events[SB_EV_ABANDON], "transfer",
@@ -1159,7 +1162,7 @@ int sb_stats(sb_engine *e, sb_result *res)
         lat_n, "sum", (json_int_t)s.lat_sum_us, "count", (json_int_t)s.lat_n, "lmdb", "map_size",
         (json_int_t)info.me_mapsize, "used_bytes", (json_int_t)used, "high_water_bytes",
         (json_int_t)high, "readers", (int)info.me_numreaders, "max_readers",
-        (int)info.me_maxreaders);
+        (int)info.me_maxreaders, "map_max_reached", reached);
     res_doc(res, o);
     return 0;
 }

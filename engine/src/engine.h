@@ -410,6 +410,11 @@ size_t effective_map_max(const sb_config *cfg);
 ** is taken as it is. -1 when it cannot be read. Not inside a transaction
 ** of the calling thread's (it takes the map lock and a read transaction). */
 int64_t eng_map_in_use(sb_engine *e, int64_t max_age_ns);
+/* Is the map past map_max, in its reserve, with too little below map_max
+** free for a write that may not use the reserve (store.c, past_max: a new
+** call or document is refused so, SB_EFULL "map_max reached")? The count
+** of pages in use as eng_map_in_use takes it, max_age_ns. */
+int eng_map_max_reached(sb_engine *e, int64_t max_age_ns);
 /* Count an event of type (sb_event_type, 0 a tick, -1 none: counted only when it
 ** failed) and its latency. */
 void eng_count_event(sb_engine *e, int type, int failed, uint64_t us);

@@ -2022,13 +2022,17 @@ int64_t eng_map_in_use(sb_engine *e, int64_t max_age_ns)
 ** costs one comparison; past it (for good: a file does not shrink), the
 ** count of pages in use walks LMDB's free list, at most once every 20 ms
 ** (the writes between take the last count). */
+int eng_map_max_reached(sb_engine *e, int64_t max_age_ns)
+{
+    size_t max = effective_map_max(&e->cfg);
+    if (__atomic_load_n(&e->sh->map_size, __ATOMIC_RELAXED) <= max) return 0;
+    int64_t used = eng_map_in_use(e, max_age_ns);
+    return used >= 0 && (size_t)used + reserve_margin(max) >= max;
+}
+
 static int past_max(sb_engine *e, sb_result *res)
 {
-    eng_env *sh = e->sh;
-    size_t max = effective_map_max(&e->cfg);
-    if (__atomic_load_n(&sh->map_size, __ATOMIC_RELAXED) <= max) return 0;
-    int64_t used = eng_map_in_use(e, 20000000);
-    if (used < 0 || (size_t)used + reserve_margin(max) < max) return 0;
+    if (!eng_map_max_reached(e, 20000000)) return 0;
     return res_err(res, SB_EFULL, NULL,
                    "storage full (map_max reached; its reserve is kept for the calls in "
                    "progress to end); nothing was written: raise map_max and restart, or make "

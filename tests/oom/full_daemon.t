@@ -6,7 +6,8 @@
 # agents deleted through the API (map), a file removed from the filesystem
 # (disk: the data directory on a small tmpfs, where mounting one is allowed).
 # A file size limit (RLIMIT_FSIZE) is a full disk too: 503, the daemon not
-# killed by SIGXFSZ.
+# killed by SIGXFSZ. Restarted with its map past map_max and too little of it
+# free, /healthz says storage_full from the start.
 import os, resource, subprocess, sys, tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
@@ -143,6 +144,65 @@ t.is_(d.request("GET", "/healthz").status, 200, "map: /healthz is ok again once 
 t.is_(d.stop(), 0, "map: the daemon stops cleanly")
 bad = check_data_file(d.data_dir)
 t.ok(bad is None, "map: the data file checks clean", bad)
+
+# -- map full at a restart ----------------------------------------------------------
+# Stopped with its map past map_max, in the reserve, and too little of it free
+# (offers until one is refused, then their abandons writing records into the
+# reserve), the daemon starts where new calls and documents are refused before
+# they are tried: /healthz says storage_full from the start, as before the
+# stop, where it said ok until a new call had been refused; the log says so at
+# warn, and switchboard_lmdb_map_max_reached is 1. A failed write and a delete
+# then set and clear it as they do otherwise. Started with a larger map_max,
+# the same directory is ok and takes calls.
+conf4 = {"map_size": "256K", "map_max": "512K", "log_level": "info"}
+d4 = t.owned(Daemon(conf=conf4)).start()
+a4 = provision(d4, ring=600)
+k, r = 0, None
+while k < 5000:
+    r = a4.post("/v1/calls", {"call": "k%d" % (k + 1), "queue": "support",
+                              "caller": "+49301%06d" % (k + 1), "attrs": {"note": "y" * 300}})
+    if r.status != 201:
+        break
+    k += 1
+ended = sum(a4.post("/v1/calls/k%d/abandon" % i).status == 200 for i in range(1, k + 1))
+r = a4.post("/v1/calls", {"call": "x1", "queue": "support", "caller": "+4930199991"})
+t.ok(is_full(r) and ended == k and d4.metric("switchboard_lmdb_map_max_reached") == 1
+     and d4.metric("switchboard_lmdb_map_size_bytes") > (512 << 10),
+     "restart: %d calls offered until the map was full, each ended into the reserve past "
+     "map_max (%d), then an offer is refused: switchboard_lmdb_map_max_reached 1" % (k, ended), r)
+t.is_(d4.stop(), 0, "restart: the daemon stops with its map so")
+d4.start()
+h = d4.request("GET", "/healthz")
+t.ok(h.status == 503 and (h.json or {}).get("status") == "storage_full"
+     and "past map_max at start" in (h.json or {}).get("message", ""),
+     "restart: /healthz says storage_full from the start, before any request, saying why", h)
+t.ok(any('level=warn msg="storage full at start: new calls and documents are refused"' in x
+         and "map_max=524288" in x for x in d4.lines),
+     "restart: ... and the log says so at warn", "\n".join(d4.lines[-20:]))
+t.is_(d4.metric("switchboard_lmdb_map_max_reached"), 1.0,
+      "restart: switchboard_lmdb_map_max_reached is 1")
+r = a4.post("/v1/calls", {"call": "x2", "queue": "support", "caller": "+4930199992"})
+h = d4.request("GET", "/healthz")
+t.ok(is_full(r) and h.status == 503 and "a write failed" in (h.json or {}).get("message", ""),
+     "restart: a new call is refused indeed, 503 SB_EFULL, and /healthz says so as for any "
+     "failed write", [r, h])
+r = a4.delete("/v1/agents/bob")
+h = d4.request("GET", "/healthz")
+t.ok(r.status == 200 and h.status == 200,
+     "restart: a delete clears it, as after a failed write (%d, then /healthz %d)"
+     % (r.status, h.status), [r, h])
+t.is_(d4.stop(), 0, "restart: the daemon stops")
+d5 = t.owned(Daemon(conf=dict(conf4, map_max="4M"), data_dir=d4.data_dir,
+                    policy_dir=d4.policy_dir)).start()
+h = d5.request("GET", "/healthz")
+a5 = sbtest.Account(d5, "acme", a4.key)
+r = a5.post("/v1/calls", {"call": "x3", "queue": "support", "caller": "+4930199993"})
+t.ok(h.status == 200 and d5.metric("switchboard_lmdb_map_max_reached") == 0 and r.status == 201,
+     "restart: with map_max raised, /healthz is ok from the start and a new call is taken "
+     "(%d, %d)" % (h.status, r.status), [h, r])
+t.is_(d5.stop(), 0, "restart: the daemon stops cleanly")
+bad = check_data_file(d5.data_dir)
+t.ok(bad is None, "restart: the data file checks clean", bad)
 
 # -- disk full -------------------------------------------------------------------
 mnt = tempfile.mkdtemp(prefix="sbfull-")

@@ -170,6 +170,18 @@ static const char *call_state(const char *call)
     return buf;
 }
 
+/* sb_stats' lmdb.map_max_reached: new calls and documents refused for want
+** of room below map_max (-1: no such figure). */
+static int map_max_reached(void)
+{
+    if (sb_stats(eng, res)) return -1;
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL);
+    json_t *v = json_object_get(json_object_get(o, "lmdb"), "map_max_reached");
+    int r = json_is_integer(v) ? (int)json_integer_value(v) : -1;
+    json_decref(o);
+    return r;
+}
+
 static void map_full(const char *base)
 {
     char data[400];
@@ -332,6 +344,24 @@ static void calls_end_when_full(const char *base)
             "saying "
             "so"))
         diag("logged: %s", grown);
+    is_int(map_max_reached(), 1, "calls: sb_stats says so: lmdb.map_max_reached 1");
+    /* Opened again so, new calls are refused before they are tried, and
+    ** sb_stats says so from the open (the daemon's /healthz reads it at
+    ** its start). */
+    sb_close(eng);
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = data;
+    cfg.sync = SB_SYNC_NONE;
+    cfg.clock = test_clock;
+    cfg.map_size = (size_t)256 << 10;
+    cfg.map_max = (size_t)512 << 10;
+    cfg.log = grown_log;
+    ok(sb_open(&eng, &cfg, res) == 0 && map_max_reached() == 1,
+       "calls: opened again, lmdb.map_max_reached is 1 from the open: %s", sb_result_message(res));
+    ok(ev("{\"type\":\"offer\",\"call\":\"n1\",\"queue\":\"support\",\"caller\":"
+          "\"+4930100009\"}") == SB_EFULL,
+       "calls: ... and a new call is refused there (SB_EFULL)");
     /* Room is made again by what deletes records: a sweep, an erasure. */
     ok(sb_erase(eng, "acme", "+49301000001", res) == 0,
        "calls: an erasure request runs with the reserve in use: %s", sb_result_message(res));
@@ -343,6 +373,7 @@ static void calls_end_when_full(const char *base)
     ok(ev("{\"type\":\"offer\",\"call\":\"n0\",\"queue\":\"support\",\"caller\":"
           "\"+4930100009\"}") == 0,
        "calls: with the records deleted, a new call is taken again: %s", sb_result_message(res));
+    is_int(map_max_reached(), 0, "calls: lmdb.map_max_reached is 0 again");
     sb_close(eng);
     eng = NULL;
 }
