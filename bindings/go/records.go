@@ -120,7 +120,11 @@ type Export struct {
 }
 
 // RecordsExport returns every record of number (E.164) in the account,
-// decrypted, for an access request. Anonymized records are not found.
+// decrypted, for an access request. Anonymized records are not found. The
+// request is in the account's audit log (AuditList), an "access_request"
+// entry with how many records it disclosed and no number; one whose entry
+// cannot be written is refused (ErrFull for a full disk or map), disclosing
+// nothing.
 func (e *Engine) RecordsExport(account, number string, format ExportFormat) (*Export, error) {
 	var x Export
 	err := e.callInto([]string{"account", account, "number", number}, &x, func(res *C.sb_result, s []*C.char) C.int {
@@ -388,18 +392,18 @@ func aggregateDays(days []aggrJSON) []AggregateDay {
 	return out
 }
 
-// AuditEntry is one entry of an account's retention audit log; it holds no
-// personal data.
+// AuditEntry is one entry of an account's audit log (retention decisions,
+// erasure and access requests, legal holds); it holds no personal data.
 type AuditEntry struct {
 	Seq        uint64
 	Time       time.Time
 	Call       string
-	Ended      time.Time // when the call ended (zero for hold entries)
-	Action     string    // "delete", "anonymize", "keep", "error", "hold_placed", "hold_released"
+	Ended      time.Time // when the call ended (zero for entries of no call: holds, requests)
+	Action     string    // "delete", "anonymize", "keep", "error", "erasure_request", "hold_placed", "hold_released", "account_delete_held", "access_request"
 	Decision   string    // what the policy decided (Overridden: a hold kept the record)
 	Overridden bool
 	Reason     string
-	Source     string // "write", "review", "erasure" or "hold"
+	Source     string // "write", "review", "erasure", "hold" or "access"
 	Policy     string
 	Version    string
 }

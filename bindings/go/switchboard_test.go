@@ -1682,8 +1682,15 @@ func TestRecords(t *testing.T) {
 	for _, e := range entries {
 		got = append(got, fmt.Sprintf("%d:%s:%s", e.Seq, e.Action, e.Call))
 	}
-	if err != nil || len(entries) < 5 || got[0] != "1:hold_placed:c2" || next != entries[len(entries)-1].Seq {
+	// The two access requests first, each with how many records it
+	// disclosed and no number.
+	if err != nil || len(entries) < 7 || got[0] != "1:access_request:" || got[1] != "2:access_request:" ||
+		got[2] != "3:hold_placed:c2" || next != entries[len(entries)-1].Seq {
 		t.Fatalf("AuditList: %v next %d %v", got, next, err)
+	}
+	if e := entries[0]; e.Source != "access" || e.Reason != "access request: 2 records disclosed as JSON" ||
+		entries[1].Reason != "access request: 2 records disclosed as CSV" || !e.Ended.IsZero() {
+		t.Errorf("the access requests' entries: %+v %+v", e, entries[1])
 	}
 	var over *switchboard.AuditEntry
 	for i := range entries {

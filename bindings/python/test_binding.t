@@ -1467,20 +1467,27 @@ def test_records():
 
         log = eng.audit_list("acme")
         is_([(e["seq"], e["action"], e.get("call")) for e in log["entries"]],
-            [(1, "hold_placed", "c2"), (2, "keep", "c2"), (3, "delete", "c3")],
-            "audit_list: the hold, the overridden deletion, the deletion")
-        ok(log["next"] == 3 and log["entries"][1]["overridden"] is True,
+            [(1, "access_request", None), (2, "access_request", None), (3, "hold_placed", "c2"),
+             (4, "keep", "c2"), (5, "delete", "c3")],
+            "audit_list: the two access requests (the refused ones have none), the hold, the "
+            "overridden deletion, the deletion")
+        is_([(e["source"], e["reason"]) for e in log["entries"][:2]],
+            [("access", "access request: 2 records disclosed as JSON"),
+             ("access", "access request: 2 records disclosed as CSV")],
+            "... each access request's saying how many records it disclosed, and how")
+        ok(log["next"] == 5 and log["entries"][3]["overridden"] is True,
            "with 'next' and the override marked")
         # audit_pages: the same entries a page at a time, until none is left
         # (Lua's eng:audit_pages, Go's AuditPages).
         for limit in (1, 2, 3, 0):
             pages = list(eng.audit_pages("acme", limit=limit))
+            step = limit or 5
             is_([[e["seq"] for e in p] for p in pages],
-                [[1], [2], [3]] if limit == 1 else [[1, 2], [3]] if limit == 2 else [[1, 2, 3]],
+                [list(range(i, min(i + step, 6))) for i in range(1, 6, step)],
                 "audit_pages(limit=%d): every entry once, no empty page" % limit)
-        is_([[e["seq"] for e in p] for p in eng.audit_pages("acme", after=1, limit=1)], [[2], [3]],
-            "audit_pages(after=1, limit=1): from the entry after 1")
-        is_(list(eng.audit_pages("acme", after=3)), [[]], "audit_pages after the last: one empty page")
+        is_([[e["seq"] for e in p] for p in eng.audit_pages("acme", after=1, limit=1)],
+            [[2], [3], [4], [5]], "audit_pages(after=1, limit=1): from the entry after 1")
+        is_(list(eng.audit_pages("acme", after=5)), [[]], "audit_pages after the last: one empty page")
         raises(lambda: eng.audit_pages("acme", limit=-1), ValueError,
                "audit_pages(limit=-1): ValueError at the call")
         raises(lambda: next(eng.audit_pages("nobody")), sb.NotFoundError,
@@ -1492,11 +1499,11 @@ def test_records():
             "erase: c1 deleted, c2 kept under the hold")
         ok(any(k.startswith("keep: legal hold h1") for k in er["reasons"]),
            "... the reasons say why: %r" % er["reasons"])
-        page = eng.audit_list("acme", after=3, limit=10)
+        page = eng.audit_list("acme", after=5, limit=10)
         is_(sorted((e["source"], e["action"], e.get("call")) for e in page["entries"]
                    if e["action"] != "erasure_request"),
             [("erasure", "delete", "c1"), ("erasure", "keep", "c2")],
-            "audit_list(after=3): the erasure's entries")
+            "audit_list(after=5): the erasure's entries")
         is_([e["reason"] for e in page["entries"] if e["action"] == "erasure_request"],
             ["erasure request: 1 deleted, 0 anonymized, 1 kept (1 held, 0 failed); 0 live calls"],
             "... and the request's own, with what it did")

@@ -1915,6 +1915,14 @@ static void h_records(ctx *x)
         sb_records_export_page(x->d->eng, x->account, num, csv ? SB_EXPORT_CSV : SB_EXPORT_JSON, a,
                                (size_t)limit, budget, x->d->res);
     sodium_memzero(number, sizeof number);
+    /* The page wrote its entry in the audit log (refused, and nothing
+    ** disclosed, when it could not): answered once that entry is synced, as
+    ** a write is, and never if the sync fails; and a write that worked, for
+    ** /healthz. */
+    if (!rc) {
+        x->rep->mutating = 1;
+        sbd_storage_wrote(x->d, 1);
+    }
     if (rc || !csv) {
         if (!rc) {
             size_t len = 0;
@@ -2066,7 +2074,8 @@ static void h_events(ctx *x)
 /* ------------------------------------------------------------------------ */
 /* Routing. */
 
-/* Every GET handler only reads: it answers HEAD too (sbd_api_handle). */
+/* Every GET handler only reads, but for an access request's audit entry
+** (h_records): it answers HEAD too (sbd_api_handle). */
 static const struct route routes[] = {
     {"/healthz", AUTH_NONE, {[SBD_GET] = h_health}, NULL, NULL},
     {"/metrics", AUTH_ADMIN, {[SBD_GET] = h_metrics}, NULL, NULL},
@@ -2462,7 +2471,10 @@ static int front(ctx *x, char *buf)
 
 /* HEAD is GET without the body (RFC 9110 9.3.2): it is answered exactly as
 ** the GET would be, 404, 405 and all, and http.c leaves the body out. GET
-** handlers only read (see routes[]), so a HEAD changes nothing. */
+** handlers only read (see routes[]), so a HEAD changes nothing, but for an
+** access request's entry in the audit log: its head discloses something of
+** the person too (Switchboard-Live-Calls, Switchboard-Next, the length), and
+** the GET it is answered as is audited, so it is. */
 static const sbd_req *as_get(const sbd_req *req, sbd_req *get)
 {
     if (req->method != SBD_HEAD) return req;

@@ -1050,11 +1050,13 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 **                trace left of each record deleted or anonymized, of each
 **                erasure request and of each decision a hold overrode (a
 **                held record's, at every daily review), which is what shows
-**                retention was done, and how long that must be kept is the
-**                account holder's decision, not the engine's: it holds no
-**                personal data, so nothing is removed unless asked. It costs
-**                about 100-130 bytes of the data file an entry: a policy
-**                that deletes every record adds one per call ever made.
+**                retention was done, and of each access request (what was
+**                disclosed: sb_records_export); how long that must be kept
+**                is the account holder's decision, not the engine's: it
+**                holds no personal data, so nothing is removed unless asked.
+**                It costs about 100-130 bytes of the data file an entry: a
+**                policy that deletes every record adds one per call ever
+**                made, and each access request (each page of one) one.
 **                400 keeps a year of it (what PCI DSS asks of audit trails)
 **                and a month to export it in.
 **   "timezone": "America/New_York"       the IANA zone whose days the daily
@@ -1097,9 +1099,21 @@ SB_API int sb_apikey_revoke(sb_engine *eng, const char *account, const char *key
 ** Anonymized records no longer carry the number and are not found.
 ** Records come in the order of the number's index: those where it is the
 ** caller, then those where it is the called one, each by when they ended,
-** then id. An access request writes nothing (no audit log entry); the
-** engine logs at info the account and how many records it disclosed, never
-** the number. */
+** then id.
+** Every access request is in the account's audit log (sb_audit_list): one
+** entry, action "access_request", source "access", no call, and as its
+** reason how many records it disclosed and in which format ("access
+** request: 3 records disclosed as JSON"), never the number or its
+** pseudonym. It is written after the records are read and before res holds
+** any of them: when it cannot be (storage full, SB_EFULL: the disk, or the
+** map at map_max, whose reserve for calls in progress it does not take; a
+** storage error, SB_ESTORE), the request fails with that code and res holds
+** no record ("access request refused, nothing disclosed: ..."), for a
+** disclosure the log does not have must not happen. So it is a write: from
+** the engine's clock or log function it is SB_ESTATE, as writes are, and
+** with SB_SYNC_DEFER the entry is durable only after sb_sync(), which a
+** caller makes before handing the records out (the daemon does). The
+** engine also logs at info the account and the count, never the number. */
 typedef enum sb_export_format { SB_EXPORT_JSON = 0, SB_EXPORT_CSV = 1 } sb_export_format;
 SB_API int sb_records_export(sb_engine *eng, const char *account, const char *number,
                              sb_export_format format, sb_result *res);
@@ -1115,7 +1129,12 @@ SB_API int sb_records_export(sb_engine *eng, const char *account, const char *nu
 ** the last record ended (Unix ms), ':' and its id ("caller:1767603603311:c7").
 ** An `after` that is not one is SB_EINVAL naming "after". Each page is read
 ** on its own: a record written, deleted or anonymized between pages may be
-** found or not, every other is found once. */
+** found or not, every other is found once. Each page is an access request
+** of its own in the audit log, as sb_records_export's, with that page's
+** count (", more to follow" after it when "next" is given, ", a later page"
+** when `after` is): a client may read one page and stop, or the rest much
+** later, so each disclosure is on record with what it gave, and one refused
+** for want of room gives nothing. */
 SB_API int sb_records_export_page(sb_engine *eng, const char *account, const char *number,
                                   sb_export_format format, const char *after, size_t limit,
                                   size_t max_bytes, sb_result *res);
@@ -1263,17 +1282,21 @@ SB_API int sb_hold_get(sb_engine *eng, const char *account, const char *hold_id,
 SB_API int sb_aggregates(sb_engine *eng, const char *account, const char *queue, int64_t from_ms,
                          int64_t to_ms, sb_result *res);
 
-/* The account's retention audit log, oldest first, entries after sequence
-** number `after` (0: from the start; past INT64_MAX, which "next" could not
-** give back, SB_EINVAL naming "after"), at most `limit` (0: 1000). res's JSON:
+/* The account's audit log (retention decisions, erasure and access
+** requests, legal holds), oldest first, entries after sequence number
+** `after` (0: from the start; past INT64_MAX, which "next" could not give
+** back, SB_EINVAL naming "after"), at most `limit` (0: 1000). res's JSON:
 ** {"entries":[{"seq":N,"t_ms":N,"call":"c1","ended_ms":N,"action":"delete"|
 **   "anonymize"|"keep"|"error"|"hold_placed"|"hold_released"|
 **   "erasure_request" (one per sb_erase, after its records' entries, with
 **   what it did as its reason), "account_delete_held" (source "hold": an
 **   account deletion of the erasure journal, applied again at sb_open, that
 **   the account's legal holds kept from it; see sb_account_delete),
+**   "access_request" (source "access": one per sb_records_export and per
+**   page of sb_records_export_page, with how many records it disclosed as
+**   its reason),
 **   "decision":..,"overridden":bool,"reason":..,"source":"write"|"review"|
-**   "erasure"|"hold","policy":..,"version":..}],"next":N}
+**   "erasure"|"hold"|"access","policy":..,"version":..}],"next":N}
 ** Entries older than the account's "audit_days" are removed by sweeps,
 ** oldest first; sequence numbers go on after them and are never given
 ** twice, so a reader paging with `after` misses only what expired before it

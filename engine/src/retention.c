@@ -81,11 +81,11 @@
 #define V_HOLD 1
 #define V_JOB 1
 
-enum { SRC_WRITE = 1, SRC_REVIEW, SRC_ERASURE, SRC_HOLD };
+enum { SRC_WRITE = 1, SRC_REVIEW, SRC_ERASURE, SRC_HOLD, SRC_ACCESS };
 
 /* A hold's reason and id: a run of this many digits reads as a number. */
 #define HOLD_NATIONAL_MIN REASON_NATIONAL_MIN
-static const char *const src_names[] = {"", "write", "review", "erasure", "hold"};
+static const char *const src_names[] = {"", "write", "review", "erasure", "hold", "access"};
 static const char *const act_names[] = {"none", "keep", "anonymize", "delete"};
 
 enum { HK_CALL = 1, HK_NUMBER, HK_RANGE };
@@ -3438,10 +3438,59 @@ static size_t export_after(const char *s, uint8_t *k)
     return 29 + il;
 }
 
+/* An access request's entry in the account's audit log (action
+** "access_request", source "access"): how many records it disclosed and
+** how, never the number or its pseudonym. Written after the records are
+** read and before any of them is handed out, so a disclosure the log does
+** not have never happens: the request is refused when the entry cannot be
+** written. A new write like any other (eng_write): at map_max it does not
+** take the reserve the calls in progress need to end. */
+typedef struct access_op {
+    const char *account;
+    uint32_t acct; /* the account the records were read from */
+    const char *why;
+} access_op;
+
+static int do_access_audit(wtx *t, void *arg)
+{
+    access_op *op = arg;
+    int rc = tx_account(t, op->account);
+    if (rc) return rc;
+    /* Deleted, and made again under its id, since the records were read:
+    ** they were the deleted account's, whose audit log went with it. */
+    if (t->acct != op->acct)
+        return res_err(t->res, SB_ENOTFOUND, "account",
+                       "account '%s' was deleted while its records were read", op->account);
+    rctx x;
+    rctx_init(&x, t);
+    x.acct = t->acct;
+    rc = audit_add(&x, NULL, 0, 0, "access_request", NULL, 0, op->why, SRC_ACCESS, NULL, NULL);
+    if (!rc) rc = audit_flush(&x);
+    rctx_free(&x);
+    return rc;
+}
+
+/* The access request refused because its audit entry could not be written
+** (rc, res saying why): the same code and field, the message saying what
+** it means for the request. */
+static int access_refused(sb_result *res, int rc)
+{
+    char why[600], field[64];
+    snprintf(why, sizeof why, "%s", res && sb_result_message(res) ? sb_result_message(res) : "");
+    snprintf(field, sizeof field, "%s", res && sb_result_field(res) ? sb_result_field(res) : "");
+    return res_err(res, rc, field[0] ? field : NULL,
+                   "access request refused, nothing disclosed: its entry in the account's audit "
+                   "log, which every disclosure must have, could not be written (%s)",
+                   why);
+}
+
 /* sb_records_export and its pages: from the record after `after` (NULL or
 ** "": the first), at most `limit` records (0: every one) and, past the
 ** first, at most `max_bytes` of them (0: no bound), as the answer has them
-** (JSON: each record written compactly; CSV: its line). */
+** (JSON: each record written compactly; CSV: its line). Every request that
+** reads the records is audited (access_op), one entry per call: a page is a
+** request of its own, which a client may make at any time or never, so each
+** page has its entry with the count of that page. */
 static int export_run(sb_engine *e, const char *account, const char *number,
                       sb_export_format format, const char *after, size_t limit, size_t max_bytes,
                       sb_result *res)
@@ -3604,21 +3653,33 @@ done:;
                  (unsigned long long)be64(last + 21), (int)(lastl - 29), (const char *)last + 29);
         json_object_set_new(doc, "next", json_string(nx));
     }
-    if (doc) {
-        res_doc(res, doc);
-        /* Who disclosed what, for the operator: the account and the count,
-        ** never the number (the audit log is retention's: no entry). */
-        sb_log(e, SB_LOG_INFO, "access request: account %s: %zu record%s disclosed as %s%s%s",
-               acc.id, taken, taken == 1 ? "" : "s", format == SB_EXPORT_CSV ? "CSV" : "JSON",
-               akl ? ", a later page" : "", more ? ", more to follow" : "");
-    } else {
+    if (!doc) {
         rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+        goto out;
     }
+    /* Who disclosed what: the account and the count, never the number. The
+    ** read ends first (LMDB gives a thread one transaction); the answer
+    ** waits for the entry. */
+    eng_read_end(e, txn);
+    txn = NULL;
+    char what[96], why[128];
+    snprintf(what, sizeof what, "%zu record%s disclosed as %s%s%s", taken, taken == 1 ? "" : "s",
+             format == SB_EXPORT_CSV ? "CSV" : "JSON", akl ? ", a later page" : "",
+             more ? ", more to follow" : "");
+    snprintf(why, sizeof why, "access request: %s", what);
+    access_op op = {.account = account, .acct = acc.num, .why = why};
+    if ((rc = eng_write(e, do_access_audit, &op, res))) {
+        rc = access_refused(res, rc);
+        json_decref(doc);
+        goto out;
+    }
+    res_doc(res, doc);
+    sb_log(e, SB_LOG_INFO, "access request: account %s: %s", acc.id, what);
 out:
     if (b.p) cr_wipe(b.p, b.len);
     buf_free(&b);
     json_decref(arr);
-    eng_read_end(e, txn);
+    if (txn) eng_read_end(e, txn);
     cr_wipe(num, sizeof num);
     return rc;
 }
@@ -4278,7 +4339,7 @@ int sb_audit_list(sb_engine *e, const char *account, uint64_t after, size_t limi
                 json_pack("{s:I,s:I,s:s,s:s,s:b,s:s,s:s}", "seq", (json_int_t)seq, "t_ms",
                           (json_int_t)t, "action", action, "decision",
                           decision[0] ? decision : action, "overridden", overridden, "reason",
-                          reason, "source", src > 0 && src <= SRC_HOLD ? src_names[src] : "?");
+                          reason, "source", src > 0 && src <= SRC_ACCESS ? src_names[src] : "?");
             if (call[0]) json_object_set_new(o, "call", json_string(call));
             if (ended) json_object_set_new(o, "ended_ms", json_integer(ended));
             if (policy[0]) json_object_set_new(o, "policy", json_string(policy));

@@ -352,10 +352,13 @@ EXPECT = [
      [(x["queue"], x["offered"], x["answered"], x["abandoned"], x["overflowed"], x["timezone"])
       for x in r.get("days", [])] == [("support", 3, 2, 1, 0, "America/New_York")] and
      r["days"][0]["day"] in (ny_date(NOW / 1000), ny_date(time.time()))),
-    (["audit?after=0"], "GET /v1/audit: the erasure's delete and the request, the hold placed "
-     "and released",
+    (["audit?after=0"], "GET /v1/audit: the two access requests (JSON, CSV), the erasure's "
+     "delete and the request, the hold placed and released",
      lambda st, r: st == 200 and [e["action"] for e in r.get("entries", [])] ==
-     ["delete", "erasure_request", "hold_placed", "hold_released"]),
+     ["access_request", "access_request", "delete", "erasure_request", "hold_placed",
+      "hold_released"] and
+     [e["reason"] for e in r["entries"][:2]] == ["access request: 1 record disclosed as JSON",
+                                                 "access request: 1 record disclosed as CSV"]),
     (["$SB/v1/retention/preview", '"in_days":91'],
      "the dry run 91 days on: c2 and c3 would be deleted, nothing written",
      lambda st, r: st == 200 and (r.get("reviewed"), r.get("deleted"), r.get("done")) ==

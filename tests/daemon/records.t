@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-# Call records over HTTP: list, access requests (JSON and CSV), erasure
-# requests (POST /v1/erasure), legal holds, aggregates, the audit log, and
-# the daemon's scheduled sweep (retention reviews, purging a deleted account).
+# Call records over HTTP: list, access requests (JSON and CSV, each in the
+# audit log), erasure requests (POST /v1/erasure), legal holds, aggregates,
+# the audit log, and the daemon's scheduled sweep (retention reviews,
+# purging a deleted account).
 import sys, os, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import TAP, Daemon, provision
@@ -110,6 +111,28 @@ r = acme.get("/v1/records?number=12345")
 t.is_((r.status, r.field), (400, "number"), "a number that is not E.164: 400")
 r = acme.get("/v1/records?format=xml")
 t.is_((r.status, r.field), (400, "format"), "an unknown format: 400")
+# Pages of one: each page a request of its own, with its own entry.
+r = acme.get("/v1/records?number=%2B442079460001&limit=1")
+nx = (r.json or {}).get("next", "")
+t.ok(r.status == 200 and [x["id"] for x in r.json["records"]] == ["c1"] and nx,
+     "?limit=1: a page of c1, and next", r)
+r = acme.get("/v1/records?number=%2B442079460001&limit=1&after=" + nx)
+t.ok(r.status == 200 and [x["id"] for x in r.json["records"]] == ["c2"] and "next" not in r.json,
+     "... and the page after it: c2, the last", r)
+# Every disclosure is in the account's audit log: an access_request entry
+# for each request and each page, with its count and format and no number;
+# the refused ones (400) disclosed nothing and have none.
+r = acme.get("/v1/audit")
+acc = [e for e in r.json["entries"] if e["action"] == "access_request"]
+t.is_([(e["source"], e["reason"]) for e in acc],
+      [("access", "access request: 2 records disclosed as JSON"),
+       ("access", "access request: 2 records disclosed as CSV"),
+       ("access", "access request: 1 record disclosed as JSON, more to follow"),
+       ("access", "access request: 1 record disclosed as JSON, a later page")],
+      "GET /v1/audit: an access_request entry, source access, for each access request and page, "
+      "saying how many records and how", r.body)
+t.ok(acc and all("call" not in e for e in acc) and "7946" not in r.body,
+     "... with no call and no number", r.body)
 
 r = acme.post("/v1/holds", {"call": "c1", "reason": "complaint"})
 t.is_(r.status, 201, "POST /v1/holds places a hold")

@@ -5,7 +5,8 @@
 # working, and service resumes without a restart once space is available:
 # agents deleted through the API (map), a file removed from the filesystem
 # (disk: the data directory on a small tmpfs, where mounting one is allowed).
-# A file size limit (RLIMIT_FSIZE) is a full disk too: 503, the daemon not
+# An access request whose audit entry does not fit is refused, disclosing
+# nothing. A file size limit (RLIMIT_FSIZE) is a full disk too: 503, the daemon not
 # killed by SIGXFSZ. Restarted with its map past map_max and too little of it
 # free, /healthz says storage_full from the start.
 import os, resource, subprocess, sys, tempfile
@@ -97,6 +98,19 @@ t.ok(is_full(r) and a.get("/v1/calls/c%d" % (3 + taken)).status == 404 and taken
      "map: ... new offers take what room is left below map_max (%d went in), then 503 "
      "SB_EFULL; the map (%d bytes after the answer) does not grow for them" % (taken, size or 0),
      r)
+# An access request writes its entry in the audit log before it answers:
+# with no room for it, refused, disclosing nothing. Requests go on until one
+# is (the entry is smaller than an offer: a few may still fit).
+audited, r = 0, None
+for k in range(2000):
+    r = a.get("/v1/records?number=%2B4930100001")
+    if r.status != 200:
+        break
+    audited += 1
+t.ok(is_full(r) and "access request refused, nothing disclosed" in r.body
+     and "records" not in (r.json or {}) and "4930100001" not in r.body,
+     "map: an access request whose audit entry does not fit is 503 SB_EFULL, disclosing "
+     "nothing (%d went in before it)" % audited, r)
 if not answered:
     t.is_(a.get("/v1/calls/c1").json.get("state"), "ringing", "map: ... refused: c1 still rings")
     t.is_(a.get("/v1/agents/alice").json.get("status"), "reserved", "map: ... alice still reserved")
@@ -141,6 +155,12 @@ t.ok((answered or r1.status == 200) and r2.status == 200 and r3.status == 200,
      "map: service resumes without a restart (answer %s, hangup %d, new agent %d)" %
      (r1.status if r1 else "-", r2.status, r3.status), [r1, r2, r3])
 t.is_(d.request("GET", "/healthz").status, 200, "map: /healthz is ok again once a write works")
+r = a.get("/v1/records?number=%2B4930100001")
+e = a.get("/v1/audit?after=0&limit=100000").json["entries"]
+acc = [x for x in e if x["action"] == "access_request"]
+t.ok(r.status == 200 and len(acc) == audited + 1 and "4930100001" not in str(acc),
+     "map: with room again the access request is answered, and the audit log has an entry for "
+     "each that was (%d), none for the one refused" % (audited + 1), acc[-3:])
 t.is_(d.stop(), 0, "map: the daemon stops cleanly")
 bad = check_data_file(d.data_dir)
 t.ok(bad is None, "map: the data file checks clean", bad)

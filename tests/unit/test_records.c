@@ -2,7 +2,8 @@
 ** test_records.c — call records through the public API: what a record
 ** holds, numbers and personal attributes sealed (a scan of every file in the
 ** data directory finds no number after thousands of calls), caller history,
-** daily aggregates, access requests (JSON and CSV), erasure requests, legal
+** daily aggregates, access requests (JSON and CSV; each in the audit log,
+** refused when its entry cannot be written), erasure requests, legal
 ** holds, the audit log, account deletion (data key destroyed at once,
 ** records purged by a sweep).
 */
@@ -16,8 +17,10 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -419,8 +422,38 @@ static void test_moved_calls(void)
 #undef EV
 }
 
+/* The account's access_request entries in its audit log; -1 when it cannot
+** be read. */
+static int access_entries(const char *acct)
+{
+    return audit_matching(acct, "access_request", NULL, NULL, 0);
+}
+
+/* The account's last audit entry is an access request's as switchboard.h
+** has it: action access_request, source access, `reason`, and nothing an
+** entry of no call does not have (no call, no number, no pseudonym). */
+static void audited_as(const char *acct, const char *reason, const char *what)
+{
+    static const char *const keys[] = {"seq",        "t_ms",   "action", "decision",
+                                       "overridden", "reason", "source"};
+    json_t *d = doc(sb_audit_list(eng, acct, 0, 100000, res)), *es = json_object_get(d, "entries");
+    json_t *e = json_array_get(es, json_array_size(es) - 1);
+    char *txt = e ? json_dumps(e, JSON_SORT_KEYS) : NULL;
+    int fields = json_object_size(e) == 7;
+    for (size_t i = 0; i < 7; i++)
+        fields &= json_object_get(e, keys[i]) != NULL;
+    ok(fields && !strcmp(jstr(e, "action"), "access_request") &&
+           !strcmp(jstr(e, "source"), "access") && !strcmp(jstr(e, "reason"), reason) && txt &&
+           !strstr(txt, "7946") && !strchr(txt, '+'),
+       "%s: the audit log's last entry is the access request's, \"%s\", with no number (%s)", what,
+       reason, txt ? txt : "no entry");
+    free(txt);
+    json_decref(d);
+}
+
 static void test_export(void)
 {
+    int audited = access_entries("acme");
     json_t *d = doc(sb_records_export(eng, "acme", "+44 (20) 7946-0001", SB_EXPORT_JSON, res));
     json_t *recs = json_object_get(d, "records");
     is_int(json_array_size(recs), 4, "access request: the 4 records of +442079460001");
@@ -432,10 +465,12 @@ static void test_export(void)
            "and the personal attributes");
     is_str(jstr(r, "role"), "caller", "the number's role");
     json_decref(d);
+    audited_as("acme", "access request: 4 records disclosed as JSON", "access request");
     d = doc(sb_records_export(eng, "acme", "+442079469999", SB_EXPORT_JSON, res));
     is_int(json_array_size(json_object_get(d, "records")), 1, "the called number finds c1");
     is_str(jstr(json_array_get(json_object_get(d, "records"), 0), "role"), "called", "as called");
     json_decref(d);
+    audited_as("acme", "access request: 1 record disclosed as JSON", "the called number's");
     d = doc(sb_records_export(eng, "acme", "+442079460001", SB_EXPORT_CSV, res));
     const char *csv = jstr(d, "csv");
     int lines = 0;
@@ -447,6 +482,8 @@ static void test_export(void)
            NULL,
        "CSV quotes JSON fields");
     json_decref(d);
+    audited_as("acme", "access request: 4 records disclosed as CSV", "CSV");
+    is_int(access_entries("acme"), audited + 3, "one entry for each of the three requests");
     /* Seconds with milliseconds print as such, not as binary noise. */
     const char *acct = "{\"id\":\"csvp\"}",
                *ag = "{\"id\":\"p1\",\"devices\":{\"softphone\":\"sip:p1@x\"},"
@@ -500,8 +537,12 @@ static void test_export(void)
     is_int(json_array_size(json_object_get(d, "records")), 0,
            "another account finds nothing for the same number");
     json_decref(d);
+    audited_as("other", "access request: 0 records disclosed as JSON",
+               "one that finds nothing, in its own account's log");
+    audited = access_entries("acme");
     ok(sb_records_export(eng, "acme", "0044207", SB_EXPORT_JSON, res) == SB_EINVAL,
        "a number that is not E.164 is refused");
+    is_int(access_entries("acme"), audited, "... disclosing nothing, and is not in the audit log");
 }
 
 /* The pages of an access request (sb_records_export_page): the number as
@@ -531,7 +572,9 @@ static void test_export_pages(void)
         snprintf(order + strlen(order), sizeof order - strlen(order), "%s%s", i ? " " : "",
                  jstr(json_array_get(recs, i), "id"));
     is_str(order, "pa0 pa1 pa2 pb0 pb1 pb2", "as caller, then as called, each by end time");
-    /* Pages of limit 1..7: together the whole export, in order. */
+    /* Pages of limit 1..7: together the whole export, in order; each page
+    ** read is in the audit log. */
+    int audited = access_entries("pages"), read = 0;
     for (size_t limit = 1; limit <= 7; limit++) {
         json_t *got = json_array();
         char after[256] = "";
@@ -550,18 +593,25 @@ static void test_export_pages(void)
         ok(!bad && json_equal(got, recs) && pages + 1 == (int)((6 + limit - 1) / limit),
            "limit %zu: %d pages, together the whole export in order, next on each but the last",
            limit, pages + 1);
+        read += pages + 1;
         json_decref(got);
     }
+    is_int(access_entries("pages") - audited, read,
+           "the audit log has an access_request entry for each page read");
     json_t *d = doc(sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, NULL, 3, 0, res));
     char want[128];
     snprintf(want, sizeof want, "caller:%lld:pa2",
              jint(json_array_get(json_object_get(d, "records"), 2), "ended_ms"));
     is_str(jstr(d, "next"), want, "a page of the 3 as caller: next is the last's role, end, id");
     json_decref(d);
+    audited_as("pages", "access request: 3 records disclosed as JSON, more to follow",
+               "a first page");
     d = doc(sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, want, 0, 0, res));
     is_int(json_array_size(json_object_get(d, "records")), 3, "after it: the 3 as called");
     is_str(jstr(json_array_get(json_object_get(d, "records"), 0), "id"), "pb0", "... from pb0");
     json_decref(d);
+    audited_as("pages", "access request: 3 records disclosed as JSON, a later page",
+               "the page after it, with its own count");
     /* Bytes: one record at least; then as many as fit. */
     char *one = json_dumps(json_array_get(recs, 0), JSON_COMPACT | JSON_ENSURE_ASCII);
     size_t each = one ? strlen(one) : 0;
@@ -592,6 +642,8 @@ static void test_export_pages(void)
        pages + 1, counts);
     is_str(csv, jstr(wc, "csv"), "... together the whole CSV, its header once");
     json_decref(wc);
+    audited_as("pages", "access request: 1 record disclosed as CSV, a later page",
+               "the last CSV page");
     /* An after that is no page's next. */
     const char *bads[] = {
         "x", "caller:", "caller:12", "caller:12:", "called:1x:pa0", "callee:1:pa0", "caller:1:a b"};
@@ -606,6 +658,74 @@ static void test_export_pages(void)
        "after past the last record: an empty page, no next");
     json_decref(d);
     json_decref(all);
+}
+
+/* An access request whose entry the audit log cannot take is refused and
+** discloses nothing: on a full disk (a file size limit at the data file's
+** size, so the map cannot grow) and at map_max. Requests are made until
+** one is refused; each that went in left its entry, the refused one none.
+** On an engine of its own with a small map. */
+static void test_export_refused(void)
+{
+    static const struct {
+        const char *what, *says;
+        size_t map_max;
+        int disk;
+    } cases[] = {{"a full disk", "free space on the disk", 0, 1},
+                 {"map_max reached", "map_max", 512 << 10, 0}};
+    sb_engine *main_eng = eng;
+    const char *num = "+442079460091";
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char path[300], mdb[320];
+        snprintf(path, sizeof path, "%s-full%zu", dir, c);
+        snprintf(mdb, sizeof mdb, "%s/data.mdb", path);
+        sb_config cfg;
+        test_engine_config(&cfg, path, NULL, 256 << 10);
+        cfg.map_max = cases[c].map_max;
+        eng = test_open(&cfg, res);
+        if (!ok(eng != NULL, "%s: an engine with a 256 KiB map", cases[c].what)) break;
+        provision("full");
+        cycle("full", "f1", num, NULL, 1, 1);
+        struct rlimit old;
+        struct stat st;
+        if (cases[c].disk && stat(mdb, &st) == 0) {
+            struct rlimit lim;
+            getrlimit(RLIMIT_FSIZE, &old);
+            lim = old;
+            lim.rlim_cur = (rlim_t)st.st_size;
+            signal(SIGXFSZ, SIG_IGN);
+            setrlimit(RLIMIT_FSIZE, &lim);
+        }
+        int went = 0, rc;
+        while ((rc = sb_records_export(eng, "full", num, SB_EXPORT_JSON, res)) == 0 &&
+               went < 100000)
+            went++;
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", sb_result_message(res));
+        const char *js = sb_result_json(res, NULL);
+        int clean = js && !strstr(js, "7946") && !strstr(js, "records");
+        if (cases[c].disk) setrlimit(RLIMIT_FSIZE, &old);
+        ok(rc == SB_EFULL && strstr(msg, "access request refused, nothing disclosed") &&
+               strstr(msg, "audit log") && strstr(msg, cases[c].says),
+           "%s: after %d access requests, one whose audit entry cannot be written is refused, "
+           "SB_EFULL saying why (%s)",
+           cases[c].what, went, msg);
+        ok(clean, "%s: ... its result holds no record and no number (%s)", cases[c].what,
+           js ? js : "");
+        is_int(access_entries("full"), went,
+               "%s: ... and the audit log has the entry of each that went in, none of it",
+               cases[c].what);
+        if (cases[c].disk) {
+            json_t *d = doc(sb_records_export(eng, "full", num, SB_EXPORT_JSON, res));
+            ok(d && json_array_size(json_object_get(d, "records")) == 1 &&
+                   access_entries("full") == went + 1,
+               "%s: with room again, the request is answered and audited", cases[c].what);
+            json_decref(d);
+        }
+        sb_close(eng);
+        if (!getenv("SB_TEST_KEEP")) rmtree(path);
+    }
+    eng = main_eng;
 }
 
 static int place(const char *json)
@@ -1192,6 +1312,7 @@ int main(void)
     test_aggregates();
     test_export();
     test_export_pages();
+    test_export_refused();
     test_holds_and_erasure();
     test_no_plaintext();
     test_account_deletion();

@@ -38,7 +38,9 @@
 **               records; after a sweep no entry is older than audit_days
 **  - twin:      a sweep cut into short calls ends where a whole one does
 **  - export:    an access request returns exactly the account's live
-**               records of the number, with their numbers
+**               records of the number, with their numbers, and writes one
+**               access_request entry with their count (no call, no number;
+**               B is given it too, which keeps the twins' logs alike)
 **  - deleted:   a deleted account reads as missing everywhere, and made
 **               again starts empty
 **  - refused:   refused input changes nothing that can be read
@@ -182,6 +184,10 @@ typedef struct {
     uint64_t last_seq;
     agg_m day[NDAYS]; /* what the calls offered on each day made */
     int erase_entries_step, last_was_request, entries_step;
+    /* The access requests since the log was last read (a step's, and each
+    ** number's every 50 steps): the reasons their entries must have, in order. */
+    char access_want[NN + 2][96];
+    int access_n, access_step; /* how many; access_request entries read */
 } acct_m;
 
 static rec_m *R;
@@ -441,7 +447,7 @@ static void touch(int r)
 /* This step's new audit entries of account a, into the model. */
 static void read_audit(int a)
 {
-    A[a].entries_step = A[a].erase_entries_step = A[a].last_was_request = 0;
+    A[a].entries_step = A[a].erase_entries_step = A[a].last_was_request = A[a].access_step = 0;
     for (;;) {
         int rc = sb_audit_list(E[0], ACC[a], A[a].last_seq, 0, rd);
         if (rc) {
@@ -466,6 +472,20 @@ static void read_audit(int a)
                 continue;
             }
             if (!strcmp(act, "hold_placed") || !strcmp(act, "hold_released")) continue;
+            /* An access request's: no call, no number, the count it disclosed. */
+            if (!strcmp(act, "access_request")) {
+                int k = A[a].access_step;
+                const char *want = k < A[a].access_n && k < NN + 2 ? A[a].access_want[k] : "";
+                A[a].access_step++;
+                if (call[0] || strcmp(jstr(e, "source"), "access") ||
+                    strcmp(jstr(e, "reason"), want))
+                    bad(I_AUDIT,
+                        "%s: entry %llu: access_request of call '%s', source %s, reason "
+                        "'%s', where the request was '%s'",
+                        ACC[a], (unsigned long long)seq, call, jstr(e, "source"), jstr(e, "reason"),
+                        want);
+                continue;
+            }
             int r = rec_of_id(call);
             if (r < 0 || R[r].acct != a || R[r].gen != A[a].gen) {
                 bad(I_AUDIT, "%s: entry %llu (%s) names call '%s', not one of the account's",
@@ -487,6 +507,10 @@ static void read_audit(int a)
         json_decref(d);
         if (n < 1000) break;
     }
+    if (A[a].access_step != A[a].access_n)
+        bad(I_AUDIT, "%s: %d access_request entries for %d access requests", ACC[a],
+            A[a].access_step, A[a].access_n);
+    A[a].access_n = 0;
 }
 
 /* A's records of account a against the model: transitions learned, and
@@ -583,15 +607,27 @@ static void check_aggregates(int e, int a, int d0, int d1)
             m.wait_ms, got.talk_ms, m.talk_ms, got.overflowed, m.overflowed);
 }
 
-/* An access request for number n in account a against the model. */
+typedef struct {
+    int a, n;
+    sb_export_format f;
+} export_arg;
+static int op_export(sb_engine *e, sb_result *r, void *p)
+{
+    export_arg *x = p;
+    return sb_records_export(e, ACC[x->a], NUM[x->n], x->f, r);
+}
+
+/* An access request for number n in account a against the model (on both
+** engines: it writes its audit entry). */
 static void check_export(int a, int n)
 {
-    int rc = sb_records_export(E[0], ACC[a], NUM[n], rnd(4) ? SB_EXPORT_JSON : SB_EXPORT_CSV, rd);
+    export_arg x = {a, n, rnd(4) ? SB_EXPORT_JSON : SB_EXPORT_CSV};
+    int rc = both(op_export, &x);
     if (rc) {
-        bad(I_API, "export %s %s: %s", ACC[a], NUM[n], sb_result_message(rd));
+        bad(I_API, "export %s %s: %s", ACC[a], NUM[n], sb_result_message(res));
         return;
     }
-    json_t *d = jdoc(rd);
+    json_t *d = jdoc(res);
     static char got[MAXR];
     memset(got, 0, (size_t)nrec);
     json_t *rs = json_object_get(d, "records");
@@ -638,6 +674,12 @@ static void check_export(int a, int n)
     } else {
         bad(I_EXPORT, "%s %s: neither records nor csv", ACC[a], NUM[n]);
     }
+    long long disclosed = rs ? (long long)json_array_size(rs) : jint(d, "count");
+    if (A[a].access_n < NN + 2)
+        snprintf(A[a].access_want[A[a].access_n], sizeof A[a].access_want[0],
+                 "access request: %lld record%s disclosed as %s", disclosed,
+                 disclosed == 1 ? "" : "s", rs ? "JSON" : "CSV");
+    A[a].access_n++;
     json_decref(d);
     for (int r = 0; r < nrec; r++) {
         int want =

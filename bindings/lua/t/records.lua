@@ -151,19 +151,23 @@ T.ok(eng:stats() and tostring(eng):find("closed") == nil, "and the engine stays 
 local log = eng:audit_list("acme")
 local got = {}
 for i, e in ipairs(log and log.entries or {}) do got[i] = e.seq .. ":" .. e.action .. ":" .. (e.call or "") end
-T.is(table.concat(got, " "), "1:hold_placed:c2 2:keep:c2 3:delete:c3",
-     "audit_list: the hold, the overridden deletion, the deletion")
-T.ok(log and log.next == 3 and log.entries[2].overridden == true and log.entries[2].decision == "delete",
+T.is(table.concat(got, " "), "1:access_request: 2:access_request: 3:hold_placed:c2 4:keep:c2 5:delete:c3",
+     "audit_list: the two access requests (the refused ones have none), the hold, the overridden deletion, the deletion")
+T.ok(log and log.entries[1].source == "access" and
+     log.entries[1].reason == "access request: 2 records disclosed as JSON" and
+     log.entries[2].reason == "access request: 2 records disclosed as CSV",
+     "... each access request's saying how many records it disclosed, and how")
+T.ok(log and log.next == 5 and log.entries[4].overridden == true and log.entries[4].decision == "delete",
      "with next, and the override marked")
 local page = eng:audit_list("acme", 1, 1)
 T.ok(page and #page.entries == 1 and page.entries[1].seq == 2 and page.next == 2, "audit_list(after, limit)")
 -- audit_pages: audit_list page after page until no entry is left (Python's
 -- audit_pages, Go's AuditPages).
-T.is(walk(eng:audit_pages("acme", 0, 1), "seq"), "1|2|3", "audit_pages(acct, 0, 1): an entry a turn")
-T.is(walk(eng:audit_pages("acme", nil, 2), "seq"), "1,2|3", "audit_pages(acct, nil, 2): two, then one")
-T.is(walk(eng:audit_pages("acme"), "seq"), "1,2,3", "audit_pages(acct): pages of 1000, no empty page after")
-T.is(walk(eng:audit_pages("acme", 1, 1), "seq"), "2|3", "audit_pages from after 1")
-local it = eng:audit_pages("acme", 3)
+T.is(walk(eng:audit_pages("acme", 0, 1), "seq"), "1|2|3|4|5", "audit_pages(acct, 0, 1): an entry a turn")
+T.is(walk(eng:audit_pages("acme", nil, 2), "seq"), "1,2|3,4|5", "audit_pages(acct, nil, 2): two, two, then one")
+T.is(walk(eng:audit_pages("acme"), "seq"), "1,2,3,4,5", "audit_pages(acct): pages of 1000, no empty page after")
+T.is(walk(eng:audit_pages("acme", 3, 1), "seq"), "4|5", "audit_pages from after 3")
+local it = eng:audit_pages("acme", 5)
 local p1, p2 = it(), it()
 T.ok(p1 and #p1 == 0 and p2 == nil, "after the last entry: one empty page, then nil")
 T.raises(function() walk(eng:audit_pages("nobody")) end, "SB_ENOTFOUND: .*%(field account%)",

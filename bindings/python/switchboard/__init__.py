@@ -1722,7 +1722,11 @@ class Engine:
         access request. ``format="json"``: ``{"number", "records": [record
         with "role", "caller", "called", "personal_attrs"...]}``;
         ``format="csv"``: ``{"number", "count", "csv"}`` (RFC 4180 text, a
-        header line, one line per record). Anonymized records are not found."""
+        header line, one line per record). Anonymized records are not found.
+        Each request is in the account's audit log (:meth:`audit_list`), an
+        ``access_request`` entry with how many records it disclosed and no
+        number; one whose entry cannot be written raises (FullError for a
+        full disk or map) and discloses nothing."""
         if format not in _EXPORT_FORMATS:
             raise ValueError("format must be one of %s" % ", ".join(_EXPORT_FORMATS))
         return self._do(_json, self._lib.sb_records_export, _b(account, "account"),
@@ -1841,7 +1845,8 @@ class Engine:
                         _whole(to_ms, 63, "to_ms"))["days"]
 
     def audit_list(self, account, after=0, limit=0):
-        """The account's retention audit log, oldest first: entries after
+        """The account's audit log (retention decisions, erasure and access
+        requests, legal holds), oldest first: entries after
         sequence number ``after``, at most ``limit`` (0: 1000). Returns
         ``{"entries": [...], "next": N}``; pass ``next`` as ``after`` for
         the following page."""
