@@ -617,6 +617,12 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.LogLevel != 0 {
 		c.log_level = C.sb_log_level(cfg.LogLevel - 1)
 	}
+	if cfg.ErasureJournalDays < 0 {
+		// The C field has no sign: said here, in the engine's words.
+		return nil, &Error{Code: ErrInvalid, Field: "erasure_journal_days",
+			Message: fmt.Sprintf("erasure_journal_days must be 0 (kept for good) to 36600, not %d",
+				cfg.ErasureJournalDays)}
+	}
 	c.seed = C.uint64_t(cfg.Seed)
 	setBudgets(&c, &cfg)
 	e := &Engine{pool: make(chan *C.sb_result, poolSize), all: map[*C.sb_result]struct{}{}}
@@ -687,11 +693,10 @@ func setBudgets(c *C.sb_config, cfg *Config) {
 	case cfg.QuarantineAfter < 0:
 		c.quarantine_after = 0
 	}
-	switch {
-	case cfg.ErasureJournalDays < 0 || int64(cfg.ErasureJournalDays) > math.MaxUint32:
+	if int64(cfg.ErasureJournalDays) > math.MaxUint32 {
 		// Out of the engine's range, whose refusal names the field.
 		c.erasure_journal_days = C.uint32_t(math.MaxUint32)
-	default:
+	} else {
 		c.erasure_journal_days = C.uint32_t(cfg.ErasureJournalDays)
 	}
 }

@@ -197,6 +197,9 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     sbd_sweep_clock_turn(&sweep_clock, sbd_now_ns());
     sbd_batch_close(d);
     int rc = sb_sweep(d->eng, 1, NULL, NULL, d->res);
+    /* A start found the map full: the sweep's deletes may have made room,
+    ** with no request to show it. */
+    sbd_full_at_start_recheck(d);
     d->m.sweeps++;
     json_t *s = rc ? NULL : json_loads(sb_result_json(d->res, NULL), 0, NULL);
     int more = s && !json_is_true(json_object_get(s, "done"));
@@ -1389,16 +1392,33 @@ static int open_engine(sbd *d)
 ** found when it grows (an open "at its current size" had no room for
 ** map_size, but may have for the smaller steps a growth takes), so there
 ** the first write that cannot be made says so. */
-static void storage_at_start(sbd *d)
+/* sb_stats' lmdb.map_max_reached (0 when it cannot be read), with the
+** map's size and what is in use. */
+static int map_max_reached(sbd *d, long long *size, long long *used)
 {
-    if (sb_stats(d->eng, d->res) != 0) return;
+    if (sb_stats(d->eng, d->res) != 0) return 0;
     json_t *o = json_loads(sb_result_json(d->res, NULL), 0, NULL);
     json_t *l = json_object_get(o, "lmdb");
     int reached = json_integer_value(json_object_get(l, "map_max_reached")) == 1;
-    long long size = (long long)json_integer_value(json_object_get(l, "map_size")),
-              used = (long long)json_integer_value(json_object_get(l, "used_bytes"));
+    *size = (long long)json_integer_value(json_object_get(l, "map_size"));
+    *used = (long long)json_integer_value(json_object_get(l, "used_bytes"));
     json_decref(o);
-    if (!reached) return;
+    return reached;
+}
+
+void sbd_full_at_start_recheck(sbd *d)
+{
+    long long size, used;
+    if (!d->full.on || !d->full.at_start || map_max_reached(d, &size, &used)) return;
+    d->full.on = d->full.at_start = 0;
+    sbd_log(SB_LOG_INFO, "storage full at start: room made, new calls taken again",
+            "map_size=%lld used_bytes=%lld", size, used);
+}
+
+static void storage_at_start(sbd *d)
+{
+    long long size, used;
+    if (!map_max_reached(d, &size, &used)) return;
     d->full.on = d->full.at_start = 1;
     unsigned long long max = d->cfg->map_max ? (unsigned long long)d->cfg->map_max
                                              : (unsigned long long)SBD_DEFAULT_MAP_MAX;

@@ -331,6 +331,10 @@ void sbd_storage_failed(sbd *d, int rc, const char *why);
 ** through, see api.c's uses_reserve): the states it ends end once it is
 ** committed and durable (with sync = group, once its sync has worked). */
 void sbd_storage_wrote(sbd *d, int room);
+/* storage_full found at start (the map past map_max) and nothing written
+** since: ended, said at info, once the engine says there is room again (a
+** sweep's or a delete's). */
+void sbd_full_at_start_recheck(sbd *d);
 /* Events (POST /v1/calls..., agent status) run in one engine transaction
 ** per batch: api.c leaves each as a job (sbd_job_new, then sbd_job_add),
 ** which the engine thread applies with the rest of the turn's, and the loop

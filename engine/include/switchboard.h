@@ -308,14 +308,11 @@ typedef struct sb_config {
     /* Budgets for every policy hook call; 0: no limit. A policy's top level
     ** loads under ten times policy_instructions (a budget past
     ** UINT64_MAX / 10 counts as that). */
-    uint64_t policy_instructions;  /* Lua VM instructions per hook call     */
-    uint32_t policy_wall_ms;       /* wall-clock limit per hook call        */
-    size_t policy_memory;          /* bytes per account's Lua state         */
-    uint32_t quarantine_after;     /* consecutive failures before quarantine
-                                      (0: never quarantined)              */
-    int require_signed_policies;   /* 1: policies need a valid signature    */
-    const char *policy_public_key; /* hex Ed25519 key used when signed     */
-    /* Days after an erasure request came that its number's keyed pseudonym
+    uint64_t policy_instructions; /* Lua VM instructions per hook call     */
+    uint32_t policy_wall_ms;      /* wall-clock limit per hook call        */
+    /* (In the 4 bytes after policy_wall_ms, which were padding: sb_config
+    ** kept its size and layout, and a program built before it has 0 there.)
+    ** Days after an erasure request came that its number's keyed pseudonym
     ** stays in the erasure journal (sb_erase): sb_sweep then takes it out,
     ** once data.mdb has applied the request, so that no pseudonym of a
     ** number that asked to be erased is kept for good. A data.mdb restored
@@ -324,6 +321,11 @@ typedef struct sb_config {
     ** this longer than the oldest backup you keep. 0 (sb_config_init's): kept for good;
     ** at most 36,600. switchboard serve's default is 400. */
     uint32_t erasure_journal_days;
+    size_t policy_memory;          /* bytes per account's Lua state         */
+    uint32_t quarantine_after;     /* consecutive failures before quarantine
+                                      (0: never quarantined)              */
+    int require_signed_policies;   /* 1: policies need a valid signature    */
+    const char *policy_public_key; /* hex Ed25519 key used when signed     */
 } sb_config;
 
 /* Fill cfg with defaults: group sync, 64 MiB map (map_max 0: 64 GiB),

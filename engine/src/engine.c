@@ -754,8 +754,16 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     ** they cannot be. Requests whose pseudonym the journal no longer has
     ** (its horizon) never can be: that data.mdb is not opened, whoever
     ** holds the journal's lock (the check reads it without). */
-    if ((rc = ret_journal_check(e, res))) goto fail;
+    int refused;
     sb_result *tmp = sb_result_new();
+    if ((rc = ret_journal_check(e, &refused, tmp)) && refused) {
+        res_err(res, rc, sb_result_field(tmp), "%s", sb_result_message(tmp));
+        sb_result_free(tmp);
+        goto fail;
+    }
+    if (rc) sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(tmp));
+    res_reset(tmp);
+    rc = 0;
     if (ret_erasures_catch_up(e, 0, tmp)) sb_log(e, SB_LOG_ERROR, "%s", sb_result_message(tmp));
     sb_result_free(tmp);
     *out = e;

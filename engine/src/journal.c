@@ -50,7 +50,8 @@
 #include <unistd.h>
 
 static const char head[] = "# Switchboard erasure journal: one erasure request (e, by the "
-                           "number's pseudonym: no number) or account deletion (d) a line.\n"
+                           "number's pseudonym: no number; x, its pseudonym taken out at the "
+                           "horizon) or account deletion (d) a line.\n"
                            "# Keep it in the data directory: a restore replaces data.mdb and "
                            "data.keys, never this file.\n";
 
@@ -113,6 +114,19 @@ static int parse_line(const char *p, size_t n, ejr_entry *x)
     return 0;
 }
 
+/* The first n bytes of fd into buf: 0, or the errno. */
+static int read_all(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return r < 0 ? errno : EIO;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
 static int journal_err(sb_result *res, int err, const char *what, const char *path)
 {
     int full = err == ENOSPC || err == EDQUOT || err == EFBIG;
@@ -169,17 +183,12 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
         ejr_close(j);
         return res_err(res, SB_ENOMEM, NULL, "out of memory");
     }
-    size_t len = 0;
-    while (len < (size_t)st.st_size) {
-        ssize_t r = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int err = r < 0 ? errno : EIO;
-            free(buf);
-            ejr_close(j);
-            return journal_err(res, err, "read", j->path);
-        }
-        len += (size_t)r;
+    size_t len = (size_t)st.st_size;
+    int err = read_all(fd, buf, len);
+    if (err) {
+        free(buf);
+        ejr_close(j);
+        return journal_err(res, err, "read", j->path);
     }
     /* The entries up to the last newline: past it is an append cut short,
     ** never acknowledged (an append syncs before its request runs). A whole
@@ -217,12 +226,12 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
     j->good = at;
     j->torn = at < len;
     free(buf);
-    if (bad)
+    if (bad && !peek)
         sb_log(e, SB_LOG_ERROR,
                "%s: %zu whole line%s no entry (damaged): skipped; the erasure requests or "
                "account deletions they held are lost to a restore",
                j->path, bad, bad == 1 ? " is" : "s are");
-    if (j->torn)
+    if (j->torn && !peek) /* a peek may meet an append being written */
         sb_log(e, SB_LOG_WARN,
                "%s: %zu bytes at its end are no whole entry (an append cut short): ignored, "
                "and written over by the next erasure request or account deletion",
@@ -324,16 +333,8 @@ int ejr_prune(sb_engine *e, ejr *j, uint64_t seen, int64_t before, size_t *remov
         free(buf);
         return res_err(res, SB_ENOMEM, NULL, "out of memory");
     }
-    size_t got = 0, len = 0;
-    int err = 0;
-    while (got < j->good && !err) {
-        ssize_t r = pread(j->fd, old + got, j->good - got, (off_t)got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0)
-            err = r < 0 ? errno : EIO;
-        else
-            got += (size_t)r;
-    }
+    size_t len = 0;
+    int err = read_all(j->fd, old, j->good);
     for (size_t at = 0; !err && at < j->good;) {
         char *nl = memchr(old + at, '\n', j->good - at);
         size_t n = nl ? (size_t)(nl - (old + at)) : j->good - at;

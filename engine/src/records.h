@@ -425,10 +425,12 @@ void ret_free(sb_engine *e);
 ** request another process left cut short is finished by a running
 ** daemon's sweeps, each going on with it for about budget_ms. */
 int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res);
-/* SB_ESTORE when data.mdb has not seen an erasure request whose pseudonym
-** the journal no longer holds and may hold records it erased (sb_open
-** refuses it). Reads the journal without its lock. */
-int ret_journal_check(sb_engine *e, sb_result *res);
+/* SB_ESTORE, *refused set, when data.mdb has not seen an erasure request
+** whose pseudonym the journal no longer holds and may hold records it
+** erased (sb_open refuses it); other errors leave *refused 0. Reads the
+** journal without its lock (and logs nothing of it); reads data.mdb only
+** when the journal has such a request. */
+int ret_journal_check(sb_engine *e, int *refused, sb_result *res);
 
 /* --- journal.c: the erasure journal ---------------------------------------- */
 /* EJR_PRUNED: an erasure request whose pseudonym was taken out at the
@@ -459,8 +461,8 @@ typedef struct ejr {
     int busy;       /* EJR_TRY, and another holds the lock: not opened */
 } ejr;
 
-/* EJR_PEEK: read only, no lock (what a crash or an append leaves
-** half-written is ignored as at any open); ejr_close after. */
+/* EJR_PEEK: read only, no lock, nothing logged (what a crash or an append
+** leaves half-written is ignored as at any open); ejr_close after. */
 enum { EJR_CREATE = 1, EJR_TRY = 2, EJR_PEEK = 4 };
 
 /* Open the data directory's journal (EJR_CREATE: make it when missing;

@@ -3090,8 +3090,9 @@ static int deletion_again(sb_engine *e, const ejr *j, const ejr_entry *x, sb_res
 ** cannot have applied again, its pseudonym taken out at the horizon
 ** (journal.c), though data.mdb may hold records it erased: data.mdb has its
 ** account, made by the time the request came, and no deletion of that
-** account follows in the journal (one would delete it again, records and
-** all). Found: *hit. */
+** account follows in the journal that will be applied again (one would
+** delete it again, records and all; not under a legal hold, which no
+** account is deleted under). Found: *hit. */
 typedef struct {
     const ejr *j;
     uint64_t seen;
@@ -3116,20 +3117,36 @@ static int find_behind(wtx *t, void *arg)
             deleted = d->kind == EJR_DELETION && d->seq > b->seen && d->acct == a.num &&
                       d->created == a.created && !strcmp(d->account, a.id);
         }
+        if (deleted) {
+            uint8_t p[4];
+            st_iter it;
+            rc = st_iter_open(&it, t->txn, t->e, DB_HOLDS, p, key_acct(p, a.num));
+            st_iter_close(&it);
+            if (rc && rc != MDB_NOTFOUND) return eng_mdb_err(t->res, rc, "read the legal holds");
+            deleted = rc == MDB_NOTFOUND; /* held: the deletion is not applied again */
+        }
         if (!deleted) b->hit = x;
     }
     return 0;
 }
 
-static int journal_behind(sb_engine *e, const ejr *j, uint64_t seen, sb_result *res)
+/* SB_ESTORE, saying so, when data.mdb (which has seen the journal up to
+** seen) is behind a request whose pseudonym the journal no longer holds
+** (find_behind); *refused set then. */
+static int journal_behind(sb_engine *e, const ejr *j, uint64_t seen, int *refused, sb_result *res)
 {
     behind_arg b = {.j = j, .seen = seen};
+    int any = 0;
+    for (size_t i = 0; i < j->n && !any; i++)
+        any = j->v[i].kind == EJR_PRUNED && j->v[i].seq > seen;
+    if (!any) return 0; /* the common case: no read of data.mdb */
     int rc = eng_write_peek(e, find_behind, &b, res);
     if (rc || !b.hit) return rc;
     char when[40] = "?";
     time_t secs = (time_t)(b.hit->received / 1000);
     struct tm tm;
     if (gmtime_r(&secs, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    if (refused) *refused = 1;
     return res_err(res, SB_ESTORE, "data_dir",
                    "data.mdb has not seen erasure request %llu of account '%s' (received %s), "
                    "whose number's pseudonym %s no longer holds (taken out after "
@@ -3141,13 +3158,16 @@ static int journal_behind(sb_engine *e, const ejr *j, uint64_t seen, sb_result *
                    (unsigned long long)b.hit->seq);
 }
 
-int ret_journal_check(sb_engine *e, sb_result *res)
+int ret_journal_check(sb_engine *e, int *refused, sb_result *res)
 {
     ejr j;
     uint64_t seen;
-    int rc = ejr_open(e, EJR_PEEK, &j, res);
-    if (!rc && j.fd >= 0 && !(rc = ret_journal_seen(e, &seen, res)))
-        rc = journal_behind(e, &j, seen, res);
+    *refused = 0;
+    int rc = ejr_open(e, EJR_PEEK, &j, res), any = 0;
+    for (size_t i = 0; !rc && i < j.n && !any; i++)
+        any = j.v[i].kind == EJR_PRUNED;
+    if (any && !(rc = ret_journal_seen(e, &seen, res)))
+        rc = journal_behind(e, &j, seen, refused, res);
     ejr_close(&j);
     return rc;
 }
@@ -3159,7 +3179,7 @@ static int journal_catch_up(sb_engine *e, const ejr *j, int *applied, uint64_t d
 {
     uint64_t seen;
     int rc = ret_journal_seen(e, &seen, res);
-    if (!rc) rc = journal_behind(e, j, seen, res);
+    if (!rc) rc = journal_behind(e, j, seen, NULL, res);
     for (size_t i = 0; i < j->n && !rc; i++) {
         const ejr_entry *x = &j->v[i];
         if (x->seq <= seen || x->kind == EJR_PRUNED) continue;
@@ -3285,8 +3305,9 @@ int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res)
     /* Read to its end as it was at least: a change made while it was read
     ** is seen by the next call (and one held by another, or left at the
     ** deadline, by a call after). One that failed is not tried again
-    ** until it changes (or the next sb_open, or an erasure request): its
-    ** error is said once. */
+    ** until it changes, a day has passed (the horizon waits for it), the
+    ** next sb_open or an erasure request: its error is said once a day. */
+    if (rc && e->cfg.erasure_journal_days) prune_at = i64_add_sat(now, DAY_MS);
     if (rc || checked) {
         pthread_mutex_lock(&e->stats_mu);
         e->ejr_size = (long long)st.st_size;

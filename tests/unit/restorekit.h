@@ -48,8 +48,9 @@ static int copy_file(const char *from, const char *to)
     return rc;
 }
 
-/* The restore switchboard(1) gives: the backup's two files in place. */
-static __attribute__((unused)) int restore(const char *bk)
+/* The restore switchboard(1) gives: the engine closed, the backup's two
+** files in place. */
+static int restore_files(const char *bk)
 {
     char from[600], to[600];
     sb_close(eng);
@@ -61,6 +62,13 @@ static __attribute__((unused)) int restore(const char *bk)
         snprintf(to, sizeof to, "%s/%s", dir, f);
         rc = copy_file(from, to);
     }
+    return rc;
+}
+
+/* ... and the directory opened again. */
+static __attribute__((unused)) int restore(const char *bk)
+{
+    int rc = restore_files(bk);
     eng = open_logged();
     return rc || !eng ? -1 : 0;
 }

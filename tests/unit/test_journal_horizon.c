@@ -88,16 +88,7 @@ static int backup_to(const char *bk)
 /* The backup's two files in place, then an open with the horizon. */
 static sb_engine *restore_days(const char *bk, uint32_t days, sb_result *r)
 {
-    char from[700], to[700];
-    sb_close(eng);
-    eng = NULL;
-    for (int i = 0; i < 2; i++) {
-        const char *f = i ? "data.keys" : "data.mdb";
-        snprintf(from, sizeof from, "%s/%s", bk, f);
-        snprintf(to, sizeof to, "%s/%s", dir, f);
-        if (copy_file(from, to)) return NULL;
-    }
-    return open_days(days, r);
+    return restore_files(bk) ? NULL : open_days(days, r);
 }
 
 /* Whether a lock on the journal's file (inode ino) is being waited for:
@@ -303,7 +294,28 @@ int main(void)
     ok(eng && sb_sweep(eng, 0, NULL, NULL, res) == 0 && !journal_has(pk),
        "... and the horizon of 30 days takes it out");
 
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", bk0, bk1, bko);
+    /* A backup holding the account under a legal hold: the account's later
+    ** deletion is not applied again to it (no account is deleted under a
+    ** hold), so it is refused as if no deletion followed. */
+    char bkh[600];
+    snprintf(bkh, sizeof bkh, "%s-bkh", dir);
+    const char *h = "{\"id\":\"case-1\",\"number\":\"+442079460777\",\"reason\":\"case\"}";
+    ok(sb_hold_place(eng, "acme", h, strlen(h), res) == 0 && backup_to(bkh) == 0,
+       "a legal hold on acme, and a backup with it (%s)", sb_result_message(res));
+    calls_from("h", "+442079460888", 2);
+    ok(sb_hold_release(eng, "acme", "case-1", res) == 0 && erase_deleted("+442079460888") == 2 &&
+           sb_account_delete(eng, "acme", res) == 0,
+       "the hold released, a caller erased, acme deleted (%s)", sb_result_message(res));
+    now_ms += 31 * DAY;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0, "31 days later a sweep takes the pseudonym out");
+    refused = restore_days(bkh, 30, res);
+    ok(refused == NULL && sb_result_code(res) == SB_ESTORE &&
+           strstr(sb_result_message(res), "of account 'acme'"),
+       "the backup with the hold is refused: its acme would not be deleted again (%s)",
+       sb_result_message(res));
+    sb_close(refused);
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s' '%s'", bk0, bk1, bko, bkh);
     if (system(cmd)) diag("could not remove the backups");
     return end_engine();
 }

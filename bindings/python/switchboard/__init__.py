@@ -207,11 +207,11 @@ class _Config(ctypes.Structure):
         ("seed", ctypes.c_uint64),
         ("policy_instructions", ctypes.c_uint64),
         ("policy_wall_ms", ctypes.c_uint32),
+        ("erasure_journal_days", ctypes.c_uint32),  # in what was padding
         ("policy_memory", ctypes.c_size_t),
         ("quarantine_after", ctypes.c_uint32),
         ("require_signed_policies", ctypes.c_int),
         ("policy_public_key", ctypes.c_char_p),
-        ("erasure_journal_days", ctypes.c_uint32),
     ]
 
 
