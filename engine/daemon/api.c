@@ -437,29 +437,22 @@ static void h_health(ctx *x)
         return;
     }
     sbd_full_at_start_recheck(x->d); /* room made since, by a sweep or a delete */
-    if (x->d->full.on && x->d->full.at_start) {
-        health_failing(x, "storage_full",
-                       "the map was found past map_max at start, in the reserve kept for calls "
-                       "in progress to end: new calls and documents are refused (503 SB_EFULL, "
-                       "map_max reached) until room is made (deletes, a sweep, an erasure "
-                       "request) or map_max is raised and the daemon restarted; reads work "
-                       "(not access requests, whose audit entry is a write) and calls in "
-                       "progress can end",
-                       "");
-        return;
-    }
     if (x->d->full.on) {
-        x->rep->status = 503;
-        evbuffer_add_printf(x->rep->body,
-                            "{\"status\":\"storage_full\",\"version\":\"%s\",\"message\":"
-                            "\"a write failed for lack of storage: reads work (not access "
-                            "requests, whose audit entry is a write) and new calls are refused; at "
-                            "map_max calls in progress can end (make room or "
-                            "raise map_max and restart); on a full disk nothing that grows the "
-                            "data file is written, calls in progress cannot end either, until "
-                            "space is freed on it. The failed request's message names the "
-                            "cause\"}",
-                            sb_version());
+        health_failing(x, "storage_full",
+                       x->d->full.at_start
+                           ? "the map was found past map_max at start, in the reserve kept for "
+                             "calls in progress to end: new calls and documents are refused (503 "
+                             "SB_EFULL, map_max reached) until room is made (deletes, a sweep, an "
+                             "erasure request) or map_max is raised and the daemon restarted; "
+                             "reads work (not access requests, whose audit entry is a write) and "
+                             "calls in progress can end"
+                           : "a write failed for lack of storage: reads work (not access "
+                             "requests, whose audit entry is a write) and new calls are refused; "
+                             "at map_max calls in progress can end (make room or raise map_max "
+                             "and restart); on a full disk nothing that grows the data file is "
+                             "written, calls in progress cannot end either, until space is freed "
+                             "on it. The failed request's message names the cause",
+                       "");
         return;
     }
     if (x->d->failing.on) {

@@ -3032,14 +3032,20 @@ int ret_journal_seen(sb_engine *e, uint64_t *seen, sb_result *res)
     return eng_write_peek(e, read_seen, seen, res);
 }
 
-int ret_audit_hold_note(wtx *t, const char *action, const char *reason)
+/* One audit entry of no call in t's account (action, reason, source). */
+static int audit_note(wtx *t, const char *action, const char *reason, int src)
 {
     rctx x;
     rctx_init(&x, t);
-    int rc = audit_add(&x, NULL, 0, 0, action, NULL, 0, reason, SRC_HOLD, NULL, NULL);
+    int rc = audit_add(&x, NULL, 0, 0, action, NULL, 0, reason, src, NULL, NULL);
     if (!rc) rc = audit_flush(&x);
     rctx_free(&x);
     return rc;
+}
+
+int ret_audit_hold_note(wtx *t, const char *action, const char *reason)
+{
+    return audit_note(t, action, reason, SRC_HOLD);
 }
 
 /* An account deletion of the journal that data.mdb has not seen: the
@@ -3130,16 +3136,22 @@ static int find_behind(wtx *t, void *arg)
     return 0;
 }
 
+/* Whether the journal has a request after seen whose pseudonym it took
+** out: what find_behind looks at, without reading data.mdb. */
+static int pruned_after(const ejr *j, uint64_t seen)
+{
+    for (size_t i = 0; i < j->n; i++)
+        if (j->v[i].kind == EJR_PRUNED && j->v[i].seq > seen) return 1;
+    return 0;
+}
+
 /* SB_ESTORE, saying so, when data.mdb (which has seen the journal up to
 ** seen) is behind a request whose pseudonym the journal no longer holds
 ** (find_behind); *refused set then. */
 static int journal_behind(sb_engine *e, const ejr *j, uint64_t seen, int *refused, sb_result *res)
 {
     behind_arg b = {.j = j, .seen = seen};
-    int any = 0;
-    for (size_t i = 0; i < j->n && !any; i++)
-        any = j->v[i].kind == EJR_PRUNED && j->v[i].seq > seen;
-    if (!any) return 0; /* the common case: no read of data.mdb */
+    if (!pruned_after(j, seen)) return 0; /* the common case: no read of data.mdb */
     int rc = eng_write_peek(e, find_behind, &b, res);
     if (rc || !b.hit) return rc;
     char when[40] = "?";
@@ -3163,10 +3175,8 @@ int ret_journal_check(sb_engine *e, int *refused, sb_result *res)
     ejr j;
     uint64_t seen;
     *refused = 0;
-    int rc = ejr_open(e, EJR_PEEK, &j, res), any = 0;
-    for (size_t i = 0; !rc && i < j.n && !any; i++)
-        any = j.v[i].kind == EJR_PRUNED;
-    if (any && !(rc = ret_journal_seen(e, &seen, res)))
+    int rc = ejr_open(e, EJR_PEEK, &j, res);
+    if (!rc && pruned_after(&j, 0) && !(rc = ret_journal_seen(e, &seen, res)))
         rc = journal_behind(e, &j, seen, refused, res);
     ejr_close(&j);
     return rc;
@@ -3482,13 +3492,7 @@ static int do_access_audit(wtx *t, void *arg)
     if (t->acct != op->acct)
         return res_err(t->res, SB_ENOTFOUND, "account",
                        "account '%s' was deleted while its records were read", op->account);
-    rctx x;
-    rctx_init(&x, t);
-    x.acct = t->acct;
-    rc = audit_add(&x, NULL, 0, 0, "access_request", NULL, 0, op->why, SRC_ACCESS, NULL, NULL);
-    if (!rc) rc = audit_flush(&x);
-    rctx_free(&x);
-    return rc;
+    return audit_note(t, "access_request", op->why, SRC_ACCESS);
 }
 
 /* The access request refused because its audit entry could not be written

@@ -62,7 +62,8 @@ static void grown_log(void *arg, sb_log_level l, const char *line)
     quiet(arg, l, line);
 }
 
-static int open_engine(const char *data, size_t map, size_t max)
+/* The engine on data, as it is: 0, or -1 saying why. */
+static int reopen_engine(const char *data, size_t map, size_t max)
 {
     sb_config cfg;
     sb_config_init(&cfg);
@@ -76,6 +77,13 @@ static int open_engine(const char *data, size_t map, size_t max)
         diag("open: %s", sb_result_message(res));
         return -1;
     }
+    return 0;
+}
+
+/* ... with an account, two agents and a queue. */
+static int open_engine(const char *data, size_t map, size_t max)
+{
+    if (reopen_engine(data, map, max)) return -1;
     static const char acct[] = "{\"id\":\"acme\"}";
     static const char a1[] = "{\"id\":\"alice\",\"devices\":{\"softphone\":\"sip:a@x\"},"
                              "\"status\":\"available\"}";
@@ -349,15 +357,7 @@ static void calls_end_when_full(const char *base)
     ** sb_stats says so from the open (the daemon's /healthz reads it at
     ** its start). */
     sb_close(eng);
-    sb_config cfg;
-    sb_config_init(&cfg);
-    cfg.data_dir = data;
-    cfg.sync = SB_SYNC_NONE;
-    cfg.clock = test_clock;
-    cfg.map_size = (size_t)256 << 10;
-    cfg.map_max = (size_t)512 << 10;
-    cfg.log = grown_log;
-    ok(sb_open(&eng, &cfg, res) == 0 && map_max_reached() == 1,
+    ok(reopen_engine(data, (size_t)256 << 10, (size_t)512 << 10) == 0 && map_max_reached() == 1,
        "calls: opened again, lmdb.map_max_reached is 1 from the open: %s", sb_result_message(res));
     ok(ev("{\"type\":\"offer\",\"call\":\"n1\",\"queue\":\"support\",\"caller\":"
           "\"+4930100009\"}") == SB_EFULL,
