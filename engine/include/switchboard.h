@@ -37,8 +37,10 @@
 **    may be used by one thread at a time.
 **  - Times are milliseconds since the Unix epoch, from the engine's clock
 **    (injectable, see sb_config.clock). Durations in JSON are seconds.
-**  - Identifiers (accounts, agents, queues, calls, policies) are 1..128 bytes
-**    of [A-Za-z0-9._:@+-]. Phone numbers are E.164 ("+" then 2..15 digits),
+**  - Identifiers (accounts, agents, queues, calls) are 1..128 bytes of
+**    [A-Za-z0-9._:@+-]. Policy names are 1..128 bytes of [A-Za-z0-9._-] in
+**    parts separated by "/", none starting with "." ("asterisk/rrmemory"):
+**    they name files under policy_dir. Phone numbers are E.164 ("+" then 2..15 digits),
 **    which may be written with spaces, dashes, dots and parentheses, and
 **    with the national trunk prefix as "(0)": "+44 (0)20 7946-0001" is
 **    +442079460001.
