@@ -77,6 +77,7 @@
 #define V_AUDIT 1
 #define V_AUDIT2 2
 #define AUDIT_STRS_MAX 32 /* strings one audit value defines, at most */
+#define AUDIT_OWN_MAX 512 /* the engine's own text in an audit reason, at most (audit_add) */
 #define AUDIT_NEW_STR 0xFF
 #define V_HOLD 1
 #define V_JOB 1
@@ -552,9 +553,14 @@ static int audit_next(rctx *x, uint32_t acct, uint64_t *next)
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* An audit entry. Its reason is the engine's own text `own` (NULL: none),
+** kept as written, followed by `reason`, a policy's or a customer's, which
+** is redacted: the engine composes its text of counts ("access request:
+** 1234567 records disclosed"), which are not numbers and must read as the
+** engine wrote them. */
 static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, const char *action,
-                     const char *decision, int overridden, const char *reason, int source,
-                     const char *policy, const char *version)
+                     const char *decision, int overridden, const char *own, const char *reason,
+                     int source, const char *policy, const char *version)
 {
     uint32_t acct = x->acct ? x->acct : x->t->acct;
     int rc;
@@ -602,6 +608,11 @@ static int audit_add(rctx *x, const char *call, size_t calllen, int64_t ended, c
         reason = x->memo_clean;
     } else if (reason && sb_redact(reason, NULL, 0)) {
         reason = "[reason withheld: it quotes a number]";
+    }
+    char both[AUDIT_OWN_MAX + sizeof x->memo_clean];
+    if (own) {
+        snprintf(both, sizeof both, "%.*s%s", AUDIT_OWN_MAX - 1, own, reason ? reason : "");
+        reason = both;
     }
     audit_sref(x, reason ? reason : "");
     wb_u8(w, (uint8_t)source);
@@ -1067,10 +1078,10 @@ static int apply(rctx *x, const uint8_t *rk, size_t rkl, rec_data *r, const pol_
     ** failure, and every decision about an erasure request. Routine keeps
     ** (a new review date) are not actions. */
     if (d->failed)
-        rc = audit_add(x, r->id, r->idlen, r->ended, "error", "none", 0, reason, source, d->policy,
-                       d->version);
+        rc = audit_add(x, r->id, r->idlen, r->ended, "error", "none", 0, NULL, reason, source,
+                       d->policy, d->version);
     else if (overridden || action != RET_KEEP || source == SRC_ERASURE)
-        rc = audit_add(x, r->id, r->idlen, r->ended, applied, act_names[decided], overridden,
+        rc = audit_add(x, r->id, r->idlen, r->ended, applied, act_names[decided], overridden, NULL,
                        reason, source, d->policy, d->version);
     if (x->reasons) count_reason(x, d->failed ? "failed" : applied, counted ? counted : reason);
     return rc;
@@ -2811,7 +2822,7 @@ static int audit_request(rctx *x, const erase_op *op)
              (unsigned long long)c.deleted, (unsigned long long)c.anonymized,
              (unsigned long long)c.kept, (unsigned long long)c.overridden,
              (unsigned long long)c.failed, op->live, op->live == 1 ? "" : "s");
-    return audit_add(x, NULL, 0, 0, "erasure_request", NULL, 0, why, SRC_ERASURE, NULL, NULL);
+    return audit_add(x, NULL, 0, 0, "erasure_request", NULL, 0, why, NULL, SRC_ERASURE, NULL, NULL);
 }
 
 /* The request's entry in the journal, before its first change (the
@@ -3032,12 +3043,13 @@ int ret_journal_seen(sb_engine *e, uint64_t *seen, sb_result *res)
     return eng_write_peek(e, read_seen, seen, res);
 }
 
-/* One audit entry of no call in t's account (action, reason, source). */
-static int audit_note(wtx *t, const char *action, const char *reason, int src)
+/* One audit entry of no call in t's account (action, the engine's own
+** text and a reason after it, source: audit_add). */
+static int audit_note(wtx *t, const char *action, const char *own, const char *reason, int src)
 {
     rctx x;
     rctx_init(&x, t);
-    int rc = audit_add(&x, NULL, 0, 0, action, NULL, 0, reason, src, NULL, NULL);
+    int rc = audit_add(&x, NULL, 0, 0, action, NULL, 0, own, reason, src, NULL, NULL);
     if (!rc) rc = audit_flush(&x);
     rctx_free(&x);
     return rc;
@@ -3045,7 +3057,7 @@ static int audit_note(wtx *t, const char *action, const char *reason, int src)
 
 int ret_audit_hold_note(wtx *t, const char *action, const char *reason)
 {
-    return audit_note(t, action, reason, SRC_HOLD);
+    return audit_note(t, action, NULL, reason, SRC_HOLD);
 }
 
 /* An account deletion of the journal that data.mdb has not seen: the
@@ -3492,7 +3504,7 @@ static int do_access_audit(wtx *t, void *arg)
     if (t->acct != op->acct)
         return res_err(t->res, SB_ENOTFOUND, "account",
                        "account '%s' was deleted while its records were read", op->account);
-    return audit_note(t, "access_request", op->why, SRC_ACCESS);
+    return audit_note(t, "access_request", op->why, NULL, SRC_ACCESS);
 }
 
 /* The access request refused because its audit entry could not be written
@@ -3507,6 +3519,20 @@ static int access_refused(sb_result *res, int rc)
                    "access request refused, nothing disclosed: its entry in the account's audit "
                    "log, which every disclosure must have, could not be written (%s)",
                    why);
+}
+
+int ret_access_audit(sb_engine *e, const char *account, uint32_t acct, size_t taken,
+                     sb_export_format format, int later, int more, char *what, size_t whatn,
+                     sb_result *res)
+{
+    char why[128];
+    snprintf(what, whatn, "%zu record%s disclosed as %s%s%s", taken, taken == 1 ? "" : "s",
+             format == SB_EXPORT_CSV ? "CSV" : "JSON", later ? ", a later page" : "",
+             more ? ", more to follow" : "");
+    snprintf(why, sizeof why, "access request: %s", what);
+    access_op op = {.account = account, .acct = acct, .why = why};
+    int rc = eng_write(e, do_access_audit, &op, res);
+    return rc ? access_refused(res, rc) : 0;
 }
 
 /* sb_records_export and its pages: from the record after `after` (NULL or
@@ -3687,14 +3713,9 @@ done:;
     ** waits for the entry. */
     eng_read_end(e, txn);
     txn = NULL;
-    char what[96], why[128];
-    snprintf(what, sizeof what, "%zu record%s disclosed as %s%s%s", taken, taken == 1 ? "" : "s",
-             format == SB_EXPORT_CSV ? "CSV" : "JSON", akl ? ", a later page" : "",
-             more ? ", more to follow" : "");
-    snprintf(why, sizeof why, "access request: %s", what);
-    access_op op = {.account = account, .acct = acc.num, .why = why};
-    if ((rc = eng_write(e, do_access_audit, &op, res))) {
-        rc = access_refused(res, rc);
+    char what[96];
+    if ((rc = ret_access_audit(e, account, acc.num, taken, format, akl != 0, more, what,
+                               sizeof what, res))) {
         json_decref(doc);
         goto out;
     }
@@ -3926,7 +3947,7 @@ static int do_hold_place(wtx *t, void *arg)
     char why[SB_ID_MAX + SB_REASON_MAX + 40];
     snprintf(why, sizeof why, "%s hold %s: %s", hk_names[op->h.kind], op->h.id, op->h.reason);
     rc = audit_add(&x, op->h.kind == HK_CALL ? op->h.call : NULL, strlen(op->h.call), 0,
-                   "hold_placed", NULL, 0, why, SRC_HOLD, NULL, NULL);
+                   "hold_placed", NULL, 0, NULL, why, SRC_HOLD, NULL, NULL);
     if (!rc) rc = audit_flush(&x);
 out:
     rctx_free(&x);
@@ -4065,7 +4086,7 @@ static int do_hold_release(wtx *t, void *arg)
     char why[SB_ID_MAX + SB_REASON_MAX + 40];
     snprintf(why, sizeof why, "%s hold %s: %s", hk_names[op->h.kind], op->h.id, op->h.reason);
     rc = audit_add(&x, op->h.kind == HK_CALL ? op->h.call : NULL, strlen(op->h.call), 0,
-                   "hold_released", NULL, 0, why, SRC_HOLD, NULL, NULL);
+                   "hold_released", NULL, 0, NULL, why, SRC_HOLD, NULL, NULL);
     if (!rc) rc = audit_flush(&x);
     rctx_free(&x);
     return rc;

@@ -7,6 +7,7 @@
 ** holds, the audit log, account deletion (data key destroyed at once,
 ** records purged by a sweep).
 */
+#include "records.h" /* ret_access_audit: an access request's entry of any count */
 #include "switchboard.h"
 #include "tap.h"
 #include "testkit.h"
@@ -449,6 +450,33 @@ static void audited_as(const char *acct, const char *reason, const char *what)
        reason, txt ? txt : "no entry");
     free(txt);
     json_decref(d);
+}
+
+/* An access request's entry as the engine composes it keeps its count as
+** counted: seven digits or more are a count the engine wrote, not a number
+** to redact ("1234567 records" read "[number] records"). The entry is
+** written as an export writes it, without disclosing a million records. A
+** policy's reason in the audit log is still redacted (test_compliance). */
+static void test_export_count(void)
+{
+    MDB_txn *txn;
+    acct_rec acc;
+    if (!ok(eng_read_account(eng, "acme", &txn, &acc, res) == 0, "the account acme")) return;
+    eng_read_end(eng, txn);
+    char what[96];
+    ok(ret_access_audit(eng, "acme", acc.num, 1234567, SB_EXPORT_JSON, 0, 0, what, sizeof what,
+                        res) == 0,
+       "an access request's entry of 1234567 records");
+    is_str(what, "1234567 records disclosed as JSON", "... the log line's text");
+    audited_as("acme", "access request: 1234567 records disclosed as JSON",
+               "a count of seven digits");
+    ok(ret_access_audit(eng, "acme", acc.num, 4930123456789, SB_EXPORT_CSV, 1, 1, what, sizeof what,
+                        res) == 0,
+       "one of 4930123456789 records, of a later page");
+    audited_as("acme",
+               "access request: 4930123456789 records disclosed as CSV, a later page, more to "
+               "follow",
+               "a count of thirteen digits, as a number would have them");
 }
 
 static void test_export(void)
@@ -1311,6 +1339,7 @@ int main(void)
     test_caller_history();
     test_aggregates();
     test_export();
+    test_export_count();
     test_export_pages();
     test_export_refused();
     test_holds_and_erasure();
