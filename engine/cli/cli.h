@@ -49,6 +49,9 @@ int cli_flag(const char *flag, int argc, char **argv, int *i, const char **val);
 ** `flag=`): said on stderr for command cmd, and 1 (a usage error: which
 ** value was meant?); else 0. */
 int cli_twice(const char *cmd, int argc, char **argv, const char *const *flags);
+/* The integer at doc[group][key] of sb_stats' JSON, 0 when none. */
+struct json_t;
+long long cli_stat(struct json_t *doc, const char *group, const char *key);
 int cli_replay(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
 int cli_records(int argc, char **argv); /* records.c */

@@ -220,6 +220,11 @@ static int remove_flat(int fd, const char *path)
     return rmdir(path);
 }
 
+long long cli_stat(json_t *doc, const char *group, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(json_object_get(doc, group), key));
+}
+
 int cli_flag(const char *flag, int argc, char **argv, int *i, const char **val)
 {
     size_t n = strlen(flag);

@@ -681,11 +681,6 @@ static void replay_line(sb_engine *eng, sb_result *res, json_t *o, char *account
     free(doc);
 }
 
-static long long stat_of(json_t *doc, const char *group, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(json_object_get(doc, group), key));
-}
-
 int cli_replay(int argc, char **argv)
 {
     const char *file = NULL, *data_dir = NULL, *policy_dir = NULL;
@@ -829,9 +824,9 @@ int cli_replay(int argc, char **argv)
         long long failures = 0, fallbacks = 0, quarantined = 0;
         if (sb_stats(eng, res) == 0) {
             json_t *st_doc = json_loads(sb_result_json(res, NULL), 0, NULL);
-            failures = stat_of(st_doc, "policy", "failures");
-            fallbacks = stat_of(st_doc, "decisions", "fallback");
-            quarantined = stat_of(st_doc, "policy", "quarantined");
+            failures = cli_stat(st_doc, "policy", "failures");
+            fallbacks = cli_stat(st_doc, "decisions", "fallback");
+            quarantined = cli_stat(st_doc, "policy", "quarantined");
             json_decref(st_doc);
         }
         fprintf(stderr,

@@ -326,8 +326,7 @@ static void setup(void)
 
 /* The policies quarantined during the day, each said on stderr with the
 ** queues it was to route; how many (1 when that cannot be read). Their calls went to the queue's
-** fallback from then on, so the day shown is not the policy's: a run that
-** checks a policy must not pass on it, and replay exits 1 for the same. */
+** fallback from then on, so the day shown is not the policy's. */
 static int quarantined(void)
 {
     if (sb_policy_list(eng, demo_account, res)) {
@@ -502,14 +501,17 @@ int cli_simulate(int argc, char **argv)
                     "only those queues with it, the others keep theirs. A FILE that does not\n"
                     "load is refused with its file:line and no day runs; what `policy check`\n"
                     "finds in one that loads is shown as warnings; the policy's failures during\n"
-                    "the day are logged on stderr and counted in the summary; one quarantined\n"
-                    "(too many failures in a row: its queues' calls got their fallback from\n"
-                    "then on) is said after the summary, and the day counts as failed.\n"
+                    "the day are logged on stderr and counted in the summary, and a day with\n"
+                    "any (a routing decision that failed got its queue's fallback) counts as\n"
+                    "failed, said after the summary with how many decisions failed; a policy\n"
+                    "quarantined (too many failures in a row: its queues' calls got their\n"
+                    "fallback from then on) is said too.\n"
                     "--data-dir keeps the engine's data there (default: a temporary directory\n"
                     "in $TMPDIR, removed at the end); one a running `switchboard serve` holds\n"
-                    "is refused. Exit status: 0 done, 1 an error (a policy that does not load\n"
-                    "included) or a policy quarantined during the day, 2 a usage error (a FILE\n"
-                    "that cannot be read included).\n");
+                    "is refused. Exit status: 0 done with no policy failure, 1 an error (a\n"
+                    "policy that does not load included), a policy that failed (a routing\n"
+                    "decision that fell back included) or was quarantined during the day, 2 a\n"
+                    "usage error (a FILE that cannot be read included).\n");
             return help ? 0 : 2;
         }
     }
@@ -676,21 +678,35 @@ int cli_simulate(int argc, char **argv)
         }
         json_decref(doc);
     }
-    if (sb_stats(eng, res) == 0) {
-        json_t *doc = json_loads(sb_result_json(res, NULL), 0, NULL);
-        json_t *d = json_object_get(doc, "decisions"), *p = json_object_get(doc, "policy");
+    /* Decisions that failed (a policy's errors: the call got its queue's
+    ** fallback) or any other failure of a policy: the day is not the
+    ** policy's, and a run that checks one must not pass on it (replay's
+    ** exit status is 1 for the same). Not known: not said to be fine. */
+    int status = 1;
+    json_t *doc = sb_stats(eng, res) == 0 ? json_loads(sb_result_json(res, NULL), 0, NULL) : NULL;
+    long long ring = cli_stat(doc, "decisions", "ring"), wait = cli_stat(doc, "decisions", "wait"),
+              move = cli_stat(doc, "decisions", "move"),
+              reject = cli_stat(doc, "decisions", "reject"),
+              failures = cli_stat(doc, "policy", "failures"),
+              fallbacks = cli_stat(doc, "decisions", "fallback");
+    if (doc)
         printf("\ndecisions: %lld ring, %lld wait, %lld move, %lld reject; policy failures %lld, "
                "fallbacks %lld\n",
-               (long long)json_integer_value(json_object_get(d, "ring")),
-               (long long)json_integer_value(json_object_get(d, "wait")),
-               (long long)json_integer_value(json_object_get(d, "move")),
-               (long long)json_integer_value(json_object_get(d, "reject")),
-               (long long)json_integer_value(json_object_get(p, "failures")),
-               (long long)json_integer_value(json_object_get(d, "fallback")));
-        json_decref(doc);
-    }
+               ring, wait, move, reject, failures, fallbacks);
     printf("%d of %d calls answered (%.1f%%)\n", ta, to, to ? 100.0 * ta / to : 0);
-    int status = quarantined() ? 1 : 0;
+    if (!doc)
+        fprintf(stderr, "switchboard simulate: cannot tell whether a policy failed: %s\n",
+                sb_result_message(res));
+    else if (failures || fallbacks)
+        fprintf(stderr,
+                "switchboard simulate: %lld of %lld routing decisions failed (the policy's "
+                "errors, logged above) and got their queue's fallback; %lld policy failure%s in "
+                "all: the day counts as failed\n",
+                fallbacks, ring + wait + move + reject, failures, failures == 1 ? "" : "s");
+    else
+        status = 0;
+    json_decref(doc);
+    if (quarantined()) status = 1;
     finish();
     free(calls);
     free(h.v);

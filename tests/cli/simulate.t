@@ -2,7 +2,7 @@
 # tests/cli/simulate.t — `switchboard simulate`, the day of calls `make run`
 # starts with: it provisions its queues in an order the engine accepts (a
 # queue's overflow queue first), routes every call and exits 0 with its
-# summary (1 when a policy was quarantined during the day); the same seed
+# summary (1 when a policy failed or was quarantined during the day); the same seed
 # gives the same day; malformed --calls and --seed
 # are usage errors; a run that fails removes its temporary data directory.
 cd "$(dirname "$0")/../.." || exit 1
@@ -111,8 +111,9 @@ ok $? "... and the finding is shown as a warning with FILE:line" "$(shown)"
 # calls got their fallback from then on, so the day is not the policy's. The
 # summary is still printed, the policy is named after it and the exit status
 # is 1, as replay's for a policy that failed. A policy that fails now and
-# then but is never quarantined (only call c0, rung twice) leaves a day that
-# counts its failures and exits 0.
+# then but is never quarantined (only call c0, rung twice) fails the day
+# too: its decisions fell back, so the summary says how many and the exit
+# status is 1.
 printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  error("boom")\nend\nreturn P\n' \
     >"$tmp/boom.lua"
 run "$sb" simulate --calls 60 --seed 7 --policy "$tmp/boom.lua"
@@ -123,7 +124,10 @@ ok $? "... after the day's summary, and the quarantine's log line" "$(shown)"
 printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  if call.id == "c0" then error("not c0") end\n  if agents[1] then return { ring = agents[1] } end\n  return { wait = 10 }\nend\nreturn P\n' \
     >"$tmp/once.lua"
 run "$sb" simulate --calls 60 --seed 7 --policy "$tmp/once.lua"
-check 0 "a policy that failed but was not quarantined: exit 0" out "of 60 calls answered"
+check 1 "a policy that failed but was not quarantined: exit 1" err \
+    "switchboard simulate: 2 of 68 routing decisions failed (the policy's errors, logged above) and got their queue's fallback; 2 policy failures in all: the day counts as failed"
+has "$out" "of 60 calls answered" && has "$out" "policy failures 2, fallbacks 2"
+ok $? "... after the day's summary, which counts them" "$(shown)"
 has "$err" "once.lua:3: not c0" && ! has "$err" "quarantined"
 ok $? "... its failures logged, no quarantine said" "$(shown)"
 
