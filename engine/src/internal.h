@@ -92,6 +92,10 @@ static inline int json_oom(const json_error_t *err)
 }
 /* json_string of a cleaned copy of s (never NULL for a non-NULL s). */
 json_t *json_string_clean(const char *s);
+/* json_decref(j), the strings it frees wiped first (decrypted numbers and
+** personal attributes): every string of j, and of the arrays and objects in
+** it, that no other reference keeps. NULL: nothing. */
+void json_wipe_decref(json_t *j);
 /* Copy at most cap-1 bytes and terminate. Returns 0, or -1 if it did not fit. */
 int str_copy(char *dst, size_t cap, const char *src);
 

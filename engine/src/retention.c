@@ -3541,7 +3541,10 @@ int ret_access_audit(sb_engine *e, const char *account, uint32_t acct, size_t ta
 ** (JSON: each record written compactly; CSV: its line). Every request that
 ** reads the records is audited (access_op), one entry per call: a page is a
 ** request of its own, which a client may make at any time or never, so each
-** page has its entry with the count of that page. */
+** page has its entry with the count of that page. The numbers and personal
+** attributes it decrypts are wiped wherever it lets them go: a record that
+** is not the number's, the one past a full page, each CSV record once it
+** is a line, and the whole answer when its entry cannot be written. */
 static int export_run(sb_engine *e, const char *account, const char *number,
                       sb_export_format format, const char *after, size_t limit, size_t max_bytes,
                       sb_result *res)
@@ -3626,12 +3629,17 @@ static int export_run(sb_engine *e, const char *account, const char *number,
             continue;
         char caller[SB_E164_MAX + 1], called[SB_E164_MAX + 1];
         json_t *pattrs = NULL;
-        if (rec_open(key, acc.id, &r, caller, called, &pattrs)) continue;
+        if (rec_open(key, acc.id, &r, caller, called, &pattrs)) {
+            /* It may have copied the caller before it failed. */
+            cr_wipe(caller, sizeof caller);
+            cr_wipe(called, sizeof called);
+            continue;
+        }
         /* The pseudonym found it; the number itself must match too. A call
         ** from the number to itself is listed once, as the caller's. */
         if (strcmp(it.key[20] == ROLE_CALLER ? caller : called, num) != 0 ||
             (it.key[20] == ROLE_CALLED && strcmp(caller, num) == 0)) {
-            json_decref(pattrs);
+            json_wipe_decref(pattrs);
             cr_wipe(caller, sizeof caller);
             cr_wipe(called, sizeof called);
             continue;
@@ -3649,7 +3657,7 @@ static int export_run(sb_engine *e, const char *account, const char *number,
         cr_wipe(called, sizeof called);
         /* The page is full: this record, which follows it, says more do. */
         if (taken && limit && taken == limit) {
-            json_decref(o);
+            json_wipe_decref(o);
             more = 1;
             break;
         }
@@ -3672,12 +3680,12 @@ static int export_run(sb_engine *e, const char *account, const char *number,
         if (taken && max_bytes && bytes + size > max_bytes) {
             if (b.p) cr_wipe(b.p + at, b.len - at);
             b.len = at;
-            json_decref(o);
+            json_wipe_decref(o);
             more = 1;
             break;
         }
         if (format == SB_EXPORT_CSV)
-            json_decref(o);
+            json_wipe_decref(o);
         else
             json_array_append_new(arr, o);
         bytes += size;
@@ -3716,7 +3724,7 @@ done:;
     char what[96];
     if ((rc = ret_access_audit(e, account, acc.num, taken, format, akl != 0, more, what,
                                sizeof what, res))) {
-        json_decref(doc);
+        json_wipe_decref(doc);
         goto out;
     }
     res_doc(res, doc);
@@ -3724,7 +3732,7 @@ done:;
 out:
     if (b.p) cr_wipe(b.p, b.len);
     buf_free(&b);
-    json_decref(arr);
+    json_wipe_decref(arr); /* answered: the answer's document keeps it */
     if (txn) eng_read_end(e, txn);
     cr_wipe(num, sizeof num);
     return rc;

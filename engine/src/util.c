@@ -2,6 +2,7 @@
 ** util.c — buffers, validation of identifiers and numbers, clocks, names.
 */
 #include "internal.h"
+#include "crypto.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -226,6 +227,36 @@ int utf8_valid(const char *s)
         p += n;
     }
     return 1;
+}
+
+/* The strings j frees with its last reference, wiped. One another
+** reference keeps (a document holding it too) is left as it is: it is not
+** freed, and may be an answer still to be read. */
+static void json_wipe(json_t *j)
+{
+    if (!j || j->refcount != 1) return; /* shared, or jansson's own true/false/null */
+    const char *k;
+    size_t i;
+    json_t *v;
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        cr_wipe((char *)json_string_value(j), json_string_length(j));
+        break;
+    case JSON_ARRAY:
+        json_array_foreach(j, i, v) json_wipe(v);
+        break;
+    case JSON_OBJECT:
+        json_object_foreach(j, k, v) json_wipe(v);
+        break;
+    default:
+        break;
+    }
+}
+
+void json_wipe_decref(json_t *j)
+{
+    json_wipe(j);
+    json_decref(j);
 }
 
 json_t *json_string_clean(const char *s)

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -688,6 +689,23 @@ static void test_export_pages(void)
     json_decref(all);
 }
 
+/* jansson's free while an export is watched: counts the blocks freed with
+** the number's digits still in them (its strings: the records' numbers,
+** the answer's "number", a CSV answer's lines). */
+static const char *watched_num;
+static int freed_unwiped;
+static json_free_t engine_free;
+static void watching_free(void *p)
+{
+    size_t n = p ? malloc_usable_size(p) : 0, w = strlen(watched_num);
+    for (size_t i = 0; i + w <= n; i++)
+        if (!memcmp((char *)p + i, watched_num, w)) {
+            freed_unwiped++;
+            break;
+        }
+    engine_free(p);
+}
+
 /* An access request whose entry the audit log cannot take is refused and
 ** discloses nothing: on a full disk (a file size limit at the data file's
 ** size, so the map cannot grow) and at map_max. Requests are made until
@@ -732,13 +750,32 @@ static void test_export_refused(void)
         snprintf(msg, sizeof msg, "%s", sb_result_message(res));
         const char *js = sb_result_json(res, NULL);
         int clean = js && !strstr(js, "7946") && !strstr(js, "records");
+        /* Refused as CSV and as a page too: what each decrypted is freed
+        ** (none left: the sanitizer's leak check), and wiped first. */
+        json_malloc_t engine_malloc;
+        json_get_alloc_funcs(&engine_malloc, &engine_free);
+        watched_num = num + 1; /* the digits, as a JSON string or CSV holds them */
+        freed_unwiped = 0;
+        json_set_alloc_funcs(engine_malloc, watching_free);
+        int csv = sb_records_export(eng, "full", num, SB_EXPORT_CSV, res);
+        js = sb_result_json(res, NULL);
+        clean &= js && !strstr(js, "7946") && !strstr(js, "csv");
+        int page = sb_records_export_page(eng, "full", num, SB_EXPORT_JSON, NULL, 1, 0, res);
+        js = sb_result_json(res, NULL);
+        clean &= js && !strstr(js, "7946") && !strstr(js, "records");
+        json_set_alloc_funcs(engine_malloc, engine_free);
         if (cases[c].disk) setrlimit(RLIMIT_FSIZE, &old);
         ok(rc == SB_EFULL && strstr(msg, "access request refused, nothing disclosed") &&
                strstr(msg, "audit log") && strstr(msg, cases[c].says),
            "%s: after %d access requests, one whose audit entry cannot be written is refused, "
            "SB_EFULL saying why (%s)",
            cases[c].what, went, msg);
-        ok(clean, "%s: ... its result holds no record and no number (%s)", cases[c].what,
+        ok(csv == SB_EFULL && page == SB_EFULL, "%s: ... as CSV and as a page too", cases[c].what);
+        is_int(freed_unwiped, 0,
+               "%s: ... and what they decrypted was wiped before it was freed (blocks freed "
+               "with the number in them)",
+               cases[c].what);
+        ok(clean, "%s: ... their results hold no record and no number (%s)", cases[c].what,
            js ? js : "");
         is_int(access_entries("full"), went,
                "%s: ... and the audit log has the entry of each that went in, none of it",
