@@ -8,7 +8,8 @@
 # An access request whose audit entry does not fit is refused, disclosing
 # nothing. A file size limit (RLIMIT_FSIZE) is a full disk too: 503, the daemon not
 # killed by SIGXFSZ. Restarted with its map past map_max and too little of it
-# free, /healthz says storage_full from the start.
+# free, /healthz says storage_full from the start, until room is made (by a
+# delete, or by a sweep alone).
 import os, resource, subprocess, sys, tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
@@ -47,6 +48,21 @@ def fill(a, pads, i=1):
                 break
             i, n = i + 1, n + 1
     return i, n, last
+
+
+def fill_calls(a, prefix):
+    """Offer calls <prefix>1... in queue support until one is refused, then
+    abandon each, its record written into the reserve past map_max. Returns
+    (calls offered, calls ended)."""
+    k = 0
+    while k < 5000:
+        r = a.post("/v1/calls", {"call": "%s%d" % (prefix, k + 1), "queue": "support",
+                                 "caller": "+49301%06d" % (k + 1), "attrs": {"note": "y" * 300}})
+        if r.status != 201:
+            break
+        k += 1
+    return k, sum(a.post("/v1/calls/%s%d/abandon" % (prefix, i)).status == 200
+                  for i in range(1, k + 1))
 
 
 # -- map full ------------------------------------------------------------------
@@ -177,14 +193,7 @@ t.ok(bad is None, "map: the data file checks clean", bad)
 conf4 = {"map_size": "256K", "map_max": "512K", "log_level": "info"}
 d4 = t.owned(Daemon(conf=conf4)).start()
 a4 = provision(d4, ring=600)
-k, r = 0, None
-while k < 5000:
-    r = a4.post("/v1/calls", {"call": "k%d" % (k + 1), "queue": "support",
-                              "caller": "+49301%06d" % (k + 1), "attrs": {"note": "y" * 300}})
-    if r.status != 201:
-        break
-    k += 1
-ended = sum(a4.post("/v1/calls/k%d/abandon" % i).status == 200 for i in range(1, k + 1))
+k, ended = fill_calls(a4, "k")
 r = a4.post("/v1/calls", {"call": "x1", "queue": "support", "caller": "+4930199991"})
 t.ok(is_full(r) and ended == k and d4.metric("switchboard_lmdb_map_max_reached") == 1
      and d4.metric("switchboard_lmdb_map_size_bytes") > (512 << 10),
@@ -223,6 +232,39 @@ t.ok(h.status == 200 and d5.metric("switchboard_lmdb_map_max_reached") == 0 and 
 t.is_(d5.stop(), 0, "restart: the daemon stops cleanly")
 bad = check_data_file(d5.data_dir)
 t.ok(bad is None, "restart: the data file checks clean", bad)
+
+# -- map full at a restart, room made by a sweep --------------------------------------
+# The map found past map_max at start ends when the engine says there is room,
+# also when a sweep alone made it, with no request to show it: a second
+# account's records fill the map, the account is deleted (its records left
+# for the sweeps to purge) and the daemon restarted; the first sweep, a
+# second after the start, purges them and the daemon says room was made
+# before any request is made, /healthz then ok and a new call taken.
+d6 = t.owned(Daemon(conf=conf4)).start()
+a6 = provision(d6, ring=600)
+ag = provision(d6, account="gone", ring=600)
+k, ended = fill_calls(ag, "g")
+r = d6.admin("DELETE", "/v1/accounts/gone")
+t.ok(r.status == 200 and 0 < ended == k and d6.metric("switchboard_lmdb_map_max_reached") == 1,
+     "sweep: %d calls of account gone fill the map past map_max (%d ended), then the account "
+     "is deleted, its records left for the sweeps: map_max still reached" % (k, ended), r)
+t.is_(d6.stop(), 0, "sweep: the daemon stops with its map so")
+d6.start()
+full = d6.wait_log(r'level=warn msg="storage full at start: new calls and documents are refused"',
+                   timeout=10)
+room = d6.wait_log(r'msg="storage full at start: room made, new calls taken again"', timeout=30)
+purged = d6.wait_log(r'msg="sweep: deleted account #\d+ purged"', timeout=1)
+t.ok(full and room and purged and d6.lines.index(purged) < d6.lines.index(room),
+     "sweep: found full at start, the first sweep purges the deleted account's records and, "
+     "with no request made, the daemon says room was made",
+     "\n".join(d6.lines[-20:]))
+h = d6.request("GET", "/healthz")
+r = a6.post("/v1/calls", {"call": "y1", "queue": "support", "caller": "+4930199994"})
+t.ok(h.status == 200 and d6.metric("switchboard_lmdb_map_max_reached") == 0 and r.status == 201,
+     "sweep: ... /healthz is ok and a new call is taken (%d, %d)" % (h.status, r.status), [h, r])
+t.is_(d6.stop(), 0, "sweep: the daemon stops cleanly")
+bad = check_data_file(d6.data_dir)
+t.ok(bad is None, "sweep: the data file checks clean", bad)
 
 # -- disk full -------------------------------------------------------------------
 mnt = tempfile.mkdtemp(prefix="sbfull-")
