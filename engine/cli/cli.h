@@ -57,5 +57,6 @@ int cli_simulate(int argc, char **argv);
 int cli_records(int argc, char **argv); /* records.c */
 int cli_sweep(int argc, char **argv);
 int cli_backup(int argc, char **argv);
+int cli_key(int argc, char **argv); /* key rotate (records.c) */
 
 #endif

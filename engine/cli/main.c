@@ -53,6 +53,10 @@ static void usage(FILE *f)
                "  backup --data-dir DIR [--key-file F] [--json] DEST\n"
                "                                a consistent, compacted copy of the data\n"
                "                                (not the master key), while others work\n"
+               "  key rotate --data-dir DIR [--key-file OLD] --new-key-file NEW [--json]\n"
+               "                                wrap every data key under a new master key\n"
+               "                                (made when NEW is not there); nothing else\n"
+               "                                may have DIR open; old backups need OLD\n"
                "  serve [FLAGS]                 the HTTP/JSON daemon (serve --help)\n"
                "  version                       print the versions of the command and the\n"
                "                                library\n"
@@ -742,6 +746,7 @@ static int run_command(int argc, char **argv)
     if (strcmp(cmd, "records") == 0) return cli_records(argc - 2, argv + 2);
     if (strcmp(cmd, "sweep") == 0) return cli_sweep(argc - 2, argv + 2);
     if (strcmp(cmd, "backup") == 0) return cli_backup(argc - 2, argv + 2);
+    if (strcmp(cmd, "key") == 0) return cli_key(argc - 2, argv + 2);
     if (strcmp(cmd, "serve") == 0) return sb_daemon_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         if (argc > 2 && cli_is_help(argv[2], 1)) {

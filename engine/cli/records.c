@@ -64,7 +64,7 @@ static void records_usage(FILE *f)
 }
 
 typedef struct opts {
-    const char *data_dir, *account, *key_file, *policy_dir;
+    const char *data_dir, *account, *key_file, *policy_dir, *new_key_file;
     const char *format, *queue, *call, *number, *reason, *id;
     const char *from, *to, *after, *limit, *budget, *before;
     const char *policy, *policy_name, *now, *in_days, *scope, *sample; /* sweep --dry-run */
@@ -86,17 +86,29 @@ static const struct {
     const char *flag;
     size_t off;
 } flags[] = {
-    {"--data-dir", offsetof(opts, data_dir)}, {"--account", offsetof(opts, account)},
-    {"--key-file", offsetof(opts, key_file)}, {"--policy-dir", offsetof(opts, policy_dir)},
-    {"--format", offsetof(opts, format)},     {"--queue", offsetof(opts, queue)},
-    {"--call", offsetof(opts, call)},         {"--number", offsetof(opts, number)},
-    {"--reason", offsetof(opts, reason)},     {"--id", offsetof(opts, id)},
-    {"--from", offsetof(opts, from)},         {"--to", offsetof(opts, to)},
-    {"--after", offsetof(opts, after)},       {"--limit", offsetof(opts, limit)},
-    {"--budget-ms", offsetof(opts, budget)},  {"--before", offsetof(opts, before)},
-    {"--policy", offsetof(opts, policy)},     {"--policy-name", offsetof(opts, policy_name)},
-    {"--now", offsetof(opts, now)},           {"--in-days", offsetof(opts, in_days)},
-    {"--scope", offsetof(opts, scope)},       {"--sample", offsetof(opts, sample)},
+    {"--data-dir", offsetof(opts, data_dir)},
+    {"--account", offsetof(opts, account)},
+    {"--key-file", offsetof(opts, key_file)},
+    {"--policy-dir", offsetof(opts, policy_dir)},
+    {"--format", offsetof(opts, format)},
+    {"--queue", offsetof(opts, queue)},
+    {"--call", offsetof(opts, call)},
+    {"--number", offsetof(opts, number)},
+    {"--reason", offsetof(opts, reason)},
+    {"--id", offsetof(opts, id)},
+    {"--from", offsetof(opts, from)},
+    {"--to", offsetof(opts, to)},
+    {"--after", offsetof(opts, after)},
+    {"--limit", offsetof(opts, limit)},
+    {"--budget-ms", offsetof(opts, budget)},
+    {"--before", offsetof(opts, before)},
+    {"--policy", offsetof(opts, policy)},
+    {"--policy-name", offsetof(opts, policy_name)},
+    {"--now", offsetof(opts, now)},
+    {"--in-days", offsetof(opts, in_days)},
+    {"--scope", offsetof(opts, scope)},
+    {"--sample", offsetof(opts, sample)},
+    {"--new-key-file", offsetof(opts, new_key_file)},
 };
 
 /* flag is one of the space-separated words of list. */
@@ -176,7 +188,8 @@ static int parse_opts(int argc, char **argv, opts *o)
             }
             /* --account "" names no account, --data-dir= no directory (numbers,
             ** times and the reason say what they expect themselves) */
-            if (!**dst && listed("--data-dir --account --key-file --policy-dir --queue --call --id "
+            if (!**dst && listed("--data-dir --account --key-file --new-key-file --policy-dir "
+                                 "--queue --call --id "
                                  "--policy --policy-name --scope",
                                  flags[f].flag)) {
                 fprintf(stderr, "switchboard: %s needs a value (it is empty)\n", flags[f].flag);
@@ -1329,6 +1342,95 @@ int cli_backup(int argc, char **argv)
         json_decref(d);
     }
     sb_close(e);
+    sb_result_free(res);
+    return rc ? 1 : 0;
+}
+
+/* --- key rotate ------------------------------------------------------------ */
+
+static const char key_usage[] =
+    "usage: switchboard key rotate --data-dir DIR [--key-file OLD] --new-key-file NEW [--json]\n"
+    "Rotate the master key of DIR: every account's data key, and the key the API\n"
+    "keys are hashed with, are wrapped again under the key in NEW, made (64 hex\n"
+    "digits, mode 0600) when it is not there. Every record and API key stays\n"
+    "readable and valid; from then on DIR opens only with NEW: set key_file to it\n"
+    "(or, without key_file, put it in place of DIR/master.key). OLD (default\n"
+    "DIR/master.key) is left as it was: backups made before the rotation open\n"
+    "only with it, so keep it as long as them, then destroy it.\n"
+    "Nothing else may have DIR open (stop the daemon first). A crash at any point\n"
+    "leaves DIR opening with OLD or NEW. Refused, nothing changed: DIR open\n"
+    "elsewhere, OLD not DIR's key, NEW not a valid key or the same key as OLD.\n"
+    "Exit status: 0 rotated, 1 an error (nothing changed unless it says so),\n"
+    "2 a usage error.\n";
+
+int cli_key(int argc, char **argv)
+{
+    if (argc < 1 || cli_is_help(argv[0], 1)) {
+        fputs(key_usage, argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    if (strcmp(argv[0], "rotate") != 0) {
+        fprintf(stderr, "switchboard: unknown key command '%s'\n%s", argv[0], key_usage);
+        return 2;
+    }
+    opts o = {0};
+    int bad = parse_opts(argc - 1, argv + 1, &o);
+    if (!bad && o.help) {
+        fputs(key_usage, stdout);
+        return 0;
+    }
+    if (!bad && only_flags("key rotate", &o, "--data-dir --key-file --new-key-file --json"))
+        return 2;
+    if (!bad && (!o.data_dir || !o.new_key_file || o.nargs)) {
+        if (o.nargs)
+            fprintf(stderr, "switchboard: key rotate: unexpected argument '%s'\n", o.args[0]);
+        else
+            fprintf(stderr, "switchboard: key rotate: %s is required\n",
+                    o.data_dir ? "--new-key-file NEW" : "--data-dir DIR");
+        bad = 1;
+    }
+    if (bad) {
+        fputs(key_usage, stderr);
+        return 2;
+    }
+    char pid[32];
+    if (cli_served(o.data_dir, pid, sizeof pid)) {
+        fprintf(stderr,
+                "switchboard: key rotate: %s is in use by a running `switchboard serve`%s%s%s: "
+                "stop the daemon, rotate, then start it with the new key; nothing was changed\n",
+                o.data_dir, *pid ? " (pid " : "", pid, *pid ? ")" : "");
+        return 1;
+    }
+    sb_config cfg;
+    sb_config_init(&cfg);
+    cfg.data_dir = o.data_dir;
+    cfg.key_file = o.key_file;
+    cfg.log_level = SB_LOG_WARN;
+    cfg.log = cli_log;
+    sb_result *res = sb_result_new();
+    int rc = sb_master_key_rotate(&cfg, o.new_key_file, res);
+    if (rc) {
+        fprintf(stderr, "switchboard: key rotate failed: %s\n", sb_result_message(res));
+    } else if (o.json) {
+        print_json(res);
+    } else {
+        json_t *d = result_doc(res);
+        long long dropped = json_integer_value(json_object_get(d, "slots_dropped"));
+        long long n = json_integer_value(json_object_get(d, "accounts"));
+        printf("master key rotated: the data keys of %lld account%s in %s, and the key API keys "
+               "are hashed with, are wrapped under %s (%s) now",
+               n, n == 1 ? "" : "s", o.data_dir, o.new_key_file,
+               json_is_true(json_object_get(d, "new_key_made")) ? "a new key, made"
+                                                                : "the key given");
+        if (dropped) printf("; %lld key slots no account had were left out", dropped);
+        printf(".\n%s opens only with %s from now on: set key_file to it%s.\n"
+               "The old key %s was left as it was: backups made before this rotation open only "
+               "with it; keep it as long as you keep them, then destroy it.\n",
+               o.data_dir, o.new_key_file,
+               o.key_file ? "" : " (or put it in place of the data directory's master.key)",
+               jstr(d, "old_key_file"));
+        json_decref(d);
+    }
     sb_result_free(res);
     return rc ? 1 : 0;
 }

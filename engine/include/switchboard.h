@@ -1468,6 +1468,32 @@ SB_API int sb_stats(sb_engine *eng, sb_result *res);
 ** is full. */
 SB_API int sb_backup(sb_engine *eng, const char *dest, sb_result *res);
 
+/* Rotate the master key of cfg's data directory (cfg->key_file, or
+** DATA_DIR/master.key): every account's data key and the key API keys are
+** hashed with are wrapped again under the key in new_key_file, which is made
+** (32 random bytes, 64 hex digits, mode 0600, as sb_open makes a key) when it
+** is not there. From then on the directory opens only with the new key;
+** every record and API key stays readable and valid. The old key file is
+** left as it was: backups made before the rotation still open only with the
+** old key, so keep it as long as them (then destroy it).
+**
+** The directory changes keys at one rename (data.keys put in place): a crash
+** at any point leaves it opening with the old key or the new one, both on
+** disk. cfg->policy_dir is not used.
+**
+** Refused, nothing changed: SB_EBUSY while any other process (the daemon,
+** an embedding program, a command) or another engine of this process has the
+** directory open (the rotation holds it alone while it runs; an open tried
+** meanwhile waits, then is refused with the old key); SB_ECRYPTO (field
+** "key_file") when the old key does not open the directory's data keys;
+** SB_EINVAL when there is no data directory or old key, when new_key_file
+** exists and is not a valid key (the message says why: its mode, size or
+** content), or is the old key (the same file or the same key). The document
+** on success: data_dir, key_file (the new), old_key_file, new_key_made,
+** accounts (data keys wrapped again), slots_dropped (data key slots no account
+** had: unreadable, left out), backups (a reminder). */
+SB_API int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_result *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -46,7 +46,7 @@ static int do_create(wtx *t, void *arg)
     cr_random(rnd, sizeof rnd);
     cr_hex_encode(rnd, sizeof rnd, op->key_id);
     cr_apikey_new(op->key);
-    cr_apikey_hash(t->e->master, op->account, op->key, strlen(op->key), val);
+    cr_apikey_hash_with(t->e->apisub, op->account, op->key, strlen(op->key), val);
     put_be64(val + CR_APIKEY_HASH_BYTES, (uint64_t)t->now);
     op->created = t->now;
     rc = st_put(t->txn, t->e, DB_APIKEYS, kb, key_key(kb, t->acct, op->key_id), val, sizeof val);
@@ -77,7 +77,7 @@ int sb_apikey_verify(sb_engine *e, const char *account, const char *key, size_t 
     ** it has (a hash per stored key did: an account with three keys cost
     ** three hashes, an unknown one a single hash). */
     uint8_t h[CR_APIKEY_HASH_BYTES];
-    cr_apikey_hash(e->master, account, key, len, h);
+    cr_apikey_hash_with(e->apisub, account, key, len, h);
     MDB_txn *txn;
     if (eng_read_begin(e, &txn)) {
         cr_wipe(h, sizeof h);

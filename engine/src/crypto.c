@@ -456,20 +456,32 @@ void cr_apikey_new(char out[64])
     sodium_memzero(raw, sizeof raw);
 }
 
-void cr_apikey_hash(const uint8_t master[CR_KEY_BYTES], const char *account, const char *key,
-                    size_t len, uint8_t out[CR_APIKEY_HASH_BYTES])
+void cr_apikey_subkey(const uint8_t master[CR_KEY_BYTES], uint8_t sub[CR_KEY_BYTES])
+{
+    crypto_kdf_derive_from_key(sub, CR_KEY_BYTES, SUBKEY_ID, KDF_APIKEY, master);
+}
+
+void cr_apikey_hash_with(const uint8_t sub[CR_KEY_BYTES], const char *account, const char *key,
+                         size_t len, uint8_t out[CR_APIKEY_HASH_BYTES])
 {
     static const unsigned char zero = 0;
-    uint8_t subkey[SUBKEY_BYTES];
     crypto_generichash_state st;
 
-    crypto_kdf_derive_from_key(subkey, sizeof subkey, SUBKEY_ID, KDF_APIKEY, master);
-    crypto_generichash_init(&st, subkey, sizeof subkey, CR_APIKEY_HASH_BYTES);
+    crypto_generichash_init(&st, sub, CR_KEY_BYTES, CR_APIKEY_HASH_BYTES);
     crypto_generichash_update(&st, (const unsigned char *)account, strlen(account));
     crypto_generichash_update(&st, &zero, 1);
     crypto_generichash_update(&st, (const unsigned char *)key, len);
     crypto_generichash_final(&st, out, CR_APIKEY_HASH_BYTES);
     sodium_memzero(&st, sizeof st);
+}
+
+void cr_apikey_hash(const uint8_t master[CR_KEY_BYTES], const char *account, const char *key,
+                    size_t len, uint8_t out[CR_APIKEY_HASH_BYTES])
+{
+    uint8_t subkey[CR_KEY_BYTES];
+
+    cr_apikey_subkey(master, subkey);
+    cr_apikey_hash_with(subkey, account, key, len, out);
     sodium_memzero(subkey, sizeof subkey);
 }
 

@@ -13,7 +13,9 @@
 **
 ** What is used where:
 **   master key   32 random bytes in a 0600 file; wraps account data keys and
-**                keys the API-key hashes. Never leaves the process.
+**                keys the API-key hashes (through a subkey, which data.keys
+**                keeps wrapped once the master key has been rotated:
+**                records.c). Never leaves the process.
 **   data key     one per account, stored only wrapped (cr_wrap). Seals caller
 **                numbers (cr_seal) and keys their pseudonyms (cr_pseudonym).
 **                Deleting the wrapped key crypto-shreds the account.
@@ -145,6 +147,14 @@ void cr_apikey_new(char out[64]);
 ** Account ids contain no NUL byte, so the encoding is unambiguous. */
 void cr_apikey_hash(const uint8_t master[CR_KEY_BYTES], const char *account, const char *key,
                     size_t len, uint8_t out[CR_APIKEY_HASH_BYTES]);
+/* The same in two steps: the subkey (crypto_kdf_derive_from_key above), and
+** the hash keyed by a subkey. The engine hashes with the subkey data.keys
+** keeps once the master key has been rotated (records.c, rec_apikey_subkey):
+** the stored hashes were made with the subkey of the first master key, and
+** the keys themselves are not stored, so they cannot be hashed again. */
+void cr_apikey_subkey(const uint8_t master[CR_KEY_BYTES], uint8_t sub[CR_KEY_BYTES]);
+void cr_apikey_hash_with(const uint8_t sub[CR_KEY_BYTES], const char *account, const char *key,
+                         size_t len, uint8_t out[CR_APIKEY_HASH_BYTES]);
 /* Recompute the hash of (account, key) and compare it with stored in constant
 ** time. 0 if it matches, -1 otherwise. */
 CR_NODISCARD int cr_apikey_verify(const uint8_t master[CR_KEY_BYTES], const char *account,

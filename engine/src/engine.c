@@ -285,6 +285,8 @@ typedef struct env_entry {
     size_t map_max;
     char *key_file;
     uint8_t master[32];
+    int rot_fd; /* lock.mdb, open while a master key rotation holds the directory
+                ** (sb_master_key_rotate), else -1: closed after LMDB */
 } env_entry;
 
 static pthread_mutex_t envs_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -483,6 +485,7 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
 static void env_free(env_entry *x)
 {
     if (x->sh.env) mdb_env_close(x->sh.env);
+    if (x->rot_fd >= 0) close(x->rot_fd);
     pthread_rwlock_destroy(&x->sh.maplock);
     pthread_mutex_destroy(&x->sh.sync_mu);
     pthread_cond_destroy(&x->sh.sync_cv);
@@ -534,6 +537,13 @@ static int env_acquire(sb_engine *e, sb_result *res)
         goto out;
     }
     if ((x = env_find(e->data_dir, &st))) {
+        if (x->rot_fd >= 0) {
+            rc = res_err(res, SB_EBUSY, "data_dir",
+                         "the master key of %s is being rotated: open it again once that is done, "
+                         "with the new key",
+                         e->data_dir);
+            goto out;
+        }
         if ((rc = env_agrees(x, e, res))) goto out;
         x->refs++;
     } else {
@@ -558,6 +568,7 @@ static int env_acquire(sb_engine *e, sb_result *res)
             rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
             goto out;
         }
+        x->rot_fd = -1;
         pthread_rwlock_init(&x->sh.maplock, NULL);
         pthread_mutex_init(&x->sh.sync_mu, NULL);
         pthread_cond_init(&x->sh.sync_cv, NULL);
@@ -681,6 +692,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     sb_engine *e = calloc(1, sizeof *e);
     if (!e) return res_err(res, SB_ENOMEM, NULL, "out of memory");
     cr_protect(e->master, sizeof e->master);
+    cr_protect(e->apisub, sizeof e->apisub);
     e->forks = eng_forks();
     e->cfg = *cfg;
     e->data_dir = strdup(cfg->data_dir);
@@ -816,6 +828,7 @@ void sb_close(sb_engine *e)
     free(e->key_file);
     free(e->pubkey);
     cr_unprotect(e->master, sizeof e->master);
+    cr_unprotect(e->apisub, sizeof e->apisub);
     free(e);
 }
 
@@ -1173,4 +1186,191 @@ int sb_stats(sb_engine *e, sb_result *res)
         (int)info.me_maxreaders, "map_max_reached", reached);
     res_doc(res, o);
     return 0;
+}
+
+/* --- rotating the master key ---------------------------------------------- */
+
+/* Hold e's data directory alone, or say who else has it open.
+**
+** Every process with an LMDB environment open on a directory holds a shared
+** record lock (fcntl) on byte 0 of its lock.mdb for as long as it is open:
+** mdb_env_open takes it (exclusively for a moment when it is the first),
+** mdb_env_close drops it, and the kernel drops it with a process that dies.
+** So it covers the daemon (which also holds serve.lock), every program
+** embedding the library, and other `switchboard` commands, of this version
+** or any before, without a lock of Switchboard's own. This process holds it
+** shared through e; it is made exclusive, which succeeds only when no other
+** process holds it, and then keeps any other process's open waiting (LMDB
+** waits for its shared lock) until the rotation ends; that open then finds
+** the new data keys, and with the old key it is refused ("not the one").
+** Within this process, e must be the only engine on the environment, and no
+** other is let on while the rotation runs (env_acquire).
+**
+** The lock is taken through a descriptor of its own (record locks are the
+** process's, whatever descriptor takes them), kept open until LMDB is
+** closed (env_free): closing it would drop LMDB's shared lock too. */
+static int hold_alone(sb_engine *e, sb_result *res)
+{
+    env_entry *x = (env_entry *)e->sh;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lock.mdb", e->data_dir);
+    envs_lock();
+    int refs = x->refs, fd = refs == 1 ? open(path, O_RDWR | O_CLOEXEC) : -1, err = errno;
+    if (fd >= 0) x->rot_fd = fd;
+    envs_unlock();
+    if (refs != 1)
+        return res_err(res, SB_EBUSY, "data_dir",
+                       "%s is open in this process by another engine: close it first (nothing was "
+                       "changed)",
+                       e->data_dir);
+    if (fd < 0)
+        return res_err(res, SB_ESTORE, "data_dir", "cannot open %s: %s", path, strerror(err));
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    int rc;
+    while ((rc = fcntl(fd, F_SETLK, &l)) && errno == EINTR)
+        ;
+    if (!rc) return 0;
+    err = errno;
+    struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    long pid = fcntl(fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK ? (long)q.l_pid : 0;
+    if (err != EAGAIN && err != EACCES)
+        return res_err(res, SB_ESTORE, "data_dir", "cannot lock %s: %s", path, strerror(err));
+    char who[48] = "";
+    if (pid > 0) snprintf(who, sizeof who, " (pid %ld, and maybe others)", pid);
+    return res_err(res, SB_EBUSY, "data_dir",
+                   "%s is open in another process%s: stop every process using it (the daemon, "
+                   "programs embedding the library, other switchboard commands) and rotate "
+                   "again; nothing was changed",
+                   e->data_dir, who);
+}
+
+/* Let the processes waiting to open the directory in: the lock made shared
+** again before LMDB closes, so that one waiting takes it shared at once and
+** the close does not take itself for the last user of lock.mdb. */
+static void let_others_in(sb_engine *e)
+{
+    env_entry *x = (env_entry *)e->sh;
+    struct flock l = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (x && x->rot_fd >= 0)
+        while (fcntl(x->rot_fd, F_SETLK, &l) && errno == EINTR)
+            ;
+}
+
+/* What a rotation does, in the order that makes a crash at any point leave
+** a directory that opens with the old key or the new one, both kept:
+**   1. checks: the directory and its key, the new key file (an existing one
+**      must be a valid key other than the old), the old key opening every
+**      account's data key (sb_open, then rec_keys_rotate), the directory
+**      held alone (hold_alone);
+**   2. the new key file, when it is not there, made and synced (cr_master_load
+**      creates it as every key: 0600, synced, published by link) — a crash
+**      from here to 4 leaves a key nothing uses yet, and the old key opens;
+**   3. data.keys written again under a temporary name (data.keys.rotate), every
+**      data key and the API-key hashing subkey wrapped under the new key with
+**      its check value, and synced;
+**   4. renamed over data.keys, then the directory synced: the rename is the
+**      one moment the directory changes keys, since the check values (records.c,
+**      master_check) and the API-key subkey live in data.keys with the data
+**      keys. Before it the old key opens, after it the new one (a power loss
+**      before the directory sync may bring back either: both keys are kept).
+** The old key file is not touched: backups made before the rotation need it,
+** and so would the directory, should step 4 not have reached the disk. A
+** data.keys.rotate left by a crash is removed by the next rotation. */
+int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_result *res)
+{
+    res_reset(res);
+    if (!cfg || cfg->version != SB_CONFIG_VERSION)
+        return res_err(res, SB_EINVAL, NULL, "config not initialised with sb_config_init");
+    if (!cfg->data_dir || !*cfg->data_dir)
+        return res_err(res, SB_EINVAL, "data_dir", "no data directory given");
+    if (!new_key_file || !*new_key_file)
+        return res_err(res, SB_EINVAL, "new_key_file", "no new key file given");
+    if (cr_init()) return res_err(res, SB_ECRYPTO, NULL, "libsodium failed to initialise");
+    char old[4096], path[4096], tmp[4096], err[256] = "";
+    snprintf(old, sizeof old, "%s%s", cfg->key_file ? cfg->key_file : cfg->data_dir,
+             cfg->key_file ? "" : "/master.key");
+    snprintf(path, sizeof path, "%s/data.mdb", cfg->data_dir);
+    /* Nothing made here: sb_open would make a directory and a key. */
+    if (access(path, F_OK))
+        return res_err(res, SB_EINVAL, "data_dir",
+                       "%s holds no data (no data.mdb): nothing to rotate", cfg->data_dir);
+    if (access(old, F_OK))
+        return res_err(res, SB_EINVAL, "key_file",
+                       "no master key at %s: give the key file this data directory was written "
+                       "with (key_file); nothing was changed",
+                       old);
+    struct stat so, sn;
+    int exists = stat(new_key_file, &sn) == 0, serr = errno;
+    if (!exists && serr != ENOENT)
+        return res_err(res, SB_EINVAL, "new_key_file", "new master key %s: %s", new_key_file,
+                       strerror(serr));
+    if (exists && stat(old, &so) == 0 && so.st_dev == sn.st_dev && so.st_ino == sn.st_ino)
+        return res_err(res, SB_EINVAL, "new_key_file",
+                       "%s is the key file in use: give a new file for the new key (it is made "
+                       "when it is not there)",
+                       new_key_file);
+    uint8_t newkey[32];
+    cr_protect(newkey, sizeof newkey);
+    int rc = 0, made = 0, accounts = 0, dropped = 0;
+    sb_engine *e = NULL;
+    if (exists && cr_master_load(new_key_file, 0, newkey, err, sizeof err)) {
+        rc = res_err(res, SB_EINVAL, "new_key_file", "new %s; nothing was changed", err);
+        goto out;
+    }
+    sb_config c = *cfg;
+    c.policy_dir = NULL; /* the policies play no part, and are not loaded into the data */
+    if ((rc = sb_open(&e, &c, res)) || (rc = hold_alone(e, res))) goto out;
+    if (exists && cr_equal(newkey, e->master, sizeof newkey)) {
+        rc = res_err(res, SB_EINVAL, "new_key_file",
+                     "%s holds the master key in use: a rotation needs another key; nothing was "
+                     "changed",
+                     new_key_file);
+        goto out;
+    }
+    if (!exists) {
+        if (cr_master_load(new_key_file, 1, newkey, err, sizeof err)) {
+            rc = res_err(res, SB_ECRYPTO, "new_key_file", "new %s; nothing was changed", err);
+            goto out;
+        }
+        made = 1;
+    }
+    snprintf(tmp, sizeof tmp, "%s/data.keys.rotate", cfg->data_dir);
+    snprintf(path, sizeof path, "%s/data.keys", cfg->data_dir);
+    unlink(tmp); /* a crashed rotation's: the directory is held alone */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = res_err(res, no_room(errno) ? SB_EFULL : SB_ESTORE, "data_dir", "cannot create %s: %s",
+                     tmp, strerror(errno));
+        goto undo;
+    }
+    if ((rc = rec_keys_rotate(e, newkey, fd, tmp, &accounts, &dropped, res))) goto undo;
+    if (rename(tmp, path)) {
+        rc = res_err(res, SB_ESTORE, "data_dir", "cannot put %s in place: %s; nothing was changed",
+                     tmp, strerror(errno));
+        goto undo;
+    }
+    if ((rc = sync_dir(cfg->data_dir))) {
+        rc = res_err(res, no_room(rc) ? SB_EFULL : SB_ESTORE, "data_dir",
+                     "the data keys of %s are wrapped under %s now, but the directory could not be "
+                     "synced (%s): until it is, a power loss may bring back the old ones; keep "
+                     "both keys",
+                     cfg->data_dir, new_key_file, strerror(rc));
+        goto out;
+    }
+    sb_log(e, SB_LOG_INFO,
+           "master key rotated: the data keys of %d accounts in %s are wrapped under %s now%s",
+           accounts, cfg->data_dir, new_key_file, made ? " (made)" : "");
+    res_doc(res, json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:s}", "data_dir", cfg->data_dir,
+                           "key_file", new_key_file, "old_key_file", old, "new_key_made", made,
+                           "accounts", accounts, "slots_dropped", dropped, "backups",
+                           "backups made before the rotation open only with the old key"));
+    goto out;
+undo:
+    unlink(tmp);
+    if (made) unlink(new_key_file); /* nothing was wrapped under it */
+out:
+    if (e) let_others_in(e);
+    sb_close(e);
+    cr_unprotect(newkey, sizeof newkey);
+    return rc;
 }

@@ -233,6 +233,7 @@ struct sb_engine {
                           ** something through st_put/st_del (an empty commit
                           ** takes no transaction id); under the write lock */
     uint8_t master[32];
+    uint8_t apisub[32]; /* the API-key hashing subkey (records.c, apisub_load) */
 
     pthread_mutex_t stats_mu;
     eng_stats st;

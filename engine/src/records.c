@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Records: REC_VERSION (records.h); 1 was before sealing (no numbers at all),
@@ -259,6 +260,8 @@ void rec_settings_json(const rec_settings *s, json_t *o)
 static int key_read(rec_state *rs, const uint8_t master[32], uint32_t acct, const char *account,
                     uint8_t key[32]);
 
+static int apisub_load(sb_engine *e, sb_result *res);
+
 /* Does acct have a slot (of any master key)? */
 static int slot_present(rec_state *rs, uint32_t acct)
 {
@@ -288,37 +291,62 @@ static int slot_present(rec_state *rs, uint32_t acct)
 ** committed and get a new key (everything sealed before lost). So an engine
 ** opens only when an account's slot opens with its key, or when no account
 ** has a slot yet. */
-static int master_check(sb_engine *e, sb_result *res)
+typedef struct check_arg {
+    sb_engine *e;
+    int slots, opened, missing, accounts;
+    char first[SB_ID_MAX + 1], lost[SB_ID_MAX + 1];
+} check_arg;
+
+/* Run fn(arg, num, id) for every account data.mdb holds, in one read
+** transaction; stops at fn's first non-zero, which it returns. */
+static int each_account(sb_engine *e, int (*fn)(void *arg, uint32_t num, const char *id), void *arg,
+                        sb_result *res)
 {
     MDB_txn *txn;
-    int rc = eng_read_begin(e, &txn);
+    int rc = eng_read_begin(e, &txn), frc = 0;
     if (rc) return eng_mdb_err(res, rc, "read accounts");
     st_iter it;
     uint8_t p[5] = {NK_ACCOUNT, 0, 0, 0, 0};
-    int slots = 0, opened = 0, missing = 0, accounts = 0;
-    char first[SB_ID_MAX + 1] = "", lost[SB_ID_MAX + 1] = "";
-    for (rc = st_iter_open(&it, txn, e, DB_NAMES, p, sizeof p); rc == 0; rc = st_iter_next(&it)) {
+    for (rc = st_iter_open(&it, txn, e, DB_NAMES, p, sizeof p); rc == 0 && !frc;
+         rc = st_iter_next(&it)) {
         if (it.v.mv_size != 4 || it.klen <= 5 || it.klen > 5 + SB_ID_MAX) continue;
         char id[SB_ID_MAX + 1];
-        uint8_t key[32];
-        uint32_t num = be32(it.v.mv_data);
         memcpy(id, it.key + 5, it.klen - 5);
         id[it.klen - 5] = 0;
-        accounts++;
-        if (!slot_present(e->rec, num)) {
-            if (!missing++) str_copy(lost, sizeof lost, id);
-            continue;
-        }
-        if (opened) continue; /* one that opens is enough */
-        int kr = key_read(e->rec, e->master, num, id, key);
-        cr_wipe(key, sizeof key);
-        if (kr == 0 || kr == KEY_UNCHECKED) opened = 1;
-        if ((kr == KEY_STALE || kr == KEY_OTHER_MASTER) && !slots++)
-            str_copy(first, sizeof first, id);
+        frc = fn(arg, be32(it.v.mv_data), id);
     }
     st_iter_close(&it);
     eng_read_end(e, txn);
+    if (frc) return frc;
     if (rc != 0 && rc != MDB_NOTFOUND) return eng_mdb_err(res, rc, "read accounts");
+    return 0;
+}
+
+static int check_one(void *arg, uint32_t num, const char *id)
+{
+    check_arg *a = arg;
+    uint8_t key[32];
+    a->accounts++;
+    if (!slot_present(a->e->rec, num)) {
+        if (!a->missing++) str_copy(a->lost, sizeof a->lost, id);
+        return 0;
+    }
+    if (a->opened) return 0; /* one that opens is enough */
+    int kr = key_read(a->e->rec, a->e->master, num, id, key);
+    cr_wipe(key, sizeof key);
+    if (kr == 0 || kr == KEY_UNCHECKED) a->opened = 1;
+    if ((kr == KEY_STALE || kr == KEY_OTHER_MASTER) && !a->slots++)
+        str_copy(a->first, sizeof a->first, id);
+    return 0;
+}
+
+static int master_check(sb_engine *e, sb_result *res)
+{
+    check_arg a = {.e = e};
+    int rc = each_account(e, check_one, &a, res);
+    if (rc) return rc;
+    int slots = a.slots, opened = a.opened, missing = a.missing, accounts = a.accounts;
+    const char *first = a.first, *lost = a.lost;
     if (missing && !getenv(LOST_KEYS_ENV))
         return res_err(res, SB_ECRYPTO, "data_dir",
                        "%s/data.keys holds no data key for account '%s'%s (%d of %d accounts), "
@@ -369,8 +397,23 @@ int records_open(sb_engine *e, sb_result *res)
         return res_err(res, SB_ECRYPTO, "data_dir", "cannot open the data key file %s: %s", path,
                        strerror(errno));
     int rc = master_check(e, res);
+    if (!rc) rc = apisub_load(e, res);
     if (rc && made) unlink(path);
     return rc;
+}
+
+/* The end of writing a new data key file out (path, for messages): synced
+** and closed whatever happened; err, the errno of a write that failed (0:
+** none), or of the sync or close, is the error, SB_EFULL when it says there
+** was no room (the disk, a quota, the file size limit: as write_slot). */
+static int keys_written(int out, int err, const char *path, const char *field, sb_result *res)
+{
+    if (!err && fsync(out)) err = errno;
+    if (close(out) && !err) err = errno;
+    if (err)
+        return res_err(res, err == ENOSPC || err == EDQUOT || err == EFBIG ? SB_EFULL : SB_ESTORE,
+                       field, "cannot write %s: %s", path, strerror(err));
+    return 0;
 }
 
 int rec_keys_copy(sb_engine *e, int out, const char *path, sb_result *res)
@@ -402,12 +445,7 @@ int rec_keys_copy(sb_engine *e, int out, const char *path, sb_result *res)
     }
     pthread_mutex_unlock(&rs->mu);
     cr_wipe(buf, sizeof buf);
-    if (!err && fsync(out)) err = errno;
-    if (close(out) && !err) err = errno;
-    if (err) /* no room: the disk, a quota, the file size limit (as write_slot) */
-        return res_err(res, err == ENOSPC || err == EDQUOT || err == EFBIG ? SB_EFULL : SB_ESTORE,
-                       "dest", "cannot write %s: %s", path, strerror(err));
-    return 0;
+    return keys_written(out, err, path, "dest", res);
 }
 
 void records_close(sb_engine *e)
@@ -453,13 +491,25 @@ static int key_read(rec_state *rs, const uint8_t master[32], uint32_t acct, cons
 
 /* SB_EFULL when there was no room for the slot (a full disk, a quota, the
 ** file size limit; a short write is the disk filling up), else SB_ESTORE. */
-static int write_slot(rec_state *rs, uint32_t acct, const uint8_t slot[KEY_SLOT], int sync)
+static int write_slot(int fd, uint32_t acct, const uint8_t slot[KEY_SLOT], int sync)
 {
-    ssize_t n = pwrite(rs->keyfd, slot, KEY_SLOT, (off_t)acct * KEY_SLOT);
+    ssize_t n = pwrite(fd, slot, KEY_SLOT, (off_t)acct * KEY_SLOT);
     int err = n == KEY_SLOT ? 0 : n < 0 ? errno : ENOSPC;
-    if (!err && sync && fdatasync(rs->keyfd)) err = errno;
+    if (!err && sync && fdatasync(fd)) err = errno;
     if (!err) return 0;
     return err == ENOSPC || err == EDQUOT || err == EFBIG ? SB_EFULL : SB_ESTORE;
+}
+
+/* The slot of acct holding key wrapped under master with account as its
+** associated data, and master's check value. -1 only for a NULL account. */
+static int make_slot(const uint8_t master[32], uint32_t acct, const char *account,
+                     const uint8_t key[32], uint8_t slot[KEY_SLOT])
+{
+    memset(slot, 0, KEY_SLOT);
+    memcpy(slot, KEY_MAGIC, 4);
+    put_be32(slot + 4, acct);
+    cr_master_check(master, slot + SLOT_CHECK);
+    return cr_wrap(master, account, key, slot + SLOT_WRAPPED);
 }
 
 /* Data keys destroyed in this process (account deletions): every engine's
@@ -496,14 +546,11 @@ static int key_get(sb_engine *e, uint32_t acct, const char *account, int create,
         ** another process's account, whose data the new key would shred.
         ** Only inside a write transaction, which serialises creators across
         ** processes. */
-        uint8_t slot[KEY_SLOT] = {0};
+        uint8_t slot[KEY_SLOT];
         if (rc != KEY_UNCHECKED) cr_random(key, 32);
-        memcpy(slot, KEY_MAGIC, 4);
-        put_be32(slot + 4, acct);
-        cr_master_check(e->master, slot + SLOT_CHECK);
-        rc = cr_wrap(e->master, account, key, slot + SLOT_WRAPPED)
+        rc = make_slot(e->master, acct, account, key, slot)
                  ? SB_ECRYPTO
-                 : write_slot(rs, acct, slot, e->cfg.sync != SB_SYNC_NONE);
+                 : write_slot(rs->keyfd, acct, slot, e->cfg.sync != SB_SYNC_NONE);
         cr_wipe(slot, sizeof slot);
     }
     if (rc == KEY_UNCHECKED) { /* not kept: the next write gives its slot a check value */
@@ -551,12 +598,119 @@ int rec_key_destroy(sb_engine *e, uint32_t acct)
     int rc = 0;
     /* Only a slot that holds something is written (the file stays sparse). */
     ssize_t n = pread(rs->keyfd, cur, sizeof cur, (off_t)acct * KEY_SLOT);
-    if (n > 0 && memcmp(cur, zero, (size_t)n) != 0) rc = write_slot(rs, acct, zero, 1);
+    if (n > 0 && memcmp(cur, zero, (size_t)n) != 0) rc = write_slot(rs->keyfd, acct, zero, 1);
     cr_wipe(cur, sizeof cur);
     /* After the slot is gone: a cache filled from it before is dropped. */
     __atomic_add_fetch(&key_epoch, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&rs->mu);
     return rc;
+}
+
+/* --- the API-key hashing subkey, and a rotation of the master key ----------
+**
+** API keys are stored only as hashes keyed by a subkey of the master key
+** (cr_apikey_hash); the keys themselves are kept nowhere, so a new master key
+** could not hash them again. Once the master key has been rotated, slot 0 of
+** data.keys (account numbers start at 1) holds the subkey the stored hashes
+** were made with, wrapped under the current master key like a data key, with
+** APISUB_AD (which no account id can be: ids have no parentheses or spaces)
+** as its associated data; each rotation wraps it again under the new key, so
+** every API key keeps working. Absent (a data directory never rotated), the
+** subkey is derived from the master key, as it always was: nothing changes
+** for it. It is kept in data.keys and not in data.mdb so that the one rename
+** that puts the rotated data keys in place puts it there too: there is no
+** state in which one follows the new key and the other the old. */
+#define APISUB_SLOT 0
+#define APISUB_AD "(api key hashing)"
+
+static int apisub_load(sb_engine *e, sb_result *res)
+{
+    int kr = key_read(e->rec, e->master, APISUB_SLOT, APISUB_AD, e->apisub);
+    if (kr == 0 || kr == KEY_UNCHECKED) return 0;
+    if (kr == SB_ECRYPTO) { /* none: never rotated */
+        cr_apikey_subkey(e->master, e->apisub);
+        return 0;
+    }
+    if (kr == SB_ESTORE)
+        return res_err(res, SB_ESTORE, "data_dir", "cannot read %s/data.keys: %s", e->data_dir,
+                       strerror(errno));
+    return res_err(res, SB_ECRYPTO, "key_file",
+                   "master key %s is not the one this data directory's data keys were made with "
+                   "(the API-key hashing key in %s/data.keys does not open with it): give the key "
+                   "file this data was written with",
+                   e->key_file, e->data_dir);
+}
+
+typedef struct rotate_arg {
+    sb_engine *e;
+    const uint8_t *newkey;
+    int out, rc, accounts;
+    sb_result *res;
+} rotate_arg;
+
+/* One account's slot, wrapped again under the new key into the new file. */
+static int rotate_one(void *arg, uint32_t num, const char *id)
+{
+    rotate_arg *a = arg;
+    uint8_t key[32], slot[KEY_SLOT];
+    if (!slot_present(a->e->rec, num)) return 0; /* lost (LOST_KEYS_ENV): none to carry over */
+    int kr = key_read(a->e->rec, a->e->master, num, id, key);
+    if (kr == SB_ESTORE)
+        return res_err(a->res, SB_ESTORE, "data_dir", "cannot read %s/data.keys: %s",
+                       a->e->data_dir, strerror(errno));
+    if (kr != 0 && kr != KEY_UNCHECKED)
+        return res_err(a->res, SB_ECRYPTO, "key_file",
+                       "the data key of account '%s' does not open with the master key %s: "
+                       "nothing was changed",
+                       id, a->e->key_file);
+    int rc =
+        make_slot(a->newkey, num, id, key, slot) ? SB_ECRYPTO : write_slot(a->out, num, slot, 0);
+    cr_wipe(key, sizeof key);
+    cr_wipe(slot, sizeof slot);
+    if (rc)
+        return res_err(a->res, rc, "data_dir", "cannot write %s/data.keys.rotate: %s",
+                       a->e->data_dir, rc == SB_EFULL ? "no room" : strerror(errno));
+    a->accounts++;
+    return 0;
+}
+
+int rec_keys_rotate(sb_engine *e, const uint8_t newkey[32], int out, const char *path,
+                    int *accounts, int *dropped, sb_result *res)
+{
+    rec_state *rs = e->rec;
+    rotate_arg a = {.e = e, .newkey = newkey, .out = out, .res = res};
+    *accounts = *dropped = 0;
+    if (!rs || rs->keyfd < 0) {
+        close(out);
+        return res_err(res, SB_ECRYPTO, NULL, "no data key file open");
+    }
+    pthread_mutex_lock(&rs->mu);
+    int rc = each_account(e, rotate_one, &a, res);
+    uint8_t slot[KEY_SLOT];
+    if (!rc) {
+        rc = make_slot(newkey, APISUB_SLOT, APISUB_AD, e->apisub, slot)
+                 ? SB_ECRYPTO
+                 : write_slot(out, APISUB_SLOT, slot, 0);
+        if (rc)
+            res_err(res, rc, "data_dir", "cannot write %s: %s", path,
+                    rc == SB_EFULL ? "no room" : strerror(errno));
+    }
+    /* Slots no account has (left by a deletion whose wipe never ran, or a
+    ** creation that never committed) cannot be wrapped again: whose they
+    ** were is not known. Nothing can read them; they are left out. */
+    struct stat st;
+    if (!rc && fstat(rs->keyfd, &st) == 0)
+        for (uint32_t n = 1; (off_t)n * KEY_SLOT < st.st_size; n++)
+            *dropped += slot_present(rs, n);
+    pthread_mutex_unlock(&rs->mu);
+    cr_wipe(slot, sizeof slot);
+    *dropped -= a.accounts;
+    *accounts = a.accounts;
+    if (rc) {
+        close(out);
+        return rc;
+    }
+    return keys_written(out, 0, path, "data_dir", res);
 }
 
 /* --- sealing ----------------------------------------------------------------- */

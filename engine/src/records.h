@@ -115,6 +115,16 @@ void records_close(sb_engine *e);
 /* Copy the data key file (wrapped keys only) into out, a new file at path
 ** (for messages), synced and closed whatever happens. */
 int rec_keys_copy(sb_engine *e, int out, const char *path, sb_result *res);
+/* Write into out, a new empty file at path (for messages), the data key file
+** as the master key newkey wraps it: each account's data key and the API-key
+** hashing subkey (records.c says why it is kept there), each wrapped again
+** under newkey with newkey's check value; slots no account has are left out
+** (*dropped counts them). Synced and closed whatever happens. SB_ECRYPTO
+** (nothing written that counts) when an account's key does not open with the
+** engine's master key. The caller must hold the data directory alone: no
+** other engine may create or delete an account meanwhile. */
+int rec_keys_rotate(sb_engine *e, const uint8_t newkey[32], int out, const char *path,
+                    int *accounts, int *dropped, sb_result *res);
 
 /* The account's data key into key. create: make one when the account has
 ** none (only inside a write transaction). REC_NO_KEY when it has none (so

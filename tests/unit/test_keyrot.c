@@ -1,0 +1,383 @@
+/*
+** test_keyrot.c — rotating the master key (sb_master_key_rotate): after it
+** the data directory opens with the new key only, the numbers sealed before
+** are read as before, API keys made before still authenticate, and the old
+** key is refused as any other key; a second rotation works the same way.
+** A rotation refused (another process or engine has the directory open, the
+** old key is not the directory's, the new key file is not a key or is the old
+** key) changes nothing: data.keys is the same to the byte and no key file is
+** made. A rotation killed at each of its steps (the new key made, the new
+** data.keys written, renamed in place) leaves a directory that opens with the
+** old key before the rename and with the new one after it: this file defines
+** rename, link and fsync itself, so the library calls them through the test,
+** which ends the process there when KEYROT_CRASH names that step.
+*/
+#include "switchboard.h"
+#include "tap.h"
+#include "testkit.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[256], key0[300], key1[300], key2[300], keys[300], apikey[64];
+static sb_result *res;
+
+/* --- the steps a crash is tried at -------------------------------------- */
+
+static const char *crash_at(void)
+{
+    return getenv("KEYROT_CRASH");
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+int rename(const char *from, const char *to)
+{
+    const char *c = crash_at();
+    if (c && !strcmp(c, "before_rename") && ends_with(to, "/data.keys")) _exit(99);
+    int rc = renameat(AT_FDCWD, from, AT_FDCWD, to);
+    if (c && !strcmp(c, "after_rename") && ends_with(to, "/data.keys")) _exit(99);
+    return rc;
+}
+
+int link(const char *from, const char *to)
+{
+    int rc = linkat(AT_FDCWD, from, AT_FDCWD, to, 0);
+    const char *c = crash_at();
+    if (c && !strcmp(c, "key_made") && ends_with(to, ".key")) _exit(99);
+    return rc;
+}
+
+int fsync(int fd)
+{
+    char lk[48], path[4096];
+    snprintf(lk, sizeof lk, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(lk, path, sizeof path - 1);
+    path[n > 0 ? n : 0] = 0;
+    const char *c = crash_at();
+    if (c && !strcmp(c, "keys_written") && ends_with(path, "/data.keys.rotate")) _exit(99);
+    return (int)syscall(SYS_fsync, fd);
+}
+
+/* --- helpers --------------------------------------------------------------- */
+
+static void config(sb_config *cfg, const char *key_file)
+{
+    test_engine_config(cfg, dir, NULL, 8 << 20);
+    cfg->key_file = key_file;
+}
+
+static sb_engine *open_with(const char *key_file)
+{
+    sb_config cfg;
+    config(&cfg, key_file);
+    sb_engine *e = NULL;
+    if (sb_open(&e, &cfg, res)) return NULL;
+    return e;
+}
+
+static int rotate(const char *old, const char *new_key)
+{
+    sb_config cfg;
+    config(&cfg, old);
+    return sb_master_key_rotate(&cfg, new_key, res);
+}
+
+/* The whole file, malloc'd, its length in *len (NULL: none). */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    *len = 0;
+    if (!f) return NULL;
+    char *b = malloc(1 << 16);
+    *len = fread(b, 1, 1 << 16, f);
+    fclose(f);
+    return b;
+}
+
+static int same_file(const char *path, const char *was, size_t wlen)
+{
+    size_t n;
+    char *b = slurp(path, &n);
+    int same = b && n == wlen && memcmp(b, was, n) == 0;
+    free(b);
+    return same;
+}
+
+/* The caller numbers an access request for +442079460001 shows (-1: it
+** failed). */
+static int exported(sb_engine *e)
+{
+    if (sb_records_export(e, "acme", "+442079460001", SB_EXPORT_JSON, res)) {
+        diag("export: %s", sb_result_message(res));
+        return -1;
+    }
+    json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL);
+    json_t *r = json_array_get(json_object_get(d, "records"), 0);
+    int n = (int)json_array_size(json_object_get(d, "records"));
+    const char *caller = json_string_value(json_object_get(r, "caller"));
+    if (n && (!caller || strcmp(caller, "+442079460001"))) n = -2;
+    json_decref(d);
+    return n;
+}
+
+static void provision(void)
+{
+    sb_engine *e = open_with(key0);
+    ok(e != NULL, "engine opened with the first key");
+    if (!e) return;
+    const char *a = "{\"id\":\"acme\"}";
+    ok(sb_account_put(e, a, strlen(a), res) == 0, "account acme");
+    test_put(e, res, sb_agent_put, "acme",
+             "{\"id\":\"alice\",\"devices\":{\"softphone\":\"sip:alice@pbx.example\"},"
+             "\"status\":\"available\"}");
+    test_put(e, res, sb_queue_put, "acme",
+             "{\"id\":\"support\",\"members\":[{\"agent\":\"alice\"}]}");
+    ok(test_event(e, res, "acme",
+                  "{\"type\":\"offer\",\"call\":\"c1\",\"queue\":\"support\","
+                  "\"caller\":\"+442079460001\"}") == 0 &&
+           test_event(e, res, "acme", "{\"type\":\"abandon\",\"call\":\"c1\"}") == 0,
+       "a call from +442079460001 recorded");
+    ok(sb_apikey_create(e, "acme", res) == 0, "an API key made");
+    json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL);
+    snprintf(apikey, sizeof apikey, "%s", json_string_value(json_object_get(d, "key")));
+    json_decref(d);
+    is_int(exported(e), 1, "an access request shows the record's number");
+    sb_close(e);
+}
+
+/* The directory opens with key and everything made before works there; any
+** key of others is refused as not the one. */
+static void opens_with(const char *key, const char *not1, const char *not2, const char *when)
+{
+    sb_engine *e = open_with(key);
+    ok(e != NULL, "%s: opens with %s", when, key);
+    if (!e) {
+        diag("%s", sb_result_message(res));
+        return;
+    }
+    is_int(exported(e), 1, "%s: the sealed number is read (an access request shows it)", when);
+    is_int(sb_apikey_verify(e, "acme", apikey, strlen(apikey)), 0,
+           "%s: the API key made before authenticates", when);
+    is_int(sb_apikey_verify(e, "acme", "sbk_nope", 8), SB_EAUTH, "%s: another key does not", when);
+    sb_close(e);
+    const char *nots[] = {not1, not2};
+    for (int i = 0; i < 2; i++) {
+        if (!nots[i]) continue;
+        e = open_with(nots[i]);
+        ok(e == NULL && sb_result_code(res) == SB_ECRYPTO &&
+               strstr(sb_result_message(res),
+                      "is not the one this data directory's data keys were made with"),
+           "%s: %s is refused as not the one (%s)", when, nots[i], sb_result_message(res));
+        sb_close(e);
+    }
+}
+
+/* A key file with key (64 hex digits) at path, mode 0600. */
+static void write_key(const char *path, const char *hex, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0 || write(fd, hex, strlen(hex)) != (ssize_t)strlen(hex))
+        diag("cannot write %s", path);
+    if (fd >= 0) close(fd);
+    chmod(path, mode);
+}
+
+/* --- refusals ---------------------------------------------------------------- */
+
+static void refused(int rc, int code, const char *why, const char *was, size_t wlen,
+                    const char *msg)
+{
+    is_int(rc, code, "refused: %s (%s)", why, sb_result_message(res));
+    ok(msg == NULL || strstr(sb_result_message(res), msg), "... saying so ('%s')", msg ? msg : "");
+    ok(same_file(keys, was, wlen), "... data.keys unchanged");
+    ok(access(key1, F_OK) != 0, "... no new key file made");
+}
+
+static void test_refusals(void)
+{
+    size_t wlen;
+    char *was = slurp(keys, &wlen);
+    ok(was && wlen > 0, "data.keys read (%zu bytes)", wlen);
+
+    /* Another engine of this process. */
+    sb_engine *e = open_with(key0);
+    refused(rotate(key0, key1), SB_EBUSY, "another engine of this process has it open", was, wlen,
+            "open in this process by another engine");
+    is_int(exported(e), 1, "that engine still works");
+    sb_close(e);
+
+    /* Another process. */
+    int go[2], ready[2];
+    if (pipe(go) || pipe(ready)) {
+        ok(0, "pipes made");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(go[1]);
+        close(ready[0]);
+        sb_engine *c = open_with(key0);
+        char b = c ? 'y' : 'n';
+        if (write(ready[1], &b, 1) != 1) _exit(2);
+        if (read(go[0], &b, 1) < 0) _exit(2);
+        int n = c ? exported(c) : -1;
+        sb_close(c);
+        _exit(n == 1 ? 0 : 1);
+    }
+    close(go[0]);
+    close(ready[1]);
+    char b = 0;
+    ok(read(ready[0], &b, 1) == 1 && b == 'y', "another process opened the directory");
+    refused(rotate(key0, key1), SB_EBUSY, "another process has it open", was, wlen,
+            "is open in another process");
+    char pidstr[32];
+    snprintf(pidstr, sizeof pidstr, "pid %d", (int)pid);
+    ok(strstr(sb_result_message(res), pidstr) != NULL, "... naming its pid");
+    if (write(go[1], "x", 1) != 1) diag("cannot tell the child to go on");
+    int st = 0;
+    waitpid(pid, &st, 0);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the other process read its records throughout");
+    close(go[1]);
+    close(ready[0]);
+
+    /* A key that is not the directory's. */
+    char wrong[300];
+    snprintf(wrong, sizeof wrong, "%s.wrong.key", dir);
+    write_key(wrong, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 0600);
+    refused(rotate(wrong, key1), SB_ECRYPTO, "the old key is not the directory's", was, wlen,
+            "is not the one this data directory's data keys were made with");
+
+    /* New key files that are not keys, or the old key. */
+    write_key(key2, "not a key\n", 0600);
+    refused(rotate(key0, key2), SB_EINVAL, "the new key file is not a key", was, wlen, key2);
+    write_key(key2, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 0644);
+    refused(rotate(key0, key2), SB_EINVAL, "the new key file may be read by others", was, wlen,
+            key2);
+    refused(rotate(key0, key0), SB_EINVAL, "the new key file is the old one", was, wlen,
+            "is the key file in use");
+    size_t kl;
+    char *k = slurp(key0, &kl);
+    write_key(key2, k ? k : "", 0600);
+    free(k);
+    refused(rotate(key0, key2), SB_EINVAL, "the new key file holds the old key", was, wlen,
+            "holds the master key in use");
+    unlink(key2);
+    refused(rotate(key0, ""), SB_EINVAL, "no new key file", was, wlen, NULL);
+    opens_with(key0, NULL, NULL, "after the refusals");
+    free(was);
+}
+
+/* --- rotations -------------------------------------------------------------- */
+
+static void test_rotate(void)
+{
+    is_int(rotate(key0, key1), 0, "rotated to a new key (%s)", sb_result_message(res));
+    json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL);
+    is_int((int)json_integer_value(json_object_get(d, "accounts")), 1, "... one account's key");
+    ok(json_is_true(json_object_get(d, "new_key_made")), "... the new key made");
+    ok(strstr(json_string_value(json_object_get(d, "backups")), "old key") != NULL,
+       "... saying backups made before need the old key");
+    json_decref(d);
+    struct stat st;
+    ok(stat(key1, &st) == 0 && (st.st_mode & 0777) == 0600 && st.st_size == 65,
+       "the new key file: 64 hex digits and a newline, mode 0600");
+    ok(stat(key0, &st) == 0, "the old key file is left where it was");
+    opens_with(key1, key0, NULL, "after a rotation");
+
+    /* API keys made after the rotation work too, before and after reopening. */
+    sb_engine *e = open_with(key1);
+    ok(e && sb_apikey_create(e, "acme", res) == 0, "an API key made under the new key");
+    json_t *k = json_loads(sb_result_json(res, NULL), 0, NULL);
+    char later[64];
+    snprintf(later, sizeof later, "%s", json_string_value(json_object_get(k, "key")));
+    json_decref(k);
+    sb_close(e);
+    e = open_with(key1);
+    ok(e && sb_apikey_verify(e, "acme", later, strlen(later)) == 0, "... and it authenticates");
+    ok(e && sb_apikey_verify(e, "acme", apikey, strlen(apikey)) == 0, "... as the old one does");
+    sb_close(e);
+
+    /* A second rotation, to a key given. */
+    write_key(key2, "8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677\n", 0600);
+    is_int(rotate(key1, key2), 0, "a second rotation, to an existing key (%s)",
+           sb_result_message(res));
+    opens_with(key2, key1, key0, "after a second rotation");
+}
+
+/* Killed at each step: the directory opens with the old key before the
+** rename, with the new key after it; a rotation run again then goes through. */
+static void test_crashes(void)
+{
+    static const struct {
+        const char *step;
+        int new_opens;
+    } steps[] = {{"key_made", 0}, {"keys_written", 0}, {"before_rename", 0}, {"after_rename", 1}};
+    const char *from = key2, *to = key1, *other = key0;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        unlink(to);
+        pid_t pid = fork();
+        if (pid == 0) {
+            setenv("KEYROT_CRASH", steps[i].step, 1);
+            rotate(from, to);
+            _exit(0);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        ok(WIFEXITED(st) && WEXITSTATUS(st) == 99, "a rotation killed at %s", steps[i].step);
+        ok(access(to, F_OK) == 0, "... the new key is on disk");
+        if (steps[i].new_opens) {
+            opens_with(to, from, other, steps[i].step);
+            const char *t = from;
+            from = to;
+            to = other;
+            other = t;
+        } else {
+            opens_with(from, to, NULL, steps[i].step);
+        }
+    }
+    char left[300];
+    snprintf(left, sizeof left, "%s/data.keys.rotate", dir);
+    unlink(to);
+    is_int(rotate(from, to), 0, "a rotation after the crashes (%s)", sb_result_message(res));
+    ok(access(left, F_OK) != 0, "... leaves no data.keys.rotate");
+    opens_with(to, from, other, "after the crashes");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-keyrot-%d", (int)getpid());
+    snprintf(key0, sizeof key0, "%s.0.key", dir);
+    snprintf(key1, sizeof key1, "%s.1.key", dir);
+    snprintf(key2, sizeof key2, "%s.2.key", dir);
+    snprintf(keys, sizeof keys, "%s/data.keys", dir);
+    rmtree(dir);
+    unlink(key0);
+    unlink(key1);
+    unlink(key2);
+    res = sb_result_new();
+    provision();
+    test_refusals();
+    test_rotate();
+    test_crashes();
+    sb_result_free(res);
+    rmtree(dir);
+    unlink(key0);
+    unlink(key1);
+    unlink(key2);
+    char wrong[300];
+    snprintf(wrong, sizeof wrong, "%s.wrong.key", dir);
+    unlink(wrong);
+    return done_testing();
+}
