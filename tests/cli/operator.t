@@ -337,7 +337,7 @@ check 2 "version takes no arguments" err "switchboard: version takes no argument
 flags() { grep -o -- '--[a-z][a-z-]*' | grep -vx -- '--help\|--dry-run\|--account' | sort -u | tr '\n' ' '; }
 run "$sb" --help
 top=$out
-for c in "sweep" "sweep --dry-run" "backup"; do
+for c in "sweep" "sweep --dry-run" "backup" "key rotate"; do
     # shellcheck disable=SC2086
     help=$("$sb" $c --help 2>&1 | sed '/^[A-Z]/,$d' | flags)
     case $c in
