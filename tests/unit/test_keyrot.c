@@ -67,6 +67,11 @@ int fsync(int fd)
     path[n > 0 ? n : 0] = 0;
     const char *c = crash_at();
     if (c && !strcmp(c, "keys_written") && ends_with(path, "/data.keys.rotate")) _exit(99);
+    const char *pause = getenv("KEYROT_PAUSE_FD");
+    if (pause && ends_with(path, "/data.keys.rotate")) { /* say so, then take a while */
+        if (write(atoi(pause), "p", 1) != 1) _exit(98);
+        usleep(300000);
+    }
     return (int)syscall(SYS_fsync, fd);
 }
 
@@ -355,6 +360,69 @@ static void test_crashes(void)
     opens_with(to, from, other, "after the crashes");
 }
 
+/* An engine opened while a rotation runs waits for it (LMDB's shared lock),
+** then finds the new data keys: with the new key it opens and works
+** (LMDB's lock file left usable for it), with the old one it is refused. */
+static void test_open_during(void)
+{
+    const char *keyfor[2] = {key1, key0}, *all[3] = {key0, key1, key2}, *cur = NULL;
+    for (int i = 0; i < 3 && !cur; i++) {
+        sb_engine *e = open_with(all[i]);
+        if (e) cur = all[i];
+        sb_close(e);
+    }
+    ok(cur != NULL, "the key the crashes left the directory with (%s)", cur ? cur : "none");
+    if (!cur) return;
+    if (cur != key0) {
+        unlink(key0);
+        is_int(rotate(cur, key0), 0, "rotated to a new key0 (%s)", sb_result_message(res));
+    }
+    for (int with_new = 1; with_new >= 0; with_new--) {
+        int p[2];
+        if (pipe(p)) {
+            ok(0, "a pipe");
+            return;
+        }
+        unlink(key1);
+        pid_t pid = fork();
+        if (pid == 0) {
+            char fd[16];
+            close(p[0]);
+            snprintf(fd, sizeof fd, "%d", p[1]);
+            setenv("KEYROT_PAUSE_FD", fd, 1);
+            _exit(rotate(key0, key1) == 0 ? 0 : 1);
+        }
+        close(p[1]);
+        char b;
+        ok(read(p[0], &b, 1) == 1, "a rotation is writing the new data.keys");
+        close(p[0]);
+        char left[300];
+        snprintf(left, sizeof left, "%s/data.keys.rotate", dir);
+        sb_engine *e = open_with(keyfor[!with_new]);
+        ok(access(left, F_OK) != 0, "an open meanwhile (the %s key) returned after the rename",
+           with_new ? "new" : "old");
+        if (with_new) {
+            ok(e != NULL, "... opened with the new key (%s)", e ? "" : sb_result_message(res));
+            is_int(e ? exported(e) : -1, 1, "... reads the sealed number");
+            ok(e && sb_apikey_create(e, "acme", res) == 0, "... and writes (%s)",
+               sb_result_message(res));
+        } else {
+            ok(e == NULL && strstr(sb_result_message(res), "is not the one"),
+               "... refused with the old key (%s)", sb_result_message(res));
+        }
+        sb_close(e);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the rotation went through");
+        if (with_new) { /* back to key0, for the second round */
+            unlink(key0);
+            is_int(rotate(key1, key0), 0, "rotated back to a new key0 (%s)",
+                   sb_result_message(res));
+        }
+    }
+    opens_with(key1, key0, NULL, "after the opens during rotations");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-keyrot-%d", (int)getpid());
@@ -371,6 +439,7 @@ int main(void)
     test_refusals();
     test_rotate();
     test_crashes();
+    test_open_during();
     sb_result_free(res);
     rmtree(dir);
     unlink(key0);
