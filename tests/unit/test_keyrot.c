@@ -99,14 +99,15 @@ static int rotate(const char *old, const char *new_key)
     return sb_master_key_rotate(&cfg, new_key, res);
 }
 
-/* The whole file, malloc'd, its length in *len (NULL: none). */
+/* The whole file, malloc'd and NUL-terminated, its length in *len (NULL:
+** none). */
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     *len = 0;
     if (!f) return NULL;
-    char *b = malloc(1 << 16);
-    *len = fread(b, 1, 1 << 16, f);
+    char *b = malloc((1 << 16) + 1);
+    if (b) b[ *len = fread(b, 1, 1 << 16, f)] = 0;
     fclose(f);
     return b;
 }
