@@ -274,23 +274,6 @@ static int slot_present(rec_state *rs, uint32_t acct)
 ** lacks the keys of some accounts (lost for good): they get new keys. */
 #define LOST_KEYS_ENV "SWITCHBOARD_DATA_KEYS_LOST"
 
-/* The data key file must hold a key for every account and the master key
-** must be the one they were wrapped with.
-**
-** Every account has a slot from its creation (made in the transaction that
-** creates it, wiped only after its deletion commits), so an account without
-** one means data.keys was lost, emptied or replaced (a backup restored
-** without it): a new key would leave what was sealed unreadable, and access
-** and erasure requests would find nothing while saying they looked. So the
-** engine does not open, unless LOST_KEYS_ENV says the keys are lost for
-** good.
-**
-** A master key that is not the one (another key_file, a key file replaced)
-** opens no slot: every read of sealed data would fail, and a slot without a
-** check value would be taken for one left by a creation that never
-** committed and get a new key (everything sealed before lost). So an engine
-** opens only when an account's slot opens with its key, or when no account
-** has a slot yet. */
 typedef struct check_arg {
     sb_engine *e;
     int slots, opened, missing, accounts;
@@ -340,6 +323,23 @@ static int check_one(void *arg, uint32_t num, const char *id)
     return 0;
 }
 
+/* The data key file must hold a key for every account and the master key
+** must be the one they were wrapped with.
+**
+** Every account has a slot from its creation (made in the transaction that
+** creates it, wiped only after its deletion commits), so an account without
+** one means data.keys was lost, emptied or replaced (a backup restored
+** without it): a new key would leave what was sealed unreadable, and access
+** and erasure requests would find nothing while saying they looked. So the
+** engine does not open, unless LOST_KEYS_ENV says the keys are lost for
+** good.
+**
+** A master key that is not the one (another key_file, a key file replaced)
+** opens no slot: every read of sealed data would fail, and a slot without a
+** check value would be taken for one left by a creation that never
+** committed and get a new key (everything sealed before lost). So an engine
+** opens only when an account's slot opens with its key, or when no account
+** has a slot yet. */
 static int master_check(sb_engine *e, sb_result *res)
 {
     check_arg a = {.e = e};
