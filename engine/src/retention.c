@@ -29,6 +29,7 @@
 #include "jsonv.h"
 #include "records.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -794,15 +795,69 @@ static int batch_add(wbuf *w, int table, const uint8_t *k, size_t kl, const uint
     return w->err ? SB_ENOMEM : 0;
 }
 
-static int batch_cmp(const void *a, const void *b)
+static int batch_cmp(const uint8_t *x, const uint8_t *y)
 {
-    const uint8_t *x = *(const uint8_t *const *)a, *y = *(const uint8_t *const *)b;
     if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
     size_t xl = x[1], yl = y[1];
     int c = memcmp(x + 2, y + 2, xl < yl ? xl : yl);
     if (c) return c;
     if (xl != yl) return xl < yl ? -1 : 1;
     return x < y ? -1 : x > y; /* the same key: in the order added (the last put wins) */
+}
+
+/* An entry of a batch to sort: its table and first 15 key bytes after the
+** table byte as two numbers (zeros past the key's end), which order two
+** entries as batch_cmp does wherever they differ (a key that ends inside
+** them is a prefix of the other or ends where the other has a byte above
+** zero) without a call or a memcmp; batch_cmp orders the rest. A round's
+** entries differ there nearly always: an index entry's period and
+** pseudonym or call id, a review entry's due. */
+typedef struct batch_ent {
+    uint64_t hi, lo;
+    const uint8_t *p;
+} batch_ent;
+
+static batch_ent batch_ent_of(const uint8_t *p)
+{
+    uint8_t b[16] = {0};
+    size_t n = p[1] - 1u; /* the key after its table byte */
+    b[0] = p[0];
+    memcpy(b + 1, p + 3, n < 15 ? n : 15);
+    return (batch_ent){be64(b), be64(b + 8), p};
+}
+
+static int batch_less(const batch_ent *a, const batch_ent *b)
+{
+    if (a->hi != b->hi) return a->hi < b->hi;
+    if (a->lo != b->lo) return a->lo < b->lo;
+    return batch_cmp(a->p, b->p) < 0;
+}
+
+/* Sort a[0..n) by batch_less, tmp of n entries beside it: a merge sort,
+** insertion sort for short runs, each merge skipped where the halves are
+** in order already (a sweep's review entries come nearly so). */
+static void batch_sort(batch_ent *a, batch_ent *tmp, size_t n)
+{
+    if (n <= 12) {
+        for (size_t i = 1; i < n; i++) {
+            batch_ent v = a[i];
+            size_t j = i;
+            for (; j > 0 && batch_less(&v, &a[j - 1]); j--)
+                a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return;
+    }
+    size_t h = n / 2;
+    batch_sort(a, tmp, h);
+    batch_sort(a + h, tmp, n - h);
+    if (!batch_less(&a[h], &a[h - 1])) return;
+    memcpy(tmp, a, h * sizeof *a);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n)
+        a[k++] = batch_less(&a[j], &tmp[i]) ? a[j++] : tmp[i++];
+    while (i < h)
+        a[k++] = tmp[i++];
 }
 
 /* Apply a batch: puts when put, else deletes (a key not there is fine). */
@@ -816,16 +871,16 @@ static int batch_flush(rctx *x, wbuf *w, int put)
         p += 1 + *p;
     }
     if (!n) return 0;
-    const uint8_t **ord = malloc(n * sizeof *ord);
+    batch_ent *ord = malloc(n * 2 * sizeof *ord);
     if (!ord) return SB_ENOMEM;
     n = 0;
     for (p = (const uint8_t *)w->b.p; p < end; p += 1 + p[2 + p[1]] + 2 + p[1])
-        ord[n++] = p;
-    qsort(ord, n, sizeof *ord, batch_cmp);
+        ord[n++] = batch_ent_of(p);
+    batch_sort(ord, ord + n, n);
     MDB_cursor *c = NULL;
     int table = -1, rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        const uint8_t *q = ord[i];
+        const uint8_t *q = ord[i].p;
         if (q[0] != table || !c) {
             if (c) mdb_cursor_close(c);
             c = NULL;
@@ -1891,7 +1946,8 @@ static int rescan_ahead(rctx *x, uint32_t acct, const rec_data *r, int *ahead)
     return rc;
 }
 
-/* Review the record of the entry under the cursor; the entry goes. */
+/* Review the record of the entry under the cursor; the entry goes with
+** the round's (review_drop). */
 static int review_one(rctx *x, st_iter *it)
 {
     uint8_t key[8 + REC_KEY_MAX];
@@ -1904,9 +1960,8 @@ static int review_one(rctx *x, st_iter *it)
     if (rc) return rc;
     rec_data r;
     if (x->exists) rc = load_record(x, rk, rkl, &r);
-    /* The entry goes in any case; the decision may put a new one. */
-    int drc = st_iter_del(it);
-    if (drc && drc != MDB_NOTFOUND) return drc;
+    /* The entry goes in any case (review_drop, at the round's end); the
+    ** decision may put a new one. */
     if (!x->exists || rc == SB_ENOTFOUND || rc == SB_ESTORE || (rc == 0 && r.epoch != epoch)) {
         /* Account or record gone, or an entry of an older epoch: dropped. */
         if (rc == SB_ESTORE) sb_log(x->e, SB_LOG_ERROR, "sweep: a corrupt record was skipped");
@@ -1925,6 +1980,55 @@ static int review_one(rctx *x, st_iter *it)
     x->n.reviewed++;
     x->reviewing = (int64_t)be64(key);
     return apply(x, rk, rkl, &r, &d, SRC_REVIEW);
+}
+
+/* LMDB's order of keys (memcmp, then the shorter first). */
+static int key_cmp(const MDB_val *a, const MDB_val *b)
+{
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = memcmp(a->mv_data, b->mv_data, n);
+    return c ? c : a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
+
+/* Delete the review index's entries from its first to `last` (its key as
+** stored, table byte first): those a round walked, each handled. LMDB
+** rebalances a leaf that falls below a quarter full by moving the first
+** entry of its neighbour into it while the neighbour is fuller, so deleting
+** from the index's start one entry after another moved an entry (and
+** rewrote a branch key) for about three deletes of four. Two passes
+** instead: the first deletes four entries of five, leaving each leaf about
+** a fifth full, the second the rest, a leaf then merged with its
+** neighbour, as sparse, as it empties. */
+static int review_drop(rctx *x, const uint8_t *last, size_t lastlen)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(x->t->txn, x->e->dbi[DB_REVIEW], &c);
+    if (rc) return rc;
+    st_cache_forget(x->e, DB_REVIEW); /* written past the store's functions */
+    MDB_val lim = {lastlen, (void *)last}, k, v;
+    uint8_t first = DB_REVIEW + 1, kb[512];
+    for (int pass = 0; pass < 2 && (!rc || rc == MDB_NOTFOUND); pass++) {
+        k = (MDB_val){1, &first};
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        for (unsigned n = 0; rc == 0 && key_cmp(&k, &lim) <= 0; n++) {
+            if (pass == 0 && n % 5 == 4) {
+                rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+                continue;
+            }
+            size_t kl = k.mv_size < sizeof kb ? k.mv_size : sizeof kb;
+            memcpy(kb, k.mv_data, kl);
+            if ((rc = mdb_cursor_del(c, 0))) break;
+            x->e->txn_dirty = 1;
+            /* The cursor stands on the next entry, or past its leaf's last. */
+            rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+            if (rc == MDB_NOTFOUND || rc == EINVAL) {
+                k = (MDB_val){kl, kb};
+                rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+            }
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 static int do_sweep(wtx *t, void *arg)
@@ -1979,17 +2083,23 @@ static int do_sweep(wtx *t, void *arg)
             goto out;
         }
         st_iter it;
+        uint8_t last[512]; /* the key of the last entry walked, as stored */
+        size_t lastlen = 0;
         for (rc = st_iter_open(&it, txn, t->e, DB_REVIEW, "", 0); rc == 0 && i < budget; i++) {
-            if (it.klen < 8 + 13 || it.klen > 8 + REC_KEY_MAX) { /* not ours */
-                rc = st_iter_del(&it);
-                continue;
-            }
-            if ((int64_t)be64(it.key) > sr->now) {
+            int ours = it.klen >= 8 + 13 && it.klen <= 8 + REC_KEY_MAX;
+            if (ours && (int64_t)be64(it.key) > sr->now) {
                 rc = MDB_NOTFOUND; /* nothing more is due */
                 break;
             }
+            lastlen = it.k.mv_size < sizeof last ? it.k.mv_size : sizeof last;
+            memcpy(last, it.k.mv_data, lastlen);
+            if (!ours) { /* goes with the round's */
+                rc = st_iter_next(&it);
+                continue;
+            }
             if ((rc = review_one(&x, &it))) break;
-            rc = it.key ? 0 : MDB_NOTFOUND; /* st_iter_del moved it on */
+            rc = st_iter_next(&it);
+            if (rc && rc != MDB_NOTFOUND) break;
             /* Events waiting for the write lock go first: end here. */
             if (i + 1 >= SWEEP_MIN && __atomic_load_n(&t->e->live_events, __ATOMIC_RELAXED)) {
                 sr->yielded = 1;
@@ -2007,7 +2117,9 @@ static int do_sweep(wtx *t, void *arg)
         x.defer = 0;
         mdb_cursor_close(x.rcur);
         x.rcur = NULL;
-        if ((rc = batch_flush(&x, &x.dels, 0)) || (rc = review_flush(&x))) goto out;
+        if ((lastlen && (rc = review_drop(&x, last, lastlen))) ||
+            (rc = batch_flush(&x, &x.dels, 0)) || (rc = review_flush(&x)))
+            goto out;
         /* An event that came while the round's deletes were applied ends the
         ** rounds as one seen between records does: the sweep yields to it. */
         if (left && __atomic_load_n(&t->e->live_events, __ATOMIC_RELAXED)) sr->yielded = 1;
