@@ -694,6 +694,9 @@ int cli_simulate(int argc, char **argv)
                "fallbacks %lld\n",
                ring, wait, move, reject, failures, fallbacks);
     printf("%d of %d calls answered (%.1f%%)\n", ta, to, to ? 100.0 * ta / to : 0);
+    /* What follows on stderr comes after the summary also when both go to
+    ** one file or pipe (stdout is then buffered until the exit). */
+    fflush(stdout);
     if (!doc)
         fprintf(stderr, "switchboard simulate: cannot tell whether a policy failed: %s\n",
                 sb_result_message(res));

@@ -130,6 +130,12 @@ has "$out" "of 60 calls answered" && has "$out" "policy failures 2, fallbacks 2"
 ok $? "... after the day's summary, which counts them" "$(shown)"
 has "$err" "once.lua:3: not c0" && ! has "$err" "quarantined"
 ok $? "... its failures logged, no quarantine said" "$(shown)"
+# Both streams to one file (a CI log, | tee): the count is still the line
+# after the summary.
+"$sb" simulate --calls 60 --seed 7 --policy "$tmp/once.lua" >"$tmp/both" 2>&1
+tail -n 2 "$tmp/both" | head -n 1 | grep -q "of 60 calls answered" &&
+    tail -n 1 "$tmp/both" | grep -q "routing decisions failed"
+ok $? "... stdout and stderr to one file: the count comes after the summary" "$(cat "$tmp/both")"
 
 # Refused before the day: nothing on stdout, the temporary directory gone.
 printf 'local P = {}\nfunction P.route(call, agents)\n  return { ring =\nend\nreturn P\n' \
