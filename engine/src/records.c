@@ -323,6 +323,18 @@ static int check_one(void *arg, uint32_t num, const char *id)
     return 0;
 }
 
+/* What to do about a master key that is not the directory's. After a
+** rotation (slot 0 of data.keys, APISUB_SLOT below, is there) the
+** likely cause is a daemon or a command still given the key from before it. */
+static const char *which_key(sb_engine *e)
+{
+    if (slot_present(e->rec, 0)) /* APISUB_SLOT */
+        return "its master key has been rotated (switchboard key rotate), so give the key file it "
+               "was rotated to (key_file; --key-file for a switchboard command)";
+    return "give the key file this data was written with (key_file; --key-file for a "
+           "switchboard command)";
+}
+
 /* The data key file must hold a key for every account and the master key
 ** must be the one they were wrapped with.
 **
@@ -366,9 +378,8 @@ static int master_check(sb_engine *e, sb_result *res)
     if (!opened && slots)
         return res_err(res, SB_ECRYPTO, "key_file",
                        "master key %s is not the one this data directory's data keys were made "
-                       "with (the data key of account '%s'%s does not open with it): give the "
-                       "key file this data was written with",
-                       e->key_file, first, slots > 1 ? " and others" : "");
+                       "with (the data key of account '%s'%s does not open with it): %s",
+                       e->key_file, first, slots > 1 ? " and others" : "", which_key(e));
     return 0;
 }
 
@@ -636,9 +647,8 @@ static int apisub_load(sb_engine *e, sb_result *res)
                        strerror(errno));
     return res_err(res, SB_ECRYPTO, "key_file",
                    "master key %s is not the one this data directory's data keys were made with "
-                   "(the API-key hashing key in %s/data.keys does not open with it): give the key "
-                   "file this data was written with",
-                   e->key_file, e->data_dir);
+                   "(the API-key hashing key in %s/data.keys does not open with it): %s",
+                   e->key_file, e->data_dir, which_key(e));
 }
 
 typedef struct rotate_arg {

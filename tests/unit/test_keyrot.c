@@ -264,6 +264,9 @@ static void test_refusals(void)
     write_key(wrong, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 0600);
     refused(rotate(wrong, key1), SB_ECRYPTO, "the old key is not the directory's", was, wlen,
             "is not the one this data directory's data keys were made with");
+    ok(strstr(sb_result_message(res), "give the key file this data was written with") &&
+           !strstr(sb_result_message(res), "rotated"),
+       "... never rotated: saying to give the key it was written with, not a rotated one");
 
     /* New key files that are not keys, or the old key. */
     write_key(key2, "not a key\n", 0600);
@@ -301,6 +304,16 @@ static void test_rotate(void)
        "the new key file: 64 hex digits and a newline, mode 0600");
     ok(stat(key0, &st) == 0, "the old key file is left where it was");
     opens_with(key1, key0, NULL, "after a rotation");
+    /* The key from before, given by a daemon or command not told of the
+    ** rotation: the refusal says the key was rotated and where to give the
+    ** new one. */
+    sb_engine *old = open_with(key0);
+    ok(old == NULL && strstr(sb_result_message(res), "its master key has been rotated") &&
+           strstr(sb_result_message(res), "--key-file"),
+       "the key from before the rotation: refused, saying the key was rotated and how to give "
+       "the new one (%s)",
+       sb_result_message(res));
+    sb_close(old);
 
     /* API keys made after the rotation work too, before and after reopening. */
     sb_engine *e = open_with(key1);
