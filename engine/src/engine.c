@@ -1256,6 +1256,27 @@ static void let_others_in(sb_engine *e)
             ;
 }
 
+/* Give the file open at fd (or, fd < 0, the file at path, not through a
+** symbolic link) the owner of was when run as root, and with fd its mode
+** too, when they are not already those: 0 or an errno. Only root can give a
+** file away: another user's files are left its own. */
+static int same_owner(const char *path, int fd, const struct stat *was)
+{
+    int own = fd < 0, err = 0;
+    if (own && (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) return errno;
+    struct stat st;
+    if (fstat(fd, &st))
+        err = errno;
+    else if (geteuid() == 0 && (st.st_uid != was->st_uid || st.st_gid != was->st_gid) &&
+             fchown(fd, was->st_uid, was->st_gid))
+        err = errno;
+    else if (!own && (st.st_mode & 07777) != (was->st_mode & 07777) &&
+             fchmod(fd, was->st_mode & 07777))
+        err = errno;
+    if (own) close(fd);
+    return err;
+}
+
 /* What a rotation does, in the order that makes a crash at any point leave
 ** a directory that opens with the old key or the new one, both kept:
 **   1. checks: the directory and its key, the new key file (an existing one
@@ -1333,6 +1354,15 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
             goto out;
         }
         made = 1;
+        /* Run as root for a daemon of another user: the new key is that
+        ** user's, as the old one was, or the daemon could not read it. */
+        if (stat(old, &so) == 0 && (rc = same_owner(new_key_file, -1, &so))) {
+            rc = res_err(res, SB_ESTORE, "new_key_file",
+                         "cannot give %s the owner of %s (uid %u, gid %u): %s; nothing was changed",
+                         new_key_file, old, (unsigned)so.st_uid, (unsigned)so.st_gid, strerror(rc));
+            unlink(new_key_file);
+            goto out;
+        }
     }
     snprintf(tmp, sizeof tmp, "%s/data.keys.rotate", cfg->data_dir);
     snprintf(path, sizeof path, "%s/data.keys", cfg->data_dir);
@@ -1341,6 +1371,17 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
     if (fd < 0) {
         rc = res_err(res, no_room(errno) ? SB_EFULL : SB_ESTORE, "data_dir", "cannot create %s: %s",
                      tmp, strerror(errno));
+        goto undo;
+    }
+    /* The new data.keys gets the old one's owner and mode (as the erasure
+    ** journal's copy does, journal.c): run as root, a data.keys of root's,
+    ** 0600, would keep the daemon's user from opening the directory. */
+    struct stat sk;
+    if ((rc = stat(path, &sk) ? errno : same_owner(NULL, fd, &sk))) {
+        rc = res_err(res, SB_ESTORE, "data_dir",
+                     "cannot give %s the owner and mode of %s: %s; nothing was changed", tmp, path,
+                     strerror(rc));
+        close(fd);
         goto undo;
     }
     if ((rc = rec_keys_rotate(e, newkey, fd, tmp, &accounts, &dropped, res))) goto undo;

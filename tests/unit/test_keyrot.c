@@ -437,6 +437,50 @@ static void test_open_during(void)
     opens_with(key1, key0, NULL, "after the opens during rotations");
 }
 
+/* Run as root on a directory and key of another user (the daemon's): the
+** new data.keys and the new key file are that user's, so the daemon, started
+** as it with the new key, opens the directory. */
+static void test_owner(void)
+{
+    if (geteuid() != 0) {
+        ok(1, "# skip: ownership needs root");
+        return;
+    }
+    const uid_t u = 65534;
+    const gid_t g = 65534;
+    /* The keys in a directory of that user's, as /etc/switchboard would be. */
+    char kdir[300], oldk[340], newk[340], cmd[1200];
+    snprintf(kdir, sizeof kdir, "%s.keys", dir);
+    snprintf(oldk, sizeof oldk, "%s/old.key", kdir);
+    snprintf(newk, sizeof newk, "%s/new.key", kdir);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && mkdir '%s' && cp -p '%s' '%s' && chown -R %u:%u '%s' '%s'", kdir, kdir,
+             key1, oldk, (unsigned)u, (unsigned)g, dir, kdir);
+    ok(system(cmd) == 0, "the directory and its key given to uid %u", (unsigned)u);
+    is_int(rotate(oldk, newk), 0, "rotated by root (%s)", sb_result_message(res));
+    struct stat st;
+    ok(stat(keys, &st) == 0 && st.st_uid == u && st.st_gid == g && (st.st_mode & 0777) == 0600,
+       "data.keys is still the directory's user's, mode 0600 (uid %u, mode %o)",
+       (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
+    ok(stat(newk, &st) == 0 && st.st_uid == u && st.st_gid == g && (st.st_mode & 0777) == 0600,
+       "the new key file is the old one's user's, mode 0600 (uid %u)", (unsigned)st.st_uid);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(g) || setuid(u)) _exit(2);
+        sb_engine *e = open_with(newk);
+        if (!e) fprintf(stderr, "# as uid %u: %s\n", (unsigned)u, sb_result_message(res));
+        int n = e ? exported(e) : -1;
+        sb_close(e);
+        _exit(n == 1 ? 0 : 1);
+    }
+    int rst = 0;
+    waitpid(pid, &rst, 0);
+    ok(WIFEXITED(rst) && WEXITSTATUS(rst) == 0,
+       "... which opens the directory with the new key and reads the number");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", kdir);
+    ok(system(cmd) == 0, "the keys' directory removed");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-keyrot-%d", (int)getpid());
@@ -454,6 +498,7 @@ int main(void)
     test_rotate();
     test_crashes();
     test_open_during();
+    test_owner();
     sb_result_free(res);
     rmtree(dir);
     unlink(key0);
