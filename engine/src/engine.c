@@ -1296,7 +1296,8 @@ static int same_owner(const char *path, int fd, const struct stat *was)
 **      before the directory sync may bring back either: both keys are kept).
 ** The old key file is not touched: backups made before the rotation need it,
 ** and so would the directory, should step 4 not have reached the disk. A
-** data.keys.rotate left by a crash is removed by the next rotation. */
+** data.keys.rotate left by a crash is removed by the next open (records_open:
+** it would keep the data keys an account deletion wipes) or rotation. */
 int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_result *res)
 {
     res_reset(res);

@@ -397,6 +397,19 @@ int records_open(sb_engine *e, sb_result *res)
     ** data.keys): an empty file left there would be taken for the data
     ** keys by whoever looks, and a check of a backup would change it. */
     int made = 0;
+    /* A data.keys.rotate left by a rotation that crashed before its rename
+    ** (sb_master_key_rotate) holds every data key wrapped under a key that
+    ** is on disk too: a deletion wipes an account's slot in data.keys only,
+    ** so that copy would keep what the deletion shreds. No rotation is
+    ** writing it: one holds LMDB's lock on the directory alone while it
+    ** does, and this engine holds it shared since env_acquire. */
+    char left[4096 + 16];
+    snprintf(left, sizeof left, "%s/data.keys.rotate", e->data_dir);
+    if (unlink(left) == 0)
+        sb_log(e, SB_LOG_WARN,
+               "%s removed: left by a master key rotation that did not finish (the data keys "
+               "stay under the key they were under before it)",
+               left);
     rs->keyfd = open(path, O_RDWR | O_CLOEXEC);
     if (rs->keyfd < 0 && errno == ENOENT) {
         rs->keyfd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
