@@ -1277,12 +1277,21 @@ static int same_owner(const char *path, int fd, const struct stat *was)
     return err;
 }
 
+/* A write transaction that writes nothing: it marks the directory's format. */
+static int mark_format(wtx *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    return 0;
+}
+
 /* What a rotation does, in the order that makes a crash at any point leave
 ** a directory that opens with the old key or the new one, both kept:
 **   1. checks: the directory and its key, the new key file (an existing one
 **      must be a valid key other than the old), the old key opening every
 **      account's data key (sb_open, then rec_keys_rotate), the directory
-**      held alone (hold_alone);
+**      held alone (hold_alone); then the directory marked with this
+**      version's format (mark_format), which an earlier version refuses;
 **   2. the new key file, when it is not there, made and synced (cr_master_load
 **      creates it as every key: 0600, synced, published by link) — a crash
 **      from here to 4 leaves a key nothing uses yet, and the old key opens;
@@ -1349,6 +1358,11 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
                      new_key_file);
         goto out;
     }
+    /* This version's format mark, as at any write (store.c, schema_settle):
+    ** an earlier version knows nothing of slot 0, and would open the rotated
+    ** directory with the new key, refuse every API key made before and make
+    ** ones this version refuses. Before anything else is written. */
+    if ((rc = eng_write(e, mark_format, NULL, res))) goto out;
     if (!exists) {
         if (cr_master_load(new_key_file, 1, newkey, err, sizeof err)) {
             rc = res_err(res, SB_ECRYPTO, "new_key_file", "new %s; nothing was changed", err);

@@ -12,6 +12,7 @@
 ** rename, link and fsync itself, so the library calls them through the test,
 ** which ends the process there when KEYROT_CRASH names that step.
 */
+#include "engine.h" /* the directory's format mark (meta "schema") */
 #include "switchboard.h"
 #include "tap.h"
 #include "testkit.h"
@@ -444,6 +445,45 @@ static void test_open_during(void)
     opens_with(key1, key0, NULL, "after the opens during rotations");
 }
 
+static int put_schema(wtx *t, void *arg)
+{
+    return st_meta_put_u64(t->txn, t->e, "schema", *(uint64_t *)arg);
+}
+
+/* The directory's format mark, or 0. */
+static uint64_t schema_of(const char *key_file)
+{
+    sb_engine *e = open_with(key_file);
+    MDB_txn *txn;
+    uint64_t v = 0;
+    if (e && eng_read_begin(e, &txn) == 0) {
+        if (st_meta_u64(txn, e, "schema", &v)) v = 0;
+        eng_read_end(e, txn);
+    }
+    sb_close(e);
+    return v;
+}
+
+/* A rotation marks the directory with this version's format, as a write
+** does: an earlier version, which knows nothing of slot 0, would open the
+** rotated directory with the new key and hash API keys with a subkey of it,
+** refusing every API key made before and making ones this version refuses. */
+static void test_format_mark(void)
+{
+    sb_engine *e = open_with(key1);
+    uint64_t earlier = SCHEMA_VERSION - 1;
+    ok(e && eng_write(e, put_schema, &earlier, res) == 0,
+       "the directory marked as an earlier version's (format %llu)", (unsigned long long)earlier);
+    sb_close(e);
+    is_int((int)schema_of(key1), (int)earlier, "... which an open that writes nothing leaves");
+    unlink(key2);
+    is_int(rotate(key1, key2), 0, "rotated (%s)", sb_result_message(res));
+    is_int((int)schema_of(key2), SCHEMA_VERSION,
+           "the rotation marked it with this version's format, which an earlier one refuses");
+    unlink(key1);
+    is_int(rotate(key2, key1), 0, "rotated back to a new key1 (%s)", sb_result_message(res));
+}
+
 /* Run as root on a directory and key of another user (the daemon's): the
 ** new data.keys and the new key file are that user's, so the daemon, started
 ** as it with the new key, opens the directory. */
@@ -505,6 +545,7 @@ int main(void)
     test_rotate();
     test_crashes();
     test_open_during();
+    test_format_mark();
     test_owner();
     sb_result_free(res);
     rmtree(dir);
