@@ -1354,9 +1354,10 @@ static const char key_usage[] =
     "keys are hashed with, are wrapped again under the key in NEW, made (64 hex\n"
     "digits, mode 0600) when it is not there. Every record and API key stays\n"
     "readable and valid; from then on DIR opens only with NEW: set key_file to it\n"
-    "(or, without key_file, put it in place of DIR/master.key). OLD (default\n"
-    "DIR/master.key) is left as it was: backups made before the rotation open\n"
-    "only with it, so keep it as long as them, then destroy it.\n"
+    "(or, without key_file, copy DIR/master.key elsewhere to keep it, then put\n"
+    "NEW in its place). OLD (default DIR/master.key) is left as it was:\n"
+    "backups made before the rotation open only with it, so keep it as long as\n"
+    "them, then destroy it.\n"
     "Nothing else may have DIR open (stop the daemon first). A crash at any point\n"
     "leaves DIR opening with OLD or NEW. Refused, nothing changed: DIR open\n"
     "elsewhere, OLD not DIR's key, NEW not a valid key or the same key as OLD.\n"
@@ -1427,7 +1428,10 @@ int cli_key(int argc, char **argv)
                "The old key %s was left as it was: backups made before this rotation open only "
                "with it; keep it as long as you keep them, then destroy it.\n",
                o.data_dir, o.new_key_file,
-               o.key_file ? "" : " (or put it in place of the data directory's master.key)",
+               o.key_file
+                   ? ""
+                   : " (or copy the old key below elsewhere to keep it, then put the new one in "
+                     "its place)",
                jstr(d, "old_key_file"));
         json_decref(d);
     }

@@ -77,6 +77,9 @@ run "$sb" key rotate --data-dir "$data" --new-key-file "$tmp/new.key"
 check 0 "rotated to a new key" out "master key rotated"
 has "$out" "backups made before this rotation open only with it"
 ok $? "... saying backups made before need the old key" "$(shown)"
+has "$out" "copy the old key below elsewhere to keep it, then put the new one in its place"
+ok $? "... and, the old key being DIR/master.key, to keep a copy of it before putting the new one there" \
+    "$(shown)"
 [ "$(stat -c %a "$tmp/new.key")" = 600 ] && [ "$(wc -c <"$tmp/new.key")" -eq 65 ]
 ok $? "... the new key made: 64 hex digits, mode 0600" "$(ls -l "$tmp/new.key")"
 [ "$(keys_sum)" != "$sum" ] && [ ! -e "$data/data.keys.rotate" ]
