@@ -1488,7 +1488,10 @@ SB_API int sb_backup(sb_engine *eng, const char *dest, sb_result *res);
 ** "key_file") when the old key does not open the directory's data keys;
 ** SB_EINVAL when there is no data directory or old key, when new_key_file
 ** exists and is not a valid key (the message says why: its mode, size or
-** content), or is the old key (the same file or the same key). The document
+** content), or is the old key (the same file or the same key), or is named
+** as one of the files the data directory holds for the engine or the daemon
+** (data.keys.rotate, admin.token, ...), which would be replaced or removed
+** with the key in it. The document
 ** on success: data_dir, key_file (the new), old_key_file, new_key_made,
 ** accounts (data keys wrapped again), slots_dropped (data key slots no account
 ** had: unreadable, left out), backups (a reminder). */

@@ -1277,6 +1277,40 @@ static int same_owner(const char *path, int fd, const struct stat *was)
     return err;
 }
 
+/* The name, when path is (or would be) one of the files data_dir holds for
+** the engine or the daemon, else NULL. A key there would be lost: the
+** rotation removes data.keys.rotate before writing it and renames it over
+** data.keys, a prune of the erasure journal replaces erasures.journal.new,
+** and the daemon would take a key in admin.token for its token. */
+static const char *dir_file_named(const char *data_dir, const char *path)
+{
+    static const char *const names[] = {"data.mdb",         "lock.mdb",
+                                        "data.keys",        "data.keys.rotate",
+                                        "erasures.journal", "erasures.journal.new",
+                                        "serve.lock",       "admin.token"};
+    char buf[4096], *slash;
+    struct stat d, p;
+    /* Through symbolic links: the file it names when it is there, else the
+    ** directory it would be made in. */
+    if (!realpath(path, buf) && snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return NULL;
+    const char *base = (slash = strrchr(buf, '/')) ? slash + 1 : buf;
+    const char *name = NULL;
+    for (size_t i = 0; i < countof(names) && !name; i++)
+        if (!strcmp(base, names[i])) name = names[i];
+    if (!name) return NULL;
+    if (slash == buf)
+        slash[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(buf, sizeof buf, ".");
+    return stat(buf, &p) == 0 && stat(data_dir, &d) == 0 && p.st_dev == d.st_dev &&
+                   p.st_ino == d.st_ino
+               ? name
+               : NULL;
+}
+
 /* A write transaction that writes nothing: it marks the directory's format. */
 static int mark_format(wtx *t, void *arg)
 {
@@ -1340,6 +1374,13 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
                        "%s is the key file in use: give a new file for the new key (it is made "
                        "when it is not there)",
                        new_key_file);
+    const char *own = dir_file_named(cfg->data_dir, new_key_file);
+    if (own)
+        return res_err(res, SB_EINVAL, "new_key_file",
+                       "%s is the data directory's own %s, which the engine writes, replaces or "
+                       "removes: give a file of another name (or elsewhere) for the new key; "
+                       "nothing was changed",
+                       new_key_file, own);
     uint8_t newkey[32];
     cr_protect(newkey, sizeof newkey);
     int rc = 0, made = 0, accounts = 0, dropped = 0;

@@ -10,7 +10,11 @@
 ** data.keys written, renamed in place) leaves a directory that opens with the
 ** old key before the rename and with the new one after it: this file defines
 ** rename, link and fsync itself, so the library calls them through the test,
-** which ends the process there when KEYROT_CRASH names that step.
+** which ends the process there when KEYROT_CRASH names that step; an open
+** after such a crash removes the data.keys.rotate it left. A rotation marks
+** the directory with this version's format, refuses a new key file named as
+** one of the directory's own files, and, run as root on a directory of
+** another user, leaves data.keys and the new key that user's.
 */
 #include "engine.h" /* the directory's format mark (meta "schema") */
 #include "switchboard.h"
@@ -484,6 +488,32 @@ static void test_format_mark(void)
     is_int(rotate(key2, key1), 0, "rotated back to a new key1 (%s)", sb_result_message(res));
 }
 
+/* A new key file named as one of the files the data directory holds is
+** refused, nothing changed: data.keys.rotate, for one, is removed at the
+** start of the rotation's writes and then renamed over data.keys, which
+** took the new key with it and left a directory no key opens. */
+static void test_new_key_names(void)
+{
+    static const char *const names[] = {"data.keys.rotate", "erasures.journal.new", "admin.token",
+                                        "serve.lock"};
+    size_t wlen;
+    char *was = slurp(keys, &wlen);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char nk[400];
+        snprintf(nk, sizeof nk, "%s/%s", dir, names[i]);
+        unlink(nk);
+        int rc = rotate(key1, nk);
+        ok(rc == SB_EINVAL && strstr(sb_result_message(res), names[i]),
+           "a new key file %s in the data directory refused (%s)", names[i],
+           sb_result_message(res));
+        ok(same_file(keys, was, wlen), "... data.keys unchanged");
+        ok(access(nk, F_OK) != 0, "... no key made there");
+        unlink(nk);
+    }
+    free(was);
+    opens_with(key1, key0, key2, "after new key files in the data directory refused");
+}
+
 /* Run as root on a directory and key of another user (the daemon's): the
 ** new data.keys and the new key file are that user's, so the daemon, started
 ** as it with the new key, opens the directory. */
@@ -546,6 +576,7 @@ int main(void)
     test_crashes();
     test_open_during();
     test_format_mark();
+    test_new_key_names();
     test_owner();
     sb_result_free(res);
     rmtree(dir);
