@@ -503,7 +503,7 @@ int cli_simulate(int argc, char **argv)
                     "finds in one that loads is shown as warnings; the policy's failures during\n"
                     "the day are logged on stderr and counted in the summary, and a day with\n"
                     "any (a routing decision that failed got its queue's fallback) counts as\n"
-                    "failed, said after the summary with how many decisions failed; a policy\n"
+                    "failed, said after the summary with how many decisions fell back; a policy\n"
                     "quarantined (too many failures in a row: its queues' calls got their\n"
                     "fallback from then on) is said too.\n"
                     "--data-dir keeps the engine's data there (default: a temporary directory\n"
@@ -702,9 +702,9 @@ int cli_simulate(int argc, char **argv)
                 sb_result_message(res));
     else if (failures || fallbacks)
         fprintf(stderr,
-                "switchboard simulate: %lld of %lld routing decisions failed (the policy's "
-                "errors, logged above) and got their queue's fallback; %lld policy failure%s in "
-                "all: the day counts as failed\n",
+                "switchboard simulate: %lld of %lld routing decisions got their queue's "
+                "fallback, the policy having failed %lld time%s (logged above): the day counts "
+                "as failed\n",
                 fallbacks, ring + wait + move + reject, failures, failures == 1 ? "" : "s");
     else
         status = 0;

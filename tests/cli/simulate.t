@@ -125,7 +125,7 @@ printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  if call.id == "c0" 
     >"$tmp/once.lua"
 run "$sb" simulate --calls 60 --seed 7 --policy "$tmp/once.lua"
 check 1 "a policy that failed but was not quarantined: exit 1" err \
-    "switchboard simulate: 2 of 68 routing decisions failed (the policy's errors, logged above) and got their queue's fallback; 2 policy failures in all: the day counts as failed"
+    "switchboard simulate: 2 of 68 routing decisions got their queue's fallback, the policy having failed 2 times (logged above): the day counts as failed"
 has "$out" "of 60 calls answered" && has "$out" "policy failures 2, fallbacks 2"
 ok $? "... after the day's summary, which counts them" "$(shown)"
 has "$err" "once.lua:3: not c0" && ! has "$err" "quarantined"
@@ -134,7 +134,7 @@ ok $? "... its failures logged, no quarantine said" "$(shown)"
 # after the summary.
 "$sb" simulate --calls 60 --seed 7 --policy "$tmp/once.lua" >"$tmp/both" 2>&1
 tail -n 2 "$tmp/both" | head -n 1 | grep -q "of 60 calls answered" &&
-    tail -n 1 "$tmp/both" | grep -q "routing decisions failed"
+    tail -n 1 "$tmp/both" | grep -q "routing decisions got their queue's fallback"
 ok $? "... stdout and stderr to one file: the count comes after the summary" "$(cat "$tmp/both")"
 
 # Refused before the day: nothing on stdout, the temporary directory gone.
