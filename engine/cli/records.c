@@ -1360,9 +1360,10 @@ static const char key_usage[] =
     "them, then destroy it.\n"
     "Nothing else may have DIR open (stop the daemon first). A crash at any point\n"
     "leaves DIR opening with OLD or NEW. Refused, nothing changed: DIR open\n"
-    "elsewhere, OLD not DIR's key, NEW not a valid key or the same key as OLD.\n"
-    "Exit status: 0 rotated, 1 an error (nothing changed unless it says so),\n"
-    "2 a usage error.\n";
+    "elsewhere, OLD not DIR's key, NEW not a valid key or the same key as OLD,\n"
+    "NEW named as one of DIR's own files (data.keys.rotate, admin.token, ...).\n"
+    "Exit status: 0 rotated, 1 an error (nothing changed unless it says so: the\n"
+    "data keys wrapped under NEW, DIR not synced after), 2 a usage error.\n";
 
 int cli_key(int argc, char **argv)
 {

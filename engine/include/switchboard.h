@@ -1491,10 +1491,16 @@ SB_API int sb_backup(sb_engine *eng, const char *dest, sb_result *res);
 ** content), or is the old key (the same file or the same key), or is named
 ** as one of the files the data directory holds for the engine or the daemon
 ** (data.keys.rotate, admin.token, ...), which would be replaced or removed
-** with the key in it. The document
-** on success: data_dir, key_file (the new), old_key_file, new_key_made,
-** accounts (data keys wrapped again), slots_dropped (data key slots no account
-** had: unreadable, left out), backups (a reminder). */
+** with the key in it; SB_EFULL (no room: the disk, a quota) or SB_ESTORE
+** when the new key file or the new data.keys cannot be made or written.
+** Once the new data.keys is in place the directory has changed keys: should
+** the directory then not sync, SB_EFULL or SB_ESTORE is returned although
+** the rotation took effect, the message saying that the data keys are
+** wrapped under the new key now and that a power loss may bring back the old
+** ones (keep both keys). The document on success (the result's, freed with
+** it): data_dir, key_file (the new), old_key_file, new_key_made, accounts
+** (data keys wrapped again), slots_dropped (data key slots no account had:
+** unreadable, left out), backups (a reminder). */
 SB_API int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_result *res);
 
 #ifdef __cplusplus
