@@ -1256,24 +1256,15 @@ static void let_others_in(sb_engine *e)
             ;
 }
 
-/* Give the file open at fd (or, fd < 0, the file at path, not through a
-** symbolic link) the owner of was when run as root, and with fd its mode
-** too, when they are not already those: 0 or an errno. Only root can give a
-** file away: another user's files are left its own. */
-static int same_owner(const char *path, int fd, const struct stat *was)
+/* Give the file at path (not through a symbolic link) the owner and group
+** of was when run as root: 0 or an errno. */
+static int key_owner(const char *path, const struct stat *was)
 {
-    int own = fd < 0, err = 0;
-    if (own && (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) return errno;
-    struct stat st;
-    if (fstat(fd, &st))
-        err = errno;
-    else if (geteuid() == 0 && (st.st_uid != was->st_uid || st.st_gid != was->st_gid) &&
-             fchown(fd, was->st_uid, was->st_gid))
-        err = errno;
-    else if (!own && (st.st_mode & 07777) != (was->st_mode & 07777) &&
-             fchmod(fd, was->st_mode & 07777))
-        err = errno;
-    if (own) close(fd);
+    if (geteuid() != 0) return 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int err = file_own_like(fd, was, 0);
+    close(fd);
     return err;
 }
 
@@ -1412,7 +1403,7 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
         made = 1;
         /* Run as root for a daemon of another user: the new key is that
         ** user's, as the old one was, or the daemon could not read it. */
-        if (stat(old, &so) == 0 && (rc = same_owner(new_key_file, -1, &so))) {
+        if (stat(old, &so) == 0 && (rc = key_owner(new_key_file, &so))) {
             rc = res_err(res, SB_ESTORE, "new_key_file",
                          "cannot give %s the owner of %s (uid %u, gid %u): %s; nothing was changed",
                          new_key_file, old, (unsigned)so.st_uid, (unsigned)so.st_gid, strerror(rc));
@@ -1429,11 +1420,12 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
                      tmp, strerror(errno));
         goto undo;
     }
-    /* The new data.keys gets the old one's owner and mode (as the erasure
-    ** journal's copy does, journal.c): run as root, a data.keys of root's,
-    ** 0600, would keep the daemon's user from opening the directory. */
+    /* The new data.keys gets the old one's group and mode, and its owner
+    ** when run as root (as the erasure journal's copy does, journal.c): a
+    ** data.keys of root's, or of another user's group, would keep the
+    ** daemon's user from opening the directory. */
     struct stat sk;
-    if ((rc = stat(path, &sk) ? errno : same_owner(NULL, fd, &sk))) {
+    if ((rc = stat(path, &sk) ? errno : file_own_like(fd, &sk, 1))) {
         rc = res_err(res, SB_ESTORE, "data_dir",
                      "cannot give %s the owner and mode of %s: %s; nothing was changed", tmp, path,
                      strerror(rc));

@@ -96,6 +96,11 @@ json_t *json_string_clean(const char *s);
 ** personal attributes): every string of j, and of the arrays and objects in
 ** it, that no other reference keeps. NULL: nothing. */
 void json_wipe_decref(json_t *j);
+struct stat;
+/* Give the file open at fd the group of `was`, its owner too when run as
+** root (nobody else can give a file away), and with mode its permission
+** bits, where they differ from the file's: 0 or an errno (util.c). */
+int file_own_like(int fd, const struct stat *was, int mode);
 /* Copy at most cap-1 bytes and terminate. Returns 0, or -1 if it did not fit. */
 int str_copy(char *dst, size_t cap, const char *src);
 

@@ -357,13 +357,10 @@ int ejr_prune(sb_engine *e, ejr *j, uint64_t seen, int64_t before, size_t *remov
     if (!err && fstat(j->fd, &st)) err = errno;
     if (!err && (fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) err = errno;
     /* Locked before its name is the journal's: whoever opens it then waits.
-    ** Its owner and mode the old file's (a prune by root keeps the daemon's
-    ** user's file). */
+    ** Its owner, group and mode the old file's (a prune by root keeps the
+    ** daemon's user's file). */
     if (!err && flock(fd, LOCK_EX)) err = errno;
-    if (!err && fchmod(fd, st.st_mode & 07777)) err = errno;
-    if (!err && (st.st_uid != geteuid() || st.st_gid != getegid()) &&
-        fchown(fd, st.st_uid, st.st_gid))
-        err = errno;
+    if (!err) err = file_own_like(fd, &st, 1);
     if (!err) err = write_all(fd, buf, len, 0);
     if (!err && fdatasync(fd)) err = errno;
     if (!err && rename(tmp, j->path)) err = errno;

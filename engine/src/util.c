@@ -4,11 +4,14 @@
 #include "internal.h"
 #include "crypto.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int buf_reserve(sb_buf *b, size_t extra)
 {
@@ -257,6 +260,23 @@ void json_wipe_decref(json_t *j)
 {
     json_wipe(j);
     json_decref(j);
+}
+
+/* A file made to take another's place (the erasure journal's pruned copy,
+** data.keys rotated) or a key made beside one, made by root or by another
+** user of the group, is left as its user and group can read it: made by
+** root, the daemon's user could open neither. */
+int file_own_like(int fd, const struct stat *was, int mode)
+{
+    struct stat st;
+    if (fstat(fd, &st)) return errno;
+    uid_t u = geteuid() == 0 ? was->st_uid : (uid_t)-1;
+    if (((u != (uid_t)-1 && st.st_uid != u) || st.st_gid != was->st_gid) &&
+        fchown(fd, u, was->st_gid))
+        return errno;
+    if (mode && (st.st_mode & 07777) != (was->st_mode & 07777) && fchmod(fd, was->st_mode & 07777))
+        return errno;
+    return 0;
 }
 
 json_t *json_string_clean(const char *s)

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -514,6 +515,45 @@ static void test_new_key_names(void)
     opens_with(key1, key0, key2, "after new key files in the data directory refused");
 }
 
+/* Run by a user other than the directory's, not root, who reaches it
+** through the directory's group (data.keys 0660): the new data.keys keeps
+** that group and mode, so the directory's user still opens it; its owner is
+** the rotating user's (only root gives a file away). cur: the directory's
+** key now. */
+static void test_group(const char *cur)
+{
+    const uid_t b = 65532;
+    const gid_t bg = 65532, g = 65533;
+    char bdir[300], oldk[340], newk[340], cmd[1400];
+    snprintf(bdir, sizeof bdir, "%s.b", dir);
+    snprintf(oldk, sizeof oldk, "%s/old.key", bdir);
+    snprintf(newk, sizeof newk, "%s/new.key", bdir);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && mkdir -m 700 '%s' && cp '%s' '%s' && chmod 600 '%s' && "
+             "chown -R %u:%u '%s' && chgrp -R %u '%s' && chmod -R g+rw '%s' && chmod g+x '%s'",
+             bdir, bdir, cur, oldk, oldk, (unsigned)b, (unsigned)bg, bdir, (unsigned)g, dir, dir,
+             dir);
+    ok(system(cmd) == 0, "the directory given to group %u, 0660, a key of uid %u's", (unsigned)g,
+       (unsigned)b);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgroups(1, &g) || setgid(bg) || setuid(b)) _exit(2);
+        int rc = rotate(oldk, newk);
+        if (rc) fprintf(stderr, "# as uid %u: %s\n", (unsigned)b, sb_result_message(res));
+        _exit(rc ? 1 : 0);
+    }
+    int rst = 0;
+    waitpid(pid, &rst, 0);
+    ok(WIFEXITED(rst) && WEXITSTATUS(rst) == 0, "rotated by uid %u, a member of the group",
+       (unsigned)b);
+    struct stat st;
+    ok(stat(keys, &st) == 0 && st.st_gid == g && (st.st_mode & 0777) == 0660,
+       "data.keys keeps the directory's group and mode 0660 (gid %u, mode %o)", (unsigned)st.st_gid,
+       (unsigned)(st.st_mode & 0777));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", bdir);
+    ok(system(cmd) == 0, "uid %u's keys removed", (unsigned)b);
+}
+
 /* Run as root on a directory and key of another user (the daemon's): the
 ** new data.keys and the new key file are that user's, so the daemon, started
 ** as it with the new key, opens the directory. */
@@ -554,6 +594,7 @@ static void test_owner(void)
     waitpid(pid, &rst, 0);
     ok(WIFEXITED(rst) && WEXITSTATUS(rst) == 0,
        "... which opens the directory with the new key and reads the number");
+    test_group(newk);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", kdir);
     ok(system(cmd) == 0, "the keys' directory removed");
 }
