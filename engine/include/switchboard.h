@@ -267,7 +267,9 @@ typedef void (*sb_log_fn)(void *arg, sb_log_level level, const char *line);
 ** Kept: shorter and longer digit runs, digits inside a word (c1234567),
 ** dates, clock times, IPv4 addresses, Unix time stamps, decimals, and the
 ** values of account=, policy= and version=. The engine passes its log
-** lines, audit reasons and hold reasons through it; a gateway can do the
+** lines, audit reasons (a policy's or a customer's; the counts it writes
+** itself in an access or erasure request's entry are kept as written) and
+** hold reasons through it; a gateway can do the
 ** same with its own. Returns how many numbers it found; text NULL reads as
 ** "". */
 SB_API int sb_redact(const char *text, char *out, size_t n);
@@ -1156,9 +1158,10 @@ SB_API int sb_records_export_page(sb_engine *eng, const char *account, const cha
 ** number in progress when the request comes is decided by `erase` when it
 ** ends: live counts those calls (their records are not in the other
 ** counts). The request covers calls offered up to
-** when it is received, never later ones. Audit reasons show numbers as
-** [number]; the request's own audit entry ("erasure_request") follows its
-** records'. Runs in short transactions; a request cut short (crash) is
+** when it is received, never later ones. The records' audit reasons show
+** numbers as [number]; the request's own audit entry ("erasure_request",
+** its counts as the engine wrote them) follows its records'. Runs in short transactions; a request
+*cut short (crash) is
 ** finished by running it again, at the next sb_open, or by the next
 ** sb_sweep of an engine open on the directory (a daemon's); its audit entry
 ** and log line then count the whole request, what it did before it was cut
