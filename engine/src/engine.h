@@ -293,8 +293,11 @@ struct sb_engine {
     struct timespec ejr_mtim;
     /* When the journal's first erasure request passes the horizon
     ** (INT64_MAX: none, or no horizon): a sweep reads it again then, the
-    ** file unchanged or not. Set with ejr_size. */
-    int64_t ejr_prune_at;
+    ** file unchanged or not; while a sighting stands (horizon_sighting), a
+    ** day after it. Set with ejr_size, as is
+    ** ejr_checked, the clock then: a sweep earlier by the clock reads it
+    ** again, to reset the sighting. */
+    int64_t ejr_prune_at, ejr_checked;
     /* events.c, sb_tick_for: a timer that fails is logged one line a second
     ** of the engine's clock; the others in between are counted into the
     ** next line. */

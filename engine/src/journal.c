@@ -28,7 +28,8 @@
 ** for good would let whoever holds the directory and its master key find,
 ** by hashing every number, who asked to be erased. So the sweeps take the
 ** pseudonym out of each erasure request received before the horizon that
-** data.mdb has applied (ejr_prune): its 'e' line becomes an 'x' line, the
+** data.mdb has applied (ejr_prune; when two sweeps a day apart agree on it:
+** retention.c, horizon_sighting): its 'e' line becomes an 'x' line, the
 ** request's number in the sequence, its account and when it was received.
 ** A data.mdb restored from before such a request cannot have it applied
 ** again; sb_open refuses one that has its account as it was then

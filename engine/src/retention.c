@@ -3377,17 +3377,87 @@ int ret_journal_catch_up(sb_engine *e, const ejr *j, int *applied, sb_result *re
     return journal_catch_up(e, j, applied, 0, NULL, res);
 }
 
-/* The erasure requests past the horizon that data.mdb has seen, out of the
-** journal; *prune_at: when the next one passes it. */
+/* The horizon is judged by the engine's clock, which NTP or an operator can
+** set wrong and step: a clock set years ahead for one sweep would find every
+** request past it and take out every pseudonym for good (a backup from
+** before them then never opens again), while it can only be wrong for a
+** while. So a pseudonym goes only when two sweeps at least a day apart by
+** the clock both find its request past the horizon: the first sweep that
+** finds one past it keeps its time in data.mdb (meta "erasure_sighted"; 0:
+** none) and takes nothing out; a sweep a day or more after it takes out
+** what was past the horizon at that first one (received before it, less the
+** horizon: what both found) and is the next first sighting. A sweep earlier
+** than the sighting (the clock stepped back: the sighting's clock was
+** ahead, or this one is behind), or more than HORIZON_GAP_MAX after it (a
+** step ahead cannot be told from the time that passed), starts again from
+** itself; one that finds nothing past the horizon clears it. What the
+** sighting's clock got wrong is then never taken out unless the clock stays
+** that wrong for a day; a request is taken out a day or two after it passed
+** the horizon. Kept in data.mdb: a backup restored brings back an earlier
+** sighting, or none, which only waits longer. */
+#define HORIZON_GAP_MAX (366 * DAY_MS)
+
+typedef struct {
+    int64_t now, horizon;
+    int past;        /* a request was past the horizon at now */
+    int write;       /* in a write: the sighting is written when it changes */
+    int64_t before;  /* out: take out those received before this (INT64_MIN: none) */
+    int64_t sighted; /* out: the sighting as it is now (0: none) */
+    int changed;     /* out: it is not the one data.mdb has */
+    uint64_t seen;   /* out: the journal's seq data.mdb has seen */
+} sighting;
+
+static int horizon_sighting(wtx *t, void *arg)
+{
+    sighting *s = arg;
+    uint64_t v = 0;
+    int rc = st_meta_u64(t->txn, t->e, "erasure_sighted", &v);
+    if (!rc) rc = st_meta_u64(t->txn, t->e, "erasure_seq", &s->seen);
+    if (rc) return eng_mdb_err(t->res, rc, "read the erasure journal's horizon");
+    int64_t then = (int64_t)v;
+    s->before = INT64_MIN;
+    s->sighted = s->now;
+    if (!s->past)
+        s->sighted = 0;
+    else if (then && s->now >= then && s->now - then <= HORIZON_GAP_MAX) {
+        if (s->now - then >= DAY_MS)
+            s->before = i64_sub_sat(then, s->horizon); /* both found these past it */
+        else
+            s->sighted = then; /* less than a day: the first sighting stands */
+    }
+    s->changed = (uint64_t)s->sighted != v;
+    if (s->write && s->changed &&
+        (rc = st_meta_put_u64(t->txn, t->e, "erasure_sighted", (uint64_t)s->sighted)))
+        return eng_mdb_err(t->res, rc, "write the erasure journal's horizon");
+    return 0;
+}
+
+/* The erasure requests past the horizon that data.mdb has seen, and that
+** the sweep before found past it too (horizon_sighting), out of the
+** journal; *prune_at: when the journal is next to be read for its horizon. */
 static int prune(sb_engine *e, ejr *j, int64_t *prune_at, sb_result *res)
 {
     int64_t horizon = (int64_t)e->cfg.erasure_journal_days * DAY_MS;
-    uint64_t seen;
     size_t removed = 0;
     *prune_at = INT64_MAX;
     if (!horizon) return 0;
-    int rc = ret_journal_seen(e, &seen, res);
-    if (!rc) rc = ejr_prune(e, j, seen, i64_sub_sat(eng_now(e), horizon), &removed, res);
+    sighting s = {.now = eng_now(e), .horizon = horizon};
+    s.past = j->oldest != INT64_MAX && j->oldest < i64_sub_sat(s.now, horizon);
+    /* Read first (as ret_journal_seen does): a sighting that stands (or
+    ** none, nothing being past the horizon: an open of a directory that has
+    ** no request past it writes nothing) is not written again. */
+    int rc = eng_write_peek(e, horizon_sighting, &s, res);
+    if (!rc && s.changed) {
+        s.write = 1;
+        rc = eng_write(e, horizon_sighting, &s, res);
+    }
+    if (!rc && s.changed && s.sighted && s.before == INT64_MIN)
+        sb_log(e, SB_LOG_INFO,
+               "%s: erasure requests received more than %lu days ago (erasure_journal_days) "
+               "found; their pseudonyms are taken out by a sweep a day from now by the clock, "
+               "if it still finds them past the horizon",
+               j->path, (unsigned long)e->cfg.erasure_journal_days);
+    if (!rc && s.before != INT64_MIN) rc = ejr_prune(e, j, s.seen, s.before, &removed, res);
     if (!rc && removed)
         sb_log(e, SB_LOG_INFO,
                "%s: the pseudonyms of %zu erasure request%s received more than %lu days ago "
@@ -3395,7 +3465,10 @@ static int prune(sb_engine *e, ejr *j, int64_t *prune_at, sb_result *res)
                "from before one of them, holding its account, no longer opens",
                j->path, removed, removed == 1 ? "" : "s",
                (unsigned long)e->cfg.erasure_journal_days);
-    if (j->oldest != INT64_MAX) *prune_at = i64_add_sat(j->oldest, horizon);
+    if (s.sighted)
+        *prune_at = i64_add_sat(s.sighted, DAY_MS);
+    else if (j->oldest != INT64_MAX)
+        *prune_at = i64_add_sat(j->oldest, horizon);
     return rc;
 }
 
@@ -3430,7 +3503,8 @@ int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res)
     int64_t now = eng_now(e), prune_at = INT64_MAX;
     pthread_mutex_lock(&e->stats_mu); /* sweeps of several threads */
     int same = (long long)st.st_size == e->ejr_size && st.st_mtim.tv_sec == e->ejr_mtim.tv_sec &&
-               st.st_mtim.tv_nsec == e->ejr_mtim.tv_nsec && now < e->ejr_prune_at;
+               st.st_mtim.tv_nsec == e->ejr_mtim.tv_nsec && now < e->ejr_prune_at &&
+               now >= e->ejr_checked; /* a clock stepped back resets the sighting */
     pthread_mutex_unlock(&e->stats_mu);
     if (same) return 0;
     int checked;
@@ -3447,6 +3521,7 @@ int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res)
         e->ejr_size = (long long)st.st_size;
         e->ejr_mtim = st.st_mtim;
         e->ejr_prune_at = prune_at;
+        e->ejr_checked = now;
         pthread_mutex_unlock(&e->stats_mu);
     }
     return rc;

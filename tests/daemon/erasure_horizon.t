@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # The erasure journal's horizon through the daemon (erasure_journal_days):
-# the setting's range is checked at start; a request older than it is taken
-# out of the journal by the daemon's sweep; a data directory whose journal has
+# the setting's range is checked at start; a request older than it is found
+# by the daemon's sweep and kept until a sweep a day later; a data directory whose journal has
 # taken the pseudonym out of an erasure request of an account its data.mdb
 # has, which data.mdb has not seen (a backup restored from before it, made
 # here by writing the journal's 'x' line as a sweep would)
@@ -44,7 +44,9 @@ with open(jpath) as f:
 t.ok("\ne 1 " in text, "... the request is the journal's entry 1")
 
 # The request made 40 days old: the first sweep (a second after the start)
-# takes it out, data.mdb having applied it, and leaves the 'p' line.
+# finds it past the horizon and keeps it, the pseudonym taken out only by a
+# sweep a day later by the clock (test_journal_horizon has that, its clock
+# moved): a clock set ahead for one sweep takes nothing out.
 lines = text.split("\n")
 for i, line in enumerate(lines):
     if line.startswith("e 1 "):
@@ -53,18 +55,18 @@ for i, line in enumerate(lines):
         parts[5] = str(int(parts[5]) - 40 * 86400 * 1000)
         body = " ".join(parts[:6])
         lines[i] = "%s %016x" % (body, fnv(body.encode()))
-        old_received = int(parts[5])
 with open(jpath, "w") as f:
     f.write("\n".join(lines))
 d.start()
-t.ok(d.wait_log(r"the pseudonyms of 1 erasure request received more than 30 days ago "
-                r"\(erasure_journal_days\) taken out", timeout=30),
-     "a request 40 days old: the daemon takes its pseudonym out of the journal (at its start "
-     "or first sweep), saying so")
+t.ok(d.wait_log(r"erasure requests received more than 30 days ago \(erasure_journal_days\) "
+                r"found; their pseudonyms are taken out by a sweep a day from now", timeout=30),
+     "a request 40 days old: the daemon finds it past the horizon (at its start or first "
+     "sweep), saying when it goes")
+time.sleep(2.5)  # a sweep or two more
 with open(jpath) as f:
     text = f.read()
-t.ok(pseudonym not in text and ("\nx 1 1 acme %d " % old_received) in text,
-     "... its line now 'x 1 1 acme <received>'")
+t.ok(pseudonym in text and "\nx 1 " not in text,
+     "... its pseudonym stays in the journal for now")
 t.is_(d.stop(), 0, "... and the daemon stops")
 
 # As if a sweep had taken the pseudonym out of request 7 of acme, received

@@ -156,6 +156,25 @@ int main(void)
     ok(erase_deleted("+442079460222") == 2 && journal_pseudonym(3, pb) == 0,
        "day 10: the second caller erased (request 3)");
 
+    /* A clock set years ahead for a sweep: everything is past the horizon
+    ** by it, and nothing is taken out (its sighting is the first). Then the
+    ** clock steps back and ahead again: the step back reset the sighting,
+    ** so the sweep a day after the first, ahead again, takes nothing out
+    ** either. */
+    int64_t ahead = day0 + 5 * 365 * DAY;
+    now_ms = ahead;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pa) && journal_has(pb) &&
+           !journal_has("\nx "),
+       "a sweep with the clock five years ahead takes nothing out (%s)", sb_result_message(res));
+    now_ms = day0 + 20 * DAY;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pa) && journal_has(pb),
+       "... the clock set right (day 20): a sweep takes nothing out");
+    now_ms = ahead + DAY + 1000;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pa) && journal_has(pb) &&
+           !journal_has("\nx "),
+       "... ahead again a day after the first: the step back reset its sighting, nothing taken "
+       "out");
+
     /* Day 29.9: nothing is older than 30 days. */
     now_ms = day0 + 30 * DAY - 1000;
     ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pa) && journal_has(pb) &&
@@ -169,10 +188,18 @@ int main(void)
        "a note and a damaged line appended, the file made group-readable");
     if (fd >= 0) close(fd);
 
-    /* Day 30: request 1 goes, the deletion and request 3 stay. */
+    /* Day 30: request 1 is past the horizon, seen so by a first sweep; day
+    ** 31: a second sweep takes it out, the deletion and request 3 stay. */
     now_ms = day0 + 30 * DAY + 1000;
     log_clear();
-    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0, "a sweep past 30 days (%s)", sb_result_message(res));
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pa) && !journal_has("\nx "),
+       "a first sweep past 30 days takes nothing out (%s)", sb_result_message(res));
+    now_ms = day0 + 31 * DAY - 1000;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pa),
+       "... nor one less than a day after it");
+    now_ms = day0 + 31 * DAY + 1000;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0, "a sweep a day after the first (%s)",
+       sb_result_message(res));
     char mark[64];
     snprintf(mark, sizeof mark, "\nx 1 2 acme %lld ", (long long)day0);
     ok(!journal_has(pa), "... request 1's pseudonym is gone from the journal");
@@ -217,6 +244,22 @@ int main(void)
     close(fd);
     pthread_join(th, NULL);
     ok(erase_rc == 0 && journal_has("\ne 5 "), "... the request is in the file the name has now");
+
+    /* Ahead again, then back to a day (41) when request 3 is past the
+    ** horizon: the step back starts the sighting again from day 41, and a
+    ** sweep ahead a day after the first, more than a year after day 41,
+    ** starts it again too: nothing is taken out. */
+    int64_t was = now_ms;
+    now_ms = ahead;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pb), "ahead again: a sweep");
+    now_ms = day0 + 41 * DAY;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pb),
+       "... back to day 41, when request 3 is past the horizon: a sweep");
+    now_ms = ahead + DAY + 1000;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pb) && journal_has("\ne 4 ") &&
+           journal_has("\ne 5 "),
+       "... ahead a day after the first: nothing taken out");
+    now_ms = was;
 
     /* Restores. */
     sb_engine *refused = restore_days(bk0, 30, res);
@@ -291,8 +334,11 @@ int main(void)
        "horizon 0: a sweep 1,000 days later keeps it");
     sb_close(eng);
     eng = open_days(30, res);
+    ok(eng && sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has(pk),
+       "... the horizon of 30 days: its open and a sweep find it past the horizon, and keep it");
+    now_ms += DAY;
     ok(eng && sb_sweep(eng, 0, NULL, NULL, res) == 0 && !journal_has(pk),
-       "... and the horizon of 30 days takes it out");
+       "... a sweep a day later takes it out");
 
     /* A backup holding the account under a legal hold: the account's later
     ** deletion is not applied again to it (no account is deleted under a
@@ -307,7 +353,10 @@ int main(void)
            sb_account_delete(eng, "acme", res) == 0,
        "the hold released, a caller erased, acme deleted (%s)", sb_result_message(res));
     now_ms += 31 * DAY;
-    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0, "31 days later a sweep takes the pseudonym out");
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0, "31 days later a sweep finds it past the horizon");
+    now_ms += DAY;
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has("\nx 7 "),
+       "... and a sweep a day after takes the pseudonym out");
     refused = restore_days(bkh, 30, res);
     ok(refused == NULL && sb_result_code(res) == SB_ESTORE &&
            strstr(sb_result_message(res), "of account 'acme'"),
