@@ -343,6 +343,10 @@ typedef struct wtx {
     MDB_txn *txn;
     sb_result *res;
     int64_t now;
+    /* An event's: the clock when it came, before its time was raised to
+    ** that of the call or agent it changes (events.c, time_floor); 0: now
+    ** as it was read. */
+    int64_t clock;
     uint32_t acct;     /* account of the event, once resolved */
     acct_rec *account; /* loaded account, when resolved */
     acct_rec account_buf;

@@ -1223,7 +1223,29 @@ static int queue_staff(void *arg, int *logged_in, int *paused)
 /* Decide the call in queue q. skip: an agent left out of the candidates
 ** (0: none) unless it is the only one or the policy then rings nobody: the
 ** agent who transferred the call to q (ev_transfer). */
+static int route_call_at(wtx *t, call_rec *c, queue_rec *q, int announce, uint32_t skip);
+static int64_t call_latest(const call_rec *c);
+
+/* A call is routed at its own time: the event's clock, raised to the
+** latest step of that call only (time_floor). The event's time, raised to
+** the later time of the call or agent it changes (a hangup of a call taken
+** before the clock stepped back), is not the time of a waiting call the
+** freed agent then takes: by it the call would have waited as long as the
+** step, and be cut for its queue's max wait, its record's wait that much
+** longer. Its time goes back to the event's after. */
 static int route_call_skip(wtx *t, call_rec *c, queue_rec *q, int announce, uint32_t skip)
+{
+    int64_t was = t->now;
+    if (t->clock && t->clock < t->now) {
+        int64_t own = call_latest(c);
+        t->now = own > t->clock ? own : t->clock;
+    }
+    int rc = route_call_at(t, c, q, announce, skip);
+    t->now = was;
+    return rc;
+}
+
+static int route_call_at(wtx *t, call_rec *c, queue_rec *q, int announce, uint32_t skip)
 {
     sb_engine *e = t->e;
     /* Max wait passed: overflow or give up before asking anyone. Not back
@@ -1849,13 +1871,18 @@ static void time_floor(wtx *t, int64_t at)
     if (at > t->now) t->now = at;
 }
 
+/* The latest step of the call. */
+static int64_t call_latest(const call_rec *c)
+{
+    int64_t v[] = {c->offered, c->queued, c->answered, c->connected, c->ring_start}, at = v[0];
+    for (size_t i = 1; i < sizeof v / sizeof *v; i++)
+        if (v[i] > at) at = v[i];
+    return at;
+}
+
 static void call_time_floor(wtx *t, const call_rec *c)
 {
-    time_floor(t, c->offered);
-    time_floor(t, c->queued);
-    time_floor(t, c->answered);
-    time_floor(t, c->connected);
-    time_floor(t, c->ring_start);
+    time_floor(t, call_latest(c));
 }
 
 static int need_queue(wtx *t, const char *id, queue_rec *q)
@@ -2310,6 +2337,7 @@ out:
 static int do_event(wtx *t, void *arg)
 {
     ev_op *op = arg;
+    t->clock = t->now;
     int rc = tx_account(t, op->ev->account);
     if (rc) return rc;
     switch (op->ev->type) {

@@ -1220,6 +1220,48 @@ static void test_isolation_and_replay(void)
     now_ms += 120000;
 }
 
+/* A clock that steps back while a call waits: the hangup of a call taken
+** before the step keeps that call's later time (time_floor), and the agent
+** it frees then takes the waiting call; its max wait is judged by the
+** clock, not by the hangup's time, and so it is not exceeded. A wait that
+** truly passes max wait after the step is still cut. */
+static void test_clock_back_maxwait(void)
+{
+    ok(account("cb") == 0 && policy("cb", "lw", LW) == 0 &&
+           put(sb_queue_put, "cb",
+               "{\"id\":\"q\",\"policy\":\"lw\",\"max_wait\":60,"
+               "\"members\":[{\"agent\":\"a\"}]}") == 0,
+       "clock back: queue q (a alone; max wait 60 s)");
+    ok(offer("cb", "t1", "q") == 0 && ring_result("cb", "t1", "a", "answered") == 0,
+       "clock back: a takes t1");
+    now_ms += 30000;
+    int64_t before = now_ms;
+    now_ms -= 3600000; /* the clock steps back an hour */
+    ok(offer("cb", "w1", "q") == 0 && !strcmp(call_state("cb", "w1"), "waiting"),
+       "clock back: an hour back, w1 waits for a");
+    now_ms += 5000;
+    int rc = evf("cb", "{\"type\":\"hangup\",\"call\":\"t1\"}");
+    ok(rc == 0 && find(SB_ACT_RING, "w1", "a") && !find(SB_ACT_REJECT, "w1", NULL),
+       "clock back: t1 hung up 5 s later, a rings w1: no max wait exceeded (%s)",
+       call_state("cb", "w1"));
+    ok(call_num("cb", "t1", "talk") >= 0, "clock back: t1's talk is not negative (%lld)",
+       call_num("cb", "t1", "talk"));
+    ok(ring_result("cb", "w1", "a", "answered") == 0 &&
+           evf("cb", "{\"type\":\"hangup\",\"call\":\"w1\"}") == 0 &&
+           call_num("cb", "w1", "wait") == 5000,
+       "clock back: a answers w1, whose record waited 5 s (%lld)", call_num("cb", "w1", "wait"));
+    /* Again, with a's call ended 61 s of the clock after w2 came. */
+    ok(offer("cb", "t2", "q") == 0 && ring_result("cb", "t2", "a", "answered") == 0,
+       "clock back: a takes t2");
+    now_ms -= 3600000;
+    ok(offer("cb", "w2", "q") == 0, "clock back: an hour back again, w2 waits");
+    now_ms += 61000;
+    ok(tick() == 0 && find(SB_ACT_REJECT, "w2", NULL),
+       "clock back: 61 s later by the clock its max wait is exceeded");
+    evf("cb", "{\"type\":\"hangup\",\"call\":\"t2\"}");
+    now_ms = before + 3600000;
+}
+
 /* Ring a, b and c in turn, 10 s each. */
 static const char *const SEQ = "local P = {}\n"
                                "function P.route(call, agents, ctx)\n"
@@ -1993,6 +2035,7 @@ int main(void)
     test_deletes();
     test_many_queues();
     test_isolation_and_replay();
+    test_clock_back_maxwait();
     test_queue_line();
     test_live_stats();
     test_retry_gap();
