@@ -2001,11 +2001,17 @@ static int recid_latest(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *c
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
-int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, int64_t since)
+int64_t record_latest_end(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id,
+                          int64_t since)
 {
     int64_t ended;
-    return id_valid(call_id) && recid_latest(e, txn, acct, call_id, since, &ended) == 0 &&
-           ended >= 0;
+    return id_valid(call_id) && recid_latest(e, txn, acct, call_id, since, &ended) == 0 ? ended
+                                                                                        : -1;
+}
+
+int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, int64_t since)
+{
+    return record_latest_end(e, txn, acct, call_id, since) >= 0;
 }
 
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res)

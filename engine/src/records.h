@@ -171,6 +171,10 @@ int rec_aggr_leave(wtx *t, call_rec *c, const queue_rec *q);
 /* Has the account a record of that call id, of a call that ended at `since`
 ** or later (or a little earlier: by period; since 0, any)? */
 int record_exists(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, int64_t since);
+/* The same: when the latest such record's call ended, -1 for none (or a
+** read that failed). */
+int64_t record_latest_end(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id,
+                          int64_t since);
 /* Put the latest record of a finished call of account acct into res as JSON
 ** (numbers not included); SB_ENOTFOUND if none. */
 int record_get(sb_engine *e, MDB_txn *txn, uint32_t acct, const char *call_id, sb_result *res);

@@ -4129,6 +4129,20 @@ static int do_hold_place(wtx *t, void *arg)
         goto out;
     }
     op->h.created = t->now;
+    if (op->h.kind == HK_CALL) {
+        /* A call hold covers the calls of its id offered by the time it
+        ** was placed (hold_covers): by the clock, which may have stepped
+        ** back since the call live now was offered, or since one of that
+        ** id ended, and their times would then be past the hold's and
+        ** escape it. The hold's time is never earlier than theirs. */
+        call_rec live = {0};
+        if (st_call_load(t->txn, t->e, t->acct, op->h.call, &live) == 0 &&
+            live.offered > op->h.created)
+            op->h.created = live.offered;
+        call_free(&live);
+        int64_t ended = record_latest_end(t->e, t->txn, t->acct, op->h.call, 0);
+        if (ended > op->h.created) op->h.created = ended;
+    }
     wb_reset(&x.w);
     enc_hold(&x.w, &op->h);
     if (x.w.err) {

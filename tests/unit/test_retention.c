@@ -679,6 +679,41 @@ static void test_erase_rerun_fails(void)
 
 /* A hold on a time range covers every call in progress in it: one offered
 ** just before the range and ended in it is held. */
+/* A hold on a call id placed after the clock stepped back: the call, live
+** at the hold (offered before it, at a later time by the clock), is held
+** when its record is written; so is a call of that id that had ended
+** before the hold. */
+static void test_call_hold_clock_back(void)
+{
+    account("cbh", "retention/keep-90-days-then-delete");
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"type\":\"offer\",\"call\":\"l1\",\"queue\":\"support\",\"caller\":"
+             "\"+442079465555\"}");
+    ok(call("cbh", "e1", "+442079466666", 1, NULL) == 0 && ev("cbh", json) == 0,
+       "clock back: call e1 answered and ended, call l1 offered");
+    int64_t was = now_ms;
+    now_ms -= 3600000; /* the clock steps back an hour */
+    ok(hold("cbh", "{\"id\":\"hl\",\"call\":\"l1\",\"reason\":\"case 10\"}") == 0 &&
+           hold("cbh", "{\"id\":\"he\",\"call\":\"e1\",\"reason\":\"case 10\"}") == 0,
+       "clock back: an hour back, holds on l1 (live) and e1 (ended) (%s)", sb_result_message(res));
+    now_ms += 3000;
+    ok(finish("cbh", "l1", "a1") == 0, "clock back: l1 ends");
+    char ids[128];
+    held_ids("cbh", "l1", NULL, ids, sizeof ids);
+    is_str(ids, "hl", "clock back: l1's record is held by hl");
+    held_ids("cbh", "e1", NULL, ids, sizeof ids);
+    is_str(ids, "he", "clock back: e1's record is held by he");
+    now_ms = was + 91 * DAY;
+    json_t *sw = sweep();
+    ok(exists("cbh", "l1") && exists("cbh", "e1"),
+       "clock back: at 90 days both are kept (%lld deleted, %lld overridden)", jint(sw, "deleted"),
+       jint(sw, "overridden"));
+    json_decref(sw);
+    ok(sb_hold_release(eng, "cbh", "hl", res) == 0 && sb_hold_release(eng, "cbh", "he", res) == 0,
+       "clock back: holds released");
+}
+
 static void test_range_hold_in_progress(void)
 {
     ok(with_policy("span", "ret-held", held_policy) == 0, "an account whose policy deletes");
@@ -1449,5 +1484,6 @@ int main(void)
     test_hold_log_lines();
     test_anonymize_again(); /* its account is reviewed every day */
     test_call_hold_reuse();
+    test_call_hold_clock_back();
     return end_engine();
 }
