@@ -1353,9 +1353,9 @@ static const char key_usage[] =
     "Rotate the master key of DIR: every account's data key, and the key the API\n"
     "keys are hashed with, are wrapped again under the key in NEW, made (64 hex\n"
     "digits, mode 0600) when it is not there. Every record and API key stays\n"
-    "readable and valid; from then on DIR opens only with NEW: set key_file to it\n"
-    "(or, without key_file, copy DIR/master.key elsewhere to keep it, then put\n"
-    "NEW in its place). OLD (default DIR/master.key) is left as it was:\n"
+    "readable and valid; from then on DIR opens only with NEW: set key_file to it,\n"
+    "or give --key-file NEW to serve and the commands (or copy DIR/master.key\n"
+    "elsewhere to keep it, then put NEW in its place). OLD (default DIR/master.key) is left as it was:\n"
     "backups made before the rotation open only with it, so keep it as long as\n"
     "them, then destroy it.\n"
     "Nothing else may have DIR open (stop the daemon first). A crash at any point\n"
@@ -1425,7 +1425,8 @@ int cli_key(int argc, char **argv)
                json_is_true(json_object_get(d, "new_key_made")) ? "a new key, made"
                                                                 : "the key given");
         if (dropped) printf("; %lld key slots no account had were left out", dropped);
-        printf(".\n%s opens only with %s from now on: set key_file to it%s.\n"
+        printf(".\n%s opens only with %s from now on: set key_file to it, or give it as "
+               "--key-file to serve and the commands%s.\n"
                "The old key %s was left as it was: backups made before this rotation open only "
                "with it; keep it as long as you keep them, then destroy it.\n",
                o.data_dir, o.new_key_file,

@@ -100,7 +100,8 @@ int sbd_doc_path(const char *name, const char *in_tree, char *buf, size_t n)
 static const char usage_head[] =
     "usage: switchboard serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n"
     "                         [--policy-dir DIR] [--sync group|sync|none]\n"
-    "                         [--log-level error|warn|info|debug] [--demo]\n"
+    "                         [--log-level error|warn|info|debug] [--key-file FILE]\n"
+    "                         [--demo]\n"
     "\n"
     "Run the HTTP/JSON daemon. Flags override the config file, each given once.\n";
 
@@ -112,6 +113,8 @@ static const char usage_flags[] =
     "  --policy-dir DIR   shared policies (default ./policies)\n"
     "  --sync MODE        group (default), sync or none\n"
     "  --log-level L      error, warn, info (default) or debug\n"
+    "  --key-file FILE    the master key (default DIR/master.key; after switchboard\n"
+    "                     key rotate, the key it rotated to)\n"
     "  --demo             create the \"demo\" account with agents and queues if\n"
     "                     missing, and print curl lines to try the API\n";
 
@@ -476,7 +479,7 @@ static const struct flag {
     const char *name, *key;
 } flags[] = {
     {"--listen", "listen"}, {"--data-dir", "data_dir"},   {"--policy-dir", "policy_dir"},
-    {"--sync", "sync"},     {"--log-level", "log_level"},
+    {"--sync", "sync"},     {"--log-level", "log_level"}, {"--key-file", "key_file"},
 };
 
 /* The value of flag argv[*i] ("--x v" or "--x=v"), advancing *i. */

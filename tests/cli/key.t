@@ -5,7 +5,9 @@
 # before need the old key, the old key is refused as any other, the new one
 # lists the same records and an access request shows the caller's number,
 # and the daemon started with key_file set to the new key takes the API key
-# made before the rotation. A backup made before opens with the old key only.
+# made before the rotation, as does one given it by --key-file, while one
+# given the old key does not start. A backup made before opens with the old
+# key only.
 # Bad input (another key, a new key file others may read, the same key, a
 # missing flag) is refused and changes nothing; a second rotation works.
 cd "$(dirname "$0")/../.." || exit 1
@@ -20,12 +22,14 @@ before=$out
 [ -n "$before" ]
 ok $? "records in it" "$(shown)"
 
-# serve DATA KEYFILE: a daemon on DATA with key_file KEYFILE; $addr, $serve_pid
+# serve DATA KEYFILE [FLAG...]: a daemon on DATA with key_file KEYFILE in its
+# config file and the flags given; $addr, $serve_pid
 serve() {
     printf 'data_dir = %s\nkey_file = %s\nlisten = 127.0.0.1:0\npolicy_dir = %s\nsync = none\n' \
         "$1" "$2" "$ROOT/policies" >"$tmp/serve.conf"
+    shift 2
     : >"$tmp/serve.log"
-    "$sb" serve --config "$tmp/serve.conf" >/dev/null 2>"$tmp/serve.log" &
+    "$sb" serve --config "$tmp/serve.conf" "$@" >/dev/null 2>"$tmp/serve.log" &
     serve_pid=$!
     addr=""
     wait_for "$tmp/serve.log" 'msg="listening"' &&
@@ -123,5 +127,22 @@ run "$sb" records list --data-dir "$data" --account acme --key-file "$tmp/other.
 ok $? "... which opens it with the same records" "$(shown)"
 run "$sb" records list --data-dir "$data" --account acme --key-file "$tmp/new.key"
 check 1 "... and the key before it is refused" err "is not the one this data directory"
+
+# The daemon given the key before the rotation does not start, saying so; given
+# the new one by --key-file (over the config file's key_file), it takes the
+# API key made before both rotations.
+"$sb" serve --config "$tmp/serve.conf" >/dev/null 2>"$tmp/stale.log"
+rc=$?
+[ "$rc" -ne 0 ] && grep -q "its master key has been rotated" "$tmp/stale.log"
+ok $? "serve with the key before the rotation refuses to start, naming the rotation (exit $rc)" \
+    "$(cat "$tmp/stale.log")"
+serve "$data" "$tmp/new.key" --key-file "$tmp/other.key"
+code=""
+[ -n "$addr" ] && code=$(curl -s -o "$tmp/q.out" -w '%{http_code}' -u "acme:$apikey" \
+    "http://$addr/v1/agents")
+[ "$code" = 200 ]
+ok $? "serve --key-file NEW takes the API key made before the rotations (HTTP $code)" \
+    "$(cat "$tmp/q.out" "$tmp/serve.log" 2>/dev/null)"
+stop
 
 done_testing
