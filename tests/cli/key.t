@@ -99,13 +99,18 @@ run "$sb" records export --data-dir "$data" --key-file "$tmp/new.key" --account 
 [ "$rc" -eq 0 ] && has "$out" '"caller": "+442079460001"'
 ok $? "an access request shows the caller's number" "$(shown)"
 
+# takes_key WHAT: the daemon at $addr takes the API key made before the rotation
+takes_key() {
+    code=""
+    [ -n "$addr" ] && code=$(curl -s -o "$tmp/q.out" -w '%{http_code}' -u "acme:$apikey" \
+        "http://$addr/v1/agents")
+    [ "$code" = 200 ]
+    ok $? "$1 takes the API key made before (HTTP $code)" \
+        "$(cat "$tmp/q.out" "$tmp/serve.log" 2>/dev/null)"
+}
+
 serve "$data" "$tmp/new.key"
-code=""
-[ -n "$addr" ] && code=$(curl -s -o "$tmp/q.out" -w '%{http_code}' -u "acme:$apikey" \
-    "http://$addr/v1/agents")
-[ "$code" = 200 ]
-ok $? "the daemon with the new key takes the API key made before (HTTP $code)" \
-    "$(cat "$tmp/q.out" "$tmp/serve.log" 2>/dev/null)"
+takes_key "the daemon with the new key"
 code=$(curl -s -o /dev/null -w '%{http_code}' -u "acme:sbk_not-a-key" \
     "http://$addr/v1/agents")
 [ "$code" = 401 ]
@@ -137,12 +142,7 @@ rc=$?
 ok $? "serve with the key before the rotation refuses to start, naming the rotation (exit $rc)" \
     "$(cat "$tmp/stale.log")"
 serve "$data" "$tmp/new.key" --key-file "$tmp/other.key"
-code=""
-[ -n "$addr" ] && code=$(curl -s -o "$tmp/q.out" -w '%{http_code}' -u "acme:$apikey" \
-    "http://$addr/v1/agents")
-[ "$code" = 200 ]
-ok $? "serve --key-file NEW takes the API key made before the rotations (HTTP $code)" \
-    "$(cat "$tmp/q.out" "$tmp/serve.log" 2>/dev/null)"
+takes_key "serve --key-file NEW, over the config file's key_file,"
 stop
 
 done_testing
