@@ -3448,8 +3448,10 @@ static int prune(sb_engine *e, ejr *j, int64_t *prune_at, sb_result *res)
     ** no request past it writes nothing) is not written again. */
     int rc = eng_write_peek(e, horizon_sighting, &s, res);
     if (!rc && s.changed) {
+        /* Its 8 bytes may go in the reserve past map_max (as a sweep's
+        ** deletes do): a full map would otherwise keep every pseudonym. */
         s.write = 1;
-        rc = eng_write(e, horizon_sighting, &s, res);
+        rc = eng_write_ex(e, horizon_sighting, &s, res, 1);
     }
     if (!rc && s.changed && s.sighted && s.before == INT64_MIN)
         sb_log(e, SB_LOG_INFO,

@@ -340,6 +340,40 @@ int main(void)
     ok(eng && sb_sweep(eng, 0, NULL, NULL, res) == 0 && !journal_has(pk),
        "... a sweep a day later takes it out");
 
+    /* At map_max (the map past it, in its reserve), where only what frees
+    ** room is written: the sighting is written still, and a sweep a day
+    ** after it takes the pseudonym out. */
+    calls_from("m", "+442079460999", 1);
+    char pm[33] = "";
+    int md = erase_deleted("+442079460999");
+    b = journal();
+    last = b ? strrchr(b, '\n') : NULL;
+    while (last && last > b && last[-1] != '\n')
+        last--;
+    ok(md == 1 && last && sscanf(last, "e %*s %*s %*s %32s", pm) == 1,
+       "a caller erased (%d deleted, pseudonym %s)", md, pm);
+    free(b);
+    sb_close(eng);
+    now_ms += 31 * DAY;
+    {
+        sb_config cfg;
+        test_engine_config(&cfg, dir, "policies", 64 << 10);
+        cfg.map_max = 64 << 10; /* below the map as it is */
+        cfg.log = log_keep;
+        cfg.erasure_journal_days = 30;
+        log_clear();
+        eng = NULL;
+        ok(sb_open(&eng, &cfg, res) == 0 && eng_map_max_reached(eng, 0) && journal_has(pm) &&
+               !strstr(logbuf, "storage full"),
+           "open at map_max 31 days later: the request past the horizon is sighted (%s)",
+           sb_result_message(res));
+    }
+    now_ms += DAY;
+    ok(eng && sb_sweep(eng, 0, NULL, NULL, res) == 0 && !journal_has(pm),
+       "... a sweep a day later takes its pseudonym out (%s)", sb_result_message(res));
+    sb_close(eng);
+    eng = open_days(30, res);
+
     /* A backup holding the account under a legal hold: the account's later
     ** deletion is not applied again to it (no account is deleted under a
     ** hold), so it is refused as if no deletion followed. */
@@ -355,7 +389,7 @@ int main(void)
     now_ms += 31 * DAY;
     ok(sb_sweep(eng, 0, NULL, NULL, res) == 0, "31 days later a sweep finds it past the horizon");
     now_ms += DAY;
-    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has("\nx 7 "),
+    ok(sb_sweep(eng, 0, NULL, NULL, res) == 0 && journal_has("\nx 9 "),
        "... and a sweep a day after takes the pseudonym out");
     refused = restore_days(bkh, 30, res);
     ok(refused == NULL && sb_result_code(res) == SB_ESTORE &&
