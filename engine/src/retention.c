@@ -4136,7 +4136,11 @@ static int do_hold_place(wtx *t, void *arg)
         ** was placed (hold_covers): by the clock, which may have stepped
         ** back since the call live now was offered, or since one of that
         ** id ended, and their times would then be past the hold's and
-        ** escape it. The hold's time is never earlier than theirs. */
+        ** escape it. The hold's time is never earlier than theirs. The
+        ** cost: a call reusing the id, offered after the hold while the
+        ** clock is still behind that time, is held too (held rather than
+        ** lost; telling it apart would need an order of calls that is not
+        ** the clock's). */
         call_rec live = {0};
         if (st_call_load(t->txn, t->e, t->acct, op->h.call, &live) == 0 &&
             live.offered > op->h.created)
