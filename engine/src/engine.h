@@ -428,6 +428,8 @@ int eng_map_max_reached(sb_engine *e, int64_t max_age_ns);
 void eng_count_event(sb_engine *e, int type, int failed, uint64_t us);
 
 /* --- keyed access helpers (store.c) -------------------------------------- */
+/* LMDB's order of two keys of a table without a comparator of its own. */
+int st_key_cmp(const MDB_val *a, const MDB_val *b);
 int st_get(MDB_txn *txn, sb_engine *e, int table, const void *k, size_t kl, MDB_val *v);
 /* st_get through the write transaction's record cache (store.c): v is valid
 ** until the next call into the store. */

@@ -1982,14 +1982,6 @@ static int review_one(rctx *x, st_iter *it)
     return apply(x, rk, rkl, &r, &d, SRC_REVIEW);
 }
 
-/* LMDB's order of keys (memcmp, then the shorter first). */
-static int key_cmp(const MDB_val *a, const MDB_val *b)
-{
-    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
-    int c = memcmp(a->mv_data, b->mv_data, n);
-    return c ? c : a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
-}
-
 /* Delete the review index's entries from its first to `last` (its key as
 ** stored, table byte first): those a round walked, each handled. LMDB
 ** rebalances a leaf that falls below a quarter full by moving the first
@@ -2010,7 +2002,7 @@ static int review_drop(rctx *x, const uint8_t *last, size_t lastlen)
     for (int pass = 0; pass < 2 && (!rc || rc == MDB_NOTFOUND); pass++) {
         k = (MDB_val){1, &first};
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        for (unsigned n = 0; rc == 0 && key_cmp(&k, &lim) <= 0; n++) {
+        for (unsigned n = 0; rc == 0 && st_key_cmp(&k, &lim) <= 0; n++) {
             if (pass == 0 && n % 5 == 4) {
                 rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
                 continue;

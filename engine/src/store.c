@@ -338,7 +338,7 @@ static int rc_index(struct rc_slot *s)
 }
 
 /* LMDB's order of keys (mdb_cmp_memn): bytes, then the shorter first. */
-static int rc_cmp(const MDB_val *a, const MDB_val *b)
+int st_key_cmp(const MDB_val *a, const MDB_val *b)
 {
     size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
     int c = memcmp(a->mv_data, b->mv_data, n);
@@ -382,14 +382,14 @@ static void rc_write(MDB_txn *txn, sb_engine *e, int table, const MDB_val *key, 
         size_t mid = lo + (hi - lo) / 2;
         MDB_val ek, ev;
         rc_entry(s, mid, &ek, &ev);
-        if (rc_cmp(&ek, key) < 0)
+        if (st_key_cmp(&ek, key) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     MDB_val ek = {0}, ev;
     if (lo < s->n) rc_entry(s, lo, &ek, &ev);
-    int found = lo < s->n && rc_cmp(&ek, key) == 0;
+    int found = lo < s->n && st_key_cmp(&ek, key) == 0;
     if (!v && !found) return;
     /* In place: the entries after it move, and their offsets with them. */
     size_t from = lo < s->n ? s->at[lo] : s->data.len;

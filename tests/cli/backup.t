@@ -17,12 +17,7 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 
 data="$tmp/data"
-run "$sb" replay examples/replay/first-calls.jsonl --data-dir "$data" --policy-dir policies
-ok $rc "a data directory with a morning of calls" "$(shown)"
-run "$sb" records list --data-dir "$data" --account acme
-before=$out
-[ -n "$before" ]
-ok $? "records in it" "$(shown)"
+morning "$data"
 
 run "$sb" backup --data-dir "$data" "$tmp/b1"
 check 0 "backup writes a copy" out "backup written to $tmp/b1"

@@ -15,12 +15,7 @@ cd "$(dirname "$0")/../.." || exit 1
 
 data="$tmp/data"
 keys_sum() { cksum <"$data/data.keys"; }
-run "$sb" replay examples/replay/first-calls.jsonl --data-dir "$data" --policy-dir policies
-ok $rc "a data directory with a morning of calls" "$(shown)"
-run "$sb" records list --data-dir "$data" --account acme
-before=$out
-[ -n "$before" ]
-ok $? "records in it" "$(shown)"
+morning "$data"
 
 # serve DATA KEYFILE [FLAG...]: a daemon on DATA with key_file KEYFILE in its
 # config file and the flags given; $addr, $serve_pid

@@ -50,6 +50,17 @@ done_testing() {
 
 # wait_for FILE TEXT: waits (at most 60 s) for the fixed string TEXT to appear
 # in FILE (a daemon's log, say); 1 if it never does.
+# morning DIR: a data directory with a morning of calls replayed into it
+# (account acme); $before, its records as records list shows them.
+morning() {
+    run "$sb" replay examples/replay/first-calls.jsonl --data-dir "$1" --policy-dir policies
+    ok $rc "a data directory with a morning of calls" "$(shown)"
+    run "$sb" records list --data-dir "$1" --account acme
+    before=$out
+    [ -n "$before" ]
+    ok $? "records in it" "$(shown)"
+}
+
 wait_for() {
     i=0
     while [ $i -lt 600 ]; do
