@@ -12,7 +12,9 @@ without an engine (also under budgets given), code names, API keys, two engines 
 several threads at once: nobody double-booked), calls from withheld numbers
 (caller left out, None or ""), call records and retention
 (listing, access requests as JSON and CSV, legal holds, sweeps with a
-progress callback, the audit log, erasure, aggregates), backups, deferred
+progress callback, the audit log, erasure, aggregates), backups, master key
+rotation (the records and an API key found with the new key, the old one
+refused; a directory in use and bad keys refused, nothing changed), deferred
 sync and sync_progress, batches (events in one commit, a failing one refused alone,
 an exception in the block, nesting, another thread's batch waited for, close waiting for
 one, a failing commit raised), closing (also from the clock, log and progress functions, and while a
@@ -1598,6 +1600,97 @@ def test_backup():
        "and nothing was created")
 
 
+def test_master_key_rotate():
+    """master_key_rotate: a data directory made here, refused while an engine
+    has it open and for bad input (nothing changed), rotated to a key it
+    makes, then opening with that key alone: its records and an API key made
+    before are still there, the old key refused with the engine's message."""
+    clock = Clock()
+    data = os.path.join(TMP, "rotate-data")
+    old = os.path.join(data, "master.key")
+    new = os.path.join(TMP, "rotate-new.key")
+    keys = os.path.join(data, "data.keys")
+
+    def unchanged(what, want):
+        with open(keys, "rb") as f:
+            ok(f.read() == want and not os.path.exists(new),
+               "... %s: data.keys unchanged, no new key made" % what)
+
+    with sb.Engine(data, policy_dir=POLICIES, sync="none", clock=clock,
+                   log=lambda *a: None) as eng:
+        records_setup(eng, clock)
+        api = eng.apikey_create("acme")["key"]
+        before = eng.records_list("acme")
+        with open(keys, "rb") as f:
+            was = f.read()
+        e = raises(lambda: sb.master_key_rotate(data, new, log="none"), sb.BusyError,
+                   "master_key_rotate while an Engine has the directory open: BusyError",
+                   sb.EBUSY, "data_dir")
+        ok(e is not None and "open in this process by another engine" in e.message,
+           "... with the engine's message (%s)" % (e and e.message))
+        unchanged("in use", was)
+    other = os.path.join(TMP, "rotate-other.key")
+    with open(other, "w") as f:
+        f.write("ab" * 32 + "\n")
+    os.chmod(other, 0o600)
+    e = raises(lambda: sb.master_key_rotate(data, new, key_file=other, log="none"),
+               sb.CryptoError, "an old key that is not the directory's: CryptoError",
+               sb.ECRYPTO, "key_file")
+    ok(e is not None and "is not the one this data directory" in e.message,
+       "... with the engine's message (%s)" % (e and e.message))
+    unchanged("a wrong old key", was)
+    nowhere = os.path.join(TMP, "rotate-no-such-dir", "new.key")
+    e = raises(lambda: sb.master_key_rotate(data, nowhere, log="none"), sb.CryptoError,
+               "a new key file where none can be made: CryptoError", sb.ECRYPTO, "new_key_file")
+    ok(e is not None and nowhere in e.message and "nothing was changed" in e.message,
+       "... with the engine's message (%s)" % (e and e.message))
+    unchanged("a bad new key path", was)
+    os.chmod(other, 0o644)
+    e = raises(lambda: sb.master_key_rotate(data, other, log="none"), sb.InvalidError,
+               "a new key file others may read: InvalidError", sb.EINVAL, "new_key_file")
+    ok(e is not None and other in e.message, "... naming it (%s)" % (e and e.message))
+    unchanged("a loose new key", was)
+    raises(lambda: sb.master_key_rotate(data, old, log="none"), sb.InvalidError,
+           "the key in use as the new key: InvalidError", sb.EINVAL, "new_key_file")
+    unchanged("the same key", was)
+    raises(lambda: sb.master_key_rotate(data, new + "\0x"), sb.InvalidError,
+           "a new key file holding a NUL byte: InvalidError", sb.EINVAL, "new_key_file")
+    unchanged("a NUL byte", was)
+    raises(lambda: sb.master_key_rotate(data, new, log="buffer"), ValueError,
+           'log="buffer" (no engine to read it from): ValueError')
+    unchanged('log="buffer"', was)
+    empty = os.path.join(TMP, "rotate-nothing")
+    raises(lambda: sb.master_key_rotate(empty, new, log="none"), sb.InvalidError,
+           "a data directory that does not exist: InvalidError", sb.EINVAL, "data_dir")
+    ok(not os.path.exists(empty), "... and it was not made")
+
+    import pathlib
+    lines = []
+    r = sb.master_key_rotate(pathlib.Path(data), new, log=lambda lvl, line: lines.append(line),
+                             log_level="info")
+    is_({k: r.get(k) for k in ("data_dir", "key_file", "old_key_file", "new_key_made",
+                               "accounts", "slots_dropped")},
+        {"data_dir": data, "key_file": new, "old_key_file": old, "new_key_made": True,
+         "accounts": 1, "slots_dropped": 0},
+        "master_key_rotate: the engine's answer as a dict (the new key made, one account)")
+    ok("old key" in r.get("backups", "") and "actions" not in r,
+       "... with the reminder about backups, and no actions")
+    ok(any("master key rotated" in l for l in lines), "... its log line given to log")
+    st = os.stat(new)
+    ok(st.st_mode & 0o777 == 0o600 and st.st_size == 65, "the new key made: 0600, 64 hex digits")
+    with open(keys, "rb") as f:
+        ok(f.read() != was and not os.path.exists(keys + ".rotate"),
+           "data.keys written again, nothing left beside it")
+    e = raises(lambda: sb.Engine(data, sync="none", log="none"), sb.CryptoError,
+               "the old key no longer opens the directory: CryptoError", sb.ECRYPTO)
+    ok(e is not None and "is not the one this data directory" in e.message,
+       "... with the engine's message (%s)" % (e and e.message))
+    with sb.Engine(data, key_file=new, sync="none", log="none") as eng:
+        is_(eng.records_list("acme"), before, "the new key opens it: the same records")
+        ok(eng.apikey_verify("acme", api) is True, "... and the API key made before verifies")
+        ok(eng.apikey_verify("acme", api + "x") is False, "... and another still does not")
+
+
 def test_arguments():
     """Arguments a C function cannot take as given are refused with a clear
     error naming them, never cut, wrapped or passed on as NULL."""
@@ -2017,7 +2110,7 @@ def main():
              test_tick_for, test_log_modes, test_manual_clock,
              test_policies, test_policy_tools, test_apikeys, test_withheld, test_ended_by,
              test_records,
-             test_backup,
+             test_backup, test_master_key_rotate,
              test_two_engines, test_defer_and_reopen, test_sync_progress, test_arguments,
              test_close_and_threads, test_batch, test_fork, test_gateway_example, test_review_fixes]
     try:

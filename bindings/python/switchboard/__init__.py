@@ -44,7 +44,7 @@ __all__ = [
     "StateError", "PolicyError", "FullError", "StoreError", "OutOfMemoryError",
     "BusyError", "AuthError", "LimitError", "CryptoError", "VersionError", "HoldError",
     "version", "strerror", "code_name", "redact", "policy_check", "policy_test", "policy_keygen",
-    "policy_sign", "policy_verify", "load_library", "library_path",
+    "policy_sign", "policy_verify", "master_key_rotate", "load_library", "library_path",
 ]
 
 __version__ = "0.2.0"
@@ -354,6 +354,7 @@ def _declare(lib):
         "sb_audit_list": (c_int, [E, c_char_p, ctypes.c_uint64, c_size_t, R]),
         "sb_sweep": (c_int, [E, ctypes.c_uint32, _PROGRESS_FN, c_void_p, R]),
         "sb_backup": (c_int, [E, c_char_p, R]),
+        "sb_master_key_rotate": (c_int, [C, c_char_p, R]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -734,6 +735,93 @@ def policy_verify(source, public_key):
             _raise(s.lib, rc, s.res)
 
 
+def _set_log_level(cfg, log_level):
+    """cfg.log_level from a name (``"warn"``) or a number; None keeps the
+    default. A C int: a number beyond one would be wrapped by ctypes."""
+    if log_level is None:
+        return
+    if isinstance(log_level, str):
+        if log_level not in _LOG_LEVELS:
+            raise ValueError("log_level must be one of %s" % ", ".join(_LOG_LEVELS))
+        log_level = _LOG_LEVELS[log_level]
+    cfg.log_level = _whole(log_level, 32, "log_level", signed=True)
+
+
+def _log_function(log, modes):
+    """The ``log`` argument as a function ``log(level, line)``, or None for
+    the engine's own stderr lines: a callable, or one of ``modes`` (the
+    caller has made ``"buffer"`` a function already where it takes it)."""
+    if log is None or log == "stderr":
+        return None
+    if log == "none":
+        return lambda level, line: None
+    if isinstance(log, str) or not callable(log):
+        names = ['"%s"' % m for m in modes]
+        raise (ValueError if isinstance(log, str) else TypeError)(
+            "log must be a callable, %s or %s, not %r" % (", ".join(names[:-1]), names[-1], log))
+    return log
+
+
+def master_key_rotate(data_dir, new_key_file, *, key_file=None, log=None, log_level=None,
+                      library=None):
+    """Rotate the master key of the data directory ``data_dir``
+    (``sb_master_key_rotate``): every account's data key, and the key API
+    keys are hashed with, wrapped again under the key in ``new_key_file``,
+    which is made (64 hex digits, mode 0600) when it is not there. From then
+    on the directory opens only with the new key (``Engine(data_dir,
+    key_file=new_key_file)``); every record and API key stays readable and
+    valid. The old key (``key_file``, default ``data_dir/master.key``) is
+    left as it was: backups made before the rotation open only with it.
+
+    An offline operation: no engine may have the directory open, in this
+    process or another (:class:`BusyError`, field ``data_dir``; close every
+    :class:`Engine` on it first). Returns the engine's answer as a dict:
+    ``data_dir``, ``key_file`` (the new), ``old_key_file``,
+    ``new_key_made``, ``accounts`` (data keys wrapped again),
+    ``slots_dropped``, ``backups`` (a reminder). Refusals change nothing
+    and raise the engine's error: :class:`CryptoError` (field ``key_file``)
+    when the old key is not the directory's, :class:`InvalidError` for no
+    data in ``data_dir``, no old key, or a ``new_key_file`` that is not a
+    valid key, is the old key, or names one of the directory's own files;
+    :class:`FullError` or :class:`StoreError` when the new key or data keys
+    cannot be written (switchboard.h says which of these still rotated).
+    ``log`` and ``log_level`` are :class:`Engine`'s, but for ``"buffer"``;
+    ``library`` too."""
+    lib = load_library(library)
+    cfg = _Config()
+    lib.sb_config_init(ctypes.byref(cfg))
+
+    def path(v, what):
+        return _b(os.fspath(v) if isinstance(v, os.PathLike) else v, what, True)
+
+    cfg.data_dir = path(data_dir, "data_dir")
+    new = path(new_key_file, "new_key_file")
+    if key_file is not None:
+        cfg.key_file = path(key_file, "key_file")
+    _set_log_level(cfg, log_level)
+    user_log, raised = _log_function(log, ("stderr", "none")), []
+    if user_log is not None:
+        def _log_thunk(arg, level, line):
+            try:
+                user_log(_LOG_NAMES[level] if 0 <= level < 4 else str(level),
+                         line.decode("utf-8", "replace"))
+            except (KeyboardInterrupt, SystemExit) as e:
+                raised.append(e)  # raised when the rotation returns
+            except BaseException:  # noqa: BLE001 - printed and ignored, as Engine's
+                traceback.print_exc()
+
+        cfg.log = _LOG_FN(_log_thunk)  # referenced by cfg until it goes
+    with _Scratch() as s:
+        rc = lib.sb_master_key_rotate(ctypes.byref(cfg), new, s.res)
+        if raised:
+            raise raised[0]
+        if rc:
+            _raise(lib, rc, s.res)
+        doc = _json(lib, s.res)
+        doc.pop("actions", None)  # a rotation causes none
+        return doc
+
+
 # --------------------------------------------------------------------------
 # The engine.
 
@@ -932,39 +1020,21 @@ class Engine:
                     raise ValueError("sync must be one of %s" % ", ".join(_SYNC_MODES))
                 sync = _SYNC_MODES[sync]
             cfg.sync = _whole(sync, 32, "sync", signed=True)
-        if log_level is not None:
-            if isinstance(log_level, str):
-                if log_level not in _LOG_LEVELS:
-                    raise ValueError("log_level must be one of %s" % ", ".join(_LOG_LEVELS))
-                log_level = _LOG_LEVELS[log_level]
-            cfg.log_level = _whole(log_level, 32, "log_level", signed=True)
+        _set_log_level(cfg, log_level)
         for k, v in numbers.items():
             if v is not None:
                 _set_number(cfg, k, v)
 
         self._log = None
-        user_log = None
         # log="buffer": the last _LOG_KEEP lines, for logs(), under a lock of
         # their own (the engine calls log from every thread that calls it).
         self._logbuf = collections.deque(maxlen=_LOG_KEEP)
         self._logbuf_lock = threading.Lock()
-        if isinstance(log, str):
-            if log == "buffer":
-                def log(level, line):
-                    with self._logbuf_lock:
-                        self._logbuf.append({"level": level, "message": line})
-            elif log == "none":
-                def log(level, line):
-                    pass
-            elif log == "stderr":
-                log = None
-            else:
-                raise ValueError('log must be a callable, "stderr", "buffer" or "none", not %r'
-                                 % (log,))
-        if log is not None:
-            if not callable(log):
-                raise TypeError('log must be callable (or "stderr", "buffer", "none")')
-            user_log = log
+        if log == "buffer":
+            def log(level, line):
+                with self._logbuf_lock:
+                    self._logbuf.append({"level": level, "message": line})
+        user_log = _log_function(log, ("stderr", "buffer", "none"))
 
         def _emit(level, line):
             # The log function, from inside an engine call on this thread.
