@@ -2254,17 +2254,19 @@ static int l_tostring(lua_State *L)
 
 /* ---- sb.open ------------------------------------------------------------------ */
 
+/* Option k of the options table of sb.open or sb.master_key_rotate (its
+** errors name the function, the closure's name). */
 static const char *opt_string(lua_State *L, const char *k)
 {
     lua_getfield(L, 1, k);
     const char *s = NULL;
     if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "switchboard.open: %s must be a string", k);
+        const char *who = lua_tostring(L, lua_upvalueindex(1));
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: %s must be a string", who, k);
         size_t n;
         s = lua_tolstring(L, -1, &n);
         /* C would read a shorter path or name: another directory opened */
-        if (strlen(s) != n) luaL_error(L, "switchboard.open: %s holds a NUL byte", k);
+        if (strlen(s) != n) luaL_error(L, "%s: %s holds a NUL byte", who, k);
         /* Left on the stack, which keeps it alive until sb.open returns:
         ** an __index function may have made it, and nothing else holds it. */
         return s;
@@ -2359,24 +2361,71 @@ static void opt_budgets(lua_State *L, int t, const char *who, sb_config *cfg, op
     if (opt_number(L, t, who, "policy_memory", SIZE_MAX, &d, r)) cfg->policy_memory = (size_t)d;
 }
 
-/* Whether option k is a function; a value that is neither nil, a function
-** nor of type other raises. */
-static int opt_is_function(lua_State *L, const char *k, int other)
-{
-    lua_getfield(L, 1, k);
-    int t = lua_type(L, -1);
-    lua_pop(L, 1);
-    if (t != LUA_TNIL && t != LUA_TFUNCTION && t != other)
-        luaL_error(L, "switchboard.open: %s must be a %s or a function", k, lua_typename(L, other));
-    return t == LUA_TFUNCTION;
-}
-
 /* A registry reference to option k's value, kept until the engine's box
 ** goes (box_free). */
 static int opt_ref(lua_State *L, const char *k)
 {
     lua_getfield(L, 1, k);
     return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Whether option k is a function; a value that is neither nil, a function
+** nor of type other raises, naming the function who. */
+static int opt_is_function(lua_State *L, const char *who, const char *k, int other)
+{
+    lua_getfield(L, 1, k);
+    int t = lua_type(L, -1);
+    lua_pop(L, 1);
+    if (t != LUA_TNIL && t != LUA_TFUNCTION && t != other)
+        luaL_error(L, "%s: %s must be a %s or a function", who, k, lua_typename(L, other));
+    return t == LUA_TFUNCTION;
+}
+
+/* Options log (a function, or "stderr", "buffer" or "none"; msg says so
+** when it is another string) and log_level, into *lm and cfg (sb.open,
+** sb.master_key_rotate). */
+static void opt_log(lua_State *L, const char *who, const char *msg, sb_config *cfg, log_mode *lm,
+                    open_refusal *r)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+    static const char *const names[] = {"stderr", "buffer", "none", NULL}; /* log_mode's order */
+    int m;
+    if (opt_choice(L, "log_level", levels, "log_level must be error, warn, info or debug", &m, r))
+        cfg->log_level = (sb_log_level)m;
+    *lm = opt_is_function(L, who, "log", LUA_TSTRING) ? LOG_FUNCTION : LOG_STDERR;
+    if (*lm == LOG_STDERR && opt_choice(L, "log", names, msg, &m, r)) *lm = (log_mode)m;
+}
+
+/* A new box whose engine is yet to be opened, with the log mode lm and
+** references to the options clock and log when they are functions (kept
+** until box_free); the engine's functions set in cfg. Raises when out of
+** memory, having freed what it took. */
+static engine_box *box_new(lua_State *L, log_mode lm, int clock_fn, sb_config *cfg)
+{
+    /* The functions' references before the box: making one may raise. */
+    int clock_ref = clock_fn ? opt_ref(L, "clock") : LUA_NOREF;
+    int log_ref = lm == LOG_FUNCTION ? opt_ref(L, "log") : LUA_NOREF;
+    engine_box *b = calloc(1, sizeof *b);
+    if (!b) {
+        luaL_unref(L, LUA_REGISTRYINDEX, clock_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, log_ref);
+        luaL_error(L, "%s: out of memory", lua_tostring(L, lua_upvalueindex(1)));
+    }
+    b->clock_ref = clock_ref;
+    b->log_ref = log_ref;
+    pthread_mutex_init(&b->mu, NULL);
+    b->pid = getpid();
+    b->log = lm;
+    b->res = sb_result_new();
+    if (!b->res) {
+        box_free(L, b);
+        luaL_error(L, "%s: out of memory", lua_tostring(L, lua_upvalueindex(1)));
+    }
+    if (lm != LOG_STDERR) {
+        cfg->log = box_log;
+        cfg->log_arg = b;
+    }
+    return b;
 }
 
 static const char *const open_keys[] = {"data_dir",
@@ -2415,18 +2464,12 @@ static int l_open(lua_State *L)
     ** nil, message, code, field, as the engine's refusals do. */
     open_refusal r = {NULL, ""};
     static const char *const modes[] = {"group", "sync", "none", "defer", NULL};
-    static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
-    static const char *const logs[] = {"stderr", "buffer", "none", NULL};
+    static const char *const who = "switchboard.open";
     int m;
     if (opt_choice(L, "sync", modes, "sync must be group, sync, none or defer", &m, &r))
         cfg.sync = (sb_sync_mode)m;
-    if (opt_choice(L, "log_level", levels, "log_level must be error, warn, info or debug", &m, &r))
-        cfg.log_level = (sb_log_level)m;
-    int log_fn = opt_is_function(L, "log", LUA_TSTRING);
-    log_mode lm = log_fn ? LOG_FUNCTION : LOG_STDERR;
-    if (!log_fn && opt_choice(L, "log", logs, "log must be stderr, buffer or none", &m, &r))
-        lm = (log_mode)m;
-    static const char *const who = "switchboard.open";
+    log_mode lm;
+    opt_log(L, who, "log must be stderr, buffer or none", &cfg, &lm, &r);
     double d;
     if (opt_number(L, 1, who, "map_size", SIZE_MAX, &d, &r)) cfg.map_size = (size_t)d;
     if (opt_number(L, 1, who, "map_max", SIZE_MAX, &d, &r)) cfg.map_max = (size_t)d;
@@ -2445,7 +2488,7 @@ static int l_open(lua_State *L)
     lua_pop(L, 1);
     double clock0 = 0;
     int64_t clock_ms0 = -1; /* a clock taken whole (clock_value); else opt_number says why */
-    int clock_fn = opt_is_function(L, "clock", LUA_TNUMBER);
+    int clock_fn = opt_is_function(L, who, "clock", LUA_TNUMBER);
     lua_getfield(L, 1, "clock");
     if (!clock_value(L, -1, &clock_ms0)) clock_ms0 = -1;
     lua_pop(L, 1);
@@ -2453,31 +2496,9 @@ static int l_open(lua_State *L)
         !clock_fn && (clock_ms0 >= 0 || opt_number(L, 1, who, "clock", INT64_MAX, &clock0, &r));
     if (r.field) return push_fail(L, SB_EINVAL, r.msg, r.field);
 
-    /* The functions' references before the box: making one may raise. */
-    int clock_ref = clock_fn ? opt_ref(L, "clock") : LUA_NOREF;
-    int log_ref = log_fn ? opt_ref(L, "log") : LUA_NOREF;
-    engine_box *b = calloc(1, sizeof *b);
-    if (!b) {
-        luaL_unref(L, LUA_REGISTRYINDEX, clock_ref);
-        luaL_unref(L, LUA_REGISTRYINDEX, log_ref);
-        return luaL_error(L, "switchboard.open: out of memory");
-    }
-    b->clock_ref = clock_ref;
-    b->log_ref = log_ref;
-    pthread_mutex_init(&b->mu, NULL);
-    b->pid = getpid();
-    b->log = lm;
+    engine_box *b = box_new(L, lm, clock_fn, &cfg);
     b->clock_manual = manual;
     b->clock_ms = clock_ms0 >= 0 ? clock_ms0 : (int64_t)clock0;
-    b->res = sb_result_new();
-    if (!b->res) {
-        box_free(L, b);
-        return luaL_error(L, "switchboard.open: out of memory");
-    }
-    if (lm != LOG_STDERR) {
-        cfg.log = box_log;
-        cfg.log_arg = b;
-    }
     if (manual || clock_fn) {
         cfg.clock = manual ? manual_clock : box_clock;
         cfg.clock_arg = b;
@@ -2497,6 +2518,61 @@ static int l_open(lua_State *L)
     }
     u->b = b;
     return 1;
+}
+
+/* ---- sb.master_key_rotate -------------------------------------------------------- */
+
+static const char *const rotate_keys[] = {"data_dir", "new_key_file", "key_file",
+                                          "log",      "log_level",    NULL};
+
+/* sb.master_key_rotate{data_dir = ..., new_key_file = ..., key_file = ...,
+** log = ..., log_level = ...} -> {data_dir, key_file (the new), old_key_file,
+** new_key_made, accounts, slots_dropped, backups} | nil, message, code, field
+** (sb_master_key_rotate): the data directory's data keys wrapped again under
+** the key in new_key_file, made when it is not there. An offline operation:
+** no engine may have the directory open (sb.EBUSY). key_file, log and
+** log_level as sb.open takes them, but for log = "buffer": no engine is left
+** to read its lines from. */
+static int l_master_key_rotate(lua_State *L)
+{
+    static const char *const who = "switchboard.master_key_rotate";
+    check_type(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    luaL_checkstack(L, 16, who); /* the option strings stay on it */
+    check_options(L, 1, rotate_keys, who);
+    /* The box goes with a guard, as a method's use of an engine ends
+    ** (begin): when this returns, or when a Lua error (out of memory while
+    ** the answer is made) ends it half way. The guard first: if making it
+    ** raises, nothing is held yet. */
+    guard *g = lua_newuserdata(L, sizeof *g);
+    g->held = 0;
+    luaL_getmetatable(L, GUARD_MT);
+    lua_setmetatable(L, -2);
+#if LUA_VERSION_NUM >= 504
+    lua_toclose(L, -1);
+#endif
+    sb_config cfg;
+    sb_config_init(&cfg);
+    /* Neither is required here: the engine says which is missing. */
+    cfg.data_dir = opt_string(L, "data_dir");
+    const char *new_key = opt_string(L, "new_key_file");
+    cfg.key_file = opt_string(L, "key_file");
+    open_refusal r = {NULL, ""};
+    log_mode lm;
+    opt_log(L, who, "log must be stderr or none, or a function", &cfg, &lm, &r);
+    if (lm == LOG_BUFFER)
+        refuse(&r, "log",
+               "log must be stderr or none, or a function: no engine is left to read "
+               "a buffer's lines from",
+               "'buffer'");
+    if (r.field) return push_fail(L, SB_EINVAL, r.msg, r.field);
+    engine_box *b = box_new(L, lm, 0, &cfg);
+    *g = (guard){b, b->res, 1};
+    b->busy = 1;
+    b->close_pending = 1; /* freed as the guard ends */
+    use(b, L);            /* the log function runs while it rotates */
+    int rc = sb_master_key_rotate(&cfg, new_key, b->res);
+    return finish(L, (call){b, b->res, g}, rc, ret_doc);
 }
 
 /* ---- module functions --------------------------------------------------------- */
@@ -2805,6 +2881,7 @@ static const luaL_Reg module_funcs[] = {
     {"policy_keygen", l_policy_keygen},
     {"policy_sign", l_policy_sign},
     {"policy_verify", l_policy_verify},
+    {"master_key_rotate", l_master_key_rotate},
     {NULL, NULL},
 };
 
