@@ -608,14 +608,8 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.MapMax != 0 {
 		c.map_max = C.size_t(cfg.MapMax)
 	}
-	if cfg.LogLevel < 0 || cfg.LogLevel > LogDebug {
-		// Named in Go's terms: C's message counts from SB_LOG_ERROR = 0.
-		return nil, &Error{Code: ErrInvalid, Field: "log_level",
-			Message: fmt.Sprintf("unknown log level %d (LogError %d to LogDebug %d; 0: LogInfo)",
-				int(cfg.LogLevel), int(LogError), int(LogDebug))}
-	}
-	if cfg.LogLevel != 0 {
-		c.log_level = C.sb_log_level(cfg.LogLevel - 1)
+	if err := setLogLevel(&c, cfg.LogLevel); err != nil {
+		return nil, err
 	}
 	if cfg.ErasureJournalDays < 0 {
 		// The C field has no sign: said here, in the engine's words.
@@ -653,6 +647,21 @@ func Open(cfg Config) (*Engine, error) {
 	// flight then (each method holds e until its call has left).
 	runtime.SetFinalizer(e, (*Engine).Close)
 	return e, nil
+}
+
+// setLogLevel puts level into c (Open, MasterKeyRotate): zero keeps the
+// default, one out of range is ErrInvalid naming log_level.
+func setLogLevel(c *C.sb_config, level LogLevel) error {
+	if level < 0 || level > LogDebug {
+		// Named in Go's terms: C's message counts from SB_LOG_ERROR = 0.
+		return &Error{Code: ErrInvalid, Field: "log_level",
+			Message: fmt.Sprintf("unknown log level %d (LogError %d to LogDebug %d; 0: LogInfo)",
+				int(level), int(LogError), int(LogDebug))}
+	}
+	if level != 0 {
+		c.log_level = C.sb_log_level(level - 1)
+	}
+	return nil
 }
 
 // setBudgets puts cfg's policy budgets into c, as Config says them: zero
@@ -2294,6 +2303,72 @@ func (e *Engine) Backup(dest string) (*BackupReport, error) {
 	var r BackupReport
 	err := e.callInto([]string{"dest", dest}, &r, func(res *C.sb_result, s []*C.char) C.int {
 		return C.sb_backup(e.eng, s[0], res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// ---------------------------------------------------------------------------
+// Master key rotation
+
+// KeyRotation describes a rotation MasterKeyRotate made (the engine's answer).
+type KeyRotation struct {
+	DataDir      string `json:"data_dir"`      // the data directory, as given
+	KeyFile      string `json:"key_file"`      // the new key file: the directory opens with it alone now
+	OldKeyFile   string `json:"old_key_file"`  // the old key file, left as it was
+	NewKeyMade   bool   `json:"new_key_made"`  // the new key file was made (it was not there)
+	Accounts     int    `json:"accounts"`      // the accounts whose data keys were wrapped again
+	SlotsDropped int    `json:"slots_dropped"` // data key slots no account had (unreadable), left out
+	Backups      string `json:"backups"`       // a reminder: backups made before open with the old key only
+}
+
+// MasterKeyRotate rotates the master key of the data directory cfg.DataDir
+// (sb_master_key_rotate): every account's data key, and the key API keys are
+// hashed with, are wrapped again under the key in newKeyFile, which is made
+// (64 hex digits, mode 0600) when it is not there. From then on the
+// directory opens only with the new key (Config.KeyFile = newKeyFile); every
+// record and API key stays readable and valid. The old key (cfg.KeyFile, ""
+// for <DataDir>/master.key) is left as it was: backups made before the
+// rotation open only with it, so keep it as long as them. A crash at any
+// point leaves the directory opening with the old key or the new one.
+//
+// An offline operation: no engine may have the directory open, in this
+// process or another (ErrBusy, Field "data_dir"; Close every Engine on it
+// first). Of cfg it reads DataDir, KeyFile, Log and LogLevel, no other
+// field. Refused, nothing changed: ErrCrypto (Field "key_file") when the old
+// key is not the directory's; ErrInvalid when the directory holds no data,
+// there is no old key, or newKeyFile is not a valid key, is the old key or
+// names one of the directory's own files; ErrFull or ErrStore when the new
+// key or data keys cannot be written (switchboard.h says when the rotation
+// took effect all the same).
+func MasterKeyRotate(cfg Config, newKeyFile string) (*KeyRotation, error) {
+	var c C.sb_config
+	C.sb_config_init(&c)
+	strs, block, err := cstrings("data_dir", cfg.DataDir, "key_file", cfg.KeyFile, "new_key_file", newKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(block)
+	c.data_dir = strs[0]
+	if cfg.KeyFile != "" {
+		c.key_file = strs[1]
+	}
+	if err := setLogLevel(&c, cfg.LogLevel); err != nil {
+		return nil, err
+	}
+	if cfg.Log != nil {
+		h := cgo.NewHandle(cfg.Log)
+		defer h.Delete()
+		C.sbgo_set_log(&c, C.uintptr_t(h))
+	}
+	var r KeyRotation
+	err = scratch(func(res *C.sb_result) error {
+		if rc := C.sb_master_key_rotate(&c, strs[2], res); rc != 0 {
+			return resultError(rc, res)
+		}
+		return resultInto(res, &r)
 	})
 	if err != nil {
 		return nil, err

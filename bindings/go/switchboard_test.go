@@ -1917,6 +1917,119 @@ func TestBackup(t *testing.T) {
 	}
 }
 
+// MasterKeyRotate on a data directory made here: refused while an engine has
+// it open and for bad input (the engine's code, field and message; data.keys
+// unchanged, no key made), then rotated to a key it makes: the old key no
+// longer opens the directory, the new one finds its records and the API key
+// made before.
+func TestMasterKeyRotate(t *testing.T) {
+	clock := newClock()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	old, newKey := filepath.Join(data, "master.key"), filepath.Join(dir, "new.key")
+	keysPath := filepath.Join(data, "data.keys")
+	eng := open(t, data, clock, nil)
+	recordsSetup(t, eng, clock)
+	_, apiKey, err := eng.APIKeyCreate("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := eng.RecordsList("acme", switchboard.RecordsQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := os.ReadFile(keysPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// refused: MasterKeyRotate(cfg, newKeyFile) fails with code, field and a
+	// message holding msg, and changes nothing.
+	refused := func(what string, cfg switchboard.Config, newKeyFile string, code switchboard.Code, field, msg string) {
+		t.Helper()
+		if cfg.Log == nil {
+			cfg.Log = quiet
+		}
+		r, err := switchboard.MasterKeyRotate(cfg, newKeyFile)
+		var se *switchboard.Error
+		if r != nil || !errors.As(err, &se) || se.Code != code || se.Field != field || !strings.Contains(se.Message, msg) {
+			t.Errorf("%s: %+v %v, want %s naming %q saying %q", what, r, err, code.Name(), field, msg)
+		}
+		if now, _ := os.ReadFile(keysPath); string(now) != string(keys) || exists(newKey) {
+			t.Errorf("%s: data.keys changed or a new key made", what)
+		}
+	}
+	refused("while an engine has the directory open", switchboard.Config{DataDir: data}, newKey,
+		switchboard.ErrBusy, "data_dir", "open in this process by another engine")
+	eng.Close()
+
+	other := filepath.Join(dir, "other.key")
+	if err := os.WriteFile(other, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused("an old key that is not the directory's", switchboard.Config{DataDir: data, KeyFile: other}, newKey,
+		switchboard.ErrCrypto, "key_file", "is not the one this data directory")
+	nowhere := filepath.Join(dir, "no-such-dir", "new.key")
+	refused("a new key file where none can be made", switchboard.Config{DataDir: data}, nowhere,
+		switchboard.ErrCrypto, "new_key_file", nowhere)
+	if err := os.Chmod(other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	refused("a new key file others may read", switchboard.Config{DataDir: data}, other,
+		switchboard.ErrInvalid, "new_key_file", "mode 0644")
+	refused("the key in use as the new key", switchboard.Config{DataDir: data}, old,
+		switchboard.ErrInvalid, "new_key_file", "is the key file in use")
+	refused("no new key file", switchboard.Config{DataDir: data}, "",
+		switchboard.ErrInvalid, "new_key_file", "no new key file given")
+	refused("a NUL byte", switchboard.Config{DataDir: data}, newKey+"\x00x",
+		switchboard.ErrInvalid, "new_key_file", "holds a NUL byte")
+	refused("a log level out of range", switchboard.Config{DataDir: data, LogLevel: 9}, newKey,
+		switchboard.ErrInvalid, "log_level", "unknown log level 9")
+	nothing := filepath.Join(dir, "nothing")
+	refused("a data directory that does not exist", switchboard.Config{DataDir: nothing}, newKey,
+		switchboard.ErrInvalid, "data_dir", "holds no data")
+	if exists(nothing) {
+		t.Error("a data directory that does not exist was made")
+	}
+
+	var lines []string
+	r, err := switchboard.MasterKeyRotate(switchboard.Config{DataDir: data,
+		Log: func(l switchboard.LogLevel, line string) { lines = append(lines, l.String()+" "+line) }}, newKey)
+	want := switchboard.KeyRotation{DataDir: data, KeyFile: newKey, OldKeyFile: old, NewKeyMade: true, Accounts: 1}
+	if err != nil || r == nil || !strings.Contains(r.Backups, "old key") {
+		t.Fatalf("MasterKeyRotate: %+v %v", r, err)
+	}
+	if r.Backups = ""; *r != want {
+		t.Errorf("MasterKeyRotate: %+v, want %+v", *r, want)
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), "info master key rotated") {
+		t.Errorf("the rotation's log line was not given to Log: %q", lines)
+	}
+	if st, err := os.Stat(newKey); err != nil || st.Mode().Perm() != 0o600 || st.Size() != 65 {
+		t.Errorf("the new key: %v %v, want mode 0600, 64 hex digits", st, err)
+	}
+	if now, _ := os.ReadFile(keysPath); string(now) == string(keys) || exists(keysPath+".rotate") {
+		t.Error("data.keys not written again, or something left beside it")
+	}
+
+	_, err = switchboard.Open(switchboard.Config{DataDir: data, Sync: switchboard.SyncNone, Log: quiet})
+	var se *switchboard.Error
+	if !errors.As(err, &se) || se.Code != switchboard.ErrCrypto || !strings.Contains(se.Message, "is not the one this data directory") {
+		t.Errorf("the old key opened the rotated directory: %v", err)
+	}
+	eng, err = switchboard.Open(switchboard.Config{DataDir: data, KeyFile: newKey, Sync: switchboard.SyncNone, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	recs, err := eng.RecordsList("acme", switchboard.RecordsQuery{})
+	if err != nil || ids(recs) != ids(before) || ids(recs) != "c3,c2,c1" {
+		t.Errorf("the records with the new key: %v %v, want %v", ids(recs), err, ids(before))
+	}
+	if !eng.APIKeyVerify("acme", apiKey) || eng.APIKeyVerify("acme", apiKey+"x") {
+		t.Error("the API key made before the rotation does not verify with the new key (or another does)")
+	}
+}
+
 func BenchmarkCallCycle(b *testing.B) {
 	clock := newClock()
 	eng, err := switchboard.Open(switchboard.Config{DataDir: b.TempDir(), PolicyDir: policies, Sync: switchboard.SyncNone,
