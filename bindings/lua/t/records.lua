@@ -131,7 +131,15 @@ local sw = eng:sweep(0, function(done, total)
 end)
 T.ok(sw and sw.reviewed == 2 and sw.deleted == 1 and sw.overridden == 1 and sw.done == true,
      "sweep: c3 deleted, c2's deletion overridden by the hold")
-T.is(table.concat(seen, " "), "2/2", "progress(done, total) after each transaction")
+-- One transaction holds both records unless the machine stalls the sweep past
+-- its transaction's time (a loaded machine): then more, each reporting.
+local rising = #seen > 0
+for i = 1, #seen do
+  local d, t = seen[i]:match("^(%d+)/(%d+)$")
+  rising = rising and t == "2" and (i == 1 or tonumber(d) >= tonumber(seen[i - 1]:match("^%d+")))
+end
+T.ok(rising and seen[#seen] == "2/2", "progress(done, total) after each transaction, ending at 2/2: "
+     .. table.concat(seen, " "))
 T.is(inner[1], 3, "and it may call the engine")
 sw = eng:sweep()
 T.is(sw and sw.reviewed, 0, "a second sweep finds nothing due")
