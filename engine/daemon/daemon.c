@@ -665,8 +665,10 @@ static int eng_collect(sbd *d, int wait)
     uint64_t t = d->eng_handed_ns;
     /* A failed commit closes its connections as it is answered: the next
     ** batch is handed over after that (eng_done_cb's sbd_flush), so their
-    ** later events are not applied. (A failed sync closes them later, with
-    ** their later events maybe applied already.) */
+    ** later events are not applied. (A failed sync, reported while later
+    ** events may be applied already, closes none: it answers the changes
+    ** it covered with its error, and the later ones are answered as their
+    ** own sync has it, sbd_http_release.) */
     if (!wait && !rc) eng_hand(d);
     batch_answer(d, jobs, rc, why, t);
     return 1;

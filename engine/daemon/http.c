@@ -50,7 +50,19 @@ struct head {
 ** CRLF after it, or the trailer section. */
 enum { CK_SIZE, CK_DATA, CK_CRLF, CK_TRAILER };
 
-#define HELD_SEGS 3
+/* A segment of a connection's held responses. The answer to a request that
+** changed state is a segment of its own, which a failed sync replaces with
+** its error alone (sbd_http_release); answers that changed nothing share
+** one per batch. */
+struct held {
+    uint64_t seq;           /* batch: released once a sync covering it is done */
+    size_t bytes;           /* length of this segment of pending */
+    unsigned count;         /* responses in it */
+    unsigned char mutating; /* a request in it changed state */
+    unsigned char head;     /* its first response answers a HEAD */
+    unsigned char minor;    /* ... the request's HTTP/1.x */
+    unsigned char keep;     /* ... and it keeps the connection open */
+};
 
 struct sbd_conn {
     sbd *d;
@@ -64,16 +76,8 @@ struct sbd_conn {
     ** a unix socket) and bytes (4 or 16). */
     uint8_t pfam, paddr[16];
     struct evbuffer *pending; /* responses held until their batch is synced */
-    /* pending, cut by batch: held[0] is at the front. At most one sync is in
-    ** flight, so two segments suffice; a third merges into the last under
-    ** the later tag (held longer, never released early). */
-    struct held {
-        uint64_t seq; /* batch: released once a sync covering it is done */
-        size_t bytes; /* length of this segment of pending */
-        int mutating; /* a request in it changed state */
-        int head;     /* its first response answers a HEAD */
-    } held[HELD_SEGS];
-    int nheld;
+    struct held *held;        /* pending, cut into segments: held[0] at the front */
+    int nheld, capheld;
     sbd_conn *next, *prev;   /* d->conns */
     sbd_conn *bnext, *bprev; /* d->batch */
     int in_batch;
@@ -323,23 +327,44 @@ static int behind_jobs(sbd_conn *c)
     return c->answered_close;
 }
 
-/* What was appended to c->pending since it was `before` bytes long belongs to
-** batch `seq` (sbd_seq() or sbd_commit_tag()): tag it, and put c on the
-** batch list. head: it answers a HEAD (or is the 100 Continue of one). */
-static void hold(sbd_conn *c, size_t before, int mutating, uint64_t seq, int head)
+/* Room for one more segment on c: 0 if there is none to be had. */
+static int held_room(sbd_conn *c)
+{
+    if (c->nheld < c->capheld) return 1;
+    int cap = c->capheld ? c->capheld * 2 : 4;
+    struct held *h = realloc(c->held, (size_t)cap * sizeof *h);
+    if (!h) return 0;
+    c->held = h;
+    c->capheld = cap;
+    return 1;
+}
+
+/* What was appended to c->pending since it was `before` bytes long, the
+** response to one request, belongs to batch `seq` (sbd_seq() or
+** sbd_commit_tag()): tag it, and put c on the batch list. mutating: the
+** request changed state; head: it answers a HEAD (or is the 100 Continue
+** of one); minor and keep: the request's HTTP/1.x and whether the response
+** keeps the connection open, for an error put in its place. */
+static void hold(sbd_conn *c, size_t before, int mutating, uint64_t seq, int head, int minor,
+                 int keep)
 {
     size_t n = evbuffer_get_length(c->pending) - before;
     batch_join(c);
     struct held *h = c->nheld ? &c->held[c->nheld - 1] : NULL;
-    if (!h || (h->seq != seq && c->nheld < HELD_SEGS)) {
+    /* Out of memory, it merges into the last segment under the later tag
+    ** (held longer, never released early; a failed sync then answers the
+    ** two as one, sbd_http_release). */
+    if ((!h || mutating || h->mutating || h->seq != seq) && held_room(c)) {
         h = &c->held[c->nheld++];
-        h->bytes = 0;
-        h->mutating = 0;
-        h->head = head;
+        memset(h, 0, sizeof *h);
+        h->head = (unsigned char)head;
+        h->minor = (unsigned char)minor;
+        h->keep = (unsigned char)keep;
     }
     h->seq = seq; /* tags only grow: merging raises the tag */
     h->bytes += n;
-    h->mutating |= mutating;
+    h->count++;
+    h->mutating |= (unsigned char)mutating;
 }
 
 static void note_request(sbd *d, int route, int method, int status, uint64_t t0, uint64_t seq)
@@ -358,7 +383,7 @@ static void note_request(sbd *d, int route, int method, int status, uint64_t t0,
 ** response that may be made while another is (a request's; an applied
 ** event's, answered as sbd_batch_close runs before that request's is
 ** formatted; a failed batch's 500s). */
-enum { SCRATCH_REQUEST, SCRATCH_JOB, SCRATCH_FAILED, SCRATCH_N };
+enum { SCRATCH_REQUEST, SCRATCH_JOB, SCRATCH_FAILED, SCRATCH_HELD, SCRATCH_N };
 static struct evbuffer *scratch_body(int which)
 {
     static struct evbuffer *b[SCRATCH_N];
@@ -406,7 +431,7 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     close_by_answer(c);
     chunked_end(c);
     uint64_t seq = sbd_seq(c->d);
-    hold(c, before, 0, seq, head);
+    hold(c, before, 0, seq, head, 1, 0);
     c->d->batch_len++;
     note_request(c->d, route, method, status, t0, seq);
     sbd_log(SB_LOG_DEBUG, "bad request", "conn=%llu peer=%s status=%d code=%s",
@@ -870,7 +895,7 @@ static void answer(sbd_conn *c, sbd_reply *rep, int minor, int keepalive, int he
         keep = 0;
     size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, rep, minor, keep, head);
-    hold(c, before, rep->mutating, seq, head);
+    hold(c, before, rep->mutating, seq, head, minor, keep);
     note_request(d, rep->route, method, rep->status, t0, seq);
     if (sbd_log_enabled(SB_LOG_DEBUG))
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
@@ -940,7 +965,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
                         hd->minor, http_date(), SB_VERSION_STRING,
                         connection_field(hd->minor, keep), stream ? ": connected\n\n" : "");
     uint64_t seq = rep.mutating ? sbd_commit_tag(d) : sbd_seq(d);
-    hold(c, before, rep.mutating, seq, head);
+    hold(c, before, rep.mutating, seq, head, hd->minor, keep);
     d->batch_len++;
     note_request(d, rep.route, req.method, 200, t0, seq);
     if (sbd_log_enabled(SB_LOG_DEBUG))
@@ -1065,7 +1090,7 @@ static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
     format_response(c->pending, &rep, hd->minor, 0, head);
     close_by_answer(c);
     uint64_t seq = sbd_seq(c->d);
-    hold(c, before, 0, seq, head);
+    hold(c, before, 0, seq, head, hd->minor, 0);
     c->d->batch_len++;
     note_request(c->d, rep.route, req.method, rep.status, t0, seq);
     chunked_end(c); /* the last: hd may be its head */
@@ -1084,7 +1109,7 @@ static void send_continue(sbd_conn *c, const struct head *hd)
     if (c->in_batch) {
         size_t before = evbuffer_get_length(c->pending);
         evbuffer_add(c->pending, cont, sizeof cont - 1);
-        hold(c, before, 0, sbd_seq(c->d), is_head(hd));
+        hold(c, before, 0, sbd_seq(c->d), is_head(hd), 1, 1);
     } else
         bufferevent_write(c->bev, cont, sizeof cont - 1);
     c->expect_sent = 1;
@@ -1360,6 +1385,7 @@ static void conn_free(sbd_conn *c)
         d->nrejecting--;
     if (c->bev) bufferevent_free(c->bev);
     if (c->pending) evbuffer_free(c->pending);
+    free(c->held);
     if (c->timer) event_free(c->timer);
     free(c->ck.hbuf);
     if (c->ck.body) evbuffer_free(c->ck.body);
@@ -1608,12 +1634,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     memcpy(c->paddr, addr, sizeof c->paddr);
     c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->pending = evbuffer_new();
-    if (!c->bev || !c->pending) {
+    if (!c->bev || !c->pending || !held_room(c)) {
         if (c->bev)
             bufferevent_free(c->bev);
         else
             evutil_closesocket(fd);
         if (c->pending) evbuffer_free(c->pending);
+        free(c->held);
         free(c);
         return;
     }
@@ -1800,6 +1827,24 @@ static void send_pending(sbd_conn *c, size_t bytes)
     if (bytes) evbuffer_remove_buffer(c->pending, out, bytes);
 }
 
+/* Storage failed (rc) for a change about to be acknowledged: rep, made
+** empty, is the error that says so. For want of room, 503 SB_EFULL as a
+** write refused so is answered, with the why; else 500 SB_ESTORE. */
+static void storage_reply(sbd_reply *rep, int rc, const char *msg)
+{
+    memset(rep, 0, sizeof *rep);
+    rep->body = scratch_body(SCRATCH_FAILED);
+    char full[320];
+    if (rc == SB_EFULL) {
+        snprintf(full, sizeof full, "%s: %s", msg, sb_strerror(rc));
+        sbd_api_error(rep, sbd_api_status(rc), sb_code_name(rc), full, NULL);
+    } else {
+        sbd_api_error(rep, 500, "SB_ESTORE", msg, NULL);
+    }
+}
+
+#define SYNC_FAILED "the change was committed but could not be synced to disk"
+
 /* What was about to be acknowledged on c is not stored or not durable: say
 ** so with a 500, and close so no later response on this connection is
 ** mistaken for the lost one. */
@@ -1809,17 +1854,7 @@ static void fail_held(sbd *d, sbd_conn *c, int rc, const char *msg)
     batch_leave(c);
     evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
     sbd_reply rep;
-    memset(&rep, 0, sizeof rep);
-    rep.body = scratch_body(SCRATCH_FAILED);
-    /* For want of room, 503 SB_EFULL as a write refused so is answered,
-    ** with the why; else 500 SB_ESTORE. */
-    char full[320];
-    if (rc == SB_EFULL) {
-        snprintf(full, sizeof full, "%s: %s", msg, sb_strerror(rc));
-        sbd_api_error(&rep, sbd_api_status(rc), sb_code_name(rc), full, NULL);
-    } else {
-        sbd_api_error(&rep, 500, "SB_ESTORE", msg, NULL);
-    }
+    storage_reply(&rep, rc, msg);
     format_response(c->pending, &rep, 1, 0, head);
     if (c->state == CS_STREAM && c->sub) {
         sbd_stream_unsubscribe(d, c->sub);
@@ -1848,21 +1883,54 @@ void sbd_http_settle(sbd *d, uint64_t seq, int rc)
         if (d->preq[i].seq == SBD_SEQ_UNCOMMITTED) d->preq[i].seq = seq;
 }
 
+/* The sync of the first n segments held on c failed (rc): each answer to a
+** change among them becomes the error, in its place; the others (reads,
+** refusals: they changed nothing) go as they are. Returns the length the n
+** segments now have at the front of c->pending. */
+static size_t fail_changes(sbd_conn *c, int n, int rc)
+{
+    struct evbuffer *out = scratch_body(SCRATCH_HELD);
+    for (int i = 0; i < n; i++) {
+        const struct held *h = &c->held[i];
+        if (!h->mutating) {
+            evbuffer_remove_buffer(c->pending, out, h->bytes);
+            continue;
+        }
+        evbuffer_drain(c->pending, h->bytes);
+        sbd_reply rep;
+        storage_reply(&rep, rc, SYNC_FAILED);
+        format_response(out, &rep, h->minor, h->keep, h->head);
+    }
+    size_t bytes = evbuffer_get_length(out);
+    evbuffer_prepend_buffer(c->pending, out);
+    return bytes;
+}
+
 void sbd_http_release(sbd *d, uint64_t upto, int sync_rc)
 {
     sbd_conn *c = d->batch;
     while (c) {
         sbd_conn *next = c->bnext;
-        int n = 0, failed = 0;
+        int n = 0, failed = 0, merged = 0;
         size_t bytes = 0;
         while (n < c->nheld && c->held[n].seq <= upto) {
-            bytes += c->held[n].bytes;
-            failed |= sync_rc && c->held[n].mutating;
-            n++;
+            const struct held *h = &c->held[n++];
+            bytes += h->bytes;
+            failed |= sync_rc && h->mutating;
+            merged |= sync_rc && h->mutating && h->count > 1;
         }
-        if (failed) {
-            fail_held(d, c, sync_rc, "the change was committed but could not be synced to disk");
+        /* The requests after those the sync covered may have been applied
+        ** already (read while it ran), their answers held behind: so each
+        ** change the sync covered is answered with the error in its place
+        ** and the connection goes on, every later request answered as its
+        ** own sync has it. (Closing it here, as was done, left those
+        ** changes made and unanswered.) Answers merged for want of memory
+        ** cannot be told apart: one error for all, and the connection
+        ** closes. */
+        if (failed && merged) {
+            fail_held(d, c, sync_rc, SYNC_FAILED);
         } else if (n) {
+            if (failed) bytes = fail_changes(c, n, sync_rc);
             if (n == c->nheld) {
                 batch_leave(c);
                 send_pending(c, evbuffer_get_length(c->pending));

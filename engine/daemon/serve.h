@@ -372,9 +372,10 @@ int sbd_http_listen(sbd *d);
 ** made on disk; -1 after saying why not. */
 int sbd_http_can_listen(sbd *d);
 /* Hand the held responses tagged <= upto to the connections. sync_rc, the
-** code of a sync that failed (0: none): answer every connection with a
-** mutating request tagged <= upto with its error instead (503 SB_EFULL for
-** want of room, else 500 SB_ESTORE), and close it. */
+** code of a sync that failed (0: none): each of them that answers a
+** mutating request is replaced by its error (503 SB_EFULL for want of room,
+** else 500 SB_ESTORE); the responses held after them wait for their own
+** sync, on the connection, which stays open. */
 void sbd_http_release(sbd *d, uint64_t upto, int sync_rc);
 /* The responses tagged SBD_SEQ_UNCOMMITTED take tag seq; rc, nonzero: the
 ** engine batch they answer was not stored, and their connections get its

@@ -17,6 +17,8 @@
 ** $SB_SYNCFAIL_AFTER syncs (default 0), so a test can set up first.
 **
 ** With $SB_SYNCFAIL_FILE=PATH, every sync fails while PATH exists.
+** With $SB_SYNCFAIL_ONCE=PATH, the next sync fails if PATH exists, and
+** removes it: the sync after it, whichever thread makes it, works.
 ** $SB_SYNCFAIL_ERRNO=N: the injected failure's errno (default EIO; 28,
 ** ENOSPC, is a disk that filled up under the sync). With
 ** $SB_SYNCHOLD=PATH, a sync made by a thread other than the process's first
@@ -189,8 +191,10 @@ static int inject(void)
 {
     static unsigned long every = (unsigned long)-1, after, n;
     const char *f = getenv("SB_SYNCFAIL_FILE"), *en = getenv("SB_SYNCFAIL_ERRNO");
+    const char *once = getenv("SB_SYNCFAIL_ONCE");
     int err = en ? atoi(en) : EIO;
-    if (f && access(f, F_OK) == 0) {
+    /* (unlink, not access: of syncs racing for it, one fails.) */
+    if ((f && access(f, F_OK) == 0) || (once && unlink(once) == 0)) {
         errno = err;
         return 1;
     }
