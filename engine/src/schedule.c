@@ -734,12 +734,11 @@ unsigned sched_devices_told(const json_t *schedule, const char *tz, int64_t now_
     tz_zone *z;
     int owned;
     if (failed && failed_cap) failed[0] = 0;
-    if (parse_schedule(schedule, w, &n, NULL) || zone_get_ex(tz, &z, &owned, 1, failed, failed_cap))
-        return 0;
-    if (n == 0) {
-        if (owned) free(z);
-        return DEV_ALL;
-    }
+    if (parse_schedule(schedule, w, &n, NULL)) return 0;
+    /* No windows, no schedule: the zone is read for windows alone, so one that cannot be
+    ** loaded (gone in a tzdata upgrade, another TZDIR) does not take the agent out. */
+    if (n == 0) return DEV_ALL;
+    if (zone_get_ex(tz, &z, &owned, 1, failed, failed_cap)) return 0;
     /* Wall time as schedules see it (see zone_wall); clamp so the arithmetic cannot
     ** overflow (+-2^52 s: dates stay absurd). */
     const int64_t lim = ((int64_t)1 << 52) * 1000;

@@ -59,14 +59,14 @@ int sched_validate(const json_t *schedule, const char *tz, char *err, size_t err
                    size_t fieldlen);
 
 /* Devices the schedule allows at now_ms (ms since Unix epoch): a DEV_* mask; 0 = outside
-** every window. NULL or empty schedule = always on, DEV_ALL. A window without "devices"
-** allows DEV_ALL. Several windows matching at once: union of their devices. Invalid input
-** (what sched_validate rejects): 0. */
+** every window. NULL or empty schedule = always on, DEV_ALL, whatever tz is (the zone is
+** not read). A window without "devices" allows DEV_ALL. Several windows matching at once:
+** union of their devices. Otherwise invalid input (what sched_validate rejects): 0. */
 unsigned sched_devices_at(const json_t *schedule, const char *tz, int64_t now_ms);
 
-/* The same, for routing: a zone whose file cannot be loaded gives 0 (outside every window)
-** and is not read again for a minute; the first time such a failure is seen, failed (cap
-** bytes) gets the file's path, for the caller to tell the operator; else "". */
+/* The same, for routing: with windows, a zone whose file cannot be loaded gives 0 (outside
+** every window) and is not read again for a minute; the first time such a failure is seen,
+** failed (cap bytes) gets the file's path, for the caller to tell the operator; else "". */
 unsigned sched_devices_told(const json_t *schedule, const char *tz, int64_t now_ms, char *failed,
                             size_t failed_cap);
 

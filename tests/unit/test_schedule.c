@@ -256,6 +256,10 @@ static void test_tzdir(void)
     ok(tz_valid("Later") && sched_devices_told(always, "Later", 0, failed, sizeof failed) != 0,
        "validation reads it, and routing uses it from then on");
     json_decref(always);
+    json_t *none = json_loads("[]", 0, NULL);
+    ok(sched_devices_told(none, "Gone", 0, failed, sizeof failed) == DEV_ALL && failed[0] == 0,
+       "no windows: every device, the zone not read (nothing to tell)");
+    json_decref(none);
     int fails = 0;
     for (size_t n = 0; n < len; n++) {
         write_file("Trunc", berlin, n);
@@ -512,7 +516,12 @@ static void test_engine_zone(void)
                  "\"timezone\":\"Office\",\"schedule\":[{\"days\":[\"all\"],"
                  "\"from\":\"00:00\",\"to\":\"24:00\"}]}") ||
         test_put(e, res, sb_queue_put, "acme",
-                 "{\"id\":\"qf\",\"policy\":\"boom\",\"members\":[{\"agent\":\"a2\"}]}");
+                 "{\"id\":\"qf\",\"policy\":\"boom\",\"members\":[{\"agent\":\"a2\"}]}") ||
+        test_put(e, res, sb_agent_put, "acme",
+                 "{\"id\":\"a3\",\"status\":\"available\",\"devices\":{\"softphone\":\"sip:a3@x\"},"
+                 "\"timezone\":\"Office\",\"schedule\":[]}") ||
+        test_put(e, res, sb_queue_put, "acme",
+                 "{\"id\":\"qe\",\"policy\":\"sched\",\"members\":[{\"agent\":\"a3\"}]}");
     ok(!rc, "an agent in zone Office, put where TZDIR has it (%s)", sb_result_message(res));
     const sb_action *r = (test_event(e, res, "acme", ev1), test_action_nth(res, SB_ACT_REJECT, 0));
     ok(r && strcmp(r->reason, "true") == 0, "on schedule there");
@@ -547,6 +556,20 @@ static void test_engine_zone(void)
            strstr(logged[1], "time zone 'Office' of agent 'a1' cannot be loaded from ") &&
            strstr(logged[1], empty2),
        "naming the zone, the agent and the file (%s)", nlogged > 1 ? logged[1] : "-");
+
+    /* An empty schedule is no schedule: always on, whatever its zone, which only windows
+    ** are read in (a zone gone in a tzdata upgrade must not take such agents out). */
+    r = (test_event(
+             e, res, "acme",
+             "{\"type\":\"offer\",\"call\":\"c6\",\"queue\":\"qe\",\"caller\":\"+15550001111\"}"),
+         test_action_nth(res, SB_ACT_REJECT, 0));
+    ok(r && strcmp(r->reason, "true") == 0,
+       "schedule [] in a zone that cannot be loaded: on schedule (%s)", r ? r->reason : "-");
+    char devs[64];
+    int on = agent_now(e, res, "a3", devs, sizeof devs);
+    ok(on == 1 && strcmp(devs, "softphone") == 0,
+       "and GET says so: on_schedule 1, devices_now [softphone] (got %d, [%s])", on, devs);
+    is_int(nlogged, 2, "nothing logged for it");
     sb_close(e);
     sb_result_free(res);
     unsetenv("TZDIR");
