@@ -443,7 +443,7 @@ static int name_ok(const char *tz)
 #define TZ_BAD_MAX 32
 #define TZ_RETRY_S 60
 static struct {
-    char path[192];
+    char *path; /* malloc'd, any length: a long TZDIR must not leave a failure untold */
     uint32_t hash;
     int64_t at; /* CLOCK_MONOTONIC seconds of the failure */
     int told;
@@ -457,23 +457,31 @@ static int64_t mono_s(void)
     return (int64_t)ts.tv_sec;
 }
 
+/* Under cache_lock: path's entry, or -1. */
+static int bad_slot(const char *path, uint32_t h)
+{
+    for (int i = 0; i < TZ_BAD_MAX; i++)
+        if (tz_bad[i].hash == h && tz_bad[i].path && strcmp(tz_bad[i].path, path) == 0) return i;
+    return -1;
+}
+
 /* Under cache_lock: the recent failure for path, or -1. */
 static int bad_find(const char *path, uint32_t h, int64_t now)
 {
-    for (int i = 0; i < TZ_BAD_MAX; i++)
-        if (tz_bad[i].hash == h && tz_bad[i].path[0] && strcmp(tz_bad[i].path, path) == 0)
-            return now - tz_bad[i].at < TZ_RETRY_S ? i : -1;
-    return -1;
+    int i = bad_slot(path, h);
+    return i >= 0 && now - tz_bad[i].at < TZ_RETRY_S ? i : -1;
 }
 
 static void bad_note(const char *path, uint32_t h, int64_t now)
 {
-    if (strlen(path) >= sizeof tz_bad[0].path) return;
-    int i = -1;
-    for (int k = 0; k < TZ_BAD_MAX && i < 0; k++)
-        if (tz_bad[k].hash == h && strcmp(tz_bad[k].path, path) == 0) i = k;
-    if (i < 0) i = (int)(bad_next++ % TZ_BAD_MAX);
-    snprintf(tz_bad[i].path, sizeof tz_bad[i].path, "%s", path);
+    int i = bad_slot(path, h);
+    if (i < 0) {
+        char *copy = strdup(path); /* out of memory: not noted, so read again next time */
+        if (!copy) return;
+        i = (int)(bad_next++ % TZ_BAD_MAX);
+        free(tz_bad[i].path);
+        tz_bad[i].path = copy;
+    }
     tz_bad[i].hash = h;
     tz_bad[i].at = now;
     tz_bad[i].told = 0;

@@ -255,6 +255,30 @@ static void test_tzdir(void)
        "not read again at once when it appears");
     ok(tz_valid("Later") && sched_devices_told(always, "Later", 0, failed, sizeof failed) != 0,
        "validation reads it, and routing uses it from then on");
+    /* The same where the tz directory's path is long (a release tree, a container's
+    ** mount): the failure is still told, once. */
+    char longdir[256], saved[sizeof longdir];
+    snprintf(longdir, sizeof longdir, "%s/", tzdir);
+    while (strlen(longdir) < 200)
+        strcat(longdir, "deep/");
+    longdir[strlen(longdir) - 1] = 0;
+    snprintf(saved, sizeof saved, "%s", tzdir);
+    for (char *p = longdir + strlen(tzdir); p && *p; p = strchr(p + 1, '/')) {
+        *p = 0;
+        mkdir(longdir, 0700);
+        *p = '/';
+    }
+    mkdir(longdir, 0700);
+    setenv("TZDIR", longdir, 1);
+    snprintf(want, sizeof want, "%.100s", longdir); /* the start of the path told */
+    ok(sched_devices_told(always, "Gone", 0, failed, sizeof failed) == 0 &&
+           strncmp(failed, want, strlen(want)) == 0 && strstr(failed, "/Gone"),
+       "a missing zone under a long TZDIR: told too (%.40s...)", failed);
+    ok(sched_devices_told(always, "Gone", 0, failed, sizeof failed) == 0 && failed[0] == 0,
+       "and told once");
+    setenv("TZDIR", saved, 1);
+    snprintf(longdir, sizeof longdir, "%s/deep", tzdir);
+    rmtree(longdir);
     json_decref(always);
     json_t *none = json_loads("[]", 0, NULL);
     ok(sched_devices_told(none, "Gone", 0, failed, sizeof failed) == DEV_ALL && failed[0] == 0,
