@@ -20,11 +20,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define V_POLICY 1
 #define MAX_POLICY_BYTES (256 * 1024)
@@ -1669,10 +1671,30 @@ typedef struct dir_scan {
     size_t n, cap;
 } dir_scan;
 
+/* read_file's error for what is not a file: a FIFO, a socket, a device. */
+#define NOT_A_FILE (-1)
+
+/* The whole file at path, up to max bytes: 0, EFBIG past max, NOT_A_FILE,
+** or an errno. Opened without blocking, and only a regular file (or a
+** directory, EISDIR) is read: a FIFO named like a policy or its cases would
+** otherwise block the open until something writes into it, and the daemon,
+** which reloads on its one event loop, with it. */
 static int read_file(const char *path, char **out, size_t *len, size_t max)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return errno;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return errno;
+    struct stat st;
+    int err = fstat(fd, &st) ? errno : S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ? 0 : NOT_A_FILE;
+    if (err) {
+        close(fd);
+        return err;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        err = errno;
+        close(fd);
+        return err;
+    }
     sb_buf b = {0};
     char chunk[8192];
     size_t n;
@@ -1684,7 +1706,7 @@ static int read_file(const char *path, char **out, size_t *len, size_t max)
             return EFBIG;
         }
     }
-    int err = ferror(f) ? (errno ? errno : EIO) : 0; /* EISDIR for a directory */
+    err = ferror(f) ? (errno ? errno : EIO) : 0; /* EISDIR for a directory */
     fclose(f);
     if (err) {
         buf_free(&b);
@@ -1694,6 +1716,15 @@ static int read_file(const char *path, char **out, size_t *len, size_t max)
     *out = b.p;
     *len = b.len;
     return 0;
+}
+
+/* Why read_file failed, as a reload says it; big: what EFBIG means. */
+static const char *read_error(int err, const char *big)
+{
+    return err == EFBIG        ? big
+           : err == NOT_A_FILE ? "not a regular file (a FIFO, socket or device): policies and "
+                                 "their cases are read from files"
+                               : strerror(err);
 }
 
 /* Subdirectories below policy_dir that are read: "a/b/c/d/name.lua" at most. */
@@ -1794,7 +1825,7 @@ static int scan_dir(sb_engine *e, const char *root, const char *rel, dir_scan *s
         char why[sizeof full + 128];
         if (err) {
             rc = res_err(res, SB_EPOLICY, "policy_dir", "%s: %s", full,
-                         err == EFBIG ? "larger than 256 KiB" : strerror(err));
+                         read_error(err, "larger than 256 KiB"));
             break;
         }
         s->n++;
@@ -1953,7 +1984,7 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
         int cerr = read_file(cpath, &cases, &cl, MAX_CASES_BYTES);
         if (cerr && cerr != ENOENT) {
             rc = res_err(res, SB_EPOLICY, p->name, "%s: cannot read the policy's cases: %s", cpath,
-                         cerr == EFBIG ? "larger than 4 MiB" : strerror(cerr));
+                         read_error(cerr, "larger than 4 MiB"));
             break;
         }
         if (cerr) cases = NULL, cl = 0;

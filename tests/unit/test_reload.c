@@ -490,6 +490,40 @@ static void test_unstatable_entries(sb_engine *e1, sb_engine *e2)
        "with the file gone for real, the reload removes it (%s)", sb_result_message(res));
 }
 
+/* A FIFO named like a policy or its cases (left by a tool, or made by
+** mistake) blocked the reload in open() until something wrote into it, and
+** with it the daemon's event loop, which reloads on SIGHUP: now it fails the
+** reload, naming it, and changes nothing. (The alarm ends the test, failed,
+** if the reload blocks.) */
+static void test_fifo(sb_engine *e1, sb_engine *e2)
+{
+    char spare[600], cases[600];
+    snprintf(spare, sizeof spare, "%s/spare.lua", pdir);
+    snprintf(cases, sizeof cases, "%s/spare.cases.json", pdir);
+    write_file("spare.lua", POLICY_A);
+    ok(sb_reload(e1, res) == 0, "a shared policy nobody uses, spare (%s)", sb_result_message(res));
+    alarm(60);
+    unlink(spare);
+    ok(mkfifo(spare, 0600) == 0, "spare.lua becomes a FIFO");
+    int rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "spare.lua: not a regular file"),
+       "the reload fails at once, naming it (%s)", sb_result_message(res));
+    ok(strcmp(state_of(e2, "spare"), "ok/0") == 0, "and spare is still there (%s)",
+       state_of(e2, "spare"));
+    unlink(spare);
+    write_file("spare.lua", POLICY_A);
+    ok(mkfifo(cases, 0600) == 0, "spare's cases file a FIFO");
+    rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "spare.cases.json: cannot read the "
+                                                          "policy's cases: not a regular file"),
+       "the reload fails at once, naming it (%s)", sb_result_message(res));
+    alarm(0);
+    unlink(cases);
+    unlink(spare);
+    ok(sb_reload(e1, res) == 0 && strcmp(state_of(e2, "spare"), "none") == 0,
+       "with both gone, the reload removes spare (%s)", sb_result_message(res));
+}
+
 /* Policies of the directory run for every account and decide its calls and
 ** which records are deleted: a folder or file of it that any user on the
 ** machine may write into is refused, naming it and its mode, and changes
@@ -824,6 +858,7 @@ int main(void)
     test_deleted_account(e1, e2);
     test_delete_shadowing(e1, e2);
     test_unstatable_entries(e1, e2);
+    test_fifo(e1, e2);
     test_others_may_write(e1, e2);
     test_not_utf8(e1, e2);
     test_upload_fits_beside(e1);
