@@ -330,13 +330,27 @@ static polfile *file_get(pol_host *h, acct *a, polfile *f, const char *name, int
         ** below) tells neither: it keeps its count and is asked again. */
         if (rc == SB_ENOTFOUND)
             lift(h, f, "it was deleted");
-        else if (!rc && (strcmp(ver[0] ? ver : v, f->version) || stamp != f->stamp))
+        else if ((!rc || rc == SB_EPOLICY) &&
+                 (strcmp(ver[0] ? ver : v, f->version) || stamp != f->stamp))
             lift(h, f, "its source changed");
-        if (!rc || rc == SB_ENOTFOUND) f->stale = 0;
+        if (!rc || rc == SB_ENOTFOUND || rc == SB_EPOLICY) f->stale = 0;
     }
     f->missing = rc == SB_ENOTFOUND;
     if (rc == SB_ENOTFOUND) {
         f->error = dupf("%s.lua: policy '%s' not found", name, name);
+    } else if (rc == SB_EPOLICY) {
+        /* Stored, but not to run: it stays so until another source is
+        ** stored (a new generation, or a reload, rebuilds the state). Said as
+        ** such, not as a source unavailable for now and fetched again at
+        ** every call. */
+        memcpy(f->version, ver, sizeof f->version);
+        f->version[16] = 0;
+        f->stamp = stamp;
+        f->error = dupf("%s.lua: not run: require_signed_policies is on, and version %s is "
+                        "unsigned or its signature does not verify with policy_public_key "
+                        "(upload a signed version, or sign the policy directory's file and "
+                        "reload)",
+                        name, f->version[0] ? f->version : "-");
     } else if (rc) {
         f->error = dupf("%s.lua: policy source unavailable (%s)", name, sb_code_name(rc));
         f->transient = 1;

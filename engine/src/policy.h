@@ -171,7 +171,9 @@ pol_limits pol_limits_of(const sb_config *cfg);
 ** `name` as seen by account `acct` (the account's own first, then shared),
 ** and *stamp with when it was stored (0 when unknown): a source stored again
 ** is a new one to the failure counts, even with the same text.
-** Returns 0, SB_ENOTFOUND, or another SB_E* code. */
+** Returns 0, SB_ENOTFOUND, SB_EPOLICY (stored, but not to run: signatures
+** are required and it has no valid one; version and stamp are filled), or
+** another SB_E* code (unavailable for now: asked again at the next use). */
 typedef int (*pol_source_fn)(void *arg, uint32_t acct, const char *name, sb_buf *src,
                              char version[17], int64_t *stamp);
 

@@ -940,6 +940,21 @@ int main(void)
         const char *r = decide(s, 9);
         ok(strcmp(r, "A") != 0 && strcmp(r, "B") != 0,
            "but no unsigned policy decides: the queue's fallback does (reject '%s')", r);
+        /* The call's trace says why (it said "policy source unavailable
+        ** (SB_EPOLICY)", as for a read that failed), with the version. */
+        json_t *c = sb_call_get(s, "acme", "r9", res) == 0
+                        ? json_loads(sb_result_json(res, NULL), 0, NULL)
+                        : NULL;
+        json_t *t0 = json_array_get(json_object_get(c, "trace"), 0);
+        const char *detail = json_string_value(json_object_get(t0, "detail"));
+        ok(detail &&
+               strstr(detail, "router.lua: not run: require_signed_policies is on, and "
+                              "version ") &&
+               strstr(detail, " is unsigned or its signature does not verify with "
+                              "policy_public_key") &&
+               strlen(json_string_value(json_object_get(t0, "version"))) == 16,
+           "and the call's trace says why, naming the version (%s)", detail ? detail : "none");
+        json_decref(c);
         sb_close(s);
     }
     ok(sb_policy_sign(POLICY_A, strlen(POLICY_A), sk, res) == 0, "sign policy A");
