@@ -388,15 +388,19 @@ int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field
                        "policy_dir is configured (upload the policy)",
                        name);
     if (rc == SB_ENOTFOUND && !__atomic_load_n(&t->e->dir_loaded, __ATOMIC_RELAXED)) {
-        /* Its file may be there: the directory loads all or nothing. */
+        /* Its file may be there: the directory loads all or nothing. What
+        ** an earlier load stored stays in use meanwhile (a failed reload
+        ** changes nothing), so that is what the message says. */
         char why[sizeof t->e->dir_error];
         pthread_mutex_lock(&t->e->stats_mu);
         snprintf(why, sizeof why, "%s", t->e->dir_error);
         pthread_mutex_unlock(&t->e->stats_mu);
         return res_err(t->res, SB_EINVAL, field,
-                       "no policy '%s': policy_dir was not loaded, so none of its files is in "
-                       "use (%s); fix it and reload, or upload the policy",
-                       name, why[0] ? why : "see the log");
+                       "no policy '%s': policy_dir's last load failed (%s), so its files as "
+                       "they are now are not in use (the shared policies an earlier load "
+                       "stored, if any, still decide, and none is named '%s'); fix it and "
+                       "reload, or upload the policy",
+                       name, why[0] ? why : "see the log", name);
     }
     if (rc == SB_ENOTFOUND)
         return res_err(t->res, SB_EINVAL, field,

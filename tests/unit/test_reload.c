@@ -810,14 +810,22 @@ int main(void)
     is_str(decide(e2, 4), "A", "in both engines");
     /* A policy whose file is there, beside the broken one, is not in use:
     ** a queue naming it is refused for that reason, not for a missing file
-    ** (the message said "policy_dir has no newpol.lua"). */
+    ** (the message said "policy_dir has no newpol.lua"), and without saying
+    ** that none of the directory's policies is in use: router, as the load
+    ** before stored it, still decides (the message said "none of its files
+    ** is in use"). */
     write_file("newpol.lua", POLICY_A);
     ok(sb_reload(e1, res) == SB_EPOLICY, "reload with newpol.lua beside the broken file fails");
     int qrc = sb_queue_put(e1, "acme", "{\"id\":\"nq\",\"policy\":\"newpol\"}", 29, res);
-    ok(qrc == SB_EINVAL && strstr(sb_result_message(res), "policy_dir was not loaded") &&
+    ok(qrc == SB_EINVAL && strstr(sb_result_message(res), "policy_dir's last load failed") &&
            strstr(sb_result_message(res), "broken.lua") &&
+           strstr(sb_result_message(res), "an earlier load stored, if any, still decide") &&
+           !strstr(sb_result_message(res), "none of its files is in use") &&
            !strstr(sb_result_message(res), "has no"),
-       "a queue naming newpol: refused, naming the broken file (%s)", sb_result_message(res));
+       "a queue naming newpol: refused, naming the broken file, and saying that what an "
+       "earlier load stored still decides (%s)",
+       sb_result_message(res));
+    is_str(decide(e1, 501), "A", "as it does");
     {
         char np[512];
         snprintf(np, sizeof np, "%s/newpol.lua", pdir);
