@@ -35,6 +35,7 @@
 typedef struct sb_buf {
     char *p;
     size_t len, cap;
+    int wipe; /* it holds secrets: grown by a copy, the block left wiped */
 } sb_buf;
 
 int buf_reserve(sb_buf *b, size_t extra);
@@ -121,6 +122,12 @@ const char *res_str(sb_result *res, const char *s);
 /* Attach a JSON document (the result steals the reference). */
 void res_doc(sb_result *res, json_t *doc);
 json_t *res_get_doc(sb_result *res);
+/* Attach a document as its JSON text, a JSON object encoded as
+** sb_result_json encodes one (compact, ASCII; the result takes the malloc'd
+** text): for an answer its maker had to encode anyway, which is then not
+** encoded again. sb_result_json hands it out as it is while res has no
+** action (none is added where it is used). */
+void res_doc_text(sb_result *res, char *text, size_t len);
 /* Drop actions added after `mark` (a retried transaction). */
 void res_truncate(sb_result *res, size_t mark);
 /* Forget the failure recorded, keeping the actions. */

@@ -24,6 +24,10 @@ struct sb_result {
     arena_block *arena;
     json_t *doc;
     char *json;
+    /* A document given as its JSON text (res_doc_text), handed out as it
+    ** is: what built it encoded it once, and it is not encoded again. */
+    char *text;
+    size_t textlen;
 };
 
 sb_result *sb_result_new(void)
@@ -56,6 +60,8 @@ void res_reset(sb_result *r)
     r->doc = NULL;
     free(r->json);
     r->json = NULL;
+    free(r->text);
+    r->text = NULL;
 }
 
 void sb_result_free(sb_result *r)
@@ -165,14 +171,30 @@ void res_clear_error(sb_result *r)
     buf_clear(&r->field);
 }
 
-void res_doc(sb_result *r, json_t *doc)
+/* The result's document, as a JSON value or as its text (the other NULL);
+** both are the result's from here on, and what it had is dropped. */
+static void set_doc(sb_result *r, json_t *doc, char *text, size_t len)
 {
     if (!r) {
         json_decref(doc);
+        free(text);
         return;
     }
     if (r->doc) json_decref(r->doc);
+    free(r->text);
     r->doc = doc;
+    r->text = text;
+    r->textlen = len;
+}
+
+void res_doc(sb_result *r, json_t *doc)
+{
+    set_doc(r, doc, NULL, 0);
+}
+
+void res_doc_text(sb_result *r, char *text, size_t len)
+{
+    set_doc(r, NULL, text, len);
 }
 
 json_t *res_get_doc(sb_result *r)
@@ -273,6 +295,10 @@ const char *sb_result_json(sb_result *r, size_t *len)
     }
     free(r->json);
     r->json = NULL;
+    if (!r->code && r->text && !r->nacts) {
+        if (len) *len = r->textlen;
+        return r->text;
+    }
     json_t *o;
     if (r->code) {
         json_t *e = json_object();

@@ -3716,6 +3716,12 @@ int ret_access_audit(sb_engine *e, const char *account, uint32_t acct, size_t ta
     return rc ? access_refused(res, rc) : 0;
 }
 
+/* jansson's writer, appending to an sb_buf. */
+static int dump_to_buf(const char *p, size_t n, void *arg)
+{
+    return buf_put(arg, p, n);
+}
+
 /* sb_records_export and its pages: from the record after `after` (NULL or
 ** "": the first), at most `limit` records (0: every one) and, past the
 ** first, at most `max_bytes` of them (0: no bound), as the answer has them
@@ -3751,8 +3757,15 @@ static int export_run(sb_engine *e, const char *account, const char *number,
         cr_wipe(num, sizeof num);
         return rc;
     }
-    json_t *arr = json_array();
-    sb_buf b = {0}; /* CSV: the header line (on the first page), then a line a record */
+    /* CSV: the header line (on the first page), then a line a record. JSON:
+    ** the answer's text itself, each record encoded once, where it is
+    ** measured (a page's bytes are counted as it has them) and then kept:
+    ** jansson's encoding of the whole answer, as sb_result_json would do it,
+    ** byte for byte ("number", "records", "live", "next", in that order). */
+    sb_buf b = {.wipe = 1};       /* numbers in the clear: no copy of them left behind */
+    int oom = 0;                  /* the JSON text is short of something */
+    if (format == SB_EXPORT_JSON) /* E.164: '+' and digits, nothing to escape */
+        oom |= buf_printf(&b, "{\"number\":\"%s\",\"records\":[", num) != 0;
     if (format == SB_EXPORT_CSV && !akl) {
         for (int c = 0; csv_cols[c]; c++) {
             if (c) buf_put(&b, ",", 1);
@@ -3854,21 +3867,24 @@ static int export_run(sb_engine *e, const char *account, const char *number,
             buf_put(&b, "\r\n", 2);
             size = b.len - at;
         } else {
-            size = max_bytes
-                       ? json_dumpb(o, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII | SB_JSON_REALS)
-                       : 0;
+            if (taken) oom |= buf_put(&b, ",", 1) != 0;
+            size_t from = b.len;
+            if (json_dump_callback(o, dump_to_buf, &b,
+                                   JSON_COMPACT | JSON_ENSURE_ASCII | SB_JSON_REALS)) {
+                json_wipe_decref(o);
+                rc = SB_ENOMEM;
+                break;
+            }
+            size = b.len - from; /* the record's, without the comma before it */
         }
+        json_wipe_decref(o); /* it is in b now */
         if (taken && max_bytes && bytes + size > max_bytes) {
             if (b.p) cr_wipe(b.p + at, b.len - at);
             b.len = at;
-            json_wipe_decref(o);
+            if (b.p) b.p[at] = 0;
             more = 1;
             break;
         }
-        if (format == SB_EXPORT_CSV)
-            json_wipe_decref(o);
-        else
-            json_array_append_new(arr, o);
         bytes += size;
         taken++;
         lastl = it.klen;
@@ -3877,23 +3893,32 @@ static int export_run(sb_engine *e, const char *account, const char *number,
     rec_walk_close(&it);
     cr_wipe(key, sizeof key);
     free(hs);
+    if (rc == SB_ENOMEM) {
+        rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
+        goto out;
+    }
     if (!more && rc != MDB_NOTFOUND) {
         rc = eng_mdb_err(res, rc, "read records");
         goto out;
     }
     rc = 0;
 done:;
-    json_t *doc = format == SB_EXPORT_JSON
-                      ? json_pack("{s:s,s:O,s:i}", "number", num, "records", arr, "live", live)
-                      : json_pack("{s:s,s:I,s:i,s:s%}", "number", num, "count", (json_int_t)taken,
-                                  "live", live, "csv", b.p ? b.p : "", b.len);
-    if (doc && more) {
-        char nx[7 + 21 + 1 + SB_ID_MAX + 1];
+    char nx[7 + 21 + 1 + SB_ID_MAX + 1] = "";
+    if (more)
         snprintf(nx, sizeof nx, "%s:%llu:%.*s", last[20] == ROLE_CALLER ? "caller" : "called",
                  (unsigned long long)be64(last + 21), (int)(lastl - 29), (const char *)last + 29);
-        json_object_set_new(doc, "next", json_string(nx));
+    json_t *doc = NULL;
+    if (format == SB_EXPORT_JSON) {
+        /* Ids are letters, digits and . _ : @ + -: nothing to escape. */
+        oom |= buf_printf(&b, "],\"live\":%d", live) != 0;
+        if (more) oom |= buf_printf(&b, ",\"next\":\"%s\"", nx) != 0;
+        oom |= buf_put(&b, "}", 1) != 0;
+    } else {
+        doc = json_pack("{s:s,s:I,s:i,s:s%}", "number", num, "count", (json_int_t)taken, "live",
+                        live, "csv", b.p ? b.p : "", b.len);
+        if (doc && more) json_object_set_new(doc, "next", json_string(nx));
     }
-    if (!doc) {
+    if (format == SB_EXPORT_JSON ? oom : !doc) {
         rc = res_err(res, SB_ENOMEM, NULL, "out of memory");
         goto out;
     }
@@ -3908,12 +3933,16 @@ done:;
         json_wipe_decref(doc);
         goto out;
     }
-    res_doc(res, doc);
+    if (doc) {
+        res_doc(res, doc);
+    } else { /* the text is the answer's now */
+        res_doc_text(res, b.p, b.len);
+        b = (sb_buf){0};
+    }
     sb_log(e, SB_LOG_INFO, "access request: account %s: %s", acc.id, what);
 out:
     if (b.p) cr_wipe(b.p, b.len);
     buf_free(&b);
-    json_wipe_decref(arr); /* answered: the answer's document keeps it */
     if (txn) eng_read_end(e, txn);
     cr_wipe(num, sizeof num);
     return rc;

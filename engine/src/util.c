@@ -21,8 +21,17 @@ int buf_reserve(sb_buf *b, size_t extra)
         if (cap > SIZE_MAX / 2) return -1;
         cap *= 2;
     }
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
+    char *p;
+    if (b->wipe) { /* realloc would free the old block as it is */
+        if (!(p = malloc(cap))) return -1;
+        if (b->p) {
+            memcpy(p, b->p, b->len + 1);
+            cr_wipe(b->p, b->cap);
+            free(b->p);
+        }
+    } else if (!(p = realloc(b->p, cap))) {
+        return -1;
+    }
     b->p = p;
     b->cap = cap;
     return 0;

@@ -653,6 +653,40 @@ static void test_export_pages(void)
     ok(json_array_size(json_object_get(d, "records")) == 2 && json_object_get(d, "next"),
        "max_bytes for two records and a bit: two, and next (%zu bytes a record)", each);
     json_decref(d);
+    /* The text itself: each page as jansson encodes its document (keys in
+    ** their order, compact, ASCII), and the pages' records one after
+    ** another, byte for byte, the whole export's. */
+    int wrc = sb_records_export(eng, "pages", num, SB_EXPORT_JSON, res);
+    char *whole = strdup(wrc ? "" : sb_result_json(res, NULL));
+    for (size_t max = 1; max <= each * 3 + 5; max += each) {
+        char after[256] = "", joined[16384] = "";
+        int pages = 0, same = 1;
+        for (; pages < 20; pages++) {
+            if (sb_records_export_page(eng, "pages", num, SB_EXPORT_JSON, after, 0, max, res))
+                break;
+            const char *js = sb_result_json(res, NULL);
+            json_t *pd = json_loads(js, 0, NULL);
+            char *again =
+                json_dumps(pd, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12));
+            same &= again && !strcmp(again, js);
+            const char *from = strstr(js, "\"records\":["), *to = strstr(js, "],\"live\":");
+            if (from && to && to > from + 11)
+                snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%.*s",
+                         joined[0] ? "," : "", (int)(to - from - 11), from + 11);
+            json_t *nx = json_object_get(pd, "next");
+            if (nx) snprintf(after, sizeof after, "%s", json_string_value(nx));
+            free(again);
+            json_decref(pd);
+            if (!nx) break;
+        }
+        const char *wf = strstr(whole, "\"records\":["), *wt = strstr(whole, "],\"live\":");
+        ok(same && wf && wt && strlen(joined) == (size_t)(wt - wf - 11) &&
+               !strncmp(joined, wf + 11, strlen(joined)),
+           "max_bytes %zu: %d pages, each as jansson encodes it, their records byte for byte "
+           "the whole export's",
+           max, pages + 1);
+    }
+    free(whole);
     /* CSV: the header on the first page only; the pages together are the
     ** whole CSV. */
     json_t *wc = doc(sb_records_export(eng, "pages", num, SB_EXPORT_CSV, res));
