@@ -146,14 +146,35 @@ func (e *Engine) RecordsExport(account, number string, format ExportFormat) (*Ex
 // the account is released); Live counts the calls of the number in progress,
 // whose records go through the erase hook when they end (they are not in the
 // other counts); Reasons counts the records by what happened and why.
+// Earlier is what the account's requests of the same number before this one
+// did (the latest 10, oldest first, while the erasure journal has them): a
+// request made again counts only what was left, often nothing, and Earlier
+// says what the first did. Nil when they could not be read (logged).
 type ErasureReport struct {
-	Deleted    int            `json:"deleted"`
-	Anonymized int            `json:"anonymized"`
-	Kept       int            `json:"kept"`
-	Failed     int            `json:"failed"`
-	Held       int            `json:"held"`
-	Live       int            `json:"live"`
-	Reasons    map[string]int `json:"reasons"`
+	ErasureCounts
+	Reasons map[string]int   `json:"reasons"`
+	Earlier []EarlierErasure `json:"earlier"`
+}
+
+// ErasureCounts are what an erasure request did, as ErasureReport says.
+type ErasureCounts struct {
+	Deleted    int `json:"deleted"`
+	Anonymized int `json:"anonymized"`
+	Kept       int `json:"kept"`
+	Failed     int `json:"failed"`
+	Held       int `json:"held"`
+	Live       int `json:"live"`
+}
+
+// EarlierErasure is an earlier erasure request of the number, with the
+// counts its own report gave (AppliedAgain: those of the request applied
+// again from the erasure journal to a restored backup). AppliedAgain is nil
+// for one whose counts were not kept (made by an earlier version): its
+// counts are then 0 and say nothing.
+type EarlierErasure struct {
+	ReceivedMs int64 `json:"received_ms"`
+	ErasureCounts
+	AppliedAgain *bool `json:"applied_again"`
 }
 
 // Erase runs an erasure request: every record of number in the account goes

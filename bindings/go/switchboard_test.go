@@ -1755,6 +1755,11 @@ func TestRecords(t *testing.T) {
 	if sw, err := eng.Sweep(0, nil); err != nil || sw.Erased != 1 || sw.ThisCall.Erased != 1 || sw.Deleted != 1 {
 		t.Errorf("the sweep after the release: %+v %v", sw, err)
 	}
+	// Made again: nothing left, and Earlier says what the first request did.
+	if er, err := eng.Erase("acme", "+442079460001"); err != nil || er.Deleted != 0 || len(er.Earlier) != 1 ||
+		er.Earlier[0].Deleted != 1 || er.Earlier[0].Held != 1 || er.Earlier[0].AppliedAgain == nil || *er.Earlier[0].AppliedAgain {
+		t.Errorf("Erase made again: %+v %v", er, err)
+	}
 
 	days, err := eng.Aggregates("acme", "", time.Time{}, time.Time{})
 	if err != nil || len(days) != 2 || days[0].Queue != "" || days[1].Queue != "support" || days[0].Day != "2026-01-05" ||

@@ -615,6 +615,25 @@ int cli_records(int argc, char **argv)
             json_t *v;
             json_object_foreach(json_object_get(d, "reasons"), k, v)
                 printf("  %6lld  %s\n", (long long)json_integer_value(v), shown(k));
+            /* The number erased before: the counts above are what was left,
+            ** and these what the requests before did. */
+            size_t i;
+            json_array_foreach(json_object_get(d, "earlier"), i, v)
+            {
+                char when[40];
+                cli_iso_time(json_integer_value(json_object_get(v, "received_ms")), when,
+                             sizeof when);
+                printf("earlier request of the number, received %s", when);
+                if (json_object_get(v, "deleted"))
+                    printf(": deleted %lld, anonymized %lld, kept %lld%s",
+                           (long long)json_integer_value(json_object_get(v, "deleted")),
+                           (long long)json_integer_value(json_object_get(v, "anonymized")),
+                           (long long)json_integer_value(json_object_get(v, "kept")),
+                           json_is_true(json_object_get(v, "applied_again"))
+                               ? " (applied again to a restored backup)"
+                               : "");
+                printf("\n");
+            }
             json_decref(d);
         }
         if (erase_failed) {

@@ -1148,7 +1148,10 @@ SB_API int sb_records_export_page(sb_engine *eng, const char *account, const cha
 /* An erasure request: every record of `number` in the account goes through
 ** the retention policy's `erase` hook (no policy or no hook: deleted).
 ** res's JSON: {"deleted":N,"anonymized":N,"kept":N,"failed":N,"held":N,
-**              "live":N,"reasons":{"keep: legal hold h1: litigation":1,...}}
+**              "live":N,"reasons":{"keep: legal hold h1: litigation":1,...},
+**              "earlier":[{"received_ms":N,"deleted":N,"anonymized":N,
+**                          "kept":N,"failed":N,"held":N,"live":N,
+**                          "applied_again":bool},...]}
 ** (kept counts every record left, those of failed included: the hook failed
 ** for them, and running the request again retries them). held: the kept
 ** records whose deletion or anonymization a legal hold prevented. The
@@ -1160,7 +1163,15 @@ SB_API int sb_records_export_page(sb_engine *eng, const char *account, const cha
 ** counts). The request covers calls offered up to
 ** when it is received, never later ones. The records' audit reasons show
 ** numbers as [number]; the request's own audit entry ("erasure_request",
-** its counts as the engine wrote them) follows its records'. Runs in short transactions; a request
+** its counts as the engine wrote them) follows its records'. A request has
+** no id: one made again (its answer lost, or after a restore had the first
+** applied again) is a request of its own, whose counts are what was left,
+** often nothing; "earlier" says what the account's requests of the same
+** number before it did (the latest 10, oldest first, while the journal has
+** their pseudonym; applied_again: the counts of one applied again from the
+** journal; received_ms alone for one whose counts were not kept, made by an
+** earlier version; [] when none; null when they cannot be read, logged).
+** Runs in short transactions; a request
 *cut short (crash) is
 ** finished by running it again, at the next sb_open, or by the next
 ** sb_sweep of an engine open on the directory (a daemon's); its audit entry

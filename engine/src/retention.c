@@ -2838,7 +2838,7 @@ typedef struct erase_op {
     uint64_t seq;
     int have_pseudo;
     uint8_t pseudo[16];
-    uint32_t acct;        /* again: the account's number the entry names */
+    uint32_t acct;        /* the account's number the entry names */
     ejr *j;               /* the journal, locked: the request goes in it (sb_erase) */
     int again;            /* applied again from the journal */
     int started;          /* a transaction of it committed in this run */
@@ -2911,13 +2911,43 @@ static int erase_progress_get(wtx *t, erase_op *op)
     return 0;
 }
 
+/* What a request did, kept by its number in the journal (meta
+** "erasure_did" and its seq: when it came, deleted, anonymized, kept,
+** failed, held and live calls, then 1 when applied again from the journal):
+** a later request of the same number answers with it, so that one sent
+** again (its answer lost, or the first applied again to a restored backup)
+** says what the first did, beside its own counts, which are then none. No
+** number: the journal's entry has the pseudonym that finds it. */
+#define ERASE_DID_KEY "erasure_did"
+#define ERASE_DID_LEN (8 + 6 * 8 + 1)
+#define ERASE_EARLIER_MAX 10 /* the latest earlier requests an answer names */
+
+static size_t did_key(uint8_t *k, uint64_t seq)
+{
+    memcpy(k, ERASE_DID_KEY, sizeof ERASE_DID_KEY - 1);
+    put_be64(k + sizeof ERASE_DID_KEY - 1, seq);
+    return sizeof ERASE_DID_KEY - 1 + 8;
+}
+
 /* The request itself in the audit log, with what it did (in its last
 ** transaction, beside its last records' entries): a request that found
-** nothing is on record too. No number: the log holds none. */
+** nothing is on record too. No number: the log holds none. And what it
+** did by its seq (ERASE_DID_KEY) for a request of the number after it. */
 static int audit_request(rctx *x, const erase_op *op)
 {
     counts c = op->all;
     add_counts(&c, &x->n);
+    if (op->seq) {
+        uint8_t k[sizeof ERASE_DID_KEY - 1 + 8], v[ERASE_DID_LEN];
+        const uint64_t n[6] = {c.deleted, c.anonymized, c.kept,
+                               c.failed,  c.overridden, (uint64_t)op->live};
+        put_be64(v, (uint64_t)op->received);
+        for (int i = 0; i < 6; i++)
+            put_be64(v + 8 + 8 * i, n[i]);
+        v[ERASE_DID_LEN - 1] = (uint8_t)(op->again != 0);
+        int rc = st_put(x->t->txn, x->t->e, DB_META, k, did_key(k, op->seq), v, sizeof v);
+        if (rc) return eng_mdb_err(x->t->res, rc, "write what the erasure request did");
+    }
     char why[320];
     snprintf(why, sizeof why,
              "erasure request%s: %llu deleted, %llu anonymized, %llu kept (%llu held, %llu "
@@ -2948,6 +2978,7 @@ static int journal_request(wtx *t, erase_op *op, const uint8_t pseudo[16])
                        "%s: the erasure request is refused, nothing was erased", why);
     }
     op->seq = x.seq;
+    op->acct = t->acct;
     op->have_pseudo = 1;
     memcpy(op->pseudo, pseudo, sizeof op->pseudo);
     return 0;
@@ -3521,6 +3552,48 @@ int ret_erasures_catch_up(sb_engine *e, uint32_t budget_ms, sb_result *res)
     return rc;
 }
 
+/* The requests of the journal before op's of its number (its pseudonym)
+** in its account, the latest ERASE_EARLIER_MAX, oldest first, each with
+** what it did as data.mdb kept it (ERASE_DID_KEY; none for one it did not
+** keep: made by a version before it was kept, or not yet applied). */
+typedef struct {
+    const ejr *j;
+    const erase_op *op;
+    json_t *out;
+} earlier_arg;
+
+static int read_earlier(wtx *t, void *arg)
+{
+    earlier_arg *a = arg;
+    const ejr_entry *hit[ERASE_EARLIER_MAX];
+    int n = 0;
+    for (size_t i = a->j->n; i-- > 0 && n < ERASE_EARLIER_MAX;) {
+        const ejr_entry *x = &a->j->v[i];
+        if (x->kind == EJR_ERASURE && x->seq < a->op->seq && x->acct == a->op->acct &&
+            !strcmp(x->account, a->op->account) && !memcmp(x->pseudo, a->op->pseudo, 16))
+            hit[n++] = x;
+    }
+    static const char *const names[6] = {"deleted", "anonymized", "kept", "failed", "held", "live"};
+    while (n-- > 0) {
+        json_t *o = json_pack("{s:I}", "received_ms", (json_int_t)hit[n]->received);
+        uint8_t k[sizeof ERASE_DID_KEY - 1 + 8];
+        MDB_val v;
+        int rc = st_get(t->txn, t->e, DB_META, k, did_key(k, hit[n]->seq), &v);
+        if (rc && rc != MDB_NOTFOUND) {
+            json_decref(o);
+            return eng_mdb_err(t->res, rc, "read what the earlier erasure requests did");
+        }
+        if (!rc && v.mv_size == ERASE_DID_LEN) {
+            const uint8_t *b = v.mv_data;
+            for (int i = 0; i < 6; i++)
+                json_object_set_new(o, names[i], json_integer((json_int_t)be64(b + 8 + 8 * i)));
+            json_object_set_new(o, "applied_again", json_boolean(b[ERASE_DID_LEN - 1]));
+        }
+        json_array_append_new(a->out, o);
+    }
+    return 0;
+}
+
 int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *res)
 {
     res_reset(res);
@@ -3554,14 +3627,28 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
         json_decref(reasons);
         goto out;
     }
+    /* The request is done: an error now would have it sent again. So the
+    ** earlier requests that cannot be read are null, and the log says why. */
+    earlier_arg ea = {.j = &j, .op = &op, .out = json_array()};
+    if (op.have_pseudo && eng_write_peek(e, read_earlier, &ea, res)) {
+        sb_log(e, SB_LOG_ERROR,
+               "erasure request %llu (account '%s') done, but what the earlier requests of its "
+               "number did cannot be read (its answer has \"earlier\":null): %s",
+               (unsigned long long)op.seq, account, sb_result_message(res));
+        res_clear_error(res);
+        json_decref(ea.out);
+        ea.out = json_null();
+    }
     ejr_close(&j);
     cr_wipe(op.number, sizeof op.number);
+    cr_wipe(op.pseudo, sizeof op.pseudo);
     (void)eng_scrub(e);
     /* Kept and failed records both stay: "kept" counts every record left. */
-    res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "deleted", (json_int_t)op.all.deleted,
-                           "anonymized", (json_int_t)op.all.anonymized, "kept",
-                           (json_int_t)(op.all.kept), "failed", (json_int_t)op.all.failed, "held",
-                           (json_int_t)op.all.overridden, "live", op.live, "reasons", reasons));
+    res_doc(res, json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o,s:o}", "deleted",
+                           (json_int_t)op.all.deleted, "anonymized", (json_int_t)op.all.anonymized,
+                           "kept", (json_int_t)(op.all.kept), "failed", (json_int_t)op.all.failed,
+                           "held", (json_int_t)op.all.overridden, "live", op.live, "reasons",
+                           reasons, "earlier", ea.out));
     return 0;
 out:
     ejr_close(&j);

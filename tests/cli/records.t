@@ -36,6 +36,10 @@ has "$out" "kept 2 (2 because the policy failed"
 ok $? "... and the counts on stdout" "$(shown)"
 run "$sb" records erase +442079460001 --data-dir "$data" --account acme --json
 check 3 "... also with --json" out '"failed": 2'
+has "$out" '"earlier": ['
+ok $? "... and, run again, what the request before it did in \"earlier\"" "$(shown)"
+run "$sb" records erase +442079460001 --data-dir "$data" --account acme
+check 3 "... the text says it too" out "Z: deleted 0, anonymized 0, kept 2"
 run "$sb" records --help
 check 0 "records --help documents the exit codes" out "3 erase: some records"
 

@@ -218,8 +218,51 @@ int main(void)
            strstr(logbuf, "erasure request 3 of the erasure journal (account 'acme') applied"),
        "an older backup: the requests of its accounts applied again, one of an account it "
        "does not have passed over, saying so");
-    char cmd[1300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", bk, bk2);
+    /* A request sent again (its answer lost): its own counts are what was
+    ** left to erase, none, and "earlier" has what the first did; after a
+    ** restore from before both, what each did when applied again. */
+    char bk3[600];
+    snprintf(bk3, sizeof bk3, "%s-backup3", dir);
+    calls3("r", "+442079460707");
+    ok(sb_backup(eng, bk3, res) == 0, "a backup with a third caller's records");
+    now_ms += 60000;
+    long long first = now_ms;
+    d = doc(sb_erase(eng, "acme", "+442079460707", res));
+    ok(d && jint(d, "deleted") == 3 && json_array_size(json_object_get(d, "earlier")) == 0 &&
+           json_is_array(json_object_get(d, "earlier")),
+       "its erasure request deletes the three, \"earlier\" empty");
+    json_decref(d);
+    now_ms += 1000;
+    d = doc(sb_erase(eng, "acme", "+44 20 7946 0707", res));
+    json_t *ea = json_object_get(d, "earlier"), *e0 = json_array_get(ea, 0);
+    ok(d && jint(d, "deleted") == 0 && jint(d, "anonymized") == 0 && json_array_size(ea) == 1 &&
+           jint(e0, "received_ms") == first && jint(e0, "deleted") == 3 &&
+           jint(e0, "anonymized") == 0 && jint(e0, "kept") == 0 && jint(e0, "live") == 0 &&
+           json_is_false(json_object_get(e0, "applied_again")),
+       "sent again: none left to delete, and \"earlier\" has the first's 3 deleted (%s)",
+       sb_result_json(res, NULL));
+    json_decref(d);
+    ok(restore(bk3) == 0 && records_of("acme", "+442079460707") == 0,
+       "restored from before both: they are applied again at the open");
+    now_ms += 1000;
+    d = doc(sb_erase(eng, "acme", "+442079460707", res));
+    ea = json_object_get(d, "earlier");
+    e0 = json_array_get(ea, 0);
+    json_t *e1 = json_array_get(ea, 1);
+    ok(d && jint(d, "deleted") == 0 && json_array_size(ea) == 2 &&
+           jint(e0, "received_ms") == first && jint(e0, "deleted") == 3 &&
+           json_is_true(json_object_get(e0, "applied_again")) && jint(e1, "deleted") == 0 &&
+           json_is_true(json_object_get(e1, "applied_again")),
+       "sent again after the restore: \"earlier\" has the first's 3 deleted and the second's "
+       "none, both applied again (%s)",
+       sb_result_json(res, NULL));
+    json_decref(d);
+    d = doc(sb_erase(eng, "acme", "+442079460202", res));
+    ok(d && jint(d, "deleted") == 3 && json_array_size(json_object_get(d, "earlier")) == 0,
+       "a request of another number names none of them");
+    json_decref(d);
+    char cmd[1900];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", bk, bk2, bk3);
     if (system(cmd)) diag("could not remove the backups");
     return end_engine();
 }

@@ -1806,9 +1806,11 @@ class Engine:
         """An erasure request: every record of ``number`` goes through the
         retention policy's ``erase`` hook (none: deleted). Returns
         ``{"deleted", "anonymized", "kept", "failed", "held", "live",
-        "reasons": {reason: N}}``; ``kept`` counts the failed too, and running
+        "reasons": {reason: N}, "earlier": [...]}``; ``kept`` counts the failed too, and running
         it again retries them; ``held``: kept by a legal hold; ``live``: calls
-        of the number in progress, erased when they end."""
+        of the number in progress, erased when they end; ``earlier``: what
+        the requests of the number before it did (one made again counts only
+        what was left)."""
         return self._do(_json, self._lib.sb_erase, _b(account, "account"),
                         _b(number, "number"))
 
