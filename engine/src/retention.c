@@ -3455,6 +3455,31 @@ static int horizon_sighting(wtx *t, void *arg)
     return 0;
 }
 
+/* What the requests taken out of the journal did (ERASE_DID_KEY) goes
+** with their pseudonyms: no later request of the number can find it. The
+** same rule as ejr_prune's: seen by data.mdb, received before `before`. */
+typedef struct {
+    uint64_t seen;
+    int64_t before;
+} did_drop;
+
+static int drop_did(wtx *t, void *arg)
+{
+    const did_drop *d = arg;
+    st_iter it;
+    int rc = st_iter_open(&it, t->txn, t->e, DB_META, ERASE_DID_KEY, sizeof ERASE_DID_KEY - 1);
+    while (rc == 0) {
+        if (it.klen == sizeof ERASE_DID_KEY - 1 + 8 && it.v.mv_size == ERASE_DID_LEN &&
+            be64(it.key + sizeof ERASE_DID_KEY - 1) <= d->seen &&
+            (int64_t)be64(it.v.mv_data) < d->before)
+            rc = st_iter_del(&it);
+        else
+            rc = st_iter_next(&it);
+    }
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : eng_mdb_err(t->res, rc, "delete what erasure requests did");
+}
+
 /* The erasure requests past the horizon that data.mdb has seen, and that
 ** the sweep before found past it too (horizon_sighting), out of the
 ** journal; *prune_at: when the journal is next to be read for its horizon. */
@@ -3483,6 +3508,10 @@ static int prune(sb_engine *e, ejr *j, int64_t *prune_at, sb_result *res)
                "if it still finds them past the horizon",
                j->path, (unsigned long)e->cfg.erasure_journal_days);
     if (!rc && s.before != INT64_MIN) rc = ejr_prune(e, j, s.seen, s.before, &removed, res);
+    if (!rc && s.before != INT64_MIN) { /* a delete: it may use the reserve too */
+        did_drop d = {s.seen, s.before};
+        rc = eng_write_ex(e, drop_did, &d, res, 1);
+    }
     if (!rc && removed)
         sb_log(e, SB_LOG_INFO,
                "%s: the pseudonyms of %zu erasure request%s received more than %lu days ago "

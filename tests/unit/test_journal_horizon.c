@@ -69,6 +69,22 @@ static int journal_has(const char *s)
     return has;
 }
 
+/* Whether data.mdb keeps what erasure request seq did (meta
+** "erasure_did" and the seq), for later requests of its number. */
+static int did_kept(uint64_t seq)
+{
+    uint8_t k[11 + 8];
+    memcpy(k, "erasure_did", 11);
+    for (int i = 0; i < 8; i++)
+        k[11 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    MDB_txn *txn;
+    MDB_val v;
+    if (eng_read_begin(eng, &txn)) return -1;
+    int rc = st_get(txn, eng, DB_META, k, sizeof k, &v);
+    eng_read_end(eng, txn);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
+}
+
 static int erase_deleted(const char *number)
 {
     json_t *d = doc(sb_erase(eng, "acme", number, res));
@@ -155,6 +171,8 @@ int main(void)
     now_ms = day0 + 10 * DAY;
     ok(erase_deleted("+442079460222") == 2 && journal_pseudonym(3, pb) == 0,
        "day 10: the second caller erased (request 3)");
+    ok(did_kept(1) == 1 && did_kept(3) == 1,
+       "... what each request did is kept for a later request of its number");
 
     /* A clock set years ahead for a sweep: everything is past the horizon
     ** by it, and nothing is taken out (its sighting is the first). Then the
@@ -203,6 +221,8 @@ int main(void)
     char mark[64];
     snprintf(mark, sizeof mark, "\nx 1 2 acme %lld ", (long long)day0);
     ok(!journal_has(pa), "... request 1's pseudonym is gone from the journal");
+    ok(did_kept(1) == 0 && did_kept(3) == 1,
+       "... and what it did from data.mdb (nothing can find it); request 3's stays");
     ok(journal_has(mark) && journal_has("\nd 2 ") && journal_has(pb),
        "... its line keeps its number, account and time ('x 1 2 acme <received>'); the "
        "deletion and request 3 stay");
