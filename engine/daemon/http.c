@@ -367,7 +367,8 @@ static void hold(sbd_conn *c, size_t before, int mutating, uint64_t seq, int hea
     h->mutating |= (unsigned char)mutating;
 }
 
-static void note_request(sbd *d, int route, int method, int status, uint64_t t0, uint64_t seq)
+static void note_request(sbd *d, int route, int method, int status, int mutating, uint64_t t0,
+                         uint64_t seq)
 {
     if (d->npreq == d->cappreq) {
         size_t cap = d->cappreq ? d->cappreq * 2 : 64;
@@ -376,7 +377,7 @@ static void note_request(sbd *d, int route, int method, int status, uint64_t t0,
         d->preq = p;
         d->cappreq = cap;
     }
-    d->preq[d->npreq++] = (sbd_pending_req){route, method, status, t0, seq};
+    d->preq[d->npreq++] = (sbd_pending_req){route, method, status, mutating, t0, seq};
 }
 
 /* An empty buffer for a response's body, reused: one for each kind of
@@ -433,7 +434,7 @@ static void queue_error(sbd_conn *c, int status, const char *code, const char *m
     uint64_t seq = sbd_seq(c->d);
     hold(c, before, 0, seq, head, 1, 0);
     c->d->batch_len++;
-    note_request(c->d, route, method, status, t0, seq);
+    note_request(c->d, route, method, status, 0, t0, seq);
     sbd_log(SB_LOG_DEBUG, "bad request", "conn=%llu peer=%s status=%d code=%s",
             (unsigned long long)c->id, c->peer, status, code);
 }
@@ -896,7 +897,7 @@ static void answer(sbd_conn *c, sbd_reply *rep, int minor, int keepalive, int he
     size_t before = evbuffer_get_length(c->pending);
     format_response(c->pending, rep, minor, keep, head);
     hold(c, before, rep->mutating, seq, head, minor, keep);
-    note_request(d, rep->route, method, rep->status, t0, seq);
+    note_request(d, rep->route, method, rep->status, rep->mutating, t0, seq);
     if (sbd_log_enabled(SB_LOG_DEBUG))
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
                 (unsigned long long)c->id, method_name, sbd_qpath(path), rep->status);
@@ -967,7 +968,7 @@ static void dispatch(sbd_conn *c, struct head *hd, char *body, size_t body_len, 
     uint64_t seq = rep.mutating ? sbd_commit_tag(d) : sbd_seq(d);
     hold(c, before, rep.mutating, seq, head, hd->minor, keep);
     d->batch_len++;
-    note_request(d, rep.route, req.method, 200, t0, seq);
+    note_request(d, rep.route, req.method, 200, rep.mutating, t0, seq);
     if (sbd_log_enabled(SB_LOG_DEBUG))
         sbd_log(SB_LOG_DEBUG, "request", "conn=%llu method=%s path=%s status=%d",
                 (unsigned long long)c->id, hd->method, sbd_qpath(req.path), rep.status);
@@ -1092,7 +1093,7 @@ static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
     uint64_t seq = sbd_seq(c->d);
     hold(c, before, 0, seq, head, hd->minor, 0);
     c->d->batch_len++;
-    note_request(c->d, rep.route, req.method, rep.status, t0, seq);
+    note_request(c->d, rep.route, req.method, rep.status, 0, t0, seq);
     chunked_end(c); /* the last: hd may be its head */
     return 1;
 }
@@ -1830,6 +1831,11 @@ static void send_pending(sbd_conn *c, size_t bytes)
 /* Storage failed (rc) for a change about to be acknowledged: rep, made
 ** empty, is the error that says so. For want of room, 503 SB_EFULL as a
 ** write refused so is answered, with the why; else 500 SB_ESTORE. */
+static int storage_status(int rc)
+{
+    return rc == SB_EFULL ? sbd_api_status(rc) : 500;
+}
+
 static void storage_reply(sbd_reply *rep, int rc, const char *msg)
 {
     memset(rep, 0, sizeof *rep);
@@ -1837,7 +1843,7 @@ static void storage_reply(sbd_reply *rep, int rc, const char *msg)
     char full[320];
     if (rc == SB_EFULL) {
         snprintf(full, sizeof full, "%s: %s", msg, sb_strerror(rc));
-        sbd_api_error(rep, sbd_api_status(rc), sb_code_name(rc), full, NULL);
+        sbd_api_error(rep, storage_status(rc), sb_code_name(rc), full, NULL);
     } else {
         sbd_api_error(rep, 500, "SB_ESTORE", msg, NULL);
     }
@@ -1879,8 +1885,13 @@ void sbd_http_settle(sbd *d, uint64_t seq, int rc)
                       "storage failed while this change was being committed: it may not have "
                       "been made; read the state back before trying again");
     }
+    /* The metrics count what the client was answered: the error, for a
+    ** change whose commit failed (fail_held). */
     for (size_t i = 0; i < d->npreq; i++)
-        if (d->preq[i].seq == SBD_SEQ_UNCOMMITTED) d->preq[i].seq = seq;
+        if (d->preq[i].seq == SBD_SEQ_UNCOMMITTED) {
+            d->preq[i].seq = seq;
+            if (rc && d->preq[i].mutating) d->preq[i].status = storage_status(rc);
+        }
 }
 
 /* The sync of the first n segments held on c failed (rc): each answer to a
@@ -1908,6 +1919,10 @@ static size_t fail_changes(sbd_conn *c, int n, int rc)
 
 void sbd_http_release(sbd *d, uint64_t upto, int sync_rc)
 {
+    /* The metrics (account_requests, after this) count what the client was
+    ** answered: the error, for a change whose sync failed. */
+    for (size_t i = 0; sync_rc && i < d->npreq && d->preq[i].seq <= upto; i++)
+        if (d->preq[i].mutating) d->preq[i].status = storage_status(sync_rc);
     sbd_conn *c = d->batch;
     while (c) {
         sbd_conn *next = c->bnext;

@@ -185,6 +185,7 @@ double sbd_sweep_clock_done(sbd_sweep_clock *c, int resumed, int more, uint64_t 
 /* One request waiting in the batch for the sync (for the latency histogram). */
 typedef struct sbd_pending_req {
     int route, method, status;
+    int mutating; /* a change: answered with the error if its sync fails */
     uint64_t t0_ns;
     uint64_t seq; /* batch it was answered in */
 } sbd_pending_req;

@@ -93,5 +93,10 @@ t.is_(st, 200, "the connection serves the next request: the change whose sync fa
       "(a later sync wrote the state whole)", b)
 r = acme.get("/v1/calls/c1")
 t.is_(r.status, 200, "the event after the failed sync was applied, as its 201 said", r)
+m = d.admin("GET", "/metrics").body
+fails = sum(float(line.split()[-1]) for line in m.splitlines()
+            if line.startswith("switchboard_http_requests_total{") and 'code="500"' in line)
+t.is_(fails, 2.0, "the metrics count the two answers the client got as 500s",
+      [line for line in m.splitlines() if line.startswith("switchboard_http_requests_total{")])
 t.is_(d.stop(), 0, "the daemon stops cleanly")
 t.done()
