@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -936,9 +937,10 @@ static void bar_draw(bar *b, uint64_t done, uint64_t total, int finished)
         for (int i = 0; i < width; i++)
             fillbar[i] = i < fill ? '#' : '.';
         fillbar[width] = 0;
+        /* Rounded down: 2,997 of 3,000 is 99%, not a "100%" with work left. */
         snprintf(line, sizeof line, "[%s] %3.0f%%  %llu/%llu records  %.0f/s", fillbar,
-                 total ? 100.0 * (double)done / (double)total : 100.0, (unsigned long long)done,
-                 (unsigned long long)total, rate);
+                 total ? floor(100.0 * (double)done / (double)total) : 100.0,
+                 (unsigned long long)done, (unsigned long long)total, rate);
     } else if (b->estimated) {
         /* The estimate is used up, but the sweep goes on: the records a
         ** retention change queues for review are found on the way, so
