@@ -475,6 +475,13 @@ void cr_apikey_hash_with(const uint8_t sub[CR_KEY_BYTES], const char *account, c
     sodium_memzero(&st, sizeof st);
 }
 
+void cr_apikey_check(const uint8_t sub[CR_KEY_BYTES], uint8_t out[CR_APIKEY_CHECK_BYTES])
+{
+    static const char msg[] = "switchboard api key subkey";
+    crypto_generichash(out, CR_APIKEY_CHECK_BYTES, (const unsigned char *)msg, sizeof msg - 1, sub,
+                       CR_KEY_BYTES);
+}
+
 void cr_apikey_hash(const uint8_t master[CR_KEY_BYTES], const char *account, const char *key,
                     size_t len, uint8_t out[CR_APIKEY_HASH_BYTES])
 {

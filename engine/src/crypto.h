@@ -155,6 +155,13 @@ void cr_apikey_hash(const uint8_t master[CR_KEY_BYTES], const char *account, con
 void cr_apikey_subkey(const uint8_t master[CR_KEY_BYTES], uint8_t sub[CR_KEY_BYTES]);
 void cr_apikey_hash_with(const uint8_t sub[CR_KEY_BYTES], const char *account, const char *key,
                          size_t len, uint8_t out[CR_APIKEY_HASH_BYTES]);
+/* A check value of the API-key hashing subkey, kept in data.mdb once the
+** master key has been rotated, so that an open can tell a data.keys whose
+** slot 0 is missing (or another's) from the one the API keys were made with:
+**   out = BLAKE2b-128(key = sub, msg = "switchboard api key subkey")
+** It reveals nothing of the subkey. */
+#define CR_APIKEY_CHECK_BYTES 16
+void cr_apikey_check(const uint8_t sub[CR_KEY_BYTES], uint8_t out[CR_APIKEY_CHECK_BYTES]);
 /* Recompute the hash of (account, key) and compare it with stored in constant
 ** time. 0 if it matches, -1 otherwise. */
 CR_NODISCARD int cr_apikey_verify(const uint8_t master[CR_KEY_BYTES], const char *account,

@@ -748,6 +748,7 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     }
     e->shared_gen = UINT64_MAX; /* forces a look at the stored generation */
     e->dir_loaded = 1;
+    if ((rc = rec_apikey_settle(e, res))) goto fail;
     if (e->policy_dir) {
         /* A broken policy directory must not keep the engine from starting:
         ** the versions stored by the last good load keep deciding, as after
@@ -1302,12 +1303,13 @@ static const char *dir_file_named(const char *data_dir, const char *path)
                : NULL;
 }
 
-/* A write transaction that writes nothing: it marks the directory's format. */
-static int mark_format(wtx *t, void *arg)
+/* The rotation's first write: the check value of the API-key hashing
+** subkey (records.c, apisub_check), which also marks the directory's
+** format as any write does. */
+static int mark_rotated(wtx *t, void *arg)
 {
-    (void)t;
     (void)arg;
-    return 0;
+    return rec_apikey_mark(t);
 }
 
 /* What a rotation does, in the order that makes a crash at any point leave
@@ -1315,8 +1317,11 @@ static int mark_format(wtx *t, void *arg)
 **   1. checks: the directory and its key, the new key file (an existing one
 **      must be a valid key other than the old), the old key opening every
 **      account's data key (sb_open, then rec_keys_rotate), the directory
-**      held alone (hold_alone); then the directory marked with this
-**      version's format (mark_format), which an earlier version refuses;
+**      held alone (hold_alone); then data.mdb marked with the check value
+**      of the API-key hashing subkey, which the rotation does not change
+**      (mark_rotated: an open refuses a data.keys that lost slot 0 after
+**      it), and so with this version's format, which an earlier version
+**      refuses;
 **   2. the new key file, when it is not there, made and synced (cr_master_load
 **      creates it as every key: 0600, synced, published by link) — a crash
 **      from here to 4 leaves a key nothing uses yet, and the old key opens;
@@ -1394,7 +1399,7 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
     ** an earlier version knows nothing of slot 0, and would open the rotated
     ** directory with the new key, refuse every API key made before and make
     ** ones this version refuses. Before anything else is written. */
-    if ((rc = eng_write(e, mark_format, NULL, res))) goto out;
+    if ((rc = eng_write(e, mark_rotated, NULL, res))) goto out;
     if (!exists) {
         if (cr_master_load(new_key_file, 1, newkey, err, sizeof err)) {
             rc = res_err(res, SB_ECRYPTO, "new_key_file", "new %s; nothing was changed", err);

@@ -647,13 +647,71 @@ int rec_key_destroy(sb_engine *e, uint32_t acct)
 #define APISUB_SLOT 0
 #define APISUB_AD "(api key hashing)"
 
+#define APISUB_MARK "apikey_check"
+
+/* Once the master key has been rotated, data.mdb holds the check value of
+** the subkey (APISUB_MARK, rec_apikey_mark): slot 0 of data.keys can then be
+** lost on its own (a data.keys put back from a copy that left it out, or
+** made before the rotation's, beside data.mdb as it is now), and the subkey
+** derived from the master key in its place would refuse every API key made
+** before without a word. The mark is written at the rotation's start, before
+** data.keys changes: the subkey is the same before and after it (the
+** rotation wraps it again, no more), so a rotation that crashed before its
+** rename leaves a mark that the old data.keys and key still match; and a
+** backup made before a rotation has no mark. So a mark that does not match
+** means data.keys is not the one the API keys were made with: the open is
+** refused, as for an account's lost data key, unless LOST_KEYS_ENV says the
+** subkey is lost for good; then the subkey in use is taken and the API keys
+** made before are refused (said here, and the mark made anew once the
+** engine is open: rec_apikey_settle). */
+static int apisub_check(sb_engine *e, int in_slot, sb_result *res)
+{
+    MDB_txn *txn;
+    MDB_val v;
+    int rc = eng_read_begin(e, &txn);
+    if (rc) return eng_mdb_err(res, rc, "read the API-key check");
+    rc = st_get(txn, e, DB_META, APISUB_MARK, strlen(APISUB_MARK), &v);
+    int same = 1;
+    if (rc == 0 && v.mv_size == CR_APIKEY_CHECK_BYTES) {
+        uint8_t check[CR_APIKEY_CHECK_BYTES];
+        cr_apikey_check(e->apisub, check);
+        same = cr_equal(check, v.mv_data, sizeof check);
+    } else if (rc == 0) {
+        rc = SB_ESTORE;
+    }
+    eng_read_end(e, txn);
+    if (rc && rc != MDB_NOTFOUND) return eng_mdb_err(res, rc, "read the API-key check");
+    if (same) return 0;
+    const char *what =
+        in_slot ? "holds in slot 0 another key than the one this directory's API keys are hashed "
+                  "with, which its master key rotation (switchboard key rotate) put there: the "
+                  "file was replaced by one the rotation did not write"
+                : "has no slot 0, the key this directory's API keys are hashed with, which its "
+                  "master key rotation (switchboard key rotate) put there: the file was put back "
+                  "from a copy made before the rotation or one that left slot 0 out";
+    if (!getenv(LOST_KEYS_ENV))
+        return res_err(res, SB_ECRYPTO, "data_dir",
+                       "%s/data.keys %s, and every API key made before would be refused. Put back "
+                       "the data.keys the rotation wrote, or the one of the backup data.mdb came "
+                       "from (switchboard backup copies both files). If it is lost for good, set "
+                       "%s=1 once to open with a new one: the API keys made before are then "
+                       "refused, and new ones must be made",
+                       e->data_dir, what, LOST_KEYS_ENV);
+    sb_log(e, SB_LOG_ERROR,
+           "%s/data.keys %s. %s is set, so a new one is taken: every API key made before is "
+           "refused, make new ones",
+           e->data_dir, what, LOST_KEYS_ENV);
+    e->rec->apisub_lost = 1;
+    return 0;
+}
+
 static int apisub_load(sb_engine *e, sb_result *res)
 {
     int kr = key_read(e->rec, e->master, APISUB_SLOT, APISUB_AD, e->apisub);
-    if (kr == 0 || kr == KEY_UNCHECKED) return 0;
-    if (kr == SB_ECRYPTO) { /* none: never rotated */
+    if (kr == 0 || kr == KEY_UNCHECKED) return apisub_check(e, 1, res);
+    if (kr == SB_ECRYPTO) { /* none: never rotated, or slot 0 lost */
         cr_apikey_subkey(e->master, e->apisub);
-        return 0;
+        return apisub_check(e, 0, res);
     }
     if (kr == SB_ESTORE)
         return res_err(res, SB_ESTORE, "data_dir", "cannot read %s/data.keys: %s", e->data_dir,
@@ -662,6 +720,27 @@ static int apisub_load(sb_engine *e, sb_result *res)
                    "master key %s is not the one this data directory's data keys were made with "
                    "(the API-key hashing key in %s/data.keys does not open with it): %s",
                    e->key_file, e->data_dir, which_key(e));
+}
+
+int rec_apikey_mark(wtx *t)
+{
+    uint8_t check[CR_APIKEY_CHECK_BYTES];
+    cr_apikey_check(t->e->apisub, check);
+    return st_put(t->txn, t->e, DB_META, APISUB_MARK, strlen(APISUB_MARK), check, sizeof check);
+}
+
+static int apikey_mark_fn(wtx *t, void *arg)
+{
+    (void)arg;
+    return rec_apikey_mark(t);
+}
+
+int rec_apikey_settle(sb_engine *e, sb_result *res)
+{
+    if (!e->rec || !e->rec->apisub_lost) return 0;
+    int rc = eng_write(e, apikey_mark_fn, NULL, res);
+    if (!rc) e->rec->apisub_lost = 0;
+    return rc;
 }
 
 typedef struct rotate_arg {

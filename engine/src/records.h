@@ -123,6 +123,16 @@ int rec_keys_copy(sb_engine *e, int out, const char *path, sb_result *res);
 ** (nothing written that counts) when an account's key does not open with the
 ** engine's master key. The caller must hold the data directory alone: no
 ** other engine may create or delete an account meanwhile. */
+/* Mark the directory (meta "apikey_check" in data.mdb) with the check value
+** of the API-key hashing subkey in use (cr_apikey_check), in t: a rotation
+** does, so that an open refuses a data.keys whose slot 0 was lost after it
+** (records.c, apisub_load). */
+int rec_apikey_mark(wtx *t);
+/* After records_open took a new API-key hashing subkey because data.keys had
+** lost the one the directory is marked with (allowed by LOST_KEYS_ENV): the
+** mark is written again for it, so that it is said once. 0 when nothing to
+** do. The engine must be open far enough for eng_write. */
+int rec_apikey_settle(sb_engine *e, sb_result *res);
 int rec_keys_rotate(sb_engine *e, const uint8_t newkey[32], int out, const char *path,
                     int *accounts, int *dropped, sb_result *res);
 
@@ -396,6 +406,8 @@ typedef struct rec_state {
     held_tally held;
     int64_t tz_warned_ms; /* when a zone that cannot be loaded was last logged
                           ** (aggregates, under the write lock) */
+    int apisub_lost;      /* the open took a new API-key hashing subkey (LOST_KEYS_ENV):
+                          ** rec_apikey_settle marks the directory with it */
 } rec_state;
 
 /* --- retention.c ----------------------------------------------------------- */

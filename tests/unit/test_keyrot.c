@@ -14,11 +14,14 @@
 ** after such a crash removes the data.keys.rotate it left. A rotation marks
 ** the directory with this version's format, refuses a new key file named as
 ** one of the directory's own files, and, run as root on a directory of
-** another user, leaves data.keys and the new key that user's.
+** another user, leaves data.keys and the new key that user's. A data.keys
+** put back without slot 0 after a rotation is refused, saying why and what
+** to do, unless the keys are declared lost for good.
 */
 #include "engine.h" /* the directory's format mark (meta "schema") */
 #include "switchboard.h"
 #include "tap.h"
+#define TESTKIT_LOG_KEEP
 #include "testkit.h"
 
 #include <fcntl.h>
@@ -83,10 +86,18 @@ int fsync(int fd)
 
 /* --- helpers --------------------------------------------------------------- */
 
+/* The data directory the helpers work on, d, and its data.keys. */
+static void use_dir(const char *d)
+{
+    snprintf(dir, sizeof dir, "%s", d);
+    snprintf(keys, sizeof keys, "%s/data.keys", dir);
+}
+
 static void config(sb_config *cfg, const char *key_file)
 {
     test_engine_config(cfg, dir, NULL, 8 << 20);
     cfg->key_file = key_file;
+    cfg->log = log_keep;
 }
 
 static sb_engine *open_with(const char *key_file)
@@ -489,6 +500,116 @@ static void test_format_mark(void)
     is_int(rotate(key2, key1), 0, "rotated back to a new key1 (%s)", sb_result_message(res));
 }
 
+/* data.keys as it is, with slot 0 (the API-key hashing subkey a rotation
+** writes) wiped: what a copy of the account keys alone puts back. */
+static void wipe_slot0(const char *was, size_t wlen)
+{
+    char *b = malloc(wlen);
+    if (!b || wlen < 128) {
+        ok(0, "data.keys holds slot 0");
+        free(b);
+        return;
+    }
+    memcpy(b, was, wlen);
+    memset(b, 0, 128);
+    FILE *f = fopen(keys, "wb");
+    ok(f && fwrite(b, 1, wlen, f) == wlen && fclose(f) == 0, "data.keys put back without slot 0");
+    free(b);
+}
+
+static void put_back(const char *was, size_t wlen)
+{
+    FILE *f = fopen(keys, "wb");
+    ok(f && fwrite(was, 1, wlen, f) == wlen && fclose(f) == 0, "the rotation's data.keys put back");
+}
+
+/* After a rotation, slot 0 of data.keys holds the subkey the API keys were
+** hashed with; a data.keys put back without it would have the engine derive
+** another from the master key and refuse every API key made before, without
+** a word. The open refuses it instead, saying what and how to put right;
+** with the keys declared lost for good it opens with a new subkey, says the
+** API keys made before are refused, and the next open is quiet. In a
+** directory of its own, whose first rotation is first killed before its
+** rename: that leaves the subkey's check value in data.mdb and data.keys
+** without slot 0, which the old key still opens, API keys and all. */
+static void test_lost_slot0(void)
+{
+    char saved_dir[256], saved_api[64], newk[300], lost[300];
+    snprintf(saved_dir, sizeof saved_dir, "%s", dir);
+    snprintf(saved_api, sizeof saved_api, "%s", apikey);
+    snprintf(newk, sizeof newk, "%s.lost.key", saved_dir);
+    snprintf(lost, sizeof lost, "%s.lost", saved_dir);
+    use_dir(lost);
+    rmtree(dir);
+    unlink(newk);
+    provision(); /* with key0, which is there */
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("KEYROT_CRASH", "before_rename", 1);
+        rotate(key0, newk);
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 99, "a first rotation killed before its rename");
+    opens_with(key0, newk, NULL, "a first rotation killed before its rename");
+    unlink(newk);
+    is_int(rotate(key0, newk), 0, "rotated (%s)", sb_result_message(res));
+
+    size_t wlen;
+    char *was = slurp(keys, &wlen);
+    wipe_slot0(was, wlen);
+    size_t wiped_len;
+    char *wiped = slurp(keys, &wiped_len);
+    sb_engine *e = open_with(newk);
+    const char *m = sb_result_message(res);
+    ok(e == NULL && sb_result_code(res) == SB_ECRYPTO && strstr(m, "has no slot 0") &&
+           strstr(m, "switchboard key rotate") && strstr(m, "Put back the data.keys") &&
+           strstr(m, "SWITCHBOARD_DATA_KEYS_LOST"),
+       "the open is refused, naming slot 0, the rotation and what to do (%s)", m);
+    sb_close(e);
+    ok(wiped && same_file(keys, wiped, wiped_len), "... data.keys unchanged");
+    free(wiped);
+    put_back(was, wlen);
+    opens_with(newk, key0, NULL, "data.keys put back");
+
+    /* Lost for good: opens, says so once, refuses the API keys made before. */
+    wipe_slot0(was, wlen);
+    setenv("SWITCHBOARD_DATA_KEYS_LOST", "1", 1);
+    log_clear();
+    e = open_with(newk);
+    unsetenv("SWITCHBOARD_DATA_KEYS_LOST");
+    ok(e != NULL, "with SWITCHBOARD_DATA_KEYS_LOST=1 it opens (%s)",
+       e ? "" : sb_result_message(res));
+    ok(strstr(logbuf, "has no slot 0") && strstr(logbuf, "every API key made before is refused"),
+       "... saying the API keys made before are refused");
+    is_int(e ? sb_apikey_verify(e, "acme", apikey, strlen(apikey)) : -1, SB_EAUTH,
+           "... which they are");
+    char later[64] = "";
+    if (e && sb_apikey_create(e, "acme", res) == 0) {
+        json_t *k = json_loads(sb_result_json(res, NULL), 0, NULL);
+        snprintf(later, sizeof later, "%s", json_string_value(json_object_get(k, "key")));
+        json_decref(k);
+    }
+    ok(later[0], "... a new API key made");
+    sb_close(e);
+    log_clear();
+    e = open_with(newk);
+    ok(e != NULL && !strstr(logbuf, "slot 0"), "the next open, without it, opens and is quiet (%s)",
+       e ? logbuf : sb_result_message(res));
+    ok(e && sb_apikey_verify(e, "acme", later, strlen(later)) == 0,
+       "... and takes the new API key");
+    is_int(e ? exported(e) : -1, 1, "... and reads the sealed number");
+    sb_close(e);
+    free(was);
+
+    rmtree(dir);
+    unlink(newk);
+    use_dir(saved_dir);
+    snprintf(apikey, sizeof apikey, "%s", saved_api);
+}
+
 /* A new key file named as one of the files the data directory holds is
 ** refused, nothing changed: data.keys.rotate, for one, is removed at the
 ** start of the rotation's writes and then renamed over data.keys, which
@@ -601,11 +722,12 @@ static void test_owner(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/sb-keyrot-%d", (int)getpid());
+    char d[64];
+    snprintf(d, sizeof d, "/tmp/sb-keyrot-%d", (int)getpid());
+    use_dir(d);
     snprintf(key0, sizeof key0, "%s.0.key", dir);
     snprintf(key1, sizeof key1, "%s.1.key", dir);
     snprintf(key2, sizeof key2, "%s.2.key", dir);
-    snprintf(keys, sizeof keys, "%s/data.keys", dir);
     rmtree(dir);
     unlink(key0);
     unlink(key1);
@@ -617,6 +739,7 @@ int main(void)
     test_crashes();
     test_open_during();
     test_format_mark();
+    test_lost_slot0();
     test_new_key_names();
     test_owner();
     sb_result_free(res);
