@@ -129,19 +129,23 @@ static void stderr_log(int64_t ms, sb_log_level lvl, const char *line)
     fprintf(stderr, "%s.%03dZ %s %s\n", when, (int)milli, names[lvl & 3], line);
 }
 
-void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
+/* A line of fmt's text, redacted, then own's as written. */
+static void log_line(sb_engine *e, sb_log_level lvl, const char *own, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void log_line(sb_engine *e, sb_log_level lvl, const char *own, const char *fmt, va_list ap)
 {
     if (e && lvl > e->cfg.log_level) return;
     char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     /* Lines may quote what a policy wrote or returned (ctx.log, an error,
     ** an invalid decision) or an event's ids, any of which may be a
     ** caller's number: no engine log line holds one. */
     char clean[sizeof line];
     sb_redact(line, clean, sizeof clean);
+    if (own) {
+        size_t n = strlen(clean);
+        snprintf(clean + n, sizeof clean - n, "%s", own);
+    }
     if (e && e->cfg.log) {
         eng_cb f;
         eng_cb_enter(&f, e, ENG_CB_LOG);
@@ -150,6 +154,22 @@ void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
     } else {
         stderr_log(log_time(e), lvl, clean);
     }
+}
+
+void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(e, lvl, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void sb_log_own(sb_engine *e, sb_log_level lvl, const char *own, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(e, lvl, own, fmt, ap);
+    va_end(ap);
 }
 
 static void pol_log(void *arg, sb_log_level lvl, const char *line)

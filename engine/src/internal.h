@@ -137,6 +137,12 @@ void res_clear_error(sb_result *res);
 /* --- logging --------------------------------------------------------------- */
 void sb_log(sb_engine *eng, sb_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same, followed by own: text the engine composed of its own (counts,
+** names it chose), which is kept as written where the redaction would take
+** a count of seven digits or more for a number ("1234567 records"). Never
+** anything a caller or a policy gave: that goes in fmt's part. */
+void sb_log_own(sb_engine *eng, sb_log_level lvl, const char *own, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* --- small helpers ----------------------------------------------------------- */
 int64_t mono_ms(void); /* monotonic milliseconds, for budgets */

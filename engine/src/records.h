@@ -526,11 +526,10 @@ int ret_journal_seen(sb_engine *e, uint64_t *seen, sb_result *res);
 int ret_audit_hold_note(wtx *t, const char *action, const char *reason);
 /* An access request's entry in the account's audit log (acct: the number
 ** of `account` its records were read from): `taken` records disclosed as
-** `format`, of a later page (later), more to follow (more). `what` gets
-** what it disclosed, for the log line. Not 0: refused, res saying why. */
+** `format`, of a later page (later), more to follow (more); once written,
+** the log line saying the same. Not 0: refused, res saying why. */
 int ret_access_audit(sb_engine *e, const char *account, uint32_t acct, size_t taken,
-                     sb_export_format format, int later, int more, char *what, size_t whatn,
-                     sb_result *res);
+                     sb_export_format format, int later, int more, sb_result *res);
 
 /* entities.c: delete again the account a deletion entry x of the journal
 ** names, as data.mdb has not seen x; its live calls end with it (they are

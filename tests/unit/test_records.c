@@ -10,6 +10,7 @@
 #include "records.h" /* ret_access_audit: an access request's entry of any count */
 #include "switchboard.h"
 #include "tap.h"
+#define TESTKIT_LOG_KEEP
 #include "testkit.h"
 #define RECKIT_MAP_SIZE (8 << 20)
 #include "reckit.h"
@@ -453,31 +454,66 @@ static void audited_as(const char *acct, const char *reason, const char *what)
     json_decref(d);
 }
 
-/* An access request's entry as the engine composes it keeps its count as
-** counted: seven digits or more are a count the engine wrote, not a number
-** to redact ("1234567 records" read "[number] records"). The entry is
-** written as an export writes it, without disclosing a million records. A
-** policy's reason in the audit log is still redacted (test_compliance). */
+/* An access request's entry and log line as the engine composes them keep
+** the count as counted: seven digits or more are a count the engine wrote,
+** not a number to redact ("1234567 records" read "[number] records"). The
+** entry is written as an export writes it, without disclosing a million
+** records, by an engine of its own on the directory whose log is kept. The
+** account id in the line is the caller's and is still redacted, as a
+** policy's reason in the audit log is (test_compliance). */
 static void test_export_count(void)
 {
+    sb_config cfg;
+    test_engine_config(&cfg, dir, "policies", RECKIT_MAP_SIZE);
+    cfg.log = log_keep;
+    sb_engine *le = test_open(&cfg, res);
     MDB_txn *txn;
     acct_rec acc;
-    if (!ok(eng_read_account(eng, "acme", &txn, &acc, res) == 0, "the account acme")) return;
-    eng_read_end(eng, txn);
-    char what[96];
-    ok(ret_access_audit(eng, "acme", acc.num, 1234567, SB_EXPORT_JSON, 0, 0, what, sizeof what,
-                        res) == 0,
+    if (!ok(le && eng_read_account(le, "acme", &txn, &acc, res) == 0, "the account acme")) {
+        sb_close(le);
+        return;
+    }
+    eng_read_end(le, txn);
+    log_clear();
+    ok(ret_access_audit(le, "acme", acc.num, 1234567, SB_EXPORT_JSON, 0, 0, res) == 0,
        "an access request's entry of 1234567 records");
-    is_str(what, "1234567 records disclosed as JSON", "... the log line's text");
+    ok(strstr(logbuf, "access request: account acme: 1234567 records disclosed as JSON\n") != NULL,
+       "... the log line has the count as counted (%s)", logbuf);
     audited_as("acme", "access request: 1234567 records disclosed as JSON",
                "a count of seven digits");
-    ok(ret_access_audit(eng, "acme", acc.num, 4930123456789, SB_EXPORT_CSV, 1, 1, what, sizeof what,
-                        res) == 0,
+    log_clear();
+    ok(ret_access_audit(le, "acme", acc.num, 4930123456789, SB_EXPORT_CSV, 1, 1, res) == 0,
        "one of 4930123456789 records, of a later page");
+    ok(strstr(logbuf, "access request: account acme: 4930123456789 records disclosed as CSV, a "
+                      "later page, more to follow\n") != NULL,
+       "... in the log line too (%s)", logbuf);
     audited_as("acme",
                "access request: 4930123456789 records disclosed as CSV, a later page, more to "
                "follow",
                "a count of thirteen digits, as a number would have them");
+    sb_close(le);
+    /* An account named as a number, in a directory of its own: the id is
+    ** the caller's text. */
+    char other[300];
+    snprintf(other, sizeof other, "%s-log", dir);
+    rmtree(other);
+    test_engine_config(&cfg, other, NULL, RECKIT_MAP_SIZE);
+    cfg.log = log_keep;
+    le = test_open(&cfg, res);
+    const char *num_acct = "{\"id\":\"+442079460123\"}";
+    ok(le && sb_account_put(le, num_acct, strlen(num_acct), res) == 0 &&
+           eng_read_account(le, "+442079460123", &txn, &acc, res) == 0,
+       "an account whose id is a number");
+    if (le) eng_read_end(le, txn);
+    log_clear();
+    ok(le &&
+           ret_access_audit(le, "+442079460123", acc.num, 1234567, SB_EXPORT_JSON, 0, 0, res) == 0,
+       "an access request's entry in it");
+    ok(strstr(logbuf, "access request: account [number]: 1234567 records disclosed as JSON\n") &&
+           !strstr(logbuf, "7946"),
+       "... its log line redacts the account id, not the count (%s)", logbuf);
+    sb_close(le);
+    rmtree(other);
 }
 
 static void test_export(void)
