@@ -192,7 +192,9 @@ SB_API size_t sb_action_json(const sb_action *a, char *buf, size_t cap);
 
 /* Create an empty result. Returns NULL only when out of memory. */
 SB_API sb_result *sb_result_new(void);
-/* Free a result and everything it owns. NULL is a no-op. */
+/* Free a result and everything it owns, wiped first: an access request's
+** answer holds the numbers it decrypted (so does reusing the result for the
+** next call, for what it held before). NULL is a no-op. */
 SB_API void sb_result_free(sb_result *res);
 
 /* Outcome of the last call made with this result (SB_EINVAL for NULL). */

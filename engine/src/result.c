@@ -3,6 +3,7 @@
 ** Strings handed out through actions live in a block arena whose blocks never
 ** move, so pointers stay valid until the result is reused or freed.
 */
+#include "crypto.h" /* cr_wipe */
 #include "internal.h"
 
 #include <stdio.h>
@@ -35,17 +36,33 @@ sb_result *sb_result_new(void)
     return calloc(1, sizeof(sb_result));
 }
 
+/* A result may carry what the engine decrypted (an access request's
+** numbers and personal attributes, in its document and its JSON text) and
+** what a caller gave (ids that may be numbers, in its actions' strings and
+** its message): what it lets go, reused or freed, is wiped first. Only what
+** was written is wiped (an arena block's used bytes; the message and field
+** buffers, reused in place, once when freed), so an event's result, reused
+** for the next, pays for the few strings it held. */
 static void arena_reset(sb_result *r)
 {
     if (!r->arena) return;
     arena_block *b = r->arena->next;
     while (b) {
         arena_block *n = b->next;
+        cr_wipe(b->data, b->used);
         free(b);
         b = n;
     }
+    cr_wipe(r->arena->data, r->arena->used);
     r->arena->next = NULL;
     r->arena->used = 0;
+}
+
+static void json_text_free(char *s)
+{
+    if (!s) return;
+    cr_wipe(s, strlen(s));
+    free(s);
 }
 
 void res_reset(sb_result *r)
@@ -56,12 +73,20 @@ void res_reset(sb_result *r)
     buf_clear(&r->field);
     r->nacts = 0;
     arena_reset(r);
-    if (r->doc) json_decref(r->doc);
+    if (r->doc) json_wipe_decref(r->doc);
     r->doc = NULL;
-    free(r->json);
+    json_text_free(r->json);
     r->json = NULL;
     free(r->text);
     r->text = NULL;
+}
+
+/* A buffer wiped to its capacity: a longer message before the last one
+** left its tail past the length. */
+static void buf_wipe_free(sb_buf *b)
+{
+    if (b->p) cr_wipe(b->p, b->cap);
+    buf_free(b);
 }
 
 void sb_result_free(sb_result *r)
@@ -70,8 +95,8 @@ void sb_result_free(sb_result *r)
     res_reset(r);
     free(r->arena);
     free(r->acts);
-    buf_free(&r->msg);
-    buf_free(&r->field);
+    buf_wipe_free(&r->msg);
+    buf_wipe_free(&r->field);
     free(r);
 }
 
@@ -283,6 +308,28 @@ static json_t *action_to_json(const sb_action *a)
     return o;
 }
 
+/* o as compact JSON text, malloc'd (NULL: no memory). Not json_dumps: it
+** builds the text in buffers it grows and frees as they were, the numbers
+** of an access request's answer in them. Here the text is made once into a
+** buffer on the stack, which is wiped, and again only when it is larger. */
+static char *json_text(const json_t *o)
+{
+    const size_t flags = JSON_COMPACT | JSON_ENSURE_ASCII | SB_JSON_REALS;
+    char first[4096];
+    size_t n = json_dumpb(o, first, sizeof first, flags);
+    char *s = n ? malloc(n + 1) : NULL;
+    if (s && n <= sizeof first)
+        memcpy(s, first, n);
+    else if (s && json_dumpb(o, s, n, flags) != n) {
+        cr_wipe(s, n);
+        free(s);
+        s = NULL;
+    }
+    cr_wipe(first, n < sizeof first ? n : sizeof first);
+    if (s) s[n] = 0;
+    return s;
+}
+
 const char *sb_result_json(sb_result *r, size_t *len)
 {
     static const char oom[] =
@@ -293,7 +340,7 @@ const char *sb_result_json(sb_result *r, size_t *len)
         if (len) *len = sizeof nores - 1;
         return nores;
     }
-    free(r->json);
+    json_text_free(r->json);
     r->json = NULL;
     if (!r->code && r->text && !r->nacts) {
         if (len) *len = r->textlen;
@@ -317,8 +364,8 @@ const char *sb_result_json(sb_result *r, size_t *len)
             json_object_set_new(o, "actions", arr);
         }
     }
-    r->json = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | SB_JSON_REALS);
-    json_decref(o);
+    r->json = json_text(o);
+    json_wipe_decref(o); /* the strings it holds of its own: the actions', the message */
     if (!r->json) {
         if (len) *len = sizeof oom - 1;
         return oom;

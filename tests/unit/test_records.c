@@ -868,6 +868,36 @@ static int place(const char *json)
     return sb_hold_place(eng, "acme", json, strlen(json), res);
 }
 
+/* A result lets an access request's answer go wiped: its document (the
+** numbers decrypted, the number asked for) and its JSON text, when it is
+** reused for the next call and when it is freed. jansson's free is watched
+** for blocks freed with the number's digits in them, json_dumps's own
+** buffers included: the text is made where it can be wiped. */
+static void test_result_wiped(void)
+{
+    const char *num = "+442079460001";
+    json_malloc_t engine_malloc;
+    json_get_alloc_funcs(&engine_malloc, &engine_free);
+    watched_num = num + 1;
+    freed_unwiped = 0;
+    json_set_alloc_funcs(engine_malloc, watching_free);
+    sb_result *r = sb_result_new();
+    int rc = sb_records_export(eng, "acme", num, SB_EXPORT_JSON, r);
+    const char *js = sb_result_json(r, NULL);
+    int shown = js && strstr(js, "7946") != NULL;
+    /* The same result again: the first answer goes, and so does its text. */
+    rc |= sb_records_export(eng, "acme", num, SB_EXPORT_CSV, r);
+    js = sb_result_json(r, NULL);
+    shown &= js && strstr(js, "7946") != NULL;
+    js = sb_result_json(r, NULL); /* made again: the text before goes */
+    sb_result_free(r);
+    json_set_alloc_funcs(engine_malloc, engine_free);
+    ok(rc == 0 && shown, "two access requests answered in one result, then freed");
+    is_int(freed_unwiped, 0,
+           "... what they decrypted was wiped before it was freed (blocks freed with the "
+           "number in them)");
+}
+
 static void test_holds_and_erasure(void)
 {
     json_t *d = doc(place("{\"id\":\"lit-1\",\"number\":\"+442079460001\","
@@ -1449,6 +1479,7 @@ int main(void)
     test_export_count();
     test_export_pages();
     test_export_refused();
+    test_result_wiped();
     test_holds_and_erasure();
     test_no_plaintext();
     test_account_deletion();
