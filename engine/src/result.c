@@ -65,6 +65,16 @@ static void json_text_free(char *s)
     free(s);
 }
 
+/* A document's text (res_doc_text: an access request's page, its numbers
+** in the clear), wiped as it goes. */
+static void doc_text_free(sb_result *r)
+{
+    if (r->text) cr_wipe(r->text, r->textlen);
+    free(r->text);
+    r->text = NULL;
+    r->textlen = 0;
+}
+
 void res_reset(sb_result *r)
 {
     if (!r) return;
@@ -77,8 +87,7 @@ void res_reset(sb_result *r)
     r->doc = NULL;
     json_text_free(r->json);
     r->json = NULL;
-    free(r->text);
-    r->text = NULL;
+    doc_text_free(r);
 }
 
 /* A buffer wiped to its capacity: a longer message before the last one
@@ -205,8 +214,8 @@ static void set_doc(sb_result *r, json_t *doc, char *text, size_t len)
         free(text);
         return;
     }
-    if (r->doc) json_decref(r->doc);
-    free(r->text);
+    if (r->doc) json_wipe_decref(r->doc);
+    doc_text_free(r);
     r->doc = doc;
     r->text = text;
     r->textlen = len;
