@@ -33,7 +33,12 @@ struct sb_result {
 
 sb_result *sb_result_new(void)
 {
-    return calloc(1, sizeof(sb_result));
+    sb_result *r = calloc(1, sizeof(sb_result));
+    /* The message and field may quote an id a caller gave, which may be a
+    ** number: grown by a copy, the block before left wiped (sb_buf.wipe),
+    ** as sb_result_free wipes the last. */
+    if (r) r->msg.wipe = r->field.wipe = 1;
+    return r;
 }
 
 /* A result may carry what the engine decrypted (an access request's
