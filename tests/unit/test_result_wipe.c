@@ -1,14 +1,17 @@
 /*
-** test_result_wipe.c — a result's message and field, which may quote an id
-** a caller gave (a gateway's ids may be numbers: "no such account
-** '+442079460001'"), leave no copy behind when a longer message makes their
-** buffer grow. sb_result_free wipes them to their capacity, but a buffer
-** grown with realloc let the block before go as it was.
+** test_result_wipe.c — what a result lets go is wiped first, where the
+** C library's allocator alone can see it. Its message and field, which may
+** quote an id a caller gave (a gateway's ids may be numbers: "no such
+** account '+442079460001'"), leave no copy behind when a longer message
+** makes their buffer grow (realloc would free the block before as it was).
+** An access request's answer as JSON, which the export makes as its text
+** (res_doc_text) with the number in it, is wiped when the result is reused
+** or freed; test_records watches jansson's free, which never sees it.
 **
-** realloc is replaced here, for the whole process, by one that notes each
-** block it is handed holding the watched digits (a block realloc may free
-** as it is) before it passes it on to the C library's. Not in a sanitizer
-** build, whose runtime has realloc of its own.
+** realloc and free are replaced here, for the whole process, by ones that
+** note each block they are handed holding the watched digits before they
+** pass it on to the C library's. Not in a sanitizer build, whose runtime
+** has an allocator of its own.
 */
 #include "switchboard.h"
 #include "tap.h"
@@ -31,22 +34,34 @@
 
 #if OWN_REALLOC
 extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
 
 static const char *watched; /* digits looked for; NULL: not watching */
-static int handed_unwiped;  /* blocks realloc was handed with them in */
+static int handed_unwiped;  /* blocks realloc or free was handed with them in */
 
-void *realloc(void *p, size_t n)
+static void watch(void *p)
 {
     if (watched && p && memmem(p, malloc_usable_size(p), watched, strlen(watched)))
         handed_unwiped++;
+}
+
+void *realloc(void *p, size_t n)
+{
+    watch(p);
     return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    watch(p);
+    __libc_free(p);
 }
 #endif
 
 int main(void)
 {
 #if !OWN_REALLOC
-    printf("1..0 # SKIP the sanitizer's runtime has its own realloc\n");
+    printf("1..0 # SKIP the sanitizer's runtime has its own allocator\n");
     return 0;
 #else
     char dir[64];
@@ -74,6 +89,21 @@ int main(void)
     sb_result_free(r);
     watched = NULL;
     is_int(handed_unwiped, 0, "... the buffer the first message was in was wiped as it grew");
+    /* An access request's answer as JSON is its text, made by the export
+    ** (res_doc_text), with the number asked for in it even when nothing
+    ** is found: gone wiped when the result is reused and when it is freed. */
+    r = sb_result_new();
+    watched = "442079460002";
+    handed_unwiped = 0;
+    rc = sb_records_export(e, "acme", "+442079460002", SB_EXPORT_JSON, r);
+    int shown = !rc && strstr(sb_result_json(r, NULL), "442079460002");
+    rc |= sb_records_export_page(e, "acme", "+442079460002", SB_EXPORT_JSON, NULL, 10, 0, r);
+    shown &= !rc && strstr(sb_result_json(r, NULL), "442079460002") != NULL;
+    sb_account_get(e, "acme", r); /* another document in its place */
+    sb_result_free(r);
+    watched = NULL;
+    ok(shown, "an access request's answer, then a page's, in one result");
+    is_int(handed_unwiped, 0, "... each answer's text wiped before it was freed");
     sb_close(e);
     sb_result_free(res);
     rmtree(dir);
