@@ -58,6 +58,13 @@ run_lua() {
     # closes.
     leaks=
     [ "$script" = raise ] && [ -n "$SAN_ENV" ] && leaks="ASAN_OPTIONS=detect_leaks=0"
+    # records.lua under lua5.1: LeakSanitizer's own tracer dies at the exit
+    # ("Tracer caught signal 11", "LeakSanitizer has encountered a fatal
+    # error") when the script's data directories are under a fresh
+    # directory, before it reports anything, and the run exits 1; the same
+    # script's leaks are still checked under luajit and lua5.4.
+    [ "$script" = records ] && [ "$host" = lua5.1 ] && [ -n "$SAN_ENV" ] &&
+        leaks="ASAN_OPTIONS=detect_leaks=0"
     env $SAN_ENV $leaks SB_LUA_T="$T" LUA_PATH="$T/?.lua" LUA_CPATH="$B/bindings/lua/$abi/?.so" \
         timeout 300 "$host" "$T/$script.lua" >"$TMP/out" 2>"$TMP/err"
     rc=$?
