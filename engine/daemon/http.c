@@ -1870,23 +1870,60 @@ static void fail_held(sbd *d, sbd_conn *c, int rc, const char *msg)
     bufferevent_write_buffer(c->bev, c->pending);
 }
 
+#define COMMIT_FAILED                                                                              \
+    "storage failed while this change was being committed: it may not have been made; read "       \
+    "the state back before trying again"
+
+/* The commit of the batch whose answers on c start at segment `from` failed
+** (rc). The answers before the first change among them (refusals: they
+** changed nothing) stand; that change is answered with the error, which
+** closes the connection, and the answers after it go: its events in hand
+** are not applied. The segments before `from` belong to batches committed
+** already: they stay held, and go out first, as their sync has it (they
+** were dropped with the rest, and their changes stood unanswered). */
+static void fail_commit(sbd_conn *c, int from, int rc)
+{
+    int i = from;
+    size_t keep = 0;
+    for (int k = 0; k < from; k++)
+        keep += c->held[k].bytes;
+    for (; i < c->nheld && !c->held[i].mutating; i++)
+        keep += c->held[i].bytes;
+    if (i == c->nheld) return; /* nothing changed in it: nothing was lost */
+    struct held *h = &c->held[i];
+    size_t total = evbuffer_get_length(c->pending);
+    struct evbuffer *out = scratch_body(SCRATCH_HELD);
+    evbuffer_remove_buffer(c->pending, out, keep);
+    evbuffer_drain(c->pending, total - keep);
+    sbd_reply rep;
+    storage_reply(&rep, rc, COMMIT_FAILED);
+    format_response(out, &rep, h->minor, 0, h->head);
+    h->bytes = evbuffer_get_length(out) - keep;
+    h->count = 1;
+    h->keep = 0;
+    c->nheld = i + 1;
+    evbuffer_add_buffer(c->pending, out);
+    if (c->state == CS_STREAM && c->sub) {
+        sbd_stream_unsubscribe(c->d, c->sub);
+        c->sub = NULL;
+    }
+    close_by_answer(c);
+}
+
 void sbd_http_settle(sbd *d, uint64_t seq, int rc)
 {
     for (sbd_conn *c = d->batch, *next; c; c = next) {
         next = c->bnext;
-        int mine = 0;
+        int from = -1;
         for (int i = 0; i < c->nheld; i++)
             if (c->held[i].seq == SBD_SEQ_UNCOMMITTED) {
                 c->held[i].seq = seq;
-                mine = 1;
+                if (from < 0) from = i;
             }
-        if (mine && rc)
-            fail_held(d, c, rc,
-                      "storage failed while this change was being committed: it may not have "
-                      "been made; read the state back before trying again");
+        if (from >= 0 && rc) fail_commit(c, from, rc);
     }
     /* The metrics count what the client was answered: the error, for a
-    ** change whose commit failed (fail_held). */
+    ** change whose commit failed (fail_commit). */
     for (size_t i = 0; i < d->npreq; i++)
         if (d->preq[i].seq == SBD_SEQ_UNCOMMITTED) {
             d->preq[i].seq = seq;

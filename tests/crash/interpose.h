@@ -3,12 +3,15 @@
 ** system (synctrace.c, preloaded; test_durable.c, defining them itself):
 ** REAL(name), the next definition of a call, and the positioned writes,
 ** each reported to the includer's file_write(fd, offset, bytes written)
-** (writev, which synctrace also traces for sockets, is each file's own).
+** (writev, which synctrace also traces for sockets, is each file's own),
+** and each made only if the includer's file_write_fails(fd) says 0: else
+** it fails with errno EIO, as a failing disk's write would.
 */
 #ifndef SB_INTERPOSE_H
 #define SB_INTERPOSE_H
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
@@ -35,24 +38,33 @@ static int is_data_file(int fd)
 }
 
 static void file_write(int fd, off_t off, ssize_t done);
+static int file_write_fails(int fd);
+
+/* Is this write to fail (errno EIO), as the includer says? */
+static int refused(int fd)
+{
+    if (!file_write_fails(fd)) return 0;
+    errno = EIO;
+    return 1;
+}
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    ssize_t r = REAL(pwrite)(fd, buf, n, off);
+    ssize_t r = refused(fd) ? -1 : REAL(pwrite)(fd, buf, n, off);
     file_write(fd, off, r);
     return r;
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
-    ssize_t r = REAL(pwrite64)(fd, buf, n, off);
+    ssize_t r = refused(fd) ? -1 : REAL(pwrite64)(fd, buf, n, off);
     file_write(fd, off, r);
     return r;
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
-    ssize_t r = REAL(pwritev)(fd, iov, cnt, off);
+    ssize_t r = refused(fd) ? -1 : REAL(pwritev)(fd, iov, cnt, off);
     file_write(fd, off, r);
     return r;
 }

@@ -11,9 +11,9 @@
 # daemon used to answer the first change alone, drop the answers held
 # behind it and close the connection: the client saw no answer to requests
 # whose changes had been made.
-import json, os, shutil, socket, sys, tempfile, time
+import json, os, shutil, socket, sys, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synckit import SHIM, traced  # noqa: E402
+from synckit import SHIM, raw_request, traced, until  # noqa: E402
 from sbtest import TAP, agent_doc, provision, read_responses  # noqa: E402
 
 t = TAP(deadline=120)
@@ -30,18 +30,7 @@ auth = acme.auth.encode()
 
 
 def req(method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else b""
-    return (b"%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-            % (method.encode(), path.encode(), auth, len(data), data))
-
-
-def until(probe, limit=30):
-    """Waits (at most limit s, against a hang) for probe() to hold."""
-    end = time.monotonic() + limit
-    while not probe() and time.monotonic() < end:
-        time.sleep(0.01)
-    return probe()
+    return raw_request(auth, method, path, body)
 
 
 def reads():

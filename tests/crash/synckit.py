@@ -2,8 +2,10 @@
 its sockets and every sync of data.mdb logged in order, and, when asked, every
 Nth sync failing. For the tests of what is acknowledged when (sync.t,
 stream_sync.t)."""
+import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "daemon"))
@@ -30,3 +32,20 @@ def traced(t, fail_every=0, fail_after=0, conf=None, env=None):
     d.env.update(env or {})
     d.start()
     return d, log
+
+
+def raw_request(auth, method, path, body=None):
+    """The bytes of one HTTP/1.1 request with auth's key, to send on a
+    socket of one's own (pipelined, or at a moment the test chooses)."""
+    data = json.dumps(body).encode() if body is not None else b""
+    return (b"%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (method.encode(), path.encode(), auth, len(data), data))
+
+
+def until(probe, limit=30):
+    """Waits (at most limit s, against a hang) for probe() to hold."""
+    end = time.monotonic() + limit
+    while not probe() and time.monotonic() < end:
+        time.sleep(0.01)
+    return probe()

@@ -19,12 +19,19 @@
 ** With $SB_SYNCFAIL_FILE=PATH, every sync fails while PATH exists.
 ** With $SB_SYNCFAIL_ONCE=PATH, the next sync fails if PATH exists, and
 ** removes it: the sync after it, whichever thread makes it, works.
+** With $SB_WRITEFAIL_ONCE=PATH, the next write to a data.mdb fails with
+** EIO if PATH exists, and removes it: a commit that cannot write its pages.
 ** $SB_SYNCFAIL_ERRNO=N: the injected failure's errno (default EIO; 28,
 ** ENOSPC, is a disk that filled up under the sync). With
 ** $SB_SYNCHOLD=PATH, a sync made by a thread other than the process's first
 ** (the daemon's sync thread) waits while PATH exists, having made
 ** "PATH.held" (removed as it goes on): a test sees the sync under way and
 ** what the process answers meanwhile.
+**
+** With $SB_REPORTHOLD=PATH, a write to an eventfd made by a thread other
+** than the process's first that has made a sync (the daemon's sync thread
+** reporting one done) waits while PATH exists, having made "PATH.held":
+** a test sees what the process answers before it hears of the sync.
 **
 ** With $SB_THREADFAIL=N, the Nth pthread_create fails with EAGAIN, as it
 ** would for a process at its limit of threads or memory.
@@ -55,6 +62,8 @@
 #include "interpose.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static __thread int synced_here; /* this thread has made a sync */
+static void hold_on(const char *env);
 static int logfd = -2;
 static unsigned long seq;
 
@@ -103,6 +112,13 @@ static void file_write(int fd, off_t off, ssize_t done)
     record('P', fd, &v, 1, v.iov_len);
 }
 
+/* SB_WRITEFAIL_ONCE: should this write to fd fail? */
+static int file_write_fails(int fd)
+{
+    const char *once = getenv("SB_WRITEFAIL_ONCE");
+    return once && !is_sock(fd) && is_data_file(fd) && unlink(once) == 0;
+}
+
 static off_t here(int fd)
 {
     return is_sock(fd) ? -1 : lseek(fd, 0, SEEK_CUR);
@@ -131,10 +147,22 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
     return r;
 }
 
+/* Is fd an eventfd? */
+static int is_eventfd(int fd)
+{
+    char link[48], path[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n <= 0) return 0;
+    path[n] = 0;
+    return strcmp(path, "anon_inode:[eventfd]") == 0;
+}
+
 ssize_t write(int fd, const void *buf, size_t n)
 {
+    if (synced_here && n == 8 && is_eventfd(fd)) hold_on("SB_REPORTHOLD");
     off_t off = here(fd);
-    ssize_t r = REAL(write)(fd, buf, n);
+    ssize_t r = refused(fd) ? -1 : REAL(write)(fd, buf, n);
     struct iovec v = {(void *)buf, n};
     data('W', fd, &v, 1, r);
     file_write(fd, off, r);
@@ -144,7 +172,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
     off_t off = here(fd);
-    ssize_t r = REAL(writev)(fd, iov, cnt);
+    ssize_t r = refused(fd) ? -1 : REAL(writev)(fd, iov, cnt);
     data('W', fd, iov, cnt, r);
     file_write(fd, off, r);
     return r;
@@ -171,10 +199,10 @@ int close(int fd)
     return REAL(close)(fd);
 }
 
-/* SB_SYNCHOLD: wait while its file exists (the sync thread only). */
-static void hold(void)
+/* Wait while the file named by $env exists (threads other than the first). */
+static void hold_on(const char *env)
 {
-    const char *p = getenv("SB_SYNCHOLD");
+    const char *p = getenv(env);
     if (!p || syscall(SYS_gettid) == getpid() || access(p, F_OK) != 0) return;
     char held[4096];
     snprintf(held, sizeof held, "%s.held", p);
@@ -243,6 +271,13 @@ int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *
 {
     static nth threadfail = {"SB_THREADFAIL", 0, 0, 0};
     return nth_call(&threadfail) ? EAGAIN : REAL(pthread_create)(th, attr, fn, arg);
+}
+
+/* SB_SYNCHOLD: the sync thread's sync waits. */
+static void hold(void)
+{
+    synced_here = 1;
+    hold_on("SB_SYNCHOLD");
 }
 
 static void sync_start(int fd)

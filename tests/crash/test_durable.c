@@ -131,6 +131,12 @@ int pthread_rwlock_unlock(pthread_rwlock_t *l)
     return rc;
 }
 
+static int file_write_fails(int fd)
+{
+    (void)fd;
+    return 0;
+}
+
 static void file_write(int fd, off_t off, ssize_t n)
 {
     if (!S || n <= 0 || off < 0 || !is_data_file(fd)) return;
