@@ -740,6 +740,10 @@ static int run_command(int argc, char **argv)
     ** and sign, serve) report as a full disk, instead of SIGXFSZ killing
     ** the command part-way with a core dump. */
     signal(SIGXFSZ, SIG_IGN);
+    /* Ctrl-Z stops a command between its write transactions, never inside
+    ** one, where it would hold up every write of a daemon on the same data
+    ** directory until it went on (the daemon, serve, stops whole anyway). */
+    if (strcmp(cmd, "serve") != 0) sb_defer_stop_signals(1);
     if (strcmp(cmd, "policy") == 0) return cmd_policy(argc - 2, argv + 2);
     if (strcmp(cmd, "replay") == 0) return cli_replay(argc - 2, argv + 2);
     if (strcmp(cmd, "simulate") == 0) return cli_simulate(argc - 2, argv + 2);

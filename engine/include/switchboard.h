@@ -340,6 +340,20 @@ typedef struct sb_config {
 ** erasure requests journaled for good. NULL is a no-op. */
 SB_API void sb_config_init(sb_config *cfg);
 
+/* on 1: from each write transaction that starts after this call, in every
+** thread of the process, to its end, the thread runs with SIGTSTP, SIGTTIN
+** and SIGTTOU blocked (pthread_sigmask; its mask is put back as the
+** transaction ends, and a stop that came meanwhile takes effect then).
+** A process stopped inside a write transaction (Ctrl-Z) holds the data
+** directory's one writer, and every other process's writes there wait
+** until it is continued: for a command-line tool run beside a daemon, as
+** the `switchboard` command is, Ctrl-Z then stops it between transactions.
+** A stop sent to the process goes to a thread that has it unblocked, as
+** ever: block it in threads that write and should not take it. 0 (the
+** default): masks are left alone. Costs two pthread_sigmask calls a write
+** transaction when on. */
+SB_API void sb_defer_stop_signals(int on);
+
 /* Open (creating if needed) the engine on cfg->data_dir. On success *out is
 ** a handle to release with sb_close(); on failure *out is NULL, nothing needs
 ** freeing, and res (if given) says why. Several engines — in one process or

@@ -379,6 +379,8 @@ static env_entry *env_find(const char *dir, const struct stat *st)
 }
 
 /* Open LMDB on e's data directory into x (the first engine on it). */
+static int open_tables(sb_engine *e, eng_env *sh, sb_result *res);
+
 static int env_open(env_entry *x, sb_engine *e, sb_result *res)
 {
     eng_env *sh = &x->sh;
@@ -463,6 +465,16 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     if (dead) sb_log(e, SB_LOG_INFO, "cleared %d stale reader slots", dead);
 
     /* The tables, and the schema check; st_meta_* read e->dbi. */
+    eng_stops_hold();
+    rc = open_tables(e, sh, res);
+    eng_stops_release();
+    return rc;
+}
+
+/* env_open's write transaction: the tables, and the schema check. */
+static int open_tables(sb_engine *e, eng_env *sh, sb_result *res)
+{
+    int rc;
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(sh->env, NULL, 0, &txn))) return eng_mdb_err(res, rc, "open");
     MDB_dbi main_dbi;

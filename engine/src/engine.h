@@ -395,6 +395,10 @@ int eng_write_locked(sb_engine *e, void (*fn)(sb_engine *e, void *arg), void *ar
 ** the directory's format: a read under the write lock from a thread that
 ** may hold a read transaction already (LMDB gives a thread one). */
 int eng_write_peek(sb_engine *e, write_fn fn, void *arg, sb_result *res);
+/* Around a write transaction begun other than by txn_begin (sb_open's):
+** the stop signals held back while it runs (sb_defer_stop_signals). */
+void eng_stops_hold(void);
+void eng_stops_release(void);
 /* A read transaction; release with eng_read_end. */
 int eng_read_begin(sb_engine *e, MDB_txn **txn);
 void eng_read_end(sb_engine *e, MDB_txn *txn);

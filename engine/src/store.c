@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1300,7 +1301,65 @@ static int schema_settle(sb_engine *e)
 ** (eng_write_locked, always aborted), which must not mark the format. */
 #define TXN_NO_MARK 0x80000000u
 
+/* sb_defer_stop_signals: a thread's write transactions run with the signals
+** that stop a process (SIGTSTP, the terminal's Ctrl-Z; SIGTTIN, SIGTTOU)
+** blocked, so that a stop waits until the transaction has ended: a process
+** stopped inside one holds LMDB's one writer, and every other writer on the
+** data directory (a daemon's events, their answers) waits for it until it
+** is continued. Counted per thread: the mask is put back when its last
+** write transaction ends, and a stop that came meanwhile takes effect. */
+static int stops_defer;
+static __thread unsigned stops_depth;
+static __thread sigset_t stops_saved;
+
+void sb_defer_stop_signals(int on)
+{
+    __atomic_store_n(&stops_defer, on != 0, __ATOMIC_RELAXED);
+}
+
+/* (The setting is read once per transaction, at its start: one switched
+** meanwhile takes effect at the next.) */
+static __thread int stops_held;
+
+void eng_stops_hold(void)
+{
+    if (!stops_depth++) stops_held = __atomic_load_n(&stops_defer, __ATOMIC_RELAXED);
+    if (!stops_held || stops_depth > 1) return;
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGTSTP);
+    sigaddset(&s, SIGTTIN);
+    sigaddset(&s, SIGTTOU);
+    pthread_sigmask(SIG_BLOCK, &s, &stops_saved);
+}
+
+void eng_stops_release(void)
+{
+    if (!stops_depth || --stops_depth || !stops_held) return;
+    stops_held = 0;
+    pthread_sigmask(SIG_SETMASK, &stops_saved, NULL);
+}
+
+/* A write transaction has ended (committed or aborted): the map may be
+** resized again, and a stop held back by it takes effect. */
+static void write_unlock(sb_engine *e)
+{
+    pthread_rwlock_unlock(&e->sh->maplock);
+    eng_stops_release();
+}
+
+static int txn_begin_held(sb_engine *e, unsigned flags, MDB_txn **txn);
+
 static int txn_begin(sb_engine *e, unsigned flags, MDB_txn **txn)
+{
+    if (flags & MDB_RDONLY) return txn_begin_held(e, flags, txn);
+    eng_stops_hold();
+    int rc = txn_begin_held(e, flags, txn);
+    if (rc) eng_stops_release();
+    return rc;
+}
+
+static int txn_begin_held(sb_engine *e, unsigned flags, MDB_txn **txn)
 {
     if (eng_forked(e)) return ENG_EFORKED;
     if (!(flags & MDB_RDONLY) && eng_in_callback(e)) return ENG_ECALLBACK;
@@ -1342,7 +1401,7 @@ int eng_write_locked(sb_engine *e, void (*fn)(sb_engine *e, void *arg), void *ar
     if (rc) return rc;
     fn(e, arg);
     mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&e->sh->maplock);
+    write_unlock(e);
     return 0;
 }
 
@@ -1354,7 +1413,7 @@ int eng_write_peek(sb_engine *e, write_fn fn, void *arg, sb_result *res)
     t.now = eng_now(e);
     rc = fn(&t, arg);
     mdb_txn_abort(t.txn);
-    pthread_rwlock_unlock(&e->sh->maplock);
+    write_unlock(e);
     return rc;
 }
 
@@ -2067,12 +2126,12 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
             if (t.wrote_gen) e->gen_stale = 1;
             rc = commit_numbered(e, t.txn, &num);
             if (rc == 0) vc_committed(e, seq);
-            pthread_rwlock_unlock(&e->sh->maplock);
+            write_unlock(e);
         } else {
             vc_ending(e, 0, 0, id);
             if (!e->sh->ordered) e->sh->scrub_rescan = 1;
             mdb_txn_abort(t.txn);
-            pthread_rwlock_unlock(&e->sh->maplock);
+            write_unlock(e);
             /* Whatever fn pushed belongs to a transaction that never happened. */
             res_truncate(res, mark);
             if (rc == SB_EFULL && !t.no_room) rc = MDB_MAP_FULL;
@@ -2146,7 +2205,7 @@ static int batch_commit(sb_engine *e)
         e->batch_done_id = e->batch_id;
         e->batch_committed = 1;
     }
-    pthread_rwlock_unlock(&e->sh->maplock);
+    write_unlock(e);
     if (rc && !e->batch_err) e->batch_err = rc;
     return rc;
 }
@@ -2158,7 +2217,7 @@ static void batch_abort(sb_engine *e, int why)
     mdb_txn_abort(e->batch_txn);
     e->batch_txn = NULL;
     batch_owner_clear(e);
-    pthread_rwlock_unlock(&e->sh->maplock);
+    write_unlock(e);
     if (!e->batch_err) e->batch_err = why;
 }
 

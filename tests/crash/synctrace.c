@@ -39,7 +39,8 @@
 ** Kill points: with $SB_KILLAT=N, the Nth sync or rename(2), counted
 ** together, kills the process with SIGKILL before it is made: a kill -9
 ** at a chosen step of writing files (backup.t runs N = 1, 2, ... until the
-** command gets through).
+** command gets through). $SB_STOPAT=N raises SIGTSTP there instead, as a
+** Ctrl-Z at that moment would.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -260,11 +261,12 @@ static int nth_call(nth *x)
     return hit;
 }
 
-/* SB_KILLAT: is this the call to die at? */
+/* SB_KILLAT: is this the call to die at? SB_STOPAT: to stop at? */
 static void kill_point(void)
 {
-    static nth killat = {"SB_KILLAT", 0, 0, 0};
+    static nth killat = {"SB_KILLAT", 0, 0, 0}, stopat = {"SB_STOPAT", 0, 0, 0};
     if (nth_call(&killat)) raise(SIGKILL);
+    if (nth_call(&stopat)) raise(SIGTSTP);
 }
 
 int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
