@@ -225,10 +225,12 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
     ** that does not use the reserve kept for calls in progress (their events
     ** succeed there while new calls are refused). A storage error (an I/O
     ** error, a broken page): until any write works. Works: committed and
-    ** durable, not while its sync may still fail. */
+    ** durable, not while its sync may still fail; a request that found
+    ** everything as it asked wrote nothing, and says nothing of storage. */
+    int changed = sb_result_changed(res);
     if (rc == SB_EFULL || rc == SB_ESTORE)
         sbd_storage_failed(x->d, rc, sb_result_message(res));
-    else if (rc == 0 && x->req->method != SBD_GET)
+    else if (rc == 0 && changed)
         sbd_storage_wrote(x->d, !uses_reserve(x));
     if (rc != 0) {
         const char *js = sb_result_json(res, &len);
@@ -247,7 +249,12 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
         }
         return;
     }
-    if (x->req->method != SBD_GET) x->rep->mutating = 1;
+    /* A change: answered once its sync is done, and with the error if that
+    ** sync fails (http.c, sbd_http_release). What the engine found already
+    ** as asked (an agent's status set to the one it has, a history with
+    ** nothing to forget) is not one, whatever the method: its answer stands
+    ** as a refusal's or a read's does. */
+    if (changed) x->rep->mutating = 1;
     x->rep->status = ok_status;
     size_t n = sb_result_count(res);
     if (!call && !agent) {

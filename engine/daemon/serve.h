@@ -86,7 +86,10 @@ typedef struct sbd_reply {
     struct evbuffer *body;
     const char *content_type; /* NULL: application/json                   */
     char headers[512];        /* extra header lines, each ending in \r\n   */
-    int mutating;             /* changed state: the batch needs a sync      */
+    int mutating;             /* committed a change (sb_result_changed; not
+                              ** every success of a PUT, POST or DELETE):
+                              ** the batch needs a sync, and a failed one
+                              ** answers the error in its place            */
     int close;                /* storage failed: close after this answer   */
     int route;                /* route index for metrics, -1 if none        */
     int stream;               /* turn the connection into an event stream   */

@@ -203,6 +203,18 @@ SB_API int sb_result_code(const sb_result *res);
 SB_API const char *sb_result_message(const sb_result *res);
 /* Name of the offending input field, e.g. "devices.mobile", or NULL. */
 SB_API const char *sb_result_field(const sb_result *res);
+/* 1 if the last call made with this result committed a change to the store
+** (in a batch, made one that sb_batch_end commits), else 0 (also for NULL).
+** A call that failed changed nothing (but for SB_ESTORE from a sync that
+** failed after the commit, see sb_submit: 1 then, as the change stands),
+** and neither did a read or a call that found the state already as asked: an agent's status set to
+*the one it
+** has, a policy's history forgotten when it has none. A call that only
+** writes an entry in the audit log (an access request) changed something.
+** For a caller that acknowledges only what is durable (SB_SYNC_DEFER, as
+** the daemon's group commit does): a sync that fails may lose what a call
+** that changed something did, and nothing of a call that changed nothing. */
+SB_API int sb_result_changed(const sb_result *res);
 /* Actions caused by the last call, in the order the gateway should apply them. */
 SB_API size_t sb_result_count(const sb_result *res);
 SB_API const sb_action *sb_result_action(const sb_result *res, size_t i);

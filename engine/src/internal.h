@@ -106,7 +106,12 @@ int file_own_like(int fd, const struct stat *was, int mode);
 int str_copy(char *dst, size_t cap, const char *src);
 
 /* --- results --------------------------------------------------------------- */
+/* A call begins: what an earlier call left goes, sb_result_changed's flag
+** with it. */
 void res_reset(sb_result *res);
+/* The call committed a change (store.c, after a write transaction that
+** wrote something; in a batch, an event that did): sb_result_changed. */
+void res_changed(sb_result *res);
 /* Record a failure; returns code so callers can `return res_err(...)`. */
 /* SB_ENOTFOUND: "no such WHAT 'ID'", or, for an id id_valid refuses, why
 ** none can be found (without quoting it). */

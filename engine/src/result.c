@@ -29,6 +29,7 @@ struct sb_result {
     ** is: what built it encoded it once, and it is not encoded again. */
     char *text;
     size_t textlen;
+    int changed; /* the call committed a change (res_changed) */
 };
 
 sb_result *sb_result_new(void)
@@ -84,6 +85,7 @@ void res_reset(sb_result *r)
 {
     if (!r) return;
     r->code = 0;
+    r->changed = 0;
     buf_clear(&r->msg);
     buf_clear(&r->field);
     r->nacts = 0;
@@ -244,6 +246,16 @@ json_t *res_get_doc(sb_result *r)
 int sb_result_code(const sb_result *r)
 {
     return r ? r->code : SB_EINVAL;
+}
+
+int sb_result_changed(const sb_result *r)
+{
+    return r && r->changed;
+}
+
+void res_changed(sb_result *r)
+{
+    if (r) r->changed = 1;
 }
 
 const char *sb_result_message(const sb_result *r)

@@ -2126,6 +2126,7 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
             if (t.wrote_gen) e->gen_stale = 1;
             rc = commit_numbered(e, t.txn, &num);
             if (rc == 0) vc_committed(e, seq);
+            if (rc == 0 && dirty) res_changed(res);
             write_unlock(e);
         } else {
             vc_ending(e, 0, 0, id);
@@ -2151,7 +2152,11 @@ int eng_write_ex(sb_engine *e, write_fn fn, void *arg, sb_result *res, int freei
             res_truncate(res, mark);
             int g = grow_map(e, map_before, freeing);
             if (g == 0) {
+                /* What an earlier transaction of the call committed stays
+                ** said (sb_result_changed). */
+                int changed = sb_result_changed(res);
                 res_reset(res);
+                if (changed) res_changed(res);
                 continue;
             }
             return eng_mdb_err(res, g == MDB_MAP_FULL ? MDB_MAP_FULL : g, "grow storage");
@@ -2300,13 +2305,20 @@ static int batch_write(sb_engine *e, write_fn fn, void *arg, sb_result *res, int
     e->undo.len = 0;
     e->undo_on = 1;
     e->cur_txn = t.txn;
+    /* Whether this event wrote, apart from the events before it in the
+    ** transaction (sb_result_changed); the commit's own flag is both. */
+    int dirty = e->txn_dirty;
+    e->txn_dirty = 0;
     __atomic_store_n(&e->vc_txn, t.txn, __ATOMIC_RELAXED);
     rc = fn(&t, arg);
     __atomic_store_n(&e->vc_txn, NULL, __ATOMIC_RELAXED);
     e->cur_txn = NULL;
     e->undo_on = 0;
+    int wrote = e->txn_dirty;
+    e->txn_dirty |= dirty;
     if (rc == 0) {
         if (t.wrote_gen) e->batch_wrote_gen = 1;
+        if (wrote) res_changed(res);
         return 0;
     }
     /* Whatever fn pushed belongs to an event that did not happen. */

@@ -12,9 +12,9 @@
 # connection closes after them. The daemon used to throw away every answer held on the
 # connection when a commit failed: the client got the error alone, for the
 # second change, and never heard that the first was made.
-import json, os, shutil, socket, sys, tempfile, time
+import os, shutil, socket, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synckit import SHIM, raw_request, traced, until  # noqa: E402
+from synckit import SHIM, codes, raw_request, traced, until  # noqa: E402
 from sbtest import TAP, agent_doc, provision, read_responses  # noqa: E402
 
 t = TAP(deadline=120)
@@ -62,9 +62,7 @@ t.is_(early, None, "nothing is sent while the first change's sync is held: its a
 s.settimeout(30)
 os.unlink(REPORT)
 got, rest = read_responses(s, 2, timeout=30)
-codes = [(st, (json.loads(b or b"{}").get("error") or {}).get("code") if st and st >= 400
-          else None) for st, _, b in got]
-t.is_(codes, [(200, None), (500, "SB_ESTORE")],
+t.is_(codes(got), [(200, None), (500, "SB_ESTORE")],
       "both changes are answered, in order: the first as its sync had it, the second "
       "with the error of the commit that failed", got)
 t.is_(len(got) == 2 and got[1][1].get("connection"), "close",

@@ -3,8 +3,9 @@
 # (sync = group) runs under the synctrace.so shim, every 3rd sync failing
 # (EIO) once set-up is done. A write whose sync or commit fails is answered
 # 500 SB_ESTORE, and from then /healthz answers 503 storage_failing with the
-# failure, where it said ok while every other write failed; reads do not
-# clear it, and a write that works (committed and synced) does. A broken
+# failure, where it said ok while every other write failed; reads and
+# writes that change nothing do not clear it, and a write that works
+# (committed and synced) does. A broken
 # record found by a read sets it too, a number in its message redacted.
 import errno, os, shutil, struct, sys, tempfile, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -60,6 +61,17 @@ t.ok(said and "level=error" in said and "not durable until a later one works" in
 t.is_(acme.get("/v1/agents/alice").status, 200, "reads still work")
 t.is_(d.request("GET", "/healthz").json.get("status"), "storage_failing",
       "... and do not clear it")
+# A write that finds everything as it asks commits nothing: it says nothing
+# of storage (it used to count as a write that worked, and cleared it).
+r = acme.post("/v1/agents/alice/status", {"status": "available"})
+t.is_(r.status, 200, "an agent's status set to the one it has: 200", r)
+t.is_(d.request("GET", "/healthz").json.get("status"), "storage_failing",
+      "... which changed nothing, and does not clear it")
+r = acme.delete("/v1/policy-versions/first")
+t.is_((r.status, (r.json or {}).get("forgotten")), (200, 0),
+      "a policy's history forgotten with nothing in it: 200", r)
+t.is_(d.request("GET", "/healthz").json.get("status"), "storage_failing",
+      "... which changed nothing either, and does not clear it")
 for _ in range(10):
     r = put(i)
     i += 1

@@ -9,7 +9,8 @@
 ** the owner's write through another engine of the directory is refused;
 ** sb_close commits a batch left open. And st_put_last (timers appended):
 ** a key that does not sort last is put all the same, also by an event of a
-** batch that fails and is undone.
+** batch that fails and is undone. And sb_result_changed: an event that
+** finds the state as it asks changes nothing, in a batch too.
 */
 #include "switchboard.h"
 #include "tap.h"
@@ -161,6 +162,42 @@ static void test_failed_event_undone(void)
        "undo: the keys the iterator deleted are back");
     ok(meta_get("bt-after", v, sizeof v) == 0 && !strcmp(v, "yes"),
        "undo: the later event is stored");
+    sb_result_free(r);
+}
+
+/* sb_result_changed: did the call commit a change? An event that finds
+** the state as it asks (a status the agent has) did not, also in a batch
+** whose events before it did; one that failed did not, though it wrote
+** before failing (undone); a read after a change says no more of it. */
+static void test_changed(void)
+{
+    ok(account("b3") == 0 && sb_result_changed(res), "changed: an account made changed something");
+    ok(status("b3", "a", "paused") == 0 && sb_result_changed(res), "changed: a paused");
+    ok(status("b3", "a", "paused") == 0 && !sb_result_changed(res),
+       "changed: a paused again, nothing to do: no change");
+    ok(status("b3", "a", "available") == 0 && sb_result_changed(res), "changed: a available again");
+    ok(sb_agent_get(eng, "b3", "a", res) == 0 && !sb_result_changed(res),
+       "changed: a read after it changed nothing");
+    ok(status("b3", "nobody", "paused") == SB_ENOTFOUND && !sb_result_changed(res),
+       "changed: an event refused changed nothing");
+    ok(sb_batch_begin(eng) == 0, "changed: a batch begins");
+    ok(status("b3", "b", "paused") == 0 && sb_result_changed(res),
+       "changed: in it, b paused: a change the batch commits");
+    ok(status("b3", "b", "paused") == 0 && !sb_result_changed(res),
+       "changed: b paused again: no change of its own, though the event before it made one");
+    sb_result *r = sb_result_new();
+    int why = SB_EINVAL;
+    ok(eng_write_event(eng, w_fails, &why, r, 0) == SB_EINVAL && !sb_result_changed(r),
+       "changed: an event that wrote, then failed (undone): no change");
+    ok(status("b3", "b", "paused") == 0 && !sb_result_changed(res),
+       "changed: b paused once more, after the undone writes: no change");
+    ok(status("b3", "b", "available") == 0 && sb_result_changed(res),
+       "changed: b available: a change");
+    ok(sb_batch_end(eng, r) == 0, "changed: the batch is committed");
+    is_str(agent_status("b3", "b"), "available", "changed: b is available");
+    ok(eng_write(eng, w_after, NULL, r) == 0 && sb_result_changed(r),
+       "changed: a write outside a batch that wrote");
+    ok(sb_result_changed(NULL) == 0, "changed: NULL: 0");
     sb_result_free(r);
 }
 
@@ -363,6 +400,7 @@ int main(void)
     if (!eng || !other) return done_testing();
     test_events_in_a_batch();
     test_failed_event_undone();
+    test_changed();
     test_threads_and_other_writes();
     test_put_last();
     test_begin_race();
