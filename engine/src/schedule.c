@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -437,25 +436,24 @@ static int name_ok(const char *tz)
 }
 
 /* Zones that failed to load while routing. A missing file would otherwise be opened again
-** for every agent in the zone at every routing decision; it is tried again after
-** TZ_RETRY_S, and each failure is told once (see sched_devices_told). Validation (tz_valid,
-** tz_offset) always tries the file. */
+** for every agent in the zone at every routing decision; it is tried again once the
+** caller's clock (the engine's, injected or not) has moved TZ_RETRY_MS from the failure,
+** and each failure is told once (see sched_devices_told). The engine's clock, not the
+** process's: a test or a replay on its own clock then sees the retry where that clock puts
+** it, as a run in real time would. That clock may be set back or jump (a replay, a fixed
+** clock); the distance either way counts, so a clock set back far retries at once rather
+** than waiting for the time of the failure to come round again, and one that moved back a
+** little retries a minute after that. Validation (tz_valid, tz_offset) always tries the
+** file. */
 #define TZ_BAD_MAX 32
-#define TZ_RETRY_S 60
+#define TZ_RETRY_MS 60000
 static struct {
     char *path; /* malloc'd, any length: a long TZDIR must not leave a failure untold */
     uint32_t hash;
-    int64_t at; /* CLOCK_MONOTONIC seconds of the failure */
+    int64_t at; /* the caller's clock at the failure, ms */
     int told;
 } tz_bad[TZ_BAD_MAX];
 static size_t bad_next;
-
-static int64_t mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
-}
 
 /* Under cache_lock: path's entry, or -1. */
 static int bad_slot(const char *path, uint32_t h)
@@ -465,11 +463,14 @@ static int bad_slot(const char *path, uint32_t h)
     return -1;
 }
 
-/* Under cache_lock: the recent failure for path, or -1. */
+/* Under cache_lock: the recent failure for path, or -1. Recent: less than TZ_RETRY_MS
+** away from now, before or after (unsigned, as a clock may read anything). */
 static int bad_find(const char *path, uint32_t h, int64_t now)
 {
     int i = bad_slot(path, h);
-    return i >= 0 && now - tz_bad[i].at < TZ_RETRY_S ? i : -1;
+    if (i < 0) return -1;
+    uint64_t a = (uint64_t)tz_bad[i].at, n = (uint64_t)now;
+    return (now >= tz_bad[i].at ? n - a : a - n) < TZ_RETRY_MS ? i : -1;
 }
 
 static void bad_note(const char *path, uint32_t h, int64_t now)
@@ -489,10 +490,10 @@ static void bad_note(const char *path, uint32_t h, int64_t now)
 
 /* The zone named tz: 0 with *zp set, or with *zp NULL for UTC; -1 if unknown or invalid.
 ** *owned: the zone is not in the cache (full) and the caller frees it. With routing set, a
-** recent failure to load it is not retried, and *failed (if not NULL) gets the file's path
-** the first time that failure is asked about (a static copy), else NULL. */
-static int zone_get_ex(const char *tz, tz_zone **zp, int *owned, int routing, char *failed,
-                       size_t failed_cap)
+** failure to load it recent at now (ms of the caller's clock) is not retried, and failed
+** (if not NULL) gets the file's path the first time that failure is asked about, else "". */
+static int zone_get_ex(const char *tz, tz_zone **zp, int *owned, int routing, int64_t now,
+                       char *failed, size_t failed_cap)
 {
     *zp = NULL;
     *owned = 0;
@@ -508,7 +509,6 @@ static int zone_get_ex(const char *tz, tz_zone **zp, int *owned, int routing, ch
     for (const char *p = path; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
 
-    int64_t now = routing ? mono_s() : 0;
     pthread_mutex_lock(&cache_lock);
     tz_zone *z = cache_find(path, h);
     int b = z || !routing ? -1 : bad_find(path, h, now);
@@ -549,7 +549,7 @@ static int zone_get_ex(const char *tz, tz_zone **zp, int *owned, int routing, ch
 
 static int zone_get(const char *tz, tz_zone **zp, int *owned)
 {
-    return zone_get_ex(tz, zp, owned, 0, NULL, 0);
+    return zone_get_ex(tz, zp, owned, 0, 0, NULL, 0);
 }
 
 int tz_offset(const char *tz, int64_t utc_s, int32_t *offset)
@@ -746,7 +746,7 @@ unsigned sched_devices_told(const json_t *schedule, const char *tz, int64_t now_
     /* No windows, no schedule: the zone is read for windows alone, so one that cannot be
     ** loaded (gone in a tzdata upgrade, another TZDIR) does not take the agent out. */
     if (n == 0) return DEV_ALL;
-    if (zone_get_ex(tz, &z, &owned, 1, failed, failed_cap)) return 0;
+    if (zone_get_ex(tz, &z, &owned, 1, now_ms, failed, failed_cap)) return 0;
     /* Wall time as schedules see it (see zone_wall); clamp so the arithmetic cannot
     ** overflow (+-2^52 s: dates stay absurd). */
     const int64_t lim = ((int64_t)1 << 52) * 1000;

@@ -65,8 +65,11 @@ int sched_validate(const json_t *schedule, const char *tz, char *err, size_t err
 unsigned sched_devices_at(const json_t *schedule, const char *tz, int64_t now_ms);
 
 /* The same, for routing: with windows, a zone whose file cannot be loaded gives 0 (outside
-** every window) and is not read again for a minute; the first time such a failure is seen,
-** failed (cap bytes) gets the file's path, for the caller to tell the operator; else "". */
+** every window) and is not read again until now_ms has moved a minute (60000 ms) from the
+** failure, forward or back: the retry follows the caller's clock (the engine's, injected or
+** not), and a clock set back cannot put it off for ever. The first time such a failure is
+** seen, failed (cap bytes) gets the file's path, for the caller to tell the operator; else
+** "". */
 unsigned sched_devices_told(const json_t *schedule, const char *tz, int64_t now_ms, char *failed,
                             size_t failed_cap);
 

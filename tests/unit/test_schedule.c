@@ -97,13 +97,18 @@ static uint8_t *tzif_block(uint8_t *p, char ver, int tsize, int n, const int64_t
 
 static char tzdir[64];
 
-static void write_file(const char *name, const void *data, size_t len)
+static void write_file_in(const char *dir, const char *name, const void *data, size_t len)
 {
     char path[128];
-    snprintf(path, sizeof path, "%s/%s", tzdir, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, len, f) != len) diag("cannot write %s", path);
     if (f) fclose(f);
+}
+
+static void write_file(const char *name, const void *data, size_t len)
+{
+    write_file_in(tzdir, name, data, len);
 }
 
 /* A v2 file with no transitions, type 0 at offset std, and the given footer. */
@@ -255,6 +260,27 @@ static void test_tzdir(void)
        "not read again at once when it appears");
     ok(tz_valid("Later") && sched_devices_told(always, "Later", 0, failed, sizeof failed) != 0,
        "validation reads it, and routing uses it from then on");
+    /* The retry goes by the clock the caller passes (the engine's), a minute from the
+    ** failure either way: a clock that never moves never retries, however long the process
+    ** runs, and one set back far retries at once. */
+    const int64_t t0 = 1767603600000; /* ms */
+    ok(sched_devices_told(always, "Soon", t0, failed, sizeof failed) == 0 && failed[0],
+       "a missing zone at t0: told");
+    write_file("Soon", berlin, len);
+    ok(sched_devices_told(always, "Soon", t0 + 59999, failed, sizeof failed) == 0 && failed[0] == 0,
+       "its file there, the clock 59.999 s on: not read again");
+    ok(sched_devices_told(always, "Soon", t0 + 60000, failed, sizeof failed) != 0,
+       "a minute on by that clock: read, on schedule");
+    ok(sched_devices_told(always, "Back", t0, failed, sizeof failed) == 0 && failed[0],
+       "another missing zone at t0: told");
+    write_file("Back", berlin, len);
+    ok(sched_devices_told(always, "Back", t0 - 59999, failed, sizeof failed) == 0 && failed[0] == 0,
+       "its file there, the clock set back 59.999 s: not read again");
+    ok(sched_devices_told(always, "Back", INT64_MIN, failed, sizeof failed) != 0,
+       "the clock set back as far as it goes: read at once, on schedule");
+    ok(sched_devices_told(always, "Gone2", INT64_MAX, failed, sizeof failed) == 0 && failed[0] &&
+           sched_devices_told(always, "Gone2", INT64_MIN, failed, sizeof failed) == 0 && failed[0],
+       "a failure at the clock's end, then at its start: tried and told again (%s)", failed);
     /* The same where the tz directory's path is long (a release tree, a container's
     ** mount): the failure is still told, once. */
     char longdir[256], saved[sizeof longdir];
@@ -405,7 +431,7 @@ static void test_tzdir(void)
     static const char *files[] = {"Copy",       "Trunc",      "BadMagic", "BadFooter", "V1",
                                   "BadIdx",     "BadOrder",   "J",        "N",         "AllDST",
                                   "Neg",        "Default",    "HalfStd",  "BadF",      "localtime",
-                                  "posixrules", "right/Copy", "Later"};
+                                  "posixrules", "right/Copy", "Later",    "Soon",      "Back"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         snprintf((char *)buf, sizeof buf, "%s/%s", tzdir, files[i]);
         unlink((char *)buf);
@@ -491,6 +517,36 @@ static void test_agent_get_now(void)
     rmtree(dir);
 }
 
+/* An engine in dir logging to keep_log, with account acme, policy "sched" (it rejects each
+** call with the reason agents[1].on_schedule), agent a1 always on schedule in zone tz and
+** queue q of a1 under "sched". NULL if any of it fails, the message in res. */
+static sb_engine *zone_engine(const char *dir, const char *tz, sb_result *res)
+{
+    static const char *pol = "local P = {}\n"
+                             "function P.route(call, agents, ctx)\n"
+                             "  return { reject = tostring(agents[1].on_schedule) }\n"
+                             "end\nreturn P\n";
+    char a1[256];
+    snprintf(a1, sizeof a1,
+             "{\"id\":\"a1\",\"status\":\"available\",\"devices\":{\"softphone\":\"sip:a1@x\"},"
+             "\"timezone\":\"%s\",\"schedule\":[{\"days\":[\"all\"],\"from\":\"00:00\",\"to\":"
+             "\"24:00\"}]}",
+             tz);
+    sb_config cfg;
+    test_engine_config(&cfg, dir, NULL, 0);
+    cfg.log = keep_log;
+    sb_engine *e = test_open(&cfg, res);
+    if (e && (sb_account_put(e, "{\"id\":\"acme\"}", 13, res) ||
+              sb_policy_put(e, "acme", "sched", pol, strlen(pol), NULL, res) ||
+              test_put(e, res, sb_agent_put, "acme", a1) ||
+              test_put(e, res, sb_queue_put, "acme",
+                       "{\"id\":\"q\",\"policy\":\"sched\",\"members\":[{\"agent\":\"a1\"}]}"))) {
+        sb_close(e);
+        e = NULL;
+    }
+    return e;
+}
+
 static void test_engine_zone(void)
 {
     char dir[64], zdir[64], empty[64], empty2[64], path[128];
@@ -503,21 +559,12 @@ static void test_engine_zone(void)
     size_t len;
     uint8_t *berlin = read_all("/usr/share/zoneinfo/Europe/Berlin", &len);
     snprintf(path, sizeof path, "%s/Office", zdir);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(berlin, 1, len, f) != len) diag("cannot write %s", path);
-    if (f) fclose(f);
+    write_file_in(zdir, "Office", berlin, len);
     free(berlin);
     setenv("TZDIR", zdir, 1);
 
     sb_result *res = sb_result_new();
-    sb_config cfg;
-    test_engine_config(&cfg, dir, NULL, 0);
-    cfg.log = keep_log;
-    sb_engine *e = test_open(&cfg, res);
-    static const char *pol = "local P = {}\n"
-                             "function P.route(call, agents, ctx)\n"
-                             "  return { reject = tostring(agents[1].on_schedule) }\n"
-                             "end\nreturn P\n";
+    sb_engine *e = zone_engine(dir, "Office", res);
     static const char *boom = "local P = {}\n"
                               "function P.route(call, agents, ctx) error('boom') end\n"
                               "return P\n";
@@ -526,15 +573,7 @@ static void test_engine_zone(void)
     static const char *ev2 =
         "{\"type\":\"offer\",\"call\":\"c2\",\"queue\":\"q\",\"caller\":\"+15550001111\"}";
     int rc =
-        !e || sb_account_put(e, "{\"id\":\"acme\"}", 13, res) ||
-        sb_policy_put(e, "acme", "sched", pol, strlen(pol), NULL, res) ||
-        test_put(e, res, sb_agent_put, "acme",
-                 "{\"id\":\"a1\",\"status\":\"available\",\"devices\":{\"softphone\":\"sip:a1@x\"},"
-                 "\"timezone\":\"Office\",\"schedule\":[{\"days\":[\"all\"],"
-                 "\"from\":\"00:00\",\"to\":\"24:00\"}]}") ||
-        test_put(e, res, sb_queue_put, "acme",
-                 "{\"id\":\"q\",\"policy\":\"sched\",\"members\":[{\"agent\":\"a1\"}]}") ||
-        sb_policy_put(e, "acme", "boom", boom, strlen(boom), NULL, res) ||
+        !e || sb_policy_put(e, "acme", "boom", boom, strlen(boom), NULL, res) ||
         test_put(e, res, sb_agent_put, "acme",
                  "{\"id\":\"a2\",\"status\":\"available\",\"devices\":{\"softphone\":\"sip:a2@x\"},"
                  "\"timezone\":\"Office\",\"schedule\":[{\"days\":[\"all\"],"
@@ -601,6 +640,78 @@ static void test_engine_zone(void)
     rmdir(zdir);
     rmdir(empty);
     rmdir(empty2);
+    rmtree(dir);
+}
+
+/* Offer call to queue q, whose policy rejects it with its agent's on_schedule: 1 if on
+** schedule, 0 if not, -1 for no such answer. */
+static int route_on(sb_engine *e, sb_result *res, const char *call)
+{
+    char ev[160];
+    snprintf(ev, sizeof ev,
+             "{\"type\":\"offer\",\"call\":\"%s\",\"queue\":\"q\",\"caller\":\"+15550001111\"}",
+             call);
+    const sb_action *r = (test_event(e, res, "acme", ev), test_action_nth(res, SB_ACT_REJECT, 0));
+    return !r ? -1 : strcmp(r->reason, "true") == 0;
+}
+
+/* The engine retries a zone that failed to load by its own clock: a test's, a replay's.
+** An agent put where its zone is read, then routed where the file is missing: the file
+** put there, it is read a minute of the engine's clock later, not before, and a clock
+** set back a minute from a failure retries at once. */
+static void test_engine_zone_retry(void)
+{
+    /* The engine's data in dir; the zone's directories under zones: where the agent is
+    ** put, and one for each case where it is missing. */
+    char dir[64], zones[64], put[96], late[96], back[96];
+    snprintf(dir, sizeof dir, "/tmp/sch_retXXXXXX");
+    snprintf(zones, sizeof zones, "/tmp/sch_rzXXXXXX");
+    if (!mkdtemp(dir) || !mkdtemp(zones)) diag("setup failed");
+    snprintf(put, sizeof put, "%s/put", zones);
+    snprintf(late, sizeof late, "%s/late", zones);
+    snprintf(back, sizeof back, "%s/back", zones);
+    if (mkdir(put, 0700) || mkdir(late, 0700) || mkdir(back, 0700)) diag("setup failed");
+    size_t len;
+    uint8_t *berlin = read_all("/usr/share/zoneinfo/Europe/Berlin", &len);
+    setenv("TZDIR", put, 1);
+    write_file_in(put, "Desk", berlin, len);
+
+    int64_t saved = now_ms;
+    nlogged = 0;
+    sb_result *res = sb_result_new();
+    sb_engine *e = zone_engine(dir, "Desk", res);
+    ok(e != NULL, "an agent in zone Desk, put where TZDIR has it (%s)", sb_result_message(res));
+
+    /* Forward: tried again a minute later by the engine's clock. */
+    setenv("TZDIR", late, 1);
+    const int64_t t0 = now_ms;
+    ok(route_on(e, res, "r1") == 0 && nlogged == 1, "the zone missing: off schedule, told");
+    write_file_in(late, "Desk", berlin, len);
+    ok(route_on(e, res, "r2") == 0, "its file put there, the clock where it was: not read yet");
+    now_ms = t0 + 59999;
+    ok(route_on(e, res, "r3") == 0, "59.999 s on by the engine's clock: not read yet");
+    now_ms = t0 + 60000;
+    ok(route_on(e, res, "r4") == 1, "a minute on by the engine's clock: read, on schedule");
+    is_int(nlogged, 1, "told once");
+
+    /* Back: a clock set back a minute from the failure retries at once, where waiting
+    ** for the time of the failure to come round again could take for ever. */
+    setenv("TZDIR", back, 1);
+    now_ms = t0 + 3600000;
+    ok(route_on(e, res, "r5") == 0 && nlogged == 2, "missing in another directory: told");
+    write_file_in(back, "Desk", berlin, len);
+    now_ms = t0 + 3600000 - 59999;
+    ok(route_on(e, res, "r6") == 0, "its file there, the clock set back 59.999 s: not read yet");
+    now_ms = t0;
+    ok(route_on(e, res, "r7") == 1, "the clock set back an hour: read at once, on schedule");
+    is_int(nlogged, 2, "nothing more told");
+
+    now_ms = saved;
+    sb_close(e);
+    sb_result_free(res);
+    free(berlin);
+    unsetenv("TZDIR");
+    rmtree(zones);
     rmtree(dir);
 }
 
@@ -870,6 +981,7 @@ int main(void)
     test_threads();
     test_agent_get_now();
     test_engine_zone();
+    test_engine_zone_retry();
     test_tzdir(); /* last: it fills the zone cache */
     return done_testing();
 }
