@@ -1939,6 +1939,9 @@ type ReloadedPolicy struct {
 	Name     string `json:"name"`
 	Version  string `json:"version"`  // "" for a policy removed
 	Previous string `json:"previous"` // the version it replaced; "" for a new one
+	// For a policy removed: the accounts whose store of it (ctx.set) went
+	// with it, each without an upload of that name.
+	StoresDropped int `json:"stores_dropped"`
 }
 
 // ReloadReport is what a reload changed (sb_reload's document).

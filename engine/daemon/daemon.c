@@ -1019,17 +1019,23 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
         long long changed = o ? (long long)json_integer_value(json_object_get(o, "changed")) : 0;
         size_t warnings = json_array_size(json_object_get(o, "warnings"));
         /* Which version of each shared policy decides from now on, and which
-        ** it replaced: one line each, before the reload's own. */
+        ** it replaced: one line each, before the reload's own. A removed
+        ** one's line says in how many accounts its store (ctx.set) went. */
         size_t i;
         json_t *p;
         json_array_foreach(json_object_get(o, "policies"), i, p)
         {
             const char *v = json_string_value(json_object_get(p, "version")),
                        *pv = json_string_value(json_object_get(p, "previous"));
-            sbd_log(SB_LOG_INFO, v ? "shared policy changed" : "shared policy removed",
-                    "policy=%s version=%s previous=%s",
-                    sbd_q(json_string_value(json_object_get(p, "name"))), v ? v : "none",
-                    pv ? pv : "none");
+            const char *name = sbd_q(json_string_value(json_object_get(p, "name")));
+            if (v)
+                sbd_log(SB_LOG_INFO, "shared policy changed", "policy=%s version=%s previous=%s",
+                        name, v, pv ? pv : "none");
+            else
+                sbd_log(SB_LOG_INFO, "shared policy removed",
+                        "policy=%s version=none previous=%s stores_dropped=%lld", name,
+                        pv ? pv : "none",
+                        (long long)json_integer_value(json_object_get(p, "stores_dropped")));
         }
         json_decref(o);
         /* Each warning is a line of the engine's before this one. The

@@ -977,7 +977,9 @@ SB_API int sb_policy_versions_forget(sb_engine *eng, const char *account, const 
 ** directory, also when no file changed. Its document: {"changed":N},
 ** "policies":[{"name","version","previous"}...] when N is not 0 (each
 ** policy stored, "previous" the version it replaced or left out for a new
-** one; each removed, "version" null), and,
+** one; each removed, "version" null and "stores_dropped" the accounts whose
+** store of it (ctx.set) went with it, in the reload's transaction: each
+** without an upload of that name, which keeps its own), and,
 ** when sb_policy_check faults a policy this reload stored (new or changed)
 ** that loads all the same, "warnings":["<policy_dir>/<name>.lua:<line>:
 ** ..."], each also logged as a warning (as at sb_open). */

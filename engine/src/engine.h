@@ -519,8 +519,9 @@ void st_iter_close(st_iter *it);
 /* A key of a policy's store (DB_KV): acct, policy name, 0, key (klen 0:
 ** the prefix of the whole store). k holds 5 + SB_NAME_MAX + klen bytes. */
 size_t st_kv_key(uint8_t *k, uint32_t acct, const char *policy, const char *key, size_t klen);
-/* Delete the whole store of a policy of an account. */
-int st_kv_drop(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *policy);
+/* Delete the whole store of a policy of an account; *dropped (when not
+** NULL): the entries it held, 0 when it had none. */
+int st_kv_drop(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *policy, size_t *dropped);
 
 /* Resolve an id to its number (0 when missing). */
 int st_name_get(MDB_txn *txn, sb_engine *e, int kind, uint32_t acct, const char *id, uint32_t *num);

@@ -1576,7 +1576,7 @@ static int do_policy_delete(wtx *t, void *arg)
         return rc;
     /* Its store goes with it, unless the shared policy of that name decides
     ** from now on (it carries on with the store, as before the upload). */
-    if (!op->shared && (rc = st_kv_drop(t->txn, e, t->acct, op->name))) return rc;
+    if (!op->shared && (rc = st_kv_drop(t->txn, e, t->acct, op->name, NULL))) return rc;
     acct_give(t, LIM_POLICIES); /* saved with its generation */
     op->acct = t->acct;
     return bump_account_gen(t, &op->gen);
@@ -1855,8 +1855,36 @@ typedef struct {
     int lift;     /* an operator's reload: move every engine to a new generation even
                   ** when no file changed, which lifts every quarantine */
     uint64_t gen; /* the generation written, 0: none */
-    json_t *gone; /* {"name","previous"} of each shared policy removed */
+    json_t *gone; /* {"name","previous","stores_dropped"} of each shared policy removed */
 } reload_op;
+
+/* A shared policy going takes its store (ctx.set) from every account that
+** ran it: a later file of that name, another policy, would read the old
+** one's state, and the data would stay with nothing using it. An account
+** with an upload of that name keeps its store, which the upload decides
+** with (as a deleted upload's store goes with it unless a shared policy
+** stands in). In the reload's transaction: the removal and the drop commit
+** together, for every engine on the data directory. *accounts: how many
+** accounts had a store. */
+static int drop_shared_stores(wtx *t, const char *name, long long *accounts)
+{
+    sb_engine *e = t->e;
+    uint8_t p[4];
+    st_iter it;
+    int rc;
+    *accounts = 0;
+    for (rc = st_iter_open(&it, t->txn, e, DB_ACCOUNTS, p, 0); rc == 0; rc = st_iter_next(&it)) {
+        if (it.klen != 4) continue;
+        uint32_t a = be32(it.key);
+        size_t n;
+        rc = read_policy(t->txn, e, a, name, NULL, NULL);
+        if (rc == 0) continue; /* its own upload: the store is the upload's */
+        if (rc != SB_ENOTFOUND || (rc = st_kv_drop(t->txn, e, a, name, &n))) break;
+        *accounts += n > 0;
+    }
+    st_iter_close(&it);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
 
 static int do_reload(wtx *t, void *arg)
 {
@@ -1911,10 +1939,14 @@ static int do_reload(wtx *t, void *arg)
                                  name, who);
                     break;
                 }
+                long long dropped;
+                if ((r = drop_shared_stores(t, name, &dropped))) break;
                 char gone_v[17];
                 if (op->gone && read_policy(t->txn, e, 0, name, NULL, gone_v) == 0)
-                    json_array_append_new(op->gone, json_pack("{s:s, s:n, s:s}", "name", name,
-                                                              "version", "previous", gone_v));
+                    json_array_append_new(op->gone,
+                                          json_pack("{s:s, s:n, s:s, s:I}", "name", name, "version",
+                                                    "previous", gone_v, "stores_dropped",
+                                                    (json_int_t)dropped));
                 r = st_iter_del(&it);
                 op->changed++;
                 continue;
@@ -2029,6 +2061,19 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
                                       : json_pack("{s:s, s:s}", "name", s.p[i].name, "version",
                                                   s.p[i].version));
             json_array_extend(*changes, op.gone);
+        }
+        /* Each removal, with the stores it dropped: sb_reload's caller has
+        ** it in res (the daemon's "shared policy removed" line), so the
+        ** engine's line is for debugging; at sb_open only the log says it. */
+        size_t i;
+        json_t *g;
+        json_array_foreach(rc == 0 ? op.gone : NULL, i, g)
+        {
+            long long n = (long long)json_integer_value(json_object_get(g, "stores_dropped"));
+            sb_log(e, changes ? SB_LOG_DEBUG : SB_LOG_INFO,
+                   "policy_dir: shared policy '%s' removed (its file is gone); its store "
+                   "(ctx.set) dropped in %lld account%s",
+                   json_string_value(json_object_get(g, "name")), n, n == 1 ? "" : "s");
         }
         json_decref(op.gone);
         if (rc == 0 && op.gen) {

@@ -669,17 +669,21 @@ size_t st_kv_key(uint8_t *k, uint32_t acct, const char *policy, const char *key,
     return 5 + pl + klen;
 }
 
-int st_kv_drop(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *policy)
+int st_kv_drop(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *policy, size_t *dropped)
 {
     uint8_t k[5 + SB_NAME_MAX];
+    size_t n = 0;
+    if (dropped) *dropped = 0;
     if (strlen(policy) > SB_NAME_MAX) return SB_EINVAL;
     st_iter it;
     int rc;
     for (rc = st_iter_open(&it, txn, e, DB_KV, k, st_kv_key(k, acct, policy, "", 0)); rc == 0;
          rc = st_iter_del(&it))
-        ;
+        n++;
     st_iter_close(&it);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    if (rc != MDB_NOTFOUND) return rc;
+    if (dropped) *dropped = n;
+    return 0;
 }
 
 int st_iter_del(st_iter *it)

@@ -120,8 +120,56 @@ line = d.wait_log(r'msg="reload ok"', after=mark, timeout=15)
 t.ok(line and "level=info" in line and " warnings=0" in line, "mended: reload ok at info", line)
 gone = [x for x in d.lines[mark:] if 'msg="shared policy removed"' in x]
 t.ok(len(gone) == 1 and 'policy="lintme"' in gone[0] and "version=none" in gone[0] and
-     "previous=none" not in gone[0], "its file removed: logged, with the version that went",
+     "previous=none" not in gone[0] and " stores_dropped=0" in gone[0],
+     "its file removed: logged, with the version that went and no store dropped",
      "\n".join(gone))
+
+# A removed policy's store (ctx.set) goes with it: the line says in how many
+# accounts, and a new file of that name starts afresh.
+counter = os.path.join(d.policy_dir, "counter.lua")
+COUNTER = ("local P = {}\nfunction P.route(call, agents, ctx)\n"
+           "  local n = (ctx.get('n') or '') .. 'x'\n  ctx.set('n', n)\n"
+           "  return { reject = n }\nend\nreturn P\n")
+
+
+def counted(cid):
+    """Offer a call to queue kvq: the reason its policy rejected it with."""
+    r = acme.post("/v1/calls", {"call": cid, "queue": "kvq", "caller": "+4930100001"})
+    return [a.get("reason") for a in (r.json or {}).get("actions", [])
+            if a.get("type") == "reject"], r
+
+
+def hup():
+    mark = len(d.lines)
+    d.signal(signal.SIGHUP)
+    return d.wait_log(r'msg="reload (ok|failed)', after=mark, timeout=15), mark
+
+
+def counter_on(name):
+    """counter.lua written and reloaded, queue kvq routing with it."""
+    with open(counter, "w") as f:
+        f.write(COUNTER)
+    line, mark = hup()
+    r = acme.put("/v1/queues/kvq", {"policy": "counter", "members": [{"agent": "alice"}]})
+    t.ok(line and "reload ok" in line and r.status == 200, name, r)
+
+
+counter_on("queue kvq routes with a shared counter")
+t.is_(counted("kv1")[0], ["x"], "its first call counted")
+t.is_(counted("kv2")[0], ["xx"], "its second")
+t.is_(acme.delete("/v1/queues/kvq").status, 200, "queue kvq goes")
+os.unlink(counter)
+line, mark = hup()
+gone = [x for x in d.lines[mark:] if 'msg="shared policy removed"' in x]
+t.ok(line and "reload ok" in line and len(gone) == 1 and 'policy="counter"' in gone[0] and
+     " stores_dropped=1" in gone[0], "counter.lua removed: its store dropped in 1 account",
+     "\n".join(gone))
+counter_on("a new counter.lua, kvq on it")
+t.is_(counted("kv3")[0], ["x"], "the new counter starts afresh")
+t.is_(acme.delete("/v1/queues/kvq").status, 200, "queue kvq goes")
+os.unlink(counter)
+line, mark = hup()
+t.ok(line and "reload ok" in line, "and counter.lua with it", line)
 
 # An upload answers, and logs, the version it replaced.
 r = acme.put("/v1/policies/mine", FIRST_POLICY, headers={"Content-Type": "text/x-lua"})
@@ -186,8 +234,8 @@ for th in threads:
 t.ok(counts[0] > 30, "traffic ran during the reloads (%d requests)" % counts[0])
 t.is_(failures[:3], [], "no request failed")
 r = d.admin("GET", "/metrics")
-t.ok("switchboard_reloads_total 6" in r.body and "switchboard_reload_failures_total 1" in r.body,
-     "/metrics counts 6 reloads and 1 failure")
+t.ok("switchboard_reloads_total 10" in r.body and "switchboard_reload_failures_total 1" in r.body,
+     "/metrics counts 10 reloads and 1 failure")
 
 # A start with a broken file: the stored policies decide, and the gauge says so
 # (it was one log line, and every other figure read ok).

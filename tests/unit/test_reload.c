@@ -86,9 +86,10 @@ static const char *version_of(sb_engine *e, int n)
     return v;
 }
 
-/* Offer a call to queue `queue` and take it away again: the reject reason
-** the policy gave, or "" when something else decided (a fallback rings). */
-static const char *decide_in(sb_engine *e, const char *queue, int n)
+/* Offer a call to queue `queue` of account `acct` and take it away again:
+** the reject reason the policy gave, or "" when something else decided (a
+** fallback rings). */
+static const char *decide_at(sb_engine *e, const char *acct, const char *queue, int n)
 {
     static char reason[64];
     char json[200];
@@ -97,14 +98,19 @@ static const char *decide_in(sb_engine *e, const char *queue, int n)
              "\"+15550000001\"}",
              queue, n, queue);
     reason[0] = 0;
-    if (sb_submit_json(e, "acme", json, strlen(json), res)) return "error";
+    if (sb_submit_json(e, acct, json, strlen(json), res)) return "error";
     for (size_t i = 0; i < sb_result_count(res); i++) {
         const sb_action *a = sb_result_action(res, i);
         if (a->type == SB_ACT_REJECT) snprintf(reason, sizeof reason, "%s", a->reason);
     }
     snprintf(json, sizeof json, "{\"type\":\"abandon\",\"call\":\"%s%d\"}", queue, n);
-    sb_submit_json(e, "acme", json, strlen(json), res); /* refused once it ended: fine */
+    sb_submit_json(e, acct, json, strlen(json), res); /* refused once it ended: fine */
     return reason;
+}
+
+static const char *decide_in(sb_engine *e, const char *queue, int n)
+{
+    return decide_at(e, "acme", queue, n);
 }
 
 /* What sb_policy_list says of policy `name`: its state ("none" when not
@@ -428,6 +434,140 @@ static void test_delete_shadowing(sb_engine *e1, sb_engine *e2)
     snprintf(path, sizeof path, "%s/keeper.lua", pdir);
     unlink(path);
     ok(sb_reload(e1, res) == 0, "the shared shadow and keeper go (%s)", sb_result_message(res));
+}
+
+/* A policy keeping a count of its calls in its store: each call adds an x. */
+static const char *COUNTER = "local P = {}\n"
+                             "function P.route(call, agents, ctx)\n"
+                             "  local n = (ctx.get('n') or '') .. 'x'\n"
+                             "  ctx.set('n', n)\n"
+                             "  return { reject = n }\n"
+                             "end\n"
+                             "return P\n";
+
+/* What the last reload's document says of policy `name` removed: its
+** "stores_dropped", -1 when it lists no such removal, -2 without the count. */
+static long long dropped_of(const char *name)
+{
+    json_t *o = json_loads(sb_result_json(res, NULL), 0, NULL), *p;
+    long long n = -1;
+    size_t i;
+    json_array_foreach(json_object_get(o, "policies"), i, p)
+    {
+        const char *pn = json_string_value(json_object_get(p, "name"));
+        if (!pn || strcmp(pn, name) != 0 || !json_is_null(json_object_get(p, "version"))) continue;
+        json_t *d = json_object_get(p, "stores_dropped");
+        n = json_is_integer(d) ? json_integer_value(d) : -2;
+    }
+    json_decref(o);
+    return n;
+}
+
+static int queue_kq(sb_engine *e, const char *acct)
+{
+    const char *kq = "{\"id\":\"kq\",\"policy\":\"counter\"}";
+    return sb_queue_put(e, acct, kq, strlen(kq), res);
+}
+
+/* A policy's store (ctx.set) was kept, account by account, after its shared
+** file was removed, and a new file of that name read the old one's state:
+** the store now goes with the policy, in the reload's transaction (also the
+** load of an engine opening), and the reload's document (or, opening, the
+** log) says in how many accounts. An account with an upload of that name
+** keeps its store (the upload decides with it), as the shared policy
+** standing in for a deleted upload carries that store on; a reload that
+** fails, for a file that cannot be read or one that does not load, takes
+** nothing. */
+static void test_store_dropped(sb_engine *e1, sb_engine *e2)
+{
+    write_file("counter.lua", COUNTER);
+    ok(sb_reload(e1, res) == 0, "a shared policy counting its calls in its store (%s)",
+       sb_result_message(res));
+    ok(sb_account_put(e1, "{\"id\":\"kv2\"}", 12, res) == 0 &&
+           sb_account_put(e1, "{\"id\":\"kv3\"}", 12, res) == 0 &&
+           sb_policy_put(e1, "kv3", "counter", COUNTER, strlen(COUNTER), NULL, res) == 0,
+       "accounts kv2 and kv3, kv3 with an upload of its own named counter (%s)",
+       sb_result_message(res));
+    ok(queue_kq(e1, "acme") == 0 && queue_kq(e1, "kv2") == 0 && queue_kq(e1, "kv3") == 0,
+       "each of acme, kv2, kv3 has a queue kq routing with counter");
+    is_str(decide_at(e1, "acme", "kq", 1), "x", "acme's store counts its first call");
+    is_str(decide_at(e2, "acme", "kq", 2), "xx", "and its second, in the other engine");
+    is_str(decide_at(e2, "kv2", "kq", 1), "x", "kv2's its first");
+    is_str(decide_at(e1, "kv3", "kq", 1), "x", "kv3's upload its first");
+    ok(sb_queue_delete(e1, "acme", "kq", res) == 0 && sb_queue_delete(e1, "kv2", "kq", res) == 0,
+       "acme's and kv2's queues go: nothing but kv3's upload uses a counter");
+
+    char path[600], away[600], broken[600];
+    snprintf(path, sizeof path, "%s/counter.lua", pdir);
+    snprintf(away, sizeof away, "%s/no-such-release/counter.lua", pdir);
+    snprintf(broken, sizeof broken, "%s/broken.lua", pdir);
+    unlink(path);
+    write_file("broken.lua", "return {\n");
+    int rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY && strstr(sb_result_message(res), "broken.lua"),
+       "counter.lua removed beside a file that does not load: the reload fails (%s)",
+       sb_result_message(res));
+    unlink(broken);
+    ok(symlink(away, path) == 0, "counter.lua a link to a file not there yet");
+    rc = sb_reload(e1, res);
+    ok(rc == SB_EPOLICY &&
+           strstr(sb_result_message(res), "counter.lua: a symbolic link to nothing"),
+       "the reload fails, naming it (%s)", sb_result_message(res));
+    unlink(path);
+    write_file("counter.lua", COUNTER);
+    ok(sb_reload(e1, res) == 0 && queue_kq(e1, "acme") == 0,
+       "counter.lua back as it was, and acme's queue on it again (%s)", sb_result_message(res));
+    is_str(decide_at(e2, "acme", "kq", 3), "xxx",
+           "the failed reloads took nothing: acme counts on");
+    ok(sb_queue_delete(e1, "acme", "kq", res) == 0, "acme's queue goes again");
+
+    unlink(path);
+    ok(sb_reload(e1, res) == 0, "counter.lua removed: the reload takes counter (%s)",
+       sb_result_message(res));
+    long long n = dropped_of("counter");
+    ok(n == 2, "and says it dropped the stores of 2 accounts, acme's and kv2's (%lld) %s", n,
+       sb_result_json(res, NULL));
+    is_str(decide_at(e2, "kv3", "kq", 2), "xx", "kv3's upload keeps its own store");
+
+    write_file("counter.lua", COUNTER);
+    ok(sb_reload(e1, res) == 0 && queue_kq(e1, "acme") == 0 && queue_kq(e1, "kv2") == 0,
+       "a counter.lua again, acme's and kv2's queues on it (%s)", sb_result_message(res));
+    is_str(decide_at(e2, "acme", "kq", 4), "x",
+           "acme's counter starts afresh: the removed one's store went with it");
+    is_str(decide_at(e1, "kv2", "kq", 2), "x", "kv2's too");
+
+    /* An engine opening loads the directory as a reload does; nobody is
+    ** answered, so its log says what went. */
+    ok(sb_queue_delete(e1, "acme", "kq", res) == 0 && sb_queue_delete(e1, "kv2", "kq", res) == 0,
+       "acme's and kv2's queues go");
+    unlink(path);
+    log_clear();
+    sb_engine *e3 = open_engine(0, NULL);
+    ok(e3 && strstr(logbuf, "shared policy 'counter' removed") &&
+           strstr(logbuf, "its store (ctx.set) dropped in 2 accounts"),
+       "an engine opening without counter.lua removes counter, logging whose stores went (%s)",
+       logbuf);
+    sb_close(e3);
+    write_file("counter.lua", COUNTER);
+    ok(sb_reload(e1, res) == 0 && queue_kq(e1, "acme") == 0, "counter.lua back, acme on it (%s)",
+       sb_result_message(res));
+    is_str(decide_at(e2, "acme", "kq", 5), "x", "acme's count starts afresh again");
+
+    /* kv3's upload deleted: the shared counter stands in and carries its
+    ** store on (deleted with the upload only when none would). */
+    ok(sb_queue_delete(e1, "kv3", "kq", res) == 0 &&
+           sb_policy_delete(e1, "kv3", "counter", res) == 0 &&
+           strstr(sb_result_json(res, NULL), "\"now\":\"shared\"") && queue_kq(e1, "kv3") == 0,
+       "kv3's upload goes, the shared counter stands in (%s)", sb_result_message(res));
+    is_str(decide_at(e2, "kv3", "kq", 3), "xxx", "with the store kv3's upload left");
+
+    ok(sb_account_delete(e1, "kv2", res) == 0 && sb_account_delete(e1, "kv3", res) == 0 &&
+           sb_queue_delete(e1, "acme", "kq", res) == 0,
+       "kv2, kv3 and acme's queue go (%s)", sb_result_message(res));
+    unlink(path);
+    ok(sb_reload(e1, res) == 0 && dropped_of("counter") == 1,
+       "and counter with acme's store, the accounts deleted having taken theirs (%s)",
+       sb_result_json(res, NULL));
 }
 
 /* An entry of the policy directory that cannot be looked at might be a
@@ -865,6 +1005,7 @@ int main(void)
 
     test_deleted_account(e1, e2);
     test_delete_shadowing(e1, e2);
+    test_store_dropped(e1, e2);
     test_unstatable_entries(e1, e2);
     test_fifo(e1, e2);
     test_others_may_write(e1, e2);

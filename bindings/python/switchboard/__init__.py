@@ -1741,7 +1741,9 @@ class Engine:
         """Re-read policy_dir and swap every policy at once, or change nothing
         and raise PolicyError naming the file. Returns ``{"changed": N}``,
         with ``"policies"`` (``{"name", "version", "previous"}`` each:
-        ``version`` None for one removed, no ``previous`` for a new one) when
+        ``version`` None for one removed, with ``"stores_dropped"``: the
+        accounts whose store of it, ``ctx.set``'s, went with it; no
+        ``previous`` for a new one) when
         N is not 0, and ``"warnings"`` for a policy stored that
         :func:`policy_check` faults but that loads all the same (Lua's
         ``eng:reload()``, Go's ``ReloadReport``)."""
