@@ -142,6 +142,10 @@ int res_err(sb_result *r, int code, const char *field, const char *fmt, ...)
     if (n >= (int)sizeof tmp) utf8_cut_end(tmp); /* cut between characters, not in one */
     utf8_clean(tmp);
     buf_puts(&r->msg, tmp);
+    /* The message may quote an id a caller gave, which may be a number: no
+    ** copy of it left on the stack (the message's buffer is wiped when it
+    ** grows and when the result is freed). Only what was written. */
+    cr_wipe(tmp, n >= 0 && (size_t)n < sizeof tmp ? (size_t)n + 1 : sizeof tmp);
     /* The field r has already (sb_result_field(r), a message wrapped in
     ** another): kept, not cleared under itself. */
     if (field && field == r->field.p) return code;

@@ -58,8 +58,16 @@ int buf_printf(sb_buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
+    /* What it formats may quote a number (an access request's page opens
+    ** with it): not left on the stack for whatever runs next to find. Only
+    ** what was written is wiped, so a short line pays for its own bytes. */
+    if (n >= 0 && (size_t)n < sizeof small) {
+        int rc = buf_put(b, small, (size_t)n);
+        cr_wipe(small, (size_t)n + 1);
+        return rc;
+    }
+    cr_wipe(small, sizeof small); /* cut short (or failed): all of it */
     if (n < 0) return -1;
-    if ((size_t)n < sizeof small) return buf_put(b, small, (size_t)n);
     if (buf_reserve(b, (size_t)n)) return -1;
     va_start(ap, fmt);
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);

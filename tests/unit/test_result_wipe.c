@@ -7,6 +7,8 @@
 ** An access request's answer as JSON, which the export makes as its text
 ** (res_doc_text) with the number in it, is wiped when the result is reused
 ** or freed; test_records watches jansson's free, which never sees it.
+** What res_err and buf_printf format on the stack first is wiped there
+** before they return: the stack below is searched for it at once.
 **
 ** realloc and free are replaced here, for the whole process, by ones that
 ** note each block they are handed holding the watched digits before they
@@ -14,6 +16,8 @@
 ** has an allocator of its own.
 */
 #include "switchboard.h"
+#include "crypto.h"   /* cr_wipe */
+#include "internal.h" /* res_err, buf_printf */
 #include "tap.h"
 #include "testkit.h"
 
@@ -56,6 +60,17 @@ void free(void *p)
     watch(p);
     __libc_free(p);
 }
+
+/* Does the stack below the caller's frame, where the frames of the call it
+** made just now were, still hold digits? Read through a frame of
+** its own, left as that call left it (the asm says it was written, so the
+** compiler neither warns of nor assumes anything about its bytes). */
+static __attribute__((noinline)) int stack_holds(const char *digits)
+{
+    char probe[256 * 1024];
+    __asm__ volatile("" : "=m"(probe));
+    return memmem(probe, sizeof probe, digits, strlen(digits)) != NULL;
+}
 #endif
 
 int main(void)
@@ -89,6 +104,28 @@ int main(void)
     sb_result_free(r);
     watched = NULL;
     is_int(handed_unwiped, 0, "... the buffer the first message was in was wiped as it grew");
+    /* The message is formatted on the stack first (res_err), and a page
+    ** of an access request starts there too (buf_printf): neither leaves
+    ** the number behind when it returns. Looked for at once, before any
+    ** other call's frames overwrite where theirs were. Both are called
+    ** themselves: an engine call that answers "no such account" has looked
+    ** the id up first, and the keys it looked it up with stay on the stack
+    ** (they would be found whatever res_err did), and an export's later
+    ** calls write over where the page's start was made. */
+    r = sb_result_new();
+    rc = res_err(r, SB_ENOTFOUND, "account", "no such account '%s'", "+442079460003");
+    int left = stack_holds("442079460003");
+    ok(rc == SB_ENOTFOUND && strstr(sb_result_message(r), "+442079460003"),
+       "an error quoting a number (%s)", sb_result_message(r));
+    ok(!left, "... its message, formatted on the stack, was wiped there");
+    sb_buf page = {.wipe = 1}; /* as the export makes a page */
+    rc = buf_printf(&page, "{\"number\":\"%s\",\"records\":[", "+442079460004");
+    left = stack_holds("442079460004");
+    ok(!rc && strstr(page.p, "+442079460004"), "the start of an access request's page");
+    ok(!left, "... formatted on the stack, was wiped there");
+    cr_wipe(page.p, page.cap);
+    buf_free(&page);
+    sb_result_free(r);
     /* An access request's answer as JSON is its text, made by the export
     ** (res_doc_text), with the number asked for in it even when nothing
     ** is found: gone wiped when the result is reused and when it is freed. */
