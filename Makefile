@@ -98,7 +98,7 @@ $(PUBLIC): $(STATIC)
 $(CLI): $(CLI_OBJ) $(STATIC)
 	$(CC) $(LDSAN) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS)
 
-$(O)/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/testkit.h tests/unit/callkit.h tests/unit/hostkit.h tests/unit/reckit.h $(STATIC)
+$(O)/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/testkit.h tests/unit/callkit.h tests/unit/hostkit.h tests/unit/reckit.h tests/unit/freewatch.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iengine/src -Itests/unit $< -o $@ $(STATIC) $(LIBS)
 

@@ -1835,6 +1835,103 @@ static void h_retention_preview(ctx *x)
     evbuffer_add(x->rep->body, js, len);
 }
 
+/* --- access requests' pages ------------------------------------------------
+** A page holds numbers and personal attributes in the clear. evbuffer_add
+** copies it into libevent's chains, which libevent frees unwiped when they
+** are written, drained (the HEAD of an access request, an answer a failed
+** sync replaces) or dropped with their connection: the engine wipes what it
+** lets go (sb_result), and the daemon's copy of the page was left in the
+** heap. A page is added by reference instead, in a block of its own that
+** page_free wipes and frees whenever libevent lets it go. libevent moves a
+** referenced block from buffer to buffer (rep->body, the connection's held
+** answers, its output) without copying it as long as no buffer is cut
+** inside it: held answers are cut only between responses, and the page is
+** the last of its response; the kernel's, as it is written, is the only
+** other copy. */
+static void page_free(const void *data, size_t len, void *arg)
+{
+    (void)arg;
+    sodium_memzero((void *)data, len);
+    free((void *)data);
+}
+
+/* Add page (len bytes, malloc'd) to out, which owns it from here on, out
+** of memory included (it is wiped and freed then). 0, or -1 when it could
+** not be added. */
+static int add_page(struct evbuffer *out, char *page, size_t len)
+{
+    if (!len) {
+        free(page);
+        return 0;
+    }
+    if (evbuffer_add_reference(out, page, len, page_free, NULL) == 0) return 0;
+    page_free(page, len, NULL);
+    return -1;
+}
+
+/* The four hex digits at p (before lim) as a number, or -1. */
+static long hex4(const char *p, const char *lim)
+{
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = p + i < lim ? hexval(p[i]) : -1;
+        if (h < 0) return -1;
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+/* The value of the JSON string that starts (its opening quote passed) at p,
+** in text written by jansson with JSON_ENSURE_ASCII (sb_result_json's), into
+** out, which has room for the escaped text (never longer decoded). Returns
+** its length and sets *end past its closing quote; (size_t)-1 if it is none.
+** A CSV page is taken out of the answer's text this way, not by json_loads,
+** whose lexer copies every string it reads into buffers it frees unwiped. */
+static size_t json_string_decode(const char *p, const char *lim, char *out, const char **end)
+{
+    static const char esc[] = "\"\\/bfnrt", val[] = "\"\\/\b\f\n\r\t";
+    size_t n = 0;
+    while (p < lim && *p != '"') {
+        if (*p != '\\') {
+            out[n++] = *p++;
+            continue;
+        }
+        const char *e = p + 1 < lim && p[1] ? strchr(esc, p[1]) : NULL;
+        if (e) {
+            out[n++] = val[e - esc];
+            p += 2;
+            continue;
+        }
+        long cp = p + 1 < lim && p[1] == 'u' ? hex4(p + 2, lim) : -1;
+        if (cp < 0) return (size_t)-1;
+        p += 6;
+        if (cp >= 0xd800 && cp < 0xdc00) { /* the first of a pair: \uD8xx\uDCxx */
+            long lo = lim - p >= 2 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2, lim) : -1;
+            if (lo < 0xdc00 || lo > 0xdfff) return (size_t)-1;
+            p += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        }
+        if (cp < 0x80) {
+            out[n++] = (char)cp;
+        } else if (cp < 0x800) {
+            out[n++] = (char)(0xc0 | cp >> 6);
+            out[n++] = (char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+            out[n++] = (char)(0xe0 | cp >> 12);
+            out[n++] = (char)(0x80 | (cp >> 6 & 0x3f));
+            out[n++] = (char)(0x80 | (cp & 0x3f));
+        } else {
+            out[n++] = (char)(0xf0 | cp >> 18);
+            out[n++] = (char)(0x80 | (cp >> 12 & 0x3f));
+            out[n++] = (char)(0x80 | (cp >> 6 & 0x3f));
+            out[n++] = (char)(0x80 | (cp & 0x3f));
+        }
+    }
+    if (p >= lim) return (size_t)-1;
+    *end = p + 1;
+    return n;
+}
+
 static void h_records(ctx *x)
 {
     char number[64], format[16], queue[136];
@@ -1926,17 +2023,52 @@ static void h_records(ctx *x)
         x->rep->mutating = 1;
         sbd_storage_wrote(x->d, 1);
     }
-    if (rc || !csv) {
-        if (!rc) {
-            size_t len = 0;
-            (void)sb_result_json(x->d->res, &len);
-            x->d->turn_page_bytes += len;
-        }
+    if (rc) {
         reply_result(x, rc, 200, NULL, NULL);
         return;
     }
-    json_t *d = json_loads(sb_result_json(x->d->res, NULL), 0, NULL);
-    json_t *c = json_object_get(d, "csv"), *nx = json_object_get(d, "next");
+    size_t len = 0;
+    const char *js = sb_result_json(x->d->res, &len);
+    char *page = malloc(len ? len : 1);
+    if (!csv) { /* the answer's text, as it is */
+        if (page) memcpy(page, js, len);
+        if (!page || add_page(x->rep->body, page, len)) {
+            fail(x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
+            return;
+        }
+        x->rep->status = 200;
+        x->d->turn_page_bytes += len;
+        return;
+    }
+    /* {"number":...,"count":...,"live":...,"csv":"...","next":...}: the
+    ** page decoded by hand (the first "csv":" is the key, as nothing before
+    ** it holds a quote of its own: numbers are E.164, ids have none), the
+    ** rest, the page left out, by jansson. The engine's own text always
+    ** decodes: what fails here is memory. */
+    const char *lim = js + len, *at = memmem(js, len, "\"csv\":\"", 7), *end = NULL;
+    size_t n = at && page ? json_string_decode(at + 7, lim, page, &end) : (size_t)-1;
+    size_t head = at ? (size_t)(at + 7 - js) : 0, tail = end ? (size_t)(lim - end) : 0;
+    char *rest = n != (size_t)-1 ? malloc(head + 1 + tail) : NULL;
+    json_t *d = NULL;
+    if (rest) {
+        memcpy(rest, js, head);
+        rest[head] = '"';
+        memcpy(rest + head + 1, end, tail);
+        d = json_loadb(rest, head + 1 + tail, 0, NULL);
+        sodium_memzero(rest, head + 1 + tail);
+        free(rest);
+    }
+    if (!d) {
+        if (page) page_free(page, len, NULL);
+        fail(x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
+        return;
+    }
+    if (add_page(x->rep->body, page, n)) {
+        json_decref(d);
+        fail(x, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", NULL, "out of memory");
+        return;
+    }
+    json_t *nx = json_object_get(d, "next");
     x->rep->status = 200;
     x->rep->content_type = "text/csv; charset=utf-8";
     /* Calls of the number in progress, in no record yet (JSON: "live"). */
@@ -1944,11 +2076,8 @@ static void h_records(ctx *x)
                (long long)json_integer_value(json_object_get(d, "live")));
     /* More follow: the next page's ?after= (JSON: "next"). */
     if (json_is_string(nx)) add_header(x->rep, "Switchboard-Next: %s\r\n", json_string_value(nx));
-    if (json_is_string(c)) {
-        evbuffer_add(x->rep->body, json_string_value(c), json_string_length(c));
-        x->d->turn_page_bytes += json_string_length(c);
-    }
     json_decref(d);
+    x->d->turn_page_bytes += n;
 }
 
 static void h_hold_list(ctx *x)

@@ -13,3 +13,12 @@ $(O)/tests/daemon/test_%: tests/daemon/test_%.c tests/unit/tap.h tests/unit/test
 check-format: check-format-daemon-tests
 check-format-daemon-tests:
 	@clang-format --dry-run --Werror $(wildcard tests/daemon/*.[ch])
+
+# page_wipe.t's LD_PRELOAD shim (freewatch.c): never built with sanitizers
+# (their runtime has its own allocator, and is loaded before it).
+tests: $(O)/tests/daemon/freewatch.so
+
+$(O)/tests/daemon/freewatch.so: tests/daemon/freewatch.c tests/unit/freewatch.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(if $(filter 1,$(WERROR)),-Werror) -O2 -g -fPIC \
+	  -Itests/unit -shared $< -o $@

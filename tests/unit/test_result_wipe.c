@@ -37,8 +37,7 @@
 #endif
 
 #if OWN_REALLOC
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
+#include "freewatch.h"
 
 static const char *watched; /* digits looked for; NULL: not watching */
 static int handed_unwiped;  /* blocks realloc or free was handed with them in */
@@ -47,18 +46,6 @@ static void watch(void *p)
 {
     if (watched && p && memmem(p, malloc_usable_size(p), watched, strlen(watched)))
         handed_unwiped++;
-}
-
-void *realloc(void *p, size_t n)
-{
-    watch(p);
-    return __libc_realloc(p, n);
-}
-
-void free(void *p)
-{
-    watch(p);
-    __libc_free(p);
 }
 
 /* Does the stack below the caller's frame, where the frames of the call it
