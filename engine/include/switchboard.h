@@ -261,7 +261,10 @@ typedef enum sb_log_level {
 ** it. */
 typedef int64_t (*sb_clock_fn)(void *arg);
 /* Log sink: one line, no trailing newline; `line` is valid during the call.
-** Lines hold no phone number: each reads [number] (sb_redact). Without one
+** Lines hold no phone number: each reads [number] (sb_redact), but the
+** counts the engine made itself (records deleted, decisions overridden, a
+** journal's sequence numbers) are kept as written, whatever their size;
+** digits a caller's id puts right against one read [number]. Without one
 ** (sb_config.log NULL) each line goes to stderr after its time, in UTC to
 ** the millisecond, and level: "2026-01-05T08:00:00.000Z warn <line>". The
 ** time is the engine's clock's, an injected clock's reading too (a replay

@@ -129,23 +129,182 @@ static void stderr_log(int64_t ms, sb_log_level lvl, const char *line)
     fprintf(stderr, "%s.%03dZ %s %s\n", when, (int)milli, names[lvl & 3], line);
 }
 
-/* A line of fmt's text, redacted, then own's as written. */
-static void log_line(sb_engine *e, sb_log_level lvl, const char *own, const char *fmt, va_list ap)
-    __attribute__((format(printf, 4, 0)));
-static void log_line(sb_engine *e, sb_log_level lvl, const char *own, const char *fmt, va_list ap)
+void logt_init(log_text *t)
+{
+    t->s[0] = 0;
+    t->len = 0;
+    t->nown = 0;
+}
+
+/* Append what one conversion wrote to t (snprintf's return r; the text is
+** in t->s already, cut to fit), an own span if own. */
+static void logt_took(log_text *t, int r, int own)
+{
+    size_t room = sizeof t->s - 1 - t->len;
+    size_t n = r < 0 ? 0 : (size_t)r > room ? room : (size_t)r;
+    if (own && n) {
+        log_span *last = t->nown ? &t->own[t->nown - 1] : NULL;
+        if (last && last->at + last->len == t->len)
+            last->len += (uint32_t)n; /* "12" LOG_OWN'd piece by piece: one span */
+        else if (t->nown < LOG_OWN_MAX)
+            t->own[t->nown++] = (log_span){(uint32_t)t->len, (uint32_t)n};
+    }
+    t->len += n;
+    t->s[t->len] = 0;
+}
+
+/* printf's formatting, one conversion at a time, so that what each wrote
+** is known: the output of a number's conversion between LOG_OWN's marks is
+** an own span; a string's or a character's never is. The conversions are
+** those of the C library (with its checking at compile time through the
+** format attribute), each formatted by it. */
+/* An integer argument of printf's length len ("hh" "h" "" "l" "ll" "z" "j"
+** "t"), read as its type and converted as printf converts it: to intmax_t
+** when sgn (returned as uintmax_t), else to uintmax_t. */
+static uintmax_t int_arg(va_list *args, const char *len, int sgn)
+{
+    switch (len[0]) {
+    case 'l':
+        if (len[1] == 'l')
+            return sgn ? (uintmax_t)va_arg(*args, long long) : va_arg(*args, unsigned long long);
+        return sgn ? (uintmax_t)va_arg(*args, long) : va_arg(*args, unsigned long);
+    case 'z':
+        return sgn ? (uintmax_t)va_arg(*args, ssize_t) : va_arg(*args, size_t);
+    case 'j':
+        return sgn ? (uintmax_t)va_arg(*args, intmax_t) : va_arg(*args, uintmax_t);
+    case 't':
+        return (uintmax_t)va_arg(*args, ptrdiff_t);
+    default: /* int, or a char or short it was promoted from */
+        if (sgn) {
+            int v = va_arg(*args, int);
+            if (len[0] == 'h') v = len[1] == 'h' ? (signed char)v : (short)v;
+            return (uintmax_t)(intmax_t)v;
+        } else {
+            unsigned v = va_arg(*args, unsigned);
+            if (len[0] == 'h') v = len[1] == 'h' ? (unsigned char)v : (unsigned short)v;
+            return v;
+        }
+    }
+}
+
+/* (Each conversion's format is one of fmt's, cut out of it.) */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+void logt_vadd(log_text *t, const char *fmt, va_list ap)
+{
+    va_list args; /* its address for int_arg */
+    va_copy(args, ap);
+    int own = 0;
+    for (const char *p = fmt; *p;) {
+        if (*p == '\x1e' || *p == '\x1f') {
+            own = *p++ == '\x1e';
+            continue;
+        }
+        if (*p != '%') {
+            size_t lit = strcspn(p, "%\x1e\x1f");
+            logt_took(t, snprintf(t->s + t->len, sizeof t->s - t->len, "%.*s", (int)lit, p), own);
+            p += lit;
+            continue;
+        }
+        /* One conversion: flags, width, precision ('*' read from the
+        ** arguments and written in), length, and its letter; an integer's
+        ** length is written as 'j' (int_arg). */
+        char spec[64];
+        size_t k = 0;
+        const char *q = p + 1;
+        spec[k++] = '%';
+        while (*q && strchr("-+ #0", *q) && k < 16)
+            spec[k++] = *q++;
+        for (int part = 0; part < 2; part++) {
+            if (part) {
+                if (*q != '.') break;
+                spec[k++] = *q++;
+            }
+            if (*q == '*') {
+                k += (size_t)snprintf(spec + k, 16, "%d", va_arg(args, int));
+                q++;
+            } else {
+                while (*q >= '0' && *q <= '9' && k < 40)
+                    spec[k++] = *q++;
+            }
+        }
+        char len[3] = "";
+        size_t ln = 0;
+        while (*q && strchr("hlzjtL", *q) && ln < 2)
+            len[ln++] = *q++;
+        len[ln] = 0;
+        char conv = *q ? *q++ : 0;
+        int integer = conv && strchr("diouxX", conv);
+        if (integer) {
+            spec[k++] = 'j';
+        } else {
+            memcpy(spec + k, len, ln);
+            k += ln;
+        }
+        spec[k++] = conv;
+        spec[k] = 0;
+        p = q;
+        char *at = t->s + t->len;
+        size_t room = sizeof t->s - t->len;
+        int r = 0, num = 1;
+        if (integer) {
+            int sgn = conv == 'd' || conv == 'i';
+            uintmax_t v = int_arg(&args, len, sgn);
+            r = sgn ? snprintf(at, room, spec, (intmax_t)v) : snprintf(at, room, spec, v);
+        } else if (conv && strchr("fFeEgGaA", conv)) {
+            r = len[0] == 'L' ? snprintf(at, room, spec, va_arg(args, long double))
+                              : snprintf(at, room, spec, va_arg(args, double));
+        } else if (conv == 'c') {
+            r = snprintf(at, room, spec, va_arg(args, int)), num = 0;
+        } else if (conv == 's') {
+            r = snprintf(at, room, spec, va_arg(args, const char *)), num = 0;
+        } else if (conv == 'p') {
+            r = snprintf(at, room, spec, va_arg(args, void *)), num = 0;
+        } else if (conv == '%') {
+            r = snprintf(at, room, "%%");
+        } else { /* none the engine writes (%n among them): the rest unread */
+            break;
+        }
+        logt_took(t, r, own && num);
+    }
+    va_end(args);
+}
+
+#pragma GCC diagnostic pop
+
+void logt_append(log_text *t, const log_text *piece)
+{
+    size_t base = t->len;
+    logt_took(t, snprintf(t->s + t->len, sizeof t->s - t->len, "%s", piece->s), 0);
+    for (int i = 0; i < piece->nown && t->nown < LOG_OWN_MAX; i++) {
+        size_t at = base + piece->own[i].at, end = at + piece->own[i].len;
+        if (end > t->len) end = t->len;
+        if (at < end) t->own[t->nown++] = (log_span){(uint32_t)at, (uint32_t)(end - at)};
+    }
+}
+
+void logt_add(log_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    logt_vadd(t, fmt, ap);
+    va_end(ap);
+}
+
+/* Lines may quote what a policy wrote or returned (ctx.log, an error, an
+** invalid decision) or an event's ids, any of which may be a caller's
+** number: no engine log line holds one. Only the engine's own spans are
+** kept as written. */
+int logt_redact(const log_text *t, char *out, size_t n)
+{
+    return redact_numbers_own(t->s, t->own, t->nown, out, n, 1, 7);
+}
+
+void sb_log_text(sb_engine *e, sb_log_level lvl, const log_text *t)
 {
     if (e && lvl > e->cfg.log_level) return;
-    char line[1024];
-    vsnprintf(line, sizeof line, fmt, ap);
-    /* Lines may quote what a policy wrote or returned (ctx.log, an error,
-    ** an invalid decision) or an event's ids, any of which may be a
-    ** caller's number: no engine log line holds one. */
-    char clean[sizeof line];
-    sb_redact(line, clean, sizeof clean);
-    if (own) {
-        size_t n = strlen(clean);
-        snprintf(clean + n, sizeof clean - n, "%s", own);
-    }
+    char clean[sizeof t->s];
+    logt_redact(t, clean, sizeof clean);
     if (e && e->cfg.log) {
         eng_cb f;
         eng_cb_enter(&f, e, ENG_CB_LOG);
@@ -158,23 +317,19 @@ static void log_line(sb_engine *e, sb_log_level lvl, const char *own, const char
 
 void sb_log(sb_engine *e, sb_log_level lvl, const char *fmt, ...)
 {
+    if (e && lvl > e->cfg.log_level) return;
+    log_text t;
+    logt_init(&t);
     va_list ap;
     va_start(ap, fmt);
-    log_line(e, lvl, NULL, fmt, ap);
+    logt_vadd(&t, fmt, ap);
     va_end(ap);
+    sb_log_text(e, lvl, &t);
 }
 
-void sb_log_own(sb_engine *e, sb_log_level lvl, const char *own, const char *fmt, ...)
+static void pol_log(void *arg, sb_log_level lvl, const log_text *line)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    log_line(e, lvl, own, fmt, ap);
-    va_end(ap);
-}
-
-static void pol_log(void *arg, sb_log_level lvl, const char *line)
-{
-    sb_log(arg, lvl, "%s", line);
+    sb_log_text(arg, lvl, line);
 }
 
 void eng_count_event(sb_engine *e, int type, int failed, uint64_t us)
@@ -462,7 +617,7 @@ static int env_open(env_entry *x, sb_engine *e, sb_result *res)
     }
     int dead = 0;
     mdb_reader_check(sh->env, &dead);
-    if (dead) sb_log(e, SB_LOG_INFO, "cleared %d stale reader slots", dead);
+    if (dead) sb_log(e, SB_LOG_INFO, "cleared " OWN_D " stale reader slots", dead);
 
     /* The tables, and the schema check; st_meta_* read e->dbi. */
     eng_stops_hold();
@@ -1484,7 +1639,8 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
         goto out;
     }
     sb_log(e, SB_LOG_INFO,
-           "master key rotated: the data keys of %d accounts in %s are wrapped under %s now%s",
+           "master key rotated: the data keys of " OWN_D
+           " accounts in %s are wrapped under %s now%s",
            accounts, cfg->data_dir, new_key_file, made ? " (made)" : "");
     res_doc(res, json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:s}", "data_dir", cfg->data_dir,
                            "key_file", new_key_file, "old_key_file", old, "new_key_made", made,

@@ -3020,7 +3020,8 @@ int sb_tick_for(sb_engine *e, uint32_t max_ms, int *more, sb_result *res)
                         last = __atomic_load_n(&e->timer_log_ms, __ATOMIC_RELAXED);
                 if (!last || now - last >= 1000 || now < last) {
                     sb_log(e, SB_LOG_ERROR,
-                           "%s failed: %s; tried again in %d s, the other timers go on (%u more "
+                           "%s failed: %s; tried again in " OWN_D
+                           " s, the other timers go on (" OWN_U " more "
                            "failed since the last such line)",
                            what, why, TICK_RETRY_MS / 1000,
                            __atomic_exchange_n(&e->timer_log_quiet, 0, __ATOMIC_RELAXED));

@@ -140,14 +140,49 @@ void res_clear_error(sb_result *res);
 /* The name of an SB_E* code, e.g. "SB_EINVAL". */
 
 /* --- logging --------------------------------------------------------------- */
+/* Every line goes through the redaction (sb_redact), which takes a count of
+** seven digits or more for a number ("[number] records"). LOG_OWN(conv)
+** marks a conversion of the format whose output is the engine's own (a
+** count it made, a sequence number it gave), kept as written while the
+** rest of the line, ids a caller gave among it, is redacted as before:
+**     sb_log(e, lvl, "account %s: " LOG_OWN("%llu") " deleted", id, n);
+** (OWN_LLU is that LOG_OWN("%llu"), and so on for the usual conversions.)
+** The marks are bytes of the format, which is the engine's text; what a
+** %s or %c (or %p) writes is never taken for its own, inside the marks or
+** out, so no caller's or policy's text can have itself kept, whatever
+** bytes it holds. */
+#define LOG_OWN(conv) "\x1e" conv "\x1f"
+#define OWN_D LOG_OWN("%d")
+#define OWN_U LOG_OWN("%u")
+#define OWN_LU LOG_OWN("%lu")
+#define OWN_LLD LOG_OWN("%lld")
+#define OWN_LLU LOG_OWN("%llu")
+#define OWN_ZU LOG_OWN("%zu")
+#define LOG_OWN_MAX 24 /* own spans a line keeps; past them, redacted */
+typedef struct log_span {
+    uint32_t at, len; /* in the line's text */
+} log_span;
+/* A line as formatted, before the redaction: its text and its own spans. */
+typedef struct log_text {
+    char s[1024];
+    size_t len;
+    int nown;
+    log_span own[LOG_OWN_MAX];
+} log_text;
+/* Empty t, then append fmt's text (LOG_OWN marks read as above), cut to
+** fit. */
+void logt_init(log_text *t);
+void logt_add(log_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void logt_vadd(log_text *t, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Append piece's text to t, its own spans with it (cut to fit). */
+void logt_append(log_text *t, const log_text *piece);
+/* t as logged: redacted but for its own spans, into out (size n);
+** returns how many numbers were redacted. */
+int logt_redact(const log_text *t, char *out, size_t n);
 void sb_log(sb_engine *eng, sb_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* The same, followed by own: text the engine composed of its own (counts,
-** names it chose), which is kept as written where the redaction would take
-** a count of seven digits or more for a number ("1234567 records"). Never
-** anything a caller or a policy gave: that goes in fmt's part. */
-void sb_log_own(sb_engine *eng, sb_log_level lvl, const char *own, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Log a line made with logt_add. */
+void sb_log_text(sb_engine *eng, sb_log_level lvl, const log_text *t);
 
 /* --- small helpers ----------------------------------------------------------- */
 int64_t mono_ms(void); /* monotonic milliseconds, for budgets */
@@ -180,6 +215,11 @@ int redact_numbers(const char *text, char *out, size_t n, int broad);
 /* The same, with numbers written the national way (no '+') taken from
 ** national_min digits on (0: none; redact_numbers: 7 when broad). */
 int redact_numbers_min(const char *text, char *out, size_t n, int broad, int national_min);
+/* The same, the nown spans of own (in text, in order, not overlapping)
+** copied as written: a number never starts, ends or runs inside one, so
+** the text on each side is read as if the span were a mark of its own. */
+int redact_numbers_own(const char *text, const log_span *own, int nown, char *out, size_t n,
+                       int broad, int national_min);
 /* A run of this many digits written the national way reads as a number in
 ** a free-text reason (a hold's, checked by sb_hold_place, and those
 ** reason_clean stores); shorter runs are case and ticket numbers. */

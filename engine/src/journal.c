@@ -229,12 +229,12 @@ int ejr_open(sb_engine *e, int flags, ejr *j, sb_result *res)
     free(buf);
     if (bad && !peek)
         sb_log(e, SB_LOG_ERROR,
-               "%s: %zu whole line%s no entry (damaged): skipped; the erasure requests or "
+               "%s: " OWN_ZU " whole line%s no entry (damaged): skipped; the erasure requests or "
                "account deletions they held are lost to a restore",
                j->path, bad, bad == 1 ? " is" : "s are");
     if (j->torn && !peek) /* a peek may meet an append being written */
         sb_log(e, SB_LOG_WARN,
-               "%s: %zu bytes at its end are no whole entry (an append cut short): ignored, "
+               "%s: " OWN_ZU " bytes at its end are no whole entry (an append cut short): ignored, "
                "and written over by the next erasure request or account deletion",
                j->path, len - at);
     return 0;

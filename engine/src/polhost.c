@@ -281,14 +281,15 @@ __attribute__((format(printf, 3, 4))) static void hlog(pol_host *h, sb_log_level
                                                        const char *fmt, ...)
 {
     if (!h->log) return;
-    char line[1024];
+    log_text line;
+    logt_init(&line);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    logt_vadd(&line, fmt, ap);
     va_end(ap);
-    for (char *p = line; *p; p++)
+    for (char *p = line.s; *p; p++) /* in place: the spans stay where they are */
         if ((unsigned char)*p < 0x20) *p = ' ';
-    h->log(h->log_arg, lvl, line);
+    h->log(h->log_arg, lvl, &line);
 }
 
 static char *dupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -474,7 +475,8 @@ static void settle(pol_host *h, acct *a, polfile *f, const char *account_id, int
         }
         sbx_collect(a->sb);
         hlog(h, SB_LOG_ERROR,
-             "policy quarantined: account=%s policy=%s version=%s after %u consecutive failures; "
+             "policy quarantined: account=%s policy=%s version=%s after " OWN_U
+             " consecutive failures; "
              "%s%s%s until a fixed version is uploaded or the policies are reloaded",
              account_id ? account_id : "-", f->name, f->version[0] ? f->version : "-", f->failures,
              routes || !retains ? "calls get the queue's fallback" : "",

@@ -999,8 +999,9 @@ int sb_policy_versions_forget(sb_engine *e, const char *account, const char *nam
     if (rc) return rc;
     /* The caller has it in res and says it (the daemon's one log line):
     ** the engine's own line is for debugging, as a reload's. */
-    sb_log(e, SB_LOG_DEBUG, "policy history forgotten account=%s policy=%s version=%s entries=%zu",
-           account, name, version ? version : "all-past", op.dropped);
+    sb_log(e, SB_LOG_DEBUG,
+           "policy history forgotten account=%s policy=%s version=%s entries=" OWN_ZU, account,
+           name, version ? version : "all-past", op.dropped);
     res_doc(res, json_pack("{s:s, s:I}", "name", name, "forgotten", (json_int_t)op.dropped));
     return 0;
 }
@@ -1794,7 +1795,8 @@ static int scan_dir(sb_engine *e, const char *root, const char *rel, dir_scan *s
             if (strcmp(n, "types") == 0) continue;
             if (depth >= MAX_DIR_DEPTH) {
                 sb_log(e, SB_LOG_WARN,
-                       "policy_dir: skipping %s/ and all below it: deeper than the %d levels of "
+                       "policy_dir: skipping %s/ and all below it: deeper than the " OWN_D
+                       " levels of "
                        "subdirectories policies are read from",
                        full, MAX_DIR_DEPTH);
                 continue;
@@ -2081,7 +2083,7 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
             if (lrc) /* the next event moves to it then */
                 sb_log(e, SB_LOG_WARN,
                        "policies reloaded; this engine moves to them at its "
-                       "next event (error %d)",
+                       "next event (error " OWN_D ")",
                        lrc);
         }
     }
@@ -2128,7 +2130,7 @@ int sb_reload(sb_engine *e, sb_result *res)
     pthread_mutex_lock(&e->stats_mu);
     e->st.reloads++;
     pthread_mutex_unlock(&e->stats_mu);
-    sb_log(e, SB_LOG_DEBUG, "policies reloaded from %s: %d changed", e->policy_dir, changed);
+    sb_log(e, SB_LOG_DEBUG, "policies reloaded from %s: " OWN_D " changed", e->policy_dir, changed);
     json_t *doc = json_pack("{s:i}", "changed", changed);
     if (doc && json_array_size(warnings)) json_object_set(doc, "warnings", warnings);
     if (doc && json_array_size(changes)) json_object_set(doc, "policies", changes);

@@ -177,8 +177,9 @@ pol_limits pol_limits_of(const sb_config *cfg);
 typedef int (*pol_source_fn)(void *arg, uint32_t acct, const char *name, sb_buf *src,
                              char version[17], int64_t *stamp);
 
-/* Log sink for policy failures and ctx.log lines. */
-typedef void (*pol_log_fn)(void *arg, sb_log_level lvl, const char *line);
+/* Log sink for policy failures and ctx.log lines: a line as formatted, its
+** counts the host's own (LOG_OWN), for the sink to redact. */
+typedef void (*pol_log_fn)(void *arg, sb_log_level lvl, const log_text *line);
 
 typedef struct pol_host pol_host;
 

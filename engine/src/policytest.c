@@ -59,11 +59,11 @@ typedef struct logcap {
     json_t *lines; /* of the case running now, or NULL */
 } logcap;
 
-static void cap_log(void *arg, sb_log_level lvl, const char *line)
+static void cap_log(void *arg, sb_log_level lvl, const log_text *line)
 {
     logcap *c = arg;
     if (c->lines && json_array_size(c->lines) < 100)
-        json_array_append_new(c->lines, json_string(line));
+        json_array_append_new(c->lines, json_string(line->s));
 }
 
 /* The fake store of a case run holds what the engine's store holds: typed

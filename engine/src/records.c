@@ -371,7 +371,8 @@ static int master_check(sb_engine *e, sb_result *res)
                        LOST_KEYS_ENV);
     if (missing)
         sb_log(e, SB_LOG_ERROR,
-               "%s/data.keys holds no data key for account '%s'%s (%d of %d accounts): %s is set, "
+               "%s/data.keys holds no data key for account '%s'%s (" OWN_D " of " OWN_D
+               " accounts): %s is set, "
                "so each gets a new one; the numbers sealed before cannot be read or found again",
                e->data_dir, lost, missing > 1 ? " and others" : "", missing, accounts,
                LOST_KEYS_ENV);

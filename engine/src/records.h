@@ -531,6 +531,19 @@ int ret_audit_hold_note(wtx *t, const char *action, const char *reason);
 int ret_access_audit(sb_engine *e, const char *account, uint32_t acct, size_t taken,
                      sb_export_format format, int later, int more, sb_result *res);
 
+/* The log lines of retention that print counts, made apart so that their
+** counts, the engine's own (LOG_OWN), can be seen kept at any size. That a
+** legal hold hold_id of `account` overrode deletes + anonymizes decisions
+** (scope: HELD_*, where): */
+enum { HELD_WRITE, HELD_SWEEP, HELD_ERASURE };
+void ret_held_line(log_text *t, const char *account, const char *hold_id, int scope,
+                   uint64_t deletes, uint64_t anonymizes);
+/* That erasure request seq of the journal, for `account`, was applied again:
+** all: records deleted, anonymized, kept, held and failed in all; before:
+** deleted and anonymized before it was cut short (said if either is not 0). */
+void ret_replay_line(log_text *t, uint64_t seq, const char *account, const uint64_t all[5],
+                     const uint64_t before[2]);
+
 /* entities.c: delete again the account a deletion entry x of the journal
 ** names, as data.mdb has not seen x; its live calls end with it (they are
 ** from before the deletion, which they could not have outlived). outcome:

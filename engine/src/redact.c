@@ -211,54 +211,88 @@ int redact_numbers(const char *text, char *out, size_t n, int broad)
     return redact_numbers_min(text, out, n, broad, broad ? 7 : 0);
 }
 
-/* A fullwidth digit (U+FF10..U+FF19) at p: its value's character, or 0. */
-static char fullwidth_digit(const unsigned char *p)
+/* The byte at t[i] of a segment that ends at `to`: 0 past it, so that a
+** segment reads as if its text ended there. */
+static unsigned char byte_at(const unsigned char *t, size_t i, size_t to)
 {
-    return p[0] == 0xEF && p[1] == 0xBC && p[2] >= 0x90 && p[2] <= 0x99 ? (char)('0' + p[2] - 0x90)
-                                                                        : 0;
+    return i < to ? t[i] : 0;
 }
 
-/* Is there a digit, plain or fullwidth, at p? */
-static int any_digit(const unsigned char *p)
+/* A fullwidth digit (U+FF10..U+FF19) at t[i]: its value's character, or 0. */
+static char fullwidth_digit(const unsigned char *t, size_t i, size_t to)
 {
-    return is_digit((char)*p) || fullwidth_digit(p);
+    unsigned char c = byte_at(t, i + 2, to);
+    return byte_at(t, i, to) == 0xEF && byte_at(t, i + 1, to) == 0xBC && c >= 0x90 && c <= 0x99
+               ? (char)('0' + c - 0x90)
+               : 0;
 }
 
-/* text (len bytes) as the rule reads it, into norm (len + 1 bytes), each
-** character of it at map[i] in text (map[m] = len): fullwidth digits as
-** digits, a fullwidth plus or "%2B" before a digit as '+', "%20" between
-** digits as ' '. Returns m, norm's length. */
-static size_t normalize(const char *text, size_t len, char *norm, uint32_t *map)
+/* Is there a digit, plain or fullwidth, at t[i]? */
+static int any_digit(const unsigned char *t, size_t i, size_t to)
+{
+    return is_digit((char)byte_at(t, i, to)) || fullwidth_digit(t, i, to);
+}
+
+/* text[from..to) as the rule reads it, appended to norm at m, each
+** character of it at map[m] in text: fullwidth digits as digits, a
+** fullwidth plus or "%2B" before a digit as '+', "%20" between digits as
+** ' '. Returns norm's length after it. */
+static size_t normalize(const char *text, size_t from, size_t to, char *norm, uint32_t *map,
+                        size_t m)
 {
     const unsigned char *t = (const unsigned char *)text;
-    size_t i = 0, m = 0;
-    while (i < len) {
+    size_t i = from, start = m;
+    while (i < to) {
         char c = (char)t[i];
         size_t w = 1;
-        char d = fullwidth_digit(t + i);
+        char d = fullwidth_digit(t, i, to);
+        int after_digit = m > start && is_digit(norm[m - 1]);
         if (d) {
             c = d, w = 3;
-        } else if (t[i] == 0xEF && t[i + 1] == 0xBC && t[i + 2] == 0x8B && any_digit(t + i + 3)) {
+        } else if (t[i] == 0xEF && byte_at(t, i + 1, to) == 0xBC && byte_at(t, i + 2, to) == 0x8B &&
+                   any_digit(t, i + 3, to)) {
             c = '+', w = 3;
-        } else if (t[i] == '%' && t[i + 1] == '2' && (t[i + 2] == 'B' || t[i + 2] == 'b') &&
-                   any_digit(t + i + 3)) {
+        } else if (t[i] == '%' && byte_at(t, i + 1, to) == '2' &&
+                   (byte_at(t, i + 2, to) == 'B' || byte_at(t, i + 2, to) == 'b') &&
+                   any_digit(t, i + 3, to)) {
             c = '+', w = 3;
-        } else if (t[i] == '%' && t[i + 1] == '2' && t[i + 2] == '0' && m &&
-                   is_digit(norm[m - 1]) && any_digit(t + i + 3)) {
+        } else if (t[i] == '%' && byte_at(t, i + 1, to) == '2' && byte_at(t, i + 2, to) == '0' &&
+                   after_digit && any_digit(t, i + 3, to)) {
             c = ' ', w = 3;
-        } else if (t[i] == '\t' && m && is_digit(norm[m - 1]) && any_digit(t + i + 1)) {
+        } else if (t[i] == '\t' && after_digit && any_digit(t, i + 1, to)) {
             c = ' ';
         }
         norm[m] = c;
         map[m++] = (uint32_t)i;
         i += w;
     }
-    norm[m] = 0;
-    map[m] = (uint32_t)len;
     return m;
 }
 
+/* What an own span reads as: one character that is no digit, letter,
+** separator or sign, as a mark would be. */
+#define OWN_MARK '\x1e'
+
+/* Does the run of digits from s to end touch an own span (its mark in norm)
+** that has a digit on that side? Then the two would read as one number
+** ("0207" and 9460001), and the run is taken for one, whatever its length,
+** so that no text beside a count can make a number of it. */
+static int glued(const char *norm, const char *src, const uint32_t *map, const char *s,
+                 const char *end)
+{
+    if (!map) return 0;
+    if (s > norm && s[-1] == OWN_MARK && map[s - norm] > 0 && is_digit(src[map[s - norm] - 1]))
+        return 1;
+    return *end == OWN_MARK && is_digit(src[map[end - norm]]);
+}
+
 int redact_numbers_min(const char *text, char *out, size_t n, int broad, int national_min)
+{
+    return redact_numbers_own(text, NULL, 0, out, n, broad, national_min);
+}
+
+int redact_numbers_own(const char *text, const log_span *own, int nown, char *out, size_t n,
+                       int broad, int national_min)
 {
     static const char tag[] = "[number]";
     size_t o = 0;
@@ -276,10 +310,24 @@ int redact_numbers_min(const char *text, char *out, size_t n, int broad, int nat
     }
     if (!norm || !map) { /* no memory: read as written, which finds the rest */
         if (norm != nbuf) free(norm);
-        norm = (char *)src;
+        norm = (char *)src; /* own spans redacted too: a count may read [number] */
         map = NULL;
     } else {
-        normalize(src, len, norm, map);
+        /* Each own span one mark (never longer than the span), its text
+        ** copied as written from the map; the text between read alone.
+        ** A span out of order or past the text is no span. */
+        size_t m = 0, from = 0;
+        for (int k = 0; own && k < nown; k++) {
+            size_t at = own[k].at, end = at + own[k].len;
+            if (at < from || end <= at || end > len) continue;
+            m = normalize(src, from, at, norm, map, m);
+            norm[m] = OWN_MARK;
+            map[m++] = (uint32_t)at;
+            from = end;
+        }
+        m = normalize(src, from, len, norm, map, m);
+        norm[m] = 0;
+        map[m] = (uint32_t)len;
     }
 #define SRC(p) (map ? src + map[(p)-norm] : (p)) /* where norm's p was written */
     const char *s = norm;
@@ -288,11 +336,11 @@ int redact_numbers_min(const char *text, char *out, size_t n, int broad, int nat
         num_run r;
         if (s[0] == '+' && (is_digit(s[1]) || (s[1] == '(' && is_digit(s[2])))) {
             scan_number(s + 1, &r, 1, 0);
-            if (r.digits >= (broad ? 2 : 7)) e = r.end;
+            if (r.digits >= (broad ? 2 : 7) || glued(norm, src, map, s + 1, r.end)) e = r.end;
         } else if (national_min && (is_digit(s[0]) || (s[0] == '(' && is_digit(s[1]))) &&
                    (s == norm || (!is_word(s[-1]) && s[-1] != '.') || joined(norm, s))) {
             scan_number(s, &r, 0, !broad);
-            if (national_number(norm, s, &r, national_min)) {
+            if (national_number(norm, s, &r, national_min) || glued(norm, src, map, s, r.end)) {
                 e = r.end;
             } else { /* kept whole: its digits do not start another number */
                 put_text(out, n, &o, SRC(s), (size_t)(SRC(r.end) - SRC(s)));

@@ -213,7 +213,6 @@ static void rctx_free(rctx *x)
 ** made a time-range hold over a busy month, reviewed again daily, hundreds
 ** of thousands of lines a day. */
 #define HELD_LOG_MS 60000
-enum { HELD_WRITE, HELD_SWEEP, HELD_ERASURE };
 
 struct held_count {
     int scope; /* HELD_*; 0 in a transaction's own tally */
@@ -247,17 +246,30 @@ static struct held_count *held_find(held_tally *t, int scope, const char *accoun
     return c;
 }
 
-static void held_say(sb_engine *e, const struct held_count *c, int scope)
+void ret_held_line(log_text *t, const char *account, const char *hold_id, int scope,
+                   uint64_t deletes, uint64_t anonymizes)
 {
     static const char *const where[] = {"as records were written since its last line",
                                         "in this sweep", "in an erasure request"};
-    unsigned long long n = c->n[0] + c->n[1];
-    if (n)
-        sb_log(e, SB_LOG_INFO,
-               "retention: account %s: %llu decision%s overridden by legal hold %s %s (%llu "
-               "delete, %llu anonymize; the audit log has each)",
-               c->account, n, n == 1 ? "" : "s", c->hold, where[scope], (unsigned long long)c->n[0],
-               (unsigned long long)c->n[1]);
+    unsigned long long n = deletes + anonymizes;
+    logt_init(t);
+    logt_add(t,
+             "retention: account %s: " OWN_LLU
+             " decision%s overridden by legal hold %s %s (" OWN_LLU " delete, " OWN_LLU
+             " anonymize; the audit log has each)",
+             account, n, n == 1 ? "" : "s", hold_id, where[scope], (unsigned long long)deletes,
+             (unsigned long long)anonymizes);
+}
+
+/* The counts said with the engine's own marked (LOG_OWN): a sweep over a
+** large store overrides millions of decisions, and the ids around them,
+** the account's and the hold's, are the caller's. */
+static void held_say(sb_engine *e, const struct held_count *c, int scope)
+{
+    if (!c->n[0] && !c->n[1]) return;
+    log_text t;
+    ret_held_line(&t, c->account, c->hold, scope, c->n[0], c->n[1]);
+    sb_log_text(e, SB_LOG_INFO, &t);
 }
 
 /* Add src's counts into dst under scope; a count there is no memory for is
@@ -1777,7 +1789,8 @@ static int run_jobs(rctx *x, int budget, uint64_t deadline, int *more)
             val[1] = stage;
             vl = 2 + curlen;
             if (done)
-                sb_log(x->e, SB_LOG_INFO, "sweep: deleted account #%u purged", (unsigned)acct);
+                sb_log(x->e, SB_LOG_INFO, "sweep: deleted account #" OWN_U " purged",
+                       (unsigned)acct);
         } else if (key[0] == JOB_UPGRADE) {
             size_t curlen = vl > 1 ? vl - 1 : 0; /* V_JOB, the last entry handled */
             n = job_walk(x, DB_REVIEW, 8 + REC_KEY_MAX, upgrade_one, val + 1, &curlen,
@@ -2316,10 +2329,14 @@ static int preview_source(void *arg, uint32_t acct, const char *name, sb_buf *sr
 
 /* The preview's policy failures and ctx.log lines: at debug level, said to
 ** be a preview's (a quarantine there is no quarantine of the engine's). */
-static void preview_log(void *arg, sb_log_level lvl, const char *line)
+static void preview_log(void *arg, sb_log_level lvl, const log_text *line)
 {
     (void)lvl;
-    sb_log(arg, SB_LOG_DEBUG, "retention preview: %s", line);
+    log_text t;
+    logt_init(&t);
+    logt_add(&t, "retention preview: ");
+    logt_append(&t, line);
+    sb_log_text(arg, SB_LOG_DEBUG, &t);
 }
 
 static void preview_count(preview *p, int k, const rec_data *r)
@@ -3216,26 +3233,29 @@ static int deletion_again(sb_engine *e, const ejr *j, const ejr_entry *x, sb_res
     if (rc) return rc;
     if (outcome == ACCT_AGAIN_GONE)
         sb_log(e, SB_LOG_INFO,
-               "account deletion %llu of the erasure journal: data.mdb has no account '%s' "
-               "(#%lu, created at %lld ms), or another made since under its id: nothing to "
+               "account deletion " OWN_LLU " of the erasure journal: data.mdb has no account '%s' "
+               "(#" OWN_LU ", created at " OWN_LLD
+               " ms), or another made since under its id: nothing to "
                "delete again",
                (unsigned long long)x->seq, x->account, (unsigned long)x->acct,
                (long long)x->created);
     else if (outcome == ACCT_AGAIN_HELD)
         sb_log(e, SB_LOG_WARN,
-               "account deletion %llu of the erasure journal: account '%s' is back (data.mdb "
+               "account deletion " OWN_LLU
+               " of the erasure journal: account '%s' is back (data.mdb "
                "is from a backup taken before its deletion) and is NOT deleted again, as no "
                "account is deleted under a legal hold: %s (released after the backup, before "
                "the deletion, and holding again since the restore); the audit log has it",
                (unsigned long long)x->seq, x->account, held);
     else
-        sb_log(e, SB_LOG_WARN,
-               "account deletion %llu of the erasure journal: account '%s' deleted again, as "
-               "data.mdb had not seen its deletion (restored from a backup taken before it, "
-               "or the deletion was cut short): its data key, agents, queues, API keys and "
-               "settings are gone, its records purged by sweeps; %lu live call%s it held ended "
-               "with it (the deletion came after them)",
-               (unsigned long long)x->seq, x->account, (unsigned long)ended, ended == 1 ? "" : "s");
+        sb_log(
+            e, SB_LOG_WARN,
+            "account deletion " OWN_LLU " of the erasure journal: account '%s' deleted again, as "
+            "data.mdb had not seen its deletion (restored from a backup taken before it, "
+            "or the deletion was cut short): its data key, agents, queues, API keys and "
+            "settings are gone, its records purged by sweeps; " OWN_LU " live call%s it held ended "
+            "with it (the deletion came after them)",
+            (unsigned long long)x->seq, x->account, (unsigned long)ended, ended == 1 ? "" : "s");
     return 0;
 }
 
@@ -3329,6 +3349,24 @@ int ret_journal_check(sb_engine *e, int *refused, sb_result *res)
     return rc;
 }
 
+void ret_replay_line(log_text *t, uint64_t seq, const char *account, const uint64_t all[5],
+                     const uint64_t before[2])
+{
+    logt_init(t);
+    logt_add(t,
+             "erasure request " OWN_LLU " of the erasure journal (account '%s') applied again, as "
+             "data.mdb had not seen it (restored from a backup taken before it, or the request "
+             "was cut short): " OWN_LLU " deleted, " OWN_LLU " anonymized, " OWN_LLU
+             " kept (" OWN_LLU " held, " OWN_LLU " failed) in all",
+             (unsigned long long)seq, account, (unsigned long long)all[0],
+             (unsigned long long)all[1], (unsigned long long)all[2], (unsigned long long)all[3],
+             (unsigned long long)all[4]);
+    if (before[0] || before[1])
+        logt_add(t, " (" OWN_LLU " deleted and " OWN_LLU " anonymized before it was cut short)",
+                 (unsigned long long)before[0], (unsigned long long)before[1]);
+    logt_add(t, "; the audit log has it");
+}
+
 /* ret_journal_catch_up with a deadline (0: none): a request still running
 ** at it is left for a later call (*unfinished set). */
 static int journal_catch_up(sb_engine *e, const ejr *j, int *applied, uint64_t deadline_ns,
@@ -3372,24 +3410,17 @@ static int journal_catch_up(sb_engine *e, const ejr *j, int *applied, uint64_t d
         }
         if (op.gone)
             sb_log(e, SB_LOG_INFO,
-                   "erasure request %llu of the erasure journal: account '%s' no longer exists "
+                   "erasure request " OWN_LLU
+                   " of the erasure journal: account '%s' no longer exists "
                    "(nor its data key): nothing to apply again",
                    (unsigned long long)x->seq, x->account);
         else {
-            char cut[160] = "";
-            if (op.before.deleted || op.before.anonymized)
-                snprintf(cut, sizeof cut,
-                         " (%llu deleted and %llu anonymized before it was cut short)",
-                         (unsigned long long)op.before.deleted,
-                         (unsigned long long)op.before.anonymized);
-            sb_log(e, SB_LOG_WARN,
-                   "erasure request %llu of the erasure journal (account '%s') applied again, "
-                   "as data.mdb had not seen it (restored from a backup taken before it, or "
-                   "the request was cut short): %llu deleted, %llu anonymized, %llu kept "
-                   "(%llu held, %llu failed) in all%s; the audit log has it",
-                   (unsigned long long)x->seq, x->account, (unsigned long long)op.all.deleted,
-                   (unsigned long long)op.all.anonymized, (unsigned long long)op.all.kept,
-                   (unsigned long long)op.all.overridden, (unsigned long long)op.all.failed, cut);
+            const uint64_t all[5] = {op.all.deleted, op.all.anonymized, op.all.kept,
+                                     op.all.overridden, op.all.failed},
+                           before[2] = {op.before.deleted, op.before.anonymized};
+            log_text line;
+            ret_replay_line(&line, x->seq, x->account, all, before);
+            sb_log_text(e, SB_LOG_WARN, &line);
         }
     }
     return rc;
@@ -3503,7 +3534,7 @@ static int prune(sb_engine *e, ejr *j, int64_t *prune_at, sb_result *res)
     }
     if (!rc && s.changed && s.sighted && s.before == INT64_MIN)
         sb_log(e, SB_LOG_INFO,
-               "%s: erasure requests received more than %lu days ago (erasure_journal_days) "
+               "%s: erasure requests received more than " OWN_LU " days ago (erasure_journal_days) "
                "found; their pseudonyms are taken out by a sweep a day from now by the clock, "
                "if it still finds them past the horizon",
                j->path, (unsigned long)e->cfg.erasure_journal_days);
@@ -3514,7 +3545,8 @@ static int prune(sb_engine *e, ejr *j, int64_t *prune_at, sb_result *res)
     }
     if (!rc && removed)
         sb_log(e, SB_LOG_INFO,
-               "%s: the pseudonyms of %zu erasure request%s received more than %lu days ago "
+               "%s: the pseudonyms of " OWN_ZU " erasure request%s received more than " OWN_LU
+               " days ago "
                "(erasure_journal_days) taken out, data.mdb having applied them; a backup "
                "from before one of them, holding its account, no longer opens",
                j->path, removed, removed == 1 ? "" : "s",
@@ -3661,7 +3693,8 @@ int sb_erase(sb_engine *e, const char *account, const char *number, sb_result *r
     earlier_arg ea = {.j = &j, .op = &op, .out = json_array()};
     if (op.have_pseudo && eng_write_peek(e, read_earlier, &ea, res)) {
         sb_log(e, SB_LOG_ERROR,
-               "erasure request %llu (account '%s') done, but what the earlier requests of its "
+               "erasure request " OWN_LLU
+               " (account '%s') done, but what the earlier requests of its "
                "number did cannot be read (its answer has \"earlier\":null): %s",
                (unsigned long long)op.seq, account, sb_result_message(res));
         res_clear_error(res);
@@ -3821,17 +3854,18 @@ static int access_refused(sb_result *res, int rc)
 int ret_access_audit(sb_engine *e, const char *account, uint32_t acct, size_t taken,
                      sb_export_format format, int later, int more, sb_result *res)
 {
-    char what[96], why[128];
-    snprintf(what, sizeof what, "%zu record%s disclosed as %s%s%s", taken, taken == 1 ? "" : "s",
-             format == SB_EXPORT_CSV ? "CSV" : "JSON", later ? ", a later page" : "",
-             more ? ", more to follow" : "");
-    snprintf(why, sizeof why, "access request: %s", what);
+    char why[128];
+    const char *as = format == SB_EXPORT_CSV ? "CSV" : "JSON",
+               *page = later ? ", a later page" : "", *next = more ? ", more to follow" : "";
+    snprintf(why, sizeof why, "access request: %zu record%s disclosed as %s%s%s", taken,
+             taken == 1 ? "" : "s", as, page, next);
     access_op op = {.account = account, .acct = acct, .why = why};
     int rc = eng_write(e, do_access_audit, &op, res);
     if (rc) return access_refused(res, rc);
     /* The count as counted, as in the entry: only the account id, given by
     ** the caller, is redacted. */
-    sb_log_own(e, SB_LOG_INFO, what, "access request: account %s: ", account);
+    sb_log(e, SB_LOG_INFO, "access request: account %s: " OWN_ZU " record%s disclosed as %s%s%s",
+           account, taken, taken == 1 ? "" : "s", as, page, next);
     return 0;
 }
 

@@ -680,30 +680,46 @@ void sbx_position(char *err, size_t cap, const char *where)
 ** character as '?', control characters (a zero byte, a line break, an
 ** escape) and DEL as spaces, as text_clean does for what we store; cut is
 ** set when msg was cut to fit, so that a character the cut split is
-** dropped rather than shown as '?'. */
-static void log_line(sbx *sb, sb_log_level lvl, char *msg, size_t len, int cut)
+** dropped rather than shown as '?'. own: msg as the engine formatted it,
+** with its own spans (sbx_logf's counts), or NULL (a policy's text); a span
+** the call's number was masked in is its own no longer. */
+static void log_line(sbx *sb, sb_log_level lvl, char *msg, size_t len, int cut, const log_text *own)
 {
-    char line[SBX_LOG_LEN + 2 * SB_NAME_MAX + 64];
     for (size_t i = 0; i < len; i++)
         if (!msg[i]) msg[i] = ' ';
     msg[len] = 0;
     if (cut) utf8_cut_end(msg);
     views_mask_own(sb, msg, SBX_LOG_LEN + 1);
     text_clean(msg);
-    snprintf(line, sizeof line, "policy log: account=%s policy=%s: %s",
-             sb->account ? sb->account : "-", sb->policy ? sb->policy : "-", msg);
-    sb->log(sb->log_arg, lvl, line);
+    log_text line, piece;
+    logt_init(&line);
+    logt_add(&line, "policy log: account=%s policy=%s: ", sb->account ? sb->account : "-",
+             sb->policy ? sb->policy : "-");
+    logt_init(&piece);
+    logt_add(&piece, "%s", msg);
+    for (int i = 0; own && i < own->nown; i++) {
+        log_span o = own->own[i]; /* cut with msg, as far as it goes */
+        if (o.at < piece.len && o.len > piece.len - o.at) o.len = (uint32_t)(piece.len - o.at);
+        if (o.at < piece.len && !memcmp(piece.s + o.at, own->s + o.at, o.len))
+            piece.own[piece.nown++] = o;
+    }
+    logt_append(&line, &piece);
+    sb->log(sb->log_arg, lvl, &line);
 }
 
 void sbx_logf(sbx *sb, sb_log_level lvl, const char *fmt, ...)
 {
     if (!sb->log) return;
-    char msg[SBX_LOG_LEN + 1];
+    log_text t;
+    logt_init(&t);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    logt_vadd(&t, fmt, ap);
     va_end(ap);
-    log_line(sb, lvl, msg, strlen(msg), n >= (int)sizeof msg);
+    char msg[SBX_LOG_LEN + 1];
+    size_t len = t.len < SBX_LOG_LEN ? t.len : SBX_LOG_LEN;
+    memcpy(msg, t.s, len);
+    log_line(sb, lvl, msg, len, t.len > SBX_LOG_LEN, &t);
 }
 
 /* luaL_tolstring without addresses: a value with __tostring as that says,
@@ -771,7 +787,7 @@ int sbx_log_args(lua_State *L, const char *sep)
     }
     /* The message goes by its length: a zero byte in it is a space, not
     ** its end. */
-    if (sb->log) log_line(sb, SB_LOG_INFO, buf, len, cut);
+    if (sb->log) log_line(sb, SB_LOG_INFO, buf, len, cut, NULL);
     return 0;
 }
 

@@ -1293,7 +1293,8 @@ static int schema_settle(sb_engine *e)
         __atomic_store_n(&e->sh->schema_pending, 0, __ATOMIC_RELEASE);
         if (schema < SCHEMA_VERSION)
             sb_log(e, SB_LOG_WARN,
-                   "%s: format %llu marked as format %d at this version's first write: an "
+                   "%s: format " OWN_LLU " marked as format " OWN_D
+                   " at this version's first write: an "
                    "earlier Switchboard can no longer open it (a backup taken before, with "
                    "either version, can)",
                    e->data_dir, (unsigned long long)e->sh->schema_from, SCHEMA_VERSION);
@@ -1492,7 +1493,7 @@ static int file_sync(sb_engine *e, uint64_t *claim, uint64_t *lost)
     if (say)
         sb_log(e, SB_LOG_ERROR,
                "sync of %s/data.mdb failed: %s; what was committed since the last sync that "
-               "worked is not durable until a later one works%s%.0llu%s",
+               "worked is not durable until a later one works%s" LOG_OWN("%.0llu") "%s",
                e->data_dir, mdb_strerror(rc), unsaid ? " (" : "", (unsigned long long)unsaid,
                unsaid ? " more failed syncs since the last such line)" : "");
     return rc;
@@ -1791,7 +1792,8 @@ static int scrub(sb_engine *e, sb_result *res)
         if (rc) return eng_mdb_err(res, rc, "sync");
     }
     if (j.done)
-        sb_log(e, SB_LOG_DEBUG, "free pages cleared: %zu written with zeros, %zu clear already",
+        sb_log(e, SB_LOG_DEBUG,
+               "free pages cleared: " OWN_ZU " written with zeros, " OWN_ZU " clear already",
                j.cleared, j.clear);
     else
         sb_log(e, SB_LOG_INFO,

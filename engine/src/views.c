@@ -2294,8 +2294,8 @@ void views_route(sbx *sb, const char *name, int route_ref, const pol_call *call,
         views_mask_own(sb, out->error, sizeof out->error);
     }
     if (sb->log_dropped)
-        sbx_logf(sb, SB_LOG_WARN, "%d log lines dropped (at most %d per call)", sb->log_dropped,
-                 SBX_LOG_LINES);
+        sbx_logf(sb, SB_LOG_WARN, OWN_D " log lines dropped (at most " OWN_D " per call)",
+                 sb->log_dropped, SBX_LOG_LINES);
     sb->policy = saved;
     sb->vc = NULL;
     for (int i = 0; i < vc->nw; i++)
@@ -2381,8 +2381,8 @@ void views_retain(sbx *sb, const char *name, int ref, const pol_record *rec, con
         sbx_position(out->error, sizeof out->error, where);
     }
     if (sb->log_dropped)
-        sbx_logf(sb, SB_LOG_WARN, "%d log lines dropped (at most %d per call)", sb->log_dropped,
-                 SBX_LOG_LINES);
+        sbx_logf(sb, SB_LOG_WARN, OWN_D " log lines dropped (at most " OWN_D " per call)",
+                 sb->log_dropped, SBX_LOG_LINES);
     sb->policy = saved;
     sb->vc = NULL;
     json_decref(vc->attrs);

@@ -59,12 +59,12 @@ static __attribute__((unused)) int get_src(void *arg, uint32_t acct, const char 
     return SB_ENOTFOUND;
 }
 
-static __attribute__((unused)) void logline(void *arg, sb_log_level lvl, const char *line)
+static __attribute__((unused)) void logline(void *arg, sb_log_level lvl, const log_text *line)
 {
     (void)arg;
     (void)lvl;
     nlog++;
-    snprintf(lastlog, sizeof lastlog, "%s", line);
+    snprintf(lastlog, sizeof lastlog, "%s", line->s);
 }
 
 /* The host the tests use: 1 M instructions, 8 MB and a wall-clock limit of

@@ -53,11 +53,11 @@ static int get_src(void *arg, uint32_t acct, const char *name, sb_buf *out, char
 
 static char logs[64][600];
 static int nlogs;
-static void logline(void *arg, sb_log_level lvl, const char *line)
+static void logline(void *arg, sb_log_level lvl, const log_text *line)
 {
     (void)arg;
     (void)lvl;
-    snprintf(logs[nlogs % 64], sizeof logs[0], "%s", line);
+    snprintf(logs[nlogs % 64], sizeof logs[0], "%s", line->s);
     nlogs++;
 }
 
