@@ -2074,7 +2074,7 @@ static int reload_dir(sb_engine *e, sb_result *res, int *changed, json_t **warni
             long long n = (long long)json_integer_value(json_object_get(g, "stores_dropped"));
             sb_log(e, changes ? SB_LOG_DEBUG : SB_LOG_INFO,
                    "policy_dir: shared policy '%s' removed (its file is gone); its store "
-                   "(ctx.set) dropped in %lld account%s",
+                   "(ctx.set) dropped in " OWN_LLD " account%s",
                    json_string_value(json_object_get(g, "name")), n, n == 1 ? "" : "s");
         }
         json_decref(op.gone);
