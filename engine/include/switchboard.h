@@ -487,7 +487,10 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 **            "wrapup":0,"fallback":"longest_idle",
 **            "members":[{"agent":"alice","tier":1,"position":1,"weight":1,"penalty":0}]}
 ** A queue's policy, when named, must be one the account uploaded or one of
-** policy_dir's, and define `route` (omitted: longest-idle, or the fallback
+** policy_dir's, define `route`, and run: with require_signed_policies, one
+** stored before it was on and not signed since (or signed with another
+** key) is refused, SB_EINVAL naming the field and saying which version and
+** why, as a policy that is not there is (omitted: longest-idle, or the fallback
 ** when there is none: logged once, counted as failures in sb_stats, and
 ** never quarantined, as nothing runs); its overflow must name a queue of
 ** the account; an agent is a member once.
@@ -514,7 +517,7 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** rejected ("queue full"; "queue full (overflow queue 'A' had the call
 ** already)" when that overflow would send it back to a queue it was in);
 ** a transfer into it is refused (SB_ESTATE).
-** An account's retention policy must be there too, and define `retain`.
+** An account's retention policy must be there too, define `retain`, and run.
 ** Unknown fields are rejected with SB_EINVAL naming the field, and so is a
 ** value past its limit: "name" (account, agent, queue) at most 128 bytes.
 ** Account: "personal_attrs" at most 16 names of 1..64 printable bytes,
@@ -919,7 +922,8 @@ SB_API int sb_policy_get(sb_engine *eng, const char *account, const char *name, 
 ** uploaded none (shared policies change in policy_dir); SB_ESTATE when a
 ** queue or the account's retention setting names it and no shared one
 ** stands in, or the shared one that would has no route hook (a queue names
-** it) or no retain hook (the retention setting does). */
+** it) or no retain hook (the retention setting does), or does not run
+** (require_signed_policies, and it is not signed with policy_public_key). */
 SB_API int sb_policy_delete(sb_engine *eng, const char *account, const char *name, sb_result *res);
 /* sb_policy_delete only when the account's upload has the version
 ** if_version ("*": any), as sb_policy_put_if; "" is SB_EINVAL. */

@@ -947,6 +947,9 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
                    e->policy_dir, sb_result_message(tmp));
         sb_result_free(tmp);
     }
+    /* Switched on at this start, require_signed_policies stops the policies
+    ** stored before it that are not signed: who names them is logged. */
+    policies_report_unrun(e);
     /* Erasure requests data.mdb has not seen (restored from a backup taken
     ** before them): applied again now, before anything reads the records
     ** they erased. A failure is said and does not keep the engine from

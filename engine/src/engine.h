@@ -628,5 +628,8 @@ int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field
 ** (POL_HOOK_*): a queue needs route, a retention setting retain. */
 int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field, unsigned hook);
 int policies_reload_dir(sb_engine *e, sb_result *res, int *changed);
+/* With require_signed_policies, log the queues and retention settings whose
+** policy is stored but does not run (one line a policy and account). */
+void policies_report_unrun(sb_engine *e);
 
 #endif

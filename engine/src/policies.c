@@ -259,11 +259,39 @@ int sb_policy_verify(const char *source, size_t len, const char *public_hex, sb_
     return 0;
 }
 
+/* What a source lacks to run on engine e: SIG_OK when it runs (or
+** signatures are not required). With require_signed_policies, one stored
+** before they were required, or signed with another key, is kept but does
+** not run (policies_source_at). */
+static int sig_verdict(sb_engine *e, const char *src, size_t len)
+{
+    return e->cfg.require_signed_policies ? sig_check(src, len, e->pubkey) : SIG_OK;
+}
+
+/* Why a stored source does not run (verdict: sig_verdict's): "<whose>
+** (version V) is unsigned". whose: "this account's upload of it"... */
+static void unrun_why(char *out, size_t cap, const char *whose, const char *version, int verdict)
+{
+    snprintf(out, cap, "%s (version %s) %s", whose, version[0] ? version : "-",
+             verdict == SIG_UNSIGNED
+                 ? "is unsigned"
+                 : "is signed, but its signature does not verify with policy_public_key");
+}
+
+/* What makes policy `name` run then: a signed version of the account's
+** upload (own), or of the shared one, or an upload standing in for it. */
+static void unrun_fix(char *out, size_t cap, const char *name, int own)
+{
+    if (own)
+        snprintf(out, cap, "upload a signed version");
+    else
+        snprintf(out, cap, "sign policy_dir's %s.lua and reload, upload a signed version", name);
+}
+
 static int check_signature(sb_engine *e, const char *name, const char *src, size_t len,
                            sb_result *res)
 {
-    if (!e->cfg.require_signed_policies) return 0;
-    int why = sig_check(src, len, e->pubkey);
+    int why = sig_verdict(e, src, len);
     if (why == SIG_UNSIGNED)
         return res_err(res, SB_EPOLICY, "signature",
                        "%s: unsigned, and require_signed_policies is on", name);
@@ -438,10 +466,27 @@ static int stored_hooks(sb_engine *e, const char *name, const sb_buf *src, unsig
 int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field, unsigned hook)
 {
     sb_buf src = {0};
-    int rc = read_running(t->txn, t->e, acct, name, &src, NULL);
+    char version[17] = "";
+    int rc = read_running(t->txn, t->e, acct, name, &src, version);
     if (rc) {
         buf_free(&src);
         return policy_must_exist(t, acct, name, field);
+    }
+    /* Stored, but not to run (signatures required since it was stored, or
+    ** another key's): named, every call would get the fallback and every
+    ** review fail. Refused, as a policy that is not there is. */
+    int verdict = sig_verdict(t->e, src.p, src.len);
+    if (verdict) {
+        buf_free(&src);
+        int own = read_policy(t->txn, t->e, acct, name, NULL, NULL) == 0;
+        char why[256], fix[SB_NAME_MAX + 128];
+        unrun_why(why, sizeof why, own ? "this account's upload of it" : "the shared one", version,
+                  verdict);
+        unrun_fix(fix, sizeof fix, name, own);
+        return res_err(t->res, SB_EINVAL, field,
+                       "policy '%s' does not run: require_signed_policies is on, and %s; %s, or "
+                       "name another policy",
+                       name, why, fix);
     }
     unsigned hooks;
     rc = stored_hooks(t->e, name, &src, &hooks);
@@ -480,10 +525,9 @@ int policies_source_at(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *na
     sb_buf own = {0};
     if (!src && e->cfg.require_signed_policies) src = &own;
     int rc = read_running_at(txn, e, acct, name, src, version, stamp);
-    /* Stored before signatures were required? Then it does not run. */
-    if (rc == 0 && e->cfg.require_signed_policies &&
-        check_signature(e, name, src->p, src->len, NULL))
-        rc = SB_EPOLICY;
+    /* Stored before signatures were required? Then it does not run. (No
+    ** src: they are not, and nothing was read.) */
+    if (rc == 0 && src && sig_verdict(e, src->p, src->len)) rc = SB_EPOLICY;
     buf_free(&own);
     return rc;
 }
@@ -1541,7 +1585,8 @@ static int do_policy_delete(wtx *t, void *arg)
                        op->name);
     if (rc) return rc;
     sb_buf shared = {0};
-    rc = read_policy(t->txn, e, 0, op->name, &shared, NULL);
+    char shared_v[17] = "";
+    rc = read_policy(t->txn, e, 0, op->name, &shared, shared_v);
     op->shared = rc == 0;
     char who[SB_ID_MAX * 2 + 64];
     if (!op->shared) { /* nothing would stand in: refused while in use */
@@ -1558,9 +1603,23 @@ static int do_policy_delete(wtx *t, void *arg)
         ** hook one of them calls (every call to the fallback, every review
         ** failing). */
         unsigned hooks;
+        int verdict = sig_verdict(e, shared.p, shared.len);
         rc = stored_hooks(e, op->name, &shared, &hooks);
         buf_free(&shared);
         if (rc) return res_err(t->res, rc, "name", "out of memory");
+        /* Nor when it would not run (signatures required since policy_dir's
+        ** load stored it): every call to the fallback, every review failing. */
+        if (verdict && (rc = policy_users(t->txn, e, t->acct, op->name, USE_ANY, who, sizeof who)))
+            return rc;
+        if (verdict && who[0]) {
+            char why[256];
+            unrun_why(why, sizeof why, "it", shared_v, verdict);
+            return res_err(t->res, SB_ESTATE, "name",
+                           "%s uses policy '%s', and the shared one that would stand in for this "
+                           "upload does not run: require_signed_policies is on, and %s; sign "
+                           "policy_dir's %s.lua and reload, or change it first",
+                           who, op->name, why, op->name);
+        }
         unsigned miss = hooks_needed(t->txn, e, t->acct, op->name, hooks, who, sizeof who, &rc);
         if (rc) return rc;
         if (miss)
@@ -2107,6 +2166,138 @@ int policies_reload_dir(sb_engine *e, sb_result *res, int *changed)
     return rc;
 }
 
+/* --- what is named but does not run ------------------------------------------------ */
+
+/* At most this many users named in a log line of policies_report_unrun. */
+#define UNRUN_USERS_SHOWN 10
+
+/* Note that `who` of account acct uses policy `name`, in seen: keyed
+** "acct/name", null when what the account runs by that name runs (or is not
+** there: a missing policy is refused where it is named, and a removal while
+** it is used), else {acct, name, own, version, verdict, users (the first
+** UNRUN_USERS_SHOWN), count}. Shared verdicts are kept under "/name", so
+** that each shared source is checked once. 0, or SB_ENOMEM. */
+static int unrun_note(MDB_txn *txn, sb_engine *e, json_t *seen, uint32_t acct, const char *name,
+                      const char *who)
+{
+    char key[SB_NAME_MAX + 16];
+    snprintf(key, sizeof key, "%u/%s", (unsigned)acct, name);
+    json_t *u = json_object_get(seen, key);
+    if (!u) {
+        sb_buf src = {0};
+        char version[17] = "";
+        int verdict = SIG_OK, own = 1;
+        int rc = read_policy(txn, e, acct, name, &src, version);
+        if (rc == SB_ENOTFOUND) {
+            own = 0;
+            char skey[SB_NAME_MAX + 2];
+            snprintf(skey, sizeof skey, "/%s", name);
+            json_t *sh = json_object_get(seen, skey);
+            if (!sh) {
+                rc = read_policy(txn, e, 0, name, &src, version);
+                sh = json_pack("{s:i, s:s}", "verdict",
+                               rc ? SIG_OK : sig_verdict(e, src.p, src.len), "version", version);
+                if (json_object_set_new(seen, skey, sh)) sh = NULL;
+            }
+            if (!sh) {
+                buf_free(&src);
+                return SB_ENOMEM;
+            }
+            verdict = (int)json_integer_value(json_object_get(sh, "verdict"));
+            snprintf(version, sizeof version, "%s",
+                     json_string_value(json_object_get(sh, "version")));
+        } else if (rc == 0) {
+            verdict = sig_verdict(e, src.p, src.len);
+        }
+        buf_free(&src);
+        u = verdict ? json_pack("{s:I, s:s, s:b, s:s, s:i, s:[], s:i}", "acct", (json_int_t)acct,
+                                "name", name, "own", own, "version", version, "verdict", verdict,
+                                "users", "count", 0)
+                    : json_null();
+        if (!u || json_object_set_new(seen, key, u)) return SB_ENOMEM;
+    }
+    if (json_is_null(u)) return 0;
+    json_int_t n = json_integer_value(json_object_get(u, "count"));
+    if (n < UNRUN_USERS_SHOWN &&
+        json_array_append_new(json_object_get(u, "users"), json_string(who)))
+        return SB_ENOMEM;
+    return json_object_set_new(u, "count", json_integer(n + 1)) ? SB_ENOMEM : 0;
+}
+
+/* The queues and retention settings, of every account, that name a policy
+** stored but not to run (signatures required since it was stored, or
+** another key's): their calls get the queue's fallback and their reviews
+** fail. Naming one is refused (policy_must_have), but these were named
+** before, so the operator who switched the requirement on hears of them:
+** one line a policy and account, logged at sb_open and at each reload. */
+void policies_report_unrun(sb_engine *e)
+{
+    if (!e->cfg.require_signed_policies) return;
+    MDB_txn *txn;
+    if (eng_read_begin(e, &txn)) {
+        sb_log(e, SB_LOG_WARN, "could not check which queues' policies run: store unreadable");
+        return;
+    }
+    json_t *seen = json_object();
+    int rc = seen ? 0 : SB_ENOMEM, r;
+    st_iter it;
+    uint8_t p[4];
+    /* Queues: keyed acct(4) queue(4). */
+    for (r = st_iter_open(&it, txn, e, DB_QUEUES, p, 0); r == 0 && !rc; r = st_iter_next(&it)) {
+        queue_rec q = {0};
+        if (it.klen >= 4 && dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0 && q.policy[0]) {
+            char who[SB_ID_MAX + 16];
+            snprintf(who, sizeof who, "queue '%s'", q.id);
+            rc = unrun_note(txn, e, seen, be32(it.key), q.policy, who);
+        }
+        queue_free(&q);
+    }
+    st_iter_close(&it);
+    /* Retention settings: one per account. */
+    for (r = st_iter_open(&it, txn, e, DB_ACCOUNTS, p, 0); r == 0 && !rc; r = st_iter_next(&it)) {
+        acct_rec ar;
+        rec_settings rs;
+        if (it.klen == 4 && dec_account(it.v.mv_data, it.v.mv_size, &ar) == 0 &&
+            rec_settings_load(txn, e, ar.num, &rs) == 0 && rs.retention[0])
+            rc = unrun_note(txn, e, seen, ar.num, rs.retention, "the retention setting");
+    }
+    st_iter_close(&it);
+    const char *key;
+    json_t *u;
+    json_object_foreach(seen, key, u)
+    {
+        if (!json_is_object(u) || !json_object_get(u, "users")) continue;
+        acct_rec ar;
+        uint32_t acct = (uint32_t)json_integer_value(json_object_get(u, "acct"));
+        const char *name = json_string_value(json_object_get(u, "name"));
+        int own = json_is_true(json_object_get(u, "own"));
+        if (st_account_load(txn, e, acct, &ar)) snprintf(ar.id, sizeof ar.id, "#%u", acct);
+        char why[256], fix[SB_NAME_MAX + 128];
+        unrun_why(why, sizeof why, own ? "the account's upload of it" : "the shared one",
+                  json_string_value(json_object_get(u, "version")),
+                  (int)json_integer_value(json_object_get(u, "verdict")));
+        unrun_fix(fix, sizeof fix, name, own);
+        sb_buf users = {0};
+        json_t *shown = json_object_get(u, "users"), *w;
+        size_t i;
+        json_array_foreach(shown, i, w)
+            buf_printf(&users, "%s%s", i ? ", " : "", json_string_value(w));
+        json_int_t n = json_integer_value(json_object_get(u, "count"));
+        if (n > UNRUN_USERS_SHOWN)
+            buf_printf(&users, " and %lld more", (long long)(n - UNRUN_USERS_SHOWN));
+        sb_log(e, SB_LOG_ERROR,
+               "policy '%s' of account '%s' does not run: require_signed_policies is on, and %s; "
+               "named by %s, which get%s the fallback meanwhile (a queue's calls its fallback "
+               "decision, a retention setting's reviews fail); %s, or move %s to another policy",
+               name, ar.id, why, users.p ? users.p : "", n == 1 ? "s" : "", fix,
+               n == 1 ? "it" : "them");
+        buf_free(&users);
+    }
+    eng_read_end(e, txn);
+    json_decref(seen);
+    if (rc) sb_log(e, SB_LOG_WARN, "could not check which queues' policies run: out of memory");
+}
+
 /* A quarantined policy stays so "until it is reloaded" (policies/README.md):
 ** an operator's reload lifts every quarantine in every engine on the data
 ** directory, also when no file changed (the policy may have failed for a
@@ -2122,6 +2313,9 @@ int sb_reload(sb_engine *e, sb_result *res)
     int rc = reload_dir(e, res, &changed, &warnings, 1, &changes);
     /* The caller has the outcome in res and says it (the daemon's one log
     ** line a reload): the engine's own lines are for debugging. */
+    /* A reload fixes no upload, and one that failed leaves what does not
+    ** run as it was: said again after either, as at sb_open. */
+    policies_report_unrun(e);
     if (rc) {
         sb_log(e, SB_LOG_DEBUG, "policy reload failed, nothing changed: %s",
                sb_result_message(res));

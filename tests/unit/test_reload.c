@@ -4,7 +4,8 @@
 ** engines on one data directory both moving to a new version, every decision
 ** recording the version that made it (also with reloads under threads that
 ** route), quarantine lifted by a reload or an upload and the policy list and
-** statistics saying so at once, and signed policies.
+** statistics saying so at once, and signed policies: what names one that
+** does not run (test_signed_use).
 */
 #include "switchboard.h"
 #include "tap.h"
@@ -853,6 +854,254 @@ static void test_reload_lint(sb_engine *e1)
     ok(sb_reload(e1, res) == 0, "removed, the reload goes through (%s)", sb_result_message(res));
 }
 
+/* A new signing key pair, as hex: 0, or sb_policy_keygen's code. */
+static int keygen(char pk[80], char sk[160])
+{
+    int rc = sb_policy_keygen(res);
+    json_t *keys = rc ? NULL : json_loads(sb_result_json(res, NULL), 0, NULL);
+    snprintf(pk, 80, "%s", keys ? json_string_value(json_object_get(keys, "public_key")) : "");
+    snprintf(sk, 160, "%s", keys ? json_string_value(json_object_get(keys, "secret_key")) : "");
+    json_decref(keys);
+    return rc;
+}
+
+/* Routes with its letter and keeps every record. */
+#define POLICY(letter)                                                                             \
+    "local P = {}\n"                                                                               \
+    "function P.route(call, agents, ctx) return { reject = '" letter "' } end\n"                   \
+    "function P.retain(record, ctx) return { keep = true } end\n"                                  \
+    "return P\n"
+
+/* The source signed with secret key sk (static: one at a time). */
+static const char *sign(const char *src, const char *sk)
+{
+    static char out[4096];
+    out[0] = 0;
+    if (sb_policy_sign(src, strlen(src), sk, res)) return out;
+    json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL);
+    snprintf(out, sizeof out, "%s", json_string_value(json_object_get(d, "source")));
+    json_decref(d);
+    return out;
+}
+
+/* A queue document field as a string ("" when absent, "none" when there
+** is no such queue). */
+static const char *queue_field(sb_engine *e, const char *queue, const char *field)
+{
+    static char v[64];
+    if (sb_queue_get(e, "acme", queue, res)) return "none";
+    json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL);
+    json_t *f = json_object_get(d, field);
+    if (json_is_string(f))
+        snprintf(v, sizeof v, "%s", json_string_value(f));
+    else if (json_is_integer(f))
+        snprintf(v, sizeof v, "%lld", (long long)json_integer_value(f));
+    else
+        v[0] = 0;
+    json_decref(d);
+    return v;
+}
+
+static int put_queue(sb_engine *e, const char *json)
+{
+    return sb_queue_put(e, "acme", json, strlen(json), res);
+}
+
+static int put_account(sb_engine *e, const char *json)
+{
+    return sb_account_put(e, json, strlen(json), res);
+}
+
+/* The one line of logbuf holding `what` (static), "" when none does. */
+static const char *log_line(const char *what)
+{
+    static char line[2048];
+    line[0] = 0;
+    const char *p = strstr(logbuf, what);
+    if (!p) return line;
+    const char *s = p;
+    while (s > logbuf && s[-1] != '\n')
+        s--;
+    size_t n = strcspn(s, "\n");
+    snprintf(line, sizeof line, "%.*s", (int)n, s);
+    return line;
+}
+
+/* What names a policy that does not run. With require_signed_policies
+** switched on at a restart, a policy stored before (an account's upload, or
+** policy_dir's as an earlier load stored it) is kept but does not run: its
+** calls get the queue's fallback. A queue put, or an account's retention
+** setting, naming one is refused as naming a policy that does not exist is
+** (SB_EINVAL, the field named, nothing changed), saying which policy and
+** why; deleting an upload when the shared one that would stand in does not
+** run is refused while something uses it; and the queues and retention
+** settings named before are logged at sb_open and at each reload, naming
+** the policy and its users. On data and policy directories of its own. */
+static void test_signed_use(void)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "%s-signed", dir);
+    snprintf(dir, sizeof dir, "%s", cmd);
+    snprintf(pdir, sizeof pdir, "%s-policies", dir);
+    mkdir(pdir, 0700);
+    char pk[80], sk[160], other_pk[80], other_sk[160];
+    ok(keygen(pk, sk) == 0 && keygen(other_pk, other_sk) == 0, "two signing key pairs");
+
+    /* Before signatures are required: a shared policy unsigned (router), one
+    ** signed (good), an upload unsigned (mine) and one signed with another
+    ** key (stranger), each used. */
+    write_file("router.lua", POLICY("R"));
+    write_file("good.lua", sign(POLICY("G"), sk));
+    sb_engine *e = open_engine(0, NULL);
+    ok(e != NULL, "an engine without signatures required");
+    if (!e) return;
+    const char *mine = POLICY("M");
+    char stranger[4096];
+    snprintf(stranger, sizeof stranger, "%s", sign(POLICY("S"), other_sk));
+    ok(put_account(e, "{\"id\":\"acme\"}") == 0 &&
+           sb_policy_put(e, "acme", "mine", mine, strlen(mine), NULL, res) == 0 &&
+           sb_policy_put(e, "acme", "stranger", stranger, strlen(stranger), NULL, res) == 0,
+       "acme uploads mine, unsigned, and stranger, signed with another key (%s)",
+       sb_result_message(res));
+    ok(put_queue(e, "{\"id\":\"q1\",\"policy\":\"mine\",\"max_wait\":60}") == 0 &&
+           put_queue(e, "{\"id\":\"q2\",\"policy\":\"router\"}") == 0 &&
+           put_queue(e, "{\"id\":\"q5\",\"policy\":\"stranger\"}") == 0 &&
+           put_account(e, "{\"id\":\"acme\",\"retention\":\"mine\"}") == 0,
+       "queues q1 on mine, q2 on router, q5 on stranger, and the retention setting on mine "
+       "(%s)",
+       sb_result_message(res));
+    is_str(decide_in(e, "q1", 1), "M", "q1 decides with mine while signatures are not required");
+    sb_close(e);
+
+    /* Switched on at a restart: the unsigned file fails the directory's
+    ** load (the stored router stays, and does not run); the users of what
+    ** does not run are logged, one line a policy. */
+    log_clear();
+    e = open_engine(1, pk);
+    ok(e != NULL, "signatures required from this start");
+    if (!e) return;
+    const char *l = log_line("policy 'mine' of account 'acme'");
+    ok(strstr(l, "does not run") && strstr(l, "the account's upload") && strstr(l, "is unsigned") &&
+           strstr(l, "queue 'q1'") && strstr(l, "the retention setting") && !strstr(l, "q2"),
+       "the open logs mine's users: q1 and the retention setting (%s)", l);
+    l = log_line("policy 'router' of account 'acme'");
+    ok(strstr(l, "does not run") && strstr(l, "the shared one") && strstr(l, "queue 'q2'") &&
+           strstr(l, "router.lua"),
+       "and router's, q2, saying it is the shared one (%s)", l);
+    l = log_line("policy 'stranger' of account 'acme'");
+    ok(strstr(l, "does not verify with policy_public_key") && strstr(l, "queue 'q5'"),
+       "and stranger's, q5, whose signature is another key's (%s)", l);
+    ok(!strstr(logbuf, "policy 'good'"), "not good, which runs");
+    is_str(decide_in(e, "q1", 2), "", "q1's calls get the fallback");
+
+    /* A queue naming a policy that does not run is refused, as one naming
+    ** a policy that does not exist is: SB_EINVAL, field policy, nothing
+    ** changed. */
+    int rc = put_queue(e, "{\"id\":\"q3\",\"policy\":\"mine\"}");
+    const char *m = sb_result_message(res);
+    ok(rc == SB_EINVAL && !strcmp(sb_result_field(res), "policy") &&
+           strstr(m, "policy 'mine' does not run: require_signed_policies is on, and this "
+                     "account's upload of it (version ") &&
+           strstr(m, ") is unsigned; upload a signed version, or name another policy"),
+       "a new queue naming mine: SB_EINVAL, field policy, saying why (%s)", m);
+    is_str(queue_field(e, "q3", "id"), "none", "and no queue q3");
+    rc = put_queue(e, "{\"id\":\"q3\",\"policy\":\"router\"}");
+    m = sb_result_message(res);
+    ok(rc == SB_EINVAL && !strcmp(sb_result_field(res), "policy") &&
+           strstr(m, "policy 'router' does not run: require_signed_policies is on, and the "
+                     "shared one (version ") &&
+           strstr(m, "is unsigned; sign policy_dir's router.lua and reload, upload a signed "
+                     "version, or name another policy"),
+       "naming the shared router: refused, saying it is policy_dir's (%s)", m);
+    rc = put_queue(e, "{\"id\":\"q3\",\"policy\":\"stranger\"}");
+    m = sb_result_message(res);
+    ok(rc == SB_EINVAL && strstr(m, "policy 'stranger' does not run") &&
+           strstr(m, "its signature does not verify with policy_public_key"),
+       "naming stranger: refused, its signature another key's (%s)", m);
+    is_str(queue_field(e, "q3", "id"), "none", "still no queue q3");
+    rc = put_queue(e, "{\"id\":\"q1\",\"policy\":\"mine\",\"max_wait\":120}");
+    ok(rc == SB_EINVAL && strstr(sb_result_message(res), "policy 'mine' does not run"),
+       "q1 put again naming mine is refused too (%s)", sb_result_message(res));
+    is_str(queue_field(e, "q1", "max_wait"), "60", "and q1 is as it was");
+    ok(put_queue(e, "{\"id\":\"q1\",\"policy\":\"good\",\"max_wait\":120}") == 0,
+       "q1 moved to good, which is signed: accepted (%s)", sb_result_message(res));
+    is_str(decide_in(e, "q1", 3), "G", "and decides with it");
+    ok(put_queue(e, "{\"id\":\"q3\",\"policy\":\"nosuch\"}") == SB_EINVAL &&
+           !strcmp(sb_result_field(res), "policy") &&
+           strstr(sb_result_message(res), "no policy 'nosuch'"),
+       "(as a policy that does not exist is refused: %s)", sb_result_message(res));
+
+    /* The retention setting likewise. */
+    rc = put_account(e, "{\"id\":\"acme\",\"retention\":\"mine\",\"audit_days\":30}");
+    m = sb_result_message(res);
+    ok(rc == SB_EINVAL && !strcmp(sb_result_field(res), "retention") &&
+           strstr(m, "policy 'mine' does not run"),
+       "the account's retention setting naming mine: SB_EINVAL, field retention (%s)", m);
+    ok(sb_account_get(e, "acme", res) == 0 &&
+           !strstr(sb_result_json(res, NULL), "\"audit_days\":30"),
+       "and the account is as it was");
+    ok(put_account(e, "{\"id\":\"acme\",\"retention\":\"good\"}") == 0,
+       "retention on good: accepted (%s)", sb_result_message(res));
+
+    /* A signed upload of mine runs, and may be named again. */
+    ok(sb_policy_put(e, "acme", "mine", sign(mine, sk), strlen(sign(mine, sk)), NULL, res) == 0,
+       "mine uploaded again, signed (%s)", sb_result_message(res));
+    ok(put_queue(e, "{\"id\":\"q3\",\"policy\":\"mine\"}") == 0,
+       "a queue naming mine now: accepted (%s)", sb_result_message(res));
+    is_str(decide_in(e, "q3", 1), "M", "and it decides with mine");
+
+    /* An upload shadowing the unsigned shared router: deleting it would
+    ** leave q2 and q4 with a policy that does not run. */
+    const char *own_router = sign(POLICY("O"), sk);
+    ok(sb_policy_put(e, "acme", "router", own_router, strlen(own_router), NULL, res) == 0 &&
+           put_queue(e, "{\"id\":\"q4\",\"policy\":\"router\"}") == 0,
+       "acme uploads router, signed, and q4 names it (%s)", sb_result_message(res));
+    is_str(decide_in(e, "q2", 1), "O", "q2 decides with the upload");
+    rc = sb_policy_delete(e, "acme", "router", res);
+    m = sb_result_message(res);
+    ok(rc == SB_ESTATE && !strcmp(sb_result_field(res), "name") && strstr(m, "uses policy") &&
+           strstr(m, "'router'") &&
+           strstr(m, "the shared one that would stand in for this upload does not run"),
+       "deleting it is refused: the shared one would stand in and does not run (%s)", m);
+    is_str(decide_in(e, "q2", 2), "O", "nothing changed");
+
+    /* A reload logs again what does not run (the unsigned router.lua fails
+    ** it; the stored one, shadowed for acme, is used by nobody now). */
+    ok(put_queue(e, "{\"id\":\"q1\",\"policy\":\"stranger\"}") == SB_EINVAL,
+       "(q1 cannot be moved back to stranger)");
+    log_clear();
+    ok(sb_reload(e, res) == SB_EPOLICY, "a reload meets the unsigned router.lua (%s)",
+       sb_result_message(res));
+    l = log_line("policy 'stranger' of account 'acme'");
+    ok(strstr(l, "queue 'q5'") && strstr(l, "does not run"), "and logs q5, still on stranger (%s)",
+       l);
+    ok(!strstr(logbuf, "policy 'router' of account"), "not router, which acme's upload shadows");
+    write_file("router.lua", sign(POLICY("R"), sk));
+    log_clear();
+    ok(sb_reload(e, res) == 0, "router.lua signed: the reload succeeds (%s)",
+       sb_result_message(res));
+    ok(strstr(log_line("policy 'stranger' of account 'acme'"), "queue 'q5'") != NULL,
+       "and still logs q5 (%s)", log_line("stranger"));
+    ok(sb_policy_delete(e, "acme", "router", res) == 0,
+       "now acme's router can go: the shared one runs (%s)", sb_result_message(res));
+    ok(put_queue(e, "{\"id\":\"q5\",\"policy\":\"good\"}") == 0, "q5 moved to good");
+    log_clear();
+    ok(sb_reload(e, res) == 0 && !strstr(logbuf, "does not run"),
+       "with every user on a policy that runs, a reload logs none (%s)", logbuf);
+    sb_close(e);
+
+    /* Without the requirement nothing of this is logged or refused. */
+    log_clear();
+    e = open_engine(0, NULL);
+    ok(e && put_queue(e, "{\"id\":\"q6\",\"policy\":\"stranger\"}") == 0 &&
+           !strstr(logbuf, "does not run"),
+       "signatures not required: stranger may be named, and nothing is logged");
+    sb_close(e);
+
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, pdir);
+    if (system(cmd)) diag("cleanup failed");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/sb-test-reload-%d", (int)getpid());
@@ -1076,12 +1325,8 @@ int main(void)
     sb_close(e2);
 
     /* Signed policies. */
-    ok(sb_policy_keygen(res) == 0, "generate a signing key pair");
-    json_t *keys = json_loads(sb_result_json(res, NULL), 0, NULL);
     char pk[80], sk[160];
-    snprintf(pk, sizeof pk, "%s", json_string_value(json_object_get(keys, "public_key")));
-    snprintf(sk, sizeof sk, "%s", json_string_value(json_object_get(keys, "secret_key")));
-    json_decref(keys);
+    ok(keygen(pk, sk) == 0, "generate a signing key pair");
     sb_close(e1);
     sb_engine *s = open_engine(1, pk);
     ok(s != NULL, "with signatures required, an engine still opens over unsigned files");
@@ -1167,9 +1412,10 @@ int main(void)
         sb_close(s);
     }
     json_decref(signed_doc);
-    sb_result_free(res);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, pdir);
     if (system(cmd)) diag("cleanup failed");
+    test_signed_use();
+    sb_result_free(res);
     return done_testing();
 }
