@@ -1875,22 +1875,21 @@ static void fail_held(sbd *d, sbd_conn *c, int rc, const char *msg)
     "the state back before trying again"
 
 /* The commit of the batch whose answers on c start at segment `from` failed
-** (rc). The answers before the first change among them (refusals: they
-** changed nothing) stand; that change is answered with the error, which
-** closes the connection, and the answers after it go: its events in hand
-** are not applied. The segments before `from` belong to batches committed
-** already: they stay held, and go out first, as their sync has it (they
-** were dropped with the rest, and their changes stood unanswered). */
+** (rc): none of them stands, refusals and requests that changed nothing
+** included, as each may have read what an event before it in the batch
+** (of any connection) wrote, which was never stored. The first is answered
+** with the error, which closes the connection; the rest go, and its events
+** in hand are not applied. The segments before `from` belong to batches
+** committed already: they stay held, and go out first, as their sync has
+** them (they were dropped with the rest, and their changes stood
+** unanswered). The error is final: a failed sync of the batch it is tagged
+** with does not replace it (not mutating). */
 static void fail_commit(sbd_conn *c, int from, int rc)
 {
-    int i = from;
     size_t keep = 0;
     for (int k = 0; k < from; k++)
         keep += c->held[k].bytes;
-    for (; i < c->nheld && !c->held[i].mutating; i++)
-        keep += c->held[i].bytes;
-    if (i == c->nheld) return; /* nothing changed in it: nothing was lost */
-    struct held *h = &c->held[i];
+    struct held *h = &c->held[from];
     size_t total = evbuffer_get_length(c->pending);
     struct evbuffer *out = scratch_body(SCRATCH_HELD);
     evbuffer_remove_buffer(c->pending, out, keep);
@@ -1901,7 +1900,8 @@ static void fail_commit(sbd_conn *c, int from, int rc)
     h->bytes = evbuffer_get_length(out) - keep;
     h->count = 1;
     h->keep = 0;
-    c->nheld = i + 1;
+    h->mutating = 0;
+    c->nheld = from + 1;
     evbuffer_add_buffer(c->pending, out);
     if (c->state == CS_STREAM && c->sub) {
         sbd_stream_unsubscribe(c->d, c->sub);
@@ -1922,12 +1922,13 @@ void sbd_http_settle(sbd *d, uint64_t seq, int rc)
             }
         if (from >= 0 && rc) fail_commit(c, from, rc);
     }
-    /* The metrics count what the client was answered: the error, for a
-    ** change whose commit failed (fail_commit). */
+    /* The metrics count what the client was answered: the error, for every
+    ** request of a batch whose commit failed (fail_commit; those after the
+    ** first on a connection had no answer, and count as it). */
     for (size_t i = 0; i < d->npreq; i++)
         if (d->preq[i].seq == SBD_SEQ_UNCOMMITTED) {
             d->preq[i].seq = seq;
-            if (rc && d->preq[i].mutating) d->preq[i].status = storage_status(rc);
+            if (rc) d->preq[i].status = storage_status(rc);
         }
 }
 

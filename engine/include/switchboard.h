@@ -203,17 +203,19 @@ SB_API int sb_result_code(const sb_result *res);
 SB_API const char *sb_result_message(const sb_result *res);
 /* Name of the offending input field, e.g. "devices.mobile", or NULL. */
 SB_API const char *sb_result_field(const sb_result *res);
-/* 1 if the last call made with this result committed a change to the store
-** (in a batch, made one that sb_batch_end commits), else 0 (also for NULL).
-** A call that failed changed nothing (but for SB_ESTORE from a sync that
-** failed after the commit, see sb_submit: 1 then, as the change stands),
-** and neither did a read or a call that found the state already as asked: an agent's status set to
-*the one it
-** has, a policy's history forgotten when it has none. A call that only
-** writes an entry in the audit log (an access request) changed something.
-** For a caller that acknowledges only what is durable (SB_SYNC_DEFER, as
-** the daemon's group commit does): a sync that fails may lose what a call
-** that changed something did, and nothing of a call that changed nothing. */
+/* 1 if the last call made with this result committed a change to the store,
+** else 0 (also for NULL). In a batch, 1 when the event wrote something of
+** its own, which sb_batch_end is to commit (and which that commit may yet
+** fail to store: the batch's answers then all fail). A call that failed
+** changed nothing (but for SB_ESTORE from a sync that failed after the
+** commit, see sb_submit: 1 then, as the change stands), and neither did a
+** read or a call that found the state already as asked: an agent's status
+** set to the one it has, a policy's history forgotten when it has none. A
+** call that only writes an entry in the audit log (an access request)
+** changed something. For a caller that acknowledges only what is durable
+** (SB_SYNC_DEFER, as the daemon's group commit does): a sync that fails may
+** lose what a call that changed something did, and nothing of a call that
+** changed nothing. */
 SB_API int sb_result_changed(const sb_result *res);
 /* Actions caused by the last call, in the order the gateway should apply them. */
 SB_API size_t sb_result_count(const sb_result *res);
@@ -364,9 +366,12 @@ SB_API void sb_config_init(sb_config *cfg);
 ** until it is continued: for a command-line tool run beside a daemon, as
 ** the `switchboard` command is, Ctrl-Z then stops it between transactions.
 ** A stop sent to the process goes to a thread that has it unblocked, as
-** ever: block it in threads that write and should not take it. 0 (the
-** default): masks are left alone. Costs two pthread_sigmask calls a write
-** transaction when on. */
+** ever, and stops every thread, one in a write transaction too: in a
+** program of several threads, block the three in the threads that do not
+** write; two writing threads still leave a stop to the one outside its
+** transaction while the other is in one (the command has one thread).
+** 0 (the default): masks are left alone. Costs two pthread_sigmask calls
+** a write transaction when on. */
 SB_API void sb_defer_stop_signals(int on);
 
 /* Open (creating if needed) the engine on cfg->data_dir. On success *out is
@@ -490,7 +495,8 @@ SB_API int sb_sync_progress(sb_engine *eng, uint64_t *written, uint64_t *durable
 ** policy_dir's, define `route`, and run: with require_signed_policies, one
 ** stored before it was on and not signed since (or signed with another
 ** key) is refused, SB_EINVAL naming the field and saying which version and
-** why, as a policy that is not there is (omitted: longest-idle, or the fallback
+** why, as a policy that is not there is, unless the queue names it already
+** (its other fields may change meanwhile) (omitted: longest-idle, or the fallback
 ** when there is none: logged once, counted as failures in sb_stats, and
 ** never quarantined, as nothing runs); its overflow must name a queue of
 ** the account; an agent is a member once.
