@@ -626,7 +626,8 @@ int policies_source_at(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *na
 int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field);
 /* The same, and SB_EINVAL when the policy does not define `hook`
 ** (POL_HOOK_*): a queue needs route, a retention setting retain. */
-int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field, unsigned hook);
+int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *kept, const char *field,
+                     unsigned hook);
 int policies_reload_dir(sb_engine *e, sb_result *res, int *changed);
 /* With require_signed_policies, log the queues and retention settings whose
 ** policy is stored but does not run (one line a policy and account). */

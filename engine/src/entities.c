@@ -235,9 +235,13 @@ static int do_account_put(wtx *t, void *arg)
         return rc;
     op->live_now = op->a.used[LIM_LIVE_CALLS];
     if (!acct_live_kept(&op->a)) op->a.used[LIM_LIVE_CALLS] = 0;
-    if (op->rs.retention[0] &&
-        (rc = policy_must_have(t, op->a.num, op->rs.retention, "retention", POL_HOOK_RETAIN)))
-        return rc;
+    if (op->rs.retention[0]) {
+        rec_settings was;
+        int had = !op->created && rec_settings_load(t->txn, e, op->a.num, &was) == 0;
+        if ((rc = policy_must_have(t, op->a.num, op->rs.retention, had ? was.retention : NULL,
+                                   "retention", POL_HOOK_RETAIN)))
+            return rc;
+    }
     if ((rc = st_account_save(t->txn, e, &op->a)) ||
         (rc = rec_settings_save(t, op->a.num, &op->rs)))
         return rc;
@@ -1286,9 +1290,13 @@ static int do_queue_put(wtx *t, void *arg)
     /* A policy named must be there; the default (longest-idle) may be
     ** missing, e.g. for an engine opened without a policy_dir: its calls
     ** then take the fallback. */
-    if (json_object_get(op->doc, "policy") &&
-        (rc = policy_must_have(t, t->acct, op->q.policy, "policy", POL_HOOK_ROUTE)))
-        return rc;
+    if (json_object_get(op->doc, "policy")) {
+        queue_rec was;
+        int had = st_queue_by_id(t->txn, e, t->acct, op->q.id, &was) == 0;
+        if ((rc = policy_must_have(t, t->acct, op->q.policy, had ? was.policy : NULL, "policy",
+                                   POL_HOOK_ROUTE)))
+            return rc;
+    }
     /* No fallback of its own: the account's, as it is now. */
     if (!json_object_get(op->doc, "fallback") || json_is_null(json_object_get(op->doc, "fallback")))
         op->q.fallback = t->account->fallback;

@@ -463,7 +463,8 @@ static int stored_hooks(sb_engine *e, const char *name, const sb_buf *src, unsig
     return 0;
 }
 
-int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field, unsigned hook)
+int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *kept, const char *field,
+                     unsigned hook)
 {
     sb_buf src = {0};
     char version[17] = "";
@@ -474,8 +475,12 @@ int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *field,
     }
     /* Stored, but not to run (signatures required since it was stored, or
     ** another key's): named, every call would get the fallback and every
-    ** review fail. Refused, as a policy that is not there is. */
-    int verdict = sig_verdict(t->e, src.p, src.len);
+    ** review fail. Refused, as a policy that is not there is, when it is
+    ** newly named; one the queue or setting names already (`kept`) is left
+    ** to the open's and reloads' log lines, so that its other fields (a
+    ** fallback that rings while the policy does not run) can still be
+    ** changed. */
+    int verdict = kept && strcmp(kept, name) == 0 ? 0 : sig_verdict(t->e, src.p, src.len);
     if (verdict) {
         buf_free(&src);
         int own = read_policy(t->txn, t->e, acct, name, NULL, NULL) == 0;

@@ -1019,10 +1019,16 @@ static void test_signed_use(void)
            strstr(m, "its signature does not verify with policy_public_key"),
        "naming stranger: refused, its signature another key's (%s)", m);
     is_str(queue_field(e, "q3", "id"), "none", "still no queue q3");
-    rc = put_queue(e, "{\"id\":\"q1\",\"policy\":\"mine\",\"max_wait\":120}");
-    ok(rc == SB_EINVAL && strstr(sb_result_message(res), "policy 'mine' does not run"),
-       "q1 put again naming mine is refused too (%s)", sb_result_message(res));
-    is_str(queue_field(e, "q1", "max_wait"), "60", "and q1 is as it was");
+    /* A queue that names it already may still be put (a fallback of its
+    ** own while the policy does not run); moved to another that does not
+    ** run, it is refused. */
+    ok(put_queue(e, "{\"id\":\"q1\",\"policy\":\"mine\",\"max_wait\":120}") == 0,
+       "q1 put again naming mine, which it names already: accepted (%s)", sb_result_message(res));
+    is_str(queue_field(e, "q1", "max_wait"), "120", "and q1 has the new max_wait");
+    rc = put_queue(e, "{\"id\":\"q1\",\"policy\":\"stranger\",\"max_wait\":90}");
+    ok(rc == SB_EINVAL && strstr(sb_result_message(res), "policy 'stranger' does not run"),
+       "q1 put naming stranger instead: refused (%s)", sb_result_message(res));
+    is_str(queue_field(e, "q1", "max_wait"), "120", "and q1 is as it was");
     ok(put_queue(e, "{\"id\":\"q1\",\"policy\":\"good\",\"max_wait\":120}") == 0,
        "q1 moved to good, which is signed: accepted (%s)", sb_result_message(res));
     is_str(decide_in(e, "q1", 3), "G", "and decides with it");
@@ -1032,13 +1038,17 @@ static void test_signed_use(void)
        "(as a policy that does not exist is refused: %s)", sb_result_message(res));
 
     /* The retention setting likewise. */
-    rc = put_account(e, "{\"id\":\"acme\",\"retention\":\"mine\",\"audit_days\":30}");
+    ok(put_account(e, "{\"id\":\"acme\",\"retention\":\"mine\",\"audit_days\":30}") == 0,
+       "the account put again with the retention setting it has (mine): accepted (%s)",
+       sb_result_message(res));
+    rc = put_account(e, "{\"id\":\"acme\",\"retention\":\"stranger\",\"audit_days\":31}");
     m = sb_result_message(res);
     ok(rc == SB_EINVAL && !strcmp(sb_result_field(res), "retention") &&
-           strstr(m, "policy 'mine' does not run"),
-       "the account's retention setting naming mine: SB_EINVAL, field retention (%s)", m);
+           strstr(m, "policy 'stranger' does not run"),
+       "the account's retention setting moved to stranger: SB_EINVAL, field retention (%s)", m);
     ok(sb_account_get(e, "acme", res) == 0 &&
-           !strstr(sb_result_json(res, NULL), "\"audit_days\":30"),
+           strstr(sb_result_json(res, NULL), "\"audit_days\":30") &&
+           !strstr(sb_result_json(res, NULL), "\"audit_days\":31"),
        "and the account is as it was");
     ok(put_account(e, "{\"id\":\"acme\",\"retention\":\"good\"}") == 0,
        "retention on good: accepted (%s)", sb_result_message(res));
