@@ -13,7 +13,7 @@
 import os, shutil, signal, subprocess, sys, tempfile, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "daemon"))
-from sbtest import ROOT, TAP  # noqa: E402
+from sbtest import ROOT, TAP, library_env  # noqa: E402
 
 t = TAP(deadline=300)
 build = os.environ.get("SB_BUILD", "build")
@@ -46,10 +46,10 @@ def writer(n):
     code = ("import sys; sys.path.insert(0, %r); import switchboard\n"
             "with switchboard.Engine(%r) as e: e.account_put({'id': 'other%d'})\n"
             % (os.path.join(ROOT, "bindings", "python"), data, n))
+    lib = os.path.join(build, "libswitchboard.so")
     try:
         return subprocess.run([sys.executable, "-c", code], timeout=20,
-                              env=dict(os.environ, SWITCHBOARD_LIB=os.path.join(
-                                  build, "libswitchboard.so"))).returncode
+                              env=dict(library_env(lib), SWITCHBOARD_LIB=lib)).returncode
     except subprocess.TimeoutExpired:
         return None
 
