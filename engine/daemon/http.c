@@ -1851,40 +1851,23 @@ static void storage_reply(sbd_reply *rep, int rc, const char *msg)
 
 #define SYNC_FAILED "the change was committed but could not be synced to disk"
 
-/* What was about to be acknowledged on c is not stored or not durable: say
-** so with a 500, and close so no later response on this connection is
-** mistaken for the lost one. */
-static void fail_held(sbd *d, sbd_conn *c, int rc, const char *msg)
-{
-    int head = c->nheld && c->held[0].head;
-    batch_leave(c);
-    evbuffer_drain(c->pending, evbuffer_get_length(c->pending));
-    sbd_reply rep;
-    storage_reply(&rep, rc, msg);
-    format_response(c->pending, &rep, 1, 0, head);
-    if (c->state == CS_STREAM && c->sub) {
-        sbd_stream_unsubscribe(d, c->sub);
-        c->sub = NULL;
-    }
-    close_by_answer(c); /* its events in hand go unanswered */
-    bufferevent_write_buffer(c->bev, c->pending);
-}
-
 #define COMMIT_FAILED                                                                              \
     "storage failed while this change was being committed: it may not have been made; read "       \
     "the state back before trying again"
 
-/* The commit of the batch whose answers on c start at segment `from` failed
-** (rc): none of them stands, refusals and requests that changed nothing
-** included, as each may have read what an event before it in the batch
-** (of any connection) wrote, which was never stored. The first is answered
-** with the error, which closes the connection; the rest go, and its events
-** in hand are not applied. The segments before `from` belong to batches
-** committed already: they stay held, and go out first, as their sync has
-** them (they were dropped with the rest, and their changes stood
-** unanswered). The error is final: a failed sync of the batch it is tagged
-** with does not replace it (not mutating). */
-static void fail_commit(sbd_conn *c, int from, int rc)
+/* What c holds from segment `from` on is not stored or not durable (rc):
+** none of it stands. The first is answered with the error (msg), which
+** closes the connection; the rest go, and its events in hand are not
+** applied. The segments before `from` stay held and go out first, as their
+** sync has them. The error is final: a failed sync of the batch it is
+** tagged with does not replace it (not mutating).
+**
+** For a failed commit, `from` is the batch's first answer on c: refusals
+** and requests that changed nothing fail too, as each may have read what
+** an event before it in the batch (of any connection) wrote, which was
+** never stored; the answers of batches committed before it were dropped
+** with the rest, and their changes stood unanswered. */
+static void fail_from(sbd_conn *c, int from, int rc, const char *msg)
 {
     size_t keep = 0;
     for (int k = 0; k < from; k++)
@@ -1895,7 +1878,7 @@ static void fail_commit(sbd_conn *c, int from, int rc)
     evbuffer_remove_buffer(c->pending, out, keep);
     evbuffer_drain(c->pending, total - keep);
     sbd_reply rep;
-    storage_reply(&rep, rc, COMMIT_FAILED);
+    storage_reply(&rep, rc, msg);
     format_response(out, &rep, h->minor, 0, h->head);
     h->bytes = evbuffer_get_length(out) - keep;
     h->count = 1;
@@ -1920,10 +1903,10 @@ void sbd_http_settle(sbd *d, uint64_t seq, int rc)
                 c->held[i].seq = seq;
                 if (from < 0) from = i;
             }
-        if (from >= 0 && rc) fail_commit(c, from, rc);
+        if (from >= 0 && rc) fail_from(c, from, rc, COMMIT_FAILED);
     }
     /* The metrics count what the client was answered: the error, for every
-    ** request of a batch whose commit failed (fail_commit; those after the
+    ** request of a batch whose commit failed (fail_from; those after the
     ** first on a connection had no answer, and count as it). */
     for (size_t i = 0; i < d->npreq; i++)
         if (d->preq[i].seq == SBD_SEQ_UNCOMMITTED) {
@@ -1981,7 +1964,9 @@ void sbd_http_release(sbd *d, uint64_t upto, int sync_rc)
         ** cannot be told apart: one error for all, and the connection
         ** closes. */
         if (failed && merged) {
-            fail_held(d, c, sync_rc, SYNC_FAILED);
+            fail_from(c, 0, sync_rc, SYNC_FAILED);
+            batch_leave(c);
+            send_pending(c, evbuffer_get_length(c->pending));
         } else if (n) {
             if (failed) bytes = fail_changes(c, n, sync_rc);
             if (n == c->nheld) {

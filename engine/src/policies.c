@@ -1477,53 +1477,86 @@ int sb_policy_get(sb_engine *e, const char *account, const char *name, sb_result
     return rc;
 }
 
+#define ALL_ACCOUNTS UINT32_MAX
+enum { USE_QUEUES = 1, USE_RETENTION = 2, USE_ANY = 3 };
+
+/* A use of a policy: queue `queue` (NULL for the retention setting) of
+** account acct names `name`. Nonzero stops the walk (returned by it). */
+typedef int (*use_fn)(void *arg, MDB_txn *txn, uint32_t acct, const char *name, const char *queue);
+
+/* Every use of a policy by name, what of them (USE_*) in account acct or
+** (ALL_ACCOUNTS) in every account: the queues, keyed acct(4) queue(4), then
+** the retention settings, one an account. 0 at the end, an LMDB code, or
+** what fn stopped it with. */
+static int uses_walk(MDB_txn *txn, sb_engine *e, uint32_t acct, int what, use_fn fn, void *arg)
+{
+    int all = acct == ALL_ACCOUNTS, rc, stop = 0;
+    uint8_t p[4];
+    st_iter it;
+    if (what & USE_QUEUES) {
+        for (rc = st_iter_open(&it, txn, e, DB_QUEUES, p, all ? 0 : key_acct(p, acct));
+             rc == 0 && !stop; rc = st_iter_next(&it)) {
+            queue_rec q = {0};
+            if (it.klen >= 4 && dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0 && q.policy[0])
+                stop = fn(arg, txn, be32(it.key), q.policy, q.id);
+            queue_free(&q);
+        }
+        st_iter_close(&it);
+        if (stop) return stop;
+        if (rc != MDB_NOTFOUND && rc != 0) return rc;
+    }
+    if (!(what & USE_RETENTION)) return 0;
+    for (rc = st_iter_open(&it, txn, e, DB_ACCOUNTS, p, all ? 0 : key_acct(p, acct));
+         rc == 0 && !stop; rc = st_iter_next(&it)) {
+        acct_rec ar;
+        rec_settings s;
+        if (it.klen == 4 && dec_account(it.v.mv_data, it.v.mv_size, &ar) == 0 &&
+            rec_settings_load(txn, e, ar.num, &s) == 0 && s.retention[0])
+            stop = fn(arg, txn, ar.num, s.retention, NULL);
+    }
+    st_iter_close(&it);
+    if (stop) return stop;
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+typedef struct users_find {
+    sb_engine *e;
+    const char *name;
+    int all;
+    char *who;
+    size_t cap;
+} users_find;
+
+static int user_found(void *arg, MDB_txn *txn, uint32_t acct, const char *name, const char *queue)
+{
+    users_find *f = arg;
+    if (strcmp(name, f->name) != 0) return 0;
+    /* For a shared policy going, an account's upload of the name stands in. */
+    if (f->all && read_policy(txn, f->e, acct, name, NULL, NULL) != SB_ENOTFOUND) return 0;
+    if (queue && !f->all) {
+        snprintf(f->who, f->cap, "queue '%s'", queue);
+        return 1;
+    }
+    acct_rec ar;
+    if (st_account_load(txn, f->e, acct, &ar) != 0) return 0;
+    if (queue)
+        snprintf(f->who, f->cap, "queue '%s' of account '%s'", queue, ar.id);
+    else
+        snprintf(f->who, f->cap, "the retention setting of account '%s'", ar.id);
+    return 1;
+}
+
 /* Who needs policy `name` with nothing to stand in for it: a queue or the
 ** retention setting of account `acct`, or (acct ALL_ACCOUNTS, for a shared
 ** policy going) of any account without an upload of that name. 0 and who
 ** empty when nobody; else 0 and who says who, first found. */
-#define ALL_ACCOUNTS UINT32_MAX
-enum { USE_QUEUES = 1, USE_RETENTION = 2, USE_ANY = 3 };
-
 static int policy_users(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *name, int what,
                         char *who, size_t cap)
 {
-    int all = acct == ALL_ACCOUNTS, rc;
-    uint8_t p[4];
-    st_iter it;
+    users_find f = {e, name, acct == ALL_ACCOUNTS, who, cap};
     who[0] = 0;
-    /* Queues: keyed acct(4) queue(4). */
-    for (rc = (what & USE_QUEUES)
-                  ? st_iter_open(&it, txn, e, DB_QUEUES, p, all ? 0 : key_acct(p, acct))
-                  : MDB_NOTFOUND;
-         rc == 0 && !who[0]; rc = st_iter_next(&it)) {
-        queue_rec q = {0};
-        uint32_t a = it.klen >= 4 ? be32(it.key) : 0;
-        if (dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0 && strcmp(q.policy, name) == 0 &&
-            (!all || read_policy(txn, e, a, name, NULL, NULL) == SB_ENOTFOUND)) {
-            acct_rec ar;
-            if (!all)
-                snprintf(who, cap, "queue '%s'", q.id);
-            else if (st_account_load(txn, e, a, &ar) == 0)
-                snprintf(who, cap, "queue '%s' of account '%s'", q.id, ar.id);
-        }
-        queue_free(&q);
-    }
-    if (what & USE_QUEUES) st_iter_close(&it);
-    if (rc != MDB_NOTFOUND && rc != 0) return rc;
-    if (!(what & USE_RETENTION)) return 0;
-    /* Retention settings: one per account. */
-    for (rc = st_iter_open(&it, txn, e, DB_ACCOUNTS, p, all ? 0 : key_acct(p, acct));
-         rc == 0 && !who[0]; rc = st_iter_next(&it)) {
-        acct_rec ar;
-        rec_settings s;
-        if (it.klen != 4 || dec_account(it.v.mv_data, it.v.mv_size, &ar) ||
-            rec_settings_load(txn, e, ar.num, &s) || strcmp(s.retention, name) != 0)
-            continue;
-        if (!all || read_policy(txn, e, ar.num, name, NULL, NULL) == SB_ENOTFOUND)
-            snprintf(who, cap, "the retention setting of account '%s'", ar.id);
-    }
-    st_iter_close(&it);
-    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+    int rc = uses_walk(txn, e, acct, what, user_found, &f);
+    return rc == 1 ? 0 : rc;
 }
 
 /* Queues route by calling a policy's `route`, and an account's retention
@@ -2229,6 +2262,23 @@ static int unrun_note(MDB_txn *txn, sb_engine *e, json_t *seen, uint32_t acct, c
     return json_object_set_new(u, "count", json_integer(n + 1)) ? SB_ENOMEM : 0;
 }
 
+typedef struct unrun_walk {
+    sb_engine *e;
+    json_t *seen;
+} unrun_walk;
+
+/* use_fn: each use noted (unrun_note); SB_ENOMEM stops the walk. */
+static int unrun_use(void *arg, MDB_txn *txn, uint32_t acct, const char *name, const char *queue)
+{
+    unrun_walk *w = arg;
+    char who[SB_ID_MAX + 16];
+    if (queue)
+        snprintf(who, sizeof who, "queue '%s'", queue);
+    else
+        snprintf(who, sizeof who, "the retention setting");
+    return unrun_note(txn, w->e, w->seen, acct, name, who);
+}
+
 /* The queues and retention settings, of every account, that name a policy
 ** stored but not to run (signatures required since it was stored, or
 ** another key's): their calls get the queue's fallback and their reviews
@@ -2244,29 +2294,11 @@ void policies_report_unrun(sb_engine *e)
         return;
     }
     json_t *seen = json_object();
-    int rc = seen ? 0 : SB_ENOMEM, r;
-    st_iter it;
-    uint8_t p[4];
-    /* Queues: keyed acct(4) queue(4). */
-    for (r = st_iter_open(&it, txn, e, DB_QUEUES, p, 0); r == 0 && !rc; r = st_iter_next(&it)) {
-        queue_rec q = {0};
-        if (it.klen >= 4 && dec_queue(it.v.mv_data, it.v.mv_size, &q) == 0 && q.policy[0]) {
-            char who[SB_ID_MAX + 16];
-            snprintf(who, sizeof who, "queue '%s'", q.id);
-            rc = unrun_note(txn, e, seen, be32(it.key), q.policy, who);
-        }
-        queue_free(&q);
-    }
-    st_iter_close(&it);
-    /* Retention settings: one per account. */
-    for (r = st_iter_open(&it, txn, e, DB_ACCOUNTS, p, 0); r == 0 && !rc; r = st_iter_next(&it)) {
-        acct_rec ar;
-        rec_settings rs;
-        if (it.klen == 4 && dec_account(it.v.mv_data, it.v.mv_size, &ar) == 0 &&
-            rec_settings_load(txn, e, ar.num, &rs) == 0 && rs.retention[0])
-            rc = unrun_note(txn, e, seen, ar.num, rs.retention, "the retention setting");
-    }
-    st_iter_close(&it);
+    int rc = seen ? 0 : SB_ENOMEM;
+    unrun_walk walk = {e, seen};
+    /* (A store that cannot be read part way: what was read is reported.) */
+    if (!rc && uses_walk(txn, e, ALL_ACCOUNTS, USE_ANY, unrun_use, &walk) == SB_ENOMEM)
+        rc = SB_ENOMEM;
     const char *key;
     json_t *u;
     json_object_foreach(seen, key, u)

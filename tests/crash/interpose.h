@@ -26,15 +26,23 @@
         real_;                                                                                     \
     })
 
+/* What fd is open on, as /proc names it, into path (cap bytes): its length,
+** or -1. */
+static ssize_t fd_target(int fd, char *path, size_t cap)
+{
+    char link[48];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, cap - 1);
+    if (n >= 0) path[n] = 0;
+    return n;
+}
+
 /* Is fd open on a file named data.mdb (LMDB's data file)? */
 static int is_data_file(int fd)
 {
-    char link[48], path[4096];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof path - 1);
-    if (n < 9) return 0;
-    path[n] = 0;
-    return strcmp(path + n - 9, "/data.mdb") == 0;
+    char path[4096];
+    ssize_t n = fd_target(fd, path, sizeof path);
+    return n >= 9 && strcmp(path + n - 9, "/data.mdb") == 0;
 }
 
 static void file_write(int fd, off_t off, ssize_t done);

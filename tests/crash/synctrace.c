@@ -151,12 +151,8 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
 /* Is fd an eventfd? */
 static int is_eventfd(int fd)
 {
-    char link[48], path[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, path, sizeof path - 1);
-    if (n <= 0) return 0;
-    path[n] = 0;
-    return strcmp(path, "anon_inode:[eventfd]") == 0;
+    char path[64];
+    return fd_target(fd, path, sizeof path) > 0 && strcmp(path, "anon_inode:[eventfd]") == 0;
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
