@@ -148,7 +148,7 @@ void sbd_api_error(sbd_reply *rep, int status, const char *code, const char *mes
             evbuffer_add(rep->body, "null", 4);
         evbuffer_add(rep->body, "}}", 2);
     }
-    free(s);
+    sbd_free_wiped(s);
     json_decref(o);
 }
 
@@ -274,7 +274,7 @@ static void reply_result(ctx *x, int rc, int ok_status, const char *call, const 
         for (size_t i = 0; i < n; i++)
             sbd_stream_hold(x->d, sb_result_action(res, i), x->account);
         evbuffer_add(x->rep->body, body, strlen(body));
-        free(body);
+        sbd_free_wiped(body);
         return;
     }
     evbuffer_add(x->rep->body, "{\"actions\":[", 12);
@@ -382,7 +382,7 @@ static json_t *json_text(const char *s)
     if (sbd_valid_utf8((const unsigned char *)s, strlen(s))) return json_string(s);
     char *fixed = sbd_utf8_fix(s);
     json_t *j = fixed ? json_string(fixed) : NULL;
-    free(fixed);
+    sbd_free_wiped(fixed);
     return j;
 }
 
@@ -431,7 +431,7 @@ static void health_failing(ctx *x, const char *status, const char *what, const c
         evbuffer_add_printf(x->rep->body, "%s", t);
     else
         evbuffer_add_printf(x->rep->body, "{\"status\":\"%s\"}", status);
-    free(t);
+    sbd_free_wiped(t);
     json_decref(j);
 }
 
@@ -527,7 +527,7 @@ static void h_account_create(ctx *x)
                     peer_of(x));
         }
     }
-    free(idc);
+    sbd_free_wiped(idc);
     json_decref(doc);
 }
 
@@ -545,7 +545,7 @@ static void h_account_put(ctx *x)
     if (fill(x, doc, "id", x->p[0]) == 0 && (s = dump(x, doc, &len))) {
         int rc = sb_account_put(x->d->eng, s, len, x->d->res);
         reply_result(x, rc, 200, NULL, NULL);
-        free(s);
+        sbd_free_wiped(s);
         /* As POST's and DELETE's are: a replacement can change which
         ** records are kept (retention, personal_attrs, audit_days). */
         if (rc == 0) {
@@ -641,7 +641,7 @@ static void put_doc(ctx *x, put_fn fn)
     if (!doc) return;
     if (fill(x, doc, "id", x->p[0]) == 0 && (s = dump(x, doc, &len))) {
         reply_result(x, fn(x->d->eng, x->account, s, len, x->d->res), 200, NULL, NULL);
-        free(s);
+        sbd_free_wiped(s);
     }
     json_decref(doc);
 }
@@ -715,7 +715,7 @@ static int page_fetch(ctx *x, const page_cursor *c, size_t n)
     char *qs = json_dumps(q, JSON_COMPACT);
     json_decref(q);
     int rc = sb_records_list(e, x->account, qs, qs ? strlen(qs) : 0, res);
-    free(qs);
+    sbd_free_wiped(qs);
     return rc;
 }
 
@@ -836,7 +836,7 @@ static void page_reply(ctx *x, page_cursor *c, long long limit)
             evbuffer_add_printf(out, ",\"next\":{\"before_ms\":%lld,\"before_id\":%s}", c->ms, ids);
         else
             evbuffer_add_printf(out, ",\"next\":%s", ids);
-        free(ids);
+        sbd_free_wiped(ids);
     }
     evbuffer_add(out, "}", 1);
     x->rep->status = 200;
@@ -1115,7 +1115,7 @@ static int submit_flat(ctx *x, const char *type, int required, const char *key, 
         doc[len++] = '}';
     }
     run_event(x, doc, len, ok_status, call, agent);
-    if (doc != stackbuf) free(doc);
+    if (doc != stackbuf) sbd_free_wiped(doc);
     return 1;
 }
 
@@ -1149,7 +1149,7 @@ static void submit(ctx *x, const char *type, int required, const char *key, cons
     char *s = dump(x, doc, &len);
     if (s) {
         run_event(x, s, len, ok_status, call, agent);
-        free(s);
+        sbd_free_wiped(s);
     }
     json_decref(doc);
 }
@@ -1822,7 +1822,7 @@ static void h_retention_preview(ctx *x)
     sb_result *res = x->d->res;
     int rc =
         body ? sb_retention_preview(x->d->eng, x->account, body, strlen(body), res) : SB_ENOMEM;
-    free(body);
+    sbd_free_wiped(body);
     if (rc) {
         reply_result(x, rc, 200, NULL, NULL);
         return;
@@ -2390,7 +2390,7 @@ int sbd_api_route_of(const char *target)
     ctx x;
     memset(&x, 0, sizeof x);
     int i = find_route(buf, buf + n + 1, &x);
-    free(buf);
+    sbd_free_wiped(buf);
     return i < 0 ? -1 : i;
 }
 
@@ -2628,7 +2628,7 @@ int sbd_api_refuse_head(sbd *d, const sbd_req *req, sbd_reply *rep)
     char *buf = malloc(strlen(req->path) + 1);
     if (!buf) return 0; /* the request itself will say so */
     int refused = front(&x, buf) != 0 || check_query(&x) != 0;
-    free(buf);
+    sbd_free_wiped(buf);
     return refused;
 }
 
@@ -2649,7 +2649,7 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
         return;
     }
     if (front(&x, buf)) {
-        free(buf);
+        sbd_free_wiped(buf);
         return;
     }
     const struct route *rt = x.rt;
@@ -2675,7 +2675,7 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
             /* One of those answers closed the connection: nothing more. */
             if (req->conn_closed && *req->conn_closed) {
                 rep->dropped = 1;
-                free(buf);
+                sbd_free_wiped(buf);
                 return;
             }
         }
@@ -2687,5 +2687,5 @@ void sbd_api_handle(sbd *d, const sbd_req *req, sbd_reply *rep)
             sbd_stream_recheck(d, 1); /* and every stream's */
         }
     }
-    free(buf);
+    sbd_free_wiped(buf);
 }

@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -552,16 +553,20 @@ sbd_job *sbd_job_new(sbd *d)
 char *sbd_job_room(sbd_job *j, size_t n)
 {
     if (n > j->cap) {
-        char *p = realloc(j->buf, n);
+        char *p = sbd_realloc_wiped(j->buf, n);
         if (!p) return NULL;
         j->buf = p;
         j->cap = n;
     }
+    j->used = n;
     return j->buf;
 }
 
 void sbd_job_free(sbd *d, sbd_job *j)
 {
+    /* Kept for the next job: its request's document wiped meanwhile. */
+    if (j->buf) sodium_memzero(j->buf, j->used);
+    j->used = 0;
     j->next = d->free_jobs;
     d->free_jobs = j;
 }
@@ -756,7 +761,7 @@ void sbd_events_free(sbd *d)
         sbd_job *j = d->free_jobs;
         d->free_jobs = j->next;
         sb_result_free(j->res);
-        free(j->buf);
+        sbd_free_wiped(j->buf);
         free(j);
     }
 }
@@ -1523,8 +1528,42 @@ static int files_apart_unsafe(const sbd_config *cfg, int data_dir_there)
     return 0;
 }
 
+/* --- the memory the daemon lets go ----------------------------------------
+** Requests bring callers' numbers and personal attributes in their bodies
+** and API keys in their headers; answers carry numbers back (a call read
+** with its numbers, an access request's page). libevent reads and writes
+** them through buffers it frees as they are, and what a process frees is
+** what a later allocation, a core dump or a read of its memory finds: every
+** block libevent frees in the daemon is wiped first, as are the daemon's
+** own copies of a request (its head, its body, an event's document waiting
+** for the engine thread) and of an answer. jansson's are wiped by the
+** engine's allocator for it (set at sb_open, for the whole process). The
+** size is the block's usable size (glibc's malloc_usable_size, the
+** sanitizers' too): libevent does not say it. Cost: a memset of each block
+** as it is freed, a few KiB a request. */
+void sbd_free_wiped(void *p)
+{
+    if (!p) return;
+    sodium_memzero(p, malloc_usable_size(p));
+    free(p);
+}
+
+void *sbd_realloc_wiped(void *p, size_t n)
+{
+    if (!p) return malloc(n);
+    size_t had = malloc_usable_size(p);
+    if (n <= had) return p; /* fits where it is */
+    void *q = malloc(n);
+    if (!q) return NULL;
+    memcpy(q, p, had);
+    sbd_free_wiped(p);
+    return q;
+}
+
 int sb_daemon_main(int argc, char **argv)
 {
+    /* Before any libevent call allocates (libevent asks so). */
+    event_set_mem_functions(malloc, sbd_realloc_wiped, sbd_free_wiped);
     /* SIGHUP's default action ends the process: until the loop handles it,
     ** hold one that arrives (a reload asked for while starting) and take it
     ** once the daemon is up. SIGUSR1 and SIGUSR2 likewise, to be logged and

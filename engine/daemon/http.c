@@ -399,7 +399,7 @@ static struct evbuffer *scratch_body(int which)
 static void chunked_end(sbd_conn *c)
 {
     struct chunked *k = &c->ck;
-    free(k->hbuf);
+    sbd_free_wiped(k->hbuf);
     k->hbuf = NULL;
     if (k->body) evbuffer_drain(k->body, evbuffer_get_length(k->body));
 }
@@ -1084,7 +1084,7 @@ static int refuse_expect(sbd_conn *c, const struct head *hd, uint64_t t0)
     sbd_reply rep;
     request_of(c, hd, path, q, &req, &rep);
     int refused = sbd_api_refuse_head(c->d, &req, &rep);
-    free(path);
+    sbd_free_wiped(path);
     if (!refused) return 0;
     int head = is_head(hd);
     size_t before = evbuffer_get_length(c->pending);
@@ -1155,7 +1155,7 @@ static int take_chunked(sbd_conn *c, uint64_t t0)
     body[body_len] = 0;
     c->expect_sent = 0;
     dispatch(c, &k->hd, body, body_len, t0);
-    free(body);
+    sbd_free_wiped(body);
     chunked_end(c);
     return 1;
 }
@@ -1223,7 +1223,7 @@ static int take_request(sbd_conn *c)
     hbuf[hlen] = 0;
     if (memchr(hbuf, 0, hlen)) {
         queue_error(c, 400, "HTTP_BAD_REQUEST", "NUL byte in the request header", NULL, head, t0);
-        free(hbuf);
+        sbd_free_wiped(hbuf);
         return 1;
     }
     struct head hd;
@@ -1232,7 +1232,7 @@ static int take_request(sbd_conn *c)
     head |= is_head(&hd);
     if (st) {
         queue_error(c, st, http_code(st), why, &hd, head, t0);
-        free(hbuf);
+        sbd_free_wiped(hbuf);
         return 1;
     }
 
@@ -1241,7 +1241,7 @@ static int take_request(sbd_conn *c)
         struct chunked *k = &c->ck;
         if (!k->body && !(k->body = evbuffer_new())) {
             queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd, head, t0);
-            free(hbuf);
+            sbd_free_wiped(hbuf);
             return 1;
         }
         k->hbuf = hbuf;
@@ -1254,23 +1254,23 @@ static int take_request(sbd_conn *c)
     }
     if (hd.has_cl && hd.cl > cfg->max_body) {
         queue_error(c, 413, "HTTP_BODY_TOO_LARGE", "request body exceeds max_body", &hd, head, t0);
-        free(hbuf);
+        sbd_free_wiped(hbuf);
         return 1;
     }
     size_t body_len = hd.has_cl ? (size_t)hd.cl : 0;
     if (avail - hlen < body_len) {
         if (refuse_expect(c, &hd, t0)) {
-            free(hbuf);
+            sbd_free_wiped(hbuf);
             return 1;
         }
         send_continue(c, &hd);
-        free(hbuf);
+        sbd_free_wiped(hbuf);
         return 0;
     }
     char *body = malloc(body_len + 1);
     if (!body) {
         queue_error(c, sbd_api_status(SB_ENOMEM), "SB_ENOMEM", "out of memory", &hd, head, t0);
-        free(hbuf);
+        sbd_free_wiped(hbuf);
         return 1;
     }
     evbuffer_drain(in, hlen);
@@ -1278,8 +1278,8 @@ static int take_request(sbd_conn *c)
     body[body_len] = 0;
     c->expect_sent = 0;
     dispatch(c, &hd, body, body_len, t0);
-    free(body);
-    free(hbuf);
+    sbd_free_wiped(body);
+    sbd_free_wiped(hbuf);
     return 1;
 }
 
@@ -1388,7 +1388,7 @@ static void conn_free(sbd_conn *c)
     if (c->pending) evbuffer_free(c->pending);
     free(c->held);
     if (c->timer) event_free(c->timer);
-    free(c->ck.hbuf);
+    sbd_free_wiped(c->ck.hbuf);
     if (c->ck.body) evbuffer_free(c->ck.body);
     sodium_memzero(&c->auth, sizeof c->auth);
     sbd_log(SB_LOG_DEBUG, "connection closed", "conn=%llu peer=%s", (unsigned long long)c->id,

@@ -111,7 +111,7 @@ typedef struct sbd_job {
     /* The event, for sb_submit_json; its outcome. doc, path, call and agent
     ** lie in buf, kept with the job for the next (sbd_job_room). */
     char *buf;
-    size_t cap;
+    size_t cap, used; /* used: by this job (wiped as it is let go) */
     char *doc;
     size_t len;
     int skip; /* not applied: its connection was closed by an answer before it */
@@ -361,6 +361,12 @@ uint64_t sbd_seq(sbd *d);
 /* After a commit: the tag for what answers it; the open batch needs a sync. */
 uint64_t sbd_commit_tag(sbd *d);
 int64_t sbd_wall_ms(void);
+/* free() and realloc() for blocks that may hold a number, a personal
+** attribute or a key: a block is wiped whole (its usable size) as it is
+** freed, and one that grows moves by a copy, the block left wiped.
+** libevent's in the daemon (daemon.c). */
+void sbd_free_wiped(void *p);
+void *sbd_realloc_wiped(void *p, size_t n);
 /* End of a batch: in group mode, have the sync thread sync the open batch if
 ** something was committed and no sync is in flight (the responses wait for
 ** it), or release everything held when nothing is left unsynced.

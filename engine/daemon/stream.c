@@ -107,12 +107,12 @@ int sbd_action_write(struct evbuffer *out, const sb_action *a, const char *accou
     char stack[1024], *s = stack;
     size_t n = sb_action_json(&b, stack, sizeof stack);
     if (n >= sizeof stack && (!(s = malloc(n + 1)) || sb_action_json(&b, s, n + 1) != n)) {
-        free(s);
+        sbd_free_wiped(s);
         return 0;
     }
     evbuffer_add(out, sep, strlen(sep));
     evbuffer_add(out, s, n);
-    if (s != stack) free(s);
+    if (s != stack) sbd_free_wiped(s);
     return 1;
 }
 
@@ -123,7 +123,7 @@ char *sbd_action_json(const sb_action *a, const char *account)
     size_t n = sb_action_json(&b, NULL, 0);
     char *s = malloc(n + 1);
     if (s && sb_action_json(&b, s, n + 1) != n) {
-        free(s);
+        sbd_free_wiped(s);
         s = NULL;
     }
     return s;
@@ -132,7 +132,7 @@ char *sbd_action_json(const sb_action *a, const char *account)
 static void pub_free(sbd_pub *p)
 {
     free(p->account);
-    free(p->json);
+    sbd_free_wiped(p->json);
     free(p);
 }
 
@@ -547,7 +547,7 @@ static void hold(sbd *d, const sb_action *a, const char *account, uint64_t last)
     p->json = sbd_action_json(a, acct);
     if (!p->account || !p->json) {
         free(p->account);
-        free(p->json);
+        sbd_free_wiped(p->json);
         free(p);
         return;
     }

@@ -394,7 +394,12 @@ SB_API void sb_defer_stop_signals(int on);
 ** restored from before an erasure request whose pseudonym the erasure
 ** journal has taken out (erasure_journal_days), that has the request's
 ** account, is SB_ESTORE on "data_dir": it cannot be applied again
-** (sb_erase). */
+** (sb_erase). The first sb_open of a process sets jansson's allocator
+** (json_set_alloc_funcs; jansson has one a process): malloc, and a free
+** that wipes each block whole before freeing it, as jansson's blocks hold
+** the numbers and keys of the documents it parses and writes. An embedder's
+** own jansson documents go through it too; a string from json_dumps is the
+** caller's to wipe and free(). */
 SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res);
 /* Close the engine: syncs, then frees everything. NULL is a no-op. Call it
 ** once per handle, when no other thread is using the handle; the handle is

@@ -5,6 +5,8 @@
 #include "crypto.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,9 +390,24 @@ static void *json_alloc(size_t n)
     return p;
 }
 
+/* Every string jansson frees is wiped first: the documents it parses and
+** writes hold callers' numbers and personal attributes (an offer, a call
+** record, an access request's page) and API keys (an account's answer), and
+** a freed block is what a later allocation, a core dump or a read of the
+** process's memory finds. jansson does not say a block's size: it is the
+** usable size (glibc's malloc_usable_size; the sanitizers' runtimes have
+** it too). This allocator is the process's (jansson has one), set at the
+** first sb_open: an embedder's own jansson documents are wiped likewise. */
+static void json_free(void *p)
+{
+    if (!p) return;
+    sodium_memzero(p, malloc_usable_size(p));
+    free(p);
+}
+
 static void json_init_once(void)
 {
-    json_set_alloc_funcs(json_alloc, free);
+    json_set_alloc_funcs(json_alloc, json_free);
 }
 
 void json_alloc_init(void)

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-# An access request's page (GET /v1/records?number=..., JSON or CSV) leaves
-# no copy in the memory the daemon frees: the daemon runs under the
-# freewatch.so shim, which searches every block handed to free or realloc
-# for the page's texts. Its numbers and personal attributes are in the clear
-# there; libevent frees the buffers a response is written from as they are,
-# so the page is added to the reply by reference and wiped when libevent
-# lets it go (written, drained for a HEAD, dropped with its connection).
+# What the daemon lets go of is wiped: the daemon runs under the freewatch.so
+# shim, which searches every block handed to free or realloc for given texts.
+# An access request's page (GET /v1/records?number=..., JSON or CSV) has
+# numbers and personal attributes in the clear; libevent frees the buffers a
+# response is written from as they are, so the page is added to the reply by
+# reference and wiped when libevent lets it go (written, drained for a HEAD,
+# dropped with its connection). Requests bring API keys, callers' numbers and
+# access requests' queries: libevent's blocks in the daemon, jansson's
+# (the engine's allocator for it) and the daemon's own copies of a request
+# are wiped as they are freed.
 import json, os, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sbtest import ROOT, TAP, Daemon, binary, provision  # noqa: E402
@@ -94,5 +97,37 @@ d.stop()
 got = found()
 t.is_(got[:2], [0, 0], "no block freed holding the JSON page or the CSV page", got)
 t.is_(got[3:], [0, 0], "... nor the large pages, written in many writes", got)
-t.ok(got[2] > 0, "... where the 404's answer, added as it is, was seen freed", got)
+t.is_(got[2], 0, "... nor the 404's answer, which quotes the request's path", got)
+
+# The rest of what a request brings and its answer takes back: the daemon
+# reads and writes through libevent's buffers and parses and builds
+# documents with jansson, both of which free their blocks as they are; in
+# the daemon they free them wiped, as the daemon does its own copies of a
+# request. Restarted with new texts to watch (the key is known now): the
+# account's key as its Basic header has it, a caller's number as an offer's
+# body has it, an access request's query, a number an offer is refused for
+# (a request the engine never takes), and,
+# to show the shim sees what the daemon frees, the data directory's path,
+# which the daemon's configuration holds and frees plainly at exit.
+auth = acme.auth.split(" ", 1)[1]
+TEXTS = [auth, '"+442079460009"', "number=%2B442079460005", "+4420794600099999999",
+         d.data_dir]
+os.unlink(log)
+d.env = {"LD_PRELOAD": SHIM, "SB_FREEWATCH": "|".join(TEXTS), "SB_FREEWATCH_LOG": log}
+d.start()
+r = acme.post("/v1/calls", {"call": "w1", "queue": "support", "caller": "+442079460009"})
+t.ok(r.status == 201 and r.actions("ring"), "a call of +442079460009 rings", r)
+r = acme.get("/v1/calls/w1")
+t.ok(r.status == 200 and "+442079460009" in r.body, "... read back with its number", r)
+acme.post("/v1/calls/w1/abandon")
+r = acme.get("/v1/records?number=%2B442079460005")
+t.is_(r.status, 200, "an access request", r)
+r = acme.post("/v1/calls", {"call": "w2", "queue": "support", "caller": TEXTS[3]})
+t.ok(r.status == 400 and r.json["error"]["field"] == "caller", "an offer of a number too long "
+     "refused", r)
+d.stop()
+got = found()
+t.is_(got[:4], [0] * 4, "no block freed holding the key, the caller's number, the query or the "
+      "refused number", got)
+t.ok(got[4] > 0, "... where the data directory's path, freed as it is, was seen freed", got)
 t.done()

@@ -8,7 +8,9 @@
 ** (res_doc_text) with the number in it, is wiped when the result is reused
 ** or freed; test_records watches jansson's free, which never sees it.
 ** What res_err and buf_printf format on the stack first is wiped there
-** before they return: the stack below is searched for it at once.
+** before they return: the stack below is searched for it at once. Every
+** block jansson frees (an event's document parsed, an embedder's own) is
+** wiped by the engine's allocator for it.
 **
 ** realloc and free are replaced here, for the whole process, by ones that
 ** note each block they are handed holding the watched digits before they
@@ -21,6 +23,7 @@
 #include "tap.h"
 #include "testkit.h"
 
+#include <jansson.h>
 #include <malloc.h>
 #include <string.h>
 #include <unistd.h>
@@ -128,6 +131,28 @@ int main(void)
     watched = NULL;
     ok(shown, "an access request's answer, then a page's, in one result");
     is_int(handed_unwiped, 0, "... each answer's text wiped before it was freed");
+    /* jansson's own blocks: an event's document parsed (its strings, the
+    ** lexer's buffer) are freed through the engine's allocator for jansson,
+    ** which wipes each block, the embedder's own documents' too (jansson
+    ** has one allocator in a process). */
+    r = sb_result_new();
+    watched = "442079460005";
+    handed_unwiped = 0;
+    const char *offer = "{\"type\":\"offer\",\"call\":\"w1\",\"queue\":\"nowhere\","
+                        "\"caller\":\"+442079460005\"}";
+    rc = sb_submit_json(e, "acme", offer, strlen(offer), r);
+    ok(rc == SB_ENOTFOUND, "an offer of +442079460005 to a queue that is not there (%s)",
+       sb_result_message(r));
+    sb_result_free(r);
+    json_t *mine = json_pack("{s:s}", "caller", "+442079460005");
+    char *text = json_dumps(mine, JSON_COMPACT);
+    json_decref(mine);
+    json_t *back = text ? json_loads(text, 0, NULL) : NULL;
+    if (text) cr_wipe(text, strlen(text)); /* json_dumps's: the caller's to free */
+    free(text);
+    json_decref(back);
+    watched = NULL;
+    is_int(handed_unwiped, 0, "... no block jansson freed holding the number");
     sb_close(e);
     sb_result_free(res);
     rmtree(dir);
