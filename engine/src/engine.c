@@ -825,8 +825,9 @@ int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res)
     res_reset(res);
     if (!out) return res_err(res, SB_EINVAL, NULL, "no output handle");
     *out = NULL;
-    if (!cfg || cfg->version != SB_CONFIG_VERSION)
-        return res_err(res, SB_EINVAL, NULL, "config not initialised with sb_config_init");
+    if (!cfg) return res_err(res, SB_EINVAL, NULL, "no config");
+    if (cfg->version != SB_CONFIG_VERSION)
+        return res_err(res, SB_EINVAL, "version", "config not initialised with sb_config_init");
     if (!cfg->data_dir || !*cfg->data_dir)
         return res_err(res, SB_EINVAL, "data_dir", "no data directory given");
     if (cfg->sync > SB_SYNC_DEFER)
@@ -1530,8 +1531,9 @@ static int mark_rotated(wtx *t, void *arg)
 int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_result *res)
 {
     res_reset(res);
-    if (!cfg || cfg->version != SB_CONFIG_VERSION)
-        return res_err(res, SB_EINVAL, NULL, "config not initialised with sb_config_init");
+    if (!cfg) return res_err(res, SB_EINVAL, NULL, "no config");
+    if (cfg->version != SB_CONFIG_VERSION)
+        return res_err(res, SB_EINVAL, "version", "config not initialised with sb_config_init");
     if (!cfg->data_dir || !*cfg->data_dir)
         return res_err(res, SB_EINVAL, "data_dir", "no data directory given");
     if (!new_key_file || !*new_key_file)

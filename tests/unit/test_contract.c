@@ -216,7 +216,15 @@ static void test_open_refusals(void)
     ok(open_rc(&c) == SB_EINVAL && !strcmp(field_of(res), "sync"), "open: unknown sync mode");
     test_engine_config(&c, path, NULL, 0);
     c.version = SB_CONFIG_VERSION + 1;
-    ok(open_rc(&c) == SB_EINVAL && *sb_result_message(res), "open: another config version");
+    ok(open_rc(&c) == SB_EINVAL && *sb_result_message(res) && !strcmp(field_of(res), "version"),
+       "open: another config version, naming version (%s)", field_of(res));
+    memset(&c, 0, sizeof c); /* never through sb_config_init */
+    c.data_dir = path;
+    ok(open_rc(&c) == SB_EINVAL && !strcmp(field_of(res), "version"),
+       "open: a config not from sb_config_init, naming version: %s", sb_result_message(res));
+    ok(sb_master_key_rotate(&c, "/nonexistent/k", res) == SB_EINVAL &&
+           !strcmp(field_of(res), "version"),
+       "master key rotation: the same (%s)", field_of(res));
     ok(sb_open(NULL, &c, res) == SB_EINVAL && *sb_result_message(res), "open: no output handle");
     sb_engine *e = (sb_engine *)&e;
     ok(sb_open(&e, NULL, NULL) == SB_EINVAL && e == NULL,
