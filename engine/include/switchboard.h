@@ -12,7 +12,8 @@
 **  - Every public name starts with sb_ / SB_. Nothing else is exported.
 **  - Functions that can fail return int: 0 on success, a negative SB_E* code
 **    on failure. sb_strerror() turns any code into a message starting with
-**    the code's name. Nothing fails only as a log line.
+**    the code's name. Nothing fails only as a log line (but for a policy_dir
+**    that does not load at sb_open: see sb_open).
 **  - Functions that take an `sb_result *res` put the details of their outcome
 **    there: on failure a message (with file:line for policy errors) and the
 **    name of the offending field; on success the actions the call caused and,
@@ -385,7 +386,17 @@ SB_API void sb_defer_stop_signals(int on);
 ** Engines opened before fork() belong to the parent: the child opens its own.
 ** (In the child, every call on the parent's engine is refused with
 ** SB_ESTATE, "opened by another process", and sb_close leaves it alone.)
-** Refused with SB_EINVAL naming the field: a config not from sb_config_init,
+** A policy_dir whose files do not all load (one does not compile, say)
+** does not fail the open, so
+** that a bad file put there cannot keep the engine from starting: none of
+** the directory is stored, the versions its last good load stored keep
+** deciding (none on a new data directory: queues naming them are refused
+** until it loads), the log says which file failed and why at error level,
+** and sb_stats' "policy.dir_loaded" is 0 until an sb_reload loads it; an
+** embedder that must not run without it checks that after sb_open, or
+** calls sb_reload, which fails saying why.
+** Refused with SB_EINVAL naming the field: a config not from sb_config_init
+** ("version"),
 ** an unknown sync mode or log level, map sizes out of range, a data_dir
 ** that is a file, a policy_dir that is not a directory, a missing
 ** policy_public_key when signatures are required. A data directory that
@@ -842,8 +853,9 @@ SB_API int sb_tick_for(sb_engine *eng, uint32_t max_ms, int *more, sb_result *re
 ** until it reaches them again, and the deadline stays where it was. */
 SB_API int64_t sb_next_deadline(sb_engine *eng);
 
-/* The call with its state and decision trace (every decision: time, policy,
-** version, outcome, error); its numbers and attributes are decrypted for
+/* The call with its state and decision trace (time, policy, version,
+** outcome, error of its first 4 decisions and its last 12; "decisions"
+** counts them all); its numbers and attributes are decrypted for
 ** the owning account ("caller" and "called" left out when the call has no
 ** such number: a withheld caller, none dialled); a waiting call has its
 ** "position" in line (1: next; priority, then time in line), for a gateway
