@@ -126,6 +126,16 @@ sed -n '/^\.SH SYNOPSIS/,/^\.SH/p' engine/man/switchboard-policy.7 |
     sed -e '1,/^\.nf/d' -e '/^\.fi/,$d' -e 's/\\(dq/"/g' -e 's/\\e/\\/g' >"$tmp/synopsis.lua"
 run "$sb" policy check "$tmp/synopsis.lua"
 check 0 "switchboard-policy(7) synopsis passes policy check" out ": ok"
+# ... and decides the examples' day as it is, a desk phone's agent too (it
+# named the softphone for every agent: bob, with a landline only, got the
+# fallback).
+mkdir -p "$tmp/synopsis"
+cp "$tmp/synopsis.lua" "$tmp/synopsis/longest-idle.lua"
+run "$sb" replay examples/replay/first-calls.jsonl --policy-dir "$tmp/synopsis"
+printf '%s\n' "$out" "$err" | grep -q " 0 policy failures (0 routing decisions fell back)" &&
+    printf '%s\n' "$out" | grep -q "ring bob for c2 on landline"
+ok $? "... and routes examples/replay/first-calls.jsonl without a fallback, bob on his landline" \
+    "$(shown)"
 
 # Field names a view does not have: caught before deployment, file:line.
 cat >"$tmp/typo.lua" <<'L'
