@@ -409,13 +409,18 @@ static json_t *result_doc(sb_result *res)
     return json_loads(sb_result_json(res, NULL), 0, NULL);
 }
 
-static void print_json(sb_result *res)
+static void print_doc(json_t *d)
 {
-    json_t *d = result_doc(res);
     json_object_del(d, "actions");
     char *s = json_dumps(d, JSON_INDENT(2) | JSON_SORT_KEYS | CLI_JSON_REALS);
     if (s) printf("%s\n", s);
     free(s);
+}
+
+static void print_json(sb_result *res)
+{
+    json_t *d = result_doc(res);
+    print_doc(d);
     json_decref(d);
 }
 
@@ -998,6 +1003,49 @@ static const char dry_usage[] =
     "sweep --dry-run --data-dir DIR --account ID [--policy FILE] [--policy-name NAME]\n"
     "        [--now T | --in-days N] [--scope due|all] [--sample N] [--key-file F] [--json]";
 
+/* A source given with --policy FILE is previewed under a policy's name (the
+** account's retention name, or --policy-name's): its store is that name's,
+** and its failures say NAME.lua:LINE, a file the author may have too, with
+** other lines. In the preview's reasons each NAME.lua:LINE is said of FILE,
+** the file that was run. */
+static void reasons_of_file(json_t *d, const char *file)
+{
+    const char *pol = json_string_value(json_object_get(d, "policy"));
+    json_t *reasons = json_object_get(d, "reasons"), *out = json_object(), *v;
+    char chunk[300]; /* a policy name and .lua: */
+    if (!pol || !json_is_object(reasons) || !out ||
+        (size_t)snprintf(chunk, sizeof chunk, "%s.lua:", pol) >= sizeof chunk) {
+        json_decref(out);
+        return;
+    }
+    size_t cl = strlen(chunk), fl = strlen(file);
+    const char *k;
+    json_object_foreach(reasons, k, v)
+    {
+        size_t n = strlen(k), len = 0;
+        char *t = malloc(n / cl * fl + n + 1); /* each NAME.lua: at most FILE: */
+        if (!t) {
+            json_decref(out);
+            return;
+        }
+        for (const char *p = k; *p;) {
+            if (!strncmp(p, chunk, cl) && p[cl] >= '0' && p[cl] <= '9') {
+                memcpy(t + len, file, fl);
+                t[len + fl] = ':';
+                len += fl + 1;
+                p += cl;
+            } else {
+                t[len++] = *p++;
+            }
+        }
+        t[len] = 0;
+        json_t *was = json_object_get(out, t); /* two reasons now one: their counts */
+        json_object_set_new(out, t, json_integer(json_integer_value(v) + json_integer_value(was)));
+        free(t);
+    }
+    json_object_set_new(d, "reasons", out);
+}
+
 /* The reasons of a preview, most frequent first. */
 static int by_count(const void *a, const void *b)
 {
@@ -1176,8 +1224,9 @@ static int sweep_dry_run(opts *o, int bad)
         st = 1;
     } else {
         json_t *d = result_doc(res);
+        if (o->policy) reasons_of_file(d, o->policy);
         if (o->json)
-            print_json(res);
+            print_doc(d);
         else
             print_preview(d);
         /* As records erase: some reviews would fail (kept, tried again a

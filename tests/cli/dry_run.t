@@ -71,12 +71,15 @@ run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy "$tmp/new.l
 check 3 "a policy file: every record; a failure exits 3" out "3 reviewed: 2 kept (1 overridden by legal holds, 1 failed), 1 anonymized, 0 deleted"
 has "$out" "every record, policy retention/new (the source given)"
 ok $? "... named as given, the source given" "$(shown)"
-has "$out" "failed: retention/new.lua:3: cannot decide c3"
-ok $? "... the failure with file:line" "$(shown)"
+has "$out" "failed: $tmp/new.lua:3: cannot decide c3" && ! has "$out" "retention/new.lua"
+ok $? "... the failure with file:line, of the file given (not the name it ran under)" "$(shown)"
 run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy "$tmp/new.lua" --json --now 2026-02-01
 check 3 "--json" out '"anonymized": 1'
 has "$out" '"scope": "all"' && has "$out" '"source": "given"' && has "$out" '"c2"'
 ok $? "... with the scope, the source and the samples" "$(shown)"
+has "$out" "\"failed: $tmp/new.lua:3: cannot decide c3\": 1" &&
+    has "$out" '"policy": "retention/keep-90-days-then-delete"'
+ok $? "... the failure of the file given, under the account's retention name" "$(shown)"
 run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy "$tmp/new.lua" --scope due --now 2026-02-01
 check 0 "--scope due: the records' own review dates (none yet)" out "0 reviewed"
 run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy-name retention/anonymize-30-days-delete-2-years --now 2026-03-01
