@@ -15,7 +15,9 @@ several threads at once: nobody double-booked), calls from withheld numbers
 progress callback, the audit log, erasure, aggregates), backups, master key
 rotation (the records and an API key found with the new key, the old one
 refused; a directory in use and bad keys refused, nothing changed), deferred
-sync and sync_progress, batches (events in one commit, a failing one refused alone,
+sync and sync_progress, changed() (per thread, per event in a batch),
+defer_stop_signals (the stop signals blocked inside write transactions, as
+the clock sees), batches (events in one commit, a failing one refused alone,
 an exception in the block, nesting, another thread's batch waited for, close waiting for
 one, a failing commit raised), closing (also from the clock, log and progress functions, and while a
 call runs on another thread), arguments C cannot take (NUL bytes, None, NaN,
@@ -984,6 +986,91 @@ def from_another_thread(eng, account, call):
 
 def seen_from_another_thread(eng, account, call):
     return from_another_thread(eng, account, call) is not None
+
+
+def test_changed():
+    """eng.changed(): whether the thread's last call committed a change."""
+    clock = Clock()
+    with sb.Engine(os.path.join(TMP, "changed"), policy_dir=POLICIES, sync="none",
+                   clock=clock, log=lambda *a: None) as eng:
+        is_(eng.changed(), False, "changed() before any call: False")
+        provision(eng, clock)
+        is_(eng.changed(), True, "after a queue put: True")
+        eng.agent_get("acme", "ag0")
+        is_(eng.changed(), False, "after a read: False")
+        eng.agent_put("acme", agent("ag9"))
+        is_(eng.changed(), True, "after an agent put: True")
+        eng.submit("acme", type="agent_status", agent="ag9", status="available")
+        is_(eng.changed(), False, "an agent's status set to the one it has: False")
+        eng.submit("acme", type="agent_status", agent="ag9", status="paused", reason="break")
+        is_(eng.changed(), True, "set to another: True")
+        raises(lambda: eng.submit("acme", type="hangup", call="nope"), sb.NotFoundError,
+               "a refused event raises")
+        is_(eng.changed(), False, "and changed nothing: False")
+        eng.submit("acme", type="offer", call="c1", queue="support", caller="+442079460001")
+        is_(eng.changed(), True, "after an offer: True")
+        other = {}
+        t = threading.Thread(target=lambda: other.update(
+            before=eng.changed(), ok=eng.agent_get("acme", "ag0") and eng.changed()))
+        t.start()
+        t.join()
+        is_(other, {"before": False, "ok": False},
+            "another thread's changed() is its own (False before its call and after its read)")
+        is_(eng.changed(), True, "... and leaves this thread's as it was")
+        eng.sync()
+        is_(eng.changed(), False, "sync() changed nothing in the store: False")
+        with eng.batch():
+            eng.submit("acme", type="agent_status", agent="ag9", status="available")
+            in_batch = [eng.changed()]
+            eng.submit("acme", type="agent_status", agent="ag9", status="available")
+            in_batch.append(eng.changed())
+            raises(lambda: eng.submit("acme", type="hangup", call="nope"), sb.NotFoundError,
+                   "a refused event in the batch raises")
+            in_batch.append(eng.changed())
+            eng.submit("acme", type="hangup", call="c1")
+            in_batch.append(eng.changed())
+        is_(in_batch, [True, False, False, True],
+            "in a batch, each event's own: a change, the same status again after it, a "
+            "refusal, a hangup")
+        is_(eng.changed(), True, "the batch's commit leaves it as its last event left it")
+
+
+def test_defer_stop_signals():
+    """sb.defer_stop_signals(on): write transactions run with the stop
+    signals blocked, as the clock (called inside each one) sees."""
+    import signal
+    stops = {signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+    seen = []
+    clock = Clock()
+
+    def probe():
+        seen.append(stops <= signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return clock.ms
+
+    raises(lambda: sb.defer_stop_signals(1), TypeError, "defer_stop_signals(1): TypeError")
+    raises(lambda: sb.defer_stop_signals(None), TypeError, "defer_stop_signals(None): TypeError")
+    raises(lambda: sb.defer_stop_signals("on"), TypeError, "defer_stop_signals('on'): TypeError")
+    with sb.Engine(os.path.join(TMP, "stopsig"), policy_dir=POLICIES, sync="none",
+                   clock=probe, log=lambda *a: None) as eng:
+        provision(eng, clock)
+        ok(seen and not any(seen), "off (the default): no write runs with them blocked")
+        try:
+            sb.defer_stop_signals(True)
+            del seen[:]
+            eng.agent_put("acme", agent("ag9"))
+            ok(seen and all(seen), "on: an agent put runs with SIGTSTP, SIGTTIN and SIGTTOU "
+                                   "blocked")
+            del seen[:]
+            eng.submit("acme", type="offer", call="c1", queue="support", caller="+442079460001")
+            ok(seen and all(seen), "on: an offer too")
+            is_(stops & signal.pthread_sigmask(signal.SIG_BLOCK, []), set(),
+                "and the thread's mask is put back as the call returns")
+            is_(eng.call_get("acme", "c1")["state"], "ringing", "calls work with it on")
+        finally:
+            sb.defer_stop_signals(False)
+        del seen[:]
+        eng.submit("acme", type="hangup", call="c1")
+        ok(seen and not any(seen), "off again: nothing blocked")
 
 
 def test_batch():
@@ -2112,7 +2199,7 @@ def main():
              test_records,
              test_backup, test_master_key_rotate,
              test_two_engines, test_defer_and_reopen, test_sync_progress, test_arguments,
-             test_close_and_threads, test_batch, test_fork, test_gateway_example, test_review_fixes]
+             test_close_and_threads, test_batch, test_changed, test_defer_stop_signals, test_fork, test_gateway_example, test_review_fixes]
     try:
         for t in tests:
             try:

@@ -45,6 +45,7 @@ __all__ = [
     "BusyError", "AuthError", "LimitError", "CryptoError", "VersionError", "HoldError",
     "version", "strerror", "code_name", "redact", "policy_check", "policy_test", "policy_keygen",
     "policy_sign", "policy_verify", "master_key_rotate", "load_library", "library_path",
+    "defer_stop_signals",
 ]
 
 __version__ = "0.2.0"
@@ -284,6 +285,8 @@ def _declare(lib):
         "sb_result_code": (c_int, [R]),
         "sb_result_message": (c_char_p, [R]),
         "sb_result_field": (c_char_p, [R]),
+        "sb_result_changed": (c_int, [R]),
+        "sb_defer_stop_signals": (None, [c_int]),
         "sb_result_count": (c_size_t, [R]),
         "sb_result_action": (c_void_p, [R, c_size_t]),  # read with _Action.from_address
         "sb_result_json": (c_char_p, [R, ctypes.POINTER(c_size_t)]),
@@ -608,6 +611,23 @@ def redact(text):
     switchboard.h says what counts as a number): for a gateway's log lines.
     A NUL byte in ``text`` is refused (InvalidError)."""
     return _redacted(load_library(), _b(text, "text"))
+
+
+def defer_stop_signals(on):
+    """Switch (``True``) or leave (``False``, the default) the process's
+    write transactions running with SIGTSTP, SIGTTIN and SIGTTOU blocked
+    in the thread that writes (sb_defer_stop_signals): a Ctrl-Z then stops a
+    command-line tool between transactions, not inside one, where it would
+    hold the data directory's one writer and every other process's writes
+    (a daemon's) would wait until it was continued. For every engine of the
+    process, from the next write transaction on; the mask is put back as
+    each ends and a stop that came meanwhile takes effect then. In a program
+    of several threads, block the three signals in the threads that do not
+    write (``signal.pthread_sigmask``). Anything but a bool raises
+    TypeError, nothing changed."""
+    if not isinstance(on, bool):
+        raise TypeError("defer_stop_signals() takes True or False, not %s" % type(on).__name__)
+    load_library().sb_defer_stop_signals(1 if on else 0)
 
 
 def _redacted(lib, t):
@@ -1277,6 +1297,8 @@ class Engine:
         own = res = None
         try:
             depth = getattr(tls, "depth", 0)
+            if not depth:
+                tls.changed = False  # until the call says otherwise (_note)
             if need_res:
                 if depth:
                     # Called from a callback of a call on this thread, whose
@@ -1313,6 +1335,28 @@ class Engine:
             tls.pending = None
             raise exc
 
+    def _note(self, res):
+        """Keep what the call just made with res changed, for changed(): a
+        call's own, not one a clock or progress function made inside it."""
+        tls = self._tls
+        if tls.depth == 1:
+            tls.changed = bool(self._lib.sb_result_changed(res))
+
+    def changed(self):
+        """Whether the last call this thread made on the engine committed a
+        change to the store (sb_result_changed): True for a put, a delete,
+        an event or a tick that wrote something; False for a read, for a
+        call that found the state already as asked (an agent's status set to
+        the one it has, a policy's history forgotten when it has none), and
+        for a call that raised (but StoreError from a sync that failed after
+        its commit: the change stands). Inside :meth:`batch`, each event's
+        own (what the batch's commit is to store, and may yet fail to); the
+        commit leaves it as the last event left it. With ``sync="defer"``,
+        a call that changed nothing has nothing to lose to a sync that
+        fails: only one that changed something waits for :meth:`sync`
+        before it is acknowledged."""
+        return getattr(self._tls, "changed", False)
+
     def _done(self):
         with self._lock:
             self._calls -= 1
@@ -1326,6 +1370,7 @@ class Engine:
         eng, res, own = self._enter()
         try:
             rc = fn(eng, *args, res)
+            self._note(res)
             if rc:
                 _raise(self._lib, rc, res)
             return read(self._lib, res)
@@ -1493,6 +1538,7 @@ class Engine:
         eng, res, own = self._enter()
         try:
             rc = lib.sb_submit_json(eng, acct, data, len(data), res)
+            self._note(res)
             if rc:
                 _raise(lib, rc, res)
             return _actions(lib, res)
@@ -1991,6 +2037,7 @@ class Engine:
                 raise MemoryError("sb_result_new")
             try:
                 rc = lib.sb_sweep(eng, budget_ms, fn, None, res)
+                self._note(res)
                 if rc:
                     _raise(lib, rc, res)
                 out = _json(lib, res)
