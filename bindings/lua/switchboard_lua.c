@@ -75,6 +75,7 @@ typedef struct engine_box {
     int batching;       /* eng:batch calls running (nested ones join the first) */
     pid_t pid;          /* the process that opened it: a child of a fork may not use it */
     int busy;           /* methods pushing their answer from the engine's result */
+    int changed;        /* the last method's call committed a change: eng:changed() */
     int close_pending;  /* closed while busy: freed by the last of them */
     log_mode log;
     pthread_mutex_t mu; /* log lines come from the threads calling the engine */
@@ -874,6 +875,7 @@ typedef struct guard {
     engine_box *b;
     sb_result *res;
     int held;
+    int ran; /* the engine was called with res: its changed flag is this call's */
 } guard;
 
 typedef struct call {
@@ -889,6 +891,9 @@ static void guard_end(lua_State *L, guard *g)
     if (!g->held) return;
     engine_box *b = g->b;
     g->held = 0;
+    /* A method that ended before calling the engine changed nothing: the
+    ** result still holds the flag of the call before. */
+    b->changed = g->ran && sb_result_changed(g->res);
     b->busy--;
     if (g->res != b->res) sb_result_free(g->res);
     if (b->close_pending && !b->busy) box_free(L, b);
@@ -922,13 +927,14 @@ static call begin(lua_State *L)
     c.b = check_box(L);
     c.res = c.b->busy ? sb_result_new() : c.b->res;
     if (!c.res) luaL_error(L, "switchboard: out of memory");
-    *c.g = (guard){c.b, c.res, 1};
+    *c.g = (guard){c.b, c.res, 1, 0};
     c.b->busy++; /* until finish or abandon: arguments converted after begin run Lua too */
     return c;
 }
 
 static int finish(lua_State *L, call c, int rc, ret_fn ret)
 {
+    c.g->ran = 1;
     int n = ret(L, rc, c.res);
     guard_end(L, c.g);
     return n;
@@ -1099,6 +1105,7 @@ static size_t check_limit(lua_State *L, int i)
 
 static int ret_page(lua_State *L, call c, int rc, const char *key)
 {
+    c.g->ran = 1;
     int n = ret_doc(L, rc, c.res);
     if (!rc && n == 1) {
         lua_getfield(L, -1, key);
@@ -1643,6 +1650,7 @@ static int l_tick_for(lua_State *L)
     call c = begin(L);
     int more = 0,
         rc = sb_tick_for(use(c.b, L), x >= BELOW_U32 ? UINT32_MAX : (uint32_t)x, &more, c.res);
+    c.g->ran = 1;
     int n = ret_actions(L, rc, c.res);
     if (!rc) {
         lua_pushboolean(L, more);
@@ -1657,6 +1665,7 @@ static int l_next_deadline(lua_State *L)
 {
     engine_box *b = check_box(L);
     int64_t t = sb_next_deadline(use(b, L));
+    b->changed = 0;
     if (t == INT64_MAX)
         lua_pushnil(L);
     else
@@ -1705,6 +1714,7 @@ static int l_sync(lua_State *L)
 {
     engine_box *b = check_box(L);
     int rc = sb_sync(use(b, L));
+    b->changed = 0;
     if (rc) return push_fail(L, rc, NULL, NULL);
     lua_pushboolean(L, 1);
     return 1;
@@ -1722,6 +1732,7 @@ static int l_sync_progress(lua_State *L)
     engine_box *b = check_box(L);
     uint64_t written = 0, durable = 0;
     int rc = sb_sync_progress(use(b, L), &written, &durable);
+    b->changed = 0;
     if (rc && rc != SB_ESTATE) return push_fail(L, rc, NULL, NULL);
     lua_pushinteger(L, (lua_Integer)written);
     lua_pushinteger(L, (lua_Integer)durable);
@@ -1754,6 +1765,7 @@ static int l_apikey_verify(lua_State *L)
     size_t len;
     const char *acct = check_str(L, 2), *key = check_lstr(L, 3, &len);
     engine_box *b = check_box(L); /* the arguments read: still open */
+    b->changed = 0;
     lua_pushboolean(L, sb_apikey_verify(use(b, L), acct, key, len) == 0);
     return 1;
 }
@@ -2106,6 +2118,7 @@ static int l_sweep(lua_State *L)
     int rc = sb_sweep(use(b, L), budget > UINT32_MAX ? UINT32_MAX : (uint32_t)budget,
                       lua_isnil(L, 3) ? NULL : sweep_progress, &c, res);
     b->sweeping--;
+    b->changed = sb_result_changed(res);
     if (c.failed) {
         sb_result_free(res);
         lua_pushvalue(L, 4);
@@ -2190,6 +2203,19 @@ static int l_logs(lua_State *L)
         free(lines[i]);
         lua_rawseti(L, -2, (int)i + 1);
     }
+    return 1;
+}
+
+/* eng:changed() -> whether the last method called on the engine committed a
+** change to the store (sb_result_changed): false for a read, a call that
+** found the state as asked, a failure (but a sync that failed after its
+** commit), and the methods that take no result (sync, next_deadline...).
+** In a batch, each event's own; the batch's commit leaves it as the last
+** event left it (sb_batch_end says nothing of its own). Python's
+** Engine.changed(), Go's TrackChanges. */
+static int l_changed(lua_State *L)
+{
+    lua_pushboolean(L, check_box(L)->changed);
     return 1;
 }
 
@@ -2567,7 +2593,7 @@ static int l_master_key_rotate(lua_State *L)
                "'buffer'");
     if (r.field) return push_fail(L, SB_EINVAL, r.msg, r.field);
     engine_box *b = box_new(L, lm, 0, &cfg);
-    *g = (guard){b, b->res, 1};
+    *g = (guard){b, b->res, 1, 0};
     b->busy = 1;
     b->close_pending = 1; /* freed as the guard ends */
     use(b, L);            /* the log function runs while it rotates */
@@ -2613,6 +2639,15 @@ static int l_redact(lua_State *L)
     sb_redact(s, out, 3 * n + 1);
     lua_pushstring(L, out);
     return 1;
+}
+
+/* sb.defer_stop_signals(on): sb_defer_stop_signals, for the process; a
+** boolean only (a number would read 0 as on, as Lua's truth has it). */
+static int l_defer_stop_signals(lua_State *L)
+{
+    check_type(L, 1, LUA_TBOOLEAN);
+    sb_defer_stop_signals(lua_toboolean(L, 1));
+    return 0;
 }
 
 static int l_json_encode(lua_State *L)
@@ -2863,6 +2898,7 @@ static const luaL_Reg engine_methods[] = {
     {"set_clock", l_set_clock},
     {"logs", l_logs},
     {"close", l_close},
+    {"changed", l_changed},
     {"closed", l_closed},
     {NULL, NULL},
 };
@@ -2873,6 +2909,7 @@ static const luaL_Reg module_funcs[] = {
     {"strerror", l_strerror},
     {"code_name", l_code_name},
     {"redact", l_redact},
+    {"defer_stop_signals", l_defer_stop_signals},
     {"json_encode", l_json_encode},
     {"json_decode", l_json_decode},
     {"array", l_array},
