@@ -84,6 +84,27 @@ func Redact(text string) (string, error) {
 	return C.GoString((*C.char)(out)), nil
 }
 
+// DeferStopSignals switches (true) or leaves (false, the default) the
+// process's write transactions running with SIGTSTP, SIGTTIN and SIGTTOU
+// blocked in the thread that writes (sb_defer_stop_signals): a Ctrl-Z then
+// stops a command-line tool between transactions, not inside one, where it
+// would hold the data directory's one writer and every other process's
+// writes (a daemon's) would wait until it was continued. For every engine of
+// the process, from the next write transaction on; the thread's mask is put
+// back as each ends, and a stop that came meanwhile takes effect then. A
+// stop sent to the process goes to any thread that has it unblocked and
+// stops them all, and the Go runtime's other threads keep the three
+// unblocked: in a Go program the switch keeps out of a write transaction a
+// stop sent to the writing thread, while a Ctrl-Z sent to the process may
+// still stop it inside one.
+func DeferStopSignals(on bool) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	C.sb_defer_stop_signals(v)
+}
+
 // ---------------------------------------------------------------------------
 // Errors
 
@@ -573,6 +594,11 @@ type Engine struct {
 	batchThread C.uintptr_t
 	batchDepth  int
 	batchMu     sync.Mutex // held by the goroutine whose Batch is open: others wait
+	// The open TrackChanges, on mu: each one's thread (sbgo_thread) and the
+	// flag its calls set; tracking counts them, so that calls made with none
+	// open do not take mu to look.
+	trackers map[C.uintptr_t]*bool
+	tracking atomic.Int32
 }
 
 // Open opens (creating if needed) the engine on cfg.DataDir.
@@ -946,7 +972,9 @@ func (e *Engine) callInto(ss []string, v any, fn func(res *C.sb_result, s []*C.c
 		return err
 	}
 	defer C.free(block)
-	if rc := fn(res, s); rc != 0 {
+	rc := fn(res, s)
+	e.noteChanged(res)
+	if rc != 0 {
 		return resultError(rc, res)
 	}
 	return resultInto(res, v)
@@ -1564,7 +1592,9 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 		status:  C.sb_agent_status(int32Sat(cstatus)), reason: opt(6, ev.Reason),
 		attrs_json: opt(7, string(attrs)), attempt: C.uint32_t(ev.Attempt),
 		by: C.sb_end_party(int32Sat(int(ev.By)))}
-	if rc := C.sb_submit(e.eng, &cev, res); rc != 0 {
+	rc := C.sb_submit(e.eng, &cev, res)
+	e.noteChanged(res)
+	if rc != 0 {
 		return nil, resultError(rc, res)
 	}
 	return resultActions(res), nil
@@ -1597,7 +1627,9 @@ func (e *Engine) SubmitJSON(account string, event []byte) ([]Action, error) {
 	}
 	defer C.free(block)
 	p, n := bytesPtr(event)
-	if rc := C.sb_submit_json(e.eng, s[0], p, n, res); rc != 0 {
+	rc := C.sb_submit_json(e.eng, s[0], p, n, res)
+	e.noteChanged(res)
+	if rc != 0 {
 		return nil, resultError(rc, res)
 	}
 	return resultActions(res), nil
@@ -1611,7 +1643,9 @@ func (e *Engine) Tick() ([]Action, error) {
 		return nil, err
 	}
 	defer e.end(res)
-	if rc := C.sb_tick(e.eng, res); rc != 0 {
+	rc := C.sb_tick(e.eng, res)
+	e.noteChanged(res)
+	if rc != 0 {
 		return nil, resultError(rc, res)
 	}
 	return resultActions(res), nil
@@ -1645,7 +1679,9 @@ func (e *Engine) TickFor(budget time.Duration) (actions []Action, more bool, err
 	}
 	defer e.end(res)
 	var left C.int
-	if rc := C.sb_tick_for(e.eng, C.uint32_t(ms), &left, res); rc != 0 {
+	rc := C.sb_tick_for(e.eng, C.uint32_t(ms), &left, res)
+	e.noteChanged(res)
+	if rc != 0 {
 		return nil, false, resultError(rc, res)
 	}
 	return resultActions(res), left != 0, nil
@@ -1752,6 +1788,76 @@ func (e *Engine) Batch(fn func() error) (err error) {
 		}
 	}()
 	return fn()
+}
+
+// TrackChanges runs fn and reports whether a call fn's goroutine made on the
+// engine meanwhile committed a change to the store (sb_result_changed):
+// a put, a delete, an event or a tick that wrote something. A read, a call
+// that found the state already as asked (an agent's status set to the one it
+// has, a policy's history forgotten when it has none) and a call that failed
+// changed nothing — but for ErrStore from a sync that failed after its
+// commit, whose change stands. err is fn's.
+//
+//	changed, err := eng.TrackChanges(func() error {
+//		_, err := eng.Submit("acme", ev)
+//		return err
+//	})
+//	if err == nil && changed {
+//		err = eng.Sync() // with SyncDefer: acknowledge only what is durable
+//	}
+//
+// A call that changed nothing has nothing to lose to a sync that fails. In a
+// Batch, a TrackChanges around one Submit tells that event's own change
+// (what the batch's commit is to store, and may yet fail to). Only the
+// calls of fn's own goroutine count (TrackChanges locks it to its thread,
+// runtime.LockOSThread, until it returns), not those of goroutines it
+// starts; a TrackChanges inside fn reports its own calls, which count for
+// the outer one too. The Go binding's results are shared by the engine's
+// goroutines, so this is how it says what Python's Engine.changed() and
+// Lua's eng:changed() say of a thread's last call.
+func (e *Engine) TrackChanges(fn func() error) (changed bool, err error) {
+	if e == nil {
+		return false, errClosed
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self := C.sbgo_thread()
+	mine := new(bool)
+	e.mu.Lock()
+	if e.trackers == nil {
+		e.trackers = map[C.uintptr_t]*bool{}
+	}
+	outer := e.trackers[self]
+	e.trackers[self] = mine
+	e.mu.Unlock()
+	e.tracking.Add(1)
+	defer func() {
+		e.tracking.Add(-1)
+		e.mu.Lock()
+		changed = *mine
+		if outer != nil {
+			e.trackers[self] = outer
+			*outer = *outer || changed
+		} else {
+			delete(e.trackers, self)
+		}
+		e.mu.Unlock()
+	}()
+	return false, fn()
+}
+
+// noteChanged tells the TrackChanges open on the calling thread, if any,
+// that the call just made with res committed a change.
+func (e *Engine) noteChanged(res *C.sb_result) {
+	if e.tracking.Load() == 0 || C.sb_result_changed(res) == 0 {
+		return
+	}
+	self := C.sbgo_thread()
+	e.mu.Lock()
+	if p := e.trackers[self]; p != nil {
+		*p = true
+	}
+	e.mu.Unlock()
 }
 
 // NextDeadline returns the time of the earliest pending timer; ok is false
