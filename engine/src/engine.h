@@ -628,6 +628,12 @@ int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field
 ** (POL_HOOK_*): a queue needs route, a retention setting retain. */
 int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *kept, const char *field,
                      unsigned hook);
+/* The same for a default a document left unnamed (a queue's longest-idle):
+** 0 when no such policy is stored (its calls take the fallback, as for an
+** engine without a policy_dir), else policy_must_have's verdict, its
+** message ending with why (where the name came from). */
+int policy_default_must_have(wtx *t, uint32_t acct, const char *name, const char *kept,
+                             const char *field, unsigned hook, const char *why);
 int policies_reload_dir(sb_engine *e, sb_result *res, int *changed);
 /* With require_signed_policies, log the queues and retention settings whose
 ** policy is stored but does not run (one line a policy and account). */

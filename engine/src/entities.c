@@ -1289,13 +1289,17 @@ static int do_queue_put(wtx *t, void *arg)
     int dropped = 0; /* members the new list left out */
     /* A policy named must be there; the default (longest-idle) may be
     ** missing, e.g. for an engine opened without a policy_dir: its calls
-    ** then take the fallback. */
-    if (json_object_get(op->doc, "policy")) {
+    ** then take the fallback. Either, stored, must run. */
+    {
         queue_rec was;
         int had = st_queue_by_id(t->txn, e, t->acct, op->q.id, &was) == 0;
-        if ((rc = policy_must_have(t, t->acct, op->q.policy, had ? was.policy : NULL, "policy",
-                                   POL_HOOK_ROUTE)))
-            return rc;
+        const char *kept = had ? was.policy : NULL;
+        rc =
+            json_object_get(op->doc, "policy")
+                ? policy_must_have(t, t->acct, op->q.policy, kept, "policy", POL_HOOK_ROUTE)
+                : policy_default_must_have(t, t->acct, op->q.policy, kept, "policy", POL_HOOK_ROUTE,
+                                           "a queue that names no policy routes with it");
+        if (rc) return rc;
     }
     /* No fallback of its own: the account's, as it is now. */
     if (!json_object_get(op->doc, "fallback") || json_is_null(json_object_get(op->doc, "fallback")))

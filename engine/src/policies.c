@@ -504,6 +504,18 @@ int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *kept, 
                                           : "records are reviewed by a policy that defines retain");
 }
 
+int policy_default_must_have(wtx *t, uint32_t acct, const char *name, const char *kept,
+                             const char *field, unsigned hook, const char *why)
+{
+    int rc = read_running(t->txn, t->e, acct, name, NULL, NULL);
+    if (rc == SB_ENOTFOUND) return 0;
+    if (!rc) rc = policy_must_have(t, acct, name, kept, field, hook);
+    if (rc != SB_EINVAL) return rc;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", sb_result_message(t->res));
+    return res_err(t->res, rc, field, "%s (%s)", msg, why);
+}
+
 /* pol_source_fn: called by the runtime inside the event's transaction, so
 ** it reads through that transaction. */
 int policies_source(void *arg, uint32_t acct, const char *name, sb_buf *src, char version[17],

@@ -952,6 +952,7 @@ static void test_signed_use(void)
     ** key (stranger), each used. */
     write_file("router.lua", POLICY("R"));
     write_file("good.lua", sign(POLICY("G"), sk));
+    write_file("longest-idle.lua", POLICY("L")); /* the default, unsigned */
     sb_engine *e = open_engine(0, NULL);
     ok(e != NULL, "an engine without signatures required");
     if (!e) return;
@@ -1019,6 +1020,18 @@ static void test_signed_use(void)
            strstr(m, "its signature does not verify with policy_public_key"),
        "naming stranger: refused, its signature another key's (%s)", m);
     is_str(queue_field(e, "q3", "id"), "none", "still no queue q3");
+    /* Naming none is naming the default, longest-idle: stored unsigned, it
+    ** does not run either (its queue took every call's fallback). */
+    rc = put_queue(e, "{\"id\":\"q3\"}");
+    m = sb_result_message(res);
+    ok(rc == SB_EINVAL && !strcmp(sb_result_field(res), "policy") &&
+           strstr(m, "policy 'longest-idle' does not run") &&
+           strstr(m, "(a queue that names no policy routes with it)"),
+       "a queue naming no policy, the stored default unsigned: refused, saying so (%s)", m);
+    is_str(queue_field(e, "q3", "id"), "none", "still no queue q3");
+    char lip[600];
+    snprintf(lip, sizeof lip, "%s/longest-idle.lua", pdir);
+    unlink(lip); /* the reloads below meet router.lua alone */
     /* A queue that names it already may still be put (a fallback of its
     ** own while the policy does not run); moved to another that does not
     ** run, it is refused. */
