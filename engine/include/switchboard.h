@@ -1537,7 +1537,8 @@ SB_API int sb_stats(sb_engine *eng, sb_result *res);
 ** its place.
 ** res's JSON: {"dir":"...","bytes":N,"master_key":"not copied: ..."}.
 ** SB_EEXIST if dest is not empty; SB_EINVAL if it is the data directory or
-** inside it (through symbolic links too: the copy would be lost with it);
+** inside it (through symbolic links too: the copy would be lost with it), or
+** not UTF-8 text (the answer names it);
 ** SB_EBUSY if another backup is being written into it; SB_EFULL if the disk
 ** is full. */
 SB_API int sb_backup(sb_engine *eng, const char *dest, sb_result *res);
@@ -1565,14 +1566,16 @@ SB_API int sb_backup(sb_engine *eng, const char *dest, sb_result *res);
 ** content), or is the old key (the same file or the same key), or is named
 ** as one of the files the data directory holds for the engine or the daemon
 ** (data.keys.rotate, admin.token, ...), which would be replaced or removed
-** with the key in it; SB_EFULL (no room: the disk, a quota) or SB_ESTORE
+** with the key in it, or when its path is not UTF-8 text (the answer names
+** it, for the opens after); SB_EFULL (no room: the disk, a quota) or SB_ESTORE
 ** when the new key file or the new data.keys cannot be made or written.
 ** Once the new data.keys is in place the directory has changed keys: should
 ** the directory then not sync, SB_EFULL or SB_ESTORE is returned although
 ** the rotation took effect, the message saying that the data keys are
 ** wrapped under the new key now and that a power loss may bring back the old
 ** ones (keep both keys). The document on success (the result's, freed with
-** it): data_dir, key_file (the new), old_key_file, new_key_made, accounts
+** it): data_dir, key_file (the new), old_key_file (these two as given but
+** for bytes that are not UTF-8, each shown '?'), new_key_made, accounts
 ** (data keys wrapped again), slots_dropped (data key slots no account had:
 ** unreadable, left out), backups (a reminder). */
 SB_API int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_result *res);

@@ -1171,6 +1171,12 @@ int sb_backup(sb_engine *e, const char *dest, sb_result *res)
     res_reset(res);
     if (!e) return res_err(res, SB_EINVAL, NULL, "no engine");
     if (!dest || !*dest) return res_err(res, SB_EINVAL, "dest", "no backup directory given");
+    /* The answer names it, and JSON holds UTF-8 alone: a path that is not
+    ** would leave the answer empty after the backup was written. */
+    if (!utf8_valid(dest))
+        return res_err(res, SB_EINVAL, "dest",
+                       "the backup directory's path is not UTF-8 text, which the answer naming it "
+                       "must be; choose one that is");
     if (eng_forked(e)) return eng_mdb_err(res, ENG_EFORKED, "backup"); /* the copy is no txn */
     int made, rc = backup_dest(e, dest, &made, res);
     if (rc) return rc;
@@ -1538,6 +1544,11 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
         return res_err(res, SB_EINVAL, "data_dir", "no data directory given");
     if (!new_key_file || !*new_key_file)
         return res_err(res, SB_EINVAL, "new_key_file", "no new key file given");
+    /* As sb_backup's dest: the answer names it, for the opens after it. */
+    if (!utf8_valid(new_key_file))
+        return res_err(res, SB_EINVAL, "new_key_file",
+                       "the new key file's path is not UTF-8 text, which the answer naming it "
+                       "must be; choose one that is");
     if (cr_init()) return res_err(res, SB_ECRYPTO, NULL, "libsodium failed to initialise");
     char old[4096], path[4096], tmp[4096], err[256] = "";
     snprintf(old, sizeof old, "%s%s", cfg->key_file ? cfg->key_file : cfg->data_dir,
@@ -1647,9 +1658,15 @@ int sb_master_key_rotate(const sb_config *cfg, const char *new_key_file, sb_resu
            "master key rotated: the data keys of " OWN_D
            " accounts in %s are wrapped under %s now%s",
            accounts, cfg->data_dir, new_key_file, made ? " (made)" : "");
-    res_doc(res, json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:s}", "data_dir", cfg->data_dir,
-                           "key_file", new_key_file, "old_key_file", old, "new_key_made", made,
-                           "accounts", accounts, "slots_dropped", dropped, "backups",
+    /* The directory and the old key's file as they were given, but for
+    ** bytes that are not UTF-8 ('?' each): the answer only shows them. */
+    char shown_dir[4096];
+    snprintf(shown_dir, sizeof shown_dir, "%s", cfg->data_dir);
+    utf8_clean(shown_dir);
+    utf8_clean(old);
+    res_doc(res, json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:s}", "data_dir", shown_dir, "key_file",
+                           new_key_file, "old_key_file", old, "new_key_made", made, "accounts",
+                           accounts, "slots_dropped", dropped, "backups",
                            "backups made before the rotation open only with the old key"));
     goto out;
 undo:

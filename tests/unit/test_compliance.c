@@ -302,6 +302,14 @@ static void test_anonymize_leaves_nothing(void)
            strstr(sb_result_message(res), "cannot create"),
        "a backup where no directory can be made: SB_ESTORE on dest, as sb_open's data_dir (%s)",
        sb_result_message(res));
+    char notutf8[700];
+    snprintf(notutf8, sizeof notutf8, "%s-\xff", dir);
+    brc = sb_backup(eng, notutf8, res);
+    ok(brc == SB_EINVAL && !strcmp(sb_result_field(res), "dest") &&
+           strstr(sb_result_message(res), "not UTF-8") && access(notutf8, F_OK) != 0,
+       "a backup into a path that is not UTF-8, which its answer could not name: SB_EINVAL on "
+       "dest, nothing made (%s)",
+       sb_result_message(res));
     snprintf(cmd, sizeof cmd, "cp %s/master.key %s/", dir, bdir);
     if (system(cmd)) diag("cannot copy the master key");
     sb_config bc;

@@ -93,6 +93,21 @@ static void use_dir(const char *d)
     snprintf(keys, sizeof keys, "%s/data.keys", dir);
 }
 
+/* Work on a new directory named the current one's name and dir_suffix,
+** empty, the current one's name kept in saved (for use_dir after), and a
+** new key file's name (its name and key_suffix, not there) in newk. */
+static void other_dir(char *saved, size_t n, const char *dir_suffix, char *newk, size_t kn,
+                      const char *key_suffix)
+{
+    char d[sizeof dir];
+    snprintf(saved, n, "%s", dir);
+    snprintf(newk, kn, "%s%s", saved, key_suffix);
+    snprintf(d, sizeof d, "%s%s", saved, dir_suffix);
+    use_dir(d);
+    rmtree(dir);
+    unlink(newk);
+}
+
 static void config(sb_config *cfg, const char *key_file)
 {
     test_engine_config(cfg, dir, NULL, 8 << 20);
@@ -301,6 +316,14 @@ static void test_refusals(void)
             "holds the master key in use");
     unlink(key2);
     refused(rotate(key0, ""), SB_EINVAL, "no new key file", was, wlen, NULL);
+    /* A path that is not UTF-8: the answer, JSON, could not name it, and
+    ** was empty after the rotation took effect. */
+    char bad[320];
+    snprintf(bad, sizeof bad, "%s.\xff.key", dir);
+    refused(rotate(key0, bad), SB_EINVAL, "the new key file's path is not UTF-8", was, wlen,
+            "not UTF-8");
+    ok(!strcmp(sb_result_field(res), "new_key_file") && access(bad, F_OK) != 0,
+       "... naming new_key_file, the file not made");
     opens_with(key0, NULL, NULL, "after the refusals");
     free(was);
 }
@@ -534,14 +557,9 @@ static void put_back(const char *was, size_t wlen)
 ** without slot 0, which the old key still opens, API keys and all. */
 static void test_lost_slot0(void)
 {
-    char saved_dir[256], saved_api[64], newk[300], lost[300];
-    snprintf(saved_dir, sizeof saved_dir, "%s", dir);
+    char saved_dir[256], saved_api[64], newk[300];
     snprintf(saved_api, sizeof saved_api, "%s", apikey);
-    snprintf(newk, sizeof newk, "%s.lost.key", saved_dir);
-    snprintf(lost, sizeof lost, "%s.lost", saved_dir);
-    use_dir(lost);
-    rmtree(dir);
-    unlink(newk);
+    other_dir(saved_dir, sizeof saved_dir, ".lost", newk, sizeof newk, ".lost.key");
     provision(); /* with key0, which is there */
 
     pid_t pid = fork();
@@ -678,6 +696,30 @@ static void test_group(const char *cur)
 /* Run as root on a directory and key of another user (the daemon's): the
 ** new data.keys and the new key file are that user's, so the daemon, started
 ** as it with the new key, opens the directory. */
+/* A data directory whose path is not UTF-8 rotates, its answer naming the
+** directory with '?' for each byte that is not (it was empty: JSON could
+** not hold the path), and the new key file as given. */
+static void test_path_not_utf8(void)
+{
+    char was[sizeof dir], nk[sizeof dir + 16];
+    other_dir(was, sizeof was, "-\xff", nk, sizeof nk, "-odd.key");
+    sb_engine *e = open_with(NULL);
+    ok(e != NULL, "a data directory whose path is not UTF-8 (%s)", sb_result_message(res));
+    sb_close(e);
+    is_int(rotate(NULL, nk), 0, "... rotated (%s)", sb_result_message(res));
+    json_t *d = json_loads(sb_result_json(res, NULL), 0, NULL);
+    char shown[sizeof dir + 8];
+    snprintf(shown, sizeof shown, "%s-?", was);
+    ok(d && !strcmp(json_string_value(json_object_get(d, "data_dir")) ?: "", shown) &&
+           !strcmp(json_string_value(json_object_get(d, "key_file")) ?: "", nk),
+       "... its answer naming the directory with '?' and the new key file (%s)",
+       sb_result_json(res, NULL));
+    json_decref(d);
+    rmtree(dir);
+    unlink(nk);
+    use_dir(was);
+}
+
 static void test_owner(void)
 {
     if (geteuid() != 0) {
@@ -742,6 +784,7 @@ int main(void)
     test_lost_slot0();
     test_new_key_names();
     test_owner();
+    test_path_not_utf8();
     sb_result_free(res);
     rmtree(dir);
     unlink(key0);
