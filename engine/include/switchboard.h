@@ -751,7 +751,9 @@ typedef struct sb_event {
                              ** result for an attempt that is over (the
                              ** ring timed out and the agent rings again
                              ** as a later one) is refused, SB_ESTATE
-                             ** field "attempt", and changes nothing   */
+                             ** field "attempt", and changes nothing;
+                             ** one past the call's attempts, never
+                             ** made, SB_EINVAL field "attempt"       */
     sb_end_party by;         /* HANGUP, ABANDON, optional (0: not said):
                              ** who ended it, kept in its record as
                              ** "ended_by". A hangup of a connected call

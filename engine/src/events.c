@@ -1995,6 +1995,15 @@ static int ev_ring_result(wtx *t, ev_op *op)
     if ((rc = need_call(t, ev->call_id, c)) || (rc = need_agent(t, ev->agent_id, &a))) goto out;
     call_time_floor(t, c);
     time_floor(t, a.status_since);
+    if (ev->attempt > c->attempts) {
+        /* Not a late result: no ring action ever gave this attempt (a
+        ** gateway's own count, or another call's ring). */
+        rc = res_err(t->res, SB_EINVAL, "attempt",
+                     "call '%s' has had %u ring attempt%s: attempt %u was never made "
+                     "(give the attempt of the ring action the result is for)",
+                     c->id, (unsigned)c->attempts, c->attempts == 1 ? "" : "s", ev->attempt);
+        goto out;
+    }
     int idx = -1;
     for (int i = 0; i < c->nring; i++)
         if (c->ring[i].agent == a.num) idx = i;

@@ -1731,6 +1731,17 @@ static void test_ring_attempts(void)
        "attempts: ... naming attempt: %s", sb_result_message(res));
     is_int(agent_stat("ra", "a", "no_answers"), na, "attempts: ... and no no-answer counted");
     is_str(call_state("ra", "t1"), "ringing", "attempts: t1 still rings a");
+    /* An attempt never made is no late result: a gateway's own count, or
+    ** another call's ring. */
+    is_int(evf("ra", "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
+                     "\"outcome\":\"answered\",\"attempt\":7}"),
+           SB_EINVAL, "attempts: a result for attempt 7, never made: SB_EINVAL");
+    ok(sb_result_field(res) && !strcmp(sb_result_field(res), "attempt") &&
+           strstr(sb_result_message(res), "call 't1' has had 2 ring attempts: attempt 7 was "
+                                          "never made"),
+       "attempts: ... naming attempt, saying so: %s", sb_result_message(res));
+    ok(!find(SB_ACT_CONNECT, "t1", "a") && !strcmp(call_state("ra", "t1"), "ringing"),
+       "attempts: ... and t1 still rings a, not connected");
     is_int(evf("ra", "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
                      "\"outcome\":\"answered\",\"attempt\":2}"),
            0, "attempts: her answer to attempt 2 is taken");
