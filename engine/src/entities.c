@@ -99,9 +99,10 @@ int acct_take(wtx *t, int lim)
         snprintf(field, sizeof field, "limits.%s", lim_names[lim]);
         return res_err(t->res, SB_ELIMIT, field,
                        "account '%s' has %u %s and may have %d (limits.%s is %d): no %s was "
-                       "added; delete one first, or have the limit raised",
+                       "added; %shave the limit raised",
                        a->id, a->used[lim], a->used[lim] == 1 ? what[lim] : whats[lim],
-                       (int)a->limit[lim], lim_names[lim], (int)a->limit[lim], what[lim]);
+                       (int)a->limit[lim], lim_names[lim], (int)a->limit[lim], what[lim],
+                       a->used[lim] ? "delete one first, or " : "");
     }
     if (a->used[lim] < UINT32_MAX) a->used[lim]++;
     return 0;
@@ -516,6 +517,9 @@ static int do_account_delete(wtx *t, void *arg)
     ** (which they could not outlive) and end with it. */
     uint32_t live;
     char ids[LIVE_IDS * (SB_ID_MAX + 2) + 8];
+    /* Legal holds first: no deletion goes past them, while live calls can
+    ** be ended (evicting), so the refusal names what stops it for good. */
+    if (!again && (rc = ret_account_holds(t, t->acct))) return rc;
     if ((rc = live_calls(t, 0, &live, ids))) return rc;
     if (live && !op->evict && !again)
         return res_err(t->res, SB_ESTATE, "account",

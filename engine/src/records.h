@@ -429,6 +429,9 @@ int ret_rescan(wtx *t, uint32_t acct, uint32_t epoch);
 ** (SB_EHOLD), drop the settings and holds, and queue the purge of its
 ** records. The caller destroys the data key once this has committed. */
 int ret_account_deleted(wtx *t, uint32_t acct);
+/* SB_EHOLD (naming the first five) while the account has legal holds,
+** which no deletion goes past; ret_account_deleted checks it first. */
+int ret_account_holds(wtx *t, uint32_t acct);
 /* A data directory of an earlier version is opened (in the transaction
 ** that marks it with this one's): queue the walk that gives each record
 ** stored as version 2 its review due (sweeps run it). Nothing is queued

@@ -1239,10 +1239,8 @@ int ret_rescan(wtx *t, uint32_t acct, uint32_t epoch)
     return rc ? rc : 1;
 }
 
-int ret_account_deleted(wtx *t, uint32_t acct)
+int ret_account_holds(wtx *t, uint32_t acct)
 {
-    rctx x;
-    rctx_init(&x, t);
     uint8_t p[4];
     st_iter it;
     /* Its holds, by id (the first five) for the message. */
@@ -1255,17 +1253,23 @@ int ret_account_deleted(wtx *t, uint32_t acct)
             len += (size_t)snprintf(ids + len, sizeof ids - len, "%s%.*s", n ? ", " : "",
                                     (int)(it.klen - 4), (const char *)it.key + 4);
     st_iter_close(&it);
-    if (rc != MDB_NOTFOUND) {
-        rctx_free(&x);
-        return rc;
-    }
-    if (n) {
-        rctx_free(&x);
+    if (rc != MDB_NOTFOUND) return rc;
+    if (n)
         return res_err(t->res, SB_EHOLD, "account",
                        "account '%s' has %d legal hold%s (%s%s); release %s before deleting it",
                        t->account ? t->account->id : "?", n, n == 1 ? "" : "s", ids,
                        n > 5 ? ", ..." : "", n == 1 ? "it" : "them");
-    }
+    return 0;
+}
+
+int ret_account_deleted(wtx *t, uint32_t acct)
+{
+    int rc = ret_account_holds(t, acct);
+    if (rc) return rc;
+    rctx x;
+    rctx_init(&x, t);
+    uint8_t p[4];
+    key_acct(p, acct);
     uint8_t v[2] = {V_JOB, 0}; /* stage 0 */
     if ((rc = st_del(t->txn, t->e, DB_PRIVACY, p, 4)) == 0) rc = job_put(&x, JOB_PURGE, acct, v, 2);
     /* A rescan or an erasure run of a deleted account has nothing left to do. */

@@ -131,6 +131,14 @@ static void test_bad_limits(void)
        "null is no limit, 0 a limit");
     is_int((int)limit("acme", "agents"), -1, "agents: none");
     is_int((int)limit("acme", "queues"), 0, "queues: 0");
+    {
+        /* None to delete: the refusal does not say to delete one. */
+        int rc = queue_put("acme", "q0");
+        ok(refused_limit(rc, "limits.queues", "has 0 queues and may have 0") &&
+               strstr(sb_result_message(res), "no queue was added; have the limit raised"),
+           "a queue at a limit of 0: refused, saying to have it raised: %s",
+           sb_result_message(res));
+    }
     ok(acct_put("{\"id\":\"acme\",\"limits\":{\"agents\":5.0}}") == 0 &&
            limit("acme", "agents") == 5,
        "a whole number written 5.0 is 5");
@@ -192,8 +200,9 @@ static void test_agents_queues_policies(void)
     {
         /* The call first: ok()'s arguments are evaluated in no set order. */
         int rc = agent_put("acme", "a4");
-        ok(refused_limit(rc, "limits.agents", "has 2 agents"), "a new one is refused: %s",
-           sb_result_message(res));
+        ok(refused_limit(rc, "limits.agents", "has 2 agents") &&
+               strstr(sb_result_message(res), "delete one first, or have the limit raised"),
+           "a new one is refused: %s", sb_result_message(res));
     }
     ok(agent_put("acme", "a3") == 0, "an existing one can still be replaced");
     ok(sb_agent_delete(eng, "acme", "a3", res) == 0, "one deleted");

@@ -950,6 +950,16 @@ static void test_holds_and_erasure(void)
     json_decref(d);
     ok(sb_account_delete(eng, "acme", res) == SB_EHOLD,
        "an account with legal holds cannot be deleted (%s)", sb_result_message(res));
+    /* With a live call too, the holds are named first: the call can be
+    ** ended (evicting ends it), the holds only released. */
+    ev("acme", "{\"type\":\"offer\",\"call\":\"live2\",\"queue\":\"support\"}");
+    ok(sb_account_delete(eng, "acme", res) == SB_EHOLD &&
+           strstr(sb_result_message(res), "legal hold"),
+       "... with a live call as well: the holds named first (%s)", sb_result_message(res));
+    ok(sb_account_evict(eng, "acme", res) == SB_EHOLD, "... evicting too (%s)",
+       sb_result_message(res));
+    ok(sb_call_get(eng, "acme", "live2", res) == 0, "... and the live call was not ended");
+    ev("acme", "{\"type\":\"abandon\",\"call\":\"live2\"}");
 
     ok(sb_hold_release(eng, "acme", "lit-1", res) == 0, "hold released");
     ok(sb_hold_release(eng, "acme", "lit-1", res) == SB_ENOTFOUND, "released only once");
