@@ -117,10 +117,10 @@ do
                                               outcome = "answered", attempt = 1.5 })
   T.ok(r1 == nil and c1 == sb.EINVAL and f1 == "attempt",
        "a ring_result's attempt that is not a whole number: SB_EINVAL naming attempt")
-  local r2, _, c2, f2 = eng:submit("acme", { type = "ring_result", call = "c1", agent = "bob",
-                                              outcome = "answered", attempt = 2 })
-  T.ok(r2 == nil and c2 == sb.ESTATE and f2 == "attempt",
-       "a ring_result for an attempt that is not the ring's: SB_ESTATE naming attempt")
+  local r2, m2, c2, f2 = eng:submit("acme", { type = "ring_result", call = "c1", agent = "bob",
+                                               outcome = "answered", attempt = 2 })
+  T.ok(r2 == nil and c2 == sb.EINVAL and f2 == "attempt" and m2:find("never made", 1, true),
+       "a ring_result for an attempt the call never had: SB_EINVAL naming attempt")
 end
 acts = eng:submit("acme", { type = "ring_result", call = "c1", agent = "bob", outcome = "answered",
                             attempt = ring1 and ring1.attempt })
