@@ -232,17 +232,17 @@ int jv_str(const json_t *obj, const char *key, const char *prefix, int required,
     if (!v || json_is_null(v)) {
         if (required)
             return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                           "missing field '%s'", key);
+                           "missing field '%s'", path);
         return 0;
     }
     if (!json_is_string(v))
         return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                       "'%s' must be a string", key);
+                       "'%s' must be a string", path);
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (n >= cap || memchr(s, 0, n))
         return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                       "'%s' must be at most %zu bytes without NUL", key, cap - 1);
+                       "'%s' must be at most %zu bytes without NUL", path, cap - 1);
     memcpy(dst, s, n);
     dst[n] = 0;
     return 0;
@@ -256,12 +256,12 @@ int jv_id(const json_t *obj, const char *key, const char *prefix, int required, 
     int rc = jv_str(obj, key, prefix, required, tmp, sizeof tmp, res);
     if (rc == SB_EINVAL && json_is_string(json_object_get(obj, key)))
         return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                       "'%s' must be 1..128 characters of A-Z a-z 0-9 . _ : @ + -", key);
+                       "'%s' must be 1..128 characters of A-Z a-z 0-9 . _ : @ + -", path);
     if (rc) return rc;
     if (!json_object_get(obj, key) || json_is_null(json_object_get(obj, key))) return 0;
     if (!id_valid(tmp))
         return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                       "'%s' must be 1..128 characters of A-Z a-z 0-9 . _ : @ + -", key);
+                       "'%s' must be 1..128 characters of A-Z a-z 0-9 . _ : @ + -", path);
     strcpy(dst, tmp);
     return 0;
 }
@@ -274,7 +274,7 @@ int jv_int(const json_t *obj, const char *key, const char *prefix, int required,
     if (!j || json_is_null(j)) {
         if (required)
             return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                           "missing field '%s'", key);
+                           "missing field '%s'", path);
         return 0;
     }
     long long x;
@@ -288,14 +288,14 @@ int jv_int(const json_t *obj, const char *key, const char *prefix, int required,
         /* A whole number written as a real (1e30, a float of Lua 5.1 or
         ** JavaScript) past the range: said as any number past it is. */
         return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                       "'%s' must be between %lld and %lld", key, lo, hi);
+                       "'%s' must be between %lld and %lld", path, lo, hi);
     } else {
         return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                       "'%s' must be an integer", key);
+                       "'%s' must be an integer", path);
     }
     if (x < lo || x > hi)
         return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                       "'%s' must be between %lld and %lld", key, lo, hi);
+                       "'%s' must be between %lld and %lld", path, lo, hi);
     *v = x;
     return 0;
 }
@@ -308,11 +308,11 @@ int jv_num(const json_t *obj, const char *key, const char *prefix, double lo, do
     if (!j || json_is_null(j)) return 0;
     if (!json_is_number(j))
         return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                       "'%s' must be a number", key);
+                       "'%s' must be a number", path);
     double x = json_number_value(j);
     if (!(x >= lo && x <= hi))
         return res_err(res, SB_EINVAL, jv_path(path, sizeof path, prefix, key),
-                       "'%s' must be between %g and %g", key, lo, hi);
+                       "'%s' must be between %g and %g", path, lo, hi);
     *v = x;
     return 0;
 }

@@ -128,8 +128,8 @@ run "$sb" replay "$tmp/field.jsonl" --policy-dir policies
 check 1 "refused documents: exit 1" err "replay: 4 lines, 3 errors"
 has "$out" "agent -> error schedule[1].from: expected HH:MM (00:00..24:00)"
 ok $? "... a bad window: its field named" "$(shown)"
-has "$out" "agent -> error skills.en: 'en' must be between 0 and 100"
-ok $? "... a skill out of range: its field named" "$(shown)"
+has "$out" "agent -> error 'skills.en' must be between 0 and 100"
+ok $? "... a skill out of range: its field named, whole, in the message" "$(shown)"
 has "$out" "offer c1 -> error no such queue 'nope'" && ! has "$out" "error queue:"
 ok $? "... a message naming its field already: as it is" "$(shown)"
 
