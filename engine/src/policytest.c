@@ -1748,6 +1748,7 @@ enum {
     OP_SETI = 17,
     OP_SETFIELD = 18,
     OP_NEWTABLE = 19,
+    OP_SELF = 20,
     OP_NOT = 51,
     OP_CONCAT = 53,
     OP_JMP = 56,
@@ -1767,6 +1768,149 @@ enum {
     OP_CLOSURE = 79,
     OP_VARARG = 80
 };
+
+/* What each operand of an instruction is (lopcodes.h's comments, 5.4's 83
+** opcodes): a register read (O_REG), one written (O_SET, A only), a
+** constant's index (O_K), a register or a constant as the k bit says (O_RK),
+** an upvalue's index (O_UP), or none of those (O_NUM: an immediate, a count,
+** a size, a flag; or no such field, the instruction being one of the Bx, sJ
+** or Ax forms). Reading B or C as a register where it is a constant's index
+** or a number mistakes an unrelated value for the register. The ranges some
+** instructions read or write (a call's arguments, LOADNIL's A..A+B, ...) are
+** reads()'s and writes()'. */
+enum { O_NUM, O_REG, O_SET, O_K, O_RK, O_UP };
+#define OPS(a, b, c) (uint16_t)((a) | (b) << 3 | (c) << 6)
+static const uint16_t op_modes[83] = {
+    OPS(O_SET, O_REG, O_NUM), /* MOVE */
+    OPS(O_SET, O_NUM, O_NUM), /* LOADI (sBx) */
+    OPS(O_SET, O_NUM, O_NUM), /* LOADF (sBx) */
+    OPS(O_SET, O_NUM, O_NUM), /* LOADK (Bx) */
+    OPS(O_SET, O_NUM, O_NUM), /* LOADKX */
+    OPS(O_SET, O_NUM, O_NUM), /* LOADFALSE */
+    OPS(O_SET, O_NUM, O_NUM), /* LFALSESKIP */
+    OPS(O_SET, O_NUM, O_NUM), /* LOADTRUE */
+    OPS(O_SET, O_NUM, O_NUM), /* LOADNIL: A..A+B */
+    OPS(O_SET, O_UP, O_NUM),  /* GETUPVAL */
+    OPS(O_REG, O_UP, O_NUM),  /* SETUPVAL */
+    OPS(O_SET, O_UP, O_K),    /* GETTABUP */
+    OPS(O_SET, O_REG, O_REG), /* GETTABLE */
+    OPS(O_SET, O_REG, O_NUM), /* GETI */
+    OPS(O_SET, O_REG, O_K),   /* GETFIELD */
+    OPS(O_UP, O_K, O_RK),     /* SETTABUP */
+    OPS(O_REG, O_REG, O_RK),  /* SETTABLE */
+    OPS(O_REG, O_NUM, O_RK),  /* SETI */
+    OPS(O_REG, O_K, O_RK),    /* SETFIELD */
+    OPS(O_SET, O_NUM, O_NUM), /* NEWTABLE (sizes) */
+    OPS(O_SET, O_REG, O_RK),  /* SELF: A and A+1 */
+    OPS(O_SET, O_REG, O_NUM), /* ADDI */
+    OPS(O_SET, O_REG, O_K),   /* ADDK */
+    OPS(O_SET, O_REG, O_K),   /* SUBK */
+    OPS(O_SET, O_REG, O_K),   /* MULK */
+    OPS(O_SET, O_REG, O_K),   /* MODK */
+    OPS(O_SET, O_REG, O_K),   /* POWK */
+    OPS(O_SET, O_REG, O_K),   /* DIVK */
+    OPS(O_SET, O_REG, O_K),   /* IDIVK */
+    OPS(O_SET, O_REG, O_K),   /* BANDK */
+    OPS(O_SET, O_REG, O_K),   /* BORK */
+    OPS(O_SET, O_REG, O_K),   /* BXORK */
+    OPS(O_SET, O_REG, O_NUM), /* SHRI */
+    OPS(O_SET, O_REG, O_NUM), /* SHLI */
+    OPS(O_SET, O_REG, O_REG), /* ADD */
+    OPS(O_SET, O_REG, O_REG), /* SUB */
+    OPS(O_SET, O_REG, O_REG), /* MUL */
+    OPS(O_SET, O_REG, O_REG), /* MOD */
+    OPS(O_SET, O_REG, O_REG), /* POW */
+    OPS(O_SET, O_REG, O_REG), /* DIV */
+    OPS(O_SET, O_REG, O_REG), /* IDIV */
+    OPS(O_SET, O_REG, O_REG), /* BAND */
+    OPS(O_SET, O_REG, O_REG), /* BOR */
+    OPS(O_SET, O_REG, O_REG), /* BXOR */
+    OPS(O_SET, O_REG, O_REG), /* SHL */
+    OPS(O_SET, O_REG, O_REG), /* SHR */
+    OPS(O_REG, O_REG, O_NUM), /* MMBIN (C: the event) */
+    OPS(O_REG, O_NUM, O_NUM), /* MMBINI */
+    OPS(O_REG, O_K, O_NUM),   /* MMBINK */
+    OPS(O_SET, O_REG, O_NUM), /* UNM */
+    OPS(O_SET, O_REG, O_NUM), /* BNOT */
+    OPS(O_SET, O_REG, O_NUM), /* NOT */
+    OPS(O_SET, O_REG, O_NUM), /* LEN */
+    OPS(O_SET, O_NUM, O_NUM), /* CONCAT: reads A..A+B-1 */
+    OPS(O_NUM, O_NUM, O_NUM), /* CLOSE (A: a level, not a value) */
+    OPS(O_REG, O_NUM, O_NUM), /* TBC */
+    OPS(O_NUM, O_NUM, O_NUM), /* JMP (sJ) */
+    OPS(O_REG, O_REG, O_NUM), /* EQ */
+    OPS(O_REG, O_REG, O_NUM), /* LT */
+    OPS(O_REG, O_REG, O_NUM), /* LE */
+    OPS(O_REG, O_K, O_NUM),   /* EQK */
+    OPS(O_REG, O_NUM, O_NUM), /* EQI */
+    OPS(O_REG, O_NUM, O_NUM), /* LTI */
+    OPS(O_REG, O_NUM, O_NUM), /* LEI */
+    OPS(O_REG, O_NUM, O_NUM), /* GTI */
+    OPS(O_REG, O_NUM, O_NUM), /* GEI */
+    OPS(O_REG, O_NUM, O_NUM), /* TEST */
+    OPS(O_SET, O_REG, O_NUM), /* TESTSET */
+    OPS(O_SET, O_NUM, O_NUM), /* CALL: reads A..A+B-1, its results from A */
+    OPS(O_SET, O_NUM, O_NUM), /* TAILCALL: reads A..A+B-1 */
+    OPS(O_REG, O_NUM, O_NUM), /* RETURN: A..A+B-2 */
+    OPS(O_NUM, O_NUM, O_NUM), /* RETURN0 */
+    OPS(O_REG, O_NUM, O_NUM), /* RETURN1 */
+    OPS(O_SET, O_NUM, O_NUM), /* FORLOOP (Bx) */
+    OPS(O_SET, O_NUM, O_NUM), /* FORPREP (Bx) */
+    OPS(O_SET, O_NUM, O_NUM), /* TFORPREP (Bx) */
+    OPS(O_REG, O_NUM, O_NUM), /* TFORCALL: reads A..A+3, writes its loop's variables */
+    OPS(O_SET, O_NUM, O_NUM), /* TFORLOOP (Bx) */
+    OPS(O_REG, O_NUM, O_NUM), /* SETLIST: reads A..A+B */
+    OPS(O_SET, O_NUM, O_NUM), /* CLOSURE (Bx) */
+    OPS(O_SET, O_NUM, O_NUM), /* VARARG: A..A+C-2 */
+    OPS(O_NUM, O_NUM, O_NUM), /* VARARGPREP */
+    OPS(O_NUM, O_NUM, O_NUM), /* EXTRAARG (Ax) */
+};
+#undef OPS
+
+/* What operand n (0 A, 1 B, 2 C) of ins is, with its value in *v: O_RK
+** resolved by the k bit, an opcode past 5.4's O_NUM. */
+static int operand(uint32_t ins, int n, int *v)
+{
+    int op = (int)(ins & 0x7f);
+    int kind = op < (int)(sizeof op_modes / sizeof *op_modes) ? op_modes[op] >> (3 * n) & 7 : O_NUM;
+    *v = n == 0 ? (int)((ins >> 7) & 0xff) : n == 1 ? (int)((ins >> 16) & 0xff) : (int)(ins >> 24);
+    return kind == O_RK ? ((ins >> 15) & 1 ? O_K : O_REG) : kind;
+}
+
+/* Does the instruction write register reg: its A when that is written
+** (op_modes), LOADNIL's A..A+B, SELF's A+1? (A call's or loop's other
+** results land above the live locals, never in one.) */
+static int writes(uint32_t ins, int reg)
+{
+    int op = (int)(ins & 0x7f), a;
+    if (operand(ins, 0, &a) != O_SET) return 0;
+    if (op == OP_LOADNIL) return reg >= a && reg <= a + (int)((ins >> 16) & 0xff);
+    return reg == a || (op == OP_SELF && reg == a + 1);
+}
+
+/* Does the instruction read register reg: an operand that is one
+** (op_modes), or in the range a call, a return, a concatenation, a list
+** store or a generic for reads (B 0: up to the top, anywhere above A)? */
+static int reads(uint32_t ins, int reg)
+{
+    int op = (int)(ins & 0x7f), a = (int)((ins >> 7) & 0xff), b = (int)((ins >> 16) & 0xff), v;
+    for (int n = 0; n < 3; n++)
+        if (operand(ins, n, &v) == O_REG && v == reg) return 1;
+    switch (op) {
+    case OP_CALL:
+    case OP_TAILCALL:
+    case OP_CONCAT:
+        return reg >= a && (!b || reg <= a + b - 1);
+    case OP_RETURN:
+        return reg >= a && (!b || reg <= a + b - 2);
+    case OP_SETLIST:
+        return reg >= a && (!b || reg <= a + b);
+    case OP_TFORCALL:
+        return reg >= a && reg <= a + 3;
+    default:
+        return 0;
+    }
+}
 
 typedef struct rd {
     const uint8_t *p, *end;
@@ -2119,7 +2263,7 @@ static void lint_fn(lint *l, const fnread *f)
             name = kget(f, b), write = 1;
         if (op == OP_GETUPVAL && b == f->env)
             envreg = a;
-        else if (envreg >= 0 && a == envreg && op != OP_SETFIELD && op != OP_SETTABUP)
+        else if (envreg >= 0 && writes(ins, envreg))
             envreg = -1;
         if (!name.s || (l->writes_only && !write)) continue;
         int line = line_at(f, pc);
@@ -2156,49 +2300,6 @@ static void lint_fn(lint *l, const fnread *f)
 }
 
 /* --- view fields: the hooks' parameters and what comes from them ---------- */
-
-/* Does the instruction write register reg? (Lua 5.4: the opcodes whose A is
-** an operand write nothing; LOADNIL writes A..A+B; a call's or loop's other
-** results land above the live locals, never in one.) */
-static int writes(uint32_t ins, int reg)
-{
-    int op = (int)(ins & 0x7f), a = (int)((ins >> 7) & 0xff);
-    switch (op) {
-    case 10: /* SETUPVAL */
-    case 15:
-    case 16: /* SETTABUP, SETTABLE */
-    case 17:
-    case 18: /* SETI, SETFIELD */
-    case 46:
-    case 47:
-    case 48: /* MMBIN, MMBINI, MMBINK */
-    case 54:
-    case 55:
-    case 56: /* CLOSE, TBC, JMP */
-    case 57:
-    case 58:
-    case 59:
-    case 60:
-    case 61:
-    case 62:
-    case 63:
-    case 64:
-    case 65: /* EQ..GEI */
-    case 66: /* TEST */
-    case 70:
-    case 71:
-    case 72: /* RETURN, RETURN0, RETURN1 */
-    case 76: /* TFORCALL: its loop's variables, defined there */
-    case 78:
-    case 81:
-    case 82: /* SETLIST, VARARGPREP, EXTRAARG */
-        return 0;
-    case OP_LOADNIL:
-        return reg >= a && reg <= a + (int)((ins >> 16) & 0xff);
-    default:
-        return a == reg;
-    }
-}
 
 static int written(const fnread *f, int reg, int from, int to)
 {
@@ -2285,24 +2386,21 @@ static int push_const(lua_State *L, kstr k)
 }
 
 /* Could the instructions from..to (the table in reg being built, then
-** returned at `to`) let anything else see or change the table: an operand
-** naming reg other than as the table stored into, or a call, concatenation
-** or list store whose register range may hold it? Over-approximated (a
-** constant's index equal to reg counts): a yes only leaves a value unjudged. */
+** returned at `to`) let anything else see or change the table: one reading
+** reg (reads) other than as the table stored into? A constant's index or an
+** immediate that happens to equal reg is no read of it (op_modes). */
 static int table_seen(const fnread *f, int reg, int from, int to)
 {
     for (int q = from; q < to; q++) {
         uint32_t x = ins_at(f, q);
-        int op = (int)(x & 0x7f), a = (int)((x >> 7) & 0xff), b = (int)((x >> 16) & 0xff),
-            c = (int)((x >> 24) & 0xff);
-        int store = (op == OP_SETFIELD || op == OP_SETI || op == OP_SETTABLE) && a == reg;
-        if (store ? (op == OP_SETTABLE && b == reg) || (!((x >> 15) & 1) && c == reg)
-                  : b == reg || c == reg)
+        int op = (int)(x & 0x7f), v;
+        if ((op == OP_SETFIELD || op == OP_SETI || op == OP_SETTABLE) &&
+            (int)((x >> 7) & 0xff) == reg) {
+            for (int n = 1; n < 3; n++) /* its key or value being the table too */
+                if (operand(x, n, &v) == O_REG && v == reg) return 1;
+        } else if (reads(x, reg)) {
             return 1;
-        if ((op == OP_CALL || op == OP_TAILCALL || op == OP_CONCAT || op == OP_SETLIST ||
-             op == OP_TFORCALL || op == OP_VARARG) &&
-            a < reg)
-            return 1;
+        }
     }
     return 0;
 }
@@ -2392,7 +2490,7 @@ static int set_value(const fnread *f, uint32_t x, int from, int q)
         if (what) return strcmp(what, "nil") ? 1 : 0;
         /* Anything else that writes it: unknown (a call or ... may write
         ** registers from A on). */
-        if (a == c || ((op == OP_CALL || op == OP_VARARG || op == OP_TFORCALL) && a <= c))
+        if (writes(y, c) || ((op == OP_CALL || op == OP_VARARG || op == OP_TFORCALL) && a <= c))
             return -1;
     }
     return -1;

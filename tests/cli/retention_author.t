@@ -528,6 +528,43 @@ printf 'local P = {}\nlocal function none() return nil end function P.route(c, a
 run "$sb" policy check "$tmp/oneline.lua"
 check 0 "a helper defined on the hook's one line: its returns are not the hook's" out "oneline.lua: ok"
 
+# The same decisions after an early return, after locals, or with calls in a
+# field's value: the instructions on the way to the return name constants by
+# their index and numbers of their own, and one of those equal to the table's
+# register is no use of the table, so its fields are judged all the same
+# (each of these said ok, the decision failing each time it ran).
+shape() { # shape NAME LINE BODY MESSAGE: route's BODY returns an invalid decision at LINE
+    printf 'local P = {}\nfunction P.route(call, agents, ctx)\n%s\nend\nreturn P\n' "$3" >"$tmp/$1.lua"
+    run "$sb" policy check "$tmp/$1.lua"
+    check 1 "policy check: $1" err "$1.lua:$2: route returns an invalid decision here: $4"
+    [ "$(printf '%s\n' "$err" | grep -c "$1.lua:[0-9]")" -eq 1 ]
+    ok $? "... $1: that alone" "$(shown)"
+}
+guard='  if #agents == 0 then return { wait = 10 } end'
+shape guard-timeout 4 "$guard
+  return { ring = agents[1].id, timeout = 601 }" "timeout: expected an integer 1..600, got 601"
+shape guard-text 4 "$guard
+  return { ring = agents[1].id, timeout = \"20s\" }" "timeout: expected an integer 1..600, got '20s'"
+shape guard-device 4 "$guard
+  return { ring = agents[1].id, device = \"fax\" }" \
+    "device: expected landline, mobile or softphone, got 'fax'"
+shape locals 7 '  local n = #agents
+  if n == 0 then return { wait = 10 } end
+  local first = agents[1]
+  local mode = n > 1 and "sequence" or "all"
+  return { mode = mode, ring = first.id, timeout = 601 }' "timeout: expected an integer 1..600, got 601"
+shape calls 4 "$guard
+  return { ring = agents[math.min(#agents, math.max(1, call.attempts))].id, timeout = 601 }" \
+    "timeout: expected an integer 1..600, got 601"
+# ... and a table something else may see or change on the way is still not
+# judged: given to a function, stored in another table, or its own value.
+for use in 'ctx.log(d)' 'local t = { d }' 'd.pause = d'; do
+    printf 'local P = {}\nfunction P.route(call, agents, ctx)\n%s\n  local d = { ring = agents[1].id, timeout = 601 }\n  %s\n  return d\nend\nreturn P\n' \
+        "$guard" "$use" >"$tmp/seen.lua"
+    run "$sb" policy check "$tmp/seen.lua"
+    check 0 "policy check: a table seen by '$use' before its return is not judged" out "seen.lua: ok"
+done
+
 # --- Where a record's retention stands, on the record ------------------------
 # A keep_until shows as the record's review_ms (the date the policy gave, in
 # ms); a keep for good as null; a record a hold kept from a delete says
