@@ -2569,10 +2569,14 @@ static void lint_decision(lint *l, const fnread *f, int hook)
                 judged = 0; /* a field it cannot have, reported above, or keys unknown here */
             }
         }
-        /* Invalid only if no choice of the maybe fields passes. */
+        /* Invalid only if no choice of the maybe fields passes (each proper
+        ** subset of them after all of them), and said as the run time says it
+        ** of all of them there: a value that may be nil is most often not,
+        ** so { ring = best.id, timeout = 20, wait = 5 } is "'ring' and 'wait'
+        ** cannot go together", not what it would be without its ring. */
         char msg[400], other[400];
-        if (!judged || !views_decision_keys(hook, definite, msg, sizeof msg)) continue;
-        for (unsigned sub = maybe; sub && judged; sub = (sub - 1) & maybe)
+        if (!judged || !views_decision_keys(hook, definite | maybe, msg, sizeof msg)) continue;
+        for (unsigned sub = (maybe - 1) & maybe; judged && sub != maybe; sub = (sub - 1) & maybe)
             if (!views_decision_keys(hook, definite | sub, other, sizeof other)) judged = 0;
         if (judged)
             add_finding(l, line_at(f, end), "%s returns an invalid decision here: %s",

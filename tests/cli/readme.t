@@ -37,6 +37,37 @@ lines=$(awk '/return \{/ { printf "%s%d", n++ ? ", " : "", NR }' "$tmp/mine20s.l
 has "$flat_run" "(it returns at lines $lines)" && grep -n 'function P.route' "$tmp/mine20s.lua" | grep -q '^3:'
 ok $? "... and the run-time message's lines it quotes are the policy's" "$flat_run / $lines"
 
+# Given a wait beside its ring, the policy is refused for what the run time
+# says of that decision: the ring may be nil there (best.id), but the wait
+# and the timeout are not, and with its ring the decision has both ring and
+# wait. (Said once of the decision without its ring: 'timeout' goes only
+# with 'ring'.)
+sed 's/timeout = 20 }/timeout = 20, wait = 5 }/' "$tmp/policies/mine.lua" >"$tmp/mine2.lua"
+at=$(grep -n 'wait = 5 }' "$tmp/mine2.lua" | cut -d: -f1)
+run "$sb" policy check "$tmp/mine2.lua"
+check 1 "policy check of it with ring and wait names the two" err \
+    "mine2.lua:$at: route returns an invalid decision here: 'ring' and 'wait' cannot go together"
+! has "$err" "goes only with"
+ok $? "... and only them" "$(shown)"
+printf '[{"name": "en", "call": {"id": "c1", "attrs": {"language": "en"}}, "agents": [{"id": "a", "skills": {"en": 1}}], "expect": {"action": "ring", "agents": ["a"]}}]' \
+    >"$tmp/mine2.cases.json"
+run "$sb" policy test "$tmp/mine2.lua"
+check 1 "... as running it does" out "route returned invalid decision: 'ring' and 'wait' cannot go together"
+# A field that may well be nil still says nothing: ring or wait, one of the
+# two set, with a timeout that goes with the ring.
+cat >"$tmp/either.lua" <<'L'
+local P = {}
+function P.route(call, agents, ctx)
+  local ring, wait
+  if #agents > 0 then ring = agents[1].id else wait = 10 end
+  if call.waited > 9 then return { ring = ring, wait = wait, timeout = 20 } end
+  return { ring = ring, wait = wait }
+end
+return P
+L
+run "$sb" policy check "$tmp/either.lua"
+check 0 "a ring or a wait, either of which may be nil, with a timeout: ok" out "either.lua: ok"
+
 run "$sb" replay examples/replay/first-calls.jsonl
 check 0 "README's other example, first-calls.jsonl, exits 0" err "0 errors"
 

@@ -564,6 +564,14 @@ for use in 'ctx.log(d)' 'local t = { d }' 'd.pause = d'; do
     run "$sb" policy check "$tmp/seen.lua"
     check 0 "policy check: a table seen by '$use' before its return is not judged" out "seen.lua: ok"
 done
+# A retain's keep that may be nil beside a delete and a review date: said as
+# the run time says it of all three, not of the decision without its keep.
+printf 'local P = {}\nfunction P.retain(record, ctx)\n  local keep = record.wait > 3 or nil\n  return { keep = keep, delete = true, review_in_days = 3 }\nend\nreturn P\n' >"$tmp/rmaybe.lua"
+run "$sb" policy check "$tmp/rmaybe.lua"
+check 1 "policy check: a keep that may be nil with a delete" err \
+    "rmaybe.lua:4: retain returns an invalid decision here: 'keep' and 'delete' cannot go together"
+! has "$err" "goes only with"
+ok $? "... and nothing of the decision without it" "$(shown)"
 
 # --- Where a record's retention stands, on the record ------------------------
 # A keep_until shows as the record's review_ms (the date the policy gave, in
