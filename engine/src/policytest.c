@@ -2083,6 +2083,7 @@ typedef struct fnread {
         int pc, line;
     } * abs;
     int nabs;
+    uint8_t captured[32]; /* bit r: register r is an upvalue of a function it defines */
 } fnread;
 
 static int line_at(const fnread *f, int pc)
@@ -2388,9 +2389,12 @@ static int push_const(lua_State *L, kstr k)
 /* Could the instructions from..to (the table in reg being built, then
 ** returned at `to`) let anything else see or change the table: one reading
 ** reg (reads) other than as the table stored into? A constant's index or an
-** immediate that happens to equal reg is no read of it (op_modes). */
+** immediate that happens to equal reg is no read of it (op_modes). A local
+** a function defined in the hook holds as an upvalue may be changed by any
+** call on the way, or a metamethod: that table is seen. */
 static int table_seen(const fnread *f, int reg, int from, int to)
 {
+    if (reg >= 0 && reg < 256 && f->captured[reg >> 3] & 1u << (reg & 7)) return 1;
     for (int q = from; q < to; q++) {
         uint32_t x = ins_at(f, q);
         int op = (int)(x & 0x7f), v;
@@ -2641,7 +2645,7 @@ static void lint_fields(lint *l, fnread *f, int hook)
     }
 }
 
-static void read_fn(lint *l, rd *r, int depth)
+static void read_fn(lint *l, rd *r, int depth, uint8_t *outer)
 {
     if (depth > 200) {
         r->err = 1;
@@ -2682,11 +2686,17 @@ static void read_fn(lint *l, rd *r, int depth)
         }
         f.k[i].tag = tag;
     }
+    /* Its upvalues (instack, idx, kind): one in the stack is the defining
+    ** function's register idx, which this one can then change when called. */
     int nup = (int)rd_size(r);
-    rd_skip(r, (size_t)nup * 3);
+    for (int i = 0; i < nup && !r->err; i++) {
+        int instack = rd_byte(r), idx = rd_byte(r);
+        rd_byte(r);
+        if (instack && outer) outer[idx >> 3] |= (uint8_t)(1u << (idx & 7));
+    }
     int np = (int)rd_size(r);
     for (int i = 0; i < np && !r->err; i++)
-        read_fn(l, r, depth + 1);
+        read_fn(l, r, depth + 1, f.captured);
     f.nline = (int)rd_size(r);
     f.lineinfo = (const int8_t *)rd_skip(r, (size_t)f.nline);
     f.nabs = (int)rd_size(r);
@@ -2766,7 +2776,7 @@ static int check_job(lua_State *L)
             rd_skip(&r, 4 + 1 + 1 + 6 + 3 + 8 + 8); /* header */
             rd_byte(&r);                            /* upvalues of the main closure */
             j->l->count_only = pass;
-            read_fn(j->l, &r, 0);
+            read_fn(j->l, &r, 0, NULL);
             j->ok = !r.err;
         }
     }
@@ -2789,7 +2799,7 @@ static void scan_fn(lua_State *L, int ref, lint *l)
         rd r = {(const uint8_t *)dump.p, (const uint8_t *)dump.p + dump.len, 0};
         rd_skip(&r, 4 + 1 + 1 + 6 + 3 + 8 + 8); /* header */
         rd_byte(&r);                            /* upvalues of the closure */
-        read_fn(l, &r, 0);
+        read_fn(l, &r, 0, NULL);
     }
     lua_pop(L, 1);
     buf_free(&dump);

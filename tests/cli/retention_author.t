@@ -557,8 +557,10 @@ shape calls 4 "$guard
   return { ring = agents[math.min(#agents, math.max(1, call.attempts))].id, timeout = 601 }" \
     "timeout: expected an integer 1..600, got 601"
 # ... and a table something else may see or change on the way is still not
-# judged: given to a function, stored in another table, or its own value.
-for use in 'ctx.log(d)' 'local t = { d }' 'd.pause = d'; do
+# judged: given to a function, stored in another table, its own value, or
+# held by a function the hook defines and calls (which sets a timeout that
+# fits).
+for use in 'ctx.log(d)' 'local t = { d }' 'd.pause = d' 'local function fix() d.timeout = 20 end fix()'; do
     printf 'local P = {}\nfunction P.route(call, agents, ctx)\n%s\n  local d = { ring = agents[1].id, timeout = 601 }\n  %s\n  return d\nend\nreturn P\n' \
         "$guard" "$use" >"$tmp/seen.lua"
     run "$sb" policy check "$tmp/seen.lua"
