@@ -205,6 +205,23 @@ static int clock_value(lua_State *L, int idx, int64_t *ms)
     return 1;
 }
 
+/* A whole number of milliseconds from 0 to 2^63 - 1 at argument i; raises
+** for anything else. An integer is read as one: through a double
+** math.maxinteger would be 2^63 and out of range. A float (every number in
+** 5.1 and LuaJIT, which have no integers) is a whole one below 2^63. */
+static int64_t check_ms(lua_State *L, int i)
+{
+    if (sbl_isinteger(L, i)) {
+        lua_Integer v = lua_tointeger(L, i);
+        if (v < 0) arg_error(L, i, "expected a whole number of milliseconds from 0");
+        return (int64_t)v;
+    }
+    double x = check_num(L, i);
+    if (!whole_below(x, BELOW_I64))
+        arg_error(L, i, "expected a whole number of milliseconds from 0");
+    return (int64_t)x;
+}
+
 /* Arguments i and i + 1 of a log's or a history's page: the seq of the
 ** entry to page from (0: from its `from` end; entry names whose, "an audit
 ** entry's") and a number of entries (0: deflt). Raises for anything else. */
@@ -1644,12 +1661,10 @@ static int l_tick(lua_State *L)
 static int l_tick_for(lua_State *L)
 {
     check_box(L);
-    double x = check_num(L, 2);
-    if (!whole_below(x, BELOW_I64))
-        arg_error(L, 2, "expected a whole number of milliseconds from 0");
+    int64_t x = check_ms(L, 2);
     call c = begin(L);
     int more = 0,
-        rc = sb_tick_for(use(c.b, L), x >= BELOW_U32 ? UINT32_MAX : (uint32_t)x, &more, c.res);
+        rc = sb_tick_for(use(c.b, L), x > UINT32_MAX ? UINT32_MAX : (uint32_t)x, &more, c.res);
     c.g->ran = 1;
     int n = ret_actions(L, rc, c.res);
     if (!rc) {
@@ -1913,12 +1928,11 @@ static int l_hold_get(lua_State *L)
     return do_get(L, sb_hold_get);
 }
 
-/* An optional whole number argument (5.1 has no integers: through a double). */
+/* An optional whole number of milliseconds argument (0 when absent), as
+** check_ms reads it. */
 static int64_t opt_ms(lua_State *L, int i)
 {
-    double x = opt_num(L, i, 0);
-    if (!whole_below(x, BELOW_I64)) arg_error(L, i, "expected a number of milliseconds >= 0");
-    return (int64_t)x;
+    return lua_isnoneornil(L, i) ? 0 : check_ms(L, i);
 }
 
 /* eng:aggregates(account [, queue [, from_ms [, to_ms]]]) -> {days = {...}} */

@@ -143,6 +143,21 @@ T.ok(rising and seen[#seen] == "2/2", "progress(done, total) after each transact
 T.is(inner[1], 3, "and it may call the engine")
 sw = eng:sweep()
 T.is(sw and sw.reviewed, 0, "a second sweep finds nothing due")
+-- A budget past 2^32 - 1 counts as that: math.maxinteger too (5.4), read as
+-- an integer (as a double it would be 2^63, past the range); 2^53, a whole
+-- float, in every version. A negative or fractional one raises.
+for _, big in ipairs{ math.maxinteger or 2^53, 2^53 } do
+  local ok_, r = pcall(eng.sweep, eng, big)
+  T.ok(ok_ and type(r) == "table" and r.reviewed == 0,
+       "sweep(" .. string.format("%.0f", big) .. "): a budget of 2^32 - 1 ms (" .. tostring(r) .. ")")
+end
+for _, bad in ipairs{ -1, 1.5, 2^63 } do
+  T.raises(function() eng:sweep(bad) end, "bad argument #1 to 'sweep' %(expected a whole number of milliseconds from 0%)",
+           "sweep(" .. tostring(bad) .. ") raises")
+end
+if math.mininteger then
+  T.raises(function() eng:sweep(math.mininteger) end, "bad argument #1 to 'sweep'", "sweep(math.mininteger) raises")
+end
 local calls = 0
 T.raises(function() eng:sweep(1000, function() calls = calls + 1 error("from progress") end) end,
          "from progress", "an error in progress is raised once the sweep has returned")
@@ -207,6 +222,8 @@ T.is(ag and #ag.days, 0, "a day without calls: none")
 fails(sb.ENOTFOUND, "queue", "an unknown queue", eng:aggregates("acme", "nope"))
 fails(sb.ENOTFOUND, "account", "another account", eng:erase("other", "+442079460001"))
 T.raises(function() eng:aggregates("acme", nil, -1) end, "bad argument", "a negative time raises")
+ag = eng:aggregates("acme", nil, day, math.maxinteger or 2^53)
+T.ok(ag and #ag.days == 2, "to_ms math.maxinteger (2^53 without integers): every day from day on")
 
 -- Calls from withheld numbers: the caller left out, "" or sb.null (null in
 -- the JSON events); the record is found by the number dialled alone.
