@@ -871,6 +871,11 @@ func TestPolicyTools(t *testing.T) {
 	if !errors.Is(err, switchboard.ErrPolicy) || !strings.Contains(err.Error(), "lint.lua:1: ") {
 		t.Errorf("lint: %v", err)
 	}
+	// The field Python's PolicyError and Lua's fourth value give too.
+	var pe *switchboard.Error
+	if !errors.As(err, &pe) || pe.Field != "source" {
+		t.Errorf("lint: %#v, want the field \"source\"", err)
+	}
 	cj, _ := json.Marshal(cases)
 	rep, err := switchboard.PolicyTest("first.lua", []byte(routeFirst), cj)
 	if err != nil || rep.Passed != 1 || rep.Failed != 0 {

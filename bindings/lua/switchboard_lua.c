@@ -1526,23 +1526,22 @@ static int event_from_table(lua_State *L, int t, sb_event *ev, char **attrs, enc
                 int borrowed;
                 free(*attrs);
                 *attrs = NULL;
-                char *j = arg_json(L, lua_gettop(L), &len, &borrowed, e);
-                if (!j) {
+                /* A table, as the README says: JSON text here would reach the
+                ** engine as a string, the engine's "'attrs' must be a JSON
+                ** object" in Python and Go, so it is refused as such. */
+                if (vt != LUA_TTABLE) {
+                    snprintf(field, fsize, "%s", "attrs");
+                    snprintf(e->msg, sizeof e->msg,
+                             "event field attrs must be a table (a JSON object), not a %s",
+                             luaL_typename(L, -1));
+                    lua_pop(L, 2);
+                    return SB_EINVAL;
+                }
+                *attrs = arg_json(L, lua_gettop(L), &len, &borrowed, e);
+                if (!*attrs) {
                     snprintf(field, fsize, "attrs%s%s", *e->field ? "." : "", e->field);
                     lua_pop(L, 2);
                     return SB_EINVAL;
-                }
-                if (borrowed && strlen(j) != len) { /* sb_event reads it as a C string */
-                    snprintf(field, fsize, "%s", "attrs");
-                    snprintf(e->msg, sizeof e->msg, "event field attrs holds a NUL byte");
-                    lua_pop(L, 2);
-                    return SB_EINVAL;
-                }
-                *attrs = borrowed ? strdup(j) : j;
-                if (!*attrs) {
-                    lua_pop(L, 2);
-                    snprintf(e->msg, sizeof e->msg, "out of memory");
-                    return SB_ENOMEM;
                 }
             } else if (!unknown[0]) {
                 /* Keep the engine's strictness: unknown fields are refused,
@@ -2726,7 +2725,7 @@ static const sb_config *budgets_arg(lua_State *L, int i, sb_config *cfg, open_re
     return cfg;
 }
 
-/* sb.policy_check(name, source [, budgets]) -> true | nil, message, code */
+/* sb.policy_check(name, source [, budgets]) -> true | nil, message, code, field */
 static int l_policy_check(lua_State *L)
 {
     size_t len;
@@ -2741,10 +2740,7 @@ static int l_policy_check(lua_State *L)
                      : sb_policy_check(name, src, len, res);
     int n;
     if (rc) {
-        lua_pushnil(L);
-        lua_pushstring(L, sb_result_message(res));
-        lua_pushinteger(L, rc);
-        n = 3;
+        n = push_engine_fail(L, rc, res); /* its field too ("source"), as Python and Go give */
     } else {
         lua_pushboolean(L, 1);
         n = 1;

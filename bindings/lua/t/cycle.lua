@@ -481,6 +481,14 @@ local no, m2, c2, rep2 = sb.policy_test("pick54.lua", src, cases)
 T.ok(no == nil and c2 == sb.EPOLICY and rep2 and rep2.failed == 1,
      "a failing case: nil, message, SB_EPOLICY, report (" .. tostring(m2) .. ")")
 T.ok(sb.policy_check("ok.lua", src), "sb.policy_check accepts the policy")
+-- A policy refused names the field source, as Python's PolicyError and Go's
+-- Error give it (sb_policy_check's field).
+do
+  local no, msg, code, field = sb.policy_check("lint.lua", "x = 1\n" .. src)
+  T.ok(no == nil and code == sb.EPOLICY and tostring(msg):find("lint.lua:1: ", 1, true) and field == "source",
+       "sb.policy_check of a faulty policy: nil, message, sb.EPOLICY, \"source\" (" .. tostring(msg) ..
+       ", " .. tostring(field) .. ")")
+end
 -- The budgets an engine would run them under (sb_policy_check_cfg,
 -- sb_policy_test_cfg): 10,000 load instructions for a budget of 1,000.
 do

@@ -47,6 +47,16 @@ fails(sb.EINVAL, "attrs", "attrs given as JSON text holding a NUL byte",
       eng:submit("acme", { type = "offer", call = "c2", queue = "support", caller = "+442079460002",
                            attrs = '{"language":"en"}\0junk' }))
 T.is(state("c2"), nil, "and c2 was not offered")
+-- attrs is a table, as the README says: JSON text (or a number) is refused,
+-- field attrs, as Python's and Go's engine refuses a string ("'attrs' must
+-- be a JSON object"), before it took the text as the attributes.
+for _, bad in ipairs{ '{"language":"en"}', 42, true } do
+  local _, bm = fails(sb.EINVAL, "attrs", "attrs given as a " .. type(bad),
+      eng:submit("acme", { type = "offer", call = "c2", queue = "support", caller = "+442079460002",
+                           attrs = bad }))
+  T.like(bm, "^event field attrs must be a table %(a JSON object%), not a " .. type(bad), "... saying so")
+  T.is(state("c2"), nil, "and c2 was not offered")
+end
 -- A table's string holding a NUL byte went to the engine as \u0000, which
 -- refused it naming no field ("strings may not contain \u0000 (line 1
 -- column 30)", of JSON text the gateway never wrote; in attrs, "'attrs' must
