@@ -193,10 +193,11 @@ func (e *Engine) Erase(account, number string) (*ErasureReport, error) {
 // HoldRequest is a legal hold to place: it covers one call's records (Call),
 // every record of a number (Number, also records written later), or every
 // record of a call in progress at any time in [From, To) — offered before To
-// and ended at or after From. A range may be open-ended: a zero From covers
-// every call offered before To, a zero To every call that ended at or after
-// From, calls yet to come included (set one of them at least). Reason is
-// required; ID is optional (the engine makes one: "h" and 8 hex digits).
+// and ended at or after From. A range needs both, as sb_hold_place takes it:
+// a zero From or To is ErrInvalid naming "from_ms" or "to_ms". From the
+// start is time.UnixMilli(0); a range reaching as far as the engine goes ends
+// at time.UnixMilli(math.MaxInt64). Reason is required; ID is optional (the
+// engine makes one: "h" and 8 hex digits).
 type HoldRequest struct {
 	ID       string
 	Call     string
@@ -211,7 +212,7 @@ type Hold struct {
 	Kind     string // "call", "number" or "range"
 	Reason   string
 	Call     string    // kind "call"
-	From, To time.Time // kind "range"; zero when open-ended on that side
+	From, To time.Time // kind "range"; From zero for a range from the start (from_ms 0)
 	Created  time.Time
 	Released bool // set by HoldRelease
 }
@@ -228,17 +229,9 @@ type holdJSON struct {
 }
 
 func (h holdJSON) hold() Hold {
-	out := Hold{ID: h.ID, Kind: h.Kind, Reason: h.Reason, Call: h.Call, From: msTime(h.From),
+	return Hold{ID: h.ID, Kind: h.Kind, Reason: h.Reason, Call: h.Call, From: msTime(h.From),
 		To: msTime(h.To), Created: msTime(h.Created), Released: h.Released}
-	if h.To == openTo {
-		out.To = time.Time{}
-	}
-	return out
 }
-
-// openTo is the to_ms of a range hold without an end (HoldRequest.To zero):
-// the largest the engine takes. (A range without a start has from_ms 0.)
-const openTo = math.MaxInt64
 
 // HoldPlace places a legal hold; ErrExists for a taken ID.
 func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
@@ -248,17 +241,15 @@ func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
 			doc[k] = v
 		}
 	}
-	if !h.From.IsZero() || !h.To.IsZero() {
-		// The zero time.Time is year 1, before what the engine takes (0 and
-		// up): an unset bound is the range's widest instead.
-		var from, to int64 = 0, openTo
-		if !h.From.IsZero() {
-			from = h.From.UnixMilli()
-		}
-		if !h.To.IsZero() {
-			to = h.To.UnixMilli()
-		}
-		doc["from_ms"], doc["to_ms"] = from, to
+	// A range needs both bounds, as sb_hold_place and the Python and Lua
+	// bindings take it: an unset one (the zero time.Time, year 1, before
+	// what the engine takes) is left out, and the engine names it ("a time
+	// range hold needs \"to_ms\" too"), rather than made up here.
+	if !h.From.IsZero() {
+		doc["from_ms"] = h.From.UnixMilli()
+	}
+	if !h.To.IsZero() {
+		doc["to_ms"] = h.To.UnixMilli()
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -2160,34 +2161,54 @@ func TestErasureHeld(t *testing.T) {
 	}
 }
 
-// TestHoldOpenRange: a range hold with only From or only To is open-ended on
-// the other side (the unset bound went to the engine as year 1's -62135596800000
-// ms and was refused).
+// TestHoldOpenRange: a range hold needs both bounds, as sb_hold_place and
+// the Python and Lua bindings take it: From or To alone is ErrInvalid naming
+// the missing one (the binding made up the other: from_ms 0 or to_ms 2^63 - 1,
+// a hold Python and Lua refuse). A range from the start (time.UnixMilli(0))
+// or to the engine's last millisecond is written out.
 func TestHoldOpenRange(t *testing.T) {
 	clock := newClock()
 	eng := open(t, t.TempDir(), clock, nil)
 	recordsSetup(t, eng, clock)
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-	from, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "from", From: start, Reason: "from the 5th"})
-	if err != nil || from.Kind != "range" || !from.From.Equal(start) || !from.To.IsZero() {
-		t.Fatalf("a hold with From alone: %+v %v", from, err)
+	var se *switchboard.Error
+	for _, c := range []struct {
+		name    string
+		h       switchboard.HoldRequest
+		missing string
+	}{
+		{"From alone", switchboard.HoldRequest{ID: "from", From: start, Reason: "from the 5th"}, "to_ms"},
+		{"To alone", switchboard.HoldRequest{ID: "until", To: start, Reason: "until the 5th"}, "from_ms"},
+	} {
+		h, err := eng.HoldPlace("acme", c.h)
+		if !errors.As(err, &se) || se.Code != switchboard.ErrInvalid || se.Field != c.missing ||
+			!strings.Contains(se.Message, c.missing+"\" too") {
+			t.Errorf("a hold with %s: %+v %v, want ErrInvalid naming %s", c.name, h, err, c.missing)
+		}
 	}
-	until, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "until", To: start, Reason: "until the 5th"})
+	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 0 {
+		t.Fatalf("the refused holds placed nothing: %+v %v", holds, err)
+	}
+	end := time.UnixMilli(math.MaxInt64)
+	from, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "from", From: start, To: end, Reason: "from the 5th"})
+	if err != nil || from.Kind != "range" || !from.From.Equal(start) || from.To.UnixMilli() != math.MaxInt64 {
+		t.Fatalf("a hold from the 5th on: %+v %v", from, err)
+	}
+	until, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "until", From: time.UnixMilli(0), To: start, Reason: "until the 5th"})
 	if err != nil || until.Kind != "range" || !until.From.IsZero() || !until.To.Equal(start) {
-		t.Fatalf("a hold with To alone: %+v %v", until, err)
+		t.Fatalf("a hold until the 5th: %+v %v", until, err)
 	}
 	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 2 || holds[0] != *from || holds[1] != *until {
 		t.Errorf("HoldList: %+v %v", holds, err)
 	}
 	// The calls ended on the 5th: "from" keeps their records, "until" none.
 	if er, err := eng.Erase("acme", "+442079460001"); err != nil || er.Held != 2 || er.Deleted != 0 {
-		t.Errorf("Erase under an open-ended hold: %+v %v", er, err)
+		t.Errorf("Erase under a hold to the engine's end: %+v %v", er, err)
 	}
 	must(t)(eng.HoldRelease("acme", "from"))
 	if er, err := eng.Erase("acme", "+442079460001"); err != nil || er.Held != 0 || er.Deleted != 2 {
 		t.Errorf("Erase under a hold that ended before the calls: %+v %v", er, err)
 	}
-	var se *switchboard.Error
 	if _, err := eng.HoldPlace("acme", switchboard.HoldRequest{From: start, To: start, Reason: "x"}); !errors.As(err, &se) ||
 		se.Field != "to_ms" {
 		t.Errorf("an empty range: %v", err)

@@ -1507,6 +1507,11 @@ def test_records():
                sb.ExistsError, "the same hold id again: ExistsError", sb.EEXIST)
         raises(lambda: eng.hold_place("acme", reason="x"), sb.InvalidError,
                "a hold that covers nothing: InvalidError", sb.EINVAL)
+        # A range needs both bounds, as sb_hold_place and Lua and Go take it.
+        raises(lambda: eng.hold_place("acme", from_ms=1767571200000, reason="x"), sb.InvalidError,
+               "a range hold with from_ms alone: InvalidError naming to_ms", sb.EINVAL, "to_ms")
+        raises(lambda: eng.hold_place("acme", to_ms=1767571200000, reason="x"), sb.InvalidError,
+               "a range hold with to_ms alone: InvalidError naming from_ms", sb.EINVAL, "from_ms")
         is_([x["id"] for x in eng.hold_list("acme")], ["h1"], "hold_list: a list")
         is_(eng.hold_get("acme", "h1"), eng.hold_list("acme")[0],
             "hold_get: the hold, as hold_list gives it")

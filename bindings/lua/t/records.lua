@@ -109,6 +109,11 @@ T.ok(h and h.id == "h1" and h.kind == "call" and h.call == "c2" and h.created_ms
      "hold_place: the hold")
 fails(sb.EEXIST, nil, "the same hold id again", eng:hold_place("acme", '{"id":"h1","call":"c1","reason":"x"}'))
 fails(sb.EINVAL, nil, "a hold that covers nothing", eng:hold_place("acme", { reason = "x" }))
+-- A range needs both bounds, as sb_hold_place and Python and Go take it.
+fails(sb.EINVAL, "to_ms", "a range hold with from_ms alone",
+      eng:hold_place("acme", { from_ms = 1767571200000, reason = "x" }))
+fails(sb.EINVAL, "from_ms", "a range hold with to_ms alone",
+      eng:hold_place("acme", { to_ms = 1767571200000, reason = "x" }))
 local hl = eng:hold_list("acme")
 T.is(hl and #hl.holds, 1, "hold_list: {holds = ...}")
 local hg = eng:hold_get("acme", "h1")
