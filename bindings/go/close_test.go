@@ -247,7 +247,29 @@ func TestArgumentsRefused(t *testing.T) {
 	check("NUL in a nested attribute's name", err, switchboard.ErrInvalid, "attrs.tags[1]")
 	_, err = eng.Submit("acme", switchboard.Event{Type: switchboard.Offer, Call: "c1", Queue: "support",
 		Caller: "+442079460001", Attrs: map[string]any{"h": struct{ V string }{"a\x00"}}})
-	check("NUL in an attribute marshalled from a struct", err, switchboard.ErrInvalid, "attrs.h")
+	check("NUL in an attribute marshalled from a struct", err, switchboard.ErrInvalid, "attrs.h.V")
+	// A document given as a Go value, as an event: the engine refused its
+	// \u0000 naming no field ("strings may not contain \u0000 (line 1
+	// column 29)", of JSON the caller never wrote).
+	_, err = eng.AgentPut("acme", map[string]any{"id": "bob", "name": "B\x00b"})
+	check("NUL in a document's field", err, switchboard.ErrInvalid, "name")
+	if err != nil && !strings.Contains(err.Error(), "name holds a NUL byte (a C string would end there)") {
+		t.Errorf("the message names the field: %v", err)
+	}
+	_, err = eng.AgentPut("acme", map[string]any{"id": "bob", "devices": map[string]any{"softphone": "sip:b\x00@pbx"}})
+	check("NUL in a nested field", err, switchboard.ErrInvalid, "devices.softphone")
+	_, err = eng.QueuePut("acme", struct {
+		ID      string   `json:"id"`
+		Members []string `json:"skills"`
+	}{"q2", []string{"en", "d\x00e"}})
+	check("NUL in a struct's list", err, switchboard.ErrInvalid, "skills[1]")
+	_, err = eng.AgentPut("acme", map[string]any{"id": "bob", "n\x00": "x"})
+	check("NUL in a document's name", err, switchboard.ErrInvalid, "")
+	_, err = eng.HoldPlace("acme", switchboard.HoldRequest{Number: "+442079460001", Reason: "case\x00 7"})
+	check("NUL in a hold's reason", err, switchboard.ErrInvalid, "reason")
+	if _, err := eng.AgentGet("acme", "bob"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("a refused agent was made: %v", err)
+	}
 	if c, err := eng.CallGet("acme", "c1"); !errors.Is(err, switchboard.ErrNotFound) {
 		t.Errorf("a refused offer made a call: %v %v", c, err)
 	}

@@ -255,7 +255,7 @@ func (e *Engine) HoldPlace(account string, h HoldRequest) (*Hold, error) {
 	if err != nil {
 		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the hold: " + err.Error()}
 	}
-	if err := checkUTF8("", doc); err != nil {
+	if err := checkStrings("", doc, b); err != nil {
 		return nil, err
 	}
 	var hj holdJSON
@@ -630,12 +630,12 @@ func (e *Engine) RetentionPreview(account string, opts RetentionPreviewOptions) 
 	} else if opts.Budget > 0 {
 		doc["budget_ms"] = ms
 	}
-	if err := checkUTF8("", doc); err != nil {
-		return nil, err
-	}
 	b, err := json.Marshal(doc)
 	if err != nil {
 		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the options: " + err.Error()}
+	}
+	if err := checkStrings("", doc, b); err != nil {
+		return nil, err
 	}
 	var r struct {
 		RetentionPreview

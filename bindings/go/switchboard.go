@@ -423,7 +423,7 @@ func document(doc any) ([]byte, error) {
 	if err != nil {
 		return nil, &Error{Code: ErrInvalid, Message: "cannot encode the document: " + err.Error()}
 	}
-	if err := checkUTF8("", doc); err != nil {
+	if err := checkStrings("", doc, b); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -434,59 +434,79 @@ var (
 	textMarshaler = reflect.TypeOf((*encoding.TextMarshaler)(nil)).Elem()
 )
 
-// checkUTF8 refuses v, a value json.Marshal took, when a string in it (a
-// value or an object's name) is not valid UTF-8: json.Marshal writes each
-// such byte as U+FFFD, and the engine would store a character the caller
-// never gave where JSON text holding the bytes is refused. The error names
-// where: path (the field, "" for the document), path.name or path[i].
-func checkUTF8(path string, v any) error {
-	if at, ok := badUTF8(path, reflect.ValueOf(v)); ok {
-		field := strings.TrimPrefix(at, ".")
-		what := field
-		if what == "" {
-			what = "the document"
-		}
-		return &Error{Code: ErrInvalid, Field: field, Message: what + " is not valid UTF-8"}
+// checkStrings refuses v, a value json.Marshal took as b, when a string in
+// it (a value or an object's name) holds a NUL byte or is not valid UTF-8.
+// json.Marshal writes a NUL byte as \u0000, which the engine refuses naming
+// no field ("strings may not contain \u0000 (line 1 column 29)", of JSON
+// text the caller never wrote; in attrs, "'attrs' must be a JSON object"),
+// and each byte that is not UTF-8 as U+FFFD, a character the engine would
+// store where JSON text holding the bytes is refused. The error names where,
+// as Lua's does: path (the field, "" for the document), path.name or
+// path[i]; path itself for a name, or for a NUL byte only a value's own
+// MarshalJSON wrote. Documents and events share it.
+func checkStrings(path string, v any, b []byte) error {
+	at, nul, ok := badString(path, reflect.ValueOf(v))
+	if !ok && jsonHasNUL(b) {
+		at, nul, ok = path, true, true
 	}
-	return nil
+	if !ok {
+		return nil
+	}
+	field := strings.TrimPrefix(at, ".")
+	what := field
+	if what == "" {
+		what = "the document"
+	}
+	if nul {
+		return &Error{Code: ErrInvalid, Field: field,
+			Message: what + " holds a NUL byte (a C string would end there)"}
+	}
+	return &Error{Code: ErrInvalid, Field: field, Message: what + " is not valid UTF-8"}
 }
 
-func badUTF8(path string, v reflect.Value) (string, bool) {
+// badString finds the first string in v that checkStrings refuses: where,
+// and whether for a NUL byte (else for UTF-8).
+func badString(path string, v reflect.Value) (string, bool, bool) {
 	if !v.IsValid() {
-		return "", false
+		return "", false, false
 	}
 	if v.Kind() != reflect.Interface && v.Kind() != reflect.Pointer &&
 		(v.Type().Implements(jsonMarshaler) || v.Type().Implements(textMarshaler)) {
-		return "", false // its own encoding: what it writes is its to answer for
+		return "", false, false // its own encoding: what it writes is its to answer for
 	}
 	switch v.Kind() {
 	case reflect.String:
+		if strings.IndexByte(v.String(), 0) >= 0 {
+			return path, true, true
+		}
 		if !utf8.ValidString(v.String()) {
-			return path, true
+			return path, false, true
 		}
 	case reflect.Interface, reflect.Pointer:
 		if !v.IsNil() {
-			return badUTF8(path, v.Elem())
+			return badString(path, v.Elem())
 		}
 	case reflect.Map:
 		keys := v.MapKeys()
 		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
 		for _, k := range keys {
 			name := fmt.Sprint(k)
-			if k.Kind() == reflect.String && !utf8.ValidString(k.String()) {
-				return path, true
+			if k.Kind() == reflect.String {
+				if _, nul, bad := badString(path, k); bad {
+					return path, nul, true
+				}
 			}
-			if at, ok := badUTF8(path+"."+name, v.MapIndex(k)); ok {
-				return at, true
+			if at, nul, ok := badString(path+"."+name, v.MapIndex(k)); ok {
+				return at, nul, true
 			}
 		}
 	case reflect.Slice, reflect.Array:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return "", false // base64
+			return "", false, false // base64
 		}
 		for i := 0; i < v.Len(); i++ {
-			if at, ok := badUTF8(fmt.Sprintf("%s[%d]", path, i), v.Index(i)); ok {
-				return at, true
+			if at, nul, ok := badString(fmt.Sprintf("%s[%d]", path, i), v.Index(i)); ok {
+				return at, nul, true
 			}
 		}
 	case reflect.Struct:
@@ -504,12 +524,12 @@ func badUTF8(path string, v reflect.Value) (string, bool) {
 			if f.Anonymous {
 				sub = path
 			}
-			if at, ok := badUTF8(sub, v.Field(i)); ok {
-				return at, true
+			if at, nul, ok := badString(sub, v.Field(i)); ok {
+				return at, nul, true
 			}
 		}
 	}
-	return "", false
+	return "", false, false
 }
 
 // jsonHasNUL reports whether the JSON text b holds a NUL byte, escaped:
@@ -528,38 +548,6 @@ func jsonHasNUL(b []byte) bool {
 		}
 	}
 	return false
-}
-
-// nulPath names where in v, a value json.Marshal takes, a NUL byte is: path
-// for a string holding one or an object with a name holding one, path.name or
-// path[i] deeper down; path itself for a value it cannot look into (a struct)
-// that holds one, and when there is none.
-func nulPath(path string, v any) string {
-	switch x := v.(type) {
-	case string:
-		return path
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			if strings.IndexByte(k, 0) >= 0 {
-				return path
-			}
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if b, err := json.Marshal(x[k]); err == nil && jsonHasNUL(b) {
-				return nulPath(path+"."+k, x[k])
-			}
-		}
-	case []any:
-		for i, e := range x {
-			if b, err := json.Marshal(e); err == nil && jsonHasNUL(b) {
-				return nulPath(fmt.Sprintf("%s[%d]", path, i), e)
-			}
-		}
-	}
-	return path
 }
 
 // bytesPtr points C at b (which holds no Go pointers, as cgo requires).
@@ -1543,15 +1531,7 @@ func (e *Engine) Submit(account string, ev Event) ([]Action, error) {
 		if err != nil {
 			return nil, &Error{Code: ErrInvalid, Message: "cannot encode attrs: " + err.Error(), Field: "attrs"}
 		}
-		// json.Marshal writes a NUL byte as \u0000, which the C string
-		// would carry to the engine (refused there as "'attrs' must be a JSON
-		// object"): refused here, naming it, as in every other string.
-		if jsonHasNUL(b) {
-			f := nulPath("attrs", map[string]any(ev.Attrs))
-			return nil, &Error{Code: ErrInvalid, Field: f,
-				Message: f + " holds a NUL byte (a C string would end there)"}
-		}
-		if err := checkUTF8("attrs", map[string]any(ev.Attrs)); err != nil {
+		if err := checkStrings("attrs", map[string]any(ev.Attrs), b); err != nil {
 			return nil, err
 		}
 		attrs = b

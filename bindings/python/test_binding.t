@@ -1795,6 +1795,39 @@ def test_arguments():
            "... and the message says which (%s)" % (e and e.message))
         raises(lambda: eng.hold_release("acme\0", "h1"), sb.InvalidError,
                "a NUL byte in the account", sb.EINVAL, "account")
+        # A NUL byte in a document's or an event's string went to the engine
+        # as \u0000, refused naming no field ("strings may not contain
+        # \u0000 (line 1 column 29)", of JSON the caller never wrote): named
+        # where it is, as Lua and Go name it.
+        eng.queue_put("acme", {"id": "support"})
+        for name, fn, field in (
+                ("a document's field", lambda: eng.agent_put("acme", {"id": "bob", "name": "B\0b"}),
+                 "name"),
+                ("a nested field", lambda: eng.agent_put(
+                    "acme", {"id": "bob", "devices": {"softphone": "sip:b\0@pbx"}}),
+                 "devices.softphone"),
+                ("a list's item", lambda: eng.agent_put("acme", {"id": "bob", "skills": ["en", "d\0"]}),
+                 "skills[1]"),
+                ("a document's key", lambda: eng.agent_put("acme", {"id": "bob", "n\0": 1}), None),
+                ("an event's call", lambda: eng.submit("acme", type="offer", call="c\0x",
+                                                        queue="support"), "call"),
+                ("an event's attribute", lambda: eng.submit(
+                    "acme", type="offer", call="c1", queue="support", attrs={"x_header": "a\0b"}),
+                 "attrs.x_header"),
+                ("an event given as a dict", lambda: eng.submit(
+                    "acme", {"type": "offer", "call": "c1", "queue": "support",
+                             "attrs": {"tags": ["a", "b\0"]}}), "attrs.tags[1]"),
+                ("a hold's reason", lambda: eng.hold_place("acme", number="+442079460001",
+                                                           reason="case\0 7"), "reason")):
+            e = raises(fn, sb.InvalidError, "a NUL byte in %s: InvalidError naming %s"
+                       % (name, field), sb.EINVAL, field)
+            want = "%s holds a NUL byte (a C string would end there)" % (field or "the agent")
+            is_(e and e.message, want, "... saying so")
+        is_((eng.agent_list("acme"), eng.call_list("acme"), eng.hold_list("acme")), ([], [], []),
+            "and nothing was stored")
+        ok(eng.submit("acme", type="offer", call="c1", queue="support",
+                      attrs={"x": "a\\u0000"}) is not None,
+           "a backslash before u0000 is no NUL byte")
         raises(lambda: eng.agent_get(None, "alice"), TypeError,
                "None for an id: TypeError, not an engine lookup of NULL")
         raises(lambda: eng.submit(None, type="hangup", call="c1"), TypeError,

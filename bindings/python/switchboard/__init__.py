@@ -481,10 +481,56 @@ def _doc(obj, what="document", optional=False):
     try:
         # allow_nan=False: NaN and infinities are not JSON (ValueError here,
         # not "malformed JSON" from the engine).
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
+        data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
                           allow_nan=False).encode("utf-8")
     except ValueError as e:
         raise ValueError("%s: %s" % (what, e)) from None
+    _refuse_nul(obj, data, what)
+    return data
+
+
+def _path(obj, bad, path=""):
+    """Where in obj (dicts, lists and tuples of values) the first value for
+    which bad(value) is true is, as the Lua and Go bindings name it: "name",
+    "devices.softphone", "tags[1]", "attrs.x_header" under path; path for a
+    dict whose key is bad; None when there is none."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if bad(k):
+                return path
+            at = _path(v, bad, "%s.%s" % (path, k) if path else str(k))
+            if at is not None:
+                return at
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            at = _path(v, bad, "%s[%d]" % (path, i))
+            if at is not None:
+                return at
+    elif bad(obj):
+        return path
+    return None
+
+
+def _has_nul(v):
+    return isinstance(v, str) and "\0" in v
+
+
+def _refuse_nul(obj, data, what):
+    """Refuse obj, a document or an event encoded as the JSON bytes data,
+    when a string in it holds a NUL byte: json writes it as \\u0000, which the
+    engine refuses naming no field ("strings may not contain \\u0000 (line 1
+    column 29)", of JSON text the caller never wrote). InvalidError naming
+    where, as for an id and as the Lua and Go bindings do. (The walk runs only
+    when the text holds the escape; a string holding a backslash and "u0000"
+    leads it to find nothing.)"""
+    if b"\\u0000" not in data:
+        return
+    at = _path(obj, _has_nul)
+    if at is not None:
+        raise InvalidError("SB_EINVAL", EINVAL,
+                           "%s holds a NUL byte (a C string would end there)"
+                           % (at or "the " + what),
+                           at or None)
 
 
 def _merged(doc, fields, what):
@@ -1529,6 +1575,7 @@ class Engine:
             event = fields if event is None else _merged(event, fields, "event")
         if type(event) is dict:
             data = _dumps(event).encode()
+            _refuse_nul(event, data, "event")
         elif event is None:
             raise TypeError("submit() needs an event: a dict, JSON text or keyword arguments")
         else:
