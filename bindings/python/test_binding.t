@@ -1828,6 +1828,48 @@ def test_arguments():
         ok(eng.submit("acme", type="offer", call="c1", queue="support",
                       attrs={"x": "a\\u0000"}) is not None,
            "a backslash before u0000 is no NUL byte")
+        # NaN and infinities, which documents refused with ValueError, went out
+        # in an event as JSON the engine refused as "malformed JSON ...
+        # invalid token near 'NaN'", naming no field: ValueError naming it.
+        for name, fn, want in (
+                ("an event's priority", lambda: eng.submit(
+                    "acme", type="offer", call="c2", queue="support", priority=float("nan")),
+                 "priority must be a finite number, not nan"),
+                ("an attribute", lambda: eng.submit(
+                    "acme", {"type": "offer", "call": "c2", "queue": "support",
+                             "attrs": {"w": [1, float("-inf")]}}),
+                 "attrs.w[1] must be a finite number, not -inf"),
+                ("a document", lambda: eng.agent_put("acme", {"id": "bob", "x": float("inf")}),
+                 "x must be a finite number, not inf")):
+            e = raises(fn, ValueError, "NaN or infinity in %s: ValueError" % name)
+            is_(e and str(e), want, "... naming it")
+        # A str holding a lone surrogate has no UTF-8 form: it raised a bare
+        # UnicodeEncodeError as an id, a ValueError about the codec in a
+        # document and InvalidError "malformed JSON" in an event. ValueError
+        # naming where, in each.
+        sur = "b\udcffb"
+        for name, fn, where in (
+                ("an id", lambda: eng.agent_get("acme", sur), "agent"),
+                ("an account", lambda: eng.agent_put(sur, {"id": "bob"}), "account"),
+                ("a document's field", lambda: eng.agent_put("acme", {"id": "bob", "name": sur}),
+                 "name"),
+                ("a document's key", lambda: eng.agent_put("acme", {"id": "bob", sur: 1}),
+                 "the agent"),
+                ("a document as JSON text", lambda: eng.agent_put("acme", '{"id":"%s"}' % sur),
+                 "agent"),
+                ("an event's call", lambda: eng.submit("acme", type="offer", call=sur,
+                                                        queue="support"), "call"),
+                ("an attribute", lambda: eng.submit("acme", type="offer", call="c2",
+                                                     queue="support", attrs={"x_header": sur}),
+                 "attrs.x_header"),
+                ("a policy's source", lambda: sb.policy_check("p.lua", "return {} -- " + sur),
+                 "source")):
+            e = raises(fn, ValueError, "a lone surrogate in %s: ValueError" % name)
+            ok(type(e) is ValueError and str(e).startswith(
+                "%s is not valid text: it holds a lone surrogate ('\\udcff' at " % where),
+               "... naming %s (%s)" % (where, e))
+        is_((eng.agent_list("acme"), [c["id"] for c in eng.call_list("acme")]), ([], ["c1"]),
+            "and nothing more was stored")
         raises(lambda: eng.agent_get(None, "alice"), TypeError,
                "None for an id: TypeError, not an engine lookup of NULL")
         raises(lambda: eng.submit(None, type="hangup", call="c1"), TypeError,

@@ -404,7 +404,7 @@ def _b(s, what, optional=False):
             return None
         raise TypeError("%s must be str or bytes, not None" % what)
     if isinstance(s, str):
-        s = s.encode("utf-8")
+        s = _utf8(s, what)
     elif not isinstance(s, bytes):
         raise TypeError("%s must be str or bytes, not %s" % (what, type(s).__name__))
     if b"\0" in s:
@@ -413,10 +413,23 @@ def _b(s, what, optional=False):
     return s
 
 
+def _utf8(s, what):
+    """str -> UTF-8 bytes. A str holding a lone surrogate ("\\udcff", as
+    os.fsdecode or a "surrogateescape" decoding leaves undecodable bytes) has
+    no UTF-8 form: ValueError naming what holds it, for an id, a document, an
+    event or any other text alike (encode's UnicodeEncodeError named
+    nothing)."""
+    try:
+        return s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError("%s is not valid text: it holds a lone surrogate (%r at %d), which "
+                         "UTF-8 cannot encode" % (what, s[e.start], e.start)) from None
+
+
 def _bytes(s, what):
     """str/bytes -> bytes for data passed with its length (NUL bytes allowed)."""
     if isinstance(s, str):
-        return s.encode("utf-8")
+        return _utf8(s, what)
     if isinstance(s, bytes):
         return s
     raise TypeError("%s must be str or bytes, not %s" % (what, type(s).__name__))
@@ -472,32 +485,64 @@ def _doc(obj, what="document", optional=False):
     if isinstance(obj, bytes):
         return obj
     if isinstance(obj, str):
-        return obj.encode("utf-8")
+        return _utf8(obj, what)
     if not isinstance(obj, (dict, list, tuple)):
         # 42, 3.5 or True would go out as JSON the engine refuses as
         # "malformed JSON": a wrong type, said as such.
         raise TypeError("%s must be a dict, a list or JSON text, not %s"
                         % (what, type(obj).__name__))
+    return _encode(obj, what)
+
+
+# Compact, without NaN or infinities (not JSON: the engine would refuse them
+# as "malformed JSON"), characters as they are: the C accelerator.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _encode(obj, what):
+    """A document or an event (a dict, list or tuple) -> UTF-8 JSON bytes,
+    the values C cannot take refused naming where they are (as _path names
+    it, None for the whole): NaN and infinities and strings holding a lone
+    surrogate raise ValueError, as other bad Python values do, a string
+    holding a NUL byte InvalidError. The walk runs only when the encoding
+    fails or holds an escaped NUL."""
     try:
-        # allow_nan=False: NaN and infinities are not JSON (ValueError here,
-        # not "malformed JSON" from the engine).
-        data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False).encode("utf-8")
+        data = _dumps(obj).encode("utf-8")
+    except UnicodeEncodeError:
+        at = _path(obj, lambda v: isinstance(v, str) and not _encodable(v))
+        if at is not None:
+            _utf8(at[1], at[0] or "the " + what)
+        raise
     except ValueError as e:
-        raise ValueError("%s: %s" % (what, e)) from None
+        at = _path(obj, lambda v: isinstance(v, float) and (v != v or v in _INF))
+        if at is None:
+            raise ValueError("%s: %s" % (what, e)) from None
+        raise ValueError("%s must be a finite number, not %r" % (at[0] or what, at[1])) from None
     _refuse_nul(obj, data, what)
     return data
 
 
+_INF = (float("inf"), float("-inf"))
+
+
+def _encodable(v):
+    try:
+        v.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _path(obj, bad, path=""):
     """Where in obj (dicts, lists and tuples of values) the first value for
-    which bad(value) is true is, as the Lua and Go bindings name it: "name",
-    "devices.softphone", "tags[1]", "attrs.x_header" under path; path for a
-    dict whose key is bad; None when there is none."""
+    which bad(value) is true is, and that value: (where, value), where named
+    as the Lua and Go bindings name it: "name", "devices.softphone",
+    "tags[1]", "attrs.x_header" under path; path for a dict whose key is bad
+    (the key the value); None when there is none."""
     if isinstance(obj, dict):
         for k, v in obj.items():
             if bad(k):
-                return path
+                return path, k
             at = _path(v, bad, "%s.%s" % (path, k) if path else str(k))
             if at is not None:
                 return at
@@ -507,7 +552,7 @@ def _path(obj, bad, path=""):
             if at is not None:
                 return at
     elif bad(obj):
-        return path
+        return path, obj
     return None
 
 
@@ -529,8 +574,8 @@ def _refuse_nul(obj, data, what):
     if at is not None:
         raise InvalidError("SB_EINVAL", EINVAL,
                            "%s holds a NUL byte (a C string would end there)"
-                           % (at or "the " + what),
-                           at or None)
+                           % (at[0] or "the " + what),
+                           at[0] or None)
 
 
 def _merged(doc, fields, what):
@@ -547,8 +592,6 @@ def _merged(doc, fields, what):
                         "arguments, not %s" % (what, type(doc).__name__))
     return dict(doc, **fields)
 
-
-_dumps = json.JSONEncoder(separators=(",", ":")).encode  # compact, the C accelerator
 
 
 def _s(p):
@@ -1573,13 +1616,9 @@ class Engine:
         SwitchboardError with nothing changed when the event is refused."""
         if fields:
             event = fields if event is None else _merged(event, fields, "event")
-        if type(event) is dict:
-            data = _dumps(event).encode()
-            _refuse_nul(event, data, "event")
-        elif event is None:
+        if event is None:
             raise TypeError("submit() needs an event: a dict, JSON text or keyword arguments")
-        else:
-            data = _doc(event, "event")
+        data = _doc(event, "event")  # as a document: NaN, NUL bytes, surrogates named
         acct = _b(account, "account")
         lib = self._lib
         eng, res, own = self._enter()
