@@ -212,7 +212,7 @@ type Hold struct {
 	Kind     string // "call", "number" or "range"
 	Reason   string
 	Call     string    // kind "call"
-	From, To time.Time // kind "range"; From zero for a range from the start (from_ms 0)
+	From, To time.Time // kind "range" (from the start: time.UnixMilli(0)); zero for the others
 	Created  time.Time
 	Released bool // set by HoldRelease
 }
@@ -229,8 +229,14 @@ type holdJSON struct {
 }
 
 func (h holdJSON) hold() Hold {
-	return Hold{ID: h.ID, Kind: h.Kind, Reason: h.Reason, Call: h.Call, From: msTime(h.From),
-		To: msTime(h.To), Created: msTime(h.Created), Released: h.Released}
+	x := Hold{ID: h.ID, Kind: h.Kind, Reason: h.Reason, Call: h.Call, Created: msTime(h.Created),
+		Released: h.Released}
+	if h.Kind == "range" {
+		// Both bounds as they were placed, from_ms 0 (from the start) too,
+		// so a hold read back can be placed again as it is.
+		x.From, x.To = time.UnixMilli(h.From), time.UnixMilli(h.To)
+	}
+	return x
 }
 
 // HoldPlace places a legal hold; ErrExists for a taken ID.

@@ -2195,9 +2195,16 @@ func TestHoldOpenRange(t *testing.T) {
 		t.Fatalf("a hold from the 5th on: %+v %v", from, err)
 	}
 	until, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "until", From: time.UnixMilli(0), To: start, Reason: "until the 5th"})
-	if err != nil || until.Kind != "range" || !until.From.IsZero() || !until.To.Equal(start) {
-		t.Fatalf("a hold until the 5th: %+v %v", until, err)
+	if err != nil || until.Kind != "range" || !until.From.Equal(time.UnixMilli(0)) || until.From.IsZero() ||
+		!until.To.Equal(start) {
+		t.Fatalf("a hold until the 5th, read back from the start (not a zero time): %+v %v", until, err)
 	}
+	// Read back, it can be placed again as it is (a zero From was refused).
+	again, err := eng.HoldPlace("acme", switchboard.HoldRequest{ID: "again", From: until.From, To: until.To, Reason: until.Reason})
+	if err != nil || !again.From.Equal(until.From) || !again.To.Equal(until.To) {
+		t.Fatalf("the hold until the 5th placed again as read: %+v %v", again, err)
+	}
+	must(t)(eng.HoldRelease("acme", "again"))
 	if holds, err := eng.HoldList("acme"); err != nil || len(holds) != 2 || holds[0] != *from || holds[1] != *until {
 		t.Errorf("HoldList: %+v %v", holds, err)
 	}

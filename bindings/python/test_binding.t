@@ -1843,6 +1843,17 @@ def test_arguments():
                  "x must be a finite number, not inf")):
             e = raises(fn, ValueError, "NaN or infinity in %s: ValueError" % name)
             is_(e and str(e), want, "... naming it")
+        # A value that holds itself: json's ValueError (a circular reference),
+        # not a RecursionError from the walk that names where a bad value is.
+        loop = {"id": "bob"}
+        loop["self"] = loop
+        items = []
+        items.append(items)
+        for name, fn in (("a document", lambda: eng.agent_put("acme", loop)),
+                         ("an event", lambda: eng.submit("acme", type="offer", call="c2",
+                                                         queue="support", attrs={"l": items}))):
+            e = raises(fn, ValueError, "%s holding itself: ValueError" % name)
+            ok(e is not None and "ircular" in str(e), "... saying so (%s)" % e)
         # A str holding a lone surrogate has no UTF-8 form: it raised a bare
         # UnicodeEncodeError as an id, a ValueError about the codec in a
         # document and InvalidError "malformed JSON" in an event. ValueError

@@ -1029,7 +1029,10 @@ static void reasons_of_file(json_t *d, const char *file)
             return;
         }
         for (const char *p = k; *p;) {
-            if (!strncmp(p, chunk, cl) && p[cl] >= '0' && p[cl] <= '9') {
+            /* NAME.lua:LINE as a name of its own: not the tail of
+            ** another's (secret.lua:3 for a policy named ret). */
+            int whole = p == k || strchr(" \t'\"([", p[-1]);
+            if (whole && !strncmp(p, chunk, cl) && p[cl] >= '0' && p[cl] <= '9') {
                 memcpy(t + len, file, fl);
                 t[len + fl] = ':';
                 len += fl + 1;

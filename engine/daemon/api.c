@@ -1564,7 +1564,7 @@ static void h_policy_put(ctx *x)
         reply_result(x, rc, 200, NULL, NULL);
     }
 out:
-    free(cases);
+    sbd_free_wiped(cases);
     json_decref(doc);
 }
 

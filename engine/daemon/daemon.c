@@ -1551,6 +1551,10 @@ void sbd_free_wiped(void *p)
 void *sbd_realloc_wiped(void *p, size_t n)
 {
     if (!p) return malloc(n);
+    if (!n) { /* as realloc: freed */
+        sbd_free_wiped(p);
+        return NULL;
+    }
     size_t had = malloc_usable_size(p);
     if (n <= had) return p; /* fits where it is */
     void *q = malloc(n);

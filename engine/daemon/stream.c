@@ -248,7 +248,7 @@ static void hent_free(sbd *d, sbd_hent *e)
     }
     b->bytes -= e->len;
     d->backlog_bytes -= e->len;
-    free(e);
+    sbd_free_wiped(e); /* its action: a dial URI, an agent's number */
 }
 
 /* Make room: e leaves the history, a resume from before it can no longer

@@ -410,7 +410,10 @@ SB_API void sb_defer_stop_signals(int on);
 ** that wipes each block whole before freeing it, as jansson's blocks hold
 ** the numbers and keys of the documents it parses and writes. An embedder's
 ** own jansson documents go through it too; a string from json_dumps is the
-** caller's to wipe and free(). */
+** caller's to wipe and free(). It replaces an allocator set before it, so
+** documents made before the first sb_open must come from malloc (jansson's
+** default); one set after it stops the wiping (and the engine's count of
+** jansson's allocations that fail). */
 SB_API SB_NODISCARD int sb_open(sb_engine **out, const sb_config *cfg, sb_result *res);
 /* Close the engine: syncs, then frees everything. NULL is a no-op. Call it
 ** once per handle, when no other thread is using the handle; the handle is

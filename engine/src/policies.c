@@ -509,7 +509,8 @@ int policy_default_must_have(wtx *t, uint32_t acct, const char *name, const char
 {
     int rc = read_running(t->txn, t->e, acct, name, NULL, NULL);
     if (rc == SB_ENOTFOUND) return 0;
-    if (!rc) rc = policy_must_have(t, acct, name, kept, field, hook);
+    /* Stored, or unreadable: policy_must_have says which, as for one named. */
+    rc = policy_must_have(t, acct, name, kept, field, hook);
     if (rc != SB_EINVAL) return rc;
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", sb_result_message(t->res));

@@ -62,7 +62,7 @@ unchanged "dry runs at a later date"
 cat >"$tmp/new.lua" <<'L'
 local P = {}
 function P.retain(record, ctx)
-  if record.id == "c3" then error("cannot decide " .. record.id) end
+  if record.id == "c3" then error("cannot decide " .. record.id .. " (see old-retention/new.lua:9)") end
   return { anonymize = true, review_in_days = 30, reason = "new rule" }
 end
 return P
@@ -71,13 +71,14 @@ run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy "$tmp/new.l
 check 3 "a policy file: every record; a failure exits 3" out "3 reviewed: 2 kept (1 overridden by legal holds, 1 failed), 1 anonymized, 0 deleted"
 has "$out" "every record, policy retention/new (the source given)"
 ok $? "... named as given, the source given" "$(shown)"
-has "$out" "failed: $tmp/new.lua:3: cannot decide c3" && ! has "$out" "retention/new.lua"
-ok $? "... the failure with file:line, of the file given (not the name it ran under)" "$(shown)"
+has "$out" "failed: $tmp/new.lua:3: cannot decide c3 (see old-retention/new.lua:9)" &&
+    ! has "$out" " retention/new.lua"
+ok $? "... the failure with file:line, of the file given (not the name it ran under; another name ending so left alone)" "$(shown)"
 run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy "$tmp/new.lua" --json --now 2026-02-01
 check 3 "--json" out '"anonymized": 1'
 has "$out" '"scope": "all"' && has "$out" '"source": "given"' && has "$out" '"c2"'
 ok $? "... with the scope, the source and the samples" "$(shown)"
-has "$out" "\"failed: $tmp/new.lua:3: cannot decide c3\": 1" &&
+has "$out" "\"failed: $tmp/new.lua:3: cannot decide c3 (see old-retention/new.lua:9)\": 1" &&
     has "$out" '"policy": "retention/keep-90-days-then-delete"'
 ok $? "... the failure of the file given, under the account's retention name" "$(shown)"
 run "$sb" sweep --dry-run --data-dir "$data" --account acme --policy "$tmp/new.lua" --scope due --now 2026-02-01

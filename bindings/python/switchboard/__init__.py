@@ -533,24 +533,34 @@ def _encodable(v):
         return False
 
 
-def _path(obj, bad, path=""):
+def _path(obj, bad, path="", inside=None):
     """Where in obj (dicts, lists and tuples of values) the first value for
     which bad(value) is true is, and that value: (where, value), where named
     as the Lua and Go bindings name it: "name", "devices.softphone",
     "tags[1]", "attrs.x_header" under path; path for a dict whose key is bad
-    (the key the value); None when there is none."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if bad(k):
-                return path, k
-            at = _path(v, bad, "%s.%s" % (path, k) if path else str(k))
-            if at is not None:
-                return at
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            at = _path(v, bad, "%s[%d]" % (path, i))
-            if at is not None:
-                return at
+    (the key the value); None when there is none. A dict or list met again
+    inside itself (which json refuses as a circular reference) is not
+    walked again."""
+    if isinstance(obj, (dict, list, tuple)):
+        inside = inside if inside is not None else set()
+        if id(obj) in inside:
+            return None
+        inside.add(id(obj))
+        try:
+            if isinstance(obj, dict):
+                for k, v in obj.items():
+                    if bad(k):
+                        return path, k
+                    at = _path(v, bad, "%s.%s" % (path, k) if path else str(k), inside)
+                    if at is not None:
+                        return at
+            else:
+                for i, v in enumerate(obj):
+                    at = _path(v, bad, "%s[%d]" % (path, i), inside)
+                    if at is not None:
+                        return at
+        finally:
+            inside.discard(id(obj))
     elif bad(obj):
         return path, obj
     return None
@@ -1438,7 +1448,10 @@ class Engine:
         call that found the state already as asked (an agent's status set to
         the one it has, a policy's history forgotten when it has none), and
         for a call that raised (but StoreError from a sync that failed after
-        its commit: the change stands). Inside :meth:`batch`, each event's
+        its commit: the change stands). A call refused before it reaches
+        the engine (a Python value it cannot take: NaN, a lone surrogate, a
+        wrong type) is no call of the engine's: it leaves changed() as the
+        call before it left it. Inside :meth:`batch`, each event's
         own (what the batch's commit is to store, and may yet fail to); the
         commit leaves it as the last event left it. With ``sync="defer"``,
         a call that changed nothing has nothing to lose to a sync that
