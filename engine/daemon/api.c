@@ -1850,9 +1850,9 @@ static void h_retention_preview(ctx *x)
 ** other copy. */
 static void page_free(const void *data, size_t len, void *arg)
 {
+    (void)len;
     (void)arg;
-    sodium_memzero((void *)data, len);
-    free((void *)data);
+    sbd_free_wiped((void *)data);
 }
 
 /* Add page (len bytes, malloc'd) to out, which owns it from here on, out
@@ -2055,8 +2055,7 @@ static void h_records(ctx *x)
         rest[head] = '"';
         memcpy(rest + head + 1, end, tail);
         d = json_loadb(rest, head + 1 + tail, 0, NULL);
-        sodium_memzero(rest, head + 1 + tail);
-        free(rest);
+        sbd_free_wiped(rest);
     }
     if (!d) {
         if (page) page_free(page, len, NULL);

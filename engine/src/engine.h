@@ -625,15 +625,15 @@ int policies_source_at(MDB_txn *txn, sb_engine *e, uint32_t acct, const char *na
 ** policy `name` (a typo would otherwise show only when calls arrive). */
 int policy_must_exist(wtx *t, uint32_t acct, const char *name, const char *field);
 /* The same, and SB_EINVAL when the policy does not define `hook`
-** (POL_HOOK_*): a queue needs route, a retention setting retain. */
+** (POL_HOOK_*): a queue needs route, a retention setting retain, or when
+** it is stored and does not run (signatures; `kept`, the name the queue or
+** setting holds already, is left to the logs). by_default: NULL for a name
+** the document gave; for a default it left unnamed (a queue's
+** longest-idle), where the name came from: a policy not stored is then no
+** error (its calls take the fallback, as for an engine without a
+** policy_dir), and a refusal's message ends with it in brackets. */
 int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *kept, const char *field,
-                     unsigned hook);
-/* The same for a default a document left unnamed (a queue's longest-idle):
-** 0 when no such policy is stored (its calls take the fallback, as for an
-** engine without a policy_dir), else policy_must_have's verdict, its
-** message ending with why (where the name came from). */
-int policy_default_must_have(wtx *t, uint32_t acct, const char *name, const char *kept,
-                             const char *field, unsigned hook, const char *why);
+                     unsigned hook, const char *by_default);
 int policies_reload_dir(sb_engine *e, sb_result *res, int *changed);
 /* With require_signed_policies, log the queues and retention settings whose
 ** policy is stored but does not run (one line a policy and account). */

@@ -240,7 +240,7 @@ static int do_account_put(wtx *t, void *arg)
         rec_settings was;
         int had = !op->created && rec_settings_load(t->txn, e, op->a.num, &was) == 0;
         if ((rc = policy_must_have(t, op->a.num, op->rs.retention, had ? was.retention : NULL,
-                                   "retention", POL_HOOK_RETAIN)))
+                                   "retention", POL_HOOK_RETAIN, NULL)))
             return rc;
     }
     if ((rc = st_account_save(t->txn, e, &op->a)) ||
@@ -1297,13 +1297,12 @@ static int do_queue_put(wtx *t, void *arg)
     {
         queue_rec was;
         int had = st_queue_by_id(t->txn, e, t->acct, op->q.id, &was) == 0;
-        const char *kept = had ? was.policy : NULL;
-        rc =
-            json_object_get(op->doc, "policy")
-                ? policy_must_have(t, t->acct, op->q.policy, kept, "policy", POL_HOOK_ROUTE)
-                : policy_default_must_have(t, t->acct, op->q.policy, kept, "policy", POL_HOOK_ROUTE,
-                                           "a queue that names no policy routes with it");
-        if (rc) return rc;
+        if ((rc = policy_must_have(t, t->acct, op->q.policy, had ? was.policy : NULL, "policy",
+                                   POL_HOOK_ROUTE,
+                                   json_object_get(op->doc, "policy")
+                                       ? NULL
+                                       : "a queue that names no policy routes with it")))
+            return rc;
     }
     /* No fallback of its own: the account's, as it is now. */
     if (!json_object_get(op->doc, "fallback") || json_is_null(json_object_get(op->doc, "fallback")))

@@ -464,15 +464,18 @@ static int stored_hooks(sb_engine *e, const char *name, const sb_buf *src, unsig
 }
 
 int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *kept, const char *field,
-                     unsigned hook)
+                     unsigned hook, const char *by_default)
 {
     sb_buf src = {0};
     char version[17] = "";
     int rc = read_running(t->txn, t->e, acct, name, &src, version);
     if (rc) {
         buf_free(&src);
+        if (rc == SB_ENOTFOUND && by_default) return 0;
         return policy_must_exist(t, acct, name, field);
     }
+    const char *o = by_default ? " (" : "", *d = by_default ? by_default : "",
+               *c = by_default ? ")" : "";
     /* Stored, but not to run (signatures required since it was stored, or
     ** another key's): named, every call would get the fallback and every
     ** review fail. Refused, as a policy that is not there is, when it is
@@ -490,31 +493,19 @@ int policy_must_have(wtx *t, uint32_t acct, const char *name, const char *kept, 
         unrun_fix(fix, sizeof fix, name, own);
         return res_err(t->res, SB_EINVAL, field,
                        "policy '%s' does not run: require_signed_policies is on, and %s; %s, or "
-                       "name another policy",
-                       name, why, fix);
+                       "name another policy%s%s%s",
+                       name, why, fix, o, d, c);
     }
     unsigned hooks;
     rc = stored_hooks(t->e, name, &src, &hooks);
     buf_free(&src);
     if (rc) return res_err(t->res, rc, field, "out of memory");
     if (hooks & hook) return 0;
-    return res_err(t->res, SB_EINVAL, field, "policy '%s' has no %s hook; %s", name,
+    return res_err(t->res, SB_EINVAL, field, "policy '%s' has no %s hook; %s%s%s%s", name,
                    hook_name(hook),
                    hook == POL_HOOK_ROUTE ? "a queue routes with a policy that defines route"
-                                          : "records are reviewed by a policy that defines retain");
-}
-
-int policy_default_must_have(wtx *t, uint32_t acct, const char *name, const char *kept,
-                             const char *field, unsigned hook, const char *why)
-{
-    int rc = read_running(t->txn, t->e, acct, name, NULL, NULL);
-    if (rc == SB_ENOTFOUND) return 0;
-    /* Stored, or unreadable: policy_must_have says which, as for one named. */
-    rc = policy_must_have(t, acct, name, kept, field, hook);
-    if (rc != SB_EINVAL) return rc;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", sb_result_message(t->res));
-    return res_err(t->res, rc, field, "%s (%s)", msg, why);
+                                          : "records are reviewed by a policy that defines retain",
+                   o, d, c);
 }
 
 /* pol_source_fn: called by the runtime inside the event's transaction, so

@@ -1705,6 +1705,21 @@ static void test_retry_gap(void)
 ** a third attempt, her no-answers counted twice; found when tried as a
 ** gateway developer would). Ring actions carry their attempt; a result that
 ** gives one that is over is refused and changes nothing. */
+/* ring_result of t1 (account ra, agent a) giving attempt, refused with
+** code on field attempt, its message holding says. */
+static void refused_attempt(const char *outcome, int attempt, int code, const char *says,
+                            const char *what)
+{
+    is_int(evf("ra",
+               "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
+               "\"outcome\":\"%s\",\"attempt\":%d}",
+               outcome, attempt),
+           code, "attempts: %s: %s", what, sb_strerror(code));
+    ok(sb_result_field(res) && !strcmp(sb_result_field(res), "attempt") &&
+           strstr(sb_result_message(res), says),
+       "attempts: ... naming attempt, saying so: %s", sb_result_message(res));
+}
+
 static void test_ring_attempts(void)
 {
     ok(account("ra") == 0 &&
@@ -1722,24 +1737,16 @@ static void test_ring_attempts(void)
            r->attempt == 2,
        "attempts: the timeout cancels it and rings a again, attempt 2");
     long long na = agent_stat("ra", "a", "no_answers");
-    is_int(evf("ra", "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
-                     "\"outcome\":\"no_answer\",\"attempt\":1}"),
-           SB_ESTATE, "attempts: the gateway's no_answer for attempt 1, late: SB_ESTATE");
-    ok(sb_result_field(res) && !strcmp(sb_result_field(res), "attempt") &&
-           strstr(sb_result_message(res), "ring attempt 1 of call 't1' is over; agent 'a' rings "
-                                          "for it as attempt 2 now"),
-       "attempts: ... naming attempt: %s", sb_result_message(res));
+    refused_attempt("no_answer", 1, SB_ESTATE,
+                    "ring attempt 1 of call 't1' is over; agent 'a' rings for it as attempt 2 now",
+                    "the gateway's no_answer for attempt 1, late");
     is_int(agent_stat("ra", "a", "no_answers"), na, "attempts: ... and no no-answer counted");
     is_str(call_state("ra", "t1"), "ringing", "attempts: t1 still rings a");
     /* An attempt never made is no late result: a gateway's own count, or
     ** another call's ring. */
-    is_int(evf("ra", "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
-                     "\"outcome\":\"answered\",\"attempt\":7}"),
-           SB_EINVAL, "attempts: a result for attempt 7, never made: SB_EINVAL");
-    ok(sb_result_field(res) && !strcmp(sb_result_field(res), "attempt") &&
-           strstr(sb_result_message(res), "call 't1' has had 2 ring attempts: attempt 7 was "
-                                          "never made"),
-       "attempts: ... naming attempt, saying so: %s", sb_result_message(res));
+    refused_attempt("answered", 7, SB_EINVAL,
+                    "call 't1' has had 2 ring attempts: attempt 7 was never made",
+                    "a result for attempt 7, never made");
     ok(!find(SB_ACT_CONNECT, "t1", "a") && !strcmp(call_state("ra", "t1"), "ringing"),
        "attempts: ... and t1 still rings a, not connected");
     is_int(evf("ra", "{\"type\":\"ring_result\",\"call\":\"t1\",\"agent\":\"a\","
