@@ -2481,9 +2481,9 @@ static void lint_const_return(lint *l, const fnread *f, const flow *fl, int hook
 }
 
 /* What SETFIELD x (at q, of a table built from `from` on, in a straight line)
-** stores: 1 a value that is not nil, 0 nil, -1 either. A constant, or the
-** last load into its register (loads). */
-static int set_value(const fnread *f, uint32_t x, int from, int q)
+** stores: 1 a value that is not nil, 0 nil, -1 either. A constant, an
+** agent view's id, or the last load into its register (loads). */
+static int set_value(const fnread *f, const int *params, uint32_t x, int from, int q)
 {
     int c = (int)((x >> 24) & 0xff);
     if ((x >> 15) & 1) return kget(f, c).tag == 0 ? 0 : 1;
@@ -2492,6 +2492,14 @@ static int set_value(const fnread *f, uint32_t x, int from, int q)
         int op = (int)(y & 0x7f), a = (int)((y >> 7) & 0xff);
         const char *what = loads(f, y, c);
         if (what) return strcmp(what, "nil") ? 1 : 0;
+        /* An agent's id (agents[1].id, a.id in an ipairs loop): an agent
+        ** view always has one (an index of nil stops the hook there). */
+        if (op == OP_GETFIELD && a == c) {
+            kstr k = kget(f, (int)((y >> 24) & 0xff));
+            if (k.s && k.n == 2 && !memcmp(k.s, "id", 2) &&
+                kind_at(f, params, p, (int)((y >> 16) & 0xff), 0) == VK_AGENT)
+                return 1;
+        }
         /* Anything else that writes it: unknown (a call or ... may write
         ** registers from A on). */
         if (writes(y, c) || ((op == OP_CALL || op == OP_VARARG || op == OP_TFORCALL) && a <= c))
@@ -2507,7 +2515,7 @@ static int set_value(const fnread *f, uint32_t x, int from, int q)
 ** and returned in a straight line, seen by nothing else on the way, its
 ** fields must also be able to go together ({ ring = ..., wait = 10 }, an
 ** erase's {}). */
-static void lint_decision(lint *l, const fnread *f, int hook)
+static void lint_decision(lint *l, const fnread *f, const int *params, int hook)
 {
     if (l->hook_protos[hook] > 1) return; /* which function is the hook is not known */
     flow fl;
@@ -2565,7 +2573,7 @@ static void lint_decision(lint *l, const fnread *f, int hook)
             kstr k = op == OP_SETFIELD ? kget(f, (int)((x >> 16) & 0xff)) : (kstr){0};
             int bit = k.s ? views_decision_key_bit(hook, k.s, k.n) : -1;
             if (op == OP_SETFIELD && bit >= 0) {
-                int v = set_value(f, x, pc + 1, q); /* the last set wins */
+                int v = set_value(f, params, x, pc + 1, q); /* the last set wins */
                 definite = v > 0 ? definite | 1u << bit : definite & ~(1u << bit);
                 maybe = v < 0 ? maybe | 1u << bit : maybe & ~(1u << bit);
             } else if (op == OP_SETFIELD || op == OP_SETTABLE || op == OP_SETI ||
@@ -2611,9 +2619,10 @@ static void lint_fields(lint *l, fnread *f, int hook)
                         "makes it invalid)",
                         hook_names[hook], b - 1);
     }
-    lint_decision(l, f, hook);
-    if (f->nloc > 0 && f->loc[0].name.n == 4 && memcmp(f->loc[0].name.s, "self", 4) == 0)
-        return; /* declared with ':': check_params says so */
+    if (f->nloc > 0 && f->loc[0].name.n == 4 && memcmp(f->loc[0].name.s, "self", 4) == 0) {
+        lint_decision(l, f, params, hook); /* its parameters are not the views */
+        return;                            /* declared with ':': check_params says so */
+    }
     for (int i = 0; i < 3 && i < f->nparams; i++)
         if (!written(f, i, 0, f->ncode)) params[i] = kinds[hook][i];
     /* Locals that hold an agent view (or ctx.queue) from start to end. */
@@ -2631,6 +2640,7 @@ static void lint_fields(lint *l, fnread *f, int hook)
         }
         if (kind != VK_NONE && !written(f, v->reg, v->startpc, v->endpc)) v->kind = kind;
     }
+    lint_decision(l, f, params, hook);
     for (int pc = 0; pc < f->ncode; pc++) {
         uint32_t ins = ins_at(f, pc);
         if ((ins & 0x7f) != OP_GETFIELD) continue;

@@ -556,6 +556,23 @@ shape locals 7 '  local n = #agents
 shape calls 4 "$guard
   return { ring = agents[math.min(#agents, math.max(1, call.attempts))].id, timeout = 601 }" \
     "timeout: expected an integer 1..600, got 601"
+# An agent view's id is never nil (indexing a missing agent stops the hook),
+# so a ring of one beside a wait is the pair that cannot go together, read
+# straight from agents, from an ipairs loop's agent or from a local agent
+# (each said ok, failing each time it ran); a field that may be nil is not.
+shape agent-id 3 "  return { ring = agents[1].id, wait = 5 }" "'ring' and 'wait' cannot go together"
+shape loop-id 4 "  for _, a in ipairs(agents) do
+    return { ring = a.id, wait = 5 }
+  end
+  return { wait = 5 }" "'ring' and 'wait' cannot go together"
+shape local-id 4 "  local first = agents[1]
+  return { ring = first.id, wait = 5 }" "'ring' and 'wait' cannot go together"
+for value in 'agents[1].name' 'best and best.id'; do
+    printf 'local P = {}\nfunction P.route(call, agents, ctx)\n  local best = agents[2]\n  return { ring = %s, wait = 5 }\nend\nreturn P\n' \
+        "$value" >"$tmp/maybe.lua"
+    run "$sb" policy check "$tmp/maybe.lua"
+    check 0 "policy check: ring = $value beside a wait may be nil, so not judged" out "maybe.lua: ok"
+done
 # ... and a table something else may see or change on the way is still not
 # judged: given to a function, stored in another table, its own value, or
 # held by a function the hook defines and calls (which sets a timeout that
